@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# Local Apache Kafka (KRaft, single node) + PostgreSQL without a Docker engine.
+#
+#   deploy/local-stack.sh start    fetch Kafka jars if needed, start both, wait until ready
+#   deploy/local-stack.sh stop     stop both (SIGTERM, then wait)
+#   deploy/local-stack.sh status   print what runs; exit 0 only when both are ready
+#   deploy/local-stack.sh wait     wait until both are ready (exit 1 after the timeout)
+#   deploy/local-stack.sh env      print the environment variables that point clients at the stack
+#   deploy/local-stack.sh reset    stop and delete all local data (not the downloaded jars)
+#
+# Everything lives under .work/ (git-ignored). Every command is idempotent.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+WORK="${POLLINATE_WORK_DIR:-$ROOT/.work}"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+PG_PORT="${PG_PORT:-5432}"
+PG_DB="${PG_DB:-pollinate}"
+PG_ADMIN_PASSWORD="${PG_ADMIN_PASSWORD:-postgres}"
+PG_BIN="${PG_BIN:-}"
+READY_TIMEOUT="${READY_TIMEOUT:-120}"
+
+KAFKA_HOME="$WORK/kafka"
+KAFKA_LIBS="$KAFKA_HOME/libs"
+KAFKA_DATA="$KAFKA_HOME/data"
+KAFKA_LOGS="$KAFKA_HOME/logs"
+KAFKA_PID="$KAFKA_HOME/kafka.pid"
+PG_HOME="$WORK/postgres"
+PG_DATA="$PG_HOME/data"
+PG_RUN="$PG_HOME/run"
+PG_LOG="$PG_HOME/postgres.log"
+
+log() { printf '[local-stack] %s\n' "$*" >&2; }
+die() { printf '[local-stack] error: %s\n' "$*" >&2; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# ---------------------------------------------------------------- prerequisites
+need_java() {
+  command -v java >/dev/null 2>&1 || die "java not found: Kafka 4 needs Java 17+ (Debian: apt-get install openjdk-17-jre-headless)"
+  local major
+  major="$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)"
+  [ -n "$major" ] && [ "$major" -ge 17 ] || die "java $major found, Kafka 4 needs Java 17+"
+}
+
+find_pg_bin() {
+  if [ -n "$PG_BIN" ]; then [ -x "$PG_BIN/postgres" ] || die "PG_BIN=$PG_BIN has no postgres binary"; return; fi
+  local candidate
+  for candidate in /usr/lib/postgresql/*/bin; do
+    [ -x "$candidate/postgres" ] && PG_BIN="$candidate"
+  done
+  if [ -z "$PG_BIN" ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    log "PostgreSQL server binaries not found: installing the Debian package 'postgresql'"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; } \
+      || die "could not install the 'postgresql' Debian package"
+    for candidate in /usr/lib/postgresql/*/bin; do
+      [ -x "$candidate/postgres" ] && PG_BIN="$candidate"
+    done
+  fi
+  [ -n "$PG_BIN" ] || die "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin: install the 'postgresql' package or set PG_BIN"
+}
+
+# initdb and postgres refuse to run as root: run them as the 'postgres' user then.
+as_pg_owner() {
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || die "running as root but no 'postgres' user exists to own the database"
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# ---------------------------------------------------------------- Kafka
+fetch_kafka() {
+  local stamp="$KAFKA_LIBS/.pom.sha256" want
+  want="$(sha256sum "$ROOT/deploy/kafka/pom.xml" | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return; fi
+  command -v mvn >/dev/null 2>&1 || die "mvn not found: Apache Maven fetches the Kafka jars from Maven Central (Debian: apt-get install maven)"
+  log "fetching Apache Kafka jars from Maven Central (cached in ~/.m2 for next time)"
+  rm -rf "$KAFKA_LIBS"; mkdir -p "$KAFKA_LIBS"
+  mvn -q -B -f "$ROOT/deploy/kafka/pom.xml" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS" >&2 \
+    || die "maven could not fetch the Kafka jars (is Maven Central reachable?)"
+  echo "$want" > "$stamp"
+}
+
+kafka_running() { [ -f "$KAFKA_PID" ] && kill -0 "$(cat "$KAFKA_PID")" 2>/dev/null; }
+
+start_kafka() {
+  need_java
+  fetch_kafka
+  if kafka_running; then log "kafka already running (pid $(cat "$KAFKA_PID"))"; return; fi
+  if port_open "$KAFKA_PORT"; then die "port $KAFKA_PORT is taken by another process: set KAFKA_PORT"; fi
+  mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS"
+  sed -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" -e "s#@KAFKA_CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
+      -e "s#@KAFKA_DATA_DIR@#$KAFKA_DATA#g" "$ROOT/deploy/kafka/server.properties.template" \
+      > "$KAFKA_HOME/server.properties"
+  local cp="$KAFKA_LIBS/*"
+  if [ ! -f "$KAFKA_DATA/meta.properties" ]; then
+    local cluster_id
+    cluster_id="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+    log "formatting KRaft storage (cluster id $cluster_id)"
+    java -cp "$cp" -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.properties" \
+      -Dkafka.logs.dir="$KAFKA_LOGS" kafka.tools.StorageTool format --standalone -g \
+      -t "$cluster_id" -c "$KAFKA_HOME/server.properties" >"$KAFKA_LOGS/format.log" 2>&1 \
+      || die "formatting Kafka storage failed: see $KAFKA_LOGS/format.log"
+  fi
+  log "starting kafka on 127.0.0.1:$KAFKA_PORT"
+  nohup java -Xms512m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dkafka.logs.dir="$KAFKA_LOGS" -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.properties" \
+    -cp "$cp" kafka.Kafka "$KAFKA_HOME/server.properties" >"$KAFKA_LOGS/stdout.log" 2>&1 &
+  echo $! > "$KAFKA_PID"
+}
+
+stop_kafka() {
+  if kafka_running; then
+    local pid; pid="$(cat "$KAFKA_PID")"
+    log "stopping kafka (pid $pid)"
+    kill -TERM "$pid"
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -0 "$pid" 2>/dev/null && { log "kafka did not stop in 30s: killing"; kill -KILL "$pid"; }
+  fi
+  rm -f "$KAFKA_PID"
+}
+
+kafka_ready() { kafka_running && port_open "$KAFKA_PORT"; }
+
+# ---------------------------------------------------------------- PostgreSQL
+pg_running() { [ -n "$PG_BIN" ] && [ -f "$PG_DATA/postmaster.pid" ] && as_pg_owner "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; }
+
+start_postgres() {
+  find_pg_bin
+  mkdir -p "$PG_HOME" "$PG_RUN"
+  [ "$(id -u)" = 0 ] && chown postgres: "$PG_HOME" "$PG_RUN"
+  if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+    log "initialising PostgreSQL cluster in $PG_DATA"
+    local pwfile="$PG_HOME/.pwfile"
+    printf '%s\n' "$PG_ADMIN_PASSWORD" > "$pwfile"
+    [ "$(id -u)" = 0 ] && chown postgres: "$pwfile"
+    as_pg_owner "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --pwfile="$pwfile" \
+      --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$PG_HOME/initdb.log" 2>&1 \
+      || die "initdb failed: see $PG_HOME/initdb.log"
+    rm -f "$pwfile"
+  fi
+  if pg_running; then
+    log "postgres already running"
+  else
+    if port_open "$PG_PORT"; then die "port $PG_PORT is taken by another process: set PG_PORT"; fi
+    log "starting postgres on 127.0.0.1:$PG_PORT"
+    as_pg_owner "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t "$READY_TIMEOUT" start \
+      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_RUN -c max_connections=300 -c fsync=on" >/dev/null \
+      || die "postgres did not start: see $PG_LOG"
+  fi
+  # Create the database and the per-service roles/schemas (idempotent).
+  if ! as_pg_owner "$PG_BIN/psql" -h "$PG_RUN" -p "$PG_PORT" -U postgres -d postgres -tAc \
+        "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'" | grep -q 1; then
+    as_pg_owner "$PG_BIN/psql" -h "$PG_RUN" -p "$PG_PORT" -U postgres -d postgres -q -c "CREATE DATABASE $PG_DB"
+  fi
+  as_pg_owner "$PG_BIN/psql" -h "$PG_RUN" -p "$PG_PORT" -U postgres -d "$PG_DB" -q -v ON_ERROR_STOP=1 \
+    -f - < "$ROOT/deploy/postgres/init.sql" >/dev/null || die "applying deploy/postgres/init.sql failed"
+}
+
+stop_postgres() {
+  find_pg_bin
+  if pg_running; then
+    log "stopping postgres"
+    as_pg_owner "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null
+  fi
+}
+
+postgres_ready() { find_pg_bin; pg_running && "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; }
+
+# ---------------------------------------------------------------- commands
+wait_ready() {
+  local deadline=$((SECONDS + READY_TIMEOUT))
+  until kafka_ready && postgres_ready; do
+    if [ -f "$KAFKA_PID" ] && ! kafka_running; then
+      die "kafka exited during start-up: see $KAFKA_LOGS/server.log and $KAFKA_LOGS/stdout.log"
+    fi
+    [ "$SECONDS" -lt "$deadline" ] || die "stack not ready after ${READY_TIMEOUT}s: see $KAFKA_LOGS/server.log and $PG_LOG"
+    sleep 0.5
+  done
+  log "ready: kafka 127.0.0.1:$KAFKA_PORT, postgres 127.0.0.1:$PG_PORT/$PG_DB"
+}
+
+print_env() {
+  cat <<ENV
+export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
+export POLLINATE_ADMIN_DATABASE_URL=postgresql://postgres:$PG_ADMIN_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB
+ENV
+}
+
+status() {
+  local ok=0
+  if kafka_ready; then echo "kafka: ready on 127.0.0.1:$KAFKA_PORT (pid $(cat "$KAFKA_PID"))";
+  elif kafka_running; then echo "kafka: starting (pid $(cat "$KAFKA_PID"))"; ok=1;
+  else echo "kafka: stopped"; ok=1; fi
+  if postgres_ready; then echo "postgres: ready on 127.0.0.1:$PG_PORT";
+  else echo "postgres: stopped"; ok=1; fi
+  return $ok
+}
+
+case "${1:-}" in
+  start) start_postgres; start_kafka; wait_ready ;;
+  stop) stop_kafka; stop_postgres ;;
+  status) status ;;
+  wait) find_pg_bin; wait_ready ;;
+  env) print_env ;;
+  reset) stop_kafka; stop_postgres; rm -rf "$KAFKA_DATA" "$KAFKA_LOGS" "$PG_HOME" ;;
+  *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
