@@ -1,0 +1,1 @@
+-- attribution service schema (tables arrive with the attribution capability).

@@ -1,0 +1,1 @@
+-- deals service schema (tables arrive with the deals capability).

@@ -1,0 +1,1 @@
+-- incentives service schema (tables arrive with the incentives capability).

@@ -1,0 +1,18 @@
+"""Composition root of the onboarding service: its consumers and HTTP routes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+
+from shared.service import Platform, ServiceDefinition
+
+NAME = "onboarding"
+
+
+def wire(platform: Platform) -> list[APIRouter]:
+    return []
+
+
+definition = ServiceDefinition(name=NAME, migrations=Path(__file__).parent / "migrations", wire=wire)

@@ -1,0 +1,1 @@
+-- onboarding service schema (tables arrive with the onboarding capability).

@@ -1,0 +1,282 @@
+"""Idempotent event consumption: inbox + effects in one transaction, offsets after the commit.
+
+For each Kafka record:
+1. decode the CloudEvents envelope and validate the payload; an invalid event is dead-lettered
+   with a precise reason (through the outbox, so it is never lost) and the consumer moves on;
+   an event type this consumer does not handle is skipped (forward compatibility);
+2. in one Postgres transaction: insert (consumer, event id) into the inbox — if it is already
+   there this is a redelivery and nothing else happens — then run the handler, whose writes
+   and outbox events commit together with the inbox row;
+3. only then does FastStream commit the offset (AckPolicy.NACK_ON_ERROR: ack after the handler
+   returns; on an exception, seek back so the record is delivered again).
+
+Transient failures (database unreachable, serialisation conflicts, deadlocks) are retried with
+bounded exponential backoff; if they persist the record is nacked and redelivered later, so
+nothing is skipped. Any other failure is a poison message: it is dead-lettered with the error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
+from faststream.exceptions import NackMessage
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from opentelemetry import trace
+
+from shared.db import Pool
+from shared.events import Envelope, EventPayload, InvalidEvent, decode_envelope
+from shared.outbox import Outbox
+from shared.topics import Topic, dead_letter_topic
+from shared.tracing import context_from_traceparent, tracer
+
+log = logging.getLogger(__name__)
+
+P = TypeVar("P", bound=EventPayload)
+
+DLQ_NAMESPACE = uuid.UUID("5b0f6f57-3b8e-4a53-9a52-7c1f1d0c9e11")
+
+# Header names on dead-lettered records (the original headers are kept beside them).
+DLQ_REASON = "dlq.reason"
+DLQ_ORIGIN_TOPIC = "dlq.origin.topic"
+DLQ_ORIGIN_PARTITION = "dlq.origin.partition"
+DLQ_ORIGIN_OFFSET = "dlq.origin.offset"
+DLQ_CONSUMER = "dlq.consumer"
+DLQ_FAILED_AT = "dlq.failed_at"
+DLQ_HEADERS = (DLQ_REASON, DLQ_ORIGIN_TOPIC, DLQ_ORIGIN_PARTITION, DLQ_ORIGIN_OFFSET, DLQ_CONSUMER, DLQ_FAILED_AT)
+
+
+class TransientError(Exception):
+    """Raised by a handler for a failure that may succeed on retry (e.g. a dependency is down)."""
+
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    TransientError,
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.LockNotAvailableError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+)
+
+
+class Outcome(str, Enum):
+    PROCESSED = "processed"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"
+    DEAD_LETTERED = "dead_lettered"
+
+
+@dataclass
+class HandlerContext:
+    """What a handler may touch: its transaction's connection and the outbox in it."""
+
+    conn: asyncpg.Connection
+    outbox: Outbox
+    topic: str
+    partition: int
+    offset: int
+
+    async def emit(self, topic: Topic, payload: EventPayload, *, subject: str) -> Envelope[Any]:
+        return await self.outbox.publish(self.conn, topic, payload, subject=subject)
+
+
+Handler = Callable[[HandlerContext, Envelope[P]], Awaitable[None]]
+
+
+@dataclass
+class _Route(Generic[P]):
+    model: type[P]
+    handler: Handler[P]
+
+
+@dataclass
+class ConsumerStats:
+    outcomes: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
+    transient_failures: int = 0
+
+    def count(self, outcome: Outcome) -> None:
+        self.outcomes[outcome] += 1
+
+
+class EventConsumer:
+    """One consumer group of one service over one or more topics, with typed handlers."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        service: str,
+        topics: list[Topic],
+        pool: Pool,
+        outbox: Outbox,
+        max_attempts: int = 5,
+        backoff_initial_seconds: float = 0.1,
+        backoff_max_seconds: float = 5.0,
+    ) -> None:
+        self.name = name
+        self.service = service
+        self.topics = topics
+        self.pool = pool
+        self.outbox = outbox
+        self.max_attempts = max_attempts
+        self.backoff_initial_seconds = backoff_initial_seconds
+        self.backoff_max_seconds = backoff_max_seconds
+        self.dead_letter_topic = dead_letter_topic(service)
+        self.stats = ConsumerStats()
+        self._routes: dict[str, _Route[Any]] = {}
+        self._tracer = tracer(f"pollinate.{service}")
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.service}.{self.name}"
+
+    def handles(self, model: type[P]) -> Callable[[Handler[P]], Handler[P]]:
+        """Register the handler of one event type."""
+
+        def register(handler: Handler[P]) -> Handler[P]:
+            if model.event_type in self._routes:
+                raise ValueError(f"{self.group_id} already handles {model.event_type}")
+            self._routes[model.event_type] = _Route(model, handler)
+            return handler
+
+        return register
+
+    def attach(self, broker: KafkaBroker) -> None:
+        """Subscribe on a FastStream broker, acknowledging only after processing."""
+
+        async def on_message(message: KafkaMessage) -> None:
+            record = message.raw_message
+            assert isinstance(record, ConsumerRecord)
+            await self.process(record)
+
+        broker.subscriber(
+            *[topic.name for topic in self.topics],
+            group_id=self.group_id,
+            auto_offset_reset="earliest",
+            # Explicit at-least-once: the offset is committed after process() returned (so
+            # after the DB commit); an exception seeks back and the record comes again.
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+        )(on_message)
+
+    async def process(self, record: ConsumerRecord[Any, Any]) -> Outcome:
+        headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+        parent = context_from_traceparent(headers.get("traceparent"))
+        with self._tracer.start_as_current_span(
+            f"consume {record.topic}",
+            context=parent,
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": record.topic,
+                "messaging.kafka.partition": record.partition,
+                "messaging.kafka.offset": record.offset,
+                "messaging.consumer.group.name": self.group_id,
+                "pollinate.service": self.service,
+            },
+        ) as span:
+            outcome = await self._process(record)
+            span.set_attribute("pollinate.outcome", outcome.value)
+            self.stats.count(outcome)
+            return outcome
+
+    async def _process(self, record: ConsumerRecord[Any, Any]) -> Outcome:
+        try:
+            envelope = decode_envelope(record.value or b"", {t: r.model for t, r in self._routes.items()})
+        except InvalidEvent as error:
+            return await self._dead_letter(record, str(error))
+        if envelope is None:
+            return Outcome.IGNORED
+        route = self._routes[envelope.type]
+        backoff = self.backoff_initial_seconds
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return await self._handle_once(record, envelope, route)
+            except TRANSIENT_ERRORS as error:
+                self.stats.transient_failures += 1
+                log.warning(
+                    "transient failure handling event",
+                    extra={"consumer": self.group_id, "event_id": str(envelope.id), "attempt": attempt, "error": repr(error)},
+                )
+                if attempt == self.max_attempts:
+                    # Not processed and not skipped: seek back, deliver again later.
+                    raise NackMessage() from error
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.backoff_max_seconds)
+            except InvalidEvent as error:
+                return await self._dead_letter(record, f"rejected by handler: {error}")
+            except Exception as error:
+                log.exception("handler failed; dead-lettering", extra={"consumer": self.group_id, "event_id": str(envelope.id)})
+                return await self._dead_letter(record, f"handler error {type(error).__name__}: {error}")
+        raise AssertionError("unreachable")
+
+    async def _handle_once(self, record: ConsumerRecord[Any, Any], envelope: Envelope[Any], route: _Route[Any]) -> Outcome:
+        async with self.pool.acquire() as conn, conn.transaction():
+            first_time = await conn.fetchval(
+                """
+                INSERT INTO inbox (consumer, event_id, event_type, topic, kafka_partition, kafka_offset)
+                VALUES ($1, $2, $3, $4, $5, $6)
+                ON CONFLICT (consumer, event_id) DO NOTHING
+                RETURNING true
+                """,
+                self.group_id,
+                envelope.id,
+                envelope.type,
+                record.topic,
+                record.partition,
+                record.offset,
+            )
+            if not first_time:
+                return Outcome.DUPLICATE
+            context = HandlerContext(conn, self.outbox, record.topic, record.partition, record.offset)
+            await route.handler(context, envelope)
+        return Outcome.PROCESSED
+
+    async def _dead_letter(self, record: ConsumerRecord[Any, Any], reason: str) -> Outcome:
+        """Park the record, untouched, in the service's dead-letter topic with the reason.
+
+        Written through the outbox: durable before the offset moves on. Its id is derived from
+        the record's coordinates, so a redelivered poison record is parked once.
+        """
+        log.warning(
+            "dead-lettering record",
+            extra={"consumer": self.group_id, "topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": reason},
+        )
+        headers = {k: v.decode(errors="replace") for k, v in (record.headers or ()) if k not in DLQ_HEADERS}
+        headers.update(
+            {
+                DLQ_REASON: reason[:4000],
+                DLQ_ORIGIN_TOPIC: record.topic,
+                DLQ_ORIGIN_PARTITION: str(record.partition),
+                DLQ_ORIGIN_OFFSET: str(record.offset),
+                DLQ_CONSUMER: self.group_id,
+                DLQ_FAILED_AT: datetime.now(UTC).isoformat(),
+            }
+        )
+        dead_letter_id = uuid.uuid5(DLQ_NAMESPACE, f"{self.group_id}/{record.topic}/{record.partition}/{record.offset}")
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self.outbox.publish_raw(
+                conn,
+                topic_name=self.dead_letter_topic.name,
+                key=(record.key or b"").decode(errors="replace"),
+                event_id=dead_letter_id,
+                event_type=headers.get("ce_type", "unknown"),
+                value=record.value or b"",
+                headers=headers,
+            )
+        return Outcome.DEAD_LETTERED

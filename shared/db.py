@@ -1,0 +1,91 @@
+"""Postgres plumbing: connection pools bound to a service's schema, and versioned migrations."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+PLATFORM_MIGRATIONS = Path(__file__).parent / "migrations"
+
+Pool = asyncpg.Pool
+Connection = asyncpg.Connection
+
+
+async def create_pool(dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
+    """A pool whose connections only see the service's own schema."""
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={"search_path": schema, "application_name": f"pollinate-{schema}"},
+    )
+    assert pool is not None
+    return pool
+
+
+def advisory_key(*parts: str) -> int:
+    """A stable signed 64-bit advisory-lock key for a name (the same in every process)."""
+    digest = hashlib.blake2b("/".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@dataclass(frozen=True)
+class Migration:
+    component: str
+    version: str
+    sql: str
+
+
+def load_migrations(component: str, directory: Path) -> list[Migration]:
+    return [
+        Migration(component, path.stem, path.read_text())
+        for path in sorted(directory.glob("*.sql"))
+    ]
+
+
+async def apply_migrations(pool: Pool, schema: str, migrations: list[Migration]) -> list[str]:
+    """Apply the migrations not applied yet, each in its own transaction, in order.
+
+    Several instances of one service may start at once: an advisory lock makes one of them
+    migrate while the others wait, then find nothing left to do.
+    """
+    applied_now: list[str] = []
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", advisory_key(schema, "migrations"))
+        try:
+            await conn.execute(
+                """
+                CREATE TABLE IF NOT EXISTS schema_migrations (
+                    component  text NOT NULL,
+                    version    text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (component, version)
+                )
+                """
+            )
+            done = {
+                (r["component"], r["version"])
+                for r in await conn.fetch("SELECT component, version FROM schema_migrations")
+            }
+            for migration in migrations:
+                if (migration.component, migration.version) in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (component, version) VALUES ($1, $2)",
+                        migration.component,
+                        migration.version,
+                    )
+                applied_now.append(f"{migration.component}/{migration.version}")
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", advisory_key(schema, "migrations"))
+    if applied_now:
+        log.info("applied migrations", extra={"schema": schema, "migrations": applied_now})
+    return applied_now

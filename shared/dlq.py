@@ -1,0 +1,127 @@
+"""Inspect and replay dead letters.
+
+    python -m shared.dlq list   --service deals
+    python -m shared.dlq replay --service deals [--offset 12 --offset 13]
+
+`replay` re-publishes the original record (value, key, original headers) to the topic it came
+from, with a `dlq.replayed_from` header. Without --offset it replays every dead letter not
+replayed before: progress is kept as the offsets of the consumer group `<dlq topic>.replayer`.
+A replayed event that fails again is dead-lettered again, with its new reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.consumer import DLQ_HEADERS, DLQ_ORIGIN_TOPIC, DLQ_REASON
+from shared.outbox import make_producer
+from shared.topics import dead_letter_topic
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+
+    @property
+    def reason(self) -> str:
+        return self.headers.get(DLQ_REASON, "")
+
+    @property
+    def origin_topic(self) -> str:
+        return self.headers[DLQ_ORIGIN_TOPIC]
+
+
+def _to_dead_letter(record: Any) -> DeadLetter:
+    headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+    return DeadLetter(record.offset, record.key, record.value or b"", headers)
+
+
+async def read_dead_letters(
+    bootstrap: str, service: str, *, group_id: str | None = None
+) -> tuple[list[DeadLetter], AIOKafkaConsumer]:
+    """Everything in the service's DLQ (from the group's committed offset when group_id is set).
+
+    Returns the consumer too (started) so the caller can commit progress and must stop it.
+    """
+    topic = dead_letter_topic(service).name
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or {0})]
+    consumer.assign(partitions)
+    if group_id is None:
+        await consumer.seek_to_beginning(*partitions)
+    end = await consumer.end_offsets(partitions)
+    letters: list[DeadLetter] = []
+    for tp in partitions:
+        while await consumer.position(tp) < end[tp]:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            for record in batch.get(tp, []):
+                letters.append(_to_dead_letter(record))
+    return letters, consumer
+
+
+async def replay(bootstrap: str, service: str, offsets: set[int] | None = None) -> list[DeadLetter]:
+    group = f"{dead_letter_topic(service).name}.replayer" if offsets is None else None
+    letters, consumer = await read_dead_letters(bootstrap, service, group_id=group)
+    producer = make_producer(bootstrap, client_id=f"{service}-dlq-replay")
+    await producer.start()
+    replayed: list[DeadLetter] = []
+    try:
+        for letter in letters:
+            if offsets is not None and letter.offset not in offsets:
+                continue
+            headers = [(k, v.encode()) for k, v in letter.headers.items() if k not in DLQ_HEADERS]
+            headers.append(("dlq.replayed_from", f"{dead_letter_topic(service).name}:{letter.offset}".encode()))
+            await producer.send_and_wait(letter.origin_topic, value=letter.value, key=letter.key, headers=headers)
+            replayed.append(letter)
+        if group is not None and letters:
+            await consumer.commit()  # remember what was replayed
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return replayed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="List or replay a service's dead letters.")
+    parser.add_argument("command", choices=["list", "replay"])
+    parser.add_argument("--service", required=True)
+    parser.add_argument("--offset", type=int, action="append", help="replay only these DLQ offsets")
+    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    args = parser.parse_args()
+    if args.command == "list":
+
+        async def list_all() -> list[DeadLetter]:
+            letters, consumer = await read_dead_letters(args.bootstrap, args.service)
+            await consumer.stop()
+            return letters
+
+        for letter in asyncio.run(list_all()):
+            h = letter.headers
+            print(
+                f"offset={letter.offset} origin={h.get(DLQ_ORIGIN_TOPIC)}[{h.get('dlq.origin.partition')}]"
+                f"@{h.get('dlq.origin.offset')} type={h.get('ce_type', '?')} consumer={h.get('dlq.consumer')}\n"
+                f"  reason: {letter.reason}"
+            )
+    else:
+        done = asyncio.run(replay(args.bootstrap, args.service, set(args.offset) if args.offset else None))
+        print(f"replayed {len(done)} dead letter(s)")
+
+
+if __name__ == "__main__":
+    main()

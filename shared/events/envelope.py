@@ -1,0 +1,153 @@
+"""CloudEvents 1.0 envelope (structured JSON mode) around a typed pydantic payload.
+
+Every event on every topic is an `Envelope`. Its `type` carries the version
+(`deal.approved.v1`); `subject` is the aggregate id, which is also the Kafka key, so one
+aggregate's events stay in one partition and in order. Payload models ignore unknown fields so
+producers can add fields without breaking consumers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
+
+
+class InvalidEvent(ValueError):
+    """An event that can never be processed as it is: it belongs in the dead-letter topic."""
+
+
+class EventPayload(BaseModel):
+    """Base of every event payload. Unknown fields are ignored (forward compatibility)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event_type: ClassVar[str]
+
+
+P = TypeVar("P", bound=EventPayload)
+_REGISTRY: dict[str, type[EventPayload]] = {}
+
+
+def event_type(name: str) -> Callable[[type[P]], type[P]]:
+    """Register a payload model under its versioned CloudEvents type name."""
+
+    def register(model: type[P]) -> type[P]:
+        existing = _REGISTRY.get(name)
+        if existing is not None and existing is not model:
+            raise ValueError(f"event type {name!r} is already registered to {existing.__name__}")
+        model.event_type = name
+        _REGISTRY[name] = model
+        return model
+
+    return register
+
+
+def payload_model_for(name: str) -> type[EventPayload] | None:
+    return _REGISTRY.get(name)
+
+
+def registered_event_types() -> dict[str, type[EventPayload]]:
+    return dict(_REGISTRY)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Envelope(BaseModel, Generic[P]):
+    """CloudEvents 1.0 attributes plus the W3C `traceparent` extension."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    specversion: str = "1.0"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    source: str
+    type: str
+    subject: str
+    time: datetime = Field(default_factory=_now)
+    datacontenttype: str = "application/json"
+    traceparent: str | None = None
+    data: P
+
+    @classmethod
+    def wrap(
+        cls,
+        payload: P,
+        *,
+        source: str,
+        subject: str,
+        event_id: uuid.UUID | None = None,
+        traceparent: str | None = None,
+        time: datetime | None = None,
+    ) -> Envelope[P]:
+        return Envelope[P](
+            id=event_id or uuid.uuid4(),
+            source=source,
+            type=payload.event_type,
+            subject=subject,
+            time=time or _now(),
+            traceparent=traceparent,
+            data=payload,
+        )
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+class _RawEnvelope(BaseModel):
+    """The envelope with its data not yet validated: used to route by type first."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    specversion: str
+    id: uuid.UUID
+    source: str
+    type: str
+    subject: str
+    time: datetime
+    traceparent: str | None = None
+    data: dict[str, Any]
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False):
+        location = ".".join(str(p) for p in item["loc"]) or "<root>"
+        parts.append(f"{location}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def decode_envelope(raw: bytes, expected: dict[str, type[EventPayload]]) -> Envelope[Any] | None:
+    """Parse and validate one event.
+
+    Returns None for an event type this consumer does not handle (ignored, forward
+    compatible). Raises InvalidEvent with a precise, human-readable reason otherwise.
+    """
+    try:
+        head = _RawEnvelope.model_validate_json(raw)
+    except ValidationError as error:
+        raise InvalidEvent(f"malformed CloudEvents envelope: {_describe(error)}") from error
+    if head.specversion != "1.0":
+        raise InvalidEvent(f"unsupported CloudEvents specversion {head.specversion!r}")
+    model = expected.get(head.type)
+    if model is None:
+        return None
+    try:
+        payload = model.model_validate(head.data)
+    except ValidationError as error:
+        raise InvalidEvent(f"invalid {head.type} payload: {_describe(error)}") from error
+    return Envelope[Any](
+        id=head.id,
+        source=head.source,
+        type=head.type,
+        subject=head.subject,
+        time=head.time,
+        traceparent=head.traceparent,
+        data=payload,
+    )

@@ -1,0 +1,252 @@
+"""Transactional outbox: events are rows written in the same transaction as the state change,
+and a relay publishes them to Kafka afterwards.
+
+Crash anywhere and nothing is lost: an event committed but not published is published when a
+relay next runs; an event published but not yet marked is published again, and the consumers'
+inbox drops the duplicate (same CloudEvents id).
+
+Order: one relay at a time publishes (a transaction-scoped advisory lock), always in `position`
+order, with an idempotent producer; so events of one aggregate (one Kafka key, one partition)
+reach Kafka in the order they were committed. Any number of relay instances may run; the others
+are hot standbys that take over on the next batch if the active one dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from shared.db import Pool, advisory_key
+from shared.events import CLOUDEVENTS_CONTENT_TYPE, Envelope, EventPayload
+from shared.topics import Topic
+from shared.tracing import current_traceparent
+
+log = logging.getLogger(__name__)
+
+
+def make_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
+    """The only way the platform produces to Kafka: idempotent, acknowledged by all replicas."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=2,
+        request_timeout_ms=30_000,
+    )
+
+
+def notify_channel(schema: str) -> str:
+    return f"pollinate_outbox_{schema}"
+
+
+class Outbox:
+    """Writes events into the service's outbox table, inside the caller's transaction."""
+
+    def __init__(self, schema: str, source: str) -> None:
+        self.schema = schema
+        self.source = source
+        self.channel = notify_channel(schema)
+
+    async def publish(
+        self,
+        conn: asyncpg.Connection,
+        topic: Topic,
+        payload: EventPayload,
+        *,
+        subject: str,
+        event_id: uuid.UUID | None = None,
+    ) -> Envelope[Any]:
+        """Record `payload` for publication on `topic`, keyed by `subject` (the aggregate id)."""
+        if self.schema not in topic.producing_services:
+            raise ValueError(f"{self.schema} does not produce to {topic.name}")
+        envelope: Envelope[Any] = Envelope.wrap(
+            payload,
+            source=self.source,
+            subject=subject,
+            event_id=event_id,
+            traceparent=current_traceparent(),
+        )
+        headers = {
+            "content-type": CLOUDEVENTS_CONTENT_TYPE,
+            "ce_id": str(envelope.id),
+            "ce_type": envelope.type,
+            "ce_source": envelope.source,
+        }
+        if envelope.traceparent:
+            headers["traceparent"] = envelope.traceparent
+        await self.publish_raw(
+            conn,
+            topic_name=topic.name,
+            key=subject,
+            event_id=envelope.id,
+            event_type=envelope.type,
+            value=envelope.to_bytes(),
+            headers=headers,
+        )
+        return envelope
+
+    async def publish_raw(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        topic_name: str,
+        key: str,
+        event_id: uuid.UUID,
+        event_type: str,
+        value: bytes,
+        headers: Mapping[str, str],
+    ) -> bool:
+        """Record an already-serialised message. Returns False if `event_id` was recorded before."""
+        if not conn.is_in_transaction():
+            raise RuntimeError("outbox writes must share the caller's transaction")
+        inserted = await conn.fetchval(
+            """
+            INSERT INTO outbox (event_id, topic, message_key, event_type, value, headers)
+            VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+            ON CONFLICT (event_id) DO NOTHING
+            RETURNING true
+            """,
+            event_id,
+            topic_name,
+            key,
+            event_type,
+            value,
+            json.dumps(dict(headers)),
+        )
+        # Delivered to listeners only if and when this transaction commits.
+        await conn.execute("SELECT pg_notify($1, '')", self.channel)
+        return bool(inserted)
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows to Kafka, then marks them published."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        producer: AIOKafkaProducer,
+        schema: str,
+        *,
+        batch_size: int = 500,
+        fallback_poll_seconds: float = 1.0,
+        retention_hours: float = 24.0,
+    ) -> None:
+        self.pool = pool
+        self.producer = producer
+        self.schema = schema
+        self.batch_size = batch_size
+        self.fallback_poll_seconds = fallback_poll_seconds
+        self.retention_hours = retention_hours
+        self._lock_key = advisory_key(schema, "outbox-relay")
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.published_total = 0
+        self.healthy = False
+
+    def wake(self, *_: object) -> None:
+        self._wakeup.set()
+
+    async def publish_pending(self) -> int | None:
+        """Publish one batch. Returns how many rows were published, or None when another
+        relay instance holds the lock right now."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            got_lock = await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key)
+            if not got_lock:
+                return None
+            rows = await conn.fetch(
+                """
+                SELECT position, topic, message_key, value, headers
+                FROM outbox WHERE published_at IS NULL
+                ORDER BY position LIMIT $1
+                """,
+                self.batch_size,
+            )
+            if not rows:
+                return 0
+            await self._send(rows)
+            await self._mark_published(conn, [row["position"] for row in rows])
+        self.published_total += len(rows)
+        return len(rows)
+
+    async def _send(self, rows: Sequence[asyncpg.Record]) -> None:
+        # send() only enqueues, in call order, so per-partition order is the row order; then
+        # wait for every broker acknowledgement before the rows may be marked published.
+        deliveries = []
+        for row in rows:
+            headers = [(k, v.encode()) for k, v in json.loads(row["headers"]).items()]
+            deliveries.append(
+                await self.producer.send(
+                    row["topic"], value=row["value"], key=row["message_key"].encode(), headers=headers
+                )
+            )
+        await asyncio.gather(*deliveries)
+
+    async def _mark_published(self, conn: asyncpg.Connection, positions: list[int]) -> None:
+        await conn.execute(
+            "UPDATE outbox SET published_at = now() WHERE position = ANY($1::bigint[])", positions
+        )
+
+    async def purge_published(self) -> int:
+        """Delete rows published longer ago than the retention (kept meanwhile for audit)."""
+        result = await self.pool.execute(
+            "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
+            self.retention_hours * 3600,
+        )
+        return int(result.split()[-1])
+
+    async def run(self) -> None:
+        """Run until stop(): publish whenever woken by NOTIFY, or by the fallback poll."""
+        listener: asyncpg.Connection | None = None
+        backoff = 0.1
+        last_purge = 0.0
+        loop = asyncio.get_running_loop()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    if listener is None or listener.is_closed():
+                        listener = await self.pool.acquire()
+                        await listener.add_listener(notify_channel(self.schema), self.wake)
+                    self._wakeup.clear()
+                    published = await self.publish_pending()
+                    self.healthy = True
+                    backoff = 0.1
+                    if loop.time() - last_purge > 600:
+                        last_purge = loop.time()
+                        await self.purge_published()
+                    if published == self.batch_size:
+                        continue  # more is waiting
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), self.fallback_poll_seconds)
+                except Exception as error:
+                    # Kafka or Postgres unavailable: nothing was marked, so retry with capped
+                    # backoff; the rows stay in the outbox until they are published.
+                    self.healthy = False
+                    log.warning("outbox relay batch failed; retrying", extra={"error": repr(error), "retry_in": backoff})
+                    if listener is not None:
+                        await self._release(listener)
+                        listener = None
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            if listener is not None:
+                await self._release(listener)
+
+    async def _release(self, listener: asyncpg.Connection) -> None:
+        with contextlib.suppress(Exception):
+            await listener.remove_listener(notify_channel(self.schema), self.wake)
+        with contextlib.suppress(Exception):
+            await self.pool.release(listener)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wakeup.set()

@@ -1,0 +1,169 @@
+"""The composition of one service process: every service has exactly this shape.
+
+A service declares a `ServiceDefinition` (its name, migrations, consumers and HTTP routers);
+`create_app` wires it to Postgres (its own role and schema), the outbox relay, a FastStream
+Kafka broker for its consumers, and a FastAPI app with health, readiness and metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Response
+from faststream.kafka import KafkaBroker
+
+from shared.consumer import EventConsumer
+from shared.db import PLATFORM_MIGRATIONS, Pool, apply_migrations, create_pool, load_migrations
+from shared.logging import configure_logging
+from shared.outbox import Outbox, OutboxRelay, make_producer
+from shared.settings import ServiceSettings
+from shared.topics import ALL_TOPICS, Topic, ensure_topics
+from shared.tracing import configure_tracing
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Platform:
+    """The running plumbing a service's handlers and routes are given."""
+
+    settings: ServiceSettings
+    pool: Pool
+    outbox: Outbox
+    relay: OutboxRelay
+    broker: KafkaBroker
+    consumers: list[EventConsumer] = field(default_factory=list)
+
+    @property
+    def schema(self) -> str:
+        return self.settings.service_name
+
+    def consumer(self, name: str, topics: list[Topic]) -> EventConsumer:
+        """Declare a consumer group of this service (attached to the broker on start)."""
+        consumer = EventConsumer(
+            name=name,
+            service=self.schema,
+            topics=topics,
+            pool=self.pool,
+            outbox=self.outbox,
+            max_attempts=self.settings.consumer_max_attempts,
+            backoff_initial_seconds=self.settings.consumer_backoff_initial_seconds,
+            backoff_max_seconds=self.settings.consumer_backoff_max_seconds,
+        )
+        consumer.attach(self.broker)
+        self.consumers.append(consumer)
+        return consumer
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    migrations: Path
+    # Called once the platform is up: declares consumers, returns the service's HTTP routers.
+    wire: Callable[[Platform], list[APIRouter]]
+
+
+@asynccontextmanager
+async def running_platform(definition: ServiceDefinition, settings: ServiceSettings) -> AsyncIterator[tuple[Platform, list[APIRouter]]]:
+    schema = definition.name
+    await ensure_topics(settings.kafka_bootstrap_servers, ALL_TOPICS)
+    pool = await create_pool(
+        settings.database_url, schema, min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size
+    )
+    await apply_migrations(
+        pool,
+        schema,
+        load_migrations("platform", PLATFORM_MIGRATIONS) + load_migrations(schema, definition.migrations),
+    )
+    producer = make_producer(settings.kafka_bootstrap_servers, client_id=f"{schema}-relay")
+    await producer.start()
+    relay = OutboxRelay(
+        pool,
+        producer,
+        schema,
+        batch_size=settings.relay_batch_size,
+        fallback_poll_seconds=settings.relay_fallback_poll_seconds,
+        retention_hours=settings.relay_retention_hours,
+    )
+    broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id=schema, logger=logging.getLogger(f"{schema}.kafka"))
+    platform = Platform(settings, pool, Outbox(schema, source=f"pollinate/{schema}"), relay, broker)
+    routers = definition.wire(platform)
+    relay_task = asyncio.create_task(relay.run(), name=f"{schema}-outbox-relay")
+    await broker.start()
+    log.info("service started", extra={"consumers": [c.group_id for c in platform.consumers]})
+    try:
+        yield platform, routers
+    finally:
+        await broker.stop()
+        relay.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay_task
+        await producer.stop()
+        await pool.close()
+        log.info("service stopped")
+
+
+def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastAPI:
+    configure_logging(settings.service_name, settings.log_level, settings.log_format)
+    configure_tracing(settings.service_name, settings.trace_exporter)
+    state: dict[str, Platform] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with running_platform(definition, settings) as (platform, routers):
+            state["platform"] = platform
+            app.state.platform = platform
+            for router in routers:
+                app.include_router(router)
+            yield
+
+    app = FastAPI(title=f"Pollinate {definition.name}", lifespan=lifespan)
+
+    @app.get("/health/live", tags=["health"])
+    async def live() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/health/ready", tags=["health"])
+    async def ready(response: Response) -> dict[str, object]:
+        platform = state.get("platform")
+        checks: dict[str, bool] = {"started": platform is not None}
+        if platform is not None:
+            try:
+                checks["database"] = await asyncio.wait_for(platform.pool.fetchval("SELECT true"), 2.0) is True
+            except Exception:
+                checks["database"] = False
+            checks["kafka"] = await platform.broker.ping(timeout=2.0)
+            checks["outbox_relay"] = platform.relay.healthy
+        ok = all(checks.values())
+        response.status_code = 200 if ok else 503
+        return {"status": "ready" if ok else "not ready", "checks": checks}
+
+    @app.get("/metrics", tags=["health"])
+    async def metrics() -> dict[str, object]:
+        platform = state.get("platform")
+        if platform is None:
+            return {}
+        backlog = await platform.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        return {
+            "outbox_backlog": backlog,
+            "outbox_published_total": platform.relay.published_total,
+            "consumers": {
+                c.group_id: {**{o.value: n for o, n in c.stats.outcomes.items()}, "transient_failures": c.stats.transient_failures}
+                for c in platform.consumers
+            },
+        }
+
+    return app
+
+
+def run(definition: ServiceDefinition) -> None:
+    settings = ServiceSettings(service_name=definition.name)
+    app = create_app(definition, settings)
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None)

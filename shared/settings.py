@@ -1,0 +1,49 @@
+"""Typed settings read from the environment, the same names on the native path and in Docker."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """What a service process needs to know about its surroundings.
+
+    Every field maps to an upper-case environment variable of the same name
+    (`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`, ...). `DATABASE_URL` is the service's own
+    least-privilege role, never the admin role.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    service_name: str
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # Defaults to the local stack's role for this service (see deploy/postgres/init.sql).
+    database_url: str = ""
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    log_level: str = "INFO"
+    log_format: str = Field(default="json", pattern="^(json|text)$")
+
+    db_pool_min_size: int = 1
+    db_pool_max_size: int = 10
+
+    relay_batch_size: int = 500
+    # Safety net only: the relay is woken by LISTEN/NOTIFY; this bounds the delay if a
+    # notification is lost (e.g. while the listening connection reconnects).
+    relay_fallback_poll_seconds: float = 1.0
+    relay_retention_hours: float = 24.0
+
+    consumer_max_attempts: int = 5
+    consumer_backoff_initial_seconds: float = 0.1
+    consumer_backoff_max_seconds: float = 5.0
+
+    # none | console | file:<path> | otlp (OTEL_EXPORTER_OTLP_ENDPOINT is then honoured)
+    trace_exporter: str = "none"
+
+    @model_validator(mode="after")
+    def _default_database_url(self) -> ServiceSettings:
+        if not self.database_url:
+            role = f"{self.service_name}_svc"
+            object.__setattr__(self, "database_url", f"postgresql://{role}:{role}@127.0.0.1:5432/pollinate")
+        return self

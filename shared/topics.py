@@ -1,0 +1,132 @@
+"""The topic registry: every topic on the platform, who produces it and what its key is.
+
+Topics are created from this registry (the broker has auto-creation off), so a typo in a topic
+name fails loudly instead of silently creating a new topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("onboarding", "deals", "attribution", "incentives")
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    owner: str
+    key: str
+    partitions: int
+    description: str
+    producers: tuple[str, ...] = ()
+
+    @property
+    def producing_services(self) -> tuple[str, ...]:
+        return self.producers or (self.owner,)
+
+
+CRM_DEALS = Topic(
+    "crm.deals.v1", "deals", "crm deal id (source:source_id)", 6,
+    "Canonical CRM deal events normalised from upstream CRMs by the deals service's adapters.",
+)
+DEAL_REGISTRATIONS = Topic(
+    "deals.registrations.v1", "deals", "registration id", 6,
+    "Deal registration lifecycle and rules-of-engagement decisions.",
+)
+PARTNER_LIFECYCLE = Topic(
+    "partners.lifecycle.v1", "onboarding", "partner id", 6,
+    "Partner lifecycle: approved, activated, tier changed, authorisations, suspended, expelled.",
+)
+ATTRIBUTION_CREDITS = Topic(
+    "attribution.credits.v1", "attribution", "deal id", 6,
+    "Revenue credits per partner and their corrections (reversal + new credit).",
+)
+INCENTIVE_LEDGER = Topic(
+    "incentives.ledger.v1", "incentives", "partner id", 6,
+    "Ledger entries: earnings, kickers, reversals, MDF accruals, claim decisions.",
+)
+PARTNER_NOTIFICATIONS = Topic(
+    "notifications.partner.v1", "deals", "partner id", 6,
+    "Notifications partner apps subscribe to: one partner's messages share a key and stay ordered.",
+    producers=("deals", "incentives", "onboarding", "attribution"),
+)
+
+
+def dead_letter_topic(service: str) -> Topic:
+    return Topic(
+        f"{service}.dlq.v1", service, "original key", 1,
+        f"Events the {service} service could not process, with reason and origin in headers.",
+    )
+
+
+DEAD_LETTERS = tuple(dead_letter_topic(service) for service in SERVICES)
+
+ALL_TOPICS: tuple[Topic, ...] = (
+    CRM_DEALS,
+    DEAL_REGISTRATIONS,
+    PARTNER_LIFECYCLE,
+    ATTRIBUTION_CREDITS,
+    INCENTIVE_LEDGER,
+    PARTNER_NOTIFICATIONS,
+    *DEAD_LETTERS,
+)
+
+
+def topic_named(name: str) -> Topic:
+    for topic in ALL_TOPICS:
+        if topic.name == name:
+            return topic
+    raise KeyError(f"no topic named {name!r} in the registry")
+
+
+async def ensure_topics(
+    bootstrap_servers: str, topics: Iterable[Topic] = ALL_TOPICS, *, attempts: int = 30
+) -> None:
+    """Create the topics that do not exist yet (idempotent; retries while the broker starts)."""
+    wanted = list(topics)
+    for attempt in range(1, attempts + 1):
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [t for t in wanted if t.name not in existing]
+            if missing:
+                try:
+                    await admin.create_topics(
+                        [NewTopic(t.name, num_partitions=t.partitions, replication_factor=1)
+                         for t in missing]
+                    )
+                except TopicAlreadyExistsError:
+                    pass  # another instance created it between our list and create
+                log.info("created topics", extra={"topics": [t.name for t in missing]})
+            return
+        except KafkaConnectionError:
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(min(0.2 * attempt, 2.0))
+        finally:
+            await admin.close()
+
+
+def main() -> None:
+    import argparse
+    import os
+
+    parser = argparse.ArgumentParser(description="Create every registered Pollinate topic.")
+    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    args = parser.parse_args()
+    asyncio.run(ensure_topics(args.bootstrap))
+    for topic in ALL_TOPICS:
+        print(f"{topic.name:28} owner={topic.owner:12} partitions={topic.partitions} key={topic.key}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""OpenTelemetry: one trace follows an event from the first span, through the outbox row and
+the Kafka headers, into the next consumer's span.
+
+The W3C `traceparent` is captured when an event is written to the outbox (it is part of the
+CloudEvents envelope and copied to a Kafka header), and restored as the parent of the consumer's
+processing span.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+_propagator = TraceContextTextMapPropagator()
+
+
+def tracer(name: str) -> trace.Tracer:
+    return trace.get_tracer(name)
+
+
+def current_traceparent() -> str | None:
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def context_from_traceparent(traceparent: str | None) -> otel_context.Context:
+    if not traceparent:
+        return otel_context.Context()
+    return _propagator.extract({"traceparent": traceparent})
+
+
+class JsonLinesSpanExporter(SpanExporter):
+    """Appends finished spans as JSON lines to a file (the demo prints a trace from it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        with self.path.open("a") as out:
+            for span in spans:
+                out.write(span.to_json(indent=None) + "\n")
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+
+def configure_tracing(service_name: str, exporter: str) -> None:
+    """Install a tracer provider for this process (once). `exporter` is one of
+    none | console | file:<path> | otlp."""
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return  # already configured (e.g. several components in one test process)
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    if exporter == "console":
+        provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+    elif exporter.startswith("file:"):
+        provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(Path(exporter[5:]))))
+    elif exporter == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    elif exporter != "none":
+        raise ValueError(f"unknown trace exporter {exporter!r}")
+    trace.set_tracer_provider(provider)
+
+
+def span_summary(span: ReadableSpan) -> dict[str, str]:
+    """A small, printable view of a span (used by the demo and tests)."""
+    ctx = span.get_span_context()
+    assert ctx is not None
+    return {
+        "name": span.name,
+        "trace_id": format(ctx.trace_id, "032x"),
+        "span_id": format(ctx.span_id, "016x"),
+        "parent_id": format(span.parent.span_id, "016x") if span.parent else "",
+        "attributes": json.dumps(dict(span.attributes or {}), default=str),
+    }

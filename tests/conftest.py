@@ -1,0 +1,102 @@
+"""Test infrastructure: a real Kafka broker and a real PostgreSQL.
+
+Where they come from, in order:
+1. KAFKA_BOOTSTRAP_SERVERS and POLLINATE_ADMIN_DATABASE_URL from the environment
+   (`make test` starts the local stack and sets them);
+2. testcontainers, when a Docker engine answers;
+3. otherwise the integration tests fail, saying how to start the local stack.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+INIT_SQL = ROOT / "deploy" / "postgres" / "init.sql"
+
+HOW_TO_START = (
+    "no Kafka/PostgreSQL for the integration tests. Run `make test` (starts everything), or "
+    "`deploy/local-stack.sh start && eval \"$(deploy/local-stack.sh env)\"` and run pytest again, "
+    "or make a Docker engine available for testcontainers."
+)
+
+
+@dataclass(frozen=True)
+class Infra:
+    kafka_bootstrap: str
+    admin_dsn: str
+
+    def dsn_for(self, role: str, password: str) -> str:
+        rest = self.admin_dsn.split("@", 1)[1]
+        return f"postgresql://{role}:{password}@{rest}"
+
+
+def _docker_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    admin = os.environ.get("POLLINATE_ADMIN_DATABASE_URL")
+    if kafka and admin:
+        yield Infra(kafka, admin)
+        return
+    if not _docker_available():
+        pytest.fail(HOW_TO_START, pytrace=False)
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.postgres import PostgresContainer
+
+    with (
+        PostgresContainer("postgres:16", username="postgres", password="postgres", dbname="pollinate") as pg,
+        KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka_container,
+    ):
+        dsn = pg.get_connection_url().replace("postgresql+psycopg2://", "postgresql://")
+        import asyncio
+
+        async def init() -> None:
+            conn = await asyncpg.connect(dsn)
+            await conn.execute(INIT_SQL.read_text())
+            await conn.close()
+
+        asyncio.run(init())
+        yield Infra(kafka_container.get_bootstrap_server(), dsn)
+
+
+@dataclass(frozen=True)
+class ScratchService:
+    """A throw-away service footprint: its own schema and least-privilege role."""
+
+    schema: str
+    dsn: str
+
+
+@pytest.fixture
+async def scratch_service(infra: Infra) -> AsyncIterator[ScratchService]:
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(infra.admin_dsn)
+    try:
+        await admin.execute("SELECT platform_admin.provision_service($1, $2)", schema, schema)
+    finally:
+        await admin.close()
+    yield ScratchService(schema, infra.dsn_for(f"{schema}_svc", schema))
+    admin = await asyncpg.connect(infra.admin_dsn)
+    try:
+        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await admin.execute(f'DROP OWNED BY "{schema}_svc"')
+        await admin.execute(f'DROP ROLE "{schema}_svc"')
+    finally:
+        await admin.close()
