@@ -139,6 +139,8 @@ class EventConsumer:
         self.backoff_max_seconds = backoff_max_seconds
         self.dead_letter_topic = dead_letter_topic(service)
         self.stats = ConsumerStats()
+        # Called after each record with its outcome (metrics, tests awaiting progress).
+        self.observers: list[Callable[[Outcome, ConsumerRecord[Any, Any]], None]] = []
         self._routes: dict[str, _Route[Any]] = {}
         self._tracer = tracer(f"pollinate.{service}")
 
@@ -193,6 +195,8 @@ class EventConsumer:
             outcome = await self._process(record)
             span.set_attribute("pollinate.outcome", outcome.value)
             self.stats.count(outcome)
+            for observe in self.observers:
+                observe(outcome, record)
             return outcome
 
     async def _process(self, record: ConsumerRecord[Any, Any]) -> Outcome:

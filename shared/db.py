@@ -41,6 +41,12 @@ class Migration:
     version: str
     sql: str
 
+    @property
+    def has_statements(self) -> bool:
+        # asyncpg fails on a script that is only comments; such a migration is a placeholder.
+        code = [line for line in self.sql.splitlines() if line.strip() and not line.strip().startswith("--")]
+        return bool(code)
+
 
 def load_migrations(component: str, directory: Path) -> list[Migration]:
     return [
@@ -77,7 +83,8 @@ async def apply_migrations(pool: Pool, schema: str, migrations: list[Migration])
                 if (migration.component, migration.version) in done:
                     continue
                 async with conn.transaction():
-                    await conn.execute(migration.sql)
+                    if migration.has_statements:
+                        await conn.execute(migration.sql)
                     await conn.execute(
                         "INSERT INTO schema_migrations (component, version) VALUES ($1, $2)",
                         migration.component,

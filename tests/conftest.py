@@ -100,3 +100,18 @@ async def scratch_service(infra: Infra) -> AsyncIterator[ScratchService]:
         await admin.execute(f'DROP ROLE "{schema}_svc"')
     finally:
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+def span_exporter() -> object:
+    """An in-memory span exporter installed as this test process's tracer provider."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return exporter

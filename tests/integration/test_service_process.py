@@ -1,0 +1,65 @@
+"""Every service starts as its own OS process: migrations, relay, broker, health endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+
+import httpx
+import pytest
+
+from shared.topics import SERVICES
+from tests.conftest import ROOT, Infra
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_ready(url: str, process: asyncio.subprocess.Process, timeout: float = 60.0) -> httpx.Response:
+    """Poll the readiness endpoint of a child process (the only signal it offers)."""
+    async with httpx.AsyncClient() as client, asyncio.timeout(timeout):
+        while True:
+            if process.returncode is not None:
+                raise AssertionError(f"service exited with {process.returncode}")
+            try:
+                response = await client.get(url)
+                if response.status_code == 200:
+                    return response
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_service_process_becomes_ready_and_stops_cleanly(infra: Infra, service: str) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+        "DATABASE_URL": infra.dsn_for(f"{service}_svc", f"{service}_svc"),
+        "HTTP_PORT": str(port),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", f"services.{service}", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        ready = await wait_ready(f"http://127.0.0.1:{port}/health/ready", process)
+        assert ready.json()["checks"] == {"started": True, "database": True, "kafka": True, "outbox_relay": True}
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).json()
+        assert metrics["outbox_backlog"] == 0
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    # uvicorn re-raises the captured SIGTERM after its graceful shutdown has finished.
+    assert process.returncode in (0, -signal.SIGTERM), stderr.decode()[-2000:]
+    assert '"msg": "service stopped"' in stderr.decode()
