@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -34,7 +34,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from opentelemetry import trace
 
-from shared.db import Pool
+from shared.db import Connection, Pool
 from shared.events import Envelope, EventPayload, InvalidEvent, decode_envelope
 from shared.outbox import Outbox
 from shared.topics import Topic, dead_letter_topic
@@ -53,7 +53,14 @@ DLQ_ORIGIN_PARTITION = "dlq.origin.partition"
 DLQ_ORIGIN_OFFSET = "dlq.origin.offset"
 DLQ_CONSUMER = "dlq.consumer"
 DLQ_FAILED_AT = "dlq.failed_at"
-DLQ_HEADERS = (DLQ_REASON, DLQ_ORIGIN_TOPIC, DLQ_ORIGIN_PARTITION, DLQ_ORIGIN_OFFSET, DLQ_CONSUMER, DLQ_FAILED_AT)
+DLQ_HEADERS = (
+    DLQ_REASON,
+    DLQ_ORIGIN_TOPIC,
+    DLQ_ORIGIN_PARTITION,
+    DLQ_ORIGIN_OFFSET,
+    DLQ_CONSUMER,
+    DLQ_FAILED_AT,
+)
 
 
 class TransientError(Exception):
@@ -75,7 +82,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     PROCESSED = "processed"
     DUPLICATE = "duplicate"
     IGNORED = "ignored"
@@ -86,7 +93,7 @@ class Outcome(str, Enum):
 class HandlerContext:
     """What a handler may touch: its transaction's connection and the outbox in it."""
 
-    conn: asyncpg.Connection
+    conn: Connection
     outbox: Outbox
     topic: str
     partition: int
@@ -201,7 +208,9 @@ class EventConsumer:
 
     async def _process(self, record: ConsumerRecord[Any, Any]) -> Outcome:
         try:
-            envelope = decode_envelope(record.value or b"", {t: r.model for t, r in self._routes.items()})
+            envelope = decode_envelope(
+                record.value or b"", {t: r.model for t, r in self._routes.items()}
+            )
         except InvalidEvent as error:
             return await self._dead_letter(record, str(error))
         if envelope is None:
@@ -215,7 +224,12 @@ class EventConsumer:
                 self.stats.transient_failures += 1
                 log.warning(
                     "transient failure handling event",
-                    extra={"consumer": self.group_id, "event_id": str(envelope.id), "attempt": attempt, "error": repr(error)},
+                    extra={
+                        "consumer": self.group_id,
+                        "event_id": str(envelope.id),
+                        "attempt": attempt,
+                        "error": repr(error),
+                    },
                 )
                 if attempt == self.max_attempts:
                     # Not processed and not skipped: seek back, deliver again later.
@@ -225,15 +239,23 @@ class EventConsumer:
             except InvalidEvent as error:
                 return await self._dead_letter(record, f"rejected by handler: {error}")
             except Exception as error:
-                log.exception("handler failed; dead-lettering", extra={"consumer": self.group_id, "event_id": str(envelope.id)})
-                return await self._dead_letter(record, f"handler error {type(error).__name__}: {error}")
+                log.exception(
+                    "handler failed; dead-lettering",
+                    extra={"consumer": self.group_id, "event_id": str(envelope.id)},
+                )
+                return await self._dead_letter(
+                    record, f"handler error {type(error).__name__}: {error}"
+                )
         raise AssertionError("unreachable")
 
-    async def _handle_once(self, record: ConsumerRecord[Any, Any], envelope: Envelope[Any], route: _Route[Any]) -> Outcome:
+    async def _handle_once(
+        self, record: ConsumerRecord[Any, Any], envelope: Envelope[Any], route: _Route[Any]
+    ) -> Outcome:
         async with self.pool.acquire() as conn, conn.transaction():
             first_time = await conn.fetchval(
                 """
-                INSERT INTO inbox (consumer, event_id, event_type, topic, kafka_partition, kafka_offset)
+                INSERT INTO inbox
+                    (consumer, event_id, event_type, topic, kafka_partition, kafka_offset)
                 VALUES ($1, $2, $3, $4, $5, $6)
                 ON CONFLICT (consumer, event_id) DO NOTHING
                 RETURNING true
@@ -247,7 +269,9 @@ class EventConsumer:
             )
             if not first_time:
                 return Outcome.DUPLICATE
-            context = HandlerContext(conn, self.outbox, record.topic, record.partition, record.offset)
+            context = HandlerContext(
+                conn, self.outbox, record.topic, record.partition, record.offset
+            )
             await route.handler(context, envelope)
         return Outcome.PROCESSED
 
@@ -259,9 +283,17 @@ class EventConsumer:
         """
         log.warning(
             "dead-lettering record",
-            extra={"consumer": self.group_id, "topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": reason},
+            extra={
+                "consumer": self.group_id,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "reason": reason,
+            },
         )
-        headers = {k: v.decode(errors="replace") for k, v in (record.headers or ()) if k not in DLQ_HEADERS}
+        headers = {
+            k: v.decode(errors="replace") for k, v in (record.headers or ()) if k not in DLQ_HEADERS
+        }
         headers.update(
             {
                 DLQ_REASON: reason[:4000],
@@ -272,7 +304,9 @@ class EventConsumer:
                 DLQ_FAILED_AT: datetime.now(UTC).isoformat(),
             }
         )
-        dead_letter_id = uuid.uuid5(DLQ_NAMESPACE, f"{self.group_id}/{record.topic}/{record.partition}/{record.offset}")
+        dead_letter_id = uuid.uuid5(
+            DLQ_NAMESPACE, f"{self.group_id}/{record.topic}/{record.partition}/{record.offset}"
+        )
         async with self.pool.acquire() as conn, conn.transaction():
             await self.outbox.publish_raw(
                 conn,

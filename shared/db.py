@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 log = logging.getLogger(__name__)
 
 PLATFORM_MIGRATIONS = Path(__file__).parent / "migrations"
 
-Pool = asyncpg.Pool
-Connection = asyncpg.Connection
+Pool = asyncpg.Pool[asyncpg.Record]
+# A connection of our own or one lent by a pool: handlers accept either.
+Connection = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
 
 
 async def create_pool(dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
@@ -44,7 +46,11 @@ class Migration:
     @property
     def has_statements(self) -> bool:
         # asyncpg fails on a script that is only comments; such a migration is a placeholder.
-        code = [line for line in self.sql.splitlines() if line.strip() and not line.strip().startswith("--")]
+        code = [
+            line
+            for line in self.sql.splitlines()
+            if line.strip() and not line.strip().startswith("--")
+        ]
         return bool(code)
 
 

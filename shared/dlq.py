@@ -86,8 +86,12 @@ async def replay(bootstrap: str, service: str, offsets: set[int] | None = None) 
             if offsets is not None and letter.offset not in offsets:
                 continue
             headers = [(k, v.encode()) for k, v in letter.headers.items() if k not in DLQ_HEADERS]
-            headers.append(("dlq.replayed_from", f"{dead_letter_topic(service).name}:{letter.offset}".encode()))
-            await producer.send_and_wait(letter.origin_topic, value=letter.value, key=letter.key, headers=headers)
+            headers.append(
+                ("dlq.replayed_from", f"{dead_letter_topic(service).name}:{letter.offset}".encode())
+            )
+            await producer.send_and_wait(
+                letter.origin_topic, value=letter.value, key=letter.key, headers=headers
+            )
             replayed.append(letter)
         if group is not None and letters:
             await consumer.commit()  # remember what was replayed
@@ -102,7 +106,9 @@ def main() -> None:
     parser.add_argument("command", choices=["list", "replay"])
     parser.add_argument("--service", required=True)
     parser.add_argument("--offset", type=int, action="append", help="replay only these DLQ offsets")
-    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    parser.add_argument(
+        "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    )
     args = parser.parse_args()
     if args.command == "list":
 
@@ -113,13 +119,16 @@ def main() -> None:
 
         for letter in asyncio.run(list_all()):
             h = letter.headers
+            origin = f"{h.get(DLQ_ORIGIN_TOPIC)}[{h.get('dlq.origin.partition')}]"
+            origin += f"@{h.get('dlq.origin.offset')}"
             print(
-                f"offset={letter.offset} origin={h.get(DLQ_ORIGIN_TOPIC)}[{h.get('dlq.origin.partition')}]"
-                f"@{h.get('dlq.origin.offset')} type={h.get('ce_type', '?')} consumer={h.get('dlq.consumer')}\n"
-                f"  reason: {letter.reason}"
+                f"offset={letter.offset} origin={origin} type={h.get('ce_type', '?')} "
+                f"consumer={h.get('dlq.consumer')}\n  reason: {letter.reason}"
             )
     else:
-        done = asyncio.run(replay(args.bootstrap, args.service, set(args.offset) if args.offset else None))
+        done = asyncio.run(
+            replay(args.bootstrap, args.service, set(args.offset) if args.offset else None)
+        )
         print(f"replayed {len(done)} dead letter(s)")
 
 

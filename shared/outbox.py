@@ -23,8 +23,9 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from asyncpg.pool import PoolConnectionProxy
 
-from shared.db import Pool, advisory_key
+from shared.db import Connection, Pool, advisory_key
 from shared.events import CLOUDEVENTS_CONTENT_TYPE, Envelope, EventPayload
 from shared.topics import Topic
 from shared.tracing import current_traceparent
@@ -58,7 +59,7 @@ class Outbox:
 
     async def publish(
         self,
-        conn: asyncpg.Connection,
+        conn: Connection,
         topic: Topic,
         payload: EventPayload,
         *,
@@ -96,7 +97,7 @@ class Outbox:
 
     async def publish_raw(
         self,
-        conn: asyncpg.Connection,
+        conn: Connection,
         *,
         topic_name: str,
         key: str,
@@ -185,12 +186,15 @@ class OutboxRelay:
             headers = [(k, v.encode()) for k, v in json.loads(row["headers"]).items()]
             deliveries.append(
                 await self.producer.send(
-                    row["topic"], value=row["value"], key=row["message_key"].encode(), headers=headers
+                    row["topic"],
+                    value=row["value"],
+                    key=row["message_key"].encode(),
+                    headers=headers,
                 )
             )
         await asyncio.gather(*deliveries)
 
-    async def _mark_published(self, conn: asyncpg.Connection, positions: list[int]) -> None:
+    async def _mark_published(self, conn: Connection, positions: list[int]) -> None:
         await conn.execute(
             "UPDATE outbox SET published_at = now() WHERE position = ANY($1::bigint[])", positions
         )
@@ -205,7 +209,7 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Run until stop(): publish whenever woken by NOTIFY, or by the fallback poll."""
-        listener: asyncpg.Connection | None = None
+        listener: PoolConnectionProxy[asyncpg.Record] | None = None
         backoff = 0.1
         last_purge = 0.0
         loop = asyncio.get_running_loop()
@@ -230,7 +234,10 @@ class OutboxRelay:
                     # Kafka or Postgres unavailable: nothing was marked, so retry with capped
                     # backoff; the rows stay in the outbox until they are published.
                     self.healthy = False
-                    log.warning("outbox relay batch failed; retrying", extra={"error": repr(error), "retry_in": backoff})
+                    log.warning(
+                        "outbox relay batch failed; retrying",
+                        extra={"error": repr(error), "retry_in": backoff},
+                    )
                     if listener is not None:
                         await self._release(listener)
                         listener = None
@@ -241,7 +248,7 @@ class OutboxRelay:
             if listener is not None:
                 await self._release(listener)
 
-    async def _release(self, listener: asyncpg.Connection) -> None:
+    async def _release(self, listener: PoolConnectionProxy[asyncpg.Record]) -> None:
         with contextlib.suppress(Exception):
             await listener.remove_listener(notify_channel(self.schema), self.wake)
         with contextlib.suppress(Exception):

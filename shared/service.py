@@ -71,16 +71,22 @@ class ServiceDefinition:
 
 
 @asynccontextmanager
-async def running_platform(definition: ServiceDefinition, settings: ServiceSettings) -> AsyncIterator[tuple[Platform, list[APIRouter]]]:
+async def running_platform(
+    definition: ServiceDefinition, settings: ServiceSettings
+) -> AsyncIterator[tuple[Platform, list[APIRouter]]]:
     schema = definition.name
     await ensure_topics(settings.kafka_bootstrap_servers, ALL_TOPICS)
     pool = await create_pool(
-        settings.database_url, schema, min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size
+        settings.database_url,
+        schema,
+        min_size=settings.db_pool_min_size,
+        max_size=settings.db_pool_max_size,
     )
     await apply_migrations(
         pool,
         schema,
-        load_migrations("platform", PLATFORM_MIGRATIONS) + load_migrations(schema, definition.migrations),
+        load_migrations("platform", PLATFORM_MIGRATIONS)
+        + load_migrations(schema, definition.migrations),
     )
     producer = make_producer(settings.kafka_bootstrap_servers, client_id=f"{schema}-relay")
     await producer.start()
@@ -92,7 +98,11 @@ async def running_platform(definition: ServiceDefinition, settings: ServiceSetti
         fallback_poll_seconds=settings.relay_fallback_poll_seconds,
         retention_hours=settings.relay_retention_hours,
     )
-    broker = KafkaBroker(settings.kafka_bootstrap_servers, client_id=schema, logger=logging.getLogger(f"{schema}.kafka"))
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=schema,
+        logger=logging.getLogger(f"{schema}.kafka"),
+    )
     platform = Platform(settings, pool, Outbox(schema, source=f"pollinate/{schema}"), relay, broker)
     routers = definition.wire(platform)
     relay_task = asyncio.create_task(relay.run(), name=f"{schema}-outbox-relay")
@@ -136,7 +146,9 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
         checks: dict[str, bool] = {"started": platform is not None}
         if platform is not None:
             try:
-                checks["database"] = await asyncio.wait_for(platform.pool.fetchval("SELECT true"), 2.0) is True
+                checks["database"] = (
+                    await asyncio.wait_for(platform.pool.fetchval("SELECT true"), 2.0) is True
+                )
             except Exception:
                 checks["database"] = False
             checks["kafka"] = await platform.broker.ping(timeout=2.0)
@@ -150,12 +162,17 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
         platform = state.get("platform")
         if platform is None:
             return {}
-        backlog = await platform.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        backlog = await platform.pool.fetchval(
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+        )
         return {
             "outbox_backlog": backlog,
             "outbox_published_total": platform.relay.published_total,
             "consumers": {
-                c.group_id: {**{o.value: n for o, n in c.stats.outcomes.items()}, "transient_failures": c.stats.transient_failures}
+                c.group_id: {
+                    **{o.value: n for o, n in c.stats.outcomes.items()},
+                    "transient_failures": c.stats.transient_failures,
+                }
                 for c in platform.consumers
             },
         }

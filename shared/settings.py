@@ -45,5 +45,7 @@ class ServiceSettings(BaseSettings):
     def _default_database_url(self) -> ServiceSettings:
         if not self.database_url:
             role = f"{self.service_name}_svc"
-            object.__setattr__(self, "database_url", f"postgresql://{role}:{role}@127.0.0.1:5432/pollinate")
+            object.__setattr__(
+                self, "database_url", f"postgresql://{role}:{role}@127.0.0.1:5432/pollinate"
+            )
         return self

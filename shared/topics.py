@@ -7,6 +7,7 @@ name fails loudly instead of silently creating a new topic.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,27 +35,45 @@ class Topic:
 
 
 CRM_DEALS = Topic(
-    "crm.deals.v1", "deals", "crm deal id (source:source_id)", 6,
+    "crm.deals.v1",
+    "deals",
+    "crm deal id (source:source_id)",
+    6,
     "Canonical CRM deal events normalised from upstream CRMs by the deals service's adapters.",
 )
 DEAL_REGISTRATIONS = Topic(
-    "deals.registrations.v1", "deals", "registration id", 6,
+    "deals.registrations.v1",
+    "deals",
+    "registration id",
+    6,
     "Deal registration lifecycle and rules-of-engagement decisions.",
 )
 PARTNER_LIFECYCLE = Topic(
-    "partners.lifecycle.v1", "onboarding", "partner id", 6,
+    "partners.lifecycle.v1",
+    "onboarding",
+    "partner id",
+    6,
     "Partner lifecycle: approved, activated, tier changed, authorisations, suspended, expelled.",
 )
 ATTRIBUTION_CREDITS = Topic(
-    "attribution.credits.v1", "attribution", "deal id", 6,
+    "attribution.credits.v1",
+    "attribution",
+    "deal id",
+    6,
     "Revenue credits per partner and their corrections (reversal + new credit).",
 )
 INCENTIVE_LEDGER = Topic(
-    "incentives.ledger.v1", "incentives", "partner id", 6,
+    "incentives.ledger.v1",
+    "incentives",
+    "partner id",
+    6,
     "Ledger entries: earnings, kickers, reversals, MDF accruals, claim decisions.",
 )
 PARTNER_NOTIFICATIONS = Topic(
-    "notifications.partner.v1", "deals", "partner id", 6,
+    "notifications.partner.v1",
+    "deals",
+    "partner id",
+    6,
     "Notifications partner apps subscribe to: one partner's messages share a key and stay ordered.",
     producers=("deals", "incentives", "onboarding", "attribution"),
 )
@@ -62,7 +81,10 @@ PARTNER_NOTIFICATIONS = Topic(
 
 def dead_letter_topic(service: str) -> Topic:
     return Topic(
-        f"{service}.dlq.v1", service, "original key", 1,
+        f"{service}.dlq.v1",
+        service,
+        "original key",
+        1,
         f"Events the {service} service could not process, with reason and origin in headers.",
     )
 
@@ -99,13 +121,14 @@ async def ensure_topics(
             existing = set(await admin.list_topics())
             missing = [t for t in wanted if t.name not in existing]
             if missing:
-                try:
+                # Another instance may create them between our list and create: fine.
+                with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(
-                        [NewTopic(t.name, num_partitions=t.partitions, replication_factor=1)
-                         for t in missing]
+                        [
+                            NewTopic(t.name, num_partitions=t.partitions, replication_factor=1)
+                            for t in missing
+                        ]
                     )
-                except TopicAlreadyExistsError:
-                    pass  # another instance created it between our list and create
                 log.info("created topics", extra={"topics": [t.name for t in missing]})
             return
         except KafkaConnectionError:
@@ -121,11 +144,15 @@ def main() -> None:
     import os
 
     parser = argparse.ArgumentParser(description="Create every registered Pollinate topic.")
-    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    parser.add_argument(
+        "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    )
     args = parser.parse_args()
     asyncio.run(ensure_topics(args.bootstrap))
     for topic in ALL_TOPICS:
-        print(f"{topic.name:28} owner={topic.owner:12} partitions={topic.partitions} key={topic.key}")
+        print(
+            f"{topic.name:28} owner={topic.owner:12} partitions={topic.partitions} key={topic.key}"
+        )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ INIT_SQL = ROOT / "deploy" / "postgres" / "init.sql"
 
 HOW_TO_START = (
     "no Kafka/PostgreSQL for the integration tests. Run `make test` (starts everything), or "
-    "`deploy/local-stack.sh start && eval \"$(deploy/local-stack.sh env)\"` and run pytest again, "
+    '`deploy/local-stack.sh start && eval "$(deploy/local-stack.sh env)"` and run pytest again, '
     "or make a Docker engine available for testcontainers."
 )
 
@@ -61,7 +61,9 @@ def infra() -> Iterator[Infra]:
     from testcontainers.postgres import PostgresContainer
 
     with (
-        PostgresContainer("postgres:16", username="postgres", password="postgres", dbname="pollinate") as pg,
+        PostgresContainer(
+            "postgres:16", username="postgres", password="postgres", dbname="pollinate"
+        ) as pg,
         KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka_container,
     ):
         dsn = pg.get_connection_url().replace("postgresql+psycopg2://", "postgresql://")

@@ -24,7 +24,10 @@ async def read_records(bootstrap: str, topic: str, count: int, timeout: float = 
     exactly `count` records can assert on the length.
     """
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
         group_id=None,
     )
     await consumer.start()

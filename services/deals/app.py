@@ -15,4 +15,6 @@ def wire(platform: Platform) -> list[APIRouter]:
     return []
 
 
-definition = ServiceDefinition(name=NAME, migrations=Path(__file__).parent / "migrations", wire=wire)
+definition = ServiceDefinition(
+    name=NAME, migrations=Path(__file__).parent / "migrations", wire=wire
+)

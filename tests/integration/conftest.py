@@ -44,10 +44,14 @@ class Components:
 @pytest.fixture
 async def components(infra: Infra, scratch_service: ScratchService) -> AsyncIterator[Components]:
     pool = await create_pool(scratch_service.dsn, scratch_service.schema, max_size=8)
-    await apply_migrations(pool, scratch_service.schema, load_migrations("platform", PLATFORM_MIGRATIONS))
+    await apply_migrations(
+        pool, scratch_service.schema, load_migrations("platform", PLATFORM_MIGRATIONS)
+    )
     await pool.execute(COUNTER_TABLE)
     producer = make_producer(infra.kafka_bootstrap, client_id=scratch_service.schema)
     await producer.start()
-    yield Components(infra, scratch_service, pool, Outbox(scratch_service.schema, "pollinate/test"), producer)
+    yield Components(
+        infra, scratch_service, pool, Outbox(scratch_service.schema, "pollinate/test"), producer
+    )
     await producer.stop()
     await pool.close()

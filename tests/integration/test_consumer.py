@@ -12,7 +12,14 @@ import pytest
 from faststream.kafka import KafkaBroker
 from opentelemetry import trace
 
-from shared.consumer import DLQ_ORIGIN_OFFSET, DLQ_ORIGIN_TOPIC, DLQ_REASON, EventConsumer, HandlerContext, Outcome
+from shared.consumer import (
+    DLQ_ORIGIN_OFFSET,
+    DLQ_ORIGIN_TOPIC,
+    DLQ_REASON,
+    EventConsumer,
+    HandlerContext,
+    Outcome,
+)
 from shared.dlq import replay
 from shared.events import Envelope, InvalidEvent
 from shared.topics import Topic, dead_letter_topic, ensure_topics
@@ -36,33 +43,47 @@ class OutcomeWaiter:
 
 def counter_consumer(components: Components, topic: Topic) -> EventConsumer:
     consumer = EventConsumer(
-        name="counter", service=components.service.schema, topics=[topic],
-        pool=components.pool, outbox=components.outbox, backoff_initial_seconds=0.01,
+        name="counter",
+        service=components.service.schema,
+        topics=[topic],
+        pool=components.pool,
+        outbox=components.outbox,
+        backoff_initial_seconds=0.01,
     )
 
     @consumer.handles(CounterIncremented)
     async def increment(ctx: HandlerContext, event: Envelope[CounterIncremented]) -> None:
         partner = event.data.partner_id
-        if partner is not None and not await ctx.conn.fetchval("SELECT true FROM known_partners WHERE partner_id = $1", partner):
+        if partner is not None and not await ctx.conn.fetchval(
+            "SELECT true FROM known_partners WHERE partner_id = $1", partner
+        ):
             raise InvalidEvent(f"unknown partner {partner!r}")
         await ctx.conn.execute(
             """INSERT INTO counters VALUES ($1, $2)
                ON CONFLICT (name) DO UPDATE SET value = counters.value + EXCLUDED.value""",
-            event.data.counter, event.data.by,
+            event.data.counter,
+            event.data.by,
         )
         span = trace.get_current_span().get_span_context()
         await ctx.conn.execute(
-            "INSERT INTO seen VALUES ($1, $2, $3)", event.subject, event.data.seq, format(span.trace_id, "032x")
+            "INSERT INTO seen VALUES ($1, $2, $3)",
+            event.subject,
+            event.data.seq,
+            format(span.trace_id, "032x"),
         )
 
     return consumer
 
 
 @pytest.fixture
-async def running(components: Components) -> AsyncIterator[tuple[Topic, EventConsumer, OutcomeWaiter]]:
+async def running(
+    components: Components,
+) -> AsyncIterator[tuple[Topic, EventConsumer, OutcomeWaiter]]:
     """A topic, a consumer subscribed to it on a real broker, and a running outbox relay."""
     topic = await new_topic(components.infra.kafka_bootstrap, components.service.schema)
-    await ensure_topics(components.infra.kafka_bootstrap, [dead_letter_topic(components.service.schema)])
+    await ensure_topics(
+        components.infra.kafka_bootstrap, [dead_letter_topic(components.service.schema)]
+    )
     consumer = counter_consumer(components, topic)
     waiter = OutcomeWaiter(consumer)
     broker = KafkaBroker(components.infra.kafka_bootstrap)
@@ -80,7 +101,9 @@ async def send_raw(components: Components, topic: Topic, value: bytes, key: byte
     await components.producer.send_and_wait(topic.name, value=value, key=key)
 
 
-async def test_redelivering_an_event_n_times_changes_state_once(components: Components, running: Any) -> None:
+async def test_redelivering_an_event_n_times_changes_state_once(
+    components: Components, running: Any
+) -> None:
     topic, _, waiter = running
     event = Envelope.wrap(CounterIncremented(counter="hits", by=7), source="test", subject="hits")
     for _ in range(5):
@@ -98,11 +121,17 @@ async def test_invalid_events_are_dead_lettered_with_reason_and_replayed_after_a
     bootstrap = components.infra.kafka_bootstrap
     schema = components.service.schema
     await send_raw(components, topic, b"{this is not json")
-    bad_amount = Envelope.wrap(CounterIncremented(counter="a", by=1), source="test", subject="a").model_dump(mode="json")
+    bad_amount = Envelope.wrap(
+        CounterIncremented(counter="a", by=1), source="test", subject="a"
+    ).model_dump(mode="json")
     bad_amount["data"]["by"] = -3
     await send_raw(components, topic, json.dumps(bad_amount).encode())
-    unknown_partner = Envelope.wrap(CounterIncremented(counter="p", by=2, partner_id="p-9"), source="test", subject="p")
-    await send_raw(components, topic, unknown_partner.to_bytes())  # same key: same partition, in order
+    unknown_partner = Envelope.wrap(
+        CounterIncremented(counter="p", by=2, partner_id="p-9"), source="test", subject="p"
+    )
+    await send_raw(
+        components, topic, unknown_partner.to_bytes()
+    )  # same key: same partition, in order
     # The consumer keeps going after poison messages.
     good = Envelope.wrap(CounterIncremented(counter="g", by=1), source="test", subject="g")
     await send_raw(components, topic, good.to_bytes())
@@ -114,9 +143,15 @@ async def test_invalid_events_are_dead_lettered_with_reason_and_replayed_after_a
     assert len(letters) == 3
     reasons = [dict(letter.headers)[DLQ_REASON].decode() for letter in letters]
     assert reasons[0].startswith("malformed CloudEvents envelope")
-    assert reasons[1] == "invalid test.counter_incremented.v1 payload: by: Input should be greater than 0"
+    assert (
+        reasons[1]
+        == "invalid test.counter_incremented.v1 payload: by: Input should be greater than 0"
+    )
     assert reasons[2] == "rejected by handler: unknown partner 'p-9'"
-    origins = [(dict(x.headers)[DLQ_ORIGIN_TOPIC].decode(), int(dict(x.headers)[DLQ_ORIGIN_OFFSET])) for x in letters]
+    origins = [
+        (dict(x.headers)[DLQ_ORIGIN_TOPIC].decode(), int(dict(x.headers)[DLQ_ORIGIN_OFFSET]))
+        for x in letters
+    ]
     assert origins == [(topic.name, 0), (topic.name, 1), (topic.name, 2)]
 
     # The fix: the partner becomes known. Replay every dead letter once.
@@ -124,7 +159,9 @@ async def test_invalid_events_are_dead_lettered_with_reason_and_replayed_after_a
     replayed = await replay(bootstrap, schema)
     assert len(replayed) == 3
     outcomes = await waiter.next(3)
-    assert sorted(outcomes) == sorted([Outcome.DEAD_LETTERED, Outcome.DEAD_LETTERED, Outcome.PROCESSED])
+    assert sorted(outcomes) == sorted(
+        [Outcome.DEAD_LETTERED, Outcome.DEAD_LETTERED, Outcome.PROCESSED]
+    )
     assert await components.pool.fetchval("SELECT value FROM counters WHERE name = 'p'") == 2
     # Replay remembers its progress: nothing new to replay except what failed again.
     again = await read_records(bootstrap, dead_letter_topic(schema).name, 5)
@@ -138,10 +175,18 @@ async def test_trace_started_at_the_first_hop_continues_in_the_consumer(
     topic, _, waiter = running
     with trace.get_tracer("test").start_as_current_span("register deal") as first_hop:
         async with components.pool.acquire() as conn, conn.transaction():
-            await components.outbox.publish(conn, topic, CounterIncremented(counter="t", by=1, seq=1), subject="t")
+            await components.outbox.publish(
+                conn, topic, CounterIncremented(counter="t", by=1, seq=1), subject="t"
+            )
     first_trace = format(first_hop.get_span_context().trace_id, "032x")
 
     assert await waiter.next(1) == [Outcome.PROCESSED]
-    assert await components.pool.fetchval("SELECT trace_id FROM seen WHERE aggregate = 't'") == first_trace
-    consume_spans = [s for s in span_exporter.get_finished_spans() if s.name == f"consume {topic.name}"]
-    assert consume_spans and consume_spans[-1].parent.span_id == first_hop.get_span_context().span_id
+    assert (
+        await components.pool.fetchval("SELECT trace_id FROM seen WHERE aggregate = 't'")
+        == first_trace
+    )
+    consume_spans = [
+        s for s in span_exporter.get_finished_spans() if s.name == f"consume {topic.name}"
+    ]
+    assert consume_spans
+    assert consume_spans[-1].parent.span_id == first_hop.get_span_context().span_id

@@ -20,12 +20,16 @@ class CrashBeforeMark(Exception):
     """Stands for the relay process dying after Kafka acked but before Postgres was updated."""
 
 
-async def test_event_committed_before_a_crash_is_published_after_restart(components: Components) -> None:
+async def test_event_committed_before_a_crash_is_published_after_restart(
+    components: Components,
+) -> None:
     topic = await new_topic(components.infra.kafka_bootstrap, components.service.schema)
     # The service commits its state change + event, then "crashes" before any relay ran.
     async with components.pool.acquire() as conn, conn.transaction():
         await conn.execute("INSERT INTO counters VALUES ('c', 0)")
-        sent = await components.outbox.publish(conn, topic, CounterIncremented(counter="c", by=1), subject="c")
+        sent = await components.outbox.publish(
+            conn, topic, CounterIncremented(counter="c", by=1), subject="c"
+        )
 
     # A relay that publishes, then dies before marking the rows published.
     class CrashingRelay(type(components.relay())):  # type: ignore[misc]
@@ -33,24 +37,41 @@ async def test_event_committed_before_a_crash_is_published_after_restart(compone
             raise CrashBeforeMark
 
     with pytest.raises(CrashBeforeMark):
-        await CrashingRelay(components.pool, components.producer, components.service.schema).publish_pending()
-    assert await components.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 1
+        await CrashingRelay(
+            components.pool, components.producer, components.service.schema
+        ).publish_pending()
+    assert (
+        await components.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        == 1
+    )
 
     # Restart: a fresh relay publishes it again and marks it.
     assert await components.relay().publish_pending() == 1
-    assert await components.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+    assert (
+        await components.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        == 0
+    )
 
     records = await read_records(components.infra.kafka_bootstrap, topic.name, count=2)
     assert len(records) == 2  # at-least-once on the wire ...
     assert {json.loads(r.value)["id"] for r in records} == {str(sent.id)}
 
     # ... exactly once as seen by an idempotent consumer.
-    consumer = EventConsumer(name="counter", service=components.service.schema, topics=[topic],
-                             pool=components.pool, outbox=components.outbox)
+    consumer = EventConsumer(
+        name="counter",
+        service=components.service.schema,
+        topics=[topic],
+        pool=components.pool,
+        outbox=components.outbox,
+    )
 
     @consumer.handles(CounterIncremented)
     async def increment(ctx: HandlerContext, event: Envelope[CounterIncremented]) -> None:
-        await ctx.conn.execute("UPDATE counters SET value = value + $1 WHERE name = $2", event.data.by, event.data.counter)
+        await ctx.conn.execute(
+            "UPDATE counters SET value = value + $1 WHERE name = $2",
+            event.data.by,
+            event.data.counter,
+        )
 
     outcomes = [await consumer.process(r) for r in records]
     assert outcomes == [Outcome.PROCESSED, Outcome.DUPLICATE]
@@ -58,7 +79,9 @@ async def test_event_committed_before_a_crash_is_published_after_restart(compone
 
 
 async def test_per_aggregate_order_holds_with_two_relays(components: Components) -> None:
-    topic = await new_topic(components.infra.kafka_bootstrap, components.service.schema, partitions=3)
+    topic = await new_topic(
+        components.infra.kafka_bootstrap, components.service.schema, partitions=3
+    )
     aggregates, per_aggregate = 12, 40
     relays = [components.relay(batch_size=25, fallback_poll_seconds=0.2) for _ in range(2)]
     tasks = [asyncio.create_task(r.run()) for r in relays]
@@ -67,11 +90,15 @@ async def test_per_aggregate_order_holds_with_two_relays(components: Components)
         # One transaction per event, as a service would commit them one command at a time.
         for seq in range(per_aggregate):
             async with components.pool.acquire() as conn, conn.transaction():
-                await components.outbox.publish(conn, topic, CounterIncremented(counter=name, by=1, seq=seq), subject=name)
+                await components.outbox.publish(
+                    conn, topic, CounterIncremented(counter=name, by=1, seq=seq), subject=name
+                )
 
     try:
         await asyncio.gather(*(write_aggregate(f"agg-{i}") for i in range(aggregates)))
-        records = await read_records(components.infra.kafka_bootstrap, topic.name, aggregates * per_aggregate)
+        records = await read_records(
+            components.infra.kafka_bootstrap, topic.name, aggregates * per_aggregate
+        )
     finally:
         for r in relays:
             r.stop()

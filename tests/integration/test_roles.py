@@ -30,7 +30,9 @@ async def test_each_service_role_is_refused_other_schemas(infra: Infra) -> None:
     for own, other in itertools.permutations(SERVICES, 2):
         conn = await asyncpg.connect(role_dsn(infra, own))
         try:
-            with pytest.raises(asyncpg.InsufficientPrivilegeError, match=f"permission denied for schema {other}"):
+            with pytest.raises(
+                asyncpg.InsufficientPrivilegeError, match=f"permission denied for schema {other}"
+            ):
                 await conn.fetch(f"SELECT * FROM {other}.outbox")
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await conn.execute(f"CREATE TABLE {other}.intruder (id int)")

@@ -23,7 +23,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def wait_ready(url: str, process: asyncio.subprocess.Process, timeout: float = 60.0) -> httpx.Response:
+async def wait_ready(
+    url: str, process: asyncio.subprocess.Process, timeout: float = 60.0
+) -> httpx.Response:
     """Poll the readiness endpoint of a child process (the only signal it offers)."""
     async with httpx.AsyncClient() as client, asyncio.timeout(timeout):
         while True:
@@ -48,12 +50,22 @@ async def test_service_process_becomes_ready_and_stops_cleanly(infra: Infra, ser
         "HTTP_PORT": str(port),
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", f"services.{service}", cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        f"services.{service}",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         ready = await wait_ready(f"http://127.0.0.1:{port}/health/ready", process)
-        assert ready.json()["checks"] == {"started": True, "database": True, "kafka": True, "outbox_relay": True}
+        assert ready.json()["checks"] == {
+            "started": True,
+            "database": True,
+            "kafka": True,
+            "outbox_relay": True,
+        }
         async with httpx.AsyncClient() as client:
             metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).json()
         assert metrics["outbox_backlog"] == 0

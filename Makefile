@@ -1,0 +1,45 @@
+# Pollinate: the two commands are `make demo` and `make test`. Both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+STACK := deploy/local-stack.sh
+
+.PHONY: install demo test lint typecheck unit integration stack-up stack-down services-up services-down stop clean
+
+install:  ## Python 3.11 deps into .venv (installs uv itself if missing)
+	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	@$(UV) sync --frozen --quiet
+
+stack-up:  ## local Kafka (KRaft) + PostgreSQL, no Docker needed
+	@$(STACK) start
+
+stack-down:
+	@$(STACK) stop
+
+services-up: install stack-up  ## the four services as separate processes
+	@deploy/services.sh start
+
+services-down:
+	@deploy/services.sh stop
+
+demo: install stack-up services-up  ## run the platform locally and a short demo; leaves it running
+	@eval "$$($(STACK) env)" && .venv/bin/python -m deploy.demo
+	@echo "The platform keeps running: 'make stop' stops services, Kafka and Postgres."
+
+stop: services-down stack-down
+
+lint: install
+	@.venv/bin/ruff check shared services tests deploy
+	@.venv/bin/ruff format --check shared services tests deploy
+
+typecheck: install
+	@.venv/bin/mypy
+
+unit: install
+	@.venv/bin/pytest tests/unit -q
+
+test: install stack-up lint typecheck  ## the whole suite against real Kafka and Postgres
+	@eval "$$($(STACK) env)" && .venv/bin/pytest -q -p no:cacheprovider
+
+clean: stop
+	@$(STACK) reset

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Run the four services as separate OS processes against the local stack.
+#   deploy/services.sh start|stop|status
+# Ports: onboarding 8001, deals 8002, attribution 8003, incentives 8004. Logs in .work/services/.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RUN="$ROOT/.work/services"
+PY="$ROOT/.venv/bin/python"
+declare -A PORTS=([onboarding]=8001 [deals]=8002 [attribution]=8003 [incentives]=8004)
+eval "$("$ROOT/deploy/local-stack.sh" env)"
+mkdir -p "$RUN"
+
+running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+start() {
+  for svc in "${!PORTS[@]}"; do
+    if running "$svc"; then echo "$svc already running"; continue; fi
+    (cd "$ROOT" && HTTP_PORT="${PORTS[$svc]}" TRACE_EXPORTER="file:$RUN/traces.jsonl" \
+      nohup "$PY" -m "services.$svc" >>"$RUN/$svc.log" 2>&1 & echo $! > "$RUN/$svc.pid")
+  done
+  for svc in "${!PORTS[@]}"; do
+    local deadline=$((SECONDS + 60))
+    until curl -fs "http://127.0.0.1:${PORTS[$svc]}/health/ready" >/dev/null 2>&1; do
+      running "$svc" || { echo "$svc exited: see $RUN/$svc.log" >&2; tail -5 "$RUN/$svc.log" >&2; exit 1; }
+      [ "$SECONDS" -lt "$deadline" ] || { echo "$svc not ready after 60s: see $RUN/$svc.log" >&2; exit 1; }
+      sleep 0.3
+    done
+    echo "$svc ready on http://127.0.0.1:${PORTS[$svc]}"
+  done
+}
+
+stop() {
+  for svc in "${!PORTS[@]}"; do
+    if running "$svc"; then
+      kill -TERM "$(cat "$RUN/$svc.pid")"
+      for _ in $(seq 1 40); do running "$svc" || break; sleep 0.25; done
+      running "$svc" && kill -KILL "$(cat "$RUN/$svc.pid")"
+      echo "$svc stopped"
+    fi
+    rm -f "$RUN/$svc.pid"
+  done
+}
+
+status() {
+  for svc in "${!PORTS[@]}"; do
+    if running "$svc"; then echo "$svc: $(curl -s "http://127.0.0.1:${PORTS[$svc]}/health/ready" || echo 'not answering')";
+    else echo "$svc: stopped"; fi
+  done
+}
+
+case "${1:-}" in start) start ;; stop) stop ;; status) status ;; *) echo "usage: $0 start|stop|status" >&2; exit 2 ;; esac

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+
+from shared.db import Migration, advisory_key
+from shared.settings import ServiceSettings
+from shared.topics import ALL_TOPICS, SERVICES, dead_letter_topic, topic_named
+
+
+def test_topic_names_are_unique_and_every_service_has_a_dead_letter_topic() -> None:
+    names = [t.name for t in ALL_TOPICS]
+    assert len(names) == len(set(names))
+    for service in SERVICES:
+        assert topic_named(f"{service}.dlq.v1") == dead_letter_topic(service)
+
+
+def test_every_topic_is_owned_by_a_known_service() -> None:
+    for topic in ALL_TOPICS:
+        assert topic.owner in SERVICES
+        assert set(topic.producing_services) <= set(SERVICES)
+
+
+def test_settings_default_to_the_local_stack_role_of_the_service() -> None:
+    settings = ServiceSettings(service_name="deals")
+    assert settings.database_url == "postgresql://deals_svc:deals_svc@127.0.0.1:5432/pollinate"
+    assert settings.kafka_bootstrap_servers == "127.0.0.1:9092"
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    mp = monkeypatch
+    mp.setenv("DATABASE_URL", "postgresql://x@db/p")
+    mp.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka:9092")
+    settings = ServiceSettings(service_name="deals")
+    assert settings.database_url == "postgresql://x@db/p"
+    assert settings.kafka_bootstrap_servers == "kafka:9092"
+
+
+def test_advisory_keys_are_stable_signed_64_bit() -> None:
+    key = advisory_key("deals", "outbox-relay")
+    assert key == advisory_key("deals", "outbox-relay")
+    assert key != advisory_key("attribution", "outbox-relay")
+    assert -(2**63) <= key < 2**63
+
+
+def test_comment_only_migrations_are_placeholders() -> None:
+    assert not Migration("x", "0001", "-- nothing yet\n\n").has_statements
+    assert Migration("x", "0001", "-- a table\nCREATE TABLE t (id int);").has_statements
