@@ -6,6 +6,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -14,9 +15,13 @@ log = logging.getLogger(__name__)
 
 PLATFORM_MIGRATIONS = Path(__file__).parent / "migrations"
 
-Pool = asyncpg.Pool[asyncpg.Record]
-# A connection of our own or one lent by a pool: handlers accept either.
-Connection = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
+    Pool: TypeAlias = asyncpg.Pool[asyncpg.Record]
+    # A connection of our own or one lent by a pool: handlers accept either.
+    Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+else:
+    Pool = asyncpg.Pool
+    Connection = asyncpg.Connection | PoolConnectionProxy
 
 
 async def create_pool(dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10) -> Pool:

@@ -1,0 +1,42 @@
+"""docker-compose.yml cannot run here (no Docker engine): check it agrees with the native path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shared.settings import ServiceSettings
+from shared.topics import SERVICES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def test_every_service_runs_its_own_module_with_its_own_role() -> None:
+    services = compose()["services"]
+    for name in SERVICES:
+        service = services[name]
+        assert service["command"] == ["python", "-m", f"services.{name}"]
+        url = service["environment"]["DATABASE_URL"]
+        assert url.startswith(f"postgresql://{name}_svc:{name}_svc@postgres:5432/pollinate")
+        assert "healthcheck" in service or "build" in service  # the image defines the healthcheck
+
+
+def test_service_environment_names_are_settings_the_services_read() -> None:
+    known = {field.upper() for field in ServiceSettings.model_fields}
+    for name in SERVICES:
+        env = compose()["services"][name]["environment"]
+        unknown = {k for k in env if k not in known and not k.startswith("OTEL_")}
+        assert not unknown, f"{name} sets variables no setting reads: {unknown}"
+
+
+def test_postgres_uses_the_same_schema_and_role_script() -> None:
+    volumes = compose()["services"]["postgres"]["volumes"]
+    assert any(v.startswith("./deploy/postgres/init.sql:/docker-entrypoint-initdb.d/") for v in volumes)
+    assert compose()["services"]["topics"]["command"] == ["python", "-m", "shared.topics"]
