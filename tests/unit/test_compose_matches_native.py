@@ -38,5 +38,7 @@ def test_service_environment_names_are_settings_the_services_read() -> None:
 
 def test_postgres_uses_the_same_schema_and_role_script() -> None:
     volumes = compose()["services"]["postgres"]["volumes"]
-    assert any(v.startswith("./deploy/postgres/init.sql:/docker-entrypoint-initdb.d/") for v in volumes)
+    assert any(
+        v.startswith("./deploy/postgres/init.sql:/docker-entrypoint-initdb.d/") for v in volumes
+    )
     assert compose()["services"]["topics"]["command"] == ["python", "-m", "shared.topics"]
