@@ -20,7 +20,11 @@ def test_every_topic_is_owned_by_a_known_service() -> None:
         assert set(topic.producing_services) <= set(SERVICES)
 
 
-def test_settings_default_to_the_local_stack_role_of_the_service() -> None:
+def test_settings_default_to_the_local_stack_role_of_the_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
     settings = ServiceSettings(service_name="deals")
     assert settings.database_url == "postgresql://deals_svc:deals_svc@127.0.0.1:5432/pollinate"
     assert settings.kafka_bootstrap_servers == "127.0.0.1:9092"
