@@ -9,14 +9,18 @@ PY="$ROOT/.venv/bin/python"
 declare -A PORTS=([onboarding]=8001 [deals]=8002 [attribution]=8003 [incentives]=8004)
 eval "$("$ROOT/deploy/local-stack.sh" env)"
 mkdir -p "$RUN"
+cd "$ROOT"
 
 running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 
 start() {
   for svc in "${!PORTS[@]}"; do
     if running "$svc"; then echo "$svc already running"; continue; fi
-    (cd "$ROOT" && HTTP_PORT="${PORTS[$svc]}" TRACE_EXPORTER="file:$RUN/traces.jsonl" \
-      nohup "$PY" -m "services.$svc" >>"$RUN/$svc.log" 2>&1 & echo $! > "$RUN/$svc.pid")
+    # setsid + all three streams redirected: the service outlives this script and holds
+    # none of the caller's pipes open.
+    HTTP_PORT="${PORTS[$svc]}" TRACE_EXPORTER="file:$RUN/traces.jsonl" \
+      setsid "$PY" -m "services.$svc" >>"$RUN/$svc.log" 2>&1 </dev/null &
+    echo $! > "$RUN/$svc.pid"
   done
   for svc in "${!PORTS[@]}"; do
     local deadline=$((SECONDS + 60))
