@@ -1,0 +1,100 @@
+"""Outbox relay throughput and commit-to-consume latency on the local stack.
+
+    eval "$(deploy/local-stack.sh env)"
+    .venv/bin/python -m benchmarks.outbox_relay [--events 5000]
+
+Writes N events (one transaction each, from 8 concurrent writers) into a scratch service's
+outbox while one relay runs, consumes them from Kafka, and prints events/s and latency
+percentiles from commit to consumption. Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import time
+import uuid
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+
+from shared.db import PLATFORM_MIGRATIONS, apply_migrations, create_pool, load_migrations
+from shared.events import EventPayload, event_type
+from shared.outbox import Outbox, OutboxRelay, make_producer
+from shared.topics import Topic, ensure_topics
+
+
+@event_type("bench.tick.v1")
+class Tick(EventPayload):
+    n: int
+    committed_at: float
+
+
+async def main(events: int) -> None:
+    bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    admin_dsn = os.environ["POLLINATE_ADMIN_DATABASE_URL"]
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(admin_dsn)
+    await admin.execute("SELECT platform_admin.provision_service($1, $2)", schema, schema)
+    dsn = f"postgresql://{schema}_svc:{schema}@{admin_dsn.split('@', 1)[1]}"
+    topic = Topic(f"bench.{schema}", schema, "n", 6, "benchmark")
+    await ensure_topics(bootstrap, [topic])
+    pool = await create_pool(dsn, schema, max_size=10)
+    await apply_migrations(pool, schema, load_migrations("platform", PLATFORM_MIGRATIONS))
+    producer = make_producer(bootstrap, "bench")
+    await producer.start()
+    relay = OutboxRelay(pool, producer, schema)
+    relay_task = asyncio.create_task(relay.run())
+    outbox = Outbox(schema, "bench")
+    consumer = AIOKafkaConsumer(
+        topic.name, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    latencies: list[float] = []
+
+    async def consume() -> None:
+        while len(latencies) < events:
+            batch = await consumer.getmany(timeout_ms=500)
+            now = time.time()
+            for records in batch.values():
+                for record in records:
+                    latencies.append(now - json.loads(record.value)["data"]["committed_at"])
+
+    async def write(worker: int) -> None:
+        for n in range(worker, events, 8):
+            async with pool.acquire() as conn, conn.transaction():
+                await outbox.publish(
+                    conn, topic, Tick(n=n, committed_at=time.time()), subject=str(n % 97)
+                )
+
+    started = time.perf_counter()
+    consuming = asyncio.create_task(consume())
+    await asyncio.gather(*(write(w) for w in range(8)))
+    written = time.perf_counter() - started
+    await consuming
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    print(f"events: {events}")
+    print(f"write rate (8 writers, 1 tx/event): {events / written:,.0f} events/s")
+    print(f"end-to-end rate (commit -> consumed): {events / elapsed:,.0f} events/s")
+    for q in (50, 95, 99):
+        print(f"latency p{q}: {latencies[int(len(latencies) * q / 100) - 1] * 1000:.1f} ms")
+    print(f"latency mean: {statistics.mean(latencies) * 1000:.1f} ms")
+    relay.stop()
+    await relay_task
+    await consumer.stop()
+    await producer.stop()
+    await pool.close()
+    await admin.execute(
+        f'DROP SCHEMA "{schema}" CASCADE; DROP OWNED BY "{schema}_svc"; DROP ROLE "{schema}_svc"'
+    )
+    await admin.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=5000)
+    asyncio.run(main(parser.parse_args().events))
