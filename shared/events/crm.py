@@ -1,0 +1,81 @@
+"""Canonical CRM deal events: what every upstream CRM adapter produces (topic crm.deals.v1).
+
+Upstream changes are often partial (Salesforce CDC sends only changed fields, HubSpot one property
+per event), so a change carries only the fields it knows; absent (None) means "not in this change".
+Consumers merge per field, keeping a field's value only if its source timestamp is not older
+than the one they hold, so out-of-order deliveries never overwrite newer data.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.events.envelope import EventPayload, event_type
+
+
+class CrmSource(StrEnum):
+    SALESFORCE = "salesforce"
+    HUBSPOT = "hubspot"
+    AWS_ACE = "aws_ace"
+    MICROSOFT = "microsoft"
+
+
+class DealStage(StrEnum):
+    PROSPECTING = "prospecting"
+    QUALIFICATION = "qualification"
+    VALIDATION = "validation"
+    PROPOSAL = "proposal"
+    NEGOTIATION = "negotiation"
+    COMMITTED = "committed"
+    CLOSED_WON = "closed_won"
+    CLOSED_LOST = "closed_lost"
+
+    @property
+    def status(self) -> DealStatus:
+        if self is DealStage.CLOSED_WON:
+            return DealStatus.WON
+        if self is DealStage.CLOSED_LOST:
+            return DealStatus.LOST
+        return DealStatus.OPEN
+
+
+class DealStatus(StrEnum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+class Customer(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str | None = None
+    domain: str | None = Field(default=None, description="normalised registrable domain")
+    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2 where known")
+
+
+@event_type("crm.deal.changed.v1")
+class CrmDealChanged(EventPayload):
+    source: CrmSource
+    source_id: str
+    source_event_id: str
+    source_timestamp: datetime
+    change_type: str = Field(pattern="^(created|updated|deleted)$")
+    name: str | None = None
+    customer: Customer | None = None
+    products: tuple[str, ...] | None = None
+    amount: Decimal | None = None
+    currency: str | None = Field(default=None, pattern="^[A-Z]{3}$")
+    stage: DealStage | None = None
+    close_date: date | None = None
+    owner: str | None = Field(default=None, description="direct sales rep owning the opportunity")
+    partner_ref: str | None = Field(default=None, description="partner reference in the CRM")
+    co_sell: bool | None = None
+    created_at: datetime | None = None
+
+    @property
+    def deal_key(self) -> str:
+        return f"{self.source.value}:{self.source_id}"

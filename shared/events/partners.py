@@ -1,0 +1,39 @@
+"""Partner lifecycle contract produced by onboarding (topic partners.lifecycle.v1).
+
+Complete enough that other services keep their own projection of a partner and never read
+onboarding's database.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from shared.events.envelope import EventPayload, event_type
+
+
+class PartnerStatus(StrEnum):
+    APPLIED = "applied"
+    QUALIFIED = "qualified"
+    REJECTED = "rejected"
+    ONBOARDING = "onboarding"
+    ACTIVE = "active"
+    GRACE = "grace"
+    SUSPENDED = "suspended"
+    EXPELLED = "expelled"
+
+
+@event_type("partner.state_changed.v1")
+class PartnerStateChanged(EventPayload):
+    """The partner's full current state after any lifecycle change (a snapshot, not a diff)."""
+
+    partner_id: str
+    name: str
+    partner_type: str
+    status: PartnerStatus
+    tier: str
+    regions: tuple[str, ...] = ()
+    products: tuple[str, ...] = ()
+    changed_at: datetime
+    reason: str = ""
+    version: int
