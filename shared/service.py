@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Response
@@ -40,6 +41,11 @@ class Platform:
     relay: OutboxRelay
     broker: KafkaBroker
     consumers: list[EventConsumer] = field(default_factory=list)
+    background_jobs: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+
+    def background(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """A periodic job of the service, started with it and cancelled when it stops."""
+        self.background_jobs.append(job)
 
     @property
     def schema(self) -> str:
@@ -107,10 +113,14 @@ async def running_platform(
     routers = definition.wire(platform)
     relay_task = asyncio.create_task(relay.run(), name=f"{schema}-outbox-relay")
     await broker.start()
+    jobs = [asyncio.create_task(job()) for job in platform.background_jobs]
     log.info("service started", extra={"consumers": [c.group_id for c in platform.consumers]})
     try:
         yield platform, routers
     finally:
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
         await broker.stop()
         relay.stop()
         with contextlib.suppress(asyncio.CancelledError):

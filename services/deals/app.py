@@ -1,18 +1,58 @@
-"""Composition root of the deals service: its consumers and HTTP routes."""
+"""Composition root of the deals service: its consumers, background expiry and HTTP routes."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 
 from fastapi import APIRouter
 
+from services.deals.api import build_router
+from services.deals.domain.rules import RulesOfEngagement
+from services.deals.registrations import apply_crm_change, apply_partner_state, expire_due, now
+from services.deals.settings import DealsSettings
+from shared.consumer import HandlerContext
+from shared.events import Envelope
+from shared.events.crm import CrmDealChanged
+from shared.events.partners import PartnerStateChanged
 from shared.service import Platform, ServiceDefinition
+from shared.topics import CRM_DEALS, PARTNER_LIFECYCLE
 
 NAME = "deals"
+log = logging.getLogger(__name__)
+
+
+async def expire_forever(platform: Platform, settings: DealsSettings) -> None:
+    while True:
+        try:
+            async with platform.pool.acquire() as conn, conn.transaction():
+                expired = await expire_due(conn, platform.outbox, now())
+            if expired:
+                log.info("expired registrations", extra={"count": expired})
+        except Exception:
+            log.exception("expiry run failed; retrying next period")
+        await asyncio.sleep(settings.expiry_check_seconds)
 
 
 def wire(platform: Platform) -> list[APIRouter]:
-    return []
+    settings = DealsSettings()
+    policy = RulesOfEngagement()
+
+    crm = platform.consumer("crm-projection", [CRM_DEALS])
+
+    @crm.handles(CrmDealChanged)
+    async def on_crm_change(ctx: HandlerContext, event: Envelope[CrmDealChanged]) -> None:
+        await apply_crm_change(ctx.conn, ctx.outbox, event.data)
+
+    partners = platform.consumer("partner-projection", [PARTNER_LIFECYCLE])
+
+    @partners.handles(PartnerStateChanged)
+    async def on_partner(ctx: HandlerContext, event: Envelope[PartnerStateChanged]) -> None:
+        await apply_partner_state(ctx.conn, event.data)
+
+    platform.background(lambda: expire_forever(platform, settings))
+    return [build_router(platform, settings, policy)]
 
 
 definition = ServiceDefinition(

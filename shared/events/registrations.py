@@ -73,7 +73,9 @@ class PartnerNotification(EventPayload):
     notification_id: str
     partner_id: str
     recipient: str
-    kind: str  # registration_approved | registration_rejected | conflict | pending_review | expiring | expired | overlap_hint
+    # registration_approved | registration_rejected | conflict | pending_review | expired |
+    # direct_sales_conflict | co_sell | overlap_hint
+    kind: str
     subject: str
     body: str
     registration_id: str | None = None

@@ -100,7 +100,8 @@ def from_salesforce_cdc(message: Any) -> list[CrmDealChanged]:
         require(header, "commitTimestamp", "payload.ChangeEventHeader"),
         "payload.ChangeEventHeader.commitTimestamp",
     )
-    event_id = f"{header.get('transactionKey', '')}:{header.get('sequenceNumber', '')}:{(message.get('event') or {}).get('replayId', '')}"
+    replay_id = (message.get("event") or {}).get("replayId", "")
+    event_id = f"{header.get('transactionKey', '')}:{header.get('sequenceNumber', '')}:{replay_id}"
     stage = (
         map_stage(SALESFORCE_STAGES, payload["StageName"], "payload.StageName")
         if "StageName" in payload

@@ -228,7 +228,10 @@ def check_registration(
                 registered_at=opportunity.created_at,
             )
         )
-        text = f"open direct opportunity {opportunity.deal_key} owned by {opportunity.owner} since {opportunity.created_at.isoformat()}"
+        text = (
+            f"open direct opportunity {opportunity.deal_key} owned by {opportunity.owner}"
+            f" since {opportunity.created_at.isoformat()}"
+        )
         if not policy.direct_conflict_reviews:
             reasons.append(f"direct-sales conflict: {text}")
             return decide(RegistrationStatus.REJECTED)

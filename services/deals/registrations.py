@@ -1,0 +1,463 @@
+"""Service layer of deals: registrations, CRM projection, partner projection, expiry.
+
+Loads what the rules need, calls the pure domain, stores the decision and writes its events to
+the outbox, all in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from services.deals.domain.customers import name_key, normalise_domain
+from services.deals.domain.rules import (
+    Decision,
+    ExistingRegistration,
+    OpenOpportunity,
+    PartnerView,
+    RegistrationRequest,
+    RulesOfEngagement,
+    check_registration,
+)
+from shared.db import Connection, advisory_key
+from shared.events.crm import CrmDealChanged, Customer, DealStatus
+from shared.events.partners import PartnerStateChanged, PartnerStatus
+from shared.events.registrations import (
+    PartnerNotification,
+    RegistrationDecided,
+    RegistrationStatus,
+    RegistrationStatusChanged,
+)
+from shared.outbox import Outbox
+from shared.topics import DEAL_REGISTRATIONS, PARTNER_NOTIFICATIONS
+
+HOLDING = ("submitted", "approved", "pending_review")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def load_partner(conn: Connection, partner_id: str) -> PartnerView | None:
+    row = await conn.fetchrow("SELECT * FROM partners WHERE partner_id = $1", partner_id)
+    if row is None:
+        return None
+    return PartnerView(
+        row["partner_id"],
+        PartnerStatus(row["status"]),
+        row["tier"],
+        frozenset(row["regions"]),
+        frozenset(row["products"]),
+    )
+
+
+async def load_candidates(
+    conn: Connection, request: RegistrationRequest, policy: RulesOfEngagement
+) -> tuple[list[ExistingRegistration], list[OpenOpportunity]]:
+    """Registrations and open opportunities that might be the same customer (indexed lookups)."""
+    key = name_key(request.customer_name)
+    since = request.submitted_at.timestamp() - policy.protection_days * 86400
+    rows = await conn.fetch(
+        """
+        SELECT * FROM registrations
+        WHERE status IN ('submitted', 'approved', 'pending_review')
+          AND customer_domain = $1 AND submitted_at >= to_timestamp($3)
+        UNION
+        SELECT * FROM registrations
+        WHERE status IN ('submitted', 'approved', 'pending_review')
+          AND name_key = $2 AND submitted_at >= to_timestamp($3)
+        """,
+        normalise_domain(request.customer_domain),
+        key,
+        since,
+    )
+    registrations = [
+        ExistingRegistration(
+            r["registration_id"],
+            r["partner_id"],
+            r["customer_name"],
+            r["customer_domain"],
+            frozenset(r["products"]),
+            RegistrationStatus(r["status"]),
+            r["submitted_at"],
+            r["expires_at"],
+        )
+        for r in rows
+    ]
+    deals = await conn.fetch(
+        """
+        SELECT * FROM crm_deals WHERE status = 'open' AND NOT deleted AND owner IS NOT NULL AND customer_domain = $1
+        UNION
+        SELECT * FROM crm_deals WHERE status = 'open' AND NOT deleted AND owner IS NOT NULL AND name_key = $2
+        """,
+        normalise_domain(request.customer_domain),
+        key,
+    )
+    opportunities = [
+        OpenOpportunity(
+            d["deal_key"],
+            d["owner"],
+            d["customer_name"],
+            d["customer_domain"],
+            d["created_at"] or datetime.min.replace(tzinfo=UTC),
+        )
+        for d in deals
+    ]
+    return registrations, opportunities
+
+
+async def lock_customer(conn: Connection, request: RegistrationRequest) -> None:
+    """Serialise decisions per customer across all deals instances (released at commit).
+
+    Two keys, domain and name, taken in sorted order so two transactions never deadlock.
+    """
+    keys = sorted(
+        {
+            advisory_key("deals", "customer-domain", d)
+            for d in [normalise_domain(request.customer_domain)]
+            if d
+        }
+        | {advisory_key("deals", "customer-name", name_key(request.customer_name))}
+    )
+    for key in keys:
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", key)
+
+
+async def decide(
+    conn: Connection, policy: RulesOfEngagement, request: RegistrationRequest
+) -> Decision:
+    partner = await load_partner(conn, request.partner_id)
+    registrations, opportunities = await load_candidates(conn, request, policy)
+    return check_registration(policy, request, partner, registrations, opportunities)
+
+
+def _notification(
+    partner_id: str, recipient: str, kind: str, subject: str, body: str, registration_id: str
+) -> PartnerNotification:
+    return PartnerNotification(
+        notification_id=str(
+            uuid.uuid5(uuid.NAMESPACE_URL, f"{registration_id}/{kind}/{recipient}")
+        ),
+        partner_id=partner_id,
+        recipient=recipient,
+        kind=kind,
+        subject=subject,
+        body=body,
+        registration_id=registration_id,
+        created_at=now(),
+    )
+
+
+async def register(
+    conn: Connection,
+    outbox: Outbox,
+    policy: RulesOfEngagement,
+    request: RegistrationRequest,
+    crm_deal_key: str | None,
+) -> tuple[str, Decision]:
+    await lock_customer(conn, request)
+    decision = await decide(conn, policy, request)
+    registration_id = f"reg_{uuid.uuid4().hex[:16]}"
+    decided_at = now()
+    domain = normalise_domain(request.customer_domain)
+    inputs = {
+        "request": {
+            k: (sorted(v) if isinstance(v, frozenset) else v) for k, v in asdict(request).items()
+        },
+        "conflicts_considered": [c.model_dump(mode="json") for c in decision.conflicts],
+    }
+    await conn.execute(
+        """
+        INSERT INTO registrations (registration_id, partner_id, customer_name, customer_domain, customer_country,
+            name_key, products, amount, currency, status, reasons, conflicts, policy_version, inputs,
+            submitted_at, decided_at, expires_at, crm_deal_key, updated_at)
+        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12::jsonb,$13,$14::jsonb,$15,$16,$17,$18,$16)
+        """,
+        registration_id,
+        request.partner_id,
+        request.customer_name,
+        domain,
+        request.customer_country,
+        name_key(request.customer_name),
+        sorted(request.products),
+        request.amount,
+        request.currency,
+        decision.status.value,
+        list(decision.reasons),
+        json.dumps([c.model_dump(mode="json") for c in decision.conflicts]),
+        decision.policy_version,
+        json.dumps(inputs, default=str),
+        request.submitted_at,
+        decided_at,
+        decision.expires_at,
+        crm_deal_key,
+    )
+    customer = Customer(name=request.customer_name, domain=domain, country=request.customer_country)
+    await outbox.publish(
+        conn,
+        DEAL_REGISTRATIONS,
+        RegistrationDecided(
+            registration_id=registration_id,
+            partner_id=request.partner_id,
+            customer=customer,
+            products=tuple(sorted(request.products)),
+            amount=request.amount,
+            currency=request.currency,
+            status=decision.status,
+            reasons=decision.reasons,
+            conflicts=decision.conflicts,
+            policy_version=decision.policy_version,
+            decided_at=decided_at,
+            expires_at=decision.expires_at,
+            crm_deal_key=crm_deal_key,
+        ),
+        subject=registration_id,
+    )
+    await _notify_decision(conn, outbox, policy, registration_id, request, decision)
+    return registration_id, decision
+
+
+async def _notify_decision(
+    conn: Connection,
+    outbox: Outbox,
+    policy: RulesOfEngagement,
+    registration_id: str,
+    request: RegistrationRequest,
+    decision: Decision,
+) -> None:
+    summary = "; ".join(decision.reasons)
+    kind = {
+        RegistrationStatus.APPROVED: "registration_approved",
+        RegistrationStatus.REJECTED: "conflict" if decision.conflicts else "registration_rejected",
+        RegistrationStatus.PENDING_REVIEW: "pending_review",
+    }[decision.status]
+    notes = [
+        _notification(
+            request.partner_id,
+            request.partner_id,
+            kind,
+            f"Registration {registration_id} for {request.customer_name}: {decision.status.value}",
+            summary,
+            registration_id,
+        )
+    ]
+    direct = decision.direct_conflict
+    if direct is not None:
+        notes.append(
+            _notification(
+                request.partner_id,
+                direct.party,
+                "direct_sales_conflict",
+                f"Partner {request.partner_id} registered {request.customer_name}, "
+                f"your open opportunity {direct.reference}",
+                summary,
+                registration_id,
+            )
+        )
+    if decision.status is RegistrationStatus.APPROVED:
+        owners = await conn.fetch(
+            "SELECT DISTINCT owner FROM crm_deals WHERE owner IS NOT NULL AND NOT deleted AND customer_domain = $1",
+            normalise_domain(request.customer_domain),
+        )
+        for owner in owners:
+            notes.append(
+                _notification(
+                    request.partner_id,
+                    owner["owner"],
+                    "co_sell",
+                    f"Co-sell: {request.partner_id} is approved on {request.customer_name}",
+                    summary,
+                    registration_id,
+                )
+            )
+        if policy.overlap_hints:
+            others = await conn.fetch(
+                """SELECT DISTINCT r.partner_id FROM registrations r JOIN partners p USING (partner_id)
+                   WHERE r.status IN ('approved', 'pending_review') AND p.status = 'active'
+                     AND r.partner_id <> $1 AND r.customer_domain = $2""",
+                request.partner_id,
+                normalise_domain(request.customer_domain),
+            )
+            for other in others:
+                notes.append(
+                    _notification(
+                        other["partner_id"],
+                        other["partner_id"],
+                        "overlap_hint",
+                        f"Another partner is working {request.customer_name}",
+                        "A partner registered a different product on an account you are working.",
+                        registration_id,
+                    )
+                )
+    for note in notes:
+        await outbox.publish(conn, PARTNER_NOTIFICATIONS, note, subject=note.partner_id)
+
+
+async def change_status(
+    conn: Connection,
+    outbox: Outbox,
+    row: Any,
+    status: RegistrationStatus,
+    reason: str,
+    expires_at: datetime | None = None,
+) -> None:
+    await conn.execute(
+        """UPDATE registrations SET status = $2, expires_at = COALESCE($3, expires_at), updated_at = now()
+           WHERE registration_id = $1""",
+        row["registration_id"],
+        status.value,
+        expires_at,
+    )
+    await outbox.publish(
+        conn,
+        DEAL_REGISTRATIONS,
+        RegistrationStatusChanged(
+            registration_id=row["registration_id"],
+            partner_id=row["partner_id"],
+            previous_status=RegistrationStatus(row["status"]),
+            status=status,
+            reason=reason,
+            changed_at=now(),
+            expires_at=expires_at or row["expires_at"],
+            crm_deal_key=row["crm_deal_key"],
+            amount=Decimal(row["amount"]),
+            currency=row["currency"],
+        ),
+        subject=row["registration_id"],
+    )
+    if status is RegistrationStatus.EXPIRED:
+        note = _notification(
+            row["partner_id"],
+            row["partner_id"],
+            "expired",
+            f"Registration {row['registration_id']} expired",
+            reason,
+            row["registration_id"],
+        )
+        await outbox.publish(conn, PARTNER_NOTIFICATIONS, note, subject=row["partner_id"])
+
+
+async def expire_due(conn: Connection, outbox: Outbox, at: datetime) -> int:
+    rows = await conn.fetch(
+        """SELECT * FROM registrations WHERE status = 'approved' AND expires_at <= $1
+           ORDER BY expires_at LIMIT 500 FOR UPDATE SKIP LOCKED""",
+        at,
+    )
+    for row in rows:
+        await change_status(
+            conn,
+            outbox,
+            row,
+            RegistrationStatus.EXPIRED,
+            f"protection window ended at {row['expires_at'].isoformat()}",
+        )
+    return len(rows)
+
+
+_CRM_FIELDS = (
+    "name",
+    "owner",
+    "partner_ref",
+    "co_sell",
+    "currency",
+    "amount",
+    "close_date",
+    "created_at",
+)
+
+
+async def apply_crm_change(conn: Connection, outbox: Outbox, change: CrmDealChanged) -> None:
+    """Merge a canonical change into the projection, field by field, newest source time wins."""
+    key = change.deal_key
+    row = await conn.fetchrow("SELECT * FROM crm_deals WHERE deal_key = $1 FOR UPDATE", key)
+    if row is None:
+        await conn.execute(
+            "INSERT INTO crm_deals (deal_key, source, source_id) VALUES ($1, $2, $3)",
+            key,
+            change.source.value,
+            change.source_id,
+        )
+        row = await conn.fetchrow("SELECT * FROM crm_deals WHERE deal_key = $1 FOR UPDATE", key)
+        assert row is not None
+    stamps: dict[str, str] = json.loads(row["field_timestamps"])
+    at = change.source_timestamp.isoformat()
+    updates: dict[str, Any] = {}
+
+    def offer(field: str, value: Any) -> None:
+        if value is None:
+            return
+        if field in stamps and datetime.fromisoformat(stamps[field]) > change.source_timestamp:
+            return  # a newer value is already held: this delivery is stale for this field
+        stamps[field] = at
+        updates[field] = value
+
+    for field in _CRM_FIELDS:
+        offer(field, getattr(change, field))
+    if change.products is not None:
+        offer("products", list(change.products))
+    if change.stage is not None:
+        offer("stage", change.stage.value)
+        if "stage" in updates:
+            updates["status"] = change.stage.status.value
+    if change.customer is not None:
+        offer("customer_name", change.customer.name)
+        offer("customer_domain", change.customer.domain)
+        offer("customer_country", change.customer.country)
+        if "customer_name" in updates:
+            updates["name_key"] = name_key(change.customer.name)
+    if change.change_type == "deleted":
+        offer("deleted", True)
+    if not updates:
+        return
+    columns = list(updates)
+    assignments = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(columns))
+    await conn.execute(
+        f"UPDATE crm_deals SET {assignments}, field_timestamps = ${len(columns) + 2}::jsonb WHERE deal_key = $1",
+        key,
+        *updates.values(),
+        json.dumps(stamps),
+    )
+    if "status" in updates and updates["status"] != DealStatus.OPEN.value:
+        closed = (
+            RegistrationStatus.WON
+            if updates["status"] == DealStatus.WON.value
+            else RegistrationStatus.LOST
+        )
+        linked = await conn.fetch(
+            """SELECT * FROM registrations
+               WHERE crm_deal_key = $1 AND status IN ('approved', 'pending_review') FOR UPDATE""",
+            key,
+        )
+        for registration in linked:
+            await change_status(
+                conn,
+                outbox,
+                registration,
+                closed,
+                f"linked CRM opportunity {key} closed {updates['status']}",
+            )
+
+
+async def apply_partner_state(conn: Connection, event: PartnerStateChanged) -> None:
+    await conn.execute(
+        """
+        INSERT INTO partners (partner_id, name, status, tier, regions, products, version, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        ON CONFLICT (partner_id) DO UPDATE SET name = EXCLUDED.name, status = EXCLUDED.status,
+            tier = EXCLUDED.tier, regions = EXCLUDED.regions, products = EXCLUDED.products,
+            version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+        WHERE partners.version < EXCLUDED.version
+        """,
+        event.partner_id,
+        event.name,
+        event.status.value,
+        event.tier,
+        list(event.regions),
+        list(event.products),
+        event.version,
+        event.changed_at,
+    )
