@@ -81,7 +81,8 @@ def normalise_name(value: str | None) -> str:
     if not value:
         return ""
     text = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode().lower()
-    text = text.replace("&", " and ")
+    # Dots join abbreviations ("S.A.", "Inc.") rather than separate words.
+    text = text.replace("&", " and ").replace(".", "")
     words = re.sub(r"[^a-z0-9]+", " ", text).split()
     while len(words) > 1 and words[-1] in _LEGAL_SUFFIXES:
         words.pop()

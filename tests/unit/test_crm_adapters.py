@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.deals.adapters import (
+    AdapterError,
+    from_aws_ace,
+    from_hubspot,
+    from_microsoft_referral,
+    from_salesforce_cdc,
+)
+from shared.events.crm import CrmSource, DealStage
+
+# Copies of the upstream samples from the project handout (../shared/samples).
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "samples"
+
+
+def sample(name: str) -> Any:
+    return json.loads((SAMPLES / name).read_text())
+
+
+def test_salesforce_create_then_partial_update_to_closed_won() -> None:
+    create, update = sample("salesforce_opportunity_cdc.json")
+    [created] = from_salesforce_cdc(create)
+    assert created.deal_key == "salesforce:0065g00000XyZaAAAV"
+    assert created.customer is not None and created.customer.domain == "northwind-traders.com"
+    assert created.amount == Decimal("185000.0") and created.stage is DealStage.QUALIFICATION
+    assert created.owner == "0055g00000DirRepAAA" and created.products == (
+        "data-platform",
+        "migration-services",
+    )
+    [won] = from_salesforce_cdc(update)
+    assert won.stage is DealStage.CLOSED_WON and won.amount == Decimal("192500.0")
+    assert won.customer is None and won.name is None  # partial: absent means unchanged
+    assert won.source_timestamp > created.source_timestamp
+
+
+def test_hubspot_batch_maps_each_event() -> None:
+    changes = from_hubspot(sample("hubspot_deal_webhook.json"))
+    assert [c.change_type for c in changes] == ["created", "updated", "updated"]
+    assert changes[1].amount == Decimal("48000") and changes[2].stage is DealStage.PROSPECTING
+    assert {c.source for c in changes} == {CrmSource.HUBSPOT}
+
+
+def test_aws_ace_fetched_opportunity() -> None:
+    [change] = from_aws_ace(sample("aws_ace_opportunity.json")["getOpportunity"])
+    assert change.customer is not None and change.customer.country == "DE"
+    assert change.amount == Decimal("144000") and change.currency == "EUR"  # 12000/month annualised
+    assert change.stage is DealStage.VALIDATION and change.co_sell is True
+
+
+def test_microsoft_referral_resource() -> None:
+    [change] = from_microsoft_referral(sample("microsoft_referral.json")["referral"])
+    assert change.customer is not None and change.customer.domain == "fabrikam.com"
+    assert change.customer.country == "US" and change.products == ("security-suite",)
+    assert change.amount == Decimal("240000") and change.stage is DealStage.QUALIFICATION
+
+
+@pytest.mark.parametrize(
+    ("adapter", "payload", "message"),
+    [
+        (from_hubspot, {"not": "a list"}, "HubSpot delivers a JSON array"),
+        (
+            from_hubspot,
+            [
+                {
+                    "subscriptionType": "deal.propertyChange",
+                    "objectId": 1,
+                    "eventId": 2,
+                    "occurredAt": 3,
+                    "propertyName": "dealstage",
+                    "propertyValue": "haggling",
+                }
+            ],
+            "[0].propertyValue: unknown stage 'haggling'",
+        ),
+        (
+            from_hubspot,
+            [{"subscriptionType": "deal.creation", "eventId": 2, "occurredAt": 3}],
+            "[0].objectId is required",
+        ),
+        (
+            from_salesforce_cdc,
+            {"payload": {"ChangeEventHeader": {"entityName": "Account"}}},
+            "payload.ChangeEventHeader.entityName",
+        ),
+        (
+            from_salesforce_cdc,
+            {
+                "payload": {
+                    "ChangeEventHeader": {
+                        "entityName": "Opportunity",
+                        "recordIds": ["1"],
+                        "changeType": "GAP_UPDATE",
+                        "commitTimestamp": 1,
+                    }
+                }
+            },
+            "changeType 'GAP_UPDATE'",
+        ),
+        (from_aws_ace, {"Id": "O1"}, "opportunity.Customer is required"),
+        (
+            from_microsoft_referral,
+            {
+                "Id": "r",
+                "CustomerProfile": {"Name": "F"},
+                "Status": "Active",
+                "Substatus": "Accepted",
+                "UpdatedDateTime": "yesterday",
+            },
+            "is not an ISO-8601 timestamp",
+        ),
+    ],
+)
+def test_bad_upstream_payloads_get_precise_errors(adapter: Any, payload: Any, message: str) -> None:
+    with pytest.raises(AdapterError) as error:
+        adapter(payload)
+    assert message in str(error.value)

@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from services.deals.domain.customers import name_similarity, normalise_domain, normalise_name
+from services.deals.domain.rules import (
+    ExistingRegistration,
+    OpenOpportunity,
+    PartnerConflictPolicy,
+    PartnerView,
+    RegistrationRequest,
+    RulesOfEngagement,
+    check_registration,
+    extend,
+)
+from shared.events.partners import PartnerStatus
+from shared.events.registrations import RegistrationStatus as S
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+POLICY = RulesOfEngagement()
+ACTIVE = PartnerView(
+    "p-1", PartnerStatus.ACTIVE, "silver", frozenset({"US", "DE"}), frozenset({"data", "ai"})
+)
+
+
+def request(**overrides: object) -> RegistrationRequest:
+    values: dict[str, object] = {
+        "partner_id": "p-1",
+        "customer_name": "Northwind Traders Ltd.",
+        "customer_domain": "https://www.northwind.com",
+        "customer_country": "US",
+        "products": frozenset({"data"}),
+        "amount": Decimal("40000"),
+        "currency": "USD",
+        "submitted_at": NOW,
+    }
+    values.update(overrides)
+    return RegistrationRequest(**values)  # type: ignore[arg-type]
+
+
+def existing(**overrides: object) -> ExistingRegistration:
+    values: dict[str, object] = {
+        "registration_id": "reg-old",
+        "partner_id": "p-2",
+        "customer_name": "Northwind Traders",
+        "customer_domain": "northwind.com",
+        "products": frozenset({"data"}),
+        "status": S.APPROVED,
+        "registered_at": NOW - timedelta(days=10),
+        "expires_at": NOW + timedelta(days=80),
+    }
+    values.update(overrides)
+    return ExistingRegistration(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalised"),
+    [
+        ("https://www.Sales.Northwind-Traders.com/path?q=1", "northwind-traders.com"),
+        ("northwind.co.uk", "northwind.co.uk"),
+        ("shop.northwind.co.uk", "northwind.co.uk"),
+        ("mailto:someone@northwind.com", "northwind.com"),
+        ("not a domain", None),
+        ("", None),
+    ],
+)
+def test_domains_normalise_to_the_registrable_domain(raw: str, normalised: str | None) -> None:
+    assert normalise_domain(raw) == normalised
+
+
+def test_names_drop_case_punctuation_accents_and_legal_forms() -> None:
+    assert normalise_name("Northwind Traders, Ltd.") == "northwind traders"
+    assert normalise_name("Société Générale S.A.") == "societe generale"
+    assert normalise_name("AT&T Inc") == "at and t"
+    assert name_similarity("Contoso Logistics GmbH", "CONTOSO LOGISTICS") == 1.0
+    assert name_similarity("Contoso Logistics", "Contoso Logistic") > 0.9
+    assert name_similarity("Contoso", "Fabrikam") < 0.5
+
+
+def test_clean_registration_is_approved_with_a_protection_window() -> None:
+    decision = check_registration(POLICY, request(), ACTIVE, [], [])
+    assert decision.status is S.APPROVED
+    assert decision.expires_at == NOW + timedelta(days=90)
+    assert decision.policy_version == POLICY.version
+
+
+@pytest.mark.parametrize(
+    ("partner", "reason"),
+    [
+        (None, "partner p-1 is unknown to deals"),
+        (
+            PartnerView("p-1", PartnerStatus.SUSPENDED, "gold", frozenset(), frozenset({"data"})),
+            "partner p-1 is suspended",
+        ),
+    ],
+)
+def test_unknown_or_inactive_partners_are_rejected(
+    partner: PartnerView | None, reason: str
+) -> None:
+    decision = check_registration(POLICY, request(), partner, [], [])
+    assert decision.status is S.REJECTED
+    assert decision.reasons[0].startswith(reason)
+
+
+def test_unauthorised_product_or_region_is_rejected() -> None:
+    product = check_registration(POLICY, request(products=frozenset({"security"})), ACTIVE, [], [])
+    assert product.status is S.REJECTED and "product(s) security" in product.reasons[0]
+    region = check_registration(POLICY, request(customer_country="FR"), ACTIVE, [], [])
+    assert region.status is S.REJECTED and "region FR" in region.reasons[0]
+
+
+def test_first_come_first_served_rejects_the_later_registration_with_evidence() -> None:
+    decision = check_registration(POLICY, request(), ACTIVE, [existing()], [])
+    assert decision.status is S.REJECTED
+    assert (
+        decision.conflicts[0].reference == "reg-old"
+        and decision.conflicts[0].matched_on == "domain"
+    )
+    assert (NOW - timedelta(days=10)).isoformat() in decision.reasons[0]
+
+
+def test_fuzzy_name_match_without_domain_conflicts() -> None:
+    other = existing(customer_domain=None, customer_name="NORTHWIND TRADERS LIMITED")
+    decision = check_registration(POLICY, request(customer_domain=None), ACTIVE, [other], [])
+    assert decision.status is S.REJECTED and decision.conflicts[0].matched_on == "name"
+
+
+def test_escalation_policy_sends_conflicts_to_review() -> None:
+    policy = RulesOfEngagement(partner_conflict=PartnerConflictPolicy.ESCALATE)
+    decision = check_registration(policy, request(), ACTIVE, [existing()], [])
+    assert decision.status is S.PENDING_REVIEW
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        existing(registered_at=NOW - timedelta(days=91)),  # outside the window
+        existing(expires_at=NOW - timedelta(seconds=1)),  # already expired
+        existing(status=S.REJECTED),
+        existing(products=frozenset({"ai"})),  # different product
+        existing(partner_id="p-1"),  # the partner's own
+    ],
+)
+def test_registrations_that_do_not_block(other: ExistingRegistration) -> None:
+    assert check_registration(POLICY, request(), ACTIVE, [other], []).status is S.APPROVED
+
+
+def test_direct_sales_conflict_goes_to_review_only_when_the_opportunity_came_first() -> None:
+    earlier = OpenOpportunity(
+        "salesforce:006", "rep-1", "Northwind Traders", "northwind.com", NOW - timedelta(days=1)
+    )
+    decision = check_registration(POLICY, request(), ACTIVE, [], [earlier])
+    assert decision.status is S.PENDING_REVIEW
+    assert decision.direct_conflict is not None and decision.direct_conflict.party == "rep-1"
+    later = OpenOpportunity(
+        "salesforce:007", "rep-1", "Northwind Traders", "northwind.com", NOW + timedelta(hours=1)
+    )
+    assert check_registration(POLICY, request(), ACTIVE, [], [later]).status is S.APPROVED
+    strict = RulesOfEngagement(direct_conflict_reviews=False)
+    assert check_registration(strict, request(), ACTIVE, [], [earlier]).status is S.REJECTED
+
+
+def test_amount_over_the_tier_limit_goes_to_review() -> None:
+    decision = check_registration(POLICY, request(amount=Decimal("150000.01")), ACTIVE, [], [])
+    assert decision.status is S.PENDING_REVIEW
+    assert "exceeds the silver auto-approval limit 150000" in decision.reasons[0]
+    assert (
+        check_registration(POLICY, request(amount=Decimal("150000")), ACTIVE, [], []).status
+        is S.APPROVED
+    )
+
+
+def test_extension_under_policy() -> None:
+    expiry = NOW + timedelta(days=5)
+    new, why = extend(POLICY, expiry, 0, S.APPROVED)
+    assert new == expiry + timedelta(days=30)
+    assert extend(POLICY, expiry, 1, S.APPROVED)[0] is None
+    assert extend(POLICY, expiry, 0, S.PENDING_REVIEW)[0] is None
