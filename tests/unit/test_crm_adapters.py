@@ -28,37 +28,49 @@ def test_salesforce_create_then_partial_update_to_closed_won() -> None:
     create, update = sample("salesforce_opportunity_cdc.json")
     [created] = from_salesforce_cdc(create)
     assert created.deal_key == "salesforce:0065g00000XyZaAAAV"
-    assert created.customer is not None and created.customer.domain == "northwind-traders.com"
-    assert created.amount == Decimal("185000.0") and created.stage is DealStage.QUALIFICATION
-    assert created.owner == "0055g00000DirRepAAA" and created.products == (
+    assert created.customer is not None
+    assert created.customer.domain == "northwind-traders.com"
+    assert created.amount == Decimal("185000.0")
+    assert created.stage is DealStage.QUALIFICATION
+    assert created.owner == "0055g00000DirRepAAA"
+    assert created.products == (
         "data-platform",
         "migration-services",
     )
     [won] = from_salesforce_cdc(update)
-    assert won.stage is DealStage.CLOSED_WON and won.amount == Decimal("192500.0")
-    assert won.customer is None and won.name is None  # partial: absent means unchanged
+    assert won.stage is DealStage.CLOSED_WON
+    assert won.amount == Decimal("192500.0")
+    assert won.customer is None
+    assert won.name is None
     assert won.source_timestamp > created.source_timestamp
 
 
 def test_hubspot_batch_maps_each_event() -> None:
     changes = from_hubspot(sample("hubspot_deal_webhook.json"))
     assert [c.change_type for c in changes] == ["created", "updated", "updated"]
-    assert changes[1].amount == Decimal("48000") and changes[2].stage is DealStage.PROSPECTING
+    assert changes[1].amount == Decimal("48000")
+    assert changes[2].stage is DealStage.PROSPECTING
     assert {c.source for c in changes} == {CrmSource.HUBSPOT}
 
 
 def test_aws_ace_fetched_opportunity() -> None:
     [change] = from_aws_ace(sample("aws_ace_opportunity.json")["getOpportunity"])
-    assert change.customer is not None and change.customer.country == "DE"
-    assert change.amount == Decimal("144000") and change.currency == "EUR"  # 12000/month annualised
-    assert change.stage is DealStage.VALIDATION and change.co_sell is True
+    assert change.customer is not None
+    assert change.customer.country == "DE"
+    assert change.amount == Decimal("144000")
+    assert change.currency == "EUR"
+    assert change.stage is DealStage.VALIDATION
+    assert change.co_sell is True
 
 
 def test_microsoft_referral_resource() -> None:
     [change] = from_microsoft_referral(sample("microsoft_referral.json")["referral"])
-    assert change.customer is not None and change.customer.domain == "fabrikam.com"
-    assert change.customer.country == "US" and change.products == ("security-suite",)
-    assert change.amount == Decimal("240000") and change.stage is DealStage.QUALIFICATION
+    assert change.customer is not None
+    assert change.customer.domain == "fabrikam.com"
+    assert change.customer.country == "US"
+    assert change.products == ("security-suite",)
+    assert change.amount == Decimal("240000")
+    assert change.stage is DealStage.QUALIFICATION
 
 
 @pytest.mark.parametrize(

@@ -107,25 +107,26 @@ def test_unknown_or_inactive_partners_are_rejected(
 
 def test_unauthorised_product_or_region_is_rejected() -> None:
     product = check_registration(POLICY, request(products=frozenset({"security"})), ACTIVE, [], [])
-    assert product.status is S.REJECTED and "product(s) security" in product.reasons[0]
+    assert product.status is S.REJECTED
+    assert "product(s) security" in product.reasons[0]
     region = check_registration(POLICY, request(customer_country="FR"), ACTIVE, [], [])
-    assert region.status is S.REJECTED and "region FR" in region.reasons[0]
+    assert region.status is S.REJECTED
+    assert "region FR" in region.reasons[0]
 
 
 def test_first_come_first_served_rejects_the_later_registration_with_evidence() -> None:
     decision = check_registration(POLICY, request(), ACTIVE, [existing()], [])
     assert decision.status is S.REJECTED
-    assert (
-        decision.conflicts[0].reference == "reg-old"
-        and decision.conflicts[0].matched_on == "domain"
-    )
+    assert decision.conflicts[0].reference == "reg-old"
+    assert decision.conflicts[0].matched_on == "domain"
     assert (NOW - timedelta(days=10)).isoformat() in decision.reasons[0]
 
 
 def test_fuzzy_name_match_without_domain_conflicts() -> None:
     other = existing(customer_domain=None, customer_name="NORTHWIND TRADERS LIMITED")
     decision = check_registration(POLICY, request(customer_domain=None), ACTIVE, [other], [])
-    assert decision.status is S.REJECTED and decision.conflicts[0].matched_on == "name"
+    assert decision.status is S.REJECTED
+    assert decision.conflicts[0].matched_on == "name"
 
 
 def test_escalation_policy_sends_conflicts_to_review() -> None:
@@ -154,7 +155,8 @@ def test_direct_sales_conflict_goes_to_review_only_when_the_opportunity_came_fir
     )
     decision = check_registration(POLICY, request(), ACTIVE, [], [earlier])
     assert decision.status is S.PENDING_REVIEW
-    assert decision.direct_conflict is not None and decision.direct_conflict.party == "rep-1"
+    assert decision.direct_conflict is not None
+    assert decision.direct_conflict.party == "rep-1"
     later = OpenOpportunity(
         "salesforce:007", "rep-1", "Northwind Traders", "northwind.com", NOW + timedelta(hours=1)
     )
@@ -175,7 +177,7 @@ def test_amount_over_the_tier_limit_goes_to_review() -> None:
 
 def test_extension_under_policy() -> None:
     expiry = NOW + timedelta(days=5)
-    new, why = extend(POLICY, expiry, 0, S.APPROVED)
+    new, _why = extend(POLICY, expiry, 0, S.APPROVED)
     assert new == expiry + timedelta(days=30)
     assert extend(POLICY, expiry, 1, S.APPROVED)[0] is None
     assert extend(POLICY, expiry, 0, S.PENDING_REVIEW)[0] is None
