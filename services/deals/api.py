@@ -1,6 +1,8 @@
-"""HTTP API of deals: partner registrations (partners see only their own), CRM ingestion."""
+"""HTTP API of deals: partner registrations (partners see only their own), CRM ingestion.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: FastAPI resolves the dependency annotations
+defined inside build_router at definition time.
+"""
 
 import base64
 import hashlib

@@ -1,0 +1,304 @@
+"""Deals as real processes on real Kafka + Postgres: the registration race across two instances,
+CRM ingestion into the projection, decisions published, and bad input refused precisely."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from services.deals.api import partner_token
+from services.deals.settings import DealsSettings
+from shared.events import Envelope
+from shared.events.partners import PartnerStateChanged, PartnerStatus
+from shared.outbox import make_producer
+from shared.topics import PARTNER_LIFECYCLE
+from tests.conftest import ROOT, Infra
+from tests.integration.test_service_process import free_port, wait_ready
+
+pytestmark = pytest.mark.integration
+SETTINGS = DealsSettings()
+ADMIN = {"Authorization": f"Bearer {SETTINGS.admin_token}"}
+
+
+def auth(partner_id: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {partner_token(SETTINGS.token_secret, partner_id)}"}
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
+    """Poll another process's state until `check` returns a truthy value (bounded)."""
+    async with asyncio.timeout(timeout):
+        while not (result := await check()):
+            await asyncio.sleep(0.1)
+        return result
+
+
+@pytest.fixture(scope="module")
+async def deals_instances(infra: Infra) -> AsyncIterator[list[str]]:
+    """Two deals processes sharing one schema and one consumer group."""
+    processes, urls = [], []
+    for _ in range(2):
+        port = free_port()
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+            "DATABASE_URL": infra.dsn_for("deals_svc", "deals_svc"),
+            "HTTP_PORT": str(port),
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "services.deals",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        processes.append(process)
+        urls.append(f"http://127.0.0.1:{port}")
+        await wait_ready(f"{urls[-1]}/health/ready", process)
+    yield urls
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        await asyncio.wait_for(process.wait(), 30)
+
+
+async def publish_partner(
+    infra: Infra, partner_id: str, status: PartnerStatus = PartnerStatus.ACTIVE
+) -> None:
+    event = PartnerStateChanged(
+        partner_id=partner_id,
+        name=f"Partner {partner_id}",
+        partner_type="GSI",
+        status=status,
+        tier="gold",
+        regions=("US", "DE"),
+        products=("data", "ai"),
+        changed_at=datetime.now(UTC),
+        version=1,
+    )
+    producer = make_producer(infra.kafka_bootstrap, "test-onboarding")
+    await producer.start()
+    try:
+        envelope = Envelope.wrap(event, source="pollinate/onboarding", subject=partner_id)
+        await producer.send_and_wait(
+            PARTNER_LIFECYCLE.name, envelope.to_bytes(), key=partner_id.encode()
+        )
+    finally:
+        await producer.stop()
+
+
+async def partners_known(infra: Infra, *partner_ids: str) -> None:
+    conn = await asyncpg.connect(infra.admin_dsn)
+    try:
+
+        async def all_there() -> bool:
+            count = await conn.fetchval(
+                "SELECT count(*) FROM deals.partners WHERE partner_id = ANY($1)", list(partner_ids)
+            )
+            return bool(count == len(partner_ids))
+
+        await eventually(all_there)
+    finally:
+        await conn.close()
+
+
+async def test_racing_registrations_on_two_instances_never_both_win(
+    infra: Infra, deals_instances: list[str]
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    first, second = f"p-a-{run}", f"p-b-{run}"
+    await publish_partner(infra, first)
+    await publish_partner(infra, second)
+    await partners_known(infra, first, second)
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        for attempt in range(5):
+            body = {
+                "customer_name": f"{uuid.uuid4().hex[:12]} Traders Inc",
+                "customer_domain": f"race-{run}-{attempt}.example",
+                "customer_country": "US",
+                "products": ["data"],
+                "amount": "10000.00",
+                "currency": "USD",
+            }
+            responses = await asyncio.gather(
+                client.post(f"{deals_instances[0]}/registrations", json=body, headers=auth(first)),
+                client.post(f"{deals_instances[1]}/registrations", json=body, headers=auth(second)),
+            )
+            assert [r.status_code for r in responses] == [201, 201]
+            decisions = sorted((r.json() for r in responses), key=lambda d: d["status"])
+            assert [d["status"] for d in decisions] == ["approved", "rejected"]
+            winner, loser = decisions
+            assert loser["conflicts"][0]["reference"] == winner["registration_id"]
+            assert "already registered inside the protection window" in loser["reasons"][0]
+
+        # Partners see only their own registrations.
+        mine = (await client.get(f"{deals_instances[0]}/registrations", headers=auth(first))).json()
+        assert mine
+        assert {r["partner_id"] for r in mine} == {first}
+        theirs = (
+            await client.get(f"{deals_instances[1]}/registrations", headers=auth(second))
+        ).json()
+        hidden = await client.get(
+            f"{deals_instances[0]}/registrations/{theirs[0]['registration_id']}",
+            headers=auth(first),
+        )
+        assert hidden.status_code == 404
+
+
+async def test_decision_is_published_and_crm_changes_land_in_the_projection(
+    infra: Infra, deals_instances: list[str]
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-c-{run}"
+    await publish_partner(infra, partner)
+    await partners_known(infra, partner)
+    batch = json.loads(
+        (ROOT / "tests" / "fixtures" / "samples" / "hubspot_deal_webhook.json").read_text()
+    )
+    object_id = int(uuid.uuid4().int % 10**12)
+    for event in batch:
+        event["objectId"] = object_id
+        event["eventId"] = int(f"{event['eventId']}{object_id % 10**6}")
+
+    conn = await asyncpg.connect(infra.admin_dsn)
+    async with httpx.AsyncClient(timeout=30) as client:
+        try:
+            for _ in range(2):  # a repeated webhook delivery changes nothing
+                ingested = await client.post(
+                    f"{deals_instances[0]}/crm/hubspot", content=json.dumps(batch)
+                )
+                assert ingested.status_code == 202
+
+            async def projected() -> Any:
+                return await conn.fetchrow(
+                    "SELECT amount, stage, status FROM deals.crm_deals WHERE deal_key = $1",
+                    f"hubspot:{object_id}",
+                )
+
+            row = await eventually(lambda: projected())
+            row = await eventually(lambda: _with_stage(projected))
+            assert (str(row["amount"]), row["stage"], row["status"]) == (
+                "48000.0000",
+                "prospecting",
+                "open",
+            )
+            crm_events = await conn.fetchval(
+                "SELECT count(*) FROM deals.outbox WHERE message_key = $1", f"hubspot:{object_id}"
+            )
+            assert crm_events == 3
+
+            created = await client.post(
+                f"{deals_instances[1]}/registrations",
+                headers=auth(partner),
+                json={
+                    "customer_name": f"{uuid.uuid4().hex[:12]} Clean Co",
+                    "customer_domain": f"clean-{run}.example",
+                    "products": ["ai"],
+                    "amount": "20000",
+                    "currency": "USD",
+                },
+            )
+            registration_id = created.json()["registration_id"]
+
+            async def published() -> bool:
+                value = await conn.fetchval(
+                    "SELECT bool_and(published_at IS NOT NULL) FROM deals.outbox WHERE message_key = $1",
+                    registration_id,
+                )
+                return bool(value)
+
+            await eventually(published)
+        finally:
+            await conn.close()
+
+
+async def _with_stage(projected: Callable[[], Awaitable[Any]]) -> Any:
+    row = await projected()
+    return (
+        row if row is not None and row["stage"] is not None and row["amount"] is not None else None
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "headers", "status", "detail"),
+    [
+        ("/crm/hubspot", "{not json", {}, 400, "malformed JSON"),
+        (
+            "/crm/hubspot",
+            json.dumps(
+                [
+                    {
+                        "subscriptionType": "deal.propertyChange",
+                        "objectId": 1,
+                        "eventId": 1,
+                        "occurredAt": 1,
+                        "propertyName": "dealstage",
+                        "propertyValue": "haggling",
+                    }
+                ]
+            ),
+            {},
+            422,
+            "unknown stage 'haggling'",
+        ),
+        (
+            "/crm/salesforce",
+            json.dumps({"payload": {}}),
+            {},
+            422,
+            "payload.ChangeEventHeader is required",
+        ),
+        (
+            "/registrations",
+            json.dumps(
+                {"customer_name": "X Corp", "products": ["data"], "amount": "1", "currency": "USD"}
+            ),
+            {},
+            401,
+            "missing bearer token",
+        ),
+        (
+            "/registrations",
+            json.dumps(
+                {
+                    "customer_name": "X Corp",
+                    "products": ["data"],
+                    "amount": "abc",
+                    "currency": "USD",
+                }
+            ),
+            auth("p-x"),
+            422,
+            "amount",
+        ),
+    ],
+)
+async def test_bad_input_gets_a_precise_4xx(
+    deals_instances: list[str],
+    path: str,
+    content: str,
+    headers: dict[str, str],
+    status: int,
+    detail: str,
+) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(
+            f"{deals_instances[0]}{path}",
+            content=content,
+            headers={"content-type": "application/json", **headers},
+        )
+    assert response.status_code == status
+    assert detail in json.dumps(response.json())
