@@ -188,7 +188,6 @@ async def test_decision_is_published_and_crm_changes_land_in_the_projection(
                     f"hubspot:{object_id}",
                 )
 
-            row = await eventually(lambda: projected())
             row = await eventually(lambda: _with_stage(projected))
             assert (str(row["amount"]), row["stage"], row["status"]) == (
                 "48000.0000",

@@ -8,9 +8,9 @@ import json
 import asyncpg
 import pytest
 
-from shared.consumer import EventConsumer, HandlerContext, Outcome
-from shared.events import Envelope
+from shared.consumer import Outcome
 from tests.integration.conftest import Components, CounterIncremented
+from tests.integration.test_consumer import counter_consumer
 from tests.kafka_helpers import new_topic, read_records
 
 pytestmark = pytest.mark.integration
@@ -57,22 +57,7 @@ async def test_event_committed_before_a_crash_is_published_after_restart(
     assert {json.loads(r.value)["id"] for r in records} == {str(sent.id)}
 
     # ... exactly once as seen by an idempotent consumer.
-    consumer = EventConsumer(
-        name="counter",
-        service=components.service.schema,
-        topics=[topic],
-        pool=components.pool,
-        outbox=components.outbox,
-    )
-
-    @consumer.handles(CounterIncremented)
-    async def increment(ctx: HandlerContext, event: Envelope[CounterIncremented]) -> None:
-        await ctx.conn.execute(
-            "UPDATE counters SET value = value + $1 WHERE name = $2",
-            event.data.by,
-            event.data.counter,
-        )
-
+    consumer = counter_consumer(components, topic)
     outcomes = [await consumer.process(r) for r in records]
     assert outcomes == [Outcome.PROCESSED, Outcome.DUPLICATE]
     assert await components.pool.fetchval("SELECT value FROM counters WHERE name = 'c'") == 1
