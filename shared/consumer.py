@@ -99,7 +99,9 @@ class HandlerContext:
     partition: int
     offset: int
 
-    async def emit(self, topic: Topic, payload: EventPayload, *, subject: str) -> Envelope[Any]:
+    async def emit(
+        self, topic: Topic, payload: EventPayload, *, subject: str
+    ) -> Envelope[Any] | None:
         return await self.outbox.publish(self.conn, topic, payload, subject=subject)
 
 

@@ -65,8 +65,10 @@ class Outbox:
         *,
         subject: str,
         event_id: uuid.UUID | None = None,
-    ) -> Envelope[Any]:
-        """Record `payload` for publication on `topic`, keyed by `subject` (the aggregate id)."""
+    ) -> Envelope[Any] | None:
+        """Record `payload` for publication on `topic`, keyed by `subject` (the aggregate id).
+
+        Returns None when an event with `event_id` was recorded before (a repeated delivery)."""
         if self.schema not in topic.producing_services:
             raise ValueError(f"{self.schema} does not produce to {topic.name}")
         envelope: Envelope[Any] = Envelope.wrap(
@@ -84,7 +86,7 @@ class Outbox:
         }
         if envelope.traceparent:
             headers["traceparent"] = envelope.traceparent
-        await self.publish_raw(
+        recorded = await self.publish_raw(
             conn,
             topic_name=topic.name,
             key=subject,
@@ -93,7 +95,7 @@ class Outbox:
             value=envelope.to_bytes(),
             headers=headers,
         )
-        return envelope
+        return envelope if recorded else None
 
     async def publish_raw(
         self,

@@ -35,8 +35,6 @@ from shared.events.registrations import (
 from shared.outbox import Outbox
 from shared.topics import DEAL_REGISTRATIONS, PARTNER_NOTIFICATIONS
 
-HOLDING = ("submitted", "approved", "pending_review")
-
 
 def now() -> datetime:
     return datetime.now(UTC)
