@@ -48,6 +48,13 @@ DEAL_REGISTRATIONS = Topic(
     6,
     "Deal registration lifecycle and rules-of-engagement decisions.",
 )
+DEAL_OPPORTUNITIES = Topic(
+    "deals.opportunities.v1",
+    "deals",
+    "crm deal id (source:source_id)",
+    6,
+    "Merged state of each CRM opportunity after every change, with linked registrations.",
+)
 PARTNER_LIFECYCLE = Topic(
     "partners.lifecycle.v1",
     "onboarding",
@@ -94,6 +101,7 @@ DEAD_LETTERS = tuple(dead_letter_topic(service) for service in SERVICES)
 ALL_TOPICS: tuple[Topic, ...] = (
     CRM_DEALS,
     DEAL_REGISTRATIONS,
+    DEAL_OPPORTUNITIES,
     PARTNER_LIFECYCLE,
     ATTRIBUTION_CREDITS,
     INCENTIVE_LEDGER,

@@ -43,7 +43,7 @@ def wire(platform: Platform) -> list[APIRouter]:
 
     @crm.handles(CrmDealChanged)
     async def on_crm_change(ctx: HandlerContext, event: Envelope[CrmDealChanged]) -> None:
-        await apply_crm_change(ctx.conn, ctx.outbox, event.data)
+        await apply_crm_change(ctx.conn, ctx.outbox, event.data, ingested_at=event.time)
 
     partners = platform.consumer("partner-projection", [PARTNER_LIFECYCLE])
 

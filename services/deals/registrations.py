@@ -24,16 +24,17 @@ from services.deals.domain.rules import (
     check_registration,
 )
 from shared.db import Connection, advisory_key
-from shared.events.crm import CrmDealChanged, Customer, DealStatus
+from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage, DealStatus
+from shared.events.notifications import PartnerNotification
+from shared.events.opportunities import DealStateChanged, LinkedRegistration
 from shared.events.partners import PartnerStateChanged, PartnerStatus
 from shared.events.registrations import (
-    PartnerNotification,
     RegistrationDecided,
     RegistrationStatus,
     RegistrationStatusChanged,
 )
 from shared.outbox import Outbox
-from shared.topics import DEAL_REGISTRATIONS, PARTNER_NOTIFICATIONS
+from shared.topics import DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS, PARTNER_NOTIFICATIONS
 
 
 def now() -> datetime:
@@ -216,6 +217,9 @@ async def register(
         subject=registration_id,
     )
     await _notify_decision(conn, outbox, policy, registration_id, request, decision)
+    if crm_deal_key is not None:
+        # Downstream learns the sourcing partner of an opportunity it may already know.
+        await publish_deal_state(conn, outbox, crm_deal_key, ingested_at=None)
     return registration_id, decision
 
 
@@ -368,8 +372,70 @@ _CRM_FIELDS = (
 )
 
 
-async def apply_crm_change(conn: Connection, outbox: Outbox, change: CrmDealChanged) -> None:
-    """Merge a canonical change into the projection, field by field, newest source time wins."""
+async def publish_deal_state(
+    conn: Connection, outbox: Outbox, deal_key: str, ingested_at: datetime | None
+) -> None:
+    """Bump the opportunity's revision and publish its whole merged state (no-op if unknown)."""
+    row = await conn.fetchrow(
+        """UPDATE crm_deals SET revision = revision + 1,
+               ingested_at = COALESCE($2, ingested_at)
+           WHERE deal_key = $1 RETURNING *""",
+        deal_key,
+        ingested_at,
+    )
+    if row is None:
+        return
+    linked = await conn.fetch(
+        """SELECT registration_id, partner_id, status, submitted_at FROM registrations
+           WHERE crm_deal_key = $1 ORDER BY submitted_at, registration_id""",
+        deal_key,
+    )
+    await outbox.publish(
+        conn,
+        DEAL_OPPORTUNITIES,
+        DealStateChanged(
+            deal_key=deal_key,
+            source=CrmSource(row["source"]),
+            source_id=row["source_id"],
+            revision=row["revision"],
+            name=row["name"],
+            customer=Customer(
+                name=row["customer_name"],
+                domain=row["customer_domain"],
+                country=row["customer_country"],
+            ),
+            products=tuple(row["products"] or ()),
+            amount=row["amount"],
+            currency=row["currency"],
+            stage=DealStage(row["stage"]) if row["stage"] else None,
+            status=DealStatus(row["status"]),
+            close_date=row["close_date"],
+            owner=row["owner"],
+            partner_ref=row["partner_ref"],
+            co_sell=bool(row["co_sell"]),
+            created_at=row["created_at"],
+            deleted=row["deleted"],
+            registrations=tuple(
+                LinkedRegistration(
+                    registration_id=r["registration_id"],
+                    partner_id=r["partner_id"],
+                    status=RegistrationStatus(r["status"]),
+                    submitted_at=r["submitted_at"],
+                )
+                for r in linked
+            ),
+            changed_at=now(),
+            ingested_at=row["ingested_at"],
+        ),
+        subject=deal_key,
+    )
+
+
+async def apply_crm_change(
+    conn: Connection, outbox: Outbox, change: CrmDealChanged, ingested_at: datetime | None = None
+) -> None:
+    """Merge a canonical change into the projection, field by field, newest source time wins,
+    and publish the merged state when anything changed."""
     key = change.deal_key
     row = await conn.fetchrow("SELECT * FROM crm_deals WHERE deal_key = $1 FOR UPDATE", key)
     if row is None:
@@ -391,7 +457,8 @@ async def apply_crm_change(conn: Connection, outbox: Outbox, change: CrmDealChan
         if field in stamps and datetime.fromisoformat(stamps[field]) > change.source_timestamp:
             return  # a newer value is already held: this delivery is stale for this field
         stamps[field] = at
-        updates[field] = value
+        if row[field] != value:  # the same value again (a repeat) is not a change
+            updates[field] = value
 
     for field in _CRM_FIELDS:
         offer(field, getattr(change, field))
@@ -399,7 +466,7 @@ async def apply_crm_change(conn: Connection, outbox: Outbox, change: CrmDealChan
         offer("products", list(change.products))
     if change.stage is not None:
         offer("stage", change.stage.value)
-        if "stage" in updates:
+        if "stage" in updates and row["status"] != change.stage.status.value:
             updates["status"] = change.stage.status.value
     if change.customer is not None:
         offer("customer_name", change.customer.name)
@@ -410,6 +477,12 @@ async def apply_crm_change(conn: Connection, outbox: Outbox, change: CrmDealChan
     if change.change_type == "deleted":
         offer("deleted", True)
     if not updates:
+        # Still remember newer source times, so an older delivery cannot undo a repeat.
+        await conn.execute(
+            "UPDATE crm_deals SET field_timestamps = $2::jsonb WHERE deal_key = $1",
+            key,
+            json.dumps(stamps),
+        )
         return
     columns = list(updates)
     assignments = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(columns))
@@ -438,6 +511,7 @@ async def apply_crm_change(conn: Connection, outbox: Outbox, change: CrmDealChan
                 closed,
                 f"linked CRM opportunity {key} closed {updates['status']}",
             )
+    await publish_deal_state(conn, outbox, key, ingested_at)
 
 
 async def apply_partner_state(conn: Connection, event: PartnerStateChanged) -> None:

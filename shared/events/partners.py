@@ -37,3 +37,12 @@ class PartnerStateChanged(EventPayload):
     changed_at: datetime
     reason: str = ""
     version: int
+    # What happened, so consumers can react without diffing snapshots: applied | qualified |
+    # rejected | onboarding | activated | tier_changed | authorisations_changed | grace_started |
+    # demoted | suspended | expelled | reinstated | updated
+    change: str = "updated"
+    previous_status: PartnerStatus | None = None
+    previous_tier: str | None = None
+    domain: str | None = None
+    competencies: tuple[str, ...] = ()
+    grace_until: datetime | None = None

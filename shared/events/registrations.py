@@ -1,5 +1,4 @@
-"""Deal registration contracts produced by deals (topics deals.registrations.v1 and
-notifications.partner.v1)."""
+"""Deal registration contracts produced by deals (topic deals.registrations.v1)."""
 
 from __future__ import annotations
 
@@ -63,20 +62,3 @@ class RegistrationStatusChanged(EventPayload):
     crm_deal_key: str | None = None
     amount: Decimal | None = None
     currency: str | None = None
-
-
-@event_type("notification.partner.v1")
-class PartnerNotification(EventPayload):
-    """A message for a partner app (key: partner id). `recipient` may be the partner or, for
-    approvals and direct-sales conflicts, the direct account owner (addressed via the partner)."""
-
-    notification_id: str
-    partner_id: str
-    recipient: str
-    # registration_approved | registration_rejected | conflict | pending_review | expired |
-    # direct_sales_conflict | co_sell | overlap_hint
-    kind: str
-    subject: str
-    body: str
-    registration_id: str | None = None
-    created_at: datetime

@@ -11,6 +11,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -20,9 +21,11 @@ import pytest
 from services.deals.api import partner_token
 from services.deals.settings import DealsSettings
 from shared.events import Envelope
+from shared.events.crm import DealStage, DealStatus
+from shared.events.opportunities import DealStateChanged
 from shared.events.partners import PartnerStateChanged, PartnerStatus
 from shared.outbox import make_producer
-from shared.topics import PARTNER_LIFECYCLE
+from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES, PARTNER_LIFECYCLE
 from tests.conftest import ROOT, Infra
 from tests.integration.test_service_process import free_port, wait_ready
 
@@ -195,9 +198,27 @@ async def test_decision_is_published_and_crm_changes_land_in_the_projection(
                 "open",
             )
             crm_events = await conn.fetchval(
-                "SELECT count(*) FROM deals.outbox WHERE message_key = $1", f"hubspot:{object_id}"
+                "SELECT count(*) FROM deals.outbox WHERE message_key = $1 AND topic = $2",
+                f"hubspot:{object_id}",
+                CRM_DEALS.name,
             )
             assert crm_events == 3
+            # Every merged change is published whole, with a revision that only grows.
+            states = await conn.fetch(
+                """SELECT value FROM deals.outbox WHERE message_key = $1 AND topic = $2
+                   ORDER BY position""",
+                f"hubspot:{object_id}",
+                DEAL_OPPORTUNITIES.name,
+            )
+            snapshots = [
+                Envelope[DealStateChanged].model_validate_json(r["value"]).data for r in states
+            ]
+            assert [s.revision for s in snapshots] == list(range(1, len(snapshots) + 1))
+            assert (snapshots[-1].amount, snapshots[-1].stage, snapshots[-1].status) == (
+                Decimal("48000"),
+                DealStage.PROSPECTING,
+                DealStatus.OPEN,
+            )
 
             created = await client.post(
                 f"{deals_instances[1]}/registrations",

@@ -1,0 +1,62 @@
+"""Revenue credits produced by attribution (topic attribution.credits.v1, key: deal key).
+
+Credits are never edited: a change after close (amount change, reopen, lost after won, a late
+touchpoint inside the lock period) reverses the affected credits (`credit.reversed.v1`, exactly
+the reversed credit's amount) and issues new ones. Summing issued minus reversed amounts per
+partner always gives the partner's current attributed revenue.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import Field
+
+from shared.events.crm import Customer
+from shared.events.envelope import EventPayload, event_type
+
+
+class CreditKind(StrEnum):
+    SOURCED = "sourced"  # the partner brought the deal (its registration sourced it)
+    INFLUENCED = "influenced"  # the partner touched the deal but did not source it
+
+
+@event_type("credit.issued.v1")
+class CreditIssued(EventPayload):
+    credit_id: str = Field(description="stable id; a re-issue after a correction gets a new id")
+    deal_key: str
+    partner_id: str
+    kind: CreditKind
+    amount: Decimal = Field(description="credited revenue in `currency`, exact to the cent")
+    currency: str = Field(pattern="^[A-Z]{3}$", description="the reporting currency")
+    original_amount: Decimal = Field(description="the same credit in the deal's own currency")
+    original_currency: str = Field(pattern="^[A-Z]{3}$")
+    fx_rate: Decimal = Field(description="reporting units per original unit at the close date")
+    share: Decimal = Field(description="fraction of the deal credited to this partner")
+    model: str = Field(description="attribution model that produced the split")
+    reasons: tuple[str, ...] = ()
+    customer: Customer
+    products: tuple[str, ...] = ()
+    co_sell: bool = False
+    close_date: date
+    deal_revision: int = Field(description="the deal revision this credit was computed from")
+    replaces: str | None = Field(default=None, description="credit id this one corrects")
+    issued_at: datetime
+    ingested_at: datetime | None = None
+
+
+@event_type("credit.reversed.v1")
+class CreditReversed(EventPayload):
+    reversal_id: str
+    credit_id: str = Field(description="the credit being reversed, in full")
+    deal_key: str
+    partner_id: str
+    kind: CreditKind
+    amount: Decimal = Field(description="the reversed credit's amount (positive)")
+    currency: str = Field(pattern="^[A-Z]{3}$")
+    reason: str
+    deal_revision: int
+    reversed_at: datetime
+    ingested_at: datetime | None = None
