@@ -42,11 +42,19 @@ def advisory_key(*parts: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+class MigrationChanged(RuntimeError):
+    """An applied migration's text no longer matches what the database recorded."""
+
+
 @dataclass(frozen=True)
 class Migration:
     component: str
     version: str
     sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
 
     @property
     def has_statements(self) -> bool:
@@ -86,20 +94,43 @@ async def apply_migrations(pool: Pool, schema: str, migrations: list[Migration])
                 )
                 """
             )
+            await conn.execute(
+                "ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum text"
+            )
             done = {
-                (r["component"], r["version"])
-                for r in await conn.fetch("SELECT component, version FROM schema_migrations")
+                (r["component"], r["version"]): r["checksum"]
+                for r in await conn.fetch(
+                    "SELECT component, version, checksum FROM schema_migrations"
+                )
             }
             for migration in migrations:
-                if (migration.component, migration.version) in done:
+                key = (migration.component, migration.version)
+                if key in done:
+                    if done[key] not in (None, migration.checksum):
+                        # Editing an applied migration would silently diverge this database
+                        # from a fresh one: refuse, and say what to do.
+                        raise MigrationChanged(
+                            f"migration {migration.component}/{migration.version} changed after "
+                            f"it was applied to schema {schema!r}; add a new migration instead "
+                            "(in development: reset the schema)"
+                        )
+                    if done[key] is None:  # recorded before checksums existed
+                        await conn.execute(
+                            """UPDATE schema_migrations SET checksum = $3
+                               WHERE component = $1 AND version = $2""",
+                            *key,
+                            migration.checksum,
+                        )
                     continue
                 async with conn.transaction():
                     if migration.has_statements:
                         await conn.execute(migration.sql)
                     await conn.execute(
-                        "INSERT INTO schema_migrations (component, version) VALUES ($1, $2)",
+                        """INSERT INTO schema_migrations (component, version, checksum)
+                           VALUES ($1, $2, $3)""",
                         migration.component,
                         migration.version,
+                        migration.checksum,
                     )
                 applied_now.append(f"{migration.component}/{migration.version}")
         finally:

@@ -38,6 +38,10 @@ class ServiceSettings(BaseSettings):
     consumer_backoff_initial_seconds: float = 0.1
     consumer_backoff_max_seconds: float = 5.0
 
+    # One partner-token scheme for the whole platform (shared/auth.py). Local defaults only.
+    partner_token_secret: str = "local-dev-partner-token-secret"  # noqa: S105
+    admin_token: str = "local-dev-admin-token"  # noqa: S105
+
     # none | console | file:<path> | otlp (OTEL_EXPORTER_OTLP_ENDPOINT is then honoured)
     trace_exporter: str = "none"
 

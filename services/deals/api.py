@@ -26,25 +26,13 @@ from services.deals.adapters import (
 from services.deals.domain.rules import RegistrationRequest, RulesOfEngagement, extend
 from services.deals.registrations import change_status, decide, now, register
 from services.deals.settings import DealsSettings
+from shared.auth import Caller, caller_dependency, partner_token
 from shared.events.crm import CrmDealChanged
 from shared.events.registrations import RegistrationStatus
 from shared.service import Platform
 from shared.topics import CRM_DEALS
 
 CRM_EVENT_NAMESPACE = uuid.UUID("0b6d3f0e-5a7c-4a43-9d0e-2b1f6c9a8e21")
-
-
-class Caller(BaseModel):
-    partner_id: str | None  # None: channel manager (admin)
-
-    @property
-    def is_admin(self) -> bool:
-        return self.partner_id is None
-
-
-def partner_token(secret: str, partner_id: str) -> str:
-    signature = hmac.new(secret.encode(), partner_id.encode(), hashlib.sha256).hexdigest()
-    return f"partner.{partner_id}.{signature}"
 
 
 class RegistrationIn(BaseModel):
@@ -74,20 +62,9 @@ def build_router(
 ) -> APIRouter:
     router = APIRouter()
 
-    def caller(authorization: Annotated[str | None, Header()] = None) -> Caller:
-        if not authorization or not authorization.startswith("Bearer "):
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token")
-        token = authorization.removeprefix("Bearer ").strip()
-        if hmac.compare_digest(token, settings.admin_token):
-            return Caller(partner_id=None)
-        parts = token.split(".")
-        if (
-            len(parts) == 3
-            and parts[0] == "partner"
-            and hmac.compare_digest(token, partner_token(settings.token_secret, parts[1]))
-        ):
-            return Caller(partner_id=parts[1])
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid token")
+    caller = caller_dependency(
+        platform.settings.partner_token_secret, platform.settings.admin_token
+    )
 
     AuthenticatedCaller = Annotated[Caller, Depends(caller)]  # noqa: N806 (a type alias)
 
@@ -308,6 +285,9 @@ def build_router(
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, "only channel managers issue partner tokens"
             )
-        return {"partner_id": partner_id, "token": partner_token(settings.token_secret, partner_id)}
+        return {
+            "partner_id": partner_id,
+            "token": partner_token(platform.settings.partner_token_secret, partner_id),
+        }
 
     return router

@@ -18,24 +18,24 @@ import asyncpg
 import httpx
 import pytest
 
-from services.deals.api import partner_token
-from services.deals.settings import DealsSettings
+from shared.auth import partner_token
 from shared.events import Envelope
 from shared.events.crm import DealStage, DealStatus
 from shared.events.opportunities import DealStateChanged
 from shared.events.partners import PartnerStateChanged, PartnerStatus
 from shared.outbox import make_producer
+from shared.settings import ServiceSettings
 from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES, PARTNER_LIFECYCLE
 from tests.conftest import ROOT, Infra
 from tests.integration.test_service_process import free_port, wait_ready
 
 pytestmark = pytest.mark.integration
-SETTINGS = DealsSettings()
+SETTINGS = ServiceSettings(service_name="deals")
 ADMIN = {"Authorization": f"Bearer {SETTINGS.admin_token}"}
 
 
 def auth(partner_id: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {partner_token(SETTINGS.token_secret, partner_id)}"}
+    return {"Authorization": f"Bearer {partner_token(SETTINGS.partner_token_secret, partner_id)}"}
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
