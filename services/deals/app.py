@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from pathlib import Path
 
 from fastapi import APIRouter
 
 from services.deals.api import build_router
-from services.deals.domain.rules import RulesOfEngagement
+from services.deals.domain.rules import InvalidPolicy, RulesOfEngagement, rules_from_mapping
 from services.deals.registrations import apply_crm_change, apply_partner_state, expire_due, now
 from services.deals.settings import DealsSettings
 from shared.consumer import HandlerContext
@@ -35,9 +36,22 @@ async def expire_forever(platform: Platform, settings: DealsSettings) -> None:
         await asyncio.sleep(settings.expiry_check_seconds)
 
 
+def load_policy(path: str) -> RulesOfEngagement:
+    if not path:
+        return RulesOfEngagement()
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise InvalidPolicy(f"cannot read DEALS_POLICY_FILE {path}: {error}") from error
+    if not isinstance(data, dict):
+        raise InvalidPolicy(f"DEALS_POLICY_FILE {path} must hold a JSON object")
+    return rules_from_mapping(data)
+
+
 def wire(platform: Platform) -> list[APIRouter]:
     settings = DealsSettings()
-    policy = RulesOfEngagement()
+    policy = load_policy(settings.policy_file)
+    log.info("rules of engagement", extra={"policy_version": policy.version})
 
     crm = platform.consumer("crm-projection", [CRM_DEALS])
 

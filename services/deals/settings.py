@@ -10,3 +10,5 @@ class DealsSettings(BaseSettings):
 
     hubspot_client_secret: str = ""  # when set, X-HubSpot-Signature-v3 is required and verified
     expiry_check_seconds: float = 30.0
+    # JSON file with rules-of-engagement settings (services/deals/README.md); empty: defaults.
+    policy_file: str = ""

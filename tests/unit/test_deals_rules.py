@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -8,6 +9,7 @@ import pytest
 from services.deals.domain.customers import name_similarity, normalise_domain, normalise_name
 from services.deals.domain.rules import (
     ExistingRegistration,
+    InvalidPolicy,
     OpenOpportunity,
     PartnerConflictPolicy,
     PartnerView,
@@ -15,6 +17,7 @@ from services.deals.domain.rules import (
     RulesOfEngagement,
     check_registration,
     extend,
+    rules_from_mapping,
 )
 from shared.events.partners import PartnerStatus
 from shared.events.registrations import RegistrationStatus as S
@@ -93,7 +96,7 @@ def test_clean_registration_is_approved_with_a_protection_window() -> None:
         (None, "partner p-1 is unknown to deals"),
         (
             PartnerView("p-1", PartnerStatus.SUSPENDED, "gold", frozenset(), frozenset({"data"})),
-            "partner p-1 is suspended",
+            "partner p-1 is suspended; partners that may register: active, grace",
         ),
     ],
 )
@@ -181,3 +184,54 @@ def test_extension_under_policy() -> None:
     assert new == expiry + timedelta(days=30)
     assert extend(POLICY, expiry, 1, S.APPROVED)[0] is None
     assert extend(POLICY, expiry, 0, S.PENDING_REVIEW)[0] is None
+
+
+def test_a_partner_in_its_grace_period_still_registers_unless_policy_says_otherwise() -> None:
+    grace = PartnerView("p-1", PartnerStatus.GRACE, "silver", ACTIVE.regions, ACTIVE.products)
+    assert check_registration(POLICY, request(), grace, [], []).status is S.APPROVED
+    strict = RulesOfEngagement(statuses_allowed_to_register=frozenset({PartnerStatus.ACTIVE}))
+    decision = check_registration(strict, request(), grace, [], [])
+    assert decision.status is S.REJECTED
+    assert decision.reasons[0] == "partner p-1 is grace; partners that may register: active"
+
+
+def test_policy_from_configuration_keeps_defaults_for_unset_settings() -> None:
+    policy = rules_from_mapping(
+        {
+            "version": "acme-2027-01",
+            "protection_days": 60,
+            "auto_approve_limits": {"gold": "750000.00"},
+            "partner_conflict": "escalate",
+            "statuses_allowed_to_register": ["active"],
+        }
+    )
+    assert policy.version == "acme-2027-01"
+    assert policy.protection_days == 60
+    assert policy.auto_approve_limits == {"gold": Decimal("750000.00")}
+    assert policy.partner_conflict is PartnerConflictPolicy.ESCALATE
+    assert policy.statuses_allowed_to_register == frozenset({PartnerStatus.ACTIVE})
+    assert policy.extension_days == POLICY.extension_days
+    decision = check_registration(policy, request(), ACTIVE, [], [])
+    assert decision.expires_at == NOW + timedelta(days=60)
+    assert decision.policy_version == "acme-2027-01"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"version": "x", "protection_dayz": 5},
+            "unknown rules-of-engagement setting(s): protection_dayz",
+        ),
+        ({"protection_days": 5}, "a configured policy must name its version"),
+        ({"version": "x", "partner_conflict": "coin_flip"}, "partner_conflict"),
+        ({"version": "x", "protection_days": 0}, "protection_days must be positive"),
+        ({"version": "x", "name_similarity_threshold": 1.5}, "name_similarity_threshold"),
+        ({"version": "x", "auto_approve_limits": {"gold": "lots"}}, "auto_approve_limits.gold"),
+    ],
+)
+def test_a_broken_policy_is_refused_with_the_exact_reason(
+    data: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InvalidPolicy, match=re.escape(message)):
+        rules_from_mapping(data)

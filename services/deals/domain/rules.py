@@ -6,10 +6,14 @@ customer) and the partner's projected state, and this module decides.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from services.deals.domain.customers import name_similarity, normalise_domain
 from shared.events.partners import PartnerStatus
@@ -43,6 +47,40 @@ class RulesOfEngagement:
     overlap_hints: bool = True
     enforce_product_authorisation: bool = True
     enforce_region_authorisation: bool = True
+    # A partner in its requalification grace period keeps registering until the deadline.
+    statuses_allowed_to_register: frozenset[PartnerStatus] = frozenset(
+        {PartnerStatus.ACTIVE, PartnerStatus.GRACE}
+    )
+
+
+class InvalidPolicy(ValueError):
+    """A rules-of-engagement configuration that cannot be used, with the exact reason."""
+
+
+def rules_from_mapping(data: Mapping[str, Any]) -> RulesOfEngagement:
+    """Build a policy from configuration (e.g. a JSON file); unset fields keep their defaults.
+
+    Unknown keys are refused: a misspelt setting must not silently fall back to a default.
+    """
+    known = {f.name for f in fields(RulesOfEngagement)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InvalidPolicy(f"unknown rules-of-engagement setting(s): {', '.join(unknown)}")
+    if "version" not in data:
+        raise InvalidPolicy("a configured policy must name its version")
+    try:
+        policy = TypeAdapter(RulesOfEngagement).validate_python(dict(data))
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in error.errors(include_url=False)
+        )
+        raise InvalidPolicy(f"invalid rules of engagement: {problems}") from error
+    if policy.protection_days <= 0 or policy.extension_days < 0 or policy.max_extensions < 0:
+        raise InvalidPolicy("protection_days must be positive; extensions cannot be negative")
+    if not 0 < policy.name_similarity_threshold <= 1:
+        raise InvalidPolicy("name_similarity_threshold must be in (0, 1]")
+    return policy
 
 
 @dataclass(frozen=True)
@@ -146,9 +184,10 @@ def check_registration(
             f"partner {request.partner_id} is unknown to deals (no lifecycle event received)"
         )
         return decide(RegistrationStatus.REJECTED)
-    if partner.status is not PartnerStatus.ACTIVE:
+    if partner.status not in policy.statuses_allowed_to_register:
+        allowed = ", ".join(sorted(s.value for s in policy.statuses_allowed_to_register))
         reasons.append(
-            f"partner {partner.partner_id} is {partner.status.value}, only active partners may register"
+            f"partner {partner.partner_id} is {partner.status.value}; partners that may register: {allowed}"
         )
         return decide(RegistrationStatus.REJECTED)
     unauthorised = sorted(request.products - partner.products)
