@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.topics import Topic, ensure_topics
 
@@ -48,3 +51,42 @@ async def read_records(bootstrap: str, topic: str, count: int, timeout: float = 
     finally:
         await consumer.stop()
     return records
+
+
+async def wait_for_keyed(
+    bootstrap: str,
+    topic: str,
+    key: str,
+    done: Callable[[list[dict[str, Any]]], bool],
+    *,
+    since: datetime,
+    timeout: float = 30.0,
+) -> list[dict[str, Any]]:
+    """The decoded events with `key` on a shared topic, published since `since`, read until
+    `done(events)` holds (fails after `timeout`). Other tests' records are skipped by key."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    events: list[dict[str, Any]] = []
+    try:
+        # aiokafka has no public call that refreshes the metadata partitions_for_topic reads.
+        await consumer._client.force_metadata_update()
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        assert partitions, f"topic {topic} has no partitions"
+        consumer.assign(partitions)
+        starts = await consumer.offsets_for_times(
+            {tp: int(since.timestamp() * 1000) - 1000 for tp in partitions}
+        )
+        ends = await consumer.end_offsets(partitions)
+        for tp in partitions:
+            found = starts.get(tp)
+            consumer.seek(tp, found.offset if found is not None else ends[tp])
+        async with asyncio.timeout(timeout):
+            while not done(events):
+                batch = await consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    events.extend(json.loads(r.value) for r in records if r.key == key.encode())
+    finally:
+        await consumer.stop()
+    return events

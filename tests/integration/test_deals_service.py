@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -18,103 +14,14 @@ import asyncpg
 import httpx
 import pytest
 
-from shared.auth import partner_token
 from shared.events import Envelope
 from shared.events.crm import DealStage, DealStatus
 from shared.events.opportunities import DealStateChanged
-from shared.events.partners import PartnerStateChanged, PartnerStatus
-from shared.outbox import make_producer
-from shared.settings import ServiceSettings
-from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES, PARTNER_LIFECYCLE
+from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES
 from tests.conftest import ROOT, Infra
-from tests.integration.test_service_process import free_port, wait_ready
+from tests.integration.deals_support import auth, eventually, partners_known, publish_partner
 
 pytestmark = pytest.mark.integration
-SETTINGS = ServiceSettings(service_name="deals")
-ADMIN = {"Authorization": f"Bearer {SETTINGS.admin_token}"}
-
-
-def auth(partner_id: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {partner_token(SETTINGS.partner_token_secret, partner_id)}"}
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
-    """Poll another process's state until `check` returns a truthy value (bounded)."""
-    async with asyncio.timeout(timeout):
-        while not (result := await check()):
-            await asyncio.sleep(0.1)
-        return result
-
-
-@pytest.fixture(scope="module")
-async def deals_instances(infra: Infra) -> AsyncIterator[list[str]]:
-    """Two deals processes sharing one schema and one consumer group."""
-    processes, urls = [], []
-    for _ in range(2):
-        port = free_port()
-        env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
-            "DATABASE_URL": infra.dsn_for("deals_svc", "deals_svc"),
-            "HTTP_PORT": str(port),
-        }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "services.deals",
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        processes.append(process)
-        urls.append(f"http://127.0.0.1:{port}")
-        await wait_ready(f"{urls[-1]}/health/ready", process)
-    yield urls
-    for process in processes:
-        process.send_signal(signal.SIGTERM)
-    for process in processes:
-        await asyncio.wait_for(process.wait(), 30)
-
-
-async def publish_partner(
-    infra: Infra, partner_id: str, status: PartnerStatus = PartnerStatus.ACTIVE
-) -> None:
-    event = PartnerStateChanged(
-        partner_id=partner_id,
-        name=f"Partner {partner_id}",
-        partner_type="GSI",
-        status=status,
-        tier="gold",
-        regions=("US", "DE"),
-        products=("data", "ai"),
-        changed_at=datetime.now(UTC),
-        version=1,
-    )
-    producer = make_producer(infra.kafka_bootstrap, "test-onboarding")
-    await producer.start()
-    try:
-        envelope = Envelope.wrap(event, source="pollinate/onboarding", subject=partner_id)
-        await producer.send_and_wait(
-            PARTNER_LIFECYCLE.name, envelope.to_bytes(), key=partner_id.encode()
-        )
-    finally:
-        await producer.stop()
-
-
-async def partners_known(infra: Infra, *partner_ids: str) -> None:
-    conn = await asyncpg.connect(infra.admin_dsn)
-    try:
-
-        async def all_there() -> bool:
-            count = await conn.fetchval(
-                "SELECT count(*) FROM deals.partners WHERE partner_id = ANY($1)", list(partner_ids)
-            )
-            return bool(count == len(partner_ids))
-
-        await eventually(all_there)
-    finally:
-        await conn.close()
 
 
 async def test_racing_registrations_on_two_instances_never_both_win(

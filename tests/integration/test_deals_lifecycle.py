@@ -1,0 +1,397 @@
+"""Deals lifecycle on real processes, Kafka and Postgres: a registration follows its CRM
+opportunity to won or lost, expires automatically, is extended under policy, and announces all
+of it to partners; a poison CRM event is dead-lettered with its reason while the stream goes on."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from shared.events import Envelope
+from shared.events.crm import CrmDealChanged, CrmSource, DealStage
+from shared.outbox import make_producer
+from shared.topics import (
+    CRM_DEALS,
+    DEAL_OPPORTUNITIES,
+    DEAL_REGISTRATIONS,
+    PARTNER_NOTIFICATIONS,
+    dead_letter_topic,
+)
+from tests.conftest import Infra
+from tests.integration.deals_support import auth, eventually, partners_known, publish_partner
+from tests.kafka_helpers import wait_for_keyed
+
+pytestmark = pytest.mark.integration
+
+
+def salesforce_change(
+    record_id: str, change_type: str, at: datetime, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """One Salesforce Opportunity CDC message, shaped as Salesforce delivers it."""
+    return {
+        "schema": "IeRuaY6cbI_HsV8Rv1Mc5g",
+        "payload": {
+            "ChangeEventHeader": {
+                "entityName": "Opportunity",
+                "recordIds": [record_id],
+                "changeType": change_type,
+                "transactionKey": uuid.uuid4().hex,
+                "sequenceNumber": 1,
+                "commitTimestamp": int(at.timestamp() * 1000),
+                "changedFields": list(fields),
+            },
+            **fields,
+        },
+        "event": {"replayId": int(at.timestamp())},
+    }
+
+
+def registration_body(run: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "customer_name": f"Lifecycle {run} Industries",
+        "customer_domain": f"lifecycle-{run}.example",
+        "customer_country": "US",
+        "products": ["data"],
+        "amount": "12000.00",
+        "currency": "USD",
+        **overrides,
+    }
+
+
+@pytest.fixture
+async def admin_db(infra: Infra) -> Any:
+    conn = await asyncpg.connect(infra.admin_dsn)
+    yield conn
+    await conn.close()
+
+
+async def status_of(conn: Any, registration_id: str) -> str:
+    value = await conn.fetchval(
+        "SELECT status FROM deals.registrations WHERE registration_id = $1", registration_id
+    )
+    return str(value)
+
+
+@pytest.mark.parametrize(("stage", "outcome"), [("Closed Won", "won"), ("Closed Lost", "lost")])
+async def test_a_registration_closes_with_its_crm_opportunity(
+    infra: Infra, deals_instances: list[str], admin_db: Any, stage: str, outcome: str
+) -> None:
+    started = datetime.now(UTC)
+    run = uuid.uuid4().hex[:8]
+    partner, record_id = f"p-close-{run}", f"006{run}"
+    deal_key = f"salesforce:{record_id}"
+    await publish_partner(infra, partner)
+    await partners_known(infra, partner)
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = await client.post(
+            f"{deals_instances[0]}/registrations",
+            headers=auth(partner),
+            json=registration_body(run, crm_deal_key=deal_key),
+        )
+        assert created.json()["status"] == "approved"
+        registration_id = created.json()["registration_id"]
+        opened, closed = started + timedelta(seconds=1), started + timedelta(seconds=2)
+        account = {
+            "Account_Name__c": f"Lifecycle {run} Industries",
+            "Account_Website__c": f"https://lifecycle-{run}.example",
+        }
+        # Delivered newest first: the stale "open" must not reopen the closed deal.
+        for event in (
+            salesforce_change(record_id, "UPDATE", closed, {"StageName": stage, "Amount": 13000.0}),
+            salesforce_change(
+                record_id,
+                "CREATE",
+                opened,
+                {"StageName": "Qualification", "Amount": 12000.0, "CurrencyIsoCode": "USD"}
+                | account,
+            ),
+        ):
+            response = await client.post(f"{deals_instances[1]}/crm/salesforce", json=event)
+            assert response.status_code == 202
+
+    async def closed_registration() -> bool:
+        return await status_of(admin_db, registration_id) == outcome
+
+    await eventually(closed_registration)
+    changes = await wait_for_keyed(
+        infra.kafka_bootstrap,
+        DEAL_REGISTRATIONS.name,
+        registration_id,
+        lambda events: any(e["data"].get("status") == outcome for e in events[1:]),
+        since=started,
+    )
+    closing = next(e for e in changes if e["type"] == "registration.status_changed.v1")
+    assert closing["data"]["previous_status"] == "approved"
+    assert closing["data"]["reason"] == f"linked CRM opportunity {deal_key} closed {outcome}"
+
+    states = await wait_for_keyed(
+        infra.kafka_bootstrap,
+        DEAL_OPPORTUNITIES.name,
+        deal_key,
+        lambda events: any(e["data"]["status"] == outcome for e in events),
+        since=started,
+    )
+    final = states[-1]["data"]
+    assert (final["status"], final["amount"], final["stage"]) == (
+        outcome,
+        "13000.0000",
+        DealStage.CLOSED_WON.value if outcome == "won" else DealStage.CLOSED_LOST.value,
+    )
+    assert [(r["registration_id"], r["status"]) for r in final["registrations"]] == [
+        (registration_id, outcome)
+    ]
+    assert [s["data"]["revision"] for s in states] == sorted(
+        {s["data"]["revision"] for s in states}
+    )
+
+
+async def test_registrations_expire_automatically_and_tell_the_partner(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    started = datetime.now(UTC)
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-exp-{run}"
+    await publish_partner(infra, partner)
+    await partners_known(infra, partner)
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = await client.post(
+            f"{deals_instances[0]}/registrations",
+            headers=auth(partner),
+            json=registration_body(run),
+        )
+    registration_id = created.json()["registration_id"]
+    assert created.json()["status"] == "approved"
+    # The protection window is 90 days; move this registration's end into the past.
+    await admin_db.execute(
+        "UPDATE deals.registrations SET expires_at = now() - interval '1 second' "
+        "WHERE registration_id = $1",
+        registration_id,
+    )
+
+    async def expired() -> bool:
+        return await status_of(admin_db, registration_id) == "expired"
+
+    await eventually(expired)
+    notes = await wait_for_keyed(
+        infra.kafka_bootstrap,
+        PARTNER_NOTIFICATIONS.name,
+        partner,
+        lambda events: any(e["data"]["kind"] == "expired" for e in events),
+        since=started,
+    )
+    assert [e["data"]["kind"] for e in notes] == ["registration_approved", "expired"]
+    assert all(e["data"]["registration_id"] == registration_id for e in notes)
+    # Expiry ran on two instances; it happened (and was announced) exactly once.
+    events = await wait_for_keyed(
+        infra.kafka_bootstrap,
+        DEAL_REGISTRATIONS.name,
+        registration_id,
+        lambda events: len(events) >= 2,
+        since=started,
+    )
+    assert [e["data"]["status"] for e in events] == ["approved", "expired"]
+
+
+async def test_extension_follows_policy(deals_instances: list[str], infra: Infra) -> None:
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-ext-{run}"
+    await publish_partner(infra, partner)
+    await partners_known(infra, partner)
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = (
+            await client.post(
+                f"{deals_instances[0]}/registrations",
+                headers=auth(partner),
+                json=registration_body(run),
+            )
+        ).json()
+        url = f"{deals_instances[1]}/registrations/{created['registration_id']}/extension"
+        assert (await client.post(url, headers=auth(f"p-other-{run}"))).status_code == 404
+        extended = await client.post(url, headers=auth(partner))
+        assert extended.status_code == 200
+        before = datetime.fromisoformat(created["expires_at"])
+        assert datetime.fromisoformat(extended.json()["expires_at"]) - before == timedelta(days=30)
+        refused = await client.post(url, headers=auth(partner))
+        assert refused.status_code == 409
+        assert refused.json()["detail"] == "the policy allows 1 extension(s) and none are left"
+
+
+async def notifications_for(infra: Infra, partner: str, count: int, since: datetime) -> list[Any]:
+    events = await wait_for_keyed(
+        infra.kafka_bootstrap,
+        PARTNER_NOTIFICATIONS.name,
+        partner,
+        lambda events: len(events) >= count,
+        since=since,
+    )
+    return sorted((e["data"]["kind"], e["data"]["recipient"]) for e in events)
+
+
+async def test_co_sell_notifications_reach_partners_account_owners_and_overlapping_partners(
+    infra: Infra, deals_instances: list[str]
+) -> None:
+    started = datetime.now(UTC)
+    run = uuid.uuid4().hex[:8]
+    first, second, third, fourth = (f"p-n{i}-{run}" for i in range(1, 5))
+    rep_b, rep_c = f"rep-b-{run}", f"rep-c-{run}"
+    for partner in (first, second, third, fourth):
+        await publish_partner(infra, partner)
+    await partners_known(infra, first, second, third, fourth)
+
+    names = {"a": "Alderwood", "b": "Birchfield", "c": "Cedarbrook"}  # not similar names
+
+    def account(letter: str) -> dict[str, Any]:
+        return {
+            "customer_name": f"{names[letter]} {run} Holdings",
+            "customer_domain": f"account-{letter}-{run}.example",
+        }
+
+    async with httpx.AsyncClient(timeout=30) as client:
+
+        async def register(partner: str, letter: str, product: str) -> Any:
+            response = await client.post(
+                f"{deals_instances[0]}/registrations",
+                headers=auth(partner),
+                json=registration_body(run, products=[product], **account(letter)),
+            )
+            return response.json()
+
+        async def rep_opportunity(letter: str, owner: str, stage: str) -> None:
+            fields = {
+                "StageName": stage,
+                "OwnerId": owner,
+                "Account_Name__c": account(letter)["customer_name"],
+                "Account_Website__c": f"https://www.{account(letter)['customer_domain']}",
+            }
+            change = salesforce_change(f"006{letter}{run}", "CREATE", started, fields)
+            response = await client.post(f"{deals_instances[1]}/crm/salesforce", json=change)
+            assert response.status_code == 202
+
+        # Account A: two partners on different products; the first hears of the overlap.
+        assert (await register(first, "a", "data"))["status"] == "approved"
+        assert (await register(second, "a", "ai"))["status"] == "approved"
+
+        # Account B: a direct rep's open opportunity came first.
+        await rep_opportunity("b", rep_b, "Qualification")
+
+        async def conflict_visible() -> Any:
+            response = await client.post(
+                f"{deals_instances[1]}/registrations/check",
+                headers=auth(third),
+                json=registration_body(run, **account("b")),
+            )
+            return response.json()["conflicts"]
+
+        assert [c["kind"] for c in await eventually(conflict_visible)] == ["direct_sales"]
+        third_decision = await register(third, "b", "data")
+        assert third_decision["status"] == "pending_review"
+        assert any(rep_b in reason for reason in third_decision["reasons"])
+
+        # Account C: the rep owns the account (a lost deal, nothing open): co-sell, not conflict.
+        await rep_opportunity("c", rep_c, "Closed Lost")
+
+        async def account_known() -> bool:
+            response = await client.post(
+                f"{deals_instances[1]}/registrations/check",
+                headers=auth(fourth),
+                json=registration_body(run, **account("c")),
+            )
+            return response.json()["would_be"] == "approved" and bool(
+                await _owner_projected(infra, account("c")["customer_domain"])
+            )
+
+        await eventually(account_known)
+        assert (await register(fourth, "c", "data"))["status"] == "approved"
+
+    assert await notifications_for(infra, first, 2, started) == [
+        ("overlap_hint", first),
+        ("registration_approved", first),
+    ]
+    assert await notifications_for(infra, second, 1, started) == [("registration_approved", second)]
+    assert await notifications_for(infra, third, 2, started) == [
+        ("direct_sales_conflict", rep_b),
+        ("pending_review", third),
+    ]
+    assert await notifications_for(infra, fourth, 2, started) == [
+        ("co_sell", rep_c),
+        ("registration_approved", fourth),
+    ]
+
+
+async def _owner_projected(infra: Infra, domain: str) -> bool:
+    conn = await asyncpg.connect(infra.admin_dsn)
+    try:
+        owner = await conn.fetchval(
+            "SELECT owner FROM deals.crm_deals WHERE customer_domain = $1", domain
+        )
+    finally:
+        await conn.close()
+    return owner is not None
+
+
+async def test_a_poison_crm_event_is_dead_lettered_and_the_stream_goes_on(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    started = datetime.now(UTC)
+    run = uuid.uuid4().hex[:8]
+    poison_key, good_key = f"salesforce:poison-{run}", f"salesforce:good-{run}"
+    poison = {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "pollinate/deals",
+        "type": CrmDealChanged.event_type,
+        "subject": poison_key,
+        "time": started.isoformat(),
+        "data": {"source": "salesforce", "source_id": f"poison-{run}", "stage": "haggling"},
+    }
+    good = Envelope.wrap(
+        CrmDealChanged(
+            source=CrmSource.SALESFORCE,
+            source_id=f"good-{run}",
+            source_event_id=f"good-{run}",
+            source_timestamp=started,
+            change_type="created",
+            stage=DealStage.PROSPECTING,
+        ),
+        source="pollinate/deals",
+        subject=good_key,
+    )
+    producer = make_producer(infra.kafka_bootstrap, "test-crm")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            CRM_DEALS.name, json.dumps(poison).encode(), key=poison_key.encode()
+        )
+        await producer.send_and_wait(CRM_DEALS.name, good.to_bytes(), key=good_key.encode())
+    finally:
+        await producer.stop()
+
+    async def good_projected() -> bool:
+        stage = await admin_db.fetchval(
+            "SELECT stage FROM deals.crm_deals WHERE deal_key = $1", good_key
+        )
+        return stage == "prospecting"
+
+    await eventually(good_projected)
+    dead = await wait_for_keyed(
+        infra.kafka_bootstrap,
+        dead_letter_topic("deals").name,
+        poison_key,
+        lambda events: len(events) >= 1,
+        since=started,
+    )
+    assert dead[0]["id"] == poison["id"]
+    reason = await admin_db.fetchval(
+        """SELECT headers->>'dlq.reason' FROM deals.outbox
+           WHERE topic = 'deals.dlq.v1' AND message_key = $1""",
+        poison_key,
+    )
+    assert "invalid crm.deal.changed.v1 payload" in reason
+    assert "source_event_id: Field required" in reason
+    assert "stage: Input should be" in reason
