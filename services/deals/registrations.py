@@ -54,6 +54,32 @@ async def load_partner(conn: Connection, partner_id: str) -> PartnerView | None:
     )
 
 
+# Candidate lookups of the conflict check. Each branch of a UNION is one index lookup (partial
+# indexes on the holding statuses / open deals), so the cost grows with the candidates for one
+# customer, not with the table: tests/integration/test_deals_query_plans.py checks the plans.
+HOLDING_REGISTRATIONS_SQL = """
+SELECT * FROM registrations
+WHERE status IN ('submitted', 'approved', 'pending_review')
+  AND customer_domain = $1 AND submitted_at >= to_timestamp($3)
+UNION
+SELECT * FROM registrations
+WHERE status IN ('submitted', 'approved', 'pending_review')
+  AND name_key = $2 AND submitted_at >= to_timestamp($3)
+"""
+OPEN_DIRECT_OPPORTUNITIES_SQL = """
+SELECT * FROM crm_deals
+WHERE status = 'open' AND NOT deleted AND owner IS NOT NULL AND customer_domain = $1
+UNION
+SELECT * FROM crm_deals
+WHERE status = 'open' AND NOT deleted AND owner IS NOT NULL AND name_key = $2
+"""
+# Instances share the work: a row being expired by one is skipped by the others.
+DUE_TO_EXPIRE_SQL = """
+SELECT * FROM registrations WHERE status = 'approved' AND expires_at <= $1
+ORDER BY expires_at LIMIT 500 FOR UPDATE SKIP LOCKED
+"""
+
+
 async def load_candidates(
     conn: Connection, request: RegistrationRequest, policy: RulesOfEngagement
 ) -> tuple[list[ExistingRegistration], list[OpenOpportunity]]:
@@ -61,15 +87,7 @@ async def load_candidates(
     key = name_key(request.customer_name)
     since = request.submitted_at.timestamp() - policy.protection_days * 86400
     rows = await conn.fetch(
-        """
-        SELECT * FROM registrations
-        WHERE status IN ('submitted', 'approved', 'pending_review')
-          AND customer_domain = $1 AND submitted_at >= to_timestamp($3)
-        UNION
-        SELECT * FROM registrations
-        WHERE status IN ('submitted', 'approved', 'pending_review')
-          AND name_key = $2 AND submitted_at >= to_timestamp($3)
-        """,
+        HOLDING_REGISTRATIONS_SQL,
         normalise_domain(request.customer_domain),
         key,
         since,
@@ -88,11 +106,7 @@ async def load_candidates(
         for r in rows
     ]
     deals = await conn.fetch(
-        """
-        SELECT * FROM crm_deals WHERE status = 'open' AND NOT deleted AND owner IS NOT NULL AND customer_domain = $1
-        UNION
-        SELECT * FROM crm_deals WHERE status = 'open' AND NOT deleted AND owner IS NOT NULL AND name_key = $2
-        """,
+        OPEN_DIRECT_OPPORTUNITIES_SQL,
         normalise_domain(request.customer_domain),
         key,
     )
@@ -344,11 +358,7 @@ async def change_status(
 
 
 async def expire_due(conn: Connection, outbox: Outbox, at: datetime) -> int:
-    rows = await conn.fetch(
-        """SELECT * FROM registrations WHERE status = 'approved' AND expires_at <= $1
-           ORDER BY expires_at LIMIT 500 FOR UPDATE SKIP LOCKED""",
-        at,
-    )
+    rows = await conn.fetch(DUE_TO_EXPIRE_SQL, at)
     for row in rows:
         await change_status(
             conn,

@@ -1,0 +1,105 @@
+"""The conflict check's lookups stay index lookups as registrations grow: the real queries,
+EXPLAINed by the real planner on a deals schema holding 120k registrations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.deals.registrations import (
+    DUE_TO_EXPIRE_SQL,
+    HOLDING_REGISTRATIONS_SQL,
+    OPEN_DIRECT_OPPORTUNITIES_SQL,
+)
+from shared.db import PLATFORM_MIGRATIONS, apply_migrations, create_pool, load_migrations
+from tests.conftest import ROOT, ScratchService
+
+pytestmark = pytest.mark.integration
+DEALS_MIGRATIONS = ROOT / "services" / "deals" / "migrations"
+REGISTRATIONS = 120_000
+
+# Realistic spread: 60k customers, a third of registrations still holding, over ~400 days.
+SEED = """
+INSERT INTO registrations (registration_id, partner_id, customer_name, customer_domain,
+    customer_country, name_key, products, amount, currency, status, reasons, conflicts,
+    policy_version, inputs, submitted_at, decided_at, expires_at, updated_at)
+SELECT 'reg_' || i, 'p-' || (i % 700), 'Customer ' || (i % 60000) || ' Inc',
+    'customer-' || (i % 60000) || '.example', 'US', 'customer' || (i % 60000), '{data}',
+    1000 + i % 5000, 'USD',
+    (ARRAY['approved','expired','won','lost','rejected','pending_review'])[1 + i % 6],
+    '{}', '[]', 'p1', '{}', now() - (i % 400) * interval '1 day',
+    now() - (i % 400) * interval '1 day', now() + (90 - i % 400) * interval '1 day', now()
+FROM generate_series(1, $1) AS i;
+INSERT INTO crm_deals (deal_key, source, source_id, customer_name, customer_domain, name_key,
+    status, owner)
+SELECT 'salesforce:' || i, 'salesforce', i::text, 'Customer ' || i || ' Inc',
+    'customer-' || i || '.example', 'customer' || i,
+    (ARRAY['open','won','lost'])[1 + i % 3], 'rep-' || (i % 40)
+FROM generate_series(1, $1 / 3) AS i;
+ANALYZE registrations;
+ANALYZE crm_deals;
+"""
+
+
+def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from plan_nodes(child)
+
+
+async def explain(conn: Any, sql: str, *args: object) -> list[dict[str, Any]]:
+    import json
+
+    raw = await conn.fetchval(f"EXPLAIN (FORMAT JSON, ANALYZE, BUFFERS) {sql}", *args)
+    document = json.loads(raw) if isinstance(raw, str) else raw
+    return list(plan_nodes(document[0]["Plan"]))
+
+
+@pytest.fixture
+async def populated(scratch_service: ScratchService) -> Any:
+    pool = await create_pool(scratch_service.dsn, scratch_service.schema)
+    await apply_migrations(
+        pool,
+        scratch_service.schema,
+        load_migrations("platform", PLATFORM_MIGRATIONS)
+        + load_migrations("deals", Path(DEALS_MIGRATIONS)),
+    )
+    async with pool.acquire() as conn:
+        for statement in SEED.split(";"):
+            if statement.strip():
+                await conn.execute(statement, *([REGISTRATIONS] if "$1" in statement else []))
+    yield pool
+    await pool.close()
+
+
+async def test_lookups_use_their_indexes_and_never_scan_the_table(populated: Any) -> None:
+    now = datetime.now(UTC)
+    window_start = (now - timedelta(days=90)).timestamp()
+    lookups = [
+        (
+            "holding registrations (exact domain + fuzzy-name block)",
+            HOLDING_REGISTRATIONS_SQL,
+            ("customer-4242.example", "customer4242", window_start),
+            {"registrations_holding_by_domain", "registrations_holding_by_name_key"},
+        ),
+        (
+            "open direct opportunities",
+            OPEN_DIRECT_OPPORTUNITIES_SQL,
+            ("customer-4242.example", "customer4242"),
+            {"crm_deals_open_by_domain", "crm_deals_open_by_name_key"},
+        ),
+        ("registrations due to expire", DUE_TO_EXPIRE_SQL, (now,), {"registrations_due_to_expire"}),
+    ]
+    async with populated.acquire() as conn, conn.transaction():
+        assert await conn.fetchval("SELECT count(*) FROM registrations") == REGISTRATIONS
+        for name, sql, args, indexes in lookups:
+            nodes = await explain(conn, sql, *args)
+            scans = {n["Node Type"] for n in nodes if "Scan" in n["Node Type"]}
+            assert "Seq Scan" not in scans, f"{name}: sequential scan in {scans}"
+            assert {n["Index Name"] for n in nodes if "Index Name" in n} == indexes, name
+            # An index lookup touches a handful of rows, not the table.
+            assert max(n.get("Actual Rows", 0) for n in nodes) <= 500, name
