@@ -1,0 +1,168 @@
+"""Conflict-check cost as registrations grow (exact domain and fuzzy name), on the local stack.
+
+    eval "$(deploy/local-stack.sh env)"
+    .venv/bin/python -m benchmarks.conflict_check [--sizes 1000,100000,1000000] [--lookups 400]
+
+Seeds a throw-away deals schema with N registrations (grown in place from one size to the
+next), then times the whole decision the API makes for a new registration: partner lookup,
+candidate lookups, the pure rules. "exact" registrations name a known customer's domain;
+"fuzzy" ones give no domain and a misspelt company name, so only the name match can find the
+conflict. Prints p50/p99 per size and writes the numbers as JSON (--out).
+
+Names: first words are drawn uniformly from a large synthetic vocabulary (half as many
+customers as registrations), so each name block holds a handful of customers. A vocabulary with
+very common first words ("Global ...") makes fuzzy blocks bigger: see services/deals/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from services.deals.domain.customers import name_key
+from services.deals.domain.rules import RegistrationRequest, RulesOfEngagement
+from services.deals.registrations import decide
+from shared.db import PLATFORM_MIGRATIONS, apply_migrations, create_pool, load_migrations
+
+DEALS_MIGRATIONS = Path(__file__).resolve().parent.parent / "services" / "deals" / "migrations"
+SECTORS = "ARRAY['Systems','Logistics','Health','Foods','Energy','Capital','Labs','Media']"
+# Customer c: "<Word> <Sector> Inc", word = 'k' + 7 hex digits of md5(c): lower-case already, so
+# the SQL name_key equals services.deals.domain.customers.name_key (checked below).
+CUSTOMER_NAME = f"'K' || substr(md5(c::text), 1, 7) || ' ' || ({SECTORS})[1 + c % 8] || ' Inc'"
+SEED = f"""
+INSERT INTO registrations (registration_id, partner_id, customer_name, customer_domain,
+    customer_country, name_key, products, amount, currency, status, reasons, conflicts,
+    policy_version, inputs, submitted_at, decided_at, expires_at, updated_at)
+SELECT 'reg_' || i, 'p-' || (i % 700), {CUSTOMER_NAME}, 'cust-' || c || '.example', 'US',
+    'k' || substr(md5(c::text), 1, 7), '{{data}}', 1000 + i % 5000, 'USD',
+    (ARRAY['approved','expired','won','lost','rejected','pending_review'])[1 + i % 6],
+    '{{}}', '[]', 'bench', '{{}}', now() - (i % 400) * interval '1 day',
+    now() - (i % 400) * interval '1 day', now() + (90 - i % 400) * interval '1 day', now()
+FROM generate_series($1::int + 1, $2::int) AS i, LATERAL (SELECT i / 2 AS c) AS customer
+"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def misspell(name: str, rng: random.Random) -> str:
+    word, sector, suffix = name.split(" ")
+    position = rng.randrange(1, len(sector))
+    return f"{word} {sector[:position]}{sector[position + 1 :]} {suffix}"
+
+
+async def measure(
+    pool: Any, size: int, lookups: int, rng: random.Random, policy: RulesOfEngagement
+) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for kind in ("exact", "fuzzy"):
+        timings: list[float] = []
+        conflicts = 0
+        async with pool.acquire() as conn:
+            customers = [rng.randrange(1, size // 2) for _ in range(lookups)]
+            names = await conn.fetch(
+                f"SELECT c, {CUSTOMER_NAME} AS name FROM unnest($1::int[]) AS c", customers
+            )
+            for row in names:
+                name = row["name"]
+                request = RegistrationRequest(
+                    partner_id="p-bench",
+                    customer_name=name if kind == "exact" else misspell(name, rng),
+                    customer_domain=f"cust-{row['c']}.example" if kind == "exact" else None,
+                    customer_country="US",
+                    products=frozenset({"data"}),
+                    amount=Decimal("10000"),
+                    currency="USD",
+                    submitted_at=datetime.now(UTC),
+                )
+                started = time.perf_counter()
+                async with conn.transaction():
+                    decision = await decide(conn, policy, request)
+                timings.append((time.perf_counter() - started) * 1000)
+                conflicts += bool(decision.conflicts)
+        results[kind] = {
+            "p50_ms": round(percentile(timings, 0.50), 3),
+            "p99_ms": round(percentile(timings, 0.99), 3),
+            "mean_ms": round(statistics.fmean(timings), 3),
+            "found_conflict_share": round(conflicts / lookups, 3),
+        }
+    return results
+
+
+async def run(sizes: list[int], lookups: int) -> dict[str, Any]:
+    admin_dsn = os.environ["POLLINATE_ADMIN_DATABASE_URL"]
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(admin_dsn)
+    await admin.execute("SELECT platform_admin.provision_service($1, $2)", schema, schema)
+    dsn = f"postgresql://{schema}_svc:{schema}@{admin_dsn.split('@', 1)[1]}"
+    pool = await create_pool(dsn, schema, max_size=2)
+    rng = random.Random(7)  # noqa: S311 (a repeatable workload, not a secret)
+    policy = RulesOfEngagement()
+    report: dict[str, Any] = {"benchmark": "conflict_check", "lookups_per_kind": lookups}
+    try:
+        await apply_migrations(
+            pool,
+            schema,
+            load_migrations("platform", PLATFORM_MIGRATIONS)
+            + load_migrations("deals", DEALS_MIGRATIONS),
+        )
+        await pool.execute(
+            """INSERT INTO partners (partner_id, name, status, tier, regions, products, version,
+                   updated_at)
+               VALUES ('p-bench', 'Bench', 'active', 'gold', '{US}', '{data}', 1, now())"""
+        )
+        sample = await pool.fetchrow(
+            f"SELECT {CUSTOMER_NAME} AS n, 'k' || substr(md5(c::text), 1, 7) AS k"
+            " FROM (SELECT 42 AS c) AS s"
+        )
+        assert sample is not None
+        assert name_key(sample["n"]) == sample["k"], "the seed's name_key drifted from the code's"
+        seeded = 0
+        for size in sorted(sizes):
+            started = time.perf_counter()
+            await pool.execute(SEED, seeded, size)
+            await pool.execute("ANALYZE registrations")
+            seed_seconds = time.perf_counter() - started
+            seeded = size
+            report[str(size)] = await measure(pool, size, lookups, rng, policy)
+            report[str(size)]["seed_seconds"] = round(seed_seconds, 1)
+            row = report[str(size)]
+            print(
+                f"{size:>9} registrations  exact p50 {row['exact']['p50_ms']:.2f} ms"
+                f" p99 {row['exact']['p99_ms']:.2f} ms | fuzzy p50 {row['fuzzy']['p50_ms']:.2f} ms"
+                f" p99 {row['fuzzy']['p99_ms']:.2f} ms | conflicts found"
+                f" {row['exact']['found_conflict_share']:.0%}/{row['fuzzy']['found_conflict_share']:.0%}"
+            )
+    finally:
+        await pool.close()
+        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await admin.execute(f'DROP OWNED BY "{schema}_svc"')
+        await admin.execute(f'DROP ROLE "{schema}_svc"')
+        await admin.close()
+    return report
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,100000,1000000")
+    parser.add_argument("--lookups", type=int, default=400)
+    parser.add_argument("--out", type=Path, default=Path(".work/bench/conflict_check.json"))
+    args = parser.parse_args()
+    result = asyncio.run(run([int(s) for s in args.sizes.split(",")], args.lookups))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.out}")
