@@ -11,7 +11,13 @@ from fastapi import APIRouter
 
 from services.deals.api import build_router
 from services.deals.domain.rules import InvalidPolicy, RulesOfEngagement, rules_from_mapping
-from services.deals.registrations import apply_crm_change, apply_partner_state, expire_due, now
+from services.deals.registrations import (
+    apply_crm_change,
+    apply_partner_state,
+    expire_due,
+    now,
+    warn_expiring,
+)
 from services.deals.settings import DealsSettings
 from shared.consumer import HandlerContext
 from shared.events import Envelope
@@ -24,13 +30,16 @@ NAME = "deals"
 log = logging.getLogger(__name__)
 
 
-async def expire_forever(platform: Platform, settings: DealsSettings) -> None:
+async def expire_forever(
+    platform: Platform, settings: DealsSettings, policy: RulesOfEngagement
+) -> None:
     while True:
         try:
             async with platform.pool.acquire() as conn, conn.transaction():
+                warned = await warn_expiring(conn, platform.outbox, policy, now())
                 expired = await expire_due(conn, platform.outbox, now())
-            if expired:
-                log.info("expired registrations", extra={"count": expired})
+            if expired or warned:
+                log.info("expiry run", extra={"expired": expired, "warned": warned})
         except Exception:
             log.exception("expiry run failed; retrying next period")
         await asyncio.sleep(settings.expiry_check_seconds)
@@ -65,7 +74,7 @@ def wire(platform: Platform) -> list[APIRouter]:
     async def on_partner(ctx: HandlerContext, event: Envelope[PartnerStateChanged]) -> None:
         await apply_partner_state(ctx.conn, event.data)
 
-    platform.background(lambda: expire_forever(platform, settings))
+    platform.background(lambda: expire_forever(platform, settings, policy))
     return [build_router(platform, settings, policy)]
 
 

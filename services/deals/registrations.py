@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -72,6 +72,14 @@ WHERE status = 'open' AND NOT deleted AND owner IS NOT NULL AND customer_domain 
 UNION
 SELECT * FROM crm_deals
 WHERE status = 'open' AND NOT deleted AND owner IS NOT NULL AND name_key = $2
+"""
+# Approved registrations whose window ends soon and whose partner was not warned about this
+# end yet (an extension moves the end, so the partner is warned again before the new one).
+EXPIRING_SOON_SQL = """
+SELECT * FROM registrations
+WHERE status = 'approved' AND expires_at <= $1
+  AND expiry_warned_for IS DISTINCT FROM expires_at
+ORDER BY expires_at LIMIT 500 FOR UPDATE SKIP LOCKED
 """
 # Instances share the work: a row being expired by one is skipped by the others.
 DUE_TO_EXPIRE_SQL = """
@@ -149,11 +157,17 @@ async def decide(
 
 
 def _notification(
-    partner_id: str, recipient: str, kind: str, subject: str, body: str, registration_id: str
+    partner_id: str,
+    recipient: str,
+    kind: str,
+    subject: str,
+    body: str,
+    registration_id: str,
+    occurrence: str = "",
 ) -> PartnerNotification:
     return PartnerNotification(
         notification_id=str(
-            uuid.uuid5(uuid.NAMESPACE_URL, f"{registration_id}/{kind}/{recipient}")
+            uuid.uuid5(uuid.NAMESPACE_URL, f"{registration_id}/{kind}/{recipient}/{occurrence}")
         ),
         partner_id=partner_id,
         recipient=recipient,
@@ -355,6 +369,33 @@ async def change_status(
             row["registration_id"],
         )
         await outbox.publish(conn, PARTNER_NOTIFICATIONS, note, subject=row["partner_id"])
+
+
+async def warn_expiring(
+    conn: Connection, outbox: Outbox, policy: RulesOfEngagement, at: datetime
+) -> int:
+    """Tell partners, once per protection-window end, that their registration expires soon."""
+    rows = await conn.fetch(EXPIRING_SOON_SQL, at + timedelta(days=policy.expiry_warning_days))
+    for row in rows:
+        expires_at: datetime = row["expires_at"]
+        if expires_at <= at:
+            continue  # already due: expiry itself tells the partner
+        await conn.execute(
+            "UPDATE registrations SET expiry_warned_for = expires_at WHERE registration_id = $1",
+            row["registration_id"],
+        )
+        days = max(1, (expires_at - at).days)
+        note = _notification(
+            row["partner_id"],
+            row["partner_id"],
+            "expiring_soon",
+            f"Registration {row['registration_id']} for {row['customer_name']} expires in {days} day(s)",
+            f"Protection ends {expires_at.isoformat()}; request an extension if the deal is still active.",
+            row["registration_id"],
+            occurrence=expires_at.isoformat(),
+        )
+        await outbox.publish(conn, PARTNER_NOTIFICATIONS, note, subject=note.partner_id)
+    return len(rows)
 
 
 async def expire_due(conn: Connection, outbox: Outbox, at: datetime) -> int:

@@ -151,7 +151,7 @@ async def test_a_registration_closes_with_its_crm_opportunity(
     )
 
 
-async def test_registrations_expire_automatically_and_tell_the_partner(
+async def test_registrations_warn_then_expire_automatically_and_tell_the_partner(
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:
     started = datetime.now(UTC)
@@ -167,7 +167,20 @@ async def test_registrations_expire_automatically_and_tell_the_partner(
         )
     registration_id = created.json()["registration_id"]
     assert created.json()["status"] == "approved"
-    # The protection window is 90 days; move this registration's end into the past.
+    # The protection window is 90 days; bring its end within the 7-day warning horizon...
+    await admin_db.execute(
+        "UPDATE deals.registrations SET expires_at = now() + interval '2 days' "
+        "WHERE registration_id = $1",
+        registration_id,
+    )
+    await wait_for_keyed(
+        infra.kafka_bootstrap,
+        PARTNER_NOTIFICATIONS.name,
+        partner,
+        lambda events: any(e["data"]["kind"] == "expiring_soon" for e in events),
+        since=started,
+    )
+    # ...then into the past.
     await admin_db.execute(
         "UPDATE deals.registrations SET expires_at = now() - interval '1 second' "
         "WHERE registration_id = $1",
@@ -185,7 +198,12 @@ async def test_registrations_expire_automatically_and_tell_the_partner(
         lambda events: any(e["data"]["kind"] == "expired" for e in events),
         since=started,
     )
-    assert [e["data"]["kind"] for e in notes] == ["registration_approved", "expired"]
+    # Warned once (the expiry job ran many times in between), then expired once.
+    assert [e["data"]["kind"] for e in notes] == [
+        "registration_approved",
+        "expiring_soon",
+        "expired",
+    ]
     assert all(e["data"]["registration_id"] == registration_id for e in notes)
     # Expiry ran on two instances; it happened (and was announced) exactly once.
     events = await wait_for_keyed(

@@ -31,6 +31,7 @@ class RulesOfEngagement:
     protection_days: int = 90
     extension_days: int = 30
     max_extensions: int = 1
+    expiry_warning_days: int = 7  # partners hear this long before their protection ends
     # Registrations above the limit for the partner's tier go to manual review.
     auto_approve_limits: dict[str, Decimal] = field(
         default_factory=lambda: {
@@ -78,6 +79,8 @@ def rules_from_mapping(data: Mapping[str, Any]) -> RulesOfEngagement:
         raise InvalidPolicy(f"invalid rules of engagement: {problems}") from error
     if policy.protection_days <= 0 or policy.extension_days < 0 or policy.max_extensions < 0:
         raise InvalidPolicy("protection_days must be positive; extensions cannot be negative")
+    if policy.expiry_warning_days < 0:
+        raise InvalidPolicy("expiry_warning_days cannot be negative")
     if not 0 < policy.name_similarity_threshold <= 1:
         raise InvalidPolicy("name_similarity_threshold must be in (0, 1]")
     return policy
