@@ -1,18 +1,62 @@
-"""Composition root of the onboarding service: its consumers and HTTP routes."""
+"""Composition root of the onboarding service: credit consumer, scheduled requalification and
+HTTP routes."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 
 from fastapi import APIRouter
 
+from services.onboarding.api import build_router
+from services.onboarding.domain.config import OnboardingConfig
+from services.onboarding.partners import now, record_credit, record_reversal, run_requalification
+from services.onboarding.settings import OnboardingSettings, load_config
+from shared.consumer import HandlerContext
+from shared.events import Envelope
+from shared.events.attribution import CreditIssued, CreditReversed
 from shared.service import Platform, ServiceDefinition
+from shared.topics import ATTRIBUTION_CREDITS
 
 NAME = "onboarding"
+log = logging.getLogger(__name__)
+
+
+async def requalify_forever(
+    platform: Platform, settings: OnboardingSettings, config: OnboardingConfig
+) -> None:
+    while True:
+        await asyncio.sleep(settings.requalification_period_seconds)
+        try:
+            changes = await run_requalification(platform.pool, platform.outbox, config, now())
+            if changes:
+                log.info("requalification run", extra={"changed_partners": len(changes)})
+        except Exception:
+            log.exception("requalification run failed; retrying next period")
 
 
 def wire(platform: Platform) -> list[APIRouter]:
-    return []
+    settings = OnboardingSettings()
+    config = load_config(settings)
+    log.info("onboarding program loaded", extra={"policy_version": config.version})
+
+    credits = platform.consumer("credits", [ATTRIBUTION_CREDITS])
+
+    @credits.handles(CreditIssued)
+    async def on_credit(ctx: HandlerContext, event: Envelope[CreditIssued]) -> None:
+        await record_credit(
+            ctx.conn, ctx.outbox, config, event.data, event.data.ingested_at or event.time
+        )
+
+    @credits.handles(CreditReversed)
+    async def on_reversal(ctx: HandlerContext, event: Envelope[CreditReversed]) -> None:
+        await record_reversal(
+            ctx.conn, ctx.outbox, config, event.data, event.data.ingested_at or event.time
+        )
+
+    platform.background(lambda: requalify_forever(platform, settings, config))
+    return [build_router(platform, config)]
 
 
 definition = ServiceDefinition(

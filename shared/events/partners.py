@@ -12,6 +12,18 @@ from enum import StrEnum
 from shared.events.envelope import EventPayload, event_type
 
 
+class PartnerType(StrEnum):
+    """The kinds of partner a program admits (`PartnerStateChanged.partner_type` carries the value)."""
+
+    GSI = "gsi"
+    ISV = "isv"
+    MSP = "msp"
+    VAR_RESELLER = "var_reseller"
+    REFERRAL_AFFILIATE = "referral_affiliate"
+    CONSULTANT_INFLUENCER = "consultant_influencer"
+    TECHNOLOGY_ALLIANCE = "technology_alliance"
+
+
 class PartnerStatus(StrEnum):
     APPLIED = "applied"
     QUALIFIED = "qualified"
@@ -46,3 +58,9 @@ class PartnerStateChanged(EventPayload):
     domain: str | None = None
     competencies: tuple[str, ...] = ()
     grace_until: datetime | None = None
+    # When the upstream change behind this snapshot entered the platform (an HTTP request to
+    # onboarding, or the attribution credit that moved the tier): end-to-end latency is
+    # measured from it.
+    ingested_at: datetime | None = None
+    # The tier rules' config version that computed `tier`.
+    policy_version: str | None = None

@@ -1,0 +1,1 @@
+"""Pure onboarding rules: qualification scoring, the status machine, tiers, requalification."""

@@ -1,0 +1,221 @@
+"""The onboarding program's configuration: one typed, versioned object with defaults in code.
+
+A channel manager overrides any part of it with a JSON file (`ONBOARDING_CONFIG_FILE`); keys
+left out keep their defaults. Validation runs when the file is loaded, so a bad program
+(thresholds the wrong way round, tiers out of order, an unknown criterion) stops the service
+at start instead of misjudging partners.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.events.partners import PartnerType
+
+
+class Criterion(StrEnum):
+    STRATEGIC_FIT = "strategic_fit"
+    ICP_OVERLAP = "icp_overlap"
+    TECHNICAL_CAPABILITY = "technical_capability"
+    GEOGRAPHIC_REACH = "geographic_reach"
+    FINANCIAL_STANDING = "financial_standing"
+    CULTURAL_FIT = "cultural_fit"  # the channel manager's judgement, never derived from data
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RevenueBand(_Config):
+    min_annual_revenue: Decimal = Field(ge=0)
+    score: Decimal = Field(ge=0, le=100)
+
+
+class QualificationConfig(_Config):
+    weights: dict[Criterion, Decimal] = Field(
+        default_factory=lambda: {
+            Criterion.STRATEGIC_FIT: Decimal(25),
+            Criterion.ICP_OVERLAP: Decimal(20),
+            Criterion.TECHNICAL_CAPABILITY: Decimal(20),
+            Criterion.GEOGRAPHIC_REACH: Decimal(10),
+            Criterion.FINANCIAL_STANDING: Decimal(15),
+            Criterion.CULTURAL_FIT: Decimal(10),
+        }
+    )
+    approve_at: Decimal = Field(default=Decimal(70), ge=0, le=100)
+    reject_below: Decimal = Field(default=Decimal(40), ge=0, le=100)
+    # Strategic fit: how much the program wants each partner type, and its strategic products.
+    partner_type_scores: dict[PartnerType, Decimal] = Field(
+        default_factory=lambda: {
+            PartnerType.GSI: Decimal(90),
+            PartnerType.TECHNOLOGY_ALLIANCE: Decimal(85),
+            PartnerType.ISV: Decimal(80),
+            PartnerType.MSP: Decimal(75),
+            PartnerType.VAR_RESELLER: Decimal(70),
+            PartnerType.CONSULTANT_INFLUENCER: Decimal(50),
+            PartnerType.REFERRAL_AFFILIATE: Decimal(40),
+        }
+    )
+    strategic_products: tuple[str, ...] = ("data", "ai", "security", "cloud")
+    # ICP overlap: the industries and segments the vendor sells into.
+    icp_industries: tuple[str, ...] = (
+        "financial_services",
+        "healthcare",
+        "manufacturing",
+        "retail",
+        "public_sector",
+        "technology",
+    )
+    icp_segments: tuple[str, ...] = ("enterprise", "mid_market")
+    # Technical capability: claimed competencies the program recognises, certified staff.
+    recognised_competencies: tuple[str, ...] = (
+        "data",
+        "ai",
+        "security",
+        "cloud",
+        "migration",
+        "analytics",
+    )
+    competencies_for_full_score: int = Field(default=3, ge=1)
+    certified_staff_for_full_score: int = Field(default=10, ge=1)
+    # Geographic reach: regions (ISO 3166 alpha-2) where the vendor sells.
+    target_regions: tuple[str, ...] = (
+        "US",
+        "CA",
+        "BR",
+        "GB",
+        "DE",
+        "FR",
+        "NL",
+        "IN",
+        "JP",
+        "SG",
+        "AU",
+    )
+    regions_for_full_score: int = Field(default=3, ge=1)
+    # Financial standing: annual revenue bands (reporting currency), young companies penalised.
+    revenue_bands: tuple[RevenueBand, ...] = (
+        RevenueBand(min_annual_revenue=Decimal(0), score=Decimal(20)),
+        RevenueBand(min_annual_revenue=Decimal(1_000_000), score=Decimal(50)),
+        RevenueBand(min_annual_revenue=Decimal(10_000_000), score=Decimal(80)),
+        RevenueBand(min_annual_revenue=Decimal(100_000_000), score=Decimal(100)),
+    )
+    young_company_years: int = Field(default=2, ge=0)
+    young_company_penalty: Decimal = Field(default=Decimal(20), ge=0, le=100)
+    # Cultural fit before a manager has judged it: neutral.
+    cultural_fit_default: Decimal = Field(default=Decimal(50), ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> QualificationConfig:
+        if self.reject_below > self.approve_at:
+            raise ValueError(
+                f"reject_below ({self.reject_below}) must not exceed approve_at ({self.approve_at})"
+            )
+        if any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
+            raise ValueError("criterion weights must be non-negative and not all zero")
+        missing = set(PartnerType) - set(self.partner_type_scores)
+        if missing:
+            raise ValueError(f"partner_type_scores misses {sorted(missing)}")
+        if not self.revenue_bands or self.revenue_bands[0].min_annual_revenue != 0:
+            raise ValueError("revenue_bands must start at min_annual_revenue 0")
+        bounds = [b.min_annual_revenue for b in self.revenue_bands]
+        if bounds != sorted(set(bounds)):
+            raise ValueError("revenue_bands must be strictly ascending by min_annual_revenue")
+        return self
+
+
+class CompetencyRule(_Config):
+    """A competency is held while enough people hold valid certifications on its track."""
+
+    name: str = Field(min_length=1)
+    min_sales: int = Field(default=1, ge=0)
+    min_technical: int = Field(default=1, ge=0)
+
+
+class TierRule(_Config):
+    """A tier needs both attributed revenue and competencies."""
+
+    name: str = Field(min_length=1)
+    min_revenue: Decimal = Field(ge=0)
+    min_competencies: int = Field(default=0, ge=0)
+    required_competencies: tuple[str, ...] = ()
+
+
+def _default_tiers() -> tuple[TierRule, ...]:
+    return (
+        TierRule(name="registered", min_revenue=Decimal(0)),
+        TierRule(name="bronze", min_revenue=Decimal(50_000)),
+        TierRule(name="silver", min_revenue=Decimal(250_000), min_competencies=1),
+        TierRule(name="gold", min_revenue=Decimal(1_000_000), min_competencies=2),
+        TierRule(
+            name="platinum",
+            min_revenue=Decimal(5_000_000),
+            min_competencies=3,
+            required_competencies=("security",),
+        ),
+    )
+
+
+def _default_competencies() -> tuple[CompetencyRule, ...]:
+    return tuple(
+        CompetencyRule(name=name)
+        for name in ("data", "ai", "security", "cloud", "migration", "analytics")
+    )
+
+
+class OnboardingConfig(_Config):
+    version: str = "2026-11-onb-1"
+    qualification: QualificationConfig = Field(default_factory=QualificationConfig)
+    # Lowest first; the first tier must need nothing (every active partner has a tier).
+    tiers: tuple[TierRule, ...] = Field(default_factory=_default_tiers)
+    competencies: tuple[CompetencyRule, ...] = Field(default_factory=_default_competencies)
+    # Products that need a competency before the partner is authorised to register them.
+    gated_products: dict[str, str] = Field(default_factory=dict)
+    checklist: tuple[str, ...] = ("agreement_signed", "profile_complete", "first_enablement_done")
+    agreement_item: str = "agreement_signed"
+    agreement_term_days: int | None = Field(default=365, ge=1)  # None: agreements never lapse
+    grace_days: int = Field(default=30, ge=0)
+    expel_after_suspended_days: int = Field(default=90, ge=0)
+    revenue_window_days: int = Field(default=365, ge=1)
+    reporting_currency: str = Field(default="USD", pattern="^[A-Z]{3}$")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OnboardingConfig:
+        if not self.tiers:
+            raise ValueError("at least one tier is required")
+        base = self.tiers[0]
+        if base.min_revenue != 0 or base.min_competencies or base.required_competencies:
+            raise ValueError(f"the first tier ({base.name}) must require nothing")
+        names = [t.name for t in self.tiers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tier names must be unique: {names}")
+        revenues = [t.min_revenue for t in self.tiers]
+        if revenues != sorted(revenues):
+            raise ValueError("tiers must be ordered by ascending min_revenue")
+        known = {c.name for c in self.competencies}
+        for tier in self.tiers:
+            unknown = set(tier.required_competencies) - known
+            if unknown:
+                raise ValueError(
+                    f"tier {tier.name} requires unknown competencies {sorted(unknown)}"
+                )
+        unknown_gates = set(self.gated_products.values()) - known
+        if unknown_gates:
+            raise ValueError(f"gated_products name unknown competencies {sorted(unknown_gates)}")
+        if self.agreement_item not in self.checklist:
+            raise ValueError(f"agreement_item {self.agreement_item!r} is not a checklist item")
+        return self
+
+    @property
+    def base_tier(self) -> str:
+        return self.tiers[0].name
+
+    def tier_rank(self, name: str) -> int:
+        """Position of a tier (unknown tiers, e.g. from an older config, rank lowest)."""
+        for rank, tier in enumerate(self.tiers):
+            if tier.name == name:
+                return rank
+        return -1
