@@ -741,6 +741,12 @@ async def set_status(
     elif target is PartnerStatus.EXPELLED:
         change = "expelled"
         fields.update(grace_until=None)
+    elif target is PartnerStatus.ACTIVE and current is PartnerStatus.ONBOARDING:
+        missing = [i for i in config.checklist if i not in json.loads(row["checklist"])]
+        raise Conflict(
+            f"partner {partner_id} becomes active when its checklist is complete; missing: "
+            + ", ".join(missing)
+        )
     elif target is PartnerStatus.ACTIVE:
         change = "reinstated" if current is PartnerStatus.SUSPENDED else "updated"
         fields.update(suspended_at=None, suspended_by_requalification=False, grace_until=None)

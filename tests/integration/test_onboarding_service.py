@@ -1,0 +1,567 @@
+"""Onboarding as a real process on real Kafka + Postgres: application -> qualification ->
+checklist -> active; certifications -> competencies and authorisations; attribution credits on
+Kafka -> tier changes; a reversal -> grace -> requalification demotion; bad input refused."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from shared.events import Envelope, EventPayload
+from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
+from shared.events.crm import Customer
+from shared.events.notifications import PartnerNotification
+from shared.events.partners import PartnerStateChanged
+from shared.outbox import make_producer
+from shared.settings import ServiceSettings
+from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE, PARTNER_NOTIFICATIONS
+from tests.conftest import ROOT, Infra
+from tests.integration.test_service_process import free_port, wait_ready
+
+pytestmark = pytest.mark.integration
+SETTINGS = ServiceSettings(service_name="onboarding")
+ADMIN = {"Authorization": f"Bearer {SETTINGS.admin_token}"}
+
+# A small program so a few credits move tiers: silver at 1 000, gold at 5 000 (each with a
+# competency), "ai" deals only for partners holding the ai competency, 10 days of grace.
+PROGRAM = {
+    "version": "it-program-1",
+    "tiers": [
+        {"name": "registered", "min_revenue": 0},
+        {"name": "silver", "min_revenue": 1000, "min_competencies": 1},
+        {"name": "gold", "min_revenue": 5000, "min_competencies": 1},
+    ],
+    "competencies": [{"name": "data"}, {"name": "ai"}],
+    "gated_products": {"ai": "ai"},
+    "grace_days": 10,
+}
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
+    """Poll another process's state until `check` returns a truthy value (bounded)."""
+    async with asyncio.timeout(timeout):
+        while not (result := await check()):
+            await asyncio.sleep(0.1)
+        return result
+
+
+@pytest.fixture(scope="module")
+async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    config = Path(tmp_path_factory.mktemp("onboarding")) / "program.json"
+    config.write_text(json.dumps(PROGRAM))
+    port = free_port()
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+        "DATABASE_URL": infra.dsn_for("onboarding_svc", "onboarding_svc"),
+        "HTTP_PORT": str(port),
+        "ONBOARDING_CONFIG_FILE": str(config),
+        # Tests drive requalification through the admin endpoint with an explicit as_of.
+        "ONBOARDING_REQUALIFICATION_PERIOD_SECONDS": "86400",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.onboarding",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    await wait_ready(f"{url}/health/ready", process)
+    yield url
+    process.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(process.wait(), 30)
+
+
+@pytest.fixture
+async def db(infra: Infra) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
+    conn = await asyncpg.connect(infra.admin_dsn)
+    yield conn
+    await conn.close()
+
+
+def strong_application(domain: str, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "company_name": f"Contoso {domain}",
+        "domain": domain,
+        "partner_type": "gsi",
+        "regions": ["US", "DE", "GB"],
+        "products": ["data", "ai"],
+        "competencies_claimed": ["data", "ai", "cloud"],
+        "industries": ["financial_services", "healthcare"],
+        "segments": ["enterprise"],
+        "annual_revenue": "25000000",
+        "years_in_business": 10,
+        "certified_staff": 12,
+        "contacts": [{"name": "Ada", "email": "ada@" + domain, "role": "alliances"}],
+    }
+    body.update(overrides)
+    return body
+
+
+WEAK = {
+    "partner_type": "referral_affiliate",
+    "regions": ["XX"],
+    "products": ["widgets"],
+    "competencies_claimed": [],
+    "industries": ["gaming"],
+    "segments": ["smb"],
+    "annual_revenue": "100000",
+    "years_in_business": 1,
+    "certified_staff": 0,
+}
+MIDDLING = {
+    "partner_type": "var_reseller",
+    "regions": ["US"],
+    "products": ["data", "widgets"],
+    "competencies_claimed": ["data"],
+    "industries": ["retail", "gaming"],
+    "segments": ["mid_market"],
+    "annual_revenue": "2000000",
+    "years_in_business": 5,
+    "certified_staff": 3,
+}
+
+
+async def publish(infra: Infra, payload: EventPayload, key: str, event_id: uuid.UUID) -> None:
+    producer = make_producer(infra.kafka_bootstrap, "test-attribution")
+    await producer.start()
+    try:
+        envelope = Envelope.wrap(
+            payload, source="pollinate/attribution", subject=key, event_id=event_id
+        )
+        await producer.send_and_wait(
+            ATTRIBUTION_CREDITS.name, envelope.to_bytes(), key=key.encode()
+        )
+    finally:
+        await producer.stop()
+
+
+def credit(partner_id: str, deal_key: str, amount: str, currency: str = "USD") -> CreditIssued:
+    at = datetime.now(UTC)
+    return CreditIssued(
+        credit_id=f"cr_{uuid.uuid4().hex[:12]}",
+        deal_key=deal_key,
+        partner_id=partner_id,
+        kind=CreditKind.SOURCED,
+        amount=Decimal(amount),
+        currency=currency,
+        original_amount=Decimal(amount),
+        original_currency=currency,
+        fx_rate=Decimal(1),
+        share=Decimal(1),
+        model="sourced_only",
+        customer=Customer(name="Northwind", domain="northwind.example"),
+        close_date=at.date(),
+        deal_revision=1,
+        issued_at=at,
+        ingested_at=at - timedelta(milliseconds=250),
+    )
+
+
+async def lifecycle(
+    db: asyncpg.Connection[asyncpg.Record], partner_id: str
+) -> list[PartnerStateChanged]:
+    rows = await db.fetch(
+        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 ORDER BY position",
+        PARTNER_LIFECYCLE.name,
+        partner_id,
+    )
+    return [Envelope[PartnerStateChanged].model_validate_json(r["value"]).data for r in rows]
+
+
+async def partner(client: httpx.AsyncClient, url: str, partner_id: str) -> dict[str, Any]:
+    response = await client.get(f"{url}/partners/{partner_id}", headers=ADMIN)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def requalify(
+    client: httpx.AsyncClient, url: str, partner_id: str, days: int
+) -> dict[str, Any]:
+    as_of = (datetime.now(UTC) + timedelta(days=days)).isoformat()
+    response = await client.post(
+        f"{url}/admin/requalification/run",
+        json={"as_of": as_of, "partner_ids": [partner_id]},
+        headers=ADMIN,
+    )
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def test_application_to_active_to_tier_changes_to_requalification_demotion(
+    infra: Infra, onboarding: str, db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    run = uuid.uuid4().hex[:10]
+    domain = f"contoso-{run}.example"
+    async with httpx.AsyncClient(timeout=30) as client:
+        # Intake: a strong application is approved automatically and onboarding starts.
+        created = await client.post(f"{onboarding}/applications", json=strong_application(domain))
+        assert created.status_code == 201, created.text
+        applied = created.json()
+        pid = applied["partner_id"]
+        assert pid.startswith("ptn_")
+        assert (applied["status"], applied["duplicate"]) == ("onboarding", False)
+        assert applied["qualification"]["outcome"] == "approve"
+        assert {c["criterion"] for c in applied["qualification"]["criteria"]} == {
+            "strategic_fit",
+            "icp_overlap",
+            "technical_capability",
+            "geographic_reach",
+            "financial_standing",
+            "cultural_fit",
+        }
+
+        # The same domain again (written differently) is a duplicate, not a second partner.
+        again = await client.post(
+            f"{onboarding}/applications",
+            json=strong_application(
+                f"https://www.{domain.upper()}/partners",
+                contacts=[{"name": "Bob", "email": f"bob@{domain}"}],
+            ),
+        )
+        assert again.status_code == 200
+        assert again.json() == {"partner_id": pid, "status": "onboarding", "duplicate": True}
+        assert (
+            await db.fetchval("SELECT count(*) FROM onboarding.partners WHERE domain = $1", domain)
+            == 1
+        )
+
+        token = (
+            await client.post(f"{onboarding}/admin/partner-tokens/{pid}", headers=ADMIN)
+        ).json()["token"]
+        me = {"Authorization": f"Bearer {token}"}
+        other = (
+            await client.post(
+                f"{onboarding}/applications", json=strong_application(f"other-{run}.example")
+            )
+        ).json()["partner_id"]
+        other_token = (
+            await client.post(f"{onboarding}/admin/partner-tokens/{other}", headers=ADMIN)
+        ).json()["token"]
+        hidden = await client.get(
+            f"{onboarding}/partners/{pid}", headers={"Authorization": f"Bearer {other_token}"}
+        )
+        assert hidden.status_code == 404
+        mine = await client.get(f"{onboarding}/partners", headers=me)
+        assert [p["partner_id"] for p in mine.json()] == [pid]
+
+        # Checklist: the last item activates the partner in the base tier.
+        for item in ("agreement_signed", "profile_complete"):
+            ticked = await client.post(f"{onboarding}/partners/{pid}/checklist/{item}", headers=me)
+            assert ticked.status_code == 200, ticked.text
+            assert ticked.json()["status"] == "onboarding"
+        done = await client.post(
+            f"{onboarding}/partners/{pid}/checklist/first_enablement_done", headers=me
+        )
+        assert (done.json()["status"], done.json()["tier"]) == ("active", "registered")
+        # ai is gated behind the ai competency: not yet authorised.
+        assert done.json()["products"] == ["data"]
+
+        # Certifications (expiring in 60 days) -> competencies -> authorisations.
+        issued = datetime.now(UTC) - timedelta(days=1)
+        expires = datetime.now(UTC) + timedelta(days=60)
+        for track in ("data", "ai"):
+            for role, person in (("sales", "sam"), ("technical", "tess")):
+                recorded = await client.post(
+                    f"{onboarding}/partners/{pid}/certifications",
+                    headers=ADMIN,
+                    json={
+                        "person_email": f"{person}@{domain}",
+                        "role": role,
+                        "track": track,
+                        "issued_at": issued.isoformat(),
+                        "expires_at": expires.isoformat(),
+                    },
+                )
+                assert recorded.status_code == 201, recorded.text
+        state = await partner(client, onboarding, pid)
+        assert (state["competencies"], state["products"], state["tier"]) == (
+            ["ai", "data"],
+            ["ai", "data"],
+            "registered",
+        )
+
+        # Attribution credits on Kafka: 3 000 -> silver, + 2 500 -> gold.
+        deal = f"hubspot:{run}"
+        first, second = credit(pid, deal, "3000.00"), credit(pid, deal, "2500.00")
+        first_id = uuid.uuid4()
+        await publish(infra, first, deal, first_id)
+        await publish(infra, second, deal, uuid.uuid4())
+
+        async def tier_is(tier: str) -> bool:
+            return (await partner(client, onboarding, pid))["tier"] == tier
+
+        await eventually(lambda: tier_is("gold"))
+
+        # Redelivery (same event id) and a re-sent credit (new event id, same credit id) count
+        # once; then a reversal of the second credit drops revenue below gold: grace.
+        await publish(infra, first, deal, first_id)
+        await publish(infra, first, deal, uuid.uuid4())
+        reversal = CreditReversed(
+            reversal_id=f"rv_{run}",
+            credit_id=second.credit_id,
+            deal_key=deal,
+            partner_id=pid,
+            kind=CreditKind.SOURCED,
+            amount=Decimal("2500.00"),
+            currency="USD",
+            reason="deal amount corrected",
+            deal_revision=2,
+            reversed_at=datetime.now(UTC),
+        )
+        await publish(infra, reversal, deal, uuid.uuid4())
+
+        async def in_grace() -> dict[str, Any] | None:
+            state = await partner(client, onboarding, pid)
+            return state if state["status"] == "grace" else None
+
+        graced = await eventually(in_grace)
+        assert graced["tier"] == "gold"  # nothing lost before the deadline
+        assert Decimal(graced["attributed_revenue"]) == Decimal("3000")
+        assert "attributed revenue 3000.0000 is below the gold minimum 5000" in graced["reason"]
+        deadline = datetime.fromisoformat(graced["grace_until"])
+        assert timedelta(days=9) < deadline - datetime.now(UTC) <= timedelta(days=10)
+
+        # Requalification, driven in time: nothing before the deadline, demotion after it.
+        assert (await requalify(client, onboarding, pid, days=5))["changes"] == {}
+        assert (await requalify(client, onboarding, pid, days=11))["changes"] == {pid: ["demoted"]}
+        state = await partner(client, onboarding, pid)
+        assert (state["status"], state["tier"], state["grace_until"]) == ("active", "silver", None)
+
+        # Certifications expire (day 60): competencies and ai authorisation go, silver is no
+        # longer met -> grace; ten days later -> demoted to the base tier.
+        assert (await requalify(client, onboarding, pid, days=70))["changes"] == {
+            pid: ["authorisations_changed", "grace_started"]
+        }
+        assert (await requalify(client, onboarding, pid, days=81))["changes"] == {pid: ["demoted"]}
+        state = await partner(client, onboarding, pid)
+        assert (state["status"], state["tier"], state["products"], state["competencies"]) == (
+            "active",
+            "registered",
+            ["data"],
+            [],
+        )
+
+    # Every change was published as a full snapshot with a version that only grows.
+    events = await lifecycle(db, pid)
+    assert [e.version for e in events] == list(range(1, len(events) + 1))
+    assert [e.change for e in events] == [
+        "applied",
+        "qualified",
+        "onboarding",
+        "updated",  # agreement signed
+        "updated",  # profile complete
+        "activated",
+        "updated",  # data competency (data needs no gate)
+        "authorisations_changed",  # ai competency: ai authorised
+        "tier_changed",
+        "tier_changed",
+        "grace_started",
+        "demoted",
+        "authorisations_changed",
+        "grace_started",
+        "demoted",
+    ]
+    silver, gold = events[8], events[9]
+    assert (silver.previous_tier, silver.tier, gold.previous_tier, gold.tier) == (
+        "registered",
+        "silver",
+        "silver",
+        "gold",
+    )
+    # The tier change carries the credit's ingestion time (end-to-end latency is measured on it).
+    assert silver.ingested_at == first.ingested_at
+    assert gold.ingested_at == second.ingested_at
+    assert events[10].ingested_at is not None
+    assert all(e.domain == domain and e.policy_version == "it-program-1" for e in events[5:])
+    assert events[-1].products == ("data",)
+
+    notes = await db.fetch(
+        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 ORDER BY position",
+        PARTNER_NOTIFICATIONS.name,
+        pid,
+    )
+    kinds = [Envelope[PartnerNotification].model_validate_json(n["value"]).data.kind for n in notes]
+    assert kinds.count("tier_changed") == 2
+    assert kinds.count("requalification") == 4
+    assert "partner_status" in kinds
+
+    async def all_published() -> bool:
+        return bool(
+            await db.fetchval(
+                "SELECT bool_and(published_at IS NOT NULL) FROM onboarding.outbox WHERE message_key = $1",
+                pid,
+            )
+        )
+
+    await eventually(all_published)
+
+
+async def test_rejection_review_queue_and_manager_decision(
+    onboarding: str, db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    run = uuid.uuid4().hex[:10]
+    async with httpx.AsyncClient(timeout=30) as client:
+        weak = await client.post(
+            f"{onboarding}/applications", json=strong_application(f"weak-{run}.example", **WEAK)
+        )
+        assert weak.status_code == 201
+        assert (weak.json()["status"], weak.json()["qualification"]["outcome"]) == (
+            "rejected",
+            "reject",
+        )
+
+        middling = await client.post(
+            f"{onboarding}/applications",
+            json=strong_application(f"mid-{run}.example", **MIDDLING),
+        )
+        pid = middling.json()["partner_id"]
+        assert (middling.json()["status"], middling.json()["qualification"]["total"]) == (
+            "applied",
+            "50.7",
+        )
+        queue = await client.get(f"{onboarding}/applications", headers=ADMIN)
+        assert pid in [a["partner_id"] for a in queue.json()]
+
+        partner_token = await client.post(f"{onboarding}/admin/partner-tokens/{pid}", headers=ADMIN)
+        assert partner_token.status_code == 409  # not admitted yet
+
+        decided = await client.post(
+            f"{onboarding}/applications/{pid}/decision",
+            headers=ADMIN,
+            json={"approve": True, "note": "strong retail references", "cultural_fit": 100},
+        )
+        assert decided.status_code == 200, decided.text
+        body = decided.json()
+        assert body["status"] == "onboarding"
+        assert body["qualification"]["total"] == "55.7"
+        assert body["decision_note"] == "strong retail references"
+        queue = await client.get(f"{onboarding}/applications", headers=ADMIN)
+        assert pid not in [a["partner_id"] for a in queue.json()]
+
+        twice = await client.post(
+            f"{onboarding}/applications/{pid}/decision", headers=ADMIN, json={"approve": False}
+        )
+        assert twice.status_code == 409
+        assert "is not waiting for review (status onboarding" in twice.json()["detail"]
+
+    events = await lifecycle(db, pid)
+    assert [e.change for e in events] == ["applied", "updated", "qualified", "onboarding"]
+
+
+async def test_illegal_transitions_and_bad_events_change_nothing(
+    infra: Infra, onboarding: str, db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    run = uuid.uuid4().hex[:10]
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = (
+            await client.post(
+                f"{onboarding}/applications", json=strong_application(f"ill-{run}.example")
+            )
+        ).json()["partner_id"]
+        before = await partner(client, onboarding, pid)
+
+        illegal = await client.post(
+            f"{onboarding}/admin/partners/{pid}/status",
+            headers=ADMIN,
+            json={"status": "active", "reason": "skip the checklist"},
+        )
+        assert illegal.status_code == 409
+        assert illegal.json()["detail"] == (
+            f"partner {pid} becomes active when its checklist is complete; missing: "
+            "agreement_signed, profile_complete, first_enablement_done"
+        )
+        suspended = await client.post(
+            f"{onboarding}/admin/partners/{pid}/status",
+            headers=ADMIN,
+            json={"status": "suspended", "reason": "no reason"},
+        )
+        assert suspended.status_code == 409
+        assert suspended.json()["detail"] == (
+            f"partner {pid} cannot go from onboarding to suspended; allowed next: active, expelled"
+        )
+        assert (await partner(client, onboarding, pid))["version"] == before["version"]
+
+        expelled = await client.post(
+            f"{onboarding}/admin/partners/{pid}/status",
+            headers=ADMIN,
+            json={"status": "expelled", "reason": "fraudulent references"},
+        )
+        assert expelled.json()["status"] == "expelled"
+        item = await client.post(
+            f"{onboarding}/partners/{pid}/checklist/profile_complete", headers=ADMIN
+        )
+        assert item.status_code == 409
+        assert "is expelled" in item.json()["detail"]
+
+        # A credit in a currency the tier thresholds are not in: dead-lettered with the reason.
+        deal = f"sf:{run}"
+        bad = credit(pid, deal, "100.00", currency="EUR")
+        await publish(infra, bad, deal, uuid.uuid4())
+
+        async def dead_letter() -> Any:
+            return await db.fetchrow(
+                "SELECT headers FROM onboarding.outbox WHERE topic = 'onboarding.dlq.v1' AND message_key = $1",
+                deal,
+            )
+
+        row = await eventually(dead_letter)
+        reason = json.loads(row["headers"])["dlq.reason"]
+        assert f"credit {bad.credit_id} is in EUR" in reason
+        assert (
+            await db.fetchval(
+                "SELECT count(*) FROM onboarding.credits WHERE credit_id = $1", bad.credit_id
+            )
+            == 0
+        )
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "headers", "status", "detail"),
+    [
+        ("/applications", {"contacts": []}, {}, 422, "contacts"),
+        ("/applications", {"contacts": [{"name": "A", "email": "nope"}]}, {}, 422, "email"),
+        ("/applications", {"domain": "not a domain"}, {}, 422, "is not a company domain"),
+        ("/applications", {"partner_type": "wizard"}, {}, 422, "partner_type"),
+        ("/applications", {"regions": ["usa"]}, {}, 422, "regions"),
+        ("/applications", {"annual_revenue": "-1"}, {}, 422, "annual_revenue"),
+        ("/applications", {"shoe_size": 9}, {}, 422, "Extra inputs are not permitted"),
+        ("/admin/requalification/run", {}, {}, 401, "missing bearer token"),
+        ("/admin/requalification/run", {"as_of": "2030-01-01T00:00:00"}, ADMIN, 422, "time zone"),
+        ("/partners/ptn_missing/checklist/agreement_signed", {}, ADMIN, 404, "not found"),
+        ("/partners/ptn_missing/checklist/teleport", {}, ADMIN, 422, "unknown checklist item"),
+        ("/applications/ptn_missing/decision", {"approve": True}, ADMIN, 404, "not found"),
+    ],
+)
+async def test_bad_input_gets_a_precise_4xx(
+    onboarding: str,
+    path: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    status: int,
+    detail: str,
+) -> None:
+    if path == "/applications":
+        body = {**strong_application(f"bad-{uuid.uuid4().hex[:8]}.example"), **body}
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(f"{onboarding}{path}", json=body, headers=headers)
+    assert response.status_code == status, response.text
+    assert detail in json.dumps(response.json())
