@@ -565,3 +565,80 @@ async def test_bad_input_gets_a_precise_4xx(
         response = await client.post(f"{onboarding}{path}", json=body, headers=headers)
     assert response.status_code == status, response.text
     assert detail in json.dumps(response.json())
+
+
+async def activate(client: httpx.AsyncClient, url: str, domain: str) -> str:
+    pid: str = (await client.post(f"{url}/applications", json=strong_application(domain))).json()[
+        "partner_id"
+    ]
+    for item in ("agreement_signed", "profile_complete", "first_enablement_done"):
+        done = await client.post(f"{url}/partners/{pid}/checklist/{item}", headers=ADMIN)
+        assert done.status_code == 200, done.text
+    assert done.json()["status"] == "active"
+    return pid
+
+
+async def test_lapsed_agreement_suspends_then_renewal_reinstates_or_time_expels(
+    onboarding: str, db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    run = uuid.uuid4().hex[:10]
+    async with httpx.AsyncClient(timeout=30) as client:
+        renews = await activate(client, onboarding, f"renews-{run}.example")
+        lapses = await activate(client, onboarding, f"lapses-{run}.example")
+        both = [renews, lapses]
+
+        async def run_at(days: int, ids: list[str] = both) -> dict[str, list[str]]:
+            as_of = (datetime.now(UTC) + timedelta(days=days)).isoformat()
+            response = await client.post(
+                f"{onboarding}/admin/requalification/run",
+                json={"as_of": as_of, "partner_ids": ids},
+                headers=ADMIN,
+            )
+            assert response.status_code == 200, response.text
+            changes: dict[str, list[str]] = response.json()["changes"]
+            return changes
+
+        # Default program: agreements run 365 days, 10 days of grace (test program).
+        assert await run_at(364) == {}
+        assert await run_at(366) == {renews: ["grace_started"], lapses: ["grace_started"]}
+        assert await run_at(377) == {renews: ["suspended"], lapses: ["suspended"]}
+        state = await partner(client, onboarding, lapses)
+        assert state["status"] == "suspended"
+        assert "partner agreement expired on" in state["reason"]
+
+        # Signing again lifts a requalification suspension at once.
+        signed = await client.post(
+            f"{onboarding}/partners/{renews}/checklist/agreement_signed", headers=ADMIN
+        )
+        assert signed.status_code == 200, signed.text
+        assert signed.json()["status"] == "active"
+        # The other stays suspended until the expulsion deadline (90 days by default).
+        assert await run_at(377 + 89, [lapses]) == {}
+        assert await run_at(377 + 91, [lapses]) == {lapses: ["expelled"]}
+
+    changes = [e.change for e in await lifecycle(db, renews)][-4:]
+    assert changes == ["grace_started", "suspended", "updated", "reinstated"]
+    expelled = (await lifecycle(db, lapses))[-1]
+    assert (expelled.change, expelled.status.value, expelled.previous_status) == (
+        "expelled",
+        "expelled",
+        "suspended",
+    )
+
+
+async def test_concurrent_applications_from_one_domain_create_one_partner(
+    onboarding: str, db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    domain = f"race-{uuid.uuid4().hex[:10]}.example"
+    async with httpx.AsyncClient(timeout=30) as client:
+        responses = await asyncio.gather(
+            *[
+                client.post(f"{onboarding}/applications", json=strong_application(domain))
+                for _ in range(6)
+            ]
+        )
+    assert sorted(r.status_code for r in responses) == [200, 200, 200, 200, 200, 201]
+    assert len({r.json()["partner_id"] for r in responses}) == 1
+    assert (
+        await db.fetchval("SELECT count(*) FROM onboarding.partners WHERE domain = $1", domain) == 1
+    )
