@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -597,3 +598,9 @@ def test_every_verdict_is_a_legal_lifecycle_step(
         assert verdict.grace_until is not None
     if verdict.action is not Action.NONE:
         assert verdict.reasons
+
+
+def test_the_readme_documents_the_defaults_exactly() -> None:
+    readme = (Path(__file__).parents[2] / "services" / "onboarding" / "README.md").read_text()
+    documented = readme.split("```json\n", 1)[1].split("```", 1)[0]
+    assert OnboardingConfig.model_validate_json(documented) == OnboardingConfig()
