@@ -166,17 +166,20 @@ def build_router(platform: Platform, config: OnboardingConfig) -> APIRouter:
         return row
 
     @router.post("/applications", status_code=201, tags=["applications"])
-    async def apply(body: ApplicationIn, response: Response) -> dict[str, Any]:
-        """Public intake. A second application from the same domain is not created: 200 with
-        the existing partner id and `duplicate: true`."""
+    async def apply(body: ApplicationIn) -> dict[str, Any]:
+        """Public intake. A second application from the same domain is not created: 409, and
+        nothing about the existing partner is revealed to an unauthenticated caller."""
         declared = body.model_dump(mode="json")
         async with platform.pool.acquire() as conn, conn.transaction():
             row, duplicate = await apply_for(
                 conn, platform.outbox, config, body.to_domain(), declared, now()
             )
         if duplicate:
-            response.status_code = status.HTTP_200_OK
-            return {"partner_id": row["partner_id"], "status": row["status"], "duplicate": True}
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"an application for domain {row['domain']} already exists; "
+                "contact your channel manager",
+            )
         return {
             "partner_id": row["partner_id"],
             "status": row["status"],

@@ -237,8 +237,11 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
                 contacts=[{"name": "Bob", "email": f"bob@{domain}"}],
             ),
         )
-        assert again.status_code == 200
-        assert again.json() == {"partner_id": pid, "status": "onboarding", "duplicate": True}
+        assert again.status_code == 409
+        assert again.json()["detail"] == (
+            f"an application for domain {domain} already exists; contact your channel manager"
+        )
+        assert pid not in again.text
         assert (
             await db.fetchval("SELECT count(*) FROM onboarding.partners WHERE domain = $1", domain)
             == 1
@@ -637,8 +640,7 @@ async def test_concurrent_applications_from_one_domain_create_one_partner(
                 for _ in range(6)
             ]
         )
-    assert sorted(r.status_code for r in responses) == [200, 200, 200, 200, 200, 201]
-    assert len({r.json()["partner_id"] for r in responses}) == 1
+    assert sorted(r.status_code for r in responses) == [201, 409, 409, 409, 409, 409]
     assert (
         await db.fetchval("SELECT count(*) FROM onboarding.partners WHERE domain = $1", domain) == 1
     )
