@@ -1,0 +1,1 @@
+"""Attribution's pure rules: configuration, attribution models, corrections, health score."""

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.attribution.domain.config import AttributionConfig
+
+
+class AttributionSettings(BaseSettings):
+    """Attribution-only settings (prefix ATTRIBUTION_)."""
+
+    model_config = SettingsConfigDict(env_prefix="ATTRIBUTION_", extra="ignore", frozen=True)
+
+    # JSON file overriding AttributionConfig's defaults (see the service README); empty: defaults.
+    config_file: str = ""
+
+
+def load_config(path: str) -> AttributionConfig:
+    """The attribution policy: code defaults, overridden field by field by the JSON file."""
+    if not path:
+        return AttributionConfig()
+    return AttributionConfig.model_validate_json(Path(path).read_text())
