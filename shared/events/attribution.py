@@ -45,6 +45,12 @@ class CreditIssued(EventPayload):
     replaces: str | None = Field(default=None, description="credit id this one corrects")
     issued_at: datetime
     ingested_at: datetime | None = None
+    config_version: str | None = Field(
+        default=None, description="version of the attribution policy that produced the split"
+    )
+    rate_date: date | None = Field(
+        default=None, description="effective date of the fx rate used (on or before close_date)"
+    )
 
 
 @event_type("credit.reversed.v1")
