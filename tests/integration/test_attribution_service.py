@@ -1,0 +1,541 @@
+"""Attribution as a real process on real Kafka + Postgres: a won deal becomes credits on the
+credits topic, changes after close become reversals + new credits, redelivery credits nothing
+twice, the lock period makes credits final, unattributable deals are dead-lettered with the
+reason, and the touchpoint API refuses bad input precisely."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from shared.auth import partner_token
+from shared.events import Envelope, EventPayload
+from shared.events.attribution import CreditIssued, CreditReversed
+from shared.events.crm import CrmSource, Customer, DealStatus
+from shared.events.opportunities import DealStateChanged, LinkedRegistration
+from shared.events.registrations import RegistrationDecided, RegistrationStatus
+from shared.outbox import make_producer
+from shared.settings import ServiceSettings
+from shared.topics import ATTRIBUTION_CREDITS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS, Topic
+from tests.conftest import ROOT, Infra
+from tests.integration.test_service_process import free_port, wait_ready
+
+pytestmark = pytest.mark.integration
+SETTINGS = ServiceSettings(service_name="attribution")
+ADMIN = {"Authorization": f"Bearer {SETTINGS.admin_token}"}
+TODAY = datetime.now(UTC).date()
+CONFIG = {
+    "version": "test-linear-1",
+    "model": "linear",
+    "lock_period_days": 90,
+    "rates": {"EUR": {(TODAY - timedelta(days=400)).isoformat(): "1.10"}},
+}
+
+
+def auth(partner_id: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {partner_token(SETTINGS.partner_token_secret, partner_id)}"}
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
+    async with asyncio.timeout(timeout):
+        while not (result := await check()):
+            await asyncio.sleep(0.1)
+        return result
+
+
+@pytest.fixture(scope="module")
+async def service(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    config_file = Path(tmp_path_factory.mktemp("attribution")) / "attribution.json"
+    config_file.write_text(json.dumps(CONFIG))
+    port = free_port()
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+        "DATABASE_URL": infra.dsn_for("attribution_svc", "attribution_svc"),
+        "HTTP_PORT": str(port),
+        "ATTRIBUTION_CONFIG_FILE": str(config_file),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.attribution",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_ready(f"{url}/health/ready", process)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 30)
+
+
+@pytest.fixture
+async def db(infra: Infra) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(infra.admin_dsn)
+    yield conn
+    await conn.close()
+
+
+async def publish(infra: Infra, topic: Topic, key: str, *envelopes: Envelope[Any]) -> None:
+    producer = make_producer(infra.kafka_bootstrap, "test-deals")
+    await producer.start()
+    try:
+        for envelope in envelopes:
+            await producer.send_and_wait(topic.name, envelope.to_bytes(), key=key.encode())
+    finally:
+        await producer.stop()
+
+
+def wrap(payload: EventPayload, key: str) -> Envelope[Any]:
+    return Envelope.wrap(payload, source="pollinate/deals", subject=key)
+
+
+class Deal:
+    """One CRM opportunity of a test run, published as successive merged snapshots."""
+
+    def __init__(self, run: str, source: CrmSource = CrmSource.AWS_ACE) -> None:
+        self.source_id = f"opp-{run}"
+        self.key = f"{source.value}:{self.source_id}"
+        self.source = source
+        self.revision = 0
+        self.ingested_at = datetime.now(UTC) - timedelta(seconds=1)
+
+    def snapshot(self, **fields: Any) -> DealStateChanged:
+        self.revision += 1
+        values: dict[str, Any] = {
+            "deal_key": self.key,
+            "source": self.source,
+            "source_id": self.source_id,
+            "revision": self.revision,
+            "customer": Customer(name="Contoso", domain="contoso.example"),
+            "products": ("data",),
+            "status": DealStatus.OPEN,
+            "changed_at": datetime.now(UTC),
+            "ingested_at": self.ingested_at,
+        }
+        values.update(fields)
+        return DealStateChanged(**values)
+
+
+async def active_credits(db: asyncpg.Connection, deal_key: str) -> list[Any]:
+    return list(
+        await db.fetch(
+            """SELECT partner_id, kind, amount, original_amount, credit_id, replaces
+               FROM attribution.credits WHERE deal_key = $1 AND reversed_at IS NULL
+               ORDER BY partner_id""",
+            deal_key,
+        )
+    )
+
+
+async def revision_applied(db: asyncpg.Connection, deal_key: str, revision: int) -> bool:
+    held = await db.fetchval("SELECT revision FROM attribution.deals WHERE deal_key = $1", deal_key)
+    return held is not None and held >= revision
+
+
+async def credit_events(infra: Infra, deal_key: str, count: int) -> list[Envelope[Any]]:
+    """Read this deal's events from the credits topic (its key pins one partition)."""
+    consumer = AIOKafkaConsumer(
+        ATTRIBUTION_CREDITS.name,
+        bootstrap_servers=infra.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    found: list[Envelope[Any]] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(found) < count:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for record in records:
+                        if record.key == deal_key.encode():
+                            raw = json.loads(record.value)
+                            model = (
+                                CreditIssued
+                                if raw["type"] == "credit.issued.v1"
+                                else CreditReversed
+                            )
+                            found.append(Envelope[model].model_validate(raw))  # type: ignore[valid-type]
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def test_won_deal_is_split_across_partners_and_published(
+    infra: Infra, service: str, db: asyncpg.Connection
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    sourcer, seller, advisor, stranger = (f"{p}-{run}" for p in ("src", "mkt", "adv", "other"))
+    deal = Deal(run)
+    registration = LinkedRegistration(
+        registration_id=f"reg-{run}",
+        partner_id=sourcer,
+        status=RegistrationStatus.APPROVED,
+        submitted_at=datetime.now(UTC) - timedelta(days=40),
+    )
+    opened = deal.snapshot(registrations=(registration,), partner_ref=seller)
+    await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(opened, deal.key))
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        meeting = await client.post(
+            "/touchpoints",
+            headers=auth(advisor),
+            json={
+                "deal_key": deal.key,
+                "kind": "co_sell_meeting",
+                "occurred_at": (datetime.now(UTC) - timedelta(days=10)).isoformat(),
+                "source": "advisor-app",
+                "external_id": f"mtg-{run}",
+            },
+        )
+        assert meeting.status_code == 201, meeting.text
+        await eventually(lambda: revision_applied(db, deal.key, 1))
+
+        won = deal.snapshot(
+            registrations=(registration,),
+            partner_ref=seller,
+            status=DealStatus.WON,
+            amount=Decimal("10000"),
+            currency="EUR",
+            close_date=TODAY,
+        )
+        await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(won, deal.key))
+        credits = await eventually(lambda: active_credits(db, deal.key))
+        # linear over three touchpoints: the customer bought through the marketplace seller,
+        # and the partners who sourced and influenced the deal are credited all the same;
+        # leftover cents go to the largest remainders, ties by partner id
+
+        assert [
+            (c["partner_id"], c["kind"], c["original_amount"], c["amount"]) for c in credits
+        ] == [
+            (advisor, "influenced", Decimal("3333.34"), Decimal("3666.67")),
+            (seller, "influenced", Decimal("3333.33"), Decimal("3666.67")),
+            (sourcer, "sourced", Decimal("3333.33"), Decimal("3666.66")),
+        ]
+        events = await credit_events(infra, deal.key, 3)
+        issued = [e.data for e in events]
+        assert {type(p) for p in issued} == {CreditIssued}
+        assert sum(p.amount for p in issued) == Decimal("11000.00")
+        assert {p.ingested_at for p in issued} == {deal.ingested_at}
+        assert {(p.fx_rate, p.original_currency, p.currency, p.config_version) for p in issued} == {
+            (Decimal("1.10"), "EUR", "USD", "test-linear-1")
+        }
+        assert {p.deal_revision for p in issued} == {2}
+
+        everything = (await client.get(f"/deals/{deal.key}/attribution", headers=ADMIN)).json()
+        assert (everything["sourced"], everything["influenced"]) == ("3666.66", "7333.34")
+        reasons = next(c for c in everything["credits"] if c["partner_id"] == sourcer)["reasons"]
+        assert reasons[0] == "linear (config test-linear-1): 33.33% of 10000.00 EUR"
+        mine = (await client.get(f"/deals/{deal.key}/attribution", headers=auth(advisor))).json()
+        assert [c["partner_id"] for c in mine["credits"]] == [advisor]
+        assert {t["partner_id"] for t in mine["touchpoints"]} == {advisor}
+        hidden = await client.get(f"/deals/{deal.key}/attribution", headers=auth(stranger))
+        assert hidden.status_code == 404
+
+        revenue = (await client.get(f"/partners/{sourcer}/revenue", headers=auth(sourcer))).json()
+        assert (revenue["sourced"], revenue["influenced"], revenue["currency"]) == (
+            "3666.66",
+            "0",
+            "USD",
+        )
+        assert revenue["by_period"] == [
+            {"period": TODAY.strftime("%Y-%m"), "sourced": "3666.66", "influenced": "0", "deals": 1}
+        ]
+        forbidden = await client.get(f"/partners/{sourcer}/revenue", headers=auth(advisor))
+        assert forbidden.status_code == 403
+        health = (await client.get(f"/partners/{sourcer}/health", headers=auth(sourcer))).json()
+        assert health["inputs"]["won"] == 1
+        assert health["inputs"]["days_to_close"] == [40]
+        assert Decimal(health["score"]) > 0
+
+
+async def test_changes_after_close_reverse_and_reissue_never_edit(
+    infra: Infra, service: str, db: asyncpg.Connection
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    first, second = f"a-{run}", f"b-{run}"
+    deal = Deal(run, CrmSource.SALESFORCE)
+    won_fields = {
+        "status": DealStatus.WON,
+        "amount": Decimal("1000"),
+        "currency": "USD",
+        "close_date": TODAY,
+        "partner_ref": first,
+        "created_at": datetime.now(UTC) - timedelta(days=20),
+    }
+    won = deal.snapshot(**won_fields)
+    await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(won, deal.key))
+    original = await eventually(lambda: active_credits(db, deal.key))
+    assert [(c["partner_id"], c["amount"]) for c in original] == [(first, Decimal("1000.00"))]
+
+    # amount change after close: reversal of the old credit, a new one replacing it
+    bigger = deal.snapshot(**{**won_fields, "amount": Decimal("1500")})
+    await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(bigger, deal.key))
+
+    async def replaced() -> list[Any] | None:
+        rows = await active_credits(db, deal.key)
+        return rows if rows and rows[0]["amount"] == Decimal("1500.00") else None
+
+    [current] = await eventually(replaced)
+    assert current["replaces"] == original[0]["credit_id"]
+    reversal = await db.fetchrow(
+        "SELECT reversal_reason, amount FROM attribution.credits WHERE credit_id = $1",
+        original[0]["credit_id"],
+    )
+    assert reversal["amount"] == Decimal("1000.00")  # never edited
+    assert "amount 1000 USD -> 1500 USD" in reversal["reversal_reason"]
+
+    # an older snapshot arriving late changes nothing
+    await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(won, deal.key))
+
+    # a late touchpoint inside the lock period: the split moves to two partners
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        late = await client.post(
+            "/touchpoints",
+            headers=ADMIN,
+            json={
+                "deal_key": deal.key,
+                "partner_id": second,
+                "kind": "technical_validation",
+                "occurred_at": (datetime.now(UTC) - timedelta(days=5)).isoformat(),
+                "source": "crm-admin",
+            },
+        )
+    assert late.status_code == 201, late.text
+    assert late.json()["settlement"]["reversed"] == [current["credit_id"]]
+    rows = await active_credits(db, deal.key)
+    assert [(c["partner_id"], c["amount"]) for c in rows] == [
+        (first, Decimal("750.00")),
+        (second, Decimal("750.00")),
+    ]
+
+    # lost after won: everything reversed; the partners' net revenue on the deal is zero
+    lost = deal.snapshot(**{**won_fields, "amount": Decimal("1500"), "status": DealStatus.LOST})
+    await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(lost, deal.key))
+    await eventually(lambda: revision_applied(db, deal.key, lost.revision))
+    assert await active_credits(db, deal.key) == []
+    events = await credit_events(infra, deal.key, 8)  # won 1, amount 1+1, touchpoint 1+2, lost 2
+    issued = sum(e.data.amount for e in events if isinstance(e.data, CreditIssued))
+    reversed_ = sum(e.data.amount for e in events if isinstance(e.data, CreditReversed))
+    assert (len(events), issued - reversed_) == (8, Decimal(0))
+
+
+async def test_redelivered_and_repeated_snapshots_never_credit_twice(
+    infra: Infra, service: str, db: asyncpg.Connection
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    deal = Deal(run, CrmSource.MICROSOFT)
+    won = deal.snapshot(
+        status=DealStatus.WON,
+        amount=Decimal("999.99"),
+        currency="USD",
+        close_date=TODAY,
+        partner_ref=f"ref-{run}",
+    )
+    envelope = wrap(won, deal.key)
+    again_with_new_id = wrap(won, deal.key)
+    # then a newer revision with nothing that matters changed: once it is applied, every
+    # earlier record on this key (same partition, in order) has been processed
+    marker = deal.snapshot(**{**won.model_dump(), "revision": 2, "name": "renamed"})
+    await publish(
+        infra,
+        DEAL_OPPORTUNITIES,
+        deal.key,
+        envelope,
+        envelope,
+        again_with_new_id,
+        wrap(marker, deal.key),
+    )
+    await eventually(lambda: revision_applied(db, deal.key, 2))
+    count = await db.fetchval(
+        "SELECT count(*) FROM attribution.credits WHERE deal_key = $1", deal.key
+    )
+    published = await db.fetchval(
+        "SELECT count(*) FROM attribution.outbox WHERE message_key = $1 AND topic = $2",
+        deal.key,
+        ATTRIBUTION_CREDITS.name,
+    )
+    assert (count, published) == (1, 1)
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        metrics = (await client.get("/metrics")).json()
+    assert metrics["consumers"]["attribution.deal-credits"]["duplicate"] >= 1  # the inbox saw it
+    note = await db.fetchval(
+        "SELECT last_note FROM attribution.deals WHERE deal_key = $1", deal.key
+    )
+    assert note.endswith("credits unchanged")
+
+
+async def test_after_the_lock_period_credits_are_final(
+    infra: Infra, service: str, db: asyncpg.Connection
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    deal = Deal(run, CrmSource.HUBSPOT)
+    closed = TODAY - timedelta(days=120)  # lock period (90 days) already over
+    fields = {
+        "status": DealStatus.WON,
+        "amount": Decimal("500"),
+        "currency": "USD",
+        "close_date": closed,
+        "partner_ref": f"p-{run}",
+        "created_at": datetime.now(UTC) - timedelta(days=150),
+    }
+    await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(deal.snapshot(**fields), deal.key))
+    await eventually(lambda: active_credits(db, deal.key))
+    changed = deal.snapshot(**{**fields, "amount": Decimal("100")})
+    await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(changed, deal.key))
+    await eventually(lambda: revision_applied(db, deal.key, 2))
+    rows = await active_credits(db, deal.key)
+    assert [c["amount"] for c in rows] == [Decimal("500.00")]
+    note = await db.fetchval(
+        "SELECT last_note FROM attribution.deals WHERE deal_key = $1", deal.key
+    )
+    assert "ignored, credits are final since" in note
+
+
+async def test_late_approved_registration_makes_its_partner_the_source(
+    infra: Infra, service: str, db: asyncpg.Connection
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    partner = f"reg-partner-{run}"
+    deal = Deal(run, CrmSource.SALESFORCE)
+    won = deal.snapshot(
+        status=DealStatus.WON,
+        amount=Decimal("200"),
+        currency="USD",
+        close_date=TODAY,
+        partner_ref=partner,
+        created_at=datetime.now(UTC) - timedelta(days=3),
+    )
+    await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(won, deal.key))
+    [influenced] = await eventually(lambda: active_credits(db, deal.key))
+    assert influenced["kind"] == "influenced"
+    decided = RegistrationDecided(
+        registration_id=f"reg-{run}",
+        partner_id=partner,
+        customer=Customer(name="Contoso"),
+        products=("data",),
+        amount=Decimal("200"),
+        currency="USD",
+        status=RegistrationStatus.APPROVED,
+        reasons=("approved",),
+        policy_version="x",
+        decided_at=datetime.now(UTC) - timedelta(days=30),
+        crm_deal_key=deal.key,
+    )
+    key = decided.registration_id
+    await publish(infra, DEAL_REGISTRATIONS, key, Envelope.wrap(decided, source="t", subject=key))
+
+    async def sourced() -> list[Any] | None:
+        rows = await active_credits(db, deal.key)
+        return rows if rows and rows[0]["kind"] == "sourced" else None
+
+    [credit] = await eventually(sourced)
+    assert (credit["amount"], credit["replaces"]) == (Decimal("200.00"), influenced["credit_id"])
+
+
+async def test_unattributable_won_deal_is_dead_lettered_with_the_reason(
+    infra: Infra, service: str, db: asyncpg.Connection
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    deal = Deal(run)
+    won = deal.snapshot(
+        status=DealStatus.WON,
+        amount=Decimal("10"),
+        currency="CHF",
+        close_date=TODAY,
+        partner_ref=f"p-{run}",
+    )
+    await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(won, deal.key))
+
+    async def dead_letter() -> Any:
+        return await db.fetchval(
+            "SELECT headers->>'dlq.reason' FROM attribution.outbox WHERE topic = $1 AND message_key = $2",
+            "attribution.dlq.v1",
+            deal.key,
+        )
+
+    reason = await eventually(dead_letter)
+    assert f"deal {deal.key} revision 1: no CHF->USD rate on or before the close date" in reason
+    assert (
+        await db.fetchval("SELECT count(*) FROM attribution.deals WHERE deal_key = $1", deal.key)
+        == 0
+    )  # nothing half-written
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "detail"),
+    [
+        ({}, {}, 401, "missing bearer token"),
+        (
+            auth("p-1"),
+            {"partner_id": "p-2"},
+            403,
+            "a partner may report touchpoints only for itself",
+        ),
+        (ADMIN, {}, 422, "admin touchpoints must name partner_id"),
+        (auth("p-1"), {"kind": "sourced_registration"}, 422, "kind"),
+        (auth("p-1"), {"occurred_at": "2026-01-01T00:00:00"}, 422, "timezone"),
+        (auth("p-1"), {"deal_key": "no-source"}, 422, "deal_key"),
+        (auth("p-1"), {"surprise": 1}, 422, "Extra inputs are not permitted"),
+        (
+            auth("p-1"),
+            {"occurred_at": (datetime.now(UTC) + timedelta(days=2)).isoformat()},
+            422,
+            "is in the future",
+        ),
+    ],
+)
+async def test_touchpoint_api_refuses_bad_input_precisely(
+    service: str, headers: dict[str, str], body: dict[str, Any], status: int, detail: str
+) -> None:
+    valid = {
+        "deal_key": f"salesforce:{uuid.uuid4().hex[:8]}",
+        "kind": "referral",
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "source": "test",
+    }
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        response = await client.post("/touchpoints", headers=headers, json={**valid, **body})
+    assert response.status_code == status, response.text
+    assert detail in response.text
+
+
+async def test_touchpoint_external_id_is_idempotent(service: str) -> None:
+    body = {
+        "deal_key": f"salesforce:{uuid.uuid4().hex[:8]}",
+        "kind": "referral",
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "source": "partner-crm",
+        "external_id": uuid.uuid4().hex,
+    }
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        first = await client.post("/touchpoints", headers=auth("p-1"), json=body)
+        again = await client.post("/touchpoints", headers=auth("p-1"), json=body)
+        clash = await client.post(
+            "/touchpoints", headers=auth("p-1"), json={**body, "kind": "implementation"}
+        )
+    assert (first.status_code, again.status_code, clash.status_code) == (201, 200, 409)
+    assert again.json() == {
+        "touchpoint_id": first.json()["touchpoint_id"],
+        "created": False,
+        "settlement": None,
+    }
+    assert "already reported for a different touchpoint" in clash.text
