@@ -307,3 +307,19 @@ def test_allocate_is_exact(total: Decimal, places: int, weights: list[Decimal]) 
     parts = allocate(total, places, shares)
     assert sum(parts) == total.quantize(Decimal(1).scaleb(-places))
     assert all(p >= 0 for p in parts)
+
+
+def test_the_readme_worked_example_time_decay_in_eur() -> None:
+    result = attribute(
+        AttributionConfig(model=ModelName.TIME_DECAY), JOURNEY, Decimal(10000), "EUR", CLOSE
+    )
+    assert (result.fx_rate, result.rate_date, result.amount) == (
+        Decimal("1.04"),
+        date(2025, 1, 1),
+        Decimal("10400.00"),
+    )
+    assert [(x.partner_id, x.original_amount, x.amount) for x in result.lines] == [
+        ("alpha", Decimal("1153.29"), Decimal("1199.42")),
+        ("beta", Decimal("5940.60"), Decimal("6178.22")),
+        ("gamma", Decimal("2906.11"), Decimal("3022.36")),
+    ]
