@@ -539,3 +539,48 @@ async def test_touchpoint_external_id_is_idempotent(service: str) -> None:
         "settlement": None,
     }
     assert "already reported for a different touchpoint" in clash.text
+
+
+async def test_racing_touchpoints_on_a_won_deal_leave_one_exact_split(
+    infra: Infra, service: str, db: asyncpg.Connection
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    deal = Deal(run, CrmSource.SALESFORCE)
+    won = deal.snapshot(
+        status=DealStatus.WON,
+        amount=Decimal("1000"),
+        currency="USD",
+        close_date=TODAY,
+        partner_ref=f"p0-{run}",
+        created_at=datetime.now(UTC) - timedelta(days=30),
+    )
+    await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(won, deal.key))
+    await eventually(lambda: active_credits(db, deal.key))
+    partners = [f"p{i}-{run}" for i in range(1, 9)]
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        responses = await asyncio.gather(
+            *(
+                client.post(
+                    "/touchpoints",
+                    headers=auth(partner),
+                    json={
+                        "deal_key": deal.key,
+                        "kind": "referral",
+                        "occurred_at": (datetime.now(UTC) - timedelta(days=i + 1)).isoformat(),
+                        "source": "race",
+                    },
+                )
+                for i, partner in enumerate(partners)
+            )
+        )
+    assert [r.status_code for r in responses] == [201] * 8
+    rows = await active_credits(db, deal.key)
+    assert len(rows) == 9  # one active credit per partner, none lost to a race
+    assert sum(r["amount"] for r in rows) == Decimal("1000.00")
+    issued_minus_reversed = await db.fetchval(
+        """SELECT sum(amount) FILTER (WHERE true) - coalesce(sum(amount) FILTER
+                  (WHERE reversed_at IS NOT NULL), 0)
+           FROM attribution.credits WHERE deal_key = $1""",
+        deal.key,
+    )
+    assert issued_minus_reversed == Decimal("1000.00")
