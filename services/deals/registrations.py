@@ -544,25 +544,30 @@ async def apply_crm_change(
         json.dumps(stamps),
     )
     if "status" in updates and updates["status"] != DealStatus.OPEN.value:
-        closed = (
-            RegistrationStatus.WON
-            if updates["status"] == DealStatus.WON.value
-            else RegistrationStatus.LOST
-        )
-        linked = await conn.fetch(
-            """SELECT * FROM registrations
-               WHERE crm_deal_key = $1 AND status IN ('approved', 'pending_review') FOR UPDATE""",
-            key,
-        )
-        for registration in linked:
-            await change_status(
-                conn,
-                outbox,
-                registration,
-                closed,
-                f"linked CRM opportunity {key} closed {updates['status']}",
-            )
+        await _close_linked_registrations(conn, outbox, key, DealStatus(updates["status"]))
     await publish_deal_state(conn, outbox, key, ingested_at)
+
+
+async def _close_linked_registrations(
+    conn: Connection, outbox: Outbox, deal_key: str, outcome: DealStatus
+) -> None:
+    """An approved registration closes with its opportunity. One still awaiting review was
+    never approved, so it cannot have won the deal: it is rejected, saying why."""
+    linked = await conn.fetch(
+        """SELECT * FROM registrations
+           WHERE crm_deal_key = $1 AND status IN ('approved', 'pending_review') FOR UPDATE""",
+        deal_key,
+    )
+    for registration in linked:
+        if registration["status"] == RegistrationStatus.APPROVED.value:
+            closed = (
+                RegistrationStatus.WON if outcome is DealStatus.WON else RegistrationStatus.LOST
+            )
+            reason = f"linked CRM opportunity {deal_key} closed {outcome.value}"
+        else:
+            closed = RegistrationStatus.REJECTED
+            reason = f"linked CRM opportunity {deal_key} closed {outcome.value} before the review"
+        await change_status(conn, outbox, registration, closed, reason)
 
 
 async def apply_partner_state(conn: Connection, event: PartnerStateChanged) -> None:

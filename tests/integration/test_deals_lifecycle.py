@@ -78,9 +78,24 @@ async def status_of(conn: Any, registration_id: str) -> str:
     return str(value)
 
 
-@pytest.mark.parametrize(("stage", "outcome"), [("Closed Won", "won"), ("Closed Lost", "lost")])
+@pytest.mark.parametrize(
+    ("stage", "amount", "decided", "outcome", "reason"),
+    [
+        ("Closed Won", "12000.00", "approved", "won", "closed won"),
+        ("Closed Lost", "12000.00", "approved", "lost", "closed lost"),
+        # Above the gold auto-approval limit: never approved, so it cannot have won the deal.
+        ("Closed Won", "900000.00", "pending_review", "rejected", "closed won before the review"),
+    ],
+)
 async def test_a_registration_closes_with_its_crm_opportunity(
-    infra: Infra, deals_instances: list[str], admin_db: Any, stage: str, outcome: str
+    infra: Infra,
+    deals_instances: list[str],
+    admin_db: Any,
+    stage: str,
+    amount: str,
+    decided: str,
+    outcome: str,
+    reason: str,
 ) -> None:
     started = datetime.now(UTC)
     run = uuid.uuid4().hex[:8]
@@ -92,9 +107,9 @@ async def test_a_registration_closes_with_its_crm_opportunity(
         created = await client.post(
             f"{deals_instances[0]}/registrations",
             headers=auth(partner),
-            json=registration_body(run, crm_deal_key=deal_key),
+            json=registration_body(run, crm_deal_key=deal_key, amount=amount),
         )
-        assert created.json()["status"] == "approved"
+        assert created.json()["status"] == decided
         registration_id = created.json()["registration_id"]
         opened, closed = started + timedelta(seconds=1), started + timedelta(seconds=2)
         account = {
@@ -127,21 +142,22 @@ async def test_a_registration_closes_with_its_crm_opportunity(
         since=started,
     )
     closing = next(e for e in changes if e["type"] == "registration.status_changed.v1")
-    assert closing["data"]["previous_status"] == "approved"
-    assert closing["data"]["reason"] == f"linked CRM opportunity {deal_key} closed {outcome}"
+    assert closing["data"]["previous_status"] == decided
+    assert closing["data"]["reason"] == f"linked CRM opportunity {deal_key} {reason}"
 
     states = await wait_for_keyed(
         infra.kafka_bootstrap,
         DEAL_OPPORTUNITIES.name,
         deal_key,
-        lambda events: any(e["data"]["status"] == outcome for e in events),
+        lambda events: any(e["data"]["status"] in ("won", "lost") for e in events),
         since=started,
     )
     final = states[-1]["data"]
+    won = stage == "Closed Won"
     assert (final["status"], final["amount"], final["stage"]) == (
-        outcome,
+        "won" if won else "lost",
         "13000.0000",
-        DealStage.CLOSED_WON.value if outcome == "won" else DealStage.CLOSED_LOST.value,
+        DealStage.CLOSED_WON.value if won else DealStage.CLOSED_LOST.value,
     )
     assert [(r["registration_id"], r["status"]) for r in final["registrations"]] == [
         (registration_id, outcome)
