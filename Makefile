@@ -4,7 +4,7 @@ PYTHON ?= python3
 UV := $(PYTHON) -m uv
 STACK := deploy/local-stack.sh
 
-.PHONY: install demo test lint typecheck unit integration stack-up stack-down services-up services-down stop clean
+.PHONY: install demo test lint typecheck contracts unit integration stack-up stack-down services-up services-down stop clean
 
 install:  ## Python 3.11 deps into .venv (installs uv itself if missing)
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
@@ -34,6 +34,9 @@ lint: install
 
 typecheck: install
 	@.venv/bin/mypy
+
+contracts: install  ## regenerate docs/asyncapi.json from the contracts (prints breaking changes)
+	.venv/bin/python -m shared.asyncapi
 
 unit: install
 	@.venv/bin/pytest tests/unit -q

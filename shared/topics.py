@@ -28,6 +28,10 @@ class Topic:
     partitions: int
     description: str
     producers: tuple[str, ...] = ()
+    # Event types carried (CloudEvents `type`) and the services consuming the topic; the
+    # AsyncAPI document (shared/asyncapi.py) is generated from these and the payload models.
+    events: tuple[str, ...] = ()
+    consumers: tuple[str, ...] = ()
 
     @property
     def producing_services(self) -> tuple[str, ...]:
@@ -40,6 +44,8 @@ CRM_DEALS = Topic(
     "crm deal id (source:source_id)",
     6,
     "Canonical CRM deal events normalised from upstream CRMs by the deals service's adapters.",
+    events=("crm.deal.changed.v1",),
+    consumers=("deals",),
 )
 DEAL_REGISTRATIONS = Topic(
     "deals.registrations.v1",
@@ -47,6 +53,8 @@ DEAL_REGISTRATIONS = Topic(
     "registration id",
     6,
     "Deal registration lifecycle and rules-of-engagement decisions.",
+    events=("registration.decided.v1", "registration.status_changed.v1"),
+    consumers=("attribution",),
 )
 DEAL_OPPORTUNITIES = Topic(
     "deals.opportunities.v1",
@@ -54,6 +62,8 @@ DEAL_OPPORTUNITIES = Topic(
     "crm deal id (source:source_id)",
     6,
     "Merged state of each CRM opportunity after every change, with linked registrations.",
+    events=("deal.state_changed.v1",),
+    consumers=("attribution", "incentives"),
 )
 PARTNER_LIFECYCLE = Topic(
     "partners.lifecycle.v1",
@@ -61,6 +71,8 @@ PARTNER_LIFECYCLE = Topic(
     "partner id",
     6,
     "Partner lifecycle: approved, activated, tier changed, authorisations, suspended, expelled.",
+    events=("partner.state_changed.v1",),
+    consumers=("deals", "incentives"),
 )
 ATTRIBUTION_CREDITS = Topic(
     "attribution.credits.v1",
@@ -68,6 +80,8 @@ ATTRIBUTION_CREDITS = Topic(
     "deal id",
     6,
     "Revenue credits per partner and their corrections (reversal + new credit).",
+    events=("credit.issued.v1", "credit.reversed.v1"),
+    consumers=("incentives", "onboarding"),
 )
 INCENTIVE_LEDGER = Topic(
     "incentives.ledger.v1",
@@ -75,6 +89,7 @@ INCENTIVE_LEDGER = Topic(
     "partner id",
     6,
     "Ledger entries: earnings, kickers, reversals, MDF accruals, claim decisions.",
+    consumers=("partner apps",),
 )
 PARTNER_NOTIFICATIONS = Topic(
     "notifications.partner.v1",
@@ -83,6 +98,8 @@ PARTNER_NOTIFICATIONS = Topic(
     6,
     "Notifications partner apps subscribe to: one partner's messages share a key and stay ordered.",
     producers=("deals", "incentives", "onboarding", "attribution"),
+    events=("notification.partner.v1",),
+    consumers=("partner apps",),
 )
 
 
@@ -93,6 +110,7 @@ def dead_letter_topic(service: str) -> Topic:
         "original key",
         1,
         f"Events the {service} service could not process, with reason and origin in headers.",
+        consumers=("operators (python -m shared.dlq)",),
     )
 
 

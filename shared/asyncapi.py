@@ -1,0 +1,307 @@
+"""The AsyncAPI 3.0 document of every topic and event, generated from the code, and the
+compatibility check between two versions of it.
+
+    python -m shared.asyncapi            # (re)write docs/asyncapi.json
+    python -m shared.asyncapi --check    # exit 1 if the committed document drifted from the code
+
+Sources of truth: the topic registry (`shared/topics.py`: owner, producers, consumers, key,
+event types) and the payload models registered with `@event_type` (`shared/events/`). The unit
+tests fail when the committed document differs from the generated one, and when a change is not
+backward compatible with the document's previous committed version (`breaking_changes`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pkgutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+import shared.events
+from shared.events.envelope import CLOUDEVENTS_CONTENT_TYPE, registered_event_types
+from shared.topics import ALL_TOPICS, Topic
+
+DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.json"
+REF = "#/components/schemas/{model}"
+
+
+def load_all_contracts() -> None:
+    """Import every module of shared.events so every payload model is registered."""
+    for module in pkgutil.iter_modules(shared.events.__path__):
+        importlib.import_module(f"shared.events.{module.name}")
+
+
+def _channel_id(topic: Topic) -> str:
+    return topic.name.replace(".", "-")
+
+
+ENVELOPE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "CloudEvents 1.0, structured JSON mode, plus the W3C traceparent extension.",
+    "required": ["specversion", "id", "source", "type", "subject", "time", "data"],
+    "properties": {
+        "specversion": {"const": "1.0"},
+        "id": {"type": "string", "format": "uuid"},
+        "source": {"type": "string", "examples": ["pollinate/deals"]},
+        "type": {"type": "string", "description": "the versioned event type"},
+        "subject": {"type": "string", "description": "aggregate id, also the Kafka key"},
+        "time": {"type": "string", "format": "date-time"},
+        "datacontenttype": {"const": "application/json"},
+        "traceparent": {"type": "string", "description": "W3C trace context"},
+        "data": {"description": "the payload, see the message"},
+    },
+}
+
+DEAD_LETTER_HEADERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        name: {"type": "string", "description": description}
+        for name, description in {
+            "dlq.reason": "why the event could not be processed",
+            "dlq.origin.topic": "where it was consumed from",
+            "dlq.origin.partition": "its partition there",
+            "dlq.origin.offset": "its offset there",
+            "dlq.consumer": "the consumer group that gave up",
+            "dlq.failed_at": "when (ISO 8601)",
+        }.items()
+    },
+}
+
+
+def build_document() -> dict[str, Any]:
+    load_all_contracts()
+    models = registered_event_types()
+    carried = {name for topic in ALL_TOPICS for name in topic.events}
+    unknown = sorted(carried - set(models))
+    if unknown:
+        raise ValueError(f"topics name unregistered event types: {', '.join(unknown)}")
+    homeless = sorted(set(models) - carried)
+    homeless = [name for name in homeless if not name.startswith(("test.", "bench."))]
+    if homeless:
+        raise ValueError(f"event types on no topic (add them to shared/topics.py): {homeless}")
+
+    names = sorted(carried)
+    _, top = models_json_schema([(models[name], "validation") for name in names], ref_template=REF)
+    schemas: dict[str, Any] = {"CloudEventsEnvelope": ENVELOPE_SCHEMA, **top.get("$defs", {})}
+    messages: dict[str, Any] = {}
+    for name in names:
+        model = models[name]
+        messages[name] = {
+            "name": name,
+            "title": model.__name__,
+            "summary": (model.__doc__ or "").strip().split("\n")[0] or name,
+            "contentType": CLOUDEVENTS_CONTENT_TYPE,
+            "payload": {
+                "allOf": [
+                    {"$ref": REF.format(model="CloudEventsEnvelope")},
+                    {
+                        "type": "object",
+                        "properties": {
+                            "type": {"const": name},
+                            "data": {"$ref": REF.format(model=model.__name__)},
+                        },
+                    },
+                ]
+            },
+        }
+    messages["dead-letter"] = {
+        "name": "dead-letter",
+        "title": "DeadLetter",
+        "summary": "The original record's value, key and headers, plus the dlq.* headers.",
+        "headers": DEAD_LETTER_HEADERS,
+        "payload": {"description": "the original bytes, unchanged"},
+    }
+
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    for topic in ALL_TOPICS:
+        channel = _channel_id(topic)
+        carried_here = list(topic.events) if topic.events else ["dead-letter"]
+        if not topic.events and not topic.name.endswith(".dlq.v1"):
+            carried_here = []
+        channels[channel] = {
+            "address": topic.name,
+            "description": topic.description,
+            "messages": {m: {"$ref": f"#/components/messages/{m}"} for m in carried_here},
+            "bindings": {"kafka": {"topic": topic.name, "partitions": topic.partitions}},
+            "x-owner": topic.owner,
+            "x-key": topic.key,
+        }
+        reference = {"$ref": f"#/channels/{channel}"}
+        for action, parties in (
+            ("send", topic.producing_services),
+            ("receive", topic.consumers),
+        ):
+            for party in parties:
+                slug = party.split(" ")[0].replace("(", "")
+                operations[f"{slug}-{action}-{channel}"] = {
+                    "action": action,
+                    "channel": reference,
+                    "summary": f"{party} {'publishes to' if action == 'send' else 'consumes'} "
+                    f"{topic.name}",
+                    "messages": [
+                        {"$ref": f"#/channels/{channel}/messages/{m}"} for m in carried_here
+                    ],
+                }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Pollinate events",
+            "version": "1.0.0",
+            "description": "Every topic and event of the Pollinate platform (generated by "
+            "`python -m shared.asyncapi`; do not edit by hand).",
+        },
+        "defaultContentType": CLOUDEVENTS_CONTENT_TYPE,
+        "servers": {
+            "local": {"host": "127.0.0.1:9092", "protocol": "kafka", "description": "local"}
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages, "schemas": schemas},
+    }
+
+
+def render(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+# ---- compatibility -------------------------------------------------------------------------
+
+
+def _resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    seen = 0
+    while "$ref" in schema and seen < 20:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        schema = document["components"]["schemas"].get(name, {})
+        seen += 1
+    return schema
+
+
+def _kinds(document: dict[str, Any], schema: dict[str, Any]) -> set[str]:
+    """The JSON types a schema admits (anyOf flattened, refs named)."""
+    if "$ref" in schema:
+        return {"ref:" + schema["$ref"].rsplit("/", 1)[-1]}
+    if "anyOf" in schema:
+        return set().union(*(_kinds(document, s) for s in schema["anyOf"]))
+    if "type" in schema:
+        return {str(schema["type"])}
+    if "const" in schema:
+        return {f"const:{schema['const']}"}
+    return {"any"}
+
+
+def _compare(
+    old_doc: dict[str, Any],
+    new_doc: dict[str, Any],
+    old: dict[str, Any],
+    new: dict[str, Any],
+    where: str,
+    problems: list[str],
+    depth: int = 0,
+) -> None:
+    if depth > 12:
+        return
+    old_r, new_r = _resolve(old_doc, old), _resolve(new_doc, new)
+    old_kinds, new_kinds = _kinds(old_doc, old), _kinds(new_doc, new)
+    if old_kinds != new_kinds and not (old_kinds <= new_kinds and "null" in new_kinds - old_kinds):
+        problems.append(f"{where}: type changed from {sorted(old_kinds)} to {sorted(new_kinds)}")
+        return
+    old_enum, new_enum = set(old_r.get("enum", [])), set(new_r.get("enum", []))
+    if old_enum - new_enum:
+        problems.append(f"{where}: enum value(s) removed {sorted(old_enum - new_enum)}")
+    if old_enum and new_enum - old_enum:
+        problems.append(
+            f"{where}: enum value(s) added {sorted(new_enum - old_enum)} "
+            "(consumers of the current version would reject them)"
+        )
+    for constraint in ("pattern", "format", "const"):
+        if old_r.get(constraint) != new_r.get(constraint):
+            problems.append(
+                f"{where}: {constraint} changed from {old_r.get(constraint)!r} "
+                f"to {new_r.get(constraint)!r}"
+            )
+    old_props, new_props = old_r.get("properties", {}), new_r.get("properties", {})
+    for name, schema in old_props.items():
+        if name not in new_props:
+            problems.append(f"{where}.{name}: field removed")
+            continue
+        _compare(old_doc, new_doc, schema, new_props[name], f"{where}.{name}", problems, depth + 1)
+    newly_required = set(new_r.get("required", [])) - set(old_r.get("required", []))
+    for name in sorted(newly_required):
+        problems.append(f"{where}.{name}: field became required")
+    for key in ("items",):
+        if key in old_r and key in new_r:
+            _compare(old_doc, new_doc, old_r[key], new_r[key], f"{where}[]", problems, depth + 1)
+    for branch in ("anyOf",):
+        old_refs = [s for s in old.get(branch, []) if "$ref" in s]
+        new_refs = {s["$ref"]: s for s in new.get(branch, []) if "$ref" in s}
+        for schema in old_refs:
+            if schema["$ref"] in new_refs:
+                _compare(
+                    old_doc, new_doc, schema, new_refs[schema["$ref"]], where, problems, depth + 1
+                )
+
+
+def breaking_changes(old_doc: dict[str, Any], new_doc: dict[str, Any]) -> list[str]:
+    """What in `new_doc` would break producers or consumers written against `old_doc`.
+
+    Allowed: new event types, new topics, new optional fields, widening a field to nullable.
+    Breaking: removing or renaming an event type, topic or field, a field becoming required,
+    a type, pattern or format change, enum values added or removed. A breaking change needs a
+    new versioned event type (`...v2`) published alongside the old one.
+    """
+    problems: list[str] = []
+    old_channels = {c["address"]: c for c in old_doc.get("channels", {}).values()}
+    new_channels = {c["address"]: c for c in new_doc.get("channels", {}).values()}
+    for address, channel in old_channels.items():
+        if address not in new_channels:
+            problems.append(f"topic {address}: removed")
+            continue
+        missing = set(channel["messages"]) - set(new_channels[address]["messages"])
+        for message in sorted(missing):
+            problems.append(f"topic {address}: no longer carries {message}")
+    old_messages = old_doc["components"]["messages"]
+    new_messages = new_doc["components"]["messages"]
+    for name, message in old_messages.items():
+        if name not in new_messages:
+            problems.append(f"event {name}: removed")
+            continue
+        old_data = message["payload"].get("allOf", [{}, {}])[-1].get("properties", {}).get("data")
+        new_data = (
+            new_messages[name]["payload"]
+            .get("allOf", [{}, {}])[-1]
+            .get("properties", {})
+            .get("data")
+        )
+        if old_data and new_data:
+            _compare(old_doc, new_doc, old_data, new_data, name, problems)
+    return problems
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Generate or check docs/asyncapi.json.")
+    parser.add_argument("--check", action="store_true", help="fail if the document drifted")
+    args = parser.parse_args()
+    text = render(build_document())
+    if args.check:
+        if not DOCUMENT.exists() or DOCUMENT.read_text() != text:
+            print(f"{DOCUMENT} is out of date: run `python -m shared.asyncapi`", file=sys.stderr)
+            sys.exit(1)
+        print(f"{DOCUMENT} matches the code")
+        return
+    if DOCUMENT.exists():
+        problems = breaking_changes(json.loads(DOCUMENT.read_text()), json.loads(text))
+        for problem in problems:
+            print(f"breaking: {problem}", file=sys.stderr)
+    DOCUMENT.parent.mkdir(parents=True, exist_ok=True)
+    DOCUMENT.write_text(text)
+    print(f"wrote {DOCUMENT}")
+
+
+if __name__ == "__main__":
+    main()
