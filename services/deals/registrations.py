@@ -376,10 +376,12 @@ async def warn_expiring(
 ) -> int:
     """Tell partners, once per protection-window end, that their registration expires soon."""
     rows = await conn.fetch(EXPIRING_SOON_SQL, at + timedelta(days=policy.expiry_warning_days))
+    warned = 0
     for row in rows:
         expires_at: datetime = row["expires_at"]
         if expires_at <= at:
             continue  # already due: expiry itself tells the partner
+        warned += 1
         await conn.execute(
             "UPDATE registrations SET expiry_warned_for = expires_at WHERE registration_id = $1",
             row["registration_id"],
@@ -395,7 +397,7 @@ async def warn_expiring(
             occurrence=expires_at.isoformat(),
         )
         await outbox.publish(conn, PARTNER_NOTIFICATIONS, note, subject=note.partner_id)
-    return len(rows)
+    return warned
 
 
 async def expire_due(conn: Connection, outbox: Outbox, at: datetime) -> int:

@@ -24,7 +24,13 @@ from shared.topics import (
     dead_letter_topic,
 )
 from tests.conftest import Infra
-from tests.integration.deals_support import auth, eventually, partners_known, publish_partner
+from tests.integration.deals_support import (
+    ADMIN,
+    auth,
+    eventually,
+    partners_known,
+    publish_partner,
+)
 from tests.kafka_helpers import wait_for_keyed
 
 pytestmark = pytest.mark.integration
@@ -429,3 +435,28 @@ async def test_a_poison_crm_event_is_dead_lettered_and_the_stream_goes_on(
     assert "invalid crm.deal.changed.v1 payload" in reason
     assert "source_event_id: Field required" in reason
     assert "stage: Input should be" in reason
+
+
+async def test_channel_managers_can_run_expiry_as_of_a_moment(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-asof-{run}"
+    await publish_partner(infra, partner)
+    await partners_known(infra, partner)
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = await client.post(
+            f"{deals_instances[0]}/registrations",
+            headers=auth(partner),
+            json=registration_body(run),
+        )
+        registration_id = created.json()["registration_id"]
+        url = f"{deals_instances[1]}/admin/expiry/run"
+        assert (await client.post(url, headers=auth(partner))).status_code == 403
+        naive = await client.post(url, headers=ADMIN, params={"as_of": "2030-01-01T00:00:00"})
+        assert naive.status_code == 422
+        later = datetime.fromisoformat(created.json()["expires_at"]) + timedelta(seconds=1)
+        ran = await client.post(url, headers=ADMIN, params={"as_of": later.isoformat()})
+    assert ran.status_code == 200
+    assert ran.json()["expired"] >= 1
+    assert await status_of(admin_db, registration_id) == "expired"
