@@ -1,7 +1,120 @@
 """Incentive ledger events produced by incentives (topic incentives.ledger.v1, key: partner id).
 
-The incentives service defines the payloads here as it builds its ledger; consumers (partner
-apps, reporting) read them from the topic.
+Every ledger movement is announced: earnings (base rebate accrual, kicker, SPIFF), their
+reversals (clawbacks), MDF accruals/expiries, MDF claim decisions and payouts. Each names the
+program rule that produced it and the credit it came from, with `ingested_at` copied from that
+credit (when the upstream change behind it entered Pollinate). Amounts are exact decimals in
+`currency` (the programs' reporting currency).
 """
 
 from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import Field
+
+from shared.events.envelope import EventPayload, event_type
+
+
+@event_type("incentive.earned.v1")
+class IncentiveEarned(EventPayload):
+    entry_id: str
+    partner_id: str
+    entry_type: str = Field(description="accrual (base rebate) | kicker | spiff")
+    program_rule: str = Field(description="e.g. base:gold, kicker:new_logo, spiff:q4-ai")
+    credit_id: str
+    deal_key: str
+    period: str = Field(description="the revenue period of the credit (close date), e.g. 2026-Q4")
+    basis: Decimal = Field(description="the credited amount the rule applied to")
+    rate: Decimal | None = Field(description="None for a fixed-amount SPIFF")
+    uncapped_amount: Decimal
+    amount: Decimal = Field(description="booked amount (after the period cap), >= 0")
+    currency: str
+    note: str = Field(default="", description="why amount differs from basis x rate, if it does")
+    tier: str
+    programs_version: str
+    earned_at: datetime
+    ingested_at: datetime | None = None
+
+
+@event_type("incentive.reversed.v1")
+class IncentiveReversed(EventPayload):
+    """A clawback: one earlier entry taken back exactly (ledger `incentive` or `mdf`)."""
+
+    entry_id: str
+    reverses_entry_id: str
+    ledger: str = Field(description="incentive | mdf")
+    partner_id: str
+    program_rule: str
+    credit_id: str
+    reversal_id: str = Field(description="the attribution reversal that caused it")
+    deal_key: str
+    period: str
+    amount: Decimal = Field(description="amount taken back (positive); the entry books -amount")
+    currency: str
+    reason: str
+    reversed_at: datetime
+    ingested_at: datetime | None = None
+
+
+@event_type("incentive.mdf_accrued.v1")
+class MdfAccrued(EventPayload):
+    entry_id: str
+    partner_id: str
+    program_rule: str
+    credit_id: str
+    deal_key: str
+    period: str
+    basis: Decimal
+    rate: Decimal
+    uncapped_amount: Decimal
+    amount: Decimal
+    currency: str
+    note: str = ""
+    expires_at: datetime
+    fund_available: Decimal = Field(description="the partner's available MDF after this accrual")
+    accrued_at: datetime
+    ingested_at: datetime | None = None
+
+
+@event_type("incentive.mdf_expired.v1")
+class MdfExpired(EventPayload):
+    entry_id: str
+    partner_id: str
+    lot_id: str = Field(description="the accrual entry whose unused remainder expired")
+    credit_id: str
+    amount: Decimal
+    currency: str
+    expired_at: datetime
+    ingested_at: datetime | None = None
+
+
+@event_type("incentive.mdf_claim_decided.v1")
+class MdfClaimDecided(EventPayload):
+    claim_id: str
+    partner_id: str
+    status: str = Field(description="approved | rejected")
+    amount: Decimal
+    currency: str
+    description: str
+    proof_reference: str
+    reason: str
+    entry_id: str | None = Field(default=None, description="the MDF ledger debit, if approved")
+    fund_available: Decimal
+    decided_at: datetime
+    ingested_at: datetime | None = Field(
+        default=None, description="when the decision entered Pollinate (the API call)"
+    )
+
+
+@event_type("incentive.payout_recorded.v1")
+class PayoutRecorded(EventPayload):
+    entry_id: str
+    partner_id: str
+    amount: Decimal = Field(description="amount paid (positive); the entry books -amount")
+    currency: str
+    reference: str
+    balance_after: Decimal
+    paid_at: datetime
+    ingested_at: datetime | None = None

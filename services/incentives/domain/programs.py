@@ -1,0 +1,190 @@
+"""Incentive programs as configuration: a typed, versioned, validated object.
+
+Defaults live in code (`IncentivePrograms()`); a JSON file (path in INCENTIVES_PROGRAMS_FILE)
+overrides any part of it. Validation is strict (unknown keys are refused) so a typo in a program
+file fails at start, not silently at payout time.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Rate = Annotated[Decimal, Field(ge=0, le=1, description="a fraction: 0.05 = 5 %")]
+Money = Annotated[Decimal, Field(ge=0, decimal_places=2)]
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KickerKind(StrEnum):
+    NEW_LOGO = "new_logo"  # the customer was never credited before (on another deal)
+    LEGACY_MIGRATION = "legacy_migration"  # the deal includes a legacy-workload migration product
+    CO_SELL = "co_sell"  # co-sold with the direct team
+    STRATEGIC_PRODUCT = "strategic_product"  # the deal includes a strategic product
+    NEW_REGION = "new_region"  # the partner's first credited deal in the customer's region
+
+
+class Kicker(_Config):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    kind: KickerKind
+    rate: Rate
+    credit_kinds: tuple[Literal["sourced", "influenced"], ...] = ("sourced", "influenced")
+
+
+class Spiff(_Config):
+    """A time-boxed promotion: a fixed amount per qualifying credit or a % of it."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    name: str
+    starts: date  # inclusive, compared with the credit's close date
+    ends: date  # inclusive
+    rate: Rate | None = None
+    fixed_amount: Money | None = None
+    products: tuple[str, ...] = ()  # empty: any product; else at least one must be on the deal
+    tiers: tuple[str, ...] = ()  # empty: any tier
+    credit_kinds: tuple[Literal["sourced", "influenced"], ...] = ("sourced",)
+    new_logo_only: bool = False
+
+    @model_validator(mode="after")
+    def _one_payout(self) -> Spiff:
+        if (self.rate is None) == (self.fixed_amount is None):
+            raise ValueError(f"SPIFF {self.id}: set exactly one of rate and fixed_amount")
+        if self.ends < self.starts:
+            raise ValueError(f"SPIFF {self.id}: ends before it starts")
+        return self
+
+
+class Stacking(_Config):
+    """Which kickers combine and how far.
+
+    `exclusive`: groups of kicker ids of which only one applies (the highest rate; on a tie the
+    one listed first in `kickers`). `max_combined_rate`: base rate plus kicker rates never exceed
+    it; kickers are trimmed, last-listed first, and the trim is recorded. SPIFFs are promotions
+    on top and are not counted (they have their own dates and the period cap still applies).
+    """
+
+    exclusive: tuple[tuple[str, ...], ...] = (("strategic_product", "legacy_migration"),)
+    max_combined_rate: Rate = Decimal("0.20")
+
+
+class Caps(_Config):
+    """Earnings (base + kickers + SPIFFs, net of reversals) per partner per period."""
+
+    per_partner_period: Money | None = Decimal("250000.00")
+    by_tier: dict[str, Money] = Field(default_factory=dict)  # overrides per tier
+
+    def for_tier(self, tier: str) -> Decimal | None:
+        return self.by_tier.get(tier, self.per_partner_period)
+
+
+class Mdf(_Config):
+    """Market development funds: accrual into a partner fund, claims against it."""
+
+    rate: Rate = Decimal("0.02")
+    rates_by_tier: dict[str, Rate] = Field(default_factory=dict)
+    credit_kinds: tuple[Literal["sourced", "influenced"], ...] = ("sourced", "influenced")
+    cap_per_partner_period: Money | None = Decimal("50000.00")
+    expiry_days: int = Field(default=365, ge=0)
+
+    def rate_for(self, tier: str) -> Decimal:
+        return self.rates_by_tier.get(tier, self.rate)
+
+
+class IncentivePrograms(_Config):
+    version: str = "2026-11-incentives-1"
+    currency: str = Field(default="USD", pattern="^[A-Z]{3}$")
+    period: Literal["month", "quarter"] = "quarter"
+    default_tier: str = "registered"  # for a partner the service has not heard of yet
+    ineligible_statuses: tuple[str, ...] = ("suspended", "expelled", "rejected")
+    base_rates: dict[str, Rate] = Field(
+        default_factory=lambda: {
+            "registered": Decimal("0.01"),
+            "bronze": Decimal("0.02"),
+            "silver": Decimal("0.03"),
+            "gold": Decimal("0.05"),
+            "platinum": Decimal("0.07"),
+        }
+    )
+    # Influenced revenue earns the base rate times this factor (sourced: 1).
+    influenced_factor: Rate = Decimal("0.5")
+    kickers: tuple[Kicker, ...] = (
+        Kicker(id="new_logo", kind=KickerKind.NEW_LOGO, rate=Decimal("0.03")),
+        Kicker(id="legacy_migration", kind=KickerKind.LEGACY_MIGRATION, rate=Decimal("0.02")),
+        Kicker(id="co_sell", kind=KickerKind.CO_SELL, rate=Decimal("0.01")),
+        Kicker(id="strategic_product", kind=KickerKind.STRATEGIC_PRODUCT, rate=Decimal("0.02")),
+        Kicker(id="new_region", kind=KickerKind.NEW_REGION, rate=Decimal("0.01")),
+    )
+    legacy_migration_products: tuple[str, ...] = ("mainframe-migration", "legacy-dw-migration")
+    strategic_products: tuple[str, ...] = ("ai", "security")
+    # ISO country -> region; a country not listed is its own region.
+    regions: dict[str, str] = Field(
+        default_factory=lambda: {
+            **dict.fromkeys(("US", "CA", "MX"), "NA"),
+            **dict.fromkeys(("BR", "AR", "CL", "CO"), "LATAM"),
+            **dict.fromkeys(
+                (
+                    "GB",
+                    "IE",
+                    "DE",
+                    "FR",
+                    "NL",
+                    "BE",
+                    "ES",
+                    "IT",
+                    "SE",
+                    "DK",
+                    "NO",
+                    "FI",
+                    "CH",
+                    "AT",
+                    "PL",
+                    "PT",
+                ),
+                "EMEA",
+            ),
+            **dict.fromkeys(("AE", "SA", "ZA", "IL"), "EMEA"),
+            **dict.fromkeys(("JP", "KR", "CN", "IN", "SG", "AU", "NZ"), "APAC"),
+        }
+    )
+    spiffs: tuple[Spiff, ...] = ()
+    stacking: Stacking = Stacking()
+    caps: Caps = Caps()
+    mdf: Mdf = Mdf()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IncentivePrograms:
+        ids = [k.id for k in self.kickers]
+        if len(set(ids)) != len(ids):
+            raise ValueError("kicker ids must be unique")
+        spiff_ids = [s.id for s in self.spiffs]
+        if len(set(spiff_ids)) != len(spiff_ids):
+            raise ValueError("SPIFF ids must be unique")
+        for group in self.stacking.exclusive:
+            unknown = set(group) - set(ids)
+            if unknown:
+                raise ValueError(f"stacking.exclusive names unknown kickers: {sorted(unknown)}")
+        return self
+
+    def region_of(self, country: str | None) -> str | None:
+        if not country:
+            return None
+        country = country.strip().upper()
+        return self.regions.get(country, country)
+
+    def period_of(self, day: date) -> str:
+        if self.period == "month":
+            return f"{day.year:04d}-{day.month:02d}"
+        return f"{day.year:04d}-Q{(day.month - 1) // 3 + 1}"
+
+
+def load_programs(text: str | None) -> IncentivePrograms:
+    """The defaults, or the defaults overridden by a JSON document (raises ValueError)."""
+    if text is None:
+        return IncentivePrograms()
+    return IncentivePrograms.model_validate_json(text)
