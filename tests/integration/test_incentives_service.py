@@ -1,0 +1,619 @@
+"""Incentives as real processes on real Kafka + Postgres: credit -> earnings -> correction ->
+clawback, redelivery paying once, concurrent MDF claim approvals on two instances, reversals
+arriving before their credit, dead letters, partner isolation and the append-only ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from shared.auth import partner_token
+from shared.events import Envelope, EventPayload
+from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
+from shared.events.crm import Customer
+from shared.events.partners import PartnerStateChanged, PartnerStatus
+from shared.outbox import make_producer
+from shared.settings import ServiceSettings
+from shared.topics import (
+    ATTRIBUTION_CREDITS,
+    INCENTIVE_LEDGER,
+    PARTNER_LIFECYCLE,
+    PARTNER_NOTIFICATIONS,
+)
+from tests.conftest import ROOT, Infra
+from tests.integration.test_service_process import free_port, wait_ready
+
+pytestmark = pytest.mark.integration
+SETTINGS = ServiceSettings(service_name="incentives")
+ADMIN = {"Authorization": f"Bearer {SETTINGS.admin_token}"}
+D = Decimal
+TODAY = datetime.now(UTC).date()
+
+
+def auth(partner_id: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {partner_token(SETTINGS.partner_token_secret, partner_id)}"}
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
+    """Poll another process's state until `check` returns a truthy value (bounded)."""
+    async with asyncio.timeout(timeout):
+        while not (result := await check()):
+            await asyncio.sleep(0.1)
+        return result
+
+
+@pytest.fixture(scope="module")
+async def instances(infra: Infra) -> AsyncIterator[list[str]]:
+    """Two incentives processes sharing the incentives schema and consumer groups."""
+    processes, urls = [], []
+    for _ in range(2):
+        port = free_port()
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+            "DATABASE_URL": infra.dsn_for("incentives_svc", "incentives_svc"),
+            "HTTP_PORT": str(port),
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "services.incentives",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        processes.append(process)
+        urls.append(f"http://127.0.0.1:{port}")
+        await wait_ready(f"{urls[-1]}/health/ready", process)
+    yield urls
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        await asyncio.wait_for(process.wait(), 30)
+
+
+@pytest.fixture
+async def db(infra: Infra) -> AsyncIterator[asyncpg.Connection[Any]]:
+    conn = await asyncpg.connect(infra.admin_dsn)
+    yield conn
+    await conn.close()
+
+
+async def send(infra: Infra, topic: str, key: str, *envelopes: Envelope[Any]) -> None:
+    producer = make_producer(infra.kafka_bootstrap, "test-incentives")
+    await producer.start()
+    try:
+        for envelope in envelopes:
+            await producer.send_and_wait(topic, envelope.to_bytes(), key=key.encode())
+    finally:
+        await producer.stop()
+
+
+def wrap(payload: EventPayload, subject: str, source: str) -> Envelope[Any]:
+    return Envelope.wrap(payload, source=source, subject=subject)
+
+
+async def publish_partner(
+    infra: Infra, partner_id: str, tier: str = "gold", version: int = 1
+) -> None:
+    event = PartnerStateChanged(
+        partner_id=partner_id,
+        name=f"Partner {partner_id}",
+        partner_type="GSI",
+        status=PartnerStatus.ACTIVE,
+        tier=tier,
+        changed_at=datetime.now(UTC),
+        version=version,
+    )
+    await send(
+        infra,
+        PARTNER_LIFECYCLE.name,
+        partner_id,
+        wrap(event, partner_id, "pollinate/onboarding"),
+    )
+
+
+async def partner_known(db: asyncpg.Connection[Any], partner_id: str, tier: str) -> None:
+    async def there() -> bool:
+        got = await db.fetchval(
+            "SELECT tier FROM incentives.partners WHERE partner_id = $1", partner_id
+        )
+        return bool(got == tier)
+
+    await eventually(there)
+
+
+def credit(
+    partner_id: str,
+    deal_key: str,
+    amount: str,
+    *,
+    credit_id: str | None = None,
+    domain: str = "",
+    country: str = "DE",
+    products: tuple[str, ...] = ("ai",),
+    co_sell: bool = True,
+    currency: str = "USD",
+    replaces: str | None = None,
+) -> CreditIssued:
+    return CreditIssued(
+        credit_id=credit_id or f"cr-{uuid.uuid4().hex[:12]}",
+        deal_key=deal_key,
+        partner_id=partner_id,
+        kind=CreditKind.SOURCED,
+        amount=D(amount),
+        currency=currency,
+        original_amount=D(amount),
+        original_currency=currency,
+        fx_rate=D(1),
+        share=D(1),
+        model="sourced_only",
+        customer=Customer(name="Test Customer", domain=domain, country=country),
+        products=products,
+        co_sell=co_sell,
+        close_date=TODAY,
+        deal_revision=1,
+        replaces=replaces,
+        issued_at=datetime.now(UTC),
+        ingested_at=datetime.now(UTC),
+    )
+
+
+def reversal_of(issued: CreditIssued, *, amount: str | None = None) -> CreditReversed:
+    return CreditReversed(
+        reversal_id=f"rv-{uuid.uuid4().hex[:12]}",
+        credit_id=issued.credit_id,
+        deal_key=issued.deal_key,
+        partner_id=issued.partner_id,
+        kind=issued.kind,
+        amount=D(amount) if amount is not None else issued.amount,
+        currency=issued.currency,
+        reason="deal amount changed",
+        deal_revision=2,
+        reversed_at=datetime.now(UTC),
+        ingested_at=datetime.now(UTC),
+    )
+
+
+async def publish_credits(infra: Infra, *events: CreditIssued | CreditReversed) -> None:
+    await send(
+        infra,
+        ATTRIBUTION_CREDITS.name,
+        events[0].deal_key,
+        *(wrap(e, e.deal_key, "pollinate/attribution") for e in events),
+    )
+
+
+async def balance_is(client: httpx.AsyncClient, url: str, partner_id: str, expected: str) -> Any:
+    async def check() -> Any:
+        body = (
+            await client.get(f"{url}/partners/{partner_id}/balance", headers=auth(partner_id))
+        ).json()
+        return body if body["balance"] == expected else None
+
+    return await eventually(check)
+
+
+async def records_for(
+    infra: Infra,
+    topic: str,
+    key: str,
+    done: Callable[[list[dict[str, Any]]], bool],
+    timeout: float = 30.0,
+) -> list[dict[str, Any]]:
+    """Envelopes (as dicts) keyed `key` on `topic`, read from the start until `done` holds."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=infra.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    found: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while not done(found):
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    for record in records:
+                        if record.key == key.encode():
+                            found.append(
+                                {"headers": dict(record.headers or ()), "value": record.value}
+                            )
+    finally:
+        await consumer.stop()
+    return found
+
+
+def parsed(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [json.loads(r["value"]) for r in records]
+
+
+async def test_credit_earns_correction_claws_back_and_redelivery_pays_once(
+    infra: Infra, instances: list[str], db: asyncpg.Connection[Any]
+) -> None:
+    run = uuid.uuid4().hex[:10]
+    partner, deal = f"p-inc-{run}", f"salesforce:deal-{run}"
+    await publish_partner(infra, partner, "gold")
+    await partner_known(db, partner, "gold")
+
+    # Gold 5 % + new logo 3 % + strategic product 2 % + co-sell 1 % + new region 1 % = 12 %.
+    first = credit(partner, deal, "100000.00", domain=f"{run}.example")
+    envelope = wrap(first, deal, "pollinate/attribution")
+    same_credit_new_event = wrap(first, deal, "pollinate/attribution")
+    await send(infra, ATTRIBUTION_CREDITS.name, deal, envelope, envelope, same_credit_new_event)
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        url = instances[0]
+        body = await balance_is(client, url, partner, "12000.00")
+        assert (body["earned"], body["reversed"], body["mdf"]["available"]) == (
+            "12000.00",
+            "0.00",
+            "2000.00",
+        )
+        rules = await db.fetch(
+            """SELECT rule, amount FROM incentives.ledger_entries WHERE credit_id = $1
+               ORDER BY rule""",
+            first.credit_id,
+        )
+        assert [(r["rule"], str(r["amount"])) for r in rules] == [
+            ("base:gold", "5000.00"),
+            ("kicker:co_sell", "1000.00"),
+            ("kicker:new_logo", "3000.00"),
+            ("kicker:new_region", "1000.00"),
+            ("kicker:strategic_product", "2000.00"),
+        ]
+
+        # Correction: attribution reverses the credit and re-issues it at 80 000.
+        corrected = credit(
+            partner, deal, "80000.00", domain=f"{run}.example", replaces=first.credit_id
+        )
+        await publish_credits(infra, reversal_of(first), corrected)
+        await balance_is(client, url, partner, "9600.00")  # still new logo: the same deal
+
+        statement = (
+            await client.get(
+                f"{url}/partners/{partner}/statement",
+                params={"period": _period(first.close_date)},
+                headers=auth(partner),
+            )
+        ).json()
+        assert (statement["opening_balance"], statement["closing_balance"]) == ("0", "9600.00")
+        assert [e["entry_type"] for e in statement["entries"]].count("reversal") == 5
+        assert statement["totals_by_type"]["reversal"] == "-12000.00"
+        assert sum(D(e["amount"]) for e in statement["entries"]) == D("9600.00")
+
+        # Full reversal (deal lost): back to exactly zero, MDF too.
+        final = reversal_of(corrected)
+        await publish_credits(infra, final)
+        body = await balance_is(client, url, partner, "0.00")
+        assert body["mdf"]["available"] == "0.00"
+
+        # Redelivery of the reversal, then a sentinel credit on the same key (same partition,
+        # processed after it): once the sentinel is booked, the duplicate was already handled.
+        sentinel = credit(partner, deal, "1000.00", domain=f"{run}.example", co_sell=False)
+        await send(
+            infra,
+            ATTRIBUTION_CREDITS.name,
+            deal,
+            wrap(final, deal, "pollinate/attribution"),
+            wrap(
+                final.model_copy(update={"reversal_id": "rv-again"}), deal, "pollinate/attribution"
+            ),
+            wrap(sentinel, deal, "pollinate/attribution"),
+        )
+        # base 50 + new logo 30 + strategic 20 + new region 10 (co-sell off) = 110.
+        await balance_is(client, url, partner, "110.00")
+        reversals = await db.fetchval(
+            """SELECT count(*) FROM incentives.ledger_entries
+               WHERE partner_id = $1 AND entry_type = 'reversal'""",
+            partner,
+        )
+        assert reversals == 10
+
+    # Published: each earning once, with the rule, the credit and the credit's ingested_at.
+    def complete(found: list[dict[str, Any]]) -> bool:
+        types = [e["type"] for e in parsed(found)]
+        return (
+            types.count("incentive.earned.v1") >= 14 and types.count("incentive.reversed.v1") >= 12
+        )
+
+    events = parsed(await records_for(infra, INCENTIVE_LEDGER.name, partner, complete))
+    earned = [e["data"] for e in events if e["type"] == "incentive.earned.v1"]
+    assert len(earned) == 14  # 5 + 5 + 4 (sentinel): the duplicates paid nothing
+    first_earned = [e for e in earned if e["credit_id"] == first.credit_id]
+    assert {e["program_rule"] for e in first_earned} == {r["rule"] for r in rules}
+    assert {datetime.fromisoformat(e["ingested_at"]) for e in first_earned} == {first.ingested_at}
+    reversed_ = [e["data"] for e in events if e["type"] == "incentive.reversed.v1"]
+    assert sorted((e["ledger"], e["credit_id"]) for e in reversed_) == sorted(
+        [("incentive", first.credit_id)] * 5
+        + [("mdf", first.credit_id)]
+        + [("incentive", corrected.credit_id)] * 5
+        + [("mdf", corrected.credit_id)]
+    )
+    accrued = [e["data"] for e in events if e["type"] == "incentive.mdf_accrued.v1"]
+    assert sorted(e["amount"] for e in accrued) == ["1600.00", "20.00", "2000.00"]
+
+    def notified(found: list[dict[str, Any]]) -> bool:
+        kinds = [e["data"]["kind"] for e in parsed(found)]
+        return kinds.count("earning") >= 3 and kinds.count("clawback") >= 2
+
+    notes = parsed(await records_for(infra, PARTNER_NOTIFICATIONS.name, partner, notified))
+    assert sorted(n["data"]["kind"] for n in notes) == ["clawback", "clawback"] + ["earning"] * 3
+
+
+def _period(day: date) -> str:
+    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+
+
+async def test_concurrent_claim_approvals_never_overdraw_the_fund(
+    infra: Infra, instances: list[str], db: asyncpg.Connection[Any]
+) -> None:
+    run = uuid.uuid4().hex[:10]
+    partner, other, deal = f"p-mdf-{run}", f"p-other-{run}", f"hubspot:deal-{run}"
+    await publish_partner(infra, partner, "gold")
+    await partner_known(db, partner, "gold")
+    await publish_credits(infra, credit(partner, deal, "100000.00", domain=f"{run}.example"))
+
+    async with httpx.AsyncClient(timeout=60) as client:
+
+        async def funded() -> bool:
+            fund = (
+                await client.get(f"{instances[0]}/partners/{partner}/mdf", headers=auth(partner))
+            ).json()
+            return bool(fund["available"] == "2000.00")
+
+        await eventually(funded)
+        claims = []
+        for i in range(10):
+            response = await client.post(
+                f"{instances[i % 2]}/mdf/claims",
+                json={
+                    "amount": "300.00",
+                    "description": f"event {i}",
+                    "proof_reference": f"INV-{run}-{i}",
+                },
+                headers=auth(partner),
+            )
+            assert response.status_code == 201, response.text
+            claims.append(response.json()["claim_id"])
+
+        # Another partner cannot see them; a partner cannot decide.
+        hidden = await client.get(f"{instances[0]}/mdf/claims/{claims[0]}", headers=auth(other))
+        assert hidden.status_code == 404
+        forbidden = await client.post(
+            f"{instances[0]}/mdf/claims/{claims[0]}/decision",
+            json={"approve": True},
+            headers=auth(partner),
+        )
+        assert forbidden.status_code == 403
+
+        decisions = await asyncio.gather(
+            *(
+                client.post(
+                    f"{instances[i % 2]}/mdf/claims/{claim_id}/decision",
+                    json={"approve": True, "note": "receipts checked"},
+                    headers=ADMIN,
+                )
+                for i, claim_id in enumerate(claims)
+            )
+        )
+        codes = sorted(r.status_code for r in decisions)
+        assert codes == [200] * 6 + [409] * 4
+        refused = [r.json()["detail"] for r in decisions if r.status_code == 409]
+        assert set(refused) == {"claim of 300.00 exceeds the available fund of 200.00"}
+
+        fund = (
+            await client.get(f"{instances[1]}/partners/{partner}/mdf", headers=auth(partner))
+        ).json()
+        assert (fund["available"], fund["ledger_balance"], fund["deficit"]) == (
+            "200.00",
+            "200.00",
+            "0.00",
+        )
+        approved = next(c for c, r in zip(claims, decisions, strict=True) if r.status_code == 200)
+        again = await client.post(
+            f"{instances[0]}/mdf/claims/{approved}/decision", json={"approve": False}, headers=ADMIN
+        )
+        assert again.status_code == 409
+        assert again.json()["detail"] == f"claim {approved} is already approved"
+        # A claim larger than the fund is refused at request time too.
+        too_big = await client.post(
+            f"{instances[0]}/mdf/claims",
+            json={"amount": "200.01", "description": "booth", "proof_reference": "x"},
+            headers=auth(partner),
+        )
+        assert too_big.status_code == 409
+        still_requested = await db.fetchval(
+            "SELECT count(*) FROM incentives.mdf_claims WHERE partner_id = $1 AND status = 'requested'",
+            partner,
+        )
+        assert still_requested == 4
+
+    def decided(found: list[dict[str, Any]]) -> bool:
+        types = [e["type"] for e in parsed(found)]
+        return types.count("incentive.mdf_claim_decided.v1") >= 6
+
+    events = parsed(await records_for(infra, INCENTIVE_LEDGER.name, partner, decided))
+    outcomes = [e["data"] for e in events if e["type"] == "incentive.mdf_claim_decided.v1"]
+    assert len(outcomes) == 6
+    assert sorted(D(o["fund_available"]) for o in outcomes) == [
+        D("200.00"),
+        D("500.00"),
+        D("800.00"),
+        D("1100.00"),
+        D("1400.00"),
+        D("1700.00"),
+    ]
+
+
+async def test_reversal_before_its_credit_is_parked_and_bad_events_are_dead_lettered(
+    infra: Infra, instances: list[str], db: asyncpg.Connection[Any]
+) -> None:
+    run = uuid.uuid4().hex[:10]
+    partner, deal = f"p-park-{run}", f"aws_ace:deal-{run}"
+    # The tier projection ignores an older snapshot arriving late.
+    await publish_partner(infra, partner, "platinum", version=2)
+    await publish_partner(infra, partner, "silver", version=1)
+    late = credit(partner, deal, "5000.00", domain=f"{run}.example", co_sell=False)
+    # Published in the wrong order: the reversal first.
+    await publish_credits(infra, reversal_of(late), late)
+
+    async def booked_and_reversed() -> bool:
+        return bool(
+            await db.fetchval(
+                "SELECT reversal_id IS NOT NULL FROM incentives.credits WHERE credit_id = $1",
+                late.credit_id,
+            )
+        )
+
+    await eventually(booked_and_reversed)
+    rows = await db.fetch(
+        "SELECT entry_type, rule, amount FROM incentives.ledger_entries WHERE credit_id = $1",
+        late.credit_id,
+    )
+    assert sum(r["amount"] for r in rows) == 0
+    assert ("accrual", "base:platinum", D("350.00")) in [tuple(r) for r in rows]
+    assert [r["entry_type"] for r in rows].count("reversal") == len(rows) // 2
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM incentives.pending_reversals WHERE credit_id = $1", late.credit_id
+        )
+        == 0
+    )
+
+    # Dead letters, with the reason: wrong currency; reversal not matching its credit.
+    euro_deal = f"aws_ace:eur-{run}"
+    await publish_credits(infra, credit(partner, euro_deal, "10.00", currency="EUR"))
+    bad_deal = f"aws_ace:bad-{run}"
+    good = credit(partner, bad_deal, "10.00")
+    await publish_credits(infra, good, reversal_of(good, amount="9.99"))
+
+    def reason_of(record: dict[str, Any]) -> str:
+        return dict(record["headers"])["dlq.reason"].decode()
+
+    euro = await records_for(infra, "incentives.dlq.v1", euro_deal, lambda f: len(f) >= 1)
+    assert "is in EUR; the incentive programs pay in USD" in reason_of(euro[0])
+    bad = await records_for(infra, "incentives.dlq.v1", bad_deal, lambda f: len(f) >= 1)
+    assert "does not match credit" in reason_of(bad[0])
+    assert "amount 9.99 != credit's 10.00" in reason_of(bad[0])
+    # Nothing half-written for the rejected reversal: the credit still stands.
+    assert (
+        await db.fetchval(
+            "SELECT reversal_id FROM incentives.credits WHERE credit_id = $1", good.credit_id
+        )
+        is None
+    )
+
+
+async def test_api_isolation_what_if_payout_and_append_only_ledger(
+    infra: Infra, instances: list[str], db: asyncpg.Connection[Any]
+) -> None:
+    run = uuid.uuid4().hex[:10]
+    partner, other, deal = f"p-api-{run}", f"p-api2-{run}", f"microsoft:deal-{run}"
+    await publish_partner(infra, partner, "silver")
+    await partner_known(db, partner, "silver")
+    url = instances[1]
+    async with httpx.AsyncClient(timeout=30) as client:
+        what_if = await client.post(
+            f"{url}/what-if",
+            json={
+                "amount": "10000.00",
+                "customer_domain": f"{run}.example",
+                "customer_country": "US",
+                "products": ["mainframe-migration"],
+            },
+            headers=auth(partner),
+        )
+        assert what_if.status_code == 200, what_if.text
+        answer = what_if.json()
+        # silver 3 % + new logo 3 % + legacy migration 2 % + new region 1 %.
+        assert (answer["tier"], answer["total"], answer["mdf_accrual"]) == (
+            "silver",
+            "900.00",
+            "200.00",
+        )
+        assert (
+            await db.fetchval(
+                "SELECT count(*) FROM incentives.credits WHERE partner_id = $1", partner
+            )
+            == 0
+        )  # nothing stored
+
+        bad = await client.post(
+            f"{url}/what-if", json={"amount": "-1", "colour": "red"}, headers=auth(partner)
+        )
+        assert bad.status_code == 422
+        locations = {tuple(e["loc"]) for e in bad.json()["detail"]}
+        assert locations == {("body", "amount"), ("body", "colour")}
+        unauthenticated = await client.get(f"{url}/partners/{partner}/balance")
+        assert unauthenticated.status_code == 401
+        others = await client.get(f"{url}/partners/{partner}/balance", headers=auth(other))
+        assert others.status_code == 404
+        programs = (await client.get(f"{url}/programs", headers=auth(other))).json()
+        assert programs["programs"]["base_rates"]["silver"] == "0.03"
+
+        # The same deal for real books exactly what the what-if said.
+        real = credit(
+            partner,
+            deal,
+            "10000.00",
+            domain=f"{run}.example",
+            country="US",
+            products=("mainframe-migration",),
+            co_sell=False,
+        )
+        await publish_credits(infra, real)
+        await balance_is(client, url, partner, answer["total"])
+        payout = await client.post(
+            f"{url}/partners/{partner}/payouts",
+            json={"amount": "400.00", "reference": f"wire-{run}"},
+            headers=auth(partner),
+        )
+        assert payout.status_code == 403
+        payout = await client.post(
+            f"{url}/partners/{partner}/payouts",
+            json={"amount": "400.00", "reference": f"wire-{run}"},
+            headers=ADMIN,
+        )
+        assert payout.status_code == 201, payout.text
+        assert payout.json()["balance_after"] == "500.00"
+        overpay = await client.post(
+            f"{url}/partners/{partner}/payouts",
+            json={"reference": "x", "amount": "500.01"},
+            headers=ADMIN,
+        )
+        assert overpay.status_code == 409
+        body = await balance_is(client, url, partner, "500.00")
+        assert body["paid"] == "-400.00"
+
+    # The ledger refuses edits, even from the owning role.
+    owner = await asyncpg.connect(infra.dsn_for("incentives_svc", "incentives_svc"))
+    try:
+        with pytest.raises(
+            asyncpg.exceptions.RestrictViolationError, match="append-only: UPDATE refused"
+        ):
+            await owner.execute(
+                "UPDATE incentives.ledger_entries SET amount = 0 WHERE partner_id = $1", partner
+            )
+        with pytest.raises(
+            asyncpg.exceptions.RestrictViolationError, match="append-only: DELETE refused"
+        ):
+            await owner.execute("DELETE FROM incentives.mdf_entries WHERE partner_id = $1", partner)
+    finally:
+        await owner.close()
