@@ -1,0 +1,187 @@
+"""MDF fund mechanics on a real Postgres schema: expiry of unused funds, clawback after expiry,
+clawback of spent funds turning into a deficit repaid by the next accrual, and the fund
+invariant (MDF ledger balance = what is left in the lots - deficit) after every step."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from services.incentives.credits import apply_credit, apply_reversal
+from services.incentives.domain.programs import IncentivePrograms, Mdf
+from services.incentives.funds import decide_claim, expire_due, read_fund, request_claim
+from shared.db import PLATFORM_MIGRATIONS, Pool, apply_migrations, create_pool, load_migrations
+from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
+from shared.events.crm import Customer
+from shared.outbox import Outbox
+from tests.conftest import ROOT, ScratchService
+
+pytestmark = pytest.mark.integration
+D = Decimal
+MIGRATIONS = Path(ROOT / "services" / "incentives" / "migrations")
+
+
+@pytest.fixture
+async def pool(scratch_service: ScratchService) -> AsyncIterator[Pool]:
+    pool = await create_pool(scratch_service.dsn, scratch_service.schema, max_size=4)
+    await apply_migrations(
+        pool,
+        scratch_service.schema,
+        load_migrations("platform", PLATFORM_MIGRATIONS)
+        + load_migrations("incentives", MIGRATIONS),
+    )
+    yield pool
+    await pool.close()
+
+
+# The outbox checks the producing service by name; its rows land in the scratch schema.
+OUTBOX = Outbox("incentives", "pollinate/test")
+
+
+def credit(partner: str, amount: str) -> CreditIssued:
+    run = uuid.uuid4().hex[:8]
+    return CreditIssued(
+        credit_id=f"c-{run}",
+        deal_key=f"d-{run}",
+        partner_id=partner,
+        kind=CreditKind.SOURCED,
+        amount=D(amount),
+        currency="USD",
+        original_amount=D(amount),
+        original_currency="USD",
+        fx_rate=D(1),
+        share=D(1),
+        model="sourced_only",
+        customer=Customer(name=f"Customer {run}"),
+        close_date=datetime.now(UTC).date(),
+        deal_revision=1,
+        issued_at=datetime.now(UTC),
+    )
+
+
+def reversal(issued: CreditIssued) -> CreditReversed:
+    return CreditReversed(
+        reversal_id=f"r-{issued.credit_id}",
+        credit_id=issued.credit_id,
+        deal_key=issued.deal_key,
+        partner_id=issued.partner_id,
+        kind=issued.kind,
+        amount=issued.amount,
+        currency=issued.currency,
+        reason="deal lost",
+        deal_revision=2,
+        reversed_at=datetime.now(UTC),
+    )
+
+
+async def fund_state(pool: Pool, partner: str) -> dict[str, str]:
+    async with pool.acquire() as conn:
+        fund = await read_fund(conn, partner)
+        remaining = await conn.fetchval(
+            "SELECT coalesce(sum(remaining), 0) FROM mdf_lots WHERE partner_id = $1", partner
+        )
+    # The invariant, checked at every step.
+    assert D(fund["ledger_balance"]) == remaining - D(fund["deficit"])
+    return {k: fund[k] for k in ("available", "ledger_balance", "deficit")}
+
+
+async def test_spent_funds_clawed_back_become_a_deficit_repaid_by_the_next_accrual(
+    pool: Pool,
+) -> None:
+    programs = IncentivePrograms()  # gold MDF 2 %
+    partner = f"p-{uuid.uuid4().hex[:8]}"
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("INSERT INTO partners VALUES ($1, 'gold', 'active', 1, now())", partner)
+    first = credit(partner, "100000.00")
+    async with pool.acquire() as conn, conn.transaction():
+        await apply_credit(conn, OUTBOX, programs, first, ingested_at=None)
+    assert (await fund_state(pool, partner))["available"] == "2000.00"
+
+    async with pool.acquire() as conn, conn.transaction():
+        claim_id, _, _ = await request_claim(
+            conn,
+            programs,
+            partner_id=partner,
+            amount=D("1500.00"),
+            description="expo",
+            proof_reference="INV-1",
+        )
+        assert claim_id is not None
+        await decide_claim(conn, OUTBOX, programs, claim_id, approve=True, note="")
+    assert await fund_state(pool, partner) == {
+        "available": "500.00",
+        "ledger_balance": "500.00",
+        "deficit": "0.00",
+    }
+
+    async with pool.acquire() as conn, conn.transaction():
+        await apply_reversal(conn, OUTBOX, programs, reversal(first), ingested_at=None)
+    assert await fund_state(pool, partner) == {
+        "available": "-1500.00",
+        "ledger_balance": "-1500.00",
+        "deficit": "1500.00",
+    }
+    async with pool.acquire() as conn, conn.transaction():
+        refused, reason, _ = await request_claim(
+            conn,
+            programs,
+            partner_id=partner,
+            amount=D("1.00"),
+            description="more",
+            proof_reference="INV-2",
+        )
+    assert refused is None
+    assert reason == "claim of 1.00 exceeds the available fund of -1500.00"
+
+    async with pool.acquire() as conn, conn.transaction():
+        await apply_credit(conn, OUTBOX, programs, credit(partner, "100000.00"), ingested_at=None)
+    assert await fund_state(pool, partner) == {
+        "available": "500.00",
+        "ledger_balance": "500.00",
+        "deficit": "0.00",
+    }
+
+
+async def test_unused_funds_expire_and_a_later_clawback_restores_only_the_expired_part(
+    pool: Pool,
+) -> None:
+    programs = IncentivePrograms(mdf=Mdf(expiry_days=0))  # every lot is due at once
+    partner = f"p-{uuid.uuid4().hex[:8]}"
+    issued = credit(partner, "50000.00")  # unknown partner: default tier registered, 2 %
+    async with pool.acquire() as conn, conn.transaction():
+        await apply_credit(conn, OUTBOX, programs, issued, ingested_at=None)
+    assert await fund_state(pool, partner) == {
+        "available": "0.00",  # already past its expiry, not yet swept
+        "ledger_balance": "1000.00",
+        "deficit": "0.00",
+    }
+    async with pool.acquire() as conn:
+        assert await expire_due(conn, OUTBOX, programs) >= 1
+        assert await expire_due(conn, OUTBOX, programs) == 0  # nothing twice
+    assert await fund_state(pool, partner) == {
+        "available": "0.00",
+        "ledger_balance": "0.00",
+        "deficit": "0.00",
+    }
+    async with pool.acquire() as conn, conn.transaction():
+        await apply_reversal(conn, OUTBOX, programs, reversal(issued), ingested_at=None)
+    # The expired remainder is restored, then the accrual reversed in full: no deficit for
+    # funds the partner never used.
+    assert await fund_state(pool, partner) == {
+        "available": "0.00",
+        "ledger_balance": "0.00",
+        "deficit": "0.00",
+    }
+    async with pool.acquire() as conn:
+        types = [
+            r["entry_type"]
+            for r in await conn.fetch(
+                "SELECT entry_type FROM mdf_entries WHERE partner_id = $1 ORDER BY seq", partner
+            )
+        ]
+    assert types == ["accrual", "expiry", "expiry_reversal", "reversal"]
