@@ -1,0 +1,134 @@
+"""Incentives: credit-to-earning latency and throughput through a real service process.
+
+    eval "$(deploy/local-stack.sh env)"
+    .venv/bin/python -m benchmarks.incentives_credits [--credits 1000]
+
+Starts one incentives process, publishes N credits (N deals, 50 partners) to
+attribution.credits.v1 with `ingested_at` = send time, reads incentive.earned.v1 back from
+incentives.ledger.v1 and prints credits/s and latency percentiles from `ingested_at` to the
+earning event being consumed (publish -> consume -> book + outbox -> relay -> consume).
+`--interval-ms 100` paces the credits instead of one burst (latency without a backlog).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from aiokafka import AIOKafkaConsumer
+
+from shared.events import Envelope
+from shared.events.attribution import CreditIssued, CreditKind
+from shared.events.crm import Customer
+from shared.outbox import make_producer
+from shared.topics import ATTRIBUTION_CREDITS, INCENTIVE_LEDGER
+from tests.integration.test_service_process import free_port, wait_ready
+
+
+def credit(run: str, n: int) -> CreditIssued:
+    now = datetime.now(UTC)
+    return CreditIssued(
+        credit_id=f"bench-{run}-{n}",
+        deal_key=f"bench:{run}-{n}",
+        partner_id=f"bench-{run}-p{n % 50}",
+        kind=CreditKind.SOURCED,
+        amount=Decimal("12345.67"),
+        currency="USD",
+        original_amount=Decimal("12345.67"),
+        original_currency="USD",
+        fx_rate=Decimal(1),
+        share=Decimal(1),
+        model="sourced_only",
+        customer=Customer(name=f"Bench {run} {n}", domain=f"b{n}-{run}.example", country="US"),
+        products=("ai",),
+        co_sell=True,
+        close_date=now.date(),
+        deal_revision=1,
+        issued_at=now,
+        ingested_at=now,
+    )
+
+
+async def main(count: int, interval_ms: float) -> None:
+    bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.incentives",
+        env={**os.environ, "HTTP_PORT": str(port), "LOG_LEVEL": "WARNING"},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    run = uuid.uuid4().hex[:8]
+    consumer = AIOKafkaConsumer(
+        INCENTIVE_LEDGER.name, bootstrap_servers=bootstrap, auto_offset_reset="latest"
+    )
+    producer = make_producer(bootstrap, "bench-attribution")
+    try:
+        await wait_ready(f"http://127.0.0.1:{port}/health/ready", process)
+        await consumer.start()
+        await producer.start()
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=100)
+        latencies: dict[str, float] = {}
+
+        async def collect() -> None:
+            """Runs while the credits are sent, so a record's latency is its own."""
+            while len(latencies) < count:
+                batch = await consumer.getmany(timeout_ms=200)
+                seen = time.time()
+                for records in batch.values():
+                    for record in records:
+                        body = json.loads(record.value)
+                        data = body["data"]
+                        if body["type"] != "incentive.earned.v1":
+                            continue
+                        if not data["credit_id"].startswith(f"bench-{run}-"):
+                            continue
+                        ingested = datetime.fromisoformat(data["ingested_at"]).timestamp()
+                        latencies.setdefault(data["credit_id"], (seen - ingested) * 1000)
+
+        collector = asyncio.create_task(collect())
+        started = time.perf_counter()
+        for n in range(count):
+            event = credit(run, n)
+            envelope = Envelope.wrap(event, source="bench/attribution", subject=event.deal_key)
+            await producer.send(
+                ATTRIBUTION_CREDITS.name, envelope.to_bytes(), key=event.deal_key.encode()
+            )
+            if interval_ms:  # paced: latency of one credit at a time, no backlog
+                await producer.flush()
+                await asyncio.sleep(interval_ms / 1000)
+        await producer.flush()
+        await asyncio.wait_for(collector, 300)
+        elapsed = time.perf_counter() - started
+        values = sorted(latencies.values())
+        print(f"{count} credits -> earnings in {elapsed:.2f}s: {count / elapsed:.0f} credits/s")
+        print(
+            "ingested_at -> earned event consumed (ms): "
+            f"p50 {statistics.median(values):.1f}  p95 {values[int(0.95 * len(values))]:.1f}  "
+            f"max {values[-1]:.1f}"
+        )
+    finally:
+        await producer.stop()
+        await consumer.stop()
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 30)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--credits", type=int, default=1000)
+    parser.add_argument("--interval-ms", type=float, default=0.0, help="0: one burst")
+    args = parser.parse_args()
+    asyncio.run(main(args.credits, args.interval_ms))
