@@ -186,10 +186,6 @@ def validate_credit(programs: IncentivePrograms, credit: CreditIssued) -> None:
         )
     if credit.amount < 0:
         raise InvalidEvent(f"credit {credit.credit_id} has a negative amount {credit.amount}")
-    if credit.amount != credit.amount.quantize(Decimal("0.01")):
-        raise InvalidEvent(
-            f"credit {credit.credit_id} amount {credit.amount} is not exact to the cent"
-        )
 
 
 async def apply_credit(
