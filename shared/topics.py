@@ -63,7 +63,7 @@ DEAL_OPPORTUNITIES = Topic(
     6,
     "Merged state of each CRM opportunity after every change, with linked registrations.",
     events=("deal.state_changed.v1",),
-    consumers=("attribution", "incentives"),
+    consumers=("attribution",),
 )
 PARTNER_LIFECYCLE = Topic(
     "partners.lifecycle.v1",
@@ -89,6 +89,14 @@ INCENTIVE_LEDGER = Topic(
     "partner id",
     6,
     "Ledger entries: earnings, kickers, reversals, MDF accruals, claim decisions.",
+    events=(
+        "incentive.earned.v1",
+        "incentive.reversed.v1",
+        "incentive.mdf_accrued.v1",
+        "incentive.mdf_expired.v1",
+        "incentive.mdf_claim_decided.v1",
+        "incentive.payout_recorded.v1",
+    ),
     consumers=("partner apps",),
 )
 PARTNER_NOTIFICATIONS = Topic(
