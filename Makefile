@@ -29,8 +29,8 @@ demo: install stack-up services-up  ## run the platform locally and a short demo
 stop: services-down stack-down
 
 lint: install
-	@.venv/bin/ruff check shared services tests deploy benchmarks
-	@.venv/bin/ruff format --check shared services tests deploy benchmarks
+	@.venv/bin/ruff check shared services tests deploy benchmarks examples
+	@.venv/bin/ruff format --check shared services tests deploy benchmarks examples
 
 typecheck: install
 	@.venv/bin/mypy

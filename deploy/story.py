@@ -1,0 +1,417 @@
+"""The scripted story of the demo and of the end-to-end test, against running services.
+
+A small ecosystem is seeded through the services' own APIs (partners apply to onboarding and
+complete their checklist), then upstream-shaped CRM payloads and partner calls tell a story:
+a clean registration, a partner-vs-partner conflict, a direct-sales conflict, a multi-partner won
+deal, a correction after close and an expiry. Every step waits for the events it caused to
+arrive where they are needed (bounded polling of the services' APIs; no sleeps as
+synchronisation). Ids carry a run id, so the story can run again on the same stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+DEFAULT_URLS = {
+    "onboarding": "http://127.0.0.1:8001",
+    "deals": "http://127.0.0.1:8002",
+    "attribution": "http://127.0.0.1:8003",
+    "incentives": "http://127.0.0.1:8004",
+}
+
+
+class StoryFailed(RuntimeError):
+    pass
+
+
+async def until(what: str, check: Callable[[], Awaitable[Any]], within: float = 45.0) -> Any:
+    """Poll `check` until it returns something truthy; fail saying what never happened.
+    (Another process's state: there is no local event to await.)"""
+    try:
+        async with asyncio.timeout(within):
+            while not (result := await check()):  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+            return result
+    except TimeoutError as error:
+        raise StoryFailed(f"timed out after {within:.0f}s waiting for: {what}") from error
+
+
+@dataclass
+class Partner:
+    key: str  # the story's name for it: alpine, birch, ...
+    company: str
+    partner_type: str
+    partner_id: str = ""
+    token: str = ""
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass
+class StoryResult:
+    run: str
+    partners: dict[str, Partner]
+    decisions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    won_deal_key: str = ""
+    won_amount: Decimal = Decimal(0)
+    corrected_amount: Decimal = Decimal(0)
+    credits_before: dict[str, Any] = field(default_factory=dict)
+    credits_after: dict[str, Any] = field(default_factory=dict)
+    balances: dict[str, dict[str, Any]] = field(default_factory=dict)
+    expired_registration: str = ""
+    rep: str = ""
+
+
+def salesforce_cdc(record_id: str, change: str, at: datetime, fields: dict[str, Any]) -> Any:
+    """An Opportunity Change Data Capture message as Salesforce delivers it."""
+    return {
+        "schema": "IeRuaY6cbI_HsV8Rv1Mc5g",
+        "payload": {
+            "ChangeEventHeader": {
+                "entityName": "Opportunity",
+                "recordIds": [record_id],
+                "changeType": change,
+                "transactionKey": uuid.uuid4().hex,
+                "sequenceNumber": 1,
+                "commitTimestamp": int(at.timestamp() * 1000),
+                "changedFields": sorted(fields),
+            },
+            **fields,
+        },
+        "event": {"replayId": int(at.timestamp() * 1000)},
+    }
+
+
+class Story:
+    def __init__(self, client: httpx.AsyncClient, urls: dict[str, str], admin_token: str):
+        self.client = client
+        self.urls = urls
+        self.admin = {"Authorization": f"Bearer {admin_token}"}
+        self.run = uuid.uuid4().hex[:6]
+        self.log: list[str] = []
+
+    def say(self, line: str) -> None:
+        self.log.append(line)
+
+    async def call(
+        self, method: str, service: str, path: str, expect: int | tuple[int, ...], **kwargs: Any
+    ) -> Any:
+        response = await self.client.request(method, f"{self.urls[service]}{path}", **kwargs)
+        allowed = (expect,) if isinstance(expect, int) else expect
+        if response.status_code not in allowed:
+            raise StoryFailed(
+                f"{method} {service}{path}: {response.status_code} {response.text[:300]}"
+            )
+        return response.json()
+
+    # ---- the ecosystem ---------------------------------------------------------------------
+
+    async def onboard(self, partner: Partner, products: list[str]) -> None:
+        domain = f"{partner.key}-{self.run}.example"
+        applied = await self.call(
+            "POST",
+            "onboarding",
+            "/applications",
+            201,
+            json={
+                "company_name": f"{partner.company} {self.run}",
+                "domain": domain,
+                "partner_type": partner.partner_type,
+                "regions": ["US", "DE", "GB"],
+                "products": products,
+                "competencies_claimed": ["data", "ai", "cloud"],
+                "industries": ["financial_services", "healthcare"],
+                "segments": ["enterprise"],
+                "annual_revenue": "25000000",
+                "years_in_business": 10,
+                "certified_staff": 12,
+                "contacts": [{"name": "Alliances", "email": f"alliances@{domain}"}],
+            },
+        )
+        partner.partner_id = applied["partner_id"]
+        score = applied["qualification"]["total"]
+        token = await self.call(
+            "POST",
+            "onboarding",
+            f"/admin/partner-tokens/{partner.partner_id}",
+            200,
+            headers=self.admin,
+        )
+        partner.token = token["token"]
+        for item in ("agreement_signed", "profile_complete", "first_enablement_done"):
+            await self.call(
+                "POST",
+                "onboarding",
+                f"/partners/{partner.partner_id}/checklist/{item}",
+                200,
+                headers=partner.auth,
+            )
+        state = await self.call(
+            "GET", "onboarding", f"/partners/{partner.partner_id}", 200, headers=partner.auth
+        )
+        self.say(
+            f"onboarding: {partner.company} ({partner.partner_type}) scored {score}, "
+            f"{state['status']} as {partner.partner_id}, tier {state['tier']}"
+        )
+
+    async def known_to_deals(self, partner: Partner) -> None:
+        async def active() -> bool:
+            answer = await self.call(
+                "POST",
+                "deals",
+                "/registrations/check",
+                200,
+                headers=partner.auth,
+                json=self.registration(f"Probe {self.run} Ltd", None),
+            )
+            return not any("unknown to deals" in r for r in answer["reasons"])
+
+        await until(f"deals to learn that {partner.partner_id} is active", active)
+
+    def registration(
+        self, customer: str, domain: str | None, amount: str = "18000.00", **extra: Any
+    ) -> dict[str, Any]:
+        return {
+            "customer_name": customer,
+            "customer_domain": domain,
+            "customer_country": "US",
+            "products": ["data"],
+            "amount": amount,
+            "currency": "USD",
+            **extra,
+        }
+
+    async def register(self, partner: Partner, label: str, body: dict[str, Any]) -> Any:
+        decision = await self.call(
+            "POST", "deals", "/registrations", 201, headers=partner.auth, json=body
+        )
+        self.say(
+            f"deals: {label}: {partner.company} registered {body['customer_name']} -> "
+            f"{decision['status']} ({'; '.join(decision['reasons'])})"
+        )
+        return decision
+
+    async def crm(self, record_id: str, change: str, at: datetime, fields: dict[str, Any]) -> None:
+        await self.call(
+            "POST",
+            "deals",
+            "/crm/salesforce",
+            202,
+            json=salesforce_cdc(record_id, change, at, fields),
+        )
+
+    async def attribution_of(self, deal_key: str) -> Any:
+        return await self.call(
+            "GET", "attribution", f"/deals/{deal_key}/attribution", (200, 404), headers=self.admin
+        )
+
+    # ---- the story -------------------------------------------------------------------------
+
+    async def tell(self) -> StoryResult:
+        cast = {
+            "alpine": Partner("alpine", "Alpine Systems Integrators", "gsi"),
+            "birch": Partner("birch", "Birch Software", "isv"),
+            "cobalt": Partner("cobalt", "Cobalt Managed Services", "msp"),
+            "delta": Partner("delta", "Delta Resellers", "var_reseller"),
+            "ember": Partner("ember", "Ember Cloud Consulting", "consultant_influencer"),
+        }
+        result = StoryResult(self.run, cast, rep=f"rep-dana-{self.run}")
+        for partner in cast.values():
+            await self.onboard(partner, ["data", "ai"])
+        for partner in cast.values():
+            await self.known_to_deals(partner)
+        alpine, birch, cobalt, delta, ember = cast.values()
+        now = datetime.now(UTC)
+
+        # 1. A clean registration, linked to the CRM opportunity it will become.
+        northwind = f"Northwind {self.run} Traders Ltd."
+        northwind_domain = f"northwind-{self.run}.example"
+        record = f"006NW{self.run}"
+        result.won_deal_key = f"salesforce:{record}"
+        result.decisions["clean"] = await self.register(
+            alpine,
+            "clean registration",
+            self.registration(
+                northwind, f"https://www.{northwind_domain}", crm_deal_key=result.won_deal_key
+            ),
+        )
+
+        # 2. Another partner registers the same customer, spelt differently, no domain.
+        result.decisions["partner_conflict"] = await self.register(
+            birch,
+            "partner-vs-partner conflict",
+            self.registration(f"NORTHWIND {self.run} TRADERS, INC", None),
+        )
+
+        # 3. A direct rep already works Fabrikam in Salesforce; a partner registers it.
+        fabrikam = f"Fabrikam {self.run} Foods"
+        await self.crm(
+            f"006FB{self.run}",
+            "CREATE",
+            now - timedelta(days=3),
+            {
+                "Name": f"{fabrikam} - analytics",
+                "StageName": "Qualification",
+                "Amount": 90000.0,
+                "CurrencyIsoCode": "USD",
+                "OwnerId": result.rep,
+                "Account_Name__c": fabrikam,
+                "Account_Website__c": f"https://fabrikam-{self.run}.example",
+                "CreatedDate": (now - timedelta(days=3)).isoformat().replace("+00:00", "Z"),
+            },
+        )
+
+        async def direct_conflict_visible() -> bool:
+            answer = await self.call(
+                "POST",
+                "deals",
+                "/registrations/check",
+                200,
+                headers=cobalt.auth,
+                json=self.registration(fabrikam, f"fabrikam-{self.run}.example"),
+            )
+            return any(c["kind"] == "direct_sales" for c in answer["conflicts"])
+
+        await until("deals to project the direct opportunity", direct_conflict_visible)
+        result.decisions["direct_conflict"] = await self.register(
+            cobalt,
+            "direct-sales conflict",
+            self.registration(fabrikam, f"fabrikam-{self.run}.example"),
+        )
+
+        # 4. Northwind progresses in Salesforce; two more partners report touchpoints; it closes won.
+        opened = now - timedelta(days=20)
+        await self.crm(
+            record,
+            "CREATE",
+            opened,
+            {
+                "Name": f"{northwind} - data platform",
+                "StageName": "Qualification",
+                "Amount": 18000.0,
+                "CurrencyIsoCode": "USD",
+                "CloseDate": now.date().isoformat(),
+                "Account_Name__c": northwind,
+                "Account_Website__c": f"https://www.{northwind_domain}",
+                "Products__c": "data",
+                "CreatedDate": opened.isoformat().replace("+00:00", "Z"),
+            },
+        )
+        # Reported as they happen, after the registration: first touch is the sourcing partner.
+        for partner, kind in ((delta, "technical_validation"), (ember, "co_sell_meeting")):
+            await self.call(
+                "POST",
+                "attribution",
+                "/touchpoints",
+                201,
+                headers=partner.auth,
+                json={
+                    "deal_key": result.won_deal_key,
+                    "partner_id": partner.partner_id,
+                    "kind": kind,
+                    "occurred_at": datetime.now(UTC).isoformat(),
+                    "source": "partner-app",
+                    "external_id": f"{kind}-{self.run}",
+                },
+            )
+            self.say(f"attribution: {partner.company} reported {kind} on {result.won_deal_key}")
+        result.won_amount = Decimal("20000.00")
+        await self.crm(
+            record,
+            "UPDATE",
+            now - timedelta(seconds=30),
+            {"StageName": "Closed Won", "Amount": float(result.won_amount)},
+        )
+        self.say(f"crm: {result.won_deal_key} closed won at {result.won_amount} USD")
+
+        async def credited(expected_total: Decimal) -> Any:
+            answer = await self.attribution_of(result.won_deal_key)
+            credits = answer.get("credits", []) if isinstance(answer, dict) else []
+            total = sum((Decimal(c["amount"]) for c in credits), Decimal(0))
+            return answer if credits and total == expected_total else None
+
+        result.credits_before = await until(
+            "attribution to credit the won deal", lambda: credited(result.won_amount)
+        )
+
+        # 5. A correction after close: the amount is revised in Salesforce.
+        result.corrected_amount = Decimal("16000.00")
+        await self.crm(
+            record,
+            "UPDATE",
+            now - timedelta(seconds=10),
+            {"Amount": float(result.corrected_amount)},
+        )
+        self.say(f"crm: {result.won_deal_key} amount corrected to {result.corrected_amount} USD")
+        result.credits_after = await until(
+            "attribution to correct the credits", lambda: credited(result.corrected_amount)
+        )
+
+        # 6. An approved registration runs out of protection (channel manager runs expiry).
+        expiring = await self.register(
+            ember,
+            "registration that will expire",
+            self.registration(f"Litware {self.run} Labs", f"litware-{self.run}.example"),
+        )
+        result.expired_registration = expiring["registration_id"]
+        later = datetime.fromisoformat(expiring["expires_at"]) + timedelta(seconds=1)
+        ran = await self.call(
+            "POST",
+            "deals",
+            "/admin/expiry/run",
+            200,
+            headers=self.admin,
+            params={"as_of": later.isoformat()},
+        )
+        self.say(f"deals: expiry run as of {later.date()} expired {ran['expired']} registration(s)")
+
+        # Earnings settle once the corrections have flowed through incentives.
+        credit_partners = {c["partner_id"] for c in result.credits_after["credits"]}
+        for partner in cast.values():
+            if partner.partner_id not in credit_partners:
+                continue
+
+            async def booked(partner: Partner = partner) -> Any:
+                balance = await self.call(
+                    "GET",
+                    "incentives",
+                    f"/partners/{partner.partner_id}/balance",
+                    200,
+                    headers=partner.auth,
+                )
+                statement = await self.call(
+                    "GET",
+                    "incentives",
+                    f"/partners/{partner.partner_id}/statement",
+                    200,
+                    headers=partner.auth,
+                )
+                reversed_any = any(
+                    Decimal(str(e["amount"])) < 0 for e in statement.get("entries", [])
+                )
+                return {"balance": balance, "statement": statement} if reversed_any else None
+
+            result.balances[partner.key] = await until(
+                f"incentives to book and claw back {partner.company}'s earnings", booked
+            )
+        return result
+
+
+async def tell_story(
+    urls: dict[str, str] | None = None,
+    admin_token: str = "local-dev-admin-token",  # noqa: S107
+) -> tuple[StoryResult, list[str]]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        story = Story(client, urls or DEFAULT_URLS, admin_token)
+        result = await story.tell()
+        return result, story.log
