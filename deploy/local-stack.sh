@@ -7,6 +7,7 @@
 #   deploy/local-stack.sh wait     wait until both are ready (exit 1 after the timeout)
 #   deploy/local-stack.sh env      print the environment variables that point clients at the stack
 #   deploy/local-stack.sh reset    stop and delete all local data (not the downloaded jars)
+#   deploy/local-stack.sh restart-kafka   stop and start the broker only (fault tests)
 #
 # Everything lives under .work/ (git-ignored). Every command is idempotent.
 set -euo pipefail
@@ -205,6 +206,7 @@ status() {
 case "${1:-}" in
   start) start_postgres; start_kafka; wait_ready ;;
   stop) stop_kafka; stop_postgres ;;
+  restart-kafka) stop_kafka; start_kafka; wait_ready ;;  # fault tests: a broker restart
   status) status ;;
   wait) find_pg_bin; wait_ready ;;
   env) print_env ;;

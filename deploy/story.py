@@ -375,20 +375,14 @@ class Story:
         )
         self.say(f"deals: expiry run as of {later.date()} expired {ran['expired']} registration(s)")
 
-        # Earnings settle once the corrections have flowed through incentives.
-        credit_partners = {c["partner_id"] for c in result.credits_after["credits"]}
+        # Earnings settle once the corrections have flowed through incentives: the partner's
+        # reversed credit is clawed back and its current credit is booked.
+        active = {c["partner_id"]: c["credit_id"] for c in result.credits_after["credits"]}
         for partner in cast.values():
-            if partner.partner_id not in credit_partners:
+            if partner.partner_id not in active:
                 continue
 
             async def booked(partner: Partner = partner) -> Any:
-                balance = await self.call(
-                    "GET",
-                    "incentives",
-                    f"/partners/{partner.partner_id}/balance",
-                    200,
-                    headers=partner.auth,
-                )
                 statement = await self.call(
                     "GET",
                     "incentives",
@@ -396,10 +390,19 @@ class Story:
                     200,
                     headers=partner.auth,
                 )
-                reversed_any = any(
-                    Decimal(str(e["amount"])) < 0 for e in statement.get("entries", [])
+                entries = statement.get("entries", [])
+                clawed_back = any(e["entry_type"] == "reversal" for e in entries)
+                current = any(e["credit_id"] == active[partner.partner_id] for e in entries)
+                if not (clawed_back and current):
+                    return None
+                balance = await self.call(
+                    "GET",
+                    "incentives",
+                    f"/partners/{partner.partner_id}/balance",
+                    200,
+                    headers=partner.auth,
                 )
-                return {"balance": balance, "statement": statement} if reversed_any else None
+                return {"balance": balance, "statement": statement}
 
             result.balances[partner.key] = await until(
                 f"incentives to book and claw back {partner.company}'s earnings", booked

@@ -1,0 +1,99 @@
+"""The scripted story through the four real service processes, every outcome asserted."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from deploy.story import tell_story
+from examples.partner_app import notifications
+from tests.conftest import Infra
+from tests.e2e.conftest import ADMIN_TOKEN, Fleet
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_the_scripted_story(fleet: Fleet, infra: Infra, admin_db: Any) -> None:
+    started = datetime.now(UTC) - timedelta(seconds=1)
+    result, _ = await tell_story(fleet.urls, ADMIN_TOKEN)
+    alpine, delta, ember = (result.partners[k] for k in ("alpine", "delta", "ember"))
+
+    # Rules of engagement.
+    clean = result.decisions["clean"]
+    assert clean["status"] == "approved"
+    conflict = result.decisions["partner_conflict"]
+    assert conflict["status"] == "rejected"
+    assert [
+        (c["kind"], c["reference"], c["party"], c["matched_on"]) for c in conflict["conflicts"]
+    ] == [("partner", clean["registration_id"], alpine.partner_id, "name")]
+    direct = result.decisions["direct_conflict"]
+    assert direct["status"] == "pending_review"
+    assert [(c["kind"], c["party"]) for c in direct["conflicts"]] == [("direct_sales", result.rep)]
+
+    # Attribution: a three-partner split that sums exactly, corrected after close.
+    def split(view: dict[str, Any]) -> dict[str, tuple[str, Decimal]]:
+        return {c["partner_id"]: (c["kind"], Decimal(c["amount"])) for c in view["credits"]}
+
+    before, after = split(result.credits_before), split(result.credits_after)
+    assert sum(amount for _, amount in before.values()) == result.won_amount
+    assert sum(amount for _, amount in after.values()) == result.corrected_amount
+    assert before[alpine.partner_id][0] == "sourced"
+    assert {before[delta.partner_id][0], before[ember.partner_id][0]} == {"influenced"}
+    assert set(before) == set(after) == {alpine.partner_id, delta.partner_id, ember.partner_id}
+    assert len(result.credits_after["history"]) == 3  # every original credit reversed in full
+
+    # Incentives: each reversed credit's entries cancel exactly; the balance is the sum.
+    for key in ("alpine", "delta", "ember"):
+        partner = result.partners[key]
+        entries = await admin_db.fetch(
+            "SELECT credit_id, entry_type, amount FROM incentives.ledger_entries WHERE partner_id = $1",
+            partner.partner_id,
+        )
+        per_credit: dict[str, Decimal] = defaultdict(Decimal)
+        for entry in entries:
+            per_credit[entry["credit_id"]] += entry["amount"]
+        reversed_ids = {c["credit_id"] for c in result.credits_after["history"]}
+        active_ids = {c["credit_id"] for c in result.credits_after["credits"]}
+        mine_reversed = [cid for cid in per_credit if cid in reversed_ids]
+        mine_active = [cid for cid in per_credit if cid in active_ids]
+        assert len(mine_reversed) == 1
+        assert len(mine_active) == 1
+        assert per_credit[mine_reversed[0]] == 0
+        assert per_credit[mine_active[0]] > 0
+        balance = Decimal(result.balances[key]["balance"]["balance"])
+        assert balance == sum((e["amount"] for e in entries), Decimal(0))
+        assert balance == per_credit[mine_active[0]]
+
+    # Expiry.
+    status = await admin_db.fetchval(
+        "SELECT status FROM deals.registrations WHERE registration_id = $1",
+        result.expired_registration,
+    )
+    assert status == "expired"
+
+    # Notifications, as a partner app receives them.
+    received: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    names = {p.partner_id: k for k, p in result.partners.items()}
+    async for note in notifications(infra.kafka_bootstrap, names, since=started, idle_seconds=3.0):
+        received[names[note.partner_id]].append((note.kind, note.recipient))
+
+    def kinds(key: str) -> list[str]:
+        return [kind for kind, _ in received[key]]
+
+    for key in names.values():
+        assert kinds(key)[:3] == ["partner_status"] * 3  # qualified, onboarding, active
+    assert "registration_approved" in kinds("alpine")
+    assert "conflict" in kinds("birch")
+    assert ("direct_sales_conflict", result.rep) in received["cobalt"]
+    assert "pending_review" in kinds("cobalt")
+    for key in ("alpine", "delta", "ember"):
+        assert kinds(key).count("credit_issued") == 2
+        assert kinds(key).count("credit_reversed") == 1
+        assert kinds(key).count("earning") == 2
+        assert kinds(key).count("clawback") == 1
+    assert kinds("ember").count("expired") == 1
+    assert "earning" not in kinds("birch") + kinds("cobalt")
