@@ -1,0 +1,226 @@
+"""Faults on the running chain: kill -9 of a service mid-stream, a broker restart, two instances
+sharing partitions with one killed, and a poison message in every service's input. After each,
+every won deal is credited exactly once and booked exactly once: nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from deploy.story import Partner, salesforce_cdc, until
+from shared.outbox import make_producer
+from shared.topics import ATTRIBUTION_CREDITS, CRM_DEALS, DEAL_OPPORTUNITIES, PARTNER_LIFECYCLE
+from tests.conftest import ROOT, Infra
+from tests.e2e.conftest import Fleet
+
+pytestmark = pytest.mark.e2e
+
+
+def won_deal(record_id: str, amount: Decimal, partner: Partner) -> Any:
+    """A deal that closes won in Salesforce, naming the referring partner."""
+    at = datetime.now(UTC)
+    return salesforce_cdc(
+        record_id,
+        "CREATE",
+        at,
+        {
+            "Name": f"Deal {record_id}",
+            "StageName": "Closed Won",
+            "Amount": float(amount),
+            "CurrencyIsoCode": "USD",
+            "CloseDate": at.date().isoformat(),
+            "Account_Name__c": f"Account {record_id} Holdings",
+            "Account_Website__c": f"https://{record_id.lower()}.example",
+            "Partner_Account__c": partner.partner_id,
+            "CreatedDate": (at - timedelta(days=30)).isoformat().replace("+00:00", "Z"),
+        },
+    )
+
+
+class Wave:
+    """A batch of won deals posted to deals' Salesforce endpoint, and the checks on them."""
+
+    def __init__(self, partner: Partner, count: int) -> None:
+        run = uuid.uuid4().hex[:6]
+        self.partner = partner
+        self.deals = {
+            f"006W{run}{i:03d}": Decimal(1000 + 37 * i).quantize(Decimal("0.01"))
+            for i in range(count)
+        }
+
+    @property
+    def keys(self) -> list[str]:
+        return [f"salesforce:{record}" for record in self.deals]
+
+    async def post(self, deals_url: str, records: list[str]) -> None:
+        async with httpx.AsyncClient(timeout=30) as client:
+            for start in range(0, len(records), 10):
+                batch = [
+                    won_deal(r, self.deals[r], self.partner) for r in records[start : start + 10]
+                ]
+                response = await client.post(f"{deals_url}/crm/salesforce", json=batch)
+                assert response.status_code == 202, response.text
+
+    async def credited(self, db: Any) -> int:
+        value = await db.fetchval(
+            "SELECT count(*) FROM attribution.credits WHERE deal_key = ANY($1)", self.keys
+        )
+        return int(value)
+
+    async def settle(self, db: Any) -> None:
+        """Wait until every deal is credited and booked, then prove: exactly once each."""
+
+        async def booked() -> bool:
+            count = await db.fetchval(
+                """SELECT count(DISTINCT credit_id) FROM incentives.ledger_entries
+                   WHERE deal_key = ANY($1) AND entry_type = 'accrual'""",
+                self.keys,
+            )
+            return bool(count == len(self.deals))
+
+        await until("every deal credited and booked", booked, within=120)
+        credits = await db.fetch(
+            "SELECT deal_key, partner_id, amount, reversed_at FROM attribution.credits "
+            "WHERE deal_key = ANY($1)",
+            self.keys,
+        )
+        assert len(credits) == len(self.deals), "a deal was credited twice or not at all"
+        assert all(c["reversed_at"] is None for c in credits)
+        assert all(c["partner_id"] == self.partner.partner_id for c in credits)
+        expected = {f"salesforce:{r}": amount for r, amount in self.deals.items()}
+        assert {c["deal_key"]: c["amount"] for c in credits} == expected
+        entries = await db.fetch(
+            """SELECT credit_id, count(*) AS n FROM incentives.ledger_entries
+               WHERE deal_key = ANY($1) AND entry_type = 'accrual' GROUP BY credit_id""",
+            self.keys,
+        )
+        assert len(entries) == len(self.deals)
+        assert {e["n"] for e in entries} == {1}, "a credit was paid twice"
+        reversals = await db.fetchval(
+            "SELECT count(*) FROM incentives.ledger_entries WHERE deal_key = ANY($1) "
+            "AND entry_type = 'reversal'",
+            self.keys,
+        )
+        assert reversals == 0
+
+
+@pytest.mark.parametrize("victim", ["deals", "attribution", "incentives", "onboarding"])
+async def test_kill_9_mid_stream_loses_nothing_and_doubles_nothing(
+    fleet: Fleet, referral_partner: Partner, admin_db: Any, victim: str
+) -> None:
+    wave = Wave(referral_partner, 60)
+    records = list(wave.deals)
+    await wave.post(fleet.url("deals"), records[:40])
+
+    async def under_way() -> bool:
+        return await wave.credited(admin_db) >= 1
+
+    await until("the chain to start on the wave", under_way)
+    await fleet.kill9(victim)
+    if victim != "deals":
+        await wave.post(fleet.url("deals"), records[40:])
+    await fleet.start(victim)
+    if victim == "deals":
+        await wave.post(fleet.url("deals"), records[40:])
+    await wave.settle(admin_db)
+
+
+async def test_broker_restart_mid_stream(
+    fleet: Fleet, infra: Infra, referral_partner: Partner, admin_db: Any
+) -> None:
+    if not infra.kafka_bootstrap.startswith("127.0.0.1"):
+        pytest.skip("the broker is not the local stack's (testcontainers): cannot restart it")
+    wave = Wave(referral_partner, 40)
+    records = list(wave.deals)
+    await wave.post(fleet.url("deals"), records[:20])
+    restart = asyncio.create_task(
+        asyncio.to_thread(
+            subprocess.run,
+            [str(ROOT / "deploy" / "local-stack.sh"), "restart-kafka"],
+            check=True,
+            capture_output=True,
+            timeout=180,
+        )
+    )
+    # Accepted while the broker is going away and down: the outbox keeps them.
+    await wave.post(fleet.url("deals"), records[20:])
+    await restart
+    await wave.settle(admin_db)
+
+
+async def test_two_instances_share_partitions_and_survive_losing_one(
+    fleet: Fleet, referral_partner: Partner, admin_db: Any
+) -> None:
+    second = await fleet.start("attribution", instance=1)
+    try:
+        wave = Wave(referral_partner, 60)
+        records = list(wave.deals)
+        await wave.post(fleet.url("deals"), records[:30])
+
+        async def both_working() -> bool:
+            return await wave.credited(admin_db) >= 5
+
+        await until("the two instances to work on the wave", both_working)
+        await fleet.kill9("attribution", instance=0)
+        await wave.post(fleet.url("deals"), records[30:])
+        await wave.settle(admin_db)  # the survivor took over the partitions
+        assert second.process.returncode is None
+    finally:
+        await fleet.stop("attribution", instance=1)
+        await fleet.start("attribution")
+
+
+async def test_a_poison_message_in_each_input_is_dead_lettered_and_the_chain_goes_on(
+    fleet: Fleet, infra: Infra, referral_partner: Partner, admin_db: Any
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    poisons = {
+        # topic, event type whose payload breaks its contract -> services that must park it
+        CRM_DEALS.name: ("crm.deal.changed.v1", ["deals"]),
+        DEAL_OPPORTUNITIES.name: ("deal.state_changed.v1", ["attribution"]),
+        ATTRIBUTION_CREDITS.name: ("credit.issued.v1", ["incentives", "onboarding"]),
+        PARTNER_LIFECYCLE.name: ("partner.state_changed.v1", ["deals", "incentives"]),
+    }
+    producer = make_producer(infra.kafka_bootstrap, "e2e-poison")
+    await producer.start()
+    try:
+        for topic, (event_type, _) in poisons.items():
+            key = f"poison-{run}-{topic}"
+            envelope = {
+                "specversion": "1.0",
+                "id": str(uuid.uuid4()),
+                "source": "e2e",
+                "type": event_type,
+                "subject": key,
+                "time": datetime.now(UTC).isoformat(),
+                "data": {"this": "is not the contract"},
+            }
+            await producer.send_and_wait(topic, json.dumps(envelope).encode(), key=key.encode())
+    finally:
+        await producer.stop()
+
+    for topic, (event_type, services) in poisons.items():
+        for service in services:
+
+            async def parked(service: str = service, topic: str = topic) -> Any:
+                return await admin_db.fetchval(
+                    f"SELECT headers->>'dlq.reason' FROM {service}.outbox "
+                    "WHERE topic = $1 AND message_key = $2",
+                    f"{service}.dlq.v1",
+                    f"poison-{run}-{topic}",
+                )
+
+            reason = await until(f"{service} to dead-letter the poison on {topic}", parked)
+            assert f"invalid {event_type} payload" in reason
+
+    wave = Wave(referral_partner, 5)  # the chain still flows
+    await wave.post(fleet.url("deals"), list(wave.deals))
+    await wave.settle(admin_db)
