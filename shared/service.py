@@ -22,6 +22,7 @@ from faststream.kafka import KafkaBroker
 
 from shared.consumer import EventConsumer
 from shared.db import PLATFORM_MIGRATIONS, Pool, apply_migrations, create_pool, load_migrations
+from shared.lag import LagProbe
 from shared.logging import configure_logging
 from shared.outbox import Outbox, OutboxRelay, make_producer
 from shared.settings import ServiceSettings
@@ -40,6 +41,7 @@ class Platform:
     outbox: Outbox
     relay: OutboxRelay
     broker: KafkaBroker
+    lag: LagProbe
     consumers: list[EventConsumer] = field(default_factory=list)
     background_jobs: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
@@ -109,7 +111,11 @@ async def running_platform(
         client_id=schema,
         logger=logging.getLogger(f"{schema}.kafka"),
     )
-    platform = Platform(settings, pool, Outbox(schema, source=f"pollinate/{schema}"), relay, broker)
+    lag = LagProbe(settings.kafka_bootstrap_servers, client_id=schema)
+    await lag.start()
+    platform = Platform(
+        settings, pool, Outbox(schema, source=f"pollinate/{schema}"), relay, broker, lag
+    )
     routers = definition.wire(platform)
     relay_task = asyncio.create_task(relay.run(), name=f"{schema}-outbox-relay")
     await broker.start()
@@ -126,6 +132,7 @@ async def running_platform(
         with contextlib.suppress(asyncio.CancelledError):
             await relay_task
         await producer.stop()
+        await lag.stop()
         await pool.close()
         log.info("service stopped")
 
@@ -175,8 +182,17 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
         backlog = await platform.pool.fetchval(
             "SELECT count(*) FROM outbox WHERE published_at IS NULL"
         )
+        lag: dict[str, object] = {}
+        for consumer in platform.consumers:
+            try:
+                lag[consumer.group_id] = await asyncio.wait_for(
+                    platform.lag.lag(consumer.group_id, [t.name for t in consumer.topics]), 3.0
+                )
+            except Exception as error:  # metrics must answer even when Kafka does not
+                lag[consumer.group_id] = {"unavailable": type(error).__name__}
         return {
             "outbox_backlog": backlog,
+            "consumer_lag": lag,
             "outbox_published_total": platform.relay.published_total,
             "consumers": {
                 c.group_id: {

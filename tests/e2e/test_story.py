@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
-from deploy.story import tell_story
+from deploy.story import tell_story, until
 from examples.partner_app import notifications
 from tests.conftest import Infra
 from tests.e2e.conftest import ADMIN_TOKEN, Fleet
@@ -97,3 +98,19 @@ async def test_the_scripted_story(fleet: Fleet, infra: Infra, admin_db: Any) -> 
         assert kinds(key).count("clawback") == 1
     assert kinds("ember").count("expired") == 1
     assert "earning" not in kinds("birch") + kinds("cobalt")
+
+
+async def test_metrics_show_progress_and_the_lag_drains(fleet: Fleet) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        for service in ("deals", "attribution", "incentives", "onboarding"):
+
+            async def drained(service: str = service) -> Any:
+                metrics = (await client.get(f"{fleet.url(service)}/metrics")).json()
+                lags = metrics["consumer_lag"]
+                done = lags and all(lag.get("total") == 0 for lag in lags.values())
+                return metrics if done and metrics["outbox_backlog"] == 0 else None
+
+            metrics = await until(f"{service}'s consumers to catch up", drained)
+            assert set(metrics["consumer_lag"]) == set(metrics["consumers"])
+            assert all("processed" in counts for counts in metrics["consumers"].values())
+            assert metrics["outbox_published_total"] >= 0

@@ -1,0 +1,59 @@
+"""Consumer lag: how far each of a service's consumer groups is behind the end of its topics.
+
+Lag = the partition's end offset minus the group's committed offset (offsets are committed only
+after the database commit, so this is work not yet durably done). Read on demand by /metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+
+class LagProbe:
+    def __init__(self, bootstrap_servers: str, client_id: str) -> None:
+        self._admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap_servers, client_id=f"{client_id}-lag"
+        )
+        self._offsets = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            client_id=f"{client_id}-lag",
+            group_id=None,
+            enable_auto_commit=False,
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        await self._admin.start()
+        await self._offsets.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        if self._started:
+            with contextlib.suppress(Exception):
+                await self._offsets.stop()
+            with contextlib.suppress(Exception):
+                await self._admin.close()
+            self._started = False
+
+    async def lag(self, group_id: str, topics: list[str]) -> dict[str, int]:
+        """Per `topic:partition` lag of the group, plus `total`. A partition the group never
+        committed on counts from the partition's start."""
+        described = await self._admin.describe_topics(topics)
+        partitions = [
+            TopicPartition(topic["topic"], partition["partition"])
+            for topic in described
+            for partition in topic.get("partitions", [])
+        ]
+        committed = await self._admin.list_consumer_group_offsets(group_id, partitions=partitions)
+        ends = await self._offsets.end_offsets(partitions)
+        starts = await self._offsets.beginning_offsets(partitions)
+        result: dict[str, int] = {}
+        for tp in partitions:
+            done = committed.get(tp)
+            position = done.offset if done is not None and done.offset >= 0 else starts[tp]
+            result[f"{tp.topic}:{tp.partition}"] = max(0, ends[tp] - position)
+        result["total"] = sum(result.values())
+        return result
