@@ -4,7 +4,7 @@ PYTHON ?= python3
 UV := $(PYTHON) -m uv
 STACK := deploy/local-stack.sh
 
-.PHONY: install demo test lint typecheck contracts unit integration stack-up stack-down services-up services-down stop clean
+.PHONY: install demo test bench bench-quick lint typecheck contracts unit integration stack-up stack-down services-up services-down stop clean
 
 install:  ## Python 3.11 deps into .venv (installs uv itself if missing)
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
@@ -34,6 +34,12 @@ lint: install
 
 typecheck: install
 	@.venv/bin/mypy
+
+bench: install stack-up  ## end-to-end benchmark, full mode (writes .work/bench/results.json)
+	@eval "$$($(STACK) env)" && .venv/bin/python -m benchmarks.chain
+
+bench-quick: install stack-up  ## the same in under 2 minutes
+	@eval "$$($(STACK) env)" && .venv/bin/python -m benchmarks.chain --quick
 
 contracts: install  ## regenerate docs/asyncapi.json from the contracts (prints breaking changes)
 	.venv/bin/python -m shared.asyncapi

@@ -1,0 +1,562 @@
+"""End-to-end benchmark of the deal chain against the raw limits of the same machine.
+
+    make bench          # full mode: the numbers in the README (about 8 minutes)
+    make bench-quick    # quick mode: a check that everything measures (under 2 minutes)
+
+Starts the four services as OS processes on the local stack, onboards partners through
+onboarding, then offers won CRM deals to deals' Salesforce endpoint at fixed rates and at
+saturation. Each deal names its referring partner, so it flows deals -> attribution (credit) ->
+incentives (earning) and produces notifications. Latency is measured with timestamps carried by
+the events: from the CRM change's `ingested_at` (set when deals accepted it) to the Kafka
+timestamp of the partner notification (attribution's credit notice: the first the partner
+hears) and of the incentive entry (`incentive.earned.v1`). Also measured in the same run: raw
+aiokafka produce->consume and raw Postgres single-row transactions with an outbox insert,
+outbox relay lag, service RSS at saturation, and the conflict-check cost as registrations grow.
+Writes JSON to `.work/bench/results.json` (or --out) and prints a table. Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from benchmarks import conflict_check
+from deploy.story import Partner, Story, salesforce_cdc
+from shared.db import PLATFORM_MIGRATIONS, apply_migrations, create_pool, load_migrations
+from shared.events import EventPayload, event_type
+from shared.outbox import Outbox
+from shared.settings import ServiceSettings
+from shared.topics import INCENTIVE_LEDGER, PARTNER_NOTIFICATIONS, Topic, ensure_topics
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ("onboarding", "deals", "attribution", "incentives")
+ADMIN_TOKEN = ServiceSettings(service_name="deals").admin_token
+
+
+def percentiles(values: list[float]) -> dict[str, float | int]:
+    if not values:
+        return {"count": 0}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+    return {
+        "count": len(ordered),
+        "p50_ms": at(0.50),
+        "p95_ms": at(0.95),
+        "p99_ms": at(0.99),
+        "p999_ms": at(0.999),
+        "max_ms": round(ordered[-1], 2),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+# ---- the services ------------------------------------------------------------------------
+
+
+@dataclass
+class Fleet:
+    bootstrap: str
+    admin_dsn: str
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+
+    def start(self) -> None:
+        logs = ROOT / ".work" / "bench"
+        logs.mkdir(parents=True, exist_ok=True)
+        rest = self.admin_dsn.split("@", 1)[1]
+        for service in SERVICES:
+            port = free_port()
+            env = {
+                **os.environ,
+                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                "DATABASE_URL": f"postgresql://{service}_svc:{service}_svc@{rest}",
+                "HTTP_PORT": str(port),
+                "LOG_LEVEL": "WARNING",
+                "TRACE_EXPORTER": "none",
+            }
+            with (logs / f"{service}.log").open("ab") as out:
+                self.processes[service] = subprocess.Popen(  # noqa: S603 (our own module)
+                    [sys.executable, "-m", f"services.{service}"],
+                    cwd=ROOT,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=out,
+                )
+            self.urls[service] = f"http://127.0.0.1:{port}"
+
+    async def ready(self) -> None:
+        async with httpx.AsyncClient(timeout=5) as client, asyncio.timeout(90):
+            for service, url in self.urls.items():
+                while True:
+                    if self.processes[service].poll() is not None:
+                        raise RuntimeError(f"{service} exited: see .work/bench/{service}.log")
+                    with contextlib.suppress(httpx.TransportError):
+                        if (await client.get(f"{url}/health/ready")).status_code == 200:
+                            break
+                    await asyncio.sleep(0.2)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+# ---- raw baselines -----------------------------------------------------------------------
+
+
+async def kafka_baseline(bootstrap: str, messages: int, size: int) -> dict[str, Any]:
+    """aiokafka produce -> consume of same-sized messages, the producer settings of the relay."""
+    topic = Topic(f"bench.raw.{uuid.uuid4().hex[:8]}", "bench", "n", 6, "raw baseline")
+    await ensure_topics(bootstrap, [topic])
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5
+    )
+    consumer = AIOKafkaConsumer(
+        topic.name, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await producer.start()
+    await consumer.start()
+    payload = b"x" * size
+    try:
+        started = time.perf_counter()
+
+        async def produce() -> None:
+            pending = [
+                await producer.send(topic.name, payload, key=str(i % 64).encode())
+                for i in range(messages)
+            ]
+            await asyncio.gather(*pending)
+
+        producing = asyncio.create_task(produce())
+        received = 0
+        while received < messages:
+            batch = await consumer.getmany(timeout_ms=1000)
+            received += sum(len(records) for records in batch.values())
+        elapsed = time.perf_counter() - started
+        await producing
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return {"messages": messages, "bytes": size, "msgs_per_s": round(messages / elapsed)}
+
+
+@event_type("bench.row_written.v1")
+class RowWritten(EventPayload):
+    n: int
+
+
+async def postgres_baseline(admin_dsn: str, transactions: int, writers: int) -> dict[str, Any]:
+    """Single-row transactions, each with an outbox insert (the unit of work of every hop)."""
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(admin_dsn)
+    await admin.execute("SELECT platform_admin.provision_service($1, $2)", schema, schema)
+    dsn = f"postgresql://{schema}_svc:{schema}@{admin_dsn.split('@', 1)[1]}"
+    pool = await create_pool(dsn, schema, max_size=writers)
+    try:
+        await apply_migrations(pool, schema, load_migrations("platform", PLATFORM_MIGRATIONS))
+        await pool.execute("CREATE TABLE rows (n int PRIMARY KEY, at timestamptz NOT NULL)")
+        outbox = Outbox(schema, "bench")
+        topic = Topic(f"bench.{schema}", schema, "n", 1, "not published: no relay runs")
+        counter = iter(range(transactions))
+
+        async def writer() -> None:
+            async with pool.acquire() as conn:
+                for n in counter:
+                    async with conn.transaction():
+                        await conn.execute("INSERT INTO rows VALUES ($1, now())", n)
+                        await outbox.publish(conn, topic, RowWritten(n=n), subject=str(n))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(writer() for _ in range(writers)))
+        elapsed = time.perf_counter() - started
+    finally:
+        await pool.close()
+        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await admin.execute(f'DROP OWNED BY "{schema}_svc"')
+        await admin.execute(f'DROP ROLE "{schema}_svc"')
+        await admin.close()
+    return {
+        "transactions": transactions,
+        "writers": writers,
+        "tx_per_s": round(transactions / elapsed),
+    }
+
+
+# ---- the chain ---------------------------------------------------------------------------
+
+
+@dataclass
+class Observed:
+    """What the chain emitted for the benchmark's deals, keyed by deal."""
+
+    notified_ms: dict[str, float] = field(default_factory=dict)
+    earned_ms: dict[str, float] = field(default_factory=dict)
+    earned_at: dict[str, float] = field(default_factory=dict)  # Kafka timestamp, seconds
+
+
+async def observe(bootstrap: str, run: str, observed: Observed, stop: asyncio.Event) -> None:
+    consumer = AIOKafkaConsumer(
+        PARTNER_NOTIFICATIONS.name,
+        INCENTIVE_LEDGER.name,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="latest",
+        group_id=f"bench-observer-{run}",
+        enable_auto_commit=False,
+        max_poll_records=2000,
+    )
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    if run.encode() not in record.value:
+                        continue
+                    event = json.loads(record.value)
+                    data = event["data"]
+                    ingested = data.get("ingested_at")
+                    deal = data.get("deal_key")
+                    if not ingested or not deal:
+                        continue
+                    start = datetime.fromisoformat(ingested).timestamp() * 1000
+                    latency = record.timestamp - start
+                    if event["type"] == "notification.partner.v1":
+                        if data["kind"] == "credit_issued":
+                            observed.notified_ms.setdefault(deal, latency)
+                    elif event["type"] == "incentive.earned.v1":
+                        observed.earned_ms.setdefault(deal, latency)
+                        observed.earned_at.setdefault(deal, record.timestamp / 1000)
+    finally:
+        await consumer.stop()
+
+
+class Offer:
+    """Posts won deals to deals' Salesforce endpoint, ten per request."""
+
+    def __init__(self, deals_url: str, partners: list[Partner], run: str) -> None:
+        self.url = f"{deals_url}/crm/salesforce"
+        self.partners = partners
+        self.run = run
+        self.sent: list[str] = []
+        self.client = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=32))
+
+    def batch(self, phase: str, size: int) -> tuple[list[str], list[Any]]:
+        at = datetime.now(UTC)
+        keys: list[str] = []
+        events: list[Any] = []
+        for _ in range(size):
+            n = len(self.sent) + len(keys)
+            record = f"B{self.run}{phase}{n:07d}"
+            partner = self.partners[n % len(self.partners)]
+            keys.append(f"salesforce:{record}")
+            events.append(
+                salesforce_cdc(
+                    record,
+                    "CREATE",
+                    at,
+                    {
+                        "StageName": "Closed Won",
+                        "Amount": float(Decimal(1000 + n % 9000)),
+                        "CurrencyIsoCode": "USD",
+                        "CloseDate": at.date().isoformat(),
+                        "Account_Name__c": f"Bench {self.run} Account {n}",
+                        "Account_Website__c": f"https://bench-{self.run}-{n}.example",
+                        "Partner_Account__c": partner.partner_id,
+                    },
+                )
+            )
+        return keys, events
+
+    async def post(self, phase: str, size: int = 10) -> None:
+        keys, events = self.batch(phase, size)
+        response = await self.client.post(self.url, json=events)
+        response.raise_for_status()
+        self.sent.extend(keys)
+
+    async def at_rate(self, phase: str, rate: float, seconds: float) -> int:
+        """Offer `rate` deals/s for `seconds` (open loop: sends do not wait for each other)."""
+        interval = 10 / rate
+        tasks: list[asyncio.Task[None]] = []
+        start = time.perf_counter()
+        n = 0
+        while (now := time.perf_counter()) - start < seconds:
+            due = start + n * interval
+            if due > now:
+                await asyncio.sleep(due - now)
+            tasks.append(asyncio.create_task(self.post(phase)))
+            n += 1
+        await asyncio.gather(*tasks)
+        return n * 10
+
+    async def saturate(self, phase: str, seconds: float, concurrency: int = 8) -> int:
+        """As fast as deals accepts (closed loop, `concurrency` requests in flight)."""
+        deadline = time.perf_counter() + seconds
+        sent = 0
+
+        async def loop() -> None:
+            nonlocal sent
+            while time.perf_counter() < deadline:
+                await self.post(phase)
+                sent += 10
+
+        await asyncio.gather(*(loop() for _ in range(concurrency)))
+        return sent
+
+
+async def drained(observed: Observed, keys: list[str], within: float) -> bool:
+    """Whether every deal's incentive entry was observed within `within` seconds."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(within):
+            while not all(k in observed.earned_ms for k in keys):  # noqa: ASYNC110 (filled by the observer task)
+                await asyncio.sleep(0.25)
+            return True
+    return False
+
+
+async def relay_lag(admin_dsn: str, since: datetime) -> dict[str, Any]:
+    """Outbox row created (transaction start) -> published, per service, from the outboxes."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        lags: list[float] = []
+        per_service: dict[str, Any] = {}
+        for service in ("deals", "attribution", "incentives"):
+            rows = await conn.fetch(
+                f"""SELECT extract(epoch FROM published_at - created_at) * 1000 AS ms
+                    FROM {service}.outbox
+                    WHERE created_at >= $1 AND published_at IS NOT NULL""",
+                since,
+            )
+            values = [float(r["ms"]) for r in rows]
+            per_service[service] = percentiles(values)
+            lags.extend(values)
+        return {"all": percentiles(lags), **per_service}
+    finally:
+        await conn.close()
+
+
+def describe_machine() -> dict[str, Any]:
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 (git from PATH)
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "commit": commit,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gb": round(memory, 1),
+            "cpu": cpu,
+            "python": platform.python_version(),
+            "kernel": platform.release(),
+        },
+    }
+
+
+async def run(quick: bool) -> dict[str, Any]:
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    admin_dsn = os.environ["POLLINATE_ADMIN_DATABASE_URL"]
+    phase_seconds = 10.0 if quick else 60.0
+    saturation_seconds = 15.0 if quick else 60.0
+    results: dict[str, Any] = {
+        "mode": "quick" if quick else "full",
+        "started_at": datetime.now(UTC).isoformat(),
+        **describe_machine(),
+    }
+    print("raw baselines ...", flush=True)
+    results["baseline_kafka"] = await kafka_baseline(bootstrap, 20_000 if quick else 100_000, 900)
+    results["baseline_postgres"] = await postgres_baseline(admin_dsn, 2_000 if quick else 10_000, 8)
+
+    fleet = Fleet(bootstrap, admin_dsn)
+    fleet.start()
+    try:
+        await fleet.ready()
+        run_id = uuid.uuid4().hex[:6]
+        async with httpx.AsyncClient(timeout=30) as client:
+            story = Story(client, fleet.urls, ADMIN_TOKEN)
+            partners = [
+                Partner(f"bench{i}", f"Bench Partner {i}", "referral_affiliate") for i in range(12)
+            ]
+            for partner in partners:
+                await story.onboard(partner, ["data"])
+            for partner in partners:
+                await story.known_to_deals(partner)
+        observed = Observed()
+        stop = asyncio.Event()
+        observer = asyncio.create_task(observe(bootstrap, run_id, observed, stop))
+        offer = Offer(fleet.urls["deals"], partners, run_id)
+        await offer.post("warm", 10)  # warm-up: connections, caches, consumer assignment
+        await drained(observed, list(offer.sent), 60)
+        since = datetime.now(UTC)
+
+        phases: dict[str, Any] = {}
+        rates = [100] if quick else [100, 500]
+        for rate in rates:
+            print(f"offered load {rate} deals/s for {phase_seconds:.0f}s ...", flush=True)
+            first = len(offer.sent)
+            started = time.perf_counter()
+            await offer.at_rate(f"r{rate}", rate, phase_seconds)
+            keys = offer.sent[first:]
+            complete = await drained(observed, keys, 120)
+            phases[f"offered_{rate}"] = {
+                "offered_per_s": rate,
+                "deals": len(keys),
+                "accepted_per_s": round(len(keys) / (time.perf_counter() - started), 1),
+                "all_completed": complete,
+                "ingestion_to_notification": percentiles(
+                    [observed.notified_ms[k] for k in keys if k in observed.notified_ms]
+                ),
+                "ingestion_to_incentive_entry": percentiles(
+                    [observed.earned_ms[k] for k in keys if k in observed.earned_ms]
+                ),
+            }
+
+        print(f"saturation for {saturation_seconds:.0f}s ...", flush=True)
+        first = len(offer.sent)
+        rss: dict[str, float] = dict.fromkeys(SERVICES, 0.0)
+
+        async def sample_rss() -> None:
+            while True:
+                for service, process in fleet.processes.items():
+                    rss[service] = max(rss[service], rss_mb(process.pid))
+                await asyncio.sleep(1)
+
+        sampler = asyncio.create_task(sample_rss())
+        started = time.perf_counter()
+        await offer.saturate("sat", saturation_seconds)
+        offered_for = time.perf_counter() - started
+        keys = offer.sent[first:]
+        complete = await drained(observed, keys, 300)
+        sampler.cancel()
+        finished = [observed.earned_at[k] for k in keys if k in observed.earned_at]
+        completed_span = (max(finished) - min(finished)) if len(finished) > 1 else 0
+        phases["saturation"] = {
+            "deals": len(keys),
+            "accepted_per_s": round(len(keys) / offered_for, 1),
+            "all_completed": complete,
+            "end_to_end_deals_per_s": round(len(finished) / completed_span, 1)
+            if completed_span
+            else None,
+            "ingestion_to_notification": percentiles(
+                [observed.notified_ms[k] for k in keys if k in observed.notified_ms]
+            ),
+            "ingestion_to_incentive_entry": percentiles(
+                [observed.earned_ms[k] for k in keys if k in observed.earned_ms]
+            ),
+            "rss_mb": rss,
+        }
+        results["chain"] = phases
+        results["relay_lag"] = await relay_lag(admin_dsn, since)
+        stop.set()
+        await observer
+        await offer.client.aclose()
+    finally:
+        fleet.stop()
+
+    sizes = [1_000, 100_000] if quick else [1_000, 100_000, 1_000_000]
+    print(f"conflict check at {sizes} registrations ...", flush=True)
+    results["conflict_check"] = await conflict_check.run(sizes, 200 if quick else 400)
+    saturated = results["chain"]["saturation"].get("end_to_end_deals_per_s") or 0
+    results["ratios"] = {
+        "chain_vs_kafka_msgs": round(saturated / results["baseline_kafka"]["msgs_per_s"], 4),
+        "chain_vs_postgres_tx": round(saturated / results["baseline_postgres"]["tx_per_s"], 4),
+    }
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [f"Pollinate chain benchmark ({results['mode']}, commit {results['commit']})"]
+    lines.append(
+        f"raw: kafka {results['baseline_kafka']['msgs_per_s']} msgs/s, "
+        f"postgres+outbox {results['baseline_postgres']['tx_per_s']} tx/s"
+    )
+    for name, phase in results["chain"].items():
+        notified = phase["ingestion_to_notification"]
+        earned = phase["ingestion_to_incentive_entry"]
+        head = f"{name:13} deals {phase['deals']:6}"
+        if "end_to_end_deals_per_s" in phase:
+            head += f"  e2e {phase['end_to_end_deals_per_s']} deals/s"
+        lines.append(head)
+        for label, values in (("-> notification", notified), ("-> incentive  ", earned)):
+            if values.get("count"):
+                lines.append(
+                    f"    {label} p50 {values['p50_ms']:8.1f}  p95 {values['p95_ms']:8.1f}  "
+                    f"p99 {values['p99_ms']:8.1f}  p99.9 {values['p999_ms']:8.1f} ms"
+                )
+    lag = results["relay_lag"]["all"]
+    if lag.get("count"):
+        lines.append(f"relay lag p50 {lag['p50_ms']} ms, p99 {lag['p99_ms']} ms")
+    lines.append(f"rss at saturation (MB): {results['chain']['saturation']['rss_mb']}")
+    for size, row in results["conflict_check"].items():
+        if isinstance(row, dict) and "exact" in row:
+            lines.append(
+                f"conflict check {size:>8}: exact p50 {row['exact']['p50_ms']} p99 "
+                f"{row['exact']['p99_ms']} ms; fuzzy p50 {row['fuzzy']['p50_ms']} p99 "
+                f"{row['fuzzy']['p99_ms']} ms"
+            )
+    lines.append(f"ratios: {results['ratios']}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="End-to-end benchmark of the deal chain.")
+    parser.add_argument("--quick", action="store_true", help="under 2 minutes, for checking")
+    parser.add_argument("--out", type=Path, default=ROOT / ".work" / "bench" / "results.json")
+    args = parser.parse_args()
+    results = asyncio.run(run(args.quick))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, default=str))
+    print(table(results))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
