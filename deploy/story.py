@@ -97,7 +97,7 @@ class Story:
         self.client = client
         self.urls = urls
         self.admin = {"Authorization": f"Bearer {admin_token}"}
-        self.run = uuid.uuid4().hex[:6]
+        self.run = uuid.uuid4().hex[:10]  # long enough that names of two runs never look alike
         self.log: list[str] = []
 
     def say(self, line: str) -> None:

@@ -1,6 +1,7 @@
 """Idempotent event consumption: inbox + effects in one transaction, offsets after the commit.
 
-For each Kafka record:
+Records arrive in batches (whatever is waiting, up to a bound); a batch is processed in order
+in one Postgres transaction, each record in its own savepoint. For each record:
 1. decode the CloudEvents envelope and validate the payload; an invalid event is dead-lettered
    with a precise reason (through the outbox, so it is never lost) and the consumer moves on;
    an event type this consumer does not handle is skipped (forward compatibility);
@@ -137,6 +138,8 @@ class EventConsumer:
         max_attempts: int = 5,
         backoff_initial_seconds: float = 0.1,
         backoff_max_seconds: float = 5.0,
+        batch_size: int = 200,
+        batch_timeout_ms: int = 100,
     ) -> None:
         self.name = name
         self.service = service
@@ -146,6 +149,8 @@ class EventConsumer:
         self.max_attempts = max_attempts
         self.backoff_initial_seconds = backoff_initial_seconds
         self.backoff_max_seconds = backoff_max_seconds
+        self.batch_size = batch_size
+        self.batch_timeout_ms = batch_timeout_ms
         self.dead_letter_topic = dead_letter_topic(service)
         self.stats = ConsumerStats()
         # Called after each record with its outcome (metrics, tests awaiting progress).
@@ -171,64 +176,47 @@ class EventConsumer:
     def attach(self, broker: KafkaBroker) -> None:
         """Subscribe on a FastStream broker, acknowledging only after processing."""
 
-        async def on_message(message: KafkaMessage) -> None:
-            record = message.raw_message
-            assert isinstance(record, ConsumerRecord)
-            await self.process(record)
+        async def on_batch(message: KafkaMessage) -> None:
+            records = message.raw_message
+            assert isinstance(records, tuple)
+            if records:
+                await self.process_batch(list(records))
 
         broker.subscriber(
             *[topic.name for topic in self.topics],
             group_id=self.group_id,
             auto_offset_reset="earliest",
-            # Explicit at-least-once: the offset is committed after process() returned (so
-            # after the DB commit); an exception seeks back and the record comes again.
+            # Explicit at-least-once: offsets are committed after process_batch() returned (so
+            # after the DB commit); an exception seeks every partition of the batch back to its
+            # first record and the batch comes again.
             ack_policy=AckPolicy.NACK_ON_ERROR,
-        )(on_message)
+            # What is waiting is taken together (up to batch_size): one transaction, one fsync
+            # and one offset commit for the lot. A lone record is not held back.
+            batch=True,
+            max_records=self.batch_size,
+            batch_timeout_ms=self.batch_timeout_ms,
+        )(on_batch)
 
     async def process(self, record: ConsumerRecord[Any, Any]) -> Outcome:
-        headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
-        parent = context_from_traceparent(headers.get("traceparent"))
-        with self._tracer.start_as_current_span(
-            f"consume {record.topic}",
-            context=parent,
-            kind=trace.SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.destination.name": record.topic,
-                "messaging.kafka.partition": record.partition,
-                "messaging.kafka.offset": record.offset,
-                "messaging.consumer.group.name": self.group_id,
-                "pollinate.service": self.service,
-            },
-        ) as span:
-            outcome = await self._process(record)
-            span.set_attribute("pollinate.outcome", outcome.value)
-            self.stats.count(outcome)
-            for observe in self.observers:
-                observe(outcome, record)
-            return outcome
+        """Process one record (a batch of one)."""
+        return (await self.process_batch([record]))[0]
 
-    async def _process(self, record: ConsumerRecord[Any, Any]) -> Outcome:
-        try:
-            envelope = decode_envelope(
-                record.value or b"", {t: r.model for t, r in self._routes.items()}
-            )
-        except InvalidEvent as error:
-            return await self._dead_letter(record, str(error))
-        if envelope is None:
-            return Outcome.IGNORED
-        route = self._routes[envelope.type]
+    async def process_batch(self, records: list[ConsumerRecord[Any, Any]]) -> list[Outcome]:
+        """Process records in order in one transaction; each record's handler runs in its own
+        savepoint, so one poison record is dead-lettered without undoing the others."""
+        decoded = [self._decode(record) for record in records]
         backoff = self.backoff_initial_seconds
         for attempt in range(1, self.max_attempts + 1):
             try:
-                return await self._handle_once(record, envelope, route)
+                outcomes = await self._handle_batch_once(decoded)
+                break
             except TRANSIENT_ERRORS as error:
                 self.stats.transient_failures += 1
                 log.warning(
-                    "transient failure handling event",
+                    "transient failure handling a batch",
                     extra={
                         "consumer": self.group_id,
-                        "event_id": str(envelope.id),
+                        "records": len(records),
                         "attempt": attempt,
                         "error": repr(error),
                     },
@@ -238,50 +226,109 @@ class EventConsumer:
                     raise NackMessage() from error
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.backoff_max_seconds)
-            except InvalidEvent as error:
-                return await self._dead_letter(record, f"rejected by handler: {error}")
-            except Exception as error:
-                log.exception(
-                    "handler failed; dead-lettering",
-                    extra={"consumer": self.group_id, "event_id": str(envelope.id)},
-                )
-                return await self._dead_letter(
-                    record, f"handler error {type(error).__name__}: {error}"
-                )
-        raise AssertionError("unreachable")
+        else:  # pragma: no cover
+            raise AssertionError("unreachable")
+        for record, outcome in zip(records, outcomes, strict=True):
+            self.stats.count(outcome)
+            for observe in self.observers:
+                observe(outcome, record)
+        return outcomes
 
-    async def _handle_once(
-        self, record: ConsumerRecord[Any, Any], envelope: Envelope[Any], route: _Route[Any]
-    ) -> Outcome:
+    def _decode(
+        self, record: ConsumerRecord[Any, Any]
+    ) -> tuple[ConsumerRecord[Any, Any], Envelope[Any] | None, str | None]:
+        try:
+            envelope = decode_envelope(
+                record.value or b"", {t: r.model for t, r in self._routes.items()}
+            )
+        except InvalidEvent as error:
+            return record, None, str(error)
+        return record, envelope, None
+
+    async def _handle_batch_once(
+        self,
+        decoded: list[tuple[ConsumerRecord[Any, Any], Envelope[Any] | None, str | None]],
+    ) -> list[Outcome]:
+        outcomes: list[Outcome] = []
         async with self.pool.acquire() as conn, conn.transaction():
-            first_time = await conn.fetchval(
-                """
-                INSERT INTO inbox
-                    (consumer, event_id, event_type, topic, kafka_partition, kafka_offset)
-                VALUES ($1, $2, $3, $4, $5, $6)
-                ON CONFLICT (consumer, event_id) DO NOTHING
-                RETURNING true
-                """,
-                self.group_id,
-                envelope.id,
-                envelope.type,
-                record.topic,
-                record.partition,
-                record.offset,
+            for record, envelope, invalid in decoded:
+                with self._span(record) as span:
+                    if invalid is not None:
+                        outcome = await self._dead_letter(conn, record, invalid)
+                    elif envelope is None:
+                        outcome = Outcome.IGNORED
+                    else:
+                        outcome = await self._handle_one(conn, record, envelope)
+                    span.set_attribute("pollinate.outcome", outcome.value)
+                outcomes.append(outcome)
+        return outcomes
+
+    def _span(self, record: ConsumerRecord[Any, Any]) -> Any:
+        headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+        return self._tracer.start_as_current_span(
+            f"consume {record.topic}",
+            context=context_from_traceparent(headers.get("traceparent")),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": record.topic,
+                "messaging.kafka.partition": record.partition,
+                "messaging.kafka.offset": record.offset,
+                "messaging.consumer.group.name": self.group_id,
+                "pollinate.service": self.service,
+            },
+        )
+
+    async def _handle_one(
+        self, conn: Connection, record: ConsumerRecord[Any, Any], envelope: Envelope[Any]
+    ) -> Outcome:
+        route = self._routes[envelope.type]
+        try:
+            # A savepoint: the inbox row and the handler's effects stand or fall together.
+            async with conn.transaction():
+                first_time = await conn.fetchval(
+                    """
+                    INSERT INTO inbox
+                        (consumer, event_id, event_type, topic, kafka_partition, kafka_offset)
+                    VALUES ($1, $2, $3, $4, $5, $6)
+                    ON CONFLICT (consumer, event_id) DO NOTHING
+                    RETURNING true
+                    """,
+                    self.group_id,
+                    envelope.id,
+                    envelope.type,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                )
+                if not first_time:
+                    return Outcome.DUPLICATE
+                context = HandlerContext(
+                    conn, self.outbox, record.topic, record.partition, record.offset
+                )
+                await route.handler(context, envelope)
+        except TRANSIENT_ERRORS:
+            raise  # the whole batch is retried
+        except InvalidEvent as error:
+            return await self._dead_letter(conn, record, f"rejected by handler: {error}")
+        except Exception as error:
+            log.exception(
+                "handler failed; dead-lettering",
+                extra={"consumer": self.group_id, "event_id": str(envelope.id)},
             )
-            if not first_time:
-                return Outcome.DUPLICATE
-            context = HandlerContext(
-                conn, self.outbox, record.topic, record.partition, record.offset
+            return await self._dead_letter(
+                conn, record, f"handler error {type(error).__name__}: {error}"
             )
-            await route.handler(context, envelope)
         return Outcome.PROCESSED
 
-    async def _dead_letter(self, record: ConsumerRecord[Any, Any], reason: str) -> Outcome:
+    async def _dead_letter(
+        self, conn: Connection, record: ConsumerRecord[Any, Any], reason: str
+    ) -> Outcome:
         """Park the record, untouched, in the service's dead-letter topic with the reason.
 
-        Written through the outbox: durable before the offset moves on. Its id is derived from
-        the record's coordinates, so a redelivered poison record is parked once.
+        Written through the outbox in the batch's transaction: durable before the offset moves
+        on. Its id is derived from the record's coordinates, so a redelivered poison record is
+        parked once. No inbox row is kept, so a replay after a fix is processed.
         """
         log.warning(
             "dead-lettering record",
@@ -309,14 +356,13 @@ class EventConsumer:
         dead_letter_id = uuid.uuid5(
             DLQ_NAMESPACE, f"{self.group_id}/{record.topic}/{record.partition}/{record.offset}"
         )
-        async with self.pool.acquire() as conn, conn.transaction():
-            await self.outbox.publish_raw(
-                conn,
-                topic_name=self.dead_letter_topic.name,
-                key=(record.key or b"").decode(errors="replace"),
-                event_id=dead_letter_id,
-                event_type=headers.get("ce_type", "unknown"),
-                value=record.value or b"",
-                headers=headers,
-            )
+        await self.outbox.publish_raw(
+            conn,
+            topic_name=self.dead_letter_topic.name,
+            key=(record.key or b"").decode(errors="replace"),
+            event_id=dead_letter_id,
+            event_type=headers.get("ce_type", "unknown"),
+            value=record.value or b"",
+            headers=headers,
+        )
         return Outcome.DEAD_LETTERED

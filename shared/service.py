@@ -64,6 +64,8 @@ class Platform:
             max_attempts=self.settings.consumer_max_attempts,
             backoff_initial_seconds=self.settings.consumer_backoff_initial_seconds,
             backoff_max_seconds=self.settings.consumer_backoff_max_seconds,
+            batch_size=self.settings.consumer_batch_size,
+            batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
         )
         consumer.attach(self.broker)
         self.consumers.append(consumer)

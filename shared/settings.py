@@ -37,6 +37,10 @@ class ServiceSettings(BaseSettings):
     consumer_max_attempts: int = 5
     consumer_backoff_initial_seconds: float = 0.1
     consumer_backoff_max_seconds: float = 5.0
+    # Records waiting on a consumer's partitions are processed together in one transaction
+    # (one fsync, one offset commit); a lone record is processed at once.
+    consumer_batch_size: int = 200
+    consumer_batch_timeout_ms: int = 100
 
     # One partner-token scheme for the whole platform (shared/auth.py). Local defaults only.
     partner_token_secret: str = "local-dev-partner-token-secret"  # noqa: S105

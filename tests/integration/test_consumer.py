@@ -190,3 +190,36 @@ async def test_trace_started_at_the_first_hop_continues_in_the_consumer(
     ]
     assert consume_spans
     assert consume_spans[-1].parent.span_id == first_hop.get_span_context().span_id
+
+
+async def test_a_batch_commits_its_good_records_and_parks_its_poison_one(
+    components: Components,
+) -> None:
+    """One transaction per batch, a savepoint per record: the poison record's effects and
+    inbox row are rolled back alone, and it is dead-lettered in the same commit."""
+    topic = await new_topic(components.infra.kafka_bootstrap, components.service.schema)
+    consumer = counter_consumer(components, topic)
+    good = Envelope.wrap(CounterIncremented(counter="batch", by=2), source="t", subject="b")
+    poison = Envelope.wrap(
+        CounterIncremented(counter="batch", by=100, partner_id="nobody"), source="t", subject="b"
+    )
+    later = Envelope.wrap(CounterIncremented(counter="batch", by=3), source="t", subject="b")
+    for envelope in (good, poison, later, good):
+        await send_raw(components, topic, envelope.to_bytes(), key=b"b")
+    records = await read_records(components.infra.kafka_bootstrap, topic.name, 4)
+
+    outcomes = await consumer.process_batch(records)
+
+    assert outcomes == [
+        Outcome.PROCESSED,
+        Outcome.DEAD_LETTERED,
+        Outcome.PROCESSED,
+        Outcome.DUPLICATE,
+    ]
+    assert await components.pool.fetchval("SELECT value FROM counters WHERE name = 'batch'") == 5
+    inbox = await components.pool.fetch("SELECT event_id FROM inbox ORDER BY kafka_offset")
+    assert [r["event_id"] for r in inbox] == [good.id, later.id]  # the poison one can be replayed
+    parked = await components.pool.fetchval(
+        "SELECT headers->>'dlq.reason' FROM outbox WHERE message_key = 'b' AND topic LIKE '%.dlq.v1'"
+    )
+    assert parked == "rejected by handler: unknown partner 'nobody'"

@@ -60,7 +60,7 @@ def salesforce_change(
 
 def registration_body(run: str, **overrides: Any) -> dict[str, Any]:
     return {
-        "customer_name": f"Lifecycle {run} Industries",
+        "customer_name": f"Q{run} Lifecycle Industries",
         "customer_domain": f"lifecycle-{run}.example",
         "customer_country": "US",
         "products": ["data"],
@@ -119,7 +119,7 @@ async def test_a_registration_closes_with_its_crm_opportunity(
         registration_id = created.json()["registration_id"]
         opened, closed = started + timedelta(seconds=1), started + timedelta(seconds=2)
         account = {
-            "Account_Name__c": f"Lifecycle {run} Industries",
+            "Account_Name__c": f"Q{run} Lifecycle Industries",
             "Account_Website__c": f"https://lifecycle-{run}.example",
         }
         # Delivered newest first: the stale "open" must not reopen the closed deal.
