@@ -64,6 +64,10 @@ DLQ_HEADERS = (
 )
 
 
+class _IsolateRecords(Exception):
+    """A handler failed on the batch's fast path: redo the batch with a savepoint per record."""
+
+
 class TransientError(Exception):
     """Raised by a handler for a failure that may succeed on retry (e.g. a dependency is down)."""
 
@@ -208,7 +212,12 @@ class EventConsumer:
         backoff = self.backoff_initial_seconds
         for attempt in range(1, self.max_attempts + 1):
             try:
-                outcomes = await self._handle_batch_once(decoded)
+                try:
+                    outcomes = await self._handle_batch_once(decoded, isolate=False)
+                except _IsolateRecords:
+                    # A handler failed: run the batch again, each record in a savepoint, so
+                    # only the failing record is rolled back and dead-lettered.
+                    outcomes = await self._handle_batch_once(decoded, isolate=True)
                 break
             except TRANSIENT_ERRORS as error:
                 self.stats.transient_failures += 1
@@ -248,20 +257,69 @@ class EventConsumer:
     async def _handle_batch_once(
         self,
         decoded: list[tuple[ConsumerRecord[Any, Any], Envelope[Any] | None, str | None]],
+        *,
+        isolate: bool,
     ) -> list[Outcome]:
+        """One transaction for the batch. Fast path (isolate=False): the inbox rows of the whole
+        batch in one statement and no savepoints; a failing handler aborts it with
+        _IsolateRecords. Isolated path: each record's inbox row and effects in a savepoint."""
         outcomes: list[Outcome] = []
         async with self.pool.acquire() as conn, conn.transaction():
+            fresh = set() if isolate else await self._record_in_inbox(conn, decoded)
             for record, envelope, invalid in decoded:
                 with self._span(record) as span:
                     if invalid is not None:
                         outcome = await self._dead_letter(conn, record, invalid)
                     elif envelope is None:
                         outcome = Outcome.IGNORED
-                    else:
+                    elif isolate:
                         outcome = await self._handle_one(conn, record, envelope)
+                    elif envelope.id not in fresh:
+                        outcome = Outcome.DUPLICATE
+                    else:
+                        fresh.discard(envelope.id)  # the same event twice in one batch: once
+                        try:
+                            await self._routes[envelope.type].handler(
+                                HandlerContext(
+                                    conn, self.outbox, record.topic, record.partition, record.offset
+                                ),
+                                envelope,
+                            )
+                        except TRANSIENT_ERRORS:
+                            raise
+                        except Exception as error:
+                            raise _IsolateRecords() from error
+                        outcome = Outcome.PROCESSED
                     span.set_attribute("pollinate.outcome", outcome.value)
                 outcomes.append(outcome)
         return outcomes
+
+    async def _record_in_inbox(
+        self,
+        conn: Connection,
+        decoded: list[tuple[ConsumerRecord[Any, Any], Envelope[Any] | None, str | None]],
+    ) -> set[uuid.UUID]:
+        """Insert the batch's inbox rows at once; returns the event ids seen for the first time."""
+        rows = [(record, envelope) for record, envelope, _ in decoded if envelope is not None]
+        if not rows:
+            return set()
+        inserted = await conn.fetch(
+            """
+            INSERT INTO inbox (consumer, event_id, event_type, topic, kafka_partition, kafka_offset)
+            SELECT $1, e.id, e.type, e.topic, e.part, e.off
+            FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[], $6::bigint[])
+                AS e(id, type, topic, part, off)
+            ON CONFLICT (consumer, event_id) DO NOTHING
+            RETURNING event_id
+            """,
+            self.group_id,
+            [envelope.id for _, envelope in rows],
+            [envelope.type for _, envelope in rows],
+            [record.topic for record, _ in rows],
+            [record.partition for record, _ in rows],
+            [record.offset for record, _ in rows],
+        )
+        return {row["event_id"] for row in inserted}
 
     def _span(self, record: ConsumerRecord[Any, Any]) -> Any:
         headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}

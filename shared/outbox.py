@@ -111,12 +111,14 @@ class Outbox:
         """Record an already-serialised message. Returns False if `event_id` was recorded before."""
         if not conn.is_in_transaction():
             raise RuntimeError("outbox writes must share the caller's transaction")
-        inserted = await conn.fetchval(
+        # One round trip: the row and the relay's wake-up call (delivered to listeners only if
+        # and when this transaction commits; nothing to announce when the id was recorded).
+        inserted = await conn.fetchrow(
             """
             INSERT INTO outbox (event_id, topic, message_key, event_type, value, headers)
             VALUES ($1, $2, $3, $4, $5, $6::jsonb)
             ON CONFLICT (event_id) DO NOTHING
-            RETURNING true
+            RETURNING pg_notify($7, '')
             """,
             event_id,
             topic_name,
@@ -124,10 +126,9 @@ class Outbox:
             event_type,
             value,
             json.dumps(dict(headers)),
+            self.channel,
         )
-        # Delivered to listeners only if and when this transaction commits.
-        await conn.execute("SELECT pg_notify($1, '')", self.channel)
-        return bool(inserted)
+        return inserted is not None
 
 
 class OutboxRelay:

@@ -223,3 +223,23 @@ async def test_a_batch_commits_its_good_records_and_parks_its_poison_one(
         "SELECT headers->>'dlq.reason' FROM outbox WHERE message_key = 'b' AND topic LIKE '%.dlq.v1'"
     )
     assert parked == "rejected by handler: unknown partner 'nobody'"
+
+
+async def test_a_clean_batch_takes_the_fast_path_and_still_applies_a_repeat_once(
+    components: Components,
+) -> None:
+    topic = await new_topic(components.infra.kafka_bootstrap, components.service.schema)
+    consumer = counter_consumer(components, topic)
+    first = Envelope.wrap(CounterIncremented(counter="fast", by=4), source="t", subject="f")
+    second = Envelope.wrap(CounterIncremented(counter="fast", by=5), source="t", subject="f")
+    for envelope in (first, first, second):
+        await send_raw(components, topic, envelope.to_bytes(), key=b"f")
+    records = await read_records(components.infra.kafka_bootstrap, topic.name, 3)
+
+    assert await consumer.process_batch(records) == [
+        Outcome.PROCESSED,
+        Outcome.DUPLICATE,
+        Outcome.PROCESSED,
+    ]
+    assert await consumer.process_batch(records) == [Outcome.DUPLICATE] * 3  # redelivered
+    assert await components.pool.fetchval("SELECT value FROM counters WHERE name = 'fast'") == 9
