@@ -1,9 +1,5 @@
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -14,8 +10,8 @@ from pydantic import Field
 from shared.db import PLATFORM_MIGRATIONS, Pool, apply_migrations, create_pool, load_migrations
 from shared.events import EventPayload, event_type
 from shared.outbox import Outbox, OutboxRelay, make_producer
-from tests.conftest import ROOT, Infra, ScratchService
-from tests.integration.test_service_process import free_port, wait_ready
+from tests.conftest import Infra, ScratchService
+from tests.processes import service_processes
 
 pytestmark = pytest.mark.integration
 
@@ -65,30 +61,7 @@ async def components(infra: Infra, scratch_service: ScratchService) -> AsyncIter
 @pytest.fixture(scope="package")
 async def deals_instances(infra: Infra) -> AsyncIterator[list[str]]:
     """Two deals processes sharing one schema and one consumer group (expiry checked often)."""
-    processes, urls = [], []
-    for _ in range(2):
-        port = free_port()
-        env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
-            "DATABASE_URL": infra.dsn_for("deals_svc", "deals_svc"),
-            "HTTP_PORT": str(port),
-            "DEALS_EXPIRY_CHECK_SECONDS": "0.3",
-        }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "services.deals",
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        processes.append(process)
-        urls.append(f"http://127.0.0.1:{port}")
-        await wait_ready(f"{urls[-1]}/health/ready", process)
-    yield urls
-    for process in processes:
-        process.send_signal(signal.SIGTERM)
-    for process in processes:
-        await asyncio.wait_for(process.wait(), 30)
+    async with service_processes(
+        infra, "deals", count=2, env={"DEALS_EXPIRY_CHECK_SECONDS": "0.3"}
+    ) as urls:
+        yield urls

@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 
-from shared.auth import partner_token
 from shared.events import Envelope
 from shared.events.partners import PartnerStateChanged, PartnerStatus
 from shared.outbox import make_producer
-from shared.settings import ServiceSettings
 from shared.topics import PARTNER_LIFECYCLE
 from tests.conftest import Infra
+from tests.processes import ADMIN, auth, eventually
 
-SETTINGS = ServiceSettings(service_name="deals")
-ADMIN = {"Authorization": f"Bearer {SETTINGS.admin_token}"}
-
-
-def auth(partner_id: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {partner_token(SETTINGS.partner_token_secret, partner_id)}"}
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
-    """Poll another process's state until `check` returns a truthy value (bounded)."""
-    async with asyncio.timeout(timeout):
-        while not (result := await check()):
-            await asyncio.sleep(0.1)
-        return result
+__all__ = ["ADMIN", "auth", "eventually", "partners_known", "publish_partner"]
 
 
 async def publish_partner(

@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -22,21 +19,17 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from shared.auth import partner_token
 from shared.events import Envelope, EventPayload
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.crm import CrmSource, Customer, DealStatus
 from shared.events.opportunities import DealStateChanged, LinkedRegistration
 from shared.events.registrations import RegistrationDecided, RegistrationStatus
 from shared.outbox import make_producer
-from shared.settings import ServiceSettings
 from shared.topics import ATTRIBUTION_CREDITS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS, Topic
-from tests.conftest import ROOT, Infra
-from tests.integration.test_service_process import free_port, wait_ready
+from tests.conftest import Infra
+from tests.processes import ADMIN, auth, eventually, service_processes
 
 pytestmark = pytest.mark.integration
-SETTINGS = ServiceSettings(service_name="attribution")
-ADMIN = {"Authorization": f"Bearer {SETTINGS.admin_token}"}
 TODAY = datetime.now(UTC).date()
 CONFIG = {
     "version": "test-linear-1",
@@ -46,45 +39,14 @@ CONFIG = {
 }
 
 
-def auth(partner_id: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {partner_token(SETTINGS.partner_token_secret, partner_id)}"}
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
-    async with asyncio.timeout(timeout):
-        while not (result := await check()):
-            await asyncio.sleep(0.1)
-        return result
-
-
 @pytest.fixture(scope="module")
 async def service(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     config_file = Path(tmp_path_factory.mktemp("attribution")) / "attribution.json"
     config_file.write_text(json.dumps(CONFIG))
-    port = free_port()
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
-        "DATABASE_URL": infra.dsn_for("attribution_svc", "attribution_svc"),
-        "HTTP_PORT": str(port),
-        "ATTRIBUTION_CONFIG_FILE": str(config_file),
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.attribution",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        await wait_ready(f"{url}/health/ready", process)
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.wait(), 30)
+    async with service_processes(
+        infra, "attribution", env={"ATTRIBUTION_CONFIG_FILE": str(config_file)}
+    ) as urls:
+        yield urls[0]
 
 
 @pytest.fixture

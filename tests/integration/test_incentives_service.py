@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -20,70 +17,30 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from shared.auth import partner_token
 from shared.events import Envelope, EventPayload
 from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
 from shared.events.crm import Customer
 from shared.events.partners import PartnerStateChanged, PartnerStatus
 from shared.outbox import make_producer
-from shared.settings import ServiceSettings
 from shared.topics import (
     ATTRIBUTION_CREDITS,
     INCENTIVE_LEDGER,
     PARTNER_LIFECYCLE,
     PARTNER_NOTIFICATIONS,
 )
-from tests.conftest import ROOT, Infra
-from tests.integration.test_service_process import free_port, wait_ready
+from tests.conftest import Infra
+from tests.processes import ADMIN, auth, eventually, service_processes
 
 pytestmark = pytest.mark.integration
-SETTINGS = ServiceSettings(service_name="incentives")
-ADMIN = {"Authorization": f"Bearer {SETTINGS.admin_token}"}
 D = Decimal
 TODAY = datetime.now(UTC).date()
-
-
-def auth(partner_id: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {partner_token(SETTINGS.partner_token_secret, partner_id)}"}
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
-    """Poll another process's state until `check` returns a truthy value (bounded)."""
-    async with asyncio.timeout(timeout):
-        while not (result := await check()):
-            await asyncio.sleep(0.1)
-        return result
 
 
 @pytest.fixture(scope="module")
 async def instances(infra: Infra) -> AsyncIterator[list[str]]:
     """Two incentives processes sharing the incentives schema and consumer groups."""
-    processes, urls = [], []
-    for _ in range(2):
-        port = free_port()
-        env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
-            "DATABASE_URL": infra.dsn_for("incentives_svc", "incentives_svc"),
-            "HTTP_PORT": str(port),
-        }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "services.incentives",
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        processes.append(process)
-        urls.append(f"http://127.0.0.1:{port}")
-        await wait_ready(f"{urls[-1]}/health/ready", process)
-    yield urls
-    for process in processes:
-        process.send_signal(signal.SIGTERM)
-    for process in processes:
-        await asyncio.wait_for(process.wait(), 30)
+    async with service_processes(infra, "incentives", count=2) as urls:
+        yield urls
 
 
 @pytest.fixture

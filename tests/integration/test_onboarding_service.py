@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -28,8 +25,8 @@ from shared.events.partners import PartnerStateChanged
 from shared.outbox import make_producer
 from shared.settings import ServiceSettings
 from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE, PARTNER_NOTIFICATIONS
-from tests.conftest import ROOT, Infra
-from tests.integration.test_service_process import free_port, wait_ready
+from tests.conftest import Infra
+from tests.processes import eventually, service_processes
 
 pytestmark = pytest.mark.integration
 SETTINGS = ServiceSettings(service_name="onboarding")
@@ -50,42 +47,17 @@ PROGRAM = {
 }
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
-    """Poll another process's state until `check` returns a truthy value (bounded)."""
-    async with asyncio.timeout(timeout):
-        while not (result := await check()):
-            await asyncio.sleep(0.1)
-        return result
-
-
 @pytest.fixture(scope="module")
 async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     config = Path(tmp_path_factory.mktemp("onboarding")) / "program.json"
     config.write_text(json.dumps(PROGRAM))
-    port = free_port()
     env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
-        "DATABASE_URL": infra.dsn_for("onboarding_svc", "onboarding_svc"),
-        "HTTP_PORT": str(port),
         "ONBOARDING_CONFIG_FILE": str(config),
         # Tests drive requalification through the admin endpoint with an explicit as_of.
         "ONBOARDING_REQUALIFICATION_PERIOD_SECONDS": "86400",
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.onboarding",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    await wait_ready(f"{url}/health/ready", process)
-    yield url
-    process.send_signal(signal.SIGTERM)
-    await asyncio.wait_for(process.wait(), 30)
+    async with service_processes(infra, "onboarding", env=env) as urls:
+        yield urls[0]
 
 
 @pytest.fixture
