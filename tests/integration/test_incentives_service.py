@@ -427,6 +427,9 @@ async def test_reversal_before_its_credit_is_parked_and_bad_events_are_dead_lett
     # The tier projection ignores an older snapshot arriving late.
     await publish_partner(infra, partner, "platinum", version=2)
     await publish_partner(infra, partner, "silver", version=1)
+    # Partner snapshots and credits are different topics: no order between them, so the test
+    # waits for the projection before the credits (else a credit may earn at the default tier).
+    await partner_known(db, partner, "platinum")
     late = credit(partner, deal, "5000.00", domain=f"{run}.example", co_sell=False)
     # Published in the wrong order: the reversal first.
     await publish_credits(infra, reversal_of(late), late)
