@@ -27,10 +27,9 @@ from services.deals.domain.rules import RegistrationRequest, RulesOfEngagement, 
 from services.deals.registrations import (
     change_status,
     decide,
-    expire_due,
     now,
     register,
-    warn_expiring,
+    run_expiry,
 )
 from services.deals.settings import DealsSettings
 from shared.auth import Caller, caller_dependency, partner_token
@@ -287,7 +286,7 @@ def build_router(
         return await ingest(adapt(from_microsoft_referral, referral))
 
     @router.post("/admin/expiry/run", tags=["admin"])
-    async def run_expiry(who: AuthenticatedCaller, as_of: datetime | None = None) -> dict[str, Any]:
+    async def expire_now(who: AuthenticatedCaller, as_of: datetime | None = None) -> dict[str, Any]:
         """Warn and expire now (or as of a moment, for operations and demos), not waiting for
         the periodic job. Answers how many registrations were warned and expired."""
         if not who.is_admin:
@@ -297,15 +296,8 @@ def build_router(
                 status.HTTP_422_UNPROCESSABLE_ENTITY, "as_of needs a time zone (e.g. ...Z)"
             )
         moment = as_of or now()
-        warned = expired = 0
-        while True:  # in batches: each transaction handles at most one batch
-            async with platform.pool.acquire() as conn, conn.transaction():
-                batch_warned = await warn_expiring(conn, platform.outbox, policy, moment)
-                batch_expired = await expire_due(conn, platform.outbox, moment)
-            warned += batch_warned
-            expired += batch_expired
-            if not batch_warned and not batch_expired:
-                return {"as_of": moment.isoformat(), "warned": warned, "expired": expired}
+        warned, expired = await run_expiry(platform.pool, platform.outbox, policy, moment)
+        return {"as_of": moment.isoformat(), "warned": warned, "expired": expired}
 
     @router.post("/admin/partner-tokens/{partner_id}", tags=["admin"])
     async def issue_token(partner_id: str, who: AuthenticatedCaller) -> dict[str, str]:

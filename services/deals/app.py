@@ -14,9 +14,8 @@ from services.deals.domain.rules import InvalidPolicy, RulesOfEngagement, rules_
 from services.deals.registrations import (
     apply_crm_change,
     apply_partner_state,
-    expire_due,
     now,
-    warn_expiring,
+    run_expiry,
 )
 from services.deals.settings import DealsSettings
 from shared.consumer import HandlerContext
@@ -35,9 +34,7 @@ async def expire_forever(
 ) -> None:
     while True:
         try:
-            async with platform.pool.acquire() as conn, conn.transaction():
-                warned = await warn_expiring(conn, platform.outbox, policy, now())
-                expired = await expire_due(conn, platform.outbox, now())
+            warned, expired = await run_expiry(platform.pool, platform.outbox, policy, now())
             if expired or warned:
                 log.info("expiry run", extra={"expired": expired, "warned": warned})
         except Exception:

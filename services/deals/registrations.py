@@ -23,7 +23,7 @@ from services.deals.domain.rules import (
     RulesOfEngagement,
     check_registration,
 )
-from shared.db import Connection, advisory_key
+from shared.db import Connection, Pool, advisory_key
 from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage, DealStatus
 from shared.events.notifications import PartnerNotification
 from shared.events.opportunities import DealStateChanged, LinkedRegistration
@@ -369,6 +369,22 @@ async def change_status(
             row["registration_id"],
         )
         await outbox.publish(conn, PARTNER_NOTIFICATIONS, note, subject=row["partner_id"])
+
+
+async def run_expiry(
+    pool: Pool, outbox: Outbox, policy: RulesOfEngagement, at: datetime
+) -> tuple[int, int]:
+    """Warn partners whose window ends soon and expire the registrations due at `at`, in
+    batches (one transaction each) until none is left. Returns (warned, expired)."""
+    warned = expired = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            batch_warned = await warn_expiring(conn, outbox, policy, at)
+            batch_expired = await expire_due(conn, outbox, at)
+        warned += batch_warned
+        expired += batch_expired
+        if not batch_warned and not batch_expired:
+            return warned, expired
 
 
 async def warn_expiring(
