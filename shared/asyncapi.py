@@ -125,9 +125,8 @@ def build_document() -> dict[str, Any]:
     operations: dict[str, Any] = {}
     for topic in ALL_TOPICS:
         channel = _channel_id(topic)
-        carried_here = list(topic.events) if topic.events else ["dead-letter"]
-        if not topic.events and not topic.name.endswith(".dlq.v1"):
-            carried_here = []
+        dead_letters = ["dead-letter"] if topic.name.endswith(".dlq.v1") else []
+        carried_here = list(topic.events) or dead_letters
         channels[channel] = {
             "address": topic.name,
             "description": topic.description,
@@ -238,17 +237,16 @@ def _compare(
     newly_required = set(new_r.get("required", [])) - set(old_r.get("required", []))
     for name in sorted(newly_required):
         problems.append(f"{where}.{name}: field became required")
-    for key in ("items",):
-        if key in old_r and key in new_r:
-            _compare(old_doc, new_doc, old_r[key], new_r[key], f"{where}[]", problems, depth + 1)
-    for branch in ("anyOf",):
-        old_refs = [s for s in old.get(branch, []) if "$ref" in s]
-        new_refs = {s["$ref"]: s for s in new.get(branch, []) if "$ref" in s}
-        for schema in old_refs:
-            if schema["$ref"] in new_refs:
-                _compare(
-                    old_doc, new_doc, schema, new_refs[schema["$ref"]], where, problems, depth + 1
-                )
+    if "items" in old_r and "items" in new_r:
+        _compare(
+            old_doc, new_doc, old_r["items"], new_r["items"], f"{where}[]", problems, depth + 1
+        )
+    new_branches = {s["$ref"]: s for s in new.get("anyOf", []) if "$ref" in s}
+    for schema in old.get("anyOf", []):
+        if "$ref" in schema and schema["$ref"] in new_branches:
+            _compare(
+                old_doc, new_doc, schema, new_branches[schema["$ref"]], where, problems, depth + 1
+            )
 
 
 def breaking_changes(old_doc: dict[str, Any], new_doc: dict[str, Any]) -> list[str]:
