@@ -1,7 +1,10 @@
 """Idempotent event consumption: inbox + effects in one transaction, offsets after the commit.
 
 Records arrive in batches (whatever is waiting, up to a bound); a batch is processed in order
-in one Postgres transaction, each record in its own savepoint. For each record:
+in one Postgres transaction. A handler takes one event (`handles`) or, set-based, a run of
+consecutive events of its type (`handles_batch`: a few statements for the whole run instead of
+a few per event). If any handler fails, the batch is rolled back and redone with each record in
+its own savepoint, so only the failing record is dead-lettered. For each record:
 1. decode the CloudEvents envelope and validate the payload; an invalid event is dead-lettered
    with a precise reason (through the outbox, so it is never lost) and the consumer moves on;
    an event type this consumer does not handle is skipped (forward compatibility);
@@ -21,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -37,9 +40,9 @@ from opentelemetry import trace
 
 from shared.db import Connection, Pool
 from shared.events import Envelope, EventPayload, InvalidEvent, decode_envelope
-from shared.outbox import Outbox
+from shared.outbox import Outbox, OutgoingEvent
 from shared.topics import Topic, dead_letter_topic
-from shared.tracing import context_from_traceparent, tracer
+from shared.tracing import context_from_traceparent, traceparent_of, tracer
 
 log = logging.getLogger(__name__)
 
@@ -103,20 +106,48 @@ class HandlerContext:
     topic: str
     partition: int
     offset: int
+    # Consumed event id -> traceparent of its processing span (batch handlers).
+    traceparents: dict[uuid.UUID, str] = field(default_factory=dict)
 
     async def emit(
         self, topic: Topic, payload: EventPayload, *, subject: str
     ) -> Envelope[Any] | None:
         return await self.outbox.publish(self.conn, topic, payload, subject=subject)
 
+    def event(
+        self,
+        topic: Topic,
+        payload: EventPayload,
+        *,
+        subject: str,
+        cause: Envelope[Any],
+        event_id: uuid.UUID | None = None,
+    ) -> OutgoingEvent:
+        """An event caused by the consumed event `cause`: it continues `cause`'s trace."""
+        return OutgoingEvent(topic, payload, subject, event_id, self.traceparents.get(cause.id))
+
+    async def emit_all(self, events: Sequence[OutgoingEvent]) -> list[Envelope[Any]]:
+        """Record events in one statement; returns those recorded now (not seen before)."""
+        return await self.outbox.publish_many(self.conn, events)
+
 
 Handler = Callable[[HandlerContext, Envelope[P]], Awaitable[None]]
+BatchHandler = Callable[[HandlerContext, list[Envelope[P]]], Awaitable[None]]
 
 
 @dataclass
 class _Route(Generic[P]):
     model: type[P]
-    handler: Handler[P]
+    handler: Handler[P] | None = None
+    batch_handler: BatchHandler[P] | None = None
+
+    async def run(self, context: HandlerContext, envelopes: list[Envelope[P]]) -> None:
+        if self.batch_handler is not None:
+            await self.batch_handler(context, envelopes)
+        else:
+            assert self.handler is not None
+            for envelope in envelopes:
+                await self.handler(context, envelope)
 
 
 @dataclass
@@ -170,12 +201,27 @@ class EventConsumer:
         """Register the handler of one event type."""
 
         def register(handler: Handler[P]) -> Handler[P]:
-            if model.event_type in self._routes:
-                raise ValueError(f"{self.group_id} already handles {model.event_type}")
-            self._routes[model.event_type] = _Route(model, handler)
+            self._add_route(_Route(model, handler=handler))
             return handler
 
         return register
+
+    def handles_batch(self, model: type[P]) -> Callable[[BatchHandler[P]], BatchHandler[P]]:
+        """Register a set-based handler: it gets each run of consecutive first-seen events of
+        this type in a batch, in order (one event when records are isolated after a failure).
+        Events it emits should be built with `ctx.event(..., cause=envelope)` so each one
+        continues the trace of the event that caused it."""
+
+        def register(handler: BatchHandler[P]) -> BatchHandler[P]:
+            self._add_route(_Route(model, batch_handler=handler))
+            return handler
+
+        return register
+
+    def _add_route(self, route: _Route[Any]) -> None:
+        if route.model.event_type in self._routes:
+            raise ValueError(f"{self.group_id} already handles {route.model.event_type}")
+        self._routes[route.model.event_type] = route
 
     def attach(self, broker: KafkaBroker) -> None:
         """Subscribe on a FastStream broker, acknowledging only after processing."""
@@ -261,38 +307,85 @@ class EventConsumer:
         isolate: bool,
     ) -> list[Outcome]:
         """One transaction for the batch. Fast path (isolate=False): the inbox rows of the whole
-        batch in one statement and no savepoints; a failing handler aborts it with
-        _IsolateRecords. Isolated path: each record's inbox row and effects in a savepoint."""
-        outcomes: list[Outcome] = []
+        batch in one statement, runs of same-type events to their handler, no savepoints; a
+        failing handler aborts it with _IsolateRecords. Isolated path: each record's inbox row
+        and effects in a savepoint."""
+        outcomes: list[Outcome | None] = [None] * len(decoded)
         async with self.pool.acquire() as conn, conn.transaction():
             fresh = set() if isolate else await self._record_in_inbox(conn, decoded)
-            for record, envelope, invalid in decoded:
-                with self._span(record) as span:
-                    if invalid is not None:
+            run: list[int] = []  # indexes of consecutive fresh events of one type
+            for index, (record, envelope, invalid) in enumerate(decoded):
+                if run and (
+                    envelope is None
+                    or envelope.id not in fresh
+                    or envelope.type != decoded[run[0]][1].type  # type: ignore[union-attr]
+                ):
+                    await self._handle_run(conn, decoded, run, outcomes)
+                    run = []
+                if invalid is not None:
+                    with self._span(record) as span:
                         outcome = await self._dead_letter(conn, record, invalid)
-                    elif envelope is None:
-                        outcome = Outcome.IGNORED
-                    elif isolate:
+                        span.set_attribute("pollinate.outcome", outcome.value)
+                    outcomes[index] = outcome
+                elif envelope is None:
+                    outcomes[index] = Outcome.IGNORED
+                elif isolate:
+                    with self._span(record) as span:
                         outcome = await self._handle_one(conn, record, envelope)
-                    elif envelope.id not in fresh:
-                        outcome = Outcome.DUPLICATE
-                    else:
-                        fresh.discard(envelope.id)  # the same event twice in one batch: once
-                        try:
-                            await self._routes[envelope.type].handler(
-                                HandlerContext(
-                                    conn, self.outbox, record.topic, record.partition, record.offset
-                                ),
-                                envelope,
-                            )
-                        except TRANSIENT_ERRORS:
-                            raise
-                        except Exception as error:
-                            raise _IsolateRecords() from error
-                        outcome = Outcome.PROCESSED
-                    span.set_attribute("pollinate.outcome", outcome.value)
-                outcomes.append(outcome)
-        return outcomes
+                        span.set_attribute("pollinate.outcome", outcome.value)
+                    outcomes[index] = outcome
+                elif envelope.id not in fresh:
+                    outcomes[index] = Outcome.DUPLICATE
+                else:
+                    fresh.discard(envelope.id)  # the same event twice in one batch: once
+                    run.append(index)
+            if run:
+                await self._handle_run(conn, decoded, run, outcomes)
+        assert all(outcome is not None for outcome in outcomes)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    async def _handle_run(
+        self,
+        conn: Connection,
+        decoded: list[tuple[ConsumerRecord[Any, Any], Envelope[Any] | None, str | None]],
+        run: list[int],
+        outcomes: list[Outcome | None],
+    ) -> None:
+        """Fast path: hand a run of first-seen events of one type to its route, each event with
+        its own processing span (the parent of what it causes)."""
+        records = [decoded[index][0] for index in run]
+        envelopes = [decoded[index][1] for index in run]
+        assert all(envelope is not None for envelope in envelopes)
+        route = self._routes[envelopes[0].type]  # type: ignore[union-attr]
+        spans = [self._start_span(record) for record in records]
+        context = HandlerContext(
+            conn, self.outbox, records[0].topic, records[0].partition, records[0].offset
+        )
+        for envelope, span in zip(envelopes, spans, strict=True):
+            traceparent = traceparent_of(span)
+            if traceparent and envelope is not None:
+                context.traceparents[envelope.id] = traceparent
+        try:
+            if route.batch_handler is None and len(run) == 1:
+                # One event: its span is current, so what it emits continues its trace.
+                with trace.use_span(spans[0], end_on_exit=False):
+                    await route.run(context, envelopes)  # type: ignore[arg-type]
+            elif route.batch_handler is None:
+                for envelope, span in zip(envelopes, spans, strict=True):
+                    with trace.use_span(span, end_on_exit=False):
+                        await route.run(context, [envelope])  # type: ignore[list-item]
+            else:
+                await route.run(context, envelopes)  # type: ignore[arg-type]
+        except BaseException as error:
+            for span in spans:
+                span.end()
+            if isinstance(error, TRANSIENT_ERRORS) or not isinstance(error, Exception):
+                raise
+            raise _IsolateRecords() from error
+        for index, span in zip(run, spans, strict=True):
+            span.set_attribute("pollinate.outcome", Outcome.PROCESSED.value)
+            span.end()
+            outcomes[index] = Outcome.PROCESSED
 
     async def _record_in_inbox(
         self,
@@ -322,8 +415,12 @@ class EventConsumer:
         return {row["event_id"] for row in inserted}
 
     def _span(self, record: ConsumerRecord[Any, Any]) -> Any:
+        """The record's processing span, made current for the duration of a `with`."""
+        return trace.use_span(self._start_span(record), end_on_exit=True)
+
+    def _start_span(self, record: ConsumerRecord[Any, Any]) -> trace.Span:
         headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
-        return self._tracer.start_as_current_span(
+        return self._tracer.start_span(
             f"consume {record.topic}",
             context=context_from_traceparent(headers.get("traceparent")),
             kind=trace.SpanKind.CONSUMER,
@@ -364,7 +461,10 @@ class EventConsumer:
                 context = HandlerContext(
                     conn, self.outbox, record.topic, record.partition, record.offset
                 )
-                await route.handler(context, envelope)
+                span_traceparent = traceparent_of(trace.get_current_span())
+                if span_traceparent:
+                    context.traceparents[envelope.id] = span_traceparent
+                await route.run(context, [envelope])
         except TRANSIENT_ERRORS:
             raise  # the whole batch is retried
         except InvalidEvent as error:

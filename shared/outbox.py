@@ -19,6 +19,7 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -49,6 +50,17 @@ def notify_channel(schema: str) -> str:
     return f"pollinate_outbox_{schema}"
 
 
+@dataclass(frozen=True)
+class OutgoingEvent:
+    """One event to record with `Outbox.publish_many`."""
+
+    topic: Topic
+    payload: EventPayload
+    subject: str  # the aggregate id: the Kafka key
+    event_id: uuid.UUID | None = None  # deterministic ids make a repeated write a no-op
+    traceparent: str | None = None  # None: the current span's
+
+
 class Outbox:
     """Writes events into the service's outbox table, inside the caller's transaction."""
 
@@ -69,33 +81,62 @@ class Outbox:
         """Record `payload` for publication on `topic`, keyed by `subject` (the aggregate id).
 
         Returns None when an event with `event_id` was recorded before (a repeated delivery)."""
-        if self.schema not in topic.producing_services:
-            raise ValueError(f"{self.schema} does not produce to {topic.name}")
-        envelope: Envelope[Any] = Envelope.wrap(
-            payload,
-            source=self.source,
-            subject=subject,
-            event_id=event_id,
-            traceparent=current_traceparent(),
+        recorded = await self.publish_many(conn, [OutgoingEvent(topic, payload, subject, event_id)])
+        return recorded[0] if recorded else None
+
+    async def publish_many(
+        self, conn: Connection, events: Sequence[OutgoingEvent]
+    ) -> list[Envelope[Any]]:
+        """Record several events in one statement, in the given order (their relay order).
+
+        Returns the envelopes recorded now: an event whose id was recorded before (or earlier
+        in the same call) is left out."""
+        if not events:
+            return []
+        if not conn.is_in_transaction():
+            raise RuntimeError("outbox writes must share the caller's transaction")
+        envelopes: list[Envelope[Any]] = []
+        headers: list[str] = []
+        for event in events:
+            if self.schema not in event.topic.producing_services:
+                raise ValueError(f"{self.schema} does not produce to {event.topic.name}")
+            envelope: Envelope[Any] = Envelope.wrap(
+                event.payload,
+                source=self.source,
+                subject=event.subject,
+                event_id=event.event_id,
+                traceparent=event.traceparent or current_traceparent(),
+            )
+            envelopes.append(envelope)
+            headers.append(json.dumps(_headers(envelope)))
+        # One round trip for the rows and the relay's wake-up call (delivered to listeners only
+        # if and when this transaction commits). WITH ORDINALITY ... ORDER BY keeps the given
+        # order in `position`.
+        inserted = await conn.fetch(
+            """
+            INSERT INTO outbox (event_id, topic, message_key, event_type, value, headers)
+            SELECT e.event_id, e.topic, e.message_key, e.event_type, e.value, e.headers::jsonb
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[])
+                WITH ORDINALITY AS e(event_id, topic, message_key, event_type, value, headers, n)
+            ORDER BY e.n
+            ON CONFLICT (event_id) DO NOTHING
+            RETURNING event_id, pg_notify($7, '')
+            """,
+            [envelope.id for envelope in envelopes],
+            [event.topic.name for event in events],
+            [event.subject for event in events],
+            [envelope.type for envelope in envelopes],
+            [envelope.to_bytes() for envelope in envelopes],
+            headers,
+            self.channel,
         )
-        headers = {
-            "content-type": CLOUDEVENTS_CONTENT_TYPE,
-            "ce_id": str(envelope.id),
-            "ce_type": envelope.type,
-            "ce_source": envelope.source,
-        }
-        if envelope.traceparent:
-            headers["traceparent"] = envelope.traceparent
-        recorded = await self.publish_raw(
-            conn,
-            topic_name=topic.name,
-            key=subject,
-            event_id=envelope.id,
-            event_type=envelope.type,
-            value=envelope.to_bytes(),
-            headers=headers,
-        )
-        return envelope if recorded else None
+        recorded = {row["event_id"] for row in inserted}
+        fresh = []
+        for envelope in envelopes:
+            if envelope.id in recorded:
+                recorded.discard(envelope.id)  # the same id twice in one call: recorded once
+                fresh.append(envelope)
+        return fresh
 
     async def publish_raw(
         self,
@@ -129,6 +170,18 @@ class Outbox:
             self.channel,
         )
         return inserted is not None
+
+
+def _headers(envelope: Envelope[Any]) -> dict[str, str]:
+    headers = {
+        "content-type": CLOUDEVENTS_CONTENT_TYPE,
+        "ce_id": str(envelope.id),
+        "ce_type": envelope.type,
+        "ce_source": envelope.source,
+    }
+    if envelope.traceparent:
+        headers["traceparent"] = envelope.traceparent
+    return headers
 
 
 class OutboxRelay:
