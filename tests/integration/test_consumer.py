@@ -21,8 +21,9 @@ from shared.consumer import (
     Outcome,
 )
 from shared.dlq import replay
-from shared.events import Envelope, InvalidEvent
+from shared.events import Envelope, EventPayload, InvalidEvent, event_type
 from shared.topics import Topic, dead_letter_topic, ensure_topics
+from shared.tracing import current_traceparent
 from tests.integration.conftest import Components, CounterIncremented
 from tests.kafka_helpers import new_topic, read_records
 
@@ -243,3 +244,146 @@ async def test_a_clean_batch_takes_the_fast_path_and_still_applies_a_repeat_once
     ]
     assert await consumer.process_batch(records) == [Outcome.DUPLICATE] * 3  # redelivered
     assert await components.pool.fetchval("SELECT value FROM counters WHERE name = 'fast'") == 9
+
+
+@event_type("test.counter_reset.v1")
+class CounterReset(EventPayload):
+    counter: str
+
+
+@event_type("test.counter_echoed.v1")
+class CounterEchoed(EventPayload):
+    seq: int
+
+
+def set_based_consumer(
+    components: Components, topic: Topic, echo: Topic, runs: list[list[int]]
+) -> EventConsumer:
+    """Increments with one statement per run, echoes each event (continuing its trace) and
+    resets one event at a time; rejects the whole run if it names an unknown partner."""
+    consumer = EventConsumer(
+        name="set-based",
+        service=components.service.schema,
+        topics=[topic],
+        pool=components.pool,
+        outbox=components.outbox,
+        backoff_initial_seconds=0.01,
+    )
+
+    @consumer.handles_batch(CounterIncremented)
+    async def increment(ctx: HandlerContext, events: list[Envelope[CounterIncremented]]) -> None:
+        runs.append([event.data.seq for event in events])
+        unknown = [e.data.partner_id for e in events if e.data.partner_id == "nobody"]
+        if unknown:
+            raise InvalidEvent(f"unknown partner {unknown[0]!r}")
+        await ctx.conn.executemany(
+            """INSERT INTO counters VALUES ($1, $2)
+               ON CONFLICT (name) DO UPDATE SET value = counters.value + EXCLUDED.value""",
+            [(event.data.counter, event.data.by) for event in events],
+        )
+        await ctx.emit_all(
+            [
+                ctx.event(echo, CounterEchoed(seq=event.data.seq), subject="e", cause=event)
+                for event in events
+            ]
+        )
+
+    @consumer.handles(CounterReset)
+    async def reset(ctx: HandlerContext, event: Envelope[CounterReset]) -> None:
+        runs.append([0])
+        await ctx.conn.execute("UPDATE counters SET value = 0 WHERE name = $1", event.data.counter)
+
+    return consumer
+
+
+async def test_a_set_based_handler_gets_runs_of_its_type_in_order_and_continues_each_trace(
+    components: Components, span_exporter: Any
+) -> None:
+    bootstrap, schema = components.infra.kafka_bootstrap, components.service.schema
+    topic = await new_topic(bootstrap, schema)
+    echo = Topic(f"{schema}.echo.v1", schema, "e", 1, "echoes")
+    runs: list[list[int]] = []
+    consumer = set_based_consumer(components, topic, echo, runs)
+    tracer = trace.get_tracer("test")
+    events: list[Envelope[Any]] = []
+    first_hops: dict[int, str] = {}
+    for seq, payload in enumerate(
+        [
+            CounterIncremented(counter="s", by=1, seq=1),
+            CounterIncremented(counter="s", by=2, seq=2),
+            CounterReset(counter="s"),
+            CounterIncremented(counter="s", by=3, seq=3),
+            CounterIncremented(counter="s", by=4, seq=4),
+        ]
+    ):
+        with tracer.start_as_current_span(f"hop {seq}") as hop:
+            envelope = Envelope.wrap(payload, source="t", subject="s")
+            await components.producer.send_and_wait(
+                topic.name,
+                value=envelope.to_bytes(),
+                key=b"s",
+                headers=[("traceparent", (current_traceparent() or "").encode())],
+            )
+        events.append(envelope)
+        first_hops[seq] = format(hop.get_span_context().trace_id, "032x")
+    records = await read_records(bootstrap, topic.name, 5)
+
+    assert await consumer.process_batch(records) == [Outcome.PROCESSED] * 5
+    assert runs == [[1, 2], [0], [3, 4]]  # one call per run, the reset between them
+    assert await components.pool.fetchval("SELECT value FROM counters WHERE name = 's'") == 7
+    echoed = await components.pool.fetch(
+        "SELECT value, headers->>'traceparent' AS tp FROM outbox WHERE topic = $1 "
+        "ORDER BY position",
+        echo.name,
+    )
+    assert [json.loads(row["value"])["data"]["seq"] for row in echoed] == [1, 2, 3, 4]
+    # Each echo continues the trace of the event that caused it, through its consume span.
+    assert [row["tp"].split("-")[1] for row in echoed] == [
+        first_hops[0],
+        first_hops[1],
+        first_hops[3],
+        first_hops[4],
+    ]
+    consume_spans = {
+        format(s.context.span_id, "016x"): s
+        for s in span_exporter.get_finished_spans()
+        if s.name == f"consume {topic.name}"
+    }
+    assert all(row["tp"].split("-")[2] in consume_spans for row in echoed)
+
+    assert await consumer.process_batch(records) == [Outcome.DUPLICATE] * 5  # redelivered
+    assert await components.pool.fetchval("SELECT value FROM counters WHERE name = 's'") == 7
+
+
+async def test_a_failing_run_is_redone_one_event_at_a_time_and_only_the_poison_is_parked(
+    components: Components,
+) -> None:
+    bootstrap, schema = components.infra.kafka_bootstrap, components.service.schema
+    topic = await new_topic(bootstrap, schema)
+    echo = Topic(f"{schema}.echo.v1", schema, "e", 1, "echoes")
+    runs: list[list[int]] = []
+    consumer = set_based_consumer(components, topic, echo, runs)
+    for seq, partner in ((1, None), (2, "nobody"), (3, None)):
+        envelope = Envelope.wrap(
+            CounterIncremented(counter="p", by=seq, seq=seq, partner_id=partner),
+            source="t",
+            subject="p",
+        )
+        await send_raw(components, topic, envelope.to_bytes(), key=b"p")
+    records = await read_records(bootstrap, topic.name, 3)
+
+    assert await consumer.process_batch(records) == [
+        Outcome.PROCESSED,
+        Outcome.DEAD_LETTERED,
+        Outcome.PROCESSED,
+    ]
+    assert runs == [[1, 2, 3], [1], [2], [3]]  # the run failed, then each event alone
+    assert await components.pool.fetchval("SELECT value FROM counters WHERE name = 'p'") == 4
+    assert (
+        await components.pool.fetchval("SELECT count(*) FROM outbox WHERE topic = $1", echo.name)
+        == 2
+    )
+    parked = await components.pool.fetchval(
+        "SELECT headers->>'dlq.reason' FROM outbox WHERE topic LIKE '%.dlq.v1'"
+    )
+    assert parked == "rejected by handler: unknown partner 'nobody'"
