@@ -208,6 +208,7 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
         self.published_total = 0
         self.healthy = False
+        self._commit_timestamps: bool | None = None  # whether the server tracks them
 
     def wake(self, *_: object) -> None:
         self._wakeup.set()
@@ -216,7 +217,14 @@ class OutboxRelay:
         """Publish one batch. Returns how many rows were published, or None when another
         relay instance holds the lock right now."""
         async with self.pool.acquire() as conn, conn.transaction():
-            got_lock = await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key)
+            # A lost mark only means the rows are published again, and consumers drop the
+            # repeats: so the mark need not wait for its WAL flush (set_config(..., true) is
+            # SET LOCAL, in the same round trip as the lock).
+            got_lock = await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock($1) "
+                "FROM set_config('synchronous_commit', 'off', true)",
+                self._lock_key,
+            )
             if not got_lock:
                 return None
             rows = await conn.fetch(
@@ -251,8 +259,18 @@ class OutboxRelay:
         await asyncio.gather(*deliveries)
 
     async def _mark_published(self, conn: Connection, positions: list[int]) -> None:
+        # published_at: after Kafka acknowledged (clock time, not the transaction's start).
+        # committed_at: when the row's own transaction committed (xmin is still the writer's
+        # here), if the server tracks commit timestamps; the two give the relay lag.
+        if self._commit_timestamps is None:
+            self._commit_timestamps = bool(
+                await conn.fetchval("SELECT current_setting('track_commit_timestamp') = 'on'")
+            )
+        committed = "pg_xact_commit_timestamp(xmin)" if self._commit_timestamps else "NULL"
         await conn.execute(
-            "UPDATE outbox SET published_at = now() WHERE position = ANY($1::bigint[])", positions
+            f"""UPDATE outbox SET published_at = clock_timestamp(), committed_at = {committed}
+                WHERE position = ANY($1::bigint[])""",
+            positions,
         )
 
     async def purge_published(self) -> int:
