@@ -8,9 +8,10 @@ from fastapi import APIRouter
 
 from services.attribution.api import build_router
 from services.attribution.credits import apply_deal_state, apply_registration
+from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.models import CannotAttribute
 from services.attribution.settings import AttributionSettings, load_config
-from shared.consumer import HandlerContext
+from shared.consumer import EventConsumer, HandlerContext
 from shared.events import Envelope, InvalidEvent
 from shared.events.opportunities import DealStateChanged
 from shared.events.registrations import RegistrationDecided, RegistrationStatusChanged
@@ -18,13 +19,19 @@ from shared.service import Platform, ServiceDefinition
 from shared.topics import DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS
 
 NAME = "attribution"
+DEAL_TOPICS = [DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS]
 
 
 def wire(platform: Platform) -> list[APIRouter]:
     settings = AttributionSettings()
     config = load_config(settings.config_file)
 
-    deals = platform.consumer("deal-credits", [DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS])
+    handle_deals(platform.consumer("deal-credits", DEAL_TOPICS), config)
+    return [build_router(platform, config)]
+
+
+def handle_deals(deals: EventConsumer, config: AttributionConfig) -> None:
+    """The handlers of the deal-credits consumer (deal snapshots and registration events)."""
 
     @deals.handles(DealStateChanged)
     async def on_deal(ctx: HandlerContext, event: Envelope[DealStateChanged]) -> None:
@@ -74,8 +81,6 @@ def wire(platform: Platform) -> list[APIRouter]:
             )
         except CannotAttribute as error:
             raise InvalidEvent(f"registration {r.registration_id}: {error}") from error
-
-    return [build_router(platform, config)]
 
 
 definition = ServiceDefinition(
