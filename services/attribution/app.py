@@ -7,7 +7,13 @@ from pathlib import Path
 from fastapi import APIRouter
 
 from services.attribution.api import build_router
-from services.attribution.credits import apply_deal_state, apply_registration
+from services.attribution.credits import (
+    Emission,
+    Snapshot,
+    UnattributableSnapshot,
+    apply_deal_states,
+    apply_registration,
+)
 from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.models import CannotAttribute
 from services.attribution.settings import AttributionSettings, load_config
@@ -15,6 +21,7 @@ from shared.consumer import EventConsumer, HandlerContext
 from shared.events import Envelope, InvalidEvent
 from shared.events.opportunities import DealStateChanged
 from shared.events.registrations import RegistrationDecided, RegistrationStatusChanged
+from shared.outbox import OutgoingEvent
 from shared.service import Platform, ServiceDefinition
 from shared.topics import DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS
 
@@ -33,16 +40,17 @@ def wire(platform: Platform) -> list[APIRouter]:
 def handle_deals(deals: EventConsumer, config: AttributionConfig) -> None:
     """The handlers of the deal-credits consumer (deal snapshots and registration events)."""
 
-    @deals.handles(DealStateChanged)
-    async def on_deal(ctx: HandlerContext, event: Envelope[DealStateChanged]) -> None:
+    @deals.handles_batch(DealStateChanged)
+    async def on_deals(ctx: HandlerContext, events: list[Envelope[DealStateChanged]]) -> None:
+        snapshots = [Snapshot(e.data, e.data.ingested_at or e.time, e) for e in events]
         try:
-            await apply_deal_state(
-                ctx.conn, ctx.outbox, config, event.data, event.data.ingested_at or event.time
-            )
-        except CannotAttribute as error:
+            emissions = await apply_deal_states(ctx.conn, config, snapshots)
+        except UnattributableSnapshot as error:
+            event = error.snapshot.event
             raise InvalidEvent(
-                f"deal {event.data.deal_key} revision {event.data.revision}: {error}"
+                f"deal {event.deal_key} revision {event.revision}: {error.error}"
             ) from error
+        await ctx.emit_all([_caused(ctx, emission) for emission in emissions])
 
     @deals.handles(RegistrationDecided)
     async def on_decided(ctx: HandlerContext, event: Envelope[RegistrationDecided]) -> None:
@@ -81,6 +89,14 @@ def handle_deals(deals: EventConsumer, config: AttributionConfig) -> None:
             )
         except CannotAttribute as error:
             raise InvalidEvent(f"registration {r.registration_id}: {error}") from error
+
+
+def _caused(ctx: HandlerContext, emission: Emission) -> OutgoingEvent:
+    """The event, continuing the trace of the snapshot that caused it."""
+    assert emission.cause is not None  # every snapshot of a run comes with its envelope
+    return ctx.event(
+        emission.topic, emission.payload, subject=emission.subject, cause=emission.cause
+    )
 
 
 definition = ServiceDefinition(

@@ -1,0 +1,452 @@
+"""Attribution's deal-credits consumer on batches (real Kafka records, real Postgres): a run with
+several snapshots of one deal (revisions in and out of order, a correction reversing credits
+issued earlier in the same run, the lock period, FX at the close date) leaves exactly the rows
+and events that one-at-a-time processing leaves; a poison snapshot in the middle of a run is
+dead-lettered while the rest is applied once; a redelivered batch changes nothing; and a run
+costs a bounded number of statements, however many events it holds."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.attribution.app import DEAL_TOPICS, NAME, definition, handle_deals
+from services.attribution.domain.config import AttributionConfig
+from shared.consumer import EventConsumer, Outcome
+from shared.db import PLATFORM_MIGRATIONS, Pool, apply_migrations, create_pool, load_migrations
+from shared.events import Envelope, EventPayload
+from shared.events.crm import CrmSource, Customer, DealStatus
+from shared.events.opportunities import DealStateChanged, LinkedRegistration
+from shared.events.registrations import RegistrationDecided, RegistrationStatus
+from shared.outbox import Outbox, make_producer
+from tests.conftest import Infra
+from tests.kafka_helpers import new_topic, read_records
+
+pytestmark = pytest.mark.integration
+
+TODAY = datetime.now(UTC).date()
+# Two EUR rates: a deal closed before the second one takes the first (FX at the close date).
+CONFIG = AttributionConfig.model_validate(
+    {
+        "version": "test-batch-1",
+        "model": "linear",
+        "lock_period_days": 90,
+        "rates": {
+            "EUR": {
+                (TODAY - timedelta(days=400)).isoformat(): "1.10",
+                (TODAY - timedelta(days=60)).isoformat(): "1.20",
+            }
+        },
+    }
+)
+# Written with now() or the service's clock: left out when two runs are compared.
+VOLATILE = {"updated_at", "received_at", "issued_at", "reversed_at", "created_at"}
+
+
+@dataclass
+class Attribution:
+    """The deal-credits consumer of attribution on a throw-away schema and role."""
+
+    infra: Infra
+    role: str
+    pool: Pool
+    consumer: EventConsumer
+
+
+@asynccontextmanager
+async def attribution_schema(infra: Infra) -> AsyncIterator[Attribution]:
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(infra.admin_dsn)
+    try:
+        await admin.execute("SELECT platform_admin.provision_service($1, $2)", schema, schema)
+    finally:
+        await admin.close()
+    pool = await create_pool(infra.dsn_for(f"{schema}_svc", schema), schema, max_size=4)
+    try:
+        await apply_migrations(
+            pool,
+            schema,
+            load_migrations("platform", PLATFORM_MIGRATIONS)
+            + load_migrations(NAME, definition.migrations),
+        )
+        # The real consumer group and outbox of attribution (its topics, its dead-letter
+        # topic), writing into the scratch schema; nothing relays that outbox.
+        consumer = EventConsumer(
+            name="deal-credits",
+            service=NAME,
+            topics=DEAL_TOPICS,
+            pool=pool,
+            outbox=Outbox(NAME, source=f"pollinate/{NAME}"),
+            backoff_initial_seconds=0.01,
+        )
+        handle_deals(consumer, CONFIG)
+        yield Attribution(infra, f"{schema}_svc", pool, consumer)
+    finally:
+        await pool.close()
+        admin = await asyncpg.connect(infra.admin_dsn)
+        try:
+            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            await admin.execute(f'DROP OWNED BY "{schema}_svc"')
+            await admin.execute(f'DROP ROLE "{schema}_svc"')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def attribution(infra: Infra) -> AsyncIterator[Attribution]:
+    async with attribution_schema(infra) as service:
+        yield service
+
+
+async def records_of(infra: Infra, envelopes: Sequence[Envelope[Any]]) -> list[Any]:
+    """The envelopes as real consumer records, in order (one partition)."""
+    topic = await new_topic(infra.kafka_bootstrap, "attribution-test", partitions=1)
+    producer = make_producer(infra.kafka_bootstrap, "attribution-batch-test")
+    await producer.start()
+    try:
+        for envelope in envelopes:
+            await producer.send_and_wait(
+                topic.name, envelope.to_bytes(), key=(envelope.subject or "").encode()
+            )
+    finally:
+        await producer.stop()
+    return await read_records(infra.kafka_bootstrap, topic.name, len(envelopes))
+
+
+def wrap(payload: EventPayload, key: str) -> Envelope[Any]:
+    return Envelope.wrap(payload, source="pollinate/deals", subject=key)
+
+
+class Deal:
+    def __init__(self, run: str, name: str, source: CrmSource = CrmSource.SALESFORCE) -> None:
+        self.source_id = f"{name}-{run}"
+        self.key = f"{source.value}:{self.source_id}"
+        self.source = source
+        self.changed_at = datetime.now(UTC) - timedelta(hours=1)
+
+    def snapshot(self, revision: int, **fields: Any) -> DealStateChanged:
+        self.changed_at += timedelta(minutes=1)
+        values: dict[str, Any] = {
+            "deal_key": self.key,
+            "source": self.source,
+            "source_id": self.source_id,
+            "revision": revision,
+            "customer": Customer(name="Contoso", domain="contoso.example"),
+            "products": ("data",),
+            "status": DealStatus.OPEN,
+            "changed_at": self.changed_at,
+            "ingested_at": self.changed_at,
+            "created_at": datetime.now(UTC) - timedelta(days=20),
+        }
+        values.update(fields)
+        return DealStateChanged(**values)
+
+
+def _stable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _stable(v) for k, v in value.items() if k not in VOLATILE}
+    return value
+
+
+async def state(pool: Pool) -> dict[str, Any]:
+    """Everything the consumer wrote, without what depends on the clock or random ids."""
+    deals = [_stable(dict(r)) for r in await pool.fetch("SELECT * FROM deals ORDER BY deal_key")]
+    touchpoints = [
+        _stable(dict(r)) for r in await pool.fetch("SELECT * FROM touchpoints ORDER BY 1")
+    ]
+    credits = [
+        _stable(dict(r)) | {"reversed": r["reversed_at"] is not None}
+        for r in await pool.fetch("SELECT * FROM credits ORDER BY credit_id")
+    ]
+    events = [
+        (r["topic"], r["message_key"], r["event_type"], _stable(json.loads(r["value"])["data"]))
+        for r in await pool.fetch(
+            "SELECT topic, message_key, event_type, value FROM outbox ORDER BY position"
+        )
+    ]
+    return {"deals": deals, "touchpoints": touchpoints, "credits": credits, "events": events}
+
+
+def credit_events(current: dict[str, Any], deal_key: str) -> list[tuple[str, str, Decimal]]:
+    """The deal's credit events in order; within a settlement reversals go by credit id (a
+    hash), so each run of reversals is sorted by partner to compare."""
+    events = [
+        (event_type, data["partner_id"], Decimal(data["amount"]))
+        for topic, key, event_type, data in current["events"]
+        if topic == "attribution.credits.v1" and key == deal_key
+    ]
+    runs: list[list[tuple[str, str, Decimal]]] = []
+    for event in events:
+        if runs and runs[-1][0][0] == event[0]:
+            runs[-1].append(event)
+        else:
+            runs.append([event])
+    return [event for run in runs for event in sorted(run)]
+
+
+def story(run: str) -> tuple[list[Envelope[Any]], Deal, Deal, Deal]:
+    """Several snapshots of three deals, interleaved, with a registration event in between."""
+    sourcer, seller, other, late = (f"{p}-{run}" for p in ("src", "mkt", "oth", "late"))
+    main, locked, shuffled = Deal(run, "main"), Deal(run, "locked"), Deal(run, "shuffled")
+    registration = LinkedRegistration(
+        registration_id=f"reg-{run}",
+        partner_id=sourcer,
+        status=RegistrationStatus.APPROVED,
+        submitted_at=datetime.now(UTC) - timedelta(days=40),
+    )
+    won = {
+        "status": DealStatus.WON,
+        "amount": Decimal("10000"),
+        "currency": "EUR",
+        "close_date": TODAY,
+        "registrations": (registration,),
+        "partner_ref": seller,
+    }
+    old_close = TODAY - timedelta(days=120)  # FX 1.10; the lock period is over
+    locked_won = {
+        "status": DealStatus.WON,
+        "amount": Decimal("500"),
+        "currency": "EUR",
+        "close_date": old_close,
+        "partner_ref": other,
+        "created_at": datetime.now(UTC) - timedelta(days=150),
+    }
+    first_won = main.snapshot(2, **won)
+    decided = RegistrationDecided(
+        registration_id=f"reg-late-{run}",
+        partner_id=late,
+        customer=Customer(name="Contoso"),
+        products=("data",),
+        amount=Decimal("1"),
+        currency="EUR",
+        status=RegistrationStatus.APPROVED,
+        reasons=("approved",),
+        policy_version="x",
+        decided_at=datetime.now(UTC) - timedelta(days=10),
+        crm_deal_key=main.key,
+    )
+    envelopes = [
+        wrap(main.snapshot(1, registrations=(registration,), partner_ref=seller), main.key),
+        wrap(locked.snapshot(1, **locked_won), locked.key),
+        wrap(first_won, main.key),
+        wrap(shuffled.snapshot(2, **{**locked_won, "close_date": TODAY}), shuffled.key),
+        # a correction in the same run: the amount and the CRM partner change
+        wrap(
+            main.snapshot(3, **{**won, "amount": Decimal("12000"), "partner_ref": other}), main.key
+        ),
+        wrap(shuffled.snapshot(1, **locked_won), shuffled.key),  # older: dropped
+        wrap(first_won, main.key),  # the same snapshot again under a new id: dropped
+        wrap(locked.snapshot(2, **{**locked_won, "amount": Decimal("100")}), locked.key),
+        Envelope.wrap(decided, source="pollinate/deals", subject=decided.registration_id),
+        wrap(
+            main.snapshot(4, **{**won, "amount": Decimal("12000"), "partner_ref": other}), main.key
+        ),
+        wrap(main.snapshot(5, **{**won, "status": DealStatus.LOST}), main.key),
+        wrap(main.snapshot(6, **{**won, "partner_ref": other}), main.key),  # re-won
+    ]
+    return envelopes, main, locked, shuffled
+
+
+async def test_a_batch_leaves_exactly_what_one_at_a_time_processing_leaves(infra: Infra) -> None:
+    run = uuid.uuid4().hex[:8]
+    envelopes, main, locked, shuffled = story(run)
+    records = await records_of(infra, envelopes)
+    async with attribution_schema(infra) as batched, attribution_schema(infra) as one_by_one:
+        outcomes = await batched.consumer.process_batch(records)
+        singles = [await one_by_one.consumer.process(record) for record in records]
+        assert outcomes == singles == [Outcome.PROCESSED] * len(records)
+        together, apart = await state(batched.pool), await state(one_by_one.pool)
+
+    assert together == apart
+    # and what that is, spelled out
+    src, mkt, oth, late = (f"{p}-{run}" for p in ("src", "mkt", "oth", "late"))
+    assert credit_events(together, main.key) == [
+        # revision 2: won, 10000 EUR at 1.20 across the sourcer and the marketplace seller
+        ("credit.issued.v1", mkt, Decimal("6000.00")),
+        ("credit.issued.v1", src, Decimal("6000.00")),
+        # revision 3: 12000 EUR, the CRM names another partner: both reversed, two re-issued
+        ("credit.reversed.v1", mkt, Decimal("6000.00")),
+        ("credit.reversed.v1", src, Decimal("6000.00")),
+        ("credit.issued.v1", oth, Decimal("7200.00")),
+        ("credit.issued.v1", src, Decimal("7200.00")),
+        # the registration event: a third partner
+        ("credit.reversed.v1", oth, Decimal("7200.00")),
+        ("credit.reversed.v1", src, Decimal("7200.00")),
+        ("credit.issued.v1", late, Decimal("4800.00")),
+        ("credit.issued.v1", oth, Decimal("4800.00")),
+        ("credit.issued.v1", src, Decimal("4800.00")),
+        # revision 4 changes nothing that matters; revision 5: lost, everything reversed
+        ("credit.reversed.v1", late, Decimal("4800.00")),
+        ("credit.reversed.v1", oth, Decimal("4800.00")),
+        ("credit.reversed.v1", src, Decimal("4800.00")),
+        # revision 6: won again
+        ("credit.issued.v1", late, Decimal("4000.00")),
+        ("credit.issued.v1", oth, Decimal("4000.00")),
+        ("credit.issued.v1", src, Decimal("4000.00")),
+    ]
+    # closed 120 days ago: FX of that day (1.10), and the change after the lock period is ignored
+    assert credit_events(together, locked.key) == [("credit.issued.v1", oth, Decimal("550.00"))]
+    # revision 2 came first: revision 1 was dropped, FX of today (1.20)
+    assert credit_events(together, shuffled.key) == [("credit.issued.v1", oth, Decimal("600.00"))]
+    deals = {d["deal_key"]: d for d in together["deals"]}
+    assert (deals[main.key]["revision"], deals[main.key]["calculation"]) == (6, 5)
+    assert "ignored, credits are final since" in deals[locked.key]["last_note"]
+    assert deals[shuffled.key]["revision"] == 2
+    crm = {t["touchpoint_id"]: t["active"] for t in together["touchpoints"] if t["origin"] == "crm"}
+    assert crm == {
+        f"crm:{main.key}:{mkt}": False,
+        f"crm:{main.key}:{oth}": True,
+        f"crm:{locked.key}:{oth}": True,
+        f"crm:{shuffled.key}:{oth}": True,
+    }
+    assert mkt not in {c["partner_id"] for c in together["credits"] if not c["reversed"]}
+
+
+async def test_a_poison_snapshot_in_a_run_is_dead_lettered_and_the_rest_applied_once(
+    infra: Infra, attribution: Attribution
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    good, poison, other = Deal(run, "good"), Deal(run, "poison"), Deal(run, "other")
+    won = {
+        "status": DealStatus.WON,
+        "amount": Decimal("100"),
+        "currency": "USD",
+        "close_date": TODAY,
+        "partner_ref": f"p-{run}",
+    }
+    envelopes = [
+        wrap(good.snapshot(1, **won), good.key),
+        wrap(poison.snapshot(1, **{**won, "currency": "CHF"}), poison.key),  # no CHF rate
+        wrap(good.snapshot(2, **{**won, "amount": Decimal("300")}), good.key),
+        wrap(other.snapshot(1, **won), other.key),
+    ]
+    records = await records_of(infra, envelopes)
+
+    outcomes = await attribution.consumer.process_batch(records)
+
+    assert outcomes == [
+        Outcome.PROCESSED,
+        Outcome.DEAD_LETTERED,
+        Outcome.PROCESSED,
+        Outcome.PROCESSED,
+    ]
+    current = await state(attribution.pool)
+    partner = f"p-{run}"
+    assert credit_events(current, good.key) == [
+        ("credit.issued.v1", partner, Decimal("100.00")),
+        ("credit.reversed.v1", partner, Decimal("100.00")),
+        ("credit.issued.v1", partner, Decimal("300.00")),
+    ]
+    assert credit_events(current, other.key) == [("credit.issued.v1", partner, Decimal("100.00"))]
+    assert [d["deal_key"] for d in current["deals"]] == sorted([good.key, other.key])
+    reason = await attribution.pool.fetchval(
+        "SELECT headers->>'dlq.reason' FROM outbox WHERE topic = 'attribution.dlq.v1'"
+    )
+    assert reason.startswith(
+        f"rejected by handler: deal {poison.key} revision 1: no CHF->USD rate on or before"
+    )
+    inbox = await attribution.pool.fetch("SELECT event_id FROM inbox ORDER BY kafka_offset")
+    assert [r["event_id"] for r in inbox] == [envelopes[i].id for i in (0, 2, 3)]
+
+
+async def test_a_redelivered_batch_changes_nothing(infra: Infra, attribution: Attribution) -> None:
+    envelopes, *_ = story(uuid.uuid4().hex[:8])
+    records = await records_of(infra, envelopes)
+    assert await attribution.consumer.process_batch(records) == [Outcome.PROCESSED] * len(records)
+    before = await state(attribution.pool)
+    rows = await attribution.pool.fetchval("SELECT count(*) FROM outbox")
+
+    assert await attribution.consumer.process_batch(records) == [Outcome.DUPLICATE] * len(records)
+    # the same snapshots again under new ids: every revision is already applied
+    again = await records_of(
+        infra,
+        [
+            Envelope.wrap(e.data, source=e.source, subject=e.subject or "")
+            for e in envelopes
+            if isinstance(e.data, DealStateChanged)
+        ],
+    )
+    assert await attribution.consumer.process_batch(again) == [Outcome.PROCESSED] * len(again)
+
+    assert await state(attribution.pool) == before
+    assert await attribution.pool.fetchval("SELECT count(*) FROM outbox") == rows
+
+
+async def statements_of(infra: Infra, role: str) -> tuple[int, int]:
+    """Statements run by the role so far: all (with those run inside statements, e.g. foreign
+    key checks), and those sent by the client (round trips)."""
+    admin = await asyncpg.connect(infra.admin_dsn)
+    try:
+        row = await admin.fetchrow(
+            """SELECT coalesce(sum(calls), 0) AS every,
+                      coalesce(sum(calls) FILTER (WHERE toplevel), 0) AS sent
+               FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
+               WHERE r.rolname = $1""",
+            role,
+        )
+    finally:
+        await admin.close()
+    assert row is not None
+    return int(row["every"]), int(row["sent"])
+
+
+def won_deals(run: str, count: int) -> list[Envelope[Any]]:
+    """Each deal won (a registration and a CRM partner: two credits), then its amount changed
+    (two reversals, two new credits)."""
+    envelopes = []
+    for i in range(count):
+        deal = Deal(run, f"d{i}")
+        registration = LinkedRegistration(
+            registration_id=f"reg-{run}-{i}",
+            partner_id=f"src-{run}-{i % 3}",
+            status=RegistrationStatus.APPROVED,
+            submitted_at=datetime.now(UTC) - timedelta(days=30),
+        )
+        fields = {
+            "status": DealStatus.WON,
+            "amount": Decimal("1000"),
+            "currency": "EUR",
+            "close_date": TODAY,
+            "registrations": (registration,),
+            "partner_ref": f"mkt-{run}-{i % 4}",
+        }
+        envelopes.append(wrap(deal.snapshot(1, **fields), deal.key))
+        envelopes.append(wrap(deal.snapshot(2, **{**fields, "amount": Decimal("2000")}), deal.key))
+    return envelopes
+
+
+async def test_a_run_of_snapshots_costs_a_bounded_number_of_statements(
+    infra: Infra, attribution: Attribution
+) -> None:
+    admin = await asyncpg.connect(infra.admin_dsn)
+    try:
+        tracked = await admin.fetchval(
+            "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'"
+        )
+    finally:
+        await admin.close()
+    if not tracked:
+        pytest.skip("pg_stat_statements is not installed")
+    run = uuid.uuid4().hex[:8]
+    # A first batch: the connection learns the types it sends (asyncpg asks once).
+    await attribution.consumer.process_batch(await records_of(infra, won_deals(f"w{run}", 1)))
+    records = await records_of(infra, won_deals(run, 20))
+
+    every_before, sent_before = await statements_of(infra, attribution.role)
+    outcomes = await attribution.consumer.process_batch(records)
+    every_after, sent_after = await statements_of(infra, attribution.role)
+
+    assert outcomes == [Outcome.PROCESSED] * len(records)
+    every, sent = every_after - every_before, sent_after - sent_before
+    print(f"{len(records)} snapshots in one batch: {sent} statements sent, {every} in all")
+    # BEGIN, inbox, locks, 3 loads, 3-5 writes, outbox, COMMIT, the pool's reset (4 in one)
+    assert sent <= 18  # whatever the run's length; one snapshot at a time took about 20 each
