@@ -13,7 +13,7 @@ from services.incentives.credits import apply_credit, apply_partner_state, apply
 from services.incentives.domain.programs import IncentivePrograms
 from services.incentives.funds import expire_due
 from services.incentives.settings import IncentivesSettings
-from shared.consumer import HandlerContext
+from shared.consumer import EventConsumer, HandlerContext
 from shared.events import Envelope
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.partners import PartnerStateChanged
@@ -38,25 +38,28 @@ async def expire_forever(
         await asyncio.sleep(settings.mdf_expiry_check_seconds)
 
 
-def wire(platform: Platform) -> list[APIRouter]:
-    settings = IncentivesSettings()
-    programs = settings.programs()
-    log.info("incentive programs loaded", extra={"programs_version": programs.version})
+def handle_credits(consumer: EventConsumer, programs: IncentivePrograms) -> None:
+    """The ledger consumer's handlers: credits in, earnings and clawbacks out."""
 
-    credits = platform.consumer("ledger", [ATTRIBUTION_CREDITS])
-
-    @credits.handles(CreditIssued)
+    @consumer.handles(CreditIssued)
     async def on_credit(ctx: HandlerContext, event: Envelope[CreditIssued]) -> None:
         await apply_credit(
             ctx.conn, ctx.outbox, programs, event.data, ingested_at=event.data.ingested_at
         )
 
-    @credits.handles(CreditReversed)
+    @consumer.handles(CreditReversed)
     async def on_reversal(ctx: HandlerContext, event: Envelope[CreditReversed]) -> None:
         await apply_reversal(
             ctx.conn, ctx.outbox, programs, event.data, ingested_at=event.data.ingested_at
         )
 
+
+def wire(platform: Platform) -> list[APIRouter]:
+    settings = IncentivesSettings()
+    programs = settings.programs()
+    log.info("incentive programs loaded", extra={"programs_version": programs.version})
+
+    handle_credits(platform.consumer("ledger", [ATTRIBUTION_CREDITS]), programs)
     partners = platform.consumer("partner-projection", [PARTNER_LIFECYCLE])
 
     @partners.handles(PartnerStateChanged)
