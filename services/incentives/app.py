@@ -9,7 +9,12 @@ from pathlib import Path
 from fastapi import APIRouter
 
 from services.incentives.api import build_router
-from services.incentives.credits import apply_credit, apply_partner_state, apply_reversal
+from services.incentives.credits import (
+    IssuedCredit,
+    apply_credits,
+    apply_partner_state,
+    apply_reversal,
+)
 from services.incentives.domain.programs import IncentivePrograms
 from services.incentives.funds import expire_due
 from services.incentives.settings import IncentivesSettings
@@ -41,11 +46,15 @@ async def expire_forever(
 def handle_credits(consumer: EventConsumer, programs: IncentivePrograms) -> None:
     """The ledger consumer's handlers: credits in, earnings and clawbacks out."""
 
-    @consumer.handles(CreditIssued)
-    async def on_credit(ctx: HandlerContext, event: Envelope[CreditIssued]) -> None:
-        await apply_credit(
-            ctx.conn, ctx.outbox, programs, event.data, ingested_at=event.data.ingested_at
-        )
+    @consumer.handles_batch(CreditIssued)
+    async def on_credits(ctx: HandlerContext, events: list[Envelope[CreditIssued]]) -> None:
+        # A run of consecutive credits is booked together; what each one causes continues the
+        # trace of its own event.
+        run = [
+            IssuedCredit(event.data, event.data.ingested_at, ctx.traceparents.get(event.id))
+            for event in events
+        ]
+        await apply_credits(ctx.conn, ctx.outbox, programs, run)
 
     @consumer.handles(CreditReversed)
     async def on_reversal(ctx: HandlerContext, event: Envelope[CreditReversed]) -> None:

@@ -8,6 +8,7 @@ against the fund and debited while nobody else can change the fund.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -19,7 +20,7 @@ from services.incentives.domain.programs import IncentivePrograms
 from shared.db import Connection
 from shared.events.incentives import MdfAccrued, MdfClaimDecided, MdfExpired
 from shared.events.notifications import PartnerNotification
-from shared.outbox import Outbox
+from shared.outbox import Outbox, OutgoingEvent
 from shared.topics import INCENTIVE_LEDGER, PARTNER_NOTIFICATIONS
 
 ENTRY_NAMESPACE = uuid.UUID("3f6b2c1e-8d4a-4f0b-9c7e-5a1d2e3f4b60")
@@ -46,26 +47,38 @@ class Fund:
 
 async def lock_fund(conn: Connection, partner_id: str, *, create: bool = True) -> Fund | None:
     """Lock the partner's fund row for the rest of the transaction and load its live lots."""
-    if create:
+    return (await lock_funds(conn, [partner_id], create=create)).get(partner_id)
+
+
+async def lock_funds(
+    conn: Connection, partner_ids: Sequence[str], *, create: bool = True
+) -> dict[str, Fund]:
+    """Lock the partners' fund rows (in partner order) for the rest of the transaction, then
+    load their live lots; with `create`, a partner without a fund gets an empty one."""
+    partners = sorted(set(partner_ids))
+    lock = "SELECT partner_id, deficit FROM mdf_funds WHERE partner_id = ANY($1::text[]) ORDER BY partner_id FOR UPDATE"
+    deficits = {r["partner_id"]: r["deficit"] for r in await conn.fetch(lock, partners)}
+    missing = [p for p in partners if p not in deficits]
+    if create and missing:
         await conn.execute(
-            "INSERT INTO mdf_funds (partner_id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            partner_id,
+            """INSERT INTO mdf_funds (partner_id, created_at)
+               SELECT p, $2 FROM unnest($1::text[]) AS p ORDER BY p ON CONFLICT DO NOTHING""",
+            missing,
             now(),
         )
-    row = await conn.fetchrow(
-        "SELECT deficit FROM mdf_funds WHERE partner_id = $1 FOR UPDATE", partner_id
-    )
-    if row is None:
-        return None
-    lots = await conn.fetch(
-        "SELECT lot_id, remaining, expires_at FROM mdf_lots WHERE partner_id = $1 AND remaining > 0",
-        partner_id,
-    )
-    return Fund(
-        partner_id,
-        row["deficit"],
-        [Lot(r["lot_id"], r["remaining"], r["expires_at"]) for r in lots],
-    )
+        deficits.update({r["partner_id"]: r["deficit"] for r in await conn.fetch(lock, missing)})
+    if not deficits:
+        return {}
+    # Read after the lock is held (a statement of its own: a fresh snapshot), so lots reflect
+    # whatever the previous holder of the lock (a claim approval, an expiry) committed.
+    lots: dict[str, list[Lot]] = {p: [] for p in deficits}
+    for r in await conn.fetch(
+        """SELECT partner_id, lot_id, remaining, expires_at FROM mdf_lots
+           WHERE partner_id = ANY($1::text[]) AND remaining > 0""",
+        list(deficits),
+    ):
+        lots[r["partner_id"]].append(Lot(r["lot_id"], r["remaining"], r["expires_at"]))
+    return {p: Fund(p, deficit, lots[p]) for p, deficit in deficits.items()}
 
 
 async def read_fund(conn: Connection, partner_id: str) -> dict[str, Any]:
@@ -110,79 +123,56 @@ async def _mdf_entry(conn: Connection, **values: Any) -> None:
     await conn.execute(f"INSERT INTO mdf_entries ({columns}) VALUES ({params})", *values.values())
 
 
-async def book_accrual(
-    conn: Connection,
-    outbox: Outbox,
-    programs: IncentivePrograms,
-    accrual: MdfAccrual,
-    *,
-    partner_id: str,
-    credit_id: str,
-    deal_key: str,
-    period: str,
-    ingested_at: datetime | None,
-) -> None:
-    fund = await lock_fund(conn, partner_id)
-    assert fund is not None
-    at = now()
-    # An outstanding deficit (clawback of funds already spent) is paid off first.
-    absorbed = min(fund.deficit, accrual.amount)
-    lot_id = entry_id(credit_id, "mdf")
-    await conn.execute(
-        """INSERT INTO mdf_lots (lot_id, partner_id, credit_id, amount, remaining, expires_at, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-        lot_id,
-        partner_id,
-        credit_id,
-        accrual.amount,
-        accrual.amount - absorbed,
-        accrual.expires_at,
-        at,
-    )
-    if absorbed:
-        await conn.execute(
-            "UPDATE mdf_funds SET deficit = deficit - $2 WHERE partner_id = $1",
+@dataclass(frozen=True)
+class CreditAccrual:
+    """An MDF accrual a credit earned, to book into the partner's fund."""
+
+    accrual: MdfAccrual
+    partner_id: str
+    credit_id: str
+    deal_key: str
+    period: str
+    at: datetime
+    ingested_at: datetime | None
+    traceparent: str | None = None  # the trace MdfAccrued continues (None: the current span's)
+
+
+async def book_accruals(
+    conn: Connection, programs: IncentivePrograms, accruals: Sequence[CreditAccrual]
+) -> list[OutgoingEvent]:
+    """Book accruals in order (each a lot and an MDF entry), several for one partner too: each
+    sees the fund as the ones before it left it. Returns their MdfAccrued events, in order."""
+    if not accruals:
+        return []
+    funds = await lock_funds(conn, [a.partner_id for a in accruals])
+    lots: list[tuple[CreditAccrual, str, Decimal, str]] = []  # (accrual, lot id, absorbed, note)
+    events: list[OutgoingEvent] = []
+    for booked in accruals:
+        accrual, partner_id, fund = booked.accrual, booked.partner_id, funds[booked.partner_id]
+        # An outstanding deficit (clawback of funds already spent) is paid off first.
+        absorbed = min(fund.deficit, accrual.amount)
+        lot_id = entry_id(booked.credit_id, "mdf")
+        fund = Fund(
             partner_id,
-            absorbed,
+            fund.deficit - absorbed,
+            [*fund.lots, Lot(lot_id, accrual.amount - absorbed, accrual.expires_at)],
         )
-    note = accrual.note
-    if absorbed:
-        note = (
-            f"{note}; {absorbed} repaid an MDF deficit"
-            if note
-            else f"{absorbed} repaid an MDF deficit"
-        )
-    await _mdf_entry(
-        conn,
-        entry_id=lot_id,
-        partner_id=partner_id,
-        entry_type="accrual",
-        rule=accrual.rule,
-        period=period,
-        credit_id=credit_id,
-        lot_id=lot_id,
-        basis=accrual.basis,
-        rate=accrual.rate,
-        uncapped_amount=accrual.uncapped_amount,
-        amount=accrual.amount,
-        currency=programs.currency,
-        note=note,
-        programs_version=programs.version,
-        created_at=at,
-        ingested_at=ingested_at,
-    )
-    lots_after = [*fund.lots, Lot(lot_id, accrual.amount - absorbed, accrual.expires_at)]
-    available_after = available(lots_after, fund.deficit - absorbed, at)
-    await outbox.publish(
-        conn,
-        INCENTIVE_LEDGER,
-        MdfAccrued(
+        funds[partner_id] = fund
+        note = accrual.note
+        if absorbed:
+            note = (
+                f"{note}; {absorbed} repaid an MDF deficit"
+                if note
+                else f"{absorbed} repaid an MDF deficit"
+            )
+        lots.append((booked, lot_id, absorbed, note))
+        accrued = MdfAccrued(
             entry_id=lot_id,
             partner_id=partner_id,
             program_rule=accrual.rule,
-            credit_id=credit_id,
-            deal_key=deal_key,
-            period=period,
+            credit_id=booked.credit_id,
+            deal_key=booked.deal_key,
+            period=booked.period,
             basis=accrual.basis,
             rate=accrual.rate,
             uncapped_amount=accrual.uncapped_amount,
@@ -190,13 +180,69 @@ async def book_accrual(
             currency=programs.currency,
             note=note,
             expires_at=accrual.expires_at,
-            fund_available=available_after,
-            accrued_at=at,
-            ingested_at=ingested_at,
-        ),
-        subject=partner_id,
-        event_id=uuid.UUID(lot_id),
+            fund_available=fund.available(booked.at),
+            accrued_at=booked.at,
+            ingested_at=booked.ingested_at,
+        )
+        events.append(
+            OutgoingEvent(
+                INCENTIVE_LEDGER, accrued, partner_id, uuid.UUID(lot_id), booked.traceparent
+            )
+        )
+    await conn.execute(
+        """INSERT INTO mdf_lots (lot_id, partner_id, credit_id, amount, remaining, expires_at,
+               created_at)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[],
+               $5::numeric[], $6::timestamptz[], $7::timestamptz[])""",
+        [lot_id for _, lot_id, _, _ in lots],
+        [a.partner_id for a, _, _, _ in lots],
+        [a.credit_id for a, _, _, _ in lots],
+        [a.accrual.amount for a, _, _, _ in lots],
+        [a.accrual.amount - absorbed for a, _, absorbed, _ in lots],
+        [a.accrual.expires_at for a, _, _, _ in lots],
+        [a.at for a, _, _, _ in lots],
     )
+    repaid: dict[str, Decimal] = {}
+    for a, _, absorbed, _ in lots:
+        if absorbed:
+            repaid[a.partner_id] = repaid.get(a.partner_id, ZERO) + absorbed
+    if repaid:
+        await conn.execute(
+            """UPDATE mdf_funds f SET deficit = f.deficit - r.absorbed
+               FROM unnest($1::text[], $2::numeric[]) AS r(partner_id, absorbed)
+               WHERE f.partner_id = r.partner_id""",
+            list(repaid),
+            list(repaid.values()),
+        )
+    await conn.execute(
+        """INSERT INTO mdf_entries (entry_id, partner_id, entry_type, rule, period, credit_id,
+               lot_id, basis, rate, uncapped_amount, amount, currency, note, programs_version,
+               created_at, ingested_at)
+           SELECT e.lot_id, e.partner_id, 'accrual', e.rule, e.period, e.credit_id, e.lot_id,
+               e.basis, e.rate, e.uncapped_amount, e.amount, $12, e.note, $13, e.created_at,
+               e.ingested_at
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+               $6::numeric[], $7::numeric[], $8::numeric[], $9::numeric[], $10::text[],
+               $11::timestamptz[], $14::timestamptz[])
+               WITH ORDINALITY AS e(lot_id, partner_id, rule, period, credit_id, basis, rate,
+                   uncapped_amount, amount, note, created_at, ingested_at, n)
+           ORDER BY e.n""",
+        [lot_id for _, lot_id, _, _ in lots],
+        [a.partner_id for a, _, _, _ in lots],
+        [a.accrual.rule for a, _, _, _ in lots],
+        [a.period for a, _, _, _ in lots],
+        [a.credit_id for a, _, _, _ in lots],
+        [a.accrual.basis for a, _, _, _ in lots],
+        [a.accrual.rate for a, _, _, _ in lots],
+        [a.accrual.uncapped_amount for a, _, _, _ in lots],
+        [a.accrual.amount for a, _, _, _ in lots],
+        [note for _, _, _, note in lots],
+        [a.at for a, _, _, _ in lots],
+        programs.currency,
+        programs.version,
+        [a.ingested_at for a, _, _, _ in lots],
+    )
+    return events
 
 
 async def claw_back_accrual(

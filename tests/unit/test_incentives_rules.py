@@ -32,6 +32,7 @@ from services.incentives.domain.programs import (
     Stacking,
     load_programs,
 )
+from services.incentives.domain.surroundings import Context, Subject, Surroundings
 
 D = Decimal
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -619,3 +620,75 @@ def test_property_consumption_never_overdraws_a_lot(
         assert by_id[lot_id].expires_at > NOW or lot_id == first
     if shortfall == 0 and first is None:
         assert amount <= available(lots, D(0), NOW)
+
+
+def test_surroundings_move_along_a_run_of_credits() -> None:
+    """Each credit of a run sees the ones before it: first deals and period totals."""
+    programs = IncentivePrograms(caps=Caps(per_partner_period=D("1000.00")))
+    known = Surroundings(
+        programs.default_tier,
+        booked=set(),
+        partners={"p-1": ("gold", "active")},
+        first_deals={},
+        first_region_deals={("p-1", "EMEA"): "d-old"},
+        earned={("p-1", "2026-Q4"): D("700.00"), ("p-2", "2026-Q4"): D("0")},
+        accrued={("p-1", "2026-Q4"): D("0"), ("p-2", "2026-Q4"): D("0")},
+        parked={},
+    )
+
+    def subject(credit: str, partner: str, deal: str) -> Subject:
+        return Subject.of(
+            programs,
+            credit_id=credit,
+            partner_id=partner,
+            deal_key=deal,
+            domain="acme.example",
+            name=None,
+            country="DE",
+            close_date=date(2026, 11, 20),
+        )
+
+    def book(s: Subject) -> tuple[Context, tuple[bool, bool]]:
+        context = known.context(s)
+        earnings = compute_earnings(
+            programs,
+            facts(
+                credit_id=s.credit_id,
+                partner_id=s.partner_id,
+                amount=D("5000.00"),
+                tier=context.tier,
+                new_logo=context.new_logo,
+                new_region=context.new_region,
+            ),
+            context.earned_in_period,
+        )
+        accrual = accrue(
+            programs,
+            tier=context.tier,
+            kind="sourced",
+            amount=D("5000.00"),
+            period=earnings.period,
+            accrued_in_period=context.mdf_accrued_in_period,
+            eligible=True,
+            at=NOW,
+        )
+        return context, known.book(s, earnings, accrual)
+
+    first, first_rows = book(subject("c-1", "p-1", "d-1"))
+    assert (first.tier, first.new_logo, first.new_region, first.earned_in_period) == (
+        "gold",
+        True,
+        False,  # the partner's first deal in EMEA was d-old
+        D("700.00"),
+    )
+    assert first_rows == (True, False)  # the customer's first deal: a row to insert
+    # base 250.00 + new logo 150.00, cut to the 300.00 left: the next credit sees 1 000.00.
+    second, second_rows = book(subject("c-2", "p-1", "d-2"))
+    assert (second.new_logo, second.earned_in_period) == (False, D("1000.00"))
+    assert second.mdf_accrued_in_period == D("100.00")
+    assert second_rows == (False, False)
+    # Another partner on the customer's first deal: still a new logo; its own first region.
+    other, other_rows = book(subject("c-3", "p-2", "d-1"))
+    assert (other.tier, other.new_logo, other.new_region) == ("registered", True, True)
+    assert other_rows == (False, True)
+    assert known.booked == {"c-1", "c-2", "c-3"}

@@ -1,0 +1,123 @@
+"""A credit's surroundings as the rules see them, and how they move along a run of credits.
+
+Pure: the service layer loads what the database holds for a run's credits (`Surroundings`),
+then books the credits in order; each credit's `Context` counts the ones before it in the run
+(the customer's and the partner-region's first deal, the partner's period totals).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from services.incentives.domain.earnings import Earnings, customer_key
+from services.incentives.domain.mdf import MdfAccrual
+from services.incentives.domain.programs import IncentivePrograms
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the service knows about a (real or hypothetical) credit's surroundings."""
+
+    tier: str
+    status: str | None
+    customer_key: str | None
+    region: str | None
+    new_logo: bool
+    new_region: bool
+    earned_in_period: Decimal
+    mdf_accrued_in_period: Decimal
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What names a (real or hypothetical) credit's surroundings."""
+
+    credit_id: str
+    partner_id: str
+    deal_key: str
+    customer_key: str | None
+    region: str | None
+    period: str
+
+    @classmethod
+    def of(
+        cls,
+        programs: IncentivePrograms,
+        *,
+        credit_id: str,
+        partner_id: str,
+        deal_key: str,
+        domain: str | None,
+        name: str | None,
+        country: str | None,
+        close_date: date,
+    ) -> Subject:
+        return cls(
+            credit_id,
+            partner_id,
+            deal_key,
+            customer_key(domain, name),
+            programs.region_of(country),
+            programs.period_of(close_date),
+        )
+
+
+@dataclass
+class Surroundings:
+    """What the database held for a run's credits, then what the run booked so far: each
+    credit of a run sees the ones before it (first deals, running period totals)."""
+
+    default_tier: str
+    booked: set[str]  # credit ids
+    partners: dict[str, tuple[str, str]]  # partner id -> (tier, status), if known
+    first_deals: dict[str, str]  # customer key -> the customer's first credited deal
+    first_region_deals: dict[tuple[str, str], str]  # (partner, region) -> first deal there
+    earned: dict[tuple[str, str], Decimal]  # (partner, period) -> net earnings booked
+    accrued: dict[tuple[str, str], Decimal]  # (partner, period) -> net MDF accrued
+    parked: dict[str, str]  # credit id -> the reversal (JSON) that arrived before it
+
+    def context(self, subject: Subject) -> Context:
+        partner = self.partners.get(subject.partner_id)
+        new_logo = False
+        if subject.customer_key is not None:
+            first = self.first_deals.get(subject.customer_key)
+            # The customer's first deal stays "new logo" for every credit on it (all partners
+            # on the deal, and re-issued credits after a correction).
+            new_logo = first is None or first == subject.deal_key
+        new_region = False
+        if subject.region is not None:
+            first = self.first_region_deals.get((subject.partner_id, subject.region))
+            new_region = first is None or first == subject.deal_key
+        return Context(
+            tier=partner[0] if partner else self.default_tier,
+            status=partner[1] if partner else None,
+            customer_key=subject.customer_key,
+            region=subject.region,
+            new_logo=new_logo,
+            new_region=new_region,
+            earned_in_period=self.earned[subject.partner_id, subject.period],
+            mdf_accrued_in_period=self.accrued[subject.partner_id, subject.period],
+        )
+
+    def book(
+        self, subject: Subject, earnings: Earnings, accrual: MdfAccrual | None
+    ) -> tuple[bool, bool]:
+        """Count a booked credit in. Returns whether it is the first credited deal of its
+        customer, and of its partner in its region (rows to insert)."""
+        self.booked.add(subject.credit_id)
+        new_customer = new_region = False
+        if subject.customer_key is not None and subject.customer_key not in self.first_deals:
+            self.first_deals[subject.customer_key] = subject.deal_key
+            new_customer = True
+        region = (subject.partner_id, subject.region)
+        if subject.region is not None and region not in self.first_region_deals:
+            self.first_region_deals[(subject.partner_id, subject.region)] = subject.deal_key
+            new_region = True
+        period = (subject.partner_id, subject.period)
+        for line in earnings.lines:
+            self.earned[period] += line.amount
+        if accrual is not None:
+            self.accrued[period] += accrual.amount
+        return new_customer, new_region
