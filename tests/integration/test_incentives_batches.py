@@ -1,0 +1,453 @@
+"""The ledger consumer on real Kafka records and a real Postgres schema, batch by batch.
+
+A batch of credits and reversals for the same partner, customer and region books exactly what
+the same events book one at a time (running period caps, MDF caps and deficit, "new logo" and
+"new region" first deals, a reversal parked before its credit, a reversal between credits); a
+poison credit in the middle of a run is dead-lettered while the rest is applied once; a
+redelivered batch changes nothing; and the statements a run needs do not grow with its length.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import ConsumerRecord
+
+from services.incentives.app import handle_credits
+from services.incentives.domain.programs import Caps, IncentivePrograms, Mdf
+from shared.consumer import EventConsumer, Outcome
+from shared.db import PLATFORM_MIGRATIONS, Pool, apply_migrations, create_pool, load_migrations
+from shared.events import Envelope, EventPayload
+from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
+from shared.events.crm import Customer
+from shared.outbox import Outbox, make_producer
+from tests.conftest import ROOT, Infra
+from tests.kafka_helpers import new_topic, read_records
+
+pytestmark = pytest.mark.integration
+D = Decimal
+MIGRATIONS = Path(ROOT / "services" / "incentives" / "migrations")
+TODAY = datetime.now(UTC).date()
+EARLIER = TODAY - timedelta(days=95)  # always another quarter
+# Small caps so a few credits cross them: 1 500.00 earned and 300.00 MDF per partner and period.
+PROGRAMS = IncentivePrograms(
+    caps=Caps(per_partner_period=D("1500.00")), mdf=Mdf(cap_per_partner_period=D("300.00"))
+)
+
+
+@asynccontextmanager
+async def incentives_schema(infra: Infra) -> AsyncIterator[tuple[Pool, str]]:
+    """A throw-away incentives schema and role: (pool, role name)."""
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(infra.admin_dsn)
+    try:
+        await admin.execute("SELECT platform_admin.provision_service($1, $2)", schema, schema)
+    finally:
+        await admin.close()
+    pool = await create_pool(infra.dsn_for(f"{schema}_svc", schema), schema, max_size=4)
+    try:
+        await apply_migrations(
+            pool,
+            schema,
+            load_migrations("platform", PLATFORM_MIGRATIONS)
+            + load_migrations("incentives", MIGRATIONS),
+        )
+        yield pool, f"{schema}_svc"
+    finally:
+        await pool.close()
+        admin = await asyncpg.connect(infra.admin_dsn)
+        try:
+            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            await admin.execute(f'DROP OWNED BY "{schema}_svc"')
+            await admin.execute(f'DROP ROLE "{schema}_svc"')
+        finally:
+            await admin.close()
+
+
+def ledger_consumer(pool: Any, programs: IncentivePrograms = PROGRAMS) -> EventConsumer:
+    """The service's ledger consumer (its real handlers) on a scratch schema."""
+    consumer = EventConsumer(
+        name="ledger",
+        service="incentives",
+        topics=[],
+        pool=pool,
+        # The outbox checks the producing service by name; its rows land in the scratch schema.
+        outbox=Outbox("incentives", "pollinate/test"),
+        backoff_initial_seconds=0.01,
+    )
+    handle_credits(consumer, programs)
+    return consumer
+
+
+async def records_of(infra: Infra, *events: EventPayload) -> list[ConsumerRecord[Any, Any]]:
+    """The events as Kafka records, in order (one partition), each in its own envelope."""
+    topic = await new_topic(infra.kafka_bootstrap, "incentives-test", partitions=1)
+    producer = make_producer(infra.kafka_bootstrap, "test-incentives-batches")
+    await producer.start()
+    try:
+        for event in events:
+            envelope = Envelope.wrap(event, source="pollinate/attribution", subject="deal")
+            await producer.send_and_wait(topic.name, envelope.to_bytes(), key=b"deal")
+    finally:
+        await producer.stop()
+    return await read_records(infra.kafka_bootstrap, topic.name, len(events))
+
+
+def issued(
+    credit_id: str,
+    partner: str,
+    deal: str,
+    amount: str,
+    *,
+    domain: str,
+    country: str,
+    close: date = TODAY,
+    products: tuple[str, ...] = (),
+    co_sell: bool = False,
+    currency: str = "USD",
+) -> CreditIssued:
+    return CreditIssued(
+        credit_id=credit_id,
+        deal_key=deal,
+        partner_id=partner,
+        kind=CreditKind.SOURCED,
+        amount=D(amount),
+        currency=currency,
+        original_amount=D(amount),
+        original_currency=currency,
+        fx_rate=D(1),
+        share=D(1),
+        model="sourced_only",
+        customer=Customer(name=f"Customer {domain}", domain=domain, country=country),
+        products=products,
+        co_sell=co_sell,
+        close_date=close,
+        deal_revision=1,
+        issued_at=datetime(2026, 11, 20, tzinfo=UTC),
+        ingested_at=datetime(2026, 11, 20, 12, tzinfo=UTC),
+    )
+
+
+def reversal(credit: CreditIssued) -> CreditReversed:
+    return CreditReversed(
+        reversal_id=f"rv-{credit.credit_id}",
+        credit_id=credit.credit_id,
+        deal_key=credit.deal_key,
+        partner_id=credit.partner_id,
+        kind=credit.kind,
+        amount=credit.amount,
+        currency=credit.currency,
+        reason="deal amount changed",
+        deal_revision=2,
+        reversed_at=datetime(2026, 11, 21, tzinfo=UTC),
+        ingested_at=datetime(2026, 11, 21, 12, tzinfo=UTC),
+    )
+
+
+# Columns that hold the moment of processing, not a decision.
+VOLATILE = {"seq", "created_at", "processed_at", "reversed_at", "first_seen_at", "received_at"}
+VOLATILE_EVENT_FIELDS = {"earned_at", "accrued_at", "created_at", "reversed_at", "expires_at"}
+
+
+async def state(pool: Pool) -> dict[str, Any]:
+    """Everything the ledger consumer wrote, in write order, without processing timestamps."""
+    tables = {
+        "credits": "credit_id",
+        "customers": "customer_key",
+        "partner_regions": "partner_id, region",
+        "ledger_entries": "seq",
+        "mdf_funds": "partner_id",
+        "mdf_lots": "lot_id",
+        "mdf_entries": "seq",
+        "pending_reversals": "credit_id",
+    }
+    out: dict[str, Any] = {}
+    for table, order in tables.items():
+        rows = await pool.fetch(f"SELECT * FROM {table} ORDER BY {order}")
+        out[table] = [
+            {k: v for k, v in row.items() if k not in VOLATILE and k != "expires_at"}
+            for row in rows
+        ]
+    events = []
+    for row in await pool.fetch(
+        "SELECT event_id, topic, message_key, event_type, value FROM outbox ORDER BY position"
+    ):
+        data = json.loads(row["value"])["data"]
+        if row["topic"].endswith(".dlq.v1"):
+            data = {}  # the dead-lettered record as it came
+        notification = row["topic"] == "notifications.partner.v1"
+        events.append(
+            (
+                None if notification else row["event_id"],  # a notification's id is random
+                row["topic"],
+                row["message_key"],
+                row["event_type"],
+                {k: v for k, v in data.items() if k not in VOLATILE_EVENT_FIELDS},
+            )
+        )
+    out["outbox"] = events
+    return out
+
+
+def scenario(run: str) -> tuple[list[EventPayload], dict[str, CreditIssued]]:
+    """Credits and reversals of one gold partner P (and one unknown partner Q) that lean on
+    each other: the same customer, deal and region several times, caps crossed in two periods,
+    a duplicate credit, a reversal that arrives before its credit, a reversal between credits."""
+    p, q = f"p-{run}", f"q-{run}"
+
+    def dom(name: str) -> str:
+        return f"{name}-{run}.example"
+
+    c = {
+        # 12 %: 1 200.00; MDF 200.00 of which 150.00 repays P's deficit.
+        "c1": issued(
+            f"c1-{run}",
+            p,
+            f"d1-{run}",
+            "10000.00",
+            domain=dom("x"),
+            country="DE",
+            products=("ai",),
+            co_sell=True,
+        ),
+        # Same customer on another deal, same region: 8 %, cut to the 300.00 left of the cap.
+        "c2": issued(
+            f"c2-{run}",
+            p,
+            f"d2-{run}",
+            "10000.00",
+            domain=dom("x"),
+            country="FR",
+            products=("ai",),
+            co_sell=True,
+        ),
+        # Another credit on the customer's first deal: new logo and region again, cap reached.
+        "c3": issued(
+            f"c3-{run}", p, f"d1-{run}", "1000.00", domain=dom("x"), country="DE", products=("ai",)
+        ),
+        # Another partner on the first deal: new logo, its own first region, default tier.
+        "c4": issued(
+            f"c4-{run}",
+            q,
+            f"d1-{run}",
+            "10000.00",
+            domain=dom("x"),
+            country="DE",
+            products=("ai",),
+            co_sell=True,
+        ),
+        # The previous quarter: its own caps.
+        "c6": issued(
+            f"c6-{run}",
+            p,
+            f"d6-{run}",
+            "10000.00",
+            domain=dom("y"),
+            country="US",
+            close=EARLIER,
+            products=("ai",),
+            co_sell=True,
+        ),
+        "c8": issued(
+            f"c8-{run}", p, f"d8-{run}", "5000.00", domain=dom("z"), country="US", close=EARLIER
+        ),
+        "c9": issued(
+            f"c9-{run}", p, f"d9-{run}", "2000.00", domain=dom("w"), country="US", close=EARLIER
+        ),
+        "c11": issued(f"c11-{run}", p, f"d11-{run}", "10000.00", domain=dom("v"), country="DE"),
+    }
+    events: list[EventPayload] = [
+        c["c1"],
+        c["c2"],
+        c["c3"],
+        c["c4"],
+        c["c1"],  # the same credit in a new event: paid once
+        c["c6"],
+        reversal(c["c8"]),  # before its credit: parked
+        c["c8"],  # booked, then reversed by the parked reversal
+        c["c9"],  # sees the room the reversal freed
+        reversal(c["c2"]),
+        c["c11"],  # sees the room the reversal of c2 freed
+    ]
+    return events, c
+
+
+async def prepare(pool: Pool, run: str) -> None:
+    """P is gold and owes 150.00 of MDF from an earlier clawback."""
+    await pool.execute("INSERT INTO partners VALUES ($1, 'gold', 'active', 1, now())", f"p-{run}")
+    await pool.execute(
+        "INSERT INTO mdf_funds (partner_id, deficit, created_at) VALUES ($1, 150.00, now())",
+        f"p-{run}",
+    )
+
+
+async def test_a_batch_books_exactly_what_one_event_at_a_time_books(infra: Infra) -> None:
+    run = uuid.uuid4().hex[:8]
+    events, c = scenario(run)
+    records = await records_of(infra, *events)
+    async with incentives_schema(infra) as (batched, _), incentives_schema(infra) as (single, _):
+        await prepare(batched, run)
+        await prepare(single, run)
+
+        outcomes = await ledger_consumer(batched).process_batch(records)
+        one_by_one = ledger_consumer(single)
+        singles = [await one_by_one.process(record) for record in records]
+
+        assert outcomes == singles == [Outcome.PROCESSED] * len(records)
+        booked = await state(batched)
+        assert booked == await state(single)
+
+        # And it is what the rules say, not merely the same mistake twice.
+        rows = await batched.fetch(
+            """SELECT credit_id, new_logo, new_region, reversal_id IS NOT NULL AS reversed,
+                   (SELECT coalesce(sum(amount), 0) FROM ledger_entries l
+                    WHERE l.credit_id = c.credit_id AND l.entry_type <> 'reversal') AS earned,
+                   (SELECT amount FROM mdf_entries m
+                    WHERE m.credit_id = c.credit_id AND m.entry_type = 'accrual') AS mdf
+               FROM credits c"""
+        )
+        got = {r["credit_id"].split("-")[0]: tuple(r)[1:] for r in rows}
+        assert got == {
+            "c1": (True, True, False, D("1200.00"), D("200.00")),
+            "c2": (False, False, True, D("300.00"), D("100.00")),
+            "c3": (True, True, False, D("0.00"), D("0.00")),
+            "c4": (True, True, False, D("800.00"), D("200.00")),
+            "c6": (True, True, False, D("1200.00"), D("200.00")),
+            "c8": (True, False, True, D("300.00"), D("100.00")),
+            "c9": (True, False, False, D("160.00"), D("40.00")),
+            "c11": (True, False, False, D("300.00"), D("100.00")),
+        }
+        p = f"p-{run}"
+        assert await batched.fetchval("SELECT deficit FROM mdf_funds WHERE partner_id = $1", p) == 0
+        assert await batched.fetchval(
+            "SELECT remaining FROM mdf_lots WHERE credit_id = $1", c["c1"].credit_id
+        ) == D("50.00")
+        earned = [e for e in booked["outbox"] if e[3] == "incentive.earned.v1"]
+        assert [e[4]["credit_id"].split("-")[0] for e in earned] == (
+            ["c1"] * 5
+            + ["c2"] * 3
+            + ["c3"] * 4
+            + ["c4"] * 5
+            + ["c6"] * 5
+            + ["c8"] * 2
+            + ["c9"] * 2
+            + ["c11"] * 2
+        )
+        notes = [e[4]["body"] for e in booked["outbox"] if e[1] == "notifications.partner.v1"]
+        assert len(notes) == 9  # 7 earnings (not c3: it earned 0.00) and 2 clawbacks
+
+        # Redelivered: nothing changes.
+        again = await ledger_consumer(batched).process_batch(records)
+        assert again == [Outcome.DUPLICATE] * len(records)
+        assert await state(batched) == booked
+
+
+async def test_a_poison_credit_in_a_run_is_dead_lettered_and_the_rest_applied_once(
+    infra: Infra,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    p = f"p-{run}"
+    first = issued(f"a-{run}", p, f"da-{run}", "10000.00", domain=f"a-{run}.example", country="DE")
+    euro = issued(
+        f"e-{run}", p, f"de-{run}", "10.00", domain=f"e-{run}.example", country="DE", currency="EUR"
+    )
+    # The same customer and region as the first: no kickers, and the cap counts the first.
+    second = issued(f"b-{run}", p, f"db-{run}", "30000.00", domain=f"a-{run}.example", country="DE")
+    records = await records_of(infra, first, euro, second)
+    async with incentives_schema(infra) as (pool, _):
+        await prepare(pool, run)
+        consumer = ledger_consumer(pool)
+
+        assert await consumer.process_batch(records) == [
+            Outcome.PROCESSED,
+            Outcome.DEAD_LETTERED,
+            Outcome.PROCESSED,
+        ]
+        rows = await pool.fetch(
+            "SELECT credit_id, rule, amount FROM ledger_entries ORDER BY seq",
+        )
+        assert [(r["credit_id"], r["rule"], r["amount"]) for r in rows] == [
+            (first.credit_id, "base:gold", D("500.00")),
+            (first.credit_id, "kicker:new_logo", D("300.00")),
+            (first.credit_id, "kicker:new_region", D("100.00")),
+            (second.credit_id, "base:gold", D("600.00")),  # 1 500.00 cap - 900.00
+        ]
+        assert await pool.fetchval("SELECT count(*) FROM credits") == 2
+        reason = await pool.fetchval(
+            "SELECT headers->>'dlq.reason' FROM outbox WHERE topic = 'incentives.dlq.v1'"
+        )
+        assert reason.startswith(f"rejected by handler: credit {euro.credit_id} is in EUR")
+        booked = await state(pool)
+
+        # Redelivered: the good ones are duplicates, the poison one is parked once.
+        assert await consumer.process_batch(records) == [
+            Outcome.DUPLICATE,
+            Outcome.DEAD_LETTERED,
+            Outcome.DUPLICATE,
+        ]
+        assert await state(pool) == booked
+        # The same credit in a new event, in a later batch: dropped by its credit id.
+        assert await consumer.process_batch(await records_of(infra, second)) == [Outcome.PROCESSED]
+        assert await state(pool) == booked
+
+
+async def statements_of(infra: Infra, role: str, work: Callable[[], Any]) -> tuple[int, Any]:
+    """Statements `role` sent during `work` (top-level: not the foreign-key checks they run),
+    from pg_stat_statements when it is loaded."""
+    admin = await asyncpg.connect(infra.admin_dsn)
+    try:
+        query = """SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s
+                   JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = $1 AND s.toplevel"""
+        try:
+            before = await admin.fetchval(query, role)
+        except asyncpg.exceptions.UndefinedTableError:
+            pytest.skip("pg_stat_statements is not loaded")
+        result = await work()
+        after = await admin.fetchval(query, role)
+    finally:
+        await admin.close()
+    return int(after - before), result
+
+
+async def test_statements_per_run_do_not_grow_with_its_length(infra: Infra) -> None:
+    """Measured with pg_stat_statements (skipped where it is not loaded)."""
+    run = uuid.uuid4().hex[:8]
+
+    def credits(n: int, tag: str) -> list[EventPayload]:
+        # Each credit for a partner, customer and region of its own, earning and accruing MDF.
+        return [
+            issued(
+                f"{tag}{i}-{run}",
+                f"{tag}p{i % 5}-{run}",
+                f"{tag}d{i}-{run}",
+                "1000.00",
+                domain=f"{tag}{i}-{run}.example",
+                country="DE",
+            )
+            for i in range(n)
+        ]
+
+    short, long = (
+        await records_of(infra, *credits(2, "s")),
+        await records_of(infra, *credits(40, "l")),
+    )
+    async with incentives_schema(infra) as (pool, role):
+        consumer = ledger_consumer(pool)
+        warm = await records_of(infra, *credits(1, "w"))
+        await consumer.process_batch(warm)  # connection set-up and type introspection
+        n_short, outcomes = await statements_of(infra, role, lambda: consumer.process_batch(short))
+        assert outcomes == [Outcome.PROCESSED] * 2
+        n_long, outcomes = await statements_of(infra, role, lambda: consumer.process_batch(long))
+        assert outcomes == [Outcome.PROCESSED] * 40
+        print(f"statements: run of 2 -> {n_short}, run of 40 -> {n_long}")
+        assert n_long == n_short
+        assert await pool.fetchval("SELECT count(*) FROM mdf_lots") == 43
