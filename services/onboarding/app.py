@@ -13,7 +13,7 @@ from services.onboarding.api import build_router
 from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.partners import now, record_credit, record_reversal, run_requalification
 from services.onboarding.settings import OnboardingSettings, load_config
-from shared.consumer import HandlerContext
+from shared.consumer import EventConsumer, HandlerContext
 from shared.events import Envelope
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.service import Platform, ServiceDefinition
@@ -36,12 +36,8 @@ async def requalify_forever(
             log.exception("requalification run failed; retrying next period")
 
 
-def wire(platform: Platform) -> list[APIRouter]:
-    settings = OnboardingSettings()
-    config = load_config(settings)
-    log.info("onboarding program loaded", extra={"policy_version": config.version})
-
-    credits = platform.consumer("credits", [ATTRIBUTION_CREDITS])
+def handle_credits(credits: EventConsumer, config: OnboardingConfig) -> None:
+    """Attribution credits and reversals move attributed revenue, hence tiers."""
 
     @credits.handles(CreditIssued)
     async def on_credit(ctx: HandlerContext, event: Envelope[CreditIssued]) -> None:
@@ -55,6 +51,13 @@ def wire(platform: Platform) -> list[APIRouter]:
             ctx.conn, ctx.outbox, config, event.data, event.data.ingested_at or event.time
         )
 
+
+def wire(platform: Platform) -> list[APIRouter]:
+    settings = OnboardingSettings()
+    config = load_config(settings)
+    log.info("onboarding program loaded", extra={"policy_version": config.version})
+
+    handle_credits(platform.consumer("credits", [ATTRIBUTION_CREDITS]), config)
     platform.background(lambda: requalify_forever(platform, settings, config))
     return [build_router(platform, config)]
 

@@ -1,0 +1,432 @@
+"""Onboarding's credit consumer on real Kafka records and a real Postgres schema, driven through
+`process_batch`: a run of credits and reversals (several per partner, interleaved with other
+partners, duplicates, a reversal before its credit, a credit outside the revenue window) gives
+exactly the rows and events the same records give one at a time; a poison record in the middle
+of a run is dead-lettered while the rest is applied once; a redelivered batch changes nothing."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import ConsumerRecord
+
+from services.onboarding.app import handle_credits
+from services.onboarding.domain.config import OnboardingConfig
+from services.onboarding.domain.qualification import Application
+from services.onboarding.domain.tiers import Certification, CertificationRole
+from services.onboarding.partners import add_certification, apply_for, complete_item
+from shared.consumer import EventConsumer, Outcome
+from shared.db import PLATFORM_MIGRATIONS, Pool, apply_migrations, create_pool, load_migrations
+from shared.events import Envelope, EventPayload
+from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
+from shared.events.crm import Customer
+from shared.events.partners import PartnerType
+from shared.outbox import Outbox, make_producer
+from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE
+from tests.conftest import ROOT, Infra, ScratchService
+from tests.kafka_helpers import new_topic, read_records
+
+pytestmark = pytest.mark.integration
+
+MIGRATIONS = Path(ROOT / "services" / "onboarding" / "migrations")
+# Silver at 1 000 and gold at 5 000 (each with a competency), "ai" gated, 10 days of grace.
+CONFIG = OnboardingConfig.model_validate(
+    {
+        "version": "it-runs-1",
+        "tiers": [
+            {"name": "registered", "min_revenue": 0},
+            {"name": "silver", "min_revenue": 1000, "min_competencies": 1},
+            {"name": "gold", "min_revenue": 5000, "min_competencies": 1},
+        ],
+        "competencies": [{"name": "data"}, {"name": "ai"}],
+        "gated_products": {"ai": "ai"},
+        "grace_days": 10,
+    }
+)
+# The outbox checks the producing service by name; its rows land in the scratch schema.
+OUTBOX = Outbox("onboarding", "pollinate/onboarding")
+TODAY = datetime.now(UTC).date()
+INGESTED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+@dataclass
+class Harness:
+    infra: Infra
+    service: ScratchService
+    pool: Pool
+    consumer: EventConsumer
+
+
+@pytest.fixture
+async def harness(infra: Infra, scratch_service: ScratchService) -> AsyncIterator[Harness]:
+    pool = await create_pool(scratch_service.dsn, scratch_service.schema, max_size=4)
+    await apply_migrations(
+        pool,
+        scratch_service.schema,
+        load_migrations("platform", PLATFORM_MIGRATIONS)
+        + load_migrations("onboarding", MIGRATIONS),
+    )
+    consumer = EventConsumer(
+        name="credits",
+        service="onboarding",
+        topics=[ATTRIBUTION_CREDITS],
+        pool=pool,
+        outbox=OUTBOX,
+        backoff_initial_seconds=0.01,
+    )
+    handle_credits(consumer, CONFIG)  # the service's own wiring
+    yield Harness(infra, scratch_service, pool, consumer)
+    await pool.close()
+
+
+async def active_partner(pool: Pool, name: str) -> str:
+    """An active partner holding the data competency (products: data; ai is gated)."""
+    domain = f"{name}-{uuid.uuid4().hex[:8]}.example"
+    at = datetime.now(UTC)
+    application = Application(
+        company_name=name,
+        domain=domain,
+        partner_type=PartnerType.GSI,
+        regions=frozenset({"US", "DE", "GB"}),
+        products=frozenset({"data", "ai"}),
+        competencies_claimed=frozenset({"data", "ai", "cloud"}),
+        industries=frozenset({"financial_services", "healthcare"}),
+        segments=frozenset({"enterprise"}),
+        annual_revenue=Decimal(25_000_000),
+        years_in_business=10,
+        certified_staff=12,
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        row, _ = await apply_for(conn, OUTBOX, CONFIG, application, {"domain": domain}, at)
+        partner_id: str = row["partner_id"]
+        for item in CONFIG.checklist:
+            await complete_item(conn, OUTBOX, CONFIG, partner_id, item, at)
+        for role in CertificationRole:
+            await add_certification(
+                conn,
+                OUTBOX,
+                CONFIG,
+                partner_id,
+                Certification(
+                    f"{role.value}@{domain}",
+                    role,
+                    "data",
+                    at - timedelta(days=1),
+                    at + timedelta(days=90),
+                ),
+                None,
+                at,
+            )
+    state = await pool.fetchrow(
+        "SELECT status, tier, products FROM partners WHERE partner_id = $1", partner_id
+    )
+    assert state is not None
+    assert (state["status"], state["tier"], state["products"]) == ("active", "registered", ["data"])
+    return partner_id
+
+
+async def certify_behind_its_back(pool: Pool, partner_id: str, track: str) -> None:
+    """Certifications onboarding has not re-evaluated yet: the next credit finds them."""
+    at = datetime.now(UTC)
+    for role in CertificationRole:
+        await pool.execute(
+            """INSERT INTO certifications (certification_id, partner_id, person, role, track,
+                   issued_at, expires_at, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $6)""",
+            f"cert_{uuid.uuid4().hex[:16]}",
+            partner_id,
+            f"{role.value}-{track}@{partner_id}.example",
+            role.value,
+            track,
+            at - timedelta(days=1),
+            at + timedelta(days=90),
+        )
+
+
+def credit(
+    partner_id: str, credit_id: str, amount: str, close_date: date = TODAY, currency: str = "USD"
+) -> CreditIssued:
+    return CreditIssued(
+        credit_id=credit_id,
+        deal_key=f"deal-{credit_id}",
+        partner_id=partner_id,
+        kind=CreditKind.SOURCED,
+        amount=Decimal(amount),
+        currency=currency,
+        original_amount=Decimal(amount),
+        original_currency=currency,
+        fx_rate=Decimal(1),
+        share=Decimal(1),
+        model="sourced_only",
+        customer=Customer(name="Northwind", domain="northwind.example"),
+        close_date=close_date,
+        deal_revision=1,
+        issued_at=datetime.now(UTC),
+        # A distinct ingestion time per credit: the snapshot it causes must carry it.
+        ingested_at=INGESTED + timedelta(seconds=int(Decimal(amount))),
+    )
+
+
+def reversal(partner_id: str, reversal_id: str, credit_id: str, amount: str) -> CreditReversed:
+    return CreditReversed(
+        reversal_id=reversal_id,
+        credit_id=credit_id,
+        deal_key=f"deal-{credit_id}",
+        partner_id=partner_id,
+        kind=CreditKind.SOURCED,
+        amount=Decimal(amount),
+        currency="USD",
+        reason="deal amount corrected",
+        deal_revision=2,
+        reversed_at=datetime.now(UTC),
+        ingested_at=INGESTED - timedelta(seconds=int(Decimal(amount))),
+    )
+
+
+def story(p1: str, p2: str) -> list[EventPayload]:
+    """Credits and reversals for two partners, interleaved: runs of credits and runs of
+    reversals, the same partner several times in a run."""
+    t = uuid.uuid4().hex[:8]
+    return [
+        credit(p1, f"c1-{t}", "600.00"),  # finds the ai certifications: authorisations change
+        credit(p2, f"d1-{t}", "1200.00"),  # p2 -> silver
+        credit(p1, f"c1-{t}", "600.00"),  # the same credit re-sent: counted once
+        credit(p1, f"c2-{t}", "400.12345"),  # stored as 400.1235: 1000.1235 -> silver
+        credit(f"ptn_unknown_{t}", f"u1-{t}", "99999.00"),  # kept, moves nothing
+        credit(p1, f"c3-{t}", "9000.00", close_date=TODAY - timedelta(days=400)),  # too old
+        reversal(p1, f"r0-{t}", f"late-{t}", "700.00"),  # before its credit
+        credit(p1, f"c4-{t}", "4000.00"),  # 5000.1235 -> gold
+        reversal(p1, f"r4-{t}", f"c4-{t}", "4000.00"),  # 1000.1235: grace
+        reversal(p1, f"r4-{t}", f"c4-{t}", "4000.00"),  # the same reversal re-sent
+        reversal(p2, f"s1-{t}", f"d1-{t}", "1200.00"),  # p2: 0 -> grace
+        credit(p1, f"late-{t}", "700.00"),  # already reversed: nets 0, nothing moves
+        credit(p1, f"c5-{t}", "4500.00"),  # 5500.1235: grace cleared, still gold
+        credit(p2, f"d2-{t}", "100.00"),  # p2: 100, still in grace
+        credit(p1, f"c6-{t}", "1.00"),  # 5501.1235: revenue only
+    ]
+
+
+async def records_of(
+    harness: Harness, payloads: list[EventPayload]
+) -> list[ConsumerRecord[Any, Any]]:
+    """The payloads as Kafka records (one partition: in order), each with its own event id."""
+    topic = await new_topic(harness.infra.kafka_bootstrap, "attribution", partitions=1)
+    producer_records = [
+        Envelope.wrap(p, source="pollinate/attribution", subject="deal").to_bytes()
+        for p in payloads
+    ]
+    producer = make_producer(harness.infra.kafka_bootstrap, "test-attribution")
+    await producer.start()
+    try:
+        for value in producer_records:
+            await producer.send_and_wait(topic.name, value, key=b"deal")
+    finally:
+        await producer.stop()
+    records = await read_records(harness.infra.kafka_bootstrap, topic.name, len(payloads))
+    assert len(records) == len(payloads)
+    return records
+
+
+async def observed(pool: Pool, partner_id: str, since: int = 0) -> dict[str, Any]:
+    """Everything onboarding keeps and announces about a partner (history and events after
+    outbox position `since`), with the partner's own identity and wall-clock times taken out
+    (so two partners' stories compare)."""
+    row = await pool.fetchrow("SELECT * FROM partners WHERE partner_id = $1", partner_id)
+    assert row is not None
+    names = (row["domain"], partner_id, row["company_name"])
+
+    def anonymous(value: Any) -> Any:
+        text = json.dumps(value, default=str, sort_keys=True)
+        for name in names:
+            text = text.replace(name, "<partner>")
+        return json.loads(text)
+
+    volatile = {
+        "agreement_valid_until",
+        "updated_at",
+        "applied_at",
+        "checklist",
+        "application",
+        "grace_until",
+        "suspended_at",
+    }
+    partner = {k: v for k, v in dict(row).items() if k not in volatile}
+    partner["in_grace_until"] = row["grace_until"] is not None
+    history = await pool.fetch(
+        "SELECT version, change, status, tier, reason FROM partner_history WHERE partner_id = $1 ORDER BY version",
+        partner_id,
+    )
+    outbox = await pool.fetch(
+        """SELECT topic, event_type, value FROM outbox WHERE message_key = $1 AND position > $2
+           ORDER BY position""",
+        partner_id,
+        since,
+    )
+    events = []
+    for r in outbox:
+        data = json.loads(r["value"])["data"]
+        for key in ("changed_at", "created_at", "notification_id", "grace_until"):
+            if key in data:
+                data[key] = data[key] is not None
+        events.append((r["topic"], r["event_type"], data))
+    credits = await pool.fetch(
+        """SELECT kind, amount, currency, close_date FROM credits WHERE partner_id = $1
+           ORDER BY amount, close_date""",
+        partner_id,
+    )
+    reversals = await pool.fetch(
+        "SELECT amount FROM credit_reversals WHERE partner_id = $1 ORDER BY amount", partner_id
+    )
+    return anonymous(
+        {
+            "partner": partner,
+            "history": [dict(h) for h in history],
+            "events": events,
+            "credits": [dict(c) for c in credits],
+            "reversals": [dict(r) for r in reversals],
+        }
+    )
+
+
+def changes(state: dict[str, Any], since_version: int) -> list[tuple[str, str, str, Any]]:
+    return [
+        (e["change"], e["status"], e["tier"], e["ingested_at"])
+        for topic, _, e in state["events"]
+        if topic == PARTNER_LIFECYCLE.name and e["version"] > since_version
+    ]
+
+
+async def version_of(pool: Pool, partner_id: str) -> int:
+    version: int = await pool.fetchval(
+        "SELECT version FROM partners WHERE partner_id = $1", partner_id
+    )
+    return version
+
+
+async def test_a_run_gives_exactly_what_one_event_at_a_time_gives(harness: Harness) -> None:
+    pool = harness.pool
+    batched = [await active_partner(pool, "Batched One"), await active_partner(pool, "Batched Two")]
+    single = [await active_partner(pool, "Single One"), await active_partner(pool, "Single Two")]
+    for partner_id in (batched[0], single[0]):
+        await certify_behind_its_back(pool, partner_id, "ai")
+    setup_version = await version_of(pool, batched[0])
+    assert setup_version == await version_of(pool, single[0])
+    p2_version = await version_of(pool, batched[1])
+    since = await pool.fetchval("SELECT max(position) FROM outbox")
+    batch_story, single_story = story(*batched), story(*single)
+    records = await records_of(harness, batch_story + single_story)
+    batch_records, single_records = records[: len(batch_story)], records[len(batch_story) :]
+
+    # One batch: the consumer hands runs of credits and runs of reversals to the handlers.
+    assert await harness.consumer.process_batch(batch_records) == [Outcome.PROCESSED] * len(
+        batch_records
+    )
+    # The same story one record (one transaction) at a time.
+    for record in single_records:
+        assert await harness.consumer.process(record) == Outcome.PROCESSED
+
+    for b, s in zip(batched, single, strict=True):
+        assert await observed(pool, b, since) == await observed(pool, s, since)
+
+    # And what that is, spelled out: each change at the credit that caused it.
+    first = await observed(pool, batched[0], since)
+
+    def ingested(seconds: int) -> str:
+        return (INGESTED + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+    assert changes(first, setup_version) == [
+        ("authorisations_changed", "active", "registered", ingested(600)),
+        ("tier_changed", "active", "silver", ingested(400)),
+        ("tier_changed", "active", "gold", ingested(4000)),
+        ("grace_started", "grace", "gold", ingested(-4000)),
+        ("updated", "active", "gold", ingested(4500)),
+    ]
+    lifecycle = [e for topic, _, e in first["events"] if topic == PARTNER_LIFECYCLE.name]
+    assert [e["version"] for e in lifecycle] == list(range(setup_version + 1, setup_version + 6))
+    assert lifecycle[-1]["products"] == ["ai", "data"]
+    assert "attributed revenue 1000.1235 is below the gold minimum 5000" in lifecycle[-2]["reason"]
+    assert [h["change"] for h in first["history"][setup_version:]] == [
+        e["change"] for e in lifecycle
+    ]
+    assert Decimal(first["partner"]["revenue"]) == Decimal("5501.1235")
+    assert (first["partner"]["status"], first["partner"]["tier"]) == ("active", "gold")
+    assert len(first["credits"]) == 7 and len(first["reversals"]) == 2  # noqa: PT018
+
+    second = await observed(pool, batched[1], since)
+    assert [c[:3] for c in changes(second, p2_version)] == [
+        ("tier_changed", "active", "silver"),
+        ("grace_started", "grace", "silver"),
+    ]
+    assert Decimal(second["partner"]["revenue"]) == Decimal(100)
+
+    # Credits for partners onboarding does not know are kept, and move nothing.
+    unknown = await pool.fetchval(
+        "SELECT count(*) FROM credits WHERE partner_id LIKE 'ptn_unknown_%'"
+    )
+    assert unknown == 2
+
+
+async def test_a_poison_record_in_a_run_is_dead_lettered_and_the_rest_applied_once(
+    harness: Harness,
+) -> None:
+    pool = harness.pool
+    partner_id = await active_partner(pool, "Poisoned")
+    version = await version_of(pool, partner_id)
+    t = uuid.uuid4().hex[:8]
+    payloads: list[EventPayload] = [
+        credit(partner_id, f"a-{t}", "300.00"),
+        credit(partner_id, f"eur-{t}", "5000.00", currency="EUR"),
+        credit(partner_id, f"b-{t}", "800.00"),  # 1100 -> silver
+        reversal(partner_id, f"ra-{t}", f"a-{t}", "300.00"),  # 800 -> grace
+    ]
+    records = await records_of(harness, payloads)
+
+    assert await harness.consumer.process_batch(records) == [
+        Outcome.PROCESSED,
+        Outcome.DEAD_LETTERED,
+        Outcome.PROCESSED,
+        Outcome.PROCESSED,
+    ]
+
+    state = await observed(pool, partner_id)
+    assert [c[:3] for c in changes(state, version)] == [
+        ("tier_changed", "active", "silver"),
+        ("grace_started", "grace", "silver"),
+    ]
+    assert Decimal(state["partner"]["revenue"]) == Decimal(800)
+    assert [Decimal(c["amount"]) for c in state["credits"]] == [Decimal(300), Decimal(800)]
+    reason = await pool.fetchval(
+        "SELECT headers->>'dlq.reason' FROM outbox WHERE topic = 'onboarding.dlq.v1'"
+    )
+    assert reason == (
+        f"rejected by handler: credit eur-{t} is in EUR; onboarding's tier thresholds are in "
+        "the reporting currency USD"
+    )
+    inbox = await pool.fetchval("SELECT count(*) FROM inbox")
+    assert inbox == 3  # the poison record has no inbox row: a replay after a fix is processed
+
+
+async def test_a_redelivered_batch_changes_nothing(harness: Harness) -> None:
+    pool = harness.pool
+    partners = [await active_partner(pool, "Again One"), await active_partner(pool, "Again Two")]
+    payloads = story(*partners)
+    records = await records_of(harness, payloads)
+    assert set(await harness.consumer.process_batch(records)) == {Outcome.PROCESSED}
+    before = [await observed(pool, p) for p in partners]
+    outbox_rows = await pool.fetchval("SELECT count(*) FROM outbox")
+
+    assert await harness.consumer.process_batch(records) == [Outcome.DUPLICATE] * len(records)
+    # Re-sent under new event ids (attribution publishing again): the same credits and
+    # reversals, recorded once, so nothing moves either.
+    resent = await records_of(harness, payloads)
+    assert set(await harness.consumer.process_batch(resent)) == {Outcome.PROCESSED}
+
+    assert [await observed(pool, p) for p in partners] == before
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == outbox_rows
