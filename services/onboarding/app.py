@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter
 
 from services.onboarding.api import build_router
 from services.onboarding.domain.config import OnboardingConfig
-from services.onboarding.partners import now, record_credit, record_reversal, run_requalification
+from services.onboarding.partners import (
+    Announcement,
+    now,
+    record_credits,
+    record_reversals,
+    run_requalification,
+)
 from services.onboarding.settings import OnboardingSettings, load_config
 from shared.consumer import EventConsumer, HandlerContext
 from shared.events import Envelope
@@ -39,17 +47,28 @@ async def requalify_forever(
 def handle_credits(credits: EventConsumer, config: OnboardingConfig) -> None:
     """Attribution credits and reversals move attributed revenue, hence tiers."""
 
-    @credits.handles(CreditIssued)
-    async def on_credit(ctx: HandlerContext, event: Envelope[CreditIssued]) -> None:
-        await record_credit(
-            ctx.conn, ctx.outbox, config, event.data, event.data.ingested_at or event.time
+    @credits.handles_batch(CreditIssued)
+    async def on_credits(ctx: HandlerContext, events: list[Envelope[CreditIssued]]) -> None:
+        announced = await record_credits(
+            ctx.conn, config, [(e.data, e.data.ingested_at or e.time) for e in events]
         )
+        await emit(ctx, events, announced)
 
-    @credits.handles(CreditReversed)
-    async def on_reversal(ctx: HandlerContext, event: Envelope[CreditReversed]) -> None:
-        await record_reversal(
-            ctx.conn, ctx.outbox, config, event.data, event.data.ingested_at or event.time
+    @credits.handles_batch(CreditReversed)
+    async def on_reversals(ctx: HandlerContext, events: list[Envelope[CreditReversed]]) -> None:
+        announced = await record_reversals(
+            ctx.conn, config, [(e.data, e.data.ingested_at or e.time) for e in events]
         )
+        await emit(ctx, events, announced)
+
+
+async def emit(
+    ctx: HandlerContext, events: Sequence[Envelope[Any]], announced: list[Announcement]
+) -> None:
+    """Record what a run caused in one statement, each event continuing its cause's trace."""
+    await ctx.emit_all(
+        [ctx.event(a.topic, a.payload, subject=a.subject, cause=events[a.cause]) for a in announced]
+    )
 
 
 def wire(platform: Platform) -> list[APIRouter]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -28,12 +30,12 @@ from services.onboarding.domain.tiers import (
     derive_competencies,
 )
 from shared.db import Connection, Pool
-from shared.events import InvalidEvent
+from shared.events import EventPayload, InvalidEvent
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.notifications import PartnerNotification
 from shared.events.partners import PartnerStateChanged, PartnerStatus, PartnerType
-from shared.outbox import Outbox
-from shared.topics import PARTNER_LIFECYCLE, PARTNER_NOTIFICATIONS
+from shared.outbox import Outbox, OutgoingEvent
+from shared.topics import PARTNER_LIFECYCLE, PARTNER_NOTIFICATIONS, Topic
 
 log = logging.getLogger(__name__)
 Row = asyncpg.Record
@@ -96,10 +98,28 @@ async def lock_partner(conn: Connection, partner_id: str) -> Row:
     return row
 
 
+# A partner row as read from the database, or as it stands in memory during a run.
+PartnerRow = Row | dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """An event to record in the outbox, and the index of the input (in the list a batch
+    function was given) that caused it."""
+
+    topic: Topic
+    payload: EventPayload
+    subject: str
+    cause: int = 0
+
+    def outgoing(self) -> OutgoingEvent:
+        return OutgoingEvent(self.topic, self.payload, self.subject)
+
+
 def snapshot(
-    row: Row,
+    row: PartnerRow,
     change: str,
-    before: Row | None,
+    before: PartnerRow | None,
     ingested_at: datetime | None,
 ) -> PartnerStateChanged:
     # The application itself has no "before".
@@ -154,6 +174,77 @@ _NOTIFICATION_KINDS = {
 }
 
 
+def _check_columns(fields: dict[str, Any]) -> None:
+    unknown = set(fields) - _COLUMNS
+    if unknown:
+        raise ValueError(f"not partner columns: {sorted(unknown)}")
+
+
+def _announce(
+    before: PartnerRow,
+    row: PartnerRow,
+    change: str,
+    ingested_at: datetime | None,
+    cause: int = 0,
+) -> tuple[str, list[Announcement]]:
+    """What a new version of a partner publishes: the change as the contract names it
+    (`grace_cleared` is published as `updated`, the reason saying so), the snapshot and, for
+    changes a partner is told about, a notification."""
+    published_change = "updated" if change == "grace_cleared" else change
+    partner_id = row["partner_id"]
+    events = [
+        Announcement(
+            PARTNER_LIFECYCLE,
+            snapshot(row, published_change, before, ingested_at),
+            partner_id,
+            cause,
+        )
+    ]
+    kind = _NOTIFICATION_KINDS.get(
+        change, "partner_status" if row["status"] != before["status"] else None
+    )
+    if kind is not None:
+        note = PartnerNotification(
+            notification_id=str(
+                uuid.uuid5(uuid.NAMESPACE_URL, f"onboarding/{partner_id}/{row['version']}")
+            ),
+            partner_id=partner_id,
+            recipient=partner_id,
+            kind=kind,
+            subject=_subject(change, before, row),
+            body=row["reason"],
+            created_at=row["updated_at"],
+            ingested_at=ingested_at,
+        )
+        events.append(Announcement(PARTNER_NOTIFICATIONS, note, partner_id, cause))
+    return published_change, events
+
+
+def _history_row(row: PartnerRow, published_change: str) -> tuple[Any, ...]:
+    return (
+        row["partner_id"],
+        row["version"],
+        published_change,
+        row["status"],
+        row["tier"],
+        row["reason"],
+        row["updated_at"],
+    )
+
+
+async def _insert_history(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Audit rows (partner, version, change, status, tier, reason, changed_at), one statement."""
+    if not rows:
+        return
+    columns = list(zip(*rows, strict=True))
+    await conn.execute(
+        """INSERT INTO partner_history (partner_id, version, change, status, tier, reason, changed_at)
+           SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[],
+                                $6::text[], $7::timestamptz[])""",
+        *[list(column) for column in columns],
+    )
+
+
 async def change_partner(
     conn: Connection,
     outbox: Outbox,
@@ -170,9 +261,7 @@ async def change_partner(
     `change` names what happened for consumers; `grace_cleared` is published as `updated`
     (the contract's vocabulary) with the reason saying so.
     """
-    unknown = set(fields) - _COLUMNS
-    if unknown:
-        raise ValueError(f"not partner columns: {sorted(unknown)}")
+    _check_columns(fields)
     names = list(fields)
     assignments = "".join(f", {name} = ${i + 4}" for i, name in enumerate(names))
     row = await conn.fetchrow(
@@ -184,41 +273,13 @@ async def change_partner(
         *[fields[name] for name in names],
     )
     assert row is not None
-    published_change = "updated" if change == "grace_cleared" else change
-    await conn.execute(
-        """INSERT INTO partner_history (partner_id, version, change, status, tier, reason, changed_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-        row["partner_id"],
-        row["version"],
-        published_change,
-        row["status"],
-        row["tier"],
-        reason,
-        row["updated_at"],
-    )
-    event = snapshot(row, published_change, before, ingested_at)
-    await outbox.publish(conn, PARTNER_LIFECYCLE, event, subject=row["partner_id"])
-    kind = _NOTIFICATION_KINDS.get(
-        change, "partner_status" if row["status"] != before["status"] else None
-    )
-    if kind is not None:
-        note = PartnerNotification(
-            notification_id=str(
-                uuid.uuid5(uuid.NAMESPACE_URL, f"onboarding/{row['partner_id']}/{row['version']}")
-            ),
-            partner_id=row["partner_id"],
-            recipient=row["partner_id"],
-            kind=kind,
-            subject=_subject(change, before, row),
-            body=reason,
-            created_at=row["updated_at"],
-            ingested_at=ingested_at,
-        )
-        await outbox.publish(conn, PARTNER_NOTIFICATIONS, note, subject=row["partner_id"])
+    published_change, events = _announce(before, row, change, ingested_at)
+    await _insert_history(conn, [_history_row(row, published_change)])
+    await outbox.publish_many(conn, [event.outgoing() for event in events])
     return row
 
 
-def _subject(change: str, before: Row, row: Row) -> str:
+def _subject(change: str, before: PartnerRow, row: PartnerRow) -> str:
     name = row["company_name"]
     if change in ("tier_changed", "demoted"):
         return f"{name}: tier {before['tier']} -> {row['tier']}"
@@ -497,113 +558,211 @@ async def add_certification(
     return str(certification_id), True
 
 
-async def record_credit(
+async def record_credits(
     conn: Connection,
-    outbox: Outbox,
     config: OnboardingConfig,
-    credit: CreditIssued,
-    ingested_at: datetime,
-) -> None:
-    if credit.currency != config.reporting_currency:
-        raise InvalidEvent(
-            f"credit {credit.credit_id} is in {credit.currency}; onboarding's tier thresholds "
-            f"are in the reporting currency {config.reporting_currency}"
-        )
-    inserted = await conn.fetchval(
-        """INSERT INTO credits (credit_id, partner_id, deal_key, kind, amount, currency,
-               close_date, issued_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-           ON CONFLICT (credit_id) DO NOTHING RETURNING true""",
-        credit.credit_id,
-        credit.partner_id,
-        credit.deal_key,
-        credit.kind.value,
-        credit.amount,
-        credit.currency,
-        credit.close_date,
-        credit.issued_at,
+    credits: Sequence[tuple[CreditIssued, datetime | None]],
+) -> list[Announcement]:
+    """Record a run of credits (each with its ingestion time) and re-evaluate their partners
+    after each one, in order, as if they came one at a time. A credit id already recorded
+    (or earlier in the run) is kept once and moves nothing; credits for partners onboarding
+    does not know are kept (audit) but move nothing. Returns the events to publish, each
+    with the index of the credit that caused it."""
+    for credit, _ in credits:
+        if credit.currency != config.reporting_currency:
+            raise InvalidEvent(
+                f"credit {credit.credit_id} is in {credit.currency}; onboarding's tier "
+                f"thresholds are in the reporting currency {config.reporting_currency}"
+            )
+    first = _first_of(credit.credit_id for credit, _ in credits)
+    distinct = sorted((credits[i][0] for i in first.values()), key=lambda c: c.credit_id)
+    inserted = await conn.fetch(
+        """
+        INSERT INTO credits (credit_id, partner_id, deal_key, kind, amount, currency,
+            close_date, issued_at)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
+                             $6::text[], $7::date[], $8::timestamptz[])
+        ON CONFLICT (credit_id) DO NOTHING
+        RETURNING credit_id, amount,
+            COALESCE((SELECT sum(r.amount) FROM credit_reversals r
+                      WHERE r.credit_id = credits.credit_id), 0) AS reversed
+        """,
+        [c.credit_id for c in distinct],
+        [c.partner_id for c in distinct],
+        [c.deal_key for c in distinct],
+        [c.kind.value for c in distinct],
+        [c.amount for c in distinct],
+        [c.currency for c in distinct],
+        [c.close_date for c in distinct],
+        [c.issued_at for c in distinct],
     )
-    if inserted:
-        await refresh_if_known(conn, outbox, config, credit.partner_id, ingested_at)
-
-
-async def record_reversal(
-    conn: Connection,
-    outbox: Outbox,
-    config: OnboardingConfig,
-    reversal: CreditReversed,
-    ingested_at: datetime,
-) -> None:
-    if reversal.currency != config.reporting_currency:
-        raise InvalidEvent(
-            f"reversal {reversal.reversal_id} is in {reversal.currency}; onboarding's tier "
-            f"thresholds are in the reporting currency {config.reporting_currency}"
-        )
-    inserted = await conn.fetchval(
-        """INSERT INTO credit_reversals (reversal_id, credit_id, partner_id, amount, reversed_at)
-           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (reversal_id) DO NOTHING RETURNING true""",
-        reversal.reversal_id,
-        reversal.credit_id,
-        reversal.partner_id,
-        reversal.amount,
-        reversal.reversed_at,
+    if not inserted:
+        return []
+    # As stored (numeric(20, 4)), net of reversals recorded before the credit.
+    nets = {r["credit_id"]: r["amount"] - r["reversed"] for r in inserted}
+    fresh = sorted(first[credit_id] for credit_id in nets)
+    as_of = now()
+    run = await Reassessment.start(
+        conn,
+        config,
+        {credits[i][0].partner_id for i in fresh},
+        as_of,
+        new_credits=list(nets),
     )
-    if inserted:
-        await refresh_if_known(conn, outbox, config, reversal.partner_id, ingested_at)
+    for i in fresh:
+        credit, ingested_at = credits[i]
+        run.move_revenue(credit.partner_id, credit.close_date, nets[credit.credit_id])
+        run.reassess(credit.partner_id, as_of=as_of, ingested_at=ingested_at, cause=i)
+    return await run.write(conn)
 
 
-async def refresh_if_known(
+async def record_reversals(
     conn: Connection,
-    outbox: Outbox,
     config: OnboardingConfig,
-    partner_id: str,
-    ingested_at: datetime,
-) -> None:
-    # Credits for ids onboarding never issued are kept (audit) but move nothing.
-    if await conn.fetchval("SELECT true FROM partners WHERE partner_id = $1", partner_id):
-        await refresh(conn, outbox, config, partner_id, as_of=now(), ingested_at=ingested_at)
+    reversals: Sequence[tuple[CreditReversed, datetime | None]],
+) -> list[Announcement]:
+    """Record a run of reversals and re-evaluate their partners after each one, in order (see
+    `record_credits`). A reversal cancels its credit's amount from the credit's partner's
+    revenue; one whose credit onboarding has not seen yet is kept and counts when it comes."""
+    for reversal, _ in reversals:
+        if reversal.currency != config.reporting_currency:
+            raise InvalidEvent(
+                f"reversal {reversal.reversal_id} is in {reversal.currency}; onboarding's tier "
+                f"thresholds are in the reporting currency {config.reporting_currency}"
+            )
+    first = _first_of(reversal.reversal_id for reversal, _ in reversals)
+    distinct = sorted((reversals[i][0] for i in first.values()), key=lambda r: r.reversal_id)
+    inserted = await conn.fetch(
+        """
+        WITH inserted AS (
+            INSERT INTO credit_reversals (reversal_id, credit_id, partner_id, amount, reversed_at)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::numeric[],
+                                 $5::timestamptz[])
+            ON CONFLICT (reversal_id) DO NOTHING
+            RETURNING reversal_id, credit_id, amount
+        )
+        SELECT i.reversal_id, i.amount, c.partner_id AS credit_partner_id, c.close_date
+        FROM inserted i LEFT JOIN credits c ON c.credit_id = i.credit_id
+        """,
+        [r.reversal_id for r in distinct],
+        [r.credit_id for r in distinct],
+        [r.partner_id for r in distinct],
+        [r.amount for r in distinct],
+        [r.reversed_at for r in distinct],
+    )
+    if not inserted:
+        return []
+    recorded = {r["reversal_id"]: r for r in inserted}
+    fresh = sorted(first[reversal_id] for reversal_id in recorded)
+    as_of = now()
+    run = await Reassessment.start(
+        conn,
+        config,
+        {reversals[i][0].partner_id for i in fresh},
+        as_of,
+        new_reversals=list(recorded),
+    )
+    for i in fresh:
+        reversal, ingested_at = reversals[i]
+        row = recorded[reversal.reversal_id]
+        if row["credit_partner_id"] is not None:  # its credit is known: its revenue drops
+            run.move_revenue(row["credit_partner_id"], row["close_date"], -row["amount"])
+        run.reassess(reversal.partner_id, as_of=as_of, ingested_at=ingested_at, cause=i)
+    return await run.write(conn)
+
+
+def _first_of(keys: Iterable[str]) -> dict[str, int]:
+    """Key -> index of its first occurrence."""
+    first: dict[str, int] = {}
+    for index, key in enumerate(keys):
+        first.setdefault(key, index)
+    return first
 
 
 # ---- derived state and requalification
+
+
+async def revenue_days(
+    conn: Connection,
+    config: OnboardingConfig,
+    partner_ids: Collection[str],
+    as_of: datetime,
+    *,
+    except_credits: Sequence[str] = (),
+    except_reversals: Sequence[str] = (),
+) -> dict[str, dict[date, Decimal]]:
+    """Attributed revenue (issued - reversed) per partner and close date, over the trailing
+    window ending `as_of`; credits and reversals named in `except_*` left out (a run adds
+    them itself, in order)."""
+    rows = await conn.fetch(
+        """
+        SELECT c.partner_id, c.close_date,
+               sum(c.amount - COALESCE(
+                   (SELECT sum(r.amount) FROM credit_reversals r
+                    WHERE r.credit_id = c.credit_id AND r.reversal_id <> ALL($5::text[])),
+                   0)) AS net
+        FROM credits c
+        WHERE c.partner_id = ANY($1::text[])
+          AND c.close_date > $2::date - $3::int AND c.close_date <= $2::date
+          AND c.credit_id <> ALL($4::text[])
+        GROUP BY c.partner_id, c.close_date
+        """,
+        list(partner_ids),
+        as_of.date(),
+        config.revenue_window_days,
+        list(except_credits),
+        list(except_reversals),
+    )
+    days: dict[str, dict[date, Decimal]] = {partner_id: {} for partner_id in partner_ids}
+    for row in rows:
+        days[row["partner_id"]][row["close_date"]] = row["net"]
+    return days
+
+
+def revenue_in_window(
+    config: OnboardingConfig, days: dict[date, Decimal], as_of: datetime
+) -> Decimal:
+    """The sum of the days in the trailing window ending `as_of` (0 when no credit is)."""
+    until = as_of.date()
+    since = until - timedelta(days=config.revenue_window_days)
+    return sum((net for day, net in days.items() if since < day <= until), Decimal(0))
 
 
 async def revenue_as_of(
     conn: Connection, config: OnboardingConfig, partner_id: str, as_of: datetime
 ) -> Decimal:
     """Attributed revenue (issued - reversed) of credits closed in the trailing window."""
-    until: date = as_of.date()
-    value = await conn.fetchval(
-        """
-        SELECT COALESCE(sum(c.amount - COALESCE(
-                   (SELECT sum(r.amount) FROM credit_reversals r WHERE r.credit_id = c.credit_id),
-                   0)), 0)
-        FROM credits c
-        WHERE c.partner_id = $1 AND c.close_date > $2::date - $3::int AND c.close_date <= $2::date
-        """,
-        partner_id,
-        until,
-        config.revenue_window_days,
-    )
-    return Decimal(value)
+    days = await revenue_days(conn, config, [partner_id], as_of)
+    return revenue_in_window(config, days[partner_id], as_of)
 
 
-async def load_certifications(conn: Connection, partner_id: str) -> list[Certification]:
+async def certifications_of(
+    conn: Connection, partner_ids: Collection[str]
+) -> dict[str, list[Certification]]:
     rows = await conn.fetch(
-        "SELECT person, role, track, issued_at, expires_at FROM certifications WHERE partner_id = $1",
-        partner_id,
+        """SELECT partner_id, person, role, track, issued_at, expires_at FROM certifications
+           WHERE partner_id = ANY($1::text[])""",
+        list(partner_ids),
     )
-    return [
-        Certification(
-            r["person"], CertificationRole(r["role"]), r["track"], r["issued_at"], r["expires_at"]
+    held: dict[str, list[Certification]] = {partner_id: [] for partner_id in partner_ids}
+    for r in rows:
+        held[r["partner_id"]].append(
+            Certification(
+                r["person"],
+                CertificationRole(r["role"]),
+                r["track"],
+                r["issued_at"],
+                r["expires_at"],
+            )
         )
-        for r in rows
-    ]
+    return held
 
 
 async def competencies_as_of(
     conn: Connection, config: OnboardingConfig, partner_id: str, as_of: datetime
 ) -> frozenset[str]:
-    return derive_competencies(config, await load_certifications(conn, partner_id), as_of)
+    certifications = await certifications_of(conn, [partner_id])
+    return derive_competencies(config, certifications[partner_id], as_of)
 
 
 _VERDICT_CHANGES = {
@@ -619,6 +778,211 @@ _VERDICT_CHANGES = {
 _NOT_EVALUATED = frozenset({PartnerStatus.APPLIED, PartnerStatus.REJECTED, PartnerStatus.EXPELLED})
 
 
+class Reassessment:
+    """Partners locked together (in id order) and re-evaluated in memory, any number of times,
+    each time with what earlier steps left (revenue moved, versions written); `write` then
+    stores the final rows and the audit trail in a few statements and returns the events.
+
+    Loaded once: the partner rows, their certifications (partners that are evaluated) and
+    their revenue per close date over the window (partners in the program)."""
+
+    def __init__(
+        self,
+        config: OnboardingConfig,
+        rows: dict[str, dict[str, Any]],
+        certifications: dict[str, list[Certification]],
+        revenue: dict[str, dict[date, Decimal]],
+    ) -> None:
+        self.config = config
+        self.rows = rows
+        self.certifications = certifications
+        self.revenue = revenue
+        self.changed: set[str] = set()
+        self.history: list[tuple[Any, ...]] = []
+        self.announcements: list[Announcement] = []
+
+    @classmethod
+    async def start(
+        cls,
+        conn: Connection,
+        config: OnboardingConfig,
+        partner_ids: Collection[str],
+        as_of: datetime,
+        *,
+        new_credits: Sequence[str] = (),
+        new_reversals: Sequence[str] = (),
+    ) -> Reassessment:
+        """Lock the partners (those that exist) and load what evaluating them needs, as of
+        `as_of`; `new_*`: credits and reversals the caller will move revenue by itself."""
+        locked = await conn.fetch(
+            """SELECT * FROM partners WHERE partner_id = ANY($1::text[])
+               ORDER BY partner_id FOR UPDATE""",
+            sorted(partner_ids),
+        )
+        rows = {r["partner_id"]: dict(r) for r in locked}
+        statuses = {p: PartnerStatus(r["status"]) for p, r in rows.items()}
+        evaluated = [p for p, status in statuses.items() if status not in _NOT_EVALUATED]
+        in_program = [p for p, status in statuses.items() if status in IN_PROGRAM]
+        certifications = await certifications_of(conn, evaluated) if evaluated else {}
+        revenue = (
+            await revenue_days(
+                conn,
+                config,
+                in_program,
+                as_of,
+                except_credits=new_credits,
+                except_reversals=new_reversals,
+            )
+            if in_program
+            else {}
+        )
+        return cls(config, rows, certifications, revenue)
+
+    def knows(self, partner_id: str) -> bool:
+        return partner_id in self.rows
+
+    def move_revenue(self, partner_id: str, close_date: date, net: Decimal) -> None:
+        """A credit (net of its reversals) or a reversal (negative) of `partner_id` recorded."""
+        days = self.revenue.get(partner_id)
+        if days is not None:
+            days[close_date] = days.get(close_date, Decimal(0)) + net
+
+    def reassess(
+        self,
+        partner_id: str,
+        *,
+        as_of: datetime,
+        ingested_at: datetime | None,
+        cause: int = 0,
+    ) -> list[str]:
+        """Re-derive competencies and authorisations, then requalify, as of `as_of`.
+
+        Returns the changes made (empty when the partner's standing did not move, or when
+        onboarding does not know the partner)."""
+        row = self.rows.get(partner_id)
+        if row is None:
+            return []
+        status = PartnerStatus(row["status"])
+        if status in _NOT_EVALUATED:
+            return []
+        changes: list[str] = []
+        competencies = derive_competencies(self.config, self.certifications[partner_id], as_of)
+        products = authorised_products(self.config, row["products_applied"], competencies)
+        if competencies != frozenset(row["competencies"]) or products != frozenset(row["products"]):
+            change = (
+                "authorisations_changed" if products != frozenset(row["products"]) else "updated"
+            )
+            row = self._change(
+                row,
+                change=change,
+                reason=(
+                    f"competencies now {', '.join(sorted(competencies)) or 'none'} (were "
+                    f"{', '.join(sorted(row['competencies'])) or 'none'}); authorised products "
+                    f"{', '.join(sorted(products)) or 'none'}"
+                ),
+                ingested_at=ingested_at,
+                cause=cause,
+                competencies=sorted(competencies),
+                products=sorted(products),
+            )
+            changes.append(change)
+        if status not in IN_PROGRAM:
+            return changes
+        revenue = revenue_in_window(self.config, self.revenue[partner_id], as_of)
+        verdict = evaluate(self.config, standing_of(row, revenue, competencies), as_of)
+        if verdict.action is Action.NONE:
+            if Decimal(row["revenue"]) != revenue:
+                row["revenue"] = revenue
+                self.changed.add(partner_id)
+            return changes
+        change, fields = verdict_change(self.config, row, verdict, revenue, as_of)
+        self._change(
+            row,
+            change=change,
+            reason=verdict.reason,
+            ingested_at=ingested_at,
+            cause=cause,
+            **fields,
+        )
+        changes.append(_VERDICT_CHANGES[verdict.action])
+        return changes
+
+    def _change(
+        self,
+        before: dict[str, Any],
+        *,
+        change: str,
+        reason: str,
+        ingested_at: datetime | None,
+        cause: int,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """A new version of the partner, in memory (see `change_partner`)."""
+        _check_columns(fields)
+        row = {
+            **before,
+            **fields,
+            "version": before["version"] + 1,
+            "reason": reason,
+            "updated_at": now(),
+        }
+        published_change, events = _announce(before, row, change, ingested_at, cause)
+        self.rows[row["partner_id"]] = row
+        self.changed.add(row["partner_id"])
+        self.history.append(_history_row(row, published_change))
+        self.announcements.extend(events)
+        return row
+
+    async def write(self, conn: Connection) -> list[Announcement]:
+        """Store the partners that changed and the audit rows (one statement each); returns
+        the events to publish, in the order they happened."""
+        rows = [self.rows[partner_id] for partner_id in sorted(self.changed)]
+        if rows:
+            await conn.execute(
+                """
+                UPDATE partners p SET version = e.version, reason = e.reason,
+                    updated_at = e.updated_at, status = e.status, tier = e.tier,
+                    revenue = e.revenue, grace_until = e.grace_until,
+                    suspended_at = e.suspended_at,
+                    suspended_by_requalification = e.suspended_by_requalification,
+                    policy_version = e.policy_version,
+                    competencies = ARRAY(
+                        SELECT x FROM jsonb_array_elements_text(e.competencies::jsonb)
+                            WITH ORDINALITY AS a(x, n) ORDER BY n),
+                    products = ARRAY(
+                        SELECT x FROM jsonb_array_elements_text(e.products::jsonb)
+                            WITH ORDINALITY AS a(x, n) ORDER BY n)
+                FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[], $5::text[],
+                            $6::text[], $7::numeric[], $8::timestamptz[], $9::timestamptz[],
+                            $10::bool[], $11::text[], $12::text[], $13::text[])
+                    AS e(partner_id, version, reason, updated_at, status, tier, revenue,
+                         grace_until, suspended_at, suspended_by_requalification,
+                         policy_version, competencies, products)
+                WHERE p.partner_id = e.partner_id
+                """,
+                *[
+                    [row[column] for row in rows]
+                    for column in (
+                        "partner_id",
+                        "version",
+                        "reason",
+                        "updated_at",
+                        "status",
+                        "tier",
+                        "revenue",
+                        "grace_until",
+                        "suspended_at",
+                        "suspended_by_requalification",
+                        "policy_version",
+                    )
+                ],
+                [json.dumps(list(row["competencies"])) for row in rows],
+                [json.dumps(list(row["products"])) for row in rows],
+            )
+        await _insert_history(conn, self.history)
+        return self.announcements
+
+
 async def refresh(
     conn: Connection,
     outbox: Outbox,
@@ -631,46 +995,15 @@ async def refresh(
     """Re-derive competencies and authorisations, then requalify, as of `as_of`.
 
     Returns the changes published (empty when the partner's standing did not move)."""
-    row = await lock_partner(conn, partner_id)
-    status = PartnerStatus(row["status"])
-    if status in _NOT_EVALUATED:
-        return []
-    changes: list[str] = []
-    competencies = await competencies_as_of(conn, config, partner_id, as_of)
-    products = authorised_products(config, row["products_applied"], competencies)
-    if competencies != frozenset(row["competencies"]) or products != frozenset(row["products"]):
-        change = "authorisations_changed" if products != frozenset(row["products"]) else "updated"
-        row = await change_partner(
-            conn,
-            outbox,
-            row,
-            change=change,
-            reason=(
-                f"competencies now {', '.join(sorted(competencies)) or 'none'} (were "
-                f"{', '.join(sorted(row['competencies'])) or 'none'}); authorised products "
-                f"{', '.join(sorted(products)) or 'none'}"
-            ),
-            ingested_at=ingested_at,
-            competencies=sorted(competencies),
-            products=sorted(products),
-        )
-        changes.append(change)
-    if status not in IN_PROGRAM:
-        return changes
-    revenue = await revenue_as_of(conn, config, partner_id, as_of)
-    verdict = evaluate(config, standing_of(row, revenue, competencies), as_of)
-    if verdict.action is Action.NONE:
-        if Decimal(row["revenue"]) != revenue:
-            await conn.execute(
-                "UPDATE partners SET revenue = $2 WHERE partner_id = $1", partner_id, revenue
-            )
-        return changes
-    await apply_verdict(conn, outbox, config, row, verdict, revenue, as_of, ingested_at)
-    changes.append(_VERDICT_CHANGES[verdict.action])
+    run = await Reassessment.start(conn, config, [partner_id], as_of)
+    if not run.knows(partner_id):
+        raise NotFound(f"partner {partner_id} not found")
+    changes = run.reassess(partner_id, as_of=as_of, ingested_at=ingested_at)
+    await outbox.publish_many(conn, [event.outgoing() for event in await run.write(conn)])
     return changes
 
 
-def standing_of(row: Row, revenue: Decimal, competencies: frozenset[str]) -> Standing:
+def standing_of(row: PartnerRow, revenue: Decimal, competencies: frozenset[str]) -> Standing:
     return Standing(
         status=PartnerStatus(row["status"]),
         tier=row["tier"],
@@ -683,16 +1016,14 @@ def standing_of(row: Row, revenue: Decimal, competencies: frozenset[str]) -> Sta
     )
 
 
-async def apply_verdict(
-    conn: Connection,
-    outbox: Outbox,
+def verdict_change(
     config: OnboardingConfig,
-    row: Row,
+    row: PartnerRow,
     verdict: Verdict,
     revenue: Decimal,
     as_of: datetime,
-    ingested_at: datetime | None,
-) -> Row:
+) -> tuple[str, dict[str, Any]]:
+    """The change a requalification verdict makes to a partner: its name and the columns."""
     check = verdict.status != PartnerStatus(row["status"])
     if check:
         check_transition(row["partner_id"], PartnerStatus(row["status"]), verdict.status)
@@ -710,15 +1041,7 @@ async def apply_verdict(
     change = _VERDICT_CHANGES[verdict.action]
     if change == "grace_cleared" and verdict.tier != row["tier"]:
         change = "tier_changed"  # cured by growing past the tier: the promotion is the news
-    return await change_partner(
-        conn,
-        outbox,
-        row,
-        change=change,
-        reason=verdict.reason,
-        ingested_at=ingested_at,
-        **fields,
-    )
+    return change, fields
 
 
 async def set_status(
