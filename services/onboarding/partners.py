@@ -576,6 +576,10 @@ async def record_credits(
             )
     first = _first_of(credit.credit_id for credit, _ in credits)
     distinct = sorted((credits[i][0] for i in first.values()), key=lambda c: c.credit_id)
+    # Partners first: another run recording a credit or reversal of theirs waits for these
+    # locks before it commits, so what is loaded now and what the inserts see is one state.
+    as_of = now()
+    run = await Reassessment.start(conn, config, {c.partner_id for c in distinct}, as_of)
     inserted = await conn.fetch(
         """
         INSERT INTO credits (credit_id, partner_id, deal_key, kind, amount, currency,
@@ -596,20 +600,9 @@ async def record_credits(
         [c.close_date for c in distinct],
         [c.issued_at for c in distinct],
     )
-    if not inserted:
-        return []
     # As stored (numeric(20, 4)), net of reversals recorded before the credit.
     nets = {r["credit_id"]: r["amount"] - r["reversed"] for r in inserted}
-    fresh = sorted(first[credit_id] for credit_id in nets)
-    as_of = now()
-    run = await Reassessment.start(
-        conn,
-        config,
-        {credits[i][0].partner_id for i in fresh},
-        as_of,
-        new_credits=list(nets),
-    )
-    for i in fresh:
+    for i in sorted(first[credit_id] for credit_id in nets):
         credit, ingested_at = credits[i]
         run.move_revenue(credit.partner_id, credit.close_date, nets[credit.credit_id])
         run.reassess(credit.partner_id, as_of=as_of, ingested_at=ingested_at, cause=i)
@@ -632,6 +625,8 @@ async def record_reversals(
             )
     first = _first_of(reversal.reversal_id for reversal, _ in reversals)
     distinct = sorted((reversals[i][0] for i in first.values()), key=lambda r: r.reversal_id)
+    as_of = now()
+    run = await Reassessment.start(conn, config, {r.partner_id for r in distinct}, as_of)
     inserted = await conn.fetch(
         """
         WITH inserted AS (
@@ -650,19 +645,8 @@ async def record_reversals(
         [r.amount for r in distinct],
         [r.reversed_at for r in distinct],
     )
-    if not inserted:
-        return []
     recorded = {r["reversal_id"]: r for r in inserted}
-    fresh = sorted(first[reversal_id] for reversal_id in recorded)
-    as_of = now()
-    run = await Reassessment.start(
-        conn,
-        config,
-        {reversals[i][0].partner_id for i in fresh},
-        as_of,
-        new_reversals=list(recorded),
-    )
-    for i in fresh:
+    for i in sorted(first[reversal_id] for reversal_id in recorded):
         reversal, ingested_at = reversals[i]
         row = recorded[reversal.reversal_id]
         if row["credit_partner_id"] is not None:  # its credit is known: its revenue drops
@@ -687,31 +671,24 @@ async def revenue_days(
     config: OnboardingConfig,
     partner_ids: Collection[str],
     as_of: datetime,
-    *,
-    except_credits: Sequence[str] = (),
-    except_reversals: Sequence[str] = (),
 ) -> dict[str, dict[date, Decimal]]:
     """Attributed revenue (issued - reversed) per partner and close date, over the trailing
-    window ending `as_of`; credits and reversals named in `except_*` left out (a run adds
-    them itself, in order)."""
+    window ending `as_of`."""
     rows = await conn.fetch(
         """
         SELECT c.partner_id, c.close_date,
                sum(c.amount - COALESCE(
                    (SELECT sum(r.amount) FROM credit_reversals r
-                    WHERE r.credit_id = c.credit_id AND r.reversal_id <> ALL($5::text[])),
+                    WHERE r.credit_id = c.credit_id),
                    0)) AS net
         FROM credits c
         WHERE c.partner_id = ANY($1::text[])
           AND c.close_date > $2::date - $3::int AND c.close_date <= $2::date
-          AND c.credit_id <> ALL($4::text[])
         GROUP BY c.partner_id, c.close_date
         """,
         list(partner_ids),
         as_of.date(),
         config.revenue_window_days,
-        list(except_credits),
-        list(except_reversals),
     )
     days: dict[str, dict[date, Decimal]] = {partner_id: {} for partner_id in partner_ids}
     for row in rows:
@@ -808,12 +785,10 @@ class Reassessment:
         config: OnboardingConfig,
         partner_ids: Collection[str],
         as_of: datetime,
-        *,
-        new_credits: Sequence[str] = (),
-        new_reversals: Sequence[str] = (),
     ) -> Reassessment:
         """Lock the partners (those that exist) and load what evaluating them needs, as of
-        `as_of`; `new_*`: credits and reversals the caller will move revenue by itself."""
+        `as_of`. Credits and reversals recorded afterwards are the caller's to add, in order
+        (`move_revenue`)."""
         locked = await conn.fetch(
             """SELECT * FROM partners WHERE partner_id = ANY($1::text[])
                ORDER BY partner_id FOR UPDATE""",
@@ -824,18 +799,7 @@ class Reassessment:
         evaluated = [p for p, status in statuses.items() if status not in _NOT_EVALUATED]
         in_program = [p for p, status in statuses.items() if status in IN_PROGRAM]
         certifications = await certifications_of(conn, evaluated) if evaluated else {}
-        revenue = (
-            await revenue_days(
-                conn,
-                config,
-                in_program,
-                as_of,
-                except_credits=new_credits,
-                except_reversals=new_reversals,
-            )
-            if in_program
-            else {}
-        )
+        revenue = await revenue_days(conn, config, in_program, as_of) if in_program else {}
         return cls(config, rows, certifications, revenue)
 
     def knows(self, partner_id: str) -> bool:
