@@ -3,6 +3,11 @@
 Each function loads what the rules need (locking the partner row, so concurrent changes to one
 partner serialise in Postgres), calls the pure domain, then writes the new state, an audit row
 and the events announcing it (outbox) in the caller's transaction.
+
+Credits and reversals come in runs (`record_credits`, `record_reversals`): a `Reassessment`
+locks the run's partners together, loads what they need once, re-evaluates a partner after
+each of its events in memory, and writes the outcome in a few statements. `refresh` is the
+same `Reassessment` for one partner.
 """
 
 from __future__ import annotations
@@ -578,8 +583,7 @@ async def record_credits(
     distinct = sorted((credits[i][0] for i in first.values()), key=lambda c: c.credit_id)
     # Partners first: another run recording a credit or reversal of theirs waits for these
     # locks before it commits, so what is loaded now and what the inserts see is one state.
-    as_of = now()
-    run = await Reassessment.start(conn, config, {c.partner_id for c in distinct}, as_of)
+    run = await Reassessment.start(conn, config, {c.partner_id for c in distinct}, now())
     inserted = await conn.fetch(
         """
         INSERT INTO credits (credit_id, partner_id, deal_key, kind, amount, currency,
@@ -605,7 +609,7 @@ async def record_credits(
     for i in sorted(first[credit_id] for credit_id in nets):
         credit, ingested_at = credits[i]
         run.move_revenue(credit.partner_id, credit.close_date, nets[credit.credit_id])
-        run.reassess(credit.partner_id, as_of=as_of, ingested_at=ingested_at, cause=i)
+        run.reassess(credit.partner_id, ingested_at=ingested_at, cause=i)
     return await run.write(conn)
 
 
@@ -625,8 +629,7 @@ async def record_reversals(
             )
     first = _first_of(reversal.reversal_id for reversal, _ in reversals)
     distinct = sorted((reversals[i][0] for i in first.values()), key=lambda r: r.reversal_id)
-    as_of = now()
-    run = await Reassessment.start(conn, config, {r.partner_id for r in distinct}, as_of)
+    run = await Reassessment.start(conn, config, {r.partner_id for r in distinct}, now())
     inserted = await conn.fetch(
         """
         WITH inserted AS (
@@ -651,7 +654,7 @@ async def record_reversals(
         row = recorded[reversal.reversal_id]
         if row["credit_partner_id"] is not None:  # its credit is known: its revenue drops
             run.move_revenue(row["credit_partner_id"], row["close_date"], -row["amount"])
-        run.reassess(reversal.partner_id, as_of=as_of, ingested_at=ingested_at, cause=i)
+        run.reassess(reversal.partner_id, ingested_at=ingested_at, cause=i)
     return await run.write(conn)
 
 
@@ -754,11 +757,25 @@ _VERDICT_CHANGES = {
 
 _NOT_EVALUATED = frozenset({PartnerStatus.APPLIED, PartnerStatus.REJECTED, PartnerStatus.EXPELLED})
 
+# What a reassessment may change (besides version, reason and updated_at).
+_REASSESSED_COLUMNS = (
+    "status",
+    "tier",
+    "revenue",
+    "grace_until",
+    "suspended_at",
+    "suspended_by_requalification",
+    "policy_version",
+    "competencies",
+    "products",
+)
+
 
 class Reassessment:
-    """Partners locked together (in id order) and re-evaluated in memory, any number of times,
-    each time with what earlier steps left (revenue moved, versions written); `write` then
-    stores the final rows and the audit trail in a few statements and returns the events.
+    """Partners locked together (in id order) and re-evaluated in memory as of one moment, any
+    number of times, each time with what earlier steps left (revenue moved, versions written);
+    `write` then stores the final rows and the audit trail in a few statements and returns the
+    events.
 
     Loaded once: the partner rows, their certifications (partners that are evaluated) and
     their revenue per close date over the window (partners in the program)."""
@@ -766,11 +783,13 @@ class Reassessment:
     def __init__(
         self,
         config: OnboardingConfig,
+        as_of: datetime,
         rows: dict[str, dict[str, Any]],
         certifications: dict[str, list[Certification]],
         revenue: dict[str, dict[date, Decimal]],
     ) -> None:
         self.config = config
+        self.as_of = as_of
         self.rows = rows
         self.certifications = certifications
         self.revenue = revenue
@@ -800,7 +819,7 @@ class Reassessment:
         in_program = [p for p, status in statuses.items() if status in IN_PROGRAM]
         certifications = await certifications_of(conn, evaluated) if evaluated else {}
         revenue = await revenue_days(conn, config, in_program, as_of) if in_program else {}
-        return cls(config, rows, certifications, revenue)
+        return cls(config, as_of, rows, certifications, revenue)
 
     def knows(self, partner_id: str) -> bool:
         return partner_id in self.rows
@@ -815,17 +834,17 @@ class Reassessment:
         self,
         partner_id: str,
         *,
-        as_of: datetime,
         ingested_at: datetime | None,
         cause: int = 0,
     ) -> list[str]:
-        """Re-derive competencies and authorisations, then requalify, as of `as_of`.
+        """Re-derive competencies and authorisations, then requalify, as of `self.as_of`.
 
         Returns the changes made (empty when the partner's standing did not move, or when
         onboarding does not know the partner)."""
         row = self.rows.get(partner_id)
         if row is None:
             return []
+        as_of = self.as_of
         status = PartnerStatus(row["status"])
         if status in _NOT_EVALUATED:
             return []
@@ -882,7 +901,9 @@ class Reassessment:
         **fields: Any,
     ) -> dict[str, Any]:
         """A new version of the partner, in memory (see `change_partner`)."""
-        _check_columns(fields)
+        unwritten = set(fields) - set(_REASSESSED_COLUMNS)
+        if unwritten:
+            raise ValueError(f"not columns a reassessment writes: {sorted(unwritten)}")
         row = {
             **before,
             **fields,
@@ -962,7 +983,7 @@ async def refresh(
     run = await Reassessment.start(conn, config, [partner_id], as_of)
     if not run.knows(partner_id):
         raise NotFound(f"partner {partner_id} not found")
-    changes = run.reassess(partner_id, as_of=as_of, ingested_at=ingested_at)
+    changes = run.reassess(partner_id, ingested_at=ingested_at)
     await outbox.publish_many(conn, [event.outgoing() for event in await run.write(conn)])
     return changes
 
