@@ -12,11 +12,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import pytest
+
+from shared.db import PLATFORM_MIGRATIONS, Pool, apply_migrations, create_pool, load_migrations
 
 ROOT = Path(__file__).resolve().parent.parent
 INIT_SQL = ROOT / "deploy" / "postgres" / "init.sql"
@@ -86,22 +89,49 @@ class ScratchService:
     dsn: str
 
 
-@pytest.fixture
-async def scratch_service(infra: Infra) -> AsyncIterator[ScratchService]:
+@asynccontextmanager
+async def scratch_schema(infra: Infra) -> AsyncIterator[ScratchService]:
+    """A throw-away schema and its role, provisioned like a service's; dropped afterwards."""
     schema = f"t_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(infra.admin_dsn)
     try:
         await admin.execute("SELECT platform_admin.provision_service($1, $2)", schema, schema)
     finally:
         await admin.close()
-    yield ScratchService(schema, infra.dsn_for(f"{schema}_svc", schema))
-    admin = await asyncpg.connect(infra.admin_dsn)
     try:
-        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await admin.execute(f'DROP OWNED BY "{schema}_svc"')
-        await admin.execute(f'DROP ROLE "{schema}_svc"')
+        yield ScratchService(schema, infra.dsn_for(f"{schema}_svc", schema))
     finally:
-        await admin.close()
+        admin = await asyncpg.connect(infra.admin_dsn)
+        try:
+            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            await admin.execute(f'DROP OWNED BY "{schema}_svc"')
+            await admin.execute(f'DROP ROLE "{schema}_svc"')
+        finally:
+            await admin.close()
+
+
+@asynccontextmanager
+async def migrated_pool(
+    service: ScratchService, component: str, migrations: Path, max_size: int = 4
+) -> AsyncIterator[Pool]:
+    """A pool on a scratch schema holding the platform tables and `component`'s own."""
+    pool = await create_pool(service.dsn, service.schema, max_size=max_size)
+    try:
+        await apply_migrations(
+            pool,
+            service.schema,
+            load_migrations("platform", PLATFORM_MIGRATIONS)
+            + load_migrations(component, migrations),
+        )
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def scratch_service(infra: Infra) -> AsyncIterator[ScratchService]:
+    async with scratch_schema(infra) as service:
+        yield service
 
 
 @pytest.fixture(scope="session")

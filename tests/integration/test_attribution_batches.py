@@ -22,13 +22,13 @@ import pytest
 from services.attribution.app import DEAL_TOPICS, NAME, definition, handle_deals
 from services.attribution.domain.config import AttributionConfig
 from shared.consumer import EventConsumer, Outcome
-from shared.db import PLATFORM_MIGRATIONS, Pool, apply_migrations, create_pool, load_migrations
+from shared.db import Pool
 from shared.events import Envelope, EventPayload
 from shared.events.crm import CrmSource, Customer, DealStatus
 from shared.events.opportunities import DealStateChanged, LinkedRegistration
 from shared.events.registrations import RegistrationDecided, RegistrationStatus
 from shared.outbox import Outbox, make_producer
-from tests.conftest import Infra
+from tests.conftest import Infra, migrated_pool, scratch_schema
 from tests.kafka_helpers import new_topic, read_records
 
 pytestmark = pytest.mark.integration
@@ -64,20 +64,10 @@ class Attribution:
 
 @asynccontextmanager
 async def attribution_schema(infra: Infra) -> AsyncIterator[Attribution]:
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(infra.admin_dsn)
-    try:
-        await admin.execute("SELECT platform_admin.provision_service($1, $2)", schema, schema)
-    finally:
-        await admin.close()
-    pool = await create_pool(infra.dsn_for(f"{schema}_svc", schema), schema, max_size=4)
-    try:
-        await apply_migrations(
-            pool,
-            schema,
-            load_migrations("platform", PLATFORM_MIGRATIONS)
-            + load_migrations(NAME, definition.migrations),
-        )
+    async with (
+        scratch_schema(infra) as scratch,
+        migrated_pool(scratch, NAME, definition.migrations) as pool,
+    ):
         # The real consumer group and outbox of attribution (its topics, its dead-letter
         # topic), writing into the scratch schema; nothing relays that outbox.
         consumer = EventConsumer(
@@ -89,16 +79,7 @@ async def attribution_schema(infra: Infra) -> AsyncIterator[Attribution]:
             backoff_initial_seconds=0.01,
         )
         handle_deals(consumer, CONFIG)
-        yield Attribution(infra, f"{schema}_svc", pool, consumer)
-    finally:
-        await pool.close()
-        admin = await asyncpg.connect(infra.admin_dsn)
-        try:
-            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-            await admin.execute(f'DROP OWNED BY "{schema}_svc"')
-            await admin.execute(f'DROP ROLE "{schema}_svc"')
-        finally:
-            await admin.close()
+        yield Attribution(infra, f"{scratch.schema}_svc", pool, consumer)
 
 
 @pytest.fixture

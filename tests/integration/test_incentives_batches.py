@@ -25,12 +25,12 @@ from aiokafka import ConsumerRecord
 from services.incentives.app import handle_credits
 from services.incentives.domain.programs import Caps, IncentivePrograms, Mdf
 from shared.consumer import EventConsumer, Outcome
-from shared.db import PLATFORM_MIGRATIONS, Pool, apply_migrations, create_pool, load_migrations
+from shared.db import Pool
 from shared.events import Envelope, EventPayload
 from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
 from shared.events.crm import Customer
 from shared.outbox import Outbox, make_producer
-from tests.conftest import ROOT, Infra
+from tests.conftest import ROOT, Infra, migrated_pool, scratch_schema
 from tests.kafka_helpers import new_topic, read_records
 
 pytestmark = pytest.mark.integration
@@ -47,30 +47,11 @@ PROGRAMS = IncentivePrograms(
 @asynccontextmanager
 async def incentives_schema(infra: Infra) -> AsyncIterator[tuple[Pool, str]]:
     """A throw-away incentives schema and role: (pool, role name)."""
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(infra.admin_dsn)
-    try:
-        await admin.execute("SELECT platform_admin.provision_service($1, $2)", schema, schema)
-    finally:
-        await admin.close()
-    pool = await create_pool(infra.dsn_for(f"{schema}_svc", schema), schema, max_size=4)
-    try:
-        await apply_migrations(
-            pool,
-            schema,
-            load_migrations("platform", PLATFORM_MIGRATIONS)
-            + load_migrations("incentives", MIGRATIONS),
-        )
-        yield pool, f"{schema}_svc"
-    finally:
-        await pool.close()
-        admin = await asyncpg.connect(infra.admin_dsn)
-        try:
-            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-            await admin.execute(f'DROP OWNED BY "{schema}_svc"')
-            await admin.execute(f'DROP ROLE "{schema}_svc"')
-        finally:
-            await admin.close()
+    async with (
+        scratch_schema(infra) as scratch,
+        migrated_pool(scratch, "incentives", MIGRATIONS) as pool,
+    ):
+        yield pool, f"{scratch.schema}_svc"
 
 
 def ledger_consumer(pool: Any, programs: IncentivePrograms = PROGRAMS) -> EventConsumer:

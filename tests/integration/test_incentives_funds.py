@@ -15,11 +15,11 @@ import pytest
 from services.incentives.credits import apply_credit, apply_reversal
 from services.incentives.domain.programs import IncentivePrograms, Mdf
 from services.incentives.funds import decide_claim, expire_due, read_fund, request_claim
-from shared.db import PLATFORM_MIGRATIONS, Pool, apply_migrations, create_pool, load_migrations
+from shared.db import Pool
 from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
 from shared.events.crm import Customer
 from shared.outbox import Outbox
-from tests.conftest import ROOT, ScratchService
+from tests.conftest import ROOT, ScratchService, migrated_pool
 
 pytestmark = pytest.mark.integration
 D = Decimal
@@ -28,15 +28,8 @@ MIGRATIONS = Path(ROOT / "services" / "incentives" / "migrations")
 
 @pytest.fixture
 async def pool(scratch_service: ScratchService) -> AsyncIterator[Pool]:
-    pool = await create_pool(scratch_service.dsn, scratch_service.schema, max_size=4)
-    await apply_migrations(
-        pool,
-        scratch_service.schema,
-        load_migrations("platform", PLATFORM_MIGRATIONS)
-        + load_migrations("incentives", MIGRATIONS),
-    )
-    yield pool
-    await pool.close()
+    async with migrated_pool(scratch_service, "incentives", MIGRATIONS) as pool:
+        yield pool
 
 
 # The outbox checks the producing service by name; its rows land in the scratch schema.

@@ -24,14 +24,14 @@ from services.onboarding.domain.qualification import Application
 from services.onboarding.domain.tiers import Certification, CertificationRole
 from services.onboarding.partners import add_certification, apply_for, complete_item
 from shared.consumer import EventConsumer, Outcome
-from shared.db import PLATFORM_MIGRATIONS, Pool, apply_migrations, create_pool, load_migrations
+from shared.db import Pool
 from shared.events import Envelope, EventPayload
 from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
 from shared.events.crm import Customer
 from shared.events.partners import PartnerType
 from shared.outbox import Outbox, make_producer
 from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE
-from tests.conftest import ROOT, Infra, ScratchService
+from tests.conftest import ROOT, Infra, ScratchService, migrated_pool
 from tests.kafka_helpers import new_topic, read_records
 
 pytestmark = pytest.mark.integration
@@ -67,24 +67,17 @@ class Harness:
 
 @pytest.fixture
 async def harness(infra: Infra, scratch_service: ScratchService) -> AsyncIterator[Harness]:
-    pool = await create_pool(scratch_service.dsn, scratch_service.schema, max_size=4)
-    await apply_migrations(
-        pool,
-        scratch_service.schema,
-        load_migrations("platform", PLATFORM_MIGRATIONS)
-        + load_migrations("onboarding", MIGRATIONS),
-    )
-    consumer = EventConsumer(
-        name="credits",
-        service="onboarding",
-        topics=[ATTRIBUTION_CREDITS],
-        pool=pool,
-        outbox=OUTBOX,
-        backoff_initial_seconds=0.01,
-    )
-    handle_credits(consumer, CONFIG)  # the service's own wiring
-    yield Harness(infra, scratch_service, pool, consumer)
-    await pool.close()
+    async with migrated_pool(scratch_service, "onboarding", MIGRATIONS) as pool:
+        consumer = EventConsumer(
+            name="credits",
+            service="onboarding",
+            topics=[ATTRIBUTION_CREDITS],
+            pool=pool,
+            outbox=OUTBOX,
+            backoff_initial_seconds=0.01,
+        )
+        handle_credits(consumer, CONFIG)  # the service's own wiring
+        yield Harness(infra, scratch_service, pool, consumer)
 
 
 async def active_partner(pool: Pool, name: str) -> str:
