@@ -12,7 +12,8 @@ from fastapi import APIRouter
 from services.deals.api import build_router
 from services.deals.domain.rules import InvalidPolicy, RulesOfEngagement, rules_from_mapping
 from services.deals.registrations import (
-    apply_crm_change,
+    CrmChange,
+    apply_crm_changes,
     apply_partner_state,
     now,
     run_expiry,
@@ -54,6 +55,16 @@ def load_policy(path: str) -> RulesOfEngagement:
     return rules_from_mapping(data)
 
 
+async def on_crm_changes(ctx: HandlerContext, events: list[Envelope[CrmDealChanged]]) -> None:
+    """A run of CRM changes into the opportunity projection, set-based; each published state
+    continues the trace of the change behind it."""
+    await apply_crm_changes(
+        ctx.conn,
+        ctx.outbox,
+        [CrmChange(event.data, event.time, ctx.traceparents.get(event.id)) for event in events],
+    )
+
+
 def wire(platform: Platform) -> list[APIRouter]:
     settings = DealsSettings()
     policy = load_policy(settings.policy_file)
@@ -61,9 +72,7 @@ def wire(platform: Platform) -> list[APIRouter]:
 
     crm = platform.consumer("crm-projection", [CRM_DEALS])
 
-    @crm.handles(CrmDealChanged)
-    async def on_crm_change(ctx: HandlerContext, event: Envelope[CrmDealChanged]) -> None:
-        await apply_crm_change(ctx.conn, ctx.outbox, event.data, ingested_at=event.time)
+    crm.handles_batch(CrmDealChanged)(on_crm_changes)
 
     partners = platform.consumer("partner-projection", [PARTNER_LIFECYCLE])
 

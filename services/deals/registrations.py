@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
+import asyncpg
+
+from services.deals.domain.crm import (
+    CLOSING_WITH_DEAL,
+    close_linked_registration,
+    closed_outcome,
+    merge_crm_change,
+)
 from services.deals.domain.customers import name_key, normalise_domain
 from services.deals.domain.rules import (
     Decision,
@@ -33,7 +42,7 @@ from shared.events.registrations import (
     RegistrationStatus,
     RegistrationStatusChanged,
 )
-from shared.outbox import Outbox
+from shared.outbox import Outbox, OutgoingEvent
 from shared.topics import DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS, PARTNER_NOTIFICATIONS
 
 
@@ -327,13 +336,8 @@ async def _notify_decision(
         await outbox.publish(conn, PARTNER_NOTIFICATIONS, note, subject=note.partner_id)
 
 
-async def change_status(
-    conn: Connection,
-    outbox: Outbox,
-    row: Any,
-    status: RegistrationStatus,
-    reason: str,
-    expires_at: datetime | None = None,
+async def store_status(
+    conn: Connection, row: Any, status: RegistrationStatus, expires_at: datetime | None = None
 ) -> None:
     await conn.execute(
         """UPDATE registrations SET status = $2, expires_at = COALESCE($3, expires_at), updated_at = now()
@@ -342,23 +346,34 @@ async def change_status(
         status.value,
         expires_at,
     )
-    await outbox.publish(
-        conn,
-        DEAL_REGISTRATIONS,
-        RegistrationStatusChanged(
-            registration_id=row["registration_id"],
-            partner_id=row["partner_id"],
-            previous_status=RegistrationStatus(row["status"]),
-            status=status,
-            reason=reason,
-            changed_at=now(),
-            expires_at=expires_at or row["expires_at"],
-            crm_deal_key=row["crm_deal_key"],
-            amount=Decimal(row["amount"]),
-            currency=row["currency"],
-        ),
-        subject=row["registration_id"],
-    )
+
+
+def status_change_events(
+    row: Any,
+    status: RegistrationStatus,
+    reason: str,
+    expires_at: datetime | None = None,
+) -> list[OutgoingEvent]:
+    """What a registration's status change announces: the change, and a notification when it
+    expired."""
+    events = [
+        OutgoingEvent(
+            DEAL_REGISTRATIONS,
+            RegistrationStatusChanged(
+                registration_id=row["registration_id"],
+                partner_id=row["partner_id"],
+                previous_status=RegistrationStatus(row["status"]),
+                status=status,
+                reason=reason,
+                changed_at=now(),
+                expires_at=expires_at or row["expires_at"],
+                crm_deal_key=row["crm_deal_key"],
+                amount=Decimal(row["amount"]),
+                currency=row["currency"],
+            ),
+            subject=row["registration_id"],
+        )
+    ]
     if status is RegistrationStatus.EXPIRED:
         note = _notification(
             row["partner_id"],
@@ -368,7 +383,20 @@ async def change_status(
             reason,
             row["registration_id"],
         )
-        await outbox.publish(conn, PARTNER_NOTIFICATIONS, note, subject=row["partner_id"])
+        events.append(OutgoingEvent(PARTNER_NOTIFICATIONS, note, subject=row["partner_id"]))
+    return events
+
+
+async def change_status(
+    conn: Connection,
+    outbox: Outbox,
+    row: Any,
+    status: RegistrationStatus,
+    reason: str,
+    expires_at: datetime | None = None,
+) -> None:
+    await store_status(conn, row, status, expires_at)
+    await outbox.publish_many(conn, status_change_events(row, status, reason, expires_at))
 
 
 async def run_expiry(
@@ -429,16 +457,76 @@ async def expire_due(conn: Connection, outbox: Outbox, at: datetime) -> int:
     return len(rows)
 
 
-_CRM_FIELDS = (
-    "name",
-    "owner",
-    "partner_ref",
-    "co_sell",
-    "currency",
-    "amount",
-    "close_date",
-    "created_at",
-)
+# How the projection stores what a merge takes: numeric(20, 4) rounds half away from zero,
+# timestamptz comes back in UTC. The in-memory state of a run holds values as stored, so a later
+# change in the run compares with (and publishes) what one-at-a-time processing would re-read.
+_AMOUNT_SCALE = Decimal("0.0001")
+_WIDE = Context(prec=100)
+
+
+def _as_stored(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        try:
+            return value.quantize(_AMOUNT_SCALE, rounding=ROUND_HALF_UP, context=_WIDE)
+        except InvalidOperation:
+            return value  # far out of range: the write refuses it, as it always did
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return value
+
+
+def deal_state(row: Mapping[str, Any] | asyncpg.Record, linked: Sequence[Any]) -> DealStateChanged:
+    """The whole merged state of an opportunity (as stored) with its linked registrations."""
+    return DealStateChanged(
+        deal_key=row["deal_key"],
+        source=CrmSource(row["source"]),
+        source_id=row["source_id"],
+        revision=row["revision"],
+        name=row["name"],
+        customer=Customer(
+            name=row["customer_name"],
+            domain=row["customer_domain"],
+            country=row["customer_country"],
+        ),
+        products=tuple(row["products"] or ()),
+        amount=row["amount"],
+        currency=row["currency"],
+        stage=DealStage(row["stage"]) if row["stage"] else None,
+        status=DealStatus(row["status"]),
+        close_date=row["close_date"],
+        owner=row["owner"],
+        partner_ref=row["partner_ref"],
+        co_sell=bool(row["co_sell"]),
+        created_at=row["created_at"],
+        deleted=row["deleted"],
+        registrations=tuple(
+            LinkedRegistration(
+                registration_id=r["registration_id"],
+                partner_id=r["partner_id"],
+                status=RegistrationStatus(r["status"]),
+                submitted_at=r["submitted_at"],
+            )
+            for r in linked
+        ),
+        changed_at=now(),
+        ingested_at=row["ingested_at"],
+    )
+
+
+async def linked_registrations(
+    conn: Connection, deal_keys: Sequence[str]
+) -> dict[str, list[asyncpg.Record]]:
+    """Registrations linked to each of the opportunities, in submission order."""
+    rows = await conn.fetch(
+        """SELECT crm_deal_key, registration_id, partner_id, status, submitted_at
+           FROM registrations WHERE crm_deal_key = ANY($1::text[])
+           ORDER BY submitted_at, registration_id""",
+        list(deal_keys),
+    )
+    linked: dict[str, list[asyncpg.Record]] = {}
+    for row in rows:
+        linked.setdefault(row["crm_deal_key"], []).append(row)
+    return linked
 
 
 async def publish_deal_state(
@@ -454,138 +542,160 @@ async def publish_deal_state(
     )
     if row is None:
         return
-    linked = await conn.fetch(
-        """SELECT registration_id, partner_id, status, submitted_at FROM registrations
-           WHERE crm_deal_key = $1 ORDER BY submitted_at, registration_id""",
-        deal_key,
-    )
-    await outbox.publish(
-        conn,
-        DEAL_OPPORTUNITIES,
-        DealStateChanged(
-            deal_key=deal_key,
-            source=CrmSource(row["source"]),
-            source_id=row["source_id"],
-            revision=row["revision"],
-            name=row["name"],
-            customer=Customer(
-                name=row["customer_name"],
-                domain=row["customer_domain"],
-                country=row["customer_country"],
-            ),
-            products=tuple(row["products"] or ()),
-            amount=row["amount"],
-            currency=row["currency"],
-            stage=DealStage(row["stage"]) if row["stage"] else None,
-            status=DealStatus(row["status"]),
-            close_date=row["close_date"],
-            owner=row["owner"],
-            partner_ref=row["partner_ref"],
-            co_sell=bool(row["co_sell"]),
-            created_at=row["created_at"],
-            deleted=row["deleted"],
-            registrations=tuple(
-                LinkedRegistration(
-                    registration_id=r["registration_id"],
-                    partner_id=r["partner_id"],
-                    status=RegistrationStatus(r["status"]),
-                    submitted_at=r["submitted_at"],
-                )
-                for r in linked
-            ),
-            changed_at=now(),
-            ingested_at=row["ingested_at"],
-        ),
-        subject=deal_key,
-    )
+    linked = (await linked_registrations(conn, [deal_key])).get(deal_key, [])
+    await outbox.publish(conn, DEAL_OPPORTUNITIES, deal_state(row, linked), subject=deal_key)
 
 
-async def apply_crm_change(
-    conn: Connection, outbox: Outbox, change: CrmDealChanged, ingested_at: datetime | None = None
-) -> None:
-    """Merge a canonical change into the projection, field by field, newest source time wins,
-    and publish the merged state when anything changed."""
-    key = change.deal_key
-    row = await conn.fetchrow("SELECT * FROM crm_deals WHERE deal_key = $1 FOR UPDATE", key)
-    if row is None:
-        await conn.execute(
-            "INSERT INTO crm_deals (deal_key, source, source_id) VALUES ($1, $2, $3)",
-            key,
-            change.source.value,
-            change.source_id,
-        )
-        row = await conn.fetchrow("SELECT * FROM crm_deals WHERE deal_key = $1 FOR UPDATE", key)
-        assert row is not None
-    stamps: dict[str, str] = json.loads(row["field_timestamps"])
-    at = change.source_timestamp.isoformat()
-    updates: dict[str, Any] = {}
+@dataclass(frozen=True)
+class CrmChange:
+    """A consumed canonical CRM change: when it entered Pollinate, and the trace it continues
+    (None: the current span's)."""
 
-    def offer(field: str, value: Any) -> None:
-        if value is None:
-            return
-        if field in stamps and datetime.fromisoformat(stamps[field]) > change.source_timestamp:
-            return  # a newer value is already held: this delivery is stale for this field
-        stamps[field] = at
-        if row[field] != value:  # the same value again (a repeat) is not a change
-            updates[field] = value
+    change: CrmDealChanged
+    ingested_at: datetime | None = None
+    traceparent: str | None = None
 
-    for field in _CRM_FIELDS:
-        offer(field, getattr(change, field))
-    if change.products is not None:
-        offer("products", list(change.products))
-    if change.stage is not None:
-        offer("stage", change.stage.value)
-        if "stage" in updates and row["status"] != change.stage.status.value:
-            updates["status"] = change.stage.status.value
-    if change.customer is not None:
-        offer("customer_name", change.customer.name)
-        offer("customer_domain", change.customer.domain)
-        offer("customer_country", change.customer.country)
-        if "customer_name" in updates:
-            updates["name_key"] = name_key(change.customer.name)
-    if change.change_type == "deleted":
-        offer("deleted", True)
-    if not updates:
-        # Still remember newer source times, so an older delivery cannot undo a repeat.
-        await conn.execute(
-            "UPDATE crm_deals SET field_timestamps = $2::jsonb WHERE deal_key = $1",
-            key,
-            json.dumps(stamps),
-        )
+
+# Opportunities of a run, locked in key order (two runs never wait on each other in a cycle).
+_LOCK_DEALS_SQL = """
+SELECT * FROM crm_deals WHERE deal_key = ANY($1::text[]) ORDER BY deal_key FOR UPDATE
+"""
+_INSERT_DEALS_SQL = """
+INSERT INTO crm_deals (deal_key, source, source_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+RETURNING *
+"""
+# The merged state of each opportunity of a run (products travel as JSON arrays: unnest cannot
+# take an array of arrays).
+_STORE_DEALS_SQL = """
+UPDATE crm_deals AS d SET
+    name = u.name, customer_name = u.customer_name, customer_domain = u.customer_domain,
+    customer_country = u.customer_country, name_key = u.name_key,
+    products = CASE WHEN u.products IS NULL THEN NULL ELSE ARRAY(
+        SELECT p.value FROM jsonb_array_elements_text(u.products::jsonb) WITH ORDINALITY AS p
+        ORDER BY p.ordinality) END,
+    amount = u.amount, currency = u.currency, stage = u.stage, status = u.status,
+    close_date = u.close_date, owner = u.owner, partner_ref = u.partner_ref,
+    co_sell = u.co_sell, created_at = u.created_at, deleted = u.deleted,
+    field_timestamps = u.field_timestamps::jsonb, revision = u.revision,
+    ingested_at = u.ingested_at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+            $8::numeric[], $9::text[], $10::text[], $11::text[], $12::date[], $13::text[],
+            $14::text[], $15::boolean[], $16::timestamptz[], $17::boolean[], $18::text[],
+            $19::integer[], $20::timestamptz[])
+    AS u(deal_key, name, customer_name, customer_domain, customer_country, name_key, products,
+         amount, currency, stage, status, close_date, owner, partner_ref, co_sell, created_at,
+         deleted, field_timestamps, revision, ingested_at)
+WHERE d.deal_key = u.deal_key
+"""
+_STORED_COLUMNS = (
+    "deal_key",
+    "name",
+    "customer_name",
+    "customer_domain",
+    "customer_country",
+    "name_key",
+    "products",
+    "amount",
+    "currency",
+    "stage",
+    "status",
+    "close_date",
+    "owner",
+    "partner_ref",
+    "co_sell",
+    "created_at",
+    "deleted",
+    "field_timestamps",
+    "revision",
+    "ingested_at",
+)
+
+
+async def apply_crm_changes(conn: Connection, outbox: Outbox, changes: Sequence[CrmChange]) -> None:
+    """Merge canonical changes, in order, into the projection, field by field, newest source
+    time wins, and publish the merged state after each change that changed anything.
+
+    Set-based: the run's opportunities are locked and loaded (created if new) at once, merged in
+    memory, stored with one statement and their states recorded with one more. Closing an
+    opportunity that has registrations awaiting the outcome updates those per opportunity."""
+    if not changes:
         return
-    columns = list(updates)
-    assignments = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(columns))
+    keys = sorted({item.change.deal_key for item in changes})
+    rows = {r["deal_key"]: dict(r) for r in await conn.fetch(_LOCK_DEALS_SQL, keys)}
+    first: dict[str, CrmDealChanged] = {}
+    for item in changes:
+        first.setdefault(item.change.deal_key, item.change)
+    missing = [key for key in keys if key not in rows]
+    if missing:
+        inserted = await conn.fetch(
+            _INSERT_DEALS_SQL,
+            missing,
+            [first[key].source.value for key in missing],
+            [first[key].source_id for key in missing],
+        )
+        rows.update({r["deal_key"]: dict(r) for r in inserted})
+    stamps: dict[str, dict[str, str]] = {
+        key: json.loads(row["field_timestamps"]) for key, row in rows.items()
+    }
+
+    # Merge in order; each change that changed anything publishes the state it left.
+    published: list[tuple[CrmChange, dict[str, Any], DealStatus | None]] = []
+    for item in changes:
+        row = rows[item.change.deal_key]
+        updates = merge_crm_change(row, stamps[item.change.deal_key], item.change)
+        if not updates:
+            continue  # newer source times are still remembered
+        row.update({column: _as_stored(value) for column, value in updates.items()})
+        row["revision"] += 1
+        if item.ingested_at is not None:
+            row["ingested_at"] = _as_stored(item.ingested_at)
+        published.append((item, dict(row), closed_outcome(updates)))
+
+    outgoing: list[OutgoingEvent] = []
+    linked = await linked_registrations(conn, keys) if published else {}
+    for item, state, outcome in published:
+        key = state["deal_key"]
+        events: list[OutgoingEvent] = []
+        if outcome is not None and any(
+            RegistrationStatus(r["status"]) in CLOSING_WITH_DEAL for r in linked.get(key, ())
+        ):
+            events += await _close_linked_registrations(conn, key, outcome)
+            linked[key] = (await linked_registrations(conn, [key])).get(key, [])
+        events.append(
+            OutgoingEvent(DEAL_OPPORTUNITIES, deal_state(state, linked.get(key, ())), key)
+        )
+        outgoing += [replace(event, traceparent=item.traceparent) for event in events]
+
+    for key, row in rows.items():
+        row["field_timestamps"] = json.dumps(stamps[key])
+        if row["products"] is not None:
+            row["products"] = json.dumps(row["products"])
     await conn.execute(
-        f"UPDATE crm_deals SET {assignments}, field_timestamps = ${len(columns) + 2}::jsonb WHERE deal_key = $1",
-        key,
-        *updates.values(),
-        json.dumps(stamps),
+        _STORE_DEALS_SQL,
+        *([row[column] for row in rows.values()] for column in _STORED_COLUMNS),
     )
-    if "status" in updates and updates["status"] != DealStatus.OPEN.value:
-        await _close_linked_registrations(conn, outbox, key, DealStatus(updates["status"]))
-    await publish_deal_state(conn, outbox, key, ingested_at)
+    await outbox.publish_many(conn, outgoing)
 
 
 async def _close_linked_registrations(
-    conn: Connection, outbox: Outbox, deal_key: str, outcome: DealStatus
-) -> None:
-    """An approved registration closes with its opportunity. One still awaiting review was
-    never approved, so it cannot have won the deal: it is rejected, saying why."""
+    conn: Connection, deal_key: str, outcome: DealStatus
+) -> list[OutgoingEvent]:
+    """Close the registrations awaiting the outcome of `deal_key`; returns what to announce."""
     linked = await conn.fetch(
         """SELECT * FROM registrations
-           WHERE crm_deal_key = $1 AND status IN ('approved', 'pending_review') FOR UPDATE""",
+           WHERE crm_deal_key = $1 AND status IN ('approved', 'pending_review')
+           ORDER BY submitted_at, registration_id FOR UPDATE""",
         deal_key,
     )
+    events: list[OutgoingEvent] = []
     for registration in linked:
-        if registration["status"] == RegistrationStatus.APPROVED.value:
-            closed = (
-                RegistrationStatus.WON if outcome is DealStatus.WON else RegistrationStatus.LOST
-            )
-            reason = f"linked CRM opportunity {deal_key} closed {outcome.value}"
-        else:
-            closed = RegistrationStatus.REJECTED
-            reason = f"linked CRM opportunity {deal_key} closed {outcome.value} before the review"
-        await change_status(conn, outbox, registration, closed, reason)
+        closed, reason = close_linked_registration(
+            RegistrationStatus(registration["status"]), deal_key, outcome
+        )
+        await store_status(conn, registration, closed)
+        events += status_change_events(registration, closed, reason)
+    return events
 
 
 async def apply_partner_state(conn: Connection, event: PartnerStateChanged) -> None:

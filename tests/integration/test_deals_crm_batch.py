@@ -1,0 +1,385 @@
+"""The CRM projection's set-based handler on real Kafka + Postgres: a run of changes (the same
+deal several times, stale fields, a close with linked registrations) gives exactly the rows and
+events that one-at-a-time processing gives, a poison change in the middle of a run is
+dead-lettered while the rest is applied once, a redelivered run changes nothing, and a run
+costs a bounded number of statements."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.deals.app import on_crm_changes
+from shared.consumer import EventConsumer, Outcome
+from shared.db import PLATFORM_MIGRATIONS, Pool, apply_migrations, create_pool, load_migrations
+from shared.events import Envelope
+from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
+from shared.outbox import Outbox
+from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS
+from tests.conftest import ROOT, Infra
+from tests.kafka_helpers import new_topic, read_records
+
+pytestmark = pytest.mark.integration
+DEALS_MIGRATIONS = ROOT / "services" / "deals" / "migrations"
+
+
+@dataclass
+class DealsDb:
+    schema: str
+    role: str
+    pool: Pool
+
+    def consumer(self) -> EventConsumer:
+        """The deals CRM consumer with the handler the service registers."""
+        consumer = EventConsumer(
+            name="crm-projection",
+            service="deals",
+            topics=[CRM_DEALS],
+            pool=self.pool,
+            outbox=Outbox("deals", source="pollinate/deals"),
+            backoff_initial_seconds=0.01,
+        )
+        consumer.handles_batch(CrmDealChanged)(on_crm_changes)
+        return consumer
+
+
+@asynccontextmanager
+async def deals_db(infra: Infra) -> AsyncIterator[DealsDb]:
+    """A throw-away deals schema (its own role), migrated like the service's."""
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(infra.admin_dsn)
+    try:
+        await admin.execute("SELECT platform_admin.provision_service($1, $2)", schema, schema)
+    finally:
+        await admin.close()
+    pool = await create_pool(infra.dsn_for(f"{schema}_svc", schema), schema, max_size=4)
+    try:
+        await apply_migrations(
+            pool,
+            schema,
+            load_migrations("platform", PLATFORM_MIGRATIONS)
+            + load_migrations("deals", DEALS_MIGRATIONS),
+        )
+        yield DealsDb(schema, f"{schema}_svc", pool)
+    finally:
+        await pool.close()
+        admin = await asyncpg.connect(infra.admin_dsn)
+        try:
+            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            await admin.execute(f'DROP OWNED BY "{schema}_svc"')
+            await admin.execute(f'DROP ROLE "{schema}_svc"')
+        finally:
+            await admin.close()
+
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def change(source_id: str, seconds: int, change_type: str = "updated", **fields: Any) -> Any:
+    """A CrmDealChanged envelope as deals' ingestion records it, `seconds` after T0."""
+    payload = CrmDealChanged(
+        source=CrmSource.SALESFORCE,
+        source_id=source_id,
+        source_event_id=uuid.uuid4().hex,
+        source_timestamp=T0 + timedelta(seconds=seconds),
+        change_type=change_type,
+        **fields,
+    )
+    return Envelope.wrap(payload, source="pollinate/deals", subject=payload.deal_key)
+
+
+def story(run: str) -> list[Any]:
+    """Changes of three deals, interleaved; deal a arrives several times, one change stale."""
+    a, b, c = f"a-{run}", f"b-{run}", f"c-{run}"
+    customer = Customer(name=f"Q{run} Batch Industries", domain=f"batch-{run}.example")
+    return [
+        change(
+            a,
+            10,
+            "created",
+            stage=DealStage.QUALIFICATION,
+            amount=Decimal("12000.00"),
+            currency="USD",
+            customer=customer,
+            owner="rep-1",
+            # Not UTC: the published state carries the stored (UTC) value.
+            created_at=datetime(2026, 3, 1, 12, 0, tzinfo=timezone(timedelta(hours=2))),
+        ),
+        change(b, 10, "created", stage=DealStage.PROSPECTING),
+        # Five decimals: stored rounded to four (15000.1235).
+        change(a, 30, stage=DealStage.PROPOSAL, amount=Decimal("15000.12345")),
+        # Stale for stage and amount (older than 30), new for the name: only the name lands.
+        change(a, 20, stage=DealStage.QUALIFICATION, amount=Decimal("1"), name="Renewal"),
+        # The stored amount again (a repeat): only the field time moves, nothing is published.
+        change(a, 40, amount=Decimal("15000.1235")),
+        change(c, 10, "created", stage=DealStage.NEGOTIATION, customer=customer, owner="rep-2"),
+        change(a, 50, stage=DealStage.CLOSED_WON),
+        change(a, 50, stage=DealStage.CLOSED_WON),  # the same change under another event id
+        # Older than the amount's time 40: stale, nothing published.
+        change(a, 35, amount=Decimal("9")),
+        change(c, 20, stage=DealStage.CLOSED_LOST),
+        change(b, 20, amount=Decimal("700"), currency="EUR"),
+        change(c, 30, "deleted"),
+    ]
+
+
+async def link_registrations(db: DealsDb, run: str) -> None:
+    """Registrations of deal c: one approved, one pending review, one already rejected."""
+    await db.pool.execute(
+        """
+        INSERT INTO registrations (registration_id, partner_id, customer_name, customer_domain,
+            name_key, products, amount, currency, status, reasons, conflicts, policy_version,
+            inputs, submitted_at, decided_at, expires_at, crm_deal_key, updated_at)
+        SELECT 'reg_' || s || '_' || $1, 'p-' || s, 'Customer', 'batch.example', 'customer',
+            '{data}', 1000, 'USD', s, '{}', '[]', 'p1', '{}', $2::timestamptz + n * interval '1 minute', $2,
+            $2::timestamptz + interval '90 days', $3, $2
+        FROM unnest(ARRAY['approved', 'pending_review', 'rejected']) WITH ORDINALITY AS t(s, n)
+        """,
+        run,
+        T0,
+        f"salesforce:c-{run}",
+    )
+
+
+async def produce(infra: Infra, envelopes: list[Any]) -> list[Any]:
+    """The envelopes as real consumer records, in order (one partition)."""
+    topic = await new_topic(infra.kafka_bootstrap, "deals", partitions=1)
+    from shared.outbox import make_producer
+
+    producer = make_producer(infra.kafka_bootstrap, "test-crm-batch")
+    await producer.start()
+    try:
+        for envelope in envelopes:
+            await producer.send_and_wait(
+                topic.name, envelope.to_bytes(), key=envelope.subject.encode()
+            )
+    finally:
+        await producer.stop()
+    return await read_records(infra.kafka_bootstrap, topic.name, len(envelopes))
+
+
+VOLATILE = {"changed_at"}  # now() when the event is built
+
+
+async def snapshot(db: DealsDb) -> dict[str, Any]:
+    """Everything the handler writes, comparable across schemas (no random ids, no clocks)."""
+    deals = [
+        dict(r)
+        for r in await db.pool.fetch(
+            """SELECT deal_key, source, source_id, name, customer_name, customer_domain,
+                   customer_country, name_key, products, amount::text AS amount, currency,
+                   stage, status, close_date, owner, partner_ref, co_sell, created_at, deleted,
+                   field_timestamps::jsonb AS field_timestamps, revision, ingested_at
+               FROM crm_deals ORDER BY deal_key"""
+        )
+    ]
+    registrations = [
+        dict(r)
+        for r in await db.pool.fetch(
+            "SELECT registration_id, status, expires_at FROM registrations ORDER BY 1"
+        )
+    ]
+    events = []
+    for row in await db.pool.fetch(
+        "SELECT topic, message_key, event_type, value FROM outbox ORDER BY position"
+    ):
+        data = json.loads(row["value"])["data"]
+        events.append(
+            (
+                row["topic"],
+                row["message_key"],
+                row["event_type"],
+                {k: v for k, v in data.items() if k not in VOLATILE},
+            )
+        )
+    return {"deals": deals, "registrations": registrations, "events": events}
+
+
+def deal_states(events: list[Any], key: str) -> list[dict[str, Any]]:
+    return [
+        data
+        for topic, subject, _, data in events
+        if topic == DEAL_OPPORTUNITIES.name and subject == key
+    ]
+
+
+async def test_a_run_gives_exactly_what_one_change_at_a_time_gives(infra: Infra) -> None:
+    run = uuid.uuid4().hex[:8]
+    envelopes = story(run)
+    records = await produce(infra, envelopes)
+    async with deals_db(infra) as batched, deals_db(infra) as single:
+        for db in (batched, single):
+            await link_registrations(db, run)
+        assert await batched.consumer().process_batch(records) == [Outcome.PROCESSED] * 12
+        one_at_a_time = single.consumer()
+        for record in records:
+            assert await one_at_a_time.process_batch([record]) == [Outcome.PROCESSED]
+        together, alone = await snapshot(batched), await snapshot(single)
+
+    assert together == alone
+    a, b, c = (f"salesforce:{x}-{run}" for x in "abc")
+    events = together["events"]
+    # Deal a: created, moved on, renamed by a change stale for everything else, won; the repeat,
+    # the same amount again and the stale amount publish nothing.
+    states = deal_states(events, a)
+    assert [s["revision"] for s in states] == [1, 2, 3, 4]
+    assert [(s["stage"], s["status"], s["amount"], s["name"]) for s in states] == [
+        ("qualification", "open", "12000.0000", None),
+        ("proposal", "open", "15000.1235", None),
+        ("proposal", "open", "15000.1235", "Renewal"),
+        ("closed_won", "won", "15000.1235", "Renewal"),
+    ]
+    assert {s["created_at"] for s in states} == {"2026-03-01T10:00:00Z"}
+    assert [s["ingested_at"] for s in states] == [
+        envelopes[i].time.isoformat().replace("+00:00", "Z") for i in (0, 2, 3, 6)
+    ]
+    assert [s["revision"] for s in deal_states(events, b)] == [1, 2]
+    # Deal c closes lost: the approved registration is lost, the pending one rejected, before
+    # the state that lists them; then it is deleted.
+    c_states = deal_states(events, c)
+    assert [(s["revision"], s["status"], s["deleted"]) for s in c_states] == [
+        (1, "open", False),
+        (2, "lost", False),
+        (3, "lost", True),
+    ]
+    assert [[r["status"] for r in s["registrations"]] for s in c_states] == [
+        ["approved", "pending_review", "rejected"],
+        ["lost", "rejected", "rejected"],
+        ["lost", "rejected", "rejected"],
+    ]
+    order = [(t, k, d.get("status")) for t, k, _, d in events if k in (c,) or "_" in k]
+    assert order == [
+        (DEAL_OPPORTUNITIES.name, c, "open"),
+        (DEAL_REGISTRATIONS.name, f"reg_approved_{run}", "lost"),
+        (DEAL_REGISTRATIONS.name, f"reg_pending_review_{run}", "rejected"),
+        (DEAL_OPPORTUNITIES.name, c, "lost"),
+        (DEAL_OPPORTUNITIES.name, c, "lost"),
+    ]
+    rows = {r["deal_key"]: r for r in together["deals"]}
+    assert (rows[a]["revision"], rows[a]["stage"], rows[a]["amount"]) == (
+        4,
+        "closed_won",
+        "15000.1235",
+    )
+    assert (
+        json.loads(rows[a]["field_timestamps"])["amount"]
+        == (T0 + timedelta(seconds=40)).isoformat()
+    )
+    assert (rows[b]["revision"], rows[b]["amount"], rows[b]["currency"]) == (2, "700.0000", "EUR")
+
+
+async def test_a_poison_change_in_a_run_is_dead_lettered_and_the_rest_applied_once(
+    infra: Infra,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    a, poison = f"a-{run}", f"poison-{run}"
+    envelopes = [
+        change(a, 10, "created", stage=DealStage.QUALIFICATION, amount=Decimal("10")),
+        change(poison, 10, "created", stage=DealStage.PROSPECTING),
+        change(a, 20, stage=DealStage.PROPOSAL),
+        # Valid as an event, but too large for the projection: fails at the write.
+        change(poison, 20, amount=Decimal("1e17")),
+        change(a, 30, amount=Decimal("20")),
+    ]
+    records = await produce(infra, envelopes)
+    async with deals_db(infra) as db:
+        consumer = db.consumer()
+        outcomes = await consumer.process_batch(records)
+        assert outcomes == [
+            Outcome.PROCESSED,
+            Outcome.PROCESSED,
+            Outcome.PROCESSED,
+            Outcome.DEAD_LETTERED,
+            Outcome.PROCESSED,
+        ]
+        after = await snapshot(db)
+        parked = await db.pool.fetch(
+            "SELECT message_key, headers->>'dlq.reason' AS reason FROM outbox WHERE topic = 'deals.dlq.v1'"
+        )
+        # Redelivered: the processed ones are duplicates; the poison one is parked once.
+        again = await consumer.process_batch(records)
+        assert again == [Outcome.DUPLICATE] * 3 + [Outcome.DEAD_LETTERED, Outcome.DUPLICATE]
+        assert await snapshot(db) == after
+        inbox = await db.pool.fetch("SELECT event_id FROM inbox ORDER BY kafka_offset")
+
+    assert [r["event_id"] for r in inbox] == [envelopes[i].id for i in (0, 1, 2, 4)]
+    assert [r["message_key"] for r in parked] == [f"salesforce:{poison}"]
+    assert parked[0]["reason"].startswith(
+        "handler error NumericValueOutOfRangeError: numeric field overflow"
+    )
+    events = after["events"]
+    states = deal_states(events, f"salesforce:{a}")
+    assert [(s["revision"], s["stage"], s["amount"]) for s in states] == [
+        (1, "qualification", "10.0000"),
+        (2, "proposal", "10.0000"),
+        (3, "proposal", "20.0000"),
+    ]
+    assert [s["revision"] for s in deal_states(events, f"salesforce:{poison}")] == [1]
+    rows = {r["deal_key"]: r for r in after["deals"]}
+    assert rows[f"salesforce:{poison}"]["amount"] is None
+
+
+async def test_a_redelivered_run_changes_nothing(infra: Infra) -> None:
+    run = uuid.uuid4().hex[:8]
+    records = await produce(infra, story(run))
+    async with deals_db(infra) as db:
+        await link_registrations(db, run)
+        consumer = db.consumer()
+        assert await consumer.process_batch(records) == [Outcome.PROCESSED] * 12
+        before = await snapshot(db)
+        assert await consumer.process_batch(records) == [Outcome.DUPLICATE] * 12
+        assert await consumer.process_batch(records[5:]) == [Outcome.DUPLICATE] * 7
+        assert await snapshot(db) == before
+
+
+async def statements_of(infra: Infra, role: str) -> int | None:
+    """Statements run by `role` so far (None without pg_stat_statements)."""
+    admin = await asyncpg.connect(infra.admin_dsn)
+    try:
+        if not await admin.fetchval(
+            "SELECT true FROM pg_extension WHERE extname = 'pg_stat_statements'"
+        ):
+            return None
+        value = await admin.fetchval(
+            """SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s
+               JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = $1""",
+            role,
+        )
+        return int(value)
+    finally:
+        await admin.close()
+
+
+async def test_a_run_costs_a_bounded_number_of_statements(infra: Infra) -> None:
+    """40 new deals, each created then moved on twice: 120 changes in one run."""
+    run = uuid.uuid4().hex[:8]
+    envelopes = [
+        change(f"d{i}-{run}", 10 * step, stage=stage, amount=Decimal(1000 + step))
+        for step, stage in enumerate(
+            (DealStage.QUALIFICATION, DealStage.PROPOSAL, DealStage.CLOSED_WON), start=1
+        )
+        for i in range(40)
+    ]
+    records = await produce(infra, envelopes)
+    async with deals_db(infra) as db:
+        consumer = db.consumer()
+        await consumer.process_batch(records[:1])  # warm the connection (type introspection)
+        before = await statements_of(infra, db.role)
+        if before is None:
+            pytest.skip("pg_stat_statements is not installed on this PostgreSQL")
+        assert await consumer.process_batch(records[1:]) == [Outcome.PROCESSED] * 119
+        after = await statements_of(infra, db.role)
+        assert after is not None
+        print(f"\nstatements for 119 CRM changes in one run: {after - before}")
+        # BEGIN, inbox, lock and load, insert the new, linked registrations, store, outbox,
+        # COMMIT; and the pool's four reset statements when the connection goes back.
+        assert after - before <= 12

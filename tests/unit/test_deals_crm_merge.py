@@ -1,0 +1,100 @@
+"""The CRM projection's pure rules: field-by-field merge, newest source time wins."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from services.deals.domain.crm import (
+    close_linked_registration,
+    closed_outcome,
+    merge_crm_change,
+)
+from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage, DealStatus
+from shared.events.registrations import RegistrationStatus
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+EMPTY: dict[str, Any] = {
+    "name": None,
+    "owner": None,
+    "partner_ref": None,
+    "co_sell": None,
+    "currency": None,
+    "amount": None,
+    "close_date": None,
+    "created_at": None,
+    "products": None,
+    "stage": None,
+    "status": "open",
+    "customer_name": None,
+    "customer_domain": None,
+    "customer_country": None,
+    "deleted": False,
+}
+
+
+def change(seconds: int, change_type: str = "updated", **fields: Any) -> CrmDealChanged:
+    return CrmDealChanged(
+        source=CrmSource.SALESFORCE,
+        source_id="006x",
+        source_event_id=f"e{seconds}",
+        source_timestamp=T0 + timedelta(seconds=seconds),
+        change_type=change_type,
+        **fields,
+    )
+
+
+def test_a_new_value_is_taken_with_its_source_time_and_derived_columns() -> None:
+    stamps: dict[str, str] = {}
+    updates = merge_crm_change(
+        EMPTY,
+        stamps,
+        change(
+            10,
+            "created",
+            stage=DealStage.CLOSED_WON,
+            customer=Customer(name="Northwind Traders Inc."),
+            products=("data",),
+        ),
+    )
+    assert updates["stage"] == "closed_won"
+    assert updates["status"] == "won"
+    assert updates["products"] == ["data"]
+    assert updates["customer_name"] == "Northwind Traders Inc."
+    assert updates["name_key"]
+    assert set(stamps) == {"stage", "customer_name", "products"}
+    assert closed_outcome(updates) is DealStatus.WON
+
+
+def test_a_stale_field_loses_while_a_new_field_of_the_same_change_lands() -> None:
+    stamps = {"stage": (T0 + timedelta(seconds=30)).isoformat()}
+    stored = EMPTY | {"stage": "proposal"}
+    updates = merge_crm_change(stored, stamps, change(20, stage=DealStage.PROSPECTING, name="R"))
+    assert updates == {"name": "R"}
+    assert stamps["stage"] == (T0 + timedelta(seconds=30)).isoformat()
+    assert closed_outcome(updates) is None
+
+
+def test_a_repeat_moves_the_field_time_but_changes_nothing() -> None:
+    stamps: dict[str, str] = {}
+    stored = EMPTY | {"amount": Decimal("10.0000")}
+    assert merge_crm_change(stored, stamps, change(40, amount=Decimal("10"))) == {}
+    assert stamps == {"amount": (T0 + timedelta(seconds=40)).isoformat()}
+
+
+def test_a_deletion_is_a_change_once() -> None:
+    assert merge_crm_change(EMPTY, {}, change(10, "deleted")) == {"deleted": True}
+    assert merge_crm_change(EMPTY | {"deleted": True}, {}, change(10, "deleted")) == {}
+
+
+def test_linked_registrations_close_with_the_outcome() -> None:
+    won = close_linked_registration(RegistrationStatus.APPROVED, "sf:1", DealStatus.WON)
+    lost = close_linked_registration(RegistrationStatus.APPROVED, "sf:1", DealStatus.LOST)
+    review = close_linked_registration(RegistrationStatus.PENDING_REVIEW, "sf:1", DealStatus.WON)
+    assert won == (RegistrationStatus.WON, "linked CRM opportunity sf:1 closed won")
+    assert lost == (RegistrationStatus.LOST, "linked CRM opportunity sf:1 closed lost")
+    assert review == (
+        RegistrationStatus.REJECTED,
+        "linked CRM opportunity sf:1 closed won before the review",
+    )
