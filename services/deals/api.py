@@ -35,6 +35,7 @@ from services.deals.settings import DealsSettings
 from shared.auth import Caller, caller_dependency, partner_token
 from shared.events.crm import CrmDealChanged
 from shared.events.registrations import RegistrationStatus
+from shared.outbox import OutgoingEvent
 from shared.service import Platform
 from shared.topics import CRM_DEALS
 
@@ -202,18 +203,23 @@ def build_router(
 
     # ---- CRM ingestion: payloads exactly as each source delivers them.
     async def ingest(changes: list[CrmDealChanged]) -> dict[str, Any]:
-        accepted = 0
-        async with platform.pool.acquire() as conn, conn.transaction():
-            for change in changes:
+        """Record the changes on crm.deals.v1 in one statement; `accepted` counts those not
+        recorded before (a repeated delivery, or a repeat within the request, is not)."""
+        events = [
+            OutgoingEvent(
+                CRM_DEALS,
+                change,
+                subject=change.deal_key,
                 # The id derives from the source's own event id: a repeated delivery is the same event.
-                event_id = uuid.uuid5(
+                event_id=uuid.uuid5(
                     CRM_EVENT_NAMESPACE, f"{change.source.value}/{change.source_event_id}"
-                )
-                envelope = await platform.outbox.publish(
-                    conn, CRM_DEALS, change, subject=change.deal_key, event_id=event_id
-                )
-                accepted += envelope is not None
-        return {"accepted": accepted}
+                ),
+            )
+            for change in changes
+        ]
+        async with platform.pool.acquire() as conn, conn.transaction():
+            recorded = await platform.outbox.publish_many(conn, events)
+        return {"accepted": len(recorded)}
 
     async def parse(request: Request) -> Any:
         raw = await request.body()

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from services.deals.app import on_crm_changes
@@ -383,3 +384,38 @@ async def test_a_run_costs_a_bounded_number_of_statements(infra: Infra) -> None:
         # BEGIN, inbox, lock and load, insert the new, linked registrations, store, outbox,
         # COMMIT; and the pool's four reset statements when the connection goes back.
         assert after - before <= 12
+
+
+async def test_crm_ingestion_counts_only_what_it_records_now(
+    infra: Infra, deals_instances: list[str]
+) -> None:
+    """A webhook batch is recorded at once; a repeat inside the request or a redelivered
+    request is not recorded (or counted) again."""
+    batch = json.loads(
+        (ROOT / "tests" / "fixtures" / "samples" / "hubspot_deal_webhook.json").read_text()
+    )
+    object_id = int(uuid.uuid4().int % 10**12)
+    for event in batch:
+        event["objectId"] = object_id
+        event["eventId"] = int(f"{event['eventId']}{object_id % 10**6}")
+    async with httpx.AsyncClient(timeout=30) as client:
+        first = await client.post(
+            f"{deals_instances[0]}/crm/hubspot", content=json.dumps([*batch, batch[1]])
+        )
+        again = await client.post(f"{deals_instances[1]}/crm/hubspot", content=json.dumps(batch))
+    assert (first.status_code, first.json()) == (202, {"accepted": 3})
+    assert (again.status_code, again.json()) == (202, {"accepted": 0})
+    admin = await asyncpg.connect(infra.admin_dsn)
+    try:
+        recorded = await admin.fetch(
+            """SELECT value FROM deals.outbox WHERE message_key = $1 AND topic = $2
+               ORDER BY position""",
+            f"hubspot:{object_id}",
+            CRM_DEALS.name,
+        )
+    finally:
+        await admin.close()
+    assert [
+        Envelope[CrmDealChanged].model_validate_json(r["value"]).data.source_event_id
+        for r in recorded
+    ] == [str(event["eventId"]) for event in batch]
