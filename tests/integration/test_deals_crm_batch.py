@@ -21,12 +21,12 @@ import pytest
 
 from services.deals.app import on_crm_changes
 from shared.consumer import EventConsumer, Outcome
-from shared.db import PLATFORM_MIGRATIONS, Pool, apply_migrations, create_pool, load_migrations
+from shared.db import Pool
 from shared.events import Envelope
 from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
 from shared.outbox import Outbox
 from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS
-from tests.conftest import ROOT, Infra
+from tests.conftest import ROOT, Infra, migrated_pool, scratch_schema
 from tests.kafka_helpers import new_topic, read_records
 
 pytestmark = pytest.mark.integration
@@ -56,30 +56,11 @@ class DealsDb:
 @asynccontextmanager
 async def deals_db(infra: Infra) -> AsyncIterator[DealsDb]:
     """A throw-away deals schema (its own role), migrated like the service's."""
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(infra.admin_dsn)
-    try:
-        await admin.execute("SELECT platform_admin.provision_service($1, $2)", schema, schema)
-    finally:
-        await admin.close()
-    pool = await create_pool(infra.dsn_for(f"{schema}_svc", schema), schema, max_size=4)
-    try:
-        await apply_migrations(
-            pool,
-            schema,
-            load_migrations("platform", PLATFORM_MIGRATIONS)
-            + load_migrations("deals", DEALS_MIGRATIONS),
-        )
-        yield DealsDb(schema, f"{schema}_svc", pool)
-    finally:
-        await pool.close()
-        admin = await asyncpg.connect(infra.admin_dsn)
-        try:
-            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-            await admin.execute(f'DROP OWNED BY "{schema}_svc"')
-            await admin.execute(f'DROP ROLE "{schema}_svc"')
-        finally:
-            await admin.close()
+    async with (
+        scratch_schema(infra) as service,
+        migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
+    ):
+        yield DealsDb(service.schema, f"{service.schema}_svc", pool)
 
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
