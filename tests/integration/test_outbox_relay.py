@@ -101,3 +101,22 @@ async def test_per_aggregate_order_holds_with_two_relays(components: Components)
         assert in_offset_order == list(range(per_aggregate)), f"{key} out of order"
     # Both relays were live; the advisory lock let only one publish each batch.
     assert sum(r.published_total for r in relays) == aggregates * per_aggregate
+
+
+async def test_the_relay_stamps_commit_and_acknowledgement_times(components: Components) -> None:
+    """The relay lag is measured from the writer's commit to Kafka's ack: both are stamped."""
+    topic = await new_topic(components.infra.kafka_bootstrap, components.service.schema)
+    async with components.pool.acquire() as conn, conn.transaction():
+        await components.outbox.publish(
+            conn, topic, CounterIncremented(counter="lag", by=1), subject="lag"
+        )
+        await asyncio.sleep(0.05)  # a long transaction: its commit is well after its start
+    relay = components.relay()
+    assert await relay.publish_pending() == 1
+
+    row = await components.pool.fetchrow(
+        "SELECT created_at, committed_at, published_at FROM outbox WHERE topic = $1", topic.name
+    )
+    assert row["committed_at"] is not None, "the local stack runs with track_commit_timestamp"
+    assert row["created_at"] < row["committed_at"] <= row["published_at"]
+    assert (row["committed_at"] - row["created_at"]).total_seconds() >= 0.05
