@@ -151,7 +151,7 @@ start_postgres() {
     if port_open "$PG_PORT"; then die "port $PG_PORT is taken by another process: set PG_PORT"; fi
     log "starting postgres on 127.0.0.1:$PG_PORT"
     as_pg_owner "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t "$READY_TIMEOUT" start \
-      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_RUN -c max_connections=300 -c fsync=on -c shared_buffers=512MB -c track_commit_timestamp=on" >/dev/null \
+      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_RUN -c max_connections=300 -c fsync=on -c shared_buffers=512MB -c track_commit_timestamp=on -c shared_preload_libraries=pg_stat_statements" >/dev/null \
       || die "postgres did not start: see $PG_LOG"
   fi
   # Create the database and the per-service roles/schemas (idempotent).

@@ -7,6 +7,10 @@ REVOKE ALL ON SCHEMA public FROM PUBLIC;
 CREATE SCHEMA IF NOT EXISTS platform_admin;
 REVOKE ALL ON SCHEMA platform_admin FROM PUBLIC;
 
+-- Statement statistics for operators (round trips per event, slow statements); the server
+-- loads the library (shared_preload_libraries). Only the admin reads them.
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+
 -- The one place that says what a service's database footprint is: tests call it for scratch schemas.
 CREATE OR REPLACE FUNCTION platform_admin.provision_service(service text, password text)
 RETURNS void LANGUAGE plpgsql AS $$
