@@ -128,6 +128,27 @@ async def migrated_pool(
         await pool.close()
 
 
+async def statements_sent(infra: Infra, role: str) -> int:
+    """Statements `role`'s clients have sent so far (top level, so round trips; not the
+    foreign-key checks they run), from pg_stat_statements, which the local stack loads.
+    Skips the calling test on a server without it."""
+    admin = await asyncpg.connect(infra.admin_dsn)
+    try:
+        sent = await admin.fetchval(
+            """SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s
+               JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = $1 AND s.toplevel""",
+            role,
+        )
+    except (
+        asyncpg.exceptions.UndefinedTableError,
+        asyncpg.exceptions.ObjectNotInPrerequisiteStateError,
+    ) as error:
+        pytest.skip(f"pg_stat_statements is not available: {error}")
+    finally:
+        await admin.close()
+    return int(sent)
+
+
 @pytest.fixture
 async def scratch_service(infra: Infra) -> AsyncIterator[ScratchService]:
     async with scratch_schema(infra) as service:

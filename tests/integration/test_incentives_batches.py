@@ -18,7 +18,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from aiokafka import ConsumerRecord
 
@@ -30,7 +29,7 @@ from shared.events import Envelope, EventPayload
 from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
 from shared.events.crm import Customer
 from shared.outbox import Outbox, make_producer
-from tests.conftest import ROOT, Infra, migrated_pool, scratch_schema
+from tests.conftest import ROOT, Infra, migrated_pool, scratch_schema, statements_sent
 from tests.kafka_helpers import new_topic, read_records
 
 pytestmark = pytest.mark.integration
@@ -384,19 +383,9 @@ async def test_a_poison_credit_in_a_run_is_dead_lettered_and_the_rest_applied_on
 async def statements_of(infra: Infra, role: str, work: Callable[[], Any]) -> tuple[int, Any]:
     """Statements `role` sent during `work` (top-level: not the foreign-key checks they run),
     from pg_stat_statements when it is loaded."""
-    admin = await asyncpg.connect(infra.admin_dsn)
-    try:
-        query = """SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s
-                   JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = $1 AND s.toplevel"""
-        try:
-            before = await admin.fetchval(query, role)
-        except asyncpg.exceptions.UndefinedTableError:
-            pytest.skip("pg_stat_statements is not loaded")
-        result = await work()
-        after = await admin.fetchval(query, role)
-    finally:
-        await admin.close()
-    return int(after - before), result
+    before = await statements_sent(infra, role)
+    result = await work()
+    return await statements_sent(infra, role) - before, result
 
 
 async def test_statements_per_run_do_not_grow_with_its_length(infra: Infra) -> None:
