@@ -29,3 +29,22 @@ async def test_applied_once_and_an_edited_migration_is_refused(
         ]
     finally:
         await pool.close()
+
+
+async def test_a_connection_released_inside_a_transaction_comes_back_rolled_back(
+    scratch_service: ScratchService,
+) -> None:
+    """The pool's light reset: nothing session-level is reset, but an open transaction is."""
+    pool = await create_pool(scratch_service.dsn, scratch_service.schema, max_size=1)
+    try:
+        await pool.execute("CREATE TABLE kept (n int)")
+        conn = await pool.acquire()
+        await conn.execute("BEGIN")
+        await conn.execute("INSERT INTO kept VALUES (1)")
+        await pool.release(conn)
+
+        async with pool.acquire() as again:  # the only connection: the same one
+            assert not again.is_in_transaction()
+            assert await again.fetchval("SELECT count(*) FROM kept") == 0
+    finally:
+        await pool.close()
