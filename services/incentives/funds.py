@@ -51,10 +51,11 @@ async def lock_fund(conn: Connection, partner_id: str, *, create: bool = True) -
 
 
 async def lock_funds(
-    conn: Connection, partner_ids: Sequence[str], *, create: bool = True
+    conn: Connection, partner_ids: Sequence[str], *, create: bool = True, load_lots: bool = True
 ) -> dict[str, Fund]:
     """Lock the partners' fund rows (in partner order) for the rest of the transaction, then
-    load their live lots; with `create`, a partner without a fund gets an empty one."""
+    load their live lots (unless `load_lots` is off: funds without lots); with `create`, a
+    partner without a fund gets an empty one."""
     partners = sorted(set(partner_ids))
     lock = "SELECT partner_id, deficit FROM mdf_funds WHERE partner_id = ANY($1::text[]) ORDER BY partner_id FOR UPDATE"
     deficits = {r["partner_id"]: r["deficit"] for r in await conn.fetch(lock, partners)}
@@ -67,8 +68,8 @@ async def lock_funds(
             now(),
         )
         deficits.update({r["partner_id"]: r["deficit"] for r in await conn.fetch(lock, missing)})
-    if not deficits:
-        return {}
+    if not deficits or not load_lots:
+        return {p: Fund(p, deficit, []) for p, deficit in deficits.items()}
     # Read after the lock is held (a statement of its own: a fresh snapshot), so lots reflect
     # whatever the previous holder of the lock (a claim approval, an expiry) committed.
     lots: dict[str, list[Lot]] = {p: [] for p in deficits}
@@ -79,6 +80,40 @@ async def lock_funds(
     ):
         lots[r["partner_id"]].append(Lot(r["lot_id"], r["remaining"], r["expires_at"]))
     return {p: Fund(p, deficit, lots[p]) for p, deficit in deficits.items()}
+
+
+SUMMARY_LOT = "unexpired lots"
+
+
+async def lock_funds_summarised(
+    conn: Connection, partner_ids: Sequence[str], start: datetime, end: datetime
+) -> dict[str, Fund]:
+    """Like lock_funds, for callers that only add lots and read the available amount at times
+    between `start` and `end`: each fund's live lots come as one summary lot, so the cost does
+    not grow with the partner's history (a lot per credit). Exact, since no lot expires in
+    that window; a partner with one that does gets its lots one by one."""
+    funds = await lock_funds(conn, partner_ids, create=True, load_lots=False)
+    summaries = await conn.fetch(
+        """SELECT partner_id,
+                  coalesce(sum(remaining) FILTER (WHERE expires_at > $3), 0) AS live,
+                  min(expires_at) FILTER (WHERE expires_at > $3) AS first_expiry,
+                  count(*) FILTER (WHERE expires_at > $2 AND expires_at <= $3) AS expiring
+           FROM mdf_lots WHERE partner_id = ANY($1::text[]) AND remaining > 0
+           GROUP BY partner_id""",
+        list(funds),
+        start,
+        end,
+    )
+    expiring = [r["partner_id"] for r in summaries if r["expiring"]]
+    one_by_one = await lock_funds(conn, expiring) if expiring else {}
+    for r in summaries:
+        partner = r["partner_id"]
+        if partner in one_by_one:
+            funds[partner] = one_by_one[partner]
+        elif r["first_expiry"] is not None:
+            summary = Lot(SUMMARY_LOT, r["live"], r["first_expiry"])
+            funds[partner] = Fund(partner, funds[partner].deficit, [summary])
+    return funds
 
 
 async def read_fund(conn: Connection, partner_id: str) -> dict[str, Any]:
@@ -144,7 +179,10 @@ async def book_accruals(
     sees the fund as the ones before it left it. Returns their MdfAccrued events, in order."""
     if not accruals:
         return []
-    funds = await lock_funds(conn, [a.partner_id for a in accruals])
+    times = [a.at for a in accruals]
+    funds = await lock_funds_summarised(
+        conn, [a.partner_id for a in accruals], min(times), max(times)
+    )
     lots: list[tuple[CreditAccrual, str, Decimal, str]] = []  # (accrual, lot id, absorbed, note)
     events: list[OutgoingEvent] = []
     for booked in accruals:

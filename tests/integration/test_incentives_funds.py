@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,7 +14,15 @@ import pytest
 
 from services.incentives.credits import apply_credit, apply_reversal
 from services.incentives.domain.programs import IncentivePrograms, Mdf
-from services.incentives.funds import decide_claim, expire_due, read_fund, request_claim
+from services.incentives.funds import (
+    SUMMARY_LOT,
+    decide_claim,
+    expire_due,
+    lock_funds,
+    lock_funds_summarised,
+    read_fund,
+    request_claim,
+)
 from shared.db import Pool
 from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
 from shared.events.crm import Customer
@@ -178,3 +186,45 @@ async def test_unused_funds_expire_and_a_later_clawback_restores_only_the_expire
             )
         ]
     assert types == ["accrual", "expiry", "expiry_reversal", "reversal"]
+
+
+async def test_a_summarised_fund_reads_the_same_available_amount_as_its_lots(pool: Pool) -> None:
+    """Accruals read a fund's lots as one summary (their cost must not grow with history);
+    the amount available must be exactly what the lots one by one give, at any time in the
+    window, including when a lot expires inside the window."""
+    start = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    end = start + timedelta(seconds=1)
+    lots = {
+        "old": ("100.00", start - timedelta(days=1)),  # expired: never counts
+        "soon": ("20.00", start + timedelta(milliseconds=500)),  # expires inside the window
+        "later": ("30.00", start + timedelta(days=30)),
+        "last": ("40.00", start + timedelta(days=90)),
+    }
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO mdf_funds VALUES ('steady', 5.00, $1), ('expiring', 0, $1)", start
+        )
+        for partner in ("steady", "expiring"):
+            for name, (remaining, expires_at) in lots.items():
+                if partner == "steady" and name == "soon":
+                    continue
+                await conn.execute(
+                    "INSERT INTO mdf_lots (lot_id, partner_id, credit_id, amount, remaining,"
+                    " expires_at, created_at) VALUES ($1, $2, $1, $3, $3, $4, $5)",
+                    f"{partner}-{name}",
+                    partner,
+                    D(remaining),
+                    expires_at,
+                    start,
+                )
+        full = await lock_funds(conn, ["steady", "expiring"])
+        summarised = await lock_funds_summarised(conn, ["steady", "expiring"], start, end)
+
+    assert [lot.lot_id for lot in summarised["steady"].lots] == [SUMMARY_LOT]
+    assert len(summarised["expiring"].lots) == 4  # one by one: a lot expires in the window
+    for partner in ("steady", "expiring"):
+        for at in (start, start + timedelta(milliseconds=700), end):
+            assert summarised[partner].available(at) == full[partner].available(at)
+    assert summarised["steady"].available(end) == D("65.00")  # 30 + 40 - 5 deficit
+    assert summarised["expiring"].available(start) == D("90.00")
+    assert summarised["expiring"].available(end) == D("70.00")
