@@ -103,22 +103,14 @@ async def load_surroundings(
         WITH run AS (
             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
                 WITH ORDINALITY AS r(credit_id, partner_id, customer_key, region, period, n)
-        ), totals AS (
-            SELECT k.partner_id, k.period,
-                (SELECT coalesce(sum(amount), 0) FROM ledger_entries l
-                 WHERE l.partner_id = k.partner_id AND l.period = k.period
-                   AND l.entry_type <> 'payout') AS earned,
-                (SELECT coalesce(sum(amount), 0) FROM mdf_entries m
-                 WHERE m.partner_id = k.partner_id AND m.period = k.period
-                   AND m.entry_type IN ('accrual', 'reversal')) AS accrued
-            FROM (SELECT DISTINCT partner_id, period FROM run) AS k
         )
         SELECT run.credit_id, run.partner_id, run.customer_key, run.region, run.period,
             c.credit_id IS NOT NULL AS booked, pending.reversal::text AS parked,
             p.tier, p.status, cu.first_deal_key AS customer_first,
-            pr.first_deal_key AS region_first, t.earned, t.accrued
+            pr.first_deal_key AS region_first,
+            coalesce(t.earned, 0) AS earned, coalesce(t.accrued, 0) AS accrued
         FROM run
-        JOIN totals t ON t.partner_id = run.partner_id AND t.period = run.period
+        LEFT JOIN period_totals t ON t.partner_id = run.partner_id AND t.period = run.period
         LEFT JOIN credits c ON c.credit_id = run.credit_id
         LEFT JOIN pending_reversals pending ON pending.credit_id = run.credit_id
         LEFT JOIN partners p ON p.partner_id = run.partner_id

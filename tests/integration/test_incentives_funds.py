@@ -86,8 +86,24 @@ async def fund_state(pool: Pool, partner: str) -> dict[str, str]:
         remaining = await conn.fetchval(
             "SELECT coalesce(sum(remaining), 0) FROM mdf_lots WHERE partner_id = $1", partner
         )
-    # The invariant, checked at every step.
+        totals = await conn.fetch(
+            "SELECT period, earned, accrued FROM period_totals WHERE partner_id = $1 ORDER BY 1",
+            partner,
+        )
+        recomputed = await conn.fetch(
+            """SELECT period, sum(earned) AS earned, sum(accrued) AS accrued FROM (
+                   SELECT period, amount AS earned, 0 AS accrued FROM ledger_entries
+                   WHERE partner_id = $1 AND entry_type <> 'payout'
+                   UNION ALL
+                   SELECT period, 0, amount FROM mdf_entries
+                   WHERE partner_id = $1 AND entry_type IN ('accrual', 'reversal')
+               ) AS e GROUP BY period ORDER BY period""",
+            partner,
+        )
+    # The invariants, checked at every step.
     assert D(fund["ledger_balance"]) == remaining - D(fund["deficit"])
+    assert [tuple(r) for r in totals] == [tuple(r) for r in recomputed]
+    assert totals, "the partner has entries, so period totals"
     return {k: fund[k] for k in ("available", "ledger_balance", "deficit")}
 
 
