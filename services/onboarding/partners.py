@@ -677,17 +677,12 @@ async def revenue_days(
 ) -> dict[str, dict[date, Decimal]]:
     """Attributed revenue (issued - reversed) per partner and close date, over the trailing
     window ending `as_of`."""
+    # revenue_days is kept by triggers on credits and credit_reversals (migration 0003).
     rows = await conn.fetch(
         """
-        SELECT c.partner_id, c.close_date,
-               sum(c.amount - COALESCE(
-                   (SELECT sum(r.amount) FROM credit_reversals r
-                    WHERE r.credit_id = c.credit_id),
-                   0)) AS net
-        FROM credits c
-        WHERE c.partner_id = ANY($1::text[])
-          AND c.close_date > $2::date - $3::int AND c.close_date <= $2::date
-        GROUP BY c.partner_id, c.close_date
+        SELECT partner_id, close_date, net FROM revenue_days
+        WHERE partner_id = ANY($1::text[])
+          AND close_date > $2::date - $3::int AND close_date <= $2::date
         """,
         list(partner_ids),
         as_of.date(),

@@ -277,6 +277,17 @@ async def observed(pool: Pool, partner_id: str, since: int = 0) -> dict[str, Any
     reversals = await pool.fetch(
         "SELECT amount FROM credit_reversals WHERE partner_id = $1 ORDER BY amount", partner_id
     )
+    revenue = await pool.fetch(
+        "SELECT close_date, net FROM revenue_days WHERE partner_id = $1 ORDER BY 1", partner_id
+    )
+    recomputed = await pool.fetch(
+        """SELECT c.close_date, sum(c.amount - coalesce((SELECT sum(r.amount)
+               FROM credit_reversals r WHERE r.credit_id = c.credit_id), 0)) AS net
+           FROM credits c WHERE c.partner_id = $1 GROUP BY 1 ORDER BY 1""",
+        partner_id,
+    )
+    # The trigger-kept revenue per day is what the credits and reversals add up to.
+    assert [tuple(r) for r in revenue] == [tuple(r) for r in recomputed]
     return anonymous(
         {
             "partner": partner,
@@ -284,6 +295,7 @@ async def observed(pool: Pool, partner_id: str, since: int = 0) -> dict[str, Any
             "events": events,
             "credits": [dict(c) for c in credits],
             "reversals": [dict(r) for r in reversals],
+            "revenue_days": [dict(r) for r in revenue],
         }
     )
 
