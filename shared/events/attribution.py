@@ -8,14 +8,14 @@ partner always gives the partner's current attributed revenue.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import Field
 
 from shared.events.crm import Customer
-from shared.events.envelope import EventPayload, event_type
+from shared.events.envelope import EventPayload, UtcDatetime, event_type
 
 
 class CreditKind(StrEnum):
@@ -43,8 +43,8 @@ class CreditIssued(EventPayload):
     close_date: date
     deal_revision: int = Field(description="the deal revision this credit was computed from")
     replaces: str | None = Field(default=None, description="credit id this one corrects")
-    issued_at: datetime
-    ingested_at: datetime | None = None
+    issued_at: UtcDatetime
+    ingested_at: UtcDatetime | None = None
     config_version: str | None = Field(
         default=None, description="version of the attribution policy that produced the split"
     )
@@ -64,5 +64,5 @@ class CreditReversed(EventPayload):
     currency: str = Field(pattern="^[A-Z]{3}$")
     reason: str
     deal_revision: int
-    reversed_at: datetime
-    ingested_at: datetime | None = None
+    reversed_at: UtcDatetime
+    ingested_at: UtcDatetime | None = None

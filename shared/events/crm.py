@@ -8,13 +8,13 @@ than the one they hold, so out-of-order deliveries never overwrite newer data.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.events.envelope import EventPayload, event_type
+from shared.events.envelope import EventPayload, UtcDatetime, event_type
 
 
 class CrmSource(StrEnum):
@@ -62,7 +62,7 @@ class CrmDealChanged(EventPayload):
     source: CrmSource
     source_id: str
     source_event_id: str
-    source_timestamp: datetime
+    source_timestamp: UtcDatetime
     change_type: str = Field(pattern="^(created|updated|deleted)$")
     name: str | None = None
     customer: Customer | None = None
@@ -74,7 +74,7 @@ class CrmDealChanged(EventPayload):
     owner: str | None = Field(default=None, description="direct sales rep owning the opportunity")
     partner_ref: str | None = Field(default=None, description="partner reference in the CRM")
     co_sell: bool | None = None
-    created_at: datetime | None = None
+    created_at: UtcDatetime | None = None
 
     @property
     def deal_key(self) -> str:

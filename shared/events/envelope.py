@@ -11,15 +11,25 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
 
 
 class InvalidEvent(ValueError):
     """An event that can never be processed as it is: it belongs in the dead-letter topic."""
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# Producers outside the platform (an upstream CRM publishing on crm.deals.v1) sometimes send
+# timestamps without an offset. They are read as UTC, as the CRM adapters read them, so every
+# timestamp a consumer holds can be compared with every other (naive vs aware raises TypeError).
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class EventPayload(BaseModel):
@@ -70,7 +80,7 @@ class Envelope(BaseModel, Generic[P]):
     source: str
     type: str
     subject: str
-    time: datetime = Field(default_factory=_now)
+    time: UtcDatetime = Field(default_factory=_now)
     datacontenttype: str = "application/json"
     traceparent: str | None = None
     data: P
@@ -110,7 +120,7 @@ class _RawEnvelope(BaseModel):
     source: str
     type: str
     subject: str
-    time: datetime
+    time: UtcDatetime
     traceparent: str | None = None
     data: dict[str, Any]
 

@@ -9,12 +9,11 @@ credit (when the upstream change behind it entered Pollinate). Amounts are exact
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 
 from pydantic import Field
 
-from shared.events.envelope import EventPayload, event_type
+from shared.events.envelope import EventPayload, UtcDatetime, event_type
 
 
 @event_type("incentive.earned.v1")
@@ -34,8 +33,8 @@ class IncentiveEarned(EventPayload):
     note: str = Field(default="", description="why amount differs from basis x rate, if it does")
     tier: str
     programs_version: str
-    earned_at: datetime
-    ingested_at: datetime | None = None
+    earned_at: UtcDatetime
+    ingested_at: UtcDatetime | None = None
 
 
 @event_type("incentive.reversed.v1")
@@ -54,8 +53,8 @@ class IncentiveReversed(EventPayload):
     amount: Decimal = Field(description="amount taken back (positive); the entry books -amount")
     currency: str
     reason: str
-    reversed_at: datetime
-    ingested_at: datetime | None = None
+    reversed_at: UtcDatetime
+    ingested_at: UtcDatetime | None = None
 
 
 @event_type("incentive.mdf_accrued.v1")
@@ -72,10 +71,10 @@ class MdfAccrued(EventPayload):
     amount: Decimal
     currency: str
     note: str = ""
-    expires_at: datetime
+    expires_at: UtcDatetime
     fund_available: Decimal = Field(description="the partner's available MDF after this accrual")
-    accrued_at: datetime
-    ingested_at: datetime | None = None
+    accrued_at: UtcDatetime
+    ingested_at: UtcDatetime | None = None
 
 
 @event_type("incentive.mdf_expired.v1")
@@ -86,8 +85,8 @@ class MdfExpired(EventPayload):
     credit_id: str
     amount: Decimal
     currency: str
-    expired_at: datetime
-    ingested_at: datetime | None = None
+    expired_at: UtcDatetime
+    ingested_at: UtcDatetime | None = None
 
 
 @event_type("incentive.mdf_claim_decided.v1")
@@ -102,8 +101,8 @@ class MdfClaimDecided(EventPayload):
     reason: str
     entry_id: str | None = Field(default=None, description="the MDF ledger debit, if approved")
     fund_available: Decimal
-    decided_at: datetime
-    ingested_at: datetime | None = Field(
+    decided_at: UtcDatetime
+    ingested_at: UtcDatetime | None = Field(
         default=None, description="when the decision entered Pollinate (the API call)"
     )
 
@@ -116,5 +115,5 @@ class PayoutRecorded(EventPayload):
     currency: str
     reference: str
     balance_after: Decimal
-    paid_at: datetime
-    ingested_at: datetime | None = None
+    paid_at: UtcDatetime
+    ingested_at: UtcDatetime | None = None

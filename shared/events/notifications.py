@@ -6,11 +6,9 @@ tier changes) emits this one contract; partner apps subscribe to the topic and f
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import Field
 
-from shared.events.envelope import EventPayload, event_type
+from shared.events.envelope import EventPayload, UtcDatetime, event_type
 
 
 @event_type("notification.partner.v1")
@@ -30,7 +28,7 @@ class PartnerNotification(EventPayload):
     body: str
     registration_id: str | None = None
     deal_key: str | None = None
-    created_at: datetime
-    ingested_at: datetime | None = Field(
+    created_at: UtcDatetime
+    ingested_at: UtcDatetime | None = Field(
         default=None, description="when the upstream change behind this message entered Pollinate"
     )

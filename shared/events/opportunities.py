@@ -8,13 +8,13 @@ whole merged state here with a per-deal `revision` that only grows. Downstream s
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.events.crm import CrmSource, Customer, DealStage, DealStatus
-from shared.events.envelope import EventPayload, event_type
+from shared.events.envelope import EventPayload, UtcDatetime, event_type
 from shared.events.registrations import RegistrationStatus
 
 
@@ -26,7 +26,7 @@ class LinkedRegistration(BaseModel):
     registration_id: str
     partner_id: str
     status: RegistrationStatus
-    submitted_at: datetime
+    submitted_at: UtcDatetime
 
 
 @event_type("deal.state_changed.v1")
@@ -46,10 +46,10 @@ class DealStateChanged(EventPayload):
     owner: str | None = Field(default=None, description="direct sales rep owning the opportunity")
     partner_ref: str | None = Field(default=None, description="partner named by the CRM")
     co_sell: bool = False
-    created_at: datetime | None = None
+    created_at: UtcDatetime | None = None
     deleted: bool = False
     registrations: tuple[LinkedRegistration, ...] = ()
-    changed_at: datetime
-    ingested_at: datetime | None = Field(
+    changed_at: UtcDatetime
+    ingested_at: UtcDatetime | None = Field(
         default=None, description="when the upstream change behind this revision entered Pollinate"
     )

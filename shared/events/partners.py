@@ -6,10 +6,9 @@ onboarding's database.
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 
-from shared.events.envelope import EventPayload, event_type
+from shared.events.envelope import EventPayload, UtcDatetime, event_type
 
 
 class PartnerType(StrEnum):
@@ -46,7 +45,7 @@ class PartnerStateChanged(EventPayload):
     tier: str
     regions: tuple[str, ...] = ()
     products: tuple[str, ...] = ()
-    changed_at: datetime
+    changed_at: UtcDatetime
     reason: str = ""
     version: int
     # What happened, so consumers can react without diffing snapshots: applied | qualified |
@@ -57,10 +56,10 @@ class PartnerStateChanged(EventPayload):
     previous_tier: str | None = None
     domain: str | None = None
     competencies: tuple[str, ...] = ()
-    grace_until: datetime | None = None
+    grace_until: UtcDatetime | None = None
     # When the upstream change behind this snapshot entered the platform (an HTTP request to
     # onboarding, or the attribution credit that moved the tier): end-to-end latency is
     # measured from it.
-    ingested_at: datetime | None = None
+    ingested_at: UtcDatetime | None = None
     # The tier rules' config version that computed `tier`.
     policy_version: str | None = None

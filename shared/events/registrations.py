@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
 from shared.events.crm import Customer
-from shared.events.envelope import EventPayload, event_type
+from shared.events.envelope import EventPayload, UtcDatetime, event_type
 
 
 class RegistrationStatus(StrEnum):
@@ -30,7 +29,7 @@ class ConflictInfo(BaseModel):
     party: str  # the other partner id, or the direct owner
     matched_on: str  # domain | name
     similarity: float
-    registered_at: datetime
+    registered_at: UtcDatetime
 
 
 @event_type("registration.decided.v1")
@@ -45,8 +44,8 @@ class RegistrationDecided(EventPayload):
     reasons: tuple[str, ...]
     conflicts: tuple[ConflictInfo, ...] = ()
     policy_version: str
-    decided_at: datetime
-    expires_at: datetime | None = None
+    decided_at: UtcDatetime
+    expires_at: UtcDatetime | None = None
     crm_deal_key: str | None = None
 
 
@@ -57,8 +56,8 @@ class RegistrationStatusChanged(EventPayload):
     previous_status: RegistrationStatus
     status: RegistrationStatus
     reason: str
-    changed_at: datetime
-    expires_at: datetime | None = None
+    changed_at: UtcDatetime
+    expires_at: UtcDatetime | None = None
     crm_deal_key: str | None = None
     amount: Decimal | None = None
     currency: str | None = None

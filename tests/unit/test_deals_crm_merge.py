@@ -98,3 +98,19 @@ def test_linked_registrations_close_with_the_outcome() -> None:
         RegistrationStatus.REJECTED,
         "linked CRM opportunity sf:1 closed won before the review",
     )
+
+
+def test_a_crm_event_without_a_utc_offset_is_read_as_utc_and_merges_with_aware_times() -> None:
+    # An upstream publishing straight onto crm.deals.v1 may leave the offset out; comparing a
+    # naive time with the aware stamps held would raise TypeError and stall the partition.
+    body = change(0).model_dump(mode="json") | {"source_timestamp": "2026-03-02T09:00:20"}
+    naive = CrmDealChanged.model_validate(body)
+    assert naive.source_timestamp == T0 + timedelta(seconds=20)
+    stamps: dict[str, str] = {}
+    merge_crm_change(EMPTY, stamps, change(10, name="First"))
+    updates = merge_crm_change(EMPTY, stamps, naive.model_copy(update={"name": "Second"}))
+    assert updates["name"] == "Second"
+    older = CrmDealChanged.model_validate(
+        body | {"source_timestamp": "2026-03-02T09:00:05", "name": "Stale"}
+    )
+    assert "name" not in merge_crm_change(EMPTY, stamps, older)
