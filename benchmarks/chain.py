@@ -84,6 +84,86 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+class CpuMeter:
+    """CPU time of each part of the run (from /proc), and Postgres' WAL volume, over a window:
+    where the machine's cores go, per deal. Processes that start or end inside the window
+    are missed, which is why the machine's total busy time is reported beside the parts."""
+
+    def __init__(self, admin_dsn: str, services: dict[str, int]) -> None:
+        self.admin_dsn = admin_dsn
+        self.services = services
+        self.ticks = os.sysconf("SC_CLK_TCK")
+
+    def _part(self, pid: int) -> str | None:
+        for service, service_pid in self.services.items():
+            if pid == service_pid:
+                return service
+        if pid == os.getpid():
+            return "load generator"
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        if b"kafka.Kafka" in command:
+            return "kafka"
+        if command.startswith(b"postgres") or b"/postgres" in command.split(b"\0")[0]:
+            return "postgres"
+        return None
+
+    def _snapshot(self) -> tuple[float, dict[int, tuple[str, int]], int]:
+        parts: dict[int, tuple[str, int]] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            part = self._part(int(entry.name))
+            if part is None:
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parts[int(entry.name)] = (part, int(fields[11]) + int(fields[12]))
+        busy = sum(int(v) for v in Path("/proc/stat").read_text().split()[1:8])
+        return time.perf_counter(), parts, busy
+
+    async def _wal_written(self) -> int:
+        conn = await asyncpg.connect(self.admin_dsn)
+        try:
+            return int(await conn.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"))
+        finally:
+            await conn.close()
+
+    async def start(self) -> None:
+        self._wal = await self._wal_written()
+        self._start = self._snapshot()
+
+    async def stop(self, deals: int) -> dict[str, Any]:
+        end_at, end, end_busy = self._snapshot()
+        start_at, start, start_busy = self._start
+        seconds = end_at - start_at
+        used: Counter[str] = Counter()
+        for pid, (part, ticks) in end.items():
+            used[part] += ticks - start.get(pid, (part, 0))[1]
+        wal = await self._wal_written() - self._wal
+        return {
+            "seconds": round(seconds, 1),
+            "deals_completed": deals,
+            "machine_busy_pct_of_one_core": round(
+                (end_busy - start_busy) / self.ticks / seconds * 100, 1
+            ),
+            "cpu_pct_of_one_core": {
+                part: round(ticks / self.ticks / seconds * 100, 1)
+                for part, ticks in used.most_common()
+            },
+            "cpu_ms_per_deal": {
+                part: round(ticks / self.ticks * 1000 / deals, 3) if deals else None
+                for part, ticks in used.most_common()
+            },
+            "wal_mb_per_s": round(wal / seconds / 1e6, 1),
+            "wal_kb_per_deal": round(wal / deals / 1e3, 1) if deals else None,
+        }
+
+
 # ---- the services ------------------------------------------------------------------------
 
 
@@ -503,8 +583,15 @@ async def run(quick: bool) -> dict[str, Any]:
                 await asyncio.sleep(1)
 
         sampler = asyncio.create_task(sample_rss())
+        meter = CpuMeter(admin_dsn, {s: p.pid for s, p in fleet.processes.items()})
         started, since = time.perf_counter(), datetime.now(UTC)
+        await meter.start()
+        metered_from = time.time()
         await offer.saturate("sat", saturation_seconds, observed)
+        metered_to = time.time()
+        resources = await meter.stop(
+            sum(1 for at in observed.earned_at.values() if metered_from <= at <= metered_to)
+        )
         offered_for = time.perf_counter() - started
         keys = offer.sent[first:]
         complete = await drained(observed, keys, 300)
@@ -525,6 +612,7 @@ async def run(quick: bool) -> dict[str, Any]:
                 [observed.earned_ms[k] for k in keys if k in observed.earned_ms]
             ),
             "rss_mb": rss,
+            "resources": resources,
             "relay_lag": await relay_lag(admin_dsn, since, datetime.now(UTC)),
         }
         results["chain"] = phases
@@ -571,6 +659,18 @@ def table(results: dict[str, Any]) -> str:
                 f"p50 {lag['p50_ms']:.1f}  p99 {lag['p99_ms']:.1f} ms"
             )
     lines.append(f"rss at saturation (MB): {results['chain']['saturation']['rss_mb']}")
+    used = results["chain"]["saturation"]["resources"]
+    lines.append(
+        f"cpu at saturation: machine {used['machine_busy_pct_of_one_core']}% of one core; "
+        + ", ".join(
+            f"{part} {pct}% ({used['cpu_ms_per_deal'][part]} ms/deal)"
+            for part, pct in used["cpu_pct_of_one_core"].items()
+        )
+    )
+    lines.append(
+        f"postgres WAL at saturation: {used['wal_mb_per_s']} MB/s, "
+        f"{used['wal_kb_per_deal']} kB per deal"
+    )
     for size, row in results["conflict_check"].items():
         if isinstance(row, dict) and "exact" in row:
             lines.append(
