@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +44,14 @@ def test_postgres_uses_the_same_schema_and_role_script() -> None:
         v.startswith("./deploy/postgres/init.sql:/docker-entrypoint-initdb.d/") for v in volumes
     )
     assert compose()["services"]["topics"]["command"] == ["python", "-m", "shared.topics"]
+
+
+def test_postgres_runs_with_the_same_server_settings() -> None:
+    script = (ROOT / "deploy" / "local-stack.sh").read_text()
+    match = re.search(r'^PG_SETTINGS="([^"]*)"', script, re.MULTILINE)
+    assert match, "deploy/local-stack.sh defines PG_SETTINGS"
+    native = shlex.split(match.group(1))
+    command = compose()["services"]["postgres"]["command"]
+    assert command[0] == "postgres"
+    assert command[1:] == native
+    assert "max_wal_size=4GB" in native and "track_commit_timestamp=on" in native
