@@ -324,6 +324,7 @@ class Observed:
         return [
             {
                 "ingested_s": round((self.ingested_at[k] - first) / 1000, 3),
+                "ingested_at": datetime.fromtimestamp(self.ingested_at[k] / 1000, UTC).isoformat(),
                 "notification_ms": round(self.notified_ms[k], 1),
                 "incentive_ms": round(self.earned_ms.get(k, float("nan")), 1),
             }
