@@ -93,13 +93,27 @@ async def lock_funds_summarised(
     not grow with the partner's history (a lot per credit). Exact, since no lot expires in
     that window; a partner with one that does gets its lots one by one."""
     funds = await lock_funds(conn, partner_ids, create=True, load_lots=False)
+    # What is left in all the lots comes from the fund's row (kept by triggers); only lots at
+    # the window's edge are read: those expired or expiring by `end` (subtracted: few, once
+    # the expiry job has run) and the first to expire after it (range scans on mdf_lots_live).
     summaries = await conn.fetch(
-        """SELECT partner_id,
-                  coalesce(sum(remaining) FILTER (WHERE expires_at > $3), 0) AS live,
-                  min(expires_at) FILTER (WHERE expires_at > $3) AS first_expiry,
-                  count(*) FILTER (WHERE expires_at > $2 AND expires_at <= $3) AS expiring
-           FROM mdf_lots WHERE partner_id = ANY($1::text[]) AND remaining > 0
-           GROUP BY partner_id""",
+        """SELECT f.partner_id,
+                  f.lots_remaining - coalesce(due.remaining, 0) AS live,
+                  next.expires_at AS first_expiry,
+                  coalesce(due.expiring, 0) AS expiring
+           FROM mdf_funds AS f
+           LEFT JOIN LATERAL (
+               SELECT sum(remaining) AS remaining,
+                      count(*) FILTER (WHERE expires_at > $2) AS expiring
+               FROM mdf_lots
+               WHERE partner_id = f.partner_id AND remaining > 0 AND expires_at <= $3
+           ) AS due ON true
+           LEFT JOIN LATERAL (
+               SELECT expires_at FROM mdf_lots
+               WHERE partner_id = f.partner_id AND remaining > 0 AND expires_at > $3
+               ORDER BY expires_at LIMIT 1
+           ) AS next ON true
+           WHERE f.partner_id = ANY($1::text[])""",
         list(funds),
         start,
         end,
