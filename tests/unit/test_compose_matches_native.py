@@ -54,4 +54,5 @@ def test_postgres_runs_with_the_same_server_settings() -> None:
     command = compose()["services"]["postgres"]["command"]
     assert command[0] == "postgres"
     assert command[1:] == native
-    assert "max_wal_size=4GB" in native and "track_commit_timestamp=on" in native
+    assert "max_wal_size=4GB" in native
+    assert "track_commit_timestamp=on" in native
