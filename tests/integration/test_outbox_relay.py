@@ -120,3 +120,36 @@ async def test_the_relay_stamps_commit_and_acknowledgement_times(components: Com
     assert row["committed_at"] is not None, "the local stack runs with track_commit_timestamp"
     assert row["created_at"] < row["committed_at"] <= row["published_at"]
     assert (row["committed_at"] - row["created_at"]).total_seconds() >= 0.05
+
+
+async def test_purge_removes_only_rows_published_longer_ago_than_the_retention(
+    components: Components,
+) -> None:
+    topic = await new_topic(components.infra.kafka_bootstrap, components.service.schema)
+    async with components.pool.acquire() as conn, conn.transaction():
+        for name in ("published-long-ago", "never-published", "published-now"):
+            await components.outbox.publish(
+                conn, topic, CounterIncremented(counter=name, by=1), subject=name
+            )
+        # Written two hours ago (the unpublished one too: age alone never purges a row).
+        await conn.execute("UPDATE outbox SET created_at = created_at - interval '2 hours'")
+    relay = components.relay(retention_hours=1.0)
+    async with components.pool.acquire() as conn:
+        positions = {
+            r["message_key"]: r["position"]
+            for r in await conn.fetch("SELECT message_key, position FROM outbox")
+        }
+        async with conn.transaction():
+            await relay._mark_published(
+                conn, [positions["published-long-ago"], positions["published-now"]]
+            )
+        await conn.execute(
+            "UPDATE outbox SET published_at = published_at - interval '2 hours'"
+            " WHERE message_key = 'published-long-ago'"
+        )
+    assert await relay.purge_published() == 1
+    left = {r["message_key"] for r in await components.pool.fetch("SELECT message_key FROM outbox")}
+    assert left == {"never-published", "published-now"}
+    # The unpublished one is still there to publish, and is kept for the retention after.
+    assert await relay.publish_pending() == 1
+    assert await relay.purge_published() == 0
