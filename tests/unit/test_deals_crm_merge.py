@@ -114,3 +114,11 @@ def test_a_crm_event_without_a_utc_offset_is_read_as_utc_and_merges_with_aware_t
         body | {"source_timestamp": "2026-03-02T09:00:05", "name": "Stale"}
     )
     assert "name" not in merge_crm_change(EMPTY, stamps, older)
+
+
+def test_a_held_source_time_without_an_offset_is_read_as_utc() -> None:
+    # Stamps stored before events were read as UTC may lack an offset; comparing them with an
+    # aware source time must not raise.
+    stamps = {"name": "2026-03-02T09:00:10"}
+    assert "name" not in merge_crm_change(EMPTY, stamps, change(5, name="Stale"))
+    assert merge_crm_change(EMPTY, stamps, change(15, name="Newer"))["name"] == "Newer"
