@@ -1,10 +1,14 @@
-"""Tracing when nothing exports spans: none is recorded, yet the trace goes on across hops."""
+"""Tracing when nothing exports spans: what starts here is not recorded, yet the trace goes on
+across hops, and a trace a caller sampled stays sampled for the services after this one."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # In a process of its own: the test session installs its own tracer provider, and a process
 # gets one provider only.
@@ -17,25 +21,45 @@ configure_tracing("unit", "none")
 tracer = trace.get_tracer("unit")
 with tracer.start_as_current_span("first hop") as first:
     written = current_traceparent()  # what the outbox stores with the event
+    recording = [first.is_recording()]
 with tracer.start_as_current_span("consume", context=context_from_traceparent(written)) as then:
-    print(json.dumps({
-        "recording": [first.is_recording(), then.is_recording()],
-        "trace_ids": [first.get_span_context().trace_id, then.get_span_context().trace_id],
-        "span_ids": [first.get_span_context().span_id, then.get_span_context().span_id],
-        "written": written,
-        "next": current_traceparent(),
-    }))
+    passed_on = current_traceparent()
+    recording.append(then.is_recording())
+sampled_upstream = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+with tracer.start_as_current_span(
+    "consume", context=context_from_traceparent(sampled_upstream)
+) as kept:
+    kept_on = current_traceparent()
+    recording.append(kept.is_recording())
+print(json.dumps({
+    "recording": recording,
+    "trace_ids": [first.get_span_context().trace_id, then.get_span_context().trace_id],
+    "span_ids": [first.get_span_context().span_id, then.get_span_context().span_id],
+    "written": written,
+    "passed_on": passed_on,
+    "kept_on": kept_on,
+}))
 """
 
 
 def test_without_an_exporter_spans_are_not_recorded_but_the_trace_id_carries_on() -> None:
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        cwd=ROOT,
     )
     seen = json.loads(done.stdout)
-    assert seen["recording"] == [False, False]
+    assert seen["recording"] == [False, False, True]
     first_trace, next_trace = seen["trace_ids"]
     assert first_trace != 0
     assert next_trace == first_trace
     assert seen["span_ids"][0] != seen["span_ids"][1]  # a span of its own, parented by the first
-    assert seen["written"].split("-")[1] == seen["next"].split("-")[1] == f"{first_trace:032x}"
+    assert seen["written"].split("-")[1] == seen["passed_on"].split("-")[1] == f"{first_trace:032x}"
+    assert not int(seen["passed_on"].split("-")[3], 16) & 1  # started here: not sampled
+    # A caller's sampled trace is passed on sampled, under its own trace id.
+    _, trace_id, _, flags = seen["kept_on"].split("-")
+    assert trace_id == "0af7651916cd43dd8448eb211c80319c"
+    assert int(flags, 16) & 1
