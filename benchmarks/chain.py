@@ -106,7 +106,9 @@ class CpuMeter:
             return None
         if b"kafka.Kafka" in command:
             return "kafka"
-        if command.startswith(b"postgres") or b"/postgres" in command.split(b"\0")[0]:
+        program = command.split(b"\0")[0]
+        # The postmaster is .../bin/postgres; its children rename themselves "postgres: ...".
+        if program.rsplit(b"/", 1)[-1] == b"postgres" or program.startswith(b"postgres:"):
             return "postgres"
         return None
 
@@ -123,7 +125,9 @@ class CpuMeter:
             except OSError:
                 continue
             parts[int(entry.name)] = (part, int(fields[11]) + int(fields[12]))
-        busy = sum(int(v) for v in Path("/proc/stat").read_text().split()[1:8])
+        # cpu  user nice system idle iowait irq softirq steal ...: busy is all but idle, iowait.
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split()[1:9]]
+        busy = sum(ticks) - ticks[3] - ticks[4]
         return time.perf_counter(), parts, busy
 
     async def _wal_written(self) -> int:
@@ -137,14 +141,20 @@ class CpuMeter:
         self._wal = await self._wal_written()
         self._start = self._snapshot()
 
-    async def stop(self, deals: int) -> dict[str, Any]:
-        end_at, end, end_busy = self._snapshot()
+    async def stop(self) -> None:
+        """End the window (what it measured is read with `per_deal`)."""
+        self._end = self._snapshot()
+        self._wal = await self._wal_written() - self._wal
+
+    def per_deal(self, deals: int) -> dict[str, Any]:
+        """The window's figures, and per deal for the `deals` completed inside it."""
+        end_at, end, end_busy = self._end
         start_at, start, start_busy = self._start
         seconds = end_at - start_at
         used: Counter[str] = Counter()
         for pid, (part, ticks) in end.items():
             used[part] += ticks - start.get(pid, (part, 0))[1]
-        wal = await self._wal_written() - self._wal
+        wal = self._wal
         return {
             "seconds": round(seconds, 1),
             "deals_completed": deals,
@@ -314,13 +324,15 @@ class Observed:
     earned_in: Counter[str] = field(default_factory=Counter)  # deals completed, by phase
     ingested_at: dict[str, float] = field(default_factory=dict)  # epoch ms
 
-    def slowest(self, keys: list[str], n: int = 10) -> list[dict[str, float]]:
+    def slowest(self, keys: list[str], n: int = 10) -> list[dict[str, Any]]:
         """The slowest notifications, with when they were ingested: outliers that share a
         moment point at a stall (a checkpoint, a pause) rather than a slow path."""
         if not keys:
             return []
         first = min(self.ingested_at.get(k, float("inf")) for k in keys)
-        ranked = sorted((k for k in keys if k in self.notified_ms), key=self.notified_ms.get)
+        ranked = sorted(
+            (k for k in keys if k in self.notified_ms), key=lambda k: self.notified_ms[k]
+        )
         return [
             {
                 "ingested_s": round((self.ingested_at[k] - first) / 1000, 3),
@@ -612,12 +624,15 @@ async def run(quick: bool) -> dict[str, Any]:
         metered_from = time.time()
         await offer.saturate("sat", saturation_seconds, observed)
         metered_to = time.time()
-        resources = await meter.stop(
-            sum(1 for at in observed.earned_at.values() if metered_from <= at <= metered_to)
-        )
+        await meter.stop()
         offered_for = time.perf_counter() - started
         keys = offer.sent[first:]
         complete = await drained(observed, keys, 300)
+        # Counted once the observer has read everything: deals the chain finished inside the
+        # metered window (by their Kafka timestamps).
+        resources = meter.per_deal(
+            sum(1 for at in observed.earned_at.values() if metered_from <= at <= metered_to)
+        )
         sampler.cancel()
         finished = [observed.earned_at[k] for k in keys if k in observed.earned_at]
         completed_span = (max(finished) - min(finished)) if len(finished) > 1 else 0
