@@ -33,9 +33,10 @@ PG_RUN="$PG_HOME/run"
 PG_LOG="$PG_HOME/postgres.log"
 # Server settings, the same in docker-compose.yml (a unit test checks): commit timestamps give
 # the outbox relay lag; pg_stat_statements lets tests bound the statements a handler sends;
-# checkpoints spaced by time, not forced every few seconds by 1 GB of WAL, because each
-# checkpoint makes the next change to every page write the whole page into the WAL (at 600
-# deals/s that was 86 kB of WAL per deal and 16% more Postgres CPU per deal than with these).
+# checkpoints after ~2 GB of WAL (max_wal_size 4 GB, less the completion target) or 15 min,
+# not every ~10 s as 1 GB forced at saturation: each checkpoint makes the next change to every
+# page write the whole page into the WAL (at 600 deals/s that was 86 kB of WAL per deal and 16%
+# more Postgres CPU per deal than with these; now a checkpoint every ~80 s at saturation).
 PG_SETTINGS="-c max_connections=300 -c shared_buffers=512MB -c max_wal_size=4GB -c checkpoint_timeout=15min -c track_commit_timestamp=on -c shared_preload_libraries=pg_stat_statements"
 
 log() { printf '[local-stack] %s\n' "$*" >&2; }
