@@ -22,14 +22,15 @@ class InvalidEvent(ValueError):
     """An event that can never be processed as it is: it belongs in the dead-letter topic."""
 
 
-def _as_utc(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
+    """`value`, read as UTC if it has no offset."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 # Producers outside the platform (an upstream CRM publishing on crm.deals.v1) sometimes send
 # timestamps without an offset. They are read as UTC, as the CRM adapters read them, so every
 # timestamp a consumer holds can be compared with every other (naive vs aware raises TypeError).
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class EventPayload(BaseModel):

@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from shared.events import as_utc
 from shared.events.crm import DealStage
 
 
@@ -44,7 +45,7 @@ def parse_datetime(value: Any, where: str) -> datetime:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as error:
         raise AdapterError(f"{where}: {value!r} is not an ISO-8601 timestamp") from error
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return as_utc(parsed)
 
 
 def parse_date(value: Any, where: str) -> date | None:

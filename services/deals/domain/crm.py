@@ -8,10 +8,11 @@ and stores the result.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from services.deals.domain.customers import name_key
+from shared.events import as_utc
 from shared.events.crm import CrmDealChanged, DealStatus
 from shared.events.registrations import RegistrationStatus
 
@@ -31,12 +32,6 @@ CRM_FIELDS = (
 CLOSING_WITH_DEAL = (RegistrationStatus.APPROVED, RegistrationStatus.PENDING_REVIEW)
 
 
-def _held_time(stamp: str) -> datetime:
-    """A held source time; those stored before events were read as UTC may lack an offset."""
-    held = datetime.fromisoformat(stamp)
-    return held if held.tzinfo is not None else held.replace(tzinfo=UTC)
-
-
 def merge_crm_change(
     stored: Mapping[str, Any], stamps: dict[str, str], change: CrmDealChanged
 ) -> dict[str, Any]:
@@ -51,7 +46,9 @@ def merge_crm_change(
     def offer(field: str, value: Any) -> None:
         if value is None:
             return
-        if field in stamps and _held_time(stamps[field]) > change.source_timestamp:
+        # Times held from before events were read as UTC may lack an offset.
+        held = stamps.get(field)
+        if held is not None and as_utc(datetime.fromisoformat(held)) > change.source_timestamp:
             return  # a newer value is already held: this delivery is stale for this field
         stamps[field] = at
         if stored[field] != value:  # the same value again (a repeat) is not a change
