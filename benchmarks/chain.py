@@ -32,7 +32,6 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -413,7 +412,7 @@ class Offer:
                     at,
                     {
                         "StageName": "Closed Won",
-                        "Amount": float(Decimal(1000 + n % 9000)),
+                        "Amount": 1000 + n % 9000,  # whole dollars: exact as a JSON number
                         "CurrencyIsoCode": "USD",
                         "CloseDate": at.date().isoformat(),
                         "Account_Name__c": f"Bench {self.run} Account {n}",

@@ -110,7 +110,9 @@ async def test_the_relay_stamps_commit_and_acknowledgement_times(components: Com
         await components.outbox.publish(
             conn, topic, CounterIncremented(counter="lag", by=1), subject="lag"
         )
-        await asyncio.sleep(0.05)  # a long transaction: its commit is well after its start
+        # A long transaction (its commit well after its start): the state under test, not a
+        # wait for something to happen.
+        await conn.execute("SELECT pg_sleep(0.05)")
     relay = components.relay()
     assert await relay.publish_pending() == 1
 
