@@ -90,13 +90,12 @@ class CpuMeter:
 
     def __init__(self, admin_dsn: str, services: dict[str, int]) -> None:
         self.admin_dsn = admin_dsn
-        self.services = services
+        self.service_of = {pid: service for service, pid in services.items()}
         self.ticks = os.sysconf("SC_CLK_TCK")
 
     def _part(self, pid: int) -> str | None:
-        for service, service_pid in self.services.items():
-            if pid == service_pid:
-                return service
+        if pid in self.service_of:
+            return self.service_of[pid]
         if pid == os.getpid():
             return "load generator"
         try:
@@ -137,13 +136,13 @@ class CpuMeter:
             await conn.close()
 
     async def start(self) -> None:
-        self._wal = await self._wal_written()
+        self._wal_start = await self._wal_written()
         self._start = self._snapshot()
 
     async def stop(self) -> None:
         """End the window (what it measured is read with `per_deal`)."""
         self._end = self._snapshot()
-        self._wal = await self._wal_written() - self._wal
+        self._wal_end = await self._wal_written()
 
     def per_deal(self, deals: int) -> dict[str, Any]:
         """The window's figures, and per deal for the `deals` completed inside it."""
@@ -153,7 +152,7 @@ class CpuMeter:
         used: Counter[str] = Counter()
         for pid, (part, ticks) in end.items():
             used[part] += ticks - start.get(pid, (part, 0))[1]
-        wal = self._wal
+        wal = self._wal_end - self._wal_start
         return {
             "seconds": round(seconds, 1),
             "deals_completed": deals,
