@@ -40,13 +40,15 @@ from opentelemetry import trace
 
 from shared.db import Connection, Pool
 from shared.events import Envelope, EventPayload, InvalidEvent, decode_envelope
-from shared.outbox import Outbox, OutgoingEvent
+from shared.outbox import Outbox, OutgoingEvent, ingested_at_of, ingestion
+from shared.provisions import Provisions
 from shared.topics import Topic, dead_letter_topic
 from shared.tracing import context_from_traceparent, traceparent_of, tracer
 
 log = logging.getLogger(__name__)
 
 P = TypeVar("P", bound=EventPayload)
+T = TypeVar("T")
 
 DLQ_NAMESPACE = uuid.UUID("5b0f6f57-3b8e-4a53-9a52-7c1f1d0c9e11")
 
@@ -109,6 +111,12 @@ class HandlerContext:
     # Consumed event id -> traceparent of its processing span (batch handlers).
     traceparents: dict[uuid.UUID, str] = field(default_factory=dict)
 
+    # What the service's wiring provides (its policy, its config), by type.
+    provisions: Provisions = field(default_factory=Provisions)
+
+    def provided(self, kind: type[T]) -> T:
+        return self.provisions.get(kind)
+
     async def emit(
         self, topic: Topic, payload: EventPayload, *, subject: str
     ) -> Envelope[Any] | None:
@@ -124,11 +132,13 @@ class HandlerContext:
         event_id: uuid.UUID | None = None,
     ) -> OutgoingEvent:
         """An event caused by the consumed event `cause`: it continues `cause`'s trace."""
-        return OutgoingEvent(topic, payload, subject, event_id, self.traceparents.get(cause.id))
+        return OutgoingEvent(topic, payload, subject, event_id, cause=cause)
 
     async def emit_all(self, events: Sequence[OutgoingEvent]) -> list[Envelope[Any]]:
-        """Record events in one statement; returns those recorded now (not seen before)."""
-        return await self.outbox.publish_many(self.conn, events)
+        """Record events in one statement, each continuing the trace of its `cause` (the
+        consumed event that caused it) with `ingested_at` carried on from it. Returns those
+        recorded now (an event id recorded before is a repeat)."""
+        return await self.outbox.publish_many(self.conn, events, self.traceparents)
 
 
 Handler = Callable[[HandlerContext, Envelope[P]], Awaitable[None]]
@@ -175,8 +185,10 @@ class EventConsumer:
         backoff_max_seconds: float = 5.0,
         batch_size: int = 200,
         batch_timeout_ms: int = 100,
+        provisions: Provisions | None = None,
     ) -> None:
         self.name = name
+        self.provisions = provisions or Provisions()
         self.service = service
         self.topics = topics
         self.pool = pool
@@ -359,21 +371,28 @@ class EventConsumer:
         route = self._routes[envelopes[0].type]  # type: ignore[union-attr]
         spans = [self._start_span(record) for record in records]
         context = HandlerContext(
-            conn, self.outbox, records[0].topic, records[0].partition, records[0].offset
+            conn,
+            self.outbox,
+            records[0].topic,
+            records[0].partition,
+            records[0].offset,
+            provisions=self.provisions,
         )
         for envelope, span in zip(envelopes, spans, strict=True):
             traceparent = traceparent_of(span)
             if traceparent and envelope is not None:
                 context.traceparents[envelope.id] = traceparent
         try:
-            if route.batch_handler is None and len(run) == 1:
-                # One event: its span is current, so what it emits continues its trace.
-                with trace.use_span(spans[0], end_on_exit=False):
-                    await route.run(context, envelopes)  # type: ignore[arg-type]
-            elif route.batch_handler is None:
+            if route.batch_handler is None:
+                # One event at a time: its span is current and its ingestion time is the work
+                # in progress, so what it emits continues its trace and carries that time.
                 for envelope, span in zip(envelopes, spans, strict=True):
-                    with trace.use_span(span, end_on_exit=False):
-                        await route.run(context, [envelope])  # type: ignore[list-item]
+                    assert envelope is not None
+                    with (
+                        trace.use_span(span, end_on_exit=False),
+                        ingestion(ingested_at_of(envelope)),
+                    ):
+                        await route.run(context, [envelope])
             else:
                 await route.run(context, envelopes)  # type: ignore[arg-type]
         except BaseException as error:
@@ -459,12 +478,18 @@ class EventConsumer:
                 if not first_time:
                     return Outcome.DUPLICATE
                 context = HandlerContext(
-                    conn, self.outbox, record.topic, record.partition, record.offset
+                    conn,
+                    self.outbox,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    provisions=self.provisions,
                 )
                 span_traceparent = traceparent_of(trace.get_current_span())
                 if span_traceparent:
                     context.traceparents[envelope.id] = span_traceparent
-                await route.run(context, [envelope])
+                with ingestion(ingested_at_of(envelope)):
+                    await route.run(context, [envelope])
         except TRANSIENT_ERRORS:
             raise  # the whole batch is retried
         except InvalidEvent as error:

@@ -18,8 +18,11 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -53,15 +56,45 @@ def notify_channel(schema: str) -> str:
     return f"pollinate_outbox_{schema}"
 
 
+# When the upstream change behind the work in progress entered the platform: set by the HTTP
+# edge for a request, by the consumer for an event it handles, by a periodic job for its run.
+_ingested_at: ContextVar[datetime | None] = ContextVar("pollinate_ingested_at", default=None)
+
+
+@contextmanager
+def ingestion(moment: datetime | None) -> Iterator[None]:
+    """Events recorded inside this block without a cause are stamped `ingested_at=moment`."""
+    token = _ingested_at.set(moment)
+    try:
+        yield
+    finally:
+        _ingested_at.reset(token)
+
+
+def ingested_at_of(cause: Envelope[Any]) -> datetime:
+    """When the change behind `cause` entered the platform: the time its payload carries on,
+    or else the moment the event itself was written."""
+    carried = getattr(cause.data, "ingested_at", None)
+    return carried if isinstance(carried, datetime) else cause.time
+
+
 @dataclass(frozen=True)
 class OutgoingEvent:
-    """One event to record with `Outbox.publish_many`."""
+    """One event to record with `Outbox.publish_many` (or `HandlerContext.emit_all`).
+
+    The platform stamps what every event carries: its id (random unless the use case gives a
+    deterministic one, which makes a repeated write a no-op), the trace it continues and
+    `ingested_at` (on payloads that have the field and leave it empty), both taken from
+    `cause`, the consumed event that caused this one; without a cause, from the request, event
+    or job being served."""
 
     topic: Topic
     payload: EventPayload
     subject: str  # the aggregate id: the Kafka key
-    event_id: uuid.UUID | None = None  # deterministic ids make a repeated write a no-op
-    traceparent: str | None = None  # None: the current span's
+    event_id: uuid.UUID | None = None
+    cause: Envelope[Any] | None = None
+    # Transitional: an explicit traceparent, until every service names the cause instead.
+    traceparent: str | None = None
 
 
 class Outbox:
@@ -88,12 +121,16 @@ class Outbox:
         return recorded[0] if recorded else None
 
     async def publish_many(
-        self, conn: Connection, events: Sequence[OutgoingEvent]
+        self,
+        conn: Connection,
+        events: Sequence[OutgoingEvent],
+        traceparents: Mapping[uuid.UUID, str] | None = None,
     ) -> list[Envelope[Any]]:
         """Record several events in one statement, in the given order (their relay order).
 
-        Returns the envelopes recorded now: an event whose id was recorded before (or earlier
-        in the same call) is left out."""
+        `traceparents` maps a consumed event's id to its processing span, for events whose
+        `cause` is that event. Returns the envelopes recorded now: an event whose id was
+        recorded before (or earlier in the same call) is left out."""
         if not events:
             return []
         if not conn.is_in_transaction():
@@ -104,11 +141,11 @@ class Outbox:
             if self.schema not in event.topic.producing_services:
                 raise ValueError(f"{self.schema} does not produce to {event.topic.name}")
             envelope: Envelope[Any] = Envelope.wrap(
-                event.payload,
+                _stamped(event),
                 source=self.source,
                 subject=event.subject,
                 event_id=event.event_id,
-                traceparent=event.traceparent or current_traceparent(),
+                traceparent=_traceparent(event, traceparents),
             )
             envelopes.append(envelope)
             headers.append(json.dumps(_headers(envelope)))
@@ -173,6 +210,27 @@ class Outbox:
             self.channel,
         )
         return inserted is not None
+
+
+def _stamped(event: OutgoingEvent) -> EventPayload:
+    """The payload with `ingested_at` filled in from its cause (or the work in progress), when
+    the contract has the field and the use case left it empty."""
+    payload = event.payload
+    # (A pydantic model keeps its field values in its __dict__.)
+    if "ingested_at" not in type(payload).model_fields or vars(payload)["ingested_at"]:
+        return payload
+    moment = ingested_at_of(event.cause) if event.cause is not None else _ingested_at.get()
+    if moment is None:
+        return payload
+    return payload.model_copy(update={"ingested_at": moment})
+
+
+def _traceparent(event: OutgoingEvent, traceparents: Mapping[uuid.UUID, str] | None) -> str | None:
+    if event.traceparent is not None:
+        return event.traceparent
+    if event.cause is not None and traceparents and event.cause.id in traceparents:
+        return traceparents[event.cause.id]
+    return current_traceparent()
 
 
 def _headers(envelope: Envelope[Any]) -> dict[str, str]:

@@ -1,8 +1,12 @@
 """The composition of one service process: every service has exactly this shape.
 
-A service declares a `ServiceDefinition` (its name, migrations, consumers and HTTP routers);
-`create_app` wires it to Postgres (its own role and schema), the outbox relay, a FastStream
-Kafka broker for its consumers, and a FastAPI app with health, readiness and metrics.
+A service declares a `ServiceDefinition`: its name, its migrations, its module-level HTTP
+routers and a `wire` function that, once the platform is up, provides the service's own
+configuration (`platform.provide`), declares its consumers and their handlers
+(`platform.consumer`) and its periodic jobs (`platform.every`). `create_app` builds the FastAPI
+app with the routers at once (so its OpenAPI document needs no infrastructure) and, when it
+starts, wires it to Postgres (its own role and schema), the outbox relay and a FastStream Kafka
+broker, with health, readiness and metrics.
 """
 
 from __future__ import annotations
@@ -19,13 +23,19 @@ from typing import Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Response
+from fastapi_offline import FastAPIOffline
 from faststream.kafka import KafkaBroker
+from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared.clock import now
 from shared.consumer import EventConsumer
 from shared.db import PLATFORM_MIGRATIONS, Pool, apply_migrations, create_pool, load_migrations
+from shared.http import install_error_mapping
 from shared.lag import LagProbe
 from shared.logging import configure_logging
-from shared.outbox import Outbox, OutboxRelay, make_producer
+from shared.outbox import Outbox, OutboxRelay, ingestion, make_producer
+from shared.provisions import Provisions
 from shared.settings import ServiceSettings
 from shared.topics import ALL_TOPICS, Topic, ensure_topics
 from shared.tracing import configure_tracing
@@ -45,10 +55,44 @@ class Platform:
     lag: LagProbe
     consumers: list[EventConsumer] = field(default_factory=list)
     background_jobs: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    provisions: Provisions = field(default_factory=Provisions)
+
+    def provide(self, value: object, *, as_type: type[Any] | None = None) -> None:
+        """Hand a value (the service's policy, its config) to its routes (`Provided(T)`),
+        handlers (`ctx.provided(T)`) and jobs, looked up by its type."""
+        self.provisions.provide(value, as_type=as_type)
 
     def background(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """A periodic job of the service, started with it and cancelled when it stops."""
+        """A long-running task of the service, started with it and cancelled when it stops."""
         self.background_jobs.append(job)
+
+    def every(
+        self,
+        seconds: float,
+        job: Callable[[Platform], Coroutine[Any, Any, object]],
+        *,
+        name: str,
+        first_run_after: float = 0.0,
+    ) -> None:
+        """A periodic job: `job(platform)` runs every `seconds` (the first run after
+        `first_run_after`). A failed run is logged and the next one comes on time; a run that
+        returns something truthy (what it changed) is logged with it. Events the job records
+        without a cause are stamped with the run's start as their `ingested_at`."""
+
+        async def forever() -> None:
+            await asyncio.sleep(first_run_after)
+            while True:
+                started = now()
+                try:
+                    with ingestion(started):
+                        outcome = await job(self)
+                    if outcome:
+                        log.info("%s run", name, extra={"job": name, "outcome": repr(outcome)})
+                except Exception:
+                    log.exception("%s run failed; retrying next period", name, extra={"job": name})
+                await asyncio.sleep(seconds)
+
+        self.background(forever)
 
     @property
     def schema(self) -> str:
@@ -67,6 +111,7 @@ class Platform:
             backoff_max_seconds=self.settings.consumer_backoff_max_seconds,
             batch_size=self.settings.consumer_batch_size,
             batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
+            provisions=self.provisions,
         )
         consumer.attach(self.broker)
         self.consumers.append(consumer)
@@ -77,8 +122,11 @@ class Platform:
 class ServiceDefinition:
     name: str
     migrations: Path
-    # Called once the platform is up: declares consumers, returns the service's HTTP routers.
-    wire: Callable[[Platform], list[APIRouter]]
+    # Called once the platform is up: provides the service's configuration, declares its
+    # consumers and periodic jobs. (Transitional: may still return routers to include.)
+    wire: Callable[[Platform], list[APIRouter] | None]
+    # The service's module-level HTTP routers, included when the app is built.
+    routers: tuple[APIRouter, ...] = ()
 
 
 @asynccontextmanager
@@ -119,7 +167,7 @@ async def running_platform(
     platform = Platform(
         settings, pool, Outbox(schema, source=f"pollinate/{schema}"), relay, broker, lag
     )
-    routers = definition.wire(platform)
+    routers = definition.wire(platform) or []
     relay_task = asyncio.create_task(relay.run(), name=f"{schema}-outbox-relay")
     await broker.start()
     jobs = [asyncio.create_task(job()) for job in platform.background_jobs]
@@ -140,9 +188,51 @@ async def running_platform(
         log.info("service stopped")
 
 
-def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastAPI:
-    configure_logging(settings.service_name, settings.log_level, settings.log_format)
-    configure_tracing(settings.service_name, settings.trace_exporter)
+class Liveness(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="ready | not ready")
+    checks: dict[str, bool] = Field(description="started, database, kafka, outbox_relay")
+
+
+class Metrics(BaseModel):
+    """Empty until the service has started."""
+
+    outbox_backlog: int | None = Field(default=None, description="outbox rows not yet published")
+    consumer_lag: dict[str, object] = Field(
+        default_factory=dict, description="per consumer group: lag per partition, or why not"
+    )
+    outbox_published_total: int | None = None
+    consumers: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="per consumer group: outcomes and transient failures"
+    )
+
+
+class IngestionStamp:
+    """What an HTTP request records without a cause entered the platform when the request
+    arrived (a plain ASGI middleware: no task or buffering added to the request path)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with ingestion(now()):
+            await self.app(scope, receive, send)
+
+
+def create_app(
+    definition: ServiceDefinition, settings: ServiceSettings, *, start: bool = True
+) -> FastAPI:
+    """The service's app. With `start=False` nothing is configured or connected: the app only
+    describes itself (its OpenAPI document is built without Kafka or Postgres)."""
+    if start:
+        configure_logging(settings.service_name, settings.log_level, settings.log_format)
+        configure_tracing(settings.service_name, settings.trace_exporter)
     state: dict[str, Platform] = {}
 
     @asynccontextmanager
@@ -157,14 +247,30 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
             gc.freeze()
             yield
 
-    app = FastAPI(title=f"Pollinate {definition.name}", lifespan=lifespan)
+    # /docs and /redoc serve Swagger UI's and ReDoc's assets from the service itself: a machine
+    # without internet (or behind a strict proxy) still renders them.
+    app = FastAPIOffline(
+        title=f"Pollinate {definition.name}",
+        version="1",
+        lifespan=lifespan if start else None,
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    app.state.settings = settings
+    install_error_mapping(app)
+    for router in definition.routers:
+        app.include_router(router)
+    app.add_middleware(IngestionStamp)
 
     @app.get("/health/live", tags=["health"])
-    async def live() -> dict[str, str]:
-        return {"status": "alive"}
+    async def live() -> Liveness:
+        return Liveness(status="alive")
 
-    @app.get("/health/ready", tags=["health"])
-    async def ready(response: Response) -> dict[str, object]:
+    @app.get(
+        "/health/ready",
+        tags=["health"],
+        responses={503: {"model": Readiness, "description": "a dependency is down"}},
+    )
+    async def ready(response: Response) -> Readiness:
         platform = state.get("platform")
         checks: dict[str, bool] = {"started": platform is not None}
         if platform is not None:
@@ -178,13 +284,13 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
             checks["outbox_relay"] = platform.relay.healthy
         ok = all(checks.values())
         response.status_code = 200 if ok else 503
-        return {"status": "ready" if ok else "not ready", "checks": checks}
+        return Readiness(status="ready" if ok else "not ready", checks=checks)
 
     @app.get("/metrics", tags=["health"])
-    async def metrics() -> dict[str, object]:
+    async def metrics() -> Metrics:
         platform = state.get("platform")
         if platform is None:
-            return {}
+            return Metrics()
         backlog = await platform.pool.fetchval(
             "SELECT count(*) FROM outbox WHERE published_at IS NULL"
         )
@@ -196,18 +302,18 @@ def create_app(definition: ServiceDefinition, settings: ServiceSettings) -> Fast
                 )
             except Exception as error:  # metrics must answer even when Kafka does not
                 lag[consumer.group_id] = {"unavailable": type(error).__name__}
-        return {
-            "outbox_backlog": backlog,
-            "consumer_lag": lag,
-            "outbox_published_total": platform.relay.published_total,
-            "consumers": {
+        return Metrics(
+            outbox_backlog=backlog,
+            consumer_lag=lag,
+            outbox_published_total=platform.relay.published_total,
+            consumers={
                 c.group_id: {
                     **{o.value: n for o, n in c.stats.outcomes.items()},
                     "transient_failures": c.stats.transient_failures,
                 }
                 for c in platform.consumers
             },
-        }
+        )
 
     return app
 

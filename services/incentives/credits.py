@@ -485,7 +485,11 @@ def _earning_events(programs: IncentivePrograms, booking: Booking) -> list[Outgo
         )
         events.append(
             OutgoingEvent(
-                INCENTIVE_LEDGER, earned, credit.partner_id, uuid.UUID(line_id), traceparent
+                INCENTIVE_LEDGER,
+                earned,
+                credit.partner_id,
+                uuid.UUID(line_id),
+                traceparent=traceparent,
             )
         )
     if earnings.total > 0:
@@ -503,7 +507,12 @@ def _earning_events(programs: IncentivePrograms, booking: Booking) -> list[Outgo
             ingested_at=ingested_at,
         )
         events.append(
-            OutgoingEvent(PARTNER_NOTIFICATIONS, notification, credit.partner_id, None, traceparent)
+            OutgoingEvent(
+                PARTNER_NOTIFICATIONS,
+                notification,
+                credit.partner_id,
+                traceparent=traceparent,
+            )
         )
     return events
 
@@ -609,7 +618,7 @@ async def apply_reversal(
                 ),
                 reversal.partner_id,
                 uuid.UUID(entry.entry_id),
-                traceparent,
+                traceparent=traceparent,
             )
         )
     clawed = await claw_back_accrual(
@@ -624,7 +633,7 @@ async def apply_reversal(
                 reversed_event(mdf_reversal_id, accrual, "mdf", reversal, reason, at, ingested_at),
                 reversal.partner_id,
                 uuid.UUID(mdf_reversal_id),
-                traceparent,
+                traceparent=traceparent,
             )
         )
     await conn.execute(
@@ -649,7 +658,10 @@ async def apply_reversal(
         )
         events.append(
             OutgoingEvent(
-                PARTNER_NOTIFICATIONS, notification, reversal.partner_id, None, traceparent
+                PARTNER_NOTIFICATIONS,
+                notification,
+                reversal.partner_id,
+                traceparent=traceparent,
             )
         )
     await outbox.publish_many(conn, events)

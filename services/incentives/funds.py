@@ -238,7 +238,11 @@ async def book_accruals(
         )
         events.append(
             OutgoingEvent(
-                INCENTIVE_LEDGER, accrued, partner_id, uuid.UUID(lot_id), booked.traceparent
+                INCENTIVE_LEDGER,
+                accrued,
+                partner_id,
+                uuid.UUID(lot_id),
+                traceparent=booked.traceparent,
             )
         )
     await conn.execute(

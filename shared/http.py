@@ -1,0 +1,132 @@
+"""The HTTP edge every service shares: who is calling, what the service provides to its routes,
+and one mapping from request errors to HTTP answers.
+
+Routes live on module-level `APIRouter`s in each service's `api.py` and declare what they need
+as typed dependencies:
+
+    @router.get("/registrations/{registration_id}", response_model=RegistrationOut)
+    async def get_registration(registration_id: str, who: CallerDep, platform: PlatformDep): ...
+
+    PolicyDep = Annotated[RulesOfEngagement, Provided(RulesOfEngagement)]
+
+Every service answers the same way: 401 without a valid bearer token, 403 when the caller's role
+may not use the route, 404 for another partner's resource exactly as for a missing one, 409 for
+a state that does not allow the change, 422 for a request that is well-formed but not
+meaningful. Errors are `{"detail": "<precise message>"}`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from shared.auth import Caller, partner_token
+from shared.errors import Forbidden, NotFound, RequestError, Unprocessable
+from shared.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from shared.service import Platform
+
+T = TypeVar("T")
+
+# Declared as the OpenAPI security scheme, so /docs "Authorize" takes a token. auto_error is
+# off: a missing token is answered by `caller` below with the platform's own 401 message.
+bearer = HTTPBearer(
+    scheme_name="bearer",
+    description="A partner token (`partner.<partner_id>.<signature>`, from "
+    "`POST /admin/partner-tokens/{partner_id}`) or the channel managers' admin token.",
+    auto_error=False,
+)
+
+
+class Unauthenticated(RequestError):
+    status = 401
+
+
+def settings_of(request: Request) -> ServiceSettings:
+    settings = request.app.state.settings
+    assert isinstance(settings, ServiceSettings)
+    return settings
+
+
+def platform_of(request: Request) -> Platform:
+    """The running platform (pool, outbox, provisions); set when the service has started."""
+    platform = getattr(request.app.state, "platform", None)
+    if platform is None:
+        raise RuntimeError("the service has not started")
+    return platform  # type: ignore[no-any-return]
+
+
+def caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Caller:
+    """The bearer token resolved to a Caller: a partner (its signed token) or a channel manager
+    (the admin token). 401 when missing or invalid."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("missing bearer token")
+    settings = settings_of(request)
+    token = credentials.credentials.strip()
+    if hmac.compare_digest(token, settings.admin_token):
+        return Caller(partner_id=None)
+    parts = token.split(".")
+    if (
+        len(parts) == 3
+        and parts[0] == "partner"
+        and hmac.compare_digest(token, partner_token(settings.partner_token_secret, parts[1]))
+    ):
+        return Caller(partner_id=parts[1])
+    raise Unauthenticated("invalid token")
+
+
+def channel_manager(who: Annotated[Caller, Depends(caller)]) -> Caller:
+    if not who.is_admin:
+        raise Forbidden("channel manager (admin) token required")
+    return who
+
+
+PlatformDep = Annotated["Platform", Depends(platform_of)]
+CallerDep = Annotated[Caller, Depends(caller)]
+AdminDep = Annotated[Caller, Depends(channel_manager)]
+
+
+def Provided(kind: type[T]) -> Any:  # noqa: N802 (reads as a dependency marker, like Depends)
+    """A dependency on what the service's wiring provided (`platform.provide(...)`)."""
+
+    def provided(request: Request) -> T:
+        return platform_of(request).provisions.get(kind)
+
+    provided.__name__ = f"provided_{kind.__name__}"
+    return Depends(provided)
+
+
+def partner_scope(who: Caller, partner_id: str | None, what: str) -> None:
+    """A partner may only reach its own resources; another partner's answers 404, exactly as a
+    missing one (so ids cannot be probed)."""
+    if partner_id is None or not who.may_see(partner_id):
+        raise NotFound(f"{what} not found")
+
+
+def acting_partner(who: Caller, partner_id: str | None) -> str:
+    """The partner a write is for: a partner always acts for itself (whatever it names); a
+    channel manager must name the partner."""
+    if who.partner_id is not None:
+        return who.partner_id
+    if partner_id is None:
+        raise Unprocessable("a channel manager must name partner_id")
+    return partner_id
+
+
+async def _request_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestError)
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    return JSONResponse({"detail": error.message}, status_code=error.status, headers=headers)
+
+
+def install_error_mapping(app: FastAPI) -> None:
+    """The one mapping from request errors to HTTP answers, registered once per app."""
+    app.add_exception_handler(RequestError, _request_error)
