@@ -186,8 +186,13 @@ def _resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]
 
 
 def _kinds(document: dict[str, Any], schema: dict[str, Any]) -> set[str]:
-    """The JSON types a schema admits (anyOf flattened, refs named)."""
+    """The JSON types a schema admits (anyOf flattened, refs named; a ref to an enum is its
+    values' type, so a free string that becomes an enum of strings keeps its kind: what
+    producers may send narrows, which breaks no consumer)."""
     if "$ref" in schema:
+        target = _resolve(document, schema)
+        if "enum" in target and "type" in target:
+            return {str(target["type"])}
         return {"ref:" + schema["$ref"].rsplit("/", 1)[-1]}
     if "anyOf" in schema:
         return set().union(*(_kinds(document, s) for s in schema["anyOf"]))

@@ -6,9 +6,37 @@ tier changes) emits this one contract; partner apps subscribe to the topic and f
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import Field
 
 from shared.events.envelope import EventPayload, UtcDatetime, event_type
+
+
+class NotificationKind(StrEnum):
+    """What a notification is about, by the service that tells it."""
+
+    # deals
+    REGISTRATION_APPROVED = "registration_approved"
+    REGISTRATION_REJECTED = "registration_rejected"
+    CONFLICT = "conflict"
+    PENDING_REVIEW = "pending_review"
+    EXPIRING_SOON = "expiring_soon"
+    EXPIRED = "expired"
+    DIRECT_SALES_CONFLICT = "direct_sales_conflict"
+    CO_SELL = "co_sell"
+    OVERLAP_HINT = "overlap_hint"
+    # attribution
+    CREDIT_ISSUED = "credit_issued"
+    CREDIT_REVERSED = "credit_reversed"
+    # incentives
+    EARNING = "earning"
+    CLAWBACK = "clawback"
+    MDF_CLAIM = "mdf_claim"
+    # onboarding
+    PARTNER_STATUS = "partner_status"
+    TIER_CHANGED = "tier_changed"
+    REQUALIFICATION = "requalification"
 
 
 @event_type("notification.partner.v1")
@@ -19,11 +47,7 @@ class PartnerNotification(EventPayload):
     notification_id: str
     partner_id: str
     recipient: str
-    # deals: registration_approved | registration_rejected | conflict | pending_review | expired |
-    #   direct_sales_conflict | co_sell | overlap_hint
-    # attribution: credit_issued | credit_reversed; incentives: earning | clawback | mdf_claim
-    # onboarding: partner_status | tier_changed | requalification
-    kind: str
+    kind: NotificationKind
     subject: str
     body: str
     registration_id: str | None = None

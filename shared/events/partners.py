@@ -34,6 +34,24 @@ class PartnerStatus(StrEnum):
     EXPELLED = "expelled"
 
 
+class PartnerChange(StrEnum):
+    """What happened to a partner, so consumers can react without diffing snapshots."""
+
+    APPLIED = "applied"
+    QUALIFIED = "qualified"
+    REJECTED = "rejected"
+    ONBOARDING = "onboarding"
+    ACTIVATED = "activated"
+    TIER_CHANGED = "tier_changed"
+    AUTHORISATIONS_CHANGED = "authorisations_changed"
+    GRACE_STARTED = "grace_started"
+    DEMOTED = "demoted"
+    SUSPENDED = "suspended"
+    EXPELLED = "expelled"
+    REINSTATED = "reinstated"
+    UPDATED = "updated"
+
+
 @event_type("partner.state_changed.v1")
 class PartnerStateChanged(EventPayload):
     """The partner's full current state after any lifecycle change (a snapshot, not a diff)."""
@@ -48,10 +66,7 @@ class PartnerStateChanged(EventPayload):
     changed_at: UtcDatetime
     reason: str = ""
     version: int
-    # What happened, so consumers can react without diffing snapshots: applied | qualified |
-    # rejected | onboarding | activated | tier_changed | authorisations_changed | grace_started |
-    # demoted | suspended | expelled | reinstated | updated
-    change: str = "updated"
+    change: PartnerChange = PartnerChange.UPDATED
     previous_status: PartnerStatus | None = None
     previous_tier: str | None = None
     domain: str | None = None

@@ -1,0 +1,60 @@
+"""The one way a service tells a partner (or a direct-sales owner) something: a
+`PartnerNotification` on `notifications.partner.v1`, keyed by the partner.
+
+Ids are deterministic, one scheme for the platform: the notification id (which is also the
+event id) names the kind, the recipient and the occurrence it announces (`about`: a
+registration and its moment, a credit, a ledger entry, a partner version). Telling the same
+occurrence again is the same notification, so a repeated write records nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from shared.clock import now
+from shared.events import Envelope
+from shared.events.notifications import NotificationKind, PartnerNotification
+from shared.outbox import OutgoingEvent
+from shared.topics import PARTNER_NOTIFICATIONS
+
+NOTIFICATION_NAMESPACE = uuid.UUID("3f4c2b8e-8d1a-4f0e-9b6a-5e2d7c1a9f40")
+
+
+def notification_id(kind: NotificationKind, recipient: str, about: str) -> uuid.UUID:
+    return uuid.uuid5(NOTIFICATION_NAMESPACE, f"{kind.value}/{recipient}/{about}")
+
+
+def notify(
+    partner_id: str,
+    kind: NotificationKind,
+    *,
+    about: str,
+    subject: str,
+    body: str,
+    recipient: str | None = None,
+    registration_id: str | None = None,
+    deal_key: str | None = None,
+    created_at: datetime | None = None,
+    ingested_at: datetime | None = None,
+    cause: Envelope[Any] | None = None,
+) -> OutgoingEvent:
+    """A notification for `partner_id`'s app, addressed to `recipient` (the partner itself, or
+    the direct account owner it concerns). `about` names the occurrence; `cause` is the
+    consumed event behind it, if any (its trace and ingestion time are carried on)."""
+    recipient = recipient or partner_id
+    identity = notification_id(kind, recipient, about)
+    note = PartnerNotification(
+        notification_id=str(identity),
+        partner_id=partner_id,
+        recipient=recipient,
+        kind=kind,
+        subject=subject,
+        body=body,
+        registration_id=registration_id,
+        deal_key=deal_key,
+        created_at=created_at or now(),
+        ingested_at=ingested_at,
+    )
+    return OutgoingEvent(PARTNER_NOTIFICATIONS, note, partner_id, event_id=identity, cause=cause)
