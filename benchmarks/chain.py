@@ -40,12 +40,13 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from benchmarks import conflict_check
-from deploy.story import Partner, Story, salesforce_cdc
+from deploy.story import Partner, Story
 from shared.db import PLATFORM_MIGRATIONS, apply_migrations, create_pool, load_migrations
 from shared.events import EventPayload, event_type
 from shared.outbox import Outbox
 from shared.settings import ServiceSettings
 from shared.topics import INCENTIVE_LEDGER, PARTNER_NOTIFICATIONS, Topic, ensure_topics
+from tests.support.crm import salesforce_cdc
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("onboarding", "deals", "attribution", "incentives")

@@ -31,7 +31,7 @@ from shared.events.attribution import CreditIssued, CreditKind
 from shared.events.crm import Customer
 from shared.outbox import make_producer
 from shared.topics import ATTRIBUTION_CREDITS, INCENTIVE_LEDGER
-from tests.integration.test_service_process import free_port, wait_ready
+from tests.support.processes import free_port, wait_ready
 
 
 def credit(run: str, n: int) -> CreditIssued:

@@ -10,15 +10,16 @@ synchronisation). Ids carry a run id, so the story can run again on the same sta
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
+
+from tests.support.crm import salesforce_cdc
+from tests.support.polling import eventually
 
 DEFAULT_URLS = {
     "onboarding": "http://127.0.0.1:8001",
@@ -30,18 +31,6 @@ DEFAULT_URLS = {
 
 class StoryFailed(RuntimeError):
     pass
-
-
-async def until(what: str, check: Callable[[], Awaitable[Any]], within: float = 45.0) -> Any:
-    """Poll `check` until it returns something truthy; fail saying what never happened.
-    (Another process's state: there is no local event to await.)"""
-    try:
-        async with asyncio.timeout(within):
-            while not (result := await check()):  # noqa: ASYNC110
-                await asyncio.sleep(0.2)
-            return result
-    except TimeoutError as error:
-        raise StoryFailed(f"timed out after {within:.0f}s waiting for: {what}") from error
 
 
 @dataclass
@@ -70,26 +59,6 @@ class StoryResult:
     balances: dict[str, dict[str, Any]] = field(default_factory=dict)
     expired_registration: str = ""
     rep: str = ""
-
-
-def salesforce_cdc(record_id: str, change: str, at: datetime, fields: dict[str, Any]) -> Any:
-    """An Opportunity Change Data Capture message as Salesforce delivers it."""
-    return {
-        "schema": "IeRuaY6cbI_HsV8Rv1Mc5g",
-        "payload": {
-            "ChangeEventHeader": {
-                "entityName": "Opportunity",
-                "recordIds": [record_id],
-                "changeType": change,
-                "transactionKey": uuid.uuid4().hex,
-                "sequenceNumber": 1,
-                "commitTimestamp": int(at.timestamp() * 1000),
-                "changedFields": sorted(fields),
-            },
-            **fields,
-        },
-        "event": {"replayId": int(at.timestamp() * 1000)},
-    }
 
 
 class Story:
@@ -176,7 +145,7 @@ class Story:
             )
             return not any("unknown to deals" in r for r in answer["reasons"])
 
-        await until(f"deals to learn that {partner.partner_id} is active", active)
+        await eventually(active, 45, what=f"deals to learn that {partner.partner_id} is active")
 
     def registration(
         self, customer: str, domain: str | None, amount: str = "18000.00", **extra: Any
@@ -282,7 +251,9 @@ class Story:
             )
             return any(c["kind"] == "direct_sales" for c in answer["conflicts"])
 
-        await until("deals to project the direct opportunity", direct_conflict_visible)
+        await eventually(
+            direct_conflict_visible, 45, what="deals to project the direct opportunity"
+        )
         result.decisions["direct_conflict"] = await self.register(
             cobalt,
             "direct-sales conflict",
@@ -340,8 +311,8 @@ class Story:
             total = sum((Decimal(c["amount"]) for c in credits), Decimal(0))
             return answer if credits and total == expected_total else None
 
-        result.credits_before = await until(
-            "attribution to credit the won deal", lambda: credited(result.won_amount)
+        result.credits_before = await eventually(
+            lambda: credited(result.won_amount), 45, what="attribution to credit the won deal"
         )
 
         # 5. A correction after close: the amount is revised in Salesforce.
@@ -353,8 +324,8 @@ class Story:
             {"Amount": float(result.corrected_amount)},
         )
         self.say(f"crm: {result.won_deal_key} amount corrected to {result.corrected_amount} USD")
-        result.credits_after = await until(
-            "attribution to correct the credits", lambda: credited(result.corrected_amount)
+        result.credits_after = await eventually(
+            lambda: credited(result.corrected_amount), 45, what="attribution to correct the credits"
         )
 
         # 6. An approved registration runs out of protection (channel manager runs expiry).
@@ -404,8 +375,8 @@ class Story:
                 )
                 return {"balance": balance, "statement": statement}
 
-            result.balances[partner.key] = await until(
-                f"incentives to book and claw back {partner.company}'s earnings", booked
+            result.balances[partner.key] = await eventually(
+                booked, 45, what=f"incentives to book and claw back {partner.company}'s earnings"
             )
         return result
 

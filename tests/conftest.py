@@ -1,44 +1,22 @@
-"""Test infrastructure: a real Kafka broker and a real PostgreSQL.
-
-Where they come from, in order:
-1. KAFKA_BOOTSTRAP_SERVERS and POLLINATE_ADMIN_DATABASE_URL from the environment
-   (`make test` starts the local stack and sets them);
-2. testcontainers, when a Docker engine answers;
-3. otherwise the integration tests fail, saying how to start the local stack.
-"""
+"""Test fixtures: a real Kafka broker and a real PostgreSQL (see `tests/support/infra.py` for
+where they come from), scratch service schemas, and an in-memory span exporter."""
 
 from __future__ import annotations
 
+import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 import pytest
 
-from shared.db import PLATFORM_MIGRATIONS, Pool, apply_migrations, create_pool, load_migrations
-
-ROOT = Path(__file__).resolve().parent.parent
-INIT_SQL = ROOT / "deploy" / "postgres" / "init.sql"
-
-HOW_TO_START = (
-    "no Kafka/PostgreSQL for the integration tests. Run `make test` (starts everything), or "
-    '`deploy/local-stack.sh start && eval "$(deploy/local-stack.sh env)"` and run pytest again, '
-    "or make a Docker engine available for testcontainers."
+from tests.support.infra import (
+    HOW_TO_START,
+    INIT_SQL,
+    Infra,
+    ScratchService,
+    scratch_schema,
 )
-
-
-@dataclass(frozen=True)
-class Infra:
-    kafka_bootstrap: str
-    admin_dsn: str
-
-    def dsn_for(self, role: str, password: str) -> str:
-        rest = self.admin_dsn.split("@", 1)[1]
-        return f"postgresql://{role}:{password}@{rest}"
 
 
 def _docker_available() -> bool:
@@ -70,7 +48,6 @@ def infra() -> Iterator[Infra]:
         KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka_container,
     ):
         dsn = pg.get_connection_url().replace("postgresql+psycopg2://", "postgresql://")
-        import asyncio
 
         async def init() -> None:
             conn = await asyncpg.connect(dsn)
@@ -79,74 +56,6 @@ def infra() -> Iterator[Infra]:
 
         asyncio.run(init())
         yield Infra(kafka_container.get_bootstrap_server(), dsn)
-
-
-@dataclass(frozen=True)
-class ScratchService:
-    """A throw-away service footprint: its own schema and least-privilege role."""
-
-    schema: str
-    dsn: str
-
-
-@asynccontextmanager
-async def scratch_schema(infra: Infra) -> AsyncIterator[ScratchService]:
-    """A throw-away schema and its role, provisioned like a service's; dropped afterwards."""
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(infra.admin_dsn)
-    try:
-        await admin.execute("SELECT platform_admin.provision_service($1, $2)", schema, schema)
-    finally:
-        await admin.close()
-    try:
-        yield ScratchService(schema, infra.dsn_for(f"{schema}_svc", schema))
-    finally:
-        admin = await asyncpg.connect(infra.admin_dsn)
-        try:
-            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-            await admin.execute(f'DROP OWNED BY "{schema}_svc"')
-            await admin.execute(f'DROP ROLE "{schema}_svc"')
-        finally:
-            await admin.close()
-
-
-@asynccontextmanager
-async def migrated_pool(
-    service: ScratchService, component: str, migrations: Path, max_size: int = 4
-) -> AsyncIterator[Pool]:
-    """A pool on a scratch schema holding the platform tables and `component`'s own."""
-    pool = await create_pool(service.dsn, service.schema, max_size=max_size)
-    try:
-        await apply_migrations(
-            pool,
-            service.schema,
-            load_migrations("platform", PLATFORM_MIGRATIONS)
-            + load_migrations(component, migrations),
-        )
-        yield pool
-    finally:
-        await pool.close()
-
-
-async def statements_sent(infra: Infra, role: str) -> int:
-    """Statements `role`'s clients have sent so far (top level, so round trips; not the
-    foreign-key checks they run), from pg_stat_statements, which the local stack loads.
-    Skips the calling test on a server without it."""
-    admin = await asyncpg.connect(infra.admin_dsn)
-    try:
-        sent = await admin.fetchval(
-            """SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s
-               JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = $1 AND s.toplevel""",
-            role,
-        )
-    except (
-        asyncpg.exceptions.UndefinedTableError,
-        asyncpg.exceptions.ObjectNotInPrerequisiteStateError,
-    ) as error:
-        pytest.skip(f"pg_stat_statements is not available: {error}")
-    finally:
-        await admin.close()
-    return int(sent)
 
 
 @pytest.fixture

@@ -15,11 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
-from deploy.story import Partner, salesforce_cdc, until
+from deploy.story import Partner
 from shared.outbox import make_producer
 from shared.topics import ATTRIBUTION_CREDITS, CRM_DEALS, DEAL_OPPORTUNITIES, PARTNER_LIFECYCLE
-from tests.conftest import ROOT, Infra
 from tests.e2e.conftest import Fleet
+from tests.support.crm import salesforce_cdc
+from tests.support.infra import ROOT, Infra
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -86,7 +88,7 @@ class Wave:
             )
             return bool(count == len(self.deals))
 
-        await until("every deal credited and booked", booked, within=120)
+        await eventually(booked, 120, what="every deal credited and booked")
         credits = await db.fetch(
             "SELECT deal_key, partner_id, amount, reversed_at FROM attribution.credits "
             "WHERE deal_key = ANY($1)",
@@ -123,7 +125,7 @@ async def test_kill_9_mid_stream_loses_nothing_and_doubles_nothing(
     async def under_way() -> bool:
         return await wave.credited(admin_db) >= 1
 
-    await until("the chain to start on the wave", under_way)
+    await eventually(under_way, 45, what="the chain to start on the wave")
     await fleet.kill9(victim)
     if victim != "deals":
         await wave.post(fleet.url("deals"), records[40:])
@@ -168,7 +170,7 @@ async def test_two_instances_share_partitions_and_survive_losing_one(
         async def both_working() -> bool:
             return await wave.credited(admin_db) >= 5
 
-        await until("the two instances to work on the wave", both_working)
+        await eventually(both_working, 45, what="the two instances to work on the wave")
         await fleet.kill9("attribution", instance=0)
         await wave.post(fleet.url("deals"), records[30:])
         await wave.settle(admin_db)  # the survivor took over the partitions
@@ -218,7 +220,9 @@ async def test_a_poison_message_in_each_input_is_dead_lettered_and_the_chain_goe
                     f"poison-{run}-{topic}",
                 )
 
-            reason = await until(f"{service} to dead-letter the poison on {topic}", parked)
+            reason = await eventually(
+                parked, 45, what=f"{service} to dead-letter the poison on {topic}"
+            )
             assert f"invalid {event_type} payload" in reason
 
     wave = Wave(referral_partner, 5)  # the chain still flows

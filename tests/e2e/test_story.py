@@ -10,10 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from deploy.story import tell_story, until
+from deploy.story import tell_story
 from examples.partner_app import notifications
-from tests.conftest import Infra
 from tests.e2e.conftest import ADMIN_TOKEN, Fleet
+from tests.support.infra import Infra
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -110,7 +111,7 @@ async def test_metrics_show_progress_and_the_lag_drains(fleet: Fleet) -> None:
                 done = lags and all(lag.get("total") == 0 for lag in lags.values())
                 return metrics if done and metrics["outbox_backlog"] == 0 else None
 
-            metrics = await until(f"{service}'s consumers to catch up", drained)
+            metrics = await eventually(drained, 45, what=f"{service}'s consumers to catch up")
             assert set(metrics["consumer_lag"]) == set(metrics["consumers"])
             assert all("processed" in counts for counts in metrics["consumers"].values())
             assert metrics["outbox_published_total"] >= 0

@@ -1,45 +1,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
-from aiokafka import AIOKafkaProducer
-from pydantic import Field
 
-from shared.db import PLATFORM_MIGRATIONS, Pool, apply_migrations, create_pool, load_migrations
-from shared.events import EventPayload, event_type
-from shared.outbox import Outbox, OutboxRelay, make_producer
-from tests.conftest import Infra, ScratchService
-from tests.processes import service_processes
+from shared.db import PLATFORM_MIGRATIONS, apply_migrations, create_pool, load_migrations
+from shared.outbox import Outbox, make_producer
+from tests.support.counter import COUNTER_TABLE, Components
+from tests.support.infra import Infra, ScratchService
+from tests.support.processes import service_processes
 
 pytestmark = pytest.mark.integration
-
-COUNTER_TABLE = """
-CREATE TABLE IF NOT EXISTS counters (name text PRIMARY KEY, value bigint NOT NULL);
-CREATE TABLE IF NOT EXISTS seen (aggregate text NOT NULL, seq int NOT NULL, trace_id text);
-CREATE TABLE IF NOT EXISTS known_partners (partner_id text PRIMARY KEY);
-"""
-
-
-@event_type("test.counter_incremented.v1")
-class CounterIncremented(EventPayload):
-    counter: str
-    by: int = Field(gt=0)
-    seq: int = 0
-    partner_id: str | None = None
-
-
-@dataclass
-class Components:
-    infra: Infra
-    service: ScratchService
-    pool: Pool
-    outbox: Outbox
-    producer: AIOKafkaProducer
-
-    def relay(self, **kwargs: object) -> OutboxRelay:
-        return OutboxRelay(self.pool, self.producer, self.service.schema, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ from shared.events import Envelope
 from shared.events.partners import PartnerStateChanged, PartnerStatus
 from shared.outbox import make_producer
 from shared.topics import PARTNER_LIFECYCLE
-from tests.conftest import Infra
-from tests.processes import ADMIN, auth, eventually
+from tests.support.infra import Infra
+from tests.support.polling import eventually
+from tests.support.processes import ADMIN, auth
 
 __all__ = ["ADMIN", "auth", "eventually", "partners_known", "publish_partner"]
 

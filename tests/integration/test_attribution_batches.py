@@ -27,8 +27,8 @@ from shared.events.crm import CrmSource, Customer, DealStatus
 from shared.events.opportunities import DealStateChanged, LinkedRegistration
 from shared.events.registrations import RegistrationDecided, RegistrationStatus
 from shared.outbox import Outbox, make_producer
-from tests.conftest import Infra, migrated_pool, scratch_schema, statements_sent
-from tests.kafka_helpers import new_topic, read_records
+from tests.support.infra import Infra, migrated_pool, scratch_schema, statements_sent
+from tests.support.kafka import new_topic, read_records
 
 pytestmark = pytest.mark.integration
 

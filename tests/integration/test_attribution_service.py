@@ -26,8 +26,9 @@ from shared.events.opportunities import DealStateChanged, LinkedRegistration
 from shared.events.registrations import RegistrationDecided, RegistrationStatus
 from shared.outbox import make_producer
 from shared.topics import ATTRIBUTION_CREDITS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS, Topic
-from tests.conftest import Infra
-from tests.processes import ADMIN, auth, eventually, service_processes
+from tests.support.infra import Infra
+from tests.support.polling import eventually
+from tests.support.processes import ADMIN, auth, service_processes
 
 pytestmark = pytest.mark.integration
 TODAY = datetime.now(UTC).date()

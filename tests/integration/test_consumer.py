@@ -24,8 +24,8 @@ from shared.dlq import replay
 from shared.events import Envelope, EventPayload, InvalidEvent, event_type
 from shared.topics import Topic, dead_letter_topic, ensure_topics
 from shared.tracing import current_traceparent
-from tests.integration.conftest import Components, CounterIncremented
-from tests.kafka_helpers import new_topic, read_records
+from tests.support.counter import Components, CounterIncremented, counter_consumer
+from tests.support.kafka import new_topic, read_records
 
 pytestmark = pytest.mark.integration
 
@@ -40,40 +40,6 @@ class OutcomeWaiter:
     async def next(self, n: int, timeout: float = 30.0) -> list[Outcome]:
         async with asyncio.timeout(timeout):
             return [(await self.queue.get())[0] for _ in range(n)]
-
-
-def counter_consumer(components: Components, topic: Topic) -> EventConsumer:
-    consumer = EventConsumer(
-        name="counter",
-        service=components.service.schema,
-        topics=[topic],
-        pool=components.pool,
-        outbox=components.outbox,
-        backoff_initial_seconds=0.01,
-    )
-
-    @consumer.handles(CounterIncremented)
-    async def increment(ctx: HandlerContext, event: Envelope[CounterIncremented]) -> None:
-        partner = event.data.partner_id
-        if partner is not None and not await ctx.conn.fetchval(
-            "SELECT true FROM known_partners WHERE partner_id = $1", partner
-        ):
-            raise InvalidEvent(f"unknown partner {partner!r}")
-        await ctx.conn.execute(
-            """INSERT INTO counters VALUES ($1, $2)
-               ON CONFLICT (name) DO UPDATE SET value = counters.value + EXCLUDED.value""",
-            event.data.counter,
-            event.data.by,
-        )
-        span = trace.get_current_span().get_span_context()
-        await ctx.conn.execute(
-            "INSERT INTO seen VALUES ($1, $2, $3)",
-            event.subject,
-            event.data.seq,
-            format(span.trace_id, "032x"),
-        )
-
-    return consumer
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ from shared.events import Envelope
 from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
 from shared.outbox import Outbox
 from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS
-from tests.conftest import ROOT, Infra, migrated_pool, scratch_schema, statements_sent
-from tests.kafka_helpers import new_topic, read_records
+from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema, statements_sent
+from tests.support.kafka import new_topic, read_records
 
 pytestmark = pytest.mark.integration
 DEALS_MIGRATIONS = ROOT / "services" / "deals" / "migrations"

@@ -23,7 +23,6 @@ from shared.topics import (
     PARTNER_NOTIFICATIONS,
     dead_letter_topic,
 )
-from tests.conftest import Infra
 from tests.integration.deals_support import (
     ADMIN,
     auth,
@@ -31,7 +30,8 @@ from tests.integration.deals_support import (
     partners_known,
     publish_partner,
 )
-from tests.kafka_helpers import wait_for_keyed
+from tests.support.infra import Infra
+from tests.support.kafka import wait_for_keyed
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from services.deals.registrations import (
     OPEN_DIRECT_OPPORTUNITIES_SQL,
 )
 from shared.db import PLATFORM_MIGRATIONS, apply_migrations, create_pool, load_migrations
-from tests.conftest import ROOT, ScratchService
+from tests.support.infra import ROOT, ScratchService
 
 pytestmark = pytest.mark.integration
 DEALS_MIGRATIONS = ROOT / "services" / "deals" / "migrations"

@@ -18,8 +18,8 @@ from shared.events import Envelope
 from shared.events.crm import DealStage, DealStatus
 from shared.events.opportunities import DealStateChanged
 from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES
-from tests.conftest import ROOT, Infra
 from tests.integration.deals_support import auth, eventually, partners_known, publish_partner
+from tests.support.infra import ROOT, Infra
 
 pytestmark = pytest.mark.integration
 

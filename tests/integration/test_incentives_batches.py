@@ -29,8 +29,8 @@ from shared.events import Envelope, EventPayload
 from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
 from shared.events.crm import Customer
 from shared.outbox import Outbox, make_producer
-from tests.conftest import ROOT, Infra, migrated_pool, scratch_schema, statements_sent
-from tests.kafka_helpers import new_topic, read_records
+from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema, statements_sent
+from tests.support.kafka import new_topic, read_records
 
 pytestmark = pytest.mark.integration
 D = Decimal

@@ -27,7 +27,7 @@ from shared.db import Pool
 from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
 from shared.events.crm import Customer
 from shared.outbox import Outbox
-from tests.conftest import ROOT, ScratchService, migrated_pool
+from tests.support.infra import ROOT, ScratchService, migrated_pool
 
 pytestmark = pytest.mark.integration
 D = Decimal

@@ -28,8 +28,9 @@ from shared.topics import (
     PARTNER_LIFECYCLE,
     PARTNER_NOTIFICATIONS,
 )
-from tests.conftest import Infra
-from tests.processes import ADMIN, auth, eventually, service_processes
+from tests.support.infra import Infra
+from tests.support.polling import eventually
+from tests.support.processes import ADMIN, auth, service_processes
 
 pytestmark = pytest.mark.integration
 D = Decimal

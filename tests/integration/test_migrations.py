@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.db import Migration, MigrationChanged, apply_migrations, create_pool
-from tests.conftest import ScratchService
+from tests.support.infra import ScratchService
 
 pytestmark = pytest.mark.integration
 

@@ -31,8 +31,8 @@ from shared.events.crm import Customer
 from shared.events.partners import PartnerType
 from shared.outbox import Outbox, make_producer
 from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE
-from tests.conftest import ROOT, Infra, ScratchService, migrated_pool
-from tests.kafka_helpers import new_topic, read_records
+from tests.support.infra import ROOT, Infra, ScratchService, migrated_pool
+from tests.support.kafka import new_topic, read_records
 
 pytestmark = pytest.mark.integration
 

@@ -25,8 +25,9 @@ from shared.events.partners import PartnerStateChanged
 from shared.outbox import make_producer
 from shared.settings import ServiceSettings
 from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE, PARTNER_NOTIFICATIONS
-from tests.conftest import Infra
-from tests.processes import eventually, service_processes
+from tests.support.infra import Infra
+from tests.support.polling import eventually
+from tests.support.processes import service_processes
 
 pytestmark = pytest.mark.integration
 SETTINGS = ServiceSettings(service_name="onboarding")

@@ -9,9 +9,8 @@ import asyncpg
 import pytest
 
 from shared.consumer import Outcome
-from tests.integration.conftest import Components, CounterIncremented
-from tests.integration.test_consumer import counter_consumer
-from tests.kafka_helpers import new_topic, read_records
+from tests.support.counter import Components, CounterIncremented, counter_consumer
+from tests.support.kafka import new_topic, read_records
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import pytest
 
 from shared.db import PLATFORM_MIGRATIONS, apply_migrations, create_pool, load_migrations
 from shared.topics import SERVICES
-from tests.conftest import Infra
+from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from shared.topics import SERVICES
-from tests.conftest import ROOT, Infra
+from tests.support.infra import ROOT, Infra
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""Reading real topics in tests: wait for records (never sleep) with a bounded timeout."""
+"""Reading and writing real topics in tests: wait for records (never sleep), bounded."""
 
 from __future__ import annotations
 
@@ -11,13 +11,36 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from shared.events import Envelope, EventPayload
+from shared.outbox import make_producer
 from shared.topics import Topic, ensure_topics
+from tests.support.infra import Infra
 
 
 async def new_topic(bootstrap: str, owner: str, partitions: int = 3) -> Topic:
     topic = Topic(f"test.{uuid.uuid4().hex[:12]}", owner, "aggregate id", partitions, "test topic")
     await ensure_topics(bootstrap, [topic])
     return topic
+
+
+async def publish(
+    infra: Infra, topic: Topic, payloads: list[EventPayload], *, subject: str, source: str
+) -> list[Envelope[Any]]:
+    """Publish events as their producing service would (an envelope each, keyed by
+    `subject`), straight to the broker: a test playing an upstream service."""
+    producer = make_producer(infra.kafka_bootstrap, f"test-{source}")
+    await producer.start()
+    envelopes: list[Envelope[Any]] = []
+    try:
+        for payload in payloads:
+            envelope: Envelope[Any] = Envelope.wrap(
+                payload, source=f"pollinate/{source}", subject=subject
+            )
+            await producer.send_and_wait(topic.name, envelope.to_bytes(), key=subject.encode())
+            envelopes.append(envelope)
+    finally:
+        await producer.stop()
+    return envelopes
 
 
 async def read_records(bootstrap: str, topic: str, count: int, timeout: float = 30.0) -> list[Any]:

@@ -1,0 +1,77 @@
+"""A tiny service for the platform plumbing's own tests: a counter table, its event and an
+idempotent consumer of it, on a scratch schema (outbox, relay and consumer under test)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from opentelemetry import trace
+from pydantic import Field
+
+from shared.consumer import EventConsumer, HandlerContext
+from shared.db import Pool
+from shared.events import Envelope, EventPayload, InvalidEvent, event_type
+from shared.outbox import Outbox, OutboxRelay
+from shared.topics import Topic
+from tests.support.infra import Infra, ScratchService
+
+COUNTER_TABLE = """
+CREATE TABLE IF NOT EXISTS counters (name text PRIMARY KEY, value bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS seen (aggregate text NOT NULL, seq int NOT NULL, trace_id text);
+CREATE TABLE IF NOT EXISTS known_partners (partner_id text PRIMARY KEY);
+"""
+
+
+@event_type("test.counter_incremented.v1")
+class CounterIncremented(EventPayload):
+    counter: str
+    by: int = Field(gt=0)
+    seq: int = 0
+    partner_id: str | None = None
+
+
+@dataclass
+class Components:
+    infra: Infra
+    service: ScratchService
+    pool: Pool
+    outbox: Outbox
+    producer: AIOKafkaProducer
+
+    def relay(self, **kwargs: object) -> OutboxRelay:
+        return OutboxRelay(self.pool, self.producer, self.service.schema, **kwargs)  # type: ignore[arg-type]
+
+
+def counter_consumer(components: Components, topic: Topic) -> EventConsumer:
+    consumer = EventConsumer(
+        name="counter",
+        service=components.service.schema,
+        topics=[topic],
+        pool=components.pool,
+        outbox=components.outbox,
+        backoff_initial_seconds=0.01,
+    )
+
+    @consumer.handles(CounterIncremented)
+    async def increment(ctx: HandlerContext, event: Envelope[CounterIncremented]) -> None:
+        partner = event.data.partner_id
+        if partner is not None and not await ctx.conn.fetchval(
+            "SELECT true FROM known_partners WHERE partner_id = $1", partner
+        ):
+            raise InvalidEvent(f"unknown partner {partner!r}")
+        await ctx.conn.execute(
+            """INSERT INTO counters VALUES ($1, $2)
+               ON CONFLICT (name) DO UPDATE SET value = counters.value + EXCLUDED.value""",
+            event.data.counter,
+            event.data.by,
+        )
+        span = trace.get_current_span().get_span_context()
+        await ctx.conn.execute(
+            "INSERT INTO seen VALUES ($1, $2, $3)",
+            event.subject,
+            event.data.seq,
+            format(span.trace_id, "032x"),
+        )
+
+    return consumer

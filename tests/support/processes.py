@@ -1,0 +1,159 @@
+"""Services as real OS processes in tests: ports, readiness, start/kill/restart, and tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from shared.auth import partner_token
+from shared.settings import ServiceSettings
+from tests.support.infra import ROOT, Infra
+
+SERVICES = ("onboarding", "deals", "attribution", "incentives")
+SETTINGS = ServiceSettings(service_name="tests")
+ADMIN_TOKEN = SETTINGS.admin_token
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+LOGS = ROOT / ".work" / "e2e"
+
+
+def auth(partner_id: str) -> dict[str, str]:
+    """The bearer header of a partner's platform-wide token."""
+    return {"Authorization": f"Bearer {partner_token(SETTINGS.partner_token_secret, partner_id)}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def service_env(infra: Infra, service: str, port: int, **extra: str) -> dict[str, str]:
+    """The environment of one service process on the test infrastructure (its own role)."""
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+        "DATABASE_URL": infra.dsn_for(f"{service}_svc", f"{service}_svc"),
+        "HTTP_PORT": str(port),
+        **extra,
+    }
+
+
+async def wait_ready(
+    url: str, process: asyncio.subprocess.Process, timeout: float = 60.0
+) -> httpx.Response:
+    """Poll the readiness endpoint of a child process (the only signal it offers)."""
+    async with httpx.AsyncClient() as client, asyncio.timeout(timeout):
+        while True:
+            if process.returncode is not None:
+                raise AssertionError(f"service exited with {process.returncode}")
+            try:
+                response = await client.get(url)
+                if response.status_code == 200:
+                    return response
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+
+
+@asynccontextmanager
+async def service_processes(
+    infra: Infra, service: str, count: int = 1, env: dict[str, str] | None = None
+) -> AsyncIterator[list[str]]:
+    """`count` processes of one service on its real schema and role, sharing its consumer
+    groups; yields their base URLs once all are ready, stops them (SIGTERM) afterwards."""
+    processes: list[asyncio.subprocess.Process] = []
+    urls: list[str] = []
+    try:
+        for _ in range(count):
+            port = free_port()
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                f"services.{service}",
+                cwd=ROOT,
+                env=service_env(infra, service, port, **(env or {})),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            processes.append(process)
+            urls.append(f"http://127.0.0.1:{port}")
+            await wait_ready(f"{urls[-1]}/health/ready", process)
+        yield urls
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            await asyncio.wait_for(process.wait(), 30)
+
+
+@dataclass
+class Instance:
+    service: str
+    url: str
+    process: asyncio.subprocess.Process
+    log: Path
+
+
+@dataclass
+class Fleet:
+    """Service processes started, killed and restarted by the tests (logs under .work/e2e)."""
+
+    infra: Infra
+    instances: dict[tuple[str, int], Instance] = field(default_factory=dict)
+
+    def url(self, service: str, instance: int = 0) -> str:
+        return self.instances[(service, instance)].url
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return {service: self.url(service) for service in SERVICES}
+
+    async def start(self, service: str, instance: int = 0) -> Instance:
+        previous = self.instances.get((service, instance))
+        port = int(previous.url.rsplit(":", 1)[1]) if previous else free_port()
+        LOGS.mkdir(parents=True, exist_ok=True)
+        log = LOGS / f"{service}-{instance}.log"
+        with log.open("ab") as out:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                f"services.{service}",
+                cwd=ROOT,
+                env=service_env(self.infra, service, port, LOG_FORMAT="text"),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+            )
+        started = Instance(service, f"http://127.0.0.1:{port}", process, log)
+        self.instances[(service, instance)] = started
+        await wait_ready(f"{started.url}/health/ready", process)
+        return started
+
+    async def kill9(self, service: str, instance: int = 0) -> None:
+        process = self.instances[(service, instance)].process
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+
+    async def stop(self, service: str, instance: int = 0) -> None:
+        process = self.instances.pop((service, instance)).process
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 30)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+    async def stop_all(self) -> None:
+        for key in list(self.instances):
+            await self.stop(*key)
