@@ -41,8 +41,9 @@ bench: install stack-up  ## end-to-end benchmark, full mode (writes .work/bench/
 bench-quick: install stack-up  ## the same in under 2 minutes
 	@eval "$$($(STACK) env)" && .venv/bin/python -m benchmarks.chain --quick
 
-contracts: install  ## regenerate docs/asyncapi.json from the contracts (prints breaking changes)
+contracts: install  ## regenerate docs/asyncapi.json (prints breaking changes) and docs/openapi/*.json
 	.venv/bin/python -m shared.asyncapi
+	.venv/bin/python -m shared.openapi
 
 unit: install
 	@.venv/bin/pytest tests/unit -q
