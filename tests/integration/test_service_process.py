@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 
 import httpx
@@ -13,31 +12,9 @@ import pytest
 
 from shared.topics import SERVICES
 from tests.support.infra import ROOT, Infra
+from tests.support.processes import free_port, wait_ready
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def wait_ready(
-    url: str, process: asyncio.subprocess.Process, timeout: float = 60.0
-) -> httpx.Response:
-    """Poll the readiness endpoint of a child process (the only signal it offers)."""
-    async with httpx.AsyncClient() as client, asyncio.timeout(timeout):
-        while True:
-            if process.returncode is not None:
-                raise AssertionError(f"service exited with {process.returncode}")
-            try:
-                response = await client.get(url)
-                if response.status_code == 200:
-                    return response
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
 
 
 @pytest.mark.parametrize("service", SERVICES)
