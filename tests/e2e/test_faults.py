@@ -20,7 +20,7 @@ from shared.outbox import make_producer
 from shared.topics import ATTRIBUTION_CREDITS, CRM_DEALS, DEAL_OPPORTUNITIES, PARTNER_LIFECYCLE
 from tests.e2e.conftest import Fleet
 from tests.support.crm import salesforce_cdc
-from tests.support.infra import ROOT, Infra
+from tests.support.infra import ROOT, Infra, missing_capability
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.e2e
@@ -139,7 +139,9 @@ async def test_broker_restart_mid_stream(
     fleet: Fleet, infra: Infra, referral_partner: Partner, admin_db: Any
 ) -> None:
     if not infra.kafka_bootstrap.startswith("127.0.0.1"):
-        pytest.skip("the broker is not the local stack's (testcontainers): cannot restart it")
+        missing_capability(
+            "the broker is not the local stack's (testcontainers): cannot restart it"
+        )
     wave = Wave(referral_partner, 40)
     records = list(wave.deals)
     await wave.post(fleet.url("deals"), records[:20])
