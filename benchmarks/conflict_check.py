@@ -33,7 +33,7 @@ import asyncpg
 
 from services.deals.domain.customers import name_key
 from services.deals.domain.rules import RegistrationRequest, RulesOfEngagement
-from services.deals.registrations import decide
+from services.deals.registering import decide
 from shared.db import PLATFORM_MIGRATIONS, apply_migrations, create_pool, load_migrations
 
 DEALS_MIGRATIONS = Path(__file__).resolve().parent.parent / "services" / "deals" / "migrations"

@@ -19,7 +19,7 @@ import asyncpg
 import httpx
 import pytest
 
-from services.deals.app import on_crm_changes
+from services.deals.handlers import on_crm_changes
 from shared.consumer import EventConsumer, Outcome
 from shared.db import Pool
 from shared.events import Envelope

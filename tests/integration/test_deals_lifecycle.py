@@ -20,18 +20,16 @@ from shared.topics import (
     CRM_DEALS,
     DEAL_OPPORTUNITIES,
     DEAL_REGISTRATIONS,
+    PARTNER_LIFECYCLE,
     PARTNER_NOTIFICATIONS,
     dead_letter_topic,
 )
-from tests.integration.deals_support import (
-    ADMIN,
-    auth,
-    eventually,
-    partners_known,
-    publish_partner,
-)
+from tests.support.deals import partners_known
+from tests.support.factories import partner_state_changed
 from tests.support.infra import Infra
-from tests.support.kafka import wait_for_keyed
+from tests.support.kafka import publish, wait_for_keyed
+from tests.support.polling import eventually
+from tests.support.processes import ADMIN, auth
 
 pytestmark = pytest.mark.integration
 
@@ -107,7 +105,13 @@ async def test_a_registration_closes_with_its_crm_opportunity(
     run = uuid.uuid4().hex[:8]
     partner, record_id = f"p-close-{run}", f"006{run}"
     deal_key = f"salesforce:{record_id}"
-    await publish_partner(infra, partner)
+    await publish(
+        infra,
+        PARTNER_LIFECYCLE,
+        [partner_state_changed(partner_id=partner)],
+        subject=partner,
+        source="onboarding",
+    )
     await partners_known(infra, partner)
     async with httpx.AsyncClient(timeout=30) as client:
         created = await client.post(
@@ -179,7 +183,13 @@ async def test_registrations_warn_then_expire_automatically_and_tell_the_partner
     started = datetime.now(UTC)
     run = uuid.uuid4().hex[:8]
     partner = f"p-exp-{run}"
-    await publish_partner(infra, partner)
+    await publish(
+        infra,
+        PARTNER_LIFECYCLE,
+        [partner_state_changed(partner_id=partner)],
+        subject=partner,
+        source="onboarding",
+    )
     await partners_known(infra, partner)
     async with httpx.AsyncClient(timeout=30) as client:
         created = await client.post(
@@ -241,7 +251,13 @@ async def test_registrations_warn_then_expire_automatically_and_tell_the_partner
 async def test_extension_follows_policy(deals_instances: list[str], infra: Infra) -> None:
     run = uuid.uuid4().hex[:8]
     partner = f"p-ext-{run}"
-    await publish_partner(infra, partner)
+    await publish(
+        infra,
+        PARTNER_LIFECYCLE,
+        [partner_state_changed(partner_id=partner)],
+        subject=partner,
+        source="onboarding",
+    )
     await partners_known(infra, partner)
     async with httpx.AsyncClient(timeout=30) as client:
         created = (
@@ -281,7 +297,13 @@ async def test_co_sell_notifications_reach_partners_account_owners_and_overlappi
     first, second, third, fourth = (f"p-n{i}-{run}" for i in range(1, 5))
     rep_b, rep_c = f"rep-b-{run}", f"rep-c-{run}"
     for partner in (first, second, third, fourth):
-        await publish_partner(infra, partner)
+        await publish(
+            infra,
+            PARTNER_LIFECYCLE,
+            [partner_state_changed(partner_id=partner)],
+            subject=partner,
+            source="onboarding",
+        )
     await partners_known(infra, first, second, third, fourth)
 
     names = {"a": "Alderwood", "b": "Birchfield", "c": "Cedarbrook"}  # not similar names
@@ -442,7 +464,13 @@ async def test_channel_managers_can_run_expiry_as_of_a_moment(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     partner = f"p-asof-{run}"
-    await publish_partner(infra, partner)
+    await publish(
+        infra,
+        PARTNER_LIFECYCLE,
+        [partner_state_changed(partner_id=partner)],
+        subject=partner,
+        source="onboarding",
+    )
     await partners_known(infra, partner)
     async with httpx.AsyncClient(timeout=30) as client:
         created = await client.post(

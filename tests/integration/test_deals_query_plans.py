@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from services.deals.registrations import (
+from services.deals.repository import (
     DUE_TO_EXPIRE_SQL,
     HOLDING_REGISTRATIONS_SQL,
     OPEN_DIRECT_OPPORTUNITIES_SQL,

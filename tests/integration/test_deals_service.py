@@ -17,9 +17,13 @@ import pytest
 from shared.events import Envelope
 from shared.events.crm import DealStage, DealStatus
 from shared.events.opportunities import DealStateChanged
-from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES
-from tests.integration.deals_support import auth, eventually, partners_known, publish_partner
+from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES, PARTNER_LIFECYCLE
+from tests.support.deals import partners_known
+from tests.support.factories import partner_state_changed
 from tests.support.infra import ROOT, Infra
+from tests.support.kafka import publish
+from tests.support.polling import eventually
+from tests.support.processes import auth
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +33,20 @@ async def test_racing_registrations_on_two_instances_never_both_win(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     first, second = f"p-a-{run}", f"p-b-{run}"
-    await publish_partner(infra, first)
-    await publish_partner(infra, second)
+    await publish(
+        infra,
+        PARTNER_LIFECYCLE,
+        [partner_state_changed(partner_id=first)],
+        subject=first,
+        source="onboarding",
+    )
+    await publish(
+        infra,
+        PARTNER_LIFECYCLE,
+        [partner_state_changed(partner_id=second)],
+        subject=second,
+        source="onboarding",
+    )
     await partners_known(infra, first, second)
 
     async with httpx.AsyncClient(timeout=30) as client:
@@ -73,7 +89,13 @@ async def test_decision_is_published_and_crm_changes_land_in_the_projection(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     partner = f"p-c-{run}"
-    await publish_partner(infra, partner)
+    await publish(
+        infra,
+        PARTNER_LIFECYCLE,
+        [partner_state_changed(partner_id=partner)],
+        subject=partner,
+        source="onboarding",
+    )
     await partners_known(infra, partner)
     batch = json.loads(
         (ROOT / "tests" / "fixtures" / "samples" / "hubspot_deal_webhook.json").read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 # Second-level labels under which registrations happen (example.co.uk): keep three labels there.
@@ -97,9 +98,47 @@ def name_key(value: str | None) -> str:
 
 def name_similarity(a: str | None, b: str | None) -> float:
     """0..1 similarity of two company names after normalisation."""
-    left, right = normalise_name(a), normalise_name(b)
+    return _similarity(normalise_name(a), normalise_name(b))
+
+
+def _similarity(left: str, right: str) -> float:
     if not left or not right:
         return 0.0
     if left == right:
         return 1.0
     return round(SequenceMatcher(None, left, right).ratio(), 4)
+
+
+@dataclass(frozen=True)
+class Customer:
+    """A customer as the rules compare it, parsed once where it enters: the name as given, its
+    normalised form and blocking key, the registrable domain and the country."""
+
+    name: str
+    domain: str | None  # the registrable domain (normalised), None when there is none
+    country: str | None
+    normalised_name: str
+    name_key: str  # the first word of the normalised name: the fuzzy lookup's block
+
+    @classmethod
+    def parse(
+        cls, name: str | None, domain: str | None = None, country: str | None = None
+    ) -> Customer:
+        normalised = normalise_name(name)
+        return cls(
+            name=name or "",
+            domain=normalise_domain(domain),
+            country=country.upper() if country else None,
+            normalised_name=normalised,
+            name_key=normalised.split(" ", 1)[0] if normalised else "",
+        )
+
+    def matches(self, other: Customer, threshold: float) -> tuple[str, float] | None:
+        """How `other` is the same customer: ("domain", 1.0) on the same registrable domain,
+        ("name", similarity) when the names are at least `threshold` alike, else None."""
+        if self.domain and self.domain == other.domain:
+            return "domain", 1.0
+        similarity = _similarity(self.normalised_name, other.normalised_name)
+        if similarity >= threshold:
+            return "name", similarity
+        return None

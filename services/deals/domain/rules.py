@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from services.deals.domain.customers import name_similarity, normalise_domain
+from services.deals.domain.customers import Customer
 from shared.events.partners import PartnerStatus
 from shared.events.registrations import ConflictInfo, RegistrationStatus
 
@@ -97,6 +97,9 @@ class PartnerView:
 
 @dataclass(frozen=True)
 class RegistrationRequest:
+    """A registration as the partner asked for it (kept as the decision's inputs), with its
+    customer parsed once, here, into the value every rule and lookup uses."""
+
     partner_id: str
     customer_name: str
     customer_domain: str | None
@@ -105,6 +108,24 @@ class RegistrationRequest:
     amount: Decimal
     currency: str
     submitted_at: datetime
+    customer: Customer = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        customer = Customer.parse(self.customer_name, self.customer_domain, self.customer_country)
+        object.__setattr__(self, "customer", customer)
+
+    def as_asked(self) -> dict[str, Any]:
+        """The request as the partner gave it, for the stored decision inputs."""
+        return {
+            "partner_id": self.partner_id,
+            "customer_name": self.customer_name,
+            "customer_domain": self.customer_domain,
+            "customer_country": self.customer_country,
+            "products": sorted(self.products),
+            "amount": self.amount,
+            "currency": self.currency,
+            "submitted_at": self.submitted_at,
+        }
 
 
 @dataclass(frozen=True)
@@ -117,6 +138,12 @@ class ExistingRegistration:
     status: RegistrationStatus
     registered_at: datetime
     expires_at: datetime | None
+    customer: Customer = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "customer", Customer.parse(self.customer_name, self.customer_domain)
+        )
 
 
 @dataclass(frozen=True)
@@ -126,6 +153,12 @@ class OpenOpportunity:
     customer_name: str | None
     customer_domain: str | None
     created_at: datetime
+    customer: Customer = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "customer", Customer.parse(self.customer_name, self.customer_domain)
+        )
 
 
 @dataclass(frozen=True)
@@ -148,19 +181,14 @@ _HOLDING = (
 )
 
 
-def _same_customer(
-    policy: RulesOfEngagement,
-    name: str,
-    domain: str | None,
-    other_name: str | None,
-    other_domain: str | None,
-) -> tuple[str, float] | None:
-    if domain and other_domain and normalise_domain(domain) == normalise_domain(other_domain):
-        return "domain", 1.0
-    similarity = name_similarity(name, other_name)
-    if similarity >= policy.name_similarity_threshold:
-        return "name", similarity
-    return None
+@dataclass
+class _Findings:
+    """What the check found so far: its reasons, the conflicts (with evidence) and whether
+    something sends the registration to review."""
+
+    reasons: list[str] = field(default_factory=list)
+    conflicts: list[ConflictInfo] = field(default_factory=list)
+    review: bool = False
 
 
 def check_registration(
@@ -171,8 +199,7 @@ def check_registration(
     opportunities: list[OpenOpportunity],
 ) -> Decision:
     """Decide a registration. Rejections short-circuit; review triggers accumulate."""
-    reasons: list[str] = []
-    conflicts: list[ConflictInfo] = []
+    found = _Findings()
 
     def decide(status: RegistrationStatus) -> Decision:
         expires = (
@@ -180,34 +207,68 @@ def check_registration(
             if status in (RegistrationStatus.APPROVED, RegistrationStatus.PENDING_REVIEW)
             else None
         )
-        return Decision(status, tuple(reasons), tuple(conflicts), policy.version, expires)
-
-    if partner is None:
-        reasons.append(
-            f"partner {request.partner_id} is unknown to deals (no lifecycle event received)"
+        return Decision(
+            status, tuple(found.reasons), tuple(found.conflicts), policy.version, expires
         )
+
+    refusal = _partner_refusal(policy, request, partner)
+    if refusal is not None:
+        found.reasons.append(refusal)
         return decide(RegistrationStatus.REJECTED)
+    assert partner is not None  # an unknown partner is refused above
+    if _partner_conflicts(policy, request, registrations, found):
+        return decide(RegistrationStatus.REJECTED)
+    if _direct_conflicts(policy, request, opportunities, found):
+        return decide(RegistrationStatus.REJECTED)
+    limit = policy.auto_approve_limits.get(partner.tier)
+    if limit is None:
+        found.reasons.append(f"no auto-approval limit for tier {partner.tier!r}: manual review")
+        found.review = True
+    elif request.amount > limit:
+        found.reasons.append(
+            f"amount {request.amount} {request.currency} exceeds the {partner.tier} auto-approval limit {limit}"
+        )
+        found.review = True
+
+    if found.review:
+        return decide(RegistrationStatus.PENDING_REVIEW)
+    found.reasons.append(
+        "no conflicts, partner active and authorised, amount within the auto-approval limit"
+    )
+    return decide(RegistrationStatus.APPROVED)
+
+
+def _partner_refusal(
+    policy: RulesOfEngagement, request: RegistrationRequest, partner: PartnerView | None
+) -> str | None:
+    """Why this partner may not register this deal at all (None: it may)."""
+    if partner is None:
+        return f"partner {request.partner_id} is unknown to deals (no lifecycle event received)"
     if partner.status not in policy.statuses_allowed_to_register:
         allowed = ", ".join(sorted(s.value for s in policy.statuses_allowed_to_register))
-        reasons.append(
-            f"partner {partner.partner_id} is {partner.status.value}; partners that may register: {allowed}"
-        )
-        return decide(RegistrationStatus.REJECTED)
+        return f"partner {partner.partner_id} is {partner.status.value}; partners that may register: {allowed}"
     unauthorised = sorted(request.products - partner.products)
     if policy.enforce_product_authorisation and unauthorised:
-        reasons.append(f"partner is not authorised for product(s) {', '.join(unauthorised)}")
-        return decide(RegistrationStatus.REJECTED)
-    country = (request.customer_country or "").upper()
+        return f"partner is not authorised for product(s) {', '.join(unauthorised)}"
+    country = request.customer.country
     if (
         policy.enforce_region_authorisation
         and country
         and partner.regions
         and country not in partner.regions
     ):
-        reasons.append(f"partner is not authorised for region {country}")
-        return decide(RegistrationStatus.REJECTED)
+        return f"partner is not authorised for region {country}"
+    return None
 
-    review = False
+
+def _partner_conflicts(
+    policy: RulesOfEngagement,
+    request: RegistrationRequest,
+    registrations: list[ExistingRegistration],
+    found: _Findings,
+) -> bool:
+    """Other partners' registrations holding the same customer and product inside the window.
+    True when one rejects the request outright (first come, first served)."""
     window_start = request.submitted_at - timedelta(days=policy.protection_days)
     for other in sorted(registrations, key=lambda r: (r.registered_at, r.registration_id)):
         if other.partner_id == request.partner_id or other.status not in _HOLDING:
@@ -218,16 +279,10 @@ def check_registration(
             continue
         if other.products and request.products and not (other.products & request.products):
             continue  # different products on the same customer do not conflict
-        match = _same_customer(
-            policy,
-            request.customer_name,
-            request.customer_domain,
-            other.customer_name,
-            other.customer_domain,
-        )
+        match = request.customer.matches(other.customer, policy.name_similarity_threshold)
         if match is None:
             continue
-        conflicts.append(
+        found.conflicts.append(
             ConflictInfo(
                 kind="partner",
                 reference=other.registration_id,
@@ -239,28 +294,32 @@ def check_registration(
         )
         evidence = f"registration {other.registration_id} by {other.partner_id} at {other.registered_at.isoformat()}"
         if policy.partner_conflict is PartnerConflictPolicy.FIRST_COME:
-            reasons.append(
+            found.reasons.append(
                 f"customer already registered inside the protection window ({evidence}, matched on {match[0]})"
             )
-            return decide(RegistrationStatus.REJECTED)
-        reasons.append(
+            return True
+        found.reasons.append(
             f"possible partner conflict with {evidence}, matched on {match[0]}: escalated for review"
         )
-        review = True
+        found.review = True
+    return False
 
+
+def _direct_conflicts(
+    policy: RulesOfEngagement,
+    request: RegistrationRequest,
+    opportunities: list[OpenOpportunity],
+    found: _Findings,
+) -> bool:
+    """Open direct-sales opportunities on the same customer, created before the request. True
+    when one rejects the request outright (policy: direct conflicts are not reviewed)."""
     for opportunity in opportunities:
         if opportunity.created_at >= request.submitted_at:
             continue
-        match = _same_customer(
-            policy,
-            request.customer_name,
-            request.customer_domain,
-            opportunity.customer_name,
-            opportunity.customer_domain,
-        )
+        match = request.customer.matches(opportunity.customer, policy.name_similarity_threshold)
         if match is None:
             continue
-        conflicts.append(
+        found.conflicts.append(
             ConflictInfo(
                 kind="direct_sales",
                 reference=opportunity.deal_key,
@@ -275,27 +334,11 @@ def check_registration(
             f" since {opportunity.created_at.isoformat()}"
         )
         if not policy.direct_conflict_reviews:
-            reasons.append(f"direct-sales conflict: {text}")
-            return decide(RegistrationStatus.REJECTED)
-        reasons.append(f"direct-sales conflict: {text}: escalated for review")
-        review = True
-
-    limit = policy.auto_approve_limits.get(partner.tier)
-    if limit is None:
-        reasons.append(f"no auto-approval limit for tier {partner.tier!r}: manual review")
-        review = True
-    elif request.amount > limit:
-        reasons.append(
-            f"amount {request.amount} {request.currency} exceeds the {partner.tier} auto-approval limit {limit}"
-        )
-        review = True
-
-    if review:
-        return decide(RegistrationStatus.PENDING_REVIEW)
-    reasons.append(
-        "no conflicts, partner active and authorised, amount within the auto-approval limit"
-    )
-    return decide(RegistrationStatus.APPROVED)
+            found.reasons.append(f"direct-sales conflict: {text}")
+            return True
+        found.reasons.append(f"direct-sales conflict: {text}: escalated for review")
+        found.review = True
+    return False
 
 
 def extend(

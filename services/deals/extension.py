@@ -1,0 +1,33 @@
+"""A partner's request to extend its registration's protection window under policy."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from services.deals import repository
+from services.deals.domain.rules import RulesOfEngagement, extend
+from services.deals.status_changes import change_status
+from shared.auth import Caller
+from shared.db import Connection
+from shared.errors import Conflict
+from shared.events.registrations import RegistrationStatus
+from shared.http import partner_scope
+from shared.outbox import Outbox
+
+
+async def request_extension(
+    conn: Connection, outbox: Outbox, policy: RulesOfEngagement, who: Caller, registration_id: str
+) -> tuple[datetime, str]:
+    """Extend the caller's registration; returns the new expiry and why. Another partner's
+    registration is not found; a refusal under policy is a conflict saying why."""
+    row = await repository.registration_for_update(conn, registration_id)
+    partner_scope(who, row["partner_id"] if row else None, f"registration {registration_id}")
+    assert row is not None
+    new_expiry, why = extend(
+        policy, row["expires_at"], row["extensions_used"], RegistrationStatus(row["status"])
+    )
+    if new_expiry is None:
+        raise Conflict(why)
+    await repository.count_extension(conn, registration_id)
+    await change_status(conn, outbox, row, RegistrationStatus.APPROVED, why, expires_at=new_expiry)
+    return new_expiry, why

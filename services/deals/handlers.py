@@ -1,0 +1,21 @@
+"""The deals consumers' handlers: CRM changes into the opportunity projection, partner
+lifecycle events into the partner projection."""
+
+from __future__ import annotations
+
+from services.deals.crm_projection import apply_crm_changes
+from services.deals.partner_projection import apply_partner_state
+from shared.consumer import HandlerContext
+from shared.events import Envelope
+from shared.events.crm import CrmDealChanged
+from shared.events.partners import PartnerStateChanged
+
+
+async def on_crm_changes(ctx: HandlerContext, events: list[Envelope[CrmDealChanged]]) -> None:
+    """A run of CRM changes, set-based; each published state continues the trace of the change
+    behind it (one statement records them all)."""
+    await ctx.emit_all(await apply_crm_changes(ctx.conn, events))
+
+
+async def on_partner(ctx: HandlerContext, event: Envelope[PartnerStateChanged]) -> None:
+    await apply_partner_state(ctx.conn, event.data)

@@ -1,0 +1,148 @@
+"""Registering a deal: serialise per customer, decide under the rules of engagement, store the
+decision with its inputs and announce it (the decision, the notifications it earns, and the
+linked CRM opportunity's new state), all in the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from services.deals import repository
+from services.deals.crm_projection import deal_state_events
+from services.deals.domain.lifecycle import decision_notification_kind
+from services.deals.domain.rules import (
+    Decision,
+    RegistrationRequest,
+    RulesOfEngagement,
+    check_registration,
+)
+from shared.clock import now
+from shared.db import Connection
+from shared.events.crm import Customer as CustomerRef
+from shared.events.notifications import NotificationKind
+from shared.events.registrations import RegistrationDecided, RegistrationStatus
+from shared.notify import notify
+from shared.outbox import Outbox, OutgoingEvent
+from shared.topics import DEAL_REGISTRATIONS
+
+
+async def decide(
+    conn: Connection, policy: RulesOfEngagement, request: RegistrationRequest
+) -> Decision:
+    """The decision the registration would get now (nothing is stored)."""
+    partner = await repository.load_partner(conn, request.partner_id)
+    registrations, opportunities = await repository.load_candidates(
+        conn, request.customer, request.submitted_at - timedelta(days=policy.protection_days)
+    )
+    return check_registration(policy, request, partner, registrations, opportunities)
+
+
+async def register(
+    conn: Connection,
+    outbox: Outbox,
+    policy: RulesOfEngagement,
+    request: RegistrationRequest,
+    crm_deal_key: str | None,
+) -> tuple[str, Decision]:
+    """Decide and store a registration; returns its id and the decision."""
+    await repository.lock_customer(conn, request.customer)
+    decision = await decide(conn, policy, request)
+    registration_id = f"reg_{uuid.uuid4().hex[:16]}"
+    decided_at = now()
+    inputs = {
+        "request": request.as_asked(),
+        "conflicts_considered": [c.model_dump(mode="json") for c in decision.conflicts],
+    }
+    await repository.insert_registration(
+        conn, registration_id, request, decision, decided_at, crm_deal_key, inputs
+    )
+    customer = request.customer
+    decided = RegistrationDecided(
+        registration_id=registration_id,
+        partner_id=request.partner_id,
+        customer=CustomerRef(name=customer.name, domain=customer.domain, country=customer.country),
+        products=tuple(sorted(request.products)),
+        amount=request.amount,
+        currency=request.currency,
+        status=decision.status,
+        reasons=decision.reasons,
+        conflicts=decision.conflicts,
+        policy_version=decision.policy_version,
+        decided_at=decided_at,
+        expires_at=decision.expires_at,
+        crm_deal_key=crm_deal_key,
+    )
+    events = [OutgoingEvent(DEAL_REGISTRATIONS, decided, registration_id)]
+    events += await _decision_notifications(conn, policy, registration_id, request, decision)
+    if crm_deal_key is not None:
+        # Downstream learns the sourcing partner of an opportunity it may already know.
+        events += await deal_state_events(conn, crm_deal_key)
+    await outbox.publish_many(conn, events)
+    return registration_id, decision
+
+
+async def _decision_notifications(
+    conn: Connection,
+    policy: RulesOfEngagement,
+    registration_id: str,
+    request: RegistrationRequest,
+    decision: Decision,
+) -> list[OutgoingEvent]:
+    """The partner hears its decision; a direct owner in conflict hears of the registration; on
+    an approval, the account's direct owners hear of the co-sell and (under policy) other
+    active partners on the account of the overlap."""
+    partner_id, customer = request.partner_id, request.customer
+    summary = "; ".join(decision.reasons)
+    about = f"{registration_id}/decided"
+    kind = decision_notification_kind(decision.status, bool(decision.conflicts))
+    notes = [
+        notify(
+            partner_id,
+            kind,
+            about=about,
+            subject=f"Registration {registration_id} for {customer.name}: {decision.status.value}",
+            body=summary,
+            registration_id=registration_id,
+        )
+    ]
+    direct = decision.direct_conflict
+    if direct is not None:
+        notes.append(
+            notify(
+                partner_id,
+                NotificationKind.DIRECT_SALES_CONFLICT,
+                about=about,
+                recipient=direct.party,
+                subject=f"Partner {partner_id} registered {customer.name}, "
+                f"your open opportunity {direct.reference}",
+                body=summary,
+                registration_id=registration_id,
+            )
+        )
+    if decision.status is not RegistrationStatus.APPROVED:
+        return notes
+    for owner in await repository.co_sell_owners(conn, customer.domain):
+        notes.append(
+            notify(
+                partner_id,
+                NotificationKind.CO_SELL,
+                about=about,
+                recipient=owner,
+                subject=f"Co-sell: {partner_id} is approved on {customer.name}",
+                body=summary,
+                registration_id=registration_id,
+            )
+        )
+    if policy.overlap_hints:
+        for other in await repository.overlapping_partners(conn, partner_id, customer.domain):
+            notes.append(
+                notify(
+                    other,
+                    NotificationKind.OVERLAP_HINT,
+                    about=about,
+                    subject=f"Another partner is working {customer.name}",
+                    body="A partner registered a different product on an account you are working.",
+                    registration_id=registration_id,
+                )
+            )
+    return notes

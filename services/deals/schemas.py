@@ -1,0 +1,112 @@
+"""The deals HTTP API's request and response bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.deals.domain.rules import RegistrationRequest
+from shared.events.registrations import ConflictInfo, RegistrationStatus
+
+
+class RegistrationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer_name: str = Field(min_length=2, max_length=200)
+    customer_domain: str | None = Field(default=None, max_length=253)
+    customer_country: str | None = Field(default=None, pattern="^[A-Z]{2}$")
+    products: list[str] = Field(min_length=1, max_length=50)
+    amount: Decimal = Field(gt=0, max_digits=16, decimal_places=2)
+    currency: str = Field(pattern="^[A-Z]{3}$")
+    crm_deal_key: str | None = Field(
+        default=None, description="source:source_id of the CRM opportunity"
+    )
+
+    def request_for(self, partner_id: str, submitted_at: datetime) -> RegistrationRequest:
+        """The registration as the rules take it (its customer parsed once, here)."""
+        return RegistrationRequest(
+            partner_id=partner_id,
+            customer_name=self.customer_name,
+            customer_domain=self.customer_domain,
+            customer_country=self.customer_country,
+            products=frozenset(self.products),
+            amount=self.amount,
+            currency=self.currency,
+            submitted_at=submitted_at,
+        )
+
+
+class DecisionOut(BaseModel):
+    registration_id: str
+    status: RegistrationStatus
+    reasons: list[str]
+    conflicts: list[ConflictInfo] = Field(description="with timestamp evidence")
+    policy_version: str
+    expires_at: datetime | None = Field(description="end of the protection window, if any")
+
+
+class CheckOut(BaseModel):
+    """A dry run: what the registration would get now (nothing is stored)."""
+
+    would_be: RegistrationStatus
+    reasons: list[str]
+    conflicts: list[ConflictInfo]
+    policy_version: str
+
+
+class RegistrationOut(BaseModel):
+    """A stored registration with its decision and the inputs it was decided on."""
+
+    registration_id: str
+    partner_id: str
+    customer_name: str
+    customer_domain: str | None
+    customer_country: str | None
+    name_key: str
+    products: list[str]
+    amount: Decimal
+    currency: str
+    status: RegistrationStatus
+    reasons: list[str]
+    conflicts: list[ConflictInfo]
+    policy_version: str
+    inputs: dict[str, Any]
+    submitted_at: datetime
+    decided_at: datetime
+    expires_at: datetime | None
+    extensions_used: int
+    crm_deal_key: str | None
+    updated_at: datetime
+    expiry_warned_for: datetime | None
+
+
+class ExtensionOut(BaseModel):
+    registration_id: str
+    expires_at: datetime
+    reason: str
+
+
+class ReviewOut(BaseModel):
+    registration_id: str
+    status: RegistrationStatus
+
+
+class IngestedOut(BaseModel):
+    accepted: int = Field(
+        description="changes recorded now (a repeated delivery, or a repeat within the "
+        "request, is not recorded again)"
+    )
+
+
+class ExpiryRunOut(BaseModel):
+    as_of: datetime
+    warned: int
+    expired: int
+
+
+class PartnerTokenOut(BaseModel):
+    partner_id: str
+    token: str

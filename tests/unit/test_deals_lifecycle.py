@@ -1,0 +1,114 @@
+"""The deals rules that live beside the conflict check: one parsed customer carried by a
+registration, what a decision's partner is told, when a review may happen and when a partner is
+warned that its protection window ends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from services.deals.domain.customers import Customer
+from services.deals.domain.lifecycle import (
+    decision_notification_kind,
+    expiry_warning_days,
+    review_outcome,
+)
+from services.deals.domain.rules import RegistrationRequest
+from shared.errors import Conflict
+from shared.events.notifications import NotificationKind as K
+from shared.events.registrations import RegistrationStatus as S
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def test_a_customer_is_parsed_once_into_its_domain_and_name_key() -> None:
+    customer = Customer.parse("Northwind Traders, Ltd.", "https://www.Sales.Northwind.com/x", "us")
+    assert customer == Customer(
+        name="Northwind Traders, Ltd.",
+        domain="northwind.com",
+        country="US",
+        normalised_name="northwind traders",
+        name_key="northwind",
+    )
+    assert Customer.parse(None) == Customer("", None, None, "", "")
+
+
+def test_a_registration_carries_its_parsed_customer_and_keeps_what_was_asked() -> None:
+    request = RegistrationRequest(
+        partner_id="p-1",
+        customer_name="Société Générale S.A.",
+        customer_domain="shop.societe.co.uk",
+        customer_country="FR",
+        products=frozenset({"data", "ai"}),
+        amount=Decimal("10.00"),
+        currency="EUR",
+        submitted_at=NOW,
+    )
+    assert (request.customer.domain, request.customer.name_key) == ("societe.co.uk", "societe")
+    assert request.as_asked()["customer_domain"] == "shop.societe.co.uk"
+    assert request.as_asked()["products"] == ["ai", "data"]
+
+
+@pytest.mark.parametrize(
+    ("other", "match"),
+    [
+        (Customer.parse("Anything Else", "northwind.com"), ("domain", 1.0)),
+        (Customer.parse("NORTHWIND TRADERS LIMITED"), ("name", 1.0)),
+        (Customer.parse("Fabrikam", "fabrikam.com"), None),
+        # No domain on either side is not "the same domain".
+        (Customer.parse("Fabrikam"), None),
+    ],
+)
+def test_the_same_customer_is_the_same_domain_or_a_name_alike_enough(
+    other: Customer, match: tuple[str, float] | None
+) -> None:
+    northwind = Customer.parse("Northwind Traders", "https://northwind.com")
+    assert northwind.matches(other, 0.88) == match
+    assert Customer.parse("Fabrikam").matches(Customer.parse("Fabrikam Inc"), 0.88) == (
+        "name",
+        1.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "conflicted", "kind"),
+    [
+        (S.APPROVED, False, K.REGISTRATION_APPROVED),
+        (S.APPROVED, True, K.REGISTRATION_APPROVED),
+        (S.PENDING_REVIEW, True, K.PENDING_REVIEW),
+        (S.REJECTED, False, K.REGISTRATION_REJECTED),
+        (S.REJECTED, True, K.CONFLICT),
+    ],
+)
+def test_the_partner_hears_its_decision_as_a_conflict_only_when_one_rejected_it(
+    status: S, conflicted: bool, kind: K
+) -> None:
+    assert decision_notification_kind(status, conflicted) is kind
+
+
+def test_only_a_decision_has_a_decision_notification() -> None:
+    with pytest.raises(ValueError, match="expired is not a decision"):
+        decision_notification_kind(S.EXPIRED, False)
+
+
+def test_a_review_decides_a_registration_pending_review() -> None:
+    assert review_outcome(S.PENDING_REVIEW, True, "") == (S.APPROVED, "manual review: approved")
+    assert review_outcome(S.PENDING_REVIEW, False, "no budget") == (
+        S.REJECTED,
+        "manual review: no budget",
+    )
+
+
+@pytest.mark.parametrize("status", [s for s in S if s is not S.PENDING_REVIEW])
+def test_only_a_registration_pending_review_can_be_reviewed(status: S) -> None:
+    with pytest.raises(Conflict, match=f"registration is {status.value}, not pending_review"):
+        review_outcome(status, True, "")
+
+
+def test_an_expiry_warning_counts_at_least_one_day_and_none_once_the_window_ended() -> None:
+    assert expiry_warning_days(NOW + timedelta(days=6, hours=23), NOW) == 6
+    assert expiry_warning_days(NOW + timedelta(hours=3), NOW) == 1
+    assert expiry_warning_days(NOW, NOW) is None
+    assert expiry_warning_days(NOW - timedelta(seconds=1), NOW) is None
