@@ -21,6 +21,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from services.onboarding.domain.config import OnboardingConfig
+from services.onboarding.domain.lifecycle import Change, check_transition
 from services.onboarding.domain.tiers import compute_tier, unmet
 from shared.events.partners import PartnerStatus as S
 
@@ -156,3 +157,58 @@ def evaluate(config: OnboardingConfig, standing: Standing, as_of: datetime) -> V
                 ],
             )
     return keep
+
+
+# The change each verdict makes, as requalification reports it.
+VERDICT_CHANGES = {
+    Action.PROMOTE: Change.TIER_CHANGED,
+    Action.START_GRACE: Change.GRACE_STARTED,
+    Action.CLEAR_GRACE: Change.GRACE_CLEARED,
+    Action.DEMOTE: Change.DEMOTED,
+    Action.SUSPEND: Change.SUSPENDED,
+    Action.REINSTATE: Change.REINSTATED,
+    Action.EXPEL: Change.EXPELLED,
+}
+
+
+def verdict_change(
+    config: OnboardingConfig,
+    partner_id: str,
+    standing: Standing,
+    verdict: Verdict,
+    as_of: datetime,
+) -> tuple[Change, dict[str, object]]:
+    """The change a verdict makes to a partner (a lifecycle-legal step): its name and the
+    partner fields it sets."""
+    if verdict.status is not standing.status:
+        check_transition(partner_id, standing.status, verdict.status)
+    fields: dict[str, object] = {
+        "status": verdict.status.value,
+        "tier": verdict.tier,
+        "revenue": standing.revenue,
+        "grace_until": verdict.grace_until,
+        "policy_version": config.version,
+    }
+    if verdict.action is Action.SUSPEND:
+        fields.update(suspended_at=as_of, suspended_by_requalification=True)
+    elif verdict.action is Action.REINSTATE:
+        fields.update(suspended_at=None, suspended_by_requalification=False)
+    change = VERDICT_CHANGES[verdict.action]
+    if change is Change.GRACE_CLEARED and verdict.tier != standing.tier:
+        change = Change.TIER_CHANGED  # cured by growing past the tier: the promotion is the news
+    return change, fields
+
+
+def authorisation_change(
+    competencies_before: frozenset[str],
+    products_before: frozenset[str],
+    competencies: frozenset[str],
+    products: frozenset[str],
+) -> Change | None:
+    """Competencies re-derived: a change of authorised products is news for deals
+    (`authorisations_changed`); competencies alone are an update; nothing moved, no change."""
+    if products != products_before:
+        return Change.AUTHORISATIONS_CHANGED
+    if competencies != competencies_before:
+        return Change.UPDATED
+    return None
