@@ -34,7 +34,7 @@ from shared.outbox import Outbox
 from shared.provisions import Provisions
 from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE
 from tests.support.factories import credit_issued, credit_reversed
-from tests.support.infra import ROOT, Infra, ScratchService, migrated_pool
+from tests.support.infra import ROOT, Infra, ScratchService, migrated_pool, statements_sent
 from tests.support.kafka import new_topic, publish, read_records
 
 pytestmark = pytest.mark.integration
@@ -423,3 +423,34 @@ async def test_a_redelivered_batch_changes_nothing(harness: Harness) -> None:
 
     assert [await observed(pool, p) for p in partners] == before
     assert await pool.fetchval("SELECT count(*) FROM outbox") == outbox_rows
+
+
+async def test_a_run_takes_a_bounded_number_of_statements_whatever_its_length(
+    harness: Harness,
+) -> None:
+    pool = harness.pool
+    partners = [await active_partner(pool, f"Bounded {n}") for n in range(4)]
+    t = uuid.uuid4().hex[:8]
+    # A first batch: the connection learns the types it sends (asyncpg asks once).
+    warm_up = await records_of(harness, [credit(partners[0], f"w-{t}", "10.00")])
+    assert await harness.consumer.process_batch(warm_up) == [Outcome.PROCESSED]
+    # Twenty credits, five per partner, moving every partner up to silver and then gold.
+    payloads: list[EventPayload] = [
+        credit(partners[n % 4], f"b{n}-{t}", "1200.00") for n in range(20)
+    ]
+    records = await records_of(harness, payloads)
+    role = f"{harness.service.schema}_svc"
+
+    sent_before = await statements_sent(harness.infra, role)
+    outcomes = await harness.consumer.process_batch(records)
+    sent = await statements_sent(harness.infra, role) - sent_before
+
+    assert outcomes == [Outcome.PROCESSED] * len(records)
+    for partner_id in partners:
+        assert (
+            await pool.fetchval("SELECT tier FROM partners WHERE partner_id = $1", partner_id)
+            == "gold"
+        )
+    # BEGIN, inbox, partners locked, certifications, revenue, credits inserted, partners
+    # updated, audit rows, outbox, COMMIT: the same for a run of any length.
+    assert sent <= 10, f"{sent} statements for a run of {len(records)} credits"
