@@ -14,7 +14,7 @@ from services.onboarding.certifications import add_certification
 from services.onboarding.checklist import complete_item
 from services.onboarding.domain.checklist import checklist_item
 from services.onboarding.domain.config import OnboardingConfig
-from services.onboarding.domain.lifecycle import check_may_hold_token
+from services.onboarding.partner_tokens import issue_partner_token
 from services.onboarding.requalification import run_requalification
 from services.onboarding.review import decide_review
 from services.onboarding.schemas import (
@@ -31,7 +31,6 @@ from services.onboarding.schemas import (
     StatusIn,
 )
 from services.onboarding.status_changes import set_status
-from shared.auth import partner_token
 from shared.clock import now
 from shared.events.partners import PartnerStatus
 from shared.http import AdminDep, CallerDep, PlatformDep, Provided, partner_scope
@@ -193,9 +192,7 @@ async def program_config(_: AdminDep, config: ConfigDep) -> OnboardingConfig:
 @admin.post("/partner-tokens/{partner_id}")
 async def issue_token(partner_id: str, _: AdminDep, platform: PlatformDep) -> PartnerTokenOut:
     """A platform-wide partner token for an admitted partner (shared/auth.py)."""
-    row = await views.partner_row(platform.pool, partner_id)
-    check_may_hold_token(partner_id, PartnerStatus(row["status"]))
-    return PartnerTokenOut(
-        partner_id=partner_id,
-        token=partner_token(platform.settings.partner_token_secret, partner_id),
+    token = await issue_partner_token(
+        platform.pool, platform.settings.partner_token_secret, partner_id
     )
+    return PartnerTokenOut(partner_id=partner_id, token=token)
