@@ -18,21 +18,24 @@ from typing import Any
 import pytest
 from aiokafka import ConsumerRecord
 
-from services.onboarding.app import handle_credits
+from services.onboarding import handlers
+from services.onboarding.applications import apply_for
+from services.onboarding.certifications import add_certification
+from services.onboarding.checklist import complete_item
 from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.qualification import Application
 from services.onboarding.domain.tiers import Certification, CertificationRole
-from services.onboarding.partners import add_certification, apply_for, complete_item
 from shared.consumer import EventConsumer, Outcome
 from shared.db import Pool
-from shared.events import Envelope, EventPayload
-from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
-from shared.events.crm import Customer
+from shared.events import EventPayload
+from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.partners import PartnerType
-from shared.outbox import Outbox, make_producer
+from shared.outbox import Outbox
+from shared.provisions import Provisions
 from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE
-from tests.support.infra import ROOT, Infra, ScratchService, migrated_pool
-from tests.support.kafka import new_topic, read_records
+from tests.support.factories import credit_issued, credit_reversed
+from tests.support.infra import ROOT, Infra, ScratchService, migrated_pool, statements_sent
+from tests.support.kafka import new_topic, publish, read_records
 
 pytestmark = pytest.mark.integration
 
@@ -68,6 +71,8 @@ class Harness:
 @pytest.fixture
 async def harness(infra: Infra, scratch_service: ScratchService) -> AsyncIterator[Harness]:
     async with migrated_pool(scratch_service, "onboarding", MIGRATIONS) as pool:
+        provisions = Provisions()
+        provisions.provide(CONFIG)
         consumer = EventConsumer(
             name="credits",
             service="onboarding",
@@ -75,8 +80,11 @@ async def harness(infra: Infra, scratch_service: ScratchService) -> AsyncIterato
             pool=pool,
             outbox=OUTBOX,
             backoff_initial_seconds=0.01,
+            provisions=provisions,
         )
-        handle_credits(consumer, CONFIG)  # the service's own wiring
+        # The service's own handlers, registered as app.wire registers them.
+        consumer.handles_batch(CreditIssued)(handlers.on_credits)
+        consumer.handles_batch(CreditReversed)(handlers.on_reversals)
         yield Harness(infra, scratch_service, pool, consumer)
 
 
@@ -98,7 +106,7 @@ async def active_partner(pool: Pool, name: str) -> str:
         certified_staff=12,
     )
     async with pool.acquire() as conn, conn.transaction():
-        row, _ = await apply_for(conn, OUTBOX, CONFIG, application, {"domain": domain}, at)
+        row = await apply_for(conn, OUTBOX, CONFIG, application, {"domain": domain}, at)
         partner_id: str = row["partner_id"]
         for item in CONFIG.checklist:
             await complete_item(conn, OUTBOX, CONFIG, partner_id, item, at)
@@ -146,21 +154,12 @@ async def certify_behind_its_back(pool: Pool, partner_id: str, track: str) -> No
 def credit(
     partner_id: str, credit_id: str, amount: str, close_date: date = TODAY, currency: str = "USD"
 ) -> CreditIssued:
-    return CreditIssued(
+    return credit_issued(
         credit_id=credit_id,
-        deal_key=f"deal-{credit_id}",
         partner_id=partner_id,
-        kind=CreditKind.SOURCED,
-        amount=Decimal(amount),
+        amount=amount,
         currency=currency,
-        original_amount=Decimal(amount),
-        original_currency=currency,
-        fx_rate=Decimal(1),
-        share=Decimal(1),
-        model="sourced_only",
-        customer=Customer(name="Northwind", domain="northwind.example"),
         close_date=close_date,
-        deal_revision=1,
         issued_at=datetime.now(UTC),
         # A distinct ingestion time per credit: the snapshot it causes must carry it.
         ingested_at=INGESTED + timedelta(seconds=int(Decimal(amount))),
@@ -168,14 +167,12 @@ def credit(
 
 
 def reversal(partner_id: str, reversal_id: str, credit_id: str, amount: str) -> CreditReversed:
-    return CreditReversed(
+    return credit_reversed(
         reversal_id=reversal_id,
         credit_id=credit_id,
         deal_key=f"deal-{credit_id}",
         partner_id=partner_id,
-        kind=CreditKind.SOURCED,
         amount=Decimal(amount),
-        currency="USD",
         reason="deal amount corrected",
         deal_revision=2,
         reversed_at=datetime.now(UTC),
@@ -211,17 +208,7 @@ async def records_of(
 ) -> list[ConsumerRecord[Any, Any]]:
     """The payloads as Kafka records (one partition: in order), each with its own event id."""
     topic = await new_topic(harness.infra.kafka_bootstrap, "attribution", partitions=1)
-    producer_records = [
-        Envelope.wrap(p, source="pollinate/attribution", subject="deal").to_bytes()
-        for p in payloads
-    ]
-    producer = make_producer(harness.infra.kafka_bootstrap, "test-attribution")
-    await producer.start()
-    try:
-        for value in producer_records:
-            await producer.send_and_wait(topic.name, value, key=b"deal")
-    finally:
-        await producer.stop()
+    await publish(harness.infra, topic, payloads, subject="deal", source="attribution")
     records = await read_records(harness.infra.kafka_bootstrap, topic.name, len(payloads))
     assert len(records) == len(payloads)
     return records
@@ -436,3 +423,34 @@ async def test_a_redelivered_batch_changes_nothing(harness: Harness) -> None:
 
     assert [await observed(pool, p) for p in partners] == before
     assert await pool.fetchval("SELECT count(*) FROM outbox") == outbox_rows
+
+
+async def test_a_run_takes_a_bounded_number_of_statements_whatever_its_length(
+    harness: Harness,
+) -> None:
+    pool = harness.pool
+    partners = [await active_partner(pool, f"Bounded {n}") for n in range(4)]
+    t = uuid.uuid4().hex[:8]
+    # A first batch: the connection learns the types it sends (asyncpg asks once).
+    warm_up = await records_of(harness, [credit(partners[0], f"w-{t}", "10.00")])
+    assert await harness.consumer.process_batch(warm_up) == [Outcome.PROCESSED]
+    # Twenty credits, five per partner, moving every partner up to silver and then gold.
+    payloads: list[EventPayload] = [
+        credit(partners[n % 4], f"b{n}-{t}", "1200.00") for n in range(20)
+    ]
+    records = await records_of(harness, payloads)
+    role = f"{harness.service.schema}_svc"
+
+    sent_before = await statements_sent(harness.infra, role)
+    outcomes = await harness.consumer.process_batch(records)
+    sent = await statements_sent(harness.infra, role) - sent_before
+
+    assert outcomes == [Outcome.PROCESSED] * len(records)
+    for partner_id in partners:
+        assert (
+            await pool.fetchval("SELECT tier FROM partners WHERE partner_id = $1", partner_id)
+            == "gold"
+        )
+    # BEGIN, inbox, partners locked, certifications, revenue, credits inserted, partners
+    # updated, audit rows, outbox, COMMIT: the same for a run of any length.
+    assert sent <= 10, f"{sent} statements for a run of {len(records)} credits"

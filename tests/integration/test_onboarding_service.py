@@ -18,20 +18,18 @@ import httpx
 import pytest
 
 from shared.events import Envelope, EventPayload
-from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
-from shared.events.crm import Customer
+from shared.events.attribution import CreditIssued
 from shared.events.notifications import PartnerNotification
 from shared.events.partners import PartnerStateChanged
-from shared.outbox import make_producer
-from shared.settings import ServiceSettings
 from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE, PARTNER_NOTIFICATIONS
+from tests.support import kafka
+from tests.support.factories import credit_issued, credit_reversed
 from tests.support.infra import Infra
+from tests.support.onboarding import redeliver
 from tests.support.polling import eventually
-from tests.support.processes import service_processes
+from tests.support.processes import ADMIN, service_processes
 
 pytestmark = pytest.mark.integration
-SETTINGS = ServiceSettings(service_name="onboarding")
-ADMIN = {"Authorization": f"Bearer {SETTINGS.admin_token}"}
 
 # A small program so a few credits move tiers: silver at 1 000, gold at 5 000 (each with a
 # competency), "ai" deals only for partners holding the ai competency, 10 days of grace.
@@ -111,37 +109,23 @@ MIDDLING = {
 }
 
 
-async def publish(infra: Infra, payload: EventPayload, key: str, event_id: uuid.UUID) -> None:
-    producer = make_producer(infra.kafka_bootstrap, "test-attribution")
-    await producer.start()
-    try:
-        envelope = Envelope.wrap(
-            payload, source="pollinate/attribution", subject=key, event_id=event_id
-        )
-        await producer.send_and_wait(
-            ATTRIBUTION_CREDITS.name, envelope.to_bytes(), key=key.encode()
-        )
-    finally:
-        await producer.stop()
+async def publish(infra: Infra, payload: EventPayload, key: str) -> Envelope[Any]:
+    """The event as attribution publishes it, keyed by its deal."""
+    (envelope,) = await kafka.publish(
+        infra, ATTRIBUTION_CREDITS, [payload], subject=key, source="attribution"
+    )
+    return envelope
 
 
 def credit(partner_id: str, deal_key: str, amount: str, currency: str = "USD") -> CreditIssued:
     at = datetime.now(UTC)
-    return CreditIssued(
+    return credit_issued(
         credit_id=f"cr_{uuid.uuid4().hex[:12]}",
         deal_key=deal_key,
         partner_id=partner_id,
-        kind=CreditKind.SOURCED,
-        amount=Decimal(amount),
+        amount=amount,
         currency=currency,
-        original_amount=Decimal(amount),
-        original_currency=currency,
-        fx_rate=Decimal(1),
-        share=Decimal(1),
-        model="sourced_only",
-        customer=Customer(name="Northwind", domain="northwind.example"),
         close_date=at.date(),
-        deal_revision=1,
         issued_at=at,
         ingested_at=at - timedelta(milliseconds=250),
     )
@@ -278,9 +262,8 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
         # Attribution credits on Kafka: 3 000 -> silver, + 2 500 -> gold.
         deal = f"hubspot:{run}"
         first, second = credit(pid, deal, "3000.00"), credit(pid, deal, "2500.00")
-        first_id = uuid.uuid4()
-        await publish(infra, first, deal, first_id)
-        await publish(infra, second, deal, uuid.uuid4())
+        first_sent = await publish(infra, first, deal)
+        await publish(infra, second, deal)
 
         async def tier_is(tier: str) -> bool:
             return (await partner(client, onboarding, pid))["tier"] == tier
@@ -289,21 +272,16 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
 
         # Redelivery (same event id) and a re-sent credit (new event id, same credit id) count
         # once; then a reversal of the second credit drops revenue below gold: grace.
-        await publish(infra, first, deal, first_id)
-        await publish(infra, first, deal, uuid.uuid4())
-        reversal = CreditReversed(
+        await redeliver(infra, ATTRIBUTION_CREDITS, first_sent)
+        await publish(infra, first, deal)
+        reversal = credit_reversed(
+            second,
             reversal_id=f"rv_{run}",
-            credit_id=second.credit_id,
-            deal_key=deal,
-            partner_id=pid,
-            kind=CreditKind.SOURCED,
-            amount=Decimal("2500.00"),
-            currency="USD",
             reason="deal amount corrected",
-            deal_revision=2,
             reversed_at=datetime.now(UTC),
+            ingested_at=None,
         )
-        await publish(infra, reversal, deal, uuid.uuid4())
+        await publish(infra, reversal, deal)
 
         async def in_grace() -> dict[str, Any] | None:
             state = await partner(client, onboarding, pid)
@@ -491,7 +469,7 @@ async def test_illegal_transitions_and_bad_events_change_nothing(
         # A credit in a currency the tier thresholds are not in: dead-lettered with the reason.
         deal = f"sf:{run}"
         bad = credit(pid, deal, "100.00", currency="EUR")
-        await publish(infra, bad, deal, uuid.uuid4())
+        await publish(infra, bad, deal)
 
         async def dead_letter() -> Any:
             return await db.fetchrow(

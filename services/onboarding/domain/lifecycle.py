@@ -12,8 +12,14 @@ duplicate of it); a reinstated expelled partner goes through the checklist again
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
 from types import MappingProxyType
 
+from shared.errors import Conflict
+from shared.events.notifications import NotificationKind
+from shared.events.partners import PartnerChange
 from shared.events.partners import PartnerStatus as S
 
 TRANSITIONS: MappingProxyType[S, frozenset[S]] = MappingProxyType(
@@ -30,7 +36,7 @@ TRANSITIONS: MappingProxyType[S, frozenset[S]] = MappingProxyType(
 )
 
 
-class IllegalTransition(ValueError):
+class IllegalTransition(Conflict):
     """A status change the partner lifecycle does not allow (the message says which are)."""
 
 
@@ -54,3 +60,126 @@ def check_transition(partner_id: str, current: S, target: S) -> None:
 
 # Statuses in which a partner is part of the program and is requalified.
 IN_PROGRAM = frozenset({S.ACTIVE, S.GRACE, S.SUSPENDED})
+
+# Statuses in which a partner's competencies, authorisations and standing are re-evaluated.
+NOT_EVALUATED = frozenset({S.APPLIED, S.REJECTED, S.EXPELLED})
+
+
+class Change(StrEnum):
+    """What happened to a partner, as onboarding names it: the contract's `PartnerChange`
+    vocabulary, plus `grace_cleared` (a grace period cured), which the contract does not have."""
+
+    APPLIED = "applied"
+    QUALIFIED = "qualified"
+    REJECTED = "rejected"
+    ONBOARDING = "onboarding"
+    ACTIVATED = "activated"
+    TIER_CHANGED = "tier_changed"
+    AUTHORISATIONS_CHANGED = "authorisations_changed"
+    GRACE_STARTED = "grace_started"
+    GRACE_CLEARED = "grace_cleared"
+    DEMOTED = "demoted"
+    SUSPENDED = "suspended"
+    EXPELLED = "expelled"
+    REINSTATED = "reinstated"
+    UPDATED = "updated"
+
+    @property
+    def published(self) -> PartnerChange:
+        """The change as the contract names it: `grace_cleared` is published as `updated` (the
+        snapshot's reason says what happened)."""
+        if self is Change.GRACE_CLEARED:
+            return PartnerChange.UPDATED
+        return PartnerChange(self.value)
+
+
+# Changes a partner is told about whatever its status did.
+_NOTIFICATION_KINDS = MappingProxyType(
+    {
+        Change.TIER_CHANGED: NotificationKind.TIER_CHANGED,
+        Change.GRACE_STARTED: NotificationKind.REQUALIFICATION,
+        Change.GRACE_CLEARED: NotificationKind.REQUALIFICATION,
+        Change.DEMOTED: NotificationKind.REQUALIFICATION,
+    }
+)
+
+
+def notification_kind(change: Change, before: S, after: S) -> NotificationKind | None:
+    """What a partner is told about a new version of itself: tier and requalification news
+    by their kind, any other status change as a status notification, nothing otherwise."""
+    kind = _NOTIFICATION_KINDS.get(change)
+    if kind is None and after != before:
+        return NotificationKind.PARTNER_STATUS
+    return kind
+
+
+def manual_status_change(
+    partner_id: str,
+    current: S,
+    target: S,
+    *,
+    checklist: tuple[str, ...],
+    completed: Mapping[str, str],
+    at: datetime,
+) -> tuple[Change, dict[str, object]]:
+    """A channel manager's decision (suspend, expel, reinstate): the change it makes and the
+    partner fields it sets. Any lifecycle-legal step, except activating an incomplete
+    onboarding and the statuses qualification decides."""
+    check_transition(partner_id, current, target)
+    if target is S.SUSPENDED:
+        return Change.SUSPENDED, {
+            "status": target.value,
+            "suspended_at": at,
+            "suspended_by_requalification": False,
+            "grace_until": None,
+        }
+    if target is S.EXPELLED:
+        return Change.EXPELLED, {"status": target.value, "grace_until": None}
+    if target is S.ACTIVE and current is S.ONBOARDING:
+        missing = [item for item in checklist if item not in completed]
+        raise Conflict(
+            f"partner {partner_id} becomes active when its checklist is complete; missing: "
+            + ", ".join(missing)
+        )
+    if target is S.ACTIVE:
+        change = Change.REINSTATED if current is S.SUSPENDED else Change.UPDATED
+        return change, {
+            "status": target.value,
+            "suspended_at": None,
+            "suspended_by_requalification": False,
+            "grace_until": None,
+        }
+    if target is S.ONBOARDING:
+        # Back from expulsion: the checklist (and the agreement) start over.
+        return Change.REINSTATED, {
+            "status": target.value,
+            "checklist": {},
+            "agreement_valid_until": None,
+            "suspended_at": None,
+            "grace_until": None,
+        }
+    raise Conflict(
+        f"{target.value} is decided by qualification (POST /applications/{{id}}/decision), "
+        "not set by hand"
+    )
+
+
+def check_awaiting_review(partner_id: str, status: S, outcome: str) -> None:
+    """Only an application the scoring sent to review (and still applied) is decided by hand."""
+    if status is not S.APPLIED or outcome != "review":
+        raise Conflict(
+            f"partner {partner_id} is not waiting for review (status {status.value}, "
+            f"qualification {outcome})"
+        )
+
+
+def check_may_be_certified(partner_id: str, status: S) -> None:
+    """Certifications are recorded for any partner but a rejected or an expelled one."""
+    if status in (S.REJECTED, S.EXPELLED):
+        raise Conflict(f"partner {partner_id} is {status.value}: no certifications recorded")
+
+
+def check_may_hold_token(partner_id: str, status: S) -> None:
+    """A partner token is issued once the partner is admitted (qualified or later)."""
+    if status in (S.APPLIED, S.REJECTED):
+        raise Conflict(f"partner {partner_id} is {status.value}: tokens are issued once qualified")

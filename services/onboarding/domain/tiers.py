@@ -8,13 +8,14 @@ threshold AND competency requirements it meets.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
 from services.onboarding.domain.config import OnboardingConfig, TierRule
+from shared.errors import Unprocessable
 
 
 class CertificationRole(StrEnum):
@@ -32,6 +33,16 @@ class Certification:
 
     def valid_at(self, as_of: datetime) -> bool:
         return self.issued_at <= as_of < self.expires_at
+
+
+def certification_track(config: OnboardingConfig, track: str) -> str:
+    """`track` as one of the program's competencies (422 naming them otherwise)."""
+    known = {c.name for c in config.competencies}
+    if track not in known:
+        raise Unprocessable(
+            f"unknown certification track {track!r}; tracks are {', '.join(sorted(known))}"
+        )
+    return track
 
 
 @dataclass(frozen=True)
@@ -113,3 +124,13 @@ def authorised_products(
         for p in applied_for
         if p not in config.gated_products or config.gated_products[p] in competencies
     )
+
+
+def revenue_in_window(
+    config: OnboardingConfig, days: Mapping[date, Decimal], as_of: datetime
+) -> Decimal:
+    """Attributed revenue as of a moment: the net per close date summed over the trailing
+    window (`revenue_window_days`) ending `as_of` (0 when no credit is in it)."""
+    until = as_of.date()
+    since = until - timedelta(days=config.revenue_window_days)
+    return sum((net for day, net in days.items() if since < day <= until), Decimal(0))

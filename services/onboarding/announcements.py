@@ -1,0 +1,99 @@
+"""What a new version of a partner publishes: its full snapshot on `partners.lifecycle.v1`
+(the change named as the contract names it) and, for changes a partner is told about, a
+notification; and the one way an HTTP use case writes a new version (row, audit, events)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from services.onboarding import repository
+from services.onboarding.domain.lifecycle import Change, notification_kind
+from services.onboarding.repository import PartnerRow, Row
+from shared.db import Connection
+from shared.events import Envelope
+from shared.events.partners import PartnerStateChanged, PartnerStatus
+from shared.notify import notify
+from shared.outbox import Outbox, OutgoingEvent
+from shared.topics import PARTNER_LIFECYCLE
+
+
+def snapshot(row: PartnerRow, change: Change, before: PartnerRow) -> PartnerStateChanged:
+    """The partner as it stands after `change` (its `ingested_at` is stamped from the cause)."""
+    # The application itself has no "before".
+    previous = before if before["version"] > 0 else None
+    return PartnerStateChanged(
+        partner_id=row["partner_id"],
+        name=row["company_name"],
+        partner_type=row["partner_type"],
+        status=PartnerStatus(row["status"]),
+        tier=row["tier"],
+        regions=tuple(sorted(row["regions"])),
+        products=tuple(sorted(row["products"])),
+        changed_at=row["updated_at"],
+        reason=row["reason"],
+        version=row["version"],
+        change=change.published,
+        previous_status=PartnerStatus(previous["status"]) if previous is not None else None,
+        previous_tier=previous["tier"] if previous is not None else None,
+        domain=row["domain"],
+        competencies=tuple(sorted(row["competencies"])),
+        grace_until=row["grace_until"],
+        policy_version=row["policy_version"],
+    )
+
+
+def _subject(change: Change, before: PartnerRow, row: PartnerRow) -> str:
+    name = row["company_name"]
+    if change in (Change.TIER_CHANGED, Change.DEMOTED):
+        return f"{name}: tier {before['tier']} -> {row['tier']}"
+    if change is Change.GRACE_STARTED:
+        return f"{name}: requalification grace period until {row['grace_until'].date().isoformat()}"
+    if change is Change.GRACE_CLEARED:
+        return f"{name}: requalification grace period ended, requirements met"
+    return f"{name}: partner status {before['status']} -> {row['status']}"
+
+
+def announce(
+    before: PartnerRow, row: PartnerRow, change: Change, cause: Envelope[Any] | None = None
+) -> list[OutgoingEvent]:
+    """The events of a new version of a partner, caused by `cause` (a consumed event; None for
+    a request or a job)."""
+    partner_id = row["partner_id"]
+    events = [
+        OutgoingEvent(PARTNER_LIFECYCLE, snapshot(row, change, before), partner_id, cause=cause)
+    ]
+    kind = notification_kind(change, PartnerStatus(before["status"]), PartnerStatus(row["status"]))
+    if kind is not None:
+        events.append(
+            notify(
+                partner_id,
+                kind,
+                about=f"{partner_id}/v{row['version']}",
+                subject=_subject(change, before, row),
+                body=row["reason"],
+                created_at=row["updated_at"],
+                cause=cause,
+            )
+        )
+    return events
+
+
+async def record_version(
+    conn: Connection,
+    outbox: Outbox,
+    before: Row,
+    change: Change,
+    *,
+    reason: str,
+    at: datetime,
+    **fields: Any,
+) -> Row:
+    """Write the partner's next version and announce it: the row, its audit row and its events,
+    in the caller's transaction."""
+    row = await repository.update_partner(
+        conn, before["partner_id"], reason=reason, at=at, fields=fields
+    )
+    await repository.insert_history(conn, [repository.history_row(row, change.published.value)])
+    await outbox.publish_many(conn, announce(before, row, change))
+    return row

@@ -1,0 +1,87 @@
+"""The onboarding checklist: a partner (or a channel manager) ticks items; the last one
+activates the partner in the tier its revenue and competencies earn. Signing the agreement
+again while in the program renews it, which may end an agreement grace or a requalification
+suspension at once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from services.onboarding import repository
+from services.onboarding.announcements import record_version
+from services.onboarding.domain.checklist import tick
+from services.onboarding.domain.config import OnboardingConfig
+from services.onboarding.domain.lifecycle import Change, check_transition
+from services.onboarding.domain.tiers import (
+    authorised_products,
+    compute_tier,
+    derive_competencies,
+    revenue_in_window,
+)
+from services.onboarding.reassessment import refresh
+from services.onboarding.repository import Row
+from shared.db import Connection
+from shared.events.partners import PartnerStatus
+from shared.outbox import Outbox
+
+
+async def complete_item(
+    conn: Connection,
+    outbox: Outbox,
+    config: OnboardingConfig,
+    partner_id: str,
+    item: str,
+    at: datetime,
+) -> Row:
+    """Tick `item` (one of `config.checklist`, see `domain.checklist.checklist_item`)."""
+    row = await repository.lock_partner(conn, partner_id)
+    status = PartnerStatus(row["status"])
+    ticked = tick(config, partner_id, status, repository.checklist_of(row), item, at)
+    if ticked.activates:
+        return await _activate(conn, outbox, config, row, ticked.fields, at)
+    row = await record_version(
+        conn,
+        outbox,
+        row,
+        Change.UPDATED,
+        reason=f"checklist: {item} completed ({ticked.done} of {len(config.checklist)})",
+        at=at,
+        **ticked.fields,
+    )
+    if ticked.renewal:
+        await refresh(conn, outbox, config, partner_id, as_of=at)
+        row = await repository.lock_partner(conn, partner_id)
+    return row
+
+
+async def _activate(
+    conn: Connection,
+    outbox: Outbox,
+    config: OnboardingConfig,
+    row: Row,
+    fields: dict[str, object],
+    at: datetime,
+) -> Row:
+    partner_id = row["partner_id"]
+    check_transition(partner_id, PartnerStatus(row["status"]), PartnerStatus.ACTIVE)
+    certifications = await repository.certifications_of(conn, [partner_id])
+    competencies = derive_competencies(config, certifications[partner_id], at)
+    days = await repository.revenue_days(conn, config, [partner_id], at)
+    revenue = revenue_in_window(config, days[partner_id], at)
+    assessment = compute_tier(config, revenue, competencies)
+    return await record_version(
+        conn,
+        outbox,
+        row,
+        Change.ACTIVATED,
+        reason=f"onboarding checklist complete; tier {assessment.tier}: "
+        + "; ".join(assessment.reasons),
+        at=at,
+        status=PartnerStatus.ACTIVE.value,
+        tier=assessment.tier,
+        revenue=revenue,
+        competencies=sorted(competencies),
+        products=sorted(authorised_products(config, row["products_applied"], competencies)),
+        policy_version=config.version,
+        **fields,
+    )

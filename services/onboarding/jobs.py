@@ -1,0 +1,14 @@
+"""Onboarding's periodic work: the scheduled requalification of every partner in the program."""
+
+from __future__ import annotations
+
+from services.onboarding.domain.config import OnboardingConfig
+from services.onboarding.requalification import run_requalification
+from shared.clock import now
+from shared.service import Platform
+
+
+async def requalify(platform: Platform) -> dict[str, list[str]]:
+    """Requalify every partner as of now; returns the changes per partner that changed."""
+    config = platform.provisions.get(OnboardingConfig)
+    return await run_requalification(platform.pool, platform.outbox, config, now())

@@ -1,0 +1,220 @@
+"""Onboarding's HTTP requests and responses (the events are in shared/events/partners.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from services.onboarding.domain.config import OnboardingConfig
+from services.onboarding.domain.qualification import Application, normalise_domain
+from services.onboarding.domain.tiers import Certification, CertificationRole, certification_track
+from shared.events.partners import PartnerType
+
+_CODE = r"^[a-z0-9][a-z0-9_-]{0,63}$"  # product, competency, industry and segment codes
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[a-zA-Z]{2,}$"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ContactIn(_In):
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field(pattern=_EMAIL, max_length=254)
+    role: str = Field(default="primary", max_length=100)
+
+
+class ApplicationIn(_In):
+    company_name: str = Field(min_length=2, max_length=200)
+    domain: str = Field(min_length=4, max_length=300, description="company web domain")
+    partner_type: PartnerType
+    regions: list[Annotated[str, Field(pattern="^[A-Z]{2}$")]] = Field(min_length=1, max_length=250)
+    products: list[Annotated[str, Field(pattern=_CODE)]] = Field(min_length=1, max_length=50)
+    competencies_claimed: list[Annotated[str, Field(pattern=_CODE)]] = Field(
+        default_factory=list, max_length=50
+    )
+    industries: list[Annotated[str, Field(pattern=_CODE)]] = Field(
+        default_factory=list, max_length=50
+    )
+    segments: list[Annotated[str, Field(pattern=_CODE)]] = Field(
+        default_factory=list, max_length=10
+    )
+    annual_revenue: Decimal = Field(ge=0, max_digits=16, decimal_places=2)
+    years_in_business: int = Field(ge=0, le=500)
+    certified_staff: int = Field(default=0, ge=0, le=1_000_000)
+    contacts: list[ContactIn] = Field(min_length=1, max_length=20)
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        return normalise_domain(value)
+
+    def to_domain(self) -> Application:
+        return Application(
+            company_name=self.company_name,
+            domain=self.domain,
+            partner_type=self.partner_type,
+            regions=frozenset(self.regions),
+            products=frozenset(self.products),
+            competencies_claimed=frozenset(self.competencies_claimed),
+            industries=frozenset(self.industries),
+            segments=frozenset(self.segments),
+            annual_revenue=self.annual_revenue,
+            years_in_business=self.years_in_business,
+            certified_staff=self.certified_staff,
+        )
+
+
+class DecisionIn(_In):
+    approve: bool
+    note: str = Field(default="", max_length=2000)
+    cultural_fit: Decimal | None = Field(default=None, ge=0, le=100)
+
+
+class CertificationIn(_In):
+    person_email: str = Field(pattern=_EMAIL, max_length=254)
+    person_name: str | None = Field(default=None, max_length=200)
+    role: CertificationRole
+    track: str = Field(pattern=_CODE)
+    issued_at: datetime
+    expires_at: datetime
+
+    @model_validator(mode="after")
+    def _dates(self) -> CertificationIn:
+        if self.issued_at.tzinfo is None or self.expires_at.tzinfo is None:
+            raise ValueError(
+                "issued_at and expires_at need a time zone (e.g. 2026-01-01T00:00:00Z)"
+            )
+        if self.expires_at <= self.issued_at:
+            raise ValueError("expires_at must be after issued_at")
+        return self
+
+    def to_domain(self, config: OnboardingConfig) -> Certification:
+        """The certification, its person keyed by the lower-cased e-mail and its track one of
+        the program's competencies (422 otherwise)."""
+        return Certification(
+            self.person_email.lower(),
+            self.role,
+            certification_track(config, self.track),
+            self.issued_at,
+            self.expires_at,
+        )
+
+
+class StatusIn(_In):
+    status: Literal["active", "suspended", "expelled", "onboarding"]
+    reason: str = Field(min_length=3, max_length=2000)
+
+
+class RequalificationIn(_In):
+    as_of: datetime | None = Field(
+        default=None, description="evaluate as of this moment (default: now)"
+    )
+    partner_ids: list[str] | None = Field(default=None, max_length=10_000)
+
+    @field_validator("as_of")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("as_of needs a time zone (e.g. 2027-01-01T00:00:00Z)")
+        return value
+
+
+# ---- responses. Times are ISO 8601 strings as Postgres gave them (offset +00:00).
+
+
+class CriterionOut(BaseModel):
+    criterion: str
+    score: str = Field(description="0-100, decimal")
+    weight: str
+    explanation: str
+
+
+class QualificationOut(BaseModel):
+    total: str = Field(description="the weighted score, one decimal")
+    outcome: Literal["approve", "review", "reject"]
+    explanation: str
+    policy_version: str
+    criteria: list[CriterionOut]
+
+
+class ApplicationOut(BaseModel):
+    partner_id: str
+    status: str
+    duplicate: bool
+    qualification: QualificationOut
+
+
+class VersionOut(BaseModel):
+    """One version of a partner, from its audit trail."""
+
+    version: int
+    change: str
+    status: str
+    tier: str
+    reason: str
+    changed_at: str
+
+
+class PartnerOut(BaseModel):
+    """A partner's state. Channel managers also get `application`, `qualification`,
+    `decision_note` and `suspended_at`; `GET /partners/{id}` adds `history`. Fields a caller
+    does not get are left out of the answer (not null)."""
+
+    partner_id: str
+    company_name: str
+    domain: str
+    partner_type: str
+    status: str
+    tier: str
+    version: int
+    regions: list[str]
+    products: list[str]
+    competencies: list[str]
+    checklist: dict[str, str] = Field(description="item -> completed at")
+    agreement_valid_until: str | None
+    attributed_revenue: str
+    grace_until: str | None
+    reason: str
+    policy_version: str
+    applied_at: str | None
+    updated_at: str | None
+    application: dict[str, Any] | None = None
+    qualification: QualificationOut | None = None
+    decision_note: str | None = None
+    suspended_at: str | None = None
+    history: list[VersionOut] | None = None
+
+
+class CertificationOut(BaseModel):
+    certification_id: str
+    partner_id: str
+    person: str
+    person_name: str | None
+    role: str
+    track: str
+    issued_at: str
+    expires_at: str
+    recorded_at: str
+
+
+class CertificationRecordedOut(BaseModel):
+    certification_id: str
+    created: bool
+    competencies: list[str]
+    tier: str
+    status: str
+
+
+class RequalificationOut(BaseModel):
+    as_of: str
+    policy_version: str
+    changes: dict[str, list[str]] = Field(description="partner id -> the changes made")
+
+
+class PartnerTokenOut(BaseModel):
+    partner_id: str
+    token: str

@@ -1,0 +1,136 @@
+"""Read side of onboarding: partners, the review queue, a partner's history and certifications,
+shaped into the HTTP responses (`schemas.py`)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from services.onboarding.repository import Row
+from services.onboarding.schemas import (
+    ApplicationOut,
+    CertificationOut,
+    CertificationRecordedOut,
+    PartnerOut,
+    VersionOut,
+)
+from shared.db import Pool
+from shared.errors import NotFound
+from shared.events.partners import PartnerStatus
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _isos(row: Row) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in dict(row).items()}
+
+
+def partner_out(row: Row, *, full: bool) -> PartnerOut:
+    """A partner as a caller sees it: channel managers (`full`) also see the application, its
+    scoring, the manager's note and the suspension time."""
+    out: dict[str, Any] = {
+        "partner_id": row["partner_id"],
+        "company_name": row["company_name"],
+        "domain": row["domain"],
+        "partner_type": row["partner_type"],
+        "status": row["status"],
+        "tier": row["tier"],
+        "version": row["version"],
+        "regions": sorted(row["regions"]),
+        "products": sorted(row["products"]),
+        "competencies": sorted(row["competencies"]),
+        "checklist": json.loads(row["checklist"]),
+        "agreement_valid_until": _iso(row["agreement_valid_until"]),
+        "attributed_revenue": str(row["revenue"]),
+        "grace_until": _iso(row["grace_until"]),
+        "reason": row["reason"],
+        "policy_version": row["policy_version"],
+        "applied_at": _iso(row["applied_at"]),
+        "updated_at": _iso(row["updated_at"]),
+    }
+    if full:
+        out["application"] = json.loads(row["application"])
+        out["qualification"] = json.loads(row["qualification"])
+        out["decision_note"] = row["decision_note"]
+        out["suspended_at"] = _iso(row["suspended_at"])
+    return PartnerOut.model_validate(out)
+
+
+def application_out(row: Row) -> ApplicationOut:
+    return ApplicationOut(
+        partner_id=row["partner_id"],
+        status=row["status"],
+        duplicate=False,
+        qualification=json.loads(row["qualification"]),
+    )
+
+
+async def partner_row(pool: Pool, partner_id: str) -> Row:
+    row = await pool.fetchrow("SELECT * FROM partners WHERE partner_id = $1", partner_id)
+    if row is None:
+        raise NotFound(f"partner {partner_id} not found")
+    return row
+
+
+async def review_queue(
+    pool: Pool, outcome: Literal["review", "approve", "reject"]
+) -> list[PartnerOut]:
+    """Applications by qualification outcome; `review`: those still waiting for a manager."""
+    rows = await pool.fetch(
+        """SELECT * FROM partners WHERE qualification_outcome = $1
+             AND ($1 <> 'review' OR status = 'applied')
+           ORDER BY applied_at LIMIT 500""",
+        outcome,
+    )
+    return [partner_out(r, full=True) for r in rows]
+
+
+async def partners(
+    pool: Pool, *, only: str | None, status: PartnerStatus | None, limit: int, full: bool
+) -> list[PartnerOut]:
+    """Partners, newest first (`only`: just that one, for a partner caller)."""
+    rows = await pool.fetch(
+        """SELECT * FROM partners WHERE ($1::text IS NULL OR partner_id = $1)
+             AND ($2::text IS NULL OR status = $2)
+           ORDER BY applied_at DESC LIMIT $3""",
+        only,
+        status.value if status else None,
+        min(max(limit, 1), 500),
+    )
+    return [partner_out(r, full=full) for r in rows]
+
+
+async def partner_with_history(pool: Pool, partner_id: str, *, full: bool) -> PartnerOut:
+    out = partner_out(await partner_row(pool, partner_id), full=full)
+    history = await pool.fetch(
+        """SELECT version, change, status, tier, reason, changed_at FROM partner_history
+           WHERE partner_id = $1 ORDER BY version""",
+        partner_id,
+    )
+    out.history = [VersionOut.model_validate(_isos(h)) for h in history]
+    return out
+
+
+async def certifications(pool: Pool, partner_id: str) -> list[CertificationOut]:
+    await partner_row(pool, partner_id)
+    rows = await pool.fetch(
+        "SELECT * FROM certifications WHERE partner_id = $1 ORDER BY issued_at", partner_id
+    )
+    return [CertificationOut.model_validate(_isos(r)) for r in rows]
+
+
+async def certification_recorded(
+    pool: Pool, partner_id: str, certification_id: str, created: bool
+) -> CertificationRecordedOut:
+    """What recording a certification left: the partner's competencies, tier and status."""
+    row = await partner_row(pool, partner_id)
+    return CertificationRecordedOut(
+        certification_id=certification_id,
+        created=created,
+        competencies=sorted(row["competencies"]),
+        tier=row["tier"],
+        status=row["status"],
+    )

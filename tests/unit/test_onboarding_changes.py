@@ -1,0 +1,322 @@
+"""Onboarding's rules about changing a partner: what a change is published as and who is told,
+a channel manager's status decisions, what a requalification verdict sets, the checklist,
+who may be reviewed, certified or hold a token, and how credits count."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.onboarding.domain.checklist import NEVER, checklist_item, tick
+from services.onboarding.domain.config import OnboardingConfig
+from services.onboarding.domain.credits import check_reporting_currency, first_occurrences
+from services.onboarding.domain.lifecycle import (
+    TRANSITIONS,
+    Change,
+    IllegalTransition,
+    check_awaiting_review,
+    check_may_be_certified,
+    check_may_hold_token,
+    manual_status_change,
+    notification_kind,
+)
+from services.onboarding.domain.requalification import (
+    Action,
+    Standing,
+    Verdict,
+    authorisation_change,
+    evaluate,
+    verdict_change,
+)
+from services.onboarding.domain.tiers import certification_track, revenue_in_window
+from shared.errors import Conflict, Unprocessable
+from shared.events import InvalidEvent
+from shared.events.notifications import NotificationKind
+from shared.events.partners import PartnerChange
+from shared.events.partners import PartnerStatus as S
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+CONFIG = OnboardingConfig()
+ITEMS = CONFIG.checklist  # agreement_signed, profile_complete, first_enablement_done
+SMALL = OnboardingConfig.model_validate(
+    {
+        "version": "small-1",
+        "tiers": [
+            {"name": "registered", "min_revenue": 0},
+            {"name": "silver", "min_revenue": 1000, "min_competencies": 1},
+            {"name": "gold", "min_revenue": 5000, "min_competencies": 1},
+        ],
+        "competencies": [{"name": "data"}, {"name": "ai"}],
+        "grace_days": 10,
+    }
+)
+
+
+# ---- what a change is published as, and who is told
+
+
+def test_every_change_is_published_under_its_own_name_but_grace_cleared() -> None:
+    for change in Change:
+        if change is Change.GRACE_CLEARED:
+            assert change.published is PartnerChange.UPDATED
+        else:
+            assert change.published.value == change.value
+    # Every change the contract knows can be made.
+    assert {c.published for c in Change} == set(PartnerChange)
+
+
+@pytest.mark.parametrize(
+    ("change", "kind"),
+    [
+        (Change.TIER_CHANGED, NotificationKind.TIER_CHANGED),
+        (Change.GRACE_STARTED, NotificationKind.REQUALIFICATION),
+        (Change.GRACE_CLEARED, NotificationKind.REQUALIFICATION),
+        (Change.DEMOTED, NotificationKind.REQUALIFICATION),
+    ],
+)
+def test_tier_and_requalification_news_have_their_own_kind(
+    change: Change, kind: NotificationKind
+) -> None:
+    assert notification_kind(change, S.ACTIVE, S.ACTIVE) is kind
+    assert notification_kind(change, S.GRACE, S.ACTIVE) is kind
+
+
+def test_other_changes_are_told_only_when_the_status_moves() -> None:
+    assert notification_kind(Change.ACTIVATED, S.ONBOARDING, S.ACTIVE) is (
+        NotificationKind.PARTNER_STATUS
+    )
+    assert notification_kind(Change.SUSPENDED, S.GRACE, S.SUSPENDED) is (
+        NotificationKind.PARTNER_STATUS
+    )
+    assert notification_kind(Change.UPDATED, S.ONBOARDING, S.ONBOARDING) is None
+    assert notification_kind(Change.AUTHORISATIONS_CHANGED, S.ACTIVE, S.ACTIVE) is None
+    assert notification_kind(Change.APPLIED, S.APPLIED, S.APPLIED) is None
+
+
+# ---- a channel manager's status decisions
+
+
+def manual(
+    current: S, target: S, completed: dict[str, str] | None = None
+) -> tuple[Change, dict[str, object]]:
+    return manual_status_change(
+        "ptn_1", current, target, checklist=ITEMS, completed=completed or {}, at=NOW
+    )
+
+
+def test_a_manual_suspension_is_marked_as_such_and_ends_grace() -> None:
+    assert manual(S.GRACE, S.SUSPENDED) == (
+        Change.SUSPENDED,
+        {
+            "status": "suspended",
+            "suspended_at": NOW,
+            "suspended_by_requalification": False,
+            "grace_until": None,
+        },
+    )
+
+
+def test_expulsion_and_reinstatement() -> None:
+    assert manual(S.ACTIVE, S.EXPELLED) == (
+        Change.EXPELLED,
+        {"status": "expelled", "grace_until": None},
+    )
+    change, fields = manual(S.SUSPENDED, S.ACTIVE)
+    assert change is Change.REINSTATED
+    assert fields["suspended_at"] is None
+    assert fields["suspended_by_requalification"] is False
+    assert manual(S.GRACE, S.ACTIVE)[0] is Change.UPDATED
+    # Back from expulsion: onboarding again, checklist and agreement start over.
+    change, fields = manual(S.EXPELLED, S.ONBOARDING)
+    assert change is Change.REINSTATED
+    assert (fields["checklist"], fields["agreement_valid_until"]) == ({}, None)
+
+
+def test_an_incomplete_onboarding_is_not_activated_by_hand() -> None:
+    with pytest.raises(Conflict) as refused:
+        manual(S.ONBOARDING, S.ACTIVE, {"agreement_signed": NOW.isoformat()})
+    assert refused.value.message == (
+        "partner ptn_1 becomes active when its checklist is complete; missing: "
+        "profile_complete, first_enablement_done"
+    )
+
+
+def test_qualification_outcomes_are_not_set_by_hand() -> None:
+    with pytest.raises(Conflict, match="is decided by qualification"):
+        manual(S.APPLIED, S.QUALIFIED)
+
+
+@pytest.mark.parametrize("current", list(S))
+@pytest.mark.parametrize("target", [S.ACTIVE, S.SUSPENDED, S.EXPELLED, S.ONBOARDING])
+def test_a_manual_step_outside_the_lifecycle_is_an_illegal_transition(
+    current: S, target: S
+) -> None:
+    if target in TRANSITIONS[current]:
+        return
+    with pytest.raises(IllegalTransition) as refused:
+        manual(current, target)
+    assert isinstance(refused.value, Conflict)  # answered 409
+
+
+# ---- who may be reviewed, certified or hold a token
+
+
+def test_only_an_application_waiting_for_review_is_decided() -> None:
+    check_awaiting_review("ptn_1", S.APPLIED, "review")
+    for status, outcome in ((S.APPLIED, "approve"), (S.ONBOARDING, "review")):
+        with pytest.raises(Conflict, match="is not waiting for review"):
+            check_awaiting_review("ptn_1", status, outcome)
+
+
+@pytest.mark.parametrize("status", list(S))
+def test_certifications_and_tokens_follow_the_status(status: S) -> None:
+    if status in (S.REJECTED, S.EXPELLED):
+        with pytest.raises(Conflict, match=f"is {status.value}: no certifications recorded"):
+            check_may_be_certified("ptn_1", status)
+    else:
+        check_may_be_certified("ptn_1", status)
+    if status in (S.APPLIED, S.REJECTED):
+        with pytest.raises(Conflict, match="tokens are issued once qualified"):
+            check_may_hold_token("ptn_1", status)
+    else:
+        check_may_hold_token("ptn_1", status)
+
+
+# ---- what a requalification verdict sets
+
+
+def standing(**overrides: object) -> Standing:
+    values: dict[str, object] = {
+        "status": S.ACTIVE,
+        "tier": "silver",
+        "revenue": Decimal(2000),
+        "competencies": frozenset({"data"}),
+        "agreement_valid_until": NOW + timedelta(days=200),
+    }
+    values.update(overrides)
+    return Standing(**values)  # type: ignore[arg-type]
+
+
+def test_a_cured_grace_is_grace_cleared_unless_the_tier_grew() -> None:
+    kept = standing(status=S.GRACE, grace_until=NOW + timedelta(days=3))
+    change, fields = verdict_change(SMALL, "ptn_1", kept, evaluate(SMALL, kept, NOW), NOW)
+    assert change is Change.GRACE_CLEARED
+    assert (fields["status"], fields["tier"], fields["grace_until"]) == ("active", "silver", None)
+    grown = standing(status=S.GRACE, revenue=Decimal(6000), grace_until=NOW + timedelta(days=3))
+    change, fields = verdict_change(SMALL, "ptn_1", grown, evaluate(SMALL, grown, NOW), NOW)
+    assert (change, fields["tier"]) == (Change.TIER_CHANGED, "gold")
+
+
+def test_a_requalification_suspension_is_marked_and_its_reinstatement_clears_it() -> None:
+    lapsed = standing(
+        status=S.GRACE, agreement_valid_until=None, grace_until=NOW - timedelta(days=1)
+    )
+    change, fields = verdict_change(SMALL, "ptn_1", lapsed, evaluate(SMALL, lapsed, NOW), NOW)
+    assert change is Change.SUSPENDED
+    assert (fields["suspended_at"], fields["suspended_by_requalification"]) == (NOW, True)
+    suspended = standing(status=S.SUSPENDED, suspended_at=NOW, suspended_by_requalification=True)
+    change, fields = verdict_change(SMALL, "ptn_1", suspended, evaluate(SMALL, suspended, NOW), NOW)
+    assert change is Change.REINSTATED
+    assert (fields["suspended_at"], fields["suspended_by_requalification"]) == (None, False)
+    assert fields["policy_version"] == "small-1"
+
+
+def test_a_verdict_outside_the_lifecycle_is_refused() -> None:
+    verdict = Verdict(Action.PROMOTE, S.ACTIVE, "gold", None, ("grown",))
+    with pytest.raises(IllegalTransition):
+        verdict_change(SMALL, "ptn_1", standing(status=S.EXPELLED), verdict, NOW)
+
+
+def test_authorisations_changed_only_when_the_products_do() -> None:
+    data, both = frozenset({"data"}), frozenset({"data", "ai"})
+    assert authorisation_change(data, data, both, both) is Change.AUTHORISATIONS_CHANGED
+    assert authorisation_change(data, data, both, data) is Change.UPDATED
+    assert authorisation_change(both, data, both, data) is None
+
+
+# ---- the checklist
+
+
+def test_items_are_ticked_while_onboarding_and_the_last_activates() -> None:
+    first = tick(CONFIG, "ptn_1", S.ONBOARDING, {}, "profile_complete", NOW)
+    assert (first.done, first.activates, first.renewal) == (1, False, False)
+    assert first.fields == {"checklist": {"profile_complete": NOW.isoformat()}}
+    done = {item: NOW.isoformat() for item in ITEMS[:-1]}
+    last = tick(CONFIG, "ptn_1", S.ONBOARDING, done, ITEMS[-1], NOW)
+    assert (last.done, last.activates) == (3, True)
+
+
+def test_signing_the_agreement_sets_its_term_and_renews_it_in_the_program() -> None:
+    signed = tick(CONFIG, "ptn_1", S.ONBOARDING, {}, "agreement_signed", NOW)
+    assert signed.fields["agreement_valid_until"] == NOW + timedelta(days=365)
+    forever = OnboardingConfig(agreement_term_days=None)
+    assert (
+        tick(forever, "ptn_1", S.ONBOARDING, {}, "agreement_signed", NOW).fields[
+            "agreement_valid_until"
+        ]
+        == NEVER
+    )
+    for status in (S.ACTIVE, S.GRACE, S.SUSPENDED):
+        renewed = tick(CONFIG, "ptn_1", status, {}, "agreement_signed", NOW)
+        assert (renewed.renewal, renewed.activates) == (True, False)
+
+
+@pytest.mark.parametrize("status", [S.APPLIED, S.ACTIVE, S.EXPELLED, S.REJECTED])
+def test_other_items_are_refused_outside_onboarding(status: S) -> None:
+    with pytest.raises(Conflict) as refused:
+        tick(CONFIG, "ptn_1", status, {}, "profile_complete", NOW)
+    assert refused.value.message.startswith(f"partner ptn_1 is {status.value}: checklist items")
+
+
+def test_unknown_items_and_tracks_are_unprocessable() -> None:
+    assert checklist_item(CONFIG, "profile_complete") == "profile_complete"
+    with pytest.raises(Unprocessable) as refused:
+        checklist_item(CONFIG, "teleport")
+    assert refused.value.message == (
+        "unknown checklist item 'teleport'; items are agreement_signed, profile_complete, "
+        "first_enablement_done"
+    )
+    assert certification_track(SMALL, "ai") == "ai"
+    with pytest.raises(
+        Unprocessable, match="unknown certification track 'cloud'; tracks are ai, data"
+    ):
+        certification_track(SMALL, "cloud")
+
+
+# ---- credits
+
+
+def test_credits_count_only_in_the_reporting_currency() -> None:
+    check_reporting_currency(CONFIG, "credit c1", "USD")
+    with pytest.raises(InvalidEvent) as refused:
+        check_reporting_currency(CONFIG, "credit c1", "EUR")
+    assert str(refused.value) == (
+        "credit c1 is in EUR; onboarding's tier thresholds are in the reporting currency USD"
+    )
+
+
+@given(st.lists(st.sampled_from("abcde"), max_size=30))
+def test_a_run_counts_each_key_once_at_its_first_place(keys: list[str]) -> None:
+    first = first_occurrences(keys)
+    assert set(first) == set(keys)
+    for key, index in first.items():
+        assert keys[index] == key
+        assert key not in keys[:index]
+
+
+def test_revenue_counts_the_days_of_the_trailing_window() -> None:
+    config = OnboardingConfig(revenue_window_days=30)
+    today = NOW.date()
+    days = {
+        today: Decimal(100),
+        today - timedelta(days=29): Decimal(10),
+        today - timedelta(days=30): Decimal(1000),  # just outside
+        today + timedelta(days=1): Decimal(5000),  # not closed yet as of now
+        date(2020, 1, 1): Decimal(-7),
+    }
+    assert revenue_in_window(config, days, NOW) == Decimal(110)
+    assert revenue_in_window(config, {}, NOW) == Decimal(0)
