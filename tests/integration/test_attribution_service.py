@@ -21,11 +21,12 @@ from aiokafka import AIOKafkaConsumer
 
 from shared.events import Envelope, EventPayload
 from shared.events.attribution import CreditIssued, CreditReversed
-from shared.events.crm import CrmSource, Customer, DealStatus
+from shared.events.crm import CrmSource, Customer, DealStage, DealStatus
 from shared.events.opportunities import DealStateChanged, LinkedRegistration
-from shared.events.registrations import RegistrationDecided, RegistrationStatus
+from shared.events.registrations import RegistrationStatus
 from shared.outbox import make_producer
 from shared.topics import ATTRIBUTION_CREDITS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS, Topic
+from tests.support.factories import deal_state_changed, registration_decided
 from tests.support.infra import Infra
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_processes
@@ -90,12 +91,16 @@ class Deal:
             "revision": self.revision,
             "customer": Customer(name="Contoso", domain="contoso.example"),
             "products": ("data",),
+            "stage": DealStage.PROPOSAL,
             "status": DealStatus.OPEN,
+            "amount": None,
+            "currency": None,
+            "close_date": None,
             "changed_at": datetime.now(UTC),
             "ingested_at": self.ingested_at,
         }
         values.update(fields)
-        return DealStateChanged(**values)
+        return deal_state_changed(**values)
 
 
 async def active_credits(db: asyncpg.Connection, deal_key: str) -> list[Any]:
@@ -390,16 +395,11 @@ async def test_late_approved_registration_makes_its_partner_the_source(
     await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(won, deal.key))
     [influenced] = await eventually(lambda: active_credits(db, deal.key))
     assert influenced["kind"] == "influenced"
-    decided = RegistrationDecided(
+    decided = registration_decided(
         registration_id=f"reg-{run}",
         partner_id=partner,
         customer=Customer(name="Contoso"),
-        products=("data",),
         amount=Decimal("200"),
-        currency="USD",
-        status=RegistrationStatus.APPROVED,
-        reasons=("approved",),
-        policy_version="x",
         decided_at=datetime.now(UTC) - timedelta(days=30),
         crm_deal_key=deal.key,
     )
