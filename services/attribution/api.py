@@ -1,5 +1,6 @@
 """HTTP API of attribution: touchpoints reported by partner apps and CRMs, and the read side
-(per-deal split with reasons, per-partner revenue, health score). Partners see only their own."""
+(per-deal split with reasons, per-partner revenue, health score). Partners see only their own:
+another partner's figures answer 404, as a missing partner's do."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from services.attribution.schemas import (
 )
 from services.attribution.touchpoints import report_touchpoint
 from shared.clock import now
-from shared.errors import Forbidden, NotFound
-from shared.http import AdminDep, CallerDep, PlatformDep, Provided
+from shared.errors import NotFound
+from shared.http import AdminDep, CallerDep, PlatformDep, Provided, partner_scope
 
 ConfigDep = Annotated[AttributionConfig, Provided(AttributionConfig)]
 
@@ -78,8 +79,7 @@ async def get_revenue(
     since: date | None = None,
     until: date | None = None,
 ) -> RevenueOut:
-    if not who.may_see(partner_id):
-        raise Forbidden("partners may only read their own figures")
+    partner_scope(who, partner_id, f"partner {partner_id}")
     query = RevenueQuery.parse(period, since, until)
     async with platform.pool.acquire() as conn:
         return await views.partner_revenue(conn, config, partner_id, query)
@@ -89,8 +89,7 @@ async def get_revenue(
 async def get_health(
     partner_id: str, who: CallerDep, platform: PlatformDep, config: ConfigDep
 ) -> HealthOut:
-    if not who.may_see(partner_id):
-        raise Forbidden("partners may only read their own figures")
+    partner_scope(who, partner_id, f"partner {partner_id}")
     async with platform.pool.acquire() as conn:
         return await views.partner_health(conn, config, partner_id, now().date())
 

@@ -227,8 +227,12 @@ async def test_won_deal_is_split_across_partners_and_published(
         assert revenue["by_period"] == [
             {"period": TODAY.strftime("%Y-%m"), "sourced": "3666.66", "influenced": "0", "deals": 1}
         ]
-        forbidden = await client.get(f"/partners/{sourcer}/revenue", headers=auth(advisor))
-        assert forbidden.status_code == 403
+        # another partner's figures answer exactly as a partner that does not exist
+        for figures in ("revenue", "health"):
+            theirs = await client.get(f"/partners/{sourcer}/{figures}", headers=auth(advisor))
+            nobody = await client.get(f"/partners/nobody-{run}/{figures}", headers=auth(advisor))
+            assert (theirs.status_code, nobody.status_code) == (404, 404)
+            assert theirs.json() == {"detail": f"partner {sourcer} not found"}
         health = (await client.get(f"/partners/{sourcer}/health", headers=auth(sourcer))).json()
         assert health["inputs"]["won"] == 1
         assert health["inputs"]["days_to_close"] == [40]
