@@ -28,12 +28,13 @@ from services.attribution.credit_events import (
 )
 from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.corrections import HeldCredit, Settlement, settle
-from services.attribution.domain.models import (
-    Attribution,
-    Touchpoint,
-    TouchpointKind,
-    attribute,
+from services.attribution.domain.deals import (
+    DealState,
+    describe_change,
+    settlement_trigger,
+    wanted_attribution,
 )
+from services.attribution.domain.models import Attribution, Touchpoint, TouchpointKind
 from services.attribution.domain.registrations import is_sourcing, more_advanced
 from services.attribution.domain.touchpoints import (
     crm_counted_at,
@@ -51,46 +52,10 @@ from services.attribution.records import (
 from shared.clock import now
 from shared.db import Connection
 from shared.events import Envelope
-from shared.events.crm import Customer, DealStatus
+from shared.events.crm import Customer
 from shared.events.opportunities import DealStateChanged
 from shared.events.registrations import RegistrationStatus
 from shared.outbox import OutgoingEvent
-
-
-def describe_change(old: DealRow | None, event: DealStateChanged) -> str:
-    """Why a snapshot settles the deal again, as the settlement's explanation starts."""
-    head = f"revision {event.revision}"
-    if old is None:
-        return f"{head}: deal {event.status.value}"
-    changes = []
-    if event.deleted and not old.deleted:
-        changes.append("deal deleted")
-    if old.status != event.status.value:
-        changes.append(f"status {old.status} -> {event.status.value}")
-    if (old.amount, old.currency) != (event.amount, event.currency):
-        changes.append(f"amount {old.amount} {old.currency} -> {event.amount} {event.currency}")
-    if old.close_date != event.close_date:
-        changes.append(f"close date {old.close_date} -> {event.close_date}")
-    if old.partner_ref != event.partner_ref:
-        changes.append(f"CRM partner {old.partner_ref} -> {event.partner_ref}")
-    return f"{head}: {', '.join(changes) or 'touchpoints or details changed'}"
-
-
-def wanted_attribution(
-    config: AttributionConfig, deal: DealRow, touchpoints: list[Touchpoint]
-) -> Attribution | None:
-    """What the deal should hold: a split when it is won (and not deleted), nothing otherwise."""
-    if deal.status != DealStatus.WON.value or deal.deleted:
-        return None
-    return attribute(config, touchpoints, deal.amount, deal.currency, deal.close_date)
-
-
-def _trigger_for(deal: DealRow, trigger: str) -> str:
-    if deal.deleted:
-        return f"{trigger} (deal deleted)"
-    if deal.status != DealStatus.WON.value:
-        return f"{trigger} (deal {deal.status})"
-    return trigger
 
 
 @dataclass
@@ -149,7 +114,7 @@ class DealBook:
         old = self.deals.get(event.deal_key)
         if old is not None and old.revision >= event.revision:
             return None  # an older or repeated snapshot: the deal already moved past it
-        trigger = describe_change(old, event)
+        trigger = describe_change(None if old is None else old.state, DealState.of_snapshot(event))
         self.deals[event.deal_key] = DealRow.of_snapshot(event, ingested_at, old)
         for linked in event.registrations:
             self.merge_registration(
@@ -276,9 +241,10 @@ class DealBook:
         deal = self.deals.get(deal_key)
         if deal is None:
             return None
-        wanted = wanted_attribution(config, deal, self._active_touchpoints(deal))
+        state = deal.state
+        wanted = wanted_attribution(config, state, self._active_touchpoints(deal))
         held = tuple(self.held.get(deal_key, ()))
-        settlement = settle(config, held, wanted, at, _trigger_for(deal, trigger))
+        settlement = settle(config, held, wanted, at, settlement_trigger(state, trigger))
         deal.calculation += 1 if settlement.changes else 0
         deal.last_note = settlement.explanation
         deal.settled = True

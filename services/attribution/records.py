@@ -10,6 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 from services.attribution.domain.corrections import HeldCredit
+from services.attribution.domain.deals import DealState
+from shared.events.crm import DealStatus
 from shared.events.opportunities import DealStateChanged
 from shared.events.registrations import RegistrationStatus
 
@@ -109,6 +111,18 @@ class DealRow:
             calculation=old.calculation if old is not None else 0,
             last_note=old.last_note if old is not None else None,
             snapshot=True,
+        )
+
+    @property
+    def state(self) -> DealState:
+        return DealState(
+            self.revision,
+            DealStatus(self.status),
+            self.deleted,
+            self.amount,
+            self.currency,
+            self.close_date,
+            self.partner_ref,
         )
 
 

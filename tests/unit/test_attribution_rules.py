@@ -1,17 +1,27 @@
 """The rules attribution applies to its inputs before any split: which registration status a
 deal holds when a snapshot and a registration event disagree (and whether it sources the deal),
 when a reported touchpoint is a repeat, who may report for whom, when a report is in the
-future, how a partner named by the CRM counts, and what a revenue report may ask for."""
+future, how a partner named by the CRM counts, what a revenue report may ask for, which deals
+hold credits and how a settlement explains its trigger."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.attribution.domain.models import TouchpointKind
+from services.attribution.domain.config import AttributionConfig, ModelName
+from services.attribution.domain.deals import (
+    DealState,
+    describe_change,
+    settlement_trigger,
+    wanted_attribution,
+)
+from services.attribution.domain.models import Touchpoint, TouchpointKind
 from services.attribution.domain.registrations import is_sourcing, more_advanced
 from services.attribution.domain.reporting import Period, RevenueQuery
 from services.attribution.domain.touchpoints import (
@@ -26,7 +36,7 @@ from services.attribution.domain.touchpoints import (
     reporting_for,
 )
 from shared.errors import Conflict, Forbidden, Unprocessable
-from shared.events.crm import CrmSource
+from shared.events.crm import CrmSource, DealStatus
 from shared.events.registrations import RegistrationStatus as S
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -196,3 +206,50 @@ def test_a_revenue_report_groups_by_a_known_period_over_an_ordered_range() -> No
     assert unknown.value.message == "period must be one of month, quarter, year, not 'week'"
     with pytest.raises(Unprocessable, match="since is after until"):
         RevenueQuery.parse("year", date(2026, 2, 1), date(2026, 1, 1))
+
+
+# -- what a deal holds, and why it was settled again ---------------------------------------------
+
+WON = DealState(3, DealStatus.WON, False, Decimal("1000"), "USD", date(2026, 3, 31), "p-9")
+TOUCH = Touchpoint("t1", "p-9", TouchpointKind.REFERRAL, datetime(2026, 3, 1, tzinfo=UTC))
+
+
+def test_only_a_won_deal_that_is_not_deleted_holds_credits() -> None:
+    config = AttributionConfig(model=ModelName.LINEAR)
+    wanted = wanted_attribution(config, WON, [TOUCH])
+    assert wanted is not None
+    assert [(line.partner_id, line.original_amount) for line in wanted.lines] == [
+        ("p-9", Decimal("1000.00"))
+    ]
+    for state in (
+        replace(WON, status=DealStatus.OPEN),
+        replace(WON, status=DealStatus.LOST),
+        replace(WON, deleted=True),
+    ):
+        assert wanted_attribution(config, state, [TOUCH]) is None
+
+
+def test_a_settlement_of_a_deal_without_credits_says_why() -> None:
+    assert settlement_trigger(WON, "revision 3") == "revision 3"
+    assert settlement_trigger(replace(WON, status=DealStatus.LOST), "r") == "r (deal lost)"
+    assert settlement_trigger(replace(WON, deleted=True), "r") == "r (deal deleted)"
+
+
+def test_a_snapshot_describes_what_it_changed() -> None:
+    assert describe_change(None, WON) == "revision 3: deal won"
+    new = replace(
+        WON,
+        revision=4,
+        status=DealStatus.LOST,
+        amount=Decimal("1500"),
+        close_date=date(2026, 4, 1),
+        partner_ref="p-8",
+        deleted=True,
+    )
+    assert describe_change(WON, new) == (
+        "revision 4: deal deleted, status won -> lost, amount 1000 USD -> 1500 USD, "
+        "close date 2026-03-31 -> 2026-04-01, CRM partner p-9 -> p-8"
+    )
+    assert describe_change(WON, replace(WON, revision=4)) == (
+        "revision 4: touchpoints or details changed"
+    )
