@@ -18,6 +18,7 @@ import asyncpg
 import httpx
 import pytest
 
+from services.attribution.domain.config import AttributionConfig
 from shared.events import Envelope, EventPayload
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.crm import CrmSource, Customer, DealStage, DealStatus
@@ -546,3 +547,31 @@ async def test_racing_touchpoints_on_a_won_deal_leave_one_exact_split(
         deal.key,
     )
     assert issued_minus_reversed == Decimal("1000.00")
+
+
+async def test_the_policy_in_force_is_shown_to_channel_managers_only(service: str) -> None:
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        shown = await client.get("/config", headers=ADMIN)
+        refused = await client.get("/config", headers=auth("p-1"))
+    assert shown.status_code == 200
+    assert shown.json() == AttributionConfig.model_validate(CONFIG).model_dump(mode="json")
+    assert shown.json()["version"] == "test-linear-1"
+    assert (refused.status_code, refused.json()) == (
+        403,
+        {"detail": "channel manager (admin) token required"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "detail"),
+    [
+        ("period=week", "period must be one of month, quarter, year, not 'week'"),
+        ("since=2026-02-01&until=2026-01-01", "since is after until"),
+    ],
+)
+async def test_revenue_refuses_a_meaningless_query_precisely(
+    service: str, query: str, detail: str
+) -> None:
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        response = await client.get(f"/partners/p-1/revenue?{query}", headers=auth("p-1"))
+    assert (response.status_code, response.json()) == (422, {"detail": detail})
