@@ -18,15 +18,17 @@ from typing import Any
 
 import pytest
 
-from services.attribution.app import DEAL_TOPICS, NAME, definition, handle_deals
+from services.attribution.app import NAME, definition
 from services.attribution.domain.config import AttributionConfig
 from shared.consumer import EventConsumer, Outcome
 from shared.db import Pool
 from shared.events import Envelope, EventPayload
-from shared.events.crm import CrmSource, Customer, DealStatus
+from shared.events.crm import CrmSource, Customer, DealStage, DealStatus
 from shared.events.opportunities import DealStateChanged, LinkedRegistration
 from shared.events.registrations import RegistrationDecided, RegistrationStatus
-from shared.outbox import Outbox, make_producer
+from shared.outbox import make_producer
+from tests.support.attribution import deal_credits_consumer
+from tests.support.factories import deal_state_changed, registration_decided
 from tests.support.infra import Infra, migrated_pool, scratch_schema, statements_sent
 from tests.support.kafka import new_topic, read_records
 
@@ -67,17 +69,9 @@ async def attribution_schema(infra: Infra) -> AsyncIterator[Attribution]:
         scratch_schema(infra) as scratch,
         migrated_pool(scratch, NAME, definition.migrations) as pool,
     ):
-        # The real consumer group and outbox of attribution (its topics, its dead-letter
-        # topic), writing into the scratch schema; nothing relays that outbox.
-        consumer = EventConsumer(
-            name="deal-credits",
-            service=NAME,
-            topics=DEAL_TOPICS,
-            pool=pool,
-            outbox=Outbox(NAME, source=f"pollinate/{NAME}"),
-            backoff_initial_seconds=0.01,
-        )
-        handle_deals(consumer, CONFIG)
+        # The real consumer group of attribution, wired by the service, writing into the
+        # scratch schema.
+        consumer = deal_credits_consumer(pool, CONFIG)
         yield Attribution(infra, f"{scratch.schema}_svc", pool, consumer)
 
 
@@ -122,13 +116,17 @@ class Deal:
             "revision": revision,
             "customer": Customer(name="Contoso", domain="contoso.example"),
             "products": ("data",),
+            "stage": DealStage.PROPOSAL,
             "status": DealStatus.OPEN,
+            "amount": None,
+            "currency": None,
+            "close_date": None,
             "changed_at": self.changed_at,
             "ingested_at": self.changed_at,
             "created_at": datetime.now(UTC) - timedelta(days=20),
         }
         values.update(fields)
-        return DealStateChanged(**values)
+        return deal_state_changed(**values)
 
 
 def _stable(value: Any) -> Any:
@@ -201,16 +199,12 @@ def story(run: str) -> tuple[list[Envelope[Any]], Deal, Deal, Deal]:
         "created_at": datetime.now(UTC) - timedelta(days=150),
     }
     first_won = main.snapshot(2, **won)
-    decided = RegistrationDecided(
+    decided = registration_decided(
         registration_id=f"reg-late-{run}",
         partner_id=late,
         customer=Customer(name="Contoso"),
-        products=("data",),
         amount=Decimal("1"),
         currency="EUR",
-        status=RegistrationStatus.APPROVED,
-        reasons=("approved",),
-        policy_version="x",
         decided_at=datetime.now(UTC) - timedelta(days=10),
         crm_deal_key=main.key,
     )
@@ -289,6 +283,15 @@ async def test_a_batch_leaves_exactly_what_one_at_a_time_processing_leaves(infra
         f"crm:{shuffled.key}:{oth}": True,
     }
     assert mkt not in {c["partner_id"] for c in together["credits"] if not c["reversed"]}
+    # what the registration event caused entered Pollinate when that event was written
+    decided = next(e for e in envelopes if isinstance(e.data, RegistrationDecided))
+    caused = [
+        data
+        for _, _, event_type, data in together["events"]
+        if data["partner_id"] == late and event_type != "credit.reversed.v1"
+    ][:2]  # the late partner's first credit and its notification
+    assert [data.get("kind") for data in caused] == ["sourced", "credit_issued"]
+    assert {datetime.fromisoformat(data["ingested_at"]) for data in caused} == {decided.time}
 
 
 async def test_a_poison_snapshot_in_a_run_is_dead_lettered_and_the_rest_applied_once(

@@ -17,16 +17,18 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 
+from services.attribution.domain.config import AttributionConfig
 from shared.events import Envelope, EventPayload
 from shared.events.attribution import CreditIssued, CreditReversed
-from shared.events.crm import CrmSource, Customer, DealStatus
+from shared.events.crm import CrmSource, Customer, DealStage, DealStatus
 from shared.events.opportunities import DealStateChanged, LinkedRegistration
-from shared.events.registrations import RegistrationDecided, RegistrationStatus
+from shared.events.registrations import RegistrationStatus
 from shared.outbox import make_producer
-from shared.topics import ATTRIBUTION_CREDITS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS, Topic
+from shared.topics import ATTRIBUTION_CREDITS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS
+from tests.support.factories import deal_state_changed, registration_decided
 from tests.support.infra import Infra
+from tests.support.kafka import publish, wait_for_keyed
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_processes
 
@@ -57,12 +59,15 @@ async def db(infra: Infra) -> AsyncIterator[asyncpg.Connection]:
     await conn.close()
 
 
-async def publish(infra: Infra, topic: Topic, key: str, *envelopes: Envelope[Any]) -> None:
+async def redeliver(infra: Infra, key: str, *envelopes: Envelope[Any]) -> None:
+    """Send these very envelopes (the same id again is a redelivery), in order, on one key."""
     producer = make_producer(infra.kafka_bootstrap, "test-deals")
     await producer.start()
     try:
         for envelope in envelopes:
-            await producer.send_and_wait(topic.name, envelope.to_bytes(), key=key.encode())
+            await producer.send_and_wait(
+                DEAL_OPPORTUNITIES.name, envelope.to_bytes(), key=key.encode()
+            )
     finally:
         await producer.stop()
 
@@ -79,7 +84,8 @@ class Deal:
         self.key = f"{source.value}:{self.source_id}"
         self.source = source
         self.revision = 0
-        self.ingested_at = datetime.now(UTC) - timedelta(seconds=1)
+        self.started = datetime.now(UTC)
+        self.ingested_at = self.started - timedelta(seconds=1)
 
     def snapshot(self, **fields: Any) -> DealStateChanged:
         self.revision += 1
@@ -90,12 +96,20 @@ class Deal:
             "revision": self.revision,
             "customer": Customer(name="Contoso", domain="contoso.example"),
             "products": ("data",),
+            "stage": DealStage.PROPOSAL,
             "status": DealStatus.OPEN,
+            "amount": None,
+            "currency": None,
+            "close_date": None,
             "changed_at": datetime.now(UTC),
             "ingested_at": self.ingested_at,
         }
         values.update(fields)
-        return DealStateChanged(**values)
+        return deal_state_changed(**values)
+
+    async def publish(self, infra: Infra, *snapshots: DealStateChanged) -> None:
+        """Publish snapshots of this deal as deals does (keyed by the deal)."""
+        await publish(infra, DEAL_OPPORTUNITIES, list(snapshots), subject=self.key, source="deals")
 
 
 async def active_credits(db: asyncpg.Connection, deal_key: str) -> list[Any]:
@@ -114,33 +128,21 @@ async def revision_applied(db: asyncpg.Connection, deal_key: str, revision: int)
     return held is not None and held >= revision
 
 
-async def credit_events(infra: Infra, deal_key: str, count: int) -> list[Envelope[Any]]:
-    """Read this deal's events from the credits topic (its key pins one partition)."""
-    consumer = AIOKafkaConsumer(
+async def credit_events(infra: Infra, deal: Deal, count: int) -> list[Envelope[Any]]:
+    """This deal's events on the credits topic, once there are `count` of them."""
+    raw = await wait_for_keyed(
+        infra.kafka_bootstrap,
         ATTRIBUTION_CREDITS.name,
-        bootstrap_servers=infra.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
+        deal.key,
+        lambda events: len(events) >= count,
+        since=deal.started,
     )
-    await consumer.start()
-    found: list[Envelope[Any]] = []
-    try:
-        async with asyncio.timeout(30):
-            while len(found) < count:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    for record in records:
-                        if record.key == deal_key.encode():
-                            raw = json.loads(record.value)
-                            model = (
-                                CreditIssued
-                                if raw["type"] == "credit.issued.v1"
-                                else CreditReversed
-                            )
-                            found.append(Envelope[model].model_validate(raw))  # type: ignore[valid-type]
-    finally:
-        await consumer.stop()
-    return found
+    return [
+        Envelope[CreditIssued].model_validate(r)
+        if r["type"] == "credit.issued.v1"
+        else Envelope[CreditReversed].model_validate(r)
+        for r in raw
+    ]
 
 
 async def test_won_deal_is_split_across_partners_and_published(
@@ -156,7 +158,7 @@ async def test_won_deal_is_split_across_partners_and_published(
         submitted_at=datetime.now(UTC) - timedelta(days=40),
     )
     opened = deal.snapshot(registrations=(registration,), partner_ref=seller)
-    await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(opened, deal.key))
+    await deal.publish(infra, opened)
     async with httpx.AsyncClient(base_url=service, timeout=30) as client:
         meeting = await client.post(
             "/touchpoints",
@@ -180,7 +182,7 @@ async def test_won_deal_is_split_across_partners_and_published(
             currency="EUR",
             close_date=TODAY,
         )
-        await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(won, deal.key))
+        await deal.publish(infra, won)
         credits = await eventually(lambda: active_credits(db, deal.key))
         # linear over three touchpoints: the customer bought through the marketplace seller,
         # and the partners who sourced and influenced the deal are credited all the same;
@@ -193,7 +195,7 @@ async def test_won_deal_is_split_across_partners_and_published(
             (seller, "influenced", Decimal("3333.33"), Decimal("3666.67")),
             (sourcer, "sourced", Decimal("3333.33"), Decimal("3666.66")),
         ]
-        events = await credit_events(infra, deal.key, 3)
+        events = await credit_events(infra, deal, 3)
         issued = [e.data for e in events]
         assert {type(p) for p in issued} == {CreditIssued}
         assert sum(p.amount for p in issued) == Decimal("11000.00")
@@ -222,8 +224,12 @@ async def test_won_deal_is_split_across_partners_and_published(
         assert revenue["by_period"] == [
             {"period": TODAY.strftime("%Y-%m"), "sourced": "3666.66", "influenced": "0", "deals": 1}
         ]
-        forbidden = await client.get(f"/partners/{sourcer}/revenue", headers=auth(advisor))
-        assert forbidden.status_code == 403
+        # another partner's figures answer exactly as a partner that does not exist
+        for figures in ("revenue", "health"):
+            theirs = await client.get(f"/partners/{sourcer}/{figures}", headers=auth(advisor))
+            nobody = await client.get(f"/partners/nobody-{run}/{figures}", headers=auth(advisor))
+            assert (theirs.status_code, nobody.status_code) == (404, 404)
+            assert theirs.json() == {"detail": f"partner {sourcer} not found"}
         health = (await client.get(f"/partners/{sourcer}/health", headers=auth(sourcer))).json()
         assert health["inputs"]["won"] == 1
         assert health["inputs"]["days_to_close"] == [40]
@@ -245,13 +251,13 @@ async def test_changes_after_close_reverse_and_reissue_never_edit(
         "created_at": datetime.now(UTC) - timedelta(days=20),
     }
     won = deal.snapshot(**won_fields)
-    await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(won, deal.key))
+    await deal.publish(infra, won)
     original = await eventually(lambda: active_credits(db, deal.key))
     assert [(c["partner_id"], c["amount"]) for c in original] == [(first, Decimal("1000.00"))]
 
     # amount change after close: reversal of the old credit, a new one replacing it
     bigger = deal.snapshot(**{**won_fields, "amount": Decimal("1500")})
-    await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(bigger, deal.key))
+    await deal.publish(infra, bigger)
 
     async def replaced() -> list[Any] | None:
         rows = await active_credits(db, deal.key)
@@ -267,7 +273,7 @@ async def test_changes_after_close_reverse_and_reissue_never_edit(
     assert "amount 1000 USD -> 1500 USD" in reversal["reversal_reason"]
 
     # an older snapshot arriving late changes nothing
-    await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(won, deal.key))
+    await deal.publish(infra, won)
 
     # a late touchpoint inside the lock period: the split moves to two partners
     async with httpx.AsyncClient(base_url=service, timeout=30) as client:
@@ -292,10 +298,10 @@ async def test_changes_after_close_reverse_and_reissue_never_edit(
 
     # lost after won: everything reversed; the partners' net revenue on the deal is zero
     lost = deal.snapshot(**{**won_fields, "amount": Decimal("1500"), "status": DealStatus.LOST})
-    await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(lost, deal.key))
+    await deal.publish(infra, lost)
     await eventually(lambda: revision_applied(db, deal.key, lost.revision))
     assert await active_credits(db, deal.key) == []
-    events = await credit_events(infra, deal.key, 8)  # won 1, amount 1+1, touchpoint 1+2, lost 2
+    events = await credit_events(infra, deal, 8)  # won 1, amount 1+1, touchpoint 1+2, lost 2
     issued = sum(e.data.amount for e in events if isinstance(e.data, CreditIssued))
     reversed_ = sum(e.data.amount for e in events if isinstance(e.data, CreditReversed))
     assert (len(events), issued - reversed_) == (8, Decimal(0))
@@ -318,9 +324,8 @@ async def test_redelivered_and_repeated_snapshots_never_credit_twice(
     # then a newer revision with nothing that matters changed: once it is applied, every
     # earlier record on this key (same partition, in order) has been processed
     marker = deal.snapshot(**{**won.model_dump(), "revision": 2, "name": "renamed"})
-    await publish(
+    await redeliver(
         infra,
-        DEAL_OPPORTUNITIES,
         deal.key,
         envelope,
         envelope,
@@ -360,10 +365,10 @@ async def test_after_the_lock_period_credits_are_final(
         "partner_ref": f"p-{run}",
         "created_at": datetime.now(UTC) - timedelta(days=150),
     }
-    await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(deal.snapshot(**fields), deal.key))
+    await deal.publish(infra, deal.snapshot(**fields))
     await eventually(lambda: active_credits(db, deal.key))
     changed = deal.snapshot(**{**fields, "amount": Decimal("100")})
-    await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(changed, deal.key))
+    await deal.publish(infra, changed)
     await eventually(lambda: revision_applied(db, deal.key, 2))
     rows = await active_credits(db, deal.key)
     assert [c["amount"] for c in rows] == [Decimal("500.00")]
@@ -387,24 +392,19 @@ async def test_late_approved_registration_makes_its_partner_the_source(
         partner_ref=partner,
         created_at=datetime.now(UTC) - timedelta(days=3),
     )
-    await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(won, deal.key))
+    await deal.publish(infra, won)
     [influenced] = await eventually(lambda: active_credits(db, deal.key))
     assert influenced["kind"] == "influenced"
-    decided = RegistrationDecided(
+    decided = registration_decided(
         registration_id=f"reg-{run}",
         partner_id=partner,
         customer=Customer(name="Contoso"),
-        products=("data",),
         amount=Decimal("200"),
-        currency="USD",
-        status=RegistrationStatus.APPROVED,
-        reasons=("approved",),
-        policy_version="x",
         decided_at=datetime.now(UTC) - timedelta(days=30),
         crm_deal_key=deal.key,
     )
     key = decided.registration_id
-    await publish(infra, DEAL_REGISTRATIONS, key, Envelope.wrap(decided, source="t", subject=key))
+    await publish(infra, DEAL_REGISTRATIONS, [decided], subject=key, source="deals")
 
     async def sourced() -> list[Any] | None:
         rows = await active_credits(db, deal.key)
@@ -426,7 +426,7 @@ async def test_unattributable_won_deal_is_dead_lettered_with_the_reason(
         close_date=TODAY,
         partner_ref=f"p-{run}",
     )
-    await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(won, deal.key))
+    await deal.publish(infra, won)
 
     async def dead_letter() -> Any:
         return await db.fetchval(
@@ -517,7 +517,7 @@ async def test_racing_touchpoints_on_a_won_deal_leave_one_exact_split(
         partner_ref=f"p0-{run}",
         created_at=datetime.now(UTC) - timedelta(days=30),
     )
-    await publish(infra, DEAL_OPPORTUNITIES, deal.key, wrap(won, deal.key))
+    await deal.publish(infra, won)
     await eventually(lambda: active_credits(db, deal.key))
     partners = [f"p{i}-{run}" for i in range(1, 9)]
     async with httpx.AsyncClient(base_url=service, timeout=30) as client:
@@ -547,3 +547,31 @@ async def test_racing_touchpoints_on_a_won_deal_leave_one_exact_split(
         deal.key,
     )
     assert issued_minus_reversed == Decimal("1000.00")
+
+
+async def test_the_policy_in_force_is_shown_to_channel_managers_only(service: str) -> None:
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        shown = await client.get("/config", headers=ADMIN)
+        refused = await client.get("/config", headers=auth("p-1"))
+    assert shown.status_code == 200
+    assert shown.json() == AttributionConfig.model_validate(CONFIG).model_dump(mode="json")
+    assert shown.json()["version"] == "test-linear-1"
+    assert (refused.status_code, refused.json()) == (
+        403,
+        {"detail": "channel manager (admin) token required"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "detail"),
+    [
+        ("period=week", "period must be one of month, quarter, year, not 'week'"),
+        ("since=2026-02-01&until=2026-01-01", "since is after until"),
+    ],
+)
+async def test_revenue_refuses_a_meaningless_query_precisely(
+    service: str, query: str, detail: str
+) -> None:
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        response = await client.get(f"/partners/p-1/revenue?{query}", headers=auth("p-1"))
+    assert (response.status_code, response.json()) == (422, {"detail": detail})

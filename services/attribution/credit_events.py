@@ -1,0 +1,141 @@
+"""What a settlement announces: `credit.reversed.v1` / `credit.issued.v1` on the deal's key and
+a notification to each partner concerned, with deterministic ids (a settlement of a deal is
+numbered by the deal's `calculation`, so the same settlement always yields the same ids)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from services.attribution.domain.corrections import HeldCredit
+from services.attribution.domain.models import Attribution, CreditLine
+from shared.events import Envelope
+from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
+from shared.events.crm import Customer
+from shared.events.notifications import NotificationKind
+from shared.notify import notify
+from shared.outbox import OutgoingEvent
+from shared.topics import ATTRIBUTION_CREDITS
+
+CREDIT_NAMESPACE = uuid.UUID("9d7a4c1e-6f2b-4e0a-8c55-3a1b2d4e6f70")
+
+
+@dataclass(frozen=True)
+class CreditIds:
+    """The ids of one settlement of one deal."""
+
+    deal_key: str
+    calculation: int
+
+    def credit(self, partner_id: str, kind: CreditKind) -> str:
+        seed = f"{self.deal_key}/{self.calculation}/{partner_id}/{kind.value}"
+        return f"cr_{uuid.uuid5(CREDIT_NAMESPACE, seed).hex[:24]}"
+
+    def reversal(self, credit_id: str) -> str:
+        seed = f"{self.deal_key}/{self.calculation}/reversal/{credit_id}"
+        return f"rv_{uuid.uuid5(CREDIT_NAMESPACE, seed).hex[:24]}"
+
+
+@dataclass(frozen=True)
+class Occasion:
+    """What every event of one settlement shares: the deal, when, and what caused it."""
+
+    deal_key: str
+    deal_revision: int
+    moment: datetime
+    ingested_at: datetime | None  # None: the platform stamps the cause's
+    cause: Envelope[Any] | None  # the consumed event; None for an HTTP request
+
+
+def reversal_events(
+    occasion: Occasion, credit: HeldCredit, reversal_id: str, reason: str
+) -> list[OutgoingEvent]:
+    deal_key = occasion.deal_key
+    reversed_ = CreditReversed(
+        reversal_id=reversal_id,
+        credit_id=credit.credit_id,
+        deal_key=deal_key,
+        partner_id=credit.partner_id,
+        kind=credit.kind,
+        amount=credit.amount,
+        currency=credit.currency,
+        reason=reason,
+        deal_revision=occasion.deal_revision,
+        reversed_at=occasion.moment,
+        ingested_at=occasion.ingested_at,
+    )
+    return [
+        OutgoingEvent(ATTRIBUTION_CREDITS, reversed_, deal_key, cause=occasion.cause),
+        notify(
+            credit.partner_id,
+            NotificationKind.CREDIT_REVERSED,
+            about=reversal_id,
+            subject=f"Credit of {credit.amount} {credit.currency} on deal {deal_key} reversed",
+            body=reason,
+            deal_key=deal_key,
+            created_at=occasion.moment,
+            ingested_at=occasion.ingested_at,
+            cause=occasion.cause,
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class DealFacts:
+    """What a credit repeats about its deal."""
+
+    customer: Customer
+    products: tuple[str, ...]
+    co_sell: bool
+
+
+def issue_events(
+    occasion: Occasion,
+    facts: DealFacts,
+    wanted: Attribution,
+    line: CreditLine,
+    credit_id: str,
+    replaces: str | None,
+) -> list[OutgoingEvent]:
+    deal_key = occasion.deal_key
+    issued = CreditIssued(
+        credit_id=credit_id,
+        deal_key=deal_key,
+        partner_id=line.partner_id,
+        kind=line.kind,
+        amount=line.amount,
+        currency=wanted.currency,
+        original_amount=line.original_amount,
+        original_currency=wanted.original_currency,
+        fx_rate=wanted.fx_rate,
+        share=line.share,
+        model=wanted.model.value,
+        reasons=line.reasons,
+        customer=facts.customer,
+        products=facts.products,
+        co_sell=facts.co_sell,
+        close_date=wanted.close_date,
+        deal_revision=occasion.deal_revision,
+        replaces=replaces,
+        issued_at=occasion.moment,
+        ingested_at=occasion.ingested_at,
+        config_version=wanted.config_version,
+        rate_date=wanted.rate_date,
+    )
+    return [
+        OutgoingEvent(ATTRIBUTION_CREDITS, issued, deal_key, cause=occasion.cause),
+        notify(
+            line.partner_id,
+            NotificationKind.CREDIT_ISSUED,
+            about=credit_id,
+            subject=f"{line.kind.value.capitalize()} credit of {line.amount} "
+            f"{wanted.currency} on deal {deal_key}",
+            body="; ".join(line.reasons),
+            deal_key=deal_key,
+            created_at=occasion.moment,
+            ingested_at=occasion.ingested_at,
+            cause=occasion.cause,
+        ),
+    ]

@@ -1,0 +1,312 @@
+"""Settling deals' credits: keeps each deal's touchpoints and state and settles its credits
+(through the pure domain) whenever either changes, in the caller's transaction.
+
+Every path that can move a deal's credits (deal snapshots, a registration event, a reported
+touchpoint) first takes the deals' advisory locks, so two instances never settle one deal at once
+and a touchpoint reported while the deal closes is never missed.
+
+One implementation serves one event and a run of many: a `DealBook` loads the deals it is given
+(their rows, touchpoints and active credits) with a few queries, applies the changes in order in
+memory (a later snapshot of a deal sees what an earlier one did), and writes the results back
+with a few set-based statements; the events to publish are collected in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from services.attribution import repository
+from services.attribution.credit_events import (
+    CreditIds,
+    DealFacts,
+    Occasion,
+    issue_events,
+    reversal_events,
+)
+from services.attribution.domain.config import AttributionConfig
+from services.attribution.domain.corrections import HeldCredit, Settlement, settle
+from services.attribution.domain.deals import (
+    DealState,
+    describe_change,
+    settlement_trigger,
+    wanted_attribution,
+)
+from services.attribution.domain.models import Attribution, Touchpoint, TouchpointKind
+from services.attribution.domain.registrations import is_sourcing, more_advanced
+from services.attribution.domain.touchpoints import (
+    crm_counted_at,
+    crm_partner_kind,
+    crm_touchpoint_id,
+    registration_touchpoint_id,
+)
+from services.attribution.records import (
+    DealRow,
+    NewCredit,
+    Reversal,
+    TouchpointRow,
+    instant,
+)
+from shared.clock import now
+from shared.db import Connection
+from shared.events import Envelope
+from shared.events.crm import Customer
+from shared.events.opportunities import DealStateChanged
+from shared.events.registrations import RegistrationStatus
+from shared.outbox import OutgoingEvent
+
+
+@dataclass
+class DealBook:
+    """Some deals of one transaction, locked: their rows, their touchpoints and their active
+    credits, changed in memory by the rules and written back by `save` (a few statements)."""
+
+    deals: dict[str, DealRow]
+    touchpoints: dict[str, TouchpointRow]  # by touchpoint id
+    held: dict[str, list[HeldCredit]]  # deal key -> active credits, by credit id
+    by_deal: dict[str, dict[str, TouchpointRow]] = field(default_factory=dict)
+    issued: dict[str, NewCredit] = field(default_factory=dict)  # by credit id, in order
+    reversed: dict[str, Reversal] = field(default_factory=dict)  # stored credits, by id
+    events: list[OutgoingEvent] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for touchpoint in self.touchpoints.values():
+            self.by_deal.setdefault(touchpoint.deal_key, {})[touchpoint.touchpoint_id] = touchpoint
+
+    @classmethod
+    async def load(
+        cls, conn: Connection, deal_keys: Iterable[str], registration_ids: Iterable[str] = ()
+    ) -> DealBook:
+        """Lock the deals (in key order: no deadlocks between runs) and load what settling
+        them needs, with the touchpoints of these registrations (they may name another deal)."""
+        keys = sorted(set(deal_keys))
+        await repository.lock_deals(conn, keys)
+        deals = await repository.load_deals(conn, keys)
+        touchpoints = await repository.load_touchpoints(
+            conn, keys, (registration_touchpoint_id(r) for r in registration_ids)
+        )
+        held = await repository.load_active_credits(conn, keys)
+        return cls(deals, touchpoints, held)
+
+    async def save(self, conn: Connection) -> None:
+        """Write what changed: at most one statement per table and kind of change."""
+        deals = self.deals.values()
+        await repository.save_snapshots(conn, [d for d in deals if d.snapshot])
+        await repository.save_settlements(conn, [d for d in deals if d.settled and not d.snapshot])
+        await repository.save_touchpoints(conn, [t for t in self.touchpoints.values() if t.changed])
+        await repository.save_reversals(conn, self.reversed)
+        await repository.save_new_credits(conn, list(self.issued.values()))
+
+    # -- changes, in memory ----------------------------------------------------------------
+
+    def apply_snapshot(
+        self,
+        config: AttributionConfig,
+        event: DealStateChanged,
+        ingested_at: datetime | None,
+        cause: Envelope[Any] | None = None,
+    ) -> Settlement | None:
+        """Take a deal snapshot (newer revisions only), sync its touchpoints, settle its credits.
+
+        Raises CannotAttribute when the deal is won but cannot be split."""
+        old = self.deals.get(event.deal_key)
+        if old is not None and old.revision >= event.revision:
+            return None  # an older or repeated snapshot: the deal already moved past it
+        trigger = describe_change(None if old is None else old.state, DealState.of_snapshot(event))
+        self.deals[event.deal_key] = DealRow.of_snapshot(event, ingested_at, old)
+        for linked in event.registrations:
+            self.merge_registration(
+                registration_id=linked.registration_id,
+                partner_id=linked.partner_id,
+                deal_key=event.deal_key,
+                status=linked.status,
+                occurred_at=linked.submitted_at,
+                authoritative_time=True,
+            )
+        self._sync_crm_partner(event)
+        return self.recalculate(
+            config,
+            event.deal_key,
+            at=event.changed_at,
+            trigger=trigger,
+            ingested_at=ingested_at,
+            cause=cause,
+        )
+
+    def _add_touchpoint(self, touchpoint: TouchpointRow) -> None:
+        touchpoint.changed = True
+        self.touchpoints[touchpoint.touchpoint_id] = touchpoint
+        self.by_deal.setdefault(touchpoint.deal_key, {})[touchpoint.touchpoint_id] = touchpoint
+
+    def merge_registration(
+        self,
+        *,
+        registration_id: str,
+        partner_id: str,
+        deal_key: str,
+        status: RegistrationStatus,
+        occurred_at: datetime,
+        authoritative_time: bool,
+    ) -> bool:
+        """Record a linked registration as the deal's sourcing touchpoint; True if it changed.
+        (Its id must have been given to `load`.)"""
+        touchpoint_id = registration_touchpoint_id(registration_id)
+        row = self.touchpoints.get(touchpoint_id)
+        merged = more_advanced(row.status if row else None, status)
+        active = is_sourcing(merged)
+        if row is None:
+            self._add_touchpoint(
+                TouchpointRow(
+                    touchpoint_id,
+                    deal_key,
+                    partner_id,
+                    TouchpointKind.SOURCED_REGISTRATION.value,
+                    "deals",
+                    "registration",
+                    instant(occurred_at),
+                    merged.value,
+                    active,
+                )
+            )
+            return active
+        # Only the snapshot knows the submission time; registration events know the decision time.
+        when = instant(occurred_at) if authoritative_time else row.occurred_at
+        if (row.registration_status, row.active, row.occurred_at) == (merged.value, active, when):
+            return False
+        row.registration_status, row.active, row.occurred_at = merged.value, active, when
+        row.changed = True
+        return True
+
+    def _sync_crm_partner(self, event: DealStateChanged) -> None:
+        """The partner the CRM names is a touchpoint; naming another partner retires the old one."""
+        for row in self.by_deal.get(event.deal_key, {}).values():
+            if row.origin == "crm" and row.partner_id != event.partner_ref and row.active:
+                row.active = False
+                row.changed = True
+        if not event.partner_ref:
+            return
+        touchpoint_id = crm_touchpoint_id(event.deal_key, event.partner_ref)
+        existing = self.touchpoints.get(touchpoint_id)
+        if existing is None:
+            self._add_touchpoint(
+                TouchpointRow(
+                    touchpoint_id,
+                    event.deal_key,
+                    event.partner_ref,
+                    crm_partner_kind(event.source).value,
+                    event.source.value,
+                    "crm",
+                    instant(event.created_at or event.changed_at),
+                    None,
+                    True,
+                )
+            )
+        elif not existing.active:
+            existing.active = True
+            existing.changed = True
+
+    def _active_touchpoints(self, deal: DealRow) -> list[Touchpoint]:
+        touchpoints = []
+        for r in self.by_deal.get(deal.deal_key, {}).values():
+            if not r.active:
+                continue
+            occurred = (
+                crm_counted_at(r.occurred_at, deal.close_date)
+                if r.origin == "crm"
+                else r.occurred_at
+            )
+            touchpoints.append(
+                Touchpoint(
+                    r.touchpoint_id, r.partner_id, TouchpointKind(r.kind), occurred, r.source
+                )
+            )
+        return touchpoints
+
+    def recalculate(
+        self,
+        config: AttributionConfig,
+        deal_key: str,
+        *,
+        at: datetime,
+        trigger: str,
+        ingested_at: datetime | None,
+        cause: Envelope[Any] | None = None,
+    ) -> Settlement | None:
+        """Settle the deal's credits with what it should hold now. `ingested_at` None: the
+        events take the cause's (stamped when recorded).
+
+        Returns None when the deal is not known yet (its touchpoints wait for it)."""
+        deal = self.deals.get(deal_key)
+        if deal is None:
+            return None
+        state = deal.state
+        wanted = wanted_attribution(config, state, self._active_touchpoints(deal))
+        held = tuple(self.held.get(deal_key, ()))
+        settlement = settle(config, held, wanted, at, settlement_trigger(state, trigger))
+        deal.calculation += 1 if settlement.changes else 0
+        deal.last_note = settlement.explanation
+        deal.settled = True
+        if not settlement.changes:
+            return settlement
+        occasion = Occasion(deal_key, deal.revision, now(), ingested_at, cause)
+        ids = CreditIds(deal_key, deal.calculation)
+        self._reverse(occasion, ids, settlement)
+        gone = {credit.credit_id for credit in settlement.reverse}
+        still_held = [credit for credit in held if credit.credit_id not in gone]
+        if settlement.issue:
+            assert wanted is not None
+            still_held += self._issue(occasion, ids, deal, wanted, settlement)
+        # Active credits are read by credit id: the order settle() sees them in.
+        self.held[deal_key] = sorted(still_held, key=lambda credit: credit.credit_id)
+        return settlement
+
+    def _reverse(self, occasion: Occasion, ids: CreditIds, settlement: Settlement) -> None:
+        reason = settlement.explanation
+        for credit in settlement.reverse:
+            reversal = Reversal(ids.reversal(credit.credit_id), reason, occasion.moment)
+            if credit.credit_id in self.issued:
+                self.issued[credit.credit_id].reversal = reversal
+            else:
+                self.reversed[credit.credit_id] = reversal
+            self.events += reversal_events(occasion, credit, reversal.reversal_id, reason)
+
+    def _issue(
+        self,
+        occasion: Occasion,
+        ids: CreditIds,
+        deal: DealRow,
+        wanted: Attribution,
+        settlement: Settlement,
+    ) -> list[HeldCredit]:
+        facts = DealFacts(Customer.model_validate_json(deal.customer), deal.products, deal.co_sell)
+        new_credits = []
+        for line in settlement.issue:
+            credit_id = ids.credit(line.partner_id, line.kind)
+            replaces = settlement.replaces.get(line.partner_id)
+            new = HeldCredit(
+                credit_id,
+                line.partner_id,
+                line.kind,
+                line.amount,
+                wanted.currency,
+                line.original_amount,
+                wanted.original_currency,
+                wanted.close_date,
+            )
+            new_credits.append(new)
+            self.issued[credit_id] = NewCredit(
+                deal.deal_key,
+                new,
+                line.share,
+                wanted.fx_rate,
+                wanted.model.value,
+                wanted.config_version,
+                line.reasons,
+                deal.revision,
+                replaces,
+                occasion.moment,
+            )
+            self.events += issue_events(occasion, facts, wanted, line, credit_id, replaces)
+        return new_credits

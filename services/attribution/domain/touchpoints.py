@@ -1,0 +1,173 @@
+"""Touchpoints from outside the deal snapshot: the ones partner apps and CRMs report, and the
+partner a CRM names on the opportunity. Which kinds may be reported, who may report for whom,
+when a report is a repeat of an earlier one, and how a CRM-named partner counts."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+from services.attribution.domain.models import TouchpointKind, close_instant
+from shared.errors import Conflict, Forbidden, Unprocessable
+from shared.events.crm import CrmSource
+
+TOUCHPOINT_NAMESPACE = uuid.UUID("3c2e9a55-0b7d-4f16-a1c4-8e6d5f2b9a07")
+# Clocks differ: a touchpoint may be stamped slightly ahead of ours, not more.
+CLOCK_SKEW = timedelta(minutes=5)
+# Who reported a touchpoint when a channel manager did.
+ADMIN_REPORTER = "admin"
+
+
+class ReportedKind(StrEnum):
+    """What partner apps and CRMs may report (sourcing comes only from approved registrations)."""
+
+    REFERRAL = "referral"
+    CO_SELL_MEETING = "co_sell_meeting"
+    TECHNICAL_VALIDATION = "technical_validation"
+    MARKETPLACE_TRANSACTION = "marketplace_transaction"
+    IMPLEMENTATION = "implementation"
+
+
+class ReportedForAnotherPartner(Forbidden):
+    def __init__(self) -> None:
+        super().__init__("a partner may report touchpoints only for itself")
+
+
+class ReporterMustNamePartner(Unprocessable):
+    def __init__(self) -> None:
+        super().__init__("admin touchpoints must name partner_id")
+
+
+class TouchpointInFuture(Unprocessable):
+    def __init__(self, occurred_at: datetime) -> None:
+        super().__init__(f"occurred_at {occurred_at.isoformat()} is in the future")
+
+
+class ExternalIdReused(Conflict):
+    """The source's id was reported before for a different touchpoint."""
+
+    def __init__(self, touchpoint: ReportedTouchpoint) -> None:
+        super().__init__(
+            f"external_id {touchpoint.external_id!r} from {touchpoint.source!r} was already "
+            f"reported for a different touchpoint ({touchpoint.touchpoint_id})"
+        )
+
+
+def reported_touchpoint_id(source: str, external_id: str | None) -> str:
+    """The same (source, external_id) is the same touchpoint; without an external id every
+    report is a new one."""
+    if external_id:
+        return f"tp_{uuid.uuid5(TOUCHPOINT_NAMESPACE, f'{source}/{external_id}').hex[:24]}"
+    return f"tp_{uuid.uuid4().hex[:24]}"
+
+
+def reporting_for(caller_partner_id: str | None, named_partner_id: str | None) -> str:
+    """The partner a report is about: a partner reports only for itself (naming itself or no
+    one); a channel manager (no partner id) must name the partner."""
+    if caller_partner_id is not None and named_partner_id not in (None, caller_partner_id):
+        raise ReportedForAnotherPartner()
+    partner_id = caller_partner_id or named_partner_id
+    if partner_id is None:
+        raise ReporterMustNamePartner()
+    return partner_id
+
+
+@dataclass(frozen=True)
+class StoredTouchpoint:
+    """What identifies a recorded touchpoint, to compare a repeated report with."""
+
+    deal_key: str
+    partner_id: str
+    kind: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class ReportedTouchpoint:
+    """A touchpoint as a partner app or CRM reported it, checked and with its id."""
+
+    touchpoint_id: str
+    deal_key: str
+    partner_id: str
+    kind: ReportedKind
+    occurred_at: datetime
+    source: str
+    external_id: str | None
+    reported_by: str  # the reporting partner, or ADMIN_REPORTER
+    received_at: datetime
+
+    @classmethod
+    def report(
+        cls,
+        *,
+        caller_partner_id: str | None,
+        named_partner_id: str | None,
+        deal_key: str,
+        kind: ReportedKind,
+        occurred_at: datetime,
+        source: str,
+        external_id: str | None,
+        received_at: datetime,
+    ) -> ReportedTouchpoint:
+        partner_id = reporting_for(caller_partner_id, named_partner_id)
+        if occurred_at > received_at + CLOCK_SKEW:
+            raise TouchpointInFuture(occurred_at)
+        return cls(
+            touchpoint_id=reported_touchpoint_id(source, external_id),
+            deal_key=deal_key,
+            partner_id=partner_id,
+            kind=kind,
+            occurred_at=occurred_at,
+            source=source,
+            external_id=external_id,
+            reported_by=caller_partner_id or ADMIN_REPORTER,
+            received_at=received_at,
+        )
+
+    def repeats(self, stored: StoredTouchpoint) -> bool:
+        """True when `stored` (recorded under the same id) is this very touchpoint: the report
+        is a repeat. Raises ExternalIdReused when the id was used for a different one."""
+        same = (stored.deal_key, stored.partner_id, stored.kind, stored.occurred_at) == (
+            self.deal_key,
+            self.partner_id,
+            self.kind.value,
+            self.occurred_at,
+        )
+        if not same:
+            raise ExternalIdReused(self)
+        return True
+
+    def describe(self) -> str:
+        return f"late touchpoint {self.touchpoint_id} ({self.kind.value} by {self.partner_id})"
+
+
+# The partner a CRM names on the opportunity: a marketplace seller for AWS ACE, a referral
+# otherwise (Microsoft co-sell referrals, a partner field in Salesforce/HubSpot).
+_CRM_PARTNER_KIND = {
+    CrmSource.AWS_ACE: TouchpointKind.MARKETPLACE_TRANSACTION,
+    CrmSource.MICROSOFT: TouchpointKind.REFERRAL,
+    CrmSource.SALESFORCE: TouchpointKind.REFERRAL,
+    CrmSource.HUBSPOT: TouchpointKind.REFERRAL,
+}
+
+
+def crm_partner_kind(source: CrmSource) -> TouchpointKind:
+    """The kind of touchpoint the partner a CRM names on the opportunity is."""
+    return _CRM_PARTNER_KIND[source]
+
+
+def crm_touchpoint_id(deal_key: str, partner_ref: str) -> str:
+    return f"crm:{deal_key}:{partner_ref}"
+
+
+def registration_touchpoint_id(registration_id: str) -> str:
+    return f"registration:{registration_id}"
+
+
+def crm_counted_at(occurred_at: datetime, close_date: date | None) -> datetime:
+    """The CRM names its partner without a time: count it no later than the close."""
+    if close_date is None:
+        return occurred_at
+    return min(occurred_at, close_instant(close_date) - timedelta(seconds=1))

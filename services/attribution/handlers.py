@@ -1,0 +1,46 @@
+"""The deal-credits consumer's handlers: decode the envelope, settle through the use case,
+record its events (each caused by the event consumed). A won deal that cannot be split is an
+invalid event: dead-lettered with the reason, nothing of it written."""
+
+from __future__ import annotations
+
+from services.attribution.deal_states import Snapshot, UnattributableSnapshot, apply_deal_states
+from services.attribution.domain.config import AttributionConfig
+from services.attribution.registrations import (
+    RegistrationChange,
+    UnattributableRegistration,
+    apply_registration,
+)
+from shared.consumer import HandlerContext
+from shared.events import Envelope, InvalidEvent
+from shared.events.opportunities import DealStateChanged
+from shared.events.registrations import RegistrationDecided, RegistrationStatusChanged
+
+
+async def on_deal_states(ctx: HandlerContext, events: list[Envelope[DealStateChanged]]) -> None:
+    config = ctx.provided(AttributionConfig)
+    try:
+        emitted = await apply_deal_states(ctx.conn, config, [Snapshot.of(e) for e in events])
+    except UnattributableSnapshot as error:
+        raise InvalidEvent(str(error)) from error
+    await ctx.emit_all(emitted)
+
+
+async def on_registration_decided(
+    ctx: HandlerContext, event: Envelope[RegistrationDecided]
+) -> None:
+    await _registration_changed(ctx, RegistrationChange.decided(event))
+
+
+async def on_registration_status_changed(
+    ctx: HandlerContext, event: Envelope[RegistrationStatusChanged]
+) -> None:
+    await _registration_changed(ctx, RegistrationChange.status_changed(event))
+
+
+async def _registration_changed(ctx: HandlerContext, change: RegistrationChange) -> None:
+    try:
+        emitted = await apply_registration(ctx.conn, ctx.provided(AttributionConfig), change)
+    except UnattributableRegistration as error:
+        raise InvalidEvent(str(error)) from error
+    await ctx.emit_all(emitted)

@@ -1,0 +1,189 @@
+"""The rows a settlement works on, as one transaction holds them in memory: a deal, its
+touchpoints, the credits it issues and reverses. `repository` reads and writes them; a `DealBook`
+(`crediting`) changes them by the rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from services.attribution.domain.corrections import HeldCredit
+from services.attribution.domain.deals import DealState
+from shared.events.crm import DealStatus
+from shared.events.opportunities import DealStateChanged
+from shared.events.registrations import RegistrationStatus
+
+
+def instant(value: datetime) -> datetime:
+    """A timestamptz as Postgres gives it back (UTC; a naive value is taken as local time, as
+    asyncpg sends it)."""
+    return value.astimezone(UTC)
+
+
+def numeric(value: Decimal | None) -> Decimal | None:
+    """A numeric as it comes back from Postgres through asyncpg, which writes whole numbers
+    with trailing groups of four zeros as an exponent (10000 -> 1E+4) and has no negative zero.
+    (Its text is part of a change's description, so a later snapshot in the same run must see
+    what a fresh read would.)"""
+    if value is None or not value.is_finite():
+        return value
+    sign, _, exponent = value.as_tuple()
+    if isinstance(exponent, int) and exponent < 0:
+        return abs(value) if value.is_zero() else value
+    whole = int(value)
+    if whole == 0:
+        return Decimal(0)
+    groups = 0
+    while whole % 10000 == 0:
+        whole //= 10000
+        groups += 1
+    return Decimal((sign, tuple(int(d) for d in str(abs(whole))), 4 * groups))
+
+
+@dataclass
+class DealRow:
+    """A row of `deals` as this transaction holds it."""
+
+    deal_key: str
+    source: str
+    revision: int
+    status: str
+    deleted: bool
+    amount: Decimal | None
+    currency: str | None
+    close_date: date | None
+    customer: str  # JSON
+    products: tuple[str, ...]
+    co_sell: bool
+    partner_ref: str | None
+    created_at: datetime | None
+    changed_at: datetime
+    ingested_at: datetime | None
+    calculation: int
+    last_note: str | None
+    snapshot: bool = False  # a newer snapshot was taken: the whole row is written
+    settled: bool = False  # settled again: calculation and last_note are written
+
+    @classmethod
+    def of_row(cls, row: Any) -> DealRow:
+        return cls(
+            deal_key=row["deal_key"],
+            source=row["source"],
+            revision=row["revision"],
+            status=row["status"],
+            deleted=row["deleted"],
+            amount=row["amount"],
+            currency=row["currency"],
+            close_date=row["close_date"],
+            customer=row["customer"],
+            products=tuple(row["products"]),
+            co_sell=row["co_sell"],
+            partner_ref=row["partner_ref"],
+            created_at=row["created_at"],
+            changed_at=row["changed_at"],
+            ingested_at=row["ingested_at"],
+            calculation=row["calculation"],
+            last_note=row["last_note"],
+        )
+
+    @classmethod
+    def of_snapshot(
+        cls, event: DealStateChanged, ingested_at: datetime | None, old: DealRow | None
+    ) -> DealRow:
+        return cls(
+            deal_key=event.deal_key,
+            source=old.source if old is not None else event.source.value,  # never updated
+            revision=event.revision,
+            status=event.status.value,
+            deleted=event.deleted,
+            amount=numeric(event.amount),
+            currency=event.currency,
+            close_date=event.close_date,
+            customer=event.customer.model_dump_json(),
+            products=tuple(event.products),
+            co_sell=event.co_sell,
+            partner_ref=event.partner_ref,
+            created_at=event.created_at,
+            changed_at=event.changed_at,
+            ingested_at=ingested_at,
+            calculation=old.calculation if old is not None else 0,
+            last_note=old.last_note if old is not None else None,
+            snapshot=True,
+        )
+
+    @property
+    def state(self) -> DealState:
+        return DealState(
+            self.revision,
+            DealStatus(self.status),
+            self.deleted,
+            self.amount,
+            self.currency,
+            self.close_date,
+            self.partner_ref,
+        )
+
+
+@dataclass
+class TouchpointRow:
+    """A row of `touchpoints` as this transaction holds it (only the last three columns of a
+    stored row ever change)."""
+
+    touchpoint_id: str
+    deal_key: str
+    partner_id: str
+    kind: str
+    source: str
+    origin: str
+    occurred_at: datetime
+    registration_status: str | None
+    active: bool
+    changed: bool = False  # new, or one of the mutable columns changed
+
+    @classmethod
+    def of_row(cls, row: Any) -> TouchpointRow:
+        return cls(
+            row["touchpoint_id"],
+            row["deal_key"],
+            row["partner_id"],
+            row["kind"],
+            row["source"],
+            row["origin"],
+            row["occurred_at"],
+            row["registration_status"],
+            row["active"],
+        )
+
+    @property
+    def status(self) -> RegistrationStatus | None:
+        return (
+            None
+            if self.registration_status is None
+            else RegistrationStatus(self.registration_status)
+        )
+
+
+@dataclass(frozen=True)
+class Reversal:
+    reversal_id: str
+    reason: str
+    at: datetime
+
+
+@dataclass
+class NewCredit:
+    """A credit issued in this transaction (and maybe reversed again in it)."""
+
+    deal_key: str
+    held: HeldCredit
+    line_share: Decimal
+    fx_rate: Decimal
+    model: str
+    config_version: str
+    reasons: tuple[str, ...]
+    deal_revision: int
+    replaces: str | None
+    issued_at: datetime
+    reversal: Reversal | None = None

@@ -1,0 +1,313 @@
+"""Write side of attribution: the rows a settlement reads and writes (deals, touchpoints,
+credits, registration signals), the per-deal advisory locks, and the set-based statements that
+write a whole run back: at most one statement per table and kind of change, however many deals
+the run holds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from services.attribution.domain.corrections import HeldCredit
+from services.attribution.domain.touchpoints import ReportedTouchpoint, StoredTouchpoint
+from services.attribution.records import DealRow, NewCredit, Reversal, TouchpointRow
+from shared.db import Connection, advisory_key
+from shared.events.attribution import CreditKind
+from shared.events.registrations import RegistrationStatus
+
+# -- locks ---------------------------------------------------------------------------------------
+
+
+def _lock_key(deal_key: str) -> int:
+    return advisory_key("attribution", deal_key)
+
+
+async def lock_deal(conn: Connection, deal_key: str) -> None:
+    """Serialise everything that settles one deal (released at commit)."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(deal_key))
+
+
+async def lock_deals(conn: Connection, deal_keys: Sequence[str]) -> None:
+    """Lock several deals in key order (no deadlocks between runs)."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k",
+        sorted({_lock_key(key) for key in deal_keys}),
+    )
+
+
+# -- loading a run -------------------------------------------------------------------------------
+
+
+async def load_deals(conn: Connection, deal_keys: Sequence[str]) -> dict[str, DealRow]:
+    rows = await conn.fetch(
+        "SELECT * FROM deals WHERE deal_key = ANY($1::text[]) ORDER BY deal_key FOR UPDATE",
+        deal_keys,
+    )
+    return {r["deal_key"]: DealRow.of_row(r) for r in rows}
+
+
+async def load_touchpoints(
+    conn: Connection, deal_keys: Sequence[str], touchpoint_ids: Iterable[str]
+) -> dict[str, TouchpointRow]:
+    """The deals' touchpoints and these touchpoints (they may name another deal), by id."""
+    rows = await conn.fetch(
+        """SELECT * FROM touchpoints
+           WHERE deal_key = ANY($1::text[]) OR touchpoint_id = ANY($2::text[])
+           ORDER BY touchpoint_id FOR UPDATE""",
+        deal_keys,
+        sorted(set(touchpoint_ids)),
+    )
+    return {r["touchpoint_id"]: TouchpointRow.of_row(r) for r in rows}
+
+
+async def load_active_credits(
+    conn: Connection, deal_keys: Sequence[str]
+) -> dict[str, list[HeldCredit]]:
+    """The deals' active credits, by deal key, each deal's in credit id order."""
+    rows = await conn.fetch(
+        """SELECT * FROM credits WHERE deal_key = ANY($1::text[]) AND reversed_at IS NULL
+           ORDER BY credit_id""",
+        deal_keys,
+    )
+    held: dict[str, list[HeldCredit]] = {}
+    for r in rows:
+        held.setdefault(r["deal_key"], []).append(
+            HeldCredit(
+                r["credit_id"],
+                r["partner_id"],
+                CreditKind(r["kind"]),
+                r["amount"],
+                r["currency"],
+                r["original_amount"],
+                r["original_currency"],
+                r["close_date"],
+            )
+        )
+    return held
+
+
+# -- writing a run back --------------------------------------------------------------------------
+
+
+async def save_snapshots(conn: Connection, deals: Sequence[DealRow]) -> None:
+    """Deals that took a newer snapshot, written in full (one statement)."""
+    if not deals:
+        return
+    await conn.execute(
+        """
+        INSERT INTO deals (deal_key, source, revision, status, deleted, amount, currency,
+            close_date, customer, products, co_sell, partner_ref, created_at, changed_at,
+            ingested_at, calculation, last_note, updated_at)
+        SELECT d.deal_key, d.source, d.revision, d.status, d.deleted, d.amount,
+            d.currency, d.close_date, d.customer::jsonb,
+            ARRAY(SELECT p FROM jsonb_array_elements_text(d.products::jsonb)
+                  WITH ORDINALITY AS x(p, n) ORDER BY n),
+            d.co_sell, d.partner_ref, d.created_at, d.changed_at, d.ingested_at,
+            d.calculation, d.last_note, now()
+        FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bool[],
+            $6::numeric[], $7::text[], $8::date[], $9::text[], $10::text[], $11::bool[],
+            $12::text[], $13::timestamptz[], $14::timestamptz[], $15::timestamptz[],
+            $16::int[], $17::text[])
+            AS d(deal_key, source, revision, status, deleted, amount, currency,
+                 close_date, customer, products, co_sell, partner_ref, created_at,
+                 changed_at, ingested_at, calculation, last_note)
+        ON CONFLICT (deal_key) DO UPDATE SET revision = EXCLUDED.revision,
+            status = EXCLUDED.status, deleted = EXCLUDED.deleted,
+            amount = EXCLUDED.amount, currency = EXCLUDED.currency,
+            close_date = EXCLUDED.close_date, customer = EXCLUDED.customer,
+            products = EXCLUDED.products, co_sell = EXCLUDED.co_sell,
+            partner_ref = EXCLUDED.partner_ref, created_at = EXCLUDED.created_at,
+            changed_at = EXCLUDED.changed_at, ingested_at = EXCLUDED.ingested_at,
+            calculation = EXCLUDED.calculation, last_note = EXCLUDED.last_note,
+            updated_at = now()
+        """,
+        [d.deal_key for d in deals],
+        [d.source for d in deals],
+        [d.revision for d in deals],
+        [d.status for d in deals],
+        [d.deleted for d in deals],
+        [d.amount for d in deals],
+        [d.currency for d in deals],
+        [d.close_date for d in deals],
+        [d.customer for d in deals],
+        [json.dumps(list(d.products)) for d in deals],
+        [d.co_sell for d in deals],
+        [d.partner_ref for d in deals],
+        [d.created_at for d in deals],
+        [d.changed_at for d in deals],
+        [d.ingested_at for d in deals],
+        [d.calculation for d in deals],
+        [d.last_note for d in deals],
+    )
+
+
+async def save_settlements(conn: Connection, deals: Sequence[DealRow]) -> None:
+    """Deals settled again without a new snapshot: their calculation and note (one statement)."""
+    if not deals:
+        return
+    await conn.execute(
+        """UPDATE deals SET calculation = d.calculation, last_note = d.last_note
+           FROM unnest($1::text[], $2::int[], $3::text[])
+               AS d(deal_key, calculation, last_note)
+           WHERE deals.deal_key = d.deal_key""",
+        [d.deal_key for d in deals],
+        [d.calculation for d in deals],
+        [d.last_note for d in deals],
+    )
+
+
+async def save_touchpoints(conn: Connection, touchpoints: Sequence[TouchpointRow]) -> None:
+    """New touchpoints in full; a stored one only ever changes in its last three columns."""
+    if not touchpoints:
+        return
+    await conn.execute(
+        """
+        INSERT INTO touchpoints (touchpoint_id, deal_key, partner_id, kind, source,
+            origin, occurred_at, registration_status, active)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+            $6::text[], $7::timestamptz[], $8::text[], $9::bool[])
+        ON CONFLICT (touchpoint_id) DO UPDATE SET occurred_at = EXCLUDED.occurred_at,
+            registration_status = EXCLUDED.registration_status, active = EXCLUDED.active
+        """,
+        [t.touchpoint_id for t in touchpoints],
+        [t.deal_key for t in touchpoints],
+        [t.partner_id for t in touchpoints],
+        [t.kind for t in touchpoints],
+        [t.source for t in touchpoints],
+        [t.origin for t in touchpoints],
+        [t.occurred_at for t in touchpoints],
+        [t.registration_status for t in touchpoints],
+        [t.active for t in touchpoints],
+    )
+
+
+async def save_reversals(conn: Connection, reversals: dict[str, Reversal]) -> None:
+    """Stored credits reversed in this transaction, by credit id (one statement). Written
+    before the new credits: a partner's new credit may take its reversed one's place."""
+    if not reversals:
+        return
+    items = list(reversals.items())
+    await conn.execute(
+        """UPDATE credits SET reversal_id = r.reversal_id,
+               reversal_reason = r.reason, reversed_at = r.at
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+               AS r(credit_id, reversal_id, reason, at)
+           WHERE credits.credit_id = r.credit_id""",
+        [credit_id for credit_id, _ in items],
+        [r.reversal_id for _, r in items],
+        [r.reason for _, r in items],
+        [r.at for _, r in items],
+    )
+
+
+async def save_new_credits(conn: Connection, new: Sequence[NewCredit]) -> None:
+    """Credits issued in this transaction (one statement); one issued and reversed again in
+    it is written reversed."""
+    if not new:
+        return
+    await conn.execute(
+        """
+        INSERT INTO credits (credit_id, deal_key, partner_id, kind, amount, currency,
+            original_amount, original_currency, fx_rate, share, model, config_version,
+            reasons, close_date, deal_revision, replaces, issued_at, reversal_id,
+            reversal_reason, reversed_at)
+        SELECT c.credit_id, c.deal_key, c.partner_id, c.kind, c.amount, c.currency,
+            c.original_amount, c.original_currency, c.fx_rate, c.share, c.model,
+            c.config_version, c.reasons::jsonb, c.close_date, c.deal_revision,
+            c.replaces, c.issued_at, c.reversal_id, c.reversal_reason, c.reversed_at
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
+            $6::text[], $7::numeric[], $8::text[], $9::numeric[], $10::numeric[],
+            $11::text[], $12::text[], $13::text[], $14::date[], $15::int[],
+            $16::text[], $17::timestamptz[], $18::text[], $19::text[],
+            $20::timestamptz[])
+            AS c(credit_id, deal_key, partner_id, kind, amount, currency,
+                 original_amount, original_currency, fx_rate, share, model,
+                 config_version, reasons, close_date, deal_revision, replaces, issued_at,
+                 reversal_id, reversal_reason, reversed_at)
+        """,
+        [c.held.credit_id for c in new],
+        [c.deal_key for c in new],
+        [c.held.partner_id for c in new],
+        [c.held.kind.value for c in new],
+        [c.held.amount for c in new],
+        [c.held.currency for c in new],
+        [c.held.original_amount for c in new],
+        [c.held.original_currency for c in new],
+        [c.fx_rate for c in new],
+        [c.line_share for c in new],
+        [c.model for c in new],
+        [c.config_version for c in new],
+        [json.dumps(c.reasons) for c in new],
+        [c.held.close_date for c in new],
+        [c.deal_revision for c in new],
+        [c.replaces for c in new],
+        [c.issued_at for c in new],
+        [c.reversal.reversal_id if c.reversal else None for c in new],
+        [c.reversal.reason if c.reversal else None for c in new],
+        [c.reversal.at if c.reversal else None for c in new],
+    )
+
+
+# -- registration signals and reported touchpoints ----------------------------------------------
+
+
+async def record_registration(
+    conn: Connection,
+    *,
+    registration_id: str,
+    partner_id: str,
+    status: RegistrationStatus,
+    conflicts: int | None,
+    crm_deal_key: str | None,
+    changed_at: datetime,
+) -> None:
+    """Remember a registration's signals (for the health score); an older event never
+    overwrites a newer status, and conflicts found are never forgotten."""
+    await conn.execute(
+        """
+        INSERT INTO registrations (registration_id, partner_id, status, conflicts, crm_deal_key,
+            changed_at)
+        VALUES ($1, $2, $3, COALESCE($4, 0), $5, $6)
+        ON CONFLICT (registration_id) DO UPDATE SET
+            status = CASE WHEN registrations.changed_at <= EXCLUDED.changed_at
+                          THEN EXCLUDED.status ELSE registrations.status END,
+            conflicts = GREATEST(registrations.conflicts, COALESCE($4, registrations.conflicts)),
+            crm_deal_key = COALESCE(EXCLUDED.crm_deal_key, registrations.crm_deal_key),
+            changed_at = GREATEST(registrations.changed_at, EXCLUDED.changed_at)
+        """,
+        registration_id,
+        partner_id,
+        status.value,
+        conflicts,
+        crm_deal_key,
+        changed_at,
+    )
+
+
+async def stored_touchpoint(conn: Connection, touchpoint_id: str) -> StoredTouchpoint | None:
+    row = await conn.fetchrow(
+        """SELECT deal_key, partner_id, kind, occurred_at FROM touchpoints
+           WHERE touchpoint_id = $1""",
+        touchpoint_id,
+    )
+    if row is None:
+        return None
+    return StoredTouchpoint(row["deal_key"], row["partner_id"], row["kind"], row["occurred_at"])
+
+
+async def insert_reported_touchpoint(conn: Connection, touchpoint: ReportedTouchpoint) -> None:
+    await conn.execute(
+        """INSERT INTO touchpoints (touchpoint_id, deal_key, partner_id, kind, occurred_at,
+               source, origin, external_id, reported_by, received_at)
+           VALUES ($1, $2, $3, $4, $5, $6, 'api', $7, $8, $9)""",
+        touchpoint.touchpoint_id,
+        touchpoint.deal_key,
+        touchpoint.partner_id,
+        touchpoint.kind.value,
+        touchpoint.occurred_at,
+        touchpoint.source,
+        touchpoint.external_id,
+        touchpoint.reported_by,
+        touchpoint.received_at,
+    )

@@ -1,0 +1,160 @@
+"""The HTTP requests and responses of attribution. Money, shares and rates are decimal strings
+(never floats); instants are ISO 8601 with their offset."""
+
+from __future__ import annotations
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from services.attribution.domain.config import AttributionConfig
+from services.attribution.domain.corrections import Settlement
+from services.attribution.domain.touchpoints import ReportedKind
+
+
+class TouchpointIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    deal_key: str = Field(min_length=3, max_length=200, pattern=r"^[a-z_]+:.+$")
+    partner_id: str | None = Field(
+        default=None, min_length=1, max_length=100, description="required for admin callers"
+    )
+    kind: ReportedKind
+    occurred_at: AwareDatetime
+    source: str = Field(min_length=1, max_length=100, description="reporting system, e.g. crm-x")
+    external_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="the source's own id: the same (source, external_id) is recorded once",
+    )
+
+
+class IssuedOut(BaseModel):
+    partner_id: str
+    kind: str
+    amount: str
+
+
+class SettlementOut(BaseModel):
+    explanation: str
+    locked: bool
+    reversed: list[str] = Field(description="credit ids reversed")
+    issued: list[IssuedOut]
+
+    @classmethod
+    def of(cls, settlement: Settlement) -> SettlementOut:
+        return cls(
+            explanation=settlement.explanation,
+            locked=settlement.locked,
+            reversed=[c.credit_id for c in settlement.reverse],
+            issued=[
+                IssuedOut(partner_id=x.partner_id, kind=x.kind.value, amount=str(x.amount))
+                for x in settlement.issue
+            ],
+        )
+
+
+class TouchpointReportOut(BaseModel):
+    touchpoint_id: str
+    created: bool = Field(description="false: the same (source, external_id) was reported before")
+    settlement: SettlementOut | None = Field(
+        description="what the touchpoint moved; null for a repeat or a deal not known yet"
+    )
+
+
+class DealStateOut(BaseModel):
+    revision: int
+    status: str
+    deleted: bool
+    amount: str | None
+    currency: str | None
+    close_date: str | None
+    last_settlement: str | None
+
+
+class CreditOut(BaseModel):
+    credit_id: str
+    partner_id: str
+    kind: str
+    currency: str
+    original_currency: str
+    model: str
+    config_version: str
+    deal_revision: int
+    replaces: str | None
+    reversal_id: str | None
+    reversal_reason: str | None
+    amount: str
+    original_amount: str
+    fx_rate: str
+    share: str
+    close_date: str
+    issued_at: str
+    reversed_at: str | None
+    reasons: list[str]
+
+
+class DealTouchpointOut(BaseModel):
+    touchpoint_id: str
+    partner_id: str
+    kind: str
+    occurred_at: str
+    source: str
+    origin: str
+    external_id: str | None
+    active: bool
+
+
+class DealAttributionOut(BaseModel):
+    deal_key: str
+    deal: DealStateOut | None
+    sourced: str
+    influenced: str
+    credits: list[CreditOut] = Field(description="active credits")
+    history: list[CreditOut] = Field(description="reversed credits")
+    touchpoints: list[DealTouchpointOut]
+
+
+class PeriodRevenueOut(BaseModel):
+    period: str
+    sourced: str
+    influenced: str
+    deals: int
+
+
+class RevenueOut(BaseModel):
+    partner_id: str
+    currency: str
+    sourced: str
+    influenced: str
+    total: str
+    by_period: list[PeriodRevenueOut]
+
+
+class HealthComponentsOut(BaseModel):
+    revenue: str
+    win_rate: str
+    velocity: str
+    penalty: str
+
+
+class HealthInputsOut(BaseModel):
+    revenue: str
+    won: int
+    lost: int
+    days_to_close: list[int]
+    conflicts: int
+    rejections: int
+    expiries: int
+
+
+class HealthOut(BaseModel):
+    partner_id: str
+    score: str
+    components: HealthComponentsOut
+    inputs: HealthInputsOut
+    reasons: list[str]
+    config_version: str
+
+
+class ConfigOut(AttributionConfig):
+    """The attribution policy in force (with its `version`)."""

@@ -1,0 +1,234 @@
+"""Read side of attribution: the per-deal split with its reasons, a partner's sourced and
+influenced revenue by period, and the inputs of its health score. Figures are net: reversed
+credits are history, active credits are what a partner holds now."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from services.attribution.domain.config import AttributionConfig
+from services.attribution.domain.health import HealthInputs, health_score
+from services.attribution.domain.reporting import Period, RevenueQuery
+from services.attribution.schemas import (
+    CreditOut,
+    DealAttributionOut,
+    DealStateOut,
+    DealTouchpointOut,
+    HealthComponentsOut,
+    HealthInputsOut,
+    HealthOut,
+    PeriodRevenueOut,
+    RevenueOut,
+)
+from shared.db import Connection
+
+# How each reporting period is labelled (Postgres to_char formats).
+_PERIOD_LABELS = {Period.MONTH: "YYYY-MM", Period.QUARTER: 'YYYY-"Q"Q', Period.YEAR: "YYYY"}
+
+
+def _credit_out(row: Any) -> CreditOut:
+    return CreditOut(
+        credit_id=row["credit_id"],
+        partner_id=row["partner_id"],
+        kind=row["kind"],
+        currency=row["currency"],
+        original_currency=row["original_currency"],
+        model=row["model"],
+        config_version=row["config_version"],
+        deal_revision=row["deal_revision"],
+        replaces=row["replaces"],
+        reversal_id=row["reversal_id"],
+        reversal_reason=row["reversal_reason"],
+        amount=str(row["amount"]),
+        original_amount=str(row["original_amount"]),
+        fx_rate=str(row["fx_rate"]),
+        share=str(row["share"]),
+        close_date=row["close_date"].isoformat(),
+        issued_at=row["issued_at"].isoformat(),
+        reversed_at=row["reversed_at"].isoformat() if row["reversed_at"] else None,
+        reasons=json.loads(row["reasons"]),
+    )
+
+
+def _deal_state_out(deal: Any) -> DealStateOut:
+    return DealStateOut(
+        revision=deal["revision"],
+        status=deal["status"],
+        deleted=deal["deleted"],
+        amount=None if deal["amount"] is None else str(deal["amount"]),
+        currency=deal["currency"],
+        close_date=deal["close_date"].isoformat() if deal["close_date"] else None,
+        last_settlement=deal["last_note"],
+    )
+
+
+def _touchpoint_out(t: Any) -> DealTouchpointOut:
+    return DealTouchpointOut(
+        touchpoint_id=t["touchpoint_id"],
+        partner_id=t["partner_id"],
+        kind=t["kind"],
+        occurred_at=t["occurred_at"].isoformat(),
+        source=t["source"],
+        origin=t["origin"],
+        external_id=t["external_id"],
+        active=t["active"],
+    )
+
+
+async def deal_view(
+    conn: Connection, deal_key: str, partner_id: str | None
+) -> DealAttributionOut | None:
+    """The deal's split with reasons; a partner (`partner_id`) sees only its own credits and
+    touchpoints. None when there is nothing to show (to this partner)."""
+    deal = await conn.fetchrow("SELECT * FROM deals WHERE deal_key = $1", deal_key)
+    credits = await conn.fetch(
+        """SELECT * FROM credits WHERE deal_key = $1 AND ($2::text IS NULL OR partner_id = $2)
+           ORDER BY issued_at, credit_id""",
+        deal_key,
+        partner_id,
+    )
+    touchpoints = await conn.fetch(
+        """SELECT * FROM touchpoints WHERE deal_key = $1 AND ($2::text IS NULL OR partner_id = $2)
+           ORDER BY occurred_at, touchpoint_id""",
+        deal_key,
+        partner_id,
+    )
+    if partner_id is not None and not credits and not touchpoints:
+        return None  # nothing of this partner's: indistinguishable from an unknown deal
+    if deal is None and not touchpoints:
+        return None
+    active = [c for c in credits if c["reversed_at"] is None]
+    return DealAttributionOut(
+        deal_key=deal_key,
+        deal=None if deal is None else _deal_state_out(deal),
+        sourced=str(sum((c["amount"] for c in active if c["kind"] == "sourced"), Decimal(0))),
+        influenced=str(sum((c["amount"] for c in active if c["kind"] == "influenced"), Decimal(0))),
+        credits=[_credit_out(c) for c in active],
+        history=[_credit_out(c) for c in credits if c["reversed_at"] is not None],
+        touchpoints=[_touchpoint_out(t) for t in touchpoints],
+    )
+
+
+async def partner_revenue(
+    conn: Connection, config: AttributionConfig, partner_id: str, query: RevenueQuery
+) -> RevenueOut:
+    rows = await conn.fetch(
+        f"""
+        SELECT to_char(close_date, '{_PERIOD_LABELS[query.period]}') AS period,
+               coalesce(sum(amount) FILTER (WHERE kind = 'sourced'), 0) AS sourced,
+               coalesce(sum(amount) FILTER (WHERE kind = 'influenced'), 0) AS influenced,
+               count(DISTINCT deal_key) AS deals
+        FROM credits
+        WHERE partner_id = $1 AND reversed_at IS NULL
+          AND ($2::date IS NULL OR close_date >= $2) AND ($3::date IS NULL OR close_date <= $3)
+        GROUP BY 1 ORDER BY 1
+        """,
+        partner_id,
+        query.since,
+        query.until,
+    )
+    sourced = sum((r["sourced"] for r in rows), Decimal(0))
+    influenced = sum((r["influenced"] for r in rows), Decimal(0))
+    return RevenueOut(
+        partner_id=partner_id,
+        currency=config.reporting_currency,
+        sourced=str(sourced),
+        influenced=str(influenced),
+        total=str(sourced + influenced),
+        by_period=[
+            PeriodRevenueOut(
+                period=r["period"],
+                sourced=str(r["sourced"]),
+                influenced=str(r["influenced"]),
+                deals=r["deals"],
+            )
+            for r in rows
+        ],
+    )
+
+
+async def health_inputs(
+    conn: Connection, config: AttributionConfig, partner_id: str, today: date
+) -> HealthInputs:
+    since = today - timedelta(days=config.health.window_days)
+    revenue = await conn.fetchval(
+        """SELECT coalesce(sum(amount), 0) FROM credits
+           WHERE partner_id = $1 AND reversed_at IS NULL AND close_date >= $2""",
+        partner_id,
+        since,
+    )
+    outcomes = await conn.fetchrow(
+        """
+        SELECT count(*) FILTER (WHERE d.status = 'won') AS won,
+               count(*) FILTER (WHERE d.status = 'lost') AS lost
+        FROM deals d
+        WHERE NOT d.deleted AND d.close_date >= $2 AND EXISTS (
+            SELECT 1 FROM touchpoints t
+            WHERE t.deal_key = d.deal_key AND t.partner_id = $1 AND t.active)
+        """,
+        partner_id,
+        since,
+    )
+    days = await conn.fetch(
+        """
+        SELECT d.close_date - min(t.occurred_at)::date AS days
+        FROM deals d JOIN touchpoints t ON t.deal_key = d.deal_key
+        WHERE t.partner_id = $1 AND t.active AND t.kind = 'sourced_registration'
+          AND d.status = 'won' AND NOT d.deleted AND d.close_date >= $2
+        GROUP BY d.deal_key, d.close_date
+        """,
+        partner_id,
+        since,
+    )
+    signals = await conn.fetchrow(
+        """
+        SELECT count(*) FILTER (WHERE conflicts > 0) AS conflicts,
+               count(*) FILTER (WHERE status = 'rejected') AS rejections,
+               count(*) FILTER (WHERE status = 'expired') AS expiries
+        FROM registrations WHERE partner_id = $1 AND changed_at >= $2
+        """,
+        partner_id,
+        datetime.combine(since, time(0), tzinfo=UTC),
+    )
+    assert outcomes is not None
+    assert signals is not None
+    return HealthInputs(
+        revenue=revenue,
+        won=outcomes["won"],
+        lost=outcomes["lost"],
+        days_to_close=tuple(max(0, r["days"]) for r in days),
+        conflicts=signals["conflicts"],
+        rejections=signals["rejections"],
+        expiries=signals["expiries"],
+    )
+
+
+async def partner_health(
+    conn: Connection, config: AttributionConfig, partner_id: str, today: date
+) -> HealthOut:
+    inputs = await health_inputs(conn, config, partner_id, today)
+    score = health_score(config.health, inputs)
+    return HealthOut(
+        partner_id=partner_id,
+        score=str(score.score),
+        components=HealthComponentsOut(
+            revenue=str(score.revenue),
+            win_rate=str(score.win_rate),
+            velocity=str(score.velocity),
+            penalty=str(score.penalty),
+        ),
+        inputs=HealthInputsOut(
+            revenue=str(inputs.revenue),
+            won=inputs.won,
+            lost=inputs.lost,
+            days_to_close=list(inputs.days_to_close),
+            conflicts=inputs.conflicts,
+            rejections=inputs.rejections,
+            expiries=inputs.expiries,
+        ),
+        reasons=list(score.reasons),
+        config_version=config.version,
+    )

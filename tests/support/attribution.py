@@ -1,0 +1,50 @@
+"""Attribution's deal-credits consumer under test: built on a scratch schema and wired by the
+service's own `wire()`, with the policy the test chooses."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from services.attribution.app import DEAL_TOPICS, NAME, definition
+from services.attribution.domain.config import AttributionConfig
+from shared.consumer import EventConsumer
+from shared.db import Pool
+from shared.outbox import Outbox
+from shared.service import Platform
+from shared.topics import Topic
+
+
+class _ConsumerWiring:
+    """What attribution's `wire()` asks of a platform, for one consumer under test: the
+    consumer group it declares is `consumer`; the policy it provides is the test's (the one
+    `wire()` loads from the environment is set aside)."""
+
+    def __init__(self, consumer: EventConsumer, config: AttributionConfig) -> None:
+        consumer.provisions.provide(config)
+        self._consumer = consumer
+        self.set_aside: list[object] = []
+
+    def consumer(self, name: str, topics: list[Topic]) -> EventConsumer:
+        assert (name, topics) == (self._consumer.name, self._consumer.topics)
+        return self._consumer
+
+    def provide(self, value: object, *, as_type: type[object] | None = None) -> None:
+        assert isinstance(value, as_type or AttributionConfig)
+        self.set_aside.append(value)
+
+
+def deal_credits_consumer(
+    pool: Pool, config: AttributionConfig, *, backoff_initial_seconds: float = 0.01
+) -> EventConsumer:
+    """The real deal-credits consumer group and outbox of attribution (its topics, its
+    dead-letter topic) writing through `pool`; nothing relays that outbox."""
+    consumer = EventConsumer(
+        name="deal-credits",
+        service=NAME,
+        topics=DEAL_TOPICS,
+        pool=pool,
+        outbox=Outbox(NAME, source=f"pollinate/{NAME}"),
+        backoff_initial_seconds=backoff_initial_seconds,
+    )
+    definition.wire(cast(Platform, _ConsumerWiring(consumer, config)))
+    return consumer
