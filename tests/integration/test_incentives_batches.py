@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from aiokafka import ConsumerRecord
 
-from services.incentives.app import handle_credits
+from services.incentives import handlers
 from services.incentives.domain.programs import Caps, IncentivePrograms, Mdf
 from shared.consumer import EventConsumer, Outcome
 from shared.db import Pool
@@ -29,6 +29,7 @@ from shared.events import Envelope, EventPayload
 from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
 from shared.events.crm import Customer
 from shared.outbox import Outbox, make_producer
+from shared.provisions import Provisions
 from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema, statements_sent
 from tests.support.kafka import new_topic, read_records
 
@@ -54,7 +55,10 @@ async def incentives_schema(infra: Infra) -> AsyncIterator[tuple[Pool, str]]:
 
 
 def ledger_consumer(pool: Any, programs: IncentivePrograms = PROGRAMS) -> EventConsumer:
-    """The service's ledger consumer (its real handlers) on a scratch schema."""
+    """The service's ledger consumer (its real handlers, as app.py wires them) on a scratch
+    schema."""
+    provisions = Provisions()
+    provisions.provide(programs)
     consumer = EventConsumer(
         name="ledger",
         service="incentives",
@@ -63,8 +67,10 @@ def ledger_consumer(pool: Any, programs: IncentivePrograms = PROGRAMS) -> EventC
         # The outbox checks the producing service by name; its rows land in the scratch schema.
         outbox=Outbox("incentives", "pollinate/test"),
         backoff_initial_seconds=0.01,
+        provisions=provisions,
     )
-    handle_credits(consumer, programs)
+    consumer.handles_batch(CreditIssued)(handlers.on_credits)
+    consumer.handles(CreditReversed)(handlers.on_reversal)
     return consumer
 
 
