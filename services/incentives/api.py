@@ -24,7 +24,6 @@ from services.incentives.schemas import (
     ProgramsOut,
     StatementOut,
     WhatIfIn,
-    WhatIfLine,
     WhatIfOut,
 )
 from services.incentives.what_if import Hypothesis, what_if
@@ -85,31 +84,7 @@ async def post_what_if(
         tier=body.tier,
     )
     async with platform.pool.acquire() as conn:
-        outlook = await what_if(conn, programs, hypothesis)
-    earnings, context = outlook.earnings, outlook.context
-    return WhatIfOut(
-        partner_id=partner_id,
-        programs_version=programs.version,
-        currency=programs.currency,
-        period=earnings.period,
-        tier=context.tier,
-        new_logo=context.new_logo,
-        new_region=context.new_region,
-        lines=[
-            WhatIfLine(
-                entry_type=line.entry_type.value,
-                rule=line.rule,
-                rate=line.rate,
-                uncapped_amount=line.uncapped_amount,
-                amount=line.amount,
-                note=line.note,
-            )
-            for line in earnings.lines
-        ],
-        total=earnings.total,
-        notes=list(earnings.notes),
-        mdf_accrual=None if outlook.accrual is None else outlook.accrual.amount,
-    )
+        return await what_if(conn, programs, hypothesis)
 
 
 # ---- the ledger

@@ -89,18 +89,8 @@ async def reverse_credit(
     clawed = await _claw_back_accrual(conn, programs, reversal, at)
     if clawed is not None:
         mdf_reversal_id = entry_id(clawed["entry_id"], "reversal")
-        mdf_reversed = _reversed_event(
-            mdf_reversal_id, clawed, "mdf", reversal, reason, at, ingested_at
-        )
-        events.append(
-            OutgoingEvent(
-                INCENTIVE_LEDGER,
-                mdf_reversed,
-                reversal.partner_id,
-                uuid.UUID(mdf_reversal_id),
-                cause=cause,
-            )
-        )
+        payload = _reversed_event(mdf_reversal_id, clawed, "mdf", reversal, reason, at, ingested_at)
+        events.append(_on_ledger(payload, cause))
     await repository.mark_reversed(conn, reversal, at)
     if taken_back > 0:
         currency = credit["currency"]
@@ -162,15 +152,7 @@ async def _reverse_entries(
         payload = _reversed_event(
             entry.entry_id, dict(original), "incentive", reversal, reason, at, ingested_at
         )
-        events.append(
-            OutgoingEvent(
-                INCENTIVE_LEDGER,
-                payload,
-                reversal.partner_id,
-                uuid.UUID(entry.entry_id),
-                cause=cause,
-            )
-        )
+        events.append(_on_ledger(payload, cause))
     return events, taken_back
 
 
@@ -223,6 +205,13 @@ async def _claw_back_accrual(
         **common,
     )
     return dict(accrual)
+
+
+def _on_ledger(payload: IncentiveReversed, cause: Envelope[Any]) -> OutgoingEvent:
+    """A reversal entry's event, keyed by the partner and identified by the entry."""
+    return OutgoingEvent(
+        INCENTIVE_LEDGER, payload, payload.partner_id, uuid.UUID(payload.entry_id), cause=cause
+    )
 
 
 def _reversed_event(

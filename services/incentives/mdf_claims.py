@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+
+import asyncpg
 
 from services.incentives import mdf_repository
 from services.incentives.domain import claims
 from services.incentives.domain.ledger import entry_id
-from services.incentives.domain.mdf import consume
+from services.incentives.domain.mdf import Fund, consume
 from services.incentives.domain.programs import IncentivePrograms
 from shared.clock import now
 from shared.db import Connection
@@ -92,25 +95,7 @@ async def decide_claim(
     )
     debit_id: str | None = None
     if decision.debits:
-        takes, shortfall = consume(fund.lots, amount, at)
-        assert shortfall == 0
-        await mdf_repository.take_from_lots(conn, takes)
-        debit_id = entry_id(claim_id, "claim")
-        await mdf_repository.insert_mdf_entry(
-            conn,
-            entry_id=debit_id,
-            partner_id=partner_id,
-            entry_type="claim",
-            rule="mdf:claim",
-            period=programs.period_of(at.date()),
-            claim_id=claim_id,
-            amount=-amount,
-            currency=claim["currency"],
-            note=f"claim approved: {note}" if note else "claim approved",
-            programs_version=programs.version,
-            created_at=at,
-            ingested_at=at,
-        )
+        debit_id = await _debit(conn, programs, claim, fund, note=note, at=at)
         available_now -= amount
     await mdf_repository.record_decision(
         conn, claim_id, status=decision.status, reason=decision.reason, at=at
@@ -131,6 +116,40 @@ async def decide_claim(
     )
     await outbox.publish_many(conn, [_announced(decided), _told(decided)])
     return decided
+
+
+async def _debit(
+    conn: Connection,
+    programs: IncentivePrograms,
+    claim: asyncpg.Record,
+    fund: Fund,
+    *,
+    note: str,
+    at: datetime,
+) -> str:
+    """Take an approved claim out of the fund (soonest-expiring lots first) and record the
+    debit on the MDF ledger. Returns the debit's entry id."""
+    claim_id, amount = claim["claim_id"], claim["amount"]
+    takes, shortfall = consume(fund.lots, amount, at)
+    assert shortfall == 0  # the decision checked the fund covers it, under its lock
+    await mdf_repository.take_from_lots(conn, takes)
+    debit_id = entry_id(claim_id, "claim")
+    await mdf_repository.insert_mdf_entry(
+        conn,
+        entry_id=debit_id,
+        partner_id=claim["partner_id"],
+        entry_type="claim",
+        rule="mdf:claim",
+        period=programs.period_of(at.date()),
+        claim_id=claim_id,
+        amount=-amount,
+        currency=claim["currency"],
+        note=f"claim approved: {note}" if note else "claim approved",
+        programs_version=programs.version,
+        created_at=at,
+        ingested_at=at,
+    )
+    return debit_id
 
 
 def _announced(decided: MdfClaimDecided) -> OutgoingEvent:

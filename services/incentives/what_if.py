@@ -8,11 +8,10 @@ from datetime import date
 from decimal import Decimal
 
 from services.incentives import repository
-from services.incentives.domain.earnings import Earnings
 from services.incentives.domain.evaluation import evaluate
-from services.incentives.domain.mdf import MdfAccrual
 from services.incentives.domain.programs import IncentivePrograms
-from services.incentives.domain.surroundings import Context, Subject
+from services.incentives.domain.surroundings import Subject
+from services.incentives.schemas import WhatIfLine, WhatIfOut
 from shared.clock import now
 from shared.db import Connection
 
@@ -30,14 +29,9 @@ class Hypothesis:
     tier: str | None  # assume this tier instead of the partner's current one
 
 
-@dataclass(frozen=True)
-class Outlook:
-    context: Context
-    earnings: Earnings
-    accrual: MdfAccrual | None
-
-
-async def what_if(conn: Connection, programs: IncentivePrograms, credit: Hypothesis) -> Outlook:
+async def what_if(conn: Connection, programs: IncentivePrograms, credit: Hypothesis) -> WhatIfOut:
+    """The lines, total and MDF accrual the credit would get now, in the partner's current
+    surroundings (its tier unless the hypothesis names one)."""
     context = (await repository.load_surroundings(conn, programs, [credit.subject])).context(
         credit.subject
     )
@@ -56,4 +50,26 @@ async def what_if(conn: Connection, programs: IncentivePrograms, credit: Hypothe
         close_date=credit.close_date,
         at=now(),
     )
-    return Outlook(context, earnings, accrual)
+    return WhatIfOut(
+        partner_id=credit.subject.partner_id,
+        programs_version=programs.version,
+        currency=programs.currency,
+        period=earnings.period,
+        tier=context.tier,
+        new_logo=context.new_logo,
+        new_region=context.new_region,
+        lines=[
+            WhatIfLine(
+                entry_type=line.entry_type.value,
+                rule=line.rule,
+                rate=line.rate,
+                uncapped_amount=line.uncapped_amount,
+                amount=line.amount,
+                note=line.note,
+            )
+            for line in earnings.lines
+        ],
+        total=earnings.total,
+        notes=list(earnings.notes),
+        mdf_accrual=None if accrual is None else accrual.amount,
+    )
