@@ -22,9 +22,9 @@ from services.incentives.mdf_expiry import expire_due
 from services.incentives.mdf_repository import SUMMARY_LOT, lock_funds, lock_funds_summarised
 from shared.db import Connection, Pool
 from shared.events import Envelope
-from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
-from shared.events.crm import Customer
+from shared.events.attribution import CreditIssued, CreditReversed
 from shared.outbox import Outbox
+from tests.support.factories import credit_issued, credit_reversed
 from tests.support.infra import ROOT, ScratchService, migrated_pool
 
 pytestmark = pytest.mark.integration
@@ -40,42 +40,6 @@ async def pool(scratch_service: ScratchService) -> AsyncIterator[Pool]:
 
 # The outbox checks the producing service by name; its rows land in the scratch schema.
 OUTBOX = Outbox("incentives", "pollinate/test")
-
-
-def credit(partner: str, amount: str) -> CreditIssued:
-    run = uuid.uuid4().hex[:8]
-    return CreditIssued(
-        credit_id=f"c-{run}",
-        deal_key=f"d-{run}",
-        partner_id=partner,
-        kind=CreditKind.SOURCED,
-        amount=D(amount),
-        currency="USD",
-        original_amount=D(amount),
-        original_currency="USD",
-        fx_rate=D(1),
-        share=D(1),
-        model="sourced_only",
-        customer=Customer(name=f"Customer {run}"),
-        close_date=datetime.now(UTC).date(),
-        deal_revision=1,
-        issued_at=datetime.now(UTC),
-    )
-
-
-def reversal(issued: CreditIssued) -> CreditReversed:
-    return CreditReversed(
-        reversal_id=f"r-{issued.credit_id}",
-        credit_id=issued.credit_id,
-        deal_key=issued.deal_key,
-        partner_id=issued.partner_id,
-        kind=issued.kind,
-        amount=issued.amount,
-        currency=issued.currency,
-        reason="deal lost",
-        deal_revision=2,
-        reversed_at=datetime.now(UTC),
-    )
 
 
 async def apply_credit(conn: Connection, programs: IncentivePrograms, issued: CreditIssued) -> None:
@@ -130,7 +94,7 @@ async def test_spent_funds_clawed_back_become_a_deficit_repaid_by_the_next_accru
     partner = f"p-{uuid.uuid4().hex[:8]}"
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("INSERT INTO partners VALUES ($1, 'gold', 'active', 1, now())", partner)
-    first = credit(partner, "100000.00")
+    first = credit_issued(partner_id=partner, amount="100000.00")
     async with pool.acquire() as conn, conn.transaction():
         await apply_credit(conn, programs, first)
     assert (await fund_state(pool, partner))["available"] == "2000.00"
@@ -152,7 +116,7 @@ async def test_spent_funds_clawed_back_become_a_deficit_repaid_by_the_next_accru
     }
 
     async with pool.acquire() as conn, conn.transaction():
-        await apply_reversal(conn, programs, reversal(first))
+        await apply_reversal(conn, programs, credit_reversed(first))
     assert await fund_state(pool, partner) == {
         "available": "-1500.00",
         "ledger_balance": "-1500.00",
@@ -171,7 +135,7 @@ async def test_spent_funds_clawed_back_become_a_deficit_repaid_by_the_next_accru
     assert refused.value.message == "claim of 1.00 exceeds the available fund of -1500.00"
 
     async with pool.acquire() as conn, conn.transaction():
-        await apply_credit(conn, programs, credit(partner, "100000.00"))
+        await apply_credit(conn, programs, credit_issued(partner_id=partner, amount="100000.00"))
     assert await fund_state(pool, partner) == {
         "available": "500.00",
         "ledger_balance": "500.00",
@@ -184,7 +148,9 @@ async def test_unused_funds_expire_and_a_later_clawback_restores_only_the_expire
 ) -> None:
     programs = IncentivePrograms(mdf=Mdf(expiry_days=0))  # every lot is due at once
     partner = f"p-{uuid.uuid4().hex[:8]}"
-    issued = credit(partner, "50000.00")  # unknown partner: default tier registered, 2 %
+    issued = credit_issued(
+        partner_id=partner, amount="50000.00"
+    )  # unknown partner: default tier registered, 2 %
     async with pool.acquire() as conn, conn.transaction():
         await apply_credit(conn, programs, issued)
     assert await fund_state(pool, partner) == {
@@ -201,7 +167,7 @@ async def test_unused_funds_expire_and_a_later_clawback_restores_only_the_expire
         "deficit": "0.00",
     }
     async with pool.acquire() as conn, conn.transaction():
-        await apply_reversal(conn, programs, reversal(issued))
+        await apply_reversal(conn, programs, credit_reversed(issued))
     # The expired remainder is restored, then the accrual reversed in full: no deficit for
     # funds the partner never used.
     assert await fund_state(pool, partner) == {
