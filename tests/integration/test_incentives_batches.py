@@ -13,7 +13,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,22 +21,23 @@ from typing import Any
 import pytest
 from aiokafka import ConsumerRecord
 
-from services.incentives.app import handle_credits
+from services.incentives import handlers
 from services.incentives.domain.programs import Caps, IncentivePrograms, Mdf
 from shared.consumer import EventConsumer, Outcome
 from shared.db import Pool
 from shared.events import Envelope, EventPayload
-from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
+from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.crm import Customer
 from shared.outbox import Outbox, make_producer
+from shared.provisions import Provisions
+from tests.support.factories import AT, credit_issued, credit_reversed
 from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema, statements_sent
 from tests.support.kafka import new_topic, read_records
 
 pytestmark = pytest.mark.integration
 D = Decimal
 MIGRATIONS = Path(ROOT / "services" / "incentives" / "migrations")
-TODAY = datetime.now(UTC).date()
-EARLIER = TODAY - timedelta(days=95)  # always another quarter
+EARLIER = AT.date() - timedelta(days=95)  # another quarter than the factories' close date
 # Small caps so a few credits cross them: 1 500.00 earned and 300.00 MDF per partner and period.
 PROGRAMS = IncentivePrograms(
     caps=Caps(per_partner_period=D("1500.00")), mdf=Mdf(cap_per_partner_period=D("300.00"))
@@ -54,7 +55,10 @@ async def incentives_schema(infra: Infra) -> AsyncIterator[tuple[Pool, str]]:
 
 
 def ledger_consumer(pool: Any, programs: IncentivePrograms = PROGRAMS) -> EventConsumer:
-    """The service's ledger consumer (its real handlers) on a scratch schema."""
+    """The service's ledger consumer (its real handlers, as app.py wires them) on a scratch
+    schema."""
+    provisions = Provisions()
+    provisions.provide(programs)
     consumer = EventConsumer(
         name="ledger",
         service="incentives",
@@ -63,8 +67,10 @@ def ledger_consumer(pool: Any, programs: IncentivePrograms = PROGRAMS) -> EventC
         # The outbox checks the producing service by name; its rows land in the scratch schema.
         outbox=Outbox("incentives", "pollinate/test"),
         backoff_initial_seconds=0.01,
+        provisions=provisions,
     )
-    handle_credits(consumer, programs)
+    consumer.handles_batch(CreditIssued)(handlers.on_credits)
+    consumer.handles(CreditReversed)(handlers.on_reversal)
     return consumer
 
 
@@ -82,55 +88,8 @@ async def records_of(infra: Infra, *events: EventPayload) -> list[ConsumerRecord
     return await read_records(infra.kafka_bootstrap, topic.name, len(events))
 
 
-def issued(
-    credit_id: str,
-    partner: str,
-    deal: str,
-    amount: str,
-    *,
-    domain: str,
-    country: str,
-    close: date = TODAY,
-    products: tuple[str, ...] = (),
-    co_sell: bool = False,
-    currency: str = "USD",
-) -> CreditIssued:
-    return CreditIssued(
-        credit_id=credit_id,
-        deal_key=deal,
-        partner_id=partner,
-        kind=CreditKind.SOURCED,
-        amount=D(amount),
-        currency=currency,
-        original_amount=D(amount),
-        original_currency=currency,
-        fx_rate=D(1),
-        share=D(1),
-        model="sourced_only",
-        customer=Customer(name=f"Customer {domain}", domain=domain, country=country),
-        products=products,
-        co_sell=co_sell,
-        close_date=close,
-        deal_revision=1,
-        issued_at=datetime(2026, 11, 20, tzinfo=UTC),
-        ingested_at=datetime(2026, 11, 20, 12, tzinfo=UTC),
-    )
-
-
-def reversal(credit: CreditIssued) -> CreditReversed:
-    return CreditReversed(
-        reversal_id=f"rv-{credit.credit_id}",
-        credit_id=credit.credit_id,
-        deal_key=credit.deal_key,
-        partner_id=credit.partner_id,
-        kind=credit.kind,
-        amount=credit.amount,
-        currency=credit.currency,
-        reason="deal amount changed",
-        deal_revision=2,
-        reversed_at=datetime(2026, 11, 21, tzinfo=UTC),
-        ingested_at=datetime(2026, 11, 21, 12, tzinfo=UTC),
-    )
+def customer(domain: str, country: str) -> Customer:
+    return Customer(name=f"Customer {domain}", domain=domain, country=country)
 
 
 # Columns that hold the moment of processing, not a decision.
@@ -164,10 +123,10 @@ async def state(pool: Pool) -> dict[str, Any]:
         data = json.loads(row["value"])["data"]
         if row["topic"].endswith(".dlq.v1"):
             data = {}  # the dead-lettered record as it came
-        notification = row["topic"] == "notifications.partner.v1"
+        # Every id is deterministic: an entry's, a notification's (from what it is about).
         events.append(
             (
-                None if notification else row["event_id"],  # a notification's id is random
+                row["event_id"],
                 row["topic"],
                 row["message_key"],
                 row["event_type"],
@@ -189,61 +148,78 @@ def scenario(run: str) -> tuple[list[EventPayload], dict[str, CreditIssued]]:
 
     c = {
         # 12 %: 1 200.00; MDF 200.00 of which 150.00 repays P's deficit.
-        "c1": issued(
-            f"c1-{run}",
-            p,
-            f"d1-{run}",
-            "10000.00",
-            domain=dom("x"),
-            country="DE",
+        "c1": credit_issued(
+            credit_id=f"c1-{run}",
+            partner_id=p,
+            deal_key=f"d1-{run}",
+            amount="10000.00",
+            customer=customer(dom("x"), "DE"),
             products=("ai",),
             co_sell=True,
         ),
         # Same customer on another deal, same region: 8 %, cut to the 300.00 left of the cap.
-        "c2": issued(
-            f"c2-{run}",
-            p,
-            f"d2-{run}",
-            "10000.00",
-            domain=dom("x"),
-            country="FR",
+        "c2": credit_issued(
+            credit_id=f"c2-{run}",
+            partner_id=p,
+            deal_key=f"d2-{run}",
+            amount="10000.00",
+            customer=customer(dom("x"), "FR"),
             products=("ai",),
             co_sell=True,
         ),
         # Another credit on the customer's first deal: new logo and region again, cap reached.
-        "c3": issued(
-            f"c3-{run}", p, f"d1-{run}", "1000.00", domain=dom("x"), country="DE", products=("ai",)
+        "c3": credit_issued(
+            credit_id=f"c3-{run}",
+            partner_id=p,
+            deal_key=f"d1-{run}",
+            amount="1000.00",
+            customer=customer(dom("x"), "DE"),
+            products=("ai",),
         ),
         # Another partner on the first deal: new logo, its own first region, default tier.
-        "c4": issued(
-            f"c4-{run}",
-            q,
-            f"d1-{run}",
-            "10000.00",
-            domain=dom("x"),
-            country="DE",
+        "c4": credit_issued(
+            credit_id=f"c4-{run}",
+            partner_id=q,
+            deal_key=f"d1-{run}",
+            amount="10000.00",
+            customer=customer(dom("x"), "DE"),
             products=("ai",),
             co_sell=True,
         ),
         # The previous quarter: its own caps.
-        "c6": issued(
-            f"c6-{run}",
-            p,
-            f"d6-{run}",
-            "10000.00",
-            domain=dom("y"),
-            country="US",
-            close=EARLIER,
+        "c6": credit_issued(
+            credit_id=f"c6-{run}",
+            partner_id=p,
+            deal_key=f"d6-{run}",
+            amount="10000.00",
+            customer=customer(dom("y"), "US"),
+            close_date=EARLIER,
             products=("ai",),
             co_sell=True,
         ),
-        "c8": issued(
-            f"c8-{run}", p, f"d8-{run}", "5000.00", domain=dom("z"), country="US", close=EARLIER
+        "c8": credit_issued(
+            credit_id=f"c8-{run}",
+            partner_id=p,
+            deal_key=f"d8-{run}",
+            amount="5000.00",
+            customer=customer(dom("z"), "US"),
+            close_date=EARLIER,
         ),
-        "c9": issued(
-            f"c9-{run}", p, f"d9-{run}", "2000.00", domain=dom("w"), country="US", close=EARLIER
+        "c9": credit_issued(
+            credit_id=f"c9-{run}",
+            partner_id=p,
+            deal_key=f"d9-{run}",
+            amount="2000.00",
+            customer=customer(dom("w"), "US"),
+            close_date=EARLIER,
         ),
-        "c11": issued(f"c11-{run}", p, f"d11-{run}", "10000.00", domain=dom("v"), country="DE"),
+        "c11": credit_issued(
+            credit_id=f"c11-{run}",
+            partner_id=p,
+            deal_key=f"d11-{run}",
+            amount="10000.00",
+            customer=customer(dom("v"), "DE"),
+        ),
     }
     events: list[EventPayload] = [
         c["c1"],
@@ -252,10 +228,10 @@ def scenario(run: str) -> tuple[list[EventPayload], dict[str, CreditIssued]]:
         c["c4"],
         c["c1"],  # the same credit in a new event: paid once
         c["c6"],
-        reversal(c["c8"]),  # before its credit: parked
+        credit_reversed(c["c8"]),  # before its credit: parked
         c["c8"],  # booked, then reversed by the parked reversal
         c["c9"],  # sees the room the reversal freed
-        reversal(c["c2"]),
+        credit_reversed(c["c2"]),
         c["c11"],  # sees the room the reversal of c2 freed
     ]
     return events, c
@@ -336,12 +312,29 @@ async def test_a_poison_credit_in_a_run_is_dead_lettered_and_the_rest_applied_on
 ) -> None:
     run = uuid.uuid4().hex[:8]
     p = f"p-{run}"
-    first = issued(f"a-{run}", p, f"da-{run}", "10000.00", domain=f"a-{run}.example", country="DE")
-    euro = issued(
-        f"e-{run}", p, f"de-{run}", "10.00", domain=f"e-{run}.example", country="DE", currency="EUR"
+    first = credit_issued(
+        credit_id=f"a-{run}",
+        partner_id=p,
+        deal_key=f"da-{run}",
+        amount="10000.00",
+        customer=customer(f"a-{run}.example", "DE"),
+    )
+    euro = credit_issued(
+        credit_id=f"e-{run}",
+        partner_id=p,
+        deal_key=f"de-{run}",
+        amount="10.00",
+        customer=customer(f"e-{run}.example", "DE"),
+        currency="EUR",
     )
     # The same customer and region as the first: no kickers, and the cap counts the first.
-    second = issued(f"b-{run}", p, f"db-{run}", "30000.00", domain=f"a-{run}.example", country="DE")
+    second = credit_issued(
+        credit_id=f"b-{run}",
+        partner_id=p,
+        deal_key=f"db-{run}",
+        amount="30000.00",
+        customer=customer(f"a-{run}.example", "DE"),
+    )
     records = await records_of(infra, first, euro, second)
     async with incentives_schema(infra) as (pool, _):
         await prepare(pool, run)
@@ -395,13 +388,12 @@ async def test_statements_per_run_do_not_grow_with_its_length(infra: Infra) -> N
     def credits(n: int, tag: str) -> list[EventPayload]:
         # Each credit for a partner, customer and region of its own, earning and accruing MDF.
         return [
-            issued(
-                f"{tag}{i}-{run}",
-                f"{tag}p{i % 5}-{run}",
-                f"{tag}d{i}-{run}",
-                "1000.00",
-                domain=f"{tag}{i}-{run}.example",
-                country="DE",
+            credit_issued(
+                credit_id=f"{tag}{i}-{run}",
+                partner_id=f"{tag}p{i % 5}-{run}",
+                deal_key=f"{tag}d{i}-{run}",
+                amount="1000.00",
+                customer=customer(f"{tag}{i}-{run}.example", "DE"),
             )
             for i in range(n)
         ]

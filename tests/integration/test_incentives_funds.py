@@ -12,21 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from services.incentives.credits import apply_credit, apply_reversal
+from services.incentives import views
+from services.incentives.booking import book_credits
+from services.incentives.clawbacks import reverse_credit
+from services.incentives.domain.claims import ClaimConflict
 from services.incentives.domain.programs import IncentivePrograms, Mdf
-from services.incentives.funds import (
-    SUMMARY_LOT,
-    decide_claim,
-    expire_due,
-    lock_funds,
-    lock_funds_summarised,
-    read_fund,
-    request_claim,
-)
-from shared.db import Pool
-from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
-from shared.events.crm import Customer
+from services.incentives.mdf_claims import decide_claim, request_claim
+from services.incentives.mdf_expiry import expire_due
+from services.incentives.mdf_repository import SUMMARY_LOT, lock_funds, lock_funds_summarised
+from shared.db import Connection, Pool
+from shared.events import Envelope
+from shared.events.attribution import CreditIssued, CreditReversed
 from shared.outbox import Outbox
+from tests.support.factories import credit_issued, credit_reversed
 from tests.support.infra import ROOT, ScratchService, migrated_pool
 
 pytestmark = pytest.mark.integration
@@ -44,45 +42,23 @@ async def pool(scratch_service: ScratchService) -> AsyncIterator[Pool]:
 OUTBOX = Outbox("incentives", "pollinate/test")
 
 
-def credit(partner: str, amount: str) -> CreditIssued:
-    run = uuid.uuid4().hex[:8]
-    return CreditIssued(
-        credit_id=f"c-{run}",
-        deal_key=f"d-{run}",
-        partner_id=partner,
-        kind=CreditKind.SOURCED,
-        amount=D(amount),
-        currency="USD",
-        original_amount=D(amount),
-        original_currency="USD",
-        fx_rate=D(1),
-        share=D(1),
-        model="sourced_only",
-        customer=Customer(name=f"Customer {run}"),
-        close_date=datetime.now(UTC).date(),
-        deal_revision=1,
-        issued_at=datetime.now(UTC),
-    )
+async def apply_credit(conn: Connection, programs: IncentivePrograms, issued: CreditIssued) -> None:
+    """Book a credit as the ledger consumer does, recording what it announces."""
+    cause = Envelope.wrap(issued, source="pollinate/attribution", subject=issued.deal_key)
+    await OUTBOX.publish_many(conn, (await book_credits(conn, programs, [cause])).events)
 
 
-def reversal(issued: CreditIssued) -> CreditReversed:
-    return CreditReversed(
-        reversal_id=f"r-{issued.credit_id}",
-        credit_id=issued.credit_id,
-        deal_key=issued.deal_key,
-        partner_id=issued.partner_id,
-        kind=issued.kind,
-        amount=issued.amount,
-        currency=issued.currency,
-        reason="deal lost",
-        deal_revision=2,
-        reversed_at=datetime.now(UTC),
-    )
+async def apply_reversal(
+    conn: Connection, programs: IncentivePrograms, reversed_: CreditReversed
+) -> None:
+    cause = Envelope.wrap(reversed_, source="pollinate/attribution", subject=reversed_.deal_key)
+    clawed = await reverse_credit(conn, programs, reversed_, cause=cause, ingested_at=None)
+    await OUTBOX.publish_many(conn, clawed.events)
 
 
 async def fund_state(pool: Pool, partner: str) -> dict[str, str]:
     async with pool.acquire() as conn:
-        fund = await read_fund(conn, partner)
+        fund = (await views.fund(conn, partner)).model_dump(mode="json")
         remaining = await conn.fetchval(
             "SELECT coalesce(sum(remaining), 0) FROM mdf_lots WHERE partner_id = $1", partner
         )
@@ -118,13 +94,13 @@ async def test_spent_funds_clawed_back_become_a_deficit_repaid_by_the_next_accru
     partner = f"p-{uuid.uuid4().hex[:8]}"
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("INSERT INTO partners VALUES ($1, 'gold', 'active', 1, now())", partner)
-    first = credit(partner, "100000.00")
+    first = credit_issued(partner_id=partner, amount="100000.00")
     async with pool.acquire() as conn, conn.transaction():
-        await apply_credit(conn, OUTBOX, programs, first, ingested_at=None)
+        await apply_credit(conn, programs, first)
     assert (await fund_state(pool, partner))["available"] == "2000.00"
 
     async with pool.acquire() as conn, conn.transaction():
-        claim_id, _, _ = await request_claim(
+        requested = await request_claim(
             conn,
             programs,
             partner_id=partner,
@@ -132,8 +108,7 @@ async def test_spent_funds_clawed_back_become_a_deficit_repaid_by_the_next_accru
             description="expo",
             proof_reference="INV-1",
         )
-        assert claim_id is not None
-        await decide_claim(conn, OUTBOX, programs, claim_id, approve=True, note="")
+        await decide_claim(conn, OUTBOX, programs, requested.claim_id, approve=True, note="")
     assert await fund_state(pool, partner) == {
         "available": "500.00",
         "ledger_balance": "500.00",
@@ -141,26 +116,26 @@ async def test_spent_funds_clawed_back_become_a_deficit_repaid_by_the_next_accru
     }
 
     async with pool.acquire() as conn, conn.transaction():
-        await apply_reversal(conn, OUTBOX, programs, reversal(first), ingested_at=None)
+        await apply_reversal(conn, programs, credit_reversed(first))
     assert await fund_state(pool, partner) == {
         "available": "-1500.00",
         "ledger_balance": "-1500.00",
         "deficit": "1500.00",
     }
-    async with pool.acquire() as conn, conn.transaction():
-        refused, reason, _ = await request_claim(
-            conn,
-            programs,
-            partner_id=partner,
-            amount=D("1.00"),
-            description="more",
-            proof_reference="INV-2",
-        )
-    assert refused is None
-    assert reason == "claim of 1.00 exceeds the available fund of -1500.00"
+    with pytest.raises(ClaimConflict) as refused:
+        async with pool.acquire() as conn, conn.transaction():
+            await request_claim(
+                conn,
+                programs,
+                partner_id=partner,
+                amount=D("1.00"),
+                description="more",
+                proof_reference="INV-2",
+            )
+    assert refused.value.message == "claim of 1.00 exceeds the available fund of -1500.00"
 
     async with pool.acquire() as conn, conn.transaction():
-        await apply_credit(conn, OUTBOX, programs, credit(partner, "100000.00"), ingested_at=None)
+        await apply_credit(conn, programs, credit_issued(partner_id=partner, amount="100000.00"))
     assert await fund_state(pool, partner) == {
         "available": "500.00",
         "ledger_balance": "500.00",
@@ -173,9 +148,11 @@ async def test_unused_funds_expire_and_a_later_clawback_restores_only_the_expire
 ) -> None:
     programs = IncentivePrograms(mdf=Mdf(expiry_days=0))  # every lot is due at once
     partner = f"p-{uuid.uuid4().hex[:8]}"
-    issued = credit(partner, "50000.00")  # unknown partner: default tier registered, 2 %
+    issued = credit_issued(
+        partner_id=partner, amount="50000.00"
+    )  # unknown partner: default tier registered, 2 %
     async with pool.acquire() as conn, conn.transaction():
-        await apply_credit(conn, OUTBOX, programs, issued, ingested_at=None)
+        await apply_credit(conn, programs, issued)
     assert await fund_state(pool, partner) == {
         "available": "0.00",  # already past its expiry, not yet swept
         "ledger_balance": "1000.00",
@@ -190,7 +167,7 @@ async def test_unused_funds_expire_and_a_later_clawback_restores_only_the_expire
         "deficit": "0.00",
     }
     async with pool.acquire() as conn, conn.transaction():
-        await apply_reversal(conn, OUTBOX, programs, reversal(issued), ingested_at=None)
+        await apply_reversal(conn, programs, credit_reversed(issued))
     # The expired remainder is restored, then the accrual reversed in full: no deficit for
     # funds the partner never used.
     assert await fund_state(pool, partner) == {

@@ -5,9 +5,8 @@ arriving before their credit, dead letters, partner isolation and the append-onl
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -15,26 +14,25 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from shared.events import Envelope, EventPayload
-from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
+from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.crm import Customer
-from shared.events.partners import PartnerStateChanged, PartnerStatus
-from shared.outbox import make_producer
 from shared.topics import (
     ATTRIBUTION_CREDITS,
     INCENTIVE_LEDGER,
     PARTNER_LIFECYCLE,
     PARTNER_NOTIFICATIONS,
 )
+from tests.support.factories import credit_issued, credit_reversed, partner_state_changed
+from tests.support.incentives import keyed_headers, send_envelopes
 from tests.support.infra import Infra
+from tests.support.kafka import publish, wait_for_keyed
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_processes
 
 pytestmark = pytest.mark.integration
 D = Decimal
-TODAY = datetime.now(UTC).date()
 
 
 @pytest.fixture(scope="module")
@@ -51,38 +49,15 @@ async def db(infra: Infra) -> AsyncIterator[asyncpg.Connection[Any]]:
     await conn.close()
 
 
-async def send(infra: Infra, topic: str, key: str, *envelopes: Envelope[Any]) -> None:
-    producer = make_producer(infra.kafka_bootstrap, "test-incentives")
-    await producer.start()
-    try:
-        for envelope in envelopes:
-            await producer.send_and_wait(topic, envelope.to_bytes(), key=key.encode())
-    finally:
-        await producer.stop()
-
-
-def wrap(payload: EventPayload, subject: str, source: str) -> Envelope[Any]:
-    return Envelope.wrap(payload, source=source, subject=subject)
+def customer(domain: str = "", country: str = "DE") -> Customer:
+    return Customer(name="Test Customer", domain=domain, country=country)
 
 
 async def publish_partner(
     infra: Infra, partner_id: str, tier: str = "gold", version: int = 1
 ) -> None:
-    event = PartnerStateChanged(
-        partner_id=partner_id,
-        name=f"Partner {partner_id}",
-        partner_type="GSI",
-        status=PartnerStatus.ACTIVE,
-        tier=tier,
-        changed_at=datetime.now(UTC),
-        version=version,
-    )
-    await send(
-        infra,
-        PARTNER_LIFECYCLE.name,
-        partner_id,
-        wrap(event, partner_id, "pollinate/onboarding"),
-    )
+    snapshot = partner_state_changed(partner_id=partner_id, tier=tier, version=version)
+    await publish(infra, PARTNER_LIFECYCLE, [snapshot], subject=partner_id, source="onboarding")
 
 
 async def partner_known(db: asyncpg.Connection[Any], partner_id: str, tier: str) -> None:
@@ -95,65 +70,15 @@ async def partner_known(db: asyncpg.Connection[Any], partner_id: str, tier: str)
     await eventually(there)
 
 
-def credit(
-    partner_id: str,
-    deal_key: str,
-    amount: str,
-    *,
-    credit_id: str | None = None,
-    domain: str = "",
-    country: str = "DE",
-    products: tuple[str, ...] = ("ai",),
-    co_sell: bool = True,
-    currency: str = "USD",
-    replaces: str | None = None,
-) -> CreditIssued:
-    return CreditIssued(
-        credit_id=credit_id or f"cr-{uuid.uuid4().hex[:12]}",
-        deal_key=deal_key,
-        partner_id=partner_id,
-        kind=CreditKind.SOURCED,
-        amount=D(amount),
-        currency=currency,
-        original_amount=D(amount),
-        original_currency=currency,
-        fx_rate=D(1),
-        share=D(1),
-        model="sourced_only",
-        customer=Customer(name="Test Customer", domain=domain, country=country),
-        products=products,
-        co_sell=co_sell,
-        close_date=TODAY,
-        deal_revision=1,
-        replaces=replaces,
-        issued_at=datetime.now(UTC),
-        ingested_at=datetime.now(UTC),
-    )
-
-
-def reversal_of(issued: CreditIssued, *, amount: str | None = None) -> CreditReversed:
-    return CreditReversed(
-        reversal_id=f"rv-{uuid.uuid4().hex[:12]}",
-        credit_id=issued.credit_id,
-        deal_key=issued.deal_key,
-        partner_id=issued.partner_id,
-        kind=issued.kind,
-        amount=D(amount) if amount is not None else issued.amount,
-        currency=issued.currency,
-        reason="deal amount changed",
-        deal_revision=2,
-        reversed_at=datetime.now(UTC),
-        ingested_at=datetime.now(UTC),
-    )
-
-
 async def publish_credits(infra: Infra, *events: CreditIssued | CreditReversed) -> None:
-    await send(
-        infra,
-        ATTRIBUTION_CREDITS.name,
-        events[0].deal_key,
-        *(wrap(e, e.deal_key, "pollinate/attribution") for e in events),
+    """Credits and reversals of one deal, in order, as attribution publishes them."""
+    await publish(
+        infra, ATTRIBUTION_CREDITS, list(events), subject=events[0].deal_key, source="attribution"
     )
+
+
+def wrap(payload: EventPayload, subject: str) -> Envelope[Any]:
+    return Envelope.wrap(payload, source="pollinate/attribution", subject=subject)
 
 
 async def balance_is(client: httpx.AsyncClient, url: str, partner_id: str, expected: str) -> Any:
@@ -166,55 +91,31 @@ async def balance_is(client: httpx.AsyncClient, url: str, partner_id: str, expec
     return await eventually(check)
 
 
-async def records_for(
-    infra: Infra,
-    topic: str,
-    key: str,
-    done: Callable[[list[dict[str, Any]]], bool],
-    timeout: float = 30.0,
-) -> list[dict[str, Any]]:
-    """Envelopes (as dicts) keyed `key` on `topic`, read from the start until `done` holds."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=infra.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
-    found: list[dict[str, Any]] = []
-    try:
-        async with asyncio.timeout(timeout):
-            while not done(found):
-                batch = await consumer.getmany(timeout_ms=500)
-                for records in batch.values():
-                    for record in records:
-                        if record.key == key.encode():
-                            found.append(
-                                {"headers": dict(record.headers or ()), "value": record.value}
-                            )
-    finally:
-        await consumer.stop()
-    return found
-
-
-def parsed(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [json.loads(r["value"]) for r in records]
+def types_of(events: list[dict[str, Any]]) -> list[str]:
+    return [event["type"] for event in events]
 
 
 async def test_credit_earns_correction_claws_back_and_redelivery_pays_once(
     infra: Infra, instances: list[str], db: asyncpg.Connection[Any]
 ) -> None:
-    run = uuid.uuid4().hex[:10]
+    run, since = uuid.uuid4().hex[:10], datetime.now(UTC)
     partner, deal = f"p-inc-{run}", f"salesforce:deal-{run}"
     await publish_partner(infra, partner, "gold")
     await partner_known(db, partner, "gold")
 
     # Gold 5 % + new logo 3 % + strategic product 2 % + co-sell 1 % + new region 1 % = 12 %.
-    first = credit(partner, deal, "100000.00", domain=f"{run}.example")
-    envelope = wrap(first, deal, "pollinate/attribution")
-    same_credit_new_event = wrap(first, deal, "pollinate/attribution")
-    await send(infra, ATTRIBUTION_CREDITS.name, deal, envelope, envelope, same_credit_new_event)
+    first = credit_issued(
+        partner_id=partner,
+        deal_key=deal,
+        amount="100000.00",
+        customer=customer(f"{run}.example"),
+        products=("ai",),
+        co_sell=True,
+    )
+    envelope, same_credit_new_event = wrap(first, deal), wrap(first, deal)
+    await send_envelopes(
+        infra, ATTRIBUTION_CREDITS.name, deal, envelope, envelope, same_credit_new_event
+    )
 
     async with httpx.AsyncClient(timeout=30) as client:
         url = instances[0]
@@ -238,10 +139,16 @@ async def test_credit_earns_correction_claws_back_and_redelivery_pays_once(
         ]
 
         # Correction: attribution reverses the credit and re-issues it at 80 000.
-        corrected = credit(
-            partner, deal, "80000.00", domain=f"{run}.example", replaces=first.credit_id
+        corrected = credit_issued(
+            partner_id=partner,
+            deal_key=deal,
+            amount="80000.00",
+            customer=customer(f"{run}.example"),
+            products=("ai",),
+            co_sell=True,
+            replaces=first.credit_id,
         )
-        await publish_credits(infra, reversal_of(first), corrected)
+        await publish_credits(infra, credit_reversed(first), corrected)
         await balance_is(client, url, partner, "9600.00")  # still new logo: the same deal
 
         statement = (
@@ -257,23 +164,27 @@ async def test_credit_earns_correction_claws_back_and_redelivery_pays_once(
         assert sum(D(e["amount"]) for e in statement["entries"]) == D("9600.00")
 
         # Full reversal (deal lost): back to exactly zero, MDF too.
-        final = reversal_of(corrected)
+        final = credit_reversed(corrected)
         await publish_credits(infra, final)
         body = await balance_is(client, url, partner, "0.00")
         assert body["mdf"]["available"] == "0.00"
 
         # Redelivery of the reversal, then a sentinel credit on the same key (same partition,
         # processed after it): once the sentinel is booked, the duplicate was already handled.
-        sentinel = credit(partner, deal, "1000.00", domain=f"{run}.example", co_sell=False)
-        await send(
+        sentinel = credit_issued(
+            partner_id=partner,
+            deal_key=deal,
+            amount="1000.00",
+            customer=customer(f"{run}.example"),
+            products=("ai",),
+        )
+        await send_envelopes(
             infra,
             ATTRIBUTION_CREDITS.name,
             deal,
-            wrap(final, deal, "pollinate/attribution"),
-            wrap(
-                final.model_copy(update={"reversal_id": "rv-again"}), deal, "pollinate/attribution"
-            ),
-            wrap(sentinel, deal, "pollinate/attribution"),
+            wrap(final, deal),
+            wrap(final.model_copy(update={"reversal_id": "rv-again"}), deal),
+            wrap(sentinel, deal),
         )
         # base 50 + new logo 30 + strategic 20 + new region 10 (co-sell off) = 110.
         await balance_is(client, url, partner, "110.00")
@@ -286,12 +197,14 @@ async def test_credit_earns_correction_claws_back_and_redelivery_pays_once(
 
     # Published: each earning once, with the rule, the credit and the credit's ingested_at.
     def complete(found: list[dict[str, Any]]) -> bool:
-        types = [e["type"] for e in parsed(found)]
+        types = types_of(found)
         return (
             types.count("incentive.earned.v1") >= 14 and types.count("incentive.reversed.v1") >= 12
         )
 
-    events = parsed(await records_for(infra, INCENTIVE_LEDGER.name, partner, complete))
+    events = await wait_for_keyed(
+        infra.kafka_bootstrap, INCENTIVE_LEDGER.name, partner, complete, since=since
+    )
     earned = [e["data"] for e in events if e["type"] == "incentive.earned.v1"]
     assert len(earned) == 14  # 5 + 5 + 4 (sentinel): the duplicates paid nothing
     first_earned = [e for e in earned if e["credit_id"] == first.credit_id]
@@ -308,10 +221,12 @@ async def test_credit_earns_correction_claws_back_and_redelivery_pays_once(
     assert sorted(e["amount"] for e in accrued) == ["1600.00", "20.00", "2000.00"]
 
     def notified(found: list[dict[str, Any]]) -> bool:
-        kinds = [e["data"]["kind"] for e in parsed(found)]
+        kinds = [e["data"]["kind"] for e in found]
         return kinds.count("earning") >= 3 and kinds.count("clawback") >= 2
 
-    notes = parsed(await records_for(infra, PARTNER_NOTIFICATIONS.name, partner, notified))
+    notes = await wait_for_keyed(
+        infra.kafka_bootstrap, PARTNER_NOTIFICATIONS.name, partner, notified, since=since
+    )
     assert sorted(n["data"]["kind"] for n in notes) == ["clawback", "clawback"] + ["earning"] * 3
 
 
@@ -322,11 +237,14 @@ def _period(day: date) -> str:
 async def test_concurrent_claim_approvals_never_overdraw_the_fund(
     infra: Infra, instances: list[str], db: asyncpg.Connection[Any]
 ) -> None:
-    run = uuid.uuid4().hex[:10]
+    run, since = uuid.uuid4().hex[:10], datetime.now(UTC)
     partner, other, deal = f"p-mdf-{run}", f"p-other-{run}", f"hubspot:deal-{run}"
     await publish_partner(infra, partner, "gold")
     await partner_known(db, partner, "gold")
-    await publish_credits(infra, credit(partner, deal, "100000.00", domain=f"{run}.example"))
+    issued = credit_issued(
+        partner_id=partner, deal_key=deal, amount="100000.00", customer=customer(f"{run}.example")
+    )
+    await publish_credits(infra, issued)
 
     async with httpx.AsyncClient(timeout=60) as client:
 
@@ -404,10 +322,11 @@ async def test_concurrent_claim_approvals_never_overdraw_the_fund(
         assert still_requested == 4
 
     def decided(found: list[dict[str, Any]]) -> bool:
-        types = [e["type"] for e in parsed(found)]
-        return types.count("incentive.mdf_claim_decided.v1") >= 6
+        return types_of(found).count("incentive.mdf_claim_decided.v1") >= 6
 
-    events = parsed(await records_for(infra, INCENTIVE_LEDGER.name, partner, decided))
+    events = await wait_for_keyed(
+        infra.kafka_bootstrap, INCENTIVE_LEDGER.name, partner, decided, since=since
+    )
     outcomes = [e["data"] for e in events if e["type"] == "incentive.mdf_claim_decided.v1"]
     assert len(outcomes) == 6
     assert sorted(D(o["fund_available"]) for o in outcomes) == [
@@ -431,9 +350,15 @@ async def test_reversal_before_its_credit_is_parked_and_bad_events_are_dead_lett
     # Partner snapshots and credits are different topics: no order between them, so the test
     # waits for the projection before the credits (else a credit may earn at the default tier).
     await partner_known(db, partner, "platinum")
-    late = credit(partner, deal, "5000.00", domain=f"{run}.example", co_sell=False)
+    late = credit_issued(
+        partner_id=partner,
+        deal_key=deal,
+        amount="5000.00",
+        customer=customer(f"{run}.example"),
+        products=("ai",),
+    )
     # Published in the wrong order: the reversal first.
-    await publish_credits(infra, reversal_of(late), late)
+    await publish_credits(infra, credit_reversed(late), late)
 
     async def booked_and_reversed() -> bool:
         return bool(
@@ -460,19 +385,20 @@ async def test_reversal_before_its_credit_is_parked_and_bad_events_are_dead_lett
 
     # Dead letters, with the reason: wrong currency; reversal not matching its credit.
     euro_deal = f"aws_ace:eur-{run}"
-    await publish_credits(infra, credit(partner, euro_deal, "10.00", currency="EUR"))
+    euro = credit_issued(partner_id=partner, deal_key=euro_deal, amount="10.00", currency="EUR")
+    await publish_credits(infra, euro)
     bad_deal = f"aws_ace:bad-{run}"
-    good = credit(partner, bad_deal, "10.00")
-    await publish_credits(infra, good, reversal_of(good, amount="9.99"))
+    good = credit_issued(partner_id=partner, deal_key=bad_deal, amount="10.00")
+    await publish_credits(infra, good, credit_reversed(good, amount=D("9.99")))
 
-    def reason_of(record: dict[str, Any]) -> str:
-        return dict(record["headers"])["dlq.reason"].decode()
+    def one(found: list[dict[str, str]]) -> bool:
+        return len(found) >= 1
 
-    euro = await records_for(infra, "incentives.dlq.v1", euro_deal, lambda f: len(f) >= 1)
-    assert "is in EUR; the incentive programs pay in USD" in reason_of(euro[0])
-    bad = await records_for(infra, "incentives.dlq.v1", bad_deal, lambda f: len(f) >= 1)
-    assert "does not match credit" in reason_of(bad[0])
-    assert "amount 9.99 != credit's 10.00" in reason_of(bad[0])
+    euro_dead = await keyed_headers(infra, "incentives.dlq.v1", euro_deal, one)
+    assert "is in EUR; the incentive programs pay in USD" in euro_dead[0]["dlq.reason"]
+    bad = await keyed_headers(infra, "incentives.dlq.v1", bad_deal, one)
+    assert "does not match credit" in bad[0]["dlq.reason"]
+    assert "amount 9.99 != credit's 10.00" in bad[0]["dlq.reason"]
     # Nothing half-written for the rejected reversal: the credit still stands.
     assert (
         await db.fetchval(
@@ -530,14 +456,12 @@ async def test_api_isolation_what_if_payout_and_append_only_ledger(
         assert programs["programs"]["base_rates"]["silver"] == "0.03"
 
         # The same deal for real books exactly what the what-if said.
-        real = credit(
-            partner,
-            deal,
-            "10000.00",
-            domain=f"{run}.example",
-            country="US",
+        real = credit_issued(
+            partner_id=partner,
+            deal_key=deal,
+            amount="10000.00",
+            customer=customer(f"{run}.example", "US"),
             products=("mainframe-migration",),
-            co_sell=False,
         )
         await publish_credits(infra, real)
         await balance_is(client, url, partner, answer["total"])

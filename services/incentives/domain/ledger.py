@@ -6,11 +6,13 @@ sum over entries, and reversing what a credit produced restores the prior balanc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
 from services.incentives.domain.earnings import ZERO, EntryType
+from shared.errors import Conflict
 
 
 @dataclass(frozen=True)
@@ -48,3 +50,97 @@ def reversals_for(produced: Iterable[Entry], new_id: Callable[[Entry], str]) -> 
             )
         )
     return out
+
+
+ENTRY_NAMESPACE = uuid.UUID("3f6b2c1e-8d4a-4f0b-9c7e-5a1d2e3f4b60")
+
+
+def entry_id(*parts: str) -> str:
+    """A deterministic entry id: the same cause always names the same entry."""
+    return str(uuid.uuid5(ENTRY_NAMESPACE, "/".join(parts)))
+
+
+@dataclass(frozen=True)
+class BookedCredit:
+    """What the ledger recorded of a credit, to check a reversal that names it against."""
+
+    partner_id: str
+    amount: Decimal
+    currency: str
+
+
+def reversal_mismatches(
+    booked: BookedCredit, *, partner_id: str, amount: Decimal, currency: str
+) -> list[str]:
+    """Why a reversal cannot take back the credit it names (empty: it can). A reversal takes
+    back exactly what its credit produced, so it must name the same partner, amount and
+    currency."""
+    problems = []
+    if booked.partner_id != partner_id:
+        problems.append(f"partner {partner_id} != credit's {booked.partner_id}")
+    if booked.amount != amount:
+        problems.append(f"amount {amount} != credit's {booked.amount}")
+    if booked.currency != currency:
+        problems.append(f"currency {currency} != credit's {booked.currency}")
+    return problems
+
+
+class PayoutRefused(Conflict):
+    """A payout the balance does not cover."""
+
+
+def payout_amount(balance_now: Decimal, requested: Decimal | None) -> Decimal:
+    """What a payout pays: `requested`, or the whole balance; never more than the balance and
+    never nothing."""
+    pay = balance_now if requested is None else requested
+    if pay <= 0:
+        raise PayoutRefused(f"nothing to pay: the balance is {balance_now}")
+    if pay > balance_now:
+        raise PayoutRefused(f"payout of {pay} exceeds the balance of {balance_now}")
+    return pay
+
+
+EARNING_TYPES = (EntryType.ACCRUAL, EntryType.KICKER, EntryType.SPIFF)
+
+
+@dataclass(frozen=True)
+class BalanceTotals:
+    """A partner's balance from its totals per entry type: what it earned, what was taken
+    back, what was paid out (both negative), and the balance they sum to."""
+
+    balance: Decimal
+    earned: Decimal
+    reversed: Decimal
+    paid: Decimal
+
+    @classmethod
+    def of(cls, totals_by_type: Mapping[str, Decimal]) -> BalanceTotals:
+        return cls(
+            balance=sum(totals_by_type.values(), ZERO),
+            earned=sum((totals_by_type.get(t, ZERO) for t in EARNING_TYPES), ZERO),
+            reversed=totals_by_type.get(EntryType.REVERSAL, ZERO),
+            paid=totals_by_type.get(EntryType.PAYOUT, ZERO),
+        )
+
+
+@dataclass(frozen=True)
+class StatementTotals:
+    """A period's movement: totals by entry type and by rule, and the closing balance."""
+
+    by_type: dict[str, Decimal]
+    by_rule: dict[str, Decimal]
+    closing_balance: Decimal
+
+    @classmethod
+    def of(
+        cls, opening_balance: Decimal, entries: Iterable[tuple[str, str, Decimal]]
+    ) -> StatementTotals:
+        """`entries`: (entry type, rule, amount) of the period's entries, in ledger order."""
+        by_type: dict[str, Decimal] = {}
+        by_rule: dict[str, Decimal] = {}
+        movement = ZERO
+        for entry_type, rule, amount in entries:
+            by_type[entry_type] = by_type.get(entry_type, ZERO) + amount
+            by_rule[rule] = by_rule.get(rule, ZERO) + amount
+            movement += amount
+        return cls(by_type, by_rule, opening_balance + movement)

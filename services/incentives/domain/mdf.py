@@ -119,3 +119,57 @@ def claim_decision(available_now: Decimal, amount: Decimal) -> tuple[bool, str]:
     if amount > available_now:
         return False, f"claim of {amount} exceeds the available fund of {available_now}"
     return True, "approved"
+
+
+@dataclass(frozen=True)
+class Fund:
+    """A partner's MDF fund: its live lots and what it owes (a deficit from clawbacks of funds
+    already spent)."""
+
+    partner_id: str
+    deficit: Decimal
+    lots: list[Lot]
+
+    def available(self, at: datetime) -> Decimal:
+        return available(self.lots, self.deficit, at)
+
+    def accrue(self, lot_id: str, accrual: MdfAccrual) -> tuple[Fund, Decimal, str]:
+        """The fund with an accrual's lot added. An outstanding deficit is repaid first, out of
+        the new lot. Returns the new fund, what repaid the deficit and the accrual's note."""
+        absorbed = min(self.deficit, accrual.amount)
+        fund = Fund(
+            self.partner_id,
+            self.deficit - absorbed,
+            [*self.lots, Lot(lot_id, accrual.amount - absorbed, accrual.expires_at)],
+        )
+        note = accrual.note
+        if absorbed:
+            repaid = f"{absorbed} repaid an MDF deficit"
+            note = f"{note}; {repaid}" if note else repaid
+        return fund, absorbed, note
+
+
+@dataclass(frozen=True)
+class Clawback:
+    """How the clawback of an accrual is taken from the fund."""
+
+    restored: Decimal  # what had expired of the accrual's own lot, restored first
+    takes: list[tuple[str, Decimal]]  # (lot id, amount) taken from each lot
+    shortfall: Decimal  # already spent: becomes a deficit repaid by future accruals
+    note: str
+
+
+def claw_back(
+    lots: list[Lot], own: Lot, own_expired: Decimal, amount: Decimal, at: datetime
+) -> Clawback:
+    """Take back `amount` (an accrual) from its own lot `own` first, then from the fund's other
+    live `lots`. What expired of its own lot was never the partner's to use: it is restored
+    before the clawback, so only funds actually spent can turn into a deficit."""
+    if own_expired > 0:
+        lots = [lot for lot in lots if lot.lot_id != own.lot_id]
+        lots.append(Lot(own.lot_id, own.remaining + own_expired, own.expires_at))
+    takes, shortfall = consume(lots, amount, at, first=own.lot_id)
+    note = "clawback: the credit behind this accrual was reversed"
+    if shortfall > 0:
+        note += f"; {shortfall} already spent becomes a deficit repaid by future accruals"
+    return Clawback(own_expired, takes, shortfall, note)

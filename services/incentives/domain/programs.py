@@ -177,6 +177,10 @@ class IncentivePrograms(_Config):
         country = country.strip().upper()
         return self.regions.get(country, country)
 
+    def active_spiffs(self, day: date) -> list[str]:
+        """The ids of the SPIFFs running on `day` (their dates are inclusive)."""
+        return [spiff.id for spiff in self.spiffs if spiff.starts <= day <= spiff.ends]
+
     def period_of(self, day: date) -> str:
         if self.period == "month":
             return f"{day.year:04d}-{day.month:02d}"

@@ -1,0 +1,170 @@
+"""MDF claims: a partner requests funds against its fund; a channel manager approves (the fund
+is debited, soonest-expiring lots first) or rejects. Both happen under the fund's lock, so
+concurrent approvals can never overdraw it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import asyncpg
+
+from services.incentives import mdf_repository
+from services.incentives.domain import claims
+from services.incentives.domain.ledger import entry_id
+from services.incentives.domain.mdf import Fund, consume
+from services.incentives.domain.programs import IncentivePrograms
+from shared.clock import now
+from shared.db import Connection
+from shared.errors import NotFound
+from shared.events.incentives import MdfClaimDecided
+from shared.events.notifications import NotificationKind
+from shared.notify import notify
+from shared.outbox import Outbox, OutgoingEvent
+from shared.topics import INCENTIVE_LEDGER
+
+
+@dataclass(frozen=True)
+class ClaimRequested:
+    claim_id: str
+    fund_available: Decimal  # what the fund had available when the claim was requested
+
+
+async def request_claim(
+    conn: Connection,
+    programs: IncentivePrograms,
+    *,
+    partner_id: str,
+    amount: Decimal,
+    description: str,
+    proof_reference: str,
+) -> ClaimRequested:
+    """Record a claim if the fund covers it now (approval checks again under the lock);
+    ClaimConflict if it does not."""
+    fund = await mdf_repository.lock_fund(conn, partner_id)
+    assert fund is not None
+    at = now()
+    available_now = fund.available(at)
+    claims.check_request(available_now, amount)
+    claim_id = str(uuid.uuid4())
+    await mdf_repository.insert_claim(
+        conn,
+        programs,
+        claim_id=claim_id,
+        partner_id=partner_id,
+        amount=amount,
+        description=description,
+        proof_reference=proof_reference,
+        at=at,
+    )
+    return ClaimRequested(claim_id, available_now)
+
+
+async def decide_claim(
+    conn: Connection,
+    outbox: Outbox,
+    programs: IncentivePrograms,
+    claim_id: str,
+    *,
+    approve: bool,
+    note: str,
+) -> MdfClaimDecided:
+    """Approve (debit the fund) or reject a requested claim; NotFound if there is no such
+    claim, ClaimConflict if it cannot be decided so."""
+    claim = await mdf_repository.claim(conn, claim_id)
+    if claim is None:
+        raise NotFound(f"claim {claim_id} not found")
+    partner_id = claim["partner_id"]
+    # Lock order everywhere: the fund first, then what belongs to it.
+    fund = await mdf_repository.lock_fund(conn, partner_id)
+    assert fund is not None
+    claim = await mdf_repository.claim(conn, claim_id, for_update=True)
+    assert claim is not None
+    at = now()
+    amount: Decimal = claim["amount"]
+    available_now = fund.available(at)
+    decision = claims.decide(
+        claim_id,
+        claim["status"],
+        approve=approve,
+        amount=amount,
+        available_now=available_now,
+        note=note,
+    )
+    debit_id: str | None = None
+    if decision.debits:
+        debit_id = await _debit(conn, programs, claim, fund, note=note, at=at)
+        available_now -= amount
+    await mdf_repository.record_decision(
+        conn, claim_id, status=decision.status, reason=decision.reason, at=at
+    )
+    decided = MdfClaimDecided(
+        claim_id=claim_id,
+        partner_id=partner_id,
+        status=decision.status,
+        amount=amount,
+        currency=claim["currency"],
+        description=claim["description"],
+        proof_reference=claim["proof_reference"],
+        reason=decision.reason,
+        entry_id=debit_id,
+        fund_available=available_now,
+        decided_at=at,
+        ingested_at=at,
+    )
+    await outbox.publish_many(conn, [_announced(decided), _told(decided)])
+    return decided
+
+
+async def _debit(
+    conn: Connection,
+    programs: IncentivePrograms,
+    claim: asyncpg.Record,
+    fund: Fund,
+    *,
+    note: str,
+    at: datetime,
+) -> str:
+    """Take an approved claim out of the fund (soonest-expiring lots first) and record the
+    debit on the MDF ledger. Returns the debit's entry id."""
+    claim_id, amount = claim["claim_id"], claim["amount"]
+    takes, shortfall = consume(fund.lots, amount, at)
+    assert shortfall == 0  # the decision checked the fund covers it, under its lock
+    await mdf_repository.take_from_lots(conn, takes)
+    debit_id = entry_id(claim_id, "claim")
+    await mdf_repository.insert_mdf_entry(
+        conn,
+        entry_id=debit_id,
+        partner_id=claim["partner_id"],
+        entry_type="claim",
+        rule="mdf:claim",
+        period=programs.period_of(at.date()),
+        claim_id=claim_id,
+        amount=-amount,
+        currency=claim["currency"],
+        note=f"claim approved: {note}" if note else "claim approved",
+        programs_version=programs.version,
+        created_at=at,
+        ingested_at=at,
+    )
+    return debit_id
+
+
+def _announced(decided: MdfClaimDecided) -> OutgoingEvent:
+    return OutgoingEvent(INCENTIVE_LEDGER, decided, decided.partner_id)
+
+
+def _told(decided: MdfClaimDecided) -> OutgoingEvent:
+    """The partner's notification of the decision."""
+    return notify(
+        decided.partner_id,
+        NotificationKind.MDF_CLAIM,
+        about=decided.claim_id,
+        subject=f"MDF claim {decided.status}: {decided.amount} {decided.currency}",
+        body=f"Your MDF claim '{decided.description}' was {decided.status}: {decided.reason}. "
+        f"Available MDF: {decided.fund_available} {decided.currency}.",
+        created_at=decided.decided_at,
+        ingested_at=decided.ingested_at,
+    )

@@ -1,0 +1,373 @@
+"""Write-side SQL of the incentive ledger: the locks, loads and writes the use cases make in
+their transaction (the MDF fund's are in mdf_repository.py). Nothing here decides anything; the
+use cases do, with the pure rules in domain/.
+
+Per-partner work is serialised with a transaction-scoped advisory lock (two credits of one
+partner arrive on different deal keys, so possibly on two instances at once); the "new logo"
+check additionally locks the customer key. A run of credits takes all its locks at once, in
+ascending key order, so two runs never wait for each other in a cycle.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import asyncpg
+
+from services.incentives.domain.earnings import Earnings
+from services.incentives.domain.ledger import Entry, entry_id
+from services.incentives.domain.mdf import MdfAccrual
+from services.incentives.domain.programs import IncentivePrograms
+from services.incentives.domain.surroundings import Context, Subject, Surroundings
+from shared.clock import now
+from shared.db import Connection, advisory_key
+from shared.events import Envelope
+from shared.events.attribution import CreditIssued, CreditReversed
+from shared.events.partners import PartnerStateChanged
+
+# ---- locks
+
+
+def partner_lock(partner_id: str) -> int:
+    return advisory_key("incentives", "partner", partner_id)
+
+
+def customer_lock(customer_key: str) -> int:
+    return advisory_key("incentives", "customer", customer_key)
+
+
+async def lock_partner(conn: Connection, partner_id: str) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", partner_lock(partner_id))
+
+
+async def lock_run(conn: Connection, subjects: Iterable[Subject]) -> None:
+    """Every partner and customer lock a run of credits needs, in one statement, in ascending
+    key order."""
+    keys = set()
+    for subject in subjects:
+        keys.add(partner_lock(subject.partner_id))
+        if subject.customer_key is not None:
+            keys.add(customer_lock(subject.customer_key))
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k", sorted(keys)
+    )
+
+
+# ---- the partner projection
+
+
+async def upsert_partner(conn: Connection, event: PartnerStateChanged) -> None:
+    """Keep the tier and status used by the rules; an older snapshot never wins."""
+    await conn.execute(
+        """
+        INSERT INTO partners (partner_id, tier, status, version, updated_at)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (partner_id) DO UPDATE SET tier = EXCLUDED.tier, status = EXCLUDED.status,
+            version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+        WHERE partners.version < EXCLUDED.version
+        """,
+        event.partner_id,
+        event.tier,
+        event.status.value,
+        event.version,
+        event.changed_at,
+    )
+
+
+# ---- credits
+
+
+async def load_surroundings(
+    conn: Connection, programs: IncentivePrograms, subjects: Sequence[Subject]
+) -> Surroundings:
+    """One query: whether each credit is booked (or a reversal waits for it), the partner's
+    tier and status, the customer's and the partner-region's first deal, and the period
+    totals, per distinct partner and period."""
+    rows = await conn.fetch(
+        """
+        WITH run AS (
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                WITH ORDINALITY AS r(credit_id, partner_id, customer_key, region, period, n)
+        )
+        SELECT run.credit_id, run.partner_id, run.customer_key, run.region, run.period,
+            c.credit_id IS NOT NULL AS booked, pending.reversal::text AS parked,
+            p.tier, p.status, cu.first_deal_key AS customer_first,
+            pr.first_deal_key AS region_first,
+            coalesce(t.earned, 0) AS earned, coalesce(t.accrued, 0) AS accrued
+        FROM run
+        LEFT JOIN period_totals t ON t.partner_id = run.partner_id AND t.period = run.period
+        LEFT JOIN credits c ON c.credit_id = run.credit_id
+        LEFT JOIN pending_reversals pending ON pending.credit_id = run.credit_id
+        LEFT JOIN partners p ON p.partner_id = run.partner_id
+        LEFT JOIN customers cu ON cu.customer_key = run.customer_key
+        LEFT JOIN partner_regions pr
+            ON pr.partner_id = run.partner_id AND pr.region = run.region
+        ORDER BY run.n
+        """,
+        [s.credit_id for s in subjects],
+        [s.partner_id for s in subjects],
+        [s.customer_key for s in subjects],
+        [s.region for s in subjects],
+        [s.period for s in subjects],
+    )
+    known = Surroundings(programs.default_tier, set(), {}, {}, {}, {}, {}, {})
+    for row in rows:
+        if row["booked"]:
+            known.booked.add(row["credit_id"])
+        elif row["parked"] is not None:
+            known.parked[row["credit_id"]] = row["parked"]
+        if row["tier"] is not None:
+            known.partners[row["partner_id"]] = (row["tier"], row["status"])
+        if row["customer_first"] is not None:
+            known.first_deals[row["customer_key"]] = row["customer_first"]
+        if row["region_first"] is not None:
+            known.first_region_deals[(row["partner_id"], row["region"])] = row["region_first"]
+        known.earned[(row["partner_id"], row["period"])] = row["earned"]
+        known.accrued[(row["partner_id"], row["period"])] = row["accrued"]
+    return known
+
+
+@dataclass(frozen=True)
+class Booking:
+    """What the rules decided for one credit of a run, to be written with the others; `cause`
+    is the consumed event that brought the credit."""
+
+    cause: Envelope[CreditIssued]
+    context: Context
+    earnings: Earnings
+    accrual: MdfAccrual | None
+    at: datetime
+    first_of_customer: bool
+    first_in_region: bool
+
+    @property
+    def credit(self) -> CreditIssued:
+        return self.cause.data
+
+    @property
+    def ingested_at(self) -> datetime | None:
+        return self.cause.data.ingested_at
+
+
+async def insert_first_deals(conn: Connection, bookings: Sequence[Booking]) -> None:
+    """The customers and partner-regions whose first credited deal is in the run."""
+    firsts = [b for b in bookings if b.first_of_customer]
+    if firsts:
+        await conn.execute(
+            """INSERT INTO customers (customer_key, first_deal_key, first_credit_id, first_seen_at)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+               ON CONFLICT DO NOTHING""",
+            [b.context.customer_key for b in firsts],
+            [b.credit.deal_key for b in firsts],
+            [b.credit.credit_id for b in firsts],
+            [b.at for b in firsts],
+        )
+    firsts = [b for b in bookings if b.first_in_region]
+    if firsts:
+        await conn.execute(
+            """INSERT INTO partner_regions (partner_id, region, first_deal_key, first_credit_id)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+               ON CONFLICT DO NOTHING""",
+            [b.credit.partner_id for b in firsts],
+            [b.context.region for b in firsts],
+            [b.credit.deal_key for b in firsts],
+            [b.credit.credit_id for b in firsts],
+        )
+
+
+async def insert_credits(
+    conn: Connection, programs: IncentivePrograms, bookings: Sequence[Booking]
+) -> None:
+    await conn.execute(
+        """INSERT INTO credits (credit_id, partner_id, deal_key, kind, amount, currency,
+               customer_key, region, period, tier, new_logo, new_region, programs_version, notes,
+               ingested_at, processed_at)
+           SELECT c.credit_id, c.partner_id, c.deal_key, c.kind, c.amount, c.currency,
+               c.customer_key, c.region, c.period, c.tier, c.new_logo, c.new_region, $15,
+               ARRAY(SELECT jsonb_array_elements_text(c.notes::jsonb)), c.ingested_at,
+               c.processed_at
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
+               $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bool[],
+               $12::bool[], $13::text[], $14::timestamptz[], $16::timestamptz[])
+               AS c(credit_id, partner_id, deal_key, kind, amount, currency, customer_key, region,
+                    period, tier, new_logo, new_region, notes, ingested_at, processed_at)""",
+        [b.credit.credit_id for b in bookings],
+        [b.credit.partner_id for b in bookings],
+        [b.credit.deal_key for b in bookings],
+        [b.credit.kind.value for b in bookings],
+        [b.credit.amount for b in bookings],
+        [b.credit.currency for b in bookings],
+        [b.context.customer_key for b in bookings],
+        [b.context.region for b in bookings],
+        [b.earnings.period for b in bookings],
+        [b.context.tier for b in bookings],
+        [b.context.new_logo for b in bookings],
+        [b.context.new_region for b in bookings],
+        [json.dumps(b.earnings.notes) for b in bookings],
+        [b.ingested_at for b in bookings],
+        programs.version,
+        [b.at for b in bookings],
+    )
+
+
+async def insert_earning_lines(
+    conn: Connection, programs: IncentivePrograms, bookings: Sequence[Booking]
+) -> None:
+    """Every earning line of the run, in order, each an entry named by its credit and rule."""
+    lines = [(b, line) for b in bookings for line in b.earnings.lines]
+    if not lines:
+        return
+    await conn.execute(
+        """INSERT INTO ledger_entries (entry_id, partner_id, entry_type, rule, period,
+               credit_id, deal_key, basis, rate, uncapped_amount, amount, currency, note,
+               tier, programs_version, created_at, ingested_at)
+           SELECT e.entry_id, e.partner_id, e.entry_type, e.rule, e.period, e.credit_id,
+               e.deal_key, e.basis, e.rate, e.uncapped_amount, e.amount, $16, e.note, e.tier,
+               $17, e.created_at, e.ingested_at
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+               $6::text[], $7::text[], $8::numeric[], $9::numeric[], $10::numeric[],
+               $11::numeric[], $12::text[], $13::text[], $14::timestamptz[],
+               $15::timestamptz[])
+               WITH ORDINALITY AS e(entry_id, partner_id, entry_type, rule, period, credit_id,
+                   deal_key, basis, rate, uncapped_amount, amount, note, tier, created_at,
+                   ingested_at, n)
+           ORDER BY e.n""",
+        [entry_id(b.credit.credit_id, line.rule) for b, line in lines],
+        [b.credit.partner_id for b, _ in lines],
+        [line.entry_type.value for _, line in lines],
+        [line.rule for _, line in lines],
+        [b.earnings.period for b, _ in lines],
+        [b.credit.credit_id for b, _ in lines],
+        [b.credit.deal_key for b, _ in lines],
+        [line.basis for _, line in lines],
+        [line.rate for _, line in lines],
+        [line.uncapped_amount for _, line in lines],
+        [line.amount for _, line in lines],
+        [line.note for _, line in lines],
+        [b.context.tier for b, _ in lines],
+        [b.at for b, _ in lines],
+        [b.ingested_at for b, _ in lines],
+        programs.currency,
+        programs.version,
+    )
+
+
+# ---- reversals
+
+
+async def take_parked_reversal(conn: Connection, credit_id: str) -> CreditReversed | None:
+    """The reversal that arrived before `credit_id`, removed from the parking table."""
+    parked = await conn.fetchval(
+        "DELETE FROM pending_reversals WHERE credit_id = $1 RETURNING reversal", credit_id
+    )
+    return None if parked is None else CreditReversed.model_validate_json(parked)
+
+
+async def park_reversal(conn: Connection, reversal: CreditReversed) -> None:
+    await conn.execute(
+        """INSERT INTO pending_reversals (credit_id, reversal, received_at)
+           VALUES ($1, $2::jsonb, $3) ON CONFLICT DO NOTHING""",
+        reversal.credit_id,
+        reversal.model_dump_json(),
+        now(),
+    )
+
+
+async def credit_for_update(conn: Connection, credit_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM credits WHERE credit_id = $1 FOR UPDATE", credit_id)
+
+
+async def earning_entries(conn: Connection, credit_id: str) -> list[asyncpg.Record]:
+    """The entries a credit produced (what a reversal takes back), in ledger order."""
+    return await conn.fetch(
+        """SELECT * FROM ledger_entries WHERE credit_id = $1
+           AND entry_type IN ('accrual', 'kicker', 'spiff') ORDER BY seq""",
+        credit_id,
+    )
+
+
+async def insert_reversal_entry(
+    conn: Connection,
+    entry: Entry,
+    original: asyncpg.Record,
+    *,
+    reversal_id: str,
+    note: str,
+    at: datetime,
+    ingested_at: datetime | None,
+) -> None:
+    """A reversal `entry` of the ledger entry `original`, in its period, naming the reversal
+    that caused it."""
+    await conn.execute(
+        """INSERT INTO ledger_entries (entry_id, partner_id, entry_type, rule, period,
+               credit_id, deal_key, basis, rate, amount, currency, note, tier,
+               programs_version, reverses, reference, created_at, ingested_at)
+           VALUES ($1, $2, 'reversal', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+               $15, $16, $17)""",
+        entry.entry_id,
+        entry.partner_id,
+        entry.rule,
+        original["period"],
+        entry.credit_id,
+        original["deal_key"],
+        original["basis"],
+        original["rate"],
+        entry.amount,
+        original["currency"],
+        note,
+        original["tier"],
+        original["programs_version"],
+        entry.reverses,
+        reversal_id,
+        at,
+        ingested_at,
+    )
+
+
+async def mark_reversed(conn: Connection, reversal: CreditReversed, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE credits SET reversal_id = $2, reversed_at = $3 WHERE credit_id = $1",
+        reversal.credit_id,
+        reversal.reversal_id,
+        at,
+    )
+
+
+# ---- payouts
+
+
+async def ledger_balance(conn: Connection, partner_id: str) -> Decimal:
+    balance: Decimal = await conn.fetchval(
+        "SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE partner_id = $1", partner_id
+    )
+    return balance
+
+
+async def insert_payout(
+    conn: Connection,
+    programs: IncentivePrograms,
+    *,
+    payout_id: str,
+    partner_id: str,
+    amount: Decimal,
+    reference: str,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        """INSERT INTO ledger_entries (entry_id, partner_id, entry_type, rule, period, amount,
+               currency, note, programs_version, reference, created_at, ingested_at)
+           VALUES ($1, $2, 'payout', 'payout', $3, $4, $5, $6, $7, $8, $9, $9)""",
+        payout_id,
+        partner_id,
+        programs.period_of(at.date()),
+        -amount,
+        programs.currency,
+        f"paid out ({reference})",
+        programs.version,
+        reference,
+        at,
+    )

@@ -1,0 +1,237 @@
+"""Request and response bodies of the incentives HTTP API (the events are in shared/events).
+
+Amounts are decimal strings ("9600.00"); times recorded in the ledger are ISO 8601 with their
+offset.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+from services.incentives.domain.programs import IncentivePrograms
+
+PERIOD_PATTERN = r"^\d{4}-(Q[1-4]|0[1-9]|1[0-2])$"
+
+# A stored moment as Python writes it (`2026-11-20T12:00:00+00:00`), as these reads always have.
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(lambda moment: moment.isoformat(), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- requests
+
+
+class WhatIfIn(_Request):
+    """A hypothetical credit: what would it earn today?"""
+
+    partner_id: str | None = Field(default=None, description="admins only: whose credit")
+    amount: Decimal = Field(gt=0, max_digits=16, decimal_places=2)
+    kind: Literal["sourced", "influenced"] = "sourced"
+    customer_name: str | None = Field(default=None, max_length=200)
+    customer_domain: str | None = Field(default=None, max_length=253)
+    customer_country: str | None = Field(default=None, pattern="^[A-Z]{2}$")
+    products: list[str] = Field(default_factory=list, max_length=50)
+    co_sell: bool = False
+    close_date: date | None = None
+    deal_key: str = Field(default="what-if", max_length=200)
+    tier: str | None = Field(default=None, description="assume this tier instead of the current")
+
+
+class ClaimIn(_Request):
+    amount: Decimal = Field(gt=0, max_digits=16, decimal_places=2)
+    description: str = Field(min_length=3, max_length=500)
+    proof_reference: str = Field(
+        min_length=1, max_length=500, description="invoice number, document URL, ..."
+    )
+
+
+class DecisionIn(_Request):
+    approve: bool
+    note: str = Field(default="", max_length=500)
+
+
+class PayoutIn(_Request):
+    amount: Decimal | None = Field(
+        default=None, gt=0, max_digits=16, decimal_places=2, description="default: the balance"
+    )
+    reference: str = Field(min_length=1, max_length=200)
+
+
+# ---- programs and what-if
+
+
+class ProgramsOut(BaseModel):
+    programs: IncentivePrograms
+    active_spiffs: list[str] = Field(description="SPIFFs running today")
+    current_period: str
+
+
+class WhatIfLine(BaseModel):
+    entry_type: str
+    rule: str
+    rate: Decimal | None
+    uncapped_amount: Decimal
+    amount: Decimal
+    note: str
+
+
+class WhatIfOut(BaseModel):
+    partner_id: str
+    programs_version: str
+    currency: str
+    period: str
+    tier: str
+    new_logo: bool
+    new_region: bool
+    lines: list[WhatIfLine]
+    total: Decimal
+    notes: list[str]
+    mdf_accrual: Decimal | None
+
+
+# ---- the ledger
+
+
+class LotOut(BaseModel):
+    lot_id: str
+    credit_id: str
+    amount: Decimal
+    remaining: Decimal
+    expired: Decimal
+    expires_at: Timestamp
+
+
+class FundOut(BaseModel):
+    partner_id: str
+    available: Decimal
+    ledger_balance: Decimal
+    deficit: Decimal
+    lots: list[LotOut]
+
+
+class BalanceOut(BaseModel):
+    partner_id: str
+    currency: str
+    balance: Decimal
+    earned: Decimal
+    reversed: Decimal = Field(description="taken back (negative)")
+    paid: Decimal = Field(description="paid out (negative)")
+    mdf: FundOut
+
+
+class LedgerEntryOut(BaseModel):
+    seq: int
+    entry_id: str
+    partner_id: str
+    entry_type: str
+    rule: str
+    period: str
+    credit_id: str | None
+    deal_key: str | None
+    basis: Decimal | None
+    rate: Decimal | None
+    uncapped_amount: Decimal | None
+    amount: Decimal
+    currency: str
+    note: str
+    tier: str | None
+    programs_version: str
+    reverses: str | None
+    reference: str | None
+    created_at: Timestamp
+    ingested_at: Timestamp | None
+
+
+class MdfEntryOut(BaseModel):
+    seq: int
+    entry_id: str
+    partner_id: str
+    entry_type: str
+    rule: str
+    period: str
+    credit_id: str | None
+    lot_id: str | None
+    claim_id: str | None
+    basis: Decimal | None
+    rate: Decimal | None
+    uncapped_amount: Decimal | None
+    amount: Decimal
+    currency: str
+    note: str
+    reverses: str | None
+    programs_version: str
+    created_at: Timestamp
+    ingested_at: Timestamp | None
+
+
+class StatementOut(BaseModel):
+    partner_id: str
+    period: str
+    currency: str
+    opening_balance: Decimal
+    entries: list[LedgerEntryOut]
+    totals_by_type: dict[str, Decimal]
+    totals_by_rule: dict[str, Decimal]
+    closing_balance: Decimal
+    mdf_entries: list[MdfEntryOut]
+
+
+class PayoutOut(BaseModel):
+    entry_id: str
+    partner_id: str
+    amount: Decimal = Field(description="amount paid (positive); the entry books -amount")
+    currency: str
+    reference: str
+    balance_after: Decimal
+    paid_at: datetime
+    ingested_at: datetime | None
+
+
+# ---- MDF claims
+
+
+class ClaimRequestedOut(BaseModel):
+    claim_id: str
+    partner_id: str
+    status: str
+    amount: Decimal
+    currency: str
+    fund_available: Decimal
+
+
+class ClaimOut(BaseModel):
+    claim_id: str
+    partner_id: str
+    amount: Decimal
+    currency: str
+    description: str
+    proof_reference: str
+    status: str = Field(description="requested | approved | rejected")
+    reason: str
+    requested_at: Timestamp
+    decided_at: Timestamp | None
+
+
+class ClaimDecisionOut(BaseModel):
+    claim_id: str
+    partner_id: str
+    status: str = Field(description="approved | rejected")
+    amount: Decimal
+    currency: str
+    description: str
+    proof_reference: str
+    reason: str
+    entry_id: str | None = Field(description="the MDF ledger debit, if approved")
+    fund_available: Decimal
+    decided_at: datetime
+    ingested_at: datetime | None

@@ -1,0 +1,130 @@
+"""Read side of incentives: balances, statements, MDF funds and claims, shaped into the API's
+response models. No locks: a read sees the last committed state."""
+
+from __future__ import annotations
+
+from services.incentives.domain.earnings import ZERO
+from services.incentives.domain.ledger import BalanceTotals, StatementTotals
+from services.incentives.domain.mdf import Fund, Lot
+from services.incentives.domain.programs import IncentivePrograms
+from services.incentives.schemas import (
+    BalanceOut,
+    ClaimOut,
+    FundOut,
+    LedgerEntryOut,
+    LotOut,
+    MdfEntryOut,
+    StatementOut,
+)
+from shared.clock import now
+from shared.db import Connection, Pool
+
+LEDGER_COLUMNS = """seq, entry_id, partner_id, entry_type, rule, period, credit_id, deal_key,
+    basis, rate, uncapped_amount, amount, currency, note, tier, programs_version, reverses,
+    reference, created_at, ingested_at"""
+MDF_COLUMNS = """seq, entry_id, partner_id, entry_type, rule, period, credit_id, lot_id, claim_id,
+    basis, rate, uncapped_amount, amount, currency, note, reverses, programs_version,
+    created_at, ingested_at"""
+CLAIM_COLUMNS = """claim_id, partner_id, amount, currency, description, proof_reference, status,
+    reason, requested_at, decided_at"""
+
+
+async def fund(conn: Connection, partner_id: str) -> FundOut:
+    """The fund as a partner sees it: what is available now, its MDF ledger balance, its
+    deficit and every lot."""
+    deficit = await conn.fetchval("SELECT deficit FROM mdf_funds WHERE partner_id = $1", partner_id)
+    lots = await conn.fetch(
+        """SELECT lot_id, credit_id, amount, remaining, expired, expires_at FROM mdf_lots
+           WHERE partner_id = $1 ORDER BY expires_at, lot_id""",
+        partner_id,
+    )
+    held = Fund(
+        partner_id,
+        deficit or ZERO,
+        [Lot(r["lot_id"], r["remaining"], r["expires_at"]) for r in lots],
+    )
+    balance = await conn.fetchval(
+        "SELECT coalesce(sum(amount), 0) FROM mdf_entries WHERE partner_id = $1", partner_id
+    )
+    return FundOut(
+        partner_id=partner_id,
+        available=held.available(now()),
+        ledger_balance=balance,
+        deficit=held.deficit,
+        lots=[LotOut.model_validate(dict(r)) for r in lots],
+    )
+
+
+async def balance(conn: Connection, programs: IncentivePrograms, partner_id: str) -> BalanceOut:
+    rows = await conn.fetch(
+        """SELECT entry_type, coalesce(sum(amount), 0) AS total FROM ledger_entries
+           WHERE partner_id = $1 GROUP BY entry_type""",
+        partner_id,
+    )
+    totals = BalanceTotals.of({r["entry_type"]: r["total"] for r in rows})
+    return BalanceOut(
+        partner_id=partner_id,
+        currency=programs.currency,
+        balance=totals.balance,
+        earned=totals.earned,
+        reversed=totals.reversed,
+        paid=totals.paid,
+        mdf=await fund(conn, partner_id),
+    )
+
+
+async def statement(
+    conn: Connection, programs: IncentivePrograms, partner_id: str, period: str
+) -> StatementOut:
+    """Opening balance, the period's entries, totals by type and by rule, closing balance.
+
+    An entry belongs to the revenue period of its credit (payouts: the period they were paid
+    in), so a clawback lands in the period of what it takes back."""
+    opening = await conn.fetchval(
+        "SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE partner_id = $1 AND period < $2",
+        partner_id,
+        period,
+    )
+    rows = await conn.fetch(
+        f"""SELECT {LEDGER_COLUMNS} FROM ledger_entries WHERE partner_id = $1 AND period = $2
+            ORDER BY seq""",
+        partner_id,
+        period,
+    )
+    totals = StatementTotals.of(opening, ((r["entry_type"], r["rule"], r["amount"]) for r in rows))
+    mdf_rows = await conn.fetch(
+        f"""SELECT {MDF_COLUMNS} FROM mdf_entries WHERE partner_id = $1 AND period = $2
+            ORDER BY seq""",
+        partner_id,
+        period,
+    )
+    return StatementOut(
+        partner_id=partner_id,
+        period=period,
+        currency=programs.currency,
+        opening_balance=opening,
+        entries=[LedgerEntryOut.model_validate(dict(r)) for r in rows],
+        totals_by_type=totals.by_type,
+        totals_by_rule=totals.by_rule,
+        closing_balance=totals.closing_balance,
+        mdf_entries=[MdfEntryOut.model_validate(dict(r)) for r in mdf_rows],
+    )
+
+
+async def claims(pool: Pool, partner_id: str | None, limit: int) -> list[ClaimOut]:
+    """The latest claims of `partner_id` (None: of every partner)."""
+    rows = await pool.fetch(
+        f"""SELECT {CLAIM_COLUMNS} FROM mdf_claims
+            WHERE ($1::text IS NULL OR partner_id = $1)
+            ORDER BY requested_at DESC LIMIT $2""",
+        partner_id,
+        min(max(limit, 1), 500),
+    )
+    return [ClaimOut.model_validate(dict(r)) for r in rows]
+
+
+async def claim(pool: Pool, claim_id: str) -> ClaimOut | None:
+    row = await pool.fetchrow(
+        f"SELECT {CLAIM_COLUMNS} FROM mdf_claims WHERE claim_id = $1", claim_id
+    )
+    return None if row is None else ClaimOut.model_validate(dict(row))

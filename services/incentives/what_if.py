@@ -1,0 +1,75 @@
+"""What-if: what a hypothetical credit would earn now, from the same rules and surroundings a
+real one would meet. Nothing is stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date
+from decimal import Decimal
+
+from services.incentives import repository
+from services.incentives.domain.evaluation import evaluate
+from services.incentives.domain.programs import IncentivePrograms
+from services.incentives.domain.surroundings import Subject
+from services.incentives.schemas import WhatIfLine, WhatIfOut
+from shared.clock import now
+from shared.db import Connection
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A hypothetical credit, parsed from the request."""
+
+    subject: Subject
+    kind: str
+    amount: Decimal
+    products: frozenset[str]
+    co_sell: bool
+    close_date: date
+    tier: str | None  # assume this tier instead of the partner's current one
+
+
+async def what_if(conn: Connection, programs: IncentivePrograms, credit: Hypothesis) -> WhatIfOut:
+    """The lines, total and MDF accrual the credit would get now, in the partner's current
+    surroundings (its tier unless the hypothesis names one)."""
+    context = (await repository.load_surroundings(conn, programs, [credit.subject])).context(
+        credit.subject
+    )
+    if credit.tier is not None:
+        context = replace(context, tier=credit.tier)
+    earnings, accrual = evaluate(
+        programs,
+        context,
+        credit_id=credit.subject.credit_id,
+        partner_id=credit.subject.partner_id,
+        kind=credit.kind,
+        amount=credit.amount,
+        currency=programs.currency,
+        products=credit.products,
+        co_sell=credit.co_sell,
+        close_date=credit.close_date,
+        at=now(),
+    )
+    return WhatIfOut(
+        partner_id=credit.subject.partner_id,
+        programs_version=programs.version,
+        currency=programs.currency,
+        period=earnings.period,
+        tier=context.tier,
+        new_logo=context.new_logo,
+        new_region=context.new_region,
+        lines=[
+            WhatIfLine(
+                entry_type=line.entry_type.value,
+                rule=line.rule,
+                rate=line.rate,
+                uncapped_amount=line.uncapped_amount,
+                amount=line.amount,
+                note=line.note,
+            )
+            for line in earnings.lines
+        ],
+        total=earnings.total,
+        notes=list(earnings.notes),
+        mdf_accrual=None if accrual is None else accrual.amount,
+    )
