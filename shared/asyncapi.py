@@ -73,9 +73,10 @@ DEAD_LETTER_HEADERS: dict[str, Any] = {
 }
 
 
-def build_document() -> dict[str, Any]:
+def _contract_models() -> dict[str, type[Any]]:
+    """The platform's event models by type name, each carried by exactly the topics that name
+    it (tests and benchmarks register their own event types: those are left out)."""
     load_all_contracts()
-    # Only the platform's contracts: tests and benchmarks register their own event types.
     models = {
         name: model
         for name, model in registered_event_types().items()
@@ -88,13 +89,12 @@ def build_document() -> dict[str, Any]:
     homeless = sorted(set(models) - carried)
     if homeless:
         raise ValueError(f"event types on no topic (add them to shared/topics.py): {homeless}")
+    return {name: models[name] for name in sorted(carried)}
 
-    names = sorted(carried)
-    _, top = models_json_schema([(models[name], "validation") for name in names], ref_template=REF)
-    schemas: dict[str, Any] = {"CloudEventsEnvelope": ENVELOPE_SCHEMA, **top.get("$defs", {})}
+
+def _messages(models: dict[str, type[Any]]) -> dict[str, Any]:
     messages: dict[str, Any] = {}
-    for name in names:
-        model = models[name]
+    for name, model in models.items():
         messages[name] = {
             "name": name,
             "title": model.__name__,
@@ -120,7 +120,10 @@ def build_document() -> dict[str, Any]:
         "headers": DEAD_LETTER_HEADERS,
         "payload": {"description": "the original bytes, unchanged"},
     }
+    return messages
 
+
+def _channels_and_operations() -> tuple[dict[str, Any], dict[str, Any]]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     for topic in ALL_TOPICS:
@@ -151,6 +154,16 @@ def build_document() -> dict[str, Any]:
                         {"$ref": f"#/channels/{channel}/messages/{m}"} for m in carried_here
                     ],
                 }
+    return channels, operations
+
+
+def build_document() -> dict[str, Any]:
+    models = _contract_models()
+    _, top = models_json_schema(
+        [(model, "validation") for model in models.values()], ref_template=REF
+    )
+    schemas: dict[str, Any] = {"CloudEventsEnvelope": ENVELOPE_SCHEMA, **top.get("$defs", {})}
+    channels, operations = _channels_and_operations()
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -165,7 +178,7 @@ def build_document() -> dict[str, Any]:
         },
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages, "schemas": schemas},
+        "components": {"messages": _messages(models), "schemas": schemas},
     }
 
 

@@ -26,7 +26,6 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -38,6 +37,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from opentelemetry import trace
 
+from shared.clock import now
 from shared.db import Connection, Pool
 from shared.events import Envelope, EventPayload, InvalidEvent, decode_envelope
 from shared.outbox import Outbox, OutgoingEvent, ingested_at_of, ingestion
@@ -121,18 +121,6 @@ class HandlerContext:
         self, topic: Topic, payload: EventPayload, *, subject: str
     ) -> Envelope[Any] | None:
         return await self.outbox.publish(self.conn, topic, payload, subject=subject)
-
-    def event(
-        self,
-        topic: Topic,
-        payload: EventPayload,
-        *,
-        subject: str,
-        cause: Envelope[Any],
-        event_id: uuid.UUID | None = None,
-    ) -> OutgoingEvent:
-        """An event caused by the consumed event `cause`: it continues `cause`'s trace."""
-        return OutgoingEvent(topic, payload, subject, event_id, cause=cause)
 
     async def emit_all(self, events: Sequence[OutgoingEvent]) -> list[Envelope[Any]]:
         """Record events in one statement, each continuing the trace of its `cause` (the
@@ -221,7 +209,7 @@ class EventConsumer:
     def handles_batch(self, model: type[P]) -> Callable[[BatchHandler[P]], BatchHandler[P]]:
         """Register a set-based handler: it gets each run of consecutive first-seen events of
         this type in a batch, in order (one event when records are isolated after a failure).
-        Events it emits should be built with `ctx.event(..., cause=envelope)` so each one
+        Events it emits should be `OutgoingEvent(..., cause=envelope)` so each one
         continues the trace of the event that caused it."""
 
         def register(handler: BatchHandler[P]) -> BatchHandler[P]:
@@ -533,7 +521,7 @@ class EventConsumer:
                 DLQ_ORIGIN_PARTITION: str(record.partition),
                 DLQ_ORIGIN_OFFSET: str(record.offset),
                 DLQ_CONSUMER: self.group_id,
-                DLQ_FAILED_AT: datetime.now(UTC).isoformat(),
+                DLQ_FAILED_AT: now().isoformat(),
             }
         )
         dead_letter_id = uuid.uuid5(

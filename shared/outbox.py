@@ -93,8 +93,6 @@ class OutgoingEvent:
     subject: str  # the aggregate id: the Kafka key
     event_id: uuid.UUID | None = None
     cause: Envelope[Any] | None = None
-    # Transitional: an explicit traceparent, until every service names the cause instead.
-    traceparent: str | None = None
 
 
 class Outbox:
@@ -226,8 +224,6 @@ def _stamped(event: OutgoingEvent) -> EventPayload:
 
 
 def _traceparent(event: OutgoingEvent, traceparents: Mapping[uuid.UUID, str] | None) -> str | None:
-    if event.traceparent is not None:
-        return event.traceparent
     if event.cause is not None and traceparents and event.cause.id in traceparents:
         return traceparents[event.cause.id]
     return current_traceparent()

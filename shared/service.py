@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi_offline import FastAPIOffline
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, Field
@@ -123,8 +123,8 @@ class ServiceDefinition:
     name: str
     migrations: Path
     # Called once the platform is up: provides the service's configuration, declares its
-    # consumers and periodic jobs. (Transitional: may still return routers to include.)
-    wire: Callable[[Platform], list[APIRouter] | None]
+    # consumers and periodic jobs.
+    wire: Callable[[Platform], None]
     # The service's module-level HTTP routers, included when the app is built.
     routers: tuple[APIRouter, ...] = ()
 
@@ -132,7 +132,7 @@ class ServiceDefinition:
 @asynccontextmanager
 async def running_platform(
     definition: ServiceDefinition, settings: ServiceSettings
-) -> AsyncIterator[tuple[Platform, list[APIRouter]]]:
+) -> AsyncIterator[Platform]:
     schema = definition.name
     await ensure_topics(settings.kafka_bootstrap_servers, ALL_TOPICS)
     pool = await create_pool(
@@ -167,13 +167,13 @@ async def running_platform(
     platform = Platform(
         settings, pool, Outbox(schema, source=f"pollinate/{schema}"), relay, broker, lag
     )
-    routers = definition.wire(platform) or []
+    definition.wire(platform)
     relay_task = asyncio.create_task(relay.run(), name=f"{schema}-outbox-relay")
     await broker.start()
     jobs = [asyncio.create_task(job()) for job in platform.background_jobs]
     log.info("service started", extra={"consumers": [c.group_id for c in platform.consumers]})
     try:
-        yield platform, routers
+        yield platform
     finally:
         for job in jobs:
             job.cancel()
@@ -210,6 +210,68 @@ class Metrics(BaseModel):
     )
 
 
+health = APIRouter(tags=["health"])
+
+
+def _started(request: Request) -> Platform | None:
+    platform = getattr(request.app.state, "platform", None)
+    return platform if isinstance(platform, Platform) else None
+
+
+@health.get("/health/live")
+async def live() -> Liveness:
+    return Liveness(status="alive")
+
+
+@health.get(
+    "/health/ready",
+    responses={503: {"model": Readiness, "description": "a dependency is down"}},
+)
+async def ready(request: Request, response: Response) -> Readiness:
+    platform = _started(request)
+    checks: dict[str, bool] = {"started": platform is not None}
+    if platform is not None:
+        try:
+            checks["database"] = (
+                await asyncio.wait_for(platform.pool.fetchval("SELECT true"), 2.0) is True
+            )
+        except Exception:
+            checks["database"] = False
+        checks["kafka"] = await platform.broker.ping(timeout=2.0)
+        checks["outbox_relay"] = platform.relay.healthy
+    ok = all(checks.values())
+    response.status_code = 200 if ok else 503
+    return Readiness(status="ready" if ok else "not ready", checks=checks)
+
+
+@health.get("/metrics")
+async def metrics(request: Request) -> Metrics:
+    platform = _started(request)
+    if platform is None:
+        return Metrics()
+    backlog = await platform.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    lag: dict[str, object] = {}
+    for consumer in platform.consumers:
+        try:
+            lag[consumer.group_id] = await asyncio.wait_for(
+                platform.lag.lag(consumer.group_id, [t.name for t in consumer.topics]), 3.0
+            )
+        except Exception as error:  # metrics must answer even when Kafka does not
+            lag[consumer.group_id] = {"unavailable": type(error).__name__}
+    return Metrics(
+        outbox_backlog=backlog,
+        consumer_lag=lag,
+        outbox_published_total=platform.relay.published_total,
+        consumers={
+            c.group_id: {
+                **{o.value: n for o, n in c.stats.outcomes.items()},
+                "transient_failures": c.stats.transient_failures,
+            }
+            for c in platform.consumers
+        },
+    )
+
+
 class IngestionStamp:
     """What an HTTP request records without a cause entered the platform when the request
     arrived (a plain ASGI middleware: no task or buffering added to the request path)."""
@@ -233,15 +295,11 @@ def create_app(
     if start:
         configure_logging(settings.service_name, settings.log_level, settings.log_format)
         configure_tracing(settings.service_name, settings.trace_exporter)
-    state: dict[str, Platform] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running_platform(definition, settings) as (platform, routers):
-            state["platform"] = platform
+        async with running_platform(definition, settings) as platform:
             app.state.platform = platform
-            for router in routers:
-                app.include_router(router)
             # What start-up allocated lives as long as the process: keep it out of the
             # collector's full passes, which otherwise stall the event loop now and then.
             gc.freeze()
@@ -257,63 +315,9 @@ def create_app(
     )
     app.state.settings = settings
     install_error_mapping(app)
-    for router in definition.routers:
+    for router in (health, *definition.routers):
         app.include_router(router)
     app.add_middleware(IngestionStamp)
-
-    @app.get("/health/live", tags=["health"])
-    async def live() -> Liveness:
-        return Liveness(status="alive")
-
-    @app.get(
-        "/health/ready",
-        tags=["health"],
-        responses={503: {"model": Readiness, "description": "a dependency is down"}},
-    )
-    async def ready(response: Response) -> Readiness:
-        platform = state.get("platform")
-        checks: dict[str, bool] = {"started": platform is not None}
-        if platform is not None:
-            try:
-                checks["database"] = (
-                    await asyncio.wait_for(platform.pool.fetchval("SELECT true"), 2.0) is True
-                )
-            except Exception:
-                checks["database"] = False
-            checks["kafka"] = await platform.broker.ping(timeout=2.0)
-            checks["outbox_relay"] = platform.relay.healthy
-        ok = all(checks.values())
-        response.status_code = 200 if ok else 503
-        return Readiness(status="ready" if ok else "not ready", checks=checks)
-
-    @app.get("/metrics", tags=["health"])
-    async def metrics() -> Metrics:
-        platform = state.get("platform")
-        if platform is None:
-            return Metrics()
-        backlog = await platform.pool.fetchval(
-            "SELECT count(*) FROM outbox WHERE published_at IS NULL"
-        )
-        lag: dict[str, object] = {}
-        for consumer in platform.consumers:
-            try:
-                lag[consumer.group_id] = await asyncio.wait_for(
-                    platform.lag.lag(consumer.group_id, [t.name for t in consumer.topics]), 3.0
-                )
-            except Exception as error:  # metrics must answer even when Kafka does not
-                lag[consumer.group_id] = {"unavailable": type(error).__name__}
-        return Metrics(
-            outbox_backlog=backlog,
-            consumer_lag=lag,
-            outbox_published_total=platform.relay.published_total,
-            consumers={
-                c.group_id: {
-                    **{o.value: n for o, n in c.stats.outcomes.items()},
-                    "transient_failures": c.stats.transient_failures,
-                }
-                for c in platform.consumers
-            },
-        )
 
     return app
 

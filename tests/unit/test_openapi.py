@@ -56,6 +56,16 @@ def _is_model(annotation: Any) -> bool:
 
 
 @pytest.mark.parametrize("service", SERVICES)
+def test_the_bearer_scheme_is_declared_for_authorize(service: str) -> None:
+    document = build_document(service)
+    assert document["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": document["components"]["securitySchemes"]["bearer"]["description"],
+    }
+
+
+@pytest.mark.parametrize("service", SERVICES)
 async def test_docs_and_redoc_are_served_from_the_service_itself(service: str) -> None:
     transport = httpx.ASGITransport(app=app_of(service))
     async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
