@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -47,6 +46,7 @@ from shared.outbox import Outbox
 from shared.settings import ServiceSettings
 from shared.topics import INCENTIVE_LEDGER, PARTNER_NOTIFICATIONS, Topic, ensure_topics
 from tests.support.crm import salesforce_cdc
+from tests.support.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("onboarding", "deals", "attribution", "incentives")
@@ -69,12 +69,6 @@ def percentiles(values: list[float]) -> dict[str, float | int]:
         "p999_ms": at(0.999),
         "max_ms": round(ordered[-1], 2),
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_mb(pid: int) -> float:

@@ -22,37 +22,29 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from aiokafka import AIOKafkaConsumer
 
 from shared.events import Envelope
-from shared.events.attribution import CreditIssued, CreditKind
+from shared.events.attribution import CreditIssued
 from shared.events.crm import Customer
 from shared.outbox import make_producer
 from shared.topics import ATTRIBUTION_CREDITS, INCENTIVE_LEDGER
+from tests.support.factories import credit_issued
 from tests.support.processes import free_port, wait_ready
 
 
 def credit(run: str, n: int) -> CreditIssued:
     now = datetime.now(UTC)
-    return CreditIssued(
+    return credit_issued(
         credit_id=f"bench-{run}-{n}",
         deal_key=f"bench:{run}-{n}",
         partner_id=f"bench-{run}-p{n % 50}",
-        kind=CreditKind.SOURCED,
-        amount=Decimal("12345.67"),
-        currency="USD",
-        original_amount=Decimal("12345.67"),
-        original_currency="USD",
-        fx_rate=Decimal(1),
-        share=Decimal(1),
-        model="sourced_only",
+        amount="12345.67",
         customer=Customer(name=f"Bench {run} {n}", domain=f"b{n}-{run}.example", country="US"),
         products=("ai",),
         co_sell=True,
         close_date=now.date(),
-        deal_revision=1,
         issued_at=now,
         ingested_at=now,
     )

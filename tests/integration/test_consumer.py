@@ -22,6 +22,7 @@ from shared.consumer import (
 )
 from shared.dlq import replay
 from shared.events import Envelope, EventPayload, InvalidEvent, event_type
+from shared.outbox import OutgoingEvent
 from shared.topics import Topic, dead_letter_topic, ensure_topics
 from shared.tracing import current_traceparent
 from tests.support.counter import Components, CounterIncremented, counter_consumer
@@ -249,7 +250,7 @@ def set_based_consumer(
         )
         await ctx.emit_all(
             [
-                ctx.event(echo, CounterEchoed(seq=event.data.seq), subject="e", cause=event)
+                OutgoingEvent(echo, CounterEchoed(seq=event.data.seq), "e", cause=event)
                 for event in events
             ]
         )
