@@ -1,0 +1,192 @@
+"""The platform pieces every service now stands on: the HTTP edge (who calls, one error
+mapping, another partner's resource), provisions, the notification builder's ids, what an
+event is stamped with from its cause, and the periodic-job helper."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated, Any, cast
+
+import httpx
+import pytest
+from fastapi import APIRouter
+
+from shared.auth import partner_token
+from shared.events import Envelope
+from shared.events.notifications import NotificationKind, PartnerNotification
+from shared.http import AdminDep, CallerDep, Provided, acting_partner, partner_scope
+from shared.notify import notify
+from shared.outbox import OutgoingEvent, _stamped, ingestion
+from shared.provisions import Provisions
+from shared.service import Platform, ServiceDefinition, create_app
+from shared.settings import ServiceSettings
+from shared.topics import ATTRIBUTION_CREDITS, PARTNER_NOTIFICATIONS
+from tests.support.factories import credit_issued, deal_state_changed
+from tests.support.infra import ROOT
+
+SETTINGS = ServiceSettings(service_name="edge")
+ADMIN = {"Authorization": f"Bearer {SETTINGS.admin_token}"}
+
+
+def partner(partner_id: str) -> dict[str, str]:
+    token = partner_token(SETTINGS.partner_token_secret, partner_id)
+    return {"Authorization": f"Bearer {token}"}
+
+
+class Limits:
+    def __init__(self, most: int) -> None:
+        self.most = most
+
+
+router = APIRouter()
+
+
+@router.get("/things/{owner}")
+async def thing(owner: str, who: CallerDep) -> dict[str, str]:
+    partner_scope(who, owner, f"thing of {owner}")
+    return {"owner": owner, "acting": acting_partner(who, owner)}
+
+
+@router.post("/admin/things")
+async def admin_thing(who: AdminDep) -> dict[str, bool]:
+    return {"admin": who.is_admin}
+
+
+LimitsDep = Annotated[Limits, Provided(Limits)]
+
+
+@router.get("/limits")
+async def limits(limit: LimitsDep) -> dict[str, int]:
+    return {"most": limit.most}
+
+
+@pytest.fixture
+async def client() -> Any:
+    app = create_app(
+        ServiceDefinition("edge", ROOT, wire=lambda _: None, routers=(router,)),
+        SETTINGS,
+        start=False,
+    )
+    provisions = Provisions()
+    provisions.provide(Limits(3))
+    # What a started service has: the platform its routes reach (only provisions are used).
+    app.state.platform = cast(Platform, type("Started", (), {"provisions": provisions})())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://edge") as http:
+        yield http
+
+
+async def test_a_missing_or_forged_token_is_401_with_a_precise_message(client: Any) -> None:
+    missing = await client.get("/things/p1")
+    forged = await client.get("/things/p1", headers={"Authorization": "Bearer partner.p1.00"})
+    assert (missing.status_code, missing.json()) == (401, {"detail": "missing bearer token"})
+    assert missing.headers["www-authenticate"] == "Bearer"
+    assert (forged.status_code, forged.json()) == (401, {"detail": "invalid token"})
+
+
+async def test_another_partners_resource_is_404_like_a_missing_one(client: Any) -> None:
+    own = await client.get("/things/p1", headers=partner("p1"))
+    other = await client.get("/things/p2", headers=partner("p1"))
+    assert own.json() == {"owner": "p1", "acting": "p1"}
+    assert (other.status_code, other.json()) == (404, {"detail": "thing of p2 not found"})
+    assert (await client.get("/things/p2", headers=ADMIN)).json()["owner"] == "p2"
+
+
+async def test_manager_routes_are_403_for_partners(client: Any) -> None:
+    refused = await client.post("/admin/things", headers=partner("p1"))
+    assert (refused.status_code, refused.json()) == (
+        403,
+        {"detail": "channel manager (admin) token required"},
+    )
+    assert (await client.post("/admin/things", headers=ADMIN)).json() == {"admin": True}
+
+
+async def test_routes_get_what_the_wiring_provided(client: Any) -> None:
+    assert (await client.get("/limits")).json() == {"most": 3}
+
+
+def test_provisions_are_one_per_type_and_a_missing_one_says_which() -> None:
+    provisions = Provisions()
+    provisions.provide(Limits(1))
+    with pytest.raises(ValueError, match="Limits is already provided"):
+        provisions.provide(Limits(2))
+    with pytest.raises(LookupError, match="provides no Provisions"):
+        provisions.get(Provisions)
+
+
+def test_a_notification_names_its_occurrence_so_telling_it_twice_is_one_event() -> None:
+    first = notify("p1", NotificationKind.EARNING, about="cr-1", subject="s", body="b")
+    again = notify("p1", NotificationKind.EARNING, about="cr-1", subject="t", body="c")
+    other = notify("p1", NotificationKind.EARNING, about="cr-2", subject="s", body="b")
+    to_owner = notify(
+        "p1", NotificationKind.CO_SELL, about="cr-1", subject="s", body="b", recipient="rep@x"
+    )
+    assert first.event_id == again.event_id
+    assert first.event_id not in (other.event_id, to_owner.event_id)
+    note = cast(PartnerNotification, to_owner.payload)
+    assert (note.partner_id, note.recipient, str(to_owner.event_id)) == (
+        "p1",
+        "rep@x",
+        note.notification_id,
+    )
+    assert (to_owner.topic, to_owner.subject) == (PARTNER_NOTIFICATIONS, "p1")
+
+
+def test_an_event_carries_on_when_its_cause_entered_the_platform() -> None:
+    entered = datetime(2026, 11, 1, 9, tzinfo=UTC)
+    credit = credit_issued(ingested_at=entered)
+    cause: Envelope[Any] = Envelope.wrap(credit, source="t", subject="d")
+    note = notify("p1", NotificationKind.EARNING, about="x", subject="s", body="b", cause=cause)
+    assert _stamped(note).ingested_at == entered  # type: ignore[attr-defined]
+
+    snapshot = deal_state_changed(ingested_at=None)
+    uncarried: Envelope[Any] = Envelope.wrap(snapshot, source="t", subject="d")
+    echoed = OutgoingEvent(
+        ATTRIBUTION_CREDITS, credit_issued(ingested_at=None), "d", cause=uncarried
+    )
+    assert _stamped(echoed).ingested_at == uncarried.time  # type: ignore[attr-defined]
+
+    explicit = OutgoingEvent(ATTRIBUTION_CREDITS, credit, "d", cause=uncarried)
+    assert _stamped(explicit).ingested_at == entered  # type: ignore[attr-defined]
+
+
+def test_without_a_cause_the_work_in_progress_gives_the_ingestion_time() -> None:
+    arrived = datetime(2026, 11, 2, tzinfo=UTC)
+    event = OutgoingEvent(ATTRIBUTION_CREDITS, credit_issued(ingested_at=None), "d")
+    assert _stamped(event).ingested_at is None  # type: ignore[attr-defined]
+    with ingestion(arrived):
+        assert _stamped(event).ingested_at == arrived  # type: ignore[attr-defined]
+
+
+def uningested() -> OutgoingEvent:
+    return OutgoingEvent(ATTRIBUTION_CREDITS, credit_issued(ingested_at=None), "d")
+
+
+async def test_a_periodic_job_survives_a_failed_run_and_runs_again() -> None:
+    runs: list[int] = []
+    second_run = asyncio.Event()
+    stamped: list[datetime | None] = []
+
+    async def job(_: Platform) -> int:
+        runs.append(len(runs))
+        stamped.append(_stamped(uningested()).ingested_at)  # type: ignore[attr-defined]
+        if len(runs) == 1:
+            raise RuntimeError("the first run fails")
+        second_run.set()
+        return len(runs)
+
+    platform = Platform(*([None] * 6))  # type: ignore[arg-type]
+    platform.every(0, job, name="test-job")
+    [forever] = platform.background_jobs
+    task = asyncio.create_task(forever())
+    try:
+        await asyncio.wait_for(second_run.wait(), 5)
+    finally:
+        task.cancel()
+    assert runs[:2] == [0, 1]
+    # Each run's events are stamped with that run's start.
+    first, second = stamped[:2]
+    assert first is not None
+    assert second is not None
+    assert first <= second <= datetime.now(UTC)
