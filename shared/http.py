@@ -112,9 +112,11 @@ def partner_scope(who: Caller, partner_id: str | None, what: str) -> None:
 
 
 def acting_partner(who: Caller, partner_id: str | None) -> str:
-    """The partner a write is for: a partner always acts for itself (whatever it names); a
-    channel manager must name the partner."""
+    """The partner a write is for: a partner acts only for itself (naming another partner is
+    refused, never silently redirected); a channel manager must name the partner."""
     if who.partner_id is not None:
+        if partner_id not in (None, who.partner_id):
+            raise Forbidden("a partner acts only for itself")
         return who.partner_id
     if partner_id is None:
         raise Unprocessable("a channel manager must name partner_id")

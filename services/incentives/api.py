@@ -27,22 +27,12 @@ from services.incentives.schemas import (
     WhatIfOut,
 )
 from services.incentives.what_if import Hypothesis, what_if
-from shared.auth import Caller
 from shared.clock import now
-from shared.errors import Forbidden
 from shared.http import AdminDep, CallerDep, PlatformDep, Provided, acting_partner, partner_scope
 
 ProgramsDep = Annotated[IncentivePrograms, Provided(IncentivePrograms)]
 
 router = APIRouter()
-
-
-def acting_for(who: Caller, partner_id: str | None) -> str:
-    """The partner a request acts for. A partner acts only for itself: naming another partner
-    is refused (403), not silently redirected."""
-    if who.partner_id is not None and partner_id not in (None, who.partner_id):
-        raise Forbidden("a partner acts only for itself")
-    return acting_partner(who, partner_id)
 
 
 # ---- programs
@@ -63,7 +53,7 @@ async def post_what_if(
     body: WhatIfIn, who: CallerDep, platform: PlatformDep, programs: ProgramsDep
 ) -> WhatIfOut:
     """What a hypothetical credit would earn now. Nothing is stored."""
-    partner_id = acting_for(who, body.partner_id)
+    partner_id = acting_partner(who, body.partner_id)
     close_date = body.close_date or now().date()
     hypothesis = Hypothesis(
         subject=Subject.of(
@@ -143,7 +133,7 @@ async def create_claim(
     programs: ProgramsDep,
     partner_id: str | None = None,
 ) -> ClaimRequestedOut:
-    acting = acting_for(who, partner_id)
+    acting = acting_partner(who, partner_id)
     async with platform.pool.acquire() as conn, conn.transaction():
         requested = await mdf_claims.request_claim(
             conn,

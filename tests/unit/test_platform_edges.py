@@ -48,6 +48,11 @@ async def thing(owner: str, who: CallerDep) -> dict[str, str]:
     return {"owner": owner, "acting": acting_partner(who, owner)}
 
 
+@router.post("/acting")
+async def acting(who: CallerDep, partner_id: str | None = None) -> dict[str, str]:
+    return {"acting": acting_partner(who, partner_id)}
+
+
 @router.post("/admin/things")
 async def admin_thing(who: AdminDep) -> dict[str, bool]:
     return {"admin": who.is_admin}
@@ -91,6 +96,22 @@ async def test_another_partners_resource_is_404_like_a_missing_one(client: Any) 
     assert own.json() == {"owner": "p1", "acting": "p1"}
     assert (other.status_code, other.json()) == (404, {"detail": "thing of p2 not found"})
     assert (await client.get("/things/p2", headers=ADMIN)).json()["owner"] == "p2"
+
+
+async def test_a_partner_acts_only_for_itself_and_a_manager_names_the_partner(
+    client: Any,
+) -> None:
+    assert (await client.post("/acting", headers=partner("p1"))).json() == {"acting": "p1"}
+    named = await client.post("/acting?partner_id=p1", headers=partner("p1"))
+    assert named.json() == {"acting": "p1"}
+    other = await client.post("/acting?partner_id=p2", headers=partner("p1"))
+    assert (other.status_code, other.json()) == (403, {"detail": "a partner acts only for itself"})
+    unnamed = await client.post("/acting", headers=ADMIN)
+    assert (unnamed.status_code, unnamed.json()) == (
+        422,
+        {"detail": "a channel manager must name partner_id"},
+    )
+    assert (await client.post("/acting?partner_id=p2", headers=ADMIN)).json() == {"acting": "p2"}
 
 
 async def test_manager_routes_are_403_for_partners(client: Any) -> None:
