@@ -30,7 +30,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.clock import now
 from shared.consumer import EventConsumer
-from shared.db import PLATFORM_MIGRATIONS, Pool, apply_migrations, create_pool, load_migrations
+from shared.db import (
+    PLATFORM_MIGRATIONS,
+    Connection,
+    Pool,
+    apply_migrations,
+    create_pool,
+    load_migrations,
+)
 from shared.http import install_error_mapping
 from shared.lag import LagProbe
 from shared.logging import configure_logging
@@ -56,6 +63,13 @@ class Platform:
     consumers: list[EventConsumer] = field(default_factory=list)
     background_jobs: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     provisions: Provisions = field(default_factory=Provisions)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """A pooled connection inside a transaction, the unit of work of one write (its state
+        and its outbox events commit together, or neither does)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
 
     def provide(self, value: object, *, as_type: type[Any] | None = None) -> None:
         """Hand a value (the service's policy, its config) to its routes (`Provided(T)`),

@@ -47,7 +47,7 @@ async def create_registration(
 ) -> DecisionOut:
     """Register a deal; answers with the decision (201 also when it is a rejection)."""
     request = body.request_for(acting_partner(who, partner_id), now())
-    async with platform.pool.acquire() as conn, conn.transaction():
+    async with platform.transaction() as conn:
         registration_id, decision = await register(
             conn, platform.outbox, policy, request, body.crm_deal_key
         )
@@ -100,7 +100,7 @@ async def extend_registration(
     registration_id: str, who: CallerDep, platform: PlatformDep, policy: PolicyDep
 ) -> ExtensionOut:
     """Extend the protection window under policy; 409 with the reason otherwise."""
-    async with platform.pool.acquire() as conn, conn.transaction():
+    async with platform.transaction() as conn:
         expires_at, why = await request_extension(
             conn, platform.outbox, policy, who, registration_id
         )
@@ -112,7 +112,7 @@ async def review_registration(
     registration_id: str, who: AdminDep, platform: PlatformDep, approve: bool, note: str = ""
 ) -> ReviewOut:
     """Decide a registration pending review (channel managers)."""
-    async with platform.pool.acquire() as conn, conn.transaction():
+    async with platform.transaction() as conn:
         outcome = await review(conn, platform.outbox, registration_id, approve, note)
     return ReviewOut(registration_id=registration_id, status=outcome)
 

@@ -108,7 +108,7 @@ async def get_statement(
 async def pay_out(
     partner_id: str, body: PayoutIn, who: AdminDep, platform: PlatformDep, programs: ProgramsDep
 ) -> PayoutOut:
-    async with platform.pool.acquire() as conn, conn.transaction():
+    async with platform.transaction() as conn:
         paid = await payouts.record_payout(
             conn, platform.outbox, programs, partner_id, body.amount, body.reference
         )
@@ -134,7 +134,7 @@ async def create_claim(
     partner_id: str | None = None,
 ) -> ClaimRequestedOut:
     acting = acting_partner(who, partner_id)
-    async with platform.pool.acquire() as conn, conn.transaction():
+    async with platform.transaction() as conn:
         requested = await mdf_claims.request_claim(
             conn,
             programs,
@@ -170,7 +170,7 @@ async def get_claim(claim_id: str, who: CallerDep, platform: PlatformDep) -> Cla
 async def decide(
     claim_id: str, body: DecisionIn, who: AdminDep, platform: PlatformDep, programs: ProgramsDep
 ) -> ClaimDecisionOut:
-    async with platform.pool.acquire() as conn, conn.transaction():
+    async with platform.transaction() as conn:
         decided = await mdf_claims.decide_claim(
             conn, platform.outbox, programs, claim_id, approve=body.approve, note=body.note
         )

@@ -49,7 +49,7 @@ def _partner(partner_id: str) -> str:
 async def apply(body: ApplicationIn, platform: PlatformDep, config: ConfigDep) -> ApplicationOut:
     """Public intake. A second application from the same domain is not created: 409, and
     nothing about the existing partner is revealed to an unauthenticated caller."""
-    async with platform.pool.acquire() as conn, conn.transaction():
+    async with platform.transaction() as conn:
         row = await apply_for(
             conn, platform.outbox, config, body.to_domain(), body.model_dump(mode="json"), now()
         )
@@ -72,7 +72,7 @@ async def review_queue(
 async def decide(
     partner_id: str, body: DecisionIn, _: AdminDep, platform: PlatformDep, config: ConfigDep
 ) -> PartnerOut:
-    async with platform.pool.acquire() as conn, conn.transaction():
+    async with platform.transaction() as conn:
         row = await decide_review(
             conn,
             platform.outbox,
@@ -116,7 +116,7 @@ async def complete(
     """The partner (or a channel manager) completes an onboarding checklist item."""
     partner_scope(who, partner_id, _partner(partner_id))
     item = checklist_item(config, item)
-    async with platform.pool.acquire() as conn, conn.transaction():
+    async with platform.transaction() as conn:
         row = await complete_item(conn, platform.outbox, config, partner_id, item, now())
     return views.partner_out(row, full=who.is_admin)
 
@@ -133,7 +133,7 @@ async def certify(
     """Channel managers (or the enablement system with the admin token) record a person's
     certification; competencies, authorisations and the tier follow. The same one again: 200."""
     certification = body.to_domain(config)
-    async with platform.pool.acquire() as conn, conn.transaction():
+    async with platform.transaction() as conn:
         certification_id, created = await add_certification(
             conn, platform.outbox, config, partner_id, certification, body.person_name, now()
         )
@@ -155,7 +155,7 @@ async def change_status(
     partner_id: str, body: StatusIn, _: AdminDep, platform: PlatformDep, config: ConfigDep
 ) -> PartnerOut:
     """Suspend, expel or reinstate by hand; illegal lifecycle steps are refused (409)."""
-    async with platform.pool.acquire() as conn, conn.transaction():
+    async with platform.transaction() as conn:
         row = await set_status(
             conn,
             platform.outbox,

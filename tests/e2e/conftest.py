@@ -15,7 +15,6 @@ from tests.support.infra import Infra
 from tests.support.processes import ADMIN_TOKEN, SERVICES, Fleet
 
 pytestmark = pytest.mark.e2e
-__all__ = ["ADMIN_TOKEN", "SERVICES", "Fleet"]
 
 
 @pytest.fixture(scope="package")

@@ -18,10 +18,10 @@ import pytest
 from deploy.story import Partner
 from shared.outbox import make_producer
 from shared.topics import ATTRIBUTION_CREDITS, CRM_DEALS, DEAL_OPPORTUNITIES, PARTNER_LIFECYCLE
-from tests.e2e.conftest import Fleet
 from tests.support.crm import salesforce_cdc
 from tests.support.infra import ROOT, Infra, missing_capability
 from tests.support.polling import eventually
+from tests.support.processes import Fleet
 
 pytestmark = pytest.mark.e2e
 

@@ -12,9 +12,9 @@ import pytest
 
 from deploy.story import tell_story
 from examples.partner_app import notifications
-from tests.e2e.conftest import ADMIN_TOKEN, Fleet
 from tests.support.infra import Infra
 from tests.support.polling import eventually
+from tests.support.processes import ADMIN_TOKEN, Fleet
 
 pytestmark = pytest.mark.e2e
 

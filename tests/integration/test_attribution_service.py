@@ -24,11 +24,10 @@ from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.crm import CrmSource, Customer, DealStage, DealStatus
 from shared.events.opportunities import DealStateChanged, LinkedRegistration
 from shared.events.registrations import RegistrationStatus
-from shared.outbox import make_producer
 from shared.topics import ATTRIBUTION_CREDITS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS
 from tests.support.factories import deal_state_changed, registration_decided
 from tests.support.infra import Infra
-from tests.support.kafka import publish, wait_for_keyed
+from tests.support.kafka import publish, send_envelopes, wait_for_keyed
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_processes
 
@@ -57,19 +56,6 @@ async def db(infra: Infra) -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(infra.admin_dsn)
     yield conn
     await conn.close()
-
-
-async def redeliver(infra: Infra, key: str, *envelopes: Envelope[Any]) -> None:
-    """Send these very envelopes (the same id again is a redelivery), in order, on one key."""
-    producer = make_producer(infra.kafka_bootstrap, "test-deals")
-    await producer.start()
-    try:
-        for envelope in envelopes:
-            await producer.send_and_wait(
-                DEAL_OPPORTUNITIES.name, envelope.to_bytes(), key=key.encode()
-            )
-    finally:
-        await producer.stop()
 
 
 def wrap(payload: EventPayload, key: str) -> Envelope[Any]:
@@ -324,8 +310,9 @@ async def test_redelivered_and_repeated_snapshots_never_credit_twice(
     # then a newer revision with nothing that matters changed: once it is applied, every
     # earlier record on this key (same partition, in order) has been processed
     marker = deal.snapshot(**{**won.model_dump(), "revision": 2, "name": "renamed"})
-    await redeliver(
+    await send_envelopes(
         infra,
+        DEAL_OPPORTUNITIES.name,
         deal.key,
         envelope,
         envelope,

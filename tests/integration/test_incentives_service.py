@@ -25,9 +25,8 @@ from shared.topics import (
     PARTNER_NOTIFICATIONS,
 )
 from tests.support.factories import credit_issued, credit_reversed, partner_state_changed
-from tests.support.incentives import keyed_headers, send_envelopes
 from tests.support.infra import Infra
-from tests.support.kafka import publish, wait_for_keyed
+from tests.support.kafka import keyed_headers, publish, send_envelopes, wait_for_keyed
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_processes
 

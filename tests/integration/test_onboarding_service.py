@@ -25,7 +25,7 @@ from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE, PARTNER_NOTIFI
 from tests.support import kafka
 from tests.support.factories import credit_issued, credit_reversed
 from tests.support.infra import Infra
-from tests.support.onboarding import redeliver
+from tests.support.kafka import send_envelopes
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, service_processes
 
@@ -272,7 +272,7 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
 
         # Redelivery (same event id) and a re-sent credit (new event id, same credit id) count
         # once; then a reversal of the second credit drops revenue below gold: grace.
-        await redeliver(infra, ATTRIBUTION_CREDITS, first_sent)
+        await send_envelopes(infra, ATTRIBUTION_CREDITS.name, first_sent.subject, first_sent)
         await publish(infra, first, deal)
         reversal = credit_reversed(
             second,

@@ -1,4 +1,6 @@
-"""What the tests share, and nothing else: infrastructure (`infra`), service processes
-(`processes`), the one bounded poller (`polling`), Kafka reading and publishing (`kafka`),
-factories for every event contract (`factories`) and CRM payloads as each source sends them
-(`crm`, which the demo story uses too). Test modules import from here, never from each other."""
+"""What the tests share, and nothing else: infrastructure (`infra`), service processes and the
+e2e fleet (`processes`), the one bounded poller (`polling`), Kafka reading, publishing and
+redelivering (`kafka`), factories for every event contract (`factories`), CRM payloads as each
+source sends them (`crm`, which the demo story and the benchmark use too), the plumbing tests'
+counter service (`counter`), and what one service's tests alone need (`deals`, `attribution`).
+Test modules import from here, never from each other."""

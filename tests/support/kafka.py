@@ -28,19 +28,57 @@ async def publish(
 ) -> list[Envelope[Any]]:
     """Publish events as their producing service would (an envelope each, keyed by
     `subject`), straight to the broker: a test playing an upstream service."""
-    producer = make_producer(infra.kafka_bootstrap, f"test-{source}")
+    envelopes: list[Envelope[Any]] = [
+        Envelope.wrap(payload, source=f"pollinate/{source}", subject=subject)
+        for payload in payloads
+    ]
+    await send_envelopes(infra, topic.name, subject, *envelopes)
+    return envelopes
+
+
+async def send_envelopes(infra: Infra, topic: str, key: str, *envelopes: Envelope[Any]) -> None:
+    """Send `envelopes` as they are, in order, on one key: the same one again is a
+    redelivery (same event id), as a producer retrying or a group rewinding delivers it."""
+    producer = make_producer(infra.kafka_bootstrap, "test-producer")
     await producer.start()
-    envelopes: list[Envelope[Any]] = []
     try:
-        for payload in payloads:
-            envelope: Envelope[Any] = Envelope.wrap(
-                payload, source=f"pollinate/{source}", subject=subject
-            )
-            await producer.send_and_wait(topic.name, envelope.to_bytes(), key=subject.encode())
-            envelopes.append(envelope)
+        for envelope in envelopes:
+            await producer.send_and_wait(topic, envelope.to_bytes(), key=key.encode())
     finally:
         await producer.stop()
-    return envelopes
+
+
+async def keyed_headers(
+    infra: Infra,
+    topic: str,
+    key: str,
+    done: Callable[[list[dict[str, str]]], bool],
+    timeout: float = 30.0,
+) -> list[dict[str, str]]:
+    """The headers of the records keyed `key` on `topic`, read from the start until `done`
+    holds (fails after `timeout`): a dead letter's reason and origin are headers."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=infra.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    found: list[dict[str, str]] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while not done(found):
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    found.extend(
+                        {name: value.decode() for name, value in record.headers or ()}
+                        for record in records
+                        if record.key == key.encode()
+                    )
+    finally:
+        await consumer.stop()
+    return found
 
 
 async def read_records(bootstrap: str, topic: str, count: int, timeout: float = 30.0) -> list[Any]:
