@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -128,8 +129,20 @@ class RegistrationRequest:
         }
 
 
+class _NamesACustomer:
+    """A stored candidate for a conflict: its customer, parsed (by name and domain) when a
+    rule first compares it."""
+
+    customer_name: str | None
+    customer_domain: str | None
+
+    @cached_property
+    def customer(self) -> Customer:
+        return Customer.parse(self.customer_name, self.customer_domain)
+
+
 @dataclass(frozen=True)
-class ExistingRegistration:
+class ExistingRegistration(_NamesACustomer):
     registration_id: str
     partner_id: str
     customer_name: str
@@ -138,27 +151,15 @@ class ExistingRegistration:
     status: RegistrationStatus
     registered_at: datetime
     expires_at: datetime | None
-    customer: Customer = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "customer", Customer.parse(self.customer_name, self.customer_domain)
-        )
 
 
 @dataclass(frozen=True)
-class OpenOpportunity:
+class OpenOpportunity(_NamesACustomer):
     deal_key: str
     owner: str
     customer_name: str | None
     customer_domain: str | None
     created_at: datetime
-    customer: Customer = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "customer", Customer.parse(self.customer_name, self.customer_domain)
-        )
 
 
 @dataclass(frozen=True)
