@@ -48,6 +48,31 @@ class Occasion:
     ingested_at: datetime | None  # None: the platform stamps the cause's
     cause: Envelope[Any] | None  # the consumed event; None for an HTTP request
 
+    def announce(
+        self,
+        event: CreditIssued | CreditReversed,
+        kind: NotificationKind,
+        *,
+        about: str,
+        subject: str,
+        body: str,
+    ) -> list[OutgoingEvent]:
+        """A credit event on the deal's key, and the notification to its partner."""
+        return [
+            OutgoingEvent(ATTRIBUTION_CREDITS, event, self.deal_key, cause=self.cause),
+            notify(
+                event.partner_id,
+                kind,
+                about=about,
+                subject=subject,
+                body=body,
+                deal_key=self.deal_key,
+                created_at=self.moment,
+                ingested_at=self.ingested_at,
+                cause=self.cause,
+            ),
+        ]
+
 
 def reversal_events(
     occasion: Occasion, credit: HeldCredit, reversal_id: str, reason: str
@@ -66,20 +91,13 @@ def reversal_events(
         reversed_at=occasion.moment,
         ingested_at=occasion.ingested_at,
     )
-    return [
-        OutgoingEvent(ATTRIBUTION_CREDITS, reversed_, deal_key, cause=occasion.cause),
-        notify(
-            credit.partner_id,
-            NotificationKind.CREDIT_REVERSED,
-            about=reversal_id,
-            subject=f"Credit of {credit.amount} {credit.currency} on deal {deal_key} reversed",
-            body=reason,
-            deal_key=deal_key,
-            created_at=occasion.moment,
-            ingested_at=occasion.ingested_at,
-            cause=occasion.cause,
-        ),
-    ]
+    return occasion.announce(
+        reversed_,
+        NotificationKind.CREDIT_REVERSED,
+        about=reversal_id,
+        subject=f"Credit of {credit.amount} {credit.currency} on deal {deal_key} reversed",
+        body=reason,
+    )
 
 
 @dataclass(frozen=True)
@@ -124,18 +142,11 @@ def issue_events(
         config_version=wanted.config_version,
         rate_date=wanted.rate_date,
     )
-    return [
-        OutgoingEvent(ATTRIBUTION_CREDITS, issued, deal_key, cause=occasion.cause),
-        notify(
-            line.partner_id,
-            NotificationKind.CREDIT_ISSUED,
-            about=credit_id,
-            subject=f"{line.kind.value.capitalize()} credit of {line.amount} "
-            f"{wanted.currency} on deal {deal_key}",
-            body="; ".join(line.reasons),
-            deal_key=deal_key,
-            created_at=occasion.moment,
-            ingested_at=occasion.ingested_at,
-            cause=occasion.cause,
-        ),
-    ]
+    return occasion.announce(
+        issued,
+        NotificationKind.CREDIT_ISSUED,
+        about=credit_id,
+        subject=f"{line.kind.value.capitalize()} credit of {line.amount} "
+        f"{wanted.currency} on deal {deal_key}",
+        body="; ".join(line.reasons),
+    )

@@ -1,8 +1,9 @@
 """HTTP API of deals: partner registrations (partners see only their own), channel managers'
 review and operations, and CRM ingestion (payloads exactly as each source delivers them)."""
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 
@@ -27,7 +28,9 @@ from services.deals.settings import DealsSettings
 from shared.auth import partner_token
 from shared.clock import now
 from shared.errors import Unprocessable
+from shared.events.crm import CrmDealChanged
 from shared.http import AdminDep, CallerDep, PlatformDep, Provided, acting_partner
+from shared.service import Platform
 
 router = APIRouter()
 crm = APIRouter(prefix="/crm", tags=["crm"])
@@ -117,12 +120,19 @@ async def review_registration(
     return ReviewOut(registration_id=registration_id, status=outcome)
 
 
-@crm.post("/salesforce", status_code=202)
-async def salesforce(request: Request, platform: PlatformDep) -> IngestedOut:
-    changes = crm_ingestion.salesforce_changes(crm_ingestion.parse_json(await request.body()))
+async def _ingest(
+    platform: Platform, raw: bytes, changes_of: Callable[[Any], list[CrmDealChanged]]
+) -> IngestedOut:
+    """Record what a CRM delivered (its JSON body, read by its adapter) as deal changes."""
+    changes = changes_of(crm_ingestion.parse_json(raw))
     return IngestedOut(
         accepted=await crm_ingestion.record_changes(platform.pool, platform.outbox, changes)
     )
+
+
+@crm.post("/salesforce", status_code=202)
+async def salesforce(request: Request, platform: PlatformDep) -> IngestedOut:
+    return await _ingest(platform, await request.body(), crm_ingestion.salesforce_changes)
 
 
 @crm.post("/hubspot", status_code=202)
@@ -144,26 +154,17 @@ async def hubspot(
             x_hubspot_request_timestamp,
             now(),
         )
-    changes = crm_ingestion.hubspot_changes(crm_ingestion.parse_json(raw))
-    return IngestedOut(
-        accepted=await crm_ingestion.record_changes(platform.pool, platform.outbox, changes)
-    )
+    return await _ingest(platform, raw, crm_ingestion.hubspot_changes)
 
 
 @crm.post("/aws-ace", status_code=202)
 async def aws_ace(request: Request, platform: PlatformDep) -> IngestedOut:
-    changes = crm_ingestion.aws_ace_changes(crm_ingestion.parse_json(await request.body()))
-    return IngestedOut(
-        accepted=await crm_ingestion.record_changes(platform.pool, platform.outbox, changes)
-    )
+    return await _ingest(platform, await request.body(), crm_ingestion.aws_ace_changes)
 
 
 @crm.post("/microsoft", status_code=202)
 async def microsoft(request: Request, platform: PlatformDep) -> IngestedOut:
-    changes = crm_ingestion.microsoft_changes(crm_ingestion.parse_json(await request.body()))
-    return IngestedOut(
-        accepted=await crm_ingestion.record_changes(platform.pool, platform.outbox, changes)
-    )
+    return await _ingest(platform, await request.body(), crm_ingestion.microsoft_changes)
 
 
 @admin.post("/expiry/run")

@@ -11,7 +11,6 @@ are written with one statement per table, its events with one for the whole run.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -20,6 +19,7 @@ from services.incentives.domain.evaluation import evaluate, refusal
 from services.incentives.domain.ledger import entry_id
 from services.incentives.domain.programs import IncentivePrograms
 from services.incentives.domain.surroundings import Subject
+from services.incentives.ledger_events import entry_event
 from services.incentives.repository import Booking
 from shared.clock import now
 from shared.db import Connection
@@ -29,7 +29,6 @@ from shared.events.incentives import IncentiveEarned
 from shared.events.notifications import NotificationKind
 from shared.notify import notify
 from shared.outbox import OutgoingEvent
-from shared.topics import INCENTIVE_LEDGER
 
 log = logging.getLogger(__name__)
 
@@ -185,15 +184,7 @@ def _earning_events(programs: IncentivePrograms, booking: Booking) -> list[Outgo
             earned_at=at,
             ingested_at=booking.ingested_at,
         )
-        events.append(
-            OutgoingEvent(
-                INCENTIVE_LEDGER,
-                earned,
-                credit.partner_id,
-                uuid.UUID(line_id),
-                cause=booking.cause,
-            )
-        )
+        events.append(entry_event(earned, booking.cause))
     if earnings.total > 0:
         rules = ", ".join(f"{line.rule} {line.amount}" for line in earnings.lines if line.amount)
         events.append(

@@ -8,7 +8,6 @@ credit arrives (booking.py); a second reversal of a credit changes nothing.
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -25,6 +24,7 @@ from services.incentives.domain.ledger import (
 )
 from services.incentives.domain.mdf import Lot, claw_back
 from services.incentives.domain.programs import IncentivePrograms
+from services.incentives.ledger_events import entry_event
 from shared.clock import now
 from shared.db import Connection
 from shared.events import Envelope, InvalidEvent
@@ -33,7 +33,6 @@ from shared.events.incentives import IncentiveReversed
 from shared.events.notifications import NotificationKind
 from shared.notify import notify
 from shared.outbox import OutgoingEvent
-from shared.topics import INCENTIVE_LEDGER
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +89,7 @@ async def reverse_credit(
     if clawed is not None:
         mdf_reversal_id = entry_id(clawed["entry_id"], "reversal")
         payload = _reversed_event(mdf_reversal_id, clawed, "mdf", reversal, reason, at, ingested_at)
-        events.append(_on_ledger(payload, cause))
+        events.append(entry_event(payload, cause))
     await repository.mark_reversed(conn, reversal, at)
     if taken_back > 0:
         currency = credit["currency"]
@@ -152,7 +151,7 @@ async def _reverse_entries(
         payload = _reversed_event(
             entry.entry_id, dict(original), "incentive", reversal, reason, at, ingested_at
         )
-        events.append(_on_ledger(payload, cause))
+        events.append(entry_event(payload, cause))
     return events, taken_back
 
 
@@ -205,13 +204,6 @@ async def _claw_back_accrual(
         **common,
     )
     return dict(accrual)
-
-
-def _on_ledger(payload: IncentiveReversed, cause: Envelope[Any]) -> OutgoingEvent:
-    """A reversal entry's event, keyed by the partner and identified by the entry."""
-    return OutgoingEvent(
-        INCENTIVE_LEDGER, payload, payload.partner_id, uuid.UUID(payload.entry_id), cause=cause
-    )
 
 
 def _reversed_event(

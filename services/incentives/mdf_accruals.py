@@ -3,18 +3,17 @@ repaying any deficit first; a run's accruals are written together."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 
 from services.incentives import mdf_repository
 from services.incentives.domain.ledger import entry_id
 from services.incentives.domain.programs import IncentivePrograms
+from services.incentives.ledger_events import entry_event
 from services.incentives.mdf_repository import NewLot
 from services.incentives.repository import Booking
 from shared.db import Connection
 from shared.events.incentives import MdfAccrued
 from shared.outbox import OutgoingEvent
-from shared.topics import INCENTIVE_LEDGER
 
 
 async def book_accruals(
@@ -56,10 +55,6 @@ async def book_accruals(
             accrued_at=booking.at,
             ingested_at=booking.ingested_at,
         )
-        events.append(
-            OutgoingEvent(
-                INCENTIVE_LEDGER, accrued, partner_id, uuid.UUID(lot_id), cause=booking.cause
-            )
-        )
+        events.append(entry_event(accrued, booking.cause))
     await mdf_repository.insert_accruals(conn, programs, lots)
     return events

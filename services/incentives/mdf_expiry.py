@@ -3,16 +3,14 @@ entry and an event per lot (one partner's fund at a time, under its lock)."""
 
 from __future__ import annotations
 
-import uuid
-
 from services.incentives import mdf_repository
 from services.incentives.domain.ledger import entry_id
 from services.incentives.domain.programs import IncentivePrograms
+from services.incentives.ledger_events import entry_event
 from shared.clock import now
 from shared.db import Connection
 from shared.events.incentives import MdfExpired
 from shared.outbox import Outbox, OutgoingEvent
-from shared.topics import INCENTIVE_LEDGER
 
 
 async def expire_due(
@@ -53,9 +51,7 @@ async def expire_due(
                     currency=programs.currency,
                     expired_at=at,
                 )
-                events.append(
-                    OutgoingEvent(INCENTIVE_LEDGER, expired, partner_id, uuid.UUID(expiry_id))
-                )
+                events.append(entry_event(expired))
                 expired_count += 1
             await outbox.publish_many(conn, events)
     return expired_count

@@ -9,11 +9,11 @@ from decimal import Decimal
 from services.incentives import repository
 from services.incentives.domain.ledger import payout_amount
 from services.incentives.domain.programs import IncentivePrograms
+from services.incentives.ledger_events import entry_event
 from shared.clock import now
 from shared.db import Connection
 from shared.events.incentives import PayoutRecorded
-from shared.outbox import Outbox, OutgoingEvent
-from shared.topics import INCENTIVE_LEDGER
+from shared.outbox import Outbox
 
 
 async def record_payout(
@@ -50,7 +50,5 @@ async def record_payout(
         paid_at=at,
         ingested_at=at,
     )
-    await outbox.publish_many(
-        conn, [OutgoingEvent(INCENTIVE_LEDGER, event, partner_id, uuid.UUID(payout_id))]
-    )
+    await outbox.publish_many(conn, [entry_event(event)])
     return event

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
@@ -155,27 +156,36 @@ class Booking:
 
 async def insert_first_deals(conn: Connection, bookings: Sequence[Booking]) -> None:
     """The customers and partner-regions whose first credited deal is in the run."""
-    firsts = [b for b in bookings if b.first_of_customer]
-    if firsts:
+    await _insert_new_rows(
+        conn,
+        "customers (customer_key, first_deal_key, first_credit_id, first_seen_at)",
+        "$1::text[], $2::text[], $3::text[], $4::timestamptz[]",
+        [
+            (b.context.customer_key, b.credit.deal_key, b.credit.credit_id, b.at)
+            for b in bookings
+            if b.first_of_customer
+        ],
+    )
+    await _insert_new_rows(
+        conn,
+        "partner_regions (partner_id, region, first_deal_key, first_credit_id)",
+        "$1::text[], $2::text[], $3::text[], $4::text[]",
+        [
+            (b.credit.partner_id, b.context.region, b.credit.deal_key, b.credit.credit_id)
+            for b in bookings
+            if b.first_in_region
+        ],
+    )
+
+
+async def _insert_new_rows(
+    conn: Connection, table: str, arrays: str, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert the rows not there yet, in one statement (none when there are no rows)."""
+    if rows:
         await conn.execute(
-            """INSERT INTO customers (customer_key, first_deal_key, first_credit_id, first_seen_at)
-               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
-               ON CONFLICT DO NOTHING""",
-            [b.context.customer_key for b in firsts],
-            [b.credit.deal_key for b in firsts],
-            [b.credit.credit_id for b in firsts],
-            [b.at for b in firsts],
-        )
-    firsts = [b for b in bookings if b.first_in_region]
-    if firsts:
-        await conn.execute(
-            """INSERT INTO partner_regions (partner_id, region, first_deal_key, first_credit_id)
-               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-               ON CONFLICT DO NOTHING""",
-            [b.credit.partner_id for b in firsts],
-            [b.context.region for b in firsts],
-            [b.credit.deal_key for b in firsts],
-            [b.credit.credit_id for b in firsts],
+            f"INSERT INTO {table} SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING",
+            *[list(column) for column in zip(*rows, strict=True)],
         )
 
 

@@ -129,7 +129,9 @@ class BalanceOut(BaseModel):
     mdf: FundOut
 
 
-class LedgerEntryOut(BaseModel):
+class EntryOut(BaseModel):
+    """What an entry of either ledger, money or MDF, starts with."""
+
     seq: int
     entry_id: str
     partner_id: str
@@ -137,6 +139,9 @@ class LedgerEntryOut(BaseModel):
     rule: str
     period: str
     credit_id: str | None
+
+
+class LedgerEntryOut(EntryOut):
     deal_key: str | None
     basis: Decimal | None
     rate: Decimal | None
@@ -152,14 +157,7 @@ class LedgerEntryOut(BaseModel):
     ingested_at: Timestamp | None
 
 
-class MdfEntryOut(BaseModel):
-    seq: int
-    entry_id: str
-    partner_id: str
-    entry_type: str
-    rule: str
-    period: str
-    credit_id: str | None
+class MdfEntryOut(EntryOut):
     lot_id: str | None
     claim_id: str | None
     basis: Decimal | None

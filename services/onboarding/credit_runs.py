@@ -12,7 +12,8 @@ the caller records the returned events in one more statement.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from services.onboarding import repository
 from services.onboarding.domain.config import OnboardingConfig
@@ -32,10 +33,7 @@ async def record_credits(
     already recorded (or earlier in the run) is kept once and moves nothing; credits for
     partners onboarding does not know are kept (audit) but move nothing. Returns the events to
     publish, each caused by the credit behind it."""
-    for event in events:
-        check_reporting_currency(config, f"credit {event.data.credit_id}", event.data.currency)
-    first = first_occurrences(event.data.credit_id for event in events)
-    distinct = sorted((events[i].data for i in first.values()), key=lambda c: c.credit_id)
+    first, distinct = _distinct(config, events, "credit", lambda c: c.credit_id)
     # Partners first: another run recording a credit or reversal of theirs waits for these
     # locks before it commits, so what is loaded now and what the inserts see is one state.
     run = await Reassessment.start(conn, config, {c.partner_id for c in distinct}, now())
@@ -53,10 +51,7 @@ async def record_reversals(
     """Record a run of reversals and re-evaluate their partners after each one, in order (see
     `record_credits`). A reversal cancels its credit's amount from the credit's partner's
     revenue; one whose credit onboarding has not seen yet is kept and counts when it comes."""
-    for event in events:
-        check_reporting_currency(config, f"reversal {event.data.reversal_id}", event.data.currency)
-    first = first_occurrences(event.data.reversal_id for event in events)
-    distinct = sorted((events[i].data for i in first.values()), key=lambda r: r.reversal_id)
+    first, distinct = _distinct(config, events, "reversal", lambda r: r.reversal_id)
     run = await Reassessment.start(conn, config, {r.partner_id for r in distinct}, now())
     recorded = await repository.insert_reversals(conn, distinct)
     for i in sorted(first[reversal_id] for reversal_id in recorded):
@@ -66,3 +61,20 @@ async def record_reversals(
             run.move_revenue(row["credit_partner_id"], row["close_date"], -row["amount"])
         run.reassess(reversal.partner_id, cause=events[i])
     return await run.write(conn)
+
+
+Moved = TypeVar("Moved", CreditIssued, CreditReversed)
+
+
+def _distinct(
+    config: OnboardingConfig,
+    events: Sequence[Envelope[Moved]],
+    what: str,
+    id_of: Callable[[Moved], str],
+) -> tuple[dict[str, int], list[Moved]]:
+    """Each id's first place in the run, and the run's distinct events in id order. Every
+    event must be in the reporting currency."""
+    for event in events:
+        check_reporting_currency(config, f"{what} {id_of(event.data)}", event.data.currency)
+    first = first_occurrences(id_of(event.data) for event in events)
+    return first, sorted((events[i].data for i in first.values()), key=id_of)

@@ -171,8 +171,9 @@ async def update_partner(
     return row
 
 
-# What a reassessment may change (besides version, reason and updated_at).
-REASSESSED_COLUMNS = (
+# What a reassessment may change (besides version, reason and updated_at): the scalar
+# columns, then the text arrays (sent as JSON so that unnest keeps one array per row).
+_REASSESSED_SCALARS = (
     "status",
     "tier",
     "revenue",
@@ -180,9 +181,9 @@ REASSESSED_COLUMNS = (
     "suspended_at",
     "suspended_by_requalification",
     "policy_version",
-    "competencies",
-    "products",
 )
+_REASSESSED_ARRAYS = ("competencies", "products")
+REASSESSED_COLUMNS = _REASSESSED_SCALARS + _REASSESSED_ARRAYS
 
 
 async def write_reassessed(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -213,22 +214,9 @@ async def write_reassessed(conn: Connection, rows: Sequence[Mapping[str, Any]]) 
         """,
         *[
             [row[column] for row in rows]
-            for column in (
-                "partner_id",
-                "version",
-                "reason",
-                "updated_at",
-                "status",
-                "tier",
-                "revenue",
-                "grace_until",
-                "suspended_at",
-                "suspended_by_requalification",
-                "policy_version",
-            )
+            for column in ("partner_id", "version", "reason", "updated_at", *_REASSESSED_SCALARS)
         ],
-        [json.dumps(list(row["competencies"])) for row in rows],
-        [json.dumps(list(row["products"])) for row in rows],
+        *[[json.dumps(list(row[column])) for row in rows] for column in _REASSESSED_ARRAYS],
     )
 
 

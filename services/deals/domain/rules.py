@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -128,8 +129,20 @@ class RegistrationRequest:
         }
 
 
+class _NamesACustomer:
+    """A stored candidate for a conflict: its customer, parsed (by name and domain) when a
+    rule first compares it."""
+
+    customer_name: str | None
+    customer_domain: str | None
+
+    @cached_property
+    def customer(self) -> Customer:
+        return Customer.parse(self.customer_name, self.customer_domain)
+
+
 @dataclass(frozen=True)
-class ExistingRegistration:
+class ExistingRegistration(_NamesACustomer):
     registration_id: str
     partner_id: str
     customer_name: str
@@ -138,27 +151,15 @@ class ExistingRegistration:
     status: RegistrationStatus
     registered_at: datetime
     expires_at: datetime | None
-    customer: Customer = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "customer", Customer.parse(self.customer_name, self.customer_domain)
-        )
 
 
 @dataclass(frozen=True)
-class OpenOpportunity:
+class OpenOpportunity(_NamesACustomer):
     deal_key: str
     owner: str
     customer_name: str | None
     customer_domain: str | None
     created_at: datetime
-    customer: Customer = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "customer", Customer.parse(self.customer_name, self.customer_domain)
-        )
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,33 @@ class _Findings:
     reasons: list[str] = field(default_factory=list)
     conflicts: list[ConflictInfo] = field(default_factory=list)
     review: bool = False
+
+    def conflict(
+        self,
+        policy: RulesOfEngagement,
+        request: RegistrationRequest,
+        candidate: _NamesACustomer,
+        *,
+        kind: str,
+        reference: str,
+        party: str,
+        since: datetime,
+    ) -> ConflictInfo | None:
+        """The conflict with `candidate` (kept with its evidence) when it is on the request's
+        customer; None when it is another customer."""
+        match = request.customer.matches(candidate.customer, policy.name_similarity_threshold)
+        if match is None:
+            return None
+        conflict = ConflictInfo(
+            kind=kind,
+            reference=reference,
+            party=party,
+            matched_on=match[0],
+            similarity=match[1],
+            registered_at=since,
+        )
+        self.conflicts.append(conflict)
+        return conflict
 
 
 def check_registration(
@@ -279,28 +307,27 @@ def _partner_conflicts(
             continue
         if other.products and request.products and not (other.products & request.products):
             continue  # different products on the same customer do not conflict
-        match = request.customer.matches(other.customer, policy.name_similarity_threshold)
-        if match is None:
-            continue
-        found.conflicts.append(
-            ConflictInfo(
-                kind="partner",
-                reference=other.registration_id,
-                party=other.partner_id,
-                matched_on=match[0],
-                similarity=match[1],
-                registered_at=other.registered_at,
-            )
+        conflict = found.conflict(
+            policy,
+            request,
+            other,
+            kind="partner",
+            reference=other.registration_id,
+            party=other.partner_id,
+            since=other.registered_at,
         )
-        evidence = f"registration {other.registration_id} by {other.partner_id} at {other.registered_at.isoformat()}"
+        if conflict is None:
+            continue
+        evidence = (
+            f"registration {other.registration_id} by {other.partner_id}"
+            f" at {other.registered_at.isoformat()}, matched on {conflict.matched_on}"
+        )
         if policy.partner_conflict is PartnerConflictPolicy.FIRST_COME:
             found.reasons.append(
-                f"customer already registered inside the protection window ({evidence}, matched on {match[0]})"
+                f"customer already registered inside the protection window ({evidence})"
             )
             return True
-        found.reasons.append(
-            f"possible partner conflict with {evidence}, matched on {match[0]}: escalated for review"
-        )
+        found.reasons.append(f"possible partner conflict with {evidence}: escalated for review")
         found.review = True
     return False
 
@@ -316,19 +343,17 @@ def _direct_conflicts(
     for opportunity in opportunities:
         if opportunity.created_at >= request.submitted_at:
             continue
-        match = request.customer.matches(opportunity.customer, policy.name_similarity_threshold)
-        if match is None:
-            continue
-        found.conflicts.append(
-            ConflictInfo(
-                kind="direct_sales",
-                reference=opportunity.deal_key,
-                party=opportunity.owner,
-                matched_on=match[0],
-                similarity=match[1],
-                registered_at=opportunity.created_at,
-            )
+        conflict = found.conflict(
+            policy,
+            request,
+            opportunity,
+            kind="direct_sales",
+            reference=opportunity.deal_key,
+            party=opportunity.owner,
+            since=opportunity.created_at,
         )
+        if conflict is None:
+            continue
         text = (
             f"open direct opportunity {opportunity.deal_key} owned by {opportunity.owner}"
             f" since {opportunity.created_at.isoformat()}"
