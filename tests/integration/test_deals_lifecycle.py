@@ -20,40 +20,17 @@ from shared.topics import (
     CRM_DEALS,
     DEAL_OPPORTUNITIES,
     DEAL_REGISTRATIONS,
-    PARTNER_LIFECYCLE,
     PARTNER_NOTIFICATIONS,
     dead_letter_topic,
 )
-from tests.support.deals import partners_known
-from tests.support.factories import partner_state_changed
+from tests.support.crm import salesforce_cdc
+from tests.support.deals import partners_onboarded
 from tests.support.infra import Infra
-from tests.support.kafka import publish, wait_for_keyed
+from tests.support.kafka import wait_for_keyed
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth
 
 pytestmark = pytest.mark.integration
-
-
-def salesforce_change(
-    record_id: str, change_type: str, at: datetime, fields: dict[str, Any]
-) -> dict[str, Any]:
-    """One Salesforce Opportunity CDC message, shaped as Salesforce delivers it."""
-    return {
-        "schema": "IeRuaY6cbI_HsV8Rv1Mc5g",
-        "payload": {
-            "ChangeEventHeader": {
-                "entityName": "Opportunity",
-                "recordIds": [record_id],
-                "changeType": change_type,
-                "transactionKey": uuid.uuid4().hex,
-                "sequenceNumber": 1,
-                "commitTimestamp": int(at.timestamp() * 1000),
-                "changedFields": list(fields),
-            },
-            **fields,
-        },
-        "event": {"replayId": int(at.timestamp())},
-    }
 
 
 def registration_body(run: str, **overrides: Any) -> dict[str, Any]:
@@ -105,14 +82,7 @@ async def test_a_registration_closes_with_its_crm_opportunity(
     run = uuid.uuid4().hex[:8]
     partner, record_id = f"p-close-{run}", f"006{run}"
     deal_key = f"salesforce:{record_id}"
-    await publish(
-        infra,
-        PARTNER_LIFECYCLE,
-        [partner_state_changed(partner_id=partner)],
-        subject=partner,
-        source="onboarding",
-    )
-    await partners_known(infra, partner)
+    await partners_onboarded(infra, partner)
     async with httpx.AsyncClient(timeout=30) as client:
         created = await client.post(
             f"{deals_instances[0]}/registrations",
@@ -128,8 +98,8 @@ async def test_a_registration_closes_with_its_crm_opportunity(
         }
         # Delivered newest first: the stale "open" must not reopen the closed deal.
         for event in (
-            salesforce_change(record_id, "UPDATE", closed, {"StageName": stage, "Amount": 13000.0}),
-            salesforce_change(
+            salesforce_cdc(record_id, "UPDATE", closed, {"StageName": stage, "Amount": 13000.0}),
+            salesforce_cdc(
                 record_id,
                 "CREATE",
                 opened,
@@ -183,14 +153,7 @@ async def test_registrations_warn_then_expire_automatically_and_tell_the_partner
     started = datetime.now(UTC)
     run = uuid.uuid4().hex[:8]
     partner = f"p-exp-{run}"
-    await publish(
-        infra,
-        PARTNER_LIFECYCLE,
-        [partner_state_changed(partner_id=partner)],
-        subject=partner,
-        source="onboarding",
-    )
-    await partners_known(infra, partner)
+    await partners_onboarded(infra, partner)
     async with httpx.AsyncClient(timeout=30) as client:
         created = await client.post(
             f"{deals_instances[0]}/registrations",
@@ -251,14 +214,7 @@ async def test_registrations_warn_then_expire_automatically_and_tell_the_partner
 async def test_extension_follows_policy(deals_instances: list[str], infra: Infra) -> None:
     run = uuid.uuid4().hex[:8]
     partner = f"p-ext-{run}"
-    await publish(
-        infra,
-        PARTNER_LIFECYCLE,
-        [partner_state_changed(partner_id=partner)],
-        subject=partner,
-        source="onboarding",
-    )
-    await partners_known(infra, partner)
+    await partners_onboarded(infra, partner)
     async with httpx.AsyncClient(timeout=30) as client:
         created = (
             await client.post(
@@ -296,15 +252,7 @@ async def test_co_sell_notifications_reach_partners_account_owners_and_overlappi
     run = uuid.uuid4().hex[:8]
     first, second, third, fourth = (f"p-n{i}-{run}" for i in range(1, 5))
     rep_b, rep_c = f"rep-b-{run}", f"rep-c-{run}"
-    for partner in (first, second, third, fourth):
-        await publish(
-            infra,
-            PARTNER_LIFECYCLE,
-            [partner_state_changed(partner_id=partner)],
-            subject=partner,
-            source="onboarding",
-        )
-    await partners_known(infra, first, second, third, fourth)
+    await partners_onboarded(infra, first, second, third, fourth)
 
     names = {"a": "Alderwood", "b": "Birchfield", "c": "Cedarbrook"}  # not similar names
 
@@ -331,7 +279,7 @@ async def test_co_sell_notifications_reach_partners_account_owners_and_overlappi
                 "Account_Name__c": account(letter)["customer_name"],
                 "Account_Website__c": f"https://www.{account(letter)['customer_domain']}",
             }
-            change = salesforce_change(f"006{letter}{run}", "CREATE", started, fields)
+            change = salesforce_cdc(f"006{letter}{run}", "CREATE", started, fields)
             response = await client.post(f"{deals_instances[1]}/crm/salesforce", json=change)
             assert response.status_code == 202
 
@@ -464,14 +412,7 @@ async def test_channel_managers_can_run_expiry_as_of_a_moment(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     partner = f"p-asof-{run}"
-    await publish(
-        infra,
-        PARTNER_LIFECYCLE,
-        [partner_state_changed(partner_id=partner)],
-        subject=partner,
-        source="onboarding",
-    )
-    await partners_known(infra, partner)
+    await partners_onboarded(infra, partner)
     async with httpx.AsyncClient(timeout=30) as client:
         created = await client.post(
             f"{deals_instances[0]}/registrations",

@@ -17,11 +17,9 @@ import pytest
 from shared.events import Envelope
 from shared.events.crm import DealStage, DealStatus
 from shared.events.opportunities import DealStateChanged
-from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES, PARTNER_LIFECYCLE
-from tests.support.deals import partners_known
-from tests.support.factories import partner_state_changed
+from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES
+from tests.support.deals import partners_onboarded
 from tests.support.infra import ROOT, Infra
-from tests.support.kafka import publish
 from tests.support.polling import eventually
 from tests.support.processes import auth
 
@@ -33,21 +31,7 @@ async def test_racing_registrations_on_two_instances_never_both_win(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     first, second = f"p-a-{run}", f"p-b-{run}"
-    await publish(
-        infra,
-        PARTNER_LIFECYCLE,
-        [partner_state_changed(partner_id=first)],
-        subject=first,
-        source="onboarding",
-    )
-    await publish(
-        infra,
-        PARTNER_LIFECYCLE,
-        [partner_state_changed(partner_id=second)],
-        subject=second,
-        source="onboarding",
-    )
-    await partners_known(infra, first, second)
+    await partners_onboarded(infra, first, second)
 
     async with httpx.AsyncClient(timeout=30) as client:
         for attempt in range(5):
@@ -89,14 +73,7 @@ async def test_decision_is_published_and_crm_changes_land_in_the_projection(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     partner = f"p-c-{run}"
-    await publish(
-        infra,
-        PARTNER_LIFECYCLE,
-        [partner_state_changed(partner_id=partner)],
-        subject=partner,
-        source="onboarding",
-    )
-    await partners_known(infra, partner)
+    await partners_onboarded(infra, partner)
     batch = json.loads(
         (ROOT / "tests" / "fixtures" / "samples" / "hubspot_deal_webhook.json").read_text()
     )
