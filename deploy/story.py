@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from tests.support.crm import salesforce_cdc
+from tests.support.onboarding import strong_application
 from tests.support.polling import eventually
 
 DEFAULT_URLS = {
@@ -92,20 +93,13 @@ class Story:
             "onboarding",
             "/applications",
             201,
-            json={
-                "company_name": f"{partner.company} {self.run}",
-                "domain": domain,
-                "partner_type": partner.partner_type,
-                "regions": ["US", "DE", "GB"],
-                "products": products,
-                "competencies_claimed": ["data", "ai", "cloud"],
-                "industries": ["financial_services", "healthcare"],
-                "segments": ["enterprise"],
-                "annual_revenue": "25000000",
-                "years_in_business": 10,
-                "certified_staff": 12,
-                "contacts": [{"name": "Alliances", "email": f"alliances@{domain}"}],
-            },
+            json=strong_application(
+                domain,
+                company_name=f"{partner.company} {self.run}",
+                partner_type=partner.partner_type,
+                products=products,
+                contacts=[{"name": "Alliances", "email": f"alliances@{domain}"}],
+            ),
         )
         partner.partner_id = applied["partner_id"]
         score = applied["qualification"]["total"]

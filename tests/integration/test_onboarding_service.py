@@ -26,30 +26,17 @@ from tests.support import kafka
 from tests.support.factories import credit_issued, credit_reversed
 from tests.support.infra import Infra
 from tests.support.kafka import send_envelopes
+from tests.support.onboarding import SMALL_PROGRAM, strong_application
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, service_processes
 
 pytestmark = pytest.mark.integration
 
-# A small program so a few credits move tiers: silver at 1 000, gold at 5 000 (each with a
-# competency), "ai" deals only for partners holding the ai competency, 10 days of grace.
-PROGRAM = {
-    "version": "it-program-1",
-    "tiers": [
-        {"name": "registered", "min_revenue": 0},
-        {"name": "silver", "min_revenue": 1000, "min_competencies": 1},
-        {"name": "gold", "min_revenue": 5000, "min_competencies": 1},
-    ],
-    "competencies": [{"name": "data"}, {"name": "ai"}],
-    "gated_products": {"ai": "ai"},
-    "grace_days": 10,
-}
-
 
 @pytest.fixture(scope="module")
 async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     config = Path(tmp_path_factory.mktemp("onboarding")) / "program.json"
-    config.write_text(json.dumps(PROGRAM))
+    config.write_text(json.dumps(SMALL_PROGRAM))
     env = {
         "ONBOARDING_CONFIG_FILE": str(config),
         # Tests drive requalification through the admin endpoint with an explicit as_of.
@@ -64,25 +51,6 @@ async def db(infra: Infra) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
     conn = await asyncpg.connect(infra.admin_dsn)
     yield conn
     await conn.close()
-
-
-def strong_application(domain: str, **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "company_name": f"Contoso {domain}",
-        "domain": domain,
-        "partner_type": "gsi",
-        "regions": ["US", "DE", "GB"],
-        "products": ["data", "ai"],
-        "competencies_claimed": ["data", "ai", "cloud"],
-        "industries": ["financial_services", "healthcare"],
-        "segments": ["enterprise"],
-        "annual_revenue": "25000000",
-        "years_in_business": 10,
-        "certified_staff": 12,
-        "contacts": [{"name": "Ada", "email": "ada@" + domain, "role": "alliances"}],
-    }
-    body.update(overrides)
-    return body
 
 
 WEAK = {
@@ -345,7 +313,9 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
     assert silver.ingested_at == first.ingested_at
     assert gold.ingested_at == second.ingested_at
     assert events[10].ingested_at is not None
-    assert all(e.domain == domain and e.policy_version == "it-program-1" for e in events[5:])
+    assert all(
+        e.domain == domain and e.policy_version == SMALL_PROGRAM["version"] for e in events[5:]
+    )
     assert events[-1].products == ("data",)
 
     notes = await db.fetch(

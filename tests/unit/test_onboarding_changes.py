@@ -38,22 +38,12 @@ from shared.events import InvalidEvent
 from shared.events.notifications import NotificationKind
 from shared.events.partners import PartnerChange
 from shared.events.partners import PartnerStatus as S
+from tests.support.onboarding import SMALL_PROGRAM
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CONFIG = OnboardingConfig()
 ITEMS = CONFIG.checklist  # agreement_signed, profile_complete, first_enablement_done
-SMALL = OnboardingConfig.model_validate(
-    {
-        "version": "small-1",
-        "tiers": [
-            {"name": "registered", "min_revenue": 0},
-            {"name": "silver", "min_revenue": 1000, "min_competencies": 1},
-            {"name": "gold", "min_revenue": 5000, "min_competencies": 1},
-        ],
-        "competencies": [{"name": "data"}, {"name": "ai"}],
-        "grace_days": 10,
-    }
-)
+SMALL = OnboardingConfig.model_validate(SMALL_PROGRAM)
 
 
 # ---- what a change is published as, and who is told
@@ -222,7 +212,7 @@ def test_a_requalification_suspension_is_marked_and_its_reinstatement_clears_it(
     change, fields = verdict_change(SMALL, "ptn_1", suspended, evaluate(SMALL, suspended, NOW), NOW)
     assert change is Change.REINSTATED
     assert (fields["suspended_at"], fields["suspended_by_requalification"]) == (None, False)
-    assert fields["policy_version"] == "small-1"
+    assert fields["policy_version"] == SMALL.version
 
 
 def test_a_verdict_outside_the_lifecycle_is_refused() -> None:
