@@ -19,13 +19,14 @@ import httpx
 import pytest
 
 from services.attribution.domain.config import AttributionConfig
-from shared.events import Envelope, EventPayload
+from shared.events import Envelope
 from shared.events.attribution import CreditIssued, CreditReversed
-from shared.events.crm import CrmSource, Customer, DealStage, DealStatus
+from shared.events.crm import CrmSource, Customer, DealStatus
 from shared.events.opportunities import DealStateChanged, LinkedRegistration
 from shared.events.registrations import RegistrationStatus
 from shared.topics import ATTRIBUTION_CREDITS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS
-from tests.support.factories import deal_state_changed, registration_decided
+from tests.support.attribution import CrmDeal, from_deals
+from tests.support.factories import registration_decided
 from tests.support.infra import Infra
 from tests.support.kafka import publish, send_envelopes, wait_for_keyed
 from tests.support.polling import eventually
@@ -58,40 +59,19 @@ async def db(infra: Infra) -> AsyncIterator[asyncpg.Connection]:
     await conn.close()
 
 
-def wrap(payload: EventPayload, key: str) -> Envelope[Any]:
-    return Envelope.wrap(payload, source="pollinate/deals", subject=key)
-
-
-class Deal:
+class Deal(CrmDeal):
     """One CRM opportunity of a test run, published as successive merged snapshots."""
 
     def __init__(self, run: str, source: CrmSource = CrmSource.AWS_ACE) -> None:
-        self.source_id = f"opp-{run}"
-        self.key = f"{source.value}:{self.source_id}"
-        self.source = source
+        super().__init__(f"opp-{run}", source)
         self.revision = 0
         self.started = datetime.now(UTC)
         self.ingested_at = self.started - timedelta(seconds=1)
 
     def snapshot(self, **fields: Any) -> DealStateChanged:
         self.revision += 1
-        values: dict[str, Any] = {
-            "deal_key": self.key,
-            "source": self.source,
-            "source_id": self.source_id,
-            "revision": self.revision,
-            "customer": Customer(name="Contoso", domain="contoso.example"),
-            "products": ("data",),
-            "stage": DealStage.PROPOSAL,
-            "status": DealStatus.OPEN,
-            "amount": None,
-            "currency": None,
-            "close_date": None,
-            "changed_at": datetime.now(UTC),
-            "ingested_at": self.ingested_at,
-        }
-        values.update(fields)
-        return deal_state_changed(**values)
+        moments = {"changed_at": datetime.now(UTC), "ingested_at": self.ingested_at}
+        return self.state(self.revision, **(moments | fields))
 
     async def publish(self, infra: Infra, *snapshots: DealStateChanged) -> None:
         """Publish snapshots of this deal as deals does (keyed by the deal)."""
@@ -305,8 +285,8 @@ async def test_redelivered_and_repeated_snapshots_never_credit_twice(
         close_date=TODAY,
         partner_ref=f"ref-{run}",
     )
-    envelope = wrap(won, deal.key)
-    again_with_new_id = wrap(won, deal.key)
+    envelope = from_deals(won, deal.key)
+    again_with_new_id = from_deals(won, deal.key)
     # then a newer revision with nothing that matters changed: once it is applied, every
     # earlier record on this key (same partition, in order) has been processed
     marker = deal.snapshot(**{**won.model_dump(), "revision": 2, "name": "renamed"})
@@ -317,7 +297,7 @@ async def test_redelivered_and_repeated_snapshots_never_credit_twice(
         envelope,
         envelope,
         again_with_new_id,
-        wrap(marker, deal.key),
+        from_deals(marker, deal.key),
     )
     await eventually(lambda: revision_applied(db, deal.key, 2))
     count = await db.fetchval(
