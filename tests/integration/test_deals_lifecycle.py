@@ -45,6 +45,16 @@ def registration_body(run: str, **overrides: Any) -> dict[str, Any]:
     }
 
 
+async def register(
+    client: httpx.AsyncClient, deals: str, partner: str, run: str, **overrides: Any
+) -> Any:
+    """`partner` registers this run's deal at the deals instance `deals`: the decision."""
+    response = await client.post(
+        f"{deals}/registrations", headers=auth(partner), json=registration_body(run, **overrides)
+    )
+    return response.json()
+
+
 @pytest.fixture
 async def admin_db(infra: Infra) -> Any:
     conn = await asyncpg.connect(infra.admin_dsn)
@@ -84,13 +94,11 @@ async def test_a_registration_closes_with_its_crm_opportunity(
     deal_key = f"salesforce:{record_id}"
     await partners_onboarded(infra, partner)
     async with httpx.AsyncClient(timeout=30) as client:
-        created = await client.post(
-            f"{deals_instances[0]}/registrations",
-            headers=auth(partner),
-            json=registration_body(run, crm_deal_key=deal_key, amount=amount),
+        created = await register(
+            client, deals_instances[0], partner, run, crm_deal_key=deal_key, amount=amount
         )
-        assert created.json()["status"] == decided
-        registration_id = created.json()["registration_id"]
+        assert created["status"] == decided
+        registration_id = created["registration_id"]
         opened, closed = started + timedelta(seconds=1), started + timedelta(seconds=2)
         account = {
             "Account_Name__c": f"Q{run} Lifecycle Industries",
@@ -155,13 +163,9 @@ async def test_registrations_warn_then_expire_automatically_and_tell_the_partner
     partner = f"p-exp-{run}"
     await partners_onboarded(infra, partner)
     async with httpx.AsyncClient(timeout=30) as client:
-        created = await client.post(
-            f"{deals_instances[0]}/registrations",
-            headers=auth(partner),
-            json=registration_body(run),
-        )
-    registration_id = created.json()["registration_id"]
-    assert created.json()["status"] == "approved"
+        created = await register(client, deals_instances[0], partner, run)
+    registration_id = created["registration_id"]
+    assert created["status"] == "approved"
     # The protection window is 90 days; bring its end within the 7-day warning horizon...
     await admin_db.execute(
         "UPDATE deals.registrations SET expires_at = now() + interval '2 days' "
@@ -216,13 +220,7 @@ async def test_extension_follows_policy(deals_instances: list[str], infra: Infra
     partner = f"p-ext-{run}"
     await partners_onboarded(infra, partner)
     async with httpx.AsyncClient(timeout=30) as client:
-        created = (
-            await client.post(
-                f"{deals_instances[0]}/registrations",
-                headers=auth(partner),
-                json=registration_body(run),
-            )
-        ).json()
+        created = await register(client, deals_instances[0], partner, run)
         url = f"{deals_instances[1]}/registrations/{created['registration_id']}/extension"
         assert (await client.post(url, headers=auth(f"p-other-{run}"))).status_code == 404
         extended = await client.post(url, headers=auth(partner))
@@ -264,13 +262,10 @@ async def test_co_sell_notifications_reach_partners_account_owners_and_overlappi
 
     async with httpx.AsyncClient(timeout=30) as client:
 
-        async def register(partner: str, letter: str, product: str) -> Any:
-            response = await client.post(
-                f"{deals_instances[0]}/registrations",
-                headers=auth(partner),
-                json=registration_body(run, products=[product], **account(letter)),
+        async def register_for(partner: str, letter: str, product: str) -> Any:
+            return await register(
+                client, deals_instances[0], partner, run, products=[product], **account(letter)
             )
-            return response.json()
 
         async def rep_opportunity(letter: str, owner: str, stage: str) -> None:
             fields = {
@@ -284,8 +279,8 @@ async def test_co_sell_notifications_reach_partners_account_owners_and_overlappi
             assert response.status_code == 202
 
         # Account A: two partners on different products; the first hears of the overlap.
-        assert (await register(first, "a", "data"))["status"] == "approved"
-        assert (await register(second, "a", "ai"))["status"] == "approved"
+        assert (await register_for(first, "a", "data"))["status"] == "approved"
+        assert (await register_for(second, "a", "ai"))["status"] == "approved"
 
         # Account B: a direct rep's open opportunity came first.
         await rep_opportunity("b", rep_b, "Qualification")
@@ -299,7 +294,7 @@ async def test_co_sell_notifications_reach_partners_account_owners_and_overlappi
             return response.json()["conflicts"]
 
         assert [c["kind"] for c in await eventually(conflict_visible)] == ["direct_sales"]
-        third_decision = await register(third, "b", "data")
+        third_decision = await register_for(third, "b", "data")
         assert third_decision["status"] == "pending_review"
         assert any(rep_b in reason for reason in third_decision["reasons"])
 
@@ -317,7 +312,7 @@ async def test_co_sell_notifications_reach_partners_account_owners_and_overlappi
             )
 
         await eventually(account_known)
-        assert (await register(fourth, "c", "data"))["status"] == "approved"
+        assert (await register_for(fourth, "c", "data"))["status"] == "approved"
 
     assert await notifications_for(infra, first, 2, started) == [
         ("overlap_hint", first),
@@ -414,17 +409,13 @@ async def test_channel_managers_can_run_expiry_as_of_a_moment(
     partner = f"p-asof-{run}"
     await partners_onboarded(infra, partner)
     async with httpx.AsyncClient(timeout=30) as client:
-        created = await client.post(
-            f"{deals_instances[0]}/registrations",
-            headers=auth(partner),
-            json=registration_body(run),
-        )
-        registration_id = created.json()["registration_id"]
+        created = await register(client, deals_instances[0], partner, run)
+        registration_id = created["registration_id"]
         url = f"{deals_instances[1]}/admin/expiry/run"
         assert (await client.post(url, headers=auth(partner))).status_code == 403
         naive = await client.post(url, headers=ADMIN, params={"as_of": "2030-01-01T00:00:00"})
         assert naive.status_code == 422
-        later = datetime.fromisoformat(created.json()["expires_at"]) + timedelta(seconds=1)
+        later = datetime.fromisoformat(created["expires_at"]) + timedelta(seconds=1)
         ran = await client.post(url, headers=ADMIN, params={"as_of": later.isoformat()})
     assert ran.status_code == 200
     assert ran.json()["expired"] >= 1
