@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,11 +26,10 @@ from shared.events import Envelope
 from shared.events.crm import CrmSource, Customer, DealStatus
 from shared.events.opportunities import DealStateChanged, LinkedRegistration
 from shared.events.registrations import RegistrationDecided, RegistrationStatus
-from shared.outbox import make_producer
 from tests.support.attribution import CrmDeal, deal_credits_consumer, from_deals
 from tests.support.factories import registration_decided
 from tests.support.infra import Infra, migrated_pool, scratch_schema, statements_sent
-from tests.support.kafka import new_topic, read_records
+from tests.support.kafka import as_records
 
 pytestmark = pytest.mark.integration
 
@@ -79,21 +78,6 @@ async def attribution_schema(infra: Infra) -> AsyncIterator[Attribution]:
 async def attribution(infra: Infra) -> AsyncIterator[Attribution]:
     async with attribution_schema(infra) as service:
         yield service
-
-
-async def records_of(infra: Infra, envelopes: Sequence[Envelope[Any]]) -> list[Any]:
-    """The envelopes as real consumer records, in order (one partition)."""
-    topic = await new_topic(infra.kafka_bootstrap, "attribution-test", partitions=1)
-    producer = make_producer(infra.kafka_bootstrap, "attribution-batch-test")
-    await producer.start()
-    try:
-        for envelope in envelopes:
-            await producer.send_and_wait(
-                topic.name, envelope.to_bytes(), key=(envelope.subject or "").encode()
-            )
-    finally:
-        await producer.stop()
-    return await read_records(infra.kafka_bootstrap, topic.name, len(envelopes))
 
 
 class Deal(CrmDeal):
@@ -216,7 +200,7 @@ def story(run: str) -> tuple[list[Envelope[Any]], Deal, Deal, Deal]:
 async def test_a_batch_leaves_exactly_what_one_at_a_time_processing_leaves(infra: Infra) -> None:
     run = uuid.uuid4().hex[:8]
     envelopes, main, locked, shuffled = story(run)
-    records = await records_of(infra, envelopes)
+    records = await as_records(infra, envelopes)
     async with attribution_schema(infra) as batched, attribution_schema(infra) as one_by_one:
         outcomes = await batched.consumer.process_batch(records)
         singles = [await one_by_one.consumer.process(record) for record in records]
@@ -295,7 +279,7 @@ async def test_a_poison_snapshot_in_a_run_is_dead_lettered_and_the_rest_applied_
         from_deals(good.snapshot(2, **{**won, "amount": Decimal("300")}), good.key),
         from_deals(other.snapshot(1, **won), other.key),
     ]
-    records = await records_of(infra, envelopes)
+    records = await as_records(infra, envelopes)
 
     outcomes = await attribution.consumer.process_batch(records)
 
@@ -326,14 +310,14 @@ async def test_a_poison_snapshot_in_a_run_is_dead_lettered_and_the_rest_applied_
 
 async def test_a_redelivered_batch_changes_nothing(infra: Infra, attribution: Attribution) -> None:
     envelopes, *_ = story(uuid.uuid4().hex[:8])
-    records = await records_of(infra, envelopes)
+    records = await as_records(infra, envelopes)
     assert await attribution.consumer.process_batch(records) == [Outcome.PROCESSED] * len(records)
     before = await state(attribution.pool)
     rows = await attribution.pool.fetchval("SELECT count(*) FROM outbox")
 
     assert await attribution.consumer.process_batch(records) == [Outcome.DUPLICATE] * len(records)
     # the same snapshots again under new ids: every revision is already applied
-    again = await records_of(
+    again = await as_records(
         infra,
         [
             Envelope.wrap(e.data, source=e.source, subject=e.subject or "")
@@ -379,8 +363,8 @@ async def test_a_run_of_snapshots_costs_a_bounded_number_of_statements(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     # A first batch: the connection learns the types it sends (asyncpg asks once).
-    await attribution.consumer.process_batch(await records_of(infra, won_deals(f"w{run}", 1)))
-    records = await records_of(infra, won_deals(run, 20))
+    await attribution.consumer.process_batch(await as_records(infra, won_deals(f"w{run}", 1)))
+    records = await as_records(infra, won_deals(run, 20))
 
     sent_before = await statements_sent(infra, attribution.role)
     outcomes = await attribution.consumer.process_batch(records)

@@ -28,11 +28,11 @@ from shared.db import Pool
 from shared.events import Envelope, EventPayload
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.crm import Customer
-from shared.outbox import Outbox, make_producer
+from shared.outbox import Outbox
 from shared.provisions import Provisions
 from tests.support.factories import AT, credit_issued, credit_reversed
 from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema, statements_sent
-from tests.support.kafka import new_topic, read_records
+from tests.support.kafka import as_records
 
 pytestmark = pytest.mark.integration
 D = Decimal
@@ -76,16 +76,9 @@ def ledger_consumer(pool: Any, programs: IncentivePrograms = PROGRAMS) -> EventC
 
 async def records_of(infra: Infra, *events: EventPayload) -> list[ConsumerRecord[Any, Any]]:
     """The events as Kafka records, in order (one partition), each in its own envelope."""
-    topic = await new_topic(infra.kafka_bootstrap, "incentives-test", partitions=1)
-    producer = make_producer(infra.kafka_bootstrap, "test-incentives-batches")
-    await producer.start()
-    try:
-        for event in events:
-            envelope = Envelope.wrap(event, source="pollinate/attribution", subject="deal")
-            await producer.send_and_wait(topic.name, envelope.to_bytes(), key=b"deal")
-    finally:
-        await producer.stop()
-    return await read_records(infra.kafka_bootstrap, topic.name, len(events))
+    return await as_records(
+        infra, [Envelope.wrap(e, source="pollinate/attribution", subject="deal") for e in events]
+    )
 
 
 def credit(
