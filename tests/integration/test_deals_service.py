@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,8 +19,9 @@ from shared.events import Envelope
 from shared.events.crm import DealStage, DealStatus
 from shared.events.opportunities import DealStateChanged
 from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES
+from tests.support.crm import hubspot_deal_webhook, hubspot_property_change
 from tests.support.deals import partners_onboarded
-from tests.support.infra import ROOT, Infra
+from tests.support.infra import Infra
 from tests.support.polling import eventually
 from tests.support.processes import auth
 
@@ -74,13 +76,7 @@ async def test_decision_is_published_and_crm_changes_land_in_the_projection(
     run = uuid.uuid4().hex[:8]
     partner = f"p-c-{run}"
     await partners_onboarded(infra, partner)
-    batch = json.loads(
-        (ROOT / "tests" / "fixtures" / "samples" / "hubspot_deal_webhook.json").read_text()
-    )
-    object_id = int(uuid.uuid4().int % 10**12)
-    for event in batch:
-        event["objectId"] = object_id
-        event["eventId"] = int(f"{event['eventId']}{object_id % 10**6}")
+    object_id, batch = hubspot_deal_webhook()
 
     conn = await asyncpg.connect(infra.admin_dsn)
     async with httpx.AsyncClient(timeout=30) as client:
@@ -164,18 +160,7 @@ async def _with_stage(projected: Callable[[], Awaitable[Any]]) -> Any:
         ("/crm/hubspot", "{not json", {}, 400, "malformed JSON"),
         (
             "/crm/hubspot",
-            json.dumps(
-                [
-                    {
-                        "subscriptionType": "deal.propertyChange",
-                        "objectId": 1,
-                        "eventId": 1,
-                        "occurredAt": 1,
-                        "propertyName": "dealstage",
-                        "propertyValue": "haggling",
-                    }
-                ]
-            ),
+            json.dumps([hubspot_property_change(1, "dealstage", "haggling", datetime.now(UTC))]),
             {},
             422,
             "unknown stage 'haggling'",
