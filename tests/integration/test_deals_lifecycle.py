@@ -267,6 +267,15 @@ async def test_co_sell_notifications_reach_partners_account_owners_and_overlappi
                 client, deals_instances[0], partner, run, products=[product], **account(letter)
             )
 
+        async def check(partner: str, letter: str) -> Any:
+            """What deals would decide now if `partner` registered account `letter`."""
+            response = await client.post(
+                f"{deals_instances[1]}/registrations/check",
+                headers=auth(partner),
+                json=registration_body(run, **account(letter)),
+            )
+            return response.json()
+
         async def rep_opportunity(letter: str, owner: str, stage: str) -> None:
             fields = {
                 "StageName": stage,
@@ -286,12 +295,7 @@ async def test_co_sell_notifications_reach_partners_account_owners_and_overlappi
         await rep_opportunity("b", rep_b, "Qualification")
 
         async def conflict_visible() -> Any:
-            response = await client.post(
-                f"{deals_instances[1]}/registrations/check",
-                headers=auth(third),
-                json=registration_body(run, **account("b")),
-            )
-            return response.json()["conflicts"]
+            return (await check(third, "b"))["conflicts"]
 
         assert [c["kind"] for c in await eventually(conflict_visible)] == ["direct_sales"]
         third_decision = await register_for(third, "b", "data")
@@ -302,12 +306,7 @@ async def test_co_sell_notifications_reach_partners_account_owners_and_overlappi
         await rep_opportunity("c", rep_c, "Closed Lost")
 
         async def account_known() -> bool:
-            response = await client.post(
-                f"{deals_instances[1]}/registrations/check",
-                headers=auth(fourth),
-                json=registration_body(run, **account("c")),
-            )
-            return response.json()["would_be"] == "approved" and bool(
+            return (await check(fourth, "c"))["would_be"] == "approved" and bool(
                 await _owner_projected(infra, account("c")["customer_domain"])
             )
 
