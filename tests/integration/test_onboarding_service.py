@@ -403,32 +403,28 @@ async def test_illegal_transitions_and_bad_events_change_nothing(
         ).json()["partner_id"]
         before = await partner(client, onboarding, pid)
 
-        illegal = await client.post(
-            f"{onboarding}/admin/partners/{pid}/status",
-            headers=ADMIN,
-            json={"status": "active", "reason": "skip the checklist"},
-        )
+        async def set_status(status: str, reason: str) -> httpx.Response:
+            """A channel manager sets the partner's status."""
+            return await client.post(
+                f"{onboarding}/admin/partners/{pid}/status",
+                headers=ADMIN,
+                json={"status": status, "reason": reason},
+            )
+
+        illegal = await set_status("active", "skip the checklist")
         assert illegal.status_code == 409
         assert illegal.json()["detail"] == (
             f"partner {pid} becomes active when its checklist is complete; missing: "
             "agreement_signed, profile_complete, first_enablement_done"
         )
-        suspended = await client.post(
-            f"{onboarding}/admin/partners/{pid}/status",
-            headers=ADMIN,
-            json={"status": "suspended", "reason": "no reason"},
-        )
+        suspended = await set_status("suspended", "no reason")
         assert suspended.status_code == 409
         assert suspended.json()["detail"] == (
             f"partner {pid} cannot go from onboarding to suspended; allowed next: active, expelled"
         )
         assert (await partner(client, onboarding, pid))["version"] == before["version"]
 
-        expelled = await client.post(
-            f"{onboarding}/admin/partners/{pid}/status",
-            headers=ADMIN,
-            json={"status": "expelled", "reason": "fraudulent references"},
-        )
+        expelled = await set_status("expelled", "fraudulent references")
         assert expelled.json()["status"] == "expelled"
         item = await client.post(
             f"{onboarding}/partners/{pid}/checklist/profile_complete", headers=ADMIN
