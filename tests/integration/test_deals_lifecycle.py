@@ -55,13 +55,6 @@ async def register(
     return response.json()
 
 
-@pytest.fixture
-async def admin_db(infra: Infra) -> Any:
-    conn = await asyncpg.connect(infra.admin_dsn)
-    yield conn
-    await conn.close()
-
-
 async def status_of(conn: Any, registration_id: str) -> str:
     value = await conn.fetchval(
         "SELECT status FROM deals.registrations WHERE registration_id = $1", registration_id

@@ -46,13 +46,6 @@ async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> 
         yield urls[0]
 
 
-@pytest.fixture
-async def db(infra: Infra) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
-    conn = await asyncpg.connect(infra.admin_dsn)
-    yield conn
-    await conn.close()
-
-
 WEAK = {
     "partner_type": "referral_affiliate",
     "regions": ["XX"],
@@ -100,9 +93,9 @@ def credit(partner_id: str, deal_key: str, amount: str, currency: str = "USD") -
 
 
 async def lifecycle(
-    db: asyncpg.Connection[asyncpg.Record], partner_id: str
+    admin_db: asyncpg.Connection[asyncpg.Record], partner_id: str
 ) -> list[PartnerStateChanged]:
-    rows = await db.fetch(
+    rows = await admin_db.fetch(
         "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 ORDER BY position",
         PARTNER_LIFECYCLE.name,
         partner_id,
@@ -132,7 +125,7 @@ async def requalify(
 
 
 async def test_application_to_active_to_tier_changes_to_requalification_demotion(
-    infra: Infra, onboarding: str, db: asyncpg.Connection[asyncpg.Record]
+    infra: Infra, onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
 ) -> None:
     run = uuid.uuid4().hex[:10]
     domain = f"contoso-{run}.example"
@@ -168,7 +161,9 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
         )
         assert pid not in again.text
         assert (
-            await db.fetchval("SELECT count(*) FROM onboarding.partners WHERE domain = $1", domain)
+            await admin_db.fetchval(
+                "SELECT count(*) FROM onboarding.partners WHERE domain = $1", domain
+            )
             == 1
         )
 
@@ -283,7 +278,7 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
         )
 
     # Every change was published as a full snapshot with a version that only grows.
-    events = await lifecycle(db, pid)
+    events = await lifecycle(admin_db, pid)
     assert [e.version for e in events] == list(range(1, len(events) + 1))
     assert [e.change for e in events] == [
         "applied",
@@ -318,7 +313,7 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
     )
     assert events[-1].products == ("data",)
 
-    notes = await db.fetch(
+    notes = await admin_db.fetch(
         "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 ORDER BY position",
         PARTNER_NOTIFICATIONS.name,
         pid,
@@ -330,7 +325,7 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
 
     async def all_published() -> bool:
         return bool(
-            await db.fetchval(
+            await admin_db.fetchval(
                 "SELECT bool_and(published_at IS NOT NULL) FROM onboarding.outbox WHERE message_key = $1",
                 pid,
             )
@@ -340,7 +335,7 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
 
 
 async def test_rejection_review_queue_and_manager_decision(
-    onboarding: str, db: asyncpg.Connection[asyncpg.Record]
+    onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
 ) -> None:
     run = uuid.uuid4().hex[:10]
     async with httpx.AsyncClient(timeout=30) as client:
@@ -387,12 +382,12 @@ async def test_rejection_review_queue_and_manager_decision(
         assert twice.status_code == 409
         assert "is not waiting for review (status onboarding" in twice.json()["detail"]
 
-    events = await lifecycle(db, pid)
+    events = await lifecycle(admin_db, pid)
     assert [e.change for e in events] == ["applied", "updated", "qualified", "onboarding"]
 
 
 async def test_illegal_transitions_and_bad_events_change_nothing(
-    infra: Infra, onboarding: str, db: asyncpg.Connection[asyncpg.Record]
+    infra: Infra, onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
 ) -> None:
     run = uuid.uuid4().hex[:10]
     async with httpx.AsyncClient(timeout=30) as client:
@@ -438,7 +433,7 @@ async def test_illegal_transitions_and_bad_events_change_nothing(
         await publish(infra, bad, deal)
 
         async def dead_letter() -> Any:
-            return await db.fetchrow(
+            return await admin_db.fetchrow(
                 "SELECT headers FROM onboarding.outbox WHERE topic = 'onboarding.dlq.v1' AND message_key = $1",
                 deal,
             )
@@ -447,7 +442,7 @@ async def test_illegal_transitions_and_bad_events_change_nothing(
         reason = json.loads(row["headers"])["dlq.reason"]
         assert f"credit {bad.credit_id} is in EUR" in reason
         assert (
-            await db.fetchval(
+            await admin_db.fetchval(
                 "SELECT count(*) FROM onboarding.credits WHERE credit_id = $1", bad.credit_id
             )
             == 0
@@ -499,7 +494,7 @@ async def activate(client: httpx.AsyncClient, url: str, domain: str) -> str:
 
 
 async def test_lapsed_agreement_suspends_then_renewal_reinstates_or_time_expels(
-    onboarding: str, db: asyncpg.Connection[asyncpg.Record]
+    onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
 ) -> None:
     run = uuid.uuid4().hex[:10]
     async with httpx.AsyncClient(timeout=30) as client:
@@ -536,9 +531,9 @@ async def test_lapsed_agreement_suspends_then_renewal_reinstates_or_time_expels(
         assert await run_at(377 + 89, [lapses]) == {}
         assert await run_at(377 + 91, [lapses]) == {lapses: ["expelled"]}
 
-    changes = [e.change for e in await lifecycle(db, renews)][-4:]
+    changes = [e.change for e in await lifecycle(admin_db, renews)][-4:]
     assert changes == ["grace_started", "suspended", "updated", "reinstated"]
-    expelled = (await lifecycle(db, lapses))[-1]
+    expelled = (await lifecycle(admin_db, lapses))[-1]
     assert (expelled.change, expelled.status.value, expelled.previous_status) == (
         "expelled",
         "expelled",
@@ -547,7 +542,7 @@ async def test_lapsed_agreement_suspends_then_renewal_reinstates_or_time_expels(
 
 
 async def test_concurrent_applications_from_one_domain_create_one_partner(
-    onboarding: str, db: asyncpg.Connection[asyncpg.Record]
+    onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
 ) -> None:
     domain = f"race-{uuid.uuid4().hex[:10]}.example"
     async with httpx.AsyncClient(timeout=30) as client:
@@ -559,5 +554,8 @@ async def test_concurrent_applications_from_one_domain_create_one_partner(
         )
     assert sorted(r.status_code for r in responses) == [201, 409, 409, 409, 409, 409]
     assert (
-        await db.fetchval("SELECT count(*) FROM onboarding.partners WHERE domain = $1", domain) == 1
+        await admin_db.fetchval(
+            "SELECT count(*) FROM onboarding.partners WHERE domain = $1", domain
+        )
+        == 1
     )
