@@ -22,7 +22,6 @@ from services.onboarding import handlers
 from services.onboarding.applications import apply_for
 from services.onboarding.certifications import add_certification
 from services.onboarding.checklist import complete_item
-from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.qualification import Application
 from services.onboarding.domain.tiers import Certification, CertificationRole
 from shared.consumer import EventConsumer, Outcome
@@ -36,12 +35,12 @@ from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE
 from tests.support.factories import credit_issued, credit_reversed
 from tests.support.infra import ROOT, Infra, ScratchService, migrated_pool, statements_sent
 from tests.support.kafka import new_topic, publish, read_records
-from tests.support.onboarding import SMALL_PROGRAM
+from tests.support.onboarding import SMALL
 
 pytestmark = pytest.mark.integration
 
 MIGRATIONS = Path(ROOT / "services" / "onboarding" / "migrations")
-CONFIG = OnboardingConfig.model_validate(SMALL_PROGRAM)
+CONFIG = SMALL  # the small program: a few credits move tiers
 # The outbox checks the producing service by name; its rows land in the scratch schema.
 OUTBOX = Outbox("onboarding", "pollinate/onboarding")
 TODAY = datetime.now(UTC).date()
