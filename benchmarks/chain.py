@@ -46,7 +46,8 @@ from shared.outbox import Outbox
 from shared.settings import ServiceSettings
 from shared.topics import INCENTIVE_LEDGER, PARTNER_NOTIFICATIONS, Topic, ensure_topics
 from tests.support.crm import salesforce_cdc
-from tests.support.processes import free_port
+from tests.support.infra import Infra, scratch_schema
+from tests.support.processes import free_port, service_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("onboarding", "deals", "attribution", "incentives")
@@ -172,25 +173,16 @@ class CpuMeter:
 
 @dataclass
 class Fleet:
-    bootstrap: str
-    admin_dsn: str
+    infra: Infra
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
         logs = ROOT / ".work" / "bench"
         logs.mkdir(parents=True, exist_ok=True)
-        rest = self.admin_dsn.split("@", 1)[1]
         for service in SERVICES:
             port = free_port()
-            env = {
-                **os.environ,
-                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-                "DATABASE_URL": f"postgresql://{service}_svc:{service}_svc@{rest}",
-                "HTTP_PORT": str(port),
-                "LOG_LEVEL": "WARNING",
-                "TRACE_EXPORTER": "none",
-            }
+            env = service_env(self.infra, service, port, LOG_LEVEL="WARNING", TRACE_EXPORTER="none")
             with (logs / f"{service}.log").open("ab") as out:
                 self.processes[service] = subprocess.Popen(  # noqa: S603 (our own module)
                     [sys.executable, "-m", f"services.{service}"],
@@ -267,36 +259,30 @@ class RowWritten(EventPayload):
     n: int
 
 
-async def postgres_baseline(admin_dsn: str, transactions: int, writers: int) -> dict[str, Any]:
+async def postgres_baseline(infra: Infra, transactions: int, writers: int) -> dict[str, Any]:
     """Single-row transactions, each with an outbox insert (the unit of work of every hop)."""
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute("SELECT platform_admin.provision_service($1, $2)", schema, schema)
-    dsn = f"postgresql://{schema}_svc:{schema}@{admin_dsn.split('@', 1)[1]}"
-    pool = await create_pool(dsn, schema, max_size=writers)
-    try:
-        await apply_migrations(pool, schema, load_migrations("platform", PLATFORM_MIGRATIONS))
-        await pool.execute("CREATE TABLE rows (n int PRIMARY KEY, at timestamptz NOT NULL)")
-        outbox = Outbox(schema, "bench")
-        topic = Topic(f"bench.{schema}", schema, "n", 1, "not published: no relay runs")
-        counter = iter(range(transactions))
+    async with scratch_schema(infra) as scratch:
+        schema = scratch.schema
+        pool = await create_pool(scratch.dsn, schema, max_size=writers)
+        try:
+            await apply_migrations(pool, schema, load_migrations("platform", PLATFORM_MIGRATIONS))
+            await pool.execute("CREATE TABLE rows (n int PRIMARY KEY, at timestamptz NOT NULL)")
+            outbox = Outbox(schema, "bench")
+            topic = Topic(f"bench.{schema}", schema, "n", 1, "not published: no relay runs")
+            counter = iter(range(transactions))
 
-        async def writer() -> None:
-            async with pool.acquire() as conn:
-                for n in counter:
-                    async with conn.transaction():
-                        await conn.execute("INSERT INTO rows VALUES ($1, now())", n)
-                        await outbox.publish(conn, topic, RowWritten(n=n), subject=str(n))
+            async def writer() -> None:
+                async with pool.acquire() as conn:
+                    for n in counter:
+                        async with conn.transaction():
+                            await conn.execute("INSERT INTO rows VALUES ($1, now())", n)
+                            await outbox.publish(conn, topic, RowWritten(n=n), subject=str(n))
 
-        started = time.perf_counter()
-        await asyncio.gather(*(writer() for _ in range(writers)))
-        elapsed = time.perf_counter() - started
-    finally:
-        await pool.close()
-        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await admin.execute(f'DROP OWNED BY "{schema}_svc"')
-        await admin.execute(f'DROP ROLE "{schema}_svc"')
-        await admin.close()
+            started = time.perf_counter()
+            await asyncio.gather(*(writer() for _ in range(writers)))
+            elapsed = time.perf_counter() - started
+        finally:
+            await pool.close()
     return {
         "transactions": transactions,
         "writers": writers,
@@ -540,6 +526,7 @@ def describe_machine() -> dict[str, Any]:
 async def run(quick: bool) -> dict[str, Any]:
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     admin_dsn = os.environ["POLLINATE_ADMIN_DATABASE_URL"]
+    infra = Infra(bootstrap, admin_dsn)
     # Open-loop phases stay short: above capacity they build a backlog the drain must clear.
     phase_seconds = 10.0 if quick else 20.0
     saturation_seconds = 15.0 if quick else 60.0
@@ -550,9 +537,9 @@ async def run(quick: bool) -> dict[str, Any]:
     }
     print("raw baselines ...", flush=True)
     results["baseline_kafka"] = await kafka_baseline(bootstrap, 20_000 if quick else 100_000, 900)
-    results["baseline_postgres"] = await postgres_baseline(admin_dsn, 2_000 if quick else 10_000, 8)
+    results["baseline_postgres"] = await postgres_baseline(infra, 2_000 if quick else 10_000, 8)
 
-    fleet = Fleet(bootstrap, admin_dsn)
+    fleet = Fleet(infra)
     fleet.start()
     try:
         await fleet.ready()
@@ -655,7 +642,7 @@ async def run(quick: bool) -> dict[str, Any]:
 
     sizes = [1_000, 100_000] if quick else [1_000, 100_000, 1_000_000]
     print(f"conflict check at {sizes} registrations ...", flush=True)
-    results["conflict_check"] = await conflict_check.run(sizes, 200 if quick else 400)
+    results["conflict_check"] = await conflict_check.run(infra, sizes, 200 if quick else 400)
     saturated = results["chain"]["saturation"].get("end_to_end_deals_per_s") or 0
     results["ratios"] = {
         "chain_vs_kafka_msgs": round(saturated / results["baseline_kafka"]["msgs_per_s"], 4),

@@ -23,18 +23,15 @@ import os
 import random
 import statistics
 import time
-import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 from services.deals.domain.customers import name_key
 from services.deals.domain.rules import RegistrationRequest, RulesOfEngagement
 from services.deals.registering import decide
-from shared.db import PLATFORM_MIGRATIONS, apply_migrations, create_pool, load_migrations
+from tests.support.infra import Infra, migrated_pool, scratch_schema
 
 DEALS_MIGRATIONS = Path(__file__).resolve().parent.parent / "services" / "deals" / "migrations"
 SECTORS = "ARRAY['Systems','Logistics','Health','Foods','Energy','Capital','Labs','Media']"
@@ -103,23 +100,14 @@ async def measure(
     return results
 
 
-async def run(sizes: list[int], lookups: int) -> dict[str, Any]:
-    admin_dsn = os.environ["POLLINATE_ADMIN_DATABASE_URL"]
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute("SELECT platform_admin.provision_service($1, $2)", schema, schema)
-    dsn = f"postgresql://{schema}_svc:{schema}@{admin_dsn.split('@', 1)[1]}"
-    pool = await create_pool(dsn, schema, max_size=2)
+async def run(infra: Infra, sizes: list[int], lookups: int) -> dict[str, Any]:
     rng = random.Random(7)  # noqa: S311 (a repeatable workload, not a secret)
     policy = RulesOfEngagement()
     report: dict[str, Any] = {"benchmark": "conflict_check", "lookups_per_kind": lookups}
-    try:
-        await apply_migrations(
-            pool,
-            schema,
-            load_migrations("platform", PLATFORM_MIGRATIONS)
-            + load_migrations("deals", DEALS_MIGRATIONS),
-        )
+    async with (
+        scratch_schema(infra) as scratch,
+        migrated_pool(scratch, "deals", DEALS_MIGRATIONS, max_size=2) as pool,
+    ):
         await pool.execute(
             """INSERT INTO partners (partner_id, name, status, tier, regions, products, version,
                    updated_at)
@@ -147,12 +135,6 @@ async def run(sizes: list[int], lookups: int) -> dict[str, Any]:
                 f" p99 {row['fuzzy']['p99_ms']:.2f} ms | conflicts found"
                 f" {row['exact']['found_conflict_share']:.0%}/{row['fuzzy']['found_conflict_share']:.0%}"
             )
-    finally:
-        await pool.close()
-        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await admin.execute(f'DROP OWNED BY "{schema}_svc"')
-        await admin.execute(f'DROP ROLE "{schema}_svc"')
-        await admin.close()
     return report
 
 
@@ -162,7 +144,8 @@ if __name__ == "__main__":
     parser.add_argument("--lookups", type=int, default=400)
     parser.add_argument("--out", type=Path, default=Path(".work/bench/conflict_check.json"))
     args = parser.parse_args()
-    result = asyncio.run(run([int(s) for s in args.sizes.split(",")], args.lookups))
+    infra = Infra(os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ["POLLINATE_ADMIN_DATABASE_URL"])
+    result = asyncio.run(run(infra, [int(s) for s in args.sizes.split(",")], args.lookups))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")

@@ -16,15 +16,14 @@ import json
 import os
 import statistics
 import time
-import uuid
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from shared.db import PLATFORM_MIGRATIONS, apply_migrations, create_pool, load_migrations
 from shared.events import EventPayload, event_type
 from shared.outbox import Outbox, OutboxRelay, make_producer
 from shared.topics import Topic, ensure_topics
+from tests.support.infra import Infra, ScratchService, scratch_schema
 
 
 @event_type("bench.tick.v1")
@@ -34,15 +33,16 @@ class Tick(EventPayload):
 
 
 async def main(events: int) -> None:
-    bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-    admin_dsn = os.environ["POLLINATE_ADMIN_DATABASE_URL"]
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute("SELECT platform_admin.provision_service($1, $2)", schema, schema)
-    dsn = f"postgresql://{schema}_svc:{schema}@{admin_dsn.split('@', 1)[1]}"
+    infra = Infra(os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ["POLLINATE_ADMIN_DATABASE_URL"])
+    async with scratch_schema(infra) as scratch:
+        await relay_and_consume(infra.kafka_bootstrap, scratch, events)
+
+
+async def relay_and_consume(bootstrap: str, scratch: ScratchService, events: int) -> None:
+    schema = scratch.schema
     topic = Topic(f"bench.{schema}", schema, "n", 6, "benchmark")
     await ensure_topics(bootstrap, [topic])
-    pool = await create_pool(dsn, schema, max_size=10)
+    pool = await create_pool(scratch.dsn, schema, max_size=10)
     await apply_migrations(pool, schema, load_migrations("platform", PLATFORM_MIGRATIONS))
     producer = make_producer(bootstrap, "bench")
     await producer.start()
@@ -88,10 +88,6 @@ async def main(events: int) -> None:
     await consumer.stop()
     await producer.stop()
     await pool.close()
-    await admin.execute(
-        f'DROP SCHEMA "{schema}" CASCADE; DROP OWNED BY "{schema}_svc"; DROP ROLE "{schema}_svc"'
-    )
-    await admin.close()
 
 
 if __name__ == "__main__":

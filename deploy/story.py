@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from tests.support.crm import salesforce_cdc
+from tests.support.onboarding import strong_application
 from tests.support.polling import eventually
 
 DEFAULT_URLS = {
@@ -92,20 +93,13 @@ class Story:
             "onboarding",
             "/applications",
             201,
-            json={
-                "company_name": f"{partner.company} {self.run}",
-                "domain": domain,
-                "partner_type": partner.partner_type,
-                "regions": ["US", "DE", "GB"],
-                "products": products,
-                "competencies_claimed": ["data", "ai", "cloud"],
-                "industries": ["financial_services", "healthcare"],
-                "segments": ["enterprise"],
-                "annual_revenue": "25000000",
-                "years_in_business": 10,
-                "certified_staff": 12,
-                "contacts": [{"name": "Alliances", "email": f"alliances@{domain}"}],
-            },
+            json=strong_application(
+                domain,
+                company_name=f"{partner.company} {self.run}",
+                partner_type=partner.partner_type,
+                products=products,
+                contacts=[{"name": "Alliances", "email": f"alliances@{domain}"}],
+            ),
         )
         partner.partner_id = applied["partner_id"]
         score = applied["qualification"]["total"]
@@ -135,17 +129,21 @@ class Story:
 
     async def known_to_deals(self, partner: Partner) -> None:
         async def active() -> bool:
-            answer = await self.call(
-                "POST",
-                "deals",
-                "/registrations/check",
-                200,
-                headers=partner.auth,
-                json=self.registration(f"Probe {self.run} Ltd", None),
-            )
+            answer = await self.check(partner, f"Probe {self.run} Ltd", None)
             return not any("unknown to deals" in r for r in answer["reasons"])
 
         await eventually(active, 45, what=f"deals to learn that {partner.partner_id} is active")
+
+    async def check(self, partner: Partner, customer: str, domain: str | None) -> Any:
+        """What deals would decide now if `partner` registered `customer`."""
+        return await self.call(
+            "POST",
+            "deals",
+            "/registrations/check",
+            200,
+            headers=partner.auth,
+            json=self.registration(customer, domain),
+        )
 
     def registration(
         self, customer: str, domain: str | None, amount: str = "18000.00", **extra: Any
@@ -241,14 +239,7 @@ class Story:
         )
 
         async def direct_conflict_visible() -> bool:
-            answer = await self.call(
-                "POST",
-                "deals",
-                "/registrations/check",
-                200,
-                headers=cobalt.auth,
-                json=self.registration(fabrikam, f"fabrikam-{self.run}.example"),
-            )
+            answer = await self.check(cobalt, fabrikam, f"fabrikam-{self.run}.example")
             return any(c["kind"] == "direct_sales" for c in answer["conflicts"])
 
         await eventually(

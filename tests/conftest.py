@@ -1,5 +1,6 @@
 """Test fixtures: a real Kafka broker and a real PostgreSQL (see `tests/support/infra.py` for
-where they come from), scratch service schemas, and an in-memory span exporter."""
+where they come from), an admin connection, scratch service schemas, and an in-memory span
+exporter."""
 
 from __future__ import annotations
 
@@ -56,6 +57,14 @@ def infra() -> Iterator[Infra]:
 
         asyncio.run(init())
         yield Infra(kafka_container.get_bootstrap_server(), dsn)
+
+
+@pytest.fixture
+async def admin_db(infra: Infra) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
+    """A connection as the admin role: it reads any service's tables."""
+    conn = await asyncpg.connect(infra.admin_dsn)
+    yield conn
+    await conn.close()
 
 
 @pytest.fixture

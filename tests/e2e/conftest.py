@@ -4,9 +4,7 @@ consumer groups) on the real Kafka broker and PostgreSQL, with kill -9 and resta
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
@@ -37,10 +35,3 @@ async def referral_partner(fleet: Fleet) -> Partner:
         await story.onboard(partner, ["data", "ai"])
         await story.known_to_deals(partner)
         return partner
-
-
-@pytest.fixture
-async def admin_db(infra: Infra) -> AsyncIterator[Any]:
-    conn = await asyncpg.connect(infra.admin_dsn)
-    yield conn
-    await conn.close()

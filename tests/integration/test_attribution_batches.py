@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,15 +22,14 @@ from services.attribution.app import NAME, definition
 from services.attribution.domain.config import AttributionConfig
 from shared.consumer import EventConsumer, Outcome
 from shared.db import Pool
-from shared.events import Envelope, EventPayload
-from shared.events.crm import CrmSource, Customer, DealStage, DealStatus
+from shared.events import Envelope
+from shared.events.crm import CrmSource, Customer, DealStatus
 from shared.events.opportunities import DealStateChanged, LinkedRegistration
 from shared.events.registrations import RegistrationDecided, RegistrationStatus
-from shared.outbox import make_producer
-from tests.support.attribution import deal_credits_consumer
-from tests.support.factories import deal_state_changed, registration_decided
+from tests.support.attribution import CrmDeal, deal_credits_consumer, from_deals
+from tests.support.factories import registration_decided
 from tests.support.infra import Infra, migrated_pool, scratch_schema, statements_sent
-from tests.support.kafka import new_topic, read_records
+from tests.support.kafka import as_records
 
 pytestmark = pytest.mark.integration
 
@@ -81,52 +80,20 @@ async def attribution(infra: Infra) -> AsyncIterator[Attribution]:
         yield service
 
 
-async def records_of(infra: Infra, envelopes: Sequence[Envelope[Any]]) -> list[Any]:
-    """The envelopes as real consumer records, in order (one partition)."""
-    topic = await new_topic(infra.kafka_bootstrap, "attribution-test", partitions=1)
-    producer = make_producer(infra.kafka_bootstrap, "attribution-batch-test")
-    await producer.start()
-    try:
-        for envelope in envelopes:
-            await producer.send_and_wait(
-                topic.name, envelope.to_bytes(), key=(envelope.subject or "").encode()
-            )
-    finally:
-        await producer.stop()
-    return await read_records(infra.kafka_bootstrap, topic.name, len(envelopes))
-
-
-def wrap(payload: EventPayload, key: str) -> Envelope[Any]:
-    return Envelope.wrap(payload, source="pollinate/deals", subject=key)
-
-
-class Deal:
+class Deal(CrmDeal):
     def __init__(self, run: str, name: str, source: CrmSource = CrmSource.SALESFORCE) -> None:
-        self.source_id = f"{name}-{run}"
-        self.key = f"{source.value}:{self.source_id}"
-        self.source = source
+        super().__init__(f"{name}-{run}", source)
         self.changed_at = datetime.now(UTC) - timedelta(hours=1)
+        self.created_at = datetime.now(UTC) - timedelta(days=20)
 
     def snapshot(self, revision: int, **fields: Any) -> DealStateChanged:
         self.changed_at += timedelta(minutes=1)
-        values: dict[str, Any] = {
-            "deal_key": self.key,
-            "source": self.source,
-            "source_id": self.source_id,
-            "revision": revision,
-            "customer": Customer(name="Contoso", domain="contoso.example"),
-            "products": ("data",),
-            "stage": DealStage.PROPOSAL,
-            "status": DealStatus.OPEN,
-            "amount": None,
-            "currency": None,
-            "close_date": None,
+        moments = {
             "changed_at": self.changed_at,
             "ingested_at": self.changed_at,
-            "created_at": datetime.now(UTC) - timedelta(days=20),
+            "created_at": self.created_at,
         }
-        values.update(fields)
-        return deal_state_changed(**values)
+        return self.state(revision, **(moments | fields))
 
 
 def _stable(value: Any) -> Any:
@@ -209,23 +176,23 @@ def story(run: str) -> tuple[list[Envelope[Any]], Deal, Deal, Deal]:
         crm_deal_key=main.key,
     )
     envelopes = [
-        wrap(main.snapshot(1, registrations=(registration,), partner_ref=seller), main.key),
-        wrap(locked.snapshot(1, **locked_won), locked.key),
-        wrap(first_won, main.key),
-        wrap(shuffled.snapshot(2, **{**locked_won, "close_date": TODAY}), shuffled.key),
+        from_deals(main.snapshot(1, registrations=(registration,), partner_ref=seller), main.key),
+        from_deals(locked.snapshot(1, **locked_won), locked.key),
+        from_deals(first_won, main.key),
+        from_deals(shuffled.snapshot(2, **{**locked_won, "close_date": TODAY}), shuffled.key),
         # a correction in the same run: the amount and the CRM partner change
-        wrap(
+        from_deals(
             main.snapshot(3, **{**won, "amount": Decimal("12000"), "partner_ref": other}), main.key
         ),
-        wrap(shuffled.snapshot(1, **locked_won), shuffled.key),  # older: dropped
-        wrap(first_won, main.key),  # the same snapshot again under a new id: dropped
-        wrap(locked.snapshot(2, **{**locked_won, "amount": Decimal("100")}), locked.key),
-        Envelope.wrap(decided, source="pollinate/deals", subject=decided.registration_id),
-        wrap(
+        from_deals(shuffled.snapshot(1, **locked_won), shuffled.key),  # older: dropped
+        from_deals(first_won, main.key),  # the same snapshot again under a new id: dropped
+        from_deals(locked.snapshot(2, **{**locked_won, "amount": Decimal("100")}), locked.key),
+        from_deals(decided, decided.registration_id),
+        from_deals(
             main.snapshot(4, **{**won, "amount": Decimal("12000"), "partner_ref": other}), main.key
         ),
-        wrap(main.snapshot(5, **{**won, "status": DealStatus.LOST}), main.key),
-        wrap(main.snapshot(6, **{**won, "partner_ref": other}), main.key),  # re-won
+        from_deals(main.snapshot(5, **{**won, "status": DealStatus.LOST}), main.key),
+        from_deals(main.snapshot(6, **{**won, "partner_ref": other}), main.key),  # re-won
     ]
     return envelopes, main, locked, shuffled
 
@@ -233,7 +200,7 @@ def story(run: str) -> tuple[list[Envelope[Any]], Deal, Deal, Deal]:
 async def test_a_batch_leaves_exactly_what_one_at_a_time_processing_leaves(infra: Infra) -> None:
     run = uuid.uuid4().hex[:8]
     envelopes, main, locked, shuffled = story(run)
-    records = await records_of(infra, envelopes)
+    records = await as_records(infra, envelopes)
     async with attribution_schema(infra) as batched, attribution_schema(infra) as one_by_one:
         outcomes = await batched.consumer.process_batch(records)
         singles = [await one_by_one.consumer.process(record) for record in records]
@@ -307,12 +274,12 @@ async def test_a_poison_snapshot_in_a_run_is_dead_lettered_and_the_rest_applied_
         "partner_ref": f"p-{run}",
     }
     envelopes = [
-        wrap(good.snapshot(1, **won), good.key),
-        wrap(poison.snapshot(1, **{**won, "currency": "CHF"}), poison.key),  # no CHF rate
-        wrap(good.snapshot(2, **{**won, "amount": Decimal("300")}), good.key),
-        wrap(other.snapshot(1, **won), other.key),
+        from_deals(good.snapshot(1, **won), good.key),
+        from_deals(poison.snapshot(1, **{**won, "currency": "CHF"}), poison.key),  # no CHF rate
+        from_deals(good.snapshot(2, **{**won, "amount": Decimal("300")}), good.key),
+        from_deals(other.snapshot(1, **won), other.key),
     ]
-    records = await records_of(infra, envelopes)
+    records = await as_records(infra, envelopes)
 
     outcomes = await attribution.consumer.process_batch(records)
 
@@ -343,14 +310,14 @@ async def test_a_poison_snapshot_in_a_run_is_dead_lettered_and_the_rest_applied_
 
 async def test_a_redelivered_batch_changes_nothing(infra: Infra, attribution: Attribution) -> None:
     envelopes, *_ = story(uuid.uuid4().hex[:8])
-    records = await records_of(infra, envelopes)
+    records = await as_records(infra, envelopes)
     assert await attribution.consumer.process_batch(records) == [Outcome.PROCESSED] * len(records)
     before = await state(attribution.pool)
     rows = await attribution.pool.fetchval("SELECT count(*) FROM outbox")
 
     assert await attribution.consumer.process_batch(records) == [Outcome.DUPLICATE] * len(records)
     # the same snapshots again under new ids: every revision is already applied
-    again = await records_of(
+    again = await as_records(
         infra,
         [
             Envelope.wrap(e.data, source=e.source, subject=e.subject or "")
@@ -384,8 +351,10 @@ def won_deals(run: str, count: int) -> list[Envelope[Any]]:
             "registrations": (registration,),
             "partner_ref": f"mkt-{run}-{i % 4}",
         }
-        envelopes.append(wrap(deal.snapshot(1, **fields), deal.key))
-        envelopes.append(wrap(deal.snapshot(2, **{**fields, "amount": Decimal("2000")}), deal.key))
+        envelopes.append(from_deals(deal.snapshot(1, **fields), deal.key))
+        envelopes.append(
+            from_deals(deal.snapshot(2, **{**fields, "amount": Decimal("2000")}), deal.key)
+        )
     return envelopes
 
 
@@ -394,8 +363,8 @@ async def test_a_run_of_snapshots_costs_a_bounded_number_of_statements(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     # A first batch: the connection learns the types it sends (asyncpg asks once).
-    await attribution.consumer.process_batch(await records_of(infra, won_deals(f"w{run}", 1)))
-    records = await records_of(infra, won_deals(run, 20))
+    await attribution.consumer.process_batch(await as_records(infra, won_deals(f"w{run}", 1)))
+    records = await as_records(infra, won_deals(run, 20))
 
     sent_before = await statements_sent(infra, attribution.role)
     outcomes = await attribution.consumer.process_batch(records)

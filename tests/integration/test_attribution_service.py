@@ -19,13 +19,14 @@ import httpx
 import pytest
 
 from services.attribution.domain.config import AttributionConfig
-from shared.events import Envelope, EventPayload
+from shared.events import Envelope
 from shared.events.attribution import CreditIssued, CreditReversed
-from shared.events.crm import CrmSource, Customer, DealStage, DealStatus
+from shared.events.crm import CrmSource, Customer, DealStatus
 from shared.events.opportunities import DealStateChanged, LinkedRegistration
 from shared.events.registrations import RegistrationStatus
 from shared.topics import ATTRIBUTION_CREDITS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS
-from tests.support.factories import deal_state_changed, registration_decided
+from tests.support.attribution import CrmDeal, from_deals
+from tests.support.factories import registration_decided
 from tests.support.infra import Infra
 from tests.support.kafka import publish, send_envelopes, wait_for_keyed
 from tests.support.polling import eventually
@@ -51,56 +52,28 @@ async def service(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Asy
         yield urls[0]
 
 
-@pytest.fixture
-async def db(infra: Infra) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(infra.admin_dsn)
-    yield conn
-    await conn.close()
-
-
-def wrap(payload: EventPayload, key: str) -> Envelope[Any]:
-    return Envelope.wrap(payload, source="pollinate/deals", subject=key)
-
-
-class Deal:
+class Deal(CrmDeal):
     """One CRM opportunity of a test run, published as successive merged snapshots."""
 
     def __init__(self, run: str, source: CrmSource = CrmSource.AWS_ACE) -> None:
-        self.source_id = f"opp-{run}"
-        self.key = f"{source.value}:{self.source_id}"
-        self.source = source
+        super().__init__(f"opp-{run}", source)
         self.revision = 0
         self.started = datetime.now(UTC)
         self.ingested_at = self.started - timedelta(seconds=1)
 
     def snapshot(self, **fields: Any) -> DealStateChanged:
         self.revision += 1
-        values: dict[str, Any] = {
-            "deal_key": self.key,
-            "source": self.source,
-            "source_id": self.source_id,
-            "revision": self.revision,
-            "customer": Customer(name="Contoso", domain="contoso.example"),
-            "products": ("data",),
-            "stage": DealStage.PROPOSAL,
-            "status": DealStatus.OPEN,
-            "amount": None,
-            "currency": None,
-            "close_date": None,
-            "changed_at": datetime.now(UTC),
-            "ingested_at": self.ingested_at,
-        }
-        values.update(fields)
-        return deal_state_changed(**values)
+        moments = {"changed_at": datetime.now(UTC), "ingested_at": self.ingested_at}
+        return self.state(self.revision, **(moments | fields))
 
     async def publish(self, infra: Infra, *snapshots: DealStateChanged) -> None:
         """Publish snapshots of this deal as deals does (keyed by the deal)."""
         await publish(infra, DEAL_OPPORTUNITIES, list(snapshots), subject=self.key, source="deals")
 
 
-async def active_credits(db: asyncpg.Connection, deal_key: str) -> list[Any]:
+async def active_credits(admin_db: asyncpg.Connection, deal_key: str) -> list[Any]:
     return list(
-        await db.fetch(
+        await admin_db.fetch(
             """SELECT partner_id, kind, amount, original_amount, credit_id, replaces
                FROM attribution.credits WHERE deal_key = $1 AND reversed_at IS NULL
                ORDER BY partner_id""",
@@ -109,8 +82,10 @@ async def active_credits(db: asyncpg.Connection, deal_key: str) -> list[Any]:
     )
 
 
-async def revision_applied(db: asyncpg.Connection, deal_key: str, revision: int) -> bool:
-    held = await db.fetchval("SELECT revision FROM attribution.deals WHERE deal_key = $1", deal_key)
+async def revision_applied(admin_db: asyncpg.Connection, deal_key: str, revision: int) -> bool:
+    held = await admin_db.fetchval(
+        "SELECT revision FROM attribution.deals WHERE deal_key = $1", deal_key
+    )
     return held is not None and held >= revision
 
 
@@ -132,7 +107,7 @@ async def credit_events(infra: Infra, deal: Deal, count: int) -> list[Envelope[A
 
 
 async def test_won_deal_is_split_across_partners_and_published(
-    infra: Infra, service: str, db: asyncpg.Connection
+    infra: Infra, service: str, admin_db: asyncpg.Connection
 ) -> None:
     run = uuid.uuid4().hex[:8]
     sourcer, seller, advisor, stranger = (f"{p}-{run}" for p in ("src", "mkt", "adv", "other"))
@@ -158,7 +133,7 @@ async def test_won_deal_is_split_across_partners_and_published(
             },
         )
         assert meeting.status_code == 201, meeting.text
-        await eventually(lambda: revision_applied(db, deal.key, 1))
+        await eventually(lambda: revision_applied(admin_db, deal.key, 1))
 
         won = deal.snapshot(
             registrations=(registration,),
@@ -169,7 +144,7 @@ async def test_won_deal_is_split_across_partners_and_published(
             close_date=TODAY,
         )
         await deal.publish(infra, won)
-        credits = await eventually(lambda: active_credits(db, deal.key))
+        credits = await eventually(lambda: active_credits(admin_db, deal.key))
         # linear over three touchpoints: the customer bought through the marketplace seller,
         # and the partners who sourced and influenced the deal are credited all the same;
         # leftover cents go to the largest remainders, ties by partner id
@@ -223,7 +198,7 @@ async def test_won_deal_is_split_across_partners_and_published(
 
 
 async def test_changes_after_close_reverse_and_reissue_never_edit(
-    infra: Infra, service: str, db: asyncpg.Connection
+    infra: Infra, service: str, admin_db: asyncpg.Connection
 ) -> None:
     run = uuid.uuid4().hex[:8]
     first, second = f"a-{run}", f"b-{run}"
@@ -238,7 +213,7 @@ async def test_changes_after_close_reverse_and_reissue_never_edit(
     }
     won = deal.snapshot(**won_fields)
     await deal.publish(infra, won)
-    original = await eventually(lambda: active_credits(db, deal.key))
+    original = await eventually(lambda: active_credits(admin_db, deal.key))
     assert [(c["partner_id"], c["amount"]) for c in original] == [(first, Decimal("1000.00"))]
 
     # amount change after close: reversal of the old credit, a new one replacing it
@@ -246,12 +221,12 @@ async def test_changes_after_close_reverse_and_reissue_never_edit(
     await deal.publish(infra, bigger)
 
     async def replaced() -> list[Any] | None:
-        rows = await active_credits(db, deal.key)
+        rows = await active_credits(admin_db, deal.key)
         return rows if rows and rows[0]["amount"] == Decimal("1500.00") else None
 
     [current] = await eventually(replaced)
     assert current["replaces"] == original[0]["credit_id"]
-    reversal = await db.fetchrow(
+    reversal = await admin_db.fetchrow(
         "SELECT reversal_reason, amount FROM attribution.credits WHERE credit_id = $1",
         original[0]["credit_id"],
     )
@@ -276,7 +251,7 @@ async def test_changes_after_close_reverse_and_reissue_never_edit(
         )
     assert late.status_code == 201, late.text
     assert late.json()["settlement"]["reversed"] == [current["credit_id"]]
-    rows = await active_credits(db, deal.key)
+    rows = await active_credits(admin_db, deal.key)
     assert [(c["partner_id"], c["amount"]) for c in rows] == [
         (first, Decimal("750.00")),
         (second, Decimal("750.00")),
@@ -285,8 +260,8 @@ async def test_changes_after_close_reverse_and_reissue_never_edit(
     # lost after won: everything reversed; the partners' net revenue on the deal is zero
     lost = deal.snapshot(**{**won_fields, "amount": Decimal("1500"), "status": DealStatus.LOST})
     await deal.publish(infra, lost)
-    await eventually(lambda: revision_applied(db, deal.key, lost.revision))
-    assert await active_credits(db, deal.key) == []
+    await eventually(lambda: revision_applied(admin_db, deal.key, lost.revision))
+    assert await active_credits(admin_db, deal.key) == []
     events = await credit_events(infra, deal, 8)  # won 1, amount 1+1, touchpoint 1+2, lost 2
     issued = sum(e.data.amount for e in events if isinstance(e.data, CreditIssued))
     reversed_ = sum(e.data.amount for e in events if isinstance(e.data, CreditReversed))
@@ -294,7 +269,7 @@ async def test_changes_after_close_reverse_and_reissue_never_edit(
 
 
 async def test_redelivered_and_repeated_snapshots_never_credit_twice(
-    infra: Infra, service: str, db: asyncpg.Connection
+    infra: Infra, service: str, admin_db: asyncpg.Connection
 ) -> None:
     run = uuid.uuid4().hex[:8]
     deal = Deal(run, CrmSource.MICROSOFT)
@@ -305,8 +280,8 @@ async def test_redelivered_and_repeated_snapshots_never_credit_twice(
         close_date=TODAY,
         partner_ref=f"ref-{run}",
     )
-    envelope = wrap(won, deal.key)
-    again_with_new_id = wrap(won, deal.key)
+    envelope = from_deals(won, deal.key)
+    again_with_new_id = from_deals(won, deal.key)
     # then a newer revision with nothing that matters changed: once it is applied, every
     # earlier record on this key (same partition, in order) has been processed
     marker = deal.snapshot(**{**won.model_dump(), "revision": 2, "name": "renamed"})
@@ -317,13 +292,13 @@ async def test_redelivered_and_repeated_snapshots_never_credit_twice(
         envelope,
         envelope,
         again_with_new_id,
-        wrap(marker, deal.key),
+        from_deals(marker, deal.key),
     )
-    await eventually(lambda: revision_applied(db, deal.key, 2))
-    count = await db.fetchval(
+    await eventually(lambda: revision_applied(admin_db, deal.key, 2))
+    count = await admin_db.fetchval(
         "SELECT count(*) FROM attribution.credits WHERE deal_key = $1", deal.key
     )
-    published = await db.fetchval(
+    published = await admin_db.fetchval(
         "SELECT count(*) FROM attribution.outbox WHERE message_key = $1 AND topic = $2",
         deal.key,
         ATTRIBUTION_CREDITS.name,
@@ -332,14 +307,14 @@ async def test_redelivered_and_repeated_snapshots_never_credit_twice(
     async with httpx.AsyncClient(base_url=service, timeout=30) as client:
         metrics = (await client.get("/metrics")).json()
     assert metrics["consumers"]["attribution.deal-credits"]["duplicate"] >= 1  # the inbox saw it
-    note = await db.fetchval(
+    note = await admin_db.fetchval(
         "SELECT last_note FROM attribution.deals WHERE deal_key = $1", deal.key
     )
     assert note.endswith("credits unchanged")
 
 
 async def test_after_the_lock_period_credits_are_final(
-    infra: Infra, service: str, db: asyncpg.Connection
+    infra: Infra, service: str, admin_db: asyncpg.Connection
 ) -> None:
     run = uuid.uuid4().hex[:8]
     deal = Deal(run, CrmSource.HUBSPOT)
@@ -353,20 +328,20 @@ async def test_after_the_lock_period_credits_are_final(
         "created_at": datetime.now(UTC) - timedelta(days=150),
     }
     await deal.publish(infra, deal.snapshot(**fields))
-    await eventually(lambda: active_credits(db, deal.key))
+    await eventually(lambda: active_credits(admin_db, deal.key))
     changed = deal.snapshot(**{**fields, "amount": Decimal("100")})
     await deal.publish(infra, changed)
-    await eventually(lambda: revision_applied(db, deal.key, 2))
-    rows = await active_credits(db, deal.key)
+    await eventually(lambda: revision_applied(admin_db, deal.key, 2))
+    rows = await active_credits(admin_db, deal.key)
     assert [c["amount"] for c in rows] == [Decimal("500.00")]
-    note = await db.fetchval(
+    note = await admin_db.fetchval(
         "SELECT last_note FROM attribution.deals WHERE deal_key = $1", deal.key
     )
     assert "ignored, credits are final since" in note
 
 
 async def test_late_approved_registration_makes_its_partner_the_source(
-    infra: Infra, service: str, db: asyncpg.Connection
+    infra: Infra, service: str, admin_db: asyncpg.Connection
 ) -> None:
     run = uuid.uuid4().hex[:8]
     partner = f"reg-partner-{run}"
@@ -380,7 +355,7 @@ async def test_late_approved_registration_makes_its_partner_the_source(
         created_at=datetime.now(UTC) - timedelta(days=3),
     )
     await deal.publish(infra, won)
-    [influenced] = await eventually(lambda: active_credits(db, deal.key))
+    [influenced] = await eventually(lambda: active_credits(admin_db, deal.key))
     assert influenced["kind"] == "influenced"
     decided = registration_decided(
         registration_id=f"reg-{run}",
@@ -394,7 +369,7 @@ async def test_late_approved_registration_makes_its_partner_the_source(
     await publish(infra, DEAL_REGISTRATIONS, [decided], subject=key, source="deals")
 
     async def sourced() -> list[Any] | None:
-        rows = await active_credits(db, deal.key)
+        rows = await active_credits(admin_db, deal.key)
         return rows if rows and rows[0]["kind"] == "sourced" else None
 
     [credit] = await eventually(sourced)
@@ -402,7 +377,7 @@ async def test_late_approved_registration_makes_its_partner_the_source(
 
 
 async def test_unattributable_won_deal_is_dead_lettered_with_the_reason(
-    infra: Infra, service: str, db: asyncpg.Connection
+    infra: Infra, service: str, admin_db: asyncpg.Connection
 ) -> None:
     run = uuid.uuid4().hex[:8]
     deal = Deal(run)
@@ -416,7 +391,7 @@ async def test_unattributable_won_deal_is_dead_lettered_with_the_reason(
     await deal.publish(infra, won)
 
     async def dead_letter() -> Any:
-        return await db.fetchval(
+        return await admin_db.fetchval(
             "SELECT headers->>'dlq.reason' FROM attribution.outbox WHERE topic = $1 AND message_key = $2",
             "attribution.dlq.v1",
             deal.key,
@@ -425,7 +400,9 @@ async def test_unattributable_won_deal_is_dead_lettered_with_the_reason(
     reason = await eventually(dead_letter)
     assert f"deal {deal.key} revision 1: no CHF->USD rate on or before the close date" in reason
     assert (
-        await db.fetchval("SELECT count(*) FROM attribution.deals WHERE deal_key = $1", deal.key)
+        await admin_db.fetchval(
+            "SELECT count(*) FROM attribution.deals WHERE deal_key = $1", deal.key
+        )
         == 0
     )  # nothing half-written
 
@@ -492,7 +469,7 @@ async def test_touchpoint_external_id_is_idempotent(service: str) -> None:
 
 
 async def test_racing_touchpoints_on_a_won_deal_leave_one_exact_split(
-    infra: Infra, service: str, db: asyncpg.Connection
+    infra: Infra, service: str, admin_db: asyncpg.Connection
 ) -> None:
     run = uuid.uuid4().hex[:8]
     deal = Deal(run, CrmSource.SALESFORCE)
@@ -505,7 +482,7 @@ async def test_racing_touchpoints_on_a_won_deal_leave_one_exact_split(
         created_at=datetime.now(UTC) - timedelta(days=30),
     )
     await deal.publish(infra, won)
-    await eventually(lambda: active_credits(db, deal.key))
+    await eventually(lambda: active_credits(admin_db, deal.key))
     partners = [f"p{i}-{run}" for i in range(1, 9)]
     async with httpx.AsyncClient(base_url=service, timeout=30) as client:
         responses = await asyncio.gather(
@@ -524,10 +501,10 @@ async def test_racing_touchpoints_on_a_won_deal_leave_one_exact_split(
             )
         )
     assert [r.status_code for r in responses] == [201] * 8
-    rows = await active_credits(db, deal.key)
+    rows = await active_credits(admin_db, deal.key)
     assert len(rows) == 9  # one active credit per partner, none lost to a race
     assert sum(r["amount"] for r in rows) == Decimal("1000.00")
-    issued_minus_reversed = await db.fetchval(
+    issued_minus_reversed = await admin_db.fetchval(
         """SELECT sum(amount) FILTER (WHERE true) - coalesce(sum(amount) FILTER
                   (WHERE reversed_at IS NOT NULL), 0)
            FROM attribution.credits WHERE deal_key = $1""",

@@ -223,19 +223,17 @@ class CounterEchoed(EventPayload):
     seq: int
 
 
-def set_based_consumer(
-    components: Components, topic: Topic, echo: Topic, runs: list[list[int]]
-) -> EventConsumer:
-    """Increments with one statement per run, echoes each event (continuing its trace) and
-    resets one event at a time; rejects the whole run if it names an unknown partner."""
-    consumer = EventConsumer(
-        name="set-based",
-        service=components.service.schema,
-        topics=[topic],
-        pool=components.pool,
-        outbox=components.outbox,
-        backoff_initial_seconds=0.01,
-    )
+async def set_based_consumer(
+    components: Components,
+) -> tuple[Topic, Topic, list[list[int]], EventConsumer]:
+    """On a new topic: increments with one statement per run, echoes each event (continuing its
+    trace) to the echo topic and resets one event at a time; rejects the whole run if it names
+    an unknown partner. The topic, the echo topic, the runs each call got, and the consumer."""
+    schema = components.service.schema
+    topic = await new_topic(components.infra.kafka_bootstrap, schema)
+    echo = Topic(f"{schema}.echo.v1", schema, "e", 1, "echoes")
+    runs: list[list[int]] = []
+    consumer = components.consumer("set-based", topic)
 
     @consumer.handles_batch(CounterIncremented)
     async def increment(ctx: HandlerContext, events: list[Envelope[CounterIncremented]]) -> None:
@@ -260,17 +258,14 @@ def set_based_consumer(
         runs.append([0])
         await ctx.conn.execute("UPDATE counters SET value = 0 WHERE name = $1", event.data.counter)
 
-    return consumer
+    return topic, echo, runs, consumer
 
 
 async def test_a_set_based_handler_gets_runs_of_its_type_in_order_and_continues_each_trace(
     components: Components, span_exporter: Any
 ) -> None:
-    bootstrap, schema = components.infra.kafka_bootstrap, components.service.schema
-    topic = await new_topic(bootstrap, schema)
-    echo = Topic(f"{schema}.echo.v1", schema, "e", 1, "echoes")
-    runs: list[list[int]] = []
-    consumer = set_based_consumer(components, topic, echo, runs)
+    bootstrap = components.infra.kafka_bootstrap
+    topic, echo, runs, consumer = await set_based_consumer(components)
     tracer = trace.get_tracer("test")
     events: list[Envelope[Any]] = []
     first_hops: dict[int, str] = {}
@@ -325,11 +320,8 @@ async def test_a_set_based_handler_gets_runs_of_its_type_in_order_and_continues_
 async def test_a_failing_run_is_redone_one_event_at_a_time_and_only_the_poison_is_parked(
     components: Components,
 ) -> None:
-    bootstrap, schema = components.infra.kafka_bootstrap, components.service.schema
-    topic = await new_topic(bootstrap, schema)
-    echo = Topic(f"{schema}.echo.v1", schema, "e", 1, "echoes")
-    runs: list[list[int]] = []
-    consumer = set_based_consumer(components, topic, echo, runs)
+    bootstrap = components.infra.kafka_bootstrap
+    topic, echo, runs, consumer = await set_based_consumer(components)
     for seq, partner in ((1, None), (2, "nobody"), (3, None)):
         envelope = Envelope.wrap(
             CounterIncremented(counter="p", by=seq, seq=seq, partner_id=partner),

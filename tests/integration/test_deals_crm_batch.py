@@ -26,8 +26,9 @@ from shared.events import Envelope
 from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
 from shared.outbox import Outbox
 from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS
+from tests.support.crm import hubspot_deal_webhook
 from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema, statements_sent
-from tests.support.kafka import new_topic, read_records
+from tests.support.kafka import as_records
 
 pytestmark = pytest.mark.integration
 DEALS_MIGRATIONS = ROOT / "services" / "deals" / "migrations"
@@ -132,23 +133,6 @@ async def link_registrations(db: DealsDb, run: str) -> None:
     )
 
 
-async def produce(infra: Infra, envelopes: list[Any]) -> list[Any]:
-    """The envelopes as real consumer records, in order (one partition)."""
-    topic = await new_topic(infra.kafka_bootstrap, "deals", partitions=1)
-    from shared.outbox import make_producer
-
-    producer = make_producer(infra.kafka_bootstrap, "test-crm-batch")
-    await producer.start()
-    try:
-        for envelope in envelopes:
-            await producer.send_and_wait(
-                topic.name, envelope.to_bytes(), key=envelope.subject.encode()
-            )
-    finally:
-        await producer.stop()
-    return await read_records(infra.kafka_bootstrap, topic.name, len(envelopes))
-
-
 VOLATILE = {"changed_at"}  # now() when the event is built
 
 
@@ -197,7 +181,7 @@ def deal_states(events: list[Any], key: str) -> list[dict[str, Any]]:
 async def test_a_run_gives_exactly_what_one_change_at_a_time_gives(infra: Infra) -> None:
     run = uuid.uuid4().hex[:8]
     envelopes = story(run)
-    records = await produce(infra, envelopes)
+    records = await as_records(infra, envelopes)
     async with deals_db(infra) as batched, deals_db(infra) as single:
         for db in (batched, single):
             await link_registrations(db, run)
@@ -272,7 +256,7 @@ async def test_a_poison_change_in_a_run_is_dead_lettered_and_the_rest_applied_on
         change(poison, 20, amount=Decimal("1e17")),
         change(a, 30, amount=Decimal("20")),
     ]
-    records = await produce(infra, envelopes)
+    records = await as_records(infra, envelopes)
     async with deals_db(infra) as db:
         consumer = db.consumer()
         outcomes = await consumer.process_batch(records)
@@ -312,7 +296,7 @@ async def test_a_poison_change_in_a_run_is_dead_lettered_and_the_rest_applied_on
 
 async def test_a_redelivered_run_changes_nothing(infra: Infra) -> None:
     run = uuid.uuid4().hex[:8]
-    records = await produce(infra, story(run))
+    records = await as_records(infra, story(run))
     async with deals_db(infra) as db:
         await link_registrations(db, run)
         consumer = db.consumer()
@@ -333,7 +317,7 @@ async def test_a_run_costs_a_bounded_number_of_statements(infra: Infra) -> None:
         )
         for i in range(40)
     ]
-    records = await produce(infra, envelopes)
+    records = await as_records(infra, envelopes)
     async with deals_db(infra) as db:
         consumer = db.consumer()
         await consumer.process_batch(records[:1])  # warm the connection (type introspection)
@@ -351,13 +335,7 @@ async def test_crm_ingestion_counts_only_what_it_records_now(
 ) -> None:
     """A webhook batch is recorded at once; a repeat inside the request or a redelivered
     request is not recorded (or counted) again."""
-    batch = json.loads(
-        (ROOT / "tests" / "fixtures" / "samples" / "hubspot_deal_webhook.json").read_text()
-    )
-    object_id = int(uuid.uuid4().int % 10**12)
-    for event in batch:
-        event["objectId"] = object_id
-        event["eventId"] = int(f"{event['eventId']}{object_id % 10**6}")
+    object_id, batch = hubspot_deal_webhook()
     async with httpx.AsyncClient(timeout=30) as client:
         first = await client.post(
             f"{deals_instances[0]}/crm/hubspot", content=json.dumps([*batch, batch[1]])

@@ -20,40 +20,17 @@ from shared.topics import (
     CRM_DEALS,
     DEAL_OPPORTUNITIES,
     DEAL_REGISTRATIONS,
-    PARTNER_LIFECYCLE,
     PARTNER_NOTIFICATIONS,
     dead_letter_topic,
 )
-from tests.support.deals import partners_known
-from tests.support.factories import partner_state_changed
+from tests.support.crm import salesforce_cdc
+from tests.support.deals import partners_onboarded
 from tests.support.infra import Infra
-from tests.support.kafka import publish, wait_for_keyed
+from tests.support.kafka import wait_for_keyed
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth
 
 pytestmark = pytest.mark.integration
-
-
-def salesforce_change(
-    record_id: str, change_type: str, at: datetime, fields: dict[str, Any]
-) -> dict[str, Any]:
-    """One Salesforce Opportunity CDC message, shaped as Salesforce delivers it."""
-    return {
-        "schema": "IeRuaY6cbI_HsV8Rv1Mc5g",
-        "payload": {
-            "ChangeEventHeader": {
-                "entityName": "Opportunity",
-                "recordIds": [record_id],
-                "changeType": change_type,
-                "transactionKey": uuid.uuid4().hex,
-                "sequenceNumber": 1,
-                "commitTimestamp": int(at.timestamp() * 1000),
-                "changedFields": list(fields),
-            },
-            **fields,
-        },
-        "event": {"replayId": int(at.timestamp())},
-    }
 
 
 def registration_body(run: str, **overrides: Any) -> dict[str, Any]:
@@ -68,11 +45,14 @@ def registration_body(run: str, **overrides: Any) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-async def admin_db(infra: Infra) -> Any:
-    conn = await asyncpg.connect(infra.admin_dsn)
-    yield conn
-    await conn.close()
+async def register(
+    client: httpx.AsyncClient, deals: str, partner: str, run: str, **overrides: Any
+) -> Any:
+    """`partner` registers this run's deal at the deals instance `deals`: the decision."""
+    response = await client.post(
+        f"{deals}/registrations", headers=auth(partner), json=registration_body(run, **overrides)
+    )
+    return response.json()
 
 
 async def status_of(conn: Any, registration_id: str) -> str:
@@ -105,22 +85,13 @@ async def test_a_registration_closes_with_its_crm_opportunity(
     run = uuid.uuid4().hex[:8]
     partner, record_id = f"p-close-{run}", f"006{run}"
     deal_key = f"salesforce:{record_id}"
-    await publish(
-        infra,
-        PARTNER_LIFECYCLE,
-        [partner_state_changed(partner_id=partner)],
-        subject=partner,
-        source="onboarding",
-    )
-    await partners_known(infra, partner)
+    await partners_onboarded(infra, partner)
     async with httpx.AsyncClient(timeout=30) as client:
-        created = await client.post(
-            f"{deals_instances[0]}/registrations",
-            headers=auth(partner),
-            json=registration_body(run, crm_deal_key=deal_key, amount=amount),
+        created = await register(
+            client, deals_instances[0], partner, run, crm_deal_key=deal_key, amount=amount
         )
-        assert created.json()["status"] == decided
-        registration_id = created.json()["registration_id"]
+        assert created["status"] == decided
+        registration_id = created["registration_id"]
         opened, closed = started + timedelta(seconds=1), started + timedelta(seconds=2)
         account = {
             "Account_Name__c": f"Q{run} Lifecycle Industries",
@@ -128,8 +99,8 @@ async def test_a_registration_closes_with_its_crm_opportunity(
         }
         # Delivered newest first: the stale "open" must not reopen the closed deal.
         for event in (
-            salesforce_change(record_id, "UPDATE", closed, {"StageName": stage, "Amount": 13000.0}),
-            salesforce_change(
+            salesforce_cdc(record_id, "UPDATE", closed, {"StageName": stage, "Amount": 13000.0}),
+            salesforce_cdc(
                 record_id,
                 "CREATE",
                 opened,
@@ -183,22 +154,11 @@ async def test_registrations_warn_then_expire_automatically_and_tell_the_partner
     started = datetime.now(UTC)
     run = uuid.uuid4().hex[:8]
     partner = f"p-exp-{run}"
-    await publish(
-        infra,
-        PARTNER_LIFECYCLE,
-        [partner_state_changed(partner_id=partner)],
-        subject=partner,
-        source="onboarding",
-    )
-    await partners_known(infra, partner)
+    await partners_onboarded(infra, partner)
     async with httpx.AsyncClient(timeout=30) as client:
-        created = await client.post(
-            f"{deals_instances[0]}/registrations",
-            headers=auth(partner),
-            json=registration_body(run),
-        )
-    registration_id = created.json()["registration_id"]
-    assert created.json()["status"] == "approved"
+        created = await register(client, deals_instances[0], partner, run)
+    registration_id = created["registration_id"]
+    assert created["status"] == "approved"
     # The protection window is 90 days; bring its end within the 7-day warning horizon...
     await admin_db.execute(
         "UPDATE deals.registrations SET expires_at = now() + interval '2 days' "
@@ -251,22 +211,9 @@ async def test_registrations_warn_then_expire_automatically_and_tell_the_partner
 async def test_extension_follows_policy(deals_instances: list[str], infra: Infra) -> None:
     run = uuid.uuid4().hex[:8]
     partner = f"p-ext-{run}"
-    await publish(
-        infra,
-        PARTNER_LIFECYCLE,
-        [partner_state_changed(partner_id=partner)],
-        subject=partner,
-        source="onboarding",
-    )
-    await partners_known(infra, partner)
+    await partners_onboarded(infra, partner)
     async with httpx.AsyncClient(timeout=30) as client:
-        created = (
-            await client.post(
-                f"{deals_instances[0]}/registrations",
-                headers=auth(partner),
-                json=registration_body(run),
-            )
-        ).json()
+        created = await register(client, deals_instances[0], partner, run)
         url = f"{deals_instances[1]}/registrations/{created['registration_id']}/extension"
         assert (await client.post(url, headers=auth(f"p-other-{run}"))).status_code == 404
         extended = await client.post(url, headers=auth(partner))
@@ -296,15 +243,7 @@ async def test_co_sell_notifications_reach_partners_account_owners_and_overlappi
     run = uuid.uuid4().hex[:8]
     first, second, third, fourth = (f"p-n{i}-{run}" for i in range(1, 5))
     rep_b, rep_c = f"rep-b-{run}", f"rep-c-{run}"
-    for partner in (first, second, third, fourth):
-        await publish(
-            infra,
-            PARTNER_LIFECYCLE,
-            [partner_state_changed(partner_id=partner)],
-            subject=partner,
-            source="onboarding",
-        )
-    await partners_known(infra, first, second, third, fourth)
+    await partners_onboarded(infra, first, second, third, fourth)
 
     names = {"a": "Alderwood", "b": "Birchfield", "c": "Cedarbrook"}  # not similar names
 
@@ -316,11 +255,17 @@ async def test_co_sell_notifications_reach_partners_account_owners_and_overlappi
 
     async with httpx.AsyncClient(timeout=30) as client:
 
-        async def register(partner: str, letter: str, product: str) -> Any:
+        async def register_for(partner: str, letter: str, product: str) -> Any:
+            return await register(
+                client, deals_instances[0], partner, run, products=[product], **account(letter)
+            )
+
+        async def check(partner: str, letter: str) -> Any:
+            """What deals would decide now if `partner` registered account `letter`."""
             response = await client.post(
-                f"{deals_instances[0]}/registrations",
+                f"{deals_instances[1]}/registrations/check",
                 headers=auth(partner),
-                json=registration_body(run, products=[product], **account(letter)),
+                json=registration_body(run, **account(letter)),
             )
             return response.json()
 
@@ -331,27 +276,22 @@ async def test_co_sell_notifications_reach_partners_account_owners_and_overlappi
                 "Account_Name__c": account(letter)["customer_name"],
                 "Account_Website__c": f"https://www.{account(letter)['customer_domain']}",
             }
-            change = salesforce_change(f"006{letter}{run}", "CREATE", started, fields)
+            change = salesforce_cdc(f"006{letter}{run}", "CREATE", started, fields)
             response = await client.post(f"{deals_instances[1]}/crm/salesforce", json=change)
             assert response.status_code == 202
 
         # Account A: two partners on different products; the first hears of the overlap.
-        assert (await register(first, "a", "data"))["status"] == "approved"
-        assert (await register(second, "a", "ai"))["status"] == "approved"
+        assert (await register_for(first, "a", "data"))["status"] == "approved"
+        assert (await register_for(second, "a", "ai"))["status"] == "approved"
 
         # Account B: a direct rep's open opportunity came first.
         await rep_opportunity("b", rep_b, "Qualification")
 
         async def conflict_visible() -> Any:
-            response = await client.post(
-                f"{deals_instances[1]}/registrations/check",
-                headers=auth(third),
-                json=registration_body(run, **account("b")),
-            )
-            return response.json()["conflicts"]
+            return (await check(third, "b"))["conflicts"]
 
         assert [c["kind"] for c in await eventually(conflict_visible)] == ["direct_sales"]
-        third_decision = await register(third, "b", "data")
+        third_decision = await register_for(third, "b", "data")
         assert third_decision["status"] == "pending_review"
         assert any(rep_b in reason for reason in third_decision["reasons"])
 
@@ -359,17 +299,12 @@ async def test_co_sell_notifications_reach_partners_account_owners_and_overlappi
         await rep_opportunity("c", rep_c, "Closed Lost")
 
         async def account_known() -> bool:
-            response = await client.post(
-                f"{deals_instances[1]}/registrations/check",
-                headers=auth(fourth),
-                json=registration_body(run, **account("c")),
-            )
-            return response.json()["would_be"] == "approved" and bool(
+            return (await check(fourth, "c"))["would_be"] == "approved" and bool(
                 await _owner_projected(infra, account("c")["customer_domain"])
             )
 
         await eventually(account_known)
-        assert (await register(fourth, "c", "data"))["status"] == "approved"
+        assert (await register_for(fourth, "c", "data"))["status"] == "approved"
 
     assert await notifications_for(infra, first, 2, started) == [
         ("overlap_hint", first),
@@ -464,26 +399,15 @@ async def test_channel_managers_can_run_expiry_as_of_a_moment(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     partner = f"p-asof-{run}"
-    await publish(
-        infra,
-        PARTNER_LIFECYCLE,
-        [partner_state_changed(partner_id=partner)],
-        subject=partner,
-        source="onboarding",
-    )
-    await partners_known(infra, partner)
+    await partners_onboarded(infra, partner)
     async with httpx.AsyncClient(timeout=30) as client:
-        created = await client.post(
-            f"{deals_instances[0]}/registrations",
-            headers=auth(partner),
-            json=registration_body(run),
-        )
-        registration_id = created.json()["registration_id"]
+        created = await register(client, deals_instances[0], partner, run)
+        registration_id = created["registration_id"]
         url = f"{deals_instances[1]}/admin/expiry/run"
         assert (await client.post(url, headers=auth(partner))).status_code == 403
         naive = await client.post(url, headers=ADMIN, params={"as_of": "2030-01-01T00:00:00"})
         assert naive.status_code == 422
-        later = datetime.fromisoformat(created.json()["expires_at"]) + timedelta(seconds=1)
+        later = datetime.fromisoformat(created["expires_at"]) + timedelta(seconds=1)
         ran = await client.post(url, headers=ADMIN, params={"as_of": later.isoformat()})
     assert ran.status_code == 200
     assert ran.json()["expired"] >= 1

@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,11 +18,10 @@ import pytest
 from shared.events import Envelope
 from shared.events.crm import DealStage, DealStatus
 from shared.events.opportunities import DealStateChanged
-from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES, PARTNER_LIFECYCLE
-from tests.support.deals import partners_known
-from tests.support.factories import partner_state_changed
-from tests.support.infra import ROOT, Infra
-from tests.support.kafka import publish
+from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES
+from tests.support.crm import hubspot_deal_webhook, hubspot_property_change
+from tests.support.deals import partners_onboarded
+from tests.support.infra import Infra
 from tests.support.polling import eventually
 from tests.support.processes import auth
 
@@ -33,21 +33,7 @@ async def test_racing_registrations_on_two_instances_never_both_win(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     first, second = f"p-a-{run}", f"p-b-{run}"
-    await publish(
-        infra,
-        PARTNER_LIFECYCLE,
-        [partner_state_changed(partner_id=first)],
-        subject=first,
-        source="onboarding",
-    )
-    await publish(
-        infra,
-        PARTNER_LIFECYCLE,
-        [partner_state_changed(partner_id=second)],
-        subject=second,
-        source="onboarding",
-    )
-    await partners_known(infra, first, second)
+    await partners_onboarded(infra, first, second)
 
     async with httpx.AsyncClient(timeout=30) as client:
         for attempt in range(5):
@@ -89,21 +75,8 @@ async def test_decision_is_published_and_crm_changes_land_in_the_projection(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     partner = f"p-c-{run}"
-    await publish(
-        infra,
-        PARTNER_LIFECYCLE,
-        [partner_state_changed(partner_id=partner)],
-        subject=partner,
-        source="onboarding",
-    )
-    await partners_known(infra, partner)
-    batch = json.loads(
-        (ROOT / "tests" / "fixtures" / "samples" / "hubspot_deal_webhook.json").read_text()
-    )
-    object_id = int(uuid.uuid4().int % 10**12)
-    for event in batch:
-        event["objectId"] = object_id
-        event["eventId"] = int(f"{event['eventId']}{object_id % 10**6}")
+    await partners_onboarded(infra, partner)
+    object_id, batch = hubspot_deal_webhook()
 
     conn = await asyncpg.connect(infra.admin_dsn)
     async with httpx.AsyncClient(timeout=30) as client:
@@ -187,18 +160,7 @@ async def _with_stage(projected: Callable[[], Awaitable[Any]]) -> Any:
         ("/crm/hubspot", "{not json", {}, 400, "malformed JSON"),
         (
             "/crm/hubspot",
-            json.dumps(
-                [
-                    {
-                        "subscriptionType": "deal.propertyChange",
-                        "objectId": 1,
-                        "eventId": 1,
-                        "occurredAt": 1,
-                        "propertyName": "dealstage",
-                        "propertyValue": "haggling",
-                    }
-                ]
-            ),
+            json.dumps([hubspot_property_change(1, "dealstage", "haggling", datetime.now(UTC))]),
             {},
             422,
             "unknown stage 'haggling'",

@@ -28,11 +28,11 @@ from shared.db import Pool
 from shared.events import Envelope, EventPayload
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.crm import Customer
-from shared.outbox import Outbox, make_producer
+from shared.outbox import Outbox
 from shared.provisions import Provisions
 from tests.support.factories import AT, credit_issued, credit_reversed
 from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema, statements_sent
-from tests.support.kafka import new_topic, read_records
+from tests.support.kafka import as_records
 
 pytestmark = pytest.mark.integration
 D = Decimal
@@ -76,20 +76,32 @@ def ledger_consumer(pool: Any, programs: IncentivePrograms = PROGRAMS) -> EventC
 
 async def records_of(infra: Infra, *events: EventPayload) -> list[ConsumerRecord[Any, Any]]:
     """The events as Kafka records, in order (one partition), each in its own envelope."""
-    topic = await new_topic(infra.kafka_bootstrap, "incentives-test", partitions=1)
-    producer = make_producer(infra.kafka_bootstrap, "test-incentives-batches")
-    await producer.start()
-    try:
-        for event in events:
-            envelope = Envelope.wrap(event, source="pollinate/attribution", subject="deal")
-            await producer.send_and_wait(topic.name, envelope.to_bytes(), key=b"deal")
-    finally:
-        await producer.stop()
-    return await read_records(infra.kafka_bootstrap, topic.name, len(events))
+    return await as_records(
+        infra, [Envelope.wrap(e, source="pollinate/attribution", subject="deal") for e in events]
+    )
 
 
-def customer(domain: str, country: str) -> Customer:
-    return Customer(name=f"Customer {domain}", domain=domain, country=country)
+def credit(
+    run: str,
+    name: str,
+    partner_id: str,
+    deal: str,
+    amount: str,
+    logo: str,
+    country: str,
+    **fields: Any,
+) -> CreditIssued:
+    """Credit `name` of this run to `partner_id` on deal `deal` of customer `logo` (a domain of
+    the run's own), in `country`."""
+    domain = f"{logo}-{run}.example"
+    return credit_issued(
+        credit_id=f"{name}-{run}",
+        partner_id=partner_id,
+        deal_key=f"{deal}-{run}",
+        amount=amount,
+        customer=Customer(name=f"Customer {domain}", domain=domain, country=country),
+        **fields,
+    )
 
 
 # Columns that hold the moment of processing, not a decision.
@@ -142,84 +154,23 @@ def scenario(run: str) -> tuple[list[EventPayload], dict[str, CreditIssued]]:
     each other: the same customer, deal and region several times, caps crossed in two periods,
     a duplicate credit, a reversal that arrives before its credit, a reversal between credits."""
     p, q = f"p-{run}", f"q-{run}"
-
-    def dom(name: str) -> str:
-        return f"{name}-{run}.example"
-
+    ai = ("ai",)
     c = {
         # 12 %: 1 200.00; MDF 200.00 of which 150.00 repays P's deficit.
-        "c1": credit_issued(
-            credit_id=f"c1-{run}",
-            partner_id=p,
-            deal_key=f"d1-{run}",
-            amount="10000.00",
-            customer=customer(dom("x"), "DE"),
-            products=("ai",),
-            co_sell=True,
-        ),
+        "c1": credit(run, "c1", p, "d1", "10000.00", "x", "DE", products=ai, co_sell=True),
         # Same customer on another deal, same region: 8 %, cut to the 300.00 left of the cap.
-        "c2": credit_issued(
-            credit_id=f"c2-{run}",
-            partner_id=p,
-            deal_key=f"d2-{run}",
-            amount="10000.00",
-            customer=customer(dom("x"), "FR"),
-            products=("ai",),
-            co_sell=True,
-        ),
+        "c2": credit(run, "c2", p, "d2", "10000.00", "x", "FR", products=ai, co_sell=True),
         # Another credit on the customer's first deal: new logo and region again, cap reached.
-        "c3": credit_issued(
-            credit_id=f"c3-{run}",
-            partner_id=p,
-            deal_key=f"d1-{run}",
-            amount="1000.00",
-            customer=customer(dom("x"), "DE"),
-            products=("ai",),
-        ),
+        "c3": credit(run, "c3", p, "d1", "1000.00", "x", "DE", products=ai),
         # Another partner on the first deal: new logo, its own first region, default tier.
-        "c4": credit_issued(
-            credit_id=f"c4-{run}",
-            partner_id=q,
-            deal_key=f"d1-{run}",
-            amount="10000.00",
-            customer=customer(dom("x"), "DE"),
-            products=("ai",),
-            co_sell=True,
-        ),
+        "c4": credit(run, "c4", q, "d1", "10000.00", "x", "DE", products=ai, co_sell=True),
         # The previous quarter: its own caps.
-        "c6": credit_issued(
-            credit_id=f"c6-{run}",
-            partner_id=p,
-            deal_key=f"d6-{run}",
-            amount="10000.00",
-            customer=customer(dom("y"), "US"),
-            close_date=EARLIER,
-            products=("ai",),
-            co_sell=True,
+        "c6": credit(
+            run, "c6", p, "d6", "10000.00", "y", "US", close_date=EARLIER, products=ai, co_sell=True
         ),
-        "c8": credit_issued(
-            credit_id=f"c8-{run}",
-            partner_id=p,
-            deal_key=f"d8-{run}",
-            amount="5000.00",
-            customer=customer(dom("z"), "US"),
-            close_date=EARLIER,
-        ),
-        "c9": credit_issued(
-            credit_id=f"c9-{run}",
-            partner_id=p,
-            deal_key=f"d9-{run}",
-            amount="2000.00",
-            customer=customer(dom("w"), "US"),
-            close_date=EARLIER,
-        ),
-        "c11": credit_issued(
-            credit_id=f"c11-{run}",
-            partner_id=p,
-            deal_key=f"d11-{run}",
-            amount="10000.00",
-            customer=customer(dom("v"), "DE"),
-        ),
+        "c8": credit(run, "c8", p, "d8", "5000.00", "z", "US", close_date=EARLIER),
+        "c9": credit(run, "c9", p, "d9", "2000.00", "w", "US", close_date=EARLIER),
+        "c11": credit(run, "c11", p, "d11", "10000.00", "v", "DE"),
     }
     events: list[EventPayload] = [
         c["c1"],
@@ -312,29 +263,10 @@ async def test_a_poison_credit_in_a_run_is_dead_lettered_and_the_rest_applied_on
 ) -> None:
     run = uuid.uuid4().hex[:8]
     p = f"p-{run}"
-    first = credit_issued(
-        credit_id=f"a-{run}",
-        partner_id=p,
-        deal_key=f"da-{run}",
-        amount="10000.00",
-        customer=customer(f"a-{run}.example", "DE"),
-    )
-    euro = credit_issued(
-        credit_id=f"e-{run}",
-        partner_id=p,
-        deal_key=f"de-{run}",
-        amount="10.00",
-        customer=customer(f"e-{run}.example", "DE"),
-        currency="EUR",
-    )
+    first = credit(run, "a", p, "da", "10000.00", "a", "DE")
+    euro = credit(run, "e", p, "de", "10.00", "e", "DE", currency="EUR")
     # The same customer and region as the first: no kickers, and the cap counts the first.
-    second = credit_issued(
-        credit_id=f"b-{run}",
-        partner_id=p,
-        deal_key=f"db-{run}",
-        amount="30000.00",
-        customer=customer(f"a-{run}.example", "DE"),
-    )
+    second = credit(run, "b", p, "db", "30000.00", "a", "DE")
     records = await records_of(infra, first, euro, second)
     async with incentives_schema(infra) as (pool, _):
         await prepare(pool, run)
@@ -388,12 +320,8 @@ async def test_statements_per_run_do_not_grow_with_its_length(infra: Infra) -> N
     def credits(n: int, tag: str) -> list[EventPayload]:
         # Each credit for a partner, customer and region of its own, earning and accruing MDF.
         return [
-            credit_issued(
-                credit_id=f"{tag}{i}-{run}",
-                partner_id=f"{tag}p{i % 5}-{run}",
-                deal_key=f"{tag}d{i}-{run}",
-                amount="1000.00",
-                customer=customer(f"{tag}{i}-{run}.example", "DE"),
+            credit(
+                run, f"{tag}{i}", f"{tag}p{i % 5}-{run}", f"{tag}d{i}", "1000.00", f"{tag}{i}", "DE"
             )
             for i in range(n)
         ]

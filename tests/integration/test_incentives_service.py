@@ -41,13 +41,6 @@ async def instances(infra: Infra) -> AsyncIterator[list[str]]:
         yield urls
 
 
-@pytest.fixture
-async def db(infra: Infra) -> AsyncIterator[asyncpg.Connection[Any]]:
-    conn = await asyncpg.connect(infra.admin_dsn)
-    yield conn
-    await conn.close()
-
-
 def customer(domain: str = "", country: str = "DE") -> Customer:
     return Customer(name="Test Customer", domain=domain, country=country)
 
@@ -59,9 +52,9 @@ async def publish_partner(
     await publish(infra, PARTNER_LIFECYCLE, [snapshot], subject=partner_id, source="onboarding")
 
 
-async def partner_known(db: asyncpg.Connection[Any], partner_id: str, tier: str) -> None:
+async def partner_known(admin_db: asyncpg.Connection[Any], partner_id: str, tier: str) -> None:
     async def there() -> bool:
-        got = await db.fetchval(
+        got = await admin_db.fetchval(
             "SELECT tier FROM incentives.partners WHERE partner_id = $1", partner_id
         )
         return bool(got == tier)
@@ -95,12 +88,12 @@ def types_of(events: list[dict[str, Any]]) -> list[str]:
 
 
 async def test_credit_earns_correction_claws_back_and_redelivery_pays_once(
-    infra: Infra, instances: list[str], db: asyncpg.Connection[Any]
+    infra: Infra, instances: list[str], admin_db: asyncpg.Connection[Any]
 ) -> None:
     run, since = uuid.uuid4().hex[:10], datetime.now(UTC)
     partner, deal = f"p-inc-{run}", f"salesforce:deal-{run}"
     await publish_partner(infra, partner, "gold")
-    await partner_known(db, partner, "gold")
+    await partner_known(admin_db, partner, "gold")
 
     # Gold 5 % + new logo 3 % + strategic product 2 % + co-sell 1 % + new region 1 % = 12 %.
     first = credit_issued(
@@ -124,7 +117,7 @@ async def test_credit_earns_correction_claws_back_and_redelivery_pays_once(
             "0.00",
             "2000.00",
         )
-        rules = await db.fetch(
+        rules = await admin_db.fetch(
             """SELECT rule, amount FROM incentives.ledger_entries WHERE credit_id = $1
                ORDER BY rule""",
             first.credit_id,
@@ -187,7 +180,7 @@ async def test_credit_earns_correction_claws_back_and_redelivery_pays_once(
         )
         # base 50 + new logo 30 + strategic 20 + new region 10 (co-sell off) = 110.
         await balance_is(client, url, partner, "110.00")
-        reversals = await db.fetchval(
+        reversals = await admin_db.fetchval(
             """SELECT count(*) FROM incentives.ledger_entries
                WHERE partner_id = $1 AND entry_type = 'reversal'""",
             partner,
@@ -234,12 +227,12 @@ def _period(day: date) -> str:
 
 
 async def test_concurrent_claim_approvals_never_overdraw_the_fund(
-    infra: Infra, instances: list[str], db: asyncpg.Connection[Any]
+    infra: Infra, instances: list[str], admin_db: asyncpg.Connection[Any]
 ) -> None:
     run, since = uuid.uuid4().hex[:10], datetime.now(UTC)
     partner, other, deal = f"p-mdf-{run}", f"p-other-{run}", f"hubspot:deal-{run}"
     await publish_partner(infra, partner, "gold")
-    await partner_known(db, partner, "gold")
+    await partner_known(admin_db, partner, "gold")
     issued = credit_issued(
         partner_id=partner, deal_key=deal, amount="100000.00", customer=customer(f"{run}.example")
     )
@@ -314,7 +307,7 @@ async def test_concurrent_claim_approvals_never_overdraw_the_fund(
             headers=auth(partner),
         )
         assert too_big.status_code == 409
-        still_requested = await db.fetchval(
+        still_requested = await admin_db.fetchval(
             "SELECT count(*) FROM incentives.mdf_claims WHERE partner_id = $1 AND status = 'requested'",
             partner,
         )
@@ -339,7 +332,7 @@ async def test_concurrent_claim_approvals_never_overdraw_the_fund(
 
 
 async def test_reversal_before_its_credit_is_parked_and_bad_events_are_dead_lettered(
-    infra: Infra, instances: list[str], db: asyncpg.Connection[Any]
+    infra: Infra, instances: list[str], admin_db: asyncpg.Connection[Any]
 ) -> None:
     run = uuid.uuid4().hex[:10]
     partner, deal = f"p-park-{run}", f"aws_ace:deal-{run}"
@@ -348,7 +341,7 @@ async def test_reversal_before_its_credit_is_parked_and_bad_events_are_dead_lett
     await publish_partner(infra, partner, "silver", version=1)
     # Partner snapshots and credits are different topics: no order between them, so the test
     # waits for the projection before the credits (else a credit may earn at the default tier).
-    await partner_known(db, partner, "platinum")
+    await partner_known(admin_db, partner, "platinum")
     late = credit_issued(
         partner_id=partner,
         deal_key=deal,
@@ -361,14 +354,14 @@ async def test_reversal_before_its_credit_is_parked_and_bad_events_are_dead_lett
 
     async def booked_and_reversed() -> bool:
         return bool(
-            await db.fetchval(
+            await admin_db.fetchval(
                 "SELECT reversal_id IS NOT NULL FROM incentives.credits WHERE credit_id = $1",
                 late.credit_id,
             )
         )
 
     await eventually(booked_and_reversed)
-    rows = await db.fetch(
+    rows = await admin_db.fetch(
         "SELECT entry_type, rule, amount FROM incentives.ledger_entries WHERE credit_id = $1",
         late.credit_id,
     )
@@ -376,7 +369,7 @@ async def test_reversal_before_its_credit_is_parked_and_bad_events_are_dead_lett
     assert ("accrual", "base:platinum", D("350.00")) in [tuple(r) for r in rows]
     assert [r["entry_type"] for r in rows].count("reversal") == len(rows) // 2
     assert (
-        await db.fetchval(
+        await admin_db.fetchval(
             "SELECT count(*) FROM incentives.pending_reversals WHERE credit_id = $1", late.credit_id
         )
         == 0
@@ -400,7 +393,7 @@ async def test_reversal_before_its_credit_is_parked_and_bad_events_are_dead_lett
     assert "amount 9.99 != credit's 10.00" in bad[0]["dlq.reason"]
     # Nothing half-written for the rejected reversal: the credit still stands.
     assert (
-        await db.fetchval(
+        await admin_db.fetchval(
             "SELECT reversal_id FROM incentives.credits WHERE credit_id = $1", good.credit_id
         )
         is None
@@ -408,12 +401,12 @@ async def test_reversal_before_its_credit_is_parked_and_bad_events_are_dead_lett
 
 
 async def test_api_isolation_what_if_payout_and_append_only_ledger(
-    infra: Infra, instances: list[str], db: asyncpg.Connection[Any]
+    infra: Infra, instances: list[str], admin_db: asyncpg.Connection[Any]
 ) -> None:
     run = uuid.uuid4().hex[:10]
     partner, other, deal = f"p-api-{run}", f"p-api2-{run}", f"microsoft:deal-{run}"
     await publish_partner(infra, partner, "silver")
-    await partner_known(db, partner, "silver")
+    await partner_known(admin_db, partner, "silver")
     url = instances[1]
     async with httpx.AsyncClient(timeout=30) as client:
         what_if = await client.post(
@@ -435,7 +428,7 @@ async def test_api_isolation_what_if_payout_and_append_only_ledger(
             "200.00",
         )
         assert (
-            await db.fetchval(
+            await admin_db.fetchval(
                 "SELECT count(*) FROM incentives.credits WHERE partner_id = $1", partner
             )
             == 0

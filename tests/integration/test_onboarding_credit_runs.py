@@ -22,7 +22,6 @@ from services.onboarding import handlers
 from services.onboarding.applications import apply_for
 from services.onboarding.certifications import add_certification
 from services.onboarding.checklist import complete_item
-from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.qualification import Application
 from services.onboarding.domain.tiers import Certification, CertificationRole
 from shared.consumer import EventConsumer, Outcome
@@ -36,24 +35,12 @@ from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE
 from tests.support.factories import credit_issued, credit_reversed
 from tests.support.infra import ROOT, Infra, ScratchService, migrated_pool, statements_sent
 from tests.support.kafka import new_topic, publish, read_records
+from tests.support.onboarding import SMALL
 
 pytestmark = pytest.mark.integration
 
 MIGRATIONS = Path(ROOT / "services" / "onboarding" / "migrations")
-# Silver at 1 000 and gold at 5 000 (each with a competency), "ai" gated, 10 days of grace.
-CONFIG = OnboardingConfig.model_validate(
-    {
-        "version": "it-runs-1",
-        "tiers": [
-            {"name": "registered", "min_revenue": 0},
-            {"name": "silver", "min_revenue": 1000, "min_competencies": 1},
-            {"name": "gold", "min_revenue": 5000, "min_competencies": 1},
-        ],
-        "competencies": [{"name": "data"}, {"name": "ai"}],
-        "gated_products": {"ai": "ai"},
-        "grace_days": 10,
-    }
-)
+CONFIG = SMALL  # the small program: a few credits move tiers
 # The outbox checks the producing service by name; its rows land in the scratch schema.
 OUTBOX = Outbox("onboarding", "pollinate/onboarding")
 TODAY = datetime.now(UTC).date()

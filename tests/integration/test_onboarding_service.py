@@ -26,30 +26,17 @@ from tests.support import kafka
 from tests.support.factories import credit_issued, credit_reversed
 from tests.support.infra import Infra
 from tests.support.kafka import send_envelopes
+from tests.support.onboarding import SMALL_PROGRAM, strong_application
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, service_processes
 
 pytestmark = pytest.mark.integration
 
-# A small program so a few credits move tiers: silver at 1 000, gold at 5 000 (each with a
-# competency), "ai" deals only for partners holding the ai competency, 10 days of grace.
-PROGRAM = {
-    "version": "it-program-1",
-    "tiers": [
-        {"name": "registered", "min_revenue": 0},
-        {"name": "silver", "min_revenue": 1000, "min_competencies": 1},
-        {"name": "gold", "min_revenue": 5000, "min_competencies": 1},
-    ],
-    "competencies": [{"name": "data"}, {"name": "ai"}],
-    "gated_products": {"ai": "ai"},
-    "grace_days": 10,
-}
-
 
 @pytest.fixture(scope="module")
 async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     config = Path(tmp_path_factory.mktemp("onboarding")) / "program.json"
-    config.write_text(json.dumps(PROGRAM))
+    config.write_text(json.dumps(SMALL_PROGRAM))
     env = {
         "ONBOARDING_CONFIG_FILE": str(config),
         # Tests drive requalification through the admin endpoint with an explicit as_of.
@@ -57,32 +44,6 @@ async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> 
     }
     async with service_processes(infra, "onboarding", env=env) as urls:
         yield urls[0]
-
-
-@pytest.fixture
-async def db(infra: Infra) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
-    conn = await asyncpg.connect(infra.admin_dsn)
-    yield conn
-    await conn.close()
-
-
-def strong_application(domain: str, **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "company_name": f"Contoso {domain}",
-        "domain": domain,
-        "partner_type": "gsi",
-        "regions": ["US", "DE", "GB"],
-        "products": ["data", "ai"],
-        "competencies_claimed": ["data", "ai", "cloud"],
-        "industries": ["financial_services", "healthcare"],
-        "segments": ["enterprise"],
-        "annual_revenue": "25000000",
-        "years_in_business": 10,
-        "certified_staff": 12,
-        "contacts": [{"name": "Ada", "email": "ada@" + domain, "role": "alliances"}],
-    }
-    body.update(overrides)
-    return body
 
 
 WEAK = {
@@ -132,9 +93,9 @@ def credit(partner_id: str, deal_key: str, amount: str, currency: str = "USD") -
 
 
 async def lifecycle(
-    db: asyncpg.Connection[asyncpg.Record], partner_id: str
+    admin_db: asyncpg.Connection[asyncpg.Record], partner_id: str
 ) -> list[PartnerStateChanged]:
-    rows = await db.fetch(
+    rows = await admin_db.fetch(
         "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 ORDER BY position",
         PARTNER_LIFECYCLE.name,
         partner_id,
@@ -164,7 +125,7 @@ async def requalify(
 
 
 async def test_application_to_active_to_tier_changes_to_requalification_demotion(
-    infra: Infra, onboarding: str, db: asyncpg.Connection[asyncpg.Record]
+    infra: Infra, onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
 ) -> None:
     run = uuid.uuid4().hex[:10]
     domain = f"contoso-{run}.example"
@@ -200,7 +161,9 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
         )
         assert pid not in again.text
         assert (
-            await db.fetchval("SELECT count(*) FROM onboarding.partners WHERE domain = $1", domain)
+            await admin_db.fetchval(
+                "SELECT count(*) FROM onboarding.partners WHERE domain = $1", domain
+            )
             == 1
         )
 
@@ -315,7 +278,7 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
         )
 
     # Every change was published as a full snapshot with a version that only grows.
-    events = await lifecycle(db, pid)
+    events = await lifecycle(admin_db, pid)
     assert [e.version for e in events] == list(range(1, len(events) + 1))
     assert [e.change for e in events] == [
         "applied",
@@ -345,10 +308,12 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
     assert silver.ingested_at == first.ingested_at
     assert gold.ingested_at == second.ingested_at
     assert events[10].ingested_at is not None
-    assert all(e.domain == domain and e.policy_version == "it-program-1" for e in events[5:])
+    assert all(
+        e.domain == domain and e.policy_version == SMALL_PROGRAM["version"] for e in events[5:]
+    )
     assert events[-1].products == ("data",)
 
-    notes = await db.fetch(
+    notes = await admin_db.fetch(
         "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 ORDER BY position",
         PARTNER_NOTIFICATIONS.name,
         pid,
@@ -360,7 +325,7 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
 
     async def all_published() -> bool:
         return bool(
-            await db.fetchval(
+            await admin_db.fetchval(
                 "SELECT bool_and(published_at IS NOT NULL) FROM onboarding.outbox WHERE message_key = $1",
                 pid,
             )
@@ -370,7 +335,7 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
 
 
 async def test_rejection_review_queue_and_manager_decision(
-    onboarding: str, db: asyncpg.Connection[asyncpg.Record]
+    onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
 ) -> None:
     run = uuid.uuid4().hex[:10]
     async with httpx.AsyncClient(timeout=30) as client:
@@ -417,12 +382,12 @@ async def test_rejection_review_queue_and_manager_decision(
         assert twice.status_code == 409
         assert "is not waiting for review (status onboarding" in twice.json()["detail"]
 
-    events = await lifecycle(db, pid)
+    events = await lifecycle(admin_db, pid)
     assert [e.change for e in events] == ["applied", "updated", "qualified", "onboarding"]
 
 
 async def test_illegal_transitions_and_bad_events_change_nothing(
-    infra: Infra, onboarding: str, db: asyncpg.Connection[asyncpg.Record]
+    infra: Infra, onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
 ) -> None:
     run = uuid.uuid4().hex[:10]
     async with httpx.AsyncClient(timeout=30) as client:
@@ -433,32 +398,28 @@ async def test_illegal_transitions_and_bad_events_change_nothing(
         ).json()["partner_id"]
         before = await partner(client, onboarding, pid)
 
-        illegal = await client.post(
-            f"{onboarding}/admin/partners/{pid}/status",
-            headers=ADMIN,
-            json={"status": "active", "reason": "skip the checklist"},
-        )
+        async def set_status(status: str, reason: str) -> httpx.Response:
+            """A channel manager sets the partner's status."""
+            return await client.post(
+                f"{onboarding}/admin/partners/{pid}/status",
+                headers=ADMIN,
+                json={"status": status, "reason": reason},
+            )
+
+        illegal = await set_status("active", "skip the checklist")
         assert illegal.status_code == 409
         assert illegal.json()["detail"] == (
             f"partner {pid} becomes active when its checklist is complete; missing: "
             "agreement_signed, profile_complete, first_enablement_done"
         )
-        suspended = await client.post(
-            f"{onboarding}/admin/partners/{pid}/status",
-            headers=ADMIN,
-            json={"status": "suspended", "reason": "no reason"},
-        )
+        suspended = await set_status("suspended", "no reason")
         assert suspended.status_code == 409
         assert suspended.json()["detail"] == (
             f"partner {pid} cannot go from onboarding to suspended; allowed next: active, expelled"
         )
         assert (await partner(client, onboarding, pid))["version"] == before["version"]
 
-        expelled = await client.post(
-            f"{onboarding}/admin/partners/{pid}/status",
-            headers=ADMIN,
-            json={"status": "expelled", "reason": "fraudulent references"},
-        )
+        expelled = await set_status("expelled", "fraudulent references")
         assert expelled.json()["status"] == "expelled"
         item = await client.post(
             f"{onboarding}/partners/{pid}/checklist/profile_complete", headers=ADMIN
@@ -472,7 +433,7 @@ async def test_illegal_transitions_and_bad_events_change_nothing(
         await publish(infra, bad, deal)
 
         async def dead_letter() -> Any:
-            return await db.fetchrow(
+            return await admin_db.fetchrow(
                 "SELECT headers FROM onboarding.outbox WHERE topic = 'onboarding.dlq.v1' AND message_key = $1",
                 deal,
             )
@@ -481,7 +442,7 @@ async def test_illegal_transitions_and_bad_events_change_nothing(
         reason = json.loads(row["headers"])["dlq.reason"]
         assert f"credit {bad.credit_id} is in EUR" in reason
         assert (
-            await db.fetchval(
+            await admin_db.fetchval(
                 "SELECT count(*) FROM onboarding.credits WHERE credit_id = $1", bad.credit_id
             )
             == 0
@@ -533,7 +494,7 @@ async def activate(client: httpx.AsyncClient, url: str, domain: str) -> str:
 
 
 async def test_lapsed_agreement_suspends_then_renewal_reinstates_or_time_expels(
-    onboarding: str, db: asyncpg.Connection[asyncpg.Record]
+    onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
 ) -> None:
     run = uuid.uuid4().hex[:10]
     async with httpx.AsyncClient(timeout=30) as client:
@@ -570,9 +531,9 @@ async def test_lapsed_agreement_suspends_then_renewal_reinstates_or_time_expels(
         assert await run_at(377 + 89, [lapses]) == {}
         assert await run_at(377 + 91, [lapses]) == {lapses: ["expelled"]}
 
-    changes = [e.change for e in await lifecycle(db, renews)][-4:]
+    changes = [e.change for e in await lifecycle(admin_db, renews)][-4:]
     assert changes == ["grace_started", "suspended", "updated", "reinstated"]
-    expelled = (await lifecycle(db, lapses))[-1]
+    expelled = (await lifecycle(admin_db, lapses))[-1]
     assert (expelled.change, expelled.status.value, expelled.previous_status) == (
         "expelled",
         "expelled",
@@ -581,7 +542,7 @@ async def test_lapsed_agreement_suspends_then_renewal_reinstates_or_time_expels(
 
 
 async def test_concurrent_applications_from_one_domain_create_one_partner(
-    onboarding: str, db: asyncpg.Connection[asyncpg.Record]
+    onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
 ) -> None:
     domain = f"race-{uuid.uuid4().hex[:10]}.example"
     async with httpx.AsyncClient(timeout=30) as client:
@@ -593,5 +554,8 @@ async def test_concurrent_applications_from_one_domain_create_one_partner(
         )
     assert sorted(r.status_code for r in responses) == [201, 409, 409, 409, 409, 409]
     assert (
-        await db.fetchval("SELECT count(*) FROM onboarding.partners WHERE domain = $1", domain) == 1
+        await admin_db.fetchval(
+            "SELECT count(*) FROM onboarding.partners WHERE domain = $1", domain
+        )
+        == 1
     )

@@ -1,17 +1,22 @@
-"""Attribution's deal-credits consumer under test: built on a scratch schema and wired by the
-service's own `wire()`, with the policy the test chooses."""
+"""What tests of attribution share: its deal-credits consumer under test (built on a scratch
+schema and wired by the service's own `wire()`, with the policy the test chooses), and CRM
+deals published as deals publishes them."""
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from services.attribution.app import DEAL_TOPICS, NAME, definition
 from services.attribution.domain.config import AttributionConfig
 from shared.consumer import EventConsumer
 from shared.db import Pool
+from shared.events import Envelope, EventPayload
+from shared.events.crm import CrmSource, Customer, DealStage, DealStatus
+from shared.events.opportunities import DealStateChanged
 from shared.outbox import Outbox
 from shared.service import Platform
 from shared.topics import Topic
+from tests.support.factories import deal_state_changed
 
 
 class _ConsumerWiring:
@@ -48,3 +53,34 @@ def deal_credits_consumer(
     )
     definition.wire(cast(Platform, _ConsumerWiring(consumer, config)))
     return consumer
+
+
+def from_deals(payload: EventPayload, key: str) -> Envelope[Any]:
+    """`payload` in an envelope as deals publishes it, keyed by `key`."""
+    return Envelope.wrap(payload, source="pollinate/deals", subject=key)
+
+
+class CrmDeal:
+    """One CRM opportunity of a test run and its snapshots: open at proposal for Contoso with
+    no amount yet, unless a test says otherwise."""
+
+    def __init__(self, source_id: str, source: CrmSource) -> None:
+        self.source_id = source_id
+        self.key = f"{source.value}:{source_id}"
+        self.source = source
+
+    def state(self, revision: int, /, **fields: Any) -> DealStateChanged:
+        values: dict[str, Any] = {
+            "deal_key": self.key,
+            "source": self.source,
+            "source_id": self.source_id,
+            "revision": revision,
+            "customer": Customer(name="Contoso", domain="contoso.example"),
+            "products": ("data",),
+            "stage": DealStage.PROPOSAL,
+            "status": DealStatus.OPEN,
+            "amount": None,
+            "currency": None,
+            "close_date": None,
+        }
+        return deal_state_changed(**(values | fields))

@@ -42,16 +42,20 @@ class Components:
     def relay(self, **kwargs: object) -> OutboxRelay:
         return OutboxRelay(self.pool, self.producer, self.service.schema, **kwargs)  # type: ignore[arg-type]
 
+    def consumer(self, name: str, topic: Topic) -> EventConsumer:
+        """A consumer group of this scratch service on `topic`, retrying quickly."""
+        return EventConsumer(
+            name=name,
+            service=self.service.schema,
+            topics=[topic],
+            pool=self.pool,
+            outbox=self.outbox,
+            backoff_initial_seconds=0.01,
+        )
+
 
 def counter_consumer(components: Components, topic: Topic) -> EventConsumer:
-    consumer = EventConsumer(
-        name="counter",
-        service=components.service.schema,
-        topics=[topic],
-        pool=components.pool,
-        outbox=components.outbox,
-        backoff_initial_seconds=0.01,
-    )
+    consumer = components.consumer("counter", topic)
 
     @consumer.handles(CounterIncremented)
     async def increment(ctx: HandlerContext, event: Envelope[CounterIncremented]) -> None:

@@ -25,6 +25,17 @@ def sample(name: str) -> Any:
     return copy.deepcopy(_sample(name))
 
 
+def hubspot_deal_webhook() -> tuple[int, list[dict[str, Any]]]:
+    """The stored HubSpot webhook batch, about a deal of its own (a new object id, event ids no
+    other batch has used): the deal's id and the batch."""
+    batch: list[dict[str, Any]] = sample("hubspot_deal_webhook.json")
+    deal_id = int(uuid.uuid4().int % 10**12)
+    for event in batch:
+        event["objectId"] = deal_id
+        event["eventId"] = int(f"{event['eventId']}{deal_id % 10**6}")
+    return deal_id, batch
+
+
 def salesforce_cdc(record_id: str, change: str, at: datetime, fields: dict[str, Any]) -> Any:
     """An Opportunity Change Data Capture message as Salesforce delivers it: `change` is
     CREATE | UPDATE | DELETE | UNDELETE, `fields` the changed Opportunity fields."""

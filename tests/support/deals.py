@@ -1,15 +1,27 @@
-"""What tests of deals need beyond the shared support: waiting for the partner projection."""
+"""What tests of deals need beyond the shared support: partners deals knows of."""
 
 from __future__ import annotations
 
 import asyncpg
 
+from shared.topics import PARTNER_LIFECYCLE
+from tests.support.factories import partner_state_changed
 from tests.support.infra import Infra
+from tests.support.kafka import publish
 from tests.support.polling import eventually
 
 
-async def partners_known(infra: Infra, *partner_ids: str) -> None:
-    """Wait until deals has projected every one of the partners (from partners.lifecycle.v1)."""
+async def partners_onboarded(infra: Infra, *partner_ids: str) -> None:
+    """Announce each partner on partners.lifecycle.v1, as onboarding does, and wait until deals
+    has projected every one of them."""
+    for partner_id in partner_ids:
+        await publish(
+            infra,
+            PARTNER_LIFECYCLE,
+            [partner_state_changed(partner_id=partner_id)],
+            subject=partner_id,
+            source="onboarding",
+        )
     conn = await asyncpg.connect(infra.admin_dsn)
     try:
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from shared.events import Envelope, EventPayload
 from shared.outbox import make_producer
@@ -46,6 +46,24 @@ async def send_envelopes(infra: Infra, topic: str, key: str, *envelopes: Envelop
             await producer.send_and_wait(topic, envelope.to_bytes(), key=key.encode())
     finally:
         await producer.stop()
+
+
+async def as_records(
+    infra: Infra, envelopes: Sequence[Envelope[Any]]
+) -> list[ConsumerRecord[Any, Any]]:
+    """The envelopes as the records a consumer is handed: sent in order, each keyed by its
+    subject, to a new topic of one partition, and read back."""
+    topic = await new_topic(infra.kafka_bootstrap, "test", partitions=1)
+    producer = make_producer(infra.kafka_bootstrap, "test-records")
+    await producer.start()
+    try:
+        for envelope in envelopes:
+            await producer.send_and_wait(
+                topic.name, envelope.to_bytes(), key=(envelope.subject or "").encode()
+            )
+    finally:
+        await producer.stop()
+    return await read_records(infra.kafka_bootstrap, topic.name, len(envelopes))
 
 
 async def keyed_headers(

@@ -19,6 +19,7 @@ from services.deals.crm_ingestion import (
     verify_hubspot_signature,
 )
 from shared.errors import Unprocessable
+from tests.support.crm import hubspot_property_change
 
 SECRET = "hubspot-client-secret"
 URL = "https://deals.example/crm/hubspot"
@@ -63,13 +64,6 @@ def test_malformed_json_is_a_400() -> None:
 def test_a_payload_an_adapter_cannot_map_is_unprocessable_saying_why() -> None:
     with pytest.raises(Unprocessable, match=r"payload\.ChangeEventHeader is required"):
         salesforce_changes({"payload": {}})
-    change = {
-        "subscriptionType": "deal.propertyChange",
-        "objectId": 1,
-        "eventId": 1,
-        "occurredAt": 1,
-        "propertyName": "dealstage",
-        "propertyValue": "haggling",
-    }
+    change = hubspot_property_change(1, "dealstage", "haggling", AT)
     with pytest.raises(Unprocessable, match="unknown stage 'haggling'"):
         hubspot_changes([change])

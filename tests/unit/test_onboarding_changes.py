@@ -4,7 +4,7 @@ who may be reviewed, certified or hold a token, and how credits count."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -26,7 +26,6 @@ from services.onboarding.domain.lifecycle import (
 )
 from services.onboarding.domain.requalification import (
     Action,
-    Standing,
     Verdict,
     authorisation_change,
     evaluate,
@@ -38,22 +37,10 @@ from shared.events import InvalidEvent
 from shared.events.notifications import NotificationKind
 from shared.events.partners import PartnerChange
 from shared.events.partners import PartnerStatus as S
+from tests.support.onboarding import NOW, SMALL, standing
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CONFIG = OnboardingConfig()
 ITEMS = CONFIG.checklist  # agreement_signed, profile_complete, first_enablement_done
-SMALL = OnboardingConfig.model_validate(
-    {
-        "version": "small-1",
-        "tiers": [
-            {"name": "registered", "min_revenue": 0},
-            {"name": "silver", "min_revenue": 1000, "min_competencies": 1},
-            {"name": "gold", "min_revenue": 5000, "min_competencies": 1},
-        ],
-        "competencies": [{"name": "data"}, {"name": "ai"}],
-        "grace_days": 10,
-    }
-)
 
 
 # ---- what a change is published as, and who is told
@@ -189,18 +176,6 @@ def test_certifications_and_tokens_follow_the_status(status: S) -> None:
 # ---- what a requalification verdict sets
 
 
-def standing(**overrides: object) -> Standing:
-    values: dict[str, object] = {
-        "status": S.ACTIVE,
-        "tier": "silver",
-        "revenue": Decimal(2000),
-        "competencies": frozenset({"data"}),
-        "agreement_valid_until": NOW + timedelta(days=200),
-    }
-    values.update(overrides)
-    return Standing(**values)  # type: ignore[arg-type]
-
-
 def test_a_cured_grace_is_grace_cleared_unless_the_tier_grew() -> None:
     kept = standing(status=S.GRACE, grace_until=NOW + timedelta(days=3))
     change, fields = verdict_change(SMALL, "ptn_1", kept, evaluate(SMALL, kept, NOW), NOW)
@@ -222,7 +197,7 @@ def test_a_requalification_suspension_is_marked_and_its_reinstatement_clears_it(
     change, fields = verdict_change(SMALL, "ptn_1", suspended, evaluate(SMALL, suspended, NOW), NOW)
     assert change is Change.REINSTATED
     assert (fields["suspended_at"], fields["suspended_by_requalification"]) == (None, False)
-    assert fields["policy_version"] == "small-1"
+    assert fields["policy_version"] == SMALL.version
 
 
 def test_a_verdict_outside_the_lifecycle_is_refused() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,7 +16,6 @@ from services.onboarding.domain.config import (
     Criterion,
     OnboardingConfig,
     QualificationConfig,
-    TierRule,
 )
 from services.onboarding.domain.lifecycle import (
     TRANSITIONS,
@@ -39,8 +38,8 @@ from services.onboarding.domain.tiers import (
 )
 from shared.events.partners import PartnerStatus as S
 from shared.events.partners import PartnerType
+from tests.support.onboarding import AGREEMENT, NOW, SMALL_PROGRAM, standing
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CONFIG = OnboardingConfig()
 Q = CONFIG.qualification
 
@@ -431,28 +430,8 @@ def test_gated_products_need_their_competency() -> None:
 
 # ---- requalification
 
-SMALL = OnboardingConfig(
-    tiers=(
-        TierRule(name="registered", min_revenue=Decimal(0)),
-        TierRule(name="silver", min_revenue=Decimal(1000), min_competencies=1),
-        TierRule(name="gold", min_revenue=Decimal(5000), min_competencies=1),
-    ),
-    grace_days=10,
-    expel_after_suspended_days=30,
-)
-AGREEMENT = NOW + timedelta(days=200)
-
-
-def standing(**overrides: object) -> Standing:
-    values: dict[str, object] = {
-        "status": S.ACTIVE,
-        "tier": "silver",
-        "revenue": Decimal(2000),
-        "competencies": frozenset({"data"}),
-        "agreement_valid_until": AGREEMENT,
-    }
-    values.update(overrides)
-    return Standing(**values)  # type: ignore[arg-type]
+# The small program, with suspended partners expelled after 30 days.
+SMALL = OnboardingConfig.model_validate(SMALL_PROGRAM | {"expel_after_suspended_days": 30})
 
 
 def test_a_compliant_partner_is_left_alone() -> None:
