@@ -1,12 +1,16 @@
-"""Inspect and replay dead letters.
+"""Inspect and replay dead letters, and see what a service's relay parked.
 
     python -m shared.dlq list   --service deals
     python -m shared.dlq replay --service deals [--offset 12 --offset 13]
+    python -m shared.dlq parked --service deals [--database-url postgresql://...]
 
 `replay` re-publishes the original record (value, key, original headers) to the topic it came
 from, with a `dlq.replayed_from` header. Without --offset it replays every dead letter not
 replayed before: progress is kept as the offsets of the consumer group `<dlq topic>.replayer`.
 A replayed event that fails again is dead-lettered again, with its new reason.
+
+`parked` lists the outbox rows Kafka refused for good (too large, an invalid topic), with the
+reason, read from the service's own schema with its own role (`DATABASE_URL`).
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.consumer import DLQ_HEADERS, DLQ_ORIGIN_TOPIC, DLQ_REASON
 from shared.outbox import make_producer
+from shared.settings import ServiceSettings
 from shared.topics import dead_letter_topic
 
 
@@ -101,15 +107,47 @@ async def replay(bootstrap: str, service: str, offsets: set[int] | None = None) 
     return replayed
 
 
+async def parked_rows(database_url: str, service: str) -> list[asyncpg.Record]:
+    """The outbox rows of `service` its relay parked, oldest first, with their reasons."""
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": service})
+    try:
+        return await conn.fetch(
+            """SELECT position, event_id, topic, message_key, event_type,
+                      octet_length(value) AS size, parked_at, park_reason
+               FROM outbox WHERE parked_at IS NOT NULL AND published_at IS NULL
+               ORDER BY position"""
+        )
+    finally:
+        await conn.close()
+
+
+def _print_parked(database_url: str, service: str) -> None:
+    rows = asyncio.run(parked_rows(database_url, service))
+    for row in rows:
+        print(
+            f"position={row['position']} topic={row['topic']} key={row['message_key']} "
+            f"type={row['event_type']} bytes={row['size']} parked_at={row['parked_at']:%FT%T%z}"
+            f"\n  reason: {row['park_reason']}"
+        )
+    print(f"{len(rows)} parked row(s)")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description="List or replay a service's dead letters.")
-    parser.add_argument("command", choices=["list", "replay"])
+    parser = argparse.ArgumentParser(
+        description="List or replay a service's dead letters; list its parked outbox rows."
+    )
+    parser.add_argument("command", choices=["list", "replay", "parked"])
     parser.add_argument("--service", required=True)
     parser.add_argument("--offset", type=int, action="append", help="replay only these DLQ offsets")
     parser.add_argument(
         "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     )
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""))
     args = parser.parse_args()
+    if args.command == "parked":
+        database_url = args.database_url or ServiceSettings(service_name=args.service).database_url
+        _print_parked(database_url, args.service)
+        return
     if args.command == "list":
 
         async def list_all() -> list[DeadLetter]:

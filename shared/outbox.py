@@ -27,6 +27,13 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from asyncpg.pool import PoolConnectionProxy
 
 from shared.db import Connection, Pool, advisory_key
@@ -50,6 +57,31 @@ def make_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
         linger_ms=0,
         request_timeout_ms=30_000,
     )
+
+
+# Kafka refuses these for good: sending the row again can never succeed, so it is parked with
+# the reason instead of being retried forever in front of every later row.
+PERMANENT_SEND_ERRORS: tuple[type[BaseException], ...] = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    InvalidTopicError,
+    CorruptRecordException,
+)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What one relay batch settled, in position order: rows Kafka acknowledged and rows
+    parked for a permanent reason. A transient failure ends the settled prefix: that row and
+    every row after it stay unpublished and are sent again, in order, next time."""
+
+    published: list[int]
+    parked: list[tuple[int, str]]
+
+    @property
+    def count(self) -> int:
+        return len(self.published) + len(self.parked)
 
 
 def notify_channel(schema: str) -> str:
@@ -264,6 +296,7 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self.published_total = 0
+        self.parked_total = 0
         self.healthy = False
         self._commit_timestamps: bool | None = None  # whether the server tracks them
 
@@ -271,8 +304,8 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def publish_pending(self) -> int | None:
-        """Publish one batch. Returns how many rows were published, or None when another
-        relay instance holds the lock right now."""
+        """Publish one batch. Returns how many rows it settled (published or parked), or None
+        when another relay instance holds the lock right now."""
         async with self.pool.acquire() as conn, conn.transaction():
             # A lost mark only means the rows are published again, and consumers drop the
             # repeats: so the mark need not wait for its WAL flush (set_config(..., true) is
@@ -287,33 +320,69 @@ class OutboxRelay:
             rows = await conn.fetch(
                 """
                 SELECT position, topic, message_key, value, headers
-                FROM outbox WHERE published_at IS NULL
+                FROM outbox WHERE published_at IS NULL AND parked_at IS NULL
                 ORDER BY position LIMIT $1
                 """,
                 self.batch_size,
             )
             if not rows:
                 return 0
-            await self._send(rows)
-            await self._mark_published(conn, [row["position"] for row in rows])
-        self.published_total += len(rows)
-        return len(rows)
+            settled = await self._send(rows)
+            if settled.published:
+                await self._mark_published(conn, settled.published)
+            if settled.parked:
+                await self._park(conn, settled.parked)
+        self.published_total += len(settled.published)
+        self.parked_total += len(settled.parked)
+        return settled.count
 
-    async def _send(self, rows: Sequence[asyncpg.Record]) -> None:
+    async def _send(self, rows: Sequence[asyncpg.Record]) -> Settled:
         # send() only enqueues, in call order, so per-partition order is the row order; then
         # wait for every broker acknowledgement before the rows may be marked published.
-        deliveries = []
+        outcomes: list[asyncio.Future[Any] | BaseException] = []
         for row in rows:
             headers = [(k, v.encode()) for k, v in json.loads(row["headers"]).items()]
-            deliveries.append(
-                await self.producer.send(
-                    row["topic"],
-                    value=row["value"],
-                    key=row["message_key"].encode(),
-                    headers=headers,
+            try:
+                outcomes.append(
+                    await self.producer.send(
+                        row["topic"],
+                        value=row["value"],
+                        key=row["message_key"].encode(),
+                        headers=headers,
+                    )
                 )
-            )
-        await asyncio.gather(*deliveries)
+            except PERMANENT_SEND_ERRORS as refused:  # refused before sending (e.g. too large)
+                outcomes.append(refused)
+        delivered = await asyncio.gather(
+            *(o for o in outcomes if not isinstance(o, BaseException)), return_exceptions=True
+        )
+        acknowledged = iter(delivered)
+        settled = Settled([], [])
+        for row, outcome in zip(rows, outcomes, strict=True):
+            result = outcome if isinstance(outcome, BaseException) else next(acknowledged)
+            if not isinstance(result, BaseException):
+                settled.published.append(row["position"])
+            elif isinstance(result, PERMANENT_SEND_ERRORS):
+                reason = f"{type(result).__name__}: {result}"[:2000]
+                log.error(
+                    "outbox row refused by Kafka for good; parked",
+                    extra={"position": row["position"], "topic": row["topic"], "reason": reason},
+                )
+                settled.parked.append((row["position"], reason))
+            elif settled.count == 0:
+                raise result  # nothing settled: retry the batch with backoff
+            else:
+                break  # this row and the rest are sent again, in order, next time
+        return settled
+
+    async def _park(self, conn: Connection, parked: list[tuple[int, str]]) -> None:
+        await conn.execute(
+            """UPDATE outbox SET parked_at = clock_timestamp(), park_reason = p.reason
+               FROM unnest($1::bigint[], $2::text[]) AS p(position, reason)
+               WHERE outbox.position = p.position""",
+            [position for position, _ in parked],
+            [reason for _, reason in parked],
+        )
 
     async def _mark_published(self, conn: Connection, positions: list[int]) -> None:
         # published_at: after Kafka acknowledged (clock time, not the transaction's start).

@@ -215,6 +215,9 @@ class Metrics(BaseModel):
     """Empty until the service has started."""
 
     outbox_backlog: int | None = Field(default=None, description="outbox rows not yet published")
+    outbox_parked: int | None = Field(
+        default=None, description="outbox rows Kafka refused for good, parked with a reason"
+    )
     consumer_lag: dict[str, object] = Field(
         default_factory=dict, description="per consumer group: lag per partition, or why not"
     )
@@ -263,7 +266,12 @@ async def metrics(request: Request) -> Metrics:
     platform = _started(request)
     if platform is None:
         return Metrics()
-    backlog = await platform.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    counts = await platform.pool.fetchrow(
+        """SELECT count(*) FILTER (WHERE parked_at IS NULL) AS backlog,
+                  count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked
+           FROM outbox WHERE published_at IS NULL"""
+    )
+    assert counts is not None
     lag: dict[str, object] = {}
     for consumer in platform.consumers:
         try:
@@ -273,7 +281,8 @@ async def metrics(request: Request) -> Metrics:
         except Exception as error:  # metrics must answer even when Kafka does not
             lag[consumer.group_id] = {"unavailable": type(error).__name__}
     return Metrics(
-        outbox_backlog=backlog,
+        outbox_backlog=counts["backlog"],
+        outbox_parked=counts["parked"],
         consumer_lag=lag,
         outbox_published_total=platform.relay.published_total,
         consumers={

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 
 import asyncpg
 import pytest
 
 from shared.consumer import Outcome
+from shared.dlq import parked_rows
 from tests.support.counter import Components, CounterIncremented, counter_consumer
 from tests.support.kafka import new_topic, read_records
 
@@ -154,3 +156,48 @@ async def test_purge_removes_only_rows_published_longer_ago_than_the_retention(
     # The unpublished one is still there to publish, and is kept for the retention after.
     assert await relay.publish_pending() == 1
     assert await relay.purge_published() == 0
+
+
+async def test_a_row_kafka_refuses_for_good_is_parked_and_the_rows_after_it_flow(
+    components: Components,
+) -> None:
+    """A 2 MB row (over the producer's and the broker's message size) once stalled a
+    service's whole event flow: the relay retried it in order forever. It is parked with its
+    reason; the rows behind it are published, in order; the DLQ tool shows it."""
+    topic = await new_topic(components.infra.kafka_bootstrap, components.service.schema)
+    async with components.pool.acquire() as conn, conn.transaction():
+        before = await components.outbox.publish(
+            conn, topic, CounterIncremented(counter="p", by=1), subject="p"
+        )
+        await components.outbox.publish_raw(
+            conn,
+            topic_name=topic.name,
+            key="p",
+            event_id=uuid.uuid4(),
+            event_type="test.too_large",
+            value=b"x" * 2_000_000,
+            headers={},
+        )
+        after = await components.outbox.publish(
+            conn, topic, CounterIncremented(counter="p", by=2), subject="p"
+        )
+    assert before is not None
+    assert after is not None
+
+    relay = components.relay()
+    assert await relay.publish_pending() == 3
+    assert (relay.published_total, relay.parked_total) == (2, 1)
+    assert await relay.publish_pending() == 0  # the parked row is not tried again
+
+    records = await read_records(components.infra.kafka_bootstrap, topic.name, count=2)
+    assert [json.loads(r.value)["id"] for r in records] == [str(before.id), str(after.id)]
+
+    parked = await parked_rows(components.service.dsn, components.service.schema)
+    assert [(row["event_type"], row["size"]) for row in parked] == [("test.too_large", 2_000_000)]
+    assert parked[0]["park_reason"].startswith("MessageSizeTooLargeError")
+    assert (
+        await components.pool.fetchval(
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL"
+        )
+        == 0
+    )
