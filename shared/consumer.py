@@ -26,6 +26,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -537,3 +538,20 @@ class EventConsumer:
             headers=headers,
         )
         return Outcome.DEAD_LETTERED
+
+
+async def purge_inbox(pool: Pool, older_than: datetime, batch_size: int = 5_000) -> int:
+    """Delete inbox rows processed before `older_than`, a batch per transaction (short locks,
+    no long-running delete). Returns how many rows went."""
+    purged = 0
+    while True:
+        result = await pool.execute(
+            """DELETE FROM inbox WHERE ctid = ANY(ARRAY(
+                   SELECT ctid FROM inbox WHERE processed_at < $1 LIMIT $2))""",
+            older_than,
+            batch_size,
+        )
+        deleted = int(result.split()[-1])
+        purged += deleted
+        if deleted < batch_size:
+            return purged

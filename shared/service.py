@@ -18,6 +18,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.clock import now
-from shared.consumer import EventConsumer
+from shared.consumer import EventConsumer, purge_inbox
 from shared.db import (
     PLATFORM_MIGRATIONS,
     Connection,
@@ -182,6 +183,12 @@ async def running_platform(
         settings, pool, Outbox(schema, source=f"pollinate/{schema}"), relay, broker, lag
     )
     definition.wire(platform)
+    platform.every(
+        settings.inbox_purge_every_seconds,
+        _purge_inbox,
+        name="inbox-retention",
+        first_run_after=settings.inbox_purge_every_seconds,
+    )
     relay_task = asyncio.create_task(relay.run(), name=f"{schema}-outbox-relay")
     await broker.start()
     jobs = [asyncio.create_task(job()) for job in platform.background_jobs]
@@ -200,6 +207,12 @@ async def running_platform(
         await lag.stop()
         await pool.close()
         log.info("service stopped")
+
+
+async def _purge_inbox(platform: Platform) -> int:
+    """Forget processed event ids older than the topics' retention (they cannot come again)."""
+    horizon = now() - timedelta(hours=platform.settings.inbox_retention_hours)
+    return await purge_inbox(platform.pool, horizon)
 
 
 class Liveness(BaseModel):

@@ -33,6 +33,11 @@ class ServiceSettings(BaseSettings):
     # notification is lost (e.g. while the listening connection reconnects).
     relay_fallback_poll_seconds: float = 1.0
     relay_retention_hours: float = 24.0
+    # Inbox rows (processed event ids) are kept this long. It must be at least the topics'
+    # retention (log.retention.hours, 168 in the local stack and the broker's default): an
+    # event Kafka may still deliver again must find its row.
+    inbox_retention_hours: float = Field(default=168.0, ge=1.0)
+    inbox_purge_every_seconds: float = 600.0
 
     consumer_max_attempts: int = 5
     consumer_backoff_initial_seconds: float = 0.1
