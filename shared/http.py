@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Caller, partner_token
 from shared.errors import Forbidden, NotFound, RequestError, Unprocessable
@@ -130,6 +131,68 @@ def acting_partner(who: Caller, partner_id: str | None) -> str:
     if partner_id is None:
         raise Unprocessable("a channel manager must name partner_id")
     return partner_id
+
+
+class BodyLimit:
+    """Refuses a request body over `max_bytes` with 413 before any route sees it, whether the
+    client declared its length or streams it (a plain ASGI middleware: the body is read here,
+    up to the bound, and handed on)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and not declared.isdigit():
+            await self._refuse(scope, receive, send, 400, "Content-Length is not a number")
+            return
+        if declared is not None and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send, 413, self._too_large())
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                await self.app(scope, _replay([message]), send)
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send, 413, self._too_large())
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([body], then=receive), send)
+
+    def _too_large(self) -> str:
+        return f"request body over {self.max_bytes} bytes"
+
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, status: int, detail: str
+    ) -> None:
+        response = JSONResponse({"detail": detail}, status_code=status)
+        await response(scope, receive, send)
+
+
+def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
+    """A `receive` that hands out `messages`, then defers to `then` (a disconnect)."""
+    pending = list(messages)
+
+    async def receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        if then is not None:
+            return await then()
+        return {"type": "http.disconnect"}
+
+    return receive
 
 
 async def _request_error(request: Request, error: Exception) -> JSONResponse:

@@ -39,7 +39,7 @@ from shared.db import (
     create_pool,
     load_migrations,
 )
-from shared.http import install_error_mapping
+from shared.http import BodyLimit, install_error_mapping
 from shared.lag import LagProbe
 from shared.logging import configure_logging
 from shared.outbox import Outbox, OutboxRelay, ingestion, make_producer
@@ -354,6 +354,8 @@ def create_app(
     for router in (health, *definition.routers):
         app.include_router(router)
     app.add_middleware(IngestionStamp)
+    # Outermost: an oversized body is refused before anything else runs.
+    app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes)
 
     return app
 

@@ -22,6 +22,8 @@ class ServiceSettings(BaseSettings):
     database_url: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # Larger request bodies are refused with 413 before any route reads them.
+    http_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")
 

@@ -47,6 +47,12 @@ async def test_service_process_becomes_ready_and_stops_cleanly(infra: Infra, ser
         async with httpx.AsyncClient() as client, asyncio.timeout(60):
             while (await client.get(f"http://127.0.0.1:{port}/metrics")).json()["outbox_backlog"]:
                 await asyncio.sleep(0.2)
+            # A 2 MB body is refused before any route reads it, on every service.
+            oversized = await client.post(
+                f"http://127.0.0.1:{port}/registrations", content=b"{" * (2 * 1024 * 1024)
+            )
+            assert oversized.status_code == 413
+            assert oversized.json() == {"detail": "request body over 1048576 bytes"}
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(process.communicate(), 30)

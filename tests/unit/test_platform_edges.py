@@ -5,12 +5,13 @@ event is stamped with from its cause, and the periodic-job helper."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
 import httpx
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from shared.auth import partner_token
 from shared.events import Envelope
@@ -51,6 +52,11 @@ async def thing(owner: str, who: CallerDep) -> dict[str, str]:
 @router.post("/acting")
 async def acting(who: CallerDep, partner_id: str | None = None) -> dict[str, str]:
     return {"acting": acting_partner(who, partner_id)}
+
+
+@router.post("/echo")
+async def echo(request: Request) -> dict[str, int]:
+    return {"bytes": len(await request.body())}
 
 
 @router.post("/admin/things")
@@ -112,6 +118,29 @@ async def test_a_partner_acts_only_for_itself_and_a_manager_names_the_partner(
         {"detail": "a channel manager must name partner_id"},
     )
     assert (await client.post("/acting?partner_id=p2", headers=ADMIN)).json() == {"acting": "p2"}
+
+
+async def test_a_body_over_the_limit_is_413_declared_or_streamed(client: Any) -> None:
+    limit = SETTINGS.http_max_body_bytes
+    declared = await client.post("/echo", content=b"x" * (2 * 1024 * 1024))
+    assert (declared.status_code, declared.json()) == (
+        413,
+        {"detail": f"request body over {limit} bytes"},
+    )
+
+    async def stream() -> AsyncIterator[bytes]:
+        for _ in range(40):
+            yield b"y" * 65_536  # 2.5 MB without a Content-Length
+
+    streamed = await client.post("/echo", content=stream())
+    assert streamed.status_code == 413
+
+    async def small_stream() -> AsyncIterator[bytes]:
+        for _ in range(3):
+            yield b"z" * 1000
+
+    assert (await client.post("/echo", content=small_stream())).json() == {"bytes": 3000}
+    assert (await client.post("/echo", content=b"x" * limit)).json() == {"bytes": limit}
 
 
 async def test_manager_routes_are_403_for_partners(client: Any) -> None:
