@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +29,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from shared.consumer import DLQ_HEADERS, DLQ_ORIGIN_TOPIC, DLQ_REASON
 from shared.outbox import make_producer
 from shared.settings import ServiceSettings
-from shared.topics import dead_letter_topic
+from shared.topics import ALL_TOPICS, dead_letter_topic
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,22 @@ async def read_dead_letters(
     return letters, consumer
 
 
-async def replay(bootstrap: str, service: str, offsets: set[int] | None = None) -> list[DeadLetter]:
+def consumed_topics(service: str) -> set[str]:
+    """The registry's topics `service` consumes: the only ones its dead letters may return to."""
+    return {topic.name for topic in ALL_TOPICS if service in topic.consumers}
+
+
+async def replay(
+    bootstrap: str,
+    service: str,
+    offsets: set[int] | None = None,
+    *,
+    origins: Collection[str] | None = None,
+) -> list[DeadLetter]:
+    """Send dead letters back to their origin topic. A letter whose origin is not a topic the
+    service consumes (`origins`, by default from the topic registry) is refused and logged:
+    a forged `dlq.origin.topic` header must not turn the tool into a way to publish anywhere."""
+    allowed = set(origins) if origins is not None else consumed_topics(service)
     group = f"{dead_letter_topic(service).name}.replayer" if offsets is None else None
     letters, consumer = await read_dead_letters(bootstrap, service, group_id=group)
     producer = make_producer(bootstrap, client_id=f"{service}-dlq-replay")
@@ -90,6 +109,12 @@ async def replay(bootstrap: str, service: str, offsets: set[int] | None = None) 
     try:
         for letter in letters:
             if offsets is not None and letter.offset not in offsets:
+                continue
+            if letter.origin_topic not in allowed:
+                log.warning(
+                    "dead letter not replayed: its origin is not a topic the service consumes",
+                    extra={"offset": letter.offset, "origin": letter.origin_topic},
+                )
                 continue
             headers = [(k, v.encode()) for k, v in letter.headers.items() if k not in DLQ_HEADERS]
             headers.append(

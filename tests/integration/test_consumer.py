@@ -124,7 +124,9 @@ async def test_invalid_events_are_dead_lettered_with_reason_and_replayed_after_a
 
     # The fix: the partner becomes known. Replay every dead letter once.
     await components.pool.execute("INSERT INTO known_partners VALUES ('p-9')")
-    replayed = await replay(bootstrap, schema)
+    # A letter whose origin header names a topic the service does not consume is refused.
+    assert await replay(bootstrap, schema, {x.offset for x in letters}, origins={"other.v1"}) == []
+    replayed = await replay(bootstrap, schema, origins={topic.name})
     assert len(replayed) == 3
     outcomes = await waiter.next(3)
     assert sorted(outcomes) == sorted(
@@ -134,7 +136,7 @@ async def test_invalid_events_are_dead_lettered_with_reason_and_replayed_after_a
     # Replay remembers its progress: nothing new to replay except what failed again.
     again = await read_records(bootstrap, dead_letter_topic(schema).name, 5)
     assert len(again) == 5
-    assert len(await replay(bootstrap, schema)) == 2
+    assert len(await replay(bootstrap, schema, origins={topic.name})) == 2
 
 
 async def test_trace_started_at_the_first_hop_continues_in_the_consumer(
