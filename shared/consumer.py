@@ -158,6 +158,33 @@ class ConsumerStats:
         self.outcomes[outcome] += 1
 
 
+def provenance_mismatch(
+    record: ConsumerRecord[Any, Any], envelope: Envelope[Any], topic: Topic | None
+) -> str | None:
+    """Why a record cannot be believed as it stands, or None. Its Kafka key must be the
+    envelope's subject; on a topic that names its aggregate, the payload must be about that
+    same aggregate and the envelope must come from one of the topic's producers. A record
+    that names one aggregate in its key and another in its payload is never applied."""
+    key = (record.key or b"").decode(errors="replace")
+    if key != envelope.subject:
+        return f"record key {key[:200]!r} is not the envelope subject {envelope.subject[:200]!r}"
+    if topic is None or topic.aggregate is None:
+        return None
+    named = getattr(envelope.data, topic.aggregate, None)
+    if named != envelope.subject:
+        return (
+            f"payload {topic.aggregate} {str(named)[:200]!r} is not the subject "
+            f"{envelope.subject[:200]!r}"
+        )
+    producers = [f"pollinate/{service}" for service in topic.producing_services]
+    if envelope.source not in producers:
+        return (
+            f"source {envelope.source[:200]!r} does not produce {topic.name} "
+            f"(producers: {', '.join(producers)})"
+        )
+    return None
+
+
 class EventConsumer:
     """One consumer group of one service over one or more topics, with typed handlers."""
 
@@ -192,6 +219,7 @@ class EventConsumer:
         # Called after each record with its outcome (metrics, tests awaiting progress).
         self.observers: list[Callable[[Outcome, ConsumerRecord[Any, Any]], None]] = []
         self._routes: dict[str, _Route[Any]] = {}
+        self._topics = {topic.name: topic for topic in topics}
         self._tracer = tracer(f"pollinate.{service}")
 
     @property
@@ -299,6 +327,10 @@ class EventConsumer:
             )
         except InvalidEvent as error:
             return record, None, str(error)
+        if envelope is not None:
+            mismatch = provenance_mismatch(record, envelope, self._topics.get(record.topic))
+            if mismatch is not None:
+                return record, None, mismatch
         return record, envelope, None
 
     async def _handle_batch_once(

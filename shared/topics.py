@@ -32,6 +32,10 @@ class Topic:
     # AsyncAPI document (shared/asyncapi.py) is generated from these and the payload models.
     events: tuple[str, ...] = ()
     consumers: tuple[str, ...] = ()
+    # The payload attribute holding the aggregate id. Where a topic names it, consumers check
+    # that the record key, the envelope subject and this attribute agree, and that the
+    # envelope's source is one of the topic's producers (`pollinate/<service>`).
+    aggregate: str | None = None
 
     @property
     def producing_services(self) -> tuple[str, ...]:
@@ -46,6 +50,7 @@ CRM_DEALS = Topic(
     "Canonical CRM deal events normalised from upstream CRMs by the deals service's adapters.",
     events=("crm.deal.changed.v1",),
     consumers=("deals",),
+    aggregate="deal_key",
 )
 DEAL_REGISTRATIONS = Topic(
     "deals.registrations.v1",
@@ -55,6 +60,7 @@ DEAL_REGISTRATIONS = Topic(
     "Deal registration lifecycle and rules-of-engagement decisions.",
     events=("registration.decided.v1", "registration.status_changed.v1"),
     consumers=("attribution",),
+    aggregate="registration_id",
 )
 DEAL_OPPORTUNITIES = Topic(
     "deals.opportunities.v1",
@@ -64,6 +70,7 @@ DEAL_OPPORTUNITIES = Topic(
     "Merged state of each CRM opportunity after every change, with linked registrations.",
     events=("deal.state_changed.v1",),
     consumers=("attribution",),
+    aggregate="deal_key",
 )
 PARTNER_LIFECYCLE = Topic(
     "partners.lifecycle.v1",
@@ -73,6 +80,7 @@ PARTNER_LIFECYCLE = Topic(
     "Partner lifecycle: approved, activated, tier changed, authorisations, suspended, expelled.",
     events=("partner.state_changed.v1",),
     consumers=("deals", "incentives"),
+    aggregate="partner_id",
 )
 ATTRIBUTION_CREDITS = Topic(
     "attribution.credits.v1",
@@ -82,6 +90,7 @@ ATTRIBUTION_CREDITS = Topic(
     "Revenue credits per partner and their corrections (reversal + new credit).",
     events=("credit.issued.v1", "credit.reversed.v1"),
     consumers=("incentives", "onboarding"),
+    aggregate="deal_key",
 )
 INCENTIVE_LEDGER = Topic(
     "incentives.ledger.v1",
@@ -98,6 +107,7 @@ INCENTIVE_LEDGER = Topic(
         "incentive.payout_recorded.v1",
     ),
     consumers=("partner apps",),
+    aggregate="partner_id",
 )
 PARTNER_NOTIFICATIONS = Topic(
     "notifications.partner.v1",
@@ -108,6 +118,7 @@ PARTNER_NOTIFICATIONS = Topic(
     producers=("deals", "incentives", "onboarding", "attribution"),
     events=("notification.partner.v1",),
     consumers=("partner apps",),
+    aggregate="partner_id",
 )
 
 

@@ -90,18 +90,18 @@ async def test_invalid_events_are_dead_lettered_with_reason_and_replayed_after_a
     schema = components.service.schema
     await send_raw(components, topic, b"{this is not json")
     bad_amount = Envelope.wrap(
-        CounterIncremented(counter="a", by=1), source="test", subject="a"
+        CounterIncremented(counter="a", by=1), source="test", subject="k"
     ).model_dump(mode="json")
     bad_amount["data"]["by"] = -3
     await send_raw(components, topic, json.dumps(bad_amount).encode())
     unknown_partner = Envelope.wrap(
-        CounterIncremented(counter="p", by=2, partner_id="p-9"), source="test", subject="p"
+        CounterIncremented(counter="p", by=2, partner_id="p-9"), source="test", subject="k"
     )
     await send_raw(
         components, topic, unknown_partner.to_bytes()
     )  # same key: same partition, in order
     # The consumer keeps going after poison messages.
-    good = Envelope.wrap(CounterIncremented(counter="g", by=1), source="test", subject="g")
+    good = Envelope.wrap(CounterIncremented(counter="g", by=1), source="test", subject="k")
     await send_raw(components, topic, good.to_bytes())
 
     assert await waiter.next(4) == [Outcome.DEAD_LETTERED] * 3 + [Outcome.PROCESSED]
@@ -348,3 +348,22 @@ async def test_a_failing_run_is_redone_one_event_at_a_time_and_only_the_poison_i
         "SELECT headers->>'dlq.reason' FROM outbox WHERE topic LIKE '%.dlq.v1'"
     )
     assert parked == "rejected by handler: unknown partner 'nobody'"
+
+
+async def test_a_record_whose_key_is_not_its_subject_is_dead_lettered_and_its_neighbour_applied(
+    components: Components, running: Any
+) -> None:
+    topic, _, waiter = running
+    forged = Envelope.wrap(CounterIncremented(counter="x", by=5), source="test", subject="other")
+    honest = Envelope.wrap(CounterIncremented(counter="y", by=1), source="test", subject="k")
+    await send_raw(components, topic, forged.to_bytes())  # key b"k"
+    await send_raw(components, topic, honest.to_bytes())
+
+    assert await waiter.next(2) == [Outcome.DEAD_LETTERED, Outcome.PROCESSED]
+    assert await components.pool.fetchval("SELECT value FROM counters WHERE name = 'x'") is None
+    letters = await read_records(
+        components.infra.kafka_bootstrap, dead_letter_topic(components.service.schema).name, 1
+    )
+    assert dict(letters[0].headers)[DLQ_REASON].decode() == (
+        "record key 'k' is not the envelope subject 'other'"
+    )
