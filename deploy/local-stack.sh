@@ -142,6 +142,9 @@ start_postgres() {
   find_pg_bin
   mkdir -p "$PG_HOME" "$PG_RUN"
   [ "$(id -u)" = 0 ] && chown postgres: "$PG_HOME" "$PG_RUN"
+  # The Unix socket is for the stack's owner only: other local users connect over TCP with a
+  # password, like everyone else.
+  chmod 0700 "$PG_RUN"
   if [ ! -f "$PG_DATA/PG_VERSION" ]; then
     log "initialising PostgreSQL cluster in $PG_DATA"
     local pwfile="$PG_HOME/.pwfile"

@@ -4,6 +4,10 @@
 -- Passwords are local-development defaults (<service>_svc); production sets its own.
 SET client_min_messages = warning;
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
+-- Service roles reach the platform's database only (each is granted CONNECT on it below);
+-- the maintenance and template databases are closed to them.
+REVOKE CONNECT ON DATABASE postgres FROM PUBLIC;
+REVOKE CONNECT ON DATABASE template1 FROM PUBLIC;
 CREATE SCHEMA IF NOT EXISTS platform_admin;
 REVOKE ALL ON SCHEMA platform_admin FROM PUBLIC;
 

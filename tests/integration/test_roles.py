@@ -51,3 +51,10 @@ async def test_service_roles_cannot_create_outside_their_schema(infra: Infra) ->
             await conn.execute("CREATE ROLE intruder")
     finally:
         await conn.close()
+
+
+@pytest.mark.parametrize("database", ["postgres", "template1"])
+async def test_service_roles_reach_only_the_platforms_database(infra: Infra, database: str) -> None:
+    elsewhere = role_dsn(infra, "deals").rsplit("/", 1)[0] + f"/{database}"
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied for database"):
+        await asyncpg.connect(elsewhere)
