@@ -56,3 +56,24 @@ def test_postgres_runs_with_the_same_server_settings() -> None:
     assert command[1:] == native
     assert "max_wal_size=4GB" in native
     assert "track_commit_timestamp=on" in native
+
+
+def test_published_ports_bind_loopback_only() -> None:
+    published = {name: service.get("ports", []) for name, service in compose()["services"].items()}
+    exposed = {
+        name: [port for port in ports if not str(port).startswith("127.0.0.1:")]
+        for name, ports in published.items()
+    }
+    assert {name: ports for name, ports in exposed.items() if ports} == {}
+    assert any(published.values())
+
+
+def test_secrets_come_from_the_environment_with_local_defaults_only() -> None:
+    services = compose()["services"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith(
+        "${POSTGRES_PASSWORD"
+    )
+    for name in SERVICES:
+        env = services[name]["environment"]
+        assert env["ADMIN_TOKEN"].startswith("${ADMIN_TOKEN")
+        assert env["PARTNER_TOKEN_SECRET"].startswith("${PARTNER_TOKEN_SECRET")
