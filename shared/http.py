@@ -54,12 +54,17 @@ def settings_of(request: Request) -> ServiceSettings:
     return settings
 
 
+def started_platform(request: Request) -> Platform | None:
+    """The running platform (pool, outbox, provisions), or None before the service started."""
+    return getattr(request.app.state, "platform", None)
+
+
 def platform_of(request: Request) -> Platform:
-    """The running platform (pool, outbox, provisions); set when the service has started."""
-    platform = getattr(request.app.state, "platform", None)
+    """The running platform; a route can only be reached once the service has started."""
+    platform = started_platform(request)
     if platform is None:
         raise RuntimeError("the service has not started")
-    return platform  # type: ignore[no-any-return]
+    return platform
 
 
 # The dependencies below are coroutines although they do no I/O: FastAPI runs a plain `def`
@@ -95,11 +100,11 @@ async def channel_manager(who: Annotated[Caller, Depends(caller)]) -> Caller:
     return who
 
 
-async def running_platform(request: Request) -> Platform:
+async def platform_dependency(request: Request) -> Platform:
     return platform_of(request)
 
 
-PlatformDep = Annotated["Platform", Depends(running_platform)]
+PlatformDep = Annotated["Platform", Depends(platform_dependency)]
 CallerDep = Annotated[Caller, Depends(caller)]
 AdminDep = Annotated[Caller, Depends(channel_manager)]
 

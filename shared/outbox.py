@@ -411,8 +411,6 @@ class OutboxRelay:
         """Run until stop(): publish whenever woken by NOTIFY, or by the fallback poll."""
         listener: PoolConnectionProxy[asyncpg.Record] | None = None
         backoff = 0.1
-        last_purge = 0.0
-        loop = asyncio.get_running_loop()
         try:
             while not self._stopping.is_set():
                 try:
@@ -423,9 +421,6 @@ class OutboxRelay:
                     published = await self.publish_pending()
                     self.healthy = True
                     backoff = 0.1
-                    if loop.time() - last_purge > 600:
-                        last_purge = loop.time()
-                        await self.purge_published()
                     if published == self.batch_size:
                         continue  # more is waiting
                     with contextlib.suppress(TimeoutError):

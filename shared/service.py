@@ -39,7 +39,7 @@ from shared.db import (
     create_pool,
     load_migrations,
 )
-from shared.http import BodyLimit, install_error_mapping
+from shared.http import BodyLimit, install_error_mapping, started_platform
 from shared.lag import LagProbe
 from shared.logging import configure_logging
 from shared.outbox import Outbox, OutboxRelay, ingestion, make_producer
@@ -183,6 +183,7 @@ async def running_platform(
         settings, pool, Outbox(schema, source=f"pollinate/{schema}"), relay, broker, lag
     )
     definition.wire(platform)
+    platform.every(OUTBOX_PURGE_EVERY_SECONDS, _purge_outbox, name="outbox-retention")
     platform.every(
         settings.inbox_purge_every_seconds,
         _purge_inbox,
@@ -207,6 +208,16 @@ async def running_platform(
         await lag.stop()
         await pool.close()
         log.info("service stopped")
+
+
+# Published outbox rows are kept RELAY_RETENTION_HOURS for audit; looking for expired ones
+# every ten minutes is often enough.
+OUTBOX_PURGE_EVERY_SECONDS = 600.0
+
+
+async def _purge_outbox(platform: Platform) -> int:
+    """Delete outbox rows published longer ago than the retention."""
+    return await platform.relay.purge_published()
 
 
 async def _purge_inbox(platform: Platform) -> int:
@@ -243,11 +254,6 @@ class Metrics(BaseModel):
 health = APIRouter(tags=["health"])
 
 
-def _started(request: Request) -> Platform | None:
-    platform = getattr(request.app.state, "platform", None)
-    return platform if isinstance(platform, Platform) else None
-
-
 @health.get("/health/live")
 async def live() -> Liveness:
     return Liveness(status="alive")
@@ -258,7 +264,7 @@ async def live() -> Liveness:
     responses={503: {"model": Readiness, "description": "a dependency is down"}},
 )
 async def ready(request: Request, response: Response) -> Readiness:
-    platform = _started(request)
+    platform = started_platform(request)
     checks: dict[str, bool] = {"started": platform is not None}
     if platform is not None:
         try:
@@ -276,7 +282,7 @@ async def ready(request: Request, response: Response) -> Readiness:
 
 @health.get("/metrics")
 async def metrics(request: Request) -> Metrics:
-    platform = _started(request)
+    platform = started_platform(request)
     if platform is None:
         return Metrics()
     counts = await platform.pool.fetchrow(
