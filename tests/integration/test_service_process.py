@@ -12,6 +12,7 @@ import pytest
 
 from shared.topics import SERVICES
 from tests.support.infra import ROOT, Infra
+from tests.support.polling import eventually
 from tests.support.processes import free_port, wait_ready
 
 pytestmark = pytest.mark.integration
@@ -44,9 +45,13 @@ async def test_service_process_becomes_ready_and_stops_cleanly(infra: Infra, ser
             "outbox_relay": True,
         }
         # Whatever the service had to catch up on (other tests' events), its relay drains it.
-        async with httpx.AsyncClient() as client, asyncio.timeout(60):
-            while (await client.get(f"http://127.0.0.1:{port}/metrics")).json()["outbox_backlog"]:
-                await asyncio.sleep(0.2)
+        async with httpx.AsyncClient() as client:
+
+            async def drained() -> bool:
+                metrics = await client.get(f"http://127.0.0.1:{port}/metrics")
+                return bool(metrics.json()["outbox_backlog"] == 0)
+
+            await eventually(drained, 60, what="the relay to drain the outbox", every=0.2)
             # A 2 MB body is refused before any route reads it, on every service.
             oversized = await client.post(
                 f"http://127.0.0.1:{port}/registrations", content=b"{" * (2 * 1024 * 1024)

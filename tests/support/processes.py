@@ -17,6 +17,7 @@ import httpx
 from shared.auth import partner_token
 from shared.settings import ServiceSettings
 from tests.support.infra import ROOT, Infra
+from tests.support.polling import eventually
 
 SERVICES = ("onboarding", "deals", "attribution", "incentives")
 SETTINGS = ServiceSettings(service_name="tests")
@@ -50,18 +51,21 @@ def service_env(infra: Infra, service: str, port: int, **extra: str) -> dict[str
 async def wait_ready(
     url: str, process: asyncio.subprocess.Process, timeout: float = 60.0
 ) -> httpx.Response:
-    """Poll the readiness endpoint of a child process (the only signal it offers)."""
-    async with httpx.AsyncClient() as client, asyncio.timeout(timeout):
-        while True:
+    """Poll the readiness endpoint of a child process (the only signal it offers); fail at
+    once if the process exits."""
+    async with httpx.AsyncClient() as client:
+
+        async def ready() -> httpx.Response | None:
             if process.returncode is not None:
                 raise AssertionError(f"service exited with {process.returncode}")
             try:
                 response = await client.get(url)
-                if response.status_code == 200:
-                    return response
             except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
+                return None
+            return response if response.status_code == 200 else None
+
+        answer: httpx.Response = await eventually(ready, timeout, what=f"{url} ready", every=0.2)
+        return answer
 
 
 @asynccontextmanager
