@@ -4,11 +4,14 @@ PYTHON ?= python3
 UV := $(PYTHON) -m uv
 STACK := deploy/local-stack.sh
 
-.PHONY: install demo test bench bench-quick lint typecheck contracts unit integration stack-up stack-down services-up services-down stop clean
+.PHONY: install test-tools demo test bench bench-quick lint typecheck contracts unit integration stack-up stack-down services-up services-down stop clean
 
 install:  ## Python 3.11 deps into .venv (installs uv itself if missing)
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
 	@$(UV) sync --frozen --quiet
+
+test-tools:  ## outside tools the tests drive (kcat), from Debian when run as root
+	@deploy/test-tools.sh
 
 stack-up:  ## local Kafka (KRaft) + PostgreSQL, no Docker needed
 	@$(STACK) start
@@ -48,7 +51,7 @@ contracts: install  ## regenerate docs/asyncapi.json (prints breaking changes) a
 unit: install
 	@.venv/bin/pytest tests/unit -q
 
-test: install stack-up lint typecheck  ## the whole suite against real Kafka and Postgres
+test: install stack-up test-tools lint typecheck  ## the whole suite against real Kafka and Postgres
 	@eval "$$($(STACK) env)" && .venv/bin/pytest -q -p no:cacheprovider
 
 clean: stop

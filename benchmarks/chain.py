@@ -42,6 +42,7 @@ from benchmarks import conflict_check
 from deploy.story import Partner, Story
 from shared.db import PLATFORM_MIGRATIONS, apply_migrations, create_pool, load_migrations
 from shared.events import EventPayload, event_type
+from shared.kafka_client import KafkaConnection
 from shared.outbox import Outbox
 from shared.settings import ServiceSettings
 from shared.topics import INCENTIVE_LEDGER, PARTNER_NOTIFICATIONS, Topic, ensure_topics
@@ -218,15 +219,15 @@ class Fleet:
 # ---- raw baselines -----------------------------------------------------------------------
 
 
-async def kafka_baseline(bootstrap: str, messages: int, size: int) -> dict[str, Any]:
+async def kafka_baseline(kafka: KafkaConnection, messages: int, size: int) -> dict[str, Any]:
     """aiokafka produce -> consume of same-sized messages, the producer settings of the relay."""
     topic = Topic(f"bench.raw.{uuid.uuid4().hex[:8]}", "bench", "n", 6, "raw baseline")
-    await ensure_topics(bootstrap, [topic])
+    await ensure_topics(kafka, [topic])
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5
+        **kafka.aiokafka_options(), enable_idempotence=True, acks="all", linger_ms=5
     )
     consumer = AIOKafkaConsumer(
-        topic.name, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+        topic.name, **kafka.aiokafka_options(), auto_offset_reset="earliest", group_id=None
     )
     await producer.start()
     await consumer.start()
@@ -329,11 +330,13 @@ class Observed:
             self.earned_in[phase_of(deal)] += 1
 
 
-async def observe(bootstrap: str, run: str, observed: Observed, stop: asyncio.Event) -> None:
+async def observe(
+    kafka: KafkaConnection, run: str, observed: Observed, stop: asyncio.Event
+) -> None:
     consumer = AIOKafkaConsumer(
         PARTNER_NOTIFICATIONS.name,
         INCENTIVE_LEDGER.name,
-        bootstrap_servers=bootstrap,
+        **kafka.aiokafka_options(),
         auto_offset_reset="latest",
         group_id=f"bench-observer-{run}",
         enable_auto_commit=False,
@@ -524,9 +527,7 @@ def describe_machine() -> dict[str, Any]:
 
 
 async def run(quick: bool) -> dict[str, Any]:
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    admin_dsn = os.environ["POLLINATE_ADMIN_DATABASE_URL"]
-    infra = Infra(bootstrap, admin_dsn)
+    infra = Infra.from_env(os.environ)
     # Open-loop phases stay short: above capacity they build a backlog the drain must clear.
     phase_seconds = 10.0 if quick else 20.0
     saturation_seconds = 15.0 if quick else 60.0
@@ -536,7 +537,7 @@ async def run(quick: bool) -> dict[str, Any]:
         **describe_machine(),
     }
     print("raw baselines ...", flush=True)
-    results["baseline_kafka"] = await kafka_baseline(bootstrap, 20_000 if quick else 100_000, 900)
+    results["baseline_kafka"] = await kafka_baseline(infra.kafka, 20_000 if quick else 100_000, 900)
     results["baseline_postgres"] = await postgres_baseline(infra, 2_000 if quick else 10_000, 8)
 
     fleet = Fleet(infra)
@@ -555,7 +556,7 @@ async def run(quick: bool) -> dict[str, Any]:
                 await story.known_to_deals(partner)
         observed = Observed()
         stop = asyncio.Event()
-        observer = asyncio.create_task(observe(bootstrap, run_id, observed, stop))
+        observer = asyncio.create_task(observe(infra.kafka, run_id, observed, stop))
         offer = Offer(fleet.urls["deals"], partners, run_id)
         # Warm-up at a moderate rate, not one request: every pooled connection must have
         # prepared its statements and every partition been fetched once, or the first
@@ -584,7 +585,7 @@ async def run(quick: bool) -> dict[str, Any]:
                 "ingestion_to_incentive_entry": percentiles(
                     [observed.earned_ms[k] for k in keys if k in observed.earned_ms]
                 ),
-                "relay_lag": await relay_lag(admin_dsn, since, datetime.now(UTC)),
+                "relay_lag": await relay_lag(infra.admin_dsn, since, datetime.now(UTC)),
             }
 
         print(f"saturation for {saturation_seconds:.0f}s ...", flush=True)
@@ -598,7 +599,7 @@ async def run(quick: bool) -> dict[str, Any]:
                 await asyncio.sleep(1)
 
         sampler = asyncio.create_task(sample_rss())
-        meter = CpuMeter(admin_dsn, {s: p.pid for s, p in fleet.processes.items()})
+        meter = CpuMeter(infra.admin_dsn, {s: p.pid for s, p in fleet.processes.items()})
         started, since = time.perf_counter(), datetime.now(UTC)
         await meter.start()
         metered_from = time.time()
@@ -631,7 +632,7 @@ async def run(quick: bool) -> dict[str, Any]:
             ),
             "rss_mb": rss,
             "resources": resources,
-            "relay_lag": await relay_lag(admin_dsn, since, datetime.now(UTC)),
+            "relay_lag": await relay_lag(infra.admin_dsn, since, datetime.now(UTC)),
         }
         results["chain"] = phases
         stop.set()

@@ -144,7 +144,7 @@ if __name__ == "__main__":
     parser.add_argument("--lookups", type=int, default=400)
     parser.add_argument("--out", type=Path, default=Path(".work/bench/conflict_check.json"))
     args = parser.parse_args()
-    infra = Infra(os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ["POLLINATE_ADMIN_DATABASE_URL"])
+    infra = Infra.from_env(os.environ)
     result = asyncio.run(run(infra, [int(s) for s in args.sizes.split(",")], args.lookups))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer
 
 from shared.db import PLATFORM_MIGRATIONS, apply_migrations, create_pool, load_migrations
 from shared.events import EventPayload, event_type
+from shared.kafka_client import KafkaConnection
 from shared.outbox import Outbox, OutboxRelay, make_producer
 from shared.topics import Topic, ensure_topics
 from tests.support.infra import Infra, ScratchService, scratch_schema
@@ -33,24 +34,24 @@ class Tick(EventPayload):
 
 
 async def main(events: int) -> None:
-    infra = Infra(os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ["POLLINATE_ADMIN_DATABASE_URL"])
+    infra = Infra.from_env(os.environ)
     async with scratch_schema(infra) as scratch:
-        await relay_and_consume(infra.kafka_bootstrap, scratch, events)
+        await relay_and_consume(infra.kafka, scratch, events)
 
 
-async def relay_and_consume(bootstrap: str, scratch: ScratchService, events: int) -> None:
+async def relay_and_consume(kafka: KafkaConnection, scratch: ScratchService, events: int) -> None:
     schema = scratch.schema
     topic = Topic(f"bench.{schema}", schema, "n", 6, "benchmark")
-    await ensure_topics(bootstrap, [topic])
+    await ensure_topics(kafka, [topic])
     pool = await create_pool(scratch.dsn, schema, max_size=10)
     await apply_migrations(pool, schema, load_migrations("platform", PLATFORM_MIGRATIONS))
-    producer = make_producer(bootstrap, "bench")
+    producer = make_producer(kafka, "bench")
     await producer.start()
     relay = OutboxRelay(pool, producer, schema)
     relay_task = asyncio.create_task(relay.run())
     outbox = Outbox(schema, "bench")
     consumer = AIOKafkaConsumer(
-        topic.name, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+        topic.name, **kafka.aiokafka_options(), auto_offset_reset="earliest"
     )
     await consumer.start()
     latencies: list[float] = []

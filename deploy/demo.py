@@ -19,6 +19,7 @@ from typing import Any
 
 from deploy.story import tell_story
 from examples.partner_app import notifications
+from shared.kafka_client import KafkaConnection
 
 TRACES = Path(__file__).resolve().parent.parent / ".work" / "services" / "traces.jsonl"
 
@@ -100,9 +101,9 @@ async def main() -> None:
             print(f"    {entry['entry_type']:10} {entry['rule']:28} {entry['amount']:>10}")
 
     section("Notifications per partner (as a partner app receives them)")
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    kafka = KafkaConnection.from_env(os.environ)
     received: dict[str, list[str]] = defaultdict(list)
-    async for note in notifications(bootstrap, names, since=started, idle_seconds=2.0):
+    async for note in notifications(kafka, names, since=started, idle_seconds=2.0):
         received[note.partner_id].append(f"[{note.kind}] to {note.recipient}: {note.subject}")
     for partner_id, lines in received.items():
         print(f"{names[partner_id]}:")

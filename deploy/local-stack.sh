@@ -6,6 +6,10 @@
 #   deploy/local-stack.sh status   print what runs; exit 0 only when both are ready
 #   deploy/local-stack.sh wait     wait until both are ready (exit 1 after the timeout)
 #   deploy/local-stack.sh env      print the environment variables that point clients at the stack
+#                                  (Kafka as the operators' admin principal)
+#   deploy/local-stack.sh client-config <principal> [--tls]
+#                                  librdkafka properties for one principal (admin or a service),
+#                                  e.g. kcat -F <(deploy/local-stack.sh client-config deals) ...
 #   deploy/local-stack.sh reset    stop and delete all local data (not the downloaded jars)
 #   deploy/local-stack.sh restart-kafka   stop and start the broker only (fault tests)
 #
@@ -16,6 +20,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${POLLINATE_WORK_DIR:-$ROOT/.work}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+KAFKA_TLS_PORT="${KAFKA_TLS_PORT:-$((KAFKA_PORT + 2))}"
 PG_PORT="${PG_PORT:-5432}"
 PG_DB="${PG_DB:-pollinate}"
 PG_ADMIN_PASSWORD="${PG_ADMIN_PASSWORD:-postgres}"
@@ -27,6 +32,11 @@ KAFKA_LIBS="$KAFKA_HOME/libs"
 KAFKA_DATA="$KAFKA_HOME/data"
 KAFKA_LOGS="$KAFKA_HOME/logs"
 KAFKA_PID="$KAFKA_HOME/kafka.pid"
+# One password file per principal (the operators' admin and each service), the owner's alone.
+KAFKA_CREDENTIALS="$KAFKA_HOME/credentials"
+KAFKA_TLS_DIR="$KAFKA_HOME/tls"
+KAFKA_PRINCIPALS="admin onboarding deals attribution incentives"
+PYTHON="${POLLINATE_PYTHON:-$ROOT/.venv/bin/python}"
 PG_HOME="$WORK/postgres"
 PG_DATA="$PG_HOME/data"
 PG_RUN="$PG_HOME/run"
@@ -94,6 +104,53 @@ fetch_kafka() {
   echo "$want" > "$stamp"
 }
 
+make_credentials() {
+  mkdir -p "$KAFKA_CREDENTIALS"; chmod 0700 "$KAFKA_CREDENTIALS"
+  local principal
+  for principal in $KAFKA_PRINCIPALS; do
+    [ -s "$KAFKA_CREDENTIALS/$principal" ] && continue
+    (umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(24))' > "$KAFKA_CREDENTIALS/$principal")
+  done
+}
+
+need_openssl() {
+  command -v openssl >/dev/null 2>&1 && return
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    log "openssl not found: installing the Debian package 'openssl'"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssl >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssl >/dev/null; } \
+      || die "could not install the 'openssl' Debian package"
+  fi
+  command -v openssl >/dev/null 2>&1 || die "openssl not found: it makes the TLS listener's certificates (Debian: apt-get install openssl)"
+}
+
+# A CA of the stack's own and a broker certificate for 127.0.0.1 it signs: the TLS listener's.
+make_tls() {
+  [ -s "$KAFKA_TLS_DIR/broker.pem" ] && return
+  need_openssl
+  mkdir -p "$KAFKA_TLS_DIR"; chmod 0700 "$KAFKA_TLS_DIR"
+  local d="$KAFKA_TLS_DIR"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Pollinate local stack CA" \
+    -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null || die "could not make the stack's CA"
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$d/broker.key" \
+    -out "$d/broker.csr" 2>/dev/null || die "could not make the broker's key"
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$d/san.ext"
+  openssl x509 -req -in "$d/broker.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$d/san.ext" -out "$d/broker.crt" 2>/dev/null || die "could not sign the broker's certificate"
+  cat "$d/broker.key" "$d/broker.crt" > "$d/broker.pem"
+  chmod 0600 "$d"/*
+}
+
+# Users, topics and ACLs from the topic registry (deploy/kafka_access.py), as the admin.
+provision_kafka() {
+  [ -x "$PYTHON" ] || die "$PYTHON not found: run 'make install' first (it provisions the broker's principals and ACLs)"
+  ( cd "$ROOT" && env KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT" KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT \
+      KAFKA_SASL_MECHANISM=SCRAM-SHA-512 KAFKA_SASL_USERNAME=admin \
+      KAFKA_SASL_PASSWORD="$(cat "$KAFKA_CREDENTIALS/admin")" \
+      "$PYTHON" -m deploy.kafka_access apply --credentials "$KAFKA_CREDENTIALS" ) \
+    || die "provisioning Kafka's principals and ACLs failed"
+}
+
 kafka_running() { [ -f "$KAFKA_PID" ] && kill -0 "$(cat "$KAFKA_PID")" 2>/dev/null; }
 
 start_kafka() {
@@ -101,10 +158,20 @@ start_kafka() {
   fetch_kafka
   if kafka_running; then log "kafka already running (pid $(cat "$KAFKA_PID"))"; return; fi
   if port_open "$KAFKA_PORT"; then die "port $KAFKA_PORT is taken by another process: set KAFKA_PORT"; fi
+  if port_open "$KAFKA_TLS_PORT"; then die "port $KAFKA_TLS_PORT is taken by another process: set KAFKA_TLS_PORT"; fi
+  if [ -f "$KAFKA_DATA/meta.properties" ] && [ ! -s "$KAFKA_CREDENTIALS/admin" ]; then
+    log "the broker's data predates its credentials: starting it afresh"
+    rm -rf "$KAFKA_DATA"
+  fi
+  make_credentials
+  make_tls
   mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS"
-  sed -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" -e "s#@KAFKA_CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
+  local admin_password; admin_password="$(cat "$KAFKA_CREDENTIALS/admin")"
+  (umask 077; sed -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" -e "s#@KAFKA_CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
+      -e "s#@KAFKA_TLS_PORT@#$KAFKA_TLS_PORT#g" -e "s#@KAFKA_TLS_DIR@#$KAFKA_TLS_DIR#g" \
+      -e "s#@KAFKA_ADMIN_PASSWORD@#$admin_password#g" \
       -e "s#@KAFKA_DATA_DIR@#$KAFKA_DATA#g" "$ROOT/deploy/kafka/server.properties.template" \
-      > "$KAFKA_HOME/server.properties"
+      > "$KAFKA_HOME/server.properties")
   local cp="$KAFKA_LIBS/*"
   if [ ! -f "$KAFKA_DATA/meta.properties" ]; then
     local cluster_id
@@ -112,6 +179,7 @@ start_kafka() {
     log "formatting KRaft storage (cluster id $cluster_id)"
     java -cp "$cp" -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.properties" \
       -Dkafka.logs.dir="$KAFKA_LOGS" kafka.tools.StorageTool format --standalone -g \
+      --add-scram "SCRAM-SHA-512=[name=admin,password=$admin_password]" \
       -t "$cluster_id" -c "$KAFKA_HOME/server.properties" >"$KAFKA_LOGS/format.log" 2>&1 \
       || die "formatting Kafka storage failed: see $KAFKA_LOGS/format.log"
   fi
@@ -193,14 +261,34 @@ wait_ready() {
     [ "$SECONDS" -lt "$deadline" ] || die "stack not ready after ${READY_TIMEOUT}s: see $KAFKA_LOGS/server.log and $PG_LOG"
     sleep 0.5
   done
+  provision_kafka
   log "ready: kafka 127.0.0.1:$KAFKA_PORT, postgres 127.0.0.1:$PG_PORT/$PG_DB"
 }
 
 print_env() {
   cat <<ENV
 export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
+export KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT
+export KAFKA_SASL_MECHANISM=SCRAM-SHA-512
+export KAFKA_SASL_USERNAME=admin
+export KAFKA_SASL_PASSWORD=$(cat "$KAFKA_CREDENTIALS/admin" 2>/dev/null)
+export POLLINATE_KAFKA_CREDENTIALS=$KAFKA_CREDENTIALS
+export POLLINATE_KAFKA_TLS_BOOTSTRAP=127.0.0.1:$KAFKA_TLS_PORT
+export POLLINATE_KAFKA_CA=$KAFKA_TLS_DIR/ca.pem
 export POLLINATE_ADMIN_DATABASE_URL=postgresql://postgres:$PG_ADMIN_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB
 ENV
+}
+
+client_config() {
+  local principal="${1:-}" tls="${2:-}"
+  [ -n "$principal" ] || die "usage: $0 client-config <principal> [--tls] (principals: $KAFKA_PRINCIPALS)"
+  [ -s "$KAFKA_CREDENTIALS/$principal" ] || die "no Kafka principal '$principal' (principals: $KAFKA_PRINCIPALS)"
+  if [ "$tls" = "--tls" ]; then
+    printf 'bootstrap.servers=127.0.0.1:%s\nsecurity.protocol=sasl_ssl\nssl.ca.location=%s\n' "$KAFKA_TLS_PORT" "$KAFKA_TLS_DIR/ca.pem"
+  else
+    printf 'bootstrap.servers=127.0.0.1:%s\nsecurity.protocol=sasl_plaintext\n' "$KAFKA_PORT"
+  fi
+  printf 'sasl.mechanisms=SCRAM-SHA-512\nsasl.username=%s\nsasl.password=%s\n' "$principal" "$(cat "$KAFKA_CREDENTIALS/$principal")"
 }
 
 status() {
@@ -220,6 +308,7 @@ case "${1:-}" in
   status) status ;;
   wait) find_pg_bin; wait_ready ;;
   env) print_env ;;
+  client-config) client_config "${2:-}" "${3:-}" ;;
   reset) stop_kafka; stop_postgres; rm -rf "$KAFKA_DATA" "$KAFKA_LOGS" "$PG_HOME" ;;
-  *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -18,6 +18,8 @@ start() {
     if running "$svc"; then echo "$svc already running"; continue; fi
     # setsid + all three streams redirected: the service outlives this script and holds
     # none of the caller's pipes open.
+    # Each service reaches Kafka as its own principal (only the topics it is granted).
+    KAFKA_SASL_USERNAME="$svc" KAFKA_SASL_PASSWORD="$(cat "$POLLINATE_KAFKA_CREDENTIALS/$svc")" \
     HTTP_PORT="${PORTS[$svc]}" TRACE_EXPORTER="file:$RUN/traces.jsonl" \
       setsid "$PY" -m "services.$svc" >>"$RUN/$svc.log" 2>&1 </dev/null &
     echo $! > "$RUN/$svc.pid"

@@ -7,6 +7,9 @@ are ordered. A real partner app runs its own consumer group and commits offsets 
 messages (here: after printing), so a restart resumes where it stopped; it filters by key
 (or, in production, reads a per-partner topic or a webhook fed from this one). Messages are
 CloudEvents; unknown fields are ignored, so newer platform versions do not break the app.
+
+The broker is not open to partners: this reads as the principal the `KAFKA_*` variables name
+(an operator's, `deploy/local-stack.sh env`), so it shows what a partner would receive.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.events.notifications import PartnerNotification
+from shared.kafka_client import KafkaConnection
 from shared.topics import PARTNER_NOTIFICATIONS
 
 
 async def notifications(
-    bootstrap: str,
+    kafka: KafkaConnection,
     partner_ids: Iterable[str],
     *,
     group_id: str | None = None,
@@ -37,7 +41,7 @@ async def notifications(
     `idle_seconds`, stop once nothing new arrived for that long (for summaries)."""
     wanted = {p.encode() for p in partner_ids}
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka.aiokafka_options(),
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -75,10 +79,10 @@ async def notifications(
 
 
 async def main(partner: str, from_beginning: bool) -> None:
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    kafka = KafkaConnection.from_env(os.environ)
     group = None if from_beginning else f"partner-app-{partner}"
     print(f"listening for {partner}'s notifications on {PARTNER_NOTIFICATIONS.name} (Ctrl-C stops)")
-    async for note in notifications(bootstrap, [partner], group_id=group):
+    async for note in notifications(kafka, [partner], group_id=group):
         print(f"{note.created_at:%H:%M:%S} [{note.kind}] to {note.recipient}: {note.subject}")
 
 

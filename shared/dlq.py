@@ -11,6 +11,9 @@ A replayed event that fails again is dead-lettered again, with its new reason.
 
 `parked` lists the outbox rows Kafka refused for good (too large, an invalid topic), with the
 reason, read from the service's own schema with its own role (`DATABASE_URL`).
+
+`list` and `replay` connect to Kafka as the principal the `KAFKA_*` variables name (an
+operator's: a service's own principal may not read its dead letters).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.consumer import DLQ_HEADERS, DLQ_ORIGIN_TOPIC, DLQ_REASON
+from shared.kafka_client import KafkaConnection
 from shared.outbox import make_producer
 from shared.settings import ServiceSettings
 from shared.topics import ALL_TOPICS, dead_letter_topic
@@ -56,7 +60,7 @@ def _to_dead_letter(record: Any) -> DeadLetter:
 
 
 async def read_dead_letters(
-    bootstrap: str, service: str, *, group_id: str | None = None
+    kafka: KafkaConnection, service: str, *, group_id: str | None = None
 ) -> tuple[list[DeadLetter], AIOKafkaConsumer]:
     """Everything in the service's DLQ (from the group's committed offset when group_id is set).
 
@@ -64,7 +68,7 @@ async def read_dead_letters(
     """
     topic = dead_letter_topic(service).name
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka.aiokafka_options(),
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -91,7 +95,7 @@ def consumed_topics(service: str) -> set[str]:
 
 
 async def replay(
-    bootstrap: str,
+    kafka: KafkaConnection,
     service: str,
     offsets: set[int] | None = None,
     *,
@@ -102,8 +106,8 @@ async def replay(
     a forged `dlq.origin.topic` header must not turn the tool into a way to publish anywhere."""
     allowed = set(origins) if origins is not None else consumed_topics(service)
     group = f"{dead_letter_topic(service).name}.replayer" if offsets is None else None
-    letters, consumer = await read_dead_letters(bootstrap, service, group_id=group)
-    producer = make_producer(bootstrap, client_id=f"{service}-dlq-replay")
+    letters, consumer = await read_dead_letters(kafka, service, group_id=group)
+    producer = make_producer(kafka, client_id=f"{service}-dlq-replay")
     await producer.start()
     replayed: list[DeadLetter] = []
     try:
@@ -164,19 +168,18 @@ def main() -> None:
     parser.add_argument("command", choices=["list", "replay", "parked"])
     parser.add_argument("--service", required=True)
     parser.add_argument("--offset", type=int, action="append", help="replay only these DLQ offsets")
-    parser.add_argument(
-        "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    )
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""))
     args = parser.parse_args()
     if args.command == "parked":
         database_url = args.database_url or ServiceSettings(service_name=args.service).database_url
         _print_parked(database_url, args.service)
         return
+    # An operator's principal (the KAFKA_* variables; `deploy/local-stack.sh env` prints them).
+    kafka = KafkaConnection.from_env(os.environ)
     if args.command == "list":
 
         async def list_all() -> list[DeadLetter]:
-            letters, consumer = await read_dead_letters(args.bootstrap, args.service)
+            letters, consumer = await read_dead_letters(kafka, args.service)
             await consumer.stop()
             return letters
 
@@ -189,9 +192,7 @@ def main() -> None:
                 f"consumer={h.get('dlq.consumer')}\n  reason: {letter.reason}"
             )
     else:
-        done = asyncio.run(
-            replay(args.bootstrap, args.service, set(args.offset) if args.offset else None)
-        )
+        done = asyncio.run(replay(kafka, args.service, set(args.offset) if args.offset else None))
         print(f"replayed {len(done)} dead letter(s)")
 
 

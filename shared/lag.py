@@ -11,14 +11,14 @@ import contextlib
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from shared.kafka_client import KafkaConnection
+
 
 class LagProbe:
-    def __init__(self, bootstrap_servers: str, client_id: str) -> None:
-        self._admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap_servers, client_id=f"{client_id}-lag"
-        )
+    def __init__(self, kafka: KafkaConnection, client_id: str) -> None:
+        self._admin = AIOKafkaAdminClient(**kafka.aiokafka_options(), client_id=f"{client_id}-lag")
         self._offsets = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers,
+            **kafka.aiokafka_options(),
             client_id=f"{client_id}-lag",
             group_id=None,
             enable_auto_commit=False,

@@ -38,16 +38,17 @@ from asyncpg.pool import PoolConnectionProxy
 
 from shared.db import Connection, Pool, advisory_key
 from shared.events import CLOUDEVENTS_CONTENT_TYPE, Envelope, EventPayload
+from shared.kafka_client import KafkaConnection
 from shared.topics import Topic
 from shared.tracing import current_traceparent
 
 log = logging.getLogger(__name__)
 
 
-def make_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
+def make_producer(kafka: KafkaConnection, client_id: str) -> AIOKafkaProducer:
     """The only way the platform produces to Kafka: idempotent, acknowledged by all replicas."""
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
+        **kafka.aiokafka_options(),
         client_id=client_id,
         enable_idempotence=True,
         acks="all",

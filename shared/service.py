@@ -45,7 +45,7 @@ from shared.logging import configure_logging
 from shared.outbox import Outbox, OutboxRelay, ingestion, make_producer
 from shared.provisions import Provisions
 from shared.settings import ServiceSettings
-from shared.topics import ALL_TOPICS, Topic, ensure_topics
+from shared.topics import Topic, ensure_topics, topics_of
 from shared.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,8 @@ async def running_platform(
     definition: ServiceDefinition, settings: ServiceSettings
 ) -> AsyncIterator[Platform]:
     schema = definition.name
-    await ensure_topics(settings.kafka_bootstrap_servers, ALL_TOPICS)
+    kafka = settings.kafka
+    await ensure_topics(kafka, topics_of(schema))
     pool = await create_pool(
         settings.database_url,
         schema,
@@ -162,7 +163,7 @@ async def running_platform(
         load_migrations("platform", PLATFORM_MIGRATIONS)
         + load_migrations(schema, definition.migrations),
     )
-    producer = make_producer(settings.kafka_bootstrap_servers, client_id=f"{schema}-relay")
+    producer = make_producer(kafka, client_id=f"{schema}-relay")
     await producer.start()
     relay = OutboxRelay(
         pool,
@@ -173,11 +174,15 @@ async def running_platform(
         retention_hours=settings.relay_retention_hours,
     )
     broker = KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        kafka.bootstrap_servers,
+        security=kafka.faststream_security(),
+        # Topics come from the registry (ensure_topics above found them): a service's principal
+        # may not create topics, so FastStream must not try when a subscriber starts.
+        allow_auto_create_topics=False,
         client_id=schema,
         logger=logging.getLogger(f"{schema}.kafka"),
     )
-    lag = LagProbe(settings.kafka_bootstrap_servers, client_id=schema)
+    lag = LagProbe(kafka, client_id=schema)
     await lag.start()
     platform = Platform(
         settings, pool, Outbox(schema, source=f"pollinate/{schema}"), relay, broker, lag

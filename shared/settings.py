@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.kafka_client import KafkaConnection
 
 
 class ServiceSettings(BaseSettings):
@@ -17,7 +19,16 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
     service_name: str
+    # How the service reaches Kafka and who it is there (shared/kafka_client.py): by default
+    # SASL/SCRAM-SHA-512 as the principal the service is granted its topics under.
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: str = "SASL_PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
     # Defaults to the local stack's role for this service (see deploy/postgres/init.sql).
     database_url: str = ""
     http_host: str = "127.0.0.1"
@@ -55,6 +66,13 @@ class ServiceSettings(BaseSettings):
 
     # none | console | file:<path> | otlp (OTEL_EXPORTER_OTLP_ENDPOINT is then honoured)
     trace_exporter: str = "none"
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        """The Kafka connection these settings describe; refuses incomplete credentials."""
+        return KafkaConnection.model_validate(
+            {name: getattr(self, f"kafka_{name}") for name in KafkaConnection.model_fields}
+        )
 
     @model_validator(mode="after")
     def _default_database_url(self) -> ServiceSettings:

@@ -11,9 +11,12 @@ import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+from shared.kafka_client import KafkaConnection
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +150,43 @@ ALL_TOPICS: tuple[Topic, ...] = (
 )
 
 
+def topics_of(service: str) -> tuple[Topic, ...]:
+    """The topics a service produces to or consumes from (its dead-letter topic included)."""
+    return tuple(
+        topic
+        for topic in ALL_TOPICS
+        if service in topic.producing_services or service in topic.consumers
+    )
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One Kafka ACL: the principal `User:<principal>` is allowed `operation` on a topic or a
+    consumer group, named literally or by prefix."""
+
+    principal: str
+    operation: Literal["READ", "WRITE"]
+    resource: Literal["topic", "group"]
+    name: str
+    prefixed: bool = False
+
+
+def grants(services: Iterable[str] = SERVICES) -> tuple[Grant, ...]:
+    """Everything each service's principal may do on the broker, read off the registry: WRITE
+    on the topics it produces (its dead letters too), READ on those it consumes and on its own
+    consumer groups (`<service>.<name>`). Kafka's WRITE and READ imply DESCRIBE. Nothing else:
+    no topic creation, no other group, no other topic. Operators use the admin principal."""
+    plan: list[Grant] = []
+    for service in services:
+        for topic in ALL_TOPICS:
+            if service in topic.producing_services:
+                plan.append(Grant(service, "WRITE", "topic", topic.name))
+            if service in topic.consumers:
+                plan.append(Grant(service, "READ", "topic", topic.name))
+        plan.append(Grant(service, "READ", "group", f"{service}.", prefixed=True))
+    return tuple(plan)
+
+
 def topic_named(name: str) -> Topic:
     for topic in ALL_TOPICS:
         if topic.name == name:
@@ -155,12 +195,16 @@ def topic_named(name: str) -> Topic:
 
 
 async def ensure_topics(
-    bootstrap_servers: str, topics: Iterable[Topic] = ALL_TOPICS, *, attempts: int = 30
+    kafka: KafkaConnection, topics: Iterable[Topic] = ALL_TOPICS, *, attempts: int = 30
 ) -> None:
-    """Create the topics that do not exist yet (idempotent; retries while the broker starts)."""
+    """Create the topics that do not exist yet (idempotent; retries while the broker starts).
+
+    A service's principal may not create topics: the stack's provisioning (the admin principal)
+    has created them all, so a service finds nothing missing; one that does gets the broker's
+    authorization error, which names the topic."""
     wanted = list(topics)
     for attempt in range(1, attempts + 1):
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+        admin = AIOKafkaAdminClient(**kafka.aiokafka_options())
         try:
             await admin.start()
             existing = set(await admin.list_topics())
@@ -188,12 +232,11 @@ def main() -> None:
     import argparse
     import os
 
-    parser = argparse.ArgumentParser(description="Create every registered Pollinate topic.")
-    parser.add_argument(
-        "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    parser = argparse.ArgumentParser(
+        description="Create every registered Pollinate topic (as the KAFKA_* principal)."
     )
-    args = parser.parse_args()
-    asyncio.run(ensure_topics(args.bootstrap))
+    parser.parse_args()
+    asyncio.run(ensure_topics(KafkaConnection.from_env(os.environ)))
     for topic in ALL_TOPICS:
         print(
             f"{topic.name:28} owner={topic.owner:12} partitions={topic.partitions} key={topic.key}"

@@ -4,59 +4,18 @@ exporter."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
-from tests.support.infra import (
-    HOW_TO_START,
-    INIT_SQL,
-    Infra,
-    ScratchService,
-    scratch_schema,
-)
-
-
-def _docker_available() -> bool:
-    try:
-        import docker
-
-        docker.from_env(timeout=3).ping()
-        return True
-    except Exception:
-        return False
+from tests.support.infra import Infra, ScratchService, scratch_schema
 
 
 @pytest.fixture(scope="session")
-def infra() -> Iterator[Infra]:
-    kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    admin = os.environ.get("POLLINATE_ADMIN_DATABASE_URL")
-    if kafka and admin:
-        yield Infra(kafka, admin)
-        return
-    if not _docker_available():
-        pytest.fail(HOW_TO_START, pytrace=False)
-    from testcontainers.kafka import KafkaContainer
-    from testcontainers.postgres import PostgresContainer
-
-    with (
-        PostgresContainer(
-            "postgres:16", username="postgres", password="postgres", dbname="pollinate"
-        ) as pg,
-        KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka_container,
-    ):
-        dsn = pg.get_connection_url().replace("postgresql+psycopg2://", "postgresql://")
-
-        async def init() -> None:
-            conn = await asyncpg.connect(dsn)
-            await conn.execute(INIT_SQL.read_text())
-            await conn.close()
-
-        asyncio.run(init())
-        yield Infra(kafka_container.get_bootstrap_server(), dsn)
+def infra() -> Infra:
+    return Infra.from_env(os.environ)
 
 
 @pytest.fixture

@@ -80,7 +80,7 @@ async def test_the_scripted_story(fleet: Fleet, infra: Infra, admin_db: Any) -> 
     # Notifications, as a partner app receives them.
     received: dict[str, list[tuple[str, str]]] = defaultdict(list)
     names = {p.partner_id: k for k, p in result.partners.items()}
-    async for note in notifications(infra.kafka_bootstrap, names, since=started, idle_seconds=3.0):
+    async for note in notifications(infra.kafka, names, since=started, idle_seconds=3.0):
         received[names[note.partner_id]].append((note.kind, note.recipient))
 
     def kinds(key: str) -> list[str]:

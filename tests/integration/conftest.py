@@ -20,7 +20,7 @@ async def components(infra: Infra, scratch_service: ScratchService) -> AsyncIter
         pool, scratch_service.schema, load_migrations("platform", PLATFORM_MIGRATIONS)
     )
     await pool.execute(COUNTER_TABLE)
-    producer = make_producer(infra.kafka_bootstrap, client_id=scratch_service.schema)
+    producer = make_producer(infra.kafka, client_id=scratch_service.schema)
     await producer.start()
     yield Components(
         infra, scratch_service, pool, Outbox(scratch_service.schema, "pollinate/test"), producer

@@ -92,7 +92,7 @@ async def revision_applied(admin_db: asyncpg.Connection, deal_key: str, revision
 async def credit_events(infra: Infra, deal: Deal, count: int) -> list[Envelope[Any]]:
     """This deal's events on the credits topic, once there are `count` of them."""
     raw = await wait_for_keyed(
-        infra.kafka_bootstrap,
+        infra.kafka,
         ATTRIBUTION_CREDITS.name,
         deal.key,
         lambda events: len(events) >= count,

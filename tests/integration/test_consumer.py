@@ -48,13 +48,12 @@ async def running(
     components: Components,
 ) -> AsyncIterator[tuple[Topic, EventConsumer, OutcomeWaiter]]:
     """A topic, a consumer subscribed to it on a real broker, and a running outbox relay."""
-    topic = await new_topic(components.infra.kafka_bootstrap, components.service.schema)
-    await ensure_topics(
-        components.infra.kafka_bootstrap, [dead_letter_topic(components.service.schema)]
-    )
+    topic = await new_topic(components.infra.kafka, components.service.schema)
+    await ensure_topics(components.infra.kafka, [dead_letter_topic(components.service.schema)])
     consumer = counter_consumer(components, topic)
     waiter = OutcomeWaiter(consumer)
-    broker = KafkaBroker(components.infra.kafka_bootstrap)
+    kafka = components.infra.kafka
+    broker = KafkaBroker(kafka.bootstrap_servers, security=kafka.faststream_security())
     consumer.attach(broker)
     relay = components.relay(fallback_poll_seconds=0.5)
     relay_task = asyncio.create_task(relay.run())
@@ -86,7 +85,7 @@ async def test_invalid_events_are_dead_lettered_with_reason_and_replayed_after_a
     components: Components, running: Any
 ) -> None:
     topic, _, waiter = running
-    bootstrap = components.infra.kafka_bootstrap
+    bootstrap = components.infra.kafka
     schema = components.service.schema
     await send_raw(components, topic, b"{this is not json")
     bad_amount = Envelope.wrap(
@@ -167,7 +166,7 @@ async def test_a_batch_commits_its_good_records_and_parks_its_poison_one(
 ) -> None:
     """One transaction per batch, a savepoint per record: the poison record's effects and
     inbox row are rolled back alone, and it is dead-lettered in the same commit."""
-    topic = await new_topic(components.infra.kafka_bootstrap, components.service.schema)
+    topic = await new_topic(components.infra.kafka, components.service.schema)
     consumer = counter_consumer(components, topic)
     good = Envelope.wrap(CounterIncremented(counter="batch", by=2), source="t", subject="b")
     poison = Envelope.wrap(
@@ -176,7 +175,7 @@ async def test_a_batch_commits_its_good_records_and_parks_its_poison_one(
     later = Envelope.wrap(CounterIncremented(counter="batch", by=3), source="t", subject="b")
     for envelope in (good, poison, later, good):
         await send_raw(components, topic, envelope.to_bytes(), key=b"b")
-    records = await read_records(components.infra.kafka_bootstrap, topic.name, 4)
+    records = await read_records(components.infra.kafka, topic.name, 4)
 
     outcomes = await consumer.process_batch(records)
 
@@ -198,13 +197,13 @@ async def test_a_batch_commits_its_good_records_and_parks_its_poison_one(
 async def test_a_clean_batch_takes_the_fast_path_and_still_applies_a_repeat_once(
     components: Components,
 ) -> None:
-    topic = await new_topic(components.infra.kafka_bootstrap, components.service.schema)
+    topic = await new_topic(components.infra.kafka, components.service.schema)
     consumer = counter_consumer(components, topic)
     first = Envelope.wrap(CounterIncremented(counter="fast", by=4), source="t", subject="f")
     second = Envelope.wrap(CounterIncremented(counter="fast", by=5), source="t", subject="f")
     for envelope in (first, first, second):
         await send_raw(components, topic, envelope.to_bytes(), key=b"f")
-    records = await read_records(components.infra.kafka_bootstrap, topic.name, 3)
+    records = await read_records(components.infra.kafka, topic.name, 3)
 
     assert await consumer.process_batch(records) == [
         Outcome.PROCESSED,
@@ -232,7 +231,7 @@ async def set_based_consumer(
     trace) to the echo topic and resets one event at a time; rejects the whole run if it names
     an unknown partner. The topic, the echo topic, the runs each call got, and the consumer."""
     schema = components.service.schema
-    topic = await new_topic(components.infra.kafka_bootstrap, schema)
+    topic = await new_topic(components.infra.kafka, schema)
     echo = Topic(f"{schema}.echo.v1", schema, "e", 1, "echoes")
     runs: list[list[int]] = []
     consumer = components.consumer("set-based", topic)
@@ -266,7 +265,7 @@ async def set_based_consumer(
 async def test_a_set_based_handler_gets_runs_of_its_type_in_order_and_continues_each_trace(
     components: Components, span_exporter: Any
 ) -> None:
-    bootstrap = components.infra.kafka_bootstrap
+    bootstrap = components.infra.kafka
     topic, echo, runs, consumer = await set_based_consumer(components)
     tracer = trace.get_tracer("test")
     events: list[Envelope[Any]] = []
@@ -322,7 +321,7 @@ async def test_a_set_based_handler_gets_runs_of_its_type_in_order_and_continues_
 async def test_a_failing_run_is_redone_one_event_at_a_time_and_only_the_poison_is_parked(
     components: Components,
 ) -> None:
-    bootstrap = components.infra.kafka_bootstrap
+    bootstrap = components.infra.kafka
     topic, echo, runs, consumer = await set_based_consumer(components)
     for seq, partner in ((1, None), (2, "nobody"), (3, None)):
         envelope = Envelope.wrap(
@@ -362,7 +361,7 @@ async def test_a_record_whose_key_is_not_its_subject_is_dead_lettered_and_its_ne
     assert await waiter.next(2) == [Outcome.DEAD_LETTERED, Outcome.PROCESSED]
     assert await components.pool.fetchval("SELECT value FROM counters WHERE name = 'x'") is None
     letters = await read_records(
-        components.infra.kafka_bootstrap, dead_letter_topic(components.service.schema).name, 1
+        components.infra.kafka, dead_letter_topic(components.service.schema).name, 1
     )
     assert dict(letters[0].headers)[DLQ_REASON].decode() == (
         "record key 'k' is not the envelope subject 'other'"

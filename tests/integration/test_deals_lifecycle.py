@@ -116,7 +116,7 @@ async def test_a_registration_closes_with_its_crm_opportunity(
 
     await eventually(closed_registration)
     changes = await wait_for_keyed(
-        infra.kafka_bootstrap,
+        infra.kafka,
         DEAL_REGISTRATIONS.name,
         registration_id,
         lambda events: any(e["data"].get("status") == outcome for e in events[1:]),
@@ -127,7 +127,7 @@ async def test_a_registration_closes_with_its_crm_opportunity(
     assert closing["data"]["reason"] == f"linked CRM opportunity {deal_key} {reason}"
 
     states = await wait_for_keyed(
-        infra.kafka_bootstrap,
+        infra.kafka,
         DEAL_OPPORTUNITIES.name,
         deal_key,
         lambda events: any(e["data"]["status"] in ("won", "lost") for e in events),
@@ -166,7 +166,7 @@ async def test_registrations_warn_then_expire_automatically_and_tell_the_partner
         registration_id,
     )
     await wait_for_keyed(
-        infra.kafka_bootstrap,
+        infra.kafka,
         PARTNER_NOTIFICATIONS.name,
         partner,
         lambda events: any(e["data"]["kind"] == "expiring_soon" for e in events),
@@ -184,7 +184,7 @@ async def test_registrations_warn_then_expire_automatically_and_tell_the_partner
 
     await eventually(expired)
     notes = await wait_for_keyed(
-        infra.kafka_bootstrap,
+        infra.kafka,
         PARTNER_NOTIFICATIONS.name,
         partner,
         lambda events: any(e["data"]["kind"] == "expired" for e in events),
@@ -199,7 +199,7 @@ async def test_registrations_warn_then_expire_automatically_and_tell_the_partner
     assert all(e["data"]["registration_id"] == registration_id for e in notes)
     # Expiry ran on two instances; it happened (and was announced) exactly once.
     events = await wait_for_keyed(
-        infra.kafka_bootstrap,
+        infra.kafka,
         DEAL_REGISTRATIONS.name,
         registration_id,
         lambda events: len(events) >= 2,
@@ -227,7 +227,7 @@ async def test_extension_follows_policy(deals_instances: list[str], infra: Infra
 
 async def notifications_for(infra: Infra, partner: str, count: int, since: datetime) -> list[Any]:
     events = await wait_for_keyed(
-        infra.kafka_bootstrap,
+        infra.kafka,
         PARTNER_NOTIFICATIONS.name,
         partner,
         lambda events: len(events) >= count,
@@ -359,7 +359,7 @@ async def test_a_poison_crm_event_is_dead_lettered_and_the_stream_goes_on(
         source="pollinate/deals",
         subject=good_key,
     )
-    producer = make_producer(infra.kafka_bootstrap, "test-crm")
+    producer = make_producer(infra.kafka, "test-crm")
     await producer.start()
     try:
         await producer.send_and_wait(
@@ -377,7 +377,7 @@ async def test_a_poison_crm_event_is_dead_lettered_and_the_stream_goes_on(
 
     await eventually(good_projected)
     dead = await wait_for_keyed(
-        infra.kafka_bootstrap,
+        infra.kafka,
         dead_letter_topic("deals").name,
         poison_key,
         lambda events: len(events) >= 1,

@@ -195,7 +195,7 @@ async def test_credit_earns_correction_claws_back_and_redelivery_pays_once(
         )
 
     events = await wait_for_keyed(
-        infra.kafka_bootstrap, INCENTIVE_LEDGER.name, partner, complete, since=since
+        infra.kafka, INCENTIVE_LEDGER.name, partner, complete, since=since
     )
     earned = [e["data"] for e in events if e["type"] == "incentive.earned.v1"]
     assert len(earned) == 14  # 5 + 5 + 4 (sentinel): the duplicates paid nothing
@@ -217,7 +217,7 @@ async def test_credit_earns_correction_claws_back_and_redelivery_pays_once(
         return kinds.count("earning") >= 3 and kinds.count("clawback") >= 2
 
     notes = await wait_for_keyed(
-        infra.kafka_bootstrap, PARTNER_NOTIFICATIONS.name, partner, notified, since=since
+        infra.kafka, PARTNER_NOTIFICATIONS.name, partner, notified, since=since
     )
     assert sorted(n["data"]["kind"] for n in notes) == ["clawback", "clawback"] + ["earning"] * 3
 
@@ -316,9 +316,7 @@ async def test_concurrent_claim_approvals_never_overdraw_the_fund(
     def decided(found: list[dict[str, Any]]) -> bool:
         return types_of(found).count("incentive.mdf_claim_decided.v1") >= 6
 
-    events = await wait_for_keyed(
-        infra.kafka_bootstrap, INCENTIVE_LEDGER.name, partner, decided, since=since
-    )
+    events = await wait_for_keyed(infra.kafka, INCENTIVE_LEDGER.name, partner, decided, since=since)
     outcomes = [e["data"] for e in events if e["type"] == "incentive.mdf_claim_decided.v1"]
     assert len(outcomes) == 6
     assert sorted(D(o["fund_available"]) for o in outcomes) == [

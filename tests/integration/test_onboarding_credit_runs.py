@@ -194,9 +194,9 @@ async def records_of(
     harness: Harness, payloads: list[EventPayload]
 ) -> list[ConsumerRecord[Any, Any]]:
     """The payloads as Kafka records (one partition: in order), each with its own event id."""
-    topic = await new_topic(harness.infra.kafka_bootstrap, "attribution", partitions=1)
+    topic = await new_topic(harness.infra.kafka, "attribution", partitions=1)
     await publish(harness.infra, topic, payloads, subject="deal", source="attribution")
-    records = await read_records(harness.infra.kafka_bootstrap, topic.name, len(payloads))
+    records = await read_records(harness.infra.kafka, topic.name, len(payloads))
     assert len(records) == len(payloads)
     return records
 

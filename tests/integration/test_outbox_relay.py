@@ -24,7 +24,7 @@ class CrashBeforeMark(Exception):
 async def test_event_committed_before_a_crash_is_published_after_restart(
     components: Components,
 ) -> None:
-    topic = await new_topic(components.infra.kafka_bootstrap, components.service.schema)
+    topic = await new_topic(components.infra.kafka, components.service.schema)
     # The service commits its state change + event, then "crashes" before any relay ran.
     async with components.pool.acquire() as conn, conn.transaction():
         await conn.execute("INSERT INTO counters VALUES ('c', 0)")
@@ -53,7 +53,7 @@ async def test_event_committed_before_a_crash_is_published_after_restart(
         == 0
     )
 
-    records = await read_records(components.infra.kafka_bootstrap, topic.name, count=2)
+    records = await read_records(components.infra.kafka, topic.name, count=2)
     assert len(records) == 2  # at-least-once on the wire ...
     assert {json.loads(r.value)["id"] for r in records} == {str(sent.id)}
 
@@ -65,9 +65,7 @@ async def test_event_committed_before_a_crash_is_published_after_restart(
 
 
 async def test_per_aggregate_order_holds_with_two_relays(components: Components) -> None:
-    topic = await new_topic(
-        components.infra.kafka_bootstrap, components.service.schema, partitions=3
-    )
+    topic = await new_topic(components.infra.kafka, components.service.schema, partitions=3)
     aggregates, per_aggregate = 12, 40
     relays = [components.relay(batch_size=25, fallback_poll_seconds=0.2) for _ in range(2)]
     tasks = [asyncio.create_task(r.run()) for r in relays]
@@ -82,9 +80,7 @@ async def test_per_aggregate_order_holds_with_two_relays(components: Components)
 
     try:
         await asyncio.gather(*(write_aggregate(f"agg-{i}") for i in range(aggregates)))
-        records = await read_records(
-            components.infra.kafka_bootstrap, topic.name, aggregates * per_aggregate
-        )
+        records = await read_records(components.infra.kafka, topic.name, aggregates * per_aggregate)
     finally:
         for r in relays:
             r.stop()
@@ -106,7 +102,7 @@ async def test_per_aggregate_order_holds_with_two_relays(components: Components)
 
 async def test_the_relay_stamps_commit_and_acknowledgement_times(components: Components) -> None:
     """The relay lag is measured from the writer's commit to Kafka's ack: both are stamped."""
-    topic = await new_topic(components.infra.kafka_bootstrap, components.service.schema)
+    topic = await new_topic(components.infra.kafka, components.service.schema)
     async with components.pool.acquire() as conn, conn.transaction():
         await components.outbox.publish(
             conn, topic, CounterIncremented(counter="lag", by=1), subject="lag"
@@ -128,7 +124,7 @@ async def test_the_relay_stamps_commit_and_acknowledgement_times(components: Com
 async def test_purge_removes_only_rows_published_longer_ago_than_the_retention(
     components: Components,
 ) -> None:
-    topic = await new_topic(components.infra.kafka_bootstrap, components.service.schema)
+    topic = await new_topic(components.infra.kafka, components.service.schema)
     async with components.pool.acquire() as conn, conn.transaction():
         for name in ("published-long-ago", "never-published", "published-now"):
             await components.outbox.publish(
@@ -164,7 +160,7 @@ async def test_a_row_kafka_refuses_for_good_is_parked_and_the_rows_after_it_flow
     """A 2 MB row (over the producer's and the broker's message size) once stalled a
     service's whole event flow: the relay retried it in order forever. It is parked with its
     reason; the rows behind it are published, in order; the DLQ tool shows it."""
-    topic = await new_topic(components.infra.kafka_bootstrap, components.service.schema)
+    topic = await new_topic(components.infra.kafka, components.service.schema)
     async with components.pool.acquire() as conn, conn.transaction():
         before = await components.outbox.publish(
             conn, topic, CounterIncremented(counter="p", by=1), subject="p"
@@ -189,7 +185,7 @@ async def test_a_row_kafka_refuses_for_good_is_parked_and_the_rows_after_it_flow
     assert (relay.published_total, relay.parked_total) == (2, 1)
     assert await relay.publish_pending() == 0  # the parked row is not tried again
 
-    records = await read_records(components.infra.kafka_bootstrap, topic.name, count=2)
+    records = await read_records(components.infra.kafka, topic.name, count=2)
     assert [json.loads(r.value)["id"] for r in records] == [str(before.id), str(after.id)]
 
     parked = await parked_rows(components.service.dsn, components.service.schema)

@@ -23,7 +23,7 @@ async def test_service_process_becomes_ready_and_stops_cleanly(infra: Infra, ser
     port = free_port()
     env = {
         **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+        **infra.kafka_env(infra.service_kafka(service)),
         "DATABASE_URL": infra.dsn_for(f"{service}_svc", f"{service}_svc"),
         "HTTP_PORT": str(port),
     }

@@ -1,15 +1,16 @@
 """Where the tests' real Kafka broker and PostgreSQL come from, and throw-away schemas on them.
 
-In order: KAFKA_BOOTSTRAP_SERVERS and POLLINATE_ADMIN_DATABASE_URL from the environment (`make
-test` starts the local stack and sets them); testcontainers, when a Docker engine answers;
-otherwise the integration tests fail, saying how to start the local stack.
+Both are the local stack's (`deploy/local-stack.sh`), named by the environment it prints
+(`make test` starts the stack and sets them): the `KAFKA_*` variables (the operators' admin
+principal), POLLINATE_KAFKA_CREDENTIALS (each service principal's password) and
+POLLINATE_ADMIN_DATABASE_URL. Without them the integration tests fail, saying how to start it.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,14 +20,14 @@ import asyncpg
 import pytest
 
 from shared.db import PLATFORM_MIGRATIONS, Pool, apply_migrations, create_pool, load_migrations
+from shared.kafka_client import KafkaConnection
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 INIT_SQL = ROOT / "deploy" / "postgres" / "init.sql"
 
 HOW_TO_START = (
     "no Kafka/PostgreSQL for the integration tests. Run `make test` (starts everything), or "
-    '`deploy/local-stack.sh start && eval "$(deploy/local-stack.sh env)"` and run pytest again, '
-    "or make a Docker engine available for testcontainers."
+    '`deploy/local-stack.sh start && eval "$(deploy/local-stack.sh env)"` and run pytest again.'
 )
 
 
@@ -41,8 +42,41 @@ def missing_capability(reason: str) -> NoReturn:
 
 @dataclass(frozen=True)
 class Infra:
-    kafka_bootstrap: str
+    # The operators' admin principal: tests that play an operator or a forger use it; a
+    # service process gets its own principal (`service_kafka`).
+    kafka: KafkaConnection
     admin_dsn: str
+    kafka_credentials: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Infra:
+        needed = (
+            "KAFKA_SASL_PASSWORD",
+            "POLLINATE_KAFKA_CREDENTIALS",
+            "POLLINATE_ADMIN_DATABASE_URL",
+        )
+        if not all(environ.get(name) for name in needed):
+            pytest.fail(HOW_TO_START, pytrace=False)
+        return cls(
+            KafkaConnection.from_env(environ),
+            environ["POLLINATE_ADMIN_DATABASE_URL"],
+            Path(environ["POLLINATE_KAFKA_CREDENTIALS"]),
+        )
+
+    def service_kafka(self, service: str) -> KafkaConnection:
+        """The broker as `service`'s own principal: only what the registry grants it."""
+        password = (self.kafka_credentials / service).read_text().strip()
+        return self.kafka.as_principal(service, password)
+
+    def kafka_env(self, kafka: KafkaConnection) -> dict[str, str]:
+        """The `KAFKA_*` variables a child process connects with."""
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "KAFKA_SECURITY_PROTOCOL": kafka.security_protocol,
+            "KAFKA_SASL_MECHANISM": kafka.sasl_mechanism,
+            "KAFKA_SASL_USERNAME": kafka.sasl_username,
+            "KAFKA_SASL_PASSWORD": kafka.sasl_password.get_secret_value(),
+        }
 
     def dsn_for(self, role: str, password: str) -> str:
         rest = self.admin_dsn.split("@", 1)[1]

@@ -12,14 +12,15 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from shared.events import Envelope, EventPayload
+from shared.kafka_client import KafkaConnection
 from shared.outbox import make_producer
 from shared.topics import Topic, ensure_topics
 from tests.support.infra import Infra
 
 
-async def new_topic(bootstrap: str, owner: str, partitions: int = 3) -> Topic:
+async def new_topic(kafka: KafkaConnection, owner: str, partitions: int = 3) -> Topic:
     topic = Topic(f"test.{uuid.uuid4().hex[:12]}", owner, "aggregate id", partitions, "test topic")
-    await ensure_topics(bootstrap, [topic])
+    await ensure_topics(kafka, [topic])
     return topic
 
 
@@ -39,7 +40,7 @@ async def publish(
 async def send_envelopes(infra: Infra, topic: str, key: str, *envelopes: Envelope[Any]) -> None:
     """Send `envelopes` as they are, in order, on one key: the same one again is a
     redelivery (same event id), as a producer retrying or a group rewinding delivers it."""
-    producer = make_producer(infra.kafka_bootstrap, "test-producer")
+    producer = make_producer(infra.kafka, "test-producer")
     await producer.start()
     try:
         for envelope in envelopes:
@@ -53,8 +54,8 @@ async def as_records(
 ) -> list[ConsumerRecord[Any, Any]]:
     """The envelopes as the records a consumer is handed: sent in order, each keyed by its
     subject, to a new topic of one partition, and read back."""
-    topic = await new_topic(infra.kafka_bootstrap, "test", partitions=1)
-    producer = make_producer(infra.kafka_bootstrap, "test-records")
+    topic = await new_topic(infra.kafka, "test", partitions=1)
+    producer = make_producer(infra.kafka, "test-records")
     await producer.start()
     try:
         for envelope in envelopes:
@@ -63,7 +64,7 @@ async def as_records(
             )
     finally:
         await producer.stop()
-    return await read_records(infra.kafka_bootstrap, topic.name, len(envelopes))
+    return await read_records(infra.kafka, topic.name, len(envelopes))
 
 
 async def keyed_headers(
@@ -77,7 +78,7 @@ async def keyed_headers(
     holds (fails after `timeout`): a dead letter's reason and origin are headers."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=infra.kafka_bootstrap,
+        **infra.kafka.aiokafka_options(),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
@@ -99,7 +100,9 @@ async def keyed_headers(
     return found
 
 
-async def read_records(bootstrap: str, topic: str, count: int, timeout: float = 30.0) -> list[Any]:
+async def read_records(
+    kafka: KafkaConnection, topic: str, count: int, timeout: float = 30.0
+) -> list[Any]:
     """Read `count` records from the beginning of `topic`; fail if they do not arrive in time.
 
     After the count is reached, drains whatever else is already there, so a test that expects
@@ -107,7 +110,7 @@ async def read_records(bootstrap: str, topic: str, count: int, timeout: float = 
     """
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **kafka.aiokafka_options(),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
@@ -133,7 +136,7 @@ async def read_records(bootstrap: str, topic: str, count: int, timeout: float = 
 
 
 async def wait_for_keyed(
-    bootstrap: str,
+    kafka: KafkaConnection,
     topic: str,
     key: str,
     done: Callable[[list[dict[str, Any]]], bool],
@@ -143,9 +146,7 @@ async def wait_for_keyed(
 ) -> list[dict[str, Any]]:
     """The decoded events with `key` on a shared topic, published since `since`, read until
     `done(events)` holds (fails after `timeout`). Other tests' records are skipped by key."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
-    )
+    consumer = AIOKafkaConsumer(**kafka.aiokafka_options(), enable_auto_commit=False, group_id=None)
     await consumer.start()
     events: list[dict[str, Any]] = []
     try:

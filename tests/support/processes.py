@@ -41,7 +41,7 @@ def service_env(infra: Infra, service: str, port: int, **extra: str) -> dict[str
     """The environment of one service process on the test infrastructure (its own role)."""
     return {
         **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+        **infra.kafka_env(infra.service_kafka(service)),
         "DATABASE_URL": infra.dsn_for(f"{service}_svc", f"{service}_svc"),
         "HTTP_PORT": str(port),
         **extra,

@@ -28,6 +28,7 @@ def test_settings_default_to_the_local_stack_role_of_the_service(
     settings = ServiceSettings(service_name="deals")
     assert settings.database_url == "postgresql://deals_svc:deals_svc@127.0.0.1:5432/pollinate"
     assert settings.kafka_bootstrap_servers == "127.0.0.1:9092"
+    assert settings.kafka_security_protocol == "SASL_PLAINTEXT"
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

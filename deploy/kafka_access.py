@@ -1,0 +1,179 @@
+"""Give the broker the platform's principals, topics and ACLs, read off the topic registry.
+
+    python -m deploy.kafka_access apply --credentials DIR
+
+Connects as the admin principal the `KAFKA_*` variables name and, idempotently:
+- upserts a SCRAM-SHA-512 credential for each service principal (`DIR/<service>`, one password
+  a file; `deploy/local-stack.sh` makes them at the first start);
+- creates every registered topic that does not exist yet (auto-creation is off, and services
+  may not create topics);
+- makes the ACLs exactly `shared.topics.grants()`: each service may WRITE the topics it
+  produces, READ those it consumes and its own consumer groups; an ACL of a service principal
+  that the registry no longer grants is deleted.
+
+confluent-kafka is used here because aiokafka has no ACL or SCRAM-user API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
+)
+
+from shared.kafka_client import KafkaConnection
+from shared.topics import ALL_TOPICS, SERVICES, Grant, grants
+
+SCRAM_ITERATIONS = 8192
+TIMEOUT = 30.0
+
+
+def binding(grant: Grant) -> AclBinding:
+    return AclBinding(
+        ResourceType.TOPIC if grant.resource == "topic" else ResourceType.GROUP,
+        grant.name,
+        ResourcePatternType.PREFIXED if grant.prefixed else ResourcePatternType.LITERAL,
+        f"User:{grant.principal}",
+        "*",
+        AclOperation[grant.operation],
+        AclPermissionType.ALLOW,
+    )
+
+
+def acl_filter(acl: AclBinding) -> AclBindingFilter:
+    """The filter that matches exactly `acl` (what delete_acls takes)."""
+    return AclBindingFilter(
+        acl.restype,
+        acl.name,
+        acl.resource_pattern_type,
+        acl.principal,
+        acl.host,
+        acl.operation,
+        acl.permission_type,
+    )
+
+
+def _key(acl: AclBinding) -> tuple[object, ...]:
+    return (
+        acl.restype,
+        acl.name,
+        acl.resource_pattern_type,
+        acl.principal,
+        acl.host,
+        acl.operation,
+        acl.permission_type,
+    )
+
+
+def read_credentials(directory: Path, principals: Iterable[str]) -> dict[str, str]:
+    passwords: dict[str, str] = {}
+    for principal in principals:
+        path = directory / principal
+        if not path.is_file():
+            raise SystemExit(f"no password for the Kafka principal {principal!r}: {path} missing")
+        passwords[principal] = path.read_text().strip()
+    return passwords
+
+
+def wait_until_authenticated(client: AdminClient, deadline: float) -> None:
+    """The broker's port opens before it answers authenticated requests: ask it for metadata."""
+    while True:
+        try:
+            client.list_topics(timeout=5)
+            return
+        except KafkaException as error:
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"the broker does not answer the admin principal: {error}"
+                ) from error
+            time.sleep(0.5)
+
+
+def upsert_users(client: AdminClient, passwords: dict[str, str]) -> None:
+    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
+    upserts = [
+        UserScramCredentialUpsertion(user, info, password.encode())
+        for user, password in passwords.items()
+    ]
+    for future in client.alter_user_scram_credentials(upserts).values():
+        future.result(timeout=TIMEOUT)
+
+
+def create_missing_topics(client: AdminClient) -> list[str]:
+    existing = set(client.list_topics(timeout=TIMEOUT).topics)
+    missing = [topic for topic in ALL_TOPICS if topic.name not in existing]
+    if missing:
+        futures = client.create_topics(
+            [NewTopic(topic.name, topic.partitions, 1) for topic in missing]
+        )
+        for future in futures.values():
+            future.result(timeout=TIMEOUT)
+    return [topic.name for topic in missing]
+
+
+def sync_acls(client: AdminClient, wanted: Iterable[Grant]) -> tuple[int, int]:
+    """Create the missing ACLs and delete the service principals' ACLs nobody grants any more.
+    Returns (created, deleted)."""
+    desired = {_key(binding(grant)): binding(grant) for grant in wanted}
+    everything = AclBindingFilter(
+        ResourceType.ANY,
+        None,
+        ResourcePatternType.ANY,
+        None,
+        None,
+        AclOperation.ANY,
+        AclPermissionType.ANY,
+    )
+    existing = client.describe_acls(everything).result(timeout=TIMEOUT)
+    managed = {f"User:{service}" for service in SERVICES}
+    present = {_key(acl) for acl in existing}
+    stale = [acl for acl in existing if acl.principal in managed and _key(acl) not in desired]
+    missing = [acl for key, acl in desired.items() if key not in present]
+    if missing:
+        for future in client.create_acls(missing).values():
+            future.result(timeout=TIMEOUT)
+    if stale:
+        for future in client.delete_acls([acl_filter(acl) for acl in stale]).values():
+            future.result(timeout=TIMEOUT)
+    return len(missing), len(stale)
+
+
+def apply(admin: KafkaConnection, credentials: Path) -> str:
+    client = AdminClient(admin.librdkafka_properties())
+    wait_until_authenticated(client, time.monotonic() + TIMEOUT)
+    upsert_users(client, read_credentials(credentials, SERVICES))
+    created_topics = create_missing_topics(client)
+    created, deleted = sync_acls(client, grants())
+    return (
+        f"kafka access: principals {', '.join(SERVICES)}; "
+        f"{len(created_topics)} topic(s) created; ACLs {created} created, {deleted} deleted"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["apply"])
+    parser.add_argument("--credentials", type=Path, required=True)
+    args = parser.parse_args()
+    print(apply(KafkaConnection.from_env(os.environ), args.credentials), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
