@@ -31,7 +31,8 @@ from shared.events.crm import Customer
 from shared.outbox import make_producer
 from shared.topics import ATTRIBUTION_CREDITS, INCENTIVE_LEDGER
 from tests.support.factories import credit_issued
-from tests.support.processes import free_port, wait_ready
+from tests.support.infra import Infra
+from tests.support.processes import free_port, service_env, wait_ready
 
 
 def credit(run: str, n: int) -> CreditIssued:
@@ -51,21 +52,23 @@ def credit(run: str, n: int) -> CreditIssued:
 
 
 async def main(count: int, interval_ms: float) -> None:
-    bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    infra = Infra.from_env(os.environ)
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "services.incentives",
-        env={**os.environ, "HTTP_PORT": str(port), "LOG_LEVEL": "WARNING"},
+        # The stack's own database and broker, as the service's roles (the defaults would
+        # point at the default ports, whatever stack listens there).
+        env=service_env(infra, "incentives", port, LOG_LEVEL="WARNING"),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
     run = uuid.uuid4().hex[:8]
     consumer = AIOKafkaConsumer(
-        INCENTIVE_LEDGER.name, bootstrap_servers=bootstrap, auto_offset_reset="latest"
+        INCENTIVE_LEDGER.name, **infra.kafka.aiokafka_options(), auto_offset_reset="latest"
     )
-    producer = make_producer(bootstrap, "bench-attribution")
+    producer = make_producer(infra.kafka, "bench-attribution")
     try:
         await wait_ready(f"http://127.0.0.1:{port}/health/ready", process)
         await consumer.start()
