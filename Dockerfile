@@ -7,6 +7,8 @@ COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY shared ./shared
 COPY services ./services
+# The broker's principals and ACLs are provisioned from the same image (compose: kafka-access).
+COPY deploy/__init__.py deploy/kafka_access.py ./deploy/
 RUN uv sync --frozen --no-dev
 RUN useradd --system --uid 10001 pollinate
 USER pollinate

@@ -43,7 +43,32 @@ def test_postgres_uses_the_same_schema_and_role_script() -> None:
     assert any(
         v.startswith("./deploy/postgres/init.sql:/docker-entrypoint-initdb.d/") for v in volumes
     )
-    assert compose()["services"]["topics"]["command"] == ["python", "-m", "shared.topics"]
+
+
+def test_the_broker_is_provisioned_from_the_registry_before_any_service_starts() -> None:
+    services = compose()["services"]
+    assert services["kafka-access"]["command"][:4] == [
+        "python",
+        "-m",
+        "deploy.kafka_access",
+        "apply",
+    ]
+    assert set(services["kafka-access"]["secrets"]) == set(SERVICES)
+    for name in SERVICES:
+        assert services[name]["depends_on"]["kafka-access"] == {
+            "condition": "service_completed_successfully"
+        }
+
+
+def test_kafka_authenticates_and_authorises_every_client() -> None:
+    kafka = compose()["services"]["kafka"]["environment"]
+    protocols = dict(
+        pair.split(":") for pair in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    assert set(protocols.values()) == {"SASL_PLAINTEXT"}
+    assert kafka["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+    assert kafka["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert kafka["KAFKA_SUPER_USERS"] == "User:admin"
 
 
 def test_postgres_runs_with_the_same_server_settings() -> None:
@@ -77,3 +102,8 @@ def test_secrets_come_from_the_environment_with_local_defaults_only() -> None:
         env = services[name]["environment"]
         assert env["ADMIN_TOKEN"].startswith("${ADMIN_TOKEN")
         assert env["PARTNER_TOKEN_SECRET"].startswith("${PARTNER_TOKEN_SECRET")
+        # Kafka passwords have no default at all: compose refuses to start without them.
+        assert env["KAFKA_SASL_USERNAME"] == name
+        assert env["KAFKA_SASL_PASSWORD"].startswith(f"${{KAFKA_{name.upper()}_PASSWORD:?")
+    admin = services["kafka-access"]["environment"]["KAFKA_SASL_PASSWORD"]
+    assert admin.startswith("${KAFKA_ADMIN_PASSWORD:?")
