@@ -286,6 +286,7 @@ class OutboxRelay:
         batch_size: int = 500,
         fallback_poll_seconds: float = 1.0,
         retention_hours: float = 24.0,
+        stall_seconds: float = 60.0,
     ) -> None:
         self.pool = pool
         self.producer = producer
@@ -293,12 +294,17 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.fallback_poll_seconds = fallback_poll_seconds
         self.retention_hours = retention_hours
+        self.stall_seconds = stall_seconds
         self._lock_key = advisory_key(schema, "outbox-relay")
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self.published_total = 0
         self.parked_total = 0
-        self.healthy = False
+        self._batch_ok = False
+        # The relay lock has been held elsewhere while rows waited longer than stall_seconds.
+        # Another instance of the service holding it keeps the rows moving; anything else that
+        # takes the lock (advisory locks are open to every role) shows here, and in health.
+        self.stalled = False
         self._commit_timestamps: bool | None = None  # whether the server tracks them
 
     def wake(self, *_: object) -> None:
@@ -317,7 +323,9 @@ class OutboxRelay:
                 self._lock_key,
             )
             if not got_lock:
+                await self._check_stall(conn)
                 return None
+            self.stalled = False
             rows = await conn.fetch(
                 """
                 SELECT position, topic, message_key, value, headers
@@ -336,6 +344,22 @@ class OutboxRelay:
         self.published_total += len(settled.published)
         self.parked_total += len(settled.parked)
         return settled.count
+
+    @property
+    def healthy(self) -> bool:
+        return self._batch_ok and not self.stalled
+
+    async def _check_stall(self, conn: Connection) -> None:
+        waited = await conn.fetchval(
+            """SELECT extract(epoch FROM clock_timestamp() - min(created_at))::float8
+               FROM outbox WHERE published_at IS NULL AND parked_at IS NULL"""
+        )
+        self.stalled = waited is not None and waited > self.stall_seconds
+        if self.stalled:
+            log.warning(
+                "outbox relay lock held elsewhere while rows wait",
+                extra={"schema": self.schema, "oldest_waiting_seconds": round(waited, 1)},
+            )
 
     async def _send(self, rows: Sequence[asyncpg.Record]) -> Settled:
         # send() only enqueues, in call order, so per-partition order is the row order; then
@@ -420,7 +444,7 @@ class OutboxRelay:
                         await listener.add_listener(notify_channel(self.schema), self.wake)
                     self._wakeup.clear()
                     published = await self.publish_pending()
-                    self.healthy = True
+                    self._batch_ok = True
                     backoff = 0.1
                     if published == self.batch_size:
                         continue  # more is waiting
@@ -429,7 +453,7 @@ class OutboxRelay:
                 except Exception as error:
                     # Kafka or Postgres unavailable: nothing was marked, so retry with capped
                     # backoff; the rows stay in the outbox until they are published.
-                    self.healthy = False
+                    self._batch_ok = False
                     log.warning(
                         "outbox relay batch failed; retrying",
                         extra={"error": repr(error), "retry_in": backoff},

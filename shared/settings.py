@@ -29,8 +29,12 @@ class ServiceSettings(BaseSettings):
     kafka_ssl_cafile: str = ""
     kafka_ssl_certfile: str = ""
     kafka_ssl_keyfile: str = ""
-    # Defaults to the local stack's role for this service (see deploy/postgres/init.sql).
+    # Defaults to the local stack's role for this service (see deploy/postgres/init.sql): the
+    # runtime role, which reads and writes rows of the service's schema and nothing else.
     database_url: str = ""
+    # The schema owner's, for `python -m services.<name> migrate` only; the running service
+    # never uses it (deploy it to the migration step, not to the service).
+    migration_database_url: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     # Larger request bodies are refused with 413 before any route reads them.
@@ -46,6 +50,8 @@ class ServiceSettings(BaseSettings):
     # notification is lost (e.g. while the listening connection reconnects).
     relay_fallback_poll_seconds: float = 1.0
     relay_retention_hours: float = 24.0
+    # Rows waiting longer than this while another holder keeps the relay lock: unhealthy.
+    relay_stall_seconds: float = Field(default=60.0, gt=0)
     # Inbox rows (processed event ids) are kept this long. It must be at least the topics'
     # retention (log.retention.hours, 168 in the local stack and the broker's default): an
     # event Kafka may still deliver again must find its row.
@@ -75,10 +81,12 @@ class ServiceSettings(BaseSettings):
         )
 
     @model_validator(mode="after")
-    def _default_database_url(self) -> ServiceSettings:
-        if not self.database_url:
-            role = f"{self.service_name}_svc"
-            object.__setattr__(
-                self, "database_url", f"postgresql://{role}:{role}@127.0.0.1:5432/pollinate"
-            )
+    def _default_database_urls(self) -> ServiceSettings:
+        for field, role in (
+            ("database_url", f"{self.service_name}_svc"),
+            ("migration_database_url", f"{self.service_name}_owner"),
+        ):
+            if not getattr(self, field):
+                local = f"postgresql://{role}:{role}@127.0.0.1:5432/pollinate"
+                object.__setattr__(self, field, local)
         return self

@@ -13,6 +13,7 @@ from shared.consumer import Outcome
 from shared.dlq import parked_rows
 from tests.support.counter import Components, CounterIncremented, counter_consumer
 from tests.support.kafka import new_topic, read_records
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -197,3 +198,32 @@ async def test_a_row_kafka_refuses_for_good_is_parked_and_the_rows_after_it_flow
         )
         == 0
     )
+
+
+async def test_a_relay_lock_held_elsewhere_while_rows_wait_shows_as_unhealthy(
+    components: Components,
+) -> None:
+    """Advisory locks are open to every role: whoever holds the relay's lock (another instance
+    that publishes, or anything else) must not stall the outbox unnoticed."""
+    topic = await new_topic(components.infra.kafka, components.service.schema)
+    async with components.pool.acquire() as conn, conn.transaction():
+        await components.outbox.publish(
+            conn, topic, CounterIncremented(counter="c", by=1), subject="c"
+        )
+    relay = components.relay(stall_seconds=0.2)
+    holder = await asyncpg.connect(components.infra.admin_dsn)
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", relay._lock_key)
+        assert await relay.publish_pending() is None
+        assert not relay.stalled  # the row has not waited long yet
+
+        async def stall_seen() -> bool:
+            await relay.publish_pending()
+            return relay.stalled
+
+        await eventually(stall_seen, 10, what="the relay to report the stall", every=0.1)
+    finally:
+        await holder.execute("SELECT pg_advisory_unlock_all()")
+        await holder.close()
+    assert await relay.publish_pending() == 1
+    assert not relay.stalled
