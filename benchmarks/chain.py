@@ -40,7 +40,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from benchmarks import conflict_check
 from deploy.story import Partner, Story
-from shared.db import PLATFORM_MIGRATIONS, apply_migrations, create_pool, load_migrations
+from shared.db import create_pool
 from shared.events import EventPayload, event_type
 from shared.kafka_client import KafkaConnection
 from shared.outbox import Outbox
@@ -48,7 +48,7 @@ from shared.settings import ServiceSettings
 from shared.topics import INCENTIVE_LEDGER, PARTNER_NOTIFICATIONS, Topic, ensure_topics
 from tests.support.crm import salesforce_cdc
 from tests.support.infra import Infra, scratch_schema
-from tests.support.processes import free_port, service_env
+from tests.support.processes import free_port, migrate, service_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("onboarding", "deals", "attribution", "incentives")
@@ -264,10 +264,10 @@ async def postgres_baseline(infra: Infra, transactions: int, writers: int) -> di
     """Single-row transactions, each with an outbox insert (the unit of work of every hop)."""
     async with scratch_schema(infra) as scratch:
         schema = scratch.schema
+        await scratch.migrate("platform")
+        await scratch.as_owner("CREATE TABLE rows (n int PRIMARY KEY, at timestamptz NOT NULL)")
         pool = await create_pool(scratch.dsn, schema, max_size=writers)
         try:
-            await apply_migrations(pool, schema, load_migrations("platform", PLATFORM_MIGRATIONS))
-            await pool.execute("CREATE TABLE rows (n int PRIMARY KEY, at timestamptz NOT NULL)")
             outbox = Outbox(schema, "bench")
             topic = Topic(f"bench.{schema}", schema, "n", 1, "not published: no relay runs")
             counter = iter(range(transactions))
@@ -540,6 +540,8 @@ async def run(quick: bool) -> dict[str, Any]:
     results["baseline_kafka"] = await kafka_baseline(infra.kafka, 20_000 if quick else 100_000, 900)
     results["baseline_postgres"] = await postgres_baseline(infra, 2_000 if quick else 10_000, 8)
 
+    for service in SERVICES:
+        await migrate(infra, service)
     fleet = Fleet(infra)
     fleet.start()
     try:

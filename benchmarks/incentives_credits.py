@@ -32,7 +32,7 @@ from shared.outbox import make_producer
 from shared.topics import ATTRIBUTION_CREDITS, INCENTIVE_LEDGER
 from tests.support.factories import credit_issued
 from tests.support.infra import Infra
-from tests.support.processes import free_port, service_env, wait_ready
+from tests.support.processes import free_port, migrate, service_env, wait_ready
 
 
 def credit(run: str, n: int) -> CreditIssued:
@@ -54,6 +54,7 @@ def credit(run: str, n: int) -> CreditIssued:
 async def main(count: int, interval_ms: float) -> None:
     infra = Infra.from_env(os.environ)
     port = free_port()
+    await migrate(infra, "incentives")
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

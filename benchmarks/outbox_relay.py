@@ -19,7 +19,7 @@ import time
 
 from aiokafka import AIOKafkaConsumer
 
-from shared.db import PLATFORM_MIGRATIONS, apply_migrations, create_pool, load_migrations
+from shared.db import create_pool
 from shared.events import EventPayload, event_type
 from shared.kafka_client import KafkaConnection
 from shared.outbox import Outbox, OutboxRelay, make_producer
@@ -43,8 +43,8 @@ async def relay_and_consume(kafka: KafkaConnection, scratch: ScratchService, eve
     schema = scratch.schema
     topic = Topic(f"bench.{schema}", schema, "n", 6, "benchmark")
     await ensure_topics(kafka, [topic])
+    await scratch.migrate("platform")
     pool = await create_pool(scratch.dsn, schema, max_size=10)
-    await apply_migrations(pool, schema, load_migrations("platform", PLATFORM_MIGRATIONS))
     producer = make_producer(kafka, "bench")
     await producer.start()
     relay = OutboxRelay(pool, producer, schema)

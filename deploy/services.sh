@@ -13,13 +13,20 @@ cd "$ROOT"
 
 running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 
+# The stack's database (host:port/db) as each service's two roles: the owner migrates the
+# schema before the service starts; the service runs as its runtime role.
+DB="${POLLINATE_ADMIN_DATABASE_URL#*@}"
+
 start() {
   for svc in "${!PORTS[@]}"; do
     if running "$svc"; then echo "$svc already running"; continue; fi
+    MIGRATION_DATABASE_URL="postgresql://${svc}_owner:${svc}_owner@$DB" "$PY" -m "services.$svc" migrate \
+      >>"$RUN/$svc.log" 2>&1 || { echo "$svc: migrations failed: see $RUN/$svc.log" >&2; exit 1; }
     # setsid + all three streams redirected: the service outlives this script and holds
     # none of the caller's pipes open.
     # Each service reaches Kafka as its own principal (only the topics it is granted).
     KAFKA_SASL_USERNAME="$svc" KAFKA_SASL_PASSWORD="$(cat "$POLLINATE_KAFKA_CREDENTIALS/$svc")" \
+    DATABASE_URL="postgresql://${svc}_svc:${svc}_svc@$DB" \
     HTTP_PORT="${PORTS[$svc]}" TRACE_EXPORTER="file:$RUN/traces.jsonl" \
       setsid "$PY" -m "services.$svc" >>"$RUN/$svc.log" 2>&1 </dev/null &
     echo $! > "$RUN/$svc.pid"

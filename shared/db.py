@@ -85,6 +85,37 @@ def load_migrations(component: str, directory: Path) -> list[Migration]:
     ]
 
 
+class MigrationsPending(RuntimeError):
+    """The schema lacks migrations the code needs: the running service may not apply them
+    (its role only reads and writes rows); the schema's owner does."""
+
+
+async def require_migrated(pool: Pool, schema: str, migrations: list[Migration]) -> None:
+    """Refuse to run on a schema that lacks a migration or holds an edited one."""
+    try:
+        rows = await pool.fetch("SELECT component, version, checksum FROM schema_migrations")
+    except asyncpg.UndefinedTableError:
+        rows = []
+    done = {(r["component"], r["version"]): r["checksum"] for r in rows}
+    missing = [
+        f"{m.component}/{m.version}" for m in migrations if (m.component, m.version) not in done
+    ]
+    changed = [
+        f"{m.component}/{m.version}"
+        for m in migrations
+        if done.get((m.component, m.version)) not in (None, m.checksum)
+    ]
+    if changed:
+        raise MigrationChanged(
+            f"schema {schema!r} holds migrations that differ from the code: {', '.join(changed)}"
+        )
+    if missing:
+        raise MigrationsPending(
+            f"schema {schema!r} lacks migrations {', '.join(missing)}: run "
+            f"`python -m services.{schema} migrate` (as the schema's owner, MIGRATION_DATABASE_URL)"
+        )
+
+
 async def apply_migrations(pool: Pool, schema: str, migrations: list[Migration]) -> list[str]:
     """Apply the migrations not applied yet, each in its own transaction, in order.
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -34,10 +35,12 @@ from shared.consumer import EventConsumer, purge_inbox
 from shared.db import (
     PLATFORM_MIGRATIONS,
     Connection,
+    Migration,
     Pool,
     apply_migrations,
     create_pool,
     load_migrations,
+    require_migrated,
 )
 from shared.http import BodyLimit, install_error_mapping, started_platform
 from shared.lag import LagProbe
@@ -157,12 +160,8 @@ async def running_platform(
         min_size=settings.db_pool_min_size,
         max_size=settings.db_pool_max_size,
     )
-    await apply_migrations(
-        pool,
-        schema,
-        load_migrations("platform", PLATFORM_MIGRATIONS)
-        + load_migrations(schema, definition.migrations),
-    )
+    # The runtime role cannot migrate (it only reads and writes rows): the schema's owner has.
+    await require_migrated(pool, schema, migrations_of(definition))
     producer = make_producer(kafka, client_id=f"{schema}-relay")
     await producer.start()
     relay = OutboxRelay(
@@ -172,6 +171,7 @@ async def running_platform(
         batch_size=settings.relay_batch_size,
         fallback_poll_seconds=settings.relay_fallback_poll_seconds,
         retention_hours=settings.relay_retention_hours,
+        stall_seconds=settings.relay_stall_seconds,
     )
     broker = KafkaBroker(
         kafka.bootstrap_servers,
@@ -371,7 +371,32 @@ def create_app(
     return app
 
 
+def migrations_of(definition: ServiceDefinition) -> list[Migration]:
+    """The platform's migrations (outbox, inbox) then the service's own, in order."""
+    return load_migrations("platform", PLATFORM_MIGRATIONS) + load_migrations(
+        definition.name, definition.migrations
+    )
+
+
+async def migrate(definition: ServiceDefinition, database_url: str) -> list[str]:
+    """Apply the service's pending migrations as the schema's owner (`database_url`)."""
+    pool = await create_pool(database_url, definition.name, max_size=1)
+    try:
+        return await apply_migrations(pool, definition.name, migrations_of(definition))
+    finally:
+        await pool.close()
+
+
 def run(definition: ServiceDefinition) -> None:
+    """`python -m services.<name>` serves; `python -m services.<name> migrate` applies the
+    pending migrations as the schema's owner (MIGRATION_DATABASE_URL) and exits."""
     settings = ServiceSettings(service_name=definition.name)
+    if sys.argv[1:] == ["migrate"]:
+        configure_logging(settings.service_name, settings.log_level, settings.log_format)
+        applied = asyncio.run(migrate(definition, settings.migration_database_url))
+        print(f"{definition.name}: {len(applied)} migration(s) applied", file=sys.stderr)
+        return
+    if sys.argv[1:]:
+        raise SystemExit(f"usage: python -m services.{definition.name} [migrate]")
     app = create_app(definition, settings)
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None)

@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from shared.db import PLATFORM_MIGRATIONS, apply_migrations, create_pool, load_migrations
+from shared.db import create_pool
 from shared.outbox import Outbox, make_producer
 from tests.support.counter import COUNTER_TABLE, Components
 from tests.support.infra import Infra, ScratchService
@@ -15,11 +15,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def components(infra: Infra, scratch_service: ScratchService) -> AsyncIterator[Components]:
+    await scratch_service.migrate("platform")
+    await scratch_service.as_owner(COUNTER_TABLE)
     pool = await create_pool(scratch_service.dsn, scratch_service.schema, max_size=8)
-    await apply_migrations(
-        pool, scratch_service.schema, load_migrations("platform", PLATFORM_MIGRATIONS)
-    )
-    await pool.execute(COUNTER_TABLE)
     producer = make_producer(infra.kafka, client_id=scratch_service.schema)
     await producer.start()
     yield Components(

@@ -15,7 +15,7 @@ from services.deals.repository import (
     HOLDING_REGISTRATIONS_SQL,
     OPEN_DIRECT_OPPORTUNITIES_SQL,
 )
-from shared.db import PLATFORM_MIGRATIONS, apply_migrations, create_pool, load_migrations
+from shared.db import create_pool
 from tests.support.infra import ROOT, ScratchService
 
 pytestmark = pytest.mark.integration
@@ -61,17 +61,15 @@ async def explain(conn: Any, sql: str, *args: object) -> list[dict[str, Any]]:
 
 @pytest.fixture
 async def populated(scratch_service: ScratchService) -> Any:
-    pool = await create_pool(scratch_service.dsn, scratch_service.schema)
-    await apply_migrations(
-        pool,
-        scratch_service.schema,
-        load_migrations("platform", PLATFORM_MIGRATIONS)
-        + load_migrations("deals", Path(DEALS_MIGRATIONS)),
-    )
-    async with pool.acquire() as conn:
+    await scratch_service.migrate("deals", Path(DEALS_MIGRATIONS))
+    # Seeded and analysed by the owner (ANALYZE is the owner's); queried as the service.
+    owner = await create_pool(scratch_service.owner_dsn, scratch_service.schema, max_size=1)
+    async with owner.acquire() as conn:
         for statement in SEED.split(";"):
             if statement.strip():
                 await conn.execute(statement, *([REGISTRATIONS] if "$1" in statement else []))
+    await owner.close()
+    pool = await create_pool(scratch_service.dsn, scratch_service.schema)
     yield pool
     await pool.close()
 

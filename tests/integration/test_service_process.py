@@ -21,6 +21,23 @@ pytestmark = pytest.mark.integration
 @pytest.mark.parametrize("service", SERVICES)
 async def test_service_process_becomes_ready_and_stops_cleanly(infra: Infra, service: str) -> None:
     port = free_port()
+    # The deployment's migration step, as the schema's owner; the service then runs as its
+    # runtime role, which could not have applied them.
+    migration = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        f"services.{service}",
+        "migrate",
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "MIGRATION_DATABASE_URL": infra.dsn_for(f"{service}_owner", f"{service}_owner"),
+        },
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, migrated = await migration.communicate()
+    assert migration.returncode == 0, migrated.decode()
+    assert f"{service}: " in migrated.decode()
     env = {
         **os.environ,
         **infra.kafka_env(infra.service_kafka(service)),

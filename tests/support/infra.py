@@ -85,10 +85,32 @@ class Infra:
 
 @dataclass(frozen=True)
 class ScratchService:
-    """A throw-away service footprint: its own schema and least-privilege role."""
+    """A throw-away service footprint: its own schema, the owner role that migrates it and the
+    runtime role that only reads and writes its rows (`dsn`, what a service connects as)."""
 
     schema: str
     dsn: str
+    owner_dsn: str
+
+    async def as_owner(self, ddl: str) -> None:
+        """Run DDL as the schema's owner: a test's own tables (the runtime role gets DML on
+        them through the schema's default privileges)."""
+        owner = await asyncpg.connect(self.owner_dsn)
+        try:
+            await owner.execute(ddl)
+        finally:
+            await owner.close()
+
+    async def migrate(self, component: str, migrations: Path | None = None) -> None:
+        """Apply the platform's migrations and `component`'s own, as the schema's owner."""
+        pool = await create_pool(self.owner_dsn, self.schema, max_size=1)
+        try:
+            wanted = load_migrations("platform", PLATFORM_MIGRATIONS)
+            if migrations is not None:
+                wanted += load_migrations(component, migrations)
+            await apply_migrations(pool, self.schema, wanted)
+        finally:
+            await pool.close()
 
 
 @asynccontextmanager
@@ -97,17 +119,24 @@ async def scratch_schema(infra: Infra) -> AsyncIterator[ScratchService]:
     schema = f"t_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(infra.admin_dsn)
     try:
-        await admin.execute("SELECT platform_admin.provision_service($1, $2)", schema, schema)
+        await admin.execute(
+            "SELECT platform_admin.provision_service($1, $2, $3)", schema, schema, schema
+        )
     finally:
         await admin.close()
     try:
-        yield ScratchService(schema, infra.dsn_for(f"{schema}_svc", schema))
+        yield ScratchService(
+            schema,
+            infra.dsn_for(f"{schema}_svc", schema),
+            infra.dsn_for(f"{schema}_owner", schema),
+        )
     finally:
         admin = await asyncpg.connect(infra.admin_dsn)
         try:
             await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-            await admin.execute(f'DROP OWNED BY "{schema}_svc"')
-            await admin.execute(f'DROP ROLE "{schema}_svc"')
+            for role in (f"{schema}_svc", f"{schema}_owner"):
+                await admin.execute(f'DROP OWNED BY "{role}"')
+                await admin.execute(f'DROP ROLE "{role}"')
         finally:
             await admin.close()
 
@@ -116,15 +145,11 @@ async def scratch_schema(infra: Infra) -> AsyncIterator[ScratchService]:
 async def migrated_pool(
     service: ScratchService, component: str, migrations: Path, max_size: int = 4
 ) -> AsyncIterator[Pool]:
-    """A pool on a scratch schema holding the platform tables and `component`'s own."""
+    """A pool of the runtime role on a scratch schema its owner migrated: the platform tables
+    and `component`'s own."""
+    await service.migrate(component, migrations)
     pool = await create_pool(service.dsn, service.schema, max_size=max_size)
     try:
-        await apply_migrations(
-            pool,
-            service.schema,
-            load_migrations("platform", PLATFORM_MIGRATIONS)
-            + load_migrations(component, migrations),
-        )
         yield pool
     finally:
         await pool.close()

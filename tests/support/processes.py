@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from shared.auth import partner_token
+from shared.service import migrate as migrate_schema
 from shared.settings import ServiceSettings
 from tests.support.infra import ROOT, Infra
 from tests.support.polling import eventually
@@ -48,6 +50,13 @@ def service_env(infra: Infra, service: str, port: int, **extra: str) -> dict[str
     }
 
 
+async def migrate(infra: Infra, service: str) -> None:
+    """Apply `service`'s migrations as its schema's owner, as a deployment's migration step
+    does before the service starts (the running service's role cannot)."""
+    definition = importlib.import_module(f"services.{service}.app").definition
+    await migrate_schema(definition, infra.dsn_for(f"{service}_owner", f"{service}_owner"))
+
+
 async def wait_ready(
     url: str, process: asyncio.subprocess.Process, timeout: float = 60.0
 ) -> httpx.Response:
@@ -77,6 +86,7 @@ async def service_processes(
     processes: list[asyncio.subprocess.Process] = []
     urls: list[str] = []
     try:
+        await migrate(infra, service)
         for _ in range(count):
             port = free_port()
             process = await asyncio.create_subprocess_exec(
@@ -127,6 +137,7 @@ class Fleet:
         port = int(previous.url.rsplit(":", 1)[1]) if previous else free_port()
         LOGS.mkdir(parents=True, exist_ok=True)
         log = LOGS / f"{service}-{instance}.log"
+        await migrate(self.infra, service)
         with log.open("ab") as out:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,

@@ -107,3 +107,16 @@ def test_secrets_come_from_the_environment_with_local_defaults_only() -> None:
         assert env["KAFKA_SASL_PASSWORD"].startswith(f"${{KAFKA_{name.upper()}_PASSWORD:?")
     admin = services["kafka-access"]["environment"]["KAFKA_SASL_PASSWORD"]
     assert admin.startswith("${KAFKA_ADMIN_PASSWORD:?")
+
+
+def test_each_schema_is_migrated_by_its_owner_before_its_service_runs_as_the_runtime_role() -> None:
+    services = compose()["services"]
+    for name in SERVICES:
+        step = services[f"{name}-migrate"]
+        assert step["command"] == ["python", "-m", f"services.{name}", "migrate"]
+        owner = step["environment"]["MIGRATION_DATABASE_URL"]
+        assert owner.startswith(f"postgresql://{name}_owner:")
+        assert services[name]["depends_on"][f"{name}-migrate"] == {
+            "condition": "service_completed_successfully"
+        }
+        assert "MIGRATION_DATABASE_URL" not in services[name]["environment"]
