@@ -1,6 +1,7 @@
 """What a new version of a partner publishes: its full snapshot on `partners.lifecycle.v1`
 (the change named as the contract names it) and, for changes a partner is told about, a
-notification; and the one way an HTTP use case writes a new version (row, audit, events)."""
+notification; and the one way an HTTP use case writes a new version (row, audit, events),
+a lifecycle step (a new status) being such a version, refused unless the lifecycle allows it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from services.onboarding import repository
-from services.onboarding.domain.lifecycle import Change, notification_kind
+from services.onboarding.domain.lifecycle import Change, check_transition, notification_kind
 from services.onboarding.repository import PartnerRow, Row
 from shared.db import Connection
 from shared.events import Envelope
@@ -97,3 +98,22 @@ async def record_version(
     await repository.insert_history(conn, [repository.history_row(row, change.published.value)])
     await outbox.publish_many(conn, announce(before, row, change))
     return row
+
+
+async def record_step(
+    conn: Connection,
+    outbox: Outbox,
+    before: Row,
+    target: PartnerStatus,
+    change: Change,
+    *,
+    reason: str,
+    at: datetime,
+    **fields: Any,
+) -> Row:
+    """Move the partner to `target` as its next version (see `record_version`);
+    IllegalTransition, and nothing written, unless the lifecycle allows the step."""
+    check_transition(before["partner_id"], PartnerStatus(before["status"]), target)
+    return await record_version(
+        conn, outbox, before, change, reason=reason, at=at, status=target.value, **fields
+    )

@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from services.onboarding import repository
-from services.onboarding.announcements import record_version
+from services.onboarding.announcements import record_step, record_version
 from services.onboarding.domain.config import OnboardingConfig
-from services.onboarding.domain.lifecycle import Change, check_transition
+from services.onboarding.domain.lifecycle import Change
 from services.onboarding.domain.qualification import Application, Outcome, qualify
 from services.onboarding.domain.tiers import authorised_products
 from services.onboarding.repository import Row
@@ -70,34 +70,21 @@ async def approve(
     at: datetime,
 ) -> Row:
     """Qualified, and onboarding starts at once."""
-    check_transition(row["partner_id"], PartnerStatus(row["status"]), PartnerStatus.QUALIFIED)
-    row = await record_version(
-        conn,
-        outbox,
-        row,
-        Change.QUALIFIED,
-        reason=why,
-        at=at,
-        status=PartnerStatus.QUALIFIED.value,
+    row = await record_step(
+        conn, outbox, row, PartnerStatus.QUALIFIED, Change.QUALIFIED, reason=why, at=at
     )
-    return await record_version(
+    return await record_step(
         conn,
         outbox,
         row,
+        PartnerStatus.ONBOARDING,
         Change.ONBOARDING,
         reason=f"onboarding started: complete {', '.join(config.checklist)}",
         at=at,
-        status=PartnerStatus.ONBOARDING.value,
     )
 
 
 async def reject(conn: Connection, outbox: Outbox, row: Row, why: str, at: datetime) -> Row:
-    return await record_version(
-        conn,
-        outbox,
-        row,
-        Change.REJECTED,
-        reason=why,
-        at=at,
-        status=PartnerStatus.REJECTED.value,
+    return await record_step(
+        conn, outbox, row, PartnerStatus.REJECTED, Change.REJECTED, reason=why, at=at
     )

@@ -8,10 +8,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from services.onboarding import repository
-from services.onboarding.announcements import record_version
+from services.onboarding.announcements import record_step, record_version
 from services.onboarding.domain.checklist import tick
 from services.onboarding.domain.config import OnboardingConfig
-from services.onboarding.domain.lifecycle import Change, check_transition
+from services.onboarding.domain.lifecycle import Change
 from services.onboarding.domain.tiers import (
     authorised_products,
     compute_tier,
@@ -63,21 +63,20 @@ async def _activate(
     at: datetime,
 ) -> Row:
     partner_id = row["partner_id"]
-    check_transition(partner_id, PartnerStatus(row["status"]), PartnerStatus.ACTIVE)
     certifications = await repository.certifications_of(conn, [partner_id])
     competencies = derive_competencies(config, certifications[partner_id], at)
     days = await repository.revenue_days(conn, config, [partner_id], at)
     revenue = revenue_in_window(config, days[partner_id], at)
     assessment = compute_tier(config, revenue, competencies)
-    return await record_version(
+    return await record_step(
         conn,
         outbox,
         row,
+        PartnerStatus.ACTIVE,
         Change.ACTIVATED,
         reason=f"onboarding checklist complete; tier {assessment.tier}: "
         + "; ".join(assessment.reasons),
         at=at,
-        status=PartnerStatus.ACTIVE.value,
         tier=assessment.tier,
         revenue=revenue,
         competencies=sorted(competencies),

@@ -81,18 +81,28 @@ def _share(part: int, whole: int) -> Decimal:
     return Decimal(part) / Decimal(whole) if whole else Decimal(0)
 
 
+def _overlap(declared: frozenset[str], wanted: tuple[str, ...]) -> tuple[frozenset[str], Decimal]:
+    """The declared items the program wants, and their share of all declared as a 0-100 score."""
+    matched = declared & set(wanted)
+    return matched, HUNDRED * _share(len(matched), len(declared))
+
+
+def _towards(count: int, for_full_marks: int) -> Decimal:
+    """A count as a 0-100 score, full marks from `for_full_marks` on."""
+    return HUNDRED * min(Decimal(1), _share(count, for_full_marks))
+
+
 def _fmt(value: Decimal) -> str:
     return str(value.quantize(_ONE_DECIMAL, rounding=ROUND_HALF_UP))
 
 
-def _listing(items: frozenset[str] | set[str]) -> str:
+def _listing(items: frozenset[str]) -> str:
     return ", ".join(sorted(items)) or "none"
 
 
 def _strategic_fit(config: QualificationConfig, app: Application) -> tuple[Decimal, str]:
     type_score = config.partner_type_scores[app.partner_type]
-    strategic = app.products & set(config.strategic_products)
-    product_score = HUNDRED * _share(len(strategic), len(app.products))
+    strategic, product_score = _overlap(app.products, config.strategic_products)
     score = Decimal("0.6") * type_score + Decimal("0.4") * product_score
     return score, (
         f"{app.partner_type.value} scores {type_score} (60%); {len(strategic)} of "
@@ -102,10 +112,8 @@ def _strategic_fit(config: QualificationConfig, app: Application) -> tuple[Decim
 
 
 def _icp_overlap(config: QualificationConfig, app: Application) -> tuple[Decimal, str]:
-    industries = app.industries & set(config.icp_industries)
-    segments = app.segments & set(config.icp_segments)
-    industry_score = HUNDRED * _share(len(industries), len(app.industries))
-    segment_score = HUNDRED * _share(len(segments), len(app.segments))
+    industries, industry_score = _overlap(app.industries, config.icp_industries)
+    segments, segment_score = _overlap(app.segments, config.icp_segments)
     score = Decimal("0.7") * industry_score + Decimal("0.3") * segment_score
     return score, (
         f"{len(industries)} of {len(app.industries)} industries in the ICP "
@@ -116,12 +124,8 @@ def _icp_overlap(config: QualificationConfig, app: Application) -> tuple[Decimal
 
 def _technical_capability(config: QualificationConfig, app: Application) -> tuple[Decimal, str]:
     recognised = app.competencies_claimed & set(config.recognised_competencies)
-    competency_score = HUNDRED * min(
-        Decimal(1), _share(len(recognised), config.competencies_for_full_score)
-    )
-    staff_score = HUNDRED * min(
-        Decimal(1), _share(app.certified_staff, config.certified_staff_for_full_score)
-    )
+    competency_score = _towards(len(recognised), config.competencies_for_full_score)
+    staff_score = _towards(app.certified_staff, config.certified_staff_for_full_score)
     score = (competency_score + staff_score) / 2
     return score, (
         f"{len(recognised)} recognised competencies claimed ({_listing(recognised)}; "
@@ -133,7 +137,7 @@ def _technical_capability(config: QualificationConfig, app: Application) -> tupl
 
 def _geographic_reach(config: QualificationConfig, app: Application) -> tuple[Decimal, str]:
     covered = app.regions & set(config.target_regions)
-    score = HUNDRED * min(Decimal(1), _share(len(covered), config.regions_for_full_score))
+    score = _towards(len(covered), config.regions_for_full_score)
     return score, (
         f"{len(covered)} target regions covered ({_listing(covered)}; "
         f"{config.regions_for_full_score} for full marks)"
