@@ -275,6 +275,8 @@ export KAFKA_SASL_PASSWORD=$(cat "$KAFKA_CREDENTIALS/admin" 2>/dev/null)
 export POLLINATE_KAFKA_CREDENTIALS=$KAFKA_CREDENTIALS
 export POLLINATE_KAFKA_TLS_BOOTSTRAP=127.0.0.1:$KAFKA_TLS_PORT
 export POLLINATE_KAFKA_CA=$KAFKA_TLS_DIR/ca.pem
+# The local stack is a developer's machine: services here accept the committed local defaults.
+export DEVELOPMENT_MODE=true
 export POLLINATE_ADMIN_DATABASE_URL=postgresql://postgres:$PG_ADMIN_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB
 ENV
 }

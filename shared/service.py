@@ -342,6 +342,8 @@ def create_app(
     if start:
         configure_logging(settings.service_name, settings.log_level, settings.log_format)
         configure_tracing(settings.service_name, settings.trace_exporter)
+        if settings.development_mode:
+            log.warning("development mode: the committed local default secrets are accepted")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -392,11 +394,13 @@ def run(definition: ServiceDefinition) -> None:
     pending migrations as the schema's owner (MIGRATION_DATABASE_URL) and exits."""
     settings = ServiceSettings(service_name=definition.name)
     if sys.argv[1:] == ["migrate"]:
+        settings.refuse_local_defaults(migrating=True)
         configure_logging(settings.service_name, settings.log_level, settings.log_format)
         applied = asyncio.run(migrate(definition, settings.migration_database_url))
         print(f"{definition.name}: {len(applied)} migration(s) applied", file=sys.stderr)
         return
     if sys.argv[1:]:
         raise SystemExit(f"usage: python -m services.{definition.name} [migrate]")
+    settings.refuse_local_defaults()
     app = create_app(definition, settings)
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None)

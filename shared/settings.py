@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.kafka_client import KafkaConnection
+
+# Committed so that a developer's machine runs without setup; refused outside development mode.
+LOCAL_PARTNER_TOKEN_SECRET = "local-dev-partner-token-secret"  # noqa: S105
+LOCAL_ADMIN_TOKEN = "local-dev-admin-token"  # noqa: S105
+MIN_SECRET_LENGTH = 32
 
 
 class ServiceSettings(BaseSettings):
@@ -66,12 +73,46 @@ class ServiceSettings(BaseSettings):
     consumer_batch_size: int = 200
     consumer_batch_timeout_ms: int = 100
 
-    # One partner-token scheme for the whole platform (shared/auth.py). Local defaults only.
-    partner_token_secret: str = "local-dev-partner-token-secret"  # noqa: S105
-    admin_token: str = "local-dev-admin-token"  # noqa: S105
+    # One partner-token scheme for the whole platform (shared/auth.py). The defaults are for
+    # local development only: outside development mode a service refuses to start with them.
+    partner_token_secret: str = LOCAL_PARTNER_TOKEN_SECRET
+    admin_token: str = LOCAL_ADMIN_TOKEN
+    # Accept the committed local defaults (tokens, database passwords). The local stack's
+    # environment (`deploy/local-stack.sh env`: `make demo`, `make test`) sets it; nothing else
+    # should.
+    development_mode: bool = False
 
     # none | console | file:<path> | otlp (OTEL_EXPORTER_OTLP_ENDPOINT is then honoured)
     trace_exporter: str = "none"
+
+    def production_problems(self, *, migrating: bool = False) -> list[str]:
+        """What keeps this configuration from running outside development mode: secrets that
+        are missing, short or the committed local defaults. Migrating needs only the owner's
+        database URL; serving needs the tokens and the runtime role's URL."""
+        if migrating:
+            local = _has_local_password(self.migration_database_url)
+            return (
+                ["MIGRATION_DATABASE_URL (the schema owner's role and password)"] if local else []
+            )
+        problems = []
+        if self.admin_token == LOCAL_ADMIN_TOKEN or len(self.admin_token) < MIN_SECRET_LENGTH:
+            problems.append(f"ADMIN_TOKEN (a secret of {MIN_SECRET_LENGTH}+ characters)")
+        secret = self.partner_token_secret
+        if secret == LOCAL_PARTNER_TOKEN_SECRET or len(secret) < MIN_SECRET_LENGTH:
+            problems.append(f"PARTNER_TOKEN_SECRET (a secret of {MIN_SECRET_LENGTH}+ characters)")
+        if _has_local_password(self.database_url):
+            problems.append("DATABASE_URL (the service's runtime role and password)")
+        return problems
+
+    def refuse_local_defaults(self, *, migrating: bool = False) -> None:
+        """Stop the process, saying what to set, when it would run outside development mode
+        with what production must not use."""
+        problems = [] if self.development_mode else self.production_problems(migrating=migrating)
+        if problems:
+            raise SystemExit(
+                f"{self.service_name}: refusing to start with local development defaults; set "
+                f"{'; '.join(problems)} (or DEVELOPMENT_MODE=true on a developer's machine)"
+            )
 
     @property
     def kafka(self) -> KafkaConnection:
@@ -82,11 +123,17 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _default_database_urls(self) -> ServiceSettings:
-        for field, role in (
-            ("database_url", f"{self.service_name}_svc"),
-            ("migration_database_url", f"{self.service_name}_owner"),
-        ):
+        for field in ("database_url", "migration_database_url"):
             if not getattr(self, field):
-                local = f"postgresql://{role}:{role}@127.0.0.1:5432/pollinate"
-                object.__setattr__(self, field, local)
+                object.__setattr__(self, field, self._local_database_url(field))
         return self
+
+    def _local_database_url(self, field: str) -> str:
+        role = f"{self.service_name}_{'owner' if field.startswith('migration') else 'svc'}"
+        return f"postgresql://{role}:{role}@127.0.0.1:5432/pollinate"
+
+
+def _has_local_password(url: str) -> bool:
+    """The local stack's role passwords are the role names (`deals_svc:deals_svc@...`)."""
+    parts = urlsplit(url)
+    return parts.password is None or parts.password == parts.username

@@ -81,3 +81,45 @@ async def test_service_process_becomes_ready_and_stops_cleanly(infra: Infra, ser
     # uvicorn re-raises the captured SIGTERM after its graceful shutdown has finished.
     assert process.returncode in (0, -signal.SIGTERM), stderr.decode()[-2000:]
     assert '"msg": "service stopped"' in stderr.decode()
+
+
+async def run_service(*args: str, env: dict[str, str]) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.deals",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, err.decode()
+
+
+async def test_outside_development_mode_the_committed_local_defaults_are_refused(
+    infra: Infra,
+) -> None:
+    production = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("DEVELOPMENT_MODE", "ADMIN_TOKEN", "PARTNER_TOKEN_SECRET", "DATABASE_URL")
+        and name != "MIGRATION_DATABASE_URL"
+    }
+    code, said = await run_service(env=production)
+    assert code != 0
+    assert "deals: refusing to start with local development defaults; set ADMIN_TOKEN" in said
+    assert "PARTNER_TOKEN_SECRET (a secret of 32+ characters)" in said
+    assert "DATABASE_URL (the service's runtime role and password)" in said
+    assert "DEVELOPMENT_MODE=true" in said
+
+    short = {**production, "ADMIN_TOKEN": "x" * 31, "PARTNER_TOKEN_SECRET": "y" * 40}
+    code, said = await run_service(env={**short, "DATABASE_URL": "postgresql://a:b@db/p"})
+    assert code != 0
+    assert "set ADMIN_TOKEN (a secret of 32+ characters) (or" in said
+
+    code, said = await run_service("migrate", env=production)
+    assert code != 0
+    assert "set MIGRATION_DATABASE_URL (the schema owner's role and password)" in said

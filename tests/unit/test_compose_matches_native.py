@@ -26,7 +26,8 @@ def test_every_service_runs_its_own_module_with_its_own_role() -> None:
         service = services[name]
         assert service["command"] == ["python", "-m", f"services.{name}"]
         url = service["environment"]["DATABASE_URL"]
-        assert url.startswith(f"postgresql://{name}_svc:{name}_svc@postgres:5432/pollinate")
+        assert url.startswith(f"postgresql://{name}_svc:${{{name.upper()}_DB_PASSWORD:?")
+        assert url.endswith("@postgres:5432/pollinate")
         assert "healthcheck" in service or "build" in service  # the image defines the healthcheck
 
 
@@ -93,15 +94,21 @@ def test_published_ports_bind_loopback_only() -> None:
     assert any(published.values())
 
 
-def test_secrets_come_from_the_environment_with_local_defaults_only() -> None:
+def test_every_secret_comes_from_the_environment_with_no_default() -> None:
+    """Compose runs outside development mode: a missing secret stops `docker compose up`
+    (`${VAR:?message}`) instead of falling back to a value committed here."""
     services = compose()["services"]
-    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith(
-        "${POSTGRES_PASSWORD"
-    )
+    postgres = services["postgres"]["environment"]
+    assert postgres["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
     for name in SERVICES:
+        for variable in (f"{name.upper()}_DB_PASSWORD", f"{name.upper()}_DB_OWNER_PASSWORD"):
+            assert postgres[variable].startswith(f"${{{variable}:?")
+        owner = services[f"{name}-migrate"]["environment"]["MIGRATION_DATABASE_URL"]
+        assert f"${{{name.upper()}_DB_OWNER_PASSWORD:?" in owner
         env = services[name]["environment"]
-        assert env["ADMIN_TOKEN"].startswith("${ADMIN_TOKEN")
-        assert env["PARTNER_TOKEN_SECRET"].startswith("${PARTNER_TOKEN_SECRET")
+        assert "DEVELOPMENT_MODE" not in env
+        assert env["ADMIN_TOKEN"].startswith("${ADMIN_TOKEN:?")
+        assert env["PARTNER_TOKEN_SECRET"].startswith("${PARTNER_TOKEN_SECRET:?")
         # Kafka passwords have no default at all: compose refuses to start without them.
         assert env["KAFKA_SASL_USERNAME"] == name
         assert env["KAFKA_SASL_PASSWORD"].startswith(f"${{KAFKA_{name.upper()}_PASSWORD:?")
@@ -115,7 +122,7 @@ def test_each_schema_is_migrated_by_its_owner_before_its_service_runs_as_the_run
         step = services[f"{name}-migrate"]
         assert step["command"] == ["python", "-m", f"services.{name}", "migrate"]
         owner = step["environment"]["MIGRATION_DATABASE_URL"]
-        assert owner.startswith(f"postgresql://{name}_owner:")
+        assert owner.startswith(f"postgresql://{name}_owner:${{")
         assert services[name]["depends_on"][f"{name}-migrate"] == {
             "condition": "service_completed_successfully"
         }

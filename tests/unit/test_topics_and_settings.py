@@ -50,3 +50,32 @@ def test_advisory_keys_are_stable_signed_64_bit() -> None:
 def test_comment_only_migrations_are_placeholders() -> None:
     assert not Migration("x", "0001", "-- nothing yet\n\n").has_statements
     assert Migration("x", "0001", "-- a table\nCREATE TABLE t (id int);").has_statements
+
+
+def test_outside_development_mode_only_real_secrets_pass() -> None:
+    strong = {"ADMIN_TOKEN": "a" * 32, "PARTNER_TOKEN_SECRET": "p" * 32}
+    database = "postgresql://deals_svc:s3cret-from-a-vault@db:5432/pollinate"
+    settings = ServiceSettings(service_name="deals", database_url=database, **_lower(strong))
+    assert settings.production_problems() == []
+    local = ServiceSettings(service_name="deals", **_lower(strong))
+    assert local.production_problems() == ["DATABASE_URL (the service's runtime role and password)"]
+    weak = ServiceSettings(
+        service_name="deals", database_url=database, admin_token="x" * 31, **_lower(strong, 1)
+    )
+    assert weak.production_problems() == ["ADMIN_TOKEN (a secret of 32+ characters)"]
+    assert ServiceSettings(service_name="deals").production_problems(migrating=True) == [
+        "MIGRATION_DATABASE_URL (the schema owner's role and password)"
+    ]
+    owner = "postgresql://deals_owner:another-secret@db/pollinate"
+    migrating = ServiceSettings(service_name="deals", migration_database_url=owner)
+    assert migrating.production_problems(migrating=True) == []
+
+
+def test_development_mode_accepts_the_local_defaults_and_nothing_else_does() -> None:
+    ServiceSettings(service_name="deals", development_mode=True).refuse_local_defaults()
+    with pytest.raises(SystemExit, match="deals: refusing to start with local development"):
+        ServiceSettings(service_name="deals", development_mode=False).refuse_local_defaults()
+
+
+def _lower(values: dict[str, str], skip: int = 0) -> dict[str, str]:
+    return {name.lower(): value for name, value in list(values.items())[skip:]}
