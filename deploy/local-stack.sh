@@ -37,6 +37,8 @@ KAFKA_CREDENTIALS="$KAFKA_HOME/credentials"
 KAFKA_TLS_DIR="$KAFKA_HOME/tls"
 KAFKA_PRINCIPALS="admin onboarding deals attribution incentives"
 PYTHON="${POLLINATE_PYTHON:-$ROOT/.venv/bin/python}"
+# The platform's token signing key pair (shared/identity.py), made here once: no committed key.
+TOKEN_KEYS="$WORK/identity/keys.json"
 PG_HOME="$WORK/postgres"
 PG_DATA="$PG_HOME/data"
 PG_RUN="$PG_HOME/run"
@@ -151,6 +153,18 @@ provision_kafka() {
     || die "provisioning Kafka's principals and ACLs failed"
 }
 
+make_token_keys() {
+  [ -s "$TOKEN_KEYS" ] && return
+  [ -x "$PYTHON" ] || die "$PYTHON not found: run 'make install' first (it makes the token signing key)"
+  mkdir -p "$(dirname "$TOKEN_KEYS")"; chmod 0700 "$(dirname "$TOKEN_KEYS")"
+  (umask 077; cd "$ROOT" && "$PYTHON" -m shared.identity keys --kid "local-$(date +%Y%m%d)" > "$TOKEN_KEYS") \
+    || die "could not make the token signing key"
+}
+
+token_key() {  # signing_key | verification_keys, as one line of JSON
+  python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))[sys.argv[2]]))' "$TOKEN_KEYS" "$1"
+}
+
 kafka_running() { [ -f "$KAFKA_PID" ] && kill -0 "$(cat "$KAFKA_PID")" 2>/dev/null; }
 
 start_kafka() {
@@ -262,6 +276,7 @@ wait_ready() {
     sleep 0.5
   done
   provision_kafka
+  make_token_keys
   log "ready: kafka 127.0.0.1:$KAFKA_PORT, postgres 127.0.0.1:$PG_PORT/$PG_DB"
 }
 
@@ -277,6 +292,10 @@ export POLLINATE_KAFKA_TLS_BOOTSTRAP=127.0.0.1:$KAFKA_TLS_PORT
 export POLLINATE_KAFKA_CA=$KAFKA_TLS_DIR/ca.pem
 # The local stack is a developer's machine: services here accept the committed local defaults.
 export DEVELOPMENT_MODE=true
+# Tokens: every service verifies with the public set; onboarding (and tests, the demo and
+# operators' python -m shared.identity issue) sign with the private key.
+export TOKEN_VERIFICATION_KEYS='$( [ -s "$TOKEN_KEYS" ] && token_key verification_keys )'
+export TOKEN_SIGNING_KEY='$( [ -s "$TOKEN_KEYS" ] && token_key signing_key )'
 export POLLINATE_ADMIN_DATABASE_URL=postgresql://postgres:$PG_ADMIN_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB
 ENV
 }

@@ -27,6 +27,7 @@ start() {
     # Each service reaches Kafka as its own principal (only the topics it is granted).
     KAFKA_SASL_USERNAME="$svc" KAFKA_SASL_PASSWORD="$(cat "$POLLINATE_KAFKA_CREDENTIALS/$svc")" \
     DATABASE_URL="postgresql://${svc}_svc:${svc}_svc@$DB" \
+    TOKEN_SIGNING_KEY="$([ "$svc" = onboarding ] && printf '%s' "$TOKEN_SIGNING_KEY")" \
     HTTP_PORT="${PORTS[$svc]}" TRACE_EXPORTER="file:$RUN/traces.jsonl" \
       setsid "$PY" -m "services.$svc" >>"$RUN/$svc.log" 2>&1 </dev/null &
     echo $! > "$RUN/$svc.pid"

@@ -10,6 +10,7 @@ synchronisation). Ids carry a run id, so the story can run again on the same sta
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from shared.identity import Role, TokenIssuer
 from tests.support.crm import salesforce_cdc
 from tests.support.onboarding import strong_application
 from tests.support.polling import eventually
@@ -372,11 +374,20 @@ class Story:
         return result
 
 
+def channel_manager_token() -> str:
+    """The demo plays a channel manager, with a token the platform's key signs (as an operator
+    would issue one: python -m shared.identity issue)."""
+    signing = os.environ.get("TOKEN_SIGNING_KEY", "")
+    if not signing:
+        raise SystemExit('set TOKEN_SIGNING_KEY: eval "$(deploy/local-stack.sh env)"')
+    issuer = TokenIssuer.from_json(signing)
+    return issuer.issue("demo-channel-manager", [Role.CHANNEL_MANAGER], ttl=timedelta(hours=1))
+
+
 async def tell_story(
-    urls: dict[str, str] | None = None,
-    admin_token: str = "local-dev-admin-token",  # noqa: S107
+    urls: dict[str, str] | None = None, admin_token: str | None = None
 ) -> tuple[StoryResult, list[str]]:
     async with httpx.AsyncClient(timeout=30) as client:
-        story = Story(client, urls or DEFAULT_URLS, admin_token)
+        story = Story(client, urls or DEFAULT_URLS, admin_token or channel_manager_token())
         result = await story.tell()
         return result, story.log

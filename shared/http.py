@@ -17,7 +17,6 @@ meaningful. Errors are `{"detail": "<precise message>"}`.
 
 from __future__ import annotations
 
-import hmac
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
@@ -25,8 +24,8 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.auth import Caller, partner_token
 from shared.errors import Forbidden, NotFound, RequestError, Unprocessable
+from shared.identity import Caller, InvalidToken, Role, TokenVerifier
 from shared.settings import ServiceSettings
 
 if TYPE_CHECKING:
@@ -38,8 +37,9 @@ T = TypeVar("T")
 # off: a missing token is answered by `caller` below with the platform's own 401 message.
 bearer = HTTPBearer(
     scheme_name="bearer",
-    description="A partner token (`partner.<partner_id>.<signature>`, from "
-    "`POST /admin/partner-tokens/{partner_id}`) or the channel managers' admin token.",
+    description="A platform token (a JWT signed by the platform: a partner user's from "
+    "onboarding's `POST /admin/partner-tokens/{partner_id}`, or a channel manager's, finance's "
+    "or a system client's from the operators' `python -m shared.identity issue`).",
     auto_error=False,
 )
 
@@ -72,32 +72,45 @@ def platform_of(request: Request) -> Platform:
 # CPU (measured with py-spy under the chain benchmark).
 
 
+def verifier_of(request: Request) -> TokenVerifier:
+    verifier = request.app.state.token_verifier
+    assert isinstance(verifier, TokenVerifier)
+    return verifier
+
+
 async def caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
-    """The bearer token resolved to a Caller: a partner (its signed token) or a channel manager
-    (the admin token). 401 when missing or invalid."""
+    """The bearer token resolved to a verified Caller (shared/identity.py). 401 when missing,
+    invalid, expired, signed with an unknown key or meant for another service; 403 when its
+    partner's access has been revoked (suspended or expelled)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("missing bearer token")
-    settings = settings_of(request)
     token = credentials.credentials.strip()
-    if hmac.compare_digest(token, settings.admin_token):
-        return Caller(partner_id=None)
-    parts = token.split(".")
-    if (
-        len(parts) == 3
-        and parts[0] == "partner"
-        and hmac.compare_digest(token, partner_token(settings.partner_token_secret, parts[1]))
-    ):
-        return Caller(partner_id=parts[1])
-    raise Unauthenticated("invalid token")
-
-
-async def channel_manager(who: Annotated[Caller, Depends(caller)]) -> Caller:
-    if not who.is_admin:
-        raise Forbidden("channel manager (admin) token required")
+    try:
+        who = verifier_of(request).verify(token)
+    except InvalidToken as error:
+        raise Unauthenticated(str(error)) from error
+    platform = started_platform(request)
+    if who.partner_id is not None and platform is not None:
+        revoked = platform.partner_access.revoked(who.partner_id)
+        if revoked is not None:
+            raise Forbidden(f"partner access revoked: {revoked}")
     return who
+
+
+def require_role(*roles: Role) -> Any:
+    """A dependency admitting only callers holding one of `roles` (403 otherwise)."""
+    wanted = ", ".join(role.value for role in roles)
+
+    async def role_holder(who: Annotated[Caller, Depends(caller)]) -> Caller:
+        if not who.has(*roles):
+            raise Forbidden(f"this needs the role {wanted}")
+        return who
+
+    role_holder.__name__ = "requires_" + "_or_".join(role.value for role in roles)
+    return Depends(role_holder)
 
 
 async def platform_dependency(request: Request) -> Platform:
@@ -106,7 +119,7 @@ async def platform_dependency(request: Request) -> Platform:
 
 PlatformDep = Annotated["Platform", Depends(platform_dependency)]
 CallerDep = Annotated[Caller, Depends(caller)]
-AdminDep = Annotated[Caller, Depends(channel_manager)]
+AdminDep = Annotated[Caller, require_role(Role.CHANNEL_MANAGER)]
 
 
 def Provided(kind: type[T]) -> Any:  # noqa: N802 (reads as a dependency marker, like Depends)

@@ -30,8 +30,9 @@ from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared.access import PartnerAccess, record_partner_states
 from shared.clock import now
-from shared.consumer import EventConsumer, purge_inbox
+from shared.consumer import EventConsumer, HandlerContext, purge_inbox
 from shared.db import (
     PLATFORM_MIGRATIONS,
     Connection,
@@ -42,13 +43,16 @@ from shared.db import (
     load_migrations,
     require_migrated,
 )
+from shared.events import Envelope
+from shared.events.partners import PartnerStateChanged
 from shared.http import BodyLimit, install_error_mapping, started_platform
+from shared.identity import TokenVerifier
 from shared.lag import LagProbe
 from shared.logging import configure_logging
 from shared.outbox import Outbox, OutboxRelay, ingestion, make_producer
 from shared.provisions import Provisions
 from shared.settings import ServiceSettings
-from shared.topics import Topic, ensure_topics, topics_of
+from shared.topics import PARTNER_LIFECYCLE, Topic, ensure_topics, topics_of
 from shared.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
@@ -67,6 +71,7 @@ class Platform:
     consumers: list[EventConsumer] = field(default_factory=list)
     background_jobs: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     provisions: Provisions = field(default_factory=Provisions)
+    partner_access: PartnerAccess = field(default_factory=PartnerAccess)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
@@ -147,6 +152,16 @@ class ServiceDefinition:
     routers: tuple[APIRouter, ...] = ()
 
 
+async def _record_partner_access(
+    ctx: HandlerContext, events: list[Envelope[PartnerStateChanged]]
+) -> None:
+    await record_partner_states(ctx.conn, [event.data for event in events])
+
+
+async def _refresh_partner_access(platform: Platform) -> None:
+    await platform.partner_access.refresh(platform.pool)
+
+
 @asynccontextmanager
 async def running_platform(
     definition: ServiceDefinition, settings: ServiceSettings
@@ -188,6 +203,13 @@ async def running_platform(
         settings, pool, Outbox(schema, source=f"pollinate/{schema}"), relay, broker, lag
     )
     definition.wire(platform)
+    # Every service follows partner lifecycle decisions for access (shared/access.py).
+    access = platform.consumer("partner-access", [PARTNER_LIFECYCLE])
+    access.handles_batch(PartnerStateChanged)(_record_partner_access)
+    await platform.partner_access.refresh(pool)
+    platform.every(
+        settings.partner_access_refresh_seconds, _refresh_partner_access, name="partner-access"
+    )
     platform.every(OUTBOX_PURGE_EVERY_SECONDS, _purge_outbox, name="outbox-retention")
     platform.every(
         settings.inbox_purge_every_seconds,
@@ -363,6 +385,9 @@ def create_app(
         swagger_ui_parameters={"persistAuthorization": True},
     )
     app.state.settings = settings
+    app.state.token_verifier = TokenVerifier.from_json(
+        definition.name, settings.token_verification_keys
+    )
     install_error_mapping(app)
     for router in (health, *definition.routers):
         app.include_router(router)

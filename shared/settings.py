@@ -9,11 +9,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.kafka_client import KafkaConnection
 
-# Committed so that a developer's machine runs without setup; refused outside development mode.
-LOCAL_PARTNER_TOKEN_SECRET = "local-dev-partner-token-secret"  # noqa: S105
-LOCAL_ADMIN_TOKEN = "local-dev-admin-token"  # noqa: S105
-MIN_SECRET_LENGTH = 32
-
 
 class ServiceSettings(BaseSettings):
     """What a service process needs to know about its surroundings.
@@ -65,6 +60,9 @@ class ServiceSettings(BaseSettings):
     inbox_retention_hours: float = Field(default=168.0, ge=1.0)
     inbox_purge_every_seconds: float = 600.0
 
+    # How often each instance re-reads which partners lost access (suspended, expelled).
+    partner_access_refresh_seconds: float = Field(default=1.0, gt=0)
+
     consumer_max_attempts: int = 5
     consumer_backoff_initial_seconds: float = 0.1
     consumer_backoff_max_seconds: float = 5.0
@@ -73,10 +71,11 @@ class ServiceSettings(BaseSettings):
     consumer_batch_size: int = 200
     consumer_batch_timeout_ms: int = 100
 
-    # One partner-token scheme for the whole platform (shared/auth.py). The defaults are for
-    # local development only: outside development mode a service refuses to start with them.
-    partner_token_secret: str = LOCAL_PARTNER_TOKEN_SECRET
-    admin_token: str = LOCAL_ADMIN_TOKEN
+    # Bearer tokens (shared/identity.py): the public JWK set every service verifies with, and
+    # the private signing JWK only the issuing place holds (onboarding). No committed value:
+    # the local stack makes a key pair of its own; empty verification keys refuse every token.
+    token_verification_keys: str = ""
+    token_signing_key: SecretStr = SecretStr("")
     # Accept the committed local defaults (tokens, database passwords). The local stack's
     # environment (`deploy/local-stack.sh env`: `make demo`, `make test`) sets it; nothing else
     # should.
@@ -95,11 +94,8 @@ class ServiceSettings(BaseSettings):
                 ["MIGRATION_DATABASE_URL (the schema owner's role and password)"] if local else []
             )
         problems = []
-        if self.admin_token == LOCAL_ADMIN_TOKEN or len(self.admin_token) < MIN_SECRET_LENGTH:
-            problems.append(f"ADMIN_TOKEN (a secret of {MIN_SECRET_LENGTH}+ characters)")
-        secret = self.partner_token_secret
-        if secret == LOCAL_PARTNER_TOKEN_SECRET or len(secret) < MIN_SECRET_LENGTH:
-            problems.append(f"PARTNER_TOKEN_SECRET (a secret of {MIN_SECRET_LENGTH}+ characters)")
+        if not self.token_verification_keys.strip():
+            problems.append("TOKEN_VERIFICATION_KEYS (the platform's public JWK set)")
         if _has_local_password(self.database_url):
             problems.append("DATABASE_URL (the service's runtime role and password)")
         return problems

@@ -82,7 +82,8 @@ PARTNER_LIFECYCLE = Topic(
     6,
     "Partner lifecycle: approved, activated, tier changed, authorisations, suspended, expelled.",
     events=("partner.state_changed.v1",),
-    consumers=("deals", "incentives"),
+    # Every service: deals and incentives keep a projection; all four follow who lost access.
+    consumers=("deals", "incentives", "attribution", "onboarding"),
     aggregate="partner_id",
 )
 ATTRIBUTION_CREDITS = Topic(

@@ -19,13 +19,11 @@ from services.deals.schemas import (
     ExpiryRunOut,
     ExtensionOut,
     IngestedOut,
-    PartnerTokenOut,
     RegistrationIn,
     RegistrationOut,
     ReviewOut,
 )
 from services.deals.settings import DealsSettings
-from shared.auth import partner_token
 from shared.clock import now
 from shared.errors import Unprocessable
 from shared.events.crm import CrmDealChanged
@@ -178,14 +176,6 @@ async def expire_now(
     moment = as_of or now()
     run = await run_expiry(platform.pool, platform.outbox, policy, moment)
     return ExpiryRunOut(as_of=moment, warned=run.warned, expired=run.expired)
-
-
-@admin.post("/partner-tokens/{partner_id}")
-async def issue_token(partner_id: str, who: AdminDep, platform: PlatformDep) -> PartnerTokenOut:
-    return PartnerTokenOut(
-        partner_id=partner_id,
-        token=partner_token(platform.settings.partner_token_secret, partner_id),
-    )
 
 
 router.include_router(crm)

@@ -7,11 +7,11 @@ from datetime import datetime
 from services.deals import repository
 from services.deals.domain.rules import RulesOfEngagement, extend
 from services.deals.status_changes import change_status
-from shared.auth import Caller
 from shared.db import Connection
 from shared.errors import Conflict
 from shared.events.registrations import RegistrationStatus
 from shared.http import partner_scope
+from shared.identity import Caller
 from shared.outbox import Outbox
 
 

@@ -6,9 +6,9 @@ import json
 
 from services.deals.repository import Row
 from services.deals.schemas import RegistrationOut
-from shared.auth import Caller
 from shared.db import Pool
 from shared.http import partner_scope
+from shared.identity import Caller
 
 
 def registration_out(row: Row) -> RegistrationOut:

@@ -4,9 +4,10 @@ certifications, partner reads (a partner sees only itself: another partner's rec
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from services.onboarding import views
 from services.onboarding.applications import apply_for
@@ -14,7 +15,7 @@ from services.onboarding.certifications import add_certification
 from services.onboarding.checklist import complete_item
 from services.onboarding.domain.checklist import checklist_item
 from services.onboarding.domain.config import OnboardingConfig
-from services.onboarding.partner_tokens import issue_partner_token
+from services.onboarding.partner_tokens import TokenIssuing, issue_partner_token
 from services.onboarding.requalification import run_requalification
 from services.onboarding.review import decide_review
 from services.onboarding.schemas import (
@@ -34,6 +35,7 @@ from services.onboarding.status_changes import set_status
 from shared.clock import now
 from shared.events.partners import PartnerStatus
 from shared.http import AdminDep, CallerDep, PlatformDep, Provided, partner_scope
+from shared.identity import Role
 
 ConfigDep = Annotated[OnboardingConfig, Provided(OnboardingConfig)]
 
@@ -190,9 +192,24 @@ async def program_config(_: AdminDep, config: ConfigDep) -> OnboardingConfig:
 
 
 @admin.post("/partner-tokens/{partner_id}")
-async def issue_token(partner_id: str, _: AdminDep, platform: PlatformDep) -> PartnerTokenOut:
-    """A platform-wide partner token for an admitted partner (shared/auth.py)."""
+async def issue_token(
+    partner_id: str,
+    _: AdminDep,
+    platform: PlatformDep,
+    issuing: Annotated[TokenIssuing, Provided(TokenIssuing)],
+    user: Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")] = "app",
+    role: Annotated[Literal["partner_user", "partner_admin"], Query()] = "partner_user",
+    ttl_seconds: Annotated[int, Query(ge=60, le=86_400)] = 3600,
+) -> PartnerTokenOut:
+    """A short-lived platform token (shared/identity.py) for one of an admitted partner's
+    people or apps (`user`), as a partner user or partner admin. A suspended or expelled
+    partner gets none, and its tokens stop working everywhere."""
     token = await issue_partner_token(
-        platform.pool, platform.settings.partner_token_secret, partner_id
+        platform.pool,
+        issuing,
+        partner_id,
+        user=f"{partner_id}/{user}",
+        role=Role(role),
+        ttl=timedelta(seconds=ttl_seconds),
     )
     return PartnerTokenOut(partner_id=partner_id, token=token)

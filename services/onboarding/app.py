@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from services.onboarding import api, handlers, jobs
+from services.onboarding.partner_tokens import TokenIssuing
 from services.onboarding.settings import OnboardingSettings, load_config
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.service import Platform, ServiceDefinition
@@ -20,6 +21,8 @@ def wire(platform: Platform) -> None:
     config = load_config(settings)
     log.info("onboarding program loaded", extra={"policy_version": config.version})
     platform.provide(config)
+    # Onboarding is the one place that issues partner tokens (shared/identity.py).
+    platform.provide(TokenIssuing.from_settings(platform.settings))
 
     credits = platform.consumer("credits", [ATTRIBUTION_CREDITS])
     credits.handles_batch(CreditIssued)(handlers.on_credits)

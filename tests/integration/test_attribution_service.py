@@ -522,7 +522,7 @@ async def test_the_policy_in_force_is_shown_to_channel_managers_only(service: st
     assert shown.json()["version"] == "test-linear-1"
     assert (refused.status_code, refused.json()) == (
         403,
-        {"detail": "channel manager (admin) token required"},
+        {"detail": "this needs the role channel_manager"},
     )
 
 

@@ -1,4 +1,5 @@
-"""Services as real OS processes in tests: ports, readiness, start/kill/restart, and tokens."""
+"""Services as real OS processes in tests: ports, readiness, start/kill/restart (and, from
+tests/support/tokens.py, the tokens to call them with)."""
 
 from __future__ import annotations
 
@@ -15,22 +16,17 @@ from pathlib import Path
 
 import httpx
 
-from shared.auth import partner_token
 from shared.service import migrate as migrate_schema
-from shared.settings import ServiceSettings
 from tests.support.infra import ROOT, Infra
 from tests.support.polling import eventually
 
+# Re-exported: many tests take the tokens from here with the processes they call.
+from tests.support.tokens import ADMIN as ADMIN
+from tests.support.tokens import ADMIN_TOKEN as ADMIN_TOKEN
+from tests.support.tokens import auth as auth
+
 SERVICES = ("onboarding", "deals", "attribution", "incentives")
-SETTINGS = ServiceSettings(service_name="tests")
-ADMIN_TOKEN = SETTINGS.admin_token
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 LOGS = ROOT / ".work" / "e2e"
-
-
-def auth(partner_id: str) -> dict[str, str]:
-    """The bearer header of a partner's platform-wide token."""
-    return {"Authorization": f"Bearer {partner_token(SETTINGS.partner_token_secret, partner_id)}"}
 
 
 def free_port() -> int:

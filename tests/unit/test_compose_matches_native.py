@@ -107,11 +107,14 @@ def test_every_secret_comes_from_the_environment_with_no_default() -> None:
         assert f"${{{name.upper()}_DB_OWNER_PASSWORD:?" in owner
         env = services[name]["environment"]
         assert "DEVELOPMENT_MODE" not in env
-        assert env["ADMIN_TOKEN"].startswith("${ADMIN_TOKEN:?")
-        assert env["PARTNER_TOKEN_SECRET"].startswith("${PARTNER_TOKEN_SECRET:?")
+        assert env["TOKEN_VERIFICATION_KEYS"].startswith("${TOKEN_VERIFICATION_KEYS:?")
+        # Only the issuing place holds the private key.
+        assert ("TOKEN_SIGNING_KEY" in env) == (name == "onboarding")
         # Kafka passwords have no default at all: compose refuses to start without them.
         assert env["KAFKA_SASL_USERNAME"] == name
         assert env["KAFKA_SASL_PASSWORD"].startswith(f"${{KAFKA_{name.upper()}_PASSWORD:?")
+    signing = services["onboarding"]["environment"]["TOKEN_SIGNING_KEY"]
+    assert signing.startswith("${TOKEN_SIGNING_KEY:?")
     admin = services["kafka-access"]["environment"]["KAFKA_SASL_PASSWORD"]
     assert admin.startswith("${KAFKA_ADMIN_PASSWORD:?")
 

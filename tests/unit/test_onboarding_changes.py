@@ -169,6 +169,9 @@ def test_certifications_and_tokens_follow_the_status(status: S) -> None:
     if status in (S.APPLIED, S.REJECTED):
         with pytest.raises(Conflict, match="tokens are issued once qualified"):
             check_may_hold_token("ptn_1", status)
+    elif status in (S.SUSPENDED, S.EXPELLED):
+        with pytest.raises(Conflict, match=f"is {status.value}: it holds no tokens"):
+            check_may_hold_token("ptn_1", status)
     else:
         check_may_hold_token("ptn_1", status)
 

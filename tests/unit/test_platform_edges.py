@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, cast
 
 import httpx
+import jwt
 import pytest
 from fastapi import APIRouter, Request
 
-from shared.auth import partner_token
+from shared.access import PartnerAccess
 from shared.events import Envelope
 from shared.events.notifications import NotificationKind, PartnerNotification
+from shared.events.partners import PartnerStatus
 from shared.http import AdminDep, CallerDep, Provided, acting_partner, partner_scope
+from shared.identity import Role, TokenIssuer, new_signing_key
 from shared.notify import notify
 from shared.outbox import OutgoingEvent, _stamped, ingestion
 from shared.provisions import Provisions
@@ -25,14 +28,16 @@ from shared.settings import ServiceSettings
 from shared.topics import ATTRIBUTION_CREDITS, PARTNER_NOTIFICATIONS
 from tests.support.factories import credit_issued, deal_state_changed
 from tests.support.infra import ROOT
+from tests.support.tokens import SIGNING_KEY, VERIFICATION_KEYS, bearer, token
 
-SETTINGS = ServiceSettings(service_name="edge")
-ADMIN = {"Authorization": f"Bearer {SETTINGS.admin_token}"}
+SETTINGS = ServiceSettings(service_name="edge", token_verification_keys=VERIFICATION_KEYS)
+ADMIN = bearer(token("manager@vendor", Role.CHANNEL_MANAGER, audiences=("edge",)))
 
 
 def partner(partner_id: str) -> dict[str, str]:
-    token = partner_token(SETTINGS.partner_token_secret, partner_id)
-    return {"Authorization": f"Bearer {token}"}
+    return bearer(
+        token(f"{partner_id}/u", Role.PARTNER_USER, partner_id=partner_id, audiences=("edge",))
+    )
 
 
 class Limits:
@@ -47,6 +52,11 @@ router = APIRouter()
 async def thing(owner: str, who: CallerDep) -> dict[str, str]:
     partner_scope(who, owner, f"thing of {owner}")
     return {"owner": owner, "acting": acting_partner(who, owner)}
+
+
+@router.get("/managers")
+async def managers(who: AdminDep) -> dict[str, str]:
+    return {"who": who.subject}
 
 
 @router.post("/acting")
@@ -81,8 +91,12 @@ async def client() -> Any:
     )
     provisions = Provisions()
     provisions.provide(Limits(3))
-    # What a started service has: the platform its routes reach (only provisions are used).
-    app.state.platform = cast(Platform, type("Started", (), {"provisions": provisions})())
+    # What a started service has: the platform its routes reach (only provisions and the
+    # partner access view are used); p9 has been suspended.
+    access = PartnerAccess()
+    access._status["p9"] = PartnerStatus.SUSPENDED
+    started = {"provisions": provisions, "partner_access": access}
+    app.state.platform = cast(Platform, type("Started", (), started)())
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://edge") as http:
         yield http
@@ -94,6 +108,49 @@ async def test_a_missing_or_forged_token_is_401_with_a_precise_message(client: A
     assert (missing.status_code, missing.json()) == (401, {"detail": "missing bearer token"})
     assert missing.headers["www-authenticate"] == "Bearer"
     assert (forged.status_code, forged.json()) == (401, {"detail": "invalid token"})
+
+
+async def test_an_expired_foreign_or_misdirected_token_is_401_saying_which(client: Any) -> None:
+    # Signed by the platform's key two hours ago, for an hour (PyJWT directly, not our issuer).
+    past = datetime.now(UTC) - timedelta(hours=2)
+    claims = {
+        **{"iss": "pollinate", "sub": "p1/u", "aud": ["edge"], "jti": "t1"},
+        **{"iat": past, "nbf": past, "exp": past + timedelta(hours=1)},
+        **{"roles": ["partner_user"], "partner_id": "p1"},
+    }
+    key = jwt.PyJWK(SIGNING_KEY, algorithm="EdDSA")
+    expired = jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": SIGNING_KEY["kid"]})
+    answer = await client.get("/things/p1", headers=bearer(expired))
+    assert (answer.status_code, answer.json()) == (401, {"detail": "token expired"})
+    elsewhere = token("p1/u", Role.PARTNER_USER, partner_id="p1", audiences=("deals",))
+    answer = await client.get("/things/p1", headers=bearer(elsewhere))
+    assert (answer.status_code, answer.json()) == (401, {"detail": "token not meant for edge"})
+    stranger = TokenIssuer(new_signing_key("not-ours")[0])
+    forged = stranger.issue("p1/u", [Role.PARTNER_USER], partner_id="p1", audiences=["edge"])
+    answer = await client.get("/things/p1", headers=bearer(forged))
+    assert (answer.status_code, answer.json()) == (
+        401,
+        {"detail": "token signed with an unknown key"},
+    )
+
+
+async def test_a_suspended_partners_token_is_refused_with_the_reason(client: Any) -> None:
+    answer = await client.get("/things/p9", headers=partner("p9"))
+    assert (answer.status_code, answer.json()) == (
+        403,
+        {"detail": "partner access revoked: suspended"},
+    )
+
+
+async def test_a_manager_route_refuses_other_roles(client: Any) -> None:
+    finance = bearer(token("ap@vendor", Role.FINANCE, audiences=("edge",)))
+    for headers in (partner("p1"), finance):
+        answer = await client.get("/managers", headers=headers)
+        assert (answer.status_code, answer.json()) == (
+            403,
+            {"detail": "this needs the role channel_manager"},
+        )
+    assert (await client.get("/managers", headers=ADMIN)).json() == {"who": "manager@vendor"}
 
 
 async def test_another_partners_resource_is_404_like_a_missing_one(client: Any) -> None:
@@ -147,7 +204,7 @@ async def test_manager_routes_are_403_for_partners(client: Any) -> None:
     refused = await client.post("/admin/things", headers=partner("p1"))
     assert (refused.status_code, refused.json()) == (
         403,
-        {"detail": "channel manager (admin) token required"},
+        {"detail": "this needs the role channel_manager"},
     )
     assert (await client.post("/admin/things", headers=ADMIN)).json() == {"admin": True}
 

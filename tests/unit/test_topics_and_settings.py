@@ -52,17 +52,21 @@ def test_comment_only_migrations_are_placeholders() -> None:
     assert Migration("x", "0001", "-- a table\nCREATE TABLE t (id int);").has_statements
 
 
-def test_outside_development_mode_only_real_secrets_pass() -> None:
-    strong = {"ADMIN_TOKEN": "a" * 32, "PARTNER_TOKEN_SECRET": "p" * 32}
+def test_outside_development_mode_only_real_secrets_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TOKEN_VERIFICATION_KEYS", "DATABASE_URL", "MIGRATION_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    keys = '{"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "abc", "kid": "k1"}]}'
     database = "postgresql://deals_svc:s3cret-from-a-vault@db:5432/pollinate"
-    settings = ServiceSettings(service_name="deals", database_url=database, **_lower(strong))
-    assert settings.production_problems() == []
-    local = ServiceSettings(service_name="deals", **_lower(strong))
-    assert local.production_problems() == ["DATABASE_URL (the service's runtime role and password)"]
-    weak = ServiceSettings(
-        service_name="deals", database_url=database, admin_token="x" * 31, **_lower(strong, 1)
+    settings = ServiceSettings(
+        service_name="deals", database_url=database, token_verification_keys=keys
     )
-    assert weak.production_problems() == ["ADMIN_TOKEN (a secret of 32+ characters)"]
+    assert settings.production_problems() == []
+    local = ServiceSettings(service_name="deals", token_verification_keys=keys)
+    assert local.production_problems() == ["DATABASE_URL (the service's runtime role and password)"]
+    keyless = ServiceSettings(service_name="deals", database_url=database)
+    assert keyless.production_problems() == [
+        "TOKEN_VERIFICATION_KEYS (the platform's public JWK set)"
+    ]
     assert ServiceSettings(service_name="deals").production_problems(migrating=True) == [
         "MIGRATION_DATABASE_URL (the schema owner's role and password)"
     ]
@@ -75,7 +79,3 @@ def test_development_mode_accepts_the_local_defaults_and_nothing_else_does() -> 
     ServiceSettings(service_name="deals", development_mode=True).refuse_local_defaults()
     with pytest.raises(SystemExit, match="deals: refusing to start with local development"):
         ServiceSettings(service_name="deals", development_mode=False).refuse_local_defaults()
-
-
-def _lower(values: dict[str, str], skip: int = 0) -> dict[str, str]:
-    return {name.lower(): value for name, value in list(values.items())[skip:]}

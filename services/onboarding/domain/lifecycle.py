@@ -180,6 +180,9 @@ def check_may_be_certified(partner_id: str, status: S) -> None:
 
 
 def check_may_hold_token(partner_id: str, status: S) -> None:
-    """A partner token is issued once the partner is admitted (qualified or later)."""
+    """A partner token is issued once the partner is admitted (qualified or later), and never
+    while it is suspended or expelled (its tokens stop working then too: shared/access.py)."""
     if status in (S.APPLIED, S.REJECTED):
         raise Conflict(f"partner {partner_id} is {status.value}: tokens are issued once qualified")
+    if status in (S.SUSPENDED, S.EXPELLED):
+        raise Conflict(f"partner {partner_id} is {status.value}: it holds no tokens")

@@ -1,0 +1,73 @@
+"""Partner access: whose tokens no longer count, in every service, within seconds.
+
+Tokens are short-lived but not instantly: a partner suspended or expelled must lose access
+sooner. Every service consumes `partners.lifecycle.v1` in a platform-owned group
+(`<service>.partner-access`) into its `partner_access` table; every instance of the service
+refreshes its in-memory view from that table every `refresh_seconds` (instances share the
+group's partitions, so none of them sees every event itself), and the HTTP edge refuses a
+partner whose latest status revokes access (403 `partner access revoked: suspended`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from shared.db import Connection, Pool
+from shared.events.partners import PartnerStateChanged, PartnerStatus
+
+REVOKING = frozenset({PartnerStatus.SUSPENDED, PartnerStatus.EXPELLED, PartnerStatus.REJECTED})
+
+
+class PartnerAccess:
+    """The in-memory view an instance's HTTP edge reads (no I/O per request)."""
+
+    def __init__(self) -> None:
+        self._status: dict[str, PartnerStatus] = {}
+        self._seen_until: datetime | None = None
+        self.loaded = False
+
+    def revoked(self, partner_id: str) -> str | None:
+        """Why the partner may not act (its status), or None."""
+        status = self._status.get(partner_id)
+        return status.value if status in REVOKING else None
+
+    async def refresh(self, pool: Pool) -> int:
+        """Read what changed since the last refresh (all of it the first time)."""
+        # seen_at is stamped inside the writing transaction, which may commit after a later
+        # stamp was read: each refresh looks back over a margin longer than any such write.
+        rows = await pool.fetch(
+            """SELECT partner_id, status, seen_at FROM partner_access
+               WHERE $1::timestamptz IS NULL OR seen_at >= $1 - interval '30 seconds'
+               ORDER BY seen_at""",
+            self._seen_until,
+        )
+        for row in rows:
+            self._status[row["partner_id"]] = PartnerStatus(row["status"])
+        if rows:
+            self._seen_until = max(rows[-1]["seen_at"], self._seen_until or rows[-1]["seen_at"])
+        self.loaded = True
+        return len(rows)
+
+
+async def record_partner_states(conn: Connection, events: Sequence[PartnerStateChanged]) -> None:
+    """Keep each partner's latest status (an older version never wins), one statement."""
+    latest: dict[str, PartnerStateChanged] = {}
+    for event in events:
+        held = latest.get(event.partner_id)
+        if held is None or held.version < event.version:
+            latest[event.partner_id] = event
+    await conn.execute(
+        """
+        INSERT INTO partner_access (partner_id, status, version, changed_at)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[])
+        ON CONFLICT (partner_id) DO UPDATE SET status = EXCLUDED.status,
+            version = EXCLUDED.version, changed_at = EXCLUDED.changed_at,
+            seen_at = clock_timestamp()
+        WHERE partner_access.version < EXCLUDED.version
+        """,
+        [e.partner_id for e in latest.values()],
+        [e.status.value for e in latest.values()],
+        [e.version for e in latest.values()],
+        [e.changed_at for e in latest.values()],
+    )

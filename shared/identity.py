@@ -1,0 +1,241 @@
+"""Who is calling: a short-lived signed token (a JWT, EdDSA over Ed25519) naming a principal,
+its roles, the services it is for and, for a partner's people, the partner.
+
+One place issues tokens with the platform's private key (`TOKEN_SIGNING_KEY`, a JWK): the
+onboarding service for an admitted partner's users, and operators with this module's command
+line for channel managers, finance and system clients:
+
+    python -m shared.identity keys --kid 2026-12         # a new signing key and its public set
+    python -m shared.identity issue --subject alice@vendor --role channel_manager --ttl 28800
+
+Every service verifies with the public keys (`TOKEN_VERIFICATION_KEYS`, a JWK set) and picks
+the key by the token's `kid`: keys rotate by publishing the new public key, issuing with the
+new private key, and dropping the old public key once the longest-lived token it signed has
+expired. A token names its audiences (services); a service refuses one not meant for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from collections.abc import Iterable
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from jwt.algorithms import OKPAlgorithm
+from pydantic import BaseModel, ConfigDict
+
+from shared.clock import now
+
+ISSUER = "pollinate"
+ALGORITHM = "EdDSA"
+SERVICES = ("onboarding", "deals", "attribution", "incentives")
+# A token lives an hour unless asked otherwise, a day at most: a leaked token is worth little,
+# and suspension reaches a partner's tokens sooner anyway (shared/access.py).
+DEFAULT_TTL = timedelta(hours=1)
+MAX_TTL = timedelta(hours=24)
+
+
+class Role(StrEnum):
+    PARTNER_USER = "partner_user"  # a partner's person: its own data
+    PARTNER_ADMIN = "partner_admin"  # the same, and the partner's own settings
+    CHANNEL_MANAGER = "channel_manager"  # the vendor's channel team: every partner
+    FINANCE = "finance"  # payouts and statements
+    SYSTEM = "system"  # a machine client (the enablement system, a CRM relay)
+
+
+PARTNER_ROLES = frozenset({Role.PARTNER_USER, Role.PARTNER_ADMIN})
+
+
+class InvalidToken(Exception):
+    """Why a bearer token is refused (the 401's message)."""
+
+
+class Caller(BaseModel):
+    """The verified principal behind a request."""
+
+    model_config = ConfigDict(frozen=True)
+
+    subject: str
+    roles: frozenset[Role]
+    partner_id: str | None = None  # set exactly when a partner role is held
+    token_id: str = ""
+
+    @property
+    def is_admin(self) -> bool:
+        """A channel manager: sees and acts for every partner."""
+        return Role.CHANNEL_MANAGER in self.roles
+
+    @property
+    def is_partner(self) -> bool:
+        return self.partner_id is not None
+
+    def has(self, *roles: Role) -> bool:
+        return any(role in self.roles for role in roles)
+
+    def may_see(self, partner_id: str) -> bool:
+        return self.is_admin or self.partner_id == partner_id
+
+    @property
+    def acting_as(self) -> str:
+        """How the audit trail names this caller: the principal, and its partner if any."""
+        return f"{self.subject} ({self.partner_id})" if self.partner_id else self.subject
+
+
+class TokenIssuer:
+    """Signs tokens with one private key (its `kid` travels in the token's header)."""
+
+    def __init__(self, signing_jwk: dict[str, Any]) -> None:
+        if "kid" not in signing_jwk or "d" not in signing_jwk:
+            raise ValueError("the signing key must be a private JWK with a kid")
+        self._kid = str(signing_jwk["kid"])
+        self._key = jwt.PyJWK(signing_jwk, algorithm=ALGORITHM)
+
+    @classmethod
+    def from_json(cls, text: str) -> TokenIssuer:
+        return cls(json.loads(text))
+
+    def issue(
+        self,
+        subject: str,
+        roles: Iterable[Role],
+        *,
+        partner_id: str | None = None,
+        audiences: Iterable[str] = SERVICES,
+        ttl: timedelta = DEFAULT_TTL,
+    ) -> str:
+        held = frozenset(roles)
+        if not held:
+            raise ValueError("a token carries at least one role")
+        if bool(held & PARTNER_ROLES) != (partner_id is not None):
+            raise ValueError("partner roles, and only they, name the partner")
+        if not timedelta(0) < ttl <= MAX_TTL:
+            raise ValueError(f"a token lives at most {MAX_TTL}")
+        issued = now()
+        claims: dict[str, Any] = {
+            "iss": ISSUER,
+            "sub": subject,
+            "aud": sorted(set(audiences)),
+            "iat": issued,
+            "nbf": issued,
+            "exp": issued + ttl,
+            "jti": str(uuid.uuid4()),
+            "roles": sorted(role.value for role in held),
+        }
+        if partner_id is not None:
+            claims["partner_id"] = partner_id
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self._kid})
+
+
+class TokenVerifier:
+    """Verifies tokens for one service (its audience) against the published public keys."""
+
+    def __init__(self, audience: str, public_jwks: dict[str, Any]) -> None:
+        self.audience = audience
+        self._keys = {
+            str(key["kid"]): jwt.PyJWK(key, algorithm=ALGORITHM)
+            for key in public_jwks.get("keys", [])
+            if "kid" in key and "d" not in key  # a private key never verifies
+        }
+
+    @classmethod
+    def from_json(cls, audience: str, text: str) -> TokenVerifier:
+        try:
+            document = json.loads(text) if text.strip() else {"keys": []}
+        except json.JSONDecodeError as error:
+            raise ValueError(f"TOKEN_VERIFICATION_KEYS is not a JWK set: {error}") from error
+        return cls(audience, document)
+
+    @property
+    def has_keys(self) -> bool:
+        return bool(self._keys)
+
+    def verify(self, token: str) -> Caller:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as error:
+            raise InvalidToken("invalid token") from error
+        key = self._keys.get(str(header.get("kid")))
+        if key is None or header.get("alg") != ALGORITHM:
+            raise InvalidToken("token signed with an unknown key")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=ISSUER,
+                options={"require": ["exp", "iat", "nbf", "sub", "aud", "iss", "jti"]},
+                leeway=5,
+            )
+        except jwt.ExpiredSignatureError as error:
+            raise InvalidToken("token expired") from error
+        except jwt.InvalidAudienceError as error:
+            raise InvalidToken(f"token not meant for {self.audience}") from error
+        except jwt.InvalidTokenError as error:
+            raise InvalidToken("invalid token") from error
+        return _caller(claims)
+
+
+def _caller(claims: dict[str, Any]) -> Caller:
+    try:
+        roles = frozenset(Role(role) for role in claims.get("roles", []))
+    except ValueError as error:
+        raise InvalidToken("token names an unknown role") from error
+    partner_id = claims.get("partner_id")
+    if not roles or bool(roles & PARTNER_ROLES) != isinstance(partner_id, str):
+        raise InvalidToken("token roles and partner do not agree")
+    return Caller(
+        subject=str(claims["sub"]),
+        roles=roles,
+        partner_id=partner_id,
+        token_id=str(claims["jti"]),
+    )
+
+
+def new_signing_key(kid: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A fresh Ed25519 key: (the private JWK for the issuer, the public JWK set for everyone)."""
+    private = OKPAlgorithm.to_jwk(Ed25519PrivateKey.generate(), as_dict=True)
+    private.update(kid=kid, alg=ALGORITHM, use="sig")
+    public = {name: value for name, value in private.items() if name != "d"}
+    return private, {"keys": [public]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Signing keys and tokens of the platform.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    keys = commands.add_parser("keys", help="print a new private signing JWK and its public set")
+    keys.add_argument("--kid", default=f"key-{now().date().isoformat()}")
+    issue = commands.add_parser("issue", help="issue a token with TOKEN_SIGNING_KEY")
+    issue.add_argument("--subject", required=True)
+    issue.add_argument("--role", action="append", required=True, choices=[r.value for r in Role])
+    issue.add_argument("--partner")
+    issue.add_argument("--audience", action="append", choices=SERVICES)
+    issue.add_argument("--ttl", type=int, default=int(DEFAULT_TTL.total_seconds()))
+    args = parser.parse_args(argv)
+    if args.command == "keys":
+        private, public = new_signing_key(args.kid)
+        print(json.dumps({"signing_key": private, "verification_keys": public}))
+        return
+    import os
+
+    signing = os.environ.get("TOKEN_SIGNING_KEY", "")
+    if not signing:
+        raise SystemExit("set TOKEN_SIGNING_KEY (the private JWK) to issue tokens")
+    token = TokenIssuer.from_json(signing).issue(
+        args.subject,
+        [Role(role) for role in args.role],
+        partner_id=args.partner,
+        audiences=args.audience or SERVICES,
+        ttl=timedelta(seconds=args.ttl),
+    )
+    sys.stdout.write(token + "\n")
+
+
+if __name__ == "__main__":
+    main()
