@@ -9,7 +9,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,9 @@ from services.attribution.domain.config import AttributionConfig
 from shared.events import Envelope
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.crm import CrmSource, Customer, DealStatus
-from shared.events.opportunities import DealStateChanged, LinkedRegistration
-from shared.events.registrations import RegistrationStatus
+from shared.events.opportunities import DealStateChanged
 from shared.topics import ATTRIBUTION_CREDITS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS
-from tests.support.attribution import CrmDeal, from_deals
+from tests.support.attribution import CrmDeal, approved_registration, closed_won, from_deals
 from tests.support.factories import registration_decided
 from tests.support.infra import Infra
 from tests.support.kafka import publish, send_envelopes, wait_for_keyed
@@ -71,20 +70,14 @@ class Deal(CrmDeal):
         amount: str,
         partner_ref: str,
         *,
-        status: DealStatus = DealStatus.WON,
         currency: str = "USD",
+        close_date: date = TODAY,
         **fields: Any,
     ) -> DealStateChanged:
-        """The next snapshot: closed today (won unless `status` says otherwise) for `amount`,
-        through the CRM partner `partner_ref`."""
-        values = {
-            "status": status,
-            "amount": Decimal(amount),
-            "currency": currency,
-            "close_date": TODAY,
-            "partner_ref": partner_ref,
-        }
-        return self.snapshot(**(values | fields))
+        """The next snapshot: won today for `amount` through the CRM partner `partner_ref`,
+        unless `fields` say otherwise (another status, say)."""
+        won = closed_won(amount, currency, partner_ref, close_date=close_date, **fields)
+        return self.snapshot(**won)
 
     async def publish(self, infra: Infra, *snapshots: DealStateChanged) -> None:
         """Publish snapshots of this deal as deals does (keyed by the deal)."""
@@ -132,12 +125,7 @@ async def test_won_deal_is_split_across_partners_and_published(
     run = uuid.uuid4().hex[:8]
     sourcer, seller, advisor, stranger = (f"{p}-{run}" for p in ("src", "mkt", "adv", "other"))
     deal = Deal(run)
-    registration = LinkedRegistration(
-        registration_id=f"reg-{run}",
-        partner_id=sourcer,
-        status=RegistrationStatus.APPROVED,
-        submitted_at=datetime.now(UTC) - timedelta(days=40),
-    )
+    registration = approved_registration(f"reg-{run}", sourcer, days_ago=40)
     opened = deal.snapshot(registrations=(registration,), partner_ref=seller)
     await deal.publish(infra, opened)
     async with httpx.AsyncClient(base_url=service, timeout=30) as client:
