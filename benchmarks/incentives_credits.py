@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer
 
+from benchmarks.consuming import arrivals
 from shared.events import Envelope
 from shared.events.attribution import CreditIssued
 from shared.events.crm import Customer
@@ -80,19 +81,17 @@ async def main(count: int, interval_ms: float) -> None:
 
         async def collect() -> None:
             """Runs while the credits are sent, so a record's latency is its own."""
-            while len(latencies) < count:
-                batch = await consumer.getmany(timeout_ms=200)
-                seen = time.time()
-                for records in batch.values():
-                    for record in records:
-                        body = json.loads(record.value)
-                        data = body["data"]
-                        if body["type"] != "incentive.earned.v1":
-                            continue
-                        if not data["credit_id"].startswith(f"bench-{run}-"):
-                            continue
-                        ingested = datetime.fromisoformat(data["ingested_at"]).timestamp()
-                        latencies.setdefault(data["credit_id"], (seen - ingested) * 1000)
+            async for seen, record in arrivals(consumer, timeout_ms=200):
+                body = json.loads(record.value)
+                data = body["data"]
+                if body["type"] != "incentive.earned.v1":
+                    continue
+                if not data["credit_id"].startswith(f"bench-{run}-"):
+                    continue
+                ingested = datetime.fromisoformat(data["ingested_at"]).timestamp()
+                latencies.setdefault(data["credit_id"], (seen - ingested) * 1000)
+                if len(latencies) == count:
+                    return
 
         collector = asyncio.create_task(collect())
         started = time.perf_counter()

@@ -19,6 +19,7 @@ import time
 
 from aiokafka import AIOKafkaConsumer
 
+from benchmarks.consuming import arrivals
 from shared.db import create_pool
 from shared.events import EventPayload, event_type
 from shared.kafka_client import KafkaConnection
@@ -57,12 +58,10 @@ async def relay_and_consume(kafka: KafkaConnection, scratch: ScratchService, eve
     latencies: list[float] = []
 
     async def consume() -> None:
-        while len(latencies) < events:
-            batch = await consumer.getmany(timeout_ms=500)
-            now = time.time()
-            for records in batch.values():
-                for record in records:
-                    latencies.append(now - json.loads(record.value)["data"]["committed_at"])
+        async for seen, record in arrivals(consumer, timeout_ms=500):
+            latencies.append(seen - json.loads(record.value)["data"]["committed_at"])
+            if len(latencies) == events:
+                return
 
     async def write(worker: int) -> None:
         for n in range(worker, events, 8):

@@ -77,6 +77,14 @@ class Wave:
         )
         return int(value)
 
+    async def credited_at_least(self, db: Any, count: int, what: str) -> None:
+        """Wait until at least `count` deals of the wave are credited (`what` that means)."""
+
+        async def enough() -> bool:
+            return await self.credited(db) >= count
+
+        await eventually(enough, 45, what=what)
+
     async def settle(self, db: Any) -> None:
         """Wait until every deal is credited and booked, then prove: exactly once each."""
 
@@ -121,11 +129,7 @@ async def test_kill_9_mid_stream_loses_nothing_and_doubles_nothing(
     wave = Wave(referral_partner, 60)
     records = list(wave.deals)
     await wave.post(fleet.url("deals"), records[:40])
-
-    async def under_way() -> bool:
-        return await wave.credited(admin_db) >= 1
-
-    await eventually(under_way, 45, what="the chain to start on the wave")
+    await wave.credited_at_least(admin_db, 1, "the chain to start on the wave")
     await fleet.kill9(victim)
     if victim != "deals":
         await wave.post(fleet.url("deals"), records[40:])
@@ -164,11 +168,7 @@ async def test_two_instances_share_partitions_and_survive_losing_one(
         wave = Wave(referral_partner, 60)
         records = list(wave.deals)
         await wave.post(fleet.url("deals"), records[:30])
-
-        async def both_working() -> bool:
-            return await wave.credited(admin_db) >= 5
-
-        await eventually(both_working, 45, what="the two instances to work on the wave")
+        await wave.credited_at_least(admin_db, 5, "the two instances to work on the wave")
         await fleet.kill9("attribution", instance=0)
         await wave.post(fleet.url("deals"), records[30:])
         await wave.settle(admin_db)  # the survivor took over the partitions

@@ -24,9 +24,15 @@ from shared.consumer import EventConsumer, Outcome
 from shared.db import Pool
 from shared.events import Envelope
 from shared.events.crm import CrmSource, Customer, DealStatus
-from shared.events.opportunities import DealStateChanged, LinkedRegistration
-from shared.events.registrations import RegistrationDecided, RegistrationStatus
-from tests.support.attribution import CrmDeal, deal_credits_consumer, from_deals
+from shared.events.opportunities import DealStateChanged
+from shared.events.registrations import RegistrationDecided
+from tests.support.attribution import (
+    CrmDeal,
+    approved_registration,
+    closed_won,
+    deal_credits_consumer,
+    from_deals,
+)
 from tests.support.factories import registration_decided
 from tests.support.infra import Infra, migrated_pool, scratch_schema, statements_sent
 from tests.support.kafka import as_records
@@ -142,29 +148,11 @@ def story(run: str) -> tuple[list[Envelope[Any]], Deal, Deal, Deal]:
     """Several snapshots of three deals, interleaved, with a registration event in between."""
     sourcer, seller, other, late = (f"{p}-{run}" for p in ("src", "mkt", "oth", "late"))
     main, locked, shuffled = Deal(run, "main"), Deal(run, "locked"), Deal(run, "shuffled")
-    registration = LinkedRegistration(
-        registration_id=f"reg-{run}",
-        partner_id=sourcer,
-        status=RegistrationStatus.APPROVED,
-        submitted_at=datetime.now(UTC) - timedelta(days=40),
-    )
-    won = {
-        "status": DealStatus.WON,
-        "amount": Decimal("10000"),
-        "currency": "EUR",
-        "close_date": TODAY,
-        "registrations": (registration,),
-        "partner_ref": seller,
-    }
+    registration = approved_registration(f"reg-{run}", sourcer, days_ago=40)
+    won = closed_won("10000", "EUR", seller, close_date=TODAY, registrations=(registration,))
     old_close = TODAY - timedelta(days=120)  # FX 1.10; the lock period is over
-    locked_won = {
-        "status": DealStatus.WON,
-        "amount": Decimal("500"),
-        "currency": "EUR",
-        "close_date": old_close,
-        "partner_ref": other,
-        "created_at": datetime.now(UTC) - timedelta(days=150),
-    }
+    created_at = datetime.now(UTC) - timedelta(days=150)
+    locked_won = closed_won("500", "EUR", other, close_date=old_close, created_at=created_at)
     first_won = main.snapshot(2, **won)
     decided = registration_decided(
         registration_id=f"reg-late-{run}",
@@ -337,20 +325,10 @@ def won_deals(run: str, count: int) -> list[Envelope[Any]]:
     envelopes = []
     for i in range(count):
         deal = Deal(run, f"d{i}")
-        registration = LinkedRegistration(
-            registration_id=f"reg-{run}-{i}",
-            partner_id=f"src-{run}-{i % 3}",
-            status=RegistrationStatus.APPROVED,
-            submitted_at=datetime.now(UTC) - timedelta(days=30),
+        registration = approved_registration(f"reg-{run}-{i}", f"src-{run}-{i % 3}", days_ago=30)
+        fields = closed_won(
+            "1000", "EUR", f"mkt-{run}-{i % 4}", close_date=TODAY, registrations=(registration,)
         )
-        fields = {
-            "status": DealStatus.WON,
-            "amount": Decimal("1000"),
-            "currency": "EUR",
-            "close_date": TODAY,
-            "registrations": (registration,),
-            "partner_ref": f"mkt-{run}-{i % 4}",
-        }
         envelopes.append(from_deals(deal.snapshot(1, **fields), deal.key))
         envelopes.append(
             from_deals(deal.snapshot(2, **{**fields, "amount": Decimal("2000")}), deal.key)

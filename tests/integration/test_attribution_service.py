@@ -9,7 +9,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,9 @@ from services.attribution.domain.config import AttributionConfig
 from shared.events import Envelope
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.crm import CrmSource, Customer, DealStatus
-from shared.events.opportunities import DealStateChanged, LinkedRegistration
-from shared.events.registrations import RegistrationStatus
+from shared.events.opportunities import DealStateChanged
 from shared.topics import ATTRIBUTION_CREDITS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS
-from tests.support.attribution import CrmDeal, from_deals
+from tests.support.attribution import CrmDeal, approved_registration, closed_won, from_deals
 from tests.support.factories import registration_decided
 from tests.support.infra import Infra
 from tests.support.kafka import publish, send_envelopes, wait_for_keyed
@@ -65,6 +64,20 @@ class Deal(CrmDeal):
         self.revision += 1
         moments = {"changed_at": datetime.now(UTC), "ingested_at": self.ingested_at}
         return self.state(self.revision, **(moments | fields))
+
+    def closed(
+        self,
+        amount: str,
+        partner_ref: str,
+        *,
+        currency: str = "USD",
+        close_date: date = TODAY,
+        **fields: Any,
+    ) -> DealStateChanged:
+        """The next snapshot: won today for `amount` through the CRM partner `partner_ref`,
+        unless `fields` say otherwise (another status, say)."""
+        won = closed_won(amount, currency, partner_ref, close_date=close_date, **fields)
+        return self.snapshot(**won)
 
     async def publish(self, infra: Infra, *snapshots: DealStateChanged) -> None:
         """Publish snapshots of this deal as deals does (keyed by the deal)."""
@@ -112,12 +125,7 @@ async def test_won_deal_is_split_across_partners_and_published(
     run = uuid.uuid4().hex[:8]
     sourcer, seller, advisor, stranger = (f"{p}-{run}" for p in ("src", "mkt", "adv", "other"))
     deal = Deal(run)
-    registration = LinkedRegistration(
-        registration_id=f"reg-{run}",
-        partner_id=sourcer,
-        status=RegistrationStatus.APPROVED,
-        submitted_at=datetime.now(UTC) - timedelta(days=40),
-    )
+    registration = approved_registration(f"reg-{run}", sourcer, days_ago=40)
     opened = deal.snapshot(registrations=(registration,), partner_ref=seller)
     await deal.publish(infra, opened)
     async with httpx.AsyncClient(base_url=service, timeout=30) as client:
@@ -135,14 +143,7 @@ async def test_won_deal_is_split_across_partners_and_published(
         assert meeting.status_code == 201, meeting.text
         await eventually(lambda: revision_applied(admin_db, deal.key, 1))
 
-        won = deal.snapshot(
-            registrations=(registration,),
-            partner_ref=seller,
-            status=DealStatus.WON,
-            amount=Decimal("10000"),
-            currency="EUR",
-            close_date=TODAY,
-        )
+        won = deal.closed("10000", seller, currency="EUR", registrations=(registration,))
         await deal.publish(infra, won)
         credits = await eventually(lambda: active_credits(admin_db, deal.key))
         # linear over three touchpoints: the customer bought through the marketplace seller,
@@ -203,21 +204,14 @@ async def test_changes_after_close_reverse_and_reissue_never_edit(
     run = uuid.uuid4().hex[:8]
     first, second = f"a-{run}", f"b-{run}"
     deal = Deal(run, CrmSource.SALESFORCE)
-    won_fields = {
-        "status": DealStatus.WON,
-        "amount": Decimal("1000"),
-        "currency": "USD",
-        "close_date": TODAY,
-        "partner_ref": first,
-        "created_at": datetime.now(UTC) - timedelta(days=20),
-    }
-    won = deal.snapshot(**won_fields)
+    created_at = datetime.now(UTC) - timedelta(days=20)
+    won = deal.closed("1000", first, created_at=created_at)
     await deal.publish(infra, won)
     original = await eventually(lambda: active_credits(admin_db, deal.key))
     assert [(c["partner_id"], c["amount"]) for c in original] == [(first, Decimal("1000.00"))]
 
     # amount change after close: reversal of the old credit, a new one replacing it
-    bigger = deal.snapshot(**{**won_fields, "amount": Decimal("1500")})
+    bigger = deal.closed("1500", first, created_at=created_at)
     await deal.publish(infra, bigger)
 
     async def replaced() -> list[Any] | None:
@@ -258,7 +252,7 @@ async def test_changes_after_close_reverse_and_reissue_never_edit(
     ]
 
     # lost after won: everything reversed; the partners' net revenue on the deal is zero
-    lost = deal.snapshot(**{**won_fields, "amount": Decimal("1500"), "status": DealStatus.LOST})
+    lost = deal.closed("1500", first, status=DealStatus.LOST, created_at=created_at)
     await deal.publish(infra, lost)
     await eventually(lambda: revision_applied(admin_db, deal.key, lost.revision))
     assert await active_credits(admin_db, deal.key) == []
@@ -273,13 +267,7 @@ async def test_redelivered_and_repeated_snapshots_never_credit_twice(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     deal = Deal(run, CrmSource.MICROSOFT)
-    won = deal.snapshot(
-        status=DealStatus.WON,
-        amount=Decimal("999.99"),
-        currency="USD",
-        close_date=TODAY,
-        partner_ref=f"ref-{run}",
-    )
+    won = deal.closed("999.99", f"ref-{run}")
     envelope = from_deals(won, deal.key)
     again_with_new_id = from_deals(won, deal.key)
     # then a newer revision with nothing that matters changed: once it is applied, every
@@ -318,18 +306,11 @@ async def test_after_the_lock_period_credits_are_final(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     deal = Deal(run, CrmSource.HUBSPOT)
+    partner, created_at = f"p-{run}", datetime.now(UTC) - timedelta(days=150)
     closed = TODAY - timedelta(days=120)  # lock period (90 days) already over
-    fields = {
-        "status": DealStatus.WON,
-        "amount": Decimal("500"),
-        "currency": "USD",
-        "close_date": closed,
-        "partner_ref": f"p-{run}",
-        "created_at": datetime.now(UTC) - timedelta(days=150),
-    }
-    await deal.publish(infra, deal.snapshot(**fields))
+    await deal.publish(infra, deal.closed("500", partner, close_date=closed, created_at=created_at))
     await eventually(lambda: active_credits(admin_db, deal.key))
-    changed = deal.snapshot(**{**fields, "amount": Decimal("100")})
+    changed = deal.closed("100", partner, close_date=closed, created_at=created_at)
     await deal.publish(infra, changed)
     await eventually(lambda: revision_applied(admin_db, deal.key, 2))
     rows = await active_credits(admin_db, deal.key)
@@ -346,14 +327,7 @@ async def test_late_approved_registration_makes_its_partner_the_source(
     run = uuid.uuid4().hex[:8]
     partner = f"reg-partner-{run}"
     deal = Deal(run, CrmSource.SALESFORCE)
-    won = deal.snapshot(
-        status=DealStatus.WON,
-        amount=Decimal("200"),
-        currency="USD",
-        close_date=TODAY,
-        partner_ref=partner,
-        created_at=datetime.now(UTC) - timedelta(days=3),
-    )
+    won = deal.closed("200", partner, created_at=datetime.now(UTC) - timedelta(days=3))
     await deal.publish(infra, won)
     [influenced] = await eventually(lambda: active_credits(admin_db, deal.key))
     assert influenced["kind"] == "influenced"
@@ -381,13 +355,7 @@ async def test_unattributable_won_deal_is_dead_lettered_with_the_reason(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     deal = Deal(run)
-    won = deal.snapshot(
-        status=DealStatus.WON,
-        amount=Decimal("10"),
-        currency="CHF",
-        close_date=TODAY,
-        partner_ref=f"p-{run}",
-    )
+    won = deal.closed("10", f"p-{run}", currency="CHF")
     await deal.publish(infra, won)
 
     async def dead_letter() -> Any:
@@ -473,14 +441,7 @@ async def test_racing_touchpoints_on_a_won_deal_leave_one_exact_split(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     deal = Deal(run, CrmSource.SALESFORCE)
-    won = deal.snapshot(
-        status=DealStatus.WON,
-        amount=Decimal("1000"),
-        currency="USD",
-        close_date=TODAY,
-        partner_ref=f"p0-{run}",
-        created_at=datetime.now(UTC) - timedelta(days=30),
-    )
+    won = deal.closed("1000", f"p0-{run}", created_at=datetime.now(UTC) - timedelta(days=30))
     await deal.publish(infra, won)
     await eventually(lambda: active_credits(admin_db, deal.key))
     partners = [f"p{i}-{run}" for i in range(1, 9)]

@@ -55,6 +55,16 @@ async def register(
     return response.json()
 
 
+async def onboarded_and_registered(infra: Infra, deals: str, name: str) -> tuple[str, Any]:
+    """A new partner (`p-{name}-<run>`), once deals knows it, registers its run's deal at the
+    deals instance `deals`: the partner and the decision."""
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-{name}-{run}"
+    await partners_onboarded(infra, partner)
+    async with httpx.AsyncClient(timeout=30) as client:
+        return partner, await register(client, deals, partner, run)
+
+
 async def status_of(conn: Any, registration_id: str) -> str:
     value = await conn.fetchval(
         "SELECT status FROM deals.registrations WHERE registration_id = $1", registration_id
@@ -152,11 +162,7 @@ async def test_registrations_warn_then_expire_automatically_and_tell_the_partner
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:
     started = datetime.now(UTC)
-    run = uuid.uuid4().hex[:8]
-    partner = f"p-exp-{run}"
-    await partners_onboarded(infra, partner)
-    async with httpx.AsyncClient(timeout=30) as client:
-        created = await register(client, deals_instances[0], partner, run)
+    partner, created = await onboarded_and_registered(infra, deals_instances[0], "exp")
     registration_id = created["registration_id"]
     assert created["status"] == "approved"
     # The protection window is 90 days; bring its end within the 7-day warning horizon...
@@ -209,13 +215,10 @@ async def test_registrations_warn_then_expire_automatically_and_tell_the_partner
 
 
 async def test_extension_follows_policy(deals_instances: list[str], infra: Infra) -> None:
-    run = uuid.uuid4().hex[:8]
-    partner = f"p-ext-{run}"
-    await partners_onboarded(infra, partner)
+    partner, created = await onboarded_and_registered(infra, deals_instances[0], "ext")
     async with httpx.AsyncClient(timeout=30) as client:
-        created = await register(client, deals_instances[0], partner, run)
         url = f"{deals_instances[1]}/registrations/{created['registration_id']}/extension"
-        assert (await client.post(url, headers=auth(f"p-other-{run}"))).status_code == 404
+        assert (await client.post(url, headers=auth(f"{partner}-other"))).status_code == 404
         extended = await client.post(url, headers=auth(partner))
         assert extended.status_code == 200
         before = datetime.fromisoformat(created["expires_at"])
@@ -397,12 +400,9 @@ async def test_a_poison_crm_event_is_dead_lettered_and_the_stream_goes_on(
 async def test_channel_managers_can_run_expiry_as_of_a_moment(
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    partner = f"p-asof-{run}"
-    await partners_onboarded(infra, partner)
+    partner, created = await onboarded_and_registered(infra, deals_instances[0], "asof")
+    registration_id = created["registration_id"]
     async with httpx.AsyncClient(timeout=30) as client:
-        created = await register(client, deals_instances[0], partner, run)
-        registration_id = created["registration_id"]
         url = f"{deals_instances[1]}/admin/expiry/run"
         assert (await client.post(url, headers=auth(partner))).status_code == 403
         naive = await client.post(url, headers=ADMIN, params={"as_of": "2030-01-01T00:00:00"})

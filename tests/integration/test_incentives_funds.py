@@ -17,10 +17,10 @@ from services.incentives.booking import book_credits
 from services.incentives.clawbacks import reverse_credit
 from services.incentives.domain.claims import ClaimConflict
 from services.incentives.domain.programs import IncentivePrograms, Mdf
-from services.incentives.mdf_claims import decide_claim, request_claim
+from services.incentives.mdf_claims import ClaimRequested, decide_claim, request_claim
 from services.incentives.mdf_expiry import expire_due
 from services.incentives.mdf_repository import SUMMARY_LOT, lock_funds, lock_funds_summarised
-from shared.db import Connection, Pool
+from shared.db import Pool
 from shared.events import Envelope
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.outbox import Outbox
@@ -42,18 +42,37 @@ async def pool(scratch_service: ScratchService) -> AsyncIterator[Pool]:
 OUTBOX = Outbox("incentives", "pollinate/test")
 
 
-async def apply_credit(conn: Connection, programs: IncentivePrograms, issued: CreditIssued) -> None:
-    """Book a credit as the ledger consumer does, recording what it announces."""
+async def apply_credit(pool: Pool, programs: IncentivePrograms, issued: CreditIssued) -> None:
+    """Book a credit as the ledger consumer does (one transaction), recording what it
+    announces."""
     cause = Envelope.wrap(issued, source="pollinate/attribution", subject=issued.deal_key)
-    await OUTBOX.publish_many(conn, (await book_credits(conn, programs, [cause])).events)
+    async with pool.acquire() as conn, conn.transaction():
+        await OUTBOX.publish_many(conn, (await book_credits(conn, programs, [cause])).events)
 
 
 async def apply_reversal(
-    conn: Connection, programs: IncentivePrograms, reversed_: CreditReversed
+    pool: Pool, programs: IncentivePrograms, reversed_: CreditReversed
 ) -> None:
+    """Claw a credit back as the ledger consumer does (one transaction)."""
     cause = Envelope.wrap(reversed_, source="pollinate/attribution", subject=reversed_.deal_key)
-    clawed = await reverse_credit(conn, programs, reversed_, cause=cause, ingested_at=None)
-    await OUTBOX.publish_many(conn, clawed.events)
+    async with pool.acquire() as conn, conn.transaction():
+        clawed = await reverse_credit(conn, programs, reversed_, cause=cause, ingested_at=None)
+        await OUTBOX.publish_many(conn, clawed.events)
+
+
+async def claim(
+    pool: Pool, programs: IncentivePrograms, partner: str, amount: str, proof: str
+) -> ClaimRequested:
+    """`partner` asks for `amount` of its fund, as the claims route does (one transaction)."""
+    async with pool.acquire() as conn, conn.transaction():
+        return await request_claim(
+            conn,
+            programs,
+            partner_id=partner,
+            amount=D(amount),
+            description="trade show",
+            proof_reference=proof,
+        )
 
 
 async def fund_state(pool: Pool, partner: str) -> dict[str, str]:
@@ -95,19 +114,11 @@ async def test_spent_funds_clawed_back_become_a_deficit_repaid_by_the_next_accru
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("INSERT INTO partners VALUES ($1, 'gold', 'active', 1, now())", partner)
     first = credit_issued(partner_id=partner, amount="100000.00")
-    async with pool.acquire() as conn, conn.transaction():
-        await apply_credit(conn, programs, first)
+    await apply_credit(pool, programs, first)
     assert (await fund_state(pool, partner))["available"] == "2000.00"
 
+    requested = await claim(pool, programs, partner, "1500.00", "INV-1")
     async with pool.acquire() as conn, conn.transaction():
-        requested = await request_claim(
-            conn,
-            programs,
-            partner_id=partner,
-            amount=D("1500.00"),
-            description="expo",
-            proof_reference="INV-1",
-        )
         await decide_claim(conn, OUTBOX, programs, requested.claim_id, approve=True, note="")
     assert await fund_state(pool, partner) == {
         "available": "500.00",
@@ -115,27 +126,17 @@ async def test_spent_funds_clawed_back_become_a_deficit_repaid_by_the_next_accru
         "deficit": "0.00",
     }
 
-    async with pool.acquire() as conn, conn.transaction():
-        await apply_reversal(conn, programs, credit_reversed(first))
+    await apply_reversal(pool, programs, credit_reversed(first))
     assert await fund_state(pool, partner) == {
         "available": "-1500.00",
         "ledger_balance": "-1500.00",
         "deficit": "1500.00",
     }
     with pytest.raises(ClaimConflict) as refused:
-        async with pool.acquire() as conn, conn.transaction():
-            await request_claim(
-                conn,
-                programs,
-                partner_id=partner,
-                amount=D("1.00"),
-                description="more",
-                proof_reference="INV-2",
-            )
+        await claim(pool, programs, partner, "1.00", "INV-2")
     assert refused.value.message == "claim of 1.00 exceeds the available fund of -1500.00"
 
-    async with pool.acquire() as conn, conn.transaction():
-        await apply_credit(conn, programs, credit_issued(partner_id=partner, amount="100000.00"))
+    await apply_credit(pool, programs, credit_issued(partner_id=partner, amount="100000.00"))
     assert await fund_state(pool, partner) == {
         "available": "500.00",
         "ledger_balance": "500.00",
@@ -151,8 +152,7 @@ async def test_unused_funds_expire_and_a_later_clawback_restores_only_the_expire
     issued = credit_issued(
         partner_id=partner, amount="50000.00"
     )  # unknown partner: default tier registered, 2 %
-    async with pool.acquire() as conn, conn.transaction():
-        await apply_credit(conn, programs, issued)
+    await apply_credit(pool, programs, issued)
     assert await fund_state(pool, partner) == {
         "available": "0.00",  # already past its expiry, not yet swept
         "ledger_balance": "1000.00",
@@ -166,8 +166,7 @@ async def test_unused_funds_expire_and_a_later_clawback_restores_only_the_expire
         "ledger_balance": "0.00",
         "deficit": "0.00",
     }
-    async with pool.acquire() as conn, conn.transaction():
-        await apply_reversal(conn, programs, credit_reversed(issued))
+    await apply_reversal(pool, programs, credit_reversed(issued))
     # The expired remainder is restored, then the accrual reversed in full: no deficit for
     # funds the partner never used.
     assert await fund_state(pool, partner) == {

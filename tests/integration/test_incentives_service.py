@@ -45,6 +45,19 @@ def customer(domain: str = "", country: str = "DE") -> Customer:
     return Customer(name="Test Customer", domain=domain, country=country)
 
 
+def ai_credit(partner: str, deal: str, amount: str, domain: str, **fields: Any) -> CreditIssued:
+    """`partner`'s credit on `deal` for AI, a strategic product, sold to the customer at
+    `domain`."""
+    return credit_issued(
+        partner_id=partner,
+        deal_key=deal,
+        amount=amount,
+        customer=customer(domain),
+        products=("ai",),
+        **fields,
+    )
+
+
 async def publish_partner(
     infra: Infra, partner_id: str, tier: str = "gold", version: int = 1
 ) -> None:
@@ -60,6 +73,16 @@ async def partner_known(admin_db: asyncpg.Connection[Any], partner_id: str, tier
         return bool(got == tier)
 
     await eventually(there)
+
+
+async def partner_at_tier(
+    infra: Infra, admin_db: asyncpg.Connection[Any], partner_id: str, tier: str
+) -> None:
+    """Publish `partner_id` at `tier` as onboarding does and wait until incentives has it:
+    partner snapshots and credits are different topics, with no order between them (a credit
+    published sooner may earn at the default tier)."""
+    await publish_partner(infra, partner_id, tier)
+    await partner_known(admin_db, partner_id, tier)
 
 
 async def publish_credits(infra: Infra, *events: CreditIssued | CreditReversed) -> None:
@@ -91,19 +114,11 @@ async def test_credit_earns_correction_claws_back_and_redelivery_pays_once(
     infra: Infra, instances: list[str], admin_db: asyncpg.Connection[Any]
 ) -> None:
     run, since = uuid.uuid4().hex[:10], datetime.now(UTC)
-    partner, deal = f"p-inc-{run}", f"salesforce:deal-{run}"
-    await publish_partner(infra, partner, "gold")
-    await partner_known(admin_db, partner, "gold")
+    partner, deal, domain = f"p-inc-{run}", f"salesforce:deal-{run}", f"{run}.example"
+    await partner_at_tier(infra, admin_db, partner, "gold")
 
     # Gold 5 % + new logo 3 % + strategic product 2 % + co-sell 1 % + new region 1 % = 12 %.
-    first = credit_issued(
-        partner_id=partner,
-        deal_key=deal,
-        amount="100000.00",
-        customer=customer(f"{run}.example"),
-        products=("ai",),
-        co_sell=True,
-    )
+    first = ai_credit(partner, deal, "100000.00", domain, co_sell=True)
     envelope, same_credit_new_event = wrap(first, deal), wrap(first, deal)
     await send_envelopes(
         infra, ATTRIBUTION_CREDITS.name, deal, envelope, envelope, same_credit_new_event
@@ -131,14 +146,8 @@ async def test_credit_earns_correction_claws_back_and_redelivery_pays_once(
         ]
 
         # Correction: attribution reverses the credit and re-issues it at 80 000.
-        corrected = credit_issued(
-            partner_id=partner,
-            deal_key=deal,
-            amount="80000.00",
-            customer=customer(f"{run}.example"),
-            products=("ai",),
-            co_sell=True,
-            replaces=first.credit_id,
+        corrected = ai_credit(
+            partner, deal, "80000.00", domain, co_sell=True, replaces=first.credit_id
         )
         await publish_credits(infra, credit_reversed(first), corrected)
         await balance_is(client, url, partner, "9600.00")  # still new logo: the same deal
@@ -163,13 +172,7 @@ async def test_credit_earns_correction_claws_back_and_redelivery_pays_once(
 
         # Redelivery of the reversal, then a sentinel credit on the same key (same partition,
         # processed after it): once the sentinel is booked, the duplicate was already handled.
-        sentinel = credit_issued(
-            partner_id=partner,
-            deal_key=deal,
-            amount="1000.00",
-            customer=customer(f"{run}.example"),
-            products=("ai",),
-        )
+        sentinel = ai_credit(partner, deal, "1000.00", domain)
         await send_envelopes(
             infra,
             ATTRIBUTION_CREDITS.name,
@@ -231,8 +234,7 @@ async def test_concurrent_claim_approvals_never_overdraw_the_fund(
 ) -> None:
     run, since = uuid.uuid4().hex[:10], datetime.now(UTC)
     partner, other, deal = f"p-mdf-{run}", f"p-other-{run}", f"hubspot:deal-{run}"
-    await publish_partner(infra, partner, "gold")
-    await partner_known(admin_db, partner, "gold")
+    await partner_at_tier(infra, admin_db, partner, "gold")
     issued = credit_issued(
         partner_id=partner, deal_key=deal, amount="100000.00", customer=customer(f"{run}.example")
     )
@@ -340,13 +342,7 @@ async def test_reversal_before_its_credit_is_parked_and_bad_events_are_dead_lett
     # Partner snapshots and credits are different topics: no order between them, so the test
     # waits for the projection before the credits (else a credit may earn at the default tier).
     await partner_known(admin_db, partner, "platinum")
-    late = credit_issued(
-        partner_id=partner,
-        deal_key=deal,
-        amount="5000.00",
-        customer=customer(f"{run}.example"),
-        products=("ai",),
-    )
+    late = ai_credit(partner, deal, "5000.00", f"{run}.example")
     # Published in the wrong order: the reversal first.
     await publish_credits(infra, credit_reversed(late), late)
 
@@ -403,8 +399,7 @@ async def test_api_isolation_what_if_payout_and_append_only_ledger(
 ) -> None:
     run = uuid.uuid4().hex[:10]
     partner, other, deal = f"p-api-{run}", f"p-api2-{run}", f"microsoft:deal-{run}"
-    await publish_partner(infra, partner, "silver")
-    await partner_known(admin_db, partner, "silver")
+    await partner_at_tier(infra, admin_db, partner, "silver")
     url = instances[1]
     async with httpx.AsyncClient(timeout=30) as client:
         what_if = await client.post(

@@ -1,9 +1,12 @@
 """What tests of attribution share: its deal-credits consumer under test (built on a scratch
 schema and wired by the service's own `wire()`, with the policy the test chooses), and CRM
-deals published as deals publishes them."""
+deals published as deals publishes them: their snapshots, closed won, with the registrations
+linked to them."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, cast
 
 from services.attribution.app import DEAL_TOPICS, NAME, definition
@@ -12,7 +15,8 @@ from shared.consumer import EventConsumer
 from shared.db import Pool
 from shared.events import Envelope, EventPayload
 from shared.events.crm import CrmSource, Customer, DealStage, DealStatus
-from shared.events.opportunities import DealStateChanged
+from shared.events.opportunities import DealStateChanged, LinkedRegistration
+from shared.events.registrations import RegistrationStatus
 from shared.outbox import Outbox
 from shared.service import Platform
 from shared.topics import Topic
@@ -84,3 +88,31 @@ class CrmDeal:
             "close_date": None,
         }
         return deal_state_changed(**(values | fields))
+
+
+def closed_won(
+    amount: str, currency: str, partner_ref: str, *, close_date: date, **fields: Any
+) -> dict[str, Any]:
+    """The fields of a snapshot of a deal won on `close_date` for `amount`, sold through the
+    CRM partner `partner_ref`; `fields` add to them or override them."""
+    values: dict[str, Any] = {
+        "status": DealStatus.WON,
+        "amount": Decimal(amount),
+        "currency": currency,
+        "close_date": close_date,
+        "partner_ref": partner_ref,
+    }
+    return values | fields
+
+
+def approved_registration(
+    registration_id: str, partner_id: str, *, days_ago: int
+) -> LinkedRegistration:
+    """A registration linked to a deal: `partner_id`'s, submitted `days_ago` days ago and
+    approved."""
+    return LinkedRegistration(
+        registration_id=registration_id,
+        partner_id=partner_id,
+        status=RegistrationStatus.APPROVED,
+        submitted_at=datetime.now(UTC) - timedelta(days=days_ago),
+    )

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from services.attribution.domain.config import AttributionConfig, ModelName, PositionWeights
 from services.attribution.domain.models import (
+    Attribution,
     CannotAttribute,
     Touchpoint,
     TouchpointKind,
@@ -147,15 +148,16 @@ def test_sourced_and_influenced_are_separate_figures() -> None:
     assert (result.sourced, result.influenced) == (Decimal("2500.00"), Decimal("7500.00"))
 
 
+def linear_in(currency: str, amount: str, rates: dict[date, Decimal]) -> Attribution:
+    """`amount` in `currency` split linearly over the journey's first three touchpoints, at
+    the currency's `rates` (each in force from its date on)."""
+    config = AttributionConfig(model=ModelName.LINEAR, rates={currency: rates})
+    return attribute(config, JOURNEY[:3], Decimal(amount), currency, CLOSE)
+
+
 def test_multi_currency_uses_the_close_dates_rate_and_both_sums_are_exact() -> None:
-    rates = {"EUR": {date(2026, 1, 1): Decimal("1.10"), date(2026, 4, 1): Decimal("1.50")}}
-    result = attribute(
-        AttributionConfig(model=ModelName.LINEAR, rates=rates),
-        JOURNEY[:3],
-        Decimal("1000"),
-        "EUR",
-        CLOSE,
-    )
+    rates = {date(2026, 1, 1): Decimal("1.10"), date(2026, 4, 1): Decimal("1.50")}
+    result = linear_in("EUR", "1000", rates)
     assert (result.fx_rate, result.rate_date) == (Decimal("1.10"), date(2026, 1, 1))  # not April's
     assert result.amount == Decimal("1100.00")
     assert [line.original_amount for line in result.lines] == [
@@ -168,14 +170,7 @@ def test_multi_currency_uses_the_close_dates_rate_and_both_sums_are_exact() -> N
 
 
 def test_zero_decimal_currency_splits_in_whole_units() -> None:
-    rates = {"JPY": {date(2026, 1, 1): Decimal("0.0067")}}
-    result = attribute(
-        AttributionConfig(model=ModelName.LINEAR, rates=rates),
-        JOURNEY[:3],
-        Decimal("1000000"),
-        "JPY",
-        CLOSE,
-    )
+    result = linear_in("JPY", "1000000", {date(2026, 1, 1): Decimal("0.0067")})
     assert [line.original_amount for line in result.lines] == [
         Decimal("333334"),
         Decimal("333333"),
