@@ -97,7 +97,8 @@ async def main(count: int, interval_ms: float) -> None:
         started = time.perf_counter()
         for n in range(count):
             event = credit(run, n)
-            envelope = Envelope.wrap(event, source="bench/attribution", subject=event.deal_key)
+            # It plays attribution: consumers believe only a topic's own producers.
+            envelope = Envelope.wrap(event, source="pollinate/attribution", subject=event.deal_key)
             await producer.send(
                 ATTRIBUTION_CREDITS.name, envelope.to_bytes(), key=event.deal_key.encode()
             )
