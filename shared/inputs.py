@@ -26,7 +26,7 @@ from typing import Annotated, Any
 
 import iso4217
 import pycountry
-from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from shared.errors import RequestError
 
@@ -61,11 +61,8 @@ def _refuse_controls(value: str, pattern: re.Pattern[str], what: str) -> str:
 
 
 def clean_ident(value: str, what: str = "identifier") -> str:
-    """An identifier, exactly as given: no control character, no surrounding whitespace."""
-    _refuse_controls(value, _CONTROL, what)
-    if value != value.strip():
-        raise InputError(f"{what} must not start or end with whitespace")
-    return value
+    """An identifier, exactly as given, without control characters."""
+    return _refuse_controls(value, _CONTROL, what)
 
 
 def clean_text(value: str, what: str = "text") -> str:
@@ -108,6 +105,14 @@ def country_code(value: str, what: str = "country") -> str:
     if value not in _countries():
         raise InputError(f"{what} {value[:8]!r} is not an ISO 3166-1 alpha-2 country code")
     return value
+
+
+def iso3_country(value: str, what: str = "country") -> str:
+    """An ISO 3166-1 alpha-3 code as its alpha-2 code."""
+    found = pycountry.countries.get(alpha_3=value) if value.isascii() and value.isalpha() else None
+    if found is None:
+        raise InputError(f"{what} {value[:8]!r} is not an ISO 3166-1 country code")
+    return str(found.alpha_2)
 
 
 def check_money(amount: Decimal, currency: str | None, what: str = "amount") -> Decimal:
@@ -230,7 +235,7 @@ Money = Annotated[
 """A non-negative amount that fits the ledgers' columns (its currency's minor units are
 checked by the model that knows the currency: `check_money(amount, currency)`)."""
 
-Instant = Annotated[AwareDatetime, AfterValidator(check_instant)]
+Instant = Annotated[datetime, AfterValidator(check_instant)]
 """An aware moment in years 1900-9999 (year 1 with an offset would overflow in UTC)."""
 
 Day = Annotated[date, AfterValidator(check_date)]
