@@ -26,7 +26,7 @@ from typing import Annotated, Any
 
 import iso4217
 import pycountry
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field
 
 from shared.errors import RequestError
 
@@ -189,56 +189,89 @@ def parse_json(raw: bytes) -> Any:
         raise MalformedJson(f"malformed JSON: {str(error)[:200]}") from error
 
 
-Ident = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=IDENT_MAX),
-    AfterValidator(clean_ident),
-]
-"""An id or reference (partner id, deal key, source, external id): exact, no controls."""
+# Validators take the value alone (pydantic would hand a second parameter its ValidationInfo).
+# A field whose lower bound differs from its type's builds its own
+# `Annotated[str, Field(min_length=..., max_length=...), AfterValidator(as_name)]`: pydantic
+# reports a bound added on top of these types as "items", not characters.
 
-Name = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=NAME_MAX),
-    AfterValidator(clean_name),
-]
+
+def as_ident(value: str) -> str:
+    return clean_ident(value)
+
+
+def as_name(value: str) -> str:
+    return clean_name(value)
+
+
+def as_text(value: str) -> str:
+    return clean_text(value)
+
+
+def _currency(value: str) -> str:
+    return currency_code(value)
+
+
+def _country(value: str) -> str:
+    return country_code(value)
+
+
+def _money(value: Decimal) -> Decimal:
+    return check_money(value, None)
+
+
+def _instant(value: datetime) -> datetime:
+    return check_instant(value)
+
+
+def _date(value: date) -> date:
+    return check_date(value)
+
+
+# Each type's length is a ceiling: a field narrows it with `Annotated[Ident, Field(...)]` (a
+# plain `= Field(max_length=...)` next to these types would be ignored by pydantic).
+
+Ident = Annotated[str, Field(min_length=1, max_length=IDENT_MAX), AfterValidator(as_ident)]
+"""An id (partner id, deal key, source, external id, reference): exact, no controls."""
+
+Reference = Annotated[str, Field(min_length=1, max_length=TEXT_MAX), AfterValidator(as_ident)]
+"""A longer reference (a document URL, an invoice number): exact, no controls."""
+
+Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX), AfterValidator(as_name)]
 """A person's or a company's name: NFKC, whitespace collapsed, a letter or digit required."""
 
-FreeText = Annotated[
-    str,
-    StringConstraints(max_length=TEXT_MAX),
-    AfterValidator(clean_text),
-]
+FreeText = Annotated[str, Field(max_length=TEXT_MAX), AfterValidator(as_text)]
 """A note, a reason, a description: tab and newline allowed, other controls refused."""
 
-Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+Code = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 """A product, competency, industry or segment code."""
 
 CurrencyCode = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Z]{3}$"),
-    AfterValidator(currency_code),
-    Field(description="ISO 4217 currency code", examples=["EUR"]),
+    Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code", examples=["EUR"]),
+    AfterValidator(_currency),
 ]
 
 CountryCode = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Z]{2}$"),
-    AfterValidator(country_code),
-    Field(description="ISO 3166-1 alpha-2 country code", examples=["DE"]),
+    Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 country code", examples=["DE"]),
+    AfterValidator(_country),
 ]
 
 Money = Annotated[
     Decimal,
     Field(ge=0, max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMALS),
-    AfterValidator(check_money),
+    AfterValidator(_money),
 ]
 """A non-negative amount that fits the ledgers' columns (its currency's minor units are
 checked by the model that knows the currency: `check_money(amount, currency)`)."""
 
-Instant = Annotated[datetime, AfterValidator(check_instant)]
+PositiveMoney = Annotated[Money, Field(gt=0)]
+
+Instant = Annotated[datetime, AfterValidator(_instant)]
 """An aware moment in years 1900-9999 (year 1 with an offset would overflow in UTC)."""
 
-Day = Annotated[date, AfterValidator(check_date)]
+Day = Annotated[date, AfterValidator(_date)]
+"""A calendar date in years 1900-9999."""
 
 __all__ = [
     "LIST_MAX",
@@ -252,6 +285,11 @@ __all__ = [
     "Instant",
     "Money",
     "Name",
+    "PositiveMoney",
+    "Reference",
+    "as_ident",
+    "as_name",
+    "as_text",
     "check_money",
     "clean_ident",
     "clean_name",

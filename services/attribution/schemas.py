@@ -3,24 +3,30 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.corrections import Settlement
 from services.attribution.domain.touchpoints import ReportedKind
-from shared.inputs import Ident, Instant
+from shared.inputs import Ident, Instant, as_ident
 
 
 class TouchpointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    deal_key: Ident = Field(min_length=3, max_length=200, pattern=r"^[a-z_]+:.+$")
+    deal_key: Annotated[
+        str, Field(min_length=3, max_length=200, pattern=r"^[a-z_]+:.+$"), AfterValidator(as_ident)
+    ]
     partner_id: Ident | None = Field(
         default=None, min_length=1, max_length=100, description="required for admin callers"
     )
     kind: ReportedKind
     occurred_at: Instant
-    source: Ident = Field(min_length=1, max_length=100, description="reporting system, e.g. crm-x")
+    source: Annotated[Ident, Field(max_length=100)] = Field(
+        description="reporting system, e.g. crm-x"
+    )
     external_id: Ident | None = Field(
         default=None,
         min_length=1,

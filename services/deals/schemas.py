@@ -6,21 +6,21 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from services.deals.domain.rules import RegistrationRequest
 from shared.events.registrations import ConflictInfo, RegistrationStatus
-from shared.inputs import CountryCode, CurrencyCode, Ident, Money, Name, check_money
+from shared.inputs import CountryCode, CurrencyCode, Ident, PositiveMoney, as_name, check_money
 
 
 class RegistrationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    customer_name: Name = Field(min_length=2)
+    customer_name: Annotated[str, Field(min_length=2, max_length=200), AfterValidator(as_name)]
     customer_domain: Ident | None = Field(default=None, max_length=253)
     customer_country: CountryCode | None = None
     products: list[Annotated[Ident, Field(max_length=100)]] = Field(min_length=1, max_length=50)
-    amount: Money = Field(gt=0)
+    amount: PositiveMoney
     currency: CurrencyCode
     crm_deal_key: Ident | None = Field(
         default=None, description="source:source_id of the CRM opportunity"

@@ -10,10 +10,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from services.incentives.domain.programs import IncentivePrograms
-from shared.inputs import CountryCode, Day, FreeText, Ident, Money, Name
+from shared.inputs import CountryCode, Day, FreeText, Ident, Name, PositiveMoney, Reference, as_text
 
 PERIOD_PATTERN = r"^\d{4}-(Q[1-4]|0[1-9]|1[0-2])$"
 
@@ -36,7 +36,7 @@ class WhatIfIn(_Request):
     """A hypothetical credit: what would it earn today?"""
 
     partner_id: Ident | None = Field(default=None, description="admins only: whose credit")
-    amount: Money = Field(gt=0)
+    amount: PositiveMoney
     kind: Literal["sourced", "influenced"] = "sourced"
     customer_name: Name | None = None
     customer_domain: Ident | None = Field(default=None, max_length=253)
@@ -55,18 +55,20 @@ class WhatIfIn(_Request):
 
 
 class ClaimIn(_Request):
-    amount: Money = Field(gt=0)
-    description: FreeText = Field(min_length=3, max_length=500)
-    proof_reference: Ident = Field(max_length=500, description="invoice number, document URL, ...")
+    amount: PositiveMoney
+    description: Annotated[str, Field(min_length=3, max_length=500), AfterValidator(as_text)]
+    proof_reference: Annotated[Reference, Field(max_length=500)] = Field(
+        description="invoice number, document URL, ..."
+    )
 
 
 class DecisionIn(_Request):
     approve: bool
-    note: FreeText = Field(default="", max_length=500)
+    note: Annotated[FreeText, Field(max_length=500)] = ""
 
 
 class PayoutIn(_Request):
-    amount: Money | None = Field(default=None, gt=0, description="default: the balance")
+    amount: PositiveMoney | None = Field(default=None, description="default: the balance")
     reference: Ident
 
 

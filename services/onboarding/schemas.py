@@ -12,10 +12,28 @@ from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.qualification import Application, normalise_domain
 from services.onboarding.domain.tiers import Certification, CertificationRole, certification_track
 from shared.events.partners import PartnerType
-from shared.inputs import Code, CountryCode, FreeText, Ident, Instant, Money, Name, clean_ident
+from shared.inputs import (
+    Code,
+    CountryCode,
+    FreeText,
+    Ident,
+    Instant,
+    Money,
+    Name,
+    as_ident,
+    as_name,
+    as_text,
+    clean_ident,
+)
 
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[a-zA-Z]{2,}$"
-Email = Annotated[str, Field(pattern=_EMAIL, max_length=254), AfterValidator(clean_ident)]
+
+
+def _email(value: str) -> str:
+    return clean_ident(value, "email")
+
+
+Email = Annotated[str, Field(pattern=_EMAIL, max_length=254), AfterValidator(_email)]
 
 
 class _In(BaseModel):
@@ -25,12 +43,14 @@ class _In(BaseModel):
 class ContactIn(_In):
     name: Name
     email: Email
-    role: Ident = Field(default="primary", max_length=100)
+    role: Annotated[Ident, Field(max_length=100)] = "primary"
 
 
 class ApplicationIn(_In):
-    company_name: Name = Field(min_length=2)
-    domain: Ident = Field(min_length=4, max_length=300, description="company web domain")
+    company_name: Annotated[str, Field(min_length=2, max_length=200), AfterValidator(as_name)]
+    domain: Annotated[str, Field(min_length=4, max_length=253), AfterValidator(as_ident)] = Field(
+        description="company web domain"
+    )
     partner_type: PartnerType
     regions: list[CountryCode] = Field(min_length=1, max_length=250)
     products: list[Code] = Field(min_length=1, max_length=50)
@@ -101,7 +121,7 @@ class CertificationIn(_In):
 
 class StatusIn(_In):
     status: Literal["active", "suspended", "expelled", "onboarding"]
-    reason: FreeText = Field(min_length=3)
+    reason: Annotated[str, Field(min_length=3, max_length=2000), AfterValidator(as_text)]
 
 
 class RequalificationIn(_In):
