@@ -27,7 +27,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Caller, partner_token
@@ -290,6 +290,24 @@ class ErrorOut(BaseModel):
 
     detail: str
 
+
+class ValidationErrorOut(BaseModel):
+    type: str
+    loc: list[str | int]
+    msg: str
+    input: str | int | None = Field(default=None, description="the refused input, cut short")
+
+
+class UnprocessableOut(BaseModel):
+    """A 422: the platform's precise message, or pydantic's list of field errors."""
+
+    detail: str | list[ValidationErrorOut]
+
+
+# For routes that read their body themselves (no model for FastAPI to document a 422 from).
+UNPROCESSABLE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    422: {"model": UnprocessableOut, "description": "well-formed but not meaningful"}
+}
 
 # The answers any route may give besides its own (422's list shape is FastAPI's, per route).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -28,12 +28,19 @@ from shared.auth import partner_token
 from shared.clock import now
 from shared.errors import Unprocessable
 from shared.events.crm import CrmDealChanged
-from shared.http import AdminDep, CallerDep, PlatformDep, Provided, acting_partner
+from shared.http import (
+    UNPROCESSABLE_RESPONSE,
+    AdminDep,
+    CallerDep,
+    PlatformDep,
+    Provided,
+    acting_partner,
+)
 from shared.inputs import Instant
 from shared.service import Platform
 
 router = APIRouter()
-crm = APIRouter(prefix="/crm", tags=["crm"])
+crm = APIRouter(prefix="/crm", tags=["crm"], responses=UNPROCESSABLE_RESPONSE)
 admin = APIRouter(prefix="/admin", tags=["admin"])
 
 PolicyDep = Annotated[RulesOfEngagement, Provided(RulesOfEngagement)]
