@@ -136,7 +136,7 @@ def check_money(amount: Decimal, currency: str | None, what: str = "amount") -> 
 def check_instant(value: datetime, what: str = "timestamp") -> datetime:
     """An aware instant in years 1900-9999, in UTC."""
     if value.tzinfo is None or value.utcoffset() is None:
-        raise InputError(f"{what} needs a time zone (e.g. 2026-01-01T00:00:00Z)")
+        raise InputError(f"{what} needs a time zone (a timezone offset, e.g. 2026-01-01T00:00:00Z)")
     if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
         raise InputError(f"{what} must lie between {EARLIEST_YEAR} and {LATEST_YEAR}")
     try:
