@@ -29,6 +29,7 @@ import pycountry
 from pydantic import AfterValidator, Field
 
 from shared.errors import RequestError
+from shared.events.crm import CrmSource
 
 NAME_MAX = 200
 IDENT_MAX = 200
@@ -267,6 +268,18 @@ checked by the model that knows the currency: `check_money(amount, currency)`)."
 
 PositiveMoney = Annotated[Money, Field(gt=0)]
 
+DealKey = Annotated[
+    str,
+    Field(
+        max_length=IDENT_MAX,
+        pattern="^(" + "|".join(source.value for source in CrmSource) + "):.+$",
+        description="source:source_id of a CRM opportunity (the source one of the CRMs)",
+        examples=["salesforce:0065g00000XyZaAAAV"],
+    ),
+    AfterValidator(as_ident),
+]
+"""A CRM deal's key: a deal of a CRM the platform does not ingest cannot exist."""
+
 Instant = Annotated[datetime, AfterValidator(_instant)]
 """An aware moment in years 1900-9999 (year 1 with an offset would overflow in UTC)."""
 
@@ -279,6 +292,7 @@ __all__ = [
     "CountryCode",
     "CurrencyCode",
     "Day",
+    "DealKey",
     "FreeText",
     "Ident",
     "InputError",

@@ -5,20 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.corrections import Settlement
 from services.attribution.domain.touchpoints import ReportedKind
-from shared.inputs import Ident, Instant, as_ident
+from shared.inputs import DealKey, Ident, Instant
 
 
 class TouchpointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    deal_key: Annotated[
-        str, Field(min_length=3, max_length=200, pattern=r"^[a-z_]+:.+$"), AfterValidator(as_ident)
-    ]
+    deal_key: DealKey
     partner_id: Ident | None = Field(
         default=None, min_length=1, max_length=100, description="required for admin callers"
     )

@@ -10,7 +10,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from services.deals.domain.rules import RegistrationRequest
 from shared.events.registrations import ConflictInfo, RegistrationStatus
-from shared.inputs import CountryCode, CurrencyCode, Ident, PositiveMoney, as_name, check_money
+from shared.inputs import (
+    CountryCode,
+    CurrencyCode,
+    DealKey,
+    Ident,
+    PositiveMoney,
+    as_name,
+    check_money,
+)
 
 
 class RegistrationIn(BaseModel):
@@ -22,9 +30,7 @@ class RegistrationIn(BaseModel):
     products: list[Annotated[Ident, Field(max_length=100)]] = Field(min_length=1, max_length=50)
     amount: PositiveMoney
     currency: CurrencyCode
-    crm_deal_key: Ident | None = Field(
-        default=None, description="source:source_id of the CRM opportunity"
-    )
+    crm_deal_key: DealKey | None = None
 
     @model_validator(mode="after")
     def _minor_units(self) -> RegistrationIn:

@@ -538,6 +538,32 @@ CASES: list[tuple[str, str, str, dict[str, Any], bytes | None, int, str]] = [
         422,
         "between 1900 and 9999",
     ),
+    # references to things that cannot exist
+    (
+        "attribution",
+        "POST",
+        "/touchpoints",
+        PARTNER_AUTH,
+        J(
+            {
+                "deal_key": "nosuchcrm:1",
+                "kind": "referral",
+                "occurred_at": "2026-01-01T00:00:00Z",
+                "source": "crm",
+            }
+        ).encode(),
+        422,
+        "deal_key",
+    ),
+    (
+        "deals",
+        "POST",
+        "/registrations",
+        PARTNER_AUTH,
+        J(_registration(crm_deal_key="ledger:1")).encode(),
+        422,
+        "crm_deal_key",
+    ),
     # incentives
     (
         "incentives",
