@@ -25,7 +25,7 @@ from tests.support.processes import ADMIN, auth, service_processes
 pytestmark = pytest.mark.integration
 
 PARTNER = "p-hostile"
-EXAMPLES = 25  # per route: with 51 routes about 1300 requests, in well under a minute
+EXAMPLES = 40  # per route: with 51 routes about 2000 requests, in well under a minute
 
 
 @pytest.fixture(scope="module")

@@ -224,9 +224,16 @@ def _encode(body: Any) -> bytes:
     return json.dumps(body, allow_nan=True).encode()
 
 
+# A path parameter is one path segment: the server decodes %2F and the client resolves "." and
+# "..", so either would make the request one for another path (answered by routing: 404, 405,
+# or 307 to drop a trailing slash).
 _PARAM_TEXT = st.text(
-    alphabet=st.characters(exclude_categories=("Cs",)), min_size=1, max_size=30
-) | st.sampled_from(["p-fuzz", "%00", "..", "a/b", "x" * 300])
+    alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="/"),
+    min_size=1,
+    max_size=30,
+).filter(lambda text: text not in (".", "..")) | st.sampled_from(
+    ["p-fuzz", "%00", "..x", "x" * 300]
+)
 
 
 def requests(op: Operation, base: str, tokens: list[dict[str, Any]]) -> st.SearchStrategy[Request]:
