@@ -605,6 +605,57 @@ CASES: list[tuple[str, str, str, dict[str, Any], bytes | None, int, str]] = [
 ]
 
 
+# Every class on every service: (route, headers, a valid body, its string field, its number field)
+EDGES: dict[str, tuple[str, dict[str, Any], dict[str, Any], str, str]] = {
+    "onboarding": (
+        "/applications",
+        {},
+        strong_application("classes.example"),
+        "company_name",
+        "annual_revenue",
+    ),
+    "deals": ("/registrations", PARTNER_AUTH, _registration(), "customer_name", "amount"),
+    "attribution": (
+        "/touchpoints",
+        PARTNER_AUTH,
+        {
+            "deal_key": "salesforce:classes",
+            "kind": "referral",
+            "occurred_at": "2026-01-01T00:00:00Z",
+            "source": "crm",
+        },
+        "source",
+        "occurred_at",
+    ),
+    "incentives": ("/what-if", PARTNER_AUTH, {"amount": "100.00"}, "customer_name", "amount"),
+}
+# (class, how the body's string field is written, or its number field, status, answer part)
+CLASSES: list[tuple[str, str, str, int, str]] = [
+    ("nul", "string", '"Acme\\u0000 Corp"', 422, "NUL"),
+    ("lone-surrogate", "string", '"Acme \\ud800 Corp"', 422, "string"),
+    ("control", "string", '"Acme\\u0007 Corp"', 422, "control characters"),
+    ("c1-control", "string", '"Acme\\u009b Corp"', 422, "control characters"),
+    ("wrong-type", "string", "[1, 2]", 422, "string"),
+    ("overlong", "string", '"' + "x" * 5000 + '"', 422, "at most"),
+    ("infinity", "number", "1e400", 422, ""),
+    ("nan", "number", "NaN", 422, ""),
+    ("null", "number", "null", 422, ""),
+]
+for _service, (_path, _headers, _body, _text, _number) in EDGES.items():
+    for _name, _where, _raw, _status, _detail in CLASSES:
+        _field = _text if _where == "string" else _number
+        _fields = [f"{J(k)}: {J(v)}" for k, v in _body.items() if k != _field]
+        _content = ("{" + ", ".join([*_fields, f"{J(_field)}: {_raw}"]) + "}").encode()
+        CASES.append((_service, "POST", _path, _headers, _content, _status, _detail or _field))
+    CASES.append((_service, "POST", _path, _headers, b"[" * 40_000, 400, "nested deeper"))
+    CASES.append((_service, "POST", _path, _headers, b"[]", 422, "body"))
+    CASES.append((_service, "GET", "/metrics%00", {}, None, 400, "control characters"))
+    # /applications is public: onboarding's bearer is checked on its partner list
+    _secured = ("GET", "/partners") if _service == "onboarding" else ("POST", _path)
+    _bad_token = {"Authorization": "Bearer \u00e4".encode()}
+    CASES.append((_service, *_secured, _bad_token, b"{}", 401, "invalid token"))
+
+
 @pytest.mark.parametrize(
     ("service", "method", "path", "headers", "body", "status", "detail"),
     CASES,
