@@ -44,15 +44,14 @@ from shared.db import create_pool
 from shared.events import EventPayload, event_type
 from shared.kafka_client import KafkaConnection
 from shared.outbox import Outbox
-from shared.settings import ServiceSettings
 from shared.topics import INCENTIVE_LEDGER, PARTNER_NOTIFICATIONS, Topic, ensure_topics
 from tests.support.crm import salesforce_cdc
 from tests.support.infra import Infra, scratch_schema
 from tests.support.processes import free_port, migrate, service_env
+from tests.support.tokens import ADMIN_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("onboarding", "deals", "attribution", "incentives")
-ADMIN_TOKEN = ServiceSettings(service_name="deals").admin_token
 
 
 def percentiles(values: list[float]) -> dict[str, float | int]:

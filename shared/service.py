@@ -45,7 +45,7 @@ from shared.db import (
 )
 from shared.events import Envelope
 from shared.events.partners import PartnerStateChanged
-from shared.http import BodyLimit, install_error_mapping, started_platform
+from shared.http import ERROR_RESPONSES, BodyLimit, install_error_mapping, started_platform
 from shared.identity import TokenVerifier
 from shared.lag import LagProbe
 from shared.logging import configure_logging
@@ -383,6 +383,7 @@ def create_app(
         version="1",
         lifespan=lifespan if start else None,
         swagger_ui_parameters={"persistAuthorization": True},
+        responses=ERROR_RESPONSES,
     )
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier.from_json(

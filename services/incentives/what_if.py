@@ -14,6 +14,8 @@ from services.incentives.domain.surroundings import Subject
 from services.incentives.schemas import WhatIfLine, WhatIfOut
 from shared.clock import now
 from shared.db import Connection
+from shared.errors import Unprocessable
+from shared.inputs import InputError, check_money
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,14 @@ async def what_if(conn: Connection, programs: IncentivePrograms, credit: Hypothe
     context = (await repository.load_surroundings(conn, programs, [credit.subject])).context(
         credit.subject
     )
+    try:
+        check_money(credit.amount, programs.currency)
+    except InputError as error:
+        raise Unprocessable(str(error)) from error
     if credit.tier is not None:
+        if credit.tier not in programs.base_rates:
+            known = ", ".join(programs.base_rates)
+            raise Unprocessable(f"tier {credit.tier!r} is not one of the programs' tiers ({known})")
         context = replace(context, tier=credit.tier)
     earnings, accrual = evaluate(
         programs,
