@@ -18,15 +18,21 @@ meaningful. Errors are `{"detail": "<precise message>"}`.
 from __future__ import annotations
 
 import hmac
+import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from urllib.parse import unquote_to_bytes
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Caller, partner_token
 from shared.errors import Forbidden, NotFound, RequestError, Unprocessable
+from shared.inputs import MAX_JSON_DEPTH, TOO_DEEP, json_depth
 from shared.settings import ServiceSettings
 
 if TYPE_CHECKING:
@@ -82,6 +88,8 @@ async def caller(
         raise Unauthenticated("missing bearer token")
     settings = settings_of(request)
     token = credentials.credentials.strip()
+    if not token.isascii():  # tokens are ASCII; compare_digest refuses anything else
+        raise Unauthenticated("invalid token")
     if hmac.compare_digest(token, settings.admin_token):
         return Caller(partner_id=None)
     parts = token.split(".")
@@ -138,10 +146,30 @@ def acting_partner(who: Caller, partner_id: str | None) -> str:
     return partner_id
 
 
+_URL_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+
+
+def _url_problem(scope: Scope) -> str | None:
+    """Why the URL cannot be served: a control character (NUL included) in its path or query
+    would reach a route as text that Postgres or a log line refuses."""
+    raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+    query = scope.get("query_string", b"")
+    for part, what in ((raw_path, "path"), (query, "query string")):
+        decoded = unquote_to_bytes(part.replace(b"+", b" ") if what != "path" else part)
+        if _URL_CONTROL.search(decoded):
+            return f"the {what} must not contain control characters"
+        try:
+            decoded.decode("utf-8")
+        except UnicodeDecodeError:
+            return f"the {what} is not valid UTF-8"
+    return None
+
+
 class BodyLimit:
     """Refuses a request body over `max_bytes` with 413 before any route sees it, whether the
     client declared its length or streams it (a plain ASGI middleware: the body is read here,
-    up to the bound, and handed on)."""
+    up to the bound, and handed on). A JSON body nested deeper than MAX_JSON_DEPTH, and a URL
+    with control characters or invalid UTF-8, are refused with 400 here too."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -150,6 +178,10 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        url_problem = _url_problem(scope)
+        if url_problem is not None:
+            await self._refuse(scope, receive, send, 400, url_problem)
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and not declared.isdigit():
@@ -173,7 +205,11 @@ class BodyLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        raw = b"".join(chunks)
+        if json_depth(raw) > MAX_JSON_DEPTH:
+            await self._refuse(scope, receive, send, 400, TOO_DEEP)
+            return
+        body = {"type": "http.request", "body": raw, "more_body": False}
         await self.app(scope, _replay([body], then=receive), send)
 
     def _too_large(self) -> str:
@@ -206,6 +242,85 @@ async def _request_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": error.message}, status_code=error.status, headers=headers)
 
 
+_ECHO_MAX = 64  # characters of a refused input echoed back
+
+
+def _printable(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, with anything JSON cannot carry escaped."""
+    cut = text if len(text) <= limit else text[:limit] + "..."
+    return cut.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _echo(value: Any) -> Any:
+    """What of a refused input a 422 repeats: a short scalar, cut; never a structure."""
+    if isinstance(value, bool | int) and abs(value) < 10**18:
+        return value
+    if isinstance(value, str):
+        return _printable(value, _ECHO_MAX)
+    return None
+
+
+def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Pydantic's errors as a 422 carries them: the field path, the reason and the error type,
+    with the input cut short (a megabyte is never echoed back)."""
+    shown: list[dict[str, Any]] = []
+    for error in errors[:20]:
+        item: dict[str, Any] = {
+            "type": str(error.get("type", "")),
+            "loc": [
+                part if isinstance(part, int) else _printable(str(part), _ECHO_MAX)
+                for part in error.get("loc", ())
+            ],
+            "msg": _printable(str(error.get("msg", "")), 500),
+        }
+        echoed = _echo(error.get("input"))
+        if echoed is not None:
+            item["input"] = echoed
+        shown.append(item)
+    return shown
+
+
+async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    return JSONResponse({"detail": validation_errors(error.errors())}, status_code=422)
+
+
+class ErrorOut(BaseModel):
+    """Every refusal: `detail` says precisely what was wrong with the request."""
+
+    detail: str
+
+
+class ValidationErrorOut(BaseModel):
+    type: str
+    loc: list[str | int]
+    msg: str
+    input: str | int | None = Field(default=None, description="the refused input, cut short")
+
+
+class UnprocessableOut(BaseModel):
+    """A 422: the platform's precise message, or pydantic's list of field errors."""
+
+    detail: str | list[ValidationErrorOut]
+
+
+# For routes that read their body themselves (no model for FastAPI to document a 422 from).
+UNPROCESSABLE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    422: {"model": UnprocessableOut, "description": "well-formed but not meaningful"}
+}
+
+# The answers any route may give besides its own (422's list shape is FastAPI's, per route).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "malformed request (JSON, URL)"},
+    401: {"model": ErrorOut, "description": "missing or invalid bearer token"},
+    403: {"model": ErrorOut, "description": "the caller's role may not use the route"},
+    404: {"model": ErrorOut, "description": "no such resource (or another partner's)"},
+    409: {"model": ErrorOut, "description": "the resource's state does not allow the change"},
+    413: {"model": ErrorOut, "description": "request body too large"},
+}
+
+
 def install_error_mapping(app: FastAPI) -> None:
     """The one mapping from request errors to HTTP answers, registered once per app."""
     app.add_exception_handler(RequestError, _request_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)

@@ -42,7 +42,7 @@ from shared.db import (
     load_migrations,
     require_migrated,
 )
-from shared.http import BodyLimit, install_error_mapping, started_platform
+from shared.http import ERROR_RESPONSES, BodyLimit, install_error_mapping, started_platform
 from shared.lag import LagProbe
 from shared.logging import configure_logging
 from shared.outbox import Outbox, OutboxRelay, ingestion, make_producer
@@ -361,6 +361,7 @@ def create_app(
         version="1",
         lifespan=lifespan if start else None,
         swagger_ui_parameters={"persistAuthorization": True},
+        responses=ERROR_RESPONSES,
     )
     app.state.settings = settings
     install_error_mapping(app)

@@ -4,7 +4,6 @@ another partner's figures answer 404, as a missing partner's do."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Response, status
@@ -26,6 +25,7 @@ from services.attribution.touchpoints import report_touchpoint
 from shared.clock import now
 from shared.errors import NotFound
 from shared.http import AdminDep, CallerDep, PlatformDep, Provided, partner_scope
+from shared.inputs import Day
 
 ConfigDep = Annotated[AttributionConfig, Provided(AttributionConfig)]
 
@@ -76,8 +76,8 @@ async def get_revenue(
     platform: PlatformDep,
     config: ConfigDep,
     period: str = "month",
-    since: date | None = None,
-    until: date | None = None,
+    since: Day | None = None,
+    until: Day | None = None,
 ) -> RevenueOut:
     partner_scope(who, partner_id, f"partner {partner_id}")
     query = RevenueQuery.parse(period, since, until)

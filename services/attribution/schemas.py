@@ -3,24 +3,29 @@
 
 from __future__ import annotations
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.corrections import Settlement
 from services.attribution.domain.touchpoints import ReportedKind
+from shared.inputs import DealKey, Ident, Instant
 
 
 class TouchpointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    deal_key: str = Field(min_length=3, max_length=200, pattern=r"^[a-z_]+:.+$")
-    partner_id: str | None = Field(
+    deal_key: DealKey
+    partner_id: Ident | None = Field(
         default=None, min_length=1, max_length=100, description="required for admin callers"
     )
     kind: ReportedKind
-    occurred_at: AwareDatetime
-    source: str = Field(min_length=1, max_length=100, description="reporting system, e.g. crm-x")
-    external_id: str | None = Field(
+    occurred_at: Instant
+    source: Annotated[Ident, Field(max_length=100)] = Field(
+        description="reporting system, e.g. crm-x"
+    )
+    external_id: Ident | None = Field(
         default=None,
         min_length=1,
         max_length=200,

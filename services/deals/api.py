@@ -2,7 +2,6 @@
 review and operations, and CRM ingestion (payloads exactly as each source delivers them)."""
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
@@ -29,11 +28,19 @@ from shared.auth import partner_token
 from shared.clock import now
 from shared.errors import Unprocessable
 from shared.events.crm import CrmDealChanged
-from shared.http import AdminDep, CallerDep, PlatformDep, Provided, acting_partner
+from shared.http import (
+    UNPROCESSABLE_RESPONSE,
+    AdminDep,
+    CallerDep,
+    PlatformDep,
+    Provided,
+    acting_partner,
+)
+from shared.inputs import Instant
 from shared.service import Platform
 
 router = APIRouter()
-crm = APIRouter(prefix="/crm", tags=["crm"])
+crm = APIRouter(prefix="/crm", tags=["crm"], responses=UNPROCESSABLE_RESPONSE)
 admin = APIRouter(prefix="/admin", tags=["admin"])
 
 PolicyDep = Annotated[RulesOfEngagement, Provided(RulesOfEngagement)]
@@ -169,7 +176,7 @@ async def microsoft(request: Request, platform: PlatformDep) -> IngestedOut:
 
 @admin.post("/expiry/run")
 async def expire_now(
-    who: AdminDep, platform: PlatformDep, policy: PolicyDep, as_of: datetime | None = None
+    who: AdminDep, platform: PlatformDep, policy: PolicyDep, as_of: Instant | None = None
 ) -> ExpiryRunOut:
     """Warn and expire now (or as of a moment, for operations and demos), not waiting for
     the periodic job. Answers how many registrations were warned and expired."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -26,15 +25,13 @@ from services.deals.adapters import (
 from shared.db import Pool
 from shared.errors import RequestError, Unprocessable
 from shared.events.crm import CrmDealChanged
+from shared.inputs import MalformedJson as MalformedJson  # the CRM routes answer 400 with it
+from shared.inputs import parse_json as parse_json
 from shared.outbox import Outbox, OutgoingEvent
 from shared.topics import CRM_DEALS
 
 CRM_EVENT_NAMESPACE = uuid.UUID("0b6d3f0e-5a7c-4a43-9d0e-2b1f6c9a8e21")
 HUBSPOT_SIGNATURE_MAX_AGE_MS = 5 * 60 * 1000
-
-
-class MalformedJson(RequestError):
-    status = 400
 
 
 class SignatureRefused(RequestError):
@@ -61,13 +58,6 @@ async def record_changes(pool: Pool, outbox: Outbox, changes: Sequence[CrmDealCh
     async with pool.acquire() as conn, conn.transaction():
         recorded = await outbox.publish_many(conn, events)
     return len(recorded)
-
-
-def parse_json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise MalformedJson(f"malformed JSON: {error}") from error
 
 
 def _adapt(adapter: Callable[[Any], list[CrmDealChanged]], payload: Any) -> list[CrmDealChanged]:
@@ -116,11 +106,13 @@ def verify_hubspot_signature(
         raise SignatureRefused(
             "X-HubSpot-Signature-v3 and X-HubSpot-Request-Timestamp are required"
         )
+    if not timestamp.isascii() or not timestamp.isdigit():
+        raise SignatureRefused("X-HubSpot-Request-Timestamp must be epoch milliseconds")
     if abs(at.timestamp() * 1000 - int(timestamp)) > HUBSPOT_SIGNATURE_MAX_AGE_MS:
         raise SignatureRefused("X-HubSpot-Request-Timestamp is older than 5 minutes")
-    message = f"POST{url}{raw.decode()}{timestamp}".encode()
+    message = f"POST{url}{raw.decode(errors='replace')}{timestamp}".encode()
     expected = base64.b64encode(
         hmac.new(secret.encode(), message, hashlib.sha256).digest()
     ).decode()
-    if not hmac.compare_digest(expected, signature):
+    if not signature.isascii() or not hmac.compare_digest(expected, signature):
         raise SignatureRefused("X-HubSpot-Signature-v3 does not match")

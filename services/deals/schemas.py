@@ -4,26 +4,38 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from services.deals.domain.rules import RegistrationRequest
 from shared.events.registrations import ConflictInfo, RegistrationStatus
+from shared.inputs import (
+    CountryCode,
+    CurrencyCode,
+    DealKey,
+    Ident,
+    PositiveMoney,
+    as_name,
+    check_money,
+)
 
 
 class RegistrationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    customer_name: str = Field(min_length=2, max_length=200)
-    customer_domain: str | None = Field(default=None, max_length=253)
-    customer_country: str | None = Field(default=None, pattern="^[A-Z]{2}$")
-    products: list[str] = Field(min_length=1, max_length=50)
-    amount: Decimal = Field(gt=0, max_digits=16, decimal_places=2)
-    currency: str = Field(pattern="^[A-Z]{3}$")
-    crm_deal_key: str | None = Field(
-        default=None, description="source:source_id of the CRM opportunity"
-    )
+    customer_name: Annotated[str, Field(min_length=2, max_length=200), AfterValidator(as_name)]
+    customer_domain: Ident | None = Field(default=None, max_length=253)
+    customer_country: CountryCode | None = None
+    products: list[Annotated[Ident, Field(max_length=100)]] = Field(min_length=1, max_length=50)
+    amount: PositiveMoney
+    currency: CurrencyCode
+    crm_deal_key: DealKey | None = None
+
+    @model_validator(mode="after")
+    def _minor_units(self) -> RegistrationIn:
+        check_money(self.amount, self.currency)
+        return self
 
     def request_for(self, partner_id: str, submitted_at: datetime) -> RegistrationRequest:
         """The registration as the rules take it (its customer parsed once, here)."""

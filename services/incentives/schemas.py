@@ -6,13 +6,14 @@ offset.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from services.incentives.domain.programs import IncentivePrograms
+from shared.inputs import CountryCode, Day, FreeText, Ident, Name, PositiveMoney, Reference, as_text
 
 PERIOD_PATTERN = r"^\d{4}-(Q[1-4]|0[1-9]|1[0-2])$"
 
@@ -34,37 +35,41 @@ class _Request(BaseModel):
 class WhatIfIn(_Request):
     """A hypothetical credit: what would it earn today?"""
 
-    partner_id: str | None = Field(default=None, description="admins only: whose credit")
-    amount: Decimal = Field(gt=0, max_digits=16, decimal_places=2)
+    partner_id: Ident | None = Field(default=None, description="admins only: whose credit")
+    amount: PositiveMoney
     kind: Literal["sourced", "influenced"] = "sourced"
-    customer_name: str | None = Field(default=None, max_length=200)
-    customer_domain: str | None = Field(default=None, max_length=253)
-    customer_country: str | None = Field(default=None, pattern="^[A-Z]{2}$")
-    products: list[str] = Field(default_factory=list, max_length=50)
+    customer_name: Name | None = None
+    customer_domain: Ident | None = Field(default=None, max_length=253)
+    customer_country: CountryCode | None = None
+    products: list[Annotated[Ident, Field(max_length=100)]] = Field(
+        default_factory=list, max_length=50
+    )
     co_sell: bool = False
-    close_date: date | None = None
-    deal_key: str = Field(default="what-if", max_length=200)
-    tier: str | None = Field(default=None, description="assume this tier instead of the current")
+    close_date: Day | None = None
+    deal_key: Ident = "what-if"
+    tier: Ident | None = Field(
+        default=None,
+        max_length=64,
+        description="assume this tier (one of the programs' tiers) instead of the current",
+    )
 
 
 class ClaimIn(_Request):
-    amount: Decimal = Field(gt=0, max_digits=16, decimal_places=2)
-    description: str = Field(min_length=3, max_length=500)
-    proof_reference: str = Field(
-        min_length=1, max_length=500, description="invoice number, document URL, ..."
+    amount: PositiveMoney
+    description: Annotated[str, Field(min_length=3, max_length=500), AfterValidator(as_text)]
+    proof_reference: Annotated[Reference, Field(max_length=500)] = Field(
+        description="invoice number, document URL, ..."
     )
 
 
 class DecisionIn(_Request):
     approve: bool
-    note: str = Field(default="", max_length=500)
+    note: Annotated[FreeText, Field(max_length=500)] = ""
 
 
 class PayoutIn(_Request):
-    amount: Decimal | None = Field(
-        default=None, gt=0, max_digits=16, decimal_places=2, description="default: the balance"
-    )
-    reference: str = Field(min_length=1, max_length=200)
+    amount: PositiveMoney | None = Field(default=None, description="default: the balance")
+    reference: Ident
 
 
 # ---- programs and what-if

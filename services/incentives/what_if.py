@@ -14,6 +14,7 @@ from services.incentives.domain.surroundings import Subject
 from services.incentives.schemas import WhatIfLine, WhatIfOut
 from shared.clock import now
 from shared.db import Connection
+from shared.errors import Unprocessable
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ async def what_if(conn: Connection, programs: IncentivePrograms, credit: Hypothe
         credit.subject
     )
     if credit.tier is not None:
+        if credit.tier not in programs.base_rates:
+            known = ", ".join(programs.base_rates)
+            raise Unprocessable(f"tier {credit.tier!r} is not one of the programs' tiers ({known})")
         context = replace(context, tier=credit.tier)
     earnings, accrual = evaluate(
         programs,

@@ -6,15 +6,34 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.qualification import Application, normalise_domain
 from services.onboarding.domain.tiers import Certification, CertificationRole, certification_track
 from shared.events.partners import PartnerType
+from shared.inputs import (
+    Code,
+    CountryCode,
+    FreeText,
+    Ident,
+    Instant,
+    Money,
+    Name,
+    as_ident,
+    as_name,
+    as_text,
+    clean_ident,
+)
 
-_CODE = r"^[a-z0-9][a-z0-9_-]{0,63}$"  # product, competency, industry and segment codes
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[a-zA-Z]{2,}$"
+
+
+def _email(value: str) -> str:
+    return clean_ident(value, "email")
+
+
+Email = Annotated[str, Field(pattern=_EMAIL, max_length=254), AfterValidator(_email)]
 
 
 class _In(BaseModel):
@@ -22,27 +41,23 @@ class _In(BaseModel):
 
 
 class ContactIn(_In):
-    name: str = Field(min_length=1, max_length=200)
-    email: str = Field(pattern=_EMAIL, max_length=254)
-    role: str = Field(default="primary", max_length=100)
+    name: Name
+    email: Email
+    role: Annotated[Ident, Field(max_length=100)] = "primary"
 
 
 class ApplicationIn(_In):
-    company_name: str = Field(min_length=2, max_length=200)
-    domain: str = Field(min_length=4, max_length=300, description="company web domain")
+    company_name: Annotated[str, Field(min_length=2, max_length=200), AfterValidator(as_name)]
+    domain: Annotated[str, Field(min_length=4, max_length=253), AfterValidator(as_ident)] = Field(
+        description="company web domain"
+    )
     partner_type: PartnerType
-    regions: list[Annotated[str, Field(pattern="^[A-Z]{2}$")]] = Field(min_length=1, max_length=250)
-    products: list[Annotated[str, Field(pattern=_CODE)]] = Field(min_length=1, max_length=50)
-    competencies_claimed: list[Annotated[str, Field(pattern=_CODE)]] = Field(
-        default_factory=list, max_length=50
-    )
-    industries: list[Annotated[str, Field(pattern=_CODE)]] = Field(
-        default_factory=list, max_length=50
-    )
-    segments: list[Annotated[str, Field(pattern=_CODE)]] = Field(
-        default_factory=list, max_length=10
-    )
-    annual_revenue: Decimal = Field(ge=0, max_digits=16, decimal_places=2)
+    regions: list[CountryCode] = Field(min_length=1, max_length=250)
+    products: list[Code] = Field(min_length=1, max_length=50)
+    competencies_claimed: list[Code] = Field(default_factory=list, max_length=50)
+    industries: list[Code] = Field(default_factory=list, max_length=50)
+    segments: list[Code] = Field(default_factory=list, max_length=10)
+    annual_revenue: Money
     years_in_business: int = Field(ge=0, le=500)
     certified_staff: int = Field(default=0, ge=0, le=1_000_000)
     contacts: list[ContactIn] = Field(min_length=1, max_length=20)
@@ -70,17 +85,17 @@ class ApplicationIn(_In):
 
 class DecisionIn(_In):
     approve: bool
-    note: str = Field(default="", max_length=2000)
-    cultural_fit: Decimal | None = Field(default=None, ge=0, le=100)
+    note: FreeText = ""
+    cultural_fit: Decimal | None = Field(default=None, ge=0, le=100, max_digits=5, decimal_places=2)
 
 
 class CertificationIn(_In):
-    person_email: str = Field(pattern=_EMAIL, max_length=254)
-    person_name: str | None = Field(default=None, max_length=200)
+    person_email: Email
+    person_name: Name | None = None
     role: CertificationRole
-    track: str = Field(pattern=_CODE)
-    issued_at: datetime
-    expires_at: datetime
+    track: Code
+    issued_at: Instant
+    expires_at: Instant
 
     @model_validator(mode="after")
     def _dates(self) -> CertificationIn:
@@ -106,14 +121,16 @@ class CertificationIn(_In):
 
 class StatusIn(_In):
     status: Literal["active", "suspended", "expelled", "onboarding"]
-    reason: str = Field(min_length=3, max_length=2000)
+    reason: Annotated[str, Field(min_length=3, max_length=2000), AfterValidator(as_text)]
 
 
 class RequalificationIn(_In):
-    as_of: datetime | None = Field(
+    as_of: Instant | None = Field(
         default=None, description="evaluate as of this moment (default: now)"
     )
-    partner_ids: list[str] | None = Field(default=None, max_length=10_000)
+    partner_ids: list[Annotated[Ident, Field(max_length=100)]] | None = Field(
+        default=None, max_length=10_000
+    )
 
     @field_validator("as_of")
     @classmethod

@@ -48,7 +48,7 @@ async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> 
 
 WEAK = {
     "partner_type": "referral_affiliate",
-    "regions": ["XX"],
+    "regions": ["AQ"],  # a real country code no program targets
     "products": ["widgets"],
     "competencies_claimed": [],
     "industries": ["gaming"],

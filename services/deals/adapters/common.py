@@ -1,63 +1,182 @@
+"""What every adapter reads a CRM payload with: each helper takes the value and its path in
+the payload, checks its JSON type and bounds (the same constrained types the request models
+use, from `shared.inputs`) and raises AdapterError naming the path otherwise."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from shared.events import as_utc
 from shared.events.crm import DealStage
+from shared.inputs import (
+    IDENT_MAX,
+    InputError,
+    check_date,
+    check_instant,
+    check_money,
+    clean_ident,
+    clean_name,
+    country_code,
+    currency_code,
+    iso3_country,
+)
+
+MAX_CHANGES = 1000  # events in one delivery (a HubSpot batch, Salesforce messages, recordIds)
+MAX_PRODUCTS = 50
+# Epoch milliseconds of 1900-01-01 and 9999-12-30: what a CRM timestamp may be.
+_EPOCH_MS_MIN = -2_208_988_800_000
+_EPOCH_MS_MAX = 253_402_128_000_000
 
 
 class AdapterError(ValueError):
     """The upstream payload cannot be mapped; the message says exactly why."""
 
 
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
 def require(mapping: Any, key: str, where: str) -> Any:
     if not isinstance(mapping, dict):
-        raise AdapterError(f"{where}: expected an object, got {type(mapping).__name__}")
+        raise AdapterError(f"{where}: expected an object, got {_kind(mapping)}")
     if key not in mapping or mapping[key] in (None, ""):
         raise AdapterError(f"{where}.{key} is required")
     return mapping[key]
 
 
+def obj(value: Any, where: str) -> dict[str, Any]:
+    """An optional object: absent or null is empty, anything but an object is refused."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise AdapterError(f"{where}: expected an object, got {_kind(value)}")
+    return value
+
+
+def array(value: Any, where: str, max_items: int = MAX_CHANGES) -> list[Any]:
+    """An optional array: absent or null is empty, anything but an array is refused."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise AdapterError(f"{where}: expected an array, got {_kind(value)}")
+    if len(value) > max_items:
+        raise AdapterError(f"{where}: at most {max_items} items, got {len(value)}")
+    return value
+
+
+def string(value: Any, where: str, max_length: int = IDENT_MAX) -> str:
+    if not isinstance(value, str):
+        raise AdapterError(f"{where}: expected a string, got {_kind(value)}")
+    if len(value) > max_length:
+        raise AdapterError(f"{where}: at most {max_length} characters")
+    return value
+
+
+def ident(value: Any, where: str) -> str:
+    """An id as a CRM sends it: a string or an integer (HubSpot's ids are numbers)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    try:
+        return clean_ident(string(value, where), where)
+    except InputError as error:
+        raise AdapterError(str(error)) from error
+
+
+def optional_ident(value: Any, where: str) -> str | None:
+    return None if value in (None, "") else ident(value, where)
+
+
+def name(value: Any, where: str) -> str | None:
+    """A deal's or customer's name: absent stays None; a name must keep a letter or digit."""
+    if value in (None, ""):
+        return None
+    try:
+        return clean_name(string(value, where), where)
+    except InputError as error:
+        raise AdapterError(str(error)) from error
+
+
+def currency(value: Any, where: str) -> str | None:
+    if value in (None, ""):
+        return None
+    try:
+        return currency_code(string(value, where, 3).strip().upper(), where)
+    except InputError as error:
+        raise AdapterError(str(error)) from error
+
+
+def country(value: Any, where: str) -> str | None:
+    """An ISO 3166-1 country, alpha-2 or alpha-3, as its alpha-2 code."""
+    if value in (None, ""):
+        return None
+    text = string(value, where, 3).strip().upper()
+    try:
+        return iso3_country(text, where) if len(text) == 3 else country_code(text, where)
+    except InputError as error:
+        raise AdapterError(str(error)) from error
+
+
 def to_decimal(value: Any, where: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise AdapterError(f"{where}: expected a number, got {_kind(value)}")
     if isinstance(value, float):
         value = repr(value)  # shortest round-trip text, then exact: 185000.0 -> Decimal('185000.0')
     try:
-        amount = Decimal(str(value))
+        amount = Decimal(str(value)[:64])
     except (InvalidOperation, ValueError) as error:
-        raise AdapterError(f"{where}: {value!r} is not a number") from error
+        raise AdapterError(f"{where}: {str(value)[:64]!r} is not a number") from error
     if not amount.is_finite() or amount < 0:
-        raise AdapterError(f"{where}: {value!r} is not a non-negative amount")
+        raise AdapterError(f"{where}: {str(value)[:64]!r} is not a non-negative amount")
     return amount
 
 
+def money(value: Any, where: str, in_currency: str | None) -> Decimal:
+    """An amount that fits the columns, with no more decimals than its currency allows."""
+    try:
+        return check_money(to_decimal(value, where), in_currency, where)
+    except InputError as error:
+        raise AdapterError(str(error)) from error
+
+
 def from_epoch_ms(value: Any, where: str) -> datetime:
-    if not isinstance(value, int):
-        raise AdapterError(f"{where}: expected epoch milliseconds, got {value!r}")
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 16:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise AdapterError(f"{where}: expected epoch milliseconds, got {_kind(value)}")
+    if not _EPOCH_MS_MIN <= value <= _EPOCH_MS_MAX:
+        raise AdapterError(f"{where}: {value} is not epoch milliseconds between 1900 and 9999")
     return datetime.fromtimestamp(value / 1000, tz=UTC)
 
 
 def parse_datetime(value: Any, where: str) -> datetime:
     if not isinstance(value, str):
-        raise AdapterError(f"{where}: expected an ISO-8601 timestamp, got {value!r}")
+        raise AdapterError(f"{where}: expected an ISO-8601 timestamp, got {_kind(value)}")
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value[:64].replace("Z", "+00:00"))
     except ValueError as error:
-        raise AdapterError(f"{where}: {value!r} is not an ISO-8601 timestamp") from error
-    return as_utc(parsed)
+        raise AdapterError(f"{where}: {value[:64]!r} is not an ISO-8601 timestamp") from error
+    try:
+        return check_instant(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC), where)
+    except InputError as error:
+        raise AdapterError(str(error)) from error
 
 
 def parse_date(value: Any, where: str) -> date | None:
     if value in (None, ""):
         return None
-    return (
-        parse_datetime(value, where).date() if "T" in str(value) else date.fromisoformat(str(value))
-    )
+    if not isinstance(value, str):
+        raise AdapterError(f"{where}: expected an ISO-8601 date, got {_kind(value)}")
+    if "T" in value:
+        return parse_datetime(value, where).date()
+    try:
+        return check_date(date.fromisoformat(value[:32]), where)
+    except (ValueError, InputError) as error:
+        raise AdapterError(f"{where}: {value[:32]!r} is not an ISO-8601 date") from error
 
 
 def map_stage(table: dict[str, DealStage], value: Any, where: str) -> DealStage:
-    stage = table.get(str(value).strip().lower())
+    stage = table.get(string(value, where).strip().lower())
     if stage is None:
         known = ", ".join(sorted(table))
         raise AdapterError(f"{where}: unknown stage {value!r} (known: {known})")

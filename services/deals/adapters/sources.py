@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from services.deals.adapters.common import (
+    MAX_PRODUCTS,
     AdapterError,
+    array,
+    country,
+    currency,
     from_epoch_ms,
+    ident,
     map_stage,
+    money,
+    name,
+    obj,
+    optional_ident,
     parse_date,
     parse_datetime,
     require,
-    to_decimal,
+    string,
 )
 from services.deals.domain.customers import normalise_domain
 from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
@@ -58,34 +68,38 @@ MICROSOFT_SUBSTATUS = {
     "declined": S.CLOSED_LOST,
     "expired": S.CLOSED_LOST,
 }
-ISO3_TO_ISO2 = {
-    "USA": "US",
-    "DEU": "DE",
-    "GBR": "GB",
-    "FRA": "FR",
-    "CAN": "CA",
-    "AUS": "AU",
-    "JPN": "JP",
-}
 
 
-def _country(value: Any) -> str | None:
-    if not value:
+def _domain(value: Any, where: str) -> str | None:
+    return None if value in (None, "") else normalise_domain(string(value, where, 2048))
+
+
+def _products(value: Any, where: str) -> tuple[str, ...] | None:
+    """Salesforce's multi-select picklist: 'a;b;c'."""
+    if value in (None, ""):
         return None
-    text = str(value).strip().upper()
-    return ISO3_TO_ISO2.get(text, text if len(text) == 2 else None)
+    items = [item for item in string(value, where, 10_000).split(";") if item]
+    if len(items) > MAX_PRODUCTS:
+        raise AdapterError(f"{where}: at most {MAX_PRODUCTS} products")
+    return tuple(ident(item, where) for item in items) or None
 
 
 def from_salesforce_cdc(message: Any) -> list[CrmDealChanged]:
     """One OpportunityChangeEvent (as delivered by the Pub/Sub API / CometD)."""
     payload = require(message, "payload", "event")
-    header = require(payload, "ChangeEventHeader", "payload")
+    header = obj(require(payload, "ChangeEventHeader", "payload"), "payload.ChangeEventHeader")
     if header.get("entityName") != "Opportunity":
         raise AdapterError(
-            f"payload.ChangeEventHeader.entityName must be 'Opportunity', got {header.get('entityName')!r}"
+            f"payload.ChangeEventHeader.entityName must be 'Opportunity', got {str(header.get('entityName'))[:64]!r}"
         )
-    record_ids = require(header, "recordIds", "payload.ChangeEventHeader")
-    change = str(require(header, "changeType", "payload.ChangeEventHeader")).upper()
+    where = "payload.ChangeEventHeader"
+    record_ids = [
+        ident(record_id, f"{where}.recordIds[{index}]")
+        for index, record_id in enumerate(
+            array(require(header, "recordIds", where), f"{where}.recordIds")
+        )
+    ]
+    change = string(require(header, "changeType", where), f"{where}.changeType", 64).upper()
     change_type = {
         "CREATE": "created",
         "UPDATE": "updated",
@@ -100,8 +114,11 @@ def from_salesforce_cdc(message: Any) -> list[CrmDealChanged]:
         require(header, "commitTimestamp", "payload.ChangeEventHeader"),
         "payload.ChangeEventHeader.commitTimestamp",
     )
-    replay_id = (message.get("event") or {}).get("replayId", "")
-    event_id = f"{header.get('transactionKey', '')}:{header.get('sequenceNumber', '')}:{replay_id}"
+    replay_id = optional_ident(obj(message.get("event"), "event").get("replayId"), "event.replayId")
+    transaction = optional_ident(header.get("transactionKey"), f"{where}.transactionKey")
+    sequence = optional_ident(header.get("sequenceNumber"), f"{where}.sequenceNumber")
+    event_id = f"{transaction or ''}:{sequence or ''}:{replay_id or ''}"
+    in_currency = currency(payload.get("CurrencyIsoCode"), "payload.CurrencyIsoCode")
     stage = (
         map_stage(SALESFORCE_STAGES, payload["StageName"], "payload.StageName")
         if "StageName" in payload
@@ -110,9 +127,9 @@ def from_salesforce_cdc(message: Any) -> list[CrmDealChanged]:
     customer = None
     if any(k in payload for k in ("Account_Name__c", "Account_Website__c", "BillingCountry__c")):
         customer = Customer(
-            name=payload.get("Account_Name__c"),
-            domain=normalise_domain(payload.get("Account_Website__c")),
-            country=_country(payload.get("BillingCountry__c")),
+            name=name(payload.get("Account_Name__c"), "payload.Account_Name__c"),
+            domain=_domain(payload.get("Account_Website__c"), "payload.Account_Website__c"),
+            country=country(payload.get("BillingCountry__c"), "payload.BillingCountry__c"),
         )
     return [
         CrmDealChanged(
@@ -121,19 +138,19 @@ def from_salesforce_cdc(message: Any) -> list[CrmDealChanged]:
             source_event_id=f"{event_id}:{record_id}",
             source_timestamp=timestamp,
             change_type=change_type,
-            name=payload.get("Name"),
+            name=name(payload.get("Name"), "payload.Name"),
             customer=customer,
-            products=tuple(p for p in payload["Products__c"].split(";") if p)
-            if payload.get("Products__c")
-            else None,
-            amount=to_decimal(payload["Amount"], "payload.Amount")
+            products=_products(payload.get("Products__c"), "payload.Products__c"),
+            amount=money(payload["Amount"], "payload.Amount", in_currency)
             if payload.get("Amount") is not None
             else None,
-            currency=payload.get("CurrencyIsoCode"),
+            currency=in_currency,
             stage=stage,
             close_date=parse_date(payload.get("CloseDate"), "payload.CloseDate"),
-            owner=payload.get("OwnerId"),
-            partner_ref=payload.get("Partner_Account__c"),
+            owner=optional_ident(payload.get("OwnerId"), "payload.OwnerId"),
+            partner_ref=optional_ident(
+                payload.get("Partner_Account__c"), "payload.Partner_Account__c"
+            ),
             created_at=parse_datetime(payload["CreatedDate"], "payload.CreatedDate")
             if payload.get("CreatedDate")
             else None,
@@ -156,16 +173,17 @@ def from_hubspot(batch: Any) -> list[CrmDealChanged]:
     """A HubSpot webhook POST body: a JSON array of subscription events."""
     if not isinstance(batch, list):
         raise AdapterError("HubSpot delivers a JSON array of events; got " + type(batch).__name__)
+    array(batch, "batch")
     changes: list[CrmDealChanged] = []
     for index, event in enumerate(batch):
         where = f"[{index}]"
-        kind = require(event, "subscriptionType", where)
-        if not str(kind).startswith("deal."):
+        kind = string(require(event, "subscriptionType", where), f"{where}.subscriptionType", 64)
+        if not kind.startswith("deal."):
             raise AdapterError(f"{where}.subscriptionType {kind!r} is not a deal subscription")
         common: dict[str, Any] = {
             "source": CrmSource.HUBSPOT,
-            "source_id": str(require(event, "objectId", where)),
-            "source_event_id": str(require(event, "eventId", where)),
+            "source_id": ident(require(event, "objectId", where), f"{where}.objectId"),
+            "source_event_id": ident(require(event, "eventId", where), f"{where}.eventId"),
             "source_timestamp": from_epoch_ms(
                 require(event, "occurredAt", where), f"{where}.occurredAt"
             ),
@@ -179,21 +197,7 @@ def from_hubspot(batch: Any) -> list[CrmDealChanged]:
         elif kind == "deal.deletion":
             changes.append(CrmDealChanged(**common, change_type="deleted"))
         elif kind == "deal.propertyChange":
-            name = require(event, "propertyName", where)
-            value = event.get("propertyValue")
-            fields: dict[str, Any] = {}
-            if name == "amount":
-                fields["amount"] = to_decimal(value, f"{where}.propertyValue")
-            elif name == "dealstage":
-                fields["stage"] = map_stage(HUBSPOT_STAGES, value, f"{where}.propertyValue")
-            elif name == "dealname":
-                fields["name"] = value
-            elif name == "closedate":
-                fields["close_date"] = from_epoch_ms(int(value), f"{where}.propertyValue").date()
-            elif name == "hubspot_owner_id":
-                fields["owner"] = value
-            elif name == "deal_currency_code":
-                fields["currency"] = value
+            fields = _hubspot_property(event, where)
             # Properties we do not model are accepted and carry no field change.
             changes.append(CrmDealChanged(**common, change_type="updated", **fields))
         else:
@@ -201,25 +205,37 @@ def from_hubspot(batch: Any) -> list[CrmDealChanged]:
     return changes
 
 
+def _hubspot_property(event: dict[str, Any], where: str) -> dict[str, Any]:
+    """The field a HubSpot property change sets (none for a property not modelled)."""
+    prop = string(require(event, "propertyName", where), f"{where}.propertyName")
+    value = event.get("propertyValue")
+    at = f"{where}.propertyValue"
+    if prop == "amount":
+        return {"amount": money(value, at, None)}
+    if prop == "dealstage":
+        return {"stage": map_stage(HUBSPOT_STAGES, value, at)}
+    if prop == "dealname":
+        return {"name": name(value, at)}
+    if prop == "closedate":
+        return {"close_date": from_epoch_ms(value, at).date()}
+    if prop == "hubspot_owner_id":
+        return {"owner": optional_ident(value, at)}
+    if prop == "deal_currency_code":
+        return {"currency": currency(value, at)}
+    return {}
+
+
 def from_aws_ace(opportunity: Any) -> list[CrmDealChanged]:
     """The GetOpportunity response fetched after an EventBridge 'Opportunity Updated' event."""
-    opp_id = require(opportunity, "Id", "opportunity")
-    account = require(
-        require(opportunity, "Customer", "opportunity"), "Account", "opportunity.Customer"
+    opp_id = ident(require(opportunity, "Id", "opportunity"), "opportunity.Id")
+    account = obj(
+        require(require(opportunity, "Customer", "opportunity"), "Account", "opportunity.Customer"),
+        "opportunity.Customer.Account",
     )
-    lifecycle = require(opportunity, "LifeCycle", "opportunity")
-    project = opportunity.get("Project") or {}
-    spend = project.get("ExpectedCustomerSpend") or []
-    amount = currency = None
-    if spend:
-        first = spend[0]
-        monthly = to_decimal(
-            require(first, "Amount", "opportunity.Project.ExpectedCustomerSpend[0]"),
-            "opportunity.Project.ExpectedCustomerSpend[0].Amount",
-        )
-        # ACE reports expected spend per period; annualise monthly figures for a deal amount.
-        factor = {"Monthly": 12, "Annual": 1}.get(first.get("Frequency", "Annual"), 1)
-        amount, currency = monthly * factor, first.get("CurrencyCode")
+    lifecycle = obj(require(opportunity, "LifeCycle", "opportunity"), "opportunity.LifeCycle")
+    project = obj(opportunity.get("Project"), "opportunity.Project")
+    amount, in_currency = _ace_spend(project)
+    needs = array(opportunity.get("PrimaryNeedsFromAws"), "opportunity.PrimaryNeedsFromAws")
     modified = parse_datetime(
         require(opportunity, "LastModifiedDate", "opportunity"), "opportunity.LastModifiedDate"
     )
@@ -230,14 +246,24 @@ def from_aws_ace(opportunity: Any) -> list[CrmDealChanged]:
             source_event_id=f"{opp_id}@{modified.isoformat()}",
             source_timestamp=modified,
             change_type="updated",
-            name=project.get("Title"),
+            name=name(project.get("Title"), "opportunity.Project.Title"),
             customer=Customer(
-                name=require(account, "CompanyName", "opportunity.Customer.Account"),
-                domain=normalise_domain(account.get("WebsiteUrl")),
-                country=_country((account.get("Address") or {}).get("CountryCode")),
+                name=name(
+                    require(account, "CompanyName", "opportunity.Customer.Account"),
+                    "opportunity.Customer.Account.CompanyName",
+                ),
+                domain=_domain(
+                    account.get("WebsiteUrl"), "opportunity.Customer.Account.WebsiteUrl"
+                ),
+                country=country(
+                    obj(account.get("Address"), "opportunity.Customer.Account.Address").get(
+                        "CountryCode"
+                    ),
+                    "opportunity.Customer.Account.Address.CountryCode",
+                ),
             ),
             amount=amount,
-            currency=currency,
+            currency=in_currency,
             stage=map_stage(
                 ACE_STAGES,
                 require(lifecycle, "Stage", "opportunity.LifeCycle"),
@@ -247,8 +273,14 @@ def from_aws_ace(opportunity: Any) -> list[CrmDealChanged]:
                 lifecycle.get("TargetCloseDate"), "opportunity.LifeCycle.TargetCloseDate"
             ),
             owner=None,  # OpportunityTeam is the partner's team, not a direct rep
-            partner_ref=opportunity.get("PartnerOpportunityIdentifier"),
-            co_sell=any("Co-Sell" in need for need in opportunity.get("PrimaryNeedsFromAws") or []),
+            partner_ref=optional_ident(
+                opportunity.get("PartnerOpportunityIdentifier"),
+                "opportunity.PartnerOpportunityIdentifier",
+            ),
+            co_sell=any(
+                "Co-Sell" in string(need, f"opportunity.PrimaryNeedsFromAws[{index}]")
+                for index, need in enumerate(needs)
+            ),
             created_at=parse_datetime(opportunity["CreatedDate"], "opportunity.CreatedDate")
             if opportunity.get("CreatedDate")
             else None,
@@ -256,46 +288,81 @@ def from_aws_ace(opportunity: Any) -> list[CrmDealChanged]:
     ]
 
 
+def _ace_spend(project: dict[str, Any]) -> tuple[Decimal | None, str | None]:
+    """The first expected spend, annualised, and its currency (None, None without one)."""
+    where = "opportunity.Project.ExpectedCustomerSpend"
+    spend = array(project.get("ExpectedCustomerSpend"), where)
+    if not spend:
+        return None, None
+    first = obj(spend[0], f"{where}[0]")
+    in_currency = currency(first.get("CurrencyCode"), f"{where}[0].CurrencyCode")
+    monthly = money(require(first, "Amount", f"{where}[0]"), f"{where}[0].Amount", in_currency)
+    # ACE reports expected spend per period; annualise monthly figures for a deal amount.
+    frequency = first.get("Frequency", "Annual")
+    factor = {"Monthly": 12, "Annual": 1}.get(frequency, 1) if isinstance(frequency, str) else 1
+    return money(monthly * factor, f"{where}[0].Amount (annualised)", in_currency), in_currency
+
+
 def from_microsoft_referral(referral: Any) -> list[CrmDealChanged]:
     """The referral resource fetched after a Partner Center 'referral-*' webhook."""
-    referral_id = require(referral, "Id", "referral")
-    profile = require(referral, "CustomerProfile", "referral")
-    details = referral.get("Details") or {}
-    status = str(require(referral, "Status", "referral"))
-    substatus = str(referral.get("Substatus") or "")
+    referral_id = ident(require(referral, "Id", "referral"), "referral.Id")
+    profile = obj(require(referral, "CustomerProfile", "referral"), "referral.CustomerProfile")
+    details = obj(referral.get("Details"), "referral.Details")
+    status = string(require(referral, "Status", "referral"), "referral.Status", 64)
+    substatus = string(referral.get("Substatus") or "", "referral.Substatus", 64)
     if status.lower() == "closed" and not substatus:
         raise AdapterError("referral.Substatus is required when Status is 'Closed'")
     stage = map_stage(MICROSOFT_SUBSTATUS, substatus or "pending", "referral.Substatus")
     updated = parse_datetime(
         require(referral, "UpdatedDateTime", "referral"), "referral.UpdatedDateTime"
     )
-    products = ((details.get("Requirements") or {}).get("Products")) or []
+    requirements = obj(details.get("Requirements"), "referral.Details.Requirements")
+    products = array(
+        requirements.get("Products"), "referral.Details.Requirements.Products", MAX_PRODUCTS
+    )
+    in_currency = currency(details.get("Currency"), "referral.Details.Currency")
+    etag = optional_ident(referral.get("ETag"), "referral.ETag")
     return [
         CrmDealChanged(
             source=CrmSource.MICROSOFT,
             source_id=str(referral_id),
-            source_event_id=f"{referral_id}@{referral.get('ETag') or updated.isoformat()}",
+            source_event_id=f"{referral_id}@{etag or updated.isoformat()}",
             source_timestamp=updated,
             change_type="updated",
-            name=referral.get("Name"),
+            name=name(referral.get("Name"), "referral.Name"),
             customer=Customer(
-                name=require(profile, "Name", "referral.CustomerProfile"),
-                domain=normalise_domain((profile.get("Ids") or {}).get("External")),
-                country=_country((profile.get("Address") or {}).get("Country")),
+                name=name(
+                    require(profile, "Name", "referral.CustomerProfile"),
+                    "referral.CustomerProfile.Name",
+                ),
+                domain=_domain(
+                    obj(profile.get("Ids"), "referral.CustomerProfile.Ids").get("External"),
+                    "referral.CustomerProfile.Ids.External",
+                ),
+                country=country(
+                    obj(profile.get("Address"), "referral.CustomerProfile.Address").get("Country"),
+                    "referral.CustomerProfile.Address.Country",
+                ),
             ),
-            products=tuple(str(p["Id"]) for p in products if isinstance(p, dict) and p.get("Id"))
+            products=tuple(
+                ident(p["Id"], f"referral.Details.Requirements.Products[{index}].Id")
+                for index, p in enumerate(products)
+                if isinstance(p, dict) and p.get("Id")
+            )
             or None,
-            amount=to_decimal(details["DealValue"], "referral.Details.DealValue")
+            amount=money(details["DealValue"], "referral.Details.DealValue", in_currency)
             if details.get("DealValue") is not None
             else None,
-            currency=details.get("Currency"),
+            currency=in_currency,
             stage=stage,
             close_date=parse_date(
                 details.get("ClosingDateTime"), "referral.Details.ClosingDateTime"
             ),
             owner=None,  # Team is the partner's team, not a direct rep
-            partner_ref=referral.get("ExternalReferenceId"),
-            co_sell=str(referral.get("ReferralType", "")).lower() == "shared",
+            partner_ref=optional_ident(
+                referral.get("ExternalReferenceId"), "referral.ExternalReferenceId"
+            ),
+            co_sell=str(referral.get("ReferralType", ""))[:64].lower() == "shared",
             created_at=parse_datetime(referral["CreatedDateTime"], "referral.CreatedDateTime")
             if referral.get("CreatedDateTime")
             else None,

@@ -1,4 +1,9 @@
-"""Customer identity: normalised domains and company names, and how alike two names are."""
+"""Customer identity: normalised domains and company names, and how alike two names are.
+
+Names are compared by their UTS #39 skeleton, so a look-alike letter cannot dodge a conflict:
+"Acme" written with a Cyrillic A and ES (U+0410, U+0441) folds to the same key as the Latin
+"Acme". The confusable mappings come from Unicode's confusables.txt as the `confusable-homoglyphs` package ships it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from functools import cache, lru_cache
+
+from confusable_homoglyphs.confusables import confusables_data
 
 # Second-level labels under which registrations happen (example.co.uk): keep three labels there.
 _MULTI_LABEL_SUFFIXES = frozenset(
@@ -77,28 +85,72 @@ def normalise_domain(value: str | None) -> str | None:
     return ".".join(labels[-keep:])
 
 
+_BIDI_MARKS = str.maketrans("", "", "\u200e\u200f")
+
+
+@cache
+def _prototypes() -> dict[str, str]:
+    """Each confusable character -> its prototype (confusables.txt's mapping). The package
+    stores the mapping both ways (source -> [prototype], prototype -> [sources]); a source has
+    exactly one entry. A prototype with a single source cannot be told from it, so the pair
+    folds to the smaller of the two: skeletons stay equal exactly when UTS #39's are."""
+    entries: dict[str, list[str]] = {}
+    for key, homoglyphs in confusables_data.items():
+        found = entries.setdefault(key.translate(_BIDI_MARKS), [])
+        found.extend(str(glyph["c"]).translate(_BIDI_MARKS) for glyph in homoglyphs)
+    prototypes: dict[str, str] = {}
+    for char, targets in entries.items():
+        if len(char) != 1 or len(targets) != 1 or not targets[0]:
+            continue
+        target = targets[0]
+        if len(target) > 1 or len(entries.get(target, ())) > 1:
+            prototypes[char] = target
+        else:
+            prototypes[char] = prototypes[target] = min(char, target)
+    return prototypes
+
+
+def skeleton(text: str) -> str:
+    """UTS #39 skeleton: NFD, each character replaced by its prototype, NFD again."""
+    prototypes = _prototypes()
+    mapped = "".join(prototypes.get(char, char) for char in unicodedata.normalize("NFD", text))
+    return unicodedata.normalize("NFD", mapped)
+
+
+@lru_cache(maxsize=4096)
+def fold(normalised: str) -> str:
+    """The key two normalised names are compared by: their skeleton, case folded (so a digit
+    zero, whose prototype is a capital O, meets a small o), and folded again."""
+    return skeleton(skeleton(normalised).casefold())
+
+
 def normalise_name(value: str | None) -> str:
-    """'Northwind Traders, Ltd.' -> 'northwind traders' (case, accents, punctuation, legal form)."""
+    """'Northwind Traders, Ltd.' -> 'northwind traders' (case, accents, punctuation, legal form).
+    Letters of any script are kept; NFKC first, so full-width and styled letters read plainly."""
     if not value:
         return ""
-    text = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode().lower()
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", value))
+    text = "".join(char for char in text if not unicodedata.combining(char)).casefold()
     # Dots join abbreviations ("S.A.", "Inc.") rather than separate words.
     text = text.replace("&", " and ").replace(".", "")
-    words = re.sub(r"[^a-z0-9]+", " ", text).split()
-    while len(words) > 1 and words[-1] in _LEGAL_SUFFIXES:
+    words = re.sub(r"[\W_]+", " ", text).split()
+    while len(words) > 1 and fold(words[-1]) in _FOLDED_LEGAL_SUFFIXES:
         words.pop()
     return " ".join(words)
 
 
 def name_key(value: str | None) -> str:
-    """A blocking key for candidate lookup: the first word of the normalised name."""
-    normalised = normalise_name(value)
-    return normalised.split(" ", 1)[0] if normalised else ""
+    """A blocking key for candidate lookup: the first word of the folded normalised name."""
+    folded = fold(normalise_name(value))
+    return folded.split(" ", 1)[0] if folded else ""
 
 
 def name_similarity(a: str | None, b: str | None) -> float:
-    """0..1 similarity of two company names after normalisation."""
-    return _similarity(normalise_name(a), normalise_name(b))
+    """0..1 similarity of two company names after normalisation and folding."""
+    return _similarity(fold(normalise_name(a)), fold(normalise_name(b)))
+
+
+_FOLDED_LEGAL_SUFFIXES = frozenset(fold(suffix) for suffix in _LEGAL_SUFFIXES)
 
 
 def _similarity(left: str, right: str) -> float:
@@ -118,7 +170,7 @@ class Customer:
     domain: str | None  # the registrable domain (normalised), None when there is none
     country: str | None
     normalised_name: str
-    name_key: str  # the first word of the normalised name: the fuzzy lookup's block
+    name_key: str  # the first word of the folded normalised name: the fuzzy lookup's block
 
     @classmethod
     def parse(
@@ -130,7 +182,7 @@ class Customer:
             domain=normalise_domain(domain),
             country=country.upper() if country else None,
             normalised_name=normalised,
-            name_key=normalised.split(" ", 1)[0] if normalised else "",
+            name_key=fold(normalised).split(" ", 1)[0] if normalised else "",
         )
 
     def matches(self, other: Customer, threshold: float) -> tuple[str, float] | None:
@@ -138,7 +190,7 @@ class Customer:
         ("name", similarity) when the names are at least `threshold` alike, else None."""
         if self.domain and self.domain == other.domain:
             return "domain", 1.0
-        similarity = _similarity(self.normalised_name, other.normalised_name)
+        similarity = _similarity(fold(self.normalised_name), fold(other.normalised_name))
         if similarity >= threshold:
             return "name", similarity
         return None

@@ -1,0 +1,314 @@
+"""What a request may carry: the constrained types every request model and CRM adapter parses
+its inputs into, once, at the edge. Contracts only (no I/O).
+
+Every string is bounded and clean: no NUL, no lone surrogate (Postgres and the JSON encoder
+refuse both), no C0/C1 control character (free text may hold tab, newline and carriage return).
+Names are NFKC-normalised with their whitespace collapsed and must keep a letter or digit.
+Currencies are ISO 4217 codes with a minor unit (from the `iso4217` package), countries ISO
+3166-1 alpha-2 codes (from `pycountry`); an amount fits the ledgers' `numeric(20, 2)` columns
+and has no more decimals than its currency allows (JPY has none). Instants carry their offset
+and lie in years 1900-9999, so converting one to UTC never overflows.
+
+The checks are plain functions too (`clean_ident`, `clean_name`, `currency_code`, ...): the CRM
+adapters, which read payloads pydantic does not model, call them with the field's path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from functools import cache
+from itertools import accumulate
+from typing import Annotated, Any
+
+import iso4217
+import pycountry
+from pydantic import AfterValidator, Field
+
+from shared.errors import RequestError
+from shared.events.crm import CrmSource
+
+NAME_MAX = 200
+IDENT_MAX = 200
+TEXT_MAX = 2000
+LIST_MAX = 50
+MONEY_MAX_DIGITS = 16  # with 2 decimals: below 10^14, inside numeric(20, 2) and numeric(20, 4)
+MONEY_DECIMALS = 2
+EARLIEST_YEAR = 1900
+LATEST_YEAR = 9999
+
+# C0 and C1 controls, DEL, and the surrogate range (a lone surrogate is not text).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+class InputError(ValueError):
+    """A value a request may not carry; the message says why (pydantic reports it as 422)."""
+
+
+def _refuse_controls(value: str, pattern: re.Pattern[str], what: str) -> str:
+    found = pattern.search(value)
+    if found is None:
+        return value
+    char = found.group()
+    if char == "\x00":
+        raise InputError(f"{what} must not contain NUL characters")
+    if "\ud800" <= char <= "\udfff":
+        raise InputError(f"{what} must not contain lone surrogates (U+{ord(char):04X})")
+    raise InputError(f"{what} must not contain control characters (U+{ord(char):04X})")
+
+
+def clean_ident(value: str, what: str = "identifier") -> str:
+    """An identifier, exactly as given, without control characters."""
+    return _refuse_controls(value, _CONTROL, what)
+
+
+def clean_text(value: str, what: str = "text") -> str:
+    """Free text: tab, newline and carriage return allowed, other controls refused."""
+    return _refuse_controls(value, _CONTROL_IN_TEXT, what)
+
+
+def clean_name(value: str, what: str = "name") -> str:
+    """A name: NFKC-normalised, whitespace collapsed, and at least one letter or digit left."""
+    _refuse_controls(value, _CONTROL, what)
+    normalised = " ".join(unicodedata.normalize("NFKC", value).split())
+    if not any(char.isalnum() for char in normalised):
+        raise InputError(f"{what} must contain a letter or a digit")
+    return normalised
+
+
+@cache
+def _minor_units() -> dict[str, int]:
+    """ISO 4217 currencies that have a minor unit (funds, metals and test codes have none)."""
+    return {c.code: c.exponent for c in iso4217.Currency if c.exponent is not None}
+
+
+@cache
+def _countries() -> frozenset[str]:
+    return frozenset(country.alpha_2 for country in pycountry.countries)
+
+
+def currency_code(value: str, what: str = "currency") -> str:
+    if value not in _minor_units():
+        raise InputError(f"{what} {value[:8]!r} is not an ISO 4217 currency code")
+    return value
+
+
+def minor_units(currency: str) -> int:
+    """How many decimals an amount in `currency` may have (JPY 0, EUR 2, BHD 3)."""
+    return _minor_units()[currency]
+
+
+def country_code(value: str, what: str = "country") -> str:
+    if value not in _countries():
+        raise InputError(f"{what} {value[:8]!r} is not an ISO 3166-1 alpha-2 country code")
+    return value
+
+
+def iso3_country(value: str, what: str = "country") -> str:
+    """An ISO 3166-1 alpha-3 code as its alpha-2 code."""
+    found = pycountry.countries.get(alpha_3=value) if value.isascii() and value.isalpha() else None
+    if found is None:
+        raise InputError(f"{what} {value[:8]!r} is not an ISO 3166-1 country code")
+    return str(found.alpha_2)
+
+
+def check_money(amount: Decimal, currency: str | None, what: str = "amount") -> Decimal:
+    """An amount that is finite, non-negative, fits the columns and has no more decimals than
+    its currency allows."""
+    if not amount.is_finite():
+        raise InputError(f"{what} must be a finite number")
+    if amount < 0:
+        raise InputError(f"{what} must not be negative")
+    if amount >= Decimal(10) ** (MONEY_MAX_DIGITS - MONEY_DECIMALS):
+        raise InputError(f"{what} must be below 10^{MONEY_MAX_DIGITS - MONEY_DECIMALS}")
+    exponent = amount.normalize().as_tuple().exponent
+    decimals = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    allowed = MONEY_DECIMALS if currency is None else min(MONEY_DECIMALS, minor_units(currency))
+    if decimals > allowed:
+        where = f" in {currency}" if currency else ""
+        raise InputError(f"{what} has {decimals} decimals; at most {allowed} allowed{where}")
+    return amount
+
+
+def check_instant(value: datetime, what: str = "timestamp") -> datetime:
+    """An aware instant in years 1900-9999, in UTC."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InputError(f"{what} needs a time zone (a timezone offset, e.g. 2026-01-01T00:00:00Z)")
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise InputError(f"{what} must lie between {EARLIEST_YEAR} and {LATEST_YEAR}")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as error:
+        raise InputError(f"{what} must lie between {EARLIEST_YEAR} and {LATEST_YEAR}") from error
+
+
+def check_date(value: date, what: str = "date") -> date:
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise InputError(f"{what} must lie between {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return value
+
+
+# ---- JSON bodies read by hand
+
+MAX_JSON_DEPTH = 32
+TOO_DEEP = f"malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels"
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth(raw: bytes) -> int:
+    """How deeply a JSON body nests arrays and objects (brackets inside strings do not count).
+    Cheap for the usual body: only one with more brackets than the bound is scanned."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return 0
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKET)
+    steps = (1 if b in b"[{" else -1 for b in brackets)
+    return max(accumulate(steps, initial=0))
+
+
+class MalformedJson(RequestError):
+    status = 400
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(raw: bytes) -> Any:
+    """A JSON body as routes that read it themselves take it (the CRM webhooks): numbers with
+    a fraction or exponent as exact Decimals (`1e400` is not infinity), NaN and Infinity
+    refused, invalid UTF-8 or nesting beyond the bound answered 400 like any malformed JSON."""
+    if json_depth(raw) > MAX_JSON_DEPTH:
+        raise MalformedJson(TOO_DEEP)
+    try:
+        return json.loads(raw, parse_float=Decimal, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError, ...
+        raise MalformedJson(f"malformed JSON: {str(error)[:200]}") from error
+
+
+# Validators take the value alone (pydantic would hand a second parameter its ValidationInfo).
+# A field whose lower bound differs from its type's builds its own
+# `Annotated[str, Field(min_length=..., max_length=...), AfterValidator(as_name)]`: pydantic
+# reports a bound added on top of these types as "items", not characters.
+
+
+def as_ident(value: str) -> str:
+    return clean_ident(value)
+
+
+def as_name(value: str) -> str:
+    return clean_name(value)
+
+
+def as_text(value: str) -> str:
+    return clean_text(value)
+
+
+def _currency(value: str) -> str:
+    return currency_code(value)
+
+
+def _country(value: str) -> str:
+    return country_code(value)
+
+
+def _money(value: Decimal) -> Decimal:
+    return check_money(value, None)
+
+
+def _instant(value: datetime) -> datetime:
+    return check_instant(value)
+
+
+def _date(value: date) -> date:
+    return check_date(value)
+
+
+# Each type's length is a ceiling: a field narrows it with `Annotated[Ident, Field(...)]` (a
+# plain `= Field(max_length=...)` next to these types would be ignored by pydantic).
+
+Ident = Annotated[str, Field(min_length=1, max_length=IDENT_MAX), AfterValidator(as_ident)]
+"""An id (partner id, deal key, source, external id, reference): exact, no controls."""
+
+Reference = Annotated[str, Field(min_length=1, max_length=TEXT_MAX), AfterValidator(as_ident)]
+"""A longer reference (a document URL, an invoice number): exact, no controls."""
+
+Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX), AfterValidator(as_name)]
+"""A person's or a company's name: NFKC, whitespace collapsed, a letter or digit required."""
+
+FreeText = Annotated[str, Field(max_length=TEXT_MAX), AfterValidator(as_text)]
+"""A note, a reason, a description: tab and newline allowed, other controls refused."""
+
+Code = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+"""A product, competency, industry or segment code."""
+
+CurrencyCode = Annotated[
+    str,
+    Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code", examples=["EUR"]),
+    AfterValidator(_currency),
+]
+
+CountryCode = Annotated[
+    str,
+    Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 country code", examples=["DE"]),
+    AfterValidator(_country),
+]
+
+Money = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMALS),
+    AfterValidator(_money),
+]
+"""A non-negative amount that fits the ledgers' columns (its currency's minor units are
+checked by the model that knows the currency: `check_money(amount, currency)`)."""
+
+PositiveMoney = Annotated[Money, Field(gt=0)]
+
+DealKey = Annotated[
+    str,
+    Field(
+        max_length=IDENT_MAX,
+        pattern="^(" + "|".join(source.value for source in CrmSource) + "):.+$",
+        description="source:source_id of a CRM opportunity (the source one of the CRMs)",
+        examples=["salesforce:0065g00000XyZaAAAV"],
+    ),
+    AfterValidator(as_ident),
+]
+"""A CRM deal's key: a deal of a CRM the platform does not ingest cannot exist."""
+
+Instant = Annotated[datetime, AfterValidator(_instant)]
+"""An aware moment in years 1900-9999 (year 1 with an offset would overflow in UTC)."""
+
+Day = Annotated[date, AfterValidator(_date)]
+"""A calendar date in years 1900-9999."""
+
+__all__ = [
+    "LIST_MAX",
+    "Code",
+    "CountryCode",
+    "CurrencyCode",
+    "Day",
+    "DealKey",
+    "FreeText",
+    "Ident",
+    "InputError",
+    "Instant",
+    "Money",
+    "Name",
+    "PositiveMoney",
+    "Reference",
+    "as_ident",
+    "as_name",
+    "as_text",
+    "check_money",
+    "clean_ident",
+    "clean_name",
+    "clean_text",
+    "country_code",
+    "currency_code",
+    "minor_units",
+]

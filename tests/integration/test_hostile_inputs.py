@@ -1,0 +1,719 @@
+"""Hostile inputs against the four services as real processes: a table of the malformed
+classes (each answered with its exact 4xx, never 500), a fuzz of every route generated from the
+committed OpenAPI documents (no 5xx, only documented statuses), and a look-alike customer name
+that still conflicts."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from tests.support.deals import partners_onboarded
+from tests.support.fuzz import Operation, operations, requests, unsafe_for_shared_state
+from tests.support.infra import Infra
+from tests.support.onboarding import strong_application
+from tests.support.processes import ADMIN, auth, service_processes
+
+pytestmark = pytest.mark.integration
+
+PARTNER = "p-hostile"
+EXAMPLES = 25  # per route: with 51 routes about 1300 requests, in well under a minute
+
+
+@pytest.fixture(scope="module")
+async def urls(infra: Infra, deals_instances: list[str]) -> AsyncIterator[dict[str, str]]:
+    """The four services (deals: the package's instances), and a partner deals knows."""
+    async with AsyncExitStack() as stack:
+        found = {"deals": deals_instances[0]}
+        for service in ("onboarding", "attribution", "incentives"):
+            [found[service]] = await stack.enter_async_context(service_processes(infra, service))
+        await partners_onboarded(infra, PARTNER)
+        yield found
+
+
+def _registration(**overrides: Any) -> dict[str, Any]:
+    body = {
+        "customer_name": f"Hostile {uuid.uuid4().hex[:8]} Ltd",
+        "products": ["data"],
+        "amount": "1000.00",
+        "currency": "EUR",
+    }
+    return {**body, **overrides}
+
+
+def _raw_registration(fragment: str) -> bytes:
+    """A registration body with one field written as raw JSON text (NaN, 1e400, escapes)."""
+    return (
+        '{"customer_name": "Raw Ltd", "products": ["data"], "currency": "EUR", ' + fragment + "}"
+    ).encode()
+
+
+def _hubspot(**event: Any) -> list[dict[str, Any]]:
+    base = {
+        "eventId": 1,
+        "subscriptionType": "deal.creation",
+        "objectId": 42,
+        "occurredAt": 1763803500000,
+    }
+    return [{**base, **event}]
+
+
+def _salesforce(**header: Any) -> dict[str, Any]:
+    base = {
+        "entityName": "Opportunity",
+        "recordIds": ["006A"],
+        "changeType": "CREATE",
+        "commitTimestamp": 1763800000000,
+    }
+    return {"payload": {"ChangeEventHeader": {**base, **header}, "Name": "Deal"}}
+
+
+def _microsoft(**fields: Any) -> dict[str, Any]:
+    base = {
+        "Id": "ref-1",
+        "CustomerProfile": {"Name": "Fabrikam"},
+        "Status": "Active",
+        "Substatus": "Accepted",
+        "UpdatedDateTime": "2026-11-20T10:00:00Z",
+    }
+    return {**base, **fields}
+
+
+def _ace(**fields: Any) -> dict[str, Any]:
+    base = {
+        "Id": "O1",
+        "Customer": {"Account": {"CompanyName": "Contoso"}},
+        "LifeCycle": {"Stage": "Qualified"},
+        "LastModifiedDate": "2026-11-20T10:00:00Z",
+    }
+    return {**base, **fields}
+
+
+PARTNER_AUTH = auth(PARTNER)
+J = json.dumps
+# (service, method, path, headers, body, status, a part of the answer)
+CASES: list[tuple[str, str, str, dict[str, Any], bytes | None, int, str]] = [
+    # strings: NUL, lone surrogates, controls, empty after normalisation, overlong
+    (
+        "deals",
+        "POST",
+        "/registrations",
+        PARTNER_AUTH,
+        J(_registration(customer_name="Ac\x00me")).encode(),
+        422,
+        "NUL",
+    ),
+    (
+        "deals",
+        "POST",
+        "/registrations",
+        PARTNER_AUTH,
+        _raw_registration('"amount": "1", "customer_name": "Ac\\ud800me"'),
+        422,
+        "customer_name",
+    ),
+    (
+        "deals",
+        "POST",
+        "/registrations",
+        PARTNER_AUTH,
+        J(_registration(customer_name="Ac\x1bme")).encode(),
+        422,
+        "control characters",
+    ),
+    (
+        "deals",
+        "POST",
+        "/registrations",
+        PARTNER_AUTH,
+        J(_registration(customer_name="  ...  ")).encode(),
+        422,
+        "letter or a digit",
+    ),
+    (
+        "deals",
+        "POST",
+        "/registrations",
+        PARTNER_AUTH,
+        J(_registration(products=["x\x00"])).encode(),
+        422,
+        "NUL",
+    ),
+    (
+        "deals",
+        "POST",
+        "/registrations",
+        PARTNER_AUTH,
+        J(_registration(products=["x"] * 51)).encode(),
+        422,
+        "products",
+    ),
+    # ISO codes, minor units, amounts that overflow the column, non-finite numbers
+    (
+        "deals",
+        "POST",
+        "/registrations",
+        PARTNER_AUTH,
+        J(_registration(currency="ABC")).encode(),
+        422,
+        "ISO 4217",
+    ),
+    (
+        "deals",
+        "POST",
+        "/registrations",
+        PARTNER_AUTH,
+        J(_registration(currency="XAU")).encode(),
+        422,
+        "ISO 4217",
+    ),
+    (
+        "deals",
+        "POST",
+        "/registrations",
+        PARTNER_AUTH,
+        J(_registration(customer_country="ZZ")).encode(),
+        422,
+        "ISO 3166-1",
+    ),
+    (
+        "deals",
+        "POST",
+        "/registrations",
+        PARTNER_AUTH,
+        J(_registration(currency="JPY", amount="10.5")).encode(),
+        422,
+        "at most 0 allowed in JPY",
+    ),
+    (
+        "deals",
+        "POST",
+        "/registrations",
+        PARTNER_AUTH,
+        J(_registration(amount="1e20")).encode(),
+        422,
+        "amount",
+    ),
+    (
+        "deals",
+        "POST",
+        "/registrations",
+        PARTNER_AUTH,
+        _raw_registration('"amount": 1e400'),
+        422,
+        "amount",
+    ),
+    (
+        "deals",
+        "POST",
+        "/registrations",
+        PARTNER_AUTH,
+        _raw_registration('"amount": NaN'),
+        422,
+        "amount",
+    ),
+    (
+        "deals",
+        "POST",
+        "/registrations",
+        PARTNER_AUTH,
+        _raw_registration('"amount": 10, "products": "abc"'),
+        422,
+        "products",
+    ),
+    # JSON nested tens of thousands deep, a URL with NUL, a non-ASCII bearer token
+    (
+        "deals",
+        "POST",
+        "/registrations",
+        PARTNER_AUTH,
+        b"[" * 50_000 + b"]" * 50_000,
+        400,
+        "nested deeper",
+    ),
+    ("deals", "GET", "/registrations/a%00b", PARTNER_AUTH, None, 400, "control characters"),
+    (
+        "deals",
+        "GET",
+        "/registrations",
+        {"Authorization": "Bearer t\u00f6ken".encode()},
+        None,
+        401,
+        "invalid token",
+    ),
+    (
+        "deals",
+        "POST",
+        "/admin/expiry/run?as_of=0001-01-01T00:00:00%2B05:00",
+        ADMIN,
+        None,
+        422,
+        "between 1900 and 9999",
+    ),
+    # CRM deliveries: wrong JSON types, overflowing epochs, year 1, bad bodies
+    (
+        "deals",
+        "POST",
+        "/crm/salesforce",
+        {},
+        J(_salesforce(recordIds="abc")).encode(),
+        422,
+        "recordIds: expected an array, got str",
+    ),
+    (
+        "deals",
+        "POST",
+        "/crm/salesforce",
+        {},
+        J(_salesforce(commitTimestamp=10**20)).encode(),
+        422,
+        "between 1900 and 9999",
+    ),
+    (
+        "deals",
+        "POST",
+        "/crm/salesforce",
+        {},
+        J(_salesforce(changeType=["CREATE"])).encode(),
+        422,
+        "expected a string, got list",
+    ),
+    (
+        "deals",
+        "POST",
+        "/crm/salesforce",
+        {},
+        J({"payload": []}).encode(),
+        422,
+        "payload: expected an object, got list",
+    ),
+    (
+        "deals",
+        "POST",
+        "/crm/hubspot",
+        {},
+        J(_hubspot(objectId={"id": 1})).encode(),
+        422,
+        "[0].objectId: expected a string, got dict",
+    ),
+    (
+        "deals",
+        "POST",
+        "/crm/hubspot",
+        {},
+        J([[1]]).encode(),
+        422,
+        "[0]: expected an object, got list",
+    ),
+    (
+        "deals",
+        "POST",
+        "/crm/hubspot",
+        {},
+        J(_hubspot(subscriptionType=5)).encode(),
+        422,
+        "expected a string, got int",
+    ),
+    (
+        "deals",
+        "POST",
+        "/crm/hubspot",
+        {},
+        J(
+            _hubspot(
+                subscriptionType="deal.propertyChange", propertyName="closedate", propertyValue=None
+            )
+        ).encode(),
+        422,
+        "expected epoch milliseconds, got null",
+    ),
+    (
+        "deals",
+        "POST",
+        "/crm/hubspot",
+        {},
+        J(
+            _hubspot(
+                subscriptionType="deal.propertyChange", propertyName="amount", propertyValue="1e30"
+            )
+        ).encode(),
+        422,
+        "must be below",
+    ),
+    (
+        "deals",
+        "POST",
+        "/crm/hubspot",
+        {},
+        J(
+            _hubspot(
+                subscriptionType="deal.propertyChange",
+                propertyName="deal_currency_code",
+                propertyValue="ABC",
+            )
+        ).encode(),
+        422,
+        "ISO 4217",
+    ),
+    (
+        "deals",
+        "POST",
+        "/crm/microsoft",
+        {},
+        J(_microsoft(UpdatedDateTime="0001-01-01T00:00:00+05:00")).encode(),
+        422,
+        "between 1900 and 9999",
+    ),
+    (
+        "deals",
+        "POST",
+        "/crm/microsoft",
+        {},
+        J(_microsoft(UpdatedDateTime=None)).encode(),
+        422,
+        "UpdatedDateTime is required",
+    ),
+    (
+        "deals",
+        "POST",
+        "/crm/microsoft",
+        {},
+        J(_microsoft(Details={"ClosingDateTime": 20261231})).encode(),
+        422,
+        "expected an ISO-8601 date, got int",
+    ),
+    (
+        "deals",
+        "POST",
+        "/crm/microsoft",
+        {},
+        J(_microsoft(CustomerProfile={"Name": "Fab\x00rikam"})).encode(),
+        422,
+        "NUL",
+    ),
+    (
+        "deals",
+        "POST",
+        "/crm/aws-ace",
+        {},
+        J(_ace(Customer=[])).encode(),
+        422,
+        "opportunity.Customer: expected an object, got list",
+    ),
+    (
+        "deals",
+        "POST",
+        "/crm/aws-ace",
+        {},
+        J(_ace(Project={"ExpectedCustomerSpend": "lots"})).encode(),
+        422,
+        "expected an array, got str",
+    ),
+    (
+        "deals",
+        "POST",
+        "/crm/aws-ace",
+        {},
+        J(_ace(PrimaryNeedsFromAws=[7])).encode(),
+        422,
+        "expected a string, got int",
+    ),
+    (
+        "deals",
+        "POST",
+        "/crm/aws-ace",
+        {},
+        b'{"Id": "O1", "x": NaN}',
+        400,
+        "NaN is not a JSON number",
+    ),
+    ("deals", "POST", "/crm/aws-ace", {}, b'{"Id": "\xff"}', 400, "malformed JSON"),
+    ("deals", "POST", "/crm/aws-ace", {}, b"[" * 50_000, 400, "nested deeper"),
+    # onboarding
+    (
+        "onboarding",
+        "POST",
+        "/applications",
+        {},
+        J(strong_application("nul.example", company_name="Con\x00toso")).encode(),
+        422,
+        "NUL",
+    ),
+    (
+        "onboarding",
+        "POST",
+        "/applications",
+        {},
+        J(strong_application("cc.example", regions=["ZZ"])).encode(),
+        422,
+        "ISO 3166-1",
+    ),
+    (
+        "onboarding",
+        "POST",
+        "/applications",
+        {},
+        J(
+            strong_application(
+                "mail.example", contacts=[{"name": "Ada", "email": "a\x01@mail.example"}]
+            )
+        ).encode(),
+        422,
+        "control characters",
+    ),
+    (
+        "onboarding",
+        "POST",
+        "/applications",
+        {},
+        J(strong_application("rev.example", annual_revenue="1e30")).encode(),
+        422,
+        "annual_revenue",
+    ),
+    (
+        "onboarding",
+        "POST",
+        "/admin/requalification/run",
+        ADMIN,
+        J({"as_of": "0001-01-01T00:00:00+01:00"}).encode(),
+        422,
+        "between 1900 and 9999",
+    ),
+    (
+        "onboarding",
+        "GET",
+        "/partners",
+        {"Authorization": "Bearer \u00e9".encode("latin-1")},
+        None,
+        401,
+        "invalid token",
+    ),
+    # attribution
+    (
+        "attribution",
+        "POST",
+        "/touchpoints",
+        PARTNER_AUTH,
+        J(
+            {
+                "deal_key": "hubspot:1",
+                "kind": "referral",
+                "occurred_at": "0001-01-01T00:00:00+05:00",
+                "source": "crm",
+            }
+        ).encode(),
+        422,
+        "between 1900 and 9999",
+    ),
+    (
+        "attribution",
+        "POST",
+        "/touchpoints",
+        PARTNER_AUTH,
+        J(
+            {
+                "deal_key": "hubspot:\x00",
+                "kind": "referral",
+                "occurred_at": "2026-01-01T00:00:00Z",
+                "source": "crm",
+            }
+        ).encode(),
+        422,
+        "NUL",
+    ),
+    (
+        "attribution",
+        "GET",
+        f"/partners/{PARTNER}/revenue?since=0001-01-01",
+        PARTNER_AUTH,
+        None,
+        422,
+        "between 1900 and 9999",
+    ),
+    # references to things that cannot exist
+    (
+        "attribution",
+        "POST",
+        "/touchpoints",
+        PARTNER_AUTH,
+        J(
+            {
+                "deal_key": "nosuchcrm:1",
+                "kind": "referral",
+                "occurred_at": "2026-01-01T00:00:00Z",
+                "source": "crm",
+            }
+        ).encode(),
+        422,
+        "deal_key",
+    ),
+    (
+        "deals",
+        "POST",
+        "/registrations",
+        PARTNER_AUTH,
+        J(_registration(crm_deal_key="ledger:1")).encode(),
+        422,
+        "crm_deal_key",
+    ),
+    # incentives
+    (
+        "incentives",
+        "POST",
+        "/what-if",
+        PARTNER_AUTH,
+        J({"amount": "1000", "tier": "diamond"}).encode(),
+        422,
+        "not one of the programs' tiers",
+    ),
+    ("incentives", "POST", "/what-if", PARTNER_AUTH, b'{"amount": 1e400}', 422, "amount"),
+    (
+        "incentives",
+        "POST",
+        "/what-if",
+        PARTNER_AUTH,
+        J({"amount": "10", "close_date": "0001-01-01"}).encode(),
+        422,
+        "between 1900 and 9999",
+    ),
+    (
+        "incentives",
+        "POST",
+        "/mdf/claims",
+        PARTNER_AUTH,
+        b'{"amount": "10", "description": "a\\udc00bc", "proof_reference": "x"}',
+        422,
+        "description",
+    ),
+    (
+        "incentives",
+        "POST",
+        f"/partners/{PARTNER}/payouts",
+        ADMIN,
+        J({"reference": "r\x00"}).encode(),
+        422,
+        "NUL",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("service", "method", "path", "headers", "body", "status", "detail"),
+    CASES,
+    ids=[f"{c[0]}-{c[2].split('?')[0]}-{i}" for i, c in enumerate(CASES)],
+)
+async def test_each_malformed_class_gets_its_exact_4xx(
+    urls: dict[str, str],
+    service: str,
+    method: str,
+    path: str,
+    headers: dict[str, Any],
+    body: bytes | None,
+    status: int,
+    detail: str,
+) -> None:
+    sent = {"content-type": "application/json", **headers} if body is not None else headers
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.request(
+            method, f"{urls[service]}{path}", content=body, headers=sent
+        )
+    assert response.status_code == status, response.text[:500]
+    assert detail in json.dumps(response.json()["detail"], ensure_ascii=False)
+
+
+async def test_a_422_never_echoes_a_megabyte_back(urls: dict[str, str]) -> None:
+    huge = "x" * 450_000  # twice: just under the body limit
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(
+            f"{urls['deals']}/registrations",
+            json=_registration(customer_name=huge, currency=huge),
+            headers=PARTNER_AUTH,
+        )
+    assert response.status_code == 422
+    assert len(response.content) < 4000
+    errors = response.json()["detail"]
+    assert {tuple(error["loc"]) for error in errors} == {
+        ("body", "customer_name"),
+        ("body", "currency"),
+    }
+    assert all(len(error.get("input", "")) <= 70 for error in errors)
+
+
+async def test_a_look_alike_customer_name_still_conflicts(
+    infra: Infra, urls: dict[str, str]
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    first, second = f"p-latin-{run}", f"p-cyrillic-{run}"
+    await partners_onboarded(infra, first, second)
+    latin = f"Acme{run} Robotics"
+    cyrillic = "\u0410\u0441me" + run + " Robotics"  # Cyrillic A and ES
+    async with httpx.AsyncClient(timeout=30) as client:
+        won = await client.post(
+            f"{urls['deals']}/registrations",
+            json=_registration(customer_name=latin),
+            headers=auth(first),
+        )
+        assert won.status_code == 201
+        assert won.json()["status"] == "approved"
+        dodged = await client.post(
+            f"{urls['deals']}/registrations",
+            json=_registration(customer_name=cyrillic),
+            headers=auth(second),
+        )
+    assert dodged.status_code == 201
+    decision = dodged.json()
+    assert decision["status"] == "rejected"
+    assert decision["conflicts"][0]["reference"] == won.json()["registration_id"]
+    assert decision["conflicts"][0]["matched_on"] == "name"
+
+
+OPERATIONS = [
+    op
+    for service in ("onboarding", "deals", "attribution", "incentives")
+    for op in operations(service)
+]
+
+
+@pytest.mark.parametrize("op", OPERATIONS, ids=str)
+def test_fuzzed_requests_get_no_5xx_and_only_documented_statuses(
+    urls: dict[str, str], op: Operation
+) -> None:
+    tokens: list[dict[str, Any]] = [
+        {},
+        PARTNER_AUTH,
+        {"Authorization": "Bearer \u00fcber".encode()},
+        {"Authorization": "Bearer partner.x.y"},
+    ]
+    if not unsafe_for_shared_state(op):
+        tokens.append(ADMIN)
+    started = time.monotonic()
+    with httpx.Client(timeout=30) as client:
+
+        @settings(
+            max_examples=EXAMPLES,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(request=requests(op, urls[op.service], tokens))
+        def check(request: Any) -> None:
+            response = client.request(
+                request.method, request.url, content=request.content, headers=request.headers
+            )
+            sent = (request.content or b"")[:300]
+            assert response.status_code < 500, f"{request.url} {sent!r} -> {response.text[:300]}"
+            assert response.status_code in op.documented, (
+                f"{request.url} {sent!r} -> {response.status_code} {response.text[:300]}"
+            )
+
+        check()
+    assert time.monotonic() - started < 60

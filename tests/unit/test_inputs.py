@@ -1,0 +1,253 @@
+"""The constrained input types, the JSON guards of the HTTP edge, the 422 shape, the CRM
+adapters' type checks and the confusable folding of customer names."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from services.deals.adapters import AdapterError, from_hubspot, from_salesforce_cdc
+from services.deals.domain.customers import Customer, fold, name_key, name_similarity, skeleton
+from shared.http import validation_errors
+from shared.inputs import (
+    MAX_JSON_DEPTH,
+    CountryCode,
+    CurrencyCode,
+    FreeText,
+    Ident,
+    InputError,
+    Instant,
+    MalformedJson,
+    Money,
+    Name,
+    check_money,
+    json_depth,
+    parse_json,
+)
+
+
+def refused(kind: Any, value: Any) -> str:
+    with pytest.raises(ValidationError) as error:
+        TypeAdapter(kind).validate_python(value)
+    return str(error.value)
+
+
+@pytest.mark.parametrize("kind", [Ident, Name, FreeText])
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("a\x00b", "NUL"),
+        ("a\ud800b", "unicode"),  # pydantic refuses a lone surrogate itself
+        ("a\x1bb", "control characters (U+001B)"),
+        ("a\x85b", "control characters (U+0085)"),
+    ],
+)
+def test_strings_refuse_nul_surrogates_and_controls(kind: Any, value: str, why: str) -> None:
+    assert why in refused(kind, value)
+
+
+def test_free_text_keeps_tab_and_newline_but_names_and_ids_do_not() -> None:
+    assert TypeAdapter(FreeText).validate_python("line one\n\tline two") == "line one\n\tline two"
+    assert "control characters" in refused(Name, "Acme\nInc")
+    assert "control characters" in refused(Ident, "id\t1")
+
+
+def test_names_are_nfkc_normalised_and_must_keep_a_letter_or_digit() -> None:
+    assert TypeAdapter(Name).validate_python("  \uff21cme\u00a0  Inc ") == "Acme Inc"
+    for empty in ("...", " - ", "\u200b", "\u3000"):
+        assert "a letter or a digit" in refused(Name, empty)
+
+
+def test_strings_and_lists_are_bounded() -> None:
+    assert "at most 200 characters" in refused(Ident, "x" * 201)
+    assert "at most 200 characters" in refused(Name, "x" * 201)
+    assert "Input should be a valid string" in refused(Name, 5)
+
+
+def test_iso_codes_come_from_the_maintained_lists() -> None:
+    assert TypeAdapter(CurrencyCode).validate_python("JPY") == "JPY"
+    assert TypeAdapter(CountryCode).validate_python("DE") == "DE"
+    assert "ISO 4217" in refused(CurrencyCode, "ABC")
+    assert "ISO 4217" in refused(CurrencyCode, "XAU")  # no minor unit: not for amounts
+    assert "ISO 3166-1" in refused(CountryCode, "ZZ")
+    assert "ISO 3166-1" in refused(CountryCode, "UK")
+
+
+def test_amounts_fit_the_columns_and_their_currency() -> None:
+    assert check_money(Decimal("10"), "JPY") == Decimal("10")
+    assert check_money(Decimal("10.50"), "EUR") == Decimal("10.50")
+    with pytest.raises(InputError, match="at most 0 allowed in JPY"):
+        check_money(Decimal("10.5"), "JPY")
+    with pytest.raises(InputError, match="must be below 10"):
+        check_money(Decimal("1e14"), None)
+    with pytest.raises(InputError, match="finite"):
+        check_money(Decimal("NaN"), None)
+    assert "at most 16 digits" in refused(Money, "1e20").replace("no more than", "at most")
+    assert "finite" in refused(Money, float("inf"))
+
+
+@pytest.mark.parametrize(
+    "moment", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00", "1899-12-31T00:00:00Z"]
+)
+def test_instants_that_would_overflow_are_refused(moment: str) -> None:
+    assert "between 1900 and 9999" in refused(Instant, moment)
+
+
+def test_instants_need_an_offset_and_come_back_in_utc() -> None:
+    assert "time zone" in refused(Instant, "2026-01-01T00:00:00")
+    parsed = TypeAdapter(Instant).validate_python("2026-01-01T05:00:00+05:00")
+    assert parsed == datetime(2026, 1, 1, tzinfo=UTC)
+    assert parsed.utcoffset() is not None
+
+
+def test_json_depth_ignores_brackets_in_strings() -> None:
+    assert json_depth(b'{"a": [1, 2]}') == 0  # few brackets: not scanned
+    assert json_depth(b"[" * 40 + b"]" * 40) == 40
+    assert json_depth(b'["' + b"[" * 100 + b'"]' + b"{}" * 40) == 1
+
+
+def test_hand_read_json_is_exact_and_refuses_what_json_is_not() -> None:
+    assert parse_json(b'{"amount": 1e400}') == {"amount": Decimal("1e400")}
+    assert parse_json(b'{"amount": 0.1}') == {"amount": Decimal("0.1")}
+    for body, why in [
+        (b'{"a": NaN}', "NaN is not a JSON number"),
+        (b"[Infinity]", "Infinity is not a JSON number"),
+        (b'{"a": "\xff"}', "malformed JSON"),
+        (b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1), "nested deeper"),
+        (b"[" * 100_000, "nested deeper"),
+        (b"{", "malformed JSON"),
+    ]:
+        with pytest.raises(MalformedJson, match=why) as error:
+            parse_json(body)
+        assert error.value.status == 400
+
+
+def test_a_422_names_the_field_and_cuts_the_input_short() -> None:
+    errors = [
+        {
+            "type": "string_too_long",
+            "loc": ("body", "name"),
+            "msg": "too long",
+            "input": "x" * 10**6,
+        },
+        {"type": "missing", "loc": ("body", "\ud800"), "msg": "Field required", "input": {"a": 1}},
+        {
+            "type": "finite_number",
+            "loc": ("body", "amount"),
+            "msg": "finite",
+            "input": float("nan"),
+        },
+    ]
+    shown = validation_errors(errors)
+    assert shown[0] == {
+        "type": "string_too_long",
+        "loc": ["body", "name"],
+        "msg": "too long",
+        "input": "x" * 64 + "...",
+    }
+    assert shown[1]["loc"] == ["body", "\\ud800"]
+    assert "input" not in shown[1]
+    assert "input" not in shown[2]
+
+
+@pytest.mark.parametrize(
+    ("payload", "why"),
+    [
+        (
+            {"payload": {"ChangeEventHeader": {"entityName": "Opportunity", "recordIds": "abc"}}},
+            "recordIds: expected an array, got str",
+        ),
+        (
+            {
+                "payload": {
+                    "ChangeEventHeader": {
+                        "entityName": "Opportunity",
+                        "recordIds": ["1"],
+                        "changeType": "CREATE",
+                        "commitTimestamp": 10**20,
+                    }
+                }
+            },
+            "between 1900 and 9999",
+        ),
+    ],
+)
+def test_salesforce_fields_of_the_wrong_type_are_refused(payload: Any, why: str) -> None:
+    with pytest.raises(AdapterError, match=why):
+        from_salesforce_cdc(payload)
+
+
+@pytest.mark.parametrize(
+    ("event", "why"),
+    [
+        ({"objectId": {"id": 1}}, r"\[0\].objectId: expected a string, got dict"),
+        ({"objectId": True}, r"\[0\].objectId: expected a string, got bool"),
+        ({"occurredAt": "soon"}, "expected epoch milliseconds, got str"),
+        (
+            {
+                "subscriptionType": "deal.propertyChange",
+                "propertyName": "amount",
+                "propertyValue": [1],
+            },
+            "expected a number, got list",
+        ),
+        (
+            {
+                "subscriptionType": "deal.propertyChange",
+                "propertyName": "dealname",
+                "propertyValue": "\x00",
+            },
+            "NUL",
+        ),
+    ],
+)
+def test_hubspot_fields_of_the_wrong_type_are_refused(event: dict[str, Any], why: str) -> None:
+    base = {"eventId": 1, "subscriptionType": "deal.creation", "objectId": 7, "occurredAt": 1}
+    with pytest.raises(AdapterError, match=why):
+        from_hubspot([{**base, **event}])
+
+
+def test_a_hubspot_numeric_object_id_is_still_an_id() -> None:
+    [change] = from_hubspot(
+        [{"eventId": 1, "subscriptionType": "deal.creation", "objectId": 7, "occurredAt": 1}]
+    )
+    assert change.deal_key == "hubspot:7"
+
+
+# ---- confusables
+
+
+@pytest.mark.parametrize(
+    "look_alike",
+    [
+        "\u0410\u0441me Robotics",  # Cyrillic A and ES
+        "\uff21\uff43\uff4d\uff45 Robotics",  # full-width
+        "\U0001d400\U0001d41c\U0001d426\U0001d41e Robotics",  # mathematical bold
+        "Acm\u0435 R\u043ebotics",  # Cyrillic IE and O
+        "ACME ROBOTICS, \u0406nc.",  # Cyrillic I in the legal form
+    ],
+)
+def test_look_alike_letters_fold_to_the_same_key(look_alike: str) -> None:
+    assert name_key(look_alike) == name_key("Acme Robotics")
+    assert name_similarity(look_alike, "Acme Robotics") == 1.0
+    mine, theirs = Customer.parse(look_alike), Customer.parse("Acme Robotics")
+    assert mine.matches(theirs, 0.88) == ("name", 1.0)
+
+
+def test_skeletons_follow_uts_39() -> None:
+    assert skeleton("\u0430") == skeleton("a")  # Cyrillic a
+    assert skeleton("0") == skeleton("O")  # digit zero looks like capital O
+    assert skeleton("rn") == skeleton("m")
+    assert fold("micr0soft") == fold("microsoft")
+    assert skeleton("acme") != skeleton("acne")
+
+
+def test_names_in_other_scripts_keep_their_letters() -> None:
+    customer = Customer.parse("\u0413\u0430\u0437\u043f\u0440\u043e\u043c")
+    assert customer.normalised_name == "\u0433\u0430\u0437\u043f\u0440\u043e\u043c"
+    assert customer.name_key
+    assert name_similarity("\u0413\u0430\u0437\u043f\u0440\u043e\u043c", "Acme") < 0.5
