@@ -145,6 +145,9 @@ class ServiceDefinition:
     wire: Callable[[Platform], None]
     # The service's module-level HTTP routers, included when the app is built.
     routers: tuple[APIRouter, ...] = ()
+    # What the service's own settings lack for production (secrets only it uses), refused at
+    # start with the platform's own (`ServiceSettings.refuse_local_defaults`).
+    production_problems: Callable[[], list[str]] = list
 
 
 @asynccontextmanager
@@ -402,6 +405,6 @@ def run(definition: ServiceDefinition) -> None:
         return
     if sys.argv[1:]:
         raise SystemExit(f"usage: python -m services.{definition.name} [migrate]")
-    settings.refuse_local_defaults()
+    settings.refuse_local_defaults(also=definition.production_problems())
     app = create_app(definition, settings)
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None)
