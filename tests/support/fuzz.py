@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
@@ -229,9 +230,15 @@ _PARAM_TEXT = st.text(
 ) | st.sampled_from(["p-fuzz", "%00", "..", "a/b", "x" * 300])
 
 
-def requests(op: Operation, base: str, tokens: list[dict[str, Any]]) -> st.SearchStrategy[Request]:
+def requests(
+    op: Operation,
+    base: str,
+    tokens: list[dict[str, Any]],
+    sign: Callable[[str, bytes], dict[str, str]] | None = None,
+) -> st.SearchStrategy[Request]:
     """Requests for one operation against `base`, with one of `tokens` (or none) when the
-    route is secured."""
+    route is secured; a CRM delivery mostly signed by `sign` (as its source signs), so its
+    adapter is reached, sometimes not."""
 
     @st.composite
     def build(draw: st.DrawFn) -> Request:
@@ -254,6 +261,8 @@ def requests(op: Operation, base: str, tokens: list[dict[str, Any]]) -> st.Searc
         if op.path in CRM_SAMPLES:
             content = _encode(draw(crm_deliveries(op.path)))
             headers["content-type"] = "application/json"
+            if sign is not None and draw(st.integers(0, 9)) > 0:
+                headers.update(sign(op.path, content))
         elif body is not None:
             schema = body["content"]["application/json"]["schema"]
             content = _encode(draw(values(schema, op.components)))
