@@ -83,6 +83,14 @@ async def test_service_process_becomes_ready_and_stops_cleanly(infra: Infra, ser
     assert '"msg": "service stopped"' in stderr.decode()
 
 
+REAL_CRM_CREDENTIALS = {
+    "DEALS_HUBSPOT_CLIENT_SECRET": "h" * 40,
+    "DEALS_HUBSPOT_PORTAL_IDS": "1234",
+    "DEALS_SALESFORCE_WEBHOOK_SECRET": "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ=",
+    "DEALS_AWS_ACE_API_KEY": "",  # AWS ACE closed: not a problem
+}
+
+
 async def run_service(*args: str, env: dict[str, str]) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -113,9 +121,18 @@ async def test_outside_development_mode_the_committed_local_defaults_are_refused
     assert "deals: refusing to start with local development defaults; set ADMIN_TOKEN" in said
     assert "PARTNER_TOKEN_SECRET (a secret of 32+ characters)" in said
     assert "DATABASE_URL (the service's runtime role and password)" in said
+    # The deals service's own CRM credentials: the committed local ones are refused too.
+    assert "DEALS_HUBSPOT_CLIENT_SECRET (the HubSpot app's client secret" in said
+    assert "DEALS_SALESFORCE_WEBHOOK_SECRET (whsec_ and 24+ bytes" in said
+    assert "DEALS_AWS_ACE_API_KEY (a key of 32+ characters" in said
     assert "DEVELOPMENT_MODE=true" in said
 
-    short = {**production, "ADMIN_TOKEN": "x" * 31, "PARTNER_TOKEN_SECRET": "y" * 40}
+    short = {
+        **production,
+        "ADMIN_TOKEN": "x" * 31,
+        "PARTNER_TOKEN_SECRET": "y" * 40,
+        **REAL_CRM_CREDENTIALS,
+    }
     code, said = await run_service(env={**short, "DATABASE_URL": "postgresql://a:b@db/p"})
     assert code != 0
     assert "set ADMIN_TOKEN (a secret of 32+ characters) (or" in said
