@@ -10,6 +10,7 @@ synchronisation). Ids carry a run id, so the story can run again on the same sta
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,8 @@ from typing import Any
 
 import httpx
 
-from tests.support.crm import salesforce_cdc
+from services.deals.settings import LOCAL_SALESFORCE_WEBHOOK_SECRET
+from tests.support.crm import salesforce_cdc, salesforce_delivery
 from tests.support.onboarding import strong_application
 from tests.support.polling import eventually
 
@@ -169,12 +171,19 @@ class Story:
         return decision
 
     async def crm(self, record_id: str, change: str, at: datetime, fields: dict[str, Any]) -> None:
+        """A Salesforce change as the CDC relay delivers it: signed with Standard Webhooks
+        (the deals service's relay secret: DEALS_SALESFORCE_WEBHOOK_SECRET, or the local one)."""
         await self.call(
             "POST",
             "deals",
             "/crm/salesforce",
             202,
-            json=salesforce_cdc(record_id, change, at, fields),
+            **salesforce_delivery(
+                salesforce_cdc(record_id, change, at, fields),
+                secret=os.environ.get(
+                    "DEALS_SALESFORCE_WEBHOOK_SECRET", LOCAL_SALESFORCE_WEBHOOK_SECRET
+                ),
+            ),
         )
 
     async def attribution_of(self, deal_key: str) -> Any:

@@ -291,7 +291,9 @@ class CrmSenders:
         }
 
 
-def salesforce_delivery(messages: Any) -> dict[str, Any]:
+def salesforce_delivery(
+    messages: Any, *, secret: str = LOCAL_SALESFORCE_WEBHOOK_SECRET
+) -> dict[str, Any]:
     """A CDC delivery as the relay POSTs it: httpx request arguments (body and signature)."""
     body = json.dumps(messages).encode()
-    return {"content": body, "headers": salesforce_headers(body)}
+    return {"content": body, "headers": salesforce_headers(body, secret=secret)}
