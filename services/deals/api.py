@@ -141,10 +141,11 @@ async def review_registration(
 
 
 async def _ingest(
-    platform: Platform, raw: bytes, changes_of: Callable[[Any, datetime], list[CrmDealChanged]]
+    platform: Platform, payload: Any, changes_of: Callable[[Any, datetime], list[CrmDealChanged]]
 ) -> IngestedOut:
-    """Record what a CRM delivered (its JSON body, read by its adapter) as deal changes."""
-    changes = changes_of(crm_ingestion.parse_json(raw), now())
+    """Record what an authenticated CRM delivered (its JSON body, read by its adapter) as deal
+    changes."""
+    changes = changes_of(payload, now())
     return IngestedOut(
         accepted=await crm_ingestion.record_changes(platform.pool, platform.outbox, changes)
     )
@@ -156,7 +157,7 @@ async def salesforce(request: Request, platform: PlatformDep, settings: Settings
     Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`)."""
     raw = await request.body()
     verification.verify_salesforce(settings, raw, request.headers)
-    return await _ingest(platform, raw, crm_ingestion.salesforce_changes)
+    return await _ingest(platform, crm_ingestion.parse_json(raw), crm_ingestion.salesforce_changes)
 
 
 @crm.post("/hubspot", status_code=202, responses=FORBIDDEN_RESPONSE)
@@ -171,7 +172,7 @@ async def hubspot(request: Request, platform: PlatformDep, settings: SettingsDep
     verification.verify_hubspot(settings, request.method, uri, raw, request.headers, now())
     payload = crm_ingestion.parse_json(raw)
     verification.check_portals(settings, payload)
-    return await _ingest(platform, raw, crm_ingestion.hubspot_changes)
+    return await _ingest(platform, payload, crm_ingestion.hubspot_changes)
 
 
 @crm.post("/aws-ace", status_code=202)
@@ -179,7 +180,8 @@ async def aws_ace(request: Request, platform: PlatformDep, settings: SettingsDep
     """An AWS Partner Central opportunity through an EventBridge API destination, whose
     connection sends the configured API key header."""
     verification.verify_aws_ace(settings, request.headers)
-    return await _ingest(platform, await request.body(), crm_ingestion.aws_ace_changes)
+    payload = crm_ingestion.parse_json(await request.body())
+    return await _ingest(platform, payload, crm_ingestion.aws_ace_changes)
 
 
 @crm.post("/microsoft", status_code=202)
@@ -190,7 +192,7 @@ async def microsoft(
     by the certificate at `X-MS-Certificate-Url` (`X-MS-Signature-Algorithm`, e.g. rsa-sha256)."""
     raw = await request.body()
     await certificates.verify(raw, request.headers, now())
-    return await _ingest(platform, raw, crm_ingestion.microsoft_changes)
+    return await _ingest(platform, crm_ingestion.parse_json(raw), crm_ingestion.microsoft_changes)
 
 
 @admin.post("/expiry/run")
