@@ -365,6 +365,9 @@ def create_app(
         lifespan=lifespan if start else None,
         swagger_ui_parameters={"persistAuthorization": True},
         responses=ERROR_RESPONSES,
+        # A path that only matches without its trailing slash (a parameter ending in an encoded
+        # "/") is a 404, not an undocumented 307 to another URL.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     install_error_mapping(app)
