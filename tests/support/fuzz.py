@@ -248,7 +248,9 @@ def requests(
             schema = parameter.get("schema", {})
             if parameter["in"] == "path":
                 value = draw(_PARAM_TEXT)
-                path = path.replace("{" + parameter["name"] + "}", quote(value, safe=""))
+                # Dots encoded too: a client would resolve "." and ".." segments to another path.
+                encoded = quote(value, safe="").replace(".", "%2E")
+                path = path.replace("{" + parameter["name"] + "}", encoded)
             elif parameter["in"] == "query" and draw(st.booleans()):
                 value = draw(st.one_of(_shaped(schema, op.components, 3), _PARAM_TEXT))
                 text = json.dumps(value) if not isinstance(value, str) else value
