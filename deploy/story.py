@@ -19,8 +19,9 @@ from typing import Any
 
 import httpx
 
+from services.deals.settings import LOCAL_SALESFORCE_WEBHOOK_SECRET
 from shared.identity import Role, TokenIssuer
-from tests.support.crm import salesforce_cdc
+from tests.support.crm import salesforce_cdc, salesforce_delivery
 from tests.support.onboarding import strong_application
 from tests.support.polling import eventually
 
@@ -171,12 +172,19 @@ class Story:
         return decision
 
     async def crm(self, record_id: str, change: str, at: datetime, fields: dict[str, Any]) -> None:
+        """A Salesforce change as the CDC relay delivers it: signed with Standard Webhooks
+        (the deals service's relay secret: DEALS_SALESFORCE_WEBHOOK_SECRET, or the local one)."""
         await self.call(
             "POST",
             "deals",
             "/crm/salesforce",
             202,
-            json=salesforce_cdc(record_id, change, at, fields),
+            **salesforce_delivery(
+                salesforce_cdc(record_id, change, at, fields),
+                secret=os.environ.get(
+                    "DEALS_SALESFORCE_WEBHOOK_SECRET", LOCAL_SALESFORCE_WEBHOOK_SECRET
+                ),
+            ),
         )
 
     async def attribution_of(self, deal_key: str) -> Any:

@@ -150,6 +150,9 @@ class ServiceDefinition:
     wire: Callable[[Platform], None]
     # The service's module-level HTTP routers, included when the app is built.
     routers: tuple[APIRouter, ...] = ()
+    # What the service's own settings lack for production (secrets only it uses), refused at
+    # start with the platform's own (`ServiceSettings.refuse_local_defaults`).
+    production_problems: Callable[[], list[str]] = list
 
 
 async def _record_partner_access(
@@ -384,6 +387,9 @@ def create_app(
         lifespan=lifespan if start else None,
         swagger_ui_parameters={"persistAuthorization": True},
         responses=ERROR_RESPONSES,
+        # A path that only matches without its trailing slash (a parameter ending in an encoded
+        # "/") is a 404, not an undocumented 307 to another URL.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier.from_json(
@@ -427,6 +433,6 @@ def run(definition: ServiceDefinition) -> None:
         return
     if sys.argv[1:]:
         raise SystemExit(f"usage: python -m services.{definition.name} [migrate]")
-    settings.refuse_local_defaults()
+    settings.refuse_local_defaults(also=definition.production_problems())
     app = create_app(definition, settings)
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
@@ -100,10 +101,12 @@ class ServiceSettings(BaseSettings):
             problems.append("DATABASE_URL (the service's runtime role and password)")
         return problems
 
-    def refuse_local_defaults(self, *, migrating: bool = False) -> None:
+    def refuse_local_defaults(self, *, migrating: bool = False, also: Sequence[str] = ()) -> None:
         """Stop the process, saying what to set, when it would run outside development mode
-        with what production must not use."""
-        problems = [] if self.development_mode else self.production_problems(migrating=migrating)
+        with what production must not use (`also`: the service's own settings' problems)."""
+        problems = (
+            [] if self.development_mode else [*self.production_problems(migrating=migrating), *also]
+        )
         if problems:
             raise SystemExit(
                 f"{self.service_name}: refusing to start with local development defaults; set "

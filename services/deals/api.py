@@ -2,11 +2,12 @@
 review and operations, and CRM ingestion (payloads exactly as each source delivers them)."""
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Request
 
-from services.deals import crm_ingestion, views
+from services.deals import crm_ingestion, verification, views
 from services.deals.domain.rules import RulesOfEngagement
 from services.deals.expiry import run_expiry
 from services.deals.extension import request_extension
@@ -23,6 +24,7 @@ from services.deals.schemas import (
     ReviewOut,
 )
 from services.deals.settings import DealsSettings
+from services.deals.verification import MicrosoftCertificates
 from shared.clock import now
 from shared.errors import Unprocessable
 from shared.events.crm import CrmDealChanged
@@ -30,6 +32,7 @@ from shared.http import (
     UNPROCESSABLE_RESPONSE,
     AdminDep,
     CallerDep,
+    ErrorOut,
     PlatformDep,
     Provided,
     acting_partner,
@@ -38,11 +41,21 @@ from shared.inputs import Instant
 from shared.service import Platform
 
 router = APIRouter()
-crm = APIRouter(prefix="/crm", tags=["crm"], responses=UNPROCESSABLE_RESPONSE)
+# Each source authenticates as it really delivers (services/deals/verification.py).
+CRM_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "missing or wrong source credential or signature"}
+}
+FORBIDDEN_RESPONSE: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorOut, "description": "a HubSpot portal the platform does not ingest"}
+}
+crm = APIRouter(
+    prefix="/crm", tags=["crm"], responses={**UNPROCESSABLE_RESPONSE, **CRM_UNAUTHORIZED}
+)
 admin = APIRouter(prefix="/admin", tags=["admin"])
 
 PolicyDep = Annotated[RulesOfEngagement, Provided(RulesOfEngagement)]
 SettingsDep = Annotated[DealsSettings, Provided(DealsSettings)]
+CertificatesDep = Annotated[MicrosoftCertificates, Provided(MicrosoftCertificates)]
 
 
 @router.post("/registrations", status_code=201, tags=["registrations"])
@@ -126,50 +139,58 @@ async def review_registration(
 
 
 async def _ingest(
-    platform: Platform, raw: bytes, changes_of: Callable[[Any], list[CrmDealChanged]]
+    platform: Platform, payload: Any, changes_of: Callable[[Any, datetime], list[CrmDealChanged]]
 ) -> IngestedOut:
-    """Record what a CRM delivered (its JSON body, read by its adapter) as deal changes."""
-    changes = changes_of(crm_ingestion.parse_json(raw))
+    """Record what an authenticated CRM delivered (its JSON body, read by its adapter) as deal
+    changes."""
+    changes = changes_of(payload, now())
     return IngestedOut(
         accepted=await crm_ingestion.record_changes(platform.pool, platform.outbox, changes)
     )
 
 
 @crm.post("/salesforce", status_code=202)
-async def salesforce(request: Request, platform: PlatformDep) -> IngestedOut:
-    return await _ingest(platform, await request.body(), crm_ingestion.salesforce_changes)
-
-
-@crm.post("/hubspot", status_code=202)
-async def hubspot(
-    request: Request,
-    platform: PlatformDep,
-    settings: SettingsDep,
-    x_hubspot_signature_v3: Annotated[str | None, Header()] = None,
-    x_hubspot_request_timestamp: Annotated[str | None, Header()] = None,
-) -> IngestedOut:
-    """A HubSpot webhook batch; its v3 signature is verified when a client secret is set."""
+async def salesforce(request: Request, platform: PlatformDep, settings: SettingsDep) -> IngestedOut:
+    """Opportunity Change Data Capture relayed by a subscriber that signs each delivery with
+    Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`)."""
     raw = await request.body()
-    if settings.hubspot_client_secret:
-        crm_ingestion.verify_hubspot_signature(
-            settings.hubspot_client_secret,
-            str(request.url),
-            raw,
-            x_hubspot_signature_v3,
-            x_hubspot_request_timestamp,
-            now(),
-        )
-    return await _ingest(platform, raw, crm_ingestion.hubspot_changes)
+    verification.verify_salesforce(settings, raw, request.headers)
+    return await _ingest(platform, crm_ingestion.parse_json(raw), crm_ingestion.salesforce_changes)
+
+
+@crm.post("/hubspot", status_code=202, responses=FORBIDDEN_RESPONSE)
+async def hubspot(request: Request, platform: PlatformDep, settings: SettingsDep) -> IngestedOut:
+    """A HubSpot webhook batch, signed `X-HubSpot-Signature-v3` with the app's client secret
+    (`X-HubSpot-Request-Timestamp` at most 5 minutes old); every event from a configured
+    portal (403 otherwise)."""
+    raw = await request.body()
+    uri = verification.hubspot_uri(
+        settings.public_base_url, str(request.base_url), request.url.path, request.url.query
+    )
+    verification.verify_hubspot(settings, request.method, uri, raw, request.headers, now())
+    payload = crm_ingestion.parse_json(raw)
+    verification.check_portals(settings, payload)
+    return await _ingest(platform, payload, crm_ingestion.hubspot_changes)
 
 
 @crm.post("/aws-ace", status_code=202)
-async def aws_ace(request: Request, platform: PlatformDep) -> IngestedOut:
-    return await _ingest(platform, await request.body(), crm_ingestion.aws_ace_changes)
+async def aws_ace(request: Request, platform: PlatformDep, settings: SettingsDep) -> IngestedOut:
+    """An AWS Partner Central opportunity through an EventBridge API destination, whose
+    connection sends the configured API key header."""
+    verification.verify_aws_ace(settings, request.headers)
+    payload = crm_ingestion.parse_json(await request.body())
+    return await _ingest(platform, payload, crm_ingestion.aws_ace_changes)
 
 
 @crm.post("/microsoft", status_code=202)
-async def microsoft(request: Request, platform: PlatformDep) -> IngestedOut:
-    return await _ingest(platform, await request.body(), crm_ingestion.microsoft_changes)
+async def microsoft(
+    request: Request, platform: PlatformDep, certificates: CertificatesDep
+) -> IngestedOut:
+    """A Partner Center referral webhook: `Authorization: Signature <base64>`, RSA over the body
+    by the certificate at `X-MS-Certificate-Url` (`X-MS-Signature-Algorithm`, e.g. rsa-sha256)."""
+    raw = await request.body()
+    await certificates.verify(raw, request.headers, now())
+    return await _ingest(platform, crm_ingestion.parse_json(raw), crm_ingestion.microsoft_changes)
 
 
 @admin.post("/expiry/run")

@@ -8,6 +8,7 @@ from pathlib import Path
 from services.deals import api, handlers, jobs
 from services.deals.policy import load_policy
 from services.deals.settings import DealsSettings
+from services.deals.verification import MicrosoftCertificates
 from shared.events.crm import CrmDealChanged
 from shared.events.partners import PartnerStateChanged
 from shared.service import Platform, ServiceDefinition
@@ -22,6 +23,16 @@ def wire(platform: Platform) -> None:
     log.info("rules of engagement", extra={"policy_version": policy.version})
     platform.provide(settings)
     platform.provide(policy)
+    platform.provide(MicrosoftCertificates(settings))
+    closed = settings.closed_sources()
+    if closed:
+        log.warning(
+            "CRM sources closed (no credential configured; their routes answer 401): %s",
+            ", ".join(closed),
+            extra={"closed_sources": closed},
+        )
+    else:
+        log.info("CRM sources open: salesforce, hubspot, aws-ace, microsoft")
 
     crm = platform.consumer("crm-projection", [CRM_DEALS])
     crm.handles_batch(CrmDealChanged)(handlers.on_crm_changes)
@@ -37,4 +48,5 @@ definition = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     routers=(api.router,),
     wire=wire,
+    production_problems=lambda: DealsSettings().production_problems(),
 )

@@ -7,12 +7,9 @@ recorded (and counted) once.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.deals.adapters import (
@@ -22,8 +19,9 @@ from services.deals.adapters import (
     from_microsoft_referral,
     from_salesforce_cdc,
 )
+from services.deals.adapters.common import obj, parse_datetime, require
 from shared.db import Pool
-from shared.errors import RequestError, Unprocessable
+from shared.errors import Unprocessable
 from shared.events.crm import CrmDealChanged
 from shared.inputs import MalformedJson as MalformedJson  # the CRM routes answer 400 with it
 from shared.inputs import parse_json as parse_json
@@ -31,13 +29,16 @@ from shared.outbox import Outbox, OutgoingEvent
 from shared.topics import CRM_DEALS
 
 CRM_EVENT_NAMESPACE = uuid.UUID("0b6d3f0e-5a7c-4a43-9d0e-2b1f6c9a8e21")
-HUBSPOT_SIGNATURE_MAX_AGE_MS = 5 * 60 * 1000
+# A source's clock may run a little ahead of ours; a moment further ahead is refused (it would
+# win every later change of the fields it sets).
+MAX_FUTURE_SKEW = timedelta(minutes=5)
 
 
-class SignatureRefused(RequestError):
-    """The upstream's request signature is missing, stale or wrong."""
-
-    status = 401
+def event_id(change: CrmDealChanged) -> uuid.UUID:
+    """The id of a change's event: uuid5 of its source and the source's own event id, so a
+    repeated delivery is the same event and no source can take another source's ids (a source
+    name never contains the separator)."""
+    return uuid.uuid5(CRM_EVENT_NAMESPACE, f"{change.source.value}/{change.source_event_id}")
 
 
 async def record_changes(pool: Pool, outbox: Outbox, changes: Sequence[CrmDealChanged]) -> int:
@@ -48,10 +49,7 @@ async def record_changes(pool: Pool, outbox: Outbox, changes: Sequence[CrmDealCh
             CRM_DEALS,
             change,
             change.deal_key,
-            # The id derives from the source's own event id: a repeated delivery is the same event.
-            event_id=uuid.uuid5(
-                CRM_EVENT_NAMESPACE, f"{change.source.value}/{change.source_event_id}"
-            ),
+            event_id=event_id(change),
         )
         for change in changes
     ]
@@ -69,50 +67,59 @@ def _adapt(adapter: Callable[[Any], list[CrmDealChanged]], payload: Any) -> list
         raise Unprocessable(f"cannot build canonical deal: {error}") from error
 
 
-def salesforce_changes(payload: Any) -> list[CrmDealChanged]:
+def not_ahead(moment: datetime, at: datetime, where: str) -> None:
+    """A source's timestamp may lead our clock by at most MAX_FUTURE_SKEW."""
+    if moment > at + MAX_FUTURE_SKEW:
+        raise Unprocessable(f"{where} is more than 5 minutes in the future")
+
+
+def _bounded(changes: list[CrmDealChanged], at: datetime, where: str) -> list[CrmDealChanged]:
+    for change in changes:
+        not_ahead(change.source_timestamp, at, where)
+    return changes
+
+
+def salesforce_changes(payload: Any, at: datetime) -> list[CrmDealChanged]:
     """Opportunity Change Data Capture messages: one, or a list."""
     messages = payload if isinstance(payload, list) else [payload]
-    return [change for message in messages for change in _adapt(from_salesforce_cdc, message)]
+    where = "payload.ChangeEventHeader.commitTimestamp"
+    return [
+        change
+        for index, message in enumerate(messages)
+        for change in _bounded(
+            _adapt(from_salesforce_cdc, message),
+            at,
+            f"[{index}].{where}" if isinstance(payload, list) else where,
+        )
+    ]
 
 
-def hubspot_changes(payload: Any) -> list[CrmDealChanged]:
-    """A HubSpot webhook batch (a JSON array)."""
-    return _adapt(from_hubspot, payload)
+def hubspot_changes(payload: Any, at: datetime) -> list[CrmDealChanged]:
+    """A HubSpot webhook batch (a JSON array): one change per event, in order."""
+    changes = _adapt(from_hubspot, payload)
+    for index, change in enumerate(changes):
+        not_ahead(change.source_timestamp, at, f"[{index}].occurredAt")
+    return changes
 
 
-def aws_ace_changes(payload: Any) -> list[CrmDealChanged]:
-    """The fetched GetOpportunity response, or {event, getOpportunity} as a fetcher relays it."""
+def aws_ace_changes(payload: Any, at: datetime) -> list[CrmDealChanged]:
+    """The fetched GetOpportunity response, or {event, getOpportunity} as a fetcher relays it
+    (the EventBridge event's `time` is then bounded too)."""
     opportunity = payload.get("getOpportunity", payload) if isinstance(payload, dict) else payload
-    return _adapt(from_aws_ace, opportunity)
+    if isinstance(payload, dict) and "event" in payload:
+        not_ahead(_event_time(payload["event"]), at, "event.time")
+    return _bounded(_adapt(from_aws_ace, opportunity), at, "opportunity.LastModifiedDate")
 
 
-def microsoft_changes(payload: Any) -> list[CrmDealChanged]:
+def microsoft_changes(payload: Any, at: datetime) -> list[CrmDealChanged]:
     """A Partner Center referral resource, bare or as {"referral": ...}."""
     referral = payload.get("referral", payload) if isinstance(payload, dict) else payload
-    return _adapt(from_microsoft_referral, referral)
+    return _bounded(_adapt(from_microsoft_referral, referral), at, "referral.UpdatedDateTime")
 
 
-def verify_hubspot_signature(
-    secret: str,
-    url: str,
-    raw: bytes,
-    signature: str | None,
-    timestamp: str | None,
-    at: datetime,
-) -> None:
-    """HubSpot's v3 request signature: HMAC-SHA256 (base64) of method, URL, body and timestamp,
-    at most five minutes old."""
-    if not signature or not timestamp:
-        raise SignatureRefused(
-            "X-HubSpot-Signature-v3 and X-HubSpot-Request-Timestamp are required"
-        )
-    if not timestamp.isascii() or not timestamp.isdigit():
-        raise SignatureRefused("X-HubSpot-Request-Timestamp must be epoch milliseconds")
-    if abs(at.timestamp() * 1000 - int(timestamp)) > HUBSPOT_SIGNATURE_MAX_AGE_MS:
-        raise SignatureRefused("X-HubSpot-Request-Timestamp is older than 5 minutes")
-    message = f"POST{url}{raw.decode(errors='replace')}{timestamp}".encode()
-    expected = base64.b64encode(
-        hmac.new(secret.encode(), message, hashlib.sha256).digest()
-    ).decode()
-    if not signature.isascii() or not hmac.compare_digest(expected, signature):
-        raise SignatureRefused("X-HubSpot-Signature-v3 does not match")
+def _event_time(event: Any) -> datetime:
+    """The EventBridge event's `time` (when AWS emitted it)."""
+    try:
+        return parse_datetime(require(obj(event, "event"), "time", "event"), "event.time")
+    except AdapterError as error:
+        raise Unprocessable(str(error)) from error

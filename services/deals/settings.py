@@ -1,14 +1,112 @@
 from __future__ import annotations
 
+import base64
+import binascii
+
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Committed so that a developer's machine (and the tests) can sign CRM deliveries without
+# setup; outside development mode the service refuses to start with them.
+LOCAL_HUBSPOT_CLIENT_SECRET = "local-dev-hubspot-client-secret-0000"  # noqa: S105
+LOCAL_HUBSPOT_PORTAL_IDS = "44556677"  # the portal of the stored HubSpot sample
+LOCAL_SALESFORCE_WEBHOOK_SECRET = "whsec_bG9jYWwtZGV2LXNhbGVzZm9yY2UtcmVsYXkta2V5ISE="  # noqa: S105
+LOCAL_AWS_ACE_API_KEY = "local-dev-aws-ace-api-key-000000000"
+MIN_CRM_SECRET_LENGTH = 32
+MIN_WEBHOOK_KEY_BYTES = 24  # Standard Webhooks: secrets of 24 to 64 bytes
+# Where Partner Center's signing certificate is published (its webhooks documentation).
+MICROSOFT_CERTIFICATE_ORIGIN = "https://3psostorageacct.blob.core.windows.net"
 
 
 class DealsSettings(BaseSettings):
-    """Deals-only settings (prefix DEALS_)."""
+    """Deals-only settings (prefix DEALS_). Every CRM source has its own credential; a source
+    whose credential is empty is closed (its route answers 401)."""
 
     model_config = SettingsConfigDict(env_prefix="DEALS_", extra="ignore", frozen=True)
 
-    hubspot_client_secret: str = ""  # when set, X-HubSpot-Signature-v3 is required and verified
     expiry_check_seconds: float = 30.0
     # JSON file with rules-of-engagement settings (services/deals/README.md); empty: defaults.
     policy_file: str = ""
+
+    # The URL the CRMs call this service at (scheme, host, port, path prefix), as configured
+    # in HubSpot; HubSpot signs that URL. Empty: the URL the request arrived at.
+    public_base_url: str = ""
+    # HubSpot: the app's client secret (v3 signature) and the portals (accounts) ingested.
+    hubspot_client_secret: SecretStr = SecretStr(LOCAL_HUBSPOT_CLIENT_SECRET)
+    hubspot_portal_ids: str = LOCAL_HUBSPOT_PORTAL_IDS  # comma-separated
+    # Salesforce CDC through a relay signing with Standard Webhooks: its whsec_ secret.
+    salesforce_webhook_secret: SecretStr = SecretStr(LOCAL_SALESFORCE_WEBHOOK_SECRET)
+    # AWS Partner Central through an EventBridge API destination: the connection's API key.
+    aws_ace_api_key_header: str = "x-api-key"
+    aws_ace_api_key: SecretStr = SecretStr(LOCAL_AWS_ACE_API_KEY)
+    # Microsoft Partner Center: where its signing certificate may be fetched from
+    # (comma-separated origins), the CA certificates (PEM file) it must be issued by, and the
+    # organisation its issuer names. No issuers: Microsoft is closed.
+    microsoft_certificate_origins: str = MICROSOFT_CERTIFICATE_ORIGIN
+    microsoft_certificate_issuers: str = ""
+    microsoft_certificate_organization: str = "Microsoft Corporation"
+
+    @property
+    def portals(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.hubspot_portal_ids.split(",") if p.strip())
+
+    @property
+    def certificate_origins(self) -> frozenset[str]:
+        return frozenset(
+            o.strip().rstrip("/").lower()
+            for o in self.microsoft_certificate_origins.split(",")
+            if o.strip()
+        )
+
+    def closed_sources(self) -> list[str]:
+        """The CRM sources without a credential: their routes refuse every delivery."""
+        closed = []
+        if not self.hubspot_client_secret.get_secret_value() or not self.portals:
+            closed.append("hubspot")
+        if not self.salesforce_webhook_secret.get_secret_value():
+            closed.append("salesforce")
+        if not self.aws_ace_api_key.get_secret_value() or not self.aws_ace_api_key_header:
+            closed.append("aws-ace")
+        if not self.microsoft_certificate_issuers or not self.certificate_origins:
+            closed.append("microsoft")
+        return closed
+
+    def production_problems(self) -> list[str]:
+        """CRM credentials production must not run with: the committed local defaults, short
+        secrets, a Standard Webhooks secret that is not one. An empty credential is a source
+        deliberately closed, not a problem."""
+        problems = []
+        hubspot = self.hubspot_client_secret.get_secret_value()
+        if hubspot == LOCAL_HUBSPOT_CLIENT_SECRET or 0 < len(hubspot) < MIN_CRM_SECRET_LENGTH:
+            problems.append(
+                "DEALS_HUBSPOT_CLIENT_SECRET (the HubSpot app's client secret, or empty to close "
+                "HubSpot)"
+            )
+        if hubspot and self.portals == frozenset(LOCAL_HUBSPOT_PORTAL_IDS.split(",")):
+            problems.append("DEALS_HUBSPOT_PORTAL_IDS (the HubSpot portals to ingest)")
+        salesforce = self.salesforce_webhook_secret.get_secret_value()
+        if salesforce and (
+            salesforce == LOCAL_SALESFORCE_WEBHOOK_SECRET
+            or _webhook_key_bytes(salesforce) < MIN_WEBHOOK_KEY_BYTES
+        ):
+            problems.append(
+                f"DEALS_SALESFORCE_WEBHOOK_SECRET (whsec_ and {MIN_WEBHOOK_KEY_BYTES}+ bytes in "
+                "base64, or empty to close Salesforce)"
+            )
+        ace = self.aws_ace_api_key.get_secret_value()
+        if ace == LOCAL_AWS_ACE_API_KEY or 0 < len(ace) < MIN_CRM_SECRET_LENGTH:
+            problems.append(
+                f"DEALS_AWS_ACE_API_KEY (a key of {MIN_CRM_SECRET_LENGTH}+ characters, or empty "
+                "to close AWS ACE)"
+            )
+        return problems
+
+
+def _webhook_key_bytes(secret: str) -> int:
+    """How many key bytes a whsec_ secret holds (0 when it is not one)."""
+    if not secret.startswith("whsec_"):
+        return 0
+    try:
+        return len(base64.b64decode(secret.removeprefix("whsec_"), validate=True))
+    except (binascii.Error, ValueError):
+        return 0

@@ -18,7 +18,7 @@ import pytest
 from deploy.story import Partner
 from shared.outbox import make_producer
 from shared.topics import ATTRIBUTION_CREDITS, CRM_DEALS, DEAL_OPPORTUNITIES, PARTNER_LIFECYCLE
-from tests.support.crm import salesforce_cdc
+from tests.support.crm import salesforce_cdc, salesforce_delivery
 from tests.support.infra import ROOT, Infra
 from tests.support.polling import eventually
 from tests.support.processes import Fleet
@@ -68,7 +68,9 @@ class Wave:
                 batch = [
                     won_deal(r, self.deals[r], self.partner) for r in records[start : start + 10]
                 ]
-                response = await client.post(f"{deals_url}/crm/salesforce", json=batch)
+                response = await client.post(
+                    f"{deals_url}/crm/salesforce", **salesforce_delivery(batch)
+                )
                 assert response.status_code == 202, response.text
 
     async def credited(self, db: Any) -> int:

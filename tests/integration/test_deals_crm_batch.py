@@ -26,7 +26,7 @@ from shared.events import Envelope
 from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
 from shared.outbox import Outbox
 from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS
-from tests.support.crm import hubspot_deal_webhook
+from tests.support.crm import HUBSPOT_PORTAL, hubspot_deal_webhook, hubspot_headers
 from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema, statements_sent
 from tests.support.kafka import as_records
 
@@ -336,11 +336,16 @@ async def test_crm_ingestion_counts_only_what_it_records_now(
     """A webhook batch is recorded at once; a repeat inside the request or a redelivered
     request is not recorded (or counted) again."""
     object_id, batch = hubspot_deal_webhook()
+    with_repeat, once = json.dumps([*batch, batch[1]]).encode(), json.dumps(batch).encode()
     async with httpx.AsyncClient(timeout=30) as client:
         first = await client.post(
-            f"{deals_instances[0]}/crm/hubspot", content=json.dumps([*batch, batch[1]])
+            f"{deals_instances[0]}/crm/hubspot",
+            content=with_repeat,
+            headers=hubspot_headers(with_repeat),
         )
-        again = await client.post(f"{deals_instances[1]}/crm/hubspot", content=json.dumps(batch))
+        again = await client.post(
+            f"{deals_instances[1]}/crm/hubspot", content=once, headers=hubspot_headers(once)
+        )
     assert (first.status_code, first.json()) == (202, {"accepted": 3})
     assert (again.status_code, again.json()) == (202, {"accepted": 0})
     admin = await asyncpg.connect(infra.admin_dsn)
@@ -348,7 +353,7 @@ async def test_crm_ingestion_counts_only_what_it_records_now(
         recorded = await admin.fetch(
             """SELECT value FROM deals.outbox WHERE message_key = $1 AND topic = $2
                ORDER BY position""",
-            f"hubspot:{object_id}",
+            f"hubspot:{HUBSPOT_PORTAL}:{object_id}",
             CRM_DEALS.name,
         )
     finally:
@@ -356,4 +361,4 @@ async def test_crm_ingestion_counts_only_what_it_records_now(
     assert [
         Envelope[CrmDealChanged].model_validate_json(r["value"]).data.source_event_id
         for r in recorded
-    ] == [str(event["eventId"]) for event in batch]
+    ] == [f"{HUBSPOT_PORTAL}:{event['eventId']}" for event in batch]

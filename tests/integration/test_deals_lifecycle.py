@@ -23,7 +23,7 @@ from shared.topics import (
     PARTNER_NOTIFICATIONS,
     dead_letter_topic,
 )
-from tests.support.crm import salesforce_cdc
+from tests.support.crm import salesforce_cdc, salesforce_delivery
 from tests.support.deals import partners_onboarded
 from tests.support.infra import Infra
 from tests.support.kafka import wait_for_keyed
@@ -118,7 +118,9 @@ async def test_a_registration_closes_with_its_crm_opportunity(
                 | account,
             ),
         ):
-            response = await client.post(f"{deals_instances[1]}/crm/salesforce", json=event)
+            response = await client.post(
+                f"{deals_instances[1]}/crm/salesforce", **salesforce_delivery(event)
+            )
             assert response.status_code == 202
 
     async def closed_registration() -> bool:
@@ -280,7 +282,9 @@ async def test_co_sell_notifications_reach_partners_account_owners_and_overlappi
                 "Account_Website__c": f"https://www.{account(letter)['customer_domain']}",
             }
             change = salesforce_cdc(f"006{letter}{run}", "CREATE", started, fields)
-            response = await client.post(f"{deals_instances[1]}/crm/salesforce", json=change)
+            response = await client.post(
+                f"{deals_instances[1]}/crm/salesforce", **salesforce_delivery(change)
+            )
             assert response.status_code == 202
 
         # Account A: two partners on different products; the first hears of the overlap.

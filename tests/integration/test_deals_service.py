@@ -19,7 +19,13 @@ from shared.events import Envelope
 from shared.events.crm import DealStage, DealStatus
 from shared.events.opportunities import DealStateChanged
 from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES
-from tests.support.crm import hubspot_deal_webhook, hubspot_property_change
+from tests.support.crm import (
+    HUBSPOT_PORTAL,
+    CrmSenders,
+    hubspot_deal_webhook,
+    hubspot_headers,
+    hubspot_property_change,
+)
 from tests.support.deals import partners_onboarded
 from tests.support.infra import Infra
 from tests.support.polling import eventually
@@ -81,16 +87,17 @@ async def test_decision_is_published_and_crm_changes_land_in_the_projection(
     conn = await asyncpg.connect(infra.admin_dsn)
     async with httpx.AsyncClient(timeout=30) as client:
         try:
+            body = json.dumps(batch).encode()
             for _ in range(2):  # a repeated webhook delivery changes nothing
                 ingested = await client.post(
-                    f"{deals_instances[0]}/crm/hubspot", content=json.dumps(batch)
+                    f"{deals_instances[0]}/crm/hubspot", content=body, headers=hubspot_headers(body)
                 )
                 assert ingested.status_code == 202
 
             async def projected() -> Any:
                 return await conn.fetchrow(
                     "SELECT amount, stage, status FROM deals.crm_deals WHERE deal_key = $1",
-                    f"hubspot:{object_id}",
+                    f"hubspot:{HUBSPOT_PORTAL}:{object_id}",
                 )
 
             row = await eventually(lambda: _with_stage(projected))
@@ -101,7 +108,7 @@ async def test_decision_is_published_and_crm_changes_land_in_the_projection(
             )
             crm_events = await conn.fetchval(
                 "SELECT count(*) FROM deals.outbox WHERE message_key = $1 AND topic = $2",
-                f"hubspot:{object_id}",
+                f"hubspot:{HUBSPOT_PORTAL}:{object_id}",
                 CRM_DEALS.name,
             )
             assert crm_events == 3
@@ -109,7 +116,7 @@ async def test_decision_is_published_and_crm_changes_land_in_the_projection(
             states = await conn.fetch(
                 """SELECT value FROM deals.outbox WHERE message_key = $1 AND topic = $2
                    ORDER BY position""",
-                f"hubspot:{object_id}",
+                f"hubspot:{HUBSPOT_PORTAL}:{object_id}",
                 DEAL_OPPORTUNITIES.name,
             )
             snapshots = [
@@ -199,12 +206,15 @@ async def _with_stage(projected: Callable[[], Awaitable[Any]]) -> Any:
 )
 async def test_bad_input_gets_a_precise_4xx(
     deals_instances: list[str],
+    crm_senders: CrmSenders,
     path: str,
     content: str,
     headers: dict[str, str],
     status: int,
     detail: str,
 ) -> None:
+    if path.startswith("/crm/"):  # signed as the source signs: the body is what is wrong
+        headers = crm_senders.headers(path, content.encode())
     async with httpx.AsyncClient(timeout=30) as client:
         response = await client.post(
             f"{deals_instances[0]}{path}",

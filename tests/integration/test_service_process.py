@@ -83,6 +83,14 @@ async def test_service_process_becomes_ready_and_stops_cleanly(infra: Infra, ser
     assert '"msg": "service stopped"' in stderr.decode()
 
 
+REAL_CRM_CREDENTIALS = {
+    "DEALS_HUBSPOT_CLIENT_SECRET": "h" * 40,
+    "DEALS_HUBSPOT_PORTAL_IDS": "1234",
+    "DEALS_SALESFORCE_WEBHOOK_SECRET": "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ=",
+    "DEALS_AWS_ACE_API_KEY": "",  # AWS ACE closed: not a problem
+}
+
+
 async def run_service(*args: str, env: dict[str, str]) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -110,8 +118,22 @@ async def test_outside_development_mode_the_committed_local_defaults_are_refused
     assert (
         "deals: refusing to start with local development defaults; set TOKEN_VERIFICATION_KEYS "
         "(the platform's public JWK set); DATABASE_URL (the service's runtime role and "
-        "password) (or DEVELOPMENT_MODE=true on a developer's machine)"
+        "password); "
     ) in said
+    assert said.rstrip().endswith("(or DEVELOPMENT_MODE=true on a developer's machine)")
+    # The deals service's own CRM credentials: the committed local ones are refused too.
+    assert "DEALS_HUBSPOT_CLIENT_SECRET (the HubSpot app's client secret" in said
+    assert "DEALS_SALESFORCE_WEBHOOK_SECRET (whsec_ and 24+ bytes" in said
+    assert "DEALS_AWS_ACE_API_KEY (a key of 32+ characters" in said
+
+    configured = {
+        **production,
+        **REAL_CRM_CREDENTIALS,
+        "DATABASE_URL": "postgresql://a:b@127.0.0.1:1/p",
+    }
+    code, said = await run_service(env=configured)
+    assert code != 0  # it gets past the check, then cannot reach that database
+    assert "refusing to start" not in said
 
     code, said = await run_service("migrate", env=production)
     assert code != 0

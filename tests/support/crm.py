@@ -1,16 +1,38 @@
 """CRM payloads as each upstream source delivers them, for tests, the demo story and the
 benchmark. Each builder starts from the source's documented shape (the samples in
-`tests/fixtures/samples`) and sets what a caller varies."""
+`tests/fixtures/samples`) and sets what a caller varies. Deliveries are signed as each real
+sender signs them (HubSpot's v3 signature, Standard Webhooks' own library for the Salesforce
+relay, EventBridge's API-key header, Partner Center's RSA signature), with the committed local
+credentials a deals process accepts in development mode."""
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
+import hmac
 import json
+import threading
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
+from standardwebhooks import Webhook
+
+from services.deals.settings import (
+    LOCAL_AWS_ACE_API_KEY,
+    LOCAL_HUBSPOT_CLIENT_SECRET,
+    LOCAL_HUBSPOT_PORTAL_IDS,
+    LOCAL_SALESFORCE_WEBHOOK_SECRET,
+)
 
 SAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "samples"
 
@@ -93,3 +115,185 @@ def microsoft_referral(referral_id: str, *, status: str = "Active", **details: A
     payload["referral"]["Status"] = status
     payload["referral"]["Details"].update(details)
     return payload
+
+
+# ---- signing, as each source (or its relay) signs a delivery
+
+# What the tests configure as DEALS_PUBLIC_BASE_URL: the URL HubSpot is told to call.
+PUBLIC_BASE_URL = "https://deals.pollinate.test"
+HUBSPOT_PORTAL = int(LOCAL_HUBSPOT_PORTAL_IDS)
+
+
+def hubspot_headers(
+    body: bytes,
+    uri: str = f"{PUBLIC_BASE_URL}/crm/hubspot",
+    *,
+    secret: str = LOCAL_HUBSPOT_CLIENT_SECRET,
+    at: datetime | None = None,
+) -> dict[str, str]:
+    """HubSpot's v3 signature: base64 HMAC-SHA256 (the app's client secret) of method, URI,
+    body and the request timestamp (epoch milliseconds)."""
+    timestamp = str(int((at or datetime.now(UTC)).timestamp() * 1000))
+    message = b"POST" + uri.encode() + body + timestamp.encode()
+    digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
+    return {
+        "X-HubSpot-Signature-v3": base64.b64encode(digest).decode(),
+        "X-HubSpot-Request-Timestamp": timestamp,
+        "content-type": "application/json",
+    }
+
+
+def salesforce_headers(
+    body: bytes, *, secret: str = LOCAL_SALESFORCE_WEBHOOK_SECRET, at: datetime | None = None
+) -> dict[str, str]:
+    """What the CDC relay sends: a Standard Webhooks signature made by the specification's
+    own library."""
+    message_id = f"msg_{uuid.uuid4().hex}"
+    moment = at or datetime.now(UTC)
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(moment.timestamp())),
+        "webhook-signature": Webhook(secret).sign(message_id, moment, body.decode()),
+        "content-type": "application/json",
+    }
+
+
+def aws_ace_headers(
+    *, key: str = LOCAL_AWS_ACE_API_KEY, header: str = "x-api-key"
+) -> dict[str, str]:
+    """What an EventBridge API destination sends with an API-key connection."""
+    return {header: key, "content-type": "application/json"}
+
+
+@dataclass
+class MicrosoftSigner:
+    """Plays Partner Center: a CA whose organisation is Microsoft's, a signing certificate it
+    issued, and RSA signatures of bodies with that certificate's key."""
+
+    ca_pem: bytes
+    certificate_der: bytes
+    key: rsa.RSAPrivateKey
+
+    @classmethod
+    def create(cls, organization: str = "Microsoft Corporation") -> MicrosoftSigner:
+        ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        ca_name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+                x509.NameAttribute(NameOID.COMMON_NAME, "Test Partner Center CA"),
+            ]
+        )
+        now = datetime.now(UTC)
+        ca = (
+            x509.CertificateBuilder()
+            .subject_name(ca_name)
+            .issuer_name(ca_name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(ca_key, hashes.SHA256())
+        )
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        leaf = (
+            x509.CertificateBuilder()
+            .subject_name(
+                x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pcnotifications.test")])
+            )
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=30))
+            .sign(ca_key, hashes.SHA256())
+        )
+        return cls(
+            ca.public_bytes(serialization.Encoding.PEM),
+            leaf.public_bytes(serialization.Encoding.DER),
+            key,
+        )
+
+    def headers(
+        self, body: bytes, certificate_url: str, algorithm: str = "rsa-sha256"
+    ) -> dict[str, str]:
+        """Partner Center's callback headers: the body's RSA (PKCS#1 v1.5) signature."""
+        digest = {"rsa-sha256": hashes.SHA256(), "rsa-sha512": hashes.SHA512()}[algorithm]
+        signature = self.key.sign(body, padding.PKCS1v15(), digest)
+        return {
+            "Authorization": f"Signature {base64.b64encode(signature).decode()}",
+            "X-MS-Certificate-Url": certificate_url,
+            "X-MS-Signature-Algorithm": algorithm,
+            "content-type": "application/json",
+        }
+
+
+class CertificateHost:
+    """A local HTTP server playing Microsoft's certificate host: serves the files it is given."""
+
+    def __init__(self) -> None:
+        files: dict[str, bytes] = {}
+        self.files = files
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                content = files.get(self.path)
+                self.send_response(200 if content is not None else 404)
+                self.send_header("Content-Length", str(len(content or b"")))
+                self.end_headers()
+                self.wfile.write(content or b"")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def serve(self, path: str, content: bytes) -> str:
+        """Serve `content` at `path`; answers its URL."""
+        self.files[path] = content
+        return self.origin + path
+
+    def __enter__(self) -> CertificateHost:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class CrmSenders:
+    """Signs a delivery to any /crm/* route as its real sender does."""
+
+    microsoft: MicrosoftSigner
+    certificate_url: str
+
+    def headers(self, route: str, body: bytes) -> dict[str, str]:
+        if route.endswith("/crm/hubspot"):
+            return hubspot_headers(body)
+        if route.endswith("/crm/salesforce"):
+            return salesforce_headers(body)
+        if route.endswith("/crm/aws-ace"):
+            return aws_ace_headers()
+        if route.endswith("/crm/microsoft"):
+            return self.microsoft.headers(body, self.certificate_url)
+        raise ValueError(f"not a CRM route: {route}")
+
+    def service_env(self, issuers_file: str, origin: str) -> dict[str, str]:
+        """What a deals process needs to accept these senders."""
+        return {
+            "DEALS_PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+            "DEALS_MICROSOFT_CERTIFICATE_ORIGINS": origin,
+            "DEALS_MICROSOFT_CERTIFICATE_ISSUERS": issuers_file,
+        }
+
+
+def salesforce_delivery(
+    messages: Any, *, secret: str = LOCAL_SALESFORCE_WEBHOOK_SECRET
+) -> dict[str, Any]:
+    """A CDC delivery as the relay POSTs it: httpx request arguments (body and signature)."""
+    body = json.dumps(messages).encode()
+    return {"content": body, "headers": salesforce_headers(body, secret=secret)}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
@@ -236,9 +237,15 @@ _PARAM_TEXT = st.text(
 )
 
 
-def requests(op: Operation, base: str, tokens: list[dict[str, Any]]) -> st.SearchStrategy[Request]:
+def requests(
+    op: Operation,
+    base: str,
+    tokens: list[dict[str, Any]],
+    sign: Callable[[str, bytes], dict[str, str]] | None = None,
+) -> st.SearchStrategy[Request]:
     """Requests for one operation against `base`, with one of `tokens` (or none) when the
-    route is secured."""
+    route is secured; a CRM delivery mostly signed by `sign` (as its source signs), so its
+    adapter is reached, sometimes not."""
 
     @st.composite
     def build(draw: st.DrawFn) -> Request:
@@ -248,7 +255,9 @@ def requests(op: Operation, base: str, tokens: list[dict[str, Any]]) -> st.Searc
             schema = parameter.get("schema", {})
             if parameter["in"] == "path":
                 value = draw(_PARAM_TEXT)
-                path = path.replace("{" + parameter["name"] + "}", quote(value, safe=""))
+                # Dots encoded too: a client would resolve "." and ".." segments to another path.
+                encoded = quote(value, safe="").replace(".", "%2E")
+                path = path.replace("{" + parameter["name"] + "}", encoded)
             elif parameter["in"] == "query" and draw(st.booleans()):
                 value = draw(st.one_of(_shaped(schema, op.components, 3), _PARAM_TEXT))
                 text = json.dumps(value) if not isinstance(value, str) else value
@@ -261,6 +270,8 @@ def requests(op: Operation, base: str, tokens: list[dict[str, Any]]) -> st.Searc
         if op.path in CRM_SAMPLES:
             content = _encode(draw(crm_deliveries(op.path)))
             headers["content-type"] = "application/json"
+            if sign is not None and draw(st.integers(0, 9)) > 0:
+                headers.update(sign(op.path, content))
         elif body is not None:
             schema = body["content"]["application/json"]["schema"]
             content = _encode(draw(values(schema, op.components)))

@@ -51,6 +51,9 @@ def test_hubspot_batch_maps_each_event() -> None:
     assert changes[1].amount == Decimal("48000")
     assert changes[2].stage is DealStage.PROSPECTING
     assert {c.source for c in changes} == {CrmSource.HUBSPOT}
+    # Two portals number their deals independently: the portal is part of the key.
+    assert {c.deal_key for c in changes} == {"hubspot:44556677:987654321"}
+    assert changes[0].source_event_id == "44556677:4100021"
 
 
 def test_aws_ace_fetched_opportunity() -> None:
@@ -82,6 +85,7 @@ def test_microsoft_referral_resource() -> None:
             [
                 {
                     "subscriptionType": "deal.propertyChange",
+                    "portalId": 5,
                     "objectId": 1,
                     "eventId": 2,
                     "occurredAt": 3,
@@ -93,8 +97,13 @@ def test_microsoft_referral_resource() -> None:
         ),
         (
             from_hubspot,
-            [{"subscriptionType": "deal.creation", "eventId": 2, "occurredAt": 3}],
+            [{"subscriptionType": "deal.creation", "portalId": 5, "eventId": 2, "occurredAt": 3}],
             "[0].objectId is required",
+        ),
+        (
+            from_hubspot,
+            [{"subscriptionType": "deal.creation", "objectId": 1, "eventId": 2, "occurredAt": 3}],
+            "[0].portalId is required",
         ),
         (
             from_salesforce_cdc,

@@ -1,58 +1,30 @@
-"""The /crm/* edge without infrastructure: HubSpot's v3 signature, malformed JSON and payloads
-an adapter cannot map answer precisely."""
+"""The /crm/* edge without infrastructure: malformed JSON, payloads an adapter cannot map and
+timestamps from a source's future answer precisely; event ids are namespaced per source."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from services.deals.crm_ingestion import (
     MalformedJson,
-    SignatureRefused,
+    aws_ace_changes,
+    event_id,
     hubspot_changes,
+    microsoft_changes,
     parse_json,
     salesforce_changes,
-    verify_hubspot_signature,
 )
 from shared.errors import Unprocessable
-from tests.support.crm import hubspot_property_change
-
-SECRET = "hubspot-client-secret"
-URL = "https://deals.example/crm/hubspot"
-BODY = b'[{"objectId": 1}]'
-AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-
-
-def signed(at: datetime, body: bytes = BODY) -> tuple[str, str]:
-    timestamp = str(int(at.timestamp() * 1000))
-    message = f"POST{URL}{body.decode()}{timestamp}".encode()
-    digest = hmac.new(SECRET.encode(), message, hashlib.sha256).digest()
-    return base64.b64encode(digest).decode(), timestamp
-
-
-def test_a_fresh_correct_signature_is_accepted() -> None:
-    signature, timestamp = signed(AT - timedelta(minutes=4))
-    verify_hubspot_signature(SECRET, URL, BODY, signature, timestamp, AT)
-
-
-@pytest.mark.parametrize(
-    ("signature", "timestamp", "message"),
-    [
-        (None, "1", "X-HubSpot-Signature-v3 and X-HubSpot-Request-Timestamp are required"),
-        (signed(AT - timedelta(minutes=6))[0], signed(AT - timedelta(minutes=6))[1], "older"),
-        (signed(AT, b"[]")[0], signed(AT)[1], "X-HubSpot-Signature-v3 does not match"),
-    ],
+from tests.support.crm import (
+    aws_ace_opportunity,
+    hubspot_property_change,
+    microsoft_referral,
+    salesforce_cdc,
 )
-def test_a_missing_stale_or_wrong_signature_is_refused(
-    signature: str | None, timestamp: str, message: str
-) -> None:
-    with pytest.raises(SignatureRefused, match=message) as refused:
-        verify_hubspot_signature(SECRET, URL, BODY, signature, timestamp, AT)
-    assert refused.value.status == 401
+
+AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def test_malformed_json_is_a_400() -> None:
@@ -63,7 +35,51 @@ def test_malformed_json_is_a_400() -> None:
 
 def test_a_payload_an_adapter_cannot_map_is_unprocessable_saying_why() -> None:
     with pytest.raises(Unprocessable, match=r"payload\.ChangeEventHeader is required"):
-        salesforce_changes({"payload": {}})
+        salesforce_changes({"payload": {}}, AT)
     change = hubspot_property_change(1, "dealstage", "haggling", AT)
     with pytest.raises(Unprocessable, match="unknown stage 'haggling'"):
-        hubspot_changes([change])
+        hubspot_changes([change], AT)
+
+
+def test_a_source_timestamp_more_than_five_minutes_ahead_is_refused_naming_the_field() -> None:
+    soon, later = AT + timedelta(minutes=4), AT + timedelta(minutes=6)
+    assert salesforce_changes(salesforce_cdc("006A", "UPDATE", soon, {}), AT)
+    with pytest.raises(Unprocessable, match=r"^\[1\]\.payload\.ChangeEventHeader\.commitTimestamp"):
+        salesforce_changes(
+            [
+                salesforce_cdc("006A", "UPDATE", soon, {}),
+                salesforce_cdc("006A", "UPDATE", later, {}),
+            ],
+            AT,
+        )
+    batch = [
+        hubspot_property_change(1, "amount", "10", soon),
+        hubspot_property_change(1, "amount", "20", later),
+    ]
+    with pytest.raises(Unprocessable, match=r"^\[1\]\.occurredAt is more than 5 minutes"):
+        hubspot_changes(batch, AT)
+
+    ace = aws_ace_opportunity("O1")
+    ace["getOpportunity"]["LastModifiedDate"] = later.isoformat()
+    with pytest.raises(Unprocessable, match=r"^opportunity\.LastModifiedDate is more than"):
+        aws_ace_changes(ace, AT)
+    ace = aws_ace_opportunity("O1")
+    ace["event"]["time"] = "2030-01-01T00:00:00Z"
+    with pytest.raises(Unprocessable, match=r"^event\.time is more than 5 minutes"):
+        aws_ace_changes(ace, AT)
+    del ace["event"]["time"]
+    with pytest.raises(Unprocessable, match=r"event\.time is required"):
+        aws_ace_changes(ace, AT)
+
+    referral = microsoft_referral("R1")
+    referral["referral"]["UpdatedDateTime"] = later.isoformat()
+    with pytest.raises(Unprocessable, match=r"^referral\.UpdatedDateTime is more than"):
+        microsoft_changes(referral, AT)
+
+
+def test_one_source_cannot_take_another_sources_event_ids() -> None:
+    [hubspot] = hubspot_changes([hubspot_property_change(7, "amount", "10", AT, event_id=9)], AT)
+    [salesforce] = salesforce_changes(salesforce_cdc("006A", "UPDATE", AT, {}), AT)
+    forged = salesforce.model_copy(update={"source_event_id": hubspot.source_event_id})
+    assert event_id(forged) != event_id(hubspot)
+    assert event_id(hubspot) == event_id(hubspot.model_copy())

@@ -206,16 +206,30 @@ def test_salesforce_fields_of_the_wrong_type_are_refused(payload: Any, why: str)
     ],
 )
 def test_hubspot_fields_of_the_wrong_type_are_refused(event: dict[str, Any], why: str) -> None:
-    base = {"eventId": 1, "subscriptionType": "deal.creation", "objectId": 7, "occurredAt": 1}
+    base = {
+        "eventId": 1,
+        "portalId": 5,
+        "subscriptionType": "deal.creation",
+        "objectId": 7,
+        "occurredAt": 1,
+    }
     with pytest.raises(AdapterError, match=why):
         from_hubspot([{**base, **event}])
 
 
 def test_a_hubspot_numeric_object_id_is_still_an_id() -> None:
     [change] = from_hubspot(
-        [{"eventId": 1, "subscriptionType": "deal.creation", "objectId": 7, "occurredAt": 1}]
+        [
+            {
+                "eventId": 1,
+                "portalId": 5,
+                "subscriptionType": "deal.creation",
+                "objectId": 7,
+                "occurredAt": 1,
+            }
+        ]
     )
-    assert change.deal_key == "hubspot:7"
+    assert change.deal_key == "hubspot:5:7"
 
 
 # ---- confusables

@@ -180,10 +180,14 @@ def from_hubspot(batch: Any) -> list[CrmDealChanged]:
         kind = string(require(event, "subscriptionType", where), f"{where}.subscriptionType", 64)
         if not kind.startswith("deal."):
             raise AdapterError(f"{where}.subscriptionType {kind!r} is not a deal subscription")
+        # Each portal (HubSpot account) numbers its deals itself: the portal is part of the key.
+        portal = ident(require(event, "portalId", where), f"{where}.portalId")
         common: dict[str, Any] = {
             "source": CrmSource.HUBSPOT,
-            "source_id": ident(require(event, "objectId", where), f"{where}.objectId"),
-            "source_event_id": ident(require(event, "eventId", where), f"{where}.eventId"),
+            "source_id": f"{portal}:"
+            + ident(require(event, "objectId", where), f"{where}.objectId"),
+            "source_event_id": f"{portal}:"
+            + ident(require(event, "eventId", where), f"{where}.eventId"),
             "source_timestamp": from_epoch_ms(
                 require(event, "occurredAt", where), f"{where}.occurredAt"
             ),
