@@ -45,7 +45,7 @@ from shared.events import EventPayload, event_type
 from shared.kafka_client import KafkaConnection
 from shared.outbox import Outbox
 from shared.topics import INCENTIVE_LEDGER, PARTNER_NOTIFICATIONS, Topic, ensure_topics
-from tests.support.crm import salesforce_cdc
+from tests.support.crm import salesforce_cdc, salesforce_delivery
 from tests.support.infra import Infra, scratch_schema
 from tests.support.processes import free_port, migrate, service_env
 from tests.support.tokens import ADMIN_TOKEN
@@ -407,7 +407,8 @@ class Offer:
 
     async def post(self, phase: str, size: int = 10) -> None:
         keys, events = self.batch(phase, size)
-        response = await self.client.post(self.url, json=events)
+        # Signed as the Salesforce relay signs each delivery (Standard Webhooks).
+        response = await self.client.post(self.url, **salesforce_delivery(events))
         response.raise_for_status()
         self.sent.extend(keys)
 

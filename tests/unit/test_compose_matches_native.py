@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from services.deals.settings import DealsSettings
 from shared.settings import ServiceSettings
 from shared.topics import SERVICES
 
@@ -33,6 +34,7 @@ def test_every_service_runs_its_own_module_with_its_own_role() -> None:
 
 def test_service_environment_names_are_settings_the_services_read() -> None:
     known = {field.upper() for field in ServiceSettings.model_fields}
+    known |= {f"DEALS_{field.upper()}" for field in DealsSettings.model_fields}
     for name in SERVICES:
         env = compose()["services"][name]["environment"]
         unknown = {k for k in env if k not in known and not k.startswith("OTEL_")}
@@ -130,3 +132,11 @@ def test_each_schema_is_migrated_by_its_owner_before_its_service_runs_as_the_run
             "condition": "service_completed_successfully"
         }
         assert "MIGRATION_DATABASE_URL" not in services[name]["environment"]
+
+
+def test_compose_opens_no_crm_source_on_a_committed_credential() -> None:
+    deals = compose()["services"]["deals"]["environment"]
+    credentials = [name for name in deals if name.startswith("DEALS_") and "SECRET" in name]
+    credentials += ["DEALS_AWS_ACE_API_KEY", "DEALS_MICROSOFT_CERTIFICATE_ISSUERS"]
+    for name in credentials:
+        assert deals[name] == f"${{{name}-}}", name
