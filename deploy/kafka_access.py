@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (
@@ -57,20 +58,9 @@ def binding(grant: Grant) -> AclBinding:
     )
 
 
-def acl_filter(acl: AclBinding) -> AclBindingFilter:
-    """The filter that matches exactly `acl` (what delete_acls takes)."""
-    return AclBindingFilter(
-        acl.restype,
-        acl.name,
-        acl.resource_pattern_type,
-        acl.principal,
-        acl.host,
-        acl.operation,
-        acl.permission_type,
-    )
-
-
-def _key(acl: AclBinding) -> tuple[object, ...]:
+def _key(acl: AclBinding) -> tuple[Any, ...]:
+    """What makes an ACL itself: its resource, pattern, principal, host, operation and
+    permission (the arguments of AclBinding and AclBindingFilter, in their order)."""
     return (
         acl.restype,
         acl.name,
@@ -80,6 +70,11 @@ def _key(acl: AclBinding) -> tuple[object, ...]:
         acl.operation,
         acl.permission_type,
     )
+
+
+def acl_filter(acl: AclBinding) -> AclBindingFilter:
+    """The filter that matches exactly `acl` (what delete_acls takes)."""
+    return AclBindingFilter(*_key(acl))
 
 
 def read_credentials(directory: Path, principals: Iterable[str]) -> dict[str, str]:
