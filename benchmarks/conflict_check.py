@@ -35,15 +35,17 @@ from tests.support.infra import Infra, migrated_pool, scratch_schema
 
 DEALS_MIGRATIONS = Path(__file__).resolve().parent.parent / "services" / "deals" / "migrations"
 SECTORS = "ARRAY['Systems','Logistics','Health','Foods','Energy','Capital','Labs','Media']"
-# Customer c: "<Word> <Sector> Inc", word = 'k' + 7 hex digits of md5(c): lower-case already, so
-# the SQL name_key equals services.deals.domain.customers.name_key (checked below).
+# Customer c: "<Word> <Sector> Inc", word = 'k' + 7 hex digits of md5(c). Its name_key is the
+# word lower-cased and folded to its confusable skeleton, where of the hex digits only 0 and 1
+# change (to o and l): NAME_KEY equals services.deals.domain.customers.name_key (checked below).
 CUSTOMER_NAME = f"'K' || substr(md5(c::text), 1, 7) || ' ' || ({SECTORS})[1 + c % 8] || ' Inc'"
+NAME_KEY = "'k' || translate(substr(md5(c::text), 1, 7), '01', 'ol')"
 SEED = f"""
 INSERT INTO registrations (registration_id, partner_id, customer_name, customer_domain,
     customer_country, name_key, products, amount, currency, status, reasons, conflicts,
     policy_version, inputs, submitted_at, decided_at, expires_at, updated_at)
 SELECT 'reg_' || i, 'p-' || (i % 700), {CUSTOMER_NAME}, 'cust-' || c || '.example', 'US',
-    'k' || substr(md5(c::text), 1, 7), '{{data}}', 1000 + i % 5000, 'USD',
+    {NAME_KEY}, '{{data}}', 1000 + i % 5000, 'USD',
     (ARRAY['approved','expired','won','lost','rejected','pending_review'])[1 + i % 6],
     '{{}}', '[]', 'bench', '{{}}', now() - (i % 400) * interval '1 day',
     now() - (i % 400) * interval '1 day', now() + (90 - i % 400) * interval '1 day', now()
@@ -114,8 +116,7 @@ async def run(infra: Infra, sizes: list[int], lookups: int) -> dict[str, Any]:
                VALUES ('p-bench', 'Bench', 'active', 'gold', '{US}', '{data}', 1, now())"""
         )
         sample = await pool.fetchrow(
-            f"SELECT {CUSTOMER_NAME} AS n, 'k' || substr(md5(c::text), 1, 7) AS k"
-            " FROM (SELECT 42 AS c) AS s"
+            f"SELECT {CUSTOMER_NAME} AS n, {NAME_KEY} AS k FROM (SELECT 42 AS c) AS s"
         )
         assert sample is not None
         assert name_key(sample["n"]) == sample["k"], "the seed's name_key drifted from the code's"
