@@ -110,11 +110,12 @@ async def caller(
 
 def require_role(*roles: Role) -> Any:
     """A dependency admitting only callers holding one of `roles` (403 otherwise)."""
-    wanted = ", ".join(role.value for role in roles)
+    names = [role.value for role in roles]
+    wanted = f"the role {names[0]}" if len(names) == 1 else f"one of the roles {', '.join(names)}"
 
     async def role_holder(who: Annotated[Caller, Depends(caller)]) -> Caller:
         if not who.has(*roles):
-            raise Forbidden(f"this needs the role {wanted}")
+            raise Forbidden(f"this needs {wanted}")
         return who
 
     role_holder.__name__ = "requires_" + "_or_".join(role.value for role in roles)
@@ -126,7 +127,12 @@ async def platform_dependency(request: Request) -> Platform:
 
 
 PlatformDep = Annotated["Platform", Depends(platform_dependency)]
-CallerDep = Annotated[Caller, Depends(caller)]
+# Who may call a route, by role (the README's route table lists every route's). Most routes
+# serve a partner's people (their own partner's data only) and channel managers (everyone's);
+# manager routes only channel managers. A route admitting other roles says so with
+# require_role (incentives' payouts: finance; onboarding's certifications: system clients).
+PARTNER_OR_MANAGER = (Role.PARTNER_USER, Role.PARTNER_ADMIN, Role.CHANNEL_MANAGER)
+CallerDep = Annotated[Caller, require_role(*PARTNER_OR_MANAGER)]
 AdminDep = Annotated[Caller, require_role(Role.CHANNEL_MANAGER)]
 
 

@@ -79,7 +79,9 @@ class Caller(BaseModel):
         return any(role in self.roles for role in roles)
 
     def may_see(self, partner_id: str) -> bool:
-        return self.is_admin or self.partner_id == partner_id
+        """A partner's people see their own partner; the vendor's staff (every other role) see
+        whichever partner the route lets them reach."""
+        return self.partner_id is None or self.partner_id == partner_id
 
     @property
     def acting_as(self) -> str:

@@ -28,9 +28,22 @@ from services.incentives.schemas import (
 )
 from services.incentives.what_if import Hypothesis, what_if
 from shared.clock import now
-from shared.http import AdminDep, CallerDep, PlatformDep, Provided, acting_partner, partner_scope
+from shared.http import (
+    PARTNER_OR_MANAGER,
+    AdminDep,
+    CallerDep,
+    PlatformDep,
+    Provided,
+    acting_partner,
+    partner_scope,
+    require_role,
+)
+from shared.identity import Caller, Role
 
 ProgramsDep = Annotated[IncentivePrograms, Provided(IncentivePrograms)]
+# Finance records payouts; it reads the ledger as partners and channel managers do.
+FinanceDep = Annotated[Caller, require_role(Role.FINANCE)]
+LedgerReaderDep = Annotated[Caller, require_role(*PARTNER_OR_MANAGER, Role.FINANCE)]
 
 router = APIRouter()
 
@@ -82,7 +95,7 @@ async def post_what_if(
 
 @router.get("/partners/{partner_id}/balance", tags=["ledger"])
 async def get_balance(
-    partner_id: str, who: CallerDep, platform: PlatformDep, programs: ProgramsDep
+    partner_id: str, who: LedgerReaderDep, platform: PlatformDep, programs: ProgramsDep
 ) -> BalanceOut:
     partner_scope(who, partner_id, f"partner {partner_id}")
     async with platform.pool.acquire() as conn:
@@ -92,7 +105,7 @@ async def get_balance(
 @router.get("/partners/{partner_id}/statement", tags=["ledger"])
 async def get_statement(
     partner_id: str,
-    who: CallerDep,
+    who: LedgerReaderDep,
     platform: PlatformDep,
     programs: ProgramsDep,
     period: Annotated[str | None, Query(pattern=PERIOD_PATTERN)] = None,
@@ -106,7 +119,7 @@ async def get_statement(
 
 @router.post("/partners/{partner_id}/payouts", status_code=201, tags=["ledger"])
 async def pay_out(
-    partner_id: str, body: PayoutIn, who: AdminDep, platform: PlatformDep, programs: ProgramsDep
+    partner_id: str, body: PayoutIn, who: FinanceDep, platform: PlatformDep, programs: ProgramsDep
 ) -> PayoutOut:
     async with platform.transaction() as conn:
         paid = await payouts.record_payout(

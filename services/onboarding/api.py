@@ -34,8 +34,8 @@ from services.onboarding.schemas import (
 from services.onboarding.status_changes import set_status
 from shared.clock import now
 from shared.events.partners import PartnerStatus
-from shared.http import AdminDep, CallerDep, PlatformDep, Provided, partner_scope
-from shared.identity import Role
+from shared.http import AdminDep, CallerDep, PlatformDep, Provided, partner_scope, require_role
+from shared.identity import Caller, Role
 
 ConfigDep = Annotated[OnboardingConfig, Provided(OnboardingConfig)]
 
@@ -127,12 +127,12 @@ async def complete(
 async def certify(
     partner_id: str,
     body: CertificationIn,
-    _: AdminDep,
+    _: Annotated[Caller, require_role(Role.CHANNEL_MANAGER, Role.SYSTEM)],
     platform: PlatformDep,
     config: ConfigDep,
     response: Response,
 ) -> CertificationRecordedOut:
-    """Channel managers (or the enablement system with the admin token) record a person's
+    """Channel managers, or the enablement system (a system client), record a person's
     certification; competencies, authorisations and the tier follow. The same one again: 200."""
     certification = body.to_domain(config)
     async with platform.transaction() as conn:

@@ -22,6 +22,7 @@ from tests.support.fuzz import Operation, operations, requests, unsafe_for_share
 from tests.support.infra import Infra
 from tests.support.onboarding import strong_application
 from tests.support.processes import ADMIN, auth, service_processes
+from tests.support.tokens import FINANCE
 
 pytestmark = pytest.mark.integration
 
@@ -599,7 +600,7 @@ CASES: list[tuple[str, str, str, dict[str, Any], bytes | None, int, str]] = [
         "incentives",
         "POST",
         f"/partners/{PARTNER}/payouts",
-        ADMIN,
+        FINANCE,
         J({"reference": "r\x00"}).encode(),
         422,
         "NUL",
@@ -749,7 +750,7 @@ def test_fuzzed_requests_get_no_5xx_and_only_documented_statuses(
         {"Authorization": "Bearer partner.x.y"},
     ]
     if not unsafe_for_shared_state(op):
-        tokens.append(ADMIN)
+        tokens += [ADMIN, FINANCE]
     started = time.monotonic()
     with httpx.Client(timeout=30) as client:
 

@@ -29,6 +29,7 @@ from tests.support.infra import Infra
 from tests.support.kafka import keyed_headers, publish, send_envelopes, wait_for_keyed
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_processes
+from tests.support.tokens import FINANCE
 
 pytestmark = pytest.mark.integration
 D = Decimal
@@ -456,17 +457,24 @@ async def test_api_isolation_what_if_payout_and_append_only_ledger(
             headers=auth(partner),
         )
         assert payout.status_code == 403
+        # Payouts are finance's: not even a channel manager records one.
         payout = await client.post(
             f"{url}/partners/{partner}/payouts",
             json={"amount": "400.00", "reference": f"wire-{run}"},
             headers=ADMIN,
+        )
+        assert payout.json() == {"detail": "this needs the role finance"}
+        payout = await client.post(
+            f"{url}/partners/{partner}/payouts",
+            json={"amount": "400.00", "reference": f"wire-{run}"},
+            headers=FINANCE,
         )
         assert payout.status_code == 201, payout.text
         assert payout.json()["balance_after"] == "500.00"
         overpay = await client.post(
             f"{url}/partners/{partner}/payouts",
             json={"reference": "x", "amount": "500.01"},
-            headers=ADMIN,
+            headers=FINANCE,
         )
         assert overpay.status_code == 409
         body = await balance_is(client, url, partner, "500.00")

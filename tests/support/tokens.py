@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from shared.identity import MAX_TTL, Role, TokenIssuer, new_signing_key
+import jwt
+
+from shared.identity import MAX_TTL, SERVICES, Role, TokenIssuer, new_signing_key
 
 if os.environ.get("TOKEN_SIGNING_KEY") and os.environ.get("TOKEN_VERIFICATION_KEYS"):
     SIGNING_KEY = json.loads(os.environ["TOKEN_SIGNING_KEY"])
@@ -38,8 +42,30 @@ def bearer(value: str) -> dict[str, str]:
 
 ADMIN_TOKEN = token("channel-manager@tests", Role.CHANNEL_MANAGER)
 ADMIN = bearer(ADMIN_TOKEN)
+FINANCE = bearer(token("finance@tests", Role.FINANCE))
+ENABLEMENT_SYSTEM = bearer(token("enablement-system", Role.SYSTEM))
 
 
 def auth(partner_id: str) -> dict[str, str]:
     """The bearer header of one of the partner's users."""
     return bearer(token(f"{partner_id}/tests", Role.PARTNER_USER, partner_id=partner_id))
+
+
+def expired(subject: str, *roles: Role, partner_id: str | None = None) -> str:
+    """A token the platform's key signed two hours ago for one hour, made with PyJWT itself
+    (not the platform's issuer, which refuses to make one)."""
+    past = datetime.now(UTC) - timedelta(hours=2)
+    claims: dict[str, Any] = {
+        "iss": "pollinate",
+        "sub": subject,
+        "aud": list(SERVICES),
+        "jti": str(uuid.uuid4()),
+        "iat": past,
+        "nbf": past,
+        "exp": past + timedelta(hours=1),
+        "roles": [role.value for role in roles],
+    }
+    if partner_id is not None:
+        claims["partner_id"] = partner_id
+    key = jwt.PyJWK(SIGNING_KEY, algorithm="EdDSA")
+    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": SIGNING_KEY["kid"]})

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
 import httpx
-import jwt
 import pytest
 from fastapi import APIRouter, Request
 
@@ -28,7 +27,7 @@ from shared.settings import ServiceSettings
 from shared.topics import ATTRIBUTION_CREDITS, PARTNER_NOTIFICATIONS
 from tests.support.factories import credit_issued, deal_state_changed
 from tests.support.infra import ROOT
-from tests.support.tokens import SIGNING_KEY, VERIFICATION_KEYS, bearer, token
+from tests.support.tokens import VERIFICATION_KEYS, bearer, expired, token
 
 SETTINGS = ServiceSettings(service_name="edge", token_verification_keys=VERIFICATION_KEYS)
 ADMIN = bearer(token("manager@vendor", Role.CHANNEL_MANAGER, audiences=("edge",)))
@@ -111,16 +110,8 @@ async def test_a_missing_or_forged_token_is_401_with_a_precise_message(client: A
 
 
 async def test_an_expired_foreign_or_misdirected_token_is_401_saying_which(client: Any) -> None:
-    # Signed by the platform's key two hours ago, for an hour (PyJWT directly, not our issuer).
-    past = datetime.now(UTC) - timedelta(hours=2)
-    claims = {
-        **{"iss": "pollinate", "sub": "p1/u", "aud": ["edge"], "jti": "t1"},
-        **{"iat": past, "nbf": past, "exp": past + timedelta(hours=1)},
-        **{"roles": ["partner_user"], "partner_id": "p1"},
-    }
-    key = jwt.PyJWK(SIGNING_KEY, algorithm="EdDSA")
-    expired = jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": SIGNING_KEY["kid"]})
-    answer = await client.get("/things/p1", headers=bearer(expired))
+    stale = expired("p1/u", Role.PARTNER_USER, partner_id="p1")
+    answer = await client.get("/things/p1", headers=bearer(stale))
     assert (answer.status_code, answer.json()) == (401, {"detail": "token expired"})
     elsewhere = token("p1/u", Role.PARTNER_USER, partner_id="p1", audiences=("deals",))
     answer = await client.get("/things/p1", headers=bearer(elsewhere))

@@ -1,0 +1,186 @@
+"""The README's route table is the truth about who may call what: it lists every route of every
+service (checked against the committed OpenAPI documents), and every route answers callers as the
+table says: no token, an expired one, one meant for another service, a role the route does not
+admit, a suspended partner's, and another partner's."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.events.partners import PartnerChange, PartnerStatus
+from shared.identity import PARTNER_ROLES, Role
+from shared.topics import PARTNER_LIFECYCLE, SERVICES
+from tests.support.factories import partner_state_changed
+from tests.support.infra import ROOT, Infra
+from tests.support.kafka import publish
+from tests.support.polling import eventually
+from tests.support.processes import Fleet
+from tests.support.tokens import bearer, expired, token
+
+pytestmark = pytest.mark.e2e
+
+ROW = re.compile(
+    r"^\| (?P<service>[a-z]+) \| `(?P<method>[A-Z]+) (?P<path>\S+)` \| (?P<who>.+) \|$"
+)
+# What a path parameter stands for in these calls (none of them exists: access is decided first).
+PARAMETERS = {
+    "partner_id": "{partner}",
+    "registration_id": "reg_route_access",
+    "claim_id": "clm_route_access",
+    "deal_key": "salesforce:route-access",
+    "item": "agreement_signed",
+}
+# A role to try where a route does not admit it, in order of preference.
+OUTSIDERS = (Role.SYSTEM, Role.FINANCE, Role.PARTNER_USER, Role.CHANNEL_MANAGER)
+
+
+@dataclass(frozen=True)
+class Route:
+    service: str
+    method: str
+    path: str
+    who: str
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        return frozenset(role for role in Role if re.search(rf"\b{role.value}\b", self.who))
+
+    @property
+    def open_to_anyone(self) -> bool:
+        return self.who.startswith("anyone")
+
+    @property
+    def signed_delivery(self) -> bool:
+        return self.who.startswith("signed:")
+
+    def url(self, fleet: Fleet, partner: str) -> str:
+        path = self.path
+        for name, value in PARAMETERS.items():
+            path = path.replace(f"{{{name}}}", value.format(partner=partner))
+        return fleet.url(self.service) + path
+
+    def __str__(self) -> str:
+        return f"{self.service} {self.method} {self.path}"
+
+
+def table() -> list[Route]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("<!-- routes:start", 1)[1].split("<!-- routes:end -->", 1)[0]
+    routes: list[Route] = []
+    for line in section.splitlines():
+        match = ROW.match(line.strip())
+        if match is None:
+            continue
+        services = SERVICES if match["service"] == "any" else (match["service"],)
+        routes += [Route(s, match["method"], match["path"], match["who"]) for s in services]
+    return routes
+
+
+ROUTES = table()
+
+
+def test_the_table_lists_every_route_of_every_service_once() -> None:
+    documented = set()
+    for service in SERVICES:
+        document = json.loads((ROOT / "docs" / "openapi" / f"{service}.json").read_text())
+        for path, operations in document["paths"].items():
+            documented |= {(service, method.upper(), path) for method in operations}
+    listed = [(r.service, r.method, r.path) for r in ROUTES]
+    assert len(listed) == len(set(listed))
+    assert set(listed) == documented
+    for route in ROUTES:
+        assert route.open_to_anyone or route.signed_delivery or route.roles, str(route)
+
+
+async def call(client: httpx.AsyncClient, route: Route, url: str, headers: dict[str, str]) -> Any:
+    body = {"json": {}} if route.method == "POST" else {}
+    return await client.request(route.method, url, headers=headers, **body)
+
+
+@pytest.fixture(scope="module")
+async def suspended_partner(fleet: Fleet, infra: Infra) -> str:
+    """A partner onboarding suspended, as every service hears it from the lifecycle topic."""
+    partner_id = f"ptn_revoked_{uuid.uuid4().hex[:8]}"
+    state = partner_state_changed(
+        partner_id=partner_id, status=PartnerStatus.SUSPENDED, change=PartnerChange.SUSPENDED
+    )
+    await publish(infra, PARTNER_LIFECYCLE, [state], subject=partner_id, source="onboarding")
+    headers = bearer(token(f"{partner_id}/u", Role.PARTNER_USER, partner_id=partner_id))
+    async with httpx.AsyncClient(timeout=10) as client:
+
+        async def refused_everywhere() -> bool:
+            probes = [
+                await client.get(f"{fleet.url('incentives')}/programs", headers=headers),
+                await client.get(f"{fleet.url('deals')}/registrations", headers=headers),
+                await client.get(f"{fleet.url('onboarding')}/partners", headers=headers),
+                await client.get(
+                    f"{fleet.url('attribution')}/partners/{partner_id}/revenue", headers=headers
+                ),
+            ]
+            return all(p.status_code == 403 for p in probes)
+
+        await eventually(refused_everywhere, 20, what="every service to hear of the suspension")
+    return partner_id
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=str)
+async def test_each_route_answers_each_caller_as_the_table_says(
+    fleet: Fleet, suspended_partner: str, route: Route
+) -> None:
+    partner = f"ptn_route_{uuid.uuid4().hex[:6]}"
+    url = route.url(fleet, partner)
+    async with httpx.AsyncClient(timeout=15) as client:
+        anonymous = await call(client, route, url, {})
+        if route.open_to_anyone:
+            assert anonymous.status_code not in (401, 403), anonymous.text
+            return
+        assert anonymous.status_code == 401, anonymous.text
+        if route.signed_delivery:
+            return  # their signatures: tests/integration/test_crm_sources_authenticated.py
+        assert anonymous.json() == {"detail": "missing bearer token"}
+
+        role = sorted(route.roles)[0]
+        partner_id = partner if role in PARTNER_ROLES else None
+        stale = await call(client, route, url, bearer(expired("x", role, partner_id=partner_id)))
+        assert (stale.status_code, stale.json()) == (401, {"detail": "token expired"})
+
+        others = tuple(s for s in SERVICES if s != route.service)
+        misdirected = token("x", role, partner_id=partner_id, audiences=others)
+        answer = await call(client, route, url, bearer(misdirected))
+        assert (answer.status_code, answer.json()) == (
+            401,
+            {"detail": f"token not meant for {route.service}"},
+        )
+
+        if not route.path.endswith("/run"):  # a run would change other tests' data
+            for admitted in sorted(route.roles):
+                own = partner if admitted in PARTNER_ROLES else None
+                answer = await call(
+                    client, route, url, bearer(token("x", admitted, partner_id=own))
+                )
+                assert answer.status_code not in (401, 403), (admitted, answer.text)
+
+        outsider = next(r for r in OUTSIDERS if r not in route.roles)
+        stranger = partner if outsider in PARTNER_ROLES else None
+        refused = await call(client, route, url, bearer(token("x", outsider, partner_id=stranger)))
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["detail"].startswith("this needs "), refused.text
+
+        if route.roles & PARTNER_ROLES:
+            revoked = bearer(token("u", Role.PARTNER_USER, partner_id=suspended_partner))
+            answer = await call(client, route, url.replace(partner, suspended_partner), revoked)
+            assert (answer.status_code, answer.json()) == (
+                403,
+                {"detail": "partner access revoked: suspended"},
+            )
+            if "{partner_id}" in route.path and route.method == "GET":
+                other = bearer(token("u", Role.PARTNER_USER, partner_id=f"{partner}-other"))
+                answer = await call(client, route, url, other)
+                assert answer.status_code == 404, answer.text
