@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -22,16 +23,8 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
     service_name: str
-    # How the service reaches Kafka and who it is there (shared/kafka_client.py): by default
-    # SASL/SCRAM-SHA-512 as the principal the service is granted its topics under.
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    kafka_security_protocol: str = "SASL_PLAINTEXT"
-    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
-    kafka_sasl_username: str = ""
-    kafka_sasl_password: SecretStr = SecretStr("")
-    kafka_ssl_cafile: str = ""
-    kafka_ssl_certfile: str = ""
-    kafka_ssl_keyfile: str = ""
+    # How the service reaches Kafka and who it is there: the KAFKA_* variables, read by
+    # KafkaConnection (shared/kafka_client.py), which lists them; see `kafka` below.
     # Defaults to the local stack's role for this service (see deploy/postgres/init.sql): the
     # runtime role, which reads and writes rows of the service's schema and nothing else.
     database_url: str = ""
@@ -115,10 +108,9 @@ class ServiceSettings(BaseSettings):
 
     @property
     def kafka(self) -> KafkaConnection:
-        """The Kafka connection these settings describe; refuses incomplete credentials."""
-        return KafkaConnection.model_validate(
-            {name: getattr(self, f"kafka_{name}") for name in KafkaConnection.model_fields}
-        )
+        """How this process reaches Kafka (the KAFKA_* variables); refuses incomplete
+        credentials, saying what to set."""
+        return KafkaConnection.from_env(os.environ)
 
     @model_validator(mode="after")
     def _default_database_urls(self) -> ServiceSettings:

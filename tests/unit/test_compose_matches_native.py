@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from services.deals.settings import DealsSettings
+from shared.kafka_client import KafkaConnection
 from shared.settings import ServiceSettings
 from shared.topics import SERVICES
 
@@ -35,6 +36,7 @@ def test_every_service_runs_its_own_module_with_its_own_role() -> None:
 def test_service_environment_names_are_settings_the_services_read() -> None:
     known = {field.upper() for field in ServiceSettings.model_fields}
     known |= {f"DEALS_{field.upper()}" for field in DealsSettings.model_fields}
+    known |= {f"KAFKA_{field.upper()}" for field in KafkaConnection.model_fields}
     for name in SERVICES:
         env = compose()["services"][name]["environment"]
         unknown = {k for k in env if k not in known and not k.startswith("OTEL_")}

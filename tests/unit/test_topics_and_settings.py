@@ -27,8 +27,10 @@ def test_settings_default_to_the_local_stack_role_of_the_service(
     monkeypatch.delenv("DATABASE_URL", raising=False)
     settings = ServiceSettings(service_name="deals")
     assert settings.database_url == "postgresql://deals_svc:deals_svc@127.0.0.1:5432/pollinate"
-    assert settings.kafka_bootstrap_servers == "127.0.0.1:9092"
-    assert settings.kafka_security_protocol == "SASL_PLAINTEXT"
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "deals")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "pw")
+    assert settings.kafka.bootstrap_servers == "127.0.0.1:9092"
+    assert settings.kafka.security_protocol == "SASL_PLAINTEXT"
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -37,7 +39,9 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     mp.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka:9092")
     settings = ServiceSettings(service_name="deals")
     assert settings.database_url == "postgresql://x@db/p"
-    assert settings.kafka_bootstrap_servers == "kafka:9092"
+    mp.setenv("KAFKA_SASL_USERNAME", "deals")
+    mp.setenv("KAFKA_SASL_PASSWORD", "pw")
+    assert settings.kafka.bootstrap_servers == "kafka:9092"
 
 
 def test_advisory_keys_are_stable_signed_64_bit() -> None:
