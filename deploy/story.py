@@ -171,6 +171,24 @@ class Story:
         )
         return decision
 
+    async def link(self, partner: Partner, registration_id: str, deal_key: str) -> None:
+        """Link the partner's registration to a CRM deal once deals' CRM projection knows it
+        (deals verifies the deal's customer and amount; 409 until then)."""
+
+        async def linked() -> bool:
+            answer = await self.client.post(
+                f"{self.urls['deals']}/registrations/{registration_id}/crm-link",
+                headers=partner.auth,
+                json={"crm_deal_key": deal_key},
+            )
+            if answer.status_code == 200:
+                self.say(
+                    f"deals: {partner.company} linked {registration_id}: {answer.json()['reason']}"
+                )
+            return answer.status_code == 200
+
+        await eventually(linked, 45, what=f"deals to link {registration_id} to {deal_key}")
+
     async def crm(self, record_id: str, change: str, at: datetime, fields: dict[str, Any]) -> None:
         """A Salesforce change as the CDC relay delivers it: signed with Standard Webhooks
         (the deals service's relay secret: DEALS_SALESFORCE_WEBHOOK_SECRET, or the local one)."""
@@ -210,7 +228,7 @@ class Story:
         alpine, birch, cobalt, delta, ember = cast.values()
         now = datetime.now(UTC)
 
-        # 1. A clean registration, linked to the CRM opportunity it will become.
+        # 1. A clean registration; it links to the CRM opportunity it becomes (step 4).
         northwind = f"Northwind {self.run} Traders Ltd."
         northwind_domain = f"northwind-{self.run}.example"
         record = f"006NW{self.run}"
@@ -218,9 +236,7 @@ class Story:
         result.decisions["clean"] = await self.register(
             alpine,
             "clean registration",
-            self.registration(
-                northwind, f"https://www.{northwind_domain}", crm_deal_key=result.won_deal_key
-            ),
+            self.registration(northwind, f"https://www.{northwind_domain}"),
         )
 
         # 2. Another partner registers the same customer, spelt differently, no domain.
@@ -279,6 +295,7 @@ class Story:
                 "CreatedDate": opened.isoformat().replace("+00:00", "Z"),
             },
         )
+        await self.link(alpine, result.decisions["clean"]["registration_id"], result.won_deal_key)
         # Reported as they happen, after the registration: first touch is the sourcing partner.
         for partner, kind in ((delta, "technical_validation"), (ember, "co_sell_meeting")):
             await self.call(

@@ -11,10 +11,13 @@ from services.deals import crm_ingestion, verification, views
 from services.deals.domain.rules import RulesOfEngagement
 from services.deals.expiry import run_expiry
 from services.deals.extension import request_extension
+from services.deals.linking import link_registration
 from services.deals.registering import decide, register
 from services.deals.review import review
 from services.deals.schemas import (
     CheckOut,
+    CrmLinkIn,
+    CrmLinkOut,
     DecisionOut,
     ExpiryRunOut,
     ExtensionOut,
@@ -75,8 +78,8 @@ async def create_registration(
     return DecisionOut(
         registration_id=registration_id,
         status=decision.status,
-        reasons=list(decision.reasons),
-        conflicts=list(decision.conflicts),
+        reasons=views.reasons_for(decision, who),
+        conflicts=views.conflicts_out(decision.conflicts, who),
         policy_version=decision.policy_version,
         expires_at=decision.expires_at,
     )
@@ -96,8 +99,8 @@ async def dry_run(
         decision = await decide(conn, policy, request)
     return CheckOut(
         would_be=decision.status,
-        reasons=list(decision.reasons),
-        conflicts=list(decision.conflicts),
+        reasons=views.reasons_for(decision, who),
+        conflicts=views.conflicts_out(decision.conflicts, who),
         policy_version=decision.policy_version,
     )
 
@@ -126,6 +129,25 @@ async def extend_registration(
             conn, platform.outbox, policy, who, registration_id
         )
     return ExtensionOut(registration_id=registration_id, expires_at=expires_at, reason=why)
+
+
+@router.post("/registrations/{registration_id}/crm-link", tags=["registrations"])
+async def link_to_crm_deal(
+    registration_id: str, body: CrmLinkIn, who: CallerDep, platform: PlatformDep, policy: PolicyDep
+) -> CrmLinkOut:
+    """Link the caller's registration to a CRM deal: the deal must be in the CRM projection,
+    on the registration's customer and held by no other registration (409 otherwise); an
+    amount that disagrees with the CRM's sends an approved registration to review."""
+    async with platform.transaction() as conn:
+        status, reason = await link_registration(
+            conn, platform.outbox, policy, who, registration_id, body.crm_deal_key
+        )
+    return CrmLinkOut(
+        registration_id=registration_id,
+        crm_deal_key=body.crm_deal_key,
+        status=status,
+        reason=reason,
+    )
 
 
 @router.post("/registrations/{registration_id}/review", tags=["registrations"])

@@ -10,12 +10,14 @@ from datetime import timedelta
 from services.deals import repository
 from services.deals.crm_projection import deal_state_events
 from services.deals.domain.lifecycle import decision_notification_kind
+from services.deals.domain.links import decided_with_link
 from services.deals.domain.rules import (
     Decision,
     RegistrationRequest,
     RulesOfEngagement,
     check_registration,
 )
+from services.deals.linking import check_link
 from shared.clock import now
 from shared.db import Connection
 from shared.events.crm import Customer as CustomerRef
@@ -44,9 +46,16 @@ async def register(
     request: RegistrationRequest,
     crm_deal_key: str | None,
 ) -> tuple[str, Decision]:
-    """Decide and store a registration; returns its id and the decision."""
+    """Decide and store a registration; returns its id and the decision. A CRM link is
+    verified first (409 when it may not be made; an approval whose link disagrees with the
+    CRM goes to review)."""
     await repository.lock_customer(conn, request.customer)
-    decision = await decide(conn, policy, request)
+    verdict = None
+    if crm_deal_key is not None:
+        verdict = await check_link(
+            conn, policy, crm_deal_key, request.customer, request.amount, request.currency
+        )
+    decision = decided_with_link(await decide(conn, policy, request), verdict)
     registration_id = f"reg_{uuid.uuid4().hex[:16]}"
     decided_at = now()
     inputs = {
@@ -88,9 +97,10 @@ async def _decision_notifications(
     request: RegistrationRequest,
     decision: Decision,
 ) -> list[OutgoingEvent]:
-    """The partner hears its decision; a direct owner in conflict hears of the registration; on
-    an approval, the account's direct owners hear of the co-sell and (under policy) other
-    active partners on the account of the overlap."""
+    """The partner hears its decision (what a partner may know of it); a direct owner in
+    conflict hears of the registration; on an approval, the account's direct owners hear of the
+    co-sell and (under policy) other active partners on the account of the overlap, never who
+    or which registration."""
     partner_id, customer = request.partner_id, request.customer
     summary = "; ".join(decision.reasons)
     about = f"{registration_id}/decided"
@@ -101,7 +111,7 @@ async def _decision_notifications(
             kind,
             about=about,
             subject=f"Registration {registration_id} for {customer.name}: {decision.status.value}",
-            body=summary,
+            body="; ".join(decision.partner_reasons),
             registration_id=registration_id,
         )
     ]
@@ -142,7 +152,6 @@ async def _decision_notifications(
                     about=about,
                     subject=f"Another partner is working {customer.name}",
                     body="A partner registered a different product on an account you are working.",
-                    registration_id=registration_id,
                 )
             )
     return notes

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from services.deals.domain.customers import Customer
+from services.deals.domain.links import CrmDealSeen
 from services.deals.domain.rules import (
     Decision,
     ExistingRegistration,
@@ -171,8 +172,8 @@ async def insert_registration(
         """
         INSERT INTO registrations (registration_id, partner_id, customer_name, customer_domain, customer_country,
             name_key, products, amount, currency, status, reasons, conflicts, policy_version, inputs,
-            submitted_at, decided_at, expires_at, crm_deal_key, updated_at)
-        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12::jsonb,$13,$14::jsonb,$15,$16,$17,$18,$16)
+            submitted_at, decided_at, expires_at, crm_deal_key, updated_at, partner_reasons)
+        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12::jsonb,$13,$14::jsonb,$15,$16,$17,$18,$16,$19)
         """,
         registration_id,
         request.partner_id,
@@ -192,6 +193,7 @@ async def insert_registration(
         decided_at,
         decision.expires_at,
         crm_deal_key,
+        list(decision.partner_reasons),
     )
 
 
@@ -214,6 +216,56 @@ async def store_status(
         status.value,
         expires_at,
     )
+
+
+async def store_link(conn: Connection, registration_id: str, deal_key: str, reason: str) -> None:
+    """Link the registration, its reasons (the partner's too) saying how the link was found."""
+    await conn.execute(
+        """UPDATE registrations SET crm_deal_key = $2, reasons = reasons || $3::text,
+               partner_reasons = COALESCE(partner_reasons, '{}') || $3::text, updated_at = now()
+           WHERE registration_id = $1""",
+        registration_id,
+        deal_key,
+        reason,
+    )
+
+
+async def lock_crm_link(conn: Connection, deal_key: str) -> None:
+    """Serialise links to one CRM opportunity (released at commit): two never both hold it."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($1)", advisory_key("deals", "crm-link", deal_key)
+    )
+
+
+async def crm_deal_seen(conn: Connection, deal_key: str) -> CrmDealSeen | None:
+    """The opportunity as the link check compares it (None: the projection does not know it)."""
+    row = await conn.fetchrow(
+        """SELECT deal_key, customer_name, customer_domain, amount, currency, deleted
+           FROM crm_deals WHERE deal_key = $1""",
+        deal_key,
+    )
+    if row is None:
+        return None
+    return CrmDealSeen(
+        row["deal_key"],
+        Customer.parse(row["customer_name"], row["customer_domain"]),
+        row["amount"],
+        row["currency"],
+        row["deleted"],
+    )
+
+
+async def link_holders(
+    conn: Connection, deal_key: str, registration_id: str | None
+) -> list[RegistrationStatus]:
+    """The statuses of the other registrations linked to `deal_key`."""
+    rows = await conn.fetch(
+        """SELECT status FROM registrations
+           WHERE crm_deal_key = $1 AND registration_id IS DISTINCT FROM $2""",
+        deal_key,
+        registration_id,
+    )
+    return [RegistrationStatus(r["status"]) for r in rows]
 
 
 async def count_extension(conn: Connection, registration_id: str) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from services.deals.domain.rules import RegistrationRequest
-from shared.events.registrations import ConflictInfo, RegistrationStatus
+from shared.events.registrations import RegistrationStatus
 from shared.inputs import (
     CountryCode,
     CurrencyCode,
@@ -51,11 +51,25 @@ class RegistrationIn(BaseModel):
         )
 
 
+class ConflictOut(BaseModel):
+    """A conflict: a partner sees its kind ("conflict with another partner" or "direct sales")
+    and how it matched; channel managers also its evidence (the other registration or CRM deal,
+    the other partner or direct owner, the similarity and since when)."""
+
+    kind: str = Field(description="partner | direct_sales")
+    summary: str
+    matched_on: str = Field(description="domain | name")
+    reference: str | None = Field(default=None, description="channel managers only")
+    party: str | None = Field(default=None, description="channel managers only")
+    similarity: float | None = Field(default=None, description="channel managers only")
+    registered_at: datetime | None = Field(default=None, description="channel managers only")
+
+
 class DecisionOut(BaseModel):
     registration_id: str
     status: RegistrationStatus
-    reasons: list[str]
-    conflicts: list[ConflictInfo] = Field(description="with timestamp evidence")
+    reasons: list[str] = Field(description="a partner hears no other partner, registration or rep")
+    conflicts: list[ConflictOut] = Field(description="with evidence for channel managers")
     policy_version: str
     expires_at: datetime | None = Field(description="end of the protection window, if any")
 
@@ -65,7 +79,7 @@ class CheckOut(BaseModel):
 
     would_be: RegistrationStatus
     reasons: list[str]
-    conflicts: list[ConflictInfo]
+    conflicts: list[ConflictOut]
     policy_version: str
 
 
@@ -83,7 +97,7 @@ class RegistrationOut(BaseModel):
     currency: str
     status: RegistrationStatus
     reasons: list[str]
-    conflicts: list[ConflictInfo]
+    conflicts: list[ConflictOut]
     policy_version: str
     inputs: dict[str, Any]
     submitted_at: datetime
@@ -93,6 +107,19 @@ class RegistrationOut(BaseModel):
     crm_deal_key: str | None
     updated_at: datetime
     expiry_warned_for: datetime | None
+
+
+class CrmLinkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    crm_deal_key: DealKey
+
+
+class CrmLinkOut(BaseModel):
+    registration_id: str
+    crm_deal_key: str
+    status: RegistrationStatus = Field(description="pending_review when the link goes to review")
+    reason: str
 
 
 class ExtensionOut(BaseModel):

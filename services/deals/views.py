@@ -1,20 +1,38 @@
-"""Reading registrations for the API: partners see their own, channel managers all."""
+"""Reading registrations for the API: partners see their own, channel managers all; a partner
+sees of a conflict only its kind (services/deals/domain/disclosure.py)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import asdict
 
+from services.deals.domain.disclosure import conflicts_seen, inputs_seen, reasons_seen
+from services.deals.domain.rules import Decision
 from services.deals.repository import Row
-from services.deals.schemas import RegistrationOut
+from services.deals.schemas import ConflictOut, RegistrationOut
 from shared.db import Pool
+from shared.events.registrations import ConflictInfo
 from shared.http import partner_scope
 from shared.identity import Caller
 
 
-def registration_out(row: Row) -> RegistrationOut:
+def conflicts_out(conflicts: Sequence[ConflictInfo], who: Caller) -> list[ConflictOut]:
+    return [
+        ConflictOut.model_validate(asdict(c))
+        for c in conflicts_seen(conflicts, partner=not who.is_admin)
+    ]
+
+
+def registration_out(row: Row, who: Caller) -> RegistrationOut:
     out = dict(row)
-    out["conflicts"] = json.loads(out["conflicts"])
-    out["inputs"] = json.loads(out["inputs"])
+    conflicts = [ConflictInfo.model_validate(c) for c in json.loads(out["conflicts"])]
+    partner = not who.is_admin  # only channel managers see the evidence
+    out["conflicts"] = conflicts_out(conflicts, who)
+    out["reasons"] = reasons_seen(
+        out["reasons"], out.pop("partner_reasons", None), conflicts, partner=partner
+    )
+    out["inputs"] = inputs_seen(json.loads(out["inputs"]), partner=partner)
     return RegistrationOut.model_validate(out)
 
 
@@ -26,7 +44,7 @@ async def registrations(pool: Pool, who: Caller, limit: int) -> list[Registratio
         who.partner_id,
         min(max(limit, 1), 500),
     )
-    return [registration_out(r) for r in rows]
+    return [registration_out(r, who) for r in rows]
 
 
 async def registration(pool: Pool, who: Caller, registration_id: str) -> RegistrationOut:
@@ -36,4 +54,9 @@ async def registration(pool: Pool, who: Caller, registration_id: str) -> Registr
     )
     partner_scope(who, row["partner_id"] if row else None, f"registration {registration_id}")
     assert row is not None
-    return registration_out(row)
+    return registration_out(row, who)
+
+
+def reasons_for(decision: Decision, who: Caller) -> list[str]:
+    """A decision's reasons as the caller may read them."""
+    return list(decision.reasons if who.is_admin else decision.partner_reasons)

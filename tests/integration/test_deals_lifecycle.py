@@ -96,26 +96,42 @@ async def test_a_registration_closes_with_its_crm_opportunity(
     partner, record_id = f"p-close-{run}", f"006{run}"
     deal_key = f"salesforce:{record_id}"
     await partners_onboarded(infra, partner)
+    account = {
+        "Account_Name__c": f"Q{run} Lifecycle Industries",
+        "Account_Website__c": f"https://lifecycle-{run}.example",
+    }
+    opened, closed = started - timedelta(seconds=2), started + timedelta(seconds=2)
+    opening = salesforce_cdc(
+        record_id,
+        "CREATE",
+        opened,
+        {"StageName": "Qualification", "Amount": 12000.0, "CurrencyIsoCode": "USD"} | account,
+    )
     async with httpx.AsyncClient(timeout=30) as client:
+        # A registration links only to an opportunity the CRM projection knows.
+        response = await client.post(
+            f"{deals_instances[1]}/crm/salesforce", **salesforce_delivery(opening)
+        )
+        assert response.status_code == 202
+
+        async def projected() -> bool:
+            return bool(
+                await admin_db.fetchval(
+                    "SELECT amount IS NOT NULL FROM deals.crm_deals WHERE deal_key = $1", deal_key
+                )
+            )
+
+        await eventually(projected)
         created = await register(
             client, deals_instances[0], partner, run, crm_deal_key=deal_key, amount=amount
         )
         assert created["status"] == decided
         registration_id = created["registration_id"]
-        opened, closed = started + timedelta(seconds=1), started + timedelta(seconds=2)
-        account = {
-            "Account_Name__c": f"Q{run} Lifecycle Industries",
-            "Account_Website__c": f"https://lifecycle-{run}.example",
-        }
         # Delivered newest first: the stale "open" must not reopen the closed deal.
         for event in (
             salesforce_cdc(record_id, "UPDATE", closed, {"StageName": stage, "Amount": 13000.0}),
             salesforce_cdc(
-                record_id,
-                "CREATE",
-                opened,
-                {"StageName": "Qualification", "Amount": 12000.0, "CurrencyIsoCode": "USD"}
-                | account,
+                record_id, "UPDATE", started + timedelta(seconds=1), {"StageName": "Qualification"}
             ),
         ):
             response = await client.post(
@@ -300,7 +316,10 @@ async def test_co_sell_notifications_reach_partners_account_owners_and_overlappi
         assert [c["kind"] for c in await eventually(conflict_visible)] == ["direct_sales"]
         third_decision = await register_for(third, "b", "data")
         assert third_decision["status"] == "pending_review"
-        assert any(rep_b in reason for reason in third_decision["reasons"])
+        # The partner hears "direct sales", never the rep or the rep's opportunity.
+        assert any("direct sales" in reason for reason in third_decision["reasons"])
+        assert rep_b not in json.dumps(third_decision)
+        assert f"006b{run}" not in json.dumps(third_decision)
 
         # Account C: the rep owns the account (a lost deal, nothing open): co-sell, not conflict.
         await rep_opportunity("c", rep_c, "Closed Lost")

@@ -29,7 +29,7 @@ from tests.support.crm import (
 from tests.support.deals import partners_onboarded
 from tests.support.infra import Infra
 from tests.support.polling import eventually
-from tests.support.processes import auth
+from tests.support.processes import ADMIN, auth
 
 pytestmark = pytest.mark.integration
 
@@ -59,8 +59,15 @@ async def test_racing_registrations_on_two_instances_never_both_win(
             decisions = sorted((r.json() for r in responses), key=lambda d: d["status"])
             assert [d["status"] for d in decisions] == ["approved", "rejected"]
             winner, loser = decisions
-            assert loser["conflicts"][0]["reference"] == winner["registration_id"]
+            # The loser hears only that another partner holds the customer...
+            assert [(c["kind"], c["reference"]) for c in loser["conflicts"]] == [("partner", None)]
             assert "already registered inside the protection window" in loser["reasons"][0]
+            assert winner["registration_id"] not in json.dumps(loser)
+            # ...a channel manager sees which registration it lost to.
+            stored = await client.get(
+                f"{deals_instances[0]}/registrations/{loser['registration_id']}", headers=ADMIN
+            )
+            assert stored.json()["conflicts"][0]["reference"] == winner["registration_id"]
 
         # Partners see only their own registrations.
         mine = (await client.get(f"{deals_instances[0]}/registrations", headers=auth(first))).json()

@@ -725,11 +725,15 @@ async def test_a_look_alike_customer_name_still_conflicts(
             json=_registration(customer_name=cyrillic),
             headers=auth(second),
         )
-    assert dodged.status_code == 201
-    decision = dodged.json()
-    assert decision["status"] == "rejected"
-    assert decision["conflicts"][0]["reference"] == won.json()["registration_id"]
-    assert decision["conflicts"][0]["matched_on"] == "name"
+        assert dodged.status_code == 201
+        decision = dodged.json()
+        assert decision["status"] == "rejected"
+        assert decision["conflicts"][0]["matched_on"] == "name"
+        # The partner is not told which registration it conflicts with; a channel manager is.
+        stored = await client.get(
+            f"{urls['deals']}/registrations/{decision['registration_id']}", headers=ADMIN
+        )
+    assert stored.json()["conflicts"][0]["reference"] == won.json()["registration_id"]
 
 
 OPERATIONS = [

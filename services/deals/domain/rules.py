@@ -44,6 +44,9 @@ class RulesOfEngagement:
         }
     )
     name_similarity_threshold: float = 0.88
+    # A CRM link whose amount differs from the declared one by more than this share of the
+    # CRM's amount (or in another currency) goes to review instead of being trusted.
+    link_amount_tolerance: Decimal = Decimal("0.05")
     partner_conflict: PartnerConflictPolicy = PartnerConflictPolicy.FIRST_COME
     direct_conflict_reviews: bool = True  # False: direct-sales conflicts reject outright
     overlap_hints: bool = True
@@ -164,16 +167,25 @@ class OpenOpportunity(_NamesACustomer):
 
 @dataclass(frozen=True)
 class Decision:
+    """A decision with its full evidence (`reasons`, `conflicts`: for channel managers) and what
+    the partner is told (`partner_reasons`: never another partner, its registration or a rep)."""
+
     status: RegistrationStatus
     reasons: tuple[str, ...]
     conflicts: tuple[ConflictInfo, ...]
     policy_version: str
     expires_at: datetime | None
+    partner_reasons: tuple[str, ...] = ()
 
     @property
     def direct_conflict(self) -> ConflictInfo | None:
         return next((c for c in self.conflicts if c.kind == "direct_sales"), None)
 
+
+# What a partner hears of a conflict: its kind, never who or what it is with.
+PARTNER_CONFLICT = "conflict with another partner"
+DIRECT_SALES = "direct sales"
+CONFLICT_SUMMARIES = {"partner": PARTNER_CONFLICT, "direct_sales": DIRECT_SALES}
 
 _HOLDING = (
     RegistrationStatus.APPROVED,
@@ -188,8 +200,14 @@ class _Findings:
     something sends the registration to review."""
 
     reasons: list[str] = field(default_factory=list)
+    partner_reasons: list[str] = field(default_factory=list)
     conflicts: list[ConflictInfo] = field(default_factory=list)
     review: bool = False
+
+    def say(self, reason: str, to_partner: str | None = None) -> None:
+        """Record a reason; `to_partner` is what the partner hears instead (default: the same)."""
+        self.reasons.append(reason)
+        self.partner_reasons.append(reason if to_partner is None else to_partner)
 
     def conflict(
         self,
@@ -236,12 +254,17 @@ def check_registration(
             else None
         )
         return Decision(
-            status, tuple(found.reasons), tuple(found.conflicts), policy.version, expires
+            status,
+            tuple(found.reasons),
+            tuple(found.conflicts),
+            policy.version,
+            expires,
+            tuple(found.partner_reasons),
         )
 
     refusal = _partner_refusal(policy, request, partner)
     if refusal is not None:
-        found.reasons.append(refusal)
+        found.say(refusal)
         return decide(RegistrationStatus.REJECTED)
     assert partner is not None  # an unknown partner is refused above
     if _partner_conflicts(policy, request, registrations, found):
@@ -250,19 +273,17 @@ def check_registration(
         return decide(RegistrationStatus.REJECTED)
     limit = policy.auto_approve_limits.get(partner.tier)
     if limit is None:
-        found.reasons.append(f"no auto-approval limit for tier {partner.tier!r}: manual review")
+        found.say(f"no auto-approval limit for tier {partner.tier!r}: manual review")
         found.review = True
     elif request.amount > limit:
-        found.reasons.append(
+        found.say(
             f"amount {request.amount} {request.currency} exceeds the {partner.tier} auto-approval limit {limit}"
         )
         found.review = True
 
     if found.review:
         return decide(RegistrationStatus.PENDING_REVIEW)
-    found.reasons.append(
-        "no conflicts, partner active and authorised, amount within the auto-approval limit"
-    )
+    found.say("no conflicts, partner active and authorised, amount within the auto-approval limit")
     return decide(RegistrationStatus.APPROVED)
 
 
@@ -323,11 +344,16 @@ def _partner_conflicts(
             f" at {other.registered_at.isoformat()}, matched on {conflict.matched_on}"
         )
         if policy.partner_conflict is PartnerConflictPolicy.FIRST_COME:
-            found.reasons.append(
-                f"customer already registered inside the protection window ({evidence})"
+            found.say(
+                f"customer already registered inside the protection window ({evidence})",
+                f"{PARTNER_CONFLICT}: the customer is already registered inside the protection"
+                " window (first come, first served)",
             )
             return True
-        found.reasons.append(f"possible partner conflict with {evidence}: escalated for review")
+        found.say(
+            f"possible partner conflict with {evidence}: escalated for review",
+            f"possible {PARTNER_CONFLICT}: escalated for review",
+        )
         found.review = True
     return False
 
@@ -358,10 +384,15 @@ def _direct_conflicts(
             f"open direct opportunity {opportunity.deal_key} owned by {opportunity.owner}"
             f" since {opportunity.created_at.isoformat()}"
         )
+        told = f"{DIRECT_SALES}: the vendor's own sales team already works this customer"
         if not policy.direct_conflict_reviews:
-            found.reasons.append(f"direct-sales conflict: {text}")
+            found.say(
+                f"direct-sales conflict: {text}", f"{told}; direct conflicts are not reviewed"
+            )
             return True
-        found.reasons.append(f"direct-sales conflict: {text}: escalated for review")
+        found.say(
+            f"direct-sales conflict: {text}: escalated for review", f"{told}: escalated for review"
+        )
         found.review = True
     return False
 

@@ -1,0 +1,113 @@
+"""Verified CRM links: a registration becomes linked to a CRM opportunity (and so, downstream,
+its sourcing partner) only when the opportunity exists in the CRM projection, is the
+registration's customer (its domain, or its name by the conflict check's matching), is held by
+no other registration, and its amount agrees with the declared one; an amount that disagrees
+sends the link to review instead of being trusted.
+
+No I/O: the use case loads the opportunity and its holders and stores what this answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from services.deals.domain.customers import Customer
+from services.deals.domain.rules import Decision
+from shared.errors import Conflict
+from shared.events.registrations import RegistrationStatus
+
+# A registration in these statuses holds its linked opportunity (nobody else may link it).
+HOLDING_LINK = frozenset(
+    {
+        RegistrationStatus.SUBMITTED,
+        RegistrationStatus.APPROVED,
+        RegistrationStatus.PENDING_REVIEW,
+        RegistrationStatus.WON,
+    }
+)
+# Only a live registration can be linked later.
+LINKABLE = frozenset(
+    {RegistrationStatus.SUBMITTED, RegistrationStatus.APPROVED, RegistrationStatus.PENDING_REVIEW}
+)
+
+
+@dataclass(frozen=True)
+class CrmDealSeen:
+    """What the CRM projection knows of an opportunity, as the link check compares it."""
+
+    deal_key: str
+    customer: Customer
+    amount: Decimal | None
+    currency: str | None
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class LinkVerdict:
+    """A link that may be made: trusted, or (with the reason) sent to review."""
+
+    review: bool
+    reason: str
+
+
+def verify_link(
+    deal_key: str,
+    customer: Customer,
+    amount: Decimal,
+    currency: str,
+    deal: CrmDealSeen | None,
+    other_holders: Sequence[RegistrationStatus],
+    threshold: float,
+    tolerance: Decimal,
+) -> LinkVerdict:
+    """May a registration on `customer` declaring `amount` link to `deal_key`? Refused (409)
+    when the deal is unknown, another customer's (one answer for both, so a partner cannot
+    probe which deal keys exist) or held by another registration; to review when the amounts
+    disagree beyond `tolerance` (a share of the CRM's amount)."""
+    if deal is None or deal.deleted or customer.matches(deal.customer, threshold) is None:
+        raise Conflict(f"no CRM deal {deal_key} for this registration's customer")
+    if any(status in HOLDING_LINK for status in other_holders):
+        raise Conflict(f"CRM deal {deal_key} is already linked to another registration")
+    if deal.amount is None or deal.currency is None:
+        return LinkVerdict(True, f"CRM deal {deal_key} has no amount to reconcile: review")
+    if deal.currency != currency:
+        return LinkVerdict(
+            True,
+            f"declared currency {currency} differs from CRM deal {deal_key}'s {deal.currency}:"
+            " review",
+        )
+    if abs(amount - deal.amount) > tolerance * deal.amount:
+        return LinkVerdict(
+            True,
+            f"declared amount {amount} {currency} differs from CRM deal {deal_key}'s"
+            f" {deal.amount} by more than {tolerance:%}: review",
+        )
+    return LinkVerdict(False, f"linked to CRM deal {deal_key}")
+
+
+def linkable(status: RegistrationStatus, current_key: str | None, deal_key: str) -> bool:
+    """Whether a registration may be linked now: live, and not linked to another deal. True
+    means there is something to do; False that it is already linked to this deal."""
+    if status not in LINKABLE:
+        raise Conflict(f"registration is {status.value}; only a live registration is linked")
+    if current_key is not None and current_key != deal_key:
+        raise Conflict(f"registration is already linked to CRM deal {current_key}")
+    return current_key is None
+
+
+def decided_with_link(decision: Decision, verdict: LinkVerdict | None) -> Decision:
+    """A new registration's decision with its CRM link: an approval whose link goes to review
+    is pending review instead (every other decision stands), with the link's reason."""
+    if verdict is None:
+        return decision
+    status = decision.status
+    if verdict.review and status is RegistrationStatus.APPROVED:
+        status = RegistrationStatus.PENDING_REVIEW
+    return replace(
+        decision,
+        status=status,
+        reasons=(*decision.reasons, verdict.reason),
+        partner_reasons=(*decision.partner_reasons, verdict.reason),
+    )

@@ -1,0 +1,75 @@
+"""Linking a registration to a CRM opportunity, at creation or later: verified against the CRM
+projection (services/deals/domain/links.py), serialised per opportunity, in the caller's
+transaction."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from services.deals import repository
+from services.deals.crm_projection import deal_state_events
+from services.deals.domain.customers import Customer
+from services.deals.domain.links import LinkVerdict, linkable, verify_link
+from services.deals.domain.rules import RulesOfEngagement
+from services.deals.status_changes import change_status
+from shared.db import Connection
+from shared.events.registrations import RegistrationStatus
+from shared.http import partner_scope
+from shared.identity import Caller
+from shared.outbox import Outbox
+
+
+async def check_link(
+    conn: Connection,
+    policy: RulesOfEngagement,
+    deal_key: str,
+    customer: Customer,
+    amount: Decimal,
+    currency: str,
+    registration_id: str | None = None,
+) -> LinkVerdict:
+    """Lock the opportunity's links and verify this one (409 when it may not be made)."""
+    await repository.lock_crm_link(conn, deal_key)
+    deal = await repository.crm_deal_seen(conn, deal_key)
+    holders = await repository.link_holders(conn, deal_key, registration_id)
+    return verify_link(
+        deal_key,
+        customer,
+        amount,
+        currency,
+        deal,
+        holders,
+        policy.name_similarity_threshold,
+        policy.link_amount_tolerance,
+    )
+
+
+async def link_registration(
+    conn: Connection,
+    outbox: Outbox,
+    policy: RulesOfEngagement,
+    who: Caller,
+    registration_id: str,
+    deal_key: str,
+) -> tuple[RegistrationStatus, str]:
+    """Link the caller's registration to `deal_key`; returns its status and why. Another
+    partner's registration is not found; a link that may not be made is a conflict saying why.
+    An approved registration whose link disagrees with the CRM goes to review."""
+    row = await repository.registration_for_update(conn, registration_id)
+    partner_scope(who, row["partner_id"] if row else None, f"registration {registration_id}")
+    assert row is not None
+    status = RegistrationStatus(row["status"])
+    if not linkable(status, row["crm_deal_key"], deal_key):
+        return status, f"already linked to CRM deal {deal_key}"
+    customer = Customer.parse(row["customer_name"], row["customer_domain"])
+    verdict = await check_link(
+        conn, policy, deal_key, customer, row["amount"], row["currency"], registration_id
+    )
+    await repository.store_link(conn, registration_id, deal_key, verdict.reason)
+    linked = {**row, "crm_deal_key": deal_key}
+    if verdict.review and status is RegistrationStatus.APPROVED:
+        status = RegistrationStatus.PENDING_REVIEW
+        await change_status(conn, outbox, linked, status, verdict.reason)
+    # Downstream learns the opportunity's linked registrations.
+    await outbox.publish_many(conn, await deal_state_events(conn, deal_key))
+    return status, verdict.reason

@@ -1,0 +1,330 @@
+"""Deals' trust boundary on real processes: a CRM link is verified against the CRM projection
+(customer, holder, amount) and only the registration's own partner may make it; a conflict
+answer tells a partner only the kind of conflict, never who or what it is with, while channel
+managers see the whole evidence."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.crm import salesforce_cdc, salesforce_delivery
+from tests.support.deals import partners_onboarded
+from tests.support.infra import Infra
+from tests.support.polling import eventually
+from tests.support.processes import ADMIN, auth
+
+pytestmark = pytest.mark.integration
+
+
+def customer_name(run: str, name: str) -> str:
+    """A customer name no other customer of the run resembles (the check also matches names)."""
+    return f"{name} {uuid.uuid5(uuid.NAMESPACE_URL, name + run).hex[:12]}"
+
+
+def body(run: str, name: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "customer_name": customer_name(run, name),
+        "customer_domain": f"{name.lower()}-{run}.example",
+        "customer_country": "US",
+        "products": ["data"],
+        "amount": "12000.00",
+        "currency": "USD",
+        **overrides,
+    }
+
+
+async def crm_deal(
+    client: httpx.AsyncClient,
+    deals: str,
+    admin_db: Any,
+    run: str,
+    name: str,
+    *,
+    amount: float = 12000.0,
+    owner: str | None = None,
+) -> str:
+    """A Salesforce opportunity on this run's `name` customer, in the CRM projection: its key."""
+    record_id = f"006{name[:3]}{run}"
+    fields: dict[str, Any] = {
+        "StageName": "Qualification",
+        "Amount": amount,
+        "CurrencyIsoCode": "USD",
+        "Account_Name__c": customer_name(run, name),
+        "Account_Website__c": f"https://{name.lower()}-{run}.example",
+    }
+    if owner is not None:
+        fields["OwnerId"] = owner
+    event = salesforce_cdc(record_id, "CREATE", datetime.now(UTC) - timedelta(days=1), fields)
+    response = await client.post(f"{deals}/crm/salesforce", **salesforce_delivery(event))
+    assert response.status_code == 202
+    deal_key = f"salesforce:{record_id}"
+
+    async def projected() -> bool:
+        amount_known = await admin_db.fetchval(
+            "SELECT amount IS NOT NULL FROM deals.crm_deals WHERE deal_key = $1", deal_key
+        )
+        return bool(amount_known)
+
+    await eventually(projected, what=f"deals projects {deal_key}")
+    return deal_key
+
+
+async def test_a_partner_cannot_take_another_customers_crm_deal(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    """The attack: a partner links its own registration (on another customer) to a CRM deal it
+    found, to become the deal's sourcing partner. Refused at creation and through the link."""
+    run = uuid.uuid4().hex[:8]
+    victim, attacker = f"p-vic-{run}", f"p-att-{run}"
+    await partners_onboarded(infra, victim, attacker)
+    deals = deals_instances[0]
+    async with httpx.AsyncClient(timeout=30) as client:
+        deal_key = await crm_deal(client, deals, admin_db, run, "Victim")
+        at_creation = await client.post(
+            f"{deals}/registrations",
+            headers=auth(attacker),
+            json=body(run, "Other", crm_deal_key=deal_key),
+        )
+        assert at_creation.status_code == 409, at_creation.text
+        assert "no CRM deal" in at_creation.json()["detail"]
+        own = await client.post(
+            f"{deals}/registrations", headers=auth(attacker), json=body(run, "Other")
+        )
+        later = await client.post(
+            f"{deals}/registrations/{own.json()['registration_id']}/crm-link",
+            headers=auth(attacker),
+            json={"crm_deal_key": deal_key},
+        )
+        assert later.status_code == 409, later.text
+        # An unknown deal key answers exactly as another customer's deal does.
+        unknown = await client.post(
+            f"{deals}/registrations/{own.json()['registration_id']}/crm-link",
+            headers=auth(attacker),
+            json={"crm_deal_key": f"salesforce:006none{run}"},
+        )
+        assert unknown.status_code == 409
+        assert unknown.json()["detail"].replace(f"salesforce:006none{run}", "KEY") == (
+            later.json()["detail"].replace(deal_key, "KEY")
+        )
+    linked = await admin_db.fetchval(
+        "SELECT count(*) FROM deals.registrations WHERE crm_deal_key = $1", deal_key
+    )
+    assert linked == 0
+
+
+async def test_a_held_crm_deal_cannot_be_linked_again_nor_another_partners_registration(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    holder, second = f"p-hold-{run}", f"p-sec-{run}"
+    await partners_onboarded(infra, holder, second)
+    deals = deals_instances[0]
+    async with httpx.AsyncClient(timeout=30) as client:
+        deal_key = await crm_deal(client, deals, admin_db, run, "Held")
+        created = await client.post(
+            f"{deals}/registrations", headers=auth(holder), json=body(run, "Held")
+        )
+        registration_id = created.json()["registration_id"]
+        # Another partner may not link the holder's registration (it is not found for them).
+        foreign = await client.post(
+            f"{deals}/registrations/{registration_id}/crm-link",
+            headers=auth(second),
+            json={"crm_deal_key": deal_key},
+        )
+        assert foreign.status_code == 404
+        linked = await client.post(
+            f"{deals}/registrations/{registration_id}/crm-link",
+            headers=auth(holder),
+            json={"crm_deal_key": deal_key},
+        )
+        assert linked.status_code == 200, linked.text
+        assert (linked.json()["status"], linked.json()["reason"]) == (
+            "approved",
+            f"linked to CRM deal {deal_key}",
+        )
+        # The same customer, another product: no conflict, but the deal is held.
+        taken = await client.post(
+            f"{deals}/registrations",
+            headers=auth(second),
+            json=body(run, "Held", products=["ai"], crm_deal_key=deal_key),
+        )
+        assert taken.status_code == 409
+        assert "already linked to another registration" in taken.json()["detail"]
+        assert leaks(taken.text, holder, registration_id) == []
+    holders = await admin_db.fetch(
+        "SELECT registration_id FROM deals.registrations WHERE crm_deal_key = $1", deal_key
+    )
+    assert [r["registration_id"] for r in holders] == [registration_id]
+
+
+async def test_an_amount_the_crm_disagrees_with_sends_the_link_to_review(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-amt-{run}"
+    await partners_onboarded(infra, partner)
+    deals = deals_instances[0]
+    async with httpx.AsyncClient(timeout=30) as client:
+        deal_key = await crm_deal(client, deals, admin_db, run, "Amount", amount=3000.0)
+        created = await client.post(
+            f"{deals}/registrations",
+            headers=auth(partner),
+            json=body(run, "Amount", crm_deal_key=deal_key),
+        )
+        assert created.status_code == 201
+        decision = created.json()
+        assert decision["status"] == "pending_review"
+        assert "differs from CRM deal" in decision["reasons"][-1]
+        # Within the tolerance the link is trusted.
+        close = await crm_deal(client, deals, admin_db, run, "Close", amount=12100.0)
+        trusted = await client.post(
+            f"{deals}/registrations",
+            headers=auth(partner),
+            json=body(run, "Close", crm_deal_key=close),
+        )
+        assert trusted.json()["status"] == "approved"
+        # Linked later, an approved registration goes to review with the reason.
+        later_key = await crm_deal(client, deals, admin_db, run, "Later", amount=90000.0)
+        later = await client.post(
+            f"{deals}/registrations", headers=auth(partner), json=body(run, "Later")
+        )
+        assert later.json()["status"] == "approved"
+        linked = await client.post(
+            f"{deals}/registrations/{later.json()['registration_id']}/crm-link",
+            headers=auth(partner),
+            json={"crm_deal_key": later_key},
+        )
+        assert linked.status_code == 200
+        assert linked.json()["status"] == "pending_review"
+    stored = await admin_db.fetchrow(
+        "SELECT status, crm_deal_key FROM deals.registrations WHERE registration_id = $1",
+        later.json()["registration_id"],
+    )
+    assert (stored["status"], stored["crm_deal_key"]) == ("pending_review", later_key)
+
+
+def leaks(answer: str, *secrets: str) -> list[str]:
+    return [secret for secret in secrets if secret in answer]
+
+
+async def test_a_partner_probing_a_competitors_customer_learns_nothing_identifying(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    """The probe attack: a partner dry-runs (and then registers) customers another partner and a
+    direct rep work; every answer names the kind of conflict only. Channel managers see all."""
+    run = uuid.uuid4().hex[:8]
+    incumbent, prober = f"p-inc-{run}", f"p-probe-{run}"
+    rep = f"005rep{run}"
+    await partners_onboarded(infra, incumbent, prober)
+    deals = deals_instances[0]
+    async with httpx.AsyncClient(timeout=30) as client:
+        first = await client.post(
+            f"{deals}/registrations", headers=auth(incumbent), json=body(run, "Target")
+        )
+        held = first.json()
+        assert held["status"] == "approved"
+        secrets = (incumbent, held["registration_id"], rep)
+        dry = await client.post(
+            f"{deals}/registrations/check", headers=auth(prober), json=body(run, "Target")
+        )
+        assert dry.status_code == 200
+        assert dry.json()["would_be"] == "rejected"
+        assert dry.json()["conflicts"] == [
+            {
+                "kind": "partner",
+                "summary": "conflict with another partner",
+                "matched_on": "domain",
+                "reference": None,
+                "party": None,
+                "similarity": None,
+                "registered_at": None,
+            }
+        ]
+        assert "conflict with another partner" in dry.json()["reasons"][0]
+        decided = await client.post(
+            f"{deals}/registrations", headers=auth(prober), json=body(run, "Target")
+        )
+        assert decided.json()["status"] == "rejected"
+        mine = await client.get(
+            f"{deals}/registrations/{decided.json()['registration_id']}", headers=auth(prober)
+        )
+        listed = await client.get(f"{deals}/registrations", headers=auth(prober))
+
+        deal_key = await crm_deal(client, deals, admin_db, run, "Direct", owner=rep)
+        direct = await client.post(
+            f"{deals}/registrations/check", headers=auth(prober), json=body(run, "Direct")
+        )
+        assert direct.json()["would_be"] == "pending_review"
+        assert [c["summary"] for c in direct.json()["conflicts"]] == ["direct sales"]
+        for answer in (dry, decided, mine, listed, direct):
+            assert answer.status_code in (200, 201)
+            assert leaks(answer.text, *secrets, deal_key, str(held["registration_id"])) == []
+
+        # Channel managers see the whole evidence on the same routes.
+        seen = await client.post(
+            f"{deals}/registrations/check?partner_id={prober}",
+            headers=ADMIN,
+            json=body(run, "Target"),
+        )
+        conflict = seen.json()["conflicts"][0]
+        assert (conflict["reference"], conflict["party"]) == (held["registration_id"], incumbent)
+        assert conflict["registered_at"] is not None
+        assert held["registration_id"] in seen.json()["reasons"][0]
+        stored = await client.get(
+            f"{deals}/registrations/{decided.json()['registration_id']}", headers=ADMIN
+        )
+        assert stored.json()["conflicts"][0]["party"] == incumbent
+        direct_seen = await client.post(
+            f"{deals}/registrations/check?partner_id={prober}",
+            headers=ADMIN,
+            json=body(run, "Direct"),
+        )
+        assert (direct_seen.json()["conflicts"][0]["party"], deal_key) == (
+            rep,
+            direct_seen.json()["conflicts"][0]["reference"],
+        )
+
+    # The partner's decision notification says no more than its answer did.
+    notes = await admin_db.fetch(
+        """SELECT convert_from(value, 'UTF8') AS value FROM deals.outbox
+           WHERE topic = 'notifications.partner.v1' AND convert_from(value, 'UTF8') LIKE $1""",
+        f"%{decided.json()['registration_id']}%",
+    )
+    told = [json.loads(n["value"])["data"] for n in notes]
+    assert [n["kind"] for n in told] == ["conflict"]
+    assert leaks(json.dumps(told), *secrets) == []
+
+
+async def test_the_overlap_hint_to_another_partner_names_neither_partner_nor_registration(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    working, newcomer = f"p-work-{run}", f"p-new-{run}"
+    await partners_onboarded(infra, working, newcomer)
+    deals = deals_instances[0]
+    async with httpx.AsyncClient(timeout=30) as client:
+        first = await client.post(
+            f"{deals}/registrations", headers=auth(working), json=body(run, "Shared")
+        )
+        assert first.json()["status"] == "approved"
+        second = await client.post(
+            f"{deals}/registrations",
+            headers=auth(newcomer),
+            json=body(run, "Shared", products=["ai"]),
+        )
+        assert second.json()["status"] == "approved"
+    hints = await admin_db.fetch(
+        """SELECT convert_from(value, 'UTF8') AS value FROM deals.outbox
+           WHERE topic = 'notifications.partner.v1' AND message_key = $1
+             AND convert_from(value, 'UTF8') LIKE '%overlap_hint%'""",
+        working,
+    )
+    assert len(hints) == 1
+    hint = hints[0]["value"]
+    assert leaks(hint, newcomer, second.json()["registration_id"]) == []

@@ -1,0 +1,254 @@
+"""Deals' trust rules: what a CRM link must agree with before it is made or trusted, and what
+a partner is told of a conflict (its kind and the policy reason, never who or what it is with)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from services.deals.domain.customers import Customer
+from services.deals.domain.disclosure import conflicts_seen, inputs_seen, reasons_seen
+from services.deals.domain.links import (
+    CrmDealSeen,
+    LinkVerdict,
+    decided_with_link,
+    linkable,
+    verify_link,
+)
+from services.deals.domain.rules import (
+    Decision,
+    ExistingRegistration,
+    OpenOpportunity,
+    PartnerConflictPolicy,
+    PartnerView,
+    RegistrationRequest,
+    RulesOfEngagement,
+    check_registration,
+)
+from shared.errors import Conflict
+from shared.events.partners import PartnerStatus
+from shared.events.registrations import ConflictInfo
+from shared.events.registrations import RegistrationStatus as S
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+CUSTOMER = Customer.parse("Northwind Traders Ltd.", "https://www.northwind.com")
+KEY = "salesforce:006A"
+TOLERANCE = Decimal("0.05")
+
+
+def deal(**overrides: object) -> CrmDealSeen:
+    values: dict[str, object] = {
+        "deal_key": KEY,
+        "customer": Customer.parse("Northwind Traders", "northwind.com"),
+        "amount": Decimal("40000"),
+        "currency": "USD",
+    }
+    values.update(overrides)
+    return CrmDealSeen(**values)  # type: ignore[arg-type]
+
+
+def verdict(
+    found: CrmDealSeen | None, *, amount: str = "40000", holders: tuple[S, ...] = ()
+) -> LinkVerdict:
+    return verify_link(KEY, CUSTOMER, Decimal(amount), "USD", found, holders, 0.88, TOLERANCE)
+
+
+def test_a_link_agreeing_with_the_crm_is_trusted() -> None:
+    assert verdict(deal()) == LinkVerdict(False, f"linked to CRM deal {KEY}")
+    # The customer may match by name, as the conflict check matches it.
+    by_name = deal(customer=Customer.parse("NORTHWIND TRADERS, INC", None))
+    assert verdict(by_name).review is False
+    assert verdict(deal(), amount="41999").review is False  # within 5%
+
+
+@pytest.mark.parametrize(
+    "found",
+    [
+        None,
+        deal(deleted=True),
+        deal(customer=Customer.parse("Contoso", "contoso.com")),
+        deal(customer=Customer.parse(None, None)),
+    ],
+)
+def test_an_unknown_or_another_customers_deal_is_refused_alike(found: CrmDealSeen | None) -> None:
+    with pytest.raises(Conflict, match=f"^no CRM deal {KEY} for this registration's customer$"):
+        verdict(found)
+
+
+@pytest.mark.parametrize("holder", [S.SUBMITTED, S.APPROVED, S.PENDING_REVIEW, S.WON])
+def test_a_deal_another_registration_holds_is_refused(holder: S) -> None:
+    with pytest.raises(Conflict, match="already linked to another registration"):
+        verdict(deal(), holders=(S.REJECTED, holder))
+
+
+def test_a_deal_only_released_registrations_were_linked_to_may_be_linked() -> None:
+    assert verdict(deal(), holders=(S.REJECTED, S.EXPIRED, S.LOST)).review is False
+
+
+@pytest.mark.parametrize(
+    ("found", "amount", "why"),
+    [
+        (deal(), "42001", "differs from CRM deal salesforce:006A's 40000 by more than 5%"),
+        (deal(), "10", "differs from CRM deal"),
+        (deal(currency="EUR"), "40000", "declared currency USD differs"),
+        (deal(amount=None), "40000", "has no amount to reconcile"),
+    ],
+)
+def test_an_amount_the_crm_disagrees_with_goes_to_review(
+    found: CrmDealSeen, amount: str, why: str
+) -> None:
+    answer = verdict(found, amount=amount)
+    assert answer.review is True
+    assert why in answer.reason
+
+
+def test_only_a_live_unlinked_registration_is_linked() -> None:
+    assert linkable(S.APPROVED, None, KEY) is True
+    assert linkable(S.PENDING_REVIEW, KEY, KEY) is False  # already linked there: nothing to do
+    with pytest.raises(Conflict, match="already linked to CRM deal salesforce:006B"):
+        linkable(S.APPROVED, "salesforce:006B", KEY)
+    for closed in (S.REJECTED, S.EXPIRED, S.WON, S.LOST):
+        with pytest.raises(Conflict, match="only a live registration"):
+            linkable(closed, None, KEY)
+
+
+def test_an_approval_whose_link_goes_to_review_is_pending_review() -> None:
+    approved = Decision(S.APPROVED, ("ok",), (), "v1", NOW, ("ok",))
+    review = decided_with_link(approved, LinkVerdict(True, "amounts differ: review"))
+    assert (review.status, review.reasons, review.partner_reasons) == (
+        S.PENDING_REVIEW,
+        ("ok", "amounts differ: review"),
+        ("ok", "amounts differ: review"),
+    )
+    rejected = Decision(S.REJECTED, ("no",), (), "v1", None, ("no",))
+    assert decided_with_link(rejected, LinkVerdict(True, "review")).status is S.REJECTED
+    assert decided_with_link(approved, LinkVerdict(False, "linked")).status is S.APPROVED
+    assert decided_with_link(approved, None) is approved
+
+
+# ---- Need to know.
+
+PARTNER = PartnerView(
+    "p-1", PartnerStatus.ACTIVE, "silver", frozenset({"US"}), frozenset({"data", "ai"})
+)
+
+
+def request() -> RegistrationRequest:
+    return RegistrationRequest(
+        partner_id="p-1",
+        customer_name="Northwind Traders Ltd.",
+        customer_domain="northwind.com",
+        customer_country="US",
+        products=frozenset({"data"}),
+        amount=Decimal("40000"),
+        currency="USD",
+        submitted_at=NOW,
+    )
+
+
+HELD = ExistingRegistration(
+    "reg-rival",
+    "p-rival",
+    "Northwind Traders",
+    "northwind.com",
+    frozenset({"data"}),
+    S.APPROVED,
+    NOW - timedelta(days=3),
+    NOW + timedelta(days=87),
+)
+DIRECT = OpenOpportunity(
+    "salesforce:006REP", "rep-dana", "Northwind Traders", "northwind.com", NOW - timedelta(days=1)
+)
+SECRETS = ("p-rival", "reg-rival", "rep-dana", "salesforce:006REP", HELD.registered_at.isoformat())
+
+
+@pytest.mark.parametrize(
+    ("policy", "registrations", "opportunities", "told"),
+    [
+        (
+            RulesOfEngagement(),
+            [HELD],
+            [],
+            "conflict with another partner: the customer is already registered",
+        ),
+        (
+            RulesOfEngagement(partner_conflict=PartnerConflictPolicy.ESCALATE),
+            [HELD],
+            [],
+            "possible conflict with another partner: escalated for review",
+        ),
+        (RulesOfEngagement(), [], [DIRECT], "direct sales: the vendor's own sales team"),
+        (
+            RulesOfEngagement(direct_conflict_reviews=False),
+            [],
+            [DIRECT],
+            "direct conflicts are not reviewed",
+        ),
+    ],
+)
+def test_a_partner_is_told_the_kind_of_conflict_and_managers_the_evidence(
+    policy: RulesOfEngagement,
+    registrations: list[ExistingRegistration],
+    opportunities: list[OpenOpportunity],
+    told: str,
+) -> None:
+    decision = check_registration(policy, request(), PARTNER, registrations, opportunities)
+    assert decision.conflicts
+    assert any(told in reason for reason in decision.partner_reasons)
+    assert not [s for s in SECRETS for r in decision.partner_reasons if s in r]
+    full = " ".join(decision.reasons)
+    assert any(s in full for s in SECRETS)
+
+
+def test_reasons_without_a_conflict_are_told_as_they_are() -> None:
+    decision = check_registration(RulesOfEngagement(), request(), PARTNER, [], [])
+    assert decision.partner_reasons == decision.reasons
+
+
+CONFLICT = ConflictInfo(
+    kind="partner",
+    reference="reg-rival",
+    party="p-rival",
+    matched_on="name",
+    similarity=0.93,
+    registered_at=NOW,
+)
+
+
+def test_a_partner_sees_a_conflicts_kind_and_a_manager_all_of_it() -> None:
+    [seen] = conflicts_seen([CONFLICT], partner=True)
+    assert (seen.kind, seen.summary, seen.matched_on) == (
+        "partner",
+        "conflict with another partner",
+        "name",
+    )
+    assert (seen.reference, seen.party, seen.similarity, seen.registered_at) == (None,) * 4
+    [full] = conflicts_seen([CONFLICT], partner=False)
+    assert (full.reference, full.party, full.similarity, full.registered_at) == (
+        "reg-rival",
+        "p-rival",
+        0.93,
+        NOW,
+    )
+
+
+def test_stored_reasons_a_partner_sees() -> None:
+    full = ["customer already registered (registration reg-rival by p-rival)"]
+    assert reasons_seen(full, ["told"], [CONFLICT], partner=True) == ["told"]
+    assert reasons_seen(full, ["told"], [CONFLICT], partner=False) == full
+    # Decided before the partner's reasons were kept: only the kinds of the conflicts.
+    assert reasons_seen(full, None, [CONFLICT, CONFLICT], partner=True) == [
+        "conflict with another partner"
+    ]
+    assert reasons_seen(["fine"], None, [], partner=True) == ["fine"]
+
+
+def test_stored_inputs_a_partner_sees() -> None:
+    inputs = {"request": {"partner_id": "p-1"}, "conflicts_considered": [CONFLICT.model_dump()]}
+    assert inputs_seen(inputs, partner=True) == {
+        "request": {"partner_id": "p-1"},
+        "conflicts_considered": [{"kind": "partner", "summary": "conflict with another partner"}],
+    }
+    assert inputs_seen(inputs, partner=False) is inputs
