@@ -86,16 +86,17 @@ async def record_version(
     before: Row,
     change: Change,
     *,
+    by: str,
     reason: str,
     at: datetime,
     **fields: Any,
 ) -> Row:
-    """Write the partner's next version and announce it: the row, its audit row and its events,
-    in the caller's transaction."""
+    """Write the partner's next version and announce it: the row, its audit row (naming `by`,
+    the acting principal) and its events, in the caller's transaction."""
     row = await repository.update_partner(
         conn, before["partner_id"], reason=reason, at=at, fields=fields
     )
-    await repository.insert_history(conn, [repository.history_row(row, change.published.value)])
+    await repository.insert_history(conn, [repository.history_row(row, change.published.value, by)])
     await outbox.publish_many(conn, announce(before, row, change))
     return row
 
@@ -107,6 +108,7 @@ async def record_step(
     target: PartnerStatus,
     change: Change,
     *,
+    by: str,
     reason: str,
     at: datetime,
     **fields: Any,
@@ -115,5 +117,5 @@ async def record_step(
     IllegalTransition, and nothing written, unless the lifecycle allows the step."""
     check_transition(before["partner_id"], PartnerStatus(before["status"]), target)
     return await record_version(
-        conn, outbox, before, change, reason=reason, at=at, status=target.value, **fields
+        conn, outbox, before, change, by=by, reason=reason, at=at, status=target.value, **fields
     )

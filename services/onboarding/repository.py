@@ -26,6 +26,8 @@ from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.partners import PartnerStatus, PartnerType
 
 Row = asyncpg.Record
+# Whom the audit trail names for changes no caller made (consumed events, scheduled jobs).
+SERVICE = "onboarding"
 # A partner row as read from the database, or as it stands in memory during a run.
 PartnerRow = Row | dict[str, Any]
 
@@ -41,6 +43,7 @@ _COLUMNS = frozenset(
         "qualification_outcome",
         "decision_note",
         "checklist",
+        "checklist_evidence",
         "agreement_valid_until",
         "revenue",
         "grace_until",
@@ -49,7 +52,7 @@ _COLUMNS = frozenset(
         "policy_version",
     }
 )
-_JSON_COLUMNS = frozenset({"checklist", "qualification"})
+_JSON_COLUMNS = frozenset({"checklist", "checklist_evidence", "qualification"})
 
 
 def qualification_json(q: Qualification) -> dict[str, Any]:
@@ -93,6 +96,12 @@ def checklist_of(row: PartnerRow) -> dict[str, str]:
     """Checklist item -> when it was completed (ISO)."""
     completed: dict[str, str] = json.loads(row["checklist"])
     return completed
+
+
+def evidence_of(row: PartnerRow) -> dict[str, dict[str, str]]:
+    """Evidence item -> its evidence (reference, who submitted and who confirmed it, when)."""
+    evidence: dict[str, dict[str, str]] = json.loads(row["checklist_evidence"])
+    return evidence
 
 
 async def lock_partner(conn: Connection, partner_id: str) -> Row:
@@ -220,7 +229,8 @@ async def write_reassessed(conn: Connection, rows: Sequence[Mapping[str, Any]]) 
     )
 
 
-def history_row(row: PartnerRow, published_change: str) -> tuple[Any, ...]:
+def history_row(row: PartnerRow, published_change: str, acted_by: str) -> tuple[Any, ...]:
+    """An audit row: the version `acted_by` (the acting principal, or the service) made."""
     return (
         row["partner_id"],
         row["version"],
@@ -229,18 +239,21 @@ def history_row(row: PartnerRow, published_change: str) -> tuple[Any, ...]:
         row["tier"],
         row["reason"],
         row["updated_at"],
+        acted_by,
     )
 
 
 async def insert_history(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Audit rows (partner, version, change, status, tier, reason, changed_at), one statement."""
+    """Audit rows (partner, version, change, status, tier, reason, changed_at, acted_by), one
+    statement."""
     if not rows:
         return
     columns = list(zip(*rows, strict=True))
     await conn.execute(
-        """INSERT INTO partner_history (partner_id, version, change, status, tier, reason, changed_at)
+        """INSERT INTO partner_history (partner_id, version, change, status, tier, reason,
+               changed_at, acted_by)
            SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[],
-                                $6::text[], $7::timestamptz[])""",
+                                $6::text[], $7::timestamptz[], $8::text[])""",
         *[list(column) for column in columns],
     )
 
@@ -251,14 +264,16 @@ async def insert_certification(
     certification: Certification,
     person_name: str | None,
     at: datetime,
+    *,
+    recorded_by: str,
 ) -> tuple[str, bool]:
-    """Record a certification once per person, role, track and issue date. Returns its id and
-    whether it is new."""
+    """Record a certification (`recorded_by`: the acting principal) once per person, role,
+    track and issue date. Returns its id and whether it is new."""
     certification_id = await conn.fetchval(
         """
         INSERT INTO certifications (certification_id, partner_id, person, person_name, role,
-            track, issued_at, expires_at, recorded_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            track, issued_at, expires_at, recorded_at, recorded_by)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
         ON CONFLICT (partner_id, person, role, track, issued_at) DO NOTHING
         RETURNING certification_id
         """,
@@ -271,6 +286,7 @@ async def insert_certification(
         certification.issued_at,
         certification.expires_at,
         at,
+        recorded_by,
     )
     if certification_id is not None:
         return str(certification_id), True
@@ -396,3 +412,28 @@ async def partners_to_requalify(
         partner_ids,
     )
     return [row["partner_id"] for row in rows]
+
+
+async def insert_token_grant(
+    pool: Pool,
+    *,
+    token_id: str,
+    partner_id: str,
+    subject: str,
+    role: str,
+    issued_by: str,
+    issued_at: datetime,
+    expires_at: datetime,
+) -> None:
+    """Record a platform token issued to a partner's person or app, and who had it issued."""
+    await pool.execute(
+        """INSERT INTO token_grants (token_id, partner_id, subject, role, issued_by, issued_at,
+               expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        token_id,
+        partner_id,
+        subject,
+        role,
+        issued_by,
+        issued_at,
+        expires_at,
+    )

@@ -20,6 +20,7 @@ from shared.inputs import (
     Instant,
     Money,
     Name,
+    Reference,
     as_ident,
     as_name,
     as_text,
@@ -87,6 +88,17 @@ class DecisionIn(_In):
     approve: bool
     note: FreeText = ""
     cultural_fit: Decimal | None = Field(default=None, ge=0, le=100, max_digits=5, decimal_places=2)
+
+
+class ChecklistIn(_In):
+    """Evidence for a checklist item: a partner submits it for a channel manager or the
+    enablement system to confirm; a confirmer may give its own."""
+
+    evidence: Reference | None = Field(
+        default=None,
+        description="a reference to the evidence: the signed agreement's envelope id, the "
+        "enablement system's completion record",
+    )
 
 
 class CertificationIn(_In):
@@ -174,6 +186,9 @@ class VersionOut(BaseModel):
     tier: str
     reason: str
     changed_at: str
+    acted_by: str | None = Field(
+        default=None, description="who made the change (channel managers only)"
+    )
 
 
 class PartnerOut(BaseModel):
@@ -192,6 +207,10 @@ class PartnerOut(BaseModel):
     products: list[str]
     competencies: list[str]
     checklist: dict[str, str] = Field(description="item -> completed at")
+    checklist_evidence: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="evidence item -> reference, submitted_by/at, confirmed_by/at",
+    )
     agreement_valid_until: str | None
     attributed_revenue: str
     grace_until: str | None
@@ -216,6 +235,9 @@ class CertificationOut(BaseModel):
     issued_at: str
     expires_at: str
     recorded_at: str
+    recorded_by: str | None = Field(
+        default=None, description="who recorded it (channel managers only)"
+    )
 
 
 class CertificationRecordedOut(BaseModel):

@@ -28,9 +28,20 @@ def _isos(row: Row) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in dict(row).items()}
 
 
+def _evidence(row: Row, *, full: bool) -> dict[str, dict[str, str]]:
+    """The checklist's evidence; a partner is not told who on the vendor's side confirmed it."""
+    evidence: dict[str, dict[str, str]] = json.loads(row["checklist_evidence"])
+    if full:
+        return evidence
+    return {
+        item: {k: v for k, v in record.items() if k != "confirmed_by"}
+        for item, record in evidence.items()
+    }
+
+
 def partner_out(row: Row, *, full: bool) -> PartnerOut:
     """A partner as a caller sees it: channel managers (`full`) also see the application, its
-    scoring, the manager's note and the suspension time."""
+    scoring, the manager's note, the suspension time and who confirmed evidence."""
     out: dict[str, Any] = {
         "partner_id": row["partner_id"],
         "company_name": row["company_name"],
@@ -43,6 +54,7 @@ def partner_out(row: Row, *, full: bool) -> PartnerOut:
         "products": sorted(row["products"]),
         "competencies": sorted(row["competencies"]),
         "checklist": json.loads(row["checklist"]),
+        "checklist_evidence": _evidence(row, full=full),
         "agreement_valid_until": _iso(row["agreement_valid_until"]),
         "attributed_revenue": str(row["revenue"]),
         "grace_until": _iso(row["grace_until"]),
@@ -104,22 +116,32 @@ async def partners(
 
 
 async def partner_with_history(pool: Pool, partner_id: str, *, full: bool) -> PartnerOut:
+    """A partner and its audit trail; channel managers (`full`) also see who made each change."""
     out = partner_out(await partner_row(pool, partner_id), full=full)
     history = await pool.fetch(
-        """SELECT version, change, status, tier, reason, changed_at FROM partner_history
-           WHERE partner_id = $1 ORDER BY version""",
+        """SELECT version, change, status, tier, reason, changed_at, acted_by
+           FROM partner_history WHERE partner_id = $1 ORDER BY version""",
         partner_id,
     )
-    out.history = [VersionOut.model_validate(_isos(h)) for h in history]
+    out.history = [
+        VersionOut.model_validate({k: v for k, v in _isos(h).items() if full or k != "acted_by"})
+        for h in history
+    ]
     return out
 
 
-async def certifications(pool: Pool, partner_id: str) -> list[CertificationOut]:
+async def certifications(pool: Pool, partner_id: str, *, full: bool) -> list[CertificationOut]:
+    """A partner's certifications; channel managers (`full`) also see who recorded each."""
     await partner_row(pool, partner_id)
     rows = await pool.fetch(
         "SELECT * FROM certifications WHERE partner_id = $1 ORDER BY issued_at", partner_id
     )
-    return [CertificationOut.model_validate(_isos(r)) for r in rows]
+    return [
+        CertificationOut.model_validate(
+            {k: v for k, v in _isos(r).items() if full or k != "recorded_by"}
+        )
+        for r in rows
+    ]
 
 
 async def certification_recorded(

@@ -29,6 +29,7 @@ from tests.support.kafka import send_envelopes
 from tests.support.onboarding import SMALL_PROGRAM, strong_application
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, service_processes
+from tests.support.tokens import ENABLEMENT_SYSTEM
 
 pytestmark = pytest.mark.integration
 
@@ -110,6 +111,19 @@ async def partner(client: httpx.AsyncClient, url: str, partner_id: str) -> dict[
     return result
 
 
+async def admitted(client: httpx.AsyncClient, url: str, domain: str) -> str:
+    """A strong application, approved by a channel manager: the partner is onboarding."""
+    applied = await client.post(f"{url}/applications", json=strong_application(domain))
+    assert applied.status_code == 201, applied.text
+    pid: str = applied.json()["partner_id"]
+    decided = await client.post(
+        f"{url}/applications/{pid}/decision", headers=ADMIN, json={"approve": True}
+    )
+    assert decided.status_code == 200, decided.text
+    assert decided.json()["status"] == "onboarding"
+    return pid
+
+
 async def requalify(
     client: httpx.AsyncClient, url: str, partner_id: str, days: int
 ) -> dict[str, Any]:
@@ -130,13 +144,13 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
     run = uuid.uuid4().hex[:10]
     domain = f"contoso-{run}.example"
     async with httpx.AsyncClient(timeout=30) as client:
-        # Intake: a strong application is approved automatically and onboarding starts.
+        # Intake: a strong application is recommended for approval; a manager approves it.
         created = await client.post(f"{onboarding}/applications", json=strong_application(domain))
         assert created.status_code == 201, created.text
         applied = created.json()
         pid = applied["partner_id"]
         assert pid.startswith("ptn_")
-        assert (applied["status"], applied["duplicate"]) == ("onboarding", False)
+        assert (applied["status"], applied["duplicate"]) == ("applied", False)
         assert applied["qualification"]["outcome"] == "approve"
         assert {c["criterion"] for c in applied["qualification"]["criteria"]} == {
             "strategic_fit",
@@ -167,15 +181,15 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
             == 1
         )
 
+        decided = await client.post(
+            f"{onboarding}/applications/{pid}/decision", headers=ADMIN, json={"approve": True}
+        )
+        assert decided.json()["status"] == "onboarding"
         token = (
             await client.post(f"{onboarding}/admin/partner-tokens/{pid}", headers=ADMIN)
         ).json()["token"]
         me = {"Authorization": f"Bearer {token}"}
-        other = (
-            await client.post(
-                f"{onboarding}/applications", json=strong_application(f"other-{run}.example")
-            )
-        ).json()["partner_id"]
+        other = await admitted(client, onboarding, f"other-{run}.example")
         other_token = (
             await client.post(f"{onboarding}/admin/partner-tokens/{other}", headers=ADMIN)
         ).json()["token"]
@@ -186,14 +200,37 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
         mine = await client.get(f"{onboarding}/partners", headers=me)
         assert [p["partner_id"] for p in mine.json()] == [pid]
 
-        # Checklist: the last item activates the partner in the base tier.
-        for item in ("agreement_signed", "profile_complete"):
-            ticked = await client.post(f"{onboarding}/partners/{pid}/checklist/{item}", headers=me)
-            assert ticked.status_code == 200, ticked.text
-            assert ticked.json()["status"] == "onboarding"
-        done = await client.post(
-            f"{onboarding}/partners/{pid}/checklist/first_enablement_done", headers=me
+        # Checklist: the partner completes its profile and submits evidence for the agreement
+        # and the enablement; a channel manager and the enablement system confirm them, the
+        # last one activating the partner in the base tier.
+        profile = await client.post(
+            f"{onboarding}/partners/{pid}/checklist/profile_complete", headers=me
         )
+        assert (profile.status_code, profile.json()["status"]) == (200, "onboarding")
+        for item, reference in (
+            ("agreement_signed", f"docusign:{run}"),
+            ("first_enablement_done", f"lms:{run}"),
+        ):
+            submitted = await client.post(
+                f"{onboarding}/partners/{pid}/checklist/{item}",
+                headers=me,
+                json={"evidence": reference},
+            )
+            assert submitted.status_code == 202, submitted.text
+            assert submitted.json()["checklist_evidence"][item]["reference"] == reference
+            assert item not in submitted.json()["checklist"]
+        signed = await client.post(
+            f"{onboarding}/partners/{pid}/checklist/agreement_signed", headers=ADMIN
+        )
+        assert (signed.status_code, signed.json()["status"]) == (200, "onboarding"), signed.text
+        assert signed.json()["checklist_evidence"]["agreement_signed"]["confirmed_by"] == (
+            "channel-manager@tests"
+        )
+        done = await client.post(
+            f"{onboarding}/partners/{pid}/checklist/first_enablement_done",
+            headers=ENABLEMENT_SYSTEM,
+        )
+        assert done.status_code == 200, done.text
         assert (done.json()["status"], done.json()["tier"]) == ("active", "registered")
         # ai is gated behind the ai competency: not yet authorised.
         assert done.json()["products"] == ["data"]
@@ -277,16 +314,41 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
             [],
         )
 
+        # Every change names who made it, to channel managers; the partner is not told.
+        history = (await partner(client, onboarding, pid))["history"]
+        assert {
+            ("applied", "applicant (unauthenticated)"),
+            ("qualified", "channel-manager@tests"),
+            ("updated", f"{pid}/app ({pid})"),
+            ("activated", "enablement-system"),
+            ("tier_changed", "onboarding"),
+        } <= {(h["change"], h["acted_by"]) for h in history}
+        own = (await client.get(f"{onboarding}/partners/{pid}", headers=me)).json()["history"]
+        assert len(own) == len(history)
+        assert all("acted_by" not in h for h in own)
+        assert "confirmed_by" not in json.dumps(
+            (await client.get(f"{onboarding}/partners/{pid}", headers=me)).json()
+        )
+    issued_by = await admin_db.fetch(
+        "SELECT subject, role, issued_by FROM onboarding.token_grants WHERE partner_id = $1", pid
+    )
+    assert [tuple(r) for r in issued_by] == [
+        (f"{pid}/app", "partner_user", "channel-manager@tests")
+    ]
+
     # Every change was published as a full snapshot with a version that only grows.
     events = await lifecycle(admin_db, pid)
     assert [e.version for e in events] == list(range(1, len(events) + 1))
     assert [e.change for e in events] == [
         "applied",
+        "updated",  # the manager's decision recorded
         "qualified",
         "onboarding",
-        "updated",  # agreement signed
         "updated",  # profile complete
-        "activated",
+        "updated",  # agreement evidence submitted
+        "updated",  # enablement evidence submitted
+        "updated",  # agreement signed (confirmed)
+        "activated",  # enablement confirmed
         "updated",  # data competency (data needs no gate)
         "authorisations_changed",  # ai competency: ai authorised
         "tier_changed",
@@ -297,7 +359,7 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
         "grace_started",
         "demoted",
     ]
-    silver, gold = events[8], events[9]
+    silver, gold = events[11], events[12]
     assert (silver.previous_tier, silver.tier, gold.previous_tier, gold.tier) == (
         "registered",
         "silver",
@@ -391,11 +453,7 @@ async def test_illegal_transitions_and_bad_events_change_nothing(
 ) -> None:
     run = uuid.uuid4().hex[:10]
     async with httpx.AsyncClient(timeout=30) as client:
-        pid = (
-            await client.post(
-                f"{onboarding}/applications", json=strong_application(f"ill-{run}.example")
-            )
-        ).json()["partner_id"]
+        pid = await admitted(client, onboarding, f"ill-{run}.example")
         before = await partner(client, onboarding, pid)
 
         async def set_status(status: str, reason: str) -> httpx.Response:
@@ -483,11 +541,14 @@ async def test_bad_input_gets_a_precise_4xx(
 
 
 async def activate(client: httpx.AsyncClient, url: str, domain: str) -> str:
-    pid: str = (await client.post(f"{url}/applications", json=strong_application(domain))).json()[
-        "partner_id"
-    ]
+    """An admitted partner whose checklist a channel manager completes (with evidence)."""
+    pid = await admitted(client, url, domain)
     for item in ("agreement_signed", "profile_complete", "first_enablement_done"):
-        done = await client.post(f"{url}/partners/{pid}/checklist/{item}", headers=ADMIN)
+        done = await client.post(
+            f"{url}/partners/{pid}/checklist/{item}",
+            headers=ADMIN,
+            json={"evidence": f"ref:{item}"},
+        )
         assert done.status_code == 200, done.text
     assert done.json()["status"] == "active"
     return pid
@@ -523,7 +584,9 @@ async def test_lapsed_agreement_suspends_then_renewal_reinstates_or_time_expels(
 
         # Signing again lifts a requalification suspension at once.
         signed = await client.post(
-            f"{onboarding}/partners/{renews}/checklist/agreement_signed", headers=ADMIN
+            f"{onboarding}/partners/{renews}/checklist/agreement_signed",
+            headers=ADMIN,
+            json={"evidence": f"docusign:renewal-{run}"},
         )
         assert signed.status_code == 200, signed.text
         assert signed.json()["status"] == "active"
@@ -559,3 +622,87 @@ async def test_concurrent_applications_from_one_domain_create_one_partner(
         )
         == 1
     )
+
+
+# ---- attacks: a partner admitting itself
+
+
+async def test_self_declared_figures_approve_no_one(
+    onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    """The strongest possible self-declaration scores high and is recommended, but stays an
+    application until a channel manager approves: no onboarding, no token."""
+    domain = f"boast-{uuid.uuid4().hex[:10]}.example"
+    async with httpx.AsyncClient(timeout=30) as client:
+        applied = await client.post(
+            f"{onboarding}/applications",
+            json=strong_application(
+                domain,
+                annual_revenue="900000000",
+                certified_staff=500,
+                competencies_claimed=["data", "ai", "cloud", "security", "migration"],
+                regions=["US", "DE", "GB", "FR", "JP", "AU"],
+            ),
+        )
+        assert applied.status_code == 201, applied.text
+        pid = applied.json()["partner_id"]
+        assert (applied.json()["status"], applied.json()["qualification"]["outcome"]) == (
+            "applied",
+            "approve",
+        )
+        token = await client.post(f"{onboarding}/admin/partner-tokens/{pid}", headers=ADMIN)
+        assert token.status_code == 409, token.text
+        recommended = await client.get(
+            f"{onboarding}/applications", params={"outcome": "approve"}, headers=ADMIN
+        )
+        assert pid in [a["partner_id"] for a in recommended.json()]
+    assert [e.change for e in await lifecycle(admin_db, pid)] == ["applied"]
+
+
+async def test_a_partner_cannot_complete_its_own_agreement_or_enablement(
+    onboarding: str,
+) -> None:
+    """Ticking its own agreement and enablement no longer makes a partner active: each is
+    refused (403) and nothing changes; evidence it submits waits for a confirmer."""
+    run = uuid.uuid4().hex[:10]
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await admitted(client, onboarding, f"selftick-{run}.example")
+        token = (
+            await client.post(f"{onboarding}/admin/partner-tokens/{pid}", headers=ADMIN)
+        ).json()["token"]
+        me = {"Authorization": f"Bearer {token}"}
+        own = await client.post(
+            f"{onboarding}/partners/{pid}/checklist/profile_complete", headers=me
+        )
+        assert own.status_code == 200, own.text
+        before = await partner(client, onboarding, pid)
+        for item in ("agreement_signed", "first_enablement_done"):
+            ticked = await client.post(f"{onboarding}/partners/{pid}/checklist/{item}", headers=me)
+            assert ticked.status_code == 403, ticked.text
+            assert "channel manager or the enablement system" in ticked.json()["detail"]
+        after = await partner(client, onboarding, pid)
+        assert (after["status"], after["version"], after["checklist"]) == (
+            "onboarding",
+            before["version"],
+            before["checklist"],
+        )
+        # Evidence submitted is recorded, not a completion; a confirmer completes the item.
+        for item in ("agreement_signed", "first_enablement_done"):
+            submitted = await client.post(
+                f"{onboarding}/partners/{pid}/checklist/{item}",
+                headers=me,
+                json={"evidence": f"ref-{run}-{item}"},
+            )
+            assert submitted.status_code == 202, submitted.text
+            assert submitted.json()["status"] == "onboarding"
+        assert set((await partner(client, onboarding, pid))["checklist"]) == {"profile_complete"}
+        for item in ("agreement_signed", "first_enablement_done"):
+            confirmed = await client.post(
+                f"{onboarding}/partners/{pid}/checklist/{item}", headers=ENABLEMENT_SYSTEM
+            )
+            assert confirmed.status_code == 200, confirmed.text
+        assert confirmed.json()["status"] == "active"
+        evidence = (await partner(client, onboarding, pid))["checklist_evidence"]
+        assert evidence["agreement_signed"]["reference"] == f"ref-{run}-agreement_signed"
+        assert evidence["agreement_signed"]["submitted_by"] == f"{pid}/app ({pid})"
+        assert evidence["agreement_signed"]["confirmed_by"] == "enablement-system"
