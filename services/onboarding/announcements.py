@@ -10,6 +10,7 @@ from typing import Any
 
 from services.onboarding import repository
 from services.onboarding.domain.lifecycle import Change, check_transition, notification_kind
+from services.onboarding.domain.verification import held_domain
 from services.onboarding.repository import PartnerRow, Row
 from shared.db import Connection
 from shared.events import Envelope
@@ -37,7 +38,8 @@ def snapshot(row: PartnerRow, change: Change, before: PartnerRow) -> PartnerStat
         change=change.published,
         previous_status=PartnerStatus(previous["status"]) if previous is not None else None,
         previous_tier=previous["tier"] if previous is not None else None,
-        domain=row["domain"],
+        # Only a held (verified) domain is the partner's to the other services.
+        domain=held_domain(row["domain"], row["domain_verified_at"]),
         competencies=tuple(sorted(row["competencies"])),
         grace_until=row["grace_until"],
         policy_version=row["policy_version"],

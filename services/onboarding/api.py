@@ -15,6 +15,7 @@ from services.onboarding.certifications import add_certification
 from services.onboarding.checklist import complete_item, submit_item_evidence
 from services.onboarding.domain.checklist import checklist_item
 from services.onboarding.domain.config import OnboardingConfig
+from services.onboarding.ownership import DomainVerification, verify_domain
 from services.onboarding.partner_tokens import TokenIssuing, issue_partner_token
 from services.onboarding.requalification import run_requalification
 from services.onboarding.review import decide_review
@@ -160,6 +161,31 @@ async def complete(
                 confirms=who.has(*CONFIRMERS),
                 reference=reference,
             )
+    return views.partner_out(row, full=who.is_admin)
+
+
+@router.post(
+    "/partners/{partner_id}/domain-verification",
+    tags=["partners"],
+    response_model_exclude_unset=True,
+)
+async def verify_partner_domain(
+    partner_id: str,
+    who: CallerDep,
+    platform: PlatformDep,
+    verification: Annotated[DomainVerification, Provided(DomainVerification)],
+) -> PartnerOut:
+    """Check that the partner's claimed domain publishes its token (`domain_verification`):
+    the domain is held from then on. Not found: 409, nothing changes."""
+    partner_scope(who, partner_id, _partner(partner_id))
+    row = await verify_domain(
+        platform.pool,
+        platform.outbox,
+        verification.verifier,
+        partner_id,
+        by=who.acting_as,
+        at=now(),
+    )
     return views.partner_out(row, full=who.is_admin)
 
 

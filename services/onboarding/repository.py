@@ -9,6 +9,7 @@ it in memory. The JSON columns (checklist, qualification, application) are encod
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
@@ -50,6 +51,8 @@ _COLUMNS = frozenset(
         "suspended_at",
         "suspended_by_requalification",
         "policy_version",
+        "domain_verified_at",
+        "domain_verified_by",
     }
 )
 _JSON_COLUMNS = frozenset({"checklist", "checklist_evidence", "qualification"})
@@ -130,15 +133,16 @@ async def insert_application(
     products: frozenset[str],
     at: datetime,
 ) -> Row | None:
-    """A new partner (version 0, status applied) for the application; None when its domain is
-    already known (the unique domain decides, so concurrent applications create one)."""
+    """A new partner (version 0, status applied) for the application, its domain claimed with
+    a fresh verification token; None when its domain is already known (the unique domain
+    decides, so concurrent applications create one)."""
     return await conn.fetchrow(
         """
         INSERT INTO partners (partner_id, company_name, domain, partner_type, status, tier,
             application, regions, products_applied, products, qualification,
-            qualification_outcome, policy_version, reason, applied_at, updated_at)
+            qualification_outcome, policy_version, reason, applied_at, updated_at, domain_token)
         VALUES ($1, $2, $3, $4, 'applied', $5, $6::jsonb, $7, $8, $9, $10::jsonb, $11, $12, '',
-            $13, $13)
+            $13, $13, $14)
         ON CONFLICT (domain) DO NOTHING
         RETURNING *
         """,
@@ -155,6 +159,7 @@ async def insert_application(
         qualification.outcome.value,
         config.version,
         at,
+        secrets.token_urlsafe(24),
     )
 
 

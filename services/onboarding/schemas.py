@@ -170,11 +170,23 @@ class QualificationOut(BaseModel):
     criteria: list[CriterionOut]
 
 
+class DomainVerificationOut(BaseModel):
+    """How the partner proves it controls its domain: publish `record` as a TXT record on the
+    domain, or as a line of `well_known_path` on its site; then ask for the check
+    (`POST /partners/{id}/domain-verification`). Until then the domain is claimed, not held."""
+
+    domain: str
+    state: Literal["claimed", "held"]
+    record: str
+    well_known_path: str
+
+
 class ApplicationOut(BaseModel):
     partner_id: str
     status: str
     duplicate: bool
     qualification: QualificationOut
+    domain_verification: DomainVerificationOut
 
 
 class VersionOut(BaseModel):
@@ -206,6 +218,7 @@ class PartnerOut(BaseModel):
     regions: list[str]
     products: list[str]
     competencies: list[str]
+    domain_verification: DomainVerificationOut
     checklist: dict[str, str] = Field(description="item -> completed at")
     checklist_evidence: dict[str, dict[str, str]] = Field(
         default_factory=dict,

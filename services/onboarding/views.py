@@ -7,11 +7,17 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
+from services.onboarding.domain.verification import (
+    WELL_KNOWN_PATH,
+    domain_state,
+    expected_record,
+)
 from services.onboarding.repository import Row
 from services.onboarding.schemas import (
     ApplicationOut,
     CertificationOut,
     CertificationRecordedOut,
+    DomainVerificationOut,
     PartnerOut,
     VersionOut,
 )
@@ -39,6 +45,15 @@ def _evidence(row: Row, *, full: bool) -> dict[str, dict[str, str]]:
     }
 
 
+def domain_verification_out(row: Row) -> DomainVerificationOut:
+    return DomainVerificationOut(
+        domain=row["domain"],
+        state=domain_state(row["domain_verified_at"]),
+        record=expected_record(row["domain_token"]),
+        well_known_path=WELL_KNOWN_PATH,
+    )
+
+
 def partner_out(row: Row, *, full: bool) -> PartnerOut:
     """A partner as a caller sees it: channel managers (`full`) also see the application, its
     scoring, the manager's note, the suspension time and who confirmed evidence."""
@@ -53,6 +68,7 @@ def partner_out(row: Row, *, full: bool) -> PartnerOut:
         "regions": sorted(row["regions"]),
         "products": sorted(row["products"]),
         "competencies": sorted(row["competencies"]),
+        "domain_verification": domain_verification_out(row),
         "checklist": json.loads(row["checklist"]),
         "checklist_evidence": _evidence(row, full=full),
         "agreement_valid_until": _iso(row["agreement_valid_until"]),
@@ -77,6 +93,7 @@ def application_out(row: Row) -> ApplicationOut:
         status=row["status"],
         duplicate=False,
         qualification=json.loads(row["qualification"]),
+        domain_verification=domain_verification_out(row),
     )
 
 

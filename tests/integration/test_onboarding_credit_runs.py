@@ -246,6 +246,7 @@ async def observed(pool: Pool, partner_id: str, since: int = 0) -> dict[str, Any
         "applied_at",
         "checklist",
         "checklist_evidence",
+        "domain_token",
         "application",
         "grace_until",
         "suspended_at",

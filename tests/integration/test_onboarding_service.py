@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import asyncpg
 import httpx
 import pytest
 
+from services.onboarding.domain.verification import WELL_KNOWN_PATH
 from shared.events import Envelope, EventPayload
 from shared.events.attribution import CreditIssued
 from shared.events.notifications import PartnerNotification
@@ -34,14 +37,58 @@ from tests.support.tokens import ENABLEMENT_SYSTEM
 pytestmark = pytest.mark.integration
 
 
+class PartnerSites:
+    """A local web server playing partners' sites: `/<domain>/<path>` serves what `files` holds
+    for that domain and path (404 otherwise)."""
+
+    def __init__(self) -> None:
+        self.files: dict[tuple[str, str], str] = {}
+        sites = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                domain, _, path = self.path.lstrip("/").partition("/")
+                body = sites.files.get((domain, "/" + path))
+                self.send_response(200 if body is not None else 404)
+                self.end_headers()
+                self.wfile.write((body or "").encode())
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def template(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/{{domain}}"
+
+    def publish(self, domain: str, text: str) -> None:
+        self.files[(domain, WELL_KNOWN_PATH)] = text
+
+
 @pytest.fixture(scope="module")
-async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+def sites() -> Iterator[PartnerSites]:
+    served = PartnerSites()
+    served.thread.start()
+    yield served
+    served.server.shutdown()
+    served.server.server_close()
+
+
+@pytest.fixture(scope="module")
+async def onboarding(
+    infra: Infra, tmp_path_factory: pytest.TempPathFactory, sites: PartnerSites
+) -> AsyncIterator[str]:
     config = Path(tmp_path_factory.mktemp("onboarding")) / "program.json"
     config.write_text(json.dumps(SMALL_PROGRAM))
     env = {
         "ONBOARDING_CONFIG_FILE": str(config),
         # Tests drive requalification through the admin endpoint with an explicit as_of.
         "ONBOARDING_REQUALIFICATION_PERIOD_SECONDS": "86400",
+        # Domains are verified by the well-known file, partners' sites served locally.
+        "ONBOARDING_DOMAIN_VERIFICATION": "well_known",
+        "ONBOARDING_VERIFICATION_SITE": sites.template,
     }
     async with service_processes(infra, "onboarding", env=env) as urls:
         yield urls[0]
@@ -124,6 +171,17 @@ async def admitted(client: httpx.AsyncClient, url: str, domain: str) -> str:
     return pid
 
 
+async def token_for(client: httpx.AsyncClient, url: str, partner_id: str) -> str:
+    issued = await client.post(f"{url}/admin/partner-tokens/{partner_id}", headers=ADMIN)
+    assert issued.status_code == 200, issued.text
+    token: str = issued.json()["token"]
+    return token
+
+
+def auth_for(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 async def requalify(
     client: httpx.AsyncClient, url: str, partner_id: str, days: int
 ) -> dict[str, Any]:
@@ -139,7 +197,10 @@ async def requalify(
 
 
 async def test_application_to_active_to_tier_changes_to_requalification_demotion(
-    infra: Infra, onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+    infra: Infra,
+    onboarding: str,
+    sites: PartnerSites,
+    admin_db: asyncpg.Connection[asyncpg.Record],
 ) -> None:
     run = uuid.uuid4().hex[:10]
     domain = f"contoso-{run}.example"
@@ -189,6 +250,12 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
             await client.post(f"{onboarding}/admin/partner-tokens/{pid}", headers=ADMIN)
         ).json()["token"]
         me = {"Authorization": f"Bearer {token}"}
+        # The partner proves its domain: its site publishes the token, the platform checks.
+        assert applied["domain_verification"]["state"] == "claimed"
+        sites.publish(domain, applied["domain_verification"]["record"] + "\n")
+        verified = await client.post(f"{onboarding}/partners/{pid}/domain-verification", headers=me)
+        assert verified.status_code == 200, verified.text
+        assert verified.json()["domain_verification"]["state"] == "held"
         other = await admitted(client, onboarding, f"other-{run}.example")
         other_token = (
             await client.post(f"{onboarding}/admin/partner-tokens/{other}", headers=ADMIN)
@@ -344,6 +411,7 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
         "updated",  # the manager's decision recorded
         "qualified",
         "onboarding",
+        "updated",  # domain verified: held
         "updated",  # profile complete
         "updated",  # agreement evidence submitted
         "updated",  # enablement evidence submitted
@@ -359,7 +427,7 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
         "grace_started",
         "demoted",
     ]
-    silver, gold = events[11], events[12]
+    silver, gold = events[12], events[13]
     assert (silver.previous_tier, silver.tier, gold.previous_tier, gold.tier) == (
         "registered",
         "silver",
@@ -369,9 +437,12 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
     # The tier change carries the credit's ingestion time (end-to-end latency is measured on it).
     assert silver.ingested_at == first.ingested_at
     assert gold.ingested_at == second.ingested_at
-    assert events[10].ingested_at is not None
+    assert events[14].change == "grace_started"
+    assert events[14].ingested_at is not None
+    # The domain is the partner's to the other services only once held.
+    assert all(e.domain is None for e in events[:4])
     assert all(
-        e.domain == domain and e.policy_version == SMALL_PROGRAM["version"] for e in events[5:]
+        e.domain == domain and e.policy_version == SMALL_PROGRAM["version"] for e in events[4:]
     )
     assert events[-1].products == ("data",)
 
@@ -706,3 +777,33 @@ async def test_a_partner_cannot_complete_its_own_agreement_or_enablement(
         assert evidence["agreement_signed"]["reference"] == f"ref-{run}-agreement_signed"
         assert evidence["agreement_signed"]["submitted_by"] == f"{pid}/app ({pid})"
         assert evidence["agreement_signed"]["confirmed_by"] == "enablement-system"
+
+
+async def test_a_claimed_domain_is_held_only_once_it_publishes_the_token(
+    onboarding: str, sites: PartnerSites, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    """Declaring a domain is not owning it: without the token on the domain's site the check
+    fails (409) and nothing changes; another partner's token does not prove it either."""
+    run = uuid.uuid4().hex[:10]
+    squatted, own = f"victim-{run}.example", f"squatter-{run}.example"
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await admitted(client, onboarding, squatted)
+        other = await admitted(client, onboarding, own)
+        me = auth_for(await token_for(client, onboarding, pid))
+        url = f"{onboarding}/partners/{pid}/domain-verification"
+        absent = await client.post(url, headers=me)
+        assert absent.status_code == 409, absent.text
+        assert f"domain {squatted} is not verified" in absent.json()["detail"]
+        # The squatter publishes its own token on its own site, not on the victim's.
+        sites.publish(
+            own, (await partner(client, onboarding, other))["domain_verification"]["record"]
+        )
+        sites.publish(squatted, "pollinate-verification=not-the-token")
+        wrong = await client.post(url, headers=me)
+        assert wrong.status_code == 409, wrong.text
+        state = await partner(client, onboarding, pid)
+        assert state["domain_verification"]["state"] == "claimed"
+        # Another partner cannot ask for the check on it (404, as a missing one).
+        them = auth_for(await token_for(client, onboarding, other))
+        assert (await client.post(url, headers=them)).status_code == 404
+    assert all(e.domain is None for e in await lifecycle(admin_db, pid))

@@ -32,6 +32,13 @@ from services.onboarding.domain.requalification import (
     verdict_change,
 )
 from services.onboarding.domain.tiers import certification_track, revenue_in_window
+from services.onboarding.domain.verification import (
+    check_may_verify,
+    domain_state,
+    expected_record,
+    held_domain,
+    proves,
+)
 from shared.errors import Conflict, Forbidden, Unprocessable
 from shared.events import InvalidEvent
 from shared.events.notifications import NotificationKind
@@ -383,3 +390,20 @@ def test_revenue_counts_the_days_of_the_trailing_window() -> None:
     }
     assert revenue_in_window(config, days, NOW) == Decimal(110)
     assert revenue_in_window(config, {}, NOW) == Decimal(0)
+
+
+# ---- domain ownership
+
+
+def test_only_the_exact_token_proves_a_domain_and_only_a_held_domain_is_published() -> None:
+    record = expected_record("t0k")
+    assert record == "pollinate-verification=t0k"
+    assert proves(["v=spf1 -all", f' "{record}" '], "t0k")
+    assert not proves(["pollinate-verification=t0k2", "t0k", ""], "t0k")
+    assert (domain_state(None), domain_state(NOW)) == ("claimed", "held")
+    assert held_domain("partner.example", None) is None
+    assert held_domain("partner.example", NOW) == "partner.example"
+    check_may_verify("ptn_1", S.ONBOARDING)
+    for status in (S.REJECTED, S.EXPELLED):
+        with pytest.raises(Conflict, match="holds no domain"):
+            check_may_verify("ptn_1", status)
