@@ -61,8 +61,9 @@ def _partner(partner_id: str) -> str:
 
 @router.post("/applications", status_code=201, tags=["applications"])
 async def apply(body: ApplicationIn, platform: PlatformDep, config: ConfigDep) -> ApplicationOut:
-    """Public intake. A second application from the same domain is not created: 409, and
-    nothing about the existing partner is revealed to an unauthenticated caller."""
+    """Public intake: the application claims its domain (`domain_verification` says how to
+    prove it). A domain a partner already holds is refused: 409, and nothing about that
+    partner is revealed to an unauthenticated caller; a domain only claimed blocks no one."""
     async with platform.transaction() as conn:
         row = await apply_for(
             conn, platform.outbox, config, body.to_domain(), body.model_dump(mode="json"), now()

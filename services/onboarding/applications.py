@@ -26,11 +26,11 @@ APPLICANT = "applicant (unauthenticated)"
 
 
 class DuplicateApplication(Conflict):
-    """The domain applied before (under any spelling). Nothing about that partner is told."""
+    """A partner already holds the domain (under any spelling). Nothing about it is told."""
 
     def __init__(self, domain: str) -> None:
         super().__init__(
-            f"an application for domain {domain} already exists; contact your channel manager"
+            f"domain {domain} is already held by a partner; contact your channel manager"
         )
 
 
@@ -43,8 +43,8 @@ async def apply_for(
     at: datetime,
 ) -> Row:
     """Take an application (`declared`: everything the applicant sent, kept as is). Returns the
-    new partner, applied (or rejected by its score); a domain already known raises
-    DuplicateApplication and changes nothing."""
+    new partner, applied (or rejected by its score), its domain claimed; a domain a partner
+    already holds raises DuplicateApplication and changes nothing."""
     qualification = qualify(config.qualification, application, config.version)
     products = authorised_products(config, application.products, frozenset())
     inserted = await repository.insert_application(

@@ -134,16 +134,17 @@ async def insert_application(
     at: datetime,
 ) -> Row | None:
     """A new partner (version 0, status applied) for the application, its domain claimed with
-    a fresh verification token; None when its domain is already known (the unique domain
-    decides, so concurrent applications create one)."""
+    a fresh verification token; None when another partner already holds (has verified) the
+    domain. A claim blocks no one: other applications for the domain are taken too."""
     return await conn.fetchrow(
         """
         INSERT INTO partners (partner_id, company_name, domain, partner_type, status, tier,
             application, regions, products_applied, products, qualification,
             qualification_outcome, policy_version, reason, applied_at, updated_at, domain_token)
-        VALUES ($1, $2, $3, $4, 'applied', $5, $6::jsonb, $7, $8, $9, $10::jsonb, $11, $12, '',
-            $13, $13, $14)
-        ON CONFLICT (domain) DO NOTHING
+        SELECT $1, $2, $3, $4, 'applied', $5, $6::jsonb, $7, $8, $9, $10::jsonb, $11, $12, '',
+            $13, $13, $14
+        WHERE NOT EXISTS (
+            SELECT 1 FROM partners WHERE domain = $3 AND domain_verified_at IS NOT NULL)
         RETURNING *
         """,
         f"ptn_{uuid.uuid4().hex[:16]}",

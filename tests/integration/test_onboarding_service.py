@@ -222,26 +222,6 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
             "cultural_fit",
         }
 
-        # The same domain again (written differently) is a duplicate, not a second partner.
-        again = await client.post(
-            f"{onboarding}/applications",
-            json=strong_application(
-                f"https://www.{domain.upper()}/partners",
-                contacts=[{"name": "Bob", "email": f"bob@{domain}"}],
-            ),
-        )
-        assert again.status_code == 409
-        assert again.json()["detail"] == (
-            f"an application for domain {domain} already exists; contact your channel manager"
-        )
-        assert pid not in again.text
-        assert (
-            await admin_db.fetchval(
-                "SELECT count(*) FROM onboarding.partners WHERE domain = $1", domain
-            )
-            == 1
-        )
-
         decided = await client.post(
             f"{onboarding}/applications/{pid}/decision", headers=ADMIN, json={"approve": True}
         )
@@ -256,6 +236,25 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
         verified = await client.post(f"{onboarding}/partners/{pid}/domain-verification", headers=me)
         assert verified.status_code == 200, verified.text
         assert verified.json()["domain_verification"]["state"] == "held"
+        # The held domain again (written differently) is refused, not a second partner.
+        again = await client.post(
+            f"{onboarding}/applications",
+            json=strong_application(
+                f"https://www.{domain.upper()}/partners",
+                contacts=[{"name": "Bob", "email": f"bob@{domain}"}],
+            ),
+        )
+        assert again.status_code == 409
+        assert again.json()["detail"] == (
+            f"domain {domain} is already held by a partner; contact your channel manager"
+        )
+        assert pid not in again.text
+        assert (
+            await admin_db.fetchval(
+                "SELECT count(*) FROM onboarding.partners WHERE domain = $1", domain
+            )
+            == 1
+        )
         other = await admitted(client, onboarding, f"other-{run}.example")
         other_token = (
             await client.post(f"{onboarding}/admin/partner-tokens/{other}", headers=ADMIN)
@@ -675,9 +674,11 @@ async def test_lapsed_agreement_suspends_then_renewal_reinstates_or_time_expels(
     )
 
 
-async def test_concurrent_applications_from_one_domain_create_one_partner(
-    onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+async def test_concurrent_claims_of_one_domain_and_only_one_holds_it(
+    onboarding: str, sites: PartnerSites, admin_db: asyncpg.Connection[asyncpg.Record]
 ) -> None:
+    """Claims block no one: concurrent applications for one domain are all taken; when every
+    one of them publishes its token and asks at once, exactly one holds the domain."""
     domain = f"race-{uuid.uuid4().hex[:10]}.example"
     async with httpx.AsyncClient(timeout=30) as client:
         responses = await asyncio.gather(
@@ -686,10 +687,29 @@ async def test_concurrent_applications_from_one_domain_create_one_partner(
                 for _ in range(6)
             ]
         )
-    assert sorted(r.status_code for r in responses) == [201, 409, 409, 409, 409, 409]
+        assert [r.status_code for r in responses] == [201] * 6
+        sites.publish(
+            domain, "\n".join(r.json()["domain_verification"]["record"] for r in responses)
+        )
+        checks = await asyncio.gather(
+            *[
+                client.post(
+                    f"{onboarding}/partners/{r.json()['partner_id']}/domain-verification",
+                    headers=ADMIN,
+                )
+                for r in responses
+            ]
+        )
+    assert sorted(c.status_code for c in checks) == [200, 409, 409, 409, 409, 409]
+    refused = next(c for c in checks if c.status_code == 409).json()["detail"]
+    assert refused == (
+        f"domain {domain} is already held by another partner; contact your channel manager"
+    )
     assert (
         await admin_db.fetchval(
-            "SELECT count(*) FROM onboarding.partners WHERE domain = $1", domain
+            """SELECT count(*) FROM onboarding.partners
+               WHERE domain = $1 AND domain_verified_at IS NOT NULL""",
+            domain,
         )
         == 1
     )
@@ -806,4 +826,17 @@ async def test_a_claimed_domain_is_held_only_once_it_publishes_the_token(
         # Another partner cannot ask for the check on it (404, as a missing one).
         them = auth_for(await token_for(client, onboarding, other))
         assert (await client.post(url, headers=them)).status_code == 404
+        # The claim blocks no one: the real owner applies for the domain and proves it.
+        owner = await admitted(client, onboarding, squatted)
+        record = (await partner(client, onboarding, owner))["domain_verification"]["record"]
+        sites.publish(squatted, record)
+        held = await client.post(
+            f"{onboarding}/partners/{owner}/domain-verification",
+            headers=auth_for(await token_for(client, onboarding, owner)),
+        )
+        assert held.status_code == 200, held.text
+        late = await client.post(url, headers=me)
+        assert late.status_code == 409
+        assert owner not in late.text
     assert all(e.domain is None for e in await lifecycle(admin_db, pid))
+    assert (await lifecycle(admin_db, owner))[-1].domain == squatted

@@ -50,3 +50,12 @@ class NotVerified(Conflict):
         super().__init__(
             f"domain {domain} is not verified: {expected_record(token)!r} was not found at {where}"
         )
+
+
+class AlreadyHeld(Conflict):
+    """Another partner proved the domain first. Nothing about it is told."""
+
+    def __init__(self, domain: str) -> None:
+        super().__init__(
+            f"domain {domain} is already held by another partner; contact your channel manager"
+        )
