@@ -75,7 +75,8 @@ async def apply(body: ApplicationIn, platform: PlatformDep, config: ConfigDep) -
 async def review_queue(
     _: AdminDep, platform: PlatformDep, outcome: Literal["review", "approve", "reject"] = "review"
 ) -> list[PartnerOut]:
-    """Channel managers: applications by qualification outcome (default: awaiting review)."""
+    """Channel managers: applications by qualification outcome (default: awaiting review;
+    `approve`: recommended, awaiting approval; `reject`: every rejected one)."""
     return await views.review_queue(platform.pool, outcome)
 
 

@@ -107,10 +107,11 @@ async def partner_row(pool: Pool, partner_id: str) -> Row:
 async def review_queue(
     pool: Pool, outcome: Literal["review", "approve", "reject"]
 ) -> list[PartnerOut]:
-    """Applications by qualification outcome; `review`: those still waiting for a manager."""
+    """Applications by qualification outcome; `review` and `approve` (recommended): those still
+    waiting for a manager's decision."""
     rows = await pool.fetch(
         """SELECT * FROM partners WHERE qualification_outcome = $1
-             AND ($1 <> 'review' OR status = 'applied')
+             AND ($1 = 'reject' OR status = 'applied')
            ORDER BY applied_at LIMIT 500""",
         outcome,
     )

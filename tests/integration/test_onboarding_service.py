@@ -747,7 +747,22 @@ async def test_self_declared_figures_approve_no_one(
             f"{onboarding}/applications", params={"outcome": "approve"}, headers=ADMIN
         )
         assert pid in [a["partner_id"] for a in recommended.json()]
-    assert [e.change for e in await lifecycle(admin_db, pid)] == ["applied"]
+        assert [e.change for e in await lifecycle(admin_db, pid)] == ["applied"]
+        # Only a channel manager's decision admits it.
+        approved = await client.post(
+            f"{onboarding}/applications/{pid}/decision", headers=ADMIN, json={"approve": True}
+        )
+        assert approved.json()["status"] == "onboarding"
+        waiting = await client.get(
+            f"{onboarding}/applications", params={"outcome": "approve"}, headers=ADMIN
+        )
+        assert pid not in [a["partner_id"] for a in waiting.json()]
+    assert [e.change for e in await lifecycle(admin_db, pid)] == [
+        "applied",
+        "updated",  # the manager's decision
+        "qualified",
+        "onboarding",
+    ]
 
 
 async def test_a_partner_cannot_complete_its_own_agreement_or_enablement(
