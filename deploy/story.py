@@ -1,8 +1,9 @@
 """The scripted story of the demo and of the end-to-end test, against running services.
 
-A small ecosystem is seeded through the services' own APIs (partners apply to onboarding and
-complete their checklist), then upstream-shaped CRM payloads and partner calls tell a story:
-a clean registration, a partner-vs-partner conflict, a direct-sales conflict, a multi-partner won
+A small ecosystem is seeded through the services' own APIs (partners apply to onboarding, a
+channel manager approves them, and they complete their checklist, the manager confirming the
+evidence they submit), then upstream-shaped CRM payloads and partner calls tell a story: a
+clean registration, a partner-vs-partner conflict, a direct-sales conflict, a multi-partner won
 deal, a correction after close and an expiry. Every step waits for the events it caused to
 arrive where they are needed (bounded polling of the services' APIs; no sleeps as
 synchronisation). Ids carry a run id, so the story can run again on the same stack.
@@ -106,6 +107,15 @@ class Story:
         )
         partner.partner_id = applied["partner_id"]
         score = applied["qualification"]["total"]
+        # Self-declared figures only recommend: a channel manager approves the application.
+        await self.call(
+            "POST",
+            "onboarding",
+            f"/applications/{partner.partner_id}/decision",
+            200,
+            headers=self.admin,
+            json={"approve": True, "note": "demo: references checked"},
+        )
         token = await self.call(
             "POST",
             "onboarding",
@@ -114,14 +124,22 @@ class Story:
             headers=self.admin,
         )
         partner.token = token["token"]
-        for item in ("agreement_signed", "profile_complete", "first_enablement_done"):
+        # The partner completes its profile and submits evidence for the agreement and the
+        # enablement; the channel manager confirms both (the last activates the partner).
+        checklist = f"/partners/{partner.partner_id}/checklist"
+        await self.call(
+            "POST", "onboarding", f"{checklist}/profile_complete", 200, headers=partner.auth
+        )
+        for item in ("agreement_signed", "first_enablement_done"):
             await self.call(
                 "POST",
                 "onboarding",
-                f"/partners/{partner.partner_id}/checklist/{item}",
-                200,
+                f"{checklist}/{item}",
+                202,
                 headers=partner.auth,
+                json={"evidence": f"demo:{item}:{self.run}"},
             )
+            await self.call("POST", "onboarding", f"{checklist}/{item}", 200, headers=self.admin)
         state = await self.call(
             "GET", "onboarding", f"/partners/{partner.partner_id}", 200, headers=partner.auth
         )

@@ -10,6 +10,7 @@ from typing import Any
 
 from services.onboarding import repository
 from services.onboarding.domain.lifecycle import Change, check_transition, notification_kind
+from services.onboarding.domain.verification import held_domain
 from services.onboarding.repository import PartnerRow, Row
 from shared.db import Connection
 from shared.events import Envelope
@@ -37,7 +38,8 @@ def snapshot(row: PartnerRow, change: Change, before: PartnerRow) -> PartnerStat
         change=change.published,
         previous_status=PartnerStatus(previous["status"]) if previous is not None else None,
         previous_tier=previous["tier"] if previous is not None else None,
-        domain=row["domain"],
+        # Only a held (verified) domain is the partner's to the other services.
+        domain=held_domain(row["domain"], row["domain_verified_at"]),
         competencies=tuple(sorted(row["competencies"])),
         grace_until=row["grace_until"],
         policy_version=row["policy_version"],
@@ -86,16 +88,17 @@ async def record_version(
     before: Row,
     change: Change,
     *,
+    by: str,
     reason: str,
     at: datetime,
     **fields: Any,
 ) -> Row:
-    """Write the partner's next version and announce it: the row, its audit row and its events,
-    in the caller's transaction."""
+    """Write the partner's next version and announce it: the row, its audit row (naming `by`,
+    the acting principal) and its events, in the caller's transaction."""
     row = await repository.update_partner(
         conn, before["partner_id"], reason=reason, at=at, fields=fields
     )
-    await repository.insert_history(conn, [repository.history_row(row, change.published.value)])
+    await repository.insert_history(conn, [repository.history_row(row, change.published.value, by)])
     await outbox.publish_many(conn, announce(before, row, change))
     return row
 
@@ -107,6 +110,7 @@ async def record_step(
     target: PartnerStatus,
     change: Change,
     *,
+    by: str,
     reason: str,
     at: datetime,
     **fields: Any,
@@ -115,5 +119,5 @@ async def record_step(
     IllegalTransition, and nothing written, unless the lifecycle allows the step."""
     check_transition(before["partner_id"], PartnerStatus(before["status"]), target)
     return await record_version(
-        conn, outbox, before, change, reason=reason, at=at, status=target.value, **fields
+        conn, outbox, before, change, by=by, reason=reason, at=at, status=target.value, **fields
     )

@@ -12,9 +12,10 @@ from fastapi import APIRouter, Query, Response, status
 from services.onboarding import views
 from services.onboarding.applications import apply_for
 from services.onboarding.certifications import add_certification
-from services.onboarding.checklist import complete_item
+from services.onboarding.checklist import complete_item, submit_item_evidence
 from services.onboarding.domain.checklist import checklist_item
 from services.onboarding.domain.config import OnboardingConfig
+from services.onboarding.ownership import DomainVerification, verify_domain
 from services.onboarding.partner_tokens import TokenIssuing, issue_partner_token
 from services.onboarding.requalification import run_requalification
 from services.onboarding.review import decide_review
@@ -24,6 +25,7 @@ from services.onboarding.schemas import (
     CertificationIn,
     CertificationOut,
     CertificationRecordedOut,
+    ChecklistIn,
     DecisionIn,
     PartnerOut,
     PartnerTokenOut,
@@ -34,10 +36,20 @@ from services.onboarding.schemas import (
 from services.onboarding.status_changes import set_status
 from shared.clock import now
 from shared.events.partners import PartnerStatus
-from shared.http import AdminDep, CallerDep, PlatformDep, Provided, partner_scope, require_role
+from shared.http import (
+    PARTNER_OR_MANAGER,
+    AdminDep,
+    CallerDep,
+    PlatformDep,
+    Provided,
+    partner_scope,
+    require_role,
+)
 from shared.identity import Caller, Role
 
 ConfigDep = Annotated[OnboardingConfig, Provided(OnboardingConfig)]
+# Who confirms evidence: channel managers and system clients (the enablement system).
+CONFIRMERS = (Role.CHANNEL_MANAGER, Role.SYSTEM)
 
 router = APIRouter()  # applications and partners
 admin = APIRouter(prefix="/admin", tags=["admin"])
@@ -49,8 +61,9 @@ def _partner(partner_id: str) -> str:
 
 @router.post("/applications", status_code=201, tags=["applications"])
 async def apply(body: ApplicationIn, platform: PlatformDep, config: ConfigDep) -> ApplicationOut:
-    """Public intake. A second application from the same domain is not created: 409, and
-    nothing about the existing partner is revealed to an unauthenticated caller."""
+    """Public intake: the application claims its domain (`domain_verification` says how to
+    prove it). A domain a partner already holds is refused: 409, and nothing about that
+    partner is revealed to an unauthenticated caller; a domain only claimed blocks no one."""
     async with platform.transaction() as conn:
         row = await apply_for(
             conn, platform.outbox, config, body.to_domain(), body.model_dump(mode="json"), now()
@@ -62,7 +75,8 @@ async def apply(body: ApplicationIn, platform: PlatformDep, config: ConfigDep) -
 async def review_queue(
     _: AdminDep, platform: PlatformDep, outcome: Literal["review", "approve", "reject"] = "review"
 ) -> list[PartnerOut]:
-    """Channel managers: applications by qualification outcome (default: awaiting review)."""
+    """Channel managers: applications by qualification outcome (default: awaiting review;
+    `approve`: recommended, awaiting approval; `reject`: every rejected one)."""
     return await views.review_queue(platform.pool, outcome)
 
 
@@ -72,8 +86,10 @@ async def review_queue(
     response_model_exclude_unset=True,
 )
 async def decide(
-    partner_id: str, body: DecisionIn, _: AdminDep, platform: PlatformDep, config: ConfigDep
+    partner_id: str, body: DecisionIn, who: AdminDep, platform: PlatformDep, config: ConfigDep
 ) -> PartnerOut:
+    """A channel manager approves or rejects an application the scoring did not reject: the
+    scoring's recommendation never approves anyone by itself (the figures are self-declared)."""
     async with platform.transaction() as conn:
         row = await decide_review(
             conn,
@@ -83,6 +99,7 @@ async def decide(
             approve_it=body.approve,
             note=body.note,
             cultural_fit=body.cultural_fit,
+            by=who.acting_as,
             at=now(),
         )
     return views.partner_out(row, full=True)
@@ -113,13 +130,64 @@ async def get_partner(partner_id: str, who: CallerDep, platform: PlatformDep) ->
     response_model_exclude_unset=True,
 )
 async def complete(
-    partner_id: str, item: str, who: CallerDep, platform: PlatformDep, config: ConfigDep
+    partner_id: str,
+    item: str,
+    who: Annotated[Caller, require_role(*PARTNER_OR_MANAGER, Role.SYSTEM)],
+    platform: PlatformDep,
+    config: ConfigDep,
+    response: Response,
+    body: ChecklistIn | None = None,
 ) -> PartnerOut:
-    """The partner (or a channel manager) completes an onboarding checklist item."""
+    """A partner completes its own plain checklist items; for an evidence item (the agreement,
+    the enablement) it submits evidence (`evidence`: 202, the item stays open) and a channel
+    manager or the enablement system (a system client) completes it, confirming that evidence
+    or giving its own. A partner's tick of an evidence item: 403."""
     partner_scope(who, partner_id, _partner(partner_id))
     item = checklist_item(config, item)
+    reference = body.evidence if body is not None else None
     async with platform.transaction() as conn:
-        row = await complete_item(conn, platform.outbox, config, partner_id, item, now())
+        if who.is_partner and reference is not None:
+            row = await submit_item_evidence(
+                conn, platform.outbox, config, partner_id, item, reference, now(), by=who.acting_as
+            )
+            response.status_code = status.HTTP_202_ACCEPTED
+        else:
+            row = await complete_item(
+                conn,
+                platform.outbox,
+                config,
+                partner_id,
+                item,
+                now(),
+                by=who.acting_as,
+                confirms=who.has(*CONFIRMERS),
+                reference=reference,
+            )
+    return views.partner_out(row, full=who.is_admin)
+
+
+@router.post(
+    "/partners/{partner_id}/domain-verification",
+    tags=["partners"],
+    response_model_exclude_unset=True,
+)
+async def verify_partner_domain(
+    partner_id: str,
+    who: CallerDep,
+    platform: PlatformDep,
+    verification: Annotated[DomainVerification, Provided(DomainVerification)],
+) -> PartnerOut:
+    """Check that the partner's claimed domain publishes its token (`domain_verification`):
+    the domain is held from then on. Not found: 409, nothing changes."""
+    partner_scope(who, partner_id, _partner(partner_id))
+    row = await verify_domain(
+        platform.pool,
+        platform.outbox,
+        verification.verifier,
+        partner_id,
+        by=who.acting_as,
+        at=now(),
+    )
     return views.partner_out(row, full=who.is_admin)
 
 
@@ -127,7 +195,7 @@ async def complete(
 async def certify(
     partner_id: str,
     body: CertificationIn,
-    _: Annotated[Caller, require_role(Role.CHANNEL_MANAGER, Role.SYSTEM)],
+    who: Annotated[Caller, require_role(*CONFIRMERS)],
     platform: PlatformDep,
     config: ConfigDep,
     response: Response,
@@ -137,24 +205,33 @@ async def certify(
     certification = body.to_domain(config)
     async with platform.transaction() as conn:
         certification_id, created = await add_certification(
-            conn, platform.outbox, config, partner_id, certification, body.person_name, now()
+            conn,
+            platform.outbox,
+            config,
+            partner_id,
+            certification,
+            body.person_name,
+            now(),
+            by=who.acting_as,
         )
     if not created:
         response.status_code = status.HTTP_200_OK
     return await views.certification_recorded(platform.pool, partner_id, certification_id, created)
 
 
-@router.get("/partners/{partner_id}/certifications", tags=["partners"])
+@router.get(
+    "/partners/{partner_id}/certifications", tags=["partners"], response_model_exclude_unset=True
+)
 async def certifications(
     partner_id: str, who: CallerDep, platform: PlatformDep
 ) -> list[CertificationOut]:
     partner_scope(who, partner_id, _partner(partner_id))
-    return await views.certifications(platform.pool, partner_id)
+    return await views.certifications(platform.pool, partner_id, full=who.is_admin)
 
 
 @admin.post("/partners/{partner_id}/status", response_model_exclude_unset=True)
 async def change_status(
-    partner_id: str, body: StatusIn, _: AdminDep, platform: PlatformDep, config: ConfigDep
+    partner_id: str, body: StatusIn, who: AdminDep, platform: PlatformDep, config: ConfigDep
 ) -> PartnerOut:
     """Suspend, expel or reinstate by hand; illegal lifecycle steps are refused (409)."""
     async with platform.transaction() as conn:
@@ -165,6 +242,7 @@ async def change_status(
             partner_id,
             PartnerStatus(body.status),
             body.reason,
+            who.acting_as,
             now(),
         )
     return views.partner_out(row, full=True)
@@ -194,7 +272,7 @@ async def program_config(_: AdminDep, config: ConfigDep) -> OnboardingConfig:
 @admin.post("/partner-tokens/{partner_id}")
 async def issue_token(
     partner_id: str,
-    _: AdminDep,
+    who: AdminDep,
     platform: PlatformDep,
     issuing: Annotated[TokenIssuing, Provided(TokenIssuing)],
     user: Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")] = "app",
@@ -211,5 +289,6 @@ async def issue_token(
         user=f"{partner_id}/{user}",
         role=Role(role),
         ttl=timedelta(seconds=ttl_seconds),
+        by=who.acting_as,
     )
     return PartnerTokenOut(partner_id=partner_id, token=token)

@@ -7,8 +7,9 @@ import logging
 from pathlib import Path
 
 from services.onboarding import api, handlers, jobs
+from services.onboarding.ownership import DomainVerification
 from services.onboarding.partner_tokens import TokenIssuing
-from services.onboarding.settings import OnboardingSettings, load_config
+from services.onboarding.settings import OnboardingSettings, domain_verifier, load_config
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.service import Platform, ServiceDefinition
 from shared.topics import ATTRIBUTION_CREDITS
@@ -23,6 +24,7 @@ def wire(platform: Platform) -> None:
     platform.provide(config)
     # Onboarding is the one place that issues partner tokens (shared/identity.py).
     platform.provide(TokenIssuing.from_settings(platform.settings))
+    platform.provide(DomainVerification(domain_verifier(settings)))
 
     credits = platform.consumer("credits", [ATTRIBUTION_CREDITS])
     credits.handles_batch(CreditIssued)(handlers.on_credits)

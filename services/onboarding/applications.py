@@ -1,5 +1,7 @@
-"""Application intake: score an application, create the partner and, by the score, start its
-onboarding, reject it, or leave it for a channel manager's review (`review.py`)."""
+"""Application intake: score an application, create the partner and, by the score, reject it
+or leave it for a channel manager's decision (`review.py`). The figures are the applicant's own
+declaration: a score may recommend approval, never grant it; onboarding starts when a channel
+manager approves."""
 
 from __future__ import annotations
 
@@ -13,19 +15,22 @@ from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.lifecycle import Change
 from services.onboarding.domain.qualification import Application, Outcome, qualify
 from services.onboarding.domain.tiers import authorised_products
-from services.onboarding.repository import Row
+from services.onboarding.repository import SERVICE, Row
 from shared.db import Connection
 from shared.errors import Conflict
 from shared.events.partners import PartnerStatus
 from shared.outbox import Outbox
 
+# Whom the audit trail names for an application: the public intake authenticates no one.
+APPLICANT = "applicant (unauthenticated)"
+
 
 class DuplicateApplication(Conflict):
-    """The domain applied before (under any spelling). Nothing about that partner is told."""
+    """A partner already holds the domain (under any spelling). Nothing about it is told."""
 
     def __init__(self, domain: str) -> None:
         super().__init__(
-            f"an application for domain {domain} already exists; contact your channel manager"
+            f"domain {domain} is already held by a partner; contact your channel manager"
         )
 
 
@@ -38,7 +43,8 @@ async def apply_for(
     at: datetime,
 ) -> Row:
     """Take an application (`declared`: everything the applicant sent, kept as is). Returns the
-    new partner; a domain already known raises DuplicateApplication and changes nothing."""
+    new partner, applied (or rejected by its score), its domain claimed; a domain a partner
+    already holds raises DuplicateApplication and changes nothing."""
     qualification = qualify(config.qualification, application, config.version)
     products = authorised_products(config, application.products, frozenset())
     inserted = await repository.insert_application(
@@ -51,13 +57,12 @@ async def apply_for(
         outbox,
         inserted,
         Change.APPLIED,
+        by=APPLICANT,
         reason=f"application received; {qualification.explanation}",
         at=at,
     )
-    if qualification.outcome is Outcome.APPROVE:
-        return await approve(conn, outbox, config, row, qualification.explanation, at)
     if qualification.outcome is Outcome.REJECT:
-        return await reject(conn, outbox, row, qualification.explanation, at)
+        return await reject(conn, outbox, row, qualification.explanation, at, by=SERVICE)
     return row
 
 
@@ -68,10 +73,12 @@ async def approve(
     row: Row,
     why: str,
     at: datetime,
+    *,
+    by: str,
 ) -> Row:
-    """Qualified, and onboarding starts at once."""
+    """Qualified (`by`: the channel manager who approved), and onboarding starts at once."""
     row = await record_step(
-        conn, outbox, row, PartnerStatus.QUALIFIED, Change.QUALIFIED, reason=why, at=at
+        conn, outbox, row, PartnerStatus.QUALIFIED, Change.QUALIFIED, by=by, reason=why, at=at
     )
     return await record_step(
         conn,
@@ -79,12 +86,15 @@ async def approve(
         row,
         PartnerStatus.ONBOARDING,
         Change.ONBOARDING,
+        by=by,
         reason=f"onboarding started: complete {', '.join(config.checklist)}",
         at=at,
     )
 
 
-async def reject(conn: Connection, outbox: Outbox, row: Row, why: str, at: datetime) -> Row:
+async def reject(
+    conn: Connection, outbox: Outbox, row: Row, why: str, at: datetime, *, by: str
+) -> Row:
     return await record_step(
-        conn, outbox, row, PartnerStatus.REJECTED, Change.REJECTED, reason=why, at=at
+        conn, outbox, row, PartnerStatus.REJECTED, Change.REJECTED, by=by, reason=why, at=at
     )

@@ -23,14 +23,16 @@ async def add_certification(
     certification: Certification,
     person_name: str | None,
     at: datetime,
+    *,
+    by: str,
 ) -> tuple[str, bool]:
     """Record a certification and re-evaluate the partner. Returns the certification's id and
     whether it is new (the same one again changes nothing)."""
     row = await repository.lock_partner(conn, partner_id)
     check_may_be_certified(partner_id, PartnerStatus(row["status"]))
     certification_id, created = await repository.insert_certification(
-        conn, partner_id, certification, person_name, at
+        conn, partner_id, certification, person_name, at, recorded_by=by
     )
     if created:
-        await refresh(conn, outbox, config, partner_id, as_of=at)
+        await refresh(conn, outbox, config, partner_id, as_of=at, acted_by=by)
     return certification_id, created

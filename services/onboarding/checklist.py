@@ -1,7 +1,8 @@
 """The onboarding checklist: a partner (or a channel manager) ticks items; the last one
-activates the partner in the tier its revenue and competencies earn. Signing the agreement
-again while in the program renews it, which may end an agreement grace or a requalification
-suspension at once."""
+activates the partner in the tier its revenue and competencies earn. Evidence items (the
+agreement, the enablement) the partner only submits evidence for; a channel manager or the
+enablement system completes them (`domain.checklist`). Signing the agreement again while in the
+program renews it, which may end an agreement grace or a requalification suspension at once."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import datetime
 
 from services.onboarding import repository
 from services.onboarding.announcements import record_step, record_version
-from services.onboarding.domain.checklist import tick
+from services.onboarding.domain.checklist import submit_evidence, tick
 from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.lifecycle import Change
 from services.onboarding.domain.tiers import (
@@ -32,26 +33,80 @@ async def complete_item(
     partner_id: str,
     item: str,
     at: datetime,
+    *,
+    by: str,
+    confirms: bool,
+    reference: str | None = None,
 ) -> Row:
-    """Tick `item` (one of `config.checklist`, see `domain.checklist.checklist_item`)."""
+    """Complete `item` (one of `config.checklist`, see `domain.checklist.checklist_item`) as
+    `by`; `confirms`: `by` is a channel manager or a system client, who alone complete
+    evidence items (with the partner's evidence, or `reference`)."""
     row = await repository.lock_partner(conn, partner_id)
     status = PartnerStatus(row["status"])
-    ticked = tick(config, partner_id, status, repository.checklist_of(row), item, at)
+    ticked = tick(
+        config,
+        partner_id,
+        status,
+        repository.checklist_of(row),
+        item,
+        at,
+        by=by,
+        confirms=confirms,
+        evidence=repository.evidence_of(row),
+        reference=reference,
+    )
     if ticked.activates:
-        return await _activate(conn, outbox, config, row, ticked.fields, at)
+        return await _activate(conn, outbox, config, row, ticked.fields, at, by)
     row = await record_version(
         conn,
         outbox,
         row,
         Change.UPDATED,
+        by=by,
         reason=f"checklist: {item} completed ({ticked.done} of {len(config.checklist)})",
         at=at,
         **ticked.fields,
     )
     if ticked.renewal:
-        await refresh(conn, outbox, config, partner_id, as_of=at)
+        await refresh(conn, outbox, config, partner_id, as_of=at, acted_by=by)
         row = await repository.lock_partner(conn, partner_id)
     return row
+
+
+async def submit_item_evidence(
+    conn: Connection,
+    outbox: Outbox,
+    config: OnboardingConfig,
+    partner_id: str,
+    item: str,
+    reference: str,
+    at: datetime,
+    *,
+    by: str,
+) -> Row:
+    """The partner's evidence for an evidence item, recorded for a channel manager or the
+    enablement system to confirm; the item stays open."""
+    row = await repository.lock_partner(conn, partner_id)
+    evidence = submit_evidence(
+        config,
+        partner_id,
+        PartnerStatus(row["status"]),
+        repository.evidence_of(row),
+        item,
+        reference=reference,
+        by=by,
+        at=at,
+    )
+    return await record_version(
+        conn,
+        outbox,
+        row,
+        Change.UPDATED,
+        by=by,
+        reason=f"checklist: evidence for {item} submitted, awaiting confirmation",
+        at=at,
+        checklist_evidence=evidence,
+    )
 
 
 async def _activate(
@@ -61,6 +116,7 @@ async def _activate(
     row: Row,
     fields: dict[str, object],
     at: datetime,
+    by: str,
 ) -> Row:
     partner_id = row["partner_id"]
     certifications = await repository.certifications_of(conn, [partner_id])
@@ -74,6 +130,7 @@ async def _activate(
         row,
         PartnerStatus.ACTIVE,
         Change.ACTIVATED,
+        by=by,
         reason=f"onboarding checklist complete; tier {assessment.tier}: "
         + "; ".join(assessment.reasons),
         at=at,

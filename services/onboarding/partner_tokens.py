@@ -4,9 +4,11 @@ for a partner once it is admitted and for as long as it is not suspended or expe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from services.onboarding import views
+import jwt
+
+from services.onboarding import repository, views
 from services.onboarding.domain.lifecycle import check_may_hold_token
 from shared.db import Pool
 from shared.errors import RequestError
@@ -39,9 +41,25 @@ async def issue_partner_token(
     user: str,
     role: Role,
     ttl: timedelta,
+    by: str,
 ) -> str:
+    """A token for `user` of `partner_id`, recorded (its id, holder, role, expiry) with `by`,
+    the principal who had it issued."""
     if issuing.issuer is None:
         raise IssuingUnavailable("this instance issues no tokens: TOKEN_SIGNING_KEY is not set")
     row = await views.partner_row(pool, partner_id)
     check_may_hold_token(partner_id, PartnerStatus(row["status"]))
-    return issuing.issuer.issue(user, [role], partner_id=partner_id, ttl=ttl)
+    token = issuing.issuer.issue(user, [role], partner_id=partner_id, ttl=ttl)
+    # Our own token, just signed: its claims are read back, not verified.
+    claims = jwt.decode(token, options={"verify_signature": False})
+    await repository.insert_token_grant(
+        pool,
+        token_id=str(claims["jti"]),
+        partner_id=partner_id,
+        subject=user,
+        role=role.value,
+        issued_by=by,
+        issued_at=datetime.fromtimestamp(claims["iat"], UTC),
+        expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+    )
+    return token

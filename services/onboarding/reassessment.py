@@ -34,7 +34,7 @@ from services.onboarding.domain.tiers import (
     derive_competencies,
     revenue_in_window,
 )
-from services.onboarding.repository import PartnerRow
+from services.onboarding.repository import SERVICE, PartnerRow
 from shared.clock import now
 from shared.db import Connection
 from shared.errors import NotFound
@@ -70,8 +70,10 @@ class Reassessment:
         rows: dict[str, dict[str, Any]],
         certifications: dict[str, list[Certification]],
         revenue: dict[str, dict[date, Decimal]],
+        acted_by: str = SERVICE,
     ) -> None:
         self.config = config
+        self.acted_by = acted_by  # whom the audit trail names for this run's changes
         self.as_of = as_of
         self.rows = rows
         self.certifications = certifications
@@ -87,6 +89,7 @@ class Reassessment:
         config: OnboardingConfig,
         partner_ids: Collection[str],
         as_of: datetime,
+        acted_by: str = SERVICE,
     ) -> Reassessment:
         """Lock the partners (those that exist) and load what evaluating them needs, as of
         `as_of`. Credits and reversals recorded afterwards are the caller's to add, in order
@@ -100,7 +103,7 @@ class Reassessment:
         revenue = (
             await repository.revenue_days(conn, config, in_program, as_of) if in_program else {}
         )
-        return cls(config, as_of, rows, certifications, revenue)
+        return cls(config, as_of, rows, certifications, revenue, acted_by)
 
     def knows(self, partner_id: str) -> bool:
         return partner_id in self.rows
@@ -176,7 +179,7 @@ class Reassessment:
         }
         self.rows[row["partner_id"]] = row
         self.changed.add(row["partner_id"])
-        self.history.append(repository.history_row(row, change.published.value))
+        self.history.append(repository.history_row(row, change.published.value, self.acted_by))
         self.events.extend(announce(before, row, change, cause))
         return row
 
@@ -197,10 +200,12 @@ async def refresh(
     partner_id: str,
     *,
     as_of: datetime,
+    acted_by: str = SERVICE,
 ) -> list[Change]:
     """Re-derive competencies and authorisations, then requalify one partner, as of `as_of`,
-    and publish what changed. Returns the changes (empty when its standing did not move)."""
-    run = await Reassessment.start(conn, config, [partner_id], as_of)
+    and publish what changed (in the audit trail as `acted_by`'s: the principal whose request
+    caused it, or the service). Returns the changes (empty when its standing did not move)."""
+    run = await Reassessment.start(conn, config, [partner_id], as_of, acted_by)
     if not run.knows(partner_id):
         raise NotFound(f"partner {partner_id} not found")
     changes = run.reassess(partner_id)

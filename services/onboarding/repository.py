@@ -9,6 +9,7 @@ it in memory. The JSON columns (checklist, qualification, application) are encod
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
@@ -26,6 +27,8 @@ from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.partners import PartnerStatus, PartnerType
 
 Row = asyncpg.Record
+# Whom the audit trail names for changes no caller made (consumed events, scheduled jobs).
+SERVICE = "onboarding"
 # A partner row as read from the database, or as it stands in memory during a run.
 PartnerRow = Row | dict[str, Any]
 
@@ -41,15 +44,18 @@ _COLUMNS = frozenset(
         "qualification_outcome",
         "decision_note",
         "checklist",
+        "checklist_evidence",
         "agreement_valid_until",
         "revenue",
         "grace_until",
         "suspended_at",
         "suspended_by_requalification",
         "policy_version",
+        "domain_verified_at",
+        "domain_verified_by",
     }
 )
-_JSON_COLUMNS = frozenset({"checklist", "qualification"})
+_JSON_COLUMNS = frozenset({"checklist", "checklist_evidence", "qualification"})
 
 
 def qualification_json(q: Qualification) -> dict[str, Any]:
@@ -95,6 +101,12 @@ def checklist_of(row: PartnerRow) -> dict[str, str]:
     return completed
 
 
+def evidence_of(row: PartnerRow) -> dict[str, dict[str, str]]:
+    """Evidence item -> its evidence (reference, who submitted and who confirmed it, when)."""
+    evidence: dict[str, dict[str, str]] = json.loads(row["checklist_evidence"])
+    return evidence
+
+
 async def lock_partner(conn: Connection, partner_id: str) -> Row:
     row = await conn.fetchrow("SELECT * FROM partners WHERE partner_id = $1 FOR UPDATE", partner_id)
     if row is None:
@@ -121,16 +133,18 @@ async def insert_application(
     products: frozenset[str],
     at: datetime,
 ) -> Row | None:
-    """A new partner (version 0, status applied) for the application; None when its domain is
-    already known (the unique domain decides, so concurrent applications create one)."""
+    """A new partner (version 0, status applied) for the application, its domain claimed with
+    a fresh verification token; None when another partner already holds (has verified) the
+    domain. A claim blocks no one: other applications for the domain are taken too."""
     return await conn.fetchrow(
         """
         INSERT INTO partners (partner_id, company_name, domain, partner_type, status, tier,
             application, regions, products_applied, products, qualification,
-            qualification_outcome, policy_version, reason, applied_at, updated_at)
-        VALUES ($1, $2, $3, $4, 'applied', $5, $6::jsonb, $7, $8, $9, $10::jsonb, $11, $12, '',
-            $13, $13)
-        ON CONFLICT (domain) DO NOTHING
+            qualification_outcome, policy_version, reason, applied_at, updated_at, domain_token)
+        SELECT $1, $2, $3, $4, 'applied', $5, $6::jsonb, $7, $8, $9, $10::jsonb, $11, $12, '',
+            $13, $13, $14
+        WHERE NOT EXISTS (
+            SELECT 1 FROM partners WHERE domain = $3 AND domain_verified_at IS NOT NULL)
         RETURNING *
         """,
         f"ptn_{uuid.uuid4().hex[:16]}",
@@ -146,6 +160,7 @@ async def insert_application(
         qualification.outcome.value,
         config.version,
         at,
+        secrets.token_urlsafe(24),
     )
 
 
@@ -220,7 +235,8 @@ async def write_reassessed(conn: Connection, rows: Sequence[Mapping[str, Any]]) 
     )
 
 
-def history_row(row: PartnerRow, published_change: str) -> tuple[Any, ...]:
+def history_row(row: PartnerRow, published_change: str, acted_by: str) -> tuple[Any, ...]:
+    """An audit row: the version `acted_by` (the acting principal, or the service) made."""
     return (
         row["partner_id"],
         row["version"],
@@ -229,18 +245,21 @@ def history_row(row: PartnerRow, published_change: str) -> tuple[Any, ...]:
         row["tier"],
         row["reason"],
         row["updated_at"],
+        acted_by,
     )
 
 
 async def insert_history(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Audit rows (partner, version, change, status, tier, reason, changed_at), one statement."""
+    """Audit rows (partner, version, change, status, tier, reason, changed_at, acted_by), one
+    statement."""
     if not rows:
         return
     columns = list(zip(*rows, strict=True))
     await conn.execute(
-        """INSERT INTO partner_history (partner_id, version, change, status, tier, reason, changed_at)
+        """INSERT INTO partner_history (partner_id, version, change, status, tier, reason,
+               changed_at, acted_by)
            SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[],
-                                $6::text[], $7::timestamptz[])""",
+                                $6::text[], $7::timestamptz[], $8::text[])""",
         *[list(column) for column in columns],
     )
 
@@ -251,14 +270,16 @@ async def insert_certification(
     certification: Certification,
     person_name: str | None,
     at: datetime,
+    *,
+    recorded_by: str,
 ) -> tuple[str, bool]:
-    """Record a certification once per person, role, track and issue date. Returns its id and
-    whether it is new."""
+    """Record a certification (`recorded_by`: the acting principal) once per person, role,
+    track and issue date. Returns its id and whether it is new."""
     certification_id = await conn.fetchval(
         """
         INSERT INTO certifications (certification_id, partner_id, person, person_name, role,
-            track, issued_at, expires_at, recorded_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            track, issued_at, expires_at, recorded_at, recorded_by)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
         ON CONFLICT (partner_id, person, role, track, issued_at) DO NOTHING
         RETURNING certification_id
         """,
@@ -271,6 +292,7 @@ async def insert_certification(
         certification.issued_at,
         certification.expires_at,
         at,
+        recorded_by,
     )
     if certification_id is not None:
         return str(certification_id), True
@@ -396,3 +418,28 @@ async def partners_to_requalify(
         partner_ids,
     )
     return [row["partner_id"] for row in rows]
+
+
+async def insert_token_grant(
+    pool: Pool,
+    *,
+    token_id: str,
+    partner_id: str,
+    subject: str,
+    role: str,
+    issued_by: str,
+    issued_at: datetime,
+    expires_at: datetime,
+) -> None:
+    """Record a platform token issued to a partner's person or app, and who had it issued."""
+    await pool.execute(
+        """INSERT INTO token_grants (token_id, partner_id, subject, role, issued_by, issued_at,
+               expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        token_id,
+        partner_id,
+        subject,
+        role,
+        issued_by,
+        issued_at,
+        expires_at,
+    )

@@ -1,5 +1,6 @@
-"""A channel manager decides an application the scoring left for review: their cultural-fit
-judgement re-scores it, then it is approved (onboarding starts) or rejected."""
+"""A channel manager decides an application the scoring did not reject (left for review, or
+recommended for approval: self-declared figures approve no one by themselves): their
+cultural-fit judgement re-scores it, then it is approved (onboarding starts) or rejected."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ async def decide_review(
     approve_it: bool,
     note: str,
     cultural_fit: Decimal | None,
+    by: str,
     at: datetime,
 ) -> Row:
     row = await repository.lock_partner(conn, partner_id)
@@ -35,18 +37,19 @@ async def decide_review(
         config.qualification, repository.application_of(row), config.version, cultural_fit
     )
     verdict = "approved" if approve_it else "rejected"
-    why = f"manual review {verdict}: {note or 'no note'} (score {qualification.total})"
+    why = f"manual review {verdict} by {by}: {note or 'no note'} (score {qualification.total})"
     # Keep the outcome 'review' so the history shows a manager decided; the score is re-explained.
     row = await record_version(
         conn,
         outbox,
         row,
         Change.UPDATED,
+        by=by,
         reason=f"manager input recorded; {qualification.explanation}",
         at=at,
         qualification=repository.qualification_json(qualification),
         decision_note=note,
     )
     if approve_it:
-        return await approve(conn, outbox, config, row, why, at)
-    return await reject(conn, outbox, row, why, at)
+        return await approve(conn, outbox, config, row, why, at, by=by)
+    return await reject(conn, outbox, row, why, at, by=by)

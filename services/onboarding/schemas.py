@@ -20,6 +20,7 @@ from shared.inputs import (
     Instant,
     Money,
     Name,
+    Reference,
     as_ident,
     as_name,
     as_text,
@@ -87,6 +88,17 @@ class DecisionIn(_In):
     approve: bool
     note: FreeText = ""
     cultural_fit: Decimal | None = Field(default=None, ge=0, le=100, max_digits=5, decimal_places=2)
+
+
+class ChecklistIn(_In):
+    """Evidence for a checklist item: a partner submits it for a channel manager or the
+    enablement system to confirm; a confirmer may give its own."""
+
+    evidence: Reference | None = Field(
+        default=None,
+        description="a reference to the evidence: the signed agreement's envelope id, the "
+        "enablement system's completion record",
+    )
 
 
 class CertificationIn(_In):
@@ -158,11 +170,23 @@ class QualificationOut(BaseModel):
     criteria: list[CriterionOut]
 
 
+class DomainVerificationOut(BaseModel):
+    """How the partner proves it controls its domain: publish `record` as a TXT record on the
+    domain, or as a line of `well_known_path` on its site; then ask for the check
+    (`POST /partners/{id}/domain-verification`). Until then the domain is claimed, not held."""
+
+    domain: str
+    state: Literal["claimed", "held"]
+    record: str
+    well_known_path: str
+
+
 class ApplicationOut(BaseModel):
     partner_id: str
     status: str
     duplicate: bool
     qualification: QualificationOut
+    domain_verification: DomainVerificationOut
 
 
 class VersionOut(BaseModel):
@@ -174,6 +198,9 @@ class VersionOut(BaseModel):
     tier: str
     reason: str
     changed_at: str
+    acted_by: str | None = Field(
+        default=None, description="who made the change (channel managers only)"
+    )
 
 
 class PartnerOut(BaseModel):
@@ -191,7 +218,12 @@ class PartnerOut(BaseModel):
     regions: list[str]
     products: list[str]
     competencies: list[str]
+    domain_verification: DomainVerificationOut
     checklist: dict[str, str] = Field(description="item -> completed at")
+    checklist_evidence: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="evidence item -> reference, submitted_by/at, confirmed_by/at",
+    )
     agreement_valid_until: str | None
     attributed_revenue: str
     grace_until: str | None
@@ -216,6 +248,9 @@ class CertificationOut(BaseModel):
     issued_at: str
     expires_at: str
     recorded_at: str
+    recorded_by: str | None = Field(
+        default=None, description="who recorded it (channel managers only)"
+    )
 
 
 class CertificationRecordedOut(BaseModel):

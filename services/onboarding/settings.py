@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.onboarding.domain.config import OnboardingConfig
+from services.onboarding.domain_verification import DnsTxt, DomainVerifier, WellKnownFile
 
 
 class OnboardingSettings(BaseSettings):
@@ -16,6 +18,18 @@ class OnboardingSettings(BaseSettings):
     config_file: str = ""
     # How often the scheduled requalification runs (the first run is one period after start).
     requalification_period_seconds: float = 3600.0
+    # How a claimed domain is checked: its DNS TXT records (asked of `dns_nameserver`), or the
+    # well-known file on its site (`verification_site`: a template with {domain}; tests point it
+    # at a local server playing the partner's site).
+    domain_verification: Literal["dns", "well_known"] = "dns"
+    dns_nameserver: str = "1.1.1.1:53"
+    verification_site: str = "https://{domain}"
+
+
+def domain_verifier(settings: OnboardingSettings) -> DomainVerifier:
+    if settings.domain_verification == "well_known":
+        return WellKnownFile(settings.verification_site)
+    return DnsTxt(settings.dns_nameserver)
 
 
 def load_config(settings: OnboardingSettings) -> OnboardingConfig:

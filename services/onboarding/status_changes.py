@@ -22,6 +22,7 @@ async def set_status(
     partner_id: str,
     target: PartnerStatus,
     reason: str,
+    by: str,
     at: datetime,
 ) -> Row:
     row = await repository.lock_partner(conn, partner_id)
@@ -34,5 +35,5 @@ async def set_status(
         at=at,
     )
     return await record_version(
-        conn, outbox, row, change, reason=f"channel manager: {reason}", at=at, **fields
+        conn, outbox, row, change, by=by, reason=f"channel manager: {reason}", at=at, **fields
     )

@@ -7,11 +7,17 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
+from services.onboarding.domain.verification import (
+    WELL_KNOWN_PATH,
+    domain_state,
+    expected_record,
+)
 from services.onboarding.repository import Row
 from services.onboarding.schemas import (
     ApplicationOut,
     CertificationOut,
     CertificationRecordedOut,
+    DomainVerificationOut,
     PartnerOut,
     VersionOut,
 )
@@ -28,9 +34,29 @@ def _isos(row: Row) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in dict(row).items()}
 
 
+def _evidence(row: Row, *, full: bool) -> dict[str, dict[str, str]]:
+    """The checklist's evidence; a partner is not told who on the vendor's side confirmed it."""
+    evidence: dict[str, dict[str, str]] = json.loads(row["checklist_evidence"])
+    if full:
+        return evidence
+    return {
+        item: {k: v for k, v in record.items() if k != "confirmed_by"}
+        for item, record in evidence.items()
+    }
+
+
+def domain_verification_out(row: Row) -> DomainVerificationOut:
+    return DomainVerificationOut(
+        domain=row["domain"],
+        state=domain_state(row["domain_verified_at"]),
+        record=expected_record(row["domain_token"]),
+        well_known_path=WELL_KNOWN_PATH,
+    )
+
+
 def partner_out(row: Row, *, full: bool) -> PartnerOut:
     """A partner as a caller sees it: channel managers (`full`) also see the application, its
-    scoring, the manager's note and the suspension time."""
+    scoring, the manager's note, the suspension time and who confirmed evidence."""
     out: dict[str, Any] = {
         "partner_id": row["partner_id"],
         "company_name": row["company_name"],
@@ -42,7 +68,9 @@ def partner_out(row: Row, *, full: bool) -> PartnerOut:
         "regions": sorted(row["regions"]),
         "products": sorted(row["products"]),
         "competencies": sorted(row["competencies"]),
+        "domain_verification": domain_verification_out(row),
         "checklist": json.loads(row["checklist"]),
+        "checklist_evidence": _evidence(row, full=full),
         "agreement_valid_until": _iso(row["agreement_valid_until"]),
         "attributed_revenue": str(row["revenue"]),
         "grace_until": _iso(row["grace_until"]),
@@ -65,6 +93,7 @@ def application_out(row: Row) -> ApplicationOut:
         status=row["status"],
         duplicate=False,
         qualification=json.loads(row["qualification"]),
+        domain_verification=domain_verification_out(row),
     )
 
 
@@ -78,10 +107,11 @@ async def partner_row(pool: Pool, partner_id: str) -> Row:
 async def review_queue(
     pool: Pool, outcome: Literal["review", "approve", "reject"]
 ) -> list[PartnerOut]:
-    """Applications by qualification outcome; `review`: those still waiting for a manager."""
+    """Applications by qualification outcome; `review` and `approve` (recommended): those still
+    waiting for a manager's decision."""
     rows = await pool.fetch(
         """SELECT * FROM partners WHERE qualification_outcome = $1
-             AND ($1 <> 'review' OR status = 'applied')
+             AND ($1 = 'reject' OR status = 'applied')
            ORDER BY applied_at LIMIT 500""",
         outcome,
     )
@@ -104,22 +134,32 @@ async def partners(
 
 
 async def partner_with_history(pool: Pool, partner_id: str, *, full: bool) -> PartnerOut:
+    """A partner and its audit trail; channel managers (`full`) also see who made each change."""
     out = partner_out(await partner_row(pool, partner_id), full=full)
     history = await pool.fetch(
-        """SELECT version, change, status, tier, reason, changed_at FROM partner_history
-           WHERE partner_id = $1 ORDER BY version""",
+        """SELECT version, change, status, tier, reason, changed_at, acted_by
+           FROM partner_history WHERE partner_id = $1 ORDER BY version""",
         partner_id,
     )
-    out.history = [VersionOut.model_validate(_isos(h)) for h in history]
+    out.history = [
+        VersionOut.model_validate({k: v for k, v in _isos(h).items() if full or k != "acted_by"})
+        for h in history
+    ]
     return out
 
 
-async def certifications(pool: Pool, partner_id: str) -> list[CertificationOut]:
+async def certifications(pool: Pool, partner_id: str, *, full: bool) -> list[CertificationOut]:
+    """A partner's certifications; channel managers (`full`) also see who recorded each."""
     await partner_row(pool, partner_id)
     rows = await pool.fetch(
         "SELECT * FROM certifications WHERE partner_id = $1 ORDER BY issued_at", partner_id
     )
-    return [CertificationOut.model_validate(_isos(r)) for r in rows]
+    return [
+        CertificationOut.model_validate(
+            {k: v for k, v in _isos(r).items() if full or k != "recorded_by"}
+        )
+        for r in rows
+    ]
 
 
 async def certification_recorded(

@@ -24,6 +24,7 @@ from services.onboarding.certifications import add_certification
 from services.onboarding.checklist import complete_item
 from services.onboarding.domain.qualification import Application
 from services.onboarding.domain.tiers import Certification, CertificationRole
+from services.onboarding.review import decide_review
 from shared.consumer import EventConsumer, Outcome
 from shared.db import Pool
 from shared.events import EventPayload
@@ -35,7 +36,7 @@ from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE
 from tests.support.factories import credit_issued, credit_reversed
 from tests.support.infra import ROOT, Infra, ScratchService, migrated_pool, statements_sent
 from tests.support.kafka import new_topic, publish, read_records
-from tests.support.onboarding import SMALL
+from tests.support.onboarding import SMALL, strong_application
 
 pytestmark = pytest.mark.integration
 
@@ -93,10 +94,33 @@ async def active_partner(pool: Pool, name: str) -> str:
         certified_staff=12,
     )
     async with pool.acquire() as conn, conn.transaction():
-        row = await apply_for(conn, OUTBOX, CONFIG, application, {"domain": domain}, at)
+        # What the applicant sent: the same figures (a manager's decision re-reads them).
+        declared = strong_application(domain)
+        row = await apply_for(conn, OUTBOX, CONFIG, application, declared, at)
         partner_id: str = row["partner_id"]
+        await decide_review(
+            conn,
+            OUTBOX,
+            CONFIG,
+            partner_id,
+            approve_it=True,
+            note="",
+            cultural_fit=None,
+            by="channel-manager@tests",
+            at=at,
+        )
         for item in CONFIG.checklist:
-            await complete_item(conn, OUTBOX, CONFIG, partner_id, item, at)
+            await complete_item(
+                conn,
+                OUTBOX,
+                CONFIG,
+                partner_id,
+                item,
+                at,
+                by="channel-manager@tests",
+                confirms=True,
+                reference=f"ref:{item}",
+            )
         for role in CertificationRole:
             await add_certification(
                 conn,
@@ -112,6 +136,7 @@ async def active_partner(pool: Pool, name: str) -> str:
                 ),
                 None,
                 at,
+                by="enablement-system",
             )
     state = await pool.fetchrow(
         "SELECT status, tier, products FROM partners WHERE partner_id = $1", partner_id
@@ -220,6 +245,8 @@ async def observed(pool: Pool, partner_id: str, since: int = 0) -> dict[str, Any
         "updated_at",
         "applied_at",
         "checklist",
+        "checklist_evidence",
+        "domain_token",
         "application",
         "grace_until",
         "suspended_at",
@@ -227,7 +254,8 @@ async def observed(pool: Pool, partner_id: str, since: int = 0) -> dict[str, Any
     partner = {k: v for k, v in dict(row).items() if k not in volatile}
     partner["in_grace_until"] = row["grace_until"] is not None
     history = await pool.fetch(
-        "SELECT version, change, status, tier, reason FROM partner_history WHERE partner_id = $1 ORDER BY version",
+        """SELECT version, change, status, tier, reason, acted_by FROM partner_history
+           WHERE partner_id = $1 ORDER BY version""",
         partner_id,
     )
     outbox = await pool.fetch(

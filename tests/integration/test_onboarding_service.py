@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import asyncpg
 import httpx
 import pytest
 
+from services.onboarding.domain.verification import WELL_KNOWN_PATH
 from shared.events import Envelope, EventPayload
 from shared.events.attribution import CreditIssued
 from shared.events.notifications import PartnerNotification
@@ -29,18 +32,63 @@ from tests.support.kafka import send_envelopes
 from tests.support.onboarding import SMALL_PROGRAM, strong_application
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, service_processes
+from tests.support.tokens import ENABLEMENT_SYSTEM
 
 pytestmark = pytest.mark.integration
 
 
+class PartnerSites:
+    """A local web server playing partners' sites: `/<domain>/<path>` serves what `files` holds
+    for that domain and path (404 otherwise)."""
+
+    def __init__(self) -> None:
+        self.files: dict[tuple[str, str], str] = {}
+        sites = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                domain, _, path = self.path.lstrip("/").partition("/")
+                body = sites.files.get((domain, "/" + path))
+                self.send_response(200 if body is not None else 404)
+                self.end_headers()
+                self.wfile.write((body or "").encode())
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def template(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/{{domain}}"
+
+    def publish(self, domain: str, text: str) -> None:
+        self.files[(domain, WELL_KNOWN_PATH)] = text
+
+
 @pytest.fixture(scope="module")
-async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+def sites() -> Iterator[PartnerSites]:
+    served = PartnerSites()
+    served.thread.start()
+    yield served
+    served.server.shutdown()
+    served.server.server_close()
+
+
+@pytest.fixture(scope="module")
+async def onboarding(
+    infra: Infra, tmp_path_factory: pytest.TempPathFactory, sites: PartnerSites
+) -> AsyncIterator[str]:
     config = Path(tmp_path_factory.mktemp("onboarding")) / "program.json"
     config.write_text(json.dumps(SMALL_PROGRAM))
     env = {
         "ONBOARDING_CONFIG_FILE": str(config),
         # Tests drive requalification through the admin endpoint with an explicit as_of.
         "ONBOARDING_REQUALIFICATION_PERIOD_SECONDS": "86400",
+        # Domains are verified by the well-known file, partners' sites served locally.
+        "ONBOARDING_DOMAIN_VERIFICATION": "well_known",
+        "ONBOARDING_VERIFICATION_SITE": sites.template,
     }
     async with service_processes(infra, "onboarding", env=env) as urls:
         yield urls[0]
@@ -110,6 +158,30 @@ async def partner(client: httpx.AsyncClient, url: str, partner_id: str) -> dict[
     return result
 
 
+async def admitted(client: httpx.AsyncClient, url: str, domain: str) -> str:
+    """A strong application, approved by a channel manager: the partner is onboarding."""
+    applied = await client.post(f"{url}/applications", json=strong_application(domain))
+    assert applied.status_code == 201, applied.text
+    pid: str = applied.json()["partner_id"]
+    decided = await client.post(
+        f"{url}/applications/{pid}/decision", headers=ADMIN, json={"approve": True}
+    )
+    assert decided.status_code == 200, decided.text
+    assert decided.json()["status"] == "onboarding"
+    return pid
+
+
+async def token_for(client: httpx.AsyncClient, url: str, partner_id: str) -> str:
+    issued = await client.post(f"{url}/admin/partner-tokens/{partner_id}", headers=ADMIN)
+    assert issued.status_code == 200, issued.text
+    token: str = issued.json()["token"]
+    return token
+
+
+def auth_for(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 async def requalify(
     client: httpx.AsyncClient, url: str, partner_id: str, days: int
 ) -> dict[str, Any]:
@@ -125,18 +197,21 @@ async def requalify(
 
 
 async def test_application_to_active_to_tier_changes_to_requalification_demotion(
-    infra: Infra, onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+    infra: Infra,
+    onboarding: str,
+    sites: PartnerSites,
+    admin_db: asyncpg.Connection[asyncpg.Record],
 ) -> None:
     run = uuid.uuid4().hex[:10]
     domain = f"contoso-{run}.example"
     async with httpx.AsyncClient(timeout=30) as client:
-        # Intake: a strong application is approved automatically and onboarding starts.
+        # Intake: a strong application is recommended for approval; a manager approves it.
         created = await client.post(f"{onboarding}/applications", json=strong_application(domain))
         assert created.status_code == 201, created.text
         applied = created.json()
         pid = applied["partner_id"]
         assert pid.startswith("ptn_")
-        assert (applied["status"], applied["duplicate"]) == ("onboarding", False)
+        assert (applied["status"], applied["duplicate"]) == ("applied", False)
         assert applied["qualification"]["outcome"] == "approve"
         assert {c["criterion"] for c in applied["qualification"]["criteria"]} == {
             "strategic_fit",
@@ -147,7 +222,21 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
             "cultural_fit",
         }
 
-        # The same domain again (written differently) is a duplicate, not a second partner.
+        decided = await client.post(
+            f"{onboarding}/applications/{pid}/decision", headers=ADMIN, json={"approve": True}
+        )
+        assert decided.json()["status"] == "onboarding"
+        token = (
+            await client.post(f"{onboarding}/admin/partner-tokens/{pid}", headers=ADMIN)
+        ).json()["token"]
+        me = {"Authorization": f"Bearer {token}"}
+        # The partner proves its domain: its site publishes the token, the platform checks.
+        assert applied["domain_verification"]["state"] == "claimed"
+        sites.publish(domain, applied["domain_verification"]["record"] + "\n")
+        verified = await client.post(f"{onboarding}/partners/{pid}/domain-verification", headers=me)
+        assert verified.status_code == 200, verified.text
+        assert verified.json()["domain_verification"]["state"] == "held"
+        # The held domain again (written differently) is refused, not a second partner.
         again = await client.post(
             f"{onboarding}/applications",
             json=strong_application(
@@ -157,7 +246,7 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
         )
         assert again.status_code == 409
         assert again.json()["detail"] == (
-            f"an application for domain {domain} already exists; contact your channel manager"
+            f"domain {domain} is already held by a partner; contact your channel manager"
         )
         assert pid not in again.text
         assert (
@@ -166,16 +255,7 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
             )
             == 1
         )
-
-        token = (
-            await client.post(f"{onboarding}/admin/partner-tokens/{pid}", headers=ADMIN)
-        ).json()["token"]
-        me = {"Authorization": f"Bearer {token}"}
-        other = (
-            await client.post(
-                f"{onboarding}/applications", json=strong_application(f"other-{run}.example")
-            )
-        ).json()["partner_id"]
+        other = await admitted(client, onboarding, f"other-{run}.example")
         other_token = (
             await client.post(f"{onboarding}/admin/partner-tokens/{other}", headers=ADMIN)
         ).json()["token"]
@@ -186,14 +266,37 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
         mine = await client.get(f"{onboarding}/partners", headers=me)
         assert [p["partner_id"] for p in mine.json()] == [pid]
 
-        # Checklist: the last item activates the partner in the base tier.
-        for item in ("agreement_signed", "profile_complete"):
-            ticked = await client.post(f"{onboarding}/partners/{pid}/checklist/{item}", headers=me)
-            assert ticked.status_code == 200, ticked.text
-            assert ticked.json()["status"] == "onboarding"
-        done = await client.post(
-            f"{onboarding}/partners/{pid}/checklist/first_enablement_done", headers=me
+        # Checklist: the partner completes its profile and submits evidence for the agreement
+        # and the enablement; a channel manager and the enablement system confirm them, the
+        # last one activating the partner in the base tier.
+        profile = await client.post(
+            f"{onboarding}/partners/{pid}/checklist/profile_complete", headers=me
         )
+        assert (profile.status_code, profile.json()["status"]) == (200, "onboarding")
+        for item, reference in (
+            ("agreement_signed", f"docusign:{run}"),
+            ("first_enablement_done", f"lms:{run}"),
+        ):
+            submitted = await client.post(
+                f"{onboarding}/partners/{pid}/checklist/{item}",
+                headers=me,
+                json={"evidence": reference},
+            )
+            assert submitted.status_code == 202, submitted.text
+            assert submitted.json()["checklist_evidence"][item]["reference"] == reference
+            assert item not in submitted.json()["checklist"]
+        signed = await client.post(
+            f"{onboarding}/partners/{pid}/checklist/agreement_signed", headers=ADMIN
+        )
+        assert (signed.status_code, signed.json()["status"]) == (200, "onboarding"), signed.text
+        assert signed.json()["checklist_evidence"]["agreement_signed"]["confirmed_by"] == (
+            "channel-manager@tests"
+        )
+        done = await client.post(
+            f"{onboarding}/partners/{pid}/checklist/first_enablement_done",
+            headers=ENABLEMENT_SYSTEM,
+        )
+        assert done.status_code == 200, done.text
         assert (done.json()["status"], done.json()["tier"]) == ("active", "registered")
         # ai is gated behind the ai competency: not yet authorised.
         assert done.json()["products"] == ["data"]
@@ -277,16 +380,42 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
             [],
         )
 
+        # Every change names who made it, to channel managers; the partner is not told.
+        history = (await partner(client, onboarding, pid))["history"]
+        assert {
+            ("applied", "applicant (unauthenticated)"),
+            ("qualified", "channel-manager@tests"),
+            ("updated", f"{pid}/app ({pid})"),
+            ("activated", "enablement-system"),
+            ("tier_changed", "onboarding"),
+        } <= {(h["change"], h["acted_by"]) for h in history}
+        own = (await client.get(f"{onboarding}/partners/{pid}", headers=me)).json()["history"]
+        assert len(own) == len(history)
+        assert all("acted_by" not in h for h in own)
+        assert "confirmed_by" not in json.dumps(
+            (await client.get(f"{onboarding}/partners/{pid}", headers=me)).json()
+        )
+    issued_by = await admin_db.fetch(
+        "SELECT subject, role, issued_by FROM onboarding.token_grants WHERE partner_id = $1", pid
+    )
+    assert [tuple(r) for r in issued_by] == [
+        (f"{pid}/app", "partner_user", "channel-manager@tests")
+    ]
+
     # Every change was published as a full snapshot with a version that only grows.
     events = await lifecycle(admin_db, pid)
     assert [e.version for e in events] == list(range(1, len(events) + 1))
     assert [e.change for e in events] == [
         "applied",
+        "updated",  # the manager's decision recorded
         "qualified",
         "onboarding",
-        "updated",  # agreement signed
+        "updated",  # domain verified: held
         "updated",  # profile complete
-        "activated",
+        "updated",  # agreement evidence submitted
+        "updated",  # enablement evidence submitted
+        "updated",  # agreement signed (confirmed)
+        "activated",  # enablement confirmed
         "updated",  # data competency (data needs no gate)
         "authorisations_changed",  # ai competency: ai authorised
         "tier_changed",
@@ -297,7 +426,7 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
         "grace_started",
         "demoted",
     ]
-    silver, gold = events[8], events[9]
+    silver, gold = events[12], events[13]
     assert (silver.previous_tier, silver.tier, gold.previous_tier, gold.tier) == (
         "registered",
         "silver",
@@ -307,9 +436,12 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
     # The tier change carries the credit's ingestion time (end-to-end latency is measured on it).
     assert silver.ingested_at == first.ingested_at
     assert gold.ingested_at == second.ingested_at
-    assert events[10].ingested_at is not None
+    assert events[14].change == "grace_started"
+    assert events[14].ingested_at is not None
+    # The domain is the partner's to the other services only once held.
+    assert all(e.domain is None for e in events[:4])
     assert all(
-        e.domain == domain and e.policy_version == SMALL_PROGRAM["version"] for e in events[5:]
+        e.domain == domain and e.policy_version == SMALL_PROGRAM["version"] for e in events[4:]
     )
     assert events[-1].products == ("data",)
 
@@ -391,11 +523,7 @@ async def test_illegal_transitions_and_bad_events_change_nothing(
 ) -> None:
     run = uuid.uuid4().hex[:10]
     async with httpx.AsyncClient(timeout=30) as client:
-        pid = (
-            await client.post(
-                f"{onboarding}/applications", json=strong_application(f"ill-{run}.example")
-            )
-        ).json()["partner_id"]
+        pid = await admitted(client, onboarding, f"ill-{run}.example")
         before = await partner(client, onboarding, pid)
 
         async def set_status(status: str, reason: str) -> httpx.Response:
@@ -483,11 +611,14 @@ async def test_bad_input_gets_a_precise_4xx(
 
 
 async def activate(client: httpx.AsyncClient, url: str, domain: str) -> str:
-    pid: str = (await client.post(f"{url}/applications", json=strong_application(domain))).json()[
-        "partner_id"
-    ]
+    """An admitted partner whose checklist a channel manager completes (with evidence)."""
+    pid = await admitted(client, url, domain)
     for item in ("agreement_signed", "profile_complete", "first_enablement_done"):
-        done = await client.post(f"{url}/partners/{pid}/checklist/{item}", headers=ADMIN)
+        done = await client.post(
+            f"{url}/partners/{pid}/checklist/{item}",
+            headers=ADMIN,
+            json={"evidence": f"ref:{item}"},
+        )
         assert done.status_code == 200, done.text
     assert done.json()["status"] == "active"
     return pid
@@ -523,7 +654,9 @@ async def test_lapsed_agreement_suspends_then_renewal_reinstates_or_time_expels(
 
         # Signing again lifts a requalification suspension at once.
         signed = await client.post(
-            f"{onboarding}/partners/{renews}/checklist/agreement_signed", headers=ADMIN
+            f"{onboarding}/partners/{renews}/checklist/agreement_signed",
+            headers=ADMIN,
+            json={"evidence": f"docusign:renewal-{run}"},
         )
         assert signed.status_code == 200, signed.text
         assert signed.json()["status"] == "active"
@@ -541,9 +674,11 @@ async def test_lapsed_agreement_suspends_then_renewal_reinstates_or_time_expels(
     )
 
 
-async def test_concurrent_applications_from_one_domain_create_one_partner(
-    onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+async def test_concurrent_claims_of_one_domain_and_only_one_holds_it(
+    onboarding: str, sites: PartnerSites, admin_db: asyncpg.Connection[asyncpg.Record]
 ) -> None:
+    """Claims block no one: concurrent applications for one domain are all taken; when every
+    one of them publishes its token and asks at once, exactly one holds the domain."""
     domain = f"race-{uuid.uuid4().hex[:10]}.example"
     async with httpx.AsyncClient(timeout=30) as client:
         responses = await asyncio.gather(
@@ -552,10 +687,171 @@ async def test_concurrent_applications_from_one_domain_create_one_partner(
                 for _ in range(6)
             ]
         )
-    assert sorted(r.status_code for r in responses) == [201, 409, 409, 409, 409, 409]
+        assert [r.status_code for r in responses] == [201] * 6
+        sites.publish(
+            domain, "\n".join(r.json()["domain_verification"]["record"] for r in responses)
+        )
+        checks = await asyncio.gather(
+            *[
+                client.post(
+                    f"{onboarding}/partners/{r.json()['partner_id']}/domain-verification",
+                    headers=ADMIN,
+                )
+                for r in responses
+            ]
+        )
+    assert sorted(c.status_code for c in checks) == [200, 409, 409, 409, 409, 409]
+    refused = next(c for c in checks if c.status_code == 409).json()["detail"]
+    assert refused == (
+        f"domain {domain} is already held by another partner; contact your channel manager"
+    )
     assert (
         await admin_db.fetchval(
-            "SELECT count(*) FROM onboarding.partners WHERE domain = $1", domain
+            """SELECT count(*) FROM onboarding.partners
+               WHERE domain = $1 AND domain_verified_at IS NOT NULL""",
+            domain,
         )
         == 1
     )
+
+
+# ---- attacks: a partner admitting itself
+
+
+async def test_self_declared_figures_approve_no_one(
+    onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    """The strongest possible self-declaration scores high and is recommended, but stays an
+    application until a channel manager approves: no onboarding, no token."""
+    domain = f"boast-{uuid.uuid4().hex[:10]}.example"
+    async with httpx.AsyncClient(timeout=30) as client:
+        applied = await client.post(
+            f"{onboarding}/applications",
+            json=strong_application(
+                domain,
+                annual_revenue="900000000",
+                certified_staff=500,
+                competencies_claimed=["data", "ai", "cloud", "security", "migration"],
+                regions=["US", "DE", "GB", "FR", "JP", "AU"],
+            ),
+        )
+        assert applied.status_code == 201, applied.text
+        pid = applied.json()["partner_id"]
+        assert (applied.json()["status"], applied.json()["qualification"]["outcome"]) == (
+            "applied",
+            "approve",
+        )
+        token = await client.post(f"{onboarding}/admin/partner-tokens/{pid}", headers=ADMIN)
+        assert token.status_code == 409, token.text
+        recommended = await client.get(
+            f"{onboarding}/applications", params={"outcome": "approve"}, headers=ADMIN
+        )
+        assert pid in [a["partner_id"] for a in recommended.json()]
+        assert [e.change for e in await lifecycle(admin_db, pid)] == ["applied"]
+        # Only a channel manager's decision admits it.
+        approved = await client.post(
+            f"{onboarding}/applications/{pid}/decision", headers=ADMIN, json={"approve": True}
+        )
+        assert approved.json()["status"] == "onboarding"
+        waiting = await client.get(
+            f"{onboarding}/applications", params={"outcome": "approve"}, headers=ADMIN
+        )
+        assert pid not in [a["partner_id"] for a in waiting.json()]
+    assert [e.change for e in await lifecycle(admin_db, pid)] == [
+        "applied",
+        "updated",  # the manager's decision
+        "qualified",
+        "onboarding",
+    ]
+
+
+async def test_a_partner_cannot_complete_its_own_agreement_or_enablement(
+    onboarding: str,
+) -> None:
+    """Ticking its own agreement and enablement no longer makes a partner active: each is
+    refused (403) and nothing changes; evidence it submits waits for a confirmer."""
+    run = uuid.uuid4().hex[:10]
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await admitted(client, onboarding, f"selftick-{run}.example")
+        token = (
+            await client.post(f"{onboarding}/admin/partner-tokens/{pid}", headers=ADMIN)
+        ).json()["token"]
+        me = {"Authorization": f"Bearer {token}"}
+        own = await client.post(
+            f"{onboarding}/partners/{pid}/checklist/profile_complete", headers=me
+        )
+        assert own.status_code == 200, own.text
+        before = await partner(client, onboarding, pid)
+        for item in ("agreement_signed", "first_enablement_done"):
+            ticked = await client.post(f"{onboarding}/partners/{pid}/checklist/{item}", headers=me)
+            assert ticked.status_code == 403, ticked.text
+            assert "channel manager or the enablement system" in ticked.json()["detail"]
+        after = await partner(client, onboarding, pid)
+        assert (after["status"], after["version"], after["checklist"]) == (
+            "onboarding",
+            before["version"],
+            before["checklist"],
+        )
+        # Evidence submitted is recorded, not a completion; a confirmer completes the item.
+        for item in ("agreement_signed", "first_enablement_done"):
+            submitted = await client.post(
+                f"{onboarding}/partners/{pid}/checklist/{item}",
+                headers=me,
+                json={"evidence": f"ref-{run}-{item}"},
+            )
+            assert submitted.status_code == 202, submitted.text
+            assert submitted.json()["status"] == "onboarding"
+        assert set((await partner(client, onboarding, pid))["checklist"]) == {"profile_complete"}
+        for item in ("agreement_signed", "first_enablement_done"):
+            confirmed = await client.post(
+                f"{onboarding}/partners/{pid}/checklist/{item}", headers=ENABLEMENT_SYSTEM
+            )
+            assert confirmed.status_code == 200, confirmed.text
+        assert confirmed.json()["status"] == "active"
+        evidence = (await partner(client, onboarding, pid))["checklist_evidence"]
+        assert evidence["agreement_signed"]["reference"] == f"ref-{run}-agreement_signed"
+        assert evidence["agreement_signed"]["submitted_by"] == f"{pid}/app ({pid})"
+        assert evidence["agreement_signed"]["confirmed_by"] == "enablement-system"
+
+
+async def test_a_claimed_domain_is_held_only_once_it_publishes_the_token(
+    onboarding: str, sites: PartnerSites, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    """Declaring a domain is not owning it: without the token on the domain's site the check
+    fails (409) and nothing changes; another partner's token does not prove it either."""
+    run = uuid.uuid4().hex[:10]
+    squatted, own = f"victim-{run}.example", f"squatter-{run}.example"
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await admitted(client, onboarding, squatted)
+        other = await admitted(client, onboarding, own)
+        me = auth_for(await token_for(client, onboarding, pid))
+        url = f"{onboarding}/partners/{pid}/domain-verification"
+        absent = await client.post(url, headers=me)
+        assert absent.status_code == 409, absent.text
+        assert f"domain {squatted} is not verified" in absent.json()["detail"]
+        # The squatter publishes its own token on its own site, not on the victim's.
+        sites.publish(
+            own, (await partner(client, onboarding, other))["domain_verification"]["record"]
+        )
+        sites.publish(squatted, "pollinate-verification=not-the-token")
+        wrong = await client.post(url, headers=me)
+        assert wrong.status_code == 409, wrong.text
+        state = await partner(client, onboarding, pid)
+        assert state["domain_verification"]["state"] == "claimed"
+        # Another partner cannot ask for the check on it (404, as a missing one).
+        them = auth_for(await token_for(client, onboarding, other))
+        assert (await client.post(url, headers=them)).status_code == 404
+        # The claim blocks no one: the real owner applies for the domain and proves it.
+        owner = await admitted(client, onboarding, squatted)
+        record = (await partner(client, onboarding, owner))["domain_verification"]["record"]
+        sites.publish(squatted, record)
+        held = await client.post(
+            f"{onboarding}/partners/{owner}/domain-verification",
+            headers=auth_for(await token_for(client, onboarding, owner)),
+        )
+        assert held.status_code == 200, held.text
+        late = await client.post(url, headers=me)
+        assert late.status_code == 409
+        assert owner not in late.text
+    assert all(e.domain is None for e in await lifecycle(admin_db, pid))
+    assert (await lifecycle(admin_db, owner))[-1].domain == squatted

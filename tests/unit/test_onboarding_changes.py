@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.onboarding.domain.checklist import NEVER, checklist_item, tick
+from services.onboarding.domain.checklist import NEVER, checklist_item, submit_evidence, tick
 from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.credits import check_reporting_currency, first_occurrences
 from services.onboarding.domain.lifecycle import (
@@ -32,7 +32,14 @@ from services.onboarding.domain.requalification import (
     verdict_change,
 )
 from services.onboarding.domain.tiers import certification_track, revenue_in_window
-from shared.errors import Conflict, Unprocessable
+from services.onboarding.domain.verification import (
+    check_may_verify,
+    domain_state,
+    expected_record,
+    held_domain,
+    proves,
+)
+from shared.errors import Conflict, Forbidden, Unprocessable
 from shared.events import InvalidEvent
 from shared.events.notifications import NotificationKind
 from shared.events.partners import PartnerChange
@@ -152,9 +159,16 @@ def test_a_manual_step_outside_the_lifecycle_is_an_illegal_transition(
 # ---- who may be reviewed, certified or hold a token
 
 
-def test_only_an_application_waiting_for_review_is_decided() -> None:
+def test_only_an_application_waiting_for_a_manager_is_decided() -> None:
+    # A recommended approval waits for a manager too: self-declared figures approve no one.
     check_awaiting_review("ptn_1", S.APPLIED, "review")
-    for status, outcome in ((S.APPLIED, "approve"), (S.ONBOARDING, "review")):
+    check_awaiting_review("ptn_1", S.APPLIED, "approve")
+    for status, outcome in (
+        (S.APPLIED, "reject"),
+        (S.ONBOARDING, "review"),
+        (S.ONBOARDING, "approve"),
+        (S.REJECTED, "reject"),
+    ):
         with pytest.raises(Conflict, match="is not waiting for review"):
             check_awaiting_review("ptn_1", status, outcome)
 
@@ -219,34 +233,112 @@ def test_authorisations_changed_only_when_the_products_do() -> None:
 # ---- the checklist
 
 
+# A channel manager completing an item, with the evidence's reference where it needs one.
+MANAGER = {"by": "alice@vendor", "confirms": True, "reference": "docusign:env-1"}
+PARTNER = {"by": "ptn_1/app (ptn_1)", "confirms": False}
+
+
 def test_items_are_ticked_while_onboarding_and_the_last_activates() -> None:
-    first = tick(CONFIG, "ptn_1", S.ONBOARDING, {}, "profile_complete", NOW)
+    first = tick(CONFIG, "ptn_1", S.ONBOARDING, {}, "profile_complete", NOW, **PARTNER)
     assert (first.done, first.activates, first.renewal) == (1, False, False)
     assert first.fields == {"checklist": {"profile_complete": NOW.isoformat()}}
     done = {item: NOW.isoformat() for item in ITEMS[:-1]}
-    last = tick(CONFIG, "ptn_1", S.ONBOARDING, done, ITEMS[-1], NOW)
+    last = tick(CONFIG, "ptn_1", S.ONBOARDING, done, ITEMS[-1], NOW, **MANAGER)
     assert (last.done, last.activates) == (3, True)
 
 
 def test_signing_the_agreement_sets_its_term_and_renews_it_in_the_program() -> None:
-    signed = tick(CONFIG, "ptn_1", S.ONBOARDING, {}, "agreement_signed", NOW)
+    signed = tick(CONFIG, "ptn_1", S.ONBOARDING, {}, "agreement_signed", NOW, **MANAGER)
     assert signed.fields["agreement_valid_until"] == NOW + timedelta(days=365)
     forever = OnboardingConfig(agreement_term_days=None)
     assert (
-        tick(forever, "ptn_1", S.ONBOARDING, {}, "agreement_signed", NOW).fields[
+        tick(forever, "ptn_1", S.ONBOARDING, {}, "agreement_signed", NOW, **MANAGER).fields[
             "agreement_valid_until"
         ]
         == NEVER
     )
     for status in (S.ACTIVE, S.GRACE, S.SUSPENDED):
-        renewed = tick(CONFIG, "ptn_1", status, {}, "agreement_signed", NOW)
+        renewed = tick(CONFIG, "ptn_1", status, {}, "agreement_signed", NOW, **MANAGER)
         assert (renewed.renewal, renewed.activates) == (True, False)
+
+
+@pytest.mark.parametrize("item", ["agreement_signed", "first_enablement_done"])
+def test_a_partner_cannot_complete_an_evidence_item_by_its_own_tick(item: str) -> None:
+    done = {i: NOW.isoformat() for i in ITEMS if i != item}
+    evidence = {item: {"reference": "ref-1", "submitted_by": "ptn_1/app (ptn_1)"}}
+    for status in (S.ONBOARDING, S.ACTIVE) if item == "agreement_signed" else (S.ONBOARDING,):
+        with pytest.raises(Forbidden, match="channel manager or the enablement system"):
+            tick(CONFIG, "ptn_1", status, done, item, NOW, evidence=evidence, **PARTNER)
+        with pytest.raises(Forbidden):
+            tick(CONFIG, "ptn_1", status, done, item, NOW, reference="mine", **PARTNER)
+
+
+def test_a_confirmer_completes_an_evidence_item_on_the_submitted_evidence_or_its_own() -> None:
+    submitted = submit_evidence(
+        CONFIG,
+        "ptn_1",
+        S.ONBOARDING,
+        {},
+        "first_enablement_done",
+        reference="lms:course-7",
+        by="ptn_1/ada (ptn_1)",
+        at=NOW,
+    )
+    assert submitted == {
+        "first_enablement_done": {
+            "reference": "lms:course-7",
+            "submitted_by": "ptn_1/ada (ptn_1)",
+            "submitted_at": NOW.isoformat(),
+        }
+    }
+    system = {"by": "enablement", "confirms": True}
+    later = NOW + timedelta(hours=1)
+    confirmed = tick(
+        CONFIG,
+        "ptn_1",
+        S.ONBOARDING,
+        {},
+        "first_enablement_done",
+        later,
+        evidence=submitted,
+        **system,
+    )
+    assert confirmed.fields["checklist_evidence"] == {
+        "first_enablement_done": {
+            **submitted["first_enablement_done"],
+            "confirmed_by": "enablement",
+            "confirmed_at": later.isoformat(),
+        }
+    }
+    own = tick(CONFIG, "ptn_1", S.ONBOARDING, {}, "agreement_signed", NOW, **MANAGER)
+    assert own.fields["checklist_evidence"] == {
+        "agreement_signed": {
+            "reference": "docusign:env-1",
+            "confirmed_by": "alice@vendor",
+            "confirmed_at": NOW.isoformat(),
+        }
+    }
+    with pytest.raises(Unprocessable, match="agreement_signed has no evidence"):
+        tick(CONFIG, "ptn_1", S.ONBOARDING, {}, "agreement_signed", NOW, **system)
+
+
+def test_evidence_is_for_evidence_items_while_they_may_change() -> None:
+    with pytest.raises(Unprocessable, match="profile_complete needs no evidence"):
+        submit_evidence(
+            CONFIG, "ptn_1", S.ONBOARDING, {}, "profile_complete", reference="x", by="p", at=NOW
+        )
+    with pytest.raises(Conflict, match="partner ptn_1 is applied"):
+        submit_evidence(
+            CONFIG, "ptn_1", S.APPLIED, {}, "agreement_signed", reference="x", by="p", at=NOW
+        )
+    with pytest.raises(ValueError, match="evidence_items name items not on the checklist"):
+        OnboardingConfig(evidence_items=("teleport",))
 
 
 @pytest.mark.parametrize("status", [S.APPLIED, S.ACTIVE, S.EXPELLED, S.REJECTED])
 def test_other_items_are_refused_outside_onboarding(status: S) -> None:
     with pytest.raises(Conflict) as refused:
-        tick(CONFIG, "ptn_1", status, {}, "profile_complete", NOW)
+        tick(CONFIG, "ptn_1", status, {}, "profile_complete", NOW, **MANAGER)
     assert refused.value.message.startswith(f"partner ptn_1 is {status.value}: checklist items")
 
 
@@ -298,3 +390,20 @@ def test_revenue_counts_the_days_of_the_trailing_window() -> None:
     }
     assert revenue_in_window(config, days, NOW) == Decimal(110)
     assert revenue_in_window(config, {}, NOW) == Decimal(0)
+
+
+# ---- domain ownership
+
+
+def test_only_the_exact_token_proves_a_domain_and_only_a_held_domain_is_published() -> None:
+    record = expected_record("t0k")
+    assert record == "pollinate-verification=t0k"
+    assert proves(["v=spf1 -all", f' "{record}" '], "t0k")
+    assert not proves(["pollinate-verification=t0k2", "t0k", ""], "t0k")
+    assert (domain_state(None), domain_state(NOW)) == ("claimed", "held")
+    assert held_domain("partner.example", None) is None
+    assert held_domain("partner.example", NOW) == "partner.example"
+    check_may_verify("ptn_1", S.ONBOARDING)
+    for status in (S.REJECTED, S.EXPELLED):
+        with pytest.raises(Conflict, match="holds no domain"):
+            check_may_verify("ptn_1", status)

@@ -108,6 +108,8 @@ def test_strong_application_is_approved_with_an_explanation_per_criterion() -> N
     assert "3 of 3 products strategic (ai, data, security)" in explanations[Criterion.STRATEGIC_FIT]
     assert "no manager judgement yet" in explanations[Criterion.CULTURAL_FIT]
     assert "90.5 >= 70" in result.explanation
+    assert "recommended for approval" in result.explanation
+    assert "a channel manager approves" in result.explanation
 
 
 def test_weak_application_is_rejected() -> None:

@@ -1,5 +1,10 @@
 """The onboarding checklist: which items a partner may tick when, what ticking one sets, and
-when the checklist is complete (the partner becomes active)."""
+when the checklist is complete (the partner becomes active).
+
+Evidence items (`config.evidence_items`: the agreement, the enablement) are never completed by
+the partner's own tick: the partner submits evidence (a reference: the signed agreement's
+envelope id, the enablement record), and a channel manager or a system client (the enablement
+system) completes the item, confirming that evidence or giving its own."""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.lifecycle import IN_PROGRAM
-from shared.errors import Conflict, Unprocessable
+from shared.errors import Conflict, Forbidden, Unprocessable
 from shared.events.partners import PartnerStatus as S
 
 # Agreements without a term never lapse: stored as a far-future validity.
@@ -25,6 +30,10 @@ def checklist_item(config: OnboardingConfig, item: str) -> str:
     return item
 
 
+# An evidence record as stored: reference, submitted_by, submitted_at, confirmed_by, confirmed_at.
+Evidence = Mapping[str, Mapping[str, str]]
+
+
 @dataclass(frozen=True)
 class Tick:
     """What ticking an item does to a partner."""
@@ -36,6 +45,67 @@ class Tick:
     renewal: bool  # the agreement signed again while in the program
 
 
+def _may_change(config: OnboardingConfig, partner_id: str, status: S, item: str) -> bool:
+    """Items change while onboarding; the agreement may also be signed again while in the
+    program (a renewal: returns True)."""
+    renewal = item == config.agreement_item and status in IN_PROGRAM
+    if status is not S.ONBOARDING and not renewal:
+        raise Conflict(
+            f"partner {partner_id} is {status.value}: checklist items are completed while "
+            f"onboarding (the {config.agreement_item} item can be renewed while in the program)"
+        )
+    return renewal
+
+
+def submit_evidence(
+    config: OnboardingConfig,
+    partner_id: str,
+    status: S,
+    evidence: Evidence,
+    item: str,
+    *,
+    reference: str,
+    by: str,
+    at: datetime,
+) -> dict[str, dict[str, str]]:
+    """The partner's evidence for an evidence item, waiting for confirmation (a new submission
+    replaces one not yet confirmed). Returns the whole evidence record after it."""
+    if item not in config.evidence_items:
+        raise Unprocessable(f"{item} needs no evidence: it is completed directly")
+    _may_change(config, partner_id, status, item)
+    submitted = {"reference": reference, "submitted_by": by, "submitted_at": at.isoformat()}
+    return {**{k: dict(v) for k, v in evidence.items()}, item: submitted}
+
+
+def _confirmed(
+    config: OnboardingConfig,
+    evidence: Evidence,
+    item: str,
+    *,
+    confirms: bool,
+    reference: str | None,
+    by: str,
+    at: datetime,
+) -> dict[str, dict[str, str]] | None:
+    """The evidence record once `by` completes an evidence item (None: `item` needs none)."""
+    if item not in config.evidence_items:
+        return None
+    if not confirms:
+        raise Forbidden(
+            f"{item} is completed by a channel manager or the enablement system once they "
+            "have confirmed its evidence; submit the evidence reference (body: evidence)"
+        )
+    record = dict(evidence.get(item, {}))
+    if reference is not None:
+        record["reference"] = reference
+    if not record.get("reference"):
+        raise Unprocessable(
+            f"{item} has no evidence: the partner submits a reference, or the confirmer gives one"
+        )
+    record.update(confirmed_by=by, confirmed_at=at.isoformat())
+    return {**{k: dict(v) for k, v in evidence.items()}, item: record}
+
+
 def tick(
     config: OnboardingConfig,
     partner_id: str,
@@ -43,17 +113,24 @@ def tick(
     completed: Mapping[str, str],
     item: str,
     at: datetime,
+    *,
+    by: str,
+    confirms: bool,
+    evidence: Evidence | None = None,
+    reference: str | None = None,
 ) -> Tick:
-    """Items are ticked while onboarding; the agreement may also be signed again while in the
-    program, which renews it for another term."""
-    renewal = item == config.agreement_item and status in IN_PROGRAM
-    if status is not S.ONBOARDING and not renewal:
-        raise Conflict(
-            f"partner {partner_id} is {status.value}: checklist items are completed while "
-            f"onboarding (the {config.agreement_item} item can be renewed while in the program)"
-        )
+    """Complete `item` as `by`: items are completed while onboarding; the agreement may also be
+    signed again while in the program, which renews it for another term. An evidence item
+    needs a confirming caller (`confirms`: a channel manager or a system client) and evidence
+    (the partner's submitted reference, or `reference`)."""
+    renewal = _may_change(config, partner_id, status, item)
+    confirmed = _confirmed(
+        config, evidence or {}, item, confirms=confirms, reference=reference, by=by, at=at
+    )
     checklist = {**completed, item: at.isoformat()}
     fields: dict[str, object] = {"checklist": checklist}
+    if confirmed is not None:
+        fields["checklist_evidence"] = confirmed
     if item == config.agreement_item:
         fields["agreement_valid_until"] = (
             at + timedelta(days=config.agreement_term_days) if config.agreement_term_days else NEVER

@@ -176,6 +176,9 @@ class OnboardingConfig(_Config):
     gated_products: dict[str, str] = Field(default_factory=dict)
     checklist: tuple[str, ...] = ("agreement_signed", "profile_complete", "first_enablement_done")
     agreement_item: str = "agreement_signed"
+    # Items a partner's own tick cannot complete: the partner submits evidence (a reference),
+    # a channel manager or a system client (the enablement system) confirms it.
+    evidence_items: tuple[str, ...] = ("agreement_signed", "first_enablement_done")
     agreement_term_days: int | None = Field(default=365, ge=1)  # None: agreements never lapse
     grace_days: int = Field(default=30, ge=0)
     expel_after_suspended_days: int = Field(default=90, ge=0)
@@ -207,6 +210,9 @@ class OnboardingConfig(_Config):
             raise ValueError(f"gated_products name unknown competencies {sorted(unknown_gates)}")
         if self.agreement_item not in self.checklist:
             raise ValueError(f"agreement_item {self.agreement_item!r} is not a checklist item")
+        stray = set(self.evidence_items) - set(self.checklist)
+        if stray:
+            raise ValueError(f"evidence_items name items not on the checklist: {sorted(stray)}")
         return self
 
     @property

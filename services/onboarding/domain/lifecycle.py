@@ -165,8 +165,10 @@ def manual_status_change(
 
 
 def check_awaiting_review(partner_id: str, status: S, outcome: str) -> None:
-    """Only an application the scoring sent to review (and still applied) is decided by hand."""
-    if status is not S.APPLIED or outcome != "review":
+    """An application still applied that the scoring did not reject waits for a channel
+    manager: one it sent to review, and one it recommends (self-declared figures approve no
+    one by themselves)."""
+    if status is not S.APPLIED or outcome not in ("review", "approve"):
         raise Conflict(
             f"partner {partner_id} is not waiting for review (status {status.value}, "
             f"qualification {outcome})"

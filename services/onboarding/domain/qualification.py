@@ -1,9 +1,10 @@
 """Qualification: an application's weighted score, explained per criterion, and the outcome.
 
 Every criterion scores 0-100 from what the applicant declared (cultural fit from the channel
-manager's judgement); the total is the weighted mean. At or above `approve_at` the partner is
-approved automatically, below `reject_below` rejected automatically, and in between a channel
-manager decides (the review queue).
+manager's judgement); the total is the weighted mean. The figures are self-declared, so no score
+approves anyone: at or above `approve_at` the scoring recommends approval, and a channel manager
+approves (or rejects) it; in between a channel manager decides (the review queue); below
+`reject_below` the application is rejected at once (declining costs the platform nothing).
 """
 
 from __future__ import annotations
@@ -197,7 +198,10 @@ def qualify(
     total = _clamp(exact).quantize(_ONE_DECIMAL, rounding=ROUND_HALF_UP)
     if total >= config.approve_at:
         outcome = Outcome.APPROVE
-        why = f"score {total} >= {config.approve_at}: approved automatically"
+        why = (
+            f"score {total} >= {config.approve_at}: recommended for approval "
+            "(self-declared figures: a channel manager approves)"
+        )
     elif total < config.reject_below:
         outcome = Outcome.REJECT
         why = f"score {total} < {config.reject_below}: rejected automatically"
