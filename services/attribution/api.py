@@ -21,7 +21,7 @@ from services.attribution.schemas import (
     TouchpointIn,
     TouchpointReportOut,
 )
-from services.attribution.touchpoints import report_touchpoint
+from services.attribution.touchpoints import TouchpointReport, approve_touchpoint, report_touchpoint
 from shared.clock import now
 from shared.errors import NotFound
 from shared.http import AdminDep, CallerDep, PlatformDep, Provided, partner_scope
@@ -53,10 +53,25 @@ async def post_touchpoint(
     report = await report_touchpoint(platform.pool, platform.outbox, config, touchpoint)
     if not report.created:
         response.status_code = status.HTTP_200_OK
+    return _report_out(report, who.partner_id)
+
+
+@router.post("/touchpoints/{touchpoint_id}/approve", tags=["touchpoints"])
+async def post_touchpoint_approval(
+    touchpoint_id: str, who: AdminDep, platform: PlatformDep, config: ConfigDep
+) -> TouchpointReportOut:
+    """A channel manager lets a waiting touchpoint count (its partner is not linked to the deal)."""
+    report = await approve_touchpoint(platform.pool, platform.outbox, config, touchpoint_id)
+    return _report_out(report, None)
+
+
+def _report_out(report: TouchpointReport, partner_id: str | None) -> TouchpointReportOut:
+    settlement = report.settlement
     return TouchpointReportOut(
         touchpoint_id=report.touchpoint_id,
         created=report.created,
-        settlement=None if report.settlement is None else SettlementOut.of(report.settlement),
+        counted=report.counted,
+        settlement=None if settlement is None else SettlementOut.of(settlement, partner_id),
     )
 
 

@@ -41,6 +41,7 @@ from services.attribution.domain.touchpoints import (
     crm_partner_kind,
     crm_touchpoint_id,
     registration_touchpoint_id,
+    reported_counts,
 )
 from services.attribution.records import (
     DealRow,
@@ -207,10 +208,25 @@ class DealBook:
             existing.active = True
             existing.changed = True
 
+    def linked_partners(self, deal_key: str) -> set[str]:
+        """The partners linked to the deal: an approved registration, or the CRM names them."""
+        rows = self.by_deal.get(deal_key, {}).values()
+        return {r.partner_id for r in rows if r.active and r.origin in ("registration", "crm")}
+
+    def counts(self, touchpoint_id: str) -> bool:
+        """Whether a touchpoint of these deals counts towards its deal's credits now."""
+        row = self.touchpoints[touchpoint_id]
+        if not row.active:
+            return False
+        if row.origin != "api":
+            return True
+        linked = self.linked_partners(row.deal_key)
+        return reported_counts(row.partner_id, approved=row.approved, linked_partners=linked)
+
     def _active_touchpoints(self, deal: DealRow) -> list[Touchpoint]:
         touchpoints = []
         for r in self.by_deal.get(deal.deal_key, {}).values():
-            if not r.active:
+            if not self.counts(r.touchpoint_id):
                 continue
             occurred = (
                 crm_counted_at(r.occurred_at, deal.close_date)

@@ -296,11 +296,52 @@ async def stored_touchpoint(conn: Connection, touchpoint_id: str) -> StoredTouch
     return StoredTouchpoint(row["deal_key"], row["partner_id"], row["kind"], row["occurred_at"])
 
 
+async def reported_of_kind(
+    conn: Connection, deal_key: str, partner_id: str, kind: str
+) -> str | None:
+    """The touchpoint this partner reported of this kind on this deal, if any."""
+    found: str | None = await conn.fetchval(
+        """SELECT touchpoint_id FROM touchpoints
+           WHERE deal_key = $1 AND partner_id = $2 AND kind = $3 AND origin = 'api'
+           LIMIT 1""",
+        deal_key,
+        partner_id,
+        kind,
+    )
+    return found
+
+
+async def deal_created_at(conn: Connection, deal_key: str) -> datetime | None:
+    created: datetime | None = await conn.fetchval(
+        "SELECT created_at FROM deals WHERE deal_key = $1", deal_key
+    )
+    return created
+
+
+async def reported_deal_key(conn: Connection, touchpoint_id: str) -> str | None:
+    """The deal of a touchpoint partner apps or CRMs reported (None: no such touchpoint)."""
+    found: str | None = await conn.fetchval(
+        "SELECT deal_key FROM touchpoints WHERE touchpoint_id = $1 AND origin = 'api'",
+        touchpoint_id,
+    )
+    return found
+
+
+async def approve_touchpoint(conn: Connection, touchpoint_id: str) -> bool:
+    """Mark a reported touchpoint approved by a channel manager; False if it already was."""
+    status: str = await conn.execute(
+        """UPDATE touchpoints SET approved = true
+           WHERE touchpoint_id = $1 AND origin = 'api' AND NOT approved""",
+        touchpoint_id,
+    )
+    return status.endswith(" 1")
+
+
 async def insert_reported_touchpoint(conn: Connection, touchpoint: ReportedTouchpoint) -> None:
     await conn.execute(
         """INSERT INTO touchpoints (touchpoint_id, deal_key, partner_id, kind, occurred_at,
-               source, origin, external_id, reported_by, received_at)
-           VALUES ($1, $2, $3, $4, $5, $6, 'api', $7, $8, $9)""",
+               source, origin, external_id, reported_by, received_at, approved)
+           VALUES ($1, $2, $3, $4, $5, $6, 'api', $7, $8, $9, $10)""",
         touchpoint.touchpoint_id,
         touchpoint.deal_key,
         touchpoint.partner_id,
@@ -310,4 +351,5 @@ async def insert_reported_touchpoint(conn: Connection, touchpoint: ReportedTouch
         touchpoint.external_id,
         touchpoint.reported_by,
         touchpoint.received_at,
+        touchpoint.approved,
     )

@@ -46,14 +46,21 @@ class SettlementOut(BaseModel):
     issued: list[IssuedOut]
 
     @classmethod
-    def of(cls, settlement: Settlement) -> SettlementOut:
+    def of(cls, settlement: Settlement, partner_id: str | None) -> SettlementOut:
+        """What the settlement moved, as `partner_id` may see it: a partner only its own
+        credits (None: a channel manager, everything)."""
+
+        def shown(owner: str) -> bool:
+            return partner_id is None or owner == partner_id
+
         return cls(
             explanation=settlement.explanation,
             locked=settlement.locked,
-            reversed=[c.credit_id for c in settlement.reverse],
+            reversed=[c.credit_id for c in settlement.reverse if shown(c.partner_id)],
             issued=[
                 IssuedOut(partner_id=x.partner_id, kind=x.kind.value, amount=str(x.amount))
                 for x in settlement.issue
+                if shown(x.partner_id)
             ],
         )
 
@@ -61,8 +68,14 @@ class SettlementOut(BaseModel):
 class TouchpointReportOut(BaseModel):
     touchpoint_id: str
     created: bool = Field(description="false: the same (source, external_id) was reported before")
+    counted: bool = Field(
+        description="false: the partner is not linked to the deal (no approved registration, "
+        "no confirmed CRM link), so the touchpoint waits for a channel manager's approval and "
+        "takes no credit"
+    )
     settlement: SettlementOut | None = Field(
-        description="what the touchpoint moved; null for a repeat or a deal not known yet"
+        description="what the touchpoint moved (a partner sees only its own credits); null for "
+        "a repeat or a deal not known yet"
     )
 
 

@@ -141,6 +141,11 @@ async def test_won_deal_is_split_across_partners_and_published(
             },
         )
         assert meeting.status_code == 201, meeting.text
+        # the advisor is not linked to the deal: its meeting counts once a manager approves it
+        assert meeting.json()["counted"] is False
+        waiting = meeting.json()["touchpoint_id"]
+        approved = await client.post(f"/touchpoints/{waiting}/approve", headers=ADMIN)
+        assert approved.json()["counted"] is True, approved.text
         await eventually(lambda: revision_applied(admin_db, deal.key, 1))
 
         won = deal.closed("10000", seller, currency="EUR", registrations=(registration,))
@@ -431,6 +436,7 @@ async def test_touchpoint_external_id_is_idempotent(service: str) -> None:
     assert again.json() == {
         "touchpoint_id": first.json()["touchpoint_id"],
         "created": False,
+        "counted": False,
         "settlement": None,
     }
     assert "already reported for a different touchpoint" in clash.text
@@ -450,9 +456,10 @@ async def test_racing_touchpoints_on_a_won_deal_leave_one_exact_split(
             *(
                 client.post(
                     "/touchpoints",
-                    headers=auth(partner),
+                    headers=ADMIN,  # a channel manager's touchpoints count at once
                     json={
                         "deal_key": deal.key,
+                        "partner_id": partner,
                         "kind": "referral",
                         "occurred_at": (datetime.now(UTC) - timedelta(days=i + 1)).isoformat(),
                         "source": "race",
@@ -500,3 +507,64 @@ async def test_revenue_refuses_a_meaningless_query_precisely(
     async with httpx.AsyncClient(base_url=service, timeout=30) as client:
         response = await client.get(f"/partners/p-1/revenue?{query}", headers=auth("p-1"))
     assert (response.status_code, response.json()) == (422, {"detail": detail})
+
+
+async def test_a_partner_not_linked_to_a_deal_takes_none_of_its_credit(
+    infra: Infra, service: str, admin_db: asyncpg.Connection
+) -> None:
+    """The attack: any partner reports touchpoints on another partner's won deal to take most of
+    its credit, and the answer names every partner on the deal. Now its touchpoints wait for a
+    channel manager, take nothing, and the answer names no one else."""
+    run = uuid.uuid4().hex[:8]
+    owner, intruder = f"owner-{run}", f"intruder-{run}"
+    deal = Deal(run, CrmSource.SALESFORCE)
+    created_at = datetime.now(UTC) - timedelta(days=30)
+    registration = approved_registration(f"reg-{run}", owner, days_ago=20)
+    won = deal.closed("1000", owner, created_at=created_at, registrations=(registration,))
+    await deal.publish(infra, won)
+    before = await eventually(lambda: active_credits(admin_db, deal.key))
+    assert {c["partner_id"] for c in before} == {owner}
+
+    def claim(kind: str, days_ago: int) -> dict[str, Any]:
+        occurred = datetime.now(UTC) - timedelta(days=days_ago)
+        return {
+            "deal_key": deal.key,
+            "kind": kind,
+            "occurred_at": occurred.isoformat(),
+            "source": "intruder-app",
+        }
+
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        answers = [
+            await client.post("/touchpoints", headers=auth(intruder), json=claim(kind, 25))
+            for kind in ("referral", "co_sell_meeting")
+        ]
+        after = await active_credits(admin_db, deal.key)
+        assert [(c["partner_id"], c["credit_id"]) for c in after] == [
+            (c["partner_id"], c["credit_id"]) for c in before
+        ]
+        for answer in answers:
+            assert answer.status_code == 201, answer.text
+            assert owner not in answer.text
+            assert not any(c["credit_id"] in answer.text for c in before)
+            assert answer.json()["counted"] is False
+        # at most one per partner, deal and kind; never before the deal was created
+        again = await client.post("/touchpoints", headers=auth(intruder), json=claim("referral", 3))
+        early = await client.post(
+            "/touchpoints", headers=auth(intruder), json=claim("implementation", 40)
+        )
+        assert (again.status_code, early.status_code) == (409, 422)
+        assert "before the deal was created" in early.text
+        # the intruder's view of the deal shows its own waiting touchpoints, no one's credits
+        mine = (await client.get(f"/deals/{deal.key}/attribution", headers=auth(intruder))).json()
+        assert (mine["credits"], {t["partner_id"] for t in mine["touchpoints"]}) == ([], {intruder})
+
+        # a channel manager approves one: from then on it counts
+        waiting = answers[0].json()["touchpoint_id"]
+        refused = await client.post(f"/touchpoints/{waiting}/approve", headers=auth(intruder))
+        approved = await client.post(f"/touchpoints/{waiting}/approve", headers=ADMIN)
+        assert (refused.status_code, approved.status_code) == (403, 200), approved.text
+        assert approved.json()["counted"] is True
+    rows = await active_credits(admin_db, deal.key)
+    assert {c["partner_id"] for c in rows} >= {owner, intruder}
+    assert sum(c["amount"] for c in rows) == Decimal("1000.00")
