@@ -8,22 +8,28 @@ from typing import Annotated
 
 from fastapi import APIRouter, Response, status
 
-from services.attribution import views
+from services.attribution import crm_links, views
 from services.attribution.domain.config import AttributionConfig
+from services.attribution.domain.crm_links import CrmLink, LinkStatus
 from services.attribution.domain.reporting import RevenueQuery
 from services.attribution.domain.touchpoints import ReportedTouchpoint
 from services.attribution.schemas import (
     ConfigOut,
+    CrmLinkChangeOut,
+    CrmLinkIn,
+    CrmLinkOut,
     DealAttributionOut,
     HealthOut,
     RevenueOut,
     SettlementOut,
     TouchpointIn,
     TouchpointReportOut,
+    UnmatchedDealOut,
 )
 from services.attribution.touchpoints import TouchpointReport, approve_touchpoint, report_touchpoint
 from shared.clock import now
 from shared.errors import NotFound
+from shared.events.crm import CrmSource
 from shared.http import AdminDep, CallerDep, PlatformDep, Provided, partner_scope
 from shared.inputs import Day
 
@@ -112,3 +118,60 @@ async def get_health(
 @router.get("/config", tags=["config"])
 async def get_config(who: AdminDep, config: ConfigDep) -> ConfigOut:
     return ConfigOut.model_validate(config.model_dump())
+
+
+# -- CRM account -> partner links (channel managers only) ------------------------------------------
+
+
+@router.post("/crm-links", status_code=201, tags=["crm-links"])
+async def post_crm_link(body: CrmLinkIn, who: AdminDep, platform: PlatformDep) -> CrmLinkOut:
+    """Propose that a CRM's partner reference stands for a partner (credits no one yet)."""
+    link = CrmLink(body.source.value, body.external_id, body.partner_id, LinkStatus.PROPOSED)
+    await crm_links.propose(platform.pool, link, who.subject)
+    return await _link_out(platform, body.source, body.external_id)
+
+
+@router.post("/crm-links/{source}/{external_id}/confirm", tags=["crm-links"])
+async def post_crm_link_confirmation(
+    source: CrmSource, external_id: str, who: AdminDep, platform: PlatformDep, config: ConfigDep
+) -> CrmLinkChangeOut:
+    """Confirm a proposed link: the deals naming the reference are settled again."""
+    change = await crm_links.confirm(
+        platform.pool, platform.outbox, config, source.value, external_id, who.subject
+    )
+    link = await _link_out(platform, source, external_id)
+    return CrmLinkChangeOut(link=link, changed=change.changed, deals_settled=change.deals_settled)
+
+
+@router.post("/crm-links/{source}/{external_id}/remove", tags=["crm-links"])
+async def post_crm_link_removal(
+    source: CrmSource, external_id: str, who: AdminDep, platform: PlatformDep, config: ConfigDep
+) -> CrmLinkChangeOut:
+    """Remove a link: the deals naming the reference are settled again (unmatched)."""
+    change = await crm_links.remove(
+        platform.pool, platform.outbox, config, source.value, external_id
+    )
+    return CrmLinkChangeOut(link=None, changed=True, deals_settled=change.deals_settled)
+
+
+@router.get("/crm-links", tags=["crm-links"])
+async def get_crm_links(
+    who: AdminDep, platform: PlatformDep, status: LinkStatus | None = None
+) -> list[CrmLinkOut]:
+    async with platform.pool.acquire() as conn:
+        return await views.crm_links(conn, None if status is None else status.value)
+
+
+@router.get("/crm-links/unmatched", tags=["crm-links"])
+async def get_unmatched_deals(who: AdminDep, platform: PlatformDep) -> list[UnmatchedDealOut]:
+    """Deals whose CRM partner reference no confirmed link resolves: their credit is parked."""
+    async with platform.pool.acquire() as conn:
+        return await views.unmatched_deals(conn)
+
+
+async def _link_out(platform: PlatformDep, source: CrmSource, external_id: str) -> CrmLinkOut:
+    async with platform.pool.acquire() as conn:
+        link = await views.crm_link(conn, source.value, external_id)
+    if link is None:
+        raise NotFound(f"no link for {source.value} reference {external_id!r}")
+    return link

@@ -53,6 +53,7 @@ async def apply_deal_states(
         conn,
         (s.event.deal_key for s in snapshots),
         (r.registration_id for s in snapshots for r in s.event.registrations),
+        ((s.event.source.value, s.event.partner_ref) for s in snapshots if s.event.partner_ref),
     )
     for snapshot in snapshots:
         try:

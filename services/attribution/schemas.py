@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.corrections import Settlement
 from services.attribution.domain.touchpoints import ReportedKind
+from shared.events.crm import CrmSource
 from shared.inputs import DealKey, Ident, Instant
 
 
@@ -172,6 +173,43 @@ class HealthOut(BaseModel):
     inputs: HealthInputsOut
     reasons: list[str]
     config_version: str
+
+
+class CrmLinkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: CrmSource
+    external_id: Annotated[Ident, Field(max_length=200)] = Field(
+        description="the CRM's partner reference (Partner_Account__c, ACE/Microsoft partner id)"
+    )
+    partner_id: Ident
+
+
+class CrmLinkOut(BaseModel):
+    source: str
+    external_id: str
+    partner_id: str
+    status: str = Field(description="proposed | confirmed (only confirmed links credit anyone)")
+    proposed_by: str
+    proposed_at: str
+    confirmed_by: str | None
+    confirmed_at: str | None
+
+
+class CrmLinkChangeOut(BaseModel):
+    link: CrmLinkOut | None = Field(description="the link now; null once removed")
+    changed: bool = Field(description="false: it was confirmed already")
+    deals_settled: list[str] = Field(description="deals whose credits were settled again")
+
+
+class UnmatchedDealOut(BaseModel):
+    deal_key: str
+    source: str
+    partner_ref: str = Field(description="the CRM's partner reference no confirmed link resolves")
+    status: str
+    amount: str | None
+    currency: str | None
+    close_date: str | None
 
 
 class ConfigOut(AttributionConfig):

@@ -14,6 +14,7 @@ from services.attribution.domain.health import HealthInputs, health_score
 from services.attribution.domain.reporting import Period, RevenueQuery
 from services.attribution.schemas import (
     CreditOut,
+    CrmLinkOut,
     DealAttributionOut,
     DealStateOut,
     DealTouchpointOut,
@@ -22,6 +23,7 @@ from services.attribution.schemas import (
     HealthOut,
     PeriodRevenueOut,
     RevenueOut,
+    UnmatchedDealOut,
 )
 from shared.db import Connection
 
@@ -232,3 +234,59 @@ async def partner_health(
         reasons=list(score.reasons),
         config_version=config.version,
     )
+
+
+async def crm_links(conn: Connection, status: str | None) -> list[CrmLinkOut]:
+    rows = await conn.fetch(
+        """SELECT * FROM crm_links WHERE ($1::text IS NULL OR status = $1)
+           ORDER BY source, external_id""",
+        status,
+    )
+    return [_link_out(r) for r in rows]
+
+
+def _link_out(row: Any) -> CrmLinkOut:
+    return CrmLinkOut(
+        source=row["source"],
+        external_id=row["external_id"],
+        partner_id=row["partner_id"],
+        status=row["status"],
+        proposed_by=row["proposed_by"],
+        proposed_at=row["proposed_at"].isoformat(),
+        confirmed_by=row["confirmed_by"],
+        confirmed_at=row["confirmed_at"].isoformat() if row["confirmed_at"] else None,
+    )
+
+
+async def unmatched_deals(conn: Connection) -> list[UnmatchedDealOut]:
+    """Deals whose CRM partner reference no confirmed link resolves: their credit for the CRM's
+    partner is parked until a channel manager confirms a link."""
+    rows = await conn.fetch(
+        """
+        SELECT d.deal_key, d.source, d.partner_ref, d.status, d.amount, d.currency, d.close_date
+        FROM deals d
+        WHERE d.partner_ref IS NOT NULL AND NOT d.deleted AND NOT EXISTS (
+            SELECT 1 FROM crm_links l WHERE l.status = 'confirmed' AND l.external_id = d.partner_ref
+              AND (l.source = d.source OR l.partner_id = l.external_id))
+        ORDER BY d.close_date NULLS LAST, d.deal_key
+        """
+    )
+    return [
+        UnmatchedDealOut(
+            deal_key=r["deal_key"],
+            source=r["source"],
+            partner_ref=r["partner_ref"],
+            status=r["status"],
+            amount=None if r["amount"] is None else str(r["amount"]),
+            currency=r["currency"],
+            close_date=r["close_date"].isoformat() if r["close_date"] else None,
+        )
+        for r in rows
+    ]
+
+
+async def crm_link(conn: Connection, source: str, external_id: str) -> CrmLinkOut | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM crm_links WHERE source = $1 AND external_id = $2", source, external_id
+    )
+    return None if row is None else _link_out(row)

@@ -119,6 +119,26 @@ async def credit_events(infra: Infra, deal: Deal, count: int) -> list[Envelope[A
     ]
 
 
+async def linked(service: str, source: CrmSource, reference: str, partner_id: str = "") -> None:
+    """A channel manager proposes and confirms that the CRM's partner reference stands for
+    `partner_id` (the reference itself unless said otherwise)."""
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        proposed = await client.post(
+            "/crm-links",
+            headers=ADMIN,
+            json={
+                "source": source.value,
+                "external_id": reference,
+                "partner_id": partner_id or reference,
+            },
+        )
+        assert proposed.status_code == 201, proposed.text
+        confirmed = await client.post(
+            f"/crm-links/{source.value}/{reference}/confirm", headers=ADMIN
+        )
+        assert confirmed.status_code == 200, confirmed.text
+
+
 async def test_won_deal_is_split_across_partners_and_published(
     infra: Infra, service: str, admin_db: asyncpg.Connection
 ) -> None:
@@ -126,6 +146,7 @@ async def test_won_deal_is_split_across_partners_and_published(
     sourcer, seller, advisor, stranger = (f"{p}-{run}" for p in ("src", "mkt", "adv", "other"))
     deal = Deal(run)
     registration = approved_registration(f"reg-{run}", sourcer, days_ago=40)
+    await linked(service, CrmSource.AWS_ACE, seller)
     opened = deal.snapshot(registrations=(registration,), partner_ref=seller)
     await deal.publish(infra, opened)
     async with httpx.AsyncClient(base_url=service, timeout=30) as client:
@@ -210,6 +231,7 @@ async def test_changes_after_close_reverse_and_reissue_never_edit(
     first, second = f"a-{run}", f"b-{run}"
     deal = Deal(run, CrmSource.SALESFORCE)
     created_at = datetime.now(UTC) - timedelta(days=20)
+    await linked(service, CrmSource.SALESFORCE, first)
     won = deal.closed("1000", first, created_at=created_at)
     await deal.publish(infra, won)
     original = await eventually(lambda: active_credits(admin_db, deal.key))
@@ -272,6 +294,7 @@ async def test_redelivered_and_repeated_snapshots_never_credit_twice(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     deal = Deal(run, CrmSource.MICROSOFT)
+    await linked(service, CrmSource.MICROSOFT, f"ref-{run}", f"partner-{run}")
     won = deal.closed("999.99", f"ref-{run}")
     envelope = from_deals(won, deal.key)
     again_with_new_id = from_deals(won, deal.key)
@@ -313,6 +336,7 @@ async def test_after_the_lock_period_credits_are_final(
     deal = Deal(run, CrmSource.HUBSPOT)
     partner, created_at = f"p-{run}", datetime.now(UTC) - timedelta(days=150)
     closed = TODAY - timedelta(days=120)  # lock period (90 days) already over
+    await linked(service, CrmSource.HUBSPOT, partner)
     await deal.publish(infra, deal.closed("500", partner, close_date=closed, created_at=created_at))
     await eventually(lambda: active_credits(admin_db, deal.key))
     changed = deal.closed("100", partner, close_date=closed, created_at=created_at)
@@ -332,6 +356,7 @@ async def test_late_approved_registration_makes_its_partner_the_source(
     run = uuid.uuid4().hex[:8]
     partner = f"reg-partner-{run}"
     deal = Deal(run, CrmSource.SALESFORCE)
+    await linked(service, CrmSource.SALESFORCE, partner)
     won = deal.closed("200", partner, created_at=datetime.now(UTC) - timedelta(days=3))
     await deal.publish(infra, won)
     [influenced] = await eventually(lambda: active_credits(admin_db, deal.key))
@@ -447,6 +472,7 @@ async def test_racing_touchpoints_on_a_won_deal_leave_one_exact_split(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     deal = Deal(run, CrmSource.SALESFORCE)
+    await linked(service, CrmSource.SALESFORCE, f"p0-{run}")
     won = deal.closed("1000", f"p0-{run}", created_at=datetime.now(UTC) - timedelta(days=30))
     await deal.publish(infra, won)
     await eventually(lambda: active_credits(admin_db, deal.key))
@@ -568,3 +594,73 @@ async def test_a_partner_not_linked_to_a_deal_takes_none_of_its_credit(
     rows = await active_credits(admin_db, deal.key)
     assert {c["partner_id"] for c in rows} >= {owner, intruder}
     assert sum(c["amount"] for c in rows) == Decimal("1000.00")
+
+
+async def test_an_unmatched_crm_partner_reference_pays_no_one_until_a_manager_links_it(
+    infra: Infra, service: str, admin_db: asyncpg.Connection
+) -> None:
+    """The attack: whatever the CRM's partner field says was credited as a partner id, at
+    once. Now an unmatched reference parks the credit for review until a manager confirms a
+    link; removing the link takes the credit back."""
+    run = uuid.uuid4().hex[:8]
+    reference, partner = f"0015g{run}", f"partner-{run}"
+    deal = Deal(run, CrmSource.SALESFORCE)
+    won = deal.closed("800", reference, created_at=datetime.now(UTC) - timedelta(days=9))
+    await deal.publish(infra, won)
+    await eventually(lambda: revision_applied(admin_db, deal.key, won.revision))
+    assert await active_credits(admin_db, deal.key) == []
+    path = f"/crm-links/salesforce/{reference}"
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        unmatched = (await client.get("/crm-links/unmatched", headers=ADMIN)).json()
+        assert {"deal_key": deal.key, "partner_ref": reference, "status": "won"}.items() <= next(
+            u for u in unmatched if u["deal_key"] == deal.key
+        ).items()
+        body = {"source": "salesforce", "external_id": reference, "partner_id": partner}
+        refused = [
+            (await client.get("/crm-links/unmatched", headers=auth(partner))).status_code,
+            (await client.post("/crm-links", headers=auth(partner), json=body)).status_code,
+        ]
+        proposed = await client.post("/crm-links", headers=ADMIN, json=body)
+        assert (proposed.status_code, proposed.json()["status"]) == (201, "proposed")
+        assert await active_credits(admin_db, deal.key) == []  # a proposal credits no one
+        refused.append((await client.post(f"{path}/confirm", headers=auth(partner))).status_code)
+        assert refused == [403, 403, 403]
+        confirmed = (await client.post(f"{path}/confirm", headers=ADMIN)).json()
+        assert (confirmed["link"]["status"], confirmed["deals_settled"]) == (
+            "confirmed",
+            [deal.key],
+        )
+        rows = await active_credits(admin_db, deal.key)
+        assert [(c["partner_id"], c["amount"]) for c in rows] == [(partner, Decimal("800.00"))]
+        unmatched = (await client.get("/crm-links/unmatched", headers=ADMIN)).json()
+        assert deal.key not in {u["deal_key"] for u in unmatched}
+        listed = (await client.get("/crm-links?status=confirmed", headers=ADMIN)).json()
+        assert {"external_id": reference, "partner_id": partner}.items() <= next(
+            link for link in listed if link["external_id"] == reference
+        ).items()
+        # a link confirmed for one partner is not moved to another by a new proposal
+        moved = await client.post("/crm-links", headers=ADMIN, json={**body, "partner_id": "x"})
+        assert moved.status_code == 409
+        removed = await client.post(f"{path}/remove", headers=ADMIN)
+        assert removed.json()["deals_settled"] == [deal.key]
+    assert await active_credits(admin_db, deal.key) == []
+
+
+async def test_a_reference_that_is_a_partner_id_counts_only_once_confirmed(
+    infra: Infra, service: str, admin_db: asyncpg.Connection
+) -> None:
+    """The identity shortcut: a reference that IS a partner id stands for that partner, from
+    every CRM, once a manager confirmed it (once)."""
+    run = uuid.uuid4().hex[:8]
+    partner = f"ident-{run}"
+    first, second = Deal(f"a{run}", CrmSource.HUBSPOT), Deal(f"b{run}", CrmSource.MICROSOFT)
+    created_at = datetime.now(UTC) - timedelta(days=9)
+    await first.publish(infra, first.closed("100", partner, created_at=created_at))
+    await eventually(lambda: revision_applied(admin_db, first.key, 1))
+    assert await active_credits(admin_db, first.key) == []
+    await linked(service, CrmSource.HUBSPOT, partner)
+    [credit] = await active_credits(admin_db, first.key)
+    assert credit["partner_id"] == partner
+    await second.publish(infra, second.closed("50", partner, created_at=created_at))
+    [other] = await eventually(lambda: active_credits(admin_db, second.key))
+    assert (other["partner_id"], other["amount"]) == (partner, Decimal("50.00"))
