@@ -87,7 +87,7 @@ class DealStateOut(BaseModel):
     amount: str | None
     currency: str | None
     close_date: str | None
-    last_settlement: str | None
+    last_settlement: str | None = Field(description="why credits last moved; managers only")
 
 
 class CreditOut(BaseModel):

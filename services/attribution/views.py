@@ -27,11 +27,18 @@ from services.attribution.schemas import (
 )
 from shared.db import Connection
 
+# Why a partner's credit was reversed, as the partner is told (the full reason may name others).
+PARTNER_REVERSAL_REASON = "the deal's credits were settled again"
 # How each reporting period is labelled (Postgres to_char formats).
 _PERIOD_LABELS = {Period.MONTH: "YYYY-MM", Period.QUARTER: 'YYYY-"Q"Q', Period.YEAR: "YYYY"}
 
 
-def _credit_out(row: Any) -> CreditOut:
+def _credit_out(row: Any, partner_id: str | None = None) -> CreditOut:
+    """A credit as the caller may see it: why a credit was reversed may name other partners,
+    so a partner (`partner_id`) is told only that it was."""
+    reason = row["reversal_reason"]
+    if partner_id is not None and reason is not None:
+        reason = PARTNER_REVERSAL_REASON
     return CreditOut(
         credit_id=row["credit_id"],
         partner_id=row["partner_id"],
@@ -43,7 +50,7 @@ def _credit_out(row: Any) -> CreditOut:
         deal_revision=row["deal_revision"],
         replaces=row["replaces"],
         reversal_id=row["reversal_id"],
-        reversal_reason=row["reversal_reason"],
+        reversal_reason=reason,
         amount=str(row["amount"]),
         original_amount=str(row["original_amount"]),
         fx_rate=str(row["fx_rate"]),
@@ -55,7 +62,7 @@ def _credit_out(row: Any) -> CreditOut:
     )
 
 
-def _deal_state_out(deal: Any) -> DealStateOut:
+def _deal_state_out(deal: Any, partner_id: str | None) -> DealStateOut:
     return DealStateOut(
         revision=deal["revision"],
         status=deal["status"],
@@ -63,7 +70,8 @@ def _deal_state_out(deal: Any) -> DealStateOut:
         amount=None if deal["amount"] is None else str(deal["amount"]),
         currency=deal["currency"],
         close_date=deal["close_date"].isoformat() if deal["close_date"] else None,
-        last_settlement=deal["last_note"],
+        # it may name the other partners on the deal: managers only
+        last_settlement=deal["last_note"] if partner_id is None else None,
     )
 
 
@@ -105,11 +113,11 @@ async def deal_view(
     active = [c for c in credits if c["reversed_at"] is None]
     return DealAttributionOut(
         deal_key=deal_key,
-        deal=None if deal is None else _deal_state_out(deal),
+        deal=None if deal is None else _deal_state_out(deal, partner_id),
         sourced=str(sum((c["amount"] for c in active if c["kind"] == "sourced"), Decimal(0))),
         influenced=str(sum((c["amount"] for c in active if c["kind"] == "influenced"), Decimal(0))),
-        credits=[_credit_out(c) for c in active],
-        history=[_credit_out(c) for c in credits if c["reversed_at"] is not None],
+        credits=[_credit_out(c, partner_id) for c in active],
+        history=[_credit_out(c, partner_id) for c in credits if c["reversed_at"] is not None],
         touchpoints=[_touchpoint_out(t) for t in touchpoints],
     )
 

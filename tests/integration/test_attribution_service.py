@@ -277,6 +277,12 @@ async def test_changes_after_close_reverse_and_reissue_never_edit(
         (first, Decimal("750.00")),
         (second, Decimal("750.00")),
     ]
+    # the first partner sees its credit reversed and replaced, never who took a share
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        theirs = await client.get(f"/deals/{deal.key}/attribution", headers=auth(first))
+    assert theirs.status_code == 200, theirs.text
+    assert len(theirs.json()["history"]) == 2
+    assert second not in theirs.text
 
     # lost after won: everything reversed; the partners' net revenue on the deal is zero
     lost = deal.closed("1500", first, status=DealStatus.LOST, created_at=created_at)
