@@ -99,6 +99,31 @@ def test_ineligible_partner_earns_nothing_and_says_why() -> None:
     assert earned.notes == ("partner is suspended: not eligible",)
 
 
+@pytest.mark.parametrize(
+    ("status", "note"),
+    [
+        (None, "partner unknown to incentives: not eligible"),
+        ("applied", "partner is applied: not eligible"),
+        ("qualified", "partner is qualified: not eligible"),
+        ("onboarding", "partner is onboarding: not eligible"),
+    ],
+)
+def test_a_partner_unknown_or_not_active_earns_nothing_and_says_why(
+    status: str | None, note: str
+) -> None:
+    """The attack: a credit to an id incentives never heard of (or to a partner still
+    onboarding) earned at the default tier and was paid."""
+    earned = compute_earnings(PROGRAMS, facts(partner_status=status, new_logo=True), D(0))
+    assert (earned.lines, earned.notes) == ((), (note,))
+    assert PROGRAMS.ineligibility(status) == note
+
+
+@pytest.mark.parametrize("status", ["active", "grace"])
+def test_an_active_or_grace_partner_earns(status: str) -> None:
+    assert PROGRAMS.ineligibility(status) is None
+    assert compute_earnings(PROGRAMS, facts(partner_status=status), D(0)).total > 0
+
+
 def test_zero_credit_earns_nothing() -> None:
     assert compute_earnings(PROGRAMS, facts(amount=D("0.00")), D(0)).lines == ()
 
