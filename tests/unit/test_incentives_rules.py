@@ -32,7 +32,13 @@ from services.incentives.domain.programs import (
     Stacking,
     load_programs,
 )
-from services.incentives.domain.surroundings import Context, Subject, Surroundings
+from services.incentives.domain.surroundings import (
+    NEW_LOGO_ASSUMED,
+    Context,
+    Subject,
+    Surroundings,
+    new_logo_for_partner,
+)
 
 D = Decimal
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -717,3 +723,9 @@ def test_surroundings_move_along_a_run_of_credits() -> None:
     assert (other.tier, other.new_logo, other.new_region) == ("registered", True, True)
     assert other_rows == (False, True)
     assert known.booked == {"c-1", "c-2", "c-3"}
+
+
+def test_a_partners_what_if_shows_only_its_own_customers_as_not_new() -> None:
+    assert new_logo_for_partner(True, False) == (True, None)
+    assert new_logo_for_partner(False, True) == (False, None)  # its own customer
+    assert new_logo_for_partner(False, False) == (True, NEW_LOGO_ASSUMED)  # another's: hidden
