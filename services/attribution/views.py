@@ -88,6 +88,12 @@ def _touchpoint_out(t: Any) -> DealTouchpointOut:
     )
 
 
+def _counts(touchpoint: Any) -> bool:
+    """A touchpoint linking its partner to the deal: a registration or the CRM's partner, or a
+    reported one a manager reported or approved."""
+    return bool(touchpoint["active"] and (touchpoint["origin"] != "api" or touchpoint["approved"]))
+
+
 async def deal_view(
     conn: Connection, deal_key: str, partner_id: str | None
 ) -> DealAttributionOut | None:
@@ -111,6 +117,8 @@ async def deal_view(
     if deal is None and not touchpoints:
         return None
     active = [c for c in credits if c["reversed_at"] is None]
+    if partner_id is not None and not credits and not any(_counts(t) for t in touchpoints):
+        deal = None  # only waiting touchpoints: the deal itself is not this partner's to see
     return DealAttributionOut(
         deal_key=deal_key,
         deal=None if deal is None else _deal_state_out(deal, partner_id),
@@ -177,7 +185,8 @@ async def health_inputs(
         FROM deals d
         WHERE NOT d.deleted AND d.close_date >= $2 AND EXISTS (
             SELECT 1 FROM touchpoints t
-            WHERE t.deal_key = d.deal_key AND t.partner_id = $1 AND t.active)
+            WHERE t.deal_key = d.deal_key AND t.partner_id = $1 AND t.active
+              AND (t.origin <> 'api' OR t.approved))  -- waiting touchpoints count for nothing
         """,
         partner_id,
         since,

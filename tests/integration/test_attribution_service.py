@@ -590,6 +590,10 @@ async def test_a_partner_not_linked_to_a_deal_takes_none_of_its_credit(
         # the intruder's view of the deal shows its own waiting touchpoints, no one's credits
         mine = (await client.get(f"/deals/{deal.key}/attribution", headers=auth(intruder))).json()
         assert (mine["credits"], {t["partner_id"] for t in mine["touchpoints"]}) == ([], {intruder})
+        assert mine["deal"] is None  # nor the deal's amount, status or close date
+        # and waiting touchpoints on a won deal do not make it one of the intruder's wins
+        health = await client.get(f"/partners/{intruder}/health", headers=auth(intruder))
+        assert health.json()["inputs"]["won"] == 0
 
         # a channel manager approves one: from then on it counts
         waiting = answers[0].json()["touchpoint_id"]
