@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from services.attribution import crm_links, views
 from services.attribution.domain.config import AttributionConfig
@@ -25,6 +25,7 @@ from services.attribution.schemas import (
     TouchpointIn,
     TouchpointReportOut,
     UnmatchedDealOut,
+    WaitingTouchpointOut,
 )
 from services.attribution.touchpoints import TouchpointReport, approve_touchpoint, report_touchpoint
 from shared.clock import now
@@ -69,6 +70,15 @@ async def post_touchpoint_approval(
     """A channel manager lets a waiting touchpoint count (its partner is not linked to the deal)."""
     report = await approve_touchpoint(platform.pool, platform.outbox, config, touchpoint_id)
     return _report_out(report, None)
+
+
+@router.get("/touchpoints/waiting", tags=["touchpoints"])
+async def get_waiting_touchpoints(
+    who: AdminDep, platform: PlatformDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[WaitingTouchpointOut]:
+    """Touchpoints whose partner is not linked to their deal: they wait for an approval."""
+    async with platform.pool.acquire() as conn:
+        return await views.waiting_touchpoints(conn, limit)
 
 
 def _report_out(report: TouchpointReport, partner_id: str | None) -> TouchpointReportOut:

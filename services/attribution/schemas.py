@@ -123,6 +123,13 @@ class DealTouchpointOut(BaseModel):
     active: bool
 
 
+class WaitingTouchpointOut(DealTouchpointOut):
+    """A reported touchpoint waiting for a channel manager's approval."""
+
+    reported_by: str | None
+    received_at: str
+
+
 class DealAttributionOut(BaseModel):
     deal_key: str
     deal: DealStateOut | None

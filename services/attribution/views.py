@@ -24,6 +24,7 @@ from services.attribution.schemas import (
     PeriodRevenueOut,
     RevenueOut,
     UnmatchedDealOut,
+    WaitingTouchpointOut,
 )
 from shared.db import Connection
 
@@ -307,3 +308,27 @@ async def crm_link(conn: Connection, source: str, external_id: str) -> CrmLinkOu
         "SELECT * FROM crm_links WHERE source = $1 AND external_id = $2", source, external_id
     )
     return None if row is None else _link_out(row)
+
+
+async def waiting_touchpoints(conn: Connection, limit: int) -> list[WaitingTouchpointOut]:
+    """Reported touchpoints that take no credit until a manager approves them: their partner is
+    not linked to the deal (no approved registration, not the CRM's partner)."""
+    rows = await conn.fetch(
+        """
+        SELECT t.* FROM touchpoints t
+        WHERE t.origin = 'api' AND t.active AND NOT t.approved AND NOT EXISTS (
+            SELECT 1 FROM touchpoints l
+            WHERE l.deal_key = t.deal_key AND l.partner_id = t.partner_id AND l.active
+              AND l.origin IN ('registration', 'crm'))
+        ORDER BY t.received_at, t.touchpoint_id LIMIT $1
+        """,
+        limit,
+    )
+    return [
+        WaitingTouchpointOut(
+            **_touchpoint_out(r).model_dump(),
+            reported_by=r["reported_by"],
+            received_at=r["received_at"].isoformat(),
+        )
+        for r in rows
+    ]

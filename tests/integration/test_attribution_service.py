@@ -595,12 +595,18 @@ async def test_a_partner_not_linked_to_a_deal_takes_none_of_its_credit(
         health = await client.get(f"/partners/{intruder}/health", headers=auth(intruder))
         assert health.json()["inputs"]["won"] == 0
 
-        # a channel manager approves one: from then on it counts
+        # a channel manager sees them waiting (the intruder may not) and approves one
+        listed = (await client.get("/touchpoints/waiting?limit=500", headers=ADMIN)).json()
+        assert {t["touchpoint_id"] for t in listed} >= {a.json()["touchpoint_id"] for a in answers}
+        listing = await client.get("/touchpoints/waiting", headers=auth(intruder))
+        assert listing.status_code == 403
         waiting = answers[0].json()["touchpoint_id"]
         refused = await client.post(f"/touchpoints/{waiting}/approve", headers=auth(intruder))
         approved = await client.post(f"/touchpoints/{waiting}/approve", headers=ADMIN)
         assert (refused.status_code, approved.status_code) == (403, 200), approved.text
         assert approved.json()["counted"] is True
+        listed = (await client.get("/touchpoints/waiting?limit=500", headers=ADMIN)).json()
+        assert waiting not in {t["touchpoint_id"] for t in listed}
     rows = await active_credits(admin_db, deal.key)
     assert {c["partner_id"] for c in rows} >= {owner, intruder}
     assert sum(c["amount"] for c in rows) == Decimal("1000.00")
