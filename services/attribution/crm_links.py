@@ -1,7 +1,8 @@
 """CRM account -> partner links, kept by channel managers: a link is proposed, then confirmed;
 confirming or removing one settles again every deal whose CRM reference it resolves (a credit
 parked as unmatched is issued, or a removed link's credits are reversed inside the lock
-period), in one transaction with the link."""
+period), in one transaction with the link. The reference's lock, taken before any deal's,
+keeps a deal snapshot naming it from slipping between the two (see `deal_states`)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ async def confirm(
     confirmed_by: str,
 ) -> LinkChange:
     async with pool.acquire() as conn, conn.transaction():
+        await repository.lock_references(conn, [external_id])
         link = await repository.crm_link(conn, source, external_id)
         if link is None:
             raise LinkNotFound(source, external_id)
@@ -66,6 +68,7 @@ async def remove(
     pool: Pool, outbox: Outbox, config: AttributionConfig, source: str, external_id: str
 ) -> LinkChange:
     async with pool.acquire() as conn, conn.transaction():
+        await repository.lock_references(conn, [external_id])
         link = await repository.crm_link(conn, source, external_id)
         if link is None:
             raise LinkNotFound(source, external_id)

@@ -38,6 +38,16 @@ async def lock_deals(conn: Connection, deal_keys: Sequence[str]) -> None:
     )
 
 
+async def lock_references(conn: Connection, references: Iterable[str]) -> None:
+    """Serialise confirming or removing a CRM link with the snapshots naming its reference
+    (whatever the CRM: an identity link serves them all). Taken before any deal's lock."""
+    keys = sorted({advisory_key("attribution-crm-ref", ref) for ref in references})
+    if keys:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k", keys
+        )
+
+
 # -- loading a run -------------------------------------------------------------------------------
 
 
