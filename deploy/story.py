@@ -315,8 +315,10 @@ class Story:
         )
         await self.link(alpine, result.decisions["clean"]["registration_id"], result.won_deal_key)
         # Reported as they happen, after the registration: first touch is the sourcing partner.
+        # They are not linked to the deal (no registration, not the CRM's partner): a channel
+        # manager approves their touchpoints before they count.
         for partner, kind in ((delta, "technical_validation"), (ember, "co_sell_meeting")):
-            await self.call(
+            reported = await self.call(
                 "POST",
                 "attribution",
                 "/touchpoints",
@@ -331,7 +333,17 @@ class Story:
                     "external_id": f"{kind}-{self.run}",
                 },
             )
-            self.say(f"attribution: {partner.company} reported {kind} on {result.won_deal_key}")
+            await self.call(
+                "POST",
+                "attribution",
+                f"/touchpoints/{reported['touchpoint_id']}/approve",
+                200,
+                headers=self.admin,
+            )
+            self.say(
+                f"attribution: {partner.company} reported {kind} on {result.won_deal_key}, "
+                "approved by the channel manager"
+            )
         result.won_amount = Decimal("20000.00")
         await self.crm(
             record,

@@ -6,24 +6,31 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 
-from services.attribution import views
+from services.attribution import crm_links, views
 from services.attribution.domain.config import AttributionConfig
+from services.attribution.domain.crm_links import CrmLink, LinkStatus
 from services.attribution.domain.reporting import RevenueQuery
 from services.attribution.domain.touchpoints import ReportedTouchpoint
 from services.attribution.schemas import (
     ConfigOut,
+    CrmLinkChangeOut,
+    CrmLinkIn,
+    CrmLinkOut,
     DealAttributionOut,
     HealthOut,
     RevenueOut,
     SettlementOut,
     TouchpointIn,
     TouchpointReportOut,
+    UnmatchedDealOut,
+    WaitingTouchpointOut,
 )
-from services.attribution.touchpoints import report_touchpoint
+from services.attribution.touchpoints import TouchpointReport, approve_touchpoint, report_touchpoint
 from shared.clock import now
 from shared.errors import NotFound
+from shared.events.crm import CrmSource
 from shared.http import AdminDep, CallerDep, PlatformDep, Provided, partner_scope
 from shared.inputs import Day
 
@@ -53,10 +60,34 @@ async def post_touchpoint(
     report = await report_touchpoint(platform.pool, platform.outbox, config, touchpoint)
     if not report.created:
         response.status_code = status.HTTP_200_OK
+    return _report_out(report, who.partner_id)
+
+
+@router.post("/touchpoints/{touchpoint_id}/approve", tags=["touchpoints"])
+async def post_touchpoint_approval(
+    touchpoint_id: str, who: AdminDep, platform: PlatformDep, config: ConfigDep
+) -> TouchpointReportOut:
+    """A channel manager lets a waiting touchpoint count (its partner is not linked to the deal)."""
+    report = await approve_touchpoint(platform.pool, platform.outbox, config, touchpoint_id)
+    return _report_out(report, None)
+
+
+@router.get("/touchpoints/waiting", tags=["touchpoints"])
+async def get_waiting_touchpoints(
+    who: AdminDep, platform: PlatformDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[WaitingTouchpointOut]:
+    """Touchpoints whose partner is not linked to their deal: they wait for an approval."""
+    async with platform.pool.acquire() as conn:
+        return await views.waiting_touchpoints(conn, limit)
+
+
+def _report_out(report: TouchpointReport, partner_id: str | None) -> TouchpointReportOut:
+    settlement = report.settlement
     return TouchpointReportOut(
         touchpoint_id=report.touchpoint_id,
         created=report.created,
-        settlement=None if report.settlement is None else SettlementOut.of(report.settlement),
+        counted=report.counted,
+        settlement=None if settlement is None else SettlementOut.of(settlement, partner_id),
     )
 
 
@@ -97,3 +128,60 @@ async def get_health(
 @router.get("/config", tags=["config"])
 async def get_config(who: AdminDep, config: ConfigDep) -> ConfigOut:
     return ConfigOut.model_validate(config.model_dump())
+
+
+# -- CRM account -> partner links (channel managers only) ------------------------------------------
+
+
+@router.post("/crm-links", status_code=201, tags=["crm-links"])
+async def post_crm_link(body: CrmLinkIn, who: AdminDep, platform: PlatformDep) -> CrmLinkOut:
+    """Propose that a CRM's partner reference stands for a partner (credits no one yet)."""
+    link = CrmLink(body.source.value, body.external_id, body.partner_id, LinkStatus.PROPOSED)
+    await crm_links.propose(platform.pool, link, who.subject)
+    return await _link_out(platform, body.source, body.external_id)
+
+
+@router.post("/crm-links/{source}/{external_id}/confirm", tags=["crm-links"])
+async def post_crm_link_confirmation(
+    source: CrmSource, external_id: str, who: AdminDep, platform: PlatformDep, config: ConfigDep
+) -> CrmLinkChangeOut:
+    """Confirm a proposed link: the deals naming the reference are settled again."""
+    change = await crm_links.confirm(
+        platform.pool, platform.outbox, config, source.value, external_id, who.subject
+    )
+    link = await _link_out(platform, source, external_id)
+    return CrmLinkChangeOut(link=link, changed=change.changed, deals_settled=change.deals_settled)
+
+
+@router.post("/crm-links/{source}/{external_id}/remove", tags=["crm-links"])
+async def post_crm_link_removal(
+    source: CrmSource, external_id: str, who: AdminDep, platform: PlatformDep, config: ConfigDep
+) -> CrmLinkChangeOut:
+    """Remove a link: the deals naming the reference are settled again (unmatched)."""
+    change = await crm_links.remove(
+        platform.pool, platform.outbox, config, source.value, external_id
+    )
+    return CrmLinkChangeOut(link=None, changed=True, deals_settled=change.deals_settled)
+
+
+@router.get("/crm-links", tags=["crm-links"])
+async def get_crm_links(
+    who: AdminDep, platform: PlatformDep, status: LinkStatus | None = None
+) -> list[CrmLinkOut]:
+    async with platform.pool.acquire() as conn:
+        return await views.crm_links(conn, None if status is None else status.value)
+
+
+@router.get("/crm-links/unmatched", tags=["crm-links"])
+async def get_unmatched_deals(who: AdminDep, platform: PlatformDep) -> list[UnmatchedDealOut]:
+    """Deals whose CRM partner reference no confirmed link resolves: their credit is parked."""
+    async with platform.pool.acquire() as conn:
+        return await views.unmatched_deals(conn)
+
+
+async def _link_out(platform: PlatformDep, source: CrmSource, external_id: str) -> CrmLinkOut:
+    async with platform.pool.acquire() as conn:
+        link = await views.crm_link(conn, source.value, external_id)
+    if link is None:
+        raise NotFound(f"no link for {source.value} reference {external_id!r}")
+    return link

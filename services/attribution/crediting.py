@@ -28,6 +28,7 @@ from services.attribution.credit_events import (
 )
 from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.corrections import HeldCredit, Settlement, settle
+from services.attribution.domain.crm_links import CrmLinks
 from services.attribution.domain.deals import (
     DealState,
     describe_change,
@@ -41,6 +42,7 @@ from services.attribution.domain.touchpoints import (
     crm_partner_kind,
     crm_touchpoint_id,
     registration_touchpoint_id,
+    reported_counts,
 )
 from services.attribution.records import (
     DealRow,
@@ -52,7 +54,7 @@ from services.attribution.records import (
 from shared.clock import now
 from shared.db import Connection
 from shared.events import Envelope
-from shared.events.crm import Customer
+from shared.events.crm import CrmSource, Customer
 from shared.events.opportunities import DealStateChanged
 from shared.events.registrations import RegistrationStatus
 from shared.outbox import OutgoingEvent
@@ -66,6 +68,7 @@ class DealBook:
     deals: dict[str, DealRow]
     touchpoints: dict[str, TouchpointRow]  # by touchpoint id
     held: dict[str, list[HeldCredit]]  # deal key -> active credits, by credit id
+    links: CrmLinks = field(default_factory=lambda: CrmLinks({}, frozenset()))
     by_deal: dict[str, dict[str, TouchpointRow]] = field(default_factory=dict)
     issued: dict[str, NewCredit] = field(default_factory=dict)  # by credit id, in order
     reversed: dict[str, Reversal] = field(default_factory=dict)  # stored credits, by id
@@ -77,10 +80,15 @@ class DealBook:
 
     @classmethod
     async def load(
-        cls, conn: Connection, deal_keys: Iterable[str], registration_ids: Iterable[str] = ()
+        cls,
+        conn: Connection,
+        deal_keys: Iterable[str],
+        registration_ids: Iterable[str] = (),
+        references: Iterable[tuple[str, str]] = (),
     ) -> DealBook:
         """Lock the deals (in key order: no deadlocks between runs) and load what settling
-        them needs, with the touchpoints of these registrations (they may name another deal)."""
+        them needs, with the touchpoints of these registrations (they may name another deal)
+        and the confirmed CRM links of the deals' and these (source, reference) pairs."""
         keys = sorted(set(deal_keys))
         await repository.lock_deals(conn, keys)
         deals = await repository.load_deals(conn, keys)
@@ -88,7 +96,9 @@ class DealBook:
             conn, keys, (registration_touchpoint_id(r) for r in registration_ids)
         )
         held = await repository.load_active_credits(conn, keys)
-        return cls(deals, touchpoints, held)
+        named = [(d.source, d.partner_ref) for d in deals.values() if d.partner_ref]
+        links = await repository.confirmed_links(conn, [*named, *references])
+        return cls(deals, touchpoints, held, CrmLinks.of(links))
 
     async def save(self, conn: Connection) -> None:
         """Write what changed: at most one statement per table and kind of change."""
@@ -125,7 +135,7 @@ class DealBook:
                 occurred_at=linked.submitted_at,
                 authoritative_time=True,
             )
-        self._sync_crm_partner(event)
+        self._sync_crm_partner(self.deals[event.deal_key])
         return self.recalculate(
             config,
             event.deal_key,
@@ -179,26 +189,28 @@ class DealBook:
         row.changed = True
         return True
 
-    def _sync_crm_partner(self, event: DealStateChanged) -> None:
-        """The partner the CRM names is a touchpoint; naming another partner retires the old one."""
-        for row in self.by_deal.get(event.deal_key, {}).values():
-            if row.origin == "crm" and row.partner_id != event.partner_ref and row.active:
+    def _sync_crm_partner(self, deal: DealRow) -> None:
+        """The partner the CRM names, through a confirmed link, is a touchpoint; naming another
+        partner (or an unmatched reference) retires the old one."""
+        partner_id = self.links.partner_for(deal.source, deal.partner_ref)
+        for row in self.by_deal.get(deal.deal_key, {}).values():
+            if row.origin == "crm" and row.partner_id != partner_id and row.active:
                 row.active = False
                 row.changed = True
-        if not event.partner_ref:
+        if partner_id is None:
             return
-        touchpoint_id = crm_touchpoint_id(event.deal_key, event.partner_ref)
+        touchpoint_id = crm_touchpoint_id(deal.deal_key, partner_id)
         existing = self.touchpoints.get(touchpoint_id)
         if existing is None:
             self._add_touchpoint(
                 TouchpointRow(
                     touchpoint_id,
-                    event.deal_key,
-                    event.partner_ref,
-                    crm_partner_kind(event.source).value,
-                    event.source.value,
+                    deal.deal_key,
+                    partner_id,
+                    crm_partner_kind(CrmSource(deal.source)).value,
+                    deal.source,
                     "crm",
-                    instant(event.created_at or event.changed_at),
+                    instant(deal.created_at or deal.changed_at),
                     None,
                     True,
                 )
@@ -207,10 +219,36 @@ class DealBook:
             existing.active = True
             existing.changed = True
 
+    def resync_crm_partner(
+        self, config: AttributionConfig, deal_key: str, *, at: datetime, trigger: str
+    ) -> Settlement | None:
+        """A CRM link changed: the deal's CRM-named partner is resolved again and its credits
+        settled (a credit parked as unmatched is issued once its reference is linked)."""
+        deal = self.deals.get(deal_key)
+        if deal is None:
+            return None
+        self._sync_crm_partner(deal)
+        return self.recalculate(config, deal_key, at=at, trigger=trigger, ingested_at=at)
+
+    def linked_partners(self, deal_key: str) -> set[str]:
+        """The partners linked to the deal: an approved registration, or the CRM names them."""
+        rows = self.by_deal.get(deal_key, {}).values()
+        return {r.partner_id for r in rows if r.active and r.origin in ("registration", "crm")}
+
+    def counts(self, touchpoint_id: str) -> bool:
+        """Whether a touchpoint of these deals counts towards its deal's credits now."""
+        row = self.touchpoints[touchpoint_id]
+        if not row.active:
+            return False
+        if row.origin != "api":
+            return True
+        linked = self.linked_partners(row.deal_key)
+        return reported_counts(row.partner_id, approved=row.approved, linked_partners=linked)
+
     def _active_touchpoints(self, deal: DealRow) -> list[Touchpoint]:
         touchpoints = []
         for r in self.by_deal.get(deal.deal_key, {}).values():
-            if not r.active:
+            if not self.counts(r.touchpoint_id):
                 continue
             occurred = (
                 crm_counted_at(r.occurred_at, deal.close_date)

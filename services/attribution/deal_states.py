@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from services.attribution import repository
 from services.attribution.crediting import DealBook
 from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.models import CannotAttribute
@@ -49,10 +50,14 @@ async def apply_deal_states(
     the results; returns the events to publish, in order, each with its cause.
 
     Raises UnattributableSnapshot (nothing written) when a won deal cannot be split."""
+    # A link confirmed meanwhile either is seen here or settles these deals after this run.
+    references = [s.event.partner_ref for s in snapshots if s.event.partner_ref]
+    await repository.lock_references(conn, references)
     book = await DealBook.load(
         conn,
         (s.event.deal_key for s in snapshots),
         (r.registration_id for s in snapshots for r in s.event.registrations),
+        ((s.event.source.value, s.event.partner_ref) for s in snapshots if s.event.partner_ref),
     )
     for snapshot in snapshots:
         try:

@@ -140,6 +140,7 @@ class TouchpointRow:
     occurred_at: datetime
     registration_status: str | None
     active: bool
+    approved: bool = False  # reported ones: a channel manager reported or approved it
     changed: bool = False  # new, or one of the mutable columns changed
 
     @classmethod
@@ -154,6 +155,7 @@ class TouchpointRow:
             row["occurred_at"],
             row["registration_status"],
             row["active"],
+            row["approved"],
         )
 
     @property

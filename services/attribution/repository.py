@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from services.attribution.domain.corrections import HeldCredit
+from services.attribution.domain.crm_links import CrmLink, LinkStatus
 from services.attribution.domain.touchpoints import ReportedTouchpoint, StoredTouchpoint
 from services.attribution.records import DealRow, NewCredit, Reversal, TouchpointRow
 from shared.db import Connection, advisory_key
@@ -34,6 +36,16 @@ async def lock_deals(conn: Connection, deal_keys: Sequence[str]) -> None:
         "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k",
         sorted({_lock_key(key) for key in deal_keys}),
     )
+
+
+async def lock_references(conn: Connection, references: Iterable[str]) -> None:
+    """Serialise confirming or removing a CRM link with the snapshots naming its reference
+    (whatever the CRM: an identity link serves them all). Taken before any deal's lock."""
+    keys = sorted({advisory_key("attribution-crm-ref", ref) for ref in references})
+    if keys:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k", keys
+        )
 
 
 # -- loading a run -------------------------------------------------------------------------------
@@ -296,11 +308,52 @@ async def stored_touchpoint(conn: Connection, touchpoint_id: str) -> StoredTouch
     return StoredTouchpoint(row["deal_key"], row["partner_id"], row["kind"], row["occurred_at"])
 
 
+async def reported_of_kind(
+    conn: Connection, deal_key: str, partner_id: str, kind: str
+) -> str | None:
+    """The touchpoint this partner reported of this kind on this deal, if any."""
+    found: str | None = await conn.fetchval(
+        """SELECT touchpoint_id FROM touchpoints
+           WHERE deal_key = $1 AND partner_id = $2 AND kind = $3 AND origin = 'api'
+           LIMIT 1""",
+        deal_key,
+        partner_id,
+        kind,
+    )
+    return found
+
+
+async def deal_created_at(conn: Connection, deal_key: str) -> datetime | None:
+    created: datetime | None = await conn.fetchval(
+        "SELECT created_at FROM deals WHERE deal_key = $1", deal_key
+    )
+    return created
+
+
+async def reported_deal_key(conn: Connection, touchpoint_id: str) -> str | None:
+    """The deal of a touchpoint partner apps or CRMs reported (None: no such touchpoint)."""
+    found: str | None = await conn.fetchval(
+        "SELECT deal_key FROM touchpoints WHERE touchpoint_id = $1 AND origin = 'api'",
+        touchpoint_id,
+    )
+    return found
+
+
+async def approve_touchpoint(conn: Connection, touchpoint_id: str) -> bool:
+    """Mark a reported touchpoint approved by a channel manager; False if it already was."""
+    status: str = await conn.execute(
+        """UPDATE touchpoints SET approved = true
+           WHERE touchpoint_id = $1 AND origin = 'api' AND NOT approved""",
+        touchpoint_id,
+    )
+    return status.endswith(" 1")
+
+
 async def insert_reported_touchpoint(conn: Connection, touchpoint: ReportedTouchpoint) -> None:
     await conn.execute(
         """INSERT INTO touchpoints (touchpoint_id, deal_key, partner_id, kind, occurred_at,
-               source, origin, external_id, reported_by, received_at)
-           VALUES ($1, $2, $3, $4, $5, $6, 'api', $7, $8, $9)""",
+               source, origin, external_id, reported_by, received_at, approved)
+           VALUES ($1, $2, $3, $4, $5, $6, 'api', $7, $8, $9, $10)""",
         touchpoint.touchpoint_id,
         touchpoint.deal_key,
         touchpoint.partner_id,
@@ -310,4 +363,87 @@ async def insert_reported_touchpoint(conn: Connection, touchpoint: ReportedTouch
         touchpoint.external_id,
         touchpoint.reported_by,
         touchpoint.received_at,
+        touchpoint.approved,
     )
+
+
+# -- CRM account links ---------------------------------------------------------------------------
+
+
+def _link(row: Any) -> CrmLink:
+    return CrmLink(row["source"], row["external_id"], row["partner_id"], LinkStatus(row["status"]))
+
+
+async def confirmed_links(conn: Connection, references: Iterable[tuple[str, str]]) -> list[CrmLink]:
+    """The confirmed links that can resolve these (source, reference) pairs: their own, and
+    identity links of the references."""
+    pairs = sorted(set(references))
+    rows = await conn.fetch(
+        """SELECT l.* FROM crm_links l
+           WHERE l.status = 'confirmed' AND (
+               (l.source, l.external_id) IN (
+                   SELECT * FROM unnest($1::text[], $2::text[]))
+               OR (l.external_id = l.partner_id AND l.external_id = ANY($2::text[])))""",
+        [source for source, _ in pairs],
+        [reference for _, reference in pairs],
+    )
+    return [_link(r) for r in rows]
+
+
+async def crm_link(conn: Connection, source: str, external_id: str) -> CrmLink | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM crm_links WHERE source = $1 AND external_id = $2 FOR UPDATE",
+        source,
+        external_id,
+    )
+    return None if row is None else _link(row)
+
+
+async def propose_link(conn: Connection, link: CrmLink, proposed_by: str, at: datetime) -> None:
+    """Record (or re-point, while unconfirmed) a proposed link."""
+    await conn.execute(
+        """INSERT INTO crm_links (source, external_id, partner_id, status, proposed_by,
+               proposed_at)
+           VALUES ($1, $2, $3, 'proposed', $4, $5)
+           ON CONFLICT (source, external_id) DO UPDATE SET partner_id = EXCLUDED.partner_id,
+               proposed_by = EXCLUDED.proposed_by, proposed_at = EXCLUDED.proposed_at
+           WHERE crm_links.status = 'proposed'""",
+        link.source,
+        link.external_id,
+        link.partner_id,
+        proposed_by,
+        at,
+    )
+
+
+async def confirm_link(
+    conn: Connection, source: str, external_id: str, confirmed_by: str, at: datetime
+) -> bool:
+    """Confirm a proposed link; False when it was confirmed already."""
+    status: str = await conn.execute(
+        """UPDATE crm_links SET status = 'confirmed', confirmed_by = $3, confirmed_at = $4
+           WHERE source = $1 AND external_id = $2 AND status = 'proposed'""",
+        source,
+        external_id,
+        confirmed_by,
+        at,
+    )
+    return status.endswith(" 1")
+
+
+async def remove_link(conn: Connection, source: str, external_id: str) -> None:
+    await conn.execute(
+        "DELETE FROM crm_links WHERE source = $1 AND external_id = $2", source, external_id
+    )
+
+
+async def deals_naming(conn: Connection, link: CrmLink) -> list[str]:
+    """The deals whose CRM reference this link may resolve (an identity link: from every CRM)."""
+    rows = await conn.fetch(
+        """SELECT deal_key FROM deals
+           WHERE partner_ref = $2 AND (source = $1 OR $3) ORDER BY deal_key""",
+        link.source,
+        link.external_id,
+        link.is_identity,
+    )
+    return [r["deal_key"] for r in rows]

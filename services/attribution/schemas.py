@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.corrections import Settlement
 from services.attribution.domain.touchpoints import ReportedKind
+from shared.events.crm import CrmSource
 from shared.inputs import DealKey, Ident, Instant
 
 
@@ -46,14 +47,21 @@ class SettlementOut(BaseModel):
     issued: list[IssuedOut]
 
     @classmethod
-    def of(cls, settlement: Settlement) -> SettlementOut:
+    def of(cls, settlement: Settlement, partner_id: str | None) -> SettlementOut:
+        """What the settlement moved, as `partner_id` may see it: a partner only its own
+        credits (None: a channel manager, everything)."""
+
+        def shown(owner: str) -> bool:
+            return partner_id is None or owner == partner_id
+
         return cls(
             explanation=settlement.explanation,
             locked=settlement.locked,
-            reversed=[c.credit_id for c in settlement.reverse],
+            reversed=[c.credit_id for c in settlement.reverse if shown(c.partner_id)],
             issued=[
                 IssuedOut(partner_id=x.partner_id, kind=x.kind.value, amount=str(x.amount))
                 for x in settlement.issue
+                if shown(x.partner_id)
             ],
         )
 
@@ -61,8 +69,14 @@ class SettlementOut(BaseModel):
 class TouchpointReportOut(BaseModel):
     touchpoint_id: str
     created: bool = Field(description="false: the same (source, external_id) was reported before")
+    counted: bool = Field(
+        description="false: the partner is not linked to the deal (no approved registration, "
+        "no confirmed CRM link), so the touchpoint waits for a channel manager's approval and "
+        "takes no credit"
+    )
     settlement: SettlementOut | None = Field(
-        description="what the touchpoint moved; null for a repeat or a deal not known yet"
+        description="what the touchpoint moved (a partner sees only its own credits); null for "
+        "a repeat or a deal not known yet"
     )
 
 
@@ -73,7 +87,7 @@ class DealStateOut(BaseModel):
     amount: str | None
     currency: str | None
     close_date: str | None
-    last_settlement: str | None
+    last_settlement: str | None = Field(description="why credits last moved; managers only")
 
 
 class CreditOut(BaseModel):
@@ -107,6 +121,13 @@ class DealTouchpointOut(BaseModel):
     origin: str
     external_id: str | None
     active: bool
+
+
+class WaitingTouchpointOut(DealTouchpointOut):
+    """A reported touchpoint waiting for a channel manager's approval."""
+
+    reported_by: str | None
+    received_at: str
 
 
 class DealAttributionOut(BaseModel):
@@ -159,6 +180,43 @@ class HealthOut(BaseModel):
     inputs: HealthInputsOut
     reasons: list[str]
     config_version: str
+
+
+class CrmLinkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: CrmSource
+    external_id: Annotated[Ident, Field(max_length=200)] = Field(
+        description="the CRM's partner reference (Partner_Account__c, ACE/Microsoft partner id)"
+    )
+    partner_id: Ident
+
+
+class CrmLinkOut(BaseModel):
+    source: str
+    external_id: str
+    partner_id: str
+    status: str = Field(description="proposed | confirmed (only confirmed links credit anyone)")
+    proposed_by: str
+    proposed_at: str
+    confirmed_by: str | None
+    confirmed_at: str | None
+
+
+class CrmLinkChangeOut(BaseModel):
+    link: CrmLinkOut | None = Field(description="the link now; null once removed")
+    changed: bool = Field(description="false: it was confirmed already")
+    deals_settled: list[str] = Field(description="deals whose credits were settled again")
+
+
+class UnmatchedDealOut(BaseModel):
+    deal_key: str
+    source: str
+    partner_ref: str = Field(description="the CRM's partner reference no confirmed link resolves")
+    status: str
+    amount: str | None
+    currency: str | None
+    close_date: str | None
 
 
 class ConfigOut(AttributionConfig):

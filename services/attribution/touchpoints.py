@@ -1,20 +1,30 @@
 """Touchpoints reported by partner apps and CRMs (`POST /touchpoints`): recorded once per
-(source, external_id), and on a deal already won they settle its credits at once (a correction
-inside the lock period), under the deal's lock so a touchpoint reported while the deal closes
-is never missed."""
+(source, external_id) and at most one per partner, deal and kind, never dated before the deal
+was created; on a deal already won they settle its credits at once (a correction inside the lock
+period), under the deal's lock so a touchpoint reported while the deal closes is never missed.
+
+A partner's touchpoint counts only on a deal the partner is linked to (an approved registration,
+or the CRM names it through a confirmed link); otherwise it waits, taking no credit, until a
+channel manager approves it (`approve_touchpoint`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from services.attribution import repository
 from services.attribution.crediting import DealBook
 from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.corrections import Settlement
 from services.attribution.domain.models import CannotAttribute
-from services.attribution.domain.touchpoints import ReportedTouchpoint
-from shared.db import Pool
-from shared.errors import Conflict
+from services.attribution.domain.touchpoints import (
+    ReportedTouchpoint,
+    TouchpointAlreadyReported,
+    check_not_before_deal,
+)
+from shared.clock import now
+from shared.db import Connection, Pool
+from shared.errors import Conflict, NotFound
 from shared.outbox import Outbox
 
 
@@ -26,7 +36,8 @@ class DealCannotBeAttributed(Conflict):
 @dataclass(frozen=True)
 class TouchpointReport:
     touchpoint_id: str
-    created: bool  # False: the same touchpoint was reported before
+    created: bool  # False: the same touchpoint was reported (or approved) before
+    counted: bool  # False: it waits for a channel manager and takes no credit
     settlement: Settlement | None  # None: a repeat, or the deal is not known yet
 
 
@@ -39,19 +50,61 @@ async def report_touchpoint(
         await repository.lock_deal(conn, touchpoint.deal_key)
         stored = await repository.stored_touchpoint(conn, touchpoint.touchpoint_id)
         if stored is not None and touchpoint.repeats(stored):
-            return TouchpointReport(touchpoint.touchpoint_id, created=False, settlement=None)
+            book = await DealBook.load(conn, [touchpoint.deal_key])
+            counted = book.counts(touchpoint.touchpoint_id)
+            return TouchpointReport(touchpoint.touchpoint_id, False, counted, None)
+        kind = touchpoint.kind.value
+        if await repository.reported_of_kind(
+            conn, touchpoint.deal_key, touchpoint.partner_id, kind
+        ):
+            raise TouchpointAlreadyReported(kind)
+        created_at = await repository.deal_created_at(conn, touchpoint.deal_key)
+        check_not_before_deal(touchpoint.occurred_at, created_at)
         await repository.insert_reported_touchpoint(conn, touchpoint)
-        book = await DealBook.load(conn, [touchpoint.deal_key])
-        try:
-            settlement = book.recalculate(
-                config,
-                touchpoint.deal_key,
-                at=touchpoint.received_at,
-                trigger=touchpoint.describe(),
-                ingested_at=touchpoint.received_at,
-            )
-        except CannotAttribute as error:
-            raise DealCannotBeAttributed(touchpoint.deal_key, error) from error
-        await book.save(conn)
-        await outbox.publish_many(conn, book.events)
-    return TouchpointReport(touchpoint.touchpoint_id, created=True, settlement=settlement)
+        return await _settle(
+            conn,
+            outbox,
+            config,
+            touchpoint.touchpoint_id,
+            touchpoint.deal_key,
+            trigger=touchpoint.describe(),
+            at=touchpoint.received_at,
+        )
+
+
+async def approve_touchpoint(
+    pool: Pool, outbox: Outbox, config: AttributionConfig, touchpoint_id: str
+) -> TouchpointReport:
+    """A channel manager approves a reported touchpoint: from now on it counts, and its deal is
+    settled again."""
+    async with pool.acquire() as conn, conn.transaction():
+        deal_key = await repository.reported_deal_key(conn, touchpoint_id)
+        if deal_key is None:
+            raise NotFound(f"touchpoint {touchpoint_id} not found")
+        await repository.lock_deal(conn, deal_key)
+        if not await repository.approve_touchpoint(conn, touchpoint_id):
+            return TouchpointReport(touchpoint_id, False, True, None)
+        trigger = f"touchpoint {touchpoint_id} approved by a channel manager"
+        return await _settle(
+            conn, outbox, config, touchpoint_id, deal_key, trigger=trigger, at=now()
+        )
+
+
+async def _settle(
+    conn: Connection,
+    outbox: Outbox,
+    config: AttributionConfig,
+    touchpoint_id: str,
+    deal_key: str,
+    *,
+    trigger: str,
+    at: datetime,
+) -> TouchpointReport:
+    book = await DealBook.load(conn, [deal_key])
+    try:
+        settlement = book.recalculate(config, deal_key, at=at, trigger=trigger, ingested_at=at)
+    except CannotAttribute as error:
+        raise DealCannotBeAttributed(deal_key, error) from error
+    await book.save(conn)
+    await outbox.publish_many(conn, book.events)
+    return TouchpointReport(touchpoint_id, True, book.counts(touchpoint_id), settlement)

@@ -14,6 +14,7 @@ from services.attribution.domain.health import HealthInputs, health_score
 from services.attribution.domain.reporting import Period, RevenueQuery
 from services.attribution.schemas import (
     CreditOut,
+    CrmLinkOut,
     DealAttributionOut,
     DealStateOut,
     DealTouchpointOut,
@@ -22,14 +23,23 @@ from services.attribution.schemas import (
     HealthOut,
     PeriodRevenueOut,
     RevenueOut,
+    UnmatchedDealOut,
+    WaitingTouchpointOut,
 )
 from shared.db import Connection
 
+# Why a partner's credit was reversed, as the partner is told (the full reason may name others).
+PARTNER_REVERSAL_REASON = "the deal's credits were settled again"
 # How each reporting period is labelled (Postgres to_char formats).
 _PERIOD_LABELS = {Period.MONTH: "YYYY-MM", Period.QUARTER: 'YYYY-"Q"Q', Period.YEAR: "YYYY"}
 
 
-def _credit_out(row: Any) -> CreditOut:
+def _credit_out(row: Any, partner_id: str | None = None) -> CreditOut:
+    """A credit as the caller may see it: why a credit was reversed may name other partners,
+    so a partner (`partner_id`) is told only that it was."""
+    reason = row["reversal_reason"]
+    if partner_id is not None and reason is not None:
+        reason = PARTNER_REVERSAL_REASON
     return CreditOut(
         credit_id=row["credit_id"],
         partner_id=row["partner_id"],
@@ -41,7 +51,7 @@ def _credit_out(row: Any) -> CreditOut:
         deal_revision=row["deal_revision"],
         replaces=row["replaces"],
         reversal_id=row["reversal_id"],
-        reversal_reason=row["reversal_reason"],
+        reversal_reason=reason,
         amount=str(row["amount"]),
         original_amount=str(row["original_amount"]),
         fx_rate=str(row["fx_rate"]),
@@ -53,7 +63,7 @@ def _credit_out(row: Any) -> CreditOut:
     )
 
 
-def _deal_state_out(deal: Any) -> DealStateOut:
+def _deal_state_out(deal: Any, partner_id: str | None) -> DealStateOut:
     return DealStateOut(
         revision=deal["revision"],
         status=deal["status"],
@@ -61,7 +71,8 @@ def _deal_state_out(deal: Any) -> DealStateOut:
         amount=None if deal["amount"] is None else str(deal["amount"]),
         currency=deal["currency"],
         close_date=deal["close_date"].isoformat() if deal["close_date"] else None,
-        last_settlement=deal["last_note"],
+        # it may name the other partners on the deal: managers only
+        last_settlement=deal["last_note"] if partner_id is None else None,
     )
 
 
@@ -76,6 +87,12 @@ def _touchpoint_out(t: Any) -> DealTouchpointOut:
         external_id=t["external_id"],
         active=t["active"],
     )
+
+
+def _counts(touchpoint: Any) -> bool:
+    """A touchpoint linking its partner to the deal: a registration or the CRM's partner, or a
+    reported one a manager reported or approved."""
+    return bool(touchpoint["active"] and (touchpoint["origin"] != "api" or touchpoint["approved"]))
 
 
 async def deal_view(
@@ -101,13 +118,15 @@ async def deal_view(
     if deal is None and not touchpoints:
         return None
     active = [c for c in credits if c["reversed_at"] is None]
+    if partner_id is not None and not credits and not any(_counts(t) for t in touchpoints):
+        deal = None  # only waiting touchpoints: the deal itself is not this partner's to see
     return DealAttributionOut(
         deal_key=deal_key,
-        deal=None if deal is None else _deal_state_out(deal),
+        deal=None if deal is None else _deal_state_out(deal, partner_id),
         sourced=str(sum((c["amount"] for c in active if c["kind"] == "sourced"), Decimal(0))),
         influenced=str(sum((c["amount"] for c in active if c["kind"] == "influenced"), Decimal(0))),
-        credits=[_credit_out(c) for c in active],
-        history=[_credit_out(c) for c in credits if c["reversed_at"] is not None],
+        credits=[_credit_out(c, partner_id) for c in active],
+        history=[_credit_out(c, partner_id) for c in credits if c["reversed_at"] is not None],
         touchpoints=[_touchpoint_out(t) for t in touchpoints],
     )
 
@@ -167,7 +186,8 @@ async def health_inputs(
         FROM deals d
         WHERE NOT d.deleted AND d.close_date >= $2 AND EXISTS (
             SELECT 1 FROM touchpoints t
-            WHERE t.deal_key = d.deal_key AND t.partner_id = $1 AND t.active)
+            WHERE t.deal_key = d.deal_key AND t.partner_id = $1 AND t.active
+              AND (t.origin <> 'api' OR t.approved))  -- waiting touchpoints count for nothing
         """,
         partner_id,
         since,
@@ -232,3 +252,83 @@ async def partner_health(
         reasons=list(score.reasons),
         config_version=config.version,
     )
+
+
+async def crm_links(conn: Connection, status: str | None) -> list[CrmLinkOut]:
+    rows = await conn.fetch(
+        """SELECT * FROM crm_links WHERE ($1::text IS NULL OR status = $1)
+           ORDER BY source, external_id""",
+        status,
+    )
+    return [_link_out(r) for r in rows]
+
+
+def _link_out(row: Any) -> CrmLinkOut:
+    return CrmLinkOut(
+        source=row["source"],
+        external_id=row["external_id"],
+        partner_id=row["partner_id"],
+        status=row["status"],
+        proposed_by=row["proposed_by"],
+        proposed_at=row["proposed_at"].isoformat(),
+        confirmed_by=row["confirmed_by"],
+        confirmed_at=row["confirmed_at"].isoformat() if row["confirmed_at"] else None,
+    )
+
+
+async def unmatched_deals(conn: Connection) -> list[UnmatchedDealOut]:
+    """Deals whose CRM partner reference no confirmed link resolves: their credit for the CRM's
+    partner is parked until a channel manager confirms a link."""
+    rows = await conn.fetch(
+        """
+        SELECT d.deal_key, d.source, d.partner_ref, d.status, d.amount, d.currency, d.close_date
+        FROM deals d
+        WHERE d.partner_ref IS NOT NULL AND NOT d.deleted AND NOT EXISTS (
+            SELECT 1 FROM crm_links l WHERE l.status = 'confirmed' AND l.external_id = d.partner_ref
+              AND (l.source = d.source OR l.partner_id = l.external_id))
+        ORDER BY d.close_date NULLS LAST, d.deal_key
+        """
+    )
+    return [
+        UnmatchedDealOut(
+            deal_key=r["deal_key"],
+            source=r["source"],
+            partner_ref=r["partner_ref"],
+            status=r["status"],
+            amount=None if r["amount"] is None else str(r["amount"]),
+            currency=r["currency"],
+            close_date=r["close_date"].isoformat() if r["close_date"] else None,
+        )
+        for r in rows
+    ]
+
+
+async def crm_link(conn: Connection, source: str, external_id: str) -> CrmLinkOut | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM crm_links WHERE source = $1 AND external_id = $2", source, external_id
+    )
+    return None if row is None else _link_out(row)
+
+
+async def waiting_touchpoints(conn: Connection, limit: int) -> list[WaitingTouchpointOut]:
+    """Reported touchpoints that take no credit until a manager approves them: their partner is
+    not linked to the deal (no approved registration, not the CRM's partner)."""
+    rows = await conn.fetch(
+        """
+        SELECT t.* FROM touchpoints t
+        WHERE t.origin = 'api' AND t.active AND NOT t.approved AND NOT EXISTS (
+            SELECT 1 FROM touchpoints l
+            WHERE l.deal_key = t.deal_key AND l.partner_id = t.partner_id AND l.active
+              AND l.origin IN ('registration', 'crm'))
+        ORDER BY t.received_at, t.touchpoint_id LIMIT $1
+        """,
+        limit,
+    )
+    return [
+        WaitingTouchpointOut(
+            **_touchpoint_out(r).model_dump(),
+            reported_by=r["reported_by"],
+            received_at=r["received_at"].isoformat(),
+        )
+        for r in rows
+    ]

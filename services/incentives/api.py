@@ -85,6 +85,7 @@ async def post_what_if(
         co_sell=body.co_sell,
         close_date=close_date,
         tier=body.tier,
+        partners_view=who.partner_id is not None,
     )
     async with platform.pool.acquire() as conn:
         return await what_if(conn, programs, hypothesis)

@@ -381,3 +381,17 @@ async def insert_payout(
         reference,
         at,
     )
+
+
+async def customer_first_deal_is_partners(
+    conn: Connection, customer_key: str, partner_id: str
+) -> bool:
+    """Whether the customer's first credited deal is one the partner holds a credit on."""
+    found: bool = await conn.fetchval(
+        """SELECT EXISTS (
+               SELECT 1 FROM customers cu JOIN credits c ON c.deal_key = cu.first_deal_key
+               WHERE cu.customer_key = $1 AND c.partner_id = $2)""",
+        customer_key,
+        partner_id,
+    )
+    return found

@@ -10,7 +10,7 @@ from decimal import Decimal
 from services.incentives import repository
 from services.incentives.domain.evaluation import evaluate
 from services.incentives.domain.programs import IncentivePrograms
-from services.incentives.domain.surroundings import Subject
+from services.incentives.domain.surroundings import Subject, new_logo_for_partner
 from services.incentives.schemas import WhatIfLine, WhatIfOut
 from shared.clock import now
 from shared.db import Connection
@@ -29,6 +29,7 @@ class Hypothesis:
     co_sell: bool
     close_date: date
     tier: str | None  # assume this tier instead of the partner's current one
+    partners_view: bool = False  # asked by the partner: only its own business may show
 
 
 async def what_if(conn: Connection, programs: IncentivePrograms, credit: Hypothesis) -> WhatIfOut:
@@ -37,6 +38,14 @@ async def what_if(conn: Connection, programs: IncentivePrograms, credit: Hypothe
     context = (await repository.load_surroundings(conn, programs, [credit.subject])).context(
         credit.subject
     )
+    notes: list[str] = []
+    if credit.partners_view and context.customer_key is not None:
+        own = await repository.customer_first_deal_is_partners(
+            conn, context.customer_key, credit.subject.partner_id
+        )
+        new_logo, note = new_logo_for_partner(context.new_logo, own)
+        context = replace(context, new_logo=new_logo)
+        notes += [note] if note else []
     try:
         check_money(credit.amount, programs.currency)
     except InputError as error:
@@ -79,6 +88,6 @@ async def what_if(conn: Connection, programs: IncentivePrograms, credit: Hypothe
             for line in earnings.lines
         ],
         total=earnings.total,
-        notes=list(earnings.notes),
+        notes=[*notes, *earnings.notes],
         mdf_accrual=None if accrual is None else accrual.amount,
     )

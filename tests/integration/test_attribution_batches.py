@@ -30,6 +30,7 @@ from tests.support.attribution import (
     CrmDeal,
     approved_registration,
     closed_won,
+    confirmed_links,
     deal_credits_consumer,
     from_deals,
 )
@@ -190,6 +191,8 @@ async def test_a_batch_leaves_exactly_what_one_at_a_time_processing_leaves(infra
     envelopes, main, locked, shuffled = story(run)
     records = await as_records(infra, envelopes)
     async with attribution_schema(infra) as batched, attribution_schema(infra) as one_by_one:
+        for schema in (batched, one_by_one):
+            await confirmed_links(schema.pool, CrmSource.SALESFORCE, f"mkt-{run}", f"oth-{run}")
         outcomes = await batched.consumer.process_batch(records)
         singles = [await one_by_one.consumer.process(record) for record in records]
         assert outcomes == singles == [Outcome.PROCESSED] * len(records)
@@ -268,6 +271,7 @@ async def test_a_poison_snapshot_in_a_run_is_dead_lettered_and_the_rest_applied_
         from_deals(other.snapshot(1, **won), other.key),
     ]
     records = await as_records(infra, envelopes)
+    await confirmed_links(attribution.pool, CrmSource.SALESFORCE, f"p-{run}")
 
     outcomes = await attribution.consumer.process_batch(records)
 
@@ -340,6 +344,8 @@ async def test_a_run_of_snapshots_costs_a_bounded_number_of_statements(
     infra: Infra, attribution: Attribution
 ) -> None:
     run = uuid.uuid4().hex[:8]
+    sellers = [f"mkt-{r}-{i}" for r in (run, f"w{run}") for i in range(4)]
+    await confirmed_links(attribution.pool, CrmSource.SALESFORCE, *sellers)
     # A first batch: the connection learns the types it sends (asyncpg asks once).
     await attribution.consumer.process_batch(await as_records(infra, won_deals(f"w{run}", 1)))
     records = await as_records(infra, won_deals(run, 20))
@@ -350,5 +356,5 @@ async def test_a_run_of_snapshots_costs_a_bounded_number_of_statements(
 
     assert outcomes == [Outcome.PROCESSED] * len(records)
     print(f"{len(records)} snapshots in one batch: {sent} statements sent")
-    # BEGIN, inbox, locks, 3 loads, 3-5 writes, outbox, COMMIT
+    # BEGIN, inbox, locks, 3 loads, the CRM links, 3-5 writes, outbox, COMMIT
     assert sent <= 14  # whatever the run's length; one snapshot at a time took about 20 each

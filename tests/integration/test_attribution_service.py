@@ -119,6 +119,26 @@ async def credit_events(infra: Infra, deal: Deal, count: int) -> list[Envelope[A
     ]
 
 
+async def linked(service: str, source: CrmSource, reference: str, partner_id: str = "") -> None:
+    """A channel manager proposes and confirms that the CRM's partner reference stands for
+    `partner_id` (the reference itself unless said otherwise)."""
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        proposed = await client.post(
+            "/crm-links",
+            headers=ADMIN,
+            json={
+                "source": source.value,
+                "external_id": reference,
+                "partner_id": partner_id or reference,
+            },
+        )
+        assert proposed.status_code == 201, proposed.text
+        confirmed = await client.post(
+            f"/crm-links/{source.value}/{reference}/confirm", headers=ADMIN
+        )
+        assert confirmed.status_code == 200, confirmed.text
+
+
 async def test_won_deal_is_split_across_partners_and_published(
     infra: Infra, service: str, admin_db: asyncpg.Connection
 ) -> None:
@@ -126,6 +146,7 @@ async def test_won_deal_is_split_across_partners_and_published(
     sourcer, seller, advisor, stranger = (f"{p}-{run}" for p in ("src", "mkt", "adv", "other"))
     deal = Deal(run)
     registration = approved_registration(f"reg-{run}", sourcer, days_ago=40)
+    await linked(service, CrmSource.AWS_ACE, seller)
     opened = deal.snapshot(registrations=(registration,), partner_ref=seller)
     await deal.publish(infra, opened)
     async with httpx.AsyncClient(base_url=service, timeout=30) as client:
@@ -141,6 +162,11 @@ async def test_won_deal_is_split_across_partners_and_published(
             },
         )
         assert meeting.status_code == 201, meeting.text
+        # the advisor is not linked to the deal: its meeting counts once a manager approves it
+        assert meeting.json()["counted"] is False
+        waiting = meeting.json()["touchpoint_id"]
+        approved = await client.post(f"/touchpoints/{waiting}/approve", headers=ADMIN)
+        assert approved.json()["counted"] is True, approved.text
         await eventually(lambda: revision_applied(admin_db, deal.key, 1))
 
         won = deal.closed("10000", seller, currency="EUR", registrations=(registration,))
@@ -205,6 +231,7 @@ async def test_changes_after_close_reverse_and_reissue_never_edit(
     first, second = f"a-{run}", f"b-{run}"
     deal = Deal(run, CrmSource.SALESFORCE)
     created_at = datetime.now(UTC) - timedelta(days=20)
+    await linked(service, CrmSource.SALESFORCE, first)
     won = deal.closed("1000", first, created_at=created_at)
     await deal.publish(infra, won)
     original = await eventually(lambda: active_credits(admin_db, deal.key))
@@ -250,6 +277,12 @@ async def test_changes_after_close_reverse_and_reissue_never_edit(
         (first, Decimal("750.00")),
         (second, Decimal("750.00")),
     ]
+    # the first partner sees its credit reversed and replaced, never who took a share
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        theirs = await client.get(f"/deals/{deal.key}/attribution", headers=auth(first))
+    assert theirs.status_code == 200, theirs.text
+    assert len(theirs.json()["history"]) == 2
+    assert second not in theirs.text
 
     # lost after won: everything reversed; the partners' net revenue on the deal is zero
     lost = deal.closed("1500", first, status=DealStatus.LOST, created_at=created_at)
@@ -267,6 +300,7 @@ async def test_redelivered_and_repeated_snapshots_never_credit_twice(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     deal = Deal(run, CrmSource.MICROSOFT)
+    await linked(service, CrmSource.MICROSOFT, f"ref-{run}", f"partner-{run}")
     won = deal.closed("999.99", f"ref-{run}")
     envelope = from_deals(won, deal.key)
     again_with_new_id = from_deals(won, deal.key)
@@ -308,6 +342,7 @@ async def test_after_the_lock_period_credits_are_final(
     deal = Deal(run, CrmSource.HUBSPOT)
     partner, created_at = f"p-{run}", datetime.now(UTC) - timedelta(days=150)
     closed = TODAY - timedelta(days=120)  # lock period (90 days) already over
+    await linked(service, CrmSource.HUBSPOT, partner)
     await deal.publish(infra, deal.closed("500", partner, close_date=closed, created_at=created_at))
     await eventually(lambda: active_credits(admin_db, deal.key))
     changed = deal.closed("100", partner, close_date=closed, created_at=created_at)
@@ -327,6 +362,7 @@ async def test_late_approved_registration_makes_its_partner_the_source(
     run = uuid.uuid4().hex[:8]
     partner = f"reg-partner-{run}"
     deal = Deal(run, CrmSource.SALESFORCE)
+    await linked(service, CrmSource.SALESFORCE, partner)
     won = deal.closed("200", partner, created_at=datetime.now(UTC) - timedelta(days=3))
     await deal.publish(infra, won)
     [influenced] = await eventually(lambda: active_credits(admin_db, deal.key))
@@ -431,6 +467,7 @@ async def test_touchpoint_external_id_is_idempotent(service: str) -> None:
     assert again.json() == {
         "touchpoint_id": first.json()["touchpoint_id"],
         "created": False,
+        "counted": False,
         "settlement": None,
     }
     assert "already reported for a different touchpoint" in clash.text
@@ -441,6 +478,7 @@ async def test_racing_touchpoints_on_a_won_deal_leave_one_exact_split(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     deal = Deal(run, CrmSource.SALESFORCE)
+    await linked(service, CrmSource.SALESFORCE, f"p0-{run}")
     won = deal.closed("1000", f"p0-{run}", created_at=datetime.now(UTC) - timedelta(days=30))
     await deal.publish(infra, won)
     await eventually(lambda: active_credits(admin_db, deal.key))
@@ -450,9 +488,10 @@ async def test_racing_touchpoints_on_a_won_deal_leave_one_exact_split(
             *(
                 client.post(
                     "/touchpoints",
-                    headers=auth(partner),
+                    headers=ADMIN,  # a channel manager's touchpoints count at once
                     json={
                         "deal_key": deal.key,
+                        "partner_id": partner,
                         "kind": "referral",
                         "occurred_at": (datetime.now(UTC) - timedelta(days=i + 1)).isoformat(),
                         "source": "race",
@@ -500,3 +539,144 @@ async def test_revenue_refuses_a_meaningless_query_precisely(
     async with httpx.AsyncClient(base_url=service, timeout=30) as client:
         response = await client.get(f"/partners/p-1/revenue?{query}", headers=auth("p-1"))
     assert (response.status_code, response.json()) == (422, {"detail": detail})
+
+
+async def test_a_partner_not_linked_to_a_deal_takes_none_of_its_credit(
+    infra: Infra, service: str, admin_db: asyncpg.Connection
+) -> None:
+    """The attack: any partner reports touchpoints on another partner's won deal to take most of
+    its credit, and the answer names every partner on the deal. Now its touchpoints wait for a
+    channel manager, take nothing, and the answer names no one else."""
+    run = uuid.uuid4().hex[:8]
+    owner, intruder = f"owner-{run}", f"intruder-{run}"
+    deal = Deal(run, CrmSource.SALESFORCE)
+    created_at = datetime.now(UTC) - timedelta(days=30)
+    registration = approved_registration(f"reg-{run}", owner, days_ago=20)
+    won = deal.closed("1000", owner, created_at=created_at, registrations=(registration,))
+    await deal.publish(infra, won)
+    before = await eventually(lambda: active_credits(admin_db, deal.key))
+    assert {c["partner_id"] for c in before} == {owner}
+
+    def claim(kind: str, days_ago: int) -> dict[str, Any]:
+        occurred = datetime.now(UTC) - timedelta(days=days_ago)
+        return {
+            "deal_key": deal.key,
+            "kind": kind,
+            "occurred_at": occurred.isoformat(),
+            "source": "intruder-app",
+        }
+
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        answers = [
+            await client.post("/touchpoints", headers=auth(intruder), json=claim(kind, 25))
+            for kind in ("referral", "co_sell_meeting")
+        ]
+        after = await active_credits(admin_db, deal.key)
+        assert [(c["partner_id"], c["credit_id"]) for c in after] == [
+            (c["partner_id"], c["credit_id"]) for c in before
+        ]
+        for answer in answers:
+            assert answer.status_code == 201, answer.text
+            assert owner not in answer.text
+            assert not any(c["credit_id"] in answer.text for c in before)
+            assert answer.json()["counted"] is False
+        # at most one per partner, deal and kind; never before the deal was created
+        again = await client.post("/touchpoints", headers=auth(intruder), json=claim("referral", 3))
+        early = await client.post(
+            "/touchpoints", headers=auth(intruder), json=claim("implementation", 40)
+        )
+        assert (again.status_code, early.status_code) == (409, 422)
+        assert "before the deal was created" in early.text
+        # the intruder's view of the deal shows its own waiting touchpoints, no one's credits
+        mine = (await client.get(f"/deals/{deal.key}/attribution", headers=auth(intruder))).json()
+        assert (mine["credits"], {t["partner_id"] for t in mine["touchpoints"]}) == ([], {intruder})
+        assert mine["deal"] is None  # nor the deal's amount, status or close date
+        # and waiting touchpoints on a won deal do not make it one of the intruder's wins
+        health = await client.get(f"/partners/{intruder}/health", headers=auth(intruder))
+        assert health.json()["inputs"]["won"] == 0
+
+        # a channel manager sees them waiting (the intruder may not) and approves one
+        listed = (await client.get("/touchpoints/waiting?limit=500", headers=ADMIN)).json()
+        assert {t["touchpoint_id"] for t in listed} >= {a.json()["touchpoint_id"] for a in answers}
+        listing = await client.get("/touchpoints/waiting", headers=auth(intruder))
+        assert listing.status_code == 403
+        waiting = answers[0].json()["touchpoint_id"]
+        refused = await client.post(f"/touchpoints/{waiting}/approve", headers=auth(intruder))
+        approved = await client.post(f"/touchpoints/{waiting}/approve", headers=ADMIN)
+        assert (refused.status_code, approved.status_code) == (403, 200), approved.text
+        assert approved.json()["counted"] is True
+        listed = (await client.get("/touchpoints/waiting?limit=500", headers=ADMIN)).json()
+        assert waiting not in {t["touchpoint_id"] for t in listed}
+    rows = await active_credits(admin_db, deal.key)
+    assert {c["partner_id"] for c in rows} >= {owner, intruder}
+    assert sum(c["amount"] for c in rows) == Decimal("1000.00")
+
+
+async def test_an_unmatched_crm_partner_reference_pays_no_one_until_a_manager_links_it(
+    infra: Infra, service: str, admin_db: asyncpg.Connection
+) -> None:
+    """The attack: whatever the CRM's partner field says was credited as a partner id, at
+    once. Now an unmatched reference parks the credit for review until a manager confirms a
+    link; removing the link takes the credit back."""
+    run = uuid.uuid4().hex[:8]
+    reference, partner = f"0015g{run}", f"partner-{run}"
+    deal = Deal(run, CrmSource.SALESFORCE)
+    won = deal.closed("800", reference, created_at=datetime.now(UTC) - timedelta(days=9))
+    await deal.publish(infra, won)
+    await eventually(lambda: revision_applied(admin_db, deal.key, won.revision))
+    assert await active_credits(admin_db, deal.key) == []
+    path = f"/crm-links/salesforce/{reference}"
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        unmatched = (await client.get("/crm-links/unmatched", headers=ADMIN)).json()
+        assert {"deal_key": deal.key, "partner_ref": reference, "status": "won"}.items() <= next(
+            u for u in unmatched if u["deal_key"] == deal.key
+        ).items()
+        body = {"source": "salesforce", "external_id": reference, "partner_id": partner}
+        refused = [
+            (await client.get("/crm-links/unmatched", headers=auth(partner))).status_code,
+            (await client.post("/crm-links", headers=auth(partner), json=body)).status_code,
+        ]
+        proposed = await client.post("/crm-links", headers=ADMIN, json=body)
+        assert (proposed.status_code, proposed.json()["status"]) == (201, "proposed")
+        assert await active_credits(admin_db, deal.key) == []  # a proposal credits no one
+        refused.append((await client.post(f"{path}/confirm", headers=auth(partner))).status_code)
+        assert refused == [403, 403, 403]
+        confirmed = (await client.post(f"{path}/confirm", headers=ADMIN)).json()
+        assert (confirmed["link"]["status"], confirmed["deals_settled"]) == (
+            "confirmed",
+            [deal.key],
+        )
+        rows = await active_credits(admin_db, deal.key)
+        assert [(c["partner_id"], c["amount"]) for c in rows] == [(partner, Decimal("800.00"))]
+        unmatched = (await client.get("/crm-links/unmatched", headers=ADMIN)).json()
+        assert deal.key not in {u["deal_key"] for u in unmatched}
+        listed = (await client.get("/crm-links?status=confirmed", headers=ADMIN)).json()
+        assert {"external_id": reference, "partner_id": partner}.items() <= next(
+            link for link in listed if link["external_id"] == reference
+        ).items()
+        # a link confirmed for one partner is not moved to another by a new proposal
+        moved = await client.post("/crm-links", headers=ADMIN, json={**body, "partner_id": "x"})
+        assert moved.status_code == 409
+        removed = await client.post(f"{path}/remove", headers=ADMIN)
+        assert removed.json()["deals_settled"] == [deal.key]
+    assert await active_credits(admin_db, deal.key) == []
+
+
+async def test_a_reference_that_is_a_partner_id_counts_only_once_confirmed(
+    infra: Infra, service: str, admin_db: asyncpg.Connection
+) -> None:
+    """The identity shortcut: a reference that IS a partner id stands for that partner, from
+    every CRM, once a manager confirmed it (once)."""
+    run = uuid.uuid4().hex[:8]
+    partner = f"ident-{run}"
+    first, second = Deal(f"a{run}", CrmSource.HUBSPOT), Deal(f"b{run}", CrmSource.MICROSOFT)
+    created_at = datetime.now(UTC) - timedelta(days=9)
+    await first.publish(infra, first.closed("100", partner, created_at=created_at))
+    await eventually(lambda: revision_applied(admin_db, first.key, 1))
+    assert await active_credits(admin_db, first.key) == []
+    await linked(service, CrmSource.HUBSPOT, partner)
+    [credit] = await active_credits(admin_db, first.key)
+    assert credit["partner_id"] == partner
+    await second.publish(infra, second.closed("50", partner, created_at=created_at))
+    [other] = await eventually(lambda: active_credits(admin_db, second.key))
+    assert (other["partner_id"], other["amount"]) == (partner, Decimal("50.00"))

@@ -150,7 +150,7 @@ async def state(pool: Pool) -> dict[str, Any]:
 
 
 def scenario(run: str) -> tuple[list[EventPayload], dict[str, CreditIssued]]:
-    """Credits and reversals of one gold partner P (and one unknown partner Q) that lean on
+    """Credits and reversals of one gold partner P (and one registered partner Q) that lean on
     each other: the same customer, deal and region several times, caps crossed in two periods,
     a duplicate credit, a reversal that arrives before its credit, a reversal between credits."""
     p, q = f"p-{run}", f"q-{run}"
@@ -191,6 +191,10 @@ def scenario(run: str) -> tuple[list[EventPayload], dict[str, CreditIssued]]:
 async def prepare(pool: Pool, run: str) -> None:
     """P is gold and owes 150.00 of MDF from an earlier clawback."""
     await pool.execute("INSERT INTO partners VALUES ($1, 'gold', 'active', 1, now())", f"p-{run}")
+    # Q is active at the default tier (a partner unknown to incentives would earn nothing).
+    await pool.execute(
+        "INSERT INTO partners VALUES ($1, 'registered', 'active', 1, now())", f"q-{run}"
+    )
     await pool.execute(
         "INSERT INTO mdf_funds (partner_id, deficit, created_at) VALUES ($1, 150.00, now())",
         f"p-{run}",
@@ -331,6 +335,10 @@ async def test_statements_per_run_do_not_grow_with_its_length(infra: Infra) -> N
         await records_of(infra, *credits(40, "l")),
     )
     async with incentives_schema(infra) as (pool, role):
+        await pool.executemany(
+            "INSERT INTO partners VALUES ($1, 'registered', 'active', 1, now())",
+            [(f"{tag}p{i}-{run}",) for tag in ("s", "l", "w") for i in range(5)],
+        )
         consumer = ledger_consumer(pool)
         warm = await records_of(infra, *credits(1, "w"))
         await consumer.process_batch(warm)  # connection set-up and type introspection

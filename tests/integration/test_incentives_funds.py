@@ -149,9 +149,10 @@ async def test_unused_funds_expire_and_a_later_clawback_restores_only_the_expire
 ) -> None:
     programs = IncentivePrograms(mdf=Mdf(expiry_days=0))  # every lot is due at once
     partner = f"p-{uuid.uuid4().hex[:8]}"
-    issued = credit_issued(
-        partner_id=partner, amount="50000.00"
-    )  # unknown partner: default tier registered, 2 %
+    await pool.execute(
+        "INSERT INTO partners VALUES ($1, 'registered', 'active', 1, now())", partner
+    )
+    issued = credit_issued(partner_id=partner, amount="50000.00")  # registered: MDF 2 %
     await apply_credit(pool, programs, issued)
     assert await fund_state(pool, partner) == {
         "available": "0.00",  # already past its expiry, not yet swept

@@ -495,3 +495,41 @@ async def test_api_isolation_what_if_payout_and_append_only_ledger(
             await owner.execute("DELETE FROM incentives.mdf_entries WHERE partner_id = $1", partner)
     finally:
         await owner.close()
+
+
+async def test_a_partner_what_if_never_reveals_another_partners_customer(
+    infra: Infra, instances: list[str], admin_db: asyncpg.Connection[Any]
+) -> None:
+    """The attack: a partner's what-if on a customer said `new_logo: false` when another
+    partner had already won it, revealing that partner's business. Now only the partner's own
+    deals may make a customer not new to it; managers still see the truth."""
+    run = uuid.uuid4().hex[:10]
+    owner, prober = f"p-own-{run}", f"p-probe-{run}"
+    for partner in (owner, prober):
+        await partner_at_tier(infra, admin_db, partner, "silver")
+    url = instances[0]
+    body = {"amount": "10000.00", "customer_domain": f"{run}.example", "customer_country": "US"}
+    async with httpx.AsyncClient(timeout=30) as client:
+        before = (await client.post(f"{url}/what-if", json=body, headers=auth(owner))).json()
+        assert before["new_logo"] is True
+        real = credit_issued(
+            partner_id=owner,
+            deal_key=f"microsoft:deal-{run}",
+            amount="10000.00",
+            customer=customer(f"{run}.example", "US"),
+        )
+        await publish_credits(infra, real)
+        await balance_is(client, url, owner, before["total"])
+
+        probed = await client.post(f"{url}/what-if", json=body, headers=auth(prober))
+        assert probed.status_code == 200, probed.text
+        assert probed.json()["new_logo"] is True
+        assert probed.json()["notes"][0].startswith("new logo assumed")
+        assert owner not in probed.text
+        # its own customer is not new to the owner; a manager sees the customer is not new
+        own = (await client.post(f"{url}/what-if", json=body, headers=auth(owner))).json()
+        managed = await client.post(
+            f"{url}/what-if", json={**body, "partner_id": prober}, headers=ADMIN
+        )
+    assert own["new_logo"] is False
+    assert managed.json()["new_logo"] is False

@@ -116,3 +116,14 @@ def approved_registration(
         status=RegistrationStatus.APPROVED,
         submitted_at=datetime.now(UTC) - timedelta(days=days_ago),
     )
+
+
+async def confirmed_links(pool: Pool, source: CrmSource, *partner_ids: str) -> None:
+    """Links a channel manager confirmed: each partner id, as the CRM's partner reference,
+    stands for that partner (the identity shortcut)."""
+    await pool.executemany(
+        """INSERT INTO crm_links (source, external_id, partner_id, status, proposed_by,
+               proposed_at, confirmed_by, confirmed_at)
+           VALUES ($1, $2, $2, 'confirmed', 'manager', now(), 'manager', now())""",
+        [(source.value, partner_id) for partner_id in partner_ids],
+    )

@@ -26,12 +26,15 @@ from services.attribution.domain.registrations import is_sourcing, more_advanced
 from services.attribution.domain.reporting import Period, RevenueQuery
 from services.attribution.domain.touchpoints import (
     CLOCK_SKEW,
+    MAX_BACKDATE,
     ExternalIdReused,
     ReportedKind,
     ReportedTouchpoint,
     StoredTouchpoint,
+    check_not_before_deal,
     crm_counted_at,
     crm_partner_kind,
+    reported_counts,
     reported_touchpoint_id,
     reporting_for,
 )
@@ -166,6 +169,34 @@ def test_a_touchpoint_may_be_a_little_ahead_of_our_clock_but_not_in_the_future()
     with pytest.raises(Unprocessable) as refused:
         report(occurred_at=ahead)
     assert refused.value.message == f"occurred_at {ahead.isoformat()} is in the future"
+
+
+def test_a_touchpoint_reaches_back_at_most_the_backdating_limit() -> None:
+    assert report(occurred_at=NOW - MAX_BACKDATE).occurred_at == NOW - MAX_BACKDATE
+    older = NOW - MAX_BACKDATE - timedelta(seconds=1)
+    with pytest.raises(Unprocessable) as refused:
+        report(occurred_at=older)
+    assert refused.value.message == (
+        f"occurred_at {older.isoformat()} is before the 365-day limit "
+        f"({(NOW - MAX_BACKDATE).isoformat()})"
+    )
+
+
+def test_a_touchpoint_is_never_dated_before_its_deal_was_created() -> None:
+    created = NOW - timedelta(days=10)
+    check_not_before_deal(created, created)
+    check_not_before_deal(NOW - timedelta(days=90), None)  # the CRM did not say
+    with pytest.raises(Unprocessable, match="before the deal was created"):
+        check_not_before_deal(created - timedelta(seconds=1), created)
+
+
+def test_a_reported_touchpoint_counts_only_for_a_linked_partner_or_once_approved() -> None:
+    assert reported_counts("p-1", approved=False, linked_partners={"p-1", "p-2"})
+    assert not reported_counts("p-3", approved=False, linked_partners={"p-1", "p-2"})
+    assert reported_counts("p-3", approved=True, linked_partners=set())
+    # a channel manager's own report is approved; a partner's is not
+    assert report(caller_partner_id=None, named_partner_id="p-2").approved
+    assert not report().approved
 
 
 def test_the_late_touchpoint_explains_itself() -> None:

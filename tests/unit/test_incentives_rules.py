@@ -32,7 +32,13 @@ from services.incentives.domain.programs import (
     Stacking,
     load_programs,
 )
-from services.incentives.domain.surroundings import Context, Subject, Surroundings
+from services.incentives.domain.surroundings import (
+    NEW_LOGO_ASSUMED,
+    Context,
+    Subject,
+    Surroundings,
+    new_logo_for_partner,
+)
 
 D = Decimal
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -97,6 +103,31 @@ def test_ineligible_partner_earns_nothing_and_says_why() -> None:
     earned = compute_earnings(PROGRAMS, facts(partner_status="suspended", new_logo=True), D(0))
     assert earned.lines == ()
     assert earned.notes == ("partner is suspended: not eligible",)
+
+
+@pytest.mark.parametrize(
+    ("status", "note"),
+    [
+        (None, "partner unknown to incentives: not eligible"),
+        ("applied", "partner is applied: not eligible"),
+        ("qualified", "partner is qualified: not eligible"),
+        ("onboarding", "partner is onboarding: not eligible"),
+    ],
+)
+def test_a_partner_unknown_or_not_active_earns_nothing_and_says_why(
+    status: str | None, note: str
+) -> None:
+    """The attack: a credit to an id incentives never heard of (or to a partner still
+    onboarding) earned at the default tier and was paid."""
+    earned = compute_earnings(PROGRAMS, facts(partner_status=status, new_logo=True), D(0))
+    assert (earned.lines, earned.notes) == ((), (note,))
+    assert PROGRAMS.ineligibility(status) == note
+
+
+@pytest.mark.parametrize("status", ["active", "grace"])
+def test_an_active_or_grace_partner_earns(status: str) -> None:
+    assert PROGRAMS.ineligibility(status) is None
+    assert compute_earnings(PROGRAMS, facts(partner_status=status), D(0)).total > 0
 
 
 def test_zero_credit_earns_nothing() -> None:
@@ -692,3 +723,9 @@ def test_surroundings_move_along_a_run_of_credits() -> None:
     assert (other.tier, other.new_logo, other.new_region) == ("registered", True, True)
     assert other_rows == (False, True)
     assert known.booked == {"c-1", "c-2", "c-3"}
+
+
+def test_a_partners_what_if_shows_only_its_own_customers_as_not_new() -> None:
+    assert new_logo_for_partner(True, False) == (True, None)
+    assert new_logo_for_partner(False, True) == (False, None)  # its own customer
+    assert new_logo_for_partner(False, False) == (True, NEW_LOGO_ASSUMED)  # another's: hidden

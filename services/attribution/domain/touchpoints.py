@@ -1,6 +1,8 @@
 """Touchpoints from outside the deal snapshot: the ones partner apps and CRMs report, and the
 partner a CRM names on the opportunity. Which kinds may be reported, who may report for whom,
-when a report is a repeat of an earlier one, and how a CRM-named partner counts."""
+how far back a report may reach, when a report is a repeat of an earlier one, when a reported
+touchpoint counts (the partner is linked to the deal, or a channel manager approved it), and how
+a CRM-named partner counts."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ TOUCHPOINT_NAMESPACE = uuid.UUID("3c2e9a55-0b7d-4f16-a1c4-8e6d5f2b9a07")
 CLOCK_SKEW = timedelta(minutes=5)
 # Who reported a touchpoint when a channel manager did.
 ADMIN_REPORTER = "admin"
+# How far back a reported touchpoint may reach (and never before the deal was created).
+MAX_BACKDATE = timedelta(days=365)
 
 
 class ReportedKind(StrEnum):
@@ -43,6 +47,35 @@ class ReporterMustNamePartner(Unprocessable):
 class TouchpointInFuture(Unprocessable):
     def __init__(self, occurred_at: datetime) -> None:
         super().__init__(f"occurred_at {occurred_at.isoformat()} is in the future")
+
+
+class TouchpointTooOld(Unprocessable):
+    def __init__(self, occurred_at: datetime, earliest: datetime, what: str) -> None:
+        super().__init__(
+            f"occurred_at {occurred_at.isoformat()} is before {what} ({earliest.isoformat()})"
+        )
+
+
+class TouchpointAlreadyReported(Conflict):
+    """A partner holds at most one reported touchpoint of each kind on a deal."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"a {kind} touchpoint of this partner on this deal was already reported")
+
+
+def check_not_before_deal(occurred_at: datetime, deal_created_at: datetime | None) -> None:
+    """A touchpoint cannot precede the deal it is about (when the CRM says when it was made)."""
+    if deal_created_at is not None and occurred_at < deal_created_at:
+        raise TouchpointTooOld(occurred_at, deal_created_at, "the deal was created")
+
+
+def reported_counts(
+    partner_id: str, *, approved: bool, linked_partners: frozenset[str] | set[str]
+) -> bool:
+    """A reported touchpoint counts when its partner is linked to the deal (an approved
+    registration, or the partner the CRM names through a confirmed link) or a channel manager
+    reported or approved it; otherwise it waits for a manager and takes no credit."""
+    return approved or partner_id in linked_partners
 
 
 class ExternalIdReused(Conflict):
@@ -114,6 +147,10 @@ class ReportedTouchpoint:
         partner_id = reporting_for(caller_partner_id, named_partner_id)
         if occurred_at > received_at + CLOCK_SKEW:
             raise TouchpointInFuture(occurred_at)
+        if occurred_at < received_at - MAX_BACKDATE:
+            raise TouchpointTooOld(
+                occurred_at, received_at - MAX_BACKDATE, f"the {MAX_BACKDATE.days}-day limit"
+            )
         return cls(
             touchpoint_id=reported_touchpoint_id(source, external_id),
             deal_key=deal_key,
@@ -125,6 +162,11 @@ class ReportedTouchpoint:
             reported_by=caller_partner_id or ADMIN_REPORTER,
             received_at=received_at,
         )
+
+    @property
+    def approved(self) -> bool:
+        """A channel manager's report counts as approved; a partner's waits unless linked."""
+        return self.reported_by == ADMIN_REPORTER
 
     def repeats(self, stored: StoredTouchpoint) -> bool:
         """True when `stored` (recorded under the same id) is this very touchpoint: the report

@@ -143,8 +143,9 @@ def compute_earnings(
     """What one credit earns. `earned_in_period`: the partner's net earnings already booked in
     the credit's period (the cap counts them)."""
     period = programs.period_of(facts.close_date)
-    if facts.partner_status in programs.ineligible_statuses:
-        return Earnings(period, (), (f"partner is {facts.partner_status}: not eligible",))
+    refused = programs.ineligibility(facts.partner_status)
+    if refused is not None:
+        return Earnings(period, (), (refused,))
     if facts.amount <= 0:
         return Earnings(period, (), ("nothing credited",))
     raw: list[tuple[EntryType, str, Decimal | None, Decimal, str]] = []

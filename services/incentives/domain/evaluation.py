@@ -65,7 +65,7 @@ def evaluate(
         amount=amount,
         period=earnings.period,
         accrued_in_period=context.mdf_accrued_in_period,
-        eligible=context.status not in programs.ineligible_statuses,
+        eligible=programs.ineligibility(context.status) is None,
         at=at,
     )
     return earnings, accrual

@@ -101,6 +101,9 @@ class IncentivePrograms(_Config):
     currency: str = Field(default="USD", pattern="^[A-Z]{3}$")
     period: Literal["month", "quarter"] = "quarter"
     default_tier: str = "registered"  # for a partner the service has not heard of yet
+    # Only a partner the partner projection knows, in one of these statuses, earns; a credit to
+    # an unknown partner or one in any other status earns nothing, with the reason.
+    eligible_statuses: tuple[str, ...] = ("active", "grace")
     ineligible_statuses: tuple[str, ...] = ("suspended", "expelled", "rejected")
     base_rates: dict[str, Rate] = Field(
         default_factory=lambda: {
@@ -170,6 +173,15 @@ class IncentivePrograms(_Config):
             if unknown:
                 raise ValueError(f"stacking.exclusive names unknown kickers: {sorted(unknown)}")
         return self
+
+    def ineligibility(self, status: str | None) -> str | None:
+        """Why a partner in `status` (None: unknown to the partner projection) earns nothing;
+        None when it is eligible."""
+        if status is None:
+            return "partner unknown to incentives: not eligible"
+        if status in self.ineligible_statuses or status not in self.eligible_statuses:
+            return f"partner is {status}: not eligible"
+        return None
 
     def region_of(self, country: str | None) -> str | None:
         if not country:

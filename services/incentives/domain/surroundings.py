@@ -121,3 +121,18 @@ class Surroundings:
         if accrual is not None:
             self.accrued[period] += accrual.amount
         return new_customer, new_region
+
+
+# What a partner's what-if says when the customer already has a credited deal of another partner.
+NEW_LOGO_ASSUMED = (
+    "new logo assumed: whether another partner already won this customer is not shown"
+)
+
+
+def new_logo_for_partner(new_logo: bool, first_deal_is_own: bool) -> tuple[bool, str | None]:
+    """Whether a customer is new, as a partner's what-if may say it: only the partner's own
+    deals may make it not new (another partner's first deal would reveal that partner's
+    business), so otherwise it is assumed new, with a note saying so."""
+    if new_logo or first_deal_is_own:
+        return new_logo, None
+    return True, NEW_LOGO_ASSUMED

@@ -1,0 +1,96 @@
+"""CRM account -> partner links, kept by channel managers: a link is proposed, then confirmed;
+confirming or removing one settles again every deal whose CRM reference it resolves (a credit
+parked as unmatched is issued, or a removed link's credits are reversed inside the lock
+period), in one transaction with the link. The reference's lock, taken before any deal's,
+keeps a deal snapshot naming it from slipping between the two (see `deal_states`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.attribution import repository
+from services.attribution.crediting import DealBook
+from services.attribution.domain.config import AttributionConfig
+from services.attribution.domain.crm_links import CrmLink, LinkStatus, check_proposal
+from services.attribution.domain.models import CannotAttribute
+from services.attribution.touchpoints import DealCannotBeAttributed
+from shared.clock import now
+from shared.db import Connection, Pool
+from shared.errors import NotFound
+from shared.outbox import Outbox
+
+
+class LinkNotFound(NotFound):
+    def __init__(self, source: str, external_id: str) -> None:
+        super().__init__(f"no link for {source} reference {external_id!r}")
+
+
+@dataclass(frozen=True)
+class LinkChange:
+    link: CrmLink
+    changed: bool  # False: confirmed before
+    deals_settled: list[str]
+
+
+async def propose(pool: Pool, link: CrmLink, proposed_by: str) -> CrmLink:
+    async with pool.acquire() as conn, conn.transaction():
+        check_proposal(
+            await repository.crm_link(conn, link.source, link.external_id), link.partner_id
+        )
+        await repository.propose_link(conn, link, proposed_by, now())
+        stored = await repository.crm_link(conn, link.source, link.external_id)
+    assert stored is not None
+    return stored
+
+
+async def confirm(
+    pool: Pool,
+    outbox: Outbox,
+    config: AttributionConfig,
+    source: str,
+    external_id: str,
+    confirmed_by: str,
+) -> LinkChange:
+    async with pool.acquire() as conn, conn.transaction():
+        await repository.lock_references(conn, [external_id])
+        link = await repository.crm_link(conn, source, external_id)
+        if link is None:
+            raise LinkNotFound(source, external_id)
+        if not await repository.confirm_link(conn, source, external_id, confirmed_by, now()):
+            return LinkChange(link, False, [])
+        confirmed = CrmLink(source, external_id, link.partner_id, LinkStatus.CONFIRMED)
+        trigger = f"CRM link {source}:{external_id} -> {link.partner_id} confirmed"
+        settled = await _settle_naming(conn, outbox, config, confirmed, trigger)
+    return LinkChange(confirmed, True, settled)
+
+
+async def remove(
+    pool: Pool, outbox: Outbox, config: AttributionConfig, source: str, external_id: str
+) -> LinkChange:
+    async with pool.acquire() as conn, conn.transaction():
+        await repository.lock_references(conn, [external_id])
+        link = await repository.crm_link(conn, source, external_id)
+        if link is None:
+            raise LinkNotFound(source, external_id)
+        await repository.remove_link(conn, source, external_id)
+        trigger = f"CRM link {source}:{external_id} -> {link.partner_id} removed"
+        settled = await _settle_naming(conn, outbox, config, link, trigger)
+    return LinkChange(link, True, settled)
+
+
+async def _settle_naming(
+    conn: Connection, outbox: Outbox, config: AttributionConfig, link: CrmLink, trigger: str
+) -> list[str]:
+    keys = await repository.deals_naming(conn, link)
+    if not keys:
+        return []
+    book = await DealBook.load(conn, keys)
+    at = now()
+    for key in keys:
+        try:
+            book.resync_crm_partner(config, key, at=at, trigger=trigger)
+        except CannotAttribute as error:
+            raise DealCannotBeAttributed(key, error) from error
+    await book.save(conn)
+    await outbox.publish_many(conn, book.events)
+    return keys
