@@ -556,6 +556,7 @@ async def run(quick: bool) -> dict[str, Any]:
                 await story.onboard(partner, ["data"])
             for partner in partners:
                 await story.known_to_deals(partner)
+                await story.crm_linked(partner)  # the offered deals name it by its id
         observed = Observed()
         stop = asyncio.Event()
         observer = asyncio.create_task(observe(infra.kafka, run_id, observed, stop))

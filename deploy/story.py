@@ -155,6 +155,26 @@ class Story:
 
         await eventually(active, 45, what=f"deals to learn that {partner.partner_id} is active")
 
+    async def crm_linked(self, partner: Partner, source: str = "salesforce") -> None:
+        """A channel manager confirms that the CRM names this partner by its partner id (a CRM
+        partner reference credits no one until such a link is confirmed)."""
+        link = {"source": source, "external_id": partner.partner_id}
+        await self.call(
+            "POST",
+            "attribution",
+            "/crm-links",
+            201,
+            headers=self.admin,
+            json={**link, "partner_id": partner.partner_id},
+        )
+        await self.call(
+            "POST",
+            "attribution",
+            f"/crm-links/{source}/{partner.partner_id}/confirm",
+            200,
+            headers=self.admin,
+        )
+
     async def check(self, partner: Partner, customer: str, domain: str | None) -> Any:
         """What deals would decide now if `partner` registered `customer`."""
         return await self.call(

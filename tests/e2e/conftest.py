@@ -35,20 +35,5 @@ async def referral_partner(fleet: Fleet) -> Partner:
         await story.onboard(partner, ["data", "ai"])
         await story.known_to_deals(partner)
         # its Salesforce deals name it by its partner id: a channel manager confirms that once
-        link = {"source": "salesforce", "external_id": partner.partner_id}
-        await story.call(
-            "POST",
-            "attribution",
-            "/crm-links",
-            201,
-            headers=story.admin,
-            json={**link, "partner_id": partner.partner_id},
-        )
-        await story.call(
-            "POST",
-            "attribution",
-            f"/crm-links/salesforce/{partner.partner_id}/confirm",
-            200,
-            headers=story.admin,
-        )
+        await story.crm_linked(partner)
         return partner
