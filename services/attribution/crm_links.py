@@ -52,10 +52,7 @@ async def confirm(
     confirmed_by: str,
 ) -> LinkChange:
     async with pool.acquire() as conn, conn.transaction():
-        await repository.lock_references(conn, [external_id])
-        link = await repository.crm_link(conn, source, external_id)
-        if link is None:
-            raise LinkNotFound(source, external_id)
+        link = await _locked_link(conn, source, external_id)
         if not await repository.confirm_link(conn, source, external_id, confirmed_by, now()):
             return LinkChange(link, False, [])
         confirmed = CrmLink(source, external_id, link.partner_id, LinkStatus.CONFIRMED)
@@ -64,14 +61,21 @@ async def confirm(
     return LinkChange(confirmed, True, settled)
 
 
+async def _locked_link(conn: Connection, source: str, external_id: str) -> CrmLink:
+    """The link, with every deal naming its reference locked (a snapshot being settled waits),
+    or LinkNotFound."""
+    await repository.lock_references(conn, [external_id])
+    link = await repository.crm_link(conn, source, external_id)
+    if link is None:
+        raise LinkNotFound(source, external_id)
+    return link
+
+
 async def remove(
     pool: Pool, outbox: Outbox, config: AttributionConfig, source: str, external_id: str
 ) -> LinkChange:
     async with pool.acquire() as conn, conn.transaction():
-        await repository.lock_references(conn, [external_id])
-        link = await repository.crm_link(conn, source, external_id)
-        if link is None:
-            raise LinkNotFound(source, external_id)
+        link = await _locked_link(conn, source, external_id)
         await repository.remove_link(conn, source, external_id)
         trigger = f"CRM link {source}:{external_id} -> {link.partner_id} removed"
         settled = await _settle_naming(conn, outbox, config, link, trigger)
