@@ -57,7 +57,7 @@ async def post_touchpoint(
         external_id=body.external_id,
         received_at=now(),
     )
-    report = await report_touchpoint(platform.pool, platform.outbox, config, touchpoint)
+    report = await report_touchpoint(platform.pool, platform.outbox, config, touchpoint, who)
     if not report.created:
         response.status_code = status.HTTP_200_OK
     return _report_out(report, who.partner_id)
@@ -68,7 +68,7 @@ async def post_touchpoint_approval(
     touchpoint_id: str, who: AdminDep, platform: PlatformDep, config: ConfigDep
 ) -> TouchpointReportOut:
     """A channel manager lets a waiting touchpoint count (its partner is not linked to the deal)."""
-    report = await approve_touchpoint(platform.pool, platform.outbox, config, touchpoint_id)
+    report = await approve_touchpoint(platform.pool, platform.outbox, config, touchpoint_id, who)
     return _report_out(report, None)
 
 

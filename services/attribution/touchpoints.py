@@ -22,9 +22,11 @@ from services.attribution.domain.touchpoints import (
     TouchpointAlreadyReported,
     check_not_before_deal,
 )
+from shared.audit import record_action
 from shared.clock import now
 from shared.db import Connection, Pool
 from shared.errors import Conflict, NotFound
+from shared.identity import Caller
 from shared.outbox import Outbox
 
 
@@ -42,7 +44,11 @@ class TouchpointReport:
 
 
 async def report_touchpoint(
-    pool: Pool, outbox: Outbox, config: AttributionConfig, touchpoint: ReportedTouchpoint
+    pool: Pool,
+    outbox: Outbox,
+    config: AttributionConfig,
+    touchpoint: ReportedTouchpoint,
+    acting: Caller,
 ) -> TouchpointReport:
     """Record the touchpoint and settle its deal again, in one transaction (a deal that cannot
     be attributed rolls the touchpoint back too)."""
@@ -61,6 +67,7 @@ async def report_touchpoint(
         created_at = await repository.deal_created_at(conn, touchpoint.deal_key)
         check_not_before_deal(touchpoint.occurred_at, created_at)
         await repository.insert_reported_touchpoint(conn, touchpoint)
+        await record_action(conn, acting, "touchpoint.report", touchpoint.touchpoint_id)
         return await _settle(
             conn,
             outbox,
@@ -73,7 +80,7 @@ async def report_touchpoint(
 
 
 async def approve_touchpoint(
-    pool: Pool, outbox: Outbox, config: AttributionConfig, touchpoint_id: str
+    pool: Pool, outbox: Outbox, config: AttributionConfig, touchpoint_id: str, acting: Caller
 ) -> TouchpointReport:
     """A channel manager approves a reported touchpoint: from now on it counts, and its deal is
     settled again."""
@@ -84,6 +91,7 @@ async def approve_touchpoint(
         await repository.lock_deal(conn, deal_key)
         if not await repository.approve_touchpoint(conn, touchpoint_id):
             return TouchpointReport(touchpoint_id, False, True, None)
+        await record_action(conn, acting, "touchpoint.approve", touchpoint_id)
         trigger = f"touchpoint {touchpoint_id} approved by a channel manager"
         return await _settle(
             conn, outbox, config, touchpoint_id, deal_key, trigger=trigger, at=now()

@@ -28,6 +28,7 @@ from services.deals.schemas import (
 )
 from services.deals.settings import DealsSettings
 from services.deals.verification import MicrosoftCertificates
+from shared.audit import record_action
 from shared.clock import now
 from shared.errors import Unprocessable
 from shared.events.crm import CrmDealChanged
@@ -75,6 +76,7 @@ async def create_registration(
         registration_id, decision = await register(
             conn, platform.outbox, policy, request, body.crm_deal_key
         )
+        await record_action(conn, who, "registration.register", registration_id)
     return DecisionOut(
         registration_id=registration_id,
         status=decision.status,
@@ -128,6 +130,7 @@ async def extend_registration(
         expires_at, why = await request_extension(
             conn, platform.outbox, policy, who, registration_id
         )
+        await record_action(conn, who, "registration.extend", registration_id)
     return ExtensionOut(registration_id=registration_id, expires_at=expires_at, reason=why)
 
 
@@ -142,6 +145,7 @@ async def link_to_crm_deal(
         status, reason = await link_registration(
             conn, platform.outbox, policy, who, registration_id, body.crm_deal_key
         )
+        await record_action(conn, who, "registration.crm_link", registration_id)
     return CrmLinkOut(
         registration_id=registration_id,
         crm_deal_key=body.crm_deal_key,
@@ -157,6 +161,7 @@ async def review_registration(
     """Decide a registration pending review (channel managers)."""
     async with platform.transaction() as conn:
         outcome = await review(conn, platform.outbox, registration_id, approve, note)
+        await record_action(conn, who, "registration.review", registration_id)
     return ReviewOut(registration_id=registration_id, status=outcome)
 
 

@@ -27,6 +27,7 @@ from services.incentives.schemas import (
     WhatIfOut,
 )
 from services.incentives.what_if import Hypothesis, what_if
+from shared.audit import record_action
 from shared.clock import now
 from shared.http import (
     PARTNER_OR_MANAGER,
@@ -126,6 +127,7 @@ async def pay_out(
         paid = await payouts.record_payout(
             conn, platform.outbox, programs, partner_id, body.amount, body.reference
         )
+        await record_action(conn, who, "payout.record", f"{partner_id}/{body.reference}")
     return PayoutOut.model_validate(paid.model_dump())
 
 
@@ -157,6 +159,7 @@ async def create_claim(
             description=body.description,
             proof_reference=body.proof_reference,
         )
+        await record_action(conn, who, "mdf_claim.request", requested.claim_id)
     return ClaimRequestedOut(
         claim_id=requested.claim_id,
         partner_id=acting,
@@ -188,4 +191,5 @@ async def decide(
         decided = await mdf_claims.decide_claim(
             conn, platform.outbox, programs, claim_id, approve=body.approve, note=body.note
         )
+        await record_action(conn, who, "mdf_claim.decide", claim_id)
     return ClaimDecisionOut.model_validate(decided.model_dump())

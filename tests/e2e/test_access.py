@@ -3,6 +3,8 @@ suspended at onboarding loses access everywhere within seconds (and gets no new 
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -60,3 +62,43 @@ async def test_a_suspended_partner_loses_access_everywhere_within_seconds(fleet:
             headers=ADMIN,
         )
         assert manager.status_code == 200
+
+
+async def test_a_write_records_the_principal_that_made_it(fleet: Fleet, admin_db: Any) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        story = Story(client, fleet.urls, ADMIN_TOKEN)
+        partner = Partner("ledgerline", "Ledgerline Data", "isv")
+        await story.onboard(partner, ["data"])
+        await story.known_to_deals(partner)
+        deals = fleet.url("deals")
+        own = await client.post(
+            f"{deals}/registrations",
+            json=story.registration(f"Audit {story.run} Corp", f"audit-{story.run}.example"),
+            headers={"Authorization": f"Bearer {partner.token}"},
+        )
+        for_partner = await client.post(
+            f"{deals}/registrations?partner_id={partner.partner_id}",
+            json=story.registration(f"Audit {story.run} Labs", f"audit-{story.run}.test"),
+            headers=ADMIN,
+        )
+        ids = [answer.json()["registration_id"] for answer in (own, for_partner)]
+        # An approved registration cannot be reviewed: the refused write leaves no trail.
+        refused = await client.post(
+            f"{deals}/registrations/{ids[0]}/review?approve=true", headers=ADMIN
+        )
+    assert refused.status_code == 409, refused.text
+    trail = await admin_db.fetch(
+        "SELECT subject, principal, roles, partner_id, action FROM deals.audit_log "
+        "WHERE subject = ANY($1::text[]) ORDER BY id",
+        ids,
+    )
+    assert [tuple(row) for row in trail] == [
+        (
+            ids[0],
+            f"{partner.partner_id}/app",
+            ["partner_user"],
+            partner.partner_id,
+            "registration.register",
+        ),
+        (ids[1], "channel-manager@tests", ["channel_manager"], None, "registration.register"),
+    ]
