@@ -159,7 +159,7 @@ async def post_crm_link_removal(
 ) -> CrmLinkChangeOut:
     """Remove a link: the deals naming the reference are settled again (unmatched)."""
     change = await crm_links.remove(
-        platform.pool, platform.outbox, config, source.value, external_id
+        platform.pool, platform.outbox, config, source.value, external_id, who
     )
     return CrmLinkChangeOut(link=None, changed=True, deals_settled=change.deals_settled)
 

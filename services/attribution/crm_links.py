@@ -14,9 +14,11 @@ from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.crm_links import CrmLink, LinkStatus, check_proposal
 from services.attribution.domain.models import CannotAttribute
 from services.attribution.touchpoints import DealCannotBeAttributed
+from shared.audit import record_action
 from shared.clock import now
 from shared.db import Connection, Pool
 from shared.errors import NotFound
+from shared.identity import Caller
 from shared.outbox import Outbox
 
 
@@ -72,11 +74,17 @@ async def _locked_link(conn: Connection, source: str, external_id: str) -> CrmLi
 
 
 async def remove(
-    pool: Pool, outbox: Outbox, config: AttributionConfig, source: str, external_id: str
+    pool: Pool,
+    outbox: Outbox,
+    config: AttributionConfig,
+    source: str,
+    external_id: str,
+    acting: Caller,
 ) -> LinkChange:
     async with pool.acquire() as conn, conn.transaction():
         link = await _locked_link(conn, source, external_id)
         await repository.remove_link(conn, source, external_id)
+        await record_action(conn, acting, "crm_link.remove", f"{source}:{external_id}")
         trigger = f"CRM link {source}:{external_id} -> {link.partner_id} removed"
         settled = await _settle_naming(conn, outbox, config, link, trigger)
     return LinkChange(link, True, settled)

@@ -230,6 +230,9 @@ async def expire_now(
         raise Unprocessable("as_of needs a time zone (e.g. ...Z)")
     moment = as_of or now()
     run = await run_expiry(platform.pool, platform.outbox, policy, moment)
+    # The run is the periodic job's work, batch by batch; the trail records who asked for it.
+    async with platform.transaction() as conn:
+        await record_action(conn, who, "expiry.run", moment.isoformat())
     return ExpiryRunOut(as_of=moment, warned=run.warned, expired=run.expired)
 
 
