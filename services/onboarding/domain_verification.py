@@ -6,6 +6,7 @@ site's address configurable, so a local server can play the partner's site)."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import secrets
 import struct
 from dataclasses import dataclass
@@ -17,6 +18,18 @@ from services.onboarding.domain.verification import WELL_KNOWN_PATH
 
 TXT = 16
 MAX_FILE_BYTES = 4096
+DEFAULT_SITE = "https://{domain}"
+
+
+async def resolves_to_public_addresses(host: str) -> bool:
+    """Whether every address `host` resolves to is a public one (and it resolves at all).
+    Callers bound the time (the resolver's own timeouts apply too)."""
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(host, 443)
+    except (OSError, UnicodeError):
+        return False
+    addresses = {ipaddress.ip_address(info[4][0]) for info in found}
+    return bool(addresses) and all(address.is_global for address in addresses)
 
 
 class DomainVerifier(Protocol):
@@ -32,15 +45,28 @@ class DomainVerifier(Protocol):
 @dataclass(frozen=True)
 class WellKnownFile:
     """`<site>/.well-known/pollinate-verification.txt`, the site being `https://<domain>`
-    unless `site` (a template with `{domain}`) says otherwise. No redirects are followed."""
+    unless `site` (a template with `{domain}`) says otherwise. No redirects are followed.
 
-    site: str = "https://{domain}"
+    With the default site the applicant's domain decides where the platform connects, so a
+    domain that resolves to a private, loopback, link-local or otherwise non-public address is
+    not fetched at all (the platform must not be made to call its own network). An operator's
+    `site` template is trusted configuration (tests point it at a local server)."""
+
+    site: str = DEFAULT_SITE
     timeout: float = 5.0
 
     def where(self, domain: str) -> str:
         return self.site.format(domain=domain) + WELL_KNOWN_PATH
 
     async def published(self, domain: str) -> list[str]:
+        if self.site == DEFAULT_SITE:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    public = await resolves_to_public_addresses(domain)
+            except TimeoutError:
+                public = False
+            if not public:
+                return []
         try:
             async with (
                 httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client,
