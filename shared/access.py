@@ -25,7 +25,6 @@ class PartnerAccess:
     def __init__(self) -> None:
         self._status: dict[str, PartnerStatus] = {}
         self._seen_until: datetime | None = None
-        self.loaded = False
 
     def revoked(self, partner_id: str) -> str | None:
         """Why the partner may not act (its status), or None."""
@@ -46,7 +45,6 @@ class PartnerAccess:
             self._status[row["partner_id"]] = PartnerStatus(row["status"])
         if rows:
             self._seen_until = max(rows[-1]["seen_at"], self._seen_until or rows[-1]["seen_at"])
-        self.loaded = True
         return len(rows)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import uuid
 from collections.abc import Iterable
@@ -31,10 +32,10 @@ from jwt.algorithms import OKPAlgorithm
 from pydantic import BaseModel, ConfigDict
 
 from shared.clock import now
+from shared.topics import SERVICES
 
 ISSUER = "pollinate"
 ALGORITHM = "EdDSA"
-SERVICES = ("onboarding", "deals", "attribution", "incentives")
 # A token lives an hour unless asked otherwise, a day at most: a leaked token is worth little,
 # and suspension reaches a partner's tokens sooner anyway (shared/access.py).
 DEFAULT_TTL = timedelta(hours=1)
@@ -153,10 +154,6 @@ class TokenVerifier:
             raise ValueError(f"TOKEN_VERIFICATION_KEYS is not a JWK set: {error}") from error
         return cls(audience, document)
 
-    @property
-    def has_keys(self) -> bool:
-        return bool(self._keys)
-
     def verify(self, token: str) -> Caller:
         try:
             header = jwt.get_unverified_header(token)
@@ -224,8 +221,6 @@ def main(argv: list[str] | None = None) -> None:
         private, public = new_signing_key(args.kid)
         print(json.dumps({"signing_key": private, "verification_keys": public}))
         return
-    import os
-
     signing = os.environ.get("TOKEN_SIGNING_KEY", "")
     if not signing:
         raise SystemExit("set TOKEN_SIGNING_KEY (the private JWK) to issue tokens")

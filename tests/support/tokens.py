@@ -12,7 +12,8 @@ from typing import Any
 
 import jwt
 
-from shared.identity import MAX_TTL, SERVICES, Role, TokenIssuer, new_signing_key
+from shared.identity import MAX_TTL, Role, TokenIssuer, new_signing_key
+from shared.topics import SERVICES
 
 if os.environ.get("TOKEN_SIGNING_KEY") and os.environ.get("TOKEN_VERIFICATION_KEYS"):
     SIGNING_KEY = json.loads(os.environ["TOKEN_SIGNING_KEY"])
@@ -28,11 +29,9 @@ def token(
     subject: str,
     *roles: Role,
     partner_id: str | None = None,
-    audiences: tuple[str, ...] | None = None,
+    audiences: tuple[str, ...] = SERVICES,
     ttl: timedelta = MAX_TTL,
 ) -> str:
-    if audiences is None:
-        return ISSUER.issue(subject, roles, partner_id=partner_id, ttl=ttl)
     return ISSUER.issue(subject, roles, partner_id=partner_id, audiences=audiences, ttl=ttl)
 
 
