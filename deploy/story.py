@@ -369,7 +369,8 @@ class Story:
             record,
             "UPDATE",
             now - timedelta(seconds=30),
-            {"StageName": "Closed Won", "Amount": float(result.won_amount)},
+            # Whole dollars: exact as a JSON number (a float of a Decimal need not be).
+            {"StageName": "Closed Won", "Amount": int(result.won_amount)},
         )
         self.say(f"crm: {result.won_deal_key} closed won at {result.won_amount} USD")
 
@@ -389,7 +390,7 @@ class Story:
             record,
             "UPDATE",
             now - timedelta(seconds=10),
-            {"Amount": float(result.corrected_amount)},
+            {"Amount": int(result.corrected_amount)},
         )
         self.say(f"crm: {result.won_deal_key} amount corrected to {result.corrected_amount} USD")
         result.credits_after = await eventually(
