@@ -23,6 +23,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from benchmarks.consuming import arrivals
@@ -30,10 +31,35 @@ from shared.events import Envelope
 from shared.events.attribution import CreditIssued
 from shared.events.crm import Customer
 from shared.outbox import make_producer
-from shared.topics import ATTRIBUTION_CREDITS, INCENTIVE_LEDGER
-from tests.support.factories import credit_issued
+from shared.topics import ATTRIBUTION_CREDITS, INCENTIVE_LEDGER, PARTNER_LIFECYCLE
+from tests.support.factories import credit_issued, partner_state_changed
 from tests.support.infra import Infra
+from tests.support.kafka import publish
+from tests.support.polling import eventually
 from tests.support.processes import free_port, migrate, service_env, wait_ready
+
+PARTNERS = 50
+
+
+async def activate_partners(infra: Infra, run: str) -> None:
+    """The run's partners, active as onboarding announces them, known to incentives before the
+    first credit (a credit to a partner it has not heard is active waits for it)."""
+    for n in range(PARTNERS):
+        partner_id = f"bench-{run}-p{n}"
+        snapshot = partner_state_changed(partner_id=partner_id, tier="gold")
+        await publish(infra, PARTNER_LIFECYCLE, [snapshot], subject=partner_id, source="onboarding")
+    db = await asyncpg.connect(infra.admin_dsn)
+
+    async def all_known() -> bool:
+        known = await db.fetchval(
+            "SELECT count(*) FROM incentives.partners WHERE partner_id LIKE $1", f"bench-{run}-p%"
+        )
+        return bool(known == PARTNERS)
+
+    try:
+        await eventually(all_known)
+    finally:
+        await db.close()
 
 
 def credit(run: str, n: int) -> CreditIssued:
@@ -41,7 +67,7 @@ def credit(run: str, n: int) -> CreditIssued:
     return credit_issued(
         credit_id=f"bench-{run}-{n}",
         deal_key=f"bench:{run}-{n}",
-        partner_id=f"bench-{run}-p{n % 50}",
+        partner_id=f"bench-{run}-p{n % PARTNERS}",
         amount="12345.67",
         customer=Customer(name=f"Bench {run} {n}", domain=f"b{n}-{run}.example", country="US"),
         products=("ai",),
@@ -73,6 +99,7 @@ async def main(count: int, interval_ms: float) -> None:
     producer = make_producer(infra.kafka, "bench-attribution")
     try:
         await wait_ready(f"http://127.0.0.1:{port}/health/ready", process)
+        await activate_partners(infra, run)
         await consumer.start()
         await producer.start()
         while not consumer.assignment():

@@ -19,6 +19,7 @@ from services.incentives.schemas import (
     ClaimRequestedOut,
     DecisionIn,
     FundOut,
+    HeldCreditOut,
     PayoutIn,
     PayoutOut,
     ProgramsOut,
@@ -45,6 +46,8 @@ ProgramsDep = Annotated[IncentivePrograms, Provided(IncentivePrograms)]
 # Finance records payouts; it reads the ledger as partners and channel managers do.
 FinanceDep = Annotated[Caller, require_role(Role.FINANCE)]
 LedgerReaderDep = Annotated[Caller, require_role(*PARTNER_OR_MANAGER, Role.FINANCE)]
+# What waits to be booked is the programme's view, not a partner's.
+ProgrammeReaderDep = Annotated[Caller, require_role(Role.CHANNEL_MANAGER, Role.FINANCE)]
 
 router = APIRouter()
 
@@ -117,6 +120,18 @@ async def get_statement(
         return await views.statement(
             conn, programs, partner_id, period or programs.period_of(now().date())
         )
+
+
+@router.get("/credits/held", tags=["ledger"])
+async def list_held_credits(
+    who: ProgrammeReaderDep,
+    platform: PlatformDep,
+    partner_id: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[HeldCreditOut]:
+    """Credits waiting for their partner to be active: booked (or refused, with the reason)
+    when onboarding's next state of that partner arrives."""
+    return await views.held_credits(platform.pool, partner_id, limit)
 
 
 @router.post("/partners/{partner_id}/payouts", status_code=201, tags=["ledger"])

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 BOOKED = "credit booked"
 DUPLICATE = "duplicate credit"
 BOOKED_THEN_REVERSED = "credit booked, then reversed by a reversal that had arrived first"
+HELD = "credit held until its partner is active"
 
 
 @dataclass
@@ -93,14 +94,21 @@ async def _book_until_parked(
     reversal (what follows must see it: the caller books the rest afterwards)."""
     known = await repository.load_surroundings(conn, programs, subjects)
     bookings: list[Booking] = []
+    held: list[tuple[Envelope[CreditIssued], str]] = []
     for event, subject in zip(run, subjects, strict=True):
         credit = event.data
         if credit.credit_id in known.booked:
             log.info("credit already booked", extra={"credit_id": credit.credit_id})
             booked.outcomes.append(DUPLICATE)
             continue
-        at = now()
         context = known.context(subject)
+        waits = programs.hold_reason(context.status)
+        if waits is not None:
+            log.info(waits, extra={"credit_id": credit.credit_id})
+            held.append((event, waits))
+            booked.outcomes.append(HELD)
+            continue
+        at = now()
         earnings, accrual = evaluate(
             programs,
             context,
@@ -121,6 +129,7 @@ async def _book_until_parked(
         booked.outcomes.append(BOOKED)
         if credit.credit_id in known.parked:
             break
+    await repository.hold_credits(conn, held)
     booked.events += await _write(conn, programs, bookings)
     if bookings and bookings[-1].credit.credit_id in known.parked:
         last = bookings[-1]

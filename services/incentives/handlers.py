@@ -1,5 +1,5 @@
 """The consumers' handlers: credits in, earnings and clawbacks out; partner snapshots in, the
-tier and status the rules use."""
+tier and status the rules use (and the credits held for the partner booked)."""
 
 from __future__ import annotations
 
@@ -30,4 +30,9 @@ async def on_reversal(ctx: HandlerContext, event: Envelope[CreditReversed]) -> N
 
 
 async def on_partner(ctx: HandlerContext, event: Envelope[PartnerStateChanged]) -> None:
-    await partner_projection.project_partner(ctx.conn, event.data)
+    """A partner's new state; the credits held for it until it settled are booked now, in the
+    trace of the state change that released them."""
+    booked = await partner_projection.project_partner(
+        ctx.conn, ctx.provided(IncentivePrograms), event.data
+    )
+    await ctx.emit_all(booked.events)

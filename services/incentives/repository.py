@@ -45,10 +45,12 @@ async def lock_partner(conn: Connection, partner_id: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock($1)", partner_lock(partner_id))
 
 
-async def lock_run(conn: Connection, subjects: Iterable[Subject]) -> None:
-    """Every partner and customer lock a run of credits needs, in one statement, in ascending
-    key order."""
-    keys = set()
+async def lock_run(
+    conn: Connection, subjects: Iterable[Subject], partners: Iterable[str] = ()
+) -> None:
+    """Every partner and customer lock a run of credits needs (and those of `partners`), in one
+    statement, in ascending key order."""
+    keys = {partner_lock(partner_id) for partner_id in partners}
     for subject in subjects:
         keys.add(partner_lock(subject.partner_id))
         if subject.customer_key is not None:
@@ -76,6 +78,71 @@ async def upsert_partner(conn: Connection, event: PartnerStateChanged) -> None:
         event.status.value,
         event.version,
         event.changed_at,
+    )
+
+
+async def partner_status(conn: Connection, partner_id: str) -> str | None:
+    status: str | None = await conn.fetchval(
+        "SELECT status FROM partners WHERE partner_id = $1", partner_id
+    )
+    return status
+
+
+# ---- credits held until their partner's state settles
+
+
+async def hold_credits(
+    conn: Connection, held: Sequence[tuple[Envelope[CreditIssued], str]]
+) -> None:
+    """Keep each credit's event with why it waits (a redelivered one is held once)."""
+    if not held:
+        return
+    await conn.execute(
+        """
+        INSERT INTO held_credits (credit_id, partner_id, event, reason, held_at)
+        SELECT credit_id, partner_id, event::jsonb, reason, $5
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+            WITH ORDINALITY AS h(credit_id, partner_id, event, reason, n)
+        ORDER BY n
+        ON CONFLICT (credit_id) DO NOTHING
+        """,
+        [event.data.credit_id for event, _ in held],
+        [event.data.partner_id for event, _ in held],
+        [event.model_dump_json() for event, _ in held],
+        [reason for _, reason in held],
+        now(),
+    )
+
+
+async def held_credits(conn: Connection, partner_id: str) -> list[Envelope[CreditIssued]]:
+    """The credits waiting for `partner_id`, in the order they arrived."""
+    rows = await conn.fetch(
+        "SELECT event::text FROM held_credits WHERE partner_id = $1 ORDER BY seq", partner_id
+    )
+    return [Envelope[CreditIssued].model_validate_json(row["event"]) for row in rows]
+
+
+async def release_held_credits(
+    conn: Connection, partner_id: str, credit_ids: Sequence[str]
+) -> list[Envelope[CreditIssued]]:
+    """Take `credit_ids` off hold; returns their events in the order they arrived."""
+    rows = await conn.fetch(
+        """DELETE FROM held_credits WHERE partner_id = $1 AND credit_id = ANY($2::text[])
+           RETURNING seq, event::text""",
+        partner_id,
+        list(credit_ids),
+    )
+    return [
+        Envelope[CreditIssued].model_validate_json(row["event"])
+        for row in sorted(rows, key=lambda row: int(row["seq"]))
+    ]
+
+
+async def holds_any(conn: Connection, partner_id: str) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM held_credits WHERE partner_id = $1)", partner_id
+        )
     )
 
 

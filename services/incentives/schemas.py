@@ -134,6 +134,18 @@ class BalanceOut(BaseModel):
     mdf: FundOut
 
 
+class HeldCreditOut(BaseModel):
+    """A credit waiting for its partner to be active (booked when the partner's state settles)."""
+
+    credit_id: str
+    partner_id: str
+    deal_key: str
+    amount: Decimal
+    currency: str
+    reason: str
+    held_at: Timestamp
+
+
 class EntryOut(BaseModel):
     """What an entry of either ledger, money or MDF, starts with."""
 

@@ -11,6 +11,7 @@ from services.incentives.schemas import (
     BalanceOut,
     ClaimOut,
     FundOut,
+    HeldCreditOut,
     LedgerEntryOut,
     LotOut,
     MdfEntryOut,
@@ -128,3 +129,18 @@ async def claim(pool: Pool, claim_id: str) -> ClaimOut | None:
         f"SELECT {CLAIM_COLUMNS} FROM mdf_claims WHERE claim_id = $1", claim_id
     )
     return None if row is None else ClaimOut.model_validate(dict(row))
+
+
+async def held_credits(pool: Pool, partner_id: str | None, limit: int) -> list[HeldCreditOut]:
+    """The credits waiting for their partner (of `partner_id`; None: of every partner), oldest
+    first."""
+    rows = await pool.fetch(
+        """SELECT credit_id, partner_id, event #>> '{data,deal_key}' AS deal_key,
+               (event #>> '{data,amount}')::numeric AS amount,
+               event #>> '{data,currency}' AS currency, reason, held_at
+           FROM held_credits WHERE ($1::text IS NULL OR partner_id = $1)
+           ORDER BY seq LIMIT $2""",
+        partner_id,
+        min(max(limit, 1), 500),
+    )
+    return [HeldCreditOut.model_validate(dict(r)) for r in rows]

@@ -4,11 +4,13 @@ A batch of credits and reversals for the same partner, customer and region books
 the same events book one at a time (running period caps, MDF caps and deficit, "new logo" and
 "new region" first deals, a reversal parked before its credit, a reversal between credits); a
 poison credit in the middle of a run is dead-lettered while the rest is applied once; a
-redelivered batch changes nothing; and the statements a run needs do not grow with its length.
+redelivered batch changes nothing; the statements a run needs do not grow with its length; and
+credits that overtake their partner's activation wait for it, then book what they would have.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -21,18 +23,20 @@ from typing import Any
 import pytest
 from aiokafka import ConsumerRecord
 
-from services.incentives import handlers
+from services.incentives import handlers, partner_projection, repository
 from services.incentives.domain.programs import Caps, IncentivePrograms, Mdf
 from shared.consumer import EventConsumer, Outcome
 from shared.db import Pool
 from shared.events import Envelope, EventPayload
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.crm import Customer
+from shared.events.partners import PartnerChange, PartnerStateChanged, PartnerStatus
 from shared.outbox import Outbox
 from shared.provisions import Provisions
-from tests.support.factories import AT, credit_issued, credit_reversed
+from tests.support.factories import AT, credit_issued, credit_reversed, partner_state_changed
 from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema, statements_sent
 from tests.support.kafka import as_records
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 D = Decimal
@@ -71,6 +75,7 @@ def ledger_consumer(pool: Any, programs: IncentivePrograms = PROGRAMS) -> EventC
     )
     consumer.handles_batch(CreditIssued)(handlers.on_credits)
     consumer.handles(CreditReversed)(handlers.on_reversal)
+    consumer.handles(PartnerStateChanged)(handlers.on_partner)
     return consumer
 
 
@@ -105,7 +110,15 @@ def credit(
 
 
 # Columns that hold the moment of processing, not a decision.
-VOLATILE = {"seq", "created_at", "processed_at", "reversed_at", "first_seen_at", "received_at"}
+VOLATILE = {
+    "seq",
+    "created_at",
+    "processed_at",
+    "reversed_at",
+    "first_seen_at",
+    "received_at",
+    "held_at",
+}
 VOLATILE_EVENT_FIELDS = {"earned_at", "accrued_at", "created_at", "reversed_at", "expires_at"}
 
 
@@ -120,6 +133,7 @@ async def state(pool: Pool) -> dict[str, Any]:
         "mdf_lots": "lot_id",
         "mdf_entries": "seq",
         "pending_reversals": "credit_id",
+        "held_credits": "seq",
     }
     out: dict[str, Any] = {}
     for table, order in tables.items():
@@ -349,3 +363,144 @@ async def test_statements_per_run_do_not_grow_with_its_length(infra: Infra) -> N
         print(f"statements: run of 2 -> {n_short}, run of 40 -> {n_long}")
         assert n_long == n_short
         assert await pool.fetchval("SELECT count(*) FROM mdf_lots") == 43
+
+
+async def partner_records(
+    infra: Infra, *snapshots: PartnerStateChanged
+) -> list[ConsumerRecord[Any, Any]]:
+    """Partner snapshots as onboarding publishes them on partners.lifecycle.v1."""
+    return await as_records(
+        infra,
+        [Envelope.wrap(s, source="pollinate/onboarding", subject=s.partner_id) for s in snapshots],
+    )
+
+
+def snapshot(partner_id: str, status: PartnerStatus, version: int) -> PartnerStateChanged:
+    change = {
+        PartnerStatus.ONBOARDING: PartnerChange.ONBOARDING,
+        PartnerStatus.ACTIVE: PartnerChange.ACTIVATED,
+        PartnerStatus.REJECTED: PartnerChange.REJECTED,
+    }[status]
+    return partner_state_changed(
+        partner_id=partner_id, status=status, tier="gold", version=version, change=change
+    )
+
+
+async def ledger_of(pool: Pool) -> list[tuple[Any, ...]]:
+    rows = await pool.fetch(
+        """SELECT credit_id, entry_type, rule, amount FROM ledger_entries
+           ORDER BY credit_id, entry_type, rule"""
+    )
+    return [tuple(r) for r in rows]
+
+
+async def test_credits_before_their_partner_is_active_wait_and_then_book_what_they_would_have(
+    infra: Infra,
+) -> None:
+    """Credits that overtake their partner's activation (different topics, no order between
+    them) are held, not refused: booked when the partner is active exactly as if the partner
+    had been active first (its tier, kickers, a reversal that came meanwhile), or refused with
+    the reason when the partner is rejected instead."""
+    run = uuid.uuid4().hex[:8]
+    p, q = f"p-{run}", f"q-{run}"
+    c1 = credit(run, "c1", p, "d1", "10000.00", "x", "DE", products=("ai",), co_sell=True)
+    c2 = credit(run, "c2", p, "d2", "10000.00", "y", "FR")
+    cq = credit(run, "cq", q, "dq", "5000.00", "z", "US")
+    credits = await records_of(infra, c1, c2, c1, cq)
+    reversal = await records_of(infra, credit_reversed(c2))
+    onboarding = await partner_records(infra, snapshot(p, PartnerStatus.ONBOARDING, 1))
+    active = await partner_records(infra, snapshot(p, PartnerStatus.ACTIVE, 2))
+    rejected = await partner_records(infra, snapshot(q, PartnerStatus.REJECTED, 1))
+
+    async with incentives_schema(infra) as (held, _), incentives_schema(infra) as (known, _):
+        consumer = ledger_consumer(held)
+        assert await consumer.process_batch(credits) == [Outcome.PROCESSED] * 4
+        assert await consumer.process_batch(reversal) == [Outcome.PROCESSED]
+        assert await consumer.process_batch(onboarding) == [Outcome.PROCESSED]
+        assert await held.fetchval("SELECT count(*) FROM credits") == 0
+        waiting = await held.fetch("SELECT credit_id, reason FROM held_credits ORDER BY seq")
+        assert [tuple(r) for r in waiting] == [
+            (c1.credit_id, "partner not yet known to incentives: held until it is active"),
+            (c2.credit_id, "partner not yet known to incentives: held until it is active"),
+            (cq.credit_id, "partner not yet known to incentives: held until it is active"),
+        ]
+        assert (
+            await held.fetchval("SELECT count(*) FROM outbox WHERE topic <> 'incentives.dlq.v1'")
+            == 0
+        )
+
+        assert await consumer.process_batch(active) == [Outcome.PROCESSED]
+        assert await consumer.process_batch(rejected) == [Outcome.PROCESSED]
+        assert await held.fetchval("SELECT count(*) FROM held_credits") == 0
+
+        # The same events with the partners known first book the same ledger.
+        first = ledger_consumer(known)
+        for batch in (onboarding, active, rejected, credits, reversal):
+            await first.process_batch(batch)
+        assert await ledger_of(held) == await ledger_of(known)
+        assert (c1.credit_id, "kicker", "kicker:new_logo", D("300.00")) in await ledger_of(held)
+        reversed_ = await held.fetchval(
+            "SELECT reversal_id IS NOT NULL FROM credits WHERE credit_id = $1", c2.credit_id
+        )
+        assert reversed_
+        notes = await held.fetchval("SELECT notes FROM credits WHERE credit_id = $1", cq.credit_id)
+        assert notes == ["partner is rejected: not eligible"]
+        # Redelivered after booking: nothing is held or booked again.
+        before = await state(held)
+        assert await consumer.process_batch(credits) == [Outcome.DUPLICATE] * 4
+        assert await state(held) == before
+
+
+async def test_a_credit_held_while_its_partner_activates_is_not_left_waiting(
+    infra: Infra,
+) -> None:
+    """The activation reads the partner's held credits before it takes the locks; a credit held
+    in between (by a run that had the partner's lock first) makes it retry, not strand that
+    credit on hold with nobody left to book it."""
+    run = uuid.uuid4().hex[:8]
+    p = f"p-{run}"
+    late = credit(run, "late", p, "dl", "10000.00", "l", "DE")
+    [late_record] = await records_of(infra, late)
+    late_event = Envelope[CreditIssued].model_validate_json(late_record.value)
+    async with incentives_schema(infra) as (pool, _):
+        async with pool.acquire() as booking, booking.transaction():
+            # A run of credits in flight: it has the partner's lock and holds `late`.
+            await repository.lock_run(booking, [], partners=[p])
+            await repository.hold_credits(booking, [(late_event, "partner not yet known")])
+
+            async def activate() -> None:
+                async with pool.acquire() as conn, conn.transaction():
+                    await partner_projection.project_partner(
+                        conn, PROGRAMS, snapshot(p, PartnerStatus.ACTIVE, 1)
+                    )
+
+            activation = asyncio.create_task(activate())
+
+            key = repository.partner_lock(p) & 0xFFFF_FFFF_FFFF_FFFF
+
+            async def activation_waits_for_the_lock() -> bool:
+                return bool(
+                    await pool.fetchval(
+                        """SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+                           AND NOT granted AND classid::bigint = $1 AND objid::bigint = $2""",
+                        key >> 32,
+                        key & 0xFFFF_FFFF,
+                    )
+                )
+
+            await eventually(activation_waits_for_the_lock)
+        # The run committed; the activation saw no held credit when it started.
+        with pytest.raises(partner_projection.HeldMeanwhile):
+            await activation
+        # Nothing half-written, and the retry books the credit.
+        assert await pool.fetchval("SELECT count(*) FROM partners") == 0
+        async with pool.acquire() as conn, conn.transaction():
+            booked = await partner_projection.project_partner(
+                conn, PROGRAMS, snapshot(p, PartnerStatus.ACTIVE, 1)
+            )
+        assert booked.outcomes == ["credit booked"]
+        assert await pool.fetchval("SELECT count(*) FROM held_credits") == 0
+        assert (
+            await pool.fetchval("SELECT tier FROM credits WHERE credit_id = $1", late.credit_id)
+            == "gold"
+        )

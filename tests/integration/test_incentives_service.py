@@ -533,3 +533,41 @@ async def test_a_partner_what_if_never_reveals_another_partners_customer(
         )
     assert own["new_logo"] is False
     assert managed.json()["new_logo"] is False
+
+
+async def test_a_credit_that_overtakes_its_partners_activation_is_held_then_paid(
+    infra: Infra, instances: list[str], admin_db: asyncpg.Connection[Any]
+) -> None:
+    """The loss this prevents: a credit refused because incentives had not yet heard that its
+    partner is active was never booked again. Now it waits, visible to channel managers and
+    finance (not partners), and the partner's activation books it."""
+    run = uuid.uuid4().hex[:10]
+    partner, deal = f"p-held-{run}", f"salesforce:deal-{run}"
+    early = ai_credit(partner, deal, "10000.00", f"{run}.example")
+    await publish_credits(infra, early)
+    url = instances[0]
+    async with httpx.AsyncClient(timeout=30) as client:
+
+        async def held() -> list[dict[str, Any]] | None:
+            answer = await client.get(
+                f"{url}/credits/held", params={"partner_id": partner}, headers=ADMIN
+            )
+            assert answer.status_code == 200, answer.text
+            found: list[dict[str, Any]] = answer.json()
+            return found or None
+
+        [waiting] = await eventually(held)
+        assert (waiting["credit_id"], waiting["deal_key"], waiting["amount"]) == (
+            early.credit_id,
+            deal,
+            "10000.00",
+        )
+        assert waiting["reason"] == "partner not yet known to incentives: held until it is active"
+        by_finance = await client.get(f"{url}/credits/held", headers=FINANCE)
+        assert early.credit_id in [c["credit_id"] for c in by_finance.json()]
+        assert (await client.get(f"{url}/credits/held", headers=auth(partner))).status_code == 403
+
+        await publish_partner(infra, partner, "gold")
+        # gold 5 % + new logo 3 % + strategic product 2 % + new region 1 %.
+        await balance_is(client, url, partner, "1100.00")
+        assert await held() is None

@@ -130,6 +130,34 @@ def test_an_active_or_grace_partner_earns(status: str) -> None:
     assert compute_earnings(PROGRAMS, facts(partner_status=status), D(0)).total > 0
 
 
+@pytest.mark.parametrize(
+    ("status", "held"),
+    [
+        (None, "partner not yet known to incentives: held until it is active"),
+        ("applied", "partner is applied: held until it is active"),
+        ("qualified", "partner is qualified: held until it is active"),
+        ("onboarding", "partner is onboarding: held until it is active"),
+        ("active", None),
+        ("grace", None),
+        ("suspended", None),
+        ("expelled", None),
+        ("rejected", None),
+    ],
+)
+def test_a_credit_waits_while_its_partner_is_unknown_or_not_yet_active(
+    status: str | None, held: str | None
+) -> None:
+    """Lifecycle events and credits travel on different topics: a credit that overtakes its
+    partner's activation waits for it; one to a suspended, expelled or rejected partner is
+    booked now, earning nothing."""
+    assert PROGRAMS.hold_reason(status) == held
+
+
+def test_a_status_cannot_be_both_eligible_and_waiting() -> None:
+    with pytest.raises(ValueError, match="not two of them"):
+        IncentivePrograms(waiting_statuses=("onboarding", "active"))
+
+
 def test_zero_credit_earns_nothing() -> None:
     assert compute_earnings(PROGRAMS, facts(amount=D("0.00")), D(0)).lines == ()
 

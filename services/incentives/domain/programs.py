@@ -101,10 +101,13 @@ class IncentivePrograms(_Config):
     currency: str = Field(default="USD", pattern="^[A-Z]{3}$")
     period: Literal["month", "quarter"] = "quarter"
     default_tier: str = "registered"  # for a partner the service has not heard of yet
-    # Only a partner the partner projection knows, in one of these statuses, earns; a credit to
-    # an unknown partner or one in any other status earns nothing, with the reason.
+    # Only a partner the partner projection knows, in one of these statuses, earns. A credit to
+    # a partner not yet active (or not yet heard of: lifecycle events and credits travel on
+    # different topics) is held and booked when the partner's state settles; a credit to one in
+    # any other status earns nothing, with the reason.
     eligible_statuses: tuple[str, ...] = ("active", "grace")
     ineligible_statuses: tuple[str, ...] = ("suspended", "expelled", "rejected")
+    waiting_statuses: tuple[str, ...] = ("applied", "qualified", "onboarding")
     base_rates: dict[str, Rate] = Field(
         default_factory=lambda: {
             "registered": Decimal("0.01"),
@@ -172,6 +175,10 @@ class IncentivePrograms(_Config):
             unknown = set(group) - set(ids)
             if unknown:
                 raise ValueError(f"stacking.exclusive names unknown kickers: {sorted(unknown)}")
+        statuses = (self.eligible_statuses, self.ineligible_statuses, self.waiting_statuses)
+        named = [status for group in statuses for status in group]
+        if len(set(named)) != len(named):
+            raise ValueError("a partner status is eligible, ineligible or waiting, not two of them")
         return self
 
     def ineligibility(self, status: str | None) -> str | None:
@@ -181,6 +188,15 @@ class IncentivePrograms(_Config):
             return "partner unknown to incentives: not eligible"
         if status in self.ineligible_statuses or status not in self.eligible_statuses:
             return f"partner is {status}: not eligible"
+        return None
+
+    def hold_reason(self, status: str | None) -> str | None:
+        """Why a credit to a partner in `status` (None: unknown to the partner projection)
+        waits instead of being booked now; None when it can be booked (earning or not)."""
+        if status is None:
+            return "partner not yet known to incentives: held until it is active"
+        if status in self.waiting_statuses:
+            return f"partner is {status}: held until it is active"
         return None
 
     def region_of(self, country: str | None) -> str | None:
