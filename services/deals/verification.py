@@ -8,8 +8,10 @@ everything.
   `webhook-timestamp`, `webhook-signature`), verified by the specification's own library.
 - AWS Partner Central: EventBridge's API destination sends the connection's API key header.
 - Microsoft Partner Center: `Authorization: Signature <base64>`, an RSA signature of the body
-  by the certificate at `X-MS-Certificate-Url` (an allowed origin, issued by a configured CA
-  naming the configured organisation), hash from `X-MS-Signature-Algorithm`.
+  by the certificate at `X-MS-Certificate-Url` (an allowed origin; the signing certificate
+  first, then any intermediates; a chain to a configured CA built and checked by
+  cryptography's X.509 verifier, the issuer naming the configured organisation), hash from
+  `X-MS-Signature-Algorithm`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -161,13 +170,29 @@ def verify_aws_ace(settings: DealsSettings, headers: Mapping[str, str]) -> None:
         raise SignatureRefused(f"the {name} header does not match")
 
 
+# Partner Center's signing certificate is not a web server's: no name or key-usage profile is
+# imposed on it, but every issuer on the way up must be a CA (basicConstraints cA asserted).
+_CA_POLICY = ExtensionPolicy.permit_all().require_present(
+    x509.BasicConstraints, Criticality.AGNOSTIC, None
+)
+MAX_CHAIN_DEPTH = 4
+
+
+@dataclass(frozen=True)
+class SigningChain:
+    """What the certificate URL served: the signing certificate, then its intermediates."""
+
+    signer: x509.Certificate
+    intermediates: tuple[x509.Certificate, ...]
+
+
 @dataclass
 class MicrosoftCertificates:
     """Partner Center's signing certificates: fetched only from allowed origins, checked
     against the configured issuers and organisation, cached an hour per URL."""
 
     settings: DealsSettings
-    cache: dict[str, tuple[float, x509.Certificate]] = field(default_factory=dict)
+    cache: dict[str, tuple[float, SigningChain]] = field(default_factory=dict)
     issuers: list[x509.Certificate] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -175,7 +200,7 @@ class MicrosoftCertificates:
         if path and not self.issuers:
             self.issuers = x509.load_pem_x509_certificates(Path(path).read_bytes())
 
-    async def certificate(self, url: str) -> x509.Certificate:
+    async def chain(self, url: str) -> SigningChain:
         cached = self.cache.get(url)
         if cached and time.monotonic() - cached[0] < CERTIFICATE_CACHE_SECONDS:
             return cached[1]
@@ -188,11 +213,11 @@ class MicrosoftCertificates:
             raise SignatureRefused(
                 f"X-MS-Certificate-Url answered {response.status_code}, not a certificate"
             )
-        certificate = _load_certificate(response.content)
+        chain = _load_chain(response.content)
         if len(self.cache) > 16:
             self.cache.clear()
-        self.cache[url] = (time.monotonic(), certificate)
-        return certificate
+        self.cache[url] = (time.monotonic(), chain)
+        return chain
 
     async def verify(self, raw: bytes, headers: Mapping[str, str], at: datetime) -> None:
         if "microsoft" in self.settings.closed_sources():
@@ -215,9 +240,9 @@ class MicrosoftCertificates:
             raise SignatureRefused(
                 f"X-MS-Certificate-Url {origin[:100]!r} is not an allowed certificate origin"
             )
-        certificate = await self.certificate(url)
-        self._check(certificate, at)
-        key = certificate.public_key()
+        chain = await self.chain(url)
+        self._check(chain, at)
+        key = chain.signer.public_key()
         if not isinstance(key, rsa.RSAPublicKey):
             raise SignatureRefused("the signing certificate does not hold an RSA key")
         try:
@@ -230,28 +255,45 @@ class MicrosoftCertificates:
         except (InvalidSignature, binascii.Error, ValueError) as error:
             raise SignatureRefused("the Authorization signature does not match the body") from error
 
-    def _check(self, certificate: x509.Certificate, at: datetime) -> None:
-        """The chain (issued by a configured CA) and the issuer's organisation."""
-        if not certificate.not_valid_before_utc <= at <= certificate.not_valid_after_utc:
-            raise SignatureRefused("the signing certificate is not valid now")
-        organizations = certificate.issuer.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    def _check(self, chain: SigningChain, at: datetime) -> None:
+        """The signer's issuer names the configured organisation, and a chain through the
+        served intermediates reaches a configured CA, every certificate valid at `at`."""
+        organizations = chain.signer.issuer.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
         wanted = self.settings.microsoft_certificate_organization
         if not any(attribute.value == wanted for attribute in organizations):
             raise SignatureRefused(f"the signing certificate is not issued by {wanted}")
-        for issuer in self.issuers:
-            try:
-                certificate.verify_directly_issued_by(issuer)
-            except (ValueError, TypeError, InvalidSignature):
-                continue
-            return
-        raise SignatureRefused("the signing certificate does not chain to a trusted issuer")
+        if not self.issuers:
+            raise SignatureRefused("no trusted issuer is configured for Partner Center")
+        verifier = (
+            PolicyBuilder()
+            .store(Store(self.issuers))
+            .time(at)
+            .max_chain_depth(MAX_CHAIN_DEPTH)
+            .extension_policies(ca_policy=_CA_POLICY, ee_policy=ExtensionPolicy.permit_all())
+            .build_client_verifier()
+        )
+        try:
+            verifier.verify(chain.signer, list(chain.intermediates))
+        except VerificationError as error:
+            if not chain.signer.not_valid_before_utc <= at <= chain.signer.not_valid_after_utc:
+                raise SignatureRefused("the signing certificate is not valid now") from error
+            raise SignatureRefused(
+                "the signing certificate does not chain to a trusted issuer"
+            ) from error
 
 
-def _load_certificate(content: bytes) -> x509.Certificate:
-    """A .cer as published: DER, or PEM."""
+def _load_chain(content: bytes) -> SigningChain:
+    """A .cer as published (DER, or PEM), or a PEM bundle: the signing certificate first, then
+    its intermediates."""
     try:
         if content.lstrip().startswith(b"-----BEGIN"):
-            return x509.load_pem_x509_certificate(content)
-        return x509.load_der_x509_certificate(content)
+            certificates = x509.load_pem_x509_certificates(content)
+        else:
+            certificates = [x509.load_der_x509_certificate(content)]
     except ValueError as error:
         raise SignatureRefused("X-MS-Certificate-Url did not serve a certificate") from error
+    if len(certificates) > MAX_CHAIN_DEPTH:
+        raise SignatureRefused(
+            f"X-MS-Certificate-Url served more than {MAX_CHAIN_DEPTH} certificates"
+        )
+    return SigningChain(certificates[0], tuple(certificates[1:]))

@@ -9,6 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from services.deals.settings import LOCAL_AWS_ACE_API_KEY, DealsSettings
 from services.deals.verification import (
@@ -220,3 +224,72 @@ async def test_partner_center_signature_by_an_allowed_trusted_certificate(
         )
     with pytest.raises(SignatureRefused, match="Microsoft Partner Center deliveries"):
         await MicrosoftCertificates(DealsSettings()).verify(BODY, _lower(good), now)
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Microsoft Corporation"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _issue(
+    subject: str, issuer: str, key: rsa.RSAPrivateKey, by: rsa.RSAPrivateKey, ca: bool | None
+) -> x509.Certificate:
+    """`subject`'s certificate for `key`, signed by `by` as `issuer`; `ca` None: no
+    basicConstraints (an end-entity certificate)."""
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(_name(issuer))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+    )
+    if ca is not None:
+        builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=None), True)
+    return builder.sign(by, hashes.SHA256())
+
+
+async def test_partner_center_certificate_chains_through_served_intermediates(
+    host: CertificateHost, tmp_path: Path
+) -> None:
+    """Partner Center's signing certificate is issued by an intermediate CA, not by the root
+    that is configured: the URL serves the signing certificate and its intermediate, and the
+    chain is built up to the configured root; a chain that misses its intermediate, or whose
+    "intermediate" is no CA, is refused."""
+    root_key, middle_key, signing_key = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(3)
+    )
+    root = _issue("Root", "Root", root_key, root_key, ca=True)
+    middle = _issue("Intermediate", "Root", middle_key, root_key, ca=True)
+    signing = _issue("pcnotifications", "Intermediate", signing_key, middle_key, ca=None)
+    not_a_ca = _issue("Intermediate", "Root", middle_key, root_key, ca=False)
+    issuers = tmp_path / "root.pem"
+    issuers.write_bytes(root.public_bytes(serialization.Encoding.PEM))
+    settings = DealsSettings(
+        microsoft_certificate_origins=host.origin, microsoft_certificate_issuers=str(issuers)
+    )
+    signer = MicrosoftSigner(
+        ca_pem=b"",
+        certificate_der=signing.public_bytes(serialization.Encoding.DER),
+        key=signing_key,
+    )
+
+    def pem(*certificates: x509.Certificate) -> bytes:
+        return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certificates)
+
+    now = datetime.now(UTC)
+    chained = host.serve(f"/{tmp_path.name}-chain.pem", pem(signing, middle))
+    await MicrosoftCertificates(settings).verify(BODY, _lower(signer.headers(BODY, chained)), now)
+
+    for path, served in (("alone", pem(signing)), ("not-a-ca", pem(signing, not_a_ca))):
+        url = host.serve(f"/{tmp_path.name}-{path}.pem", served)
+        with pytest.raises(SignatureRefused, match="does not chain to a trusted issuer"):
+            await MicrosoftCertificates(settings).verify(
+                BODY, _lower(signer.headers(BODY, url)), now
+            )
