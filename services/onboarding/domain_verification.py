@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import secrets
+import ssl
 import struct
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,15 +23,41 @@ MAX_FILE_BYTES = 4096
 DEFAULT_SITE = "https://{domain}"
 
 
-async def resolves_to_public_addresses(host: str) -> bool:
-    """Whether every address `host` resolves to is a public one (and it resolves at all).
-    Callers bound the time (the resolver's own timeouts apply too)."""
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+async def system_addresses(host: str) -> list[str]:
+    """The addresses the system resolver gives for `host` (none when it does not resolve)."""
     try:
         found = await asyncio.get_running_loop().getaddrinfo(host, 443)
     except (OSError, UnicodeError):
-        return False
-    addresses = {ipaddress.ip_address(info[4][0]) for info in found}
-    return bool(addresses) and all(address.is_global for address in addresses)
+        return []
+    return [str(info[4][0]) for info in found]
+
+
+def is_public(address: IpAddress) -> bool:
+    return address.is_global
+
+
+async def public_address(
+    host: str,
+    resolve: Callable[[str], Awaitable[list[str]]] = system_addresses,
+    allowed: Callable[[IpAddress], bool] = is_public,
+) -> IpAddress | None:
+    """The address to connect to for `host`: resolved once, and only when every address it
+    resolves to is public (None otherwise, or when it does not resolve). Callers bound the
+    time (the resolver's own timeouts apply too)."""
+    addresses = sorted(
+        {ipaddress.ip_address(a.split("%")[0]) for a in await resolve(host)}, key=str
+    )
+    if not addresses or not all(allowed(address) for address in addresses):
+        return None
+    return addresses[0]
+
+
+async def resolves_to_public_addresses(host: str) -> bool:
+    """Whether every address `host` resolves to is a public one (and it resolves at all)."""
+    return await public_address(host) is not None
 
 
 class DomainVerifier(Protocol):
@@ -49,28 +77,46 @@ class WellKnownFile:
 
     With the default site the applicant's domain decides where the platform connects, so a
     domain that resolves to a private, loopback, link-local or otherwise non-public address is
-    not fetched at all (the platform must not be made to call its own network). An operator's
-    `site` template is trusted configuration (tests point it at a local server)."""
+    not fetched at all (the platform must not be made to call its own network), and the
+    address checked is the address connected to: the domain is resolved once and the request
+    goes to that address (TLS name and Host header still the domain's), so a second, different
+    DNS answer (rebinding) cannot send the fetch elsewhere. An operator's `site` template is
+    trusted configuration (tests point it at a local server)."""
 
     site: str = DEFAULT_SITE
     timeout: float = 5.0
+    resolve: Callable[[str], Awaitable[list[str]]] = system_addresses
+    allowed: Callable[[IpAddress], bool] = is_public
+    tls: ssl.SSLContext | bool = True
+    port: int = 443  # the domain's HTTPS port (tests serve on one of their own)
 
     def where(self, domain: str) -> str:
         return self.site.format(domain=domain) + WELL_KNOWN_PATH
 
     async def published(self, domain: str) -> list[str]:
+        url, headers, extensions = self.where(domain), {}, {}
         if self.site == DEFAULT_SITE:
             try:
                 async with asyncio.timeout(self.timeout):
-                    public = await resolves_to_public_addresses(domain)
+                    address = await public_address(domain, self.resolve, self.allowed)
             except TimeoutError:
-                public = False
-            if not public:
+                address = None
+            if address is None:
                 return []
+            host = f"[{address}]" if address.version == 6 else str(address)
+            url = f"https://{host}:{self.port}{WELL_KNOWN_PATH}"
+            headers, extensions = {"Host": domain}, {"sni_hostname": domain}
+        return await self._fetch(url, headers, extensions)
+
+    async def _fetch(
+        self, url: str, headers: dict[str, str], extensions: dict[str, str]
+    ) -> list[str]:
         try:
             async with (
-                httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client,
-                client.stream("GET", self.where(domain)) as response,
+                httpx.AsyncClient(
+                    timeout=self.timeout, follow_redirects=False, verify=self.tls
+                ) as client,
+                client.stream("GET", url, headers=headers, extensions=extensions) as response,
             ):
                 if response.status_code != 200:
                     return []
