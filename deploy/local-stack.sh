@@ -12,6 +12,7 @@
 #                                  e.g. kcat -F <(deploy/local-stack.sh client-config deals) ...
 #   deploy/local-stack.sh reset    stop and delete all local data (not the downloaded jars)
 #   deploy/local-stack.sh restart-kafka   stop and start the broker only (fault tests)
+#   deploy/local-stack.sh stop-kafka | start-kafka   the broker only, one way (fault tests)
 #
 # Everything lives under .work/ (git-ignored). Every command is idempotent.
 set -euo pipefail
@@ -326,6 +327,8 @@ case "${1:-}" in
   start) start_postgres; start_kafka; wait_ready ;;
   stop) stop_kafka; stop_postgres ;;
   restart-kafka) stop_kafka; start_kafka; wait_ready ;;  # fault tests: a broker restart
+  stop-kafka) stop_kafka ;;  # fault tests: the broker down for as long as the test needs
+  start-kafka) start_kafka; wait_ready ;;
   status) status ;;
   wait) find_pg_bin; wait_ready ;;
   env) print_env ;;

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -218,6 +219,8 @@ class EventConsumer:
         self.stats = ConsumerStats()
         # Called after each record with its outcome (metrics, tests awaiting progress).
         self.observers: list[Callable[[Outcome, ConsumerRecord[Any, Any]], None]] = []
+        # Called after each batch with its duration in seconds, retries included (metrics).
+        self.batch_observers: list[Callable[[float], None]] = []
         self._routes: dict[str, _Route[Any]] = {}
         self._topics = {topic.name: topic for topic in topics}
         self._tracer = tracer(f"pollinate.{service}")
@@ -283,6 +286,7 @@ class EventConsumer:
     async def process_batch(self, records: list[ConsumerRecord[Any, Any]]) -> list[Outcome]:
         """Process records in order in one transaction; each record's handler runs in its own
         savepoint, so one poison record is dead-lettered without undoing the others."""
+        started = time.perf_counter()
         decoded = [self._decode(record) for record in records]
         backoff = self.backoff_initial_seconds
         for attempt in range(1, self.max_attempts + 1):
@@ -316,6 +320,8 @@ class EventConsumer:
             self.stats.count(outcome)
             for observe in self.observers:
                 observe(outcome, record)
+        for observe_batch in self.batch_observers:
+            observe_batch(time.perf_counter() - started)
         return outcomes
 
     def _decode(

@@ -24,6 +24,8 @@ class LagProbe:
             enable_auto_commit=False,
         )
         self._started = False
+        # (group, partition) -> the committed offset last seen
+        self._committed: dict[tuple[str, TopicPartition], int] = {}
 
     async def start(self) -> None:
         await self._admin.start()
@@ -38,9 +40,16 @@ class LagProbe:
                 await self._admin.close()
             self._started = False
 
-    async def lag(self, group_id: str, topics: list[str]) -> dict[str, int]:
-        """Per `topic:partition` lag of the group, plus `total`. A partition the group never
-        committed on counts from the partition's start."""
+    async def lag_by_partition(self, group_id: str, topics: list[str]) -> dict[str, dict[int, int]]:
+        """Per topic and partition, how far the group is behind. A partition the group never
+        committed on counts from the partition's start.
+
+        Right after a broker restarts, the group coordinator answers "no committed offset" for
+        a few seconds while it reloads the offsets topic: read as it stands, that would report
+        the whole topic as lag (and fire a lag alert) each time. A committed offset this probe
+        saw before is not forgotten: a later "none" for it means "not known yet", and the last
+        one seen stands until the coordinator answers again (an operator's reset to an earlier
+        offset is an answer, and is taken as it is)."""
         described = await self._admin.describe_topics(topics)
         partitions = [
             TopicPartition(topic["topic"], partition["partition"])
@@ -50,10 +59,12 @@ class LagProbe:
         committed = await self._admin.list_consumer_group_offsets(group_id, partitions=partitions)
         ends = await self._offsets.end_offsets(partitions)
         starts = await self._offsets.beginning_offsets(partitions)
-        result: dict[str, int] = {}
+        result: dict[str, dict[int, int]] = {}
         for tp in partitions:
             done = committed.get(tp)
-            position = done.offset if done is not None and done.offset >= 0 else starts[tp]
-            result[f"{tp.topic}:{tp.partition}"] = max(0, ends[tp] - position)
-        result["total"] = sum(result.values())
+            known = self._committed.get((group_id, tp))
+            if done is not None and done.offset >= 0:
+                known = self._committed[(group_id, tp)] = done.offset
+            position = known if known is not None else starts[tp]
+            result.setdefault(tp.topic, {})[tp.partition] = max(0, ends[tp] - position)
         return result

@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -299,6 +299,9 @@ class OutboxRelay:
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self.published_total = 0
+        # Called with each published row's lag in seconds, commit to acknowledgement (metrics);
+        # known only where the server tracks commit timestamps.
+        self.lag_observers: list[Callable[[float], None]] = []
         self.parked_total = 0
         self._batch_ok = False
         # The relay lock has been held elsewhere while rows waited longer than stall_seconds.
@@ -418,11 +421,16 @@ class OutboxRelay:
                 await conn.fetchval("SELECT current_setting('track_commit_timestamp') = 'on'")
             )
         committed = "pg_xact_commit_timestamp(xmin)" if self._commit_timestamps else "NULL"
-        await conn.execute(
+        lags = await conn.fetch(
             f"""UPDATE outbox SET published_at = clock_timestamp(), committed_at = {committed}
-                WHERE position = ANY($1::bigint[])""",
+                WHERE position = ANY($1::bigint[])
+                RETURNING extract(epoch FROM published_at - committed_at)::float8 AS lag""",
             positions,
         )
+        for row in lags:
+            if row["lag"] is not None:
+                for observe in self.lag_observers:
+                    observe(row["lag"])
 
     async def purge_published(self) -> int:
         """Delete rows published longer ago than the retention (kept meanwhile for audit)."""

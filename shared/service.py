@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 from faststream.kafka import KafkaBroker
-from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.access import PartnerAccess, record_partner_states
@@ -45,10 +44,12 @@ from shared.db import (
 )
 from shared.events import Envelope
 from shared.events.partners import PartnerStateChanged
-from shared.http import ERROR_RESPONSES, BodyLimit, install_error_mapping, started_platform
+from shared.health import health
+from shared.http import ERROR_RESPONSES, BodyLimit, install_error_mapping
 from shared.identity import TokenVerifier
 from shared.lag import LagProbe
 from shared.logging import configure_logging
+from shared.metrics import HttpMetrics, ServiceMetrics
 from shared.outbox import Outbox, OutboxRelay, ingestion, make_producer
 from shared.provisions import Provisions
 from shared.settings import ServiceSettings
@@ -68,6 +69,7 @@ class Platform:
     relay: OutboxRelay
     broker: KafkaBroker
     lag: LagProbe
+    metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
     consumers: list[EventConsumer] = field(default_factory=list)
     background_jobs: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     provisions: Provisions = field(default_factory=Provisions)
@@ -137,6 +139,8 @@ class Platform:
             provisions=self.provisions,
         )
         consumer.attach(self.broker)
+        batch_seconds = self.metrics.batch_seconds.labels(consumer.group_id)
+        consumer.batch_observers.append(batch_seconds.observe)
         self.consumers.append(consumer)
         return consumer
 
@@ -167,7 +171,7 @@ async def _refresh_partner_access(platform: Platform) -> None:
 
 @asynccontextmanager
 async def running_platform(
-    definition: ServiceDefinition, settings: ServiceSettings
+    definition: ServiceDefinition, settings: ServiceSettings, metrics: ServiceMetrics
 ) -> AsyncIterator[Platform]:
     schema = definition.name
     kafka = settings.kafka
@@ -202,8 +206,9 @@ async def running_platform(
     )
     lag = LagProbe(kafka, client_id=schema)
     await lag.start()
+    relay.lag_observers.append(metrics.relay_lag_seconds.observe)
     platform = Platform(
-        settings, pool, Outbox(schema, source=f"pollinate/{schema}"), relay, broker, lag
+        settings, pool, Outbox(schema, source=f"pollinate/{schema}"), relay, broker, lag, metrics
     )
     definition.wire(platform)
     # Every service follows partner lifecycle decisions for access (shared/access.py).
@@ -256,94 +261,6 @@ async def _purge_inbox(platform: Platform) -> int:
     return await purge_inbox(platform.pool, horizon)
 
 
-class Liveness(BaseModel):
-    status: str
-
-
-class Readiness(BaseModel):
-    status: str = Field(description="ready | not ready")
-    checks: dict[str, bool] = Field(description="started, database, kafka, outbox_relay")
-
-
-class Metrics(BaseModel):
-    """Empty until the service has started."""
-
-    outbox_backlog: int | None = Field(default=None, description="outbox rows not yet published")
-    outbox_parked: int | None = Field(
-        default=None, description="outbox rows Kafka refused for good, parked with a reason"
-    )
-    consumer_lag: dict[str, object] = Field(
-        default_factory=dict, description="per consumer group: lag per partition, or why not"
-    )
-    outbox_published_total: int | None = None
-    consumers: dict[str, dict[str, int]] = Field(
-        default_factory=dict, description="per consumer group: outcomes and transient failures"
-    )
-
-
-health = APIRouter(tags=["health"])
-
-
-@health.get("/health/live")
-async def live() -> Liveness:
-    return Liveness(status="alive")
-
-
-@health.get(
-    "/health/ready",
-    responses={503: {"model": Readiness, "description": "a dependency is down"}},
-)
-async def ready(request: Request, response: Response) -> Readiness:
-    platform = started_platform(request)
-    checks: dict[str, bool] = {"started": platform is not None}
-    if platform is not None:
-        try:
-            checks["database"] = (
-                await asyncio.wait_for(platform.pool.fetchval("SELECT true"), 2.0) is True
-            )
-        except Exception:
-            checks["database"] = False
-        checks["kafka"] = await platform.broker.ping(timeout=2.0)
-        checks["outbox_relay"] = platform.relay.healthy
-    ok = all(checks.values())
-    response.status_code = 200 if ok else 503
-    return Readiness(status="ready" if ok else "not ready", checks=checks)
-
-
-@health.get("/metrics")
-async def metrics(request: Request) -> Metrics:
-    platform = started_platform(request)
-    if platform is None:
-        return Metrics()
-    counts = await platform.pool.fetchrow(
-        """SELECT count(*) FILTER (WHERE parked_at IS NULL) AS backlog,
-                  count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked
-           FROM outbox WHERE published_at IS NULL"""
-    )
-    assert counts is not None
-    lag: dict[str, object] = {}
-    for consumer in platform.consumers:
-        try:
-            lag[consumer.group_id] = await asyncio.wait_for(
-                platform.lag.lag(consumer.group_id, [t.name for t in consumer.topics]), 3.0
-            )
-        except Exception as error:  # metrics must answer even when Kafka does not
-            lag[consumer.group_id] = {"unavailable": type(error).__name__}
-    return Metrics(
-        outbox_backlog=counts["backlog"],
-        outbox_parked=counts["parked"],
-        consumer_lag=lag,
-        outbox_published_total=platform.relay.published_total,
-        consumers={
-            c.group_id: {
-                **{o.value: n for o, n in c.stats.outcomes.items()},
-                "transient_failures": c.stats.transient_failures,
-            }
-            for c in platform.consumers
-        },
-    )
-
-
 class IngestionStamp:
     """What an HTTP request records without a cause entered the platform when the request
     arrived (a plain ASGI middleware: no task or buffering added to the request path)."""
@@ -372,7 +289,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running_platform(definition, settings) as platform:
+        async with running_platform(definition, settings, app.state.metrics) as platform:
             app.state.platform = platform
             # What start-up allocated lives as long as the process: keep it out of the
             # collector's full passes, which otherwise stall the event loop now and then.
@@ -392,6 +309,7 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.settings = settings
+    app.state.metrics = ServiceMetrics()
     app.state.token_verifier = TokenVerifier.from_json(
         definition.name, settings.token_verification_keys
     )
@@ -399,6 +317,7 @@ def create_app(
     for router in (health, *definition.routers):
         app.include_router(router)
     app.add_middleware(IngestionStamp)
+    app.add_middleware(HttpMetrics, metrics=app.state.metrics)
     # Outermost: an oversized body is refused before anything else runs.
     app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.story import Partner
 from shared.outbox import make_producer
@@ -159,6 +160,47 @@ async def test_broker_restart_mid_stream(
     # Accepted while the broker is going away and down: the outbox keeps them.
     await wave.post(fleet.url("deals"), records[20:])
     await restart
+    await wave.settle(admin_db)
+
+
+def local_stack(command: str) -> None:
+    subprocess.run(
+        [str(ROOT / "deploy" / "local-stack.sh"), command],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+
+
+async def test_with_the_broker_down_services_stay_ready_and_measured_and_accept_writes(
+    fleet: Fleet, referral_partner: Partner, admin_db: Any
+) -> None:
+    """Readiness is the database's alone: with Kafka down writes still commit (their events
+    wait in the outbox), so no replica may leave the load balancer for it. /metrics keeps
+    answering, in the Prometheus format, saying the lag could not be read and the backlog
+    grows; when the broker is back everything written meanwhile flows once."""
+    wave = Wave(referral_partner, 10)
+    await asyncio.to_thread(local_stack, "stop-kafka")
+    try:
+        await wave.post(fleet.url("deals"), list(wave.deals))
+        async with httpx.AsyncClient(timeout=30) as client:
+            ready = await client.get(f"{fleet.url('deals')}/health/ready")
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["checks"]["kafka"] is False
+            assert ready.json()["checks"]["database"] is True
+            scraped = await client.get(f"{fleet.url('deals')}/metrics")
+        assert scraped.status_code == 200
+        assert scraped.headers["content-type"].startswith("text/plain; version=")
+        samples = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(scraped.text)
+            for sample in family.samples
+        }
+        assert samples[("pollinate_database_up", ())] == 1
+        assert samples[("pollinate_consumer_lag_read", (("group", "deals.crm-projection"),))] == 0
+        assert samples[("pollinate_outbox_backlog", ())] >= 1  # the wave's events wait
+    finally:
+        await asyncio.to_thread(local_stack, "start-kafka")
     await wave.settle(admin_db)
 
 

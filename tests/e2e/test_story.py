@@ -108,7 +108,7 @@ async def test_metrics_show_progress_and_the_lag_drains(fleet: Fleet) -> None:
         for service in ("deals", "attribution", "incentives", "onboarding"):
 
             async def drained(service: str = service) -> Any:
-                metrics = (await client.get(f"{fleet.url(service)}/metrics")).json()
+                metrics = (await client.get(f"{fleet.url(service)}/metrics.json")).json()
                 lags = metrics["consumer_lag"]
                 done = lags and all(lag.get("total") == 0 for lag in lags.values())
                 return metrics if done and metrics["outbox_backlog"] == 0 else None

@@ -327,7 +327,7 @@ async def test_redelivered_and_repeated_snapshots_never_credit_twice(
     )
     assert (count, published) == (1, 1)
     async with httpx.AsyncClient(base_url=service, timeout=30) as client:
-        metrics = (await client.get("/metrics")).json()
+        metrics = (await client.get("/metrics.json")).json()
     assert metrics["consumers"]["attribution.deal-credits"]["duplicate"] >= 1  # the inbox saw it
     note = await admin_db.fetchval(
         "SELECT last_note FROM attribution.deals WHERE deal_key = $1", deal.key

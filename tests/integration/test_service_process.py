@@ -9,6 +9,7 @@ import sys
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from shared.topics import SERVICES
 from tests.support.infra import ROOT, Infra
@@ -65,10 +66,35 @@ async def test_service_process_becomes_ready_and_stops_cleanly(infra: Infra, ser
         async with httpx.AsyncClient() as client:
 
             async def drained() -> bool:
-                metrics = await client.get(f"http://127.0.0.1:{port}/metrics")
+                metrics = await client.get(f"http://127.0.0.1:{port}/metrics.json")
                 return bool(metrics.json()["outbox_backlog"] == 0)
 
             await eventually(drained, 60, what="the relay to drain the outbox", every=0.2)
+            # /metrics is Prometheus exposition, parsed by the client library's own parser:
+            # requests counted by route template (never the raw path), consumer outcomes by
+            # group, the process's own figures.
+            await client.get(f"http://127.0.0.1:{port}/partners/p-{port}/anything")
+            scraped = await client.get(f"http://127.0.0.1:{port}/metrics")
+            families = {
+                family.name: family for family in text_string_to_metric_families(scraped.text)
+            }
+            for name in (
+                "pollinate_http_requests",
+                "pollinate_consumer_records",
+                "pollinate_consumer_lag",
+                "pollinate_outbox_backlog",
+                "pollinate_outbox_relay_lag_seconds",
+                "process_cpu_seconds",
+            ):
+                assert name in families, name
+            routes = {
+                sample.labels["route"]
+                for sample in families["pollinate_http_requests"].samples
+                if sample.name == "pollinate_http_requests_total"
+            }
+            assert {"/health/ready", "/metrics.json", "unmatched"} <= routes
+            assert not any(f"p-{port}" in route for route in routes)
+            assert families["pollinate_database_up"].samples[0].value == 1
             # A 2 MB body is refused before any route reads it, on every service.
             oversized = await client.post(
                 f"http://127.0.0.1:{port}/registrations", content=b"{" * (2 * 1024 * 1024)
