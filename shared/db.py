@@ -15,6 +15,18 @@ log = logging.getLogger(__name__)
 
 PLATFORM_MIGRATIONS = Path(__file__).parent / "migrations"
 
+# The database is out of reach for now (refused, dropped or timed-out connections, a server
+# shutting down or starting): nothing is wrong with the request, it can be tried again.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
+)
+
 if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
     Pool: TypeAlias = asyncpg.Pool[asyncpg.Record]
     # A connection of our own or one lent by a pool: handlers accept either.

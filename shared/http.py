@@ -17,6 +17,7 @@ meaningful. Errors are `{"detail": "<precise message>"}`.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -29,6 +30,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.db import DATABASE_UNAVAILABLE
 from shared.errors import Forbidden, NotFound, RequestError, Unprocessable
 from shared.identity import Caller, InvalidToken, Role, TokenVerifier
 from shared.inputs import MAX_JSON_DEPTH, TOO_DEEP, json_depth
@@ -336,10 +338,32 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "no such resource (or another partner's)"},
     409: {"model": ErrorOut, "description": "the resource's state does not allow the change"},
     413: {"model": ErrorOut, "description": "request body too large"},
+    503: {
+        "model": ErrorOut,
+        "description": "the service's database is unavailable for now: retry after "
+        "`Retry-After` seconds (nothing was recorded)",
+    },
 }
+# How long a client should wait before retrying while the database is out of reach.
+RETRY_AFTER_SECONDS = 5
+
+
+async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
+    """A request that needed the database while it was out of reach: 503 with Retry-After,
+    not a 500 (the transaction did not commit, so nothing was recorded and a retry is safe)."""
+    logging.getLogger(__name__).warning(
+        "database unavailable", extra={"path": request.url.path[:200], "error": repr(error)}
+    )
+    return JSONResponse(
+        {"detail": "the service's database is unavailable; retry later"},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def install_error_mapping(app: FastAPI) -> None:
     """The one mapping from request errors to HTTP answers, registered once per app."""
     app.add_exception_handler(RequestError, _request_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _database_unavailable)

@@ -6,15 +6,20 @@ import asyncio
 import os
 import signal
 import sys
+import uuid
+from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.topics import SERVICES
+from tests.support.crm import salesforce_cdc, salesforce_delivery
 from tests.support.infra import ROOT, Infra
 from tests.support.polling import eventually
-from tests.support.processes import free_port, wait_ready
+from tests.support.processes import free_port, service_env, wait_ready
+from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -164,3 +169,62 @@ async def test_outside_development_mode_the_committed_local_defaults_are_refused
     code, said = await run_service("migrate", env=production)
     assert code != 0
     assert "set MIGRATION_DATABASE_URL (the schema owner's role and password)" in said
+
+
+async def test_with_its_database_out_of_reach_a_service_answers_503_and_then_recovers(
+    infra: Infra,
+) -> None:
+    """A CRM delivery that arrives while deals cannot reach Postgres gets 503 with Retry-After
+    (the sender retries; nothing was recorded), not a 500; readiness turns 503, /metrics still
+    answers; when the database is back the same delivery is recorded. The database is put out
+    of reach by cutting a TCP proxy between the service and the real Postgres."""
+    port = free_port()
+    direct = urlsplit(service_env(infra, "deals", port)["DATABASE_URL"])
+    assert direct.hostname is not None
+    assert direct.port is not None
+    async with TcpProxy(direct.hostname, direct.port) as proxy:
+        proxied = direct._replace(netloc=direct.netloc.replace(f":{direct.port}", f":{proxy.port}"))
+        env = service_env(infra, "deals", port, DATABASE_URL=urlunsplit(proxied))
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "services.deals",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        record = f"006Down{uuid.uuid4().hex[:10]}"
+        delivery = salesforce_delivery([salesforce_cdc(record, "CREATE", datetime.now(UTC), {})])
+        try:
+            await wait_ready(f"{url}/health/ready", process)
+            await proxy.cut()
+            async with httpx.AsyncClient(timeout=30) as client:
+                refused = await client.post(f"{url}/crm/salesforce", **delivery)
+                assert refused.status_code == 503, refused.text
+                assert refused.headers["retry-after"] == "5"
+                assert refused.json() == {
+                    "detail": "the service's database is unavailable; retry later"
+                }
+                assert (await client.get(f"{url}/health/ready")).status_code == 503
+                scraped = await client.get(f"{url}/metrics")
+                assert scraped.status_code == 200
+                [up] = [
+                    family
+                    for family in text_string_to_metric_families(scraped.text)
+                    if family.name == "pollinate_database_up"
+                ]
+                assert up.samples[0].value == 0
+
+                await proxy.restore()
+
+                async def recorded() -> httpx.Response | None:
+                    answer = await client.post(f"{url}/crm/salesforce", **delivery)
+                    return answer if answer.status_code != 503 else None
+
+                accepted = await eventually(recorded, 30, what="deals to reach Postgres again")
+                assert (accepted.status_code, accepted.json()) == (202, {"accepted": 1})
+        finally:
+            process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(process.wait(), 30)
