@@ -166,7 +166,16 @@ token_key() {  # signing_key | verification_keys, as one line of JSON
   python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))[sys.argv[2]]))' "$TOKEN_KEYS" "$1"
 }
 
-kafka_running() { [ -f "$KAFKA_PID" ] && kill -0 "$(cat "$KAFKA_PID")" 2>/dev/null; }
+# A process that exists and is not a zombie: a killed broker whose parent has not reaped it
+# still passes `kill -0`, and would be taken for a running one.
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local state
+  state="$(sed -n 's/^[0-9]* (.*) \([A-Za-z]\) .*/\1/p' "/proc/$1/stat" 2>/dev/null || true)"
+  [ "$state" != Z ]
+}
+
+kafka_running() { [ -f "$KAFKA_PID" ] && alive "$(cat "$KAFKA_PID")"; }
 
 start_kafka() {
   need_java
@@ -210,8 +219,8 @@ stop_kafka() {
     local pid; pid="$(cat "$KAFKA_PID")"
     log "stopping kafka (pid $pid)"
     kill -TERM "$pid"
-    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$pid" 2>/dev/null && { log "kafka did not stop in 30s: killing"; kill -KILL "$pid"; }
+    for _ in $(seq 1 60); do alive "$pid" || break; sleep 0.5; done
+    alive "$pid" && { log "kafka did not stop in 30s: killing"; kill -KILL "$pid"; }
   fi
   rm -f "$KAFKA_PID"
 }
