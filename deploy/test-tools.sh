@@ -1,9 +1,42 @@
 #!/usr/bin/env bash
-# Outside tools the test suite drives, installed from Debian's packages when run as root:
-#   kcat   an independent Kafka client: the tests check that operators' standard tools reach
-#          the broker with `deploy/local-stack.sh client-config` (and nothing else does).
+# Outside tools the test suite drives:
+#   kcat   an independent Kafka client, from Debian's packages when run as root: the tests check
+#          that operators' standard tools reach the broker with `deploy/local-stack.sh
+#          client-config` (and nothing else does).
+#   helm   renders the chart in deploy/helm (go install from the Go module proxy, into
+#          .work/tools/bin; about 4 minutes on 2 cores the first time, then from Go's cache).
+#   KEDA's CRDs (ScaledObject, TriggerAuthentication), to validate the chart's KEDA objects
+#          against their published schema (from KEDA's Go module, into .work/tools/keda).
 # Elsewhere it says what is missing; the tests that need it then skip (fail under CI=true).
 set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$ROOT/.work/tools"
+HELM_VERSION=v3.22.0
+KEDA_VERSION=v2.21.0
+
+go_tools() {
+  if ! command -v go >/dev/null 2>&1; then
+    echo "[test-tools] no Go toolchain: helm and KEDA's CRDs not installed" >&2
+    return 0
+  fi
+  mkdir -p "$TOOLS/bin" "$TOOLS/keda"
+  if [ ! -x "$TOOLS/bin/helm" ] || ! "$TOOLS/bin/helm" version --short 2>/dev/null | grep -q "^$HELM_VERSION"; then
+    echo "[test-tools] building helm $HELM_VERSION (go install)" >&2
+    (cd /tmp && GOBIN="$TOOLS/bin" GOFLAGS=-mod=mod go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION") \
+      || { echo "[test-tools] could not build helm" >&2; exit 1; }
+  fi
+  if [ ! -s "$TOOLS/keda/$KEDA_VERSION/keda.sh_scaledobjects.yaml" ]; then
+    local dir
+    dir="$(cd /tmp && go mod download -json "github.com/kedacore/keda/v2@$KEDA_VERSION" \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')" \
+      || { echo "[test-tools] could not fetch KEDA $KEDA_VERSION" >&2; exit 1; }
+    mkdir -p "$TOOLS/keda/$KEDA_VERSION"
+    cp "$dir/config/crd/bases/keda.sh_scaledobjects.yaml" \
+      "$dir/config/crd/bases/keda.sh_triggerauthentications.yaml" "$TOOLS/keda/$KEDA_VERSION/"
+  fi
+}
+go_tools
 
 PACKAGES=(kcat)
 missing=()

@@ -1,0 +1,278 @@
+"""The Helm chart (deploy/helm/pollinate), rendered by helm itself with every example values
+file and each autoscaling mode, and every manifest validated against its published schema:
+Kubernetes' own (kubernetes-validate's copies of the API's JSON schemas, strict: an unknown
+field is an error) and KEDA's CRDs (from KEDA's release). Then what the chart must say: each
+consumer group the services declare has a lag trigger on its topics, replicas are bounded by
+partitions, readiness is the database's, credentials come only from Secrets, migrations run as
+the owner role before the pods change."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from shared.topics import SERVICES, Topic
+from tests.support.infra import ROOT, missing_capability
+
+CHART = ROOT / "deploy" / "helm" / "pollinate"
+EXAMPLES = ROOT / "deploy" / "helm" / "examples"
+TOOLS = ROOT / ".work" / "tools"
+KEDA_VERSION = "v2.21.0"
+KUBERNETES_VERSION = "1.33"
+KAFKA_EXAMPLES = sorted(EXAMPLES.glob("kafka-*.yaml"))
+POSTGRES_EXAMPLES = sorted(EXAMPLES.glob("postgres-*.yaml"))
+
+
+def helm() -> str:
+    found = TOOLS / "bin" / "helm"
+    if found.exists():
+        return str(found)
+    on_path = shutil.which("helm")
+    if on_path is None:
+        missing_capability("helm is not installed (deploy/test-tools.sh builds it)")
+    return on_path
+
+
+@cache
+def rendered(*values: str, mode: str = "keda") -> list[dict[str, Any]]:
+    """The manifests `helm template` renders with these values files (paths) and mode."""
+    answer = subprocess.run(
+        [
+            helm(),
+            "template",
+            "pollinate",
+            str(CHART),
+            "--namespace",
+            "pollinate",
+            "--kube-version",
+            KUBERNETES_VERSION,
+            *[arg for path in values for arg in ("--values", path)],
+            "--set",
+            f"autoscaling.mode={mode}",
+            "--set",
+            "kafkaAccess.enabled=true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert answer.returncode == 0, answer.stderr
+    return [doc for doc in yaml.safe_load_all(answer.stdout) if doc]
+
+
+def combinations() -> Iterator[tuple[str, str]]:
+    for kafka in KAFKA_EXAMPLES:
+        for postgres in POSTGRES_EXAMPLES:
+            yield str(kafka), str(postgres)
+
+
+@cache
+def keda_schemas() -> dict[str, Any]:
+    """KEDA's CRD schemas by kind (its release's config/crd/bases)."""
+    folder = TOOLS / "keda" / KEDA_VERSION
+    if not folder.exists():
+        missing_capability(f"KEDA {KEDA_VERSION} CRDs are not fetched (deploy/test-tools.sh)")
+    schemas = {}
+    for path in folder.glob("*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        [version] = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
+        schemas[crd["spec"]["names"]["kind"]] = version["schema"]["openAPIV3Schema"]
+    return schemas
+
+
+def validate(manifest: dict[str, Any]) -> None:
+    if manifest["apiVersion"].startswith("keda.sh/"):
+        jsonschema.validate(manifest, keda_schemas()[manifest["kind"]])
+    else:
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize(("kafka", "postgres"), list(combinations()))
+def test_every_manifest_is_valid_against_its_schema(kafka: str, postgres: str) -> None:
+    manifests = rendered(kafka, postgres)
+    kinds = {m["kind"] for m in manifests}
+    assert {"Deployment", "Service", "Job", "ScaledObject", "NetworkPolicy"} <= kinds
+    for manifest in manifests:
+        validate(manifest)
+
+
+@pytest.mark.parametrize("mode", ["hpa", "none"])
+def test_the_other_autoscaling_modes_are_valid_too(mode: str) -> None:
+    kafka, postgres = next(combinations())
+    manifests = rendered(kafka, postgres, mode=mode)
+    for manifest in manifests:
+        validate(manifest)
+    kinds = [m["kind"] for m in manifests]
+    assert "ScaledObject" not in kinds
+    assert kinds.count("HorizontalPodAutoscaler") == (len(SERVICES) if mode == "hpa" else 0)
+
+
+def test_a_broken_manifest_is_refused_by_the_validation() -> None:
+    """The validation can fail: an unknown field and a wrong type are caught."""
+    deployment = next(m for m in rendered(*next(combinations())) if m["kind"] == "Deployment")
+    wrong = {**deployment, "spec": {**deployment["spec"], "replica": 2}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(wrong)
+    scaled = next(m for m in rendered(*next(combinations())) if m["kind"] == "ScaledObject")
+    bad = {**scaled, "spec": {**scaled["spec"], "maxReplicaCount": "many"}}
+    with pytest.raises(jsonschema.ValidationError):
+        validate(bad)
+
+
+def declared_consumer_groups() -> dict[str, dict[str, set[str]]]:
+    """What the code declares: per service, each consumer group and the topics it reads (the
+    `platform.consumer(name, topics)` calls of its wiring, plus the platform's own)."""
+    groups: dict[str, dict[str, set[str]]] = {}
+
+    def calls(path: Path, module: Any) -> Iterator[tuple[str, list[Topic]]]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "consumer"
+                and len(node.args) == 2
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                topics = eval(  # the expression names the module's own topic constants
+                    compile(ast.Expression(node.args[1]), str(path), "eval"), vars(module)
+                )
+                yield str(node.args[0].value), topics
+
+    platform = importlib.import_module("shared.service")
+    shared_groups = list(calls(ROOT / "shared" / "service.py", platform))
+    for service in SERVICES:
+        app = importlib.import_module(f"services.{service}.app")
+        declared = list(calls(ROOT / "services" / service / "app.py", app)) + shared_groups
+        groups[service] = {
+            f"{service}.{name}": {t.name for t in topics} for name, topics in declared
+        }
+    return groups
+
+
+def test_each_declared_consumer_group_has_a_lag_trigger_on_each_of_its_topics() -> None:
+    manifests = rendered(*next(combinations()))
+    scaled = {
+        m["spec"]["scaleTargetRef"]["name"]: m for m in manifests if m["kind"] == "ScaledObject"
+    }
+    for service, groups in declared_consumer_groups().items():
+        triggers = scaled[f"pollinate-{service}"]["spec"]["triggers"]
+        charted: dict[str, set[str]] = {}
+        for trigger in triggers:
+            assert trigger["type"] == "kafka"
+            assert trigger["authenticationRef"]["name"] == f"pollinate-{service}-kafka"
+            charted.setdefault(trigger["metadata"]["consumerGroup"], set()).add(
+                trigger["metadata"]["topic"]
+            )
+        assert charted == groups, service
+
+
+def test_replicas_are_bounded_by_the_partitions_of_what_a_service_reads() -> None:
+    partitions = {
+        topic.name: topic.partitions
+        for topic in vars(importlib.import_module("shared.topics")).values()
+        if isinstance(topic, Topic)
+    }
+    manifests = rendered(*next(combinations()))
+    for manifest in manifests:
+        if manifest["kind"] != "ScaledObject":
+            continue
+        read = {t["metadata"]["topic"] for t in manifest["spec"]["triggers"]}
+        assert manifest["spec"]["maxReplicaCount"] <= max(partitions[t] for t in read)
+        assert manifest["spec"]["minReplicaCount"] >= 1
+
+
+def test_pods_are_probed_hardened_and_given_credentials_only_from_secrets() -> None:
+    manifests = rendered(*next(combinations()))
+    deployments = [m for m in manifests if m["kind"] == "Deployment"]
+    assert sorted(d["metadata"]["name"] for d in deployments) == sorted(
+        f"pollinate-{s}" for s in SERVICES
+    )
+    secret_names = ("URL", "PASSWORD", "SECRET", "KEY", "KEYS")
+    for deployment in deployments:
+        pod = deployment["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        for variable in container["env"]:
+            if (
+                variable["name"].endswith(secret_names)
+                and variable["name"] != "DEALS_PUBLIC_BASE_URL"
+            ):
+                assert "secretKeyRef" in variable.get("valueFrom", {}), variable["name"]
+        names = {v["name"] for v in container["env"]}
+        assert {"DATABASE_URL", "KAFKA_SASL_PASSWORD", "TOKEN_VERIFICATION_KEYS"} <= names
+        assert "MIGRATION_DATABASE_URL" not in names  # the runtime role only
+    signing = [
+        d["metadata"]["name"]
+        for d in deployments
+        if "TOKEN_SIGNING_KEY"
+        in {v["name"] for v in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+    ]
+    assert signing == ["pollinate-onboarding"]  # the one token-issuing place
+
+
+def test_migrations_run_as_the_owner_before_the_pods_change() -> None:
+    jobs = [m for m in rendered(*next(combinations())) if m["kind"] == "Job"]
+    migrations = {
+        j["metadata"]["name"]: j for j in jobs if j["metadata"]["name"].endswith("-migrate")
+    }
+    assert sorted(migrations) == sorted(f"pollinate-{s}-migrate" for s in SERVICES)
+    for name, job in migrations.items():
+        assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+        [container] = job["spec"]["template"]["spec"]["containers"]
+        service = name.removeprefix("pollinate-").removesuffix("-migrate")
+        assert container["command"] == ["python", "-m", f"services.{service}", "migrate"]
+        [url] = container["env"]
+        assert url["name"] == "MIGRATION_DATABASE_URL"
+        assert url["valueFrom"]["secretKeyRef"]["key"] == "migration-database-url"
+
+
+def test_a_missing_bootstrap_server_is_refused_with_a_message() -> None:
+    answer = subprocess.run(
+        [helm(), "template", "pollinate", str(CHART), "--kube-version", KUBERNETES_VERSION],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ},
+    )
+    assert answer.returncode != 0
+    assert "kafka.bootstrapServers is required" in answer.stderr
+
+
+def test_helm_lint_passes() -> None:
+    kafka, postgres = next(combinations())
+    answer = subprocess.run(
+        [
+            helm(),
+            "lint",
+            str(CHART),
+            "--strict",
+            "--kube-version",
+            KUBERNETES_VERSION,
+            "--values",
+            kafka,
+            "--values",
+            postgres,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert answer.returncode == 0, answer.stdout + answer.stderr
