@@ -1,0 +1,29 @@
+"""Composition root of the notifications service: the inbox consumer and the HTTP routes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.notifications import api, handlers
+from services.notifications.domain.streams import StreamLimit
+from services.notifications.settings import NotificationsSettings
+from shared.events.notifications import PartnerNotification
+from shared.service import Platform, ServiceDefinition
+from shared.topics import PARTNER_NOTIFICATIONS
+
+
+def wire(platform: Platform) -> None:
+    settings = NotificationsSettings()
+    platform.provide(settings)
+    platform.provide(StreamLimit(settings.stream_max_per_recipient))
+
+    messages = platform.consumer("inbox", [PARTNER_NOTIFICATIONS])
+    messages.handles_batch(PartnerNotification)(handlers.on_notifications)
+
+
+definition = ServiceDefinition(
+    name="notifications",
+    migrations=Path(__file__).parent / "migrations",
+    routers=(api.router,),
+    wire=wire,
+)

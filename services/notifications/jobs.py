@@ -1,0 +1,3 @@
+"""Periodic work of notifications."""
+
+from __future__ import annotations
