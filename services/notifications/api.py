@@ -4,20 +4,39 @@ read). A partner's people reach only their own partner's inbox; a direct account
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
-from services.notifications import inbox, views
+from services.notifications import inbox, streaming, views
 from services.notifications.domain import cursor
 from services.notifications.domain.addressing import Recipient
+from services.notifications.domain.streams import StreamLimit
 from services.notifications.schemas import Cursor, MarkReadIn, MarkReadOut, NotificationPage
+from services.notifications.settings import NotificationsSettings
+from services.notifications.wakeups import InboxWakeups
 from shared.audit import record_action
-from shared.http import AdminDep, CallerDep, PlatformDep, partner_scope
+from shared.errors import RequestError
+from shared.http import AdminDep, CallerDep, PlatformDep, Provided, partner_scope
 from shared.identity import Caller
 from shared.service import Platform
 
 router = APIRouter()
+
+SettingsDep = Annotated[NotificationsSettings, Provided(NotificationsSettings)]
+LimitDep = Annotated[StreamLimit, Provided(StreamLimit)]
+WakeupsDep = Annotated[InboxWakeups, Provided(InboxWakeups)]
+LastEventId = Annotated[Cursor | None, Header(alias="Last-Event-ID")]
+STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "description": "Server-Sent Events: `notification` events (id: the message's cursor, "
+        "data: a NotificationOut as JSON) and `: heartbeat` comment lines when idle",
+    },
+    429: {"description": "the recipient holds the most open streams allowed"},
+}
 
 Limit = Annotated[int, Query(ge=1, le=200)]
 
@@ -85,3 +104,96 @@ async def mark_owner_notifications_read(
     owner: str, body: MarkReadIn, who: AdminDep, platform: PlatformDep
 ) -> MarkReadOut:
     return await mark(platform, who, Recipient.owner(owner), body)
+
+
+async def open_stream(
+    platform: Platform,
+    recipient: Recipient,
+    resume: str | None,
+    settings: NotificationsSettings,
+    limit: StreamLimit,
+    wakeups: InboxWakeups,
+) -> StreamingResponse:
+    """Take one of the recipient's stream slots (429 when none is free) for as long as the
+    response lasts: released when it ends, however it ends."""
+    key = f"{recipient.kind}:{recipient.id}"
+    start = await streaming.start_position(platform.pool, recipient, resume)
+    limit.acquire(key)
+    try:
+        events = streaming.stream(
+            platform.pool,
+            wakeups,
+            recipient,
+            start,
+            streaming.StreamPacing(settings.stream_heartbeat_seconds, settings.stream_poll_seconds),
+        )
+        return SlotResponse(
+            events,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+            background=None,
+            release=BackgroundTask(limit.release, key),
+        )
+    except RequestError:
+        limit.release(key)
+        raise
+
+
+class SlotResponse(StreamingResponse):
+    """A streaming response that gives its stream slot back when it ends (a finished stream,
+    a client gone, a server shutting down), even if its body was never started."""
+
+    def __init__(self, *args: Any, release: BackgroundTask, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.release = release
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.release()
+
+
+@router.get(
+    "/partners/{partner_id}/notifications/stream",
+    tags=["stream"],
+    response_class=StreamingResponse,
+    responses=STREAM_RESPONSES,
+)
+async def stream_partner_notifications(
+    partner_id: str,
+    who: CallerDep,
+    platform: PlatformDep,
+    settings: SettingsDep,
+    limit: LimitDep,
+    wakeups: WakeupsDep,
+    last_event_id: LastEventId = None,
+    after: Annotated[Cursor | None, Query()] = None,
+) -> StreamingResponse:
+    """The partner's messages as they arrive. Resumes after `Last-Event-ID` (what a browser's
+    EventSource sends on reconnecting) or `after` (a page's `next_cursor`); without either,
+    from now on."""
+    recipient = partner_inbox(who, partner_id)
+    return await open_stream(platform, recipient, last_event_id or after, settings, limit, wakeups)
+
+
+@router.get(
+    "/owners/{owner}/notifications/stream",
+    tags=["stream"],
+    response_class=StreamingResponse,
+    responses=STREAM_RESPONSES,
+)
+async def stream_owner_notifications(
+    owner: str,
+    who: AdminDep,
+    platform: PlatformDep,
+    settings: SettingsDep,
+    limit: LimitDep,
+    wakeups: WakeupsDep,
+    last_event_id: LastEventId = None,
+    after: Annotated[Cursor | None, Query()] = None,
+) -> StreamingResponse:
+    """A direct account owner's messages as they arrive (as the partner's stream)."""
+    return await open_stream(
+        platform, Recipient.owner(owner), last_event_id or after, settings, limit, wakeups
+    )

@@ -1,4 +1,5 @@
-"""Composition root of the notifications service: the inbox consumer and the HTTP routes."""
+"""Composition root of the notifications service: the inbox consumer, the live streams' wake-ups
+and the HTTP routes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from services.notifications import api, handlers
 from services.notifications.domain.streams import StreamLimit
 from services.notifications.settings import NotificationsSettings
+from services.notifications.wakeups import InboxWakeups
 from shared.events.notifications import PartnerNotification
 from shared.service import Platform, ServiceDefinition
 from shared.topics import PARTNER_NOTIFICATIONS
@@ -16,6 +18,13 @@ def wire(platform: Platform) -> None:
     settings = NotificationsSettings()
     platform.provide(settings)
     platform.provide(StreamLimit(settings.stream_max_per_recipient))
+    wakeups = InboxWakeups()
+    platform.provide(wakeups)
+
+    async def listen() -> None:
+        await wakeups.listen(platform.pool)
+
+    platform.background(listen)
 
     messages = platform.consumer("inbox", [PARTNER_NOTIFICATIONS])
     messages.handles_batch(PartnerNotification)(handlers.on_notifications)

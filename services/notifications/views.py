@@ -66,3 +66,12 @@ async def page(
         next_cursor=items[-1].cursor if items else after,
         unread=await unread(conn, recipient),
     )
+
+
+async def latest_position(conn: Connection, recipient: Recipient) -> int:
+    position = await conn.fetchval(
+        """SELECT max(position) FROM messages WHERE recipient_kind = $1 AND recipient = $2""",
+        recipient.kind.value,
+        recipient.id,
+    )
+    return int(position or 0)
