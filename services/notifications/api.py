@@ -1,26 +1,41 @@
 """HTTP API of notifications: a recipient's inbox (pages after a cursor, unread count, mark
-read). A partner's people reach only their own partner's inbox; a direct account owner's inbox
-(a rep's) is read by channel managers, who work the co-sell with the reps."""
+read) and live stream; a partner's webhook endpoints and their delivery log. A partner's people
+reach only their own partner's; a direct account owner's inbox (a rep's) is read by channel
+managers, who work the co-sell with the reps."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from services.notifications import inbox, streaming, views
+from services.notifications import inbox, streaming, views, webhooks
 from services.notifications.domain import cursor
 from services.notifications.domain.addressing import Recipient
 from services.notifications.domain.streams import StreamLimit
-from services.notifications.schemas import Cursor, MarkReadIn, MarkReadOut, NotificationPage
+from services.notifications.schemas import (
+    Cursor,
+    DeliveryPage,
+    EndpointCreatedOut,
+    EndpointIn,
+    EndpointList,
+    EndpointOut,
+    EndpointPatch,
+    MarkReadIn,
+    MarkReadOut,
+    NotificationPage,
+    RedeliveryOut,
+    SecretOut,
+)
 from services.notifications.settings import NotificationsSettings
 from services.notifications.wakeups import InboxWakeups
 from shared.audit import record_action
 from shared.errors import RequestError
-from shared.http import AdminDep, CallerDep, PlatformDep, Provided, partner_scope
-from shared.identity import Caller
+from shared.http import AdminDep, CallerDep, PlatformDep, Provided, partner_scope, require_role
+from shared.identity import Caller, Role
 from shared.service import Platform
 
 router = APIRouter()
@@ -197,3 +212,116 @@ async def stream_owner_notifications(
     return await open_stream(
         platform, Recipient.owner(owner), last_event_id or after, settings, limit, wakeups
     )
+
+
+# ---- webhooks
+
+# A partner's people read the partner's endpoints and delivery log; its admins (and channel
+# managers) change them.
+WebhookAdminDep = Annotated[Caller, require_role(Role.PARTNER_ADMIN, Role.CHANNEL_MANAGER)]
+
+
+def development_mode(platform: Platform) -> bool:
+    return platform.settings.development_mode
+
+
+@router.post("/partners/{partner_id}/webhooks", tags=["webhooks"], status_code=201)
+async def register_webhook(
+    partner_id: str, body: EndpointIn, who: WebhookAdminDep, platform: PlatformDep
+) -> EndpointCreatedOut:
+    """Register an endpoint. Outside development mode only https URLs, and never a private,
+    loopback or reserved address (checked again at every delivery). The answer holds the
+    signing secret."""
+    partner_scope(who, partner_id, f"partner {partner_id}")
+    async with platform.transaction() as conn:
+        row, secret = await webhooks.register(
+            conn, who, partner_id, body, development_mode=development_mode(platform)
+        )
+    return EndpointCreatedOut(**views.endpoint_out(row).model_dump(), secret=secret)
+
+
+@router.get("/partners/{partner_id}/webhooks", tags=["webhooks"])
+async def list_webhooks(partner_id: str, who: CallerDep, platform: PlatformDep) -> EndpointList:
+    partner_scope(who, partner_id, f"partner {partner_id}")
+    async with platform.pool.acquire() as conn:
+        return await views.endpoints(conn, partner_id)
+
+
+@router.get("/partners/{partner_id}/webhooks/{endpoint_id}", tags=["webhooks"])
+async def get_webhook(
+    partner_id: str, endpoint_id: uuid.UUID, who: CallerDep, platform: PlatformDep
+) -> EndpointOut:
+    partner_scope(who, partner_id, f"partner {partner_id}")
+    async with platform.pool.acquire() as conn:
+        return await views.endpoint(conn, partner_id, endpoint_id)
+
+
+@router.patch("/partners/{partner_id}/webhooks/{endpoint_id}", tags=["webhooks"])
+async def change_webhook(
+    partner_id: str,
+    endpoint_id: uuid.UUID,
+    body: EndpointPatch,
+    who: WebhookAdminDep,
+    platform: PlatformDep,
+) -> EndpointOut:
+    partner_scope(who, partner_id, f"partner {partner_id}")
+    async with platform.transaction() as conn:
+        row = await webhooks.change(
+            conn, who, partner_id, endpoint_id, body, development_mode=development_mode(platform)
+        )
+    return views.endpoint_out(row)
+
+
+@router.delete("/partners/{partner_id}/webhooks/{endpoint_id}", tags=["webhooks"], status_code=204)
+async def delete_webhook(
+    partner_id: str, endpoint_id: uuid.UUID, who: WebhookAdminDep, platform: PlatformDep
+) -> None:
+    """The endpoint goes, with its queue and delivery log."""
+    partner_scope(who, partner_id, f"partner {partner_id}")
+    async with platform.transaction() as conn:
+        await webhooks.remove(conn, who, partner_id, endpoint_id)
+
+
+@router.post("/partners/{partner_id}/webhooks/{endpoint_id}/rotate-secret", tags=["webhooks"])
+async def rotate_webhook_secret(
+    partner_id: str, endpoint_id: uuid.UUID, who: WebhookAdminDep, platform: PlatformDep
+) -> SecretOut:
+    """A new secret. For 24 hours every delivery is signed with both (the specification's
+    space-separated signatures), so the receiver can switch without losing one."""
+    partner_scope(who, partner_id, f"partner {partner_id}")
+    async with platform.transaction() as conn:
+        secret, until = await webhooks.rotate(conn, who, partner_id, endpoint_id)
+    return SecretOut(endpoint_id=endpoint_id, secret=secret, previous_secret_valid_until=until)
+
+
+@router.get("/partners/{partner_id}/webhooks/{endpoint_id}/deliveries", tags=["webhooks"])
+async def list_webhook_deliveries(
+    partner_id: str,
+    endpoint_id: uuid.UUID,
+    who: CallerDep,
+    platform: PlatformDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> DeliveryPage:
+    """The delivery log, newest first: status, attempts with their answers, what goes next."""
+    partner_scope(who, partner_id, f"partner {partner_id}")
+    async with platform.pool.acquire() as conn:
+        return await views.deliveries(conn, partner_id, endpoint_id, limit)
+
+
+@router.post(
+    "/partners/{partner_id}/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver",
+    tags=["webhooks"],
+    status_code=202,
+)
+async def redeliver_webhook(
+    partner_id: str,
+    endpoint_id: uuid.UUID,
+    delivery_id: uuid.UUID,
+    who: WebhookAdminDep,
+    platform: PlatformDep,
+) -> RedeliveryOut:
+    """Send a delivery again, with the same webhook-id (a receiver that has it drops it)."""
+    partner_scope(who, partner_id, f"partner {partner_id}")
+    async with platform.transaction() as conn:
+        await webhooks.redeliver(conn, who, partner_id, endpoint_id, delivery_id)
+    return RedeliveryOut(delivery_id=delivery_id, status="pending")

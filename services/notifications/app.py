@@ -1,14 +1,16 @@
-"""Composition root of the notifications service: the inbox consumer, the live streams' wake-ups
-and the HTTP routes."""
+"""Composition root of the notifications service: the inbox consumer, the live streams'
+wake-ups, the webhook deliverer and the HTTP routes."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from services.notifications import api, handlers
+from services.notifications.delivering import Deliverer
 from services.notifications.domain.streams import StreamLimit
 from services.notifications.settings import NotificationsSettings
 from services.notifications.wakeups import InboxWakeups
+from services.notifications.webhook_repository import DELIVERY_CHANNEL
 from shared.events.notifications import PartnerNotification
 from shared.service import Platform, ServiceDefinition
 from shared.topics import PARTNER_NOTIFICATIONS
@@ -25,6 +27,18 @@ def wire(platform: Platform) -> None:
         await wakeups.listen(platform.pool)
 
     platform.background(listen)
+
+    # Webhooks: queued deliveries wake the deliverer; it also polls for retries falling due.
+    queued = InboxWakeups(DELIVERY_CHANNEL)
+    deliverer = Deliverer(
+        platform.pool, settings, queued, development_mode=platform.settings.development_mode
+    )
+
+    async def listen_for_deliveries() -> None:
+        await queued.listen(platform.pool)
+
+    platform.background(listen_for_deliveries)
+    platform.background(deliverer.run)
 
     messages = platform.consumer("inbox", [PARTNER_NOTIFICATIONS])
     messages.handles_batch(PartnerNotification)(handlers.on_notifications)

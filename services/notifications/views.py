@@ -4,12 +4,23 @@ still to commit."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from services.notifications.domain import cursor
 from services.notifications.domain.addressing import Recipient
-from services.notifications.schemas import NotificationOut, NotificationPage
+from services.notifications.schemas import (
+    AttemptOut,
+    DeliveryOut,
+    DeliveryPage,
+    EndpointList,
+    EndpointOut,
+    NotificationOut,
+    NotificationPage,
+)
+from services.notifications.webhook_repository import ENDPOINT_COLUMNS
 from shared.db import Connection
+from shared.errors import NotFound
 
 MESSAGE_COLUMNS = """position, notification_id, partner_id, kind, subject, body, registration_id,
     deal_key, created_at, ingested_at, read_at"""
@@ -75,3 +86,89 @@ async def latest_position(conn: Connection, recipient: Recipient) -> int:
         recipient.id,
     )
     return int(position or 0)
+
+
+# ---- webhooks
+
+
+def endpoint_out(row: Any) -> EndpointOut:
+    return EndpointOut(
+        endpoint_id=row["endpoint_id"],
+        partner_id=row["partner_id"],
+        url=row["url"],
+        description=row["description"],
+        kinds=list(row["kinds"]),
+        enabled=row["enabled"],
+        disabled_reason=row["disabled_reason"],
+        consecutive_failures=row["consecutive_failures"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+async def endpoints(conn: Connection, partner_id: str) -> EndpointList:
+    rows = await conn.fetch(
+        f"""SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE partner_id = $1
+            ORDER BY created_at, endpoint_id""",
+        partner_id,
+    )
+    return EndpointList(items=[endpoint_out(row) for row in rows])
+
+
+async def endpoint(conn: Connection, partner_id: str, endpoint_id: uuid.UUID) -> EndpointOut:
+    row = await conn.fetchrow(
+        f"""SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints
+            WHERE partner_id = $1 AND endpoint_id = $2""",
+        partner_id,
+        endpoint_id,
+    )
+    if row is None:
+        raise NotFound(f"webhook endpoint {endpoint_id} not found")
+    return endpoint_out(row)
+
+
+async def deliveries(
+    conn: Connection, partner_id: str, endpoint_id: uuid.UUID, limit: int
+) -> DeliveryPage:
+    await endpoint(conn, partner_id, endpoint_id)
+    rows = await conn.fetch(
+        """SELECT delivery_id, message_id, event_type, status, attempts, next_attempt_at,
+                  last_status_code, last_error, created_at, delivered_at
+           FROM webhook_deliveries WHERE endpoint_id = $1
+           ORDER BY position DESC LIMIT $2""",
+        endpoint_id,
+        limit,
+    )
+    attempts: dict[uuid.UUID, list[AttemptOut]] = {row["delivery_id"]: [] for row in rows}
+    for attempt in await conn.fetch(
+        """SELECT delivery_id, attempt, attempted_at, status_code, error, duration_ms
+           FROM webhook_attempts WHERE delivery_id = ANY($1::uuid[]) ORDER BY attempt""",
+        list(attempts),
+    ):
+        attempts[attempt["delivery_id"]].append(
+            AttemptOut(
+                attempt=attempt["attempt"],
+                attempted_at=attempt["attempted_at"],
+                status_code=attempt["status_code"],
+                error=attempt["error"],
+                duration_ms=attempt["duration_ms"],
+            )
+        )
+    return DeliveryPage(
+        items=[
+            DeliveryOut(
+                delivery_id=row["delivery_id"],
+                webhook_id=row["message_id"],
+                event_type=row["event_type"],
+                status=row["status"],
+                attempts=row["attempts"],
+                next_attempt_at=row["next_attempt_at"] if row["status"] == "pending" else None,
+                last_status_code=row["last_status_code"],
+                last_error=row["last_error"],
+                created_at=row["created_at"],
+                delivered_at=row["delivered_at"],
+                attempt_log=attempts[row["delivery_id"]],
+            )
+            for row in rows
+        ]
+    )

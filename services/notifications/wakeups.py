@@ -1,6 +1,7 @@
-"""Waking the live streams of this instance when messages are filed (by any instance): one
-LISTEN connection per instance, a broadcast to every waiting stream. A lost wake-up only
-delays a stream until its next poll (`NOTIFICATIONS_STREAM_POLL_SECONDS`)."""
+"""Waking what waits on this instance when another transaction (of any instance) commits
+work for it: the live streams when messages are filed, the webhook deliverer when deliveries
+are queued. One LISTEN connection per channel and instance, a broadcast to every waiter. A lost
+wake-up only delays the waiters until their next poll."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ log = logging.getLogger(__name__)
 
 
 class InboxWakeups:
-    def __init__(self, retry_seconds: float = 1.0) -> None:
+    def __init__(self, channel: str = INBOX_CHANNEL, retry_seconds: float = 1.0) -> None:
         self._event = asyncio.Event()
+        self.channel = channel
         self.retry_seconds = retry_seconds
 
     def next_wakeup(self) -> asyncio.Event:
@@ -33,18 +35,18 @@ class InboxWakeups:
             lost = asyncio.Event()
             try:
                 async with pool.acquire() as conn:
-                    await conn.add_listener(INBOX_CHANNEL, self.wake)
+                    await conn.add_listener(self.channel, self.wake)
                     conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
                     try:
                         await lost.wait()
                     finally:
                         with contextlib.suppress(Exception):
-                            await conn.remove_listener(INBOX_CHANNEL, self.wake)
+                            await conn.remove_listener(self.channel, self.wake)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                log.warning("inbox listener failed", extra={"error": repr(error)})
-            log.warning("inbox listener lost; reconnecting")
+                log.warning("listener failed", extra={"error": repr(error)})
+            log.warning("listener lost; reconnecting", extra={"channel": self.channel})
             # Streams still poll meanwhile; reconnecting at once would spin while Postgres
             # is down.
             await asyncio.sleep(self.retry_seconds)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from services.notifications.domain import cursor
+from services.notifications.domain import cursor, webhooks
 from services.notifications.domain.addressing import Recipient, RecipientKind, addressee
 from services.notifications.domain.messages import Message, first_of_each
 from services.notifications.domain.streams import StreamLimit, TooManyStreams
@@ -78,3 +81,88 @@ def test_streams_are_bounded_per_recipient_and_given_back() -> None:
     limit.release("partner:a")
     limit.release("partner:a")
     assert limit.open_for("partner:a") == 0
+
+
+# ---- webhooks
+
+
+@pytest.mark.parametrize(
+    ("url", "detail"),
+    [
+        ("http://partner.example/hook", "url must use https"),
+        ("https://127.0.0.1/hook", "url must not point at a private, loopback or reserved address"),
+        ("https://10.1.2.3/hook", "url must not point at a private, loopback or reserved address"),
+        ("https://[::1]/hook", "url must not point at a private, loopback or reserved address"),
+        (
+            "https://[::ffff:192.168.0.1]/",
+            "url must not point at a private, loopback or reserved address",
+        ),
+        (
+            "https://169.254.169.254/latest",
+            "url must not point at a private, loopback or reserved address",
+        ),
+        ("https://localhost/hook", "url must not point at a private, loopback or reserved address"),
+        (
+            "https://printer.local/hook",
+            "url must not point at a private, loopback or reserved address",
+        ),
+        ("https://u:p@partner.example/hook", "url must not carry credentials"),
+        ("https://partner.example/hook#x", "url must not have a fragment"),
+        ("partner.example/hook", "url must be an absolute https URL"),
+        ("javascript:alert(1)", "url must be an absolute https URL"),
+    ],
+)
+def test_outside_development_mode_only_public_https_targets(url: str, detail: str) -> None:
+    with pytest.raises(Unprocessable) as refused:
+        webhooks.check_target(url, development_mode=False)
+    assert refused.value.message == detail
+
+
+def test_development_mode_allows_local_http_receivers() -> None:
+    assert webhooks.check_target("http://127.0.0.1:9000/h", development_mode=True)
+    assert webhooks.check_target("https://hooks.partner.example/h", development_mode=False)
+    with pytest.raises(Unprocessable):
+        webhooks.check_target("https://partner.example:notaport/h", development_mode=True)
+
+
+def test_retries_back_off_exponentially_with_jitter_up_to_a_cap() -> None:
+    policy = webhooks.RetryPolicy(initial_seconds=5, max_seconds=7200, budget=14)
+    assert policy.delay(1, 0.0).total_seconds() == 2.5
+    assert policy.delay(1, 0.999999).total_seconds() == pytest.approx(5, rel=1e-5)
+    assert policy.delay(4, 0.0).total_seconds() == 20
+    assert policy.delay(30, 0.999999).total_seconds() == pytest.approx(7200, rel=1e-5)
+    assert not policy.spent(13)
+    assert policy.spent(14)
+    # The budget spans hours of retries before an endpoint is disabled.
+    assert policy.span().total_seconds() > 6 * 3600
+
+
+@given(st.integers(min_value=1, max_value=60), st.floats(min_value=0, max_value=0.999))
+def test_a_delay_is_never_shorter_than_half_its_step_nor_longer_than_the_cap(
+    failures: int, jitter: float
+) -> None:
+    policy = webhooks.RetryPolicy(initial_seconds=5, max_seconds=7200)
+    step = min(7200, 5 * 2 ** (failures - 1))
+    assert step / 2 <= policy.delay(failures, jitter).total_seconds() <= step
+
+
+def test_deliveries_are_signed_as_the_specification_verifies_them() -> None:
+    note = partner_notification(partner_id="p-1", subject="hello")
+    body = webhooks.payload(Message.of(note), 7)
+    old, new = webhooks.new_secret(), webhooks.new_secret()
+    at = datetime.now(UTC)
+    headers = webhooks.Signing(new, old, at + timedelta(hours=1)).headers(
+        note.notification_id, at, body
+    )
+    assert headers["webhook-id"] == note.notification_id
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    for secret in (old, new):
+        verified = Webhook(secret).verify(body, headers)
+        assert verified["type"] == "notification.registration_approved"
+        assert verified["data"]["cursor"] == cursor.encode(7)
+    past_grace = webhooks.Signing(new, old, at - timedelta(seconds=1)).headers("id", at, body)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old).verify(body, past_grace)
+    tampered = body.replace("hello", "hellO")
+    with pytest.raises(WebhookVerificationError):
+        Webhook(new).verify(tampered, headers)
