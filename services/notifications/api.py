@@ -12,13 +12,16 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from services.notifications import inbox, streaming, views, webhooks
+from services.notifications import email_repository, inbox, streaming, views, webhooks
 from services.notifications.domain import cursor
 from services.notifications.domain.addressing import Recipient
+from services.notifications.domain.email import EmailPreference
 from services.notifications.domain.streams import StreamLimit
 from services.notifications.schemas import (
     Cursor,
     DeliveryPage,
+    EmailPreferenceIn,
+    EmailPreferenceOut,
     EndpointCreatedOut,
     EndpointIn,
     EndpointList,
@@ -325,3 +328,50 @@ async def redeliver_webhook(
     async with platform.transaction() as conn:
         await webhooks.redeliver(conn, who, partner_id, endpoint_id, delivery_id)
     return RedeliveryOut(delivery_id=delivery_id, status="pending")
+
+
+# ---- e-mail
+
+
+async def save_preference(
+    platform: Platform, who: Caller, recipient: Recipient, body: EmailPreferenceIn
+) -> EmailPreferenceOut:
+    preference = EmailPreference(body.address, body.mode, frozenset(body.kinds))
+    async with platform.transaction() as conn:
+        row = await email_repository.set_preference(conn, recipient, preference)
+        await record_action(conn, who, "email.preference", f"{recipient.kind}:{recipient.id}")
+    return views.email_preference_out(row)
+
+
+@router.get("/partners/{partner_id}/email-preference", tags=["e-mail"])
+async def get_partner_email_preference(
+    partner_id: str, who: CallerDep, platform: PlatformDep
+) -> EmailPreferenceOut:
+    recipient = partner_inbox(who, partner_id)
+    async with platform.pool.acquire() as conn:
+        return await views.email_preference(conn, recipient)
+
+
+@router.put("/partners/{partner_id}/email-preference", tags=["e-mail"])
+async def set_partner_email_preference(
+    partner_id: str, body: EmailPreferenceIn, who: WebhookAdminDep, platform: PlatformDep
+) -> EmailPreferenceOut:
+    """Where the partner's mail goes and how (its admins decide, as for webhooks)."""
+    return await save_preference(platform, who, partner_inbox(who, partner_id), body)
+
+
+@router.get("/owners/{owner}/email-preference", tags=["e-mail"])
+async def get_owner_email_preference(
+    owner: str, who: AdminDep, platform: PlatformDep
+) -> EmailPreferenceOut:
+    async with platform.pool.acquire() as conn:
+        return await views.email_preference(conn, Recipient.owner(owner))
+
+
+@router.put("/owners/{owner}/email-preference", tags=["e-mail"])
+async def set_owner_email_preference(
+    owner: str, body: EmailPreferenceIn, who: AdminDep, platform: PlatformDep
+) -> EmailPreferenceOut:
+    """Where a direct account owner's mail goes: how a rep hears of co-sell approvals and
+    direct-sales conflicts on its accounts without a platform token."""
+    return await save_preference(platform, who, Recipient.owner(owner), body)

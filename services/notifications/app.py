@@ -1,11 +1,12 @@
 """Composition root of the notifications service: the inbox consumer, the live streams'
-wake-ups, the webhook deliverer and the HTTP routes."""
+wake-ups, the webhook deliverer, the e-mail jobs and the HTTP routes."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from services.notifications import api, handlers
+from services.notifications import api, handlers, jobs
 from services.notifications.delivering import Deliverer
 from services.notifications.domain.streams import StreamLimit
 from services.notifications.settings import NotificationsSettings
@@ -14,6 +15,8 @@ from services.notifications.webhook_repository import DELIVERY_CHANNEL
 from shared.events.notifications import PartnerNotification
 from shared.service import Platform, ServiceDefinition
 from shared.topics import PARTNER_NOTIFICATIONS
+
+log = logging.getLogger(__name__)
 
 
 def wire(platform: Platform) -> None:
@@ -39,6 +42,16 @@ def wire(platform: Platform) -> None:
 
     platform.background(listen_for_deliveries)
     platform.background(deliverer.run)
+
+    if settings.smtp() is None:
+        log.warning("no NOTIFICATIONS_SMTP_HOST: e-mails queue but are not sent")
+    platform.every(settings.email_poll_seconds, jobs.send_emails, name="email")
+    platform.every(
+        settings.email_digest_seconds,
+        jobs.gather_digests,
+        name="email-digest",
+        first_run_after=settings.email_digest_seconds,
+    )
 
     messages = platform.consumer("inbox", [PARTNER_NOTIFICATIONS])
     messages.handles_batch(PartnerNotification)(handlers.on_notifications)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from services.notifications import repository, webhook_repository
+from services.notifications import email_repository, repository, webhook_repository
 from services.notifications.domain.addressing import Recipient
 from services.notifications.domain.messages import Message, first_of_each
 from services.notifications.repository import Filed
@@ -20,9 +20,11 @@ async def receive(conn: Connection, notes: list[PartnerNotification]) -> list[Fi
 
 async def file(conn: Connection, messages: list[Message]) -> list[Filed]:
     """File messages and, in the same transaction, queue them for their partner's webhook
-    endpoints: a message in an inbox is a message on its way to every channel."""
+    endpoints and their recipient's e-mail: a message in an inbox is a message on its way to
+    every channel."""
     filed = await repository.file_messages(conn, messages)
     await webhook_repository.enqueue(conn, filed)
+    await email_repository.route(conn, filed)
     return filed
 
 

@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from services.notifications.domain.cursor import MAX_CURSOR_LENGTH
+from services.notifications.domain.email import ADDRESS_MAX, EmailMode, check_address
 from services.notifications.domain.webhooks import KINDS, URL_MAX
 from shared.inputs import as_ident, as_text
 
@@ -174,3 +175,26 @@ class DeliveryPage(BaseModel):
 class RedeliveryOut(BaseModel):
     delivery_id: uuid.UUID
     status: str = Field(description="pending: it goes again in its place in the endpoint's order")
+
+
+# ---- e-mail
+
+
+def _address(value: str) -> str:
+    return check_address(value)
+
+
+class EmailPreferenceIn(_Request):
+    """Where the recipient's mail goes, which kinds (none listed: every kind) and how: each
+    message at once, a digest per period, or none."""
+
+    address: Annotated[str, Field(min_length=3, max_length=ADDRESS_MAX), AfterValidator(_address)]
+    mode: EmailMode
+    kinds: list[Kind] = Field(default_factory=list, max_length=len(KINDS))
+
+
+class EmailPreferenceOut(BaseModel):
+    address: str | None = Field(description="null: no preference set (no mail)")
+    mode: EmailMode
+    kinds: list[str]
+    updated_at: Timestamp | None = None

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.notifications.domain.webhooks import RetryPolicy
+from services.notifications.emailing import Smtp
 
 
 class NotificationsSettings(BaseSettings):
@@ -31,6 +32,20 @@ class NotificationsSettings(BaseSettings):
     webhook_retry_max_seconds: float = Field(default=7200.0, gt=0)
     webhook_failure_budget: int = Field(default=14, ge=1)
 
+    # E-mail over SMTP. Without a host nothing is sent: mails queue and wait for one. Outside
+    # development mode use STARTTLS (or a relay on the same host).
+    smtp_host: str = ""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = False
+    email_from: str = "Pollinate <notifications@pollinate.invalid>"
+    email_poll_seconds: float = Field(default=2.0, gt=0)
+    email_digest_seconds: float = Field(default=3600.0, gt=0)
+    email_retry_initial_seconds: float = Field(default=30.0, gt=0)
+    email_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    email_failure_budget: int = Field(default=10, ge=1)
+
     @model_validator(mode="after")
     def _lease_outlasts_an_attempt(self) -> NotificationsSettings:
         if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
@@ -44,4 +59,23 @@ class NotificationsSettings(BaseSettings):
             self.webhook_retry_initial_seconds,
             self.webhook_retry_max_seconds,
             self.webhook_failure_budget,
+        )
+
+    def email_retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            self.email_retry_initial_seconds,
+            self.email_retry_max_seconds,
+            self.email_failure_budget,
+        )
+
+    def smtp(self) -> Smtp | None:
+        if not self.smtp_host:
+            return None
+        return Smtp(
+            host=self.smtp_host,
+            port=self.smtp_port,
+            sender=self.email_from,
+            username=self.smtp_username,
+            password=self.smtp_password.get_secret_value(),
+            starttls=self.smtp_starttls,
         )

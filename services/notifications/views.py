@@ -9,10 +9,12 @@ from typing import Any
 
 from services.notifications.domain import cursor
 from services.notifications.domain.addressing import Recipient
+from services.notifications.domain.email import EmailMode
 from services.notifications.schemas import (
     AttemptOut,
     DeliveryOut,
     DeliveryPage,
+    EmailPreferenceOut,
     EndpointList,
     EndpointOut,
     NotificationOut,
@@ -171,4 +173,28 @@ async def deliveries(
             )
             for row in rows
         ]
+    )
+
+
+# ---- e-mail
+
+
+async def email_preference(conn: Connection, recipient: Recipient) -> EmailPreferenceOut:
+    row = await conn.fetchrow(
+        """SELECT address, kinds, mode, updated_at FROM email_preferences
+           WHERE recipient_kind = $1 AND recipient = $2""",
+        recipient.kind.value,
+        recipient.id,
+    )
+    if row is None:
+        return EmailPreferenceOut(address=None, mode=EmailMode.OFF, kinds=[])
+    return email_preference_out(row)
+
+
+def email_preference_out(row: Any) -> EmailPreferenceOut:
+    return EmailPreferenceOut(
+        address=row["address"],
+        mode=EmailMode(row["mode"]),
+        kinds=list(row["kinds"]),
+        updated_at=row["updated_at"],
     )

@@ -103,7 +103,7 @@ def test_the_table_lists_every_route_of_every_service_once() -> None:
 
 
 async def call(client: httpx.AsyncClient, route: Route, url: str, headers: dict[str, str]) -> Any:
-    body = {"json": {}} if route.method in ("POST", "PATCH") else {}
+    body = {"json": {}} if route.method in ("POST", "PATCH", "PUT") else {}
     if route.path.endswith("/stream"):
         # A live stream admitted never ends: its status and headers are the answer.
         async with client.stream(route.method, url, headers=headers) as response:

@@ -1,10 +1,14 @@
 """What a partner app does with its notifications: read the stream (Server-Sent Events over a
 real HTTP connection, parsed as the specification says) and receive webhooks (a real local
-HTTP server verifying Standard Webhooks signatures with the specification's library)."""
+HTTP server verifying Standard Webhooks signatures with the specification's library) and
+read its mail (a real local SMTP server, aiosmtpd)."""
 
 from __future__ import annotations
 
+import email
+import email.message
 import json
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -13,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+from aiosmtpd.controller import Controller
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 
@@ -152,6 +157,60 @@ class WebhookReceiver:
             return [r for r in self.received if r.path == path]
 
     def __enter__(self) -> WebhookReceiver:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass(frozen=True)
+class Mail:
+    to: list[str]
+    message: email.message.Message
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"])
+
+    @property
+    def body(self) -> str:
+        payload = self.message.get_payload(decode=True)
+        return payload.decode() if isinstance(payload, bytes) else str(payload)
+
+
+class MailServer:
+    """A real SMTP server on a local port (aiosmtpd, in its own thread) keeping what arrives.
+    It can stop (connections refused) and start again on the same port."""
+
+    def __init__(self) -> None:
+        self.mails: list[Mail] = []
+        self.lock = threading.Lock()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self.controller: Controller | None = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        parsed = email.message_from_bytes(envelope.original_content or envelope.content)
+        with self.lock:
+            self.mails.append(Mail(list(envelope.rcpt_tos), parsed))
+        return "250 Message accepted for delivery"
+
+    def start(self) -> None:
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def to(self, address: str) -> list[Mail]:
+        with self.lock:
+            return [m for m in self.mails if address in m.to]
+
+    def __enter__(self) -> MailServer:
         self.start()
         return self
 

@@ -11,6 +11,13 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from services.notifications.domain import cursor, webhooks
 from services.notifications.domain.addressing import Recipient, RecipientKind, addressee
+from services.notifications.domain.email import (
+    EmailMode,
+    EmailPreference,
+    check_address,
+    digest,
+    immediate,
+)
 from services.notifications.domain.messages import Message, first_of_each
 from services.notifications.domain.streams import StreamLimit, TooManyStreams
 from shared.errors import Unprocessable
@@ -166,3 +173,61 @@ def test_deliveries_are_signed_as_the_specification_verifies_them() -> None:
     tampered = body.replace("hello", "hellO")
     with pytest.raises(WebhookVerificationError):
         Webhook(new).verify(tampered, headers)
+
+
+# ---- e-mail
+
+
+def test_a_preference_picks_kinds_and_mode() -> None:
+    every = EmailPreference("a@b.example", EmailMode.DIGEST)
+    assert every.wants("earning") is EmailMode.DIGEST
+    some = EmailPreference("a@b.example", EmailMode.IMMEDIATE, frozenset({"earning"}))
+    assert some.wants("earning") is EmailMode.IMMEDIATE
+    assert some.wants("conflict") is EmailMode.OFF
+    off = EmailPreference("a@b.example", EmailMode.OFF)
+    assert off.wants("earning") is EmailMode.OFF
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["ops@partner.example", "first.last+tag@mail.partner.example", "x@a-b.example"],
+)
+def test_plain_addresses_are_accepted(address: str) -> None:
+    assert check_address(address) == address
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "ops@partner",
+        "Ops <ops@partner.example>",
+        "ops@partner.example\r\nBcc: x@evil.example",
+        "ops@@partner.example",
+        "@partner.example",
+        "a" * 65 + "@partner.example",
+        "ops@" + "a" * 250 + ".example",
+    ],
+)
+def test_anything_else_is_refused(address: str) -> None:
+    with pytest.raises(ValueError, match="plain e-mail address"):
+        check_address(address)
+
+
+def test_a_subject_never_spans_lines() -> None:
+    note = partner_notification(subject="Approved\r\nBcc: x@evil.example")
+    subject, body = immediate(Message.of(note))
+    assert "\n" not in subject
+    assert "\r" not in subject
+    assert subject == "[Pollinate] Approved Bcc: x@evil.example"
+    assert note.body in body
+
+
+def test_a_digest_lists_its_messages_in_order() -> None:
+    notes = [Message.of(partner_notification(subject=f"s{i}")) for i in range(2)]
+    subject, body = digest(notes)
+    assert subject == "[Pollinate] 2 notifications"
+    assert [line.rsplit(" ", 1)[-1] for line in body.splitlines() if line.startswith("- ")] == [
+        "s0",
+        "s1",
+    ]
+    assert digest(notes[:1])[0] == "[Pollinate] 1 notification"
