@@ -36,7 +36,7 @@ KAFKA_PID="$KAFKA_HOME/kafka.pid"
 # One password file per principal (the operators' admin and each service), the owner's alone.
 KAFKA_CREDENTIALS="$KAFKA_HOME/credentials"
 KAFKA_TLS_DIR="$KAFKA_HOME/tls"
-KAFKA_PRINCIPALS="admin onboarding deals attribution incentives"
+KAFKA_PRINCIPALS="admin onboarding deals attribution incentives notifications"
 PYTHON="${POLLINATE_PYTHON:-$ROOT/.venv/bin/python}"
 # The platform's token signing key pair (shared/identity.py), made here once: no committed key.
 TOKEN_KEYS="$WORK/identity/keys.json"
@@ -146,6 +146,9 @@ make_tls() {
 
 # Users, topics and ACLs from the topic registry (deploy/kafka_access.py), as the admin.
 provision_kafka() {
+  # A principal the registry gained since the broker's first start (a new service) gets its
+  # password here too: the broker may already be running.
+  make_credentials
   [ -x "$PYTHON" ] || die "$PYTHON not found: run 'make install' first (it provisions the broker's principals and ACLs)"
   ( cd "$ROOT" && env KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT" KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT \
       KAFKA_SASL_MECHANISM=SCRAM-SHA-512 KAFKA_SASL_USERNAME=admin \

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Run the four services as separate OS processes against the local stack.
+# Run the five services as separate OS processes against the local stack.
 #   deploy/services.sh start|stop|status
-# Ports: onboarding 8001, deals 8002, attribution 8003, incentives 8004. Logs in .work/services/.
+# Ports: onboarding 8001, deals 8002, attribution 8003, incentives 8004, notifications 8005. Logs in .work/services/.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RUN="$ROOT/.work/services"
 PY="$ROOT/.venv/bin/python"
-declare -A PORTS=([onboarding]=8001 [deals]=8002 [attribution]=8003 [incentives]=8004)
+declare -A PORTS=([onboarding]=8001 [deals]=8002 [attribution]=8003 [incentives]=8004 [notifications]=8005)
 eval "$("$ROOT/deploy/local-stack.sh" env)"
 mkdir -p "$RUN"
 cd "$ROOT"

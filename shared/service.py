@@ -354,4 +354,16 @@ def run(definition: ServiceDefinition) -> None:
         raise SystemExit(f"usage: python -m services.{definition.name} [migrate]")
     settings.refuse_local_defaults(also=definition.production_problems())
     app = create_app(definition, settings)
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None)
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        # A long-lived response (a live notification stream) would otherwise hold a stopping
+        # process forever; its client reconnects elsewhere and resumes where it was.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )
+
+
+# How long a stopping instance lets requests in flight finish before it cancels them.
+SHUTDOWN_GRACE_SECONDS = 10

@@ -20,7 +20,7 @@ from shared.kafka_client import KafkaConnection
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("onboarding", "deals", "attribution", "incentives")
+SERVICES = ("onboarding", "deals", "attribution", "incentives", "notifications")
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,8 @@ PARTNER_LIFECYCLE = Topic(
     6,
     "Partner lifecycle: approved, activated, tier changed, authorisations, suspended, expelled.",
     events=("partner.state_changed.v1",),
-    # Every service: deals and incentives keep a projection; all four follow who lost access.
-    consumers=("deals", "incentives", "attribution", "onboarding"),
+    # Every service: deals and incentives keep a projection; all follow who lost access.
+    consumers=("deals", "incentives", "attribution", "onboarding", "notifications"),
     aggregate="partner_id",
 )
 ATTRIBUTION_CREDITS = Topic(
@@ -118,10 +118,12 @@ PARTNER_NOTIFICATIONS = Topic(
     "deals",
     "partner id",
     6,
-    "Notifications partner apps subscribe to: one partner's messages share a key and stay ordered.",
+    "Notifications for partners and the direct account owners their events concern: one "
+    "partner's messages share a key and stay ordered. Internal: the notifications service files "
+    "them per recipient and delivers them (inbox, stream, webhooks, e-mail).",
     producers=("deals", "incentives", "onboarding", "attribution"),
     events=("notification.partner.v1",),
-    consumers=("partner apps",),
+    consumers=("notifications",),
     aggregate="partner_id",
 )
 

@@ -25,7 +25,7 @@ from tests.support.tokens import ADMIN as ADMIN
 from tests.support.tokens import ADMIN_TOKEN as ADMIN_TOKEN
 from tests.support.tokens import auth as auth
 
-SERVICES = ("onboarding", "deals", "attribution", "incentives")
+SERVICES = ("onboarding", "deals", "attribution", "incentives", "notifications")
 LOGS = ROOT / ".work" / "e2e"
 
 
@@ -120,6 +120,8 @@ class Fleet:
 
     infra: Infra
     instances: dict[tuple[str, int], Instance] = field(default_factory=dict)
+    # Extra environment for every process this fleet starts (a test's settings).
+    env: dict[str, str] = field(default_factory=dict)
 
     def url(self, service: str, instance: int = 0) -> str:
         return self.instances[(service, instance)].url
@@ -140,7 +142,7 @@ class Fleet:
                 "-m",
                 f"services.{service}",
                 cwd=ROOT,
-                env=service_env(self.infra, service, port, LOG_FORMAT="text"),
+                env=service_env(self.infra, service, port, LOG_FORMAT="text", **self.env),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,

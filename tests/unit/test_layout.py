@@ -63,6 +63,8 @@ def test_no_function_is_over_80_lines() -> None:
 @pytest.mark.parametrize("service", SERVICES)
 def test_routes_hold_no_sql(service: str) -> None:
     text = (ROOT / "services" / service / "api.py").read_text()
+    # An HTTP DELETE route's decorator is not SQL.
+    text = re.sub(r"@\w+\.delete\(", "@route(", text)
     assert re.findall(r"\b(SELECT|INSERT|UPDATE|DELETE)\b", text, re.IGNORECASE) == []
 
 

@@ -21,7 +21,7 @@ def app_of(service: str) -> Any:
 
 
 def test_every_service_is_described() -> None:
-    assert SERVICES == ["attribution", "deals", "incentives", "onboarding"]
+    assert SERVICES == ["attribution", "deals", "incentives", "notifications", "onboarding"]
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -1,0 +1,65 @@
+"""Composition root of the notifications service: the inbox consumer, the live streams'
+wake-ups, the webhook deliverer, the e-mail jobs and the HTTP routes."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from services.notifications import api, handlers, jobs
+from services.notifications.delivering import Deliverer
+from services.notifications.domain.streams import StreamLimit
+from services.notifications.settings import NotificationsSettings
+from services.notifications.wakeups import InboxWakeups
+from services.notifications.webhook_repository import DELIVERY_CHANNEL
+from shared.events.notifications import PartnerNotification
+from shared.service import Platform, ServiceDefinition
+from shared.topics import PARTNER_NOTIFICATIONS
+
+log = logging.getLogger(__name__)
+
+
+def wire(platform: Platform) -> None:
+    settings = NotificationsSettings()
+    platform.provide(settings)
+    platform.provide(StreamLimit(settings.stream_max_per_recipient))
+    wakeups = InboxWakeups()
+    platform.provide(wakeups)
+
+    async def listen() -> None:
+        await wakeups.listen(platform.pool)
+
+    platform.background(listen)
+
+    # Webhooks: queued deliveries wake the deliverer; it also polls for retries falling due.
+    queued = InboxWakeups(DELIVERY_CHANNEL)
+    deliverer = Deliverer(
+        platform.pool, settings, queued, development_mode=platform.settings.development_mode
+    )
+
+    async def listen_for_deliveries() -> None:
+        await queued.listen(platform.pool)
+
+    platform.background(listen_for_deliveries)
+    platform.background(deliverer.run)
+
+    if settings.smtp() is None:
+        log.warning("no NOTIFICATIONS_SMTP_HOST: e-mails queue but are not sent")
+    platform.every(settings.email_poll_seconds, jobs.send_emails, name="email")
+    platform.every(
+        settings.email_digest_seconds,
+        jobs.gather_digests,
+        name="email-digest",
+        first_run_after=settings.email_digest_seconds,
+    )
+
+    messages = platform.consumer("inbox", [PARTNER_NOTIFICATIONS])
+    messages.handles_batch(PartnerNotification)(handlers.on_notifications)
+
+
+definition = ServiceDefinition(
+    name="notifications",
+    migrations=Path(__file__).parent / "migrations",
+    routers=(api.router,),
+    wire=wire,
+)

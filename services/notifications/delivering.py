@@ -1,0 +1,208 @@
+"""Use case: delivering queued messages to webhook endpoints. Each instance leases endpoints
+whose head delivery is due and serves each in a task of its own (bounded in number), one
+delivery at a time in order; a failure is retried later with backoff, and an endpoint that
+has spent its failure budget is disabled and its partner told."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import ipaddress
+import logging
+import random
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from services.notifications import inbox, webhook_repository
+from services.notifications.domain.addressing import Recipient
+from services.notifications.domain.messages import Message
+from services.notifications.domain.webhooks import WEBHOOK_DISABLED, RetryPolicy, is_public
+from services.notifications.settings import NotificationsSettings
+from services.notifications.wakeups import InboxWakeups
+from services.notifications.webhook_repository import Attempt, ClaimedEndpoint
+from shared.clock import now
+from shared.db import Pool
+
+log = logging.getLogger(__name__)
+
+DISABLED_NAMESPACE = uuid.UUID("0b6f1f5e-6c52-4d0e-9a51-2f2b8a1d7c33")
+ERROR_MAX = 300
+
+
+class UnsafeTarget(Exception):
+    """The endpoint's host resolves to an address the platform must not call."""
+
+
+async def resolves_publicly(url: str) -> None:
+    host = urlsplit(url).hostname or ""
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(host, None)
+    except OSError as error:
+        raise UnsafeTarget(f"cannot resolve {host}: {error}") from None
+    if not found or not all(is_public(ipaddress.ip_address(info[4][0])) for info in found):
+        raise UnsafeTarget(f"{host} resolves to a private, loopback or reserved address")
+
+
+class Deliverer:
+    def __init__(
+        self,
+        pool: Pool,
+        settings: NotificationsSettings,
+        wakeups: InboxWakeups,
+        *,
+        development_mode: bool,
+    ) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.policy: RetryPolicy = settings.retry_policy()
+        self.wakeups = wakeups
+        self.development_mode = development_mode
+        self.owner = uuid.uuid4()  # this instance's name on its leases
+        self.active: dict[uuid.UUID, asyncio.Task[None]] = {}
+
+    async def run(self) -> None:
+        """Claim due endpoints while slots are free; wait for a wake-up, a finished endpoint
+        or the poll period."""
+        async with httpx.AsyncClient(
+            follow_redirects=False,
+            timeout=self.settings.webhook_timeout_seconds,
+            limits=httpx.Limits(max_connections=self.settings.webhook_concurrency * 2),
+        ) as client:
+            try:
+                while True:
+                    wakeup = self.wakeups.next_wakeup()
+                    await self.claim(client)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wakeup.wait(), self.settings.webhook_poll_seconds)
+            finally:
+                for task in self.active.values():
+                    task.cancel()
+                await asyncio.gather(*self.active.values(), return_exceptions=True)
+
+    async def claim(self, client: httpx.AsyncClient) -> None:
+        free = self.settings.webhook_concurrency - len(self.active)
+        if free <= 0:
+            return
+        try:
+            claimed = await webhook_repository.claim_endpoints(
+                self.pool, self.owner, free, self.settings.webhook_lease_seconds
+            )
+        except Exception as error:
+            log.warning("claiming webhook endpoints failed", extra={"error": repr(error)})
+            return
+        for endpoint in claimed:
+            task = asyncio.create_task(self.serve(client, endpoint))
+            self.active[endpoint.endpoint_id] = task
+            task.add_done_callback(functools.partial(self._finished, endpoint.endpoint_id))
+
+    def _finished(self, endpoint_id: uuid.UUID, _task: asyncio.Task[None]) -> None:
+        self.active.pop(endpoint_id, None)
+        self.wakeups.wake()  # a slot is free
+
+    async def serve(self, client: httpx.AsyncClient, endpoint: ClaimedEndpoint) -> None:
+        """Deliver the endpoint's due deliveries in order until one fails or none is due."""
+        try:
+            while True:
+                head = await webhook_repository.head_delivery(self.pool, endpoint.endpoint_id)
+                if head is None:
+                    return
+                attempt = await self.attempt(client, endpoint, head)
+                if not await self.settle(endpoint, attempt) or not attempt.succeeded:
+                    return
+                renewed = await webhook_repository.renew_lease(
+                    self.pool, endpoint.endpoint_id, self.owner, self.settings.webhook_lease_seconds
+                )
+                if not renewed:
+                    return
+        except Exception:
+            log.exception(
+                "serving a webhook endpoint failed", extra={"endpoint": str(endpoint.endpoint_id)}
+            )
+        finally:
+            with contextlib.suppress(Exception):
+                await webhook_repository.release_lease(self.pool, endpoint.endpoint_id, self.owner)
+
+    async def attempt(
+        self, client: httpx.AsyncClient, endpoint: ClaimedEndpoint, head: Any
+    ) -> Attempt:
+        at = now()
+        started = time.monotonic()
+        code: int | None = None
+        error: str | None = None
+        body: str = head["payload"]
+        try:
+            if not self.development_mode:
+                await resolves_publicly(endpoint.url)
+            headers = endpoint.signing.headers(str(head["message_id"]), at, body)
+            async with client.stream(
+                "POST", endpoint.url, content=body.encode(), headers=headers
+            ) as response:
+                code = response.status_code
+            if 300 <= code < 400:
+                error = f"HTTP {code}: redirects are not followed"
+            elif not 200 <= code < 300:
+                error = f"HTTP {code}"
+        except UnsafeTarget as refused:
+            error = str(refused)
+        except httpx.HTTPError as failed:
+            error = f"{type(failed).__name__}: {failed}"[:ERROR_MAX]
+        return Attempt(
+            head["delivery_id"],
+            head["attempts"] + 1,
+            at,
+            code,
+            error,
+            int((time.monotonic() - started) * 1000),
+        )
+
+    async def settle(self, endpoint: ClaimedEndpoint, attempt: Attempt) -> bool:
+        """Record the attempt and what follows from it; False when the endpoint is gone or has
+        just been disabled."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            outcome = await webhook_repository.endpoint_outcome(
+                conn, endpoint.endpoint_id, attempt.succeeded, attempt.at
+            )
+            if outcome is None:
+                return False  # deleted meanwhile, with its queue
+            failures = outcome["consecutive_failures"]
+            retry_at = (
+                None
+                if attempt.succeeded
+                else attempt.at + self.policy.delay(failures, random.random())  # noqa: S311 (jitter, not a secret)
+            )
+            await webhook_repository.record_attempt(conn, attempt, retry_at)
+            if attempt.succeeded or not self.policy.spent(failures) or not outcome["enabled"]:
+                return bool(outcome["enabled"])
+            reason = (
+                f"{failures} deliveries in a row failed since "
+                f"{outcome['failing_since'].isoformat()}; last: {attempt.error}"
+            )
+            await webhook_repository.disable_endpoint(conn, endpoint.endpoint_id, reason)
+            await inbox.file(conn, [disabled_message(endpoint, outcome, reason)])
+            log.warning(
+                "webhook endpoint disabled",
+                extra={"endpoint": str(endpoint.endpoint_id), "reason": reason},
+            )
+            return False
+
+
+def disabled_message(endpoint: ClaimedEndpoint, outcome: Any, reason: str) -> Message:
+    """What the partner is told: which endpoint, why, and that its queue waits for it."""
+    since = outcome["failing_since"].isoformat()
+    return Message(
+        notification_id=uuid.uuid5(DISABLED_NAMESPACE, f"{endpoint.endpoint_id}/{since}"),
+        recipient=Recipient.partner(endpoint.partner_id),
+        partner_id=endpoint.partner_id,
+        kind=WEBHOOK_DISABLED,
+        subject=f"Webhook endpoint {endpoint.url} disabled",
+        body=f"{reason}. Its queued messages are kept: enable it again to receive them in order.",
+        registration_id=None,
+        deal_key=None,
+        created_at=now(),
+        ingested_at=None,
+    )

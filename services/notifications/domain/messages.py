@@ -1,0 +1,50 @@
+"""A message in an inbox, as the inbox keeps it: one notification, filed under its recipient."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from services.notifications.domain.addressing import Recipient, addressee
+from shared.events.notifications import PartnerNotification
+
+
+@dataclass(frozen=True)
+class Message:
+    notification_id: uuid.UUID
+    recipient: Recipient
+    partner_id: str
+    kind: str
+    subject: str
+    body: str
+    registration_id: str | None
+    deal_key: str | None
+    created_at: datetime
+    ingested_at: datetime | None
+
+    @classmethod
+    def of(cls, note: PartnerNotification) -> Message:
+        return cls(
+            notification_id=uuid.UUID(note.notification_id),
+            recipient=addressee(note),
+            partner_id=note.partner_id,
+            kind=note.kind.value,
+            subject=note.subject,
+            body=note.body,
+            registration_id=note.registration_id,
+            deal_key=note.deal_key,
+            created_at=note.created_at,
+            ingested_at=note.ingested_at,
+        )
+
+
+def first_of_each(messages: list[Message]) -> list[Message]:
+    """The messages in their order, each notification once (a batch may carry a repeat)."""
+    seen: set[uuid.UUID] = set()
+    unique = []
+    for message in messages:
+        if message.notification_id not in seen:
+            seen.add(message.notification_id)
+            unique.append(message)
+    return unique

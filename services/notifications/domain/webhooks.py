@@ -1,0 +1,149 @@
+"""Webhook rules, pure: which targets may be called, what is sent and signed (Standard
+Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`), when a failed delivery is
+tried again, and when an endpoint has spent its failure budget."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from standardwebhooks.webhooks import Webhook
+
+from services.notifications.domain import cursor
+from services.notifications.domain.messages import Message
+from shared.errors import Unprocessable
+from shared.events.notifications import NotificationKind
+
+# The kind of the message this service files itself when it disables an endpoint.
+WEBHOOK_DISABLED = "webhook_disabled"
+KINDS = frozenset({kind.value for kind in NotificationKind} | {WEBHOOK_DISABLED})
+URL_MAX = 2000
+MAX_ENDPOINTS_PER_PARTNER = 10
+# After a rotation the previous secret keeps signing this long (receivers switch meanwhile).
+PREVIOUS_SECRET_GRACE = timedelta(hours=24)
+
+
+def new_secret() -> str:
+    """A `whsec_` secret: 32 random bytes in base64, as the specification's libraries take."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Globally routable: not private, loopback, link-local, multicast, reserved or shared."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return is_public(address.ipv4_mapped)
+    return address.is_global and not address.is_multicast
+
+
+def check_target(url: str, *, development_mode: bool) -> str:
+    """The URL as given, when the platform may call it; 422 saying why not. Outside
+    development mode only https to a host that is not a private or loopback address literal
+    (names are resolved and checked again at each delivery)."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port that is not a number is refused here
+    except ValueError as error:
+        raise Unprocessable(f"url is not a valid URL: {error}") from None
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise Unprocessable("url must be an absolute https URL")
+    if parts.scheme != "https" and not development_mode:
+        raise Unprocessable("url must use https")
+    if parts.username is not None or parts.password is not None:
+        raise Unprocessable("url must not carry credentials")
+    if parts.fragment:
+        raise Unprocessable("url must not have a fragment")
+    host = parts.hostname
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if not development_mode:
+        if literal is not None and not is_public(literal):
+            raise Unprocessable("url must not point at a private, loopback or reserved address")
+        if literal is None and (host == "localhost" or host.endswith((".localhost", ".local"))):
+            raise Unprocessable("url must not point at a private, loopback or reserved address")
+    return url
+
+
+def event_type(kind: str) -> str:
+    return f"notification.{kind}"
+
+
+def payload(message: Message, position: int) -> str:
+    """The body sent for a message: the specification's recommended shape (`type`,
+    `timestamp`, `data`), fixed when the message is filed so every attempt signs the same."""
+    data = {
+        "cursor": cursor.encode(position),
+        "notification_id": str(message.notification_id),
+        "kind": message.kind,
+        "partner_id": message.partner_id,
+        "subject": message.subject,
+        "body": message.body,
+        "registration_id": message.registration_id,
+        "deal_key": message.deal_key,
+        "created_at": message.created_at.isoformat(),
+        "ingested_at": message.ingested_at.isoformat() if message.ingested_at else None,
+    }
+    return json.dumps(
+        {
+            "type": event_type(message.kind),
+            "timestamp": message.created_at.isoformat(),
+            "data": data,
+        },
+        separators=(",", ":"),
+    )
+
+
+@dataclass(frozen=True)
+class Signing:
+    secret: str
+    previous_secret: str | None = None
+    previous_secret_until: datetime | None = None
+
+    def headers(self, webhook_id: str, at: datetime, body: str) -> dict[str, str]:
+        """The specification's three headers; during a rotation's grace period the signature
+        header carries a signature with each secret (space-separated), so a receiver holding
+        either verifies."""
+        signatures = [Webhook(self.secret).sign(webhook_id, at, body)]
+        if self.previous_secret and self.previous_secret_until and at < self.previous_secret_until:
+            signatures.append(Webhook(self.previous_secret).sign(webhook_id, at, body))
+        return {
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(int(at.timestamp())),
+            "webhook-signature": " ".join(signatures),
+            "content-type": "application/json",
+        }
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: the n-th failure waits initial * 2^(n-1), capped, times
+    a random factor in [0.5, 1) so endpoints that failed together do not retry together. An
+    endpoint whose head delivery has failed `budget` times in a row is disabled (its queue
+    kept: re-enabling it resumes in order)."""
+
+    initial_seconds: float = 5.0
+    max_seconds: float = 7200.0
+    budget: int = 14
+
+    def delay(self, failures: int, jitter: float) -> timedelta:
+        """`jitter` in [0, 1) (the caller's random draw)."""
+        base = min(self.max_seconds, self.initial_seconds * 2 ** max(0, failures - 1))
+        return timedelta(seconds=base * (0.5 + jitter / 2))
+
+    def spent(self, failures: int) -> bool:
+        return failures >= self.budget
+
+    def span(self) -> timedelta:
+        """The longest time an endpoint is retried before it is disabled (no jitter)."""
+        return timedelta(
+            seconds=sum(
+                min(self.max_seconds, self.initial_seconds * 2 ** (n - 1))
+                for n in range(1, self.budget)
+            )
+        )

@@ -1,0 +1,208 @@
+"""Write-side SQL of e-mail: preferences, the mails queued when messages are filed, digests
+gathered, mails claimed for sending and their outcome."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from services.notifications.domain import email
+from services.notifications.domain.addressing import Recipient, RecipientKind
+from services.notifications.domain.email import EmailMode, EmailPreference
+from services.notifications.domain.messages import Message
+from services.notifications.repository import Filed
+from shared.db import Connection, Pool
+
+EMAIL_NAMESPACE = uuid.UUID("8d3b8a70-5f0e-4a55-9f1c-0c2e6f1d4b21")
+
+
+async def set_preference(
+    conn: Connection, recipient: Recipient, preference: EmailPreference
+) -> Any:
+    return await conn.fetchrow(
+        """INSERT INTO email_preferences (recipient_kind, recipient, address, kinds, mode)
+           VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (recipient_kind, recipient) DO UPDATE
+           SET address = excluded.address, kinds = excluded.kinds, mode = excluded.mode,
+               updated_at = now()
+           RETURNING address, kinds, mode, updated_at""",
+        recipient.kind.value,
+        recipient.id,
+        preference.address,
+        sorted(preference.kinds),
+        preference.mode.value,
+    )
+
+
+async def preferences(
+    conn: Connection, recipients: set[Recipient]
+) -> dict[Recipient, EmailPreference]:
+    rows = await conn.fetch(
+        """SELECT p.recipient_kind, p.recipient, p.address, p.kinds, p.mode
+           FROM email_preferences p
+           JOIN unnest($1::text[], $2::text[]) AS r(kind, id)
+             ON p.recipient_kind = r.kind AND p.recipient = r.id
+           WHERE p.mode <> 'off'""",
+        [r.kind.value for r in recipients],
+        [r.id for r in recipients],
+    )
+    return {
+        Recipient(RecipientKind(row["recipient_kind"]), row["recipient"]): EmailPreference(
+            row["address"], EmailMode(row["mode"]), frozenset(row["kinds"])
+        )
+        for row in rows
+    }
+
+
+async def route(conn: Connection, filed: list[Filed]) -> int:
+    """Queue the filed messages their recipients want by mail: a mail each now, or a place in
+    the next digest. Returns how many were queued either way."""
+    if not filed:
+        return 0
+    wanted = await preferences(conn, {f.message.recipient for f in filed})
+    now_mails: list[tuple[Filed, EmailPreference]] = []
+    later: list[Filed] = []
+    for item in filed:
+        preference = wanted.get(item.message.recipient)
+        mode = preference.wants(item.message.kind) if preference else EmailMode.OFF
+        if mode is EmailMode.IMMEDIATE and preference is not None:
+            now_mails.append((item, preference))
+        elif mode is EmailMode.DIGEST:
+            later.append(item)
+    for item, preference in now_mails:
+        subject, body = email.immediate(item.message)
+        await queue_mail(
+            conn,
+            uuid.uuid5(EMAIL_NAMESPACE, str(item.message.notification_id)),
+            item.message.recipient,
+            preference.address,
+            subject,
+            body,
+            [item.position],
+        )
+    if later:
+        await conn.execute(
+            """INSERT INTO email_digest_queue (recipient_kind, recipient, position)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+               ON CONFLICT DO NOTHING""",
+            [f.message.recipient.kind.value for f in later],
+            [f.message.recipient.id for f in later],
+            [f.position for f in later],
+        )
+    return len(now_mails) + len(later)
+
+
+async def queue_mail(
+    conn: Connection,
+    email_id: uuid.UUID,
+    recipient: Recipient,
+    address: str,
+    subject: str,
+    body: str,
+    positions: list[int],
+) -> None:
+    await conn.execute(
+        """INSERT INTO emails (email_id, recipient_kind, recipient, address, subject, body,
+               positions) VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (email_id) DO NOTHING""",
+        email_id,
+        recipient.kind.value,
+        recipient.id,
+        address,
+        subject,
+        body,
+        positions,
+    )
+
+
+async def take_digests(conn: Connection) -> list[tuple[Recipient, str, list[int], list[Message]]]:
+    """Everything waiting for a digest, per recipient with its address, taken off the queue
+    (in this transaction: the digest mails are queued in it too)."""
+    rows = await conn.fetch(
+        """DELETE FROM email_digest_queue q
+           RETURNING q.recipient_kind, q.recipient, q.position"""
+    )
+    if not rows:
+        return []
+    messages = {
+        row["position"]: row
+        for row in await conn.fetch(
+            """SELECT position, notification_id, recipient_kind, recipient, partner_id, kind,
+                      subject, body, registration_id, deal_key, created_at, ingested_at
+               FROM messages WHERE position = ANY($1::bigint[])""",
+            [row["position"] for row in rows],
+        )
+    }
+    by_recipient: dict[Recipient, list[int]] = {}
+    for row in rows:
+        key = Recipient(RecipientKind(row["recipient_kind"]), row["recipient"])
+        by_recipient.setdefault(key, []).append(row["position"])
+    wanted = await preferences(conn, set(by_recipient))
+    digests = []
+    for recipient, positions in by_recipient.items():
+        preference = wanted.get(recipient)
+        if preference is None or preference.mode is not EmailMode.DIGEST:
+            continue  # changed its mind since: nothing to send
+        positions.sort()
+        digests.append(
+            (
+                recipient,
+                preference.address,
+                positions,
+                [message_of(messages[p]) for p in positions if p in messages],
+            )
+        )
+    return digests
+
+
+def message_of(row: Any) -> Message:
+    return Message(
+        notification_id=row["notification_id"],
+        recipient=Recipient(RecipientKind(row["recipient_kind"]), row["recipient"]),
+        partner_id=row["partner_id"],
+        kind=row["kind"],
+        subject=row["subject"],
+        body=row["body"],
+        registration_id=row["registration_id"],
+        deal_key=row["deal_key"],
+        created_at=row["created_at"],
+        ingested_at=row["ingested_at"],
+    )
+
+
+async def claim_due(pool: Pool, limit: int, lease_seconds: float) -> list[Any]:
+    """Pending mails that are due, pushed out of reach for the lease while they are sent (an
+    instance that dies mid-send leaves them to be sent again after it)."""
+    return await pool.fetch(
+        """UPDATE emails SET next_attempt_at = now() + make_interval(secs => $2)
+           WHERE email_id IN (
+               SELECT email_id FROM emails
+               WHERE status = 'pending' AND next_attempt_at <= now()
+               ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+           RETURNING email_id, address, subject, body, attempts""",
+        limit,
+        lease_seconds,
+    )
+
+
+async def settle(
+    pool: Pool,
+    email_id: uuid.UUID,
+    *,
+    sent_at: datetime | None,
+    error: str | None,
+    retry_at: datetime | None,
+) -> None:
+    """Sent; or failed and due again at `retry_at`; or failed for good (no `retry_at`)."""
+    await pool.execute(
+        """UPDATE emails SET attempts = attempts + 1, last_error = $3,
+               status = CASE WHEN $2::timestamptz IS NOT NULL THEN 'sent'
+                             WHEN $4::timestamptz IS NULL THEN 'failed' ELSE 'pending' END,
+               sent_at = $2, next_attempt_at = coalesce($4, next_attempt_at)
+           WHERE email_id = $1""",
+        email_id,
+        sent_at,
+        error,
+        retry_at,
+    )

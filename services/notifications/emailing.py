@@ -1,0 +1,102 @@
+"""Use case: mails go out. Due mails are claimed and sent over SMTP (one connection per
+mail, in a worker thread: `smtplib` is the standard library's client); a failure is retried
+with backoff and given up after a budget, with the reason kept. Digests gather what waited
+for each recipient into one mail."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import smtplib
+import ssl
+import uuid
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+from services.notifications import email_repository
+from services.notifications.domain import email
+from services.notifications.domain.webhooks import RetryPolicy
+from shared.clock import now
+from shared.db import Pool
+
+log = logging.getLogger(__name__)
+
+DIGEST_NAMESPACE = uuid.UUID("5e0b7c4e-2a8f-4e1b-8f3d-7b9c1a2d6e50")
+CLAIM_BATCH = 50
+ERROR_MAX = 300
+
+
+@dataclass(frozen=True)
+class Smtp:
+    host: str
+    port: int
+    sender: str
+    username: str = ""
+    password: str = ""
+    starttls: bool = False
+    timeout_seconds: float = 10.0
+
+
+def send_one(smtp: Smtp, email_id: uuid.UUID, address: str, subject: str, body: str) -> None:
+    """Blocking: one mail over one SMTP connection. Its Message-ID is the mail's id, so a
+    mail sent twice (an instance dying mid-send) is recognisably the same mail."""
+    mail = EmailMessage()
+    mail["From"] = smtp.sender
+    mail["To"] = address
+    mail["Subject"] = subject
+    mail["Message-ID"] = f"<{email_id}@pollinate>"
+    mail.set_content(body)
+    with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_seconds) as client:
+        if smtp.starttls:
+            client.starttls(context=ssl.create_default_context())
+        if smtp.username:
+            client.login(smtp.username, smtp.password)
+        client.send_message(mail)
+
+
+async def send_due(pool: Pool, smtp: Smtp, policy: RetryPolicy, lease_seconds: float) -> int:
+    """Send the mails that are due; returns how many went."""
+    sent = 0
+    for row in await email_repository.claim_due(pool, CLAIM_BATCH, lease_seconds):
+        try:
+            await asyncio.to_thread(
+                send_one, smtp, row["email_id"], row["address"], row["subject"], row["body"]
+            )
+        except (smtplib.SMTPException, OSError) as error:
+            failures = row["attempts"] + 1
+            retry_at = (
+                None if policy.spent(failures) else now() + policy.delay(failures, random.random())  # noqa: S311 (jitter)
+            )
+            reason = f"{type(error).__name__}: {error}"[:ERROR_MAX]
+            log.warning("mail not sent", extra={"email": str(row["email_id"]), "error": reason})
+            await email_repository.settle(
+                pool, row["email_id"], sent_at=None, error=reason, retry_at=retry_at
+            )
+        else:
+            sent += 1
+            await email_repository.settle(
+                pool, row["email_id"], sent_at=now(), error=None, retry_at=None
+            )
+    return sent
+
+
+async def gather_digests(pool: Pool) -> int:
+    """One digest mail per recipient with messages waiting; returns how many were queued."""
+    async with pool.acquire() as conn, conn.transaction():
+        digests = await email_repository.take_digests(conn)
+        for recipient, address, positions, messages in digests:
+            if not messages:
+                continue
+            subject, body = email.digest(messages)
+            identity = f"{recipient.kind}/{recipient.id}/{positions[0]}-{positions[-1]}"
+            await email_repository.queue_mail(
+                conn,
+                uuid.uuid5(DIGEST_NAMESPACE, identity),
+                recipient,
+                address,
+                subject,
+                body,
+                positions,
+            )
+        return len(digests)

@@ -1,0 +1,23 @@
+"""Periodic work of notifications: mails out, digests gathered."""
+
+from __future__ import annotations
+
+from services.notifications import emailing
+from services.notifications.settings import NotificationsSettings
+from shared.service import Platform
+
+
+async def send_emails(platform: Platform) -> int:
+    """Send the mails that are due (none without an SMTP host). Returns how many went."""
+    settings = platform.provisions.get(NotificationsSettings)
+    smtp = settings.smtp()
+    if smtp is None:
+        return 0
+    return await emailing.send_due(
+        platform.pool, smtp, settings.email_retry_policy(), settings.webhook_lease_seconds
+    )
+
+
+async def gather_digests(platform: Platform) -> int:
+    """Queue one digest mail per recipient with messages waiting. Returns how many."""
+    return await emailing.gather_digests(platform.pool)

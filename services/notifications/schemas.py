@@ -1,0 +1,200 @@
+"""Request and response bodies of the notifications HTTP API (the events are in shared/events).
+
+Times are ISO 8601 with their offset. Cursors are opaque strings this service hands out."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
+
+from services.notifications.domain.cursor import MAX_CURSOR_LENGTH
+from services.notifications.domain.email import ADDRESS_MAX, EmailMode, check_address
+from services.notifications.domain.webhooks import KINDS, URL_MAX
+from shared.inputs import as_ident, as_text
+
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(lambda moment: moment.isoformat(), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+Cursor = Annotated[str, Field(min_length=1, max_length=MAX_CURSOR_LENGTH)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NotificationOut(BaseModel):
+    cursor: str = Field(description="where this message sits: pass it as `after` to read on")
+    notification_id: uuid.UUID
+    kind: str = Field(description="a NotificationKind value (docs/asyncapi.json)")
+    partner_id: str = Field(description="the partner whose event this is")
+    subject: str
+    body: str
+    registration_id: str | None = None
+    deal_key: str | None = None
+    created_at: Timestamp
+    ingested_at: Timestamp | None = None
+    read: bool
+
+
+class NotificationPage(BaseModel):
+    items: list[NotificationOut]
+    next_cursor: str | None = Field(
+        description="`after` for the next page: the last item's cursor (the one given when the "
+        "page is empty); null for an empty inbox read from the start"
+    )
+    unread: int = Field(description="unread messages in the whole inbox")
+
+
+class MarkReadIn(_Request):
+    """Either the messages to mark, or `through`: everything up to and including a cursor."""
+
+    notification_ids: list[uuid.UUID] | None = Field(default=None, min_length=1, max_length=500)
+    through: Cursor | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> MarkReadIn:
+        if (self.notification_ids is None) == (self.through is None):
+            raise ValueError("give exactly one of notification_ids and through")
+        return self
+
+
+class MarkReadOut(BaseModel):
+    marked: int = Field(description="messages that were unread and are now read")
+    unread: int
+
+
+# ---- webhooks
+
+
+def _known_kind(value: str) -> str:
+    if value not in KINDS:
+        raise ValueError(f"unknown kind {value[:64]!r}; kinds: {', '.join(sorted(KINDS))}")
+    return value
+
+
+Kind = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_known_kind)]
+Url = Annotated[str, Field(min_length=1, max_length=URL_MAX), AfterValidator(as_ident)]
+Description = Annotated[str, Field(max_length=200), AfterValidator(as_text)]
+
+
+class EndpointIn(_Request):
+    """A webhook endpoint: where the partner's messages are POSTed (signed), and of which kinds
+    (none listed: every kind)."""
+
+    url: Url
+    kinds: list[Kind] = Field(default_factory=list, max_length=len(KINDS))
+    description: Description = ""
+
+
+class EndpointPatch(_Request):
+    """What to change; `enabled: true` re-enables a disabled endpoint (its queue resumes in
+    order), `false` pauses it (messages keep queueing)."""
+
+    url: Url | None = None
+    kinds: list[Kind] | None = Field(default=None, max_length=len(KINDS))
+    description: Description | None = None
+    enabled: bool | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> EndpointPatch:
+        if self.model_fields_set == set() or all(
+            getattr(self, name) is None for name in self.model_fields_set
+        ):
+            raise ValueError("give at least one of url, kinds, description, enabled")
+        return self
+
+
+class EndpointOut(BaseModel):
+    endpoint_id: uuid.UUID
+    partner_id: str
+    url: str
+    description: str
+    kinds: list[str] = Field(description="kinds delivered; empty: every kind")
+    enabled: bool
+    disabled_reason: str | None = None
+    consecutive_failures: int
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class EndpointCreatedOut(EndpointOut):
+    secret: str = Field(description="the signing secret (`whsec_...`): shown now and on rotation")
+
+
+class EndpointList(BaseModel):
+    items: list[EndpointOut]
+
+
+class SecretOut(BaseModel):
+    endpoint_id: uuid.UUID
+    secret: str = Field(description="the new signing secret (`whsec_...`)")
+    previous_secret_valid_until: Timestamp = Field(
+        description="until then each delivery carries a signature with the previous secret too"
+    )
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    attempted_at: Timestamp
+    status_code: int | None = Field(description="the receiver's answer; null if none came")
+    error: str | None = None
+    duration_ms: int
+
+
+class DeliveryOut(BaseModel):
+    delivery_id: uuid.UUID
+    webhook_id: uuid.UUID = Field(description="the `webhook-id` header: the notification id")
+    event_type: str
+    status: str = Field(description="pending | delivered")
+    attempts: int
+    next_attempt_at: Timestamp | None = Field(description="when a pending delivery goes next")
+    last_status_code: int | None = None
+    last_error: str | None = None
+    created_at: Timestamp
+    delivered_at: Timestamp | None = None
+    attempt_log: list[AttemptOut]
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut] = Field(description="newest first")
+
+
+class RedeliveryOut(BaseModel):
+    delivery_id: uuid.UUID
+    status: str = Field(description="pending: it goes again in its place in the endpoint's order")
+
+
+# ---- e-mail
+
+
+def _address(value: str) -> str:
+    return check_address(value)
+
+
+class EmailPreferenceIn(_Request):
+    """Where the recipient's mail goes, which kinds (none listed: every kind) and how: each
+    message at once, a digest per period, or none."""
+
+    address: Annotated[str, Field(min_length=3, max_length=ADDRESS_MAX), AfterValidator(_address)]
+    mode: EmailMode
+    kinds: list[Kind] = Field(default_factory=list, max_length=len(KINDS))
+
+
+class EmailPreferenceOut(BaseModel):
+    address: str | None = Field(description="null: no preference set (no mail)")
+    mode: EmailMode
+    kinds: list[str]
+    updated_at: Timestamp | None = None

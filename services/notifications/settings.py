@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.notifications.domain.webhooks import RetryPolicy
+from services.notifications.emailing import Smtp
+
+
+class NotificationsSettings(BaseSettings):
+    """Notifications-only settings (prefix NOTIFICATIONS_)."""
+
+    model_config = SettingsConfigDict(env_prefix="NOTIFICATIONS_", extra="ignore", frozen=True)
+
+    # Live streams: a comment line this often keeps proxies from closing an idle stream and
+    # tells the client the stream is alive; at most this many open streams per recipient on
+    # one instance (429 beyond).
+    stream_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    stream_max_per_recipient: int = Field(default=5, ge=1)
+    # A stream re-reads its inbox this often even without a wake-up (a lost NOTIFY, say).
+    stream_poll_seconds: float = Field(default=1.0, gt=0)
+
+    # Webhooks: one attempt's bound (connect + response), how many endpoints one instance
+    # serves at once (a slow endpoint holds one of them, never another's), how long a claim on
+    # an endpoint lasts without renewal (a dead instance's endpoints are taken over after it),
+    # how often due retries are looked for, and the retry schedule (domain/webhooks.py).
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_concurrency: int = Field(default=32, ge=1)
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    webhook_retry_initial_seconds: float = Field(default=5.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=7200.0, gt=0)
+    webhook_failure_budget: int = Field(default=14, ge=1)
+
+    # E-mail over SMTP. Without a host nothing is sent: mails queue and wait for one. Outside
+    # development mode use STARTTLS (or a relay on the same host).
+    smtp_host: str = ""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = False
+    email_from: str = "Pollinate <notifications@pollinate.invalid>"
+    email_poll_seconds: float = Field(default=2.0, gt=0)
+    email_digest_seconds: float = Field(default=3600.0, gt=0)
+    email_retry_initial_seconds: float = Field(default=30.0, gt=0)
+    email_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    email_failure_budget: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_an_attempt(self) -> NotificationsSettings:
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError(
+                "NOTIFICATIONS_WEBHOOK_LEASE_SECONDS must exceed NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS"
+            )
+        return self
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            self.webhook_retry_initial_seconds,
+            self.webhook_retry_max_seconds,
+            self.webhook_failure_budget,
+        )
+
+    def email_retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            self.email_retry_initial_seconds,
+            self.email_retry_max_seconds,
+            self.email_failure_budget,
+        )
+
+    def smtp(self) -> Smtp | None:
+        if not self.smtp_host:
+            return None
+        return Smtp(
+            host=self.smtp_host,
+            port=self.smtp_port,
+            sender=self.email_from,
+            username=self.smtp_username,
+            password=self.smtp_password.get_secret_value(),
+            starttls=self.smtp_starttls,
+        )

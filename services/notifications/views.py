@@ -1,0 +1,200 @@
+"""Read side of notifications: pages of an inbox and its unread count. No locks: positions
+become visible in order (migrations/0001_inbox.sql), so a read never passes a message that is
+still to commit."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from services.notifications.domain import cursor
+from services.notifications.domain.addressing import Recipient
+from services.notifications.domain.email import EmailMode
+from services.notifications.schemas import (
+    AttemptOut,
+    DeliveryOut,
+    DeliveryPage,
+    EmailPreferenceOut,
+    EndpointList,
+    EndpointOut,
+    NotificationOut,
+    NotificationPage,
+)
+from services.notifications.webhook_repository import ENDPOINT_COLUMNS
+from shared.db import Connection
+from shared.errors import NotFound
+
+MESSAGE_COLUMNS = """position, notification_id, partner_id, kind, subject, body, registration_id,
+    deal_key, created_at, ingested_at, read_at"""
+
+
+def message_out(row: Any) -> NotificationOut:
+    return NotificationOut(
+        cursor=cursor.encode(row["position"]),
+        notification_id=row["notification_id"],
+        kind=row["kind"],
+        partner_id=row["partner_id"],
+        subject=row["subject"],
+        body=row["body"],
+        registration_id=row["registration_id"],
+        deal_key=row["deal_key"],
+        created_at=row["created_at"],
+        ingested_at=row["ingested_at"],
+        read=row["read_at"] is not None,
+    )
+
+
+async def messages_after(
+    conn: Connection, recipient: Recipient, after: int, limit: int
+) -> list[NotificationOut]:
+    rows = await conn.fetch(
+        f"""SELECT {MESSAGE_COLUMNS} FROM messages
+            WHERE recipient_kind = $1 AND recipient = $2 AND position > $3
+            ORDER BY position LIMIT $4""",
+        recipient.kind.value,
+        recipient.id,
+        after,
+        limit,
+    )
+    return [message_out(row) for row in rows]
+
+
+async def unread(conn: Connection, recipient: Recipient) -> int:
+    count = await conn.fetchval(
+        """SELECT count(*) FROM messages
+           WHERE recipient_kind = $1 AND recipient = $2 AND read_at IS NULL""",
+        recipient.kind.value,
+        recipient.id,
+    )
+    return int(count)
+
+
+async def page(
+    conn: Connection, recipient: Recipient, after: str | None, limit: int
+) -> NotificationPage:
+    start = cursor.decode(after, "after") if after is not None else 0
+    items = await messages_after(conn, recipient, start, limit)
+    return NotificationPage(
+        items=items,
+        next_cursor=items[-1].cursor if items else after,
+        unread=await unread(conn, recipient),
+    )
+
+
+async def latest_position(conn: Connection, recipient: Recipient) -> int:
+    position = await conn.fetchval(
+        """SELECT max(position) FROM messages WHERE recipient_kind = $1 AND recipient = $2""",
+        recipient.kind.value,
+        recipient.id,
+    )
+    return int(position or 0)
+
+
+# ---- webhooks
+
+
+def endpoint_out(row: Any) -> EndpointOut:
+    return EndpointOut(
+        endpoint_id=row["endpoint_id"],
+        partner_id=row["partner_id"],
+        url=row["url"],
+        description=row["description"],
+        kinds=list(row["kinds"]),
+        enabled=row["enabled"],
+        disabled_reason=row["disabled_reason"],
+        consecutive_failures=row["consecutive_failures"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+async def endpoints(conn: Connection, partner_id: str) -> EndpointList:
+    rows = await conn.fetch(
+        f"""SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE partner_id = $1
+            ORDER BY created_at, endpoint_id""",
+        partner_id,
+    )
+    return EndpointList(items=[endpoint_out(row) for row in rows])
+
+
+async def endpoint(conn: Connection, partner_id: str, endpoint_id: uuid.UUID) -> EndpointOut:
+    row = await conn.fetchrow(
+        f"""SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints
+            WHERE partner_id = $1 AND endpoint_id = $2""",
+        partner_id,
+        endpoint_id,
+    )
+    if row is None:
+        raise NotFound(f"webhook endpoint {endpoint_id} not found")
+    return endpoint_out(row)
+
+
+async def deliveries(
+    conn: Connection, partner_id: str, endpoint_id: uuid.UUID, limit: int
+) -> DeliveryPage:
+    await endpoint(conn, partner_id, endpoint_id)
+    rows = await conn.fetch(
+        """SELECT delivery_id, message_id, event_type, status, attempts, next_attempt_at,
+                  last_status_code, last_error, created_at, delivered_at
+           FROM webhook_deliveries WHERE endpoint_id = $1
+           ORDER BY position DESC LIMIT $2""",
+        endpoint_id,
+        limit,
+    )
+    attempts: dict[uuid.UUID, list[AttemptOut]] = {row["delivery_id"]: [] for row in rows}
+    for attempt in await conn.fetch(
+        """SELECT delivery_id, attempt, attempted_at, status_code, error, duration_ms
+           FROM webhook_attempts WHERE delivery_id = ANY($1::uuid[]) ORDER BY attempt""",
+        list(attempts),
+    ):
+        attempts[attempt["delivery_id"]].append(
+            AttemptOut(
+                attempt=attempt["attempt"],
+                attempted_at=attempt["attempted_at"],
+                status_code=attempt["status_code"],
+                error=attempt["error"],
+                duration_ms=attempt["duration_ms"],
+            )
+        )
+    return DeliveryPage(
+        items=[
+            DeliveryOut(
+                delivery_id=row["delivery_id"],
+                webhook_id=row["message_id"],
+                event_type=row["event_type"],
+                status=row["status"],
+                attempts=row["attempts"],
+                next_attempt_at=row["next_attempt_at"] if row["status"] == "pending" else None,
+                last_status_code=row["last_status_code"],
+                last_error=row["last_error"],
+                created_at=row["created_at"],
+                delivered_at=row["delivered_at"],
+                attempt_log=attempts[row["delivery_id"]],
+            )
+            for row in rows
+        ]
+    )
+
+
+# ---- e-mail
+
+
+async def email_preference(conn: Connection, recipient: Recipient) -> EmailPreferenceOut:
+    row = await conn.fetchrow(
+        """SELECT address, kinds, mode, updated_at FROM email_preferences
+           WHERE recipient_kind = $1 AND recipient = $2""",
+        recipient.kind.value,
+        recipient.id,
+    )
+    if row is None:
+        return EmailPreferenceOut(address=None, mode=EmailMode.OFF, kinds=[])
+    return email_preference_out(row)
+
+
+def email_preference_out(row: Any) -> EmailPreferenceOut:
+    return EmailPreferenceOut(
+        address=row["address"],
+        mode=EmailMode(row["mode"]),
+        kinds=list(row["kinds"]),
+        updated_at=row["updated_at"],
+    )

@@ -1,0 +1,308 @@
+"""Write-side SQL of webhooks: endpoints, the delivery queue (filled in the filing
+transaction), leases on endpoints, attempts and their outcomes."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from services.notifications.domain import webhooks
+from services.notifications.repository import Filed
+from shared.db import Connection, Pool
+
+# Woken deliverers on every instance: a commit that queued deliveries.
+DELIVERY_CHANNEL = "notifications_webhooks"
+
+ENDPOINT_COLUMNS = """endpoint_id, partner_id, url, description, kinds, enabled, disabled_reason,
+    consecutive_failures, failing_since, created_at, updated_at"""
+
+
+async def count_endpoints(conn: Connection, partner_id: str) -> int:
+    # The partner's endpoints are counted under a lock on the partner's key, so two concurrent
+    # registrations cannot both pass the limit.
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('webhooks/' || $1))", partner_id)
+    count = await conn.fetchval(
+        "SELECT count(*) FROM webhook_endpoints WHERE partner_id = $1", partner_id
+    )
+    return int(count)
+
+
+async def insert_endpoint(
+    conn: Connection,
+    partner_id: str,
+    url: str,
+    description: str,
+    kinds: list[str],
+    secret: str,
+) -> Any:
+    return await conn.fetchrow(
+        f"""INSERT INTO webhook_endpoints (endpoint_id, partner_id, url, description, kinds, secret)
+            VALUES ($1, $2, $3, $4, $5, $6) RETURNING {ENDPOINT_COLUMNS}""",
+        uuid.uuid4(),
+        partner_id,
+        url,
+        description,
+        kinds,
+        secret,
+    )
+
+
+async def update_endpoint(
+    conn: Connection,
+    partner_id: str,
+    endpoint_id: uuid.UUID,
+    *,
+    url: str | None,
+    description: str | None,
+    kinds: list[str] | None,
+    enabled: bool | None,
+) -> Any:
+    """Change what is given. Enabling an endpoint forgives its failures: its queue is tried
+    again at once, in order."""
+    return await conn.fetchrow(
+        f"""UPDATE webhook_endpoints SET
+                url = coalesce($3, url),
+                description = coalesce($4, description),
+                kinds = coalesce($5, kinds),
+                enabled = coalesce($6, enabled),
+                disabled_reason = CASE WHEN $6 THEN NULL ELSE disabled_reason END,
+                consecutive_failures = CASE WHEN $6 THEN 0 ELSE consecutive_failures END,
+                failing_since = CASE WHEN $6 THEN NULL ELSE failing_since END,
+                updated_at = now()
+            WHERE partner_id = $1 AND endpoint_id = $2
+            RETURNING {ENDPOINT_COLUMNS}""",
+        partner_id,
+        endpoint_id,
+        url,
+        description,
+        kinds,
+        enabled,
+    )
+
+
+async def retry_head_now(conn: Connection, endpoint_id: uuid.UUID) -> None:
+    await conn.execute(
+        """UPDATE webhook_deliveries SET next_attempt_at = now()
+           WHERE endpoint_id = $1 AND status = 'pending'""",
+        endpoint_id,
+    )
+    await conn.execute("SELECT pg_notify($1, '')", DELIVERY_CHANNEL)
+
+
+async def delete_endpoint(conn: Connection, partner_id: str, endpoint_id: uuid.UUID) -> bool:
+    result = await conn.execute(
+        "DELETE FROM webhook_endpoints WHERE partner_id = $1 AND endpoint_id = $2",
+        partner_id,
+        endpoint_id,
+    )
+    return result.split()[-1] == "1"
+
+
+async def rotate_secret(
+    conn: Connection, partner_id: str, endpoint_id: uuid.UUID, secret: str, grace_until: datetime
+) -> bool:
+    result = await conn.execute(
+        """UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_until = $4,
+               secret = $3, updated_at = now()
+           WHERE partner_id = $1 AND endpoint_id = $2""",
+        partner_id,
+        endpoint_id,
+        secret,
+        grace_until,
+    )
+    return result.split()[-1] == "1"
+
+
+async def redeliver(
+    conn: Connection, partner_id: str, endpoint_id: uuid.UUID, delivery_id: uuid.UUID
+) -> bool:
+    """Send a delivery again (the same webhook-id: a receiver that has it drops it). It takes
+    its place in the endpoint's order: by its position, before newer messages."""
+    result = await conn.execute(
+        """UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now()
+           WHERE partner_id = $1 AND endpoint_id = $2 AND delivery_id = $3""",
+        partner_id,
+        endpoint_id,
+        delivery_id,
+    )
+    await conn.execute("SELECT pg_notify($1, '')", DELIVERY_CHANNEL)
+    return result.split()[-1] == "1"
+
+
+async def enqueue(conn: Connection, filed: list[Filed]) -> int:
+    """Queue each partner's new messages for the partner's endpoints of their kinds (a rep's
+    messages have no webhooks). Disabled endpoints queue too: nothing is lost while one is
+    off, and re-enabling it delivers in order."""
+    mine = [f for f in filed if f.message.recipient.id == f.message.partner_id]
+    if not mine:
+        return 0
+    result = await conn.execute(
+        """INSERT INTO webhook_deliveries (delivery_id, endpoint_id, partner_id, position,
+               message_id, event_type, payload)
+           SELECT gen_random_uuid(), e.endpoint_id, m.partner_id, m.position, m.message_id,
+                  m.event_type, m.payload
+           FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[])
+                AS m(position, message_id, partner_id, kind, event_type, payload)
+           JOIN webhook_endpoints e ON e.partner_id = m.partner_id
+                AND (cardinality(e.kinds) = 0 OR m.kind = ANY(e.kinds))
+           ON CONFLICT (endpoint_id, message_id) DO NOTHING""",
+        [f.position for f in mine],
+        [f.message.notification_id for f in mine],
+        [f.message.partner_id for f in mine],
+        [f.message.kind for f in mine],
+        [webhooks.event_type(f.message.kind) for f in mine],
+        [webhooks.payload(f.message, f.position) for f in mine],
+    )
+    queued = int(result.split()[-1])
+    if queued:
+        await conn.execute("SELECT pg_notify($1, '')", DELIVERY_CHANNEL)
+    return queued
+
+
+@dataclass(frozen=True)
+class ClaimedEndpoint:
+    endpoint_id: uuid.UUID
+    partner_id: str
+    url: str
+    signing: webhooks.Signing
+
+
+async def claim_endpoints(
+    pool: Pool, owner: uuid.UUID, limit: int, lease_seconds: float
+) -> list[ClaimedEndpoint]:
+    """Lease up to `limit` enabled endpoints whose head delivery is due and that no one else
+    holds. One holder per endpoint keeps its deliveries in order."""
+    rows = await pool.fetch(
+        """UPDATE webhook_endpoints e
+           SET lease_until = now() + make_interval(secs => $3), lease_owner = $1
+           WHERE e.endpoint_id IN (
+               SELECT c.endpoint_id FROM webhook_endpoints c
+               WHERE c.enabled AND (c.lease_until IS NULL OR c.lease_until < now())
+                 AND (SELECT d.next_attempt_at FROM webhook_deliveries d
+                      WHERE d.endpoint_id = c.endpoint_id AND d.status = 'pending'
+                      ORDER BY d.position LIMIT 1) <= now()
+               LIMIT $2
+               FOR UPDATE SKIP LOCKED)
+           RETURNING e.endpoint_id, e.partner_id, e.url, e.secret, e.previous_secret,
+                     e.previous_secret_until""",
+        owner,
+        limit,
+        lease_seconds,
+    )
+    return [
+        ClaimedEndpoint(
+            row["endpoint_id"],
+            row["partner_id"],
+            row["url"],
+            webhooks.Signing(row["secret"], row["previous_secret"], row["previous_secret_until"]),
+        )
+        for row in rows
+    ]
+
+
+async def head_delivery(pool: Pool, endpoint_id: uuid.UUID) -> Any:
+    """The endpoint's oldest pending delivery, if it is due."""
+    return await pool.fetchrow(
+        """SELECT delivery_id, message_id, payload, attempts FROM webhook_deliveries
+           WHERE endpoint_id = $1 AND status = 'pending'
+             AND next_attempt_at <= now()
+             AND position = (SELECT min(position) FROM webhook_deliveries
+                             WHERE endpoint_id = $1 AND status = 'pending')""",
+        endpoint_id,
+    )
+
+
+async def renew_lease(
+    pool: Pool, endpoint_id: uuid.UUID, owner: uuid.UUID, lease_seconds: float
+) -> bool:
+    """Keep the lease; False when it lapsed and someone else holds the endpoint now."""
+    result = await pool.execute(
+        """UPDATE webhook_endpoints SET lease_until = now() + make_interval(secs => $3)
+           WHERE endpoint_id = $1 AND lease_owner = $2 AND enabled""",
+        endpoint_id,
+        owner,
+        lease_seconds,
+    )
+    return result.split()[-1] == "1"
+
+
+async def release_lease(pool: Pool, endpoint_id: uuid.UUID, owner: uuid.UUID) -> None:
+    await pool.execute(
+        """UPDATE webhook_endpoints SET lease_until = NULL, lease_owner = NULL
+           WHERE endpoint_id = $1 AND lease_owner = $2""",
+        endpoint_id,
+        owner,
+    )
+
+
+@dataclass(frozen=True)
+class Attempt:
+    delivery_id: uuid.UUID
+    number: int
+    at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+async def record_attempt(conn: Connection, attempt: Attempt, retry_at: datetime | None) -> None:
+    """The attempt in the log, and the delivery's state after it: delivered, or due again at
+    `retry_at`."""
+    await conn.execute(
+        """INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, status_code, error,
+               duration_ms) VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (delivery_id, attempt) DO NOTHING""",
+        attempt.delivery_id,
+        attempt.number,
+        attempt.at,
+        attempt.status_code,
+        attempt.error,
+        attempt.duration_ms,
+    )
+    await conn.execute(
+        """UPDATE webhook_deliveries SET attempts = $2, last_status_code = $3, last_error = $4,
+               status = CASE WHEN $5 THEN 'delivered' ELSE 'pending' END,
+               delivered_at = CASE WHEN $5 THEN $6 ELSE delivered_at END,
+               next_attempt_at = coalesce($7, next_attempt_at)
+           WHERE delivery_id = $1""",
+        attempt.delivery_id,
+        attempt.number,
+        attempt.status_code,
+        attempt.error,
+        attempt.succeeded,
+        attempt.at,
+        retry_at,
+    )
+
+
+async def endpoint_outcome(
+    conn: Connection, endpoint_id: uuid.UUID, succeeded: bool, at: datetime
+) -> Any:
+    """Count the endpoint's failures in a row (a success forgives them); returns them and
+    whether the endpoint is still enabled, under its row lock."""
+    return await conn.fetchrow(
+        """UPDATE webhook_endpoints SET
+               consecutive_failures = CASE WHEN $2 THEN 0 ELSE consecutive_failures + 1 END,
+               failing_since = CASE WHEN $2 THEN NULL ELSE coalesce(failing_since, $3) END
+           WHERE endpoint_id = $1
+           RETURNING partner_id, url, enabled, consecutive_failures, failing_since""",
+        endpoint_id,
+        succeeded,
+        at,
+    )
+
+
+async def disable_endpoint(conn: Connection, endpoint_id: uuid.UUID, reason: str) -> None:
+    await conn.execute(
+        """UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2,
+               lease_until = NULL, lease_owner = NULL, updated_at = now()
+           WHERE endpoint_id = $1""",
+        endpoint_id,
+        reason,
+    )

@@ -1,0 +1,97 @@
+"""Use case: a partner's webhook endpoints: registered, changed, deleted, their secret
+rotated, a delivery sent again. Every change is in the audit log."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from services.notifications import webhook_repository
+from services.notifications.domain import webhooks
+from services.notifications.schemas import EndpointIn, EndpointPatch
+from shared.audit import record_action
+from shared.clock import now
+from shared.db import Connection
+from shared.errors import Conflict, NotFound
+from shared.identity import Caller
+
+
+def _missing(endpoint_id: uuid.UUID) -> NotFound:
+    return NotFound(f"webhook endpoint {endpoint_id} not found")
+
+
+async def register(
+    conn: Connection, who: Caller, partner_id: str, body: EndpointIn, *, development_mode: bool
+) -> tuple[Any, str]:
+    """The new endpoint and its secret."""
+    url = webhooks.check_target(body.url, development_mode=development_mode)
+    limit = webhooks.MAX_ENDPOINTS_PER_PARTNER
+    if await webhook_repository.count_endpoints(conn, partner_id) >= limit:
+        raise Conflict(f"a partner may register at most {limit} webhook endpoints")
+    secret = webhooks.new_secret()
+    row = await webhook_repository.insert_endpoint(
+        conn, partner_id, url, body.description, sorted(set(body.kinds)), secret
+    )
+    await record_action(conn, who, "webhook.registered", str(row["endpoint_id"]))
+    return row, secret
+
+
+async def change(
+    conn: Connection,
+    who: Caller,
+    partner_id: str,
+    endpoint_id: uuid.UUID,
+    body: EndpointPatch,
+    *,
+    development_mode: bool,
+) -> Any:
+    url = (
+        webhooks.check_target(body.url, development_mode=development_mode)
+        if body.url is not None
+        else None
+    )
+    row = await webhook_repository.update_endpoint(
+        conn,
+        partner_id,
+        endpoint_id,
+        url=url,
+        description=body.description,
+        kinds=sorted(set(body.kinds)) if body.kinds is not None else None,
+        enabled=body.enabled,
+    )
+    if row is None:
+        raise _missing(endpoint_id)
+    if body.enabled:
+        await webhook_repository.retry_head_now(conn, endpoint_id)
+    await record_action(conn, who, "webhook.changed", str(endpoint_id))
+    return row
+
+
+async def remove(conn: Connection, who: Caller, partner_id: str, endpoint_id: uuid.UUID) -> None:
+    if not await webhook_repository.delete_endpoint(conn, partner_id, endpoint_id):
+        raise _missing(endpoint_id)
+    await record_action(conn, who, "webhook.deleted", str(endpoint_id))
+
+
+async def rotate(
+    conn: Connection, who: Caller, partner_id: str, endpoint_id: uuid.UUID
+) -> tuple[str, Any]:
+    """A new secret; the previous one signs too for a grace period. Returns both facts."""
+    secret = webhooks.new_secret()
+    until = now() + webhooks.PREVIOUS_SECRET_GRACE
+    if not await webhook_repository.rotate_secret(conn, partner_id, endpoint_id, secret, until):
+        raise _missing(endpoint_id)
+    await record_action(conn, who, "webhook.secret_rotated", str(endpoint_id))
+    return secret, until
+
+
+async def redeliver(
+    conn: Connection,
+    who: Caller,
+    partner_id: str,
+    endpoint_id: uuid.UUID,
+    delivery_id: uuid.UUID,
+) -> None:
+    if not await webhook_repository.redeliver(conn, partner_id, endpoint_id, delivery_id):
+        raise NotFound(f"delivery {delivery_id} not found")
+    await record_action(conn, who, "webhook.redelivered", str(delivery_id))

@@ -1,0 +1,187 @@
+"""Notifications' e-mail through a real local SMTP server (aiosmtpd): each recipient's
+preference decides which kinds go by mail and how (at once, or gathered in a digest); a rep's
+mail goes to the rep; a mail server down for a while gets the mail when it is back."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.events.notifications import NotificationKind, PartnerNotification
+from shared.identity import Role
+from shared.topics import PARTNER_NOTIFICATIONS
+from tests.support.factories import partner_notification
+from tests.support.infra import Infra
+from tests.support.kafka import publish
+from tests.support.notifications import Mail, MailServer
+from tests.support.polling import eventually
+from tests.support.processes import ADMIN, auth, service_processes
+from tests.support.tokens import bearer, token
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def mail_server() -> Iterator[MailServer]:
+    with MailServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def notifications(infra: Infra, mail_server: MailServer) -> AsyncIterator[str]:
+    env = {
+        "NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
+        "NOTIFICATIONS_SMTP_PORT": str(mail_server.port),
+        "NOTIFICATIONS_EMAIL_POLL_SECONDS": "0.2",
+        "NOTIFICATIONS_EMAIL_DIGEST_SECONDS": "1",
+        "NOTIFICATIONS_EMAIL_RETRY_INITIAL_SECONDS": "0.2",
+        "NOTIFICATIONS_EMAIL_RETRY_MAX_SECONDS": "0.5",
+    }
+    async with service_processes(infra, "notifications", env=env) as urls:
+        yield urls[0]
+
+
+def new_partner() -> str:
+    return f"ptn_mail_{uuid.uuid4().hex[:8]}"
+
+
+def admin_of(partner_id: str) -> dict[str, str]:
+    return bearer(token(f"{partner_id}/admin", Role.PARTNER_ADMIN, partner_id=partner_id))
+
+
+async def tell(infra: Infra, partner_id: str, *notes: PartnerNotification) -> None:
+    await publish(infra, PARTNER_NOTIFICATIONS, list(notes), subject=partner_id, source="deals")
+
+
+async def mails(server: MailServer, address: str, count: int) -> list[Mail]:
+    async def arrived() -> list[Mail] | None:
+        got = server.to(address)
+        return got if len(got) >= count else None
+
+    found: list[Mail] = await eventually(arrived, what=f"{count} mail(s) to {address}")
+    return found
+
+
+async def test_each_recipient_gets_the_kinds_it_asked_for_at_once(
+    infra: Infra, notifications: str, mail_server: MailServer
+) -> None:
+    partner, quiet = new_partner(), new_partner()
+    rep = f"rep-{uuid.uuid4().hex[:6]}@vendor.example"
+    address = f"alerts-{partner}@partner.example"
+    async with httpx.AsyncClient(timeout=10) as client:
+        set_ = await client.put(
+            f"{notifications}/partners/{partner}/email-preference",
+            json={"address": address, "mode": "immediate", "kinds": ["registration_approved"]},
+            headers=admin_of(partner),
+        )
+        assert set_.status_code == 200, set_.text
+        read = await client.get(
+            f"{notifications}/partners/{partner}/email-preference", headers=auth(partner)
+        )
+        assert read.json()["address"] == address
+        assert read.json()["mode"] == "immediate"
+        owner = await client.put(
+            f"{notifications}/owners/{rep}/email-preference",
+            json={"address": rep, "mode": "immediate"},
+            headers=ADMIN,
+        )
+        assert owner.status_code == 200
+    approved = partner_notification(partner_id=partner, subject="Registration Acme approved")
+    credit = partner_notification(partner_id=partner, kind=NotificationKind.CREDIT_ISSUED)
+    to_rep = partner_notification(
+        partner_id=partner,
+        recipient=rep,
+        kind=NotificationKind.CO_SELL,
+        subject=f"Co-sell: {partner} is approved on Acme",
+    )
+    await tell(infra, partner, approved, credit, to_rep)
+    await tell(infra, quiet, partner_notification(partner_id=quiet))
+    [mail] = await mails(mail_server, address, 1)
+    assert mail.subject == "[Pollinate] Registration Acme approved"
+    assert mail.message["To"] == address
+    assert "registration_approved" in mail.body
+    [rep_mail] = await mails(mail_server, rep, 1)
+    assert rep_mail.subject == f"[Pollinate] Co-sell: {partner} is approved on Acme"
+    # The partner's mail never carries the rep's message, nor the kinds it did not ask for.
+    assert len(mail_server.to(address)) == 1
+    assert all(partner not in m.to[0] for m in mail_server.mails if m is not mail)
+
+
+async def test_a_digest_gathers_what_waited_into_one_mail(
+    infra: Infra, notifications: str, mail_server: MailServer
+) -> None:
+    partner = new_partner()
+    address = f"digest-{partner}@partner.example"
+    async with httpx.AsyncClient(timeout=10) as client:
+        answer = await client.put(
+            f"{notifications}/partners/{partner}/email-preference",
+            json={"address": address, "mode": "digest"},
+            headers=admin_of(partner),
+        )
+        assert answer.status_code == 200
+    await tell(
+        infra,
+        partner,
+        *(partner_notification(partner_id=partner, subject=f"d{i}") for i in range(3)),
+    )
+    [digest] = await mails(mail_server, address, 1)
+    assert digest.subject == "[Pollinate] 3 notifications"
+    assert [
+        line.rsplit(" ", 1)[-1] for line in digest.body.splitlines() if line.startswith("- ")
+    ] == [
+        "d0",
+        "d1",
+        "d2",
+    ]
+
+
+async def test_a_mail_server_down_for_a_while_gets_the_mail_when_back(
+    infra: Infra, notifications: str, mail_server: MailServer, admin_db: Any
+) -> None:
+    partner = new_partner()
+    address = f"later-{partner}@partner.example"
+    async with httpx.AsyncClient(timeout=10) as client:
+        await client.put(
+            f"{notifications}/partners/{partner}/email-preference",
+            json={"address": address, "mode": "immediate"},
+            headers=admin_of(partner),
+        )
+    mail_server.stop()
+    try:
+        await tell(infra, partner, partner_notification(partner_id=partner, subject="late"))
+
+        async def failed_twice() -> bool:
+            row = await admin_db.fetchrow(
+                "SELECT status, attempts, last_error FROM notifications.emails WHERE address = $1",
+                address,
+            )
+            return row is not None and row["status"] == "pending" and row["attempts"] >= 2
+
+        await eventually(failed_twice, what="the mail to fail while the server is away")
+    finally:
+        mail_server.start()
+    [mail] = await mails(mail_server, address, 1)
+    assert mail.subject == "[Pollinate] late"
+
+
+async def test_preferences_are_checked_and_the_partner_admins(notifications: str) -> None:
+    partner, other = new_partner(), new_partner()
+    url = f"{notifications}/partners/{partner}/email-preference"
+    good = {"address": "ops@partner.example", "mode": "immediate"}
+    async with httpx.AsyncClient(timeout=10) as client:
+        assert (await client.put(url, json=good, headers=auth(partner))).status_code == 403
+        assert (await client.put(url, json=good, headers=admin_of(other))).status_code == 404
+        for body in (
+            {**good, "address": "ops@partner.example\r\nBcc: x@evil.example"},
+            {**good, "address": "Ops <ops@partner.example>"},
+            {**good, "mode": "hourly"},
+            {**good, "kinds": ["nope"]},
+        ):
+            answer = await client.put(url, json=body, headers=admin_of(partner))
+            assert answer.status_code == 422, (body, answer.text)
+        unset = await client.get(url, headers=auth(partner))
+        assert unset.json() == {"address": None, "mode": "off", "kinds": [], "updated_at": None}

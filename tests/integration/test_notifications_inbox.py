@@ -1,0 +1,236 @@
+"""Notifications' inbox as a real process on real Kafka + Postgres: each message filed under
+its recipient (a rep's never in the partner's inbox), partners isolated, pages after a cursor
+complete and in order, redeliveries filed once, marks read, and positions that become visible
+in commit order (a reader never passes a row still to commit)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from services.notifications import repository
+from services.notifications.domain.messages import Message
+from shared.events.notifications import NotificationKind, PartnerNotification
+from shared.topics import PARTNER_NOTIFICATIONS
+from tests.support.factories import partner_notification
+from tests.support.infra import Infra
+from tests.support.kafka import publish, send_envelopes
+from tests.support.polling import eventually
+from tests.support.processes import ADMIN, auth, service_processes
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+async def notifications(infra: Infra) -> AsyncIterator[str]:
+    async with service_processes(infra, "notifications") as urls:
+        yield urls[0]
+
+
+def new_partner() -> str:
+    return f"ptn_inbox_{uuid.uuid4().hex[:8]}"
+
+
+async def tell(infra: Infra, partner_id: str, *notes: PartnerNotification) -> None:
+    await publish(infra, PARTNER_NOTIFICATIONS, list(notes), subject=partner_id, source="deals")
+
+
+async def inbox(
+    client: httpx.AsyncClient, base: str, partner_id: str, expected: int, **params: Any
+) -> dict[str, Any]:
+    """The partner's inbox once it holds `expected` messages."""
+
+    async def filled() -> dict[str, Any] | None:
+        page = await client.get(
+            f"{base}/partners/{partner_id}/notifications",
+            params={"limit": 200, **params},
+            headers=auth(partner_id),
+        )
+        assert page.status_code == 200, page.text
+        body: dict[str, Any] = page.json()
+        return body if len(body["items"]) >= expected else None
+
+    found: dict[str, Any] = await eventually(filled, what=f"{expected} messages for {partner_id}")
+    return found
+
+
+async def test_each_message_reaches_its_recipient_and_no_one_else(
+    infra: Infra, notifications: str
+) -> None:
+    a, b = new_partner(), new_partner()
+    rep = f"rep-{uuid.uuid4().hex[:6]}@vendor.example"
+    approved = partner_notification(partner_id=a, subject="Registration for Acme approved")
+    to_rep = partner_notification(
+        partner_id=a,
+        recipient=rep,
+        kind=NotificationKind.DIRECT_SALES_CONFLICT,
+        subject=f"Partner {a} registered Acme, your open opportunity 006-1",
+    )
+    later = partner_notification(partner_id=a, kind=NotificationKind.CREDIT_ISSUED)
+    for_b = partner_notification(partner_id=b)
+    await tell(infra, a, approved, to_rep, later)
+    await tell(infra, b, for_b)
+    async with httpx.AsyncClient(timeout=10) as client:
+        mine = await inbox(client, notifications, a, 2)
+        assert [m["notification_id"] for m in mine["items"]] == [
+            approved.notification_id,
+            later.notification_id,
+        ]
+        assert mine["unread"] == 2
+        assert all(rep not in m["subject"] for m in mine["items"])
+
+        theirs = await inbox(client, notifications, b, 1)
+        assert [m["notification_id"] for m in theirs["items"]] == [for_b.notification_id]
+
+        # B's people cannot read A's inbox nor mark it: exactly as a missing partner.
+        other = await client.get(f"{notifications}/partners/{a}/notifications", headers=auth(b))
+        assert (other.status_code, other.json()) == (404, {"detail": f"partner {a} not found"})
+        marked = await client.post(
+            f"{notifications}/partners/{a}/notifications/read",
+            json={"through": mine["next_cursor"]},
+            headers=auth(b),
+        )
+        assert marked.status_code == 404
+
+        owners = f"{notifications}/owners/{rep}/notifications"
+        refused = await client.get(owners, headers=auth(a))
+        assert refused.status_code == 403
+        owner = await client.get(owners, headers=ADMIN)
+        assert [m["notification_id"] for m in owner.json()["items"]] == [to_rep.notification_id]
+        assert owner.json()["items"][0]["partner_id"] == a
+
+
+async def test_pages_after_a_cursor_are_complete_in_order_and_marked_read(
+    infra: Infra, notifications: str
+) -> None:
+    partner = new_partner()
+    notes = [partner_notification(partner_id=partner, subject=f"message {i}") for i in range(7)]
+    await tell(infra, partner, *notes)
+    base = f"{notifications}/partners/{partner}/notifications"
+    async with httpx.AsyncClient(timeout=10) as client:
+        await inbox(client, notifications, partner, 7)
+        seen: list[str] = []
+        after: str | None = None
+        while True:
+            params = {"limit": 3} | ({"after": after} if after else {})
+            page = (await client.get(base, params=params, headers=auth(partner))).json()
+            if not page["items"]:
+                assert page["next_cursor"] == after
+                break
+            seen += [m["subject"] for m in page["items"]]
+            after = page["next_cursor"]
+        assert seen == [f"message {i}" for i in range(7)]
+
+        first_three = (await client.get(base, params={"limit": 3}, headers=auth(partner))).json()
+        marked = await client.post(
+            f"{base}/read", json={"through": first_three["next_cursor"]}, headers=auth(partner)
+        )
+        assert marked.json() == {"marked": 3, "unread": 4}
+        again = await client.post(
+            f"{base}/read",
+            json={"notification_ids": [notes[3].notification_id, notes[3].notification_id]},
+            headers=auth(partner),
+        )
+        assert again.json() == {"marked": 1, "unread": 3}
+        page = (await client.get(base, headers=auth(partner))).json()
+        assert [m["read"] for m in page["items"]] == [True] * 4 + [False] * 3
+
+
+async def test_a_redelivered_notification_is_filed_once(infra: Infra, notifications: str) -> None:
+    partner = new_partner()
+    first, second = (partner_notification(partner_id=partner) for _ in range(2))
+    envelopes = await tell_envelopes(infra, partner, first)
+    await send_envelopes(infra, PARTNER_NOTIFICATIONS.name, partner, *envelopes, *envelopes)
+    await tell(infra, partner, second)
+    async with httpx.AsyncClient(timeout=10) as client:
+        page = await inbox(client, notifications, partner, 2)
+        assert [m["notification_id"] for m in page["items"]] == [
+            first.notification_id,
+            second.notification_id,
+        ]
+
+
+async def tell_envelopes(infra: Infra, partner_id: str, *notes: PartnerNotification) -> list[Any]:
+    return await publish(
+        infra, PARTNER_NOTIFICATIONS, list(notes), subject=partner_id, source="deals"
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "detail"),
+    [
+        ({"after": "5"}, "after is not a cursor this service handed out"),
+        ({"after": "x" * 41}, None),
+        ({"limit": 0}, None),
+        ({"limit": 201}, None),
+    ],
+)
+async def test_a_malformed_page_request_is_422(
+    notifications: str, params: dict[str, Any], detail: str | None
+) -> None:
+    partner = new_partner()
+    async with httpx.AsyncClient(timeout=10) as client:
+        answer = await client.get(
+            f"{notifications}/partners/{partner}/notifications",
+            params=params,
+            headers=auth(partner),
+        )
+    assert answer.status_code == 422, answer.text
+    if detail is not None:
+        assert answer.json() == {"detail": detail}
+
+
+async def test_mark_read_needs_exactly_one_selection(notifications: str) -> None:
+    partner = new_partner()
+    url = f"{notifications}/partners/{partner}/notifications/read"
+    async with httpx.AsyncClient(timeout=10) as client:
+        for body in ({}, {"notification_ids": [], "through": None}, {"through": "bad"}):
+            answer = await client.post(url, json=body, headers=auth(partner))
+            assert answer.status_code == 422, (body, answer.text)
+
+
+async def test_positions_become_visible_in_commit_order(infra: Infra, notifications: str) -> None:
+    """A filing transaction that took its positions first holds the next one back until it
+    commits: a reader can never see position N+1 while N is still to commit (with a sequence,
+    the later transaction could commit first and a reader paging past it would skip N)."""
+    partner = new_partner()
+    dsn = infra.dsn_for("notifications_svc", "notifications_svc")
+    first, second, reader = [await asyncpg.connect(dsn) for _ in range(3)]
+    try:
+        slow = first.transaction()
+        await slow.start()
+        early = await repository.file_messages(first, [message(partner, "early")])
+        late_tx = second.transaction()
+        await late_tx.start()
+        pid = second.get_server_pid()
+        late = asyncio.create_task(repository.file_messages(second, [message(partner, "late")]))
+
+        async def waiting_for_the_first() -> bool:
+            state = await reader.fetchval(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1", pid
+            )
+            return bool(state == "Lock")
+
+        await eventually(waiting_for_the_first, what="the second filing to wait for the first")
+        assert not late.done()
+        visible = await reader.fetch(
+            "SELECT subject FROM notifications.messages WHERE partner_id = $1", partner
+        )
+        assert visible == []
+        await slow.commit()
+        filed_late = await late
+        await late_tx.commit()
+        assert filed_late[0].position > early[0].position
+    finally:
+        for conn in (first, second, reader):
+            await conn.close()
+
+
+def message(partner_id: str, subject: str) -> Message:
+    return Message.of(partner_notification(partner_id=partner_id, subject=subject))

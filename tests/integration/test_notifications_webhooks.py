@@ -1,0 +1,333 @@
+"""Notifications' webhooks from a real process to a real local receiver that verifies every
+Standard Webhooks signature with the specification's library: a partner's messages arrive in
+order and no one else's; a receiver down for a while gets everything once, in order, when it
+is back; an endpoint that spends its failure budget is disabled and its partner told, and
+resumes in order when enabled; a slow endpoint does not hold another partner's; redirects are
+not followed; secrets rotate without a lost delivery; the log and redelivery."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.events.notifications import NotificationKind, PartnerNotification
+from shared.identity import Role
+from shared.topics import PARTNER_NOTIFICATIONS
+from tests.support.factories import partner_notification
+from tests.support.infra import Infra
+from tests.support.kafka import publish
+from tests.support.notifications import WebhookReceiver
+from tests.support.polling import eventually
+from tests.support.processes import ADMIN, auth, service_processes
+from tests.support.tokens import bearer, token
+
+pytestmark = pytest.mark.integration
+
+BUDGET = 3
+
+
+@pytest.fixture(scope="module")
+async def notifications(infra: Infra) -> AsyncIterator[str]:
+    env = {
+        "NOTIFICATIONS_WEBHOOK_RETRY_INITIAL_SECONDS": "0.2",
+        "NOTIFICATIONS_WEBHOOK_RETRY_MAX_SECONDS": "0.5",
+        "NOTIFICATIONS_WEBHOOK_FAILURE_BUDGET": str(BUDGET),
+        "NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS": "3",
+        "NOTIFICATIONS_WEBHOOK_LEASE_SECONDS": "5",
+        "NOTIFICATIONS_WEBHOOK_POLL_SECONDS": "0.2",
+    }
+    async with service_processes(infra, "notifications", env=env) as urls:
+        yield urls[0]
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as running:
+        yield running
+
+
+def new_partner() -> str:
+    return f"ptn_hook_{uuid.uuid4().hex[:8]}"
+
+
+def admin_of(partner_id: str) -> dict[str, str]:
+    return bearer(token(f"{partner_id}/admin", Role.PARTNER_ADMIN, partner_id=partner_id))
+
+
+async def tell(infra: Infra, partner_id: str, *notes: PartnerNotification) -> None:
+    await publish(infra, PARTNER_NOTIFICATIONS, list(notes), subject=partner_id, source="deals")
+
+
+async def register(
+    client: httpx.AsyncClient,
+    base: str,
+    receiver: WebhookReceiver,
+    partner_id: str,
+    path: str,
+    **fields: Any,
+) -> dict[str, Any]:
+    answer = await client.post(
+        f"{base}/partners/{partner_id}/webhooks",
+        json={"url": receiver.url(path), **fields},
+        headers=admin_of(partner_id),
+    )
+    assert answer.status_code == 201, answer.text
+    endpoint: dict[str, Any] = answer.json()
+    receiver.secrets[path] = endpoint["secret"]
+    return endpoint
+
+
+async def received(receiver: WebhookReceiver, path: str, count: int) -> list[str]:
+    """The subjects `path` received once it received `count` deliveries."""
+
+    async def enough() -> list[str] | None:
+        got = receiver.at(path)
+        return [r.body["data"]["subject"] for r in got] if len(got) >= count else None
+
+    subjects: list[str] = await eventually(enough, what=f"{count} deliveries at {path}")
+    return subjects
+
+
+def notes_for(partner_id: str, prefix: str, count: int) -> list[PartnerNotification]:
+    return [
+        partner_notification(partner_id=partner_id, subject=f"{prefix}{i}") for i in range(count)
+    ]
+
+
+async def test_a_partners_messages_reach_its_endpoint_signed_in_order_and_no_one_elses(
+    infra: Infra, notifications: str, receiver: WebhookReceiver
+) -> None:
+    a, b = new_partner(), new_partner()
+    async with httpx.AsyncClient(timeout=10) as client:
+        hook = await register(client, notifications, receiver, a, "/a")
+        await register(client, notifications, receiver, b, "/b")
+        only_credits = await register(
+            client, notifications, receiver, a, "/a-credits", kinds=["credit_issued"]
+        )
+        assert only_credits["kinds"] == ["credit_issued"]
+        to_rep = partner_notification(
+            partner_id=a, recipient="rep@vendor.example", kind=NotificationKind.CO_SELL
+        )
+        credit = partner_notification(
+            partner_id=a, kind=NotificationKind.CREDIT_ISSUED, subject="credit"
+        )
+        mine = notes_for(a, "a", 3)
+        await tell(infra, a, mine[0], to_rep, mine[1], credit, mine[2])
+        await tell(infra, b, *notes_for(b, "b", 1))
+        assert await received(receiver, "/a", 4) == ["a0", "a1", "credit", "a2"]
+        assert await received(receiver, "/b", 1) == ["b0"]
+        assert await received(receiver, "/a-credits", 1) == ["credit"]
+        assert receiver.refused == []
+        first = receiver.at("/a")[0]
+        assert first.webhook_id == mine[0].notification_id
+        assert first.body["type"] == "notification.registration_approved"
+        assert first.body["data"]["partner_id"] == a
+
+        log = await client.get(
+            f"{notifications}/partners/{a}/webhooks/{hook['endpoint_id']}/deliveries",
+            headers=auth(a),
+        )
+        assert log.status_code == 200
+        items = log.json()["items"]
+        assert [d["status"] for d in items] == ["delivered"] * 4
+        assert items[0]["attempt_log"][0]["status_code"] == 200
+        other = await client.get(
+            f"{notifications}/partners/{a}/webhooks/{hook['endpoint_id']}/deliveries",
+            headers=auth(b),
+        )
+        assert other.status_code == 404
+        listed = await client.get(f"{notifications}/partners/{a}/webhooks", headers=auth(a))
+        assert {e["url"] for e in listed.json()["items"]} == {
+            receiver.url("/a"),
+            receiver.url("/a-credits"),
+        }
+        assert all("secret" not in e for e in listed.json()["items"])
+    await received(receiver, "/a", 4)
+    assert len(receiver.at("/a")) == 4  # the rep's message and B's never came
+
+
+async def test_a_receiver_down_for_a_while_gets_everything_once_in_order(
+    infra: Infra, notifications: str, receiver: WebhookReceiver
+) -> None:
+    partner = new_partner()
+    async with httpx.AsyncClient(timeout=10) as client:
+        hook = await register(client, notifications, receiver, partner, "/down")
+        receiver.stop()
+        await tell(infra, partner, *notes_for(partner, "m", 5))
+        log_url = f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}/deliveries"
+
+        async def failing() -> bool:
+            items = (await client.get(log_url, headers=auth(partner))).json()["items"]
+            return len(items) == 5 and any(d["attempts"] >= 2 for d in items)
+
+        await eventually(failing, what="deliveries to fail while the receiver is down")
+        receiver.start()
+        assert await received(receiver, "/down", 5) == [f"m{i}" for i in range(5)]
+        ids = [r.webhook_id for r in receiver.at("/down")]
+        assert len(ids) == len(set(ids)) == 5
+        items = (await client.get(log_url, headers=auth(partner))).json()["items"]
+        head = items[-1]
+        assert head["status"] == "delivered"
+        assert head["attempt_log"][0]["status_code"] is None
+        assert "ConnectError" in head["attempt_log"][0]["error"]
+
+
+async def test_an_endpoint_past_its_failure_budget_is_disabled_told_and_resumes_in_order(
+    infra: Infra, notifications: str, receiver: WebhookReceiver
+) -> None:
+    partner = new_partner()
+    async with httpx.AsyncClient(timeout=10) as client:
+        hook = await register(client, notifications, receiver, partner, "/broken")
+        endpoint_url = f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}"
+        receiver.statuses["/broken"] = 500
+        await tell(infra, partner, *notes_for(partner, "n", 2))
+
+        async def disabled() -> dict[str, Any] | None:
+            found: dict[str, Any] = (await client.get(endpoint_url, headers=auth(partner))).json()
+            return found if not found["enabled"] else None
+
+        endpoint = await eventually(disabled, what="the endpoint to be disabled")
+        assert endpoint["disabled_reason"].startswith(f"{BUDGET} deliveries in a row failed")
+        assert "HTTP 500" in endpoint["disabled_reason"]
+
+        async def told() -> list[dict[str, Any]] | None:
+            page = await client.get(
+                f"{notifications}/partners/{partner}/notifications", headers=auth(partner)
+            )
+            kinds = [m for m in page.json()["items"] if m["kind"] == "webhook_disabled"]
+            return kinds or None
+
+        [message] = await eventually(told, what="the partner to be told")
+        assert receiver.url("/broken") in message["subject"]
+
+        receiver.statuses["/broken"] = 200
+        enabled = await client.patch(
+            endpoint_url, json={"enabled": True}, headers=admin_of(partner)
+        )
+        assert enabled.status_code == 200
+        assert enabled.json()["enabled"] is True
+        # Its queue resumes in order, the disabling message after the two it was stuck on.
+        subjects = await received(receiver, "/broken", 3)
+        assert subjects[:2] == ["n0", "n1"]
+        assert subjects[2] == message["subject"]
+
+
+async def test_a_slow_endpoint_does_not_hold_another_partners(
+    infra: Infra, notifications: str, receiver: WebhookReceiver
+) -> None:
+    slow, fast = new_partner(), new_partner()
+    async with httpx.AsyncClient(timeout=10) as client:
+        await register(client, notifications, receiver, slow, "/slow")
+        await register(client, notifications, receiver, fast, "/fast")
+        receiver.delays["/slow"] = 1.0
+        await tell(infra, slow, *notes_for(slow, "s", 3))
+        await received(receiver, "/slow", 1)
+        await tell(infra, fast, *notes_for(fast, "f", 1))
+        await received(receiver, "/fast", 1)
+        # The fast partner's message came while the slow endpoint was still being served.
+        assert len(receiver.at("/slow")) < 3
+        await received(receiver, "/slow", 3)
+
+
+async def test_redirects_are_not_followed(
+    infra: Infra, notifications: str, receiver: WebhookReceiver
+) -> None:
+    partner = new_partner()
+    async with httpx.AsyncClient(timeout=10) as client:
+        hook = await register(client, notifications, receiver, partner, "/moved")
+        receiver.statuses["/moved"] = 307
+        await tell(infra, partner, *notes_for(partner, "r", 1))
+        log_url = f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}/deliveries"
+
+        async def attempted() -> dict[str, Any] | None:
+            items = (await client.get(log_url, headers=auth(partner))).json()["items"]
+            return items[0] if items and items[0]["attempts"] else None
+
+        delivery = await eventually(attempted, what="an attempt")
+        assert delivery["status"] == "pending"
+        assert delivery["last_status_code"] == 307
+        assert delivery["last_error"] == "HTTP 307: redirects are not followed"
+        assert receiver.refused == []  # /elsewhere was never called
+        await client.delete(
+            f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}",
+            headers=admin_of(partner),
+        )
+
+
+async def test_a_rotated_secret_signs_alongside_the_previous_one_and_redelivery_repeats_the_id(
+    infra: Infra, notifications: str, receiver: WebhookReceiver
+) -> None:
+    partner = new_partner()
+    async with httpx.AsyncClient(timeout=10) as client:
+        hook = await register(client, notifications, receiver, partner, "/rotate")
+        base = f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}"
+        rotated = await client.post(f"{base}/rotate-secret", headers=admin_of(partner))
+        assert rotated.status_code == 200
+        assert rotated.json()["secret"] != hook["secret"]
+        # The receiver still holds the old secret: it verifies with it.
+        await tell(infra, partner, *notes_for(partner, "x", 1))
+        await received(receiver, "/rotate", 1)
+        assert receiver.at("/rotate")[0].signatures == 2
+        receiver.secrets["/rotate"] = rotated.json()["secret"]
+        log = (await client.get(f"{base}/deliveries", headers=auth(partner))).json()["items"]
+        again = await client.post(
+            f"{base}/deliveries/{log[0]['delivery_id']}/redeliver", headers=admin_of(partner)
+        )
+        assert again.status_code == 202
+        await received(receiver, "/rotate", 2)
+        first, second = receiver.at("/rotate")
+        assert first.webhook_id == second.webhook_id
+        assert receiver.refused == []
+
+        gone = await client.delete(base, headers=admin_of(partner))
+        assert gone.status_code == 204
+        assert (await client.get(base, headers=auth(partner))).status_code == 404
+
+
+async def test_endpoint_management_is_the_partner_admins_and_checked(
+    notifications: str, receiver: WebhookReceiver
+) -> None:
+    partner, other = new_partner(), new_partner()
+    url = f"{notifications}/partners/{partner}/webhooks"
+    async with httpx.AsyncClient(timeout=10) as client:
+        user = await client.post(url, json={"url": receiver.url("/x")}, headers=auth(partner))
+        assert user.status_code == 403
+        stranger = await client.post(url, json={"url": receiver.url("/x")}, headers=admin_of(other))
+        assert stranger.status_code == 404
+        by_manager = await client.post(url, json={"url": receiver.url("/m")}, headers=ADMIN)
+        assert by_manager.status_code == 201
+        for body, detail in [
+            ({"url": "ftp://example.com/x"}, "url must be an absolute https URL"),
+            ({"url": "https://user:pw@example.com/x"}, "url must not carry credentials"),
+            ({"url": "https://example.com:99999/x"}, None),
+            ({"url": receiver.url("/k"), "kinds": ["nope"]}, None),
+            ({"url": receiver.url("/k"), "extra": 1}, None),
+        ]:
+            answer = await client.post(url, json=body, headers=admin_of(partner))
+            assert answer.status_code == 422, (body, answer.text)
+            if detail:
+                assert answer.json() == {"detail": detail}
+        empty = await client.patch(
+            f"{url}/{by_manager.json()['endpoint_id']}", json={}, headers=admin_of(partner)
+        )
+        assert empty.status_code == 422
+        missing = await client.patch(
+            f"{url}/{uuid.uuid4()}", json={"enabled": False}, headers=admin_of(partner)
+        )
+        assert missing.status_code == 404
+        for i in range(9):
+            created = await client.post(
+                url, json={"url": receiver.url(f"/n{i}")}, headers=admin_of(partner)
+            )
+            assert created.status_code == 201
+        over = await client.post(
+            url, json={"url": receiver.url("/over")}, headers=admin_of(partner)
+        )
+        assert (over.status_code, over.json()) == (
+            409,
+            {"detail": "a partner may register at most 10 webhook endpoints"},
+        )

@@ -1,0 +1,218 @@
+"""What a partner app does with its notifications: read the stream (Server-Sent Events over a
+real HTTP connection, parsed as the specification says) and receive webhooks (a real local
+HTTP server verifying Standard Webhooks signatures with the specification's library) and
+read its mail (a real local SMTP server, aiosmtpd)."""
+
+from __future__ import annotations
+
+import email
+import email.message
+import json
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+from aiosmtpd.controller import Controller
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+
+@dataclass(frozen=True)
+class SseEvent:
+    id: str | None
+    event: str
+    data: str
+    comment: str | None = None
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+async def sse_events(response: httpx.Response) -> AsyncIterator[SseEvent]:
+    """Each event of an open `text/event-stream` response, and each comment line as an event
+    of kind "comment" (heartbeats), in the order they arrive."""
+    fields: dict[str, str] = {}
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if line == "":
+            if data or fields:
+                yield SseEvent(fields.get("id"), fields.get("event", "message"), "\n".join(data))
+            fields, data = {}, []
+        elif line.startswith(":"):
+            yield SseEvent(None, "comment", "", comment=line[1:].strip())
+        else:
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "data":
+                data.append(value)
+            else:
+                fields[name] = value
+
+
+async def next_notifications(events: AsyncIterator[SseEvent], count: int) -> list[SseEvent]:
+    """The next `count` notification events (heartbeats and other comments skipped)."""
+    found: list[SseEvent] = []
+    async for event in events:
+        if event.event == "notification":
+            found.append(event)
+            if len(found) == count:
+                break
+    return found
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    webhook_id: str
+    body: dict[str, Any]
+    signatures: int
+    at: float
+
+
+class WebhookReceiver:
+    """A partner's webhook receiver on a real local HTTP server: it verifies each delivery's
+    Standard Webhooks signature with the specification's own library (`standardwebhooks`)
+    and the secret of its path, and records what verified. Per path it can answer another
+    status, take its time, or redirect; it can go down (connections refused) and come back
+    on the same port."""
+
+    def __init__(self) -> None:
+        self.secrets: dict[str, str] = {}
+        self.statuses: dict[str, int] = {}
+        self.delays: dict[str, float] = {}
+        self.received: list[Received] = []
+        self.refused: list[str] = []  # paths whose delivery failed verification
+        self.lock = threading.Lock()
+        self.server: ThreadingHTTPServer | None = None
+        self.port = 0
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def start(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                receiver.handle(self, body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def handle(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
+        path = request.path
+        delay = self.delays.get(path, 0.0)
+        if delay:
+            time.sleep(delay)  # the receiver is slow (its thread, not the test, waits)
+        status = self.statuses.get(path, 200)
+        if 300 <= status < 400:
+            request.send_response(status)
+            request.send_header("Location", "/elsewhere")
+            request.send_header("Content-Length", "0")
+            request.end_headers()
+            return
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        try:
+            verified = Webhook(self.secrets[path]).verify(body, headers)
+        except (KeyError, WebhookVerificationError):
+            with self.lock:
+                self.refused.append(path)
+            status = 400
+        else:
+            if status < 300:
+                with self.lock:
+                    self.received.append(
+                        Received(
+                            path,
+                            headers["webhook-id"],
+                            verified,
+                            len(headers["webhook-signature"].split(" ")),
+                            time.monotonic(),
+                        )
+                    )
+        request.send_response(status)
+        request.send_header("Content-Length", "0")
+        request.end_headers()
+
+    def at(self, path: str) -> list[Received]:
+        with self.lock:
+            return [r for r in self.received if r.path == path]
+
+    def __enter__(self) -> WebhookReceiver:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass(frozen=True)
+class Mail:
+    to: list[str]
+    message: email.message.Message
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"])
+
+    @property
+    def body(self) -> str:
+        payload = self.message.get_payload(decode=True)
+        return payload.decode() if isinstance(payload, bytes) else str(payload)
+
+
+class MailServer:
+    """A real SMTP server on a local port (aiosmtpd, in its own thread) keeping what arrives.
+    It can stop (connections refused) and start again on the same port."""
+
+    def __init__(self) -> None:
+        self.mails: list[Mail] = []
+        self.lock = threading.Lock()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self.controller: Controller | None = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        parsed = email.message_from_bytes(envelope.original_content or envelope.content)
+        with self.lock:
+            self.mails.append(Mail(list(envelope.rcpt_tos), parsed))
+        return "250 Message accepted for delivery"
+
+    def start(self) -> None:
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def to(self, address: str) -> list[Mail]:
+        with self.lock:
+            return [m for m in self.mails if address in m.to]
+
+    def __enter__(self) -> MailServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,233 @@
+"""Notifications' pure rules: who a message is for, cursors, the bound on live streams."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from services.notifications.domain import cursor, webhooks
+from services.notifications.domain.addressing import Recipient, RecipientKind, addressee
+from services.notifications.domain.email import (
+    EmailMode,
+    EmailPreference,
+    check_address,
+    digest,
+    immediate,
+)
+from services.notifications.domain.messages import Message, first_of_each
+from services.notifications.domain.streams import StreamLimit, TooManyStreams
+from shared.errors import Unprocessable
+from shared.events.notifications import NotificationKind
+from tests.support.factories import partner_notification
+
+
+def test_a_message_naming_its_partner_is_the_partners() -> None:
+    note = partner_notification(partner_id="p-1")
+    assert addressee(note) == Recipient(RecipientKind.PARTNER, "p-1")
+
+
+def test_a_message_naming_a_direct_account_owner_is_the_owners_only() -> None:
+    note = partner_notification(
+        partner_id="p-1",
+        recipient="rep@vendor.example",
+        kind=NotificationKind.DIRECT_SALES_CONFLICT,
+    )
+    assert addressee(note) == Recipient(RecipientKind.OWNER, "rep@vendor.example")
+    assert Message.of(note).recipient.kind is RecipientKind.OWNER
+
+
+def test_a_batch_files_each_notification_once_in_its_order() -> None:
+    a, b = partner_notification(), partner_notification()
+    messages = [Message.of(n) for n in (a, b, a)]
+    assert [m.notification_id for m in first_of_each(messages)] == [
+        messages[0].notification_id,
+        messages[1].notification_id,
+    ]
+
+
+@given(st.integers(min_value=0, max_value=2**63 - 1))
+def test_a_cursor_names_its_position(position: int) -> None:
+    assert cursor.decode(cursor.encode(position)) == position
+
+
+def test_cursors_keep_their_order_opaque() -> None:
+    assert cursor.encode(5) != "5"
+    assert not cursor.encode(5).isdigit()
+
+
+@pytest.mark.parametrize(
+    "refused",
+    ["5", "", "bjE6", "bjE6LTE", "bjI6NQ", "!!!!", "é", "x" * 41, cursor.encode(2**63)[:-1] + "x"],
+)
+def test_anything_not_handed_out_is_refused(refused: str) -> None:
+    with pytest.raises(Unprocessable, match="after is not a cursor this service handed out"):
+        cursor.decode(refused, "after")
+
+
+def test_a_position_beyond_a_bigint_is_refused() -> None:
+    with pytest.raises(Unprocessable):
+        cursor.decode(cursor.encode(2**63))
+
+
+def test_streams_are_bounded_per_recipient_and_given_back() -> None:
+    limit = StreamLimit(2)
+    limit.acquire("partner:a")
+    limit.acquire("partner:a")
+    limit.acquire("partner:b")  # another recipient's streams are its own
+    with pytest.raises(TooManyStreams) as refused:
+        limit.acquire("partner:a")
+    assert refused.value.status == 429
+    assert "at most 2 open notification streams" in refused.value.message
+    limit.release("partner:a")
+    limit.acquire("partner:a")
+    assert limit.open_for("partner:a") == 2
+    limit.release("partner:a")
+    limit.release("partner:a")
+    assert limit.open_for("partner:a") == 0
+
+
+# ---- webhooks
+
+
+@pytest.mark.parametrize(
+    ("url", "detail"),
+    [
+        ("http://partner.example/hook", "url must use https"),
+        ("https://127.0.0.1/hook", "url must not point at a private, loopback or reserved address"),
+        ("https://10.1.2.3/hook", "url must not point at a private, loopback or reserved address"),
+        ("https://[::1]/hook", "url must not point at a private, loopback or reserved address"),
+        (
+            "https://[::ffff:192.168.0.1]/",
+            "url must not point at a private, loopback or reserved address",
+        ),
+        (
+            "https://169.254.169.254/latest",
+            "url must not point at a private, loopback or reserved address",
+        ),
+        ("https://localhost/hook", "url must not point at a private, loopback or reserved address"),
+        (
+            "https://printer.local/hook",
+            "url must not point at a private, loopback or reserved address",
+        ),
+        ("https://u:p@partner.example/hook", "url must not carry credentials"),
+        ("https://partner.example/hook#x", "url must not have a fragment"),
+        ("partner.example/hook", "url must be an absolute https URL"),
+        ("javascript:alert(1)", "url must be an absolute https URL"),
+    ],
+)
+def test_outside_development_mode_only_public_https_targets(url: str, detail: str) -> None:
+    with pytest.raises(Unprocessable) as refused:
+        webhooks.check_target(url, development_mode=False)
+    assert refused.value.message == detail
+
+
+def test_development_mode_allows_local_http_receivers() -> None:
+    assert webhooks.check_target("http://127.0.0.1:9000/h", development_mode=True)
+    assert webhooks.check_target("https://hooks.partner.example/h", development_mode=False)
+    with pytest.raises(Unprocessable):
+        webhooks.check_target("https://partner.example:notaport/h", development_mode=True)
+
+
+def test_retries_back_off_exponentially_with_jitter_up_to_a_cap() -> None:
+    policy = webhooks.RetryPolicy(initial_seconds=5, max_seconds=7200, budget=14)
+    assert policy.delay(1, 0.0).total_seconds() == 2.5
+    assert policy.delay(1, 0.999999).total_seconds() == pytest.approx(5, rel=1e-5)
+    assert policy.delay(4, 0.0).total_seconds() == 20
+    assert policy.delay(30, 0.999999).total_seconds() == pytest.approx(7200, rel=1e-5)
+    assert not policy.spent(13)
+    assert policy.spent(14)
+    # The budget spans hours of retries before an endpoint is disabled.
+    assert policy.span().total_seconds() > 6 * 3600
+
+
+@given(st.integers(min_value=1, max_value=60), st.floats(min_value=0, max_value=0.999))
+def test_a_delay_is_never_shorter_than_half_its_step_nor_longer_than_the_cap(
+    failures: int, jitter: float
+) -> None:
+    policy = webhooks.RetryPolicy(initial_seconds=5, max_seconds=7200)
+    step = min(7200, 5 * 2 ** (failures - 1))
+    assert step / 2 <= policy.delay(failures, jitter).total_seconds() <= step
+
+
+def test_deliveries_are_signed_as_the_specification_verifies_them() -> None:
+    note = partner_notification(partner_id="p-1", subject="hello")
+    body = webhooks.payload(Message.of(note), 7)
+    old, new = webhooks.new_secret(), webhooks.new_secret()
+    at = datetime.now(UTC)
+    headers = webhooks.Signing(new, old, at + timedelta(hours=1)).headers(
+        note.notification_id, at, body
+    )
+    assert headers["webhook-id"] == note.notification_id
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    for secret in (old, new):
+        verified = Webhook(secret).verify(body, headers)
+        assert verified["type"] == "notification.registration_approved"
+        assert verified["data"]["cursor"] == cursor.encode(7)
+    past_grace = webhooks.Signing(new, old, at - timedelta(seconds=1)).headers("id", at, body)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old).verify(body, past_grace)
+    tampered = body.replace("hello", "hellO")
+    with pytest.raises(WebhookVerificationError):
+        Webhook(new).verify(tampered, headers)
+
+
+# ---- e-mail
+
+
+def test_a_preference_picks_kinds_and_mode() -> None:
+    every = EmailPreference("a@b.example", EmailMode.DIGEST)
+    assert every.wants("earning") is EmailMode.DIGEST
+    some = EmailPreference("a@b.example", EmailMode.IMMEDIATE, frozenset({"earning"}))
+    assert some.wants("earning") is EmailMode.IMMEDIATE
+    assert some.wants("conflict") is EmailMode.OFF
+    off = EmailPreference("a@b.example", EmailMode.OFF)
+    assert off.wants("earning") is EmailMode.OFF
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["ops@partner.example", "first.last+tag@mail.partner.example", "x@a-b.example"],
+)
+def test_plain_addresses_are_accepted(address: str) -> None:
+    assert check_address(address) == address
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "ops@partner",
+        "Ops <ops@partner.example>",
+        "ops@partner.example\r\nBcc: x@evil.example",
+        "ops@@partner.example",
+        "@partner.example",
+        "a" * 65 + "@partner.example",
+        "ops@" + "a" * 250 + ".example",
+    ],
+)
+def test_anything_else_is_refused(address: str) -> None:
+    with pytest.raises(ValueError, match="plain e-mail address"):
+        check_address(address)
+
+
+def test_a_subject_never_spans_lines() -> None:
+    note = partner_notification(subject="Approved\r\nBcc: x@evil.example")
+    subject, body = immediate(Message.of(note))
+    assert "\n" not in subject
+    assert "\r" not in subject
+    assert subject == "[Pollinate] Approved Bcc: x@evil.example"
+    assert note.body in body
+
+
+def test_a_digest_lists_its_messages_in_order() -> None:
+    notes = [Message.of(partner_notification(subject=f"s{i}")) for i in range(2)]
+    subject, body = digest(notes)
+    assert subject == "[Pollinate] 2 notifications"
+    assert [line.rsplit(" ", 1)[-1] for line in body.splitlines() if line.startswith("- ")] == [
+        "s0",
+        "s1",
+    ]
+    assert digest(notes[:1])[0] == "[Pollinate] 1 notification"
