@@ -6,7 +6,12 @@ Connects as the admin principal the `KAFKA_*` variables name and, idempotently:
 - upserts a SCRAM-SHA-512 credential for each service principal (`DIR/<service>`, one password
   a file; `deploy/local-stack.sh` makes them at the first start);
 - creates every registered topic that does not exist yet (auto-creation is off, and services
-  may not create topics);
+  may not create topics) with the registry's partitions and retention and the layout's
+  replication factor and `min.insync.replicas` (`KAFKA_TOPIC_REPLICATION_FACTOR`, default 1;
+  `KAFKA_TOPIC_MIN_INSYNC_REPLICAS`, default 1 on one broker, 2 on more); on an existing topic
+  it sets the same configs, adds partitions the registry added, and reports (never ignores) a
+  registry that asks for fewer partitions than a topic has: Kafka cannot remove partitions,
+  and keys would move if it could;
 - makes the ACLs exactly `shared.topics.grants()`: each service may WRITE the topics it
   produces, READ those it consumes and its own consumer groups; an ACL of a service principal
   that the registry no longer grants is deleted.
@@ -21,16 +26,21 @@ import os
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
     AclOperation,
     AclPermissionType,
     AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
     NewTopic,
     ResourcePatternType,
     ResourceType,
@@ -40,7 +50,7 @@ from confluent_kafka.admin import (
 )
 
 from shared.kafka_client import KafkaConnection
-from shared.topics import ALL_TOPICS, SERVICES, Grant, grants
+from shared.topics import ALL_TOPICS, SERVICES, Grant, Topic, TopicLayout, grants
 
 SCRAM_ITERATIONS = 8192
 TIMEOUT = 30.0
@@ -111,16 +121,81 @@ def upsert_users(client: AdminClient, passwords: dict[str, str]) -> None:
         future.result(timeout=TIMEOUT)
 
 
-def create_missing_topics(client: AdminClient) -> list[str]:
-    existing = set(client.list_topics(timeout=TIMEOUT).topics)
-    missing = [topic for topic in ALL_TOPICS if topic.name not in existing]
+@dataclass
+class TopicReport:
+    created: list[str] = field(default_factory=list)
+    grown: list[str] = field(default_factory=list)
+    # A registry asking for fewer partitions than a topic has: left as it is, and said.
+    cannot_shrink: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{len(self.created)} topic(s) created"]
+        if self.grown:
+            parts.append(f"partitions added to {', '.join(self.grown)}")
+        if self.cannot_shrink:
+            parts.append(
+                f"NOT shrunk (Kafka cannot remove partitions): {'; '.join(self.cannot_shrink)}"
+            )
+        return ", ".join(parts)
+
+
+def reconcile_topics(
+    client: AdminClient, layout: TopicLayout, topics: Iterable[Topic] = ALL_TOPICS
+) -> TopicReport:
+    """Make the broker's topics what the registry and the layout say, as far as Kafka can."""
+    wanted = list(topics)
+    existing = client.list_topics(timeout=TIMEOUT).topics
+    report = TopicReport()
+    missing = [topic for topic in wanted if topic.name not in existing]
     if missing:
         futures = client.create_topics(
-            [NewTopic(topic.name, topic.partitions, 1) for topic in missing]
+            [
+                NewTopic(
+                    topic.name,
+                    topic.partitions,
+                    layout.replication_factor,
+                    config=layout.configs(topic),
+                )
+                for topic in missing
+            ]
         )
-        for future in futures.values():
+        for name, future in futures.items():
+            try:
+                future.result(timeout=TIMEOUT)
+            except KafkaException as error:
+                if error.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    continue  # made meanwhile (another provisioning run): it is there
+                raise SystemExit(f"could not create topic {name}: {error.args[0].str()}") from error
+        report.created = [topic.name for topic in missing]
+    present = [topic for topic in wanted if topic.name in existing]
+    grow = []
+    for topic in present:
+        has = len(existing[topic.name].partitions)
+        if has < topic.partitions:
+            grow.append(NewPartitions(topic.name, topic.partitions))
+            report.grown.append(f"{topic.name} ({has} -> {topic.partitions})")
+        elif has > topic.partitions:
+            report.cannot_shrink.append(
+                f"{topic.name} has {has} partitions, the registry says {topic.partitions}"
+            )
+    if grow:
+        for future in client.create_partitions(grow).values():
             future.result(timeout=TIMEOUT)
-    return [topic.name for topic in missing]
+    if present:
+        resources = [
+            ConfigResource(
+                ResourceType.TOPIC,
+                topic.name,
+                incremental_configs=[
+                    ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+                    for name, value in layout.configs(topic).items()
+                ],
+            )
+            for topic in present
+        ]
+        for future in client.incremental_alter_configs(resources).values():
+            future.result(timeout=TIMEOUT)
+    return report
 
 
 def sync_acls(client: AdminClient, wanted: Iterable[Grant]) -> tuple[int, int]:
@@ -154,11 +229,11 @@ def apply(admin: KafkaConnection, credentials: Path) -> str:
     client = AdminClient(admin.librdkafka_properties())
     wait_until_authenticated(client, time.monotonic() + TIMEOUT)
     upsert_users(client, read_credentials(credentials, SERVICES))
-    created_topics = create_missing_topics(client)
+    topics = reconcile_topics(client, TopicLayout.from_env(os.environ))
     created, deleted = sync_acls(client, grants())
     return (
         f"kafka access: principals {', '.join(SERVICES)}; "
-        f"{len(created_topics)} topic(s) created; ACLs {created} created, {deleted} deleted"
+        f"{topics.summary()}; ACLs {created} created, {deleted} deleted"
     )
 
 

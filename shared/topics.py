@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -39,6 +40,10 @@ class Topic:
     # that the record key, the envelope subject and this attribute agree, and that the
     # envelope's source is one of the topic's producers (`pollinate/<service>`).
     aggregate: str | None = None
+    # How long the broker keeps records. Consumers forget processed event ids after
+    # INBOX_RETENTION_HOURS (168 by default), which is safe only while no topic keeps records
+    # longer: a record older than that can never be delivered again.
+    retention_hours: int = 168
 
     @property
     def producing_services(self) -> tuple[str, ...]:
@@ -153,6 +158,38 @@ ALL_TOPICS: tuple[Topic, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class TopicLayout:
+    """How topics are laid out on the brokers: the replication factor and the replicas that
+    must acknowledge a write (`acks=all` waits for `min.insync.replicas` of them). One broker:
+    1 and 1 (the local stack's default); a cluster: 3 and 2, so losing a broker loses nothing
+    and refuses nothing."""
+
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
+
+    def __post_init__(self) -> None:
+        if self.replication_factor < 1:
+            raise ValueError("KAFKA_TOPIC_REPLICATION_FACTOR must be at least 1")
+        if not 1 <= self.min_insync_replicas <= self.replication_factor:
+            raise ValueError(
+                "KAFKA_TOPIC_MIN_INSYNC_REPLICAS must be between 1 and the replication factor "
+                f"({self.replication_factor})"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> TopicLayout:
+        factor = int(environ.get("KAFKA_TOPIC_REPLICATION_FACTOR") or 1)
+        default_isr = 1 if factor == 1 else 2
+        return cls(factor, int(environ.get("KAFKA_TOPIC_MIN_INSYNC_REPLICAS") or default_isr))
+
+    def configs(self, topic: Topic) -> dict[str, str]:
+        return {
+            "min.insync.replicas": str(self.min_insync_replicas),
+            "retention.ms": str(topic.retention_hours * 3600 * 1000),
+        }
+
+
 def topics_of(service: str) -> tuple[Topic, ...]:
     """The topics a service produces to or consumes from (its dead-letter topic included)."""
     return tuple(
@@ -206,6 +243,7 @@ async def ensure_topics(
     has created them all, so a service finds nothing missing; one that does gets the broker's
     authorization error, which names the topic."""
     wanted = list(topics)
+    layout = TopicLayout.from_env(os.environ)
     for attempt in range(1, attempts + 1):
         admin = AIOKafkaAdminClient(**kafka.aiokafka_options())
         try:
@@ -217,7 +255,12 @@ async def ensure_topics(
                 with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(
                         [
-                            NewTopic(t.name, num_partitions=t.partitions, replication_factor=1)
+                            NewTopic(
+                                t.name,
+                                num_partitions=t.partitions,
+                                replication_factor=layout.replication_factor,
+                                topic_configs=layout.configs(t),
+                            )
                             for t in missing
                         ]
                     )
@@ -233,7 +276,6 @@ async def ensure_topics(
 
 def main() -> None:
     import argparse
-    import os
 
     parser = argparse.ArgumentParser(
         description="Create every registered Pollinate topic (as the KAFKA_* principal)."

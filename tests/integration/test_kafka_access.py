@@ -8,6 +8,7 @@ import asyncio
 import os
 import subprocess
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,15 +23,17 @@ from confluent_kafka.admin import (
     AclOperation,
     AclPermissionType,
     AdminClient,
+    ConfigResource,
     ResourcePatternType,
     ResourceType,
 )
 
-from deploy.kafka_access import acl_filter, apply
+from deploy.kafka_access import acl_filter, apply, reconcile_topics
 from shared.kafka_client import KafkaConnection
 from shared.outbox import make_producer
-from shared.topics import ATTRIBUTION_CREDITS, DEAL_OPPORTUNITIES
+from shared.topics import ATTRIBUTION_CREDITS, DEAL_OPPORTUNITIES, Topic, TopicLayout
 from tests.support.infra import ROOT, Infra, missing_capability
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -140,6 +143,56 @@ async def test_provisioning_makes_the_acls_exactly_the_registrys(infra: Infra) -
         # Gone already when the test passes; this cleans up after a failure.
         for future in client.delete_acls([acl_filter(stray)]).values():
             future.result(timeout=30)
+
+
+async def test_topics_follow_the_registry_and_the_layout_as_far_as_kafka_can(
+    infra: Infra,
+) -> None:
+    """A new topic gets the registry's partitions and retention and the layout's replication
+    and min.insync.replicas; partitions the registry adds are added; a registry asking for
+    fewer is reported, not ignored; a replication factor the brokers cannot give is refused
+    with the broker's reason."""
+    client = admin_client(infra)
+    name = f"test.layout-{uuid.uuid4().hex[:8]}.v1"
+    topic = Topic(name, "deals", "test", 2, "a test topic", retention_hours=24)
+    layout = TopicLayout(replication_factor=1, min_insync_replicas=1)
+    try:
+        assert reconcile_topics(client, layout, [topic]).created == [name]
+
+        def partitions() -> int:
+            found = client.list_topics(name, timeout=30).topics.get(name)
+            return 0 if found is None or found.error else len(found.partitions)
+
+        async def visible(count: int) -> bool:
+            return await asyncio.to_thread(partitions) == count
+
+        # The broker's metadata answers what a creation did a moment later.
+        await eventually(lambda: visible(2))
+        resource = ConfigResource(ResourceType.TOPIC, name)
+        configs = client.describe_configs([resource])[resource].result(timeout=30)
+        assert configs["retention.ms"].value == str(24 * 3600 * 1000)
+        assert configs["min.insync.replicas"].value == "1"
+
+        grown = reconcile_topics(client, layout, [replace(topic, partitions=4)])
+        assert grown.grown == [f"{name} (2 -> 4)"]
+        await eventually(lambda: visible(4))
+        shrunk = reconcile_topics(client, layout, [replace(topic, partitions=3)])
+        assert shrunk.cannot_shrink == [f"{name} has 4 partitions, the registry says 3"]
+        assert "NOT shrunk" in shrunk.summary()
+
+        too_many = replace(topic, name=f"{name}-rf3")
+        with pytest.raises(SystemExit, match="replication factor of 3 cannot be reached"):
+            reconcile_topics(client, TopicLayout(3, 2), [too_many])
+    finally:
+        for future in client.delete_topics([name]).values():
+            future.result(timeout=30)
+
+
+def test_a_layout_that_makes_no_sense_is_refused() -> None:
+    with pytest.raises(ValueError, match="between 1 and the replication factor"):
+        TopicLayout(replication_factor=1, min_insync_replicas=2)
+    assert TopicLayout.from_env({"KAFKA_TOPIC_REPLICATION_FACTOR": "3"}) == TopicLayout(3, 2)
+    assert TopicLayout.from_env({}) == TopicLayout(1, 1)
 
 
 def kcat_environment(tmp_path: Path) -> dict[str, str]:
