@@ -1,4 +1,4 @@
-"""End-to-end fixtures: the four services as real OS processes (their own roles, schemas and
+"""End-to-end fixtures: the services as real OS processes (their own roles, schemas and
 consumer groups) on the real Kafka broker and PostgreSQL, with kill -9 and restart."""
 
 from __future__ import annotations
@@ -9,15 +9,21 @@ import httpx
 import pytest
 
 from deploy.story import Partner, Story
-from tests.support.infra import Infra
+from tests.support.infra import ROOT, Infra
 from tests.support.processes import ADMIN_TOKEN, SERVICES, Fleet
 
 pytestmark = pytest.mark.e2e
 
 
+# Every service process of the end-to-end tests writes its spans here (the tests read traces).
+TRACES = ROOT / ".work" / "e2e" / "traces.jsonl"
+
+
 @pytest.fixture(scope="package")
 async def fleet(infra: Infra) -> AsyncIterator[Fleet]:
-    running = Fleet(infra)
+    TRACES.parent.mkdir(parents=True, exist_ok=True)
+    TRACES.unlink(missing_ok=True)
+    running = Fleet(infra, env={"TRACE_EXPORTER": f"file:{TRACES}"})
     try:
         for service in SERVICES:
             await running.start(service)
