@@ -120,7 +120,7 @@ PARTNER_NOTIFICATIONS = Topic(
     6,
     "Notifications partner apps subscribe to: one partner's messages share a key and stay ordered.",
     producers=("deals", "incentives", "onboarding", "attribution"),
-    events=("notification.partner.v1",),
+    events=("notification.partner.v1", "notification.partner.v2"),
     consumers=("partner apps",),
     aggregate="partner_id",
 )

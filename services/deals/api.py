@@ -5,9 +5,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from services.deals import crm_ingestion, verification, views
+from services.deals.domain.ledger import Principal
 from services.deals.domain.rules import RulesOfEngagement
 from services.deals.expiry import run_expiry
 from services.deals.extension import request_extension
@@ -21,6 +22,7 @@ from services.deals.schemas import (
     DecisionOut,
     ExpiryRunOut,
     ExtensionOut,
+    HistoryEntryOut,
     IngestedOut,
     RegistrationIn,
     RegistrationOut,
@@ -74,7 +76,7 @@ async def create_registration(
     request = body.request_for(acting_partner(who, partner_id), now())
     async with platform.transaction() as conn:
         registration_id, decision = await register(
-            conn, platform.outbox, policy, request, body.crm_deal_key
+            conn, platform.outbox, policy, request, body.crm_deal_key, Principal.of(who)
         )
         await record_action(conn, who, "registration.register", registration_id)
     return DecisionOut(
@@ -121,6 +123,16 @@ async def get_registration(
     return await views.registration(platform.pool, who, registration_id)
 
 
+@router.get("/registrations/{registration_id}/history", tags=["registrations"])
+async def registration_history(
+    registration_id: str, who: CallerDep, platform: PlatformDep
+) -> list[HistoryEntryOut]:
+    """Every decision and status change of the registration, oldest first: what, when, by
+    whom, under which policy version, why and on what evidence. Its partner sees its own
+    registration's entries as it was told them (no other partner's or rep's identity)."""
+    return await views.history(platform.pool, who, registration_id)
+
+
 @router.post("/registrations/{registration_id}/extension", tags=["registrations"])
 async def extend_registration(
     registration_id: str, who: CallerDep, platform: PlatformDep, policy: PolicyDep
@@ -156,11 +168,19 @@ async def link_to_crm_deal(
 
 @router.post("/registrations/{registration_id}/review", tags=["registrations"])
 async def review_registration(
-    registration_id: str, who: AdminDep, platform: PlatformDep, approve: bool, note: str = ""
+    registration_id: str,
+    who: AdminDep,
+    platform: PlatformDep,
+    policy: PolicyDep,
+    approve: bool,
+    note: Annotated[str, Query(max_length=2000)] = "",
 ) -> ReviewOut:
-    """Decide a registration pending review (channel managers)."""
+    """Decide a registration pending review (channel managers); the reviewer and the note are
+    kept in the registration's history."""
     async with platform.transaction() as conn:
-        outcome = await review(conn, platform.outbox, registration_id, approve, note)
+        outcome = await review(
+            conn, platform.outbox, policy, Principal.of(who), registration_id, approve, note
+        )
         await record_action(conn, who, "registration.review", registration_id)
     return ReviewOut(registration_id=registration_id, status=outcome)
 

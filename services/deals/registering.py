@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from services.deals import repository
 from services.deals.crm_projection import deal_state_events
+from services.deals.domain.ledger import LedgerEntry, LedgerWhat, Principal
 from services.deals.domain.lifecycle import decision_notification_kind
 from services.deals.domain.links import decided_with_link
 from services.deals.domain.rules import (
@@ -45,10 +46,11 @@ async def register(
     policy: RulesOfEngagement,
     request: RegistrationRequest,
     crm_deal_key: str | None,
+    principal: Principal,
 ) -> tuple[str, Decision]:
-    """Decide and store a registration; returns its id and the decision. A CRM link is
-    verified first (409 when it may not be made; an approval whose link disagrees with the
-    CRM goes to review)."""
+    """Decide and store a registration, with its first ledger entry (`principal` registered
+    it); returns its id and the decision. A CRM link is verified first (409 when it may not be
+    made; an approval whose link disagrees with the CRM goes to review)."""
     await repository.lock_customer(conn, request.customer)
     verdict = None
     if crm_deal_key is not None:
@@ -65,6 +67,17 @@ async def register(
     await repository.insert_registration(
         conn, registration_id, request, decision, decided_at, crm_deal_key, inputs
     )
+    entry = LedgerEntry(
+        what=LedgerWhat.DECIDED,
+        previous_status=None,
+        status=decision.status,
+        principal=principal,
+        policy_version=decision.policy_version,
+        reasons=decision.reasons,
+        partner_reasons=decision.partner_reasons,
+        evidence=inputs | {"crm_deal_key": crm_deal_key},
+    )
+    await repository.append_ledger(conn, registration_id, entry)
     customer = request.customer
     decided = RegistrationDecided(
         registration_id=registration_id,

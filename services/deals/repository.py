@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from services.deals.domain.customers import Customer
+from services.deals.domain.ledger import LedgerEntry
 from services.deals.domain.links import CrmDealSeen
 from services.deals.domain.rules import (
     Decision,
@@ -144,6 +145,35 @@ async def co_sell_owners(conn: Connection, domain: str | None) -> list[str]:
     return [row["owner"] for row in rows]
 
 
+# Owners of open opportunities that may be the customer's (by domain or by name block), and
+# of the registration's linked opportunity; the caller keeps those on the same customer.
+_DIRECT_OWNERS_SQL = """
+SELECT deal_key, owner, customer_name, customer_domain FROM crm_deals
+WHERE status = 'open' AND NOT deleted AND owner IS NOT NULL AND customer_domain = $1
+UNION
+SELECT deal_key, owner, customer_name, customer_domain FROM crm_deals
+WHERE status = 'open' AND NOT deleted AND owner IS NOT NULL AND name_key = $2
+UNION
+SELECT deal_key, owner, customer_name, customer_domain FROM crm_deals
+WHERE deal_key = $3 AND owner IS NOT NULL
+"""
+
+
+async def direct_owners(
+    conn: Connection, customer: Customer, linked_deal: str | None, threshold: float
+) -> list[str]:
+    """The direct account owners of the customer: the owner of the linked opportunity and of
+    every open one on the same customer (same domain, or names alike under the policy)."""
+    rows = await conn.fetch(_DIRECT_OWNERS_SQL, customer.domain, customer.name_key, linked_deal)
+    owners = {
+        r["owner"]
+        for r in rows
+        if r["deal_key"] == linked_deal
+        or customer.matches(Customer.parse(r["customer_name"], r["customer_domain"]), threshold)
+    }
+    return sorted(owners)
+
+
 async def overlapping_partners(conn: Connection, partner_id: str, domain: str | None) -> list[str]:
     """Other active partners holding an approved or pending registration on the domain."""
     rows = await conn.fetch(
@@ -206,15 +236,20 @@ async def registration_for_update(conn: Connection, registration_id: str) -> asy
 async def store_status(
     conn: Connection,
     row: Row,
-    status: RegistrationStatus,
+    entry: LedgerEntry,
     expires_at: datetime | None = None,
 ) -> None:
+    """The registration's new state with the reasons of the entry that changed it (the ledger
+    keeps the earlier ones)."""
     await conn.execute(
-        """UPDATE registrations SET status = $2, expires_at = COALESCE($3, expires_at), updated_at = now()
+        """UPDATE registrations SET status = $2, expires_at = COALESCE($3, expires_at),
+               reasons = $4, partner_reasons = $5, updated_at = now()
            WHERE registration_id = $1""",
         row["registration_id"],
-        status.value,
+        entry.status.value,
         expires_at,
+        list(entry.reasons),
+        list(entry.told),
     )
 
 
@@ -266,6 +301,34 @@ async def link_holders(
         registration_id,
     )
     return [RegistrationStatus(r["status"]) for r in rows]
+
+
+async def append_ledger(conn: Connection, registration_id: str, entry: LedgerEntry) -> None:
+    """One entry of the registration's decision ledger (append-only; the table refuses changes)."""
+    await conn.execute(
+        """INSERT INTO registration_ledger (registration_id, what, previous_status, status,
+               principal_kind, principal, policy_version, reasons, partner_reasons, evidence)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)""",
+        registration_id,
+        entry.what.value,
+        entry.previous_status.value if entry.previous_status else None,
+        entry.status.value,
+        entry.principal.kind.value,
+        entry.principal.id,
+        entry.policy_version,
+        list(entry.reasons),
+        list(entry.told),
+        json.dumps(dict(entry.evidence), default=str),
+    )
+
+
+async def store_deal_outcome(conn: Connection, registration_id: str, outcome: str) -> None:
+    """The outcome of the linked opportunity that closed while the registration awaited review."""
+    await conn.execute(
+        "UPDATE registrations SET deal_outcome = $2 WHERE registration_id = $1",
+        registration_id,
+        outcome,
+    )
 
 
 async def count_extension(conn: Connection, registration_id: str) -> None:

@@ -83,6 +83,27 @@ class CheckOut(BaseModel):
     policy_version: str
 
 
+class HistoryEntryOut(BaseModel):
+    """One decision or status change of a registration (its decision ledger)."""
+
+    seq: int = Field(description="grows with every entry of the ledger")
+    at: datetime
+    what: str = Field(
+        description="decided | reviewed | linked | extended | expired | closed | escalated"
+        " | auto_decided"
+    )
+    previous_status: RegistrationStatus | None
+    status: RegistrationStatus
+    principal_kind: str = Field(description="partner | manager | system | crm")
+    principal: str | None = Field(
+        description="the partner, the manager's subject (channel managers only), the job, or "
+        "the CRM opportunity"
+    )
+    policy_version: str
+    reasons: list[str] = Field(description="a partner reads what it was told")
+    evidence: dict[str, Any] = Field(description="a partner sees only the kinds of conflicts")
+
+
 class RegistrationOut(BaseModel):
     """A stored registration with its decision and the inputs it was decided on."""
 
@@ -107,6 +128,12 @@ class RegistrationOut(BaseModel):
     crm_deal_key: str | None
     updated_at: datetime
     expiry_warned_for: datetime | None
+    deal_outcome: str | None = Field(
+        default=None, description="won: the linked CRM deal closed while awaiting review"
+    )
+    decision: HistoryEntryOut | None = Field(
+        default=None, description="the current decision: the newest entry of its history"
+    )
 
 
 class CrmLinkIn(BaseModel):

@@ -1,5 +1,7 @@
-"""Reading registrations for the API: partners see their own, channel managers all; a partner
-sees of a conflict only its kind (services/deals/domain/disclosure.py)."""
+"""Reading registrations and their decision history for the API: partners see their own,
+channel managers all; a partner sees of a conflict only its kind
+(services/deals/domain/disclosure.py) and of the history only what it was told
+(services/deals/domain/ledger.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +10,29 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from services.deals.domain.disclosure import conflicts_seen, inputs_seen, reasons_seen
+from services.deals.domain.ledger import entry_seen
 from services.deals.domain.rules import Decision
 from services.deals.repository import Row
-from services.deals.schemas import ConflictOut, RegistrationOut
+from services.deals.schemas import ConflictOut, HistoryEntryOut, RegistrationOut
 from shared.db import Pool
 from shared.events.registrations import ConflictInfo
 from shared.http import partner_scope
 from shared.identity import Caller
+
+# Each registration with the newest entry of its ledger (its current decision), as columns
+# prefixed `d_` (one index lookup per registration).
+_WITH_DECISION = """
+SELECT r.*, d.seq AS d_seq, d.at AS d_at, d.what AS d_what,
+       d.previous_status AS d_previous_status, d.status AS d_status,
+       d.principal_kind AS d_principal_kind, d.principal AS d_principal,
+       d.policy_version AS d_policy_version, d.reasons AS d_reasons,
+       d.partner_reasons AS d_partner_reasons, d.evidence AS d_evidence
+FROM registrations r
+LEFT JOIN LATERAL (
+    SELECT * FROM registration_ledger l WHERE l.registration_id = r.registration_id
+    ORDER BY l.seq DESC LIMIT 1
+) d ON true
+"""
 
 
 def conflicts_out(conflicts: Sequence[ConflictInfo], who: Caller) -> list[ConflictOut]:
@@ -24,8 +42,14 @@ def conflicts_out(conflicts: Sequence[ConflictInfo], who: Caller) -> list[Confli
     ]
 
 
+def entry_out(row: Row, who: Caller, prefix: str = "") -> HistoryEntryOut:
+    entry = {key[len(prefix) :]: v for key, v in dict(row).items() if key.startswith(prefix)}
+    seen = entry_seen(entry, json.loads(entry["evidence"]), partner=not who.is_admin)
+    return HistoryEntryOut.model_validate(asdict(seen))
+
+
 def registration_out(row: Row, who: Caller) -> RegistrationOut:
-    out = dict(row)
+    out = {key: value for key, value in dict(row).items() if not key.startswith("d_")}
     conflicts = [ConflictInfo.model_validate(c) for c in json.loads(out["conflicts"])]
     partner = not who.is_admin  # only channel managers see the evidence
     out["conflicts"] = conflicts_out(conflicts, who)
@@ -33,14 +57,16 @@ def registration_out(row: Row, who: Caller) -> RegistrationOut:
         out["reasons"], out.pop("partner_reasons", None), conflicts, partner=partner
     )
     out["inputs"] = inputs_seen(json.loads(out["inputs"]), partner=partner)
+    if row.get("d_seq") is not None:
+        out["decision"] = entry_out(row, who, "d_")
     return RegistrationOut.model_validate(out)
 
 
 async def registrations(pool: Pool, who: Caller, limit: int) -> list[RegistrationOut]:
     """The newest registrations the caller may see (at most `limit`, 1..500)."""
     rows = await pool.fetch(
-        """SELECT * FROM registrations WHERE ($1::text IS NULL OR partner_id = $1)
-           ORDER BY submitted_at DESC LIMIT $2""",
+        f"""{_WITH_DECISION} WHERE ($1::text IS NULL OR r.partner_id = $1)
+            ORDER BY r.submitted_at DESC LIMIT $2""",
         who.partner_id,
         min(max(limit, 1), 500),
     )
@@ -49,12 +75,24 @@ async def registrations(pool: Pool, who: Caller, limit: int) -> list[Registratio
 
 async def registration(pool: Pool, who: Caller, registration_id: str) -> RegistrationOut:
     """One registration; another partner's is not found, exactly as a missing one."""
-    row = await pool.fetchrow(
-        "SELECT * FROM registrations WHERE registration_id = $1", registration_id
-    )
+    row = await pool.fetchrow(f"{_WITH_DECISION} WHERE r.registration_id = $1", registration_id)
     partner_scope(who, row["partner_id"] if row else None, f"registration {registration_id}")
     assert row is not None
     return registration_out(row, who)
+
+
+async def history(pool: Pool, who: Caller, registration_id: str) -> list[HistoryEntryOut]:
+    """The registration's decision ledger, oldest first; another partner's is not found."""
+    async with pool.acquire() as conn:
+        partner_id = await conn.fetchval(
+            "SELECT partner_id FROM registrations WHERE registration_id = $1", registration_id
+        )
+        partner_scope(who, partner_id, f"registration {registration_id}")
+        rows = await conn.fetch(
+            "SELECT * FROM registration_ledger WHERE registration_id = $1 ORDER BY seq",
+            registration_id,
+        )
+    return [entry_out(r, who) for r in rows]
 
 
 def reasons_for(decision: Decision, who: Caller) -> list[str]:

@@ -1,0 +1,251 @@
+"""Deal-registration governance on real processes, Kafka and Postgres: every decision and
+status change of a registration is an append-only ledger entry with its principal, read back as
+its history (a partner sees what it was told, a channel manager everything), and every change
+is told to the partner and the account's direct owner."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from shared.topics import PARTNER_NOTIFICATIONS
+from tests.support.crm import salesforce_cdc, salesforce_delivery
+from tests.support.deals import partners_onboarded
+from tests.support.infra import Infra
+from tests.support.kafka import wait_for_keyed
+from tests.support.polling import eventually
+from tests.support.processes import ADMIN, auth
+
+pytestmark = pytest.mark.integration
+
+
+def body(run: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "customer_name": f"G{run} Governance Works",
+        "customer_domain": f"governance-{run}.example",
+        "customer_country": "US",
+        "products": ["data"],
+        "amount": "900000.00",  # above the gold auto-approval limit: manual review
+        "currency": "USD",
+        **overrides,
+    }
+
+
+async def crm_opportunity(
+    client: httpx.AsyncClient, deals: str, admin_db: Any, run: str, owner: str, at: datetime
+) -> str:
+    """An open Salesforce opportunity on the run's customer, owned by `owner`, once projected:
+    its deal key."""
+    record_id = f"006g{run}"
+    fields = {
+        "StageName": "Qualification",
+        "Amount": 900000.0,
+        "CurrencyIsoCode": "USD",
+        "OwnerId": owner,
+        "Account_Name__c": f"G{run} Governance Works",
+        "Account_Website__c": f"https://governance-{run}.example",
+    }
+    delivery = salesforce_delivery(salesforce_cdc(record_id, "CREATE", at, fields))
+    assert (await client.post(f"{deals}/crm/salesforce", **delivery)).status_code == 202
+    deal_key = f"salesforce:{record_id}"
+
+    async def projected() -> bool:
+        return bool(
+            await admin_db.fetchval(
+                "SELECT owner IS NOT NULL FROM deals.crm_deals WHERE deal_key = $1", deal_key
+            )
+        )
+
+    await eventually(projected)
+    return deal_key
+
+
+async def close_won(client: httpx.AsyncClient, deals: str, deal_key: str, at: datetime) -> None:
+    record_id = deal_key.split(":", 1)[1]
+    delivery = salesforce_delivery(
+        salesforce_cdc(record_id, "UPDATE", at, {"StageName": "Closed Won"})
+    )
+    assert (await client.post(f"{deals}/crm/salesforce", **delivery)).status_code == 202
+
+
+async def test_a_registrations_history_reads_back_in_order_with_principals(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    """create -> review -> extension -> win: four entries, in order, each with its principal,
+    policy version and reasons; the partner and the direct owner hear of every change."""
+    started = datetime.now(UTC)
+    run = uuid.uuid4().hex[:8]
+    partner, rep = f"p-gov-{run}", f"rep-gov-{run}"
+    await partners_onboarded(infra, partner)
+    deals, other = deals_instances
+    async with httpx.AsyncClient(timeout=30) as client:
+        deal_key = await crm_opportunity(
+            client, other, admin_db, run, rep, started - timedelta(days=1)
+        )
+        # The rep's opportunity predates the registration: a direct-sales conflict, reviewed.
+        created = await client.post(
+            f"{deals}/registrations", headers=auth(partner), json=body(run, crm_deal_key=deal_key)
+        )
+        assert created.status_code == 201, created.text
+        registration_id = created.json()["registration_id"]
+        assert created.json()["status"] == "pending_review"
+        reviewed = await client.post(
+            f"{other}/registrations/{registration_id}/review",
+            params={"approve": "true", "note": "co-sell agreed with the account team"},
+            headers=ADMIN,
+        )
+        assert reviewed.json()["status"] == "approved"
+        extended = await client.post(
+            f"{deals}/registrations/{registration_id}/extension", headers=auth(partner)
+        )
+        assert extended.status_code == 200
+        await close_won(client, other, deal_key, started + timedelta(seconds=1))
+
+        async def won() -> bool:
+            status = await admin_db.fetchval(
+                "SELECT status FROM deals.registrations WHERE registration_id = $1",
+                registration_id,
+            )
+            return bool(status == "won")
+
+        await eventually(won)
+        url = f"/registrations/{registration_id}/history"
+        as_manager = (await client.get(f"{deals}{url}", headers=ADMIN)).json()
+        as_partner = (await client.get(f"{other}{url}", headers=auth(partner))).json()
+        stranger = await client.get(f"{deals}{url}", headers=auth(f"{partner}-other"))
+        view = (
+            await client.get(f"{deals}/registrations/{registration_id}", headers=auth(partner))
+        ).json()
+
+    assert stranger.status_code == 404
+    assert [
+        (e["what"], e["previous_status"], e["status"], e["principal_kind"], e["principal"])
+        for e in as_manager
+    ] == [
+        ("decided", None, "pending_review", "partner", partner),
+        ("reviewed", "pending_review", "approved", "manager", "channel-manager@tests"),
+        ("extended", "approved", "approved", "partner", partner),
+        ("closed", "approved", "won", "crm", deal_key),
+    ]
+    assert [e["seq"] for e in as_manager] == sorted(e["seq"] for e in as_manager)
+    assert all(e["policy_version"] == "2026-11-roe-1" for e in as_manager)
+    assert as_manager[1]["reasons"] == ["manual review: co-sell agreed with the account team"]
+    assert as_manager[3]["reasons"] == [f"linked CRM opportunity {deal_key} closed won"]
+    # The manager sees the rep and its opportunity in the evidence; the partner never does.
+    assert rep in str(as_manager[0]["reasons"])
+    assert deal_key in str(as_manager[0]["evidence"])
+    assert [e["principal"] for e in as_partner] == [partner, None, partner, deal_key]
+    assert rep not in str(as_partner)
+    assert as_partner[0]["evidence"]["conflicts_considered"] == [
+        {"kind": "direct_sales", "summary": "direct sales"}
+    ]
+    # The registration shows its current decision: the close, with its reasons.
+    assert view["decision"]["what"] == "closed"
+    assert view["reasons"] == [f"linked CRM opportunity {deal_key} closed won"]
+
+    notes = await wait_for_keyed(
+        infra.kafka,
+        PARTNER_NOTIFICATIONS.name,
+        partner,
+        lambda events: sum(e["data"]["kind"] == "registration_won" for e in events) == 2,
+        since=started,
+    )
+    told = sorted((e["type"], e["data"]["kind"], e["data"]["recipient"]) for e in notes)
+    v1, v2 = "notification.partner.v1", "notification.partner.v2"
+    assert told == sorted(
+        [
+            (v1, "pending_review", partner),
+            (v1, "direct_sales_conflict", rep),
+            (v1, "registration_approved", partner),
+            (v1, "registration_approved", rep),
+            (v2, "registration_extended", partner),
+            (v2, "registration_extended", rep),
+            (v2, "registration_won", partner),
+            (v2, "registration_won", rep),
+        ]
+    )
+    approved = next(e for e in notes if e["data"]["kind"] == "registration_approved")
+    assert approved["data"]["body"] == "manual review: co-sell agreed with the account team"
+
+
+async def test_a_registration_awaiting_review_when_its_deal_is_won_is_decided_by_the_review(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    started = datetime.now(UTC)
+    run = uuid.uuid4().hex[:8]
+    partner, rep = f"p-govw-{run}", f"rep-govw-{run}"
+    await partners_onboarded(infra, partner)
+    deals, other = deals_instances
+    async with httpx.AsyncClient(timeout=30) as client:
+        deal_key = await crm_opportunity(client, other, admin_db, run, rep, started)
+        created = await client.post(
+            f"{deals}/registrations", headers=auth(partner), json=body(run, crm_deal_key=deal_key)
+        )
+        registration_id = created.json()["registration_id"]
+        assert created.json()["status"] == "pending_review"
+        await close_won(client, other, deal_key, started + timedelta(seconds=1))
+
+        async def told_of_the_close() -> bool:
+            return bool(
+                await admin_db.fetchval(
+                    "SELECT deal_outcome = 'won' FROM deals.registrations"
+                    " WHERE registration_id = $1",
+                    registration_id,
+                )
+            )
+
+        await eventually(told_of_the_close)
+        waiting = (
+            await client.get(f"{deals}/registrations/{registration_id}", headers=auth(partner))
+        ).json()
+        assert waiting["status"] == "pending_review"
+        assert waiting["decision"]["what"] == "closed"
+        assert "the review decides it" in waiting["reasons"][0]
+        reviewed = await client.post(
+            f"{other}/registrations/{registration_id}/review",
+            params={"approve": "true"},
+            headers=ADMIN,
+        )
+    assert reviewed.json()["status"] == "won"
+    notes = await wait_for_keyed(
+        infra.kafka,
+        PARTNER_NOTIFICATIONS.name,
+        partner,
+        lambda events: any(e["data"]["kind"] == "registration_won" for e in events),
+        since=started,
+    )
+    kinds = [e["data"]["kind"] for e in notes if e["data"]["recipient"] == partner]
+    assert kinds == ["pending_review", "pending_review", "registration_won"]
+
+
+async def test_the_decision_ledger_is_append_only(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-gova-{run}"
+    await partners_onboarded(infra, partner)
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = await client.post(
+            f"{deals_instances[0]}/registrations",
+            headers=auth(partner),
+            json=body(run, amount="1000.00"),
+        )
+    registration_id = created.json()["registration_id"]
+    for statement in (
+        "UPDATE deals.registration_ledger SET reasons = '{}' WHERE registration_id = $1",
+        "DELETE FROM deals.registration_ledger WHERE registration_id = $1",
+    ):
+        with pytest.raises(asyncpg.RestrictViolationError, match="append-only"):
+            await admin_db.execute(statement, registration_id)
+    with pytest.raises(asyncpg.RestrictViolationError, match="append-only"):
+        await admin_db.execute("TRUNCATE deals.registration_ledger CASCADE")
+    entries = await admin_db.fetch(
+        "SELECT what, status FROM deals.registration_ledger WHERE registration_id = $1",
+        registration_id,
+    )
+    assert [tuple(e) for e in entries] == [("decided", "approved")]

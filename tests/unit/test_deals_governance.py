@@ -1,0 +1,87 @@
+"""Governance rules of registrations (pure): who a ledger entry names to whom, what a close does
+to a registration awaiting review, what each change tells."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from services.deals.domain.ledger import LedgerWhat, PrincipalKind, entry_seen, principal_seen
+from services.deals.domain.lifecycle import (
+    close_with_opportunity,
+    review_outcome,
+    status_notification,
+)
+from shared.events.crm import DealStatus
+from shared.events.notifications import NotificationKind, NotificationKindV2
+from shared.events.registrations import RegistrationStatus as S
+
+ROW = {
+    "seq": 7,
+    "at": datetime(2026, 3, 1, tzinfo=UTC),
+    "what": "decided",
+    "previous_status": None,
+    "status": "pending_review",
+    "principal_kind": "manager",
+    "principal": "cm@vendor",
+    "policy_version": "v1",
+    "reasons": ["direct-sales conflict: open direct opportunity sf:9 owned by rep-1"],
+    "partner_reasons": ["direct sales: escalated for review"],
+}
+EVIDENCE = {
+    "request": {"customer_name": "Acme"},
+    "conflicts_considered": [{"kind": "direct_sales", "reference": "sf:9", "party": "rep-1"}],
+}
+
+
+def test_a_partner_reads_what_it_was_told_and_no_managers_or_reps_identity() -> None:
+    seen = entry_seen(ROW, EVIDENCE, partner=True)
+    assert seen.principal is None
+    assert seen.reasons == ["direct sales: escalated for review"]
+    assert seen.evidence["conflicts_considered"] == [
+        {"kind": "direct_sales", "summary": "direct sales"}
+    ]
+    assert "rep-1" not in str(seen)
+
+
+def test_a_channel_manager_reads_everything() -> None:
+    seen = entry_seen(ROW, EVIDENCE, partner=False)
+    assert seen.principal == "cm@vendor"
+    assert seen.reasons == ROW["reasons"]
+    assert seen.evidence == EVIDENCE
+
+
+def test_a_partner_sees_its_own_id_the_job_and_the_crm_opportunity() -> None:
+    for kind, name in (
+        (PrincipalKind.PARTNER, "p-1"),
+        (PrincipalKind.SYSTEM, "expiry"),
+        (PrincipalKind.CRM, "salesforce:1"),
+    ):
+        assert principal_seen(kind, name, partner=True) == name
+
+
+def test_a_close_while_awaiting_review_is_not_a_stale_rejection() -> None:
+    assert close_with_opportunity(S.PENDING_REVIEW, "sf:1", DealStatus.LOST)[0] is S.LOST
+    status, reason = close_with_opportunity(S.PENDING_REVIEW, "sf:1", DealStatus.WON)
+    assert status is S.PENDING_REVIEW
+    assert "the review decides it" in reason
+    # The review then decides knowing the outcome.
+    assert review_outcome(S.PENDING_REVIEW, True, "ok", "won") == (
+        S.WON,
+        "manual review: ok; its linked CRM opportunity closed won",
+    )
+    assert review_outcome(S.PENDING_REVIEW, False, "no", "won") == (S.REJECTED, "manual review: no")
+
+
+def test_every_change_has_its_notification_kind() -> None:
+    assert status_notification(LedgerWhat.REVIEWED, S.APPROVED) is (
+        NotificationKind.REGISTRATION_APPROVED
+    )
+    assert status_notification(LedgerWhat.REVIEWED, S.REJECTED) is (
+        NotificationKind.REGISTRATION_REJECTED
+    )
+    assert status_notification(LedgerWhat.EXTENDED, S.APPROVED) is (
+        NotificationKindV2.REGISTRATION_EXTENDED
+    )
+    assert status_notification(LedgerWhat.EXPIRED, S.EXPIRED) is NotificationKind.EXPIRED
+    assert status_notification(LedgerWhat.CLOSED, S.WON) is NotificationKindV2.REGISTRATION_WON
+    assert status_notification(LedgerWhat.CLOSED, S.LOST) is NotificationKindV2.REGISTRATION_LOST
