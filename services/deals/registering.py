@@ -17,10 +17,13 @@ from services.deals.domain.rules import (
     RegistrationRequest,
     RulesOfEngagement,
     check_registration,
+    live_repeat,
+    repeat_refusal,
 )
 from services.deals.linking import check_link
 from shared.clock import now
 from shared.db import Connection
+from shared.errors import Conflict
 from shared.events.crm import Customer as CustomerRef
 from shared.events.notifications import NotificationKind
 from shared.events.registrations import RegistrationDecided, RegistrationStatus
@@ -32,7 +35,12 @@ from shared.topics import DEAL_REGISTRATIONS
 async def decide(
     conn: Connection, policy: RulesOfEngagement, request: RegistrationRequest
 ) -> Decision:
-    """The decision the registration would get now (nothing is stored)."""
+    """The decision the registration would get now (nothing is stored). A repeat of the
+    partner's own live registration is refused with its id (409)."""
+    own = await repository.own_live_registrations(conn, request.partner_id, request.customer)
+    repeat = live_repeat(policy, request, own)
+    if repeat is not None:
+        raise Conflict(repeat_refusal(repeat))
     partner = await repository.load_partner(conn, request.partner_id)
     registrations, opportunities = await repository.load_candidates(
         conn, request.customer, request.submitted_at - timedelta(days=policy.protection_days)

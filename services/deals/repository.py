@@ -97,19 +97,7 @@ async def load_candidates(
     rows = await conn.fetch(
         HOLDING_REGISTRATIONS_SQL, customer.domain, customer.name_key, since.timestamp()
     )
-    registrations = [
-        ExistingRegistration(
-            r["registration_id"],
-            r["partner_id"],
-            r["customer_name"],
-            r["customer_domain"],
-            frozenset(r["products"]),
-            RegistrationStatus(r["status"]),
-            r["submitted_at"],
-            r["expires_at"],
-        )
-        for r in rows
-    ]
+    registrations = [_existing(r) for r in rows]
     deals = await conn.fetch(OPEN_DIRECT_OPPORTUNITIES_SQL, customer.domain, customer.name_key)
     opportunities = [
         OpenOpportunity(
@@ -122,6 +110,35 @@ async def load_candidates(
         for d in deals
     ]
     return registrations, opportunities
+
+
+async def own_live_registrations(
+    conn: Connection, partner_id: str, customer: Customer
+) -> list[ExistingRegistration]:
+    """The partner's holding registrations that may be on the customer (by domain or name
+    block), however long ago they were submitted (an extension outlives the window)."""
+    rows = await conn.fetch(
+        """SELECT * FROM registrations
+           WHERE partner_id = $1 AND status IN ('submitted', 'approved', 'pending_review')
+             AND (customer_domain = $2 OR name_key = $3)""",
+        partner_id,
+        customer.domain,
+        customer.name_key,
+    )
+    return [_existing(r) for r in rows]
+
+
+def _existing(r: Row) -> ExistingRegistration:
+    return ExistingRegistration(
+        r["registration_id"],
+        r["partner_id"],
+        r["customer_name"],
+        r["customer_domain"],
+        frozenset(r["products"]),
+        RegistrationStatus(r["status"]),
+        r["submitted_at"],
+        r["expires_at"],
+    )
 
 
 async def lock_customer(conn: Connection, customer: Customer) -> None:

@@ -249,3 +249,60 @@ async def test_the_decision_ledger_is_append_only(
         registration_id,
     )
     assert [tuple(e) for e in entries] == [("decided", "approved")]
+
+
+async def test_a_repeat_registration_is_refused_with_the_live_ones_id_and_no_new_window(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-govr-{run}"
+    await partners_onboarded(infra, partner)
+    deals, other = deals_instances
+    async with httpx.AsyncClient(timeout=30) as client:
+        first = await client.post(
+            f"{deals}/registrations", headers=auth(partner), json=body(run, amount="1000.00")
+        )
+        registration_id = first.json()["registration_id"]
+        assert first.json()["status"] == "approved"
+        # Again, by name only (no domain), at the other instance: the same customer.
+        again = await client.post(
+            f"{other}/registrations",
+            headers=auth(partner),
+            json=body(run, amount="1000.00", customer_domain=None),
+        )
+        dry_run = await client.post(
+            f"{other}/registrations/check",
+            headers=auth(partner),
+            json=body(run, amount="1000.00"),
+        )
+        # Another product of the same customer is another deal.
+        analytics = await client.post(
+            f"{deals}/registrations",
+            headers=auth(partner),
+            json=body(run, amount="1000.00", products=["ai"]),
+        )
+    assert again.status_code == 409
+    assert dry_run.status_code == 409
+    assert registration_id in again.json()["detail"]
+    assert "a repeat gets no new protection window" in again.json()["detail"]
+    assert analytics.status_code == 201
+    count = await admin_db.fetchval(
+        "SELECT count(*) FROM deals.registrations WHERE partner_id = $1", partner
+    )
+    assert count == 2
+
+
+async def test_a_registration_without_a_country_for_a_regional_partner_goes_to_review(
+    infra: Infra, deals_instances: list[str]
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-govc-{run}"
+    await partners_onboarded(infra, partner)
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = await client.post(
+            f"{deals_instances[0]}/registrations",
+            headers=auth(partner),
+            json={k: v for k, v in body(run, amount="1000.00").items() if k != "customer_country"},
+        )
+    assert created.json()["status"] == "pending_review"
+    assert created.json()["reasons"][0].startswith("customer_country is missing")

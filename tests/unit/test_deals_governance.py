@@ -3,7 +3,8 @@ to a registration awaiting review, what each change tells."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 from services.deals.domain.ledger import LedgerWhat, PrincipalKind, entry_seen, principal_seen
 from services.deals.domain.lifecycle import (
@@ -11,9 +12,16 @@ from services.deals.domain.lifecycle import (
     review_outcome,
     status_notification,
 )
+from services.deals.domain.rules import (
+    MissingCountryPolicy,
+    check_registration,
+    live_repeat,
+    repeat_refusal,
+)
 from shared.events.crm import DealStatus
 from shared.events.notifications import NotificationKind, NotificationKindV2
 from shared.events.registrations import RegistrationStatus as S
+from tests.unit.test_deals_rules import ACTIVE, NOW, POLICY, existing, request
 
 ROW = {
     "seq": 7,
@@ -85,3 +93,36 @@ def test_every_change_has_its_notification_kind() -> None:
     assert status_notification(LedgerWhat.EXPIRED, S.EXPIRED) is NotificationKind.EXPIRED
     assert status_notification(LedgerWhat.CLOSED, S.WON) is NotificationKindV2.REGISTRATION_WON
     assert status_notification(LedgerWhat.CLOSED, S.LOST) is NotificationKindV2.REGISTRATION_LOST
+
+
+def test_a_partners_repeat_on_a_live_registration_is_found_even_after_its_first_window() -> None:
+    mine = existing(partner_id="p-1", registered_at=NOW - timedelta(days=100))  # extended
+    assert live_repeat(POLICY, request(customer_domain=None), [mine]) == mine
+    assert "reg-old" in repeat_refusal(mine)
+    # Not a repeat: another partner's, another product, a window that ended, a closed one.
+    assert live_repeat(POLICY, request(), [existing()]) is None
+    assert live_repeat(POLICY, request(products=frozenset({"ai"})), [mine]) is None
+    ended = existing(partner_id="p-1", expires_at=NOW)
+    assert live_repeat(POLICY, request(), [ended]) is None
+    assert live_repeat(POLICY, request(), [existing(partner_id="p-1", status=S.REJECTED)]) is None
+
+
+def test_region_rules_hold_when_the_country_is_left_out() -> None:
+    missing = request(customer_country=None)
+    reviewed = check_registration(POLICY, missing, ACTIVE, [], [])
+    assert reviewed.status is S.PENDING_REVIEW
+    assert reviewed.reasons[0] == (
+        "customer_country is missing and the partner is authorised for DE, US only:"
+        " manual review of the region"
+    )
+    strict = replace(POLICY, missing_country=MissingCountryPolicy.REFUSE)
+    refused = check_registration(strict, missing, ACTIVE, [], [])
+    assert (refused.status, refused.reasons) == (
+        S.REJECTED,
+        ("customer_country is required: the partner is authorised for DE, US only",),
+    )
+    # A partner authorised everywhere, or a policy not enforcing regions: nothing to check.
+    everywhere = replace(ACTIVE, regions=frozenset())
+    assert check_registration(POLICY, missing, everywhere, [], []).status is S.APPROVED
+    loose = replace(POLICY, enforce_region_authorisation=False)
+    assert check_registration(loose, missing, ACTIVE, [], []).status is S.APPROVED

@@ -21,6 +21,13 @@ from shared.events.partners import PartnerStatus
 from shared.events.registrations import ConflictInfo, RegistrationStatus
 
 
+class MissingCountryPolicy(StrEnum):
+    """A registration without a country for a partner authorised for some regions only."""
+
+    REVIEW = "review"  # a channel manager checks the region
+    REFUSE = "refuse"  # rejected: the partner must name the country
+
+
 class PartnerConflictPolicy(StrEnum):
     FIRST_COME = "first_come"  # the earlier registration wins; the later one is rejected
     ESCALATE = "escalate"  # the later one goes to manual review
@@ -52,6 +59,8 @@ class RulesOfEngagement:
     overlap_hints: bool = True
     enforce_product_authorisation: bool = True
     enforce_region_authorisation: bool = True
+    # Region rules hold when the country is left out: never silently through.
+    missing_country: MissingCountryPolicy = MissingCountryPolicy.REVIEW
     # A partner in its requalification grace period keeps registering until the deadline.
     statuses_allowed_to_register: frozenset[PartnerStatus] = frozenset(
         {PartnerStatus.ACTIVE, PartnerStatus.GRACE}
@@ -267,6 +276,12 @@ def check_registration(
         found.say(refusal)
         return decide(RegistrationStatus.REJECTED)
     assert partner is not None  # an unknown partner is refused above
+    if _region_unknown(policy, request, partner):
+        found.say(
+            "customer_country is missing and the partner is authorised for"
+            f" {', '.join(sorted(partner.regions))} only: manual review of the region"
+        )
+        found.review = True
     if _partner_conflicts(policy, request, registrations, found):
         return decide(RegistrationStatus.REJECTED)
     if _direct_conflicts(policy, request, opportunities, found):
@@ -307,7 +322,52 @@ def _partner_refusal(
         and country not in partner.regions
     ):
         return f"partner is not authorised for region {country}"
+    if _region_unknown(policy, request, partner) and (
+        policy.missing_country is MissingCountryPolicy.REFUSE
+    ):
+        return (
+            "customer_country is required: the partner is authorised for"
+            f" {', '.join(sorted(partner.regions))} only"
+        )
     return None
+
+
+def _region_unknown(
+    policy: RulesOfEngagement, request: RegistrationRequest, partner: PartnerView
+) -> bool:
+    """No country given for a partner whose authorisation is regional: the rule cannot be
+    checked, so it must not pass silently."""
+    return bool(
+        policy.enforce_region_authorisation and partner.regions and not request.customer.country
+    )
+
+
+def live_repeat(
+    policy: RulesOfEngagement, request: RegistrationRequest, own: list[ExistingRegistration]
+) -> ExistingRegistration | None:
+    """The partner's own live registration that the request repeats: same customer, a shared
+    product (or none named), still inside its window. A repeat would otherwise earn a fresh
+    protection window, around the extension limit."""
+    for other in sorted(own, key=lambda r: (r.registered_at, r.registration_id)):
+        if other.partner_id != request.partner_id or other.status not in _HOLDING:
+            continue
+        if other.expires_at is not None and other.expires_at <= request.submitted_at:
+            continue
+        if other.products and request.products and not (other.products & request.products):
+            continue
+        if request.customer.matches(other.customer, policy.name_similarity_threshold):
+            return other
+    return None
+
+
+def repeat_refusal(repeat: ExistingRegistration) -> str:
+    """Why a repeat is refused, naming the partner's own registration."""
+    until = f", protected until {repeat.expires_at.isoformat()}" if repeat.expires_at else ""
+    return (
+        f"this partner already holds live registration {repeat.registration_id} on this"
+        f" customer ({repeat.status.value}{until}): a repeat gets no new protection window;"
+        " request an extension of it instead"
+    )
 
 
 def _partner_conflicts(
