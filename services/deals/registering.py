@@ -152,7 +152,8 @@ async def _decision_notifications(
         )
     if decision.status is not RegistrationStatus.APPROVED:
         return notes
-    for owner in await repository.co_sell_owners(conn, customer.domain):
+    threshold = policy.name_similarity_threshold
+    for owner in await repository.direct_owners(conn, customer, None, threshold):
         notes.append(
             notify(
                 partner_id,
@@ -165,7 +166,8 @@ async def _decision_notifications(
             )
         )
     if policy.overlap_hints:
-        for other in await repository.overlapping_partners(conn, partner_id, customer.domain):
+        others = await repository.overlapping_partners(conn, partner_id, customer, threshold)
+        for other in others:
             notes.append(
                 notify(
                     other,

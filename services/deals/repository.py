@@ -153,23 +153,14 @@ async def lock_customer(conn: Connection, customer: Customer) -> None:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", key)
 
 
-async def co_sell_owners(conn: Connection, domain: str | None) -> list[str]:
-    """Direct account owners of any opportunity on the customer's domain."""
-    rows = await conn.fetch(
-        "SELECT DISTINCT owner FROM crm_deals WHERE owner IS NOT NULL AND NOT deleted AND customer_domain = $1",
-        domain,
-    )
-    return [row["owner"] for row in rows]
-
-
-# Owners of open opportunities that may be the customer's (by domain or by name block), and
-# of the registration's linked opportunity; the caller keeps those on the same customer.
+# Owners of opportunities that may be the customer's (by domain or by name block), and of the
+# registration's linked opportunity; the caller keeps those on the same customer.
 _DIRECT_OWNERS_SQL = """
 SELECT deal_key, owner, customer_name, customer_domain FROM crm_deals
-WHERE status = 'open' AND NOT deleted AND owner IS NOT NULL AND customer_domain = $1
+WHERE NOT deleted AND owner IS NOT NULL AND customer_domain = $1
 UNION
 SELECT deal_key, owner, customer_name, customer_domain FROM crm_deals
-WHERE status = 'open' AND NOT deleted AND owner IS NOT NULL AND name_key = $2
+WHERE NOT deleted AND owner IS NOT NULL AND name_key = $2
 UNION
 SELECT deal_key, owner, customer_name, customer_domain FROM crm_deals
 WHERE deal_key = $3 AND owner IS NOT NULL
@@ -180,7 +171,7 @@ async def direct_owners(
     conn: Connection, customer: Customer, linked_deal: str | None, threshold: float
 ) -> list[str]:
     """The direct account owners of the customer: the owner of the linked opportunity and of
-    every open one on the same customer (same domain, or names alike under the policy)."""
+    every opportunity on the same customer (same domain, or names alike under the policy)."""
     rows = await conn.fetch(_DIRECT_OWNERS_SQL, customer.domain, customer.name_key, linked_deal)
     owners = {
         r["owner"]
@@ -191,16 +182,32 @@ async def direct_owners(
     return sorted(owners)
 
 
-async def overlapping_partners(conn: Connection, partner_id: str, domain: str | None) -> list[str]:
-    """Other active partners holding an approved or pending registration on the domain."""
-    rows = await conn.fetch(
-        """SELECT DISTINCT r.partner_id FROM registrations r JOIN partners p USING (partner_id)
-           WHERE r.status IN ('approved', 'pending_review') AND p.status = 'active'
-             AND r.partner_id <> $1 AND r.customer_domain = $2""",
-        partner_id,
-        domain,
+_OVERLAPPING_SQL = """
+SELECT r.partner_id, r.customer_name, r.customer_domain FROM registrations r
+JOIN partners p USING (partner_id)
+WHERE r.status IN ('approved', 'pending_review') AND p.status = 'active' AND r.partner_id <> $1
+  AND r.customer_domain = $2
+UNION
+SELECT r.partner_id, r.customer_name, r.customer_domain FROM registrations r
+JOIN partners p USING (partner_id)
+WHERE r.status IN ('approved', 'pending_review') AND p.status = 'active' AND r.partner_id <> $1
+  AND r.name_key = $3
+"""
+
+
+async def overlapping_partners(
+    conn: Connection, partner_id: str, customer: Customer, threshold: float
+) -> list[str]:
+    """Other active partners holding an approved or pending registration on the customer (same
+    domain, or names alike under the policy)."""
+    rows = await conn.fetch(_OVERLAPPING_SQL, partner_id, customer.domain, customer.name_key)
+    return sorted(
+        {
+            r["partner_id"]
+            for r in rows
+            if customer.matches(Customer.parse(r["customer_name"], r["customer_domain"]), threshold)
+        }
     )
-    return [row["partner_id"] for row in rows]
 
 
 # ---- Registrations.

@@ -306,3 +306,73 @@ async def test_a_registration_without_a_country_for_a_regional_partner_goes_to_r
         )
     assert created.json()["status"] == "pending_review"
     assert created.json()["reasons"][0].startswith("customer_country is missing")
+
+
+async def test_co_sell_and_overlap_hints_fire_on_a_name_match_too(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    """The rep's (lost) opportunity and the first partner's registration name the customer
+    with other domains or none: alike names are the same customer."""
+    started = datetime.now(UTC)
+    run = uuid.uuid4().hex[:8]
+    first, second, rep = f"p-govn1-{run}", f"p-govn2-{run}", f"rep-govn-{run}"
+    await partners_onboarded(infra, first, second)
+    deals, other = deals_instances
+    async with httpx.AsyncClient(timeout=30) as client:
+        fields = {
+            "StageName": "Closed Lost",
+            "OwnerId": rep,
+            "Account_Name__c": f"Nameonly {run} Industries, Inc.",
+        }
+        delivery = salesforce_delivery(salesforce_cdc(f"006n{run}", "CREATE", started, fields))
+        assert (await client.post(f"{other}/crm/salesforce", **delivery)).status_code == 202
+
+        async def projected() -> bool:
+            return bool(
+                await admin_db.fetchval(
+                    "SELECT owner IS NOT NULL FROM deals.crm_deals WHERE deal_key = $1",
+                    f"salesforce:006n{run}",
+                )
+            )
+
+        await eventually(projected)
+        a = await client.post(
+            f"{deals}/registrations",
+            headers=auth(first),
+            json=body(run, customer_name=f"NAMEONLY {run} INDUSTRIES", amount="1000.00"),
+        )
+        b = await client.post(
+            f"{deals}/registrations",
+            headers=auth(second),
+            json=body(
+                run,
+                customer_name=f"Nameonly {run} Industries Ltd",
+                customer_domain=None,
+                products=["ai"],
+                amount="1000.00",
+            ),
+        )
+    assert (a.json()["status"], b.json()["status"]) == ("approved", "approved")
+    first_notes = await wait_for_keyed(
+        infra.kafka,
+        PARTNER_NOTIFICATIONS.name,
+        first,
+        lambda events: any(e["data"]["kind"] == "overlap_hint" for e in events),
+        since=started,
+    )
+    second_notes = await wait_for_keyed(
+        infra.kafka,
+        PARTNER_NOTIFICATIONS.name,
+        second,
+        lambda events: any(e["data"]["kind"] == "co_sell" for e in events),
+        since=started,
+    )
+    assert sorted((e["data"]["kind"], e["data"]["recipient"]) for e in first_notes) == [
+        ("co_sell", rep),
+        ("overlap_hint", first),
+        ("registration_approved", first),
+    ]
+    assert sorted((e["data"]["kind"], e["data"]["recipient"]) for e in second_notes) == [
+        ("co_sell", rep),
+        ("registration_approved", second),
+    ]
