@@ -5,7 +5,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from services.deals import crm_ingestion, verification, views
 from services.deals.domain.ledger import Principal
@@ -13,6 +13,7 @@ from services.deals.domain.rules import RulesOfEngagement
 from services.deals.expiry import run_expiry
 from services.deals.extension import request_extension
 from services.deals.linking import link_registration
+from services.deals.policy import PolicyStore, differences, document_of, parsed
 from services.deals.registering import decide, register
 from services.deals.review import review
 from services.deals.schemas import (
@@ -24,6 +25,11 @@ from services.deals.schemas import (
     ExtensionOut,
     HistoryEntryOut,
     IngestedOut,
+    PolicyCheckOut,
+    PolicyHistoryOut,
+    PolicyIn,
+    PolicyOut,
+    PolicyVersionOut,
     RegistrationIn,
     RegistrationOut,
     ReviewOut,
@@ -59,7 +65,16 @@ crm = APIRouter(
 )
 admin = APIRouter(prefix="/admin", tags=["admin"])
 
-PolicyDep = Annotated[RulesOfEngagement, Provided(RulesOfEngagement)]
+StoreDep = Annotated[PolicyStore, Provided(PolicyStore)]
+
+
+async def _policy_in_force(platform: PlatformDep, store: StoreDep) -> RulesOfEngagement:
+    """The rules of engagement in force now: every decision is made (and stored) under it."""
+    async with platform.pool.acquire() as conn:
+        return await store.in_force(conn, now())
+
+
+PolicyDep = Annotated[RulesOfEngagement, Depends(_policy_in_force)]
 SettingsDep = Annotated[DealsSettings, Provided(DealsSettings)]
 CertificatesDep = Annotated[MicrosoftCertificates, Provided(MicrosoftCertificates)]
 
@@ -254,6 +269,60 @@ async def expire_now(
     async with platform.transaction() as conn:
         await record_action(conn, who, "expiry.run", moment.isoformat())
     return ExpiryRunOut(as_of=moment, warned=run.warned, expired=run.expired)
+
+
+@router.get("/policy", tags=["policy"])
+async def policy_now(who: CallerDep, platform: PlatformDep, store: StoreDep) -> PolicyOut:
+    """The rules of engagement in force now (the whole document), and activations scheduled."""
+    return await views.policy_in_force(platform.pool, store, now())
+
+
+@admin.get("/policy/history", tags=["policy"])
+async def policy_history(who: AdminDep, platform: PlatformDep, store: StoreDep) -> PolicyHistoryOut:
+    """Every version ever proposed (never edited) and every activation, in order."""
+    return await views.policy_history(platform.pool, store)
+
+
+@admin.post("/policy/validate", tags=["policy"])
+async def validate_policy(body: PolicyIn, who: AdminDep, policy: PolicyDep) -> PolicyCheckOut:
+    """Would this document be a valid version? 422 with the exact reason otherwise; answers
+    what it changes against the version in force. Nothing is stored."""
+    proposed = parsed(body.document)
+    return PolicyCheckOut(
+        version=proposed.version,
+        document=document_of(proposed),
+        in_force=policy.version,
+        changes=differences(policy, proposed),
+    )
+
+
+@admin.post("/policy/versions", status_code=201, tags=["policy"])
+async def propose_policy(
+    body: PolicyIn, who: AdminDep, platform: PlatformDep, store: StoreDep
+) -> PolicyVersionOut:
+    """Store a new version (validated; 409 when the version exists: never edited in place). It
+    decides nothing until activated."""
+    async with platform.transaction() as conn:
+        stored = await store.propose(conn, body.document, who.subject, body.note)
+        await record_action(conn, who, "policy.propose", stored["version"])
+    return PolicyVersionOut.model_validate(stored)
+
+
+@admin.post("/policy/versions/{version}/activate", tags=["policy"])
+async def activate_policy(
+    version: str, who: AdminDep, platform: PlatformDep, store: StoreDep, at: Instant | None = None
+) -> PolicyOut:
+    """Put a stored version in force from `at` (default now; never in the past: decisions
+    already made stand under the version then in force)."""
+    moment = now()
+    if at is not None and at.tzinfo is None:
+        raise Unprocessable("at needs a time zone (e.g. ...Z)")
+    if at is not None and at < moment:
+        raise Unprocessable("at is in the past: a version is activated now or later")
+    async with platform.transaction() as conn:
+        await store.activate(conn, version, at or moment, who.subject)
+        await record_action(conn, who, "policy.activate", version)
+    return await views.policy_in_force(platform.pool, store, at or moment)
 
 
 router.include_router(crm)

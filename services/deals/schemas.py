@@ -176,3 +176,52 @@ class ExpiryRunOut(BaseModel):
 class PartnerTokenOut(BaseModel):
     partner_id: str
     token: str
+
+
+class PolicyIn(BaseModel):
+    """A proposed rules-of-engagement version: its whole document (it names its `version`;
+    settings left out keep their defaults, unknown ones are refused) and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    document: dict[str, Any] = Field(description='e.g. {"version": "acme-2027-01", ...}')
+    note: str = Field(default="", max_length=1000)
+
+
+class PolicyCheckOut(BaseModel):
+    """A document validated against the version in force (nothing is stored)."""
+
+    version: str
+    document: dict[str, Any] = Field(description="every setting, defaults filled in")
+    in_force: str = Field(description="the version in force now")
+    changes: dict[str, list[Any]] = Field(description="setting -> [in force, proposed]")
+
+
+class PolicyVersionOut(BaseModel):
+    version: str
+    document: dict[str, Any]
+    note: str
+    proposed_by: str
+    proposed_at: datetime
+
+
+class PolicyActivationOut(BaseModel):
+    version: str
+    active_from: datetime
+    activated_by: str
+    activated_at: datetime
+
+
+class PolicyOut(BaseModel):
+    """The version in force now, and activations scheduled later."""
+
+    version: str
+    document: dict[str, Any]
+    active_from: datetime
+    activated_by: str
+    scheduled: list[PolicyActivationOut]
+
+
+class PolicyHistoryOut(BaseModel):
+    versions: list[PolicyVersionOut] = Field(description="oldest first; never edited")
+    activations: list[PolicyActivationOut] = Field(description="in the order they were made")

@@ -8,13 +8,24 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import datetime
 
 from services.deals.domain.disclosure import conflicts_seen, inputs_seen, reasons_seen
 from services.deals.domain.ledger import entry_seen
 from services.deals.domain.rules import Decision
+from services.deals.policy import PolicyStore
 from services.deals.repository import Row
-from services.deals.schemas import ConflictOut, HistoryEntryOut, RegistrationOut
+from services.deals.schemas import (
+    ConflictOut,
+    HistoryEntryOut,
+    PolicyActivationOut,
+    PolicyHistoryOut,
+    PolicyOut,
+    PolicyVersionOut,
+    RegistrationOut,
+)
 from shared.db import Pool
+from shared.errors import NotFound
 from shared.events.registrations import ConflictInfo
 from shared.http import partner_scope
 from shared.identity import Caller
@@ -98,3 +109,34 @@ async def history(pool: Pool, who: Caller, registration_id: str) -> list[History
 def reasons_for(decision: Decision, who: Caller) -> list[str]:
     """A decision's reasons as the caller may read them."""
     return list(decision.reasons if who.is_admin else decision.partner_reasons)
+
+
+async def policy_in_force(pool: Pool, store: PolicyStore, at: datetime) -> PolicyOut:
+    """The version in force at `at`, with the activations scheduled after it."""
+    async with pool.acquire() as conn:
+        row = await store.in_force_row(conn, at)
+        later = await conn.fetch(
+            "SELECT * FROM policy_activations WHERE active_from > $1 ORDER BY active_from, seq",
+            at,
+        )
+    if row is None:
+        raise NotFound("no policy version is in force")
+    return PolicyOut(
+        version=row["version"],
+        document=json.loads(row["document"]),
+        active_from=row["active_from"],
+        activated_by=row["activated_by"],
+        scheduled=[PolicyActivationOut.model_validate(dict(r)) for r in later],
+    )
+
+
+async def policy_history(pool: Pool, store: PolicyStore) -> PolicyHistoryOut:
+    async with pool.acquire() as conn:
+        versions, activations = await store.history(conn)
+    return PolicyHistoryOut(
+        versions=[
+            PolicyVersionOut.model_validate({**dict(v), "document": json.loads(v["document"])})
+            for v in versions
+        ],
+        activations=[PolicyActivationOut.model_validate(dict(a)) for a in activations],
+    )

@@ -376,3 +376,106 @@ async def test_co_sell_and_overlap_hints_fire_on_a_name_match_too(
         ("co_sell", rep),
         ("registration_approved", second),
     ]
+
+
+async def test_the_policy_is_a_versioned_document_proposed_validated_and_activated(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-govp-{run}"
+    await partners_onboarded(infra, partner)
+    deals, other = deals_instances
+    version = f"gov-{run}"
+    stricter = {"version": version, "protection_days": 30, "missing_country": "refuse"}
+    async with httpx.AsyncClient(timeout=30) as client:
+        before = (await client.get(f"{deals}/policy", headers=auth(partner))).json()
+        checked = await client.post(
+            f"{deals}/admin/policy/validate", headers=ADMIN, json={"document": stricter}
+        )
+        invalid = await client.post(
+            f"{deals}/admin/policy/validate",
+            headers=ADMIN,
+            json={"document": {"version": "x", "protection_dayz": 3}},
+        )
+        proposed = await client.post(
+            f"{deals}/admin/policy/versions",
+            headers=ADMIN,
+            json={"document": stricter, "note": "a shorter window"},
+        )
+        again = await client.post(
+            f"{other}/admin/policy/versions",
+            headers=ADMIN,
+            json={"document": {**stricter, "protection_days": 20}},
+        )
+        # Proposed is not in force: decisions stay under the version in force.
+        assert (await client.get(f"{other}/policy", headers=ADMIN)).json()["version"] == (
+            before["version"]
+        )
+        past = await client.post(
+            f"{deals}/admin/policy/versions/{version}/activate",
+            params={"at": "2020-01-01T00:00:00Z"},
+            headers=ADMIN,
+        )
+        try:
+            activated = await client.post(
+                f"{deals}/admin/policy/versions/{version}/activate", headers=ADMIN
+            )
+            now_in_force = (await client.get(f"{other}/policy", headers=auth(partner))).json()
+            decided = (
+                await client.post(
+                    f"{other}/registrations",
+                    headers=auth(partner),
+                    json=body(run, amount="1000.00"),
+                )
+            ).json()
+            refused = (
+                await client.post(
+                    f"{deals}/registrations",
+                    headers=auth(partner),
+                    json={
+                        k: v
+                        for k, v in body(run, amount="1000.00", products=["ai"]).items()
+                        if k != "customer_country"
+                    },
+                )
+            ).json()
+        finally:  # the other tests run under the version that was in force
+            restored = await client.post(
+                f"{deals}/admin/policy/versions/{before['version']}/activate", headers=ADMIN
+            )
+            assert restored.status_code == 200, restored.text
+        history = (await client.get(f"{deals}/admin/policy/history", headers=ADMIN)).json()
+
+    assert checked.status_code == 200
+    assert checked.json()["changes"] == {
+        "protection_days": [90, 30],
+        "missing_country": ["review", "refuse"],
+    }
+    assert invalid.status_code == 422
+    assert invalid.json()["detail"] == "unknown rules-of-engagement setting(s): protection_dayz"
+    assert proposed.status_code == 201
+    assert proposed.json()["document"]["protection_days"] == 30
+    assert again.status_code == 409
+    assert "never edited" in again.json()["detail"]
+    assert past.status_code == 422
+    assert activated.json()["version"] == version
+    assert now_in_force["version"] == version
+    assert decided["policy_version"] == version
+    window = datetime.fromisoformat(decided["expires_at"]) - datetime.now(UTC)
+    assert timedelta(days=29) < window <= timedelta(days=30)
+    assert (refused["status"], refused["policy_version"]) == ("rejected", version)
+    ledger = await admin_db.fetchval(
+        "SELECT policy_version FROM deals.registration_ledger WHERE registration_id = $1",
+        decided["registration_id"],
+    )
+    assert ledger == version
+    mine = [a for a in history["activations"] if a["version"] == version]
+    assert [a["activated_by"] for a in mine] == ["channel-manager@tests"]
+    assert history["activations"][-1]["version"] == before["version"]
+    assert any(
+        v["version"] == version and v["note"] == "a shorter window" for v in history["versions"]
+    )
+    with pytest.raises(asyncpg.RestrictViolationError, match="append-only"):
+        await admin_db.execute(
+            "UPDATE deals.policy_versions SET note = '' WHERE version = $1", version
+        )
