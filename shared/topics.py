@@ -61,7 +61,11 @@ DEAL_REGISTRATIONS = Topic(
     "registration id",
     6,
     "Deal registration lifecycle and rules-of-engagement decisions.",
-    events=("registration.decided.v1", "registration.status_changed.v1"),
+    events=(
+        "registration.decided.v1",
+        "registration.status_changed.v1",
+        "registration.review_escalated.v1",
+    ),
     consumers=("attribution",),
     aggregate="registration_id",
 )

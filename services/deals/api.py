@@ -16,6 +16,7 @@ from services.deals.linking import link_registration
 from services.deals.policy import PolicyStore, differences, document_of, parsed
 from services.deals.registering import decide, register
 from services.deals.review import review
+from services.deals.review_sla import run_review_sla
 from services.deals.schemas import (
     CheckOut,
     CrmLinkIn,
@@ -33,6 +34,7 @@ from services.deals.schemas import (
     RegistrationIn,
     RegistrationOut,
     ReviewOut,
+    ReviewRunOut,
 )
 from services.deals.settings import DealsSettings
 from services.deals.verification import MicrosoftCertificates
@@ -269,6 +271,23 @@ async def expire_now(
     async with platform.transaction() as conn:
         await record_action(conn, who, "expiry.run", moment.isoformat())
     return ExpiryRunOut(as_of=moment, warned=run.warned, expired=run.expired)
+
+
+@admin.post("/reviews/run")
+async def review_deadlines_now(
+    who: AdminDep, platform: PlatformDep, policy: PolicyDep, as_of: Instant | None = None
+) -> ReviewRunOut:
+    """Remind, escalate and decide overdue reviews now (or as of a moment), not waiting for the
+    periodic job. Answers how many of each."""
+    if as_of is not None and as_of.tzinfo is None:
+        raise Unprocessable("as_of needs a time zone (e.g. ...Z)")
+    moment = as_of or now()
+    run = await run_review_sla(platform.pool, platform.outbox, policy, moment)
+    async with platform.transaction() as conn:
+        await record_action(conn, who, "reviews.run", moment.isoformat())
+    return ReviewRunOut(
+        as_of=moment, reminded=run.reminded, escalated=run.escalated, decided=run.decided
+    )
 
 
 @router.get("/policy", tags=["policy"])

@@ -12,7 +12,9 @@ from services.deals.domain.customers import Customer
 from services.deals.domain.ledger import LedgerWhat, Principal
 from services.deals.domain.links import LinkVerdict, linkable, verify_link
 from services.deals.domain.rules import RulesOfEngagement
+from services.deals.review_sla import start_review_clock
 from services.deals.status_changes import change_status, entry_for
+from shared.clock import now
 from shared.db import Connection
 from shared.events.registrations import RegistrationStatus
 from shared.http import partner_scope
@@ -80,6 +82,10 @@ async def link_registration(
         evidence={"crm_deal_key": deal_key},
     )
     if entry.status is not entry.previous_status:
+        deadline = await start_review_clock(conn, policy, now(), frozenset(), deal_key)
+        await repository.store_review_deadline(
+            conn, registration_id, deadline.due_at, deadline.acceptance_due_at
+        )
         threshold = policy.name_similarity_threshold
         await change_status(conn, outbox, linked, entry, threshold=threshold)
     else:  # not a status change, but the registration's reasons grew: an entry all the same

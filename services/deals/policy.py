@@ -39,7 +39,8 @@ def load_policy(path: str) -> RulesOfEngagement:
 def document_of(policy: RulesOfEngagement) -> dict[str, Any]:
     """The policy as its JSON document (every setting, so a version reads whole)."""
     document: dict[str, Any] = _ADAPTER.dump_python(policy, mode="json")
-    document["statuses_allowed_to_register"] = sorted(document["statuses_allowed_to_register"])
+    for name in ("statuses_allowed_to_register", "business_weekdays", "holidays"):
+        document[name] = sorted(document[name])
     return document
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from services.deals import repository
 from services.deals.crm_projection import deal_state_events
@@ -21,6 +22,7 @@ from services.deals.domain.rules import (
     repeat_refusal,
 )
 from services.deals.linking import check_link
+from services.deals.review_sla import start_review_clock
 from shared.clock import now
 from shared.db import Connection
 from shared.errors import Conflict
@@ -75,6 +77,14 @@ async def register(
     await repository.insert_registration(
         conn, registration_id, request, decision, decided_at, crm_deal_key, inputs
     )
+    evidence: dict[str, Any] = {**inputs, "crm_deal_key": crm_deal_key}
+    if decision.status is RegistrationStatus.PENDING_REVIEW:
+        kinds = frozenset(c.kind for c in decision.conflicts)
+        deadline = await start_review_clock(conn, policy, decided_at, kinds, crm_deal_key)
+        await repository.store_review_deadline(
+            conn, registration_id, deadline.due_at, deadline.acceptance_due_at
+        )
+        evidence["review"] = deadline.why
     entry = LedgerEntry(
         what=LedgerWhat.DECIDED,
         previous_status=None,
@@ -83,7 +93,7 @@ async def register(
         policy_version=decision.policy_version,
         reasons=decision.reasons,
         partner_reasons=decision.partner_reasons,
-        evidence=inputs | {"crm_deal_key": crm_deal_key},
+        evidence=evidence,
     )
     await repository.append_ledger(conn, registration_id, entry)
     customer = request.customer

@@ -355,6 +355,28 @@ async def store_deal_outcome(conn: Connection, registration_id: str, outcome: st
     )
 
 
+async def referral_of(conn: Connection, deal_key: str) -> tuple[str, datetime | None] | None:
+    """The CRM source of an opportunity and when it was created (a referral's time)."""
+    row = await conn.fetchrow(
+        "SELECT source, created_at FROM crm_deals WHERE deal_key = $1", deal_key
+    )
+    return None if row is None else (row["source"], row["created_at"])
+
+
+async def store_review_deadline(
+    conn: Connection, registration_id: str, due_at: datetime, acceptance_due_at: datetime | None
+) -> None:
+    """A new review's deadline (its reminder and escalation are still to come)."""
+    await conn.execute(
+        """UPDATE registrations SET review_due_at = $2, acceptance_due_at = $3,
+               review_reminded_at = NULL, review_escalated_at = NULL
+           WHERE registration_id = $1""",
+        registration_id,
+        due_at,
+        acceptance_due_at,
+    )
+
+
 async def count_extension(conn: Connection, registration_id: str) -> None:
     await conn.execute(
         "UPDATE registrations SET extensions_used = extensions_used + 1 WHERE registration_id = $1",

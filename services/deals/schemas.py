@@ -128,6 +128,12 @@ class RegistrationOut(BaseModel):
     crm_deal_key: str | None
     updated_at: datetime
     expiry_warned_for: datetime | None
+    review_due_at: datetime | None = Field(
+        default=None, description="pending review: when it must be decided (business days)"
+    )
+    acceptance_due_at: datetime | None = Field(
+        default=None, description="a hyperscaler referral: when AWS ACE / Microsoft need an answer"
+    )
     deal_outcome: str | None = Field(
         default=None, description="won: the linked CRM deal closed while awaiting review"
     )
@@ -225,3 +231,10 @@ class PolicyOut(BaseModel):
 class PolicyHistoryOut(BaseModel):
     versions: list[PolicyVersionOut] = Field(description="oldest first; never edited")
     activations: list[PolicyActivationOut] = Field(description="in the order they were made")
+
+
+class ReviewRunOut(BaseModel):
+    as_of: datetime
+    reminded: int
+    escalated: int
+    decided: int

@@ -12,8 +12,8 @@ from datetime import datetime
 
 from services.deals.domain.disclosure import conflicts_seen, inputs_seen, reasons_seen
 from services.deals.domain.ledger import entry_seen
-from services.deals.domain.rules import Decision
-from services.deals.policy import PolicyStore
+from services.deals.domain.rules import Decision, rules_from_mapping
+from services.deals.policy import PolicyStore, document_of
 from services.deals.repository import Row
 from services.deals.schemas import (
     ConflictOut,
@@ -123,7 +123,7 @@ async def policy_in_force(pool: Pool, store: PolicyStore, at: datetime) -> Polic
         raise NotFound("no policy version is in force")
     return PolicyOut(
         version=row["version"],
-        document=json.loads(row["document"]),
+        document=document_of(rules_from_mapping(json.loads(row["document"]))),
         active_from=row["active_from"],
         activated_by=row["activated_by"],
         scheduled=[PolicyActivationOut.model_validate(dict(r)) for r in later],

@@ -13,7 +13,8 @@ import asyncpg
 import httpx
 import pytest
 
-from shared.topics import PARTNER_NOTIFICATIONS
+from services.deals.domain.sla import add_business_days
+from shared.topics import DEAL_REGISTRATIONS, PARTNER_NOTIFICATIONS
 from tests.support.crm import salesforce_cdc, salesforce_delivery
 from tests.support.deals import partners_onboarded
 from tests.support.infra import Infra
@@ -479,3 +480,113 @@ async def test_the_policy_is_a_versioned_document_proposed_validated_and_activat
         await admin_db.execute(
             "UPDATE deals.policy_versions SET note = '' WHERE version = $1", version
         )
+
+
+async def test_an_unreviewed_registration_past_its_deadline_is_escalated_then_decided(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    """Reminded before the deadline, escalated at it (an event, a history entry, reviewers and
+    partner told), then decided as the policy in force says, as a system decision."""
+    started = datetime.now(UTC)
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-govs-{run}"
+    await partners_onboarded(infra, partner)
+    deals, other = deals_instances
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = (
+            await client.post(f"{deals}/registrations", headers=auth(partner), json=body(run))
+        ).json()
+        registration_id = created["registration_id"]
+        view = (await client.get(f"{other}/registrations/{registration_id}", headers=ADMIN)).json()
+        assert view["status"] == "pending_review"
+        # Three business days (an amount review) on the default Monday-Friday calendar.
+        decided_at = datetime.fromisoformat(view["decided_at"])
+        assert datetime.fromisoformat(view["review_due_at"]) == add_business_days(
+            decided_at, 3, frozenset({1, 2, 3, 4, 5}), frozenset()
+        )
+
+        async def due_in(delta: str) -> None:
+            await admin_db.execute(
+                f"UPDATE deals.registrations SET review_due_at = now() + interval '{delta}'"
+                " WHERE registration_id = $1",
+                registration_id,
+            )
+
+        await due_in("1 hour")  # inside the 24-hour reminder window
+        await wait_for_keyed(
+            infra.kafka,
+            PARTNER_NOTIFICATIONS.name,
+            partner,
+            lambda events: any(e["data"]["kind"] == "review_reminder" for e in events),
+            since=started,
+        )
+        before = (await client.get(f"{deals}/policy", headers=ADMIN)).json()["version"]
+        version = f"gov-sla-{run}"
+        lenient = {
+            "version": version,
+            "review_overdue_outcome": "approve_under_limit",
+            "review_auto_approve_limit": "1000000",
+        }
+        proposed = await client.post(
+            f"{deals}/admin/policy/versions", headers=ADMIN, json={"document": lenient}
+        )
+        assert proposed.status_code == 201, proposed.text
+        try:
+            activated = await client.post(
+                f"{deals}/admin/policy/versions/{version}/activate", headers=ADMIN
+            )
+            assert activated.status_code == 200
+            await due_in("-1 second")
+
+            async def decided() -> bool:
+                status = await admin_db.fetchval(
+                    "SELECT status FROM deals.registrations WHERE registration_id = $1",
+                    registration_id,
+                )
+                return bool(status == "approved")
+
+            await eventually(decided)
+        finally:
+            restored = await client.post(
+                f"{deals}/admin/policy/versions/{before}/activate", headers=ADMIN
+            )
+            assert restored.status_code == 200
+        history = (
+            await client.get(
+                f"{other}/registrations/{registration_id}/history", headers=auth(partner)
+            )
+        ).json()
+
+    assert [(e["what"], e["status"], e["principal_kind"], e["principal"]) for e in history] == [
+        ("decided", "pending_review", "partner", partner),
+        ("escalated", "pending_review", "system", "review-sla"),
+        ("auto_decided", "approved", "system", "review-sla"),
+    ]
+    assert history[2]["policy_version"] == version
+    assert history[2]["reasons"][0].endswith("approved under policy (amount within 1000000)")
+    changes = await wait_for_keyed(
+        infra.kafka,
+        DEAL_REGISTRATIONS.name,
+        registration_id,
+        lambda events: any(e["data"].get("status") == "approved" for e in events),
+        since=started,
+    )
+    assert [e["type"] for e in changes] == [
+        "registration.decided.v1",
+        "registration.review_escalated.v1",
+        "registration.status_changed.v1",
+    ]
+    notes = await wait_for_keyed(
+        infra.kafka,
+        PARTNER_NOTIFICATIONS.name,
+        partner,
+        lambda events: any(e["data"]["kind"] == "registration_approved" for e in events),
+        since=started,
+    )
+    assert [(e["data"]["kind"], e["data"]["recipient"]) for e in notes] == [
+        ("pending_review", partner),
+        ("review_reminder", "channel-managers"),
+        ("review_escalated", partner),
+        ("review_escalated", "channel-managers"),
+        ("registration_approved", partner),
+    ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from services.deals.domain.customers import Customer
+from services.deals.domain.sla import OverdueOutcome
 from shared.events.partners import PartnerStatus
 from shared.events.registrations import ConflictInfo, RegistrationStatus
 
@@ -65,6 +66,20 @@ class RulesOfEngagement:
     statuses_allowed_to_register: frozenset[PartnerStatus] = frozenset(
         {PartnerStatus.ACTIVE, PartnerStatus.GRACE}
     )
+    # Review deadlines in business days per situation (services/deals/domain/sla.py).
+    review_days: dict[str, int] = field(
+        default_factory=lambda: {"partner_conflict": 2, "direct_sales": 3, "other": 3}
+    )
+    business_weekdays: frozenset[int] = frozenset({1, 2, 3, 4, 5})  # ISO: Monday is 1
+    holidays: frozenset[date] = frozenset()
+    review_reminder_hours: int = 24  # reviewers are reminded this long before the deadline
+    review_overdue_outcome: OverdueOutcome = OverdueOutcome.STAY
+    review_overdue_grace_hours: int = 0  # after the deadline, before the outcome applies
+    review_auto_approve_limit: Decimal = Decimal("25000")  # for approve_under_limit
+    # Hyperscaler referrals (by CRM source) must be accepted within these hours of referral.
+    hyperscaler_acceptance_hours: dict[str, int] = field(
+        default_factory=lambda: {"aws-ace": 72, "microsoft": 48}
+    )
 
 
 class InvalidPolicy(ValueError):
@@ -96,6 +111,16 @@ def rules_from_mapping(data: Mapping[str, Any]) -> RulesOfEngagement:
         raise InvalidPolicy("expiry_warning_days cannot be negative")
     if not 0 < policy.name_similarity_threshold <= 1:
         raise InvalidPolicy("name_similarity_threshold must be in (0, 1]")
+    if any(days <= 0 for days in policy.review_days.values()):
+        raise InvalidPolicy("review_days must be positive")
+    if not policy.business_weekdays or not policy.business_weekdays <= set(range(1, 8)):
+        raise InvalidPolicy("business_weekdays must name ISO weekdays 1 (Monday) to 7")
+    if policy.review_reminder_hours < 0 or policy.review_overdue_grace_hours < 0:
+        raise InvalidPolicy(
+            "review_reminder_hours and review_overdue_grace_hours cannot be negative"
+        )
+    if any(hours <= 0 for hours in policy.hyperscaler_acceptance_hours.values()):
+        raise InvalidPolicy("hyperscaler_acceptance_hours must be positive")
     return policy
 
 
