@@ -1,13 +1,16 @@
 """HTTP API of deals: partner registrations (partners see only their own), channel managers'
 review and operations, and CRM ingestion (payloads exactly as each source delivers them)."""
 
+import time
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from services.deals import crm_ingestion, verification, views
+from services.deals.backtest import backtest as run_backtest
 from services.deals.domain.ledger import Principal
 from services.deals.domain.rules import RulesOfEngagement
 from services.deals.expiry import run_expiry
@@ -18,6 +21,9 @@ from services.deals.registering import decide, register
 from services.deals.review import review
 from services.deals.review_sla import run_review_sla
 from services.deals.schemas import (
+    BacktestChangeOut,
+    BacktestIn,
+    BacktestOut,
     CheckOut,
     CrmLinkIn,
     CrmLinkOut,
@@ -26,6 +32,7 @@ from services.deals.schemas import (
     ExtensionOut,
     HistoryEntryOut,
     IngestedOut,
+    KindCountOut,
     PolicyCheckOut,
     PolicyHistoryOut,
     PolicyIn,
@@ -312,6 +319,27 @@ async def validate_policy(body: PolicyIn, who: AdminDep, policy: PolicyDep) -> P
         document=document_of(proposed),
         in_force=policy.version,
         changes=differences(policy, proposed),
+    )
+
+
+@admin.post("/policy/backtest", tags=["policy"])
+async def backtest_policy(body: BacktestIn, who: AdminDep, platform: PlatformDep) -> BacktestOut:
+    """Replay the period's registrations (in their original order, with the facts known when
+    each was decided) through a proposed policy: per decision kind how many would change, and
+    which, with the reasons both ways. Reads only; changes nothing."""
+    proposed = parsed(body.document)
+    started = time.perf_counter()
+    result = await run_backtest(platform.pool, proposed, body.since, body.until)
+    elapsed = (time.perf_counter() - started) * 1000
+    return BacktestOut(
+        proposed_version=proposed.version,
+        since=body.since,
+        until=body.until,
+        replayed=result.replayed,
+        kinds={k: KindCountOut.model_validate(asdict(v)) for k, v in sorted(result.kinds.items())},
+        changed=len(result.changes),
+        changes=[BacktestChangeOut.model_validate(asdict(c)) for c in result.changes[: body.limit]],
+        elapsed_ms=round(elapsed, 1),
     )
 
 

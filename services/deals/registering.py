@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from services.deals import repository
+from services.deals.backtest import opportunities_snapshot, partner_snapshot
 from services.deals.crm_projection import deal_state_events
 from services.deals.domain.ledger import LedgerEntry, LedgerWhat, Principal
 from services.deals.domain.lifecycle import decision_notification_kind
@@ -39,6 +40,14 @@ async def decide(
 ) -> Decision:
     """The decision the registration would get now (nothing is stored). A repeat of the
     partner's own live registration is refused with its id (409)."""
+    return (await _decide_with_facts(conn, policy, request))[0]
+
+
+async def _decide_with_facts(
+    conn: Connection, policy: RulesOfEngagement, request: RegistrationRequest
+) -> tuple[Decision, dict[str, Any]]:
+    """The decision, and the facts it was made on that a later replay needs (the partner as
+    projected, the open direct opportunities looked at)."""
     own = await repository.own_live_registrations(conn, request.partner_id, request.customer)
     repeat = live_repeat(policy, request, own)
     if repeat is not None:
@@ -47,7 +56,12 @@ async def decide(
     registrations, opportunities = await repository.load_candidates(
         conn, request.customer, request.submitted_at - timedelta(days=policy.protection_days)
     )
-    return check_registration(policy, request, partner, registrations, opportunities)
+    decision = check_registration(policy, request, partner, registrations, opportunities)
+    facts = {
+        "partner": partner_snapshot(partner),
+        "opportunities": opportunities_snapshot(opportunities),
+    }
+    return decision, facts
 
 
 async def register(
@@ -67,12 +81,14 @@ async def register(
         verdict = await check_link(
             conn, policy, crm_deal_key, request.customer, request.amount, request.currency
         )
-    decision = decided_with_link(await decide(conn, policy, request), verdict)
+    first, facts = await _decide_with_facts(conn, policy, request)
+    decision = decided_with_link(first, verdict)
     registration_id = f"reg_{uuid.uuid4().hex[:16]}"
     decided_at = now()
     inputs = {
         "request": request.as_asked(),
         "conflicts_considered": [c.model_dump(mode="json") for c in decision.conflicts],
+        **facts,
     }
     await repository.insert_registration(
         conn, registration_id, request, decision, decided_at, crm_deal_key, inputs

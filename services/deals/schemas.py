@@ -15,6 +15,7 @@ from shared.inputs import (
     CurrencyCode,
     DealKey,
     Ident,
+    Instant,
     PositiveMoney,
     as_name,
     check_money,
@@ -238,3 +239,51 @@ class ReviewRunOut(BaseModel):
     reminded: int
     escalated: int
     decided: int
+
+
+class BacktestIn(BaseModel):
+    """A proposed policy document and the period whose registrations to replay through it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    document: dict[str, Any] = Field(description="a whole policy document, as proposed")
+    since: Instant = Field(description="registrations submitted at or after this moment")
+    until: Instant = Field(description="... and before this one")
+    limit: int = Field(default=1000, ge=0, le=100_000, description="changes listed at most")
+
+    @model_validator(mode="after")
+    def _period(self) -> BacktestIn:
+        if self.since.tzinfo is None or self.until.tzinfo is None:
+            raise ValueError("since and until need a time zone (e.g. ...Z)")
+        if self.until <= self.since:
+            raise ValueError("until must be after since")
+        return self
+
+
+class KindCountOut(BaseModel):
+    before: int = Field(description="decided this way originally")
+    after: int = Field(description="decided this way under the proposed policy")
+    changed: int = Field(description="decided this way originally and otherwise now")
+
+
+class BacktestChangeOut(BaseModel):
+    registration_id: str
+    partner_id: str
+    submitted_at: datetime
+    before: str
+    after: str = Field(description="a status, or refused_repeat (a repeat would be refused)")
+    reasons_before: list[str]
+    reasons_after: list[str]
+
+
+class BacktestOut(BaseModel):
+    """What the proposed policy would have decided differently (nothing is changed)."""
+
+    proposed_version: str
+    since: datetime
+    until: datetime
+    replayed: int
+    kinds: dict[str, KindCountOut]
+    changed: int
+    changes: list[BacktestChangeOut] = Field(description="in submission order, up to `limit`")
+    elapsed_ms: float

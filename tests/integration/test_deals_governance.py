@@ -590,3 +590,102 @@ async def test_an_unreviewed_registration_past_its_deadline_is_escalated_then_de
         ("review_escalated", "channel-managers"),
         ("registration_approved", partner),
     ]
+
+
+async def test_a_backtest_of_a_stricter_window_reports_what_a_hand_calculation_says(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    """A seeded history (as the 90-day policy decided it) replayed under 30 days: the two
+    registrations the hand calculation frees change, nothing else; nothing is written."""
+    run = uuid.uuid4().hex[:8]
+    partners = {p: f"p-govb{p}-{run}" for p in "ABCDEF"}
+    await partners_onboarded(infra, *partners.values())
+    # A period of its own: 200 days somewhere in 1901-9000, chosen by the run.
+    day0 = datetime(1901, 1, 1, 9, tzinfo=UTC) + timedelta(days=200 * (int(run[:6], 16) % 12000))
+    customers = {"X": f"Xylo {run} Systems", "Y": f"Yarrow {run} Foods"}
+    seeded = [  # (id, partner, customer, day, status as decided under 90 days)
+        ("r1", "A", "X", 0, "approved"),
+        ("r5", "E", "Y", 10, "approved"),
+        ("r2", "B", "X", 20, "rejected"),
+        ("r3", "C", "X", 45, "rejected"),
+        ("r6", "F", "Y", 50, "rejected"),
+        ("r4", "D", "X", 60, "rejected"),
+        ("r7", "A", "X", 100, "approved"),
+    ]
+    for rid, partner, customer, day, status in seeded:
+        at = day0 + timedelta(days=day)
+        await admin_db.execute(
+            """INSERT INTO deals.registrations (registration_id, partner_id, customer_name,
+                   customer_domain, customer_country, name_key, products, amount, currency,
+                   status, reasons, conflicts, policy_version, inputs, submitted_at,
+                   decided_at, expires_at, updated_at)
+               VALUES ($1, $2, $3, $4, 'US', $5, '{data}', 1000, 'USD', $6, $7, '[]',
+                   '2026-11-roe-1', '{}', $8, $8, $9, $8)""",
+            f"{rid}-{run}",
+            partners[partner],
+            customers[customer],
+            f"{customer.lower()}-{run}.example",
+            customers[customer].split()[0].lower(),
+            status,
+            [f"originally {status}"],
+            at,
+            at + timedelta(days=90) if status == "approved" else None,
+        )
+        await admin_db.execute(
+            """INSERT INTO deals.registration_ledger (registration_id, at, what, status,
+                   principal_kind, principal, policy_version, reasons, partner_reasons)
+               VALUES ($1, $2, 'decided', $3, 'partner', $4, '2026-11-roe-1', $5, $5)""",
+            f"{rid}-{run}",
+            at,
+            status,
+            partners[partner],
+            [f"originally {status}"],
+        )
+    before = await admin_db.fetchval("SELECT count(*) FROM deals.registration_ledger")
+    period = {
+        "since": day0.isoformat(),
+        "until": (day0 + timedelta(days=200)).isoformat(),
+    }
+    async with httpx.AsyncClient(timeout=60) as client:
+        same = await client.post(
+            f"{deals_instances[0]}/admin/policy/backtest",
+            headers=ADMIN,
+            json={"document": {"version": f"same-{run}"}, **period},
+        )
+        stricter = await client.post(
+            f"{deals_instances[1]}/admin/policy/backtest",
+            headers=ADMIN,
+            json={"document": {"version": f"strict-{run}", "protection_days": 30}, **period},
+        )
+        partner = await client.post(
+            f"{deals_instances[1]}/admin/policy/backtest",
+            headers=auth(partners["A"]),
+            json={"document": {"version": f"strict-{run}"}, **period},
+        )
+        backwards = await client.post(
+            f"{deals_instances[1]}/admin/policy/backtest",
+            headers=ADMIN,
+            json={"document": {"version": "v"}, "since": period["until"], "until": period["since"]},
+        )
+    assert same.status_code == 200, same.text
+    assert (same.json()["replayed"], same.json()["changed"]) == (7, 0)
+    result = stricter.json()
+    assert result["replayed"] == 7
+    assert [(c["registration_id"], c["before"], c["after"]) for c in result["changes"]] == [
+        (f"r3-{run}", "rejected", "approved"),
+        (f"r6-{run}", "rejected", "approved"),
+    ]
+    assert result["changes"][0]["reasons_before"] == ["originally rejected"]
+    assert result["kinds"] == {
+        "approved": {"before": 3, "after": 5, "changed": 0},
+        "rejected": {"before": 4, "after": 2, "changed": 2},
+    }
+    assert partner.status_code == 403
+    assert backwards.status_code == 422
+    # It read only.
+    assert await admin_db.fetchval("SELECT count(*) FROM deals.registration_ledger") == before
+    statuses = await admin_db.fetch(
+        "SELECT status FROM deals.registrations WHERE registration_id LIKE $1 ORDER BY 1",
+        f"%-{run}",
+    )
+    assert sorted(s["status"] for s in statuses) == ["approved"] * 3 + ["rejected"] * 4

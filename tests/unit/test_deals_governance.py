@@ -126,3 +126,15 @@ def test_region_rules_hold_when_the_country_is_left_out() -> None:
     assert check_registration(POLICY, missing, everywhere, [], []).status is S.APPROVED
     loose = replace(POLICY, enforce_region_authorisation=False)
     assert check_registration(loose, missing, ACTIVE, [], []).status is S.APPROVED
+
+
+def test_a_partner_never_sees_the_direct_opportunities_a_decision_looked_at() -> None:
+    inputs = {
+        "request": {"customer_name": "Acme"},
+        "partner": {"partner_id": "p-1", "tier": "gold"},
+        "opportunities": [{"deal_key": "sf:9", "owner": "rep-1"}],
+    }
+    seen = entry_seen(ROW, inputs, partner=True)
+    assert "opportunities" not in seen.evidence
+    assert "rep-1" not in str(seen)
+    assert entry_seen(ROW, inputs, partner=False).evidence == inputs
