@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 import pytest
 
-from services.deals.domain.sla import add_business_days
+from shared.business_days import add_business_days
 from shared.topics import DEAL_REGISTRATIONS, PARTNER_NOTIFICATIONS
 from tests.support.crm import salesforce_cdc, salesforce_delivery
 from tests.support.deals import partners_onboarded

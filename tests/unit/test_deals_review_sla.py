@@ -11,12 +11,12 @@ from services.deals.domain.rules import InvalidPolicy, rules_from_mapping
 from services.deals.domain.sla import (
     OverdueOutcome,
     acceptance_deadline,
-    add_business_days,
     needs_reminder,
     overdue_decision,
     review_deadline,
     review_situation,
 )
+from shared.business_days import add_business_days
 
 WEEK = frozenset({1, 2, 3, 4, 5})
 FRIDAY = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)

@@ -13,6 +13,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
+from shared.business_days import add_business_days
+
 
 class OverdueOutcome(StrEnum):
     """What becomes of a review still undecided after its deadline (and the grace)."""
@@ -20,20 +22,6 @@ class OverdueOutcome(StrEnum):
     STAY = "stay"  # escalated, left for a channel manager
     APPROVE_UNDER_LIMIT = "approve_under_limit"  # approved at or under the limit, else stays
     REJECT = "reject"
-
-
-def add_business_days(
-    start: datetime, days: int, weekdays: frozenset[int], holidays: frozenset[date]
-) -> datetime:
-    """`days` business days after `start`, at the same time of day: each following day that is
-    a working weekday (ISO, Monday 1) and not a holiday counts one. Friday 15:00 plus two is
-    Tuesday 15:00."""
-    moment, left = start, days
-    while left > 0:
-        moment += timedelta(days=1)
-        if moment.isoweekday() in weekdays and moment.date() not in holidays:
-            left -= 1
-    return moment
 
 
 def review_situation(conflict_kinds: frozenset[str]) -> str:
