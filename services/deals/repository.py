@@ -112,19 +112,19 @@ async def load_candidates(
     return registrations, opportunities
 
 
+OWN_LIVE_SQL = """
+SELECT * FROM registrations
+WHERE partner_id = $1 AND status IN ('submitted', 'approved', 'pending_review')
+  AND (customer_domain = $2 OR name_key = $3)
+"""
+
+
 async def own_live_registrations(
     conn: Connection, partner_id: str, customer: Customer
 ) -> list[ExistingRegistration]:
     """The partner's holding registrations that may be on the customer (by domain or name
     block), however long ago they were submitted (an extension outlives the window)."""
-    rows = await conn.fetch(
-        """SELECT * FROM registrations
-           WHERE partner_id = $1 AND status IN ('submitted', 'approved', 'pending_review')
-             AND (customer_domain = $2 OR name_key = $3)""",
-        partner_id,
-        customer.domain,
-        customer.name_key,
-    )
+    rows = await conn.fetch(OWN_LIVE_SQL, partner_id, customer.domain, customer.name_key)
     return [_existing(r) for r in rows]
 
 
@@ -155,7 +155,7 @@ async def lock_customer(conn: Connection, customer: Customer) -> None:
 
 # Owners of opportunities that may be the customer's (by domain or by name block), and of the
 # registration's linked opportunity; the caller keeps those on the same customer.
-_DIRECT_OWNERS_SQL = """
+DIRECT_OWNERS_SQL = """
 SELECT deal_key, owner, customer_name, customer_domain FROM crm_deals
 WHERE NOT deleted AND owner IS NOT NULL AND customer_domain = $1
 UNION
@@ -172,7 +172,7 @@ async def direct_owners(
 ) -> list[str]:
     """The direct account owners of the customer: the owner of the linked opportunity and of
     every opportunity on the same customer (same domain, or names alike under the policy)."""
-    rows = await conn.fetch(_DIRECT_OWNERS_SQL, customer.domain, customer.name_key, linked_deal)
+    rows = await conn.fetch(DIRECT_OWNERS_SQL, customer.domain, customer.name_key, linked_deal)
     owners = {
         r["owner"]
         for r in rows
@@ -182,7 +182,7 @@ async def direct_owners(
     return sorted(owners)
 
 
-_OVERLAPPING_SQL = """
+OVERLAPPING_SQL = """
 SELECT r.partner_id, r.customer_name, r.customer_domain FROM registrations r
 JOIN partners p USING (partner_id)
 WHERE r.status IN ('approved', 'pending_review') AND p.status = 'active' AND r.partner_id <> $1
@@ -200,7 +200,7 @@ async def overlapping_partners(
 ) -> list[str]:
     """Other active partners holding an approved or pending registration on the customer (same
     domain, or names alike under the policy)."""
-    rows = await conn.fetch(_OVERLAPPING_SQL, partner_id, customer.domain, customer.name_key)
+    rows = await conn.fetch(OVERLAPPING_SQL, partner_id, customer.domain, customer.name_key)
     return sorted(
         {
             r["partner_id"]

@@ -34,20 +34,20 @@ from shared.outbox import Outbox, OutgoingEvent
 from shared.topics import DEAL_REGISTRATIONS
 
 # Reviews whose reminder or escalation is due; instances share the work (SKIP LOCKED).
-_REVIEWS_TO_REMIND_SQL = """
+REVIEWS_TO_REMIND_SQL = """
 SELECT * FROM registrations
 WHERE status = 'pending_review' AND review_due_at IS NOT NULL AND review_reminded_at IS NULL
   AND review_due_at > $1 AND review_due_at <= $2
 ORDER BY review_due_at LIMIT 500 FOR UPDATE SKIP LOCKED
 """
-_REVIEWS_TO_ESCALATE_SQL = """
+REVIEWS_TO_ESCALATE_SQL = """
 SELECT * FROM registrations
 WHERE status = 'pending_review' AND review_due_at IS NOT NULL AND review_escalated_at IS NULL
   AND review_due_at <= $1
 ORDER BY review_due_at LIMIT 500 FOR UPDATE SKIP LOCKED
 """
 # Escalated reviews the policy decides: all of them, or (approve_under_limit) those within it.
-_OVERDUE_REVIEWS_SQL = """
+OVERDUE_REVIEWS_SQL = """
 SELECT * FROM registrations
 WHERE status = 'pending_review' AND review_due_at IS NOT NULL AND review_escalated_at IS NOT NULL
   AND review_due_at <= $1 AND ($2::numeric IS NULL OR amount <= $2)
@@ -58,17 +58,17 @@ ORDER BY review_due_at LIMIT 500 FOR UPDATE SKIP LOCKED
 async def reviews_to_remind(
     conn: Connection, at: datetime, horizon: datetime
 ) -> list[asyncpg.Record]:
-    return list(await conn.fetch(_REVIEWS_TO_REMIND_SQL, at, horizon))
+    return list(await conn.fetch(REVIEWS_TO_REMIND_SQL, at, horizon))
 
 
 async def reviews_to_escalate(conn: Connection, at: datetime) -> list[asyncpg.Record]:
-    return list(await conn.fetch(_REVIEWS_TO_ESCALATE_SQL, at))
+    return list(await conn.fetch(REVIEWS_TO_ESCALATE_SQL, at))
 
 
 async def overdue_reviews(
     conn: Connection, due_by: datetime, within: Decimal | None
 ) -> list[asyncpg.Record]:
-    return list(await conn.fetch(_OVERDUE_REVIEWS_SQL, due_by, within))
+    return list(await conn.fetch(OVERDUE_REVIEWS_SQL, due_by, within))
 
 
 async def mark_review(conn: Connection, registration_id: str, column: str, at: datetime) -> None:
