@@ -71,14 +71,16 @@ async def store_partner(conn: Connection, event: PartnerStateChanged) -> None:
 # ---- Candidates of the conflict check. Each branch of a UNION is one index lookup (partial
 # indexes on the holding statuses / open deals), so the cost grows with the candidates for one
 # customer, not with the table: tests/integration/test_deals_query_plans.py checks the plans.
+# A holding registration counts from its submission inside the window, or while its stored
+# protection lasts (an extended one outlives the window).
 HOLDING_REGISTRATIONS_SQL = """
 SELECT * FROM registrations
 WHERE status IN ('submitted', 'approved', 'pending_review')
-  AND customer_domain = $1 AND submitted_at >= to_timestamp($3)
+  AND customer_domain = $1 AND (submitted_at >= to_timestamp($3) OR expires_at > now())
 UNION
 SELECT * FROM registrations
 WHERE status IN ('submitted', 'approved', 'pending_review')
-  AND name_key = $2 AND submitted_at >= to_timestamp($3)
+  AND name_key = $2 AND (submitted_at >= to_timestamp($3) OR expires_at > now())
 """
 OPEN_DIRECT_OPPORTUNITIES_SQL = """
 SELECT * FROM crm_deals

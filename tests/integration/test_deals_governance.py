@@ -689,3 +689,32 @@ async def test_a_backtest_of_a_stricter_window_reports_what_a_hand_calculation_s
         f"%-{run}",
     )
     assert sorted(s["status"] for s in statuses) == ["approved"] * 3 + ["rejected"] * 4
+
+
+async def test_an_extended_registration_still_holds_its_customer_after_its_first_window(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    first, second = f"p-gove1-{run}", f"p-gove2-{run}"
+    await partners_onboarded(infra, first, second)
+    deals, other = deals_instances
+    async with httpx.AsyncClient(timeout=30) as client:
+        held = (
+            await client.post(
+                f"{deals}/registrations", headers=auth(first), json=body(run, amount="1000.00")
+            )
+        ).json()
+        # Registered 100 days ago and extended: its protection now ends in 20 days.
+        await admin_db.execute(
+            """UPDATE deals.registrations SET submitted_at = now() - interval '100 days',
+                   expires_at = now() + interval '20 days', extensions_used = 1
+               WHERE registration_id = $1""",
+            held["registration_id"],
+        )
+        late = (
+            await client.post(
+                f"{other}/registrations", headers=auth(second), json=body(run, amount="1000.00")
+            )
+        ).json()
+    assert late["status"] == "rejected"
+    assert late["reasons"][0].startswith("conflict with another partner")

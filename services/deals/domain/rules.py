@@ -407,9 +407,13 @@ def _partner_conflicts(
     for other in sorted(registrations, key=lambda r: (r.registered_at, r.registration_id)):
         if other.partner_id == request.partner_id or other.status not in _HOLDING:
             continue
-        if other.registered_at < window_start or (
-            other.expires_at and other.expires_at <= request.submitted_at
-        ):
+        # A registration holds its customer until its protection ends: its stored expiry (an
+        # extension moves it; a later policy does not shorten a window already granted), or,
+        # without one, the policy's window from its submission.
+        if other.expires_at is not None:
+            if other.expires_at <= request.submitted_at:
+                continue
+        elif other.registered_at < window_start:
             continue
         if other.products and request.products and not (other.products & request.products):
             continue  # different products on the same customer do not conflict
