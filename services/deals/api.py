@@ -280,6 +280,15 @@ async def expire_now(
     return ExpiryRunOut(as_of=moment, warned=run.warned, expired=run.expired)
 
 
+@admin.get("/reviews", tags=["registrations"])
+async def review_queue(
+    who: AdminDep, platform: PlatformDep, limit: int = 100
+) -> list[RegistrationOut]:
+    """The review queue: registrations waiting for review, soonest deadline first, each with
+    its `review_due_at` and a hyperscaler referral's `acceptance_due_at`."""
+    return await views.review_queue(platform.pool, who, limit)
+
+
 @admin.post("/reviews/run")
 async def review_deadlines_now(
     who: AdminDep, platform: PlatformDep, policy: PolicyDep, as_of: Instant | None = None

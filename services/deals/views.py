@@ -84,6 +84,16 @@ async def registrations(pool: Pool, who: Caller, limit: int) -> list[Registratio
     return [registration_out(r, who) for r in rows]
 
 
+async def review_queue(pool: Pool, who: Caller, limit: int) -> list[RegistrationOut]:
+    """Registrations waiting for review, soonest deadline first (those without one last)."""
+    rows = await pool.fetch(
+        f"""{_WITH_DECISION} WHERE r.status = 'pending_review'
+            ORDER BY r.review_due_at NULLS LAST, r.submitted_at LIMIT $1""",
+        min(max(limit, 1), 500),
+    )
+    return [registration_out(r, who) for r in rows]
+
+
 async def registration(pool: Pool, who: Caller, registration_id: str) -> RegistrationOut:
     """One registration; another partner's is not found, exactly as a missing one."""
     row = await pool.fetchrow(f"{_WITH_DECISION} WHERE r.registration_id = $1", registration_id)

@@ -504,6 +504,10 @@ async def test_an_unreviewed_registration_past_its_deadline_is_escalated_then_de
         assert datetime.fromisoformat(view["review_due_at"]) == add_business_days(
             decided_at, 3, frozenset({1, 2, 3, 4, 5}), frozenset()
         )
+        queue = (await client.get(f"{deals}/admin/reviews?limit=500", headers=ADMIN)).json()
+        assert registration_id in [r["registration_id"] for r in queue]
+        dues = [r["review_due_at"] for r in queue if r["review_due_at"] is not None]
+        assert dues == sorted(dues, key=datetime.fromisoformat)
 
         async def due_in(delta: str) -> None:
             await admin_db.execute(
