@@ -15,7 +15,12 @@ import pytest
 
 from shared.business_days import add_business_days
 from shared.topics import DEAL_REGISTRATIONS, PARTNER_NOTIFICATIONS
-from tests.support.crm import salesforce_cdc, salesforce_delivery
+from tests.support.crm import (
+    aws_ace_headers,
+    aws_ace_opportunity,
+    salesforce_cdc,
+    salesforce_delivery,
+)
 from tests.support.deals import partners_onboarded
 from tests.support.infra import Infra
 from tests.support.kafka import wait_for_keyed
@@ -722,3 +727,56 @@ async def test_an_extended_registration_still_holds_its_customer_after_its_first
         ).json()
     assert late["status"] == "rejected"
     assert late["reasons"][0].startswith("conflict with another partner")
+
+
+async def test_a_hyperscaler_referrals_acceptance_deadline_drives_the_review_deadline(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-govh-{run}"
+    await partners_onboarded(infra, partner)
+    deals, other = deals_instances
+    now = datetime.now(UTC).replace(microsecond=0)
+    referred = now - timedelta(hours=70)  # AWS wants an answer 72 hours after the referral
+    opportunity = aws_ace_opportunity(f"O{run}")
+    opportunity["getOpportunity"]["Customer"]["Account"].update(
+        {"CompanyName": f"Hyper {run} Logistics GmbH", "WebsiteUrl": f"https://hyper-{run}.de"}
+    )
+    opportunity["getOpportunity"]["CreatedDate"] = referred.isoformat()
+    opportunity["getOpportunity"]["LastModifiedDate"] = now.isoformat()
+    deal_key = f"aws_ace:O{run}"
+    async with httpx.AsyncClient(timeout=30) as client:
+        delivered = await client.post(
+            f"{other}/crm/aws-ace", json=opportunity, headers=aws_ace_headers()
+        )
+        assert delivered.status_code == 202, delivered.text
+
+        async def projected() -> bool:
+            return bool(
+                await admin_db.fetchval(
+                    "SELECT created_at IS NOT NULL FROM deals.crm_deals WHERE deal_key = $1",
+                    deal_key,
+                )
+            )
+
+        await eventually(projected)
+        created = await client.post(
+            f"{deals}/registrations",
+            headers=auth(partner),
+            json=body(
+                run,
+                customer_name=f"Hyper {run} Logistics GmbH",
+                customer_domain=f"hyper-{run}.de",
+                customer_country="DE",
+                crm_deal_key=deal_key,
+            ),
+        )
+        assert created.json()["status"] == "pending_review", created.text
+        view = (
+            await client.get(
+                f"{deals}/registrations/{created.json()['registration_id']}", headers=ADMIN
+            )
+        ).json()
+    accept_by = referred + timedelta(hours=72)
+    assert datetime.fromisoformat(view["acceptance_due_at"]) == accept_by
+    assert datetime.fromisoformat(view["review_due_at"]) == accept_by  # sooner than 3 days

@@ -40,13 +40,13 @@ def test_each_situation_has_its_deadline_and_a_referral_brings_it_forward() -> N
     assert review_situation(frozenset()) == "other"
     partner = review_deadline(FRIDAY, "partner_conflict", DAYS, WEEK, frozenset())
     assert partner.due_at == FRIDAY + timedelta(days=4)
-    accept_by = acceptance_deadline("aws-ace", FRIDAY - timedelta(hours=60), {"aws-ace": 72})
+    accept_by = acceptance_deadline("aws_ace", FRIDAY - timedelta(hours=60), {"aws_ace": 72})
     assert accept_by == FRIDAY + timedelta(hours=12)
     ace = review_deadline(FRIDAY, "other", DAYS, WEEK, frozenset(), accept_by)
     assert ace.due_at == accept_by
     assert ace.why.endswith("brought forward to the hyperscaler's acceptance deadline")
-    assert acceptance_deadline("salesforce", FRIDAY, {"aws-ace": 72}) is None
-    assert acceptance_deadline("aws-ace", None, {"aws-ace": 72}) is None
+    assert acceptance_deadline("salesforce", FRIDAY, {"aws_ace": 72}) is None
+    assert acceptance_deadline("aws_ace", None, {"aws_ace": 72}) is None
 
 
 def test_reminder_window_and_overdue_outcomes() -> None:
@@ -77,7 +77,8 @@ def test_reminder_window_and_overdue_outcomes() -> None:
         ({"business_weekdays": [0]}, "business_weekdays must name ISO weekdays"),
         ({"business_weekdays": []}, "business_weekdays must name ISO weekdays"),
         ({"review_reminder_hours": -1}, "cannot be negative"),
-        ({"hyperscaler_acceptance_hours": {"aws-ace": 0}}, "must be positive"),
+        ({"hyperscaler_acceptance_hours": {"aws_ace": 0}}, "must be positive"),
+        ({"hyperscaler_acceptance_hours": {"aws-ace": 72}}, "unknown CRM source"),
         ({"review_overdue_outcome": "maybe"}, "review_overdue_outcome"),
     ],
 )

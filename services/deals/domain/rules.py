@@ -18,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from services.deals.domain.customers import Customer
 from services.deals.domain.sla import OverdueOutcome
+from shared.events.crm import CrmSource
 from shared.events.partners import PartnerStatus
 from shared.events.registrations import ConflictInfo, RegistrationStatus
 
@@ -78,7 +79,7 @@ class RulesOfEngagement:
     review_auto_approve_limit: Decimal = Decimal("25000")  # for approve_under_limit
     # Hyperscaler referrals (by CRM source) must be accepted within these hours of referral.
     hyperscaler_acceptance_hours: dict[str, int] = field(
-        default_factory=lambda: {"aws-ace": 72, "microsoft": 48}
+        default_factory=lambda: {CrmSource.AWS_ACE.value: 72, CrmSource.MICROSOFT.value: 48}
     )
 
 
@@ -121,6 +122,13 @@ def rules_from_mapping(data: Mapping[str, Any]) -> RulesOfEngagement:
         )
     if any(hours <= 0 for hours in policy.hyperscaler_acceptance_hours.values()):
         raise InvalidPolicy("hyperscaler_acceptance_hours must be positive")
+    sources = {s.value for s in CrmSource}
+    unknown_sources = sorted(set(policy.hyperscaler_acceptance_hours) - sources)
+    if unknown_sources:
+        raise InvalidPolicy(
+            f"hyperscaler_acceptance_hours names unknown CRM source(s) {', '.join(unknown_sources)}"
+            f" (known: {', '.join(sorted(sources))})"
+        )
     return policy
 
 
