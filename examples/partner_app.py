@@ -6,7 +6,8 @@ Notifications are on `notifications.partner.v1`, keyed by partner id, so one par
 are ordered. A real partner app runs its own consumer group and commits offsets as it handles
 messages (here: after printing), so a restart resumes where it stopped; it filters by key
 (or, in production, reads a per-partner topic or a webhook fed from this one). Messages are
-CloudEvents; unknown fields are ignored, so newer platform versions do not break the app.
+CloudEvents; unknown fields and unknown event types are ignored, so newer platform versions do
+not break the app (`notification.partner.v2` carries the kinds v1 cannot name).
 
 The broker is not open to partners: this reads as the principal the `KAFKA_*` variables name
 (an operator's, `deploy/local-stack.sh env`), so it shows what a partner would receive.
@@ -24,9 +25,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shared.events.notifications import PartnerNotification
+from shared.events.notifications import PartnerNotification, PartnerNotificationV2
 from shared.kafka_client import KafkaConnection
 from shared.topics import PARTNER_NOTIFICATIONS
+
+# Read by event type: v2 carries the kinds v1 cannot name (a v1-only app skips v2 messages).
+CONTRACTS: dict[str, type[PartnerNotification | PartnerNotificationV2]] = {
+    PartnerNotification.event_type: PartnerNotification,
+    PartnerNotificationV2.event_type: PartnerNotificationV2,
+}
 
 
 async def notifications(
@@ -36,7 +43,7 @@ async def notifications(
     group_id: str | None = None,
     since: datetime | None = None,
     idle_seconds: float | None = None,
-) -> AsyncIterator[PartnerNotification]:
+) -> AsyncIterator[PartnerNotification | PartnerNotificationV2]:
     """Yield the partners' notifications in order. With `since`, start at that moment; with
     `idle_seconds`, stop once nothing new arrived for that long (for summaries)."""
     wanted = {p.encode() for p in partner_ids}
@@ -71,7 +78,9 @@ async def notifications(
                 for record in records:
                     if record.key in wanted:
                         envelope: dict[str, Any] = json.loads(record.value)
-                        yield PartnerNotification.model_validate(envelope["data"])
+                        contract = CONTRACTS.get(envelope.get("type", ""))
+                        if contract is not None:  # a type this app does not know is skipped
+                            yield contract.model_validate(envelope["data"])
             if group_id is not None:
                 await consumer.commit()
     finally:

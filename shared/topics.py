@@ -66,7 +66,11 @@ DEAL_REGISTRATIONS = Topic(
     "registration id",
     6,
     "Deal registration lifecycle and rules-of-engagement decisions.",
-    events=("registration.decided.v1", "registration.status_changed.v1"),
+    events=(
+        "registration.decided.v1",
+        "registration.status_changed.v1",
+        "registration.review_escalated.v1",
+    ),
     consumers=("attribution",),
     aggregate="registration_id",
 )
@@ -127,7 +131,7 @@ PARTNER_NOTIFICATIONS = Topic(
     "partner's messages share a key and stay ordered. Internal: the notifications service files "
     "them per recipient and delivers them (inbox, stream, webhooks, e-mail).",
     producers=("deals", "incentives", "onboarding", "attribution"),
-    events=("notification.partner.v1",),
+    events=("notification.partner.v1", "notification.partner.v2"),
     consumers=("notifications",),
     aggregate="partner_id",
 )

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from services.deals import api, handlers, jobs
-from services.deals.policy import load_policy
+from services.deals.policy import PolicyStore, load_policy
 from services.deals.settings import DealsSettings
 from services.deals.verification import MicrosoftCertificates
 from shared.events.crm import CrmDealChanged
@@ -23,6 +23,7 @@ def wire(platform: Platform) -> None:
     log.info("rules of engagement", extra={"policy_version": policy.version})
     platform.provide(settings)
     platform.provide(policy)
+    platform.provide(PolicyStore(policy))
     platform.provide(MicrosoftCertificates(settings))
     closed = settings.closed_sources()
     if closed:

@@ -17,12 +17,11 @@ from typing import Any
 from services.deals import repository
 from services.deals.domain.crm import (
     CLOSING_WITH_DEAL,
-    close_linked_registration,
     closed_outcome,
     merge_crm_change,
 )
 from services.deals.repository import Row
-from services.deals.status_changes import status_change_events
+from services.deals.status_changes import close_with_deal
 from shared.clock import now
 from shared.db import Connection
 from shared.events import Envelope
@@ -161,7 +160,7 @@ async def _announce(
         if outcome is not None and any(
             RegistrationStatus(r["status"]) in CLOSING_WITH_DEAL for r in linked.get(key, ())
         ):
-            outgoing += await _close_linked_registrations(conn, key, outcome, cause)
+            outgoing += await _close_linked_registrations(conn, state, outcome, cause)
             linked[key] = (await repository.linked_registrations(conn, [key])).get(key, [])
         outgoing.append(
             OutgoingEvent(
@@ -172,14 +171,14 @@ async def _announce(
 
 
 async def _close_linked_registrations(
-    conn: Connection, deal_key: str, outcome: DealStatus, cause: Envelope[CrmDealChanged]
+    conn: Connection, state: Row, outcome: DealStatus, cause: Envelope[CrmDealChanged]
 ) -> list[OutgoingEvent]:
-    """Close the registrations awaiting the outcome of `deal_key`; returns what to announce."""
+    """Close the registrations awaiting the outcome of the opportunity in its merged `state`
+    (its owner is told); returns what to announce."""
     events: list[OutgoingEvent] = []
+    deal_key: str = state["deal_key"]
     for registration in await repository.awaiting_outcome(conn, deal_key):
-        closed, reason = close_linked_registration(
-            RegistrationStatus(registration["status"]), deal_key, outcome
+        events += await close_with_deal(
+            conn, registration, deal_key, state["owner"], outcome, cause
         )
-        await repository.store_status(conn, registration, closed)
-        events += status_change_events(registration, closed, reason, cause=cause)
     return events

@@ -12,7 +12,7 @@ from services.notifications.domain.streams import StreamLimit
 from services.notifications.settings import NotificationsSettings
 from services.notifications.wakeups import InboxWakeups
 from services.notifications.webhook_repository import DELIVERY_CHANNEL
-from shared.events.notifications import PartnerNotification
+from shared.events.notifications import PartnerNotification, PartnerNotificationV2
 from shared.service import Platform, ServiceDefinition
 from shared.topics import PARTNER_NOTIFICATIONS
 
@@ -55,6 +55,7 @@ def wire(platform: Platform) -> None:
 
     messages = platform.consumer("inbox", [PARTNER_NOTIFICATIONS])
     messages.handles_batch(PartnerNotification)(handlers.on_notifications)
+    messages.handles_batch(PartnerNotificationV2)(handlers.on_notifications_v2)
 
 
 definition = ServiceDefinition(

@@ -32,6 +32,7 @@ def wire(platform: Platform) -> None:
 
     period = settings.requalification_period_seconds
     platform.every(period, jobs.requalify, name="requalification", first_run_after=period)
+    platform.every(settings.review_check_seconds, jobs.escalate_reviews, name="review-sla")
 
 
 definition = ServiceDefinition(

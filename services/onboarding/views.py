@@ -7,6 +7,7 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
+from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.verification import (
     WELL_KNOWN_PATH,
     domain_state,
@@ -105,7 +106,9 @@ async def partner_row(pool: Pool, partner_id: str) -> Row:
 
 
 async def review_queue(
-    pool: Pool, outcome: Literal["review", "approve", "reject"]
+    pool: Pool,
+    outcome: Literal["review", "approve", "reject"],
+    config: OnboardingConfig | None = None,
 ) -> list[PartnerOut]:
     """Applications by qualification outcome; `review` and `approve` (recommended): those still
     waiting for a manager's decision."""
@@ -115,7 +118,15 @@ async def review_queue(
            ORDER BY applied_at LIMIT 500""",
         outcome,
     )
-    return [partner_out(r, full=True) for r in rows]
+    if config is None or outcome == "reject":
+        return [partner_out(r, full=True) for r in rows]
+    # Oldest first is soonest due: each waiting application shows its review deadline.
+    return [
+        partner_out(r, full=True).model_copy(
+            update={"review_due_at": _iso(config.review_due_at(r["applied_at"]))}
+        )
+        for r in rows
+    ]
 
 
 async def partners(

@@ -16,7 +16,7 @@ import pytest
 
 from services.notifications import repository
 from services.notifications.domain.messages import Message
-from shared.events.notifications import NotificationKind, PartnerNotification
+from shared.events.notifications import NotificationKind, PartnerNotification, PartnerNotificationV2
 from shared.topics import PARTNER_NOTIFICATIONS
 from tests.support.factories import partner_notification
 from tests.support.infra import Infra
@@ -234,3 +234,22 @@ async def test_positions_become_visible_in_commit_order(infra: Infra, notificati
 
 def message(partner_id: str, subject: str) -> Message:
     return Message.of(partner_notification(partner_id=partner_id, subject=subject))
+
+
+async def test_both_contract_versions_are_filed_in_the_order_they_came(
+    infra: Infra, notifications: str
+) -> None:
+    """Deals tells registration changes v1 cannot name (won, lost, extended) as
+    `notification.partner.v2` on the same topic: the inbox files both versions, in order."""
+    partner = new_partner()
+    approved = partner_notification(partner_id=partner)
+    won = PartnerNotificationV2(
+        **{**partner_notification(partner_id=partner).model_dump(), "kind": "registration_won"}
+    )
+    await publish(infra, PARTNER_NOTIFICATIONS, [approved, won], subject=partner, source="deals")
+    async with httpx.AsyncClient(timeout=10) as client:
+        page = await inbox(client, notifications, partner, 2)
+    assert [(m["notification_id"], m["kind"]) for m in page["items"]] == [
+        (approved.notification_id, "registration_approved"),
+        (won.notification_id, "registration_won"),
+    ]

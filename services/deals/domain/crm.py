@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from services.deals.domain.customers import name_key
+from services.deals.domain.lifecycle import close_with_opportunity
 from shared.events import as_utc
 from shared.events.crm import CrmDealChanged, DealStatus
 from shared.events.registrations import RegistrationStatus
@@ -84,12 +85,6 @@ def closed_outcome(updates: Mapping[str, Any]) -> DealStatus | None:
 def close_linked_registration(
     status: RegistrationStatus, deal_key: str, outcome: DealStatus
 ) -> tuple[RegistrationStatus, str]:
-    """An approved registration closes with its opportunity. One still awaiting review was
-    never approved, so it cannot have won the deal: it is rejected, saying why."""
-    if status is RegistrationStatus.APPROVED:
-        closed = RegistrationStatus.WON if outcome is DealStatus.WON else RegistrationStatus.LOST
-        return closed, f"linked CRM opportunity {deal_key} closed {outcome.value}"
-    return (
-        RegistrationStatus.REJECTED,
-        f"linked CRM opportunity {deal_key} closed {outcome.value} before the review",
-    )
+    """A linked registration when its opportunity closes (services/deals/domain/lifecycle.py
+    decides: one awaiting review is not rejected with its old reasons)."""
+    return close_with_opportunity(status, deal_key, outcome)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.notifications.domain.addressing import Recipient, addressee
-from shared.events.notifications import PartnerNotification
+from shared.events.notifications import AnyPartnerNotification
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Message:
     ingested_at: datetime | None
 
     @classmethod
-    def of(cls, note: PartnerNotification) -> Message:
+    def of(cls, note: AnyPartnerNotification) -> Message:
         return cls(
             notification_id=uuid.UUID(note.notification_id),
             recipient=addressee(note),

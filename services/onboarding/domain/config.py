@@ -8,11 +8,13 @@ at start instead of misjudging partners.
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.business_days import MONDAY_TO_FRIDAY, add_business_days
 from shared.events.partners import PartnerType
 
 
@@ -184,11 +186,24 @@ class OnboardingConfig(_Config):
     expel_after_suspended_days: int = Field(default=90, ge=0)
     revenue_window_days: int = Field(default=365, ge=1)
     reporting_currency: str = Field(default="USD", pattern="^[A-Z]{3}$")
+    # The review queue's SLA: an application awaiting a manager is due this many business days
+    # after it was made (on this calendar); past it, the reviewers are told once.
+    review_days: int = Field(default=3, ge=1)
+    business_weekdays: frozenset[int] = Field(default=MONDAY_TO_FRIDAY, min_length=1)
+    holidays: frozenset[date] = frozenset()
+
+    def review_due_at(self, applied_at: datetime) -> datetime:
+        """When an application awaiting review must be decided."""
+        return add_business_days(
+            applied_at, self.review_days, self.business_weekdays, self.holidays
+        )
 
     @model_validator(mode="after")
     def _consistent(self) -> OnboardingConfig:
         if not self.tiers:
             raise ValueError("at least one tier is required")
+        if not self.business_weekdays <= set(range(1, 8)):
+            raise ValueError("business_weekdays must name ISO weekdays 1 (Monday) to 7")
         base = self.tiers[0]
         if base.min_revenue != 0 or base.min_competencies or base.required_competencies:
             raise ValueError(f"the first tier ({base.name}) must require nothing")
