@@ -391,6 +391,34 @@ _STORED_COLUMNS = (
 )
 
 
+async def field_stamps(conn: Connection, keys: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Each held opportunity's field source times (field -> ISO time), unlocked: they only
+    move forward, so a change older than all of them stays stale."""
+    rows = await conn.fetch(
+        "SELECT deal_key, field_timestamps FROM crm_deals WHERE deal_key = ANY($1::text[])",
+        list(keys),
+    )
+    return {r["deal_key"]: json.loads(r["field_timestamps"]) for r in rows}
+
+
+async def record_refused(
+    conn: Connection, source: str, at: datetime, items: Sequence[tuple[int, str, bytes]]
+) -> None:
+    """Delivered items no adapter could read: (index in the delivery, reason, item as sent)."""
+    await conn.execute(
+        """
+        INSERT INTO crm_refused (source, received_at, item_index, reason, item)
+        SELECT $1, $2, i.item_index, i.reason, i.item
+        FROM unnest($3::int[], $4::text[], $5::bytea[]) AS i(item_index, reason, item)
+        """,
+        source,
+        at,
+        [index for index, _, _ in items],
+        [reason for _, reason, _ in items],
+        [item for _, _, item in items],
+    )
+
+
 async def lock_deals(
     conn: Connection, keys: Sequence[str], new: Mapping[str, tuple[str, str]]
 ) -> dict[str, dict[str, Any]]:

@@ -33,6 +33,12 @@ class AdapterError(ValueError):
     """The upstream payload cannot be mapped; the message says exactly why."""
 
 
+class Ignored(AdapterError):
+    """A valid upstream event that carries nothing Pollinate keeps (another entity of a
+    Salesforce transaction, a HubSpot association change): answered as ignored, never as a
+    refusal, and never a reason to drop its neighbours."""
+
+
 def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 

@@ -8,6 +8,7 @@ from typing import Any
 from services.deals.adapters.common import (
     MAX_PRODUCTS,
     AdapterError,
+    Ignored,
     array,
     country,
     currency,
@@ -89,8 +90,11 @@ def from_salesforce_cdc(message: Any) -> list[CrmDealChanged]:
     payload = require(message, "payload", "event")
     header = obj(require(payload, "ChangeEventHeader", "payload"), "payload.ChangeEventHeader")
     if header.get("entityName") != "Opportunity":
-        raise AdapterError(
-            f"payload.ChangeEventHeader.entityName must be 'Opportunity', got {str(header.get('entityName'))[:64]!r}"
+        # A lead conversion's transaction carries Lead, Account and Contact changes beside the
+        # Opportunity's: those are valid, just not ours.
+        raise Ignored(
+            f"payload.ChangeEventHeader.entityName is {str(header.get('entityName'))[:64]!r}, "
+            "not 'Opportunity'"
         )
     where = "payload.ChangeEventHeader"
     record_ids = [
@@ -170,43 +174,49 @@ HUBSPOT_PROPERTIES = {
 
 
 def from_hubspot(batch: Any) -> list[CrmDealChanged]:
-    """A HubSpot webhook POST body: a JSON array of subscription events."""
+    """A HubSpot webhook POST body (a JSON array of subscription events), every event valid."""
+    return [
+        change
+        for index, event in enumerate(hubspot_events(batch))
+        for change in from_hubspot_event(event, f"[{index}]")
+    ]
+
+
+def hubspot_events(batch: Any) -> list[Any]:
+    """The events of a HubSpot webhook POST body, which must be a JSON array."""
     if not isinstance(batch, list):
         raise AdapterError("HubSpot delivers a JSON array of events; got " + type(batch).__name__)
-    array(batch, "batch")
-    changes: list[CrmDealChanged] = []
-    for index, event in enumerate(batch):
-        where = f"[{index}]"
-        kind = string(require(event, "subscriptionType", where), f"{where}.subscriptionType", 64)
-        if not kind.startswith("deal."):
-            raise AdapterError(f"{where}.subscriptionType {kind!r} is not a deal subscription")
-        # Each portal (HubSpot account) numbers its deals itself: the portal is part of the key.
-        portal = ident(require(event, "portalId", where), f"{where}.portalId")
-        common: dict[str, Any] = {
-            "source": CrmSource.HUBSPOT,
-            "source_id": f"{portal}:"
-            + ident(require(event, "objectId", where), f"{where}.objectId"),
-            "source_event_id": f"{portal}:"
-            + ident(require(event, "eventId", where), f"{where}.eventId"),
-            "source_timestamp": from_epoch_ms(
-                require(event, "occurredAt", where), f"{where}.occurredAt"
-            ),
-        }
-        if kind == "deal.creation":
-            changes.append(
-                CrmDealChanged(
-                    **common, change_type="created", created_at=common["source_timestamp"]
-                )
-            )
-        elif kind == "deal.deletion":
-            changes.append(CrmDealChanged(**common, change_type="deleted"))
-        elif kind == "deal.propertyChange":
-            fields = _hubspot_property(event, where)
-            # Properties we do not model are accepted and carry no field change.
-            changes.append(CrmDealChanged(**common, change_type="updated", **fields))
-        else:
-            raise AdapterError(f"{where}.subscriptionType {kind!r} is not supported")
-    return changes
+    return array(batch, "batch")
+
+
+def from_hubspot_event(event: Any, where: str) -> list[CrmDealChanged]:
+    """One subscription event of a HubSpot batch; `where` is its path (`[index]`)."""
+    kind = string(require(event, "subscriptionType", where), f"{where}.subscriptionType", 64)
+    if not kind.startswith("deal."):
+        raise Ignored(f"{where}.subscriptionType {kind!r} is not a deal subscription")
+    # Each portal (HubSpot account) numbers its deals itself: the portal is part of the key.
+    portal = ident(require(event, "portalId", where), f"{where}.portalId")
+    if kind == "deal.associationChange":
+        raise Ignored(f"{where}: deal associations carry no deal field Pollinate keeps")
+    common: dict[str, Any] = {
+        "source": CrmSource.HUBSPOT,
+        "source_id": f"{portal}:" + ident(require(event, "objectId", where), f"{where}.objectId"),
+        "source_event_id": f"{portal}:"
+        + ident(require(event, "eventId", where), f"{where}.eventId"),
+        "source_timestamp": from_epoch_ms(
+            require(event, "occurredAt", where), f"{where}.occurredAt"
+        ),
+    }
+    if kind == "deal.creation":
+        return [
+            CrmDealChanged(**common, change_type="created", created_at=common["source_timestamp"])
+        ]
+    if kind == "deal.deletion":
+        return [CrmDealChanged(**common, change_type="deleted")]
+    if kind == "deal.propertyChange":
+        # Properties we do not model are accepted and carry no field change.
+        return [CrmDealChanged(**common, change_type="updated", **_hubspot_property(event, where))]
+    raise AdapterError(f"{where}.subscriptionType {kind!r} is not supported")
 
 
 def _hubspot_property(event: dict[str, Any], where: str) -> dict[str, Any]:

@@ -73,6 +73,35 @@ def merge_crm_change(
     return updates
 
 
+def is_stale(stamps: Mapping[str, str], change: CrmDealChanged) -> bool:
+    """Whether `change` can take nothing: it carries at least one field, and a newer source
+    time is already held for every field it carries (so merging it would change nothing)."""
+    fields = offered_fields(change)
+    return bool(fields) and all(
+        field in stamps and as_utc(datetime.fromisoformat(stamps[field])) > change.source_timestamp
+        for field in fields
+    )
+
+
+def offered_fields(change: CrmDealChanged) -> list[str]:
+    """The stored fields `change` offers a value for (what the merge compares times of)."""
+    fields = [field for field in CRM_FIELDS if getattr(change, field) is not None]
+    if change.products is not None:
+        fields.append("products")
+    if change.stage is not None:
+        fields.append("stage")
+    if change.customer is not None:
+        customer = change.customer
+        fields += [
+            f"customer_{part}"
+            for part in ("name", "domain", "country")
+            if getattr(customer, part) is not None
+        ]
+    if change.change_type == "deleted":
+        fields.append("deleted")
+    return fields
+
+
 def closed_outcome(updates: Mapping[str, Any]) -> DealStatus | None:
     """The outcome when the merged change closed the opportunity (won or lost), else None."""
     status = updates.get("status")

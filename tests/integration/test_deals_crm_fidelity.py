@@ -1,0 +1,143 @@
+"""CRM fidelity against the running deals processes on real Kafka and Postgres: a delivery is
+answered item by item (a bad or unsupported item never takes a valid neighbour with it, and is
+kept with its reason), and what is recorded merges as the CRM meant it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.support.crm import (
+    HUBSPOT_PORTAL,
+    hubspot_headers,
+    hubspot_property_change,
+    salesforce_cdc,
+    salesforce_delivery,
+)
+from tests.support.infra import Infra
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.integration
+
+
+async def _admin_fetch(infra: Infra, sql: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(infra.admin_dsn)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def _recorded_events(infra: Infra, deal_key: str) -> list[dict[str, Any]]:
+    rows = await _admin_fetch(
+        infra,
+        """SELECT value FROM deals.outbox WHERE message_key = $1 AND topic = 'crm.deals.v1'
+           ORDER BY position""",
+        deal_key,
+    )
+    return [json.loads(row["value"])["data"] for row in rows]
+
+
+async def _projected(infra: Infra, deal_key: str, **wanted: Any) -> asyncpg.Record | None:
+    """The projected row once it holds `wanted` (None until then)."""
+    rows = await _admin_fetch(infra, "SELECT * FROM deals.crm_deals WHERE deal_key = $1", deal_key)
+    if rows and all(rows[0][column] == value for column, value in wanted.items()):
+        return rows[0]
+    return None
+
+
+async def test_a_salesforce_batch_records_every_valid_message_and_refuses_the_bad_one_by_index(
+    infra: Infra, deals_instances: list[str]
+) -> None:
+    run = uuid.uuid4().hex[:10]
+    now = datetime.now(UTC) - timedelta(seconds=5)
+    first, last = f"006F{run}", f"006L{run}"
+    account = salesforce_cdc(f"001{run}", "UPDATE", now, {"Name": "Northwind"})
+    account["payload"]["ChangeEventHeader"]["entityName"] = "Account"
+    batch = [
+        salesforce_cdc(first, "CREATE", now, {"StageName": "Prospecting", "Name": "First"}),
+        salesforce_cdc(f"006B{run}", "UPDATE", now, {"StageName": "Haggling"}),
+        account,
+        salesforce_cdc(last, "CREATE", now, {"StageName": "Closed Won", "Amount": 1200.5}),
+    ]
+    async with httpx.AsyncClient(timeout=30) as client:
+        answer = await client.post(
+            f"{deals_instances[0]}/crm/salesforce", **salesforce_delivery(batch)
+        )
+        again = await client.post(
+            f"{deals_instances[1]}/crm/salesforce", **salesforce_delivery(batch)
+        )
+    assert answer.status_code == 207, answer.text
+    body = answer.json()
+    assert [(i["index"], i["outcome"], i["deal_key"]) for i in body["items"]] == [
+        (0, "accepted", f"salesforce:{first}"),
+        (1, "refused", None),
+        (2, "ignored", None),
+        (3, "accepted", f"salesforce:{last}"),
+    ]
+    assert body["items"][1]["reason"].startswith("[1].payload.StageName: unknown stage 'Haggling'")
+    assert (body["accepted"], body["refused"], body["ignored"]) == (2, 1, 1)
+    # The relay's redelivery records nothing twice; the bad message is still refused.
+    assert [i["outcome"] for i in again.json()["items"]] == [
+        "duplicate",
+        "refused",
+        "ignored",
+        "duplicate",
+    ]
+    for key in (f"salesforce:{first}", f"salesforce:{last}"):
+        assert len(await _recorded_events(infra, key)) == 1
+    won = await eventually(
+        lambda: _projected(infra, f"salesforce:{last}", status="won"), what="the won deal"
+    )
+    assert str(won["amount"]) == "1200.5000"
+    refused = await _admin_fetch(
+        infra,
+        "SELECT item_index, reason, item FROM deals.crm_refused WHERE reason LIKE $1",
+        "%Haggling%",
+    )
+    mine = [r for r in refused if f"006B{run}".encode() in bytes(r["item"])]
+    assert [r["item_index"] for r in mine] == [1, 1]
+    assert json.loads(bytes(mine[0]["item"]))["payload"]["StageName"] == "Haggling"
+
+
+async def test_a_hubspot_batch_keeps_the_stage_change_beside_unsupported_events(
+    infra: Infra, deals_instances: list[str]
+) -> None:
+    deal = uuid.uuid4().int % 10**12
+    now = datetime.now(UTC) - timedelta(seconds=5)
+    stage = hubspot_property_change(deal, "dealstage", "contractsent", now)
+    association = {
+        **hubspot_property_change(deal, "dealstage", "x", now),
+        "subscriptionType": "deal.associationChange",
+        "associationType": "DEAL_TO_COMPANY",
+        "fromObjectId": deal,
+        "toObjectId": 5,
+        "associationRemoved": False,
+    }
+    bad = hubspot_property_change(deal, "amount", "lots", now)
+    foreign = {**hubspot_property_change(deal, "dealname", "Elsewhere", now), "portalId": 1234}
+    batch = json.dumps([association, stage, bad, foreign]).encode()
+    async with httpx.AsyncClient(timeout=30) as client:
+        answer = await client.post(
+            f"{deals_instances[0]}/crm/hubspot", content=batch, headers=hubspot_headers(batch)
+        )
+    # HubSpot does not retry a 4xx: 202, each event's outcome in the body.
+    assert answer.status_code == 202, answer.text
+    key = f"hubspot:{HUBSPOT_PORTAL}:{deal}"
+    assert [(i["index"], i["outcome"], i["deal_key"]) for i in answer.json()["items"]] == [
+        (0, "ignored", None),
+        (1, "accepted", key),
+        (2, "refused", None),
+        (3, "refused", None),
+    ]
+    assert "[2].propertyValue: 'lots' is not a number" in answer.json()["items"][2]["reason"]
+    assert "[3].portalId '1234'" in answer.json()["items"][3]["reason"]
+    [recorded] = await _recorded_events(infra, key)
+    assert recorded["stage"] == "negotiation"
+    await eventually(lambda: _projected(infra, key, stage="negotiation"), what="the stage")
