@@ -317,6 +317,21 @@ async def awaiting_outcome(conn: Connection, deal_key: str) -> list[asyncpg.Reco
     )
 
 
+async def move_linked_registrations(
+    conn: Connection, merged: str, survivor: str, at: datetime
+) -> list[str]:
+    """Registrations linked to the opportunity `merged` follow it into `survivor` (a CRM
+    merge); returns their ids."""
+    rows = await conn.fetch(
+        """UPDATE registrations SET crm_deal_key = $2, updated_at = $3
+           WHERE crm_deal_key = $1 RETURNING registration_id""",
+        merged,
+        survivor,
+        at,
+    )
+    return [row["registration_id"] for row in rows]
+
+
 async def linked_registrations(
     conn: Connection, deal_keys: Sequence[str]
 ) -> dict[str, list[asyncpg.Record]]:

@@ -13,6 +13,14 @@ import asyncpg
 import httpx
 import pytest
 
+from services.deals.adapters import from_hubspot
+from services.deals.handlers import on_crm_changes
+from shared.consumer import EventConsumer
+from shared.consumer import Outcome as ConsumerOutcome
+from shared.events import Envelope
+from shared.events.crm import CrmDealChanged
+from shared.outbox import Outbox
+from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES
 from tests.support.crm import (
     HUBSPOT_PORTAL,
     hubspot_headers,
@@ -20,7 +28,8 @@ from tests.support.crm import (
     salesforce_cdc,
     salesforce_delivery,
 )
-from tests.support.infra import Infra
+from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema
+from tests.support.kafka import as_records
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -141,3 +150,92 @@ async def test_a_hubspot_batch_keeps_the_stage_change_beside_unsupported_events(
     [recorded] = await _recorded_events(infra, key)
     assert recorded["stage"] == "negotiation"
     await eventually(lambda: _projected(infra, key, stage="negotiation"), what="the stage")
+
+
+DEALS_MIGRATIONS = ROOT / "services" / "deals" / "migrations"
+
+
+async def test_a_hubspot_merge_moves_the_registration_to_the_surviving_deal(
+    infra: Infra,
+) -> None:
+    """Through the projection's consumer on a scratch schema: the merged deal is deleted, the
+    registration linked to it now holds the survivor, and the survivor's state lists it."""
+    portal, run = HUBSPOT_PORTAL, uuid.uuid4().int % 10**9
+    loser, survivor = f"hubspot:{portal}:{run}", f"hubspot:{portal}:{run + 1}"
+    at = datetime.now(UTC) - timedelta(minutes=1)
+    created = hubspot_property_change(run, "dealstage", "qualifiedtobuy", at, event_id=1)
+    merge = {
+        **hubspot_property_change(run + 1, "amount", "1", at + timedelta(seconds=5), event_id=2),
+        "subscriptionType": "deal.merge",
+        "primaryObjectId": run + 1,
+        "mergedObjectIds": [run],
+    }
+    envelopes = [
+        Envelope.wrap(change, source="pollinate/deals", subject=change.deal_key)
+        for change in from_hubspot([created, merge])
+    ]
+    async with (
+        scratch_schema(infra) as service,
+        migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
+    ):
+        await pool.execute(
+            """
+            INSERT INTO registrations (registration_id, partner_id, customer_name, name_key,
+                products, amount, currency, status, reasons, conflicts, policy_version, inputs,
+                submitted_at, decided_at, expires_at, crm_deal_key, updated_at)
+            VALUES ($1, 'p-1', 'Customer', 'customer', '{data}', 1000, 'USD', 'approved', '{}',
+                '[]', 'p1', '{}', $2, $2, $2::timestamptz + interval '90 days', $3, $2)
+            """,
+            f"reg-{run}",
+            at,
+            loser,
+        )
+        consumer = EventConsumer(
+            name="crm-projection",
+            service="deals",
+            topics=[CRM_DEALS],
+            pool=pool,
+            outbox=Outbox("deals", source="pollinate/deals"),
+        )
+        consumer.handles_batch(CrmDealChanged)(on_crm_changes)
+        records = await as_records(infra, envelopes)
+        assert await consumer.process_batch(records) == [ConsumerOutcome.PROCESSED] * 3
+        linked = await pool.fetchval(
+            "SELECT crm_deal_key FROM registrations WHERE registration_id = $1", f"reg-{run}"
+        )
+        deleted = await pool.fetchval("SELECT deleted FROM crm_deals WHERE deal_key = $1", loser)
+        states = [
+            json.loads(row["value"])["data"]
+            for row in await pool.fetch(
+                "SELECT value FROM outbox WHERE topic = $1 ORDER BY position",
+                DEAL_OPPORTUNITIES.name,
+            )
+        ]
+    assert (linked, deleted) == (survivor, True)
+    last = {state["deal_key"]: state for state in states}
+    assert [r["registration_id"] for r in last[survivor]["registrations"]] == [f"reg-{run}"]
+    assert last[loser]["registrations"] == []
+    assert last[loser]["deleted"] is True
+
+
+async def test_salesforce_nulled_fields_clear_the_projected_deal(
+    infra: Infra, deals_instances: list[str]
+) -> None:
+    record = f"006N{uuid.uuid4().hex[:10]}"
+    key = f"salesforce:{record}"
+    at = datetime.now(UTC) - timedelta(seconds=10)
+    create = salesforce_cdc(
+        record, "CREATE", at, {"StageName": "Prospecting", "Amount": 900, "OwnerId": "005R"}
+    )
+    clear = salesforce_cdc(record, "UPDATE", at + timedelta(seconds=1), {})
+    clear["payload"]["ChangeEventHeader"]["nulledFields"] = ["Amount", "OwnerId"]
+    async with httpx.AsyncClient(timeout=30) as client:
+        for message in (create, clear):
+            answer = await client.post(
+                f"{deals_instances[0]}/crm/salesforce", **salesforce_delivery(message)
+            )
+            assert answer.json()["accepted"] == 1, answer.text
+    row = await eventually(
+        lambda: _projected(infra, key, amount=None, owner=None), what="the cleared fields"
+    )
+    assert row["stage"] == "prospecting"
