@@ -186,6 +186,7 @@ async def _ingest(
         stale=counts[crm_ingestion.Outcome.STALE],
         ignored=counts[crm_ingestion.Outcome.IGNORED],
         refused=counts[crm_ingestion.Outcome.REFUSED],
+        resync=counts[crm_ingestion.Outcome.RESYNC],
         items=[CrmItemOut.model_validate(asdict(item)) for item in outcomes],
     )
 

@@ -41,6 +41,10 @@ def wire(platform: Platform) -> None:
     partners.handles(PartnerStateChanged)(handlers.on_partner)
 
     platform.every(settings.expiry_check_seconds, jobs.expire_registrations, name="expiry")
+    if settings.salesforce_rest:
+        platform.every(settings.resync_every_seconds, jobs.resync_crm_records, name="crm-resync")
+    else:
+        log.warning("Salesforce REST not configured: gap and overflow resyncs wait in the queue")
 
 
 definition = ServiceDefinition(

@@ -21,6 +21,7 @@ from services.deals import repository
 from services.deals.adapters import (
     AdapterError,
     Ignored,
+    ResyncNeeded,
     from_aws_ace,
     from_hubspot_event,
     from_microsoft_referral,
@@ -29,7 +30,7 @@ from services.deals.adapters import (
 )
 from services.deals.adapters.common import array, obj, parse_datetime, require
 from services.deals.domain.crm import is_stale
-from shared.db import Pool
+from shared.db import Connection, Pool
 from shared.errors import Unprocessable
 from shared.events.crm import CrmDealChanged, CrmSource
 from shared.inputs import MalformedJson as MalformedJson  # the CRM routes answer 400 with it
@@ -57,6 +58,7 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"  # recorded before (or earlier in the same delivery)
     STALE = "stale"  # the projection holds newer values for every field it carries
     IGNORED = "ignored"  # valid, but nothing Pollinate keeps (another entity, an association)
+    RESYNC = "resync"  # stands for changes it does not carry: the records are fetched
     REFUSED = "refused"  # cannot be read: kept with the reason for operators, never dropped
 
 
@@ -70,6 +72,7 @@ class Item:
     changes: tuple[CrmDealChanged, ...] = ()
     ignored: str | None = None
     refused: str | None = None
+    resync: ResyncNeeded | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,8 @@ def read_item(
     prefixed with `prefix`), never taking its neighbours with it."""
     try:
         return Item(index, raw, tuple(read(raw)))
+    except ResyncNeeded as gap:
+        return Item(index, raw, resync=gap)
     except Ignored as why:
         return Item(index, raw, ignored=_at(prefix, str(why)))
     except (AdapterError, Unprocessable) as error:
@@ -116,6 +121,7 @@ async def record_items(
             if id(change) not in stale
         ]
         recorded = {envelope.id for envelope in await outbox.publish_many(conn, fresh)}
+        await _schedule_resyncs(conn, source, items, at)
         refused = [item for item in items if item.refused is not None]
         if refused:
             await repository.record_refused(
@@ -124,16 +130,35 @@ async def record_items(
                 at,
                 [(item.index, item.refused or "", _raw(item.raw)) for item in refused],
             )
-    return _outcomes(items, stale, recorded)
+    return _outcomes(source, items, stale, recorded)
+
+
+async def _schedule_resyncs(
+    conn: Connection, source: CrmSource, items: Sequence[Item], at: datetime
+) -> None:
+    for item in items:
+        if item.resync is None:
+            continue
+        gap = item.resync
+        requests: list[tuple[str, datetime | None]] = [(r, None) for r in gap.record_ids]
+        await repository.schedule_resyncs(
+            conn, source.value, requests or [("*", gap.since)], str(gap), at
+        )
 
 
 def _outcomes(
-    items: Sequence[Item], stale: set[int], recorded: set[uuid.UUID]
+    source: CrmSource, items: Sequence[Item], stale: set[int], recorded: set[uuid.UUID]
 ) -> list[ItemOutcome]:
     outcomes: list[ItemOutcome] = []
     for item in items:
         if item.refused is not None:
             outcomes.append(ItemOutcome(item.index, Outcome.REFUSED, reason=item.refused))
+        elif item.resync is not None:
+            reason = str(item.resync)
+            outcomes += [
+                ItemOutcome(item.index, Outcome.RESYNC, f"{source.value}:{record}", reason)
+                for record in item.resync.record_ids
+            ] or [ItemOutcome(item.index, Outcome.RESYNC, reason=reason)]
         elif item.ignored is not None or not item.changes:
             reason = item.ignored or "no record named"
             outcomes.append(ItemOutcome(item.index, Outcome.IGNORED, reason=reason))

@@ -45,6 +45,20 @@ class DealsSettings(BaseSettings):
     microsoft_certificate_origins: str = MICROSOFT_CERTIFICATE_ORIGIN
     microsoft_certificate_issuers: str = ""
     microsoft_certificate_organization: str = "Microsoft Corporation"
+    # Salesforce REST, to fetch records a gap or overflow event stands for: the org's instance
+    # URL (e.g. https://example.my.salesforce.com) and an OAuth access token. Empty: records
+    # wait in the resync queue until it is configured.
+    salesforce_instance_url: str = ""
+    salesforce_access_token: SecretStr = SecretStr("")
+    salesforce_api_version: str = "61.0"
+    resync_every_seconds: float = 5.0
+    resync_batch_size: int = 50
+
+    @property
+    def salesforce_rest(self) -> bool:
+        return bool(
+            self.salesforce_instance_url and self.salesforce_access_token.get_secret_value()
+        )
 
     @property
     def portals(self) -> frozenset[str]:

@@ -14,15 +14,19 @@ import httpx
 import pytest
 
 from services.deals.adapters import from_hubspot
+from services.deals.crm_clients import SalesforceClient
+from services.deals.crm_ingestion import record_items, salesforce_items
+from services.deals.crm_resync import run_resyncs
 from services.deals.handlers import on_crm_changes
 from shared.consumer import EventConsumer
 from shared.consumer import Outcome as ConsumerOutcome
 from shared.events import Envelope
-from shared.events.crm import CrmDealChanged
+from shared.events.crm import CrmDealChanged, CrmSource
 from shared.outbox import Outbox
 from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES
 from tests.support.crm import (
     HUBSPOT_PORTAL,
+    SalesforceServer,
     hubspot_headers,
     hubspot_property_change,
     salesforce_cdc,
@@ -31,6 +35,7 @@ from tests.support.crm import (
 from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema
 from tests.support.kafka import as_records
 from tests.support.polling import eventually
+from tests.support.processes import service_processes
 
 pytestmark = pytest.mark.integration
 
@@ -239,3 +244,100 @@ async def test_salesforce_nulled_fields_clear_the_projected_deal(
         lambda: _projected(infra, key, amount=None, owner=None), what="the cleared fields"
     )
     assert row["stage"] == "prospecting"
+
+
+async def test_a_resync_fetches_gap_records_and_an_overflow_window_through_rate_limits(
+    infra: Infra,
+) -> None:
+    """The resync queue on a scratch schema against a local Salesforce org: a request limit
+    postpones the leased requests (kept: a later run, or a restarted process, resumes them);
+    then the named records are fetched (a deleted one as deleted) and the overflow's window
+    page by page, each recorded as a snapshot."""
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    run = uuid.uuid4().hex[:8]
+    with SalesforceServer(page_size=2) as org:
+        org.put(f"006A{run}", at, StageName="Closed Won", Amount=5000, Name=None)
+        window = [
+            org.put(f"006W{i}{run}", at + timedelta(minutes=1, seconds=i), StageName="Prospecting")
+            for i in range(3)
+        ]
+        gap = salesforce_cdc(f"006A{run}", "UPDATE", at, {})
+        gap["payload"]["ChangeEventHeader"].update(
+            changeType="GAP_UPDATE", recordIds=[f"006A{run}", f"006D{run}"]
+        )
+        overflow = salesforce_cdc("000000000000000AAA", "UPDATE", at + timedelta(minutes=1), {})
+        overflow["payload"]["ChangeEventHeader"]["changeType"] = "GAP_OVERFLOW"
+        items = salesforce_items([gap, overflow], datetime.now(UTC))
+        client = SalesforceClient(org.url, org.TOKEN)
+        async with (
+            scratch_schema(infra) as service,
+            migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
+        ):
+            outbox = Outbox("deals", source="pollinate/deals")
+            outcomes = await record_items(pool, outbox, CrmSource.SALESFORCE, items, at)
+            assert [(o.index, o.outcome.value, o.deal_key) for o in outcomes] == [
+                (0, "resync", f"salesforce:006A{run}"),
+                (0, "resync", f"salesforce:006D{run}"),
+                (1, "resync", None),
+            ]
+            org.limited = 1
+            limited = await run_resyncs(pool, outbox, client, limit=10)
+            assert (limited.fetched, limited.retried) == (0, 3)
+            pending = await pool.fetch(
+                "SELECT record_id, last_error FROM crm_resyncs WHERE done_at IS NULL"
+            )
+            assert {r["record_id"] for r in pending} == {f"006A{run}", f"006D{run}", "*"}
+            assert all("REQUEST_LIMIT_EXCEEDED" in r["last_error"] for r in pending)
+            # The minute the limit asked for passes.
+            await pool.execute("UPDATE crm_resyncs SET due_at = now() - interval '1 second'")
+            asked_before = len(org.requests)
+            done = await run_resyncs(pool, outbox, client, limit=10)
+            assert (done.fetched, done.recorded, done.retried) == (5, 5, 0)
+            assert (
+                await pool.fetchval("SELECT count(*) FROM crm_resyncs WHERE done_at IS NULL") == 0
+            )
+            recorded = {
+                data["source_id"]: data
+                for data in (
+                    json.loads(row["value"])["data"]
+                    for row in await pool.fetch("SELECT value FROM outbox ORDER BY position")
+                )
+            }
+    assert recorded[f"006A{run}"]["stage"] == "closed_won"
+    assert recorded[f"006A{run}"]["amount"] == "5000"
+    assert "name" in recorded[f"006A{run}"]["cleared"]  # a snapshot's empty field is cleared
+    assert recorded[f"006D{run}"]["change_type"] == "deleted"
+    assert {r["Id"] for r in window} <= set(recorded)
+    asked = [path.split("?")[0] for path in org.requests[asked_before:]]
+    # Each record once, the window's first page and then the next, by nextRecordsUrl.
+    assert sorted(path.rsplit("/", 2)[-2] for path in asked) == [
+        "Opportunity",
+        "Opportunity",
+        "query",
+        "v61.0",
+    ]
+    assert next(path.rsplit("/", 1)[-1] for path in asked if "query" in path) == "queryAll"
+
+
+async def test_a_gap_event_leads_to_a_fetch_and_the_fetched_state_is_projected(
+    infra: Infra, deals_crm_env: dict[str, str]
+) -> None:
+    record = f"006G{uuid.uuid4().hex[:10]}"
+    at = datetime.now(UTC) - timedelta(seconds=30)
+    with SalesforceServer() as org:
+        org.put(record, at, StageName="Closed Won", Amount=7300, Account_Name__c="Gap Co")
+        gap = salesforce_cdc(record, "UPDATE", at, {})
+        gap["payload"]["ChangeEventHeader"]["changeType"] = "GAP_UPDATE"
+        async with service_processes(infra, "deals", env={**deals_crm_env, **org.env()}) as [url]:
+            async with httpx.AsyncClient(timeout=30) as client:
+                answer = await client.post(f"{url}/crm/salesforce", **salesforce_delivery(gap))
+            assert answer.status_code == 202, answer.text
+            assert [(i["outcome"], i["deal_key"]) for i in answer.json()["items"]] == [
+                ("resync", f"salesforce:{record}")
+            ]
+            row = await eventually(
+                lambda: _projected(infra, f"salesforce:{record}", status="won"),
+                what="the fetched state projected",
+            )
+    assert (str(row["amount"]), row["customer_name"]) == ("7300.0000", "Gap Co")
+    assert any(record in path for path in org.requests)

@@ -20,6 +20,7 @@ from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -27,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from standardwebhooks import Webhook
 
+from services.deals.adapters.salesforce import RECORD_FIELDS as SALESFORCE_RECORD_FIELDS
 from services.deals.settings import (
     LOCAL_AWS_ACE_API_KEY,
     LOCAL_HUBSPOT_CLIENT_SECRET,
@@ -297,3 +299,144 @@ def salesforce_delivery(
     """A CDC delivery as the relay POSTs it: httpx request arguments (body and signature)."""
     body = json.dumps(messages).encode()
     return {"content": body, "headers": salesforce_headers(body, secret=secret)}
+
+
+# ---- the CRMs' own APIs, played by local HTTP servers speaking their documented shapes
+
+
+class SalesforceServer:
+    """Plays a Salesforce org's REST API (v61.0): `GET .../sobjects/Opportunity/<id>` (the
+    record, or 404 `[{"errorCode": "NOT_FOUND"}]`), `GET .../queryAll?q=<SOQL>` answering the
+    records whose SystemModstamp is at or after the query's, `page_size` at a time with
+    `nextRecordsUrl` and `done`; a wrong bearer token is 401 `INVALID_SESSION_ID`; while
+    `limited` is above zero each request is 403 `REQUEST_LIMIT_EXCEEDED` (and counts down).
+    `requests` lists the paths asked for."""
+
+    TOKEN = "00Dxx0000000001!local-test-token"
+
+    def __init__(self, page_size: int = 2) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+        self.requests: list[str] = []
+        self.limited = 0
+        self.page_size = page_size
+        cursors: dict[str, list[dict[str, Any]]] = {}
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests.append(self.path)
+                if self.headers.get("Authorization") != f"Bearer {server.TOKEN}":
+                    return self._answer(
+                        401,
+                        [
+                            {
+                                "message": "Session expired or invalid",
+                                "errorCode": "INVALID_SESSION_ID",
+                            }
+                        ],
+                    )
+                if server.limited > 0:
+                    server.limited -= 1
+                    return self._answer(
+                        403,
+                        [
+                            {
+                                "message": "TotalRequests Limit exceeded.",
+                                "errorCode": "REQUEST_LIMIT_EXCEEDED",
+                            }
+                        ],
+                    )
+                parts = urlsplit(self.path)
+                if "/sobjects/Opportunity/" in parts.path:
+                    record = server.records.get(unquote(parts.path.rsplit("/", 1)[1]))
+                    if record is None or record.get("IsDeleted"):
+                        return self._answer(
+                            404,
+                            [
+                                {
+                                    "message": "The requested resource does not exist",
+                                    "errorCode": "NOT_FOUND",
+                                }
+                            ],
+                        )
+                    return self._answer(200, record)
+                if parts.path.endswith("/queryAll"):
+                    soql = parse_qs(parts.query)["q"][0]
+                    since = soql.split("SystemModstamp >= ", 1)[1].split(" ", 1)[0]
+                    rows = sorted(
+                        (
+                            r
+                            for r in server.records.values()
+                            if r["SystemModstamp"] >= since.replace("Z", ".000+0000")
+                        ),
+                        key=lambda r: str(r["SystemModstamp"]),
+                    )
+                    cursor = uuid.uuid4().hex[:12]
+                    cursors[cursor] = rows
+                    return self._page(cursor, 0)
+                if "/query/" in parts.path:
+                    cursor, offset = parts.path.rsplit("/", 1)[1].rsplit("-", 1)
+                    return self._page(cursor, int(offset))
+                return self._answer(404, [{"message": "not found", "errorCode": "NOT_FOUND"}])
+
+            def _page(self, cursor: str, offset: int) -> None:
+                rows = cursors[cursor]
+                page = rows[offset : offset + server.page_size]
+                done = offset + server.page_size >= len(rows)
+                body: dict[str, Any] = {"totalSize": len(rows), "done": done, "records": page}
+                if not done:
+                    body["nextRecordsUrl"] = (
+                        f"/services/data/v61.0/query/{cursor}-{offset + server.page_size}"
+                    )
+                self._answer(200, body)
+
+            def _answer(self, status: int, body: Any) -> None:
+                content = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json;charset=UTF-8")
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def put(self, record_id: str, at: datetime, **fields: Any) -> dict[str, Any]:
+        """Store the Opportunity as the org holds it now (REST shape: `attributes`, times as
+        `2026-03-02T09:00:00.000+0000`, every queried field present, null when empty)."""
+        stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+        record = {
+            "attributes": {
+                "type": "Opportunity",
+                "url": f"/services/data/v61.0/sobjects/Opportunity/{record_id}",
+            },
+            **{field: None for field in SALESFORCE_RECORD_FIELDS},
+            "Id": record_id,
+            "IsDeleted": False,
+            "CreatedDate": stamp,
+            "LastModifiedDate": stamp,
+            "SystemModstamp": stamp,
+            **fields,
+        }
+        self.records[record_id] = record
+        return record
+
+    def env(self) -> dict[str, str]:
+        """What a deals process needs to fetch from this org."""
+        return {
+            "DEALS_SALESFORCE_INSTANCE_URL": self.url,
+            "DEALS_SALESFORCE_ACCESS_TOKEN": self.TOKEN,
+            "DEALS_RESYNC_EVERY_SECONDS": "0.2",
+        }
+
+    def __enter__(self) -> SalesforceServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -76,11 +76,12 @@ _DAYS_MAX = 10_000_000
 
 class ResyncNeeded(Ignored):
     """A gap or overflow event: it stands for changes it does not carry. The records it names
-    (if any) must be fetched from Salesforce (`record_ids`; empty: the whole entity)."""
+    must be fetched from Salesforce (`record_ids`; empty: every record changed `since`)."""
 
-    def __init__(self, message: str, record_ids: tuple[str, ...]) -> None:
+    def __init__(self, message: str, record_ids: tuple[str, ...], since: datetime) -> None:
         super().__init__(message)
         self.record_ids = record_ids
+        self.since = since
 
 
 def _unwrap(message: Any) -> tuple[dict[str, Any], dict[str, Any], str]:
@@ -110,10 +111,18 @@ def from_salesforce_cdc(message: Any) -> list[CrmDealChanged]:
     )
     change = string(require(header, "changeType", where), f"{where}.changeType", 64).upper()
     if change.startswith("GAP_"):
+        # An overflow names no record (or Salesforce's wildcard id): the whole entity's
+        # changes since its commit are fetched.
+        named = (
+            ()
+            if change == "GAP_OVERFLOW"
+            else tuple(r for r in record_ids if r.strip("0") not in ("AAA", ""))
+        )
         raise ResyncNeeded(
-            f"{where}.changeType {change!r} stands for changes it does not carry: its records "
-            "need a resync",
-            record_ids,
+            f"{where}.changeType {change!r} stands for changes it does not carry: "
+            + ("its records are fetched" if named else "the changes since it are fetched"),
+            named,
+            from_epoch_ms(require(header, "commitTimestamp", where), f"{where}.commitTimestamp"),
         )
     change_type = CHANGE_TYPES.get(change)
     if change_type is None:
@@ -235,3 +244,57 @@ def _products(value: Any, where: str) -> tuple[str, ...] | None:
     if len(items) > MAX_PRODUCTS:
         raise AdapterError(f"{where}: at most {MAX_PRODUCTS} products")
     return tuple(ident(item, where) for item in items) or None
+
+
+# What the REST API is asked for (SOQL names its fields): the fields the change events carry.
+RECORD_FIELDS = (
+    "Id",
+    "Name",
+    "Amount",
+    "CurrencyIsoCode",
+    "StageName",
+    "CloseDate",
+    "OwnerId",
+    "Partner_Account__c",
+    "Account_Name__c",
+    "Account_Website__c",
+    "BillingCountry__c",
+    "Products__c",
+    "CreatedDate",
+    "LastModifiedDate",
+    "SystemModstamp",
+    "IsDeleted",
+)
+
+
+def from_salesforce_record(record: Any) -> CrmDealChanged:
+    """An Opportunity as the REST API returns it (sObject GET, or a SOQL query row): a snapshot
+    of the whole record at its `SystemModstamp`. Every field it names is offered, and a null
+    one is cleared, through the same merge rules as a change event (a newer change already
+    merged keeps its fields)."""
+    record = obj(record, "record")
+    record_id = ident(require(record, "Id", "record"), "record.Id")
+    stamp = record.get("SystemModstamp") or require(record, "LastModifiedDate", "record")
+    at = _moment(stamp, "record.SystemModstamp")
+    nulled = {field for field in CLEARED_AS if field in record and record[field] is None}
+    deleted = record.get("IsDeleted")
+    return CrmDealChanged(
+        source=CrmSource.SALESFORCE,
+        source_id=record_id,
+        source_event_id=f"rest:{record_id}@{at.isoformat()}",
+        source_timestamp=at,
+        change_type="deleted" if deleted is True else "updated",
+        deleted=deleted is True,
+        **_fields(record, "record", nulled),
+    )
+
+
+def deleted_record(record_id: str, at: datetime) -> CrmDealChanged:
+    """A record the REST API no longer has (404 NOT_FOUND): deleted as of `at`."""
+    return CrmDealChanged(
+        source=CrmSource.SALESFORCE,
+        source_id=record_id,
+        source_event_id=f"rest:{record_id}@{at.isoformat()}:gone",
+        source_timestamp=at,
+        change_type="deleted",
+    )

@@ -1,0 +1,131 @@
+"""Clients of the CRMs' own APIs, to fetch current state (a resync) and, later, to write back.
+
+Salesforce REST (`/services/data/vXX.X/`): an Opportunity by id (sObject GET) and the records
+changed since a moment (SOQL through `queryAll`, which includes deleted records, following
+`nextRecordsUrl` page by page). A request limit (HTTP 429, or 403 with `REQUEST_LIMIT_EXCEEDED`)
+raises RateLimited with how long to wait; anything else unexpected raises CrmUnavailable."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from services.deals.adapters.salesforce import RECORD_FIELDS
+from services.deals.settings import DealsSettings
+
+DEFAULT_RATE_LIMIT_WAIT = 60.0
+MAX_PAGES = 1000  # a window larger than this many pages (2,000 rows each) is resumed later
+
+
+class CrmUnavailable(Exception):
+    """The CRM could not answer now (down, refused, an unexpected answer): try later."""
+
+
+class RateLimited(CrmUnavailable):
+    def __init__(self, message: str, wait_seconds: float) -> None:
+        super().__init__(message)
+        self.wait_seconds = wait_seconds
+
+
+@dataclass
+class SalesforceClient:
+    instance_url: str
+    access_token: str
+    api_version: str = "61.0"
+    timeout: float = 20.0
+
+    @classmethod
+    def from_settings(cls, settings: DealsSettings) -> SalesforceClient:
+        return cls(
+            settings.salesforce_instance_url.rstrip("/"),
+            settings.salesforce_access_token.get_secret_value(),
+            settings.salesforce_api_version,
+        )
+
+    @property
+    def _base(self) -> str:
+        return f"/services/data/v{self.api_version}"
+
+    async def opportunity(self, record_id: str) -> dict[str, Any] | None:
+        """The Opportunity as it is now (None: it does not exist, or no longer)."""
+        path = f"{self._base}/sobjects/Opportunity/{quote(record_id, safe='')}"
+        async with self._client() as client:
+            answer = await self._get(client, path, {"fields": ",".join(RECORD_FIELDS)})
+        if answer.status_code == 404:
+            return None
+        record = answer.json()
+        if not isinstance(record, dict):
+            raise CrmUnavailable(f"Salesforce answered {path} with {type(record).__name__}")
+        return record
+
+    async def changed_since(self, since: datetime) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every Opportunity changed at or after `since` (deleted ones too), a page at a time."""
+        soql = (
+            f"SELECT {', '.join(RECORD_FIELDS)} FROM Opportunity "
+            f"WHERE SystemModstamp >= {since.strftime('%Y-%m-%dT%H:%M:%SZ')} "
+            "ORDER BY SystemModstamp"
+        )
+        path: str | None = f"{self._base}/queryAll"
+        params: dict[str, str] | None = {"q": soql}
+        async with self._client() as client:
+            for _ in range(MAX_PAGES):
+                if path is None:
+                    return
+                answer = await self._get(client, path, params)
+                page = answer.json()
+                if not isinstance(page, dict) or not isinstance(page.get("records"), list):
+                    raise CrmUnavailable("Salesforce answered a query without records")
+                yield [record for record in page["records"] if isinstance(record, dict)]
+                following = page.get("nextRecordsUrl")
+                done = page.get("done", True)
+                path = following if isinstance(following, str) and not done else None
+                params = None
+
+    def _client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.instance_url,
+            headers={"Authorization": f"Bearer {self.access_token}"},
+            timeout=self.timeout,
+            follow_redirects=False,
+        )
+
+    async def _get(
+        self, client: httpx.AsyncClient, path: str, params: dict[str, str] | None
+    ) -> httpx.Response:
+        try:
+            answer = await client.get(path, params=params)
+        except httpx.HTTPError as error:
+            raise CrmUnavailable(f"Salesforce unreachable: {type(error).__name__}") from error
+        if answer.status_code in (200, 404):
+            return answer
+        codes = _error_codes(answer)
+        if answer.status_code == 429 or "REQUEST_LIMIT_EXCEEDED" in codes:
+            raise RateLimited(
+                f"Salesforce request limit ({answer.status_code} {', '.join(codes)})",
+                _retry_after(answer),
+            )
+        raise CrmUnavailable(
+            f"Salesforce answered {answer.status_code} {', '.join(codes) or ''}".strip()
+        )
+
+
+def _error_codes(answer: httpx.Response) -> list[str]:
+    """Salesforce's REST errors: a JSON list of {message, errorCode}."""
+    try:
+        errors = answer.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return []
+    if not isinstance(errors, list):
+        return []
+    return [str(e.get("errorCode"))[:64] for e in errors if isinstance(e, dict)][:5]
+
+
+def _retry_after(answer: httpx.Response) -> float:
+    value = answer.headers.get("retry-after", "")
+    return float(value) if value.isdigit() else DEFAULT_RATE_LIMIT_WAIT
