@@ -41,6 +41,12 @@ def wire(platform: Platform) -> None:
     partners.handles(PartnerStateChanged)(handlers.on_partner)
 
     platform.every(settings.expiry_check_seconds, jobs.expire_registrations, name="expiry")
+    if settings.ace_pull:
+        platform.every(settings.pull_every_seconds, jobs.pull_aws_ace, name="ace-pull")
+    if settings.microsoft_pull:
+        platform.every(
+            settings.pull_every_seconds, jobs.pull_microsoft_referrals, name="microsoft-pull"
+        )
     if settings.salesforce_rest:
         platform.every(settings.resync_every_seconds, jobs.resync_crm_records, name="crm-resync")
     else:

@@ -108,7 +108,7 @@ class SalesforceClient:
         if answer.status_code == 429 or "REQUEST_LIMIT_EXCEEDED" in codes:
             raise RateLimited(
                 f"Salesforce request limit ({answer.status_code} {', '.join(codes)})",
-                _retry_after(answer),
+                retry_after(answer),
             )
         raise CrmUnavailable(
             f"Salesforce answered {answer.status_code} {', '.join(codes) or ''}".strip()
@@ -126,6 +126,6 @@ def _error_codes(answer: httpx.Response) -> list[str]:
     return [str(e.get("errorCode"))[:64] for e in errors if isinstance(e, dict)][:5]
 
 
-def _retry_after(answer: httpx.Response) -> float:
+def retry_after(answer: httpx.Response) -> float:
     value = answer.headers.get("retry-after", "")
     return float(value) if value.isdigit() else DEFAULT_RATE_LIMIT_WAIT

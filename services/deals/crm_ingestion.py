@@ -107,29 +107,36 @@ def _at(prefix: str, message: str) -> str:
 async def record_items(
     pool: Pool, outbox: Outbox, source: CrmSource, items: Sequence[Item], at: datetime
 ) -> list[ItemOutcome]:
-    """Record every readable change on crm.deals.v1 and every refused item (with its reason)
-    in one transaction, and answer each item's outcome, in delivery order. A change the
-    projection already holds newer values for is stale and not recorded."""
-    changes = [change for item in items for change in item.changes]
+    """Record every readable change on crm.deals.v1, every refused item (with its reason) and
+    every resync asked for, in one transaction, and answer each item's outcome, in delivery
+    order. A change the projection already holds newer values for is stale, not recorded."""
     async with pool.acquire() as conn, conn.transaction():
-        keys = sorted({change.deal_key for change in changes})
-        stamps = await repository.field_stamps(conn, keys) if keys else {}
-        stale = {id(c) for c in changes if is_stale(stamps.get(c.deal_key, {}), c)}
-        fresh = [
-            OutgoingEvent(CRM_DEALS, change, change.deal_key, event_id=event_id(change))
-            for change in changes
-            if id(change) not in stale
-        ]
-        recorded = {envelope.id for envelope in await outbox.publish_many(conn, fresh)}
-        await _schedule_resyncs(conn, source, items, at)
-        refused = [item for item in items if item.refused is not None]
-        if refused:
-            await repository.record_refused(
-                conn,
-                source.value,
-                at,
-                [(item.index, item.refused or "", _raw(item.raw)) for item in refused],
-            )
+        return await record_items_on(conn, outbox, source, items, at)
+
+
+async def record_items_on(
+    conn: Connection, outbox: Outbox, source: CrmSource, items: Sequence[Item], at: datetime
+) -> list[ItemOutcome]:
+    """`record_items` in the caller's transaction."""
+    changes = [change for item in items for change in item.changes]
+    keys = sorted({change.deal_key for change in changes})
+    stamps = await repository.field_stamps(conn, keys) if keys else {}
+    stale = {id(c) for c in changes if is_stale(stamps.get(c.deal_key, {}), c)}
+    fresh = [
+        OutgoingEvent(CRM_DEALS, change, change.deal_key, event_id=event_id(change))
+        for change in changes
+        if id(change) not in stale
+    ]
+    recorded = {envelope.id for envelope in await outbox.publish_many(conn, fresh)}
+    await _schedule_resyncs(conn, source, items, at)
+    refused = [item for item in items if item.refused is not None]
+    if refused:
+        await repository.record_refused(
+            conn,
+            source.value,
+            at,
+            [(item.index, item.refused or "", _raw(item.raw)) for item in refused],
+        )
     return _outcomes(source, items, stale, recorded)
 
 
@@ -190,24 +197,24 @@ def not_ahead(moment: datetime, at: datetime, where: str) -> None:
         raise Unprocessable(f"{where} is more than 5 minutes in the future")
 
 
-def _bounded(
+def bounded(
     read: Callable[[Any], list[CrmDealChanged]], at: datetime, where: str
 ) -> Callable[[Any], list[CrmDealChanged]]:
     """`read`, refusing a change whose source time leads our clock (`where` names it)."""
 
-    def bounded(raw: Any) -> list[CrmDealChanged]:
+    def read_bounded(raw: Any) -> list[CrmDealChanged]:
         changes = read(raw)
         for change in changes:
             not_ahead(change.source_timestamp, at, where)
         return changes
 
-    return bounded
+    return read_bounded
 
 
 def salesforce_items(payload: Any, at: datetime) -> list[Item]:
     """Opportunity Change Data Capture messages: one, or a list (each item read alone)."""
     where = "payload.ChangeEventHeader.commitTimestamp"
-    read = _bounded(from_salesforce_cdc, at, where)
+    read = bounded(from_salesforce_cdc, at, where)
     if not isinstance(payload, list):
         return [read_item(0, payload, read)]
     messages = _whole(lambda: array(payload, "messages"))
@@ -247,7 +254,7 @@ def aws_ace_items(payload: Any, at: datetime) -> list[Item]:
         opportunity = raw.get("getOpportunity", raw) if isinstance(raw, dict) else raw
         if isinstance(raw, dict) and "event" in raw:
             not_ahead(_event_time(raw["event"]), at, "event.time")
-        return _bounded(from_aws_ace, at, "opportunity.LastModifiedDate")(opportunity)
+        return bounded(from_aws_ace, at, "opportunity.LastModifiedDate")(opportunity)
 
     return [read_item(0, payload, read)]
 
@@ -257,7 +264,7 @@ def microsoft_items(payload: Any, at: datetime) -> list[Item]:
 
     def read(raw: Any) -> list[CrmDealChanged]:
         referral = raw.get("referral", raw) if isinstance(raw, dict) else raw
-        return _bounded(from_microsoft_referral, at, "referral.UpdatedDateTime")(referral)
+        return bounded(from_microsoft_referral, at, "referral.UpdatedDateTime")(referral)
 
     return [read_item(0, payload, read)]
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from services.deals.crm_clients import SalesforceClient
+from services.deals.crm_pulls import PullRun, pull
 from services.deals.crm_resync import ResyncRun, run_resyncs
 from services.deals.domain.rules import RulesOfEngagement
 from services.deals.expiry import ExpiryRun, run_expiry
+from services.deals.partner_program_clients import AceClient, MicrosoftReferralsClient
 from services.deals.settings import DealsSettings
 from shared.clock import now
+from shared.events.crm import CrmSource
 from shared.service import Platform
 
 
@@ -22,3 +25,21 @@ async def resync_crm_records(platform: Platform) -> ResyncRun:
     settings = platform.provisions.get(DealsSettings)
     client = SalesforceClient.from_settings(settings)
     return await run_resyncs(platform.pool, platform.outbox, client, settings.resync_batch_size)
+
+
+async def pull_aws_ace(platform: Platform) -> PullRun:
+    """List the ACE opportunities changed since the checkpoint and record them."""
+    settings = platform.provisions.get(DealsSettings)
+    client = AceClient.from_settings(settings)
+    return await pull(
+        platform.pool, platform.outbox, CrmSource.AWS_ACE, client.page, settings.pull_max_pages
+    )
+
+
+async def pull_microsoft_referrals(platform: Platform) -> PullRun:
+    """List the Partner Center referrals updated since the checkpoint and record them."""
+    settings = platform.provisions.get(DealsSettings)
+    client = MicrosoftReferralsClient.from_settings(settings)
+    return await pull(
+        platform.pool, platform.outbox, CrmSource.MICROSOFT, client.page, settings.pull_max_pages
+    )

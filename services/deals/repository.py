@@ -516,6 +516,45 @@ async def retry_resync(
     )
 
 
+async def lock_checkpoint(conn: Connection, source: str, at: datetime) -> asyncpg.Record:
+    """A pulled source's checkpoint, locked for the run (created empty the first time), so two
+    instances never pull the same page."""
+    await conn.execute(
+        """INSERT INTO crm_pull_checkpoints (source, updated_at) VALUES ($1, $2)
+           ON CONFLICT (source) DO NOTHING""",
+        source,
+        at,
+    )
+    row = await conn.fetchrow(
+        "SELECT * FROM crm_pull_checkpoints WHERE source = $1 FOR UPDATE", source
+    )
+    assert row is not None  # inserted just above
+    return row
+
+
+async def store_checkpoint(
+    conn: Connection,
+    source: str,
+    *,
+    watermark: datetime | None,
+    window_start: datetime | None,
+    continuation: str | None,
+    seen_max: datetime | None,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        """UPDATE crm_pull_checkpoints SET watermark = $2, window_start = $3,
+               continuation = $4, seen_max = $5, updated_at = $6
+           WHERE source = $1""",
+        source,
+        watermark,
+        window_start,
+        continuation,
+        seen_max,
+        at,
+    )
+
+
 async def lock_deals(
     conn: Connection, keys: Sequence[str], new: Mapping[str, tuple[str, str]]
 ) -> dict[str, dict[str, Any]]:

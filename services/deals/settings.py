@@ -51,8 +51,28 @@ class DealsSettings(BaseSettings):
     salesforce_instance_url: str = ""
     salesforce_access_token: SecretStr = SecretStr("")
     salesforce_api_version: str = "61.0"
+    # Pulled sources (no relay needed): AWS Partner Central Selling API (SigV4 with these
+    # credentials) and Partner Center referrals (an OAuth access token). Empty: not pulled.
+    ace_endpoint: str = "https://partnercentral-selling.us-east-1.api.aws"
+    ace_region: str = "us-east-1"
+    ace_catalog: str = "AWS"
+    ace_access_key_id: str = ""
+    ace_secret_access_key: SecretStr = SecretStr("")
+    ace_session_token: SecretStr = SecretStr("")
+    microsoft_referrals_url: str = "https://api.partner.microsoft.com/v1.0/engagements/referrals"
+    microsoft_access_token: SecretStr = SecretStr("")
+    pull_every_seconds: float = 60.0
+    pull_max_pages: int = 20
     resync_every_seconds: float = 5.0
     resync_batch_size: int = 50
+
+    @property
+    def ace_pull(self) -> bool:
+        return bool(self.ace_access_key_id and self.ace_secret_access_key.get_secret_value())
+
+    @property
+    def microsoft_pull(self) -> bool:
+        return bool(self.microsoft_referrals_url and self.microsoft_access_token.get_secret_value())
 
     @property
     def salesforce_rest(self) -> bool:

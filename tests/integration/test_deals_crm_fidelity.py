@@ -8,16 +8,19 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import httpx
 import pytest
 
 from services.deals.adapters import from_hubspot
-from services.deals.crm_clients import SalesforceClient
+from services.deals.crm_clients import RateLimited, SalesforceClient
 from services.deals.crm_ingestion import record_items, salesforce_items
+from services.deals.crm_pulls import pull
 from services.deals.crm_resync import run_resyncs
 from services.deals.handlers import on_crm_changes
+from services.deals.partner_program_clients import AceClient, MicrosoftReferralsClient
 from shared.consumer import EventConsumer
 from shared.consumer import Outcome as ConsumerOutcome
 from shared.events import Envelope
@@ -26,6 +29,8 @@ from shared.outbox import Outbox
 from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES
 from tests.support.crm import (
     HUBSPOT_PORTAL,
+    AcePartnerCentral,
+    PartnerCenterReferrals,
     SalesforceServer,
     hubspot_headers,
     hubspot_property_change,
@@ -158,6 +163,7 @@ async def test_a_hubspot_batch_keeps_the_stage_change_beside_unsupported_events(
 
 
 DEALS_MIGRATIONS = ROOT / "services" / "deals" / "migrations"
+ACE_KEYS = ("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
 
 
 async def test_a_hubspot_merge_moves_the_registration_to_the_surviving_deal(
@@ -341,3 +347,100 @@ async def test_a_gap_event_leads_to_a_fetch_and_the_fetched_state_is_projected(
             )
     assert (str(row["amount"]), row["customer_name"]) == ("7300.0000", "Gap Co")
     assert any(record in path for path in org.requests)
+
+
+async def test_ace_pulls_resume_from_their_checkpoint_after_a_restart(infra: Infra) -> None:
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    async with (
+        scratch_schema(infra) as service,
+        migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
+    ):
+        outbox = Outbox("deals", source="pollinate/deals")
+        with AcePartnerCentral(page_size=2) as ace:
+            for i in range(5):
+                ace.put(f"O{i}", base + timedelta(minutes=i), Title=f"Deal {i}")
+            client = AceClient(ace.url, "us-east-1", "AWS", *ACE_KEYS)
+            first = await pull(pool, outbox, CrmSource.AWS_ACE, client.page, max_pages=1)
+            assert (first.pages, first.accepted, first.finished) == (1, 2, False)
+            held = await pool.fetchrow("SELECT * FROM crm_pull_checkpoints")
+            assert (held["continuation"], held["watermark"]) == ("2", None)
+            # A restart: a new client, nothing in memory; the checkpoint goes on.
+            ace.throttled = 1
+            restarted = AceClient(ace.url, "us-east-1", "AWS", *ACE_KEYS)
+            with pytest.raises(RateLimited):
+                await pull(pool, outbox, CrmSource.AWS_ACE, restarted.page, max_pages=10)
+            rest = await pull(pool, outbox, CrmSource.AWS_ACE, restarted.page, max_pages=10)
+            assert (rest.pages, rest.accepted, rest.finished) == (2, 3, True)
+            listings = [r["body"] for r in ace.requests if "ListOpportunities" in str(r["headers"])]
+            assert [b.get("NextToken") for b in listings] == [None, "2", "2", "4"]
+            held = await pool.fetchrow("SELECT * FROM crm_pull_checkpoints")
+            assert held["watermark"] == base + timedelta(minutes=4)
+            assert held["continuation"] is None
+            # A change after the watermark: only it (and the boundary, a duplicate) again.
+            ace.put("O1", base + timedelta(minutes=9), Title="Deal 1, revised")
+            again = await pull(pool, outbox, CrmSource.AWS_ACE, restarted.page, max_pages=10)
+            assert (again.accepted, again.duplicate) == (1, 1)
+            last_listing = [
+                r["body"] for r in ace.requests if "ListOpportunities" in str(r["headers"])
+            ][-1]
+            assert last_listing["LastModifiedDate"] == {
+                "AfterLastModifiedDate": (base + timedelta(minutes=4)).strftime(
+                    "%Y-%m-%dT%H:%M:%S.%fZ"
+                )
+            }
+        titles = [
+            json.loads(r["value"])["data"]["name"]
+            for r in await pool.fetch(
+                "SELECT value FROM outbox WHERE topic = 'crm.deals.v1' ORDER BY position"
+            )
+        ]
+    assert titles == [f"Deal {i}" for i in range(5)] + ["Deal 1, revised"]
+
+
+@pytest.mark.parametrize("use_tokens", [False, True], ids=["next-link", "continuation-token"])
+async def test_microsoft_referral_pulls_resume_from_their_checkpoint_after_a_restart(
+    infra: Infra, use_tokens: bool
+) -> None:
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    async with (
+        scratch_schema(infra) as service,
+        migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
+    ):
+        outbox = Outbox("deals", source="pollinate/deals")
+        with PartnerCenterReferrals(page_size=2, use_tokens=use_tokens) as center:
+            for i in range(3):
+                center.put(f"r{i}", base + timedelta(minutes=i))
+            url = center.url + center.PATH
+            first = MicrosoftReferralsClient(url, center.TOKEN)
+            one = await pull(pool, outbox, CrmSource.MICROSOFT, first.page, max_pages=1)
+            assert (one.accepted, one.finished) == (2, False)
+            restarted = MicrosoftReferralsClient(url, center.TOKEN)
+            rest = await pull(pool, outbox, CrmSource.MICROSOFT, restarted.page, max_pages=5)
+            assert (rest.accepted, rest.finished) == (1, True)
+            continued = center.requests[1]
+            if use_tokens:
+                assert continued["headers"].get("MS-ContinuationToken") == "2"
+            else:
+                assert "cursor=2" in continued["path"]
+            center.put("r0", base + timedelta(minutes=5), substatus="Won")
+            again = await pull(pool, outbox, CrmSource.MICROSOFT, restarted.page, max_pages=5)
+            assert (again.accepted, again.duplicate) == (1, 1)
+            # Listed again from the watermark: the newest updatedDateTime Microsoft reported.
+            watermark = (base + timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            query = parse_qs(urlsplit(center.requests[-1]["path"]).query)
+            assert query["$filter"] == [f"updatedDateTime ge {watermark}"]
+        states = [
+            (data["source_id"], data["stage"])
+            for data in (
+                json.loads(r["value"])["data"]
+                for r in await pool.fetch(
+                    "SELECT value FROM outbox WHERE topic = 'crm.deals.v1' ORDER BY position"
+                )
+            )
+        ]
+    assert states == [
+        ("r0", "qualification"),
+        ("r1", "qualification"),
+        ("r2", "qualification"),
+        ("r0", "closed_won"),
+    ]

@@ -12,6 +12,7 @@ import copy
 import hashlib
 import hmac
 import json
+import re
 import threading
 import uuid
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -440,3 +441,183 @@ class SalesforceServer:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class _JsonServer:
+    """A local HTTP server answering JSON, for the partner programmes' APIs below."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._serve(None)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                self._serve(json.loads(self.rfile.read(length) or b"null"))
+
+            def _serve(self, body: Any) -> None:
+                seen = {"path": self.path, "headers": dict(self.headers), "body": body}
+                owner.requests.append(seen)
+                status, answer = owner.answer(seen)
+                content = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def answer(self, request: dict[str, Any]) -> tuple[int, Any]:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+_SIGV4 = re.compile(
+    r"^AWS4-HMAC-SHA256 Credential=[A-Z0-9]{16,128}/\d{8}/[a-z0-9-]+/partnercentral-selling/"
+    r"aws4_request, SignedHeaders=[a-z0-9;-]+, Signature=[0-9a-f]{64}$"
+)
+
+
+class AcePartnerCentral(_JsonServer):
+    """Plays the AWS Partner Central Selling API (AWS JSON 1.0): `ListOpportunities` (filter
+    `LastModifiedDate.AfterLastModifiedDate`: on or after; sort ascending; `page_size` a page
+    with `NextToken`) and `GetOpportunity` (the opportunity, or 404
+    `ResourceNotFoundException`). Requests must carry a Signature Version 4 `Authorization`
+    of the right shape, `X-Amz-Date` and the JSON 1.0 content type (400
+    `IncompleteSignatureException` / `UnknownOperationException` otherwise)."""
+
+    def __init__(self, page_size: int = 2) -> None:
+        super().__init__()
+        self.page_size = page_size
+        self.opportunities: dict[str, dict[str, Any]] = {}
+        self.throttled = 0
+
+    def put(self, opportunity_id: str, modified: datetime, **project: Any) -> None:
+        opportunity = sample("aws_ace_opportunity.json")["getOpportunity"]
+        opportunity["Id"] = opportunity_id
+        opportunity["LastModifiedDate"] = modified.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        opportunity["Project"].update(project)
+        self.opportunities[opportunity_id] = opportunity
+
+    def answer(self, request: dict[str, Any]) -> tuple[int, Any]:
+        headers = {k.lower(): v for k, v in request["headers"].items()}
+        if not _SIGV4.match(headers.get("authorization", "")) or "x-amz-date" not in headers:
+            return 400, {"__type": "IncompleteSignatureException", "message": "bad signature"}
+        if headers.get("content-type") != "application/x-amz-json-1.0":
+            return 400, {"__type": "SerializationException", "message": "content type"}
+        if self.throttled > 0:
+            self.throttled -= 1
+            return 400, {"__type": "ThrottlingException", "message": "Rate exceeded"}
+        target, body = headers.get("x-amz-target", ""), request["body"]
+        if target == "AWSPartnerCentralSelling.GetOpportunity":
+            found = self.opportunities.get(body["Identifier"])
+            if found is None:
+                return 404, {"__type": "ResourceNotFoundException", "message": "not found"}
+            return 200, found
+        if target != "AWSPartnerCentralSelling.ListOpportunities":
+            return 400, {"__type": "UnknownOperationException", "message": target}
+        after = body.get("LastModifiedDate", {}).get("AfterLastModifiedDate", "")
+        rows = sorted(
+            (o for o in self.opportunities.values() if o["LastModifiedDate"] >= after),
+            key=lambda o: o["LastModifiedDate"],
+        )
+        offset = int(body.get("NextToken", "0") or "0")
+        size = min(self.page_size, body.get("MaxResults", 100))
+        page = rows[offset : offset + size]
+        answer: dict[str, Any] = {
+            "OpportunitySummaries": [
+                {"Catalog": "AWS", "Id": o["Id"], "LastModifiedDate": o["LastModifiedDate"]}
+                for o in page
+            ]
+        }
+        if offset + size < len(rows):
+            answer["NextToken"] = str(offset + size)
+        return 200, answer
+
+    def env(self) -> dict[str, str]:
+        return {
+            "DEALS_ACE_ENDPOINT": self.url,
+            "DEALS_ACE_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+            "DEALS_ACE_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        }
+
+
+class PartnerCenterReferrals(_JsonServer):
+    """Plays Partner Center's referrals endpoint (`GET /v1.0/engagements/referrals`, OData
+    `$filter=updatedDateTime ge <t>`, `$orderby`, `$top`): `page_size` referrals a page, in
+    camelCase as the REST API returns them, with `@odata.nextLink` (or, with `use_tokens`, a
+    `continuationToken` to send back in `MS-ContinuationToken`). A bearer token is required."""
+
+    TOKEN = "partner-center-test-token"
+    PATH = "/v1.0/engagements/referrals"
+
+    def __init__(self, page_size: int = 2, use_tokens: bool = False) -> None:
+        super().__init__()
+        self.page_size = page_size
+        self.use_tokens = use_tokens
+        self.referrals: dict[str, dict[str, Any]] = {}
+
+    def put(self, referral_id: str, updated: datetime, substatus: str = "Accepted") -> None:
+        self.referrals[referral_id] = {
+            "id": referral_id,
+            "name": f"Referral {referral_id}",
+            "createdDateTime": "2026-01-15T09:00:00Z",
+            "updatedDateTime": updated.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "status": "Active",
+            "substatus": substatus,
+            "type": "Shared",
+            "customerProfile": {
+                "name": "Fabrikam Inc",
+                "address": {"country": "US"},
+                "ids": [{"type": "Domain", "value": "fabrikam.com"}],
+            },
+            "details": {"dealValue": 1000, "currency": "USD"},
+        }
+
+    def answer(self, request: dict[str, Any]) -> tuple[int, Any]:
+        headers = {k.lower(): v for k, v in request["headers"].items()}
+        if headers.get("authorization") != f"Bearer {self.TOKEN}":
+            return 401, {"error": {"code": "Unauthorized"}}
+        parts = urlsplit(request["path"])
+        query = parse_qs(parts.query)
+        cursor = query.get("cursor", [headers.get("ms-continuationtoken", "0")])[0]
+        since = query.get("$filter", ["updatedDateTime ge "])[0].split(" ge ", 1)[1]
+        rows = sorted(
+            (r for r in self.referrals.values() if r["updatedDateTime"] >= since),
+            key=lambda r: r["updatedDateTime"],
+        )
+        offset = int(cursor)
+        page = rows[offset : offset + self.page_size]
+        answer: dict[str, Any] = {"value": page, "totalCount": len(rows)}
+        if offset + self.page_size < len(rows):
+            following = offset + self.page_size
+            if self.use_tokens:
+                answer["continuationToken"] = str(following)
+            else:
+                filter_ = quote(f"updatedDateTime ge {since}")
+                answer["@odata.nextLink"] = (
+                    f"{self.url}{self.PATH}?$filter={filter_}&cursor={following}"
+                )
+        return 200, answer
+
+    def env(self) -> dict[str, str]:
+        return {
+            "DEALS_MICROSOFT_REFERRALS_URL": self.url + self.PATH,
+            "DEALS_MICROSOFT_ACCESS_TOKEN": self.TOKEN,
+        }
