@@ -62,7 +62,8 @@ DEAL_REGISTRATIONS = Topic(
     6,
     "Deal registration lifecycle and rules-of-engagement decisions.",
     events=("registration.decided.v1", "registration.status_changed.v1"),
-    consumers=("attribution",),
+    # deals itself: its CRM write-back tells the originating CRM what was decided.
+    consumers=("attribution", "deals"),
     aggregate="registration_id",
 )
 DEAL_OPPORTUNITIES = Topic(

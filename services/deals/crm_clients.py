@@ -27,6 +27,11 @@ class CrmUnavailable(Exception):
     """The CRM could not answer now (down, refused, an unexpected answer): try later."""
 
 
+class CrmRefused(Exception):
+    """The CRM refused the request for good (a 4xx other than a rate limit): retrying the same
+    request cannot help; the reason says why."""
+
+
 class RateLimited(CrmUnavailable):
     def __init__(self, message: str, wait_seconds: float) -> None:
         super().__init__(message)
@@ -87,6 +92,16 @@ class SalesforceClient:
                 path = following if isinstance(following, str) and not done else None
                 params = None
 
+    async def update_opportunity(self, record_id: str, fields: dict[str, str]) -> None:
+        """PATCH the Opportunity's fields (204 No Content)."""
+        path = f"{self._base}/sobjects/Opportunity/{quote(record_id, safe='')}"
+        async with self._client() as client:
+            try:
+                answer = await client.patch(path, json=fields)
+            except httpx.HTTPError as error:
+                raise CrmUnavailable(f"Salesforce unreachable: {type(error).__name__}") from error
+        _check_write(answer, "Salesforce", _error_codes(answer))
+
     def _client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             base_url=self.instance_url,
@@ -113,6 +128,56 @@ class SalesforceClient:
         raise CrmUnavailable(
             f"Salesforce answered {answer.status_code} {', '.join(codes) or ''}".strip()
         )
+
+
+@dataclass
+class HubSpotClient:
+    """HubSpot's CRM API (`PATCH /crm/v3/objects/deals/<id>` with `{"properties": ...}`), with
+    a private app's access token per portal (each token belongs to one account)."""
+
+    api_url: str
+    tokens: dict[str, str]
+    timeout: float = 20.0
+
+    @classmethod
+    def from_settings(cls, settings: DealsSettings) -> HubSpotClient:
+        return cls(settings.hubspot_api_url.rstrip("/"), settings.hubspot_tokens)
+
+    async def update_deal(self, portal: str, deal_id: str, properties: dict[str, str]) -> None:
+        token = self.tokens.get(portal)
+        if token is None:
+            raise CrmRefused(f"no HubSpot access token for portal {portal[:32]!r}")
+        path = f"/crm/v3/objects/deals/{quote(deal_id, safe='')}"
+        async with httpx.AsyncClient(
+            base_url=self.api_url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=self.timeout,
+            follow_redirects=False,
+        ) as client:
+            try:
+                answer = await client.patch(path, json={"properties": properties})
+            except httpx.HTTPError as error:
+                raise CrmUnavailable(f"HubSpot unreachable: {type(error).__name__}") from error
+        category = ""
+        try:
+            body = answer.json()
+            category = str(body.get("category", ""))[:64] if isinstance(body, dict) else ""
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            pass
+        _check_write(answer, "HubSpot", [category] if category else [])
+
+
+def _check_write(answer: httpx.Response, crm: str, codes: list[str]) -> None:
+    """A write's answer: done (2xx), wait (429, a request limit, 5xx), or refused for good."""
+    if answer.is_success:
+        return
+    said = f"{crm} answered {answer.status_code} {', '.join(codes)}".strip()
+    if answer.status_code == 429 or "REQUEST_LIMIT_EXCEEDED" in codes:
+        raise RateLimited(said, retry_after(answer))
+    if answer.status_code >= 500 or answer.status_code in (401, 408):
+        # 401: an expired token is renewed by operators; the write waits, it is not dropped.
+        raise CrmUnavailable(said)
+    raise CrmRefused(said)
 
 
 def _error_codes(answer: httpx.Response) -> list[str]:

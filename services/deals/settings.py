@@ -61,10 +61,22 @@ class DealsSettings(BaseSettings):
     ace_session_token: SecretStr = SecretStr("")
     microsoft_referrals_url: str = "https://api.partner.microsoft.com/v1.0/engagements/referrals"
     microsoft_access_token: SecretStr = SecretStr("")
+    # Write-back to HubSpot: the CRM API and a private app token per portal ("portal=token,...").
+    hubspot_api_url: str = "https://api.hubapi.com"
+    hubspot_access_tokens: SecretStr = SecretStr("")
     pull_every_seconds: float = 60.0
     pull_max_pages: int = 20
     resync_every_seconds: float = 5.0
     resync_batch_size: int = 50
+
+    @property
+    def hubspot_tokens(self) -> dict[str, str]:
+        pairs = (p.partition("=") for p in self.hubspot_access_tokens.get_secret_value().split(","))
+        return {portal.strip(): token.strip() for portal, _, token in pairs if portal and token}
+
+    @property
+    def write_back(self) -> bool:
+        return self.salesforce_rest or bool(self.hubspot_tokens)
 
     @property
     def ace_pull(self) -> bool:

@@ -319,11 +319,49 @@ class SalesforceServer:
         self.records: dict[str, dict[str, Any]] = {}
         self.requests: list[str] = []
         self.limited = 0
+        self.down = False  # answers 503 while True (an outage)
         self.page_size = page_size
+        self.updates: list[tuple[str, dict[str, Any]]] = []
         cursors: dict[str, list[dict[str, Any]]] = {}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_PATCH(self) -> None:
+                server.requests.append(self.path)
+                if server.down:
+                    return self._answer(
+                        503, [{"message": "Service Unavailable", "errorCode": "SERVER_UNAVAILABLE"}]
+                    )
+                if self.headers.get("Authorization") != f"Bearer {server.TOKEN}":
+                    return self._answer(
+                        401,
+                        [
+                            {
+                                "message": "Session expired or invalid",
+                                "errorCode": "INVALID_SESSION_ID",
+                            }
+                        ],
+                    )
+                fields = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+                record_id = unquote(urlsplit(self.path).path.rsplit("/", 1)[1])
+                unknown = [f for f in fields if f.startswith("Unknown")]
+                if record_id not in server.records or unknown:
+                    return self._answer(
+                        400 if unknown else 404,
+                        [
+                            {
+                                "message": f"No such column '{unknown[0]}'"
+                                if unknown
+                                else "The requested resource does not exist",
+                                "errorCode": "INVALID_FIELD" if unknown else "NOT_FOUND",
+                            }
+                        ],
+                    )
+                server.records[record_id].update(fields)
+                server.updates.append((record_id, fields))
+                self.send_response(204)
+                self.end_headers()
+
             def do_GET(self) -> None:
                 server.requests.append(self.path)
                 if self.headers.get("Authorization") != f"Bearer {server.TOKEN}":
@@ -458,8 +496,16 @@ class _JsonServer:
                 length = int(self.headers.get("Content-Length", "0"))
                 self._serve(json.loads(self.rfile.read(length) or b"null"))
 
+            def do_PATCH(self) -> None:
+                self.do_POST()
+
             def _serve(self, body: Any) -> None:
-                seen = {"path": self.path, "headers": dict(self.headers), "body": body}
+                seen = {
+                    "method": self.command,
+                    "path": self.path,
+                    "headers": dict(self.headers),
+                    "body": body,
+                }
                 owner.requests.append(seen)
                 status, answer = owner.answer(seen)
                 content = json.dumps(answer).encode()
@@ -620,4 +666,36 @@ class PartnerCenterReferrals(_JsonServer):
         return {
             "DEALS_MICROSOFT_REFERRALS_URL": self.url + self.PATH,
             "DEALS_MICROSOFT_ACCESS_TOKEN": self.TOKEN,
+        }
+
+
+class HubSpotCrm(_JsonServer):
+    """Plays HubSpot's CRM API for deals: `PATCH /crm/v3/objects/deals/<id>` with
+    `{"properties": ...}` answers the deal (200), 404 `OBJECT_NOT_FOUND` for an unknown deal,
+    401 for a token it does not know; while `down`, 502."""
+
+    TOKEN = "pat-na1-local-test-token"
+
+    def __init__(self, portal: int = HUBSPOT_PORTAL) -> None:
+        super().__init__()
+        self.portal = portal
+        self.deals: dict[str, dict[str, str]] = {}
+        self.down = False
+
+    def answer(self, request: dict[str, Any]) -> tuple[int, Any]:
+        if self.down:
+            return 502, {"status": "error", "message": "Bad Gateway"}
+        headers = {k.lower(): v for k, v in request["headers"].items()}
+        if headers.get("authorization") != f"Bearer {self.TOKEN}":
+            return 401, {"status": "error", "category": "INVALID_AUTHENTICATION"}
+        deal_id = urlsplit(request["path"]).path.rsplit("/", 1)[1]
+        if request["method"] != "PATCH" or deal_id not in self.deals:
+            return 404, {"status": "error", "category": "OBJECT_NOT_FOUND"}
+        self.deals[deal_id].update(request["body"]["properties"])
+        return 200, {"id": deal_id, "properties": self.deals[deal_id]}
+
+    def env(self) -> dict[str, str]:
+        return {
+            "DEALS_HUBSPOT_API_URL": self.url,
+            "DEALS_HUBSPOT_ACCESS_TOKENS": f"{self.portal}={self.TOKEN}",
         }

@@ -19,7 +19,9 @@ from services.deals.adapters import (
     from_salesforce_cdc,
 )
 from services.deals.domain.crm import is_stale, merge_crm_change
+from services.deals.domain.writeback import write_back_for
 from shared.events.crm import CrmDealChanged, DealStage
+from shared.events.registrations import RegistrationStatus
 from tests.support.crm import hubspot_property_change, salesforce_cdc, sample
 
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -258,3 +260,18 @@ def test_a_microsoft_referral_as_the_rest_api_returns_it() -> None:
     )
     assert change.products == ("security-suite",)
     assert change.partner_ref == "CRM-OPP-21007"
+
+
+def test_a_write_back_names_the_crm_record_and_its_own_fields() -> None:
+    approved = RegistrationStatus.APPROVED
+    salesforce = write_back_for("salesforce:006A", "reg-1", "p-1", approved, AT)
+    assert salesforce is not None
+    assert (salesforce.source, salesforce.record_id) == ("salesforce", "006A")
+    assert salesforce.fields["Pollinate_Registration_Status__c"] == "approved"
+    hubspot = write_back_for("hubspot:44556677:9", "reg-1", "p-1", approved, AT)
+    assert hubspot is not None
+    assert (hubspot.portal, hubspot.record_id) == ("44556677", "9")
+    assert hubspot.fields["pollinate_partner_id"] == "p-1"
+    # Not linked, or a source whose status updates are not written back: nothing to write.
+    for key in (None, "aws_ace:O1", "microsoft:r1", "hubspot:44556677"):
+        assert write_back_for(key, "reg-1", "p-1", approved, AT) is None
