@@ -54,10 +54,10 @@ def wire(platform: Platform) -> None:
         platform.every(
             settings.pull_every_seconds, jobs.pull_microsoft_referrals, name="microsoft-pull"
         )
-    if settings.salesforce_rest:
+    if settings.salesforce_rest or settings.hubspot_tokens:
         platform.every(settings.resync_every_seconds, jobs.resync_crm_records, name="crm-resync")
     else:
-        log.warning("Salesforce REST not configured: gap and overflow resyncs wait in the queue")
+        log.warning("no CRM API configured: resyncs wait in the queue (crm_resyncs)")
 
 
 definition = ServiceDefinition(

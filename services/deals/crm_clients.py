@@ -16,6 +16,11 @@ from urllib.parse import quote
 
 import httpx
 
+from services.deals.adapters.hubspot import (
+    COMPANY_PROPERTIES,
+    DEAL_PROPERTIES,
+    LINE_ITEM_PROPERTIES,
+)
 from services.deals.adapters.salesforce import RECORD_FIELDS
 from services.deals.settings import DealsSettings
 
@@ -143,6 +148,75 @@ class HubSpotClient:
     def from_settings(cls, settings: DealsSettings) -> HubSpotClient:
         return cls(settings.hubspot_api_url.rstrip("/"), settings.hubspot_tokens)
 
+    async def deal(self, portal: str, deal_id: str) -> tuple[Any, Any, list[Any]] | None:
+        """The deal with its first associated company and its line items, as the CRM API
+        returns them (None: the deal does not exist, or no longer)."""
+        async with self._client(portal) as client:
+            answer = await self._read(
+                client,
+                f"/crm/v3/objects/deals/{quote(deal_id, safe='')}",
+                {"properties": ",".join(DEAL_PROPERTIES), "associations": "companies,line_items"},
+            )
+            if answer is None:
+                return None
+            associations = answer.get("associations") or {}
+            company_ids = _associated(associations, "companies")
+            company = None
+            if company_ids:
+                company = await self._read(
+                    client,
+                    f"/crm/v3/objects/companies/{quote(company_ids[0], safe='')}",
+                    {"properties": ",".join(COMPANY_PROPERTIES)},
+                )
+            items: list[Any] = []
+            # The v3 API names this association "line items" (with a space).
+            item_ids = _associated(associations, "line items") or _associated(
+                associations, "line_items"
+            )
+            if item_ids:
+                batch = await self._send(
+                    client,
+                    "POST",
+                    "/crm/v3/objects/line_items/batch/read",
+                    {
+                        "properties": list(LINE_ITEM_PROPERTIES),
+                        "inputs": [{"id": item} for item in item_ids[:100]],
+                    },
+                )
+                items = [r for r in batch.get("results", []) if isinstance(r, dict)]
+        return answer, company, items
+
+    def _client(self, portal: str) -> httpx.AsyncClient:
+        token = self.tokens.get(portal)
+        if token is None:
+            raise CrmRefused(f"no HubSpot access token for portal {portal[:32]!r}")
+        return httpx.AsyncClient(
+            base_url=self.api_url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=self.timeout,
+            follow_redirects=False,
+        )
+
+    async def _read(
+        self, client: httpx.AsyncClient, path: str, params: dict[str, str]
+    ) -> dict[str, Any] | None:
+        try:
+            answer = await client.get(path, params=params)
+        except httpx.HTTPError as error:
+            raise CrmUnavailable(f"HubSpot unreachable: {type(error).__name__}") from error
+        if answer.status_code == 404:
+            return None
+        return _hubspot_answer(answer)
+
+    async def _send(
+        self, client: httpx.AsyncClient, method: str, path: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        try:
+            answer = await client.request(method, path, json=body)
+        except httpx.HTTPError as error:
+            raise CrmUnavailable(f"HubSpot unreachable: {type(error).__name__}") from error
+        return _hubspot_answer(answer)
+
     async def update_deal(self, portal: str, deal_id: str, properties: dict[str, str]) -> None:
         token = self.tokens.get(portal)
         if token is None:
@@ -165,6 +239,29 @@ class HubSpotClient:
         except (json.JSONDecodeError, UnicodeDecodeError):
             pass
         _check_write(answer, "HubSpot", [category] if category else [])
+
+
+def _associated(associations: Any, kind: str) -> list[str]:
+    """The ids of a deal's associated objects of one kind (`companies`, `line items`)."""
+    found = associations.get(kind) if isinstance(associations, dict) else None
+    results = found.get("results") if isinstance(found, dict) else None
+    if not isinstance(results, list):
+        return []
+    return [str(r["id"]) for r in results if isinstance(r, dict) and r.get("id") is not None]
+
+
+def _hubspot_answer(answer: httpx.Response) -> dict[str, Any]:
+    category = ""
+    try:
+        body = answer.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    if isinstance(body, dict):
+        category = str(body.get("category", ""))[:64]
+    _check_write(answer, "HubSpot", [category] if category else [])
+    if not isinstance(body, dict):
+        raise CrmUnavailable(f"HubSpot answered {answer.status_code} without a JSON object")
+    return body
 
 
 def _check_write(answer: httpx.Response, crm: str, codes: list[str]) -> None:

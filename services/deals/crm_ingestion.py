@@ -129,6 +129,10 @@ async def record_items_on(
     ]
     recorded = {envelope.id for envelope in await outbox.publish_many(conn, fresh)}
     await _schedule_resyncs(conn, source, items, at)
+    survivors = sorted({c.merged_into for c in changes if c.merged_into is not None})
+    if survivors:  # a merge moves fields onto the survivor that no event carries: fetch it
+        requests: list[tuple[str, datetime | None]] = [(s, None) for s in survivors]
+        await repository.schedule_resyncs(conn, source.value, requests, "merged into", at)
     refused = [item for item in items if item.refused is not None]
     if refused:
         await repository.record_refused(
@@ -147,7 +151,8 @@ async def _schedule_resyncs(
         if item.resync is None:
             continue
         gap = item.resync
-        requests: list[tuple[str, datetime | None]] = [(r, None) for r in gap.record_ids]
+        # `since`: when the event happened (a window's start; a snapshot is not older).
+        requests: list[tuple[str, datetime | None]] = [(r, gap.since) for r in gap.record_ids]
         await repository.schedule_resyncs(
             conn, source.value, requests or [("*", gap.since)], str(gap), at
         )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from services.deals.crm_clients import SalesforceClient
+from services.deals.crm_clients import HubSpotClient, SalesforceClient
 from services.deals.crm_pulls import PullRun, pull
-from services.deals.crm_resync import ResyncRun, run_resyncs
+from services.deals.crm_resync import (
+    ResyncRun,
+    hubspot_resyncer,
+    run_resyncs,
+    salesforce_resyncer,
+)
 from services.deals.domain.rules import RulesOfEngagement
 from services.deals.expiry import ExpiryRun, run_expiry
 from services.deals.partner_program_clients import AceClient, MicrosoftReferralsClient
@@ -21,10 +26,14 @@ async def expire_registrations(platform: Platform) -> ExpiryRun:
 
 
 async def resync_crm_records(platform: Platform) -> ResyncRun:
-    """Fetch the records gap and overflow events stand for, and record their current state."""
+    """Fetch the records gaps, associations and merges stand for; record their current state."""
     settings = platform.provisions.get(DealsSettings)
-    client = SalesforceClient.from_settings(settings)
-    return await run_resyncs(platform.pool, platform.outbox, client, settings.resync_batch_size)
+    resyncers = []
+    if settings.salesforce_rest:
+        resyncers.append(salesforce_resyncer(SalesforceClient.from_settings(settings)))
+    if settings.hubspot_tokens:
+        resyncers.append(hubspot_resyncer(HubSpotClient.from_settings(settings)))
+    return await run_resyncs(platform.pool, platform.outbox, resyncers, settings.resync_batch_size)
 
 
 async def pull_aws_ace(platform: Platform) -> PullRun:

@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from services.deals.adapters import from_hubspot
-from services.deals.crm_clients import RateLimited, SalesforceClient
-from services.deals.crm_ingestion import record_items, salesforce_items
+from services.deals.crm_clients import HubSpotClient, RateLimited, SalesforceClient
+from services.deals.crm_ingestion import hubspot_items, record_items, salesforce_items
 from services.deals.crm_pulls import pull
-from services.deals.crm_resync import run_resyncs
+from services.deals.crm_resync import hubspot_resyncer, run_resyncs, salesforce_resyncer
 from services.deals.handlers import on_crm_changes
 from services.deals.partner_program_clients import AceClient, MicrosoftReferralsClient
 from shared.consumer import EventConsumer
@@ -30,6 +30,7 @@ from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES
 from tests.support.crm import (
     HUBSPOT_PORTAL,
     AcePartnerCentral,
+    HubSpotCrm,
     PartnerCenterReferrals,
     SalesforceServer,
     hubspot_headers,
@@ -150,7 +151,7 @@ async def test_a_hubspot_batch_keeps_the_stage_change_beside_unsupported_events(
     assert answer.status_code == 202, answer.text
     key = f"hubspot:{HUBSPOT_PORTAL}:{deal}"
     assert [(i["index"], i["outcome"], i["deal_key"]) for i in answer.json()["items"]] == [
-        (0, "ignored", None),
+        (0, "resync", key),  # the deal is fetched with its company
         (1, "accepted", key),
         (2, "refused", None),
         (3, "refused", None),
@@ -287,7 +288,7 @@ async def test_a_resync_fetches_gap_records_and_an_overflow_window_through_rate_
                 (1, "resync", None),
             ]
             org.limited = 1
-            limited = await run_resyncs(pool, outbox, client, limit=10)
+            limited = await run_resyncs(pool, outbox, [salesforce_resyncer(client)], limit=10)
             assert (limited.fetched, limited.retried) == (0, 3)
             pending = await pool.fetch(
                 "SELECT record_id, last_error FROM crm_resyncs WHERE done_at IS NULL"
@@ -297,7 +298,7 @@ async def test_a_resync_fetches_gap_records_and_an_overflow_window_through_rate_
             # The minute the limit asked for passes.
             await pool.execute("UPDATE crm_resyncs SET due_at = now() - interval '1 second'")
             asked_before = len(org.requests)
-            done = await run_resyncs(pool, outbox, client, limit=10)
+            done = await run_resyncs(pool, outbox, [salesforce_resyncer(client)], limit=10)
             assert (done.fetched, done.recorded, done.retried) == (5, 5, 0)
             assert (
                 await pool.fetchval("SELECT count(*) FROM crm_resyncs WHERE done_at IS NULL") == 0
@@ -443,4 +444,77 @@ async def test_microsoft_referral_pulls_resume_from_their_checkpoint_after_a_res
         ("r1", "qualification"),
         ("r2", "qualification"),
         ("r0", "closed_won"),
+    ]
+
+
+async def test_a_hubspot_association_brings_the_deals_company_and_products_into_the_projection(
+    infra: Infra,
+) -> None:
+    """An association change asks for the deal; the resync fetches it with its company and
+    line items through HubSpot's CRM API, and the projection then holds its customer (name,
+    domain, country) and products, so the deal meets conflict checks like the others."""
+    deal = str(uuid.uuid4().int % 10**9)
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
+    association = {
+        **hubspot_property_change(int(deal), "amount", "1", at, event_id=1),
+        "subscriptionType": "deal.associationChange",
+        "associationType": "DEAL_TO_COMPANY",
+        "fromObjectId": int(deal),
+        "toObjectId": 77,
+        "associationRemoved": False,
+    }
+    with HubSpotCrm() as crm:
+        crm.deals[deal] = {
+            "dealname": "Fabrikam rollout",
+            "amount": "48000",
+            "dealstage": "contractsent",
+            "closedate": "2026-06-30T00:00:00Z",
+            "hubspot_owner_id": "",
+        }
+        crm.companies["77"] = {"name": "Fabrikam Inc", "domain": "fabrikam.com", "country": "US"}
+        crm.line_items.update({"9001": {"hs_sku": "security-suite"}, "9002": {"name": "support"}})
+        crm.associations[deal] = {"companies": ["77"], "line items": ["9001", "9002"]}
+        client = HubSpotClient(crm.url, {str(HUBSPOT_PORTAL): crm.TOKEN})
+        async with (
+            scratch_schema(infra) as service,
+            migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
+        ):
+            outbox = Outbox("deals", source="pollinate/deals")
+            items = hubspot_items([association], datetime.now(UTC))
+            [asked] = await record_items(pool, outbox, CrmSource.HUBSPOT, items, at)
+            key = f"hubspot:{HUBSPOT_PORTAL}:{deal}"
+            assert (asked.outcome.value, asked.deal_key) == ("resync", key)
+            run = await run_resyncs(pool, outbox, [hubspot_resyncer(client)], limit=10)
+            assert (run.fetched, run.recorded) == (1, 1)
+            [value] = [r["value"] for r in await pool.fetch("SELECT value FROM outbox")]
+            snapshot = Envelope[CrmDealChanged].model_validate_json(value)
+            consumer = EventConsumer(
+                name="crm-projection",
+                service="deals",
+                topics=[CRM_DEALS],
+                pool=pool,
+                outbox=outbox,
+            )
+            consumer.handles_batch(CrmDealChanged)(on_crm_changes)
+            records = await as_records(infra, [snapshot])
+            assert await consumer.process_batch(records) == [ConsumerOutcome.PROCESSED]
+            row = await pool.fetchrow("SELECT * FROM crm_deals WHERE deal_key = $1", key)
+    assert row is not None
+    assert (row["customer_name"], row["customer_domain"], row["customer_country"]) == (
+        "Fabrikam Inc",
+        "fabrikam.com",
+        "US",
+    )
+    assert (row["products"], str(row["amount"]), row["stage"]) == (
+        ["security-suite", "support"],
+        "48000.0000",
+        "negotiation",
+    )
+    assert row["owner"] is None  # empty in HubSpot: cleared
+    assert snapshot.data.source_timestamp == at  # the association's moment (after updatedAt)
+    paths = [r["path"].split("?")[0] for r in crm.requests]
+    assert paths == [
+        f"/crm/v3/objects/deals/{deal}",
+        "/crm/v3/objects/companies/77",
+        "/crm/v3/objects/line_items/batch/read",
     ]

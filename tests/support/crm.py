@@ -670,9 +670,12 @@ class PartnerCenterReferrals(_JsonServer):
 
 
 class HubSpotCrm(_JsonServer):
-    """Plays HubSpot's CRM API for deals: `PATCH /crm/v3/objects/deals/<id>` with
-    `{"properties": ...}` answers the deal (200), 404 `OBJECT_NOT_FOUND` for an unknown deal,
-    401 for a token it does not know; while `down`, 502."""
+    """Plays HubSpot's CRM API (v3 objects): `GET /crm/v3/objects/deals/<id>?properties=...
+    &associations=companies,line_items` (the deal with `associations` keyed `companies` and
+    `line items`), `GET /crm/v3/objects/companies/<id>`, `POST
+    /crm/v3/objects/line_items/batch/read`, and `PATCH /crm/v3/objects/deals/<id>` with
+    `{"properties": ...}`; 404 `OBJECT_NOT_FOUND` for an unknown object, 401 for a token it does
+    not know; while `down`, 502."""
 
     TOKEN = "pat-na1-local-test-token"
 
@@ -680,6 +683,10 @@ class HubSpotCrm(_JsonServer):
         super().__init__()
         self.portal = portal
         self.deals: dict[str, dict[str, str]] = {}
+        self.updated_at: dict[str, str] = {}
+        self.companies: dict[str, dict[str, str]] = {}
+        self.line_items: dict[str, dict[str, str]] = {}
+        self.associations: dict[str, dict[str, list[str]]] = {}  # deal -> kind -> ids
         self.down = False
 
     def answer(self, request: dict[str, Any]) -> tuple[int, Any]:
@@ -688,11 +695,49 @@ class HubSpotCrm(_JsonServer):
         headers = {k.lower(): v for k, v in request["headers"].items()}
         if headers.get("authorization") != f"Bearer {self.TOKEN}":
             return 401, {"status": "error", "category": "INVALID_AUTHENTICATION"}
-        deal_id = urlsplit(request["path"]).path.rsplit("/", 1)[1]
-        if request["method"] != "PATCH" or deal_id not in self.deals:
+        path = urlsplit(request["path"]).path
+        kind, object_id = path.rsplit("/", 2)[-2:]
+        if path == "/crm/v3/objects/line_items/batch/read":
+            wanted = [i["id"] for i in request["body"]["inputs"]]
+            return 200, {
+                "status": "COMPLETE",
+                "results": [
+                    {"id": i, "properties": self.line_items[i]}
+                    for i in wanted
+                    if i in self.line_items
+                ],
+            }
+        if kind == "companies" and object_id in self.companies:
+            return 200, {"id": object_id, "properties": self.companies[object_id]}
+        if kind != "deals" or object_id not in self.deals:
             return 404, {"status": "error", "category": "OBJECT_NOT_FOUND"}
-        self.deals[deal_id].update(request["body"]["properties"])
-        return 200, {"id": deal_id, "properties": self.deals[deal_id]}
+        if request["method"] == "PATCH":
+            self.deals[object_id].update(request["body"]["properties"])
+        return 200, self._deal(object_id)
+
+    def _deal(self, deal_id: str) -> dict[str, Any]:
+        linked = self.associations.get(deal_id, {})
+        return {
+            "id": deal_id,
+            "properties": self.deals[deal_id],
+            "createdAt": "2026-01-05T09:00:00.000Z",
+            "updatedAt": self.updated_at.get(deal_id, "2026-01-05T09:00:00.000Z"),
+            "archived": False,
+            "associations": {
+                kind: {
+                    "results": [
+                        {
+                            "id": i,
+                            "type": "deal_to_company"
+                            if kind == "companies"
+                            else "deal_to_line_item",
+                        }
+                        for i in ids
+                    ]
+                }
+                for kind, ids in linked.items()
+            },
+        }
 
     def env(self) -> dict[str, str]:
         return {

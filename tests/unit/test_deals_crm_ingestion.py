@@ -133,7 +133,7 @@ def test_each_hubspot_event_is_read_alone_and_a_foreign_portal_refused_alone() -
     contact = {**stage, "subscriptionType": "contact.creation"}
     items = hubspot_items([association, stage, foreign, contact], AT, frozenset({"44556677"}))
     assert [_outcome(item) for item in items] == [
-        (0, "ignored", "[0]: deal associations carry no deal field Pollinate keeps"),
+        (0, "ignored", "[0]: a deal association carries nothing Pollinate keeps"),
         (1, "read", "hubspot:44556677:7"),
         (2, "refused", "[2].portalId '99887766' is not a HubSpot portal this platform ingests"),
         (3, "ignored", "[3].subscriptionType 'contact.creation' is not a deal subscription"),

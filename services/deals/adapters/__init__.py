@@ -6,10 +6,10 @@ nothing Pollinate keeps, and ResyncNeeded for an event that stands for changes i
 carry; the ingestion answers each item with its outcome.
 """
 
-from services.deals.adapters.common import AdapterError, Ignored
+from services.deals.adapters.common import AdapterError, Ignored, ResyncNeeded
 from services.deals.adapters.hubspot import from_hubspot, from_hubspot_event, hubspot_events
 from services.deals.adapters.partner_programs import from_aws_ace, from_microsoft_referral
-from services.deals.adapters.salesforce import ResyncNeeded, from_salesforce_cdc
+from services.deals.adapters.salesforce import from_salesforce_cdc
 
 __all__ = [
     "AdapterError",

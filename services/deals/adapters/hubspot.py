@@ -9,23 +9,31 @@ are ignored (never a reason to drop the stage change beside them)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from services.deals.adapters.common import (
+    MAX_PRODUCTS,
     AdapterError,
     Ignored,
+    ResyncNeeded,
     array,
+    country,
     currency,
     from_epoch_ms,
     ident,
     map_stage,
     money,
     name,
+    obj,
     optional_ident,
+    parse_date,
+    parse_datetime,
     require,
     string,
 )
-from shared.events.crm import CrmDealChanged, CrmSource, DealStage
+from services.deals.domain.customers import normalise_domain
+from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
 
 S = DealStage
 HUBSPOT_STAGES = {
@@ -70,10 +78,10 @@ def from_hubspot_event(event: Any, where: str) -> list[CrmDealChanged]:
     if not kind.startswith("deal."):
         raise Ignored(f"{where}.subscriptionType {kind!r} is not a deal subscription")
     portal = ident(require(event, "portalId", where), f"{where}.portalId")
-    if kind == "deal.associationChange":
-        raise Ignored(f"{where}: deal associations carry no deal field Pollinate keeps")
     event_id = f"{portal}:" + ident(require(event, "eventId", where), f"{where}.eventId")
     at = from_epoch_ms(require(event, "occurredAt", where), f"{where}.occurredAt")
+    if kind == "deal.associationChange":
+        _association(event, where, portal, at)
     if kind == "deal.merge":
         return _merge(event, where, portal, event_id, at)
     common: dict[str, Any] = {
@@ -92,6 +100,20 @@ def from_hubspot_event(event: Any, where: str) -> list[CrmDealChanged]:
         # Properties we do not model are accepted and carry no field change.
         return [CrmDealChanged(**common, change_type="updated", **_property(event, where))]
     raise AdapterError(f"{where}.subscriptionType {kind!r} is not supported")
+
+
+def _association(event: dict[str, Any], where: str, portal: str, at: datetime) -> None:
+    """A deal's company or line items changed: the deal is fetched with them (the event says
+    only which objects were linked). Other associations carry nothing Pollinate keeps."""
+    kind = string(event.get("associationType") or "", f"{where}.associationType", 64).upper()
+    if kind in ("DEAL_TO_COMPANY", "DEAL_TO_LINE_ITEM"):
+        deal = require(event, "fromObjectId", where)
+    elif kind in ("COMPANY_TO_DEAL", "LINE_ITEM_TO_DEAL"):
+        deal = require(event, "toObjectId", where)
+    else:
+        raise Ignored(f"{where}: a {kind or 'deal'} association carries nothing Pollinate keeps")
+    record = f"{portal}:{ident(deal, f'{where}.objectId')}"
+    raise ResyncNeeded(f"{where}: {kind} changed: the deal is fetched with it", (record,), at)
 
 
 def _merge(
@@ -155,3 +177,89 @@ def _property(event: dict[str, Any], where: str) -> dict[str, Any]:
     if field == "owner":
         return {"owner": optional_ident(value, at)}
     return {"currency": currency(value, at)}
+
+
+# What the CRM API is asked for, and the deal properties a snapshot offers (and clears).
+DEAL_PROPERTIES = (*PROPERTY_FIELDS, "hs_lastmodifieddate", "createdate")
+COMPANY_PROPERTIES = ("name", "domain", "country")
+LINE_ITEM_PROPERTIES = ("hs_sku", "hs_product_id", "name")
+
+
+def from_hubspot_deal(
+    portal: str,
+    deal: Any,
+    company: Any | None,
+    line_items: list[Any],
+    at_least: datetime | None = None,
+) -> CrmDealChanged:
+    """A deal as HubSpot's CRM API returns it (`GET /crm/v3/objects/deals/<id>`), with its
+    associated company and line items: a snapshot of the whole deal (a property empty or null
+    is cleared), its customer from the company (name, domain, country) and its products from
+    the line items (SKU, else product id, else name). Taken as of the deal's `updatedAt`, or
+    `at_least` (when the association change that asked for it happened) if later: associating a
+    company does not always move the deal's own modification time."""
+    deal = obj(deal, "deal")
+    deal_id = ident(require(deal, "id", "deal"), "deal.id")
+    properties = obj(deal.get("properties"), "deal.properties")
+    updated = parse_datetime(require(deal, "updatedAt", "deal"), "deal.updatedAt")
+    at = max(updated, at_least) if at_least is not None else updated
+    fields: dict[str, Any] = {}
+    cleared: list[str] = []
+    for prop, field in PROPERTY_FIELDS.items():
+        value = properties.get(prop)
+        where = f"deal.properties.{prop}"
+        if value in (None, ""):
+            if prop in properties and field != "stage":
+                cleared.append(field)
+            continue
+        if field == "close_date":
+            fields[field] = parse_date(value, where)
+        else:
+            fields.update(_property({"propertyName": prop, "propertyValue": value}, "deal"))
+    customer = None
+    if company is not None:
+        company_properties = obj(obj(company, "company").get("properties"), "company.properties")
+        customer = Customer(
+            name=name(company_properties.get("name"), "company.properties.name"),
+            domain=_domain(company_properties.get("domain"), "company.properties.domain"),
+            country=country(company_properties.get("country"), "company.properties.country"),
+        )
+    products = tuple(
+        ident(_product(item, index), f"line_items[{index}]")
+        for index, item in enumerate(line_items[:MAX_PRODUCTS])
+    )
+    return CrmDealChanged(
+        source=CrmSource.HUBSPOT,
+        source_id=f"{portal}:{deal_id}",
+        source_event_id=f"{portal}:rest:{deal_id}@{at.isoformat()}",
+        source_timestamp=at,
+        change_type="updated",
+        deleted=bool(deal.get("archived")),
+        customer=customer,
+        products=products or None,
+        cleared=tuple(cleared),
+        **fields,
+    )
+
+
+def archived_deal(portal: str, deal_id: str, at: datetime) -> CrmDealChanged:
+    """A deal the CRM API no longer has (404): deleted as of `at`."""
+    return CrmDealChanged(
+        source=CrmSource.HUBSPOT,
+        source_id=f"{portal}:{deal_id}",
+        source_event_id=f"{portal}:rest:{deal_id}@{at.isoformat()}:gone",
+        source_timestamp=at,
+        change_type="deleted",
+    )
+
+
+def _product(item: Any, index: int) -> Any:
+    item_properties = obj(obj(item, f"line_items[{index}]").get("properties"), "properties")
+    for key in LINE_ITEM_PROPERTIES:
+        if item_properties.get(key) not in (None, ""):
+            return item_properties[key]
+    raise AdapterError(f"line_items[{index}]: no hs_sku, hs_product_id or name")
+
+
+def _domain(value: Any, where: str) -> str | None:
+    return None if value in (None, "") else normalise_domain(string(value, where, 2048))

@@ -18,6 +18,7 @@ from services.deals.adapters.common import (
     MAX_PRODUCTS,
     AdapterError,
     Ignored,
+    ResyncNeeded,
     array,
     country,
     currency,
@@ -72,16 +73,6 @@ _CUSTOMER_FIELDS = ("Account_Name__c", "Account_Website__c", "BillingCountry__c"
 # An Avro `date` is days since the epoch; anything this small cannot be epoch milliseconds of
 # a moment after 1970-01-01T02:46 (no CRM record is older), so it is read as days.
 _DAYS_MAX = 10_000_000
-
-
-class ResyncNeeded(Ignored):
-    """A gap or overflow event: it stands for changes it does not carry. The records it names
-    must be fetched from Salesforce (`record_ids`; empty: every record changed `since`)."""
-
-    def __init__(self, message: str, record_ids: tuple[str, ...], since: datetime) -> None:
-        super().__init__(message)
-        self.record_ids = record_ids
-        self.since = since
 
 
 def _unwrap(message: Any) -> tuple[dict[str, Any], dict[str, Any], str]:
