@@ -71,7 +71,8 @@ DEAL_REGISTRATIONS = Topic(
         "registration.status_changed.v1",
         "registration.review_escalated.v1",
     ),
-    consumers=("attribution",),
+    # deals itself: its CRM write-back tells the originating CRM what was decided.
+    consumers=("attribution", "deals"),
     aggregate="registration_id",
 )
 DEAL_OPPORTUNITIES = Topic(

@@ -2,12 +2,12 @@
 review and operations, and CRM ingestion (payloads exactly as each source delivers them)."""
 
 import time
-from collections.abc import Callable
+from collections import Counter
 from dataclasses import asdict
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 
 from services.deals import crm_ingestion, verification, views
 from services.deals.backtest import backtest as run_backtest
@@ -25,6 +25,7 @@ from services.deals.schemas import (
     BacktestIn,
     BacktestOut,
     CheckOut,
+    CrmItemOut,
     CrmLinkIn,
     CrmLinkOut,
     DecisionOut,
@@ -48,7 +49,7 @@ from services.deals.verification import MicrosoftCertificates
 from shared.audit import record_action
 from shared.clock import now
 from shared.errors import Unprocessable
-from shared.events.crm import CrmDealChanged
+from shared.events.crm import CrmSource
 from shared.http import (
     UNPROCESSABLE_RESPONSE,
     AdminDep,
@@ -209,31 +210,69 @@ async def review_registration(
     return ReviewOut(registration_id=registration_id, status=outcome)
 
 
+MULTI_STATUS_RESPONSE: dict[int | str, dict[str, Any]] = {
+    207: {"model": IngestedOut, "description": "some items refused: each item's outcome"}
+}
+
+
 async def _ingest(
-    platform: Platform, payload: Any, changes_of: Callable[[Any, datetime], list[CrmDealChanged]]
+    platform: Platform, source: CrmSource, items: list[crm_ingestion.Item]
 ) -> IngestedOut:
-    """Record what an authenticated CRM delivered (its JSON body, read by its adapter) as deal
-    changes."""
-    changes = changes_of(payload, now())
+    """Record what an authenticated CRM delivered, item by item, and answer each outcome."""
+    outcomes = await crm_ingestion.record_items(
+        platform.pool, platform.outbox, source, items, now()
+    )
+    counts = Counter(item.outcome for item in outcomes)
     return IngestedOut(
-        accepted=await crm_ingestion.record_changes(platform.pool, platform.outbox, changes)
+        accepted=counts[crm_ingestion.Outcome.ACCEPTED],
+        duplicate=counts[crm_ingestion.Outcome.DUPLICATE],
+        stale=counts[crm_ingestion.Outcome.STALE],
+        ignored=counts[crm_ingestion.Outcome.IGNORED],
+        refused=counts[crm_ingestion.Outcome.REFUSED],
+        resync=counts[crm_ingestion.Outcome.RESYNC],
+        items=[CrmItemOut.model_validate(asdict(item)) for item in outcomes],
     )
 
 
-@crm.post("/salesforce", status_code=202)
-async def salesforce(request: Request, platform: PlatformDep, settings: SettingsDep) -> IngestedOut:
+def _multi_status(answer: IngestedOut) -> IngestedOut | JSONResponse:
+    """A Standard Webhooks sender retries anything but 2xx: refused items (kept with their
+    reasons) are answered 207 with each outcome, so the batch is not resent forever."""
+    if not answer.refused:
+        return answer
+    return JSONResponse(answer.model_dump(mode="json"), status_code=207)
+
+
+def _single(answer: IngestedOut) -> IngestedOut:
+    """A one-item delivery that was refused (and kept) answers 422 with the reason: its
+    sender does not retry a 4xx other than 409/429 (EventBridge) and a retry would not help."""
+    for item in answer.items:
+        if item.outcome == crm_ingestion.Outcome.REFUSED:
+            raise Unprocessable(item.reason or "refused")
+    return answer
+
+
+@crm.post(
+    "/salesforce", status_code=202, response_model=IngestedOut, responses=MULTI_STATUS_RESPONSE
+)
+async def salesforce(
+    request: Request, platform: PlatformDep, settings: SettingsDep
+) -> IngestedOut | JSONResponse:
     """Opportunity Change Data Capture relayed by a subscriber that signs each delivery with
-    Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`)."""
+    Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`). Each message
+    is answered alone: 202 when none is refused, 207 with each outcome otherwise."""
     raw = await request.body()
     verification.verify_salesforce(settings, raw, request.headers)
-    return await _ingest(platform, crm_ingestion.parse_json(raw), crm_ingestion.salesforce_changes)
+    items = crm_ingestion.salesforce_items(crm_ingestion.parse_json(raw), now())
+    return _multi_status(await _ingest(platform, CrmSource.SALESFORCE, items))
 
 
 @crm.post("/hubspot", status_code=202, responses=FORBIDDEN_RESPONSE)
 async def hubspot(request: Request, platform: PlatformDep, settings: SettingsDep) -> IngestedOut:
     """A HubSpot webhook batch, signed `X-HubSpot-Signature-v3` with the app's client secret
-    (`X-HubSpot-Request-Timestamp` at most 5 minutes old); every event from a configured
-    portal (403 otherwise)."""
+    (`X-HubSpot-Request-Timestamp` at most 5 minutes old). HubSpot does not retry a 4xx, so a
+    batch is answered 202 with each event's outcome: an unreadable event, or one from a portal
+    not ingested, is refused (and kept) while its neighbours are recorded; 403 only when no
+    event is from a configured portal."""
     raw = await request.body()
     uri = verification.hubspot_uri(
         settings.public_base_url, str(request.base_url), request.url.path, request.url.query
@@ -241,7 +280,8 @@ async def hubspot(request: Request, platform: PlatformDep, settings: SettingsDep
     verification.verify_hubspot(settings, request.method, uri, raw, request.headers, now())
     payload = crm_ingestion.parse_json(raw)
     verification.check_portals(settings, payload)
-    return await _ingest(platform, payload, crm_ingestion.hubspot_changes)
+    items = crm_ingestion.hubspot_items(payload, now(), settings.portals)
+    return await _ingest(platform, CrmSource.HUBSPOT, items)
 
 
 @crm.post("/aws-ace", status_code=202)
@@ -250,7 +290,8 @@ async def aws_ace(request: Request, platform: PlatformDep, settings: SettingsDep
     connection sends the configured API key header."""
     verification.verify_aws_ace(settings, request.headers)
     payload = crm_ingestion.parse_json(await request.body())
-    return await _ingest(platform, payload, crm_ingestion.aws_ace_changes)
+    items = crm_ingestion.aws_ace_items(payload, now())
+    return _single(await _ingest(platform, CrmSource.AWS_ACE, items))
 
 
 @crm.post("/microsoft", status_code=202)
@@ -261,7 +302,8 @@ async def microsoft(
     by the certificate at `X-MS-Certificate-Url` (`X-MS-Signature-Algorithm`, e.g. rsa-sha256)."""
     raw = await request.body()
     await certificates.verify(raw, request.headers, now())
-    return await _ingest(platform, crm_ingestion.parse_json(raw), crm_ingestion.microsoft_changes)
+    items = crm_ingestion.microsoft_items(crm_ingestion.parse_json(raw), now())
+    return _single(await _ingest(platform, CrmSource.MICROSOFT, items))
 
 
 @admin.post("/expiry/run")

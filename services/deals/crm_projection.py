@@ -112,10 +112,13 @@ async def apply_crm_changes(
     opportunity."""
     if not changes:
         return []
-    keys = sorted({event.data.deal_key for event in changes})
     new: dict[str, tuple[str, str]] = {}
     for event in changes:
         new.setdefault(event.data.deal_key, (event.data.source.value, event.data.source_id))
+        if event.data.merged_into is not None:  # the survivor of a merge exists from now on
+            survivor = (event.data.source.value, event.data.merged_into)
+            new.setdefault(f"{survivor[0]}:{survivor[1]}", survivor)
+    keys = sorted(new)
     rows = await repository.lock_deals(conn, keys, new)
     stamps: dict[str, dict[str, str]] = {
         key: json.loads(row["field_timestamps"]) for key, row in rows.items()
@@ -127,6 +130,30 @@ async def apply_crm_changes(
         if row["products"] is not None:
             row["products"] = json.dumps(row["products"])
     await repository.store_deals(conn, list(rows.values()))
+    return outgoing + await _follow_merges(conn, changes)
+
+
+async def _follow_merges(
+    conn: Connection, changes: Sequence[Envelope[CrmDealChanged]]
+) -> list[OutgoingEvent]:
+    """Registrations linked to a merged opportunity move to the survivor, and both states are
+    announced again (the survivor's now lists them), each caused by the merge."""
+    outgoing: list[OutgoingEvent] = []
+    for event in changes:
+        change = event.data
+        if change.merged_into is None:
+            continue
+        survivor = f"{change.source.value}:{change.merged_into}"
+        moved = await repository.move_linked_registrations(conn, change.deal_key, survivor, now())
+        if not moved:
+            continue
+        for key in (change.deal_key, survivor):
+            row = await repository.bump_revision(conn, key)
+            if row is not None:
+                linked = (await repository.linked_registrations(conn, [key])).get(key, [])
+                outgoing.append(
+                    OutgoingEvent(DEAL_OPPORTUNITIES, deal_state(row, linked), key, cause=event)
+                )
     return outgoing
 
 

@@ -428,6 +428,21 @@ async def awaiting_outcome(conn: Connection, deal_key: str) -> list[asyncpg.Reco
     )
 
 
+async def move_linked_registrations(
+    conn: Connection, merged: str, survivor: str, at: datetime
+) -> list[str]:
+    """Registrations linked to the opportunity `merged` follow it into `survivor` (a CRM
+    merge); returns their ids."""
+    rows = await conn.fetch(
+        """UPDATE registrations SET crm_deal_key = $2, updated_at = $3
+           WHERE crm_deal_key = $1 RETURNING registration_id""",
+        merged,
+        survivor,
+        at,
+    )
+    return [row["registration_id"] for row in rows]
+
+
 async def linked_registrations(
     conn: Connection, deal_keys: Sequence[str]
 ) -> dict[str, list[asyncpg.Record]]:
@@ -500,6 +515,16 @@ _STORED_COLUMNS = (
     "revision",
     "ingested_at",
 )
+
+
+async def field_stamps(conn: Connection, keys: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Each held opportunity's field source times (field -> ISO time), unlocked: they only
+    move forward, so a change older than all of them stays stale."""
+    rows = await conn.fetch(
+        "SELECT deal_key, field_timestamps FROM crm_deals WHERE deal_key = ANY($1::text[])",
+        list(keys),
+    )
+    return {r["deal_key"]: json.loads(r["field_timestamps"]) for r in rows}
 
 
 async def lock_deals(

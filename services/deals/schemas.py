@@ -167,10 +167,30 @@ class ReviewOut(BaseModel):
     status: RegistrationStatus
 
 
+class CrmItemOut(BaseModel):
+    index: int = Field(description="the item's position in the delivery (0 for a single item)")
+    outcome: str = Field(
+        description="accepted (recorded now), duplicate (recorded before, or earlier in this "
+        "delivery), stale (newer values are held for every field it carries), ignored (valid, "
+        "nothing Pollinate keeps), refused (unreadable: kept with the reason), resync (a gap "
+        "or overflow: the records it stands for are fetched from the CRM)"
+    )
+    deal_key: str | None = Field(default=None, description="the record, for a readable item")
+    reason: str | None = Field(default=None, description="why it was ignored or refused")
+
+
 class IngestedOut(BaseModel):
     accepted: int = Field(
         description="changes recorded now (a repeated delivery, or a repeat within the "
         "request, is not recorded again)"
+    )
+    duplicate: int = 0
+    stale: int = 0
+    ignored: int = 0
+    refused: int = 0
+    resync: int = Field(default=0, description="records (or windows) to fetch from the CRM")
+    items: list[CrmItemOut] = Field(
+        default_factory=list, description="each item's outcome (one per record), in order"
     )
 
 

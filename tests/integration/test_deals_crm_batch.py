@@ -359,8 +359,14 @@ async def test_crm_ingestion_counts_only_what_it_records_now(
         again = await client.post(
             f"{deals_instances[1]}/crm/hubspot", content=once, headers=hubspot_headers(once)
         )
-    assert (first.status_code, first.json()) == (202, {"accepted": 3})
-    assert (again.status_code, again.json()) == (202, {"accepted": 0})
+    assert (first.status_code, first.json()["accepted"], first.json()["duplicate"]) == (202, 3, 1)
+    assert [item["outcome"] for item in first.json()["items"]] == [
+        "accepted",
+        "accepted",
+        "accepted",
+        "duplicate",
+    ]
+    assert (again.status_code, again.json()["accepted"], again.json()["duplicate"]) == (202, 0, 3)
     admin = await asyncpg.connect(infra.admin_dsn)
     try:
         recorded = await admin.fetch(
