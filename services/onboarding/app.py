@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from services.onboarding import api, handlers, jobs
+from services.onboarding import api, enablement_api, handlers, jobs
 from services.onboarding.ownership import DomainVerification
 from services.onboarding.partner_tokens import TokenIssuing
 from services.onboarding.settings import OnboardingSettings, domain_verifier, load_config
@@ -37,6 +37,6 @@ def wire(platform: Platform) -> None:
 definition = ServiceDefinition(
     name="onboarding",
     migrations=Path(__file__).parent / "migrations",
-    routers=(api.router, api.admin),
+    routers=(api.router, api.admin, enablement_api.xapi, enablement_api.people),
     wire=wire,
 )

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.onboarding.domain.exams import ExamRule, default_exams
 from shared.events.partners import PartnerType
 
 
@@ -184,6 +185,9 @@ class OnboardingConfig(_Config):
     expel_after_suspended_days: int = Field(default=90, ge=0)
     revenue_window_days: int = Field(default=365, ge=1)
     reporting_currency: str = Field(default="USD", pattern="^[A-Z]{3}$")
+    # The learning system's certification exams (xAPI activity ids); None: one sales and one
+    # technical exam per competency (`domain/enablement.py`).
+    exams: tuple[ExamRule, ...] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> OnboardingConfig:
@@ -210,10 +214,22 @@ class OnboardingConfig(_Config):
             raise ValueError(f"gated_products name unknown competencies {sorted(unknown_gates)}")
         if self.agreement_item not in self.checklist:
             raise ValueError(f"agreement_item {self.agreement_item!r} is not a checklist item")
+        exam_tracks = {e.track for e in self.certification_exams} - known
+        if exam_tracks:
+            raise ValueError(f"exams certify on unknown competencies {sorted(exam_tracks)}")
+        activities = [e.activity_id for e in self.certification_exams]
+        if len(set(activities)) != len(activities):
+            raise ValueError("an exam activity_id is listed twice")
         stray = set(self.evidence_items) - set(self.checklist)
         if stray:
             raise ValueError(f"evidence_items name items not on the checklist: {sorted(stray)}")
         return self
+
+    @property
+    def certification_exams(self) -> tuple[ExamRule, ...]:
+        if self.exams is not None:
+            return self.exams
+        return default_exams(tuple(c.name for c in self.competencies))
 
     @property
     def base_tier(self) -> str:

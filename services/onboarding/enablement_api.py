@@ -1,0 +1,186 @@
+"""HTTP API of enablement: the xAPI statement resource the learning system (a system client)
+sends statements to, and a partner's people (the person registry statements are mapped to)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query, Response, status
+from pydantic import Field
+
+from services.onboarding import views
+from services.onboarding.api import ConfigDep
+from services.onboarding.domain.enablement import XAPI_VERSION, comparable
+from services.onboarding.enablement_schemas import LeaveIn, PersonIn, PersonOut, StatementIn
+from services.onboarding.people import add_person, leave
+from services.onboarding.statements import receive
+from shared.clock import now
+from shared.errors import RequestError, Unprocessable
+from shared.http import CallerDep, PlatformDep, partner_scope, require_role
+from shared.identity import Caller, Role
+
+xapi = APIRouter(prefix="/xapi", tags=["xapi"])
+people = APIRouter(tags=["people"])
+
+SystemDep = Annotated[Caller, require_role(Role.SYSTEM)]
+# Who registers people and records their leaving: the partner's own admins, channel managers
+# and system clients (an HR or identity feed).
+PeopleWriterDep = Annotated[
+    Caller, require_role(Role.PARTNER_ADMIN, Role.CHANNEL_MANAGER, Role.SYSTEM)
+]
+VersionHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-Experience-API-Version",
+        description="the xAPI version the client speaks (1.0.x)",
+    ),
+]
+StatementId = Annotated[uuid.UUID, Query(alias="statementId")]
+MAX_BATCH = 500
+
+
+def _speaks_xapi(version: str | None, response: Response) -> None:
+    """Every xAPI request names its version; this service answers in 1.0.3."""
+    response.headers["X-Experience-API-Version"] = XAPI_VERSION
+    if version is None or not (version == "1.0" or version.startswith("1.0.")):
+        raise RequestError(
+            f"X-Experience-API-Version 1.0.x required (got {version!r}); this LRS speaks "
+            f"{XAPI_VERSION}"
+        )
+
+
+def _batch(statements: list[StatementIn]) -> list[tuple[StatementIn, str]]:
+    """Each statement with its id (the LRS gives one to a statement that has none); an id
+    twice in one request is refused unless both are the same statement (then it is one)."""
+    seen: dict[str, str] = {}
+    batch = []
+    for statement in statements:
+        statement_id = str(statement.id or uuid.uuid4())
+        sent = comparable(statement.content(statement_id))
+        if statement_id in seen:
+            if seen[statement_id] != sent:
+                raise RequestError(f"statement {statement_id} appears twice with other content")
+            continue
+        seen[statement_id] = sent
+        batch.append((statement, statement_id))
+    return batch
+
+
+async def _store(
+    platform: PlatformDep, config: ConfigDep, who: Caller, statements: list[StatementIn]
+) -> list[str]:
+    at = now()
+    batch = _batch(statements)
+    async with platform.transaction() as conn:
+        await receive(
+            conn,
+            platform.outbox,
+            config,
+            [(s.parsed(i, at), s.content(i)) for s, i in batch],
+            at=at,
+            by=who.acting_as,
+            by_subject=who.subject,
+        )
+    return [i for _, i in batch]
+
+
+@xapi.put("/statements", status_code=204, response_class=Response)
+async def put_statement(
+    statement_id: StatementId,
+    body: StatementIn,
+    who: SystemDep,
+    platform: PlatformDep,
+    config: ConfigDep,
+    response: Response,
+    version: VersionHeader = None,
+) -> Response:
+    """Store one statement under `statementId` (204). The same statement again: 204, nothing
+    happens twice; other content under a stored id: 409."""
+    _speaks_xapi(version, response)
+    if body.id is not None and body.id != statement_id:
+        raise RequestError(f"the statement's id {body.id} is not statementId {statement_id}")
+    await _store(platform, config, who, [body.model_copy(update={"id": statement_id})])
+    return Response(status_code=status.HTTP_204_NO_CONTENT, headers=dict(response.headers))
+
+
+@xapi.post("/statements")
+async def post_statements(
+    body: Annotated[
+        StatementIn | Annotated[list[StatementIn], Field(max_length=MAX_BATCH)], Body()
+    ],
+    who: SystemDep,
+    platform: PlatformDep,
+    config: ConfigDep,
+    response: Response,
+    version: VersionHeader = None,
+) -> list[str]:
+    """Store a statement or a list of them (at most 500), together or not at all; answers
+    their ids in order (given to those without one)."""
+    _speaks_xapi(version, response)
+    statements = body if isinstance(body, list) else [body]
+    if not statements:
+        raise Unprocessable("no statements")
+    return await _store(platform, config, who, statements)
+
+
+@xapi.get("/statements")
+async def get_statement(
+    statement_id: StatementId,
+    who: Annotated[Caller, require_role(Role.SYSTEM, Role.CHANNEL_MANAGER)],
+    platform: PlatformDep,
+    response: Response,
+    version: VersionHeader = None,
+) -> dict[str, Any]:
+    """One stored statement, with `stored` and `authority` as this LRS set them."""
+    _speaks_xapi(version, response)
+    return await views.statement(platform.pool, str(statement_id))
+
+
+@people.post("/partners/{partner_id}/people", status_code=201)
+async def register_person(
+    partner_id: str,
+    body: PersonIn,
+    who: PeopleWriterDep,
+    platform: PlatformDep,
+    config: ConfigDep,
+    response: Response,
+) -> PersonOut:
+    """Register one of the partner's people (201); the learning system's statements naming
+    their mailbox or account apply from then on, those already received included. The same
+    person again: 200, unchanged; a current person of another partner: 409."""
+    partner_scope(who, partner_id, f"partner {partner_id}")
+    async with platform.transaction() as conn:
+        row, created = await add_person(
+            conn, platform.outbox, config, partner_id, body, now(), by=who.acting_as
+        )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return views.person_out(row, full=who.is_admin)
+
+
+@people.get("/partners/{partner_id}/people", response_model_exclude_unset=True)
+async def list_people(partner_id: str, who: CallerDep, platform: PlatformDep) -> list[PersonOut]:
+    partner_scope(who, partner_id, f"partner {partner_id}")
+    return await views.people(platform.pool, partner_id, full=who.is_admin)
+
+
+@people.post("/partners/{partner_id}/people/{person_id}/leave")
+async def person_leaves(
+    partner_id: str,
+    person_id: str,
+    who: PeopleWriterDep,
+    platform: PlatformDep,
+    config: ConfigDep,
+    body: LeaveIn | None = None,
+) -> PersonOut:
+    """The person has left the partner (at `left_at`, default now): their certifications no
+    longer count towards its competencies; the tier consequences follow the grace rules."""
+    partner_scope(who, partner_id, f"partner {partner_id}")
+    at = now()
+    left_at = body.left_at if body is not None and body.left_at is not None else at
+    async with platform.transaction() as conn:
+        row = await leave(
+            conn, platform.outbox, config, partner_id, person_id, left_at, at=at, by=who.acting_as
+        )
+    return views.person_out(row, full=who.is_admin)

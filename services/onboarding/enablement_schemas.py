@@ -1,0 +1,181 @@
+"""HTTP models of enablement: xAPI statements as the learning system sends them (the xAPI
+statement resource's shapes: camelCase properties, an actor identified by exactly one of mbox,
+mbox_sha1sum, openid or account), and a partner's people."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from services.onboarding.domain.enablement import (
+    PersonRole,
+    Statement,
+    account_key,
+    actor_keys,
+    mbox_key,
+)
+from services.onboarding.schemas import Email
+from shared.inputs import Instant, Name, as_ident
+
+# An IRI (verb, activity, account home page): exact, no controls, bounded.
+Iri = Annotated[str, Field(min_length=3, max_length=2000, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")]
+LanguageMap = dict[Annotated[str, Field(max_length=35)], Annotated[str, Field(max_length=2000)]]
+Json = dict[str, Any]  # free xAPI objects (context, definition, extensions): kept as sent
+
+
+class _Xapi(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class AccountIn(_Xapi):
+    home_page: Iri = Field(alias="homePage")
+    name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(as_ident)]
+
+
+class AgentIn(_Xapi):
+    """The actor: one person (a Group certifies nobody and is refused)."""
+
+    object_type: Literal["Agent"] = Field(default="Agent", alias="objectType")
+    name: Annotated[str, Field(max_length=200)] | None = None
+    mbox: str | None = Field(
+        default=None, pattern=r"^mailto:[^@\s]+@[^@\s]+\.[a-zA-Z]{2,}$", max_length=261
+    )
+    mbox_sha1sum: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}$")
+    openid: Iri | None = None
+    account: AccountIn | None = None
+
+    @model_validator(mode="after")
+    def _one_identifier(self) -> AgentIn:
+        given = [k for k in ("mbox", "mbox_sha1sum", "openid", "account") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(
+                "an actor is identified by exactly one of mbox, mbox_sha1sum, openid, account "
+                f"(got {', '.join(given) or 'none'})"
+            )
+        return self
+
+    @property
+    def key(self) -> str:
+        if self.mbox is not None:
+            return mbox_key(self.mbox.removeprefix("mailto:"))
+        if self.account is not None:
+            return account_key(self.account.home_page, self.account.name)
+        if self.openid is not None:
+            return "openid:" + self.openid
+        return f"mbox_sha1sum:{self.mbox_sha1sum}"
+
+
+class VerbIn(_Xapi):
+    id: Iri
+    display: LanguageMap | None = None
+
+
+class ObjectIn(_Xapi):
+    """The object: an activity (a module, an exam), or another xAPI object kept as sent."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    object_type: Literal["Activity", "Agent", "Group", "StatementRef", "SubStatement"] = Field(
+        default="Activity", alias="objectType"
+    )
+    id: Annotated[str, Field(max_length=2000)] | None = None
+    definition: Json | None = None
+
+    @model_validator(mode="after")
+    def _activity_has_id(self) -> ObjectIn:
+        if self.object_type == "Activity" and not self.id:
+            raise ValueError("an Activity object needs its id (an IRI)")
+        return self
+
+
+class ScoreIn(_Xapi):
+    scaled: Decimal | None = Field(default=None, ge=-1, le=1)
+    raw: Decimal | None = Field(default=None, allow_inf_nan=False)
+    min: Decimal | None = Field(default=None, allow_inf_nan=False)
+    max: Decimal | None = Field(default=None, allow_inf_nan=False)
+
+
+class ResultIn(_Xapi):
+    score: ScoreIn | None = None
+    success: bool | None = None
+    completion: bool | None = None
+    response: Annotated[str, Field(max_length=2000)] | None = None
+    duration: Annotated[str, Field(max_length=100, pattern=r"^P")] | None = None
+    extensions: Json | None = None
+
+
+class StatementIn(_Xapi):
+    """An xAPI statement. `stored`, `authority` and `version` may be sent but are the LRS's:
+    this service sets them (authority: the system client that sent it)."""
+
+    id: uuid.UUID | None = None
+    actor: AgentIn
+    verb: VerbIn
+    object: ObjectIn
+    result: ResultIn | None = None
+    context: Json | None = None
+    timestamp: Instant | None = None
+    stored: datetime | None = None
+    authority: Json | None = None
+    version: Annotated[str, Field(pattern=r"^1\.0(\.\d+)?$")] | None = None
+    attachments: list[Json] | None = Field(default=None, max_length=20)
+
+    def content(self, statement_id: str) -> dict[str, Any]:
+        """The statement as stored (before the LRS's own properties are added)."""
+        body = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        body["id"] = statement_id
+        return body
+
+    def parsed(self, statement_id: str, stored: datetime) -> Statement:
+        activity = self.object.id if self.object.object_type == "Activity" else None
+        score = self.result.score if self.result is not None else None
+        return Statement(
+            statement_id=statement_id,
+            actor_key=self.actor.key,
+            verb=self.verb.id,
+            activity=activity,
+            success=self.result.success if self.result is not None else None,
+            scaled_score=score.scaled if score is not None else None,
+            occurred_at=self.timestamp or stored,
+        )
+
+
+class PersonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    email: Email
+    name: Name | None = None
+    role: PersonRole
+    lms_account: AccountIn | None = Field(
+        default=None,
+        description="the person's account in the learning system, if statements "
+        "name them by account rather than mailbox",
+    )
+
+    def keys(self) -> list[str]:
+        account = (self.lms_account.home_page, self.lms_account.name) if self.lms_account else None
+        return actor_keys(self.email.lower(), account)
+
+
+class PersonOut(BaseModel):
+    person_id: str
+    partner_id: str
+    email: str
+    name: str | None
+    role: str
+    lms_account: str | None
+    joined_at: str
+    left_at: str | None
+    added_by: str | None = Field(default=None, description="channel managers only")
+    left_by: str | None = Field(default=None, description="channel managers only")
+
+
+class LeaveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    left_at: Instant | None = Field(
+        default=None, description="when the person left (default: now; never in the future)"
+    )

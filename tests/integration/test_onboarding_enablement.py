@@ -1,0 +1,329 @@
+"""Enablement on a real onboarding process (Kafka + Postgres): the learning system's xAPI
+statements for a partner's people, repeated and out of order, end in certifications,
+competencies and a tier; a person leaving drops the competency and starts grace."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from services.onboarding.domain.exams import EXAM_BASE
+from shared.events import Envelope
+from shared.events.partners import PartnerStateChanged
+from shared.identity import Role
+from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE
+from tests.support import kafka
+from tests.support.factories import credit_issued
+from tests.support.infra import Infra
+from tests.support.onboarding import SMALL_PROGRAM, strong_application
+from tests.support.polling import eventually
+from tests.support.processes import ADMIN, service_processes
+from tests.support.tokens import ENABLEMENT_SYSTEM, bearer, token
+
+pytestmark = pytest.mark.integration
+
+XAPI = {**ENABLEMENT_SYSTEM, "X-Experience-API-Version": "1.0.3"}
+LMS = "https://lms.example.org"
+VERBS = "http://adlnet.gov/expapi/verbs/"
+
+
+@pytest.fixture(scope="module")
+async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    config = Path(tmp_path_factory.mktemp("enablement")) / "program.json"
+    config.write_text(json.dumps(SMALL_PROGRAM))
+    env = {
+        "ONBOARDING_CONFIG_FILE": str(config),
+        "ONBOARDING_REQUALIFICATION_PERIOD_SECONDS": "86400",
+    }
+    async with service_processes(infra, "onboarding", env=env) as urls:
+        yield urls[0]
+
+
+async def active_partner(client: httpx.AsyncClient, url: str, domain: str) -> str:
+    """A strong application, approved, its checklist completed: active in the base tier."""
+    applied = await client.post(f"{url}/applications", json=strong_application(domain))
+    assert applied.status_code == 201, applied.text
+    pid: str = applied.json()["partner_id"]
+    decided = await client.post(
+        f"{url}/applications/{pid}/decision", headers=ADMIN, json={"approve": True}
+    )
+    assert decided.status_code == 200, decided.text
+    for item in ("profile_complete", "agreement_signed", "first_enablement_done"):
+        done = await client.post(
+            f"{url}/partners/{pid}/checklist/{item}", headers=ADMIN, json={"evidence": "ref-1"}
+        )
+        assert done.status_code == 200, done.text
+    assert done.json()["status"] == "active"
+    return pid
+
+
+async def give_revenue(infra: Infra, partner_id: str, amount: str) -> None:
+    at = datetime.now(UTC)
+    deal = f"hubspot:{uuid.uuid4().hex[:10]}"
+    credit = credit_issued(
+        credit_id=f"cr_{uuid.uuid4().hex[:12]}",
+        deal_key=deal,
+        partner_id=partner_id,
+        amount=amount,
+        currency="USD",
+        close_date=at.date(),
+        issued_at=at,
+        ingested_at=at,
+    )
+    await kafka.publish(infra, ATTRIBUTION_CREDITS, [credit], subject=deal, source="attribution")
+
+
+def statement(
+    actor: dict[str, Any],
+    verb: str,
+    activity: str,
+    at: datetime,
+    *,
+    success: bool | None = None,
+    statement_id: str | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": statement_id or str(uuid.uuid4()),
+        "actor": {"objectType": "Agent", **actor},
+        "verb": {"id": VERBS + verb, "display": {"en-US": verb}},
+        "object": {"objectType": "Activity", "id": activity},
+        "timestamp": at.isoformat(),
+    }
+    if success is not None:
+        body["result"] = {"success": success, "score": {"scaled": 0.9 if success else 0.3}}
+    return body
+
+
+async def partner(client: httpx.AsyncClient, url: str, pid: str) -> dict[str, Any]:
+    answer = await client.get(f"{url}/partners/{pid}", headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+async def snapshots(
+    admin_db: asyncpg.Connection[asyncpg.Record], partner_id: str
+) -> list[PartnerStateChanged]:
+    rows = await admin_db.fetch(
+        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
+        "ORDER BY position",
+        PARTNER_LIFECYCLE.name,
+        partner_id,
+    )
+    return [Envelope[PartnerStateChanged].model_validate_json(r["value"]).data for r in rows]
+
+
+async def test_statements_for_two_people_certify_then_a_leaver_starts_grace(
+    infra: Infra, onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    domain = f"enable-{run}.example"
+    sam = {"mbox": f"mailto:sam@{domain}"}
+    tess = {"account": {"homePage": LMS, "name": f"tess-{run}"}}
+    now = datetime.now(UTC)
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding, domain)
+        await give_revenue(infra, pid, "3000.00")
+
+        async def revenue_counted() -> bool:
+            return Decimal((await partner(client, onboarding, pid))["attributed_revenue"]) > 0
+
+        await eventually(revenue_counted)
+        assert (await partner(client, onboarding, pid))["tier"] == "registered"  # no competency
+
+        # Sam is registered; Tess not yet (her statements wait for her).
+        registered = await client.post(
+            f"{onboarding}/partners/{pid}/people",
+            headers=ADMIN,
+            json={"email": f"Sam@{domain}", "name": "Sam", "role": "sales"},
+        )
+        assert registered.status_code == 201, registered.text
+        sam_id = registered.json()["person_id"]
+        again = await client.post(
+            f"{onboarding}/partners/{pid}/people",
+            headers=ADMIN,
+            json={"email": f"sam@{domain}", "name": "Sam", "role": "sales"},
+        )
+        assert (again.status_code, again.json()["person_id"]) == (200, sam_id)
+
+        # Out of order: Sam's pass (3 days ago) arrives before his earlier failed attempt and
+        # a completed module; Tess passes the technical exam (by her LMS account).
+        sales_exam, technical_exam = f"{EXAM_BASE}data/sales", f"{EXAM_BASE}data/technical"
+        passed = statement(sam, "passed", sales_exam, now - timedelta(days=3), success=True)
+        put = await client.put(
+            f"{onboarding}/xapi/statements",
+            params={"statementId": passed["id"]},
+            headers=XAPI,
+            json=passed,
+        )
+        assert put.status_code == 204, put.text
+        assert put.headers["X-Experience-API-Version"] == "1.0.3"
+        later = [
+            statement(sam, "failed", sales_exam, now - timedelta(days=5), success=False),
+            statement(sam, "completed", "https://lms.example.org/modules/data-101", now),
+            statement(tess, "passed", technical_exam, now - timedelta(days=2), success=True),
+        ]
+        posted = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=later)
+        assert posted.status_code == 200, posted.text
+        assert posted.json() == [s["id"] for s in later]
+        state = await partner(client, onboarding, pid)
+        assert (state["competencies"], state["tier"]) == ([], "registered")
+
+        # Repeats change nothing; the same id with other content is refused, and the request
+        # it came in stores nothing (a valid neighbour is not half-stored).
+        for _ in range(2):
+            repeat = await client.put(
+                f"{onboarding}/xapi/statements",
+                params={"statementId": passed["id"]},
+                headers=XAPI,
+                json=passed,
+            )
+            assert repeat.status_code == 204, repeat.text
+        resent = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=later)
+        assert resent.status_code == 200, resent.text
+        forged = {**passed, "verb": {"id": VERBS + "failed"}}
+        neighbour = statement(sam, "completed", "https://lms.example.org/modules/x", now)
+        refused = await client.post(
+            f"{onboarding}/xapi/statements", headers=XAPI, json=[neighbour, forged]
+        )
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["detail"] == (
+            f"statement {passed['id']} is already stored with other content; statements are "
+            "immutable (nothing of this request was stored)"
+        )
+        missing = await client.get(
+            f"{onboarding}/xapi/statements",
+            params={"statementId": neighbour["id"]},
+            headers=XAPI,
+        )
+        assert missing.status_code == 404
+
+        # Tess is registered: her waiting pass certifies her; with Sam's, data is held: silver.
+        tess_in = await client.post(
+            f"{onboarding}/partners/{pid}/people",
+            headers=ENABLEMENT_SYSTEM,
+            json={
+                "email": f"tess@{domain}",
+                "role": "technical",
+                "lms_account": {"homePage": LMS + "/", "name": f"tess-{run}"},
+            },
+        )
+        assert tess_in.status_code == 201, tess_in.text
+        state = await partner(client, onboarding, pid)
+        assert (state["competencies"], state["tier"], state["status"]) == (
+            ["data"],
+            "silver",
+            "active",
+        )
+        certified = await client.get(f"{onboarding}/partners/{pid}/certifications", headers=ADMIN)
+        by_person = {(c["person"], c["role"], c["track"]): c for c in certified.json()}
+        assert set(by_person) == {
+            (f"sam@{domain}", "sales", "data"),
+            (f"tess@{domain}", "technical", "data"),
+        }
+        sam_cert = by_person[(f"sam@{domain}", "sales", "data")]
+        assert datetime.fromisoformat(sam_cert["issued_at"]) == now - timedelta(days=3)
+        assert datetime.fromisoformat(sam_cert["expires_at"]) == now + timedelta(days=727)
+        assert sam_cert["recorded_by"] == "enablement-system"
+        stored = await client.get(
+            f"{onboarding}/xapi/statements", params={"statementId": passed["id"]}, headers=XAPI
+        )
+        assert stored.status_code == 200, stored.text
+        assert stored.json()["authority"]["account"]["name"] == "enablement-system"
+        assert stored.json()["verb"]["id"] == VERBS + "passed"
+        assert (
+            await admin_db.fetchval(
+                "SELECT count(*) FROM onboarding.xapi_statements WHERE actor_key LIKE $1",
+                f"%{run}%",
+            )
+            == 4
+        )  # the refused request's neighbour was not stored
+        outcomes = await admin_db.fetch(
+            "SELECT outcome FROM onboarding.xapi_statement_outcomes WHERE partner_id = $1 "
+            "ORDER BY outcome",
+            pid,
+        )
+        assert [r["outcome"] for r in outcomes] == [
+            "certified: data sales",
+            "certified: data technical",
+            "recorded (failed: certifies nobody)",
+            "recorded (not a certification exam)",
+        ]
+        lifecycle = await snapshots(admin_db, pid)
+        assert [list(s.competencies) for s in lifecycle][-2:] == [["data"], ["data"]]
+        assert lifecycle[-1].tier == "silver"
+
+        # Sam leaves: data is no longer held; silver's competency shortfall starts grace.
+        left = await client.post(
+            f"{onboarding}/partners/{pid}/people/{sam_id}/leave", headers=ADMIN, json={}
+        )
+        assert left.status_code == 200, left.text
+        assert left.json()["left_at"] is not None
+        state = await partner(client, onboarding, pid)
+        assert (state["competencies"], state["status"], state["tier"]) == ([], "grace", "silver")
+        assert state["history"][-1]["acted_by"] == "channel-manager@tests"
+        lifecycle = await snapshots(admin_db, pid)
+        assert (lifecycle[-1].change.value, list(lifecycle[-1].competencies)) == (
+            "grace_started",
+            [],
+        )
+        # Leaving again changes nothing; Sam's later statements no longer count here.
+        again_left = await client.post(
+            f"{onboarding}/partners/{pid}/people/{sam_id}/leave", headers=ADMIN
+        )
+        assert again_left.json()["left_at"] == left.json()["left_at"]
+        repass = statement(sam, "passed", sales_exam, now + timedelta(seconds=5), success=True)
+        assert (
+            await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=repass)
+        ).status_code == 200
+        assert (await partner(client, onboarding, pid))["competencies"] == []
+
+
+async def test_xapi_requests_are_checked_before_anything_is_stored(onboarding: str) -> None:
+    run = uuid.uuid4().hex[:8]
+    good = statement(
+        {"mbox": f"mailto:x@{run}.example"}, "passed", f"{EXAM_BASE}data/sales", datetime.now(UTC)
+    )
+    async with httpx.AsyncClient(timeout=30) as client:
+        no_version = await client.post(
+            f"{onboarding}/xapi/statements", headers=ENABLEMENT_SYSTEM, json=good
+        )
+        assert no_version.status_code == 400
+        assert no_version.json()["detail"].startswith("X-Experience-API-Version 1.0.x required")
+        partner_user = bearer(token("ptn_x/u", Role.PARTNER_USER, partner_id="ptn_x"))
+        denied = await client.post(
+            f"{onboarding}/xapi/statements",
+            headers={**partner_user, "X-Experience-API-Version": "1.0.3"},
+            json=good,
+        )
+        assert denied.status_code == 403
+        bad_bodies = {
+            "two identifiers": {**good, "actor": {"mbox": "mailto:a@b.example", "openid": "x:y"}},
+            "a group": {**good, "actor": {"objectType": "Group", "mbox": "mailto:a@b.example"}},
+            "no timezone": {**good, "timestamp": "2026-11-01T10:00:00"},
+            "no verb": {k: v for k, v in good.items() if k != "verb"},
+            "not an IRI": {**good, "verb": {"id": "passed"}},
+        }
+        for why, body in bad_bodies.items():
+            answer = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=body)
+            assert answer.status_code == 422, (why, answer.text)
+        mismatch = await client.put(
+            f"{onboarding}/xapi/statements",
+            params={"statementId": str(uuid.uuid4())},
+            headers=XAPI,
+            json=good,
+        )
+        assert mismatch.status_code == 400
+        assert "is not statementId" in mismatch.json()["detail"]
+        for body in (good, [good, good]):  # an id twice in one request, same content: once
+            stored = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=body)
+            assert (stored.status_code, stored.json()) == (200, [good["id"]])

@@ -1,0 +1,112 @@
+"""Enablement's pure rules: which statements certify, how a repeat is compared, which
+membership a statement belongs to, and the exam configuration."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from services.onboarding.domain.config import OnboardingConfig
+from services.onboarding.domain.enablement import (
+    COMPLETED,
+    FAILED,
+    PASSED,
+    Statement,
+    certification_from,
+    comparable,
+    mbox_key,
+    membership_for,
+)
+from services.onboarding.domain.exams import EXAM_BASE, CertificationRole, ExamRule
+from tests.support.onboarding import SMALL
+
+AT = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
+EXAM = f"{EXAM_BASE}data/technical"
+
+
+def said(verb: str = PASSED, activity: str = EXAM, **overrides: Any) -> Statement:
+    values: dict[str, Any] = {
+        "statement_id": "s1",
+        "actor_key": mbox_key("Tess@Example.org"),
+        "verb": verb,
+        "activity": activity,
+        "success": True,
+        "scaled_score": Decimal("0.8"),
+        "occurred_at": AT,
+    }
+    values.update(overrides)
+    return Statement(**values)
+
+
+def test_a_passed_exam_certifies_from_its_own_moment_for_the_exams_validity() -> None:
+    certification, outcome = certification_from(SMALL.certification_exams, said(), "tess@x.org")
+    assert certification is not None
+    assert (certification.role, certification.track) == (CertificationRole.TECHNICAL, "data")
+    assert (certification.issued_at, certification.expires_at) == (AT, AT + timedelta(days=730))
+    assert outcome == "certified: data technical"
+
+
+@pytest.mark.parametrize(
+    ("statement", "outcome"),
+    [
+        (said(FAILED, success=False), "recorded (failed: certifies nobody)"),
+        (said(COMPLETED), "recorded (completed: certifies nobody)"),
+        (said(activity="https://lms.example.org/m/1"), "recorded (not a certification exam)"),
+        (said(success=False), "recorded (passed with result.success false: certifies nobody)"),
+    ],
+)
+def test_other_statements_certify_nobody(statement: Statement, outcome: str) -> None:
+    assert certification_from(SMALL.certification_exams, statement, "t@x.org") == (None, outcome)
+
+
+def test_an_exam_with_a_pass_mark_needs_the_score() -> None:
+    exams = (ExamRule(activity_id=EXAM, track="data", role="technical", min_scaled_score="0.7"),)
+    assert certification_from(exams, said(), "t@x.org")[0] is not None
+    low, why = certification_from(exams, said(scaled_score=Decimal("0.5")), "t@x.org")
+    assert low is None
+    assert "below the exam's pass mark 0.7" in why
+    assert certification_from(exams, said(scaled_score=None), "t@x.org")[0] is None
+
+
+def test_a_repeat_compares_equal_whatever_the_lrs_set_and_the_timestamps_zone() -> None:
+    sent = {"id": "1", "verb": {"id": PASSED}, "timestamp": "2026-11-01T10:30:00+01:00"}
+    again = {
+        **sent,
+        "timestamp": "2026-11-01T09:30:00Z",
+        "stored": "2026-11-02T00:00:00Z",
+        "authority": {"mbox": "mailto:lrs@x.org"},
+        "version": "1.0.3",
+    }
+    assert comparable(sent) == comparable(again)
+    assert comparable(sent) != comparable({**sent, "verb": {"id": FAILED}})
+
+
+def person(email: str, joined: datetime, left: datetime | None, **more: Any) -> dict[str, Any]:
+    return {"email": email, "lms_account": None, "joined_at": joined, "left_at": left, **more}
+
+
+def test_a_statement_belongs_to_the_membership_of_its_moment_else_the_current_one() -> None:
+    before = person("tess@example.org", AT - timedelta(days=100), AT + timedelta(days=1), n=1)
+    now = person("tess@example.org", AT + timedelta(days=10), None, n=2)
+    assert membership_for([before, now], said())["n"] == 1  # done while at the first partner
+    late = said(occurred_at=AT + timedelta(days=5))  # between the two: the current one
+    assert membership_for([before, now], late)["n"] == 2
+    assert membership_for([before], late) is None  # after leaving, while nobody's
+    by_account = said(actor_key="account:https://lms|t1")
+    assert membership_for(
+        [person("x@y.org", AT, None, lms_account="account:https://lms|t1")], by_account
+    )
+    assert membership_for([now], said(actor_key=mbox_key("other@example.org"))) is None
+
+
+def test_the_program_refuses_exams_on_unknown_tracks_or_listed_twice() -> None:
+    assert len(SMALL.certification_exams) == 4  # a sales and a technical exam per competency
+    exam = {"activity_id": EXAM, "track": "data", "role": "sales"}
+    with pytest.raises(ValidationError, match="unknown competencies"):
+        OnboardingConfig.model_validate({"exams": [{**exam, "track": "quantum"}]})
+    with pytest.raises(ValidationError, match="listed twice"):
+        OnboardingConfig.model_validate({"exams": [exam, exam]})
