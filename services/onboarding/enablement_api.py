@@ -12,7 +12,13 @@ from pydantic import Field
 from services.onboarding import views
 from services.onboarding.api import ConfigDep
 from services.onboarding.domain.enablement import XAPI_VERSION, comparable
-from services.onboarding.enablement_schemas import LeaveIn, PersonIn, PersonOut, StatementIn
+from services.onboarding.enablement_schemas import (
+    LearningOut,
+    LeaveIn,
+    PersonIn,
+    PersonOut,
+    StatementIn,
+)
 from services.onboarding.people import add_person, leave
 from services.onboarding.statements import receive
 from shared.clock import now
@@ -163,6 +169,16 @@ async def register_person(
 async def list_people(partner_id: str, who: CallerDep, platform: PlatformDep) -> list[PersonOut]:
     partner_scope(who, partner_id, f"partner {partner_id}")
     return await views.people(platform.pool, partner_id, full=who.is_admin)
+
+
+@people.get("/partners/{partner_id}/learning")
+async def learning_paths(
+    partner_id: str, who: CallerDep, platform: PlatformDep, config: ConfigDep
+) -> LearningOut:
+    """The learning paths for the partner's type and tier (the program in force), and how far
+    each of its current people of the path's role has come."""
+    partner_scope(who, partner_id, f"partner {partner_id}")
+    return await views.learning(platform.pool, config, partner_id)
 
 
 @people.post("/partners/{partner_id}/people/{person_id}/leave")

@@ -179,3 +179,36 @@ class LeaveIn(BaseModel):
     left_at: Instant | None = Field(
         default=None, description="when the person left (default: now; never in the future)"
     )
+
+
+class ModuleOut(BaseModel):
+    activity_id: str
+    title: str
+    state: Literal["done", "next", "locked", "out_of_order"]
+    completed_at: str | None
+
+
+class PersonProgressOut(BaseModel):
+    person_id: str
+    email: str
+    name: str | None
+    modules: list[ModuleOut]
+    done: int
+    complete: bool
+    exam_passed_at: str | None
+
+
+class PathOut(BaseModel):
+    name: str
+    role: str
+    leads_to: str | None = Field(description="the certification exam the path leads to")
+    modules: int
+    people: list[PersonProgressOut] = Field(description="the partner's current people of the role")
+
+
+class LearningOut(BaseModel):
+    partner_id: str
+    partner_type: str
+    tier: str
+    policy_version: str = Field(description="the program version the paths are taken from")
+    paths: list[PathOut]

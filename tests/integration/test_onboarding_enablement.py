@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
-from services.onboarding.domain.exams import EXAM_BASE
+from services.onboarding.domain.programme import EXAM_BASE, MODULE_BASE
 from shared.events import Envelope
 from shared.events.partners import PartnerStateChanged
 from shared.identity import Role
@@ -27,7 +27,7 @@ from tests.support.infra import Infra
 from tests.support.onboarding import SMALL_PROGRAM, strong_application
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, service_processes
-from tests.support.tokens import ENABLEMENT_SYSTEM, bearer, token
+from tests.support.tokens import ENABLEMENT_SYSTEM, auth, bearer, token
 
 pytestmark = pytest.mark.integration
 
@@ -287,6 +287,17 @@ async def test_statements_for_two_people_certify_then_a_leaver_starts_grace(
         ).status_code == 200
         assert (await partner(client, onboarding, pid))["competencies"] == []
 
+        # Nobody replaces Sam before grace runs out (10 days): demoted to the tier it meets.
+        run_at = (datetime.now(UTC) + timedelta(days=11)).isoformat()
+        demoted = await client.post(
+            f"{onboarding}/admin/requalification/run",
+            json={"as_of": run_at, "partner_ids": [pid]},
+            headers=ADMIN,
+        )
+        assert demoted.status_code == 200, demoted.text
+        state = await partner(client, onboarding, pid)
+        assert (state["status"], state["tier"]) == ("active", "registered")
+
 
 async def test_xapi_requests_are_checked_before_anything_is_stored(onboarding: str) -> None:
     run = uuid.uuid4().hex[:8]
@@ -327,3 +338,66 @@ async def test_xapi_requests_are_checked_before_anything_is_stored(onboarding: s
         for body in (good, [good, good]):  # an id twice in one request, same content: once
             stored = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=body)
             assert (stored.status_code, stored.json()) == (200, [good["id"]])
+
+
+async def test_learning_paths_show_each_persons_progress_in_module_order(
+    onboarding: str,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    domain = f"paths-{run}.example"
+    ada = {"mbox": f"mailto:ada@{domain}"}
+    now = datetime.now(UTC)
+    fundamentals, deep_dive = f"{MODULE_BASE}data/fundamentals", f"{MODULE_BASE}data/sales"
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding, domain)
+        for email, role in ((f"ada@{domain}", "sales"), (f"cy@{domain}", "customer_success")):
+            added = await client.post(
+                f"{onboarding}/partners/{pid}/people",
+                headers=ADMIN,
+                json={"email": email, "role": role},
+            )
+            assert added.status_code == 201, added.text
+        # Ada takes the deep dive before the fundamentals: it has to be taken again.
+        sent = [
+            statement(ada, "completed", deep_dive, now - timedelta(days=3)),
+            statement(ada, "completed", fundamentals, now - timedelta(days=2)),
+        ]
+        posted = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=sent)
+        assert posted.status_code == 200, posted.text
+
+        async def data_sales() -> dict[str, Any]:
+            answer = await client.get(f"{onboarding}/partners/{pid}/learning", headers=auth(pid))
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert (body["policy_version"], body["tier"]) == ("small-program-1", "registered")
+            names = {p["name"]: p for p in body["paths"]}
+            assert set(names) == {
+                "data-sales",
+                "data-technical",
+                "ai-sales",
+                "ai-technical",
+                "customer-adoption",
+            }
+            assert [p["email"] for p in names["customer-adoption"]["people"]] == [f"cy@{domain}"]
+            assert names["data-technical"]["people"] == []
+            (progress,) = names["data-sales"]["people"]
+            return dict(progress)
+
+        early = await data_sales()
+        assert [m["state"] for m in early["modules"]] == ["done", "out_of_order"]
+        assert (early["done"], early["complete"], early["exam_passed_at"]) == (1, False, None)
+
+        sent = [
+            statement(ada, "completed", deep_dive, now - timedelta(days=1)),
+            statement(ada, "passed", f"{EXAM_BASE}data/sales", now, success=True),
+        ]
+        posted = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=sent)
+        assert posted.status_code == 200, posted.text
+        finished = await data_sales()
+        assert [m["state"] for m in finished["modules"]] == ["done", "done"]
+        assert (finished["done"], finished["complete"]) == (2, True)
+        assert datetime.fromisoformat(finished["exam_passed_at"]) == now
+        other = await client.get(
+            f"{onboarding}/partners/{pid}/learning", headers=auth(f"{pid}-other")
+        )
+        assert other.status_code == 404

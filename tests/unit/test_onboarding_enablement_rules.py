@@ -21,7 +21,16 @@ from services.onboarding.domain.enablement import (
     mbox_key,
     membership_for,
 )
-from services.onboarding.domain.exams import EXAM_BASE, CertificationRole, ExamRule
+from services.onboarding.domain.learning import Completion, ModuleState, paths_for, progress
+from services.onboarding.domain.programme import (
+    EXAM_BASE,
+    CertificationRole,
+    ExamRule,
+    LearningPath,
+    Module,
+    PersonRole,
+)
+from shared.events.partners import PartnerType
 from tests.support.onboarding import SMALL
 
 AT = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
@@ -110,3 +119,67 @@ def test_the_program_refuses_exams_on_unknown_tracks_or_listed_twice() -> None:
         OnboardingConfig.model_validate({"exams": [{**exam, "track": "quantum"}]})
     with pytest.raises(ValidationError, match="listed twice"):
         OnboardingConfig.model_validate({"exams": [exam, exam]})
+
+
+PATH = LearningPath(
+    name="data-sales",
+    role=PersonRole.SALES,
+    partner_types=(PartnerType.GSI,),
+    tiers=("silver", "gold"),
+    modules=(
+        Module(activity_id="m1", title="one"),
+        Module(activity_id="m2", title="two"),
+        Module(activity_id="m3", title="three"),
+    ),
+    leads_to=EXAM,
+)
+
+
+def done(activity: str, days: int, *, passed: bool = False) -> Completion:
+    return Completion(activity, AT + timedelta(days=days), passed)
+
+
+def test_modules_count_in_order_and_one_taken_too_early_is_taken_again() -> None:
+    start = progress(PATH, [])
+    assert [m.state for m in start.modules] == [
+        ModuleState.NEXT,
+        ModuleState.LOCKED,
+        ModuleState.LOCKED,
+    ]
+    early = progress(PATH, [done("m2", 1), done("m1", 2)])
+    assert [m.state for m in early.modules] == [
+        ModuleState.DONE,
+        ModuleState.OUT_OF_ORDER,
+        ModuleState.LOCKED,
+    ]
+    assert (early.done, early.complete) == (1, False)
+    whole = progress(
+        PATH,
+        [done("m2", 1), done("m1", 2), done("m2", 3), done("m3", 3), done(EXAM, 4, passed=True)],
+    )
+    assert (whole.done, whole.complete) == (3, True)
+    assert whole.modules[1].completed_at == AT + timedelta(days=3)
+    assert whole.exam_passed_at == AT + timedelta(days=4)
+
+
+def test_a_path_applies_to_its_role_partner_types_and_tiers() -> None:
+    assert paths_for([PATH], PersonRole.SALES, "gsi", "silver") == [PATH]
+    assert paths_for([PATH], PersonRole.TECHNICAL, "gsi", "silver") == []
+    assert paths_for([PATH], PersonRole.SALES, "msp", "silver") == []
+    assert paths_for([PATH], PersonRole.SALES, "gsi", "registered") == []
+    names = {p.name for p in SMALL.paths}
+    assert names == {
+        "data-sales",
+        "data-technical",
+        "ai-sales",
+        "ai-technical",
+        "customer-adoption",
+    }
+
+
+def test_the_program_refuses_paths_to_unknown_exams_or_tiers() -> None:
+    path = PATH.model_dump(mode="json")
+    with pytest.raises(ValidationError, match="unknown exam"):
+        OnboardingConfig.model_validate({"learning_paths": [{**path, "leads_to": "x:nothing"}]})
+    with pytest.raises(ValidationError, match="unknown tiers"):
+        OnboardingConfig.model_validate({"learning_paths": [{**path, "tiers": ["mithril"]}]})

@@ -13,7 +13,12 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.onboarding.domain.exams import ExamRule, default_exams
+from services.onboarding.domain.programme import (
+    ExamRule,
+    LearningPath,
+    default_exams,
+    default_paths,
+)
 from shared.events.partners import PartnerType
 
 
@@ -188,6 +193,9 @@ class OnboardingConfig(_Config):
     # The learning system's certification exams (xAPI activity ids); None: one sales and one
     # technical exam per competency (`domain/enablement.py`).
     exams: tuple[ExamRule, ...] | None = None
+    # Learning paths per role, partner type and tier; None: one per exam and one for customer
+    # success (`domain/programme.py`).
+    learning_paths: tuple[LearningPath, ...] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> OnboardingConfig:
@@ -220,6 +228,7 @@ class OnboardingConfig(_Config):
         activities = [e.activity_id for e in self.certification_exams]
         if len(set(activities)) != len(activities):
             raise ValueError("an exam activity_id is listed twice")
+        self._consistent_paths()
         stray = set(self.evidence_items) - set(self.checklist)
         if stray:
             raise ValueError(f"evidence_items name items not on the checklist: {sorted(stray)}")
@@ -230,6 +239,29 @@ class OnboardingConfig(_Config):
         if self.exams is not None:
             return self.exams
         return default_exams(tuple(c.name for c in self.competencies))
+
+    @property
+    def paths(self) -> tuple[LearningPath, ...]:
+        if self.learning_paths is not None:
+            return self.learning_paths
+        return default_paths(self.certification_exams)
+
+    def _consistent_paths(self) -> None:
+        names = [p.name for p in self.paths]
+        if len(set(names)) != len(names):
+            raise ValueError(f"learning path names must be unique: {names}")
+        exams = {e.activity_id for e in self.certification_exams}
+        tiers = {t.name for t in self.tiers}
+        for path in self.paths:
+            if path.leads_to is not None and path.leads_to not in exams:
+                raise ValueError(f"learning path {path.name} leads to unknown exam {path.leads_to}")
+            if set(path.tiers) - tiers:
+                raise ValueError(
+                    f"learning path {path.name} names unknown tiers {sorted(set(path.tiers) - tiers)}"
+                )
+            modules = [m.activity_id for m in path.modules]
+            if len(set(modules)) != len(modules):
+                raise ValueError(f"learning path {path.name} lists a module twice")
 
     @property
     def base_tier(self) -> str:

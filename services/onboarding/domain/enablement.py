@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
-from services.onboarding.domain.exams import ExamRule
+from services.onboarding.domain.programme import ExamRule
+from services.onboarding.domain.programme import PersonRole as PersonRole
 from services.onboarding.domain.tiers import Certification
 
 VERBS = "http://adlnet.gov/expapi/verbs/"
@@ -32,14 +32,6 @@ XAPI_VERSION = "1.0.3"
 # Properties the LRS sets or that may legitimately differ between two sendings of one statement
 # (xAPI statement comparison): left out when a repeat is compared with what is stored.
 NOT_COMPARED = frozenset({"stored", "authority", "version"})
-
-
-class PersonRole(StrEnum):
-    """What a partner's person does: the role their learning path is chosen by."""
-
-    SALES = "sales"
-    TECHNICAL = "technical"  # pre-sales and technical staff
-    CUSTOMER_SUCCESS = "customer_success"
 
 
 def actor_keys(email: str | None, account: tuple[str, str] | None) -> list[str]:

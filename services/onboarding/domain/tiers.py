@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from services.onboarding.domain.config import OnboardingConfig, TierRule
-from services.onboarding.domain.exams import CertificationRole as CertificationRole
+from services.onboarding.domain.programme import CertificationRole as CertificationRole
 from shared.errors import Unprocessable
 
 
