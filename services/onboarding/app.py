@@ -32,11 +32,18 @@ def wire(platform: Platform) -> None:
 
     period = settings.requalification_period_seconds
     platform.every(period, jobs.requalify, name="requalification", first_run_after=period)
+    platform.every(period, jobs.remind, name="certification reminders", first_run_after=period)
 
 
 definition = ServiceDefinition(
     name="onboarding",
     migrations=Path(__file__).parent / "migrations",
-    routers=(api.router, api.admin, enablement_api.xapi, enablement_api.people),
+    routers=(
+        api.router,
+        api.admin,
+        enablement_api.xapi,
+        enablement_api.people,
+        enablement_api.admin,
+    ),
     wire=wire,
 )

@@ -17,17 +17,22 @@ from services.onboarding.enablement_schemas import (
     LeaveIn,
     PersonIn,
     PersonOut,
+    ReminderOut,
+    RemindersIn,
+    RemindersOut,
     StatementIn,
 )
 from services.onboarding.people import add_person, leave
+from services.onboarding.reminders import send_reminders
 from services.onboarding.statements import receive
 from shared.clock import now
 from shared.errors import RequestError, Unprocessable
-from shared.http import CallerDep, PlatformDep, partner_scope, require_role
+from shared.http import AdminDep, CallerDep, PlatformDep, partner_scope, require_role
 from shared.identity import Caller, Role
 
 xapi = APIRouter(prefix="/xapi", tags=["xapi"])
 people = APIRouter(tags=["people"])
+admin = APIRouter(prefix="/admin", tags=["admin"])
 
 SystemDep = Annotated[Caller, require_role(Role.SYSTEM)]
 # Who registers people and records their leaving: the partner's own admins, channel managers
@@ -200,3 +205,17 @@ async def person_leaves(
             conn, platform.outbox, config, partner_id, person_id, left_at, at=at, by=who.acting_as
         )
     return views.person_out(row, full=who.is_admin)
+
+
+@admin.post("/certification-reminders/run")
+async def run_reminders(
+    _: AdminDep, platform: PlatformDep, config: ConfigDep, body: RemindersIn | None = None
+) -> RemindersOut:
+    """Send the certification reminders due now, or as of `as_of` (drives time
+    deterministically); each window of each certification is sent once."""
+    as_of = body.as_of if body is not None and body.as_of is not None else now()
+    sent = await send_reminders(platform.pool, platform.outbox, config, as_of)
+    return RemindersOut(
+        as_of=as_of.isoformat(),
+        sent=[ReminderOut(certification_id=c, days_before=d) for c, d in sent],
+    )

@@ -155,3 +155,51 @@ async def insert_outcomes(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> 
                                 $6::timestamptz[])""",
         *[list(c) for c in zip(*rows, strict=True)],
     )
+
+
+async def expiring_certifications(
+    conn: Connection, as_of: datetime, horizon_days: int, not_certified: Collection[Any]
+) -> list[Row]:
+    """Certifications counting now that expire within `horizon_days`, with the reminder windows
+    already sent: not those of people who left, of partners no longer certified, nor those
+    renewed (the same person, role and track certified again until later)."""
+    return await conn.fetch(
+        """
+        SELECT c.certification_id, c.partner_id, c.person, c.person_name, c.role, c.track,
+               c.expires_at,
+               ARRAY(SELECT r.days_before FROM certification_reminders r
+                     WHERE r.certification_id = c.certification_id) AS sent
+        FROM certifications c
+        JOIN partners pr ON pr.partner_id = c.partner_id
+        LEFT JOIN people p ON p.person_id = c.person_id
+        WHERE c.expires_at > $1 AND c.expires_at <= $1 + make_interval(days => $2)
+          AND c.issued_at <= $1
+          AND p.left_at IS NULL
+          AND pr.status <> ALL($3::text[])
+          AND NOT EXISTS (
+              SELECT 1 FROM certifications n
+              WHERE n.partner_id = c.partner_id AND n.person = c.person AND n.role = c.role
+                AND n.track = c.track AND n.expires_at > c.expires_at)
+        ORDER BY c.expires_at, c.certification_id
+        """,
+        as_of,
+        horizon_days,
+        sorted(str(status) for status in not_certified),
+    )
+
+
+async def insert_reminders(
+    conn: Connection, reminders: Sequence[tuple[str, int]], at: datetime
+) -> set[tuple[str, int]]:
+    """Record reminders (certification, days before) not sent before; returns those new."""
+    if not reminders:
+        return set()
+    rows = await conn.fetch(
+        """INSERT INTO certification_reminders (certification_id, days_before, sent_at)
+           SELECT c, d, $3 FROM unnest($1::text[], $2::int[]) AS u(c, d)
+           ON CONFLICT DO NOTHING RETURNING certification_id, days_before""",
+        [c for c, _ in reminders],
+        [d for _, d in reminders],
+        at,
+    )
+    return {(r["certification_id"], r["days_before"]) for r in rows}

@@ -212,3 +212,19 @@ class LearningOut(BaseModel):
     tier: str
     policy_version: str = Field(description="the program version the paths are taken from")
     paths: list[PathOut]
+
+
+class RemindersIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: Instant | None = Field(default=None, description="send as of this moment (default: now)")
+
+
+class ReminderOut(BaseModel):
+    certification_id: str
+    days_before: int
+
+
+class RemindersOut(BaseModel):
+    as_of: str
+    sent: list[ReminderOut]

@@ -114,8 +114,12 @@ async def apply(
     touched: set[str] = set()
     for statement, person in matched_people:
         partner_id = person["partner_id"]
+        held = run.certifications.get(partner_id)
         certification, outcome = certification_from(
-            config.certification_exams, statement, person["email"]
+            config.certification_exams,
+            statement,
+            person["email"],
+            [c for c in held or [] if c.person == person["email"]],
         )
         status = PartnerStatus(run.rows[partner_id]["status"])
         if certification is not None and status in NOT_CERTIFIED:
@@ -132,7 +136,6 @@ async def apply(
                 person_id=person["person_id"],
                 statement_id=statement.statement_id,
             )
-            held = run.certifications.get(partner_id)
             if created and held is not None:
                 held.append(_until_left(certification, person["left_at"]))
                 touched.add(partner_id)

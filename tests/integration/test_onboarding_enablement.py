@@ -18,9 +18,10 @@ import pytest
 
 from services.onboarding.domain.programme import EXAM_BASE, MODULE_BASE
 from shared.events import Envelope
+from shared.events.notifications import NotificationKind, PartnerNotification
 from shared.events.partners import PartnerStateChanged
 from shared.identity import Role
-from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE
+from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE, PARTNER_NOTIFICATIONS
 from tests.support import kafka
 from tests.support.factories import credit_issued
 from tests.support.infra import Infra
@@ -401,3 +402,80 @@ async def test_learning_paths_show_each_persons_progress_in_module_order(
             f"{onboarding}/partners/{pid}/learning", headers=auth(f"{pid}-other")
         )
         assert other.status_code == 404
+
+
+async def reminders_run(client: httpx.AsyncClient, url: str, as_of: datetime) -> list[Any]:
+    answer = await client.post(
+        f"{url}/admin/certification-reminders/run",
+        headers=ADMIN,
+        json={"as_of": as_of.isoformat()},
+    )
+    assert answer.status_code == 200, answer.text
+    sent: list[Any] = answer.json()["sent"]
+    return sent
+
+
+async def test_an_expiring_certification_is_reminded_once_per_window_until_renewed(
+    onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    domain = f"renew-{run}.example"
+    rae = {"mbox": f"mailto:rae@{domain}"}
+    now = datetime.now(UTC)
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding, domain)
+        added = await client.post(
+            f"{onboarding}/partners/{pid}/people",
+            headers=ADMIN,
+            json={"email": f"rae@{domain}", "name": "Rae", "role": "technical"},
+        )
+        assert added.status_code == 201, added.text
+        # Passed 710 days ago: the 730-day certification expires in 20 days.
+        passed = statement(
+            rae, "passed", f"{EXAM_BASE}ai/technical", now - timedelta(days=710), success=True
+        )
+        posted = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=passed)
+        assert posted.status_code == 200, posted.text
+        (certification,) = (
+            await client.get(f"{onboarding}/partners/{pid}/certifications", headers=ADMIN)
+        ).json()
+        cid = certification["certification_id"]
+
+        def mine(sent: list[Any]) -> list[int]:
+            return [r["days_before"] for r in sent if r["certification_id"] == cid]
+
+        assert mine(await reminders_run(client, onboarding, now)) == [30]  # 60 was skipped
+        assert mine(await reminders_run(client, onboarding, now)) == []  # once
+        assert mine(await reminders_run(client, onboarding, now + timedelta(days=14))) == [7]
+        notes = await admin_db.fetch(
+            "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
+            "ORDER BY position",
+            PARTNER_NOTIFICATIONS.name,
+            pid,
+        )
+        reminders = [
+            n
+            for n in (
+                Envelope[PartnerNotification].model_validate_json(r["value"]).data for r in notes
+            )
+            if n.kind is NotificationKind.REQUALIFICATION and n.recipient != pid
+        ]
+        assert [(n.recipient, n.subject) for n in reminders] == [
+            (f"rae@{domain}", "Your ai technical certification expires within 30 days"),
+            (f"rae@{domain}", "Your ai technical certification expires within 7 days"),
+        ]
+        assert f"{EXAM_BASE}ai/technical/renewal" in reminders[0].body
+
+        # Rae completes the renewal module while still certified: certified again, no more
+        # reminders for the old certification.
+        renewal = statement(rae, "completed", f"{EXAM_BASE}ai/technical/renewal", now)
+        posted = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=renewal)
+        assert posted.status_code == 200, posted.text
+        held = (
+            await client.get(f"{onboarding}/partners/{pid}/certifications", headers=ADMIN)
+        ).json()
+        assert [datetime.fromisoformat(c["expires_at"]) for c in held] == [
+            now + timedelta(days=20),
+            now + timedelta(days=730),
+        ]
+        assert mine(await reminders_run(client, onboarding, now + timedelta(days=18))) == []

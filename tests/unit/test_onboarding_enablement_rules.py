@@ -20,6 +20,7 @@ from services.onboarding.domain.enablement import (
     comparable,
     mbox_key,
     membership_for,
+    reminder_due,
 )
 from services.onboarding.domain.learning import Completion, ModuleState, paths_for, progress
 from services.onboarding.domain.programme import (
@@ -65,7 +66,7 @@ def test_a_passed_exam_certifies_from_its_own_moment_for_the_exams_validity() ->
         (said(FAILED, success=False), "recorded (failed: certifies nobody)"),
         (said(COMPLETED), "recorded (completed: certifies nobody)"),
         (said(activity="https://lms.example.org/m/1"), "recorded (not a certification exam)"),
-        (said(success=False), "recorded (passed with result.success false: certifies nobody)"),
+        (said(success=False), "recorded (result.success false: certifies nobody)"),
     ],
 )
 def test_other_statements_certify_nobody(statement: Statement, outcome: str) -> None:
@@ -183,3 +184,42 @@ def test_the_program_refuses_paths_to_unknown_exams_or_tiers() -> None:
         OnboardingConfig.model_validate({"learning_paths": [{**path, "leads_to": "x:nothing"}]})
     with pytest.raises(ValidationError, match="unknown tiers"):
         OnboardingConfig.model_validate({"learning_paths": [{**path, "tiers": ["mithril"]}]})
+
+
+RENEWAL = f"{EXAM_BASE}data/technical/renewal"
+
+
+def test_the_renewal_module_renews_only_a_certification_still_valid() -> None:
+    exams = SMALL.certification_exams
+    first, _ = certification_from(exams, said(), "t@x.org")
+    assert first is not None
+    renewal = said(COMPLETED, RENEWAL, occurred_at=AT + timedelta(days=700))
+    renewed, outcome = certification_from(exams, renewal, "t@x.org", [first])
+    assert outcome == "renewed: data technical"
+    assert renewed is not None
+    assert renewed.expires_at == AT + timedelta(days=1430)
+    too_late = said(PASSED, RENEWAL, occurred_at=AT + timedelta(days=731))
+    assert certification_from(exams, too_late, "t@x.org", [first]) == (
+        None,
+        "recorded (renewal of data technical: no valid certification to renew; the exam is needed)",
+    )
+    assert certification_from(exams, renewal, "t@x.org", [])[0] is None
+
+
+@pytest.mark.parametrize(
+    ("days_left", "sent", "due"),
+    [
+        (90, [], None),  # no window reached
+        (45, [], 60),
+        (45, [60], None),  # sent already
+        (20, [60], 30),
+        (5, [], 7),  # a late run sends only the most urgent
+        (5, [7], None),
+        (0, [], None),  # expired: nothing to remind of
+    ],
+)
+def test_a_reminder_is_due_once_per_window_reached(
+    days_left: int, sent: list[int], due: int | None
+) -> None:
+    expires = AT + timedelta(days=days_left)
+    assert reminder_due((60, 30, 7), expires, AT, sent) == due

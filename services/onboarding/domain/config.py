@@ -196,6 +196,9 @@ class OnboardingConfig(_Config):
     # Learning paths per role, partner type and tier; None: one per exam and one for customer
     # success (`domain/programme.py`).
     learning_paths: tuple[LearningPath, ...] | None = None
+    # Reminders before a certification expires, days before (each sent once; a late run sends
+    # only the most urgent one due).
+    certification_reminder_days: tuple[int, ...] = (60, 30, 7)
 
     @model_validator(mode="after")
     def _consistent(self) -> OnboardingConfig:
@@ -225,9 +228,13 @@ class OnboardingConfig(_Config):
         exam_tracks = {e.track for e in self.certification_exams} - known
         if exam_tracks:
             raise ValueError(f"exams certify on unknown competencies {sorted(exam_tracks)}")
-        activities = [e.activity_id for e in self.certification_exams]
+        activities = [e.activity_id for e in self.certification_exams] + [
+            e.renewal_activity_id
+            for e in self.certification_exams
+            if e.renewal_activity_id is not None
+        ]
         if len(set(activities)) != len(activities):
-            raise ValueError("an exam activity_id is listed twice")
+            raise ValueError("an exam or renewal activity_id is listed twice")
         self._consistent_paths()
         stray = set(self.evidence_items) - set(self.checklist)
         if stray:

@@ -12,7 +12,7 @@ on learning paths) and certifies nobody.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -70,18 +70,28 @@ def exam_of(exams: tuple[ExamRule, ...], activity: str | None) -> ExamRule | Non
     return next((e for e in exams if e.activity_id == activity), None)
 
 
+def renewed_by(exams: tuple[ExamRule, ...], activity: str | None) -> ExamRule | None:
+    return next((e for e in exams if activity and e.renewal_activity_id == activity), None)
+
+
 def certification_from(
-    exams: tuple[ExamRule, ...], statement: Statement, person: str
+    exams: tuple[ExamRule, ...],
+    statement: Statement,
+    person: str,
+    held: Iterable[Certification] = (),
 ) -> tuple[Certification | None, str]:
     """The certification a statement earns `person` (their lower-cased e-mail), if any, and
-    why (the outcome recorded with the statement)."""
-    exam = exam_of(exams, statement.activity)
+    why (the outcome recorded with the statement). `held`: their certifications so far (a
+    renewal module renews only one still valid at the statement's moment)."""
+    renewal = renewed_by(exams, statement.activity)
+    exam = renewal or exam_of(exams, statement.activity)
     if exam is None:
         return None, "recorded (not a certification exam)"
-    if statement.verb != PASSED:
+    verbs = (PASSED, COMPLETED) if renewal is not None else (PASSED,)
+    if statement.verb not in verbs:
         return None, f"recorded ({statement.verb.rsplit('/', 1)[-1]}: certifies nobody)"
     if statement.success is False:
-        return None, "recorded (passed with result.success false: certifies nobody)"
+        return None, "recorded (result.success false: certifies nobody)"
     if exam.min_scaled_score is not None and (
         statement.scaled_score is None or statement.scaled_score < exam.min_scaled_score
     ):
@@ -89,11 +99,36 @@ def certification_from(
             f"recorded (scaled score {statement.scaled_score} below the exam's pass mark "
             f"{exam.min_scaled_score})"
         )
+    if renewal is not None and not any(
+        c.track == exam.track and c.role is exam.role and c.valid_at(statement.occurred_at)
+        for c in held
+    ):
+        return None, (
+            f"recorded (renewal of {exam.track} {exam.role.value}: no valid certification to "
+            "renew; the exam is needed)"
+        )
     issued = statement.occurred_at
     certification = Certification(
         person, exam.role, exam.track, issued, issued + timedelta(days=exam.valid_days)
     )
-    return certification, f"certified: {exam.track} {exam.role.value}"
+    verb = "renewed" if renewal is not None else "certified"
+    return certification, f"{verb}: {exam.track} {exam.role.value}"
+
+
+def reminder_due(
+    days_before: Iterable[int], expires_at: datetime, as_of: datetime, sent: Iterable[int]
+) -> int | None:
+    """The reminder to send now for a certification expiring at `expires_at`: the most urgent
+    window reached (`expires_at - days <= as_of`) if not sent yet; none once it has expired.
+    Earlier windows a late run skipped are not sent any more (they would say too much time
+    is left)."""
+    if as_of >= expires_at:
+        return None
+    reached = [d for d in days_before if expires_at - timedelta(days=d) <= as_of]
+    if not reached:
+        return None
+    urgent = min(reached)
+    return None if urgent in set(sent) else urgent
 
 
 def comparable(content: dict[str, Any]) -> str:

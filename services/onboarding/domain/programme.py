@@ -40,15 +40,24 @@ class ExamRule(_Config):
     # A `passed` statement whose scaled score is below this certifies nobody (None: the
     # learning system's pass is enough).
     min_scaled_score: Decimal | None = Field(default=None, ge=-1, le=1)
+    # The shorter learning-system module that renews the certification: passing or completing
+    # it while the certification is still valid certifies again for `valid_days` from then
+    # (None: only the exam renews). An expired certification needs the exam again.
+    renewal_activity_id: str | None = Field(default=None, min_length=1, max_length=2000)
 
 
 EXAM_BASE = "https://enablement.pollinate.dev/exams/"
 
 
 def default_exams(tracks: tuple[str, ...]) -> tuple[ExamRule, ...]:
-    """One sales and one technical exam per competency track."""
+    """One sales and one technical exam per competency track, each with its renewal module."""
     return tuple(
-        ExamRule(activity_id=f"{EXAM_BASE}{track}/{role.value}", track=track, role=role)
+        ExamRule(
+            activity_id=f"{EXAM_BASE}{track}/{role.value}",
+            track=track,
+            role=role,
+            renewal_activity_id=f"{EXAM_BASE}{track}/{role.value}/renewal",
+        )
         for track in tracks
         for role in CertificationRole
     )
