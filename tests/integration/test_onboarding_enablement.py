@@ -479,3 +479,67 @@ async def test_an_expiring_certification_is_reminded_once_per_window_until_renew
             now + timedelta(days=730),
         ]
         assert mine(await reminders_run(client, onboarding, now + timedelta(days=18))) == []
+
+
+async def test_a_gated_product_becomes_registrable_only_once_the_competency_exists(
+    onboarding: str, deals_instances: list[str], admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    domain = f"gated-{run}.example"
+    deals = deals_instances[0]
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding, domain)  # applied for data and ai
+
+        async def deals_authorises() -> list[str] | None:
+            products = await admin_db.fetchval(
+                "SELECT products FROM deals.partners WHERE partner_id = $1", pid
+            )
+            return sorted(products) if products is not None else None
+
+        async def register(product: str) -> dict[str, Any]:
+            answer = await client.post(
+                f"{deals}/registrations",
+                headers=auth(pid),
+                json={
+                    "customer_name": f"{uuid.uuid4().hex[:10]} Analytics Ltd",
+                    "customer_domain": f"{uuid.uuid4().hex[:10]}.example",
+                    "customer_country": "US",
+                    "products": [product],
+                    "amount": "1000.00",
+                    "currency": "USD",
+                },
+            )
+            assert answer.status_code == 201, answer.text
+            result: dict[str, Any] = answer.json()
+            return result
+
+        await eventually(deals_authorises, what="deals to project the partner")
+        assert await deals_authorises() == ["data"]  # ai needs the ai competency
+        refused = await register("ai")
+        assert refused["status"] == "rejected"
+        assert "partner is not authorised for product(s) ai" in refused["reasons"]
+
+        for person, role in (("ana", "sales"), ("ben", "technical")):
+            added = await client.post(
+                f"{onboarding}/partners/{pid}/people",
+                headers=ENABLEMENT_SYSTEM,
+                json={"email": f"{person}@{domain}", "role": role},
+            )
+            assert added.status_code == 201, added.text
+            passed = statement(
+                {"mbox": f"mailto:{person}@{domain}"},
+                "passed",
+                f"{EXAM_BASE}ai/{role}",
+                datetime.now(UTC) - timedelta(minutes=1),
+                success=True,
+            )
+            posted = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=passed)
+            assert posted.status_code == 200, posted.text
+
+        async def ai_authorised() -> bool:
+            return await deals_authorises() == ["ai", "data"]
+
+        await eventually(ai_authorised, what="deals to hear of the ai competency")
+        accepted = await register("ai")
+        assert accepted["status"] != "rejected", accepted
+        assert not any("not authorised" in reason for reason in accepted["reasons"])
