@@ -44,6 +44,7 @@ definition = ServiceDefinition(
         enablement_api.xapi,
         enablement_api.people,
         enablement_api.admin,
+        enablement_api.library,
     ),
     wire=wire,
 )

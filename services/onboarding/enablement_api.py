@@ -9,10 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Query, Response, status
 from pydantic import Field
 
-from services.onboarding import views
+from services.onboarding import enablement_repository as store
+from services.onboarding import enablement_views, views
 from services.onboarding.api import ConfigDep
 from services.onboarding.domain.enablement import XAPI_VERSION, comparable
 from services.onboarding.enablement_schemas import (
+    EnablementOut,
+    EngagementIn,
+    EngagementOut,
     LearningOut,
     LeaveIn,
     PersonIn,
@@ -20,18 +24,29 @@ from services.onboarding.enablement_schemas import (
     ReminderOut,
     RemindersIn,
     RemindersOut,
+    ResourceIn,
+    ResourceOut,
     StatementIn,
 )
+from services.onboarding.library import engage
 from services.onboarding.people import add_person, leave
 from services.onboarding.reminders import send_reminders
 from services.onboarding.statements import receive
 from shared.clock import now
-from shared.errors import RequestError, Unprocessable
-from shared.http import AdminDep, CallerDep, PlatformDep, partner_scope, require_role
+from shared.errors import NotFound, RequestError, Unprocessable
+from shared.http import (
+    AdminDep,
+    CallerDep,
+    PlatformDep,
+    acting_partner,
+    partner_scope,
+    require_role,
+)
 from shared.identity import Caller, Role
 
 xapi = APIRouter(prefix="/xapi", tags=["xapi"])
 people = APIRouter(tags=["people"])
+library = APIRouter(tags=["resources"])
 admin = APIRouter(prefix="/admin", tags=["admin"])
 
 SystemDep = Annotated[Caller, require_role(Role.SYSTEM)]
@@ -148,7 +163,7 @@ async def get_statement(
     return await views.statement(platform.pool, str(statement_id))
 
 
-@people.post("/partners/{partner_id}/people", status_code=201)
+@people.post("/partners/{partner_id}/people", status_code=201, response_model_exclude_unset=True)
 async def register_person(
     partner_id: str,
     body: PersonIn,
@@ -183,10 +198,10 @@ async def learning_paths(
     """The learning paths for the partner's type and tier (the program in force), and how far
     each of its current people of the path's role has come."""
     partner_scope(who, partner_id, f"partner {partner_id}")
-    return await views.learning(platform.pool, config, partner_id)
+    return await enablement_views.learning(platform.pool, config, partner_id)
 
 
-@people.post("/partners/{partner_id}/people/{person_id}/leave")
+@people.post("/partners/{partner_id}/people/{person_id}/leave", response_model_exclude_unset=True)
 async def person_leaves(
     partner_id: str,
     person_id: str,
@@ -219,3 +234,86 @@ async def run_reminders(
         as_of=as_of.isoformat(),
         sent=[ReminderOut(certification_id=c, days_before=d) for c, d in sent],
     )
+
+
+@admin.post("/resources", status_code=201, tags=["resources"])
+async def publish_resource(
+    body: ResourceIn, who: AdminDep, platform: PlatformDep, config: ConfigDep
+) -> ResourceOut:
+    """Publish a resource (collateral, playbook, technical guide, SDK/API early-access
+    programme) to the partner types and tiers it is meant for (none listed: all)."""
+    tiers = body.checked_tiers(config)
+    async with platform.transaction() as conn:
+        row = await store.insert_resource(
+            conn,
+            kind=body.kind.value,
+            title=body.title,
+            url=body.url,
+            partner_types=sorted({t.value for t in body.partner_types}),
+            tiers=tiers,
+            by=who.acting_as,
+            at=now(),
+        )
+    return enablement_views.resource_out(row, full=True)
+
+
+@admin.post("/resources/{resource_id}/withdraw", tags=["resources"])
+async def withdraw_resource(resource_id: str, _: AdminDep, platform: PlatformDep) -> ResourceOut:
+    """Withdraw a resource: partners no longer see it (its engagement stays counted)."""
+    async with platform.transaction() as conn:
+        row = await store.withdraw_resource(conn, resource_id, now())
+    if row is None:
+        raise NotFound(f"resource {resource_id} not found")
+    return enablement_views.resource_out(row, full=True)
+
+
+@library.get("/resources", response_model_exclude_unset=True)
+async def list_resources(who: CallerDep, platform: PlatformDep) -> list[ResourceOut]:
+    """A partner's people: the resources meant for their partner's type and tier; channel
+    managers: every resource, withdrawn ones included."""
+    return await enablement_views.resources(platform.pool, who.partner_id)
+
+
+@library.post(
+    "/resources/{resource_id}/engagements", status_code=201, response_model_exclude_unset=True
+)
+async def engage_with_resource(
+    resource_id: str,
+    body: EngagementIn,
+    who: Annotated[Caller, require_role(Role.PARTNER_USER, Role.PARTNER_ADMIN)],
+    platform: PlatformDep,
+    response: Response,
+) -> EngagementOut:
+    """One of the partner's people downloads a resource or signs up for an early-access
+    sandbox (201; a download again the same day or a sign-up again: 200, counted once). A
+    resource not meant for the partner: 404."""
+    partner_id = acting_partner(who, None)
+    async with platform.transaction() as conn:
+        row, created = await engage(
+            conn, partner_id, resource_id, body.action, subject=who.subject, at=now()
+        )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return EngagementOut(
+        resource=enablement_views.resource_out(row, full=False),
+        action=body.action.value,
+        recorded=created,
+    )
+
+
+@people.get("/partners/{partner_id}/enablement")
+async def partner_enablement(
+    partner_id: str, who: CallerDep, platform: PlatformDep, config: ConfigDep
+) -> EnablementOut:
+    """The partner's enablement KPIs (training completion rate, time to first certification,
+    resource engagement) and its enablement health, with reasons."""
+    partner_scope(who, partner_id, f"partner {partner_id}")
+    return await enablement_views.enablement(platform.pool, config, partner_id, now())
+
+
+@admin.get("/enablement")
+async def programme_enablement(
+    _: AdminDep, platform: PlatformDep, config: ConfigDep
+) -> EnablementOut:
+    """The programme's enablement KPIs over every partner in evaluation."""
+    return await enablement_views.enablement(platform.pool, config, None, now())

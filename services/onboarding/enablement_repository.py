@@ -203,3 +203,75 @@ async def insert_reminders(
         at,
     )
     return {(r["certification_id"], r["days_before"]) for r in rows}
+
+
+async def insert_resource(
+    conn: Connection,
+    *,
+    kind: str,
+    title: str,
+    url: str,
+    partner_types: Sequence[str],
+    tiers: Sequence[str],
+    by: str,
+    at: datetime,
+) -> Row:
+    row = await conn.fetchrow(
+        """INSERT INTO resources (resource_id, kind, title, url, partner_types, tiers,
+               published_by, published_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *""",
+        f"res_{uuid.uuid4().hex[:16]}",
+        kind,
+        title,
+        url,
+        sorted(partner_types),
+        sorted(tiers),
+        by,
+        at,
+    )
+    assert row is not None
+    return row
+
+
+async def withdraw_resource(conn: Connection, resource_id: str, at: datetime) -> Row | None:
+    """Withdraw a resource (a withdrawn one keeps its first withdrawal time)."""
+    return await conn.fetchrow(
+        """UPDATE resources SET withdrawn_at = coalesce(withdrawn_at, $2)
+           WHERE resource_id = $1 RETURNING *""",
+        resource_id,
+        at,
+    )
+
+
+async def record_engagement(
+    conn: Connection,
+    resource_id: str,
+    partner_id: str,
+    subject: str,
+    action: str,
+    at: datetime,
+) -> bool:
+    """Record an engagement; False when it was recorded already (a download the same day, a
+    sign-up ever)."""
+    recorded = await conn.fetchval(
+        """INSERT INTO resource_engagements (resource_id, partner_id, subject, action, on_day, at)
+           VALUES ($1, $2, $3, $4, ($5::timestamptz AT TIME ZONE 'UTC')::date, $5)
+           ON CONFLICT DO NOTHING RETURNING true""",
+        resource_id,
+        partner_id,
+        subject,
+        action,
+        at,
+    )
+    return bool(recorded)
+
+
+async def partner_standing(conn: Connection, partner_id: str) -> Row | None:
+    """The partner's type and tier (what resources are meant for)."""
+    return await conn.fetchrow(
+        "SELECT partner_type, tier FROM partners WHERE partner_id = $1", partner_id
+    )
+
+
+async def resource(conn: Connection, resource_id: str) -> Row | None:
+    return await conn.fetchrow("SELECT * FROM resources WHERE resource_id = $1", resource_id)

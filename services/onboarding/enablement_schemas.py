@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.enablement import (
     PersonRole,
     Statement,
@@ -18,8 +19,11 @@ from services.onboarding.domain.enablement import (
     actor_keys,
     mbox_key,
 )
+from services.onboarding.domain.resources import Engagement, ResourceKind
 from services.onboarding.schemas import Email
-from shared.inputs import Instant, Name, as_ident
+from shared.errors import Unprocessable
+from shared.events.partners import PartnerType
+from shared.inputs import Code, Instant, Name, as_ident
 
 # An IRI (verb, activity, account home page): exact, no controls, bounded.
 Iri = Annotated[str, Field(min_length=3, max_length=2000, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")]
@@ -228,3 +232,66 @@ class ReminderOut(BaseModel):
 class RemindersOut(BaseModel):
     as_of: str
     sent: list[ReminderOut]
+
+
+class ResourceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    kind: ResourceKind
+    title: Name
+    url: Annotated[str, Field(max_length=2000, pattern=r"^https://\S+$"), AfterValidator(as_ident)]
+    partner_types: list[PartnerType] = Field(
+        default_factory=list, max_length=20, description="the types it is meant for (none: all)"
+    )
+    tiers: list[Code] = Field(
+        default_factory=list, max_length=20, description="the tiers it is meant for (none: all)"
+    )
+
+    def checked_tiers(self, config: OnboardingConfig) -> list[str]:
+        """Its tiers, each one of the program's (422 naming them otherwise)."""
+        known = [t.name for t in config.tiers]
+        unknown = sorted(set(self.tiers) - set(known))
+        if unknown:
+            raise Unprocessable(f"unknown tiers {', '.join(unknown)}; tiers are {', '.join(known)}")
+        return sorted(set(self.tiers))
+
+
+class ResourceOut(BaseModel):
+    resource_id: str
+    kind: str
+    title: str
+    url: str
+    partner_types: list[str]
+    tiers: list[str]
+    published_at: str
+    withdrawn_at: str | None = None
+    published_by: str | None = Field(default=None, description="channel managers only")
+
+
+class EngagementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Engagement
+
+
+class EngagementOut(BaseModel):
+    resource: ResourceOut
+    action: str
+    recorded: bool = Field(description="false: recorded already (a download today, a sign-up)")
+
+
+class EnablementOut(BaseModel):
+    """Enablement KPIs and the health signal (of a partner, or of the whole programme)."""
+
+    partner_id: str | None = Field(description="null: the whole programme")
+    partners: int
+    people: int
+    training_completion_rate: str | None
+    certified_share: str | None
+    engaged_share: str | None
+    median_days_to_first_certification: str | None
+    downloads: int
+    sandbox_signups: int
+    window_days: int
+    score: str = Field(description="enablement health 0-100")
+    reasons: list[str]

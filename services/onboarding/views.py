@@ -7,21 +7,13 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from services.onboarding.domain.config import OnboardingConfig
-from services.onboarding.domain.enablement import COMPLETED, PASSED
-from services.onboarding.domain.learning import Completion, PathProgress, paths_for, progress
-from services.onboarding.domain.programme import PersonRole
 from services.onboarding.domain.verification import (
     WELL_KNOWN_PATH,
     domain_state,
     expected_record,
 )
 from services.onboarding.enablement_schemas import (
-    LearningOut,
-    ModuleOut,
-    PathOut,
     PersonOut,
-    PersonProgressOut,
 )
 from services.onboarding.repository import Row
 from services.onboarding.schemas import (
@@ -213,72 +205,3 @@ async def statement(pool: Pool, statement_id: str) -> dict[str, Any]:
         raise NotFound(f"statement {statement_id} not found")
     stored: dict[str, Any] = json.loads(content)
     return stored
-
-
-async def learning(pool: Pool, config: OnboardingConfig, partner_id: str) -> LearningOut:
-    """The learning paths for the partner's type and tier, each with the progress of its
-    current people of the path's role (from the statements applied to them)."""
-    partner = await partner_row(pool, partner_id)
-    people = await pool.fetch(
-        """SELECT * FROM people WHERE partner_id = $1 AND left_at IS NULL
-           ORDER BY joined_at, person_id""",
-        partner_id,
-    )
-    rows = await pool.fetch(
-        """SELECT o.person_id, s.activity, s.occurred_at, s.verb = $3 AS passed
-           FROM xapi_statement_outcomes o JOIN xapi_statements s USING (statement_id)
-           WHERE o.person_id = ANY($1::text[]) AND s.verb = ANY($2::text[])
-             AND s.activity IS NOT NULL
-             AND coalesce(s.content -> 'result' ->> 'success', 'true') <> 'false'""",
-        [p["person_id"] for p in people],
-        [COMPLETED, PASSED],
-        PASSED,
-    )
-    completions: dict[str, list[Completion]] = {}
-    for r in rows:
-        completions.setdefault(r["person_id"], []).append(
-            Completion(r["activity"], r["occurred_at"], r["passed"])
-        )
-    paths = []
-    for role in PersonRole:
-        for path in paths_for(config.paths, role, partner["partner_type"], partner["tier"]):
-            followers = [p for p in people if p["role"] == role.value]
-            paths.append(
-                PathOut(
-                    name=path.name,
-                    role=role.value,
-                    leads_to=path.leads_to,
-                    modules=len(path.modules),
-                    people=[
-                        _progress_out(p, progress(path, completions.get(p["person_id"], [])))
-                        for p in followers
-                    ],
-                )
-            )
-    return LearningOut(
-        partner_id=partner_id,
-        partner_type=partner["partner_type"],
-        tier=partner["tier"],
-        policy_version=config.version,
-        paths=paths,
-    )
-
-
-def _progress_out(person: Row, made: PathProgress) -> PersonProgressOut:
-    return PersonProgressOut(
-        person_id=person["person_id"],
-        email=person["email"],
-        name=person["name"],
-        modules=[
-            ModuleOut(
-                activity_id=m.activity_id,
-                title=m.title,
-                state=m.state.value,
-                completed_at=_iso(m.completed_at),
-            )
-            for m in made.modules
-        ],
-        done=made.done,
-        complete=made.complete,
-        exam_passed_at=_iso(made.exam_passed_at),
-    )

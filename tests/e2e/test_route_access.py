@@ -37,6 +37,7 @@ PARAMETERS = {
     "deal_key": "salesforce:route-access",
     "item": "agreement_signed",
     "person_id": "psn_route_access",
+    "resource_id": "res_route_access",
 }
 # A role to try where a route does not admit it, in order of preference.
 OUTSIDERS = (Role.SYSTEM, Role.FINANCE, Role.PARTNER_USER, Role.CHANNEL_MANAGER)

@@ -543,3 +543,120 @@ async def test_a_gated_product_becomes_registrable_only_once_the_competency_exis
         accepted = await register("ai")
         assert accepted["status"] != "rejected", accepted
         assert not any("not authorised" in reason for reason in accepted["reasons"])
+
+
+async def test_resources_meant_for_a_partner_and_engagement_count_towards_its_health(
+    onboarding: str,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    domain = f"library-{run}.example"
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding, domain)  # a gsi, registered tier
+        published = {}
+        for name, kind, extra in (
+            ("gsi-playbook", "playbook", {"partner_types": ["gsi"]}),
+            ("msp-guide", "technical_guide", {"partner_types": ["msp"]}),
+            ("gold-deck", "collateral", {"tiers": ["gold"]}),
+            ("sdk-preview", "early_access", {}),
+        ):
+            answer = await client.post(
+                f"{onboarding}/admin/resources",
+                headers=ADMIN,
+                json={
+                    "kind": kind,
+                    "title": f"{name} {run}",
+                    "url": f"https://docs.example/{name}",
+                    **extra,
+                },
+            )
+            assert answer.status_code == 201, answer.text
+            published[name] = answer.json()["resource_id"]
+        bad_tier = await client.post(
+            f"{onboarding}/admin/resources",
+            headers=ADMIN,
+            json={
+                "kind": "playbook",
+                "title": "x",
+                "url": "https://x.example",
+                "tiers": ["mithril"],
+            },
+        )
+        assert bad_tier.status_code == 422
+        assert bad_tier.json()["detail"].startswith("unknown tiers mithril; tiers are registered")
+
+        alice = bearer(token(f"{pid}/alice", Role.PARTNER_USER, partner_id=pid))
+        seen = await client.get(f"{onboarding}/resources", headers=alice)
+        assert seen.status_code == 200, seen.text
+        mine = {r["resource_id"] for r in seen.json()}
+        assert published["gsi-playbook"] in mine
+        assert published["sdk-preview"] in mine
+        assert published["msp-guide"] not in mine
+        assert published["gold-deck"] not in mine
+        assert all("published_by" not in r for r in seen.json())
+
+        async def engage(resource: str, action: str) -> httpx.Response:
+            return await client.post(
+                f"{onboarding}/resources/{resource}/engagements",
+                headers=alice,
+                json={"action": action},
+            )
+
+        first = await engage(published["gsi-playbook"], "download")
+        assert (first.status_code, first.json()["recorded"]) == (201, True)
+        again = await engage(published["gsi-playbook"], "download")
+        assert (again.status_code, again.json()["recorded"]) == (200, False)
+        assert (await engage(published["sdk-preview"], "sandbox_signup")).status_code == 201
+        wrong = await engage(published["gsi-playbook"], "sandbox_signup")
+        assert wrong.status_code == 422
+        assert (await engage(published["msp-guide"], "download")).status_code == 404
+
+        # Withdrawn: no longer listed nor engaged with; its engagement stays counted.
+        withdrawn = await client.post(
+            f"{onboarding}/admin/resources/{published['gsi-playbook']}/withdraw", headers=ADMIN
+        )
+        assert withdrawn.status_code == 200, withdrawn.text
+        assert (await engage(published["gsi-playbook"], "download")).status_code == 404
+
+        # Two people; one passes an exam: completion 0 of 2 paths done, certified 1 of 2,
+        # engaged 1 (alice) of 2.
+        # (the partner's own admin registers its people; a partner user may not)
+        owner = bearer(token(f"{pid}/owner", Role.PARTNER_ADMIN, partner_id=pid))
+        refused = await client.post(
+            f"{onboarding}/partners/{pid}/people",
+            headers=alice,
+            json={"email": f"ola@{domain}", "role": "sales"},
+        )
+        assert refused.status_code == 403
+        for person, role in (("ola", "sales"), ("pat", "technical")):
+            added = await client.post(
+                f"{onboarding}/partners/{pid}/people",
+                headers=owner,
+                json={"email": f"{person}@{domain}", "role": role},
+            )
+            assert added.status_code == 201, added.text
+            assert "added_by" not in added.json()  # who added them: channel managers only
+        passed = statement(
+            {"mbox": f"mailto:ola@{domain}"},
+            "passed",
+            f"{EXAM_BASE}data/sales",
+            datetime.now(UTC),
+            success=True,
+        )
+        assert (
+            await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=passed)
+        ).status_code == 200
+        health = await client.get(f"{onboarding}/partners/{pid}/enablement", headers=alice)
+        assert health.status_code == 200, health.text
+        kpis = health.json()
+        assert (kpis["people"], kpis["downloads"], kpis["sandbox_signups"]) == (2, 1, 1)
+        assert (
+            kpis["training_completion_rate"],
+            kpis["certified_share"],
+            kpis["engaged_share"],
+            kpis["median_days_to_first_certification"],
+        ) == ("0.0000", "0.5000", "0.5000", "0.0")
+        assert kpis["score"] == "25.0"  # 100 * (0.5 * 0 + 0.25 * 0.5 + 0.25 * 0.5)
+        programme = await client.get(f"{onboarding}/admin/enablement", headers=ADMIN)
+        assert programme.status_code == 200, programme.text
+        assert programme.json()["partners"] >= 1
+        assert programme.json()["people"] >= 2

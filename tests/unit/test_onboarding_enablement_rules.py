@@ -31,6 +31,15 @@ from services.onboarding.domain.programme import (
     Module,
     PersonRole,
 )
+from services.onboarding.domain.resources import (
+    Engagement,
+    PersonEnablement,
+    ResourceKind,
+    check_engagement,
+    enablement_kpis,
+    visible,
+)
+from shared.errors import Unprocessable
 from shared.events.partners import PartnerType
 from tests.support.onboarding import SMALL
 
@@ -223,3 +232,48 @@ def test_a_reminder_is_due_once_per_window_reached(
 ) -> None:
     expires = AT + timedelta(days=days_left)
     assert reminder_due((60, 30, 7), expires, AT, sent) == due
+
+
+def test_resources_are_visible_to_the_types_and_tiers_they_are_meant_for() -> None:
+    assert visible([], [], "msp", "registered")
+    assert visible(["gsi"], [], "gsi", "registered")
+    assert not visible(["gsi"], [], "msp", "registered")
+    assert not visible([], ["gold"], "gsi", "silver")
+    check_engagement(ResourceKind.EARLY_ACCESS, Engagement.SANDBOX_SIGNUP)
+    check_engagement(ResourceKind.PLAYBOOK, Engagement.DOWNLOAD)
+    with pytest.raises(Unprocessable, match="sandbox sign-up is for early-access programmes"):
+        check_engagement(ResourceKind.PLAYBOOK, Engagement.SANDBOX_SIGNUP)
+
+
+def test_enablement_health_weighs_completion_certification_and_engagement() -> None:
+    people = [
+        PersonEnablement(
+            has_path=True, completed_a_path=True, certified_now=True, days_to_first_certification=10
+        ),
+        PersonEnablement(
+            has_path=True,
+            completed_a_path=False,
+            certified_now=False,
+            days_to_first_certification=30,
+        ),
+        PersonEnablement(
+            has_path=False,
+            completed_a_path=False,
+            certified_now=False,
+            days_to_first_certification=None,
+        ),
+    ]
+    kpis = enablement_kpis(people, engaged_people=5)  # more subjects than people: all engaged
+    assert (kpis.completion_rate, kpis.certified_share, kpis.engaged_share) == (
+        Decimal("0.5000"),
+        Decimal("0.3333"),
+        Decimal("1.0000"),
+    )
+    assert kpis.median_days_to_first_certification == Decimal("20.0")
+    assert kpis.score == Decimal("58.3")  # 100 * (0.5 * 0.5 + 0.25 * 0.3333 + 0.25 * 1)
+    empty = enablement_kpis([], engaged_people=0)
+    assert (empty.score, empty.completion_rate, empty.reasons) == (
+        Decimal("0.0"),
+        None,
+        ("no people registered yet",),
+    )

@@ -199,6 +199,8 @@ class OnboardingConfig(_Config):
     # Reminders before a certification expires, days before (each sent once; a late run sends
     # only the most urgent one due).
     certification_reminder_days: tuple[int, ...] = (60, 30, 7)
+    # Engagement with the resource library counted in the enablement health (trailing days).
+    engagement_window_days: int = Field(default=90, ge=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> OnboardingConfig:
