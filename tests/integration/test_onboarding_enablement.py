@@ -4,6 +4,7 @@ competencies and a tier; a person leaving drops the competency and starts grace.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -660,3 +661,50 @@ async def test_resources_meant_for_a_partner_and_engagement_count_towards_its_he
         assert programme.status_code == 200, programme.text
         assert programme.json()["partners"] >= 1
         assert programme.json()["people"] >= 2
+
+
+async def test_concurrent_repeats_and_a_racing_registration_certify_exactly_once(
+    onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    domain = f"race-{run}.example"
+    now = datetime.now(UTC)
+    async with httpx.AsyncClient(timeout=60) as client:
+        pid = await active_partner(client, onboarding, domain)
+        people = [f"p{i}@{domain}" for i in range(4)]
+        sent = [
+            statement(
+                {"mbox": f"mailto:{email}"},
+                "passed",
+                f"{EXAM_BASE}data/{'sales' if i % 2 else 'technical'}",
+                now - timedelta(hours=i),
+                success=True,
+            )
+            for i, email in enumerate(people)
+        ]
+
+        async def send() -> httpx.Response:
+            return await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=sent)
+
+        async def register(i: int, email: str) -> httpx.Response:
+            return await client.post(
+                f"{onboarding}/partners/{pid}/people",
+                headers=ENABLEMENT_SYSTEM,
+                json={"email": email, "role": "sales" if i % 2 else "technical"},
+            )
+
+        # The same statements five times at once, while their people are being registered.
+        answers = await asyncio.gather(
+            *(send() for _ in range(5)), *(register(i, e) for i, e in enumerate(people))
+        )
+        assert [a.status_code for a in answers[:5]] == [200] * 5, [a.text for a in answers]
+        assert sorted(a.status_code for a in answers[5:]) == [201] * 4
+        certifications = await admin_db.fetchval(
+            "SELECT count(*) FROM onboarding.certifications WHERE partner_id = $1", pid
+        )
+        outcomes = await admin_db.fetchval(
+            "SELECT count(*) FROM onboarding.xapi_statement_outcomes WHERE partner_id = $1", pid
+        )
+        assert (certifications, outcomes) == (4, 4)
+        state = await partner(client, onboarding, pid)
+        assert state["competencies"] == ["data"]
