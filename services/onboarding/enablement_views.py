@@ -172,7 +172,9 @@ async def enablement(
         summaries.append(
             PersonEnablement(
                 has_path=bool(paths),
-                completed_a_path=any(progress(path, done).complete for path in paths),
+                # (no completion: no path is complete; most people, so not walked)
+                completed_a_path=bool(done)
+                and any(progress(path, done).complete for path in paths),
                 certified_now=bool(first and first["now"]),
                 days_to_first_certification=(
                     max(0, (first["first"] - person["joined_at"]).days) if first else None

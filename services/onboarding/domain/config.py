@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -243,13 +244,15 @@ class OnboardingConfig(_Config):
             raise ValueError(f"evidence_items name items not on the checklist: {sorted(stray)}")
         return self
 
-    @property
+    # Cached: the defaults are built once per program, not on every read (a programme-wide read
+    # asks once per person).
+    @cached_property
     def certification_exams(self) -> tuple[ExamRule, ...]:
         if self.exams is not None:
             return self.exams
         return default_exams(tuple(c.name for c in self.competencies))
 
-    @property
+    @cached_property
     def paths(self) -> tuple[LearningPath, ...]:
         if self.learning_paths is not None:
             return self.learning_paths
