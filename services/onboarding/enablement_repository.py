@@ -9,6 +9,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
+from services.onboarding.domain.enablement import VOIDED
 from services.onboarding.repository import Row
 from shared.db import Connection
 
@@ -133,14 +134,17 @@ async def comparables(conn: Connection, statement_ids: Collection[str]) -> dict[
 
 
 async def unmatched_statements(conn: Connection, keys: Collection[str]) -> list[Row]:
-    """Statements of these actors that no person has claimed yet, oldest first."""
+    """Statements of these actors that no person has claimed yet (not voided, not voiding
+    others), oldest first."""
     return await conn.fetch(
         """SELECT s.statement_id::text, s.content, s.occurred_at FROM xapi_statements s
-           WHERE s.actor_key = ANY($1::text[])
+           WHERE s.actor_key = ANY($1::text[]) AND s.verb <> $2
              AND NOT EXISTS (SELECT 1 FROM xapi_statement_outcomes o
                              WHERE o.statement_id = s.statement_id)
+             AND NOT EXISTS (SELECT 1 FROM xapi_voided v WHERE v.statement_id = s.statement_id)
            ORDER BY s.occurred_at, s.stored_at""",
         list(keys),
+        VOIDED,
     )
 
 
@@ -174,12 +178,13 @@ async def expiring_certifications(
         LEFT JOIN people p ON p.person_id = c.person_id
         WHERE c.expires_at > $1 AND c.expires_at <= $1 + make_interval(days => $2)
           AND c.issued_at <= $1
-          AND p.left_at IS NULL
+          AND p.left_at IS NULL AND c.voided_at IS NULL
           AND pr.status <> ALL($3::text[])
           AND NOT EXISTS (
               SELECT 1 FROM certifications n
               WHERE n.partner_id = c.partner_id AND n.person = c.person AND n.role = c.role
-                AND n.track = c.track AND n.expires_at > c.expires_at)
+                AND n.track = c.track AND n.expires_at > c.expires_at
+                AND n.voided_at IS NULL)
         ORDER BY c.expires_at, c.certification_id
         """,
         as_of,
@@ -275,3 +280,35 @@ async def partner_standing(conn: Connection, partner_id: str) -> Row | None:
 
 async def resource(conn: Connection, resource_id: str) -> Row | None:
     return await conn.fetchrow("SELECT * FROM resources WHERE resource_id = $1", resource_id)
+
+
+async def record_voids(
+    conn: Connection, voids: Sequence[tuple[str, str]], at: datetime
+) -> set[str]:
+    """Record statements voided (target, voiding statement); a statement voided twice keeps
+    its first voiding. The certifications they gave are voided: returns their partners."""
+    if not voids:
+        return set()
+    await conn.execute(
+        """INSERT INTO xapi_voided (statement_id, voided_by, voided_at)
+           SELECT t, v, $3 FROM unnest($1::uuid[], $2::uuid[]) AS u(t, v)
+           ON CONFLICT DO NOTHING""",
+        [t for t, _ in voids],
+        [v for _, v in voids],
+        at,
+    )
+    rows = await conn.fetch(
+        """UPDATE certifications SET voided_at = $2
+           WHERE statement_id = ANY($1::uuid[]) AND voided_at IS NULL RETURNING partner_id""",
+        [t for t, _ in voids],
+        at,
+    )
+    return {r["partner_id"] for r in rows}
+
+
+async def voided_among(conn: Connection, statement_ids: Collection[str]) -> set[str]:
+    rows = await conn.fetch(
+        "SELECT statement_id::text FROM xapi_voided WHERE statement_id = ANY($1::uuid[])",
+        list(statement_ids),
+    )
+    return {r["statement_id"] for r in rows}

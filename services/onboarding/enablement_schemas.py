@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.enablement import (
+    VOIDED,
     PersonRole,
     Statement,
     account_key,
@@ -29,6 +30,14 @@ from shared.inputs import Code, Instant, Name, as_ident
 Iri = Annotated[str, Field(min_length=3, max_length=2000, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")]
 LanguageMap = dict[Annotated[str, Field(max_length=35)], Annotated[str, Field(max_length=2000)]]
 Json = dict[str, Any]  # free xAPI objects (context, definition, extensions): kept as sent
+
+
+def _is_uuid(value: str | None) -> bool:
+    try:
+        uuid.UUID(value or "")
+    except ValueError:
+        return False
+    return True
 
 
 class _Xapi(BaseModel):
@@ -127,6 +136,16 @@ class StatementIn(_Xapi):
     version: Annotated[str, Field(pattern=r"^1\.0(\.\d+)?$")] | None = None
     attachments: list[Json] | None = Field(default=None, max_length=20)
 
+    @model_validator(mode="after")
+    def _voiding(self) -> StatementIn:
+        if self.verb.id == VOIDED and (
+            self.object.object_type != "StatementRef" or not _is_uuid(self.object.id)
+        ):
+            raise ValueError(
+                "a voided statement's object is a StatementRef naming the statement's id"
+            )
+        return self
+
     def content(self, statement_id: str) -> dict[str, Any]:
         """The statement as stored (before the LRS's own properties are added)."""
         body = self.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -144,6 +163,9 @@ class StatementIn(_Xapi):
             success=self.result.success if self.result is not None else None,
             scaled_score=score.scaled if score is not None else None,
             occurred_at=self.timestamp or stored,
+            voids=str(uuid.UUID(self.object.id))
+            if self.verb.id == VOIDED and self.object.id
+            else None,
         )
 
 

@@ -40,7 +40,8 @@ async def _completions(pool: Pool, people: Sequence[Row]) -> dict[str, list[Comp
            FROM xapi_statement_outcomes o JOIN xapi_statements s USING (statement_id)
            WHERE o.person_id = ANY($1::text[]) AND s.verb = ANY($2::text[])
              AND s.activity IS NOT NULL
-             AND coalesce(s.content -> 'result' ->> 'success', 'true') <> 'false'""",
+             AND coalesce(s.content -> 'result' ->> 'success', 'true') <> 'false'
+             AND NOT EXISTS (SELECT 1 FROM xapi_voided v WHERE v.statement_id = s.statement_id)""",
         [p["person_id"] for p in people],
         [COMPLETED, PASSED],
         PASSED,
@@ -146,7 +147,8 @@ async def enablement(
         for r in await pool.fetch(
             """SELECT person_id, min(issued_at) AS first,
                       bool_or(issued_at <= $2 AND expires_at > $2) AS now
-               FROM certifications WHERE person_id = ANY($1::text[]) GROUP BY person_id""",
+               FROM certifications WHERE person_id = ANY($1::text[]) AND voided_at IS NULL
+               GROUP BY person_id""",
             [p["person_id"] for p in people],
             as_of,
         )

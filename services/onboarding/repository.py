@@ -286,7 +286,10 @@ async def insert_certification(
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
             COALESCE($11, (SELECT person_id FROM people
                            WHERE partner_id = $2 AND email = $3 AND left_at IS NULL)), $12)
-        ON CONFLICT (partner_id, person, role, track, issued_at) DO NOTHING
+        ON CONFLICT (partner_id, person, role, track, issued_at) DO UPDATE
+            SET voided_at = NULL, statement_id = EXCLUDED.statement_id,
+                recorded_at = EXCLUDED.recorded_at, recorded_by = EXCLUDED.recorded_by
+            WHERE certifications.voided_at IS NOT NULL  -- a voided one is given again
         RETURNING certification_id
         """,
         f"cert_{uuid.uuid4().hex[:16]}",
@@ -324,7 +327,7 @@ async def certifications_of(
         """SELECT c.partner_id, c.person, c.role, c.track, c.issued_at,
                   LEAST(c.expires_at, p.left_at) AS expires_at
            FROM certifications c LEFT JOIN people p ON p.person_id = c.person_id
-           WHERE c.partner_id = ANY($1::text[])""",
+           WHERE c.partner_id = ANY($1::text[]) AND c.voided_at IS NULL""",
         list(partner_ids),
     )
     held: dict[str, list[Certification]] = {partner_id: [] for partner_id in partner_ids}

@@ -11,7 +11,7 @@ order: a certification is issued at the statement's own timestamp.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from services.onboarding.domain.enablement import (
     Statement,
     certification_from,
     comparable,
+    lock_keys,
     membership_for,
 )
 from services.onboarding.domain.lifecycle import NOT_CERTIFIED
@@ -62,7 +63,7 @@ async def receive(
 ) -> None:
     """Store the statements (a repeat of a stored one, same content: nothing happens again;
     other content: 409, nothing stored) and apply the new ones."""
-    await store.lock_actors(conn, {s.actor_key for s, _ in statements})
+    await store.lock_actors(conn, {key for s, _ in statements for key in lock_keys(s)})
     rows = [
         (
             s.statement_id,
@@ -87,7 +88,13 @@ async def receive(
                     f"statement {statement_id} is already stored with other content; "
                     "statements are immutable (nothing of this request was stored)"
                 )
-    await apply(conn, outbox, config, [s for s, _ in statements if s.statement_id in new], at, by)
+    fresh = [s for s, _ in statements if s.statement_id in new]
+    # Voiding first: a statement voided in the same request (or before it arrived) does nothing.
+    voids = [(s.voids, s.statement_id) for s in fresh if s.voids is not None]
+    revoked = await store.record_voids(conn, voids, at)
+    voided = await store.voided_among(conn, [s.statement_id for s in fresh])
+    effective = [s for s in fresh if s.voids is None and s.statement_id not in voided]
+    await apply(conn, outbox, config, effective, at, by, reassess=revoked)
 
 
 async def apply(
@@ -97,21 +104,22 @@ async def apply(
     statements: Sequence[Statement],
     at: datetime,
     by: str,
+    *,
+    reassess: Collection[str] = (),
 ) -> None:
     """Apply statements to the people they name (those nobody is yet wait), certify on passed
-    exams, record what each did, and re-evaluate the partners whose certifications changed."""
-    if not statements:
-        return
-    people = await store.memberships(conn, {s.actor_key for s in statements})
+    exams, record what each did, and re-evaluate the partners whose certifications changed
+    (and `reassess`: partners whose certifications were voided)."""
+    people = await store.memberships(conn, {s.actor_key for s in statements}) if statements else []
     matched = [(s, membership_for(people, s)) for s in statements]
     matched_people = [(s, p) for s, p in matched if p is not None]
-    if not matched_people:
+    if not matched_people and not reassess:
         return
     run = await Reassessment.start(
-        conn, config, {p["partner_id"] for _, p in matched_people}, at, acted_by=by
+        conn, config, {p["partner_id"] for _, p in matched_people} | set(reassess), at, acted_by=by
     )
     outcomes: list[tuple[Any, ...]] = []
-    touched: set[str] = set()
+    touched: set[str] = set(reassess)
     for statement, person in matched_people:
         partner_id = person["partner_id"]
         held = run.certifications.get(partner_id)

@@ -708,3 +708,82 @@ async def test_concurrent_repeats_and_a_racing_registration_certify_exactly_once
         assert (certifications, outcomes) == (4, 4)
         state = await partner(client, onboarding, pid)
         assert state["competencies"] == ["data"]
+
+
+def voiding(target: str) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "actor": {"mbox": "mailto:lms-admin@lms.example.org"},
+        "verb": {"id": VERBS + "voided", "display": {"en-US": "voided"}},
+        "object": {"objectType": "StatementRef", "id": target},
+    }
+
+
+async def test_a_voided_pass_takes_its_certification_back_even_before_it_arrives(
+    onboarding: str,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    domain = f"void-{run}.example"
+    now = datetime.now(UTC)
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding, domain)
+        for person, role in (("val", "sales"), ("vic", "technical")):
+            added = await client.post(
+                f"{onboarding}/partners/{pid}/people",
+                headers=ADMIN,
+                json={"email": f"{person}@{domain}", "role": role},
+            )
+            assert added.status_code == 201, added.text
+        sales = statement(
+            {"mbox": f"mailto:val@{domain}"}, "passed", f"{EXAM_BASE}data/sales", now, success=True
+        )
+        technical = statement(
+            {"mbox": f"mailto:vic@{domain}"},
+            "passed",
+            f"{EXAM_BASE}data/technical",
+            now,
+            success=True,
+        )
+
+        async def send(*bodies: dict[str, Any]) -> None:
+            answer = await client.post(
+                f"{onboarding}/xapi/statements", headers=XAPI, json=list(bodies)
+            )
+            assert answer.status_code == 200, answer.text
+
+        await send(sales, technical)
+        assert (await partner(client, onboarding, pid))["competencies"] == ["data"]
+
+        # The learning system voids Val's pass: the certification no longer counts.
+        void = voiding(sales["id"])
+        await send(void)
+        await send(void)  # a repeat changes nothing
+        assert (await partner(client, onboarding, pid))["competencies"] == []
+        held = (
+            await client.get(f"{onboarding}/partners/{pid}/certifications", headers=ADMIN)
+        ).json()
+        assert sorted((c["role"], c["voided_at"] is not None) for c in held) == [
+            ("sales", True),
+            ("technical", False),
+        ]
+
+        # A pass voided before it arrives is stored but certifies nobody; a corrected pass at
+        # the same moment (a new statement) certifies again.
+        early = statement(
+            {"mbox": f"mailto:val@{domain}"}, "passed", f"{EXAM_BASE}ai/sales", now, success=True
+        )
+        await send(voiding(early["id"]))
+        await send(early)
+        assert all(
+            c["track"] != "ai"
+            for c in (
+                await client.get(f"{onboarding}/partners/{pid}/certifications", headers=ADMIN)
+            ).json()
+        )
+        corrected = {**sales, "id": str(uuid.uuid4())}
+        await send(corrected)
+        assert (await partner(client, onboarding, pid))["competencies"] == ["data"]
+
+        not_a_ref = {**void, "id": str(uuid.uuid4()), "object": {"id": "https://x.example/a"}}
+        refused = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=not_a_ref)
+        assert refused.status_code == 422

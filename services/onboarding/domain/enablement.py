@@ -26,6 +26,7 @@ VERBS = "http://adlnet.gov/expapi/verbs/"
 PASSED = VERBS + "passed"
 FAILED = VERBS + "failed"
 COMPLETED = VERBS + "completed"
+VOIDED = VERBS + "voided"
 # The xAPI version this service speaks (X-Experience-API-Version on every answer); requests may
 # name any 1.0.x patch level.
 XAPI_VERSION = "1.0.3"
@@ -64,6 +65,7 @@ class Statement:
     success: bool | None
     scaled_score: Decimal | None
     occurred_at: datetime  # its timestamp (the moment it was stored, when it has none)
+    voids: str | None = None  # a voiding statement: the id of the statement it voids
 
 
 def exam_of(exams: tuple[ExamRule, ...], activity: str | None) -> ExamRule | None:
@@ -129,6 +131,13 @@ def reminder_due(
         return None
     urgent = min(reached)
     return None if urgent in set(sent) else urgent
+
+
+def lock_keys(statement: Statement) -> list[str]:
+    """What receiving a statement serialises on: its actor (against the person's
+    registration) and the statement it is or voids (a statement and its voiding never pass
+    each other)."""
+    return [statement.actor_key, "statement:" + (statement.voids or statement.statement_id)]
 
 
 def comparable(content: dict[str, Any]) -> str:
