@@ -27,6 +27,7 @@ from services.onboarding.enablement_schemas import (
     ResourceIn,
     ResourceOut,
     StatementIn,
+    WaitingActorOut,
 )
 from services.onboarding.library import engage
 from services.onboarding.people import add_person, leave
@@ -317,3 +318,10 @@ async def programme_enablement(
 ) -> EnablementOut:
     """The programme's enablement KPIs over every partner in evaluation."""
     return await enablement_views.enablement(platform.pool, config, None, now())
+
+
+@admin.get("/xapi/waiting", tags=["xapi"])
+async def statements_waiting(_: AdminDep, platform: PlatformDep) -> list[WaitingActorOut]:
+    """Actors of stored statements that are nobody's yet (no person registered with that
+    mailbox or account), with how many statements wait for them: who to register."""
+    return await enablement_views.waiting_actors(platform.pool)

@@ -317,3 +317,10 @@ class EnablementOut(BaseModel):
     window_days: int
     score: str = Field(description="enablement health 0-100")
     reasons: list[str]
+
+
+class WaitingActorOut(BaseModel):
+    actor: str = Field(description="mbox:<email>, account:<homePage>|<name>, openid:… or …")
+    statements: int
+    first_stored_at: str
+    last_stored_at: str

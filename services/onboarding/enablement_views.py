@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from services.onboarding.domain.config import OnboardingConfig
-from services.onboarding.domain.enablement import COMPLETED, PASSED
+from services.onboarding.domain.enablement import COMPLETED, PASSED, VOIDED
 from services.onboarding.domain.learning import Completion, PathProgress, paths_for, progress
 from services.onboarding.domain.lifecycle import NOT_EVALUATED
 from services.onboarding.domain.programme import PersonRole
@@ -19,6 +19,7 @@ from services.onboarding.enablement_schemas import (
     PathOut,
     PersonProgressOut,
     ResourceOut,
+    WaitingActorOut,
 )
 from services.onboarding.repository import Row
 from services.onboarding.views import _iso, _isos, partner_row
@@ -202,3 +203,28 @@ async def enablement(
 
 def _text(value: object | None) -> str | None:
     return None if value is None else str(value)
+
+
+async def waiting_actors(pool: Pool) -> list[WaitingActorOut]:
+    """Actors whose statements no person has claimed (voiding statements and voided ones
+    aside), the most statements first."""
+    rows = await pool.fetch(
+        """SELECT s.actor_key, count(*) AS statements, min(s.stored_at) AS first,
+                  max(s.stored_at) AS last
+           FROM xapi_statements s
+           WHERE s.verb <> $1
+             AND NOT EXISTS (SELECT 1 FROM xapi_statement_outcomes o
+                             WHERE o.statement_id = s.statement_id)
+             AND NOT EXISTS (SELECT 1 FROM xapi_voided v WHERE v.statement_id = s.statement_id)
+           GROUP BY s.actor_key ORDER BY count(*) DESC, s.actor_key LIMIT 1000""",
+        VOIDED,
+    )
+    return [
+        WaitingActorOut(
+            actor=r["actor_key"],
+            statements=r["statements"],
+            first_stored_at=r["first"].isoformat(),
+            last_stored_at=r["last"].isoformat(),
+        )
+        for r in rows
+    ]

@@ -209,6 +209,13 @@ async def test_statements_for_two_people_certify_then_a_leaver_starts_grace(
         )
         assert missing.status_code == 404
 
+        async def waiting() -> dict[str, int]:
+            answer = await client.get(f"{onboarding}/admin/xapi/waiting", headers=ADMIN)
+            assert answer.status_code == 200, answer.text
+            return {w["actor"]: w["statements"] for w in answer.json()}
+
+        assert (await waiting()).get(f"account:{LMS}|tess-{run}") == 1
+
         # Tess is registered: her waiting pass certifies her; with Sam's, data is held: silver.
         tess_in = await client.post(
             f"{onboarding}/partners/{pid}/people",
@@ -226,6 +233,7 @@ async def test_statements_for_two_people_certify_then_a_leaver_starts_grace(
             "silver",
             "active",
         )
+        assert f"account:{LMS}|tess-{run}" not in await waiting()
         certified = await client.get(f"{onboarding}/partners/{pid}/certifications", headers=ADMIN)
         by_person = {(c["person"], c["role"], c["track"]): c for c in certified.json()}
         assert set(by_person) == {

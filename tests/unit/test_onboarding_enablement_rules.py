@@ -129,6 +129,9 @@ def test_the_program_refuses_exams_on_unknown_tracks_or_listed_twice() -> None:
         OnboardingConfig.model_validate({"exams": [{**exam, "track": "quantum"}]})
     with pytest.raises(ValidationError, match="listed twice"):
         OnboardingConfig.model_validate({"exams": [exam, exam]})
+    for days in ([30, 30], [0]):
+        with pytest.raises(ValidationError, match="distinct positive days"):
+            OnboardingConfig.model_validate({"certification_reminder_days": days})
 
 
 PATH = LearningPath(

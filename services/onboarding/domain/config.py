@@ -239,6 +239,11 @@ class OnboardingConfig(_Config):
         if len(set(activities)) != len(activities):
             raise ValueError("an exam or renewal activity_id is listed twice")
         self._consistent_paths()
+        reminders = self.certification_reminder_days
+        if any(d < 1 for d in reminders) or len(set(reminders)) != len(reminders):
+            raise ValueError(
+                f"certification_reminder_days must be distinct positive days: {list(reminders)}"
+            )
         stray = set(self.evidence_items) - set(self.checklist)
         if stray:
             raise ValueError(f"evidence_items name items not on the checklist: {sorted(stray)}")
