@@ -500,10 +500,12 @@ async def test_a_gated_product_becomes_registrable_only_once_the_competency_exis
         pid = await active_partner(client, onboarding, domain)  # applied for data and ai
 
         async def deals_authorises() -> list[str] | None:
-            products = await admin_db.fetchval(
-                "SELECT products FROM deals.partners WHERE partner_id = $1", pid
+            """The products deals authorises the partner for, once it knows it is active (an
+            earlier snapshot, still onboarding, would refuse any registration)."""
+            row = await admin_db.fetchrow(
+                "SELECT status, products FROM deals.partners WHERE partner_id = $1", pid
             )
-            return sorted(products) if products is not None else None
+            return sorted(row["products"]) if row and row["status"] == "active" else None
 
         async def register(product: str) -> dict[str, Any]:
             answer = await client.post(
@@ -522,7 +524,7 @@ async def test_a_gated_product_becomes_registrable_only_once_the_competency_exis
             result: dict[str, Any] = answer.json()
             return result
 
-        await eventually(deals_authorises, what="deals to project the partner")
+        await eventually(deals_authorises, what="deals to project the partner as active")
         assert await deals_authorises() == ["data"]  # ai needs the ai competency
         refused = await register("ai")
         assert refused["status"] == "rejected"
