@@ -52,7 +52,7 @@ async def add_person(
                 f"{email} (or their learning-system account) belongs to another partner; they "
                 "must leave it before joining this one"
             )
-        if (current["email"], current["lms_account"]) != (email, account):
+        if current["email"] != email or account not in (None, current["lms_account"]):
             raise Conflict(
                 f"person {current['person_id']} already holds this mailbox or account with "
                 "another mailbox or account"

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from services.onboarding.domain.programme import EXAM_BASE, MODULE_BASE
 from shared.events import Envelope
@@ -25,6 +26,7 @@ from shared.identity import Role
 from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE, PARTNER_NOTIFICATIONS
 from tests.support import kafka
 from tests.support.factories import credit_issued
+from tests.support.fuzz import Operation, operations, requests
 from tests.support.infra import Infra
 from tests.support.onboarding import SMALL_PROGRAM, strong_application
 from tests.support.polling import eventually
@@ -797,3 +799,40 @@ async def test_a_voided_pass_takes_its_certification_back_even_before_it_arrives
         not_a_ref = {**void, "id": str(uuid.uuid4()), "object": {"id": "https://x.example/a"}}
         refused = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=not_a_ref)
         assert refused.status_code == 422
+
+
+# The routes the learning system and people feeds call, fuzzed with the token they admit (the
+# platform-wide fuzz in test_hostile_inputs.py sends no system token).
+SYSTEM_ROUTES = [
+    op
+    for op in operations("onboarding")
+    if op.path.startswith("/xapi/") or op.path.startswith("/partners/{partner_id}/people")
+]
+
+
+@pytest.mark.parametrize("op", SYSTEM_ROUTES, ids=str)
+def test_fuzzed_system_requests_get_no_5xx_and_only_documented_statuses(
+    onboarding: str, op: Operation
+) -> None:
+    tokens: list[dict[str, Any]] = [XAPI, ENABLEMENT_SYSTEM]
+    with httpx.Client(timeout=30) as client:
+
+        @settings(
+            max_examples=60,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(request=requests(op, onboarding, tokens))
+        def check(request: Any) -> None:
+            response = client.request(
+                request.method, request.url, content=request.content, headers=request.headers
+            )
+            sent = (request.content or b"")[:300]
+            assert response.status_code < 500, f"{request.url} {sent!r} -> {response.text[:300]}"
+            assert response.status_code in op.documented, (
+                f"{request.url} {sent!r} -> {response.status_code} {response.text[:300]}"
+            )
+
+        check()

@@ -82,6 +82,13 @@ def test_other_statements_certify_nobody(statement: Statement, outcome: str) -> 
     assert certification_from(SMALL.certification_exams, statement, "t@x.org") == (None, outcome)
 
 
+def test_a_pass_dated_too_far_ahead_is_kept_but_certifies_nobody() -> None:
+    far = said(occurred_at=datetime(9999, 6, 1, tzinfo=UTC))
+    certification, outcome = certification_from(SMALL.certification_exams, far, "t@x.org")
+    assert certification is None
+    assert outcome == "recorded (timestamp 9999-06-01T00:00:00+00:00 too far ahead to certify)"
+
+
 def test_an_exam_with_a_pass_mark_needs_the_score() -> None:
     exams = (ExamRule(activity_id=EXAM, track="data", role="technical", min_scaled_score="0.7"),)
     assert certification_from(exams, said(), "t@x.org")[0] is not None

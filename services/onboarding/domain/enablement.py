@@ -110,9 +110,11 @@ def certification_from(
             "renew; the exam is needed)"
         )
     issued = statement.occurred_at
-    certification = Certification(
-        person, exam.role, exam.track, issued, issued + timedelta(days=exam.valid_days)
-    )
+    try:
+        expires = issued + timedelta(days=exam.valid_days)
+    except OverflowError:
+        return None, f"recorded (timestamp {issued.isoformat()} too far ahead to certify)"
+    certification = Certification(person, exam.role, exam.track, issued, expires)
     verb = "renewed" if renewal is not None else "certified"
     return certification, f"{verb}: {exam.track} {exam.role.value}"
 
