@@ -76,9 +76,13 @@ async def claim_certifications(conn: Connection, person: Row) -> None:
     )
 
 
-async def lock_person(conn: Connection, partner_id: str, person_id: str) -> Row | None:
+async def lock_person(
+    conn: Connection, partner_id: str, person_id: str, *, lock: bool = True
+) -> Row | None:
+    """The partner's person (locked for update unless `lock` is false)."""
     return await conn.fetchrow(
-        "SELECT * FROM people WHERE person_id = $1 AND partner_id = $2 FOR UPDATE",
+        "SELECT * FROM people WHERE person_id = $1 AND partner_id = $2"
+        + (" FOR UPDATE" if lock else ""),
         person_id,
         partner_id,
     )

@@ -10,7 +10,7 @@ from datetime import datetime
 from services.onboarding import enablement_repository as store
 from services.onboarding import repository
 from services.onboarding.domain.config import OnboardingConfig
-from services.onboarding.domain.enablement import PersonRole, account_key
+from services.onboarding.domain.enablement import PersonRole, account_key, mbox_key
 from services.onboarding.domain.lifecycle import check_may_be_certified
 from services.onboarding.enablement_schemas import PersonIn, StatementIn
 from services.onboarding.reassessment import refresh
@@ -93,10 +93,15 @@ async def leave(
     stop counting then, and the partner is re-evaluated as of now. Leaving again: unchanged."""
     if left_at > at:
         raise Unprocessable("left_at must not be in the future")
+    known = await store.lock_person(conn, partner_id, person_id, lock=False)
+    if known is None:
+        raise NotFound(f"person {person_id} not found")
+    # Their statements being applied meanwhile would still see them as current: the same
+    # actor locks as statements take, before the partner's (the one order everywhere).
+    await store.lock_actors(conn, person_keys(known))
     await repository.lock_partner(conn, partner_id)
     person = await store.lock_person(conn, partner_id, person_id)
-    if person is None:
-        raise NotFound(f"person {person_id} not found")
+    assert person is not None  # people are never deleted
     if person["left_at"] is not None:
         return person
     if left_at < person["joined_at"]:
@@ -106,3 +111,11 @@ async def leave(
     row = await store.mark_left(conn, person_id, left_at, by)
     await refresh(conn, outbox, config, partner_id, as_of=at, acted_by=by)
     return row
+
+
+def person_keys(person: Row) -> list[str]:
+    """The actor keys a registered person's statements carry."""
+    keys = [mbox_key(person["email"])]
+    if person["lms_account"] is not None:
+        keys.append(person["lms_account"])
+    return keys

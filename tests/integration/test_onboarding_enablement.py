@@ -801,6 +801,51 @@ async def test_a_voided_pass_takes_its_certification_back_even_before_it_arrives
         assert refused.status_code == 422
 
 
+async def test_a_pass_racing_its_holders_leaving_never_leaves_the_competency_behind(
+    onboarding: str,
+) -> None:
+    async with httpx.AsyncClient(timeout=60) as client:
+        for _ in range(3):
+            run = uuid.uuid4().hex[:8]
+            domain = f"leaver-{run}.example"
+            pid = await active_partner(client, onboarding, domain)
+            ids = {}
+            for person, role in (("sid", "sales"), ("tam", "technical")):
+                added = await client.post(
+                    f"{onboarding}/partners/{pid}/people",
+                    headers=ADMIN,
+                    json={"email": f"{person}@{domain}", "role": role},
+                )
+                assert added.status_code == 201, added.text
+                ids[person] = added.json()["person_id"]
+            sales = statement(
+                {"mbox": f"mailto:sid@{domain}"},
+                "passed",
+                f"{EXAM_BASE}data/sales",
+                datetime.now(UTC),
+                success=True,
+            )
+            assert (
+                await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=sales)
+            ).status_code == 200
+            technical = statement(
+                {"mbox": f"mailto:tam@{domain}"},
+                "passed",
+                f"{EXAM_BASE}data/technical",
+                datetime.now(UTC),
+                success=True,
+            )
+            # Tam's pass and Tam's leaving at once: whichever goes first, Tam no longer counts.
+            sent, left = await asyncio.gather(
+                client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=technical),
+                client.post(
+                    f"{onboarding}/partners/{pid}/people/{ids['tam']}/leave", headers=ADMIN
+                ),
+            )
+            assert (sent.status_code, left.status_code) == (200, 200), (sent.text, left.text)
+            assert (await partner(client, onboarding, pid))["competencies"] == []
+
+
 # The routes the learning system and people feeds call, fuzzed with the token they admit (the
 # platform-wide fuzz in test_hostile_inputs.py sends no system token).
 SYSTEM_ROUTES = [
