@@ -16,6 +16,7 @@ from services.onboarding.domain.enablement import (
     FAILED,
     PASSED,
     Statement,
+    account_key,
     certification_from,
     comparable,
     mbox_key,
@@ -127,6 +128,11 @@ def test_a_statement_belongs_to_the_membership_of_its_moment_else_the_current_on
         [person("x@y.org", AT, None, lms_account="account:https://lms|t1")], by_account
     )
     assert membership_for([now], said(actor_key=mbox_key("other@example.org"))) is None
+
+
+def test_accounts_never_share_a_key() -> None:
+    assert account_key("https://lms.example.org/", "tess") == "account:https://lms.example.org|tess"
+    assert account_key("https://a|b", "c") != account_key("https://a", "b|c")
 
 
 def test_the_program_refuses_exams_on_unknown_tracks_or_listed_twice() -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from services.onboarding.domain.programme import ExamRule
 from services.onboarding.domain.programme import PersonRole as PersonRole
@@ -51,7 +52,9 @@ def mbox_key(email: str) -> str:
 
 
 def account_key(home_page: str, name: str) -> str:
-    return f"account:{home_page.rstrip('/')}|{name}"
+    """Both parts percent-encoded, so the separator cannot occur in either: no two accounts
+    share a key."""
+    return f"account:{quote(home_page.rstrip('/'), safe=':/')}|{quote(name, safe='')}"
 
 
 @dataclass(frozen=True)
