@@ -21,6 +21,7 @@ from services.onboarding.enablement_schemas import (
     LeaveIn,
     PersonIn,
     PersonOut,
+    PersonRecordOut,
     ReminderOut,
     RemindersIn,
     RemindersOut,
@@ -190,6 +191,18 @@ async def register_person(
 async def list_people(partner_id: str, who: CallerDep, platform: PlatformDep) -> list[PersonOut]:
     partner_scope(who, partner_id, f"partner {partner_id}")
     return await views.people(platform.pool, partner_id, full=who.is_admin)
+
+
+@people.get("/partners/{partner_id}/people/{person_id}", response_model_exclude_unset=True)
+async def person_record(
+    partner_id: str, person_id: str, who: CallerDep, platform: PlatformDep
+) -> PersonRecordOut:
+    """One of the partner's people: their certifications and what each statement the learning
+    system sent about them did."""
+    partner_scope(who, partner_id, f"partner {partner_id}")
+    return await enablement_views.person_record(
+        platform.pool, partner_id, person_id, full=who.is_admin
+    )
 
 
 @people.get("/partners/{partner_id}/learning")

@@ -21,7 +21,7 @@ from services.onboarding.domain.enablement import (
     mbox_key,
 )
 from services.onboarding.domain.resources import Engagement, ResourceKind
-from services.onboarding.schemas import Email
+from services.onboarding.schemas import CertificationOut, Email
 from shared.errors import Unprocessable
 from shared.events.partners import PartnerType
 from shared.inputs import Code, Instant, Name, as_ident
@@ -324,3 +324,21 @@ class WaitingActorOut(BaseModel):
     statements: int
     first_stored_at: str
     last_stored_at: str
+
+
+class StatementOutcomeOut(BaseModel):
+    statement_id: str
+    verb: str
+    activity: str | None
+    occurred_at: str
+    outcome: str = Field(description="what it did: certified, renewed, recorded (and why)")
+    certification_id: str | None
+    voided: bool
+
+
+class PersonRecordOut(BaseModel):
+    """A person with what the learning system said of them and what it did."""
+
+    person: PersonOut
+    certifications: list[CertificationOut]
+    statements: list[StatementOutcomeOut] = Field(description="the latest 200, newest first")

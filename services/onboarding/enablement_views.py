@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from services.onboarding import views
 from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.enablement import COMPLETED, PASSED, VOIDED
 from services.onboarding.domain.learning import Completion, PathProgress, paths_for, progress
@@ -18,12 +19,16 @@ from services.onboarding.enablement_schemas import (
     ModuleOut,
     PathOut,
     PersonProgressOut,
+    PersonRecordOut,
     ResourceOut,
+    StatementOutcomeOut,
     WaitingActorOut,
 )
 from services.onboarding.repository import Row
+from services.onboarding.schemas import CertificationOut
 from services.onboarding.views import _iso, _isos, partner_row
 from shared.db import Pool
+from shared.errors import NotFound
 
 
 async def _current_people(pool: Pool, partner_ids: Sequence[str]) -> list[Row]:
@@ -228,3 +233,49 @@ async def waiting_actors(pool: Pool) -> list[WaitingActorOut]:
         )
         for r in rows
     ]
+
+
+async def person_record(
+    pool: Pool, partner_id: str, person_id: str, *, full: bool
+) -> PersonRecordOut:
+    """One of the partner's people, their certifications and what each of their statements
+    did (so a missing certification can be explained: a failed attempt, a voided pass, a pass
+    below the mark)."""
+    row = await pool.fetchrow(
+        "SELECT * FROM people WHERE person_id = $1 AND partner_id = $2", person_id, partner_id
+    )
+    if row is None:
+        raise NotFound(f"person {person_id} not found")
+    certifications = await pool.fetch(
+        "SELECT * FROM certifications WHERE person_id = $1 ORDER BY issued_at", person_id
+    )
+    statements = await pool.fetch(
+        """SELECT s.statement_id::text, s.verb, s.activity, s.occurred_at, o.outcome,
+                  o.certification_id,
+                  EXISTS (SELECT 1 FROM xapi_voided v WHERE v.statement_id = s.statement_id)
+                      AS voided
+           FROM xapi_statement_outcomes o JOIN xapi_statements s USING (statement_id)
+           WHERE o.person_id = $1 ORDER BY s.occurred_at DESC, s.statement_id LIMIT 200""",
+        person_id,
+    )
+    return PersonRecordOut(
+        person=views.person_out(row, full=full),
+        certifications=[
+            CertificationOut.model_validate(
+                {k: v for k, v in _isos(c).items() if full or k != "recorded_by"}
+            )
+            for c in certifications
+        ],
+        statements=[
+            StatementOutcomeOut(
+                statement_id=s["statement_id"],
+                verb=s["verb"],
+                activity=s["activity"],
+                occurred_at=s["occurred_at"].isoformat(),
+                outcome=s["outcome"],
+                certification_id=s["certification_id"],
+                voided=s["voided"],
+            )
+            for s in statements
+        ],
+    )

@@ -739,6 +739,7 @@ async def test_a_voided_pass_takes_its_certification_back_even_before_it_arrives
     now = datetime.now(UTC)
     async with httpx.AsyncClient(timeout=30) as client:
         pid = await active_partner(client, onboarding, domain)
+        ids = {}
         for person, role in (("val", "sales"), ("vic", "technical")):
             added = await client.post(
                 f"{onboarding}/partners/{pid}/people",
@@ -746,6 +747,7 @@ async def test_a_voided_pass_takes_its_certification_back_even_before_it_arrives
                 json={"email": f"{person}@{domain}", "role": role},
             )
             assert added.status_code == 201, added.text
+            ids[person] = added.json()["person_id"]
         sales = statement(
             {"mbox": f"mailto:val@{domain}"}, "passed", f"{EXAM_BASE}data/sales", now, success=True
         )
@@ -795,6 +797,24 @@ async def test_a_voided_pass_takes_its_certification_back_even_before_it_arrives
         corrected = {**sales, "id": str(uuid.uuid4())}
         await send(corrected)
         assert (await partner(client, onboarding, pid))["competencies"] == ["data"]
+
+        # Val's record says what each statement did (the voided one marked as such).
+        record = await client.get(
+            f"{onboarding}/partners/{pid}/people/{ids['val']}", headers=auth(pid)
+        )
+        assert record.status_code == 200, record.text
+        said = {s["statement_id"]: s for s in record.json()["statements"]}
+        assert (said[sales["id"]]["outcome"], said[sales["id"]]["voided"]) == (
+            "certified: data sales",
+            True,
+        )
+        assert said[corrected["id"]]["voided"] is False
+        assert early["id"] not in said  # voided before it arrived: never applied
+        assert all("recorded_by" not in c for c in record.json()["certifications"])
+        other = await client.get(
+            f"{onboarding}/partners/{pid}/people/{ids['val']}", headers=auth(f"{pid}-x")
+        )
+        assert other.status_code == 404
 
         not_a_ref = {**void, "id": str(uuid.uuid4()), "object": {"id": "https://x.example/a"}}
         refused = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=not_a_ref)
