@@ -1,9 +1,10 @@
 """Onboarding's periodic work: the scheduled requalification of every partner in the program,
-and the review queue's deadlines."""
+the review queue's deadlines, and reminders before people's certifications expire."""
 
 from __future__ import annotations
 
 from services.onboarding.domain.config import OnboardingConfig
+from services.onboarding.reminders import send_reminders
 from services.onboarding.requalification import run_requalification
 from services.onboarding.review import escalate_overdue_reviews
 from shared.clock import now
@@ -20,3 +21,9 @@ async def escalate_reviews(platform: Platform) -> list[str]:
     """Tell the reviewers of applications past their review deadline (once each)."""
     config = platform.provisions.get(OnboardingConfig)
     return await escalate_overdue_reviews(platform.pool, platform.outbox, config, now())
+
+
+async def remind(platform: Platform) -> list[tuple[str, int]]:
+    """Send the certification reminders due now; returns those sent."""
+    config = platform.provisions.get(OnboardingConfig)
+    return await send_reminders(platform.pool, platform.outbox, config, now())

@@ -254,6 +254,9 @@ class CertificationOut(BaseModel):
     recorded_by: str | None = Field(
         default=None, description="who recorded it (channel managers only)"
     )
+    voided_at: str | None = Field(
+        default=None, description="when the learning system voided the statement behind it"
+    )
 
 
 class CertificationRecordedOut(BaseModel):
