@@ -1,10 +1,13 @@
-"""The consumers' handlers: notifications in, filed in their recipients' inboxes."""
+"""The consumers' handlers: notifications in, filed in their recipients' inboxes; the ledger
+entries partners are not otherwise told of, filed as messages."""
 
 from __future__ import annotations
 
 from services.notifications import inbox
+from services.notifications.domain import ledger_messages
 from shared.consumer import HandlerContext
 from shared.events import Envelope
+from shared.events.incentives import MdfExpired, PayoutRecorded
 from shared.events.notifications import PartnerNotification
 
 
@@ -13,3 +16,11 @@ async def on_notifications(
 ) -> None:
     """A run of notifications is filed together (one position lock, one insert)."""
     await inbox.receive(ctx.conn, [event.data for event in events])
+
+
+async def on_payouts(ctx: HandlerContext, events: list[Envelope[PayoutRecorded]]) -> None:
+    await inbox.file(ctx.conn, [ledger_messages.payout(event.data) for event in events])
+
+
+async def on_mdf_expiry(ctx: HandlerContext, events: list[Envelope[MdfExpired]]) -> None:
+    await inbox.file(ctx.conn, [ledger_messages.mdf_expired(event.data) for event in events])
