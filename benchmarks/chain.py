@@ -3,13 +3,15 @@
     make bench          # full mode: the numbers in the README (about 8 minutes)
     make bench-quick    # quick mode: a check that everything measures (under 2 minutes)
 
-Starts the four services as OS processes on the local stack, onboards partners through
+Starts the five services as OS processes on the local stack, onboards partners through
 onboarding, then offers won CRM deals to deals' Salesforce endpoint at fixed rates and at
 saturation. Each deal names its referring partner, so it flows deals -> attribution (credit) ->
 incentives (earning) and produces notifications. Latency is measured with timestamps carried by
 the events: from the CRM change's `ingested_at` (set when deals accepted it) to the Kafka
 timestamp of the partner notification (attribution's credit notice: the first the partner
-hears) and of the incentive entry (`incentive.earned.v1`). Also measured in the same run: raw
+hears) and of the incentive entry (`incentive.earned.v1`), and to the moment the partner's
+webhook receiver (examples/partner_app.py's, one per partner, verifying each signature) got
+that credit notice from the notifications service. Also measured in the same run: raw
 aiokafka produce->consume and raw Postgres single-row transactions with an outbox insert,
 outbox relay lag, service RSS at saturation, and the conflict-check cost as registrations grow.
 Writes JSON to `.work/bench/results.json` (or --out) and prints a table. Loopback only.
@@ -40,6 +42,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from benchmarks import conflict_check
 from deploy.story import Partner, Story
+from examples.partner_app import WebhookReceiver
 from shared.db import create_pool
 from shared.events import EventPayload, event_type
 from shared.kafka_client import KafkaConnection
@@ -51,7 +54,7 @@ from tests.support.processes import free_port, migrate, service_env
 from tests.support.tokens import ADMIN_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("onboarding", "deals", "attribution", "incentives")
+SERVICES = ("onboarding", "deals", "attribution", "incentives", "notifications")
 
 
 def percentiles(values: list[float]) -> dict[str, float | int]:
@@ -302,6 +305,14 @@ class Observed:
     earned_at: dict[str, float] = field(default_factory=dict)  # Kafka timestamp, seconds
     earned_in: Counter[str] = field(default_factory=Counter)  # deals completed, by phase
     ingested_at: dict[str, float] = field(default_factory=dict)  # epoch ms
+    delivered_ms: dict[str, float] = field(default_factory=dict)  # -> partner's webhook
+
+    def delivered(self, _channel: str, data: dict[str, Any]) -> None:
+        """A verified webhook delivery (the receiver's thread): the credit notice's latency
+        from ingestion to its arrival at the partner."""
+        if data.get("kind") == "credit_issued" and data.get("deal_key") and data.get("ingested_at"):
+            start = datetime.fromisoformat(data["ingested_at"]).timestamp() * 1000
+            self.delivered_ms.setdefault(data["deal_key"], time.time() * 1000 - start)
 
     def slowest(self, keys: list[str], n: int = 10) -> list[dict[str, Any]]:
         """The slowest notifications, with when they were ingested: outliers that share a
@@ -376,7 +387,11 @@ class Offer:
         self.run = run
         self.sent: list[str] = []
         self.numbered = 0  # deals numbered so far: concurrent posts must never share a record id
-        self.client = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=32))
+        # Idle connections are dropped before uvicorn closes them (its keep-alive is 5 s): a
+        # post on a connection the server is closing fails with a read error.
+        self.client = httpx.AsyncClient(
+            timeout=60, limits=httpx.Limits(max_connections=32, keepalive_expiry=2.0)
+        )
 
     def batch(self, phase: str, size: int) -> tuple[list[str], list[Any]]:
         at = datetime.now(UTC)
@@ -450,6 +465,37 @@ class Offer:
 
         await asyncio.gather(*(loop() for _ in range(4)))
         return sent
+
+
+async def partner_webhooks(
+    url: str, partners: list[Partner], observed: Observed
+) -> list[WebhookReceiver]:
+    """Each partner's webhook receiver (the example partner app's), registered for credit
+    notices: the hop the partner sees last."""
+    receivers = []
+    async with httpx.AsyncClient(timeout=30) as client:
+        for partner in partners:
+            receiver = WebhookReceiver(observed.delivered)
+            receiver.start()
+            answer = await client.post(
+                f"{url}/partners/{partner.partner_id}/webhooks",
+                json={"url": receiver.url, "kinds": ["credit_issued"]},
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            )
+            answer.raise_for_status()
+            receiver.secret = answer.json()["secret"]
+            receivers.append(receiver)
+    return receivers
+
+
+async def webhook_latencies(observed: Observed, keys: list[str]) -> dict[str, float | int]:
+    """Ingestion -> webhook received for the phase's deals, once they arrived (at most a
+    minute after their incentive entries)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(60):
+            while not all(k in observed.delivered_ms for k in keys):  # noqa: ASYNC110 (filled by the receivers' threads)
+                await asyncio.sleep(0.25)
+    return percentiles([observed.delivered_ms[k] for k in keys if k in observed.delivered_ms])
 
 
 def phase_of(deal_key: str) -> str:
@@ -558,6 +604,7 @@ async def run(quick: bool) -> dict[str, Any]:
                 await story.known_to_deals(partner)
                 await story.crm_linked(partner)  # the offered deals name it by its id
         observed = Observed()
+        receivers = await partner_webhooks(fleet.urls["notifications"], partners, observed)
         stop = asyncio.Event()
         observer = asyncio.create_task(observe(infra.kafka, run_id, observed, stop))
         offer = Offer(fleet.urls["deals"], partners, run_id)
@@ -588,6 +635,7 @@ async def run(quick: bool) -> dict[str, Any]:
                 "ingestion_to_incentive_entry": percentiles(
                     [observed.earned_ms[k] for k in keys if k in observed.earned_ms]
                 ),
+                "ingestion_to_webhook": await webhook_latencies(observed, keys),
                 "relay_lag": await relay_lag(infra.admin_dsn, since, datetime.now(UTC)),
             }
 
@@ -633,6 +681,7 @@ async def run(quick: bool) -> dict[str, Any]:
             "ingestion_to_incentive_entry": percentiles(
                 [observed.earned_ms[k] for k in keys if k in observed.earned_ms]
             ),
+            "ingestion_to_webhook": await webhook_latencies(observed, keys),
             "rss_mb": rss,
             "resources": resources,
             "relay_lag": await relay_lag(infra.admin_dsn, since, datetime.now(UTC)),
@@ -641,6 +690,8 @@ async def run(quick: bool) -> dict[str, Any]:
         stop.set()
         await observer
         await offer.client.aclose()
+        for receiver in receivers:
+            receiver.stop()
     finally:
         fleet.stop()
 
@@ -668,7 +719,12 @@ def table(results: dict[str, Any]) -> str:
         if "end_to_end_deals_per_s" in phase:
             head += f"  e2e {phase['end_to_end_deals_per_s']} deals/s"
         lines.append(head)
-        for label, values in (("-> notification", notified), ("-> incentive  ", earned)):
+        hooked = phase.get("ingestion_to_webhook", {})
+        for label, values in (
+            ("-> notification", notified),
+            ("-> incentive  ", earned),
+            ("-> webhook    ", hooked),
+        ):
             if values.get("count"):
                 lines.append(
                     f"    {label} p50 {values['p50_ms']:8.1f}  p95 {values['p95_ms']:8.1f}  "

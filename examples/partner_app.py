@@ -57,6 +57,8 @@ class WebhookReceiver:
         receiver = self
 
         class Request(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive: the sender reuses its connection
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 status = receiver.receive(body, {k.lower(): v for k, v in self.headers.items()})

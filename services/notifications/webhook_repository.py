@@ -202,16 +202,52 @@ async def claim_endpoints(
     ]
 
 
-async def head_delivery(pool: Pool, endpoint_id: uuid.UUID) -> Any:
-    """The endpoint's oldest pending delivery, if it is due."""
-    return await pool.fetchrow(
-        """SELECT delivery_id, message_id, payload, attempts FROM webhook_deliveries
+async def due_run(pool: Pool, endpoint_id: uuid.UUID, limit: int) -> list[Any]:
+    """The endpoint's pending deliveries in order, from its head, while they are due: the run
+    a deliverer sends one after the other (only the head can be waiting for a retry, since
+    nothing behind it was tried)."""
+    rows = await pool.fetch(
+        """SELECT delivery_id, message_id, payload, attempts, next_attempt_at <= now() AS due
+           FROM webhook_deliveries
            WHERE endpoint_id = $1 AND status = 'pending'
-             AND next_attempt_at <= now()
-             AND position = (SELECT min(position) FROM webhook_deliveries
-                             WHERE endpoint_id = $1 AND status = 'pending')""",
+           ORDER BY position LIMIT $2""",
+        endpoint_id,
+        limit,
+    )
+    run = []
+    for row in rows:
+        if not row["due"]:
+            break
+        run.append(row)
+    return run
+
+
+async def delivered(pool: Pool, endpoint_id: uuid.UUID, attempt: Attempt) -> bool:
+    """A successful attempt, in one statement: logged, the delivery done, the endpoint's
+    failures forgiven. False when the delivery is gone (its endpoint deleted meanwhile)."""
+    done = await pool.fetchval(
+        """WITH logged AS (
+               INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, status_code,
+                   duration_ms)
+               SELECT $1, $2, $3, $4, $5
+               WHERE EXISTS (SELECT 1 FROM webhook_deliveries WHERE delivery_id = $1)
+               ON CONFLICT (delivery_id, attempt) DO NOTHING
+           ), forgiven AS (
+               UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL
+               WHERE endpoint_id = $6 AND consecutive_failures <> 0
+           )
+           UPDATE webhook_deliveries SET attempts = $2, last_status_code = $4,
+               last_error = NULL, status = 'delivered', delivered_at = $3
+           WHERE delivery_id = $1
+           RETURNING true""",
+        attempt.delivery_id,
+        attempt.number,
+        attempt.at,
+        attempt.status_code,
+        attempt.duration_ms,
         endpoint_id,
     )
+    return bool(done)
 
 
 async def renew_lease(
