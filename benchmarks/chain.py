@@ -10,8 +10,8 @@ incentives (earning) and produces notifications. Latency is measured with timest
 the events: from the CRM change's `ingested_at` (set when deals accepted it) to the Kafka
 timestamp of the partner notification (attribution's credit notice: the first the partner
 hears) and of the incentive entry (`incentive.earned.v1`), and to the moment the partner's
-webhook receiver (examples/partner_app.py's, one per partner, verifying each signature) got
-that credit notice from the notifications service. Also measured in the same run: raw
+webhook receiver (benchmarks/webhook_receiver.py: a process of its own, verifying each
+signature) got that credit notice from the notifications service. Also measured in the same run: raw
 aiokafka produce->consume and raw Postgres single-row transactions with an outbox insert,
 outbox relay lag, service RSS at saturation, and the conflict-check cost as registrations grow.
 Writes JSON to `.work/bench/results.json` (or --out) and prints a table. Loopback only.
@@ -42,7 +42,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from benchmarks import conflict_check
 from deploy.story import Partner, Story
-from examples.partner_app import WebhookReceiver
 from shared.db import create_pool
 from shared.events import EventPayload, event_type
 from shared.kafka_client import KafkaConnection
@@ -305,14 +304,6 @@ class Observed:
     earned_at: dict[str, float] = field(default_factory=dict)  # Kafka timestamp, seconds
     earned_in: Counter[str] = field(default_factory=Counter)  # deals completed, by phase
     ingested_at: dict[str, float] = field(default_factory=dict)  # epoch ms
-    delivered_ms: dict[str, float] = field(default_factory=dict)  # -> partner's webhook
-
-    def delivered(self, _channel: str, data: dict[str, Any]) -> None:
-        """A verified webhook delivery (the receiver's thread): the credit notice's latency
-        from ingestion to its arrival at the partner."""
-        if data.get("kind") == "credit_issued" and data.get("deal_key") and data.get("ingested_at"):
-            start = datetime.fromisoformat(data["ingested_at"]).timestamp() * 1000
-            self.delivered_ms.setdefault(data["deal_key"], time.time() * 1000 - start)
 
     def slowest(self, keys: list[str], n: int = 10) -> list[dict[str, Any]]:
         """The slowest notifications, with when they were ingested: outliers that share a
@@ -467,35 +458,71 @@ class Offer:
         return sent
 
 
-async def partner_webhooks(
-    url: str, partners: list[Partner], observed: Observed
-) -> list[WebhookReceiver]:
-    """Each partner's webhook receiver (the example partner app's), registered for credit
-    notices: the hop the partner sees last."""
-    receivers = []
-    async with httpx.AsyncClient(timeout=30) as client:
-        for partner in partners:
-            receiver = WebhookReceiver(observed.delivered)
-            receiver.start()
-            answer = await client.post(
-                f"{url}/partners/{partner.partner_id}/webhooks",
-                json={"url": receiver.url, "kinds": ["credit_issued"]},
-                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-            )
-            answer.raise_for_status()
-            receiver.secret = answer.json()["secret"]
-            receivers.append(receiver)
-    return receivers
+@dataclass
+class Receivers:
+    """The partners' webhook receivers (benchmarks/webhook_receiver.py): a process of its own,
+    one path per partner, registered with the notifications service for credit notices."""
 
+    process: subprocess.Popen[bytes]
+    url: str
 
-async def webhook_latencies(observed: Observed, keys: list[str]) -> dict[str, float | int]:
-    """Ingestion -> webhook received for the phase's deals, once they arrived (at most a
-    minute after their incentive entries)."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(60):
-            while not all(k in observed.delivered_ms for k in keys):  # noqa: ASYNC110 (filled by the receivers' threads)
-                await asyncio.sleep(0.25)
-    return percentiles([observed.delivered_ms[k] for k in keys if k in observed.delivered_ms])
+    @classmethod
+    def spawn(cls) -> Receivers:
+        port = free_port()
+        process = subprocess.Popen(  # noqa: S603 (our own module)
+            [sys.executable, "-m", "benchmarks.webhook_receiver", "--port", str(port)],
+            cwd=ROOT,
+        )
+        return cls(process, f"http://127.0.0.1:{port}")
+
+    async def register(self, notifications_url: str, partners: list[Partner]) -> None:
+        receivers = self
+        async with httpx.AsyncClient(timeout=30) as client:
+            async with asyncio.timeout(30):
+                while True:
+                    with contextlib.suppress(httpx.TransportError):
+                        if (await client.get(f"{receivers.url}/_results")).status_code == 200:
+                            break
+                    await asyncio.sleep(0.2)
+            for partner in partners:
+                answer = await client.post(
+                    f"{notifications_url}/partners/{partner.partner_id}/webhooks",
+                    json={
+                        "url": f"{receivers.url}/{partner.partner_id}",
+                        "kinds": ["credit_issued"],
+                    },
+                    headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                )
+                answer.raise_for_status()
+                armed = await client.post(
+                    f"{receivers.url}/_secret/{partner.partner_id}",
+                    content=answer.json()["secret"].encode(),
+                )
+                armed.raise_for_status()
+
+    async def latencies(self, keys: list[str]) -> dict[str, float | int]:
+        """Ingestion -> webhook received for `keys`, once they all arrived (at most a minute
+        after their incentive entries)."""
+        found: dict[str, float] = {}
+        async with httpx.AsyncClient(timeout=30) as client:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(60):
+                    while True:
+                        results = (await client.get(f"{self.url}/_results")).json()
+                        found = results["latencies"]
+                        if results["refused"]:
+                            raise RuntimeError(f"{results['refused']} deliveries did not verify")
+                        if all(k in found for k in keys):
+                            break
+                        await asyncio.sleep(0.5)
+        return percentiles([found[k] for k in keys if k in found])
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
 
 
 def phase_of(deal_key: str) -> str:
@@ -590,6 +617,7 @@ async def run(quick: bool) -> dict[str, Any]:
         await migrate(infra, service)
     fleet = Fleet(infra)
     fleet.start()
+    receivers = Receivers.spawn()
     try:
         await fleet.ready()
         run_id = uuid.uuid4().hex[:6]
@@ -604,7 +632,7 @@ async def run(quick: bool) -> dict[str, Any]:
                 await story.known_to_deals(partner)
                 await story.crm_linked(partner)  # the offered deals name it by its id
         observed = Observed()
-        receivers = await partner_webhooks(fleet.urls["notifications"], partners, observed)
+        await receivers.register(fleet.urls["notifications"], partners)
         stop = asyncio.Event()
         observer = asyncio.create_task(observe(infra.kafka, run_id, observed, stop))
         offer = Offer(fleet.urls["deals"], partners, run_id)
@@ -635,7 +663,7 @@ async def run(quick: bool) -> dict[str, Any]:
                 "ingestion_to_incentive_entry": percentiles(
                     [observed.earned_ms[k] for k in keys if k in observed.earned_ms]
                 ),
-                "ingestion_to_webhook": await webhook_latencies(observed, keys),
+                "ingestion_to_webhook": await receivers.latencies(keys),
                 "relay_lag": await relay_lag(infra.admin_dsn, since, datetime.now(UTC)),
             }
 
@@ -681,7 +709,7 @@ async def run(quick: bool) -> dict[str, Any]:
             "ingestion_to_incentive_entry": percentiles(
                 [observed.earned_ms[k] for k in keys if k in observed.earned_ms]
             ),
-            "ingestion_to_webhook": await webhook_latencies(observed, keys),
+            "ingestion_to_webhook": await receivers.latencies(keys),
             "rss_mb": rss,
             "resources": resources,
             "relay_lag": await relay_lag(infra.admin_dsn, since, datetime.now(UTC)),
@@ -690,9 +718,8 @@ async def run(quick: bool) -> dict[str, Any]:
         stop.set()
         await observer
         await offer.client.aclose()
-        for receiver in receivers:
-            receiver.stop()
     finally:
+        receivers.stop()
         fleet.stop()
 
     sizes = [1_000, 100_000] if quick else [1_000, 100_000, 1_000_000]

@@ -224,7 +224,11 @@ async def due_run(pool: Pool, endpoint_id: uuid.UUID, limit: int) -> list[Any]:
 
 async def delivered(pool: Pool, endpoint_id: uuid.UUID, attempt: Attempt) -> bool:
     """A successful attempt, in one statement: logged, the delivery done, the endpoint's
-    failures forgiven. False when the delivery is gone (its endpoint deleted meanwhile)."""
+    failures forgiven. False when the delivery is gone (its endpoint deleted meanwhile).
+
+    Its commit does not wait for the WAL flush (`synchronous_commit` off for this statement's
+    transaction only): losing the mark in a crash only sends the delivery again, with the same
+    webhook-id, which the specification allows and receivers drop."""
     done = await pool.fetchval(
         """WITH logged AS (
                INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, status_code,
@@ -239,6 +243,7 @@ async def delivered(pool: Pool, endpoint_id: uuid.UUID, attempt: Attempt) -> boo
            UPDATE webhook_deliveries SET attempts = $2, last_status_code = $4,
                last_error = NULL, status = 'delivered', delivered_at = $3
            WHERE delivery_id = $1
+             AND set_config('synchronous_commit', 'off', true) IS NOT NULL
            RETURNING true""",
         attempt.delivery_id,
         attempt.number,
