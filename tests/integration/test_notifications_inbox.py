@@ -25,7 +25,7 @@ from tests.support.factories import (
     payout_recorded,
 )
 from tests.support.infra import Infra
-from tests.support.kafka import publish, send_envelopes
+from tests.support.kafka import keyed_headers, publish, send_envelopes
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_processes
 
@@ -271,3 +271,19 @@ async def test_payouts_and_expired_funds_on_the_ledger_become_the_partners_messa
     ]
     assert "INV-77" in page["items"][0]["body"]
     assert [m["kind"] for m in theirs["items"]] == ["payout"]
+
+
+async def test_a_bad_notification_is_dead_lettered_and_its_neighbours_filed(
+    infra: Infra, notifications: str
+) -> None:
+    partner = new_partner()
+    before, after = (partner_notification(partner_id=partner, subject=s) for s in ("a", "b"))
+    bad = partner_notification(partner_id=partner, notification_id="not-a-uuid")
+    await tell(infra, partner, before, bad, after)
+    async with httpx.AsyncClient(timeout=10) as client:
+        page = await inbox(client, notifications, partner, 2)
+    assert [m["subject"] for m in page["items"]] == ["a", "b"]
+    dead = await keyed_headers(
+        infra, "notifications.dlq.v1", partner, lambda found: len(found) >= 1
+    )
+    assert "notification_id 'not-a-uuid' is not a UUID" in dead[0]["dlq.reason"]
