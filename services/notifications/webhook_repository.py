@@ -10,6 +10,7 @@ from typing import Any
 
 from services.notifications.domain import webhooks
 from services.notifications.repository import Filed
+from shared.access import REVOKING
 from shared.db import Connection, Pool
 
 # Woken deliverers on every instance: a commit that queued deliveries.
@@ -173,7 +174,9 @@ async def claim_endpoints(
     pool: Pool, owner: uuid.UUID, limit: int, lease_seconds: float
 ) -> list[ClaimedEndpoint]:
     """Lease up to `limit` enabled endpoints whose head delivery is due and that no one else
-    holds. One holder per endpoint keeps its deliveries in order."""
+    holds. One holder per endpoint keeps its deliveries in order. A partner that lost access
+    (suspended, expelled: `partner_access`, which every service follows) gets nothing meanwhile:
+    its deliveries wait, in order, until it is active again."""
     rows = await pool.fetch(
         """UPDATE webhook_endpoints e
            SET lease_until = now() + make_interval(secs => $3), lease_owner = $1
@@ -183,6 +186,8 @@ async def claim_endpoints(
                  AND (SELECT d.next_attempt_at FROM webhook_deliveries d
                       WHERE d.endpoint_id = c.endpoint_id AND d.status = 'pending'
                       ORDER BY d.position LIMIT 1) <= now()
+                 AND NOT EXISTS (SELECT 1 FROM partner_access a
+                                 WHERE a.partner_id = c.partner_id AND a.status = ANY($4::text[]))
                LIMIT $2
                FOR UPDATE SKIP LOCKED)
            RETURNING e.endpoint_id, e.partner_id, e.url, e.secret, e.previous_secret,
@@ -190,6 +195,7 @@ async def claim_endpoints(
         owner,
         limit,
         lease_seconds,
+        sorted(status.value for status in REVOKING),
     )
     return [
         ClaimedEndpoint(
