@@ -36,7 +36,6 @@ from services.notifications.schemas import (
 from services.notifications.settings import NotificationsSettings
 from services.notifications.wakeups import InboxWakeups
 from shared.audit import record_action
-from shared.errors import RequestError
 from shared.http import AdminDep, CallerDep, PlatformDep, Provided, partner_scope, require_role
 from shared.identity import Caller, Role
 from shared.service import Platform
@@ -158,8 +157,8 @@ async def open_stream(
             background=None,
             release=BackgroundTask(limit.release, key),
         )
-    except RequestError:
-        limit.release(key)
+    except BaseException:
+        limit.release(key)  # the response was never made: nothing else gives the slot back
         raise
 
 
