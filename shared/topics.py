@@ -120,7 +120,8 @@ INCENTIVE_LEDGER = Topic(
         "incentive.mdf_claim_decided.v1",
         "incentive.payout_recorded.v1",
     ),
-    consumers=("partner apps",),
+    # Payouts and expired MDF reach partners as messages of the notifications service.
+    consumers=("notifications",),
     aggregate="partner_id",
 )
 PARTNER_NOTIFICATIONS = Topic(

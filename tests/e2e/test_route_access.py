@@ -134,6 +134,10 @@ async def suspended_partner(fleet: Fleet, infra: Infra) -> str:
                 await client.get(
                     f"{fleet.url('attribution')}/partners/{partner_id}/revenue", headers=headers
                 ),
+                await client.get(
+                    f"{fleet.url('notifications')}/partners/{partner_id}/notifications",
+                    headers=headers,
+                ),
             ]
             return all(p.status_code == 403 for p in probes)
 
