@@ -350,6 +350,16 @@ async def append_ledger(conn: Connection, registration_id: str, entry: LedgerEnt
     return seq
 
 
+async def policy_version_in_force(conn: Connection) -> str | None:
+    """The policy version in force now (services/deals/policy.py keeps the versions), for
+    changes made outside a route or job that holds the policy (a CRM close)."""
+    version: str | None = await conn.fetchval(
+        """SELECT version FROM policy_activations WHERE active_from <= now()
+           ORDER BY active_from DESC, seq DESC LIMIT 1"""
+    )
+    return version
+
+
 async def store_deal_outcome(conn: Connection, registration_id: str, outcome: str) -> None:
     """The outcome of the linked opportunity that closed while the registration awaited review."""
     await conn.execute(

@@ -173,8 +173,8 @@ async def close_with_deal(
     """A linked registration when its CRM opportunity closes (the CRM event is the principal);
     returns what to announce. One awaiting review stays for the review when the deal was won,
     remembering the outcome. `owner` is the opportunity's owner as the run merged it (the
-    stored row may not hold it yet). The entry carries the version the registration was decided
-    under: a close applies no policy."""
+    stored row may not hold it yet). The entry carries the policy version in force (the one the
+    registration was decided under when none was ever activated)."""
     status, reason = close_with_opportunity(RegistrationStatus(row["status"]), deal_key, outcome)
     if status is RegistrationStatus.PENDING_REVIEW:
         await repository.store_deal_outcome(conn, row["registration_id"], outcome.value)
@@ -183,7 +183,7 @@ async def close_with_deal(
         LedgerWhat.CLOSED,
         status,
         Principal.crm(deal_key),
-        row["policy_version"],
+        await repository.policy_version_in_force(conn) or row["policy_version"],
         reason,
         evidence={"deal_key": deal_key, "outcome": outcome.value, "event_id": str(cause.id)},
     )
