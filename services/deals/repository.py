@@ -329,12 +329,13 @@ async def link_holders(
     return [RegistrationStatus(r["status"]) for r in rows]
 
 
-async def append_ledger(conn: Connection, registration_id: str, entry: LedgerEntry) -> None:
-    """One entry of the registration's decision ledger (append-only; the table refuses changes)."""
-    await conn.execute(
+async def append_ledger(conn: Connection, registration_id: str, entry: LedgerEntry) -> int:
+    """One entry of the registration's decision ledger (append-only; the table refuses
+    changes); returns its sequence number."""
+    seq: int = await conn.fetchval(
         """INSERT INTO registration_ledger (registration_id, what, previous_status, status,
                principal_kind, principal, policy_version, reasons, partner_reasons, evidence)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)""",
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb) RETURNING seq""",
         registration_id,
         entry.what.value,
         entry.previous_status.value if entry.previous_status else None,
@@ -346,6 +347,17 @@ async def append_ledger(conn: Connection, registration_id: str, entry: LedgerEnt
         list(entry.told),
         json.dumps(dict(entry.evidence), default=str),
     )
+    return seq
+
+
+async def policy_version_in_force(conn: Connection) -> str | None:
+    """The policy version in force now (services/deals/policy.py keeps the versions), for
+    changes made outside a route or job that holds the policy (a CRM close)."""
+    version: str | None = await conn.fetchval(
+        """SELECT version FROM policy_activations WHERE active_from <= now()
+           ORDER BY active_from DESC, seq DESC LIMIT 1"""
+    )
+    return version
 
 
 async def store_deal_outcome(conn: Connection, registration_id: str, outcome: str) -> None:

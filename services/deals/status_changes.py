@@ -53,14 +53,15 @@ def entry_for(
     )
 
 
-def _occurrence(row: Row, entry: LedgerEntry, expires_at: datetime | None) -> str:
-    """Names the change a notification announces (telling it again is the same notification)."""
+def _occurrence(row: Row, entry: LedgerEntry, expires_at: datetime | None, seq: int) -> str:
+    """Names the change a notification announces (telling it again is the same notification):
+    its ledger entry, so a registration reviewed or escalated again is told again."""
     registration_id = row["registration_id"]
     if entry.what is LedgerWhat.EXPIRED:
         return f"{registration_id}/expired"
     if entry.what is LedgerWhat.EXTENDED:
         return f"{registration_id}/extended/{expires_at.isoformat() if expires_at else ''}"
-    return f"{registration_id}/{entry.what.value}/{entry.status.value}"
+    return f"{registration_id}/{entry.what.value}/{entry.status.value}/{seq}"
 
 
 async def status_change_events(
@@ -71,10 +72,11 @@ async def status_change_events(
     cause: Envelope[Any] | None = None,
     threshold: float = NAME_THRESHOLD,
     deal_owner: str | None = None,
+    seq: int = 0,
 ) -> list[OutgoingEvent]:
     """What a change announces: the status event when the status changed, and what the partner
     (what it may know) and the account's direct owners (the full reason) are told. `cause` is
-    the consumed event behind the change, if any."""
+    the consumed event behind the change, if any; `seq` its ledger entry."""
     registration_id: str = row["registration_id"]
     partner_id: str = row["partner_id"]
     events: list[OutgoingEvent] = []
@@ -94,7 +96,7 @@ async def status_change_events(
         )
         events.append(OutgoingEvent(DEAL_REGISTRATIONS, changed, registration_id, cause=cause))
     kind = status_notification(entry.what, entry.status)
-    about = _occurrence(row, entry, expires_at)
+    about = _occurrence(row, entry, expires_at, seq)
     subject = f"Registration {registration_id} for {row['customer_name']}: {entry.status.value}"
     if entry.what is LedgerWhat.EXTENDED and expires_at is not None:
         subject = f"Registration {registration_id} for {row['customer_name']}: protected until {expires_at.isoformat()}"
@@ -141,8 +143,10 @@ async def record_change(
     """Store the registration's new state and its ledger entry; returns what to announce
     (`threshold`: how alike names must be for an opportunity's owner to be told)."""
     await repository.store_status(conn, row, entry, expires_at)
-    await repository.append_ledger(conn, row["registration_id"], entry)
-    return await status_change_events(conn, row, entry, expires_at, cause, threshold, deal_owner)
+    seq = await repository.append_ledger(conn, row["registration_id"], entry)
+    return await status_change_events(
+        conn, row, entry, expires_at, cause, threshold, deal_owner, seq
+    )
 
 
 async def change_status(
@@ -169,8 +173,8 @@ async def close_with_deal(
     """A linked registration when its CRM opportunity closes (the CRM event is the principal);
     returns what to announce. One awaiting review stays for the review when the deal was won,
     remembering the outcome. `owner` is the opportunity's owner as the run merged it (the
-    stored row may not hold it yet). The entry carries the version the registration was decided
-    under: a close applies no policy."""
+    stored row may not hold it yet). The entry carries the policy version in force (the one the
+    registration was decided under when none was ever activated)."""
     status, reason = close_with_opportunity(RegistrationStatus(row["status"]), deal_key, outcome)
     if status is RegistrationStatus.PENDING_REVIEW:
         await repository.store_deal_outcome(conn, row["registration_id"], outcome.value)
@@ -179,7 +183,7 @@ async def close_with_deal(
         LedgerWhat.CLOSED,
         status,
         Principal.crm(deal_key),
-        row["policy_version"],
+        await repository.policy_version_in_force(conn) or row["policy_version"],
         reason,
         evidence={"deal_key": deal_key, "outcome": outcome.value, "event_id": str(cause.id)},
     )

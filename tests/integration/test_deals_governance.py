@@ -780,3 +780,57 @@ async def test_a_hyperscaler_referrals_acceptance_deadline_drives_the_review_dea
     accept_by = referred + timedelta(hours=72)
     assert datetime.fromisoformat(view["acceptance_due_at"]) == accept_by
     assert datetime.fromisoformat(view["review_due_at"]) == accept_by  # sooner than 3 days
+
+
+async def test_a_crm_close_is_recorded_under_the_policy_version_in_force(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    started = datetime.now(UTC)
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-govv-{run}"
+    await partners_onboarded(infra, partner)
+    deals, other = deals_instances
+    async with httpx.AsyncClient(timeout=30) as client:
+        deal_key = await crm_opportunity(client, other, admin_db, run, f"rep-govv-{run}", started)
+        created = (
+            await client.post(
+                f"{deals}/registrations",
+                headers=auth(partner),
+                json=body(run, amount="900000.00", crm_deal_key=deal_key),
+            )
+        ).json()
+        registration_id = created["registration_id"]
+        before = (await client.get(f"{deals}/policy", headers=ADMIN)).json()["version"]
+        version = f"gov-close-{run}"
+        proposed = await client.post(
+            f"{deals}/admin/policy/versions", headers=ADMIN, json={"document": {"version": version}}
+        )
+        assert proposed.status_code == 201
+        try:
+            activated = await client.post(
+                f"{deals}/admin/policy/versions/{version}/activate", headers=ADMIN
+            )
+            assert activated.status_code == 200
+            await close_won(client, other, deal_key, started + timedelta(seconds=1))
+
+            async def closed() -> bool:
+                return bool(
+                    await admin_db.fetchval(
+                        "SELECT count(*) FROM deals.registration_ledger"
+                        " WHERE registration_id = $1 AND what = 'closed'",
+                        registration_id,
+                    )
+                )
+
+            await eventually(closed)
+        finally:
+            restored = await client.post(
+                f"{deals}/admin/policy/versions/{before}/activate", headers=ADMIN
+            )
+            assert restored.status_code == 200
+    versions = await admin_db.fetch(
+        "SELECT what, policy_version FROM deals.registration_ledger"
+        " WHERE registration_id = $1 ORDER BY seq",
+        registration_id,
+    )
+    assert [tuple(v) for v in versions] == [("decided", before), ("closed", version)]
