@@ -7,6 +7,8 @@
 #          .work/tools/bin; about 4 minutes on 2 cores the first time, then from Go's cache).
 #   KEDA's CRDs (ScaledObject, TriggerAuthentication), to validate the chart's KEDA objects
 #          against their published schema (from KEDA's Go module, into .work/tools/keda).
+#   chromium, chromium-driver  Debian's headless browser and its WebDriver, which the portal's
+#          browser tests drive with Selenium (tests/support/portal.py).
 # Elsewhere it says what is missing; the tests that need it then skip (fail under CI=true).
 set -euo pipefail
 
@@ -38,10 +40,11 @@ go_tools() {
 }
 go_tools
 
-PACKAGES=(kcat)
+# Debian package -> the command it provides.
+declare -A PACKAGES=([kcat]=kcat [chromium]=chromium [chromium-driver]=chromedriver)
 missing=()
-for package in "${PACKAGES[@]}"; do
-  command -v "$package" >/dev/null 2>&1 || missing+=("$package")
+for package in "${!PACKAGES[@]}"; do
+  command -v "${PACKAGES[$package]}" >/dev/null 2>&1 || missing+=("$package")
 done
 [ "${#missing[@]}" -eq 0 ] && exit 0
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
