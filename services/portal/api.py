@@ -160,15 +160,27 @@ async def check(
     backends: BackendsDep,
     customer_name: Annotated[str, Form(max_length=200)] = "",
     customer_domain: OptionalText = "",
+    customer_country: Annotated[str, Form(max_length=2)] = "",
+    products: Annotated[str, Form(max_length=200)] = "",
+    amount: Annotated[str, Form(max_length=40)] = "",
+    currency: Annotated[str, Form(max_length=3)] = "",
 ) -> Response:
     """The dry-run answer as the person types (an htmx fragment): what deals would decide now
-    for this customer; nothing is written."""
+    for this customer; nothing is written. Before products are chosen it checks every product
+    the partner is authorised for (the broadest conflict), before an amount a nominal one."""
     if len(customer_name.strip()) < 2:
         return page(request, "check.html", {"answer": None})
-    body = registration_body(customer_name, customer_domain, "", "check", "1", "USD")
+    if not products.strip():
+        partner = await backends.get(
+            session, "onboarding", f"/partners/{session.caller.partner_id}"
+        )
+        products = ",".join(partner.get("products") or ["-"])
+    body = registration_body(
+        customer_name, customer_domain, customer_country, products, amount or "1", currency or "USD"
+    )
     try:
         answer = await backends.call(session, "deals", "POST", "/registrations/check", json=body)
-    except BackendRefused as refused:
+    except BackendRefused as refused:  # a fragment shows the refusal in place of the answer
         return page(request, "check.html", {"answer": None, "problem": refused.detail})
     return page(request, "check.html", {"answer": CheckAnswer.model_validate(answer)})
 

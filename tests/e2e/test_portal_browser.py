@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from deploy.story import Partner
-from tests.support.polling import eventually
+from deploy.story import Partner, Story
+from tests.support.polling import NeverHappened, eventually
 from tests.support.portal import chromium, portal_process, screenshot
-from tests.support.processes import Fleet
+from tests.support.processes import ADMIN_TOKEN, Fleet
 
 pytestmark = pytest.mark.e2e
 
@@ -63,7 +63,13 @@ async def page_shows(browser: Any, selector: str, text: str, what: str) -> None:
         found = browser.find_elements(By.CSS_SELECTOR, selector)
         return any(text in element.text for element in found)
 
-    await eventually(shown, 30, what=what, every=0.2)
+    try:
+        await eventually(shown, 30, what=what, every=0.2)
+    except NeverHappened as error:
+        screenshot(browser, "failed-" + "-".join(what.split()))
+        raise NeverHappened(
+            f"{what}; the page read: {browser.find_element(By.TAG_NAME, 'main').text}"
+        ) from error
 
 
 async def sign_in(browser: Any, portal: str, token: str) -> None:
@@ -151,3 +157,82 @@ async def test_signing_out_ends_the_session(
     assert browser.get_cookie("pollinate_session") is None
     browser.get(f"{portal}/home")
     assert browser.current_url.startswith(f"{portal}/sign-in")
+
+
+@pytest.fixture(scope="module")
+async def rival(fleet: Fleet) -> Partner:
+    """Another active partner, whose registrations the referral partner can run into."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        story = Story(client, fleet.urls, ADMIN_TOKEN)
+        partner = Partner("juniper", "Juniper Integrators", "gsi")
+        await story.onboard(partner, ["data", "ai"])
+        await story.known_to_deals(partner)
+        return partner
+
+
+def fill(browser: Any, field: str, value: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    element = browser.find_element(By.ID, field)
+    element.clear()
+    element.send_keys(value)
+
+
+async def test_a_partner_registers_with_the_conflict_hint_and_a_manager_approves_it(
+    fleet: Fleet, portal: str, referral_partner: Partner, rival: Partner, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    taken = f"Maple {uuid.uuid4().hex[:6]} Holdings"
+    await register(fleet, rival, taken)
+    await sign_in(browser, portal, referral_partner.token)
+
+    # The dry-run answer appears as the customer's name is typed: another partner holds it.
+    browser.get(f"{portal}/registrations")
+    fill(browser, "customer_name", taken)
+    await page_shows(browser, "#check-answer", "rejected", "the dry-run conflict answer")
+    hint = browser.find_element(By.ID, "check-answer").text
+    assert "another partner" in hint, hint
+    screenshot(browser, "register-conflict-hint")
+
+    # A free customer, above the registered tier's auto-approval limit: it waits for review.
+    free = f"Larch {uuid.uuid4().hex[:6]} Freight"
+    fill(browser, "customer_name", free)
+    await page_shows(browser, "#check-answer", "approved", "the dry-run answer for a free name")
+    fill(browser, "products", "data")
+    fill(browser, "amount", "40000.00")
+    fill(browser, "customer_country", "US")
+    browser.find_element(By.CSS_SELECTOR, "#register button[type=submit]").click()
+    await page_shows(browser, "#message", "pending_review", "the registration's decision")
+    await page_shows(browser, "#registrations", free, "the new registration in the list")
+    screenshot(browser, "registrations")
+    browser.get(f"{portal}/home")
+    await page_shows(browser, "#open-registrations", free, "the open registration at home")
+
+    # A channel manager approves it in the console; the partner's open home page hears it live.
+    with chromium() as manager:
+        await sign_in(manager, portal, ADMIN_TOKEN)
+        assert manager.current_url == f"{portal}/console"
+        await page_shows(manager, "#queue", free, "the registration in the review queue")
+        screenshot(manager, "console-review-queue")
+        item = next(
+            li for li in manager.find_elements(By.CSS_SELECTOR, "#queue > li") if free in li.text
+        )
+        item.find_element(By.CSS_SELECTOR, "input[name=note]").send_keys("checked with the rep")
+        item.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
+        await page_shows(manager, "#message", "approved", "the review's answer")
+        assert free not in manager.find_element(By.ID, "main").text.split("\n", 1)[1]
+    # (deals files no notification for a review's decision, so the partner sees it on the next
+    # page it opens, not live: the live path is the decision notifications' above.)
+
+    # The approved registration counts down its protection window and offers an extension.
+    browser.get(f"{portal}/registrations")
+    row = next(
+        tr
+        for tr in browser.find_elements(By.CSS_SELECTOR, "#registrations tbody tr")
+        if free in tr.text
+    )
+    assert "approved" in row.text
+    assert "days" in row.text  # the countdown
+    row.find_element(By.CSS_SELECTOR, "button").click()
+    await page_shows(browser, "#message", "xtended", "the extension's answer")
