@@ -206,7 +206,7 @@ async def register(
         if refused.status not in (409, 422):
             raise
         rows = await views.registrations(backends, session)
-        context = {"rows": rows, "form": body, "message": refused.detail}
+        context = {"rows": rows, "form": body, "message": refused.detail, "failed": True}
         return page(request, "registrations.html", context, status=refused.status)
     rows = await views.registrations(backends, session)
     message = f"Registered: {decision['status']} ({'; '.join(decision['reasons'])})"
@@ -227,5 +227,5 @@ async def extend(
             raise
         message, status = f"Not extended: {refused.detail}", 409
     rows = await views.registrations(backends, session)
-    context = {"rows": rows, "form": {}, "message": message}
+    context = {"rows": rows, "form": {}, "message": message, "failed": status != 200}
     return page(request, "registrations.html", context, status=status)

@@ -35,7 +35,7 @@ async def queue_page(
     request: Request, session: Session, backends: BackendsDep, message: str = "", status: int = 200
 ) -> Response:
     registrations = await backends.get(session, "deals", "/registrations", limit=500)
-    context = {"queue": review_queue(registrations), "message": message}
+    context = {"queue": review_queue(registrations), "message": message, "failed": status != 200}
     return page(request, "console.html", context, status=status)
 
 

@@ -71,3 +71,22 @@ async def home(backends: Backends, session: Session) -> HomePage:
 
 async def registrations(backends: Backends, session: Session) -> list[RegistrationView]:
     return registration_rows(await backends.get(session, "deals", "/registrations", limit=500))
+
+
+async def earnings(backends: Backends, session: Session, period: str | None) -> dict[str, Any]:
+    """Balance and the statement of one period (every period when none), side by side."""
+    partner_id = session.caller.partner_id
+    balance, statement = await asyncio.gather(
+        backends.get(session, "incentives", f"/partners/{partner_id}/balance"),
+        backends.get(session, "incentives", f"/partners/{partner_id}/statement", period=period),
+    )
+    return {"balance": balance, "statement": statement}
+
+
+async def mdf(backends: Backends, session: Session) -> dict[str, Any]:
+    partner_id = session.caller.partner_id
+    fund, claims = await asyncio.gather(
+        backends.get(session, "incentives", f"/partners/{partner_id}/mdf"),
+        backends.get(session, "incentives", "/mdf/claims", limit=200),
+    )
+    return {"fund": fund, "claims": claims}

@@ -236,3 +236,47 @@ async def test_a_partner_registers_with_the_conflict_hint_and_a_manager_approves
     assert "days" in row.text  # the countdown
     row.find_element(By.CSS_SELECTOR, "button").click()
     await page_shows(browser, "#message", "xtended", "the extension's answer")
+
+
+async def test_a_partner_reads_its_earnings_asks_what_if_and_claims_mdf(
+    fleet: Fleet, portal: str, referral_partner: Partner, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    incentives = fleet.url("incentives")
+    partner_id = referral_partner.partner_id
+    async with httpx.AsyncClient(timeout=30, headers=referral_partner.auth) as client:
+        balance = (await client.get(f"{incentives}/partners/{partner_id}/balance")).json()
+        statement = (await client.get(f"{incentives}/partners/{partner_id}/statement")).json()
+        what_if = (await client.post(f"{incentives}/what-if", json={"amount": "120000.00"})).json()
+
+    await sign_in(browser, portal, referral_partner.token)
+    browser.get(f"{portal}/earnings")
+    amount = browser.find_element(By.ID, "balance-amount").text
+    assert amount == f"{balance['balance']} {balance['currency']}"
+    closing = browser.find_element(By.ID, "closing-balance").text
+    assert closing == f"{statement['closing_balance']} {statement['currency']}"
+    screenshot(browser, "earnings")
+
+    browser.get(f"{portal}/what-if")
+    fill(browser, "amount", "120000.00")
+    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    await page_shows(browser, "#what-if-total", what_if["total"], "the what-if answer")
+    assert browser.find_element(By.ID, "what-if-total").text == (
+        f"{what_if['total']} {what_if['currency']}"
+    )
+    screenshot(browser, "what-if")
+
+    browser.get(f"{portal}/mdf")
+    fill(browser, "claim-amount", "250.00")
+    fill(browser, "description", "Joint webinar with the vendor")
+    fill(browser, "proof_reference", f"INV-{uuid.uuid4().hex[:6]}")
+    browser.find_element(By.CSS_SELECTOR, "#claim button[type=submit]").click()
+    await page_shows(browser, "#message", "laim", "the claim's answer")
+    async with httpx.AsyncClient(timeout=30, headers=referral_partner.auth) as client:
+        claims = (await client.get(f"{incentives}/mdf/claims")).json()
+    message = browser.find_element(By.ID, "message").text
+    if message.startswith("Claim "):
+        assert any(c["claim_id"] in message for c in claims), (message, claims)
+        await page_shows(browser, "#claims", "Joint webinar with the vendor", "the claim listed")
+    screenshot(browser, "mdf")

@@ -98,15 +98,15 @@ def portal_routes() -> set[tuple[str, str]]:
     from fastapi.routing import APIRoute
     from starlette.routing import Mount
 
-    from services.portal import api, console
+    from services.portal import api, console, earnings
     from services.portal.app import create_app
 
     routes = {
         (method, route.path)
-        for router in (api.router, console.router)
+        for router in (api.router, earnings.router, console.router)
         for route in router.routes
         if isinstance(route, APIRoute)
-        for method in route.methods
+        for method in route.methods or ()
     }
     mounts = [r for r in create_app().routes if isinstance(r, Mount)]
     return routes | {("GET", f"{mount.path}/{{path}}") for mount in mounts}

@@ -63,3 +63,32 @@ def latest(items: Sequence[T], count: int = LATEST_NOTIFICATIONS) -> list[T]:
 def open_first(statuses: Iterable[tuple[str, T]]) -> list[T]:
     """Items whose status is open, in their given order."""
     return [item for status, item in statuses if is_open(status)]
+
+
+def quarter_of(at: datetime) -> str:
+    return f"{at.year}-Q{(at.month - 1) // 3 + 1}"
+
+
+def recent_quarters(at: datetime, count: int = 8) -> list[str]:
+    """The statement periods a person picks from: this quarter and the ones before it."""
+    year, quarter = at.year, (at.month - 1) // 3 + 1
+    periods = []
+    for _ in range(count):
+        periods.append(f"{year}-Q{quarter}")
+        year, quarter = (year, quarter - 1) if quarter > 1 else (year - 1, 4)
+    return periods
+
+
+ENTRY_LABELS = {
+    "accrual": "Accrual",
+    "kicker": "Kicker",
+    "spiff": "SPIFF",
+    "clawback": "Clawback",
+    "reversal": "Reversal",
+    "payout": "Payout",
+}
+
+
+def entry_label(entry_type: str) -> str:
+    """How a ledger entry's type reads on a statement (unknown types as they are)."""
+    return ENTRY_LABELS.get(entry_type, entry_type.replace("_", " ").capitalize())
