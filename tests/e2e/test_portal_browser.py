@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from deploy.story import Partner, Story
+from tests.support.notifications import WebhookReceiver
 from tests.support.polling import NeverHappened, eventually
 from tests.support.portal import chromium, portal_process, screenshot
 from tests.support.processes import ADMIN_TOKEN, Fleet
@@ -129,7 +130,7 @@ async def _latest_subject(fleet: Fleet, partner: Partner, registration_id: str) 
         async def filed() -> str | None:
             after: str | None = None
             while True:
-                params = {"limit": 200, **({"after": after} if after else {})}
+                params: dict[str, str | int] = {"limit": 200, **({"after": after} if after else {})}
                 page = (await client.get(path, headers=partner.auth, params=params)).json()
                 for item in page["items"]:
                     if item.get("registration_id") == registration_id:
@@ -280,3 +281,53 @@ async def test_a_partner_reads_its_earnings_asks_what_if_and_claims_mdf(
         assert any(c["claim_id"] in message for c in claims), (message, claims)
         await page_shows(browser, "#claims", "Joint webinar with the vendor", "the claim listed")
     screenshot(browser, "mdf")
+
+
+async def partner_admin_token(fleet: Fleet, partner: Partner) -> str:
+    """A token for the partner's admin, issued by onboarding as a channel manager asks."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        answer = await client.post(
+            f"{fleet.url('onboarding')}/admin/partner-tokens/{partner.partner_id}",
+            params={"user": "admin", "role": "partner_admin"},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+    assert answer.status_code == 200, answer.text
+    issued: str = answer.json()["token"]
+    return issued
+
+
+async def test_a_partner_admin_adds_a_webhook_and_reads_its_delivery_log(
+    fleet: Fleet, portal: str, rival: Partner, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    receiver = WebhookReceiver()
+    receiver.start()
+    try:
+        await sign_in(browser, portal, await partner_admin_token(fleet, rival))
+        browser.get(f"{portal}/webhooks")
+        fill(browser, "url", receiver.url("/portal-hook"))
+        fill(browser, "webhook-description", "our CRM bridge")
+        browser.find_element(By.CSS_SELECTOR, "#add-endpoint button[type=submit]").click()
+        await page_shows(browser, "#message", "Added", "the endpoint added")
+        receiver.secrets["/portal-hook"] = browser.find_element(By.ID, "secret").text
+        screenshot(browser, "webhooks")
+
+        customer = f"Hook {uuid.uuid4().hex[:6]} Logistics"
+        await register(fleet, rival, customer)
+
+        async def delivered() -> bool:
+            return any(customer in str(r.body) for r in receiver.received)
+
+        await eventually(delivered, 30, what="the signed delivery at the receiver")
+        browser.find_element(By.CSS_SELECTOR, "#endpoints a").click()
+
+        async def logged() -> bool:
+            browser.refresh()
+            log = browser.find_element(By.ID, "deliveries").text
+            return "delivered" in log
+
+        await eventually(logged, 30, what="the delivery in the log", every=0.5)
+        screenshot(browser, "webhook-delivery-log")
+    finally:
+        receiver.stop()

@@ -61,3 +61,22 @@ def test_the_latest_notifications_are_the_newest_first() -> None:
     assert pages.latest([1, 2], 10) == [2, 1]
     assert pages.latest([1, 2], 0) == []
     assert pages.latest([], 3) == []
+
+
+def test_statement_periods_are_this_quarter_and_the_ones_before() -> None:
+    assert pages.quarter_of(NOW) == "2026-Q4"
+    assert pages.quarter_of(datetime(2026, 1, 1, tzinfo=UTC)) == "2026-Q1"
+    assert pages.recent_quarters(NOW, 6) == [
+        "2026-Q4",
+        "2026-Q3",
+        "2026-Q2",
+        "2026-Q1",
+        "2025-Q4",
+        "2025-Q3",
+    ]
+
+
+def test_ledger_entries_read_as_a_statement_names_them() -> None:
+    assert pages.entry_label("spiff") == "SPIFF"
+    assert pages.entry_label("clawback") == "Clawback"
+    assert pages.entry_label("mdf_accrued") == "Mdf accrued"
