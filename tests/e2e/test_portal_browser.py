@@ -14,6 +14,7 @@ import pytest
 
 from deploy.story import Partner, Story
 from tests.support.notifications import WebhookReceiver
+from tests.support.onboarding import strong_application
 from tests.support.polling import NeverHappened, eventually
 from tests.support.portal import chromium, portal_process, screenshot
 from tests.support.processes import ADMIN_TOKEN, Fleet
@@ -331,3 +332,49 @@ async def test_a_partner_admin_adds_a_webhook_and_reads_its_delivery_log(
         screenshot(browser, "webhook-delivery-log")
     finally:
         receiver.stop()
+
+
+async def test_a_manager_works_applications_claims_links_and_held_credits(
+    fleet: Fleet, portal: str, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    domain = f"portal-{uuid.uuid4().hex[:8]}.example"
+    async with httpx.AsyncClient(timeout=30) as client:
+        applied = await client.post(
+            f"{fleet.url('onboarding')}/applications", json=strong_application(domain)
+        )
+        assert applied.status_code == 201, applied.text
+        partner_id = applied.json()["partner_id"]
+        held = (
+            await client.get(
+                f"{fleet.url('incentives')}/credits/held",
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            )
+        ).json()
+
+    await sign_in(browser, portal, ADMIN_TOKEN)
+    browser.get(f"{portal}/console/applications")
+    await page_shows(browser, "#applications", domain, "the application waiting")
+    screenshot(browser, "console-applications")
+    item = browser.find_element(By.ID, f"application-{partner_id}")
+    item.find_element(By.CSS_SELECTOR, "input[name=note]").send_keys("references checked")
+    item.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
+    await page_shows(browser, "#message", f"{partner_id}: approved", "the decision's answer")
+    assert not browser.find_elements(By.ID, f"application-{partner_id}")
+    async with httpx.AsyncClient(timeout=30) as client:
+        state = (
+            await client.get(
+                f"{fleet.url('onboarding')}/partners/{partner_id}",
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            )
+        ).json()
+    assert state["status"] != "applied", state
+
+    browser.get(f"{portal}/console/mdf")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "MDF claims to decide"
+    screenshot(browser, "console-mdf")
+    browser.get(f"{portal}/console/crm-links")
+    shown = browser.find_elements(By.CSS_SELECTOR, "#held > li")
+    assert len(shown) == len(held)
+    screenshot(browser, "console-crm-links")
