@@ -6,7 +6,7 @@ through the portal) without reloading. Screenshots go to .work/screenshots/."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,16 +16,10 @@ from deploy.story import Partner, Story
 from tests.support.notifications import WebhookReceiver
 from tests.support.onboarding import strong_application
 from tests.support.polling import NeverHappened, eventually
-from tests.support.portal import chromium, portal_process, screenshot
+from tests.support.portal import chromium, screenshot
 from tests.support.processes import ADMIN_TOKEN, Fleet
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-async def portal(fleet: Fleet) -> AsyncIterator[str]:
-    async with portal_process(fleet, DEVELOPMENT_MODE="true") as url:
-        yield url
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +21,7 @@ from tests.support.factories import partner_state_changed
 from tests.support.infra import ROOT, Infra
 from tests.support.kafka import publish
 from tests.support.polling import eventually
-from tests.support.portal import portal_process, portal_routes
+from tests.support.portal import portal_routes
 from tests.support.processes import Fleet
 from tests.support.tokens import bearer, expired, token
 
@@ -209,12 +208,6 @@ def test_the_table_lists_every_route_of_the_portal_once() -> None:
     listed = [(r.method, r.path) for r in PORTAL_ROUTES]
     assert len(listed) == len(set(listed))
     assert set(listed) == portal_routes()
-
-
-@pytest.fixture(scope="module")
-async def portal(fleet: Fleet) -> AsyncIterator[str]:
-    async with portal_process(fleet, DEVELOPMENT_MODE="true") as url:
-        yield url
 
 
 async def visit(

@@ -110,3 +110,55 @@ def portal_routes() -> set[tuple[str, str]]:
     }
     mounts = [r for r in create_app().routes if isinstance(r, Mount)]
     return routes | {("GET", f"{mount.path}/{{path}}") for mount in mounts}
+
+
+AXE = ROOT / ".work" / "tools" / "axe"
+
+
+def axe_script() -> str:
+    """axe-core, as deploy/test-tools.sh installs it."""
+    found = sorted(AXE.glob("*/axe.min.js"))
+    if not found:
+        missing_capability("axe-core is not installed (deploy/test-tools.sh fetches it with npm)")
+    return found[-1].read_text()
+
+
+def serious_violations(browser: Any) -> list[str]:
+    """axe-core's serious and critical violations on the current page (WCAG 2.x A and AA)."""
+    browser.execute_script(axe_script())
+    result = browser.execute_async_script(
+        """
+        const done = arguments[arguments.length - 1];
+        axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a',
+            'wcag21aa', 'best-practice']}})
+          .then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact,
+              nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 3)}))))
+          .catch(e => done([{id: 'axe-error', impact: 'critical', nodes: [String(e)]}]));
+        """
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {', '.join(v['nodes'])}"
+        for v in result
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def unlabelled_inputs(browser: Any) -> list[str]:
+    """Form controls a screen reader could not name: no <label for>, no aria-label."""
+    found: list[str] = browser.execute_script(
+        """
+        return Array.from(document.querySelectorAll('input, select, textarea'))
+          .filter(e => e.type !== 'hidden')
+          .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+          .map(e => e.outerHTML.slice(0, 120));
+        """
+    )
+    return found
+
+
+def horizontal_overflow(browser: Any) -> int:
+    """How many pixels the page is wider than the window (0: no sideways scrolling)."""
+    width: int = browser.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    return width
