@@ -3,13 +3,15 @@
     make bench          # full mode: the numbers in the README (about 8 minutes)
     make bench-quick    # quick mode: a check that everything measures (under 2 minutes)
 
-Starts the four services as OS processes on the local stack, onboards partners through
+Starts the five services as OS processes on the local stack, onboards partners through
 onboarding, then offers won CRM deals to deals' Salesforce endpoint at fixed rates and at
 saturation. Each deal names its referring partner, so it flows deals -> attribution (credit) ->
 incentives (earning) and produces notifications. Latency is measured with timestamps carried by
 the events: from the CRM change's `ingested_at` (set when deals accepted it) to the Kafka
 timestamp of the partner notification (attribution's credit notice: the first the partner
-hears) and of the incentive entry (`incentive.earned.v1`). Also measured in the same run: raw
+hears) and of the incentive entry (`incentive.earned.v1`), and to the moment the partner's
+webhook receiver (benchmarks/webhook_receiver.py: a process of its own, verifying each
+signature) got that credit notice from the notifications service. Also measured in the same run: raw
 aiokafka produce->consume and raw Postgres single-row transactions with an outbox insert,
 outbox relay lag, service RSS at saturation, and the conflict-check cost as registrations grow.
 Writes JSON to `.work/bench/results.json` (or --out) and prints a table. Loopback only.
@@ -51,7 +53,7 @@ from tests.support.processes import free_port, migrate, service_env
 from tests.support.tokens import ADMIN_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("onboarding", "deals", "attribution", "incentives")
+SERVICES = ("onboarding", "deals", "attribution", "incentives", "notifications")
 
 
 def percentiles(values: list[float]) -> dict[str, float | int]:
@@ -376,7 +378,11 @@ class Offer:
         self.run = run
         self.sent: list[str] = []
         self.numbered = 0  # deals numbered so far: concurrent posts must never share a record id
-        self.client = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=32))
+        # Idle connections are dropped before uvicorn closes them (its keep-alive is 5 s): a
+        # post on a connection the server is closing fails with a read error.
+        self.client = httpx.AsyncClient(
+            timeout=60, limits=httpx.Limits(max_connections=32, keepalive_expiry=2.0)
+        )
 
     def batch(self, phase: str, size: int) -> tuple[list[str], list[Any]]:
         at = datetime.now(UTC)
@@ -450,6 +456,73 @@ class Offer:
 
         await asyncio.gather(*(loop() for _ in range(4)))
         return sent
+
+
+@dataclass
+class Receivers:
+    """The partners' webhook receivers (benchmarks/webhook_receiver.py): a process of its own,
+    one path per partner, registered with the notifications service for credit notices."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+
+    @classmethod
+    def spawn(cls) -> Receivers:
+        port = free_port()
+        process = subprocess.Popen(  # noqa: S603 (our own module)
+            [sys.executable, "-m", "benchmarks.webhook_receiver", "--port", str(port)],
+            cwd=ROOT,
+        )
+        return cls(process, f"http://127.0.0.1:{port}")
+
+    async def register(self, notifications_url: str, partners: list[Partner]) -> None:
+        receivers = self
+        async with httpx.AsyncClient(timeout=30) as client:
+            async with asyncio.timeout(30):
+                while True:
+                    with contextlib.suppress(httpx.TransportError):
+                        if (await client.get(f"{receivers.url}/_results")).status_code == 200:
+                            break
+                    await asyncio.sleep(0.2)
+            for partner in partners:
+                answer = await client.post(
+                    f"{notifications_url}/partners/{partner.partner_id}/webhooks",
+                    json={
+                        "url": f"{receivers.url}/{partner.partner_id}",
+                        "kinds": ["credit_issued"],
+                    },
+                    headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                )
+                answer.raise_for_status()
+                armed = await client.post(
+                    f"{receivers.url}/_secret/{partner.partner_id}",
+                    content=answer.json()["secret"].encode(),
+                )
+                armed.raise_for_status()
+
+    async def latencies(self, keys: list[str]) -> dict[str, float | int]:
+        """Ingestion -> webhook received for `keys`, once they all arrived (at most a minute
+        after their incentive entries)."""
+        found: dict[str, float] = {}
+        async with httpx.AsyncClient(timeout=30) as client:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(60):
+                    while True:
+                        results = (await client.get(f"{self.url}/_results")).json()
+                        found = results["latencies"]
+                        if results["refused"]:
+                            raise RuntimeError(f"{results['refused']} deliveries did not verify")
+                        if all(k in found for k in keys):
+                            break
+                        await asyncio.sleep(0.5)
+        return percentiles([found[k] for k in keys if k in found])
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
 
 
 def phase_of(deal_key: str) -> str:
@@ -544,6 +617,7 @@ async def run(quick: bool) -> dict[str, Any]:
         await migrate(infra, service)
     fleet = Fleet(infra)
     fleet.start()
+    receivers = Receivers.spawn()
     try:
         await fleet.ready()
         run_id = uuid.uuid4().hex[:6]
@@ -558,6 +632,7 @@ async def run(quick: bool) -> dict[str, Any]:
                 await story.known_to_deals(partner)
                 await story.crm_linked(partner)  # the offered deals name it by its id
         observed = Observed()
+        await receivers.register(fleet.urls["notifications"], partners)
         stop = asyncio.Event()
         observer = asyncio.create_task(observe(infra.kafka, run_id, observed, stop))
         offer = Offer(fleet.urls["deals"], partners, run_id)
@@ -588,6 +663,7 @@ async def run(quick: bool) -> dict[str, Any]:
                 "ingestion_to_incentive_entry": percentiles(
                     [observed.earned_ms[k] for k in keys if k in observed.earned_ms]
                 ),
+                "ingestion_to_webhook": await receivers.latencies(keys),
                 "relay_lag": await relay_lag(infra.admin_dsn, since, datetime.now(UTC)),
             }
 
@@ -633,6 +709,7 @@ async def run(quick: bool) -> dict[str, Any]:
             "ingestion_to_incentive_entry": percentiles(
                 [observed.earned_ms[k] for k in keys if k in observed.earned_ms]
             ),
+            "ingestion_to_webhook": await receivers.latencies(keys),
             "rss_mb": rss,
             "resources": resources,
             "relay_lag": await relay_lag(infra.admin_dsn, since, datetime.now(UTC)),
@@ -642,6 +719,7 @@ async def run(quick: bool) -> dict[str, Any]:
         await observer
         await offer.client.aclose()
     finally:
+        receivers.stop()
         fleet.stop()
 
     sizes = [1_000, 100_000] if quick else [1_000, 100_000, 1_000_000]
@@ -668,7 +746,12 @@ def table(results: dict[str, Any]) -> str:
         if "end_to_end_deals_per_s" in phase:
             head += f"  e2e {phase['end_to_end_deals_per_s']} deals/s"
         lines.append(head)
-        for label, values in (("-> notification", notified), ("-> incentive  ", earned)):
+        hooked = phase.get("ingestion_to_webhook", {})
+        for label, values in (
+            ("-> notification", notified),
+            ("-> incentive  ", earned),
+            ("-> webhook    ", hooked),
+        ):
             if values.get("count"):
                 lines.append(
                     f"    {label} p50 {values['p50_ms']:8.1f}  p95 {values['p95_ms']:8.1f}  "

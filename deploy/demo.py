@@ -1,8 +1,9 @@
 """The local demo: seeds a small ecosystem, tells the scripted story through the running
 services, and prints what happened: decisions with reasons, credits, earnings, notifications per
-partner, and one trace across the services.
+partner as its app received them (a webhook receiver verifying signatures and a live-stream
+reader, examples/partner_app.py), and one trace across the services.
 
-    make demo          # starts Kafka, Postgres and the four services, then runs this
+    make demo          # starts Kafka, Postgres and the five services, then runs this
 
 The stack stays up afterwards (`make stop` stops it); run `make demo` again for another story.
 """
@@ -11,17 +12,95 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deploy.story import channel_manager_token, tell_story
-from examples.partner_app import notifications
-from shared.kafka_client import KafkaConnection
+import httpx
+
+from deploy.story import DEFAULT_URLS, Partner, channel_manager_token, tell_story
+from examples.partner_app import WebhookReceiver, register, stream
 
 TRACES = Path(__file__).resolve().parent.parent / ".work" / "services" / "traces.jsonl"
+
+
+@dataclass
+class PartnerApp:
+    """One partner's app as examples/partner_app.py runs it: a webhook receiver verifying
+    signatures, and a live-stream reader; the inbox read once at the end for comparison."""
+
+    partner: Partner
+    receiver: WebhookReceiver
+    streamed: list[dict[str, Any]] = field(default_factory=list)
+    hooked: list[dict[str, Any]] = field(default_factory=list)
+    inbox: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+
+class PartnerApps:
+    def __init__(self, urls: dict[str, str], admin_token: str) -> None:
+        self.urls = urls
+        self.admin = {"Authorization": f"Bearer {admin_token}"}
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(10, read=None))
+        self.apps: dict[str, PartnerApp] = {}
+
+    async def join(self, partner: Partner) -> None:
+        """A partner just onboarded: its app gets a partner_admin token from the channel
+        manager, registers its webhook receiver and opens its live stream."""
+        issued = await self.client.post(
+            f"{self.urls['onboarding']}/admin/partner-tokens/{partner.partner_id}",
+            params={"user": "partner-app", "role": "partner_admin"},
+            headers=self.admin,
+        )
+        issued.raise_for_status()
+        token = issued.json()["token"]
+        app = PartnerApp(partner, WebhookReceiver(lambda _c, m: app.hooked.append(m)))
+        app.receiver.start()
+        endpoint = await register(
+            self.client, self.urls["notifications"], partner.partner_id, token, app.receiver.url
+        )
+        app.receiver.secret = endpoint["secret"]
+        opened = asyncio.Event()
+
+        async def follow() -> None:
+            async for message in stream(
+                self.client, self.urls["notifications"], partner.partner_id, token, opened=opened
+            ):
+                app.streamed.append(message)
+
+        app.task = asyncio.create_task(follow())
+        await asyncio.wait_for(opened.wait(), 10)
+        self.apps[partner.partner_id] = app
+
+    async def settle(self) -> None:
+        """Wait until the webhooks have caught up with the streams (the demo's last messages
+        are seconds old), at most 20 s."""
+        for _ in range(100):
+            if all(len(a.hooked) >= len(a.streamed) for a in self.apps.values()):
+                break
+            await asyncio.sleep(0.2)
+        for app in self.apps.values():
+            page = await self.client.get(
+                f"{self.urls['notifications']}/partners/{app.partner.partner_id}/notifications",
+                params={"limit": 200},
+                headers=self.admin,
+            )
+            app.inbox = [("inbox", m) for m in page.json()["items"]]
+
+    async def owner_inbox(self, owner: str) -> list[dict[str, Any]]:
+        page = await self.client.get(
+            f"{self.urls['notifications']}/owners/{owner}/notifications", headers=self.admin
+        )
+        items: list[dict[str, Any]] = page.json()["items"]
+        return items
+
+    async def close(self) -> None:
+        for app in self.apps.values():
+            if app.task is not None:
+                app.task.cancel()
+            app.receiver.stop()
+        await self.client.aclose()
 
 
 def section(title: str) -> None:
@@ -67,8 +146,8 @@ def print_trace(deal_key: str) -> None:
 
 
 async def main() -> None:
-    started = datetime.now(UTC) - timedelta(seconds=2)
-    result, log = await tell_story()
+    apps = PartnerApps(DEFAULT_URLS, channel_manager_token())
+    result, log = await tell_story(joined=apps.join)
     names = {p.partner_id: p.company for p in result.partners.values()}
 
     section("What happened")
@@ -100,15 +179,30 @@ async def main() -> None:
         for entry in booked["statement"]["entries"]:
             print(f"    {entry['entry_type']:10} {entry['rule']:28} {entry['amount']:>10}")
 
-    section("Notifications per partner (as a partner app receives them)")
-    kafka = KafkaConnection.from_env(os.environ)
-    received: dict[str, list[str]] = defaultdict(list)
-    async for note in notifications(kafka, names, since=started, idle_seconds=2.0):
-        received[note.partner_id].append(f"[{note.kind}] to {note.recipient}: {note.subject}")
-    for partner_id, lines in received.items():
-        print(f"{names[partner_id]}:")
-        for line in lines:
-            print(f"    {line}")
+    section("Notifications per partner (as each partner's app received them)")
+    await apps.settle()
+    for app in apps.apps.values():
+        streamed = {m["notification_id"] for m in app.streamed}
+        hooked = {m["notification_id"] for m in app.hooked}
+        print(
+            f"{app.partner.company}: {len(app.inbox)} in its inbox; since its app joined "
+            f"{len(streamed)} on the live stream, {len(hooked)} by webhook "
+            f"(signatures verified, {app.receiver.refused} refused)"
+        )
+        for _, message in app.inbox:
+            ways = [
+                w
+                for w, ids in (("stream", streamed), ("webhook", hooked))
+                if message["notification_id"] in ids
+            ]
+            print(
+                f"    [{message['kind']}] {message['subject']}  ({', '.join(ways) or 'inbox only'})"
+            )
+    rep = await apps.owner_inbox(result.rep)
+    print(f"direct account owner {result.rep} (their own inbox, never a partner's):")
+    for message in rep:
+        print(f"    inbox   [{message['kind']}] {message['subject']}")
+    await apps.close()
 
     section("One trace across the services")
     print_trace(result.won_deal_key)
@@ -121,8 +215,8 @@ async def main() -> None:
     print(
         "\nThe platform keeps running: the portal on http://127.0.0.1:8000, the APIs on "
         "http://127.0.0.1:8001..8005 (/docs for each). "
-        "Follow a partner with `.venv/bin/python -m examples.partner_app --partner <id>`; "
-        "stop everything with `make stop`."
+        "Follow a partner with `.venv/bin/python -m examples.partner_app --partner <id> "
+        "--token <partner_admin token>`; stop everything with `make stop`."
     )
 
 

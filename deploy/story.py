@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -31,6 +32,7 @@ DEFAULT_URLS = {
     "deals": "http://127.0.0.1:8002",
     "attribution": "http://127.0.0.1:8003",
     "incentives": "http://127.0.0.1:8004",
+    "notifications": "http://127.0.0.1:8005",
 }
 
 
@@ -67,12 +69,20 @@ class StoryResult:
 
 
 class Story:
-    def __init__(self, client: httpx.AsyncClient, urls: dict[str, str], admin_token: str):
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        urls: dict[str, str],
+        admin_token: str,
+        joined: Callable[[Partner], Awaitable[None]] | None = None,
+    ):
         self.client = client
         self.urls = urls
         self.admin = {"Authorization": f"Bearer {admin_token}"}
         self.run = uuid.uuid4().hex[:10]  # long enough that names of two runs never look alike
         self.log: list[str] = []
+        # Told each partner once it is onboarded (the demo starts its partner apps there).
+        self.joined = joined
 
     def say(self, line: str) -> None:
         self.log.append(line)
@@ -261,6 +271,8 @@ class Story:
         result = StoryResult(self.run, cast, rep=f"rep-dana-{self.run}")
         for partner in cast.values():
             await self.onboard(partner, ["data", "ai"])
+            if self.joined is not None:
+                await self.joined(partner)
         for partner in cast.values():
             await self.known_to_deals(partner)
         alpine, birch, cobalt, delta, ember = cast.values()
@@ -461,9 +473,11 @@ def channel_manager_token() -> str:
 
 
 async def tell_story(
-    urls: dict[str, str] | None = None, admin_token: str | None = None
+    urls: dict[str, str] | None = None,
+    admin_token: str | None = None,
+    joined: Callable[[Partner], Awaitable[None]] | None = None,
 ) -> tuple[StoryResult, list[str]]:
     async with httpx.AsyncClient(timeout=30) as client:
-        story = Story(client, urls or DEFAULT_URLS, admin_token or channel_manager_token())
+        story = Story(client, urls or DEFAULT_URLS, admin_token or channel_manager_token(), joined)
         result = await story.tell()
         return result, story.log

@@ -15,20 +15,28 @@ from typing import Any
 
 from shared.clock import now
 from shared.events import Envelope
-from shared.events.notifications import NotificationKind, PartnerNotification
+from shared.events.notifications import (
+    NotificationKind,
+    NotificationKindV2,
+    PartnerNotification,
+    PartnerNotificationV2,
+)
 from shared.outbox import OutgoingEvent
 from shared.topics import PARTNER_NOTIFICATIONS
 
+_V1_KINDS = frozenset(kind.value for kind in NotificationKind)
 NOTIFICATION_NAMESPACE = uuid.UUID("3f4c2b8e-8d1a-4f0e-9b6a-5e2d7c1a9f40")
 
 
-def notification_id(kind: NotificationKind, recipient: str, about: str) -> uuid.UUID:
+def notification_id(
+    kind: NotificationKind | NotificationKindV2, recipient: str, about: str
+) -> uuid.UUID:
     return uuid.uuid5(NOTIFICATION_NAMESPACE, f"{kind.value}/{recipient}/{about}")
 
 
 def notify(
     partner_id: str,
-    kind: NotificationKind,
+    kind: NotificationKind | NotificationKindV2,
     *,
     about: str,
     subject: str,
@@ -45,16 +53,22 @@ def notify(
     consumed event behind it, if any (its trace and ingestion time are carried on)."""
     recipient = recipient or partner_id
     identity = notification_id(kind, recipient, about)
-    note = PartnerNotification(
-        notification_id=str(identity),
-        partner_id=partner_id,
-        recipient=recipient,
-        kind=kind,
-        subject=subject,
-        body=body,
-        registration_id=registration_id,
-        deal_key=deal_key,
-        created_at=created_at or now(),
-        ingested_at=ingested_at,
+    # A kind v1 names goes out as v1 (its consumers know it); the others only as v2.
+    contract: type[PartnerNotification | PartnerNotificationV2] = (
+        PartnerNotification if kind.value in _V1_KINDS else PartnerNotificationV2
+    )
+    note = contract.model_validate(
+        {
+            "notification_id": str(identity),
+            "partner_id": partner_id,
+            "recipient": recipient,
+            "kind": kind.value,
+            "subject": subject,
+            "body": body,
+            "registration_id": registration_id,
+            "deal_key": deal_key,
+            "created_at": created_at or now(),
+            "ingested_at": ingested_at,
+        }
     )
     return OutgoingEvent(PARTNER_NOTIFICATIONS, note, partner_id, event_id=identity, cause=cause)

@@ -66,8 +66,13 @@ DEAL_REGISTRATIONS = Topic(
     "registration id",
     6,
     "Deal registration lifecycle and rules-of-engagement decisions.",
-    events=("registration.decided.v1", "registration.status_changed.v1"),
-    consumers=("attribution",),
+    events=(
+        "registration.decided.v1",
+        "registration.status_changed.v1",
+        "registration.review_escalated.v1",
+    ),
+    # deals itself: its CRM write-back tells the originating CRM what was decided.
+    consumers=("attribution", "deals"),
     aggregate="registration_id",
 )
 DEAL_OPPORTUNITIES = Topic(
@@ -115,7 +120,8 @@ INCENTIVE_LEDGER = Topic(
         "incentive.mdf_claim_decided.v1",
         "incentive.payout_recorded.v1",
     ),
-    consumers=("partner apps",),
+    # Payouts and expired MDF reach partners as messages of the notifications service.
+    consumers=("notifications",),
     aggregate="partner_id",
 )
 PARTNER_NOTIFICATIONS = Topic(
@@ -127,7 +133,7 @@ PARTNER_NOTIFICATIONS = Topic(
     "partner's messages share a key and stay ordered. Internal: the notifications service files "
     "them per recipient and delivers them (inbox, stream, webhooks, e-mail).",
     producers=("deals", "incentives", "onboarding", "attribution"),
-    events=("notification.partner.v1",),
+    events=("notification.partner.v1", "notification.partner.v2"),
     consumers=("notifications",),
     aggregate="partner_id",
 )

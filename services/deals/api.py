@@ -1,37 +1,55 @@
 """HTTP API of deals: partner registrations (partners see only their own), channel managers'
 review and operations, and CRM ingestion (payloads exactly as each source delivers them)."""
 
-from collections.abc import Callable
-from datetime import datetime
+import time
+from collections import Counter
+from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 
 from services.deals import crm_ingestion, verification, views
+from services.deals.backtest import backtest as run_backtest
+from services.deals.domain.ledger import Principal
 from services.deals.domain.rules import RulesOfEngagement
 from services.deals.expiry import run_expiry
 from services.deals.extension import request_extension
 from services.deals.linking import link_registration
+from services.deals.policy import PolicyStore, differences, document_of, parsed
 from services.deals.registering import decide, register
 from services.deals.review import review
+from services.deals.review_sla import run_review_sla
 from services.deals.schemas import (
+    BacktestChangeOut,
+    BacktestIn,
+    BacktestOut,
     CheckOut,
+    CrmItemOut,
     CrmLinkIn,
     CrmLinkOut,
     DecisionOut,
     ExpiryRunOut,
     ExtensionOut,
+    HistoryEntryOut,
     IngestedOut,
+    KindCountOut,
+    PolicyCheckOut,
+    PolicyHistoryOut,
+    PolicyIn,
+    PolicyOut,
+    PolicyVersionOut,
     RegistrationIn,
     RegistrationOut,
     ReviewOut,
+    ReviewRunOut,
 )
 from services.deals.settings import DealsSettings
 from services.deals.verification import MicrosoftCertificates
 from shared.audit import record_action
 from shared.clock import now
 from shared.errors import Unprocessable
-from shared.events.crm import CrmDealChanged
+from shared.events.crm import CrmSource
 from shared.http import (
     UNPROCESSABLE_RESPONSE,
     AdminDep,
@@ -57,7 +75,16 @@ crm = APIRouter(
 )
 admin = APIRouter(prefix="/admin", tags=["admin"])
 
-PolicyDep = Annotated[RulesOfEngagement, Provided(RulesOfEngagement)]
+StoreDep = Annotated[PolicyStore, Provided(PolicyStore)]
+
+
+async def _policy_in_force(platform: PlatformDep, store: StoreDep) -> RulesOfEngagement:
+    """The rules of engagement in force now: every decision is made (and stored) under it."""
+    async with platform.pool.acquire() as conn:
+        return await store.in_force(conn, now())
+
+
+PolicyDep = Annotated[RulesOfEngagement, Depends(_policy_in_force)]
 SettingsDep = Annotated[DealsSettings, Provided(DealsSettings)]
 CertificatesDep = Annotated[MicrosoftCertificates, Provided(MicrosoftCertificates)]
 
@@ -74,7 +101,7 @@ async def create_registration(
     request = body.request_for(acting_partner(who, partner_id), now())
     async with platform.transaction() as conn:
         registration_id, decision = await register(
-            conn, platform.outbox, policy, request, body.crm_deal_key
+            conn, platform.outbox, policy, request, body.crm_deal_key, Principal.of(who)
         )
         await record_action(conn, who, "registration.register", registration_id)
     return DecisionOut(
@@ -121,6 +148,16 @@ async def get_registration(
     return await views.registration(platform.pool, who, registration_id)
 
 
+@router.get("/registrations/{registration_id}/history", tags=["registrations"])
+async def registration_history(
+    registration_id: str, who: CallerDep, platform: PlatformDep
+) -> list[HistoryEntryOut]:
+    """Every decision and status change of the registration, oldest first: what, when, by
+    whom, under which policy version, why and on what evidence. Its partner sees its own
+    registration's entries as it was told them (no other partner's or rep's identity)."""
+    return await views.history(platform.pool, who, registration_id)
+
+
 @router.post("/registrations/{registration_id}/extension", tags=["registrations"])
 async def extend_registration(
     registration_id: str, who: CallerDep, platform: PlatformDep, policy: PolicyDep
@@ -156,40 +193,86 @@ async def link_to_crm_deal(
 
 @router.post("/registrations/{registration_id}/review", tags=["registrations"])
 async def review_registration(
-    registration_id: str, who: AdminDep, platform: PlatformDep, approve: bool, note: str = ""
+    registration_id: str,
+    who: AdminDep,
+    platform: PlatformDep,
+    policy: PolicyDep,
+    approve: bool,
+    note: Annotated[str, Query(max_length=2000)] = "",
 ) -> ReviewOut:
-    """Decide a registration pending review (channel managers)."""
+    """Decide a registration pending review (channel managers); the reviewer and the note are
+    kept in the registration's history."""
     async with platform.transaction() as conn:
-        outcome = await review(conn, platform.outbox, registration_id, approve, note)
+        outcome = await review(
+            conn, platform.outbox, policy, Principal.of(who), registration_id, approve, note
+        )
         await record_action(conn, who, "registration.review", registration_id)
     return ReviewOut(registration_id=registration_id, status=outcome)
 
 
+MULTI_STATUS_RESPONSE: dict[int | str, dict[str, Any]] = {
+    207: {"model": IngestedOut, "description": "some items refused: each item's outcome"}
+}
+
+
 async def _ingest(
-    platform: Platform, payload: Any, changes_of: Callable[[Any, datetime], list[CrmDealChanged]]
+    platform: Platform, source: CrmSource, items: list[crm_ingestion.Item]
 ) -> IngestedOut:
-    """Record what an authenticated CRM delivered (its JSON body, read by its adapter) as deal
-    changes."""
-    changes = changes_of(payload, now())
+    """Record what an authenticated CRM delivered, item by item, and answer each outcome."""
+    outcomes = await crm_ingestion.record_items(
+        platform.pool, platform.outbox, source, items, now()
+    )
+    counts = Counter(item.outcome for item in outcomes)
     return IngestedOut(
-        accepted=await crm_ingestion.record_changes(platform.pool, platform.outbox, changes)
+        accepted=counts[crm_ingestion.Outcome.ACCEPTED],
+        duplicate=counts[crm_ingestion.Outcome.DUPLICATE],
+        stale=counts[crm_ingestion.Outcome.STALE],
+        ignored=counts[crm_ingestion.Outcome.IGNORED],
+        refused=counts[crm_ingestion.Outcome.REFUSED],
+        resync=counts[crm_ingestion.Outcome.RESYNC],
+        items=[CrmItemOut.model_validate(asdict(item)) for item in outcomes],
     )
 
 
-@crm.post("/salesforce", status_code=202)
-async def salesforce(request: Request, platform: PlatformDep, settings: SettingsDep) -> IngestedOut:
+def _multi_status(answer: IngestedOut) -> IngestedOut | JSONResponse:
+    """A Standard Webhooks sender retries anything but 2xx: refused items (kept with their
+    reasons) are answered 207 with each outcome, so the batch is not resent forever."""
+    if not answer.refused:
+        return answer
+    return JSONResponse(answer.model_dump(mode="json"), status_code=207)
+
+
+def _single(answer: IngestedOut) -> IngestedOut:
+    """A one-item delivery that was refused (and kept) answers 422 with the reason: its
+    sender does not retry a 4xx other than 409/429 (EventBridge) and a retry would not help."""
+    for item in answer.items:
+        if item.outcome == crm_ingestion.Outcome.REFUSED:
+            raise Unprocessable(item.reason or "refused")
+    return answer
+
+
+@crm.post(
+    "/salesforce", status_code=202, response_model=IngestedOut, responses=MULTI_STATUS_RESPONSE
+)
+async def salesforce(
+    request: Request, platform: PlatformDep, settings: SettingsDep
+) -> IngestedOut | JSONResponse:
     """Opportunity Change Data Capture relayed by a subscriber that signs each delivery with
-    Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`)."""
+    Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`). Each message
+    is answered alone: 202 when none is refused, 207 with each outcome otherwise."""
     raw = await request.body()
     verification.verify_salesforce(settings, raw, request.headers)
-    return await _ingest(platform, crm_ingestion.parse_json(raw), crm_ingestion.salesforce_changes)
+    items = crm_ingestion.salesforce_items(crm_ingestion.parse_json(raw), now())
+    return _multi_status(await _ingest(platform, CrmSource.SALESFORCE, items))
 
 
 @crm.post("/hubspot", status_code=202, responses=FORBIDDEN_RESPONSE)
 async def hubspot(request: Request, platform: PlatformDep, settings: SettingsDep) -> IngestedOut:
     """A HubSpot webhook batch, signed `X-HubSpot-Signature-v3` with the app's client secret
-    (`X-HubSpot-Request-Timestamp` at most 5 minutes old); every event from a configured
-    portal (403 otherwise)."""
+    (`X-HubSpot-Request-Timestamp` at most 5 minutes old). HubSpot does not retry a 4xx, so a
+    batch is answered 202 with each event's outcome: an unreadable event, or one from a portal
+    not ingested, is refused (and kept) while its neighbours are recorded; 403 only when no
+    event is from a configured portal."""
     raw = await request.body()
     uri = verification.hubspot_uri(
         settings.public_base_url, str(request.base_url), request.url.path, request.url.query
@@ -197,7 +280,8 @@ async def hubspot(request: Request, platform: PlatformDep, settings: SettingsDep
     verification.verify_hubspot(settings, request.method, uri, raw, request.headers, now())
     payload = crm_ingestion.parse_json(raw)
     verification.check_portals(settings, payload)
-    return await _ingest(platform, payload, crm_ingestion.hubspot_changes)
+    items = crm_ingestion.hubspot_items(payload, now(), settings.portals)
+    return await _ingest(platform, CrmSource.HUBSPOT, items)
 
 
 @crm.post("/aws-ace", status_code=202)
@@ -206,7 +290,8 @@ async def aws_ace(request: Request, platform: PlatformDep, settings: SettingsDep
     connection sends the configured API key header."""
     verification.verify_aws_ace(settings, request.headers)
     payload = crm_ingestion.parse_json(await request.body())
-    return await _ingest(platform, payload, crm_ingestion.aws_ace_changes)
+    items = crm_ingestion.aws_ace_items(payload, now())
+    return _single(await _ingest(platform, CrmSource.AWS_ACE, items))
 
 
 @crm.post("/microsoft", status_code=202)
@@ -217,7 +302,8 @@ async def microsoft(
     by the certificate at `X-MS-Certificate-Url` (`X-MS-Signature-Algorithm`, e.g. rsa-sha256)."""
     raw = await request.body()
     await certificates.verify(raw, request.headers, now())
-    return await _ingest(platform, crm_ingestion.parse_json(raw), crm_ingestion.microsoft_changes)
+    items = crm_ingestion.microsoft_items(crm_ingestion.parse_json(raw), now())
+    return _single(await _ingest(platform, CrmSource.MICROSOFT, items))
 
 
 @admin.post("/expiry/run")
@@ -234,6 +320,107 @@ async def expire_now(
     async with platform.transaction() as conn:
         await record_action(conn, who, "expiry.run", moment.isoformat())
     return ExpiryRunOut(as_of=moment, warned=run.warned, expired=run.expired)
+
+
+@admin.get("/reviews", tags=["registrations"])
+async def review_queue(
+    who: AdminDep, platform: PlatformDep, limit: int = 100
+) -> list[RegistrationOut]:
+    """The review queue: registrations waiting for review, soonest deadline first, each with
+    its `review_due_at` and a hyperscaler referral's `acceptance_due_at`."""
+    return await views.review_queue(platform.pool, who, limit)
+
+
+@admin.post("/reviews/run")
+async def review_deadlines_now(
+    who: AdminDep, platform: PlatformDep, policy: PolicyDep, as_of: Instant | None = None
+) -> ReviewRunOut:
+    """Remind, escalate and decide overdue reviews now (or as of a moment), not waiting for the
+    periodic job. Answers how many of each."""
+    if as_of is not None and as_of.tzinfo is None:
+        raise Unprocessable("as_of needs a time zone (e.g. ...Z)")
+    moment = as_of or now()
+    run = await run_review_sla(platform.pool, platform.outbox, policy, moment)
+    async with platform.transaction() as conn:
+        await record_action(conn, who, "reviews.run", moment.isoformat())
+    return ReviewRunOut(
+        as_of=moment, reminded=run.reminded, escalated=run.escalated, decided=run.decided
+    )
+
+
+@router.get("/policy", tags=["policy"])
+async def policy_now(who: CallerDep, platform: PlatformDep, store: StoreDep) -> PolicyOut:
+    """The rules of engagement in force now (the whole document), and activations scheduled."""
+    return await views.policy_in_force(platform.pool, store, now())
+
+
+@admin.get("/policy/history", tags=["policy"])
+async def policy_history(who: AdminDep, platform: PlatformDep, store: StoreDep) -> PolicyHistoryOut:
+    """Every version ever proposed (never edited) and every activation, in order."""
+    return await views.policy_history(platform.pool, store)
+
+
+@admin.post("/policy/validate", tags=["policy"])
+async def validate_policy(body: PolicyIn, who: AdminDep, policy: PolicyDep) -> PolicyCheckOut:
+    """Would this document be a valid version? 422 with the exact reason otherwise; answers
+    what it changes against the version in force. Nothing is stored."""
+    proposed = parsed(body.document)
+    return PolicyCheckOut(
+        version=proposed.version,
+        document=document_of(proposed),
+        in_force=policy.version,
+        changes=differences(policy, proposed),
+    )
+
+
+@admin.post("/policy/backtest", tags=["policy"])
+async def backtest_policy(body: BacktestIn, who: AdminDep, platform: PlatformDep) -> BacktestOut:
+    """Replay the period's registrations (in their original order, with the facts known when
+    each was decided) through a proposed policy: per decision kind how many would change, and
+    which, with the reasons both ways. Reads only; changes nothing."""
+    proposed = parsed(body.document)
+    started = time.perf_counter()
+    result = await run_backtest(platform.pool, proposed, body.since, body.until)
+    elapsed = (time.perf_counter() - started) * 1000
+    return BacktestOut(
+        proposed_version=proposed.version,
+        since=body.since,
+        until=body.until,
+        replayed=result.replayed,
+        kinds={k: KindCountOut.model_validate(asdict(v)) for k, v in sorted(result.kinds.items())},
+        changed=len(result.changes),
+        changes=[BacktestChangeOut.model_validate(asdict(c)) for c in result.changes[: body.limit]],
+        elapsed_ms=round(elapsed, 1),
+    )
+
+
+@admin.post("/policy/versions", status_code=201, tags=["policy"])
+async def propose_policy(
+    body: PolicyIn, who: AdminDep, platform: PlatformDep, store: StoreDep
+) -> PolicyVersionOut:
+    """Store a new version (validated; 409 when the version exists: never edited in place). It
+    decides nothing until activated."""
+    async with platform.transaction() as conn:
+        stored = await store.propose(conn, body.document, who.subject, body.note)
+        await record_action(conn, who, "policy.propose", stored["version"])
+    return PolicyVersionOut.model_validate(stored)
+
+
+@admin.post("/policy/versions/{version}/activate", tags=["policy"])
+async def activate_policy(
+    version: str, who: AdminDep, platform: PlatformDep, store: StoreDep, at: Instant | None = None
+) -> PolicyOut:
+    """Put a stored version in force from `at` (default now; never in the past: decisions
+    already made stand under the version then in force)."""
+    moment = now()
+    if at is not None and at.tzinfo is None:
+        raise Unprocessable("at needs a time zone (e.g. ...Z)")
+    if at is not None and at < moment:
+        raise Unprocessable("at is in the past: a version is activated now or later")
+    async with platform.transaction() as conn:
+        await store.activate(conn, version, at or moment, who.subject)
+        await record_action(conn, who, "policy.activate", version)
+    return await views.policy_in_force(platform.pool, store, at or moment)
 
 
 router.include_router(crm)

@@ -6,13 +6,14 @@ import logging
 from pathlib import Path
 
 from services.deals import api, handlers, jobs
-from services.deals.policy import load_policy
+from services.deals.policy import PolicyStore, load_policy
 from services.deals.settings import DealsSettings
 from services.deals.verification import MicrosoftCertificates
 from shared.events.crm import CrmDealChanged
 from shared.events.partners import PartnerStateChanged
+from shared.events.registrations import RegistrationDecided, RegistrationStatusChanged
 from shared.service import Platform, ServiceDefinition
-from shared.topics import CRM_DEALS, PARTNER_LIFECYCLE
+from shared.topics import CRM_DEALS, DEAL_REGISTRATIONS, PARTNER_LIFECYCLE
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ def wire(platform: Platform) -> None:
     log.info("rules of engagement", extra={"policy_version": policy.version})
     platform.provide(settings)
     platform.provide(policy)
+    platform.provide(PolicyStore(policy))
     platform.provide(MicrosoftCertificates(settings))
     closed = settings.closed_sources()
     if closed:
@@ -37,10 +39,26 @@ def wire(platform: Platform) -> None:
     crm = platform.consumer("crm-projection", [CRM_DEALS])
     crm.handles_batch(CrmDealChanged)(handlers.on_crm_changes)
 
+    if settings.write_back:
+        # Its own group: a CRM outage holds back write-backs only, never the projection.
+        writeback = platform.consumer("crm-writeback", [DEAL_REGISTRATIONS])
+        writeback.handles(RegistrationDecided)(handlers.on_registration_for_crm)
+        writeback.handles(RegistrationStatusChanged)(handlers.on_registration_for_crm)
+
     partners = platform.consumer("partner-projection", [PARTNER_LIFECYCLE])
     partners.handles(PartnerStateChanged)(handlers.on_partner)
 
     platform.every(settings.expiry_check_seconds, jobs.expire_registrations, name="expiry")
+    if settings.ace_pull:
+        platform.every(settings.pull_every_seconds, jobs.pull_aws_ace, name="ace-pull")
+    if settings.microsoft_pull:
+        platform.every(
+            settings.pull_every_seconds, jobs.pull_microsoft_referrals, name="microsoft-pull"
+        )
+    if settings.salesforce_rest or settings.hubspot_tokens:
+        platform.every(settings.resync_every_seconds, jobs.resync_crm_records, name="crm-resync")
+    else:
+        log.warning("no CRM API configured: resyncs wait in the queue (crm_resyncs)")
 
 
 definition = ServiceDefinition(

@@ -1,28 +1,38 @@
 """CRM ingestion: payloads exactly as each upstream source delivers them (Salesforce CDC,
 HubSpot webhooks, AWS ACE, Microsoft referrals) become canonical changes on crm.deals.v1.
 
-The event id of a change derives from the source's own event id, so a repeated delivery is
-recorded (and counted) once.
+Each delivered item is read alone and answered alone (accepted, duplicate, stale, ignored,
+refused with its reason and index): a bad item never takes a valid neighbour with it, and a
+refused one is kept with its reason for operators. The event id of a change derives from the
+source's own event id, so a repeated delivery is recorded (and counted) once.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
+from services.deals import crm_repository, repository
 from services.deals.adapters import (
     AdapterError,
+    Ignored,
+    ResyncNeeded,
     from_aws_ace,
-    from_hubspot,
+    from_hubspot_event,
     from_microsoft_referral,
     from_salesforce_cdc,
+    hubspot_events,
 )
-from services.deals.adapters.common import obj, parse_datetime, require
-from shared.db import Pool
+from services.deals.adapters.common import array, obj, parse_datetime, require
+from services.deals.domain.crm import is_stale
+from shared.db import Connection, Pool
 from shared.errors import Unprocessable
-from shared.events.crm import CrmDealChanged
+from shared.events.crm import CrmDealChanged, CrmSource
 from shared.inputs import MalformedJson as MalformedJson  # the CRM routes answer 400 with it
 from shared.inputs import parse_json as parse_json
 from shared.outbox import Outbox, OutgoingEvent
@@ -41,30 +51,149 @@ def event_id(change: CrmDealChanged) -> uuid.UUID:
     return uuid.uuid5(CRM_EVENT_NAMESPACE, f"{change.source.value}/{change.source_event_id}")
 
 
-async def record_changes(pool: Pool, outbox: Outbox, changes: Sequence[CrmDealChanged]) -> int:
-    """Record the changes on crm.deals.v1 in one statement; returns how many were not recorded
-    before (a repeated delivery, or a repeat within the request, is not)."""
-    events = [
-        OutgoingEvent(
-            CRM_DEALS,
-            change,
-            change.deal_key,
-            event_id=event_id(change),
-        )
-        for change in changes
-    ]
-    async with pool.acquire() as conn, conn.transaction():
-        recorded = await outbox.publish_many(conn, events)
-    return len(recorded)
+class Outcome(StrEnum):
+    """What became of one delivered item (or of one record of it)."""
+
+    ACCEPTED = "accepted"  # recorded on crm.deals.v1 now
+    DUPLICATE = "duplicate"  # recorded before (or earlier in the same delivery)
+    STALE = "stale"  # the projection holds newer values for every field it carries
+    IGNORED = "ignored"  # valid, but nothing Pollinate keeps (another entity, an association)
+    RESYNC = "resync"  # stands for changes it does not carry: the records are fetched
+    REFUSED = "refused"  # cannot be read: kept with the reason for operators, never dropped
 
 
-def _adapt(adapter: Callable[[Any], list[CrmDealChanged]], payload: Any) -> list[CrmDealChanged]:
+@dataclass(frozen=True)
+class Item:
+    """One delivered item (a Salesforce message, a HubSpot event, an opportunity, a referral)
+    as its adapter read it: its changes, or why it is ignored or refused."""
+
+    index: int
+    raw: Any
+    changes: tuple[CrmDealChanged, ...] = ()
+    ignored: str | None = None
+    refused: str | None = None
+    resync: ResyncNeeded | None = None
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    index: int
+    outcome: Outcome
+    deal_key: str | None = None
+    reason: str | None = None
+
+
+def read_item(
+    index: int, raw: Any, read: Callable[[Any], list[CrmDealChanged]], prefix: str = ""
+) -> Item:
+    """Read one item; an item that cannot be read is refused with the reason (its path
+    prefixed with `prefix`), never taking its neighbours with it."""
     try:
-        return adapter(payload)
-    except AdapterError as error:
-        raise Unprocessable(str(error)) from error
+        return Item(index, raw, tuple(read(raw)))
+    except ResyncNeeded as gap:
+        return Item(index, raw, resync=gap)
+    except Ignored as why:
+        return Item(index, raw, ignored=_at(prefix, str(why)))
+    except (AdapterError, Unprocessable) as error:
+        return Item(index, raw, refused=_at(prefix, str(error)))
     except ValueError as error:  # pydantic validation of the canonical change
-        raise Unprocessable(f"cannot build canonical deal: {error}") from error
+        return Item(index, raw, refused=_at(prefix, f"cannot build canonical deal: {error}"))
+
+
+def _at(prefix: str, message: str) -> str:
+    return message if not prefix or message.startswith(prefix) else f"{prefix}.{message}"
+
+
+async def record_items(
+    pool: Pool, outbox: Outbox, source: CrmSource, items: Sequence[Item], at: datetime
+) -> list[ItemOutcome]:
+    """Record every readable change on crm.deals.v1, every refused item (with its reason) and
+    every resync asked for, in one transaction, and answer each item's outcome, in delivery
+    order. A change the projection already holds newer values for is stale, not recorded."""
+    async with pool.acquire() as conn, conn.transaction():
+        return await record_items_on(conn, outbox, source, items, at)
+
+
+async def record_items_on(
+    conn: Connection, outbox: Outbox, source: CrmSource, items: Sequence[Item], at: datetime
+) -> list[ItemOutcome]:
+    """`record_items` in the caller's transaction."""
+    changes = [change for item in items for change in item.changes]
+    keys = sorted({change.deal_key for change in changes})
+    stamps = await repository.field_stamps(conn, keys) if keys else {}
+    stale = {id(c) for c in changes if is_stale(stamps.get(c.deal_key, {}), c)}
+    fresh = [
+        OutgoingEvent(CRM_DEALS, change, change.deal_key, event_id=event_id(change))
+        for change in changes
+        if id(change) not in stale
+    ]
+    recorded = {envelope.id for envelope in await outbox.publish_many(conn, fresh)}
+    await _schedule_resyncs(conn, source, items, at)
+    survivors = sorted({c.merged_into for c in changes if c.merged_into is not None})
+    if survivors:  # a merge moves fields onto the survivor that no event carries: fetch it
+        requests: list[tuple[str, datetime | None]] = [(s, None) for s in survivors]
+        await crm_repository.schedule_resyncs(conn, source.value, requests, "merged into", at)
+    refused = [item for item in items if item.refused is not None]
+    if refused:
+        await crm_repository.record_refused(
+            conn,
+            source.value,
+            at,
+            [(item.index, item.refused or "", _raw(item.raw)) for item in refused],
+        )
+    return _outcomes(source, items, stale, recorded)
+
+
+async def _schedule_resyncs(
+    conn: Connection, source: CrmSource, items: Sequence[Item], at: datetime
+) -> None:
+    for item in items:
+        if item.resync is None:
+            continue
+        gap = item.resync
+        # `since`: when the event happened (a window's start; a snapshot is not older).
+        requests: list[tuple[str, datetime | None]] = [(r, gap.since) for r in gap.record_ids]
+        await crm_repository.schedule_resyncs(
+            conn, source.value, requests or [("*", gap.since)], str(gap), at
+        )
+
+
+def _outcomes(
+    source: CrmSource, items: Sequence[Item], stale: set[int], recorded: set[uuid.UUID]
+) -> list[ItemOutcome]:
+    outcomes: list[ItemOutcome] = []
+    for item in items:
+        if item.refused is not None:
+            outcomes.append(ItemOutcome(item.index, Outcome.REFUSED, reason=item.refused))
+        elif item.resync is not None:
+            reason = str(item.resync)
+            outcomes += [
+                ItemOutcome(item.index, Outcome.RESYNC, f"{source.value}:{record}", reason)
+                for record in item.resync.record_ids
+            ] or [ItemOutcome(item.index, Outcome.RESYNC, reason=reason)]
+        elif item.ignored is not None or not item.changes:
+            reason = item.ignored or "no record named"
+            outcomes.append(ItemOutcome(item.index, Outcome.IGNORED, reason=reason))
+        for change in item.changes:
+            key = change.deal_key
+            if id(change) in stale:
+                outcomes.append(ItemOutcome(item.index, Outcome.STALE, key))
+                continue
+            ident = event_id(change)
+            # The first of repeats within a delivery is the one recorded now.
+            accepted = ident in recorded
+            recorded.discard(ident)
+            outcome = Outcome.ACCEPTED if accepted else Outcome.DUPLICATE
+            outcomes.append(ItemOutcome(item.index, outcome, key))
+    return outcomes
+
+
+def _raw(value: Any) -> bytes:
+    """The refused item as delivered (JSON; numbers were read exactly, as Decimal), kept as
+    bytes: it may hold what text cannot."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode(
+        "utf-8", "backslashreplace"
+    )
 
 
 def not_ahead(moment: datetime, at: datetime, where: str) -> None:
@@ -73,48 +202,108 @@ def not_ahead(moment: datetime, at: datetime, where: str) -> None:
         raise Unprocessable(f"{where} is more than 5 minutes in the future")
 
 
-def _bounded(changes: list[CrmDealChanged], at: datetime, where: str) -> list[CrmDealChanged]:
-    for change in changes:
-        not_ahead(change.source_timestamp, at, where)
-    return changes
+def bounded(
+    read: Callable[[Any], list[CrmDealChanged]], at: datetime, where: str
+) -> Callable[[Any], list[CrmDealChanged]]:
+    """`read`, refusing a change whose source time leads our clock (`where` names it)."""
+
+    def read_bounded(raw: Any) -> list[CrmDealChanged]:
+        changes = read(raw)
+        for change in changes:
+            not_ahead(change.source_timestamp, at, where)
+        return changes
+
+    return read_bounded
+
+
+def salesforce_items(payload: Any, at: datetime) -> list[Item]:
+    """Opportunity Change Data Capture messages: one, or a list (each item read alone)."""
+    where = "payload.ChangeEventHeader.commitTimestamp"
+    read = bounded(from_salesforce_cdc, at, where)
+    if not isinstance(payload, list):
+        return [read_item(0, payload, read)]
+    messages = _whole(lambda: array(payload, "messages"))
+    return [read_item(i, message, read, f"[{i}]") for i, message in enumerate(messages)]
+
+
+def hubspot_items(payload: Any, at: datetime, portals: frozenset[str] | None = None) -> list[Item]:
+    """A HubSpot webhook batch (a JSON array): each event read alone; an event from a portal
+    the platform does not ingest (not in `portals`; None: any) is refused, its neighbours
+    are not."""
+    events = _whole(lambda: hubspot_events(payload))
+    items = []
+    for index, event in enumerate(events):
+        where = f"[{index}]"
+
+        def read(raw: Any, where: str = where) -> list[CrmDealChanged]:
+            portal = raw.get("portalId") if isinstance(raw, dict) else None
+            if portals is not None and portal is not None and str(portal) not in portals:
+                raise AdapterError(
+                    f"{where}.portalId {str(portal)[:32]!r} is not a HubSpot portal this "
+                    "platform ingests"
+                )
+            changes = from_hubspot_event(raw, where)
+            for change in changes:
+                not_ahead(change.source_timestamp, at, f"{where}.occurredAt")
+            return changes
+
+        items.append(read_item(index, event, read))
+    return items
+
+
+def aws_ace_items(payload: Any, at: datetime) -> list[Item]:
+    """The fetched GetOpportunity response, or {event, getOpportunity} as a fetcher relays it
+    (the EventBridge event's `time` is then bounded too): one item."""
+
+    def read(raw: Any) -> list[CrmDealChanged]:
+        opportunity = raw.get("getOpportunity", raw) if isinstance(raw, dict) else raw
+        if isinstance(raw, dict) and "event" in raw:
+            not_ahead(_event_time(raw["event"]), at, "event.time")
+        return bounded(from_aws_ace, at, "opportunity.LastModifiedDate")(opportunity)
+
+    return [read_item(0, payload, read)]
+
+
+def microsoft_items(payload: Any, at: datetime) -> list[Item]:
+    """A Partner Center referral resource, bare or as {"referral": ...}: one item."""
+
+    def read(raw: Any) -> list[CrmDealChanged]:
+        referral = raw.get("referral", raw) if isinstance(raw, dict) else raw
+        return bounded(from_microsoft_referral, at, "referral.UpdatedDateTime")(referral)
+
+    return [read_item(0, payload, read)]
+
+
+def _whole(read: Callable[[], list[Any]]) -> list[Any]:
+    """A delivery whose whole shape is wrong has no items to answer for: 422."""
+    try:
+        return read()
+    except AdapterError as error:
+        raise Unprocessable(str(error)) from error
+
+
+def _changes(items: list[Item]) -> list[CrmDealChanged]:
+    """Every item's changes, or the first refusal as a 422 (for callers wanting all or none)."""
+    for item in items:
+        if item.refused is not None:
+            raise Unprocessable(item.refused)
+    return [change for item in items for change in item.changes]
 
 
 def salesforce_changes(payload: Any, at: datetime) -> list[CrmDealChanged]:
-    """Opportunity Change Data Capture messages: one, or a list."""
-    messages = payload if isinstance(payload, list) else [payload]
-    where = "payload.ChangeEventHeader.commitTimestamp"
-    return [
-        change
-        for index, message in enumerate(messages)
-        for change in _bounded(
-            _adapt(from_salesforce_cdc, message),
-            at,
-            f"[{index}].{where}" if isinstance(payload, list) else where,
-        )
-    ]
+    return _changes(salesforce_items(payload, at))
 
 
 def hubspot_changes(payload: Any, at: datetime) -> list[CrmDealChanged]:
-    """A HubSpot webhook batch (a JSON array): one change per event, in order."""
-    changes = _adapt(from_hubspot, payload)
-    for index, change in enumerate(changes):
-        not_ahead(change.source_timestamp, at, f"[{index}].occurredAt")
-    return changes
+    return _changes(hubspot_items(payload, at))
 
 
 def aws_ace_changes(payload: Any, at: datetime) -> list[CrmDealChanged]:
-    """The fetched GetOpportunity response, or {event, getOpportunity} as a fetcher relays it
-    (the EventBridge event's `time` is then bounded too)."""
-    opportunity = payload.get("getOpportunity", payload) if isinstance(payload, dict) else payload
-    if isinstance(payload, dict) and "event" in payload:
-        not_ahead(_event_time(payload["event"]), at, "event.time")
-    return _bounded(_adapt(from_aws_ace, opportunity), at, "opportunity.LastModifiedDate")
+    return _changes(aws_ace_items(payload, at))
 
 
 def microsoft_changes(payload: Any, at: datetime) -> list[CrmDealChanged]:
-    """A Partner Center referral resource, bare or as {"referral": ...}."""
-    referral = payload.get("referral", payload) if isinstance(payload, dict) else payload
-    return _bounded(_adapt(from_microsoft_referral, referral), at, "referral.UpdatedDateTime")
+    return _changes(microsoft_items(payload, at))
 
 
 def _event_time(event: Any) -> datetime:

@@ -17,12 +17,11 @@ from typing import Any
 from services.deals import repository
 from services.deals.domain.crm import (
     CLOSING_WITH_DEAL,
-    close_linked_registration,
     closed_outcome,
     merge_crm_change,
 )
 from services.deals.repository import Row
-from services.deals.status_changes import status_change_events
+from services.deals.status_changes import close_with_deal
 from shared.clock import now
 from shared.db import Connection
 from shared.events import Envelope
@@ -113,10 +112,13 @@ async def apply_crm_changes(
     opportunity."""
     if not changes:
         return []
-    keys = sorted({event.data.deal_key for event in changes})
     new: dict[str, tuple[str, str]] = {}
     for event in changes:
         new.setdefault(event.data.deal_key, (event.data.source.value, event.data.source_id))
+        if event.data.merged_into is not None:  # the survivor of a merge exists from now on
+            survivor = (event.data.source.value, event.data.merged_into)
+            new.setdefault(f"{survivor[0]}:{survivor[1]}", survivor)
+    keys = sorted(new)
     rows = await repository.lock_deals(conn, keys, new)
     stamps: dict[str, dict[str, str]] = {
         key: json.loads(row["field_timestamps"]) for key, row in rows.items()
@@ -128,6 +130,30 @@ async def apply_crm_changes(
         if row["products"] is not None:
             row["products"] = json.dumps(row["products"])
     await repository.store_deals(conn, list(rows.values()))
+    return outgoing + await _follow_merges(conn, changes)
+
+
+async def _follow_merges(
+    conn: Connection, changes: Sequence[Envelope[CrmDealChanged]]
+) -> list[OutgoingEvent]:
+    """Registrations linked to a merged opportunity move to the survivor, and both states are
+    announced again (the survivor's now lists them), each caused by the merge."""
+    outgoing: list[OutgoingEvent] = []
+    for event in changes:
+        change = event.data
+        if change.merged_into is None:
+            continue
+        survivor = f"{change.source.value}:{change.merged_into}"
+        moved = await repository.move_linked_registrations(conn, change.deal_key, survivor, now())
+        if not moved:
+            continue
+        for key in (change.deal_key, survivor):
+            row = await repository.bump_revision(conn, key)
+            if row is not None:
+                linked = (await repository.linked_registrations(conn, [key])).get(key, [])
+                outgoing.append(
+                    OutgoingEvent(DEAL_OPPORTUNITIES, deal_state(row, linked), key, cause=event)
+                )
     return outgoing
 
 
@@ -161,7 +187,7 @@ async def _announce(
         if outcome is not None and any(
             RegistrationStatus(r["status"]) in CLOSING_WITH_DEAL for r in linked.get(key, ())
         ):
-            outgoing += await _close_linked_registrations(conn, key, outcome, cause)
+            outgoing += await _close_linked_registrations(conn, state, outcome, cause)
             linked[key] = (await repository.linked_registrations(conn, [key])).get(key, [])
         outgoing.append(
             OutgoingEvent(
@@ -172,14 +198,14 @@ async def _announce(
 
 
 async def _close_linked_registrations(
-    conn: Connection, deal_key: str, outcome: DealStatus, cause: Envelope[CrmDealChanged]
+    conn: Connection, state: Row, outcome: DealStatus, cause: Envelope[CrmDealChanged]
 ) -> list[OutgoingEvent]:
-    """Close the registrations awaiting the outcome of `deal_key`; returns what to announce."""
+    """Close the registrations awaiting the outcome of the opportunity in its merged `state`
+    (its owner is told); returns what to announce."""
     events: list[OutgoingEvent] = []
+    deal_key: str = state["deal_key"]
     for registration in await repository.awaiting_outcome(conn, deal_key):
-        closed, reason = close_linked_registration(
-            RegistrationStatus(registration["status"]), deal_key, outcome
+        events += await close_with_deal(
+            conn, registration, deal_key, state["owner"], outcome, cause
         )
-        await repository.store_status(conn, registration, closed)
-        events += status_change_events(registration, closed, reason, cause=cause)
     return events

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.deals import repository
+from services.deals.domain.ledger import LedgerWhat, Principal
 from services.deals.domain.lifecycle import expiry_warning_days
 from services.deals.domain.rules import RulesOfEngagement
-from services.deals.status_changes import change_status
+from services.deals.status_changes import change_status, entry_for
 from shared.db import Connection, Pool
 from shared.events.notifications import NotificationKind
 from shared.events.registrations import RegistrationStatus
@@ -37,7 +38,7 @@ async def run_expiry(
     while True:
         async with pool.acquire() as conn, conn.transaction():
             batch_warned = await warn_expiring(conn, outbox, policy, at)
-            batch_expired = await expire_due(conn, outbox, at)
+            batch_expired = await expire_due(conn, outbox, policy, at)
         warned += batch_warned
         expired += batch_expired
         if not batch_warned and not batch_expired:
@@ -71,14 +72,20 @@ async def warn_expiring(
     return len(notes)
 
 
-async def expire_due(conn: Connection, outbox: Outbox, at: datetime) -> int:
+async def expire_due(
+    conn: Connection, outbox: Outbox, policy: RulesOfEngagement, at: datetime
+) -> int:
+    """Expire the approved registrations whose window ended by `at` (the expiry job decides)."""
     rows = await repository.due_to_expire(conn, at)
     for row in rows:
-        await change_status(
-            conn,
-            outbox,
+        entry = entry_for(
             row,
+            LedgerWhat.EXPIRED,
             RegistrationStatus.EXPIRED,
+            Principal.system("expiry"),
+            policy.version,
             f"protection window ended at {row['expires_at'].isoformat()}",
+            evidence={"expires_at": row["expires_at"], "as_of": at},
         )
+        await change_status(conn, outbox, row, entry, threshold=policy.name_similarity_threshold)
     return len(rows)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from services.deals import repository
+from services.deals.domain.ledger import LedgerWhat, Principal
 from services.deals.domain.rules import RulesOfEngagement, extend
-from services.deals.status_changes import change_status
+from services.deals.status_changes import change_status, entry_for
 from shared.db import Connection
 from shared.errors import Conflict
 from shared.events.registrations import RegistrationStatus
@@ -29,5 +30,20 @@ async def request_extension(
     if new_expiry is None:
         raise Conflict(why)
     await repository.count_extension(conn, registration_id)
-    await change_status(conn, outbox, row, RegistrationStatus.APPROVED, why, expires_at=new_expiry)
+    entry = entry_for(
+        row,
+        LedgerWhat.EXTENDED,
+        RegistrationStatus.APPROVED,
+        Principal.of(who),
+        policy.version,
+        why,
+        evidence={
+            "previous_expires_at": row["expires_at"],
+            "extensions_used": row["extensions_used"] + 1,
+            "max_extensions": policy.max_extensions,
+        },
+    )
+    await change_status(
+        conn, outbox, row, entry, new_expiry, threshold=policy.name_similarity_threshold
+    )
     return new_expiry, why

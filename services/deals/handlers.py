@@ -4,17 +4,27 @@ lifecycle events into the partner projection."""
 from __future__ import annotations
 
 from services.deals.crm_projection import apply_crm_changes
+from services.deals.crm_writeback import write_back
 from services.deals.partner_projection import apply_partner_state
+from services.deals.settings import DealsSettings
 from shared.consumer import HandlerContext
 from shared.events import Envelope
 from shared.events.crm import CrmDealChanged
 from shared.events.partners import PartnerStateChanged
+from shared.events.registrations import RegistrationDecided, RegistrationStatusChanged
 
 
 async def on_crm_changes(ctx: HandlerContext, events: list[Envelope[CrmDealChanged]]) -> None:
     """A run of CRM changes, set-based; each published state continues the trace of the change
     behind it (one statement records them all)."""
     await ctx.emit_all(await apply_crm_changes(ctx.conn, events))
+
+
+async def on_registration_for_crm(
+    ctx: HandlerContext, event: Envelope[RegistrationDecided] | Envelope[RegistrationStatusChanged]
+) -> None:
+    """Tell the originating CRM what was decided (services/deals/crm_writeback.py)."""
+    await write_back(ctx.provided(DealsSettings), event.data)
 
 
 async def on_partner(ctx: HandlerContext, event: Envelope[PartnerStateChanged]) -> None:

@@ -2,13 +2,59 @@
 
 from __future__ import annotations
 
-from services.deals.domain.rules import RulesOfEngagement
+from services.deals.crm_clients import HubSpotClient, SalesforceClient
+from services.deals.crm_pulls import PullRun, pull
+from services.deals.crm_resync import (
+    ResyncRun,
+    hubspot_resyncer,
+    run_resyncs,
+    salesforce_resyncer,
+)
 from services.deals.expiry import ExpiryRun, run_expiry
+from services.deals.partner_program_clients import AceClient, MicrosoftReferralsClient
+from services.deals.policy import PolicyStore
+from services.deals.review_sla import ReviewRun, run_review_sla
+from services.deals.settings import DealsSettings
 from shared.clock import now
+from shared.events.crm import CrmSource
 from shared.service import Platform
 
 
-async def expire_registrations(platform: Platform) -> ExpiryRun:
-    """Warn partners whose protection window ends soon and expire the registrations past it."""
-    policy = platform.provisions.get(RulesOfEngagement)
-    return await run_expiry(platform.pool, platform.outbox, policy, now())
+async def expire_registrations(platform: Platform) -> tuple[ExpiryRun, ReviewRun] | None:
+    """Warn partners whose protection window ends soon and expire the registrations past it;
+    remind, escalate and decide reviews by their deadlines (under the policy in force)."""
+    store = platform.provisions.get(PolicyStore)
+    async with platform.pool.acquire() as conn:
+        policy = await store.in_force(conn, now())
+    expiry = await run_expiry(platform.pool, platform.outbox, policy, now())
+    reviews = await run_review_sla(platform.pool, platform.outbox, policy, now())
+    return (expiry, reviews) if expiry or reviews else None
+
+
+async def resync_crm_records(platform: Platform) -> ResyncRun:
+    """Fetch the records gaps, associations and merges stand for; record their current state."""
+    settings = platform.provisions.get(DealsSettings)
+    resyncers = []
+    if settings.salesforce_rest:
+        resyncers.append(salesforce_resyncer(SalesforceClient.from_settings(settings)))
+    if settings.hubspot_tokens:
+        resyncers.append(hubspot_resyncer(HubSpotClient.from_settings(settings)))
+    return await run_resyncs(platform.pool, platform.outbox, resyncers, settings.resync_batch_size)
+
+
+async def pull_aws_ace(platform: Platform) -> PullRun:
+    """List the ACE opportunities changed since the checkpoint and record them."""
+    settings = platform.provisions.get(DealsSettings)
+    client = AceClient.from_settings(settings)
+    return await pull(
+        platform.pool, platform.outbox, CrmSource.AWS_ACE, client.page, settings.pull_max_pages
+    )
+
+
+async def pull_microsoft_referrals(platform: Platform) -> PullRun:
+    """List the Partner Center referrals updated since the checkpoint and record them."""
+    settings = platform.provisions.get(DealsSettings)
+    client = MicrosoftReferralsClient.from_settings(settings)
+    return await pull(
+        platform.pool, platform.outbox, CrmSource.MICROSOFT, client.page, settings.pull_max_pages
+    )

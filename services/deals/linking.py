@@ -9,9 +9,12 @@ from decimal import Decimal
 from services.deals import repository
 from services.deals.crm_projection import deal_state_events
 from services.deals.domain.customers import Customer
+from services.deals.domain.ledger import LedgerWhat, Principal
 from services.deals.domain.links import LinkVerdict, linkable, verify_link
 from services.deals.domain.rules import RulesOfEngagement
-from services.deals.status_changes import change_status
+from services.deals.review_sla import start_review_clock
+from services.deals.status_changes import change_status, entry_for
+from shared.clock import now
 from shared.db import Connection
 from shared.events.registrations import RegistrationStatus
 from shared.http import partner_scope
@@ -69,7 +72,24 @@ async def link_registration(
     linked = {**row, "crm_deal_key": deal_key}
     if verdict.review and status is RegistrationStatus.APPROVED:
         status = RegistrationStatus.PENDING_REVIEW
-        await change_status(conn, outbox, linked, status, verdict.reason)
+    entry = entry_for(
+        linked,
+        LedgerWhat.LINKED,
+        status,
+        Principal.of(who),
+        policy.version,
+        verdict.reason,
+        evidence={"crm_deal_key": deal_key},
+    )
+    if entry.status is not entry.previous_status:
+        deadline = await start_review_clock(conn, policy, now(), frozenset(), deal_key)
+        await repository.store_review_deadline(
+            conn, registration_id, deadline.due_at, deadline.acceptance_due_at
+        )
+        threshold = policy.name_similarity_threshold
+        await change_status(conn, outbox, linked, entry, threshold=threshold)
+    else:  # not a status change, but the registration's reasons grew: an entry all the same
+        await repository.append_ledger(conn, registration_id, entry)
     # Downstream learns the opportunity's linked registrations.
     await outbox.publish_many(conn, await deal_state_events(conn, deal_key))
     return status, verdict.reason

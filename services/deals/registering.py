@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from services.deals import repository
+from services.deals.backtest import opportunities_snapshot, partner_snapshot
 from services.deals.crm_projection import deal_state_events
+from services.deals.domain.ledger import LedgerEntry, LedgerWhat, Principal
 from services.deals.domain.lifecycle import decision_notification_kind
 from services.deals.domain.links import decided_with_link
 from services.deals.domain.rules import (
@@ -16,10 +19,14 @@ from services.deals.domain.rules import (
     RegistrationRequest,
     RulesOfEngagement,
     check_registration,
+    live_repeat,
+    repeat_refusal,
 )
 from services.deals.linking import check_link
+from services.deals.review_sla import start_review_clock
 from shared.clock import now
 from shared.db import Connection
+from shared.errors import Conflict
 from shared.events.crm import Customer as CustomerRef
 from shared.events.notifications import NotificationKind
 from shared.events.registrations import RegistrationDecided, RegistrationStatus
@@ -31,12 +38,30 @@ from shared.topics import DEAL_REGISTRATIONS
 async def decide(
     conn: Connection, policy: RulesOfEngagement, request: RegistrationRequest
 ) -> Decision:
-    """The decision the registration would get now (nothing is stored)."""
+    """The decision the registration would get now (nothing is stored). A repeat of the
+    partner's own live registration is refused with its id (409)."""
+    return (await _decide_with_facts(conn, policy, request))[0]
+
+
+async def _decide_with_facts(
+    conn: Connection, policy: RulesOfEngagement, request: RegistrationRequest
+) -> tuple[Decision, dict[str, Any]]:
+    """The decision, and the facts it was made on that a later replay needs (the partner as
+    projected, the open direct opportunities looked at)."""
+    own = await repository.own_live_registrations(conn, request.partner_id, request.customer)
+    repeat = live_repeat(policy, request, own)
+    if repeat is not None:
+        raise Conflict(repeat_refusal(repeat))
     partner = await repository.load_partner(conn, request.partner_id)
     registrations, opportunities = await repository.load_candidates(
         conn, request.customer, request.submitted_at - timedelta(days=policy.protection_days)
     )
-    return check_registration(policy, request, partner, registrations, opportunities)
+    decision = check_registration(policy, request, partner, registrations, opportunities)
+    facts = {
+        "partner": partner_snapshot(partner),
+        "opportunities": opportunities_snapshot(opportunities),
+    }
+    return decision, facts
 
 
 async def register(
@@ -45,26 +70,48 @@ async def register(
     policy: RulesOfEngagement,
     request: RegistrationRequest,
     crm_deal_key: str | None,
+    principal: Principal,
 ) -> tuple[str, Decision]:
-    """Decide and store a registration; returns its id and the decision. A CRM link is
-    verified first (409 when it may not be made; an approval whose link disagrees with the
-    CRM goes to review)."""
+    """Decide and store a registration, with its first ledger entry (`principal` registered
+    it); returns its id and the decision. A CRM link is verified first (409 when it may not be
+    made; an approval whose link disagrees with the CRM goes to review)."""
     await repository.lock_customer(conn, request.customer)
     verdict = None
     if crm_deal_key is not None:
         verdict = await check_link(
             conn, policy, crm_deal_key, request.customer, request.amount, request.currency
         )
-    decision = decided_with_link(await decide(conn, policy, request), verdict)
+    first, facts = await _decide_with_facts(conn, policy, request)
+    decision = decided_with_link(first, verdict)
     registration_id = f"reg_{uuid.uuid4().hex[:16]}"
     decided_at = now()
     inputs = {
         "request": request.as_asked(),
         "conflicts_considered": [c.model_dump(mode="json") for c in decision.conflicts],
+        **facts,
     }
     await repository.insert_registration(
         conn, registration_id, request, decision, decided_at, crm_deal_key, inputs
     )
+    evidence: dict[str, Any] = {**inputs, "crm_deal_key": crm_deal_key}
+    if decision.status is RegistrationStatus.PENDING_REVIEW:
+        kinds = frozenset(c.kind for c in decision.conflicts)
+        deadline = await start_review_clock(conn, policy, decided_at, kinds, crm_deal_key)
+        await repository.store_review_deadline(
+            conn, registration_id, deadline.due_at, deadline.acceptance_due_at
+        )
+        evidence["review"] = deadline.why
+    entry = LedgerEntry(
+        what=LedgerWhat.DECIDED,
+        previous_status=None,
+        status=decision.status,
+        principal=principal,
+        policy_version=decision.policy_version,
+        reasons=decision.reasons,
+        partner_reasons=decision.partner_reasons,
+        evidence=evidence,
+    )
+    await repository.append_ledger(conn, registration_id, entry)
     customer = request.customer
     decided = RegistrationDecided(
         registration_id=registration_id,
@@ -131,7 +178,8 @@ async def _decision_notifications(
         )
     if decision.status is not RegistrationStatus.APPROVED:
         return notes
-    for owner in await repository.co_sell_owners(conn, customer.domain):
+    threshold = policy.name_similarity_threshold
+    for owner in await repository.direct_owners(conn, customer, None, threshold):
         notes.append(
             notify(
                 partner_id,
@@ -144,7 +192,8 @@ async def _decision_notifications(
             )
         )
     if policy.overlap_hints:
-        for other in await repository.overlapping_partners(conn, partner_id, customer.domain):
+        others = await repository.overlapping_partners(conn, partner_id, customer, threshold)
+        for other in others:
             notes.append(
                 notify(
                     other,

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from services.deals.domain.customers import Customer
+from services.deals.domain.ledger import LedgerEntry
 from services.deals.domain.links import CrmDealSeen
 from services.deals.domain.rules import (
     Decision,
@@ -70,14 +71,16 @@ async def store_partner(conn: Connection, event: PartnerStateChanged) -> None:
 # ---- Candidates of the conflict check. Each branch of a UNION is one index lookup (partial
 # indexes on the holding statuses / open deals), so the cost grows with the candidates for one
 # customer, not with the table: tests/integration/test_deals_query_plans.py checks the plans.
+# A holding registration counts from its submission inside the window, or while its stored
+# protection lasts (an extended one outlives the window).
 HOLDING_REGISTRATIONS_SQL = """
 SELECT * FROM registrations
 WHERE status IN ('submitted', 'approved', 'pending_review')
-  AND customer_domain = $1 AND submitted_at >= to_timestamp($3)
+  AND customer_domain = $1 AND (submitted_at >= to_timestamp($3) OR expires_at > now())
 UNION
 SELECT * FROM registrations
 WHERE status IN ('submitted', 'approved', 'pending_review')
-  AND name_key = $2 AND submitted_at >= to_timestamp($3)
+  AND name_key = $2 AND (submitted_at >= to_timestamp($3) OR expires_at > now())
 """
 OPEN_DIRECT_OPPORTUNITIES_SQL = """
 SELECT * FROM crm_deals
@@ -96,19 +99,7 @@ async def load_candidates(
     rows = await conn.fetch(
         HOLDING_REGISTRATIONS_SQL, customer.domain, customer.name_key, since.timestamp()
     )
-    registrations = [
-        ExistingRegistration(
-            r["registration_id"],
-            r["partner_id"],
-            r["customer_name"],
-            r["customer_domain"],
-            frozenset(r["products"]),
-            RegistrationStatus(r["status"]),
-            r["submitted_at"],
-            r["expires_at"],
-        )
-        for r in rows
-    ]
+    registrations = [_existing(r) for r in rows]
     deals = await conn.fetch(OPEN_DIRECT_OPPORTUNITIES_SQL, customer.domain, customer.name_key)
     opportunities = [
         OpenOpportunity(
@@ -123,6 +114,35 @@ async def load_candidates(
     return registrations, opportunities
 
 
+OWN_LIVE_SQL = """
+SELECT * FROM registrations
+WHERE partner_id = $1 AND status IN ('submitted', 'approved', 'pending_review')
+  AND (customer_domain = $2 OR name_key = $3)
+"""
+
+
+async def own_live_registrations(
+    conn: Connection, partner_id: str, customer: Customer
+) -> list[ExistingRegistration]:
+    """The partner's holding registrations that may be on the customer (by domain or name
+    block), however long ago they were submitted (an extension outlives the window)."""
+    rows = await conn.fetch(OWN_LIVE_SQL, partner_id, customer.domain, customer.name_key)
+    return [_existing(r) for r in rows]
+
+
+def _existing(r: Row) -> ExistingRegistration:
+    return ExistingRegistration(
+        r["registration_id"],
+        r["partner_id"],
+        r["customer_name"],
+        r["customer_domain"],
+        frozenset(r["products"]),
+        RegistrationStatus(r["status"]),
+        r["submitted_at"],
+        r["expires_at"],
+    )
+
+
 async def lock_customer(conn: Connection, customer: Customer) -> None:
     """Serialise decisions per customer across all deals instances (released at commit).
 
@@ -135,25 +155,61 @@ async def lock_customer(conn: Connection, customer: Customer) -> None:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", key)
 
 
-async def co_sell_owners(conn: Connection, domain: str | None) -> list[str]:
-    """Direct account owners of any opportunity on the customer's domain."""
-    rows = await conn.fetch(
-        "SELECT DISTINCT owner FROM crm_deals WHERE owner IS NOT NULL AND NOT deleted AND customer_domain = $1",
-        domain,
-    )
-    return [row["owner"] for row in rows]
+# Owners of opportunities that may be the customer's (by domain or by name block), and of the
+# registration's linked opportunity; the caller keeps those on the same customer.
+DIRECT_OWNERS_SQL = """
+SELECT deal_key, owner, customer_name, customer_domain FROM crm_deals
+WHERE NOT deleted AND owner IS NOT NULL AND customer_domain = $1
+UNION
+SELECT deal_key, owner, customer_name, customer_domain FROM crm_deals
+WHERE NOT deleted AND owner IS NOT NULL AND name_key = $2
+UNION
+SELECT deal_key, owner, customer_name, customer_domain FROM crm_deals
+WHERE deal_key = $3 AND owner IS NOT NULL
+"""
 
 
-async def overlapping_partners(conn: Connection, partner_id: str, domain: str | None) -> list[str]:
-    """Other active partners holding an approved or pending registration on the domain."""
-    rows = await conn.fetch(
-        """SELECT DISTINCT r.partner_id FROM registrations r JOIN partners p USING (partner_id)
-           WHERE r.status IN ('approved', 'pending_review') AND p.status = 'active'
-             AND r.partner_id <> $1 AND r.customer_domain = $2""",
-        partner_id,
-        domain,
+async def direct_owners(
+    conn: Connection, customer: Customer, linked_deal: str | None, threshold: float
+) -> list[str]:
+    """The direct account owners of the customer: the owner of the linked opportunity and of
+    every opportunity on the same customer (same domain, or names alike under the policy)."""
+    rows = await conn.fetch(DIRECT_OWNERS_SQL, customer.domain, customer.name_key, linked_deal)
+    owners = {
+        r["owner"]
+        for r in rows
+        if r["deal_key"] == linked_deal
+        or customer.matches(Customer.parse(r["customer_name"], r["customer_domain"]), threshold)
+    }
+    return sorted(owners)
+
+
+OVERLAPPING_SQL = """
+SELECT r.partner_id, r.customer_name, r.customer_domain FROM registrations r
+JOIN partners p USING (partner_id)
+WHERE r.status IN ('approved', 'pending_review') AND p.status = 'active' AND r.partner_id <> $1
+  AND r.customer_domain = $2
+UNION
+SELECT r.partner_id, r.customer_name, r.customer_domain FROM registrations r
+JOIN partners p USING (partner_id)
+WHERE r.status IN ('approved', 'pending_review') AND p.status = 'active' AND r.partner_id <> $1
+  AND r.name_key = $3
+"""
+
+
+async def overlapping_partners(
+    conn: Connection, partner_id: str, customer: Customer, threshold: float
+) -> list[str]:
+    """Other active partners holding an approved or pending registration on the customer (same
+    domain, or names alike under the policy)."""
+    rows = await conn.fetch(OVERLAPPING_SQL, partner_id, customer.domain, customer.name_key)
+    return sorted(
+        {
+            r["partner_id"]
+            for r in rows
+            if customer.matches(Customer.parse(r["customer_name"], r["customer_domain"]), threshold)
+        }
     )
-    return [row["partner_id"] for row in rows]
 
 
 # ---- Registrations.
@@ -206,15 +262,20 @@ async def registration_for_update(conn: Connection, registration_id: str) -> asy
 async def store_status(
     conn: Connection,
     row: Row,
-    status: RegistrationStatus,
+    entry: LedgerEntry,
     expires_at: datetime | None = None,
 ) -> None:
+    """The registration's new state with the reasons of the entry that changed it (the ledger
+    keeps the earlier ones)."""
     await conn.execute(
-        """UPDATE registrations SET status = $2, expires_at = COALESCE($3, expires_at), updated_at = now()
+        """UPDATE registrations SET status = $2, expires_at = COALESCE($3, expires_at),
+               reasons = $4, partner_reasons = $5, updated_at = now()
            WHERE registration_id = $1""",
         row["registration_id"],
-        status.value,
+        entry.status.value,
         expires_at,
+        list(entry.reasons),
+        list(entry.told),
     )
 
 
@@ -268,6 +329,56 @@ async def link_holders(
     return [RegistrationStatus(r["status"]) for r in rows]
 
 
+async def append_ledger(conn: Connection, registration_id: str, entry: LedgerEntry) -> None:
+    """One entry of the registration's decision ledger (append-only; the table refuses changes)."""
+    await conn.execute(
+        """INSERT INTO registration_ledger (registration_id, what, previous_status, status,
+               principal_kind, principal, policy_version, reasons, partner_reasons, evidence)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)""",
+        registration_id,
+        entry.what.value,
+        entry.previous_status.value if entry.previous_status else None,
+        entry.status.value,
+        entry.principal.kind.value,
+        entry.principal.id,
+        entry.policy_version,
+        list(entry.reasons),
+        list(entry.told),
+        json.dumps(dict(entry.evidence), default=str),
+    )
+
+
+async def store_deal_outcome(conn: Connection, registration_id: str, outcome: str) -> None:
+    """The outcome of the linked opportunity that closed while the registration awaited review."""
+    await conn.execute(
+        "UPDATE registrations SET deal_outcome = $2 WHERE registration_id = $1",
+        registration_id,
+        outcome,
+    )
+
+
+async def referral_of(conn: Connection, deal_key: str) -> tuple[str, datetime | None] | None:
+    """The CRM source of an opportunity and when it was created (a referral's time)."""
+    row = await conn.fetchrow(
+        "SELECT source, created_at FROM crm_deals WHERE deal_key = $1", deal_key
+    )
+    return None if row is None else (row["source"], row["created_at"])
+
+
+async def store_review_deadline(
+    conn: Connection, registration_id: str, due_at: datetime, acceptance_due_at: datetime | None
+) -> None:
+    """A new review's deadline (its reminder and escalation are still to come)."""
+    await conn.execute(
+        """UPDATE registrations SET review_due_at = $2, acceptance_due_at = $3,
+               review_reminded_at = NULL, review_escalated_at = NULL
+           WHERE registration_id = $1""",
+        registration_id,
+        due_at,
+        acceptance_due_at,
+    )
+
+
 async def count_extension(conn: Connection, registration_id: str) -> None:
     await conn.execute(
         "UPDATE registrations SET extensions_used = extensions_used + 1 WHERE registration_id = $1",
@@ -315,6 +426,21 @@ async def awaiting_outcome(conn: Connection, deal_key: str) -> list[asyncpg.Reco
             deal_key,
         )
     )
+
+
+async def move_linked_registrations(
+    conn: Connection, merged: str, survivor: str, at: datetime
+) -> list[str]:
+    """Registrations linked to the opportunity `merged` follow it into `survivor` (a CRM
+    merge); returns their ids."""
+    rows = await conn.fetch(
+        """UPDATE registrations SET crm_deal_key = $2, updated_at = $3
+           WHERE crm_deal_key = $1 RETURNING registration_id""",
+        merged,
+        survivor,
+        at,
+    )
+    return [row["registration_id"] for row in rows]
 
 
 async def linked_registrations(
@@ -389,6 +515,16 @@ _STORED_COLUMNS = (
     "revision",
     "ingested_at",
 )
+
+
+async def field_stamps(conn: Connection, keys: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Each held opportunity's field source times (field -> ISO time), unlocked: they only
+    move forward, so a change older than all of them stays stale."""
+    rows = await conn.fetch(
+        "SELECT deal_key, field_timestamps FROM crm_deals WHERE deal_key = ANY($1::text[])",
+        list(keys),
+    )
+    return {r["deal_key"]: json.loads(r["field_timestamps"]) for r in rows}
 
 
 async def lock_deals(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from services.deals import repository
+from services.deals.domain.ledger import LedgerWhat, Principal
 from services.deals.domain.lifecycle import review_outcome
-from services.deals.status_changes import change_status
+from services.deals.domain.rules import RulesOfEngagement
+from services.deals.status_changes import change_status, entry_for
 from shared.db import Connection
 from shared.errors import NotFound
 from shared.events.registrations import RegistrationStatus
@@ -12,13 +14,31 @@ from shared.outbox import Outbox
 
 
 async def review(
-    conn: Connection, outbox: Outbox, registration_id: str, approve: bool, note: str
+    conn: Connection,
+    outbox: Outbox,
+    policy: RulesOfEngagement,
+    reviewer: Principal,
+    registration_id: str,
+    approve: bool,
+    note: str,
 ) -> RegistrationStatus:
     """Approve or reject a registration pending review; returns its new status. 409 for a
-    registration that is not pending review."""
+    registration that is not pending review. The reviewer and the note go into the ledger; the
+    partner and the account's direct owners are told."""
     row = await repository.registration_for_update(conn, registration_id)
     if row is None:
         raise NotFound(f"registration {registration_id} not found")
-    outcome, reason = review_outcome(RegistrationStatus(row["status"]), approve, note)
-    await change_status(conn, outbox, row, outcome, reason)
+    outcome, reason = review_outcome(
+        RegistrationStatus(row["status"]), approve, note, row["deal_outcome"]
+    )
+    entry = entry_for(
+        row,
+        LedgerWhat.REVIEWED,
+        outcome,
+        reviewer,
+        policy.version,
+        reason,
+        evidence={"approve": approve, "note": note, "deal_outcome": row["deal_outcome"]},
+    )
+    await change_status(conn, outbox, row, entry, threshold=policy.name_similarity_threshold)
     return outcome

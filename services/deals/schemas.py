@@ -15,6 +15,7 @@ from shared.inputs import (
     CurrencyCode,
     DealKey,
     Ident,
+    Instant,
     PositiveMoney,
     as_name,
     check_money,
@@ -83,6 +84,27 @@ class CheckOut(BaseModel):
     policy_version: str
 
 
+class HistoryEntryOut(BaseModel):
+    """One decision or status change of a registration (its decision ledger)."""
+
+    seq: int = Field(description="grows with every entry of the ledger")
+    at: datetime
+    what: str = Field(
+        description="decided | reviewed | linked | extended | expired | closed | escalated"
+        " | auto_decided"
+    )
+    previous_status: RegistrationStatus | None
+    status: RegistrationStatus
+    principal_kind: str = Field(description="partner | manager | system | crm")
+    principal: str | None = Field(
+        description="the partner, the manager's subject (channel managers only), the job, or "
+        "the CRM opportunity"
+    )
+    policy_version: str
+    reasons: list[str] = Field(description="a partner reads what it was told")
+    evidence: dict[str, Any] = Field(description="a partner sees only the kinds of conflicts")
+
+
 class RegistrationOut(BaseModel):
     """A stored registration with its decision and the inputs it was decided on."""
 
@@ -107,6 +129,18 @@ class RegistrationOut(BaseModel):
     crm_deal_key: str | None
     updated_at: datetime
     expiry_warned_for: datetime | None
+    review_due_at: datetime | None = Field(
+        default=None, description="pending review: when it must be decided (business days)"
+    )
+    acceptance_due_at: datetime | None = Field(
+        default=None, description="a hyperscaler referral: when AWS ACE / Microsoft need an answer"
+    )
+    deal_outcome: str | None = Field(
+        default=None, description="won: the linked CRM deal closed while awaiting review"
+    )
+    decision: HistoryEntryOut | None = Field(
+        default=None, description="the current decision: the newest entry of its history"
+    )
 
 
 class CrmLinkIn(BaseModel):
@@ -133,10 +167,30 @@ class ReviewOut(BaseModel):
     status: RegistrationStatus
 
 
+class CrmItemOut(BaseModel):
+    index: int = Field(description="the item's position in the delivery (0 for a single item)")
+    outcome: str = Field(
+        description="accepted (recorded now), duplicate (recorded before, or earlier in this "
+        "delivery), stale (newer values are held for every field it carries), ignored (valid, "
+        "nothing Pollinate keeps), refused (unreadable: kept with the reason), resync (a gap "
+        "or overflow: the records it stands for are fetched from the CRM)"
+    )
+    deal_key: str | None = Field(default=None, description="the record, for a readable item")
+    reason: str | None = Field(default=None, description="why it was ignored or refused")
+
+
 class IngestedOut(BaseModel):
     accepted: int = Field(
         description="changes recorded now (a repeated delivery, or a repeat within the "
         "request, is not recorded again)"
+    )
+    duplicate: int = 0
+    stale: int = 0
+    ignored: int = 0
+    refused: int = 0
+    resync: int = Field(default=0, description="records (or windows) to fetch from the CRM")
+    items: list[CrmItemOut] = Field(
+        default_factory=list, description="each item's outcome (one per record), in order"
     )
 
 
@@ -149,3 +203,107 @@ class ExpiryRunOut(BaseModel):
 class PartnerTokenOut(BaseModel):
     partner_id: str
     token: str
+
+
+class PolicyIn(BaseModel):
+    """A proposed rules-of-engagement version: its whole document (it names its `version`;
+    settings left out keep their defaults, unknown ones are refused) and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    document: dict[str, Any] = Field(description='e.g. {"version": "acme-2027-01", ...}')
+    note: str = Field(default="", max_length=1000)
+
+
+class PolicyCheckOut(BaseModel):
+    """A document validated against the version in force (nothing is stored)."""
+
+    version: str
+    document: dict[str, Any] = Field(description="every setting, defaults filled in")
+    in_force: str = Field(description="the version in force now")
+    changes: dict[str, list[Any]] = Field(description="setting -> [in force, proposed]")
+
+
+class PolicyVersionOut(BaseModel):
+    version: str
+    document: dict[str, Any]
+    note: str
+    proposed_by: str
+    proposed_at: datetime
+
+
+class PolicyActivationOut(BaseModel):
+    version: str
+    active_from: datetime
+    activated_by: str
+    activated_at: datetime
+
+
+class PolicyOut(BaseModel):
+    """The version in force now, and activations scheduled later."""
+
+    version: str
+    document: dict[str, Any]
+    active_from: datetime
+    activated_by: str
+    scheduled: list[PolicyActivationOut]
+
+
+class PolicyHistoryOut(BaseModel):
+    versions: list[PolicyVersionOut] = Field(description="oldest first; never edited")
+    activations: list[PolicyActivationOut] = Field(description="in the order they were made")
+
+
+class ReviewRunOut(BaseModel):
+    as_of: datetime
+    reminded: int
+    escalated: int
+    decided: int
+
+
+class BacktestIn(BaseModel):
+    """A proposed policy document and the period whose registrations to replay through it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    document: dict[str, Any] = Field(description="a whole policy document, as proposed")
+    since: Instant = Field(description="registrations submitted at or after this moment")
+    until: Instant = Field(description="... and before this one")
+    limit: int = Field(default=1000, ge=0, le=100_000, description="changes listed at most")
+
+    @model_validator(mode="after")
+    def _period(self) -> BacktestIn:
+        if self.since.tzinfo is None or self.until.tzinfo is None:
+            raise ValueError("since and until need a time zone (e.g. ...Z)")
+        if self.until <= self.since:
+            raise ValueError("until must be after since")
+        return self
+
+
+class KindCountOut(BaseModel):
+    before: int = Field(description="decided this way originally")
+    after: int = Field(description="decided this way under the proposed policy")
+    changed: int = Field(description="decided this way originally and otherwise now")
+
+
+class BacktestChangeOut(BaseModel):
+    registration_id: str
+    partner_id: str
+    submitted_at: datetime
+    before: str
+    after: str = Field(description="a status, or refused_repeat (a repeat would be refused)")
+    reasons_before: list[str]
+    reasons_after: list[str]
+
+
+class BacktestOut(BaseModel):
+    """What the proposed policy would have decided differently (nothing is changed)."""
+
+    proposed_version: str
+    since: datetime
+    until: datetime
+    replayed: int
+    kinds: dict[str, KindCountOut]
+    changed: int
+    changes: list[BacktestChangeOut] = Field(description="in submission order, up to `limit`")
+    elapsed_ms: float

@@ -45,6 +45,52 @@ class DealsSettings(BaseSettings):
     microsoft_certificate_origins: str = MICROSOFT_CERTIFICATE_ORIGIN
     microsoft_certificate_issuers: str = ""
     microsoft_certificate_organization: str = "Microsoft Corporation"
+    # Salesforce REST, to fetch records a gap or overflow event stands for: the org's instance
+    # URL (e.g. https://example.my.salesforce.com) and an OAuth access token. Empty: records
+    # wait in the resync queue until it is configured.
+    salesforce_instance_url: str = ""
+    salesforce_access_token: SecretStr = SecretStr("")
+    salesforce_api_version: str = "61.0"
+    # Pulled sources (no relay needed): AWS Partner Central Selling API (SigV4 with these
+    # credentials) and Partner Center referrals (an OAuth access token). Empty: not pulled.
+    ace_endpoint: str = "https://partnercentral-selling.us-east-1.api.aws"
+    ace_region: str = "us-east-1"
+    ace_catalog: str = "AWS"
+    ace_access_key_id: str = ""
+    ace_secret_access_key: SecretStr = SecretStr("")
+    ace_session_token: SecretStr = SecretStr("")
+    microsoft_referrals_url: str = "https://api.partner.microsoft.com/v1.0/engagements/referrals"
+    microsoft_access_token: SecretStr = SecretStr("")
+    # Write-back to HubSpot: the CRM API and a private app token per portal ("portal=token,...").
+    hubspot_api_url: str = "https://api.hubapi.com"
+    hubspot_access_tokens: SecretStr = SecretStr("")
+    pull_every_seconds: float = 60.0
+    pull_max_pages: int = 20
+    resync_every_seconds: float = 5.0
+    resync_batch_size: int = 50
+
+    @property
+    def hubspot_tokens(self) -> dict[str, str]:
+        pairs = (p.partition("=") for p in self.hubspot_access_tokens.get_secret_value().split(","))
+        return {portal.strip(): token.strip() for portal, _, token in pairs if portal and token}
+
+    @property
+    def write_back(self) -> bool:
+        return self.salesforce_rest or bool(self.hubspot_tokens)
+
+    @property
+    def ace_pull(self) -> bool:
+        return bool(self.ace_access_key_id and self.ace_secret_access_key.get_secret_value())
+
+    @property
+    def microsoft_pull(self) -> bool:
+        return bool(self.microsoft_referrals_url and self.microsoft_access_token.get_secret_value())
+
+    @property
+    def salesforce_rest(self) -> bool:
+        return bool(
+            self.salesforce_instance_url and self.salesforce_access_token.get_secret_value()
+        )
 
     @property
     def portals(self) -> frozenset[str]:

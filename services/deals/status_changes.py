@@ -1,60 +1,126 @@
-"""What a registration's status change stores and announces (review, extension, expiry, and
-closing with its CRM opportunity all go through here)."""
+"""What a registration's status change stores and announces (review, link, extension, expiry,
+review deadlines, and closing with its CRM opportunity all go through here): the new state, its
+entry in the decision ledger, the status event, and the notifications to the partner and the
+direct owners of the account, all in the caller's transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from services.deals import repository
+from services.deals.domain.customers import Customer
+from services.deals.domain.ledger import LedgerEntry, LedgerWhat, Principal
+from services.deals.domain.lifecycle import close_with_opportunity, status_notification
+from services.deals.domain.rules import RulesOfEngagement
 from services.deals.repository import Row
 from shared.clock import now
 from shared.db import Connection
 from shared.events import Envelope
-from shared.events.notifications import NotificationKind
+from shared.events.crm import DealStatus
 from shared.events.registrations import RegistrationStatus, RegistrationStatusChanged
 from shared.notify import notify
 from shared.outbox import Outbox, OutgoingEvent
 from shared.topics import DEAL_REGISTRATIONS
 
+# A CRM close applies no policy: its owners are matched at the default name threshold.
+NAME_THRESHOLD = RulesOfEngagement().name_similarity_threshold
 
-def status_change_events(
+
+def entry_for(
     row: Row,
+    what: LedgerWhat,
     status: RegistrationStatus,
+    principal: Principal,
+    policy_version: str,
     reason: str,
+    *,
+    told: str | None = None,
+    evidence: Mapping[str, Any] | None = None,
+) -> LedgerEntry:
+    """The ledger entry of a change to `row` (`told`: what the partner hears, if not `reason`)."""
+    return LedgerEntry(
+        what=what,
+        previous_status=RegistrationStatus(row["status"]),
+        status=status,
+        principal=principal,
+        policy_version=policy_version,
+        reasons=(reason,),
+        partner_reasons=None if told is None else (told,),
+        evidence=evidence or {},
+    )
+
+
+def _occurrence(row: Row, entry: LedgerEntry, expires_at: datetime | None) -> str:
+    """Names the change a notification announces (telling it again is the same notification)."""
+    registration_id = row["registration_id"]
+    if entry.what is LedgerWhat.EXPIRED:
+        return f"{registration_id}/expired"
+    if entry.what is LedgerWhat.EXTENDED:
+        return f"{registration_id}/extended/{expires_at.isoformat() if expires_at else ''}"
+    return f"{registration_id}/{entry.what.value}/{entry.status.value}"
+
+
+async def status_change_events(
+    conn: Connection,
+    row: Row,
+    entry: LedgerEntry,
     expires_at: datetime | None = None,
     cause: Envelope[Any] | None = None,
+    threshold: float = NAME_THRESHOLD,
+    deal_owner: str | None = None,
 ) -> list[OutgoingEvent]:
-    """What a registration's status change announces: the change, and a notification when it
-    expired. `cause` is the consumed event behind the change, if any."""
+    """What a change announces: the status event when the status changed, and what the partner
+    (what it may know) and the account's direct owners (the full reason) are told. `cause` is
+    the consumed event behind the change, if any."""
     registration_id: str = row["registration_id"]
-    events = [
-        OutgoingEvent(
-            DEAL_REGISTRATIONS,
-            RegistrationStatusChanged(
-                registration_id=registration_id,
-                partner_id=row["partner_id"],
-                previous_status=RegistrationStatus(row["status"]),
-                status=status,
-                reason=reason,
-                changed_at=now(),
-                expires_at=expires_at or row["expires_at"],
-                crm_deal_key=row["crm_deal_key"],
-                amount=Decimal(row["amount"]),
-                currency=row["currency"],
-            ),
-            registration_id,
+    partner_id: str = row["partner_id"]
+    events: list[OutgoingEvent] = []
+    reason = "; ".join(entry.reasons)
+    if entry.status.value != row["status"] or expires_at is not None:
+        changed = RegistrationStatusChanged(
+            registration_id=registration_id,
+            partner_id=partner_id,
+            previous_status=RegistrationStatus(row["status"]),
+            status=entry.status,
+            reason=reason,
+            changed_at=now(),
+            expires_at=expires_at or row["expires_at"],
+            crm_deal_key=row["crm_deal_key"],
+            amount=Decimal(row["amount"]),
+            currency=row["currency"],
+        )
+        events.append(OutgoingEvent(DEAL_REGISTRATIONS, changed, registration_id, cause=cause))
+    kind = status_notification(entry.what, entry.status)
+    about = _occurrence(row, entry, expires_at)
+    subject = f"Registration {registration_id} for {row['customer_name']}: {entry.status.value}"
+    if entry.what is LedgerWhat.EXTENDED and expires_at is not None:
+        subject = f"Registration {registration_id} for {row['customer_name']}: protected until {expires_at.isoformat()}"
+    events.append(
+        notify(
+            partner_id,
+            kind,
+            about=about,
+            subject=subject,
+            body="; ".join(entry.told),
+            registration_id=registration_id,
             cause=cause,
         )
-    ]
-    if status is RegistrationStatus.EXPIRED:
+    )
+    customer = Customer.parse(row["customer_name"], row["customer_domain"])
+    owners = await repository.direct_owners(conn, customer, row["crm_deal_key"], threshold)
+    if deal_owner is not None:  # the linked opportunity's owner as a CRM run just merged it
+        owners = sorted({*owners, deal_owner})
+    for owner in owners:
         events.append(
             notify(
-                row["partner_id"],
-                NotificationKind.EXPIRED,
-                about=f"{registration_id}/expired",
-                subject=f"Registration {registration_id} expired",
+                partner_id,
+                kind,
+                about=about,
+                recipient=owner,
+                subject=f"{subject} (partner {partner_id})",
                 body=reason,
                 registration_id=registration_id,
                 cause=cause,
@@ -63,14 +129,58 @@ def status_change_events(
     return events
 
 
+async def record_change(
+    conn: Connection,
+    row: Row,
+    entry: LedgerEntry,
+    expires_at: datetime | None = None,
+    cause: Envelope[Any] | None = None,
+    threshold: float = NAME_THRESHOLD,
+    deal_owner: str | None = None,
+) -> list[OutgoingEvent]:
+    """Store the registration's new state and its ledger entry; returns what to announce
+    (`threshold`: how alike names must be for an opportunity's owner to be told)."""
+    await repository.store_status(conn, row, entry, expires_at)
+    await repository.append_ledger(conn, row["registration_id"], entry)
+    return await status_change_events(conn, row, entry, expires_at, cause, threshold, deal_owner)
+
+
 async def change_status(
     conn: Connection,
     outbox: Outbox,
     row: Row,
-    status: RegistrationStatus,
-    reason: str,
+    entry: LedgerEntry,
     expires_at: datetime | None = None,
+    threshold: float = NAME_THRESHOLD,
 ) -> None:
-    """Store the registration's new status and announce it."""
-    await repository.store_status(conn, row, status, expires_at)
-    await outbox.publish_many(conn, status_change_events(row, status, reason, expires_at))
+    """Store the registration's new state and its ledger entry, and announce it."""
+    events = await record_change(conn, row, entry, expires_at, threshold=threshold)
+    await outbox.publish_many(conn, events)
+
+
+async def close_with_deal(
+    conn: Connection,
+    row: Row,
+    deal_key: str,
+    owner: str | None,
+    outcome: DealStatus,
+    cause: Envelope[Any],
+) -> list[OutgoingEvent]:
+    """A linked registration when its CRM opportunity closes (the CRM event is the principal);
+    returns what to announce. One awaiting review stays for the review when the deal was won,
+    remembering the outcome. `owner` is the opportunity's owner as the run merged it (the
+    stored row may not hold it yet). The entry carries the version the registration was decided
+    under: a close applies no policy."""
+    status, reason = close_with_opportunity(RegistrationStatus(row["status"]), deal_key, outcome)
+    if status is RegistrationStatus.PENDING_REVIEW:
+        await repository.store_deal_outcome(conn, row["registration_id"], outcome.value)
+    entry = entry_for(
+        row,
+        LedgerWhat.CLOSED,
+        status,
+        Principal.crm(deal_key),
+        row["policy_version"],
+        reason,
+        evidence={"deal_key": deal_key, "outcome": outcome.value, "event_id": str(cause.id)},
+    )
+    return await record_change(conn, row, entry, cause=cause, deal_owner=owner)

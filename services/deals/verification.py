@@ -127,20 +127,25 @@ def verify_hubspot(
 
 
 def check_portals(settings: DealsSettings, payload: object) -> None:
-    """Each event's portal must be one the platform ingests (an event without one is left to
-    the adapter, which names the missing field)."""
+    """A batch none of whose events comes from a portal the platform ingests was not meant
+    for it: 403 naming the first. Otherwise each foreign event is refused on its own (by the
+    ingestion), so its neighbours are not lost: HubSpot does not retry a 4xx."""
     if not isinstance(payload, list):
         return
     allowed = settings.portals
+    foreign: tuple[int, object] | None = None
     for index, event in enumerate(payload):
         portal = event.get("portalId") if isinstance(event, dict) else None
         if portal is None or isinstance(portal, bool) or not isinstance(portal, int | str):
-            continue
-        if str(portal) not in allowed:
-            raise SourceRefused(
-                f"[{index}].portalId {str(portal)[:32]!r} is not a HubSpot portal this "
-                "platform ingests"
-            )
+            return  # left to the adapter, which names the missing or wrong field
+        if str(portal) in allowed:
+            return
+        foreign = foreign or (index, portal)
+    if foreign is not None:
+        index, portal = foreign
+        raise SourceRefused(
+            f"[{index}].portalId {str(portal)[:32]!r} is not a HubSpot portal this platform ingests"
+        )
 
 
 def verify_salesforce(settings: DealsSettings, raw: bytes, headers: Mapping[str, str]) -> None:

@@ -1,20 +1,49 @@
-"""Reading registrations for the API: partners see their own, channel managers all; a partner
-sees of a conflict only its kind (services/deals/domain/disclosure.py)."""
+"""Reading registrations and their decision history for the API: partners see their own,
+channel managers all; a partner sees of a conflict only its kind
+(services/deals/domain/disclosure.py) and of the history only what it was told
+(services/deals/domain/ledger.py)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import datetime
 
 from services.deals.domain.disclosure import conflicts_seen, inputs_seen, reasons_seen
-from services.deals.domain.rules import Decision
+from services.deals.domain.ledger import entry_seen
+from services.deals.domain.rules import Decision, rules_from_mapping
+from services.deals.policy import PolicyStore, document_of
 from services.deals.repository import Row
-from services.deals.schemas import ConflictOut, RegistrationOut
+from services.deals.schemas import (
+    ConflictOut,
+    HistoryEntryOut,
+    PolicyActivationOut,
+    PolicyHistoryOut,
+    PolicyOut,
+    PolicyVersionOut,
+    RegistrationOut,
+)
 from shared.db import Pool
+from shared.errors import NotFound
 from shared.events.registrations import ConflictInfo
 from shared.http import partner_scope
 from shared.identity import Caller
+
+# Each registration with the newest entry of its ledger (its current decision), as columns
+# prefixed `d_` (one index lookup per registration).
+_WITH_DECISION = """
+SELECT r.*, d.seq AS d_seq, d.at AS d_at, d.what AS d_what,
+       d.previous_status AS d_previous_status, d.status AS d_status,
+       d.principal_kind AS d_principal_kind, d.principal AS d_principal,
+       d.policy_version AS d_policy_version, d.reasons AS d_reasons,
+       d.partner_reasons AS d_partner_reasons, d.evidence AS d_evidence
+FROM registrations r
+LEFT JOIN LATERAL (
+    SELECT * FROM registration_ledger l WHERE l.registration_id = r.registration_id
+    ORDER BY l.seq DESC LIMIT 1
+) d ON true
+"""
 
 
 def conflicts_out(conflicts: Sequence[ConflictInfo], who: Caller) -> list[ConflictOut]:
@@ -24,8 +53,14 @@ def conflicts_out(conflicts: Sequence[ConflictInfo], who: Caller) -> list[Confli
     ]
 
 
+def entry_out(row: Row, who: Caller, prefix: str = "") -> HistoryEntryOut:
+    entry = {key[len(prefix) :]: v for key, v in dict(row).items() if key.startswith(prefix)}
+    seen = entry_seen(entry, json.loads(entry["evidence"]), partner=not who.is_admin)
+    return HistoryEntryOut.model_validate(asdict(seen))
+
+
 def registration_out(row: Row, who: Caller) -> RegistrationOut:
-    out = dict(row)
+    out = {key: value for key, value in dict(row).items() if not key.startswith("d_")}
     conflicts = [ConflictInfo.model_validate(c) for c in json.loads(out["conflicts"])]
     partner = not who.is_admin  # only channel managers see the evidence
     out["conflicts"] = conflicts_out(conflicts, who)
@@ -33,15 +68,27 @@ def registration_out(row: Row, who: Caller) -> RegistrationOut:
         out["reasons"], out.pop("partner_reasons", None), conflicts, partner=partner
     )
     out["inputs"] = inputs_seen(json.loads(out["inputs"]), partner=partner)
+    if row.get("d_seq") is not None:
+        out["decision"] = entry_out(row, who, "d_")
     return RegistrationOut.model_validate(out)
 
 
 async def registrations(pool: Pool, who: Caller, limit: int) -> list[RegistrationOut]:
     """The newest registrations the caller may see (at most `limit`, 1..500)."""
     rows = await pool.fetch(
-        """SELECT * FROM registrations WHERE ($1::text IS NULL OR partner_id = $1)
-           ORDER BY submitted_at DESC LIMIT $2""",
+        f"""{_WITH_DECISION} WHERE ($1::text IS NULL OR r.partner_id = $1)
+            ORDER BY r.submitted_at DESC LIMIT $2""",
         who.partner_id,
+        min(max(limit, 1), 500),
+    )
+    return [registration_out(r, who) for r in rows]
+
+
+async def review_queue(pool: Pool, who: Caller, limit: int) -> list[RegistrationOut]:
+    """Registrations waiting for review, soonest deadline first (those without one last)."""
+    rows = await pool.fetch(
+        f"""{_WITH_DECISION} WHERE r.status = 'pending_review'
+            ORDER BY r.review_due_at NULLS LAST, r.submitted_at LIMIT $1""",
         min(max(limit, 1), 500),
     )
     return [registration_out(r, who) for r in rows]
@@ -49,14 +96,57 @@ async def registrations(pool: Pool, who: Caller, limit: int) -> list[Registratio
 
 async def registration(pool: Pool, who: Caller, registration_id: str) -> RegistrationOut:
     """One registration; another partner's is not found, exactly as a missing one."""
-    row = await pool.fetchrow(
-        "SELECT * FROM registrations WHERE registration_id = $1", registration_id
-    )
+    row = await pool.fetchrow(f"{_WITH_DECISION} WHERE r.registration_id = $1", registration_id)
     partner_scope(who, row["partner_id"] if row else None, f"registration {registration_id}")
     assert row is not None
     return registration_out(row, who)
 
 
+async def history(pool: Pool, who: Caller, registration_id: str) -> list[HistoryEntryOut]:
+    """The registration's decision ledger, oldest first; another partner's is not found."""
+    async with pool.acquire() as conn:
+        partner_id = await conn.fetchval(
+            "SELECT partner_id FROM registrations WHERE registration_id = $1", registration_id
+        )
+        partner_scope(who, partner_id, f"registration {registration_id}")
+        rows = await conn.fetch(
+            "SELECT * FROM registration_ledger WHERE registration_id = $1 ORDER BY seq",
+            registration_id,
+        )
+    return [entry_out(r, who) for r in rows]
+
+
 def reasons_for(decision: Decision, who: Caller) -> list[str]:
     """A decision's reasons as the caller may read them."""
     return list(decision.reasons if who.is_admin else decision.partner_reasons)
+
+
+async def policy_in_force(pool: Pool, store: PolicyStore, at: datetime) -> PolicyOut:
+    """The version in force at `at`, with the activations scheduled after it."""
+    async with pool.acquire() as conn:
+        row = await store.in_force_row(conn, at)
+        later = await conn.fetch(
+            "SELECT * FROM policy_activations WHERE active_from > $1 ORDER BY active_from, seq",
+            at,
+        )
+    if row is None:
+        raise NotFound("no policy version is in force")
+    return PolicyOut(
+        version=row["version"],
+        document=document_of(rules_from_mapping(json.loads(row["document"]))),
+        active_from=row["active_from"],
+        activated_by=row["activated_by"],
+        scheduled=[PolicyActivationOut.model_validate(dict(r)) for r in later],
+    )
+
+
+async def policy_history(pool: Pool, store: PolicyStore) -> PolicyHistoryOut:
+    async with pool.acquire() as conn:
+        versions, activations = await store.history(conn)
+    return PolicyHistoryOut(
+        versions=[
+            PolicyVersionOut.model_validate({**dict(v), "document": json.loads(v["document"])})
+            for v in versions
+        ],
+        activations=[PolicyActivationOut.model_validate(dict(a)) for a in activations],
+    )

@@ -36,7 +36,6 @@ from services.notifications.schemas import (
 from services.notifications.settings import NotificationsSettings
 from services.notifications.wakeups import InboxWakeups
 from shared.audit import record_action
-from shared.errors import RequestError
 from shared.http import AdminDep, CallerDep, PlatformDep, Provided, partner_scope, require_role
 from shared.identity import Caller, Role
 from shared.service import Platform
@@ -126,6 +125,7 @@ async def mark_owner_notifications_read(
 
 async def open_stream(
     platform: Platform,
+    who: Caller,
     recipient: Recipient,
     resume: str | None,
     settings: NotificationsSettings,
@@ -133,8 +133,10 @@ async def open_stream(
     wakeups: InboxWakeups,
 ) -> StreamingResponse:
     """Take one of the recipient's stream slots (429 when none is free) for as long as the
-    response lasts: released when it ends, however it ends."""
+    response lasts: released when it ends, however it ends. A partner's people's stream ends
+    when their partner loses access (as their next request would be refused)."""
     key = f"{recipient.kind}:{recipient.id}"
+    caller_partner = who.partner_id
     start = await streaming.start_position(platform.pool, recipient, resume)
     limit.acquire(key)
     try:
@@ -144,6 +146,9 @@ async def open_stream(
             recipient,
             start,
             streaming.StreamPacing(settings.stream_heartbeat_seconds, settings.stream_poll_seconds),
+            (lambda: platform.partner_access.revoked(caller_partner))
+            if caller_partner is not None
+            else streaming.no_revocation,
         )
         return SlotResponse(
             events,
@@ -152,8 +157,8 @@ async def open_stream(
             background=None,
             release=BackgroundTask(limit.release, key),
         )
-    except RequestError:
-        limit.release(key)
+    except BaseException:
+        limit.release(key)  # the response was never made: nothing else gives the slot back
         raise
 
 
@@ -192,7 +197,9 @@ async def stream_partner_notifications(
     EventSource sends on reconnecting) or `after` (a page's `next_cursor`); without either,
     from now on."""
     recipient = partner_inbox(who, partner_id)
-    return await open_stream(platform, recipient, last_event_id or after, settings, limit, wakeups)
+    return await open_stream(
+        platform, who, recipient, last_event_id or after, settings, limit, wakeups
+    )
 
 
 @router.get(
@@ -213,7 +220,7 @@ async def stream_owner_notifications(
 ) -> StreamingResponse:
     """A direct account owner's messages as they arrive (as the partner's stream)."""
     return await open_stream(
-        platform, Recipient.owner(owner), last_event_id or after, settings, limit, wakeups
+        platform, who, Recipient.owner(owner), last_event_id or after, settings, limit, wakeups
     )
 
 

@@ -31,6 +31,8 @@ from shared.db import Pool
 log = logging.getLogger(__name__)
 
 DISABLED_NAMESPACE = uuid.UUID("0b6f1f5e-6c52-4d0e-9a51-2f2b8a1d7c33")
+# Deliveries read per round trip while an endpoint catches up (sent one at a time, in order).
+RUN = 50
 ERROR_MAX = 300
 
 
@@ -105,20 +107,31 @@ class Deliverer:
         self.wakeups.wake()  # a slot is free
 
     async def serve(self, client: httpx.AsyncClient, endpoint: ClaimedEndpoint) -> None:
-        """Deliver the endpoint's due deliveries in order until one fails or none is due."""
+        """Deliver the endpoint's due deliveries in order until one fails or none is due. A
+        success is settled in one statement; the lease is renewed once a third of it is
+        spent (never across an attempt longer than the timeout, which the lease exceeds)."""
+        lease = self.settings.webhook_lease_seconds
+        renew_at = time.monotonic() + lease / 3
         try:
             while True:
-                head = await webhook_repository.head_delivery(self.pool, endpoint.endpoint_id)
-                if head is None:
+                run = await webhook_repository.due_run(self.pool, endpoint.endpoint_id, RUN)
+                if not run:
                     return
-                attempt = await self.attempt(client, endpoint, head)
-                if not await self.settle(endpoint, attempt) or not attempt.succeeded:
-                    return
-                renewed = await webhook_repository.renew_lease(
-                    self.pool, endpoint.endpoint_id, self.owner, self.settings.webhook_lease_seconds
-                )
-                if not renewed:
-                    return
+                for delivery in run:
+                    attempt = await self.attempt(client, endpoint, delivery)
+                    if not attempt.succeeded:
+                        await self.settle(endpoint, attempt)
+                        return
+                    if not await webhook_repository.delivered(
+                        self.pool, endpoint.endpoint_id, attempt
+                    ):
+                        return
+                    if time.monotonic() >= renew_at:
+                        if not await webhook_repository.renew_lease(
+                            self.pool, endpoint.endpoint_id, self.owner, lease
+                        ):
+                            return  # lapsed and taken: the new holder goes on in order
+                        renew_at = time.monotonic() + lease / 3
         except Exception:
             log.exception(
                 "serving a webhook endpoint failed", extra={"endpoint": str(endpoint.endpoint_id)}

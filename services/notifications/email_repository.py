@@ -12,6 +12,7 @@ from services.notifications.domain.addressing import Recipient, RecipientKind
 from services.notifications.domain.email import EmailMode, EmailPreference
 from services.notifications.domain.messages import Message
 from services.notifications.repository import Filed
+from shared.access import REVOKING
 from shared.db import Connection, Pool
 
 EMAIL_NAMESPACE = uuid.UUID("8d3b8a70-5f0e-4a55-9f1c-0c2e6f1d4b21")
@@ -173,16 +174,21 @@ def message_of(row: Any) -> Message:
 
 async def claim_due(pool: Pool, limit: int, lease_seconds: float) -> list[Any]:
     """Pending mails that are due, pushed out of reach for the lease while they are sent (an
-    instance that dies mid-send leaves them to be sent again after it)."""
+    instance that dies mid-send leaves them to be sent again after it). A partner that lost
+    access gets no mail meanwhile: its mails wait."""
     return await pool.fetch(
         """UPDATE emails SET next_attempt_at = now() + make_interval(secs => $2)
            WHERE email_id IN (
-               SELECT email_id FROM emails
-               WHERE status = 'pending' AND next_attempt_at <= now()
-               ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+               SELECT m.email_id FROM emails m
+               WHERE m.status = 'pending' AND m.next_attempt_at <= now()
+                 AND NOT (m.recipient_kind = 'partner' AND EXISTS (
+                     SELECT 1 FROM partner_access a
+                     WHERE a.partner_id = m.recipient AND a.status = ANY($3::text[])))
+               ORDER BY m.next_attempt_at LIMIT $1 FOR UPDATE OF m SKIP LOCKED)
            RETURNING email_id, address, subject, body, attempts""",
         limit,
         lease_seconds,
+        sorted(status.value for status in REVOKING),
     )
 
 

@@ -1,11 +1,14 @@
-"""The consumers' handlers: notifications in, filed in their recipients' inboxes."""
+"""The consumers' handlers: notifications in (either contract version), filed in their
+recipients' inboxes; the ledger entries partners are not otherwise told of, filed as messages."""
 
 from __future__ import annotations
 
 from services.notifications import inbox
+from services.notifications.domain import ledger_messages
 from shared.consumer import HandlerContext
 from shared.events import Envelope
-from shared.events.notifications import PartnerNotification
+from shared.events.incentives import MdfExpired, PayoutRecorded
+from shared.events.notifications import PartnerNotification, PartnerNotificationV2
 
 
 async def on_notifications(
@@ -13,3 +16,18 @@ async def on_notifications(
 ) -> None:
     """A run of notifications is filed together (one position lock, one insert)."""
     await inbox.receive(ctx.conn, [event.data for event in events])
+
+
+async def on_notifications_v2(
+    ctx: HandlerContext, events: list[Envelope[PartnerNotificationV2]]
+) -> None:
+    """The kinds v1 cannot name (deals' registration changes), filed the same way."""
+    await inbox.receive(ctx.conn, [event.data for event in events])
+
+
+async def on_payouts(ctx: HandlerContext, events: list[Envelope[PayoutRecorded]]) -> None:
+    await inbox.file(ctx.conn, [ledger_messages.payout(event.data) for event in events])
+
+
+async def on_mdf_expiry(ctx: HandlerContext, events: list[Envelope[MdfExpired]]) -> None:
+    await inbox.file(ctx.conn, [ledger_messages.mdf_expired(event.data) for event in events])

@@ -10,10 +10,10 @@ from services.notifications.domain.addressing import Recipient
 from services.notifications.domain.messages import Message, first_of_each
 from services.notifications.repository import Filed
 from shared.db import Connection
-from shared.events.notifications import PartnerNotification
+from shared.events.notifications import AnyPartnerNotification
 
 
-async def receive(conn: Connection, notes: list[PartnerNotification]) -> list[Filed]:
+async def receive(conn: Connection, notes: list[AnyPartnerNotification]) -> list[Filed]:
     """File a run of notifications, each under its own recipient, in the order they came."""
     return await file(conn, first_of_each([Message.of(n) for n in notes]))
 

@@ -38,7 +38,10 @@ class _Request(BaseModel):
 class NotificationOut(BaseModel):
     cursor: str = Field(description="where this message sits: pass it as `after` to read on")
     notification_id: uuid.UUID
-    kind: str = Field(description="a NotificationKind value (docs/asyncapi.json)")
+    kind: str = Field(
+        description="a NotificationKind value (docs/asyncapi.json), or payout, mdf_expired, "
+        "webhook_disabled (this service's own)"
+    )
     partner_id: str = Field(description="the partner whose event this is")
     subject: str
     body: str

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from services.notifications import views
@@ -44,17 +45,30 @@ async def start_position(pool: Pool, recipient: Recipient, resume: str | None) -
         return await views.latest_position(conn, recipient)
 
 
+def no_revocation() -> str | None:
+    return None
+
+
 async def stream(
     pool: Pool,
     wakeups: InboxWakeups,
     recipient: Recipient,
     after: int,
     pacing: StreamPacing,
+    revoked: Callable[[], str | None] = no_revocation,
 ) -> AsyncIterator[str]:
+    """The stream's lines. `revoked` says why the caller lost access since the stream opened
+    (a partner suspended or expelled): the stream then ends with a `revoked` event, so an open
+    connection does not outlive the access it was opened with."""
     yield f"retry: {RECONNECT_MILLISECONDS}\n\n"
     position = after
     last_sent = time.monotonic()
     while True:
+        reason = revoked()
+        if reason is not None:
+            detail = json.dumps({"detail": f"partner access revoked: {reason}"})
+            yield f"event: revoked\ndata: {detail}\n\n"
+            return
         wakeup = wakeups.next_wakeup()
         async with pool.acquire() as conn:
             messages = await views.messages_after(conn, recipient, position, CATCH_UP_BATCH)

@@ -10,6 +10,7 @@ from typing import Any
 
 from services.notifications.domain import webhooks
 from services.notifications.repository import Filed
+from shared.access import REVOKING
 from shared.db import Connection, Pool
 
 # Woken deliverers on every instance: a commit that queued deliveries.
@@ -173,7 +174,9 @@ async def claim_endpoints(
     pool: Pool, owner: uuid.UUID, limit: int, lease_seconds: float
 ) -> list[ClaimedEndpoint]:
     """Lease up to `limit` enabled endpoints whose head delivery is due and that no one else
-    holds. One holder per endpoint keeps its deliveries in order."""
+    holds. One holder per endpoint keeps its deliveries in order. A partner that lost access
+    (suspended, expelled: `partner_access`, which every service follows) gets nothing meanwhile:
+    its deliveries wait, in order, until it is active again."""
     rows = await pool.fetch(
         """UPDATE webhook_endpoints e
            SET lease_until = now() + make_interval(secs => $3), lease_owner = $1
@@ -183,6 +186,8 @@ async def claim_endpoints(
                  AND (SELECT d.next_attempt_at FROM webhook_deliveries d
                       WHERE d.endpoint_id = c.endpoint_id AND d.status = 'pending'
                       ORDER BY d.position LIMIT 1) <= now()
+                 AND NOT EXISTS (SELECT 1 FROM partner_access a
+                                 WHERE a.partner_id = c.partner_id AND a.status = ANY($4::text[]))
                LIMIT $2
                FOR UPDATE SKIP LOCKED)
            RETURNING e.endpoint_id, e.partner_id, e.url, e.secret, e.previous_secret,
@@ -190,6 +195,7 @@ async def claim_endpoints(
         owner,
         limit,
         lease_seconds,
+        sorted(status.value for status in REVOKING),
     )
     return [
         ClaimedEndpoint(
@@ -202,16 +208,57 @@ async def claim_endpoints(
     ]
 
 
-async def head_delivery(pool: Pool, endpoint_id: uuid.UUID) -> Any:
-    """The endpoint's oldest pending delivery, if it is due."""
-    return await pool.fetchrow(
-        """SELECT delivery_id, message_id, payload, attempts FROM webhook_deliveries
+async def due_run(pool: Pool, endpoint_id: uuid.UUID, limit: int) -> list[Any]:
+    """The endpoint's pending deliveries in order, from its head, while they are due: the run
+    a deliverer sends one after the other (only the head can be waiting for a retry, since
+    nothing behind it was tried)."""
+    rows = await pool.fetch(
+        """SELECT delivery_id, message_id, payload, attempts, next_attempt_at <= now() AS due
+           FROM webhook_deliveries
            WHERE endpoint_id = $1 AND status = 'pending'
-             AND next_attempt_at <= now()
-             AND position = (SELECT min(position) FROM webhook_deliveries
-                             WHERE endpoint_id = $1 AND status = 'pending')""",
+           ORDER BY position LIMIT $2""",
+        endpoint_id,
+        limit,
+    )
+    run = []
+    for row in rows:
+        if not row["due"]:
+            break
+        run.append(row)
+    return run
+
+
+async def delivered(pool: Pool, endpoint_id: uuid.UUID, attempt: Attempt) -> bool:
+    """A successful attempt, in one statement: logged, the delivery done, the endpoint's
+    failures forgiven. False when the delivery is gone (its endpoint deleted meanwhile).
+
+    Its commit does not wait for the WAL flush (`synchronous_commit` off for this statement's
+    transaction only): losing the mark in a crash only sends the delivery again, with the same
+    webhook-id, which the specification allows and receivers drop."""
+    done = await pool.fetchval(
+        """WITH logged AS (
+               INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, status_code,
+                   duration_ms)
+               SELECT $1, $2, $3, $4, $5
+               WHERE EXISTS (SELECT 1 FROM webhook_deliveries WHERE delivery_id = $1)
+               ON CONFLICT (delivery_id, attempt) DO NOTHING
+           ), forgiven AS (
+               UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL
+               WHERE endpoint_id = $6 AND consecutive_failures <> 0
+           )
+           UPDATE webhook_deliveries SET attempts = $2, last_status_code = $4,
+               last_error = NULL, status = 'delivered', delivered_at = $3
+           WHERE delivery_id = $1
+             AND set_config('synchronous_commit', 'off', true) IS NOT NULL
+           RETURNING true""",
+        attempt.delivery_id,
+        attempt.number,
+        attempt.at,
+        attempt.status_code,
+        attempt.duration_ms,
         endpoint_id,
     )
+    return bool(done)
 
 
 async def renew_lease(

@@ -18,7 +18,7 @@ from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.ownership import DomainVerification, verify_domain
 from services.onboarding.partner_tokens import TokenIssuing, issue_partner_token
 from services.onboarding.requalification import run_requalification
-from services.onboarding.review import decide_review
+from services.onboarding.review import decide_review, escalate_overdue_reviews
 from services.onboarding.schemas import (
     ApplicationIn,
     ApplicationOut,
@@ -31,10 +31,12 @@ from services.onboarding.schemas import (
     PartnerTokenOut,
     RequalificationIn,
     RequalificationOut,
+    ReviewEscalationsOut,
     StatusIn,
 )
 from services.onboarding.status_changes import set_status
 from shared.clock import now
+from shared.errors import Unprocessable
 from shared.events.partners import PartnerStatus
 from shared.http import (
     PARTNER_OR_MANAGER,
@@ -46,6 +48,7 @@ from shared.http import (
     require_role,
 )
 from shared.identity import Caller, Role
+from shared.inputs import Instant
 
 ConfigDep = Annotated[OnboardingConfig, Provided(OnboardingConfig)]
 # Who confirms evidence: channel managers and system clients (the enablement system).
@@ -73,11 +76,15 @@ async def apply(body: ApplicationIn, platform: PlatformDep, config: ConfigDep) -
 
 @router.get("/applications", tags=["applications"], response_model_exclude_unset=True)
 async def review_queue(
-    _: AdminDep, platform: PlatformDep, outcome: Literal["review", "approve", "reject"] = "review"
+    _: AdminDep,
+    platform: PlatformDep,
+    config: ConfigDep,
+    outcome: Literal["review", "approve", "reject"] = "review",
 ) -> list[PartnerOut]:
     """Channel managers: applications by qualification outcome (default: awaiting review;
-    `approve`: recommended, awaiting approval; `reject`: every rejected one)."""
-    return await views.review_queue(platform.pool, outcome)
+    `approve`: recommended, awaiting approval; `reject`: every rejected one), those waiting
+    with their review deadline (`review_due_at`), soonest first."""
+    return await views.review_queue(platform.pool, outcome, config)
 
 
 @router.post(
@@ -261,6 +268,19 @@ async def requalify(
     return RequalificationOut(
         as_of=as_of.isoformat(), policy_version=config.version, changes=changes
     )
+
+
+@admin.post("/reviews/run")
+async def escalate_reviews(
+    _: AdminDep, platform: PlatformDep, config: ConfigDep, as_of: Instant | None = None
+) -> ReviewEscalationsOut:
+    """Escalate applications past their review deadline now (or as of a moment), not waiting
+    for the periodic job: the reviewers are told once per application."""
+    if as_of is not None and as_of.tzinfo is None:
+        raise Unprocessable("as_of needs a time zone (e.g. ...Z)")
+    moment = as_of or now()
+    escalated = await escalate_overdue_reviews(platform.pool, platform.outbox, config, moment)
+    return ReviewEscalationsOut(as_of=moment.isoformat(), escalated=escalated)
 
 
 @admin.get("/config")

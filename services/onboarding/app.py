@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from services.onboarding import api, handlers, jobs
+from services.onboarding import api, enablement_api, handlers, jobs
 from services.onboarding.ownership import DomainVerification
 from services.onboarding.partner_tokens import TokenIssuing
 from services.onboarding.settings import OnboardingSettings, domain_verifier, load_config
@@ -32,11 +32,20 @@ def wire(platform: Platform) -> None:
 
     period = settings.requalification_period_seconds
     platform.every(period, jobs.requalify, name="requalification", first_run_after=period)
+    platform.every(settings.review_check_seconds, jobs.escalate_reviews, name="review-sla")
+    platform.every(period, jobs.remind, name="certification reminders", first_run_after=period)
 
 
 definition = ServiceDefinition(
     name="onboarding",
     migrations=Path(__file__).parent / "migrations",
-    routers=(api.router, api.admin),
+    routers=(
+        api.router,
+        api.admin,
+        enablement_api.xapi,
+        enablement_api.people,
+        enablement_api.admin,
+        enablement_api.library,
+    ),
     wire=wire,
 )

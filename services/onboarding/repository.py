@@ -272,15 +272,24 @@ async def insert_certification(
     at: datetime,
     *,
     recorded_by: str,
+    person_id: str | None = None,
+    statement_id: str | None = None,
 ) -> tuple[str, bool]:
     """Record a certification (`recorded_by`: the acting principal) once per person, role,
-    track and issue date. Returns its id and whether it is new."""
+    track and issue date. Returns its id and whether it is new. It belongs to `person_id`'s
+    membership, or (recorded by hand) to the person's current membership at the partner if
+    they are registered."""
     certification_id = await conn.fetchval(
         """
         INSERT INTO certifications (certification_id, partner_id, person, person_name, role,
-            track, issued_at, expires_at, recorded_at, recorded_by)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-        ON CONFLICT (partner_id, person, role, track, issued_at) DO NOTHING
+            track, issued_at, expires_at, recorded_at, recorded_by, person_id, statement_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+            COALESCE($11, (SELECT person_id FROM people
+                           WHERE partner_id = $2 AND email = $3 AND left_at IS NULL)), $12)
+        ON CONFLICT (partner_id, person, role, track, issued_at) DO UPDATE
+            SET voided_at = NULL, statement_id = EXCLUDED.statement_id,
+                recorded_at = EXCLUDED.recorded_at, recorded_by = EXCLUDED.recorded_by
+            WHERE certifications.voided_at IS NOT NULL  -- a voided one is given again
         RETURNING certification_id
         """,
         f"cert_{uuid.uuid4().hex[:16]}",
@@ -293,6 +302,8 @@ async def insert_certification(
         certification.expires_at,
         at,
         recorded_by,
+        person_id,
+        statement_id,
     )
     if certification_id is not None:
         return str(certification_id), True
@@ -311,9 +322,12 @@ async def insert_certification(
 async def certifications_of(
     conn: Connection, partner_ids: Collection[str]
 ) -> dict[str, list[Certification]]:
+    # A person who left the partner no longer counts: their certifications end when they left.
     rows = await conn.fetch(
-        """SELECT partner_id, person, role, track, issued_at, expires_at FROM certifications
-           WHERE partner_id = ANY($1::text[])""",
+        """SELECT c.partner_id, c.person, c.role, c.track, c.issued_at,
+                  LEAST(c.expires_at, p.left_at) AS expires_at
+           FROM certifications c LEFT JOIN people p ON p.person_id = c.person_id
+           WHERE c.partner_id = ANY($1::text[]) AND c.voided_at IS NULL""",
         list(partner_ids),
     )
     held: dict[str, list[Certification]] = {partner_id: [] for partner_id in partner_ids}

@@ -235,6 +235,9 @@ class PartnerOut(BaseModel):
     qualification: QualificationOut | None = None
     decision_note: str | None = None
     suspended_at: str | None = None
+    review_due_at: str | None = Field(
+        default=None, description="the review queue: when the application must be decided"
+    )
     history: list[VersionOut] | None = None
 
 
@@ -250,6 +253,9 @@ class CertificationOut(BaseModel):
     recorded_at: str
     recorded_by: str | None = Field(
         default=None, description="who recorded it (channel managers only)"
+    )
+    voided_at: str | None = Field(
+        default=None, description="when the learning system voided the statement behind it"
     )
 
 
@@ -270,3 +276,8 @@ class RequalificationOut(BaseModel):
 class PartnerTokenOut(BaseModel):
     partner_id: str
     token: str
+
+
+class ReviewEscalationsOut(BaseModel):
+    as_of: str
+    escalated: list[str] = Field(description="applications past their review deadline, told now")

@@ -18,6 +18,8 @@ class OnboardingSettings(BaseSettings):
     config_file: str = ""
     # How often the scheduled requalification runs (the first run is one period after start).
     requalification_period_seconds: float = 3600.0
+    # How often applications past their review deadline are looked for (and escalated once).
+    review_check_seconds: float = 300.0
     # How a claimed domain is checked: its DNS TXT records (asked of `dns_nameserver`), or the
     # well-known file on its site (`verification_site`: a template with {domain}; tests point it
     # at a local server playing the partner's site).

@@ -7,10 +7,14 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
+from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.verification import (
     WELL_KNOWN_PATH,
     domain_state,
     expected_record,
+)
+from services.onboarding.enablement_schemas import (
+    PersonOut,
 )
 from services.onboarding.repository import Row
 from services.onboarding.schemas import (
@@ -105,7 +109,9 @@ async def partner_row(pool: Pool, partner_id: str) -> Row:
 
 
 async def review_queue(
-    pool: Pool, outcome: Literal["review", "approve", "reject"]
+    pool: Pool,
+    outcome: Literal["review", "approve", "reject"],
+    config: OnboardingConfig | None = None,
 ) -> list[PartnerOut]:
     """Applications by qualification outcome; `review` and `approve` (recommended): those still
     waiting for a manager's decision."""
@@ -115,7 +121,15 @@ async def review_queue(
            ORDER BY applied_at LIMIT 500""",
         outcome,
     )
-    return [partner_out(r, full=True) for r in rows]
+    if config is None or outcome == "reject":
+        return [partner_out(r, full=True) for r in rows]
+    # Oldest first is soonest due: each waiting application shows its review deadline.
+    return [
+        partner_out(r, full=True).model_copy(
+            update={"review_due_at": _iso(config.review_due_at(r["applied_at"]))}
+        )
+        for r in rows
+    ]
 
 
 async def partners(
@@ -174,3 +188,31 @@ async def certification_recorded(
         tier=row["tier"],
         status=row["status"],
     )
+
+
+def person_out(row: Row, *, full: bool) -> PersonOut:
+    """A partner's person; channel managers (`full`) also see who added and removed them."""
+    hidden = set() if full else {"added_by", "left_by"}
+    return PersonOut.model_validate(
+        {k: v for k, v in _isos(row).items() if k in PersonOut.model_fields and k not in hidden}
+    )
+
+
+async def people(pool: Pool, partner_id: str, *, full: bool) -> list[PersonOut]:
+    """A partner's people, current and past, in the order they joined."""
+    await partner_row(pool, partner_id)
+    rows = await pool.fetch(
+        "SELECT * FROM people WHERE partner_id = $1 ORDER BY joined_at, person_id", partner_id
+    )
+    return [person_out(r, full=full) for r in rows]
+
+
+async def statement(pool: Pool, statement_id: str) -> dict[str, Any]:
+    """A stored xAPI statement, as stored (404 when there is none)."""
+    content = await pool.fetchval(
+        "SELECT content FROM xapi_statements WHERE statement_id = $1::uuid", statement_id
+    )
+    if content is None:
+        raise NotFound(f"statement {statement_id} not found")
+    stored: dict[str, Any] = json.loads(content)
+    return stored

@@ -75,6 +75,30 @@ class CrmDealChanged(EventPayload):
     partner_ref: str | None = Field(default=None, description="partner reference in the CRM")
     co_sell: bool | None = None
     created_at: UtcDatetime | None = None
+    cleared: tuple[str, ...] = Field(
+        default=(),
+        description="fields the CRM emptied (Salesforce nulledFields, a HubSpot property set to "
+        "''): name, owner, partner_ref, currency, amount, close_date, products, co_sell, "
+        "customer.name, customer.domain, customer.country",
+    )
+    deleted: bool | None = Field(
+        default=None,
+        description="the record's deletion state when the change sets it (false: restored, "
+        "e.g. Salesforce UNDELETE or HubSpot deal.restore); a 'deleted' change implies true",
+    )
+    source_commit: int | None = Field(
+        default=None, description="Salesforce commitNumber: orders transactions of one moment"
+    )
+    source_sequence: int | None = Field(
+        default=None,
+        description="Salesforce sequenceNumber: orders the changes of one record within a "
+        "transaction, which share their commit timestamp",
+    )
+    merged_into: str | None = Field(
+        default=None,
+        description="the source id of the record this one was merged into (it is deleted); "
+        "registrations linked to it move to the survivor",
+    )
 
     @property
     def deal_key(self) -> str:

@@ -56,3 +56,56 @@ class PartnerNotification(EventPayload):
     ingested_at: UtcDatetime | None = Field(
         default=None, description="when the upstream change behind this message entered Pollinate"
     )
+
+
+class NotificationKindV2(StrEnum):
+    """Every v1 kind, and the registration changes v1 cannot name (its consumers would refuse
+    a new value of `kind`, so these travel as `notification.partner.v2` on the same topic)."""
+
+    REGISTRATION_APPROVED = "registration_approved"
+    REGISTRATION_REJECTED = "registration_rejected"
+    CONFLICT = "conflict"
+    PENDING_REVIEW = "pending_review"
+    EXPIRING_SOON = "expiring_soon"
+    EXPIRED = "expired"
+    DIRECT_SALES_CONFLICT = "direct_sales_conflict"
+    CO_SELL = "co_sell"
+    OVERLAP_HINT = "overlap_hint"
+    CREDIT_ISSUED = "credit_issued"
+    CREDIT_REVERSED = "credit_reversed"
+    EARNING = "earning"
+    CLAWBACK = "clawback"
+    MDF_CLAIM = "mdf_claim"
+    PARTNER_STATUS = "partner_status"
+    TIER_CHANGED = "tier_changed"
+    REQUALIFICATION = "requalification"
+    # deals, v2 only
+    REGISTRATION_EXTENDED = "registration_extended"
+    REGISTRATION_WON = "registration_won"
+    REGISTRATION_LOST = "registration_lost"
+    REVIEW_REMINDER = "review_reminder"  # to channel managers: a review's deadline nears
+    REVIEW_ESCALATED = "review_escalated"  # a review's deadline passed
+
+
+@event_type("notification.partner.v2")
+class PartnerNotificationV2(EventPayload):
+    """`notification.partner.v1` with the kinds v1 cannot carry (NotificationKindV2). Emitted
+    only for those kinds: a v1 consumer ignores the type, a v2 consumer reads both."""
+
+    notification_id: str
+    partner_id: str
+    recipient: str
+    kind: NotificationKindV2
+    subject: str
+    body: str
+    registration_id: str | None = None
+    deal_key: str | None = None
+    created_at: UtcDatetime
+    ingested_at: UtcDatetime | None = Field(
+        default=None, description="when the upstream change behind this message entered Pollinate"
+    )
+
+
+# What the notifications service files: either version (the same fields; v2's kinds are a
+# superset of v1's).
+AnyPartnerNotification = PartnerNotification | PartnerNotificationV2

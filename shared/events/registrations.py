@@ -61,3 +61,16 @@ class RegistrationStatusChanged(EventPayload):
     crm_deal_key: str | None = None
     amount: Decimal | None = None
     currency: str | None = None
+
+
+@event_type("registration.review_escalated.v1")
+class RegistrationReviewEscalated(EventPayload):
+    """A registration's review passed its deadline undecided (what the policy then does to it
+    follows as `registration.status_changed.v1`, if anything)."""
+
+    registration_id: str
+    partner_id: str
+    review_due_at: UtcDatetime
+    acceptance_due_at: UtcDatetime | None = None
+    escalated_at: UtcDatetime
+    policy_version: str

@@ -40,6 +40,8 @@ PARAMETERS = {
     "owner": "rep-route-access@vendor.example",
     "endpoint_id": "00000000-0000-4000-8000-000000000001",
     "delivery_id": "00000000-0000-4000-8000-000000000002",
+    "person_id": "psn_route_access",
+    "resource_id": "res_route_access",
 }
 # A role to try where a route does not admit it, in order of preference.
 OUTSIDERS = (Role.SYSTEM, Role.FINANCE, Role.PARTNER_USER, Role.CHANNEL_MANAGER)
@@ -136,6 +138,10 @@ async def suspended_partner(fleet: Fleet, infra: Infra) -> str:
                 await client.get(f"{fleet.url('onboarding')}/partners", headers=headers),
                 await client.get(
                     f"{fleet.url('attribution')}/partners/{partner_id}/revenue", headers=headers
+                ),
+                await client.get(
+                    f"{fleet.url('notifications')}/partners/{partner_id}/notifications",
+                    headers=headers,
                 ),
             ]
             return all(p.status_code == 403 for p in probes)

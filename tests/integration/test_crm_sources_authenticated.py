@@ -183,7 +183,7 @@ async def test_an_unsigned_or_wrongly_signed_delivery_is_refused_and_records_not
         genuine = await client.post(
             url, content=delivery.genuine, headers=crm_senders.headers(route, delivery.genuine)
         )
-        assert (genuine.status_code, genuine.json()) == (202, {"accepted": 1})
+        assert (genuine.status_code, genuine.json()["accepted"]) == (202, 1)
 
     # Had a refused delivery been recorded, its event would come first on the deal's partition.
     events = await wait_for_keyed(
@@ -274,10 +274,16 @@ async def test_a_source_timestamp_from_the_future_is_refused_naming_the_field(
             content=body,
             headers=crm_senders.headers("/crm/salesforce", body),
         )
-    assert frozen.status_code == 422
-    assert frozen.json() == {
-        "detail": "payload.ChangeEventHeader.commitTimestamp is more than 5 minutes in the future"
-    }
+    assert frozen.status_code == 207
+    assert frozen.json()["items"] == [
+        {
+            "index": 0,
+            "outcome": "refused",
+            "deal_key": None,
+            "reason": "payload.ChangeEventHeader.commitTimestamp is more than 5 minutes in the "
+            "future",
+        }
+    ]
     assert await _recorded(infra, f"salesforce:{record}") == (0, None)
 
 

@@ -77,8 +77,15 @@ async def status_of(conn: Any, registration_id: str) -> str:
     [
         ("Closed Won", "12000.00", "approved", "won", "closed won"),
         ("Closed Lost", "12000.00", "approved", "lost", "closed lost"),
-        # Above the gold auto-approval limit: never approved, so it cannot have won the deal.
-        ("Closed Won", "900000.00", "pending_review", "rejected", "closed won before the review"),
+        # Above the gold auto-approval limit, still awaiting review: a lost deal leaves nothing
+        # to protect (a won one waits for the review: tests/integration/test_deals_governance.py).
+        (
+            "Closed Lost",
+            "900000.00",
+            "pending_review",
+            "lost",
+            "closed lost while the registration awaited review",
+        ),
     ],
 )
 async def test_a_registration_closes_with_its_crm_opportunity(

@@ -11,9 +11,17 @@ from typing import Any
 import pytest
 
 from services.deals.repository import (
+    DIRECT_OWNERS_SQL,
     DUE_TO_EXPIRE_SQL,
     HOLDING_REGISTRATIONS_SQL,
     OPEN_DIRECT_OPPORTUNITIES_SQL,
+    OVERLAPPING_SQL,
+    OWN_LIVE_SQL,
+)
+from services.deals.review_sla import (
+    OVERDUE_REVIEWS_SQL,
+    REVIEWS_TO_ESCALATE_SQL,
+    REVIEWS_TO_REMIND_SQL,
 )
 from shared.db import create_pool
 from tests.support.infra import ROOT, ScratchService
@@ -100,4 +108,35 @@ async def test_lookups_use_their_indexes_and_never_scan_the_table(populated: Any
             assert "Seq Scan" not in scans, f"{name}: sequential scan in {scans}"
             assert {n["Index Name"] for n in nodes if "Index Name" in n} == indexes, name
             # An index lookup touches a handful of rows, not the table.
+            assert max(n.get("Actual Rows", 0) for n in nodes) <= 500, name
+
+
+async def test_governance_lookups_stay_index_lookups(populated: Any) -> None:
+    """A partner's own live registrations (repeats), the account's direct owners and
+    overlapping partners (domain or name block), and the review deadlines due."""
+    now = datetime.now(UTC)
+    lookups = [
+        ("own live registrations", OWN_LIVE_SQL, ("p-42", "customer-4242.example", "customer4242")),
+        (
+            "direct owners",
+            DIRECT_OWNERS_SQL,
+            ("customer-4242.example", "customer4242", "salesforce:4242"),
+        ),
+        (
+            "overlapping partners",
+            OVERLAPPING_SQL,
+            ("p-42", "customer-4242.example", "customer4242"),
+        ),
+        ("reviews to remind", REVIEWS_TO_REMIND_SQL, (now, now + timedelta(hours=24))),
+        ("reviews to escalate", REVIEWS_TO_ESCALATE_SQL, (now,)),
+        ("overdue reviews", OVERDUE_REVIEWS_SQL, (now, None)),
+    ]
+    async with populated.acquire() as conn, conn.transaction():
+        for name, sql, args in lookups:
+            nodes = await explain(conn, sql, *args)
+            scans = {n["Node Type"] for n in nodes if "Scan" in n["Node Type"]}
+            # partners is a small projection table: scanning it is fine; registrations and
+            # crm_deals are never scanned.
+            scanned = {n.get("Relation Name") for n in nodes if n["Node Type"] == "Seq Scan"}
+            assert not scanned & {"registrations", "crm_deals"}, f"{name}: {scans} on {scanned}"
             assert max(n.get("Actual Rows", 0) for n in nodes) <= 500, name

@@ -172,18 +172,20 @@ async def _with_stage(projected: Callable[[], Awaitable[Any]]) -> Any:
     ("path", "content", "headers", "status", "detail"),
     [
         ("/crm/hubspot", "{not json", {}, 400, "malformed JSON"),
+        # A batch source answers each item: a refused one carries its reason (HubSpot 202, as
+        # it never retries a 4xx; the Salesforce relay 207).
         (
             "/crm/hubspot",
             json.dumps([hubspot_property_change(1, "dealstage", "haggling", datetime.now(UTC))]),
             {},
-            422,
+            202,
             "unknown stage 'haggling'",
         ),
         (
             "/crm/salesforce",
             json.dumps({"payload": {}}),
             {},
-            422,
+            207,
             "payload.ChangeEventHeader is required",
         ),
         (

@@ -563,7 +563,9 @@ async def test_a_credit_that_overtakes_its_partners_activation_is_held_then_paid
             "10000.00",
         )
         assert waiting["reason"] == "partner not yet known to incentives: held until it is active"
-        by_finance = await client.get(f"{url}/credits/held", headers=FINANCE)
+        by_finance = await client.get(
+            f"{url}/credits/held", params={"partner_id": partner}, headers=FINANCE
+        )
         assert early.credit_id in [c["credit_id"] for c in by_finance.json()]
         assert (await client.get(f"{url}/credits/held", headers=auth(partner))).status_code == 403
 

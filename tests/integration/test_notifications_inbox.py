@@ -16,11 +16,19 @@ import pytest
 
 from services.notifications import repository
 from services.notifications.domain.messages import Message
-from shared.events.notifications import NotificationKind, PartnerNotification
-from shared.topics import PARTNER_NOTIFICATIONS
-from tests.support.factories import partner_notification
+from shared.events.notifications import (
+    NotificationKind,
+    PartnerNotification,
+)
+from shared.topics import INCENTIVE_LEDGER, PARTNER_NOTIFICATIONS
+from tests.support.factories import (
+    incentive_earned,
+    mdf_expired,
+    partner_notification,
+    payout_recorded,
+)
 from tests.support.infra import Infra
-from tests.support.kafka import publish, send_envelopes
+from tests.support.kafka import keyed_headers, publish, send_envelopes
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_processes
 
@@ -234,3 +242,51 @@ async def test_positions_become_visible_in_commit_order(infra: Infra, notificati
 
 def message(partner_id: str, subject: str) -> Message:
     return Message.of(partner_notification(partner_id=partner_id, subject=subject))
+
+
+async def test_payouts_and_expired_funds_on_the_ledger_become_the_partners_messages(
+    infra: Infra, notifications: str
+) -> None:
+    partner, other = new_partner(), new_partner()
+    paid = payout_recorded(partner_id=partner, amount="1250.00", reference="INV-77")
+    expired = mdf_expired(partner_id=partner, amount="300.00")
+    envelopes = await publish(
+        infra,
+        INCENTIVE_LEDGER,
+        [paid, expired, incentive_earned(partner_id=partner)],
+        subject=partner,
+        source="incentives",
+    )
+    await send_envelopes(infra, INCENTIVE_LEDGER.name, partner, envelopes[0])  # a redelivery
+    await publish(
+        infra,
+        INCENTIVE_LEDGER,
+        [payout_recorded(partner_id=other)],
+        subject=other,
+        source="incentives",
+    )
+    async with httpx.AsyncClient(timeout=10) as client:
+        page = await inbox(client, notifications, partner, 2)
+        theirs = await inbox(client, notifications, other, 1)
+    assert [(m["kind"], m["subject"]) for m in page["items"]] == [
+        ("payout", "Payout of 1250.00 USD recorded"),
+        ("mdf_expired", "300.00 USD of market development funds expired unused"),
+    ]
+    assert "INV-77" in page["items"][0]["body"]
+    assert [m["kind"] for m in theirs["items"]] == ["payout"]
+
+
+async def test_a_bad_notification_is_dead_lettered_and_its_neighbours_filed(
+    infra: Infra, notifications: str
+) -> None:
+    partner = new_partner()
+    before, after = (partner_notification(partner_id=partner, subject=s) for s in ("a", "b"))
+    bad = partner_notification(partner_id=partner, notification_id="not-a-uuid")
+    await tell(infra, partner, before, bad, after)
+    async with httpx.AsyncClient(timeout=10) as client:
+        page = await inbox(client, notifications, partner, 2)
+    assert [m["subject"] for m in page["items"]] == ["a", "b"]
+    dead = await keyed_headers(
+        infra, "notifications.dlq.v1", partner, lambda found: len(found) >= 1
+    )
+    assert "notification_id 'not-a-uuid' is not a UUID" in dead[0]["dlq.reason"]

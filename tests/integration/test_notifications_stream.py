@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from shared.events.notifications import NotificationKind, PartnerNotification
-from shared.topics import PARTNER_NOTIFICATIONS
-from tests.support.factories import partner_notification
+from shared.events.partners import PartnerChange, PartnerStatus
+from shared.topics import PARTNER_LIFECYCLE, PARTNER_NOTIFICATIONS
+from tests.support.factories import partner_notification, partner_state_changed
 from tests.support.infra import Infra
 from tests.support.kafka import publish
 from tests.support.notifications import next_notifications, sse_events
@@ -151,3 +152,27 @@ async def test_another_partner_cannot_open_a_partners_stream(notifications: str)
             422,
             {"detail": "Last-Event-ID is not a cursor this service handed out"},
         )
+
+
+async def test_an_open_stream_ends_when_its_partner_is_suspended(
+    infra: Infra, notifications: str
+) -> None:
+    partner = new_partner()
+    suspended = partner_state_changed(
+        partner_id=partner, status=PartnerStatus.SUSPENDED, change=PartnerChange.SUSPENDED
+    )
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(10, read=15)) as client,
+        client.stream("GET", stream_url(notifications, partner), headers=auth(partner)) as response,
+    ):
+        assert response.status_code == 200
+        await publish(infra, PARTNER_LIFECYCLE, [suspended], subject=partner, source="onboarding")
+        kinds = [event.event async for event in sse_events(response) if event.event != "comment"]
+    # The server ended the stream itself, saying why.
+    assert kinds == ["revoked"]
+    async with httpx.AsyncClient(timeout=10) as client:
+        again = await client.get(stream_url(notifications, partner), headers=auth(partner))
+    assert (again.status_code, again.json()) == (
+        403,
+        {"detail": "partner access revoked: suspended"},
+    )

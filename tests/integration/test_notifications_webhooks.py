@@ -15,9 +15,10 @@ import httpx
 import pytest
 
 from shared.events.notifications import NotificationKind, PartnerNotification
+from shared.events.partners import PartnerChange, PartnerStatus
 from shared.identity import Role
-from shared.topics import PARTNER_NOTIFICATIONS
-from tests.support.factories import partner_notification
+from shared.topics import PARTNER_LIFECYCLE, PARTNER_NOTIFICATIONS
+from tests.support.factories import partner_notification, partner_state_changed
 from tests.support.infra import Infra
 from tests.support.kafka import publish
 from tests.support.notifications import WebhookReceiver
@@ -331,3 +332,50 @@ async def test_endpoint_management_is_the_partner_admins_and_checked(
             409,
             {"detail": "a partner may register at most 10 webhook endpoints"},
         )
+
+
+async def test_a_suspended_partners_deliveries_wait_until_it_is_active_again(
+    infra: Infra, notifications: str, receiver: WebhookReceiver
+) -> None:
+    paused, other = new_partner(), new_partner()
+    async with httpx.AsyncClient(timeout=10) as client:
+        hook = await register(client, notifications, receiver, paused, "/paused")
+        await register(client, notifications, receiver, other, "/other")
+    await lifecycle(infra, paused, PartnerStatus.SUSPENDED, PartnerChange.SUSPENDED, 1)
+    async with httpx.AsyncClient(timeout=10) as client:
+
+        async def revoked() -> bool:
+            page = await client.get(
+                f"{notifications}/partners/{paused}/notifications", headers=auth(paused)
+            )
+            return page.status_code == 403
+
+        await eventually(revoked, what="the notifications service to hear of the suspension")
+        await tell(infra, paused, *notes_for(paused, "p", 2))
+        await tell(infra, other, *notes_for(other, "o", 1))
+        # The other partner's delivery went through; the suspended partner's waited untried.
+        await received(receiver, "/other", 1)
+        log_url = f"{notifications}/partners/{paused}/webhooks/{hook['endpoint_id']}/deliveries"
+
+        async def queued() -> list[dict[str, Any]] | None:
+            items: list[dict[str, Any]] = (await client.get(log_url, headers=ADMIN)).json()["items"]
+            return items if len(items) == 2 else None
+
+        await eventually(queued, what="the suspended partner's deliveries queued")
+        # Deliveries queued after them went out meanwhile: the deliverer passed them over.
+        await tell(infra, other, *notes_for(other, "later", 1))
+        await received(receiver, "/other", 2)
+        items = (await client.get(log_url, headers=ADMIN)).json()["items"]
+        assert [(d["status"], d["attempts"]) for d in items] == [("pending", 0)] * 2
+        assert receiver.at("/paused") == []
+    await lifecycle(infra, paused, PartnerStatus.ACTIVE, PartnerChange.REINSTATED, 2)
+    assert await received(receiver, "/paused", 2) == ["p0", "p1"]
+
+
+async def lifecycle(
+    infra: Infra, partner_id: str, status: PartnerStatus, change: PartnerChange, version: int
+) -> None:
+    state = partner_state_changed(
+        partner_id=partner_id, status=status, change=change, version=version
+    )
+    await publish(infra, PARTNER_LIFECYCLE, [state], subject=partner_id, source="onboarding")

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from services.onboarding.domain.verification import WELL_KNOWN_PATH
+from shared.business_days import MONDAY_TO_FRIDAY, add_business_days
 from shared.events import Envelope, EventPayload
 from shared.events.attribution import CreditIssued
 from shared.events.notifications import PartnerNotification
@@ -516,6 +517,48 @@ async def test_rejection_review_queue_and_manager_decision(
 
     events = await lifecycle(admin_db, pid)
     assert [e.change for e in events] == ["applied", "updated", "qualified", "onboarding"]
+
+
+async def test_an_application_awaiting_review_has_a_deadline_and_is_escalated_once_past_it(
+    infra: Infra, onboarding: str
+) -> None:
+    started = datetime.now(UTC)
+    run = uuid.uuid4().hex[:10]
+    async with httpx.AsyncClient(timeout=30) as client:
+        applied = await client.post(
+            f"{onboarding}/applications",
+            json=strong_application(f"sla-{run}.example", **MIDDLING),
+        )
+        pid = applied.json()["partner_id"]
+        queue = (await client.get(f"{onboarding}/applications", headers=ADMIN)).json()
+        mine = next(a for a in queue if a["partner_id"] == pid)
+        applied_at = datetime.fromisoformat(mine["applied_at"])
+        due = add_business_days(applied_at, 3, MONDAY_TO_FRIDAY, frozenset())
+        assert datetime.fromisoformat(mine["review_due_at"]) == due
+
+        async def run_as_of(moment: datetime) -> list[str]:
+            response = await client.post(
+                f"{onboarding}/admin/reviews/run",
+                params={"as_of": moment.isoformat()},
+                headers=ADMIN,
+            )
+            assert response.status_code == 200, response.text
+            return list(response.json()["escalated"])
+
+        assert pid not in await run_as_of(due - timedelta(seconds=1))
+        assert pid in await run_as_of(due)
+        assert pid not in await run_as_of(due + timedelta(days=1))  # once
+    notes = await kafka.wait_for_keyed(
+        infra.kafka,
+        PARTNER_NOTIFICATIONS.name,
+        pid,
+        lambda events: any(e["data"]["kind"] == "review_escalated" for e in events),
+        since=started,
+    )
+    escalations = [e for e in notes if e["data"]["kind"] == "review_escalated"]
+    assert [(e["type"], e["data"]["recipient"]) for e in escalations] == [
+        ("notification.partner.v2", "channel-managers")
+    ]
 
 
 async def test_illegal_transitions_and_bad_events_change_nothing(

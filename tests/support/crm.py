@@ -12,6 +12,7 @@ import copy
 import hashlib
 import hmac
 import json
+import re
 import threading
 import uuid
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -27,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from standardwebhooks import Webhook
 
+from services.deals.adapters.salesforce import RECORD_FIELDS as SALESFORCE_RECORD_FIELDS
 from services.deals.settings import (
     LOCAL_AWS_ACE_API_KEY,
     LOCAL_HUBSPOT_CLIENT_SECRET,
@@ -297,3 +300,447 @@ def salesforce_delivery(
     """A CDC delivery as the relay POSTs it: httpx request arguments (body and signature)."""
     body = json.dumps(messages).encode()
     return {"content": body, "headers": salesforce_headers(body, secret=secret)}
+
+
+# ---- the CRMs' own APIs, played by local HTTP servers speaking their documented shapes
+
+
+class SalesforceServer:
+    """Plays a Salesforce org's REST API (v61.0): `GET .../sobjects/Opportunity/<id>` (the
+    record, or 404 `[{"errorCode": "NOT_FOUND"}]`), `GET .../queryAll?q=<SOQL>` answering the
+    records whose SystemModstamp is at or after the query's, `page_size` at a time with
+    `nextRecordsUrl` and `done`; a wrong bearer token is 401 `INVALID_SESSION_ID`; while
+    `limited` is above zero each request is 403 `REQUEST_LIMIT_EXCEEDED` (and counts down).
+    `requests` lists the paths asked for."""
+
+    TOKEN = "00Dxx0000000001!local-test-token"
+
+    def __init__(self, page_size: int = 2) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+        self.requests: list[str] = []
+        self.limited = 0
+        self.down = False  # answers 503 while True (an outage)
+        self.page_size = page_size
+        self.updates: list[tuple[str, dict[str, Any]]] = []
+        cursors: dict[str, list[dict[str, Any]]] = {}
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PATCH(self) -> None:
+                server.requests.append(self.path)
+                if server.down:
+                    return self._answer(
+                        503, [{"message": "Service Unavailable", "errorCode": "SERVER_UNAVAILABLE"}]
+                    )
+                if self.headers.get("Authorization") != f"Bearer {server.TOKEN}":
+                    return self._answer(
+                        401,
+                        [
+                            {
+                                "message": "Session expired or invalid",
+                                "errorCode": "INVALID_SESSION_ID",
+                            }
+                        ],
+                    )
+                fields = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+                record_id = unquote(urlsplit(self.path).path.rsplit("/", 1)[1])
+                unknown = [f for f in fields if f.startswith("Unknown")]
+                if record_id not in server.records or unknown:
+                    return self._answer(
+                        400 if unknown else 404,
+                        [
+                            {
+                                "message": f"No such column '{unknown[0]}'"
+                                if unknown
+                                else "The requested resource does not exist",
+                                "errorCode": "INVALID_FIELD" if unknown else "NOT_FOUND",
+                            }
+                        ],
+                    )
+                server.records[record_id].update(fields)
+                server.updates.append((record_id, fields))
+                self.send_response(204)
+                self.end_headers()
+
+            def do_GET(self) -> None:
+                server.requests.append(self.path)
+                if self.headers.get("Authorization") != f"Bearer {server.TOKEN}":
+                    return self._answer(
+                        401,
+                        [
+                            {
+                                "message": "Session expired or invalid",
+                                "errorCode": "INVALID_SESSION_ID",
+                            }
+                        ],
+                    )
+                if server.limited > 0:
+                    server.limited -= 1
+                    return self._answer(
+                        403,
+                        [
+                            {
+                                "message": "TotalRequests Limit exceeded.",
+                                "errorCode": "REQUEST_LIMIT_EXCEEDED",
+                            }
+                        ],
+                    )
+                parts = urlsplit(self.path)
+                if "/sobjects/Opportunity/" in parts.path:
+                    record = server.records.get(unquote(parts.path.rsplit("/", 1)[1]))
+                    if record is None or record.get("IsDeleted"):
+                        return self._answer(
+                            404,
+                            [
+                                {
+                                    "message": "The requested resource does not exist",
+                                    "errorCode": "NOT_FOUND",
+                                }
+                            ],
+                        )
+                    return self._answer(200, record)
+                if parts.path.endswith("/queryAll"):
+                    soql = parse_qs(parts.query)["q"][0]
+                    since = soql.split("SystemModstamp >= ", 1)[1].split(" ", 1)[0]
+                    rows = sorted(
+                        (
+                            r
+                            for r in server.records.values()
+                            if r["SystemModstamp"] >= since.replace("Z", ".000+0000")
+                        ),
+                        key=lambda r: str(r["SystemModstamp"]),
+                    )
+                    cursor = uuid.uuid4().hex[:12]
+                    cursors[cursor] = rows
+                    return self._page(cursor, 0)
+                if "/query/" in parts.path:
+                    cursor, offset = parts.path.rsplit("/", 1)[1].rsplit("-", 1)
+                    return self._page(cursor, int(offset))
+                return self._answer(404, [{"message": "not found", "errorCode": "NOT_FOUND"}])
+
+            def _page(self, cursor: str, offset: int) -> None:
+                rows = cursors[cursor]
+                page = rows[offset : offset + server.page_size]
+                done = offset + server.page_size >= len(rows)
+                body: dict[str, Any] = {"totalSize": len(rows), "done": done, "records": page}
+                if not done:
+                    body["nextRecordsUrl"] = (
+                        f"/services/data/v61.0/query/{cursor}-{offset + server.page_size}"
+                    )
+                self._answer(200, body)
+
+            def _answer(self, status: int, body: Any) -> None:
+                content = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json;charset=UTF-8")
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def put(self, record_id: str, at: datetime, **fields: Any) -> dict[str, Any]:
+        """Store the Opportunity as the org holds it now (REST shape: `attributes`, times as
+        `2026-03-02T09:00:00.000+0000`, every queried field present, null when empty)."""
+        stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+        record = {
+            "attributes": {
+                "type": "Opportunity",
+                "url": f"/services/data/v61.0/sobjects/Opportunity/{record_id}",
+            },
+            **{field: None for field in SALESFORCE_RECORD_FIELDS},
+            "Id": record_id,
+            "IsDeleted": False,
+            "CreatedDate": stamp,
+            "LastModifiedDate": stamp,
+            "SystemModstamp": stamp,
+            **fields,
+        }
+        self.records[record_id] = record
+        return record
+
+    def env(self) -> dict[str, str]:
+        """What a deals process needs to fetch from this org."""
+        return {
+            "DEALS_SALESFORCE_INSTANCE_URL": self.url,
+            "DEALS_SALESFORCE_ACCESS_TOKEN": self.TOKEN,
+            "DEALS_RESYNC_EVERY_SECONDS": "0.2",
+        }
+
+    def __enter__(self) -> SalesforceServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _JsonServer:
+    """A local HTTP server answering JSON, for the partner programmes' APIs below."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._serve(None)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                self._serve(json.loads(self.rfile.read(length) or b"null"))
+
+            def do_PATCH(self) -> None:
+                self.do_POST()
+
+            def _serve(self, body: Any) -> None:
+                seen = {
+                    "method": self.command,
+                    "path": self.path,
+                    "headers": dict(self.headers),
+                    "body": body,
+                }
+                owner.requests.append(seen)
+                status, answer = owner.answer(seen)
+                content = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def answer(self, request: dict[str, Any]) -> tuple[int, Any]:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+_SIGV4 = re.compile(
+    r"^AWS4-HMAC-SHA256 Credential=[A-Z0-9]{16,128}/\d{8}/[a-z0-9-]+/partnercentral-selling/"
+    r"aws4_request, SignedHeaders=[a-z0-9;-]+, Signature=[0-9a-f]{64}$"
+)
+
+
+class AcePartnerCentral(_JsonServer):
+    """Plays the AWS Partner Central Selling API (AWS JSON 1.0): `ListOpportunities` (filter
+    `LastModifiedDate.AfterLastModifiedDate`: on or after; sort ascending; `page_size` a page
+    with `NextToken`) and `GetOpportunity` (the opportunity, or 404
+    `ResourceNotFoundException`). Requests must carry a Signature Version 4 `Authorization`
+    of the right shape, `X-Amz-Date` and the JSON 1.0 content type (400
+    `IncompleteSignatureException` / `UnknownOperationException` otherwise)."""
+
+    def __init__(self, page_size: int = 2) -> None:
+        super().__init__()
+        self.page_size = page_size
+        self.opportunities: dict[str, dict[str, Any]] = {}
+        self.throttled = 0
+
+    def put(self, opportunity_id: str, modified: datetime, **project: Any) -> None:
+        opportunity = sample("aws_ace_opportunity.json")["getOpportunity"]
+        opportunity["Id"] = opportunity_id
+        opportunity["LastModifiedDate"] = modified.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        opportunity["Project"].update(project)
+        self.opportunities[opportunity_id] = opportunity
+
+    def answer(self, request: dict[str, Any]) -> tuple[int, Any]:
+        headers = {k.lower(): v for k, v in request["headers"].items()}
+        if not _SIGV4.match(headers.get("authorization", "")) or "x-amz-date" not in headers:
+            return 400, {"__type": "IncompleteSignatureException", "message": "bad signature"}
+        if headers.get("content-type") != "application/x-amz-json-1.0":
+            return 400, {"__type": "SerializationException", "message": "content type"}
+        if self.throttled > 0:
+            self.throttled -= 1
+            return 400, {"__type": "ThrottlingException", "message": "Rate exceeded"}
+        target, body = headers.get("x-amz-target", ""), request["body"]
+        if target == "AWSPartnerCentralSelling.GetOpportunity":
+            found = self.opportunities.get(body["Identifier"])
+            if found is None:
+                return 404, {"__type": "ResourceNotFoundException", "message": "not found"}
+            return 200, found
+        if target != "AWSPartnerCentralSelling.ListOpportunities":
+            return 400, {"__type": "UnknownOperationException", "message": target}
+        after = body.get("LastModifiedDate", {}).get("AfterLastModifiedDate", "")
+        rows = sorted(
+            (o for o in self.opportunities.values() if o["LastModifiedDate"] >= after),
+            key=lambda o: o["LastModifiedDate"],
+        )
+        offset = int(body.get("NextToken", "0") or "0")
+        size = min(self.page_size, body.get("MaxResults", 100))
+        page = rows[offset : offset + size]
+        answer: dict[str, Any] = {
+            "OpportunitySummaries": [
+                {"Catalog": "AWS", "Id": o["Id"], "LastModifiedDate": o["LastModifiedDate"]}
+                for o in page
+            ]
+        }
+        if offset + size < len(rows):
+            answer["NextToken"] = str(offset + size)
+        return 200, answer
+
+    def env(self) -> dict[str, str]:
+        return {
+            "DEALS_ACE_ENDPOINT": self.url,
+            "DEALS_ACE_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+            "DEALS_ACE_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        }
+
+
+class PartnerCenterReferrals(_JsonServer):
+    """Plays Partner Center's referrals endpoint (`GET /v1.0/engagements/referrals`, OData
+    `$filter=updatedDateTime ge <t>`, `$orderby`, `$top`): `page_size` referrals a page, in
+    camelCase as the REST API returns them, with `@odata.nextLink` (or, with `use_tokens`, a
+    `continuationToken` to send back in `MS-ContinuationToken`). A bearer token is required."""
+
+    TOKEN = "partner-center-test-token"
+    PATH = "/v1.0/engagements/referrals"
+
+    def __init__(self, page_size: int = 2, use_tokens: bool = False) -> None:
+        super().__init__()
+        self.page_size = page_size
+        self.use_tokens = use_tokens
+        self.referrals: dict[str, dict[str, Any]] = {}
+
+    def put(self, referral_id: str, updated: datetime, substatus: str = "Accepted") -> None:
+        self.referrals[referral_id] = {
+            "id": referral_id,
+            "name": f"Referral {referral_id}",
+            "createdDateTime": "2026-01-15T09:00:00Z",
+            "updatedDateTime": updated.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "status": "Active",
+            "substatus": substatus,
+            "type": "Shared",
+            "customerProfile": {
+                "name": "Fabrikam Inc",
+                "address": {"country": "US"},
+                "ids": [{"type": "Domain", "value": "fabrikam.com"}],
+            },
+            "details": {"dealValue": 1000, "currency": "USD"},
+        }
+
+    def answer(self, request: dict[str, Any]) -> tuple[int, Any]:
+        headers = {k.lower(): v for k, v in request["headers"].items()}
+        if headers.get("authorization") != f"Bearer {self.TOKEN}":
+            return 401, {"error": {"code": "Unauthorized"}}
+        parts = urlsplit(request["path"])
+        query = parse_qs(parts.query)
+        cursor = query.get("cursor", [headers.get("ms-continuationtoken", "0")])[0]
+        since = query.get("$filter", ["updatedDateTime ge "])[0].split(" ge ", 1)[1]
+        rows = sorted(
+            (r for r in self.referrals.values() if r["updatedDateTime"] >= since),
+            key=lambda r: r["updatedDateTime"],
+        )
+        offset = int(cursor)
+        page = rows[offset : offset + self.page_size]
+        answer: dict[str, Any] = {"value": page, "totalCount": len(rows)}
+        if offset + self.page_size < len(rows):
+            following = offset + self.page_size
+            if self.use_tokens:
+                answer["continuationToken"] = str(following)
+            else:
+                filter_ = quote(f"updatedDateTime ge {since}")
+                answer["@odata.nextLink"] = (
+                    f"{self.url}{self.PATH}?$filter={filter_}&cursor={following}"
+                )
+        return 200, answer
+
+    def env(self) -> dict[str, str]:
+        return {
+            "DEALS_MICROSOFT_REFERRALS_URL": self.url + self.PATH,
+            "DEALS_MICROSOFT_ACCESS_TOKEN": self.TOKEN,
+        }
+
+
+class HubSpotCrm(_JsonServer):
+    """Plays HubSpot's CRM API (v3 objects): `GET /crm/v3/objects/deals/<id>?properties=...
+    &associations=companies,line_items` (the deal with `associations` keyed `companies` and
+    `line items`), `GET /crm/v3/objects/companies/<id>`, `POST
+    /crm/v3/objects/line_items/batch/read`, and `PATCH /crm/v3/objects/deals/<id>` with
+    `{"properties": ...}`; 404 `OBJECT_NOT_FOUND` for an unknown object, 401 for a token it does
+    not know; while `down`, 502."""
+
+    TOKEN = "pat-na1-local-test-token"
+
+    def __init__(self, portal: int = HUBSPOT_PORTAL) -> None:
+        super().__init__()
+        self.portal = portal
+        self.deals: dict[str, dict[str, str]] = {}
+        self.updated_at: dict[str, str] = {}
+        self.companies: dict[str, dict[str, str]] = {}
+        self.line_items: dict[str, dict[str, str]] = {}
+        self.associations: dict[str, dict[str, list[str]]] = {}  # deal -> kind -> ids
+        self.down = False
+
+    def answer(self, request: dict[str, Any]) -> tuple[int, Any]:
+        if self.down:
+            return 502, {"status": "error", "message": "Bad Gateway"}
+        headers = {k.lower(): v for k, v in request["headers"].items()}
+        if headers.get("authorization") != f"Bearer {self.TOKEN}":
+            return 401, {"status": "error", "category": "INVALID_AUTHENTICATION"}
+        path = urlsplit(request["path"]).path
+        kind, object_id = path.rsplit("/", 2)[-2:]
+        if path == "/crm/v3/objects/line_items/batch/read":
+            wanted = [i["id"] for i in request["body"]["inputs"]]
+            return 200, {
+                "status": "COMPLETE",
+                "results": [
+                    {"id": i, "properties": self.line_items[i]}
+                    for i in wanted
+                    if i in self.line_items
+                ],
+            }
+        if kind == "companies" and object_id in self.companies:
+            return 200, {"id": object_id, "properties": self.companies[object_id]}
+        if kind != "deals" or object_id not in self.deals:
+            return 404, {"status": "error", "category": "OBJECT_NOT_FOUND"}
+        if request["method"] == "PATCH":
+            self.deals[object_id].update(request["body"]["properties"])
+        return 200, self._deal(object_id)
+
+    def _deal(self, deal_id: str) -> dict[str, Any]:
+        linked = self.associations.get(deal_id, {})
+        return {
+            "id": deal_id,
+            "properties": self.deals[deal_id],
+            "createdAt": "2026-01-05T09:00:00.000Z",
+            "updatedAt": self.updated_at.get(deal_id, "2026-01-05T09:00:00.000Z"),
+            "archived": False,
+            "associations": {
+                kind: {
+                    "results": [
+                        {
+                            "id": i,
+                            "type": "deal_to_company"
+                            if kind == "companies"
+                            else "deal_to_line_item",
+                        }
+                        for i in ids
+                    ]
+                }
+                for kind, ids in linked.items()
+            },
+        }
+
+    def env(self) -> dict[str, str]:
+        return {
+            "DEALS_HUBSPOT_API_URL": self.url,
+            "DEALS_HUBSPOT_ACCESS_TOKENS": f"{self.portal}={self.TOKEN}",
+        }

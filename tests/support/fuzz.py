@@ -285,4 +285,4 @@ def requests(
 def unsafe_for_shared_state(op: Operation) -> bool:
     """Admin runs that act on every record at a moment of the caller's choosing (expiry,
     requalification): fuzzed without the admin token, so other tests' data is not moved."""
-    return bool(re.search(r"/(expiry|requalification)/run$", op.path))
+    return bool(re.search(r"/(expiry|requalification|certification-reminders)/run$", op.path))

@@ -40,7 +40,7 @@ async def sse_events(response: httpx.Response) -> AsyncIterator[SseEvent]:
     data: list[str] = []
     async for line in response.aiter_lines():
         if line == "":
-            if data or fields:
+            if data:  # as the specification says: an event without data is not dispatched
                 yield SseEvent(fields.get("id"), fields.get("event", "message"), "\n".join(data))
             fields, data = {}, []
         elif line.startswith(":"):

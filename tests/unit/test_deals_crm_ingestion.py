@@ -8,13 +8,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.deals.crm_ingestion import (
+    Item,
     MalformedJson,
     aws_ace_changes,
     event_id,
     hubspot_changes,
+    hubspot_items,
     microsoft_changes,
     parse_json,
     salesforce_changes,
+    salesforce_items,
 )
 from shared.errors import Unprocessable
 from tests.support.crm import (
@@ -83,3 +86,57 @@ def test_one_source_cannot_take_another_sources_event_ids() -> None:
     forged = salesforce.model_copy(update={"source_event_id": hubspot.source_event_id})
     assert event_id(forged) != event_id(hubspot)
     assert event_id(hubspot) == event_id(hubspot.model_copy())
+
+
+def _outcome(item: Item) -> tuple[int, str, str | None]:
+    if item.refused is not None:
+        return item.index, "refused", item.refused
+    if item.ignored is not None:
+        return item.index, "ignored", item.ignored
+    return item.index, "read", ",".join(change.deal_key for change in item.changes)
+
+
+def test_each_salesforce_message_is_read_alone_and_a_bad_one_is_refused_by_index() -> None:
+    account = salesforce_cdc("001A", "UPDATE", AT, {"Name": "Northwind"})
+    account["payload"]["ChangeEventHeader"]["entityName"] = "Account"
+    items = salesforce_items(
+        [
+            salesforce_cdc("006A", "UPDATE", AT, {"StageName": "Closed Won"}),
+            salesforce_cdc("006B", "UPDATE", AT, {"StageName": "Haggling"}),
+            account,  # a lead conversion's transaction: not an Opportunity, not refused
+            {"payload": []},
+            salesforce_cdc("006C", "CREATE", AT, {"Name": "New"}),
+        ],
+        AT,
+    )
+    assert [_outcome(item) for item in items] == [
+        (0, "read", "salesforce:006A"),
+        (
+            1,
+            "refused",
+            "[1].payload.StageName: unknown stage 'Haggling' (known: closed lost, closed won, "
+            "id. decision makers, needs analysis, negotiation/review, perception analysis, "
+            "proposal/price quote, prospecting, qualification, value proposition)",
+        ),
+        (2, "ignored", "[2].payload.ChangeEventHeader.entityName is 'Account', not 'Opportunity'"),
+        (3, "refused", "[3].payload: expected an object, got list"),
+        (4, "read", "salesforce:006C"),
+    ]
+    with pytest.raises(Unprocessable, match=r"messages: at most 1000 items, got 1001"):
+        salesforce_items([{}] * 1001, AT)
+
+
+def test_each_hubspot_event_is_read_alone_and_a_foreign_portal_refused_alone() -> None:
+    stage = hubspot_property_change(7, "dealstage", "closedwon", AT)
+    association = {**stage, "subscriptionType": "deal.associationChange"}
+    foreign = {**stage, "portalId": 99887766}
+    contact = {**stage, "subscriptionType": "contact.creation"}
+    items = hubspot_items([association, stage, foreign, contact], AT, frozenset({"44556677"}))
+    assert [_outcome(item) for item in items] == [
+        (0, "ignored", "[0]: a deal association carries nothing Pollinate keeps"),
+        (1, "read", "hubspot:44556677:7"),
+        (2, "refused", "[2].portalId '99887766' is not a HubSpot portal this platform ingests"),
+        (3, "ignored", "[3].subscriptionType 'contact.creation' is not a deal subscription"),
+    ]
+    with pytest.raises(Unprocessable, match="HubSpot delivers a JSON array"):
+        hubspot_items({"not": "a list"}, AT)

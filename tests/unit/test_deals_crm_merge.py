@@ -94,9 +94,17 @@ def test_linked_registrations_close_with_the_outcome() -> None:
     review = close_linked_registration(RegistrationStatus.PENDING_REVIEW, "sf:1", DealStatus.WON)
     assert won == (RegistrationStatus.WON, "linked CRM opportunity sf:1 closed won")
     assert lost == (RegistrationStatus.LOST, "linked CRM opportunity sf:1 closed lost")
+    # Awaiting review: not rejected with its old reasons; the review decides, knowing the outcome.
     assert review == (
-        RegistrationStatus.REJECTED,
-        "linked CRM opportunity sf:1 closed won before the review",
+        RegistrationStatus.PENDING_REVIEW,
+        "linked CRM opportunity sf:1 closed won while the registration awaited review:"
+        " the review decides it (approved: won, rejected: rejected)",
+    )
+    assert close_linked_registration(
+        RegistrationStatus.PENDING_REVIEW, "sf:1", DealStatus.LOST
+    ) == (
+        RegistrationStatus.LOST,
+        "linked CRM opportunity sf:1 closed lost while the registration awaited review",
     )
 
 

@@ -82,10 +82,12 @@ def test_hubspot_signs_the_public_url_with_its_escapes_decoded() -> None:
     )
 
 
-def test_only_configured_hubspot_portals_are_ingested() -> None:
+def test_a_batch_with_no_event_from_a_configured_portal_is_refused_whole() -> None:
     check_portals(SETTINGS, [{"portalId": 44556677}, {"objectId": 1}])
-    with pytest.raises(SourceRefused, match=r"\[1\]\.portalId '5' is not a HubSpot portal") as no:
-        check_portals(SETTINGS, [{"portalId": "44556677"}, {"portalId": 5}])
+    # One configured portal in the batch: the foreign event is refused on its own later.
+    check_portals(SETTINGS, [{"portalId": 5}, {"portalId": "44556677"}])
+    with pytest.raises(SourceRefused, match=r"\[0\]\.portalId '5' is not a HubSpot portal") as no:
+        check_portals(SETTINGS, [{"portalId": 5}, {"portalId": 6}])
     assert no.value.status == 403
 
 

@@ -141,7 +141,9 @@ def test_escalation_policy_sends_conflicts_to_review() -> None:
 @pytest.mark.parametrize(
     "other",
     [
-        existing(registered_at=NOW - timedelta(days=91)),  # outside the window
+        # Outside the window: submitted 91 days ago, its 90 days ended yesterday.
+        existing(registered_at=NOW - timedelta(days=91), expires_at=NOW - timedelta(days=1)),
+        existing(registered_at=NOW - timedelta(days=91), expires_at=None),  # no stored expiry
         existing(expires_at=NOW - timedelta(seconds=1)),  # already expired
         existing(status=S.REJECTED),
         existing(products=frozenset({"ai"})),  # different product
@@ -150,6 +152,15 @@ def test_escalation_policy_sends_conflicts_to_review() -> None:
 )
 def test_registrations_that_do_not_block(other: ExistingRegistration) -> None:
     assert check_registration(POLICY, request(), ACTIVE, [other], []).status is S.APPROVED
+
+
+def test_an_extended_registration_keeps_holding_its_customer_past_the_first_window() -> None:
+    extended = existing(
+        registered_at=NOW - timedelta(days=100), expires_at=NOW + timedelta(days=20)
+    )
+    decision = check_registration(POLICY, request(), ACTIVE, [extended], [])
+    assert decision.status is S.REJECTED
+    assert "reg-old" in decision.reasons[0]
 
 
 def test_direct_sales_conflict_goes_to_review_only_when_the_opportunity_came_first() -> None:

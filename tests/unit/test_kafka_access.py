@@ -27,7 +27,12 @@ def test_deals_writes_its_own_topics_and_notifications_and_reads_what_it_consume
         "notifications.partner.v1",
         "deals.dlq.v1",
     }
-    assert topics_granted("deals", "READ") == {"crm.deals.v1", "partners.lifecycle.v1"}
+    # deals reads its own registrations for the CRM write-back.
+    assert topics_granted("deals", "READ") == {
+        "crm.deals.v1",
+        "partners.lifecycle.v1",
+        "deals.registrations.v1",
+    }
 
 
 def test_no_service_may_write_a_topic_another_service_owns_unless_registered_as_producer() -> None:

@@ -21,6 +21,7 @@ from services.notifications.domain.email import (
 from services.notifications.domain.messages import Message, first_of_each
 from services.notifications.domain.streams import StreamLimit, TooManyStreams
 from shared.errors import Unprocessable
+from shared.events.envelope import InvalidEvent
 from shared.events.notifications import NotificationKind
 from tests.support.factories import partner_notification
 
@@ -231,3 +232,8 @@ def test_a_digest_lists_its_messages_in_order() -> None:
         "s1",
     ]
     assert digest(notes[:1])[0] == "[Pollinate] 1 notification"
+
+
+def test_a_notification_whose_id_is_not_a_uuid_is_invalid() -> None:
+    with pytest.raises(InvalidEvent, match="notification_id 'n-1' is not a UUID"):
+        Message.of(partner_notification(notification_id="n-1"))

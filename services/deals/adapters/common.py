@@ -33,6 +33,25 @@ class AdapterError(ValueError):
     """The upstream payload cannot be mapped; the message says exactly why."""
 
 
+class Ignored(AdapterError):
+    """A valid upstream event that carries nothing Pollinate keeps (another entity of a
+    Salesforce transaction, a HubSpot association change): answered as ignored, never as a
+    refusal, and never a reason to drop its neighbours."""
+
+
+class ResyncNeeded(Ignored):
+    """An event that stands for changes it does not carry (a Salesforce gap or overflow, a
+    HubSpot association change): the records it names must be fetched from the CRM
+    (`record_ids`; empty: every record changed `since`)."""
+
+    def __init__(
+        self, message: str, record_ids: tuple[str, ...], since: datetime | None = None
+    ) -> None:
+        super().__init__(message)
+        self.record_ids = record_ids
+        self.since = since
+
+
 def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 

@@ -74,12 +74,15 @@ def reasons_seen(
 
 def inputs_seen(inputs: dict[str, Any], *, partner: bool) -> dict[str, Any]:
     """A decision's stored inputs: a partner sees its own request, and only the kinds of the
-    conflicts considered."""
-    if not partner or "conflicts_considered" not in inputs:
+    conflicts considered; never the direct opportunities looked at (their reps and deals)."""
+    if not partner:
         return inputs
+    seen = {k: v for k, v in inputs.items() if k != "opportunities"}
+    if "conflicts_considered" not in inputs:
+        return seen
     considered = [
         {"kind": c.get("kind"), "summary": summary_of(str(c.get("kind")))}
         for c in inputs["conflicts_considered"]
         if isinstance(c, dict)
     ]
-    return {**inputs, "conflicts_considered": considered}
+    return {**seen, "conflicts_considered": considered}

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from services.deals.domain.ledger import LedgerWhat
 from shared.errors import Conflict
-from shared.events.notifications import NotificationKind
+from shared.events.crm import DealStatus
+from shared.events.notifications import NotificationKind, NotificationKindV2
 from shared.events.registrations import RegistrationStatus
 
 _DECISION_KINDS = {
@@ -31,14 +33,59 @@ def decision_notification_kind(status: RegistrationStatus, conflicted: bool) -> 
 
 
 def review_outcome(
-    status: RegistrationStatus, approve: bool, note: str
+    status: RegistrationStatus, approve: bool, note: str, deal_outcome: str | None = None
 ) -> tuple[RegistrationStatus, str]:
     """A channel manager's review: only a registration pending review can be reviewed; it
-    becomes approved or rejected, with the note (or the outcome) as the reason."""
+    becomes approved or rejected, with the note (or the outcome) as the reason. One whose
+    linked opportunity already closed won while it waited is won when approved."""
     if status is not RegistrationStatus.PENDING_REVIEW:
         raise Conflict(f"registration is {status.value}, not pending_review")
     outcome = RegistrationStatus.APPROVED if approve else RegistrationStatus.REJECTED
-    return outcome, f"manual review: {note or outcome.value}"
+    reason = f"manual review: {note or outcome.value}"
+    if approve and deal_outcome == DealStatus.WON.value:
+        return RegistrationStatus.WON, f"{reason}; its linked CRM opportunity closed won"
+    return outcome, reason
+
+
+def close_with_opportunity(
+    status: RegistrationStatus, deal_key: str, outcome: DealStatus
+) -> tuple[RegistrationStatus, str]:
+    """A linked registration when its opportunity closes. An approved one closes with it. One
+    still awaiting review was never decided, so it is not rejected for an old reason: a lost
+    deal leaves nothing to protect (lost), a won one stays for the review to decide, which now
+    knows the outcome (approved: won; rejected: rejected)."""
+    if status is RegistrationStatus.APPROVED:
+        closed = RegistrationStatus.WON if outcome is DealStatus.WON else RegistrationStatus.LOST
+        return closed, f"linked CRM opportunity {deal_key} closed {outcome.value}"
+    if outcome is DealStatus.LOST:
+        return (
+            RegistrationStatus.LOST,
+            f"linked CRM opportunity {deal_key} closed lost while the registration awaited review",
+        )
+    return (
+        RegistrationStatus.PENDING_REVIEW,
+        f"linked CRM opportunity {deal_key} closed won while the registration awaited review:"
+        " the review decides it (approved: won, rejected: rejected)",
+    )
+
+
+_STATUS_KINDS: dict[RegistrationStatus, NotificationKind | NotificationKindV2] = {
+    **_DECISION_KINDS,
+    RegistrationStatus.EXPIRED: NotificationKind.EXPIRED,
+    RegistrationStatus.WON: NotificationKindV2.REGISTRATION_WON,
+    RegistrationStatus.LOST: NotificationKindV2.REGISTRATION_LOST,
+}
+
+
+def status_notification(
+    what: LedgerWhat, status: RegistrationStatus
+) -> NotificationKind | NotificationKindV2:
+    """What the partner and the direct owner are told of a change after the first decision."""
+    if what is LedgerWhat.EXTENDED:
+        return NotificationKindV2.REGISTRATION_EXTENDED
+    if what is LedgerWhat.ESCALATED:
+        return NotificationKindV2.REVIEW_ESCALATED
+    return _STATUS_KINDS.get(status, NotificationKind.PENDING_REVIEW)
 
 
 def expiry_warning_days(expires_at: datetime, at: datetime) -> int | None:

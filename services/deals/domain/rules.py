@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
@@ -17,8 +17,17 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from services.deals.domain.customers import Customer
+from services.deals.domain.sla import OverdueOutcome
+from shared.events.crm import CrmSource
 from shared.events.partners import PartnerStatus
 from shared.events.registrations import ConflictInfo, RegistrationStatus
+
+
+class MissingCountryPolicy(StrEnum):
+    """A registration without a country for a partner authorised for some regions only."""
+
+    REVIEW = "review"  # a channel manager checks the region
+    REFUSE = "refuse"  # rejected: the partner must name the country
 
 
 class PartnerConflictPolicy(StrEnum):
@@ -52,9 +61,25 @@ class RulesOfEngagement:
     overlap_hints: bool = True
     enforce_product_authorisation: bool = True
     enforce_region_authorisation: bool = True
+    # Region rules hold when the country is left out: never silently through.
+    missing_country: MissingCountryPolicy = MissingCountryPolicy.REVIEW
     # A partner in its requalification grace period keeps registering until the deadline.
     statuses_allowed_to_register: frozenset[PartnerStatus] = frozenset(
         {PartnerStatus.ACTIVE, PartnerStatus.GRACE}
+    )
+    # Review deadlines in business days per situation (services/deals/domain/sla.py).
+    review_days: dict[str, int] = field(
+        default_factory=lambda: {"partner_conflict": 2, "direct_sales": 3, "other": 3}
+    )
+    business_weekdays: frozenset[int] = frozenset({1, 2, 3, 4, 5})  # ISO: Monday is 1
+    holidays: frozenset[date] = frozenset()
+    review_reminder_hours: int = 24  # reviewers are reminded this long before the deadline
+    review_overdue_outcome: OverdueOutcome = OverdueOutcome.STAY
+    review_overdue_grace_hours: int = 0  # after the deadline, before the outcome applies
+    review_auto_approve_limit: Decimal = Decimal("25000")  # for approve_under_limit
+    # Hyperscaler referrals (by CRM source) must be accepted within these hours of referral.
+    hyperscaler_acceptance_hours: dict[str, int] = field(
+        default_factory=lambda: {CrmSource.AWS_ACE.value: 72, CrmSource.MICROSOFT.value: 48}
     )
 
 
@@ -87,6 +112,23 @@ def rules_from_mapping(data: Mapping[str, Any]) -> RulesOfEngagement:
         raise InvalidPolicy("expiry_warning_days cannot be negative")
     if not 0 < policy.name_similarity_threshold <= 1:
         raise InvalidPolicy("name_similarity_threshold must be in (0, 1]")
+    if any(days <= 0 for days in policy.review_days.values()):
+        raise InvalidPolicy("review_days must be positive")
+    if not policy.business_weekdays or not policy.business_weekdays <= set(range(1, 8)):
+        raise InvalidPolicy("business_weekdays must name ISO weekdays 1 (Monday) to 7")
+    if policy.review_reminder_hours < 0 or policy.review_overdue_grace_hours < 0:
+        raise InvalidPolicy(
+            "review_reminder_hours and review_overdue_grace_hours cannot be negative"
+        )
+    if any(hours <= 0 for hours in policy.hyperscaler_acceptance_hours.values()):
+        raise InvalidPolicy("hyperscaler_acceptance_hours must be positive")
+    sources = {s.value for s in CrmSource}
+    unknown_sources = sorted(set(policy.hyperscaler_acceptance_hours) - sources)
+    if unknown_sources:
+        raise InvalidPolicy(
+            f"hyperscaler_acceptance_hours names unknown CRM source(s) {', '.join(unknown_sources)}"
+            f" (known: {', '.join(sorted(sources))})"
+        )
     return policy
 
 
@@ -267,6 +309,12 @@ def check_registration(
         found.say(refusal)
         return decide(RegistrationStatus.REJECTED)
     assert partner is not None  # an unknown partner is refused above
+    if _region_unknown(policy, request, partner):
+        found.say(
+            "customer_country is missing and the partner is authorised for"
+            f" {', '.join(sorted(partner.regions))} only: manual review of the region"
+        )
+        found.review = True
     if _partner_conflicts(policy, request, registrations, found):
         return decide(RegistrationStatus.REJECTED)
     if _direct_conflicts(policy, request, opportunities, found):
@@ -307,7 +355,52 @@ def _partner_refusal(
         and country not in partner.regions
     ):
         return f"partner is not authorised for region {country}"
+    if _region_unknown(policy, request, partner) and (
+        policy.missing_country is MissingCountryPolicy.REFUSE
+    ):
+        return (
+            "customer_country is required: the partner is authorised for"
+            f" {', '.join(sorted(partner.regions))} only"
+        )
     return None
+
+
+def _region_unknown(
+    policy: RulesOfEngagement, request: RegistrationRequest, partner: PartnerView
+) -> bool:
+    """No country given for a partner whose authorisation is regional: the rule cannot be
+    checked, so it must not pass silently."""
+    return bool(
+        policy.enforce_region_authorisation and partner.regions and not request.customer.country
+    )
+
+
+def live_repeat(
+    policy: RulesOfEngagement, request: RegistrationRequest, own: list[ExistingRegistration]
+) -> ExistingRegistration | None:
+    """The partner's own live registration that the request repeats: same customer, a shared
+    product (or none named), still inside its window. A repeat would otherwise earn a fresh
+    protection window, around the extension limit."""
+    for other in sorted(own, key=lambda r: (r.registered_at, r.registration_id)):
+        if other.partner_id != request.partner_id or other.status not in _HOLDING:
+            continue
+        if other.expires_at is not None and other.expires_at <= request.submitted_at:
+            continue
+        if other.products and request.products and not (other.products & request.products):
+            continue
+        if request.customer.matches(other.customer, policy.name_similarity_threshold):
+            return other
+    return None
+
+
+def repeat_refusal(repeat: ExistingRegistration) -> str:
+    """Why a repeat is refused, naming the partner's own registration."""
+    until = f", protected until {repeat.expires_at.isoformat()}" if repeat.expires_at else ""
+    return (
+        f"this partner already holds live registration {repeat.registration_id} on this"
+        f" customer ({repeat.status.value}{until}): a repeat gets no new protection window;"
+        " request an extension of it instead"
+    )
 
 
 def _partner_conflicts(
@@ -322,9 +415,13 @@ def _partner_conflicts(
     for other in sorted(registrations, key=lambda r: (r.registered_at, r.registration_id)):
         if other.partner_id == request.partner_id or other.status not in _HOLDING:
             continue
-        if other.registered_at < window_start or (
-            other.expires_at and other.expires_at <= request.submitted_at
-        ):
+        # A registration holds its customer until its protection ends: its stored expiry (an
+        # extension moves it; a later policy does not shorten a window already granted), or,
+        # without one, the policy's window from its submission.
+        if other.expires_at is not None:
+            if other.expires_at <= request.submitted_at:
+                continue
+        elif other.registered_at < window_start:
             continue
         if other.products and request.products and not (other.products & request.products):
             continue  # different products on the same customer do not conflict

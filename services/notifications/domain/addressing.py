@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shared.events.notifications import PartnerNotification
+from shared.events.notifications import AnyPartnerNotification
 
 
 class RecipientKind(StrEnum):
@@ -30,7 +30,7 @@ class Recipient:
         return cls(RecipientKind.OWNER, owner)
 
 
-def addressee(note: PartnerNotification) -> Recipient:
+def addressee(note: AnyPartnerNotification) -> Recipient:
     """The recipient of a notification: the partner when it names the partner itself (or no
     one else), otherwise the owner it names."""
     if note.recipient in ("", note.partner_id):

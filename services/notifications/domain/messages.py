@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.notifications.domain.addressing import Recipient, addressee
-from shared.events.notifications import PartnerNotification
+from shared.events.envelope import InvalidEvent
+from shared.events.notifications import AnyPartnerNotification
 
 
 @dataclass(frozen=True)
@@ -24,9 +25,18 @@ class Message:
     ingested_at: datetime | None
 
     @classmethod
-    def of(cls, note: PartnerNotification) -> Message:
+    def of(cls, note: AnyPartnerNotification) -> Message:
+        """The notification as a message; one whose id is not a UUID (the platform's ids all
+        are, shared/notify.py) is refused as invalid: it goes to the dead letters with the
+        reason, and the messages beside it are filed."""
+        try:
+            notification_id = uuid.UUID(note.notification_id)
+        except ValueError:
+            raise InvalidEvent(
+                f"notification_id {note.notification_id[:64]!r} is not a UUID"
+            ) from None
         return cls(
-            notification_id=uuid.UUID(note.notification_id),
+            notification_id=notification_id,
             recipient=addressee(note),
             partner_id=note.partner_id,
             kind=note.kind.value,

@@ -14,14 +14,19 @@ from urllib.parse import urlsplit
 
 from standardwebhooks.webhooks import Webhook
 
-from services.notifications.domain import cursor
+from services.notifications.domain import cursor, ledger_messages
 from services.notifications.domain.messages import Message
 from shared.errors import Unprocessable
-from shared.events.notifications import NotificationKind
+from shared.events.notifications import NotificationKindV2
 
-# The kind of the message this service files itself when it disables an endpoint.
+# The kinds a message may have: the platform's notification kinds, the ledger entries this
+# service turns into messages, and the one it files itself when it disables an endpoint.
 WEBHOOK_DISABLED = "webhook_disabled"
-KINDS = frozenset({kind.value for kind in NotificationKind} | {WEBHOOK_DISABLED})
+KINDS = frozenset(
+    {kind.value for kind in NotificationKindV2}
+    | {WEBHOOK_DISABLED, ledger_messages.PAYOUT}
+    | {ledger_messages.MDF_EXPIRED}
+)
 URL_MAX = 2000
 MAX_ENDPOINTS_PER_PARTNER = 10
 # After a rotation the previous secret keeps signing this long (receivers switch meanwhile).

@@ -8,11 +8,20 @@ at start instead of misjudging partners.
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.onboarding.domain.programme import (
+    ExamRule,
+    LearningPath,
+    default_exams,
+    default_paths,
+)
+from shared.business_days import MONDAY_TO_FRIDAY, add_business_days
 from shared.events.partners import PartnerType
 
 
@@ -184,11 +193,36 @@ class OnboardingConfig(_Config):
     expel_after_suspended_days: int = Field(default=90, ge=0)
     revenue_window_days: int = Field(default=365, ge=1)
     reporting_currency: str = Field(default="USD", pattern="^[A-Z]{3}$")
+    # The review queue's SLA: an application awaiting a manager is due this many business days
+    # after it was made (on this calendar); past it, the reviewers are told once.
+    review_days: int = Field(default=3, ge=1)
+    business_weekdays: frozenset[int] = Field(default=MONDAY_TO_FRIDAY, min_length=1)
+    holidays: frozenset[date] = frozenset()
+
+    def review_due_at(self, applied_at: datetime) -> datetime:
+        """When an application awaiting review must be decided."""
+        return add_business_days(
+            applied_at, self.review_days, self.business_weekdays, self.holidays
+        )
+
+    # The learning system's certification exams (xAPI activity ids); None: one sales and one
+    # technical exam per competency (`domain/enablement.py`).
+    exams: tuple[ExamRule, ...] | None = None
+    # Learning paths per role, partner type and tier; None: one per exam and one for customer
+    # success (`domain/programme.py`).
+    learning_paths: tuple[LearningPath, ...] | None = None
+    # Reminders before a certification expires, days before (each sent once; a late run sends
+    # only the most urgent one due).
+    certification_reminder_days: tuple[int, ...] = (60, 30, 7)
+    # Engagement with the resource library counted in the enablement health (trailing days).
+    engagement_window_days: int = Field(default=90, ge=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> OnboardingConfig:
         if not self.tiers:
             raise ValueError("at least one tier is required")
+        if not self.business_weekdays <= set(range(1, 8)):
+            raise ValueError("business_weekdays must name ISO weekdays 1 (Monday) to 7")
         base = self.tiers[0]
         if base.min_revenue != 0 or base.min_competencies or base.required_competencies:
             raise ValueError(f"the first tier ({base.name}) must require nothing")
@@ -210,10 +244,57 @@ class OnboardingConfig(_Config):
             raise ValueError(f"gated_products name unknown competencies {sorted(unknown_gates)}")
         if self.agreement_item not in self.checklist:
             raise ValueError(f"agreement_item {self.agreement_item!r} is not a checklist item")
+        exam_tracks = {e.track for e in self.certification_exams} - known
+        if exam_tracks:
+            raise ValueError(f"exams certify on unknown competencies {sorted(exam_tracks)}")
+        activities = [e.activity_id for e in self.certification_exams] + [
+            e.renewal_activity_id
+            for e in self.certification_exams
+            if e.renewal_activity_id is not None
+        ]
+        if len(set(activities)) != len(activities):
+            raise ValueError("an exam or renewal activity_id is listed twice")
+        self._consistent_paths()
+        reminders = self.certification_reminder_days
+        if any(d < 1 for d in reminders) or len(set(reminders)) != len(reminders):
+            raise ValueError(
+                f"certification_reminder_days must be distinct positive days: {list(reminders)}"
+            )
         stray = set(self.evidence_items) - set(self.checklist)
         if stray:
             raise ValueError(f"evidence_items name items not on the checklist: {sorted(stray)}")
         return self
+
+    # Cached: the defaults are built once per program, not on every read (a programme-wide read
+    # asks once per person).
+    @cached_property
+    def certification_exams(self) -> tuple[ExamRule, ...]:
+        if self.exams is not None:
+            return self.exams
+        return default_exams(tuple(c.name for c in self.competencies))
+
+    @cached_property
+    def paths(self) -> tuple[LearningPath, ...]:
+        if self.learning_paths is not None:
+            return self.learning_paths
+        return default_paths(self.certification_exams)
+
+    def _consistent_paths(self) -> None:
+        names = [p.name for p in self.paths]
+        if len(set(names)) != len(names):
+            raise ValueError(f"learning path names must be unique: {names}")
+        exams = {e.activity_id for e in self.certification_exams}
+        tiers = {t.name for t in self.tiers}
+        for path in self.paths:
+            if path.leads_to is not None and path.leads_to not in exams:
+                raise ValueError(f"learning path {path.name} leads to unknown exam {path.leads_to}")
+            if set(path.tiers) - tiers:
+                raise ValueError(
+                    f"learning path {path.name} names unknown tiers {sorted(set(path.tiers) - tiers)}"
+                )
+            modules = [m.activity_id for m in path.modules]
+            if len(set(modules)) != len(modules):
+                raise ValueError(f"learning path {path.name} lists a module twice")
 
     @property
     def base_tier(self) -> str:

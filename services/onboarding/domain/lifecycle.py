@@ -175,9 +175,13 @@ def check_awaiting_review(partner_id: str, status: S, outcome: str) -> None:
         )
 
 
+# Partners no certification is recorded for (nor people registered with).
+NOT_CERTIFIED = frozenset({S.REJECTED, S.EXPELLED})
+
+
 def check_may_be_certified(partner_id: str, status: S) -> None:
     """Certifications are recorded for any partner but a rejected or an expelled one."""
-    if status in (S.REJECTED, S.EXPELLED):
+    if status in NOT_CERTIFIED:
         raise Conflict(f"partner {partner_id} is {status.value}: no certifications recorded")
 
 

@@ -12,15 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from enum import StrEnum
 
 from services.onboarding.domain.config import OnboardingConfig, TierRule
+from services.onboarding.domain.programme import CertificationRole as CertificationRole
 from shared.errors import Unprocessable
-
-
-class CertificationRole(StrEnum):
-    SALES = "sales"
-    TECHNICAL = "technical"
 
 
 @dataclass(frozen=True)

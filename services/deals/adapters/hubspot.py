@@ -1,0 +1,265 @@
+"""HubSpot webhooks (v3 subscriptions): a POST body is a JSON array of events, possibly from
+several portals. Each portal numbers its deals itself, so the portal is part of the deal key
+(`hubspot:<portal>:<deal>`) and of the event's own id (`<portal>:<eventId>`).
+
+Semantics followed: a property set to '' was cleared; `deal.restore` undoes a deletion;
+`deal.merge` deletes the merged deals into the survivor (`newObjectId`, else
+`primaryObjectId`), whose registrations follow it; association changes carry no deal field and
+are ignored (never a reason to drop the stage change beside them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from services.deals.adapters.common import (
+    MAX_PRODUCTS,
+    AdapterError,
+    Ignored,
+    ResyncNeeded,
+    array,
+    country,
+    currency,
+    from_epoch_ms,
+    ident,
+    map_stage,
+    money,
+    name,
+    obj,
+    optional_ident,
+    parse_date,
+    parse_datetime,
+    require,
+    string,
+)
+from services.deals.domain.customers import normalise_domain
+from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
+
+S = DealStage
+HUBSPOT_STAGES = {
+    "appointmentscheduled": S.PROSPECTING,
+    "qualifiedtobuy": S.QUALIFICATION,
+    "presentationscheduled": S.VALIDATION,
+    "decisionmakerboughtin": S.PROPOSAL,
+    "contractsent": S.NEGOTIATION,
+    "closedwon": S.CLOSED_WON,
+    "closedlost": S.CLOSED_LOST,
+}
+# HubSpot property -> the canonical field it sets (and clears when set to '').
+PROPERTY_FIELDS = {
+    "amount": "amount",
+    "dealstage": "stage",
+    "dealname": "name",
+    "closedate": "close_date",
+    "hubspot_owner_id": "owner",
+    "deal_currency_code": "currency",
+}
+
+
+def from_hubspot(batch: Any) -> list[CrmDealChanged]:
+    """A HubSpot webhook POST body (a JSON array of subscription events), every event valid."""
+    return [
+        change
+        for index, event in enumerate(hubspot_events(batch))
+        for change in from_hubspot_event(event, f"[{index}]")
+    ]
+
+
+def hubspot_events(batch: Any) -> list[Any]:
+    """The events of a HubSpot webhook POST body, which must be a JSON array."""
+    if not isinstance(batch, list):
+        raise AdapterError("HubSpot delivers a JSON array of events; got " + type(batch).__name__)
+    return array(batch, "batch")
+
+
+def from_hubspot_event(event: Any, where: str) -> list[CrmDealChanged]:
+    """One subscription event of a HubSpot batch; `where` is its path (`[index]`)."""
+    kind = string(require(event, "subscriptionType", where), f"{where}.subscriptionType", 64)
+    if not kind.startswith("deal."):
+        raise Ignored(f"{where}.subscriptionType {kind!r} is not a deal subscription")
+    portal = ident(require(event, "portalId", where), f"{where}.portalId")
+    event_id = f"{portal}:" + ident(require(event, "eventId", where), f"{where}.eventId")
+    at = from_epoch_ms(require(event, "occurredAt", where), f"{where}.occurredAt")
+    if kind == "deal.associationChange":
+        _association(event, where, portal, at)
+    if kind == "deal.merge":
+        return _merge(event, where, portal, event_id, at)
+    common: dict[str, Any] = {
+        "source": CrmSource.HUBSPOT,
+        "source_id": f"{portal}:" + ident(require(event, "objectId", where), f"{where}.objectId"),
+        "source_event_id": event_id,
+        "source_timestamp": at,
+    }
+    if kind == "deal.creation":
+        return [CrmDealChanged(**common, change_type="created", created_at=at)]
+    if kind == "deal.deletion":
+        return [CrmDealChanged(**common, change_type="deleted")]
+    if kind == "deal.restore":
+        return [CrmDealChanged(**common, change_type="updated", deleted=False)]
+    if kind == "deal.propertyChange":
+        # Properties we do not model are accepted and carry no field change.
+        return [CrmDealChanged(**common, change_type="updated", **_property(event, where))]
+    raise AdapterError(f"{where}.subscriptionType {kind!r} is not supported")
+
+
+def _association(event: dict[str, Any], where: str, portal: str, at: datetime) -> None:
+    """A deal's company or line items changed: the deal is fetched with them (the event says
+    only which objects were linked). Other associations carry nothing Pollinate keeps."""
+    kind = string(event.get("associationType") or "", f"{where}.associationType", 64).upper()
+    if kind in ("DEAL_TO_COMPANY", "DEAL_TO_LINE_ITEM"):
+        deal = require(event, "fromObjectId", where)
+    elif kind in ("COMPANY_TO_DEAL", "LINE_ITEM_TO_DEAL"):
+        deal = require(event, "toObjectId", where)
+    else:
+        raise Ignored(f"{where}: a {kind or 'deal'} association carries nothing Pollinate keeps")
+    record = f"{portal}:{ident(deal, f'{where}.objectId')}"
+    raise ResyncNeeded(f"{where}: {kind} changed: the deal is fetched with it", (record,), at)
+
+
+def _merge(
+    event: dict[str, Any], where: str, portal: str, event_id: str, at: Any
+) -> list[CrmDealChanged]:
+    """The survivor (kept, or created by the merge) and each merged deal, deleted into it."""
+    primary = ident(require(event, "primaryObjectId", where), f"{where}.primaryObjectId")
+    survivor = optional_ident(event.get("newObjectId"), f"{where}.newObjectId") or primary
+    merged = [
+        ident(merged_id, f"{where}.mergedObjectIds[{index}]")
+        for index, merged_id in enumerate(
+            array(require(event, "mergedObjectIds", where), f"{where}.mergedObjectIds")
+        )
+    ]
+    if primary != survivor:
+        merged.append(primary)
+    into = f"{portal}:{survivor}"
+    kept = CrmDealChanged(
+        source=CrmSource.HUBSPOT,
+        source_id=into,
+        source_event_id=f"{event_id}:{survivor}",
+        source_timestamp=at,
+        change_type="updated",
+        deleted=False,
+    )
+    return [kept] + [
+        CrmDealChanged(
+            source=CrmSource.HUBSPOT,
+            source_id=f"{portal}:{loser}",
+            source_event_id=f"{event_id}:{loser}",
+            source_timestamp=at,
+            change_type="deleted",
+            merged_into=into,
+        )
+        for loser in dict.fromkeys(merged)
+        if loser != survivor
+    ]
+
+
+def _property(event: dict[str, Any], where: str) -> dict[str, Any]:
+    """The field a HubSpot property change sets, or clears when the value is '' (none for a
+    property not modelled)."""
+    prop = string(require(event, "propertyName", where), f"{where}.propertyName")
+    value = event.get("propertyValue")
+    at = f"{where}.propertyValue"
+    field = PROPERTY_FIELDS.get(prop)
+    if field is None:
+        return {}
+    if value == "":
+        if field == "stage":
+            raise AdapterError(f"{at}: a deal stage cannot be cleared")
+        return {"cleared": (field,)}
+    if field == "amount":
+        return {"amount": money(value, at, None)}
+    if field == "stage":
+        return {"stage": map_stage(HUBSPOT_STAGES, value, at)}
+    if field == "name":
+        return {"name": name(value, at)}
+    if field == "close_date":
+        return {"close_date": from_epoch_ms(value, at).date()}
+    if field == "owner":
+        return {"owner": optional_ident(value, at)}
+    return {"currency": currency(value, at)}
+
+
+# What the CRM API is asked for, and the deal properties a snapshot offers (and clears).
+DEAL_PROPERTIES = (*PROPERTY_FIELDS, "hs_lastmodifieddate", "createdate")
+COMPANY_PROPERTIES = ("name", "domain", "country")
+LINE_ITEM_PROPERTIES = ("hs_sku", "hs_product_id", "name")
+
+
+def from_hubspot_deal(
+    portal: str,
+    deal: Any,
+    company: Any | None,
+    line_items: list[Any],
+    at_least: datetime | None = None,
+) -> CrmDealChanged:
+    """A deal as HubSpot's CRM API returns it (`GET /crm/v3/objects/deals/<id>`), with its
+    associated company and line items: a snapshot of the whole deal (a property empty or null
+    is cleared), its customer from the company (name, domain, country) and its products from
+    the line items (SKU, else product id, else name). Taken as of the deal's `updatedAt`, or
+    `at_least` (when the association change that asked for it happened) if later: associating a
+    company does not always move the deal's own modification time."""
+    deal = obj(deal, "deal")
+    deal_id = ident(require(deal, "id", "deal"), "deal.id")
+    properties = obj(deal.get("properties"), "deal.properties")
+    updated = parse_datetime(require(deal, "updatedAt", "deal"), "deal.updatedAt")
+    at = max(updated, at_least) if at_least is not None else updated
+    fields: dict[str, Any] = {}
+    cleared: list[str] = []
+    for prop, field in PROPERTY_FIELDS.items():
+        value = properties.get(prop)
+        where = f"deal.properties.{prop}"
+        if value in (None, ""):
+            if prop in properties and field != "stage":
+                cleared.append(field)
+            continue
+        if field == "close_date":
+            fields[field] = parse_date(value, where)
+        else:
+            fields.update(_property({"propertyName": prop, "propertyValue": value}, "deal"))
+    customer = None
+    if company is not None:
+        company_properties = obj(obj(company, "company").get("properties"), "company.properties")
+        customer = Customer(
+            name=name(company_properties.get("name"), "company.properties.name"),
+            domain=_domain(company_properties.get("domain"), "company.properties.domain"),
+            country=country(company_properties.get("country"), "company.properties.country"),
+        )
+    products = tuple(
+        ident(_product(item, index), f"line_items[{index}]")
+        for index, item in enumerate(line_items[:MAX_PRODUCTS])
+    )
+    return CrmDealChanged(
+        source=CrmSource.HUBSPOT,
+        source_id=f"{portal}:{deal_id}",
+        source_event_id=f"{portal}:rest:{deal_id}@{at.isoformat()}",
+        source_timestamp=at,
+        change_type="updated",
+        deleted=bool(deal.get("archived")),
+        customer=customer,
+        products=products or None,
+        cleared=tuple(cleared),
+        **fields,
+    )
+
+
+def archived_deal(portal: str, deal_id: str, at: datetime) -> CrmDealChanged:
+    """A deal the CRM API no longer has (404): deleted as of `at`."""
+    return CrmDealChanged(
+        source=CrmSource.HUBSPOT,
+        source_id=f"{portal}:{deal_id}",
+        source_event_id=f"{portal}:rest:{deal_id}@{at.isoformat()}:gone",
+        source_timestamp=at,
+        change_type="deleted",
+    )
+
+
+def _product(item: Any, index: int) -> Any:
+    item_properties = obj(obj(item, f"line_items[{index}]").get("properties"), "properties")
+    for key in LINE_ITEM_PROPERTIES:
+        if item_properties.get(key) not in (None, ""):
+            return item_properties[key]
+    raise AdapterError(f"line_items[{index}]: no hs_sku, hs_product_id or name")
+
+
+def _domain(value: Any, where: str) -> str | None:
+    return None if value in (None, "") else normalise_domain(string(value, where, 2048))

@@ -1,0 +1,291 @@
+"""Salesforce Opportunity Change Data Capture, in each form a subscriber relays it: the
+CometD/Streaming form (`{"data": {"schema", "payload", "event": {"replayId"}}}` or its `data`
+alone) and the Pub/Sub API form decoded from Avro (the event record itself, with
+`ChangeEventHeader` at the top, every field present and unchanged ones null, dates as epoch
+milliseconds and `CloseDate` as days since the epoch).
+
+Change-event semantics followed: a field absent or null did not change, unless the header's
+`nulledFields` names it (then the CRM cleared it); `sequenceNumber` (with `commitNumber`)
+orders a record's changes of one commit timestamp; UNDELETE restores the record; another
+entity of the same transaction (a lead conversion's Lead, Account, Contact) is ignored."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from services.deals.adapters.common import (
+    MAX_PRODUCTS,
+    AdapterError,
+    Ignored,
+    ResyncNeeded,
+    array,
+    country,
+    currency,
+    from_epoch_ms,
+    ident,
+    map_stage,
+    money,
+    name,
+    obj,
+    optional_ident,
+    parse_date,
+    parse_datetime,
+    require,
+    string,
+)
+from services.deals.domain.customers import normalise_domain
+from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
+
+S = DealStage
+SALESFORCE_STAGES = {
+    "prospecting": S.PROSPECTING,
+    "qualification": S.QUALIFICATION,
+    "needs analysis": S.QUALIFICATION,
+    "value proposition": S.VALIDATION,
+    "id. decision makers": S.VALIDATION,
+    "perception analysis": S.VALIDATION,
+    "proposal/price quote": S.PROPOSAL,
+    "negotiation/review": S.NEGOTIATION,
+    "closed won": S.CLOSED_WON,
+    "closed lost": S.CLOSED_LOST,
+}
+CHANGE_TYPES = {
+    "CREATE": "created",
+    "UPDATE": "updated",
+    "DELETE": "deleted",
+    "UNDELETE": "updated",
+}
+# Salesforce field -> the canonical field it clears when `nulledFields` names it.
+CLEARED_AS = {
+    "Name": "name",
+    "Amount": "amount",
+    "CurrencyIsoCode": "currency",
+    "CloseDate": "close_date",
+    "OwnerId": "owner",
+    "Partner_Account__c": "partner_ref",
+    "Products__c": "products",
+    "Account_Name__c": "customer.name",
+    "Account_Website__c": "customer.domain",
+    "BillingCountry__c": "customer.country",
+}
+_CUSTOMER_FIELDS = ("Account_Name__c", "Account_Website__c", "BillingCountry__c")
+# An Avro `date` is days since the epoch; anything this small cannot be epoch milliseconds of
+# a moment after 1970-01-01T02:46 (no CRM record is older), so it is read as days.
+_DAYS_MAX = 10_000_000
+
+
+def _unwrap(message: Any) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """(the event record, the event's delivery metadata, the record's path) of any form."""
+    message = obj(message, "event")
+    if isinstance(message.get("data"), dict):
+        message = message["data"]  # CometD: {"channel", "data": {...}}
+    if "ChangeEventHeader" in message:
+        return message, message, "event"  # Pub/Sub API, decoded from Avro
+    payload = obj(require(message, "payload", "event"), "payload")
+    return payload, obj(message.get("event"), "event"), "payload"
+
+
+def from_salesforce_cdc(message: Any) -> list[CrmDealChanged]:
+    """One OpportunityChangeEvent, as a relay delivers it: one change per record it names."""
+    payload, delivery, at = _unwrap(message)
+    where = f"{at}.ChangeEventHeader"
+    header = obj(require(payload, "ChangeEventHeader", at), where)
+    entity = header.get("entityName")
+    if entity != "Opportunity":
+        raise Ignored(f"{where}.entityName is {str(entity)[:64]!r}, not 'Opportunity'")
+    record_ids = tuple(
+        ident(record_id, f"{where}.recordIds[{index}]")
+        for index, record_id in enumerate(
+            array(require(header, "recordIds", where), f"{where}.recordIds")
+        )
+    )
+    change = string(require(header, "changeType", where), f"{where}.changeType", 64).upper()
+    if change.startswith("GAP_"):
+        # An overflow names no record (or Salesforce's wildcard id): the whole entity's
+        # changes since its commit are fetched.
+        named = (
+            ()
+            if change == "GAP_OVERFLOW"
+            else tuple(r for r in record_ids if r.strip("0") not in ("AAA", ""))
+        )
+        raise ResyncNeeded(
+            f"{where}.changeType {change!r} stands for changes it does not carry: "
+            + ("its records are fetched" if named else "the changes since it are fetched"),
+            named,
+            from_epoch_ms(require(header, "commitTimestamp", where), f"{where}.commitTimestamp"),
+        )
+    change_type = CHANGE_TYPES.get(change)
+    if change_type is None:
+        raise AdapterError(f"{where}.changeType {change!r} is not supported")
+    header_fields = _header(header, delivery, where)
+    event_id = header_fields.pop("event_id")
+    fields = _fields(payload, at, _names(header, "nulledFields", where))
+    return [
+        CrmDealChanged(
+            source=CrmSource.SALESFORCE,
+            source_id=record_id,
+            source_event_id=f"{event_id}:{record_id}",
+            change_type=change_type,
+            deleted={"DELETE": True, "UNDELETE": False}.get(change),
+            **header_fields,
+            **fields,
+        )
+        for record_id in record_ids
+    ]
+
+
+def _header(header: dict[str, Any], delivery: dict[str, Any], where: str) -> dict[str, Any]:
+    """The change's time, order and own id from the header (and the delivery's replay id)."""
+    replay = delivery.get("replayId", delivery.get("replay_id"))
+    replay_id = optional_ident(replay, "event.replayId")
+    transaction = optional_ident(header.get("transactionKey"), f"{where}.transactionKey")
+    sequence = _optional_int(header.get("sequenceNumber"), f"{where}.sequenceNumber")
+    commit = _optional_int(header.get("commitNumber"), f"{where}.commitNumber")
+    seq = "" if sequence is None else str(sequence)
+    return {
+        "event_id": f"{transaction or ''}:{seq}:{replay_id or ''}",
+        "source_timestamp": from_epoch_ms(
+            require(header, "commitTimestamp", where), f"{where}.commitTimestamp"
+        ),
+        "source_commit": commit,
+        "source_sequence": sequence,
+    }
+
+
+def _fields(payload: dict[str, Any], at: str, nulled: set[str]) -> dict[str, Any]:
+    """The canonical fields the change sets (a null value did not change) and clears."""
+
+    def value(field: str) -> Any:
+        return payload.get(field)
+
+    in_currency = currency(value("CurrencyIsoCode"), f"{at}.CurrencyIsoCode")
+    customer = None
+    if any(value(field) is not None for field in _CUSTOMER_FIELDS):
+        customer = Customer(
+            name=name(value("Account_Name__c"), f"{at}.Account_Name__c"),
+            domain=_domain(value("Account_Website__c"), f"{at}.Account_Website__c"),
+            country=country(value("BillingCountry__c"), f"{at}.BillingCountry__c"),
+        )
+    stage = value("StageName")
+    amount = value("Amount")
+    created = value("CreatedDate")
+    return {
+        "name": name(value("Name"), f"{at}.Name"),
+        "customer": customer,
+        "products": _products(value("Products__c"), f"{at}.Products__c"),
+        "amount": None if amount is None else money(amount, f"{at}.Amount", in_currency),
+        "currency": in_currency,
+        "stage": None if stage is None else map_stage(SALESFORCE_STAGES, stage, f"{at}.StageName"),
+        "close_date": _date(value("CloseDate"), f"{at}.CloseDate"),
+        "owner": optional_ident(value("OwnerId"), f"{at}.OwnerId"),
+        "partner_ref": optional_ident(value("Partner_Account__c"), f"{at}.Partner_Account__c"),
+        "created_at": _moment(created, f"{at}.CreatedDate") if created else None,
+        "cleared": tuple(CLEARED_AS[field] for field in sorted(nulled) if field in CLEARED_AS),
+    }
+
+
+def _names(header: dict[str, Any], key: str, where: str) -> set[str]:
+    """Field names a header list holds. The Pub/Sub API sends these lists as bitmaps of the
+    schema's field positions until the subscriber decodes them; a relay must send names."""
+    names = set()
+    for index, field in enumerate(array(header.get(key), f"{where}.{key}")):
+        text = string(field, f"{where}.{key}[{index}]", 255)
+        if text.startswith("0x"):
+            raise AdapterError(
+                f"{where}.{key}[{index}] is a field bitmap: the relay must decode it to names"
+            )
+        names.add(text)
+    return names
+
+
+def _optional_int(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise AdapterError(f"{where}: expected a non-negative integer")
+    return value
+
+
+def _moment(value: Any, where: str) -> datetime:
+    """A datetime field: ISO text (CometD) or epoch milliseconds (Pub/Sub API's Avro long)."""
+    return from_epoch_ms(value, where) if isinstance(value, int) else parse_datetime(value, where)
+
+
+def _date(value: Any, where: str) -> date | None:
+    """A date field: ISO text, or an Avro `date` (days since the epoch), or epoch ms."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) < _DAYS_MAX:
+            return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=value)).date()
+        return from_epoch_ms(value, where).date()
+    return parse_date(value, where)
+
+
+def _domain(value: Any, where: str) -> str | None:
+    return None if value in (None, "") else normalise_domain(string(value, where, 2048))
+
+
+def _products(value: Any, where: str) -> tuple[str, ...] | None:
+    """Salesforce's multi-select picklist: 'a;b;c'."""
+    if value in (None, ""):
+        return None
+    items = [item for item in string(value, where, 10_000).split(";") if item]
+    if len(items) > MAX_PRODUCTS:
+        raise AdapterError(f"{where}: at most {MAX_PRODUCTS} products")
+    return tuple(ident(item, where) for item in items) or None
+
+
+# What the REST API is asked for (SOQL names its fields): the fields the change events carry.
+RECORD_FIELDS = (
+    "Id",
+    "Name",
+    "Amount",
+    "CurrencyIsoCode",
+    "StageName",
+    "CloseDate",
+    "OwnerId",
+    "Partner_Account__c",
+    "Account_Name__c",
+    "Account_Website__c",
+    "BillingCountry__c",
+    "Products__c",
+    "CreatedDate",
+    "LastModifiedDate",
+    "SystemModstamp",
+    "IsDeleted",
+)
+
+
+def from_salesforce_record(record: Any) -> CrmDealChanged:
+    """An Opportunity as the REST API returns it (sObject GET, or a SOQL query row): a snapshot
+    of the whole record at its `SystemModstamp`. Every field it names is offered, and a null
+    one is cleared, through the same merge rules as a change event (a newer change already
+    merged keeps its fields)."""
+    record = obj(record, "record")
+    record_id = ident(require(record, "Id", "record"), "record.Id")
+    stamp = record.get("SystemModstamp") or require(record, "LastModifiedDate", "record")
+    at = _moment(stamp, "record.SystemModstamp")
+    nulled = {field for field in CLEARED_AS if field in record and record[field] is None}
+    deleted = record.get("IsDeleted")
+    return CrmDealChanged(
+        source=CrmSource.SALESFORCE,
+        source_id=record_id,
+        source_event_id=f"rest:{record_id}@{at.isoformat()}",
+        source_timestamp=at,
+        change_type="deleted" if deleted is True else "updated",
+        deleted=deleted is True,
+        **_fields(record, "record", nulled),
+    )
+
+
+def deleted_record(record_id: str, at: datetime) -> CrmDealChanged:
+    """A record the REST API no longer has (404 NOT_FOUND): deleted as of `at`."""
+    return CrmDealChanged(
+        source=CrmSource.SALESFORCE,
+        source_id=record_id,
+        source_event_id=f"rest:{record_id}@{at.isoformat()}:gone",
+        source_timestamp=at,
+        change_type="deleted",
+    )

@@ -1,0 +1,293 @@
+"""Clients of the CRMs' own APIs, to fetch current state (a resync) and, later, to write back.
+
+Salesforce REST (`/services/data/vXX.X/`): an Opportunity by id (sObject GET) and the records
+changed since a moment (SOQL through `queryAll`, which includes deleted records, following
+`nextRecordsUrl` page by page). A request limit (HTTP 429, or 403 with `REQUEST_LIMIT_EXCEEDED`)
+raises RateLimited with how long to wait; anything else unexpected raises CrmUnavailable."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from services.deals.adapters.hubspot import (
+    COMPANY_PROPERTIES,
+    DEAL_PROPERTIES,
+    LINE_ITEM_PROPERTIES,
+)
+from services.deals.adapters.salesforce import RECORD_FIELDS
+from services.deals.settings import DealsSettings
+
+DEFAULT_RATE_LIMIT_WAIT = 60.0
+MAX_PAGES = 1000  # a window larger than this many pages (2,000 rows each) is resumed later
+
+
+class CrmUnavailable(Exception):
+    """The CRM could not answer now (down, refused, an unexpected answer): try later."""
+
+
+class CrmRefused(Exception):
+    """The CRM refused the request for good (a 4xx other than a rate limit): retrying the same
+    request cannot help; the reason says why."""
+
+
+class RateLimited(CrmUnavailable):
+    def __init__(self, message: str, wait_seconds: float) -> None:
+        super().__init__(message)
+        self.wait_seconds = wait_seconds
+
+
+@dataclass
+class SalesforceClient:
+    instance_url: str
+    access_token: str
+    api_version: str = "61.0"
+    timeout: float = 20.0
+
+    @classmethod
+    def from_settings(cls, settings: DealsSettings) -> SalesforceClient:
+        return cls(
+            settings.salesforce_instance_url.rstrip("/"),
+            settings.salesforce_access_token.get_secret_value(),
+            settings.salesforce_api_version,
+        )
+
+    @property
+    def _base(self) -> str:
+        return f"/services/data/v{self.api_version}"
+
+    async def opportunity(self, record_id: str) -> dict[str, Any] | None:
+        """The Opportunity as it is now (None: it does not exist, or no longer)."""
+        path = f"{self._base}/sobjects/Opportunity/{quote(record_id, safe='')}"
+        async with self._client() as client:
+            answer = await self._get(client, path, {"fields": ",".join(RECORD_FIELDS)})
+        if answer.status_code == 404:
+            return None
+        record = answer.json()
+        if not isinstance(record, dict):
+            raise CrmUnavailable(f"Salesforce answered {path} with {type(record).__name__}")
+        return record
+
+    async def changed_since(self, since: datetime) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every Opportunity changed at or after `since` (deleted ones too), a page at a time."""
+        soql = (
+            f"SELECT {', '.join(RECORD_FIELDS)} FROM Opportunity "
+            f"WHERE SystemModstamp >= {since.strftime('%Y-%m-%dT%H:%M:%SZ')} "
+            "ORDER BY SystemModstamp"
+        )
+        path: str | None = f"{self._base}/queryAll"
+        params: dict[str, str] | None = {"q": soql}
+        async with self._client() as client:
+            for _ in range(MAX_PAGES):
+                if path is None:
+                    return
+                answer = await self._get(client, path, params)
+                page = answer.json()
+                if not isinstance(page, dict) or not isinstance(page.get("records"), list):
+                    raise CrmUnavailable("Salesforce answered a query without records")
+                yield [record for record in page["records"] if isinstance(record, dict)]
+                following = page.get("nextRecordsUrl")
+                done = page.get("done", True)
+                path = following if isinstance(following, str) and not done else None
+                params = None
+
+    async def update_opportunity(self, record_id: str, fields: dict[str, str]) -> None:
+        """PATCH the Opportunity's fields (204 No Content)."""
+        path = f"{self._base}/sobjects/Opportunity/{quote(record_id, safe='')}"
+        async with self._client() as client:
+            try:
+                answer = await client.patch(path, json=fields)
+            except httpx.HTTPError as error:
+                raise CrmUnavailable(f"Salesforce unreachable: {type(error).__name__}") from error
+        _check_write(answer, "Salesforce", _error_codes(answer))
+
+    def _client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.instance_url,
+            headers={"Authorization": f"Bearer {self.access_token}"},
+            timeout=self.timeout,
+            follow_redirects=False,
+        )
+
+    async def _get(
+        self, client: httpx.AsyncClient, path: str, params: dict[str, str] | None
+    ) -> httpx.Response:
+        try:
+            answer = await client.get(path, params=params)
+        except httpx.HTTPError as error:
+            raise CrmUnavailable(f"Salesforce unreachable: {type(error).__name__}") from error
+        if answer.status_code in (200, 404):
+            return answer
+        codes = _error_codes(answer)
+        if answer.status_code == 429 or "REQUEST_LIMIT_EXCEEDED" in codes:
+            raise RateLimited(
+                f"Salesforce request limit ({answer.status_code} {', '.join(codes)})",
+                retry_after(answer),
+            )
+        raise CrmUnavailable(
+            f"Salesforce answered {answer.status_code} {', '.join(codes) or ''}".strip()
+        )
+
+
+@dataclass
+class HubSpotClient:
+    """HubSpot's CRM API (`PATCH /crm/v3/objects/deals/<id>` with `{"properties": ...}`), with
+    a private app's access token per portal (each token belongs to one account)."""
+
+    api_url: str
+    tokens: dict[str, str]
+    timeout: float = 20.0
+
+    @classmethod
+    def from_settings(cls, settings: DealsSettings) -> HubSpotClient:
+        return cls(settings.hubspot_api_url.rstrip("/"), settings.hubspot_tokens)
+
+    async def deal(self, portal: str, deal_id: str) -> tuple[Any, Any, list[Any]] | None:
+        """The deal with its first associated company and its line items, as the CRM API
+        returns them (None: the deal does not exist, or no longer)."""
+        async with self._client(portal) as client:
+            answer = await self._read(
+                client,
+                f"/crm/v3/objects/deals/{quote(deal_id, safe='')}",
+                {"properties": ",".join(DEAL_PROPERTIES), "associations": "companies,line_items"},
+            )
+            if answer is None:
+                return None
+            associations = answer.get("associations") or {}
+            company_ids = _associated(associations, "companies")
+            company = None
+            if company_ids:
+                company = await self._read(
+                    client,
+                    f"/crm/v3/objects/companies/{quote(company_ids[0], safe='')}",
+                    {"properties": ",".join(COMPANY_PROPERTIES)},
+                )
+            items: list[Any] = []
+            # The v3 API names this association "line items" (with a space).
+            item_ids = _associated(associations, "line items") or _associated(
+                associations, "line_items"
+            )
+            if item_ids:
+                batch = await self._send(
+                    client,
+                    "POST",
+                    "/crm/v3/objects/line_items/batch/read",
+                    {
+                        "properties": list(LINE_ITEM_PROPERTIES),
+                        "inputs": [{"id": item} for item in item_ids[:100]],
+                    },
+                )
+                items = [r for r in batch.get("results", []) if isinstance(r, dict)]
+        return answer, company, items
+
+    def _client(self, portal: str) -> httpx.AsyncClient:
+        token = self.tokens.get(portal)
+        if token is None:
+            raise CrmRefused(f"no HubSpot access token for portal {portal[:32]!r}")
+        return httpx.AsyncClient(
+            base_url=self.api_url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=self.timeout,
+            follow_redirects=False,
+        )
+
+    async def _read(
+        self, client: httpx.AsyncClient, path: str, params: dict[str, str]
+    ) -> dict[str, Any] | None:
+        try:
+            answer = await client.get(path, params=params)
+        except httpx.HTTPError as error:
+            raise CrmUnavailable(f"HubSpot unreachable: {type(error).__name__}") from error
+        if answer.status_code == 404:
+            return None
+        return _hubspot_answer(answer)
+
+    async def _send(
+        self, client: httpx.AsyncClient, method: str, path: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        try:
+            answer = await client.request(method, path, json=body)
+        except httpx.HTTPError as error:
+            raise CrmUnavailable(f"HubSpot unreachable: {type(error).__name__}") from error
+        return _hubspot_answer(answer)
+
+    async def update_deal(self, portal: str, deal_id: str, properties: dict[str, str]) -> None:
+        token = self.tokens.get(portal)
+        if token is None:
+            raise CrmRefused(f"no HubSpot access token for portal {portal[:32]!r}")
+        path = f"/crm/v3/objects/deals/{quote(deal_id, safe='')}"
+        async with httpx.AsyncClient(
+            base_url=self.api_url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=self.timeout,
+            follow_redirects=False,
+        ) as client:
+            try:
+                answer = await client.patch(path, json={"properties": properties})
+            except httpx.HTTPError as error:
+                raise CrmUnavailable(f"HubSpot unreachable: {type(error).__name__}") from error
+        category = ""
+        try:
+            body = answer.json()
+            category = str(body.get("category", ""))[:64] if isinstance(body, dict) else ""
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            pass
+        _check_write(answer, "HubSpot", [category] if category else [])
+
+
+def _associated(associations: Any, kind: str) -> list[str]:
+    """The ids of a deal's associated objects of one kind (`companies`, `line items`)."""
+    found = associations.get(kind) if isinstance(associations, dict) else None
+    results = found.get("results") if isinstance(found, dict) else None
+    if not isinstance(results, list):
+        return []
+    return [str(r["id"]) for r in results if isinstance(r, dict) and r.get("id") is not None]
+
+
+def _hubspot_answer(answer: httpx.Response) -> dict[str, Any]:
+    category = ""
+    try:
+        body = answer.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    if isinstance(body, dict):
+        category = str(body.get("category", ""))[:64]
+    _check_write(answer, "HubSpot", [category] if category else [])
+    if not isinstance(body, dict):
+        raise CrmUnavailable(f"HubSpot answered {answer.status_code} without a JSON object")
+    return body
+
+
+def _check_write(answer: httpx.Response, crm: str, codes: list[str]) -> None:
+    """A write's answer: done (2xx), wait (429, a request limit, 5xx), or refused for good."""
+    if answer.is_success:
+        return
+    said = f"{crm} answered {answer.status_code} {', '.join(codes)}".strip()
+    if answer.status_code == 429 or "REQUEST_LIMIT_EXCEEDED" in codes:
+        raise RateLimited(said, retry_after(answer))
+    if answer.status_code >= 500 or answer.status_code in (401, 408):
+        # 401: an expired token is renewed by operators; the write waits, it is not dropped.
+        raise CrmUnavailable(said)
+    raise CrmRefused(said)
+
+
+def _error_codes(answer: httpx.Response) -> list[str]:
+    """Salesforce's REST errors: a JSON list of {message, errorCode}."""
+    try:
+        errors = answer.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return []
+    if not isinstance(errors, list):
+        return []
+    return [str(e.get("errorCode"))[:64] for e in errors if isinstance(e, dict)][:5]
+
+
+def retry_after(answer: httpx.Response) -> float:
+    value = answer.headers.get("retry-after", "")
+    return float(value) if value.isdigit() else DEFAULT_RATE_LIMIT_WAIT

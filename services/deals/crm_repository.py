@@ -1,0 +1,153 @@
+"""The SQL of deals' CRM bookkeeping: refused items kept for operators, the queue of records to
+fetch again from their CRM (resyncs), and the pull sources' checkpoints.
+
+Every function runs in the caller's connection (and transaction, where it locks or writes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+
+from shared.db import Connection
+
+
+async def record_refused(
+    conn: Connection, source: str, at: datetime, items: Sequence[tuple[int, str, bytes]]
+) -> None:
+    """Delivered items no adapter could read: (index in the delivery, reason, item as sent)."""
+    await conn.execute(
+        """
+        INSERT INTO crm_refused (source, received_at, item_index, reason, item)
+        SELECT $1, $2, i.item_index, i.reason, i.item
+        FROM unnest($3::int[], $4::text[], $5::bytea[]) AS i(item_index, reason, item)
+        """,
+        source,
+        at,
+        [index for index, _, _ in items],
+        [reason for _, reason, _ in items],
+        [item for _, _, item in items],
+    )
+
+
+async def schedule_resyncs(
+    conn: Connection,
+    source: str,
+    requests: Sequence[tuple[str, datetime | None]],
+    reason: str,
+    at: datetime,
+) -> None:
+    """Ask for records' current state (record id, or '*' with `since` for a window). A pending
+    request stays (its window widens to the earlier start); a done one is asked again."""
+    await conn.execute(
+        """
+        INSERT INTO crm_resyncs (source, record_id, since, reason, requested_at, due_at)
+        SELECT $1, r.record_id, r.since, $2, $3, $3
+        FROM unnest($4::text[], $5::timestamptz[]) AS r(record_id, since)
+        ON CONFLICT (source, record_id) DO UPDATE SET
+            since = CASE WHEN crm_resyncs.done_at IS NULL
+                         THEN least(crm_resyncs.since, EXCLUDED.since) ELSE EXCLUDED.since END,
+            reason = EXCLUDED.reason,
+            requested_at = EXCLUDED.requested_at,
+            due_at = CASE WHEN crm_resyncs.done_at IS NULL
+                          THEN crm_resyncs.due_at ELSE EXCLUDED.due_at END,
+            attempts = CASE WHEN crm_resyncs.done_at IS NULL THEN crm_resyncs.attempts ELSE 0 END,
+            done_at = NULL
+        """,
+        source,
+        reason,
+        at,
+        [record_id for record_id, _ in requests],
+        [since for _, since in requests],
+    )
+
+
+async def claim_resyncs(
+    conn: Connection, source: str, at: datetime, lease_until: datetime, limit: int
+) -> list[asyncpg.Record]:
+    """Due requests, leased until `lease_until` so another instance does not take them too
+    (a crashed run's lease simply expires)."""
+    return list(
+        await conn.fetch(
+            """
+            UPDATE crm_resyncs SET due_at = $3, attempts = attempts + 1
+            WHERE (source, record_id) IN (
+                SELECT source, record_id FROM crm_resyncs
+                WHERE source = $1 AND done_at IS NULL AND due_at <= $2
+                ORDER BY due_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+            RETURNING source, record_id, since, requested_at, attempts
+            """,
+            source,
+            at,
+            lease_until,
+            limit,
+        )
+    )
+
+
+async def finish_resync(
+    conn: Connection, source: str, record_id: str, requested_at: datetime, at: datetime
+) -> None:
+    """Done, unless it was asked for again since it was claimed (then it stays pending)."""
+    await conn.execute(
+        """UPDATE crm_resyncs SET done_at = $4, last_error = NULL
+           WHERE source = $1 AND record_id = $2 AND requested_at = $3""",
+        source,
+        record_id,
+        requested_at,
+        at,
+    )
+
+
+async def retry_resync(
+    conn: Connection, source: str, record_id: str, due_at: datetime, error: str
+) -> None:
+    await conn.execute(
+        """UPDATE crm_resyncs SET due_at = $3, last_error = $4
+           WHERE source = $1 AND record_id = $2 AND done_at IS NULL""",
+        source,
+        record_id,
+        due_at,
+        error[:500],
+    )
+
+
+async def lock_checkpoint(conn: Connection, source: str, at: datetime) -> asyncpg.Record:
+    """A pulled source's checkpoint, locked for the run (created empty the first time), so two
+    instances never pull the same page."""
+    await conn.execute(
+        """INSERT INTO crm_pull_checkpoints (source, updated_at) VALUES ($1, $2)
+           ON CONFLICT (source) DO NOTHING""",
+        source,
+        at,
+    )
+    row = await conn.fetchrow(
+        "SELECT * FROM crm_pull_checkpoints WHERE source = $1 FOR UPDATE", source
+    )
+    assert row is not None  # inserted just above
+    return row
+
+
+async def store_checkpoint(
+    conn: Connection,
+    source: str,
+    *,
+    watermark: datetime | None,
+    window_start: datetime | None,
+    continuation: str | None,
+    seen_max: datetime | None,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        """UPDATE crm_pull_checkpoints SET watermark = $2, window_start = $3,
+               continuation = $4, seen_max = $5, updated_at = $6
+           WHERE source = $1""",
+        source,
+        watermark,
+        window_start,
+        continuation,
+        seen_max,
+        at,
+    )

@@ -1,0 +1,168 @@
+"""Resync: the records a gap or overflow event (Salesforce), an association change or a merge
+(HubSpot) stands for are fetched from the CRM as they are now and recorded on crm.deals.v1 as
+snapshots, which the projection merges with the same rules as any change (a field changed
+later than the snapshot keeps its newer value).
+
+The requests wait in `crm_resyncs` (durable: a restart resumes them); each run leases the due
+ones, fetches them outside any transaction, and records each record's snapshot and marks its
+request done in one transaction. A CRM that is down is retried with backoff; a request limit
+pauses every leased request for as long as the CRM asks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from services.deals import crm_repository
+from services.deals.adapters import AdapterError
+from services.deals.adapters.hubspot import archived_deal, from_hubspot_deal
+from services.deals.adapters.salesforce import deleted_record, from_salesforce_record
+from services.deals.crm_clients import (
+    CrmRefused,
+    CrmUnavailable,
+    HubSpotClient,
+    RateLimited,
+    SalesforceClient,
+)
+from services.deals.crm_ingestion import event_id
+from shared.clock import now
+from shared.db import Pool
+from shared.events.crm import CrmDealChanged, CrmSource
+from shared.outbox import Outbox, OutgoingEvent
+from shared.topics import CRM_DEALS
+
+log = logging.getLogger(__name__)
+LEASE = timedelta(minutes=2)
+BACKOFF_FIRST, BACKOFF_MAX = timedelta(seconds=5), timedelta(hours=1)
+# A window starts a little before the overflow's commit: clocks and commit order are not exact.
+WINDOW_MARGIN = timedelta(seconds=1)
+
+
+@dataclass(frozen=True)
+class Resyncer:
+    """How one CRM's records are fetched (a request row -> what the CRM answered, one item per
+    record) and read (request, answer, now -> a snapshot)."""
+
+    source: CrmSource
+    fetch: Callable[[Any], Awaitable[list[Any]]]
+    read: Callable[[Any, Any, datetime], CrmDealChanged]
+
+
+@dataclass
+class ResyncRun:
+    fetched: int = 0  # snapshots read from the CRM
+    recorded: int = 0  # of them, new on crm.deals.v1
+    refused: int = 0  # snapshots the adapter could not read (kept in crm_refused)
+    retried: int = 0  # requests left for later (the CRM down, or its request limit)
+
+    def __bool__(self) -> bool:
+        return bool(self.fetched or self.refused or self.retried)
+
+
+async def run_resyncs(
+    pool: Pool, outbox: Outbox, resyncers: Sequence[Resyncer], limit: int
+) -> ResyncRun:
+    """Work through the due resync requests of each configured CRM (at most `limit` each)."""
+    run = ResyncRun()
+    for resyncer in resyncers:
+        await _run(pool, outbox, resyncer, limit, run)
+    return run
+
+
+async def _run(pool: Pool, outbox: Outbox, resyncer: Resyncer, limit: int, run: ResyncRun) -> None:
+    started, source = now(), resyncer.source.value
+    async with pool.acquire() as conn, conn.transaction():
+        claimed = await crm_repository.claim_resyncs(conn, source, started, started + LEASE, limit)
+    for position, request in enumerate(claimed):
+        try:
+            answers = await resyncer.fetch(request)
+        except RateLimited as limited:
+            resume = now() + timedelta(seconds=limited.wait_seconds)
+            await _retry(pool, source, claimed[position:], resume, str(limited))
+            run.retried += len(claimed) - position
+            return
+        except CrmUnavailable as error:
+            backoff = min(BACKOFF_FIRST * 2 ** (request["attempts"] - 1), BACKOFF_MAX)
+            await _retry(pool, source, [request], now() + backoff, str(error))
+            run.retried += 1
+            continue
+        await _record(pool, outbox, resyncer, request, answers, run)
+
+
+def salesforce_resyncer(client: SalesforceClient) -> Resyncer:
+    async def fetch(request: Any) -> list[Any]:
+        """The record's current state (its id alone: gone), or the window's records."""
+        if request["record_id"] != "*":
+            record = await client.opportunity(request["record_id"])
+            return [record if record is not None else request["record_id"]]
+        records: list[Any] = []
+        async for page in client.changed_since(request["since"] - WINDOW_MARGIN):
+            records += page
+        return records
+
+    def read(request: Any, answer: Any, at: datetime) -> CrmDealChanged:
+        if isinstance(answer, str):
+            return deleted_record(answer, at)
+        return from_salesforce_record(answer)
+
+    return Resyncer(CrmSource.SALESFORCE, fetch, read)
+
+
+def hubspot_resyncer(client: HubSpotClient) -> Resyncer:
+    async def fetch(request: Any) -> list[Any]:
+        """The deal with its company and line items (None: gone)."""
+        portal, _, deal = request["record_id"].partition(":")
+        try:
+            return [await client.deal(portal, deal)]
+        except CrmRefused as error:  # no token for the portal: wait for one to be configured
+            raise CrmUnavailable(str(error)) from error
+
+    def read(request: Any, answer: Any, at: datetime) -> CrmDealChanged:
+        portal, _, deal = request["record_id"].partition(":")
+        if answer is None:
+            return archived_deal(portal, deal, at)
+        found, company, items = answer
+        return from_hubspot_deal(portal, found, company, items, at_least=request["since"])
+
+    return Resyncer(CrmSource.HUBSPOT, fetch, read)
+
+
+async def _record(
+    pool: Pool,
+    outbox: Outbox,
+    resyncer: Resyncer,
+    request: Any,
+    answers: list[Any],
+    run: ResyncRun,
+) -> None:
+    at, source = now(), resyncer.source.value
+    changes: list[CrmDealChanged] = []
+    refused: list[tuple[int, str, bytes]] = []
+    for index, answer in enumerate(answers):
+        try:
+            changes.append(resyncer.read(request, answer, at))
+        except (AdapterError, ValueError) as error:
+            refused.append((index, f"resync: {error}", repr(answer)[:10_000].encode()))
+    events = [OutgoingEvent(CRM_DEALS, c, c.deal_key, event_id=event_id(c)) for c in changes]
+    async with pool.acquire() as conn, conn.transaction():
+        recorded = await outbox.publish_many(conn, events)
+        if refused:
+            await crm_repository.record_refused(conn, source, at, refused)
+        await crm_repository.finish_resync(
+            conn, source, request["record_id"], request["requested_at"], at
+        )
+    run.fetched += len(answers)
+    run.recorded += len(recorded)
+    run.refused += len(refused)
+
+
+async def _retry(
+    pool: Pool, source: str, requests: list[Any], due_at: datetime, error: str
+) -> None:
+    log.warning("CRM resync postponed: %s", error, extra={"resync_error": error})
+    async with pool.acquire() as conn, conn.transaction():
+        for request in requests:
+            await crm_repository.retry_resync(conn, source, request["record_id"], due_at, error)

@@ -1,0 +1,253 @@
+"""Review SLAs: a registration waiting for review gets a deadline on the policy's business
+calendar (never after a hyperscaler's acceptance deadline); the reviewers are reminded before
+it, the review is escalated at it, and after it (and the grace) the policy's outcome is
+recorded as a system decision. Run by the deals periodic job (and POST /admin/reviews/run);
+instances share the work (rows another instance holds are skipped)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+
+from services.deals import repository
+from services.deals.domain.ledger import LedgerWhat, Principal
+from services.deals.domain.rules import RulesOfEngagement
+from services.deals.domain.sla import (
+    OverdueOutcome,
+    ReviewDeadline,
+    acceptance_deadline,
+    overdue_decision,
+    review_deadline,
+    review_situation,
+)
+from services.deals.repository import Row
+from services.deals.status_changes import entry_for, record_change
+from shared.db import Connection, Pool
+from shared.events.crm import DealStatus
+from shared.events.notifications import NotificationKindV2
+from shared.events.registrations import RegistrationReviewEscalated, RegistrationStatus
+from shared.notify import notify
+from shared.outbox import Outbox, OutgoingEvent
+from shared.topics import DEAL_REGISTRATIONS
+
+# Reviews whose reminder or escalation is due; instances share the work (SKIP LOCKED).
+REVIEWS_TO_REMIND_SQL = """
+SELECT * FROM registrations
+WHERE status = 'pending_review' AND review_due_at IS NOT NULL AND review_reminded_at IS NULL
+  AND review_due_at > $1 AND review_due_at <= $2
+ORDER BY review_due_at LIMIT 500 FOR UPDATE SKIP LOCKED
+"""
+REVIEWS_TO_ESCALATE_SQL = """
+SELECT * FROM registrations
+WHERE status = 'pending_review' AND review_due_at IS NOT NULL AND review_escalated_at IS NULL
+  AND review_due_at <= $1
+ORDER BY review_due_at LIMIT 500 FOR UPDATE SKIP LOCKED
+"""
+# Escalated reviews the policy decides: all of them, or (approve_under_limit) those within it.
+OVERDUE_REVIEWS_SQL = """
+SELECT * FROM registrations
+WHERE status = 'pending_review' AND review_due_at IS NOT NULL AND review_escalated_at IS NOT NULL
+  AND review_due_at <= $1 AND ($2::numeric IS NULL OR amount <= $2)
+ORDER BY review_due_at LIMIT 500 FOR UPDATE SKIP LOCKED
+"""
+
+
+async def reviews_to_remind(
+    conn: Connection, at: datetime, horizon: datetime
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(REVIEWS_TO_REMIND_SQL, at, horizon))
+
+
+async def reviews_to_escalate(conn: Connection, at: datetime) -> list[asyncpg.Record]:
+    return list(await conn.fetch(REVIEWS_TO_ESCALATE_SQL, at))
+
+
+async def overdue_reviews(
+    conn: Connection, due_by: datetime, within: Decimal | None
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(OVERDUE_REVIEWS_SQL, due_by, within))
+
+
+async def mark_review(conn: Connection, registration_id: str, column: str, at: datetime) -> None:
+    """Stamp a review's reminder or escalation (once each per deadline)."""
+    assert column in ("review_reminded_at", "review_escalated_at")
+    await conn.execute(
+        f"UPDATE registrations SET {column} = $2 WHERE registration_id = $1", registration_id, at
+    )
+
+
+JOB = Principal.system("review-sla")
+REVIEWERS = "channel-managers"  # the recipient of reminders and escalations
+
+
+async def start_review_clock(
+    conn: Connection,
+    policy: RulesOfEngagement,
+    since: datetime,
+    conflict_kinds: frozenset[str],
+    crm_deal_key: str | None,
+) -> ReviewDeadline:
+    """The deadline of a review starting at `since` (a linked hyperscaler referral's acceptance
+    deadline brings it forward)."""
+    accept_by = None
+    if crm_deal_key is not None:
+        referral = await repository.referral_of(conn, crm_deal_key)
+        if referral is not None:
+            accept_by = acceptance_deadline(
+                referral[0], referral[1], policy.hyperscaler_acceptance_hours
+            )
+    return review_deadline(
+        since,
+        review_situation(conflict_kinds),
+        policy.review_days,
+        policy.business_weekdays,
+        policy.holidays,
+        accept_by,
+    )
+
+
+@dataclass(frozen=True)
+class ReviewRun:
+    reminded: int
+    escalated: int
+    decided: int
+
+    def __bool__(self) -> bool:
+        return bool(self.reminded or self.escalated or self.decided)
+
+
+async def run_review_sla(
+    pool: Pool, outbox: Outbox, policy: RulesOfEngagement, at: datetime
+) -> ReviewRun:
+    """Remind, escalate and decide what is due at `at`, in batches (one transaction each)."""
+    reminded = escalated = decided = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            batch = (
+                await _remind(conn, outbox, policy, at),
+                await _escalate(conn, outbox, policy, at),
+                await _decide_overdue(conn, outbox, policy, at),
+            )
+        reminded, escalated, decided = reminded + batch[0], escalated + batch[1], decided + batch[2]
+        if not any(batch):
+            return ReviewRun(reminded, escalated, decided)
+
+
+def _to_reviewers(
+    row: Row, kind: NotificationKindV2, about: str, subject: str, body: str
+) -> OutgoingEvent:
+    return notify(
+        row["partner_id"],
+        kind,
+        about=about,
+        recipient=REVIEWERS,
+        subject=subject,
+        body=body,
+        registration_id=row["registration_id"],
+    )
+
+
+def _deadlines(row: Row) -> str:
+    text = f"review due {row['review_due_at'].isoformat()}"
+    if row["acceptance_due_at"] is not None:
+        text += f"; hyperscaler acceptance due {row['acceptance_due_at'].isoformat()}"
+    return text
+
+
+async def _remind(conn: Connection, outbox: Outbox, policy: RulesOfEngagement, at: datetime) -> int:
+    horizon = at + timedelta(hours=policy.review_reminder_hours)
+    rows = await reviews_to_remind(conn, at, horizon)
+    notes = []
+    for row in rows:
+        await mark_review(conn, row["registration_id"], "review_reminded_at", at)
+        notes.append(
+            _to_reviewers(
+                row,
+                NotificationKindV2.REVIEW_REMINDER,
+                f"{row['registration_id']}/review-reminder/{row['review_due_at'].isoformat()}",
+                f"Review registration {row['registration_id']} for {row['customer_name']}",
+                _deadlines(row),
+            )
+        )
+    await outbox.publish_many(conn, notes)
+    return len(rows)
+
+
+async def _escalate(
+    conn: Connection, outbox: Outbox, policy: RulesOfEngagement, at: datetime
+) -> int:
+    """Reviews past their deadline, escalated once: an event, an entry in the registration's
+    history, the reviewers, the partner and the direct owners told."""
+    rows = await reviews_to_escalate(conn, at)
+    for row in rows:
+        await mark_review(conn, row["registration_id"], "review_escalated_at", at)
+        entry = entry_for(
+            row,
+            LedgerWhat.ESCALATED,
+            RegistrationStatus.PENDING_REVIEW,
+            JOB,
+            policy.version,
+            f"review deadline {row['review_due_at'].isoformat()} passed undecided: escalated",
+            evidence={
+                "review_due_at": row["review_due_at"],
+                "acceptance_due_at": row["acceptance_due_at"],
+                "overdue_outcome": policy.review_overdue_outcome.value,
+            },
+        )
+        events = await record_change(conn, row, entry, threshold=policy.name_similarity_threshold)
+        escalated = RegistrationReviewEscalated(
+            registration_id=row["registration_id"],
+            partner_id=row["partner_id"],
+            review_due_at=row["review_due_at"],
+            acceptance_due_at=row["acceptance_due_at"],
+            escalated_at=at,
+            policy_version=policy.version,
+        )
+        events.append(OutgoingEvent(DEAL_REGISTRATIONS, escalated, row["registration_id"]))
+        events.append(
+            _to_reviewers(
+                row,
+                NotificationKindV2.REVIEW_ESCALATED,
+                f"{row['registration_id']}/review-escalated/{row['review_due_at'].isoformat()}",
+                f"Overdue review: registration {row['registration_id']} for {row['customer_name']}",
+                f"{_deadlines(row)}; policy outcome: {policy.review_overdue_outcome.value}",
+            )
+        )
+        await outbox.publish_many(conn, events)
+    return len(rows)
+
+
+async def _decide_overdue(
+    conn: Connection, outbox: Outbox, policy: RulesOfEngagement, at: datetime
+) -> int:
+    """Escalated reviews past deadline and grace, decided as the policy says (a system
+    decision in the history); under `stay` they wait for a channel manager."""
+    outcome = policy.review_overdue_outcome
+    if outcome is OverdueOutcome.STAY:
+        return 0
+    limit = policy.review_auto_approve_limit
+    under = limit if outcome is OverdueOutcome.APPROVE_UNDER_LIMIT else None
+    due_by = at - timedelta(hours=policy.review_overdue_grace_hours)
+    rows = await overdue_reviews(conn, due_by, under)
+    for row in rows:
+        decided = overdue_decision(outcome, row["amount"], limit, row["review_due_at"])
+        assert decided is not None  # the query keeps only what the policy decides
+        approve, why = decided
+        status = RegistrationStatus.APPROVED if approve else RegistrationStatus.REJECTED
+        if approve and row["deal_outcome"] == DealStatus.WON.value:
+            status = RegistrationStatus.WON
+        entry = entry_for(
+            row,
+            LedgerWhat.AUTO_DECIDED,
+            status,
+            JOB,
+            policy.version,
+            why,
+            evidence={"review_due_at": row["review_due_at"], "overdue_outcome": outcome.value},
+        )
+        events = await record_change(conn, row, entry, threshold=policy.name_similarity_threshold)
+        await outbox.publish_many(conn, events)
+    return len(rows)

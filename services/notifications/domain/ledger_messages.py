@@ -1,0 +1,52 @@
+"""Ledger entries partners care about that no service tells them of: a payout recorded, MDF
+expiring unused. (Earnings, clawbacks and claim decisions already arrive as notifications.)
+Each becomes a message for the partner, its id derived from the entry, so a redelivered entry
+is the same message."""
+
+from __future__ import annotations
+
+import uuid
+
+from services.notifications.domain.addressing import Recipient
+from services.notifications.domain.messages import Message
+from shared.events.incentives import MdfExpired, PayoutRecorded
+
+PAYOUT = "payout"
+MDF_EXPIRED = "mdf_expired"
+LEDGER_NAMESPACE = uuid.UUID("c1d7a1f2-93a4-4c3e-8e0b-4f7a2d9b6e15")
+
+
+def _id(kind: str, entry_id: str) -> uuid.UUID:
+    return uuid.uuid5(LEDGER_NAMESPACE, f"{kind}/{entry_id}")
+
+
+def payout(entry: PayoutRecorded) -> Message:
+    return Message(
+        notification_id=_id(PAYOUT, entry.entry_id),
+        recipient=Recipient.partner(entry.partner_id),
+        partner_id=entry.partner_id,
+        kind=PAYOUT,
+        subject=f"Payout of {entry.amount} {entry.currency} recorded",
+        body=f"Reference {entry.reference}; your balance after it: "
+        f"{entry.balance_after} {entry.currency}.",
+        registration_id=None,
+        deal_key=None,
+        created_at=entry.paid_at,
+        ingested_at=None,
+    )
+
+
+def mdf_expired(entry: MdfExpired) -> Message:
+    return Message(
+        notification_id=_id(MDF_EXPIRED, entry.entry_id),
+        recipient=Recipient.partner(entry.partner_id),
+        partner_id=entry.partner_id,
+        kind=MDF_EXPIRED,
+        subject=f"{entry.amount} {entry.currency} of market development funds expired unused",
+        body=f"The funds accrued from credit {entry.credit_id} (lot {entry.lot_id}) expired "
+        f"at {entry.expired_at.isoformat()}.",
+        registration_id=None,
+        deal_key=None,
+        created_at=entry.expired_at,
+        ingested_at=entry.ingested_at,
+    )

@@ -1,0 +1,121 @@
+"""A partner's people: registered (then the learning system's statements naming them apply,
+including those that arrived before), and leaving (their certifications stop counting from
+that moment: competencies, authorisations and the tier follow through the requalification
+rules, a shortfall starting grace)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from services.onboarding import enablement_repository as store
+from services.onboarding import repository
+from services.onboarding.domain.config import OnboardingConfig
+from services.onboarding.domain.enablement import PersonRole, account_key, mbox_key
+from services.onboarding.domain.lifecycle import check_may_be_certified
+from services.onboarding.enablement_schemas import PersonIn, StatementIn
+from services.onboarding.reassessment import refresh
+from services.onboarding.repository import Row
+from services.onboarding.statements import apply
+from shared.db import Connection
+from shared.errors import Conflict, NotFound, Unprocessable
+from shared.events.partners import PartnerStatus
+from shared.outbox import Outbox
+
+
+async def add_person(
+    conn: Connection,
+    outbox: Outbox,
+    config: OnboardingConfig,
+    partner_id: str,
+    person: PersonIn,
+    at: datetime,
+    *,
+    by: str,
+) -> tuple[Row, bool]:
+    """Register one of the partner's people. Returns the membership and whether it is new (the
+    same person again at the same partner: theirs, unchanged). A person belongs to one partner
+    at a time: 409 while they are another partner's."""
+    email = person.email.lower()
+    account = (
+        account_key(person.lms_account.home_page, person.lms_account.name)
+        if person.lms_account
+        else None
+    )
+    keys = person.keys()
+    await store.lock_actors(conn, keys)
+    partner = await repository.lock_partner(conn, partner_id)
+    check_may_be_certified(partner_id, PartnerStatus(partner["status"]))
+    current = await store.current_person(conn, email, account)
+    if current is not None:
+        if current["partner_id"] != partner_id:
+            raise Conflict(
+                f"{email} (or their learning-system account) belongs to another partner; they "
+                "must leave it before joining this one"
+            )
+        if current["email"] != email or account not in (None, current["lms_account"]):
+            raise Conflict(
+                f"person {current['person_id']} already holds this mailbox or account with "
+                "another mailbox or account"
+            )
+        return current, False
+    row = await store.insert_person(
+        conn,
+        partner_id,
+        email=email,
+        name=person.name,
+        role=PersonRole(person.role).value,
+        lms_account=account,
+        at=at,
+        by=by,
+    )
+    await store.claim_certifications(conn, row)
+    waiting = await store.unmatched_statements(conn, keys)
+    statements = [
+        StatementIn.model_validate_json(s["content"]).parsed(s["statement_id"], s["occurred_at"])
+        for s in waiting
+    ]
+    await apply(conn, outbox, config, statements, at, by)
+    return row, True
+
+
+async def leave(
+    conn: Connection,
+    outbox: Outbox,
+    config: OnboardingConfig,
+    partner_id: str,
+    person_id: str,
+    left_at: datetime,
+    *,
+    at: datetime,
+    by: str,
+) -> Row:
+    """The person leaves the partner at `left_at` (not in the future): their certifications
+    stop counting then, and the partner is re-evaluated as of now. Leaving again: unchanged."""
+    if left_at > at:
+        raise Unprocessable("left_at must not be in the future")
+    known = await store.lock_person(conn, partner_id, person_id, lock=False)
+    if known is None:
+        raise NotFound(f"person {person_id} not found")
+    # Their statements being applied meanwhile would still see them as current: the same
+    # actor locks as statements take, before the partner's (the one order everywhere).
+    await store.lock_actors(conn, person_keys(known))
+    await repository.lock_partner(conn, partner_id)
+    person = await store.lock_person(conn, partner_id, person_id)
+    assert person is not None  # people are never deleted
+    if person["left_at"] is not None:
+        return person
+    if left_at < person["joined_at"]:
+        raise Unprocessable(
+            f"left_at must not be before the person joined ({person['joined_at'].isoformat()})"
+        )
+    row = await store.mark_left(conn, person_id, left_at, by)
+    await refresh(conn, outbox, config, partner_id, as_of=at, acted_by=by)
+    return row
+
+
+def person_keys(person: Row) -> list[str]:
+    """The actor keys a registered person's statements carry."""
+    keys = [mbox_key(person["email"])]
+    if person["lms_account"] is not None:
+        keys.append(person["lms_account"])
+    return keys

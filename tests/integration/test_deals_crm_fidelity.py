@@ -1,0 +1,520 @@
+"""CRM fidelity against the running deals processes on real Kafka and Postgres: a delivery is
+answered item by item (a bad or unsupported item never takes a valid neighbour with it, and is
+kept with its reason), and what is recorded merges as the CRM meant it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import asyncpg
+import httpx
+import pytest
+
+from services.deals.adapters import from_hubspot
+from services.deals.crm_clients import HubSpotClient, RateLimited, SalesforceClient
+from services.deals.crm_ingestion import hubspot_items, record_items, salesforce_items
+from services.deals.crm_pulls import pull
+from services.deals.crm_resync import hubspot_resyncer, run_resyncs, salesforce_resyncer
+from services.deals.handlers import on_crm_changes
+from services.deals.partner_program_clients import AceClient, MicrosoftReferralsClient
+from shared.consumer import EventConsumer
+from shared.consumer import Outcome as ConsumerOutcome
+from shared.events import Envelope
+from shared.events.crm import CrmDealChanged, CrmSource
+from shared.outbox import Outbox
+from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES
+from tests.support.crm import (
+    HUBSPOT_PORTAL,
+    AcePartnerCentral,
+    HubSpotCrm,
+    PartnerCenterReferrals,
+    SalesforceServer,
+    hubspot_headers,
+    hubspot_property_change,
+    salesforce_cdc,
+    salesforce_delivery,
+)
+from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema
+from tests.support.kafka import as_records
+from tests.support.polling import eventually
+from tests.support.processes import service_processes
+
+pytestmark = pytest.mark.integration
+
+
+async def _admin_fetch(infra: Infra, sql: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(infra.admin_dsn)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def _recorded_events(infra: Infra, deal_key: str) -> list[dict[str, Any]]:
+    rows = await _admin_fetch(
+        infra,
+        """SELECT value FROM deals.outbox WHERE message_key = $1 AND topic = 'crm.deals.v1'
+           ORDER BY position""",
+        deal_key,
+    )
+    return [json.loads(row["value"])["data"] for row in rows]
+
+
+async def _projected(infra: Infra, deal_key: str, **wanted: Any) -> asyncpg.Record | None:
+    """The projected row once it holds `wanted` (None until then)."""
+    rows = await _admin_fetch(infra, "SELECT * FROM deals.crm_deals WHERE deal_key = $1", deal_key)
+    if rows and all(rows[0][column] == value for column, value in wanted.items()):
+        return rows[0]
+    return None
+
+
+async def test_a_salesforce_batch_records_every_valid_message_and_refuses_the_bad_one_by_index(
+    infra: Infra, deals_instances: list[str]
+) -> None:
+    run = uuid.uuid4().hex[:10]
+    now = datetime.now(UTC) - timedelta(seconds=5)
+    first, last = f"006F{run}", f"006L{run}"
+    account = salesforce_cdc(f"001{run}", "UPDATE", now, {"Name": "Northwind"})
+    account["payload"]["ChangeEventHeader"]["entityName"] = "Account"
+    batch = [
+        salesforce_cdc(first, "CREATE", now, {"StageName": "Prospecting", "Name": "First"}),
+        salesforce_cdc(f"006B{run}", "UPDATE", now, {"StageName": "Haggling"}),
+        account,
+        salesforce_cdc(last, "CREATE", now, {"StageName": "Closed Won", "Amount": 1200.5}),
+    ]
+    async with httpx.AsyncClient(timeout=30) as client:
+        answer = await client.post(
+            f"{deals_instances[0]}/crm/salesforce", **salesforce_delivery(batch)
+        )
+        again = await client.post(
+            f"{deals_instances[1]}/crm/salesforce", **salesforce_delivery(batch)
+        )
+    assert answer.status_code == 207, answer.text
+    body = answer.json()
+    assert [(i["index"], i["outcome"], i["deal_key"]) for i in body["items"]] == [
+        (0, "accepted", f"salesforce:{first}"),
+        (1, "refused", None),
+        (2, "ignored", None),
+        (3, "accepted", f"salesforce:{last}"),
+    ]
+    assert body["items"][1]["reason"].startswith("[1].payload.StageName: unknown stage 'Haggling'")
+    assert (body["accepted"], body["refused"], body["ignored"]) == (2, 1, 1)
+    # The relay's redelivery records nothing twice; the bad message is still refused.
+    assert [i["outcome"] for i in again.json()["items"]] == [
+        "duplicate",
+        "refused",
+        "ignored",
+        "duplicate",
+    ]
+    for key in (f"salesforce:{first}", f"salesforce:{last}"):
+        assert len(await _recorded_events(infra, key)) == 1
+    won = await eventually(
+        lambda: _projected(infra, f"salesforce:{last}", status="won"), what="the won deal"
+    )
+    assert str(won["amount"]) == "1200.5000"
+    refused = await _admin_fetch(
+        infra,
+        "SELECT item_index, reason, item FROM deals.crm_refused WHERE reason LIKE $1",
+        "%Haggling%",
+    )
+    mine = [r for r in refused if f"006B{run}".encode() in bytes(r["item"])]
+    assert [r["item_index"] for r in mine] == [1, 1]
+    assert json.loads(bytes(mine[0]["item"]))["payload"]["StageName"] == "Haggling"
+
+
+async def test_a_hubspot_batch_keeps_the_stage_change_beside_unsupported_events(
+    infra: Infra, deals_instances: list[str]
+) -> None:
+    deal = uuid.uuid4().int % 10**12
+    now = datetime.now(UTC) - timedelta(seconds=5)
+    stage = hubspot_property_change(deal, "dealstage", "contractsent", now)
+    association = {
+        **hubspot_property_change(deal, "dealstage", "x", now),
+        "subscriptionType": "deal.associationChange",
+        "associationType": "DEAL_TO_COMPANY",
+        "fromObjectId": deal,
+        "toObjectId": 5,
+        "associationRemoved": False,
+    }
+    bad = hubspot_property_change(deal, "amount", "lots", now)
+    foreign = {**hubspot_property_change(deal, "dealname", "Elsewhere", now), "portalId": 1234}
+    batch = json.dumps([association, stage, bad, foreign]).encode()
+    async with httpx.AsyncClient(timeout=30) as client:
+        answer = await client.post(
+            f"{deals_instances[0]}/crm/hubspot", content=batch, headers=hubspot_headers(batch)
+        )
+    # HubSpot does not retry a 4xx: 202, each event's outcome in the body.
+    assert answer.status_code == 202, answer.text
+    key = f"hubspot:{HUBSPOT_PORTAL}:{deal}"
+    assert [(i["index"], i["outcome"], i["deal_key"]) for i in answer.json()["items"]] == [
+        (0, "resync", key),  # the deal is fetched with its company
+        (1, "accepted", key),
+        (2, "refused", None),
+        (3, "refused", None),
+    ]
+    assert "[2].propertyValue: 'lots' is not a number" in answer.json()["items"][2]["reason"]
+    assert "[3].portalId '1234'" in answer.json()["items"][3]["reason"]
+    [recorded] = await _recorded_events(infra, key)
+    assert recorded["stage"] == "negotiation"
+    await eventually(lambda: _projected(infra, key, stage="negotiation"), what="the stage")
+
+
+DEALS_MIGRATIONS = ROOT / "services" / "deals" / "migrations"
+ACE_KEYS = ("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+
+
+async def test_a_hubspot_merge_moves_the_registration_to_the_surviving_deal(
+    infra: Infra,
+) -> None:
+    """Through the projection's consumer on a scratch schema: the merged deal is deleted, the
+    registration linked to it now holds the survivor, and the survivor's state lists it."""
+    portal, run = HUBSPOT_PORTAL, uuid.uuid4().int % 10**9
+    loser, survivor = f"hubspot:{portal}:{run}", f"hubspot:{portal}:{run + 1}"
+    at = datetime.now(UTC) - timedelta(minutes=1)
+    created = hubspot_property_change(run, "dealstage", "qualifiedtobuy", at, event_id=1)
+    merge = {
+        **hubspot_property_change(run + 1, "amount", "1", at + timedelta(seconds=5), event_id=2),
+        "subscriptionType": "deal.merge",
+        "primaryObjectId": run + 1,
+        "mergedObjectIds": [run],
+    }
+    envelopes = [
+        Envelope.wrap(change, source="pollinate/deals", subject=change.deal_key)
+        for change in from_hubspot([created, merge])
+    ]
+    async with (
+        scratch_schema(infra) as service,
+        migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
+    ):
+        await pool.execute(
+            """
+            INSERT INTO registrations (registration_id, partner_id, customer_name, name_key,
+                products, amount, currency, status, reasons, conflicts, policy_version, inputs,
+                submitted_at, decided_at, expires_at, crm_deal_key, updated_at)
+            VALUES ($1, 'p-1', 'Customer', 'customer', '{data}', 1000, 'USD', 'approved', '{}',
+                '[]', 'p1', '{}', $2, $2, $2::timestamptz + interval '90 days', $3, $2)
+            """,
+            f"reg-{run}",
+            at,
+            loser,
+        )
+        consumer = EventConsumer(
+            name="crm-projection",
+            service="deals",
+            topics=[CRM_DEALS],
+            pool=pool,
+            outbox=Outbox("deals", source="pollinate/deals"),
+        )
+        consumer.handles_batch(CrmDealChanged)(on_crm_changes)
+        records = await as_records(infra, envelopes)
+        assert await consumer.process_batch(records) == [ConsumerOutcome.PROCESSED] * 3
+        linked = await pool.fetchval(
+            "SELECT crm_deal_key FROM registrations WHERE registration_id = $1", f"reg-{run}"
+        )
+        deleted = await pool.fetchval("SELECT deleted FROM crm_deals WHERE deal_key = $1", loser)
+        states = [
+            json.loads(row["value"])["data"]
+            for row in await pool.fetch(
+                "SELECT value FROM outbox WHERE topic = $1 ORDER BY position",
+                DEAL_OPPORTUNITIES.name,
+            )
+        ]
+    assert (linked, deleted) == (survivor, True)
+    last = {state["deal_key"]: state for state in states}
+    assert [r["registration_id"] for r in last[survivor]["registrations"]] == [f"reg-{run}"]
+    assert last[loser]["registrations"] == []
+    assert last[loser]["deleted"] is True
+
+
+async def test_salesforce_nulled_fields_clear_the_projected_deal(
+    infra: Infra, deals_instances: list[str]
+) -> None:
+    record = f"006N{uuid.uuid4().hex[:10]}"
+    key = f"salesforce:{record}"
+    at = datetime.now(UTC) - timedelta(seconds=10)
+    create = salesforce_cdc(
+        record, "CREATE", at, {"StageName": "Prospecting", "Amount": 900, "OwnerId": "005R"}
+    )
+    clear = salesforce_cdc(record, "UPDATE", at + timedelta(seconds=1), {})
+    clear["payload"]["ChangeEventHeader"]["nulledFields"] = ["Amount", "OwnerId"]
+    async with httpx.AsyncClient(timeout=30) as client:
+        for message in (create, clear):
+            answer = await client.post(
+                f"{deals_instances[0]}/crm/salesforce", **salesforce_delivery(message)
+            )
+            assert answer.json()["accepted"] == 1, answer.text
+    row = await eventually(
+        lambda: _projected(infra, key, amount=None, owner=None), what="the cleared fields"
+    )
+    assert row["stage"] == "prospecting"
+
+
+async def test_a_resync_fetches_gap_records_and_an_overflow_window_through_rate_limits(
+    infra: Infra,
+) -> None:
+    """The resync queue on a scratch schema against a local Salesforce org: a request limit
+    postpones the leased requests (kept: a later run, or a restarted process, resumes them);
+    then the named records are fetched (a deleted one as deleted) and the overflow's window
+    page by page, each recorded as a snapshot."""
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    run = uuid.uuid4().hex[:8]
+    with SalesforceServer(page_size=2) as org:
+        org.put(f"006A{run}", at, StageName="Closed Won", Amount=5000, Name=None)
+        window = [
+            org.put(f"006W{i}{run}", at + timedelta(minutes=1, seconds=i), StageName="Prospecting")
+            for i in range(3)
+        ]
+        gap = salesforce_cdc(f"006A{run}", "UPDATE", at, {})
+        gap["payload"]["ChangeEventHeader"].update(
+            changeType="GAP_UPDATE", recordIds=[f"006A{run}", f"006D{run}"]
+        )
+        overflow = salesforce_cdc("000000000000000AAA", "UPDATE", at + timedelta(minutes=1), {})
+        overflow["payload"]["ChangeEventHeader"]["changeType"] = "GAP_OVERFLOW"
+        items = salesforce_items([gap, overflow], datetime.now(UTC))
+        client = SalesforceClient(org.url, org.TOKEN)
+        async with (
+            scratch_schema(infra) as service,
+            migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
+        ):
+            outbox = Outbox("deals", source="pollinate/deals")
+            outcomes = await record_items(pool, outbox, CrmSource.SALESFORCE, items, at)
+            assert [(o.index, o.outcome.value, o.deal_key) for o in outcomes] == [
+                (0, "resync", f"salesforce:006A{run}"),
+                (0, "resync", f"salesforce:006D{run}"),
+                (1, "resync", None),
+            ]
+            org.limited = 1
+            limited = await run_resyncs(pool, outbox, [salesforce_resyncer(client)], limit=10)
+            assert (limited.fetched, limited.retried) == (0, 3)
+            pending = await pool.fetch(
+                "SELECT record_id, last_error FROM crm_resyncs WHERE done_at IS NULL"
+            )
+            assert {r["record_id"] for r in pending} == {f"006A{run}", f"006D{run}", "*"}
+            assert all("REQUEST_LIMIT_EXCEEDED" in r["last_error"] for r in pending)
+            # The minute the limit asked for passes.
+            await pool.execute("UPDATE crm_resyncs SET due_at = now() - interval '1 second'")
+            asked_before = len(org.requests)
+            done = await run_resyncs(pool, outbox, [salesforce_resyncer(client)], limit=10)
+            assert (done.fetched, done.recorded, done.retried) == (5, 5, 0)
+            assert (
+                await pool.fetchval("SELECT count(*) FROM crm_resyncs WHERE done_at IS NULL") == 0
+            )
+            recorded = {
+                data["source_id"]: data
+                for data in (
+                    json.loads(row["value"])["data"]
+                    for row in await pool.fetch("SELECT value FROM outbox ORDER BY position")
+                )
+            }
+    assert recorded[f"006A{run}"]["stage"] == "closed_won"
+    assert recorded[f"006A{run}"]["amount"] == "5000"
+    assert "name" in recorded[f"006A{run}"]["cleared"]  # a snapshot's empty field is cleared
+    assert recorded[f"006D{run}"]["change_type"] == "deleted"
+    assert {r["Id"] for r in window} <= set(recorded)
+    asked = [path.split("?")[0] for path in org.requests[asked_before:]]
+    # Each record once, the window's first page and then the next, by nextRecordsUrl.
+    assert sorted(path.rsplit("/", 2)[-2] for path in asked) == [
+        "Opportunity",
+        "Opportunity",
+        "query",
+        "v61.0",
+    ]
+    assert next(path.rsplit("/", 1)[-1] for path in asked if "query" in path) == "queryAll"
+
+
+async def test_a_gap_event_leads_to_a_fetch_and_the_fetched_state_is_projected(
+    infra: Infra, deals_crm_env: dict[str, str]
+) -> None:
+    record = f"006G{uuid.uuid4().hex[:10]}"
+    at = datetime.now(UTC) - timedelta(seconds=30)
+    with SalesforceServer() as org:
+        org.put(record, at, StageName="Closed Won", Amount=7300, Account_Name__c="Gap Co")
+        gap = salesforce_cdc(record, "UPDATE", at, {})
+        gap["payload"]["ChangeEventHeader"]["changeType"] = "GAP_UPDATE"
+        async with service_processes(infra, "deals", env={**deals_crm_env, **org.env()}) as [url]:
+            async with httpx.AsyncClient(timeout=30) as client:
+                answer = await client.post(f"{url}/crm/salesforce", **salesforce_delivery(gap))
+            assert answer.status_code == 202, answer.text
+            assert [(i["outcome"], i["deal_key"]) for i in answer.json()["items"]] == [
+                ("resync", f"salesforce:{record}")
+            ]
+            row = await eventually(
+                lambda: _projected(infra, f"salesforce:{record}", status="won"),
+                what="the fetched state projected",
+            )
+    assert (str(row["amount"]), row["customer_name"]) == ("7300.0000", "Gap Co")
+    assert any(record in path for path in org.requests)
+
+
+async def test_ace_pulls_resume_from_their_checkpoint_after_a_restart(infra: Infra) -> None:
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    async with (
+        scratch_schema(infra) as service,
+        migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
+    ):
+        outbox = Outbox("deals", source="pollinate/deals")
+        with AcePartnerCentral(page_size=2) as ace:
+            for i in range(5):
+                ace.put(f"O{i}", base + timedelta(minutes=i), Title=f"Deal {i}")
+            client = AceClient(ace.url, "us-east-1", "AWS", *ACE_KEYS)
+            first = await pull(pool, outbox, CrmSource.AWS_ACE, client.page, max_pages=1)
+            assert (first.pages, first.accepted, first.finished) == (1, 2, False)
+            held = await pool.fetchrow("SELECT * FROM crm_pull_checkpoints")
+            assert (held["continuation"], held["watermark"]) == ("2", None)
+            # A restart: a new client, nothing in memory; the checkpoint goes on.
+            ace.throttled = 1
+            restarted = AceClient(ace.url, "us-east-1", "AWS", *ACE_KEYS)
+            with pytest.raises(RateLimited):
+                await pull(pool, outbox, CrmSource.AWS_ACE, restarted.page, max_pages=10)
+            rest = await pull(pool, outbox, CrmSource.AWS_ACE, restarted.page, max_pages=10)
+            assert (rest.pages, rest.accepted, rest.finished) == (2, 3, True)
+            listings = [r["body"] for r in ace.requests if "ListOpportunities" in str(r["headers"])]
+            assert [b.get("NextToken") for b in listings] == [None, "2", "2", "4"]
+            held = await pool.fetchrow("SELECT * FROM crm_pull_checkpoints")
+            assert held["watermark"] == base + timedelta(minutes=4)
+            assert held["continuation"] is None
+            # A change after the watermark: only it (and the boundary, a duplicate) again.
+            ace.put("O1", base + timedelta(minutes=9), Title="Deal 1, revised")
+            again = await pull(pool, outbox, CrmSource.AWS_ACE, restarted.page, max_pages=10)
+            assert (again.accepted, again.duplicate) == (1, 1)
+            last_listing = [
+                r["body"] for r in ace.requests if "ListOpportunities" in str(r["headers"])
+            ][-1]
+            assert last_listing["LastModifiedDate"] == {
+                "AfterLastModifiedDate": (base + timedelta(minutes=4)).strftime(
+                    "%Y-%m-%dT%H:%M:%S.%fZ"
+                )
+            }
+        titles = [
+            json.loads(r["value"])["data"]["name"]
+            for r in await pool.fetch(
+                "SELECT value FROM outbox WHERE topic = 'crm.deals.v1' ORDER BY position"
+            )
+        ]
+    assert titles == [f"Deal {i}" for i in range(5)] + ["Deal 1, revised"]
+
+
+@pytest.mark.parametrize("use_tokens", [False, True], ids=["next-link", "continuation-token"])
+async def test_microsoft_referral_pulls_resume_from_their_checkpoint_after_a_restart(
+    infra: Infra, use_tokens: bool
+) -> None:
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    async with (
+        scratch_schema(infra) as service,
+        migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
+    ):
+        outbox = Outbox("deals", source="pollinate/deals")
+        with PartnerCenterReferrals(page_size=2, use_tokens=use_tokens) as center:
+            for i in range(3):
+                center.put(f"r{i}", base + timedelta(minutes=i))
+            url = center.url + center.PATH
+            first = MicrosoftReferralsClient(url, center.TOKEN)
+            one = await pull(pool, outbox, CrmSource.MICROSOFT, first.page, max_pages=1)
+            assert (one.accepted, one.finished) == (2, False)
+            restarted = MicrosoftReferralsClient(url, center.TOKEN)
+            rest = await pull(pool, outbox, CrmSource.MICROSOFT, restarted.page, max_pages=5)
+            assert (rest.accepted, rest.finished) == (1, True)
+            continued = center.requests[1]
+            if use_tokens:
+                assert continued["headers"].get("MS-ContinuationToken") == "2"
+            else:
+                assert "cursor=2" in continued["path"]
+            center.put("r0", base + timedelta(minutes=5), substatus="Won")
+            again = await pull(pool, outbox, CrmSource.MICROSOFT, restarted.page, max_pages=5)
+            assert (again.accepted, again.duplicate) == (1, 1)
+            # Listed again from the watermark: the newest updatedDateTime Microsoft reported.
+            watermark = (base + timedelta(minutes=2)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            query = parse_qs(urlsplit(center.requests[-1]["path"]).query)
+            assert query["$filter"] == [f"updatedDateTime ge {watermark}"]
+        states = [
+            (data["source_id"], data["stage"])
+            for data in (
+                json.loads(r["value"])["data"]
+                for r in await pool.fetch(
+                    "SELECT value FROM outbox WHERE topic = 'crm.deals.v1' ORDER BY position"
+                )
+            )
+        ]
+    assert states == [
+        ("r0", "qualification"),
+        ("r1", "qualification"),
+        ("r2", "qualification"),
+        ("r0", "closed_won"),
+    ]
+
+
+async def test_a_hubspot_association_brings_the_deals_company_and_products_into_the_projection(
+    infra: Infra,
+) -> None:
+    """An association change asks for the deal; the resync fetches it with its company and
+    line items through HubSpot's CRM API, and the projection then holds its customer (name,
+    domain, country) and products, so the deal meets conflict checks like the others."""
+    deal = str(uuid.uuid4().int % 10**9)
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
+    association = {
+        **hubspot_property_change(int(deal), "amount", "1", at, event_id=1),
+        "subscriptionType": "deal.associationChange",
+        "associationType": "DEAL_TO_COMPANY",
+        "fromObjectId": int(deal),
+        "toObjectId": 77,
+        "associationRemoved": False,
+    }
+    with HubSpotCrm() as crm:
+        crm.deals[deal] = {
+            "dealname": "Fabrikam rollout",
+            "amount": "48000",
+            "dealstage": "contractsent",
+            "closedate": "2026-06-30T00:00:00Z",
+            "hubspot_owner_id": "",
+        }
+        crm.companies["77"] = {"name": "Fabrikam Inc", "domain": "fabrikam.com", "country": "US"}
+        crm.line_items.update({"9001": {"hs_sku": "security-suite"}, "9002": {"name": "support"}})
+        crm.associations[deal] = {"companies": ["77"], "line items": ["9001", "9002"]}
+        client = HubSpotClient(crm.url, {str(HUBSPOT_PORTAL): crm.TOKEN})
+        async with (
+            scratch_schema(infra) as service,
+            migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
+        ):
+            outbox = Outbox("deals", source="pollinate/deals")
+            items = hubspot_items([association], datetime.now(UTC))
+            [asked] = await record_items(pool, outbox, CrmSource.HUBSPOT, items, at)
+            key = f"hubspot:{HUBSPOT_PORTAL}:{deal}"
+            assert (asked.outcome.value, asked.deal_key) == ("resync", key)
+            run = await run_resyncs(pool, outbox, [hubspot_resyncer(client)], limit=10)
+            assert (run.fetched, run.recorded) == (1, 1)
+            [value] = [r["value"] for r in await pool.fetch("SELECT value FROM outbox")]
+            snapshot = Envelope[CrmDealChanged].model_validate_json(value)
+            consumer = EventConsumer(
+                name="crm-projection",
+                service="deals",
+                topics=[CRM_DEALS],
+                pool=pool,
+                outbox=outbox,
+            )
+            consumer.handles_batch(CrmDealChanged)(on_crm_changes)
+            records = await as_records(infra, [snapshot])
+            assert await consumer.process_batch(records) == [ConsumerOutcome.PROCESSED]
+            row = await pool.fetchrow("SELECT * FROM crm_deals WHERE deal_key = $1", key)
+    assert row is not None
+    assert (row["customer_name"], row["customer_domain"], row["customer_country"]) == (
+        "Fabrikam Inc",
+        "fabrikam.com",
+        "US",
+    )
+    assert (row["products"], str(row["amount"]), row["stage"]) == (
+        ["security-suite", "support"],
+        "48000.0000",
+        "negotiation",
+    )
+    assert row["owner"] is None  # empty in HubSpot: cleared
+    assert snapshot.data.source_timestamp == at  # the association's moment (after updatedAt)
+    paths = [r["path"].split("?")[0] for r in crm.requests]
+    assert paths == [
+        f"/crm/v3/objects/deals/{deal}",
+        "/crm/v3/objects/companies/77",
+        "/crm/v3/objects/line_items/batch/read",
+    ]

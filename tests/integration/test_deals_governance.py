@@ -1,0 +1,782 @@
+"""Deal-registration governance on real processes, Kafka and Postgres: every decision and
+status change of a registration is an append-only ledger entry with its principal, read back as
+its history (a partner sees what it was told, a channel manager everything), and every change
+is told to the partner and the account's direct owner."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from shared.business_days import add_business_days
+from shared.topics import DEAL_REGISTRATIONS, PARTNER_NOTIFICATIONS
+from tests.support.crm import (
+    aws_ace_headers,
+    aws_ace_opportunity,
+    salesforce_cdc,
+    salesforce_delivery,
+)
+from tests.support.deals import partners_onboarded
+from tests.support.infra import Infra
+from tests.support.kafka import wait_for_keyed
+from tests.support.polling import eventually
+from tests.support.processes import ADMIN, auth
+
+pytestmark = pytest.mark.integration
+
+
+def body(run: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "customer_name": f"G{run} Governance Works",
+        "customer_domain": f"governance-{run}.example",
+        "customer_country": "US",
+        "products": ["data"],
+        "amount": "900000.00",  # above the gold auto-approval limit: manual review
+        "currency": "USD",
+        **overrides,
+    }
+
+
+async def crm_opportunity(
+    client: httpx.AsyncClient, deals: str, admin_db: Any, run: str, owner: str, at: datetime
+) -> str:
+    """An open Salesforce opportunity on the run's customer, owned by `owner`, once projected:
+    its deal key."""
+    record_id = f"006g{run}"
+    fields = {
+        "StageName": "Qualification",
+        "Amount": 900000.0,
+        "CurrencyIsoCode": "USD",
+        "OwnerId": owner,
+        "Account_Name__c": f"G{run} Governance Works",
+        "Account_Website__c": f"https://governance-{run}.example",
+    }
+    delivery = salesforce_delivery(salesforce_cdc(record_id, "CREATE", at, fields))
+    assert (await client.post(f"{deals}/crm/salesforce", **delivery)).status_code == 202
+    deal_key = f"salesforce:{record_id}"
+
+    async def projected() -> bool:
+        return bool(
+            await admin_db.fetchval(
+                "SELECT owner IS NOT NULL FROM deals.crm_deals WHERE deal_key = $1", deal_key
+            )
+        )
+
+    await eventually(projected)
+    return deal_key
+
+
+async def close_won(client: httpx.AsyncClient, deals: str, deal_key: str, at: datetime) -> None:
+    record_id = deal_key.split(":", 1)[1]
+    delivery = salesforce_delivery(
+        salesforce_cdc(record_id, "UPDATE", at, {"StageName": "Closed Won"})
+    )
+    assert (await client.post(f"{deals}/crm/salesforce", **delivery)).status_code == 202
+
+
+async def test_a_registrations_history_reads_back_in_order_with_principals(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    """create -> review -> extension -> win: four entries, in order, each with its principal,
+    policy version and reasons; the partner and the direct owner hear of every change."""
+    started = datetime.now(UTC)
+    run = uuid.uuid4().hex[:8]
+    partner, rep = f"p-gov-{run}", f"rep-gov-{run}"
+    await partners_onboarded(infra, partner)
+    deals, other = deals_instances
+    async with httpx.AsyncClient(timeout=30) as client:
+        deal_key = await crm_opportunity(
+            client, other, admin_db, run, rep, started - timedelta(days=1)
+        )
+        # The rep's opportunity predates the registration: a direct-sales conflict, reviewed.
+        created = await client.post(
+            f"{deals}/registrations", headers=auth(partner), json=body(run, crm_deal_key=deal_key)
+        )
+        assert created.status_code == 201, created.text
+        registration_id = created.json()["registration_id"]
+        assert created.json()["status"] == "pending_review"
+        reviewed = await client.post(
+            f"{other}/registrations/{registration_id}/review",
+            params={"approve": "true", "note": "co-sell agreed with the account team"},
+            headers=ADMIN,
+        )
+        assert reviewed.json()["status"] == "approved"
+        extended = await client.post(
+            f"{deals}/registrations/{registration_id}/extension", headers=auth(partner)
+        )
+        assert extended.status_code == 200
+        await close_won(client, other, deal_key, started + timedelta(seconds=1))
+
+        async def won() -> bool:
+            status = await admin_db.fetchval(
+                "SELECT status FROM deals.registrations WHERE registration_id = $1",
+                registration_id,
+            )
+            return bool(status == "won")
+
+        await eventually(won)
+        url = f"/registrations/{registration_id}/history"
+        as_manager = (await client.get(f"{deals}{url}", headers=ADMIN)).json()
+        as_partner = (await client.get(f"{other}{url}", headers=auth(partner))).json()
+        stranger = await client.get(f"{deals}{url}", headers=auth(f"{partner}-other"))
+        view = (
+            await client.get(f"{deals}/registrations/{registration_id}", headers=auth(partner))
+        ).json()
+
+    assert stranger.status_code == 404
+    assert [
+        (e["what"], e["previous_status"], e["status"], e["principal_kind"], e["principal"])
+        for e in as_manager
+    ] == [
+        ("decided", None, "pending_review", "partner", partner),
+        ("reviewed", "pending_review", "approved", "manager", "channel-manager@tests"),
+        ("extended", "approved", "approved", "partner", partner),
+        ("closed", "approved", "won", "crm", deal_key),
+    ]
+    assert [e["seq"] for e in as_manager] == sorted(e["seq"] for e in as_manager)
+    assert all(e["policy_version"] == "2026-11-roe-1" for e in as_manager)
+    assert as_manager[1]["reasons"] == ["manual review: co-sell agreed with the account team"]
+    assert as_manager[3]["reasons"] == [f"linked CRM opportunity {deal_key} closed won"]
+    # The manager sees the rep and its opportunity in the evidence; the partner never does.
+    assert rep in str(as_manager[0]["reasons"])
+    assert deal_key in str(as_manager[0]["evidence"])
+    assert [e["principal"] for e in as_partner] == [partner, None, partner, deal_key]
+    assert rep not in str(as_partner)
+    assert as_partner[0]["evidence"]["conflicts_considered"] == [
+        {"kind": "direct_sales", "summary": "direct sales"}
+    ]
+    # The registration shows its current decision: the close, with its reasons.
+    assert view["decision"]["what"] == "closed"
+    assert view["reasons"] == [f"linked CRM opportunity {deal_key} closed won"]
+
+    notes = await wait_for_keyed(
+        infra.kafka,
+        PARTNER_NOTIFICATIONS.name,
+        partner,
+        lambda events: sum(e["data"]["kind"] == "registration_won" for e in events) == 2,
+        since=started,
+    )
+    told = sorted((e["type"], e["data"]["kind"], e["data"]["recipient"]) for e in notes)
+    v1, v2 = "notification.partner.v1", "notification.partner.v2"
+    assert told == sorted(
+        [
+            (v1, "pending_review", partner),
+            (v1, "direct_sales_conflict", rep),
+            (v1, "registration_approved", partner),
+            (v1, "registration_approved", rep),
+            (v2, "registration_extended", partner),
+            (v2, "registration_extended", rep),
+            (v2, "registration_won", partner),
+            (v2, "registration_won", rep),
+        ]
+    )
+    approved = next(e for e in notes if e["data"]["kind"] == "registration_approved")
+    assert approved["data"]["body"] == "manual review: co-sell agreed with the account team"
+
+
+async def test_a_registration_awaiting_review_when_its_deal_is_won_is_decided_by_the_review(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    started = datetime.now(UTC)
+    run = uuid.uuid4().hex[:8]
+    partner, rep = f"p-govw-{run}", f"rep-govw-{run}"
+    await partners_onboarded(infra, partner)
+    deals, other = deals_instances
+    async with httpx.AsyncClient(timeout=30) as client:
+        deal_key = await crm_opportunity(client, other, admin_db, run, rep, started)
+        created = await client.post(
+            f"{deals}/registrations", headers=auth(partner), json=body(run, crm_deal_key=deal_key)
+        )
+        registration_id = created.json()["registration_id"]
+        assert created.json()["status"] == "pending_review"
+        await close_won(client, other, deal_key, started + timedelta(seconds=1))
+
+        async def told_of_the_close() -> bool:
+            return bool(
+                await admin_db.fetchval(
+                    "SELECT deal_outcome = 'won' FROM deals.registrations"
+                    " WHERE registration_id = $1",
+                    registration_id,
+                )
+            )
+
+        await eventually(told_of_the_close)
+        waiting = (
+            await client.get(f"{deals}/registrations/{registration_id}", headers=auth(partner))
+        ).json()
+        assert waiting["status"] == "pending_review"
+        assert waiting["decision"]["what"] == "closed"
+        assert "the review decides it" in waiting["reasons"][0]
+        reviewed = await client.post(
+            f"{other}/registrations/{registration_id}/review",
+            params={"approve": "true"},
+            headers=ADMIN,
+        )
+    assert reviewed.json()["status"] == "won"
+    notes = await wait_for_keyed(
+        infra.kafka,
+        PARTNER_NOTIFICATIONS.name,
+        partner,
+        lambda events: any(e["data"]["kind"] == "registration_won" for e in events),
+        since=started,
+    )
+    kinds = [e["data"]["kind"] for e in notes if e["data"]["recipient"] == partner]
+    assert kinds == ["pending_review", "pending_review", "registration_won"]
+
+
+async def test_the_decision_ledger_is_append_only(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-gova-{run}"
+    await partners_onboarded(infra, partner)
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = await client.post(
+            f"{deals_instances[0]}/registrations",
+            headers=auth(partner),
+            json=body(run, amount="1000.00"),
+        )
+    registration_id = created.json()["registration_id"]
+    for statement in (
+        "UPDATE deals.registration_ledger SET reasons = '{}' WHERE registration_id = $1",
+        "DELETE FROM deals.registration_ledger WHERE registration_id = $1",
+    ):
+        with pytest.raises(asyncpg.RestrictViolationError, match="append-only"):
+            await admin_db.execute(statement, registration_id)
+    with pytest.raises(asyncpg.RestrictViolationError, match="append-only"):
+        await admin_db.execute("TRUNCATE deals.registration_ledger CASCADE")
+    entries = await admin_db.fetch(
+        "SELECT what, status FROM deals.registration_ledger WHERE registration_id = $1",
+        registration_id,
+    )
+    assert [tuple(e) for e in entries] == [("decided", "approved")]
+
+
+async def test_a_repeat_registration_is_refused_with_the_live_ones_id_and_no_new_window(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-govr-{run}"
+    await partners_onboarded(infra, partner)
+    deals, other = deals_instances
+    async with httpx.AsyncClient(timeout=30) as client:
+        first = await client.post(
+            f"{deals}/registrations", headers=auth(partner), json=body(run, amount="1000.00")
+        )
+        registration_id = first.json()["registration_id"]
+        assert first.json()["status"] == "approved"
+        # Again, by name only (no domain), at the other instance: the same customer.
+        again = await client.post(
+            f"{other}/registrations",
+            headers=auth(partner),
+            json=body(run, amount="1000.00", customer_domain=None),
+        )
+        dry_run = await client.post(
+            f"{other}/registrations/check",
+            headers=auth(partner),
+            json=body(run, amount="1000.00"),
+        )
+        # Another product of the same customer is another deal.
+        analytics = await client.post(
+            f"{deals}/registrations",
+            headers=auth(partner),
+            json=body(run, amount="1000.00", products=["ai"]),
+        )
+    assert again.status_code == 409
+    assert dry_run.status_code == 409
+    assert registration_id in again.json()["detail"]
+    assert "a repeat gets no new protection window" in again.json()["detail"]
+    assert analytics.status_code == 201
+    count = await admin_db.fetchval(
+        "SELECT count(*) FROM deals.registrations WHERE partner_id = $1", partner
+    )
+    assert count == 2
+
+
+async def test_a_registration_without_a_country_for_a_regional_partner_goes_to_review(
+    infra: Infra, deals_instances: list[str]
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-govc-{run}"
+    await partners_onboarded(infra, partner)
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = await client.post(
+            f"{deals_instances[0]}/registrations",
+            headers=auth(partner),
+            json={k: v for k, v in body(run, amount="1000.00").items() if k != "customer_country"},
+        )
+    assert created.json()["status"] == "pending_review"
+    assert created.json()["reasons"][0].startswith("customer_country is missing")
+
+
+async def test_co_sell_and_overlap_hints_fire_on_a_name_match_too(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    """The rep's (lost) opportunity and the first partner's registration name the customer
+    with other domains or none: alike names are the same customer."""
+    started = datetime.now(UTC)
+    run = uuid.uuid4().hex[:8]
+    first, second, rep = f"p-govn1-{run}", f"p-govn2-{run}", f"rep-govn-{run}"
+    await partners_onboarded(infra, first, second)
+    deals, other = deals_instances
+    async with httpx.AsyncClient(timeout=30) as client:
+        fields = {
+            "StageName": "Closed Lost",
+            "OwnerId": rep,
+            "Account_Name__c": f"Nameonly {run} Industries, Inc.",
+        }
+        delivery = salesforce_delivery(salesforce_cdc(f"006n{run}", "CREATE", started, fields))
+        assert (await client.post(f"{other}/crm/salesforce", **delivery)).status_code == 202
+
+        async def projected() -> bool:
+            return bool(
+                await admin_db.fetchval(
+                    "SELECT owner IS NOT NULL FROM deals.crm_deals WHERE deal_key = $1",
+                    f"salesforce:006n{run}",
+                )
+            )
+
+        await eventually(projected)
+        a = await client.post(
+            f"{deals}/registrations",
+            headers=auth(first),
+            json=body(run, customer_name=f"NAMEONLY {run} INDUSTRIES", amount="1000.00"),
+        )
+        b = await client.post(
+            f"{deals}/registrations",
+            headers=auth(second),
+            json=body(
+                run,
+                customer_name=f"Nameonly {run} Industries Ltd",
+                customer_domain=None,
+                products=["ai"],
+                amount="1000.00",
+            ),
+        )
+    assert (a.json()["status"], b.json()["status"]) == ("approved", "approved")
+    first_notes = await wait_for_keyed(
+        infra.kafka,
+        PARTNER_NOTIFICATIONS.name,
+        first,
+        lambda events: any(e["data"]["kind"] == "overlap_hint" for e in events),
+        since=started,
+    )
+    second_notes = await wait_for_keyed(
+        infra.kafka,
+        PARTNER_NOTIFICATIONS.name,
+        second,
+        lambda events: any(e["data"]["kind"] == "co_sell" for e in events),
+        since=started,
+    )
+    assert sorted((e["data"]["kind"], e["data"]["recipient"]) for e in first_notes) == [
+        ("co_sell", rep),
+        ("overlap_hint", first),
+        ("registration_approved", first),
+    ]
+    assert sorted((e["data"]["kind"], e["data"]["recipient"]) for e in second_notes) == [
+        ("co_sell", rep),
+        ("registration_approved", second),
+    ]
+
+
+async def test_the_policy_is_a_versioned_document_proposed_validated_and_activated(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-govp-{run}"
+    await partners_onboarded(infra, partner)
+    deals, other = deals_instances
+    version = f"gov-{run}"
+    stricter = {"version": version, "protection_days": 30, "missing_country": "refuse"}
+    async with httpx.AsyncClient(timeout=30) as client:
+        before = (await client.get(f"{deals}/policy", headers=auth(partner))).json()
+        checked = await client.post(
+            f"{deals}/admin/policy/validate", headers=ADMIN, json={"document": stricter}
+        )
+        invalid = await client.post(
+            f"{deals}/admin/policy/validate",
+            headers=ADMIN,
+            json={"document": {"version": "x", "protection_dayz": 3}},
+        )
+        proposed = await client.post(
+            f"{deals}/admin/policy/versions",
+            headers=ADMIN,
+            json={"document": stricter, "note": "a shorter window"},
+        )
+        again = await client.post(
+            f"{other}/admin/policy/versions",
+            headers=ADMIN,
+            json={"document": {**stricter, "protection_days": 20}},
+        )
+        # Proposed is not in force: decisions stay under the version in force.
+        assert (await client.get(f"{other}/policy", headers=ADMIN)).json()["version"] == (
+            before["version"]
+        )
+        past = await client.post(
+            f"{deals}/admin/policy/versions/{version}/activate",
+            params={"at": "2020-01-01T00:00:00Z"},
+            headers=ADMIN,
+        )
+        try:
+            activated = await client.post(
+                f"{deals}/admin/policy/versions/{version}/activate", headers=ADMIN
+            )
+            now_in_force = (await client.get(f"{other}/policy", headers=auth(partner))).json()
+            decided = (
+                await client.post(
+                    f"{other}/registrations",
+                    headers=auth(partner),
+                    json=body(run, amount="1000.00"),
+                )
+            ).json()
+            refused = (
+                await client.post(
+                    f"{deals}/registrations",
+                    headers=auth(partner),
+                    json={
+                        k: v
+                        for k, v in body(run, amount="1000.00", products=["ai"]).items()
+                        if k != "customer_country"
+                    },
+                )
+            ).json()
+        finally:  # the other tests run under the version that was in force
+            restored = await client.post(
+                f"{deals}/admin/policy/versions/{before['version']}/activate", headers=ADMIN
+            )
+            assert restored.status_code == 200, restored.text
+        history = (await client.get(f"{deals}/admin/policy/history", headers=ADMIN)).json()
+
+    assert checked.status_code == 200
+    assert checked.json()["changes"] == {
+        "protection_days": [90, 30],
+        "missing_country": ["review", "refuse"],
+    }
+    assert invalid.status_code == 422
+    assert invalid.json()["detail"] == "unknown rules-of-engagement setting(s): protection_dayz"
+    assert proposed.status_code == 201
+    assert proposed.json()["document"]["protection_days"] == 30
+    assert again.status_code == 409
+    assert "never edited" in again.json()["detail"]
+    assert past.status_code == 422
+    assert activated.json()["version"] == version
+    assert now_in_force["version"] == version
+    assert decided["policy_version"] == version
+    window = datetime.fromisoformat(decided["expires_at"]) - datetime.now(UTC)
+    assert timedelta(days=29) < window <= timedelta(days=30)
+    assert (refused["status"], refused["policy_version"]) == ("rejected", version)
+    ledger = await admin_db.fetchval(
+        "SELECT policy_version FROM deals.registration_ledger WHERE registration_id = $1",
+        decided["registration_id"],
+    )
+    assert ledger == version
+    mine = [a for a in history["activations"] if a["version"] == version]
+    assert [a["activated_by"] for a in mine] == ["channel-manager@tests"]
+    assert history["activations"][-1]["version"] == before["version"]
+    assert any(
+        v["version"] == version and v["note"] == "a shorter window" for v in history["versions"]
+    )
+    with pytest.raises(asyncpg.RestrictViolationError, match="append-only"):
+        await admin_db.execute(
+            "UPDATE deals.policy_versions SET note = '' WHERE version = $1", version
+        )
+
+
+async def test_an_unreviewed_registration_past_its_deadline_is_escalated_then_decided(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    """Reminded before the deadline, escalated at it (an event, a history entry, reviewers and
+    partner told), then decided as the policy in force says, as a system decision."""
+    started = datetime.now(UTC)
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-govs-{run}"
+    await partners_onboarded(infra, partner)
+    deals, other = deals_instances
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = (
+            await client.post(f"{deals}/registrations", headers=auth(partner), json=body(run))
+        ).json()
+        registration_id = created["registration_id"]
+        view = (await client.get(f"{other}/registrations/{registration_id}", headers=ADMIN)).json()
+        assert view["status"] == "pending_review"
+        # Three business days (an amount review) on the default Monday-Friday calendar.
+        decided_at = datetime.fromisoformat(view["decided_at"])
+        assert datetime.fromisoformat(view["review_due_at"]) == add_business_days(
+            decided_at, 3, frozenset({1, 2, 3, 4, 5}), frozenset()
+        )
+        queue = (await client.get(f"{deals}/admin/reviews?limit=500", headers=ADMIN)).json()
+        assert registration_id in [r["registration_id"] for r in queue]
+        dues = [r["review_due_at"] for r in queue if r["review_due_at"] is not None]
+        assert dues == sorted(dues, key=datetime.fromisoformat)
+
+        async def due_in(delta: str) -> None:
+            await admin_db.execute(
+                f"UPDATE deals.registrations SET review_due_at = now() + interval '{delta}'"
+                " WHERE registration_id = $1",
+                registration_id,
+            )
+
+        await due_in("1 hour")  # inside the 24-hour reminder window
+        await wait_for_keyed(
+            infra.kafka,
+            PARTNER_NOTIFICATIONS.name,
+            partner,
+            lambda events: any(e["data"]["kind"] == "review_reminder" for e in events),
+            since=started,
+        )
+        before = (await client.get(f"{deals}/policy", headers=ADMIN)).json()["version"]
+        version = f"gov-sla-{run}"
+        lenient = {
+            "version": version,
+            "review_overdue_outcome": "approve_under_limit",
+            "review_auto_approve_limit": "1000000",
+        }
+        proposed = await client.post(
+            f"{deals}/admin/policy/versions", headers=ADMIN, json={"document": lenient}
+        )
+        assert proposed.status_code == 201, proposed.text
+        try:
+            activated = await client.post(
+                f"{deals}/admin/policy/versions/{version}/activate", headers=ADMIN
+            )
+            assert activated.status_code == 200
+            await due_in("-1 second")
+
+            async def decided() -> bool:
+                status = await admin_db.fetchval(
+                    "SELECT status FROM deals.registrations WHERE registration_id = $1",
+                    registration_id,
+                )
+                return bool(status == "approved")
+
+            await eventually(decided)
+        finally:
+            restored = await client.post(
+                f"{deals}/admin/policy/versions/{before}/activate", headers=ADMIN
+            )
+            assert restored.status_code == 200
+        history = (
+            await client.get(
+                f"{other}/registrations/{registration_id}/history", headers=auth(partner)
+            )
+        ).json()
+
+    assert [(e["what"], e["status"], e["principal_kind"], e["principal"]) for e in history] == [
+        ("decided", "pending_review", "partner", partner),
+        ("escalated", "pending_review", "system", "review-sla"),
+        ("auto_decided", "approved", "system", "review-sla"),
+    ]
+    assert history[2]["policy_version"] == version
+    assert history[2]["reasons"][0].endswith("approved under policy (amount within 1000000)")
+    changes = await wait_for_keyed(
+        infra.kafka,
+        DEAL_REGISTRATIONS.name,
+        registration_id,
+        lambda events: any(e["data"].get("status") == "approved" for e in events),
+        since=started,
+    )
+    assert [e["type"] for e in changes] == [
+        "registration.decided.v1",
+        "registration.review_escalated.v1",
+        "registration.status_changed.v1",
+    ]
+    notes = await wait_for_keyed(
+        infra.kafka,
+        PARTNER_NOTIFICATIONS.name,
+        partner,
+        lambda events: any(e["data"]["kind"] == "registration_approved" for e in events),
+        since=started,
+    )
+    assert [(e["data"]["kind"], e["data"]["recipient"]) for e in notes] == [
+        ("pending_review", partner),
+        ("review_reminder", "channel-managers"),
+        ("review_escalated", partner),
+        ("review_escalated", "channel-managers"),
+        ("registration_approved", partner),
+    ]
+
+
+async def test_a_backtest_of_a_stricter_window_reports_what_a_hand_calculation_says(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    """A seeded history (as the 90-day policy decided it) replayed under 30 days: the two
+    registrations the hand calculation frees change, nothing else; nothing is written."""
+    run = uuid.uuid4().hex[:8]
+    partners = {p: f"p-govb{p}-{run}" for p in "ABCDEF"}
+    await partners_onboarded(infra, *partners.values())
+    # A period of its own: 200 days somewhere in 1901-9000, chosen by the run.
+    day0 = datetime(1901, 1, 1, 9, tzinfo=UTC) + timedelta(days=200 * (int(run[:6], 16) % 12000))
+    customers = {"X": f"Xylo {run} Systems", "Y": f"Yarrow {run} Foods"}
+    seeded = [  # (id, partner, customer, day, status as decided under 90 days)
+        ("r1", "A", "X", 0, "approved"),
+        ("r5", "E", "Y", 10, "approved"),
+        ("r2", "B", "X", 20, "rejected"),
+        ("r3", "C", "X", 45, "rejected"),
+        ("r6", "F", "Y", 50, "rejected"),
+        ("r4", "D", "X", 60, "rejected"),
+        ("r7", "A", "X", 100, "approved"),
+    ]
+    for rid, partner, customer, day, status in seeded:
+        at = day0 + timedelta(days=day)
+        await admin_db.execute(
+            """INSERT INTO deals.registrations (registration_id, partner_id, customer_name,
+                   customer_domain, customer_country, name_key, products, amount, currency,
+                   status, reasons, conflicts, policy_version, inputs, submitted_at,
+                   decided_at, expires_at, updated_at)
+               VALUES ($1, $2, $3, $4, 'US', $5, '{data}', 1000, 'USD', $6, $7, '[]',
+                   '2026-11-roe-1', '{}', $8, $8, $9, $8)""",
+            f"{rid}-{run}",
+            partners[partner],
+            customers[customer],
+            f"{customer.lower()}-{run}.example",
+            customers[customer].split()[0].lower(),
+            status,
+            [f"originally {status}"],
+            at,
+            at + timedelta(days=90) if status == "approved" else None,
+        )
+        await admin_db.execute(
+            """INSERT INTO deals.registration_ledger (registration_id, at, what, status,
+                   principal_kind, principal, policy_version, reasons, partner_reasons)
+               VALUES ($1, $2, 'decided', $3, 'partner', $4, '2026-11-roe-1', $5, $5)""",
+            f"{rid}-{run}",
+            at,
+            status,
+            partners[partner],
+            [f"originally {status}"],
+        )
+    before = await admin_db.fetchval("SELECT count(*) FROM deals.registration_ledger")
+    period = {
+        "since": day0.isoformat(),
+        "until": (day0 + timedelta(days=200)).isoformat(),
+    }
+    async with httpx.AsyncClient(timeout=60) as client:
+        same = await client.post(
+            f"{deals_instances[0]}/admin/policy/backtest",
+            headers=ADMIN,
+            json={"document": {"version": f"same-{run}"}, **period},
+        )
+        stricter = await client.post(
+            f"{deals_instances[1]}/admin/policy/backtest",
+            headers=ADMIN,
+            json={"document": {"version": f"strict-{run}", "protection_days": 30}, **period},
+        )
+        partner = await client.post(
+            f"{deals_instances[1]}/admin/policy/backtest",
+            headers=auth(partners["A"]),
+            json={"document": {"version": f"strict-{run}"}, **period},
+        )
+        backwards = await client.post(
+            f"{deals_instances[1]}/admin/policy/backtest",
+            headers=ADMIN,
+            json={"document": {"version": "v"}, "since": period["until"], "until": period["since"]},
+        )
+    assert same.status_code == 200, same.text
+    assert (same.json()["replayed"], same.json()["changed"]) == (7, 0)
+    result = stricter.json()
+    assert result["replayed"] == 7
+    assert [(c["registration_id"], c["before"], c["after"]) for c in result["changes"]] == [
+        (f"r3-{run}", "rejected", "approved"),
+        (f"r6-{run}", "rejected", "approved"),
+    ]
+    assert result["changes"][0]["reasons_before"] == ["originally rejected"]
+    assert result["kinds"] == {
+        "approved": {"before": 3, "after": 5, "changed": 0},
+        "rejected": {"before": 4, "after": 2, "changed": 2},
+    }
+    assert partner.status_code == 403
+    assert backwards.status_code == 422
+    # It read only.
+    assert await admin_db.fetchval("SELECT count(*) FROM deals.registration_ledger") == before
+    statuses = await admin_db.fetch(
+        "SELECT status FROM deals.registrations WHERE registration_id LIKE $1 ORDER BY 1",
+        f"%-{run}",
+    )
+    assert sorted(s["status"] for s in statuses) == ["approved"] * 3 + ["rejected"] * 4
+
+
+async def test_an_extended_registration_still_holds_its_customer_after_its_first_window(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    first, second = f"p-gove1-{run}", f"p-gove2-{run}"
+    await partners_onboarded(infra, first, second)
+    deals, other = deals_instances
+    async with httpx.AsyncClient(timeout=30) as client:
+        held = (
+            await client.post(
+                f"{deals}/registrations", headers=auth(first), json=body(run, amount="1000.00")
+            )
+        ).json()
+        # Registered 100 days ago and extended: its protection now ends in 20 days.
+        await admin_db.execute(
+            """UPDATE deals.registrations SET submitted_at = now() - interval '100 days',
+                   expires_at = now() + interval '20 days', extensions_used = 1
+               WHERE registration_id = $1""",
+            held["registration_id"],
+        )
+        late = (
+            await client.post(
+                f"{other}/registrations", headers=auth(second), json=body(run, amount="1000.00")
+            )
+        ).json()
+    assert late["status"] == "rejected"
+    assert late["reasons"][0].startswith("conflict with another partner")
+
+
+async def test_a_hyperscaler_referrals_acceptance_deadline_drives_the_review_deadline(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-govh-{run}"
+    await partners_onboarded(infra, partner)
+    deals, other = deals_instances
+    now = datetime.now(UTC).replace(microsecond=0)
+    referred = now - timedelta(hours=70)  # AWS wants an answer 72 hours after the referral
+    opportunity = aws_ace_opportunity(f"O{run}")
+    opportunity["getOpportunity"]["Customer"]["Account"].update(
+        {"CompanyName": f"Hyper {run} Logistics GmbH", "WebsiteUrl": f"https://hyper-{run}.de"}
+    )
+    opportunity["getOpportunity"]["CreatedDate"] = referred.isoformat()
+    opportunity["getOpportunity"]["LastModifiedDate"] = now.isoformat()
+    deal_key = f"aws_ace:O{run}"
+    async with httpx.AsyncClient(timeout=30) as client:
+        delivered = await client.post(
+            f"{other}/crm/aws-ace", json=opportunity, headers=aws_ace_headers()
+        )
+        assert delivered.status_code == 202, delivered.text
+
+        async def projected() -> bool:
+            return bool(
+                await admin_db.fetchval(
+                    "SELECT created_at IS NOT NULL FROM deals.crm_deals WHERE deal_key = $1",
+                    deal_key,
+                )
+            )
+
+        await eventually(projected)
+        created = await client.post(
+            f"{deals}/registrations",
+            headers=auth(partner),
+            json=body(
+                run,
+                customer_name=f"Hyper {run} Logistics GmbH",
+                customer_domain=f"hyper-{run}.de",
+                customer_country="DE",
+                crm_deal_key=deal_key,
+            ),
+        )
+        assert created.json()["status"] == "pending_review", created.text
+        view = (
+            await client.get(
+                f"{deals}/registrations/{created.json()['registration_id']}", headers=ADMIN
+            )
+        ).json()
+    accept_by = referred + timedelta(hours=72)
+    assert datetime.fromisoformat(view["acceptance_due_at"]) == accept_by
+    assert datetime.fromisoformat(view["review_due_at"]) == accept_by  # sooner than 3 days

@@ -1,0 +1,903 @@
+"""Enablement on a real onboarding process (Kafka + Postgres): the learning system's xAPI
+statements for a partner's people, repeated and out of order, end in certifications,
+competencies and a tier; a person leaving drops the competency and starts grace."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from services.onboarding.domain.programme import EXAM_BASE, MODULE_BASE
+from shared.events import Envelope
+from shared.events.notifications import NotificationKind, PartnerNotification
+from shared.events.partners import PartnerStateChanged
+from shared.identity import Role
+from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE, PARTNER_NOTIFICATIONS
+from tests.support import kafka
+from tests.support.factories import credit_issued
+from tests.support.fuzz import Operation, operations, requests
+from tests.support.infra import Infra
+from tests.support.onboarding import SMALL_PROGRAM, strong_application
+from tests.support.polling import eventually
+from tests.support.processes import ADMIN, service_processes
+from tests.support.tokens import ENABLEMENT_SYSTEM, auth, bearer, token
+
+pytestmark = pytest.mark.integration
+
+XAPI = {**ENABLEMENT_SYSTEM, "X-Experience-API-Version": "1.0.3"}
+LMS = "https://lms.example.org"
+VERBS = "http://adlnet.gov/expapi/verbs/"
+
+
+@pytest.fixture(scope="module")
+async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    config = Path(tmp_path_factory.mktemp("enablement")) / "program.json"
+    config.write_text(json.dumps(SMALL_PROGRAM))
+    env = {
+        "ONBOARDING_CONFIG_FILE": str(config),
+        "ONBOARDING_REQUALIFICATION_PERIOD_SECONDS": "86400",
+    }
+    async with service_processes(infra, "onboarding", env=env) as urls:
+        yield urls[0]
+
+
+async def active_partner(client: httpx.AsyncClient, url: str, domain: str) -> str:
+    """A strong application, approved, its checklist completed: active in the base tier."""
+    applied = await client.post(f"{url}/applications", json=strong_application(domain))
+    assert applied.status_code == 201, applied.text
+    pid: str = applied.json()["partner_id"]
+    decided = await client.post(
+        f"{url}/applications/{pid}/decision", headers=ADMIN, json={"approve": True}
+    )
+    assert decided.status_code == 200, decided.text
+    for item in ("profile_complete", "agreement_signed", "first_enablement_done"):
+        done = await client.post(
+            f"{url}/partners/{pid}/checklist/{item}", headers=ADMIN, json={"evidence": "ref-1"}
+        )
+        assert done.status_code == 200, done.text
+    assert done.json()["status"] == "active"
+    return pid
+
+
+async def give_revenue(infra: Infra, partner_id: str, amount: str) -> None:
+    at = datetime.now(UTC)
+    deal = f"hubspot:{uuid.uuid4().hex[:10]}"
+    credit = credit_issued(
+        credit_id=f"cr_{uuid.uuid4().hex[:12]}",
+        deal_key=deal,
+        partner_id=partner_id,
+        amount=amount,
+        currency="USD",
+        close_date=at.date(),
+        issued_at=at,
+        ingested_at=at,
+    )
+    await kafka.publish(infra, ATTRIBUTION_CREDITS, [credit], subject=deal, source="attribution")
+
+
+def statement(
+    actor: dict[str, Any],
+    verb: str,
+    activity: str,
+    at: datetime,
+    *,
+    success: bool | None = None,
+    statement_id: str | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": statement_id or str(uuid.uuid4()),
+        "actor": {"objectType": "Agent", **actor},
+        "verb": {"id": VERBS + verb, "display": {"en-US": verb}},
+        "object": {"objectType": "Activity", "id": activity},
+        "timestamp": at.isoformat(),
+    }
+    if success is not None:
+        body["result"] = {"success": success, "score": {"scaled": 0.9 if success else 0.3}}
+    return body
+
+
+async def partner(client: httpx.AsyncClient, url: str, pid: str) -> dict[str, Any]:
+    answer = await client.get(f"{url}/partners/{pid}", headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+async def snapshots(
+    admin_db: asyncpg.Connection[asyncpg.Record], partner_id: str
+) -> list[PartnerStateChanged]:
+    rows = await admin_db.fetch(
+        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
+        "ORDER BY position",
+        PARTNER_LIFECYCLE.name,
+        partner_id,
+    )
+    return [Envelope[PartnerStateChanged].model_validate_json(r["value"]).data for r in rows]
+
+
+async def test_statements_for_two_people_certify_then_a_leaver_starts_grace(
+    infra: Infra, onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    domain = f"enable-{run}.example"
+    sam = {"mbox": f"mailto:sam@{domain}"}
+    tess = {"account": {"homePage": LMS, "name": f"tess-{run}"}}
+    now = datetime.now(UTC)
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding, domain)
+        await give_revenue(infra, pid, "3000.00")
+
+        async def revenue_counted() -> bool:
+            return Decimal((await partner(client, onboarding, pid))["attributed_revenue"]) > 0
+
+        await eventually(revenue_counted)
+        assert (await partner(client, onboarding, pid))["tier"] == "registered"  # no competency
+
+        # Sam is registered; Tess not yet (her statements wait for her).
+        registered = await client.post(
+            f"{onboarding}/partners/{pid}/people",
+            headers=ADMIN,
+            json={"email": f"Sam@{domain}", "name": "Sam", "role": "sales"},
+        )
+        assert registered.status_code == 201, registered.text
+        sam_id = registered.json()["person_id"]
+        again = await client.post(
+            f"{onboarding}/partners/{pid}/people",
+            headers=ADMIN,
+            json={"email": f"sam@{domain}", "name": "Sam", "role": "sales"},
+        )
+        assert (again.status_code, again.json()["person_id"]) == (200, sam_id)
+
+        # Out of order: Sam's pass (3 days ago) arrives before his earlier failed attempt and
+        # a completed module; Tess passes the technical exam (by her LMS account).
+        sales_exam, technical_exam = f"{EXAM_BASE}data/sales", f"{EXAM_BASE}data/technical"
+        passed = statement(sam, "passed", sales_exam, now - timedelta(days=3), success=True)
+        put = await client.put(
+            f"{onboarding}/xapi/statements",
+            params={"statementId": passed["id"]},
+            headers=XAPI,
+            json=passed,
+        )
+        assert put.status_code == 204, put.text
+        assert put.headers["X-Experience-API-Version"] == "1.0.3"
+        later = [
+            statement(sam, "failed", sales_exam, now - timedelta(days=5), success=False),
+            statement(sam, "completed", "https://lms.example.org/modules/data-101", now),
+            statement(tess, "passed", technical_exam, now - timedelta(days=2), success=True),
+        ]
+        posted = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=later)
+        assert posted.status_code == 200, posted.text
+        assert posted.json() == [s["id"] for s in later]
+        state = await partner(client, onboarding, pid)
+        assert (state["competencies"], state["tier"]) == ([], "registered")
+
+        # Repeats change nothing; the same id with other content is refused, and the request
+        # it came in stores nothing (a valid neighbour is not half-stored).
+        for _ in range(2):
+            repeat = await client.put(
+                f"{onboarding}/xapi/statements",
+                params={"statementId": passed["id"]},
+                headers=XAPI,
+                json=passed,
+            )
+            assert repeat.status_code == 204, repeat.text
+        resent = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=later)
+        assert resent.status_code == 200, resent.text
+        forged = {**passed, "verb": {"id": VERBS + "failed"}}
+        neighbour = statement(sam, "completed", "https://lms.example.org/modules/x", now)
+        refused = await client.post(
+            f"{onboarding}/xapi/statements", headers=XAPI, json=[neighbour, forged]
+        )
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["detail"] == (
+            f"statement {passed['id']} is already stored with other content; statements are "
+            "immutable (nothing of this request was stored)"
+        )
+        missing = await client.get(
+            f"{onboarding}/xapi/statements",
+            params={"statementId": neighbour["id"]},
+            headers=XAPI,
+        )
+        assert missing.status_code == 404
+
+        async def waiting() -> dict[str, int]:
+            answer = await client.get(f"{onboarding}/admin/xapi/waiting", headers=ADMIN)
+            assert answer.status_code == 200, answer.text
+            return {w["actor"]: w["statements"] for w in answer.json()}
+
+        assert (await waiting()).get(f"account:{LMS}|tess-{run}") == 1
+
+        # Tess is registered: her waiting pass certifies her; with Sam's, data is held: silver.
+        tess_in = await client.post(
+            f"{onboarding}/partners/{pid}/people",
+            headers=ENABLEMENT_SYSTEM,
+            json={
+                "email": f"tess@{domain}",
+                "role": "technical",
+                "lms_account": {"homePage": LMS + "/", "name": f"tess-{run}"},
+            },
+        )
+        assert tess_in.status_code == 201, tess_in.text
+        state = await partner(client, onboarding, pid)
+        assert (state["competencies"], state["tier"], state["status"]) == (
+            ["data"],
+            "silver",
+            "active",
+        )
+        assert f"account:{LMS}|tess-{run}" not in await waiting()
+        certified = await client.get(f"{onboarding}/partners/{pid}/certifications", headers=ADMIN)
+        by_person = {(c["person"], c["role"], c["track"]): c for c in certified.json()}
+        assert set(by_person) == {
+            (f"sam@{domain}", "sales", "data"),
+            (f"tess@{domain}", "technical", "data"),
+        }
+        sam_cert = by_person[(f"sam@{domain}", "sales", "data")]
+        assert datetime.fromisoformat(sam_cert["issued_at"]) == now - timedelta(days=3)
+        assert datetime.fromisoformat(sam_cert["expires_at"]) == now + timedelta(days=727)
+        assert sam_cert["recorded_by"] == "enablement-system"
+        stored = await client.get(
+            f"{onboarding}/xapi/statements", params={"statementId": passed["id"]}, headers=XAPI
+        )
+        assert stored.status_code == 200, stored.text
+        assert stored.json()["authority"]["account"]["name"] == "enablement-system"
+        assert stored.json()["verb"]["id"] == VERBS + "passed"
+        assert (
+            await admin_db.fetchval(
+                "SELECT count(*) FROM onboarding.xapi_statements WHERE actor_key LIKE $1",
+                f"%{run}%",
+            )
+            == 4
+        )  # the refused request's neighbour was not stored
+        outcomes = await admin_db.fetch(
+            "SELECT outcome FROM onboarding.xapi_statement_outcomes WHERE partner_id = $1 "
+            "ORDER BY outcome",
+            pid,
+        )
+        assert [r["outcome"] for r in outcomes] == [
+            "certified: data sales",
+            "certified: data technical",
+            "recorded (failed: certifies nobody)",
+            "recorded (not a certification exam)",
+        ]
+        lifecycle = await snapshots(admin_db, pid)
+        assert [list(s.competencies) for s in lifecycle][-2:] == [["data"], ["data"]]
+        assert lifecycle[-1].tier == "silver"
+
+        # Sam leaves: data is no longer held; silver's competency shortfall starts grace.
+        left = await client.post(
+            f"{onboarding}/partners/{pid}/people/{sam_id}/leave", headers=ADMIN, json={}
+        )
+        assert left.status_code == 200, left.text
+        assert left.json()["left_at"] is not None
+        state = await partner(client, onboarding, pid)
+        assert (state["competencies"], state["status"], state["tier"]) == ([], "grace", "silver")
+        assert state["history"][-1]["acted_by"] == "channel-manager@tests"
+        lifecycle = await snapshots(admin_db, pid)
+        assert (lifecycle[-1].change.value, list(lifecycle[-1].competencies)) == (
+            "grace_started",
+            [],
+        )
+        # Leaving again changes nothing; Sam's later statements no longer count here.
+        again_left = await client.post(
+            f"{onboarding}/partners/{pid}/people/{sam_id}/leave", headers=ADMIN
+        )
+        assert again_left.json()["left_at"] == left.json()["left_at"]
+        repass = statement(sam, "passed", sales_exam, now + timedelta(seconds=5), success=True)
+        assert (
+            await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=repass)
+        ).status_code == 200
+        assert (await partner(client, onboarding, pid))["competencies"] == []
+
+        # Nobody replaces Sam before grace runs out (10 days): demoted to the tier it meets.
+        run_at = (datetime.now(UTC) + timedelta(days=11)).isoformat()
+        demoted = await client.post(
+            f"{onboarding}/admin/requalification/run",
+            json={"as_of": run_at, "partner_ids": [pid]},
+            headers=ADMIN,
+        )
+        assert demoted.status_code == 200, demoted.text
+        state = await partner(client, onboarding, pid)
+        assert (state["status"], state["tier"]) == ("active", "registered")
+
+
+async def test_xapi_requests_are_checked_before_anything_is_stored(onboarding: str) -> None:
+    run = uuid.uuid4().hex[:8]
+    good = statement(
+        {"mbox": f"mailto:x@{run}.example"}, "passed", f"{EXAM_BASE}data/sales", datetime.now(UTC)
+    )
+    async with httpx.AsyncClient(timeout=30) as client:
+        no_version = await client.post(
+            f"{onboarding}/xapi/statements", headers=ENABLEMENT_SYSTEM, json=good
+        )
+        assert no_version.status_code == 400
+        assert no_version.json()["detail"].startswith("X-Experience-API-Version 1.0.x required")
+        partner_user = bearer(token("ptn_x/u", Role.PARTNER_USER, partner_id="ptn_x"))
+        denied = await client.post(
+            f"{onboarding}/xapi/statements",
+            headers={**partner_user, "X-Experience-API-Version": "1.0.3"},
+            json=good,
+        )
+        assert denied.status_code == 403
+        bad_bodies = {
+            "two identifiers": {**good, "actor": {"mbox": "mailto:a@b.example", "openid": "x:y"}},
+            "a group": {**good, "actor": {"objectType": "Group", "mbox": "mailto:a@b.example"}},
+            "no timezone": {**good, "timestamp": "2026-11-01T10:00:00"},
+            "no verb": {k: v for k, v in good.items() if k != "verb"},
+            "not an IRI": {**good, "verb": {"id": "passed"}},
+        }
+        for why, body in bad_bodies.items():
+            answer = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=body)
+            assert answer.status_code == 422, (why, answer.text)
+        mismatch = await client.put(
+            f"{onboarding}/xapi/statements",
+            params={"statementId": str(uuid.uuid4())},
+            headers=XAPI,
+            json=good,
+        )
+        assert mismatch.status_code == 400
+        assert "is not statementId" in mismatch.json()["detail"]
+        for body in (good, [good, good]):  # an id twice in one request, same content: once
+            stored = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=body)
+            assert (stored.status_code, stored.json()) == (200, [good["id"]])
+
+
+async def test_learning_paths_show_each_persons_progress_in_module_order(
+    onboarding: str,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    domain = f"paths-{run}.example"
+    ada = {"mbox": f"mailto:ada@{domain}"}
+    now = datetime.now(UTC)
+    fundamentals, deep_dive = f"{MODULE_BASE}data/fundamentals", f"{MODULE_BASE}data/sales"
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding, domain)
+        for email, role in ((f"ada@{domain}", "sales"), (f"cy@{domain}", "customer_success")):
+            added = await client.post(
+                f"{onboarding}/partners/{pid}/people",
+                headers=ADMIN,
+                json={"email": email, "role": role},
+            )
+            assert added.status_code == 201, added.text
+        # Ada takes the deep dive before the fundamentals: it has to be taken again.
+        sent = [
+            statement(ada, "completed", deep_dive, now - timedelta(days=3)),
+            statement(ada, "completed", fundamentals, now - timedelta(days=2)),
+        ]
+        posted = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=sent)
+        assert posted.status_code == 200, posted.text
+
+        async def data_sales() -> dict[str, Any]:
+            answer = await client.get(f"{onboarding}/partners/{pid}/learning", headers=auth(pid))
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert (body["policy_version"], body["tier"]) == ("small-program-1", "registered")
+            names = {p["name"]: p for p in body["paths"]}
+            assert set(names) == {
+                "data-sales",
+                "data-technical",
+                "ai-sales",
+                "ai-technical",
+                "customer-adoption",
+            }
+            assert [p["email"] for p in names["customer-adoption"]["people"]] == [f"cy@{domain}"]
+            assert names["data-technical"]["people"] == []
+            (progress,) = names["data-sales"]["people"]
+            return dict(progress)
+
+        early = await data_sales()
+        assert [m["state"] for m in early["modules"]] == ["done", "out_of_order"]
+        assert (early["done"], early["complete"], early["exam_passed_at"]) == (1, False, None)
+
+        sent = [
+            statement(ada, "completed", deep_dive, now - timedelta(days=1)),
+            statement(ada, "passed", f"{EXAM_BASE}data/sales", now, success=True),
+        ]
+        posted = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=sent)
+        assert posted.status_code == 200, posted.text
+        finished = await data_sales()
+        assert [m["state"] for m in finished["modules"]] == ["done", "done"]
+        assert (finished["done"], finished["complete"]) == (2, True)
+        assert datetime.fromisoformat(finished["exam_passed_at"]) == now
+        other = await client.get(
+            f"{onboarding}/partners/{pid}/learning", headers=auth(f"{pid}-other")
+        )
+        assert other.status_code == 404
+
+
+async def reminders_run(client: httpx.AsyncClient, url: str, as_of: datetime) -> list[Any]:
+    answer = await client.post(
+        f"{url}/admin/certification-reminders/run",
+        headers=ADMIN,
+        json={"as_of": as_of.isoformat()},
+    )
+    assert answer.status_code == 200, answer.text
+    sent: list[Any] = answer.json()["sent"]
+    return sent
+
+
+async def test_an_expiring_certification_is_reminded_once_per_window_until_renewed(
+    onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    domain = f"renew-{run}.example"
+    rae = {"mbox": f"mailto:rae@{domain}"}
+    now = datetime.now(UTC)
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding, domain)
+        added = await client.post(
+            f"{onboarding}/partners/{pid}/people",
+            headers=ADMIN,
+            json={"email": f"rae@{domain}", "name": "Rae", "role": "technical"},
+        )
+        assert added.status_code == 201, added.text
+        # Passed 710 days ago: the 730-day certification expires in 20 days.
+        passed = statement(
+            rae, "passed", f"{EXAM_BASE}ai/technical", now - timedelta(days=710), success=True
+        )
+        posted = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=passed)
+        assert posted.status_code == 200, posted.text
+        (certification,) = (
+            await client.get(f"{onboarding}/partners/{pid}/certifications", headers=ADMIN)
+        ).json()
+        cid = certification["certification_id"]
+
+        def mine(sent: list[Any]) -> list[int]:
+            return [r["days_before"] for r in sent if r["certification_id"] == cid]
+
+        assert mine(await reminders_run(client, onboarding, now)) == [30]  # 60 was skipped
+        assert mine(await reminders_run(client, onboarding, now)) == []  # once
+        assert mine(await reminders_run(client, onboarding, now + timedelta(days=14))) == [7]
+        notes = await admin_db.fetch(
+            "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
+            "ORDER BY position",
+            PARTNER_NOTIFICATIONS.name,
+            pid,
+        )
+        reminders = [
+            n
+            for n in (
+                Envelope[PartnerNotification].model_validate_json(r["value"]).data for r in notes
+            )
+            if n.kind is NotificationKind.REQUALIFICATION and n.recipient != pid
+        ]
+        assert [(n.recipient, n.subject) for n in reminders] == [
+            (f"rae@{domain}", "Your ai technical certification expires within 30 days"),
+            (f"rae@{domain}", "Your ai technical certification expires within 7 days"),
+        ]
+        assert f"{EXAM_BASE}ai/technical/renewal" in reminders[0].body
+
+        # Rae completes the renewal module while still certified: certified again, no more
+        # reminders for the old certification.
+        renewal = statement(rae, "completed", f"{EXAM_BASE}ai/technical/renewal", now)
+        posted = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=renewal)
+        assert posted.status_code == 200, posted.text
+        held = (
+            await client.get(f"{onboarding}/partners/{pid}/certifications", headers=ADMIN)
+        ).json()
+        assert [datetime.fromisoformat(c["expires_at"]) for c in held] == [
+            now + timedelta(days=20),
+            now + timedelta(days=730),
+        ]
+        assert mine(await reminders_run(client, onboarding, now + timedelta(days=18))) == []
+
+
+async def test_a_gated_product_becomes_registrable_only_once_the_competency_exists(
+    onboarding: str, deals_instances: list[str], admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    domain = f"gated-{run}.example"
+    deals = deals_instances[0]
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding, domain)  # applied for data and ai
+
+        async def deals_authorises() -> list[str] | None:
+            """The products deals authorises the partner for, once it knows it is active (an
+            earlier snapshot, still onboarding, would refuse any registration)."""
+            row = await admin_db.fetchrow(
+                "SELECT status, products FROM deals.partners WHERE partner_id = $1", pid
+            )
+            return sorted(row["products"]) if row and row["status"] == "active" else None
+
+        async def register(product: str) -> dict[str, Any]:
+            answer = await client.post(
+                f"{deals}/registrations",
+                headers=auth(pid),
+                json={
+                    "customer_name": f"{uuid.uuid4().hex[:10]} Analytics Ltd",
+                    "customer_domain": f"{uuid.uuid4().hex[:10]}.example",
+                    "customer_country": "US",
+                    "products": [product],
+                    "amount": "1000.00",
+                    "currency": "USD",
+                },
+            )
+            assert answer.status_code == 201, answer.text
+            result: dict[str, Any] = answer.json()
+            return result
+
+        await eventually(deals_authorises, what="deals to project the partner as active")
+        assert await deals_authorises() == ["data"]  # ai needs the ai competency
+        refused = await register("ai")
+        assert refused["status"] == "rejected"
+        assert "partner is not authorised for product(s) ai" in refused["reasons"]
+
+        for person, role in (("ana", "sales"), ("ben", "technical")):
+            added = await client.post(
+                f"{onboarding}/partners/{pid}/people",
+                headers=ENABLEMENT_SYSTEM,
+                json={"email": f"{person}@{domain}", "role": role},
+            )
+            assert added.status_code == 201, added.text
+            passed = statement(
+                {"mbox": f"mailto:{person}@{domain}"},
+                "passed",
+                f"{EXAM_BASE}ai/{role}",
+                datetime.now(UTC) - timedelta(minutes=1),
+                success=True,
+            )
+            posted = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=passed)
+            assert posted.status_code == 200, posted.text
+
+        async def ai_authorised() -> bool:
+            return await deals_authorises() == ["ai", "data"]
+
+        await eventually(ai_authorised, what="deals to hear of the ai competency")
+        accepted = await register("ai")
+        assert accepted["status"] != "rejected", accepted
+        assert not any("not authorised" in reason for reason in accepted["reasons"])
+
+
+async def test_resources_meant_for_a_partner_and_engagement_count_towards_its_health(
+    onboarding: str,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    domain = f"library-{run}.example"
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding, domain)  # a gsi, registered tier
+        published = {}
+        for name, kind, extra in (
+            ("gsi-playbook", "playbook", {"partner_types": ["gsi"]}),
+            ("msp-guide", "technical_guide", {"partner_types": ["msp"]}),
+            ("gold-deck", "collateral", {"tiers": ["gold"]}),
+            ("sdk-preview", "early_access", {}),
+        ):
+            answer = await client.post(
+                f"{onboarding}/admin/resources",
+                headers=ADMIN,
+                json={
+                    "kind": kind,
+                    "title": f"{name} {run}",
+                    "url": f"https://docs.example/{name}",
+                    **extra,
+                },
+            )
+            assert answer.status_code == 201, answer.text
+            published[name] = answer.json()["resource_id"]
+        bad_tier = await client.post(
+            f"{onboarding}/admin/resources",
+            headers=ADMIN,
+            json={
+                "kind": "playbook",
+                "title": "x",
+                "url": "https://x.example",
+                "tiers": ["mithril"],
+            },
+        )
+        assert bad_tier.status_code == 422
+        assert bad_tier.json()["detail"].startswith("unknown tiers mithril; tiers are registered")
+
+        alice = bearer(token(f"{pid}/alice", Role.PARTNER_USER, partner_id=pid))
+        seen = await client.get(f"{onboarding}/resources", headers=alice)
+        assert seen.status_code == 200, seen.text
+        mine = {r["resource_id"] for r in seen.json()}
+        assert published["gsi-playbook"] in mine
+        assert published["sdk-preview"] in mine
+        assert published["msp-guide"] not in mine
+        assert published["gold-deck"] not in mine
+        assert all("published_by" not in r for r in seen.json())
+
+        async def engage(resource: str, action: str) -> httpx.Response:
+            return await client.post(
+                f"{onboarding}/resources/{resource}/engagements",
+                headers=alice,
+                json={"action": action},
+            )
+
+        first = await engage(published["gsi-playbook"], "download")
+        assert (first.status_code, first.json()["recorded"]) == (201, True)
+        again = await engage(published["gsi-playbook"], "download")
+        assert (again.status_code, again.json()["recorded"]) == (200, False)
+        assert (await engage(published["sdk-preview"], "sandbox_signup")).status_code == 201
+        wrong = await engage(published["gsi-playbook"], "sandbox_signup")
+        assert wrong.status_code == 422
+        assert (await engage(published["msp-guide"], "download")).status_code == 404
+
+        # Withdrawn: no longer listed nor engaged with; its engagement stays counted.
+        withdrawn = await client.post(
+            f"{onboarding}/admin/resources/{published['gsi-playbook']}/withdraw", headers=ADMIN
+        )
+        assert withdrawn.status_code == 200, withdrawn.text
+        assert (await engage(published["gsi-playbook"], "download")).status_code == 404
+
+        # Two people; one passes an exam: completion 0 of 2 paths done, certified 1 of 2,
+        # engaged 1 (alice) of 2.
+        # (the partner's own admin registers its people; a partner user may not)
+        owner = bearer(token(f"{pid}/owner", Role.PARTNER_ADMIN, partner_id=pid))
+        refused = await client.post(
+            f"{onboarding}/partners/{pid}/people",
+            headers=alice,
+            json={"email": f"ola@{domain}", "role": "sales"},
+        )
+        assert refused.status_code == 403
+        for person, role in (("ola", "sales"), ("pat", "technical")):
+            added = await client.post(
+                f"{onboarding}/partners/{pid}/people",
+                headers=owner,
+                json={"email": f"{person}@{domain}", "role": role},
+            )
+            assert added.status_code == 201, added.text
+            assert "added_by" not in added.json()  # who added them: channel managers only
+        passed = statement(
+            {"mbox": f"mailto:ola@{domain}"},
+            "passed",
+            f"{EXAM_BASE}data/sales",
+            datetime.now(UTC),
+            success=True,
+        )
+        assert (
+            await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=passed)
+        ).status_code == 200
+        health = await client.get(f"{onboarding}/partners/{pid}/enablement", headers=alice)
+        assert health.status_code == 200, health.text
+        kpis = health.json()
+        assert (kpis["people"], kpis["downloads"], kpis["sandbox_signups"]) == (2, 1, 1)
+        assert (
+            kpis["training_completion_rate"],
+            kpis["certified_share"],
+            kpis["engaged_share"],
+            kpis["median_days_to_first_certification"],
+        ) == ("0.0000", "0.5000", "0.5000", "0.0")
+        assert kpis["score"] == "25.0"  # 100 * (0.5 * 0 + 0.25 * 0.5 + 0.25 * 0.5)
+        programme = await client.get(f"{onboarding}/admin/enablement", headers=ADMIN)
+        assert programme.status_code == 200, programme.text
+        assert programme.json()["partners"] >= 1
+        assert programme.json()["people"] >= 2
+
+
+async def test_concurrent_repeats_and_a_racing_registration_certify_exactly_once(
+    onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    domain = f"race-{run}.example"
+    now = datetime.now(UTC)
+    async with httpx.AsyncClient(timeout=60) as client:
+        pid = await active_partner(client, onboarding, domain)
+        people = [f"p{i}@{domain}" for i in range(4)]
+        sent = [
+            statement(
+                {"mbox": f"mailto:{email}"},
+                "passed",
+                f"{EXAM_BASE}data/{'sales' if i % 2 else 'technical'}",
+                now - timedelta(hours=i),
+                success=True,
+            )
+            for i, email in enumerate(people)
+        ]
+
+        async def send() -> httpx.Response:
+            return await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=sent)
+
+        async def register(i: int, email: str) -> httpx.Response:
+            return await client.post(
+                f"{onboarding}/partners/{pid}/people",
+                headers=ENABLEMENT_SYSTEM,
+                json={"email": email, "role": "sales" if i % 2 else "technical"},
+            )
+
+        # The same statements five times at once, while their people are being registered.
+        answers = await asyncio.gather(
+            *(send() for _ in range(5)), *(register(i, e) for i, e in enumerate(people))
+        )
+        assert [a.status_code for a in answers[:5]] == [200] * 5, [a.text for a in answers]
+        assert sorted(a.status_code for a in answers[5:]) == [201] * 4
+        certifications = await admin_db.fetchval(
+            "SELECT count(*) FROM onboarding.certifications WHERE partner_id = $1", pid
+        )
+        outcomes = await admin_db.fetchval(
+            "SELECT count(*) FROM onboarding.xapi_statement_outcomes WHERE partner_id = $1", pid
+        )
+        assert (certifications, outcomes) == (4, 4)
+        state = await partner(client, onboarding, pid)
+        assert state["competencies"] == ["data"]
+
+
+def voiding(target: str) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "actor": {"mbox": "mailto:lms-admin@lms.example.org"},
+        "verb": {"id": VERBS + "voided", "display": {"en-US": "voided"}},
+        "object": {"objectType": "StatementRef", "id": target},
+    }
+
+
+async def test_a_voided_pass_takes_its_certification_back_even_before_it_arrives(
+    onboarding: str,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    domain = f"void-{run}.example"
+    now = datetime.now(UTC)
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding, domain)
+        ids = {}
+        for person, role in (("val", "sales"), ("vic", "technical")):
+            added = await client.post(
+                f"{onboarding}/partners/{pid}/people",
+                headers=ADMIN,
+                json={"email": f"{person}@{domain}", "role": role},
+            )
+            assert added.status_code == 201, added.text
+            ids[person] = added.json()["person_id"]
+        sales = statement(
+            {"mbox": f"mailto:val@{domain}"}, "passed", f"{EXAM_BASE}data/sales", now, success=True
+        )
+        technical = statement(
+            {"mbox": f"mailto:vic@{domain}"},
+            "passed",
+            f"{EXAM_BASE}data/technical",
+            now,
+            success=True,
+        )
+
+        async def send(*bodies: dict[str, Any]) -> None:
+            answer = await client.post(
+                f"{onboarding}/xapi/statements", headers=XAPI, json=list(bodies)
+            )
+            assert answer.status_code == 200, answer.text
+
+        await send(sales, technical)
+        assert (await partner(client, onboarding, pid))["competencies"] == ["data"]
+
+        # The learning system voids Val's pass: the certification no longer counts.
+        void = voiding(sales["id"])
+        await send(void)
+        await send(void)  # a repeat changes nothing
+        assert (await partner(client, onboarding, pid))["competencies"] == []
+        held = (
+            await client.get(f"{onboarding}/partners/{pid}/certifications", headers=ADMIN)
+        ).json()
+        assert sorted((c["role"], c["voided_at"] is not None) for c in held) == [
+            ("sales", True),
+            ("technical", False),
+        ]
+
+        # A pass voided before it arrives is stored but certifies nobody; a corrected pass at
+        # the same moment (a new statement) certifies again.
+        early = statement(
+            {"mbox": f"mailto:val@{domain}"}, "passed", f"{EXAM_BASE}ai/sales", now, success=True
+        )
+        await send(voiding(early["id"]))
+        await send(early)
+        assert all(
+            c["track"] != "ai"
+            for c in (
+                await client.get(f"{onboarding}/partners/{pid}/certifications", headers=ADMIN)
+            ).json()
+        )
+        corrected = {**sales, "id": str(uuid.uuid4())}
+        await send(corrected)
+        assert (await partner(client, onboarding, pid))["competencies"] == ["data"]
+
+        # Val's record says what each statement did (the voided one marked as such).
+        record = await client.get(
+            f"{onboarding}/partners/{pid}/people/{ids['val']}", headers=auth(pid)
+        )
+        assert record.status_code == 200, record.text
+        said = {s["statement_id"]: s for s in record.json()["statements"]}
+        assert (said[sales["id"]]["outcome"], said[sales["id"]]["voided"]) == (
+            "certified: data sales",
+            True,
+        )
+        assert said[corrected["id"]]["voided"] is False
+        assert early["id"] not in said  # voided before it arrived: never applied
+        assert all("recorded_by" not in c for c in record.json()["certifications"])
+        other = await client.get(
+            f"{onboarding}/partners/{pid}/people/{ids['val']}", headers=auth(f"{pid}-x")
+        )
+        assert other.status_code == 404
+
+        not_a_ref = {**void, "id": str(uuid.uuid4()), "object": {"id": "https://x.example/a"}}
+        refused = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=not_a_ref)
+        assert refused.status_code == 422
+
+
+async def test_a_pass_racing_its_holders_leaving_never_leaves_the_competency_behind(
+    onboarding: str,
+) -> None:
+    async with httpx.AsyncClient(timeout=60) as client:
+        for _ in range(3):
+            run = uuid.uuid4().hex[:8]
+            domain = f"leaver-{run}.example"
+            pid = await active_partner(client, onboarding, domain)
+            ids = {}
+            for person, role in (("sid", "sales"), ("tam", "technical")):
+                added = await client.post(
+                    f"{onboarding}/partners/{pid}/people",
+                    headers=ADMIN,
+                    json={"email": f"{person}@{domain}", "role": role},
+                )
+                assert added.status_code == 201, added.text
+                ids[person] = added.json()["person_id"]
+            sales = statement(
+                {"mbox": f"mailto:sid@{domain}"},
+                "passed",
+                f"{EXAM_BASE}data/sales",
+                datetime.now(UTC),
+                success=True,
+            )
+            assert (
+                await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=sales)
+            ).status_code == 200
+            technical = statement(
+                {"mbox": f"mailto:tam@{domain}"},
+                "passed",
+                f"{EXAM_BASE}data/technical",
+                datetime.now(UTC),
+                success=True,
+            )
+            # Tam's pass and Tam's leaving at once: whichever goes first, Tam no longer counts.
+            sent, left = await asyncio.gather(
+                client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=technical),
+                client.post(
+                    f"{onboarding}/partners/{pid}/people/{ids['tam']}/leave", headers=ADMIN
+                ),
+            )
+            assert (sent.status_code, left.status_code) == (200, 200), (sent.text, left.text)
+            assert (await partner(client, onboarding, pid))["competencies"] == []
+
+
+# The routes the learning system and people feeds call, fuzzed with the token they admit (the
+# platform-wide fuzz in test_hostile_inputs.py sends no system token).
+SYSTEM_ROUTES = [
+    op
+    for op in operations("onboarding")
+    if op.path.startswith("/xapi/") or op.path.startswith("/partners/{partner_id}/people")
+]
+
+
+@pytest.mark.parametrize("op", SYSTEM_ROUTES, ids=str)
+def test_fuzzed_system_requests_get_no_5xx_and_only_documented_statuses(
+    onboarding: str, op: Operation
+) -> None:
+    tokens: list[dict[str, Any]] = [XAPI, ENABLEMENT_SYSTEM]
+    with httpx.Client(timeout=30) as client:
+
+        @settings(
+            max_examples=60,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(request=requests(op, onboarding, tokens))
+        def check(request: Any) -> None:
+            response = client.request(
+                request.method, request.url, content=request.content, headers=request.headers
+            )
+            sent = (request.content or b"")[:300]
+            assert response.status_code < 500, f"{request.url} {sent!r} -> {response.text[:300]}"
+            assert response.status_code in op.documented, (
+                f"{request.url} {sent!r} -> {response.status_code} {response.text[:300]}"
+            )
+
+        check()

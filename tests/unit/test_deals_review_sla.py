@@ -1,0 +1,87 @@
+"""Review deadlines on a business calendar (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from services.deals.domain.rules import InvalidPolicy, rules_from_mapping
+from services.deals.domain.sla import (
+    OverdueOutcome,
+    acceptance_deadline,
+    needs_reminder,
+    overdue_decision,
+    review_deadline,
+    review_situation,
+)
+from shared.business_days import add_business_days
+
+WEEK = frozenset({1, 2, 3, 4, 5})
+FRIDAY = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
+DAYS = {"partner_conflict": 2, "direct_sales": 3, "other": 3}
+
+
+def test_business_days_skip_weekends_and_holidays() -> None:
+    assert add_business_days(FRIDAY, 2, WEEK, frozenset()) == FRIDAY + timedelta(days=4)  # Tue
+    saturday = FRIDAY + timedelta(days=1, hours=-5)
+    assert add_business_days(saturday, 1, WEEK, frozenset()).date() == date(2026, 12, 7)  # Mon
+    monday = date(2026, 12, 7)
+    assert add_business_days(FRIDAY, 2, WEEK, frozenset({monday})).date() == date(2026, 12, 9)
+    assert add_business_days(FRIDAY, 1, frozenset(range(1, 8)), frozenset()) == (
+        FRIDAY + timedelta(days=1)
+    )
+
+
+def test_each_situation_has_its_deadline_and_a_referral_brings_it_forward() -> None:
+    assert review_situation(frozenset({"partner", "direct_sales"})) == "partner_conflict"
+    assert review_situation(frozenset({"direct_sales"})) == "direct_sales"
+    assert review_situation(frozenset()) == "other"
+    partner = review_deadline(FRIDAY, "partner_conflict", DAYS, WEEK, frozenset())
+    assert partner.due_at == FRIDAY + timedelta(days=4)
+    accept_by = acceptance_deadline("aws_ace", FRIDAY - timedelta(hours=60), {"aws_ace": 72})
+    assert accept_by == FRIDAY + timedelta(hours=12)
+    ace = review_deadline(FRIDAY, "other", DAYS, WEEK, frozenset(), accept_by)
+    assert ace.due_at == accept_by
+    assert ace.why.endswith("brought forward to the hyperscaler's acceptance deadline")
+    assert acceptance_deadline("salesforce", FRIDAY, {"aws_ace": 72}) is None
+    assert acceptance_deadline("aws_ace", None, {"aws_ace": 72}) is None
+
+
+def test_reminder_window_and_overdue_outcomes() -> None:
+    due = FRIDAY
+    assert needs_reminder(due, due - timedelta(hours=23), 24, reminded=False)
+    assert not needs_reminder(due, due - timedelta(hours=25), 24, reminded=False)
+    assert not needs_reminder(due, due - timedelta(hours=1), 24, reminded=True)
+    assert not needs_reminder(due, due, 24, reminded=False)  # at the deadline: escalation
+    limit = Decimal("25000")
+    assert overdue_decision(OverdueOutcome.STAY, Decimal("1"), limit, due) is None
+    assert (
+        overdue_decision(OverdueOutcome.APPROVE_UNDER_LIMIT, Decimal("25001"), limit, due) is None
+    )
+    approved = overdue_decision(OverdueOutcome.APPROVE_UNDER_LIMIT, Decimal("25000"), limit, due)
+    assert approved is not None
+    assert approved[0] is True
+    rejected = overdue_decision(OverdueOutcome.REJECT, Decimal("1"), limit, due)
+    assert rejected == (
+        False,
+        f"review deadline {due.isoformat()} passed undecided: rejected under policy",
+    )
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"review_days": {"other": 0}}, "review_days must be positive"),
+        ({"business_weekdays": [0]}, "business_weekdays must name ISO weekdays"),
+        ({"business_weekdays": []}, "business_weekdays must name ISO weekdays"),
+        ({"review_reminder_hours": -1}, "cannot be negative"),
+        ({"hyperscaler_acceptance_hours": {"aws_ace": 0}}, "must be positive"),
+        ({"hyperscaler_acceptance_hours": {"aws-ace": 72}}, "unknown CRM source"),
+        ({"review_overdue_outcome": "maybe"}, "review_overdue_outcome"),
+    ],
+)
+def test_review_settings_are_checked(setting: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidPolicy, match=message):
+        rules_from_mapping({"version": "v", **setting})
