@@ -53,11 +53,15 @@ async def register(fleet: Fleet, partner: Partner, customer: str) -> dict[str, A
 
 
 async def page_shows(browser: Any, selector: str, text: str, what: str) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
     async def shown() -> bool:
-        found = browser.find_elements(By.CSS_SELECTOR, selector)
-        return any(text in element.text for element in found)
+        try:
+            found = browser.find_elements(By.CSS_SELECTOR, selector)
+            return any(text in element.text for element in found)
+        except StaleElementReferenceException:  # the page changed under the look: look again
+            return False
 
     try:
         await eventually(shown, 30, what=what, every=0.2)
@@ -174,7 +178,7 @@ def fill(browser: Any, field: str, value: str) -> None:
     element.send_keys(value)
 
 
-async def test_a_partner_registers_with_the_conflict_hint_and_a_manager_approves_it(
+async def test_a_partner_registers_with_the_conflict_hint_and_sees_the_review_arrive_live(
     fleet: Fleet, portal: str, referral_partner: Partner, rival: Partner, browser: Any
 ) -> None:
     from selenium.webdriver.common.by import By
@@ -185,6 +189,7 @@ async def test_a_partner_registers_with_the_conflict_hint_and_a_manager_approves
 
     # The dry-run answer appears as the customer's name is typed: another partner holds it.
     browser.get(f"{portal}/registrations")
+    fill(browser, "customer_country", "US")  # where the customer is: region rules need it
     fill(browser, "customer_name", taken)
     await page_shows(browser, "#check-answer", "rejected", "the dry-run conflict answer")
     hint = browser.find_element(By.ID, "check-answer").text
@@ -197,7 +202,6 @@ async def test_a_partner_registers_with_the_conflict_hint_and_a_manager_approves
     await page_shows(browser, "#check-answer", "approved", "the dry-run answer for a free name")
     fill(browser, "products", "data")
     fill(browser, "amount", "40000.00")
-    fill(browser, "customer_country", "US")
     browser.find_element(By.CSS_SELECTOR, "#register button[type=submit]").click()
     await page_shows(browser, "#message", "pending_review", "the registration's decision")
     await page_shows(browser, "#registrations", free, "the new registration in the list")
@@ -218,8 +222,8 @@ async def test_a_partner_registers_with_the_conflict_hint_and_a_manager_approves
         item.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
         await page_shows(manager, "#message", "approved", "the review's answer")
         assert free not in manager.find_element(By.ID, "main").text.split("\n", 1)[1]
-    # (deals files no notification for a review's decision, so the partner sees it on the next
-    # page it opens, not live: the live path is the decision notifications' above.)
+    await page_shows(browser, "#notifications .fresh", free, "the approval, live")
+    screenshot(browser, "partner-home-approved-live")
 
     # The approved registration counts down its protection window and offers an extension.
     browser.get(f"{portal}/registrations")
