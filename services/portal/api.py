@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Path, Request
 from pydantic import BaseModel
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
@@ -211,6 +211,17 @@ async def register(
     rows = await views.registrations(backends, session)
     message = f"Registered: {decision['status']} ({'; '.join(decision['reasons'])})"
     return page(request, "registrations.html", {"rows": rows, "form": {}, "message": message})
+
+
+@router.get("/registrations/{registration_id}")
+async def registration(
+    request: Request,
+    registration_id: Annotated[str, Path(max_length=200)],
+    session: PartnerDep,
+    backends: BackendsDep,
+) -> Response:
+    context = await views.registration(backends, session, registration_id)
+    return page(request, "registration.html", context)
 
 
 @router.post("/registrations/{registration_id}/extension", dependencies=[CsrfDep])

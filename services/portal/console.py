@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Path, Request
 from starlette.responses import Response
 
+from services.portal import views
 from services.portal.api import BackendsDep
 from services.portal.backends import BackendRefused
 from services.portal.rendering import page
@@ -45,6 +46,17 @@ async def queue_page(
 @router.get("")
 async def console(request: Request, session: ManagerDep, backends: BackendsDep) -> Response:
     return await queue_page(request, session, backends)
+
+
+@router.get("/registrations/{registration_id}")
+async def registration(
+    request: Request,
+    registration_id: Annotated[str, Path(max_length=200)],
+    session: ManagerDep,
+    backends: BackendsDep,
+) -> Response:
+    context = await views.registration(backends, session, registration_id)
+    return page(request, "registration.html", context)
 
 
 @router.post("/registrations/{registration_id}/review", dependencies=[CsrfDep])

@@ -90,3 +90,15 @@ async def mdf(backends: Backends, session: Session) -> dict[str, Any]:
         backends.get(session, "incentives", "/mdf/claims", limit=200),
     )
     return {"fund": fund, "claims": claims}
+
+
+async def registration(
+    backends: Backends, session: Session, registration_id: str
+) -> dict[str, Any]:
+    """One registration and its decision history, as deals tells the caller (a partner reads
+    what it was told; a channel manager the full reasons and evidence)."""
+    path = f"/registrations/{registration_id}"
+    row, history = await asyncio.gather(
+        backends.get(session, "deals", path), backends.get(session, "deals", f"{path}/history")
+    )
+    return {"registration": registration_rows([row])[0], "history": history}

@@ -234,6 +234,18 @@ async def test_a_partner_registers_with_the_conflict_hint_and_sees_the_review_ar
     )
     assert "approved" in row.text
     assert "days" in row.text  # the countdown
+    row.find_element(By.CSS_SELECTOR, "a").click()
+    await page_shows(browser, "#registration-status", "approved", "the registration's page")
+    history = browser.find_element(By.ID, "history").text
+    assert "pending_review" in history, history
+    assert "approved" in history, history
+    screenshot(browser, "registration-history")
+    browser.back()
+    row = next(
+        tr
+        for tr in browser.find_elements(By.CSS_SELECTOR, "#registrations tbody tr")
+        if free in tr.text
+    )
     row.find_element(By.CSS_SELECTOR, "button").click()
     await page_shows(browser, "#message", "xtended", "the extension's answer")
 
