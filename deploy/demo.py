@@ -206,8 +206,15 @@ async def main() -> None:
 
     section("One trace across the services")
     print_trace(result.won_deal_key)
+
+    section("The portal")
+    alpine = result.partners["alpine"]
+    print("Open http://127.0.0.1:8000/sign-in and paste one of these platform tokens:")
+    print(f"  a partner's person ({alpine.company}, {alpine.partner_id}):\n    {alpine.token}")
+    print(f"  a channel manager (the console):\n    {channel_manager_token()}")
     print(
-        "\nThe platform keeps running: http://127.0.0.1:8001..8005 (/docs for each API). "
+        "\nThe platform keeps running: the portal on http://127.0.0.1:8000, the APIs on "
+        "http://127.0.0.1:8001..8005 (/docs for each). "
         "Follow a partner with `.venv/bin/python -m examples.partner_app --partner <id> "
         "--token <partner_admin token>`; stop everything with `make stop`."
     )

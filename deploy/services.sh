@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Run the five services as separate OS processes against the local stack.
+# Run the five services as separate OS processes against the local stack, and the portal (the
+# web front end: no database, no Kafka; it calls the services over HTTP) in front of them.
 #   deploy/services.sh start|stop|status
-# Ports: onboarding 8001, deals 8002, attribution 8003, incentives 8004, notifications 8005. Logs in .work/services/.
+# Ports: portal 8000, onboarding 8001, deals 8002, attribution 8003, incentives 8004, notifications 8005.
+# Logs in .work/services/.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RUN="$ROOT/.work/services"
@@ -39,19 +41,33 @@ start() {
       setsid "$PY" -m "services.$svc" >>"$RUN/$svc.log" 2>&1 </dev/null &
     echo $! > "$RUN/$svc.pid"
   done
-  for svc in "${!PORTS[@]}"; do
+  start_portal
+  for svc in "${!PORTS[@]}" portal; do
     local deadline=$((SECONDS + 60))
-    until curl -fs "http://127.0.0.1:${PORTS[$svc]}/health/ready" >/dev/null 2>&1; do
+    until curl -fs "http://127.0.0.1:$(port_of "$svc")/health/ready" >/dev/null 2>&1; do
       running "$svc" || { echo "$svc exited: see $RUN/$svc.log" >&2; tail -5 "$RUN/$svc.log" >&2; exit 1; }
       [ "$SECONDS" -lt "$deadline" ] || { echo "$svc not ready after 60s: see $RUN/$svc.log" >&2; exit 1; }
       sleep 0.3
     done
-    echo "$svc ready on http://127.0.0.1:${PORTS[$svc]}"
+    echo "$svc ready on http://127.0.0.1:$(port_of "$svc")"
   done
 }
 
+PORTAL_PORT=8000
+port_of() { if [ "$1" = portal ]; then echo "$PORTAL_PORT"; else echo "${PORTS[$1]}"; fi; }
+
+# The portal reaches each service at its port here and verifies sign-ins with the stack's keys.
+start_portal() {
+  if running portal; then echo "portal already running"; return; fi
+  PORTAL_ONBOARDING_URL="http://127.0.0.1:${PORTS[onboarding]}" PORTAL_DEALS_URL="http://127.0.0.1:${PORTS[deals]}" \
+  PORTAL_ATTRIBUTION_URL="http://127.0.0.1:${PORTS[attribution]}" PORTAL_INCENTIVES_URL="http://127.0.0.1:${PORTS[incentives]}" \
+  PORTAL_NOTIFICATIONS_URL="http://127.0.0.1:${PORTS[notifications]}" HTTP_PORT="$PORTAL_PORT" \
+    setsid "$PY" -m services.portal >>"$RUN/portal.log" 2>&1 </dev/null &
+  echo $! > "$RUN/portal.pid"
+}
+
 stop() {
-  for svc in "${!PORTS[@]}"; do
+  for svc in portal "${!PORTS[@]}"; do
     if running "$svc"; then
       kill -TERM "$(cat "$RUN/$svc.pid")"
       for _ in $(seq 1 40); do running "$svc" || break; sleep 0.25; done
@@ -63,8 +79,8 @@ stop() {
 }
 
 status() {
-  for svc in "${!PORTS[@]}"; do
-    if running "$svc"; then echo "$svc: $(curl -s "http://127.0.0.1:${PORTS[$svc]}/health/ready" || echo 'not answering')";
+  for svc in "${!PORTS[@]}" portal; do
+    if running "$svc"; then echo "$svc: $(curl -s "http://127.0.0.1:$(port_of "$svc")/health/ready" || echo 'not answering')";
     else echo "$svc: stopped"; fi
   done
 }

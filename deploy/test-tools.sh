@@ -7,6 +7,10 @@
 #          .work/tools/bin; about 4 minutes on 2 cores the first time, then from Go's cache).
 #   KEDA's CRDs (ScaledObject, TriggerAuthentication), to validate the chart's KEDA objects
 #          against their published schema (from KEDA's Go module, into .work/tools/keda).
+#   axe-core  Deque's accessibility engine (npm, into .work/tools/axe): the portal's browser tests
+#          run it in each page and fail on serious or critical violations.
+#   chromium, chromium-driver  Debian's headless browser and its WebDriver, which the portal's
+#          browser tests drive with Selenium (tests/support/portal.py).
 # Elsewhere it says what is missing; the tests that need it then skip (fail under CI=true).
 set -euo pipefail
 
@@ -38,10 +42,27 @@ go_tools() {
 }
 go_tools
 
-PACKAGES=(kcat)
+AXE_VERSION=4.14.1
+axe_core() {
+  [ -s "$TOOLS/axe/$AXE_VERSION/axe.min.js" ] && return 0
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "[test-tools] no npm: axe-core not installed" >&2
+    return 0
+  fi
+  local work; work="$(mktemp -d)"
+  (cd "$work" && npm pack --silent "axe-core@$AXE_VERSION" >/dev/null && tar xzf "axe-core-$AXE_VERSION.tgz") \
+    || { echo "[test-tools] could not fetch axe-core $AXE_VERSION" >&2; rm -rf "$work"; exit 1; }
+  mkdir -p "$TOOLS/axe/$AXE_VERSION"
+  cp "$work/package/axe.min.js" "$work/package/LICENSE" "$TOOLS/axe/$AXE_VERSION/"
+  rm -rf "$work"
+}
+axe_core
+
+# Debian package -> the command it provides.
+declare -A PACKAGES=([kcat]=kcat [chromium]=chromium [chromium-driver]=chromedriver)
 missing=()
-for package in "${PACKAGES[@]}"; do
-  command -v "$package" >/dev/null 2>&1 || missing+=("$package")
+for package in "${!PACKAGES[@]}"; do
+  command -v "${PACKAGES[$package]}" >/dev/null 2>&1 || missing+=("$package")
 done
 [ "${#missing[@]}" -eq 0 ] && exit 0
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

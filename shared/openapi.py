@@ -22,8 +22,11 @@ SERVICES = ROOT / "services"
 
 
 def service_names() -> list[str]:
-    """Every service package that declares a definition in its `app.py`."""
-    return sorted(p.parent.name for p in SERVICES.glob("*/app.py"))
+    """Every service package that declares a platform definition in its `app.py` (the portal,
+    a front end with no API of its own, has an `app.py` but no `ServiceDefinition`)."""
+    return sorted(
+        p.parent.name for p in SERVICES.glob("*/app.py") if "ServiceDefinition(" in p.read_text()
+    )
 
 
 def definition_of(service: str) -> ServiceDefinition:

@@ -10,6 +10,7 @@ import pytest
 
 from deploy.story import Partner, Story
 from tests.support.infra import ROOT, Infra
+from tests.support.portal import portal_process
 from tests.support.processes import ADMIN_TOKEN, SERVICES, Fleet
 
 pytestmark = pytest.mark.e2e
@@ -43,3 +44,10 @@ async def referral_partner(fleet: Fleet) -> Partner:
         # its Salesforce deals name it by its partner id: a channel manager confirms that once
         await story.crm_linked(partner)
         return partner
+
+
+@pytest.fixture(scope="package")
+async def portal(fleet: Fleet) -> AsyncIterator[str]:
+    """The portal in front of the fleet's services (development mode: plain http cookies)."""
+    async with portal_process(fleet, DEVELOPMENT_MODE="true") as url:
+        yield url

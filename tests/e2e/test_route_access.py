@@ -21,6 +21,7 @@ from tests.support.factories import partner_state_changed
 from tests.support.infra import ROOT, Infra
 from tests.support.kafka import publish
 from tests.support.polling import eventually
+from tests.support.portal import portal_routes
 from tests.support.processes import Fleet
 from tests.support.tokens import bearer, expired, token
 
@@ -75,7 +76,8 @@ class Route:
         return f"{self.service} {self.method} {self.path}"
 
 
-def table() -> list[Route]:
+def table(portal: bool = False) -> list[Route]:
+    """The APIs' rows (bearer tokens), or with `portal` the portal's (pages: session cookies)."""
     readme = (ROOT / "README.md").read_text()
     section = readme.split("<!-- routes:start", 1)[1].split("<!-- routes:end -->", 1)[0]
     routes: list[Route] = []
@@ -83,12 +85,15 @@ def table() -> list[Route]:
         match = ROW.match(line.strip())
         if match is None:
             continue
+        if (match["service"] == "portal") != portal:
+            continue
         services = SERVICES if match["service"] == "any" else (match["service"],)
         routes += [Route(s, match["method"], match["path"], match["who"]) for s in services]
     return routes
 
 
 ROUTES = table()
+PORTAL_ROUTES = table(portal=True)
 
 
 def test_the_table_lists_every_route_of_every_service_once() -> None:
@@ -199,3 +204,80 @@ async def test_each_route_answers_each_caller_as_the_table_says(
                 other = bearer(token("u", Role.PARTNER_USER, partner_id=f"{partner}-other"))
                 answer = await call(client, route, url, other)
                 assert answer.status_code == 404, answer.text
+
+
+# The portal's pages: a session cookie instead of a bearer header, CSRF on every form post.
+CSRF = "c" * 43
+
+
+def test_the_table_lists_every_route_of_the_portal_once() -> None:
+    listed = [(r.method, r.path) for r in PORTAL_ROUTES]
+    assert len(listed) == len(set(listed))
+    assert set(listed) == portal_routes()
+
+
+async def visit(
+    portal: str, route: Route, partner: str, session: str | None, csrf: bool = True
+) -> Any:
+    path = route.path.replace("{path}", "portal.css")
+    for name, value in PARAMETERS.items():
+        path = path.replace(f"{{{name}}}", value.format(partner=partner))
+    cookies = {"pollinate_csrf": CSRF, **({"pollinate_session": session} if session else {})}
+    async with httpx.AsyncClient(timeout=15, cookies=cookies, follow_redirects=False) as client:
+        url = portal + path
+        if route.method == "POST":
+            return await client.post(url, data={"csrf_token": CSRF} if csrf else {})
+        if path.startswith("/live/"):
+            async with client.stream("GET", url) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                return response
+        return await client.get(url)
+
+
+def sent_to_sign_in(answer: Any) -> bool:
+    return answer.status_code == 303 and answer.headers["location"].startswith("/sign-in")
+
+
+@pytest.mark.parametrize("route", PORTAL_ROUTES, ids=str)
+async def test_each_portal_page_answers_each_caller_as_the_table_says(
+    portal: str, suspended_partner: str, route: Route
+) -> None:
+    partner = f"ptn_route_{uuid.uuid4().hex[:6]}"
+    anonymous = await visit(portal, route, partner, None)
+    if route.open_to_anyone:
+        assert anonymous.status_code not in (401, 403), anonymous.text
+        assert not sent_to_sign_in(anonymous) or route.path == "/sign-out"
+        return
+    if route.path.startswith("/live/"):
+        assert anonymous.status_code == 401, anonymous.text
+    else:
+        assert sent_to_sign_in(anonymous), (anonymous.status_code, anonymous.text)
+
+    role = sorted(route.roles)[0]
+    stale = expired("x", role, partner_id=partner if role in PARTNER_ROLES else None)
+    answer = await visit(portal, route, partner, stale)
+    assert answer.status_code == 401 or answer.headers.get("location", "").endswith("expired")
+
+    for admitted in sorted(route.roles):
+        own = partner if admitted in PARTNER_ROLES else None
+        answer = await visit(portal, route, partner, token("x", admitted, partner_id=own))
+        assert answer.status_code not in (401, 403), (admitted, answer.text)
+        assert not sent_to_sign_in(answer), admitted
+        if route.method == "POST":
+            unsent = await visit(
+                portal, route, partner, token("x", admitted, partner_id=own), False
+            )
+            assert unsent.status_code == 403, unsent.text
+            assert "not sent by this portal" in unsent.text
+
+    outsider = next(r for r in OUTSIDERS if r not in route.roles)
+    stranger = partner if outsider in PARTNER_ROLES else None
+    refused = await visit(portal, route, partner, token("x", outsider, partner_id=stranger))
+    assert refused.status_code == 403, refused.text
+
+    if route.roles & PARTNER_ROLES and route.method == "GET" and route.path != "/":
+        revoked = token("u", Role.PARTNER_USER, partner_id=suspended_partner)
+        answer = await visit(portal, route, partner, revoked)
+        assert answer.status_code == 403, answer.text
+        assert "partner access revoked: suspended" in answer.text

@@ -117,7 +117,8 @@ def test_the_other_autoscaling_modes_are_valid_too(mode: str) -> None:
         validate(manifest)
     kinds = [m["kind"] for m in manifests]
     assert "ScaledObject" not in kinds
-    assert kinds.count("HorizontalPodAutoscaler") == (len(SERVICES) if mode == "hpa" else 0)
+    # The portal has no Kafka lag to follow: it scales on CPU whenever the chart autoscales.
+    assert kinds.count("HorizontalPodAutoscaler") == (len(SERVICES) + 1 if mode == "hpa" else 0)
 
 
 def test_a_broken_manifest_is_refused_by_the_validation() -> None:
@@ -196,7 +197,11 @@ def test_replicas_are_bounded_by_the_partitions_of_what_a_service_reads() -> Non
 
 def test_pods_are_probed_hardened_and_given_credentials_only_from_secrets() -> None:
     manifests = rendered(*next(combinations()))
-    deployments = [m for m in manifests if m["kind"] == "Deployment"]
+    deployments = [
+        m
+        for m in manifests
+        if m["kind"] == "Deployment" and m["metadata"]["name"] != "pollinate-portal"
+    ]
     assert sorted(d["metadata"]["name"] for d in deployments) == sorted(
         f"pollinate-{s}" for s in SERVICES
     )
@@ -224,6 +229,32 @@ def test_pods_are_probed_hardened_and_given_credentials_only_from_secrets() -> N
         in {v["name"] for v in d["spec"]["template"]["spec"]["containers"][0]["env"]}
     ]
     assert signing == ["pollinate-onboarding"]  # the one token-issuing place
+
+
+def test_the_portal_reaches_the_services_over_http_only() -> None:
+    """The front end: no database, no Kafka, no migration; the services' URLs by their Service
+    names, the verification keys from their Secret, a client of the services' policies."""
+    manifests = rendered(*next(combinations()))
+    named = {(m["kind"], m["metadata"]["name"]): m for m in manifests}
+    deployment = named[("Deployment", "pollinate-portal")]
+    pod = deployment["spec"]["template"]
+    [container] = pod["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "services.portal"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    env = {v["name"]: v for v in container["env"]}
+    assert "DATABASE_URL" not in env
+    assert not [name for name in env if name.startswith("KAFKA_")]
+    assert "secretKeyRef" in env["TOKEN_VERIFICATION_KEYS"]["valueFrom"]
+    for service in SERVICES:
+        url = env[f"PORTAL_{service.upper()}_URL"]["value"]
+        assert url == f"http://pollinate-{service}:8000"
+        assert ("Service", f"pollinate-{service}") in named
+    assert pod["metadata"]["labels"]["pollinate.io/client"] == "true"
+    assert ("Job", "pollinate-portal-migrate") not in named
+    assert ("HorizontalPodAutoscaler", "pollinate-portal") in named
+    policy = named[("NetworkPolicy", "pollinate-portal")]
+    egress_ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
+    assert egress_ports == {53, 8000}
 
 
 def test_migrations_run_as_the_owner_before_the_pods_change() -> None:

@@ -1,0 +1,105 @@
+"""How fast the portal's pages answer in front of the five services, and how long a partner's
+notification takes from the write that causes it to the portal's live stream.
+
+    eval "$(deploy/local-stack.sh env)"
+    .venv/bin/python -m benchmarks.portal_pages [--requests 100]
+
+Starts the five services and the portal as processes on the local stack (as the end-to-end
+tests do), onboards one partner, then: `--requests` sequential GETs of each partner page with
+its session cookie (p50/p95/max in ms; each page fans out to two to five service calls), and
+ten registrations, each timed from the POST's answer to its decision notification arriving on
+the portal's `/live/notifications` (the notifications service's stream passed through).
+Loopback only; numbers depend on the machine (2 shared cores here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import time
+import uuid
+
+import httpx
+
+from deploy.story import Partner, Story
+from tests.support.infra import Infra
+from tests.support.portal import portal_process
+from tests.support.processes import ADMIN_TOKEN, SERVICES, Fleet
+
+PAGES = ("/home", "/registrations", "/earnings", "/what-if", "/mdf", "/webhooks")
+
+
+def summary(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p95 = ordered[max(0, int(len(ordered) * 0.95) - 1)]
+    return f"p50 {statistics.median(ordered):6.1f}  p95 {p95:6.1f}  max {ordered[-1]:6.1f} ms"
+
+
+async def page_times(portal: str, token: str, requests: int) -> None:
+    cookies = {"pollinate_session": token}
+    async with httpx.AsyncClient(base_url=portal, cookies=cookies, timeout=30) as client:
+        for path in PAGES:
+            samples = []
+            for _ in range(requests):
+                started = time.perf_counter()
+                answer = await client.get(path)
+                samples.append((time.perf_counter() - started) * 1000)
+                assert answer.status_code == 200, (path, answer.status_code)
+            print(f"GET {path:15} {summary(samples)}")
+
+
+async def live_latency(fleet: Fleet, portal: str, partner: Partner, count: int = 10) -> None:
+    samples: list[float] = []
+    cookies = {"pollinate_session": partner.token}
+    async with (
+        httpx.AsyncClient(cookies=cookies, timeout=httpx.Timeout(30, read=None)) as browser,
+        httpx.AsyncClient(timeout=30) as writer,
+        browser.stream("GET", f"{portal}/live/notifications") as stream,
+    ):
+        lines = stream.aiter_lines()
+        for n in range(count):
+            body = {
+                "customer_name": f"Bench {uuid.uuid4().hex[:8]} {n} Ltd",
+                "customer_country": "US",
+                "products": ["data"],
+                "amount": "1000.00",
+                "currency": "USD",
+            }
+            answer = await writer.post(
+                f"{fleet.url('deals')}/registrations", headers=partner.auth, json=body
+            )
+            answered = time.perf_counter()
+            registration_id = answer.json()["registration_id"]
+            async for line in lines:
+                if line.startswith("data:") and registration_id in line:
+                    item = json.loads(line.removeprefix("data:"))
+                    if item.get("registration_id") == registration_id:
+                        samples.append((time.perf_counter() - answered) * 1000)
+                        break
+    print(f"registration answered -> notification on the portal's stream: {summary(samples)}")
+
+
+async def main(requests: int) -> None:
+    fleet = Fleet(Infra.from_env(os.environ))
+    try:
+        for service in SERVICES:
+            await fleet.start(service)
+        async with portal_process(fleet, DEVELOPMENT_MODE="true") as portal:
+            async with httpx.AsyncClient(timeout=30) as client:
+                story = Story(client, fleet.urls, ADMIN_TOKEN)
+                partner = Partner("bench", "Bench Partners", "gsi")
+                await story.onboard(partner, ["data", "ai"])
+                await story.known_to_deals(partner)
+            await page_times(portal, partner.token, requests)
+            await live_latency(fleet, portal, partner)
+    finally:
+        await fleet.stop_all()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=100)
+    asyncio.run(main(parser.parse_args().requests))

@@ -1,0 +1,242 @@
+"""The partner portal's routes: sign-in and out, the home page with its live notifications, and
+deal registration. Each parses the form at the edge, calls the services through `views` or
+`backends` with the person's own token, and renders a page."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Path, Request
+from pydantic import BaseModel
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+
+from services.portal import views
+from services.portal.backends import BackendRefused, Backends
+from services.portal.domain import pages
+from services.portal.rendering import page
+from services.portal.schemas import CheckAnswer
+from services.portal.sessions import (
+    CsrfDep,
+    Session,
+    SessionDep,
+    Verifier,
+    end_session,
+    start_session,
+)
+from shared.identity import InvalidToken
+
+router = APIRouter()
+
+Text = Annotated[str, Form(max_length=200)]
+OptionalText = Annotated[str, Form(max_length=253)]
+
+
+class Health(BaseModel):
+    status: str
+
+
+def backends_of(request: Request) -> Backends:
+    backends: Backends = request.app.state.backends
+    return backends
+
+
+BackendsDep = Annotated[Backends, Depends(backends_of)]
+
+
+class NotAPartner(Exception):
+    pass
+
+
+async def partner_session(session: SessionDep) -> Session:
+    """Partner pages: a partner's people only (they see their own partner, named by the token)."""
+    if session.caller.partner_id is None:
+        raise BackendRefused("portal", 403, "this page is for a partner's people")
+    return session
+
+
+PartnerDep = Annotated[Session, Depends(partner_session)]
+
+
+def secure(request: Request) -> bool:
+    return not request.app.state.settings.development_mode
+
+
+@router.get("/health/live")
+async def live() -> Health:
+    return Health(status="ok")
+
+
+@router.get("/health/ready")
+async def ready() -> Health:
+    return Health(status="ready")
+
+
+@router.get("/")
+async def start(session: SessionDep) -> Response:
+    landing = pages.landing_page(session.caller)
+    if landing is None:
+        raise BackendRefused("portal", 403, "the portal has no pages for your roles")
+    return RedirectResponse(landing, status_code=303)
+
+
+@router.get("/sign-in")
+async def sign_in_page(request: Request, reason: str = "") -> Response:
+    messages = {"expired": "Your session has expired: sign in again.", "required": ""}
+    return page(request, "sign_in.html", {"message": messages.get(reason, "")})
+
+
+@router.post("/sign-in", dependencies=[CsrfDep])
+async def sign_in(
+    request: Request, token: Annotated[str, Form(min_length=1, max_length=4096)]
+) -> Response:
+    verifier: Verifier = request.app.state.verifier
+    try:
+        caller, expires_at = verifier.verify(token.strip())
+    except InvalidToken as error:
+        return page(request, "sign_in.html", {"message": f"Not signed in: {error}."}, status=401)
+    landing = pages.landing_page(caller)
+    if landing is None:
+        message = "Not signed in: the portal has pages for partners and channel managers only."
+        return page(request, "sign_in.html", {"message": message}, status=403)
+    response = RedirectResponse(landing, status_code=303)
+    start_session(response, token.strip(), expires_at, secure(request))
+    return response
+
+
+@router.post("/sign-out", dependencies=[CsrfDep])
+async def sign_out(request: Request) -> Response:
+    response = RedirectResponse("/sign-in", status_code=303)
+    end_session(response, secure(request))
+    return response
+
+
+@router.get("/home")
+async def home(request: Request, session: PartnerDep, backends: BackendsDep) -> Response:
+    return page(request, "home.html", {"home": await views.home(backends, session)})
+
+
+@router.get("/live/notifications")
+async def live_notifications(
+    request: Request, session: PartnerDep, backends: BackendsDep, after: str | None = None
+) -> Response:
+    """The partner's notifications stream, passed through from the notifications service
+    (a browser's EventSource cannot send the token itself)."""
+    path = f"/partners/{session.caller.partner_id}/notifications/stream"
+    if after:
+        path += "?" + urlencode({"after": after})
+    resume = request.headers.get("last-event-id")
+    body = await backends.stream(session, "notifications", path, resume)
+    return StreamingResponse(
+        body,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/registrations")
+async def registrations(request: Request, session: PartnerDep, backends: BackendsDep) -> Response:
+    rows = await views.registrations(backends, session)
+    return page(request, "registrations.html", {"rows": rows, "form": {}, "message": ""})
+
+
+def registration_body(
+    customer_name: str, customer_domain: str, country: str, product: str, amount: str, currency: str
+) -> dict[str, Any]:
+    return {
+        "customer_name": customer_name.strip(),
+        "customer_domain": customer_domain.strip() or None,
+        "customer_country": country.strip().upper() or None,
+        "products": [p.strip() for p in product.split(",") if p.strip()] or ["-"],
+        "amount": amount.strip() or "0",
+        "currency": currency.strip().upper(),
+    }
+
+
+@router.post("/registrations/check", dependencies=[CsrfDep])
+async def check(
+    request: Request,
+    session: PartnerDep,
+    backends: BackendsDep,
+    customer_name: Annotated[str, Form(max_length=200)] = "",
+    customer_domain: OptionalText = "",
+    customer_country: Annotated[str, Form(max_length=2)] = "",
+    products: Annotated[str, Form(max_length=200)] = "",
+    amount: Annotated[str, Form(max_length=40)] = "",
+    currency: Annotated[str, Form(max_length=3)] = "",
+) -> Response:
+    """The dry-run answer as the person types (an htmx fragment): what deals would decide now
+    for this customer; nothing is written. Before products are chosen it checks every product
+    the partner is authorised for (the broadest conflict), before an amount a nominal one."""
+    if len(customer_name.strip()) < 2:
+        return page(request, "check.html", {"answer": None})
+    if not products.strip():
+        partner = await backends.get(
+            session, "onboarding", f"/partners/{session.caller.partner_id}"
+        )
+        products = ",".join(partner.get("products") or ["-"])
+    body = registration_body(
+        customer_name, customer_domain, customer_country, products, amount or "1", currency or "USD"
+    )
+    try:
+        answer = await backends.call(session, "deals", "POST", "/registrations/check", json=body)
+    except BackendRefused as refused:  # a fragment shows the refusal in place of the answer
+        return page(request, "check.html", {"answer": None, "problem": refused.detail})
+    return page(request, "check.html", {"answer": CheckAnswer.model_validate(answer)})
+
+
+@router.post("/registrations", dependencies=[CsrfDep])
+async def register(
+    request: Request,
+    session: PartnerDep,
+    backends: BackendsDep,
+    customer_name: Text,
+    amount: Annotated[str, Form(max_length=40)],
+    currency: Annotated[str, Form(min_length=3, max_length=3)] = "USD",
+    customer_domain: OptionalText = "",
+    customer_country: Annotated[str, Form(max_length=2)] = "",
+    products: Text = "",
+) -> Response:
+    body = registration_body(
+        customer_name, customer_domain, customer_country, products, amount, currency
+    )
+    try:
+        decision = await backends.call(session, "deals", "POST", "/registrations", json=body)
+    except BackendRefused as refused:
+        if refused.status not in (409, 422):
+            raise
+        rows = await views.registrations(backends, session)
+        context = {"rows": rows, "form": body, "message": refused.detail, "failed": True}
+        return page(request, "registrations.html", context, status=refused.status)
+    rows = await views.registrations(backends, session)
+    message = f"Registered: {decision['status']} ({'; '.join(decision['reasons'])})"
+    return page(request, "registrations.html", {"rows": rows, "form": {}, "message": message})
+
+
+@router.get("/registrations/{registration_id}")
+async def registration(
+    request: Request,
+    registration_id: Annotated[str, Path(max_length=200)],
+    session: PartnerDep,
+    backends: BackendsDep,
+) -> Response:
+    context = await views.registration(backends, session, registration_id)
+    return page(request, "registration.html", context)
+
+
+@router.post("/registrations/{registration_id}/extension", dependencies=[CsrfDep])
+async def extend(
+    request: Request, registration_id: str, session: PartnerDep, backends: BackendsDep
+) -> Response:
+    path = f"/registrations/{registration_id}/extension"
+    try:
+        answer = await backends.call(session, "deals", "POST", path)
+        message = f"Extended: protected until {answer['expires_at']}"
+        status = 200
+    except BackendRefused as refused:
+        if refused.status != 409:
+            raise
+        message, status = f"Not extended: {refused.detail}", 409
+    rows = await views.registrations(backends, session)
+    context = {"rows": rows, "form": {}, "message": message, "failed": status != 200}
+    return page(request, "registrations.html", context, status=status)

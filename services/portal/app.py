@@ -1,0 +1,129 @@
+"""Composition root of the portal: settings, the token verifier, one HTTP client for the
+services, the routes, static assets and how every failure becomes a page (never a 500)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.responses import RedirectResponse, Response
+
+from services.portal import api, console, earnings, webhooks
+from services.portal.backends import BackendRefused, Backends, BackendUnavailable
+from services.portal.rendering import HERE, page
+from services.portal.sessions import CsrfRefused, SignInRequired, Verifier
+from services.portal.settings import PortalSettings
+
+log = logging.getLogger(__name__)
+
+# The pages load nothing from elsewhere: scripts, styles and the live stream are the portal's.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+def create_app(settings: PortalSettings | None = None) -> FastAPI:
+    settings = settings or PortalSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        timeout = httpx.Timeout(settings.portal_backend_timeout_seconds)
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            app.state.backends = Backends(settings, client)
+            yield
+
+    app = FastAPI(
+        title="Pollinate portal",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    app.state.verifier = Verifier(settings)
+    app.include_router(api.router)
+    app.include_router(earnings.router)
+    app.include_router(webhooks.router)
+    app.include_router(console.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    install_error_pages(app)
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "public, max-age=3600")
+        else:
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app
+
+
+def _wants_fragment(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true" or request.url.path.startswith("/live/")
+
+
+def install_error_pages(app: FastAPI) -> None:
+    async def sign_in(request: Request, error: Exception) -> Response:
+        reason = error.reason if isinstance(error, SignInRequired) else "sign in first"
+        if _wants_fragment(request):
+            return page(request, "error.html", {"message": reason}, status=401)
+        target = "/sign-in?reason=" + ("expired" if "expired" in reason else "required")
+        return RedirectResponse(target, status_code=303)
+
+    async def csrf(request: Request, error: Exception) -> Response:
+        message = "the form was stale or not sent by this portal: reload the page and try again"
+        return page(request, "error.html", {"message": message}, status=403)
+
+    async def refused(request: Request, error: Exception) -> Response:
+        assert isinstance(error, BackendRefused)
+        return page(request, "error.html", {"message": error.detail}, status=error.status)
+
+    async def unavailable(request: Request, error: Exception) -> Response:
+        log.warning("%s", error)
+        return page(request, "error.html", {"message": str(error)}, status=503)
+
+    async def invalid(request: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in error.errors()
+        )
+        return page(request, "error.html", {"message": problems}, status=422)
+
+    async def http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)
+        return page(request, "error.html", {"message": str(error.detail)}, status=error.status_code)
+
+    app.add_exception_handler(SignInRequired, sign_in)
+    app.add_exception_handler(CsrfRefused, csrf)
+    app.add_exception_handler(BackendRefused, refused)
+    app.add_exception_handler(BackendUnavailable, unavailable)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(HTTPException, http_error)
+
+
+def run() -> None:
+    settings = PortalSettings()
+    settings.refuse_local_defaults()
+    logging.basicConfig(level=settings.log_level)
+    if settings.development_mode:
+        log.warning("portal in development mode: the session cookie is not Secure")
+    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port)

@@ -1,0 +1,110 @@
+"""Calls to the platform's services over their public HTTP APIs, always with the signed-in
+person's own token: each service decides what that person may see or do."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from services.portal.sessions import Session, SignInRequired
+from services.portal.settings import PortalSettings
+
+
+class BackendUnavailable(Exception):
+    """A service did not answer, or failed: the page says which (503), never a 500."""
+
+    def __init__(self, service: str, why: str) -> None:
+        super().__init__(f"{service} is unavailable: {why}")
+        self.service = service
+
+
+class BackendRefused(Exception):
+    """A service refused the call (4xx): its status and `detail` go to the person."""
+
+    def __init__(self, service: str, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.service = service
+        self.status = status
+        self.detail = detail
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200] or response.reason_phrase
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, list):  # FastAPI's validation errors: say each field and why
+        return "; ".join(
+            f"{'.'.join(str(p) for p in item.get('loc', [])[1:])}: {item.get('msg', '')}"
+            for item in detail
+            if isinstance(item, dict)
+        )
+    return str(detail) if detail is not None else response.reason_phrase
+
+
+class Backends:
+    def __init__(self, settings: PortalSettings, client: httpx.AsyncClient) -> None:
+        self._settings = settings
+        self._client = client
+
+    async def call(
+        self, session: Session, service: str, method: str, path: str, **kwargs: Any
+    ) -> Any:
+        url = self._settings.url_of(service) + path
+        headers = {"Authorization": f"Bearer {session.token}"}
+        try:
+            response = await self._client.request(method, url, headers=headers, **kwargs)
+        except httpx.HTTPError as error:
+            raise BackendUnavailable(service, type(error).__name__) from error
+        if response.status_code == 401:
+            raise SignInRequired(_detail(response))
+        if response.status_code >= 500:
+            raise BackendUnavailable(service, f"answered {response.status_code}")
+        if response.status_code >= 400:
+            raise BackendRefused(service, response.status_code, _detail(response))
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    async def get(self, session: Session, service: str, path: str, **params: Any) -> Any:
+        query = {k: v for k, v in params.items() if v is not None}
+        return await self.call(session, service, "GET", path, params=query)
+
+    async def stream(
+        self, session: Session, service: str, path: str, last_event_id: str | None
+    ) -> AsyncIterator[bytes]:
+        """A service's live stream (SSE), opened before the page answers (so a refusal is the
+        page's status) and passed through as it arrives; a reconnecting browser's
+        Last-Event-ID goes on to the service, which resumes exactly after it."""
+        headers = {"Authorization": f"Bearer {session.token}", "Accept": "text/event-stream"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        url = self._settings.url_of(service) + path
+        timeout = httpx.Timeout(self._settings.portal_backend_timeout_seconds, read=None)
+        request = self._client.build_request("GET", url, headers=headers, timeout=timeout)
+        try:
+            answer = await self._client.send(request, stream=True)
+        except httpx.HTTPError as error:
+            raise BackendUnavailable(service, type(error).__name__) from error
+        if answer.status_code != 200:
+            await answer.aread()
+            await answer.aclose()
+            if answer.status_code == 401:
+                raise SignInRequired(_detail(answer))
+            if answer.status_code >= 500:
+                raise BackendUnavailable(service, f"answered {answer.status_code}")
+            raise BackendRefused(service, answer.status_code, _detail(answer))
+        return _relay(answer)
+
+
+async def _relay(answer: httpx.Response) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in answer.aiter_raw():
+            yield chunk
+    except httpx.HTTPError:
+        return  # the service went away: the browser's EventSource reconnects and resumes
+    finally:
+        await answer.aclose()

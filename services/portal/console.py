@@ -1,0 +1,225 @@
+"""The channel-manager console: the review queue of registrations pending review (oldest first,
+with their conflict evidence) and approve/reject with a note; partner applications; MDF claims
+beside their fund's remaining balance; CRM-link confirmations, unmatched CRM deals and credits
+incentives holds."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Path, Request
+from starlette.responses import Response
+
+from services.portal import views
+from services.portal.api import BackendsDep
+from services.portal.backends import BackendRefused
+from services.portal.rendering import page
+from services.portal.sessions import CsrfDep, Session, SessionDep
+from shared.identity import Role
+
+router = APIRouter(prefix="/console")
+
+
+async def manager_session(session: SessionDep) -> Session:
+    if not session.caller.has(Role.CHANNEL_MANAGER):
+        raise BackendRefused("portal", 403, "this page needs the role channel_manager")
+    return session
+
+
+ManagerDep = Annotated[Session, Depends(manager_session)]
+
+
+def review_queue(registrations: list[Any]) -> list[Any]:
+    waiting = [r for r in registrations if r.get("status") == "pending_review"]
+    return sorted(waiting, key=lambda r: str(r.get("submitted_at", "")))
+
+
+async def queue_page(
+    request: Request, session: Session, backends: BackendsDep, message: str = "", status: int = 200
+) -> Response:
+    registrations = await backends.get(session, "deals", "/registrations", limit=500)
+    context = {"queue": review_queue(registrations), "message": message, "failed": status != 200}
+    return page(request, "console.html", context, status=status)
+
+
+@router.get("")
+async def console(request: Request, session: ManagerDep, backends: BackendsDep) -> Response:
+    return await queue_page(request, session, backends)
+
+
+@router.get("/registrations/{registration_id}")
+async def registration(
+    request: Request,
+    registration_id: Annotated[str, Path(max_length=200)],
+    session: ManagerDep,
+    backends: BackendsDep,
+) -> Response:
+    context = await views.registration(backends, session, registration_id)
+    return page(request, "registration.html", context)
+
+
+@router.post("/registrations/{registration_id}/review", dependencies=[CsrfDep])
+async def review(
+    request: Request,
+    registration_id: str,
+    session: ManagerDep,
+    backends: BackendsDep,
+    decision: Annotated[str, Form(pattern="^(approve|reject)$")],
+    note: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    params = {"approve": str(decision == "approve").lower(), "note": note.strip() or decision}
+    path = f"/registrations/{registration_id}/review"
+    try:
+        answer = await backends.call(session, "deals", "POST", path, params=params)
+    except BackendRefused as refused:
+        if refused.status not in (409, 422):
+            raise
+        message = f"Not reviewed: {refused.detail}"
+        return await queue_page(request, session, backends, message, refused.status)
+    message = f"{registration_id}: {answer.get('status', decision)}"
+    return await queue_page(request, session, backends, message)
+
+
+async def decided(
+    request: Request,
+    session: Session,
+    backends: BackendsDep,
+    call: tuple[str, str, str],
+    again: str,
+    done: str,
+    **kwargs: Any,
+) -> Response:
+    """Make one decision through a service, then show the console page `again` with the answer
+    (the service's refusal, 409 or 422, in its place)."""
+    service, method, path = call
+    status, message = 200, done
+    try:
+        await backends.call(session, service, method, path, **kwargs)
+    except BackendRefused as refused:
+        if refused.status not in (409, 422):
+            raise
+        status, message = refused.status, f"Not done: {refused.detail}"
+    return await PAGES[again](request, session, backends, message, status)
+
+
+async def applications_page(
+    request: Request, session: Session, backends: BackendsDep, message: str = "", status: int = 200
+) -> Response:
+    # Every application waits for a manager; qualification only recommends an outcome.
+    outcomes = ("review", "approve", "reject")
+    answers = await asyncio.gather(
+        *(backends.get(session, "onboarding", "/applications", outcome=o) for o in outcomes)
+    )
+    waiting = [
+        {**application, "recommended": outcome}
+        for outcome, listed in zip(outcomes, answers, strict=True)
+        for application in listed
+    ]
+    context = {"applications": waiting, "message": message, "failed": status != 200}
+    return page(request, "console_applications.html", context, status=status)
+
+
+async def mdf_page(
+    request: Request, session: Session, backends: BackendsDep, message: str = "", status: int = 200
+) -> Response:
+    claims = await backends.get(session, "incentives", "/mdf/claims", limit=500)
+    waiting = sorted(
+        (c for c in claims if c.get("status") == "requested"),
+        key=lambda c: str(c.get("requested_at", "")),
+    )
+    # Each claim beside what its partner's fund has left (one read per partner waiting).
+    partners = sorted({str(c["partner_id"]) for c in waiting})
+    funds = dict(
+        zip(
+            partners,
+            await asyncio.gather(
+                *(backends.get(session, "incentives", f"/partners/{p}/mdf") for p in partners)
+            ),
+            strict=True,
+        )
+    )
+    context = {"claims": waiting, "funds": funds, "message": message, "failed": status != 200}
+    return page(request, "console_mdf.html", context, status=status)
+
+
+async def links_page(
+    request: Request, session: Session, backends: BackendsDep, message: str = "", status: int = 200
+) -> Response:
+    proposed, unmatched, held = await asyncio.gather(
+        backends.get(session, "attribution", "/crm-links", status="proposed"),
+        backends.get(session, "attribution", "/crm-links/unmatched"),
+        backends.get(session, "incentives", "/credits/held", limit=200),
+    )
+    context = {
+        "proposed": proposed,
+        "unmatched": unmatched,
+        "held": held,
+        "message": message,
+        "failed": status != 200,
+    }
+    return page(request, "console_links.html", context, status=status)
+
+
+PAGES = {"applications": applications_page, "mdf": mdf_page, "links": links_page}
+
+Decision = Annotated[str, Form(pattern="^(approve|reject)$")]
+Note = Annotated[str, Form(max_length=500)]
+
+
+@router.get("/applications")
+async def applications(request: Request, session: ManagerDep, backends: BackendsDep) -> Response:
+    return await applications_page(request, session, backends)
+
+
+@router.post("/applications/{partner_id}/decision", dependencies=[CsrfDep])
+async def decide_application(
+    request: Request,
+    partner_id: Annotated[str, Path(max_length=200)],
+    session: ManagerDep,
+    backends: BackendsDep,
+    decision: Decision,
+    note: Note = "",
+) -> Response:
+    body = {"approve": decision == "approve", "note": note.strip()}
+    call = ("onboarding", "POST", f"/applications/{partner_id}/decision")
+    done = f"{partner_id}: {decision}d"
+    return await decided(request, session, backends, call, "applications", done, json=body)
+
+
+@router.get("/mdf")
+async def mdf_claims(request: Request, session: ManagerDep, backends: BackendsDep) -> Response:
+    return await mdf_page(request, session, backends)
+
+
+@router.post("/mdf/claims/{claim_id}/decision", dependencies=[CsrfDep])
+async def decide_claim(
+    request: Request,
+    claim_id: Annotated[str, Path(max_length=200)],
+    session: ManagerDep,
+    backends: BackendsDep,
+    decision: Decision,
+    note: Note = "",
+) -> Response:
+    body = {"approve": decision == "approve", "note": note.strip()}
+    call = ("incentives", "POST", f"/mdf/claims/{claim_id}/decision")
+    done = f"Claim {claim_id}: {decision}d"
+    return await decided(request, session, backends, call, "mdf", done, json=body)
+
+
+@router.get("/crm-links")
+async def crm_links(request: Request, session: ManagerDep, backends: BackendsDep) -> Response:
+    return await links_page(request, session, backends)
+
+
+@router.post("/crm-links/{source}/{external_id}/confirm", dependencies=[CsrfDep])
+async def confirm_link(
+    request: Request,
+    source: Annotated[str, Path(max_length=64)],
+    external_id: Annotated[str, Path(max_length=200)],
+    session: ManagerDep,
+    backends: BackendsDep,
+) -> Response:
+    call = ("attribution", "POST", f"/crm-links/{source}/{external_id}/confirm")
+    done = f"Confirmed: {source} {external_id}"
+    return await decided(request, session, backends, call, "links", done)

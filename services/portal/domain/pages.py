@@ -1,0 +1,94 @@
+"""What the portal's pages show and who reaches them: plain rules, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TypeVar
+
+from shared.identity import Caller, Role
+
+T = TypeVar("T")
+
+# A registration still in play: the partner may act on it or is waiting for a decision.
+OPEN_STATUSES = frozenset({"submitted", "approved", "pending_review"})
+# Only an approved registration has a protection window a partner can extend.
+EXTENDABLE_STATUSES = frozenset({"approved"})
+LATEST_NOTIFICATIONS = 10
+
+
+def landing_page(who: Caller) -> str | None:
+    """Where a signed-in person starts: a partner's people at their home, channel managers at
+    the console. Other roles (finance, system) have no pages here yet."""
+    if who.partner_id is not None:
+        return "/home"
+    if who.has(Role.CHANNEL_MANAGER):
+        return "/console"
+    return None
+
+
+def is_open(status: str) -> bool:
+    return status in OPEN_STATUSES
+
+
+def may_extend(status: str, extensions_used: int, max_extensions: int = 1) -> bool:
+    """Whether the extension button is offered: deals decides (and may still refuse with 409);
+    the page only hides a button that could not succeed."""
+    return status in EXTENDABLE_STATUSES and extensions_used < max_extensions
+
+
+def countdown(expires_at: datetime | None, now: datetime) -> str:
+    """How long a protection window has left, in words a person reads at a glance."""
+    if expires_at is None:
+        return "no expiry"
+    left = expires_at - now
+    seconds = int(left.total_seconds())
+    if seconds <= 0:
+        return "expired"
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes = rest // 60
+    if days:
+        return f"{days} day{'s' if days != 1 else ''} {hours} h left"
+    if hours:
+        return f"{hours} h {minutes} min left"
+    return f"{max(minutes, 1)} min left"
+
+
+def latest(items: Sequence[T], count: int = LATEST_NOTIFICATIONS) -> list[T]:
+    """The newest `count` of an oldest-first list, newest first."""
+    return list(reversed(items[-count:])) if count > 0 else []
+
+
+def open_first(statuses: Iterable[tuple[str, T]]) -> list[T]:
+    """Items whose status is open, in their given order."""
+    return [item for status, item in statuses if is_open(status)]
+
+
+def quarter_of(at: datetime) -> str:
+    return f"{at.year}-Q{(at.month - 1) // 3 + 1}"
+
+
+def recent_quarters(at: datetime, count: int = 8) -> list[str]:
+    """The statement periods a person picks from: this quarter and the ones before it."""
+    year, quarter = at.year, (at.month - 1) // 3 + 1
+    periods = []
+    for _ in range(count):
+        periods.append(f"{year}-Q{quarter}")
+        year, quarter = (year, quarter - 1) if quarter > 1 else (year - 1, 4)
+    return periods
+
+
+ENTRY_LABELS = {
+    "accrual": "Accrual",
+    "kicker": "Kicker",
+    "spiff": "SPIFF",
+    "clawback": "Clawback",
+    "reversal": "Reversal",
+    "payout": "Payout",
+}
+
+
+def entry_label(entry_type: str) -> str:
+    """How a ledger entry's type reads on a statement (unknown types as they are)."""
+    return ENTRY_LABELS.get(entry_type, entry_type.replace("_", " ").capitalize())

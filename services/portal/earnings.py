@@ -1,0 +1,108 @@
+"""Partner pages about money: earnings (balance and the statement by period), the what-if
+calculator, and market development funds (balance, claims, a new claim). Amounts are shown as
+the services state them (decimal strings): the portal never does arithmetic on money."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from starlette.responses import Response
+
+from services.portal import views
+from services.portal.api import BackendsDep, PartnerDep
+from services.portal.backends import BackendRefused
+from services.portal.domain import pages
+from services.portal.rendering import page
+from services.portal.sessions import CsrfDep
+from shared.clock import now
+
+router = APIRouter()
+
+PERIOD = r"^\d{4}-(Q[1-4]|0[1-9]|1[0-2])$"
+Amount = Annotated[str, Form(min_length=1, max_length=40)]
+
+
+@router.get("/earnings")
+async def earnings(
+    request: Request,
+    session: PartnerDep,
+    backends: BackendsDep,
+    period: Annotated[str | None, Query(pattern=PERIOD)] = None,
+) -> Response:
+    data = await views.earnings(backends, session, period)
+    context = {
+        **data,
+        "period": period,
+        "periods": pages.recent_quarters(now()),
+        "label": pages.entry_label,
+    }
+    return page(request, "earnings.html", context)
+
+
+@router.get("/what-if")
+async def what_if(
+    request: Request,
+    session: PartnerDep,
+    backends: BackendsDep,
+    amount: Annotated[str | None, Query(max_length=40)] = None,
+    kind: Annotated[str, Query(pattern="^(sourced|influenced)$")] = "sourced",
+    products: Annotated[str, Query(max_length=200)] = "",
+    co_sell: bool = False,
+) -> Response:
+    """What a won deal would earn now (incentives computes; nothing is booked). A read: its form
+    is a GET, so the answer has an address a person can share."""
+    answer: dict[str, Any] | None = None
+    problem = ""
+    programs = await backends.get(session, "incentives", "/programs")
+    if amount:
+        body = {
+            "amount": amount.strip(),
+            "kind": kind,
+            "co_sell": co_sell,
+            "products": [p.strip() for p in products.split(",") if p.strip()],
+        }
+        try:
+            answer = await backends.call(session, "incentives", "POST", "/what-if", json=body)
+        except BackendRefused as refused:
+            if refused.status != 422:
+                raise
+            problem = refused.detail
+    form = {"amount": amount or "", "kind": kind, "products": products, "co_sell": co_sell}
+    spiffs = programs.get("active_spiffs") or []
+    context = {"answer": answer, "problem": problem, "form": form, "spiffs": spiffs}
+    return page(request, "what_if.html", context, status=422 if problem else 200)
+
+
+@router.get("/mdf")
+async def mdf(request: Request, session: PartnerDep, backends: BackendsDep) -> Response:
+    return page(request, "mdf.html", {**await views.mdf(backends, session), "message": ""})
+
+
+@router.post("/mdf/claims", dependencies=[CsrfDep])
+async def claim(
+    request: Request,
+    session: PartnerDep,
+    backends: BackendsDep,
+    amount: Amount,
+    description: Annotated[str, Form(min_length=3, max_length=500)],
+    proof_reference: Annotated[str, Form(min_length=1, max_length=500)],
+) -> Response:
+    body = {
+        "amount": amount.strip(),
+        "description": description.strip(),
+        "proof_reference": proof_reference.strip(),
+    }
+    status = 200
+    try:
+        answer = await backends.call(session, "incentives", "POST", "/mdf/claims", json=body)
+        message = (
+            f"Claim {answer['claim_id']} for {answer['amount']} {answer['currency']}: "
+            f"{answer['status']} (fund available: {answer['fund_available']})"
+        )
+    except BackendRefused as refused:
+        if refused.status not in (409, 422):
+            raise
+        message, status = f"Not claimed: {refused.detail}", refused.status
+    context = {**await views.mdf(backends, session), "message": message, "failed": status != 200}
+    return page(request, "mdf.html", context, status=status)

@@ -1,0 +1,35 @@
+"""Pages from templates: every page gets the person (if signed in), the CSRF value its forms
+carry, and its cookie."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from starlette.responses import HTMLResponse
+
+from services.portal.sessions import csrf_of, remember_csrf, session_of
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def page(
+    request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200
+) -> HTMLResponse:
+    session = session_of(request)
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {
+            "who": session.caller if session else None,
+            "csrf": csrf_of(request),
+            "path": request.url.path,
+            **(context or {}),
+        },
+        status_code=status,
+    )
+    remember_csrf(request, response, secure=not request.app.state.settings.development_mode)
+    return response

@@ -1,0 +1,39 @@
+"""The portal's settings: where the platform's services answer and how tokens are verified."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The services a signed-in person's pages call; a token must be meant for every one of them.
+BACKENDS = ("onboarding", "deals", "attribution", "incentives", "notifications")
+
+
+class PortalSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    log_level: str = "INFO"
+    # The public JWK set the platform's tokens are verified with (the same as every service's).
+    token_verification_keys: str = ""
+    # Development mode only drops the Secure flag of the session cookie (plain http locally).
+    development_mode: bool = False
+    portal_onboarding_url: str = "http://127.0.0.1:8001"
+    portal_deals_url: str = "http://127.0.0.1:8002"
+    portal_attribution_url: str = "http://127.0.0.1:8003"
+    portal_incentives_url: str = "http://127.0.0.1:8004"
+    portal_notifications_url: str = "http://127.0.0.1:8005"
+    # How long a call to a service may take before the page says that service is unavailable.
+    portal_backend_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    def url_of(self, service: str) -> str:
+        value: str = getattr(self, f"portal_{service}_url")
+        return value.rstrip("/")
+
+    def refuse_local_defaults(self) -> None:
+        if not self.development_mode and not self.token_verification_keys.strip():
+            raise SystemExit(
+                "portal: refusing to start without TOKEN_VERIFICATION_KEYS (the platform's "
+                "public JWK set) (or DEVELOPMENT_MODE=true on a developer's machine)"
+            )

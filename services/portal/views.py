@@ -1,0 +1,104 @@
+"""The read side: what a page needs, fetched from the services with the person's own token
+(concurrently: a page waits for its slowest call, not their sum) and shaped for the templates."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from services.portal.backends import Backends
+from services.portal.domain import pages
+from services.portal.schemas import (
+    HomePage,
+    NotificationView,
+    PartnerView,
+    RegistrationView,
+)
+from services.portal.sessions import Session
+from shared.clock import now
+
+INBOX_PAGE = 200
+INBOX_PAGES_READ = 5  # the inbox is oldest first: read on to its end for the latest messages
+
+
+async def notifications(backends: Backends, session: Session) -> tuple[list[Any], int, str | None]:
+    """The partner's inbox up to now (its last pages), the unread count and the cursor a live
+    stream resumes after."""
+    path = f"/partners/{session.caller.partner_id}/notifications"
+    items: list[Any] = []
+    after: str | None = None
+    unread = 0
+    for _ in range(INBOX_PAGES_READ):
+        page = await backends.get(session, "notifications", path, after=after, limit=INBOX_PAGE)
+        items = [*items, *page["items"]][-pages.LATEST_NOTIFICATIONS :]
+        unread = int(page["unread"])
+        after = page["next_cursor"] or after
+        if len(page["items"]) < INBOX_PAGE:
+            break
+    return items, unread, after
+
+
+def registration_rows(answer: list[Any]) -> list[RegistrationView]:
+    at = now()
+    rows = []
+    for item in answer:
+        row = RegistrationView.model_validate(item)
+        row.countdown = pages.countdown(row.expires_at, at) if pages.is_open(row.status) else ""
+        row.extendable = pages.may_extend(row.status, row.extensions_used)
+        rows.append(row)
+    return rows
+
+
+async def home(backends: Backends, session: Session) -> HomePage:
+    partner_id = session.caller.partner_id
+    partner, registrations, inbox, certifications = await asyncio.gather(
+        backends.get(session, "onboarding", f"/partners/{partner_id}"),
+        backends.get(session, "deals", "/registrations", limit=500),
+        notifications(backends, session),
+        backends.get(session, "onboarding", f"/partners/{partner_id}/certifications"),
+    )
+    items, unread, cursor = inbox
+    rows = registration_rows(registrations)
+    return HomePage(
+        partner=PartnerView.model_validate(partner),
+        open_registrations=[row for row in rows if pages.is_open(row.status)],
+        notifications=[NotificationView.model_validate(n) for n in pages.latest(items)],
+        unread=unread,
+        last_cursor=cursor,
+        certifications=list(certifications),
+    )
+
+
+async def registrations(backends: Backends, session: Session) -> list[RegistrationView]:
+    return registration_rows(await backends.get(session, "deals", "/registrations", limit=500))
+
+
+async def earnings(backends: Backends, session: Session, period: str | None) -> dict[str, Any]:
+    """Balance and the statement of one period (every period when none), side by side."""
+    partner_id = session.caller.partner_id
+    balance, statement = await asyncio.gather(
+        backends.get(session, "incentives", f"/partners/{partner_id}/balance"),
+        backends.get(session, "incentives", f"/partners/{partner_id}/statement", period=period),
+    )
+    return {"balance": balance, "statement": statement}
+
+
+async def mdf(backends: Backends, session: Session) -> dict[str, Any]:
+    partner_id = session.caller.partner_id
+    fund, claims = await asyncio.gather(
+        backends.get(session, "incentives", f"/partners/{partner_id}/mdf"),
+        backends.get(session, "incentives", "/mdf/claims", limit=200),
+    )
+    return {"fund": fund, "claims": claims}
+
+
+async def registration(
+    backends: Backends, session: Session, registration_id: str
+) -> dict[str, Any]:
+    """One registration and its decision history, as deals tells the caller (a partner reads
+    what it was told; a channel manager the full reasons and evidence)."""
+    path = f"/registrations/{registration_id}"
+    row, history = await asyncio.gather(
+        backends.get(session, "deals", path), backends.get(session, "deals", f"{path}/history")
+    )
+    return {"registration": registration_rows([row])[0], "history": history}

@@ -1,0 +1,144 @@
+"""Partner pages for webhook endpoints and their delivery log (the notifications service's
+API). A partner's admin manages endpoints; its users read them (the notifications service
+decides: a user's change is refused with its 403, shown on the page)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import Response
+
+from services.portal.api import BackendsDep, PartnerDep
+from services.portal.backends import BackendRefused, Backends
+from services.portal.rendering import page
+from services.portal.sessions import CsrfDep, Session
+
+router = APIRouter(prefix="/webhooks")
+
+
+def base(session: Session) -> str:
+    return f"/partners/{session.caller.partner_id}/webhooks"
+
+
+async def list_page(
+    request: Request,
+    session: Session,
+    backends: Backends,
+    message: str = "",
+    status: int = 200,
+    secret: str = "",
+) -> Response:
+    endpoints = await backends.get(session, "notifications", base(session))
+    context = {
+        "endpoints": endpoints["items"],
+        "message": message,
+        "failed": status >= 400,
+        "secret": secret,
+    }
+    return page(request, "webhooks.html", context, status=status)
+
+
+@router.get("")
+async def webhooks(request: Request, session: PartnerDep, backends: BackendsDep) -> Response:
+    return await list_page(request, session, backends)
+
+
+@router.post("", dependencies=[CsrfDep])
+async def add(
+    request: Request,
+    session: PartnerDep,
+    backends: BackendsDep,
+    url: Annotated[str, Form(min_length=1, max_length=2000)],
+    description: Annotated[str, Form(max_length=200)] = "",
+    kinds: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    body: dict[str, Any] = {"url": url.strip(), "description": description.strip()}
+    chosen = [k.strip() for k in kinds.split(",") if k.strip()]
+    if chosen:
+        body["kinds"] = chosen
+    try:
+        made = await backends.call(session, "notifications", "POST", base(session), json=body)
+    except BackendRefused as refused:
+        if refused.status not in (403, 409, 422):
+            raise
+        message = f"Not added: {refused.detail}"
+        return await list_page(request, session, backends, message, refused.status)
+    # The signing secret is shown this once (the service shows it again only on rotation).
+    message = f"Added {made['url']}"
+    return await list_page(request, session, backends, message, 200, secret=made["secret"])
+
+
+async def endpoint_page(
+    request: Request,
+    session: Session,
+    backends: Backends,
+    endpoint_id: uuid.UUID,
+    message: str = "",
+    status: int = 200,
+) -> Response:
+    path = f"{base(session)}/{endpoint_id}"
+    endpoint = await backends.get(session, "notifications", path)
+    deliveries = await backends.get(session, "notifications", f"{path}/deliveries", limit=50)
+    context = {
+        "endpoint": endpoint,
+        "deliveries": deliveries["items"],
+        "message": message,
+        "failed": status >= 400,
+    }
+    return page(request, "webhook.html", context, status=status)
+
+
+@router.get("/{endpoint_id}")
+async def endpoint(
+    request: Request, endpoint_id: uuid.UUID, session: PartnerDep, backends: BackendsDep
+) -> Response:
+    return await endpoint_page(request, session, backends, endpoint_id)
+
+
+async def change(
+    request: Request,
+    session: Session,
+    backends: Backends,
+    endpoint_id: uuid.UUID,
+    method: str,
+    suffix: str,
+    done: str,
+    **kwargs: Any,
+) -> Response:
+    path = f"{base(session)}/{endpoint_id}{suffix}"
+    try:
+        await backends.call(session, "notifications", method, path, **kwargs)
+    except BackendRefused as refused:
+        if refused.status not in (403, 409, 422):
+            raise
+        message = f"Not done: {refused.detail}"
+        return await endpoint_page(request, session, backends, endpoint_id, message, refused.status)
+    return await endpoint_page(request, session, backends, endpoint_id, done)
+
+
+@router.post("/{endpoint_id}/enabled", dependencies=[CsrfDep])
+async def enable(
+    request: Request,
+    endpoint_id: uuid.UUID,
+    session: PartnerDep,
+    backends: BackendsDep,
+    enabled: Annotated[bool, Form()],
+) -> Response:
+    done = "Enabled: queued deliveries resume in order." if enabled else "Disabled."
+    body = {"enabled": enabled}
+    return await change(request, session, backends, endpoint_id, "PATCH", "", done, json=body)
+
+
+@router.post("/{endpoint_id}/deliveries/{delivery_id}/redeliver", dependencies=[CsrfDep])
+async def redeliver(
+    request: Request,
+    endpoint_id: uuid.UUID,
+    delivery_id: uuid.UUID,
+    session: PartnerDep,
+    backends: BackendsDep,
+) -> Response:
+    suffix = f"/deliveries/{delivery_id}/redeliver"
+    done = f"Delivery {delivery_id} queued again."
+    return await change(request, session, backends, endpoint_id, "POST", suffix, done)

@@ -1,0 +1,129 @@
+"""Every portal page, in real headless Chromium at a phone's width (375 px): axe-core reports
+no serious or critical violation, every form control has a label, nothing scrolls sideways;
+and a person signs in and reaches every control with the keyboard alone, seeing where the
+focus is. Screenshots of each page at 375 px go to .work/screenshots/."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from deploy.story import Partner
+from tests.support.portal import (
+    chromium,
+    horizontal_overflow,
+    screenshot,
+    serious_violations,
+    unlabelled_inputs,
+)
+from tests.support.processes import ADMIN_TOKEN, Fleet
+
+pytestmark = pytest.mark.e2e
+
+PARTNER_PAGES = ("/home", "/registrations", "/earnings", "/what-if", "/mdf", "/webhooks")
+MANAGER_PAGES = ("/console", "/console/applications", "/console/mdf", "/console/crm-links")
+PHONE = (375, 812)
+
+
+@pytest.fixture
+def phone() -> Iterator[Any]:
+    with chromium(*PHONE) as session:
+        yield session
+
+
+def sign_in(browser: Any, portal: str, token: str) -> None:
+    """Signing in with the keyboard alone: Tab to the token field, type, Tab to the button,
+    Enter."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(f"{portal}/sign-in")
+    field = browser.find_element(By.ID, "token")
+    keys = ActionChains(browser)
+    for _ in range(10):
+        if browser.switch_to.active_element == field:
+            break
+        keys.send_keys(Keys.TAB).perform()
+    assert browser.switch_to.active_element == field, "the token field is not reachable by Tab"
+    keys.send_keys(token).send_keys(Keys.TAB).perform()
+    button = browser.switch_to.active_element
+    assert button.tag_name == "button"
+    assert button.text == "Sign in"
+    keys.send_keys(Keys.ENTER).perform()
+    assert not browser.current_url.startswith(f"{portal}/sign-in"), browser.current_url
+
+
+def check_page(browser: Any, name: str) -> list[str]:
+    problems = [f"{name}: {v}" for v in serious_violations(browser)]
+    problems += [f"{name}: unlabelled {html}" for html in unlabelled_inputs(browser)]
+    overflow = horizontal_overflow(browser)
+    if overflow > 0:
+        problems.append(f"{name}: {overflow} px wider than the 375 px screen")
+    screenshot(browser, f"375-{name.strip('/').replace('/', '-') or 'start'}")
+    return problems
+
+
+def every_control_takes_the_focus_visibly(browser: Any) -> list[str]:
+    """Tab through the page: each link, button and field gets the focus in turn, and the
+    focused one shows an outline."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    controls = browser.execute_script(
+        "return document.querySelectorAll('a[href], button, input:not([type=hidden]), "
+        'select, textarea, [tabindex="0"]\').length'
+    )
+    reached: set[str] = set()
+    problems = []
+    keys = ActionChains(browser)
+    for _ in range(controls + 2):
+        keys.send_keys(Keys.TAB).perform()
+        focused = browser.switch_to.active_element
+        outline = focused.value_of_css_property("outline-style")
+        key = browser.execute_script(
+            "const e = document.activeElement; return e.outerHTML.slice(0, 80);"
+        )
+        if outline in ("none", "") and focused.tag_name != "body":
+            problems.append(f"no visible focus on {key}")
+        reached.add(key)
+    if len(reached) < controls:
+        problems.append(f"Tab reached {len(reached)} of {controls} controls")
+    return problems
+
+
+async def test_partner_pages_are_accessible_on_a_phone(
+    fleet: Fleet, portal: str, referral_partner: Partner, phone: Any
+) -> None:
+    phone.get(f"{portal}/sign-in")
+    problems = check_page(phone, "/sign-in")
+    sign_in(phone, portal, referral_partner.token)
+    for path in PARTNER_PAGES:
+        phone.get(f"{portal}{path}")
+        problems += check_page(phone, path)
+    phone.get(f"{portal}/home")
+    problems += every_control_takes_the_focus_visibly(phone)
+    assert problems == []
+
+
+async def test_console_pages_are_accessible_on_a_phone(
+    fleet: Fleet, portal: str, phone: Any
+) -> None:
+    sign_in(phone, portal, ADMIN_TOKEN)
+    problems: list[str] = []
+    for path in MANAGER_PAGES:
+        phone.get(f"{portal}{path}")
+        problems += check_page(phone, path)
+    assert problems == []
+
+
+async def test_an_error_page_is_accessible_too(fleet: Fleet, portal: str, phone: Any) -> None:
+    sign_in(phone, portal, ADMIN_TOKEN)
+    phone.get(f"{portal}/home")  # a partner's page, refused to a manager
+    async with httpx.AsyncClient() as client:
+        refused = await client.get(f"{portal}/home", cookies={"pollinate_session": ADMIN_TOKEN})
+    assert refused.status_code == 403
+    assert check_page(phone, "/refused") == []

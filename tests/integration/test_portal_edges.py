@@ -1,0 +1,157 @@
+"""The portal's edges, in process: sessions (the cookie's flags, expiry with the token, refused
+tokens), CSRF on every form post, who reaches which pages, and a service that does not answer
+(a 503 page naming it, never a 500). The services it calls are not running here: everything
+checked happens before or instead of a call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.portal.app import create_app
+from services.portal.settings import PortalSettings
+from shared.identity import Role
+from tests.support.processes import free_port
+from tests.support.tokens import VERIFICATION_KEYS, expired, token
+
+PARTNER = token("p/u", Role.PARTNER_USER, partner_id="ptn_edges")
+MANAGER = token("cm", Role.CHANNEL_MANAGER)
+
+
+def settings(development: bool) -> PortalSettings:
+    # Nothing listens on this port: a call to a service fails to connect at once.
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    return PortalSettings(
+        token_verification_keys=VERIFICATION_KEYS,
+        development_mode=development,
+        **{f"portal_{s}_url": nowhere for s in ("onboarding", "deals", "notifications")},
+    )
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    with TestClient(create_app(settings(True)), follow_redirects=False) as session:
+        yield session
+
+
+def csrf(client: TestClient) -> str:
+    client.get("/sign-in")
+    value = client.cookies.get("pollinate_csrf")
+    assert value
+    return value
+
+
+def signed_in(client: TestClient, value: str) -> TestClient:
+    answer = client.post("/sign-in", data={"token": value, "csrf_token": csrf(client)})
+    assert answer.status_code == 303, answer.text
+    return client
+
+
+def test_anonymous_pages_go_to_sign_in_and_fragments_answer_401(client: TestClient) -> None:
+    for path in ("/", "/home", "/registrations", "/console"):
+        answer = client.get(path)
+        assert (answer.status_code, answer.headers["location"]) == (303, "/sign-in?reason=required")
+    assert client.get("/live/notifications").status_code == 401
+    assert client.get("/home", headers={"HX-Request": "true"}).status_code == 401
+
+
+def test_sign_in_sets_a_strict_httponly_cookie_that_expires_with_the_token(
+    client: TestClient,
+) -> None:
+    short = token("p/u", Role.PARTNER_USER, partner_id="ptn_edges", ttl=timedelta(minutes=10))
+    answer = client.post("/sign-in", data={"token": short, "csrf_token": csrf(client)})
+    assert (answer.status_code, answer.headers["location"]) == (303, "/home")
+    cookie = next(c for c in answer.headers.get_list("set-cookie") if "pollinate_session" in c)
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert "Secure" not in cookie  # development mode: plain http on a developer's machine
+    max_age = int(cookie.split("Max-Age=")[1].split(";")[0])
+    assert 590 <= max_age <= 600
+
+
+def test_outside_development_mode_the_cookies_are_secure() -> None:
+    with TestClient(create_app(settings(False)), base_url="https://portal.test") as client:
+        client.follow_redirects = False
+        answer = client.post("/sign-in", data={"token": PARTNER, "csrf_token": csrf(client)})
+        cookies = answer.headers.get_list("set-cookie")
+        assert cookies
+        assert all("Secure" in c for c in cookies)
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("not a token", "invalid token"),
+        (expired("p/u", Role.PARTNER_USER, partner_id="p"), "token expired"),
+        (token("x", Role.CHANNEL_MANAGER, audiences=("deals",)), "token not meant for"),
+    ],
+)
+def test_refused_tokens_say_why(client: TestClient, value: str, says: str) -> None:
+    answer = client.post("/sign-in", data={"token": value, "csrf_token": csrf(client)})
+    assert answer.status_code == 401
+    assert says in answer.text
+    assert "pollinate_session" not in answer.headers.get("set-cookie", "")
+
+
+def test_roles_without_pages_are_refused_at_sign_in(client: TestClient) -> None:
+    answer = client.post(
+        "/sign-in", data={"token": token("f", Role.FINANCE), "csrf_token": csrf(client)}
+    )
+    assert answer.status_code == 403
+    assert "partners and channel managers only" in answer.text
+
+
+@pytest.mark.parametrize(
+    "path", ["/sign-in", "/sign-out", "/registrations", "/registrations/check"]
+)
+def test_every_form_post_needs_its_csrf_token(client: TestClient, path: str) -> None:
+    signed_in(client, PARTNER)
+    form = {"token": PARTNER, "customer_name": "Acme", "amount": "1", "products": "data"}
+    missing = client.post(path, data=form)
+    wrong = client.post(path, data={**form, "csrf_token": "x" * 43})
+    for answer in (missing, wrong):
+        assert answer.status_code == 403, answer.text
+        assert "not sent by this portal" in answer.text
+
+
+def test_a_partner_cannot_open_the_console_nor_a_manager_the_partner_pages() -> None:
+    with TestClient(create_app(settings(True)), follow_redirects=False) as partner:
+        signed_in(partner, PARTNER)
+        answer = partner.get("/console")
+        assert answer.status_code == 403
+        assert "this page needs the role channel_manager" in answer.text
+    with TestClient(create_app(settings(True)), follow_redirects=False) as manager:
+        signed_in(manager, MANAGER)
+        for path in ("/home", "/registrations", "/live/notifications"):
+            answer = manager.get(path)
+            assert answer.status_code == 403, path
+            assert "for a partner&#39;s people" in answer.text
+
+
+def test_a_service_that_does_not_answer_is_a_503_naming_it(client: TestClient) -> None:
+    signed_in(client, PARTNER)
+    answer = client.get("/registrations")
+    assert answer.status_code == 503
+    assert "deals is unavailable" in answer.text
+
+
+def test_hostile_form_input_is_a_422_page(client: TestClient) -> None:
+    signed_in(client, PARTNER)
+    token_value = client.cookies.get("pollinate_csrf")
+    answer = client.post(
+        "/registrations",
+        data={"csrf_token": token_value, "customer_name": "x" * 201, "amount": "1"},
+    )
+    assert answer.status_code == 422
+    assert "customer_name" in answer.text
+
+
+def test_pages_load_nothing_from_elsewhere(client: TestClient) -> None:
+    answer = client.get("/sign-in")
+    policy = answer.headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert "http" not in answer.text.split("<main", 1)[0].replace("http-equiv", "")

@@ -1,0 +1,164 @@
+"""The portal as a real process in front of a Fleet's services, and a real headless Chromium
+(Debian's `chromium` and `chromium-driver`, installed by deploy/test-tools.sh) driven with
+Selenium to use it."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+from tests.support.infra import ROOT, missing_capability
+from tests.support.processes import LOGS, Fleet, free_port, wait_ready
+
+SCREENSHOTS = ROOT / ".work" / "screenshots"
+CHROMIUM = ("chromium", "chromium-browser")
+DRIVER = "chromedriver"
+
+
+@asynccontextmanager
+async def portal_process(fleet: Fleet, **extra: str) -> AsyncIterator[str]:
+    """The portal on a free port, calling the fleet's services; yields its base URL."""
+    import os
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "HTTP_PORT": str(port),
+        **{f"PORTAL_{service.upper()}_URL": url for service, url in fleet.urls.items()},
+        **extra,
+    }
+    LOGS.mkdir(parents=True, exist_ok=True)
+    with (LOGS / "portal-0.log").open("ab") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "services.portal",
+            cwd=ROOT,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_ready(f"{url}/health/ready", process)
+        yield url
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(process.wait(), 30)
+
+
+def _binary(names: tuple[str, ...]) -> str | None:
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@contextmanager
+def chromium(width: int = 1280, height: int = 900) -> Iterator[Any]:
+    """A headless Chromium under Selenium; skipped (failed under CI=true) when not installed."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        missing_capability("selenium is not installed (uv sync installs the dev group)")
+    browser, driver = _binary(CHROMIUM), _binary((DRIVER,))
+    if browser is None or driver is None:
+        missing_capability("chromium and chromium-driver are not installed (deploy/test-tools.sh)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(flag)
+    options.add_argument(f"--window-size={width},{height}")
+    session = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    try:
+        yield session
+    finally:
+        session.quit()
+
+
+def screenshot(browser: Any, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    browser.save_screenshot(str(path))
+    return path
+
+
+def portal_routes() -> set[tuple[str, str]]:
+    """Every (method, path) the portal serves: its routers' routes and its static mount."""
+    from fastapi.routing import APIRoute
+    from starlette.routing import Mount
+
+    from services.portal import api, console, earnings, webhooks
+    from services.portal.app import create_app
+
+    routes = {
+        (method, route.path)
+        for router in (api.router, earnings.router, webhooks.router, console.router)
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods or ()
+    }
+    mounts = [r for r in create_app().routes if isinstance(r, Mount)]
+    return routes | {("GET", f"{mount.path}/{{path}}") for mount in mounts}
+
+
+AXE = ROOT / ".work" / "tools" / "axe"
+
+
+def axe_script() -> str:
+    """axe-core, as deploy/test-tools.sh installs it."""
+    found = sorted(AXE.glob("*/axe.min.js"))
+    if not found:
+        missing_capability("axe-core is not installed (deploy/test-tools.sh fetches it with npm)")
+    return found[-1].read_text()
+
+
+def serious_violations(browser: Any) -> list[str]:
+    """axe-core's serious and critical violations on the current page (WCAG 2.x A and AA)."""
+    browser.execute_script(axe_script())
+    result = browser.execute_async_script(
+        """
+        const done = arguments[arguments.length - 1];
+        axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a',
+            'wcag21aa', 'best-practice']}})
+          .then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact,
+              nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 3)}))))
+          .catch(e => done([{id: 'axe-error', impact: 'critical', nodes: [String(e)]}]));
+        """
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {', '.join(v['nodes'])}"
+        for v in result
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def unlabelled_inputs(browser: Any) -> list[str]:
+    """Form controls a screen reader could not name: no <label for>, no aria-label."""
+    found: list[str] = browser.execute_script(
+        """
+        return Array.from(document.querySelectorAll('input, select, textarea'))
+          .filter(e => e.type !== 'hidden')
+          .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+          .map(e => e.outerHTML.slice(0, 120));
+        """
+    )
+    return found
+
+
+def horizontal_overflow(browser: Any) -> int:
+    """How many pixels the page is wider than the window (0: no sideways scrolling)."""
+    width: int = browser.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    return width
