@@ -25,7 +25,7 @@ go_tools() {
     return 0
   fi
   mkdir -p "$TOOLS/bin" "$TOOLS/keda"
-  if [ ! -x "$TOOLS/bin/helm" ] || ! "$TOOLS/bin/helm" version --short 2>/dev/null | grep -q "^$HELM_VERSION"; then
+  if [ ! -x "$TOOLS/bin/helm" ] || ! "$TOOLS/bin/helm" version --short 2>/dev/null | grep -q "^${HELM_VERSION%.*}"; then
     echo "[test-tools] building helm $HELM_VERSION (go install)" >&2
     (cd /tmp && GOBIN="$TOOLS/bin" GOFLAGS=-mod=mod go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION") \
       || { echo "[test-tools] could not build helm" >&2; exit 1; }
