@@ -359,6 +359,7 @@ async def test_a_manager_works_applications_claims_links_and_held_credits(
         held = (
             await client.get(
                 f"{fleet.url('incentives')}/credits/held",
+                params={"limit": 200},  # as many as the console asks for
                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
             )
         ).json()
