@@ -169,14 +169,8 @@ token_key() {  # signing_key | verification_keys, as one line of JSON
   python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))[sys.argv[2]]))' "$TOKEN_KEYS" "$1"
 }
 
-# A process that exists and is not a zombie: a killed broker whose parent has not reaped it
-# still passes `kill -0`, and would be taken for a running one.
-alive() {
-  kill -0 "$1" 2>/dev/null || return 1
-  local state
-  state="$(sed -n 's/^[0-9]* (.*) \([A-Za-z]\) .*/\1/p' "/proc/$1/stat" 2>/dev/null || true)"
-  [ "$state" != Z ]
-}
+# shellcheck source=deploy/alive.sh
+. "$ROOT/deploy/alive.sh"
 
 kafka_running() { [ -f "$KAFKA_PID" ] && alive "$(cat "$KAFKA_PID")"; }
 

@@ -13,14 +13,9 @@ eval "$("$ROOT/deploy/local-stack.sh" env)"
 mkdir -p "$RUN"
 cd "$ROOT"
 
-# Running: the process exists and is not a zombie (a killed, unreaped one passes `kill -0`).
-running() {
-  [ -f "$RUN/$1.pid" ] || return 1
-  local pid state; pid="$(cat "$RUN/$1.pid")"
-  kill -0 "$pid" 2>/dev/null || return 1
-  state="$(sed -n 's/^[0-9]* (.*) \([A-Za-z]\) .*/\1/p' "/proc/$pid/stat" 2>/dev/null || true)"
-  [ "$state" != Z ]
-}
+# shellcheck source=deploy/alive.sh
+. "$ROOT/deploy/alive.sh"
+running() { [ -f "$RUN/$1.pid" ] && alive "$(cat "$RUN/$1.pid")"; }
 
 # The stack's database (host:port/db) as each service's two roles: the owner migrates the
 # schema before the service starts; the service runs as its runtime role.
