@@ -570,3 +570,11 @@ async def bump_revision(conn: Connection, deal_key: str) -> asyncpg.Record | Non
     return await conn.fetchrow(
         "UPDATE crm_deals SET revision = revision + 1 WHERE deal_key = $1 RETURNING *", deal_key
     )
+
+
+async def unlink_registration(conn: Connection, registration_id: str) -> None:
+    """The registration no longer holds a CRM deal (another holds the deal it followed)."""
+    await conn.execute(
+        "UPDATE registrations SET crm_deal_key = NULL, updated_at = now() WHERE registration_id = $1",
+        registration_id,
+    )
