@@ -29,6 +29,7 @@ from services.deals.adapters import (
     hubspot_events,
 )
 from services.deals.adapters.common import array, obj, parse_datetime, require
+from services.deals.adapters.salesforce import ACCOUNT_RECORD
 from services.deals.domain.crm import is_stale
 from shared.db import Connection, Pool
 from shared.errors import Unprocessable
@@ -168,7 +169,7 @@ def _outcomes(
         elif item.resync is not None:
             reason = str(item.resync)
             outcomes += [
-                ItemOutcome(item.index, Outcome.RESYNC, f"{source.value}:{record}", reason)
+                ItemOutcome(item.index, Outcome.RESYNC, _deal_key(source, record), reason)
                 for record in item.resync.record_ids
             ] or [ItemOutcome(item.index, Outcome.RESYNC, reason=reason)]
         elif item.ignored is not None or not item.changes:
@@ -186,6 +187,11 @@ def _outcomes(
             outcome = Outcome.ACCEPTED if accepted else Outcome.DUPLICATE
             outcomes.append(ItemOutcome(item.index, outcome, key))
     return outcomes
+
+
+def _deal_key(source: CrmSource, record: str) -> str | None:
+    """The deal a resync request names (None: another record, e.g. a Salesforce Account)."""
+    return None if record.startswith(ACCOUNT_RECORD) else f"{source.value}:{record}"
 
 
 def _raw(value: Any) -> bytes:

@@ -19,7 +19,11 @@ from typing import Any
 from services.deals import crm_repository
 from services.deals.adapters import AdapterError
 from services.deals.adapters.hubspot import archived_deal, from_hubspot_deal
-from services.deals.adapters.salesforce import deleted_record, from_salesforce_record
+from services.deals.adapters.salesforce import (
+    ACCOUNT_RECORD,
+    deleted_record,
+    from_salesforce_record,
+)
 from services.deals.crm_clients import (
     CrmRefused,
     CrmUnavailable,
@@ -94,11 +98,24 @@ async def _run(pool: Pool, outbox: Outbox, resyncer: Resyncer, limit: int, run: 
 
 def salesforce_resyncer(client: SalesforceClient) -> Resyncer:
     async def fetch(request: Any) -> list[Any]:
-        """The record's current state (its id alone: gone), or the window's records."""
-        if request["record_id"] != "*":
-            record = await client.opportunity(request["record_id"])
-            return [record if record is not None else request["record_id"]]
+        """The record's current state (its id alone: gone), the window's records, or for a
+        deleted Account that was merged, the surviving Account's Opportunities (its own and
+        those the merge re-parented); nothing for one deleted without a merge."""
+        record_id: str = request["record_id"]
         records: list[Any] = []
+        if record_id.startswith(ACCOUNT_RECORD):
+            try:
+                master = await client.master_of(record_id.removeprefix(ACCOUNT_RECORD))
+            except CrmRefused as error:
+                log.warning("Account resync refused: %s", error)
+                return []
+            if master is not None:
+                async for page in client.account_opportunities(master):
+                    records += page
+            return records
+        if record_id != "*":
+            record = await client.opportunity(record_id)
+            return [record if record is not None else record_id]
         async for page in client.changed_since(request["since"] - WINDOW_MARGIN):
             records += page
         return records
@@ -106,6 +123,8 @@ def salesforce_resyncer(client: SalesforceClient) -> Resyncer:
     def read(request: Any, answer: Any, at: datetime) -> CrmDealChanged:
         if isinstance(answer, str):
             return deleted_record(answer, at)
+        if request["record_id"].startswith(ACCOUNT_RECORD):
+            return from_salesforce_record(answer, at_least=request["since"])
         return from_salesforce_record(answer)
 
     return Resyncer(CrmSource.SALESFORCE, fetch, read)

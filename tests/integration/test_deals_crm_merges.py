@@ -8,7 +8,10 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import asyncpg
+import httpx
 import pytest
 
 from services.deals.adapters import from_hubspot
@@ -20,9 +23,17 @@ from shared.events import Envelope
 from shared.events.crm import CrmDealChanged
 from shared.outbox import Outbox
 from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS, PARTNER_NOTIFICATIONS
-from tests.support.crm import HUBSPOT_PORTAL, hubspot_property_change
+from tests.support.crm import (
+    HUBSPOT_PORTAL,
+    SalesforceServer,
+    hubspot_property_change,
+    salesforce_cdc,
+    salesforce_delivery,
+)
 from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema
 from tests.support.kafka import as_records
+from tests.support.polling import eventually
+from tests.support.processes import service_processes
 
 pytestmark = pytest.mark.integration
 
@@ -171,3 +182,83 @@ async def test_a_won_registration_keeps_the_survivor_over_an_earlier_live_one(
         (first, "merged", "pending_review"),
         (won, "merged", "won"),
     }
+
+
+async def _projected(infra: Infra, deal_key: str, **wanted: Any) -> asyncpg.Record | None:
+    conn = await asyncpg.connect(infra.admin_dsn)
+    try:
+        row = await conn.fetchrow("SELECT * FROM deals.crm_deals WHERE deal_key = $1", deal_key)
+    finally:
+        await conn.close()
+    if row is not None and all(row[column] == value for column, value in wanted.items()):
+        return row
+    return None
+
+
+def _account_change(account: str, change: str, at: datetime) -> dict[str, Any]:
+    """An AccountChangeEvent as Salesforce delivers a merge's halves: the losers' DELETE with
+    no field values, the master's UPDATE."""
+    message = salesforce_cdc(account, change, at, {})
+    message["payload"]["ChangeEventHeader"]["entityName"] = "Account"
+    return message
+
+
+async def test_a_salesforce_account_merge_brings_the_surviving_account_to_its_opportunities(
+    infra: Infra, deals_crm_env: dict[str, str]
+) -> None:
+    """Salesforce merges Accounts, not Opportunities: the loser arrives as an Account DELETE
+    that says nothing of a merge, and the Opportunities it re-parents send no change at all.
+    Deals asks the org for the deleted Account's MasterRecordId and fetches the master's
+    Opportunities, so the re-parented one (and the registration linked to it) now stands on
+    the surviving customer; a plain Account deletion fetches nothing more."""
+    run = uuid.uuid4().hex[:8]
+    master, loser, deleted = f"001M{run}000000", f"001L{run}000000", f"001D{run}000000"
+    opportunity = f"006R{run}000000"
+    key = f"salesforce:{opportunity}"
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
+    old_customer = {"Account_Name__c": "Nortwind Old", "Account_Website__c": "nortwind-old.com"}
+    with SalesforceServer() as org:
+        org.put(opportunity, at, StageName="Prospecting", AccountId=loser, **old_customer)
+        org.accounts[deleted] = {"attributes": {"type": "Account"}, "Id": deleted}
+        created = salesforce_cdc(
+            opportunity, "CREATE", at, {"StageName": "Prospecting", **old_customer}
+        )
+        org.merge_accounts(master, [loser])
+        # The org's formula fields now read the master Account; the stamps did not move.
+        org.records[opportunity].update(
+            Account_Name__c="Northwind Traders", Account_Website__c="https://northwind.com"
+        )
+        merge_at = at + timedelta(minutes=1)
+        batch = [
+            created,
+            _account_change(loser, "DELETE", merge_at),
+            _account_change(master, "UPDATE", merge_at),
+            _account_change(deleted, "DELETE", merge_at),
+        ]
+        async with service_processes(infra, "deals", env={**deals_crm_env, **org.env()}) as [url]:
+            async with httpx.AsyncClient(timeout=30) as client:
+                answer = await client.post(f"{url}/crm/salesforce", **salesforce_delivery(batch))
+            assert answer.status_code == 202, answer.text
+            assert [(i["outcome"], i["deal_key"]) for i in answer.json()["items"]] == [
+                ("accepted", key),
+                ("resync", None),
+                ("ignored", None),
+                ("resync", None),
+            ]
+            assert "MasterRecordId" in answer.json()["items"][1]["reason"]
+            row = await eventually(
+                lambda: _projected(infra, key, customer_name="Northwind Traders"),
+                what="the surviving Account on the re-parented Opportunity",
+            )
+    assert (row["customer_domain"], row["stage"], row["deleted"]) == (
+        "northwind.com",
+        "prospecting",
+        False,
+    )
+    queries = [parse_qs(urlsplit(p).query).get("q", [""])[0] for p in org.requests]
+    assert sum(f"WHERE Id = '{loser}'" in q for q in queries) == 1
+    assert sum(f"WHERE Id = '{deleted}'" in q for q in queries) == 1
+    # Only the merge's master is asked for its Opportunities; the plain deletion is not.
+    assert [q.split("AccountId = ")[1] for q in queries if "AccountId" in q] == [
+        f"'{master}' ORDER BY Id"
+    ]

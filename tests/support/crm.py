@@ -322,6 +322,7 @@ class SalesforceServer:
         self.down = False  # answers 503 while True (an outage)
         self.page_size = page_size
         self.updates: list[tuple[str, dict[str, Any]]] = []
+        self.accounts: dict[str, dict[str, Any]] = {}
         cursors: dict[str, list[dict[str, Any]]] = {}
         server = self
 
@@ -401,15 +402,7 @@ class SalesforceServer:
                     return self._answer(200, record)
                 if parts.path.endswith("/queryAll"):
                     soql = parse_qs(parts.query)["q"][0]
-                    since = soql.split("SystemModstamp >= ", 1)[1].split(" ", 1)[0]
-                    rows = sorted(
-                        (
-                            r
-                            for r in server.records.values()
-                            if r["SystemModstamp"] >= since.replace("Z", ".000+0000")
-                        ),
-                        key=lambda r: str(r["SystemModstamp"]),
-                    )
+                    rows = server.query(soql)
                     cursor = uuid.uuid4().hex[:12]
                     cursors[cursor] = rows
                     return self._page(cursor, 0)
@@ -443,6 +436,43 @@ class SalesforceServer:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def query(self, soql: str) -> list[dict[str, Any]]:
+        """The rows of the three queries deals makes: an Account's `MasterRecordId` by id, an
+        Account's Opportunities, and the Opportunities changed since a `SystemModstamp`."""
+        if " FROM Account WHERE Id = " in soql:
+            account = self.accounts.get(soql.rsplit("'", 2)[1])
+            return [] if account is None else [account]
+        if " WHERE AccountId = " in soql:
+            account_id = soql.split("AccountId = '", 1)[1].split("'", 1)[0]
+            return sorted(
+                (r for r in self.records.values() if r.get("AccountId") == account_id),
+                key=lambda r: str(r["Id"]),
+            )
+        since = soql.split("SystemModstamp >= ", 1)[1].split(" ", 1)[0]
+        return sorted(
+            (
+                r
+                for r in self.records.values()
+                if r["SystemModstamp"] >= since.replace("Z", ".000+0000")
+            ),
+            key=lambda r: str(r["SystemModstamp"]),
+        )
+
+    def merge_accounts(self, master: str, losers: list[str]) -> None:
+        """A merge as Salesforce does it: the losers deleted with `MasterRecordId` set to the
+        master, their Opportunities re-parented to it without touching their modification
+        stamps (a merge fires no change on re-parented children)."""
+        for account in (master, *losers):
+            self.accounts.setdefault(
+                account,
+                {"attributes": {"type": "Account"}, "Id": account, "MasterRecordId": None},
+            )
+        for loser in losers:
+            self.accounts[loser].update(MasterRecordId=master, IsDeleted=True)
+            for record in self.records.values():
+                if record.get("AccountId") == loser:
+                    record["AccountId"] = master
 
     def put(self, record_id: str, at: datetime, **fields: Any) -> dict[str, Any]:
         """Store the Opportunity as the org holds it now (REST shape: `attributes`, times as

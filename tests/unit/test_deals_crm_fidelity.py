@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from services.deals.adapters import (
+    Ignored,
     ResyncNeeded,
     from_aws_ace,
     from_hubspot,
@@ -199,6 +200,34 @@ def test_a_salesforce_gap_event_asks_for_a_resync_of_its_records() -> None:
     with pytest.raises(ResyncNeeded) as gap:
         from_salesforce_cdc(message)
     assert gap.value.record_ids == ("006G", "006H")
+
+
+def test_a_deleted_salesforce_account_is_checked_for_a_merge_and_other_account_changes_ignored() -> (
+    None
+):
+    """A merge arrives as the losers' Account DELETE (one event may name several) with no
+    field values: each deleted Account is asked for its MasterRecordId."""
+    deleted = salesforce_cdc("001A", "DELETE", AT, {})
+    deleted["payload"]["ChangeEventHeader"].update(entityName="Account", recordIds=["001A", "001B"])
+    with pytest.raises(ResyncNeeded) as merge:
+        from_salesforce_cdc(deleted)
+    assert merge.value.record_ids == ("Account/001A", "Account/001B")
+    assert merge.value.since == AT.replace(microsecond=0)
+    updated = salesforce_cdc("001M", "UPDATE", AT, {"Name": "Northwind"})
+    updated["payload"]["ChangeEventHeader"]["entityName"] = "Account"
+    with pytest.raises(Ignored) as ignored:
+        from_salesforce_cdc(updated)
+    assert not isinstance(ignored.value, ResyncNeeded)
+
+
+def test_only_a_salesforce_record_id_reaches_a_soql_query() -> None:
+    from services.deals.crm_clients import CrmRefused, soql_id
+
+    assert soql_id("001M00000000001AAA") == "001M00000000001AAA"
+    assert soql_id("001M00000000001") == "001M00000000001"
+    for hostile in ("001' OR Id != '", "001M0000000000", "001M00000000001AAAA", ""):
+        with pytest.raises(CrmRefused):
+            soql_id(hostile)
 
 
 def test_an_ace_opportunity_sums_its_spend_and_skips_an_entry_sized_by_a_link() -> None:
