@@ -106,7 +106,11 @@ async def _settle_links(
             evidence={**evidence, "held_by": verdict.keeper},
         )
         seq = await repository.append_ledger(conn, registration_id, entry)
-        outgoing += await status_change_events(conn, row, entry, cause=cause, seq=seq)
+        # A moved registration's link is announced (same status, the survivor's key): its
+        # events are ordered per registration, so downstream moves what it holds by them.
+        outgoing += await status_change_events(
+            conn, row, entry, cause=cause, seq=seq, relinked=registration_id in moved
+        )
     return outgoing
 
 

@@ -85,6 +85,7 @@ def deal_state(row: Row, linked: Sequence[Row]) -> DealStateChanged:
         changed_at=now(),
         # When the change behind the stored state entered Pollinate (not this event's cause).
         ingested_at=row["ingested_at"],
+        merged_into=row["merged_into"],
     )
 
 
