@@ -216,11 +216,16 @@ MULTI_STATUS_RESPONSE: dict[int | str, dict[str, Any]] = {
 
 
 async def _ingest(
-    platform: Platform, source: CrmSource, items: list[crm_ingestion.Item]
+    platform: Platform,
+    source: CrmSource,
+    items: list[crm_ingestion.Item],
+    request: Request,
+    delivery_id: str | None = None,
 ) -> IngestedOut:
     """Record what an authenticated CRM delivered, item by item, and answer each outcome."""
+    delivery = crm_ingestion.Delivery("http", request.url.path, delivery_id)
     outcomes = await crm_ingestion.record_items(
-        platform.pool, platform.outbox, source, items, now()
+        platform.pool, platform.outbox, source, items, now(), delivery
     )
     counts = Counter(item.outcome for item in outcomes)
     return IngestedOut(
@@ -263,7 +268,8 @@ async def salesforce(
     raw = await request.body()
     verification.verify_salesforce(settings, raw, request.headers)
     items = crm_ingestion.salesforce_items(crm_ingestion.parse_json(raw), now())
-    return _multi_status(await _ingest(platform, CrmSource.SALESFORCE, items))
+    delivery_id = request.headers.get("webhook-id")
+    return _multi_status(await _ingest(platform, CrmSource.SALESFORCE, items, request, delivery_id))
 
 
 @crm.post("/hubspot", status_code=202, responses=FORBIDDEN_RESPONSE)
@@ -281,7 +287,7 @@ async def hubspot(request: Request, platform: PlatformDep, settings: SettingsDep
     payload = crm_ingestion.parse_json(raw)
     verification.check_portals(settings, payload)
     items = crm_ingestion.hubspot_items(payload, now(), settings.portals)
-    return await _ingest(platform, CrmSource.HUBSPOT, items)
+    return await _ingest(platform, CrmSource.HUBSPOT, items, request)
 
 
 @crm.post("/aws-ace", status_code=202)
@@ -291,7 +297,7 @@ async def aws_ace(request: Request, platform: PlatformDep, settings: SettingsDep
     verification.verify_aws_ace(settings, request.headers)
     payload = crm_ingestion.parse_json(await request.body())
     items = crm_ingestion.aws_ace_items(payload, now())
-    return _single(await _ingest(platform, CrmSource.AWS_ACE, items))
+    return _single(await _ingest(platform, CrmSource.AWS_ACE, items, request))
 
 
 @crm.post("/microsoft", status_code=202)
@@ -303,7 +309,7 @@ async def microsoft(
     raw = await request.body()
     await certificates.verify(raw, request.headers, now())
     items = crm_ingestion.microsoft_items(crm_ingestion.parse_json(raw), now())
-    return _single(await _ingest(platform, CrmSource.MICROSOFT, items))
+    return _single(await _ingest(platform, CrmSource.MICROSOFT, items, request))
 
 
 @admin.post("/expiry/run")
