@@ -4,6 +4,7 @@ review and operations, and CRM ingestion (payloads exactly as each source delive
 import time
 from collections import Counter
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -11,10 +12,12 @@ from fastapi.responses import JSONResponse
 
 from services.deals import crm_ingestion, verification, views
 from services.deals.backtest import backtest as run_backtest
+from services.deals.crm_reconcile import DriftGauge, latest_reports, reconcile
 from services.deals.domain.ledger import Principal
 from services.deals.domain.rules import RulesOfEngagement
 from services.deals.expiry import run_expiry
 from services.deals.extension import request_extension
+from services.deals.jobs import reconcilers
 from services.deals.linking import link_registration
 from services.deals.policy import PolicyStore, differences, document_of, parsed
 from services.deals.registering import decide, register
@@ -39,6 +42,7 @@ from services.deals.schemas import (
     PolicyIn,
     PolicyOut,
     PolicyVersionOut,
+    ReconciliationOut,
     RegistrationIn,
     RegistrationOut,
     ReviewOut,
@@ -48,7 +52,7 @@ from services.deals.settings import DealsSettings
 from services.deals.verification import MicrosoftCertificates
 from shared.audit import record_action
 from shared.clock import now
-from shared.errors import Unprocessable
+from shared.errors import Conflict, Unprocessable
 from shared.events.crm import CrmSource
 from shared.http import (
     UNPROCESSABLE_RESPONSE,
@@ -352,6 +356,44 @@ async def review_deadlines_now(
     return ReviewRunOut(
         as_of=moment, reminded=run.reminded, escalated=run.escalated, decided=run.decided
     )
+
+
+@admin.get("/crm/reconciliations", tags=["crm"])
+async def reconciliation_reports(
+    who: AdminDep,
+    platform: PlatformDep,
+    source: Annotated[CrmSource | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> list[ReconciliationOut]:
+    """Drift reports of the periodic reconciliation, newest first (of one source, or all):
+    what each run checked, what was missing here, stale here or deleted upstream (with the
+    fields that differed) and how many resyncs it queued."""
+    reports = await latest_reports(platform.pool, source.value if source else None, limit)
+    return [ReconciliationOut.model_validate(asdict(report)) for report in reports]
+
+
+@admin.post(
+    "/crm/reconciliations/run",
+    tags=["crm"],
+    responses={409: {"model": ErrorOut, "description": "a run of the source is under way"}},
+)
+async def reconcile_now(
+    who: AdminDep,
+    platform: PlatformDep,
+    settings: SettingsDep,
+    source: Annotated[CrmSource, Query()],
+) -> ReconciliationOut:
+    """Reconcile a CRM's window now, not waiting for the periodic job (Salesforce or HubSpot,
+    with its API configured; 409 while another run of it is under way)."""
+    reconciler = reconcilers(settings).get(source.value)
+    if reconciler is None:
+        raise Conflict(f"{source.value} has no API configured to reconcile with")
+    window = timedelta(hours=settings.reconcile_window_hours)
+    report = await reconcile(platform.pool, reconciler, window)
+    async with platform.transaction() as conn:
+        await record_action(conn, who, "crm.reconcile", source.value)
+    platform.provisions.get(DriftGauge).show(report)
+    return ReconciliationOut.model_validate(asdict(report))
 
 
 @router.get("/policy", tags=["policy"])

@@ -212,6 +212,41 @@ class HubSpotClient:
                 items = [r for r in batch.get("results", []) if isinstance(r, dict)]
         return answer, company, items
 
+    async def changed_since(
+        self, portal: str, since: datetime
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The portal's deals modified at or after `since`, oldest first, a page at a time,
+        through the CRM search API (`hs_lastmodifieddate` GTE, paged by `after`; HubSpot
+        answers at most 10,000 results to one search)."""
+        body: dict[str, Any] = {
+            "filterGroups": [
+                {
+                    "filters": [
+                        {
+                            "propertyName": "hs_lastmodifieddate",
+                            "operator": "GTE",
+                            "value": str(int(since.timestamp() * 1000)),
+                        }
+                    ]
+                }
+            ],
+            "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+            "properties": list(DEAL_PROPERTIES),
+            "limit": 100,
+        }
+        async with self._client(portal) as client:
+            for _ in range(MAX_PAGES):
+                page = await self._send(client, "POST", "/crm/v3/objects/deals/search", body)
+                results = page.get("results")
+                yield (
+                    [r for r in results if isinstance(r, dict)] if isinstance(results, list) else []
+                )
+                following = (page.get("paging") or {}).get("next") or {}
+                after = following.get("after") if isinstance(following, dict) else None
+                if not after:
+                    return
+                body = {**body, "after": str(after)}
+
     def _client(self, portal: str) -> httpx.AsyncClient:
         token = self.tokens.get(portal)
         if token is None:

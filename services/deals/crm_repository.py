@@ -151,3 +151,54 @@ async def store_checkpoint(
         seen_max,
         at,
     )
+
+
+async def projected(conn: Connection, deal_keys: Sequence[str]) -> dict[str, asyncpg.Record]:
+    """The projected opportunities (not locked: a reconciliation only reads them)."""
+    rows = await conn.fetch("SELECT * FROM crm_deals WHERE deal_key = ANY($1::text[])", deal_keys)
+    return {row["deal_key"]: row for row in rows}
+
+
+async def store_reconciliation(
+    conn: Connection,
+    *,
+    source: str,
+    started_at: datetime,
+    finished_at: datetime,
+    since: datetime,
+    counts: dict[str, int],
+    resyncs: int,
+    drift: str,
+    error: str | None,
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        """INSERT INTO crm_reconciliations (source, started_at, finished_at, since, checked,
+               in_sync, missing_here, stale_here, deleted_upstream, resyncs_queued, drift, error)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12) RETURNING *""",
+        source,
+        started_at,
+        finished_at,
+        since,
+        counts["checked"],
+        counts["in_sync"],
+        counts["missing_here"],
+        counts["stale_here"],
+        counts["deleted_upstream"],
+        resyncs,
+        drift,
+        error,
+    )
+    assert row is not None  # INSERT ... RETURNING
+    return row
+
+
+async def reconciliations(conn: Connection, source: str | None, limit: int) -> list[asyncpg.Record]:
+    """Reports, newest first (of one source, or all)."""
+    return list(
+        await conn.fetch(
+            """SELECT * FROM crm_reconciliations WHERE $1::text IS NULL OR source = $1
+               ORDER BY started_at DESC, id DESC LIMIT $2""",
+            source,
+            limit,
+        )
+    )

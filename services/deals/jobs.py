@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from services.deals.crm_clients import HubSpotClient, SalesforceClient
 from services.deals.crm_pulls import PullRun, pull
+from services.deals.crm_reconcile import (
+    DriftGauge,
+    Reconciler,
+    Report,
+    hubspot_reconciler,
+    latest_reports,
+    reconcile_due,
+    salesforce_reconciler,
+)
 from services.deals.crm_resync import (
     ResyncRun,
     hubspot_resyncer,
@@ -58,3 +69,28 @@ async def pull_microsoft_referrals(platform: Platform) -> PullRun:
     return await pull(
         platform.pool, platform.outbox, CrmSource.MICROSOFT, client.page, settings.pull_max_pages
     )
+
+
+def reconcilers(settings: DealsSettings) -> dict[str, Reconciler]:
+    """The CRMs whose API is configured, by source name."""
+    found = {}
+    if settings.salesforce_rest:
+        found["salesforce"] = salesforce_reconciler(SalesforceClient.from_settings(settings))
+    if settings.hubspot_tokens:
+        found["hubspot"] = hubspot_reconciler(HubSpotClient.from_settings(settings))
+    return found
+
+
+async def reconcile_crms(platform: Platform) -> list[Report]:
+    """Reconcile each CRM whose latest report is older than DEALS_RECONCILE_EVERY_SECONDS, then
+    show every source's latest report on this instance's drift gauge."""
+    settings = platform.provisions.get(DealsSettings)
+    every = timedelta(seconds=settings.reconcile_every_seconds)
+    window = timedelta(hours=settings.reconcile_window_hours)
+    found = reconcilers(settings)
+    reports = await reconcile_due(platform.pool, list(found.values()), every, window)
+    gauge = platform.provisions.get(DriftGauge)
+    for source in found:
+        for report in await latest_reports(platform.pool, source, 1):
+            gauge.show(report)
+    return reports

@@ -68,6 +68,10 @@ class DealsSettings(BaseSettings):
     pull_max_pages: int = 20
     resync_every_seconds: float = 5.0
     resync_batch_size: int = 50
+    # Reconciliation: how often each CRM's window is compared with the projection (the job
+    # checks every tenth of it whether a source is due), and how far back the window reaches.
+    reconcile_every_seconds: float = 3600.0
+    reconcile_window_hours: float = 24.0
 
     @property
     def hubspot_tokens(self) -> dict[str, str]:

@@ -700,7 +700,8 @@ class PartnerCenterReferrals(_JsonServer):
 
 
 class HubSpotCrm(_JsonServer):
-    """Plays HubSpot's CRM API (v3 objects): `GET /crm/v3/objects/deals/<id>?properties=...
+    """Plays HubSpot's CRM API (v3 objects): `POST /crm/v3/objects/deals/search` (deals
+    modified since, paged), `GET /crm/v3/objects/deals/<id>?properties=...
     &associations=companies,line_items` (the deal with `associations` keyed `companies` and
     `line items`), `GET /crm/v3/objects/companies/<id>`, `POST
     /crm/v3/objects/line_items/batch/read`, and `PATCH /crm/v3/objects/deals/<id>` with
@@ -718,6 +719,7 @@ class HubSpotCrm(_JsonServer):
         self.line_items: dict[str, dict[str, str]] = {}
         self.associations: dict[str, dict[str, list[str]]] = {}  # deal -> kind -> ids
         self.down = False
+        self.page_size = 100  # search results per page (HubSpot: at most 200)
 
     def answer(self, request: dict[str, Any]) -> tuple[int, Any]:
         if self.down:
@@ -727,6 +729,8 @@ class HubSpotCrm(_JsonServer):
             return 401, {"status": "error", "category": "INVALID_AUTHENTICATION"}
         path = urlsplit(request["path"]).path
         kind, object_id = path.rsplit("/", 2)[-2:]
+        if path == "/crm/v3/objects/deals/search":
+            return 200, self._search(request["body"])
         if path == "/crm/v3/objects/line_items/batch/read":
             wanted = [i["id"] for i in request["body"]["inputs"]]
             return 200, {
@@ -744,6 +748,32 @@ class HubSpotCrm(_JsonServer):
         if request["method"] == "PATCH":
             self.deals[object_id].update(request["body"]["properties"])
         return 200, self._deal(object_id)
+
+    def _search(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`POST /crm/v3/objects/deals/search` with one `hs_lastmodifieddate` GTE filter (epoch
+        milliseconds), sorted ascending, `page_size` at a time with `paging.next.after`."""
+        [group] = body["filterGroups"]
+        [wanted] = group["filters"]
+        assert (wanted["propertyName"], wanted["operator"]) == ("hs_lastmodifieddate", "GTE")
+        since = datetime.fromtimestamp(int(wanted["value"]) / 1000, tz=UTC)
+        found = sorted((self._updated(d), d) for d in self.deals if self._updated(d) >= since)
+        start = int(body.get("after", 0))
+        size = min(int(body.get("limit", 10)), self.page_size)
+        page = found[start : start + size]
+        answer: dict[str, Any] = {
+            "total": len(found),
+            "results": [
+                {k: v for k, v in self._deal(d).items() if k != "associations"} for _, d in page
+            ],
+        }
+        if start + size < len(found):
+            answer["paging"] = {"next": {"after": str(start + size)}}
+        return answer
+
+    def _updated(self, deal_id: str) -> datetime:
+        return datetime.fromisoformat(
+            self.updated_at.get(deal_id, "2026-01-05T09:00:00.000Z").replace("Z", "+00:00")
+        )
 
     def _deal(self, deal_id: str) -> dict[str, Any]:
         linked = self.associations.get(deal_id, {})

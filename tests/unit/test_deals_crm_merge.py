@@ -165,3 +165,27 @@ def test_after_a_merge_a_won_registration_keeps_the_survivor_and_a_lone_holder_s
     alone = links_after_merge([("only", RegistrationStatus.APPROVED, T0)])
     assert (alone.keeper, alone.displaced) == ("only", ())
     assert links_after_merge([("lost", RegistrationStatus.LOST, T0)]).keeper is None
+
+
+def test_reconciliation_judges_drift_by_the_merge_rules() -> None:
+    from services.deals.domain.crm import stamp_of
+    from services.deals.domain.reconcile import DriftKind, drift_of, tally
+
+    crm_now = change(60, stage=DealStage.NEGOTIATION, amount=Decimal("100"))
+    assert drift_of(crm_now, None, {}).kind is DriftKind.MISSING_HERE  # type: ignore[union-attr]
+    gone = change(60, "deleted")
+    assert drift_of(gone, None, {}) is None
+    held = {**EMPTY, "stage": "prospecting", "amount": Decimal("100")}
+    older = {"stage": stamp_of(change(0)), "amount": stamp_of(change(0))}
+    stale = drift_of(crm_now, held, older)
+    assert stale is not None
+    assert (stale.kind, stale.fields) == (DriftKind.STALE_HERE, ("stage",))
+    # A stage Pollinate holds from a change newer than the CRM's snapshot is not drift.
+    newer = {"stage": stamp_of(change(120)), "amount": stamp_of(change(0))}
+    assert drift_of(crm_now, held, newer) is None
+    deleted = drift_of(gone, held, older)
+    assert deleted is not None
+    assert deleted.kind is DriftKind.DELETED_UPSTREAM
+    assert drift_of(gone, {**held, "deleted": True}, older) is None
+    counts = tally(5, [stale, deleted])
+    assert (counts.in_sync, counts.stale_here, counts.deleted_upstream) == (3, 1, 1)
