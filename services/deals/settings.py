@@ -80,7 +80,12 @@ class DealsSettings(BaseSettings):
 
     @property
     def write_back(self) -> bool:
-        return self.salesforce_rest or bool(self.hubspot_tokens)
+        return (
+            self.salesforce_rest
+            or bool(self.hubspot_tokens)
+            or self.ace_pull
+            or (self.microsoft_pull)
+        )
 
     @property
     def ace_pull(self) -> bool:

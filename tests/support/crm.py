@@ -574,7 +574,8 @@ class AcePartnerCentral(_JsonServer):
     """Plays the AWS Partner Central Selling API (AWS JSON 1.0): `ListOpportunities` (filter
     `LastModifiedDate.AfterLastModifiedDate`: on or after; sort ascending; `page_size` a page
     with `NextToken`) and `GetOpportunity` (the opportunity, or 404
-    `ResourceNotFoundException`). Requests must carry a Signature Version 4 `Authorization`
+    `ResourceNotFoundException`), `UpdateOpportunity` (the whole opportunity, at the
+    `LastModifiedDate` read). Requests must carry a Signature Version 4 `Authorization`
     of the right shape, `X-Amz-Date` and the JSON 1.0 content type (400
     `IncompleteSignatureException` / `UnknownOperationException` otherwise)."""
 
@@ -583,6 +584,9 @@ class AcePartnerCentral(_JsonServer):
         self.page_size = page_size
         self.opportunities: dict[str, dict[str, Any]] = {}
         self.throttled = 0
+        self.down = False  # answers 500 InternalServerException while True
+        self.conflicts = 0  # the next updates answer ConflictException (a writer in between)
+        self.updates: list[tuple[str, dict[str, Any]]] = []
 
     def put(self, opportunity_id: str, modified: datetime, **project: Any) -> None:
         opportunity = sample("aws_ace_opportunity.json")["getOpportunity"]
@@ -601,6 +605,10 @@ class AcePartnerCentral(_JsonServer):
             self.throttled -= 1
             return 400, {"__type": "ThrottlingException", "message": "Rate exceeded"}
         target, body = headers.get("x-amz-target", ""), request["body"]
+        if self.down:
+            return 500, {"__type": "InternalServerException", "message": "try again"}
+        if target == "AWSPartnerCentralSelling.UpdateOpportunity":
+            return self._update(body)
         if target == "AWSPartnerCentralSelling.GetOpportunity":
             found = self.opportunities.get(body["Identifier"])
             if found is None:
@@ -626,6 +634,33 @@ class AcePartnerCentral(_JsonServer):
             answer["NextToken"] = str(offset + size)
         return 200, answer
 
+    def _update(self, body: dict[str, Any]) -> tuple[int, Any]:
+        """`UpdateOpportunity`: the whole opportunity replaces the stored one (an omitted field
+        becomes null), only if `LastModifiedDate` is the stored one (else
+        `ConflictException`), and not while AWS reviews it (`ValidationException`)."""
+        found = self.opportunities.get(body.get("Identifier", ""))
+        if found is None:
+            return 404, {"__type": "ResourceNotFoundException", "Message": "not found"}
+        if self.conflicts > 0 or body.get("LastModifiedDate") != found["LastModifiedDate"]:
+            self.conflicts = max(0, self.conflicts - 1)
+            return 400, {"__type": "ConflictException", "Message": "modified since it was read"}
+        if found.get("LifeCycle", {}).get("ReviewStatus") in ("Submitted", "In-Review"):
+            return 400, {
+                "__type": "ValidationException",
+                "Message": "updates are blocked while the opportunity is under review",
+            }
+        kept = {
+            k: found[k]
+            for k in ("Id", "Arn", "CreatedDate", "Origin", "OpportunityTeam")
+            if k in found
+        }
+        updated = {k: v for k, v in body.items() if k not in ("Identifier",)}
+        updated.update(kept)
+        updated["LastModifiedDate"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        self.opportunities[found["Id"]] = updated
+        self.updates.append((found["Id"], body))
+        return 200, {"Id": found["Id"], "LastModifiedDate": updated["LastModifiedDate"]}
+
     def env(self) -> dict[str, str]:
         return {
             "DEALS_ACE_ENDPOINT": self.url,
@@ -638,7 +673,8 @@ class PartnerCenterReferrals(_JsonServer):
     """Plays Partner Center's referrals endpoint (`GET /v1.0/engagements/referrals`, OData
     `$filter=updatedDateTime ge <t>`, `$orderby`, `$top`): `page_size` referrals a page, in
     camelCase as the REST API returns them, with `@odata.nextLink` (or, with `use_tokens`, a
-    `continuationToken` to send back in `MS-ContinuationToken`). A bearer token is required."""
+    `continuationToken` to send back in `MS-ContinuationToken`), and `PATCH .../referrals/<id>`
+    with a JSON Patch document. A bearer token is required."""
 
     TOKEN = "partner-center-test-token"
     PATH = "/v1.0/engagements/referrals"
@@ -648,6 +684,8 @@ class PartnerCenterReferrals(_JsonServer):
         self.page_size = page_size
         self.use_tokens = use_tokens
         self.referrals: dict[str, dict[str, Any]] = {}
+        self.down = False  # answers 503 while True
+        self.patches: list[tuple[str, Any]] = []
 
     def put(self, referral_id: str, updated: datetime, substatus: str = "Accepted") -> None:
         self.referrals[referral_id] = {
@@ -670,7 +708,11 @@ class PartnerCenterReferrals(_JsonServer):
         headers = {k.lower(): v for k, v in request["headers"].items()}
         if headers.get("authorization") != f"Bearer {self.TOKEN}":
             return 401, {"error": {"code": "Unauthorized"}}
+        if self.down:
+            return 503, {"error": {"code": "ServiceUnavailable"}}
         parts = urlsplit(request["path"])
+        if request["method"] == "PATCH":
+            return self._patch(unquote(parts.path.rsplit("/", 1)[1]), request["body"])
         query = parse_qs(parts.query)
         cursor = query.get("cursor", [headers.get("ms-continuationtoken", "0")])[0]
         since = query.get("$filter", ["updatedDateTime ge "])[0].split(" ge ", 1)[1]
@@ -691,6 +733,27 @@ class PartnerCenterReferrals(_JsonServer):
                     f"{self.url}{self.PATH}?$filter={filter_}&cursor={following}"
                 )
         return 200, answer
+
+    def _patch(self, referral_id: str, operations: Any) -> tuple[int, Any]:
+        """`PATCH .../referrals/<id>`: a JSON Patch document of `replace` and `add` operations
+        (the only ones the API takes), answered with the referral (`Prefer:
+        return=representation`)."""
+        found = self.referrals.get(referral_id)
+        if found is None:
+            return 404, {"error": {"code": "NotFound"}}
+        if not isinstance(operations, list) or any(
+            op.get("op") not in ("replace", "add") for op in operations
+        ):
+            return 400, {"error": {"code": "BadRequest", "message": "replace and add only"}}
+        for op in operations:
+            *parents, leaf = op["path"].strip("/").split("/")
+            target = found
+            for parent in parents:
+                target = target.setdefault(parent, {})
+            target[leaf] = op["value"]
+        found["updatedDateTime"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        self.patches.append((referral_id, operations))
+        return 200, found
 
     def env(self) -> dict[str, str]:
         return {

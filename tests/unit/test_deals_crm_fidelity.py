@@ -301,6 +301,25 @@ def test_a_write_back_names_the_crm_record_and_its_own_fields() -> None:
     assert hubspot is not None
     assert (hubspot.portal, hubspot.record_id) == ("44556677", "9")
     assert hubspot.fields["pollinate_partner_id"] == "p-1"
-    # Not linked, or a source whose status updates are not written back: nothing to write.
-    for key in (None, "aws_ace:O1", "microsoft:r1", "hubspot:44556677"):
+    ace = write_back_for("aws_ace:O1", "reg-1", "p-1", approved, AT)
+    assert ace is not None
+    assert (ace.source, ace.record_id, ace.fields["PartnerOpportunityIdentifier"]) == (
+        "aws_ace",
+        "O1",
+        "reg-1",
+    )
+    assert ace.fields["LifeCycle.NextSteps"].startswith("Pollinate registration reg-1")
+    microsoft = write_back_for("microsoft:r1", "reg-1", "p-1", approved, AT)
+    assert microsoft is not None
+    assert microsoft.fields == {
+        "/externalReferenceId": "reg-1",
+        "/status": "Active",
+        "/substatus": "Accepted",
+    }
+    # A review or an expiry is no change of the referral: only the reference is written.
+    review = write_back_for("microsoft:r1", "reg-1", "p-1", RegistrationStatus.EXPIRED, AT)
+    assert review is not None
+    assert review.fields == {"/externalReferenceId": "reg-1"}
+    # Not linked, or a key naming no record: nothing to write.
+    for key in (None, "aws_ace:", "microsoft:", "hubspot:44556677"):
         assert write_back_for(key, "reg-1", "p-1", approved, AT) is None
