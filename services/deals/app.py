@@ -50,6 +50,12 @@ def wire(platform: Platform) -> None:
     partners.handles(PartnerStateChanged)(handlers.on_partner)
 
     platform.every(settings.expiry_check_seconds, jobs.expire_registrations, name="expiry")
+    platform.every(
+        settings.crm_retention_check_seconds,
+        jobs.purge_crm_bookkeeping,
+        name="crm-retention",
+        first_run_after=settings.crm_retention_check_seconds,
+    )
     if settings.ace_pull:
         platform.every(settings.pull_every_seconds, jobs.pull_aws_ace, name="ace-pull")
     if settings.microsoft_pull:

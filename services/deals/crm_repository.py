@@ -1,5 +1,6 @@
 """The SQL of deals' CRM bookkeeping: refused items kept for operators, the queue of records to
-fetch again from their CRM (resyncs), and the pull sources' checkpoints.
+fetch again from their CRM (resyncs), the pull sources' checkpoints, reconciliation reports,
+and their retention.
 
 Every function runs in the caller's connection (and transaction, where it locks or writes).
 """
@@ -7,6 +8,7 @@ Every function runs in the caller's connection (and transaction, where it locks 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -202,3 +204,42 @@ async def reconciliations(conn: Connection, source: str | None, limit: int) -> l
             limit,
         )
     )
+
+
+@dataclass(frozen=True)
+class Purged:
+    refused: int
+    resyncs: int
+    reconciliations: int
+
+    def __bool__(self) -> bool:
+        return bool(self.refused or self.resyncs or self.reconciliations)
+
+
+async def purge_bookkeeping(conn: Connection, before: datetime, batch_size: int) -> Purged:
+    """Delete, at most `batch_size` of each, refused items received before `before`, resync
+    requests done before it (pending ones are never deleted, however old) and reconciliation
+    reports started before it."""
+    refused = await conn.fetchval(
+        """WITH gone AS (DELETE FROM crm_refused WHERE id IN (
+               SELECT id FROM crm_refused WHERE received_at < $1 ORDER BY id LIMIT $2)
+           RETURNING 1) SELECT count(*) FROM gone""",
+        before,
+        batch_size,
+    )
+    resyncs = await conn.fetchval(
+        """WITH gone AS (DELETE FROM crm_resyncs WHERE (source, record_id) IN (
+               SELECT source, record_id FROM crm_resyncs
+               WHERE done_at IS NOT NULL AND done_at < $1 LIMIT $2)
+           RETURNING 1) SELECT count(*) FROM gone""",
+        before,
+        batch_size,
+    )
+    reports = await conn.fetchval(
+        """WITH gone AS (DELETE FROM crm_reconciliations WHERE id IN (
+               SELECT id FROM crm_reconciliations WHERE started_at < $1 ORDER BY id LIMIT $2)
+           RETURNING 1) SELECT count(*) FROM gone""",
+        before,
+        batch_size,
+    )
+    return Purged(refused, resyncs, reports)

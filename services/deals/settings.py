@@ -3,7 +3,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Committed so that a developer's machine (and the tests) can sign CRM deliveries without
@@ -72,6 +72,12 @@ class DealsSettings(BaseSettings):
     # checks every tenth of it whether a source is due), and how far back the window reaches.
     reconcile_every_seconds: float = 3600.0
     reconcile_window_hours: float = 24.0
+    # Retention of the CRM bookkeeping: refused items, finished resync requests and
+    # reconciliation reports older than this are deleted (pending resyncs never are), checked
+    # every `crm_retention_check_seconds`, `crm_retention_batch_size` rows a statement.
+    crm_retention_days: float = Field(default=30.0, gt=0)
+    crm_retention_check_seconds: float = 3600.0
+    crm_retention_batch_size: int = Field(default=5000, ge=1)
 
     @property
     def hubspot_tokens(self) -> dict[str, str]:
