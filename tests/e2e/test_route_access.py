@@ -43,6 +43,7 @@ PARAMETERS = {
     "person_id": "psn_route_access",
     "resource_id": "res_route_access",
     "offset": "999999999",
+    "service": "deals",
 }
 # A role to try where a route does not admit it, in order of preference.
 OUTSIDERS = (Role.SYSTEM, Role.FINANCE, Role.PARTNER_USER, Role.CHANNEL_MANAGER)

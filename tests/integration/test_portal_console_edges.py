@@ -1,0 +1,96 @@
+"""The console's operations and oversight pages, in process (no service answers here): who
+reaches them, CSRF on their forms, hostile path and form values, and services that do not
+answer (said per service, the page still shown)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.portal.app import create_app
+from services.portal.settings import PortalSettings
+from shared.identity import Role
+from shared.topics import SERVICES
+from tests.support.processes import free_port
+from tests.support.tokens import VERIFICATION_KEYS, token
+
+PARTNER = token("p/u", Role.PARTNER_USER, partner_id="ptn_console_edges")
+MANAGER = token("cm", Role.CHANNEL_MANAGER)
+CONSOLE_PAGES = ("/console/dead-letters",)
+
+
+def settings() -> PortalSettings:
+    # Nothing listens on this port: every call to a service fails to connect at once.
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    return PortalSettings(
+        token_verification_keys=VERIFICATION_KEYS,
+        development_mode=True,
+        **{f"portal_{service}_url": nowhere for service in SERVICES},
+    )
+
+
+def signed_in(value: str) -> Iterator[TestClient]:
+    with TestClient(create_app(settings()), follow_redirects=False) as client:
+        client.get("/sign-in")
+        csrf = client.cookies.get("pollinate_csrf")
+        answer = client.post("/sign-in", data={"token": value, "csrf_token": csrf})
+        assert answer.status_code == 303, answer.text
+        yield client
+
+
+@pytest.fixture
+def manager() -> Iterator[TestClient]:
+    yield from signed_in(MANAGER)
+
+
+@pytest.fixture
+def partner() -> Iterator[TestClient]:
+    yield from signed_in(PARTNER)
+
+
+def form(client: TestClient, **fields: str) -> dict[str, str]:
+    return {"csrf_token": client.cookies.get("pollinate_csrf") or "", **fields}
+
+
+@pytest.mark.parametrize("path", CONSOLE_PAGES)
+def test_a_partner_cannot_open_a_console_page(partner: TestClient, path: str) -> None:
+    answer = partner.get(path)
+    assert answer.status_code == 403
+    assert "this page needs the role channel_manager" in answer.text
+
+
+def test_a_partner_cannot_replay_dead_letters(partner: TestClient) -> None:
+    answer = partner.post("/console/dead-letters/deals/3/replay", data=form(partner))
+    assert answer.status_code == 403
+    answer = partner.post("/console/dead-letters/deals/replay", data=form(partner, through="3"))
+    assert answer.status_code == 403
+
+
+def test_dead_letters_of_services_that_do_not_answer_are_said_per_service(
+    manager: TestClient,
+) -> None:
+    answer = manager.get("/console/dead-letters")
+    assert answer.status_code == 200
+    for service in SERVICES:
+        assert f"{service} is unavailable" in answer.text
+
+
+def test_replays_refuse_hostile_values_and_unsent_forms(manager: TestClient) -> None:
+    unsent = manager.post("/console/dead-letters/deals/3/replay")
+    assert unsent.status_code == 403
+    assert "not sent by this portal" in unsent.text
+    for path, fields in (
+        ("/console/dead-letters/payroll/3/replay", {}),
+        ("/console/dead-letters/deals/-1/replay", {}),
+        ("/console/dead-letters/deals/replay", {"through": "soon"}),
+        ("/console/dead-letters/deals/replay", {}),
+    ):
+        answer = manager.post(path, data=form(manager, **fields))
+        assert answer.status_code == 422, (path, answer.text)
+    assert manager.get("/console/dead-letters", params={"state": "lost"}).status_code == 422
+    assert manager.get("/console/dead-letters", params={"service": "x"}).status_code == 422
+    down = manager.post("/console/dead-letters/deals/3/replay", data=form(manager))
+    assert down.status_code == 503
+    assert "deals is unavailable" in down.text
