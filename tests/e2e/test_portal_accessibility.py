@@ -30,6 +30,7 @@ MANAGER_PAGES = (
     "/console/mdf",
     "/console/crm-links",
     "/console/dead-letters",
+    "/console/partners",
 )
 PHONE = (375, 812)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -13,7 +14,9 @@ import pytest
 
 from deploy.story import Partner
 from shared.topics import ATTRIBUTION_CREDITS
+from tests.e2e.test_faults import won_deal
 from tests.e2e.test_portal_browser import page_shows, sign_in
+from tests.support.crm import salesforce_delivery
 from tests.support.factories import credit_issued
 from tests.support.infra import Infra
 from tests.support.kafka import publish
@@ -23,7 +26,7 @@ from tests.support.processes import ADMIN, ADMIN_TOKEN, Fleet
 
 pytestmark = pytest.mark.e2e
 
-CONSOLE_PAGES = ("/console/dead-letters",)
+CONSOLE_PAGES = ("/console/dead-letters", "/console/partners", "/console/partners/ptn_any")
 
 
 @pytest.fixture
@@ -90,6 +93,100 @@ async def test_a_manager_sees_dead_letters_with_reasons_and_replays_one(
     assert again["replayed_from"] == f"incentives.dlq.v1:{letter['offset']}"
 
 
+async def api(fleet: Fleet, service: str, path: str, **params: Any) -> Any:
+    async with httpx.AsyncClient(timeout=30) as client:
+        answer = await client.get(f"{fleet.url(service)}{path}", params=params, headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+@pytest.fixture(scope="module")
+async def won_revenue(fleet: Fleet, referral_partner: Partner) -> dict[str, Any]:
+    """A deal the referral partner sourced, closed won in Salesforce, once attribution has
+    credited it: the partner's revenue as attribution answers then."""
+    record = f"006C{uuid.uuid4().hex[:10]}"
+    async with httpx.AsyncClient(timeout=30) as client:
+        answer = await client.post(
+            f"{fleet.url('deals')}/crm/salesforce",
+            **salesforce_delivery([won_deal(record, Decimal("4200.00"), referral_partner)]),
+        )
+        assert answer.status_code == 202, answer.text
+    path = f"/partners/{referral_partner.partner_id}/revenue"
+
+    async def credited() -> dict[str, Any] | None:
+        revenue: dict[str, Any] = await api(fleet, "attribution", path, period="quarter")
+        return revenue if Decimal(revenue["total"]) > 0 else None
+
+    found: dict[str, Any] = await eventually(credited, 60, what="the won deal credited")
+    statement = f"/partners/{referral_partner.partner_id}/statement"
+
+    async def booked() -> bool:
+        entries = (await api(fleet, "incentives", statement))["entries"]
+        return any(e["deal_key"] == f"salesforce:{record}" for e in entries)
+
+    await eventually(booked, 60, what="incentives to book the won deal's earnings")
+    return found
+
+
+async def test_a_manager_lists_filters_and_opens_partners_as_the_services_answer(
+    fleet: Fleet,
+    portal: str,
+    referral_partner: Partner,
+    won_revenue: dict[str, Any],
+    browser: Any,
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    partner_id = referral_partner.partner_id
+    base = f"/partners/{partner_id}"
+    known = await api(fleet, "onboarding", base)
+    health = await api(fleet, "attribution", f"{base}/health")
+    await sign_in(browser, portal, ADMIN_TOKEN)
+
+    browser.get(f"{portal}/console/partners?partner_type=referral_affiliate")
+    row = browser.find_element(By.ID, f"partner-{partner_id}")
+    assert row.find_element(By.CSS_SELECTOR, ".tier").text == known["tier"]
+    assert row.find_element(By.CSS_SELECTOR, ".status").text == known["status"]
+    assert row.find_element(By.CSS_SELECTOR, ".health").text == health["score"]
+    signals = row.find_element(By.CSS_SELECTOR, ".signals").text
+    assert f"win rate {health['components']['win_rate']}" in signals
+    listed = await api(fleet, "onboarding", "/admin/partners", partner_type="referral_affiliate")
+    assert str(listed["total"]) in browser.find_element(By.ID, "count").text
+    screenshot(browser, "console-partners")
+
+    # Health below its score leaves it out; above its score keeps it.
+    score = Decimal(health["score"])
+    browser.get(f"{portal}/console/partners?partner_type=referral_affiliate&below={score}")
+    assert browser.find_elements(By.ID, f"partner-{partner_id}") == []
+    if score < 100:
+        browser.get(f"{portal}/console/partners?partner_type=referral_affiliate&below=100")
+        assert browser.find_elements(By.ID, f"partner-{partner_id}") != []
+
+    browser.get(f"{portal}/console/partners?partner_type=referral_affiliate")
+    browser.find_element(By.CSS_SELECTOR, f"#partner-{partner_id} a").click()
+    await page_shows(browser, "h1", known["company_name"], "the partner's page")
+    revenue = await api(fleet, "attribution", f"{base}/revenue", period="quarter")
+    balance = await api(fleet, "incentives", f"{base}/balance")
+    certifications = await api(fleet, "onboarding", f"{base}/certifications")
+    assert browser.find_element(By.ID, "tier").text == known["tier"]
+    assert browser.find_element(By.ID, "health-score").text == health["score"]
+    history = browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")
+    assert len(history) == len(known["history"])
+    assert revenue["by_period"]  # the won deal at least
+    assert browser.find_element(By.ID, "sourced").text == revenue["sourced"]
+    assert browser.find_element(By.ID, "influenced").text == revenue["influenced"]
+    rows = browser.find_elements(By.CSS_SELECTOR, "#revenue tbody tr")
+    assert [r.find_element(By.CSS_SELECTOR, "td").text for r in rows] == [
+        p["period"] for p in revenue["by_period"]
+    ]
+    assert (
+        browser.find_element(By.ID, "balance").text == f"{balance['balance']} {balance['currency']}"
+    )
+    shown = browser.find_elements(By.CSS_SELECTOR, "#certifications li")
+    assert len(shown) == len(certifications)
+    screenshot(browser, "console-partner")
+
+
 @pytest.mark.parametrize("path", CONSOLE_PAGES)
 async def test_a_partner_cannot_open_the_console_pages(
     portal: str, referral_partner: Partner, browser: Any, path: str
@@ -106,3 +203,15 @@ async def test_a_partner_cannot_open_the_console_pages(
             f"{portal}{path}", cookies={"pollinate_session": referral_partner.token}
         )
     assert answer.status_code == 403
+
+
+async def test_console_pages_about_one_partner_are_accessible_on_a_phone(
+    fleet: Fleet, portal: str, referral_partner: Partner
+) -> None:
+    from tests.e2e.test_portal_accessibility import PHONE, check_page
+    from tests.e2e.test_portal_accessibility import sign_in as sign_in_by_keyboard
+
+    with chromium(*PHONE) as phone:
+        sign_in_by_keyboard(phone, portal, ADMIN_TOKEN)
+        phone.get(f"{portal}/console/partners/{referral_partner.partner_id}")
+        assert check_page(phone, "/console/partner") == []

@@ -18,7 +18,7 @@ from tests.support.tokens import VERIFICATION_KEYS, token
 
 PARTNER = token("p/u", Role.PARTNER_USER, partner_id="ptn_console_edges")
 MANAGER = token("cm", Role.CHANNEL_MANAGER)
-CONSOLE_PAGES = ("/console/dead-letters",)
+CONSOLE_PAGES = ("/console/dead-letters", "/console/partners", "/console/partners/ptn_x")
 
 
 def settings() -> PortalSettings:
@@ -94,3 +94,26 @@ def test_replays_refuse_hostile_values_and_unsent_forms(manager: TestClient) -> 
     down = manager.post("/console/dead-letters/deals/3/replay", data=form(manager))
     assert down.status_code == 503
     assert "deals is unavailable" in down.text
+
+
+def test_the_partners_list_refuses_hostile_filters(manager: TestClient) -> None:
+    for params in (
+        {"below": "101"},
+        {"below": "-1"},
+        {"below": "1e3"},
+        {"status": "dormant"},
+        {"partner_type": "pirate"},
+        {"tier": "Gold Plus"},
+        {"offset": "-3"},
+    ):
+        answer = manager.get("/console/partners", params=params)
+        assert answer.status_code == 422, (params, answer.text)
+    assert manager.get("/console/partners/ptn%23frag").status_code == 422
+    assert manager.get("/console/partners/%20x").status_code == 422
+
+
+def test_partners_pages_say_which_service_did_not_answer(manager: TestClient) -> None:
+    answer = manager.get("/console/partners", params={"status": "", "below": ""})
+    assert answer.status_code == 503
+    assert "onboarding is unavailable" in answer.text
+    assert manager.get("/console/partners/ptn_x").status_code == 503
