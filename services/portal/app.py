@@ -15,7 +15,15 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 
-from services.portal import api, console, dead_letters, earnings, partners, webhooks
+from services.portal import (
+    api,
+    console,
+    dead_letters,
+    earnings,
+    partners,
+    payouts,
+    webhooks,
+)
 from services.portal.backends import BackendRefused, Backends, BackendUnavailable
 from services.portal.rendering import HERE, page
 from services.portal.sessions import CsrfRefused, SignInRequired, Verifier
@@ -60,6 +68,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.include_router(console.router)
     app.include_router(dead_letters.router)
     app.include_router(partners.router)
+    app.include_router(payouts.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     install_error_pages(app)
 

@@ -31,6 +31,7 @@ MANAGER_PAGES = (
     "/console/crm-links",
     "/console/dead-letters",
     "/console/partners",
+    "/finance/payouts",
 )
 PHONE = (375, 812)
 

@@ -13,9 +13,10 @@ import httpx
 import pytest
 
 from deploy.story import Partner
+from shared.identity import Role
 from shared.topics import ATTRIBUTION_CREDITS
 from tests.e2e.test_faults import won_deal
-from tests.e2e.test_portal_browser import page_shows, sign_in
+from tests.e2e.test_portal_browser import fill, page_shows, sign_in
 from tests.support.crm import salesforce_delivery
 from tests.support.factories import credit_issued
 from tests.support.infra import Infra
@@ -23,10 +24,18 @@ from tests.support.kafka import publish
 from tests.support.polling import eventually
 from tests.support.portal import chromium, screenshot
 from tests.support.processes import ADMIN, ADMIN_TOKEN, Fleet
+from tests.support.tokens import token
+
+FINANCE_TOKEN = token("finance@tests", Role.FINANCE)
 
 pytestmark = pytest.mark.e2e
 
-CONSOLE_PAGES = ("/console/dead-letters", "/console/partners", "/console/partners/ptn_any")
+CONSOLE_PAGES = (
+    "/console/dead-letters",
+    "/console/partners",
+    "/console/partners/ptn_any",
+    "/finance/payouts",
+)
 
 
 @pytest.fixture
@@ -187,6 +196,45 @@ async def test_a_manager_lists_filters_and_opens_partners_as_the_services_answer
     screenshot(browser, "console-partner")
 
 
+async def test_finance_reads_payouts_as_incentives_answers_and_pays_a_partner(
+    fleet: Fleet,
+    portal: str,
+    referral_partner: Partner,
+    won_revenue: dict[str, Any],
+    browser: Any,
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    partner_id = referral_partner.partner_id
+    view = await api(fleet, "incentives", "/payouts", limit=25)
+    await sign_in(browser, portal, FINANCE_TOKEN)
+    assert browser.current_url == f"{portal}/finance/payouts"
+    for name in ("earned", "reversed", "paid", "owed"):
+        assert browser.find_element(By.ID, f"total-{name}").text == view["totals"][name]
+    rows = browser.find_elements(By.CSS_SELECTOR, "#payout-partners tbody tr")
+    assert [r.get_attribute("id") for r in rows] == [
+        f"payee-{p['partner_id']}" for p in view["partners"]
+    ]
+    screenshot(browser, "finance-payouts")
+
+    # Owed: its row offers a payout; finance pays part of the balance with a reference.
+    browser.get(f"{portal}/finance/payouts?state=owed")
+    owed = await api(fleet, "incentives", "/payouts", state="owed", limit=500)
+    mine = next(p for p in owed["partners"] if p["partner_id"] == partner_id)
+    shown = browser.find_elements(By.CSS_SELECTOR, "#payout-partners tbody tr")
+    assert f"payee-{partner_id}" in [r.get_attribute("id") for r in shown]
+    reference = f"PAY-{uuid.uuid4().hex[:8]}"
+    fill(browser, f"ref-{partner_id}", reference)
+    fill(browser, f"amt-{partner_id}", "1.00")
+    browser.find_element(By.CSS_SELECTOR, f"#payee-{partner_id} button").click()
+    await page_shows(browser, "#message", f"({reference})", "the payout's answer")
+    after = Decimal(mine["balance"]) - Decimal("1.00")
+    assert f"balance after: {after}" in browser.find_element(By.ID, "message").text
+    made = await api(fleet, "incentives", "/payouts", limit=1)
+    assert [(p["reference"], p["amount"]) for p in made["payouts"][:1]] == [(reference, "1.00")]
+    screenshot(browser, "finance-payouts-paid")
+
+
 @pytest.mark.parametrize("path", CONSOLE_PAGES)
 async def test_a_partner_cannot_open_the_console_pages(
     portal: str, referral_partner: Partner, browser: Any, path: str
@@ -195,13 +243,12 @@ async def test_a_partner_cannot_open_the_console_pages(
 
     await sign_in(browser, portal, referral_partner.token)
     browser.get(f"{portal}{path}")
-    assert (
-        "this page needs the role channel_manager" in browser.find_element(By.TAG_NAME, "main").text
-    )
-    async with httpx.AsyncClient() as client:
-        answer = await client.get(
-            f"{portal}{path}", cookies={"pollinate_session": referral_partner.token}
-        )
+    refused = browser.find_element(By.TAG_NAME, "main").text
+    assert "this page needs the role" in refused
+    assert "channel_manager" in refused
+    cookies = {"pollinate_session": referral_partner.token}
+    async with httpx.AsyncClient(cookies=cookies) as client:
+        answer = await client.get(f"{portal}{path}")
     assert answer.status_code == 403
 
 

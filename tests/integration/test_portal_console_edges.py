@@ -18,6 +18,7 @@ from tests.support.tokens import VERIFICATION_KEYS, token
 
 PARTNER = token("p/u", Role.PARTNER_USER, partner_id="ptn_console_edges")
 MANAGER = token("cm", Role.CHANNEL_MANAGER)
+FINANCE = token("fin", Role.FINANCE)
 CONSOLE_PAGES = ("/console/dead-letters", "/console/partners", "/console/partners/ptn_x")
 
 
@@ -46,6 +47,11 @@ def manager() -> Iterator[TestClient]:
 
 
 @pytest.fixture
+def finance() -> Iterator[TestClient]:
+    yield from signed_in(FINANCE)
+
+
+@pytest.fixture
 def partner() -> Iterator[TestClient]:
     yield from signed_in(PARTNER)
 
@@ -59,6 +65,7 @@ def test_a_partner_cannot_open_a_console_page(partner: TestClient, path: str) ->
     answer = partner.get(path)
     assert answer.status_code == 403
     assert "this page needs the role channel_manager" in answer.text
+    assert partner.get("/finance/payouts").status_code == 403
 
 
 def test_a_partner_cannot_replay_dead_letters(partner: TestClient) -> None:
@@ -117,3 +124,38 @@ def test_partners_pages_say_which_service_did_not_answer(manager: TestClient) ->
     assert answer.status_code == 503
     assert "onboarding is unavailable" in answer.text
     assert manager.get("/console/partners/ptn_x").status_code == 503
+
+
+def test_finance_lands_on_the_payouts_and_reaches_nothing_else() -> None:
+    with TestClient(create_app(settings()), follow_redirects=False) as client:
+        client.get("/sign-in")
+        csrf = client.cookies.get("pollinate_csrf")
+        answer = client.post("/sign-in", data={"token": FINANCE, "csrf_token": csrf})
+        assert (answer.status_code, answer.headers["location"]) == (303, "/finance/payouts")
+        assert client.get("/").headers["location"] == "/finance/payouts"
+        for path in ("/console", "/console/partners", "/console/dead-letters", "/home"):
+            assert client.get(path).status_code == 403, path
+
+
+def test_only_finance_pays_and_partners_do_not_see_payouts(
+    partner: TestClient, manager: TestClient
+) -> None:
+    assert partner.get("/finance/payouts").status_code == 403
+    paid = partner.post("/finance/partners/p1/payouts", data=form(partner, reference="R1"))
+    assert paid.status_code == 403
+    refused = manager.post("/finance/partners/p1/payouts", data=form(manager, reference="R1"))
+    assert refused.status_code == 403
+    assert "this needs the role finance" in refused.text
+
+
+def test_payouts_refuse_hostile_values(finance: TestClient) -> None:
+    for params in ({"period": "2026-Q5"}, {"state": "due"}, {"offset": "-1"}):
+        assert finance.get("/finance/payouts", params=params).status_code == 422, params
+    for fields in ({}, {"reference": "has space"}, {"reference": "R", "amount": "-5"}):
+        answer = finance.post("/finance/partners/p1/payouts", data=form(finance, **fields))
+        assert answer.status_code == 422, (fields, answer.text)
+    unsent = finance.post("/finance/partners/p1/payouts", data={"reference": "R1"})
+    assert unsent.status_code == 403
+    down = finance.get("/finance/payouts")
+    assert down.status_code == 503
+    assert "incentives is unavailable" in down.text

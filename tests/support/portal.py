@@ -98,7 +98,7 @@ def portal_routes() -> set[tuple[str, str]]:
     from fastapi.routing import APIRoute
     from starlette.routing import Mount
 
-    from services.portal import api, console, dead_letters, earnings, partners, webhooks
+    from services.portal import api, console, dead_letters, earnings, partners, payouts, webhooks
     from services.portal.app import create_app
 
     routes = {
@@ -110,6 +110,7 @@ def portal_routes() -> set[tuple[str, str]]:
             console.router,
             dead_letters.router,
             partners.router,
+            payouts.router,
         )
         for route in router.routes
         if isinstance(route, APIRoute)
