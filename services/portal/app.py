@@ -22,6 +22,7 @@ from services.portal import (
     earnings,
     partners,
     payouts,
+    policy,
     webhooks,
 )
 from services.portal.backends import BackendRefused, Backends, BackendUnavailable
@@ -69,6 +70,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.include_router(dead_letters.router)
     app.include_router(partners.router)
     app.include_router(payouts.router)
+    app.include_router(policy.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     install_error_pages(app)
 

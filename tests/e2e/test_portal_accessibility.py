@@ -32,6 +32,7 @@ MANAGER_PAGES = (
     "/console/dead-letters",
     "/console/partners",
     "/finance/payouts",
+    "/console/policy",
 )
 PHONE = (375, 812)
 

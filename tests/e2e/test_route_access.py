@@ -44,6 +44,7 @@ PARAMETERS = {
     "resource_id": "res_route_access",
     "offset": "999999999",
     "service": "deals",
+    "version": "route-access-none",
 }
 # A role to try where a route does not admit it, in order of preference.
 OUTSIDERS = (Role.SYSTEM, Role.FINANCE, Role.PARTNER_USER, Role.CHANNEL_MANAGER)

@@ -19,7 +19,12 @@ from tests.support.tokens import VERIFICATION_KEYS, token
 PARTNER = token("p/u", Role.PARTNER_USER, partner_id="ptn_console_edges")
 MANAGER = token("cm", Role.CHANNEL_MANAGER)
 FINANCE = token("fin", Role.FINANCE)
-CONSOLE_PAGES = ("/console/dead-letters", "/console/partners", "/console/partners/ptn_x")
+CONSOLE_PAGES = (
+    "/console/dead-letters",
+    "/console/partners",
+    "/console/partners/ptn_x",
+    "/console/policy",
+)
 
 
 def settings() -> PortalSettings:
@@ -159,3 +164,23 @@ def test_payouts_refuse_hostile_values(finance: TestClient) -> None:
     down = finance.get("/finance/payouts")
     assert down.status_code == 503
     assert "incentives is unavailable" in down.text
+
+
+def test_policy_forms_refuse_hostile_values(manager: TestClient) -> None:
+    for path, fields in (
+        ("/console/policy/validate", {}),
+        ("/console/policy/validate", {"document": "x" * 100_001}),
+        (
+            "/console/policy/backtest",
+            {"document": "{}", "since": "yesterday", "until": "2026-01-01"},
+        ),
+        ("/console/policy/versions/bad%20version/activate", {}),
+        ("/console/policy/versions/v1/activate", {"at": "next week"}),
+    ):
+        answer = manager.post(path, data=form(manager, **fields))
+        assert answer.status_code == 422, (path, answer.text)
+    unsent = manager.post("/console/policy/versions", data={"document": "{}"})
+    assert unsent.status_code == 403
+    down = manager.get("/console/policy")
+    assert down.status_code == 503
+    assert "deals is unavailable" in down.text

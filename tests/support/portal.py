@@ -98,7 +98,16 @@ def portal_routes() -> set[tuple[str, str]]:
     from fastapi.routing import APIRoute
     from starlette.routing import Mount
 
-    from services.portal import api, console, dead_letters, earnings, partners, payouts, webhooks
+    from services.portal import (
+        api,
+        console,
+        dead_letters,
+        earnings,
+        partners,
+        payouts,
+        policy,
+        webhooks,
+    )
     from services.portal.app import create_app
 
     routes = {
@@ -111,6 +120,7 @@ def portal_routes() -> set[tuple[str, str]]:
             dead_letters.router,
             partners.router,
             payouts.router,
+            policy.router,
         )
         for route in router.routes
         if isinstance(route, APIRoute)

@@ -35,3 +35,18 @@ def test_paging_says_where_a_page_is_and_what_comes_before_and_after() -> None:
     assert (empty.first, empty.last, empty.previous, empty.next) == (0, 0, None, None)
     exact = Paging(0, PAGE, PAGE)
     assert exact.next is None
+
+
+def test_a_policy_draft_must_be_a_json_object() -> None:
+    import pytest
+
+    from services.portal.policy import NotADocument, document_of
+
+    assert document_of('{"version": "v2", "protection_days": 60}') == {
+        "version": "v2",
+        "protection_days": 60,
+    }
+    with pytest.raises(NotADocument, match="not JSON"):
+        document_of("{version: v2}")
+    with pytest.raises(NotADocument, match="must be a JSON object"):
+        document_of('["version", "v2"]')
