@@ -18,6 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from services.portal import (
     api,
     console,
+    dashboard,
     dead_letters,
     earnings,
     partners,
@@ -71,6 +72,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.include_router(partners.router)
     app.include_router(payouts.router)
     app.include_router(policy.router)
+    app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     install_error_pages(app)
 

@@ -33,6 +33,7 @@ MANAGER_PAGES = (
     "/console/partners",
     "/finance/payouts",
     "/console/policy",
+    "/console/dashboard",
 )
 PHONE = (375, 812)
 

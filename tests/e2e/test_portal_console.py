@@ -37,6 +37,7 @@ CONSOLE_PAGES = (
     "/console/partners/ptn_any",
     "/finance/payouts",
     "/console/policy",
+    "/console/dashboard",
 )
 
 
@@ -301,6 +302,85 @@ async def test_a_manager_validates_stores_and_schedules_a_policy_version(
     browser.find_element(By.CSS_SELECTOR, "#draft button[type=submit]").click()
     await page_shows(browser, "#message", "protection_days", "deals' refusal")
     assert f"{version}-b" in browser.find_element(By.ID, "document").get_attribute("value")
+
+
+async def every_partner(fleet: Fleet) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    while True:
+        page = await api(fleet, "onboarding", "/admin/partners", offset=len(found), limit=200)
+        found += page["partners"]
+        if len(found) >= page["total"]:
+            return found
+
+
+async def test_the_dashboard_shows_what_the_services_answer(
+    fleet: Fleet, portal: str, won_revenue: dict[str, Any], browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    # The figures, computed here from the services' answers.
+    partners = await every_partner(fleet)
+    revenues = {
+        p["partner_id"]: await api(
+            fleet, "attribution", f"/partners/{p['partner_id']}/revenue", period="quarter"
+        )
+        for p in partners
+    }
+    attributed = sum((Decimal(r["total"]) for r in revenues.values()), Decimal(0))
+    by_quarter: dict[str, Decimal] = {}
+    for revenue in revenues.values():
+        for period in revenue["by_period"]:
+            total = Decimal(period["sourced"]) + Decimal(period["influenced"])
+            by_quarter[period["period"]] = by_quarter.get(period["period"], Decimal(0)) + total
+    totals = (await api(fleet, "incentives", "/payouts", limit=1))["totals"]
+    spend = Decimal(totals["earned"]) + Decimal(totals["reversed"])
+    approved = rejected = 0
+    for registration in await api(fleet, "deals", "/registrations", limit=500):
+        history = await api(
+            fleet, "deals", f"/registrations/{registration['registration_id']}/history"
+        )
+        first = next(
+            (
+                e["status"]
+                for e in history
+                if e["what"] in ("decided", "reviewed", "auto_decided")
+                and e["status"] in ("approved", "rejected")
+            ),
+            None,
+        )
+        approved += first == "approved"
+        rejected += first == "rejected"
+    leader = max(revenues.items(), key=lambda item: Decimal(item[1]["total"]))
+    by_rules = by_people = 0
+    for p in partners:
+        for change in (await api(fleet, "onboarding", f"/partners/{p['partner_id']}"))["history"]:
+            if change["change"] in ("applied", "updated"):
+                continue
+            if change.get("acted_by") in (None, "", "onboarding"):
+                by_rules += 1
+            else:
+                by_people += 1
+
+    await sign_in(browser, portal, ADMIN_TOKEN)
+    browser.get(f"{portal}/console/dashboard")
+    assert Decimal(browser.find_element(By.ID, "attributed-revenue").text) == attributed
+    assert attributed > 0  # the won deal at least
+    assert Decimal(browser.find_element(By.ID, "incentive-spend").text) == spend
+    assert browser.find_element(By.ID, "approved-rejected").text == f"{approved} / {rejected}"
+    assert browser.find_element(By.ID, "onboarding-counts").text == f"{by_rules} / {by_people}"
+    shown: dict[str, Decimal] = {}
+    for row in browser.find_elements(By.CSS_SELECTOR, "#revenue-table tbody tr"):
+        quarter, _, _, _, total = (c.text for c in row.find_elements(By.TAG_NAME, "td"))
+        shown[quarter] = shown.get(quarter, Decimal(0)) + Decimal(total)
+    assert shown == by_quarter
+    first = browser.find_element(By.CSS_SELECTOR, "#top-table tbody tr")
+    assert Decimal(first.find_element(By.CSS_SELECTOR, ".total").text) == Decimal(
+        leader[1]["total"]
+    )
+    for chart in ("revenue-chart", "spend-chart", "top-chart"):
+        svg = browser.find_element(By.ID, chart)
+        assert svg.get_attribute("role") == "img"
+    screenshot(browser, "console-dashboard")
 
 
 @pytest.mark.parametrize("path", CONSOLE_PAGES)

@@ -24,6 +24,7 @@ CONSOLE_PAGES = (
     "/console/partners",
     "/console/partners/ptn_x",
     "/console/policy",
+    "/console/dashboard",
 )
 
 
@@ -184,3 +185,9 @@ def test_policy_forms_refuse_hostile_values(manager: TestClient) -> None:
     down = manager.get("/console/policy")
     assert down.status_code == 503
     assert "deals is unavailable" in down.text
+
+
+def test_the_dashboard_says_which_service_did_not_answer(manager: TestClient) -> None:
+    answer = manager.get("/console/dashboard")
+    assert answer.status_code == 503
+    assert "is unavailable" in answer.text

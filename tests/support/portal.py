@@ -101,6 +101,7 @@ def portal_routes() -> set[tuple[str, str]]:
     from services.portal import (
         api,
         console,
+        dashboard,
         dead_letters,
         earnings,
         partners,
@@ -121,6 +122,7 @@ def portal_routes() -> set[tuple[str, str]]:
             partners.router,
             payouts.router,
             policy.router,
+            dashboard.router,
         )
         for route in router.routes
         if isinstance(route, APIRoute)
