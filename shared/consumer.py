@@ -27,7 +27,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -61,6 +60,8 @@ DLQ_ORIGIN_PARTITION = "dlq.origin.partition"
 DLQ_ORIGIN_OFFSET = "dlq.origin.offset"
 DLQ_CONSUMER = "dlq.consumer"
 DLQ_FAILED_AT = "dlq.failed_at"
+# On a record replayed from a dead-letter topic: `<dlq topic>:<offset>` of the letter it was.
+DLQ_REPLAYED_FROM = "dlq.replayed_from"
 DLQ_HEADERS = (
     DLQ_REASON,
     DLQ_ORIGIN_TOPIC,
@@ -563,14 +564,11 @@ class EventConsumer:
                 DLQ_FAILED_AT: now().isoformat(),
             }
         )
-        dead_letter_id = uuid.uuid5(
-            DLQ_NAMESPACE, f"{self.group_id}/{record.topic}/{record.partition}/{record.offset}"
-        )
         await self.outbox.publish_raw(
             conn,
             topic_name=self.dead_letter_topic.name,
             key=(record.key or b"").decode(errors="replace"),
-            event_id=dead_letter_id,
+            event_id=dead_letter_id(self.group_id, record),
             event_type=headers.get("ce_type", "unknown"),
             value=record.value or b"",
             headers=headers,
@@ -578,18 +576,12 @@ class EventConsumer:
         return Outcome.DEAD_LETTERED
 
 
-async def purge_inbox(pool: Pool, older_than: datetime, batch_size: int = 5_000) -> int:
-    """Delete inbox rows processed before `older_than`, a batch per transaction (short locks,
-    no long-running delete). Returns how many rows went."""
-    purged = 0
-    while True:
-        result = await pool.execute(
-            """DELETE FROM inbox WHERE ctid = ANY(ARRAY(
-                   SELECT ctid FROM inbox WHERE processed_at < $1 LIMIT $2))""",
-            older_than,
-            batch_size,
-        )
-        deleted = int(result.split()[-1])
-        purged += deleted
-        if deleted < batch_size:
-            return purged
+def dead_letter_id(group_id: str, record: ConsumerRecord[Any, Any]) -> uuid.UUID:
+    """The id of a record's dead letter, from its coordinates: a redelivered poison record is
+    parked once. A record replayed in place from a dead letter (same coordinates) names that
+    letter in `dlq.replayed_from`, so failing again parks it anew, with its new reason."""
+    coordinates = f"{group_id}/{record.topic}/{record.partition}/{record.offset}"
+    replayed_from = dict(record.headers or ()).get(DLQ_REPLAYED_FROM)
+    if replayed_from:
+        coordinates += f"/replayed-from/{bytes(replayed_from).decode(errors='replace')}"
+    return uuid.uuid5(DLQ_NAMESPACE, coordinates)

@@ -13,7 +13,9 @@ A replayed event that fails again is dead-lettered again, with its new reason.
 reason, read from the service's own schema with its own role (`DATABASE_URL`).
 
 `list` and `replay` connect to Kafka as the principal the `KAFKA_*` variables name (an
-operator's: a service's own principal may not read its dead letters).
+operator's: a service's own principal may read its dead letters, but the CLI's replay publishes
+to the origin topic, which only that topic's producers may write). The same letters are listed
+and replayed in place over each service's admin API (shared/dead_letters.py).
 """
 
 from __future__ import annotations
@@ -87,6 +89,37 @@ async def read_dead_letters(
             for record in batch.get(tp, []):
                 letters.append(_to_dead_letter(record))
     return letters, consumer
+
+
+async def read_page(
+    kafka: KafkaConnection, service: str, start: int, limit: int
+) -> tuple[list[DeadLetter], int]:
+    """Up to `limit` dead letters of the service from offset `start` on, and the topic's end
+    offset (the next letter's). Reads with no consumer group: nothing is committed, and a
+    service's own principal may read its dead-letter topic (shared/topics.py grants)."""
+    topic = dead_letter_topic(service).name
+    consumer = AIOKafkaConsumer(
+        **kafka.aiokafka_options(),
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)  # a dead-letter topic has one partition: one order
+        consumer.assign([tp])
+        first = (await consumer.beginning_offsets([tp]))[tp]
+        end = (await consumer.end_offsets([tp]))[tp]
+        consumer.seek(tp, max(start, first))
+        letters: list[DeadLetter] = []
+        while len(letters) < limit and await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=1000, max_records=limit - len(letters))
+            if not batch.get(tp):
+                break  # nothing came within the wait: answer with what was read
+            letters += [_to_dead_letter(record) for record in batch[tp]]
+        return letters, end
+    finally:
+        await consumer.stop()
 
 
 def consumed_topics(service: str) -> set[str]:

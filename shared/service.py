@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.access import PartnerAccess, record_partner_states
 from shared.clock import now
-from shared.consumer import EventConsumer, HandlerContext, purge_inbox
+from shared.consumer import EventConsumer, HandlerContext
 from shared.db import (
     PLATFORM_MIGRATIONS,
     Connection,
@@ -42,11 +42,13 @@ from shared.db import (
     load_migrations,
     require_migrated,
 )
+from shared.dead_letters import dead_letters
 from shared.events import Envelope
 from shared.events.partners import PartnerStateChanged
 from shared.health import health
 from shared.http import ERROR_RESPONSES, BodyLimit, install_error_mapping
 from shared.identity import TokenVerifier
+from shared.inbox import purge_inbox
 from shared.lag import LagProbe
 from shared.logging import configure_logging
 from shared.metrics import GaugeReading, HttpMetrics, ServiceMetrics
@@ -322,7 +324,8 @@ def create_app(
         definition.name, settings.token_verification_keys
     )
     install_error_mapping(app)
-    for router in (health, *definition.routers):
+    # Every service: health and metrics, and its dead letters for the admins (list, replay).
+    for router in (health, dead_letters, *definition.routers):
         app.include_router(router)
     app.add_middleware(IngestionStamp)
     app.add_middleware(HttpMetrics, metrics=app.state.metrics)

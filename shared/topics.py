@@ -251,9 +251,10 @@ class Grant:
 
 def grants(services: Iterable[str] = SERVICES) -> tuple[Grant, ...]:
     """Everything each service's principal may do on the broker, read off the registry: WRITE
-    on the topics it produces (its dead letters too), READ on those it consumes and on its own
-    consumer groups (`<service>.<name>`). Kafka's WRITE and READ imply DESCRIBE. Nothing else:
-    no topic creation, no other group, no other topic. Operators use the admin principal."""
+    on the topics it produces (its dead letters too), READ on those it consumes, on its own
+    dead letters and on its own consumer groups (`<service>.<name>`). Kafka's WRITE and READ
+    imply DESCRIBE. Nothing else: no topic creation, no other group, no other topic.
+    Operators use the admin principal."""
     plan: list[Grant] = []
     for service in services:
         for topic in ALL_TOPICS:
@@ -261,6 +262,9 @@ def grants(services: Iterable[str] = SERVICES) -> tuple[Grant, ...]:
                 plan.append(Grant(service, "WRITE", "topic", topic.name))
             if service in topic.consumers:
                 plan.append(Grant(service, "READ", "topic", topic.name))
+        # Its own dead letters, which its admin API lists and replays in place (shared/
+        # dead_letters.py): read without a consumer group, so no group grant is needed.
+        plan.append(Grant(service, "READ", "topic", dead_letter_topic(service).name))
         plan.append(Grant(service, "READ", "group", f"{service}.", prefixed=True))
     return tuple(plan)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.attribution import api, handlers
+from services.attribution import api, handlers, health_api
 from services.attribution.settings import AttributionSettings, load_config
 from shared.events.opportunities import DealStateChanged
 from shared.events.registrations import RegistrationDecided, RegistrationStatusChanged
@@ -27,6 +27,6 @@ def wire(platform: Platform) -> None:
 definition = ServiceDefinition(
     name=NAME,
     migrations=Path(__file__).parent / "migrations",
-    routers=(api.router,),
+    routers=(api.router, health_api.health_scores),
     wire=wire,
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from services.incentives import api, handlers, jobs
+from services.incentives import api, handlers, jobs, payout_api
 from services.incentives.settings import IncentivesSettings
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.partners import PartnerStateChanged
@@ -35,6 +35,6 @@ def wire(platform: Platform) -> None:
 definition = ServiceDefinition(
     name="incentives",
     migrations=Path(__file__).parent / "migrations",
-    routers=(api.router,),
+    routers=(api.router, payout_api.finance),
     wire=wire,
 )

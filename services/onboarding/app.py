@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from services.onboarding import api, enablement_api, handlers, jobs
+from services.onboarding import api, directory_api, enablement_api, handlers, jobs
 from services.onboarding.ownership import DomainVerification
 from services.onboarding.partner_tokens import TokenIssuing
 from services.onboarding.settings import OnboardingSettings, domain_verifier, load_config
@@ -46,6 +46,7 @@ definition = ServiceDefinition(
         enablement_api.people,
         enablement_api.admin,
         enablement_api.library,
+        directory_api.directory,
     ),
     wire=wire,
 )

@@ -97,7 +97,9 @@ async def sign_in(
         return page(request, "sign_in.html", {"message": f"Not signed in: {error}."}, status=401)
     landing = pages.landing_page(caller)
     if landing is None:
-        message = "Not signed in: the portal has pages for partners and channel managers only."
+        message = (
+            "Not signed in: the portal has pages for partners, channel managers and finance only."
+        )
         return page(request, "sign_in.html", {"message": message}, status=403)
     response = RedirectResponse(landing, status_code=303)
     start_session(response, token.strip(), expires_at, secure(request))

@@ -15,7 +15,17 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 
-from services.portal import api, console, earnings, webhooks
+from services.portal import (
+    api,
+    console,
+    dashboard,
+    dead_letters,
+    earnings,
+    partners,
+    payouts,
+    policy,
+    webhooks,
+)
 from services.portal.backends import BackendRefused, Backends, BackendUnavailable
 from services.portal.rendering import HERE, page
 from services.portal.sessions import CsrfRefused, SignInRequired, Verifier
@@ -58,6 +68,11 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.include_router(earnings.router)
     app.include_router(webhooks.router)
     app.include_router(console.router)
+    app.include_router(dead_letters.router)
+    app.include_router(partners.router)
+    app.include_router(payouts.router)
+    app.include_router(policy.router)
+    app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     install_error_pages(app)
 

@@ -24,7 +24,17 @@ from tests.support.processes import ADMIN_TOKEN, Fleet
 pytestmark = pytest.mark.e2e
 
 PARTNER_PAGES = ("/home", "/registrations", "/earnings", "/what-if", "/mdf", "/webhooks")
-MANAGER_PAGES = ("/console", "/console/applications", "/console/mdf", "/console/crm-links")
+MANAGER_PAGES = (
+    "/console",
+    "/console/applications",
+    "/console/mdf",
+    "/console/crm-links",
+    "/console/dead-letters",
+    "/console/partners",
+    "/finance/payouts",
+    "/console/policy",
+    "/console/dashboard",
+)
 PHONE = (375, 812)
 
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from shared.clock import now
-from shared.consumer import purge_inbox
+from shared.inbox import purge_inbox
 from shared.settings import ServiceSettings
 from tests.support.counter import Components
 

@@ -98,12 +98,32 @@ def portal_routes() -> set[tuple[str, str]]:
     from fastapi.routing import APIRoute
     from starlette.routing import Mount
 
-    from services.portal import api, console, earnings, webhooks
+    from services.portal import (
+        api,
+        console,
+        dashboard,
+        dead_letters,
+        earnings,
+        partners,
+        payouts,
+        policy,
+        webhooks,
+    )
     from services.portal.app import create_app
 
     routes = {
         (method, route.path)
-        for router in (api.router, earnings.router, webhooks.router, console.router)
+        for router in (
+            api.router,
+            earnings.router,
+            webhooks.router,
+            console.router,
+            dead_letters.router,
+            partners.router,
+            payouts.router,
+            policy.router,
+            dashboard.router,
+        )
         for route in router.routes
         if isinstance(route, APIRoute)
         for method in route.methods or ()

@@ -37,6 +37,7 @@ def test_deals_writes_its_own_topics_and_notifications_and_reads_what_it_consume
         "crm.deals.v1",
         "partners.lifecycle.v1",
         "deals.registrations.v1",
+        "deals.dlq.v1",
     }
 
 
@@ -47,6 +48,12 @@ def test_only_deals_writes_the_raw_crm_topics_and_no_service_reads_them() -> Non
         assert not raw & topics_granted(service, "READ")
         assert bool(raw & topics_granted(service, "WRITE")) == (service == "deals")
     assert {t.retention_hours for t in ALL_TOPICS if t.name in raw} == {720}
+
+
+def test_each_service_reads_its_own_dead_letters_and_no_other_service_s() -> None:
+    for service in SERVICES:
+        read = {name for name in topics_granted(service, "READ") if name.endswith(".dlq.v1")}
+        assert read == {f"{service}.dlq.v1"}
 
 
 def test_no_service_may_write_a_topic_another_service_owns_unless_registered_as_producer() -> None:

@@ -21,7 +21,7 @@ def test_partners_land_at_home_managers_at_the_console_others_nowhere() -> None:
     assert pages.landing_page(caller(Role.PARTNER_USER, partner_id="p")) == "/home"
     assert pages.landing_page(caller(Role.PARTNER_ADMIN, partner_id="p")) == "/home"
     assert pages.landing_page(caller(Role.CHANNEL_MANAGER)) == "/console"
-    assert pages.landing_page(caller(Role.FINANCE)) is None
+    assert pages.landing_page(caller(Role.FINANCE)) == "/finance/payouts"
     assert pages.landing_page(caller(Role.SYSTEM)) is None
 
 

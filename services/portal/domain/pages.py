@@ -19,11 +19,13 @@ LATEST_NOTIFICATIONS = 10
 
 def landing_page(who: Caller) -> str | None:
     """Where a signed-in person starts: a partner's people at their home, channel managers at
-    the console. Other roles (finance, system) have no pages here yet."""
+    the console, finance at the payouts. System clients have no pages."""
     if who.partner_id is not None:
         return "/home"
     if who.has(Role.CHANNEL_MANAGER):
         return "/console"
+    if who.has(Role.FINANCE):
+        return "/finance/payouts"
     return None
 
 

@@ -1,0 +1,38 @@
+"""HTTP API of the finance team's payouts view (the console's payouts page): by period and
+settlement state. Finance and channel managers read it; finance records payouts
+(`POST /partners/{partner_id}/payouts`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from services.incentives import payout_views
+from services.incentives.api import ProgrammeReaderDep, ProgramsDep
+from services.incentives.domain.settlement import Settlement
+from services.incentives.payout_schemas import PayoutsOut
+from shared.http import PlatformDep
+
+finance = APIRouter(tags=["ledger"])
+
+PERIOD = r"^\d{4}-(Q[1-4]|0[1-9]|1[0-2])$"
+
+
+@finance.get("/payouts", response_model=PayoutsOut)
+async def list_payouts(
+    who: ProgrammeReaderDep,
+    platform: PlatformDep,
+    programs: ProgramsDep,
+    period: Annotated[str | None, Query(pattern=PERIOD)] = None,
+    state: Settlement | None = None,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> PayoutsOut:
+    """Every partner with ledger entries in the period (every period when none): what the
+    period booked, took back and paid, the balance still owed now and its state (owed,
+    settled, overpaid), largest balance first; and the payouts made in the period."""
+    async with platform.pool.acquire() as conn:
+        return await payout_views.payouts(
+            conn, programs, period=period, state=state, offset=offset, limit=limit
+        )

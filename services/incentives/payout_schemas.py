@@ -1,0 +1,41 @@
+"""The finance team's payouts view: response models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, Field
+
+from services.incentives.domain.settlement import Settlement
+
+
+class PartnerPayoutsOut(BaseModel):
+    partner_id: str
+    earned: Decimal = Field(description="accruals, kickers and SPIFFs booked in the period")
+    reversed: Decimal = Field(description="taken back in the period (negative)")
+    paid: Decimal = Field(description="paid out in the period (positive)")
+    balance: Decimal = Field(description="the partner's whole ledger balance now: still owed")
+    last_paid_at: datetime | None = Field(description="the partner's latest payout, any period")
+    state: Settlement
+
+
+class PayoutEntryOut(BaseModel):
+    entry_id: str
+    partner_id: str
+    amount: Decimal = Field(description="amount paid (positive)")
+    reference: str
+    period: str
+    paid_at: datetime
+
+
+class PayoutsOut(BaseModel):
+    period: str | None = Field(description="the period asked for; null: every period")
+    currency: str
+    periods: list[str] = Field(description="every period the ledger has entries in, newest first")
+    totals: dict[str, Decimal] = Field(
+        description="earned, reversed and paid in the period, and the balance owed now"
+    )
+    partners: list[PartnerPayoutsOut]
+    total_partners: int = Field(description="partners matching (state filter included)")
+    payouts: list[PayoutEntryOut] = Field(description="payouts made in the period, newest first")

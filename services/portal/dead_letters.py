@@ -1,0 +1,132 @@
+"""The console's dead letters: each service's, with their reasons, and a replay button for one
+letter or every waiting letter shown (the services' `GET /admin/dead-letters`,
+`POST /admin/dead-letters/{offset}/replay` and `POST /admin/dead-letters/replay`, called with the
+manager's own token). A service that does not answer is said so in its own section; the others
+still show."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Form, Path, Query, Request
+from starlette.responses import Response
+
+from services.portal.api import BackendsDep
+from services.portal.backends import BackendRefused, Backends, BackendUnavailable
+from services.portal.console import ManagerDep
+from services.portal.rendering import page
+from services.portal.sessions import CsrfDep, Session
+from shared.topics import SERVICES
+
+router = APIRouter(prefix="/console/dead-letters")
+
+PAGE = 50
+ServiceName = Annotated[str, Path(pattern=f"^({'|'.join(SERVICES)})$")]
+State = Literal["waiting", "replayed", "all"]
+
+
+async def letters_of(
+    backends: Backends, session: Session, service: str, state: State, after: int | None
+) -> dict[str, Any]:
+    """One service's page of dead letters, or why it could not be read."""
+    try:
+        answer: dict[str, Any] = await backends.get(
+            session, service, "/admin/dead-letters", state=state, limit=PAGE, after=after
+        )
+    except BackendUnavailable as error:
+        return {"service": service, "problem": str(error), "letters": []}
+    except BackendRefused as refused:
+        return {"service": service, "problem": f"{service}: {refused.detail}", "letters": []}
+    return answer
+
+
+async def letters_page(
+    request: Request,
+    session: Session,
+    backends: Backends,
+    *,
+    state: State = "waiting",
+    only: str | None = None,
+    after: int | None = None,
+    message: str = "",
+    status: int = 200,
+) -> Response:
+    shown = (only,) if only else SERVICES
+    sections = await asyncio.gather(
+        *(letters_of(backends, session, s, state, after if only else None) for s in shown)
+    )
+    context = {
+        "sections": sections,
+        "state": state,
+        "only": only,
+        "message": message,
+        "failed": status != 200,
+    }
+    return page(request, "console_dead_letters.html", context, status=status)
+
+
+@router.get("")
+async def dead_letters(
+    request: Request,
+    session: ManagerDep,
+    backends: BackendsDep,
+    state: State = "waiting",
+    service: Annotated[str | None, Query(pattern=f"^({'|'.join(SERVICES)})$")] = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+) -> Response:
+    return await letters_page(request, session, backends, state=state, only=service, after=after)
+
+
+def _outcome(service: str, answer: dict[str, Any]) -> str:
+    return f"{service} dead letter {answer['offset']}: {answer['outcome']} ({answer['detail']})"
+
+
+async def _replayed(
+    request: Request, session: Session, backends: Backends, service: str, call: Any
+) -> Response:
+    """Run one replay call, then the service's letters again with the answer (a refusal,
+    e.g. a letter replayed before, in its place)."""
+    try:
+        message, status = await call, 200
+    except BackendRefused as refused:
+        if refused.status not in (404, 409, 422):
+            raise
+        message, status = f"Not replayed: {refused.detail}", refused.status
+    return await letters_page(
+        request, session, backends, state="all", only=service, message=message, status=status
+    )
+
+
+@router.post("/{service}/{offset}/replay", dependencies=[CsrfDep])
+async def replay_one(
+    request: Request,
+    service: ServiceName,
+    offset: Annotated[int, Path(ge=0, le=2**63 - 1)],
+    session: ManagerDep,
+    backends: BackendsDep,
+) -> Response:
+    async def call() -> str:
+        path = f"/admin/dead-letters/{offset}/replay"
+        return _outcome(service, await backends.call(session, service, "POST", path))
+
+    return await _replayed(request, session, backends, service, call())
+
+
+@router.post("/{service}/replay", dependencies=[CsrfDep])
+async def replay_all(
+    request: Request,
+    service: ServiceName,
+    session: ManagerDep,
+    backends: BackendsDep,
+    through: Annotated[int, Form(ge=0, le=2**63 - 1)],
+) -> Response:
+    async def call() -> str:
+        answer = await backends.call(
+            session, service, "POST", "/admin/dead-letters/replay", json={"through": through}
+        )
+        done = [_outcome(service, item) for item in answer["replayed"]]
+        more = " More wait: replay again." if answer["more"] else ""
+        return f"{len(done)} replayed. " + " · ".join(done) + more
+
+    return await _replayed(request, session, backends, service, call())

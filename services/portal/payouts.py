@@ -1,0 +1,110 @@
+"""The finance team's payouts page: by period and settlement state (owed, settled, overpaid),
+from incentives' `GET /payouts`; finance records a payout from it (incentives'
+`POST /partners/{partner_id}/payouts`, the balance by default). Channel managers read it too."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from starlette.responses import Response
+
+from services.portal.api import BackendsDep
+from services.portal.backends import BackendRefused, Backends
+from services.portal.domain import partners as rules
+from services.portal.partners import PARTNER_ID
+from services.portal.rendering import page
+from services.portal.sessions import CsrfDep, Session, SessionDep
+from shared.identity import Role
+
+router = APIRouter(prefix="/finance")
+
+PERIOD = r"^(\d{4}-(Q[1-4]|0[1-9]|1[0-2]))?$"
+STATE = r"^(owed|settled|overpaid)?$"
+
+
+async def ledger_reader(session: SessionDep) -> Session:
+    if not session.caller.has(Role.FINANCE, Role.CHANNEL_MANAGER):
+        raise BackendRefused("portal", 403, "this page needs the role finance or channel_manager")
+    return session
+
+
+async def finance_session(session: SessionDep) -> Session:
+    if not session.caller.has(Role.FINANCE):
+        raise BackendRefused("portal", 403, "this needs the role finance")
+    return session
+
+
+ReaderDep = Annotated[Session, Depends(ledger_reader)]
+FinanceDep = Annotated[Session, Depends(finance_session)]
+
+
+async def payouts_page(
+    request: Request,
+    session: Session,
+    backends: Backends,
+    *,
+    period: str = "",
+    state: str = "",
+    offset: int = 0,
+    message: str = "",
+    status: int = 200,
+) -> Response:
+    view: dict[str, Any] = await backends.get(
+        session,
+        "incentives",
+        "/payouts",
+        period=period or None,
+        state=state or None,
+        offset=offset,
+        limit=rules.PAGE,
+    )
+    context = {
+        "view": view,
+        "period": period,
+        "state": state,
+        "paging": rules.Paging(offset, len(view["partners"]), view["total_partners"]),
+        "query": {k: v for k, v in {"period": period, "state": state}.items() if v},
+        "may_pay": session.caller.has(Role.FINANCE),
+        "message": message,
+        "failed": status != 200,
+    }
+    return page(request, "finance_payouts.html", context, status=status)
+
+
+@router.get("/payouts")
+async def payouts(
+    request: Request,
+    session: ReaderDep,
+    backends: BackendsDep,
+    period: Annotated[str, Query(pattern=PERIOD)] = "",
+    state: Annotated[str, Query(pattern=STATE)] = "",
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Response:
+    return await payouts_page(request, session, backends, period=period, state=state, offset=offset)
+
+
+@router.post("/partners/{partner_id}/payouts", dependencies=[CsrfDep])
+async def pay_out(
+    request: Request,
+    partner_id: Annotated[str, Path(pattern=PARTNER_ID)],
+    session: FinanceDep,
+    backends: BackendsDep,
+    reference: Annotated[str, Form(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:/-]+$")],
+    amount: Annotated[str, Form(pattern=r"^(\d{1,14}(\.\d{1,2})?)?$")] = "",
+) -> Response:
+    body = {"reference": reference, **({"amount": amount} if amount else {})}
+    status, message = 200, ""
+    try:
+        paid = await backends.call(
+            session, "incentives", "POST", f"/partners/{partner_id}/payouts", json=body
+        )
+        message = (
+            f"Paid {paid['amount']} {paid['currency']} to {partner_id} ({paid['reference']}); "
+            f"balance after: {paid['balance_after']}"
+        )
+    except BackendRefused as refused:
+        if refused.status not in (409, 422):
+            raise
+        status, message = refused.status, f"Not paid: {refused.detail}"
+    return await payouts_page(request, session, backends, message=message, status=status)

@@ -1,0 +1,190 @@
+"""The console's policy page: the versioned registration policy (rules of engagement) in force
+and scheduled, every version and activation; a new version's document validated against the
+one in force, backtested over past registrations, proposed, and a stored version scheduled
+(deals' `GET /policy`, `GET /admin/policy/history`, `POST /admin/policy/validate|backtest|
+versions` and `POST /admin/policy/versions/{version}/activate`, with the manager's token)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Path, Request
+from starlette.responses import Response
+
+from services.portal.api import BackendsDep
+from services.portal.backends import BackendRefused, Backends
+from services.portal.console import ManagerDep
+from services.portal.rendering import page
+from services.portal.sessions import CsrfDep, Session
+
+router = APIRouter(prefix="/console/policy")
+
+DOCUMENT_MAX = 100_000
+VERSION = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
+# A browser's datetime-local value (minutes, optionally seconds), read as UTC.
+LOCAL_TIME = r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?)?$"
+DAY = r"^\d{4}-\d{2}-\d{2}$"
+
+Document = Annotated[str, Form(min_length=2, max_length=DOCUMENT_MAX)]
+Note = Annotated[str, Form(max_length=1000)]
+
+
+class NotADocument(ValueError):
+    pass
+
+
+def document_of(text: str) -> dict[str, Any]:
+    """The textarea's JSON object, or why it is not one."""
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise NotADocument(f"the document is not JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise NotADocument("the document must be a JSON object (its settings by name)")
+    return value
+
+
+async def policy_page(
+    request: Request,
+    session: Session,
+    backends: Backends,
+    *,
+    draft: str | None = None,
+    note: str = "",
+    outcome: dict[str, Any] | None = None,
+    message: str = "",
+    status: int = 200,
+) -> Response:
+    in_force, history = await asyncio.gather(
+        backends.get(session, "deals", "/policy"),
+        backends.get(session, "deals", "/admin/policy/history"),
+    )
+    versions = list(reversed(history["versions"]))
+    today = datetime.now(UTC).date()
+    context = {
+        "in_force": in_force,
+        "in_force_text": json.dumps(in_force["document"], indent=2, sort_keys=True),
+        "versions": versions,
+        "activations": list(reversed(history["activations"])),
+        "draft": draft
+        if draft is not None
+        else json.dumps(in_force["document"], indent=2, sort_keys=True),
+        "note": note,
+        "outcome": outcome,
+        "since": (today - timedelta(days=90)).isoformat(),
+        "until": (today + timedelta(days=1)).isoformat(),
+        "message": message,
+        "failed": status != 200,
+    }
+    return page(request, "console_policy.html", context, status=status)
+
+
+async def _answered(
+    request: Request,
+    session: Session,
+    backends: Backends,
+    call: Any,
+    *,
+    draft: str | None = None,
+    note: str = "",
+) -> Response:
+    """Run one call to deals and show the page again with its answer, or its refusal (422
+    with deals' exact reason, 409) beside the draft kept as typed."""
+    try:
+        outcome, message = await call
+    except (BackendRefused, NotADocument) as refused:
+        if isinstance(refused, BackendRefused) and refused.status not in (404, 409, 422):
+            raise
+        detail = refused.detail if isinstance(refused, BackendRefused) else str(refused)
+        status = refused.status if isinstance(refused, BackendRefused) else 422
+        return await policy_page(
+            request, session, backends, draft=draft, note=note, message=detail, status=status
+        )
+    return await policy_page(
+        request, session, backends, draft=draft, note=note, outcome=outcome, message=message
+    )
+
+
+@router.get("")
+async def policy(request: Request, session: ManagerDep, backends: BackendsDep) -> Response:
+    return await policy_page(request, session, backends)
+
+
+@router.post("/validate", dependencies=[CsrfDep])
+async def validate(
+    request: Request,
+    session: ManagerDep,
+    backends: BackendsDep,
+    document: Document,
+    note: Note = "",
+) -> Response:
+    async def call() -> tuple[dict[str, Any], str]:
+        body = {"document": document_of(document)}
+        checked = await backends.call(session, "deals", "POST", "/admin/policy/validate", json=body)
+        changed = len(checked["changes"])
+        return {"check": checked}, f"{checked['version']} is valid: {changed} setting(s) change"
+
+    return await _answered(request, session, backends, call(), draft=document, note=note)
+
+
+@router.post("/backtest", dependencies=[CsrfDep])
+async def backtest(
+    request: Request,
+    session: ManagerDep,
+    backends: BackendsDep,
+    document: Document,
+    since: Annotated[str, Form(pattern=DAY)],
+    until: Annotated[str, Form(pattern=DAY)],
+    note: Note = "",
+) -> Response:
+    async def call() -> tuple[dict[str, Any], str]:
+        body = {
+            "document": document_of(document),
+            "since": f"{since}T00:00:00Z",
+            "until": f"{until}T00:00:00Z",
+            "limit": 50,
+        }
+        tested = await backends.call(session, "deals", "POST", "/admin/policy/backtest", json=body)
+        return {"backtest": tested}, (
+            f"{tested['proposed_version']} replayed {tested['replayed']} registration(s): "
+            f"{tested['changed']} would be decided otherwise"
+        )
+
+    return await _answered(request, session, backends, call(), draft=document, note=note)
+
+
+@router.post("/versions", dependencies=[CsrfDep])
+async def propose(
+    request: Request,
+    session: ManagerDep,
+    backends: BackendsDep,
+    document: Document,
+    note: Note = "",
+) -> Response:
+    async def call() -> tuple[dict[str, Any], str]:
+        body = {"document": document_of(document), "note": note}
+        stored = await backends.call(session, "deals", "POST", "/admin/policy/versions", json=body)
+        return {}, f"Version {stored['version']} stored: it decides nothing until scheduled"
+
+    return await _answered(request, session, backends, call(), draft=document, note=note)
+
+
+@router.post("/versions/{version}/activate", dependencies=[CsrfDep])
+async def activate(
+    request: Request,
+    version: Annotated[str, Path(pattern=VERSION)],
+    session: ManagerDep,
+    backends: BackendsDep,
+    at: Annotated[str, Form(pattern=LOCAL_TIME)] = "",
+) -> Response:
+    async def call() -> tuple[dict[str, Any], str]:
+        params = {"at": f"{at}Z" if len(at) > 16 else f"{at}:00Z"} if at else {}
+        path = f"/admin/policy/versions/{version}/activate"
+        await backends.call(session, "deals", "POST", path, params=params)
+        when = f"from {params['at']}" if at else "now"
+        return {}, f"Version {version} in force {when}"
+
+    return await _answered(request, session, backends, call())

@@ -1,0 +1,341 @@
+"""Every service's dead letters over HTTP, for channel managers (the platform's admins): list
+them with their reasons, page by page, and replay one or all after a fix.
+
+A replay runs the letter's original record again, in this service, through the consumer that
+dead-lettered it (`dlq.consumer`): the same checks, the same inbox and the same handler in one
+transaction, as if it had just arrived from its origin topic. Nothing is published: a service
+may not write the topics it consumes (shared/topics.py grants), and need not. So:
+- a letter is replayed once: `dead_letter_replays` remembers it (who, when, the outcome), and
+  replays of one service are serialised by an advisory lock, so two managers clicking at once
+  replay it once;
+- its event is applied once: an event the inbox already holds (replayed before by the CLI, or
+  by a replay whose record of itself was lost in a crash) is a duplicate, and nothing changes;
+- a letter failing again is parked again as a new letter (a new offset) with its new reason;
+  the old one is marked replayed with that reason.
+Each replay is written to the audit trail with the replay's record, in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Path, Query
+from faststream.exceptions import NackMessage
+from pydantic import BaseModel, Field
+
+from shared.audit import record_action
+from shared.clock import now
+from shared.consumer import (
+    DLQ_CONSUMER,
+    DLQ_FAILED_AT,
+    DLQ_HEADERS,
+    DLQ_ORIGIN_OFFSET,
+    DLQ_ORIGIN_PARTITION,
+    DLQ_ORIGIN_TOPIC,
+    DLQ_REPLAYED_FROM,
+    EventConsumer,
+    Outcome,
+    dead_letter_id,
+)
+from shared.db import Connection
+from shared.dlq import DeadLetter, read_page
+from shared.errors import Conflict, NotFound, RequestError
+from shared.http import AdminDep, PlatformDep
+from shared.identity import Caller
+from shared.topics import dead_letter_topic
+
+if TYPE_CHECKING:
+    from shared.service import Platform
+
+dead_letters = APIRouter(prefix="/admin/dead-letters", tags=["dead letters"])
+
+PAGE_MAX = 200
+SCAN_MAX = 5_000  # letters looked at per request when filtering by state
+PREVIEW_CHARS = 2_000
+REPLAY_ALL_MAX = 500  # letters replayed per request: a long run answers and is asked again
+
+
+class Unavailable(RequestError):
+    """Kafka or the database is out of reach for now: nothing was replayed; retry."""
+
+    status = 503
+
+
+class ReplayOut(BaseModel):
+    at: datetime
+    by: str = Field(description="the principal who replayed it")
+    outcome: Outcome
+    detail: str = Field(description="what happened (a failure's new reason)")
+
+
+class DeadLetterOut(BaseModel):
+    offset: int = Field(description="its offset in `<service>.dlq.v1`: its id here")
+    consumer: str = Field(description="the consumer group that could not process it")
+    origin_topic: str
+    origin_partition: int | None
+    origin_offset: int | None
+    event_type: str = Field(description="the CloudEvents type, `?` when unreadable")
+    key: str
+    reason: str
+    failed_at: str
+    replayed_from: str | None = Field(
+        default=None, description="the letter this one failed again as (`<topic>:<offset>`)"
+    )
+    value_preview: str = Field(description=f"the record's value, its first {PREVIEW_CHARS} chars")
+    replay: ReplayOut | None = Field(default=None, description="null while it waits")
+
+
+class DeadLettersOut(BaseModel):
+    service: str
+    topic: str
+    letters: list[DeadLetterOut]
+    next_after: int | None = Field(
+        description="pass as `after` for the next page; null when the end was reached"
+    )
+    end_offset: int = Field(description="the offset the next dead letter will get")
+
+
+class ReplayAllIn(BaseModel):
+    through: int = Field(
+        ge=0,
+        description="replay every waiting letter up to this offset (the last one the caller "
+        f"saw, so letters arriving meanwhile are not replayed unseen); {REPLAY_ALL_MAX} a call",
+    )
+
+
+class ReplayedOut(BaseModel):
+    offset: int
+    outcome: Outcome
+    detail: str
+
+
+class ReplayAllOut(BaseModel):
+    replayed: list[ReplayedOut]
+    more: bool = Field(description=f"more letters wait up to `through` (over {REPLAY_ALL_MAX})")
+
+
+def _header_int(letter: DeadLetter, name: str) -> int | None:
+    value = letter.headers.get(name, "")
+    return int(value) if value.lstrip("-").isdigit() else None
+
+
+def _event_type(letter: DeadLetter) -> str:
+    """The CloudEvents type: from the envelope (structured mode), else a `ce_type` header."""
+    try:
+        envelope = json.loads(letter.value)
+    except ValueError:
+        envelope = None
+    named = envelope.get("type") if isinstance(envelope, dict) else None
+    return str(named)[:200] if isinstance(named, str) else letter.headers.get("ce_type", "?")
+
+
+def _shown(letter: DeadLetter, replay: ReplayOut | None) -> DeadLetterOut:
+    h = letter.headers
+    return DeadLetterOut(
+        offset=letter.offset,
+        consumer=h.get(DLQ_CONSUMER, ""),
+        origin_topic=h.get(DLQ_ORIGIN_TOPIC, ""),
+        origin_partition=_header_int(letter, DLQ_ORIGIN_PARTITION),
+        origin_offset=_header_int(letter, DLQ_ORIGIN_OFFSET),
+        event_type=_event_type(letter),
+        key=(letter.key or b"").decode(errors="replace"),
+        reason=letter.reason,
+        failed_at=h.get(DLQ_FAILED_AT, ""),
+        replayed_from=h.get(DLQ_REPLAYED_FROM),
+        value_preview=letter.value[: PREVIEW_CHARS * 4].decode(errors="replace")[:PREVIEW_CHARS],
+        replay=replay,
+    )
+
+
+async def _replays(conn: Connection, offsets: list[int]) -> dict[int, ReplayOut]:
+    rows = await conn.fetch(
+        """SELECT dlq_offset, replayed_at, principal, outcome, detail FROM dead_letter_replays
+           WHERE dlq_offset = ANY($1::bigint[])""",
+        offsets,
+    )
+    return {
+        row["dlq_offset"]: ReplayOut(
+            at=row["replayed_at"], by=row["principal"], outcome=row["outcome"], detail=row["detail"]
+        )
+        for row in rows
+    }
+
+
+async def _read(platform: Platform, start: int, limit: int) -> tuple[list[DeadLetter], int]:
+    try:
+        return await read_page(platform.settings.kafka, platform.schema, start, limit)
+    except KafkaError as error:
+        raise Unavailable(f"Kafka is unavailable: {type(error).__name__}") from error
+
+
+@dead_letters.get("", response_model=DeadLettersOut)
+async def list_dead_letters(
+    who: AdminDep,
+    platform: PlatformDep,
+    after: Annotated[int | None, Query(ge=0, description="letters after this offset")] = None,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 50,
+    state: Annotated[Literal["all", "waiting", "replayed"], Query()] = "all",
+) -> DeadLettersOut:
+    """The service's dead letters, oldest first, with their reasons and whether (and how) each
+    was replayed. The topic keeps them for its retention (a week)."""
+    start = 0 if after is None else after + 1
+    shown: list[DeadLetterOut] = []
+    scanned, end = 0, start
+    while len(shown) < limit and scanned < SCAN_MAX:
+        want = limit if state == "all" else min(PAGE_MAX, SCAN_MAX - scanned)
+        letters, end = await _read(platform, start, want)
+        if not letters:
+            break
+        async with platform.pool.acquire() as conn:
+            replays = await _replays(conn, [letter.offset for letter in letters])
+        for letter in letters:
+            scanned += 1
+            start = letter.offset + 1
+            replay = replays.get(letter.offset)
+            if state == "all" or (replay is None) == (state == "waiting"):
+                shown.append(_shown(letter, replay))
+                if len(shown) == limit:
+                    break
+    return DeadLettersOut(
+        service=platform.schema,
+        topic=dead_letter_topic(platform.schema).name,
+        letters=shown,
+        next_after=start - 1 if start < end else None,
+        end_offset=end,
+    )
+
+
+def _consumer_of(platform: Platform, letter: DeadLetter) -> EventConsumer:
+    """The consumer that dead-lettered the letter, which must read its origin topic (a forged
+    `dlq.origin.topic` header cannot make a consumer handle another topic's records)."""
+    group = letter.headers.get(DLQ_CONSUMER, "")
+    consumer = next((c for c in platform.consumers if c.group_id == group), None)
+    if consumer is None:
+        raise Conflict(f"dead letter {letter.offset}: this service has no consumer {group!r}")
+    if letter.headers.get(DLQ_ORIGIN_TOPIC) not in {topic.name for topic in consumer.topics}:
+        raise Conflict(
+            f"dead letter {letter.offset}: its origin topic "
+            f"{letter.headers.get(DLQ_ORIGIN_TOPIC, '')[:200]!r} is not one {group} reads"
+        )
+    return consumer
+
+
+def _record(letter: DeadLetter, topic: str) -> ConsumerRecord[bytes, bytes]:
+    """The original record again, at its original coordinates, naming the letter it was."""
+    headers = [
+        (name, value.encode())
+        for name, value in letter.headers.items()
+        if name not in DLQ_HEADERS and name != DLQ_REPLAYED_FROM
+    ]
+    headers.append((DLQ_REPLAYED_FROM, f"{topic}:{letter.offset}".encode()))
+    return ConsumerRecord(
+        topic=letter.headers[DLQ_ORIGIN_TOPIC],
+        partition=_header_int(letter, DLQ_ORIGIN_PARTITION) or 0,
+        offset=_header_int(letter, DLQ_ORIGIN_OFFSET) or 0,
+        timestamp=int(now().timestamp() * 1000),
+        timestamp_type=0,
+        key=letter.key,
+        value=letter.value,
+        checksum=None,
+        serialized_key_size=len(letter.key or b""),
+        serialized_value_size=len(letter.value),
+        headers=headers,
+    )
+
+
+DETAILS = {
+    Outcome.PROCESSED: "processed",
+    Outcome.DUPLICATE: "already processed before: nothing was done again",
+    Outcome.IGNORED: "not an event its consumer handles: nothing to do",
+}
+
+
+async def _replay(
+    platform: Platform, who: Caller, letter: DeadLetter, *, refuse_done: bool
+) -> ReplayedOut | None:
+    """Replay one letter once (None when it was replayed before and `refuse_done` is off)."""
+    consumer = _consumer_of(platform, letter)
+    topic = dead_letter_topic(platform.schema).name
+    record = _record(letter, topic)
+    async with platform.transaction() as conn:
+        # One replay at a time per service: the check below and the mark cannot race.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{topic}.replay")
+        done = (await _replays(conn, [letter.offset])).get(letter.offset)
+        if done is not None:
+            if not refuse_done:
+                return None
+            raise Conflict(
+                f"dead letter {letter.offset} was replayed at {done.at.isoformat()} by "
+                f"{done.by} ({done.outcome.value})"
+            )
+        try:
+            outcome = await consumer.process(record)
+        except NackMessage as error:
+            raise Unavailable(
+                "the service's database is unavailable; nothing was replayed, retry later"
+            ) from error
+        detail = DETAILS.get(outcome, "")
+        if outcome is Outcome.DEAD_LETTERED:
+            reason = await conn.fetchval(
+                "SELECT headers->>'dlq.reason' FROM outbox WHERE event_id = $1",
+                dead_letter_id(consumer.group_id, record),
+            )
+            detail = f"failed again, parked as a new dead letter: {reason or 'see the list'}"
+        await conn.execute(
+            """INSERT INTO dead_letter_replays (dlq_offset, consumer, outcome, detail, principal)
+               VALUES ($1, $2, $3, $4, $5)""",
+            letter.offset,
+            consumer.group_id,
+            outcome.value,
+            detail,
+            who.subject,
+        )
+        await record_action(conn, who, "dead_letter.replay", f"{topic}:{letter.offset}")
+    return ReplayedOut(offset=letter.offset, outcome=outcome, detail=detail)
+
+
+@dead_letters.post("/{offset}/replay", response_model=ReplayedOut)
+async def replay_one(
+    offset: Annotated[int, Path(ge=0, le=2**63 - 1)], who: AdminDep, platform: PlatformDep
+) -> ReplayedOut:
+    """Run one dead letter's record again through its consumer (after a fix). 409 when it was
+    replayed before (each letter once); a failure again is a new dead letter."""
+    letters, _ = await _read(platform, offset, 1)
+    if not letters or letters[0].offset != offset:
+        raise NotFound(f"no dead letter at offset {offset} (the topic keeps them for a week)")
+    replayed = await _replay(platform, who, letters[0], refuse_done=True)
+    assert replayed is not None
+    return replayed
+
+
+@dead_letters.post("/replay", response_model=ReplayAllOut)
+async def replay_all(body: ReplayAllIn, who: AdminDep, platform: PlatformDep) -> ReplayAllOut:
+    """Replay every letter still waiting, oldest first, up to `through`. A letter whose
+    consumer or origin no longer fits is left waiting (replaying it alone says why)."""
+    replayed: list[ReplayedOut] = []
+    start = 0
+    while start <= body.through and len(replayed) < REPLAY_ALL_MAX:
+        letters, _ = await _read(platform, start, min(PAGE_MAX, body.through - start + 1))
+        if not letters:
+            break
+        async with platform.pool.acquire() as conn:
+            done_before = await _replays(conn, [letter.offset for letter in letters])
+        for letter in letters:
+            if letter.offset > body.through or len(replayed) == REPLAY_ALL_MAX:
+                break
+            start = letter.offset + 1
+            if letter.offset in done_before:
+                continue
+            try:
+                done = await _replay(platform, who, letter, refuse_done=False)
+            except Conflict:
+                continue
+            if done is not None:
+                replayed.append(done)
+    return ReplayAllOut(
+        replayed=replayed, more=len(replayed) == REPLAY_ALL_MAX and start <= body.through
+    )

@@ -1,0 +1,412 @@
+"""The channel-manager console's operations and oversight pages in real headless Chromium, in
+front of the five real services: each page shows what the services' APIs answer, a partner's
+person cannot open any of them, and screenshots go to .work/screenshots/."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from deploy.story import Partner
+from shared.identity import Role
+from shared.topics import ATTRIBUTION_CREDITS
+from tests.e2e.test_faults import won_deal
+from tests.e2e.test_portal_browser import fill, page_shows, sign_in
+from tests.support.crm import salesforce_delivery
+from tests.support.factories import credit_issued
+from tests.support.infra import Infra
+from tests.support.kafka import publish
+from tests.support.polling import eventually
+from tests.support.portal import chromium, screenshot
+from tests.support.processes import ADMIN, ADMIN_TOKEN, Fleet
+from tests.support.tokens import token
+
+FINANCE_TOKEN = token("finance@tests", Role.FINANCE)
+
+pytestmark = pytest.mark.e2e
+
+CONSOLE_PAGES = (
+    "/console/dead-letters",
+    "/console/partners",
+    "/console/partners/ptn_any",
+    "/finance/payouts",
+    "/console/policy",
+    "/console/dashboard",
+)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    with chromium() as session:
+        yield session
+
+
+async def waiting_letter(fleet: Fleet, service: str, key: str) -> dict[str, Any]:
+    """The service's waiting dead letter keyed `key`, once its API lists it."""
+    url = f"{fleet.url(service)}/admin/dead-letters"
+    async with httpx.AsyncClient(timeout=30) as client:
+
+        async def listed() -> dict[str, Any] | None:
+            after: int | None = None
+            while True:
+                params: dict[str, Any] = {"state": "waiting", "limit": 200}
+                if after is not None:
+                    params["after"] = after
+                page = (await client.get(url, params=params, headers=ADMIN)).json()
+                for letter in page["letters"]:
+                    if letter["key"] == key:
+                        return dict(letter)
+                after = page["next_after"]
+                if after is None:
+                    return None
+
+        found: dict[str, Any] = await eventually(listed, 60, what=f"a {service} dead letter")
+        return found
+
+
+async def test_a_manager_sees_dead_letters_with_reasons_and_replays_one(
+    fleet: Fleet, infra: Infra, portal: str, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    # A poison event on a real topic: a credit in a currency no programme pays.
+    deal = f"salesforce:dlq-portal-{uuid.uuid4().hex[:8]}"
+    credit = credit_issued(deal_key=deal, amount="500.00", currency="EUR")
+    await publish(infra, ATTRIBUTION_CREDITS, [credit], subject=deal, source="attribution")
+    letter = await waiting_letter(fleet, "incentives", deal)
+    await waiting_letter(fleet, "onboarding", deal)  # onboarding counts credits too
+
+    await sign_in(browser, portal, ADMIN_TOKEN)
+    browser.get(f"{portal}/console/dead-letters")
+    card = browser.find_element(By.ID, f"letter-incentives-{letter['offset']}")
+    assert letter["reason"] in card.find_element(By.CSS_SELECTOR, ".reason").text
+    assert card.find_element(By.CSS_SELECTOR, ".event-type").text == "credit.issued.v1"
+    assert deal in card.text
+    onboarding = browser.find_element(By.ID, "dead-letters-onboarding").text
+    assert "reporting currency" in onboarding
+    screenshot(browser, "console-dead-letters")
+
+    card.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    outcome = f"incentives dead letter {letter['offset']}: dead_lettered (failed again"
+    await page_shows(browser, "#message", outcome, "the replay's outcome")
+    replayed = browser.find_element(By.ID, f"letter-incentives-{letter['offset']}")
+    assert "by channel-manager@tests" in replayed.find_element(By.CSS_SELECTOR, ".replayed").text
+    assert replayed.find_elements(By.CSS_SELECTOR, "button") == []  # once: no button any more
+    screenshot(browser, "console-dead-letters-replayed")
+
+    # Its failure again is a new letter, naming the one it was.
+    again = await waiting_letter(fleet, "incentives", deal)
+    assert again["replayed_from"] == f"incentives.dlq.v1:{letter['offset']}"
+
+
+async def api(fleet: Fleet, service: str, path: str, **params: Any) -> Any:
+    async with httpx.AsyncClient(timeout=30) as client:
+        answer = await client.get(f"{fleet.url(service)}{path}", params=params, headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+@pytest.fixture(scope="module")
+async def won_revenue(fleet: Fleet, referral_partner: Partner) -> dict[str, Any]:
+    """A deal the referral partner sourced, closed won in Salesforce, once attribution has
+    credited it: the partner's revenue as attribution answers then."""
+    record = f"006C{uuid.uuid4().hex[:10]}"
+    async with httpx.AsyncClient(timeout=30) as client:
+        answer = await client.post(
+            f"{fleet.url('deals')}/crm/salesforce",
+            **salesforce_delivery([won_deal(record, Decimal("4200.00"), referral_partner)]),
+        )
+        assert answer.status_code == 202, answer.text
+    path = f"/partners/{referral_partner.partner_id}/revenue"
+
+    async def credited() -> dict[str, Any] | None:
+        revenue: dict[str, Any] = await api(fleet, "attribution", path, period="quarter")
+        return revenue if Decimal(revenue["total"]) > 0 else None
+
+    found: dict[str, Any] = await eventually(credited, 60, what="the won deal credited")
+    statement = f"/partners/{referral_partner.partner_id}/statement"
+
+    async def booked() -> bool:
+        entries = (await api(fleet, "incentives", statement))["entries"]
+        return any(e["deal_key"] == f"salesforce:{record}" for e in entries)
+
+    await eventually(booked, 60, what="incentives to book the won deal's earnings")
+    return found
+
+
+async def test_a_manager_lists_filters_and_opens_partners_as_the_services_answer(
+    fleet: Fleet,
+    portal: str,
+    referral_partner: Partner,
+    won_revenue: dict[str, Any],
+    browser: Any,
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    partner_id = referral_partner.partner_id
+    base = f"/partners/{partner_id}"
+    known = await api(fleet, "onboarding", base)
+    health = await api(fleet, "attribution", f"{base}/health")
+    await sign_in(browser, portal, ADMIN_TOKEN)
+
+    browser.get(f"{portal}/console/partners?partner_type=referral_affiliate")
+    row = browser.find_element(By.ID, f"partner-{partner_id}")
+    assert row.find_element(By.CSS_SELECTOR, ".tier").text == known["tier"]
+    assert row.find_element(By.CSS_SELECTOR, ".status").text == known["status"]
+    assert row.find_element(By.CSS_SELECTOR, ".health").text == health["score"]
+    signals = row.find_element(By.CSS_SELECTOR, ".signals").text
+    assert f"win rate {health['components']['win_rate']}" in signals
+    listed = await api(fleet, "onboarding", "/admin/partners", partner_type="referral_affiliate")
+    assert str(listed["total"]) in browser.find_element(By.ID, "count").text
+    screenshot(browser, "console-partners")
+
+    # Health below its score leaves it out; above its score keeps it.
+    score = Decimal(health["score"])
+    browser.get(f"{portal}/console/partners?partner_type=referral_affiliate&below={score}")
+    assert browser.find_elements(By.ID, f"partner-{partner_id}") == []
+    if score < 100:
+        browser.get(f"{portal}/console/partners?partner_type=referral_affiliate&below=100")
+        assert browser.find_elements(By.ID, f"partner-{partner_id}") != []
+
+    browser.get(f"{portal}/console/partners?partner_type=referral_affiliate")
+    browser.find_element(By.CSS_SELECTOR, f"#partner-{partner_id} a").click()
+    await page_shows(browser, "h1", known["company_name"], "the partner's page")
+    revenue = await api(fleet, "attribution", f"{base}/revenue", period="quarter")
+    balance = await api(fleet, "incentives", f"{base}/balance")
+    certifications = await api(fleet, "onboarding", f"{base}/certifications")
+    assert browser.find_element(By.ID, "tier").text == known["tier"]
+    assert browser.find_element(By.ID, "health-score").text == health["score"]
+    history = browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")
+    assert len(history) == len(known["history"])
+    assert revenue["by_period"]  # the won deal at least
+    assert browser.find_element(By.ID, "sourced").text == revenue["sourced"]
+    assert browser.find_element(By.ID, "influenced").text == revenue["influenced"]
+    rows = browser.find_elements(By.CSS_SELECTOR, "#revenue tbody tr")
+    assert [r.find_element(By.CSS_SELECTOR, "td").text for r in rows] == [
+        p["period"] for p in revenue["by_period"]
+    ]
+    assert (
+        browser.find_element(By.ID, "balance").text == f"{balance['balance']} {balance['currency']}"
+    )
+    shown = browser.find_elements(By.CSS_SELECTOR, "#certifications li")
+    assert len(shown) == len(certifications)
+    screenshot(browser, "console-partner")
+
+
+async def test_finance_reads_payouts_as_incentives_answers_and_pays_a_partner(
+    fleet: Fleet,
+    portal: str,
+    referral_partner: Partner,
+    won_revenue: dict[str, Any],
+    browser: Any,
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    partner_id = referral_partner.partner_id
+    view = await api(fleet, "incentives", "/payouts", limit=25)
+    await sign_in(browser, portal, FINANCE_TOKEN)
+    assert browser.current_url == f"{portal}/finance/payouts"
+    for name in ("earned", "reversed", "paid", "owed"):
+        assert browser.find_element(By.ID, f"total-{name}").text == view["totals"][name]
+    rows = browser.find_elements(By.CSS_SELECTOR, "#payout-partners tbody tr")
+    assert [r.get_attribute("id") for r in rows] == [
+        f"payee-{p['partner_id']}" for p in view["partners"]
+    ]
+    screenshot(browser, "finance-payouts")
+
+    # Owed: its row offers a payout; finance pays part of the balance with a reference.
+    browser.get(f"{portal}/finance/payouts?state=owed")
+    owed = await api(fleet, "incentives", "/payouts", state="owed", limit=500)
+    mine = next(p for p in owed["partners"] if p["partner_id"] == partner_id)
+    shown = browser.find_elements(By.CSS_SELECTOR, "#payout-partners tbody tr")
+    assert f"payee-{partner_id}" in [r.get_attribute("id") for r in shown]
+    reference = f"PAY-{uuid.uuid4().hex[:8]}"
+    fill(browser, f"ref-{partner_id}", reference)
+    fill(browser, f"amt-{partner_id}", "1.00")
+    browser.find_element(By.CSS_SELECTOR, f"#payee-{partner_id} button").click()
+    await page_shows(browser, "#message", f"({reference})", "the payout's answer")
+    after = Decimal(mine["balance"]) - Decimal("1.00")
+    assert f"balance after: {after}" in browser.find_element(By.ID, "message").text
+    made = await api(fleet, "incentives", "/payouts", limit=1)
+    assert [(p["reference"], p["amount"]) for p in made["payouts"][:1]] == [(reference, "1.00")]
+    screenshot(browser, "finance-payouts-paid")
+
+
+async def test_a_manager_validates_stores_and_schedules_a_policy_version(
+    fleet: Fleet, portal: str, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    in_force = await api(fleet, "deals", "/policy")
+    history = await api(fleet, "deals", "/admin/policy/history")
+    await sign_in(browser, portal, ADMIN_TOKEN)
+    browser.get(f"{portal}/console/policy")
+    assert browser.find_element(By.ID, "in-force-version").text == in_force["version"]
+    listed = browser.find_elements(By.CSS_SELECTOR, "#versions > li")
+    assert len(listed) == len(history["versions"])
+    screenshot(browser, "console-policy")
+
+    version = f"console-{uuid.uuid4().hex[:8]}"
+    hours = in_force["document"]["review_reminder_hours"] + 1
+    draft = {**in_force["document"], "version": version, "review_reminder_hours": hours}
+    area = browser.find_element(By.ID, "document")
+    area.clear()
+    area.send_keys(json.dumps(draft))
+    fill(browser, "policy-note", "remind a day and an hour after submission")
+    browser.find_element(By.CSS_SELECTOR, "#draft button[type=submit]").click()
+    await page_shows(browser, "#message", f"{version} is valid", "the validation")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#changes tbody tr")
+    cells = [[c.text for c in r.find_elements(By.TAG_NAME, "td")] for r in rows]
+    assert cells == [["review_reminder_hours", str(hours - 1), str(hours)]]
+
+    browser.find_element(By.CSS_SELECTOR, "button[formaction='/console/policy/backtest']").click()
+    await page_shows(browser, "#message", "registration(s):", "the backtest")
+    assert browser.find_element(By.ID, "backtest").is_displayed()
+
+    browser.find_element(By.CSS_SELECTOR, "button[formaction='/console/policy/versions']").click()
+    await page_shows(browser, "#message", f"Version {version} stored", "the version stored")
+    stored = await api(fleet, "deals", "/admin/policy/history")
+    assert stored["versions"][-1]["version"] == version
+    assert stored["versions"][-1]["note"] == "remind a day and an hour after submission"
+
+    # Scheduled far ahead: it decides nothing in this run. (A datetime-local field takes its
+    # value as the browser's picker would set it.)
+    card = browser.find_element(By.ID, f"version-{version}")
+    browser.execute_script(
+        "arguments[0].value = '2030-01-01T00:00'",
+        card.find_element(By.CSS_SELECTOR, "input[name=at]"),
+    )
+    card.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    await page_shows(
+        browser, "#message", f"Version {version} in force from 2030-01-01", "scheduling"
+    )
+    now_in_force = await api(fleet, "deals", "/policy")
+    assert now_in_force["version"] == in_force["version"]
+    assert [(s["version"], s["active_from"][:16]) for s in now_in_force["scheduled"]][-1] == (
+        version,
+        "2030-01-01T00:00",
+    )
+    assert version in browser.find_element(By.ID, "scheduled").text
+    screenshot(browser, "console-policy-scheduled")
+
+    # A document deals refuses is shown with deals' reason, the draft kept as typed.
+    area = browser.find_element(By.ID, "document")
+    area.clear()
+    area.send_keys(json.dumps({**draft, "version": f"{version}-b", "protection_days": -3}))
+    browser.find_element(By.CSS_SELECTOR, "#draft button[type=submit]").click()
+    await page_shows(browser, "#message", "protection_days", "deals' refusal")
+    assert f"{version}-b" in browser.find_element(By.ID, "document").get_attribute("value")
+
+
+async def every_partner(fleet: Fleet) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    while True:
+        page = await api(fleet, "onboarding", "/admin/partners", offset=len(found), limit=200)
+        found += page["partners"]
+        if len(found) >= page["total"]:
+            return found
+
+
+async def test_the_dashboard_shows_what_the_services_answer(
+    fleet: Fleet, portal: str, won_revenue: dict[str, Any], browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    # The figures, computed here from the services' answers.
+    partners = await every_partner(fleet)
+    revenues = {
+        p["partner_id"]: await api(
+            fleet, "attribution", f"/partners/{p['partner_id']}/revenue", period="quarter"
+        )
+        for p in partners
+    }
+    attributed = sum((Decimal(r["total"]) for r in revenues.values()), Decimal(0))
+    by_quarter: dict[str, Decimal] = {}
+    for revenue in revenues.values():
+        for period in revenue["by_period"]:
+            total = Decimal(period["sourced"]) + Decimal(period["influenced"])
+            by_quarter[period["period"]] = by_quarter.get(period["period"], Decimal(0)) + total
+    totals = (await api(fleet, "incentives", "/payouts", limit=1))["totals"]
+    spend = Decimal(totals["earned"]) + Decimal(totals["reversed"])
+    approved = rejected = 0
+    for registration in await api(fleet, "deals", "/registrations", limit=500):
+        history = await api(
+            fleet, "deals", f"/registrations/{registration['registration_id']}/history"
+        )
+        first = next(
+            (
+                e["status"]
+                for e in history
+                if e["what"] in ("decided", "reviewed", "auto_decided")
+                and e["status"] in ("approved", "rejected")
+            ),
+            None,
+        )
+        approved += first == "approved"
+        rejected += first == "rejected"
+    leader = max(revenues.items(), key=lambda item: Decimal(item[1]["total"]))
+    by_rules = by_people = 0
+    for p in partners:
+        for change in (await api(fleet, "onboarding", f"/partners/{p['partner_id']}"))["history"]:
+            if change["change"] in ("applied", "updated"):
+                continue
+            if change.get("acted_by") in (None, "", "onboarding"):
+                by_rules += 1
+            else:
+                by_people += 1
+
+    await sign_in(browser, portal, ADMIN_TOKEN)
+    browser.get(f"{portal}/console/dashboard")
+    assert Decimal(browser.find_element(By.ID, "attributed-revenue").text) == attributed
+    assert attributed > 0  # the won deal at least
+    assert Decimal(browser.find_element(By.ID, "incentive-spend").text) == spend
+    assert browser.find_element(By.ID, "approved-rejected").text == f"{approved} / {rejected}"
+    assert browser.find_element(By.ID, "onboarding-counts").text == f"{by_rules} / {by_people}"
+    shown: dict[str, Decimal] = {}
+    for row in browser.find_elements(By.CSS_SELECTOR, "#revenue-table tbody tr"):
+        quarter, _, _, _, total = (c.text for c in row.find_elements(By.TAG_NAME, "td"))
+        shown[quarter] = shown.get(quarter, Decimal(0)) + Decimal(total)
+    assert shown == by_quarter
+    first = browser.find_element(By.CSS_SELECTOR, "#top-table tbody tr")
+    assert Decimal(first.find_element(By.CSS_SELECTOR, ".total").text) == Decimal(
+        leader[1]["total"]
+    )
+    for chart in ("revenue-chart", "spend-chart", "top-chart"):
+        svg = browser.find_element(By.ID, chart)
+        assert svg.get_attribute("role") == "img"
+    screenshot(browser, "console-dashboard")
+
+
+@pytest.mark.parametrize("path", CONSOLE_PAGES)
+async def test_a_partner_cannot_open_the_console_pages(
+    portal: str, referral_partner: Partner, browser: Any, path: str
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    await sign_in(browser, portal, referral_partner.token)
+    browser.get(f"{portal}{path}")
+    refused = browser.find_element(By.TAG_NAME, "main").text
+    assert "this page needs the role" in refused
+    assert "channel_manager" in refused
+    cookies = {"pollinate_session": referral_partner.token}
+    async with httpx.AsyncClient(cookies=cookies) as client:
+        answer = await client.get(f"{portal}{path}")
+    assert answer.status_code == 403
+
+
+async def test_console_pages_about_one_partner_are_accessible_on_a_phone(
+    fleet: Fleet, portal: str, referral_partner: Partner
+) -> None:
+    from tests.e2e.test_portal_accessibility import PHONE, check_page
+    from tests.e2e.test_portal_accessibility import sign_in as sign_in_by_keyboard
+
+    with chromium(*PHONE) as phone:
+        sign_in_by_keyboard(phone, portal, ADMIN_TOKEN)
+        phone.get(f"{portal}/console/partners/{referral_partner.partner_id}")
+        assert check_page(phone, "/console/partner") == []

@@ -1,0 +1,193 @@
+"""The console's operations and oversight pages, in process (no service answers here): who
+reaches them, CSRF on their forms, hostile path and form values, and services that do not
+answer (said per service, the page still shown)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.portal.app import create_app
+from services.portal.settings import PortalSettings
+from shared.identity import Role
+from shared.topics import SERVICES
+from tests.support.processes import free_port
+from tests.support.tokens import VERIFICATION_KEYS, token
+
+PARTNER = token("p/u", Role.PARTNER_USER, partner_id="ptn_console_edges")
+MANAGER = token("cm", Role.CHANNEL_MANAGER)
+FINANCE = token("fin", Role.FINANCE)
+CONSOLE_PAGES = (
+    "/console/dead-letters",
+    "/console/partners",
+    "/console/partners/ptn_x",
+    "/console/policy",
+    "/console/dashboard",
+)
+
+
+def settings() -> PortalSettings:
+    # Nothing listens on this port: every call to a service fails to connect at once.
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    return PortalSettings(
+        token_verification_keys=VERIFICATION_KEYS,
+        development_mode=True,
+        **{f"portal_{service}_url": nowhere for service in SERVICES},
+    )
+
+
+def signed_in(value: str) -> Iterator[TestClient]:
+    with TestClient(create_app(settings()), follow_redirects=False) as client:
+        client.get("/sign-in")
+        csrf = client.cookies.get("pollinate_csrf")
+        answer = client.post("/sign-in", data={"token": value, "csrf_token": csrf})
+        assert answer.status_code == 303, answer.text
+        yield client
+
+
+@pytest.fixture
+def manager() -> Iterator[TestClient]:
+    yield from signed_in(MANAGER)
+
+
+@pytest.fixture
+def finance() -> Iterator[TestClient]:
+    yield from signed_in(FINANCE)
+
+
+@pytest.fixture
+def partner() -> Iterator[TestClient]:
+    yield from signed_in(PARTNER)
+
+
+def form(client: TestClient, **fields: str) -> dict[str, str]:
+    return {"csrf_token": client.cookies.get("pollinate_csrf") or "", **fields}
+
+
+@pytest.mark.parametrize("path", CONSOLE_PAGES)
+def test_a_partner_cannot_open_a_console_page(partner: TestClient, path: str) -> None:
+    answer = partner.get(path)
+    assert answer.status_code == 403
+    assert "this page needs the role channel_manager" in answer.text
+    assert partner.get("/finance/payouts").status_code == 403
+
+
+def test_a_partner_cannot_replay_dead_letters(partner: TestClient) -> None:
+    answer = partner.post("/console/dead-letters/deals/3/replay", data=form(partner))
+    assert answer.status_code == 403
+    answer = partner.post("/console/dead-letters/deals/replay", data=form(partner, through="3"))
+    assert answer.status_code == 403
+
+
+def test_dead_letters_of_services_that_do_not_answer_are_said_per_service(
+    manager: TestClient,
+) -> None:
+    answer = manager.get("/console/dead-letters")
+    assert answer.status_code == 200
+    for service in SERVICES:
+        assert f"{service} is unavailable" in answer.text
+
+
+def test_replays_refuse_hostile_values_and_unsent_forms(manager: TestClient) -> None:
+    unsent = manager.post("/console/dead-letters/deals/3/replay")
+    assert unsent.status_code == 403
+    assert "not sent by this portal" in unsent.text
+    for path, fields in (
+        ("/console/dead-letters/payroll/3/replay", {}),
+        ("/console/dead-letters/deals/-1/replay", {}),
+        ("/console/dead-letters/deals/replay", {"through": "soon"}),
+        ("/console/dead-letters/deals/replay", {}),
+    ):
+        answer = manager.post(path, data=form(manager, **fields))
+        assert answer.status_code == 422, (path, answer.text)
+    assert manager.get("/console/dead-letters", params={"state": "lost"}).status_code == 422
+    assert manager.get("/console/dead-letters", params={"service": "x"}).status_code == 422
+    down = manager.post("/console/dead-letters/deals/3/replay", data=form(manager))
+    assert down.status_code == 503
+    assert "deals is unavailable" in down.text
+
+
+def test_the_partners_list_refuses_hostile_filters(manager: TestClient) -> None:
+    for params in (
+        {"below": "101"},
+        {"below": "-1"},
+        {"below": "1e3"},
+        {"status": "dormant"},
+        {"partner_type": "pirate"},
+        {"tier": "Gold Plus"},
+        {"offset": "-3"},
+    ):
+        answer = manager.get("/console/partners", params=params)
+        assert answer.status_code == 422, (params, answer.text)
+    assert manager.get("/console/partners/ptn%23frag").status_code == 422
+    assert manager.get("/console/partners/%20x").status_code == 422
+
+
+def test_partners_pages_say_which_service_did_not_answer(manager: TestClient) -> None:
+    answer = manager.get("/console/partners", params={"status": "", "below": ""})
+    assert answer.status_code == 503
+    assert "onboarding is unavailable" in answer.text
+    assert manager.get("/console/partners/ptn_x").status_code == 503
+
+
+def test_finance_lands_on_the_payouts_and_reaches_nothing_else() -> None:
+    with TestClient(create_app(settings()), follow_redirects=False) as client:
+        client.get("/sign-in")
+        csrf = client.cookies.get("pollinate_csrf")
+        answer = client.post("/sign-in", data={"token": FINANCE, "csrf_token": csrf})
+        assert (answer.status_code, answer.headers["location"]) == (303, "/finance/payouts")
+        assert client.get("/").headers["location"] == "/finance/payouts"
+        for path in ("/console", "/console/partners", "/console/dead-letters", "/home"):
+            assert client.get(path).status_code == 403, path
+
+
+def test_only_finance_pays_and_partners_do_not_see_payouts(
+    partner: TestClient, manager: TestClient
+) -> None:
+    assert partner.get("/finance/payouts").status_code == 403
+    paid = partner.post("/finance/partners/p1/payouts", data=form(partner, reference="R1"))
+    assert paid.status_code == 403
+    refused = manager.post("/finance/partners/p1/payouts", data=form(manager, reference="R1"))
+    assert refused.status_code == 403
+    assert "this needs the role finance" in refused.text
+
+
+def test_payouts_refuse_hostile_values(finance: TestClient) -> None:
+    for params in ({"period": "2026-Q5"}, {"state": "due"}, {"offset": "-1"}):
+        assert finance.get("/finance/payouts", params=params).status_code == 422, params
+    for fields in ({}, {"reference": "has space"}, {"reference": "R", "amount": "-5"}):
+        answer = finance.post("/finance/partners/p1/payouts", data=form(finance, **fields))
+        assert answer.status_code == 422, (fields, answer.text)
+    unsent = finance.post("/finance/partners/p1/payouts", data={"reference": "R1"})
+    assert unsent.status_code == 403
+    down = finance.get("/finance/payouts")
+    assert down.status_code == 503
+    assert "incentives is unavailable" in down.text
+
+
+def test_policy_forms_refuse_hostile_values(manager: TestClient) -> None:
+    for path, fields in (
+        ("/console/policy/validate", {}),
+        ("/console/policy/validate", {"document": "x" * 100_001}),
+        (
+            "/console/policy/backtest",
+            {"document": "{}", "since": "yesterday", "until": "2026-01-01"},
+        ),
+        ("/console/policy/versions/bad%20version/activate", {}),
+        ("/console/policy/versions/v1/activate", {"at": "next week"}),
+    ):
+        answer = manager.post(path, data=form(manager, **fields))
+        assert answer.status_code == 422, (path, answer.text)
+    unsent = manager.post("/console/policy/versions", data={"document": "{}"})
+    assert unsent.status_code == 403
+    down = manager.get("/console/policy")
+    assert down.status_code == 503
+    assert "deals is unavailable" in down.text
+
+
+def test_the_dashboard_says_which_service_did_not_answer(manager: TestClient) -> None:
+    answer = manager.get("/console/dashboard")
+    assert answer.status_code == 503
+    assert "is unavailable" in answer.text

@@ -1,0 +1,52 @@
+"""The console's page rules: which partners a health filter keeps, and paging."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from services.portal.domain.partners import PAGE, Paging, below, score_of
+
+
+def test_the_health_filter_keeps_scores_under_the_threshold_and_unreadable_ones() -> None:
+    rows = [
+        {"partner_id": "a", "health": {"score": "12.50"}},
+        {"partner_id": "b", "health": {"score": "40"}},
+        {"partner_id": "c", "health": {"score": "39.99"}},
+        {"partner_id": "d", "health": None},
+        {"partner_id": "e", "health": {"score": "n/a"}},
+    ]
+    assert [r["partner_id"] for r in below(rows, Decimal(40))] == ["a", "c", "d", "e"]
+    assert [r["partner_id"] for r in below(rows, Decimal(0))] == ["d", "e"]
+    assert score_of({"score": "7.25"}) == Decimal("7.25")
+    assert score_of(None) is None
+
+
+def test_paging_says_where_a_page_is_and_what_comes_before_and_after() -> None:
+    first = Paging(0, PAGE, PAGE * 2 + 3)
+    assert (first.first, first.last, first.previous, first.next) == (1, PAGE, None, PAGE)
+    last = Paging(PAGE * 2, 3, PAGE * 2 + 3)
+    assert (last.first, last.last, last.previous, last.next) == (
+        PAGE * 2 + 1,
+        PAGE * 2 + 3,
+        PAGE,
+        None,
+    )
+    empty = Paging(0, 0, 0)
+    assert (empty.first, empty.last, empty.previous, empty.next) == (0, 0, None, None)
+    exact = Paging(0, PAGE, PAGE)
+    assert exact.next is None
+
+
+def test_a_policy_draft_must_be_a_json_object() -> None:
+    import pytest
+
+    from services.portal.policy import NotADocument, document_of
+
+    assert document_of('{"version": "v2", "protection_days": 60}') == {
+        "version": "v2",
+        "protection_days": 60,
+    }
+    with pytest.raises(NotADocument, match="not JSON"):
+        document_of("{version: v2}")
+    with pytest.raises(NotADocument, match="must be a JSON object"):
+        document_of('["version", "v2"]')
