@@ -3,6 +3,9 @@ the review queue's deadlines, and reminders before people's certifications expir
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from services.onboarding import signals
 from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.reminders import send_reminders
 from services.onboarding.requalification import run_requalification
@@ -27,3 +30,9 @@ async def remind(platform: Platform) -> list[tuple[str, int]]:
     """Send the certification reminders due now; returns those sent."""
     config = platform.provisions.get(OnboardingConfig)
     return await send_reminders(platform.pool, platform.outbox, config, now())
+
+
+async def announce_enablement(platform: Platform) -> dict[str, Decimal]:
+    """Announce partners' enablement that moved (or was last announced on an earlier day)."""
+    config = platform.provisions.get(OnboardingConfig)
+    return await signals.announce_enablement(platform.pool, platform.outbox, config, now())
