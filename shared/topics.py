@@ -131,8 +131,12 @@ PARTNER_PROGRAMME = Topic(
     6,
     "The partner programme as onboarding runs it: enablement measured, the programme year's "
     "requalification decisions and appeals, partner account managers.",
-    events=("partner.enablement_measured.v1",),
-    # attribution: enablement is a signal of the health score.
+    events=(
+        "partner.enablement_measured.v1",
+        "partner.requalification_decided.v1",
+        "partner.requalification_appeal_decided.v1",
+    ),
+    # attribution: enablement is a signal of the health score (it ignores the others).
     consumers=("attribution",),
     aggregate="partner_id",
 )

@@ -37,6 +37,7 @@ def wire(platform: Platform) -> None:
     platform.every(settings.review_check_seconds, jobs.escalate_reviews, name="review-sla")
     platform.every(period, jobs.remind, name="certification reminders", first_run_after=period)
     platform.every(period, jobs.announce_enablement, name="enablement", first_run_after=period)
+    platform.every(period, jobs.programme_year, name="programme year", first_run_after=period)
 
 
 definition = ServiceDefinition(

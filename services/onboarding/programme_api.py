@@ -3,17 +3,33 @@ health score), the programme year (reviews, probation, appeals) and partner acco
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter
 
+from services.onboarding import programme_views
 from services.onboarding.api import ConfigDep
-from services.onboarding.programme_schemas import AnnouncedOut
+from services.onboarding.programme_schemas import (
+    AnnouncedOut,
+    AppealDecisionIn,
+    AppealIn,
+    AppealOut,
+    ProgrammeOut,
+    ProgrammeRunOut,
+)
+from services.onboarding.programme_year import decide_appeal, file_appeal, run_programme_year
 from services.onboarding.schemas import RequalificationIn
 from services.onboarding.signals import announce_enablement
 from shared.clock import now
-from shared.http import AdminDep, PlatformDep
+from shared.http import AdminDep, CallerDep, PlatformDep, partner_scope, require_role
+from shared.identity import Caller, Role
 
 programme = APIRouter(tags=["programme"])
 admin = APIRouter(prefix="/admin", tags=["programme"])
+
+# Who may appeal a review: the partner's admins, or a channel manager for the partner (an
+# expelled partner's people have lost their access).
+AppealerDep = Annotated[Caller, require_role(Role.PARTNER_ADMIN, Role.CHANNEL_MANAGER)]
 
 
 @admin.post("/enablement/announce")
@@ -30,3 +46,62 @@ async def run_enablement_announcement(
     return AnnouncedOut(
         as_of=as_of.isoformat(), announced={p: str(s) for p, s in announced.items()}
     )
+
+
+@admin.post("/programme-year/run")
+async def run_programme_year_now(
+    _: AdminDep, platform: PlatformDep, config: ConfigDep, body: RequalificationIn | None = None
+) -> ProgrammeRunOut:
+    """Run the programme year now, or as of `as_of` (drives time): notices due, annual reviews
+    due and probations at their deadline, for every partner in the programme or those named."""
+    request = body or RequalificationIn()
+    as_of = request.as_of or now()
+    done = await run_programme_year(
+        platform.pool, platform.outbox, config, as_of, request.partner_ids
+    )
+    return ProgrammeRunOut(as_of=as_of.isoformat(), policy_version=config.version, done=done)
+
+
+@programme.get("/partners/{partner_id}/programme")
+async def partner_programme(
+    partner_id: str, who: CallerDep, platform: PlatformDep, config: ConfigDep
+) -> ProgrammeOut:
+    """The partner's programme year: next review, reviews with reasons, plans and appeals, its
+    health score, its account manager."""
+    partner_scope(who, partner_id, f"partner {partner_id}")
+    return await programme_views.programme(platform.pool, config, partner_id, full=who.is_admin)
+
+
+@programme.post("/partners/{partner_id}/requalification/appeals", status_code=201)
+async def appeal_review(
+    partner_id: str, body: AppealIn, who: AppealerDep, platform: PlatformDep
+) -> AppealOut:
+    """Appeal a review's decision (demoted, probation, expelled) within its window: the
+    partner's admin, or a channel manager filing it for the partner."""
+    partner_scope(who, partner_id, f"partner {partner_id}")
+    appeal = await file_appeal(
+        platform.pool,
+        body.review_id,
+        body.grounds,
+        partner_scope=partner_id,
+        by=who.acting_as,
+        at=now(),
+    )
+    return programme_views.appeal_out(appeal, full=who.is_admin)
+
+
+@admin.post("/requalification/appeals/{appeal_id}/decision")
+async def decide_appeal_now(
+    appeal_id: str, body: AppealDecisionIn, who: AdminDep, platform: PlatformDep
+) -> AppealOut:
+    """A channel manager decides an appeal; upheld reverses the review's outcome."""
+    decided = await decide_appeal(
+        platform.pool,
+        platform.outbox,
+        appeal_id,
+        upheld=body.upheld,
+        note=body.note,
+        by=who.acting_as,
+        at=now(),
+    )
+    return programme_views.appeal_out(decided, full=True)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from services.onboarding.repository import Row
 from shared.db import Connection, Pool
@@ -68,4 +69,132 @@ async def record_health(conn: Connection, events: Sequence[PartnerHealthScored])
         [r.day for r in rows],
         [r.scored_at for r in rows],
         [json.dumps(list(r.reasons)) for r in rows],
+    )
+
+
+# -- the programme year ---------------------------------------------------------------------
+
+
+async def activated_on(conn: Connection, partner_id: str) -> datetime | None:
+    """When the partner was (last) activated: its programme year counts from then."""
+    value: datetime | None = await conn.fetchval(
+        """SELECT max(changed_at) FROM partner_history
+           WHERE partner_id = $1 AND change = 'activated'""",
+        partner_id,
+    )
+    return value
+
+
+async def reviews_of(conn: Connection, partner_id: str) -> list[Row]:
+    return await conn.fetch(
+        "SELECT * FROM programme_reviews WHERE partner_id = $1 ORDER BY decided_at, review_id",
+        partner_id,
+    )
+
+
+async def notices_sent(conn: Connection, partner_id: str, review_on: date) -> list[int]:
+    rows = await conn.fetch(
+        "SELECT days_before FROM programme_notices WHERE partner_id = $1 AND review_on = $2",
+        partner_id,
+        review_on,
+    )
+    return [r["days_before"] for r in rows]
+
+
+async def insert_notice(
+    conn: Connection, partner_id: str, review_on: date, days: int, at: datetime
+) -> bool:
+    inserted = await conn.fetchval(
+        """INSERT INTO programme_notices (partner_id, review_on, days_before, sent_at)
+           VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1""",
+        partner_id,
+        review_on,
+        days,
+        at,
+    )
+    return inserted is not None
+
+
+async def valid_certifications(conn: Connection, partner_id: str, as_of: datetime) -> int:
+    """Certifications of the partner's people valid at `as_of` (a person who left no longer
+    counts from when they left)."""
+    count: int = await conn.fetchval(
+        """SELECT count(*) FROM certifications c LEFT JOIN people p ON p.person_id = c.person_id
+           WHERE c.partner_id = $1 AND c.voided_at IS NULL AND c.issued_at <= $2
+             AND LEAST(c.expires_at, p.left_at) > $2""",
+        partner_id,
+        as_of,
+    )
+    return count
+
+
+async def health_of(conn: Connection, partner_id: str) -> Decimal | None:
+    score: Decimal | None = await conn.fetchval(
+        "SELECT score FROM partner_health WHERE partner_id = $1", partner_id
+    )
+    return score
+
+
+async def insert_review(conn: Connection, review: dict[str, Any]) -> None:
+    await conn.execute(
+        f"""INSERT INTO programme_reviews ({", ".join(review)})
+            VALUES ({", ".join(f"${i + 1}" for i in range(len(review)))})""",
+        *review.values(),
+    )
+
+
+async def lock_review(conn: Connection, review_id: str) -> Row | None:
+    return await conn.fetchrow(
+        "SELECT * FROM programme_reviews WHERE review_id = $1 FOR UPDATE", review_id
+    )
+
+
+async def appeal_of_review(conn: Connection, review_id: str) -> Row | None:
+    return await conn.fetchrow(
+        "SELECT * FROM requalification_appeals WHERE review_id = $1", review_id
+    )
+
+
+async def insert_appeal(
+    conn: Connection, appeal_id: str, review: Row, grounds: str, by: str, at: datetime
+) -> Row:
+    row = await conn.fetchrow(
+        """INSERT INTO requalification_appeals (appeal_id, review_id, partner_id, grounds,
+               filed_by, filed_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *""",
+        appeal_id,
+        review["review_id"],
+        review["partner_id"],
+        grounds,
+        by,
+        at,
+    )
+    assert row is not None
+    return row
+
+
+async def lock_appeal(conn: Connection, appeal_id: str) -> Row | None:
+    return await conn.fetchrow(
+        "SELECT * FROM requalification_appeals WHERE appeal_id = $1 FOR UPDATE", appeal_id
+    )
+
+
+async def decide_appeal(
+    conn: Connection, appeal_id: str, upheld: bool, note: str, by: str, at: datetime
+) -> Row:
+    row = await conn.fetchrow(
+        """UPDATE requalification_appeals SET upheld = $2, note = $3, decided_by = $4,
+               decided_at = $5 WHERE appeal_id = $1 RETURNING *""",
+        appeal_id,
+        upheld,
+        note,
+        by,
+        at,
+    )
+    assert row is not None
+    return row
+
+
+async def reverse_review(conn: Connection, review_id: str, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE programme_reviews SET reversed_at = $2 WHERE review_id = $1", review_id, at
     )

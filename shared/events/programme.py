@@ -6,7 +6,9 @@ partner's own state stays on `partners.lifecycle.v1`."""
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
+from enum import StrEnum
 
 from pydantic import Field
 
@@ -30,3 +32,44 @@ class PartnerEnablementMeasured(EventPayload):
     window_days: int = Field(ge=1)
     score: Decimal = Field(ge=0, le=100, description="enablement health 0-100")
     reasons: tuple[str, ...] = ()
+
+
+class RequalificationOutcome(StrEnum):
+    REQUALIFIED = "requalified"
+    DEMOTED = "demoted"
+    PROBATION = "probation"  # a plan to meet by a deadline
+    EXPELLED = "expelled"
+
+
+@event_type("partner.requalification_decided.v1")
+class RequalificationDecided(EventPayload):
+    """A partner's annual review (or its probation's deadline) decided, with the reasons; the
+    tier and status consequences are on partners.lifecycle.v1 as usual."""
+
+    review_id: str
+    partner_id: str
+    review_on: date = Field(description="the review date of the programme year")
+    basis: str = Field(description="annual | probation_end")
+    outcome: RequalificationOutcome
+    tier_before: str
+    tier_after: str
+    reasons: tuple[str, ...]
+    plan: tuple[str, ...] = Field(default=(), description="what a probation must meet")
+    probation_until: date | None = None
+    appeal_until: UtcDatetime | None = Field(
+        default=None, description="an appeal may be filed until then (None: not appealable)"
+    )
+    decided_at: UtcDatetime
+
+
+@event_type("partner.requalification_appeal_decided.v1")
+class RequalificationAppealDecided(EventPayload):
+    """A channel manager decided a partner's appeal; upheld reverses the review's outcome."""
+
+    appeal_id: str
+    review_id: str
+    partner_id: str
+    upheld: bool
+    note: str
+    decided_by: str
+    decided_at: UtcDatetime

@@ -17,10 +17,17 @@ import httpx
 import pytest
 
 from shared.events import Envelope
+from shared.events.notifications import NotificationKind, PartnerNotification
 from shared.events.programme import PartnerEnablementMeasured
-from shared.topics import PARTNER_HEALTH, PARTNER_PROGRAMME
+from shared.topics import (
+    ATTRIBUTION_CREDITS,
+    PARTNER_HEALTH,
+    PARTNER_LIFECYCLE,
+    PARTNER_NOTIFICATIONS,
+    PARTNER_PROGRAMME,
+)
 from tests.support import kafka
-from tests.support.factories import partner_health_scored
+from tests.support.factories import credit_issued, partner_health_scored
 from tests.support.infra import Infra
 from tests.support.onboarding import SMALL_PROGRAM, active_partner
 from tests.support.polling import eventually
@@ -29,7 +36,20 @@ from tests.support.tokens import auth
 
 pytestmark = pytest.mark.integration
 
-PROGRAM: dict[str, Any] = {**SMALL_PROGRAM, "version": "programme-year-1"}
+PROGRAM: dict[str, Any] = {
+    **SMALL_PROGRAM,
+    "version": "programme-year-1",
+    # A year's credits count at the anniversary; agreements outlast the first review.
+    "revenue_window_days": 400,
+    "agreement_term_days": 730,
+    "programme_year": {
+        "review_basis": "anniversary",
+        "notice_days": [90, 30],
+        "probation_days": 60,
+        "appeal_days": 30,
+        "minimum": {"min_revenue": "1000", "min_certifications": 1, "min_health": "40"},
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +143,184 @@ async def test_enablement_is_announced_when_it_moves_and_health_scores_are_kept(
         (Decimal("0.0"), 0, None),
         (Decimal("25.0"), 1, Decimal("1.0000")),
     ]
+
+
+async def test_a_seeded_year_notices_probation_expulsion_appeal_and_requalification(
+    infra: Infra, onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    run = uuid.uuid4().hex[:10]
+    async with httpx.AsyncClient(timeout=30) as client:
+        below = await active_partner(client, onboarding, f"below-{run}.example", ADMIN)
+        meets = await active_partner(client, onboarding, f"meets-{run}.example", ADMIN)
+        today = datetime.now(UTC)
+        # The partner meeting the bar: revenue from attribution, a certified person, health.
+        credit = credit_issued(
+            credit_id=f"cr_{run}",
+            deal_key=f"hubspot:{run}",
+            partner_id=meets,
+            amount="1500.00",
+            close_date=today.date(),
+            issued_at=today,
+        )
+        await kafka.publish(
+            infra, ATTRIBUTION_CREDITS, [credit], subject=credit.deal_key, source="attribution"
+        )
+        certified = await client.post(
+            f"{onboarding}/partners/{meets}/certifications",
+            headers=ADMIN,
+            json={
+                "person_email": f"ada@meets-{run}.example",
+                "role": "sales",
+                "track": "data",
+                "issued_at": (today - timedelta(days=1)).isoformat(),
+                "expires_at": (today + timedelta(days=800)).isoformat(),
+            },
+        )
+        assert certified.status_code == 201, certified.text
+        healthy = partner_health_scored(partner_id=meets, day=today.date(), score=Decimal("70"))
+        await kafka.publish(infra, PARTNER_HEALTH, [healthy], subject=meets, source="attribution")
+
+        async def ready() -> bool:
+            state = (await client.get(f"{onboarding}/partners/{meets}", headers=ADMIN)).json()
+            scored = await admin_db.fetchval(
+                "SELECT score FROM onboarding.partner_health WHERE partner_id = $1", meets
+            )
+            return bool(Decimal(state["attributed_revenue"]) == 1500 and scored is not None)
+
+        await eventually(ready)
+
+        view = await client.get(f"{onboarding}/partners/{below}/programme", headers=auth(below))
+        assert view.status_code == 200, view.text
+        review_on = datetime.fromisoformat(view.json()["next_review_on"]).date()
+        assert review_on.replace(year=review_on.year - 1) == today.date()  # the anniversary
+
+        async def year(days: int) -> dict[str, list[str]]:
+            moment = datetime.combine(review_on, today.timetz()) + timedelta(days=days)
+            answer = await client.post(
+                f"{onboarding}/admin/programme-year/run",
+                headers=ADMIN,
+                json={"as_of": moment.isoformat(), "partner_ids": [below, meets]},
+            )
+            assert answer.status_code == 200, answer.text
+            done: dict[str, list[str]] = answer.json()["done"]
+            return done
+
+        # Notices 90 and 30 days ahead, each once.
+        assert await year(-100) == {}
+        assert await year(-90) == {below: ["notice:90"], meets: ["notice:90"]}
+        assert await year(-89) == {}
+        assert await year(-45) == {}
+        assert await year(-30) == {below: ["notice:30"], meets: ["notice:30"]}
+        assert await year(-29) == {}
+        # The review: the partner below the programme minimum is on probation with a plan; the
+        # one meeting it is requalified.
+        assert await year(0) == {below: ["review:probation"], meets: ["review:requalified"]}
+        assert await year(1) == {}
+        mine = (
+            await client.get(f"{onboarding}/partners/{below}/programme", headers=auth(below))
+        ).json()
+        (probation,) = mine["reviews"]
+        assert mine["on_probation_until"] == (review_on + timedelta(days=60)).isoformat()
+        assert probation["plan"] == [
+            "attributed revenue of at least 1000 (now 0)",
+            "at least 1 valid certifications (now 0)",
+            "a health score of at least 40 (not scored yet)",
+        ]
+        assert "filed_by" not in json.dumps(probation)  # nothing of who acted, to the partner
+        # Its deadline passes with the plan unmet: expelled.
+        assert await year(59) == {}
+        assert await year(60) == {below: ["probation_end:expelled"]}
+        state = (await client.get(f"{onboarding}/partners/{below}", headers=ADMIN)).json()
+        assert state["status"] == "expelled"
+        assert await year(61) == {}  # out of the programme: nothing more
+
+        view = (await client.get(f"{onboarding}/partners/{below}/programme", headers=ADMIN)).json()
+        expulsion = view["reviews"][-1]
+        assert (expulsion["basis"], expulsion["outcome"]) == ("probation_end", "expelled")
+        # A requalification cannot be appealed; the expulsion can, within its window (the
+        # channel manager files it for the partner, whose people lost their access).
+        met = (await client.get(f"{onboarding}/partners/{meets}/programme", headers=ADMIN)).json()
+        refused = await client.post(
+            f"{onboarding}/partners/{meets}/requalification/appeals",
+            headers=ADMIN,
+            json={"review_id": met["reviews"][0]["review_id"], "grounds": "nothing to appeal"},
+        )
+        assert (refused.status_code, refused.json()["detail"]) == (
+            409,
+            "a requalified decision cannot be appealed",
+        )
+        others = await client.post(
+            f"{onboarding}/partners/{meets}/requalification/appeals",
+            headers=ADMIN,
+            json={"review_id": expulsion["review_id"], "grounds": "not theirs"},
+        )
+        assert others.status_code == 404
+        filed = await client.post(
+            f"{onboarding}/partners/{below}/requalification/appeals",
+            headers=ADMIN,
+            json={"review_id": expulsion["review_id"], "grounds": "the deals closed late"},
+        )
+        assert filed.status_code == 201, filed.text
+        appeal_id = filed.json()["appeal_id"]
+        again = await client.post(
+            f"{onboarding}/partners/{below}/requalification/appeals",
+            headers=ADMIN,
+            json={"review_id": expulsion["review_id"], "grounds": "twice"},
+        )
+        assert again.status_code == 409
+        upheld = await client.post(
+            f"{onboarding}/admin/requalification/appeals/{appeal_id}/decision",
+            headers=ADMIN,
+            json={"upheld": True, "note": "two deals closed in the quarter after"},
+        )
+        assert upheld.status_code == 200, upheld.text
+        assert upheld.json()["upheld"] is True
+        state = (await client.get(f"{onboarding}/partners/{below}", headers=ADMIN)).json()
+        assert (state["status"], state["tier"]) == ("active", "registered")
+        decided_again = await client.post(
+            f"{onboarding}/admin/requalification/appeals/{appeal_id}/decision",
+            headers=ADMIN,
+            json={"upheld": False, "note": "second thoughts"},
+        )
+        assert decided_again.status_code == 409
+
+    notes = await admin_db.fetch(
+        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
+        "ORDER BY position",
+        PARTNER_NOTIFICATIONS.name,
+        below,
+    )
+    told = [Envelope[PartnerNotification].model_validate_json(n["value"]).data for n in notes]
+    year_notes = [n.subject for n in told if n.kind is NotificationKind.REQUALIFICATION]
+    company = f"Contoso below-{run}.example"
+    ends = review_on + timedelta(days=60)
+    assert year_notes == [
+        f"{company}: annual review on {review_on.isoformat()} (90 days' notice)",
+        f"{company}: annual review on {review_on.isoformat()} (30 days' notice)",
+        f"{company}: annual review {review_on.isoformat()}, probation",
+        f"{company}: annual review {ends.isoformat()}, expelled",
+        f"Your appeal of the review of {ends.isoformat()}: upheld: the decision is reversed",
+    ]
+    plan = next(n.body for n in told if n.subject.endswith(", probation"))
+    assert f"Your plan, to meet by {ends.isoformat()}:" in plan
+    assert "- attributed revenue of at least 1000 (now 0)" in plan
+    decided = await admin_db.fetch(
+        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
+        "ORDER BY position",
+        PARTNER_PROGRAMME.name,
+        below,
+    )
+    facts = [json.loads(r["value"])["type"] for r in decided]
+    assert facts == [
+        "partner.requalification_decided.v1",
+        "partner.requalification_decided.v1",
+        "partner.requalification_appeal_decided.v1",
+    ]
+    lifecycle = await admin_db.fetch(
+        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
+        "ORDER BY position",
+        PARTNER_LIFECYCLE.name,
+        below,
+    )
+    changes = [json.loads(r["value"])["data"]["change"] for r in lifecycle]
+    assert changes[-3:] == ["updated", "expelled", "reinstated"]  # probation, expulsion, appeal
