@@ -135,6 +135,7 @@ PARTNER_PROGRAMME = Topic(
         "partner.enablement_measured.v1",
         "partner.requalification_decided.v1",
         "partner.requalification_appeal_decided.v1",
+        "partner.account_manager_assigned.v1",
     ),
     # attribution: enablement is a signal of the health score (it ignores the others).
     consumers=("attribution",),

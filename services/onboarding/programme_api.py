@@ -8,8 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter
 
 from services.onboarding import programme_views
+from services.onboarding.account_managers import assign
 from services.onboarding.api import ConfigDep
 from services.onboarding.programme_schemas import (
+    AccountManagerIn,
+    AccountManagerOut,
     AnnouncedOut,
     AppealDecisionIn,
     AppealIn,
@@ -105,3 +108,15 @@ async def decide_appeal_now(
         at=now(),
     )
     return programme_views.appeal_out(decided, full=True)
+
+
+@admin.put("/partners/{partner_id}/account-manager")
+async def assign_account_manager(
+    partner_id: str, body: AccountManagerIn, who: AdminDep, platform: PlatformDep
+) -> AccountManagerOut:
+    """Assign or reassign the partner's account manager (recorded with who did it, announced,
+    told to the partner); the same manager again changes nothing."""
+    _, changed = await assign(
+        platform.pool, platform.outbox, partner_id, body.manager.lower(), body.note, who, now()
+    )
+    return await programme_views.account_manager(platform.pool, partner_id, changed=changed)

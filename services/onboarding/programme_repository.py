@@ -198,3 +198,30 @@ async def reverse_review(conn: Connection, review_id: str, at: datetime) -> None
     await conn.execute(
         "UPDATE programme_reviews SET reversed_at = $2 WHERE review_id = $1", review_id, at
     )
+
+
+# -- account managers -----------------------------------------------------------------------
+
+
+async def assign_manager(
+    conn: Connection,
+    partner_id: str,
+    manager: str,
+    previous: str | None,
+    note: str,
+    by: str,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        "UPDATE partners SET account_manager = $2 WHERE partner_id = $1", partner_id, manager
+    )
+    await conn.execute(
+        """INSERT INTO account_manager_assignments (partner_id, manager, previous, note,
+               assigned_by, assigned_at) VALUES ($1, $2, $3, $4, $5, $6)""",
+        partner_id,
+        manager,
+        previous,
+        note,
+        by,
+        at,
+    )

@@ -7,7 +7,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from shared.inputs import Ident, as_text
+from services.onboarding.schemas import Email
+from shared.inputs import FreeText, Ident, as_text
 
 
 class AnnouncedOut(BaseModel):
@@ -80,3 +81,25 @@ class ProgrammeOut(BaseModel):
     health_day: str | None
     account_manager: str | None = None
     reviews: list[ReviewOut]
+
+
+class AccountManagerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    manager: Email = Field(description="the vendor's person who owns the relationship (e-mail)")
+    note: FreeText = ""
+
+
+class AssignmentOut(BaseModel):
+    manager: str
+    previous: str | None
+    note: str
+    assigned_by: str
+    assigned_at: str
+
+
+class AccountManagerOut(BaseModel):
+    partner_id: str
+    account_manager: str | None
+    changed: bool = Field(description="false: the same manager again, nothing recorded")
+    assignments: list[AssignmentOut] = Field(description="every assignment, oldest first")

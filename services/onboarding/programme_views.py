@@ -6,7 +6,13 @@ from __future__ import annotations
 from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.lifecycle import IN_PROGRAM
 from services.onboarding.domain.programme_year import next_review
-from services.onboarding.programme_schemas import AppealOut, ProgrammeOut, ReviewOut
+from services.onboarding.programme_schemas import (
+    AccountManagerOut,
+    AppealOut,
+    AssignmentOut,
+    ProgrammeOut,
+    ReviewOut,
+)
 from services.onboarding.repository import Row
 from services.onboarding.views import _iso, partner_row
 from shared.db import Pool
@@ -94,6 +100,30 @@ async def programme(
         on_probation_until=None if probation is None else probation.isoformat(),
         health_score=None if health is None else str(health["score"]),
         health_day=None if health is None else health["day"].isoformat(),
-        account_manager=partner.get("account_manager") if hasattr(partner, "get") else None,
+        account_manager=partner["account_manager"],
         reviews=[_review_out(r, appeals.get(r["review_id"]), full=full) for r in reviews],
+    )
+
+
+async def account_manager(pool: Pool, partner_id: str, *, changed: bool) -> AccountManagerOut:
+    partner = await partner_row(pool, partner_id)
+    rows = await pool.fetch(
+        """SELECT * FROM account_manager_assignments WHERE partner_id = $1
+           ORDER BY assigned_at""",
+        partner_id,
+    )
+    return AccountManagerOut(
+        partner_id=partner_id,
+        account_manager=partner["account_manager"],
+        changed=changed,
+        assignments=[
+            AssignmentOut(
+                manager=r["manager"],
+                previous=r["previous"],
+                note=r["note"],
+                assigned_by=r["assigned_by"],
+                assigned_at=r["assigned_at"].isoformat(),
+            )
+            for r in rows
+        ],
     )

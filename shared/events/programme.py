@@ -73,3 +73,16 @@ class RequalificationAppealDecided(EventPayload):
     note: str
     decided_by: str
     decided_at: UtcDatetime
+
+
+@event_type("partner.account_manager_assigned.v1")
+class AccountManagerAssigned(EventPayload):
+    """A partner's account manager assigned or changed (the vendor's person who owns the
+    relationship): route the partner's notifications and business reviews to them."""
+
+    partner_id: str
+    manager: str = Field(description="the manager's identity, e.g. their e-mail")
+    previous_manager: str | None = None
+    note: str = ""
+    assigned_by: str = Field(description="the channel manager who assigned them")
+    assigned_at: UtcDatetime

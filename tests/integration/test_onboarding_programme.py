@@ -17,8 +17,13 @@ import httpx
 import pytest
 
 from shared.events import Envelope
-from shared.events.notifications import NotificationKind, PartnerNotification
-from shared.events.programme import PartnerEnablementMeasured
+from shared.events.notifications import (
+    NotificationKind,
+    NotificationKindV3,
+    PartnerNotification,
+    PartnerNotificationV3,
+)
+from shared.events.programme import AccountManagerAssigned, PartnerEnablementMeasured
 from shared.topics import (
     ATTRIBUTION_CREDITS,
     PARTNER_HEALTH,
@@ -324,3 +329,91 @@ async def test_a_seeded_year_notices_probation_expulsion_appeal_and_requalificat
     )
     changes = [json.loads(r["value"])["data"]["change"] for r in lifecycle]
     assert changes[-3:] == ["updated", "expelled", "reinstated"]  # probation, expulsion, appeal
+
+
+async def test_a_channel_manager_assigns_and_reassigns_the_account_manager(
+    infra: Infra, onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    run = uuid.uuid4().hex[:10]
+    url = f"{onboarding}/admin/partners"
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding, f"managed-{run}.example", ADMIN)
+        me = auth(pid)
+        refused = await client.put(
+            f"{url}/{pid}/account-manager", headers=me, json={"manager": "x@vendor.example"}
+        )
+        assert refused.status_code == 403
+        bad = await client.put(
+            f"{url}/{pid}/account-manager", headers=ADMIN, json={"manager": "not an address"}
+        )
+        assert bad.status_code == 422
+        missing = await client.put(
+            f"{url}/ptn_nobody-{run}/account-manager",
+            headers=ADMIN,
+            json={"manager": "x@vendor.example"},
+        )
+        assert missing.status_code == 404
+        first = await client.put(
+            f"{url}/{pid}/account-manager",
+            headers=ADMIN,
+            json={"manager": "Mia@Vendor.example", "note": "EMEA alliances"},
+        )
+        assert first.status_code == 200, first.text
+        assert (first.json()["account_manager"], first.json()["changed"]) == (
+            "mia@vendor.example",
+            True,
+        )
+        same = await client.put(
+            f"{url}/{pid}/account-manager", headers=ADMIN, json={"manager": "mia@vendor.example"}
+        )
+        assert same.json()["changed"] is False
+        moved = await client.put(
+            f"{url}/{pid}/account-manager", headers=ADMIN, json={"manager": "noah@vendor.example"}
+        )
+        assignments = moved.json()["assignments"]
+        assert [(a["manager"], a["previous"], a["assigned_by"]) for a in assignments] == [
+            ("mia@vendor.example", None, "channel-manager@tests"),
+            ("noah@vendor.example", "mia@vendor.example", "channel-manager@tests"),
+        ]
+        # Readable on the partner, by its own people too.
+        own = (await client.get(f"{onboarding}/partners/{pid}", headers=me)).json()
+        assert own["account_manager"] == "noah@vendor.example"
+        view = (await client.get(f"{onboarding}/partners/{pid}/programme", headers=me)).json()
+        assert view["account_manager"] == "noah@vendor.example"
+
+    audited = await admin_db.fetchval(
+        "SELECT count(*) FROM onboarding.audit_log WHERE action = 'account_manager.assigned' "
+        "AND subject LIKE $1",
+        f"{pid}:%",
+    )
+    assert audited == 2
+    rows = await admin_db.fetch(
+        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
+        "ORDER BY position",
+        PARTNER_PROGRAMME.name,
+        pid,
+    )
+    assigned = [
+        Envelope[AccountManagerAssigned].model_validate_json(r["value"]).data
+        for r in rows
+        if json.loads(r["value"])["type"] == "partner.account_manager_assigned.v1"
+    ]
+    assert [(a.manager, a.previous_manager) for a in assigned] == [
+        ("mia@vendor.example", None),
+        ("noah@vendor.example", "mia@vendor.example"),
+    ]
+    notes = await admin_db.fetch(
+        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
+        "ORDER BY position",
+        PARTNER_NOTIFICATIONS.name,
+        pid,
+    )
+    told = [
+        Envelope[PartnerNotificationV3].model_validate_json(n["value"]).data
+        for n in notes
+        if json.loads(n["value"])["type"] == "notification.partner.v3"
+    ]
+    assert [(n.kind, n.subject.split(": ", 1)[1]) for n in told] == [
+        (NotificationKindV3.PARTNER_MANAGER, "mia@vendor.example is now your account manager"),
+        (NotificationKindV3.PARTNER_MANAGER, "noah@vendor.example is now your account manager"),
+    ]

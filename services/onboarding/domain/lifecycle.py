@@ -212,3 +212,11 @@ def check_may_hold_token(partner_id: str, status: S) -> None:
         raise Conflict(f"partner {partner_id} is {status.value}: tokens are issued once qualified")
     if status in (S.SUSPENDED, S.EXPELLED):
         raise Conflict(f"partner {partner_id} is {status.value}: it holds no tokens")
+
+
+def check_may_have_manager(partner_id: str, status: S) -> None:
+    """An account manager is assigned once the partner is admitted, and not to a rejected one."""
+    if status in (S.APPLIED, S.REJECTED):
+        raise Conflict(
+            f"partner {partner_id} is {status.value}: an account manager is assigned once qualified"
+        )
