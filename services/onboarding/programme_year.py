@@ -116,7 +116,7 @@ async def _decide(
 ) -> Decision:
     partner_id = row["partner_id"]
     days = (await repository.revenue_days(conn, config, [partner_id], as_of))[partner_id]
-    held = (await repository.certifications_of(conn, [partner_id]))[partner_id]
+    held = (await repository.certifications_of(conn, [partner_id]))[0][partner_id]
     standing = Standing(
         status=S(row["status"]),
         tier=row["tier"],
