@@ -35,7 +35,7 @@ admin = APIRouter(prefix="/admin", tags=["programme"])
 AppealerDep = Annotated[Caller, require_role(Role.PARTNER_ADMIN, Role.CHANNEL_MANAGER)]
 
 
-@admin.post("/enablement/announce")
+@admin.post("/enablement-signals/run")
 async def run_enablement_announcement(
     _: AdminDep, platform: PlatformDep, config: ConfigDep, body: RequalificationIn | None = None
 ) -> AnnouncedOut:

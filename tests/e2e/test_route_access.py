@@ -42,6 +42,7 @@ PARAMETERS = {
     "delivery_id": "00000000-0000-4000-8000-000000000002",
     "person_id": "psn_route_access",
     "resource_id": "res_route_access",
+    "appeal_id": "apl_route_access",
 }
 # A role to try where a route does not admit it, in order of preference.
 OUTSIDERS = (Role.SYSTEM, Role.FINANCE, Role.PARTNER_USER, Role.CHANNEL_MANAGER)

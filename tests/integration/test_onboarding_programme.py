@@ -80,7 +80,7 @@ async def test_enablement_is_announced_when_it_moves_and_health_scores_are_kept(
 
         async def announce(as_of: datetime) -> dict[str, str]:
             answer = await client.post(
-                f"{onboarding}/admin/enablement/announce",
+                f"{onboarding}/admin/enablement-signals/run",
                 headers=ADMIN,
                 json={"as_of": as_of.isoformat(), "partner_ids": [pid]},
             )
@@ -114,7 +114,7 @@ async def test_enablement_is_announced_when_it_moves_and_health_scores_are_kept(
         assert moved == {pid: "25.0"}  # certified 1/1 at weight 0.25
         # A partner's people cannot make the announcement happen.
         me = auth(pid)
-        refused = await client.post(f"{onboarding}/admin/enablement/announce", headers=me)
+        refused = await client.post(f"{onboarding}/admin/enablement-signals/run", headers=me)
         assert refused.status_code == 403
 
         # Attribution's health scores: the newest day is kept, a late older one ignored.

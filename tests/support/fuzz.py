@@ -288,8 +288,8 @@ def unsafe_for_shared_state(op: Operation) -> bool:
     without the admin token, so other tests' data is not moved."""
     return bool(
         re.search(
-            r"/(expiry|requalification|certification-reminders|programme-year|health)/run$"
-            r"|/enablement/announce$",
+            r"/(expiry|requalification|certification-reminders|programme-year|health"
+            r"|enablement-signals)/run$",
             op.path,
         )
     )
