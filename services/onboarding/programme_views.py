@@ -76,9 +76,11 @@ async def programme(
         partner_id,
     )
     health = await pool.fetchrow("SELECT * FROM partner_health WHERE partner_id = $1", partner_id)
-    annual = [r for r in reviews if r["basis"] == "annual"]
+    # This membership's reviews decide what comes next (every review is shown).
+    current = [r for r in reviews if activated is not None and r["decided_at"] >= activated]
+    annual = [r for r in current if r["basis"] == "annual"]
     last = annual[-1] if annual else None
-    ended = {r["review_on"] for r in reviews if r["basis"] == "probation_end"}
+    ended = {r["review_on"] for r in current if r["basis"] == "probation_end"}
     probation = (
         last["probation_until"]
         if last is not None

@@ -73,7 +73,9 @@ async def _year_of(
     activated = await store.activated_on(conn, partner_id)
     if S(row["status"]) not in IN_PROGRAM or activated is None:
         return []
-    reviews = await store.reviews_of(conn, partner_id)
+    # Only this membership's reviews count: a partner activated again (re-onboarded after an
+    # expulsion) starts a new programme year.
+    reviews = [r for r in await store.reviews_of(conn, partner_id) if r["decided_at"] >= activated]
     annual = [r for r in reviews if r["basis"] == "annual"]
     last = annual[-1] if annual else None
     today = as_of.date()

@@ -61,6 +61,9 @@ def test_the_review_is_the_activation_anniversary_or_a_fixed_date() -> None:
     assert next_review(fixed, date(2026, 3, 10), None) == date(2026, 7, 1)
     assert next_review(fixed, date(2026, 8, 10), None) == date(2027, 7, 1)
     assert next_review(fixed, date(2026, 3, 10), date(2026, 7, 1)) == date(2027, 7, 1)
+    # Activated again after its last review (re-onboarded): the first date after the return.
+    assert next_review(fixed, date(2027, 8, 10), date(2026, 7, 1)) == date(2028, 7, 1)
+    assert next_review(year, date(2027, 8, 10), date(2027, 3, 10)) == date(2028, 8, 10)
     with pytest.raises(ValueError, match="fixed_review_date"):
         OnboardingConfig.model_validate({"programme_year": {"review_basis": "fixed_date"}})
 

@@ -36,9 +36,9 @@ def _anniversary(start: date, years: int) -> date:
 
 
 def next_review(year: ProgrammeYear, activated_on: date, last_review: date | None) -> date:
-    """The partner's next annual review: the first review date after the last review, or
-    after its activation when it has had none."""
-    after = last_review or activated_on
+    """The partner's next annual review: the first review date after the last review and its
+    activation (a partner activated again starts a new programme year)."""
+    after = max(last_review, activated_on) if last_review is not None else activated_on
     if year.review_basis is ReviewBasis.ANNIVERSARY:
         years = 1
         while (candidate := _anniversary(activated_on, years)) <= after:
