@@ -24,6 +24,7 @@ from shared.events.notifications import (
     PartnerNotificationV3,
 )
 from shared.events.programme import AccountManagerAssigned, PartnerEnablementMeasured
+from shared.identity import Role
 from shared.topics import (
     ATTRIBUTION_CREDITS,
     PARTNER_HEALTH,
@@ -37,7 +38,7 @@ from tests.support.infra import Infra
 from tests.support.onboarding import SMALL_PROGRAM, active_partner
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, service_processes
-from tests.support.tokens import auth
+from tests.support.tokens import auth, bearer, token
 
 pytestmark = pytest.mark.integration
 
@@ -417,3 +418,91 @@ async def test_a_channel_manager_assigns_and_reassigns_the_account_manager(
         (NotificationKindV3.PARTNER_MANAGER, "mia@vendor.example is now your account manager"),
         (NotificationKindV3.PARTNER_MANAGER, "noah@vendor.example is now your account manager"),
     ]
+
+
+async def test_a_partner_appeals_its_own_demotion_and_a_rejected_appeal_changes_nothing(
+    infra: Infra, onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    run = uuid.uuid4().hex[:10]
+    domain = f"demoted-{run}.example"
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding, domain, ADMIN)
+        today = datetime.now(UTC)
+        review_on = today.date().replace(year=today.year + 1)
+        # Silver now (revenue and the data competency); the data certifications lapse before
+        # the review, an ai sales certification (no competency alone) stays valid.
+        held = [
+            ("sam", "sales", "data", review_on - timedelta(days=10)),
+            ("tess", "technical", "data", review_on - timedelta(days=10)),
+            ("ada", "sales", "ai", review_on + timedelta(days=300)),
+        ]
+        for person, role, track, until in held:
+            recorded = await client.post(
+                f"{onboarding}/partners/{pid}/certifications",
+                headers=ADMIN,
+                json={
+                    "person_email": f"{person}@{domain}",
+                    "role": role,
+                    "track": track,
+                    "issued_at": (today - timedelta(days=1)).isoformat(),
+                    "expires_at": datetime.combine(until, today.timetz()).isoformat(),
+                },
+            )
+            assert recorded.status_code == 201, recorded.text
+        credit = credit_issued(
+            credit_id=f"cr_{run}",
+            deal_key=f"hubspot:{run}",
+            partner_id=pid,
+            amount="1500.00",
+            close_date=today.date(),
+            issued_at=today,
+        )
+        await kafka.publish(
+            infra, ATTRIBUTION_CREDITS, [credit], subject=credit.deal_key, source="attribution"
+        )
+        healthy = partner_health_scored(partner_id=pid, day=today.date(), score=Decimal("65"))
+        await kafka.publish(infra, PARTNER_HEALTH, [healthy], subject=pid, source="attribution")
+
+        async def silver_and_scored() -> bool:
+            state = (await client.get(f"{onboarding}/partners/{pid}", headers=ADMIN)).json()
+            scored = await admin_db.fetchval(
+                "SELECT score FROM onboarding.partner_health WHERE partner_id = $1", pid
+            )
+            return bool(state["tier"] == "silver" and scored is not None)
+
+        await eventually(silver_and_scored)
+        at_review = datetime.combine(review_on, today.timetz())
+        ran = await client.post(
+            f"{onboarding}/admin/programme-year/run",
+            headers=ADMIN,
+            json={"as_of": at_review.isoformat(), "partner_ids": [pid]},
+        )
+        assert ran.json()["done"] == {pid: ["review:demoted"]}, ran.text
+        state = (await client.get(f"{onboarding}/partners/{pid}", headers=ADMIN)).json()
+        assert (state["status"], state["tier"]) == ("active", "registered")
+        view = (await client.get(f"{onboarding}/partners/{pid}/programme", headers=ADMIN)).json()
+        (demotion,) = view["reviews"]
+        assert demotion["reasons"][0] == "below the silver bar"
+        assert view["on_probation_until"] is None
+
+        # The partner's admin appeals itself (a partner user may not); a manager rejects it.
+        body = {"review_id": demotion["review_id"], "grounds": "the data team recertifies"}
+        user = bearer(token(f"{pid}/u", Role.PARTNER_USER, partner_id=pid))
+        admin = bearer(token(f"{pid}/a", Role.PARTNER_ADMIN, partner_id=pid))
+        url = f"{onboarding}/partners/{pid}/requalification/appeals"
+        assert (await client.post(url, headers=user, json=body)).status_code == 403
+        filed = await client.post(url, headers=admin, json=body)
+        assert filed.status_code == 201, filed.text
+        assert "filed_by" not in filed.json() or filed.json()["filed_by"] is None
+        rejected = await client.post(
+            f"{onboarding}/admin/requalification/appeals/{filed.json()['appeal_id']}/decision",
+            headers=ADMIN,
+            json={"upheld": False, "note": "recertify first, then the tier follows"},
+        )
+        assert (rejected.status_code, rejected.json()["upheld"]) == (200, False)
+        assert rejected.json()["filed_by"] == f"{pid}/a ({pid})"
+        state = (await client.get(f"{onboarding}/partners/{pid}", headers=ADMIN)).json()
+        assert (state["status"], state["tier"]) == ("active", "registered")
+        view = (await client.get(f"{onboarding}/partners/{pid}/programme", headers=admin)).json()
+        assert view["reviews"][0]["reversed_at"] is None
+        assert view["reviews"][0]["appeal"]["upheld"] is False
