@@ -16,27 +16,28 @@ from typing import Any
 from shared.clock import now
 from shared.events import Envelope
 from shared.events.notifications import (
+    AnyNotificationKind,
     NotificationKind,
     NotificationKindV2,
     PartnerNotification,
     PartnerNotificationV2,
+    PartnerNotificationV3,
 )
 from shared.outbox import OutgoingEvent
 from shared.topics import PARTNER_NOTIFICATIONS
 
 _V1_KINDS = frozenset(kind.value for kind in NotificationKind)
+_V2_KINDS = frozenset(kind.value for kind in NotificationKindV2)
 NOTIFICATION_NAMESPACE = uuid.UUID("3f4c2b8e-8d1a-4f0e-9b6a-5e2d7c1a9f40")
 
 
-def notification_id(
-    kind: NotificationKind | NotificationKindV2, recipient: str, about: str
-) -> uuid.UUID:
+def notification_id(kind: AnyNotificationKind, recipient: str, about: str) -> uuid.UUID:
     return uuid.uuid5(NOTIFICATION_NAMESPACE, f"{kind.value}/{recipient}/{about}")
 
 
 def notify(
     partner_id: str,
-    kind: NotificationKind | NotificationKindV2,
+    kind: AnyNotificationKind,
     *,
     about: str,
     subject: str,
@@ -53,9 +54,13 @@ def notify(
     consumed event behind it, if any (its trace and ingestion time are carried on)."""
     recipient = recipient or partner_id
     identity = notification_id(kind, recipient, about)
-    # A kind v1 names goes out as v1 (its consumers know it); the others only as v2.
-    contract: type[PartnerNotification | PartnerNotificationV2] = (
-        PartnerNotification if kind.value in _V1_KINDS else PartnerNotificationV2
+    # A kind goes out in the oldest version that names it (its consumers know it).
+    contract: type[PartnerNotification | PartnerNotificationV2 | PartnerNotificationV3] = (
+        PartnerNotification
+        if kind.value in _V1_KINDS
+        else PartnerNotificationV2
+        if kind.value in _V2_KINDS
+        else PartnerNotificationV3
     )
     note = contract.model_validate(
         {

@@ -124,6 +124,34 @@ INCENTIVE_LEDGER = Topic(
     consumers=("notifications",),
     aggregate="partner_id",
 )
+PARTNER_PROGRAMME = Topic(
+    "partners.programme.v1",
+    "onboarding",
+    "partner id",
+    6,
+    "The partner programme as onboarding runs it: enablement measured, the programme year's "
+    "requalification decisions and appeals, partner account managers.",
+    events=(
+        "partner.enablement_measured.v1",
+        "partner.requalification_decided.v1",
+        "partner.requalification_appeal_decided.v1",
+        "partner.account_manager_assigned.v1",
+    ),
+    # attribution: enablement is a signal of the health score (it ignores the others).
+    consumers=("attribution",),
+    aggregate="partner_id",
+)
+PARTNER_HEALTH = Topic(
+    "attribution.health.v1",
+    "attribution",
+    "partner id",
+    6,
+    "Partner health scores, a day's score published when it moves.",
+    events=("partner.health_scored.v1",),
+    # onboarding: health is one of the programme minimums at the annual review.
+    consumers=("onboarding",),
+    aggregate="partner_id",
+)
 PARTNER_NOTIFICATIONS = Topic(
     "notifications.partner.v1",
     "deals",
@@ -133,7 +161,7 @@ PARTNER_NOTIFICATIONS = Topic(
     "partner's messages share a key and stay ordered. Internal: the notifications service files "
     "them per recipient and delivers them (inbox, stream, webhooks, e-mail).",
     producers=("deals", "incentives", "onboarding", "attribution"),
-    events=("notification.partner.v1", "notification.partner.v2"),
+    events=("notification.partner.v1", "notification.partner.v2", "notification.partner.v3"),
     consumers=("notifications",),
     aggregate="partner_id",
 )
@@ -190,6 +218,8 @@ ALL_TOPICS: tuple[Topic, ...] = (
     PARTNER_LIFECYCLE,
     ATTRIBUTION_CREDITS,
     INCENTIVE_LEDGER,
+    PARTNER_PROGRAMME,
+    PARTNER_HEALTH,
     PARTNER_NOTIFICATIONS,
     *RAW_CRM_TOPICS,
     *DEAD_LETTERS,

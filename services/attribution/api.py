@@ -13,13 +13,17 @@ from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.crm_links import CrmLink, LinkStatus
 from services.attribution.domain.reporting import RevenueQuery
 from services.attribution.domain.touchpoints import ReportedTouchpoint
+from services.attribution.health_scoring import score_partners
 from services.attribution.schemas import (
     ConfigOut,
     CrmLinkChangeOut,
     CrmLinkIn,
     CrmLinkOut,
     DealAttributionOut,
+    HealthHistoryOut,
     HealthOut,
+    HealthRunIn,
+    HealthRunOut,
     RevenueOut,
     SettlementOut,
     TouchpointIn,
@@ -29,7 +33,7 @@ from services.attribution.schemas import (
 )
 from services.attribution.touchpoints import TouchpointReport, approve_touchpoint, report_touchpoint
 from shared.clock import now
-from shared.errors import NotFound
+from shared.errors import NotFound, Unprocessable
 from shared.events.crm import CrmSource
 from shared.http import AdminDep, CallerDep, PlatformDep, Provided, partner_scope
 from shared.inputs import Day
@@ -123,6 +127,38 @@ async def get_health(
     partner_scope(who, partner_id, f"partner {partner_id}")
     async with platform.pool.acquire() as conn:
         return await views.partner_health(conn, config, partner_id, now().date())
+
+
+@router.get("/partners/{partner_id}/health/history", tags=["queries"])
+async def get_health_history(
+    partner_id: str,
+    who: CallerDep,
+    platform: PlatformDep,
+    since: Day | None = None,
+    until: Day | None = None,
+) -> HealthHistoryOut:
+    """The partner's health as stored each day (the daily job, or a run), oldest first."""
+    partner_scope(who, partner_id, f"partner {partner_id}")
+    if since is not None and until is not None and since > until:
+        raise Unprocessable(f"since {since} is after until {until}")
+    async with platform.pool.acquire() as conn:
+        return await views.health_history(conn, partner_id, since, until)
+
+
+@router.post("/admin/health/run", tags=["queries"])
+async def run_health_scoring(
+    _: AdminDep, platform: PlatformDep, config: ConfigDep, body: HealthRunIn | None = None
+) -> HealthRunOut:
+    """Score every partner in the programme (or those named) now, or as of `as_of`'s day,
+    not waiting for the daily job; answers the scores announced (those that moved)."""
+    request = body or HealthRunIn()
+    as_of = request.as_of or now()
+    announced = await score_partners(
+        platform.pool, platform.outbox, config, as_of, request.partner_ids
+    )
+    return HealthRunOut(
+        day=as_of.date().isoformat(), announced={p: str(s) for p, s in announced.items()}
+    )
 
 
 @router.get("/config", tags=["config"])

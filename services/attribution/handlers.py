@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from services.attribution.deal_states import Snapshot, UnattributableSnapshot, apply_deal_states
 from services.attribution.domain.config import AttributionConfig
+from services.attribution.health_repository import record_enablement
 from services.attribution.registrations import (
     RegistrationChange,
     UnattributableRegistration,
@@ -14,6 +15,7 @@ from services.attribution.registrations import (
 from shared.consumer import HandlerContext
 from shared.events import Envelope, InvalidEvent
 from shared.events.opportunities import DealStateChanged
+from shared.events.programme import PartnerEnablementMeasured
 from shared.events.registrations import RegistrationDecided, RegistrationStatusChanged
 
 
@@ -44,3 +46,10 @@ async def _registration_changed(ctx: HandlerContext, change: RegistrationChange)
     except UnattributableRegistration as error:
         raise InvalidEvent(str(error)) from error
     await ctx.emit_all(emitted)
+
+
+async def on_enablement(
+    ctx: HandlerContext, events: list[Envelope[PartnerEnablementMeasured]]
+) -> None:
+    """Onboarding measured partners' enablement: the newest measurement is the health signal."""
+    await record_enablement(ctx.conn, [e.data for e in events])

@@ -161,6 +161,9 @@ class HealthComponentsOut(BaseModel):
     win_rate: str
     velocity: str
     penalty: str
+    enablement: str | None = Field(
+        default=None, description="0-1 from onboarding's enablement; null: not measured yet"
+    )
 
 
 class HealthInputsOut(BaseModel):
@@ -171,6 +174,9 @@ class HealthInputsOut(BaseModel):
     conflicts: int
     rejections: int
     expiries: int
+    enablement: str | None = Field(
+        default=None, description="onboarding's enablement health 0-100; null: not measured yet"
+    )
 
 
 class HealthOut(BaseModel):
@@ -180,6 +186,33 @@ class HealthOut(BaseModel):
     inputs: HealthInputsOut
     reasons: list[str]
     config_version: str
+
+
+class HealthDayOut(BaseModel):
+    day: str
+    score: str
+    components: HealthComponentsOut
+    reasons: list[str]
+    config_version: str
+    scored_at: str
+    announced: bool = Field(description="published on attribution.health.v1 (the score moved)")
+
+
+class HealthHistoryOut(BaseModel):
+    partner_id: str
+    days: list[HealthDayOut]
+
+
+class HealthRunIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: Instant | None = Field(default=None, description="score as of this moment's day")
+    partner_ids: list[Ident] | None = Field(default=None, max_length=10_000)
+
+
+class HealthRunOut(BaseModel):
+    day: str
+    announced: dict[str, str] = Field(description="partner -> score, for the scores that moved")
 
 
 class CrmLinkIn(BaseModel):

@@ -14,6 +14,9 @@ class AttributionSettings(BaseSettings):
 
     # JSON file overriding AttributionConfig's defaults (see the service README); empty: defaults.
     config_file: str = ""
+    # How often partner health is scored (each run stores today's score, announcing it only
+    # when it moved); the first run comes one period after start.
+    health_every_seconds: float = 3600.0
 
 
 def load_config(path: str) -> AttributionConfig:

@@ -19,6 +19,8 @@ from services.attribution.schemas import (
     DealStateOut,
     DealTouchpointOut,
     HealthComponentsOut,
+    HealthDayOut,
+    HealthHistoryOut,
     HealthInputsOut,
     HealthOut,
     PeriodRevenueOut,
@@ -213,6 +215,9 @@ async def health_inputs(
         partner_id,
         datetime.combine(since, time(0), tzinfo=UTC),
     )
+    enablement = await conn.fetchval(
+        "SELECT score FROM enablement_signals WHERE partner_id = $1", partner_id
+    )
     assert outcomes is not None
     assert signals is not None
     return HealthInputs(
@@ -223,6 +228,7 @@ async def health_inputs(
         conflicts=signals["conflicts"],
         rejections=signals["rejections"],
         expiries=signals["expiries"],
+        enablement=enablement,
     )
 
 
@@ -239,6 +245,7 @@ async def partner_health(
             win_rate=str(score.win_rate),
             velocity=str(score.velocity),
             penalty=str(score.penalty),
+            enablement=None if score.enablement is None else str(score.enablement),
         ),
         inputs=HealthInputsOut(
             revenue=str(inputs.revenue),
@@ -248,6 +255,7 @@ async def partner_health(
             conflicts=inputs.conflicts,
             rejections=inputs.rejections,
             expiries=inputs.expiries,
+            enablement=None if inputs.enablement is None else str(inputs.enablement),
         ),
         reasons=list(score.reasons),
         config_version=config.version,
@@ -332,3 +340,38 @@ async def waiting_touchpoints(conn: Connection, limit: int) -> list[WaitingTouch
         )
         for r in rows
     ]
+
+
+async def health_history(
+    conn: Connection, partner_id: str, since: date | None, until: date | None
+) -> HealthHistoryOut:
+    """The partner's stored daily scores, oldest first (bounded by `since`/`until`)."""
+    rows = await conn.fetch(
+        """SELECT * FROM health_scores WHERE partner_id = $1
+             AND ($2::date IS NULL OR day >= $2) AND ($3::date IS NULL OR day <= $3)
+           ORDER BY day""",
+        partner_id,
+        since,
+        until,
+    )
+    return HealthHistoryOut(
+        partner_id=partner_id,
+        days=[
+            HealthDayOut(
+                day=r["day"].isoformat(),
+                score=str(r["score"]),
+                components=HealthComponentsOut(
+                    revenue=str(r["revenue"]),
+                    win_rate=str(r["win_rate"]),
+                    velocity=str(r["velocity"]),
+                    penalty=str(r["penalty"]),
+                    enablement=None if r["enablement"] is None else str(r["enablement"]),
+                ),
+                reasons=list(r["reasons"]),
+                config_version=r["config_version"],
+                scored_at=r["scored_at"].isoformat(),
+                announced=r["published"],
+            )
+            for r in rows
+        ],
+    )

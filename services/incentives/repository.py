@@ -64,13 +64,14 @@ async def lock_run(
 
 
 async def upsert_partner(conn: Connection, event: PartnerStateChanged) -> None:
-    """Keep the tier and status used by the rules; an older snapshot never wins."""
+    """Keep the tier, status and type used by the rules; an older snapshot never wins."""
     await conn.execute(
         """
-        INSERT INTO partners (partner_id, tier, status, version, updated_at)
-        VALUES ($1, $2, $3, $4, $5)
+        INSERT INTO partners (partner_id, tier, status, version, updated_at, partner_type)
+        VALUES ($1, $2, $3, $4, $5, $6)
         ON CONFLICT (partner_id) DO UPDATE SET tier = EXCLUDED.tier, status = EXCLUDED.status,
-            version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+            version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
+            partner_type = EXCLUDED.partner_type
         WHERE partners.version < EXCLUDED.version
         """,
         event.partner_id,
@@ -78,6 +79,7 @@ async def upsert_partner(conn: Connection, event: PartnerStateChanged) -> None:
         event.status.value,
         event.version,
         event.changed_at,
+        event.partner_type,
     )
 
 
@@ -163,7 +165,7 @@ async def load_surroundings(
         )
         SELECT run.credit_id, run.partner_id, run.customer_key, run.region, run.period,
             c.credit_id IS NOT NULL AS booked, pending.reversal::text AS parked,
-            p.tier, p.status, cu.first_deal_key AS customer_first,
+            p.tier, p.status, p.partner_type, cu.first_deal_key AS customer_first,
             pr.first_deal_key AS region_first,
             coalesce(t.earned, 0) AS earned, coalesce(t.accrued, 0) AS accrued
         FROM run
@@ -189,7 +191,7 @@ async def load_surroundings(
         elif row["parked"] is not None:
             known.parked[row["credit_id"]] = row["parked"]
         if row["tier"] is not None:
-            known.partners[row["partner_id"]] = (row["tier"], row["status"])
+            known.partners[row["partner_id"]] = (row["tier"], row["status"], row["partner_type"])
         if row["customer_first"] is not None:
             known.first_deals[row["customer_key"]] = row["customer_first"]
         if row["region_first"] is not None:

@@ -3,7 +3,11 @@ the review queue's deadlines, and reminders before people's certifications expir
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from services.onboarding import signals
 from services.onboarding.domain.config import OnboardingConfig
+from services.onboarding.programme_year import run_programme_year
 from services.onboarding.reminders import send_reminders
 from services.onboarding.requalification import run_requalification
 from services.onboarding.review import escalate_overdue_reviews
@@ -27,3 +31,15 @@ async def remind(platform: Platform) -> list[tuple[str, int]]:
     """Send the certification reminders due now; returns those sent."""
     config = platform.provisions.get(OnboardingConfig)
     return await send_reminders(platform.pool, platform.outbox, config, now())
+
+
+async def announce_enablement(platform: Platform) -> dict[str, Decimal]:
+    """Announce partners' enablement that moved (or was last announced on an earlier day)."""
+    config = platform.provisions.get(OnboardingConfig)
+    return await signals.announce_enablement(platform.pool, platform.outbox, config, now())
+
+
+async def programme_year(platform: Platform) -> dict[str, list[str]]:
+    """Notices, annual reviews and probation deadlines due now."""
+    config = platform.provisions.get(OnboardingConfig)
+    return await run_programme_year(platform.pool, platform.outbox, config, now())

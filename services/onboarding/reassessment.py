@@ -54,6 +54,7 @@ def standing_of(row: PartnerRow, revenue: Decimal, competencies: frozenset[str])
         grace_until=row["grace_until"],
         suspended_at=row["suspended_at"],
         suspended_by_requalification=row["suspended_by_requalification"],
+        partner_type=row["partner_type"],
     )
 
 

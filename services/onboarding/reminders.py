@@ -13,7 +13,7 @@ from services.onboarding.domain.enablement import reminder_due
 from services.onboarding.domain.lifecycle import NOT_CERTIFIED
 from services.onboarding.repository import Row
 from shared.db import Pool
-from shared.events.notifications import NotificationKind
+from shared.events.notifications import NotificationKindV3
 from shared.notify import notify
 from shared.outbox import Outbox, OutgoingEvent
 
@@ -59,9 +59,8 @@ def _reminder(config: OnboardingConfig, row: Row, days: int, at: datetime) -> Ou
     what = f"{row['track']} {row['role']} certification"
     return notify(
         row["partner_id"],
-        # A person's requalification: a kind of its own would be a new enum value on the
-        # notification contract, which its current consumers would reject.
-        NotificationKind.REQUALIFICATION,
+        # A kind of its own (v3 only): a partner's requalification is another matter.
+        NotificationKindV3.CERTIFICATION_EXPIRING,
         about=f"{row['certification_id']}/{days}d",
         recipient=row["person"],
         subject=f"Your {what} expires within {days} days",

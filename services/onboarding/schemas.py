@@ -238,6 +238,9 @@ class PartnerOut(BaseModel):
     review_due_at: str | None = Field(
         default=None, description="the review queue: when the application must be decided"
     )
+    account_manager: str | None = Field(
+        default=None, description="the vendor's person who owns the relationship"
+    )
     history: list[VersionOut] | None = None
 
 

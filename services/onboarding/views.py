@@ -82,6 +82,7 @@ def partner_out(row: Row, *, full: bool) -> PartnerOut:
         "policy_version": row["policy_version"],
         "applied_at": _iso(row["applied_at"]),
         "updated_at": _iso(row["updated_at"]),
+        "account_manager": row["account_manager"],
     }
     if full:
         out["application"] = json.loads(row["application"])

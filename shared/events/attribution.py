@@ -66,3 +66,27 @@ class CreditReversed(EventPayload):
     deal_revision: int
     reversed_at: UtcDatetime
     ingested_at: UtcDatetime | None = None
+
+
+@event_type("partner.health_scored.v1")
+class PartnerHealthScored(EventPayload):
+    """A partner's health score for a day (topic attribution.health.v1, key: partner id),
+    published when it differs from the last one published (and the first time): a consumer
+    keeps the newest `day` it has seen, so a late or repeated event changes nothing."""
+
+    partner_id: str
+    day: date = Field(description="the day scored (figures over the health window ending then)")
+    score: Decimal = Field(ge=0, le=100, description="0-100, one decimal")
+    previous_score: Decimal | None = Field(
+        default=None, description="the score published before this one (None: the first)"
+    )
+    revenue: Decimal = Field(description="component 0-1: attributed revenue against the target")
+    win_rate: Decimal = Field(description="component 0-1")
+    velocity: Decimal = Field(description="component 0-1: registration-to-close time")
+    enablement: Decimal | None = Field(
+        default=None, description="component 0-1 from onboarding's enablement; None: not measured"
+    )
+    penalty: Decimal = Field(description="points taken off for conflicts, rejections, expiries")
+    reasons: tuple[str, ...] = ()
+    scored_at: UtcDatetime
+    config_version: str

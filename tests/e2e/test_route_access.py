@@ -45,6 +45,7 @@ PARAMETERS = {
     "offset": "999999999",
     "service": "deals",
     "version": "route-access-none",
+    "appeal_id": "apl_route_access",
 }
 # A role to try where a route does not admit it, in order of preference.
 OUTSIDERS = (Role.SYSTEM, Role.FINANCE, Role.PARTNER_USER, Role.CHANNEL_MANAGER)

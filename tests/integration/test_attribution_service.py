@@ -20,12 +20,23 @@ import pytest
 
 from services.attribution.domain.config import AttributionConfig
 from shared.events import Envelope
-from shared.events.attribution import CreditIssued, CreditReversed
+from shared.events.attribution import CreditIssued, CreditReversed, PartnerHealthScored
 from shared.events.crm import CrmSource, Customer, DealStatus
 from shared.events.opportunities import DealStateChanged
-from shared.topics import ATTRIBUTION_CREDITS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS
+from shared.topics import (
+    ATTRIBUTION_CREDITS,
+    DEAL_OPPORTUNITIES,
+    DEAL_REGISTRATIONS,
+    PARTNER_HEALTH,
+    PARTNER_LIFECYCLE,
+    PARTNER_PROGRAMME,
+)
 from tests.support.attribution import CrmDeal, approved_registration, closed_won, from_deals
-from tests.support.factories import registration_decided
+from tests.support.factories import (
+    partner_enablement_measured,
+    partner_state_changed,
+    registration_decided,
+)
 from tests.support.infra import Infra
 from tests.support.kafka import publish, send_envelopes, wait_for_keyed
 from tests.support.polling import eventually
@@ -680,3 +691,95 @@ async def test_a_reference_that_is_a_partner_id_counts_only_once_confirmed(
     await second.publish(infra, second.closed("50", partner, created_at=created_at))
     [other] = await eventually(lambda: active_credits(admin_db, second.key))
     assert (other["partner_id"], other["amount"]) == (partner, Decimal("50.00"))
+
+
+async def test_health_is_stored_daily_counts_enablement_and_is_announced_when_it_moves(
+    infra: Infra, service: str, admin_db: asyncpg.Connection
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    pid, other = f"p-health-{run}", f"p-health-other-{run}"
+    for partner in (pid, other):
+        await publish(
+            infra,
+            PARTNER_LIFECYCLE,
+            [partner_state_changed(partner_id=partner)],
+            subject=partner,
+            source="onboarding",
+        )
+
+    async def in_programme() -> bool:
+        count = await admin_db.fetchval(
+            "SELECT count(*) FROM attribution.partner_access WHERE partner_id = ANY($1)",
+            [pid, other],
+        )
+        return bool(count == 2)
+
+    await eventually(in_programme)
+    day0 = datetime.now(UTC) + timedelta(days=30)
+
+    async def health_run(as_of: datetime, **body: Any) -> dict[str, str]:
+        answer = await client.post(
+            "/admin/health/run", headers=ADMIN, json={"as_of": as_of.isoformat(), **body}
+        )
+        assert answer.status_code == 200, answer.text
+        announced: dict[str, str] = answer.json()["announced"]
+        return announced
+
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        # A partner's people may read its history; no one else (404 as for a missing one).
+        assert (await client.post("/admin/health/run", headers=auth(pid))).status_code == 403
+        # First run: every partner in the programme is scored and announced (the first time).
+        first = await health_run(day0)
+        assert (first[pid], first[other]) == ("0.0", "0.0")
+        # Same figures the next day: stored, not announced again.
+        assert pid not in await health_run(day0 + timedelta(days=1), partner_ids=[pid])
+        # Onboarding measures the partner's enablement (an older measurement after it is
+        # ignored): the signal takes its weight in the score, which moves and is announced.
+        measured = partner_enablement_measured(partner_id=pid, score=Decimal("80.0"))
+        stale = partner_enablement_measured(
+            partner_id=pid, score=Decimal("10.0"), measured_at=measured.measured_at - timedelta(1)
+        )
+        await publish(infra, PARTNER_PROGRAMME, [measured, stale], subject=pid, source="onboarding")
+
+        async def enablement_known() -> bool:
+            health = (await client.get(f"/partners/{pid}/health", headers=auth(pid))).json()
+            return bool(health["inputs"]["enablement"] == "80.0")
+
+        await eventually(enablement_known)
+        moved = await health_run(day0 + timedelta(days=2), partner_ids=[pid])
+        assert moved == {pid: "16.0"}  # 100 * 0.2 * 0.8: the core signals are all 0
+
+        history = await client.get(
+            f"/partners/{pid}/health/history",
+            params={"since": day0.date().isoformat()},
+            headers=auth(pid),
+        )
+        assert history.status_code == 200, history.text
+        days = history.json()["days"]
+        assert [(d["day"], d["score"], d["announced"]) for d in days] == [
+            (day0.date().isoformat(), "0.0", True),
+            ((day0 + timedelta(days=1)).date().isoformat(), "0.0", False),
+            ((day0 + timedelta(days=2)).date().isoformat(), "16.0", True),
+        ]
+        assert days[2]["components"]["enablement"] == "0.8000"
+        assert any("enablement 80.0 of 100" in r for r in days[2]["reasons"])
+        hidden = await client.get(f"/partners/{pid}/health/history", headers=auth(other))
+        assert hidden.status_code == 404
+        reversed_range = await client.get(
+            f"/partners/{pid}/health/history",
+            params={"since": "2027-02-01", "until": "2027-01-01"},
+            headers=ADMIN,
+        )
+        assert reversed_range.status_code == 422
+
+    rows = await admin_db.fetch(
+        "SELECT value FROM attribution.outbox WHERE topic = $1 AND message_key = $2 "
+        "ORDER BY position",
+        PARTNER_HEALTH.name,
+        pid,
+    )
+    scored = [Envelope[PartnerHealthScored].model_validate_json(r["value"]).data for r in rows]
+    assert [(s.day, s.score, s.previous_score, s.enablement) for s in scored] == [
+        (day0.date(), Decimal("0.0"), None, None),
+        ((day0 + timedelta(days=2)).date(), Decimal("16.0"), Decimal("0.0"), Decimal("0.8000")),
+    ]

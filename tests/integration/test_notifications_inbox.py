@@ -18,7 +18,9 @@ from services.notifications import repository
 from services.notifications.domain.messages import Message
 from shared.events.notifications import (
     NotificationKind,
+    NotificationKindV3,
     PartnerNotification,
+    PartnerNotificationV3,
 )
 from shared.topics import INCENTIVE_LEDGER, PARTNER_NOTIFICATIONS
 from tests.support.factories import (
@@ -162,6 +164,48 @@ async def test_a_redelivered_notification_is_filed_once(infra: Infra, notificati
             first.notification_id,
             second.notification_id,
         ]
+
+
+async def test_every_contract_version_is_filed_in_one_inbox(
+    infra: Infra, notifications: str
+) -> None:
+    """v1, v2 and v3 notifications (each names kinds the one before cannot) share one inbox, in
+    the order they were told."""
+    partner = new_partner()
+    fields = partner_notification(partner_id=partner).model_dump()
+    older = partner_notification(partner_id=partner, subject="credit")
+    reminder = PartnerNotificationV3.model_validate(
+        fields
+        | {
+            "notification_id": str(uuid.uuid4()),
+            "recipient": "ada@partner.example",
+            "kind": NotificationKindV3.CERTIFICATION_EXPIRING,
+            "subject": "Your data sales certification expires within 30 days",
+        }
+    )
+    manager = PartnerNotificationV3.model_validate(
+        fields
+        | {
+            "notification_id": str(uuid.uuid4()),
+            "kind": NotificationKindV3.PARTNER_MANAGER,
+            "subject": "mia@vendor.example is now your account manager",
+        }
+    )
+    await tell(infra, partner, older)
+    await publish(
+        infra, PARTNER_NOTIFICATIONS, [reminder, manager], subject=partner, source="onboarding"
+    )
+    async with httpx.AsyncClient(timeout=10) as client:
+        page = await inbox(client, notifications, partner, 2)
+        person = await client.get(
+            f"{notifications}/owners/ada@partner.example/notifications", headers=ADMIN
+        )
+    assert reminder.notification_id in {m["notification_id"] for m in person.json()["items"]}
+    # The person's reminder is theirs (addressed to their mailbox), not the partner's inbox.
+    assert [(m["kind"], m["subject"]) for m in page["items"]] == [
+        (older.kind.value, "credit"),
+        ("partner_manager", "mia@vendor.example is now your account manager"),
+    ]
 
 
 async def tell_envelopes(infra: Infra, partner_id: str, *notes: PartnerNotification) -> list[Any]:

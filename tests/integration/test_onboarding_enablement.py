@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 
 from services.onboarding.domain.programme import EXAM_BASE, MODULE_BASE
 from shared.events import Envelope
-from shared.events.notifications import NotificationKind, PartnerNotification
+from shared.events.notifications import NotificationKindV3, PartnerNotificationV3
 from shared.events.partners import PartnerStateChanged
 from shared.identity import Role
 from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE, PARTNER_NOTIFICATIONS
@@ -467,10 +467,12 @@ async def test_an_expiring_certification_is_reminded_once_per_window_until_renew
         reminders = [
             n
             for n in (
-                Envelope[PartnerNotification].model_validate_json(r["value"]).data for r in notes
+                Envelope[PartnerNotificationV3].model_validate_json(r["value"]).data for r in notes
             )
-            if n.kind is NotificationKind.REQUALIFICATION and n.recipient != pid
+            if n.recipient != pid
         ]
+        # A person's reminder has its own kind (v3): not the partner's requalification.
+        assert {n.kind for n in reminders} == {NotificationKindV3.CERTIFICATION_EXPIRING}
         assert [(n.recipient, n.subject) for n in reminders] == [
             (f"rae@{domain}", "Your ai technical certification expires within 30 days"),
             (f"rae@{domain}", "Your ai technical certification expires within 7 days"),

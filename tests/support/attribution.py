@@ -5,6 +5,7 @@ linked to them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
@@ -23,10 +24,24 @@ from shared.topics import Topic
 from tests.support.factories import deal_state_changed
 
 
+class _SetAsideConsumer:
+    """A consumer group `wire()` declares that is not the one under test: its handlers are
+    registered nowhere."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def handles(self, model: type[object]) -> Callable[[Any], Any]:
+        return lambda handler: handler
+
+    handles_batch = handles
+
+
 class _ConsumerWiring:
     """What attribution's `wire()` asks of a platform, for one consumer under test: the
-    consumer group it declares is `consumer`; the policy it provides is the test's (the one
-    `wire()` loads from the environment is set aside)."""
+    consumer group it declares is `consumer` (its other groups and its periodic jobs are set
+    aside); the policy it provides is the test's (the one `wire()` loads from the environment
+    is set aside)."""
 
     def __init__(self, consumer: EventConsumer, config: AttributionConfig) -> None:
         consumer.provisions.provide(config)
@@ -34,8 +49,15 @@ class _ConsumerWiring:
         self.set_aside: list[object] = []
 
     def consumer(self, name: str, topics: list[Topic]) -> EventConsumer:
-        assert (name, topics) == (self._consumer.name, self._consumer.topics)
+        if name != self._consumer.name:
+            other = _SetAsideConsumer(name)
+            self.set_aside.append(other)
+            return cast(EventConsumer, other)
+        assert topics == self._consumer.topics
         return self._consumer
+
+    def every(self, seconds: float, job: object, **options: object) -> None:
+        self.set_aside.append(job)
 
     def provide(self, value: object, *, as_type: type[object] | None = None) -> None:
         assert isinstance(value, as_type or AttributionConfig)

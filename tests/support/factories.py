@@ -8,7 +8,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
+from shared.events.attribution import (
+    CreditIssued,
+    CreditKind,
+    CreditReversed,
+    PartnerHealthScored,
+)
 from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
 from shared.events.incentives import (
     IncentiveEarned,
@@ -21,6 +26,7 @@ from shared.events.incentives import (
 from shared.events.notifications import NotificationKind, PartnerNotification
 from shared.events.opportunities import DealStateChanged
 from shared.events.partners import PartnerChange, PartnerStateChanged, PartnerStatus
+from shared.events.programme import PartnerEnablementMeasured
 from shared.events.registrations import (
     RegistrationDecided,
     RegistrationStatus,
@@ -279,3 +285,36 @@ def partner_notification(**fields: Any) -> PartnerNotification:
         "created_at": AT,
     }
     return PartnerNotification(**(values | fields))
+
+
+def partner_health_scored(**fields: Any) -> PartnerHealthScored:
+    values: dict[str, Any] = {
+        "partner_id": fields.pop("partner_id", _id("p")),
+        "day": AT.date(),
+        "score": Decimal("62.5"),
+        "revenue": Decimal("0.5"),
+        "win_rate": Decimal("0.75"),
+        "velocity": Decimal("0.5"),
+        "penalty": Decimal(0),
+        "reasons": ("revenue 250000 of target 500000",),
+        "scored_at": AT,
+        "config_version": "2026-11-attr-1",
+    }
+    return PartnerHealthScored(**(values | fields))
+
+
+def partner_enablement_measured(**fields: Any) -> PartnerEnablementMeasured:
+    values: dict[str, Any] = {
+        "partner_id": fields.pop("partner_id", _id("p")),
+        "measured_at": AT,
+        "people": 4,
+        "training_completion_rate": Decimal("0.5"),
+        "certified_share": Decimal("0.5"),
+        "engaged_share": Decimal("0.25"),
+        "downloads": 3,
+        "sandbox_signups": 1,
+        "window_days": 90,
+        "score": Decimal("43.8"),
+        "reasons": ("training completion 2/4 people with a learning path",),
+    }
+    return PartnerEnablementMeasured(**(values | fields))

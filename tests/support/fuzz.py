@@ -284,5 +284,12 @@ def requests(
 
 def unsafe_for_shared_state(op: Operation) -> bool:
     """Admin runs that act on every record at a moment of the caller's choosing (expiry,
-    requalification): fuzzed without the admin token, so other tests' data is not moved."""
-    return bool(re.search(r"/(expiry|requalification|certification-reminders)/run$", op.path))
+    requalification, the programme year, health scoring, enablement announcements): fuzzed
+    without the admin token, so other tests' data is not moved."""
+    return bool(
+        re.search(
+            r"/(expiry|requalification|certification-reminders|programme-year|health"
+            r"|enablement-signals)/run$",
+            op.path,
+        )
+    )

@@ -74,6 +74,25 @@ def strong_application(domain: str, **overrides: Any) -> dict[str, Any]:
     return body
 
 
+async def active_partner(client: Any, url: str, domain: str, admin: dict[str, str]) -> str:
+    """A strong application, approved by a channel manager (`admin`'s headers), its checklist
+    completed: an active partner in the base tier (`client`: an httpx.AsyncClient)."""
+    applied = await client.post(f"{url}/applications", json=strong_application(domain))
+    assert applied.status_code == 201, applied.text
+    pid: str = applied.json()["partner_id"]
+    decided = await client.post(
+        f"{url}/applications/{pid}/decision", headers=admin, json={"approve": True}
+    )
+    assert decided.status_code == 200, decided.text
+    for item in ("profile_complete", "agreement_signed", "first_enablement_done"):
+        done = await client.post(
+            f"{url}/partners/{pid}/checklist/{item}", headers=admin, json={"evidence": "ref-1"}
+        )
+        assert done.status_code == 200, done.text
+    assert done.json()["status"] == "active"
+    return pid
+
+
 async def activated_partner(
     pool: Pool, outbox: Outbox, name: str, *, certified: bool = True
 ) -> str:

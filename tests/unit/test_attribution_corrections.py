@@ -4,6 +4,7 @@ the configuration file format."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -213,6 +214,20 @@ def test_health_penalties_are_capped_and_the_score_never_negative() -> None:
     assert bad.score == 0
 
 
+def test_enablement_takes_its_weight_once_measured_and_nothing_before() -> None:
+    inputs = HealthInputs(Decimal(250000), 3, 1, (30, 120), 1, 0, 1)
+    unmeasured = health_score(POLICY, inputs)
+    assert unmeasured.enablement is None
+    assert unmeasured.score == Decimal("59.8")  # as without the signal: it neither helps nor hurts
+    assert any("enablement: not measured yet" in r for r in unmeasured.reasons)
+    # core 0.6875 (above); enablement 80/100 at weight 0.2: 100*(0.8*0.6875 + 0.2*0.8) - 9
+    engaged = health_score(POLICY, replace(inputs, enablement=Decimal(80)))
+    assert (engaged.enablement, engaged.score) == (Decimal("0.8000"), Decimal("62.0"))
+    idle = health_score(POLICY, replace(inputs, enablement=Decimal(0)))
+    assert idle.score == Decimal("46.0")  # 100*(0.8*0.6875) - 9
+    assert any("enablement 0 of 100" in r for r in idle.reasons)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     revenue=st.decimals(min_value=-1000, max_value=10**8, places=2),
@@ -220,11 +235,19 @@ def test_health_penalties_are_capped_and_the_score_never_negative() -> None:
     lost=st.integers(0, 50),
     days=st.lists(st.integers(0, 1000), max_size=10),
     signals=st.tuples(st.integers(0, 20), st.integers(0, 20), st.integers(0, 20)),
+    enablement=st.none() | st.decimals(min_value=0, max_value=100, places=1),
 )
 def test_health_score_stays_between_0_and_100(
-    revenue: Decimal, won_: int, lost: int, days: list[int], signals: tuple[int, int, int]
+    revenue: Decimal,
+    won_: int,
+    lost: int,
+    days: list[int],
+    signals: tuple[int, int, int],
+    enablement: Decimal | None,
 ) -> None:
-    score = health_score(POLICY, HealthInputs(revenue, won_, lost, tuple(days), *signals))
+    score = health_score(
+        POLICY, HealthInputs(revenue, won_, lost, tuple(days), *signals, enablement=enablement)
+    )
     assert Decimal(0) <= score.score <= Decimal(100)
 
 

@@ -39,6 +39,7 @@ from services.incentives.domain.surroundings import (
     Surroundings,
     new_logo_for_partner,
 )
+from shared.events.partners import PartnerType
 
 D = Decimal
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -340,6 +341,36 @@ def test_spiff_product_kind_and_new_logo_filters() -> None:
     assert "spiff:q4-ai" not in rules(compute_earnings(with_spiffs(logo_only), ai, D(0)))
     ai_new = facts(products=frozenset({"ai"}), new_logo=True)
     assert "spiff:q4-ai" in rules(compute_earnings(with_spiffs(logo_only), ai_new, D(0)))
+
+
+def test_partner_types_have_their_own_base_rates_kickers_and_spiffs() -> None:
+    typed = PROGRAMS.model_copy(
+        update={
+            "base_rates_by_type": {PartnerType.REFERRAL_AFFILIATE: {"gold": D("0.08")}},
+            "kickers": (
+                Kicker(
+                    id="msp_logo",
+                    kind=KickerKind.NEW_LOGO,
+                    rate=D("0.01"),
+                    partner_types=(PartnerType.MSP,),
+                ),
+            ),
+            "spiffs": (Q4_PCT.model_copy(update={"partner_types": (PartnerType.ISV,)}),),
+        }
+    )
+    referral = rules(compute_earnings(typed, facts(partner_type="referral_affiliate"), D(0)))
+    assert referral["base:gold"] == D("8000.00")  # its own rate for gold
+    silver = rules(
+        compute_earnings(typed, facts(partner_type="referral_affiliate", tier="silver"), D(0))
+    )
+    assert silver["base:silver"] == D("3000.00")  # a tier its table omits: the common rate
+    assert rules(compute_earnings(typed, facts(), D(0)))["base:gold"] == D("5000.00")
+    msp = rules(compute_earnings(typed, facts(partner_type="msp", new_logo=True), D(0)))
+    gsi = rules(compute_earnings(typed, facts(partner_type="gsi", new_logo=True), D(0)))
+    assert ("kicker:msp_logo" in msp, "kicker:msp_logo" in gsi) == (True, False)
+    isv = rules(compute_earnings(typed, facts(partner_type="isv"), D(0)))
+    unknown = rules(compute_earnings(typed, facts(), D(0)))  # type not known yet
+    assert (f"spiff:{Q4_PCT.id}" in isv, f"spiff:{Q4_PCT.id}" in unknown) == (True, False)
 
 
 def test_spiffs_are_not_trimmed_by_the_stacking_rate() -> None:
@@ -687,7 +718,7 @@ def test_surroundings_move_along_a_run_of_credits() -> None:
     known = Surroundings(
         programs.default_tier,
         booked=set(),
-        partners={"p-1": ("gold", "active")},
+        partners={"p-1": ("gold", "active", "gsi")},
         first_deals={},
         first_region_deals={("p-1", "EMEA"): "d-old"},
         earned={("p-1", "2026-Q4"): D("700.00"), ("p-2", "2026-Q4"): D("0")},

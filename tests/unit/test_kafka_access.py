@@ -68,9 +68,13 @@ def test_attribution_may_not_write_registrations_nor_read_the_ledger() -> None:
     assert "incentives.ledger.v1" not in topics_granted("attribution", "READ")
     assert topics_granted("attribution", "WRITE") == {
         "attribution.credits.v1",
+        "attribution.health.v1",
         "notifications.partner.v1",
         "attribution.dlq.v1",
     }
+    # Onboarding's programme facts are read (enablement is a health signal), never written.
+    assert "partners.programme.v1" in topics_granted("attribution", "READ")
+    assert "partners.programme.v1" not in topics_granted("attribution", "WRITE")
 
 
 def test_each_service_reads_only_its_own_consumer_groups() -> None:
@@ -81,7 +85,9 @@ def test_each_service_reads_only_its_own_consumer_groups() -> None:
 def test_a_service_creates_no_topic_it_does_not_use() -> None:
     assert {t.name for t in topics_of("onboarding")} == {
         "partners.lifecycle.v1",
+        "partners.programme.v1",
         "attribution.credits.v1",
+        "attribution.health.v1",
         "notifications.partner.v1",
         "onboarding.dlq.v1",
     }

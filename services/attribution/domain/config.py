@@ -67,6 +67,9 @@ class HealthPolicy(_Frozen):
     target_days_to_close: int = Field(default=60, ge=1)  # velocity 1.0 at or under this
     zero_velocity_days: int = Field(default=180, ge=2)  # velocity 0.0 at or over this
     weights: HealthWeights = HealthWeights()
+    # The share of the score onboarding's enablement signal takes once measured (the weights
+    # above then share the rest).
+    enablement_weight: Decimal = Field(default=Decimal("0.2"), ge=0, le=1)
     penalty_per_conflict: Decimal = Field(default=Decimal("5"), ge=0)
     penalty_per_rejection: Decimal = Field(default=Decimal("3"), ge=0)
     penalty_per_expiry: Decimal = Field(default=Decimal("4"), ge=0)

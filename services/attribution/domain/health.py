@@ -1,12 +1,17 @@
 """Partner health score: one number (0-100) with the components and reasons behind it.
 
-score = 100 * (w_revenue * revenue + w_win * win_rate + w_velocity * velocity) - penalties
+core = w_revenue * revenue + w_win * win_rate + w_velocity * velocity
+score = 100 * ((1 - w_enablement) * core + w_enablement * enablement) - penalties
 
 - revenue: attributed revenue (sourced + influenced, reporting currency) in the window over the
   target, capped at 1;
 - win_rate: won / (won + lost) among closed deals the partner touched; 0 with no closed deal;
 - velocity: 1 when the average registration-to-close time is at or under the target days,
   falling linearly to 0 at `zero_velocity_days`; 0 with no sourced won deal;
+- enablement: onboarding's enablement health (training completion, certified people, engagement
+  with the resource library) over 100, from its `partner.enablement_measured.v1` events. Until
+  onboarding has measured the partner, the score is the core alone (a signal not yet measured
+  neither helps nor hurts);
 - penalties: per conflict, rejection and expiry of the partner's registrations, capped.
 """
 
@@ -30,6 +35,7 @@ class HealthInputs:
     conflicts: int
     rejections: int
     expiries: int
+    enablement: Decimal | None = None  # onboarding's 0-100 enablement health; None: not measured
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class HealthScore:
     velocity: Decimal
     penalty: Decimal
     reasons: tuple[str, ...]
+    enablement: Decimal | None = None  # 0-1; None: not measured
 
 
 def _q(value: Decimal, places: str = "0.0001") -> Decimal:
@@ -84,7 +91,20 @@ def health_score(policy: HealthPolicy, inputs: HealthInputs) -> HealthScore:
             f"{inputs.expiries} expiries -> -{penalty} (cap {policy.max_penalty})"
         )
     w = policy.weights
-    positive = 100 * (w.revenue * revenue + w.win_rate * win_rate + w.velocity * velocity)
+    core = w.revenue * revenue + w.win_rate * win_rate + w.velocity * velocity
+    enablement: Decimal | None = None
+    if inputs.enablement is None:
+        reasons.append("enablement: not measured yet (the other signals carry its weight)")
+        positive = 100 * core
+    else:
+        enablement = min(ONE, max(ZERO, inputs.enablement / 100))
+        reasons.append(
+            f"enablement {inputs.enablement} of 100 (training, certification, engagement) "
+            f"-> {_q(enablement)}, weight {policy.enablement_weight}"
+        )
+        positive = 100 * (
+            (ONE - policy.enablement_weight) * core + policy.enablement_weight * enablement
+        )
     score = min(Decimal(100), max(ZERO, positive - penalty))
     return HealthScore(
         score=_q(score, "0.1"),
@@ -93,4 +113,5 @@ def health_score(policy: HealthPolicy, inputs: HealthInputs) -> HealthScore:
         velocity=_q(velocity),
         penalty=penalty,
         reasons=tuple(reasons),
+        enablement=None if enablement is None else _q(enablement),
     )

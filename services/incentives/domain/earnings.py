@@ -46,6 +46,7 @@ class CreditFacts:
     partner_status: str | None
     new_logo: bool
     new_region: bool
+    partner_type: str | None = None  # as onboarding last described it; None: not known
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,13 @@ class Earnings:
         return sum((line.amount for line in self.lines), ZERO)
 
 
+def _of_type(types: tuple[str, ...], facts: CreditFacts) -> bool:
+    """A rule for some partner types applies to a partner of one of them (none listed: all)."""
+    return not types or facts.partner_type in types
+
+
 def _kicker_applies(programs: IncentivePrograms, kicker: Kicker, facts: CreditFacts) -> bool:
-    if facts.kind not in kicker.credit_kinds:
+    if facts.kind not in kicker.credit_kinds or not _of_type(kicker.partner_types, facts):
         return False
     match kicker.kind:
         case KickerKind.NEW_LOGO:
@@ -92,13 +98,18 @@ def _spiff_applies(spiff: Spiff, facts: CreditFacts) -> bool:
         spiff.starts <= facts.close_date <= spiff.ends
         and facts.kind in spiff.credit_kinds
         and (not spiff.tiers or facts.tier in spiff.tiers)
+        and _of_type(spiff.partner_types, facts)
         and (not spiff.products or bool(facts.products & set(spiff.products)))
         and (not spiff.new_logo_only or facts.new_logo)
     )
 
 
-def base_rate(programs: IncentivePrograms, tier: str, kind: str) -> Decimal:
-    rate = programs.base_rates.get(tier, Decimal(0))
+def base_rate(
+    programs: IncentivePrograms, tier: str, kind: str, partner_type: str | None = None
+) -> Decimal:
+    """The tier's base rate, the partner type's own where its table lists the tier."""
+    own = next((t for k, t in programs.base_rates_by_type.items() if k == partner_type), {})
+    rate = own.get(tier, programs.base_rates.get(tier, Decimal(0)))
     return rate * programs.influenced_factor if kind == "influenced" else rate
 
 
@@ -119,7 +130,9 @@ def stacked_kickers(
                     dropped.add(k.id)
                     notes.append(f"kicker {k.id} does not combine with {winner.id}")
     kept = [k for k in eligible if k.id not in dropped]
-    headroom = programs.stacking.max_combined_rate - base_rate(programs, facts.tier, facts.kind)
+    headroom = programs.stacking.max_combined_rate - base_rate(
+        programs, facts.tier, facts.kind, facts.partner_type
+    )
     effective: list[tuple[Kicker, Decimal, str]] = []
     used = Decimal(0)
     for k in kept:
@@ -149,7 +162,7 @@ def compute_earnings(
     if facts.amount <= 0:
         return Earnings(period, (), ("nothing credited",))
     raw: list[tuple[EntryType, str, Decimal | None, Decimal, str]] = []
-    rate = base_rate(programs, facts.tier, facts.kind)
+    rate = base_rate(programs, facts.tier, facts.kind, facts.partner_type)
     if rate > 0:
         raw.append((EntryType.ACCRUAL, f"base:{facts.tier}", rate, facts.amount * rate, ""))
     kickers, notes = stacked_kickers(programs, facts)

@@ -56,6 +56,7 @@ def evaluate(
         partner_status=context.status,
         new_logo=context.new_logo,
         new_region=context.new_region,
+        partner_type=context.partner_type,
     )
     earnings = compute_earnings(programs, facts, context.earned_in_period)
     accrual = accrue(

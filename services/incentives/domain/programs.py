@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.events.partners import PartnerType
+
 Rate = Annotated[Decimal, Field(ge=0, le=1, description="a fraction: 0.05 = 5 %")]
 Money = Annotated[Decimal, Field(ge=0, decimal_places=2)]
 
@@ -35,6 +37,7 @@ class Kicker(_Config):
     kind: KickerKind
     rate: Rate
     credit_kinds: tuple[Literal["sourced", "influenced"], ...] = ("sourced", "influenced")
+    partner_types: tuple[PartnerType, ...] = ()  # empty: any type
 
 
 class Spiff(_Config):
@@ -48,6 +51,7 @@ class Spiff(_Config):
     fixed_amount: Money | None = None
     products: tuple[str, ...] = ()  # empty: any product; else at least one must be on the deal
     tiers: tuple[str, ...] = ()  # empty: any tier
+    partner_types: tuple[PartnerType, ...] = ()  # empty: any partner type
     credit_kinds: tuple[Literal["sourced", "influenced"], ...] = ("sourced",)
     new_logo_only: bool = False
 
@@ -117,6 +121,9 @@ class IncentivePrograms(_Config):
             "platinum": Decimal("0.07"),
         }
     )
+    # A partner type's own base rates per tier (a referral partner paid differently from a
+    # reseller); a tier its table does not list, or a type not listed, uses `base_rates`.
+    base_rates_by_type: dict[PartnerType, dict[str, Rate]] = Field(default_factory=dict)
     # Influenced revenue earns the base rate times this factor (sourced: 1).
     influenced_factor: Rate = Decimal("0.5")
     kickers: tuple[Kicker, ...] = (

@@ -28,6 +28,7 @@ class Context:
     new_region: bool
     earned_in_period: Decimal
     mdf_accrued_in_period: Decimal
+    partner_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,8 @@ class Surroundings:
 
     default_tier: str
     booked: set[str]  # credit ids
-    partners: dict[str, tuple[str, str]]  # partner id -> (tier, status), if known
+    # partner id -> (tier, status, partner type), if known
+    partners: dict[str, tuple[str, str, str | None]]
     first_deals: dict[str, str]  # customer key -> the customer's first credited deal
     first_region_deals: dict[tuple[str, str], str]  # (partner, region) -> first deal there
     earned: dict[tuple[str, str], Decimal]  # (partner, period) -> net earnings booked
@@ -99,6 +101,7 @@ class Surroundings:
             new_region=new_region,
             earned_in_period=self.earned[subject.partner_id, subject.period],
             mdf_accrued_in_period=self.accrued[subject.partner_id, subject.period],
+            partner_type=partner[2] if partner else None,
         )
 
     def book(

@@ -153,6 +153,49 @@ class TierRule(_Config):
     required_competencies: tuple[str, ...] = ()
 
 
+class ReviewBasis(StrEnum):
+    ANNIVERSARY = "anniversary"  # each year on the partner's activation date
+    FIXED_DATE = "fixed_date"  # every partner on the same day (`fixed_review_date`, MM-DD)
+
+
+class ProgrammeMinimum(_Config):
+    """What every partner must meet at its annual review, whatever its tier."""
+
+    min_revenue: Decimal = Field(default=Decimal(0), ge=0)
+    min_certifications: int = Field(default=0, ge=0)  # valid certifications of its people
+    min_health: Decimal | None = Field(default=None, ge=0, le=100)  # None: health not required
+    agreement_required: bool = True
+
+
+class ProgrammeYear(_Config):
+    """The annual requalification (`domain/programme_year.py`)."""
+
+    review_basis: ReviewBasis = ReviewBasis.ANNIVERSARY
+    fixed_review_date: str | None = Field(default=None, pattern=r"^\d{2}-\d{2}$")
+    notice_days: tuple[int, ...] = (90, 30)
+    probation_days: int = Field(default=90, ge=1)
+    appeal_days: int = Field(default=30, ge=1)
+    minimum: ProgrammeMinimum = Field(default_factory=ProgrammeMinimum)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProgrammeYear:
+        if self.review_basis is ReviewBasis.FIXED_DATE:
+            if self.fixed_review_date is None:
+                raise ValueError("programme_year: fixed_date needs fixed_review_date (MM-DD)")
+            month, day = self.fixed_month_day
+            date(2027, month, day)  # a real day of a common year (no 29 February)
+        if any(d < 1 for d in self.notice_days) or len(set(self.notice_days)) != len(
+            self.notice_days
+        ):
+            raise ValueError("programme_year: notice_days must be distinct positive days")
+        return self
+
+    @property
+    def fixed_month_day(self) -> tuple[int, int]:
+        month, _, day = (self.fixed_review_date or "01-01").partition("-")
+        return int(month), int(day)
+
+
 def _default_tiers() -> tuple[TierRule, ...]:
     return (
         TierRule(name="registered", min_revenue=Decimal(0)),
@@ -216,6 +259,12 @@ class OnboardingConfig(_Config):
     certification_reminder_days: tuple[int, ...] = (60, 30, 7)
     # Engagement with the resource library counted in the enablement health (trailing days).
     engagement_window_days: int = Field(default=90, ge=1)
+    # The annual review of every partner against its tier and the programme minimum.
+    programme_year: ProgrammeYear = Field(default_factory=ProgrammeYear)
+    # Tier bars per partner type: the same ladder (names, in order) with the type's own
+    # thresholds, e.g. a referral partner's bronze at less revenue than a GSI's. A type not
+    # listed uses `tiers`.
+    type_tiers: dict[PartnerType, tuple[TierRule, ...]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> OnboardingConfig:
@@ -233,7 +282,20 @@ class OnboardingConfig(_Config):
         if revenues != sorted(revenues):
             raise ValueError("tiers must be ordered by ascending min_revenue")
         known = {c.name for c in self.competencies}
-        for tier in self.tiers:
+        for partner_type, ladder in self.type_tiers.items():
+            if [t.name for t in ladder] != names:
+                raise ValueError(
+                    f"type_tiers[{partner_type.value}] must name the tiers {names}, in order"
+                )
+            first = ladder[0]
+            if first.min_revenue != 0 or first.min_competencies or first.required_competencies:
+                raise ValueError(
+                    f"type_tiers[{partner_type.value}]: the first tier must require nothing"
+                )
+            bars = [t.min_revenue for t in ladder]
+            if bars != sorted(bars):
+                raise ValueError(f"type_tiers[{partner_type.value}] must ascend by min_revenue")
+        for tier in (*self.tiers, *(t for ladder in self.type_tiers.values() for t in ladder)):
             unknown = set(tier.required_competencies) - known
             if unknown:
                 raise ValueError(
@@ -295,6 +357,15 @@ class OnboardingConfig(_Config):
             modules = [m.activity_id for m in path.modules]
             if len(set(modules)) != len(modules):
                 raise ValueError(f"learning path {path.name} lists a module twice")
+
+    def tiers_for(self, partner_type: str | None) -> tuple[TierRule, ...]:
+        """The tier bars of a partner type (the program's `tiers` unless the type has its own)."""
+        if partner_type is not None and partner_type in self.type_tiers:
+            return self.type_tiers[PartnerType(partner_type)]
+        return self.tiers
+
+    def tier_rule(self, name: str, partner_type: str | None = None) -> TierRule | None:
+        return next((t for t in self.tiers_for(partner_type) if t.name == name), None)
 
     @property
     def base_tier(self) -> str:

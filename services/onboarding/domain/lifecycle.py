@@ -6,6 +6,10 @@
     active | grace -> suspended -> active (reinstated)
     onboarding | active | grace | suspended -> expelled -> onboarding (reinstated: re-onboard)
 
+An upheld appeal of a programme-year expulsion undoes it (`check_appeal_reversal`): the
+partner returns to active as if it had not been expelled. No other path takes that step (not
+requalification, not a manual change), so it is not one of the TRANSITIONS.
+
 `rejected` is final for that application (a new application from the same domain is a
 duplicate of it); a reinstated expelled partner goes through the checklist again.
 """
@@ -38,6 +42,22 @@ TRANSITIONS: MappingProxyType[S, frozenset[S]] = MappingProxyType(
 
 class IllegalTransition(Conflict):
     """A status change the partner lifecycle does not allow (the message says which are)."""
+
+
+# What an upheld appeal of an annual review restores: the status the review left -> the one
+# before it (a demotion or a probation leaves the status; an expulsion is undone).
+APPEAL_REVERSALS: MappingProxyType[S, frozenset[S]] = MappingProxyType(
+    {S.EXPELLED: frozenset({S.ACTIVE, S.GRACE})}
+)
+
+
+def check_appeal_reversal(partner_id: str, current: S, target: S) -> None:
+    """An upheld appeal moves `current` back to `target` only where it undoes the review."""
+    if current == target or target in APPEAL_REVERSALS.get(current, frozenset()):
+        return
+    raise IllegalTransition(
+        f"partner {partner_id} cannot go back from {current.value} to {target.value} on appeal"
+    )
 
 
 def allowed_next(current: S) -> frozenset[S]:
@@ -192,3 +212,11 @@ def check_may_hold_token(partner_id: str, status: S) -> None:
         raise Conflict(f"partner {partner_id} is {status.value}: tokens are issued once qualified")
     if status in (S.SUSPENDED, S.EXPELLED):
         raise Conflict(f"partner {partner_id} is {status.value}: it holds no tokens")
+
+
+def check_may_have_manager(partner_id: str, status: S) -> None:
+    """An account manager is assigned once the partner is admitted, and not to a rejected one."""
+    if status in (S.APPLIED, S.REJECTED):
+        raise Conflict(
+            f"partner {partner_id} is {status.value}: an account manager is assigned once qualified"
+        )

@@ -49,6 +49,7 @@ class Standing:
     grace_until: datetime | None = None
     suspended_at: datetime | None = None
     suspended_by_requalification: bool = False
+    partner_type: str | None = None  # its tier bars (`type_tiers`); None: the program's
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,10 @@ def _verdict(
 
 
 def evaluate(config: OnboardingConfig, standing: Standing, as_of: datetime) -> Verdict:
-    assessment = compute_tier(config, standing.revenue, standing.competencies)
-    current_rule = next((t for t in config.tiers if t.name == standing.tier), None)
+    assessment = compute_tier(
+        config, standing.revenue, standing.competencies, standing.partner_type
+    )
+    current_rule = config.tier_rule(standing.tier, standing.partner_type)
     findings = _Findings(
         assessment=assessment,
         grown=config.tier_rank(assessment.tier) > config.tier_rank(standing.tier),

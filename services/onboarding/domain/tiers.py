@@ -89,13 +89,18 @@ def unmet(rule: TierRule, revenue: Decimal, competencies: frozenset[str]) -> lis
 
 
 def compute_tier(
-    config: OnboardingConfig, revenue: Decimal, competencies: frozenset[str]
+    config: OnboardingConfig,
+    revenue: Decimal,
+    competencies: frozenset[str],
+    partner_type: str | None = None,
 ) -> TierAssessment:
     """The highest tier whose every requirement is met (tiers are cumulative: each is checked
-    on its own, so a missing competency caps the tier even with ample revenue)."""
-    reached = config.tiers[0]
+    on its own, so a missing competency caps the tier even with ample revenue), on the bars of
+    the partner's type."""
+    ladder = config.tiers_for(partner_type)
+    reached = ladder[0]
     reasons = [f"{reached.name} requires nothing"]
-    for rule in config.tiers[1:]:
+    for rule in ladder[1:]:
         missing = unmet(rule, revenue, competencies)
         if missing:
             reasons.append(f"not {rule.name}: " + "; ".join(missing))

@@ -1,0 +1,508 @@
+"""Onboarding's programme as a real process on real Kafka + Postgres: enablement announced for
+attribution's health score, attribution's health kept; the programme year (notices, review,
+probation with a plan, expulsion, appeal); partner account managers."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from shared.events import Envelope
+from shared.events.notifications import (
+    NotificationKind,
+    NotificationKindV3,
+    PartnerNotification,
+    PartnerNotificationV3,
+)
+from shared.events.programme import AccountManagerAssigned, PartnerEnablementMeasured
+from shared.identity import Role
+from shared.topics import (
+    ATTRIBUTION_CREDITS,
+    PARTNER_HEALTH,
+    PARTNER_LIFECYCLE,
+    PARTNER_NOTIFICATIONS,
+    PARTNER_PROGRAMME,
+)
+from tests.support import kafka
+from tests.support.factories import credit_issued, partner_health_scored
+from tests.support.infra import Infra
+from tests.support.onboarding import SMALL_PROGRAM, active_partner
+from tests.support.polling import eventually
+from tests.support.processes import ADMIN, service_processes
+from tests.support.tokens import auth, bearer, token
+
+pytestmark = pytest.mark.integration
+
+PROGRAM: dict[str, Any] = {
+    **SMALL_PROGRAM,
+    "version": "programme-year-1",
+    # A year's credits count at the anniversary; agreements outlast the first review.
+    "revenue_window_days": 400,
+    "agreement_term_days": 730,
+    "programme_year": {
+        "review_basis": "anniversary",
+        "notice_days": [90, 30],
+        "probation_days": 60,
+        "appeal_days": 30,
+        "minimum": {"min_revenue": "1000", "min_certifications": 1, "min_health": "40"},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    config = Path(tmp_path_factory.mktemp("programme")) / "program.json"
+    config.write_text(json.dumps(PROGRAM))
+    env = {
+        "ONBOARDING_CONFIG_FILE": str(config),
+        # Tests drive the programme through the admin endpoints with an explicit as_of.
+        "ONBOARDING_REQUALIFICATION_PERIOD_SECONDS": "86400",
+    }
+    async with service_processes(infra, "onboarding", env=env) as urls:
+        yield urls[0]
+
+
+async def test_enablement_is_announced_when_it_moves_and_health_scores_are_kept(
+    infra: Infra, onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    run = uuid.uuid4().hex[:10]
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding, f"signals-{run}.example", ADMIN)
+        at = datetime.now(UTC)
+
+        async def announce(as_of: datetime) -> dict[str, str]:
+            answer = await client.post(
+                f"{onboarding}/admin/enablement-signals/run",
+                headers=ADMIN,
+                json={"as_of": as_of.isoformat(), "partner_ids": [pid]},
+            )
+            assert answer.status_code == 200, answer.text
+            announced: dict[str, str] = answer.json()["announced"]
+            return announced
+
+        assert await announce(at) == {pid: "0.0"}  # the first measurement
+        assert await announce(at + timedelta(hours=1)) == {}  # unmoved, the same day
+        assert await announce(at + timedelta(days=1)) == {pid: "0.0"}  # daily
+        # A person certified and engaging moves the score: announced at once.
+        person = await client.post(
+            f"{onboarding}/partners/{pid}/people",
+            headers=ADMIN,
+            json={"email": f"ada@signals-{run}.example", "role": "sales"},
+        )
+        assert person.status_code == 201, person.text
+        certified = await client.post(
+            f"{onboarding}/partners/{pid}/certifications",
+            headers=ADMIN,
+            json={
+                "person_email": f"ada@signals-{run}.example",
+                "role": "sales",
+                "track": "data",
+                "issued_at": (at - timedelta(days=1)).isoformat(),
+                "expires_at": (at + timedelta(days=300)).isoformat(),
+            },
+        )
+        assert certified.status_code == 201, certified.text
+        moved = await announce(at + timedelta(days=1, hours=1))
+        assert moved == {pid: "25.0"}  # certified 1/1 at weight 0.25
+        # A partner's people cannot make the announcement happen.
+        me = auth(pid)
+        refused = await client.post(f"{onboarding}/admin/enablement-signals/run", headers=me)
+        assert refused.status_code == 403
+
+        # Attribution's health scores: the newest day is kept, a late older one ignored.
+        newer = partner_health_scored(partner_id=pid, day=at.date(), score=Decimal("71.5"))
+        older = partner_health_scored(
+            partner_id=pid, day=at.date() - timedelta(days=3), score=Decimal("12.0")
+        )
+        await kafka.publish(
+            infra, PARTNER_HEALTH, [newer, older], subject=pid, source="attribution"
+        )
+
+        async def kept() -> Any:
+            return await admin_db.fetchrow(
+                "SELECT score, day FROM onboarding.partner_health WHERE partner_id = $1", pid
+            )
+
+        row = await eventually(kept)
+        assert (row["score"], row["day"]) == (Decimal("71.5"), at.date())
+
+    rows = await admin_db.fetch(
+        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
+        "ORDER BY position",
+        PARTNER_PROGRAMME.name,
+        pid,
+    )
+    measured = [
+        Envelope[PartnerEnablementMeasured].model_validate_json(r["value"]).data for r in rows
+    ]
+    assert [(m.score, m.people, m.certified_share) for m in measured] == [
+        (Decimal("0.0"), 0, None),
+        (Decimal("0.0"), 0, None),
+        (Decimal("25.0"), 1, Decimal("1.0000")),
+    ]
+
+
+async def test_a_seeded_year_notices_probation_expulsion_appeal_and_requalification(
+    infra: Infra, onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    run = uuid.uuid4().hex[:10]
+    async with httpx.AsyncClient(timeout=30) as client:
+        below = await active_partner(client, onboarding, f"below-{run}.example", ADMIN)
+        meets = await active_partner(client, onboarding, f"meets-{run}.example", ADMIN)
+        today = datetime.now(UTC)
+        # The partner meeting the bar: revenue from attribution, a certified person, health.
+        credit = credit_issued(
+            credit_id=f"cr_{run}",
+            deal_key=f"hubspot:{run}",
+            partner_id=meets,
+            amount="1500.00",
+            close_date=today.date(),
+            issued_at=today,
+        )
+        await kafka.publish(
+            infra, ATTRIBUTION_CREDITS, [credit], subject=credit.deal_key, source="attribution"
+        )
+        certified = await client.post(
+            f"{onboarding}/partners/{meets}/certifications",
+            headers=ADMIN,
+            json={
+                "person_email": f"ada@meets-{run}.example",
+                "role": "sales",
+                "track": "data",
+                "issued_at": (today - timedelta(days=1)).isoformat(),
+                "expires_at": (today + timedelta(days=800)).isoformat(),
+            },
+        )
+        assert certified.status_code == 201, certified.text
+        healthy = partner_health_scored(partner_id=meets, day=today.date(), score=Decimal("70"))
+        await kafka.publish(infra, PARTNER_HEALTH, [healthy], subject=meets, source="attribution")
+
+        async def ready() -> bool:
+            state = (await client.get(f"{onboarding}/partners/{meets}", headers=ADMIN)).json()
+            scored = await admin_db.fetchval(
+                "SELECT score FROM onboarding.partner_health WHERE partner_id = $1", meets
+            )
+            return bool(Decimal(state["attributed_revenue"]) == 1500 and scored is not None)
+
+        await eventually(ready)
+
+        view = await client.get(f"{onboarding}/partners/{below}/programme", headers=auth(below))
+        assert view.status_code == 200, view.text
+        review_on = datetime.fromisoformat(view.json()["next_review_on"]).date()
+        assert review_on.replace(year=review_on.year - 1) == today.date()  # the anniversary
+
+        async def year(days: int) -> dict[str, list[str]]:
+            moment = datetime.combine(review_on, today.timetz()) + timedelta(days=days)
+            answer = await client.post(
+                f"{onboarding}/admin/programme-year/run",
+                headers=ADMIN,
+                json={"as_of": moment.isoformat(), "partner_ids": [below, meets]},
+            )
+            assert answer.status_code == 200, answer.text
+            done: dict[str, list[str]] = answer.json()["done"]
+            return done
+
+        # Notices 90 and 30 days ahead, each once.
+        assert await year(-100) == {}
+        assert await year(-90) == {below: ["notice:90"], meets: ["notice:90"]}
+        assert await year(-89) == {}
+        assert await year(-45) == {}
+        assert await year(-30) == {below: ["notice:30"], meets: ["notice:30"]}
+        assert await year(-29) == {}
+        # The review: the partner below the programme minimum is on probation with a plan; the
+        # one meeting it is requalified.
+        assert await year(0) == {below: ["review:probation"], meets: ["review:requalified"]}
+        assert await year(1) == {}
+        mine = (
+            await client.get(f"{onboarding}/partners/{below}/programme", headers=auth(below))
+        ).json()
+        (probation,) = mine["reviews"]
+        assert mine["on_probation_until"] == (review_on + timedelta(days=60)).isoformat()
+        assert probation["plan"] == [
+            "attributed revenue of at least 1000 (now 0)",
+            "at least 1 valid certifications (now 0)",
+            "a health score of at least 40 (not scored yet)",
+        ]
+        assert "filed_by" not in json.dumps(probation)  # nothing of who acted, to the partner
+        # Its deadline passes with the plan unmet: expelled.
+        assert await year(59) == {}
+        assert await year(60) == {below: ["probation_end:expelled"]}
+        state = (await client.get(f"{onboarding}/partners/{below}", headers=ADMIN)).json()
+        assert state["status"] == "expelled"
+        assert await year(61) == {}  # out of the programme: nothing more
+
+        view = (await client.get(f"{onboarding}/partners/{below}/programme", headers=ADMIN)).json()
+        expulsion = view["reviews"][-1]
+        assert (expulsion["basis"], expulsion["outcome"]) == ("probation_end", "expelled")
+        # A requalification cannot be appealed; the expulsion can, within its window (the
+        # channel manager files it for the partner, whose people lost their access).
+        met = (await client.get(f"{onboarding}/partners/{meets}/programme", headers=ADMIN)).json()
+        refused = await client.post(
+            f"{onboarding}/partners/{meets}/requalification/appeals",
+            headers=ADMIN,
+            json={"review_id": met["reviews"][0]["review_id"], "grounds": "nothing to appeal"},
+        )
+        assert (refused.status_code, refused.json()["detail"]) == (
+            409,
+            "a requalified decision cannot be appealed",
+        )
+        others = await client.post(
+            f"{onboarding}/partners/{meets}/requalification/appeals",
+            headers=ADMIN,
+            json={"review_id": expulsion["review_id"], "grounds": "not theirs"},
+        )
+        assert others.status_code == 404
+        filed = await client.post(
+            f"{onboarding}/partners/{below}/requalification/appeals",
+            headers=ADMIN,
+            json={"review_id": expulsion["review_id"], "grounds": "the deals closed late"},
+        )
+        assert filed.status_code == 201, filed.text
+        appeal_id = filed.json()["appeal_id"]
+        again = await client.post(
+            f"{onboarding}/partners/{below}/requalification/appeals",
+            headers=ADMIN,
+            json={"review_id": expulsion["review_id"], "grounds": "twice"},
+        )
+        assert again.status_code == 409
+        upheld = await client.post(
+            f"{onboarding}/admin/requalification/appeals/{appeal_id}/decision",
+            headers=ADMIN,
+            json={"upheld": True, "note": "two deals closed in the quarter after"},
+        )
+        assert upheld.status_code == 200, upheld.text
+        assert upheld.json()["upheld"] is True
+        state = (await client.get(f"{onboarding}/partners/{below}", headers=ADMIN)).json()
+        assert (state["status"], state["tier"]) == ("active", "registered")
+        decided_again = await client.post(
+            f"{onboarding}/admin/requalification/appeals/{appeal_id}/decision",
+            headers=ADMIN,
+            json={"upheld": False, "note": "second thoughts"},
+        )
+        assert decided_again.status_code == 409
+
+    notes = await admin_db.fetch(
+        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
+        "ORDER BY position",
+        PARTNER_NOTIFICATIONS.name,
+        below,
+    )
+    told = [Envelope[PartnerNotification].model_validate_json(n["value"]).data for n in notes]
+    year_notes = [n.subject for n in told if n.kind is NotificationKind.REQUALIFICATION]
+    company = f"Contoso below-{run}.example"
+    ends = review_on + timedelta(days=60)
+    assert year_notes == [
+        f"{company}: annual review on {review_on.isoformat()} (90 days' notice)",
+        f"{company}: annual review on {review_on.isoformat()} (30 days' notice)",
+        f"{company}: annual review {review_on.isoformat()}, probation",
+        f"{company}: annual review {ends.isoformat()}, expelled",
+        f"Your appeal of the review of {ends.isoformat()}: upheld: the decision is reversed",
+    ]
+    plan = next(n.body for n in told if n.subject.endswith(", probation"))
+    assert f"Your plan, to meet by {ends.isoformat()}:" in plan
+    assert "- attributed revenue of at least 1000 (now 0)" in plan
+    decided = await admin_db.fetch(
+        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
+        "ORDER BY position",
+        PARTNER_PROGRAMME.name,
+        below,
+    )
+    facts = [json.loads(r["value"])["type"] for r in decided]
+    assert facts == [
+        "partner.requalification_decided.v1",
+        "partner.requalification_decided.v1",
+        "partner.requalification_appeal_decided.v1",
+    ]
+    lifecycle = await admin_db.fetch(
+        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
+        "ORDER BY position",
+        PARTNER_LIFECYCLE.name,
+        below,
+    )
+    changes = [json.loads(r["value"])["data"]["change"] for r in lifecycle]
+    assert changes[-3:] == ["updated", "expelled", "reinstated"]  # probation, expulsion, appeal
+
+
+async def test_a_channel_manager_assigns_and_reassigns_the_account_manager(
+    infra: Infra, onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    run = uuid.uuid4().hex[:10]
+    url = f"{onboarding}/admin/partners"
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding, f"managed-{run}.example", ADMIN)
+        me = auth(pid)
+        refused = await client.put(
+            f"{url}/{pid}/account-manager", headers=me, json={"manager": "x@vendor.example"}
+        )
+        assert refused.status_code == 403
+        bad = await client.put(
+            f"{url}/{pid}/account-manager", headers=ADMIN, json={"manager": "not an address"}
+        )
+        assert bad.status_code == 422
+        missing = await client.put(
+            f"{url}/ptn_nobody-{run}/account-manager",
+            headers=ADMIN,
+            json={"manager": "x@vendor.example"},
+        )
+        assert missing.status_code == 404
+        first = await client.put(
+            f"{url}/{pid}/account-manager",
+            headers=ADMIN,
+            json={"manager": "Mia@Vendor.example", "note": "EMEA alliances"},
+        )
+        assert first.status_code == 200, first.text
+        assert (first.json()["account_manager"], first.json()["changed"]) == (
+            "mia@vendor.example",
+            True,
+        )
+        same = await client.put(
+            f"{url}/{pid}/account-manager", headers=ADMIN, json={"manager": "mia@vendor.example"}
+        )
+        assert same.json()["changed"] is False
+        moved = await client.put(
+            f"{url}/{pid}/account-manager", headers=ADMIN, json={"manager": "noah@vendor.example"}
+        )
+        assignments = moved.json()["assignments"]
+        assert [(a["manager"], a["previous"], a["assigned_by"]) for a in assignments] == [
+            ("mia@vendor.example", None, "channel-manager@tests"),
+            ("noah@vendor.example", "mia@vendor.example", "channel-manager@tests"),
+        ]
+        # Readable on the partner, by its own people too.
+        own = (await client.get(f"{onboarding}/partners/{pid}", headers=me)).json()
+        assert own["account_manager"] == "noah@vendor.example"
+        view = (await client.get(f"{onboarding}/partners/{pid}/programme", headers=me)).json()
+        assert view["account_manager"] == "noah@vendor.example"
+
+    audited = await admin_db.fetchval(
+        "SELECT count(*) FROM onboarding.audit_log WHERE action = 'account_manager.assigned' "
+        "AND subject LIKE $1",
+        f"{pid}:%",
+    )
+    assert audited == 2
+    rows = await admin_db.fetch(
+        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
+        "ORDER BY position",
+        PARTNER_PROGRAMME.name,
+        pid,
+    )
+    assigned = [
+        Envelope[AccountManagerAssigned].model_validate_json(r["value"]).data
+        for r in rows
+        if json.loads(r["value"])["type"] == "partner.account_manager_assigned.v1"
+    ]
+    assert [(a.manager, a.previous_manager) for a in assigned] == [
+        ("mia@vendor.example", None),
+        ("noah@vendor.example", "mia@vendor.example"),
+    ]
+    notes = await admin_db.fetch(
+        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
+        "ORDER BY position",
+        PARTNER_NOTIFICATIONS.name,
+        pid,
+    )
+    told = [
+        Envelope[PartnerNotificationV3].model_validate_json(n["value"]).data
+        for n in notes
+        if json.loads(n["value"])["type"] == "notification.partner.v3"
+    ]
+    assert [(n.kind, n.subject.split(": ", 1)[1]) for n in told] == [
+        (NotificationKindV3.PARTNER_MANAGER, "mia@vendor.example is now your account manager"),
+        (NotificationKindV3.PARTNER_MANAGER, "noah@vendor.example is now your account manager"),
+    ]
+
+
+async def test_a_partner_appeals_its_own_demotion_and_a_rejected_appeal_changes_nothing(
+    infra: Infra, onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    run = uuid.uuid4().hex[:10]
+    domain = f"demoted-{run}.example"
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding, domain, ADMIN)
+        today = datetime.now(UTC)
+        review_on = today.date().replace(year=today.year + 1)
+        # Silver now (revenue and the data competency); the data certifications lapse before
+        # the review, an ai sales certification (no competency alone) stays valid.
+        held = [
+            ("sam", "sales", "data", review_on - timedelta(days=10)),
+            ("tess", "technical", "data", review_on - timedelta(days=10)),
+            ("ada", "sales", "ai", review_on + timedelta(days=300)),
+        ]
+        for person, role, track, until in held:
+            recorded = await client.post(
+                f"{onboarding}/partners/{pid}/certifications",
+                headers=ADMIN,
+                json={
+                    "person_email": f"{person}@{domain}",
+                    "role": role,
+                    "track": track,
+                    "issued_at": (today - timedelta(days=1)).isoformat(),
+                    "expires_at": datetime.combine(until, today.timetz()).isoformat(),
+                },
+            )
+            assert recorded.status_code == 201, recorded.text
+        credit = credit_issued(
+            credit_id=f"cr_{run}",
+            deal_key=f"hubspot:{run}",
+            partner_id=pid,
+            amount="1500.00",
+            close_date=today.date(),
+            issued_at=today,
+        )
+        await kafka.publish(
+            infra, ATTRIBUTION_CREDITS, [credit], subject=credit.deal_key, source="attribution"
+        )
+        healthy = partner_health_scored(partner_id=pid, day=today.date(), score=Decimal("65"))
+        await kafka.publish(infra, PARTNER_HEALTH, [healthy], subject=pid, source="attribution")
+
+        async def silver_and_scored() -> bool:
+            state = (await client.get(f"{onboarding}/partners/{pid}", headers=ADMIN)).json()
+            scored = await admin_db.fetchval(
+                "SELECT score FROM onboarding.partner_health WHERE partner_id = $1", pid
+            )
+            return bool(state["tier"] == "silver" and scored is not None)
+
+        await eventually(silver_and_scored)
+        at_review = datetime.combine(review_on, today.timetz())
+        ran = await client.post(
+            f"{onboarding}/admin/programme-year/run",
+            headers=ADMIN,
+            json={"as_of": at_review.isoformat(), "partner_ids": [pid]},
+        )
+        assert ran.json()["done"] == {pid: ["review:demoted"]}, ran.text
+        state = (await client.get(f"{onboarding}/partners/{pid}", headers=ADMIN)).json()
+        assert (state["status"], state["tier"]) == ("active", "registered")
+        view = (await client.get(f"{onboarding}/partners/{pid}/programme", headers=ADMIN)).json()
+        (demotion,) = view["reviews"]
+        assert demotion["reasons"][0] == "below the silver bar"
+        assert view["on_probation_until"] is None
+
+        # The partner's admin appeals itself (a partner user may not); a manager rejects it.
+        body = {"review_id": demotion["review_id"], "grounds": "the data team recertifies"}
+        user = bearer(token(f"{pid}/u", Role.PARTNER_USER, partner_id=pid))
+        admin = bearer(token(f"{pid}/a", Role.PARTNER_ADMIN, partner_id=pid))
+        url = f"{onboarding}/partners/{pid}/requalification/appeals"
+        assert (await client.post(url, headers=user, json=body)).status_code == 403
+        filed = await client.post(url, headers=admin, json=body)
+        assert filed.status_code == 201, filed.text
+        assert "filed_by" not in filed.json() or filed.json()["filed_by"] is None
+        rejected = await client.post(
+            f"{onboarding}/admin/requalification/appeals/{filed.json()['appeal_id']}/decision",
+            headers=ADMIN,
+            json={"upheld": False, "note": "recertify first, then the tier follows"},
+        )
+        assert (rejected.status_code, rejected.json()["upheld"]) == (200, False)
+        assert rejected.json()["filed_by"] == f"{pid}/a ({pid})"
+        state = (await client.get(f"{onboarding}/partners/{pid}", headers=ADMIN)).json()
+        assert (state["status"], state["tier"]) == ("active", "registered")
+        view = (await client.get(f"{onboarding}/partners/{pid}/programme", headers=admin)).json()
+        assert view["reviews"][0]["reversed_at"] is None
+        assert view["reviews"][0]["appeal"]["upheld"] is False
