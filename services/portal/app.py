@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 
-from services.portal import api, console, earnings, webhooks
+from services.portal import api, console, earnings, enablement, webhooks
 from services.portal.backends import BackendRefused, Backends, BackendUnavailable
 from services.portal.rendering import HERE, page
 from services.portal.sessions import CsrfRefused, SignInRequired, Verifier
@@ -57,6 +57,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(earnings.router)
     app.include_router(webhooks.router)
+    app.include_router(enablement.router)
     app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     install_error_pages(app)

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from services.portal.domain.enablement import Expiring
+
 
 class Loose(BaseModel):
     # The services own their contracts; the portal reads the fields it shows and ignores others.
@@ -62,9 +64,55 @@ class HomePage(BaseModel):
     unread: int
     last_cursor: str | None
     certifications: list[dict[str, Any]]
+    expiring: list[Expiring] = []
 
 
 class CheckAnswer(Loose):
     would_be: str
     reasons: list[str]
     policy_version: str = ""
+
+
+class ModuleView(Loose):
+    activity_id: str
+    title: str
+    state: str
+    completed_at: datetime | None = None
+
+
+class ProgressView(Loose):
+    person_id: str
+    email: str
+    name: str | None = None
+    modules: list[ModuleView]
+    done: int
+    complete: bool
+    exam_passed_at: datetime | None = None
+    # Filled by the view: the signed-in person's own, and until when they hold the certification
+    # the path leads to.
+    mine: bool = False
+    certified_until: datetime | None = None
+
+    @property
+    def next_module(self) -> ModuleView | None:
+        return next((m for m in self.modules if m.state == "next"), None)
+
+
+class PathView(Loose):
+    name: str
+    role: str
+    leads_to: str | None = None
+    certification_track: str | None = None
+    certification_role: str | None = None
+    modules: int
+    people: list[ProgressView]
+
+
+class ResourceView(Loose):
+    resource_id: str
+    kind: str
+    title: str
+    url: str
+    partner_types: list[str] = []
+    tiers: list[str] = []
+    published_at: datetime

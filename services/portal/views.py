@@ -7,12 +7,14 @@ import asyncio
 from typing import Any
 
 from services.portal.backends import Backends
-from services.portal.domain import pages
+from services.portal.domain import enablement, pages
 from services.portal.schemas import (
     HomePage,
     NotificationView,
     PartnerView,
+    PathView,
     RegistrationView,
+    ResourceView,
 )
 from services.portal.sessions import Session
 from shared.clock import now
@@ -66,6 +68,7 @@ async def home(backends: Backends, session: Session) -> HomePage:
         unread=unread,
         last_cursor=cursor,
         certifications=list(certifications),
+        expiring=enablement.expiring_soon(certifications, now()),
     )
 
 
@@ -102,3 +105,34 @@ async def registration(
         backends.get(session, "deals", path), backends.get(session, "deals", f"{path}/history")
     )
     return {"registration": registration_rows([row])[0], "history": history}
+
+
+async def learning(backends: Backends, session: Session) -> dict[str, Any]:
+    """The partner's learning paths (onboarding decides which apply to its type and tier), each
+    person's progress along them, and who holds the certification each path leads to; the
+    signed-in person's own progress first."""
+    partner_id = str(session.caller.partner_id)
+    answer, certifications = await asyncio.gather(
+        backends.get(session, "onboarding", f"/partners/{partner_id}/learning"),
+        backends.get(session, "onboarding", f"/partners/{partner_id}/certifications"),
+    )
+    me = enablement.person_of(session.caller.subject, partner_id)
+    at = now()
+    paths = []
+    for raw in answer["paths"]:
+        path = PathView.model_validate(raw)
+        for person in path.people:
+            person.mine = enablement.is_me(person.email, me)
+            person.certified_until = enablement.holds(
+                certifications, person.email, path.certification_track, path.certification_role, at
+            )
+        path.people.sort(key=lambda p: not p.mine)  # the person's own progress first
+        paths.append(path)
+    return {"learning": answer, "paths": paths, "me": me}
+
+
+async def resources(backends: Backends, session: Session) -> list[ResourceView]:
+    """The library as onboarding shows it to this partner (its type and tier), newest first."""
+    answer = await backends.get(session, "onboarding", "/resources")
+    rows = [ResourceView.model_validate(r) for r in answer]
+    return sorted(rows, key=lambda r: r.published_at, reverse=True)
