@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -57,6 +58,43 @@ class NotificationView(Loose):
     read: bool = False
 
 
+class GapView(Loose):
+    competency: str
+    required: bool = False
+    missing: int
+    reason: str
+
+
+class LapseView(Loose):
+    competency: str
+    lapses_at: datetime
+
+
+class NextTierView(Loose):
+    """Onboarding's answer on what the tier above still needs, and by when."""
+
+    tier: str
+    next_tier: str | None = None
+    attributed_revenue: str
+    revenue_needed: str | None = None
+    revenue_short: str
+    currency: str
+    revenue_window_days: int
+    competencies: list[str] = []
+    competencies_needed: int = 0
+    gaps: list[GapView] = []
+    unmet: list[str] = []
+    keep_unmet: list[str] = []
+    grace_until: datetime | None = None
+    agreement_valid_until: datetime | None = None
+    lapses: list[LapseView] = []
+    revenue_leaving: dict[str, str] | None = None
+
+    @property
+    def revenue_met(self) -> bool:
+        return Decimal(self.revenue_short) <= 0
+
+
 class HomePage(BaseModel):
     partner: PartnerView
     open_registrations: list[RegistrationView]
@@ -65,6 +103,7 @@ class HomePage(BaseModel):
     last_cursor: str | None
     certifications: list[dict[str, Any]]
     expiring: list[Expiring] = []
+    next_tier: NextTierView | None = None
 
 
 class CheckAnswer(Loose):

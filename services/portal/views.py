@@ -10,6 +10,7 @@ from services.portal.backends import Backends
 from services.portal.domain import enablement, pages
 from services.portal.schemas import (
     HomePage,
+    NextTierView,
     NotificationView,
     PartnerView,
     PathView,
@@ -53,11 +54,12 @@ def registration_rows(answer: list[Any]) -> list[RegistrationView]:
 
 async def home(backends: Backends, session: Session) -> HomePage:
     partner_id = session.caller.partner_id
-    partner, registrations, inbox, certifications = await asyncio.gather(
+    partner, registrations, inbox, certifications, next_tier = await asyncio.gather(
         backends.get(session, "onboarding", f"/partners/{partner_id}"),
         backends.get(session, "deals", "/registrations", limit=500),
         notifications(backends, session),
         backends.get(session, "onboarding", f"/partners/{partner_id}/certifications"),
+        backends.get(session, "onboarding", f"/partners/{partner_id}/next-tier"),
     )
     items, unread, cursor = inbox
     rows = registration_rows(registrations)
@@ -69,6 +71,7 @@ async def home(backends: Backends, session: Session) -> HomePage:
         last_cursor=cursor,
         certifications=list(certifications),
         expiring=enablement.expiring_soon(certifications, now()),
+        next_tier=NextTierView.model_validate(next_tier),
     )
 
 

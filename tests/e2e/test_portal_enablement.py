@@ -118,11 +118,18 @@ async def test_a_person_sees_their_learning_progress_and_the_certification_about
     from selenium.webdriver.common.by import By
 
     partner: Partner = enabled["partner"]
+    base = f"{fleet.url('onboarding')}/partners/{partner.partner_id}"
     async with httpx.AsyncClient(timeout=30, headers=partner.auth) as client:
-        learning = await call(
-            client, "GET", f"{fleet.url('onboarding')}/partners/{partner.partner_id}/learning"
-        )
+        learning = await call(client, "GET", f"{base}/learning")
+        next_tier = await call(client, "GET", f"{base}/next-tier")
     await sign_in(browser, portal, enabled["token"])
+
+    # Home: the next tier and what it still needs, as onboarding computes it.
+    panel = browser.find_element(By.ID, "next-tier").text
+    assert f"Next tier: {next_tier['next_tier']}" in panel, panel
+    short = browser.find_element(By.ID, "revenue-short").text
+    assert short == f"{next_tier['revenue_short']} {next_tier['currency']}"
+    assert next_tier["agreement_valid_until"][:10] in panel
 
     # Home: Ada's data sales certification lapses within the reminder window.
     await page_shows(browser, "#expiring", "data sales", "the certification expiring soon")
