@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from services.portal.backends import Backends
-from services.portal.domain import enablement, pages
+from services.portal.domain import charts, enablement, pages
 from services.portal.schemas import (
     HomePage,
     NextTierView,
@@ -79,14 +79,51 @@ async def registrations(backends: Backends, session: Session) -> list[Registrati
     return registration_rows(await backends.get(session, "deals", "/registrations", limit=500))
 
 
+CHART_QUARTERS = 8
+
+
 async def earnings(backends: Backends, session: Session, period: str | None) -> dict[str, Any]:
-    """Balance and the statement of one period (every period when none), side by side."""
+    """Balance and the statement of one period (every period when none), side by side, and
+    the last quarters' earnings (incentives) and sourced and influenced revenue (attribution)
+    as charts with their numbers."""
     partner_id = session.caller.partner_id
-    balance, statement = await asyncio.gather(
+    quarters = list(reversed(pages.recent_quarters(now(), CHART_QUARTERS)))
+    balance, statement, by_quarter, revenue = await asyncio.gather(
         backends.get(session, "incentives", f"/partners/{partner_id}/balance"),
         backends.get(session, "incentives", f"/partners/{partner_id}/statement", period=period),
+        backends.get(
+            session, "incentives", f"/partners/{partner_id}/earnings", quarters=CHART_QUARTERS
+        ),
+        backends.get(
+            session,
+            "attribution",
+            f"/partners/{partner_id}/revenue",
+            period="quarter",
+            since=charts.first_day(quarters[0]),
+        ),
     )
-    return {"balance": balance, "statement": statement}
+    earned = by_quarter["quarters"]
+    stated = {row["period"]: row for row in revenue["by_period"]}
+    nothing = {"sourced": "0", "influenced": "0", "deals": 0}
+    revenue_rows = [{"quarter": q, **stated.get(q, nothing)} for q in quarters]
+    return {
+        "balance": balance,
+        "statement": statement,
+        "earnings_rows": earned,
+        "earnings_currency": by_quarter["currency"],
+        "earnings_chart": charts.bar_chart(
+            [row["quarter"] for row in earned], [("Net earnings", [row["net"] for row in earned])]
+        ),
+        "revenue_rows": revenue_rows,
+        "revenue_currency": revenue["currency"],
+        "revenue_chart": charts.bar_chart(
+            quarters,
+            [
+                ("Sourced", [row["sourced"] for row in revenue_rows]),
+                ("Influenced", [row["influenced"] for row in revenue_rows]),
+            ],
+        ),
+    }
 
 
 async def mdf(backends: Backends, session: Session) -> dict[str, Any]:
