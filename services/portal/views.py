@@ -20,25 +20,13 @@ from services.portal.schemas import (
 from services.portal.sessions import Session
 from shared.clock import now
 
-INBOX_PAGE = 200
-INBOX_PAGES_READ = 5  # the inbox is oldest first: read on to its end for the latest messages
-
 
 async def notifications(backends: Backends, session: Session) -> tuple[list[Any], int, str | None]:
-    """The partner's inbox up to now (its last pages), the unread count and the cursor a live
-    stream resumes after."""
-    path = f"/partners/{session.caller.partner_id}/notifications"
-    items: list[Any] = []
-    after: str | None = None
-    unread = 0
-    for _ in range(INBOX_PAGES_READ):
-        page = await backends.get(session, "notifications", path, after=after, limit=INBOX_PAGE)
-        items = [*items, *page["items"]][-pages.LATEST_NOTIFICATIONS :]
-        unread = int(page["unread"])
-        after = page["next_cursor"] or after
-        if len(page["items"]) < INBOX_PAGE:
-            break
-    return items, unread, after
+    """The partner's latest messages, newest first, in one read however long the inbox; the
+    unread count; and the cursor its live stream resumes after (nothing newer is missed)."""
+    path = f"/partners/{session.caller.partner_id}/notifications/newest"
+    page = await backends.get(session, "notifications", path, limit=pages.LATEST_NOTIFICATIONS)
+    return list(page["items"]), int(page["unread"]), page["live_after"]
 
 
 def registration_rows(answer: list[Any]) -> list[RegistrationView]:
@@ -66,7 +54,7 @@ async def home(backends: Backends, session: Session) -> HomePage:
     return HomePage(
         partner=PartnerView.model_validate(partner),
         open_registrations=[row for row in rows if pages.is_open(row.status)],
-        notifications=[NotificationView.model_validate(n) for n in pages.latest(items)],
+        notifications=[NotificationView.model_validate(n) for n in items],
         unread=unread,
         last_cursor=cursor,
         certifications=list(certifications),
