@@ -231,8 +231,9 @@ async def next_tier(
     reads (revenue per close date in the window, certifications of current people)."""
     row = await partner_row(pool, partner_id)
     async with pool.acquire() as conn:
+        certifications, _ = await repository.certifications_of(conn, [partner_id])
         days = (await repository.revenue_days(conn, config, [partner_id], as_of))[partner_id]
-        held = (await repository.certifications_of(conn, [partner_id]))[partner_id]
+    held = certifications[partner_id]
     found = domain_next_tier(
         config,
         tier=row["tier"],
