@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from deploy.story import Partner, Story
-from tests.support.polling import eventually
+from tests.support.polling import NeverHappened, eventually
 from tests.support.portal import chromium, screenshot, sign_in
 from tests.support.processes import ADMIN_TOKEN, Fleet
 
@@ -55,7 +55,21 @@ async def won_deal(fleet: Fleet) -> Partner:
                 "CreatedDate": (now - timedelta(days=5)).isoformat().replace("+00:00", "Z"),
             },
         )
-        await story.link(partner, decision["registration_id"], f"salesforce:{record}")
+        assert decision["status"] == "approved", decision
+        link = f"{fleet.url('deals')}/registrations/{decision['registration_id']}/crm-link"
+        refusals: list[str] = []
+
+        async def linked() -> bool:
+            answer = await client.post(
+                link, headers=partner.auth, json={"crm_deal_key": f"salesforce:{record}"}
+            )
+            refusals.append(answer.text)
+            return answer.status_code == 200
+
+        try:
+            await eventually(linked, 60, what="deals to link the registration to the CRM deal")
+        except NeverHappened as error:  # say why deals kept refusing
+            raise NeverHappened(f"{error}; deals last answered {refusals[-1:]}") from error
         await story.crm(
             record,
             "UPDATE",
