@@ -2,14 +2,20 @@
 notification takes from the write that causes it to the portal's live stream.
 
     eval "$(deploy/local-stack.sh env)"
-    .venv/bin/python -m benchmarks.portal_pages [--requests 100]
+    .venv/bin/python -m benchmarks.portal_pages [--requests 100] [--inbox 1000]
 
 Starts the five services and the portal as processes on the local stack (as the end-to-end
 tests do), onboards one partner, then: `--requests` sequential GETs of each partner page with
 its session cookie (p50/p95/max in ms; each page fans out to two to five service calls), and
 ten registrations, each timed from the POST's answer to its decision notification arriving on
 the portal's `/live/notifications` (the notifications service's stream passed through).
-Loopback only; numbers depend on the machine (2 shared cores here).
+With `--inbox N` the partner's inbox first holds N messages (filed through Kafka as the
+services file them), and the two ways home can read its latest ten are timed against it:
+oldest first, paging on to the end 200 at a time (at most 5 pages: what home did), and one
+newest-first read (`/notifications/newest?limit=10`: what it does now).
+Loopback only; numbers depend on the machine (2 shared cores here). With --inbox 1000 on
+2026-12-02 (a machine shared with four other stacks): the latest ten oldest first, paged,
+p50 359 / p95 658 ms; newest first, one read, p50 49 / p95 124 ms; GET /home p50 261 ms.
 """
 
 from __future__ import annotations
@@ -25,11 +31,24 @@ import uuid
 import httpx
 
 from deploy.story import Partner, Story
+from shared.topics import PARTNER_NOTIFICATIONS
+from tests.support.factories import partner_notification
 from tests.support.infra import Infra
+from tests.support.kafka import publish
+from tests.support.polling import eventually
 from tests.support.portal import portal_process
 from tests.support.processes import ADMIN_TOKEN, SERVICES, Fleet
 
-PAGES = ("/home", "/registrations", "/earnings", "/what-if", "/mdf", "/webhooks")
+PAGES = (
+    "/home",
+    "/registrations",
+    "/earnings",
+    "/what-if",
+    "/mdf",
+    "/webhooks",
+    "/learning",
+    "/resources",
+)
 
 
 def summary(samples: list[float]) -> str:
@@ -82,7 +101,46 @@ async def live_latency(fleet: Fleet, portal: str, partner: Partner, count: int =
     print(f"registration answered -> notification on the portal's stream: {summary(samples)}")
 
 
-async def main(requests: int) -> None:
+async def fill_inbox(fleet: Fleet, partner: Partner, count: int) -> None:
+    notes = [
+        partner_notification(partner_id=partner.partner_id, subject=f"bench {n}")
+        for n in range(count)
+    ]
+    await publish(
+        fleet.infra, PARTNER_NOTIFICATIONS, notes, subject=partner.partner_id, source="deals"
+    )
+    url = f"{fleet.url('notifications')}/partners/{partner.partner_id}/notifications/newest"
+    async with httpx.AsyncClient(timeout=30) as client:
+
+        async def filed() -> bool:
+            page = (await client.get(url, headers=partner.auth, params={"limit": 1})).json()
+            return bool(page["items"]) and page["items"][0]["subject"] == f"bench {count - 1}"
+
+        await eventually(filed, 120, what=f"{count} messages filed")
+
+
+async def inbox_reads(fleet: Fleet, partner: Partner, requests: int) -> None:
+    base = f"{fleet.url('notifications')}/partners/{partner.partner_id}/notifications"
+    async with httpx.AsyncClient(timeout=30, headers=partner.auth) as client:
+        paged, newest = [], []
+        for _ in range(requests):
+            started = time.perf_counter()
+            after: str | None = None
+            for _ in range(5):
+                params = {"limit": 200, **({"after": after} if after else {})}
+                page = (await client.get(base, params=params)).json()
+                after = page["next_cursor"] or after
+                if len(page["items"]) < 200:
+                    break
+            paged.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            (await client.get(f"{base}/newest", params={"limit": 10})).raise_for_status()
+            newest.append((time.perf_counter() - started) * 1000)
+    print(f"latest 10, oldest first paged 200 at a time: {summary(paged)}")
+    print(f"latest 10, one newest-first read:            {summary(newest)}")
+
+
+async def main(requests: int, inbox: int) -> None:
     fleet = Fleet(Infra.from_env(os.environ))
     try:
         for service in SERVICES:
@@ -93,6 +151,9 @@ async def main(requests: int) -> None:
                 partner = Partner("bench", "Bench Partners", "gsi")
                 await story.onboard(partner, ["data", "ai"])
                 await story.known_to_deals(partner)
+            if inbox:
+                await fill_inbox(fleet, partner, inbox)
+                await inbox_reads(fleet, partner, requests)
             await page_times(portal, partner.token, requests)
             await live_latency(fleet, portal, partner)
     finally:
@@ -102,4 +163,6 @@ async def main(requests: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=100)
-    asyncio.run(main(parser.parse_args().requests))
+    parser.add_argument("--inbox", type=int, default=0)
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.requests, arguments.inbox))

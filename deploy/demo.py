@@ -19,9 +19,11 @@ from typing import Any
 
 import httpx
 
+from deploy.demo_portal import SIGN_IN_HOURS, SignIns, portal_sign_ins
 from deploy.story import DEFAULT_URLS, Partner, channel_manager_token, tell_story
 from examples.partner_app import WebhookReceiver, register, stream
 
+PORTAL_URL = "http://127.0.0.1:8000"
 TRACES = Path(__file__).resolve().parent.parent / ".work" / "services" / "traces.jsonl"
 
 
@@ -145,6 +147,18 @@ def print_trace(deal_key: str) -> None:
         print(f"  {span['start_time'][11:23]}  {service:12} {span['name']}")
 
 
+def print_sign_ins(signs: SignIns) -> None:
+    """Where the portal is and who to sign in as (tokens valid for a working day)."""
+    print(f"Open {signs.portal}/sign-in and paste one of these platform tokens")
+    print(f"(valid for {SIGN_IN_HOURS} hours):")
+    print(
+        f"  a partner's person: {signs.person}, partner admin at {signs.partner.company}"
+        f" ({signs.partner.partner_id}): home, registrations, earnings, learning, resources,"
+        f" webhooks\n    {signs.partner_token}"
+    )
+    print(f"  a channel manager (the console):\n    {signs.manager_token}")
+
+
 async def main() -> None:
     apps = PartnerApps(DEFAULT_URLS, channel_manager_token())
     result, log = await tell_story(joined=apps.join)
@@ -209,9 +223,11 @@ async def main() -> None:
 
     section("The portal")
     alpine = result.partners["alpine"]
-    print("Open http://127.0.0.1:8000/sign-in and paste one of these platform tokens:")
-    print(f"  a partner's person ({alpine.company}, {alpine.partner_id}):\n    {alpine.token}")
-    print(f"  a channel manager (the console):\n    {channel_manager_token()}")
+    async with httpx.AsyncClient(timeout=30) as client:
+        signs = await portal_sign_ins(
+            client, DEFAULT_URLS, PORTAL_URL, alpine, channel_manager_token(), result.run
+        )
+    print_sign_ins(signs)
     print(
         "\nThe platform keeps running: the portal on http://127.0.0.1:8000, the APIs on "
         "http://127.0.0.1:8001..8005 (/docs for each). "

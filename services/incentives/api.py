@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from services.incentives import mdf_claims, payouts, views
 from services.incentives.domain.programs import IncentivePrograms
+from services.incentives.domain.quarters import last_quarters
 from services.incentives.domain.surroundings import Subject
 from services.incentives.schemas import (
     PERIOD_PATTERN,
@@ -18,6 +19,7 @@ from services.incentives.schemas import (
     ClaimOut,
     ClaimRequestedOut,
     DecisionIn,
+    EarningsOut,
     FundOut,
     HeldCreditOut,
     PayoutIn,
@@ -208,3 +210,19 @@ async def decide(
         )
         await record_action(conn, who, "mdf_claim.decide", claim_id)
     return ClaimDecisionOut.model_validate(decided.model_dump())
+
+
+@router.get("/partners/{partner_id}/earnings", tags=["ledger"])
+async def get_earnings(
+    partner_id: str,
+    who: LedgerReaderDep,
+    platform: PlatformDep,
+    programs: ProgramsDep,
+    quarters: Annotated[int, Query(ge=1, le=40)] = 8,
+) -> EarningsOut:
+    """Earnings by calendar quarter, the last `quarters` up to this one (oldest first, zero
+    where nothing was booked): earned, taken back and net; payouts are not earnings."""
+    partner_scope(who, partner_id, f"partner {partner_id}")
+    wanted = last_quarters(now().date(), quarters)
+    async with platform.pool.acquire() as conn:
+        return await views.earnings_by_quarter(conn, programs, partner_id, wanted)

@@ -250,3 +250,18 @@ class ClaimDecisionOut(BaseModel):
     fund_available: Decimal
     decided_at: datetime
     ingested_at: datetime | None
+
+
+class QuarterEarningsOut(BaseModel):
+    quarter: str = Field(description="a calendar quarter, e.g. 2026-Q4")
+    earned: Decimal = Field(description="accruals, kickers and SPIFFs")
+    reversed: Decimal = Field(description="taken back (negative)")
+    net: Decimal
+
+
+class EarningsOut(BaseModel):
+    """A partner's earnings by calendar quarter, oldest first (payouts are not earnings)."""
+
+    partner_id: str
+    currency: str
+    quarters: list[QuarterEarningsOut]

@@ -7,14 +7,17 @@ from services.incentives.domain.earnings import ZERO
 from services.incentives.domain.ledger import BalanceTotals, StatementTotals
 from services.incentives.domain.mdf import Fund, Lot
 from services.incentives.domain.programs import IncentivePrograms
+from services.incentives.domain.quarters import by_quarter
 from services.incentives.schemas import (
     BalanceOut,
     ClaimOut,
+    EarningsOut,
     FundOut,
     HeldCreditOut,
     LedgerEntryOut,
     LotOut,
     MdfEntryOut,
+    QuarterEarningsOut,
     StatementOut,
 )
 from shared.clock import now
@@ -144,3 +147,25 @@ async def held_credits(pool: Pool, partner_id: str | None, limit: int) -> list[H
         min(max(limit, 1), 500),
     )
     return [HeldCreditOut.model_validate(dict(r)) for r in rows]
+
+
+async def earnings_by_quarter(
+    conn: Connection, programs: IncentivePrograms, partner_id: str, quarters: list[str]
+) -> EarningsOut:
+    """What the partner earned and had taken back in each of `quarters` (an entry belongs to
+    its credit's revenue period, as on the statement)."""
+    rows = await conn.fetch(
+        """SELECT period, entry_type, sum(amount) AS total FROM ledger_entries
+           WHERE partner_id = $1 AND period >= $2 GROUP BY period, entry_type""",
+        partner_id,
+        quarters[0][:4],  # periods sort as text: every period of that year or later
+    )
+    found = by_quarter(((r["period"], r["entry_type"], r["total"]) for r in rows), quarters)
+    return EarningsOut(
+        partner_id=partner_id,
+        currency=programs.currency,
+        quarters=[
+            QuarterEarningsOut(quarter=q.quarter, earned=q.earned, reversed=q.reversed, net=q.net)
+            for q in found
+        ],
+    )

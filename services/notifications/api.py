@@ -29,6 +29,7 @@ from services.notifications.schemas import (
     EndpointPatch,
     MarkReadIn,
     MarkReadOut,
+    NewestPage,
     NotificationPage,
     RedeliveryOut,
     SecretOut,
@@ -70,6 +71,13 @@ async def read_page(
         return await views.page(conn, recipient, after, limit)
 
 
+async def read_newest(
+    platform: Platform, recipient: Recipient, before: str | None, limit: int
+) -> NewestPage:
+    async with platform.pool.acquire() as conn:
+        return await views.newest_page(conn, recipient, before, limit)
+
+
 async def mark(
     platform: Platform, who: Caller, recipient: Recipient, body: MarkReadIn
 ) -> MarkReadOut:
@@ -96,6 +104,19 @@ async def list_partner_notifications(
     return await read_page(platform, partner_inbox(who, partner_id), after, limit)
 
 
+@router.get("/partners/{partner_id}/notifications/newest", tags=["inbox"])
+async def list_partner_notifications_newest(
+    partner_id: str,
+    who: CallerDep,
+    platform: PlatformDep,
+    before: Annotated[Cursor | None, Query()] = None,
+    limit: Limit = 50,
+) -> NewestPage:
+    """The partner's messages newest first: the latest `limit` (from the top without `before`,
+    with `live_after` for the live stream), then older pages before `next_before`."""
+    return await read_newest(platform, partner_inbox(who, partner_id), before, limit)
+
+
 @router.post("/partners/{partner_id}/notifications/read", tags=["inbox"])
 async def mark_partner_notifications_read(
     partner_id: str, body: MarkReadIn, who: CallerDep, platform: PlatformDep
@@ -114,6 +135,18 @@ async def list_owner_notifications(
     """A direct account owner's messages (co-sell approvals, direct-sales conflicts on the
     owner's accounts): never in the partner's inbox."""
     return await read_page(platform, Recipient.owner(owner), after, limit)
+
+
+@router.get("/owners/{owner}/notifications/newest", tags=["inbox"])
+async def list_owner_notifications_newest(
+    owner: str,
+    who: AdminDep,
+    platform: PlatformDep,
+    before: Annotated[Cursor | None, Query()] = None,
+    limit: Limit = 50,
+) -> NewestPage:
+    """A direct account owner's messages newest first (as the partner's)."""
+    return await read_newest(platform, Recipient.owner(owner), before, limit)
 
 
 @router.post("/owners/{owner}/notifications/read", tags=["inbox"])

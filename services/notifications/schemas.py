@@ -61,6 +61,22 @@ class NotificationPage(BaseModel):
     unread: int = Field(description="unread messages in the whole inbox")
 
 
+class NewestPage(BaseModel):
+    """An inbox read newest first: the home page's latest messages, and older pages on demand."""
+
+    items: list[NotificationOut] = Field(description="newest first")
+    next_before: str | None = Field(
+        description="`before` for the next, older page: the last (oldest) item's cursor; null "
+        "when nothing older is left"
+    )
+    live_after: str | None = Field(
+        description="where a live stream resumes (`after`, or `Last-Event-ID`): the newest "
+        "message's cursor when read from the top (positions become visible in order, so "
+        "nothing at or below it is still to commit); null for an empty inbox or an older page"
+    )
+    unread: int = Field(description="unread messages in the whole inbox")
+
+
 class MarkReadIn(_Request):
     """Either the messages to mark, or `through`: everything up to and including a cursor."""
 

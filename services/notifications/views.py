@@ -18,6 +18,7 @@ from services.notifications.schemas import (
     EmailPreferenceOut,
     EndpointList,
     EndpointOut,
+    NewestPage,
     NotificationOut,
     NotificationPage,
 )
@@ -79,6 +80,40 @@ async def page(
     return NotificationPage(
         items=items,
         next_cursor=items[-1].cursor if items else after,
+        unread=await unread(conn, recipient),
+    )
+
+
+async def messages_before(
+    conn: Connection, recipient: Recipient, before: int | None, limit: int
+) -> list[NotificationOut]:
+    """Newest first, below `before` (from the newest without it); one more than `limit` is
+    read to know whether anything older is left."""
+    rows = await conn.fetch(
+        f"""SELECT {MESSAGE_COLUMNS} FROM messages
+            WHERE recipient_kind = $1 AND recipient = $2 AND ($3::bigint IS NULL OR position < $3)
+            ORDER BY position DESC LIMIT $4""",
+        recipient.kind.value,
+        recipient.id,
+        before,
+        limit + 1,
+    )
+    return [message_out(row) for row in rows]
+
+
+async def newest_page(
+    conn: Connection, recipient: Recipient, before: str | None, limit: int
+) -> NewestPage:
+    """A page newest first. Stable under concurrent filing: a position is visible only once
+    every lower one is (migrations/0001_inbox.sql), so an older page (`position < before`) never
+    gains a message later, and a live stream resumed after the newest item misses none."""
+    end = cursor.decode(before, "before") if before is not None else None
+    found = await messages_before(conn, recipient, end, limit)
+    items, more = found[:limit], len(found) > limit
+    return NewestPage(
+        items=items,
+        next_before=items[-1].cursor if items and more else None,
+        live_after=items[0].cursor if items and before is None else None,
         unread=await unread(conn, recipient),
     )
 

@@ -27,6 +27,7 @@ from services.onboarding.schemas import (
     CertificationRecordedOut,
     ChecklistIn,
     DecisionIn,
+    NextTierOut,
     PartnerOut,
     PartnerTokenOut,
     RequalificationIn,
@@ -312,3 +313,14 @@ async def issue_token(
         by=who.acting_as,
     )
     return PartnerTokenOut(partner_id=partner_id, token=token)
+
+
+@router.get("/partners/{partner_id}/next-tier", tags=["partners"])
+async def next_tier(
+    partner_id: str, who: CallerDep, platform: PlatformDep, config: ConfigDep
+) -> NextTierOut:
+    """What the partner still lacks for the tier above its own (revenue, competencies and the
+    certifications each needs) and by when: the grace deadline when one runs, when held
+    competencies lapse unrenewed, when revenue leaves the trailing window, the agreement's end."""
+    partner_scope(who, partner_id, _partner(partner_id))
+    return await views.next_tier(platform.pool, config, partner_id, now())

@@ -228,6 +228,12 @@ class PathOut(BaseModel):
     name: str
     role: str
     leads_to: str | None = Field(description="the certification exam the path leads to")
+    certification_track: str | None = Field(
+        default=None, description="the competency track of the certification the exam gives"
+    )
+    certification_role: str | None = Field(
+        default=None, description="the role (sales, technical) of the certification it gives"
+    )
     modules: int
     people: list[PersonProgressOut] = Field(description="the partner's current people of the role")
 

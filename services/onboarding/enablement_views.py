@@ -66,15 +66,19 @@ async def learning(pool: Pool, config: OnboardingConfig, partner_id: str) -> Lea
     partner = await partner_row(pool, partner_id)
     people = await _current_people(pool, [partner_id])
     completions = await _completions(pool, people)
+    exams = {exam.activity_id: exam for exam in config.certification_exams}
     paths = []
     for role in PersonRole:
         for path in paths_for(config.paths, role, partner["partner_type"], partner["tier"]):
             followers = [p for p in people if p["role"] == role.value]
+            exam = exams.get(path.leads_to or "")
             paths.append(
                 PathOut(
                     name=path.name,
                     role=role.value,
                     leads_to=path.leads_to,
+                    certification_track=exam.track if exam else None,
+                    certification_role=exam.role.value if exam else None,
                     modules=len(path.modules),
                     people=[
                         _progress_out(p, progress(path, completions.get(p["person_id"], [])))

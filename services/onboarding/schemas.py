@@ -284,3 +284,57 @@ class PartnerTokenOut(BaseModel):
 class ReviewEscalationsOut(BaseModel):
     as_of: str
     escalated: list[str] = Field(description="applications past their review deadline, told now")
+
+
+class CompetencyGapOut(BaseModel):
+    competency: str
+    required: bool = Field(description="the next tier names it (not only counts it)")
+    sales_held: int
+    sales_needed: int
+    technical_held: int
+    technical_needed: int
+    missing: int = Field(description="certified people still missing for it")
+    reason: str
+
+
+class CompetencyLapseOut(BaseModel):
+    competency: str
+    lapses_at: str = Field(description="when it is no longer held if nothing is renewed")
+
+
+class RevenueLeavingOut(BaseModel):
+    on: str = Field(description="the first day this revenue no longer counts (a date)")
+    amount: str
+
+
+class NextTierOut(BaseModel):
+    """What the partner still lacks for the tier above its own, as of `as_of`, and by when."""
+
+    partner_id: str
+    as_of: str
+    policy_version: str
+    status: str
+    tier: str
+    next_tier: str | None = Field(description="null: the top of the ladder")
+    attributed_revenue: str = Field(description="in the trailing window, as of `as_of`")
+    revenue_needed: str | None
+    revenue_short: str = Field(description="how much more revenue the next tier needs (0: met)")
+    currency: str
+    revenue_window_days: int
+    competencies: list[str] = Field(description="held now")
+    competencies_needed: int
+    gaps: list[CompetencyGapOut] = Field(
+        description="competencies to gain, with the certifications each still needs"
+    )
+    unmet: list[str] = Field(description="the next tier's requirements not met, in words")
+    keep_unmet: list[str] = Field(
+        description="in grace: what the current tier lacks, to cure by `grace_until`"
+    )
+    grace_until: str | None
+    agreement_valid_until: str | None
+    lapses: list[CompetencyLapseOut] = Field(
+        description="competencies held and when each lapses unrenewed, soonest first"
+    )
+    revenue_leaving: RevenueLeavingOut | None = Field(
+        description="the next attributed revenue to leave the trailing window"
+    )

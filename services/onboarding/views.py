@@ -7,7 +7,9 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
+from services.onboarding import repository
 from services.onboarding.domain.config import OnboardingConfig
+from services.onboarding.domain.next_tier import next_tier as domain_next_tier
 from services.onboarding.domain.verification import (
     WELL_KNOWN_PATH,
     domain_state,
@@ -21,8 +23,12 @@ from services.onboarding.schemas import (
     ApplicationOut,
     CertificationOut,
     CertificationRecordedOut,
+    CompetencyGapOut,
+    CompetencyLapseOut,
     DomainVerificationOut,
+    NextTierOut,
     PartnerOut,
+    RevenueLeavingOut,
     VersionOut,
 )
 from shared.db import Pool
@@ -217,3 +223,67 @@ async def statement(pool: Pool, statement_id: str) -> dict[str, Any]:
         raise NotFound(f"statement {statement_id} not found")
     stored: dict[str, Any] = json.loads(content)
     return stored
+
+
+async def next_tier(
+    pool: Pool, config: OnboardingConfig, partner_id: str, as_of: datetime
+) -> NextTierOut:
+    """What the partner lacks for the tier above its own, from the same inputs requalification
+    reads (revenue per close date in the window, certifications of current people)."""
+    row = await partner_row(pool, partner_id)
+    async with pool.acquire() as conn:
+        certifications, _ = await repository.certifications_of(conn, [partner_id])
+        days = (await repository.revenue_days(conn, config, [partner_id], as_of))[partner_id]
+    held = certifications[partner_id]
+    found = domain_next_tier(
+        config,
+        tier=row["tier"],
+        revenue_days=days,
+        certifications=held,
+        grace_until=row["grace_until"],
+        agreement_valid_until=row["agreement_valid_until"],
+        as_of=as_of,
+    )
+    return NextTierOut(
+        partner_id=partner_id,
+        as_of=as_of.isoformat(),
+        policy_version=config.version,
+        status=row["status"],
+        tier=found.tier,
+        next_tier=found.next_tier,
+        attributed_revenue=str(found.revenue),
+        revenue_needed=None if found.revenue_needed is None else str(found.revenue_needed),
+        revenue_short=str(found.revenue_short),
+        currency=config.reporting_currency,
+        revenue_window_days=config.revenue_window_days,
+        competencies=list(found.competencies),
+        competencies_needed=found.competencies_needed,
+        gaps=[
+            CompetencyGapOut(
+                competency=g.competency,
+                required=g.required,
+                sales_held=g.sales_held,
+                sales_needed=g.sales_needed,
+                technical_held=g.technical_held,
+                technical_needed=g.technical_needed,
+                missing=g.missing,
+                reason=g.reason,
+            )
+            for g in found.gaps
+        ],
+        unmet=list(found.unmet),
+        keep_unmet=list(found.keep_unmet),
+        grace_until=_iso(found.grace_until),
+        agreement_valid_until=_iso(found.agreement_valid_until),
+        lapses=[
+            CompetencyLapseOut(competency=x.competency, lapses_at=x.on.isoformat())
+            for x in found.lapses
+        ],
+        revenue_leaving=(
+            None
+            if found.revenue_leaving is None
+            else RevenueLeavingOut(
+                on=found.revenue_leaving.on.isoformat(), amount=str(found.revenue_leaving.amount)
+            )
+        ),
+    )

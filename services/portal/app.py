@@ -21,6 +21,7 @@ from services.portal import (
     dashboard,
     dead_letters,
     earnings,
+    enablement,
     partners,
     payouts,
     policy,
@@ -67,6 +68,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(earnings.router)
     app.include_router(webhooks.router)
+    app.include_router(enablement.router)
     app.include_router(console.router)
     app.include_router(dead_letters.router)
     app.include_router(partners.router)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+
+from services.portal.domain.enablement import Expiring
 
 
 class Loose(BaseModel):
@@ -55,6 +58,43 @@ class NotificationView(Loose):
     read: bool = False
 
 
+class GapView(Loose):
+    competency: str
+    required: bool = False
+    missing: int
+    reason: str
+
+
+class LapseView(Loose):
+    competency: str
+    lapses_at: datetime
+
+
+class NextTierView(Loose):
+    """Onboarding's answer on what the tier above still needs, and by when."""
+
+    tier: str
+    next_tier: str | None = None
+    attributed_revenue: str
+    revenue_needed: str | None = None
+    revenue_short: str
+    currency: str
+    revenue_window_days: int
+    competencies: list[str] = []
+    competencies_needed: int = 0
+    gaps: list[GapView] = []
+    unmet: list[str] = []
+    keep_unmet: list[str] = []
+    grace_until: datetime | None = None
+    agreement_valid_until: datetime | None = None
+    lapses: list[LapseView] = []
+    revenue_leaving: dict[str, str] | None = None
+
+    @property
+    def revenue_met(self) -> bool:
+        return Decimal(self.revenue_short) <= 0
+
+
 class HomePage(BaseModel):
     partner: PartnerView
     open_registrations: list[RegistrationView]
@@ -62,9 +102,56 @@ class HomePage(BaseModel):
     unread: int
     last_cursor: str | None
     certifications: list[dict[str, Any]]
+    expiring: list[Expiring] = []
+    next_tier: NextTierView | None = None
 
 
 class CheckAnswer(Loose):
     would_be: str
     reasons: list[str]
     policy_version: str = ""
+
+
+class ModuleView(Loose):
+    activity_id: str
+    title: str
+    state: str
+    completed_at: datetime | None = None
+
+
+class ProgressView(Loose):
+    person_id: str
+    email: str
+    name: str | None = None
+    modules: list[ModuleView]
+    done: int
+    complete: bool
+    exam_passed_at: datetime | None = None
+    # Filled by the view: the signed-in person's own, and until when they hold the certification
+    # the path leads to.
+    mine: bool = False
+    certified_until: datetime | None = None
+
+    @property
+    def next_module(self) -> ModuleView | None:
+        return next((m for m in self.modules if m.state == "next"), None)
+
+
+class PathView(Loose):
+    name: str
+    role: str
+    leads_to: str | None = None
+    certification_track: str | None = None
+    certification_role: str | None = None
+    modules: int
+    people: list[ProgressView]
+
+
+class ResourceView(Loose):
+    resource_id: str
+    kind: str
+    title: str
+    url: str
+    partner_types: list[str] = []
+    tiers: list[str] = []
+    published_at: datetime

@@ -7,35 +7,26 @@ import asyncio
 from typing import Any
 
 from services.portal.backends import Backends
-from services.portal.domain import pages
+from services.portal.domain import charts, enablement, pages
 from services.portal.schemas import (
     HomePage,
+    NextTierView,
     NotificationView,
     PartnerView,
+    PathView,
     RegistrationView,
+    ResourceView,
 )
 from services.portal.sessions import Session
 from shared.clock import now
 
-INBOX_PAGE = 200
-INBOX_PAGES_READ = 5  # the inbox is oldest first: read on to its end for the latest messages
-
 
 async def notifications(backends: Backends, session: Session) -> tuple[list[Any], int, str | None]:
-    """The partner's inbox up to now (its last pages), the unread count and the cursor a live
-    stream resumes after."""
-    path = f"/partners/{session.caller.partner_id}/notifications"
-    items: list[Any] = []
-    after: str | None = None
-    unread = 0
-    for _ in range(INBOX_PAGES_READ):
-        page = await backends.get(session, "notifications", path, after=after, limit=INBOX_PAGE)
-        items = [*items, *page["items"]][-pages.LATEST_NOTIFICATIONS :]
-        unread = int(page["unread"])
-        after = page["next_cursor"] or after
-        if len(page["items"]) < INBOX_PAGE:
-            break
-    return items, unread, after
+    """The partner's latest messages, newest first, in one read however long the inbox; the
+    unread count; and the cursor its live stream resumes after (nothing newer is missed)."""
+    path = f"/partners/{session.caller.partner_id}/notifications/newest"
+    page = await backends.get(session, "notifications", path, limit=pages.LATEST_NOTIFICATIONS)
+    return list(page["items"]), int(page["unread"]), page["live_after"]
 
 
 def registration_rows(answer: list[Any]) -> list[RegistrationView]:
@@ -51,21 +42,24 @@ def registration_rows(answer: list[Any]) -> list[RegistrationView]:
 
 async def home(backends: Backends, session: Session) -> HomePage:
     partner_id = session.caller.partner_id
-    partner, registrations, inbox, certifications = await asyncio.gather(
+    partner, registrations, inbox, certifications, next_tier = await asyncio.gather(
         backends.get(session, "onboarding", f"/partners/{partner_id}"),
         backends.get(session, "deals", "/registrations", limit=500),
         notifications(backends, session),
         backends.get(session, "onboarding", f"/partners/{partner_id}/certifications"),
+        backends.get(session, "onboarding", f"/partners/{partner_id}/next-tier"),
     )
     items, unread, cursor = inbox
     rows = registration_rows(registrations)
     return HomePage(
         partner=PartnerView.model_validate(partner),
         open_registrations=[row for row in rows if pages.is_open(row.status)],
-        notifications=[NotificationView.model_validate(n) for n in pages.latest(items)],
+        notifications=[NotificationView.model_validate(n) for n in items],
         unread=unread,
         last_cursor=cursor,
         certifications=list(certifications),
+        expiring=enablement.expiring_soon(certifications, now()),
+        next_tier=NextTierView.model_validate(next_tier),
     )
 
 
@@ -73,14 +67,51 @@ async def registrations(backends: Backends, session: Session) -> list[Registrati
     return registration_rows(await backends.get(session, "deals", "/registrations", limit=500))
 
 
+CHART_QUARTERS = 8
+
+
 async def earnings(backends: Backends, session: Session, period: str | None) -> dict[str, Any]:
-    """Balance and the statement of one period (every period when none), side by side."""
+    """Balance and the statement of one period (every period when none), side by side, and
+    the last quarters' earnings (incentives) and sourced and influenced revenue (attribution)
+    as charts with their numbers."""
     partner_id = session.caller.partner_id
-    balance, statement = await asyncio.gather(
+    quarters = list(reversed(pages.recent_quarters(now(), CHART_QUARTERS)))
+    balance, statement, by_quarter, revenue = await asyncio.gather(
         backends.get(session, "incentives", f"/partners/{partner_id}/balance"),
         backends.get(session, "incentives", f"/partners/{partner_id}/statement", period=period),
+        backends.get(
+            session, "incentives", f"/partners/{partner_id}/earnings", quarters=CHART_QUARTERS
+        ),
+        backends.get(
+            session,
+            "attribution",
+            f"/partners/{partner_id}/revenue",
+            period="quarter",
+            since=charts.first_day(quarters[0]),
+        ),
     )
-    return {"balance": balance, "statement": statement}
+    earned = by_quarter["quarters"]
+    stated = {row["period"]: row for row in revenue["by_period"]}
+    nothing = {"sourced": "0", "influenced": "0", "deals": 0}
+    revenue_rows = [{"quarter": q, **stated.get(q, nothing)} for q in quarters]
+    return {
+        "balance": balance,
+        "statement": statement,
+        "earnings_rows": earned,
+        "earnings_currency": by_quarter["currency"],
+        "earnings_chart": charts.bar_chart(
+            [row["quarter"] for row in earned], [("Net earnings", [row["net"] for row in earned])]
+        ),
+        "revenue_rows": revenue_rows,
+        "revenue_currency": revenue["currency"],
+        "revenue_chart": charts.bar_chart(
+            quarters,
+            [
+                ("Sourced", [row["sourced"] for row in revenue_rows]),
+                ("Influenced", [row["influenced"] for row in revenue_rows]),
+            ],
+        ),
+    }
 
 
 async def mdf(backends: Backends, session: Session) -> dict[str, Any]:
@@ -102,3 +133,34 @@ async def registration(
         backends.get(session, "deals", path), backends.get(session, "deals", f"{path}/history")
     )
     return {"registration": registration_rows([row])[0], "history": history}
+
+
+async def learning(backends: Backends, session: Session) -> dict[str, Any]:
+    """The partner's learning paths (onboarding decides which apply to its type and tier), each
+    person's progress along them, and who holds the certification each path leads to; the
+    signed-in person's own progress first."""
+    partner_id = str(session.caller.partner_id)
+    answer, certifications = await asyncio.gather(
+        backends.get(session, "onboarding", f"/partners/{partner_id}/learning"),
+        backends.get(session, "onboarding", f"/partners/{partner_id}/certifications"),
+    )
+    me = enablement.person_of(session.caller.subject, partner_id)
+    at = now()
+    paths = []
+    for raw in answer["paths"]:
+        path = PathView.model_validate(raw)
+        for person in path.people:
+            person.mine = enablement.is_me(person.email, me)
+            person.certified_until = enablement.holds(
+                certifications, person.email, path.certification_track, path.certification_role, at
+            )
+        path.people.sort(key=lambda p: not p.mine)  # the person's own progress first
+        paths.append(path)
+    return {"learning": answer, "paths": paths, "me": me}
+
+
+async def resources(backends: Backends, session: Session) -> list[ResourceView]:
+    """The library as onboarding shows it to this partner (its type and tier), newest first."""
+    answer = await backends.get(session, "onboarding", "/resources")
+    rows = [ResourceView.model_validate(r) for r in answer]
+    return sorted(rows, key=lambda r: r.published_at, reverse=True)

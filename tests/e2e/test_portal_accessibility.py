@@ -23,7 +23,16 @@ from tests.support.processes import ADMIN_TOKEN, Fleet
 
 pytestmark = pytest.mark.e2e
 
-PARTNER_PAGES = ("/home", "/registrations", "/earnings", "/what-if", "/mdf", "/webhooks")
+PARTNER_PAGES = (
+    "/home",
+    "/registrations",
+    "/earnings",
+    "/what-if",
+    "/mdf",
+    "/webhooks",
+    "/learning",
+    "/resources",
+)
 MANAGER_PAGES = (
     "/console",
     "/console/applications",

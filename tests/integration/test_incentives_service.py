@@ -164,6 +164,16 @@ async def test_credit_earns_correction_claws_back_and_redelivery_pays_once(
         assert [e["entry_type"] for e in statement["entries"]].count("reversal") == 5
         assert statement["totals_by_type"]["reversal"] == "-12000.00"
         assert sum(D(e["amount"]) for e in statement["entries"]) == D("9600.00")
+        # The same quarter in the earnings by quarter: both earnings, the clawback, the net.
+        earnings = (
+            await client.get(f"{url}/partners/{partner}/earnings", headers=auth(partner))
+        ).json()
+        quarter = next(q for q in earnings["quarters"] if q["quarter"] == _period(first.close_date))
+        assert (quarter["earned"], quarter["reversed"], quarter["net"]) == (
+            "21600.00",
+            "-12000.00",
+            "9600.00",
+        )
 
         # Full reversal (deal lost): back to exactly zero, MDF too.
         final = credit_reversed(corrected)

@@ -152,6 +152,66 @@ async def test_pages_after_a_cursor_are_complete_in_order_and_marked_read(
         assert [m["read"] for m in page["items"]] == [True] * 4 + [False] * 3
 
 
+async def test_newest_first_pages_are_complete_and_a_later_message_follows_the_live_cursor(
+    infra: Infra, notifications: str
+) -> None:
+    partner = new_partner()
+    await tell(
+        infra,
+        partner,
+        *[partner_notification(partner_id=partner, subject=f"m{i}") for i in range(7)],
+    )
+    base = f"{notifications}/partners/{partner}/notifications"
+    async with httpx.AsyncClient(timeout=10) as client:
+        await inbox(client, notifications, partner, 7)
+        top = (
+            await client.get(f"{base}/newest", params={"limit": 3}, headers=auth(partner))
+        ).json()
+        assert [m["subject"] for m in top["items"]] == ["m6", "m5", "m4"]
+        assert top["live_after"] == top["items"][0]["cursor"]
+        assert top["unread"] == 7
+        seen, before = [m["subject"] for m in top["items"]], top["next_before"]
+        while before is not None:
+            older = (
+                await client.get(
+                    f"{base}/newest", params={"limit": 3, "before": before}, headers=auth(partner)
+                )
+            ).json()
+            assert older["live_after"] is None
+            seen += [m["subject"] for m in older["items"]]
+            before = older["next_before"]
+        assert seen == [f"m{i}" for i in reversed(range(7))]
+
+        # Filed after the read: it follows the live cursor, once, and no older page gains it.
+        await tell(infra, partner, partner_notification(partner_id=partner, subject="m7"))
+        await inbox(client, notifications, partner, 8)
+        after = (
+            await client.get(base, params={"after": top["live_after"]}, headers=auth(partner))
+        ).json()
+        assert [m["subject"] for m in after["items"]] == ["m7"]
+        below = (
+            await client.get(
+                f"{base}/newest",
+                params={"before": top["items"][-1]["cursor"], "limit": 200},
+                headers=auth(partner),
+            )
+        ).json()
+        assert [m["subject"] for m in below["items"]] == ["m3", "m2", "m1", "m0"]
+        assert below["next_before"] is None
+        fresh = new_partner()
+        empty = await client.get(
+            f"{notifications}/partners/{fresh}/notifications/newest", headers=auth(fresh)
+        )
+        assert empty.json() == {"items": [], "next_before": None, "live_after": None, "unread": 0}
+        stranger = await client.get(f"{base}/newest", headers=auth(new_partner()))
+        assert stranger.status_code == 404, stranger.text
+        refused = await client.get(
+            f"{base}/newest", params={"before": "nope"}, headers=auth(partner)
+        )
+        assert refused.status_code == 422, refused.text
+        assert "before is not a cursor" in refused.text
+
+
 async def test_a_redelivered_notification_is_filed_once(infra: Infra, notifications: str) -> None:
     partner = new_partner()
     first, second = (partner_notification(partner_id=partner) for _ in range(2))

@@ -104,6 +104,7 @@ def portal_routes() -> set[tuple[str, str]]:
         dashboard,
         dead_letters,
         earnings,
+        enablement,
         partners,
         payouts,
         policy,
@@ -117,6 +118,7 @@ def portal_routes() -> set[tuple[str, str]]:
             api.router,
             earnings.router,
             webhooks.router,
+            enablement.router,
             console.router,
             dead_letters.router,
             partners.router,
@@ -182,3 +184,37 @@ def horizontal_overflow(browser: Any) -> int:
         "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
     return width
+
+
+async def page_shows(browser: Any, selector: str, text: str, what: str) -> None:
+    """Wait (bounded) until an element matching `selector` shows `text`; a screenshot and the
+    page's text when it never does."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    from tests.support.polling import NeverHappened, eventually
+
+    async def shown() -> bool:
+        try:
+            found = browser.find_elements(By.CSS_SELECTOR, selector)
+            return any(text in element.text for element in found)
+        except StaleElementReferenceException:  # the page changed under the look: look again
+            return False
+
+    try:
+        await eventually(shown, 30, what=what, every=0.2)
+    except NeverHappened as error:
+        screenshot(browser, "failed-" + "-".join(what.split()))
+        raise NeverHappened(
+            f"{what}; the page read: {browser.find_element(By.TAG_NAME, 'main').text}"
+        ) from error
+
+
+async def sign_in(browser: Any, portal: str, token: str) -> None:
+    """Sign in by pasting a platform token on the sign-in page."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{portal}/sign-in")
+    browser.find_element(By.ID, "token").send_keys(token)
+    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    await page_shows(browser, "h1", "", "the page after signing in")

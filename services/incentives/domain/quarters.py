@@ -1,0 +1,68 @@
+"""Earnings by quarter (pure): the ledger's periods (months or quarters, as the programme books
+them) folded into calendar quarters, each with what was earned, taken back and the net.
+
+Payouts move money out of the balance but are not earnings: they are left out of the quarters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from services.incentives.domain.earnings import ZERO, EntryType
+from services.incentives.domain.ledger import EARNING_TYPES
+
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
+
+
+def quarter_of_period(period: str) -> str | None:
+    """`2026-11` -> `2026-Q4`; a quarter stays itself; anything else is None."""
+    if _QUARTER.match(period):
+        return period
+    month = _MONTH.match(period)
+    if month is None:
+        return None
+    return f"{month.group(1)}-Q{(int(month.group(2)) - 1) // 3 + 1}"
+
+
+def last_quarters(today: date, count: int) -> list[str]:
+    """The `count` calendar quarters ending with today's, oldest first."""
+    year, quarter = today.year, (today.month - 1) // 3 + 1
+    found = []
+    for _ in range(count):
+        found.append(f"{year}-Q{quarter}")
+        year, quarter = (year, quarter - 1) if quarter > 1 else (year - 1, 4)
+    return list(reversed(found))
+
+
+@dataclass(frozen=True)
+class QuarterEarnings:
+    quarter: str
+    earned: Decimal  # accruals, kickers and SPIFFs
+    reversed: Decimal  # taken back (negative)
+
+    @property
+    def net(self) -> Decimal:
+        return self.earned + self.reversed
+
+
+def by_quarter(
+    totals: Iterable[tuple[str, str, Decimal]], quarters: list[str]
+) -> list[QuarterEarnings]:
+    """(period, entry type, total) rows summed into each of `quarters` (zero where nothing was
+    booked); rows outside them are left out."""
+    earned = dict.fromkeys(quarters, ZERO)
+    taken = dict.fromkeys(quarters, ZERO)
+    for period, entry_type, total in totals:
+        quarter = quarter_of_period(period)
+        if quarter not in earned:
+            continue
+        if entry_type in EARNING_TYPES:
+            earned[quarter] += total
+        elif entry_type == EntryType.REVERSAL:
+            taken[quarter] += total
+    return [QuarterEarnings(q, earned[q], taken[q]) for q in quarters]

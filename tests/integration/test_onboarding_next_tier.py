@@ -1,0 +1,117 @@
+"""The next tier on a real onboarding process (Kafka + Postgres): a partner's credits and
+certifications become what it still lacks for the tier above, to the cent, and by when."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.topics import ATTRIBUTION_CREDITS
+from tests.support import kafka
+from tests.support.factories import credit_issued
+from tests.support.infra import Infra
+from tests.support.onboarding import SMALL_PROGRAM, strong_application
+from tests.support.polling import eventually
+from tests.support.processes import ADMIN, service_processes
+from tests.support.tokens import auth
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    config = Path(tmp_path_factory.mktemp("next-tier")) / "program.json"
+    config.write_text(json.dumps(SMALL_PROGRAM))
+    env = {
+        "ONBOARDING_CONFIG_FILE": str(config),
+        "ONBOARDING_REQUALIFICATION_PERIOD_SECONDS": "86400",
+    }
+    async with service_processes(infra, "onboarding", env=env) as urls:
+        yield urls[0]
+
+
+async def active_partner(client: httpx.AsyncClient, url: str) -> str:
+    domain = f"next-{uuid.uuid4().hex[:8]}.example"
+    applied = await client.post(f"{url}/applications", json=strong_application(domain))
+    assert applied.status_code == 201, applied.text
+    pid: str = applied.json()["partner_id"]
+    decided = await client.post(
+        f"{url}/applications/{pid}/decision", headers=ADMIN, json={"approve": True}
+    )
+    assert decided.status_code == 200, decided.text
+    for item in ("profile_complete", "agreement_signed", "first_enablement_done"):
+        done = await client.post(
+            f"{url}/partners/{pid}/checklist/{item}", headers=ADMIN, json={"evidence": "ref-1"}
+        )
+        assert done.status_code == 200, done.text
+    return pid
+
+
+async def test_next_tier_names_the_revenue_and_certifications_still_missing(
+    infra: Infra, onboarding: str
+) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding)
+        at = datetime.now(UTC)
+        deal = f"hubspot:{uuid.uuid4().hex[:10]}"
+        credit = credit_issued(
+            credit_id=f"cr_{uuid.uuid4().hex[:12]}",
+            deal_key=deal,
+            partner_id=pid,
+            amount="400.10",
+            currency="USD",
+            close_date=at.date(),
+            issued_at=at,
+            ingested_at=at,
+        )
+        await kafka.publish(
+            infra, ATTRIBUTION_CREDITS, [credit], subject=deal, source="attribution"
+        )
+        expires = at + timedelta(days=45)
+        recorded = await client.post(
+            f"{onboarding}/partners/{pid}/certifications",
+            headers=ADMIN,
+            json={
+                "person_email": f"ada@{pid}.example",
+                "role": "sales",
+                "track": "data",
+                "issued_at": (at - timedelta(days=1)).isoformat(),
+                "expires_at": expires.isoformat(),
+            },
+        )
+        assert recorded.status_code == 201, recorded.text
+
+        async def counted() -> dict[str, Any] | None:
+            answer = await client.get(f"{onboarding}/partners/{pid}/next-tier", headers=auth(pid))
+            assert answer.status_code == 200, answer.text
+            body: dict[str, Any] = answer.json()
+            return body if Decimal(body["attributed_revenue"]) > 0 else None
+
+        found = await eventually(counted, 30, what="the credit counted in the next tier")
+        other = await client.get(
+            f"{onboarding}/partners/{pid}/next-tier", headers=auth(f"{pid}-other")
+        )
+    assert other.status_code == 404, other.text
+    assert (found["tier"], found["next_tier"]) == ("registered", "silver")
+    assert Decimal(found["attributed_revenue"]) == Decimal("400.10")
+    assert Decimal(found["revenue_needed"]) == Decimal(1000)
+    assert Decimal(found["revenue_short"]) == Decimal("599.90")
+    assert found["currency"] == "USD"
+    assert [(g["competency"], g["missing"]) for g in found["gaps"]] == [("data", 1), ("ai", 2)]
+    assert found["gaps"][0]["reason"] == "data: 1 more technical certified person"
+    assert found["unmet"] == [
+        f"attributed revenue {found['attributed_revenue']} is below the silver minimum 1000",
+        "0 competencies held (none), silver needs 1",
+    ]
+    assert found["lapses"] == []  # no competency held, none to lapse
+    leaving = found["revenue_leaving"]
+    assert leaving["on"] == (at.date() + timedelta(days=365)).isoformat()
+    assert Decimal(leaving["amount"]) == Decimal("400.10")

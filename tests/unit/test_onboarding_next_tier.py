@@ -1,0 +1,160 @@
+"""The next tier, read forwards for a partner: what it lacks (revenue to the cent, competencies
+with the certified people each needs), and by when (grace, lapsing competencies, revenue leaving
+the window, the agreement)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+from services.onboarding.domain.config import OnboardingConfig
+from services.onboarding.domain.next_tier import next_tier
+from services.onboarding.domain.programme import CertificationRole
+from services.onboarding.domain.tiers import Certification
+from tests.support.onboarding import AGREEMENT, NOW, SMALL, SMALL_PROGRAM
+
+DEFAULTS = OnboardingConfig()
+
+
+def cert(person: str, track: str, role: str, issued: int, expires: int) -> Certification:
+    return Certification(
+        person,
+        CertificationRole(role),
+        track,
+        NOW + timedelta(days=issued),
+        NOW + timedelta(days=expires),
+    )
+
+
+def days(*pairs: tuple[int, str]) -> dict[date, Decimal]:
+    return {(NOW + timedelta(days=ago)).date(): Decimal(amount) for ago, amount in pairs}
+
+
+def test_a_registered_partner_lacks_revenue_to_the_cent_and_a_competency() -> None:
+    found = next_tier(
+        SMALL,
+        tier="registered",
+        revenue_days=days((-10, "400.10"), (-400, "9000")),  # the second is out of the window
+        certifications=[cert("ada", "data", "sales", -5, 300)],
+        grace_until=None,
+        agreement_valid_until=AGREEMENT,
+        as_of=NOW,
+    )
+    assert found.next_tier == "silver"
+    assert found.revenue == Decimal("400.10")
+    assert found.revenue_short == Decimal("599.90")
+    assert found.competencies == ()
+    # data is one technical certification away, ai two: the closest first.
+    assert [(g.competency, g.missing) for g in found.gaps] == [("data", 1), ("ai", 2)]
+    assert found.gaps[0].reason == "data: 1 more technical certified person"
+    assert found.gaps[1].reason == "ai: 1 more sales and 1 more technical certified people"
+    assert found.unmet == (
+        "attributed revenue 400.10 is below the silver minimum 1000",
+        "0 competencies held (none), silver needs 1",
+    )
+    assert found.revenue_leaving is not None
+    assert found.revenue_leaving.on == (NOW - timedelta(days=10)).date() + timedelta(days=365)
+    assert found.revenue_leaving.amount == Decimal("400.10")
+
+
+def test_at_the_top_nothing_is_needed_but_lapses_still_matter() -> None:
+    found = next_tier(
+        SMALL,
+        tier="gold",
+        revenue_days=days((-1, "6000")),
+        certifications=[
+            cert("ada", "data", "sales", -5, 40),
+            cert("bo", "data", "technical", -5, 90),
+            cert("cy", "data", "technical", -5, 20),
+        ],
+        grace_until=None,
+        agreement_valid_until=AGREEMENT,
+        as_of=NOW,
+    )
+    assert found.next_tier is None
+    assert found.revenue_short == Decimal(0)
+    assert found.gaps == ()
+    assert found.unmet == ()
+    # cy's expiry leaves bo: data lapses when ada's sales certification does.
+    assert [(x.competency, x.on) for x in found.lapses] == [("data", NOW + timedelta(days=40))]
+
+
+def test_in_grace_the_current_tier_shortfall_and_its_deadline_are_named() -> None:
+    found = next_tier(
+        SMALL,
+        tier="gold",
+        revenue_days=days((-1, "3000")),
+        certifications=[
+            cert("ada", "data", "sales", -5, 40),
+            cert("bo", "data", "technical", -5, 90),
+        ],
+        grace_until=NOW + timedelta(days=6),
+        agreement_valid_until=AGREEMENT,
+        as_of=NOW,
+    )
+    assert found.keep_unmet == ("attributed revenue 3000 is below the gold minimum 5000",)
+    assert found.grace_until == NOW + timedelta(days=6)
+    # A grace period that ended is not a deadline any more.
+    ended = next_tier(
+        SMALL,
+        tier="gold",
+        revenue_days={},
+        certifications=[],
+        grace_until=NOW - timedelta(days=1),
+        agreement_valid_until=None,
+        as_of=NOW,
+    )
+    assert ended.grace_until is None
+    assert ended.keep_unmet == ()
+    assert ended.revenue_leaving is None
+
+
+def test_a_required_competency_is_named_first_and_alone_when_the_count_is_met() -> None:
+    program = OnboardingConfig.model_validate(
+        {
+            **SMALL_PROGRAM,
+            "tiers": [
+                *SMALL_PROGRAM["tiers"],
+                {
+                    "name": "platinum",
+                    "min_revenue": 9000,
+                    "min_competencies": 1,
+                    "required_competencies": ["ai"],
+                },
+            ],
+        }
+    )
+    found = next_tier(
+        program,
+        tier="gold",
+        revenue_days=days((-1, "9500")),
+        certifications=[
+            cert("ada", "data", "sales", -5, 40),
+            cert("bo", "data", "technical", -5, 90),
+        ],
+        grace_until=None,
+        agreement_valid_until=AGREEMENT,
+        as_of=NOW,
+    )
+    assert found.competencies == ("data",)
+    assert [(g.competency, g.required) for g in found.gaps] == [("ai", True)]
+    assert found.unmet == ("platinum requires competency ai",)
+
+
+def test_the_default_ladder_reads_the_same() -> None:
+    found = next_tier(
+        DEFAULTS,
+        tier="bronze",
+        revenue_days=days((-3, "300000")),
+        certifications=[],
+        grace_until=None,
+        agreement_valid_until=AGREEMENT,
+        as_of=NOW,
+    )
+    assert (found.next_tier, found.revenue_short, found.competencies_needed) == (
+        "silver",
+        Decimal(0),
+        1,
+    )
+    assert found.unmet == ("0 competencies held (none), silver needs 1",)
+    assert len(found.gaps) == len(DEFAULTS.competencies)

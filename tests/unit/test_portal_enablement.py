@@ -1,0 +1,87 @@
+"""The portal's enablement rules: whose progress is the signed-in person's, which certifications
+are expiring soon, who holds the certification a path leads to, and which origins the
+library's forms may lead to."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from services.portal.domain import enablement
+
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+
+def cert(person: str, track: str, role: str, issued: int, expires: int, **extra: Any) -> dict:
+    return {
+        "person": person,
+        "track": track,
+        "role": role,
+        "issued_at": (NOW + timedelta(days=issued)).isoformat(),
+        "expires_at": (NOW + timedelta(days=expires)).isoformat(),
+        **extra,
+    }
+
+
+def test_the_person_of_a_partner_token_is_its_user_without_case() -> None:
+    assert enablement.person_of("ptn_1/Ada@Example.com", "ptn_1") == "ada@example.com"
+    assert enablement.person_of("ada@example.com", "ptn_1") == "ada@example.com"
+    # Another partner's prefix is not stripped: it is nobody of this partner.
+    assert enablement.person_of("ptn_2/ada@example.com", "ptn_1") == "ptn_2/ada@example.com"
+    assert enablement.is_me(" ADA@example.com", "ada@example.com")
+    assert not enablement.is_me("ada@example.com", "")
+
+
+def test_expiring_soon_is_what_lapses_within_the_widest_reminder_window_soonest_first() -> None:
+    found = enablement.expiring_soon(
+        [
+            cert("b@x", "data", "sales", -300, 59),
+            cert("a@x", "ai", "technical", -300, 7),
+            cert("c@x", "data", "technical", -300, 61),  # beyond the window
+            cert("d@x", "data", "technical", -700, -1),  # lapsed: no longer counts
+            cert("e@x", "cloud", "sales", -10, 5, voided_at=NOW.isoformat()),  # voided
+            cert("f@x", "cloud", "sales", 1, 20),  # not valid yet
+        ],
+        NOW,
+    )
+    assert [(e.person, e.days_left) for e in found] == [("a@x", 7), ("b@x", 59)]
+    assert found[0].when == "expires in 7 days"
+    assert enablement.expiring_soon([cert("a@x", "ai", "sales", -1, 1)], NOW)[0].when == (
+        "expires in 1 day"
+    )
+    hours = {**cert("a@x", "ai", "sales", -1, 0), "expires_at": (NOW + timedelta(hours=3))}
+    assert enablement.expiring_soon([hours], NOW)[0].when == "expires today"
+
+
+def test_holds_is_the_latest_valid_certification_on_the_track_and_role() -> None:
+    certs = [
+        cert("Ada@x", "data", "sales", -400, 30),
+        cert("ada@x", "data", "sales", -10, 700),  # renewed
+        cert("ada@x", "data", "technical", -10, 700),
+        cert("ada@x", "ai", "sales", -800, -70),  # lapsed
+    ]
+    assert enablement.holds(certs, "ada@x", "data", "sales", NOW) == NOW + timedelta(days=700)
+    assert enablement.holds(certs, "ada@x", "ai", "sales", NOW) is None
+    assert enablement.holds(certs, "bob@x", "data", "sales", NOW) is None
+    assert enablement.holds(certs, "ada@x", None, None, NOW) is None
+
+
+def test_forms_may_lead_only_to_plain_https_origins() -> None:
+    assert enablement.form_targets(
+        [
+            "https://cdn.vendor.example/guides/a.pdf",
+            "https://cdn.vendor.example/guides/b.pdf",
+            "https://sdk.vendor.example:8443/signup?x=1",
+            "http://plain.example/a",
+            "https://user:pw@creds.example/a",
+            "javascript:alert(1)",
+            "https://bad host.example/",
+        ]
+    ) == ["https://cdn.vendor.example", "https://sdk.vendor.example:8443"]
+
+
+def test_states_and_kinds_read_as_words() -> None:
+    assert enablement.module_state("out_of_order").startswith("done before an earlier module")
+    assert enablement.module_state("brand_new") == "brand new"
+    assert enablement.resource_kind("early_access") == "SDK/API early access"
+    assert enablement.resource_kind("webinar_kit") == "Webinar kit"
