@@ -1,0 +1,141 @@
+"""Write-side SQL of programme: the facts the consumers record. Every insert ignores a row it
+already holds (the inbox already drops a redelivered event; a republished event with a new id
+changes nothing either)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from shared.db import Connection
+from shared.events.attribution import CreditIssued, CreditReversed
+from shared.events.partners import PartnerStateChanged
+
+
+async def record_partner_versions(
+    conn: Connection, versions: list[tuple[PartnerStateChanged, str | None]]
+) -> None:
+    """Partner versions with the decision each is, if any (`automatic` | `manual`)."""
+    if not versions:
+        return
+    await conn.execute(
+        """INSERT INTO partner_versions (partner_id, version, partner_type, status,
+               previous_status, tier, regions, change, decision, changed_at)
+           SELECT p, v, t, s, ps, tr, string_to_array(r, ' '), c, d, at
+           FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[],
+                       $7::text[], $8::text[], $9::text[], $10::timestamptz[])
+                AS x(p, v, t, s, ps, tr, r, c, d, at)
+           ON CONFLICT (partner_id, version) DO NOTHING""",
+        [e.partner_id for e, _ in versions],
+        [e.version for e, _ in versions],
+        [e.partner_type for e, _ in versions],
+        [e.status.value for e, _ in versions],
+        [e.previous_status.value if e.previous_status else None for e, _ in versions],
+        [e.tier for e, _ in versions],
+        # regions are country codes: no spaces
+        [" ".join(e.regions) for e, _ in versions],
+        [e.change.value for e, _ in versions],
+        [decision for _, decision in versions],
+        [e.changed_at for e, _ in versions],
+    )
+
+
+async def record_credits(conn: Connection, credits: list[CreditIssued]) -> None:
+    if not credits:
+        return
+    await conn.execute(
+        """INSERT INTO credits (credit_id, deal_key, partner_id, kind, amount, currency,
+               customer_country, close_date, issued_at)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
+                                $6::text[], $7::text[], $8::date[], $9::timestamptz[])
+           ON CONFLICT (credit_id) DO NOTHING""",
+        [c.credit_id for c in credits],
+        [c.deal_key for c in credits],
+        [c.partner_id for c in credits],
+        [c.kind.value for c in credits],
+        [c.amount for c in credits],
+        [c.currency for c in credits],
+        [c.customer.country for c in credits],
+        [c.close_date for c in credits],
+        [c.issued_at for c in credits],
+    )
+
+
+async def record_reversals(conn: Connection, reversals: list[CreditReversed]) -> None:
+    if not reversals:
+        return
+    await conn.execute(
+        """INSERT INTO credit_reversals (credit_id, reversal_id, amount, reversed_at)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::timestamptz[])
+           ON CONFLICT DO NOTHING""",
+        [r.credit_id for r in reversals],
+        [r.reversal_id for r in reversals],
+        [r.amount for r in reversals],
+        [r.reversed_at for r in reversals],
+    )
+
+
+@dataclass(frozen=True)
+class SpendEntry:
+    entry_id: str
+    partner_id: str
+    movement: str  # incentive | mdf_accrual | mdf_claim
+    credit_id: str | None
+    quarter: str
+    amount: Decimal  # signed: what it adds to the programme's cost
+    currency: str
+    at: datetime
+
+
+async def record_spend(conn: Connection, entries: list[SpendEntry]) -> None:
+    if not entries:
+        return
+    await conn.execute(
+        """INSERT INTO spend_entries (entry_id, partner_id, movement, credit_id, quarter,
+               amount, currency, at)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                $6::numeric[], $7::text[], $8::timestamptz[])
+           ON CONFLICT (entry_id) DO NOTHING""",
+        [e.entry_id for e in entries],
+        [e.partner_id for e in entries],
+        [e.movement for e in entries],
+        [e.credit_id for e in entries],
+        [e.quarter for e in entries],
+        [e.amount for e in entries],
+        [e.currency for e in entries],
+        [e.at for e in entries],
+    )
+
+
+@dataclass(frozen=True)
+class MoveRow:
+    event_id: uuid.UUID
+    registration_id: str
+    partner_id: str
+    move: str
+    outcome: str | None
+    automatic: bool | None
+    at_submission: bool
+    at: datetime
+
+
+async def record_registration_moves(conn: Connection, moves: list[MoveRow]) -> None:
+    if not moves:
+        return
+    await conn.execute(
+        """INSERT INTO registration_moves (event_id, registration_id, partner_id, move, outcome,
+               automatic, at_submission, at)
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                $6::boolean[], $7::boolean[], $8::timestamptz[])
+           ON CONFLICT (event_id) DO NOTHING""",
+        [m.event_id for m in moves],
+        [m.registration_id for m in moves],
+        [m.partner_id for m in moves],
+        [m.move for m in moves],
+        [m.outcome for m in moves],
+        [m.automatic for m in moves],
+        [m.at_submission for m in moves],
+        [m.at for m in moves],
+    )

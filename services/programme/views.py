@@ -1,0 +1,182 @@
+"""Read side of programme: the facts summed the way each figure is defined (README "How a
+figure is computed"). Tier and type are the partner's when the fact happened: the latest
+partner version at or before it, or the first one known when the fact came earlier than any."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from shared.db import Connection
+
+
+@dataclass(frozen=True)
+class Filters:
+    starts: date | None
+    ends: date | None
+    partner_ids: list[str] | None
+    tier: str | None
+    partner_type: str | None
+    region: str | None
+
+    def args(self) -> tuple[Any, ...]:
+        return (
+            self.starts,
+            self.ends,
+            self.partner_ids,
+            self.tier,
+            self.partner_type,
+            self.region,
+        )
+
+
+def partner_at(fact: str, at: str) -> str:
+    """A lateral join naming `p`: the version of `fact`'s partner in force at `at`."""
+    return f"""LEFT JOIN LATERAL (
+        SELECT v.tier, v.partner_type FROM partner_versions v
+        WHERE v.partner_id = {fact}.partner_id
+        ORDER BY (v.changed_at <= {at}) DESC,
+                 CASE WHEN v.changed_at <= {at} THEN -v.version ELSE v.version END
+        LIMIT 1) p ON true"""
+
+
+# $3 partners, $4 tier, $5 type over the partner version joined as `p`.
+PARTNER_FILTER = """($3::text[] IS NULL OR {fact}.partner_id = ANY($3::text[]))
+    AND ($4::text IS NULL OR coalesce(p.tier, 'unknown') = $4::text)
+    AND ($5::text IS NULL OR coalesce(p.partner_type, 'unknown') = $5::text)"""
+
+
+def _in_range(column: str) -> str:
+    return (
+        f"($1::date IS NULL OR {column} >= $1::date) AND ($2::date IS NULL OR {column} < $2::date)"
+    )
+
+
+async def revenue(conn: Connection, f: Filters) -> list[Any]:
+    return await conn.fetch(
+        f"""SELECT to_char(c.close_date, 'YYYY-"Q"Q') AS quarter,
+                   coalesce(p.tier, 'unknown') AS tier,
+                   coalesce(p.partner_type, 'unknown') AS partner_type,
+                   coalesce(c.customer_country, 'unknown') AS region,
+                   c.currency,
+                   coalesce(sum(c.amount - coalesce(r.amount, 0))
+                            FILTER (WHERE c.kind = 'sourced'), 0) AS sourced,
+                   coalesce(sum(c.amount - coalesce(r.amount, 0))
+                            FILTER (WHERE c.kind = 'influenced'), 0) AS influenced
+            FROM credits c
+            LEFT JOIN credit_reversals r USING (credit_id)
+            {partner_at("c", "c.issued_at")}
+            WHERE {_in_range("c.close_date")} AND {PARTNER_FILTER.format(fact="c")}
+              AND ($6::text IS NULL OR coalesce(c.customer_country, 'unknown') = $6::text)
+            GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5""",
+        *f.args(),
+    )
+
+
+async def spend(conn: Connection, f: Filters) -> list[Any]:
+    """Spend per quarter and currency. An entry's region is its credit's customer country; an
+    MDF claim belongs to no deal, so a region filter leaves claims out."""
+    return await conn.fetch(
+        f"""SELECT s.quarter, s.currency,
+                   coalesce(sum(s.amount) FILTER (WHERE s.movement = 'incentive'), 0)
+                       AS incentives,
+                   coalesce(sum(s.amount) FILTER (WHERE s.movement = 'mdf_claim'), 0)
+                       AS mdf_claimed,
+                   coalesce(sum(s.amount) FILTER (WHERE s.movement = 'mdf_accrual'), 0)
+                       AS mdf_accrued
+            FROM spend_entries s
+            LEFT JOIN credits c ON c.credit_id = s.credit_id
+            {partner_at("s", "s.at")}
+            WHERE ($1::date IS NULL OR s.quarter >= to_char($1::date, 'YYYY-"Q"Q'))
+              AND ($2::date IS NULL OR s.quarter < to_char($2::date, 'YYYY-"Q"Q'))
+              AND {PARTNER_FILTER.format(fact="s")}
+              AND ($6::text IS NULL OR coalesce(c.customer_country, 'unknown') = $6::text)
+            GROUP BY 1, 2 ORDER BY 1, 2""",
+        *f.args(),
+    )
+
+
+async def onboarding_decisions(conn: Connection, f: Filters) -> list[Any]:
+    """Each application decision: automatic or not, and the seconds since the application
+    (null when the application's version is not known)."""
+    return await conn.fetch(
+        f"""SELECT d.decision = 'automatic' AS automatic,
+                   extract(epoch FROM d.changed_at - a.changed_at)::float8 AS waited
+            FROM partner_versions d
+            LEFT JOIN partner_versions a
+                   ON a.partner_id = d.partner_id AND a.change = 'applied'
+            {partner_at("d", "d.changed_at")}
+            WHERE d.decision IS NOT NULL AND {_in_range("d.changed_at")}
+              AND {PARTNER_FILTER.format(fact="d")}
+              AND ($6::text IS NULL OR $6::text = ANY(d.regions))""",
+        *f.args(),
+    )
+
+
+async def registration_decisions(conn: Connection, f: Filters) -> list[Any]:
+    """Each registration decision: automatic or not, and the seconds it waited (none at
+    submission; since it last entered review otherwise, null when that is not known).
+    Registrations have no region here: a region filter counts none."""
+    return await conn.fetch(
+        f"""SELECT m.automatic,
+                   CASE WHEN m.at_submission THEN 0::float8
+                        ELSE extract(epoch FROM m.at - w.at)::float8 END AS waited
+            FROM registration_moves m
+            LEFT JOIN LATERAL (
+                SELECT q.at FROM registration_moves q
+                WHERE q.registration_id = m.registration_id AND q.move = 'pending'
+                  AND q.at <= m.at
+                ORDER BY q.at DESC LIMIT 1) w ON true
+            {partner_at("m", "m.at")}
+            WHERE m.move = 'decision' AND {_in_range("m.at")}
+              AND {PARTNER_FILTER.format(fact="m")}
+              AND $6::text IS NULL""",
+        *f.args(),
+    )
+
+
+# The partner's latest version, filtered as the other figures are (region: one it may sell in).
+_LATEST = """
+    SELECT DISTINCT ON (partner_id) partner_id, status, tier, partner_type, regions
+    FROM partner_versions ORDER BY partner_id, version DESC"""
+
+
+async def partner_counts(conn: Connection, f: Filters) -> Any:
+    return await conn.fetchrow(
+        f"""WITH latest AS ({_LATEST}),
+            churned AS (
+                SELECT DISTINCT x.partner_id FROM partner_versions x
+                {partner_at("x", "x.changed_at")}
+                WHERE x.change = 'expelled' AND {_in_range("x.changed_at")}
+                  AND {PARTNER_FILTER.format(fact="x")}
+                  AND ($6::text IS NULL OR $6::text = ANY(x.regions)))
+            SELECT
+              count(*) FILTER (WHERE l.status IN ('active', 'grace')) AS active,
+              count(*) FILTER (WHERE l.status = 'suspended') AS suspended,
+              (SELECT count(*) FROM churned) AS churned
+            FROM latest l
+            LEFT JOIN LATERAL (SELECT l.tier, l.partner_type) p ON true
+            WHERE {PARTNER_FILTER.format(fact="l")}
+              AND ($6::text IS NULL OR $6::text = ANY(l.regions))""",
+        *f.args(),
+    )
+
+
+async def first_deal_waits(conn: Connection, f: Filters) -> list[Any]:
+    """Seconds from each partner's activation (in range) to its first credited deal; partners
+    without a deal yet are not measured."""
+    return await conn.fetch(
+        f"""WITH activated AS (
+                SELECT DISTINCT ON (partner_id) partner_id, changed_at, regions, version
+                FROM partner_versions WHERE change = 'activated'
+                ORDER BY partner_id, version)
+            SELECT extract(epoch FROM first.at - a.changed_at)::float8 AS waited
+            FROM activated a
+            JOIN LATERAL (SELECT min(c.issued_at) AS at FROM credits c
+                          WHERE c.partner_id = a.partner_id) first ON first.at IS NOT NULL
+            {partner_at("a", "a.changed_at")}
+            WHERE {_in_range("a.changed_at")} AND {PARTNER_FILTER.format(fact="a")}
+              AND ($6::text IS NULL OR $6::text = ANY(a.regions))""",
+        *f.args(),
+    )

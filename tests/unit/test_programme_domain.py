@@ -1,0 +1,149 @@
+"""The programme's pure rules: quarters, which decisions count and who made them, and how a
+figure is computed (shares, nearest-rank percentiles, return per dollar)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.deals.domain.lifecycle import review_outcome
+from services.deals.domain.sla import OverdueOutcome, overdue_decision
+from services.programme.domain.decisions import (
+    Decider,
+    MoveKind,
+    first_decision,
+    onboarding_decision,
+    status_move,
+)
+from services.programme.domain.figures import Durations, percentile, ratio, return_per_dollar
+from services.programme.domain.quarters import Quarter, QuarterRange, quarter_of_period
+from shared.events.partners import PartnerChange, PartnerStatus
+from shared.events.registrations import RegistrationStatus as R
+
+
+def test_a_quarter_is_parsed_printed_and_bounded() -> None:
+    q = Quarter.parse("2026-Q4")
+    assert (q.year, q.number, str(q)) == (2026, 4, "2026-Q4")
+    assert q.first_day == date(2026, 10, 1)
+    assert q.next == Quarter(2027, 1)
+    assert Quarter.of(date(2026, 3, 31)) == Quarter(2026, 1)
+    assert Quarter.of(date(2026, 4, 1)) == Quarter(2026, 2)
+    with pytest.raises(ValueError, match="not a quarter"):
+        Quarter.parse("2026-Q5")
+
+
+def test_a_range_includes_both_ends_and_refuses_a_reversed_one() -> None:
+    span = QuarterRange(Quarter(2026, 2), Quarter(2026, 4))
+    assert (span.starts, span.ends) == (date(2026, 4, 1), date(2027, 1, 1))
+    assert (QuarterRange().starts, QuarterRange().ends) == (None, None)
+    with pytest.raises(ValueError, match="before from_quarter"):
+        QuarterRange(Quarter(2026, 3), Quarter(2026, 2))
+
+
+def test_an_incentive_period_maps_to_its_quarter() -> None:
+    assert quarter_of_period("2026-Q2") == "2026-Q2"
+    assert quarter_of_period("2026-08") == "2026-Q3"
+    assert quarter_of_period("2026-12") == "2026-Q4"
+    with pytest.raises(ValueError, match="neither a quarter nor a month"):
+        quarter_of_period("2026-13")
+
+
+def test_an_application_decision_is_automatic_unless_a_manager_reviewed_it() -> None:
+    applied = PartnerStatus.APPLIED
+    # onboarding's scoring rejects at once, with the score's explanation as the reason
+    assert (
+        onboarding_decision(PartnerChange.REJECTED, applied, "score 31 < 40") is Decider.AUTOMATIC
+    )
+    # onboarding's manager review (services/onboarding/review.py words it so)
+    why = "manual review approved by cm-1: fits (score 80)"
+    assert onboarding_decision(PartnerChange.QUALIFIED, applied, why) is Decider.MANUAL
+    assert onboarding_decision(PartnerChange.REJECTED, applied, why) is Decider.MANUAL
+    # anything else is not a decision on an application
+    assert onboarding_decision(PartnerChange.ACTIVATED, PartnerStatus.ONBOARDING, "") is None
+    assert onboarding_decision(PartnerChange.EXPELLED, PartnerStatus.QUALIFIED, "") is None
+    assert onboarding_decision(PartnerChange.APPLIED, None, "") is None
+
+
+def test_a_registration_is_decided_at_submission_or_waits_for_review() -> None:
+    for status in (R.APPROVED, R.REJECTED):
+        move = first_decision(status)
+        assert move is not None
+        assert (move.kind, move.outcome, move.automatic, move.at_submission) == (
+            MoveKind.DECISION,
+            status,
+            True,
+            True,
+        )
+    pending = first_decision(R.PENDING_REVIEW)
+    assert pending is not None
+    assert pending.kind is MoveKind.PENDING
+
+
+def test_a_review_by_a_manager_is_manual_and_one_by_policy_is_automatic() -> None:
+    # deals' own wording, so a change there fails here
+    for approve, closed in ((True, None), (False, None), (True, "won")):
+        outcome, reason = review_outcome(R.PENDING_REVIEW, approve, "checked", closed)
+        move = status_move(R.PENDING_REVIEW, outcome, reason)
+        assert move is not None
+        assert move.kind is MoveKind.DECISION
+        assert (move.outcome, move.automatic) == (outcome, False)
+    due = datetime(2026, 5, 1, tzinfo=UTC)
+    for policy, approve in (
+        (OverdueOutcome.REJECT, False),
+        (OverdueOutcome.APPROVE_UNDER_LIMIT, True),
+    ):
+        decided = overdue_decision(policy, Decimal(10), Decimal(100), due)
+        assert decided is not None
+        assert decided[0] is approve
+        outcome = R.APPROVED if approve else R.REJECTED
+        move = status_move(R.PENDING_REVIEW, outcome, decided[1])
+        assert move is not None
+        assert (move.outcome, move.automatic) == (outcome, True)
+
+
+def test_other_status_changes_decide_nothing_but_a_return_to_review_starts_a_wait() -> None:
+    assert status_move(R.APPROVED, R.WON, "closed won") is None
+    assert status_move(R.APPROVED, R.EXPIRED, "window ended") is None
+    assert status_move(R.PENDING_REVIEW, R.LOST, "closed lost while awaiting review") is None
+    assert status_move(R.PENDING_REVIEW, R.PENDING_REVIEW, "closed won: review decides") is None
+    back = status_move(R.APPROVED, R.PENDING_REVIEW, "the CRM disagrees")
+    assert back is not None
+    assert back.kind is MoveKind.PENDING
+
+
+def test_ratios_are_exact_to_four_places_half_to_even() -> None:
+    assert ratio(2, 3) == Decimal("0.6667")
+    assert ratio(Decimal("1"), Decimal("8")) == Decimal("0.1250")
+    assert ratio(Decimal("0.00005"), 1) == Decimal("0.0000")  # half to even
+    assert ratio(Decimal("0.00015"), 1) == Decimal("0.0002")
+    assert ratio(5, 0) is None
+    assert return_per_dollar(Decimal("1000.00"), Decimal("30.00")) == Decimal("33.3333")
+    assert return_per_dollar(Decimal("1000.00"), Decimal("0")) is None
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    assert percentile([], 50) is None
+    assert percentile([7.0], 90) == 7.0
+    values = [float(v) for v in range(1, 11)]
+    assert percentile(values, 50) == 5.0
+    assert percentile(values, 90) == 9.0
+    assert percentile(list(reversed(values)), 100) == 10.0
+    with pytest.raises(ValueError, match="between 1 and 100"):
+        percentile(values, 0)
+    assert Durations.of_seconds([3600.0, 7200.0, 36000.0]) == Durations(3, 2.0, 10.0)
+
+
+@given(st.lists(st.floats(min_value=0, max_value=1e9), min_size=1), st.integers(1, 100))
+def test_a_percentile_is_an_observed_value_with_p_percent_at_or_below(
+    values: list[float], p: int
+) -> None:
+    found = percentile(values, p)
+    assert found in values
+    at_or_below = sum(1 for v in values if v <= found)
+    assert at_or_below / len(values) >= p / 100
+    below = sum(1 for v in values if v < found)
+    assert below / len(values) < p / 100
