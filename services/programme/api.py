@@ -1,19 +1,34 @@
 """HTTP API of programme: the programme KPIs, for the vendor's channel team and finance (no
-partner sees the programme as a whole)."""
+partner sees the programme as a whole); a partner's joint business plans and quarterly
+reviews, proposed and reviewed by channel managers, answered by the partner's admins and read
+by the partner's people."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
-from services.programme import kpis
+from services.programme import kpis, plans, views
+from services.programme.domain.plans import Goals
 from services.programme.domain.quarters import QUARTER_PATTERN, Quarter, QuarterRange
-from services.programme.schemas import KpiFiltersOut, KpiReport
+from services.programme.schemas import (
+    KpiFiltersOut,
+    KpiReport,
+    PlanAnswerIn,
+    PlanIn,
+    PlanList,
+    PlanOut,
+    ReviewIn,
+    ReviewList,
+    ReviewOut,
+)
+from services.programme.settings import ProgrammeSettings
 from services.programme.views import Filters
-from shared.errors import Unprocessable
+from shared.clock import now
+from shared.errors import NotFound, Unprocessable
 from shared.events.partners import PartnerType
-from shared.http import PlatformDep, require_role
+from shared.http import AdminDep, CallerDep, PlatformDep, Provided, partner_scope, require_role
 from shared.identity import Caller, Role
 from shared.inputs import Ident
 
@@ -77,3 +92,113 @@ async def programme_kpis(
     )
     async with platform.pool.acquire() as conn:
         return await kpis.report(conn, filters, shown)
+
+
+# ---- joint business plans and quarterly business reviews
+
+SettingsDep = Annotated[ProgrammeSettings, Provided(ProgrammeSettings)]
+PartnerAdminDep = Annotated[Caller, require_role(Role.PARTNER_ADMIN)]
+Year = Annotated[int, Path(ge=2000, le=2100)]
+
+
+async def one_plan(
+    platform: PlatformDep, partner_id: str, year: int, rules: tuple[str, ...]
+) -> PlanOut:
+    async with platform.pool.acquire() as conn:
+        found = await views.plans(conn, partner_id, year, now().date(), rules)
+    if not found:
+        raise NotFound(f"no business plan for {year}")
+    return found[0]
+
+
+@router.put("/partners/{partner_id}/plans/{year}", tags=["plans"])
+async def propose_plan(
+    partner_id: str,
+    year: Year,
+    body: PlanIn,
+    who: AdminDep,
+    platform: PlatformDep,
+    settings: SettingsDep,
+) -> PlanOut:
+    """Propose the partner's plan for the year, or revise it (the next revision is proposed
+    again: changed goals need the partner's acceptance again)."""
+    goals = Goals(
+        body.goals.sourced_revenue,
+        body.goals.certifications,
+        body.goals.new_logos,
+        body.goals.co_marketing_campaigns,
+    )
+    async with platform.transaction() as conn:
+        await plans.propose(conn, who, partner_id, year, body.currency, goals, body.note, now())
+    return await one_plan(platform, partner_id, year, settings.new_logo_rules)
+
+
+@router.post("/partners/{partner_id}/plans/{year}/answer", tags=["plans"])
+async def answer_plan(
+    partner_id: str,
+    year: Year,
+    body: PlanAnswerIn,
+    who: PartnerAdminDep,
+    platform: PlatformDep,
+    settings: SettingsDep,
+) -> PlanOut:
+    """The partner accepts or declines the proposed plan (409 for a plan not proposed)."""
+    partner_scope(who, partner_id, f"partner {partner_id}")
+    async with platform.transaction() as conn:
+        await plans.respond(conn, who, partner_id, year, body.accept, body.note, now())
+    return await one_plan(platform, partner_id, year, settings.new_logo_rules)
+
+
+@router.get("/partners/{partner_id}/plans", tags=["plans"])
+async def list_plans(
+    partner_id: str, who: CallerDep, platform: PlatformDep, settings: SettingsDep
+) -> PlanList:
+    partner_scope(who, partner_id, f"partner {partner_id}")
+    async with platform.pool.acquire() as conn:
+        found = await views.plans(conn, partner_id, None, now().date(), settings.new_logo_rules)
+    return PlanList(items=found)
+
+
+@router.get("/partners/{partner_id}/plans/{year}", tags=["plans"])
+async def get_plan(
+    partner_id: str, year: Year, who: CallerDep, platform: PlatformDep, settings: SettingsDep
+) -> PlanOut:
+    """The plan, its history, and its goals against the year's actuals so far."""
+    partner_scope(who, partner_id, f"partner {partner_id}")
+    return await one_plan(platform, partner_id, year, settings.new_logo_rules)
+
+
+@router.post("/partners/{partner_id}/plans/{year}/reviews", tags=["plans"], status_code=201)
+async def record_review(
+    partner_id: str,
+    year: Year,
+    body: ReviewIn,
+    who: AdminDep,
+    platform: PlatformDep,
+    settings: SettingsDep,
+) -> ReviewOut:
+    """Record a quarterly business review of the accepted plan (one per quarter)."""
+    quarter = Quarter.parse(body.quarter)
+    async with platform.transaction() as conn:
+        review_id = await plans.review(
+            conn,
+            who,
+            partner_id,
+            year,
+            quarter,
+            body.summary,
+            body.actions,
+            settings.new_logo_rules,
+            now(),
+        )
+        recorded = await views.reviews(conn, partner_id, year)
+    return next(r for r in recorded if r.review_id == review_id)
+
+
+@router.get("/partners/{partner_id}/plans/{year}/reviews", tags=["plans"])
+async def list_reviews(
+    partner_id: str, year: Year, who: CallerDep, platform: PlatformDep
+) -> ReviewList:
+    partner_scope(who, partner_id, f"partner {partner_id}")
+    async with platform.pool.acquire() as conn:
+        return ReviewList(items=await views.reviews(conn, partner_id, year))

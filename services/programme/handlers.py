@@ -100,6 +100,8 @@ async def on_earnings(ctx: HandlerContext, events: list[Envelope[IncentiveEarned
                 e.amount,
                 e.currency,
                 e.earned_at,
+                e.program_rule,
+                e.deal_key,
             )
             for e in (event.data for event in events)
         ],
@@ -120,6 +122,8 @@ async def on_clawbacks(ctx: HandlerContext, events: list[Envelope[IncentiveRever
                 -e.amount,
                 e.currency,
                 e.reversed_at,
+                e.program_rule,
+                e.deal_key,
             )
             for e in (event.data for event in events)
         ],
@@ -139,6 +143,8 @@ async def on_mdf_accruals(ctx: HandlerContext, events: list[Envelope[MdfAccrued]
                 e.amount,
                 e.currency,
                 e.accrued_at,
+                e.program_rule,
+                e.deal_key,
             )
             for e in (event.data for event in events)
         ],

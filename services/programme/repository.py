@@ -4,11 +4,14 @@ changes nothing either)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
+from services.programme.domain.plans import Goals, Line, PlanState
 from shared.db import Connection
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.partners import PartnerStateChanged
@@ -22,11 +25,12 @@ async def record_partner_versions(
         return
     await conn.execute(
         """INSERT INTO partner_versions (partner_id, version, partner_type, status,
-               previous_status, tier, regions, change, decision, changed_at)
-           SELECT p, v, t, s, ps, tr, string_to_array(r, ' '), c, d, at
+               previous_status, tier, regions, change, decision, changed_at, competencies)
+           SELECT p, v, t, s, ps, tr, string_to_array(r, ' '), c, d, at,
+                  string_to_array(k, ' ')
            FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[],
-                       $7::text[], $8::text[], $9::text[], $10::timestamptz[])
-                AS x(p, v, t, s, ps, tr, r, c, d, at)
+                       $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[])
+                AS x(p, v, t, s, ps, tr, r, c, d, at, k)
            ON CONFLICT (partner_id, version) DO NOTHING""",
         [e.partner_id for e, _ in versions],
         [e.version for e, _ in versions],
@@ -39,6 +43,8 @@ async def record_partner_versions(
         [e.change.value for e, _ in versions],
         [decision for _, decision in versions],
         [e.changed_at for e, _ in versions],
+        # competency codes: no spaces either
+        [" ".join(e.competencies) for e, _ in versions],
     )
 
 
@@ -87,6 +93,8 @@ class SpendEntry:
     amount: Decimal  # signed: what it adds to the programme's cost
     currency: str
     at: datetime
+    rule: str | None = None  # the program rule (kicker:new_logo, ...)
+    deal_key: str | None = None
 
 
 async def record_spend(conn: Connection, entries: list[SpendEntry]) -> None:
@@ -94,9 +102,10 @@ async def record_spend(conn: Connection, entries: list[SpendEntry]) -> None:
         return
     await conn.execute(
         """INSERT INTO spend_entries (entry_id, partner_id, movement, credit_id, quarter,
-               amount, currency, at)
+               amount, currency, at, rule, deal_key)
            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                $6::numeric[], $7::text[], $8::timestamptz[])
+                                $6::numeric[], $7::text[], $8::timestamptz[], $9::text[],
+                                $10::text[])
            ON CONFLICT (entry_id) DO NOTHING""",
         [e.entry_id for e in entries],
         [e.partner_id for e in entries],
@@ -106,6 +115,8 @@ async def record_spend(conn: Connection, entries: list[SpendEntry]) -> None:
         [e.amount for e in entries],
         [e.currency for e in entries],
         [e.at for e in entries],
+        [e.rule for e in entries],
+        [e.deal_key for e in entries],
     )
 
 
@@ -139,3 +150,159 @@ async def record_registration_moves(conn: Connection, moves: list[MoveRow]) -> N
         [m.at_submission for m in moves],
         [m.at for m in moves],
     )
+
+
+# ---- joint business plans and reviews
+
+PLAN_COLUMNS = """partner_id, year, revision, state, currency, sourced_revenue, certifications,
+    new_logos, campaigns, note, proposed_by, proposed_at, responded_by, responded_at,
+    response_note"""
+
+
+async def lock_plan(conn: Connection, partner_id: str, year: int) -> Any:
+    return await conn.fetchrow(
+        f"SELECT {PLAN_COLUMNS} FROM business_plans WHERE partner_id = $1 AND year = $2 FOR UPDATE",
+        partner_id,
+        year,
+    )
+
+
+async def save_proposal(
+    conn: Connection,
+    partner_id: str,
+    year: int,
+    revision: int,
+    currency: str,
+    goals: Goals,
+    note: str,
+    by: str,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        """INSERT INTO business_plans (partner_id, year, revision, state, currency,
+               sourced_revenue, certifications, new_logos, campaigns, note, proposed_by,
+               proposed_at)
+           VALUES ($1, $2, $3, 'proposed', $4, $5, $6, $7, $8, $9, $10, $11)
+           ON CONFLICT (partner_id, year) DO UPDATE SET
+               revision = excluded.revision, state = 'proposed', currency = excluded.currency,
+               sourced_revenue = excluded.sourced_revenue,
+               certifications = excluded.certifications, new_logos = excluded.new_logos,
+               campaigns = excluded.campaigns, note = excluded.note,
+               proposed_by = excluded.proposed_by, proposed_at = excluded.proposed_at,
+               responded_by = NULL, responded_at = NULL, response_note = NULL""",
+        partner_id,
+        year,
+        revision,
+        currency,
+        goals.sourced_revenue,
+        goals.certifications,
+        goals.new_logos,
+        goals.co_marketing_campaigns,
+        note,
+        by,
+        at,
+    )
+
+
+async def save_answer(
+    conn: Connection,
+    partner_id: str,
+    year: int,
+    state: PlanState,
+    by: str,
+    note: str,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        """UPDATE business_plans SET state = $3, responded_by = $4, responded_at = $5,
+               response_note = $6
+           WHERE partner_id = $1 AND year = $2""",
+        partner_id,
+        year,
+        state.value,
+        by,
+        at,
+        note,
+    )
+
+
+async def add_plan_history(
+    conn: Connection,
+    partner_id: str,
+    year: int,
+    revision: int,
+    state: PlanState,
+    goals: Goals,
+    by: str,
+    note: str,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        """INSERT INTO business_plan_history (partner_id, year, seq, revision, state, goals,
+               acted_by, note, at)
+           SELECT $1, $2, coalesce(max(seq), 0) + 1, $3, $4, $5::jsonb, $6, $7, $8
+           FROM business_plan_history WHERE partner_id = $1 AND year = $2""",
+        partner_id,
+        year,
+        revision,
+        state.value,
+        json.dumps(goals_json(goals)),
+        by,
+        note,
+        at,
+    )
+
+
+def goals_json(goals: Goals) -> dict[str, Any]:
+    return {
+        "sourced_revenue": str(goals.sourced_revenue),
+        "certifications": goals.certifications,
+        "new_logos": goals.new_logos,
+        "co_marketing_campaigns": goals.co_marketing_campaigns,
+    }
+
+
+def lines_json(lines: list[Line]) -> list[dict[str, Any]]:
+    return [
+        {
+            "goal": line.goal_name,
+            "source": line.source,
+            "target": str(line.goal),
+            "actual": str(line.actual),
+            "attainment": str(line.attainment) if line.attainment is not None else None,
+        }
+        for line in lines
+    ]
+
+
+async def insert_review(
+    conn: Connection,
+    review_id: uuid.UUID,
+    partner_id: str,
+    year: int,
+    quarter: str,
+    revision: int,
+    lines: list[Line],
+    summary: str,
+    actions: list[str],
+    by: str,
+    at: datetime,
+) -> bool:
+    """False when the partner's review of that quarter is already recorded."""
+    inserted = await conn.fetchval(
+        """INSERT INTO business_reviews (review_id, partner_id, year, quarter, plan_revision,
+               lines, summary, actions, recorded_by, recorded_at)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8::jsonb, $9, $10)
+           ON CONFLICT (partner_id, quarter) DO NOTHING RETURNING true""",
+        review_id,
+        partner_id,
+        year,
+        quarter,
+        revision,
+        json.dumps(lines_json(lines)),
+        summary,
+        json.dumps(actions),
+        by,
+        at,
+    )
+    return bool(inserted)

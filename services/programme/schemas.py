@@ -4,11 +4,22 @@ durations are hours."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    model_validator,
+)
+
+from services.programme.domain.quarters import QUARTER_PATTERN
+from shared.inputs import CurrencyCode, FreeText, Money, check_money
 
 Timestamp = Annotated[
     datetime,
@@ -98,3 +109,114 @@ class KpiReport(BaseModel):
     automation: AutomationOut
     partners: PartnersOut
     computed_at: Timestamp
+
+
+# ---- joint business plans and quarterly business reviews
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Count = Annotated[int, Field(ge=0, le=100_000)]
+
+
+class GoalsIn(_Request):
+    sourced_revenue: Money = Field(description="partner-sourced revenue for the year")
+    certifications: Count = Field(description="competencies certified by the year's end")
+    new_logos: Count = Field(description="deals won with customers new to the vendor")
+    co_marketing_campaigns: Count = Field(description="co-marketing activities funded by MDF")
+
+
+class PlanIn(_Request):
+    """A proposal (or a revision: goals changed after acceptance need accepting again)."""
+
+    currency: CurrencyCode
+    goals: GoalsIn
+    note: Annotated[FreeText, Field(max_length=2000)] = ""
+
+    @model_validator(mode="after")
+    def _money_fits_currency(self) -> PlanIn:
+        check_money(self.goals.sourced_revenue, self.currency, "goals.sourced_revenue")
+        return self
+
+
+class PlanAnswerIn(_Request):
+    accept: bool
+    note: Annotated[FreeText, Field(max_length=2000)] = ""
+
+
+class GoalsOut(BaseModel):
+    sourced_revenue: Decimal
+    certifications: int
+    new_logos: int
+    co_marketing_campaigns: int
+
+
+class LineOut(BaseModel):
+    goal: str = Field(
+        description="sourced_revenue | certifications | new_logos | co_marketing_campaigns"
+    )
+    source: str = Field(description="the service whose events give the actual")
+    target: Decimal
+    actual: Decimal
+    attainment: Decimal | None = Field(description="actual / target; null for a target of 0")
+
+
+class PlanEventOut(BaseModel):
+    revision: int
+    state: str
+    goals: GoalsOut
+    acted_by: str
+    note: str
+    at: Timestamp
+
+
+class PlanOut(BaseModel):
+    partner_id: str
+    year: int
+    revision: int
+    state: str = Field(description="proposed | accepted | declined")
+    currency: str
+    goals: GoalsOut
+    note: str
+    proposed_by: str
+    proposed_at: Timestamp
+    responded_by: str | None
+    responded_at: Timestamp | None
+    response_note: str | None
+    actuals_through: str = Field(description="the quarter the actuals run to")
+    actuals: list[LineOut] = Field(description="the goals against the year's actuals so far")
+    history: list[PlanEventOut]
+
+
+class PlanList(BaseModel):
+    items: list[PlanOut]
+
+
+class ReviewIn(_Request):
+    quarter: Annotated[str, Field(pattern=QUARTER_PATTERN, examples=["2026-Q2"])]
+    summary: Annotated[FreeText, Field(min_length=1, max_length=4000)]
+    actions: list[Annotated[FreeText, Field(min_length=1, max_length=500)]] = Field(
+        default_factory=list, max_length=20, description="what each side agreed to do next"
+    )
+
+
+class ReviewOut(BaseModel):
+    review_id: uuid.UUID
+    partner_id: str
+    year: int
+    quarter: str
+    plan_revision: int
+    lines: list[LineOut] = Field(
+        description="the goals against the actuals from the year's start to the quarter's end, "
+        "as they stood when the review was recorded"
+    )
+    summary: str
+    actions: list[str]
+    recorded_by: str
+    recorded_at: Timestamp
+
+
+class ReviewList(BaseModel):
+    items: list[ReviewOut]

@@ -4,10 +4,21 @@ partner version at or before it, or the first one known when the fact came earli
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from services.programme.domain.plans import Actuals, Goals, Line, compare
+from services.programme.domain.quarters import Quarter
+from services.programme.repository import PLAN_COLUMNS
+from services.programme.schemas import (
+    GoalsOut,
+    LineOut,
+    PlanEventOut,
+    PlanOut,
+    ReviewOut,
+)
 from shared.db import Connection
 
 
@@ -180,3 +191,177 @@ async def first_deal_waits(conn: Connection, f: Filters) -> list[Any]:
               AND ($6::text IS NULL OR $6::text = ANY(a.regions))""",
         *f.args(),
     )
+
+
+# ---- joint business plans and reviews
+
+
+async def partner_status(conn: Connection, partner_id: str) -> str | None:
+    """The partner's latest status as onboarding told it (None: never heard of)."""
+    status: str | None = await conn.fetchval(
+        "SELECT status FROM partner_versions WHERE partner_id = $1 ORDER BY version DESC LIMIT 1",
+        partner_id,
+    )
+    return status
+
+
+async def plan_actuals(
+    conn: Connection,
+    partner_id: str,
+    year: int,
+    through: Quarter,
+    currency: str,
+    new_logo_rules: tuple[str, ...],
+) -> Actuals:
+    """The partner's year from 1 January to the end of `through`, each measure from the facts
+    of the service that owns it."""
+    row = await conn.fetchrow(
+        """SELECT
+             (SELECT coalesce(sum(c.amount - coalesce(r.amount, 0)), 0)
+              FROM credits c LEFT JOIN credit_reversals r USING (credit_id)
+              WHERE c.partner_id = $1 AND c.kind = 'sourced' AND c.currency = $4
+                AND c.close_date >= $2 AND c.close_date < $3) AS sourced,
+             (SELECT coalesce(cardinality(v.competencies), 0) FROM partner_versions v
+              WHERE v.partner_id = $1 AND v.changed_at < $3
+              ORDER BY v.version DESC LIMIT 1) AS certifications,
+             (SELECT count(*) FROM (
+                SELECT s.deal_key FROM spend_entries s
+                WHERE s.partner_id = $1 AND s.movement = 'incentive'
+                  AND s.rule = ANY($7::text[]) AND s.quarter >= $5 AND s.quarter <= $6
+                GROUP BY s.deal_key HAVING sum(s.amount) > 0) logos) AS new_logos,
+             (SELECT count(*) FROM spend_entries s
+              WHERE s.partner_id = $1 AND s.movement = 'mdf_claim'
+                AND s.at >= $2 AND s.at < $3) AS campaigns""",
+        partner_id,
+        date(year, 1, 1),
+        through.next.first_day,
+        currency,
+        str(Quarter(year, 1)),
+        str(through),
+        list(new_logo_rules),
+    )
+    assert row is not None  # scalar subqueries: always one row
+    return Actuals(
+        sourced_revenue=row["sourced"],
+        certifications=row["certifications"] or 0,
+        new_logos=row["new_logos"],
+        co_marketing_campaigns=row["campaigns"],
+    )
+
+
+def goals_of(row: Any) -> Goals:
+    return Goals(
+        sourced_revenue=row["sourced_revenue"],
+        certifications=row["certifications"],
+        new_logos=row["new_logos"],
+        co_marketing_campaigns=row["campaigns"],
+    )
+
+
+def goals_out(goals: Goals) -> GoalsOut:
+    return GoalsOut(
+        sourced_revenue=goals.sourced_revenue,
+        certifications=goals.certifications,
+        new_logos=goals.new_logos,
+        co_marketing_campaigns=goals.co_marketing_campaigns,
+    )
+
+
+def line_out(line: Line) -> LineOut:
+    return LineOut(
+        goal=line.goal_name,
+        source=line.source,
+        target=line.goal,
+        actual=line.actual,
+        attainment=line.attainment,
+    )
+
+
+def actuals_through(year: int, today: date) -> Quarter:
+    """A plan's actuals so far: to the current quarter in the plan's year, else its last."""
+    return Quarter.of(today) if today.year == year else Quarter(year, 4)
+
+
+async def plans(
+    conn: Connection,
+    partner_id: str,
+    year: int | None,
+    today: date,
+    new_logo_rules: tuple[str, ...],
+) -> list[PlanOut]:
+    rows = await conn.fetch(
+        f"""SELECT {PLAN_COLUMNS} FROM business_plans
+            WHERE partner_id = $1 AND ($2::int IS NULL OR year = $2) ORDER BY year""",
+        partner_id,
+        year,
+    )
+    history = await conn.fetch(
+        """SELECT year, revision, state, goals, acted_by, note, at FROM business_plan_history
+           WHERE partner_id = $1 AND ($2::int IS NULL OR year = $2) ORDER BY year, seq""",
+        partner_id,
+        year,
+    )
+    found = []
+    for row in rows:
+        through = actuals_through(row["year"], today)
+        actuals = await plan_actuals(
+            conn, partner_id, row["year"], through, row["currency"], new_logo_rules
+        )
+        goals = goals_of(row)
+        found.append(
+            PlanOut(
+                partner_id=partner_id,
+                year=row["year"],
+                revision=row["revision"],
+                state=row["state"],
+                currency=row["currency"],
+                goals=goals_out(goals),
+                note=row["note"],
+                proposed_by=row["proposed_by"],
+                proposed_at=row["proposed_at"],
+                responded_by=row["responded_by"],
+                responded_at=row["responded_at"],
+                response_note=row["response_note"],
+                actuals_through=str(through),
+                actuals=[line_out(line) for line in compare(goals, actuals)],
+                history=[
+                    PlanEventOut(
+                        revision=h["revision"],
+                        state=h["state"],
+                        goals=GoalsOut(**json.loads(h["goals"])),
+                        acted_by=h["acted_by"],
+                        note=h["note"],
+                        at=h["at"],
+                    )
+                    for h in history
+                    if h["year"] == row["year"]
+                ],
+            )
+        )
+    return found
+
+
+def review_out(row: Any) -> ReviewOut:
+    return ReviewOut(
+        review_id=row["review_id"],
+        partner_id=row["partner_id"],
+        year=row["year"],
+        quarter=row["quarter"],
+        plan_revision=row["plan_revision"],
+        lines=[LineOut(**line) for line in json.loads(row["lines"])],
+        summary=row["summary"],
+        actions=json.loads(row["actions"]),
+        recorded_by=row["recorded_by"],
+        recorded_at=row["recorded_at"],
+    )
+
+
+async def reviews(conn: Connection, partner_id: str, year: int) -> list[ReviewOut]:
+    rows = await conn.fetch(
+        """SELECT review_id, partner_id, year, quarter, plan_revision, lines, summary, actions,
+                  recorded_by, recorded_at
+           FROM business_reviews WHERE partner_id = $1 AND year = $2 ORDER BY quarter""",
+        partner_id,
+        year,
+    )
+    return [review_out(row) for row in rows]

@@ -20,7 +20,16 @@ from services.programme.domain.decisions import (
     status_move,
 )
 from services.programme.domain.figures import Durations, percentile, ratio, return_per_dollar
+from services.programme.domain.plans import (
+    Actuals,
+    Goals,
+    PlanState,
+    answer,
+    check_reviewable,
+    compare,
+)
 from services.programme.domain.quarters import Quarter, QuarterRange, quarter_of_period
+from shared.errors import Conflict, Unprocessable
 from shared.events.partners import PartnerChange, PartnerStatus
 from shared.events.registrations import RegistrationStatus as R
 
@@ -147,3 +156,38 @@ def test_a_percentile_is_an_observed_value_with_p_percent_at_or_below(
     assert at_or_below / len(values) >= p / 100
     below = sum(1 for v in values if v < found)
     assert below / len(values) < p / 100
+
+
+def test_only_a_proposed_plan_is_answered() -> None:
+    assert answer(PlanState.PROPOSED, accept=True) is PlanState.ACCEPTED
+    assert answer(PlanState.PROPOSED, accept=False) is PlanState.DECLINED
+    for state in (PlanState.ACCEPTED, PlanState.DECLINED):
+        with pytest.raises(Conflict, match=f"the plan is {state.value}"):
+            answer(state, accept=True)
+
+
+def test_only_an_accepted_plan_is_reviewed_and_only_in_its_year() -> None:
+    check_reviewable(PlanState.ACCEPTED, 2026, Quarter(2026, 2))
+    with pytest.raises(Conflict, match="only an accepted plan"):
+        check_reviewable(PlanState.PROPOSED, 2026, Quarter(2026, 2))
+    with pytest.raises(Unprocessable, match="not in the plan's year 2026"):
+        check_reviewable(PlanState.ACCEPTED, 2026, Quarter(2027, 1))
+
+
+def test_a_review_compares_each_goal_with_its_owner_s_actual() -> None:
+    goals = Goals(Decimal("200000.00"), 4, 3, 0)
+    actuals = Actuals(Decimal("50000.00"), 5, 1, 2)
+    lines = compare(goals, actuals)
+    assert [(line.goal_name, line.source) for line in lines] == [
+        ("sourced_revenue", "attribution"),
+        ("certifications", "onboarding"),
+        ("new_logos", "incentives"),
+        ("co_marketing_campaigns", "incentives"),
+    ]
+    assert [line.attainment for line in lines] == [
+        Decimal("0.2500"),
+        Decimal("1.2500"),
+        Decimal("0.3333"),
+        None,  # no target: nothing to attain
+    ]
+    assert [line.actual for line in lines] == [Decimal("50000.00"), 5, 1, 2]
