@@ -18,25 +18,27 @@ from shared.events import Envelope
 from shared.events.notifications import (
     NotificationKind,
     NotificationKindV2,
+    NotificationKindV3,
     PartnerNotification,
     PartnerNotificationV2,
+    PartnerNotificationV3,
 )
 from shared.outbox import OutgoingEvent
 from shared.topics import PARTNER_NOTIFICATIONS
 
 _V1_KINDS = frozenset(kind.value for kind in NotificationKind)
+_V2_KINDS = frozenset(kind.value for kind in NotificationKindV2)
+AnyKind = NotificationKind | NotificationKindV2 | NotificationKindV3
 NOTIFICATION_NAMESPACE = uuid.UUID("3f4c2b8e-8d1a-4f0e-9b6a-5e2d7c1a9f40")
 
 
-def notification_id(
-    kind: NotificationKind | NotificationKindV2, recipient: str, about: str
-) -> uuid.UUID:
+def notification_id(kind: AnyKind, recipient: str, about: str) -> uuid.UUID:
     return uuid.uuid5(NOTIFICATION_NAMESPACE, f"{kind.value}/{recipient}/{about}")
 
 
 def notify(
     partner_id: str,
-    kind: NotificationKind | NotificationKindV2,
+    kind: AnyKind,
     *,
     about: str,
     subject: str,
@@ -53,10 +55,15 @@ def notify(
     consumed event behind it, if any (its trace and ingestion time are carried on)."""
     recipient = recipient or partner_id
     identity = notification_id(kind, recipient, about)
-    # A kind v1 names goes out as v1 (its consumers know it); the others only as v2.
-    contract: type[PartnerNotification | PartnerNotificationV2] = (
-        PartnerNotification if kind.value in _V1_KINDS else PartnerNotificationV2
-    )
+    # A kind v1 names goes out as v1 (its consumers know it); the others in the first version
+    # that names them.
+    contract: type[PartnerNotification | PartnerNotificationV2 | PartnerNotificationV3]
+    if kind.value in _V1_KINDS:
+        contract = PartnerNotification
+    elif kind.value in _V2_KINDS:
+        contract = PartnerNotificationV2
+    else:
+        contract = PartnerNotificationV3
     note = contract.model_validate(
         {
             "notification_id": str(identity),

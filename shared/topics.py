@@ -133,9 +133,19 @@ PARTNER_NOTIFICATIONS = Topic(
     "Notifications for partners and the direct account owners their events concern: one "
     "partner's messages share a key and stay ordered. Internal: the notifications service files "
     "them per recipient and delivers them (inbox, stream, webhooks, e-mail).",
-    producers=("deals", "incentives", "onboarding", "attribution"),
-    events=("notification.partner.v1", "notification.partner.v2"),
+    producers=("deals", "incentives", "onboarding", "attribution", "programme"),
+    events=("notification.partner.v1", "notification.partner.v2", "notification.partner.v3"),
     consumers=("notifications",),
+    aggregate="partner_id",
+)
+PROGRAMME_VOICE = Topic(
+    "programme.voice.v1",
+    "programme",
+    "partner id",
+    6,
+    "Partner voice: every survey answer (score and NPS category; never the comment or the "
+    "person), for health signals.",
+    events=("programme.survey_answered.v1",),
     aggregate="partner_id",
 )
 
@@ -161,6 +171,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     ATTRIBUTION_CREDITS,
     INCENTIVE_LEDGER,
     PARTNER_NOTIFICATIONS,
+    PROGRAMME_VOICE,
     *DEAD_LETTERS,
 )
 

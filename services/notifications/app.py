@@ -13,7 +13,11 @@ from services.notifications.settings import NotificationsSettings
 from services.notifications.wakeups import InboxWakeups
 from services.notifications.webhook_repository import DELIVERY_CHANNEL
 from shared.events.incentives import MdfExpired, PayoutRecorded
-from shared.events.notifications import PartnerNotification, PartnerNotificationV2
+from shared.events.notifications import (
+    PartnerNotification,
+    PartnerNotificationV2,
+    PartnerNotificationV3,
+)
 from shared.service import Platform, ServiceDefinition
 from shared.topics import INCENTIVE_LEDGER, PARTNER_NOTIFICATIONS
 
@@ -57,6 +61,7 @@ def wire(platform: Platform) -> None:
     messages = platform.consumer("inbox", [PARTNER_NOTIFICATIONS])
     messages.handles_batch(PartnerNotification)(handlers.on_notifications)
     messages.handles_batch(PartnerNotificationV2)(handlers.on_notifications_v2)
+    messages.handles_batch(PartnerNotificationV3)(handlers.on_notifications_v3)
     ledger = platform.consumer("ledger", [INCENTIVE_LEDGER])
     ledger.handles_batch(PayoutRecorded)(handlers.on_payouts)
     ledger.handles_batch(MdfExpired)(handlers.on_mdf_expiry)

@@ -8,7 +8,11 @@ from services.notifications.domain import ledger_messages
 from shared.consumer import HandlerContext
 from shared.events import Envelope
 from shared.events.incentives import MdfExpired, PayoutRecorded
-from shared.events.notifications import PartnerNotification, PartnerNotificationV2
+from shared.events.notifications import (
+    PartnerNotification,
+    PartnerNotificationV2,
+    PartnerNotificationV3,
+)
 
 
 async def on_notifications(
@@ -22,6 +26,13 @@ async def on_notifications_v2(
     ctx: HandlerContext, events: list[Envelope[PartnerNotificationV2]]
 ) -> None:
     """The kinds v1 cannot name (deals' registration changes), filed the same way."""
+    await inbox.receive(ctx.conn, [event.data for event in events])
+
+
+async def on_notifications_v3(
+    ctx: HandlerContext, events: list[Envelope[PartnerNotificationV3]]
+) -> None:
+    """The kinds v2 cannot name (the programme's surveys), filed the same way."""
     await inbox.receive(ctx.conn, [event.data for event in events])
 
 

@@ -5,16 +5,24 @@ by the partner's people."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from services.programme import kpis, plans, views
+from services.programme import kpis, plans, views, voice
 from services.programme.domain.plans import Goals
 from services.programme.domain.quarters import QUARTER_PATTERN, Quarter, QuarterRange
 from services.programme.schemas import (
+    AnswerIn,
+    AnswerList,
+    CouncilMemberIn,
+    CouncilMemberOut,
+    CouncilOut,
     KpiFiltersOut,
     KpiReport,
+    MeetingIn,
+    MeetingOut,
     PlanAnswerIn,
     PlanIn,
     PlanList,
@@ -22,6 +30,10 @@ from services.programme.schemas import (
     ReviewIn,
     ReviewList,
     ReviewOut,
+    SurveyIn,
+    SurveyList,
+    SurveyOut,
+    SurveySentOut,
 )
 from services.programme.settings import ProgrammeSettings
 from services.programme.views import Filters
@@ -202,3 +214,108 @@ async def list_reviews(
     partner_scope(who, partner_id, f"partner {partner_id}")
     async with platform.pool.acquire() as conn:
         return ReviewList(items=await views.reviews(conn, partner_id, year))
+
+
+# ---- partner voice: surveys and the advisory council
+
+PartnerPeopleDep = Annotated[Caller, require_role(Role.PARTNER_USER, Role.PARTNER_ADMIN)]
+
+
+@router.post("/surveys", tags=["voice"], status_code=201)
+async def send_survey(body: SurveyIn, who: AdminDep, platform: PlatformDep) -> SurveySentOut:
+    """Send a satisfaction survey now to the active partners of the audience: each is told
+    through the notifications service (kind `survey`)."""
+    async with platform.transaction() as conn:
+        survey_id, asked = await voice.send_survey(
+            conn,
+            platform.outbox,
+            who,
+            body.question,
+            body.tiers,
+            [t.value for t in body.partner_types],
+            body.closes_at,
+            now(),
+        )
+    return SurveySentOut(survey_id=survey_id, recipients=asked)
+
+
+@router.get("/surveys", tags=["voice"])
+async def list_surveys(who: CallerDep, platform: PlatformDep) -> SurveyList:
+    """Channel managers: every survey with its results; a partner's people: those sent to
+    their partner, and whether they answered."""
+    async with platform.pool.acquire() as conn:
+        return await views.surveys(conn, who)
+
+
+@router.get("/surveys/{survey_id}", tags=["voice"])
+async def get_survey(survey_id: uuid.UUID, who: CallerDep, platform: PlatformDep) -> SurveyOut:
+    async with platform.pool.acquire() as conn:
+        row = await views.survey_for(conn, survey_id, who.partner_id)
+        if row is None:
+            raise NotFound(f"survey {survey_id} not found")
+        return await views.survey_out(conn, row, who)
+
+
+@router.post("/surveys/{survey_id}/answers", tags=["voice"], status_code=201)
+async def answer_survey(
+    survey_id: uuid.UUID, body: AnswerIn, who: PartnerPeopleDep, platform: PlatformDep
+) -> SurveyOut:
+    """One answer per survey and person, while the survey is open (409 for a second)."""
+    async with platform.transaction() as conn:
+        await voice.answer(conn, platform.outbox, who, survey_id, body.score, body.comment, now())
+        row = await views.survey_for(conn, survey_id, who.partner_id)
+        return await views.survey_out(conn, row, who)
+
+
+@router.get("/surveys/{survey_id}/answers", tags=["voice"])
+async def list_answers(survey_id: uuid.UUID, who: AdminDep, platform: PlatformDep) -> AnswerList:
+    """Every answer with its comment, for the channel team to follow up."""
+    async with platform.pool.acquire() as conn:
+        if await views.survey_for(conn, survey_id, None) is None:
+            raise NotFound(f"survey {survey_id} not found")
+        return await views.answers(conn, survey_id)
+
+
+@router.put("/council/members/{partner_id}", tags=["council"])
+async def seat_council_member(
+    partner_id: str, body: CouncilMemberIn, who: AdminDep, platform: PlatformDep
+) -> CouncilMemberOut:
+    """Seat a partner on the advisory council, or change its seat (`left_on`: stepped down)."""
+    async with platform.transaction() as conn:
+        await voice.seat_member(
+            conn,
+            who,
+            partner_id,
+            body.representative,
+            body.role,
+            body.joined_on,
+            body.left_on,
+            now(),
+        )
+    return CouncilMemberOut(partner_id=partner_id, **body.model_dump())
+
+
+@router.post("/council/meetings", tags=["council"], status_code=201)
+async def record_council_meeting(
+    body: MeetingIn, who: AdminDep, platform: PlatformDep
+) -> MeetingOut:
+    """A meeting: who attended (members seated that day), the agenda, notes and decisions."""
+    async with platform.transaction() as conn:
+        meeting_id = await voice.record_meeting(
+            conn,
+            who,
+            body.held_on,
+            body.attendees,
+            body.agenda,
+            body.notes,
+            [d.model_dump(mode="json") for d in body.decisions],
+            now(),
+        )
+        council = await views.council(conn)
+    return next(m for m in council.meetings if m.meeting_id == meeting_id)
+
+
+@router.get("/council", tags=["council"])
+async def get_council(who: AdminDep, platform: PlatformDep) -> CouncilOut:
+    async with platform.pool.acquire() as conn:
+        return await views.council(conn)

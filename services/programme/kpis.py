@@ -14,6 +14,8 @@ from services.programme.schemas import (
     DecisionShare,
     KpiFiltersOut,
     KpiReport,
+    NpsReport,
+    NpsRow,
     PartnersOut,
     RevenueRow,
     RevenueTotal,
@@ -72,6 +74,20 @@ def spend_rows(revenue: list[RevenueRow], spent: list[Any]) -> list[SpendRow]:
     return rows
 
 
+def nps_report(answers: list[Any]) -> NpsReport:
+    """NPS over every answer, and per quarter and tier (the rows come ordered so)."""
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for row in answers:
+        groups[(row["quarter"], row["tier"])].append(row["score"])
+    return NpsReport(
+        overall=views.nps_out([row["score"] for row in answers]),
+        by_quarter_and_tier=[
+            NpsRow(quarter=quarter, tier=tier, **views.nps_out(scores).model_dump())
+            for (quarter, tier), scores in sorted(groups.items())
+        ],
+    )
+
+
 def totals(revenue: list[RevenueRow]) -> list[RevenueTotal]:
     sums: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
     for row in revenue:
@@ -92,6 +108,7 @@ async def report(conn: Connection, f: views.Filters, shown: KpiFiltersOut) -> Kp
         registrations = decision_share(await views.registration_decisions(conn, f))
         counts = await views.partner_counts(conn, f)
         first_deals = await views.first_deal_waits(conn, f)
+        answers = await views.nps_answers(conn, f)
     decided = onboarding.decisions + registrations.decisions
     share = ratio(onboarding.automatic + registrations.automatic, decided)
     return KpiReport(
@@ -112,5 +129,6 @@ async def report(conn: Connection, f: views.Filters, shown: KpiFiltersOut) -> Kp
             churned=counts["churned"],
             time_to_first_deal=durations_out([row["waited"] for row in first_deals]),
         ),
+        nps=nps_report(answers),
         computed_at=now(),
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -306,3 +306,133 @@ async def insert_review(
         at,
     )
     return bool(inserted)
+
+
+# ---- partner voice
+
+
+async def insert_survey(
+    conn: Connection,
+    survey_id: uuid.UUID,
+    question: str,
+    tiers: list[str],
+    types: list[str],
+    closes_at: datetime,
+    partners: list[str],
+    by: str,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        """INSERT INTO surveys (survey_id, question, tiers, types, closes_at, created_by,
+               created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        survey_id,
+        question,
+        tiers,
+        types,
+        closes_at,
+        by,
+        at,
+    )
+    await conn.execute(
+        """INSERT INTO survey_recipients (survey_id, partner_id)
+           SELECT $1, unnest($2::text[])""",
+        survey_id,
+        partners,
+    )
+
+
+@dataclass(frozen=True)
+class AnswerRow:
+    answer_id: uuid.UUID
+    survey_id: uuid.UUID
+    partner_id: str
+    respondent: str
+    score: int
+    comment: str
+    tier: str | None
+    partner_type: str | None
+    answered_at: datetime
+
+
+async def insert_answer(conn: Connection, answer: AnswerRow) -> bool:
+    """False when the person has answered the survey already (nothing written)."""
+    stored = await conn.fetchval(
+        """INSERT INTO survey_answers (answer_id, survey_id, partner_id, respondent, score,
+               comment, tier, partner_type, answered_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+           ON CONFLICT (survey_id, respondent) DO NOTHING RETURNING true""",
+        answer.answer_id,
+        answer.survey_id,
+        answer.partner_id,
+        answer.respondent,
+        answer.score,
+        answer.comment,
+        answer.tier,
+        answer.partner_type,
+        answer.answered_at,
+    )
+    return bool(stored)
+
+
+async def seat_member(
+    conn: Connection,
+    partner_id: str,
+    representative: str,
+    role: str,
+    joined_on: date,
+    left_on: date | None,
+    by: str,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        """INSERT INTO council_members (partner_id, representative, role, joined_on, left_on,
+               recorded_by, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (partner_id) DO UPDATE SET representative = excluded.representative,
+               role = excluded.role, joined_on = excluded.joined_on, left_on = excluded.left_on,
+               recorded_by = excluded.recorded_by, recorded_at = excluded.recorded_at""",
+        partner_id,
+        representative,
+        role,
+        joined_on,
+        left_on,
+        by,
+        at,
+    )
+
+
+async def seated_members(conn: Connection, partners: list[str], on: date) -> set[str]:
+    """Those of `partners` seated on the council on that day."""
+    rows = await conn.fetch(
+        """SELECT partner_id FROM council_members
+           WHERE partner_id = ANY($1::text[]) AND joined_on <= $2
+             AND (left_on IS NULL OR left_on >= $2)""",
+        partners,
+        on,
+    )
+    return {row["partner_id"] for row in rows}
+
+
+async def insert_meeting(
+    conn: Connection,
+    meeting_id: uuid.UUID,
+    held_on: date,
+    attendees: list[str],
+    agenda: str,
+    notes: str,
+    decisions: list[dict[str, str | None]],
+    by: str,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        """INSERT INTO council_meetings (meeting_id, held_on, attendees, agenda, notes,
+               decisions, recorded_by, recorded_at)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)""",
+        meeting_id,
+        held_on,
+        attendees,
+        agenda,
+        notes,
+        json.dumps(decisions),
+        by,
+        at,
+    )

@@ -5,7 +5,7 @@ durations are hours."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -19,7 +19,8 @@ from pydantic import (
 )
 
 from services.programme.domain.quarters import QUARTER_PATTERN
-from shared.inputs import CurrencyCode, FreeText, Money, check_money
+from shared.events.partners import PartnerType
+from shared.inputs import CurrencyCode, Day, FreeText, Ident, Instant, Money, Name, check_money
 
 Timestamp = Annotated[
     datetime,
@@ -99,16 +100,6 @@ class PartnersOut(BaseModel):
         description="from activation to the first credited (won) deal, partners activated in "
         "the quarters asked for"
     )
-
-
-class KpiReport(BaseModel):
-    filters: KpiFiltersOut
-    revenue: list[RevenueRow]
-    revenue_totals: list[RevenueTotal]
-    spend: list[SpendRow]
-    automation: AutomationOut
-    partners: PartnersOut
-    computed_at: Timestamp
 
 
 # ---- joint business plans and quarterly business reviews
@@ -220,3 +211,146 @@ class ReviewOut(BaseModel):
 
 class ReviewList(BaseModel):
     items: list[ReviewOut]
+
+
+# ---- partner voice: surveys, NPS, the advisory council
+
+
+class NpsOut(BaseModel):
+    responses: int
+    promoters: int = Field(description="scores 9-10")
+    passives: int = Field(description="scores 7-8")
+    detractors: int = Field(description="scores 0-6")
+    nps: Decimal | None = Field(description="% promoters - % detractors (-100 to 100), one decimal")
+
+
+class NpsRow(NpsOut):
+    quarter: str = Field(description="the quarter of the answers")
+    tier: str = Field(description="the partner's tier when it answered")
+
+
+class NpsReport(BaseModel):
+    overall: NpsOut
+    by_quarter_and_tier: list[NpsRow]
+
+
+class SurveyIn(_Request):
+    """A survey sent now to the active partners of the audience (no tier or type listed:
+    every one), through their notifications."""
+
+    question: Annotated[FreeText, Field(min_length=1, max_length=500)] | None = Field(
+        default=None, description="default: the programme's NPS question"
+    )
+    tiers: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]] = Field(
+        default_factory=list, max_length=20
+    )
+    partner_types: list[PartnerType] = Field(default_factory=list, max_length=7)
+    closes_at: Instant
+
+
+class SurveySentOut(BaseModel):
+    survey_id: uuid.UUID
+    recipients: int = Field(description="partners asked")
+
+
+class SurveyOut(BaseModel):
+    survey_id: uuid.UUID
+    question: str
+    closes_at: Timestamp
+    created_at: Timestamp
+    answered: bool = Field(description="whether the caller has answered it")
+    results: NpsOut | None = Field(description="channel managers only: the answers so far")
+    recipients: int | None = Field(description="channel managers only: partners asked")
+
+
+class SurveyList(BaseModel):
+    items: list[SurveyOut]
+
+
+class AnswerIn(_Request):
+    score: Annotated[int, Field(ge=0, le=10, description="0 = not at all likely, 10 = extremely")]
+    comment: Annotated[FreeText, Field(max_length=2000)] = ""
+
+
+class AnswerOut(BaseModel):
+    answer_id: uuid.UUID
+    survey_id: uuid.UUID
+    partner_id: str
+    respondent: str
+    score: int
+    category: str
+    comment: str
+    tier: str | None
+    answered_at: Timestamp
+
+
+class AnswerList(BaseModel):
+    items: list[AnswerOut]
+
+
+class CouncilMemberIn(_Request):
+    representative: Name
+    role: Name = Field(description="e.g. chair, member")
+    joined_on: Day
+    left_on: Day | None = None
+
+    @model_validator(mode="after")
+    def _order(self) -> CouncilMemberIn:
+        if self.left_on is not None and self.left_on < self.joined_on:
+            raise ValueError("left_on must not be before joined_on")
+        return self
+
+
+class CouncilMemberOut(BaseModel):
+    partner_id: str
+    representative: str
+    role: str
+    joined_on: date
+    left_on: date | None
+
+
+class DecisionIn(_Request):
+    decision: Annotated[FreeText, Field(min_length=1, max_length=1000)]
+    owner: Name = Field(description="who carries it out")
+    due_on: Day | None = None
+
+
+class MeetingIn(_Request):
+    held_on: Day
+    attendees: list[Ident] = Field(min_length=1, max_length=100, description="member partners")
+    agenda: Annotated[FreeText, Field(min_length=1, max_length=4000)]
+    notes: Annotated[FreeText, Field(max_length=2000)] = ""
+    decisions: list[DecisionIn] = Field(default_factory=list, max_length=50)
+
+
+class DecisionOut(BaseModel):
+    decision: str
+    owner: str
+    due_on: date | None
+
+
+class MeetingOut(BaseModel):
+    meeting_id: uuid.UUID
+    held_on: date
+    attendees: list[str]
+    agenda: str
+    notes: str
+    decisions: list[DecisionOut]
+    recorded_by: str
+    recorded_at: Timestamp
+
+
+class CouncilOut(BaseModel):
+    members: list[CouncilMemberOut] = Field(description="current and former members")
+    meetings: list[MeetingOut] = Field(description="newest first")
+
+
+class KpiReport(BaseModel):
+    filters: KpiFiltersOut
+    revenue: list[RevenueRow]
+    revenue_totals: list[RevenueTotal]
+    spend: list[SpendRow]
+    automation: AutomationOut
+    partners: PartnersOut
+    nps: NpsReport = Field(description="partner voice: survey answers in the quarters asked for")
+    computed_at: Timestamp

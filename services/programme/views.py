@@ -5,21 +5,33 @@ partner version at or before it, or the first one known when the fact came earli
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from services.programme.domain.plans import Actuals, Goals, Line, compare
 from services.programme.domain.quarters import Quarter
+from services.programme.domain.voice import Nps, category
 from services.programme.repository import PLAN_COLUMNS
 from services.programme.schemas import (
+    AnswerList,
+    AnswerOut,
+    CouncilMemberOut,
+    CouncilOut,
+    DecisionOut,
     GoalsOut,
     LineOut,
+    MeetingOut,
+    NpsOut,
     PlanEventOut,
     PlanOut,
     ReviewOut,
+    SurveyList,
+    SurveyOut,
 )
 from shared.db import Connection
+from shared.identity import Caller
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,9 @@ def partner_at(fact: str, at: str) -> str:
 PARTNER_FILTER = """($3::text[] IS NULL OR {fact}.partner_id = ANY($3::text[]))
     AND ($4::text IS NULL OR coalesce(p.tier, 'unknown') = $4::text)
     AND ($5::text IS NULL OR coalesce(p.partner_type, 'unknown') = $5::text)"""
+
+
+QUARTER_OF = """to_char({}, 'YYYY-"Q"Q')"""
 
 
 def _in_range(column: str) -> str:
@@ -365,3 +380,141 @@ async def reviews(conn: Connection, partner_id: str, year: int) -> list[ReviewOu
         year,
     )
     return [review_out(row) for row in rows]
+
+
+# ---- partner voice
+
+
+async def nps_answers(conn: Connection, f: Filters) -> list[Any]:
+    """Each answer in range: its quarter, the tier it was given under, its score."""
+    return await conn.fetch(
+        f"""SELECT {QUARTER_OF.format("a.answered_at")} AS quarter,
+                   coalesce(a.tier, 'unknown') AS tier, a.score
+            FROM survey_answers a
+            LEFT JOIN LATERAL (SELECT a.tier, a.partner_type) p ON true
+            WHERE {_in_range("a.answered_at")} AND {PARTNER_FILTER.format(fact="a")}
+              AND ($6::text IS NULL OR EXISTS (
+                  SELECT 1 FROM partner_versions v
+                  WHERE v.partner_id = a.partner_id AND $6::text = ANY(v.regions)))
+            ORDER BY 1, 2""",
+        *f.args(),
+    )
+
+
+async def audience(conn: Connection, tiers: list[str], types: list[str]) -> list[str]:
+    """The partners active now (or in grace) of the tiers and types (none listed: all)."""
+    rows = await conn.fetch(
+        f"""SELECT partner_id FROM ({_LATEST}) latest
+            WHERE status IN ('active', 'grace')
+              AND (cardinality($1::text[]) = 0 OR tier = ANY($1::text[]))
+              AND (cardinality($2::text[]) = 0 OR partner_type = ANY($2::text[]))
+            ORDER BY partner_id""",
+        tiers,
+        types,
+    )
+    return [row["partner_id"] for row in rows]
+
+
+async def latest_version(conn: Connection, partner_id: str) -> Any:
+    return await conn.fetchrow(
+        """SELECT tier, partner_type, status FROM partner_versions WHERE partner_id = $1
+           ORDER BY version DESC LIMIT 1""",
+        partner_id,
+    )
+
+
+SURVEY_COLUMNS = "survey_id, question, closes_at, created_at"
+
+
+async def survey_for(conn: Connection, survey_id: uuid.UUID, partner_id: str | None) -> Any:
+    """The survey, if it exists and (for a partner) was sent to that partner."""
+    return await conn.fetchrow(
+        f"""SELECT {SURVEY_COLUMNS} FROM surveys s WHERE s.survey_id = $1
+              AND ($2::text IS NULL OR EXISTS (
+                  SELECT 1 FROM survey_recipients r
+                  WHERE r.survey_id = s.survey_id AND r.partner_id = $2))""",
+        survey_id,
+        partner_id,
+    )
+
+
+def nps_out(scores: list[int]) -> NpsOut:
+    measured = Nps.of(scores)
+    return NpsOut(
+        responses=measured.responses,
+        promoters=measured.promoters,
+        passives=measured.passives,
+        detractors=measured.detractors,
+        nps=measured.score,
+    )
+
+
+async def survey_out(conn: Connection, row: Any, who: Caller) -> SurveyOut:
+    answered = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM survey_answers WHERE survey_id = $1 AND respondent = $2)",
+        row["survey_id"],
+        who.subject,
+    )
+    results = recipients = None
+    if who.partner_id is None:
+        scores = await conn.fetch(
+            "SELECT score FROM survey_answers WHERE survey_id = $1", row["survey_id"]
+        )
+        results = nps_out([s["score"] for s in scores])
+        recipients = await conn.fetchval(
+            "SELECT count(*) FROM survey_recipients WHERE survey_id = $1", row["survey_id"]
+        )
+    return SurveyOut(
+        survey_id=row["survey_id"],
+        question=row["question"],
+        closes_at=row["closes_at"],
+        created_at=row["created_at"],
+        answered=bool(answered),
+        results=results,
+        recipients=recipients,
+    )
+
+
+async def surveys(conn: Connection, who: Caller) -> SurveyList:
+    """Channel managers: every survey; a partner's people: those sent to their partner."""
+    rows = await conn.fetch(
+        f"""SELECT {SURVEY_COLUMNS} FROM surveys s
+            WHERE $1::text IS NULL OR EXISTS (
+                SELECT 1 FROM survey_recipients r
+                WHERE r.survey_id = s.survey_id AND r.partner_id = $1)
+            ORDER BY created_at DESC, survey_id LIMIT 200""",
+        who.partner_id,
+    )
+    return SurveyList(items=[await survey_out(conn, row, who) for row in rows])
+
+
+async def answers(conn: Connection, survey_id: uuid.UUID) -> AnswerList:
+    rows = await conn.fetch(
+        """SELECT answer_id, survey_id, partner_id, respondent, score, comment, tier, answered_at
+           FROM survey_answers WHERE survey_id = $1 ORDER BY answered_at, answer_id""",
+        survey_id,
+    )
+    return AnswerList(
+        items=[AnswerOut(**dict(row), category=category(row["score"]).value) for row in rows]
+    )
+
+
+def meeting_out(row: dict[str, Any]) -> MeetingOut:
+    decisions = json.loads(row.pop("decisions"))
+    return MeetingOut(**row, decisions=[DecisionOut(**d) for d in decisions])
+
+
+async def council(conn: Connection) -> CouncilOut:
+    members = await conn.fetch(
+        """SELECT partner_id, representative, role, joined_on, left_on FROM council_members
+           ORDER BY joined_on, partner_id"""
+    )
+    meetings = await conn.fetch(
+        """SELECT meeting_id, held_on, attendees, agenda, notes, decisions, recorded_by,
+                  recorded_at
+           FROM council_meetings ORDER BY held_on DESC, recorded_at DESC"""
+    )
+    return CouncilOut(
+        members=[CouncilMemberOut(**dict(row)) for row in members],
+        meetings=[meeting_out(dict(row)) for row in meetings],
+    )

@@ -43,6 +43,7 @@ PARAMETERS = {
     "person_id": "psn_route_access",
     "resource_id": "res_route_access",
     "year": "2026",
+    "survey_id": "00000000-0000-4000-8000-000000000003",
 }
 # A role to try where a route does not admit it, in order of preference.
 OUTSIDERS = (Role.SYSTEM, Role.FINANCE, Role.PARTNER_USER, Role.CHANNEL_MANAGER)

@@ -21,6 +21,7 @@ from shared.events.incentives import (
 from shared.events.notifications import NotificationKind, PartnerNotification
 from shared.events.opportunities import DealStateChanged
 from shared.events.partners import PartnerChange, PartnerStateChanged, PartnerStatus
+from shared.events.programme import SurveyAnswered
 from shared.events.registrations import (
     RegistrationDecided,
     RegistrationStatus,
@@ -279,3 +280,17 @@ def partner_notification(**fields: Any) -> PartnerNotification:
         "created_at": AT,
     }
     return PartnerNotification(**(values | fields))
+
+
+def survey_answered(**fields: Any) -> SurveyAnswered:
+    values: dict[str, Any] = {
+        "answer_id": str(uuid.uuid4()),
+        "survey_id": str(uuid.uuid4()),
+        "partner_id": _id("p"),
+        "score": 9,
+        "category": "promoter",
+        "tier": "gold",
+        "partner_type": "gsi",
+        "answered_at": AT,
+    }
+    return SurveyAnswered(**(values | fields))

@@ -3,7 +3,7 @@ figure is computed (shares, nearest-rank percentiles, return per dollar)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -29,9 +29,18 @@ from services.programme.domain.plans import (
     compare,
 )
 from services.programme.domain.quarters import Quarter, QuarterRange, quarter_of_period
+from services.programme.domain.voice import Category, Nps, category, check_closing, check_open
 from shared.errors import Conflict, Unprocessable
+from shared.events.notifications import (
+    NotificationKindV2,
+    NotificationKindV3,
+    PartnerNotification,
+    PartnerNotificationV2,
+    PartnerNotificationV3,
+)
 from shared.events.partners import PartnerChange, PartnerStatus
 from shared.events.registrations import RegistrationStatus as R
+from shared.notify import notify
 
 
 def test_a_quarter_is_parsed_printed_and_bounded() -> None:
@@ -191,3 +200,50 @@ def test_a_review_compares_each_goal_with_its_owner_s_actual() -> None:
         None,  # no target: nothing to attain
     ]
     assert [line.actual for line in lines] == [Decimal("50000.00"), 5, 1, 2]
+
+
+def test_a_score_falls_in_one_nps_category() -> None:
+    assert [category(s) for s in range(11)] == [Category.DETRACTOR] * 7 + [Category.PASSIVE] * 2 + [
+        Category.PROMOTER
+    ] * 2
+    with pytest.raises(ValueError, match="from 0 to 10"):
+        category(11)
+
+
+def test_nps_is_promoters_minus_detractors_in_percent() -> None:
+    assert Nps.of([]) == Nps(0, 0, 0, 0, None)
+    assert Nps.of([10, 9, 8, 0]) == Nps(4, 2, 1, 1, Decimal("25.0"))
+    assert Nps.of([10, 10, 10]).score == Decimal("100.0")
+    assert Nps.of([6]).score == Decimal("-100.0")
+    assert Nps.of([10, 7, 3]).score == Decimal("0.0")
+    assert Nps.of([10, 8, 8]).score == Decimal("33.3")
+
+
+@given(st.lists(st.integers(0, 10), min_size=1))
+def test_nps_stays_between_minus_and_plus_a_hundred(scores: list[int]) -> None:
+    nps = Nps.of(scores)
+    assert nps.promoters + nps.passives + nps.detractors == nps.responses == len(scores)
+    assert nps.score is not None
+    assert Decimal(-100) <= nps.score <= Decimal(100)
+
+
+def test_a_survey_is_answered_only_while_open() -> None:
+    closes = datetime(2026, 6, 1, tzinfo=UTC)
+    check_open(closes, closes - timedelta(seconds=1))
+    with pytest.raises(Conflict, match="closed"):
+        check_open(closes, closes)
+    with pytest.raises(Unprocessable, match="in the future"):
+        check_closing(closes, closes)
+
+
+def test_a_survey_notification_travels_as_v3_and_older_kinds_as_before() -> None:
+    survey = notify("p-1", NotificationKindV3.SURVEY, about="survey/1", subject="s", body="b")
+    assert isinstance(survey.payload, PartnerNotificationV3)
+    won = notify("p-1", NotificationKindV3.REGISTRATION_WON, about="r/1", subject="s", body="b")
+    assert isinstance(won.payload, PartnerNotificationV2)
+    approved = notify(
+        "p-1", NotificationKindV3.REGISTRATION_APPROVED, about="r/1", subject="s", body="b"
+    )
+    assert isinstance(approved.payload, PartnerNotification)
+    # every older kind is a v3 kind
+    assert {k.value for k in NotificationKindV2} < {k.value for k in NotificationKindV3}
