@@ -4,7 +4,7 @@ PYTHON ?= python3
 UV := $(PYTHON) -m uv
 STACK := deploy/local-stack.sh
 
-.PHONY: install test-tools demo test bench bench-quick lint typecheck contracts unit integration stack-up stack-down services-up services-down stop clean
+.PHONY: install test-tools demo test test-cluster bench bench-quick lint typecheck contracts unit integration stack-up stack-down services-up services-down stop clean
 
 install:  ## Python 3.11 deps into .venv (installs uv itself if missing)
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
@@ -53,6 +53,16 @@ unit: install
 
 test: install stack-up test-tools lint typecheck  ## the whole suite against real Kafka and Postgres
 	@eval "$$($(STACK) env)" && .venv/bin/pytest -q -p no:cacheprovider
+
+# A replicated cluster of its own (three KRaft nodes on 19092/19102/19112, its own Postgres on
+# 15432, under .work/cluster), so it never disturbs the one-broker stack: the fault tests,
+# the partition leaders' broker killed -9 among them, then the cluster is stopped.
+CLUSTER := KAFKA_BROKERS=3 POLLINATE_WORK_DIR=$(CURDIR)/.work/cluster POLLINATE_KAFKA_LIBS=$(CURDIR)/.work/kafka/libs KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 KAFKA_TLS_PORT=19094 PG_PORT=15432
+test-cluster: install test-tools  ## the fault tests on a three-broker cluster (replication 3, min ISR 2)
+	@status=0; $(CLUSTER) $(STACK) start || status=$$?; \
+	  if [ $$status = 0 ]; then eval "$$($(CLUSTER) $(STACK) env)" && \
+	    $(CLUSTER) .venv/bin/pytest -q -p no:cacheprovider -s tests/e2e/test_faults.py || status=$$?; fi; \
+	  $(CLUSTER) $(STACK) stop || true; exit $$status
 
 clean: stop
 	@$(STACK) reset

@@ -97,18 +97,21 @@ def read_credentials(directory: Path, principals: Iterable[str]) -> dict[str, st
     return passwords
 
 
-def wait_until_authenticated(client: AdminClient, deadline: float) -> None:
-    """The broker's port opens before it answers authenticated requests: ask it for metadata."""
+def wait_until_authenticated(client: AdminClient, deadline: float, brokers: int = 1) -> None:
+    """The broker's port opens before it answers authenticated requests: ask it for metadata,
+    until it names `brokers` brokers (a cluster's nodes register one by one, and a topic with
+    replication factor 3 cannot be placed on fewer)."""
     while True:
         try:
-            client.list_topics(timeout=5)
-            return
-        except KafkaException as error:
-            if time.monotonic() > deadline:
-                raise SystemExit(
-                    f"the broker does not answer the admin principal: {error}"
-                ) from error
-            time.sleep(0.5)
+            seen = len(client.list_topics(timeout=5).brokers)
+            if seen >= brokers:
+                return
+            error: object = f"{seen} of {brokers} brokers registered"
+        except KafkaException as refused:
+            error = refused
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the cluster is not ready for the admin principal: {error}")
+        time.sleep(0.5)
 
 
 def upsert_users(client: AdminClient, passwords: dict[str, str]) -> None:
@@ -227,9 +230,10 @@ def sync_acls(client: AdminClient, wanted: Iterable[Grant]) -> tuple[int, int]:
 
 def apply(admin: KafkaConnection, credentials: Path) -> str:
     client = AdminClient(admin.librdkafka_properties())
-    wait_until_authenticated(client, time.monotonic() + TIMEOUT)
+    layout = TopicLayout.from_env(os.environ)
+    wait_until_authenticated(client, time.monotonic() + TIMEOUT, layout.replication_factor)
     upsert_users(client, read_credentials(credentials, SERVICES))
-    topics = reconcile_topics(client, TopicLayout.from_env(os.environ))
+    topics = reconcile_topics(client, layout)
     created, deleted = sync_acls(client, grants())
     return (
         f"kafka access: principals {', '.join(SERVICES)}; "

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Local Apache Kafka (KRaft, single node) + PostgreSQL without a Docker engine.
+# Local Apache Kafka (KRaft) + PostgreSQL without a Docker engine. One broker by default;
+# KAFKA_BROKERS=3 starts a replicated cluster of three broker+controller nodes (node n listens
+# on KAFKA_PORT + 10(n-1), its controller and TLS ports likewise), whose topics get replication
+# factor 3 and min.insync.replicas 2 (`env` exports them for deploy/kafka_access.py).
 #
 #   deploy/local-stack.sh start    fetch Kafka jars if needed, start both, wait until ready
 #   deploy/local-stack.sh stop     stop both (SIGTERM, then wait)
@@ -11,8 +14,9 @@
 #                                  librdkafka properties for one principal (admin or a service),
 #                                  e.g. kcat -F <(deploy/local-stack.sh client-config deals) ...
 #   deploy/local-stack.sh reset    stop and delete all local data (not the downloaded jars)
-#   deploy/local-stack.sh restart-kafka   stop and start the broker only (fault tests)
-#   deploy/local-stack.sh stop-kafka | start-kafka   the broker only, one way (fault tests)
+#   deploy/local-stack.sh restart-kafka [n]   stop and start the brokers (or node n) only
+#   deploy/local-stack.sh stop-kafka [n] | start-kafka [n]   the brokers (or node n), one way
+#   deploy/local-stack.sh kafka-pid <n>   node n's process id (fault tests kill it with -9)
 #
 # Everything lives under .work/ (git-ignored). Every command is idempotent.
 set -euo pipefail
@@ -22,6 +26,8 @@ WORK="${POLLINATE_WORK_DIR:-$ROOT/.work}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_TLS_PORT="${KAFKA_TLS_PORT:-$((KAFKA_PORT + 2))}"
+KAFKA_BROKERS="${KAFKA_BROKERS:-1}"
+case "$KAFKA_BROKERS" in 1|3) ;; *) printf '[local-stack] error: KAFKA_BROKERS must be 1 or 3 (a quorum of three voters), not %s\n' "$KAFKA_BROKERS" >&2; exit 2 ;; esac
 PG_PORT="${PG_PORT:-5432}"
 PG_DB="${PG_DB:-pollinate}"
 PG_ADMIN_PASSWORD="${PG_ADMIN_PASSWORD:-postgres}"
@@ -29,10 +35,10 @@ PG_BIN="${PG_BIN:-}"
 READY_TIMEOUT="${READY_TIMEOUT:-120}"
 
 KAFKA_HOME="$WORK/kafka"
-KAFKA_LIBS="$KAFKA_HOME/libs"
-KAFKA_DATA="$KAFKA_HOME/data"
-KAFKA_LOGS="$KAFKA_HOME/logs"
-KAFKA_PID="$KAFKA_HOME/kafka.pid"
+# The jars: a second stack (make test-cluster) may share the first one's instead of copying them.
+KAFKA_LIBS="${POLLINATE_KAFKA_LIBS:-$KAFKA_HOME/libs}"
+# One broker keeps its files at the top of $KAFKA_HOME; a cluster's node n under node-n (a cluster
+# and a single broker never share data: switching KAFKA_BROKERS starts the other one afresh).
 # One password file per principal (the operators' admin and each service), the owner's alone.
 KAFKA_CREDENTIALS="$KAFKA_HOME/credentials"
 KAFKA_TLS_DIR="$KAFKA_HOME/tls"
@@ -150,7 +156,8 @@ provision_kafka() {
   # password here too: the broker may already be running.
   make_credentials
   [ -x "$PYTHON" ] || die "$PYTHON not found: run 'make install' first (it provisions the broker's principals and ACLs)"
-  ( cd "$ROOT" && env KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT" KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT \
+  ( cd "$ROOT" && env KAFKA_BOOTSTRAP_SERVERS="$(bootstrap_servers)" KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT \
+      KAFKA_TOPIC_REPLICATION_FACTOR="$(topic_replication)" KAFKA_TOPIC_MIN_INSYNC_REPLICAS="$(topic_min_insync)" \
       KAFKA_SASL_MECHANISM=SCRAM-SHA-512 KAFKA_SASL_USERNAME=admin \
       KAFKA_SASL_PASSWORD="$(cat "$KAFKA_CREDENTIALS/admin")" \
       "$PYTHON" -m deploy.kafka_access apply --credentials "$KAFKA_CREDENTIALS" ) \
@@ -172,57 +179,107 @@ token_key() {  # signing_key | verification_keys, as one line of JSON
 # shellcheck source=deploy/alive.sh
 . "$ROOT/deploy/alive.sh"
 
-kafka_running() { [ -f "$KAFKA_PID" ] && alive "$(cat "$KAFKA_PID")"; }
+nodes() { seq 1 "$KAFKA_BROKERS"; }
+node_home() { if [ "$KAFKA_BROKERS" = 1 ]; then echo "$KAFKA_HOME"; else echo "$KAFKA_HOME/node-$1"; fi; }
+node_pid_file() { echo "$(node_home "$1")/kafka.pid"; }
+node_port() { echo $((KAFKA_PORT + 10 * ($1 - 1))); }
+node_controller_port() { echo $((KAFKA_CONTROLLER_PORT + 10 * ($1 - 1))); }
+node_tls_port() { echo $((KAFKA_TLS_PORT + 10 * ($1 - 1))); }
+bootstrap_servers() {  # every node's client (or, with "tls", TLS) listener, comma-separated
+  local n list=""
+  for n in $(nodes); do
+    list="$list${list:+,}127.0.0.1:$(if [ "${1:-}" = tls ]; then node_tls_port "$n"; else node_port "$n"; fi)"
+  done
+  echo "$list"
+}
+# The replication the registry's topics get (deploy/kafka_access.py reads these).
+topic_replication() { echo "$KAFKA_BROKERS"; }
+topic_min_insync() { if [ "$KAFKA_BROKERS" = 1 ]; then echo 1; else echo 2; fi; }
+check_node() { case "${1:-}" in ''|*[!0-9]*) die "no Kafka node '${1:-}' (nodes: $(nodes | tr '\n' ' '))" ;; esac; [ "$1" -ge 1 ] && [ "$1" -le "$KAFKA_BROKERS" ] || die "no Kafka node $1 (nodes: $(nodes | tr '\n' ' '))"; }
 
-start_kafka() {
+node_running() { local f; f="$(node_pid_file "$1")"; [ -f "$f" ] && alive "$(cat "$f")"; }
+kafka_running() { local n; for n in $(nodes); do node_running "$n" || return 1; done; }
+
+# The node's server.properties from the template: one broker is its own quorum (formatted
+# --standalone); a cluster's three nodes are a static quorum of three voters.
+node_properties() {
+  local n="$1" home; home="$(node_home "$1")"
+  local admin_password; admin_password="$(cat "$KAFKA_CREDENTIALS/admin")"
+  local quorum v voters=""
+  if [ "$KAFKA_BROKERS" = 1 ]; then
+    quorum="controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT"
+  else
+    for v in $(nodes); do voters="$voters${voters:+,}$v@127.0.0.1:$(node_controller_port "$v")"; done
+    quorum="controller.quorum.voters=$voters"
+  fi
+  (umask 077; sed -e "s#@KAFKA_PORT@#$(node_port "$n")#g" -e "s#@KAFKA_CONTROLLER_PORT@#$(node_controller_port "$n")#g" \
+      -e "s#@KAFKA_TLS_PORT@#$(node_tls_port "$n")#g" -e "s#@KAFKA_TLS_DIR@#$KAFKA_TLS_DIR#g" \
+      -e "s#@KAFKA_ADMIN_PASSWORD@#$admin_password#g" -e "s#@KAFKA_NODE_ID@#$n#g" \
+      -e "s#@KAFKA_QUORUM@#$quorum#g" -e "s#@REPLICATION_FACTOR@#$(topic_replication)#g" \
+      -e "s#@MIN_INSYNC_REPLICAS@#$(topic_min_insync)#g" \
+      -e "s#@KAFKA_DATA_DIR@#$home/data#g" "$ROOT/deploy/kafka/server.properties.template" \
+      > "$home/server.properties")
+}
+
+start_node() {
+  local n="$1" home; home="$(node_home "$1")"
+  if node_running "$n"; then log "kafka node $n already running (pid $(cat "$(node_pid_file "$n")"))"; return; fi
+  if port_open "$(node_port "$n")"; then die "port $(node_port "$n") is taken by another process: set KAFKA_PORT"; fi
+  if port_open "$(node_tls_port "$n")"; then die "port $(node_tls_port "$n") is taken by another process: set KAFKA_TLS_PORT"; fi
+  if [ -f "$home/data/meta.properties" ] && [ ! -s "$KAFKA_CREDENTIALS/admin" ]; then
+    log "the broker's data predates its credentials: starting it afresh"
+    rm -rf "$home/data"
+  fi
+  mkdir -p "$home/data" "$home/logs"
+  node_properties "$n"
+  local cp="$KAFKA_LIBS/*"
+  if [ ! -f "$home/data/meta.properties" ]; then
+    local cluster_id mode=()
+    # Every node of a cluster formats with the same cluster id (made once, kept beside them).
+    [ -s "$KAFKA_HOME/cluster.id" ] || python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))' > "$KAFKA_HOME/cluster.id"
+    cluster_id="$(cat "$KAFKA_HOME/cluster.id")"
+    [ "$KAFKA_BROKERS" = 1 ] && mode=(--standalone)
+    log "formatting KRaft storage of node $n (cluster id $cluster_id)"
+    java -cp "$cp" -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.properties" \
+      -Dkafka.logs.dir="$home/logs" kafka.tools.StorageTool format "${mode[@]}" -g \
+      --add-scram "SCRAM-SHA-512=[name=admin,password=$(cat "$KAFKA_CREDENTIALS/admin")]" \
+      -t "$cluster_id" -c "$home/server.properties" >"$home/logs/format.log" 2>&1 \
+      || die "formatting Kafka storage failed: see $home/logs/format.log"
+  fi
+  log "starting kafka node $n on 127.0.0.1:$(node_port "$n")"
+  nohup java -Xms512m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dkafka.logs.dir="$home/logs" -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.properties" \
+    -cp "$cp" kafka.Kafka "$home/server.properties" >"$home/logs/stdout.log" 2>&1 &
+  echo $! > "$(node_pid_file "$n")"
+}
+
+start_kafka() {  # [node]: all nodes, or one
   need_java
   fetch_kafka
-  if kafka_running; then log "kafka already running (pid $(cat "$KAFKA_PID"))"; return; fi
-  if port_open "$KAFKA_PORT"; then die "port $KAFKA_PORT is taken by another process: set KAFKA_PORT"; fi
-  if port_open "$KAFKA_TLS_PORT"; then die "port $KAFKA_TLS_PORT is taken by another process: set KAFKA_TLS_PORT"; fi
-  if [ -f "$KAFKA_DATA/meta.properties" ] && [ ! -s "$KAFKA_CREDENTIALS/admin" ]; then
-    log "the broker's data predates its credentials: starting it afresh"
-    rm -rf "$KAFKA_DATA"
-  fi
   make_credentials
   make_tls
-  mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS"
-  local admin_password; admin_password="$(cat "$KAFKA_CREDENTIALS/admin")"
-  (umask 077; sed -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" -e "s#@KAFKA_CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
-      -e "s#@KAFKA_TLS_PORT@#$KAFKA_TLS_PORT#g" -e "s#@KAFKA_TLS_DIR@#$KAFKA_TLS_DIR#g" \
-      -e "s#@KAFKA_ADMIN_PASSWORD@#$admin_password#g" \
-      -e "s#@KAFKA_DATA_DIR@#$KAFKA_DATA#g" "$ROOT/deploy/kafka/server.properties.template" \
-      > "$KAFKA_HOME/server.properties")
-  local cp="$KAFKA_LIBS/*"
-  if [ ! -f "$KAFKA_DATA/meta.properties" ]; then
-    local cluster_id
-    cluster_id="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
-    log "formatting KRaft storage (cluster id $cluster_id)"
-    java -cp "$cp" -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.properties" \
-      -Dkafka.logs.dir="$KAFKA_LOGS" kafka.tools.StorageTool format --standalone -g \
-      --add-scram "SCRAM-SHA-512=[name=admin,password=$admin_password]" \
-      -t "$cluster_id" -c "$KAFKA_HOME/server.properties" >"$KAFKA_LOGS/format.log" 2>&1 \
-      || die "formatting Kafka storage failed: see $KAFKA_LOGS/format.log"
-  fi
-  log "starting kafka on 127.0.0.1:$KAFKA_PORT"
-  nohup java -Xms512m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
-    -Dkafka.logs.dir="$KAFKA_LOGS" -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.properties" \
-    -cp "$cp" kafka.Kafka "$KAFKA_HOME/server.properties" >"$KAFKA_LOGS/stdout.log" 2>&1 &
-  echo $! > "$KAFKA_PID"
+  if [ -n "${1:-}" ]; then check_node "$1"; start_node "$1"; return; fi
+  local n; for n in $(nodes); do start_node "$n"; done
 }
 
-stop_kafka() {
-  if kafka_running; then
-    local pid; pid="$(cat "$KAFKA_PID")"
-    log "stopping kafka (pid $pid)"
+stop_node() {
+  local n="$1" f; f="$(node_pid_file "$1")"
+  if node_running "$n"; then
+    local pid; pid="$(cat "$f")"
+    log "stopping kafka node $n (pid $pid)"
     kill -TERM "$pid"
     for _ in $(seq 1 60); do alive "$pid" || break; sleep 0.5; done
-    alive "$pid" && { log "kafka did not stop in 30s: killing"; kill -KILL "$pid"; }
+    alive "$pid" && { log "kafka node $n did not stop in 30s: killing"; kill -KILL "$pid"; }
   fi
-  rm -f "$KAFKA_PID"
+  rm -f "$f"
 }
 
-kafka_ready() { kafka_running && port_open "$KAFKA_PORT"; }
+stop_kafka() {  # [node]: all nodes, or one
+  if [ -n "${1:-}" ]; then check_node "$1"; stop_node "$1"; return; fi
+  local n; for n in $(nodes); do stop_node "$n"; done
+}
+
+kafka_ready() { local n; for n in $(nodes); do node_running "$n" && port_open "$(node_port "$n")" || return 1; done; }
 
 # ---------------------------------------------------------------- PostgreSQL
 pg_running() { [ -n "$PG_BIN" ] && [ -f "$PG_DATA/postmaster.pid" ] && as_pg_owner "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; }
@@ -276,26 +333,29 @@ postgres_ready() { find_pg_bin; pg_running && "$PG_BIN/pg_isready" -q -h 127.0.0
 wait_ready() {
   local deadline=$((SECONDS + READY_TIMEOUT))
   until kafka_ready && postgres_ready; do
-    if [ -f "$KAFKA_PID" ] && ! kafka_running; then
-      die "kafka exited during start-up: see $KAFKA_LOGS/server.log and $KAFKA_LOGS/stdout.log"
+    if [ -f "$(node_pid_file 1)" ] && ! node_running 1; then
+      die "kafka exited during start-up: see $(node_home 1)/logs/server.log"
     fi
-    [ "$SECONDS" -lt "$deadline" ] || die "stack not ready after ${READY_TIMEOUT}s: see $KAFKA_LOGS/server.log and $PG_LOG"
+    [ "$SECONDS" -lt "$deadline" ] || die "stack not ready after ${READY_TIMEOUT}s: see $(node_home 1)/logs/server.log and $PG_LOG"
     sleep 0.5
   done
   provision_kafka
   make_token_keys
-  log "ready: kafka 127.0.0.1:$KAFKA_PORT, postgres 127.0.0.1:$PG_PORT/$PG_DB"
+  log "ready: kafka $(bootstrap_servers), postgres 127.0.0.1:$PG_PORT/$PG_DB"
 }
 
 print_env() {
   cat <<ENV
-export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
+export KAFKA_BOOTSTRAP_SERVERS=$(bootstrap_servers)
+export KAFKA_BROKERS=$KAFKA_BROKERS
+export KAFKA_TOPIC_REPLICATION_FACTOR=$(topic_replication)
+export KAFKA_TOPIC_MIN_INSYNC_REPLICAS=$(topic_min_insync)
 export KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT
 export KAFKA_SASL_MECHANISM=SCRAM-SHA-512
 export KAFKA_SASL_USERNAME=admin
 export KAFKA_SASL_PASSWORD=$(cat "$KAFKA_CREDENTIALS/admin" 2>/dev/null)
 export POLLINATE_KAFKA_CREDENTIALS=$KAFKA_CREDENTIALS
-export POLLINATE_KAFKA_TLS_BOOTSTRAP=127.0.0.1:$KAFKA_TLS_PORT
+export POLLINATE_KAFKA_TLS_BOOTSTRAP=$(bootstrap_servers tls)
 export POLLINATE_KAFKA_CA=$KAFKA_TLS_DIR/ca.pem
 # The local stack is a developer's machine: services here accept the committed local defaults.
 export DEVELOPMENT_MODE=true
@@ -312,18 +372,22 @@ client_config() {
   [ -n "$principal" ] || die "usage: $0 client-config <principal> [--tls] (principals: $KAFKA_PRINCIPALS)"
   [ -s "$KAFKA_CREDENTIALS/$principal" ] || die "no Kafka principal '$principal' (principals: $KAFKA_PRINCIPALS)"
   if [ "$tls" = "--tls" ]; then
-    printf 'bootstrap.servers=127.0.0.1:%s\nsecurity.protocol=sasl_ssl\nssl.ca.location=%s\n' "$KAFKA_TLS_PORT" "$KAFKA_TLS_DIR/ca.pem"
+    printf 'bootstrap.servers=%s\nsecurity.protocol=sasl_ssl\nssl.ca.location=%s\n' "$(bootstrap_servers tls)" "$KAFKA_TLS_DIR/ca.pem"
   else
-    printf 'bootstrap.servers=127.0.0.1:%s\nsecurity.protocol=sasl_plaintext\n' "$KAFKA_PORT"
+    printf 'bootstrap.servers=%s\nsecurity.protocol=sasl_plaintext\n' "$(bootstrap_servers)"
   fi
   printf 'sasl.mechanisms=SCRAM-SHA-512\nsasl.username=%s\nsasl.password=%s\n' "$principal" "$(cat "$KAFKA_CREDENTIALS/$principal")"
 }
 
 status() {
   local ok=0
-  if kafka_ready; then echo "kafka: ready on 127.0.0.1:$KAFKA_PORT (pid $(cat "$KAFKA_PID"))";
-  elif kafka_running; then echo "kafka: starting (pid $(cat "$KAFKA_PID"))"; ok=1;
-  else echo "kafka: stopped"; ok=1; fi
+  local n
+  for n in $(nodes); do
+    local name="kafka"; [ "$KAFKA_BROKERS" = 1 ] || name="kafka node $n"
+    if node_running "$n" && port_open "$(node_port "$n")"; then echo "$name: ready on 127.0.0.1:$(node_port "$n") (pid $(cat "$(node_pid_file "$n")"))";
+    elif node_running "$n"; then echo "$name: starting (pid $(cat "$(node_pid_file "$n")"))"; ok=1;
+    else echo "$name: stopped"; ok=1; fi
+  done
   if postgres_ready; then echo "postgres: ready on 127.0.0.1:$PG_PORT";
   else echo "postgres: stopped"; ok=1; fi
   return $ok
@@ -332,13 +396,14 @@ status() {
 case "${1:-}" in
   start) start_postgres; start_kafka; wait_ready ;;
   stop) stop_kafka; stop_postgres ;;
-  restart-kafka) stop_kafka; start_kafka; wait_ready ;;  # fault tests: a broker restart
-  stop-kafka) stop_kafka ;;  # fault tests: the broker down for as long as the test needs
-  start-kafka) start_kafka; wait_ready ;;
+  restart-kafka) stop_kafka "${2:-}"; start_kafka "${2:-}"; wait_ready ;;  # fault tests: a broker restart
+  stop-kafka) stop_kafka "${2:-}" ;;  # fault tests: the broker down for as long as the test needs
+  start-kafka) start_kafka "${2:-}"; wait_ready ;;
+  kafka-pid) check_node "${2:-}"; node_running "$2" || die "kafka node $2 is not running"; cat "$(node_pid_file "$2")" ;;
   status) status ;;
   wait) find_pg_bin; wait_ready ;;
   env) print_env ;;
   client-config) client_config "${2:-}" "${3:-}" ;;
-  reset) stop_kafka; stop_postgres; rm -rf "$KAFKA_DATA" "$KAFKA_LOGS" "$PG_HOME" ;;
-  *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  reset) stop_kafka; stop_postgres; local_n=""; for local_n in $(nodes); do rm -rf "$(node_home "$local_n")/data" "$(node_home "$local_n")/logs"; done; rm -f "$KAFKA_HOME/cluster.id"; rm -rf "$PG_HOME" ;;
+  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

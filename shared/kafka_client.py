@@ -105,10 +105,16 @@ class KafkaConnection(BaseModel):
             context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
         return context
 
+    @property
+    def hosts(self) -> list[str]:
+        """The bootstrap servers one by one. FastStream takes a string as one host, so a
+        cluster's comma-separated list reaches it (and aiokafka through it) as a list."""
+        return [host.strip() for host in self.bootstrap_servers.split(",") if host.strip()]
+
     def aiokafka_options(self) -> dict[str, Any]:
         """Keyword arguments for every aiokafka client (producer, consumer, admin)."""
         options: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap_servers,
+            "bootstrap_servers": self.hosts,
             "security_protocol": self.security_protocol,
         }
         if self.uses_tls:

@@ -196,7 +196,7 @@ async def running_platform(
         stall_seconds=settings.relay_stall_seconds,
     )
     broker = KafkaBroker(
-        kafka.bootstrap_servers,
+        kafka.hosts,
         security=kafka.faststream_security(),
         # Topics come from the registry (ensure_topics above found them): a service's principal
         # may not create topics, so FastStream must not try when a subscriber starts.

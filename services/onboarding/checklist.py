@@ -17,6 +17,7 @@ from services.onboarding.domain.tiers import (
     authorised_products,
     compute_tier,
     derive_competencies,
+    not_before_departure,
     revenue_in_window,
 )
 from services.onboarding.reassessment import refresh
@@ -119,8 +120,10 @@ async def _activate(
     by: str,
 ) -> Row:
     partner_id = row["partner_id"]
-    certifications = await repository.certifications_of(conn, [partner_id])
-    competencies = derive_competencies(config, certifications[partner_id], at)
+    certifications, departed = await repository.certifications_of(conn, [partner_id])
+    competencies = derive_competencies(
+        config, certifications[partner_id], not_before_departure(at, departed)
+    )
     days = await repository.revenue_days(conn, config, [partner_id], at)
     revenue = revenue_in_window(config, days[partner_id], at)
     assessment = compute_tier(config, revenue, competencies)

@@ -32,6 +32,7 @@ from services.onboarding.domain.tiers import (
     Certification,
     authorised_products,
     derive_competencies,
+    not_before_departure,
     revenue_in_window,
 )
 from services.onboarding.repository import SERVICE, PartnerRow
@@ -99,7 +100,10 @@ class Reassessment:
         statuses = {p: PartnerStatus(r["status"]) for p, r in rows.items()}
         evaluated = [p for p, status in statuses.items() if status not in NOT_EVALUATED]
         in_program = [p for p, status in statuses.items() if status in IN_PROGRAM]
-        certifications = await repository.certifications_of(conn, evaluated) if evaluated else {}
+        certifications, departed = (
+            await repository.certifications_of(conn, evaluated) if evaluated else ({}, None)
+        )
+        as_of = not_before_departure(as_of, departed)
         revenue = (
             await repository.revenue_days(conn, config, in_program, as_of) if in_program else {}
         )

@@ -321,11 +321,12 @@ async def insert_certification(
 
 async def certifications_of(
     conn: Connection, partner_ids: Collection[str]
-) -> dict[str, list[Certification]]:
-    # A person who left the partner no longer counts: their certifications end when they left.
+) -> tuple[dict[str, list[Certification]], datetime | None]:
+    """The partners' certifications, and the latest moment one of their holders left (None:
+    none has). A person who left no longer counts: their certifications end when they left."""
     rows = await conn.fetch(
         """SELECT c.partner_id, c.person, c.role, c.track, c.issued_at,
-                  LEAST(c.expires_at, p.left_at) AS expires_at
+                  LEAST(c.expires_at, p.left_at) AS expires_at, p.left_at
            FROM certifications c LEFT JOIN people p ON p.person_id = c.person_id
            WHERE c.partner_id = ANY($1::text[]) AND c.voided_at IS NULL""",
         list(partner_ids),
@@ -341,7 +342,8 @@ async def certifications_of(
                 r["expires_at"],
             )
         )
-    return held
+    departures = [r["left_at"] for r in rows if r["left_at"] is not None]
+    return held, max(departures, default=None)
 
 
 async def revenue_days(

@@ -26,7 +26,7 @@ from services.onboarding.domain.enablement import (
     membership_for,
 )
 from services.onboarding.domain.lifecycle import NOT_CERTIFIED
-from services.onboarding.domain.tiers import Certification
+from services.onboarding.domain.tiers import Certification, not_before_departure
 from services.onboarding.reassessment import Reassessment
 from shared.db import Connection
 from shared.errors import Conflict
@@ -115,9 +115,12 @@ async def apply(
     matched_people = [(s, p) for s, p in matched if p is not None]
     if not matched_people and not reassess:
         return
-    run = await Reassessment.start(
-        conn, config, {p["partner_id"] for _, p in matched_people} | set(reassess), at, acted_by=by
-    )
+    # A statement made before its person left can be applied after the departure committed:
+    # the partner is then evaluated as of the departure, not the statement's request.
+    departed = max((p["left_at"] for _, p in matched_people if p["left_at"]), default=None)
+    as_of = not_before_departure(at, departed)
+    partner_ids = {p["partner_id"] for _, p in matched_people} | set(reassess)
+    run = await Reassessment.start(conn, config, partner_ids, as_of, acted_by=by)
     outcomes: list[tuple[Any, ...]] = []
     touched: set[str] = set(reassess)
     for statement, person in matched_people:

@@ -1,12 +1,16 @@
 """Faults on the running chain: kill -9 of a service mid-stream, a broker restart, two instances
-sharing partitions with one killed, and a poison message in every service's input. After each,
+sharing partitions with one killed, on a three-broker cluster the partition leaders' broker
+killed -9, and a poison message in every service's input. After each,
 every won deal is credited exactly once and booked exactly once: nothing lost, nothing doubled."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -14,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.story import Partner
@@ -163,9 +168,9 @@ async def test_broker_restart_mid_stream(
     await wave.settle(admin_db)
 
 
-def local_stack(command: str) -> None:
+def local_stack(command: str, *arguments: str) -> None:
     subprocess.run(
-        [str(ROOT / "deploy" / "local-stack.sh"), command],
+        [str(ROOT / "deploy" / "local-stack.sh"), command, *arguments],
         check=True,
         capture_output=True,
         timeout=180,
@@ -220,6 +225,79 @@ async def test_two_instances_share_partitions_and_survive_losing_one(
     finally:
         await fleet.stop("attribution", instance=1)
         await fleet.start("attribution")
+
+
+def partition_leaders(infra: Infra, topics: list[str]) -> dict[int, int]:
+    """How many partitions of `topics` each broker leads (node id -> count)."""
+    client = AdminClient(infra.kafka.librdkafka_properties())
+    metadata = client.list_topics(timeout=30)
+    leading: dict[int, int] = {}
+    for topic in topics:
+        for partition in metadata.topics[topic].partitions.values():
+            leading[partition.leader] = leading.get(partition.leader, 0) + 1
+    return leading
+
+
+def under_replicated(infra: Infra, topics: list[str]) -> int:
+    client = AdminClient(infra.kafka.librdkafka_properties())
+    metadata = client.list_topics(timeout=30)
+    return sum(
+        len(p.isrs) < len(p.replicas)
+        for topic in topics
+        for p in metadata.topics[topic].partitions.values()
+    )
+
+
+CHAIN = [CRM_DEALS.name, DEAL_OPPORTUNITIES.name, ATTRIBUTION_CREDITS.name]
+
+
+@pytest.mark.skipif(
+    int(os.environ.get("KAFKA_BROKERS", "1")) < 3,
+    reason="needs the three-broker cluster (KAFKA_BROKERS=3; `make test-cluster` runs it)",
+)
+async def test_killing_the_partition_leaders_broker_mid_stream_loses_and_doubles_nothing(
+    fleet: Fleet, infra: Infra, referral_partner: Partner, admin_db: Any
+) -> None:
+    """Replication factor 3 and min.insync.replicas 2: with the broker leading most of the
+    chain's partitions killed -9 mid-stream, the others take over its partitions; every deal
+    is credited and booked exactly once; the broker rejoins every partition's in-sync set."""
+    wave = Wave(referral_partner, 60)
+    records = list(wave.deals)
+    await wave.post(fleet.url("deals"), records[:30])
+    await wave.credited_at_least(admin_db, 1, "the chain to start on the wave")
+    leading = await asyncio.to_thread(partition_leaders, infra, CHAIN)
+    victim = max(leading, key=lambda node: leading[node])
+    pid = int(
+        subprocess.run(
+            [str(ROOT / "deploy" / "local-stack.sh"), "kafka-pid", str(victim)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+    )
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    try:
+        await wave.post(fleet.url("deals"), records[30:])  # written while it is down
+        await wave.settle(admin_db)
+        settled = time.monotonic() - killed
+        moved = await asyncio.to_thread(partition_leaders, infra, CHAIN)
+        assert victim not in moved, f"broker {victim} is dead but still leads {moved}"
+    finally:
+        await asyncio.to_thread(local_stack, "start-kafka", str(victim))
+    restarted = time.monotonic()
+
+    async def caught_up() -> bool:
+        return await asyncio.to_thread(under_replicated, infra, CHAIN) == 0
+
+    await eventually(caught_up, 120, what=f"broker {victim} back in every in-sync replica set")
+    print(
+        f"\nleader kill: broker {victim} led {leading[victim]} of {sum(leading.values())} "
+        f"partitions of the chain; all {len(records)} deals credited and booked once "
+        f"{settled:.1f} s after the kill; back in sync {time.monotonic() - restarted:.1f} s "
+        "after its restart"
+    )
 
 
 async def test_a_poison_message_in_each_input_is_dead_lettered_and_the_chain_goes_on(

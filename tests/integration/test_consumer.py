@@ -53,7 +53,7 @@ async def running(
     consumer = counter_consumer(components, topic)
     waiter = OutcomeWaiter(consumer)
     kafka = components.infra.kafka
-    broker = KafkaBroker(kafka.bootstrap_servers, security=kafka.faststream_security())
+    broker = KafkaBroker(kafka.hosts, security=kafka.faststream_security())
     consumer.attach(broker)
     relay = components.relay(fallback_poll_seconds=0.5)
     relay_task = asyncio.create_task(relay.run())

@@ -19,24 +19,18 @@ import pytest
 from aiokafka import ConsumerRecord
 
 from services.onboarding import handlers
-from services.onboarding.applications import apply_for
-from services.onboarding.certifications import add_certification
-from services.onboarding.checklist import complete_item
-from services.onboarding.domain.qualification import Application
-from services.onboarding.domain.tiers import Certification, CertificationRole
-from services.onboarding.review import decide_review
+from services.onboarding.domain.tiers import CertificationRole
 from shared.consumer import EventConsumer, Outcome
 from shared.db import Pool
 from shared.events import EventPayload
 from shared.events.attribution import CreditIssued, CreditReversed
-from shared.events.partners import PartnerType
 from shared.outbox import Outbox
 from shared.provisions import Provisions
 from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE
 from tests.support.factories import credit_issued, credit_reversed
 from tests.support.infra import ROOT, Infra, ScratchService, migrated_pool, statements_sent
 from tests.support.kafka import new_topic, publish, read_records
-from tests.support.onboarding import SMALL, strong_application
+from tests.support.onboarding import SMALL, activated_partner
 
 pytestmark = pytest.mark.integration
 
@@ -74,76 +68,6 @@ async def harness(infra: Infra, scratch_service: ScratchService) -> AsyncIterato
         consumer.handles_batch(CreditIssued)(handlers.on_credits)
         consumer.handles_batch(CreditReversed)(handlers.on_reversals)
         yield Harness(infra, scratch_service, pool, consumer)
-
-
-async def active_partner(pool: Pool, name: str) -> str:
-    """An active partner holding the data competency (products: data; ai is gated)."""
-    domain = f"{name}-{uuid.uuid4().hex[:8]}.example"
-    at = datetime.now(UTC)
-    application = Application(
-        company_name=name,
-        domain=domain,
-        partner_type=PartnerType.GSI,
-        regions=frozenset({"US", "DE", "GB"}),
-        products=frozenset({"data", "ai"}),
-        competencies_claimed=frozenset({"data", "ai", "cloud"}),
-        industries=frozenset({"financial_services", "healthcare"}),
-        segments=frozenset({"enterprise"}),
-        annual_revenue=Decimal(25_000_000),
-        years_in_business=10,
-        certified_staff=12,
-    )
-    async with pool.acquire() as conn, conn.transaction():
-        # What the applicant sent: the same figures (a manager's decision re-reads them).
-        declared = strong_application(domain)
-        row = await apply_for(conn, OUTBOX, CONFIG, application, declared, at)
-        partner_id: str = row["partner_id"]
-        await decide_review(
-            conn,
-            OUTBOX,
-            CONFIG,
-            partner_id,
-            approve_it=True,
-            note="",
-            cultural_fit=None,
-            by="channel-manager@tests",
-            at=at,
-        )
-        for item in CONFIG.checklist:
-            await complete_item(
-                conn,
-                OUTBOX,
-                CONFIG,
-                partner_id,
-                item,
-                at,
-                by="channel-manager@tests",
-                confirms=True,
-                reference=f"ref:{item}",
-            )
-        for role in CertificationRole:
-            await add_certification(
-                conn,
-                OUTBOX,
-                CONFIG,
-                partner_id,
-                Certification(
-                    f"{role.value}@{domain}",
-                    role,
-                    "data",
-                    at - timedelta(days=1),
-                    at + timedelta(days=90),
-                ),
-                None,
-                at,
-                by="enablement-system",
-            )
-    state = await pool.fetchrow(
-        "SELECT status, tier, products FROM partners WHERE partner_id = $1", partner_id
-    )
-    assert state is not None
-    assert (state["status"], state["tier"], state["products"]) == ("active", "registered", ["data"])
-    return partner_id
 
 
 async def certify_behind_its_back(pool: Pool, partner_id: str, track: str) -> None:
@@ -319,8 +243,8 @@ async def version_of(pool: Pool, partner_id: str) -> int:
 
 async def test_a_run_gives_exactly_what_one_event_at_a_time_gives(harness: Harness) -> None:
     pool = harness.pool
-    batched = [await active_partner(pool, "Batched One"), await active_partner(pool, "Batched Two")]
-    single = [await active_partner(pool, "Single One"), await active_partner(pool, "Single Two")]
+    batched = [await activated_partner(pool, OUTBOX, f"Batched {n}") for n in ("One", "Two")]
+    single = [await activated_partner(pool, OUTBOX, f"Single {n}") for n in ("One", "Two")]
     for partner_id in (batched[0], single[0]):
         await certify_behind_its_back(pool, partner_id, "ai")
     setup_version = await version_of(pool, batched[0])
@@ -385,7 +309,7 @@ async def test_a_poison_record_in_a_run_is_dead_lettered_and_the_rest_applied_on
     harness: Harness,
 ) -> None:
     pool = harness.pool
-    partner_id = await active_partner(pool, "Poisoned")
+    partner_id = await activated_partner(pool, OUTBOX, "Poisoned")
     version = await version_of(pool, partner_id)
     t = uuid.uuid4().hex[:8]
     payloads: list[EventPayload] = [
@@ -423,7 +347,7 @@ async def test_a_poison_record_in_a_run_is_dead_lettered_and_the_rest_applied_on
 
 async def test_a_redelivered_batch_changes_nothing(harness: Harness) -> None:
     pool = harness.pool
-    partners = [await active_partner(pool, "Again One"), await active_partner(pool, "Again Two")]
+    partners = [await activated_partner(pool, OUTBOX, f"Again {n}") for n in ("One", "Two")]
     payloads = story(*partners)
     records = await records_of(harness, payloads)
     assert set(await harness.consumer.process_batch(records)) == {Outcome.PROCESSED}
@@ -444,7 +368,7 @@ async def test_a_run_takes_a_bounded_number_of_statements_whatever_its_length(
     harness: Harness,
 ) -> None:
     pool = harness.pool
-    partners = [await active_partner(pool, f"Bounded {n}") for n in range(4)]
+    partners = [await activated_partner(pool, OUTBOX, f"Bounded {n}") for n in range(4)]
     t = uuid.uuid4().hex[:8]
     # A first batch: the connection learns the types it sends (asyncpg asks once).
     warm_up = await records_of(harness, [credit(partners[0], f"w-{t}", "10.00")])

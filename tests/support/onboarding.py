@@ -1,15 +1,25 @@
 """What tests of onboarding (and the demo story) share: a small program whose tiers a few
-credits move, a partner's standing under it, and a strong application body."""
+credits move, a partner's standing under it, a strong application body, and an active partner
+made through onboarding's own use cases."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from services.onboarding.applications import apply_for
+from services.onboarding.certifications import add_certification
+from services.onboarding.checklist import complete_item
 from services.onboarding.domain.config import OnboardingConfig
+from services.onboarding.domain.qualification import Application
 from services.onboarding.domain.requalification import Standing
-from shared.events.partners import PartnerStatus
+from services.onboarding.domain.tiers import Certification, CertificationRole
+from services.onboarding.review import decide_review
+from shared.db import Pool
+from shared.events.partners import PartnerStatus, PartnerType
+from shared.outbox import Outbox
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 AGREEMENT = NOW + timedelta(days=200)
@@ -62,3 +72,71 @@ def strong_application(domain: str, **overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+async def activated_partner(
+    pool: Pool, outbox: Outbox, name: str, *, certified: bool = True
+) -> str:
+    """An active partner of the small program, made through onboarding's own use cases; with
+    `certified`, holding the data competency (products: data; ai is gated)."""
+    domain = f"{name.lower().replace(' ', '-')}-{uuid.uuid4().hex[:8]}.example"
+    at = datetime.now(UTC)
+    application = Application(
+        company_name=name,
+        domain=domain,
+        partner_type=PartnerType.GSI,
+        regions=frozenset({"US", "DE", "GB"}),
+        products=frozenset({"data", "ai"}),
+        competencies_claimed=frozenset({"data", "ai", "cloud"}),
+        industries=frozenset({"financial_services", "healthcare"}),
+        segments=frozenset({"enterprise"}),
+        annual_revenue=Decimal(25_000_000),
+        years_in_business=10,
+        certified_staff=12,
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        # What the applicant sent: the same figures (a manager's decision re-reads them).
+        row = await apply_for(conn, outbox, SMALL, application, strong_application(domain), at)
+        partner_id: str = row["partner_id"]
+        manager = "channel-manager@tests"
+        await decide_review(
+            conn,
+            outbox,
+            SMALL,
+            partner_id,
+            approve_it=True,
+            note="",
+            cultural_fit=None,
+            by=manager,
+            at=at,
+        )
+        for item in SMALL.checklist:
+            await complete_item(
+                conn,
+                outbox,
+                SMALL,
+                partner_id,
+                item,
+                at,
+                by=manager,
+                confirms=True,
+                reference=f"ref:{item}",
+            )
+        for role in CertificationRole if certified else ():
+            held = Certification(
+                f"{role.value}@{domain}",
+                role,
+                "data",
+                at - timedelta(days=1),
+                at + timedelta(days=90),
+            )
+            await add_certification(
+                conn, outbox, SMALL, partner_id, held, None, at, by="enablement-system"
+            )
+    state = await pool.fetchrow(
+        "SELECT status, tier, products FROM partners WHERE partner_id = $1", partner_id
+    )
+    assert state is not None
+    # The data product is not gated: an uncertified partner sells it too.
+    assert (state["status"], state["tier"], state["products"]) == ("active", "registered", ["data"])
+    return partner_id

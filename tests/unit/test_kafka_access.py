@@ -74,7 +74,7 @@ def test_sasl_without_credentials_is_refused_with_what_to_set() -> None:
 def test_plaintext_must_be_named_and_then_needs_no_credentials() -> None:
     plain = KafkaConnection.from_env({"KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"})
     assert plain.aiokafka_options() == {
-        "bootstrap_servers": "127.0.0.1:9092",
+        "bootstrap_servers": ["127.0.0.1:9092"],
         "security_protocol": "PLAINTEXT",
     }
     assert plain.faststream_security() is None
@@ -94,8 +94,10 @@ def test_one_connection_speaks_to_aiokafka_faststream_and_librdkafka() -> None:
             "KAFKA_SASL_PASSWORD": "s3cret",
         }
     )
+    # Every broker of the list, one by one: FastStream takes a string as a single host.
+    assert kafka.hosts == ["b1:9092", "b2:9092"]
     assert kafka.aiokafka_options() == {
-        "bootstrap_servers": "b1:9092,b2:9092",
+        "bootstrap_servers": ["b1:9092", "b2:9092"],
         "security_protocol": "SASL_PLAINTEXT",
         "sasl_mechanism": "SCRAM-SHA-512",
         "sasl_plain_username": "deals",

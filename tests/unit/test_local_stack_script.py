@@ -24,6 +24,7 @@ def status(work: Path) -> str:
         env={
             **os.environ,
             "POLLINATE_WORK_DIR": str(work),
+            "KAFKA_BROKERS": "1",
             "KAFKA_PORT": str(free_port()),
             "PG_PORT": str(free_port()),
         },
@@ -46,3 +47,55 @@ def test_a_killed_unreaped_broker_is_not_taken_for_a_running_one(tmp_path: Path)
         assert "kafka: stopped" in status(tmp_path)
     finally:
         child.wait()
+
+
+def local_stack(work: Path, command: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ROOT / "deploy" / "local-stack.sh"), command],
+        env={**os.environ, "POLLINATE_WORK_DIR": str(work), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def exported(text: str) -> dict[str, str]:
+    pairs = (line.removeprefix("export ").split("=", 1) for line in text.splitlines())
+    return {pair[0]: pair[1] for pair in pairs if len(pair) == 2 and not pair[0].startswith("#")}
+
+
+def test_a_cluster_is_three_nodes_whose_topics_are_replicated_three_times(tmp_path: Path) -> None:
+    port = free_port()
+    cluster = exported(local_stack(tmp_path, "env", KAFKA_BROKERS="3", KAFKA_PORT=str(port)).stdout)
+    assert cluster["KAFKA_BOOTSTRAP_SERVERS"] == ",".join(
+        f"127.0.0.1:{port + offset}" for offset in (0, 10, 20)
+    )
+    assert (
+        cluster["KAFKA_TOPIC_REPLICATION_FACTOR"],
+        cluster["KAFKA_TOPIC_MIN_INSYNC_REPLICAS"],
+    ) == (
+        "3",
+        "2",
+    )
+    single = exported(local_stack(tmp_path, "env", KAFKA_BROKERS="1", KAFKA_PORT=str(port)).stdout)
+    assert single["KAFKA_BOOTSTRAP_SERVERS"] == f"127.0.0.1:{port}"
+    assert (
+        single["KAFKA_TOPIC_REPLICATION_FACTOR"],
+        single["KAFKA_TOPIC_MIN_INSYNC_REPLICAS"],
+    ) == (
+        "1",
+        "1",
+    )
+    status = local_stack(tmp_path, "status", KAFKA_BROKERS="3", KAFKA_PORT=str(port)).stdout
+    assert [line.split(":")[0] for line in status.splitlines()[:3]] == [
+        "kafka node 1",
+        "kafka node 2",
+        "kafka node 3",
+    ]
+
+
+def test_a_cluster_of_two_is_refused_it_could_not_elect_a_controller(tmp_path: Path) -> None:
+    refused = local_stack(tmp_path, "status", KAFKA_BROKERS="2")
+    assert refused.returncode == 2
+    assert "KAFKA_BROKERS must be 1 or 3" in refused.stderr

@@ -6,6 +6,7 @@ a real /metrics rendering (the service's own registry and a scrape with a consum
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import promql_parser
 import pytest
@@ -13,6 +14,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.metrics import ConsumerFigures, Scrape, ServiceMetrics
+from shared.topics import SERVICES
 from tests.support.infra import ROOT
 
 OBSERVABILITY = ROOT / "deploy" / "observability"
@@ -88,3 +90,57 @@ def test_every_rule_says_what_it_watches() -> None:
         for rule in group["rules"]:
             assert rule["labels"]["severity"] in {"warning", "critical"}
             assert rule["annotations"]["summary"]
+
+
+def compose_service(name: str) -> dict[str, Any]:
+    services: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    service: dict[str, Any] = services[name]
+    return service
+
+
+def mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> repository path of a compose service's read-only file mounts."""
+    pairs = (volume.removesuffix(":ro").split(":") for volume in service["volumes"])
+    return {inside: outside.removeprefix("./") for outside, inside in pairs}
+
+
+def test_compose_prometheus_scrapes_every_instance_of_every_service_and_loads_the_rules() -> None:
+    prometheus = compose_service("prometheus")
+    files = mounts(prometheus)
+    config = yaml.safe_load((ROOT / files["/etc/prometheus/prometheus.yml"]).read_text())
+    # The rule file Prometheus is told to load is the committed one the tests above check.
+    assert [files[path] for path in config["rule_files"]] == ["deploy/observability/alerts.yaml"]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == set(SERVICES)
+    for name, job in jobs.items():
+        # A service's name resolves to all its instances on the compose network (scaled too),
+        # on the port each instance serves /metrics on.
+        assert job["dns_sd_configs"] == [{"names": [name], "type": "A", "port": 8000}]
+        assert "127.0.0.1::8000" in compose_service(name)["ports"]
+        assert job.get("metrics_path", "/metrics") == "/metrics"
+
+
+def test_compose_grafana_shows_the_committed_dashboard_from_that_prometheus() -> None:
+    grafana = compose_service("grafana")
+    files = mounts(grafana)
+    provisioning = ROOT / files["/etc/grafana/provisioning"]
+    [source] = yaml.safe_load((provisioning / "datasources/prometheus.yaml").read_text())[
+        "datasources"
+    ]
+    assert (source["type"], source["url"], source["isDefault"]) == (
+        "prometheus",
+        "http://prometheus:9090",
+        True,
+    )
+    assert "127.0.0.1:9090:9090" in compose_service("prometheus")["ports"]
+    [provider] = yaml.safe_load((provisioning / "dashboards/pollinate.yaml").read_text())[
+        "providers"
+    ]
+    folder = provider["options"]["path"]
+    dashboards = {inside: outside for inside, outside in files.items() if inside.startswith(folder)}
+    assert list(dashboards.values()) == ["deploy/observability/dashboard.json"]
+    # The dashboard asks for a Prometheus data source: the provisioned default answers.
+    variables = json.loads(DASHBOARD.read_text())["templating"]["list"]
+    assert {"name": "datasource", "type": "datasource", "query": "prometheus"}.items() <= next(
+        v for v in variables if v["name"] == "datasource"
+    ).items()

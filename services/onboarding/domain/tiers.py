@@ -129,3 +129,12 @@ def revenue_in_window(
     until = as_of.date()
     since = until - timedelta(days=config.revenue_window_days)
     return sum((net for day, net in days.items() if since < day <= until), Decimal(0))
+
+
+def not_before_departure(as_of: datetime, departed: datetime | None) -> datetime:
+    """The moment to evaluate partners as of, given the latest departure of a certified person
+    of theirs. A departure committed while this run waited for the partners' locks can carry a
+    later clock than the run's own: evaluated as of before it, the departed person would count
+    again, and nothing evaluates the partner after the departure's own run did. So a run is
+    never as of a moment before a departure already committed."""
+    return departed if departed is not None and departed > as_of else as_of
