@@ -148,6 +148,15 @@ PROGRAMME_VOICE = Topic(
     events=("programme.survey_answered.v1",),
     aggregate="partner_id",
 )
+PROGRAMME_KPIS = Topic(
+    "programme.kpis.v1",
+    "programme",
+    "quarter",
+    1,
+    "Programme KPI snapshots for dashboards: a quarter's headline figures, whenever they change.",
+    events=("programme.kpi_snapshot.v1",),
+    aggregate="quarter",
+)
 
 
 def dead_letter_topic(service: str) -> Topic:
@@ -172,6 +181,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     INCENTIVE_LEDGER,
     PARTNER_NOTIFICATIONS,
     PROGRAMME_VOICE,
+    PROGRAMME_KPIS,
     *DEAD_LETTERS,
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.programme import api, handlers
+from services.programme import api, handlers, jobs
 from services.programme.settings import ProgrammeSettings
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.incentives import IncentiveEarned, IncentiveReversed, MdfAccrued, MdfClaimDecided
@@ -21,7 +21,9 @@ from shared.topics import (
 
 
 def wire(platform: Platform) -> None:
-    platform.provide(ProgrammeSettings())
+    settings = ProgrammeSettings()
+    platform.provide(settings)
+    platform.every(settings.snapshot_seconds, jobs.publish_snapshot, name="kpi-snapshot")
     # One consumer group per source topic: each catches up (or lags) on its own.
     partners = platform.consumer("partners", [PARTNER_LIFECYCLE])
     partners.handles_batch(PartnerStateChanged)(handlers.on_partner_versions)

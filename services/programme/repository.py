@@ -436,3 +436,29 @@ async def insert_meeting(
         by,
         at,
     )
+
+
+# ---- KPI snapshots
+
+
+async def last_snapshot(conn: Connection, quarter: str) -> str | None:
+    """The fingerprint last published for the quarter, its row locked until the transaction
+    ends (another instance deciding the same waits, then sees what this one wrote)."""
+    await conn.execute(
+        """INSERT INTO kpi_snapshots (quarter, fingerprint, published_at)
+           VALUES ($1, '', 'epoch') ON CONFLICT (quarter) DO NOTHING""",
+        quarter,
+    )
+    found: str = await conn.fetchval(
+        "SELECT fingerprint FROM kpi_snapshots WHERE quarter = $1 FOR UPDATE", quarter
+    )
+    return found or None
+
+
+async def save_snapshot(conn: Connection, quarter: str, fingerprint: str, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE kpi_snapshots SET fingerprint = $2, published_at = $3 WHERE quarter = $1",
+        quarter,
+        fingerprint,
+        at,
+    )

@@ -29,6 +29,7 @@ from services.programme.domain.plans import (
     compare,
 )
 from services.programme.domain.quarters import Quarter, QuarterRange, quarter_of_period
+from services.programme.domain.snapshots import fingerprint
 from services.programme.domain.voice import Category, Nps, category, check_closing, check_open
 from shared.errors import Conflict, Unprocessable
 from shared.events.notifications import (
@@ -39,6 +40,7 @@ from shared.events.notifications import (
     PartnerNotificationV3,
 )
 from shared.events.partners import PartnerChange, PartnerStatus
+from shared.events.programme import KpiSnapshot
 from shared.events.registrations import RegistrationStatus as R
 from shared.notify import notify
 
@@ -247,3 +249,25 @@ def test_a_survey_notification_travels_as_v3_and_older_kinds_as_before() -> None
     assert isinstance(approved.payload, PartnerNotification)
     # every older kind is a v3 kind
     assert {k.value for k in NotificationKindV2} < {k.value for k in NotificationKindV3}
+
+
+def test_a_snapshot_fingerprint_ignores_when_it_was_computed_only() -> None:
+    base = KpiSnapshot(
+        quarter="2026-Q4",
+        computed_at=datetime(2026, 12, 1, tzinfo=UTC),
+        money=(),
+        onboarding_decisions=3,
+        onboarding_automatic_share=Decimal("0.3333"),
+        registration_decisions=0,
+        registration_automatic_share=None,
+        automatic_share=Decimal("0.3333"),
+        registration_decision_p50_hours=None,
+        registration_decision_p90_hours=None,
+        active_partners=2,
+        churned_partners=0,
+        nps=None,
+        nps_responses=0,
+    )
+    later = base.model_copy(update={"computed_at": datetime(2026, 12, 2, tzinfo=UTC)})
+    assert fingerprint(later) == fingerprint(base)
+    assert fingerprint(base.model_copy(update={"active_partners": 3})) != fingerprint(base)
