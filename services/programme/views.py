@@ -55,13 +55,10 @@ class Filters:
 
 
 def partner_at(fact: str, at: str) -> str:
-    """A lateral join naming `p`: the version of `fact`'s partner in force at `at`."""
-    return f"""LEFT JOIN LATERAL (
-        SELECT v.tier, v.partner_type FROM partner_versions v
-        WHERE v.partner_id = {fact}.partner_id
-        ORDER BY (v.changed_at <= {at}) DESC,
-                 CASE WHEN v.changed_at <= {at} THEN -v.version ELSE v.version END
-        LIMIT 1) p ON true"""
+    """A join naming `p`: the version of `fact`'s partner in force at `at`
+    (migrations/0005_partner_spans.sql)."""
+    return f"""LEFT JOIN partner_spans p ON p.partner_id = {fact}.partner_id
+        AND {at} >= p.valid_from AND {at} < p.valid_to"""
 
 
 # $3 partners, $4 tier, $5 type over the partner version joined as `p`.
@@ -81,7 +78,8 @@ def _in_range(column: str) -> str:
 
 async def revenue(conn: Connection, f: Filters) -> list[Any]:
     return await conn.fetch(
-        f"""SELECT to_char(c.close_date, 'YYYY-"Q"Q') AS quarter,
+        # grouped by the quarter's first day, spelt once per group (not once per credit)
+        f"""SELECT to_char(date_trunc('quarter', c.close_date), 'YYYY-"Q"Q') AS quarter,
                    coalesce(p.tier, 'unknown') AS tier,
                    coalesce(p.partner_type, 'unknown') AS partner_type,
                    coalesce(c.customer_country, 'unknown') AS region,
@@ -95,7 +93,7 @@ async def revenue(conn: Connection, f: Filters) -> list[Any]:
             {partner_at("c", "c.issued_at")}
             WHERE {_in_range("c.close_date")} AND {PARTNER_FILTER.format(fact="c")}
               AND ($6::text IS NULL OR coalesce(c.customer_country, 'unknown') = $6::text)
-            GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5""",
+            GROUP BY date_trunc('quarter', c.close_date), 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5""",
         *f.args(),
     )
 
@@ -147,13 +145,12 @@ async def registration_decisions(conn: Connection, f: Filters) -> list[Any]:
     return await conn.fetch(
         f"""SELECT m.automatic,
                    CASE WHEN m.at_submission THEN 0::float8
-                        ELSE extract(epoch FROM m.at - w.at)::float8 END AS waited
-            FROM registration_moves m
-            LEFT JOIN LATERAL (
-                SELECT q.at FROM registration_moves q
-                WHERE q.registration_id = m.registration_id AND q.move = 'pending'
-                  AND q.at <= m.at
-                ORDER BY q.at DESC LIMIT 1) w ON true
+                        ELSE extract(epoch FROM m.at - m.pending_since)::float8 END AS waited
+            FROM (
+                SELECT moves.*, max(moves.at) FILTER (WHERE moves.move = 'pending') OVER (
+                    PARTITION BY moves.registration_id ORDER BY moves.at, moves.move DESC
+                    ROWS UNBOUNDED PRECEDING) AS pending_since
+                FROM registration_moves moves) m
             {partner_at("m", "m.at")}
             WHERE m.move = 'decision' AND {_in_range("m.at")}
               AND {PARTNER_FILTER.format(fact="m")}
