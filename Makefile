@@ -4,7 +4,7 @@ PYTHON ?= python3
 UV := $(PYTHON) -m uv
 STACK := deploy/local-stack.sh
 
-.PHONY: install test-tools demo test test-cluster bench bench-quick lint typecheck contracts unit integration stack-up stack-down services-up services-down stop clean
+.PHONY: install test-tools demo test test-cluster bench bench-quick bench-scale lint typecheck contracts unit integration stack-up stack-down services-up services-down stop clean
 
 install:  ## Python 3.11 deps into .venv (installs uv itself if missing)
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
@@ -43,6 +43,9 @@ bench: install stack-up  ## end-to-end benchmark, full mode (writes .work/bench/
 
 bench-quick: install stack-up  ## the same in under 2 minutes
 	@eval "$$($(STACK) env)" && .venv/bin/python -m benchmarks.chain --quick
+
+bench-scale: install stack-up  ## quick mode, then saturation with two instances of each service (deals/s of both)
+	@eval "$$($(STACK) env)" && .venv/bin/python -m benchmarks.chain --quick --scale --out .work/bench/scale.json
 
 contracts: install  ## regenerate docs/asyncapi.json (prints breaking changes) and docs/openapi/*.json
 	.venv/bin/python -m shared.asyncapi

@@ -2,6 +2,7 @@
 
     make bench          # full mode: the numbers in the README (about 8 minutes)
     make bench-quick    # quick mode: a check that everything measures (under 2 minutes)
+    make bench-scale    # quick mode, then saturation again with two instances of each service
 
 Starts the five services as OS processes on the local stack, onboards partners through
 onboarding, then offers won CRM deals to deals' Salesforce endpoint at fixed rates and at
@@ -175,18 +176,24 @@ class CpuMeter:
 
 @dataclass
 class Fleet:
-    infra: Infra
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    urls: dict[str, str] = field(default_factory=dict)
+    """The services as OS processes: one instance of each, and more with `start(instance=n)`
+    (they join the service's consumer groups and share its partitions)."""
 
-    def start(self) -> None:
+    infra: Infra
+    # "deals" for the first instance, "deals#2" for a second: the names CpuMeter reports.
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)  # the first instance of each
+    instance_urls: dict[str, str] = field(default_factory=dict)
+
+    def start(self, instance: int = 1) -> None:
         logs = ROOT / ".work" / "bench"
         logs.mkdir(parents=True, exist_ok=True)
         for service in SERVICES:
+            name = service if instance == 1 else f"{service}#{instance}"
             port = free_port()
             env = service_env(self.infra, service, port, LOG_LEVEL="WARNING", TRACE_EXPORTER="none")
-            with (logs / f"{service}.log").open("ab") as out:
-                self.processes[service] = subprocess.Popen(  # noqa: S603 (our own module)
+            with (logs / f"{service}-{instance}.log").open("ab") as out:
+                self.processes[name] = subprocess.Popen(  # noqa: S603 (our own module)
                     [sys.executable, "-m", f"services.{service}"],
                     cwd=ROOT,
                     env=env,
@@ -194,14 +201,18 @@ class Fleet:
                     stdout=out,
                     stderr=out,
                 )
-            self.urls[service] = f"http://127.0.0.1:{port}"
+            self.instance_urls[name] = f"http://127.0.0.1:{port}"
+            self.urls.setdefault(service, self.instance_urls[name])
+
+    def urls_of(self, service: str) -> list[str]:
+        return [url for name, url in self.instance_urls.items() if name.split("#")[0] == service]
 
     async def ready(self) -> None:
         async with httpx.AsyncClient(timeout=5) as client, asyncio.timeout(90):
-            for service, url in self.urls.items():
+            for name, url in self.instance_urls.items():
                 while True:
-                    if self.processes[service].poll() is not None:
-                        raise RuntimeError(f"{service} exited: see .work/bench/{service}.log")
+                    if self.processes[name].poll() is not None:
+                        raise RuntimeError(f"{name} exited: see .work/bench/ logs")
                     with contextlib.suppress(httpx.TransportError):
                         if (await client.get(f"{url}/health/ready")).status_code == 200:
                             break
@@ -370,10 +381,12 @@ async def observe(
 
 
 class Offer:
-    """Posts won deals to deals' Salesforce endpoint, ten per request."""
+    """Posts won deals to deals' Salesforce endpoint, ten per request (in turn to each deals
+    instance, as a load balancer would)."""
 
     def __init__(self, deals_url: str, partners: list[Partner], run: str) -> None:
-        self.url = f"{deals_url}/crm/salesforce"
+        self.urls = [f"{deals_url}/crm/salesforce"]
+        self.posts = 0
         self.partners = partners
         self.run = run
         self.sent: list[str] = []
@@ -414,7 +427,8 @@ class Offer:
     async def post(self, phase: str, size: int = 10) -> None:
         keys, events = self.batch(phase, size)
         # Signed as the Salesforce relay signs each delivery (Standard Webhooks).
-        response = await self.client.post(self.url, **salesforce_delivery(events))
+        url, self.posts = self.urls[self.posts % len(self.urls)], self.posts + 1
+        response = await self.client.post(url, **salesforce_delivery(events))
         response.raise_for_status()
         self.sent.extend(keys)
 
@@ -599,13 +613,71 @@ def describe_machine() -> dict[str, Any]:
     }
 
 
-async def run(quick: bool) -> dict[str, Any]:
+async def saturation(
+    infra: Infra,
+    fleet: Fleet,
+    receivers: Receivers,
+    offer: Offer,
+    observed: Observed,
+    phase: str,
+    seconds: float,
+) -> dict[str, Any]:
+    """The chain as fast as it completes deals for `seconds`, with what it used meanwhile."""
+    first = len(offer.sent)
+    rss: dict[str, float] = dict.fromkeys(fleet.processes, 0.0)
+
+    async def sample_rss() -> None:
+        while True:
+            for name, process in fleet.processes.items():
+                rss[name] = max(rss[name], rss_mb(process.pid))
+            await asyncio.sleep(1)
+
+    sampler = asyncio.create_task(sample_rss())
+    meter = CpuMeter(infra.admin_dsn, {s: p.pid for s, p in fleet.processes.items()})
+    started, since = time.perf_counter(), datetime.now(UTC)
+    await meter.start()
+    metered_from = time.time()
+    await offer.saturate(phase, seconds, observed)
+    metered_to = time.time()
+    await meter.stop()
+    offered_for = time.perf_counter() - started
+    keys = offer.sent[first:]
+    complete = await drained(observed, keys, 300)
+    # Counted once the observer has read everything: deals the chain finished inside the
+    # metered window (by their Kafka timestamps).
+    resources = meter.per_deal(
+        sum(1 for at in observed.earned_at.values() if metered_from <= at <= metered_to)
+    )
+    sampler.cancel()
+    finished = [observed.earned_at[k] for k in keys if k in observed.earned_at]
+    completed_span = (max(finished) - min(finished)) if len(finished) > 1 else 0
+    return {
+        "deals": len(keys),
+        "accepted_per_s": round(len(keys) / offered_for, 1),
+        "all_completed": complete,
+        "end_to_end_deals_per_s": round(len(finished) / completed_span, 1)
+        if completed_span
+        else None,
+        "ingestion_to_notification": percentiles(
+            [observed.notified_ms[k] for k in keys if k in observed.notified_ms]
+        ),
+        "ingestion_to_incentive_entry": percentiles(
+            [observed.earned_ms[k] for k in keys if k in observed.earned_ms]
+        ),
+        "ingestion_to_webhook": await receivers.latencies(keys),
+        "rss_mb": rss,
+        "resources": resources,
+        "relay_lag": await relay_lag(infra.admin_dsn, since, datetime.now(UTC)),
+    }
+
+
+async def run(quick: bool, scale: bool = False) -> dict[str, Any]:
     infra = Infra.from_env(os.environ)
     # Open-loop phases stay short: above capacity they build a backlog the drain must clear.
     phase_seconds = 10.0 if quick else 20.0
     saturation_seconds = 15.0 if quick else 60.0
     results: dict[str, Any] = {
-        "mode": "quick" if quick else "full",
+        "mode": ("quick" if quick else "full") + (", two instances" if scale else ""),
         "started_at": datetime.now(UTC).isoformat(),
         **describe_machine(),
     }
@@ -668,52 +740,21 @@ async def run(quick: bool) -> dict[str, Any]:
             }
 
         print(f"saturation for {saturation_seconds:.0f}s ...", flush=True)
-        first = len(offer.sent)
-        rss: dict[str, float] = dict.fromkeys(SERVICES, 0.0)
-
-        async def sample_rss() -> None:
-            while True:
-                for service, process in fleet.processes.items():
-                    rss[service] = max(rss[service], rss_mb(process.pid))
-                await asyncio.sleep(1)
-
-        sampler = asyncio.create_task(sample_rss())
-        meter = CpuMeter(infra.admin_dsn, {s: p.pid for s, p in fleet.processes.items()})
-        started, since = time.perf_counter(), datetime.now(UTC)
-        await meter.start()
-        metered_from = time.time()
-        await offer.saturate("sat", saturation_seconds, observed)
-        metered_to = time.time()
-        await meter.stop()
-        offered_for = time.perf_counter() - started
-        keys = offer.sent[first:]
-        complete = await drained(observed, keys, 300)
-        # Counted once the observer has read everything: deals the chain finished inside the
-        # metered window (by their Kafka timestamps).
-        resources = meter.per_deal(
-            sum(1 for at in observed.earned_at.values() if metered_from <= at <= metered_to)
+        phases["saturation"] = await saturation(
+            infra, fleet, receivers, offer, observed, "sat", saturation_seconds
         )
-        sampler.cancel()
-        finished = [observed.earned_at[k] for k in keys if k in observed.earned_at]
-        completed_span = (max(finished) - min(finished)) if len(finished) > 1 else 0
-        phases["saturation"] = {
-            "deals": len(keys),
-            "accepted_per_s": round(len(keys) / offered_for, 1),
-            "all_completed": complete,
-            "end_to_end_deals_per_s": round(len(finished) / completed_span, 1)
-            if completed_span
-            else None,
-            "ingestion_to_notification": percentiles(
-                [observed.notified_ms[k] for k in keys if k in observed.notified_ms]
-            ),
-            "ingestion_to_incentive_entry": percentiles(
-                [observed.earned_ms[k] for k in keys if k in observed.earned_ms]
-            ),
-            "ingestion_to_webhook": await receivers.latencies(keys),
-            "rss_mb": rss,
-            "resources": resources,
-            "relay_lag": await relay_lag(infra.admin_dsn, since, datetime.now(UTC)),
-        }
+        if scale:
+            # A second instance of every service: it joins the consumer groups, takes half of
+            # the partitions, and half of the HTTP posts go to the second deals instance.
+            fleet.start(instance=2)
+            await fleet.ready()
+            offer.urls = [f"{url}/crm/salesforce" for url in fleet.urls_of("deals")]
+            await offer.at_rate("wa2", 100, 3.0)  # rebalanced and warm before measuring
+            await drained(observed, list(offer.sent), 120)
+            print(f"saturation, two instances each, for {saturation_seconds:.0f}s ...", flush=True)
+            phases["saturation_two_instances"] = await saturation(
+                infra, fleet, receivers, offer, observed, "sa2", saturation_seconds
+            )
         results["chain"] = phases
         stop.set()
         await observer
@@ -783,6 +824,14 @@ def table(results: dict[str, Any]) -> str:
                 f"{row['exact']['p99_ms']} ms; fuzzy p50 {row['fuzzy']['p50_ms']} p99 "
                 f"{row['fuzzy']['p99_ms']} ms"
             )
+    two = results["chain"].get("saturation_two_instances")
+    if two:
+        one = results["chain"]["saturation"]["end_to_end_deals_per_s"] or 0
+        both = two["end_to_end_deals_per_s"] or 0
+        lines.append(
+            f"scale: one instance each {one} deals/s, two instances each {both} deals/s "
+            f"({both / one if one else 0:.2f}x on this machine's {os.cpu_count()} cores)"
+        )
     lines.append(f"ratios: {results['ratios']}")
     return "\n".join(lines)
 
@@ -790,9 +839,15 @@ def table(results: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description="End-to-end benchmark of the deal chain.")
     parser.add_argument("--quick", action="store_true", help="under 2 minutes, for checking")
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="after saturating one instance of each service, start a second of each and "
+        "saturate again: deals/s of both",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / ".work" / "bench" / "results.json")
     args = parser.parse_args()
-    results = asyncio.run(run(args.quick))
+    results = asyncio.run(run(args.quick, args.scale))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str))
     print(table(results))

@@ -231,7 +231,9 @@ def sync_acls(client: AdminClient, wanted: Iterable[Grant]) -> tuple[int, int]:
 def apply(admin: KafkaConnection, credentials: Path) -> str:
     client = AdminClient(admin.librdkafka_properties())
     layout = TopicLayout.from_env(os.environ)
-    wait_until_authenticated(client, time.monotonic() + TIMEOUT, layout.replication_factor)
+    # A cluster's nodes register one by one after their ports open: slow on a busy machine.
+    registered_by = time.monotonic() + 4 * TIMEOUT
+    wait_until_authenticated(client, registered_by, layout.replication_factor)
     upsert_users(client, read_credentials(credentials, SERVICES))
     topics = reconcile_topics(client, layout)
     created, deleted = sync_acls(client, grants())

@@ -32,7 +32,8 @@ PG_PORT="${PG_PORT:-5432}"
 PG_DB="${PG_DB:-pollinate}"
 PG_ADMIN_PASSWORD="${PG_ADMIN_PASSWORD:-postgres}"
 PG_BIN="${PG_BIN:-}"
-READY_TIMEOUT="${READY_TIMEOUT:-120}"
+# Three JVMs start slower than one on a small machine: a cluster waits twice as long.
+READY_TIMEOUT="${READY_TIMEOUT:-$((120 * (KAFKA_BROKERS > 1 ? 2 : 1)))}"
 
 KAFKA_HOME="$WORK/kafka"
 # The jars: a second stack (make test-cluster) may share the first one's instead of copying them.
@@ -276,7 +277,11 @@ stop_node() {
 
 stop_kafka() {  # [node]: all nodes, or one
   if [ -n "${1:-}" ]; then check_node "$1"; stop_node "$1"; return; fi
-  local n; for n in $(nodes); do stop_node "$n"; done
+  # A cluster's nodes stop together: one by one, the last would wait for a quorum that is gone.
+  local n pids=()
+  for n in $(nodes); do node_running "$n" && pids+=("$n")  && kill -TERM "$(cat "$(node_pid_file "$n")")"; done
+  for n in "${pids[@]}"; do stop_node "$n"; done
+  for n in $(nodes); do rm -f "$(node_pid_file "$n")"; done
 }
 
 kafka_ready() { local n; for n in $(nodes); do node_running "$n" && port_open "$(node_port "$n")" || return 1; done; }

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
+from shared.db import Connection
 from shared.http import started_platform
-from shared.metrics import CONTENT_TYPE, ConsumerFigures, Scrape, ServiceMetrics
+from shared.metrics import CONTENT_TYPE, ConsumerFigures, GaugeReading, Scrape, ServiceMetrics
 
 if TYPE_CHECKING:
     from shared.service import Platform
@@ -142,6 +143,13 @@ async def _database_answers(platform: Platform) -> bool:
     return answer is True
 
 
+async def _pooled(
+    platform: Platform, read: Callable[[Connection], Awaitable[list[GaugeReading]]]
+) -> list[GaugeReading]:
+    async with platform.pool.acquire() as conn:
+        return await read(conn)
+
+
 async def read_scrape(platform: Platform) -> Scrape:
     """The figures of one scrape; a dependency that does not answer leaves its part out."""
     scrape = Scrape(outbox_published_total=platform.relay.published_total)
@@ -161,6 +169,13 @@ async def read_scrape(platform: Platform) -> Scrape:
             scrape.database_up = True
             scrape.outbox_backlog = int(counts["backlog"])
             scrape.outbox_parked = int(counts["parked"])
+    for read in platform.gauges:
+        try:
+            readings = await asyncio.wait_for(_pooled(platform, read), DATABASE_TIMEOUT_SECONDS)
+        except Exception as error:  # metrics must answer while the database does not
+            log.debug("service gauges unavailable: %r", error)
+        else:
+            scrape.gauges.extend(readings)
     for consumer in platform.consumers:
         lag: dict[str, dict[int, int]] | None
         try:

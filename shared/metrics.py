@@ -47,6 +47,22 @@ class ConsumerFigures:
     lag: Mapping[str, Mapping[int, int]] | None
 
 
+@dataclass(frozen=True)
+class GaugeReading:
+    """One of a service's own gauges as a scrape read it: (labels, value) samples."""
+
+    name: str
+    description: str
+    labels: tuple[str, ...] = ()
+    samples: tuple[tuple[tuple[str, ...], float], ...] = ()
+
+    def family(self) -> Metric:
+        family = GaugeMetricFamily(self.name, self.description, labels=list(self.labels))
+        for values, value in self.samples:
+            family.add_metric(list(values), value)
+        return family
+
+
 @dataclass
 class Scrape:
     """What a scrape read from the database and Kafka (None: that part did not answer)."""
@@ -56,6 +72,9 @@ class Scrape:
     outbox_parked: int | None = None
     outbox_published_total: int = 0
     consumers: dict[str, ConsumerFigures] = field(default_factory=dict)
+    # The service's own gauges (e.g. notifications' webhook backlog); one that did not answer
+    # is left out of this scrape.
+    gauges: list[GaugeReading] = field(default_factory=list)
 
     def families(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("pollinate_database_up", "1 when the database answered this scrape")
@@ -79,6 +98,7 @@ class Scrape:
         published.add_metric([], self.outbox_published_total)
         yield published
         yield from self._consumer_families()
+        yield from (gauge.family() for gauge in self.gauges)
 
     def _consumer_families(self) -> Iterator[Metric]:
         records = CounterMetricFamily(

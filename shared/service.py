@@ -16,7 +16,7 @@ import contextlib
 import gc
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -49,7 +49,7 @@ from shared.http import ERROR_RESPONSES, BodyLimit, install_error_mapping
 from shared.identity import TokenVerifier
 from shared.lag import LagProbe
 from shared.logging import configure_logging
-from shared.metrics import HttpMetrics, ServiceMetrics
+from shared.metrics import GaugeReading, HttpMetrics, ServiceMetrics
 from shared.outbox import Outbox, OutboxRelay, ingestion, make_producer
 from shared.provisions import Provisions
 from shared.settings import ServiceSettings
@@ -74,6 +74,10 @@ class Platform:
     background_jobs: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     provisions: Provisions = field(default_factory=Provisions)
     partner_access: PartnerAccess = field(default_factory=PartnerAccess)
+    # The service's own gauges, read from its database at each /metrics scrape.
+    gauges: list[Callable[[Connection], Awaitable[list[GaugeReading]]]] = field(
+        default_factory=list
+    )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
@@ -86,6 +90,10 @@ class Platform:
         """Hand a value (the service's policy, its config) to its routes (`Provided(T)`),
         handlers (`ctx.provided(T)`) and jobs, looked up by its type."""
         self.provisions.provide(value, as_type=as_type)
+
+    def measure(self, read: Callable[[Connection], Awaitable[list[GaugeReading]]]) -> None:
+        """Gauges of the service's own, read at each scrape (a failing read leaves them out)."""
+        self.gauges.append(read)
 
     def background(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """A long-running task of the service, started with it and cancelled when it stops."""

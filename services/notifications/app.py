@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from services.notifications import api, handlers, jobs
+from services.notifications import api, handlers, jobs, views
 from services.notifications.delivering import Deliverer
 from services.notifications.domain.streams import StreamLimit
 from services.notifications.settings import NotificationsSettings
@@ -47,6 +47,7 @@ def wire(platform: Platform) -> None:
 
     platform.background(listen_for_deliveries)
     platform.background(deliverer.run)
+    platform.measure(views.webhook_gauges)
 
     if settings.smtp() is None:
         log.warning("no NOTIFICATIONS_SMTP_HOST: e-mails queue but are not sent")

@@ -5,6 +5,7 @@ still to commit."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from services.notifications.domain import cursor
@@ -23,6 +24,7 @@ from services.notifications.schemas import (
 from services.notifications.webhook_repository import ENDPOINT_COLUMNS
 from shared.db import Connection
 from shared.errors import NotFound
+from shared.metrics import GaugeReading
 
 MESSAGE_COLUMNS = """position, notification_id, partner_id, kind, subject, body, registration_id,
     deal_key, created_at, ingested_at, read_at"""
@@ -198,3 +200,57 @@ def email_preference_out(row: Any) -> EmailPreferenceOut:
         kinds=list(row["kinds"]),
         updated_at=row["updated_at"],
     )
+
+
+# The webhook queue's gauges (their samples filled at each scrape by `webhook_gauges`).
+WEBHOOK_BACKLOG = GaugeReading(
+    "pollinate_webhook_backlog",
+    "webhook deliveries waiting, by the state of their endpoint",
+    ("endpoint",),
+)
+WEBHOOK_OLDEST = GaugeReading(
+    "pollinate_webhook_oldest_pending_seconds",
+    "age of the oldest delivery an enabled endpoint still owes (0: none)",
+)
+WEBHOOK_ENDPOINTS = GaugeReading(
+    "pollinate_webhook_endpoints",
+    "webhook endpoints failing (enabled, last attempt failed) and disabled",
+    ("state",),
+)
+WEBHOOK_GAUGES = (WEBHOOK_BACKLOG, WEBHOOK_OLDEST, WEBHOOK_ENDPOINTS)
+
+
+async def webhook_gauges(conn: Connection) -> list[GaugeReading]:
+    """The webhook queue for /metrics: deliveries waiting per endpoint state, the age of the
+    oldest one an enabled endpoint still owes, endpoints failing and disabled. A backlog that
+    only grows, or an old head, is a receiver (or the deliverer) an operator must look at."""
+    row = await conn.fetchrow(
+        """SELECT count(*) FILTER (WHERE e.enabled) AS enabled_pending,
+                  count(*) FILTER (WHERE NOT e.enabled) AS disabled_pending,
+                  COALESCE(EXTRACT(EPOCH FROM now() - min(d.created_at) FILTER (WHERE e.enabled)),
+                           0) AS oldest_seconds
+           FROM webhook_deliveries d JOIN webhook_endpoints e USING (endpoint_id)
+           WHERE d.status = 'pending'"""
+    )
+    endpoints = await conn.fetchrow(
+        """SELECT count(*) FILTER (WHERE enabled AND consecutive_failures > 0) AS failing,
+                  count(*) FILTER (WHERE NOT enabled) AS disabled
+           FROM webhook_endpoints"""
+    )
+    # Aggregates without GROUP BY always answer one row.
+    assert row is not None
+    assert endpoints is not None
+    return [
+        replace(
+            WEBHOOK_BACKLOG,
+            samples=(
+                (("enabled",), row["enabled_pending"]),
+                (("disabled",), row["disabled_pending"]),
+            ),
+        ),
+        replace(WEBHOOK_OLDEST, samples=(((), float(row["oldest_seconds"])),)),
+        replace(
+            WEBHOOK_ENDPOINTS,
+            samples=((("failing",), endpoints["failing"]), (("disabled",), endpoints["disabled"])),
+        ),
+    ]

@@ -159,7 +159,7 @@ async def test_broker_restart_mid_stream(
             [str(ROOT / "deploy" / "local-stack.sh"), "restart-kafka"],
             check=True,
             capture_output=True,
-            timeout=180,
+            timeout=360,
         )
     )
     # Accepted while the broker is going away and down: the outbox keeps them.
@@ -173,7 +173,7 @@ def local_stack(command: str, *arguments: str) -> None:
         [str(ROOT / "deploy" / "local-stack.sh"), command, *arguments],
         check=True,
         capture_output=True,
-        timeout=180,
+        timeout=360,
     )
 
 

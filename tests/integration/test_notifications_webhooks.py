@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from shared.events.notifications import NotificationKind, PartnerNotification
 from shared.events.partners import PartnerChange, PartnerStatus
@@ -192,6 +193,15 @@ async def test_an_endpoint_past_its_failure_budget_is_disabled_told_and_resumes_
             return found if not found["enabled"] else None
 
         endpoint = await eventually(disabled, what="the endpoint to be disabled")
+        # An operator sees it in /metrics: a disabled endpoint, its two deliveries waiting.
+        scraped = await client.get(f"{notifications}/metrics")
+        samples = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(scraped.text)
+            for sample in family.samples
+        }
+        assert samples[("pollinate_webhook_backlog", (("endpoint", "disabled"),))] >= 2
+        assert samples[("pollinate_webhook_endpoints", (("state", "disabled"),))] >= 1
         assert endpoint["disabled_reason"].startswith(f"{BUDGET} deliveries in a row failed")
         assert "HTTP 500" in endpoint["disabled_reason"]
 

@@ -6,6 +6,7 @@ a real /metrics rendering (the service's own registry and a scrape with a consum
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import promql_parser
@@ -13,6 +14,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.notifications.views import WEBHOOK_GAUGES
 from shared.metrics import ConsumerFigures, Scrape, ServiceMetrics
 from shared.topics import SERVICES
 from tests.support.infra import ROOT
@@ -30,6 +32,11 @@ def exposed_names() -> set[str]:
     metrics.batch_seconds.labels("deals.crm-projection").observe(0.02)
     metrics.relay_lag_seconds.observe(0.03)
     scrape = Scrape(
+        # A service's own gauges (notifications' webhook queue), with one sample each.
+        gauges=[
+            replace(gauge, samples=((tuple("x" for _ in gauge.labels), 1.0),))
+            for gauge in WEBHOOK_GAUGES
+        ],
         database_up=True,
         outbox_backlog=0,
         outbox_parked=0,
