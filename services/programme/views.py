@@ -140,8 +140,8 @@ async def onboarding_decisions(conn: Connection, f: Filters) -> list[Any]:
 
 async def registration_decisions(conn: Connection, f: Filters) -> list[Any]:
     """Each registration decision: automatic or not, and the seconds it waited (none at
-    submission; since it last entered review otherwise, null when that is not known).
-    Registrations have no region here: a region filter counts none."""
+    submission; since it last entered review otherwise, null when that is not known). A
+    region filter keeps the decisions of partners authorised in that country then."""
     return await conn.fetch(
         f"""SELECT m.automatic,
                    CASE WHEN m.at_submission THEN 0::float8
@@ -154,7 +154,7 @@ async def registration_decisions(conn: Connection, f: Filters) -> list[Any]:
             {partner_at("m", "m.at")}
             WHERE m.move = 'decision' AND {_in_range("m.at")}
               AND {PARTNER_FILTER.format(fact="m")}
-              AND $6::text IS NULL""",
+              AND ($6::text IS NULL OR $6::text = ANY(p.regions))""",
         *f.args(),
     )
 

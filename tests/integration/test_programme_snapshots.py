@@ -5,6 +5,8 @@ process and the real topic)."""
 from __future__ import annotations
 
 import json
+import random
+import string
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -62,13 +64,30 @@ async def test_a_snapshot_goes_out_once_per_change(pool: Pool) -> None:
     assert usd["return_per_dollar"] is None  # nothing spent yet
 
 
-async def test_a_running_programme_publishes_its_quarter_on_the_topic(infra: Infra) -> None:
+async def unused_currency(db: Any) -> str:
+    """A three-letter code no credit the programme holds has (none is a real currency: Q and
+    two letters, Qatar's QAR aside), so the snapshot's figure in it is exactly this test's."""
+    taken = {
+        row["currency"] for row in await db.fetch("SELECT DISTINCT currency FROM programme.credits")
+    }
+    free = [
+        f"Q{a}{b}"
+        for a in string.ascii_uppercase
+        for b in string.ascii_uppercase
+        if f"Q{a}{b}" not in taken | {"QAR"}
+    ]
+    return random.choice(free)
+
+
+async def test_a_running_programme_publishes_its_quarter_on_the_topic(
+    infra: Infra, admin_db: Any
+) -> None:
     now = datetime.now(UTC)
     quarter = str(Quarter.of(now.date()))
-    # a currency no other test uses, so this test's figure is exactly its own credit's
+    currency = await unused_currency(admin_db)
     credit = f.credit_issued(
         amount="777.00",
-        currency="XTS",
+        currency=currency,
         close_date=now.date(),
         issued_at=now,
         partner_id=f"p-snap-{uuid.uuid4().hex[:6]}",
@@ -80,7 +99,7 @@ async def test_a_running_programme_publishes_its_quarter_on_the_topic(infra: Inf
 
         def carries_the_credit(events: list[dict[str, Any]]) -> bool:
             return any(
-                m["currency"] == "XTS" and Decimal(m["sourced_revenue"]) >= Decimal("777.00")
+                m["currency"] == currency and Decimal(m["sourced_revenue"]) >= Decimal("777.00")
                 for e in events
                 for m in e["data"]["money"]
             )
@@ -89,9 +108,9 @@ async def test_a_running_programme_publishes_its_quarter_on_the_topic(infra: Inf
             infra.kafka, PROGRAMME_KPIS.name, quarter, carries_the_credit, since=now, timeout=60
         )
     snapshot = next(
-        e["data"] for e in events if any(m["currency"] == "XTS" for m in e["data"]["money"])
+        e["data"] for e in events if any(m["currency"] == currency for m in e["data"]["money"])
     )
-    (xts,) = [m for m in snapshot["money"] if m["currency"] == "XTS"]
-    assert Decimal(xts["sourced_revenue"]) == Decimal("777.00")
+    (mine,) = [m for m in snapshot["money"] if m["currency"] == currency]
+    assert Decimal(mine["sourced_revenue"]) == Decimal("777.00")
     assert snapshot["quarter"] == quarter
     assert events[0]["type"] == "programme.kpi_snapshot.v1"
