@@ -159,6 +159,37 @@ PROGRAMME_KPIS = Topic(
 )
 
 
+# Where each CRM source's items land exactly as delivered (the route's name: a topic name
+# mixing '.' and '_' collides in Kafka's metric names).
+RAW_SOURCES = {
+    "salesforce": "salesforce",
+    "hubspot": "hubspot",
+    "aws_ace": "aws-ace",
+    "microsoft": "microsoft",
+}
+
+
+def raw_crm_topic(source: str) -> Topic:
+    """`crm.raw.<source>.v1`: every item a CRM source delivered that deals read (not the
+    refused ones, kept in `crm_refused`), verbatim with its delivery's metadata, published by
+    deals through its outbox in the transaction that recorded the item. Kept 30 days: no
+    Pollinate service consumes it (no inbox to outlive), it is the record of what arrived."""
+    name = RAW_SOURCES[source]
+    return Topic(
+        f"crm.raw.{name}.v1",
+        "deals",
+        "the deal the item names (source:source_id), else the source",
+        6,
+        f"Items {name} delivered to deals, exactly as sent, with their delivery's metadata "
+        "(read by operators and archival tools, no service).",
+        events=("crm.raw.received.v1",),
+        retention_hours=720,
+    )
+
+
+RAW_CRM_TOPICS = tuple(raw_crm_topic(source) for source in RAW_SOURCES)
+
+
 def dead_letter_topic(service: str) -> Topic:
     return Topic(
         f"{service}.dlq.v1",
@@ -182,6 +213,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     PARTNER_NOTIFICATIONS,
     PROGRAMME_VOICE,
     PROGRAMME_KPIS,
+    *RAW_CRM_TOPICS,
     *DEAD_LETTERS,
 )
 

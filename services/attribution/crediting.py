@@ -73,6 +73,7 @@ class DealBook:
     issued: dict[str, NewCredit] = field(default_factory=dict)  # by credit id, in order
     reversed: dict[str, Reversal] = field(default_factory=dict)  # stored credits, by id
     events: list[OutgoingEvent] = field(default_factory=list)
+    moved_from: set[str] = field(default_factory=set)  # deals a touchpoint left: settle them
 
     def __post_init__(self) -> None:
         for touchpoint in self.touchpoints.values():
@@ -134,9 +135,12 @@ class DealBook:
                 status=linked.status,
                 occurred_at=linked.submitted_at,
                 authoritative_time=True,
+                linked_at=event.changed_at,
             )
         self._sync_crm_partner(self.deals[event.deal_key])
-        return self.recalculate(
+        if event.merged_into is not None:
+            self._follow_merge(event.deal_key, event.merged_into)
+        settlement = self.recalculate(
             config,
             event.deal_key,
             at=event.changed_at,
@@ -144,6 +148,69 @@ class DealBook:
             ingested_at=ingested_at,
             cause=cause,
         )
+        if event.merged_into is not None:
+            self.recalculate(
+                config,
+                event.merged_into,
+                at=event.changed_at,
+                trigger=f"deal {event.deal_key} was merged into it",
+                ingested_at=ingested_at,
+                cause=cause,
+            )
+        self.settle_moved(
+            config,
+            {event.deal_key, event.merged_into},
+            at=event.changed_at,
+            trigger=f"a touchpoint moved to deal {event.deal_key}",
+            ingested_at=ingested_at,
+            cause=cause,
+        )
+        return settlement
+
+    def settle_moved(
+        self,
+        config: AttributionConfig,
+        settled: set[str | None],
+        *,
+        at: datetime,
+        trigger: str,
+        ingested_at: datetime | None,
+        cause: Envelope[Any] | None,
+    ) -> None:
+        """Settle again the deals a touchpoint left (a CRM merge moved or unlinked it), other
+        than those just settled: what they held for it is reversed."""
+        for deal_key in sorted(self.moved_from - {k for k in settled if k}):
+            self.recalculate(
+                config, deal_key, at=at, trigger=trigger, ingested_at=ingested_at, cause=cause
+            )
+        self.moved_from.clear()
+
+    def _follow_merge(self, merged: str, survivor: str) -> None:
+        """A deal merged into another in the CRM: the touchpoints partners reported on it
+        (co-sell meetings, validations...) follow the survivor, except where the survivor has
+        one of the same partner and kind (one per partner, deal and kind). Sourcing
+        touchpoints move by their registration's events (ordered per registration); the
+        CRM-named partner is the survivor's own. The merged deal holds nothing any more (it is
+        deleted), so its credits are reversed and the survivor's settled once."""
+        at_survivor = {
+            (r.partner_id, r.kind)
+            for r in self.by_deal.get(survivor, {}).values()
+            if r.origin == "api" and r.active
+        }
+        for row in list(self.by_deal.get(merged, {}).values()):
+            if row.origin != "api":
+                continue
+            if row.active and (row.partner_id, row.kind) in at_survivor:
+                row.active = False  # the survivor's own report of the same work stands
+            self._move(row, survivor)
+
+    def _move(self, row: TouchpointRow, deal_key: str) -> None:
+        """A touchpoint now belongs to another deal."""
+        self.by_deal.get(row.deal_key, {}).pop(row.touchpoint_id, None)
+        self.moved_from.add(row.deal_key)
+        row.deal_key = deal_key
+        row.changed = True
+        self.by_deal.setdefault(deal_key, {})[row.touchpoint_id] = row
 
     def _add_touchpoint(self, touchpoint: TouchpointRow) -> None:
         touchpoint.changed = True
@@ -155,18 +222,26 @@ class DealBook:
         *,
         registration_id: str,
         partner_id: str,
-        deal_key: str,
+        deal_key: str | None,
         status: RegistrationStatus,
         occurred_at: datetime,
         authoritative_time: bool,
+        linked_at: datetime,
     ) -> bool:
-        """Record a linked registration as the deal's sourcing touchpoint; True if it changed.
-        (Its id must have been given to `load`.)"""
+        """Record a registration's link as a deal's sourcing touchpoint; True if it changed.
+        (Its id must have been given to `load`.)
+
+        Every snapshot listing it and every registration event says which deal it is linked to
+        at a moment (`deal_key`; None: none, a CRM merge gave its deal to another). The newest
+        such moment decides its deal (`linked_at`): deal snapshots and registration events
+        travel on two topics and may be read in any order, so an older one never moves it
+        back. Its status merges as before (the more advanced wins)."""
         touchpoint_id = registration_touchpoint_id(registration_id)
         row = self.touchpoints.get(touchpoint_id)
-        merged = more_advanced(row.status if row else None, status)
-        active = is_sourcing(merged)
         if row is None:
+            if deal_key is None:
+                return False
+            merged = more_advanced(None, status)
             self._add_touchpoint(
                 TouchpointRow(
                     touchpoint_id,
@@ -177,17 +252,44 @@ class DealBook:
                     "registration",
                     instant(occurred_at),
                     merged.value,
-                    active,
+                    is_sourcing(merged),
+                    linked_at=linked_at,
                 )
             )
-            return active
+            return is_sourcing(merged)
+        relinked = self._relink(row, deal_key, linked_at)
+        if relinked is None:
+            return False  # an older word on another deal: the newer one stands
+        merged = more_advanced(row.status, status)
+        active = is_sourcing(merged) and not row.unlinked
         # Only the snapshot knows the submission time; registration events know the decision time.
         when = instant(occurred_at) if authoritative_time else row.occurred_at
         if (row.registration_status, row.active, row.occurred_at) == (merged.value, active, when):
-            return False
+            return relinked
         row.registration_status, row.active, row.occurred_at = merged.value, active, when
         row.changed = True
         return True
+
+    def _relink(self, row: TouchpointRow, deal_key: str | None, at: datetime) -> bool | None:
+        """Apply what a snapshot or event says of the registration's link at `at`: True when
+        the touchpoint moved or was unlinked, False when nothing changed, None when the word is
+        older than the one held and names another deal (ignored)."""
+        newer = row.linked_at is None or at >= row.linked_at
+        if not newer:
+            return None if deal_key != row.deal_key or row.unlinked else False
+        changed = row.linked_at != at
+        row.linked_at = at
+        if deal_key is None:
+            if not row.unlinked:
+                row.unlinked, row.active = True, False
+                self.moved_from.add(row.deal_key)
+                changed = True
+        elif deal_key != row.deal_key or row.unlinked:
+            row.unlinked = False
+            self._move(row, deal_key)
+            changed = True
+        row.changed = row.changed or changed
+        return changed
 
     def _sync_crm_partner(self, deal: DealRow) -> None:
         """The partner the CRM names, through a confirmed link, is a touchpoint; naming another

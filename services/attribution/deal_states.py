@@ -14,6 +14,7 @@ from services.attribution import repository
 from services.attribution.crediting import DealBook
 from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.models import CannotAttribute
+from services.attribution.domain.touchpoints import registration_touchpoint_id
 from shared.db import Connection
 from shared.events import Envelope
 from shared.events.opportunities import DealStateChanged
@@ -53,10 +54,18 @@ async def apply_deal_states(
     # A link confirmed meanwhile either is seen here or settles these deals after this run.
     references = [s.event.partner_ref for s in snapshots if s.event.partner_ref]
     await repository.lock_references(conn, references)
+    linked = [r.registration_id for s in snapshots for r in s.event.registrations]
+    # A merged deal's survivor is settled with what follows it from the merged one; a deal a
+    # listed registration's touchpoint may leave is settled again too.
+    elsewhere = await repository.touchpoint_deals(
+        conn, [registration_touchpoint_id(r) for r in linked]
+    )
     book = await DealBook.load(
         conn,
-        (s.event.deal_key for s in snapshots),
-        (r.registration_id for s in snapshots for r in s.event.registrations),
+        [s.event.deal_key for s in snapshots]
+        + [s.event.merged_into for s in snapshots if s.event.merged_into]
+        + elsewhere,
+        linked,
         ((s.event.source.value, s.event.partner_ref) for s in snapshots if s.event.partner_ref),
     )
     for snapshot in snapshots:

@@ -128,8 +128,8 @@ class DealRow:
 
 @dataclass
 class TouchpointRow:
-    """A row of `touchpoints` as this transaction holds it (only the last three columns of a
-    stored row ever change)."""
+    """A row of `touchpoints` as this transaction holds it (of a stored row, only the last
+    three columns change, and its deal when a CRM merge moves it)."""
 
     touchpoint_id: str
     deal_key: str
@@ -142,6 +142,10 @@ class TouchpointRow:
     active: bool
     approved: bool = False  # reported ones: a channel manager reported or approved it
     changed: bool = False  # new, or one of the mutable columns changed
+    # Sourcing ones: the moment of the newest word on its link (a snapshot listing it, or its
+    # registration's event), and whether that word was "linked to no deal" (a CRM merge).
+    linked_at: datetime | None = None
+    unlinked: bool = False
 
     @classmethod
     def of_row(cls, row: Any) -> TouchpointRow:
@@ -156,6 +160,8 @@ class TouchpointRow:
             row["registration_status"],
             row["active"],
             row["approved"],
+            linked_at=row["linked_at"],
+            unlinked=row["unlinked"],
         )
 
     @property

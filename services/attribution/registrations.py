@@ -12,6 +12,7 @@ from services.attribution import repository
 from services.attribution.crediting import DealBook
 from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.models import CannotAttribute
+from services.attribution.domain.touchpoints import registration_touchpoint_id
 from shared.db import Connection
 from shared.events import Envelope
 from shared.events.registrations import (
@@ -79,9 +80,15 @@ async def apply_registration(
         crm_deal_key=change.crm_deal_key,
         changed_at=change.changed_at,
     )
-    if not change.crm_deal_key:
+    # The deal its touchpoint is on now too: a CRM merge may move it, or unlink it (an event
+    # naming no deal), and that deal is settled again below.
+    where = await repository.touchpoint_deals(
+        conn, [registration_touchpoint_id(change.registration_id)]
+    )
+    if not change.crm_deal_key and not where:
         return []
-    book = await DealBook.load(conn, [change.crm_deal_key], [change.registration_id])
+    keys = [*([change.crm_deal_key] if change.crm_deal_key else []), *where]
+    book = await DealBook.load(conn, keys, [change.registration_id])
     changed = book.merge_registration(
         registration_id=change.registration_id,
         partner_id=change.partner_id,
@@ -89,18 +96,30 @@ async def apply_registration(
         status=change.status,
         occurred_at=change.changed_at,
         authoritative_time=False,
+        linked_at=change.changed_at,
     )
     if changed:
+        trigger = (
+            f"registration {change.registration_id} of {change.partner_id} is {change.status.value}"
+        )
         try:
-            book.recalculate(
+            book.settle_moved(
                 config,
-                change.crm_deal_key,
+                {change.crm_deal_key},
                 at=change.changed_at,
-                trigger=f"registration {change.registration_id} of {change.partner_id} "
-                f"is {change.status.value}",
+                trigger=f"{trigger}, linked to {change.crm_deal_key or 'no deal'} now",
                 ingested_at=None,
                 cause=change.cause,
             )
+            if change.crm_deal_key:
+                book.recalculate(
+                    config,
+                    change.crm_deal_key,
+                    at=change.changed_at,
+                    trigger=trigger,
+                    ingested_at=None,
+                    cause=change.cause,
+                )
         except CannotAttribute as error:
             raise UnattributableRegistration(change.registration_id, error) from error
     await book.save(conn)

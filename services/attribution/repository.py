@@ -73,6 +73,15 @@ async def load_touchpoints(
     return {r["touchpoint_id"]: TouchpointRow.of_row(r) for r in rows}
 
 
+async def touchpoint_deals(conn: Connection, touchpoint_ids: Sequence[str]) -> list[str]:
+    """The deals these touchpoints are on now (a registration's may have moved)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT deal_key FROM touchpoints WHERE touchpoint_id = ANY($1::text[])",
+        list(touchpoint_ids),
+    )
+    return [row["deal_key"] for row in rows]
+
+
 async def load_active_credits(
     conn: Connection, deal_keys: Sequence[str]
 ) -> dict[str, list[HeldCredit]]:
@@ -170,17 +179,21 @@ async def save_settlements(conn: Connection, deals: Sequence[DealRow]) -> None:
 
 
 async def save_touchpoints(conn: Connection, touchpoints: Sequence[TouchpointRow]) -> None:
-    """New touchpoints in full; a stored one only ever changes in its last three columns."""
+    """New touchpoints in full; a stored one changes in its mutable columns (status, activity,
+    time, and a sourcing one's link: its deal when a CRM merge moved it)."""
     if not touchpoints:
         return
     await conn.execute(
         """
         INSERT INTO touchpoints (touchpoint_id, deal_key, partner_id, kind, source,
-            origin, occurred_at, registration_status, active)
+            origin, occurred_at, registration_status, active, linked_at, unlinked)
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-            $6::text[], $7::timestamptz[], $8::text[], $9::bool[])
+            $6::text[], $7::timestamptz[], $8::text[], $9::bool[], $10::timestamptz[],
+            $11::bool[])
         ON CONFLICT (touchpoint_id) DO UPDATE SET occurred_at = EXCLUDED.occurred_at,
-            registration_status = EXCLUDED.registration_status, active = EXCLUDED.active
+            registration_status = EXCLUDED.registration_status, active = EXCLUDED.active,
+            deal_key = EXCLUDED.deal_key, linked_at = EXCLUDED.linked_at,
+            unlinked = EXCLUDED.unlinked
         """,
         [t.touchpoint_id for t in touchpoints],
         [t.deal_key for t in touchpoints],
@@ -191,6 +204,8 @@ async def save_touchpoints(conn: Connection, touchpoints: Sequence[TouchpointRow
         [t.occurred_at for t in touchpoints],
         [t.registration_status for t in touchpoints],
         [t.active for t in touchpoints],
+        [t.linked_at for t in touchpoints],
+        [t.unlinked for t in touchpoints],
     )
 
 

@@ -4,6 +4,7 @@ review and operations, and CRM ingestion (payloads exactly as each source delive
 import time
 from collections import Counter
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -11,10 +12,12 @@ from fastapi.responses import JSONResponse
 
 from services.deals import crm_ingestion, verification, views
 from services.deals.backtest import backtest as run_backtest
+from services.deals.crm_reconcile import DriftGauge, latest_reports, reconcile
 from services.deals.domain.ledger import Principal
 from services.deals.domain.rules import RulesOfEngagement
 from services.deals.expiry import run_expiry
 from services.deals.extension import request_extension
+from services.deals.jobs import reconcilers
 from services.deals.linking import link_registration
 from services.deals.policy import PolicyStore, differences, document_of, parsed
 from services.deals.registering import decide, register
@@ -39,6 +42,7 @@ from services.deals.schemas import (
     PolicyIn,
     PolicyOut,
     PolicyVersionOut,
+    ReconciliationOut,
     RegistrationIn,
     RegistrationOut,
     ReviewOut,
@@ -48,7 +52,7 @@ from services.deals.settings import DealsSettings
 from services.deals.verification import MicrosoftCertificates
 from shared.audit import record_action
 from shared.clock import now
-from shared.errors import Unprocessable
+from shared.errors import Conflict, Unprocessable
 from shared.events.crm import CrmSource
 from shared.http import (
     UNPROCESSABLE_RESPONSE,
@@ -216,11 +220,16 @@ MULTI_STATUS_RESPONSE: dict[int | str, dict[str, Any]] = {
 
 
 async def _ingest(
-    platform: Platform, source: CrmSource, items: list[crm_ingestion.Item]
+    platform: Platform,
+    source: CrmSource,
+    items: list[crm_ingestion.Item],
+    request: Request,
+    delivery_id: str | None = None,
 ) -> IngestedOut:
     """Record what an authenticated CRM delivered, item by item, and answer each outcome."""
+    delivery = crm_ingestion.Delivery("http", request.url.path, delivery_id)
     outcomes = await crm_ingestion.record_items(
-        platform.pool, platform.outbox, source, items, now()
+        platform.pool, platform.outbox, source, items, now(), delivery
     )
     counts = Counter(item.outcome for item in outcomes)
     return IngestedOut(
@@ -263,7 +272,8 @@ async def salesforce(
     raw = await request.body()
     verification.verify_salesforce(settings, raw, request.headers)
     items = crm_ingestion.salesforce_items(crm_ingestion.parse_json(raw), now())
-    return _multi_status(await _ingest(platform, CrmSource.SALESFORCE, items))
+    delivery_id = request.headers.get("webhook-id")
+    return _multi_status(await _ingest(platform, CrmSource.SALESFORCE, items, request, delivery_id))
 
 
 @crm.post("/hubspot", status_code=202, responses=FORBIDDEN_RESPONSE)
@@ -281,7 +291,7 @@ async def hubspot(request: Request, platform: PlatformDep, settings: SettingsDep
     payload = crm_ingestion.parse_json(raw)
     verification.check_portals(settings, payload)
     items = crm_ingestion.hubspot_items(payload, now(), settings.portals)
-    return await _ingest(platform, CrmSource.HUBSPOT, items)
+    return await _ingest(platform, CrmSource.HUBSPOT, items, request)
 
 
 @crm.post("/aws-ace", status_code=202)
@@ -291,7 +301,7 @@ async def aws_ace(request: Request, platform: PlatformDep, settings: SettingsDep
     verification.verify_aws_ace(settings, request.headers)
     payload = crm_ingestion.parse_json(await request.body())
     items = crm_ingestion.aws_ace_items(payload, now())
-    return _single(await _ingest(platform, CrmSource.AWS_ACE, items))
+    return _single(await _ingest(platform, CrmSource.AWS_ACE, items, request))
 
 
 @crm.post("/microsoft", status_code=202)
@@ -303,7 +313,7 @@ async def microsoft(
     raw = await request.body()
     await certificates.verify(raw, request.headers, now())
     items = crm_ingestion.microsoft_items(crm_ingestion.parse_json(raw), now())
-    return _single(await _ingest(platform, CrmSource.MICROSOFT, items))
+    return _single(await _ingest(platform, CrmSource.MICROSOFT, items, request))
 
 
 @admin.post("/expiry/run")
@@ -346,6 +356,44 @@ async def review_deadlines_now(
     return ReviewRunOut(
         as_of=moment, reminded=run.reminded, escalated=run.escalated, decided=run.decided
     )
+
+
+@admin.get("/crm/reconciliations", tags=["crm"])
+async def reconciliation_reports(
+    who: AdminDep,
+    platform: PlatformDep,
+    source: Annotated[CrmSource | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> list[ReconciliationOut]:
+    """Drift reports of the periodic reconciliation, newest first (of one source, or all):
+    what each run checked, what was missing here, stale here or deleted upstream (with the
+    fields that differed) and how many resyncs it queued."""
+    reports = await latest_reports(platform.pool, source.value if source else None, limit)
+    return [ReconciliationOut.model_validate(asdict(report)) for report in reports]
+
+
+@admin.post(
+    "/crm/reconciliations/run",
+    tags=["crm"],
+    responses={409: {"model": ErrorOut, "description": "a run of the source is under way"}},
+)
+async def reconcile_now(
+    who: AdminDep,
+    platform: PlatformDep,
+    settings: SettingsDep,
+    source: Annotated[CrmSource, Query()],
+) -> ReconciliationOut:
+    """Reconcile a CRM's window now, not waiting for the periodic job (Salesforce or HubSpot,
+    with its API configured; 409 while another run of it is under way)."""
+    reconciler = reconcilers(settings).get(source.value)
+    if reconciler is None:
+        raise Conflict(f"{source.value} has no API configured to reconcile with")
+    window = timedelta(hours=settings.reconcile_window_hours)
+    report = await reconcile(platform.pool, reconciler, window)
+    async with platform.transaction() as conn:
+        await record_action(conn, who, "crm.reconcile", source.value)
+    platform.provisions.get(DriftGauge).show(report)
+    return ReconciliationOut.model_validate(asdict(report))
 
 
 @router.get("/policy", tags=["policy"])

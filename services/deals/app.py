@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from services.deals import api, handlers, jobs
+from services.deals.crm_reconcile import DriftGauge
 from services.deals.policy import PolicyStore, load_policy
 from services.deals.settings import DealsSettings
 from services.deals.verification import MicrosoftCertificates
@@ -49,14 +50,24 @@ def wire(platform: Platform) -> None:
     partners.handles(PartnerStateChanged)(handlers.on_partner)
 
     platform.every(settings.expiry_check_seconds, jobs.expire_registrations, name="expiry")
+    platform.every(
+        settings.crm_retention_check_seconds,
+        jobs.purge_crm_bookkeeping,
+        name="crm-retention",
+        first_run_after=settings.crm_retention_check_seconds,
+    )
     if settings.ace_pull:
         platform.every(settings.pull_every_seconds, jobs.pull_aws_ace, name="ace-pull")
     if settings.microsoft_pull:
         platform.every(
             settings.pull_every_seconds, jobs.pull_microsoft_referrals, name="microsoft-pull"
         )
+    platform.provide(DriftGauge(platform.metrics.registry))
     if settings.salesforce_rest or settings.hubspot_tokens:
         platform.every(settings.resync_every_seconds, jobs.resync_crm_records, name="crm-resync")
+        # Checked ten times a period, so a source is reconciled about on time on some instance.
+        check = max(settings.reconcile_every_seconds / 10, 0.2)
+        platform.every(check, jobs.reconcile_crms, name="crm-reconcile", first_run_after=check)
     else:
         log.warning("no CRM API configured: resyncs wait in the queue (crm_resyncs)")
 

@@ -8,6 +8,7 @@ raises RateLimited with how long to wait; anything else unexpected raises CrmUna
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -81,6 +82,31 @@ class SalesforceClient:
             f"WHERE SystemModstamp >= {since.strftime('%Y-%m-%dT%H:%M:%SZ')} "
             "ORDER BY SystemModstamp"
         )
+        async for page in self._query(soql):
+            yield page
+
+    async def master_of(self, account_id: str) -> str | None:
+        """The Account a deleted Account was merged into (its `MasterRecordId`), None when it
+        was not merged (deleted, or not known). `queryAll`: the loser is deleted."""
+        soql = f"SELECT Id, MasterRecordId FROM Account WHERE Id = '{soql_id(account_id)}'"
+        async for page in self._query(soql):
+            for record in page:
+                master = record.get("MasterRecordId")
+                if isinstance(master, str) and master:
+                    return soql_id(master)
+        return None
+
+    async def account_opportunities(self, account_id: str) -> AsyncIterator[list[dict[str, Any]]]:
+        """The Opportunities of an Account as they are now, a page at a time."""
+        soql = (
+            f"SELECT {', '.join(RECORD_FIELDS)} FROM Opportunity "
+            f"WHERE AccountId = '{soql_id(account_id)}' ORDER BY Id"
+        )
+        async for page in self._query(soql):
+            yield page
+
+    async def _query(self, soql: str) -> AsyncIterator[list[dict[str, Any]]]:
+        """A SOQL query through `queryAll` (deleted records too), following `nextRecordsUrl`."""
         path: str | None = f"{self._base}/queryAll"
         params: dict[str, str] | None = {"q": soql}
         async with self._client() as client:
@@ -186,6 +212,41 @@ class HubSpotClient:
                 items = [r for r in batch.get("results", []) if isinstance(r, dict)]
         return answer, company, items
 
+    async def changed_since(
+        self, portal: str, since: datetime
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The portal's deals modified at or after `since`, oldest first, a page at a time,
+        through the CRM search API (`hs_lastmodifieddate` GTE, paged by `after`; HubSpot
+        answers at most 10,000 results to one search)."""
+        body: dict[str, Any] = {
+            "filterGroups": [
+                {
+                    "filters": [
+                        {
+                            "propertyName": "hs_lastmodifieddate",
+                            "operator": "GTE",
+                            "value": str(int(since.timestamp() * 1000)),
+                        }
+                    ]
+                }
+            ],
+            "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+            "properties": list(DEAL_PROPERTIES),
+            "limit": 100,
+        }
+        async with self._client(portal) as client:
+            for _ in range(MAX_PAGES):
+                page = await self._send(client, "POST", "/crm/v3/objects/deals/search", body)
+                results = page.get("results")
+                yield (
+                    [r for r in results if isinstance(r, dict)] if isinstance(results, list) else []
+                )
+                following = (page.get("paging") or {}).get("next") or {}
+                after = following.get("after") if isinstance(following, dict) else None
+                if not after:
+                    return
+                body = {**body, "after": str(after)}
+
     def _client(self, portal: str) -> httpx.AsyncClient:
         token = self.tokens.get(portal)
         if token is None:
@@ -286,6 +347,17 @@ def _error_codes(answer: httpx.Response) -> list[str]:
     if not isinstance(errors, list):
         return []
     return [str(e.get("errorCode"))[:64] for e in errors if isinstance(e, dict)][:5]
+
+
+_SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
+
+
+def soql_id(value: str) -> str:
+    """A Salesforce record id (15 or 18 letters and digits) as a SOQL literal may hold it:
+    anything else never reaches a query."""
+    if not _SALESFORCE_ID.fullmatch(value):
+        raise CrmRefused(f"{value[:32]!r} is not a Salesforce record id")
+    return value
 
 
 def retry_after(answer: httpx.Response) -> float:

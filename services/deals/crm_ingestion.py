@@ -9,11 +9,13 @@ source's own event id, so a repeated delivery is recorded (and counted) once.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -29,14 +31,15 @@ from services.deals.adapters import (
     hubspot_events,
 )
 from services.deals.adapters.common import array, obj, parse_datetime, require
+from services.deals.adapters.salesforce import ACCOUNT_RECORD
 from services.deals.domain.crm import is_stale
 from shared.db import Connection, Pool
 from shared.errors import Unprocessable
-from shared.events.crm import CrmDealChanged, CrmSource
+from shared.events.crm import CrmDealChanged, CrmRawReceived, CrmSource
 from shared.inputs import MalformedJson as MalformedJson  # the CRM routes answer 400 with it
 from shared.inputs import parse_json as parse_json
 from shared.outbox import Outbox, OutgoingEvent
-from shared.topics import CRM_DEALS
+from shared.topics import CRM_DEALS, raw_crm_topic
 
 CRM_EVENT_NAMESPACE = uuid.UUID("0b6d3f0e-5a7c-4a43-9d0e-2b1f6c9a8e21")
 # A source's clock may run a little ahead of ours; a moment further ahead is refused (it would
@@ -76,6 +79,16 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """How a CRM's items arrived (kept with each on its raw topic): `transport` http (a
+    CRM's delivery to `route`) or pull (from the API `route`), and the sender's id of it."""
+
+    transport: str
+    route: str
+    delivery_id: str | None = None
+
+
+@dataclass(frozen=True)
 class ItemOutcome:
     index: int
     outcome: Outcome
@@ -105,17 +118,28 @@ def _at(prefix: str, message: str) -> str:
 
 
 async def record_items(
-    pool: Pool, outbox: Outbox, source: CrmSource, items: Sequence[Item], at: datetime
+    pool: Pool,
+    outbox: Outbox,
+    source: CrmSource,
+    items: Sequence[Item],
+    at: datetime,
+    delivery: Delivery | None = None,
 ) -> list[ItemOutcome]:
     """Record every readable change on crm.deals.v1, every refused item (with its reason) and
     every resync asked for, in one transaction, and answer each item's outcome, in delivery
-    order. A change the projection already holds newer values for is stale, not recorded."""
+    order. A change the projection already holds newer values for is stale, not recorded.
+    Every item read (not refused) is also published as delivered on its source's raw topic."""
     async with pool.acquire() as conn, conn.transaction():
-        return await record_items_on(conn, outbox, source, items, at)
+        return await record_items_on(conn, outbox, source, items, at, delivery)
 
 
 async def record_items_on(
-    conn: Connection, outbox: Outbox, source: CrmSource, items: Sequence[Item], at: datetime
+    conn: Connection,
+    outbox: Outbox,
+    source: CrmSource,
+    items: Sequence[Item],
+    at: datetime,
+    delivery: Delivery | None = None,
 ) -> list[ItemOutcome]:
     """`record_items` in the caller's transaction."""
     changes = [change for item in items for change in item.changes]
@@ -141,7 +165,74 @@ async def record_items_on(
             at,
             [(item.index, item.refused or "", _raw(item.raw)) for item in refused],
         )
-    return _outcomes(source, items, stale, recorded)
+    outcomes = _outcomes(source, items, stale, recorded)
+    if delivery is not None:
+        await outbox.publish_many(conn, raw_events(source, items, outcomes, delivery, at))
+    return outcomes
+
+
+def raw_events(
+    source: CrmSource,
+    items: Sequence[Item],
+    outcomes: Sequence[ItemOutcome],
+    delivery: Delivery,
+    at: datetime,
+) -> list[OutgoingEvent]:
+    """Each item read (a refused one is kept in crm_refused instead) as delivered, for its
+    source's raw topic."""
+    events = []
+    for item in items:
+        mine = [o for o in outcomes if o.index == item.index]
+        if item.refused is not None or not mine:
+            continue
+        said = tuple(dict.fromkeys(o.outcome.value for o in mine))
+        keys = tuple(dict.fromkeys(o.deal_key for o in mine if o.deal_key))
+        events.append(raw_event(source, item.raw, item.index, said, keys, delivery, at))
+    return events
+
+
+def raw_event(
+    source: CrmSource,
+    raw: Any,
+    index: int,
+    outcomes: tuple[str, ...],
+    deal_keys: tuple[str, ...],
+    delivery: Delivery,
+    at: datetime,
+) -> OutgoingEvent:
+    """One item as delivered, for its source's raw topic. Its id derives from the source and
+    the item's text, so the same item delivered again is recorded once."""
+    text = exact_json(raw)
+    payload = CrmRawReceived(
+        source=source,
+        transport=delivery.transport,
+        route=delivery.route,
+        delivery_id=delivery.delivery_id,
+        index=index,
+        received_at=at,
+        item=text,
+        outcomes=outcomes,
+        deal_keys=deal_keys,
+    )
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    ident = uuid.uuid5(CRM_EVENT_NAMESPACE, f"{source.value}/raw/{digest}")
+    subject = deal_keys[0] if deal_keys else source.value
+    return OutgoingEvent(raw_crm_topic(source.value), payload, subject, ident)
+
+
+def exact_json(value: Any) -> str:
+    """JSON text of a parsed item with its numbers as sent (parse_json reads fractions as
+    exact Decimals, which the json module would write as strings)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        inner = ",".join(
+            f"{json.dumps(str(k), ensure_ascii=False)}:{exact_json(v)}" for k, v in value.items()
+        )
+        return "{" + inner + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(exact_json(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
 
 
 async def _schedule_resyncs(
@@ -168,7 +259,7 @@ def _outcomes(
         elif item.resync is not None:
             reason = str(item.resync)
             outcomes += [
-                ItemOutcome(item.index, Outcome.RESYNC, f"{source.value}:{record}", reason)
+                ItemOutcome(item.index, Outcome.RESYNC, _deal_key(source, record), reason)
                 for record in item.resync.record_ids
             ] or [ItemOutcome(item.index, Outcome.RESYNC, reason=reason)]
         elif item.ignored is not None or not item.changes:
@@ -186,6 +277,11 @@ def _outcomes(
             outcome = Outcome.ACCEPTED if accepted else Outcome.DUPLICATE
             outcomes.append(ItemOutcome(item.index, outcome, key))
     return outcomes
+
+
+def _deal_key(source: CrmSource, record: str) -> str | None:
+    """The deal a resync request names (None: another record, e.g. a Salesforce Account)."""
+    return None if record.startswith(ACCOUNT_RECORD) else f"{source.value}:{record}"
 
 
 def _raw(value: Any) -> bytes:

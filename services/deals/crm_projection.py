@@ -85,6 +85,7 @@ def deal_state(row: Row, linked: Sequence[Row]) -> DealStateChanged:
         changed_at=now(),
         # When the change behind the stored state entered Pollinate (not this event's cause).
         ingested_at=row["ingested_at"],
+        merged_into=row["merged_into"],
     )
 
 
@@ -109,7 +110,7 @@ async def apply_crm_changes(
     anything (and the linked registrations it closed), each caused by its change.
 
     Closing an opportunity that has registrations awaiting the outcome updates those per
-    opportunity."""
+    opportunity. A merge's registrations follow it afterwards (services/deals/crm_merges.py)."""
     if not changes:
         return []
     new: dict[str, tuple[str, str]] = {}
@@ -130,30 +131,6 @@ async def apply_crm_changes(
         if row["products"] is not None:
             row["products"] = json.dumps(row["products"])
     await repository.store_deals(conn, list(rows.values()))
-    return outgoing + await _follow_merges(conn, changes)
-
-
-async def _follow_merges(
-    conn: Connection, changes: Sequence[Envelope[CrmDealChanged]]
-) -> list[OutgoingEvent]:
-    """Registrations linked to a merged opportunity move to the survivor, and both states are
-    announced again (the survivor's now lists them), each caused by the merge."""
-    outgoing: list[OutgoingEvent] = []
-    for event in changes:
-        change = event.data
-        if change.merged_into is None:
-            continue
-        survivor = f"{change.source.value}:{change.merged_into}"
-        moved = await repository.move_linked_registrations(conn, change.deal_key, survivor, now())
-        if not moved:
-            continue
-        for key in (change.deal_key, survivor):
-            row = await repository.bump_revision(conn, key)
-            if row is not None:
-                linked = (await repository.linked_registrations(conn, [key])).get(key, [])
-                outgoing.append(
-                    OutgoingEvent(DEAL_OPPORTUNITIES, deal_state(row, linked), key, cause=event)
-                )
     return outgoing
 
 

@@ -19,7 +19,14 @@ from typing import Any
 
 from services.deals import crm_repository
 from services.deals.adapters import from_aws_ace, from_microsoft_referral
-from services.deals.crm_ingestion import Item, Outcome, bounded, read_item, record_items_on
+from services.deals.crm_ingestion import (
+    Delivery,
+    Item,
+    Outcome,
+    bounded,
+    read_item,
+    record_items_on,
+)
 from services.deals.partner_program_clients import Page
 from shared.clock import now
 from shared.db import Pool
@@ -31,6 +38,12 @@ Fetch = Callable[[datetime | None, str | None], Awaitable[Page]]
 READERS: dict[CrmSource, tuple[Callable[[Any], list[CrmDealChanged]], str]] = {
     CrmSource.AWS_ACE: (from_aws_ace, "opportunity.LastModifiedDate"),
     CrmSource.MICROSOFT: (from_microsoft_referral, "referral.UpdatedDateTime"),
+}
+# The API each pulled source's items come from (kept with them on the raw topic; the page's
+# continuation is their delivery id).
+PULLED_FROM = {
+    CrmSource.AWS_ACE: "AWSPartnerCentralSelling.ListOpportunities/GetOpportunity",
+    CrmSource.MICROSOFT: "Partner Center referrals (DEALS_MICROSOFT_REFERRALS_URL)",
 }
 
 
@@ -72,7 +85,8 @@ async def _pull_page(
         adapter, timed = READERS[source]
         read = bounded(adapter, now(), timed)
         items = [read_item(index, record, read) for index, record in enumerate(page.records)]
-        outcomes = await record_items_on(conn, outbox, source, items, now())
+        delivery = Delivery("pull", PULLED_FROM[source], checkpoint["continuation"])
+        outcomes = await record_items_on(conn, outbox, source, items, now(), delivery)
         checkpoint = _moved(checkpoint, start, page, items)
         await crm_repository.store_checkpoint(
             conn,

@@ -1,5 +1,6 @@
 """The SQL of deals' CRM bookkeeping: refused items kept for operators, the queue of records to
-fetch again from their CRM (resyncs), and the pull sources' checkpoints.
+fetch again from their CRM (resyncs), the pull sources' checkpoints, reconciliation reports,
+and their retention.
 
 Every function runs in the caller's connection (and transaction, where it locks or writes).
 """
@@ -7,6 +8,7 @@ Every function runs in the caller's connection (and transaction, where it locks 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -151,3 +153,93 @@ async def store_checkpoint(
         seen_max,
         at,
     )
+
+
+async def projected(conn: Connection, deal_keys: Sequence[str]) -> dict[str, asyncpg.Record]:
+    """The projected opportunities (not locked: a reconciliation only reads them)."""
+    rows = await conn.fetch("SELECT * FROM crm_deals WHERE deal_key = ANY($1::text[])", deal_keys)
+    return {row["deal_key"]: row for row in rows}
+
+
+async def store_reconciliation(
+    conn: Connection,
+    *,
+    source: str,
+    started_at: datetime,
+    finished_at: datetime,
+    since: datetime,
+    counts: dict[str, int],
+    resyncs: int,
+    drift: str,
+    error: str | None,
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        """INSERT INTO crm_reconciliations (source, started_at, finished_at, since, checked,
+               in_sync, missing_here, stale_here, deleted_upstream, resyncs_queued, drift, error)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12) RETURNING *""",
+        source,
+        started_at,
+        finished_at,
+        since,
+        counts["checked"],
+        counts["in_sync"],
+        counts["missing_here"],
+        counts["stale_here"],
+        counts["deleted_upstream"],
+        resyncs,
+        drift,
+        error,
+    )
+    assert row is not None  # INSERT ... RETURNING
+    return row
+
+
+async def reconciliations(conn: Connection, source: str | None, limit: int) -> list[asyncpg.Record]:
+    """Reports, newest first (of one source, or all)."""
+    return list(
+        await conn.fetch(
+            """SELECT * FROM crm_reconciliations WHERE $1::text IS NULL OR source = $1
+               ORDER BY started_at DESC, id DESC LIMIT $2""",
+            source,
+            limit,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Purged:
+    refused: int
+    resyncs: int
+    reconciliations: int
+
+    def __bool__(self) -> bool:
+        return bool(self.refused or self.resyncs or self.reconciliations)
+
+
+async def purge_bookkeeping(conn: Connection, before: datetime, batch_size: int) -> Purged:
+    """Delete, at most `batch_size` of each, refused items received before `before`, resync
+    requests done before it (pending ones are never deleted, however old) and reconciliation
+    reports started before it."""
+    refused = await conn.fetchval(
+        """WITH gone AS (DELETE FROM crm_refused WHERE id IN (
+               SELECT id FROM crm_refused WHERE received_at < $1 ORDER BY id LIMIT $2)
+           RETURNING 1) SELECT count(*) FROM gone""",
+        before,
+        batch_size,
+    )
+    resyncs = await conn.fetchval(
+        """WITH gone AS (DELETE FROM crm_resyncs WHERE (source, record_id) IN (
+               SELECT source, record_id FROM crm_resyncs
+               WHERE done_at IS NOT NULL AND done_at < $1 LIMIT $2)
+           RETURNING 1) SELECT count(*) FROM gone""",
+        before,
+        batch_size,
+    )
+    reports = await conn.fetchval(
+        """WITH gone AS (DELETE FROM crm_reconciliations WHERE id IN (
+               SELECT id FROM crm_reconciliations WHERE started_at < $1 ORDER BY id LIMIT $2)
+           RETURNING 1) SELECT count(*) FROM gone""",
+        before,
+        batch_size,
+    )
+    return Purged(refused, resyncs, reports)

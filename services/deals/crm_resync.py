@@ -19,7 +19,11 @@ from typing import Any
 from services.deals import crm_repository
 from services.deals.adapters import AdapterError
 from services.deals.adapters.hubspot import archived_deal, from_hubspot_deal
-from services.deals.adapters.salesforce import deleted_record, from_salesforce_record
+from services.deals.adapters.salesforce import (
+    ACCOUNT_RECORD,
+    deleted_record,
+    from_salesforce_record,
+)
 from services.deals.crm_clients import (
     CrmRefused,
     CrmUnavailable,
@@ -27,7 +31,7 @@ from services.deals.crm_clients import (
     RateLimited,
     SalesforceClient,
 )
-from services.deals.crm_ingestion import event_id
+from services.deals.crm_ingestion import Delivery, event_id, raw_event
 from shared.clock import now
 from shared.db import Pool
 from shared.events.crm import CrmDealChanged, CrmSource
@@ -37,6 +41,11 @@ from shared.topics import CRM_DEALS
 log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=2)
 BACKOFF_FIRST, BACKOFF_MAX = timedelta(seconds=5), timedelta(hours=1)
+# Where a resync's records come from (kept with them on the source's raw topic).
+RESYNC_API = {
+    CrmSource.SALESFORCE: "Salesforce REST (sobjects, queryAll)",
+    CrmSource.HUBSPOT: "HubSpot CRM API (deals with companies and line items)",
+}
 # A window starts a little before the overflow's commit: clocks and commit order are not exact.
 WINDOW_MARGIN = timedelta(seconds=1)
 
@@ -94,11 +103,24 @@ async def _run(pool: Pool, outbox: Outbox, resyncer: Resyncer, limit: int, run: 
 
 def salesforce_resyncer(client: SalesforceClient) -> Resyncer:
     async def fetch(request: Any) -> list[Any]:
-        """The record's current state (its id alone: gone), or the window's records."""
-        if request["record_id"] != "*":
-            record = await client.opportunity(request["record_id"])
-            return [record if record is not None else request["record_id"]]
+        """The record's current state (its id alone: gone), the window's records, or for a
+        deleted Account that was merged, the surviving Account's Opportunities (its own and
+        those the merge re-parented); nothing for one deleted without a merge."""
+        record_id: str = request["record_id"]
         records: list[Any] = []
+        if record_id.startswith(ACCOUNT_RECORD):
+            try:
+                master = await client.master_of(record_id.removeprefix(ACCOUNT_RECORD))
+            except CrmRefused as error:
+                log.warning("Account resync refused: %s", error)
+                return []
+            if master is not None:
+                async for page in client.account_opportunities(master):
+                    records += page
+            return records
+        if record_id != "*":
+            record = await client.opportunity(record_id)
+            return [record if record is not None else record_id]
         async for page in client.changed_since(request["since"] - WINDOW_MARGIN):
             records += page
         return records
@@ -106,6 +128,8 @@ def salesforce_resyncer(client: SalesforceClient) -> Resyncer:
     def read(request: Any, answer: Any, at: datetime) -> CrmDealChanged:
         if isinstance(answer, str):
             return deleted_record(answer, at)
+        if request["record_id"].startswith(ACCOUNT_RECORD):
+            return from_salesforce_record(answer, at_least=request["since"])
         return from_salesforce_record(answer)
 
     return Resyncer(CrmSource.SALESFORCE, fetch, read)
@@ -140,15 +164,18 @@ async def _record(
 ) -> None:
     at, source = now(), resyncer.source.value
     changes: list[CrmDealChanged] = []
+    read: list[tuple[int, Any, CrmDealChanged]] = []  # what each readable answer became
     refused: list[tuple[int, str, bytes]] = []
     for index, answer in enumerate(answers):
         try:
             changes.append(resyncer.read(request, answer, at))
+            read.append((index, answer, changes[-1]))
         except (AdapterError, ValueError) as error:
             refused.append((index, f"resync: {error}", repr(answer)[:10_000].encode()))
     events = [OutgoingEvent(CRM_DEALS, c, c.deal_key, event_id=event_id(c)) for c in changes]
     async with pool.acquire() as conn, conn.transaction():
         recorded = await outbox.publish_many(conn, events)
+        await outbox.publish_many(conn, _raw(resyncer, request, read, recorded, at))
         if refused:
             await crm_repository.record_refused(conn, source, at, refused)
         await crm_repository.finish_resync(
@@ -157,6 +184,32 @@ async def _record(
     run.fetched += len(answers)
     run.recorded += len(recorded)
     run.refused += len(refused)
+
+
+def _raw(
+    resyncer: Resyncer,
+    request: Any,
+    read: list[tuple[int, Any, CrmDealChanged]],
+    recorded: list[Any],
+    at: datetime,
+) -> list[OutgoingEvent]:
+    """What the CRM's API answered, record by record, for the source's raw topic (a record
+    it no longer has is named by its id alone; one that could not be read is in
+    crm_refused)."""
+    fresh = {envelope.id for envelope in recorded}
+    delivery = Delivery("resync", RESYNC_API[resyncer.source], request["record_id"])
+    return [
+        raw_event(
+            resyncer.source,
+            list(answer) if isinstance(answer, tuple) else answer,
+            index,
+            ("accepted" if event_id(change) in fresh else "duplicate",),
+            (change.deal_key,),
+            delivery,
+            at,
+        )
+        for index, answer, change in read
+    ]
 
 
 async def _retry(

@@ -19,6 +19,7 @@ from services.deals.crm_clients import (
     SalesforceClient,
 )
 from services.deals.domain.writeback import WriteBack, write_back_for
+from services.deals.partner_program_clients import AceClient, MicrosoftReferralsClient
 from services.deals.settings import DealsSettings
 from shared.consumer import TransientError
 from shared.events import InvalidEvent
@@ -37,15 +38,27 @@ async def write_back(
     )
     if writing is None:
         return None
+    configured = {
+        "salesforce": settings.salesforce_rest,
+        "hubspot": bool(settings.hubspot_tokens),
+        "aws_ace": settings.ace_pull,
+        "microsoft": settings.microsoft_pull,
+    }
+    if not configured[writing.source]:
+        log.warning(
+            "%s write-back not configured", writing.source, extra={"record": writing.record_id}
+        )
+        return None
     try:
         if writing.source == "salesforce":
-            if not settings.salesforce_rest:
-                log.warning(
-                    "Salesforce write-back not configured", extra={"record": writing.record_id}
-                )
-                return None
             client = SalesforceClient.from_settings(settings)
             await client.update_opportunity(writing.record_id, writing.fields)
+        elif writing.source == "aws_ace":
+            ace = AceClient.from_settings(settings)
+            await ace.update_opportunity(writing.record_id, writing.fields)
+        elif writing.source == "microsoft":
+            referrals = MicrosoftReferralsClient.from_settings(settings)
+            await referrals.update_referral(writing.record_id, writing.fields)
         else:
             await HubSpotClient.from_settings(settings).update_deal(
                 writing.portal or "", writing.record_id, writing.fields

@@ -3,9 +3,11 @@ lifecycle events into the partner projection."""
 
 from __future__ import annotations
 
+from services.deals.crm_merges import follow_merges
 from services.deals.crm_projection import apply_crm_changes
 from services.deals.crm_writeback import write_back
 from services.deals.partner_projection import apply_partner_state
+from services.deals.policy import PolicyStore
 from services.deals.settings import DealsSettings
 from shared.consumer import HandlerContext
 from shared.events import Envelope
@@ -16,8 +18,14 @@ from shared.events.registrations import RegistrationDecided, RegistrationStatusC
 
 async def on_crm_changes(ctx: HandlerContext, events: list[Envelope[CrmDealChanged]]) -> None:
     """A run of CRM changes, set-based; each published state continues the trace of the change
-    behind it (one statement records them all)."""
-    await ctx.emit_all(await apply_crm_changes(ctx.conn, events))
+    behind it (one statement records them all). A merge's registrations follow the survivor
+    (a review started by one is timed by the policy in force)."""
+    try:
+        policies: PolicyStore | None = ctx.provided(PolicyStore)
+    except LookupError:  # a consumer wired without the service's policy: the defaults
+        policies = None
+    outgoing = await apply_crm_changes(ctx.conn, events)
+    await ctx.emit_all(outgoing + await follow_merges(ctx.conn, events, policies))
 
 
 async def on_registration_for_crm(

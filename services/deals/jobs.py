@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from services.deals import crm_repository
 from services.deals.crm_clients import HubSpotClient, SalesforceClient
 from services.deals.crm_pulls import PullRun, pull
+from services.deals.crm_reconcile import (
+    DriftGauge,
+    Reconciler,
+    Report,
+    hubspot_reconciler,
+    latest_reports,
+    reconcile_due,
+    salesforce_reconciler,
+)
+from services.deals.crm_repository import Purged
 from services.deals.crm_resync import (
     ResyncRun,
     hubspot_resyncer,
@@ -16,6 +29,7 @@ from services.deals.policy import PolicyStore
 from services.deals.review_sla import ReviewRun, run_review_sla
 from services.deals.settings import DealsSettings
 from shared.clock import now
+from shared.db import Pool
 from shared.events.crm import CrmSource
 from shared.service import Platform
 
@@ -58,3 +72,53 @@ async def pull_microsoft_referrals(platform: Platform) -> PullRun:
     return await pull(
         platform.pool, platform.outbox, CrmSource.MICROSOFT, client.page, settings.pull_max_pages
     )
+
+
+def reconcilers(settings: DealsSettings) -> dict[str, Reconciler]:
+    """The CRMs whose API is configured, by source name."""
+    found = {}
+    if settings.salesforce_rest:
+        found["salesforce"] = salesforce_reconciler(SalesforceClient.from_settings(settings))
+    if settings.hubspot_tokens:
+        found["hubspot"] = hubspot_reconciler(HubSpotClient.from_settings(settings))
+    return found
+
+
+async def reconcile_crms(platform: Platform) -> list[Report]:
+    """Reconcile each CRM whose latest report is older than DEALS_RECONCILE_EVERY_SECONDS, then
+    show every source's latest report on this instance's drift gauge."""
+    settings = platform.provisions.get(DealsSettings)
+    every = timedelta(seconds=settings.reconcile_every_seconds)
+    window = timedelta(hours=settings.reconcile_window_hours)
+    found = reconcilers(settings)
+    reports = await reconcile_due(platform.pool, list(found.values()), every, window)
+    gauge = platform.provisions.get(DriftGauge)
+    for source in found:
+        for report in await latest_reports(platform.pool, source, 1):
+            gauge.show(report)
+    return reports
+
+
+async def purge_crm_bookkeeping(platform: Platform) -> Purged:
+    """Delete refused items, finished resyncs and reconciliation reports older than
+    DEALS_CRM_RETENTION_DAYS, a batch of each per transaction until none is left."""
+    settings = platform.provisions.get(DealsSettings)
+    return await purge(
+        platform.pool,
+        now() - timedelta(days=settings.crm_retention_days),
+        settings.crm_retention_batch_size,
+    )
+
+
+async def purge(pool: Pool, before: datetime, batch_size: int) -> Purged:
+    total = Purged(0, 0, 0)
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            batch = await crm_repository.purge_bookkeeping(conn, before, batch_size)
+        total = Purged(
+            total.refused + batch.refused,
+            total.resyncs + batch.resyncs,
+            total.reconciliations + batch.reconciliations,
+        )
+        if max(batch.refused, batch.resyncs, batch.reconciliations) < batch_size:
+            return total

@@ -18,11 +18,11 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
-from services.deals.crm_clients import CrmUnavailable, RateLimited, retry_after
+from services.deals.crm_clients import CrmRefused, CrmUnavailable, RateLimited, retry_after
 from services.deals.settings import DealsSettings
 
 ACE_SERVICE = "partnercentral-selling"
@@ -141,8 +141,35 @@ class AceClient:
         following = listing.get("NextToken")
         return Page(opportunities, following if isinstance(following, str) else None)
 
+    async def update_opportunity(self, identifier: str, fields: dict[str, str]) -> None:
+        """Set `fields` (dotted paths) on the opportunity. `UpdateOpportunity` takes the whole
+        opportunity (an omitted field is set to null) with the `LastModifiedDate` it was read
+        at, so it is read first (`GetOpportunity`) and sent back whole with the fields
+        changed; a change in between is AWS's `ConflictException`, retried (read again)."""
+        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
+            request = {"Catalog": self.catalog, "Identifier": identifier}
+            current = await self._call(client, "GetOpportunity", request, write=True)
+            update = {k: current[k] for k in ACE_UPDATABLE if k in current}
+            for path, value in fields.items():
+                *parents, leaf = path.split(".")
+                target = update
+                for parent in parents:
+                    target = target.setdefault(parent, {})
+                target[leaf] = value
+            update.update(
+                Catalog=current.get("Catalog", self.catalog),
+                Identifier=identifier,
+                LastModifiedDate=current.get("LastModifiedDate"),
+            )
+            await self._call(client, "UpdateOpportunity", update, write=True)
+
     async def _call(
-        self, client: httpx.AsyncClient, operation: str, request: dict[str, Any]
+        self,
+        client: httpx.AsyncClient,
+        operation: str,
+        request: dict[str, Any],
+        *,
+        write: bool = False,
     ) -> dict[str, Any]:
         body = json.dumps(request).encode()
         headers = sigv4_headers(
@@ -173,9 +200,27 @@ class AceClient:
             raise RateLimited(
                 f"AWS Partner Central {operation}: {kind or 429}", retry_after(answer)
             )
-        raise CrmUnavailable(
-            f"AWS Partner Central {operation} answered {answer.status_code} {kind}"
-        )
+        said = f"AWS Partner Central {operation} answered {answer.status_code} {kind}".strip()
+        if write and answer.status_code < 500 and kind not in ACE_RETRYABLE:
+            message = payload.get("Message", payload.get("message")) if payload else None
+            raise CrmRefused(f"{said}: {str(message)[:200]}" if message else said)
+        raise CrmUnavailable(said)
+
+
+# What `UpdateOpportunity` takes back of what `GetOpportunity` answers (its request syntax).
+ACE_UPDATABLE = (
+    "Customer",
+    "LifeCycle",
+    "Marketing",
+    "NationalSecurity",
+    "OpportunityType",
+    "PartnerOpportunityIdentifier",
+    "PrimaryNeedsFromAws",
+    "Project",
+    "SoftwareRevenue",
+)
+# A write AWS answers with these may pass (another writer in between, AWS itself failing).
+ACE_RETRYABLE = {"ConflictException", "InternalServerException", "ServiceUnavailableException"}
 
 
 @dataclass
@@ -225,6 +270,37 @@ class MicrosoftReferralsClient:
         if isinstance(token, str) and token and records:
             return Page(records, f"token:{token}")
         return Page(records, None)
+
+    async def update_referral(self, referral_id: str, fields: dict[str, str]) -> None:
+        """`PATCH .../referrals/<id>` with a JSON Patch document replacing `fields` (the API
+        takes only `replace` and `add` operations)."""
+        url = f"{self.url.rstrip('/')}/{quote(referral_id, safe='')}"
+        operations = [{"op": "replace", "path": path, "value": v} for path, v in fields.items()]
+        headers = {
+            "Authorization": f"Bearer {self.access_token}",
+            "Content-Type": "application/json",
+            "Prefer": "return=representation",
+        }
+        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
+            try:
+                answer = await client.patch(url, json=operations, headers=headers)
+            except httpx.HTTPError as error:
+                raise CrmUnavailable(
+                    f"Partner Center unreachable: {type(error).__name__}"
+                ) from error
+        if answer.is_success:
+            return
+        said = f"Partner Center answered {answer.status_code}"
+        payload = _json(answer)
+        code = payload.get("error", {}).get("code") if isinstance(payload, dict) else None
+        if code:
+            said = f"{said} {str(code)[:64]}"
+        if answer.status_code == 429:
+            raise RateLimited(said, retry_after(answer))
+        if answer.status_code >= 500 or answer.status_code in (401, 408, 412):
+            # 401: a token to renew; 412: the referral changed in between (If-Match).
+            raise CrmUnavailable(said)
+        raise CrmRefused(said)
 
     def _query(self, since: datetime | None) -> dict[str, str]:
         query = {"$orderby": "updatedDateTime asc", "$top": str(MICROSOFT_PAGE_SIZE)}

@@ -495,14 +495,14 @@ UPDATE crm_deals AS d SET
     close_date = u.close_date, owner = u.owner, partner_ref = u.partner_ref,
     co_sell = u.co_sell, created_at = u.created_at, deleted = u.deleted,
     field_timestamps = u.field_timestamps::jsonb, revision = u.revision,
-    ingested_at = u.ingested_at
+    ingested_at = u.ingested_at, merged_into = u.merged_into
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
             $8::numeric[], $9::text[], $10::text[], $11::text[], $12::date[], $13::text[],
             $14::text[], $15::boolean[], $16::timestamptz[], $17::boolean[], $18::text[],
-            $19::integer[], $20::timestamptz[])
+            $19::integer[], $20::timestamptz[], $21::text[])
     AS u(deal_key, name, customer_name, customer_domain, customer_country, name_key, products,
          amount, currency, stage, status, close_date, owner, partner_ref, co_sell, created_at,
-         deleted, field_timestamps, revision, ingested_at)
+         deleted, field_timestamps, revision, ingested_at, merged_into)
 WHERE d.deal_key = u.deal_key
 """
 _STORED_COLUMNS = (
@@ -526,6 +526,7 @@ _STORED_COLUMNS = (
     "field_timestamps",
     "revision",
     "ingested_at",
+    "merged_into",
 )
 
 
@@ -569,4 +570,12 @@ async def bump_revision(conn: Connection, deal_key: str) -> asyncpg.Record | Non
     """The opportunity with its revision bumped (None if unknown)."""
     return await conn.fetchrow(
         "UPDATE crm_deals SET revision = revision + 1 WHERE deal_key = $1 RETURNING *", deal_key
+    )
+
+
+async def unlink_registration(conn: Connection, registration_id: str) -> None:
+    """The registration no longer holds a CRM deal (another holds the deal it followed)."""
+    await conn.execute(
+        "UPDATE registrations SET crm_deal_key = NULL, updated_at = now() WHERE registration_id = $1",
+        registration_id,
     )

@@ -261,6 +261,31 @@ class ReviewRunOut(BaseModel):
     decided: int
 
 
+class DriftOut(BaseModel):
+    deal_key: str
+    kind: str = Field(description="missing_here, stale_here or deleted_upstream")
+    fields: list[str] = Field(description="stale_here: the fields whose values differ")
+
+
+class ReconciliationOut(BaseModel):
+    """One reconciliation of a CRM's window: what it checked and what drifted."""
+
+    id: int
+    source: str
+    started_at: datetime
+    finished_at: datetime
+    since: datetime = Field(description="the window: records the CRM changed since then")
+    checked: int
+    in_sync: int
+    missing_here: int
+    stale_here: int
+    deleted_upstream: int
+    resyncs_queued: int
+    drift: list[DriftOut] = Field(description="the drifted records (at most 500 listed)")
+    unreadable: list[str] = Field(description="records the adapter could not read, and why")
+    error: str | None = Field(description="what cut the run short (the CRM down, a limit)")
+
+
 class BacktestIn(BaseModel):
     """A proposed policy document and the period whose registrations to replay through it."""
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Committed so that a developer's machine (and the tests) can sign CRM deliveries without
@@ -68,6 +68,16 @@ class DealsSettings(BaseSettings):
     pull_max_pages: int = 20
     resync_every_seconds: float = 5.0
     resync_batch_size: int = 50
+    # Reconciliation: how often each CRM's window is compared with the projection (the job
+    # checks every tenth of it whether a source is due), and how far back the window reaches.
+    reconcile_every_seconds: float = 3600.0
+    reconcile_window_hours: float = 24.0
+    # Retention of the CRM bookkeeping: refused items, finished resync requests and
+    # reconciliation reports older than this are deleted (pending resyncs never are), checked
+    # every `crm_retention_check_seconds`, `crm_retention_batch_size` rows a statement.
+    crm_retention_days: float = Field(default=30.0, gt=0)
+    crm_retention_check_seconds: float = 3600.0
+    crm_retention_batch_size: int = Field(default=5000, ge=1)
 
     @property
     def hubspot_tokens(self) -> dict[str, str]:
@@ -76,7 +86,12 @@ class DealsSettings(BaseSettings):
 
     @property
     def write_back(self) -> bool:
-        return self.salesforce_rest or bool(self.hubspot_tokens)
+        return (
+            self.salesforce_rest
+            or bool(self.hubspot_tokens)
+            or self.ace_pull
+            or (self.microsoft_pull)
+        )
 
     @property
     def ace_pull(self) -> bool:

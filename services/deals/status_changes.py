@@ -73,15 +73,17 @@ async def status_change_events(
     threshold: float = NAME_THRESHOLD,
     deal_owner: str | None = None,
     seq: int = 0,
+    relinked: bool = False,
 ) -> list[OutgoingEvent]:
-    """What a change announces: the status event when the status changed, and what the partner
-    (what it may know) and the account's direct owners (the full reason) are told. `cause` is
-    the consumed event behind the change, if any; `seq` its ledger entry."""
+    """What a change announces: the status event when the status changed (or the link did:
+    `relinked`, a CRM merge moved it), and what the partner (what it may know) and the
+    account's direct owners (the full reason) are told. `cause` is the consumed event behind
+    the change, if any; `seq` its ledger entry."""
     registration_id: str = row["registration_id"]
     partner_id: str = row["partner_id"]
     events: list[OutgoingEvent] = []
     reason = "; ".join(entry.reasons)
-    if entry.status.value != row["status"] or expires_at is not None:
+    if entry.status.value != row["status"] or expires_at is not None or relinked:
         changed = RegistrationStatusChanged(
             registration_id=registration_id,
             partner_id=partner_id,

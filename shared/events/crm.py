@@ -103,3 +103,24 @@ class CrmDealChanged(EventPayload):
     @property
     def deal_key(self) -> str:
         return f"{self.source.value}:{self.source_id}"
+
+
+@event_type("crm.raw.received.v1")
+class CrmRawReceived(EventPayload):
+    """An upstream item exactly as a CRM delivered it, with where and how it arrived (topics
+    `crm.raw.<source>.v1`, one per source): the record of what the CRMs sent, for audit,
+    replay into another system, or reading the adapters' input again after a fix."""
+
+    source: CrmSource
+    transport: str = Field(description="how it arrived: http (a CRM's delivery) or pull")
+    route: str = Field(description="the route it was delivered to, or the API it was pulled from")
+    delivery_id: str | None = Field(
+        default=None, description="the sender's id of the delivery (Standard Webhooks webhook-id)"
+    )
+    index: int = Field(ge=0, description="its position in the delivery or the page")
+    received_at: UtcDatetime
+    item: str = Field(description="the item as JSON text, numbers exactly as sent")
+    outcomes: tuple[str, ...] = Field(
+        description="what became of it: accepted, duplicate, stale, ignored, resync"
+    )
+    deal_keys: tuple[str, ...] = Field(default=(), description="the deals it changed or named")

@@ -53,3 +53,8 @@ class DealStateChanged(EventPayload):
     ingested_at: UtcDatetime | None = Field(
         default=None, description="when the upstream change behind this revision entered Pollinate"
     )
+    merged_into: str | None = Field(
+        default=None,
+        description="the deal key of the deal this one was merged into in the CRM (it is "
+        "deleted): what downstream holds for it (reported touchpoints, credits) moves to that deal",
+    )

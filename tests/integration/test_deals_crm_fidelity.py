@@ -307,13 +307,29 @@ async def test_a_resync_fetches_gap_records_and_an_overflow_window_through_rate_
                 data["source_id"]: data
                 for data in (
                     json.loads(row["value"])["data"]
-                    for row in await pool.fetch("SELECT value FROM outbox ORDER BY position")
+                    for row in await pool.fetch(
+                        "SELECT value FROM outbox WHERE topic = 'crm.deals.v1' ORDER BY position"
+                    )
                 )
             }
+            # What the org answered is kept as it was sent, record by record, on the raw topic.
+            raw = [
+                json.loads(row["value"])["data"]
+                for row in await pool.fetch(
+                    "SELECT value FROM outbox WHERE topic = 'crm.raw.salesforce.v1'"
+                )
+            ]
     assert recorded[f"006A{run}"]["stage"] == "closed_won"
     assert recorded[f"006A{run}"]["amount"] == "5000"
     assert "name" in recorded[f"006A{run}"]["cleared"]  # a snapshot's empty field is cleared
     assert recorded[f"006D{run}"]["change_type"] == "deleted"
+    assert sorted(r["delivery_id"] for r in raw) == sorted(
+        [f"006A{run}", f"006D{run}", "*", "*", "*"]
+    )
+    assert {(r["transport"], r["outcomes"][0]) for r in raw} == {("resync", "accepted")}
+    assert json.loads(next(r["item"] for r in raw if r["delivery_id"] == f"006D{run}")) == (
+        f"006D{run}"
+    )
     assert {r["Id"] for r in window} <= set(recorded)
     asked = [path.split("?")[0] for path in org.requests[asked_before:]]
     # Each record once, the window's first page and then the next, by nextRecordsUrl.
@@ -486,7 +502,10 @@ async def test_a_hubspot_association_brings_the_deals_company_and_products_into_
             assert (asked.outcome.value, asked.deal_key) == ("resync", key)
             run = await run_resyncs(pool, outbox, [hubspot_resyncer(client)], limit=10)
             assert (run.fetched, run.recorded) == (1, 1)
-            [value] = [r["value"] for r in await pool.fetch("SELECT value FROM outbox")]
+            [value] = [
+                r["value"]
+                for r in await pool.fetch("SELECT value FROM outbox WHERE topic = 'crm.deals.v1'")
+            ]
             snapshot = Envelope[CrmDealChanged].model_validate_json(value)
             consumer = EventConsumer(
                 name="crm-projection",

@@ -322,6 +322,7 @@ class SalesforceServer:
         self.down = False  # answers 503 while True (an outage)
         self.page_size = page_size
         self.updates: list[tuple[str, dict[str, Any]]] = []
+        self.accounts: dict[str, dict[str, Any]] = {}
         cursors: dict[str, list[dict[str, Any]]] = {}
         server = self
 
@@ -401,15 +402,7 @@ class SalesforceServer:
                     return self._answer(200, record)
                 if parts.path.endswith("/queryAll"):
                     soql = parse_qs(parts.query)["q"][0]
-                    since = soql.split("SystemModstamp >= ", 1)[1].split(" ", 1)[0]
-                    rows = sorted(
-                        (
-                            r
-                            for r in server.records.values()
-                            if r["SystemModstamp"] >= since.replace("Z", ".000+0000")
-                        ),
-                        key=lambda r: str(r["SystemModstamp"]),
-                    )
+                    rows = server.query(soql)
                     cursor = uuid.uuid4().hex[:12]
                     cursors[cursor] = rows
                     return self._page(cursor, 0)
@@ -443,6 +436,43 @@ class SalesforceServer:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def query(self, soql: str) -> list[dict[str, Any]]:
+        """The rows of the three queries deals makes: an Account's `MasterRecordId` by id, an
+        Account's Opportunities, and the Opportunities changed since a `SystemModstamp`."""
+        if " FROM Account WHERE Id = " in soql:
+            account = self.accounts.get(soql.rsplit("'", 2)[1])
+            return [] if account is None else [account]
+        if " WHERE AccountId = " in soql:
+            account_id = soql.split("AccountId = '", 1)[1].split("'", 1)[0]
+            return sorted(
+                (r for r in self.records.values() if r.get("AccountId") == account_id),
+                key=lambda r: str(r["Id"]),
+            )
+        since = soql.split("SystemModstamp >= ", 1)[1].split(" ", 1)[0]
+        return sorted(
+            (
+                r
+                for r in self.records.values()
+                if r["SystemModstamp"] >= since.replace("Z", ".000+0000")
+            ),
+            key=lambda r: str(r["SystemModstamp"]),
+        )
+
+    def merge_accounts(self, master: str, losers: list[str]) -> None:
+        """A merge as Salesforce does it: the losers deleted with `MasterRecordId` set to the
+        master, their Opportunities re-parented to it without touching their modification
+        stamps (a merge fires no change on re-parented children)."""
+        for account in (master, *losers):
+            self.accounts.setdefault(
+                account,
+                {"attributes": {"type": "Account"}, "Id": account, "MasterRecordId": None},
+            )
+        for loser in losers:
+            self.accounts[loser].update(MasterRecordId=master, IsDeleted=True)
+            for record in self.records.values():
+                if record.get("AccountId") == loser:
+                    record["AccountId"] = master
 
     def put(self, record_id: str, at: datetime, **fields: Any) -> dict[str, Any]:
         """Store the Opportunity as the org holds it now (REST shape: `attributes`, times as
@@ -544,7 +574,8 @@ class AcePartnerCentral(_JsonServer):
     """Plays the AWS Partner Central Selling API (AWS JSON 1.0): `ListOpportunities` (filter
     `LastModifiedDate.AfterLastModifiedDate`: on or after; sort ascending; `page_size` a page
     with `NextToken`) and `GetOpportunity` (the opportunity, or 404
-    `ResourceNotFoundException`). Requests must carry a Signature Version 4 `Authorization`
+    `ResourceNotFoundException`), `UpdateOpportunity` (the whole opportunity, at the
+    `LastModifiedDate` read). Requests must carry a Signature Version 4 `Authorization`
     of the right shape, `X-Amz-Date` and the JSON 1.0 content type (400
     `IncompleteSignatureException` / `UnknownOperationException` otherwise)."""
 
@@ -553,6 +584,9 @@ class AcePartnerCentral(_JsonServer):
         self.page_size = page_size
         self.opportunities: dict[str, dict[str, Any]] = {}
         self.throttled = 0
+        self.down = False  # answers 500 InternalServerException while True
+        self.conflicts = 0  # the next updates answer ConflictException (a writer in between)
+        self.updates: list[tuple[str, dict[str, Any]]] = []
 
     def put(self, opportunity_id: str, modified: datetime, **project: Any) -> None:
         opportunity = sample("aws_ace_opportunity.json")["getOpportunity"]
@@ -571,6 +605,10 @@ class AcePartnerCentral(_JsonServer):
             self.throttled -= 1
             return 400, {"__type": "ThrottlingException", "message": "Rate exceeded"}
         target, body = headers.get("x-amz-target", ""), request["body"]
+        if self.down:
+            return 500, {"__type": "InternalServerException", "message": "try again"}
+        if target == "AWSPartnerCentralSelling.UpdateOpportunity":
+            return self._update(body)
         if target == "AWSPartnerCentralSelling.GetOpportunity":
             found = self.opportunities.get(body["Identifier"])
             if found is None:
@@ -596,6 +634,33 @@ class AcePartnerCentral(_JsonServer):
             answer["NextToken"] = str(offset + size)
         return 200, answer
 
+    def _update(self, body: dict[str, Any]) -> tuple[int, Any]:
+        """`UpdateOpportunity`: the whole opportunity replaces the stored one (an omitted field
+        becomes null), only if `LastModifiedDate` is the stored one (else
+        `ConflictException`), and not while AWS reviews it (`ValidationException`)."""
+        found = self.opportunities.get(body.get("Identifier", ""))
+        if found is None:
+            return 404, {"__type": "ResourceNotFoundException", "Message": "not found"}
+        if self.conflicts > 0 or body.get("LastModifiedDate") != found["LastModifiedDate"]:
+            self.conflicts = max(0, self.conflicts - 1)
+            return 400, {"__type": "ConflictException", "Message": "modified since it was read"}
+        if found.get("LifeCycle", {}).get("ReviewStatus") in ("Submitted", "In-Review"):
+            return 400, {
+                "__type": "ValidationException",
+                "Message": "updates are blocked while the opportunity is under review",
+            }
+        kept = {
+            k: found[k]
+            for k in ("Id", "Arn", "CreatedDate", "Origin", "OpportunityTeam")
+            if k in found
+        }
+        updated = {k: v for k, v in body.items() if k not in ("Identifier",)}
+        updated.update(kept)
+        updated["LastModifiedDate"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        self.opportunities[found["Id"]] = updated
+        self.updates.append((found["Id"], body))
+        return 200, {"Id": found["Id"], "LastModifiedDate": updated["LastModifiedDate"]}
+
     def env(self) -> dict[str, str]:
         return {
             "DEALS_ACE_ENDPOINT": self.url,
@@ -608,7 +673,8 @@ class PartnerCenterReferrals(_JsonServer):
     """Plays Partner Center's referrals endpoint (`GET /v1.0/engagements/referrals`, OData
     `$filter=updatedDateTime ge <t>`, `$orderby`, `$top`): `page_size` referrals a page, in
     camelCase as the REST API returns them, with `@odata.nextLink` (or, with `use_tokens`, a
-    `continuationToken` to send back in `MS-ContinuationToken`). A bearer token is required."""
+    `continuationToken` to send back in `MS-ContinuationToken`), and `PATCH .../referrals/<id>`
+    with a JSON Patch document. A bearer token is required."""
 
     TOKEN = "partner-center-test-token"
     PATH = "/v1.0/engagements/referrals"
@@ -618,6 +684,8 @@ class PartnerCenterReferrals(_JsonServer):
         self.page_size = page_size
         self.use_tokens = use_tokens
         self.referrals: dict[str, dict[str, Any]] = {}
+        self.down = False  # answers 503 while True
+        self.patches: list[tuple[str, Any]] = []
 
     def put(self, referral_id: str, updated: datetime, substatus: str = "Accepted") -> None:
         self.referrals[referral_id] = {
@@ -640,7 +708,11 @@ class PartnerCenterReferrals(_JsonServer):
         headers = {k.lower(): v for k, v in request["headers"].items()}
         if headers.get("authorization") != f"Bearer {self.TOKEN}":
             return 401, {"error": {"code": "Unauthorized"}}
+        if self.down:
+            return 503, {"error": {"code": "ServiceUnavailable"}}
         parts = urlsplit(request["path"])
+        if request["method"] == "PATCH":
+            return self._patch(unquote(parts.path.rsplit("/", 1)[1]), request["body"])
         query = parse_qs(parts.query)
         cursor = query.get("cursor", [headers.get("ms-continuationtoken", "0")])[0]
         since = query.get("$filter", ["updatedDateTime ge "])[0].split(" ge ", 1)[1]
@@ -662,6 +734,27 @@ class PartnerCenterReferrals(_JsonServer):
                 )
         return 200, answer
 
+    def _patch(self, referral_id: str, operations: Any) -> tuple[int, Any]:
+        """`PATCH .../referrals/<id>`: a JSON Patch document of `replace` and `add` operations
+        (the only ones the API takes), answered with the referral (`Prefer:
+        return=representation`)."""
+        found = self.referrals.get(referral_id)
+        if found is None:
+            return 404, {"error": {"code": "NotFound"}}
+        if not isinstance(operations, list) or any(
+            op.get("op") not in ("replace", "add") for op in operations
+        ):
+            return 400, {"error": {"code": "BadRequest", "message": "replace and add only"}}
+        for op in operations:
+            *parents, leaf = op["path"].strip("/").split("/")
+            target = found
+            for parent in parents:
+                target = target.setdefault(parent, {})
+            target[leaf] = op["value"]
+        found["updatedDateTime"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        self.patches.append((referral_id, operations))
+        return 200, found
+
     def env(self) -> dict[str, str]:
         return {
             "DEALS_MICROSOFT_REFERRALS_URL": self.url + self.PATH,
@@ -670,7 +763,8 @@ class PartnerCenterReferrals(_JsonServer):
 
 
 class HubSpotCrm(_JsonServer):
-    """Plays HubSpot's CRM API (v3 objects): `GET /crm/v3/objects/deals/<id>?properties=...
+    """Plays HubSpot's CRM API (v3 objects): `POST /crm/v3/objects/deals/search` (deals
+    modified since, paged), `GET /crm/v3/objects/deals/<id>?properties=...
     &associations=companies,line_items` (the deal with `associations` keyed `companies` and
     `line items`), `GET /crm/v3/objects/companies/<id>`, `POST
     /crm/v3/objects/line_items/batch/read`, and `PATCH /crm/v3/objects/deals/<id>` with
@@ -688,6 +782,7 @@ class HubSpotCrm(_JsonServer):
         self.line_items: dict[str, dict[str, str]] = {}
         self.associations: dict[str, dict[str, list[str]]] = {}  # deal -> kind -> ids
         self.down = False
+        self.page_size = 100  # search results per page (HubSpot: at most 200)
 
     def answer(self, request: dict[str, Any]) -> tuple[int, Any]:
         if self.down:
@@ -697,6 +792,8 @@ class HubSpotCrm(_JsonServer):
             return 401, {"status": "error", "category": "INVALID_AUTHENTICATION"}
         path = urlsplit(request["path"]).path
         kind, object_id = path.rsplit("/", 2)[-2:]
+        if path == "/crm/v3/objects/deals/search":
+            return 200, self._search(request["body"])
         if path == "/crm/v3/objects/line_items/batch/read":
             wanted = [i["id"] for i in request["body"]["inputs"]]
             return 200, {
@@ -714,6 +811,32 @@ class HubSpotCrm(_JsonServer):
         if request["method"] == "PATCH":
             self.deals[object_id].update(request["body"]["properties"])
         return 200, self._deal(object_id)
+
+    def _search(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`POST /crm/v3/objects/deals/search` with one `hs_lastmodifieddate` GTE filter (epoch
+        milliseconds), sorted ascending, `page_size` at a time with `paging.next.after`."""
+        [group] = body["filterGroups"]
+        [wanted] = group["filters"]
+        assert (wanted["propertyName"], wanted["operator"]) == ("hs_lastmodifieddate", "GTE")
+        since = datetime.fromtimestamp(int(wanted["value"]) / 1000, tz=UTC)
+        found = sorted((self._updated(d), d) for d in self.deals if self._updated(d) >= since)
+        start = int(body.get("after", 0))
+        size = min(int(body.get("limit", 10)), self.page_size)
+        page = found[start : start + size]
+        answer: dict[str, Any] = {
+            "total": len(found),
+            "results": [
+                {k: v for k, v in self._deal(d).items() if k != "associations"} for _, d in page
+            ],
+        }
+        if start + size < len(found):
+            answer["paging"] = {"next": {"after": str(start + size)}}
+        return answer
+
+    def _updated(self, deal_id: str) -> datetime:
+        return datetime.fromisoformat(
+            self.updated_at.get(deal_id, "2026-01-05T09:00:00.000Z").replace("Z", "+00:00")
+        )
 
     def _deal(self, deal_id: str) -> dict[str, Any]:
         linked = self.associations.get(deal_id, {})

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from services.deals.adapters import (
+    Ignored,
     ResyncNeeded,
     from_aws_ace,
     from_hubspot,
@@ -201,6 +202,34 @@ def test_a_salesforce_gap_event_asks_for_a_resync_of_its_records() -> None:
     assert gap.value.record_ids == ("006G", "006H")
 
 
+def test_a_deleted_salesforce_account_is_checked_for_a_merge_and_other_account_changes_ignored() -> (
+    None
+):
+    """A merge arrives as the losers' Account DELETE (one event may name several) with no
+    field values: each deleted Account is asked for its MasterRecordId."""
+    deleted = salesforce_cdc("001A", "DELETE", AT, {})
+    deleted["payload"]["ChangeEventHeader"].update(entityName="Account", recordIds=["001A", "001B"])
+    with pytest.raises(ResyncNeeded) as merge:
+        from_salesforce_cdc(deleted)
+    assert merge.value.record_ids == ("Account/001A", "Account/001B")
+    assert merge.value.since == AT.replace(microsecond=0)
+    updated = salesforce_cdc("001M", "UPDATE", AT, {"Name": "Northwind"})
+    updated["payload"]["ChangeEventHeader"]["entityName"] = "Account"
+    with pytest.raises(Ignored) as ignored:
+        from_salesforce_cdc(updated)
+    assert not isinstance(ignored.value, ResyncNeeded)
+
+
+def test_only_a_salesforce_record_id_reaches_a_soql_query() -> None:
+    from services.deals.crm_clients import CrmRefused, soql_id
+
+    assert soql_id("001M00000000001AAA") == "001M00000000001AAA"
+    assert soql_id("001M00000000001") == "001M00000000001"
+    for hostile in ("001' OR Id != '", "001M0000000000", "001M00000000001AAAA", ""):
+        with pytest.raises(CrmRefused):
+            soql_id(hostile)
+
+
 def test_an_ace_opportunity_sums_its_spend_and_skips_an_entry_sized_by_a_link() -> None:
     opportunity = sample("aws_ace_opportunity.json")["getOpportunity"]
     opportunity["Project"]["ExpectedCustomerSpend"] = [
@@ -272,6 +301,25 @@ def test_a_write_back_names_the_crm_record_and_its_own_fields() -> None:
     assert hubspot is not None
     assert (hubspot.portal, hubspot.record_id) == ("44556677", "9")
     assert hubspot.fields["pollinate_partner_id"] == "p-1"
-    # Not linked, or a source whose status updates are not written back: nothing to write.
-    for key in (None, "aws_ace:O1", "microsoft:r1", "hubspot:44556677"):
+    ace = write_back_for("aws_ace:O1", "reg-1", "p-1", approved, AT)
+    assert ace is not None
+    assert (ace.source, ace.record_id, ace.fields["PartnerOpportunityIdentifier"]) == (
+        "aws_ace",
+        "O1",
+        "reg-1",
+    )
+    assert ace.fields["LifeCycle.NextSteps"].startswith("Pollinate registration reg-1")
+    microsoft = write_back_for("microsoft:r1", "reg-1", "p-1", approved, AT)
+    assert microsoft is not None
+    assert microsoft.fields == {
+        "/externalReferenceId": "reg-1",
+        "/status": "Active",
+        "/substatus": "Accepted",
+    }
+    # A review or an expiry is no change of the referral: only the reference is written.
+    review = write_back_for("microsoft:r1", "reg-1", "p-1", RegistrationStatus.EXPIRED, AT)
+    assert review is not None
+    assert review.fields == {"/externalReferenceId": "reg-1"}
+    # Not linked, or a key naming no record: nothing to write.
+    for key in (None, "aws_ace:", "microsoft:", "hubspot:44556677"):
         assert write_back_for(key, "reg-1", "p-1", approved, AT) is None

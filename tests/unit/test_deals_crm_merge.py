@@ -130,3 +130,62 @@ def test_a_held_source_time_without_an_offset_is_read_as_utc() -> None:
     stamps = {"name": "2026-03-02T09:00:10"}
     assert "name" not in merge_crm_change(EMPTY, stamps, change(5, name="Stale"))
     assert merge_crm_change(EMPTY, stamps, change(15, name="Newer"))["name"] == "Newer"
+
+
+def test_after_a_merge_the_first_registered_keeps_the_survivor_and_other_live_ones_are_reviewed() -> (
+    None
+):
+    from services.deals.domain.links import links_after_merge
+
+    approved, pending = RegistrationStatus.APPROVED, RegistrationStatus.PENDING_REVIEW
+    verdict = links_after_merge(
+        [
+            ("late", approved, T0 + timedelta(days=2)),
+            ("first", pending, T0),
+            ("expired", RegistrationStatus.EXPIRED, T0 - timedelta(days=200)),
+            ("middle", RegistrationStatus.SUBMITTED, T0 + timedelta(days=1)),
+        ]
+    )
+    assert (verdict.keeper, verdict.displaced) == ("first", ("middle", "late"))
+
+
+def test_after_a_merge_a_won_registration_keeps_the_survivor_and_a_lone_holder_stays() -> None:
+    from services.deals.domain.links import links_after_merge
+
+    won = RegistrationStatus.WON
+    verdict = links_after_merge(
+        [
+            ("early", RegistrationStatus.APPROVED, T0),
+            ("won", won, T0 + timedelta(days=3)),
+            ("also-won", won, T0 + timedelta(days=4)),
+        ]
+    )
+    # A second won registration cannot be reviewed again: it keeps its link as history.
+    assert (verdict.keeper, verdict.displaced) == ("won", ("early",))
+    alone = links_after_merge([("only", RegistrationStatus.APPROVED, T0)])
+    assert (alone.keeper, alone.displaced) == ("only", ())
+    assert links_after_merge([("lost", RegistrationStatus.LOST, T0)]).keeper is None
+
+
+def test_reconciliation_judges_drift_by_the_merge_rules() -> None:
+    from services.deals.domain.crm import stamp_of
+    from services.deals.domain.reconcile import DriftKind, drift_of, tally
+
+    crm_now = change(60, stage=DealStage.NEGOTIATION, amount=Decimal("100"))
+    assert drift_of(crm_now, None, {}).kind is DriftKind.MISSING_HERE  # type: ignore[union-attr]
+    gone = change(60, "deleted")
+    assert drift_of(gone, None, {}) is None
+    held = {**EMPTY, "stage": "prospecting", "amount": Decimal("100")}
+    older = {"stage": stamp_of(change(0)), "amount": stamp_of(change(0))}
+    stale = drift_of(crm_now, held, older)
+    assert stale is not None
+    assert (stale.kind, stale.fields) == (DriftKind.STALE_HERE, ("stage",))
+    # A stage Pollinate holds from a change newer than the CRM's snapshot is not drift.
+    newer = {"stage": stamp_of(change(120)), "amount": stamp_of(change(0))}
+    assert drift_of(crm_now, held, newer) is None
+    deleted = drift_of(gone, held, older)
+    assert deleted is not None
+    assert deleted.kind is DriftKind.DELETED_UPSTREAM
+    assert drift_of(gone, {**held, "deleted": True}, older) is None
+    counts = tally(5, [stale, deleted])
+    assert (counts.in_sync, counts.stale_here, counts.deleted_upstream) == (3, 1, 1)

@@ -26,6 +26,11 @@ def test_deals_writes_its_own_topics_and_notifications_and_reads_what_it_consume
         "deals.opportunities.v1",
         "notifications.partner.v1",
         "deals.dlq.v1",
+        # what each CRM source delivered, exactly as sent
+        "crm.raw.salesforce.v1",
+        "crm.raw.hubspot.v1",
+        "crm.raw.aws-ace.v1",
+        "crm.raw.microsoft.v1",
     }
     # deals reads its own registrations for the CRM write-back.
     assert topics_granted("deals", "READ") == {
@@ -33,6 +38,15 @@ def test_deals_writes_its_own_topics_and_notifications_and_reads_what_it_consume
         "partners.lifecycle.v1",
         "deals.registrations.v1",
     }
+
+
+def test_only_deals_writes_the_raw_crm_topics_and_no_service_reads_them() -> None:
+    raw = {t.name for t in ALL_TOPICS if t.name.startswith("crm.raw.")}
+    assert len(raw) == 4
+    for service in SERVICES:
+        assert not raw & topics_granted(service, "READ")
+        assert bool(raw & topics_granted(service, "WRITE")) == (service == "deals")
+    assert {t.retention_hours for t in ALL_TOPICS if t.name in raw} == {720}
 
 
 def test_no_service_may_write_a_topic_another_service_owns_unless_registered_as_producer() -> None:

@@ -7,7 +7,8 @@ milliseconds and `CloseDate` as days since the epoch).
 Change-event semantics followed: a field absent or null did not change, unless the header's
 `nulledFields` names it (then the CRM cleared it); `sequenceNumber` (with `commitNumber`)
 orders a record's changes of one commit timestamp; UNDELETE restores the record; another
-entity of the same transaction (a lead conversion's Lead, Account, Contact) is ignored."""
+entity of the same transaction (a lead conversion's Lead, Account, Contact) is ignored, except
+an Account's deletion, which may be a merge (`_account_change`)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,8 @@ CLEARED_AS = {
     "Account_Website__c": "customer.domain",
     "BillingCountry__c": "customer.country",
 }
+# A resync request for an Account (a possible merge), not an Opportunity: `Account/<id>`.
+ACCOUNT_RECORD = "Account/"
 _CUSTOMER_FIELDS = ("Account_Name__c", "Account_Website__c", "BillingCountry__c")
 # An Avro `date` is days since the epoch; anything this small cannot be epoch milliseconds of
 # a moment after 1970-01-01T02:46 (no CRM record is older), so it is read as days.
@@ -92,14 +95,11 @@ def from_salesforce_cdc(message: Any) -> list[CrmDealChanged]:
     where = f"{at}.ChangeEventHeader"
     header = obj(require(payload, "ChangeEventHeader", at), where)
     entity = header.get("entityName")
+    if entity == "Account":
+        _account_change(header, where)
     if entity != "Opportunity":
         raise Ignored(f"{where}.entityName is {str(entity)[:64]!r}, not 'Opportunity'")
-    record_ids = tuple(
-        ident(record_id, f"{where}.recordIds[{index}]")
-        for index, record_id in enumerate(
-            array(require(header, "recordIds", where), f"{where}.recordIds")
-        )
-    )
+    record_ids = _record_ids(header, where)
     change = string(require(header, "changeType", where), f"{where}.changeType", 64).upper()
     if change.startswith("GAP_"):
         # An overflow names no record (or Salesforce's wildcard id): the whole entity's
@@ -133,6 +133,35 @@ def from_salesforce_cdc(message: Any) -> list[CrmDealChanged]:
         )
         for record_id in record_ids
     ]
+
+
+def _record_ids(header: dict[str, Any], where: str) -> tuple[str, ...]:
+    return tuple(
+        ident(record_id, f"{where}.recordIds[{index}]")
+        for index, record_id in enumerate(
+            array(require(header, "recordIds", where), f"{where}.recordIds")
+        )
+    )
+
+
+def _account_change(header: dict[str, Any], where: str) -> None:
+    """An Account change matters only as a possible merge. Salesforce merges up to three
+    Accounts as a DELETE change event of the losers (no field values: nothing says it was a
+    merge) and an UPDATE of the master; the losers' Opportunities are re-parented to the master
+    without any Opportunity change event, so their customer changes unseen here. A deleted
+    Account is therefore asked for its `MasterRecordId` (set on a merge's losers, readable
+    through `queryAll` while the record is in the Recycle Bin), and a merge's surviving
+    Account's Opportunities are fetched (crm_resync.py). Other Account changes are ignored."""
+    change = header.get("changeType")
+    if not isinstance(change, str) or change.upper() != "DELETE":
+        return  # ignored, as any other entity's change
+    accounts = tuple(f"{ACCOUNT_RECORD}{record}" for record in _record_ids(header, where))
+    raise ResyncNeeded(
+        f"{where}: a deleted Account may have been merged: its MasterRecordId is fetched and"
+        " the surviving Account's Opportunities with it",
+        accounts,
+        from_epoch_ms(require(header, "commitTimestamp", where), f"{where}.commitTimestamp"),
+    )
 
 
 def _header(header: dict[str, Any], delivery: dict[str, Any], where: str) -> dict[str, Any]:
@@ -258,15 +287,19 @@ RECORD_FIELDS = (
 )
 
 
-def from_salesforce_record(record: Any) -> CrmDealChanged:
+def from_salesforce_record(record: Any, at_least: datetime | None = None) -> CrmDealChanged:
     """An Opportunity as the REST API returns it (sObject GET, or a SOQL query row): a snapshot
-    of the whole record at its `SystemModstamp`. Every field it names is offered, and a null
-    one is cleared, through the same merge rules as a change event (a newer change already
-    merged keeps its fields)."""
+    of the whole record at its `SystemModstamp`, or `at_least` if later (an Account merge
+    re-parents Opportunities without touching their modification stamps, so the fetched state
+    is as of the merge at least). Every field it names is offered, and a null one is cleared,
+    through the same merge rules as a change event (a newer change already merged keeps its
+    fields)."""
     record = obj(record, "record")
     record_id = ident(require(record, "Id", "record"), "record.Id")
     stamp = record.get("SystemModstamp") or require(record, "LastModifiedDate", "record")
     at = _moment(stamp, "record.SystemModstamp")
+    if at_least is not None and at_least > at:
+        at = at_least
     nulled = {field for field in CLEARED_AS if field in record and record[field] is None}
     deleted = record.get("IsDeleted")
     return CrmDealChanged(

@@ -95,7 +95,7 @@ def merge_crm_change(
         if held is not None and _newer_held(held, change):
             return  # a newer value is already held: this delivery is stale for this field
         stamps[field] = at
-        if stored[field] != value:  # the same value again (a repeat) is not a change
+        if stored.get(field) != value:  # the same value again (a repeat) is not a change
             updates[field] = value
 
     for field, value in _offered(change).items():
@@ -129,6 +129,10 @@ def _offered(change: CrmDealChanged) -> dict[str, Any]:
         offered["deleted"] = change.deleted
     elif change.change_type == "deleted":
         offered["deleted"] = True
+    if change.merged_into is not None:  # the survivor's key, downstream moves to it
+        offered["merged_into"] = f"{change.source.value}:{change.merged_into}"
+    elif change.deleted is False:  # restored: merged into nothing any more
+        offered["merged_into"] = None
     return offered
 
 

@@ -41,6 +41,8 @@ class LedgerWhat(StrEnum):
     CLOSED = "closed"  # the linked CRM opportunity closed won or lost
     ESCALATED = "escalated"  # a review past its deadline, escalated
     AUTO_DECIDED = "auto_decided"  # a review past its deadline, decided by policy
+    MERGED = "merged"  # its linked CRM deal was merged into another (the link follows, or
+    # another registration holds the survivor and this one goes to review)
 
 
 @dataclass(frozen=True)

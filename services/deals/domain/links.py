@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 
 from services.deals.domain.customers import Customer
@@ -111,3 +112,39 @@ def decided_with_link(decision: Decision, verdict: LinkVerdict | None) -> Decisi
         reasons=(*decision.reasons, verdict.reason),
         partner_reasons=(*decision.partner_reasons, verdict.reason),
     )
+
+
+@dataclass(frozen=True)
+class MergedLinks:
+    """Who holds a surviving CRM deal after a merge moved other deals' links onto it."""
+
+    keeper: str | None  # the registration that keeps the link (None: nobody holds it)
+    displaced: tuple[str, ...]  # live registrations that lose it and go to review
+
+
+def links_after_merge(
+    linked: Sequence[tuple[str, RegistrationStatus, datetime]],
+) -> MergedLinks:
+    """A CRM deal is held by one registration (`HOLDING_LINK`); a merge can bring several onto
+    the survivor. `linked` is every registration now linked to it: (id, status, submitted).
+
+    One keeps the link: a won one if any (its deal already closed with it; a won registration
+    cannot be reviewed again), else the first submitted, as the rules of engagement rank
+    competing registrations. Every other live one (submitted, approved, pending review) loses
+    the link and goes to review; closed ones (lost, expired, rejected, another won) keep theirs
+    as history, since they hold nothing now or cannot be decided again."""
+    holding = sorted(
+        (submitted, registration_id, status)
+        for registration_id, status, submitted in linked
+        if status in HOLDING_LINK
+    )
+    if len(holding) <= 1:
+        return MergedLinks(holding[0][1] if holding else None, ())
+    won = [h for h in holding if h[2] is RegistrationStatus.WON]
+    keeper = (won or holding)[0][1]
+    displaced = tuple(
+        registration_id
+        for _, registration_id, status in holding
+        if registration_id != keeper and status in LINKABLE
+    )
+    return MergedLinks(keeper, displaced)

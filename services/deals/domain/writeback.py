@@ -1,9 +1,17 @@
 """What Pollinate tells a CRM about one of its deals: the registration decided on it, its
 status and the partner attached. Pure: the write-back use case sends it.
 
-A CRM deal key names where to write: `salesforce:<Opportunity id>` or
-`hubspot:<portal>:<deal id>`. ACE and Microsoft opportunities are not written back (their
-APIs' status updates are not modelled yet)."""
+A CRM deal key names where to write: `salesforce:<Opportunity id>`,
+`hubspot:<portal>:<deal id>`, `aws_ace:<opportunity id>` or `microsoft:<referral id>`.
+
+AWS ACE has no field for a partner programme's decision: Pollinate writes its registration id
+as the opportunity's `PartnerOpportunityIdentifier` (the partner's own record of it) and the
+decision in `LifeCycle.NextSteps`, leaving the stage and AWS's review to their owners. A
+Microsoft referral has a status of its own: the partner accepting it (a registration approved:
+Active/Accepted) or declining it (rejected: Closed/Declined), and the deal's end (won or lost:
+Closed/Won, Closed/Lost); a review, an expiry of the protection window or a submission is not a
+change of the referral, so only its `externalReferenceId` is written then. What Microsoft is
+told never names another partner (the reason stays in Pollinate)."""
 
 from __future__ import annotations
 
@@ -18,6 +26,15 @@ SALESFORCE_FIELDS = {
     "registration": "Pollinate_Registration_Id__c",
     "at": "Pollinate_Decided_At__c",
 }
+# Microsoft's ReferralStatus / ReferralSubstatus for the registration statuses that change
+# the referral.
+MICROSOFT_STATUS = {
+    RegistrationStatus.APPROVED: ("Active", "Accepted"),
+    RegistrationStatus.REJECTED: ("Closed", "Declined"),
+    RegistrationStatus.WON: ("Closed", "Won"),
+    RegistrationStatus.LOST: ("Closed", "Lost"),
+}
+ACE_NEXT_STEPS_MAX = 255  # LifeCycle.NextSteps
 HUBSPOT_PROPERTIES = {
     "status": "pollinate_registration_status",
     "partner": "pollinate_partner_id",
@@ -28,10 +45,12 @@ HUBSPOT_PROPERTIES = {
 
 @dataclass(frozen=True)
 class WriteBack:
-    source: str  # salesforce | hubspot
+    source: str  # salesforce | hubspot | aws_ace | microsoft
     portal: str | None  # HubSpot's account
     record_id: str
-    fields: dict[str, str]  # the CRM's own field (property) names -> values
+    # The CRM's own field (property) names -> values: ACE's as dotted paths in the opportunity
+    # (`LifeCycle.NextSteps`), Microsoft's as JSON Patch paths (`/substatus`).
+    fields: dict[str, str]
 
 
 def write_back_for(
@@ -53,9 +72,34 @@ def write_back_for(
     }
     if source == "salesforce" and rest:
         return WriteBack(source, None, rest, {SALESFORCE_FIELDS[k]: v for k, v in values.items()})
+    if source == "aws_ace" and rest:
+        return WriteBack(source, None, rest, _ace_fields(registration_id, partner_id, status, at))
+    if source == "microsoft" and rest:
+        return WriteBack(source, None, rest, _microsoft_fields(registration_id, status))
     portal, _, deal = rest.partition(":")
     if source == "hubspot" and portal and deal:
         return WriteBack(
             source, portal, deal, {HUBSPOT_PROPERTIES[k]: v for k, v in values.items()}
         )
     return None
+
+
+def _ace_fields(
+    registration_id: str, partner_id: str, status: RegistrationStatus, at: datetime
+) -> dict[str, str]:
+    said = f"Pollinate registration {registration_id} of partner {partner_id}: {status.value}"
+    return {
+        "PartnerOpportunityIdentifier": registration_id,
+        "LifeCycle.NextSteps": f"{said} ({at.isoformat()})"[:ACE_NEXT_STEPS_MAX],
+    }
+
+
+def _microsoft_fields(registration_id: str, status: RegistrationStatus) -> dict[str, str]:
+    fields = {"/externalReferenceId": registration_id}
+    if status in MICROSOFT_STATUS:
+        fields["/status"], fields["/substatus"] = MICROSOFT_STATUS[status]
+    if status is RegistrationStatus.REJECTED:
+        fields["/statusReason"] = (
+            f"registration {registration_id} was not approved under the programme's rules"
+        )
+    return fields
