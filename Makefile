@@ -19,7 +19,7 @@ stack-up:  ## local Kafka (KRaft) + PostgreSQL, no Docker needed
 stack-down:
 	@$(STACK) stop
 
-services-up: install stack-up  ## the five services as separate processes
+services-up: install stack-up  ## the six services as separate processes
 	@deploy/services.sh start
 
 services-down:

@@ -3,7 +3,7 @@ services, and prints what happened: decisions with reasons, credits, earnings, n
 partner as its app received them (a webhook receiver verifying signatures and a live-stream
 reader, examples/partner_app.py), and one trace across the services.
 
-    make demo          # starts Kafka, Postgres and the five services, then runs this
+    make demo          # starts Kafka, Postgres and the six services, then runs this
 
 The stack stays up afterwards (`make stop` stops it); run `make demo` again for another story.
 """

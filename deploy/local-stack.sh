@@ -43,7 +43,7 @@ KAFKA_LIBS="${POLLINATE_KAFKA_LIBS:-$KAFKA_HOME/libs}"
 # One password file per principal (the operators' admin and each service), the owner's alone.
 KAFKA_CREDENTIALS="$KAFKA_HOME/credentials"
 KAFKA_TLS_DIR="$KAFKA_HOME/tls"
-KAFKA_PRINCIPALS="admin onboarding deals attribution incentives notifications"
+KAFKA_PRINCIPALS="admin onboarding deals attribution incentives notifications programme"
 PYTHON="${POLLINATE_PYTHON:-$ROOT/.venv/bin/python}"
 # The platform's token signing key pair (shared/identity.py), made here once: no committed key.
 TOKEN_KEYS="$WORK/identity/keys.json"

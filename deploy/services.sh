@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Run the five services as separate OS processes against the local stack, and the portal (the
+# Run the six services as separate OS processes against the local stack, and the portal (the
 # web front end: no database, no Kafka; it calls the services over HTTP) in front of them.
 #   deploy/services.sh start|stop|status
-# Ports: portal 8000, onboarding 8001, deals 8002, attribution 8003, incentives 8004, notifications 8005.
+# Ports: portal 8000, onboarding 8001, deals 8002, attribution 8003, incentives 8004, notifications 8005,
+# programme 8006.
 # Logs in .work/services/.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RUN="$ROOT/.work/services"
 PY="$ROOT/.venv/bin/python"
-declare -A PORTS=([onboarding]=8001 [deals]=8002 [attribution]=8003 [incentives]=8004 [notifications]=8005)
+declare -A PORTS=([onboarding]=8001 [deals]=8002 [attribution]=8003 [incentives]=8004 [notifications]=8005 [programme]=8006)
 eval "$("$ROOT/deploy/local-stack.sh" env)"
 mkdir -p "$RUN"
 cd "$ROOT"

@@ -17,17 +17,21 @@ from shared.clock import now
 from shared.events import Envelope
 from shared.events.notifications import (
     AnyNotificationKind,
+    AnyPartnerNotification,
     NotificationKind,
     NotificationKindV2,
+    NotificationKindV3,
     PartnerNotification,
     PartnerNotificationV2,
     PartnerNotificationV3,
+    PartnerNotificationV4,
 )
 from shared.outbox import OutgoingEvent
 from shared.topics import PARTNER_NOTIFICATIONS
 
 _V1_KINDS = frozenset(kind.value for kind in NotificationKind)
 _V2_KINDS = frozenset(kind.value for kind in NotificationKindV2)
+_V3_KINDS = frozenset(kind.value for kind in NotificationKindV3)
 NOTIFICATION_NAMESPACE = uuid.UUID("3f4c2b8e-8d1a-4f0e-9b6a-5e2d7c1a9f40")
 
 
@@ -55,12 +59,14 @@ def notify(
     recipient = recipient or partner_id
     identity = notification_id(kind, recipient, about)
     # A kind goes out in the oldest version that names it (its consumers know it).
-    contract: type[PartnerNotification | PartnerNotificationV2 | PartnerNotificationV3] = (
+    contract: type[AnyPartnerNotification] = (
         PartnerNotification
         if kind.value in _V1_KINDS
         else PartnerNotificationV2
         if kind.value in _V2_KINDS
         else PartnerNotificationV3
+        if kind.value in _V3_KINDS
+        else PartnerNotificationV4
     )
     note = contract.model_validate(
         {

@@ -21,7 +21,7 @@ from shared.kafka_client import KafkaConnection
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("onboarding", "deals", "attribution", "incentives", "notifications")
+SERVICES = ("onboarding", "deals", "attribution", "incentives", "notifications", "programme")
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ DEAL_REGISTRATIONS = Topic(
         "registration.review_escalated.v1",
     ),
     # deals itself: its CRM write-back tells the originating CRM what was decided.
-    consumers=("attribution", "deals"),
+    consumers=("attribution", "deals", "programme"),
     aggregate="registration_id",
 )
 DEAL_OPPORTUNITIES = Topic(
@@ -93,7 +93,7 @@ PARTNER_LIFECYCLE = Topic(
     "Partner lifecycle: approved, activated, tier changed, authorisations, suspended, expelled.",
     events=("partner.state_changed.v1",),
     # Every service: deals and incentives keep a projection; all follow who lost access.
-    consumers=("deals", "incentives", "attribution", "onboarding", "notifications"),
+    consumers=("deals", "incentives", "attribution", "onboarding", "notifications", "programme"),
     aggregate="partner_id",
 )
 ATTRIBUTION_CREDITS = Topic(
@@ -103,7 +103,7 @@ ATTRIBUTION_CREDITS = Topic(
     6,
     "Revenue credits per partner and their corrections (reversal + new credit).",
     events=("credit.issued.v1", "credit.reversed.v1"),
-    consumers=("incentives", "onboarding"),
+    consumers=("incentives", "onboarding", "programme"),
     aggregate="deal_key",
 )
 INCENTIVE_LEDGER = Topic(
@@ -120,8 +120,9 @@ INCENTIVE_LEDGER = Topic(
         "incentive.mdf_claim_decided.v1",
         "incentive.payout_recorded.v1",
     ),
-    # Payouts and expired MDF reach partners as messages of the notifications service.
-    consumers=("notifications",),
+    # Payouts and expired MDF reach partners as messages of the notifications service; the
+    # programme's KPIs count the spend.
+    consumers=("notifications", "programme"),
     aggregate="partner_id",
 )
 PARTNER_PROGRAMME = Topic(
@@ -160,10 +161,34 @@ PARTNER_NOTIFICATIONS = Topic(
     "Notifications for partners and the direct account owners their events concern: one "
     "partner's messages share a key and stay ordered. Internal: the notifications service files "
     "them per recipient and delivers them (inbox, stream, webhooks, e-mail).",
-    producers=("deals", "incentives", "onboarding", "attribution"),
-    events=("notification.partner.v1", "notification.partner.v2", "notification.partner.v3"),
+    producers=("deals", "incentives", "onboarding", "attribution", "programme"),
+    events=(
+        "notification.partner.v1",
+        "notification.partner.v2",
+        "notification.partner.v3",
+        "notification.partner.v4",
+    ),
     consumers=("notifications",),
     aggregate="partner_id",
+)
+PROGRAMME_VOICE = Topic(
+    "programme.voice.v1",
+    "programme",
+    "partner id",
+    6,
+    "Partner voice: every survey answer (score and NPS category; never the comment or the "
+    "person), for health signals.",
+    events=("programme.survey_answered.v1",),
+    aggregate="partner_id",
+)
+PROGRAMME_KPIS = Topic(
+    "programme.kpis.v1",
+    "programme",
+    "quarter",
+    1,
+    "Programme KPI snapshots for dashboards: a quarter's headline figures, whenever they change.",
+    events=("programme.kpi_snapshot.v1",),
+    aggregate="quarter",
 )
 
 
@@ -221,6 +246,8 @@ ALL_TOPICS: tuple[Topic, ...] = (
     PARTNER_PROGRAMME,
     PARTNER_HEALTH,
     PARTNER_NOTIFICATIONS,
+    PROGRAMME_VOICE,
+    PROGRAMME_KPIS,
     *RAW_CRM_TOPICS,
     *DEAD_LETTERS,
 )

@@ -10,7 +10,7 @@ set_password() {  # role, password: psql quotes both (variables are read from st
 ALTER ROLE :"role" PASSWORD :'password';
 SQL
 }
-for service in onboarding deals attribution incentives notifications; do
+for service in onboarding deals attribution incentives notifications programme; do
   runtime="${service^^}_DB_PASSWORD"
   owner="${service^^}_DB_OWNER_PASSWORD"
   : "${!runtime:?set $runtime}" "${!owner:?set $owner}"

@@ -68,4 +68,4 @@ REVOKE ALL ON FUNCTION platform_admin.provision_service(text, text, text) FROM P
 DROP FUNCTION IF EXISTS platform_admin.provision_service(text, text);
 
 SELECT platform_admin.provision_service(svc, svc || '_svc', svc || '_owner')
-FROM unnest(ARRAY['onboarding', 'deals', 'attribution', 'incentives', 'notifications']) AS svc;
+FROM unnest(ARRAY['onboarding', 'deals', 'attribution', 'incentives', 'notifications', 'programme']) AS svc;

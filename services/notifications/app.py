@@ -17,6 +17,7 @@ from shared.events.notifications import (
     PartnerNotification,
     PartnerNotificationV2,
     PartnerNotificationV3,
+    PartnerNotificationV4,
 )
 from shared.service import Platform, ServiceDefinition
 from shared.topics import INCENTIVE_LEDGER, PARTNER_NOTIFICATIONS
@@ -63,6 +64,7 @@ def wire(platform: Platform) -> None:
     messages.handles_batch(PartnerNotification)(handlers.on_notifications)
     messages.handles_batch(PartnerNotificationV2)(handlers.on_notifications_v2)
     messages.handles_batch(PartnerNotificationV3)(handlers.on_notifications_v3)
+    messages.handles_batch(PartnerNotificationV4)(handlers.on_notifications_v4)
     ledger = platform.consumer("ledger", [INCENTIVE_LEDGER])
     ledger.handles_batch(PayoutRecorded)(handlers.on_payouts)
     ledger.handles_batch(MdfExpired)(handlers.on_mdf_expiry)

@@ -12,6 +12,7 @@ from shared.events.notifications import (
     PartnerNotification,
     PartnerNotificationV2,
     PartnerNotificationV3,
+    PartnerNotificationV4,
 )
 
 
@@ -32,7 +33,14 @@ async def on_notifications_v2(
 async def on_notifications_v3(
     ctx: HandlerContext, events: list[Envelope[PartnerNotificationV3]]
 ) -> None:
-    """The kinds v2 cannot name (onboarding's person reminders, account managers)."""
+    """The kinds v2 cannot name (onboarding's person reminders and account managers)."""
+    await inbox.receive(ctx.conn, [event.data for event in events])
+
+
+async def on_notifications_v4(
+    ctx: HandlerContext, events: list[Envelope[PartnerNotificationV4]]
+) -> None:
+    """The kinds v3 cannot name (the programme's surveys), filed the same way."""
     await inbox.receive(ctx.conn, [event.data for event in events])
 
 

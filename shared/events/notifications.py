@@ -156,7 +156,62 @@ class PartnerNotificationV3(EventPayload):
     )
 
 
+class NotificationKindV4(StrEnum):
+    """Every v2 kind, and what v2 cannot name (a v2 consumer would refuse a new value of
+    `kind`, so these travel as `notification.partner.v4` on the same topic)."""
+
+    REGISTRATION_APPROVED = "registration_approved"
+    REGISTRATION_REJECTED = "registration_rejected"
+    CONFLICT = "conflict"
+    PENDING_REVIEW = "pending_review"
+    EXPIRING_SOON = "expiring_soon"
+    EXPIRED = "expired"
+    DIRECT_SALES_CONFLICT = "direct_sales_conflict"
+    CO_SELL = "co_sell"
+    OVERLAP_HINT = "overlap_hint"
+    CREDIT_ISSUED = "credit_issued"
+    CREDIT_REVERSED = "credit_reversed"
+    EARNING = "earning"
+    CLAWBACK = "clawback"
+    MDF_CLAIM = "mdf_claim"
+    PARTNER_STATUS = "partner_status"
+    TIER_CHANGED = "tier_changed"
+    REQUALIFICATION = "requalification"
+    REGISTRATION_EXTENDED = "registration_extended"
+    REGISTRATION_WON = "registration_won"
+    REGISTRATION_LOST = "registration_lost"
+    REVIEW_REMINDER = "review_reminder"
+    REVIEW_ESCALATED = "review_escalated"
+    CERTIFICATION_EXPIRING = "certification_expiring"
+    PARTNER_MANAGER = "partner_manager"
+    # programme, v4 only
+    SURVEY = "survey"  # a satisfaction survey the partner's people are asked to answer
+
+
+@event_type("notification.partner.v4")
+class PartnerNotificationV4(EventPayload):
+    """`notification.partner.v3` with the kinds v3 cannot carry (NotificationKindV4). Emitted
+    only for those kinds: older consumers ignore the type, a v4 consumer reads all four."""
+
+    notification_id: str
+    partner_id: str
+    recipient: str
+    kind: NotificationKindV4
+    subject: str
+    body: str
+    registration_id: str | None = None
+    deal_key: str | None = None
+    created_at: UtcDatetime
+    ingested_at: UtcDatetime | None = Field(
+        default=None, description="when the upstream change behind this message entered Pollinate"
+    )
+
+
 # What the notifications service files: any version (the same fields; each version's kinds
 # are a superset of the one before).
-AnyPartnerNotification = PartnerNotification | PartnerNotificationV2 | PartnerNotificationV3
-AnyNotificationKind = NotificationKind | NotificationKindV2 | NotificationKindV3
+AnyPartnerNotification = (
+    PartnerNotification | PartnerNotificationV2 | PartnerNotificationV3 | PartnerNotificationV4
+)
+AnyNotificationKind = (
+    NotificationKind | NotificationKindV2 | NotificationKindV3 | NotificationKindV4
+)

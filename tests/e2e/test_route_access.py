@@ -46,6 +46,8 @@ PARAMETERS = {
     "service": "deals",
     "version": "route-access-none",
     "appeal_id": "apl_route_access",
+    "year": "2026",
+    "survey_id": "00000000-0000-4000-8000-000000000003",
 }
 # A role to try where a route does not admit it, in order of preference.
 OUTSIDERS = (Role.SYSTEM, Role.FINANCE, Role.PARTNER_USER, Role.CHANNEL_MANAGER)
@@ -146,6 +148,9 @@ async def suspended_partner(fleet: Fleet, infra: Infra) -> str:
                 await client.get(
                     f"{fleet.url('notifications')}/partners/{partner_id}/notifications",
                     headers=headers,
+                ),
+                await client.get(
+                    f"{fleet.url('programme')}/partners/{partner_id}/plans", headers=headers
                 ),
             ]
             return all(p.status_code == 403 for p in probes)

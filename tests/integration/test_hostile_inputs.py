@@ -32,10 +32,10 @@ EXAMPLES = 40  # per route: with 51 routes about 2000 requests, in well under a 
 
 @pytest.fixture(scope="module")
 async def urls(infra: Infra, deals_instances: list[str]) -> AsyncIterator[dict[str, str]]:
-    """The five services (deals: the package's instances), and a partner deals knows."""
+    """The six services (deals: the package's instances), and a partner deals knows."""
     async with AsyncExitStack() as stack:
         found = {"deals": deals_instances[0]}
-        for service in ("onboarding", "attribution", "incentives", "notifications"):
+        for service in ("onboarding", "attribution", "incentives", "notifications", "programme"):
             [found[service]] = await stack.enter_async_context(service_processes(infra, service))
         await partners_onboarded(infra, PARTNER)
         yield found
@@ -744,7 +744,14 @@ async def test_a_look_alike_customer_name_still_conflicts(
 
 OPERATIONS = [
     op
-    for service in ("onboarding", "deals", "attribution", "incentives", "notifications")
+    for service in (
+        "onboarding",
+        "deals",
+        "attribution",
+        "incentives",
+        "notifications",
+        "programme",
+    )
     for op in operations(service)
 ]
 

@@ -27,6 +27,7 @@ from shared.events.notifications import NotificationKind, PartnerNotification
 from shared.events.opportunities import DealStateChanged
 from shared.events.partners import PartnerChange, PartnerStateChanged, PartnerStatus
 from shared.events.programme import PartnerEnablementMeasured
+from shared.events.programme_service import SurveyAnswered
 from shared.events.registrations import (
     RegistrationDecided,
     RegistrationStatus,
@@ -318,3 +319,17 @@ def partner_enablement_measured(**fields: Any) -> PartnerEnablementMeasured:
         "reasons": ("training completion 2/4 people with a learning path",),
     }
     return PartnerEnablementMeasured(**(values | fields))
+
+
+def survey_answered(**fields: Any) -> SurveyAnswered:
+    values: dict[str, Any] = {
+        "answer_id": str(uuid.uuid4()),
+        "survey_id": str(uuid.uuid4()),
+        "partner_id": _id("p"),
+        "score": 9,
+        "category": "promoter",
+        "tier": "gold",
+        "partner_type": "gsi",
+        "answered_at": AT,
+    }
+    return SurveyAnswered(**(values | fields))

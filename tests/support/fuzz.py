@@ -284,8 +284,11 @@ def requests(
 
 def unsafe_for_shared_state(op: Operation) -> bool:
     """Admin runs that act on every record at a moment of the caller's choosing (expiry,
-    requalification, the programme year, health scoring, enablement announcements): fuzzed
-    without the admin token, so other tests' data is not moved."""
+    requalification, the programme year, health scoring, enablement announcements), and a
+    survey (sent to every active partner): fuzzed without the admin token, so other tests'
+    data is not moved."""
+    if op.method == "POST" and op.path == "/surveys":
+        return True
     return bool(
         re.search(
             r"/(expiry|requalification|certification-reminders|programme-year|health"

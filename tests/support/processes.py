@@ -25,7 +25,7 @@ from tests.support.tokens import ADMIN as ADMIN
 from tests.support.tokens import ADMIN_TOKEN as ADMIN_TOKEN
 from tests.support.tokens import auth as auth
 
-SERVICES = ("onboarding", "deals", "attribution", "incentives", "notifications")
+SERVICES = ("onboarding", "deals", "attribution", "incentives", "notifications", "programme")
 LOGS = ROOT / ".work" / "e2e"
 
 

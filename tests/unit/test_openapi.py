@@ -21,7 +21,14 @@ def app_of(service: str) -> Any:
 
 
 def test_every_service_is_described() -> None:
-    assert SERVICES == ["attribution", "deals", "incentives", "notifications", "onboarding"]
+    assert SERVICES == [
+        "attribution",
+        "deals",
+        "incentives",
+        "notifications",
+        "onboarding",
+        "programme",
+    ]
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -17,13 +17,13 @@ from standardwebhooks.webhooks import Webhook
 from services.notifications.domain import cursor, ledger_messages
 from services.notifications.domain.messages import Message
 from shared.errors import Unprocessable
-from shared.events.notifications import NotificationKindV3
+from shared.events.notifications import NotificationKindV4
 
 # The kinds a message may have: the platform's notification kinds, the ledger entries this
 # service turns into messages, and the one it files itself when it disables an endpoint.
 WEBHOOK_DISABLED = "webhook_disabled"
 KINDS = frozenset(
-    {kind.value for kind in NotificationKindV3}
+    {kind.value for kind in NotificationKindV4}
     | {WEBHOOK_DISABLED, ledger_messages.PAYOUT}
     | {ledger_messages.MDF_EXPIRED}
 )

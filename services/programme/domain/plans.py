@@ -1,0 +1,84 @@
+"""Joint business plans: the goals a channel manager and a partner agree for a year, the
+plan's states, and how a quarterly review compares goals with actuals.
+
+States: a manager proposes (revision 1); the partner accepts or declines a proposed plan; the
+manager may revise any plan (the next revision, proposed again: goals changed after acceptance
+need accepting again). Only an accepted plan is reviewed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from services.programme.domain.figures import ratio
+from services.programme.domain.quarters import Quarter
+from shared.errors import Conflict, Unprocessable
+
+
+class PlanState(StrEnum):
+    PROPOSED = "proposed"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+
+
+def answer(state: PlanState, accept: bool) -> PlanState:
+    """The partner's answer to a plan: only a proposed plan can be answered."""
+    if state is not PlanState.PROPOSED:
+        raise Conflict(
+            f"the plan is {state.value}: only a proposed plan can be accepted or declined"
+        )
+    return PlanState.ACCEPTED if accept else PlanState.DECLINED
+
+
+def check_reviewable(state: PlanState, year: int, quarter: Quarter) -> None:
+    if state is not PlanState.ACCEPTED:
+        raise Conflict(f"the plan is {state.value}: only an accepted plan is reviewed")
+    if quarter.year != year:
+        raise Unprocessable(f"quarter {quarter} is not in the plan's year {year}")
+
+
+@dataclass(frozen=True)
+class Goals:
+    sourced_revenue: Decimal
+    certifications: int
+    new_logos: int
+    co_marketing_campaigns: int
+
+
+@dataclass(frozen=True)
+class Actuals:
+    """What the partner achieved in the plan year up to the end of a quarter, each from the
+    service that owns it."""
+
+    sourced_revenue: Decimal  # attribution: sourced credits net of reversals
+    certifications: int  # onboarding: competencies held at the quarter's end
+    new_logos: int  # incentives: deals that earned the new-logo kicker (not clawed back)
+    co_marketing_campaigns: int  # incentives: MDF claims approved (co-marketing funded)
+
+
+@dataclass(frozen=True)
+class Line:
+    goal_name: str
+    source: str
+    goal: Decimal
+    actual: Decimal
+    attainment: Decimal | None  # actual / goal; None for a goal of zero
+
+
+# (goal, the service whose events give the actual)
+MEASURES = (
+    ("sourced_revenue", "attribution"),
+    ("certifications", "onboarding"),
+    ("new_logos", "incentives"),
+    ("co_marketing_campaigns", "incentives"),
+)
+
+
+def compare(goals: Goals, actuals: Actuals) -> list[Line]:
+    lines = []
+    for name, source in MEASURES:
+        goal, actual = Decimal(getattr(goals, name)), Decimal(getattr(actuals, name))
+        lines.append(Line(name, source, goal, actual, ratio(actual, goal)))
+    return lines

@@ -1,0 +1,173 @@
+"""The consumers' handlers: each event that matters to a programme figure becomes a fact
+(repository.py); the figures are computed when they are read (views.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from services.programme import repository
+from services.programme.domain.decisions import (
+    RegistrationMove,
+    first_decision,
+    onboarding_decision,
+    status_move,
+)
+from services.programme.domain.quarters import Quarter, quarter_of_period
+from services.programme.repository import MoveRow, SpendEntry
+from shared.consumer import HandlerContext
+from shared.events import Envelope
+from shared.events.attribution import CreditIssued, CreditReversed
+from shared.events.incentives import (
+    IncentiveEarned,
+    IncentiveReversed,
+    MdfAccrued,
+    MdfClaimDecided,
+)
+from shared.events.partners import PartnerStateChanged
+from shared.events.registrations import RegistrationDecided, RegistrationStatusChanged
+
+
+async def on_partner_versions(
+    ctx: HandlerContext, events: list[Envelope[PartnerStateChanged]]
+) -> None:
+    versions = []
+    for event in events:
+        partner = event.data
+        decided = onboarding_decision(partner.change, partner.previous_status, partner.reason)
+        versions.append((partner, decided.value if decided is not None else None))
+    await repository.record_partner_versions(ctx.conn, versions)
+
+
+async def on_credits(ctx: HandlerContext, events: list[Envelope[CreditIssued]]) -> None:
+    await repository.record_credits(ctx.conn, [event.data for event in events])
+
+
+async def on_reversals(ctx: HandlerContext, events: list[Envelope[CreditReversed]]) -> None:
+    await repository.record_reversals(ctx.conn, [event.data for event in events])
+
+
+def _move_row(
+    event: Envelope[RegistrationDecided] | Envelope[RegistrationStatusChanged],
+    move: RegistrationMove | None,
+    at: datetime,
+) -> list[MoveRow]:
+    if move is None:
+        return []
+    return [
+        MoveRow(
+            event_id=event.id,
+            registration_id=event.data.registration_id,
+            partner_id=event.data.partner_id,
+            move=move.kind.value,
+            outcome=move.outcome.value if move.outcome is not None else None,
+            automatic=move.automatic,
+            at_submission=move.at_submission,
+            at=at,
+        )
+    ]
+
+
+async def on_registrations_decided(
+    ctx: HandlerContext, events: list[Envelope[RegistrationDecided]]
+) -> None:
+    rows: list[MoveRow] = []
+    for event in events:
+        rows += _move_row(event, first_decision(event.data.status), event.data.decided_at)
+    await repository.record_registration_moves(ctx.conn, rows)
+
+
+async def on_registration_changes(
+    ctx: HandlerContext, events: list[Envelope[RegistrationStatusChanged]]
+) -> None:
+    rows: list[MoveRow] = []
+    for event in events:
+        change = event.data
+        move = status_move(change.previous_status, change.status, change.reason)
+        rows += _move_row(event, move, change.changed_at)
+    await repository.record_registration_moves(ctx.conn, rows)
+
+
+async def on_earnings(ctx: HandlerContext, events: list[Envelope[IncentiveEarned]]) -> None:
+    await repository.record_spend(
+        ctx.conn,
+        [
+            SpendEntry(
+                e.entry_id,
+                e.partner_id,
+                "incentive",
+                e.credit_id,
+                quarter_of_period(e.period),
+                e.amount,
+                e.currency,
+                e.earned_at,
+                e.program_rule,
+                e.deal_key,
+            )
+            for e in (event.data for event in events)
+        ],
+    )
+
+
+async def on_clawbacks(ctx: HandlerContext, events: list[Envelope[IncentiveReversed]]) -> None:
+    """A clawback takes back an earning (ledger `incentive`) or an MDF accrual (`mdf`)."""
+    await repository.record_spend(
+        ctx.conn,
+        [
+            SpendEntry(
+                e.entry_id,
+                e.partner_id,
+                "incentive" if e.ledger == "incentive" else "mdf_accrual",
+                e.credit_id,
+                quarter_of_period(e.period),
+                -e.amount,
+                e.currency,
+                e.reversed_at,
+                e.program_rule,
+                e.deal_key,
+            )
+            for e in (event.data for event in events)
+        ],
+    )
+
+
+async def on_mdf_accruals(ctx: HandlerContext, events: list[Envelope[MdfAccrued]]) -> None:
+    await repository.record_spend(
+        ctx.conn,
+        [
+            SpendEntry(
+                e.entry_id,
+                e.partner_id,
+                "mdf_accrual",
+                e.credit_id,
+                quarter_of_period(e.period),
+                e.amount,
+                e.currency,
+                e.accrued_at,
+                e.program_rule,
+                e.deal_key,
+            )
+            for e in (event.data for event in events)
+        ],
+    )
+
+
+async def on_mdf_claims(ctx: HandlerContext, events: list[Envelope[MdfClaimDecided]]) -> None:
+    """MDF spent: an approved claim (its ledger debit names the entry). A rejected claim
+    spends nothing."""
+    await repository.record_spend(
+        ctx.conn,
+        [
+            SpendEntry(
+                e.entry_id or f"claim:{e.claim_id}",
+                e.partner_id,
+                "mdf_claim",
+                None,
+                str(Quarter.of(e.decided_at.date())),
+                e.amount,
+                e.currency,
+                e.decided_at,
+            )
+            for e in (event.data for event in events)
+            if e.status == "approved"
+        ],
+    )
