@@ -57,7 +57,8 @@ start_portal() {
   if running portal; then echo "portal already running"; return; fi
   PORTAL_ONBOARDING_URL="http://127.0.0.1:${PORTS[onboarding]}" PORTAL_DEALS_URL="http://127.0.0.1:${PORTS[deals]}" \
   PORTAL_ATTRIBUTION_URL="http://127.0.0.1:${PORTS[attribution]}" PORTAL_INCENTIVES_URL="http://127.0.0.1:${PORTS[incentives]}" \
-  PORTAL_NOTIFICATIONS_URL="http://127.0.0.1:${PORTS[notifications]}" HTTP_PORT="$PORTAL_PORT" \
+  PORTAL_NOTIFICATIONS_URL="http://127.0.0.1:${PORTS[notifications]}" \
+  PORTAL_PROGRAMME_URL="http://127.0.0.1:${PORTS[programme]}" HTTP_PORT="$PORTAL_PORT" \
     setsid "$PY" -m services.portal >>"$RUN/portal.log" 2>&1 </dev/null &
   echo $! > "$RUN/portal.pid"
 }

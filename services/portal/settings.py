@@ -24,6 +24,7 @@ class PortalSettings(BaseSettings):
     portal_attribution_url: str = "http://127.0.0.1:8003"
     portal_incentives_url: str = "http://127.0.0.1:8004"
     portal_notifications_url: str = "http://127.0.0.1:8005"
+    portal_programme_url: str = "http://127.0.0.1:8006"
     # How long a call to a service may take before the page says that service is unavailable.
     portal_backend_timeout_seconds: float = Field(default=10.0, gt=0)
 

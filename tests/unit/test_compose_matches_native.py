@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from services.deals.settings import DealsSettings
+from services.portal.settings import PortalSettings
 from shared.kafka_client import KafkaConnection
 from shared.settings import ServiceSettings
 from shared.topics import SERVICES
@@ -142,3 +143,17 @@ def test_compose_opens_no_crm_source_on_a_committed_credential() -> None:
     credentials += ["DEALS_AWS_ACE_API_KEY", "DEALS_MICROSOFT_CERTIFICATE_ISSUERS"]
     for name in credentials:
         assert deals[name] == f"${{{name}-}}", name
+
+
+def test_the_portal_knows_where_every_service_is_natively_and_in_compose() -> None:
+    """The console walks every service (dead letters): a service the portal has no address
+    for made that page fail."""
+    settings = PortalSettings()
+    portal = compose()["services"]["portal"]
+    for name in SERVICES:
+        assert settings.url_of(name).startswith("http://127.0.0.1:")
+        assert portal["environment"][f"PORTAL_{name.upper()}_URL"] == f"http://{name}:8000"
+        assert name in portal["depends_on"]
+    native = (ROOT / "deploy" / "services.sh").read_text()
+    for name in SERVICES:
+        assert f'PORTAL_{name.upper()}_URL="http://127.0.0.1:${{PORTS[{name}]}}"' in native
