@@ -15,8 +15,8 @@ import pytest
 from deploy.story import Partner, Story
 from tests.support.notifications import WebhookReceiver
 from tests.support.onboarding import strong_application
-from tests.support.polling import NeverHappened, eventually
-from tests.support.portal import chromium, screenshot
+from tests.support.polling import eventually
+from tests.support.portal import chromium, page_shows, screenshot
 from tests.support.processes import ADMIN_TOKEN, Fleet
 
 pytestmark = pytest.mark.e2e
@@ -50,26 +50,6 @@ async def register(fleet: Fleet, partner: Partner, customer: str) -> dict[str, A
     assert answer.status_code == 201, answer.text
     decision: dict[str, Any] = answer.json()
     return decision
-
-
-async def page_shows(browser: Any, selector: str, text: str, what: str) -> None:
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.common.by import By
-
-    async def shown() -> bool:
-        try:
-            found = browser.find_elements(By.CSS_SELECTOR, selector)
-            return any(text in element.text for element in found)
-        except StaleElementReferenceException:  # the page changed under the look: look again
-            return False
-
-    try:
-        await eventually(shown, 30, what=what, every=0.2)
-    except NeverHappened as error:
-        screenshot(browser, "failed-" + "-".join(what.split()))
-        raise NeverHappened(
-            f"{what}; the page read: {browser.find_element(By.TAG_NAME, 'main').text}"
-        ) from error
 
 
 async def sign_in(browser: Any, portal: str, token: str) -> None:

@@ -28,7 +28,7 @@ from tests.support import kafka
 from tests.support.factories import credit_issued
 from tests.support.fuzz import Operation, operations, requests
 from tests.support.infra import Infra
-from tests.support.onboarding import SMALL_PROGRAM, strong_application
+from tests.support.onboarding import SMALL_PROGRAM, active_partner
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, service_processes
 from tests.support.tokens import ENABLEMENT_SYSTEM, auth, bearer, token
@@ -50,24 +50,6 @@ async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> 
     }
     async with service_processes(infra, "onboarding", env=env) as urls:
         yield urls[0]
-
-
-async def active_partner(client: httpx.AsyncClient, url: str, domain: str) -> str:
-    """A strong application, approved, its checklist completed: active in the base tier."""
-    applied = await client.post(f"{url}/applications", json=strong_application(domain))
-    assert applied.status_code == 201, applied.text
-    pid: str = applied.json()["partner_id"]
-    decided = await client.post(
-        f"{url}/applications/{pid}/decision", headers=ADMIN, json={"approve": True}
-    )
-    assert decided.status_code == 200, decided.text
-    for item in ("profile_complete", "agreement_signed", "first_enablement_done"):
-        done = await client.post(
-            f"{url}/partners/{pid}/checklist/{item}", headers=ADMIN, json={"evidence": "ref-1"}
-        )
-        assert done.status_code == 200, done.text
-    assert done.json()["status"] == "active"
-    return pid
 
 
 async def give_revenue(infra: Infra, partner_id: str, amount: str) -> None:
@@ -135,7 +117,7 @@ async def test_statements_for_two_people_certify_then_a_leaver_starts_grace(
     tess = {"account": {"homePage": LMS, "name": f"tess-{run}"}}
     now = datetime.now(UTC)
     async with httpx.AsyncClient(timeout=30) as client:
-        pid = await active_partner(client, onboarding, domain)
+        pid = await active_partner(client, onboarding, domain, ADMIN)
         await give_revenue(infra, pid, "3000.00")
 
         async def revenue_counted() -> bool:
@@ -361,7 +343,7 @@ async def test_learning_paths_show_each_persons_progress_in_module_order(
     now = datetime.now(UTC)
     fundamentals, deep_dive = f"{MODULE_BASE}data/fundamentals", f"{MODULE_BASE}data/sales"
     async with httpx.AsyncClient(timeout=30) as client:
-        pid = await active_partner(client, onboarding, domain)
+        pid = await active_partner(client, onboarding, domain, ADMIN)
         for email, role in ((f"ada@{domain}", "sales"), (f"cy@{domain}", "customer_success")):
             added = await client.post(
                 f"{onboarding}/partners/{pid}/people",
@@ -434,7 +416,7 @@ async def test_an_expiring_certification_is_reminded_once_per_window_until_renew
     rae = {"mbox": f"mailto:rae@{domain}"}
     now = datetime.now(UTC)
     async with httpx.AsyncClient(timeout=30) as client:
-        pid = await active_partner(client, onboarding, domain)
+        pid = await active_partner(client, onboarding, domain, ADMIN)
         added = await client.post(
             f"{onboarding}/partners/{pid}/people",
             headers=ADMIN,
@@ -501,7 +483,7 @@ async def test_a_gated_product_becomes_registrable_only_once_the_competency_exis
     domain = f"gated-{run}.example"
     deals = deals_instances[0]
     async with httpx.AsyncClient(timeout=30) as client:
-        pid = await active_partner(client, onboarding, domain)  # applied for data and ai
+        pid = await active_partner(client, onboarding, domain, ADMIN)  # applied for data and ai
 
         async def deals_authorises() -> list[str] | None:
             """The products deals authorises the partner for, once it knows it is active (an
@@ -566,7 +548,7 @@ async def test_resources_meant_for_a_partner_and_engagement_count_towards_its_he
     run = uuid.uuid4().hex[:8]
     domain = f"library-{run}.example"
     async with httpx.AsyncClient(timeout=30) as client:
-        pid = await active_partner(client, onboarding, domain)  # a gsi, registered tier
+        pid = await active_partner(client, onboarding, domain, ADMIN)  # a gsi, registered tier
         published = {}
         for name, kind, extra in (
             ("gsi-playbook", "playbook", {"partner_types": ["gsi"]}),
@@ -684,7 +666,7 @@ async def test_concurrent_repeats_and_a_racing_registration_certify_exactly_once
     domain = f"race-{run}.example"
     now = datetime.now(UTC)
     async with httpx.AsyncClient(timeout=60) as client:
-        pid = await active_partner(client, onboarding, domain)
+        pid = await active_partner(client, onboarding, domain, ADMIN)
         people = [f"p{i}@{domain}" for i in range(4)]
         sent = [
             statement(
@@ -740,7 +722,7 @@ async def test_a_voided_pass_takes_its_certification_back_even_before_it_arrives
     domain = f"void-{run}.example"
     now = datetime.now(UTC)
     async with httpx.AsyncClient(timeout=30) as client:
-        pid = await active_partner(client, onboarding, domain)
+        pid = await active_partner(client, onboarding, domain, ADMIN)
         ids = {}
         for person, role in (("val", "sales"), ("vic", "technical")):
             added = await client.post(
@@ -830,7 +812,7 @@ async def test_a_pass_racing_its_holders_leaving_never_leaves_the_competency_beh
         for _ in range(3):
             run = uuid.uuid4().hex[:8]
             domain = f"leaver-{run}.example"
-            pid = await active_partner(client, onboarding, domain)
+            pid = await active_partner(client, onboarding, domain, ADMIN)
             ids = {}
             for person, role in (("sid", "sales"), ("tam", "technical")):
                 added = await client.post(

@@ -18,7 +18,7 @@ from shared.topics import ATTRIBUTION_CREDITS
 from tests.support import kafka
 from tests.support.factories import credit_issued
 from tests.support.infra import Infra
-from tests.support.onboarding import SMALL_PROGRAM, strong_application
+from tests.support.onboarding import SMALL_PROGRAM, active_partner
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, service_processes
 from tests.support.tokens import auth
@@ -38,28 +38,13 @@ async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> 
         yield urls[0]
 
 
-async def active_partner(client: httpx.AsyncClient, url: str) -> str:
-    domain = f"next-{uuid.uuid4().hex[:8]}.example"
-    applied = await client.post(f"{url}/applications", json=strong_application(domain))
-    assert applied.status_code == 201, applied.text
-    pid: str = applied.json()["partner_id"]
-    decided = await client.post(
-        f"{url}/applications/{pid}/decision", headers=ADMIN, json={"approve": True}
-    )
-    assert decided.status_code == 200, decided.text
-    for item in ("profile_complete", "agreement_signed", "first_enablement_done"):
-        done = await client.post(
-            f"{url}/partners/{pid}/checklist/{item}", headers=ADMIN, json={"evidence": "ref-1"}
-        )
-        assert done.status_code == 200, done.text
-    return pid
-
-
 async def test_next_tier_names_the_revenue_and_certifications_still_missing(
     infra: Infra, onboarding: str
 ) -> None:
     async with httpx.AsyncClient(timeout=30) as client:
-        pid = await active_partner(client, onboarding)
+        pid = await active_partner(
+            client, onboarding, f"next-{uuid.uuid4().hex[:8]}.example", ADMIN
+        )
         at = datetime.now(UTC)
         deal = f"hubspot:{uuid.uuid4().hex[:10]}"
         credit = credit_issued(
