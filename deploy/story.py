@@ -161,7 +161,12 @@ class Story:
     async def known_to_deals(self, partner: Partner) -> None:
         async def active() -> bool:
             answer = await self.check(partner, f"Probe {self.run} Ltd", None)
-            return not any("unknown to deals" in r for r in answer["reasons"])
+            # Deals may know the partner before its activation reaches it (still onboarding):
+            # only an active partner may register.
+            return not any(
+                "unknown to deals" in r or "partners that may register" in r
+                for r in answer["reasons"]
+            )
 
         await eventually(active, 45, what=f"deals to learn that {partner.partner_id} is active")
 
