@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from services.deals.domain.customers import normalise_domain
 from shared.events.crm import DealStage
 from shared.inputs import (
     IDENT_MAX,
@@ -134,6 +135,11 @@ def country(value: Any, where: str) -> str | None:
         return iso3_country(text, where) if len(text) == 3 else country_code(text, where)
     except InputError as error:
         raise AdapterError(str(error)) from error
+
+
+def domain(value: Any, where: str) -> str | None:
+    """A customer's website or domain, as its registrable domain (absent stays None)."""
+    return None if value in (None, "") else normalise_domain(string(value, where, 2048))
 
 
 def to_decimal(value: Any, where: str) -> Decimal:

@@ -20,6 +20,7 @@ from services.deals.adapters.common import (
     array,
     country,
     currency,
+    domain,
     from_epoch_ms,
     ident,
     map_stage,
@@ -32,7 +33,6 @@ from services.deals.adapters.common import (
     require,
     string,
 )
-from services.deals.domain.customers import normalise_domain
 from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
 
 S = DealStage
@@ -221,7 +221,7 @@ def from_hubspot_deal(
         company_properties = obj(obj(company, "company").get("properties"), "company.properties")
         customer = Customer(
             name=name(company_properties.get("name"), "company.properties.name"),
-            domain=_domain(company_properties.get("domain"), "company.properties.domain"),
+            domain=domain(company_properties.get("domain"), "company.properties.domain"),
             country=country(company_properties.get("country"), "company.properties.country"),
         )
     products = tuple(
@@ -259,7 +259,3 @@ def _product(item: Any, index: int) -> Any:
         if item_properties.get(key) not in (None, ""):
             return item_properties[key]
     raise AdapterError(f"line_items[{index}]: no hs_sku, hs_product_id or name")
-
-
-def _domain(value: Any, where: str) -> str | None:
-    return None if value in (None, "") else normalise_domain(string(value, where, 2048))

@@ -12,6 +12,7 @@ from services.deals.adapters.common import (
     array,
     country,
     currency,
+    domain,
     ident,
     map_stage,
     money,
@@ -23,7 +24,6 @@ from services.deals.adapters.common import (
     require,
     string,
 )
-from services.deals.domain.customers import normalise_domain
 from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
 
 S = DealStage
@@ -76,9 +76,7 @@ def from_aws_ace(opportunity: Any) -> list[CrmDealChanged]:
                     require(account, "CompanyName", "opportunity.Customer.Account"),
                     "opportunity.Customer.Account.CompanyName",
                 ),
-                domain=_domain(
-                    account.get("WebsiteUrl"), "opportunity.Customer.Account.WebsiteUrl"
-                ),
+                domain=domain(account.get("WebsiteUrl"), "opportunity.Customer.Account.WebsiteUrl"),
                 country=country(
                     obj(account.get("Address"), "opportunity.Customer.Account.Address").get(
                         "CountryCode"
@@ -204,10 +202,6 @@ def from_microsoft_referral(referral: Any) -> list[CrmDealChanged]:
     ]
 
 
-def _domain(value: Any, where: str) -> str | None:
-    return None if value in (None, "") else normalise_domain(string(value, where, 2048))
-
-
 def _pascal_case(value: Any) -> Any:
     """The same JSON with every object key's first letter upper-case (`customerProfile` ->
     `CustomerProfile`, `eTag` -> `ETag`): the REST API's camelCase read as documented."""
@@ -237,5 +231,5 @@ def _customer_domain(ids: Any, where: str) -> str | None:
     for candidate in candidates:
         text = string(candidate, where, 2048).strip()
         if "." in text and " " not in text and "@" not in text:
-            return _domain(text, where)
+            return domain(text, where)
     return None

@@ -23,6 +23,7 @@ from services.deals.adapters.common import (
     array,
     country,
     currency,
+    domain,
     from_epoch_ms,
     ident,
     map_stage,
@@ -35,7 +36,6 @@ from services.deals.adapters.common import (
     require,
     string,
 )
-from services.deals.domain.customers import normalise_domain
 from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
 
 S = DealStage
@@ -193,7 +193,7 @@ def _fields(payload: dict[str, Any], at: str, nulled: set[str]) -> dict[str, Any
     if any(value(field) is not None for field in _CUSTOMER_FIELDS):
         customer = Customer(
             name=name(value("Account_Name__c"), f"{at}.Account_Name__c"),
-            domain=_domain(value("Account_Website__c"), f"{at}.Account_Website__c"),
+            domain=domain(value("Account_Website__c"), f"{at}.Account_Website__c"),
             country=country(value("BillingCountry__c"), f"{at}.BillingCountry__c"),
         )
     stage = value("StageName")
@@ -250,10 +250,6 @@ def _date(value: Any, where: str) -> date | None:
             return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=value)).date()
         return from_epoch_ms(value, where).date()
     return parse_date(value, where)
-
-
-def _domain(value: Any, where: str) -> str | None:
-    return None if value in (None, "") else normalise_domain(string(value, where, 2048))
 
 
 def _products(value: Any, where: str) -> tuple[str, ...] | None:
