@@ -44,6 +44,46 @@ class RateLimited(CrmUnavailable):
         self.wait_seconds = wait_seconds
 
 
+def bearer_client(base_url: str, token: str, timeout: float) -> httpx.AsyncClient:
+    """A client of one CRM API authorised by an OAuth access token; it never follows a
+    redirect (the token would go with it)."""
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=timeout,
+        follow_redirects=False,
+    )
+
+
+async def send(
+    client: httpx.AsyncClient,
+    crm: str,
+    method: str,
+    url: str,
+    *,
+    params: dict[str, str] | None = None,
+    json_body: Any = None,
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """One request to a CRM: not reaching it (down, refused, timed out) is CrmUnavailable,
+    naming the CRM; whatever it answers is the caller's to read."""
+    try:
+        return await client.request(
+            method, url, params=params, json=json_body, content=content, headers=headers
+        )
+    except httpx.HTTPError as error:
+        raise CrmUnavailable(f"{crm} unreachable: {type(error).__name__}") from error
+
+
+def answer_json(answer: httpx.Response) -> Any:
+    """The answer's JSON body, None when it has none (or not JSON)."""
+    try:
+        return answer.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
 @dataclass
 class SalesforceClient:
     instance_url: str
@@ -127,27 +167,16 @@ class SalesforceClient:
         """PATCH the Opportunity's fields (204 No Content)."""
         path = f"{self._base}/sobjects/Opportunity/{quote(record_id, safe='')}"
         async with self._client() as client:
-            try:
-                answer = await client.patch(path, json=fields)
-            except httpx.HTTPError as error:
-                raise CrmUnavailable(f"Salesforce unreachable: {type(error).__name__}") from error
+            answer = await send(client, "Salesforce", "PATCH", path, json_body=fields)
         _check_write(answer, "Salesforce", _error_codes(answer))
 
     def _client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=self.instance_url,
-            headers={"Authorization": f"Bearer {self.access_token}"},
-            timeout=self.timeout,
-            follow_redirects=False,
-        )
+        return bearer_client(self.instance_url, self.access_token, self.timeout)
 
     async def _get(
         self, client: httpx.AsyncClient, path: str, params: dict[str, str] | None
     ) -> httpx.Response:
-        try:
-            answer = await client.get(path, params=params)
-        except httpx.HTTPError as error:
-            raise CrmUnavailable(f"Salesforce unreachable: {type(error).__name__}") from error
+        answer = await send(client, "Salesforce", "GET", path, params=params)
         if answer.status_code in (200, 404):
             return answer
         codes = _error_codes(answer)
@@ -251,20 +280,12 @@ class HubSpotClient:
         token = self.tokens.get(portal)
         if token is None:
             raise CrmRefused(f"no HubSpot access token for portal {portal[:32]!r}")
-        return httpx.AsyncClient(
-            base_url=self.api_url,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=self.timeout,
-            follow_redirects=False,
-        )
+        return bearer_client(self.api_url, token, self.timeout)
 
     async def _read(
         self, client: httpx.AsyncClient, path: str, params: dict[str, str]
     ) -> dict[str, Any] | None:
-        try:
-            answer = await client.get(path, params=params)
-        except httpx.HTTPError as error:
-            raise CrmUnavailable(f"HubSpot unreachable: {type(error).__name__}") from error
+        answer = await send(client, "HubSpot", "GET", path, params=params)
         if answer.status_code == 404:
             return None
         return _hubspot_answer(answer)
@@ -272,34 +293,15 @@ class HubSpotClient:
     async def _send(
         self, client: httpx.AsyncClient, method: str, path: str, body: dict[str, Any]
     ) -> dict[str, Any]:
-        try:
-            answer = await client.request(method, path, json=body)
-        except httpx.HTTPError as error:
-            raise CrmUnavailable(f"HubSpot unreachable: {type(error).__name__}") from error
-        return _hubspot_answer(answer)
+        return _hubspot_answer(await send(client, "HubSpot", method, path, json_body=body))
 
     async def update_deal(self, portal: str, deal_id: str, properties: dict[str, str]) -> None:
-        token = self.tokens.get(portal)
-        if token is None:
-            raise CrmRefused(f"no HubSpot access token for portal {portal[:32]!r}")
         path = f"/crm/v3/objects/deals/{quote(deal_id, safe='')}"
-        async with httpx.AsyncClient(
-            base_url=self.api_url,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=self.timeout,
-            follow_redirects=False,
-        ) as client:
-            try:
-                answer = await client.patch(path, json={"properties": properties})
-            except httpx.HTTPError as error:
-                raise CrmUnavailable(f"HubSpot unreachable: {type(error).__name__}") from error
-        category = ""
-        try:
-            body = answer.json()
-            category = str(body.get("category", ""))[:64] if isinstance(body, dict) else ""
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            pass
-        _check_write(answer, "HubSpot", [category] if category else [])
+        async with self._client(portal) as client:
+            answer = await send(
+                client, "HubSpot", "PATCH", path, json_body={"properties": properties}
+            )
+        _check_write(answer, "HubSpot", _hubspot_category(answer_json(answer)))
 
 
 def _associated(associations: Any, kind: str) -> list[str]:
@@ -312,17 +314,17 @@ def _associated(associations: Any, kind: str) -> list[str]:
 
 
 def _hubspot_answer(answer: httpx.Response) -> dict[str, Any]:
-    category = ""
-    try:
-        body = answer.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        body = None
-    if isinstance(body, dict):
-        category = str(body.get("category", ""))[:64]
-    _check_write(answer, "HubSpot", [category] if category else [])
+    body = answer_json(answer)
+    _check_write(answer, "HubSpot", _hubspot_category(body))
     if not isinstance(body, dict):
         raise CrmUnavailable(f"HubSpot answered {answer.status_code} without a JSON object")
     return body
+
+
+def _hubspot_category(body: Any) -> list[str]:
+    """HubSpot's error category (`RATE_LIMITS`, `VALIDATION_ERROR`...), as a list of codes."""
+    category = str(body.get("category", ""))[:64] if isinstance(body, dict) else ""
+    return [category] if category else []
 
 
 def _check_write(answer: httpx.Response, crm: str, codes: list[str]) -> None:
@@ -340,10 +342,7 @@ def _check_write(answer: httpx.Response, crm: str, codes: list[str]) -> None:
 
 def _error_codes(answer: httpx.Response) -> list[str]:
     """Salesforce's REST errors: a JSON list of {message, errorCode}."""
-    try:
-        errors = answer.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return []
+    errors = answer_json(answer)
     if not isinstance(errors, list):
         return []
     return [str(e.get("errorCode"))[:64] for e in errors if isinstance(e, dict)][:5]

@@ -22,7 +22,14 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from services.deals.crm_clients import CrmRefused, CrmUnavailable, RateLimited, retry_after
+from services.deals.crm_clients import (
+    CrmRefused,
+    CrmUnavailable,
+    RateLimited,
+    answer_json,
+    retry_after,
+    send,
+)
 from services.deals.settings import DealsSettings
 
 ACE_SERVICE = "partnercentral-selling"
@@ -186,13 +193,15 @@ class AceClient:
             session_token=self.session_token,
             at=datetime.now(UTC),
         )
-        try:
-            answer = await client.post(self.endpoint + "/", content=body, headers=headers)
-        except httpx.HTTPError as error:
-            raise CrmUnavailable(
-                f"AWS Partner Central unreachable: {type(error).__name__}"
-            ) from error
-        payload = _json(answer)
+        answer = await send(
+            client,
+            "AWS Partner Central",
+            "POST",
+            self.endpoint + "/",
+            content=body,
+            headers=headers,
+        )
+        payload = answer_json(answer)
         if answer.status_code == 200 and isinstance(payload, dict):
             return payload
         kind = str(payload.get("__type", "") if isinstance(payload, dict) else "").split("#")[-1]
@@ -250,15 +259,12 @@ class MicrosoftReferralsClient:
                 raise CrmUnavailable("Partner Center's next link leaves its origin")
             url, params = continuation, None
         async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
-            try:
-                answer = await client.get(url, params=params, headers=headers)
-            except httpx.HTTPError as error:
-                raise CrmUnavailable(
-                    f"Partner Center unreachable: {type(error).__name__}"
-                ) from error
+            answer = await send(
+                client, "Partner Center", "GET", url, params=params, headers=headers
+            )
         if answer.status_code == 429:
             raise RateLimited("Partner Center: 429", retry_after(answer))
-        payload = _json(answer)
+        payload = answer_json(answer)
         if answer.status_code != 200 or not isinstance(payload, dict):
             raise CrmUnavailable(f"Partner Center referrals answered {answer.status_code}")
         records = payload.get("value", payload.get("items"))
@@ -282,16 +288,13 @@ class MicrosoftReferralsClient:
             "Prefer": "return=representation",
         }
         async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
-            try:
-                answer = await client.patch(url, json=operations, headers=headers)
-            except httpx.HTTPError as error:
-                raise CrmUnavailable(
-                    f"Partner Center unreachable: {type(error).__name__}"
-                ) from error
+            answer = await send(
+                client, "Partner Center", "PATCH", url, json_body=operations, headers=headers
+            )
         if answer.is_success:
             return
         said = f"Partner Center answered {answer.status_code}"
-        payload = _json(answer)
+        payload = answer_json(answer)
         code = payload.get("error", {}).get("code") if isinstance(payload, dict) else None
         if code:
             said = f"{said} {str(code)[:64]}"
@@ -314,10 +317,3 @@ class MicrosoftReferralsClient:
 def _origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme.lower(), parts.netloc.lower()
-
-
-def _json(answer: httpx.Response) -> Any:
-    try:
-        return answer.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
