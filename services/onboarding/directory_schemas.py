@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from services.onboarding.schemas import PartnerIdentityOut
 
-class PartnerSummaryOut(BaseModel):
-    partner_id: str
-    company_name: str
-    domain: str
-    partner_type: str
-    status: str
-    tier: str
+
+class PartnerSummaryOut(PartnerIdentityOut):
     attributed_revenue: str = Field(description="what the tier rules count, reporting currency")
     agreement_valid_until: str | None
     grace_until: str | None

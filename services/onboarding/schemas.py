@@ -203,10 +203,8 @@ class VersionOut(BaseModel):
     )
 
 
-class PartnerOut(BaseModel):
-    """A partner's state. Channel managers also get `application`, `qualification`,
-    `decision_note` and `suspended_at`; `GET /partners/{id}` adds `history`. Fields a caller
-    does not get are left out of the answer (not null)."""
+class PartnerIdentityOut(BaseModel):
+    """What every answer about a partner starts with (its state, the directory's summary)."""
 
     partner_id: str
     company_name: str
@@ -214,6 +212,13 @@ class PartnerOut(BaseModel):
     partner_type: str
     status: str
     tier: str
+
+
+class PartnerOut(PartnerIdentityOut):
+    """A partner's state. Channel managers also get `application`, `qualification`,
+    `decision_note` and `suspended_at`; `GET /partners/{id}` adds `history`. Fields a caller
+    does not get are left out of the answer (not null)."""
+
     version: int
     regions: list[str]
     products: list[str]
