@@ -8,7 +8,6 @@ upheld reverses the decision."""
 
 from __future__ import annotations
 
-import logging
 import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -28,6 +27,7 @@ from services.onboarding.domain.programme_year import (
     review,
 )
 from services.onboarding.domain.tiers import derive_competencies, revenue_in_window
+from services.onboarding.partner_runs import each_partner
 from services.onboarding.repository import SERVICE, Row
 from shared.db import Connection, Pool
 from shared.errors import Conflict, NotFound
@@ -38,8 +38,6 @@ from shared.events.programme import RequalificationOutcome as Outcome
 from shared.notify import notify
 from shared.outbox import Outbox, OutgoingEvent
 from shared.topics import PARTNER_PROGRAMME
-
-log = logging.getLogger(__name__)
 
 
 async def run_programme_year(
@@ -53,17 +51,11 @@ async def run_programme_year(
     ids = partner_ids
     if ids is None:
         ids = await store.partners_with_status(pool, {s.value for s in IN_PROGRAM})
-    results: dict[str, list[str]] = {}
-    for partner_id in ids:
-        try:
-            async with pool.acquire() as conn, conn.transaction():
-                done = await _year_of(conn, outbox, config, partner_id, as_of)
-        except Exception:
-            log.exception("programme year failed", extra={"partner_id": partner_id})
-            done = ["error"]
-        if done:
-            results[partner_id] = done
-    return results
+
+    async def year_of(conn: Connection, partner_id: str) -> list[str]:
+        return await _year_of(conn, outbox, config, partner_id, as_of)
+
+    return await each_partner(pool, ids, "programme year", year_of)
 
 
 async def _year_of(
@@ -186,17 +178,39 @@ async def _record(
         appeal_until=appeal_until,
         decided_at=at,
     )
-    told = _told(row, decision, review_on, appeal_until)
+    await _announce(
+        conn,
+        outbox,
+        fact,
+        f"review/{review_id}",
+        subject=f"{row['company_name']}: annual review {review_on.isoformat()}, "
+        f"{decision.outcome.value.replace('_', ' ')}",
+        told=_told(row, decision, review_on, appeal_until),
+        at=at,
+    )
+
+
+async def _announce(
+    conn: Connection,
+    outbox: Outbox,
+    fact: RequalificationDecided | RequalificationAppealDecided,
+    about: str,
+    *,
+    subject: str,
+    told: str,
+    at: datetime,
+) -> None:
+    """A programme fact, and the partner told of it (`about`: what of the partner's it is)."""
+    partner_id = fact.partner_id
     await outbox.publish_many(
         conn,
         [
-            OutgoingEvent(PARTNER_PROGRAMME, fact, row["partner_id"]),
+            OutgoingEvent(PARTNER_PROGRAMME, fact, partner_id),
             notify(
-                row["partner_id"],
+                partner_id,
                 NotificationKind.REQUALIFICATION,
-                about=f"{row['partner_id']}/review/{review_id}",
-                subject=f"{row['company_name']}: annual review {review_on.isoformat()}, "
-                f"{decision.outcome.value.replace('_', ' ')}",
+                about=f"{partner_id}/{about}",
+                subject=subject,
                 body=told,
                 created_at=at,
             ),
@@ -322,19 +336,14 @@ async def decide_appeal(
             decided_at=at,
         )
         verdict = "upheld: the decision is reversed" if upheld else "rejected: the decision stands"
-        await outbox.publish_many(
+        await _announce(
             conn,
-            [
-                OutgoingEvent(PARTNER_PROGRAMME, fact, review_row["partner_id"]),
-                notify(
-                    review_row["partner_id"],
-                    NotificationKind.REQUALIFICATION,
-                    about=f"{review_row['partner_id']}/appeal/{appeal_id}",
-                    subject=f"Your appeal of the review of {review_row['review_on']}: {verdict}",
-                    body=note,
-                    created_at=at,
-                ),
-            ],
+            outbox,
+            fact,
+            f"appeal/{appeal_id}",
+            subject=f"Your appeal of the review of {review_row['review_on']}: {verdict}",
+            told=note,
+            at=at,
         )
         return decided
 
