@@ -9,6 +9,7 @@ from datetime import datetime
 
 from services.onboarding import programme_repository as store
 from services.onboarding import repository
+from services.onboarding.announcements import announce_programme_fact
 from services.onboarding.domain.lifecycle import check_may_have_manager
 from services.onboarding.repository import Row
 from shared.audit import record_action
@@ -17,9 +18,7 @@ from shared.events.notifications import NotificationKindV3
 from shared.events.partners import PartnerStatus
 from shared.events.programme import AccountManagerAssigned
 from shared.identity import Caller
-from shared.notify import notify
-from shared.outbox import Outbox, OutgoingEvent
-from shared.topics import PARTNER_PROGRAMME
+from shared.outbox import Outbox
 
 
 async def assign(
@@ -44,18 +43,15 @@ async def assign(
             assigned_at=at,
         )
         told = f"{manager} is now your account manager"
-        await outbox.publish_many(
+        await announce_programme_fact(
             conn,
-            [
-                OutgoingEvent(PARTNER_PROGRAMME, fact, partner_id),
-                notify(
-                    partner_id,
-                    NotificationKindV3.PARTNER_MANAGER,
-                    about=f"{partner_id}/manager/{at.isoformat()}",
-                    subject=f"{row['company_name']}: {told}",
-                    body=f"{told}" + (f" (previously {previous})." if previous else "."),
-                    created_at=at,
-                ),
-            ],
+            outbox,
+            fact,
+            partner_id,
+            NotificationKindV3.PARTNER_MANAGER,
+            about=f"{partner_id}/manager/{at.isoformat()}",
+            subject=f"{row['company_name']}: {told}",
+            told=f"{told}" + (f" (previously {previous})." if previous else "."),
+            at=at,
         )
         return await repository.lock_partner(conn, partner_id), True

@@ -13,11 +13,12 @@ from services.onboarding.domain.lifecycle import Change, check_transition, notif
 from services.onboarding.domain.verification import held_domain
 from services.onboarding.repository import PartnerRow, Row
 from shared.db import Connection
-from shared.events import Envelope
+from shared.events import Envelope, EventPayload
+from shared.events.notifications import AnyNotificationKind
 from shared.events.partners import PartnerStateChanged, PartnerStatus
 from shared.notify import notify
 from shared.outbox import Outbox, OutgoingEvent
-from shared.topics import PARTNER_LIFECYCLE
+from shared.topics import PARTNER_LIFECYCLE, PARTNER_PROGRAMME
 
 
 def snapshot(row: PartnerRow, change: Change, before: PartnerRow) -> PartnerStateChanged:
@@ -120,4 +121,28 @@ async def record_step(
     check_transition(before["partner_id"], PartnerStatus(before["status"]), target)
     return await record_version(
         conn, outbox, before, change, by=by, reason=reason, at=at, status=target.value, **fields
+    )
+
+
+async def announce_programme_fact(
+    conn: Connection,
+    outbox: Outbox,
+    fact: EventPayload,
+    partner_id: str,
+    kind: AnyNotificationKind,
+    *,
+    about: str,
+    subject: str,
+    told: str,
+    at: datetime,
+) -> None:
+    """A fact of the partner's place in the programme (a review, an appeal, its account
+    manager) on partners.programme.v1, and the partner told of it, in the caller's
+    transaction (`about` names the occurrence)."""
+    await outbox.publish_many(
+        conn,
+        [
+            OutgoingEvent(PARTNER_PROGRAMME, fact, partner_id),
+            notify(partner_id, kind, about=about, subject=subject, body=told, created_at=at),
+        ],
     )

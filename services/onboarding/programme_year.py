@@ -14,7 +14,11 @@ from typing import Any
 
 from services.onboarding import programme_repository as store
 from services.onboarding import repository
-from services.onboarding.announcements import record_step, record_version
+from services.onboarding.announcements import (
+    announce_programme_fact,
+    record_step,
+    record_version,
+)
 from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.lifecycle import IN_PROGRAM, Change, check_appeal_reversal
 from services.onboarding.domain.programme_year import (
@@ -37,7 +41,6 @@ from shared.events.programme import RequalificationAppealDecided, Requalificatio
 from shared.events.programme import RequalificationOutcome as Outcome
 from shared.notify import notify
 from shared.outbox import Outbox, OutgoingEvent
-from shared.topics import PARTNER_PROGRAMME
 
 
 async def run_programme_year(
@@ -178,43 +181,17 @@ async def _record(
         appeal_until=appeal_until,
         decided_at=at,
     )
-    await _announce(
+    await announce_programme_fact(
         conn,
         outbox,
         fact,
-        f"review/{review_id}",
+        row["partner_id"],
+        NotificationKind.REQUALIFICATION,
+        about=f"{row['partner_id']}/review/{review_id}",
         subject=f"{row['company_name']}: annual review {review_on.isoformat()}, "
         f"{decision.outcome.value.replace('_', ' ')}",
         told=_told(row, decision, review_on, appeal_until),
         at=at,
-    )
-
-
-async def _announce(
-    conn: Connection,
-    outbox: Outbox,
-    fact: RequalificationDecided | RequalificationAppealDecided,
-    about: str,
-    *,
-    subject: str,
-    told: str,
-    at: datetime,
-) -> None:
-    """A programme fact, and the partner told of it (`about`: what of the partner's it is)."""
-    partner_id = fact.partner_id
-    await outbox.publish_many(
-        conn,
-        [
-            OutgoingEvent(PARTNER_PROGRAMME, fact, partner_id),
-            notify(
-                partner_id,
-                NotificationKind.REQUALIFICATION,
-                about=f"{partner_id}/{about}",
-                subject=subject,
-                body=told,
-                created_at=at,
-            ),
-        ],
     )
 
 
@@ -336,11 +313,13 @@ async def decide_appeal(
             decided_at=at,
         )
         verdict = "upheld: the decision is reversed" if upheld else "rejected: the decision stands"
-        await _announce(
+        await announce_programme_fact(
             conn,
             outbox,
             fact,
-            f"appeal/{appeal_id}",
+            review_row["partner_id"],
+            NotificationKind.REQUALIFICATION,
+            about=f"{review_row['partner_id']}/appeal/{appeal_id}",
             subject=f"Your appeal of the review of {review_row['review_on']}: {verdict}",
             told=note,
             at=at,
