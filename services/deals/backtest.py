@@ -17,7 +17,6 @@ from services.deals.domain.rules import (
     RulesOfEngagement,
 )
 from shared.db import Connection, Pool
-from shared.events.partners import PartnerStatus
 from shared.events.registrations import ConflictInfo
 
 # Each registration with its first decision (the ledger's `decided` entry) and the facts its
@@ -62,18 +61,6 @@ def opportunities_snapshot(opportunities: Sequence[OpenOpportunity]) -> list[dic
     ]
 
 
-def _partner(data: dict[str, Any] | None) -> PartnerView | None:
-    if data is None:
-        return None
-    return PartnerView(
-        data["partner_id"],
-        PartnerStatus(data["status"]),
-        data["tier"],
-        frozenset(data["regions"]),
-        frozenset(data["products"]),
-    )
-
-
 def _opportunities(row: Any) -> tuple[OpenOpportunity, ...]:
     if row["opportunities_then"] is not None:
         return tuple(
@@ -114,7 +101,7 @@ def _past(row: Any, partners: dict[str, PartnerView], in_period: bool) -> Past:
     return Past(
         row["registration_id"],
         request,
-        _partner(then) if then is not None else partners.get(row["partner_id"]),
+        PartnerView.of(then) if then is not None else partners.get(row["partner_id"]),
         _opportunities(row),
         row["decided_status"],
         tuple(row["decided_reasons"]),
@@ -131,13 +118,7 @@ async def _load(
     partners: dict[str, PartnerView] = {}
     if missing:  # decided before partners were kept in the inputs: their current state
         for p in await conn.fetch("SELECT * FROM partners WHERE partner_id = ANY($1)", missing):
-            partners[p["partner_id"]] = PartnerView(
-                p["partner_id"],
-                PartnerStatus(p["status"]),
-                p["tier"],
-                frozenset(p["regions"]),
-                frozenset(p["products"]),
-            )
+            partners[p["partner_id"]] = PartnerView.of(p)
     return [_past(r, partners, r["submitted_at"] >= since) for r in rows]
 
 

@@ -24,7 +24,7 @@ from services.deals.domain.rules import (
     RegistrationRequest,
 )
 from shared.db import Connection, advisory_key
-from shared.events.partners import PartnerStateChanged, PartnerStatus
+from shared.events.partners import PartnerStateChanged
 from shared.events.registrations import RegistrationStatus
 
 # A stored row: as fetched, or as a run holds it in memory.
@@ -35,15 +35,7 @@ Row = Mapping[str, Any] | asyncpg.Record
 
 async def load_partner(conn: Connection, partner_id: str) -> PartnerView | None:
     row = await conn.fetchrow("SELECT * FROM partners WHERE partner_id = $1", partner_id)
-    if row is None:
-        return None
-    return PartnerView(
-        row["partner_id"],
-        PartnerStatus(row["status"]),
-        row["tier"],
-        frozenset(row["regions"]),
-        frozenset(row["products"]),
-    )
+    return None if row is None else PartnerView.of(row)
 
 
 async def store_partner(conn: Connection, event: PartnerStateChanged) -> None:

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -132,6 +132,12 @@ def rules_from_mapping(data: Mapping[str, Any]) -> RulesOfEngagement:
     return policy
 
 
+class StoredFields(Protocol):
+    """A stored record read by field name (a database row, a decoded JSON object)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
 @dataclass(frozen=True)
 class PartnerView:
     partner_id: str
@@ -139,6 +145,17 @@ class PartnerView:
     tier: str
     regions: frozenset[str]
     products: frozenset[str]
+
+    @classmethod
+    def of(cls, partner: StoredFields) -> PartnerView:
+        """From a stored partner: a `partners` row, or the snapshot a decision kept of it."""
+        return cls(
+            partner["partner_id"],
+            PartnerStatus(partner["status"]),
+            partner["tier"],
+            frozenset(partner["regions"]),
+            frozenset(partner["products"]),
+        )
 
 
 @dataclass(frozen=True)
