@@ -228,9 +228,10 @@ async def _ingest(
 ) -> IngestedOut:
     """Record what an authenticated CRM delivered, item by item, and answer each outcome."""
     delivery = crm_ingestion.Delivery("http", request.url.path, delivery_id)
-    outcomes = await crm_ingestion.record_items(
-        platform.pool, platform.outbox, source, items, now(), delivery
-    )
+    async with platform.transaction() as conn:
+        outcomes = await crm_ingestion.record_items(
+            conn, platform.outbox, source, items, now(), delivery
+        )
     counts = Counter(item.outcome for item in outcomes)
     return IngestedOut(
         accepted=counts[crm_ingestion.Outcome.ACCEPTED],

@@ -33,7 +33,7 @@ from services.deals.adapters import (
 from services.deals.adapters.common import array, obj, parse_datetime, require
 from services.deals.adapters.salesforce import ACCOUNT_RECORD
 from services.deals.domain.crm import is_stale
-from shared.db import Connection, Pool
+from shared.db import Connection
 from shared.errors import Unprocessable
 from shared.events.crm import CrmDealChanged, CrmRawReceived, CrmSource
 from shared.inputs import MalformedJson as MalformedJson  # the CRM routes answer 400 with it
@@ -118,22 +118,6 @@ def _at(prefix: str, message: str) -> str:
 
 
 async def record_items(
-    pool: Pool,
-    outbox: Outbox,
-    source: CrmSource,
-    items: Sequence[Item],
-    at: datetime,
-    delivery: Delivery | None = None,
-) -> list[ItemOutcome]:
-    """Record every readable change on crm.deals.v1, every refused item (with its reason) and
-    every resync asked for, in one transaction, and answer each item's outcome, in delivery
-    order. A change the projection already holds newer values for is stale, not recorded.
-    Every item read (not refused) is also published as delivered on its source's raw topic."""
-    async with pool.acquire() as conn, conn.transaction():
-        return await record_items_on(conn, outbox, source, items, at, delivery)
-
-
-async def record_items_on(
     conn: Connection,
     outbox: Outbox,
     source: CrmSource,
@@ -141,7 +125,11 @@ async def record_items_on(
     at: datetime,
     delivery: Delivery | None = None,
 ) -> list[ItemOutcome]:
-    """`record_items` in the caller's transaction."""
+    """Record every readable change on crm.deals.v1, every refused item (with its reason) and
+    every resync asked for, in the caller's transaction, and answer each item's outcome, in
+    delivery order. A change the projection already holds newer values for is stale, not
+    recorded. Every item read (not refused) is also published as delivered on its source's
+    raw topic."""
     changes = [change for item in items for change in item.changes]
     keys = sorted({change.deal_key for change in changes})
     stamps = await repository.field_stamps(conn, keys) if keys else {}

@@ -25,7 +25,7 @@ from services.deals.crm_ingestion import (
     Outcome,
     bounded,
     read_item,
-    record_items_on,
+    record_items,
 )
 from services.deals.partner_program_clients import Page
 from shared.clock import now
@@ -86,7 +86,7 @@ async def _pull_page(
         read = bounded(adapter, now(), timed)
         items = [read_item(index, record, read) for index, record in enumerate(page.records)]
         delivery = Delivery("pull", PULLED_FROM[source], checkpoint["continuation"])
-        outcomes = await record_items_on(conn, outbox, source, items, now(), delivery)
+        outcomes = await record_items(conn, outbox, source, items, now(), delivery)
         checkpoint = _moved(checkpoint, start, page, items)
         await crm_repository.store_checkpoint(
             conn,

@@ -281,7 +281,8 @@ async def test_a_resync_fetches_gap_records_and_an_overflow_window_through_rate_
             migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
         ):
             outbox = Outbox("deals", source="pollinate/deals")
-            outcomes = await record_items(pool, outbox, CrmSource.SALESFORCE, items, at)
+            async with pool.acquire() as conn, conn.transaction():
+                outcomes = await record_items(conn, outbox, CrmSource.SALESFORCE, items, at)
             assert [(o.index, o.outcome.value, o.deal_key) for o in outcomes] == [
                 (0, "resync", f"salesforce:006A{run}"),
                 (0, "resync", f"salesforce:006D{run}"),
@@ -497,7 +498,8 @@ async def test_a_hubspot_association_brings_the_deals_company_and_products_into_
         ):
             outbox = Outbox("deals", source="pollinate/deals")
             items = hubspot_items([association], datetime.now(UTC))
-            [asked] = await record_items(pool, outbox, CrmSource.HUBSPOT, items, at)
+            async with pool.acquire() as conn, conn.transaction():
+                [asked] = await record_items(conn, outbox, CrmSource.HUBSPOT, items, at)
             key = f"hubspot:{HUBSPOT_PORTAL}:{deal}"
             assert (asked.outcome.value, asked.deal_key) == ("resync", key)
             run = await run_resyncs(pool, outbox, [hubspot_resyncer(client)], limit=10)
