@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
@@ -78,6 +78,14 @@ def from_row(shape: type[Shape], row: asyncpg.Record | Mapping[str, Any], **comp
     read = {name: row[name] for name in names if name not in computed and name in columns}
     build: Any = shape  # a model's or dataclass's own constructor, by keyword
     return build(**read, **computed)  # type: ignore[no-any-return]
+
+
+def columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """A batch of rows (tuples of one width) as one list per column: the arguments of an
+    `INSERT ... SELECT * FROM unnest($1::t[], $2::t[], ...)` writing the batch in one statement.
+    The batch must not be empty (it would have no columns)."""
+    assert rows, "an empty batch has no columns"
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 def advisory_key(*parts: str) -> int:
