@@ -12,7 +12,7 @@ from services.programme.domain.decisions import (
     onboarding_decision,
     status_move,
 )
-from services.programme.domain.quarters import Quarter, quarter_of_period
+from services.programme.domain.quarters import Quarter
 from services.programme.repository import MoveRow, SpendEntry
 from shared.consumer import HandlerContext
 from shared.events import Envelope
@@ -91,18 +91,7 @@ async def on_earnings(ctx: HandlerContext, events: list[Envelope[IncentiveEarned
     await repository.record_spend(
         ctx.conn,
         [
-            SpendEntry(
-                e.entry_id,
-                e.partner_id,
-                "incentive",
-                e.credit_id,
-                quarter_of_period(e.period),
-                e.amount,
-                e.currency,
-                e.earned_at,
-                e.program_rule,
-                e.deal_key,
-            )
+            SpendEntry.of_ledger(e, "incentive", e.amount, e.earned_at)
             for e in (event.data for event in events)
         ],
     )
@@ -113,17 +102,11 @@ async def on_clawbacks(ctx: HandlerContext, events: list[Envelope[IncentiveRever
     await repository.record_spend(
         ctx.conn,
         [
-            SpendEntry(
-                e.entry_id,
-                e.partner_id,
+            SpendEntry.of_ledger(
+                e,
                 "incentive" if e.ledger == "incentive" else "mdf_accrual",
-                e.credit_id,
-                quarter_of_period(e.period),
                 -e.amount,
-                e.currency,
                 e.reversed_at,
-                e.program_rule,
-                e.deal_key,
             )
             for e in (event.data for event in events)
         ],
@@ -134,18 +117,7 @@ async def on_mdf_accruals(ctx: HandlerContext, events: list[Envelope[MdfAccrued]
     await repository.record_spend(
         ctx.conn,
         [
-            SpendEntry(
-                e.entry_id,
-                e.partner_id,
-                "mdf_accrual",
-                e.credit_id,
-                quarter_of_period(e.period),
-                e.amount,
-                e.currency,
-                e.accrued_at,
-                e.program_rule,
-                e.deal_key,
-            )
+            SpendEntry.of_ledger(e, "mdf_accrual", e.amount, e.accrued_at)
             for e in (event.data for event in events)
         ],
     )

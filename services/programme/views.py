@@ -271,12 +271,7 @@ def goals_of(row: Any) -> Goals:
 
 
 def goals_out(goals: Goals) -> GoalsOut:
-    return GoalsOut(
-        sourced_revenue=goals.sourced_revenue,
-        certifications=goals.certifications,
-        new_logos=goals.new_logos,
-        co_marketing_campaigns=goals.co_marketing_campaigns,
-    )
+    return GoalsOut.model_validate(goals, from_attributes=True)  # the same four fields
 
 
 def line_out(line: Line) -> LineOut:
