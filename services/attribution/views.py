@@ -58,12 +58,10 @@ def _credit_out(row: Any, partner_id: str | None = None) -> CreditOut:
 
 
 def _deal_state_out(deal: Any, partner_id: str | None) -> DealStateOut:
-    return DealStateOut(
-        revision=deal["revision"],
-        status=deal["status"],
-        deleted=deal["deleted"],
+    return from_row(
+        DealStateOut,
+        deal,
         amount=None if deal["amount"] is None else str(deal["amount"]),
-        currency=deal["currency"],
         close_date=deal["close_date"].isoformat() if deal["close_date"] else None,
         # it may name the other partners on the deal: managers only
         last_settlement=deal["last_note"] if partner_id is None else None,
@@ -71,16 +69,7 @@ def _deal_state_out(deal: Any, partner_id: str | None) -> DealStateOut:
 
 
 def _touchpoint_out(t: Any) -> DealTouchpointOut:
-    return DealTouchpointOut(
-        touchpoint_id=t["touchpoint_id"],
-        partner_id=t["partner_id"],
-        kind=t["kind"],
-        occurred_at=t["occurred_at"].isoformat(),
-        source=t["source"],
-        origin=t["origin"],
-        external_id=t["external_id"],
-        active=t["active"],
-    )
+    return from_row(DealTouchpointOut, t, occurred_at=t["occurred_at"].isoformat())
 
 
 def _counts(touchpoint: Any) -> bool:
@@ -318,9 +307,10 @@ async def waiting_touchpoints(conn: Connection, limit: int) -> list[WaitingTouch
         limit,
     )
     return [
-        WaitingTouchpointOut(
-            **_touchpoint_out(r).model_dump(),
-            reported_by=r["reported_by"],
+        from_row(
+            WaitingTouchpointOut,
+            r,
+            occurred_at=r["occurred_at"].isoformat(),
             received_at=r["received_at"].isoformat(),
         )
         for r in rows
