@@ -74,8 +74,8 @@ def from_row(shape: type[Shape], row: asyncpg.Record | Mapping[str, Any], **comp
         if issubclass(shape, BaseModel)
         else [field.name for field in dataclasses.fields(shape)]  # type: ignore[arg-type]
     )
-    columns = set(row.keys())  # a record gives its keys as an iterator
-    read = {name: row[name] for name in names if name not in computed and name in columns}
+    present = set(row.keys())  # a record gives its keys as an iterator
+    read = {name: row[name] for name in names if name not in computed and name in present}
     build: Any = shape  # a model's or dataclass's own constructor, by keyword
     return build(**read, **computed)  # type: ignore[no-any-return]
 
