@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,32 @@ async def create_pool(dsn: str, schema: str, *, min_size: int = 1, max_size: int
     )
     assert pool is not None
     return pool
+
+
+Shape = TypeVar("Shape")
+
+
+def from_row(shape: type[Shape], row: asyncpg.Record | Mapping[str, Any], **computed: Any) -> Shape:
+    """`shape` (a pydantic model or a dataclass) from a row whose columns carry its field
+    names: every field not in `computed` is the column of the same name. A field the row has
+    no column for is left to its default (a required one is refused by the model)."""
+    names = (
+        list(shape.model_fields)
+        if issubclass(shape, BaseModel)
+        else [field.name for field in dataclasses.fields(shape)]  # type: ignore[arg-type]
+    )
+    present = set(row.keys())  # a record gives its keys as an iterator
+    read = {name: row[name] for name in names if name not in computed and name in present}
+    build: Any = shape  # a model's or dataclass's own constructor, by keyword
+    return build(**read, **computed)  # type: ignore[no-any-return]
+
+
+def columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """A batch of rows (tuples of one width) as one list per column: the arguments of an
+    `INSERT ... SELECT * FROM unnest($1::t[], $2::t[], ...)` writing the batch in one statement.
+    The batch must not be empty (it would have no columns)."""
+    assert rows, "an empty batch has no columns"
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 def advisory_key(*parts: str) -> int:

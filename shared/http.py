@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from urllib.parse import unquote_to_bytes
 
@@ -27,7 +28,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.db import DATABASE_UNAVAILABLE
@@ -304,6 +305,15 @@ def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
 async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     return JSONResponse({"detail": validation_errors(error.errors())}, status_code=422)
+
+
+# A stored moment in a response body, as Python writes it (`2026-11-20T12:00:00+00:00`), as
+# the services' reads always have.
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(lambda moment: moment.isoformat(), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 
 
 class ErrorOut(BaseModel):

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from services.attribution.domain.health import HealthInputs, HealthScore
-from shared.db import Connection
+from shared.db import Connection, columns
 from shared.events.programme import PartnerEnablementMeasured
 
 # Partners scored each day: those in the programme (what partners.lifecycle.v1 last said).
@@ -75,19 +75,26 @@ async def save_scores(conn: Connection, days: Sequence[ScoredDay]) -> None:
             config_version = EXCLUDED.config_version, scored_at = EXCLUDED.scored_at,
             published = health_scores.published OR EXCLUDED.published
         """,
-        [d.partner_id for d in days],
-        [d.day for d in days],
-        [d.score.score for d in days],
-        [d.score.revenue for d in days],
-        [d.score.win_rate for d in days],
-        [d.score.velocity for d in days],
-        [d.score.enablement for d in days],
-        [d.score.penalty for d in days],
-        [json.dumps(_inputs_json(d.inputs)) for d in days],
-        [json.dumps(list(d.score.reasons)) for d in days],
-        [d.config_version for d in days],
-        [d.scored_at for d in days],
-        [d.published for d in days],
+        *columns(
+            [
+                (
+                    d.partner_id,
+                    d.day,
+                    d.score.score,
+                    d.score.revenue,
+                    d.score.win_rate,
+                    d.score.velocity,
+                    d.score.enablement,
+                    d.score.penalty,
+                    json.dumps(_inputs_json(d.inputs)),
+                    json.dumps(list(d.score.reasons)),
+                    d.config_version,
+                    d.scored_at,
+                    d.published,
+                )
+                for d in days
+            ]
+        ),
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from services.attribution.domain.corrections import HeldCredit
 from services.attribution.domain.deals import DealState
+from shared.db import from_row
 from shared.events.crm import DealStatus
 from shared.events.opportunities import DealStateChanged
 from shared.events.registrations import RegistrationStatus
@@ -68,25 +69,7 @@ class DealRow:
 
     @classmethod
     def of_row(cls, row: Any) -> DealRow:
-        return cls(
-            deal_key=row["deal_key"],
-            source=row["source"],
-            revision=row["revision"],
-            status=row["status"],
-            deleted=row["deleted"],
-            amount=row["amount"],
-            currency=row["currency"],
-            close_date=row["close_date"],
-            customer=row["customer"],
-            products=tuple(row["products"]),
-            co_sell=row["co_sell"],
-            partner_ref=row["partner_ref"],
-            created_at=row["created_at"],
-            changed_at=row["changed_at"],
-            ingested_at=row["ingested_at"],
-            calculation=row["calculation"],
-            last_note=row["last_note"],
-        )
+        return from_row(cls, row, products=tuple(row["products"]))
 
     @classmethod
     def of_snapshot(

@@ -14,7 +14,7 @@ from services.attribution.domain.corrections import HeldCredit
 from services.attribution.domain.crm_links import CrmLink, LinkStatus
 from services.attribution.domain.touchpoints import ReportedTouchpoint, StoredTouchpoint
 from services.attribution.records import DealRow, NewCredit, Reversal, TouchpointRow
-from shared.db import Connection, advisory_key
+from shared.db import Connection, advisory_key, columns
 from shared.events.attribution import CreditKind
 from shared.events.registrations import RegistrationStatus
 
@@ -253,26 +253,34 @@ async def save_new_credits(conn: Connection, new: Sequence[NewCredit]) -> None:
                  config_version, reasons, close_date, deal_revision, replaces, issued_at,
                  reversal_id, reversal_reason, reversed_at)
         """,
-        [c.held.credit_id for c in new],
-        [c.deal_key for c in new],
-        [c.held.partner_id for c in new],
-        [c.held.kind.value for c in new],
-        [c.held.amount for c in new],
-        [c.held.currency for c in new],
-        [c.held.original_amount for c in new],
-        [c.held.original_currency for c in new],
-        [c.fx_rate for c in new],
-        [c.line_share for c in new],
-        [c.model for c in new],
-        [c.config_version for c in new],
-        [json.dumps(c.reasons) for c in new],
-        [c.held.close_date for c in new],
-        [c.deal_revision for c in new],
-        [c.replaces for c in new],
-        [c.issued_at for c in new],
-        [c.reversal.reversal_id if c.reversal else None for c in new],
-        [c.reversal.reason if c.reversal else None for c in new],
-        [c.reversal.at if c.reversal else None for c in new],
+        *columns([_credit_row(c) for c in new]),
+    )
+
+
+def _credit_row(credit: NewCredit) -> tuple[Any, ...]:
+    """A new credit as its `credits` row, in the order save_new_credits lists the columns."""
+    held, reversal = credit.held, credit.reversal
+    return (
+        held.credit_id,
+        credit.deal_key,
+        held.partner_id,
+        held.kind.value,
+        held.amount,
+        held.currency,
+        held.original_amount,
+        held.original_currency,
+        credit.fx_rate,
+        credit.line_share,
+        credit.model,
+        credit.config_version,
+        json.dumps(credit.reasons),
+        held.close_date,
+        credit.deal_revision,
+        credit.replaces,
+        credit.issued_at,
+        reversal.reversal_id if reversal else None,
+        reversal.reason if reversal else None,
+        reversal.at if reversal else None,
     )
 
 

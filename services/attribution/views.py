@@ -28,7 +28,7 @@ from services.attribution.schemas import (
     UnmatchedDealOut,
     WaitingTouchpointOut,
 )
-from shared.db import Connection
+from shared.db import Connection, from_row
 
 # Why a partner's credit was reversed, as the partner is told (the full reason may name others).
 PARTNER_REVERSAL_REASON = "the deal's credits were settled again"
@@ -42,17 +42,9 @@ def _credit_out(row: Any, partner_id: str | None = None) -> CreditOut:
     reason = row["reversal_reason"]
     if partner_id is not None and reason is not None:
         reason = PARTNER_REVERSAL_REASON
-    return CreditOut(
-        credit_id=row["credit_id"],
-        partner_id=row["partner_id"],
-        kind=row["kind"],
-        currency=row["currency"],
-        original_currency=row["original_currency"],
-        model=row["model"],
-        config_version=row["config_version"],
-        deal_revision=row["deal_revision"],
-        replaces=row["replaces"],
-        reversal_id=row["reversal_id"],
+    return from_row(
+        CreditOut,
+        row,
         reversal_reason=reason,
         amount=str(row["amount"]),
         original_amount=str(row["original_amount"]),
@@ -66,12 +58,10 @@ def _credit_out(row: Any, partner_id: str | None = None) -> CreditOut:
 
 
 def _deal_state_out(deal: Any, partner_id: str | None) -> DealStateOut:
-    return DealStateOut(
-        revision=deal["revision"],
-        status=deal["status"],
-        deleted=deal["deleted"],
+    return from_row(
+        DealStateOut,
+        deal,
         amount=None if deal["amount"] is None else str(deal["amount"]),
-        currency=deal["currency"],
         close_date=deal["close_date"].isoformat() if deal["close_date"] else None,
         # it may name the other partners on the deal: managers only
         last_settlement=deal["last_note"] if partner_id is None else None,
@@ -79,16 +69,7 @@ def _deal_state_out(deal: Any, partner_id: str | None) -> DealStateOut:
 
 
 def _touchpoint_out(t: Any) -> DealTouchpointOut:
-    return DealTouchpointOut(
-        touchpoint_id=t["touchpoint_id"],
-        partner_id=t["partner_id"],
-        kind=t["kind"],
-        occurred_at=t["occurred_at"].isoformat(),
-        source=t["source"],
-        origin=t["origin"],
-        external_id=t["external_id"],
-        active=t["active"],
-    )
+    return from_row(DealTouchpointOut, t, occurred_at=t["occurred_at"].isoformat())
 
 
 def _counts(touchpoint: Any) -> bool:
@@ -272,14 +253,10 @@ async def crm_links(conn: Connection, status: str | None) -> list[CrmLinkOut]:
 
 
 def _link_out(row: Any) -> CrmLinkOut:
-    return CrmLinkOut(
-        source=row["source"],
-        external_id=row["external_id"],
-        partner_id=row["partner_id"],
-        status=row["status"],
-        proposed_by=row["proposed_by"],
+    return from_row(
+        CrmLinkOut,
+        row,
         proposed_at=row["proposed_at"].isoformat(),
-        confirmed_by=row["confirmed_by"],
         confirmed_at=row["confirmed_at"].isoformat() if row["confirmed_at"] else None,
     )
 
@@ -298,13 +275,10 @@ async def unmatched_deals(conn: Connection) -> list[UnmatchedDealOut]:
         """
     )
     return [
-        UnmatchedDealOut(
-            deal_key=r["deal_key"],
-            source=r["source"],
-            partner_ref=r["partner_ref"],
-            status=r["status"],
+        from_row(
+            UnmatchedDealOut,
+            r,
             amount=None if r["amount"] is None else str(r["amount"]),
-            currency=r["currency"],
             close_date=r["close_date"].isoformat() if r["close_date"] else None,
         )
         for r in rows
@@ -333,9 +307,10 @@ async def waiting_touchpoints(conn: Connection, limit: int) -> list[WaitingTouch
         limit,
     )
     return [
-        WaitingTouchpointOut(
-            **_touchpoint_out(r).model_dump(),
-            reported_by=r["reported_by"],
+        from_row(
+            WaitingTouchpointOut,
+            r,
+            occurred_at=r["occurred_at"].isoformat(),
             received_at=r["received_at"].isoformat(),
         )
         for r in rows

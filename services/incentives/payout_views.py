@@ -8,7 +8,7 @@ from decimal import Decimal
 from services.incentives.domain.programs import IncentivePrograms
 from services.incentives.domain.settlement import Settlement, settlement_of
 from services.incentives.payout_schemas import PartnerPayoutsOut, PayoutEntryOut, PayoutsOut
-from shared.db import Connection
+from shared.db import Connection, from_row
 
 EARNINGS = ["accrual", "kicker", "spiff"]
 PAYOUTS_SHOWN = 500
@@ -42,18 +42,7 @@ async def payouts(
         period,
         EARNINGS,
     )
-    everyone = [
-        PartnerPayoutsOut(
-            partner_id=r["partner_id"],
-            earned=r["earned"],
-            reversed=r["reversed"],
-            paid=r["paid"],
-            balance=r["balance"],
-            last_paid_at=r["last_paid_at"],
-            state=settlement_of(r["balance"]),
-        )
-        for r in rows
-    ]
+    everyone = [from_row(PartnerPayoutsOut, r, state=settlement_of(r["balance"])) for r in rows]
     matching = [p for p in everyone if state is None or p.state is state]
     made = await conn.fetch(
         """SELECT entry_id, partner_id, -amount AS amount, reference, period, created_at

@@ -25,7 +25,7 @@ from services.incentives.domain.mdf import MdfAccrual
 from services.incentives.domain.programs import IncentivePrograms
 from services.incentives.domain.surroundings import Context, Subject, Surroundings
 from shared.clock import now
-from shared.db import Connection, advisory_key
+from shared.db import Connection, advisory_key, columns
 from shared.events import Envelope
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.partners import PartnerStateChanged
@@ -254,7 +254,7 @@ async def _insert_new_rows(
     if rows:
         await conn.execute(
             f"INSERT INTO {table} SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING",
-            *[list(column) for column in zip(*rows, strict=True)],
+            *columns(rows),
         )
 
 
@@ -266,30 +266,37 @@ async def insert_credits(
                customer_key, region, period, tier, new_logo, new_region, programs_version, notes,
                ingested_at, processed_at)
            SELECT c.credit_id, c.partner_id, c.deal_key, c.kind, c.amount, c.currency,
-               c.customer_key, c.region, c.period, c.tier, c.new_logo, c.new_region, $15,
+               c.customer_key, c.region, c.period, c.tier, c.new_logo, c.new_region, $16,
                ARRAY(SELECT jsonb_array_elements_text(c.notes::jsonb)), c.ingested_at,
                c.processed_at
            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
                $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bool[],
-               $12::bool[], $13::text[], $14::timestamptz[], $16::timestamptz[])
+               $12::bool[], $13::text[], $14::timestamptz[], $15::timestamptz[])
                AS c(credit_id, partner_id, deal_key, kind, amount, currency, customer_key, region,
                     period, tier, new_logo, new_region, notes, ingested_at, processed_at)""",
-        [b.credit.credit_id for b in bookings],
-        [b.credit.partner_id for b in bookings],
-        [b.credit.deal_key for b in bookings],
-        [b.credit.kind.value for b in bookings],
-        [b.credit.amount for b in bookings],
-        [b.credit.currency for b in bookings],
-        [b.context.customer_key for b in bookings],
-        [b.context.region for b in bookings],
-        [b.earnings.period for b in bookings],
-        [b.context.tier for b in bookings],
-        [b.context.new_logo for b in bookings],
-        [b.context.new_region for b in bookings],
-        [json.dumps(b.earnings.notes) for b in bookings],
-        [b.ingested_at for b in bookings],
+        *columns(
+            [
+                (
+                    b.credit.credit_id,
+                    b.credit.partner_id,
+                    b.credit.deal_key,
+                    b.credit.kind.value,
+                    b.credit.amount,
+                    b.credit.currency,
+                    b.context.customer_key,
+                    b.context.region,
+                    b.earnings.period,
+                    b.context.tier,
+                    b.context.new_logo,
+                    b.context.new_region,
+                    json.dumps(b.earnings.notes),
+                    b.ingested_at,
+                    b.at,
+                )
+                for b in bookings
+            ]
+        ),
         programs.version,
-        [b.at for b in bookings],
     )
 
 

@@ -10,19 +10,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.incentives.domain.programs import IncentivePrograms
+from shared.http import Timestamp
 from shared.inputs import CountryCode, Day, FreeText, Ident, Name, PositiveMoney, Reference, as_text
 
 PERIOD_PATTERN = r"^\d{4}-(Q[1-4]|0[1-9]|1[0-2])$"
-
-# A stored moment as Python writes it (`2026-11-20T12:00:00+00:00`), as these reads always have.
-Timestamp = Annotated[
-    datetime,
-    PlainSerializer(lambda moment: moment.isoformat(), return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "format": "date-time"}),
-]
 
 
 class _Request(BaseModel):

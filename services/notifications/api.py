@@ -6,9 +6,10 @@ managers, who work the co-sell with the reps."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
@@ -156,26 +157,47 @@ async def mark_owner_notifications_read(
     return await mark(platform, who, Recipient.owner(owner), body)
 
 
+@dataclass(frozen=True)
+class StreamOpening:
+    """What every stream route needs besides its caller and recipient: the service's pieces
+    and where to resume (`Last-Event-ID`, else `after`, else from now on)."""
+
+    platform: Platform
+    settings: NotificationsSettings
+    limit: StreamLimit
+    wakeups: InboxWakeups
+    resume: str | None
+
+
+async def stream_opening(
+    platform: PlatformDep,
+    settings: SettingsDep,
+    limit: LimitDep,
+    wakeups: WakeupsDep,
+    last_event_id: LastEventId = None,
+    after: Annotated[Cursor | None, Query()] = None,
+) -> StreamOpening:
+    return StreamOpening(platform, settings, limit, wakeups, last_event_id or after)
+
+
+StreamOpeningDep = Annotated[StreamOpening, Depends(stream_opening)]
+
+
 async def open_stream(
-    platform: Platform,
-    who: Caller,
-    recipient: Recipient,
-    resume: str | None,
-    settings: NotificationsSettings,
-    limit: StreamLimit,
-    wakeups: InboxWakeups,
+    opening: StreamOpening, who: Caller, recipient: Recipient
 ) -> StreamingResponse:
     """Take one of the recipient's stream slots (429 when none is free) for as long as the
     response lasts: released when it ends, however it ends. A partner's people's stream ends
     when their partner loses access (as their next request would be refused)."""
+    platform, settings, limit = opening.platform, opening.settings, opening.limit
     key = f"{recipient.kind}:{recipient.id}"
     caller_partner = who.partner_id
-    start = await streaming.start_position(platform.pool, recipient, resume)
+    start = await streaming.start_position(platform.pool, recipient, opening.resume)
     limit.acquire(key)
     try:
         events = streaming.stream(
             platform.pool,
-            wakeups,
+            opening.wakeups,
             recipient,
             start,
             streaming.StreamPacing(settings.stream_heartbeat_seconds, settings.stream_poll_seconds),
@@ -217,22 +239,12 @@ class SlotResponse(StreamingResponse):
     responses=STREAM_RESPONSES,
 )
 async def stream_partner_notifications(
-    partner_id: str,
-    who: CallerDep,
-    platform: PlatformDep,
-    settings: SettingsDep,
-    limit: LimitDep,
-    wakeups: WakeupsDep,
-    last_event_id: LastEventId = None,
-    after: Annotated[Cursor | None, Query()] = None,
+    partner_id: str, who: CallerDep, opening: StreamOpeningDep
 ) -> StreamingResponse:
     """The partner's messages as they arrive. Resumes after `Last-Event-ID` (what a browser's
     EventSource sends on reconnecting) or `after` (a page's `next_cursor`); without either,
     from now on."""
-    recipient = partner_inbox(who, partner_id)
-    return await open_stream(
-        platform, who, recipient, last_event_id or after, settings, limit, wakeups
-    )
+    return await open_stream(opening, who, partner_inbox(who, partner_id))
 
 
 @router.get(
@@ -242,19 +254,10 @@ async def stream_partner_notifications(
     responses=STREAM_RESPONSES,
 )
 async def stream_owner_notifications(
-    owner: str,
-    who: AdminDep,
-    platform: PlatformDep,
-    settings: SettingsDep,
-    limit: LimitDep,
-    wakeups: WakeupsDep,
-    last_event_id: LastEventId = None,
-    after: Annotated[Cursor | None, Query()] = None,
+    owner: str, who: AdminDep, opening: StreamOpeningDep
 ) -> StreamingResponse:
     """A direct account owner's messages as they arrive (as the partner's stream)."""
-    return await open_stream(
-        platform, who, Recipient.owner(owner), last_event_id or after, settings, limit, wakeups
-    )
+    return await open_stream(opening, who, Recipient.owner(owner))
 
 
 # ---- webhooks

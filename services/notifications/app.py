@@ -61,10 +61,12 @@ def wire(platform: Platform) -> None:
     )
 
     messages = platform.consumer("inbox", [PARTNER_NOTIFICATIONS])
+    # Every version of the contract, filed the same way (v2 on: the kinds the one before
+    # cannot name: deals' registration changes, onboarding's reminders, programme's surveys).
     messages.handles_batch(PartnerNotification)(handlers.on_notifications)
-    messages.handles_batch(PartnerNotificationV2)(handlers.on_notifications_v2)
-    messages.handles_batch(PartnerNotificationV3)(handlers.on_notifications_v3)
-    messages.handles_batch(PartnerNotificationV4)(handlers.on_notifications_v4)
+    messages.handles_batch(PartnerNotificationV2)(handlers.on_notifications)
+    messages.handles_batch(PartnerNotificationV3)(handlers.on_notifications)
+    messages.handles_batch(PartnerNotificationV4)(handlers.on_notifications)
     ledger = platform.consumer("ledger", [INCENTIVE_LEDGER])
     ledger.handles_batch(PayoutRecorded)(handlers.on_payouts)
     ledger.handles_batch(MdfExpired)(handlers.on_mdf_expiry)

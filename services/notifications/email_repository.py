@@ -13,7 +13,7 @@ from services.notifications.domain.email import EmailMode, EmailPreference
 from services.notifications.domain.messages import Message
 from services.notifications.repository import Filed
 from shared.access import REVOKING
-from shared.db import Connection, Pool
+from shared.db import Connection, Pool, from_row
 
 EMAIL_NAMESPACE = uuid.UUID("8d3b8a70-5f0e-4a55-9f1c-0c2e6f1d4b21")
 
@@ -158,17 +158,8 @@ async def take_digests(conn: Connection) -> list[tuple[Recipient, str, list[int]
 
 
 def message_of(row: Any) -> Message:
-    return Message(
-        notification_id=row["notification_id"],
-        recipient=Recipient(RecipientKind(row["recipient_kind"]), row["recipient"]),
-        partner_id=row["partner_id"],
-        kind=row["kind"],
-        subject=row["subject"],
-        body=row["body"],
-        registration_id=row["registration_id"],
-        deal_key=row["deal_key"],
-        created_at=row["created_at"],
-        ingested_at=row["ingested_at"],
+    return from_row(
+        Message, row, recipient=Recipient(RecipientKind(row["recipient_kind"]), row["recipient"])
     )
 
 

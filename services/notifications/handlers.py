@@ -3,6 +3,8 @@ recipients' inboxes; the ledger entries partners are not otherwise told of, file
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from services.notifications import inbox
 from services.notifications.domain import ledger_messages
 from shared.consumer import HandlerContext
@@ -15,32 +17,18 @@ from shared.events.notifications import (
     PartnerNotificationV4,
 )
 
-
-async def on_notifications(
-    ctx: HandlerContext, events: list[Envelope[PartnerNotification]]
-) -> None:
-    """A run of notifications is filed together (one position lock, one insert)."""
-    await inbox.receive(ctx.conn, [event.data for event in events])
-
-
-async def on_notifications_v2(
-    ctx: HandlerContext, events: list[Envelope[PartnerNotificationV2]]
-) -> None:
-    """The kinds v1 cannot name (deals' registration changes), filed the same way."""
-    await inbox.receive(ctx.conn, [event.data for event in events])
+# Any version of the contract: they share their fields, each names more kinds.
+Notification = TypeVar(
+    "Notification",
+    PartnerNotification,
+    PartnerNotificationV2,
+    PartnerNotificationV3,
+    PartnerNotificationV4,
+)
 
 
-async def on_notifications_v3(
-    ctx: HandlerContext, events: list[Envelope[PartnerNotificationV3]]
-) -> None:
-    """The kinds v2 cannot name (onboarding's person reminders and account managers)."""
-    await inbox.receive(ctx.conn, [event.data for event in events])
-
-
-async def on_notifications_v4(
-    ctx: HandlerContext, events: list[Envelope[PartnerNotificationV4]]
-) -> None:
-    """The kinds v3 cannot name (the programme's surveys), filed the same way."""
+async def on_notifications(ctx: HandlerContext, events: list[Envelope[Notification]]) -> None:
+    """A run of notifications of one version is filed together (one position lock, one insert)."""
     await inbox.receive(ctx.conn, [event.data for event in events])
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from services.notifications.domain.addressing import Recipient
 from services.notifications.domain.messages import Message
-from shared.db import Connection
+from shared.db import Connection, columns
 
 # Listened to by every instance's live streams: a commit that filed messages wakes them.
 INBOX_CHANNEL = "notifications_inbox"
@@ -50,18 +50,25 @@ async def file_messages(conn: Connection, messages: list[Message]) -> list[Filed
            SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[],
                $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                $11::timestamptz[], $12::timestamptz[])""",
-        [f.position for f in filed],
-        [f.message.notification_id for f in filed],
-        [f.message.recipient.kind.value for f in filed],
-        [f.message.recipient.id for f in filed],
-        [f.message.partner_id for f in filed],
-        [f.message.kind for f in filed],
-        [f.message.subject for f in filed],
-        [f.message.body for f in filed],
-        [f.message.registration_id for f in filed],
-        [f.message.deal_key for f in filed],
-        [f.message.created_at for f in filed],
-        [f.message.ingested_at for f in filed],
+        *columns(
+            [
+                (
+                    f.position,
+                    f.message.notification_id,
+                    f.message.recipient.kind.value,
+                    f.message.recipient.id,
+                    f.message.partner_id,
+                    f.message.kind,
+                    f.message.subject,
+                    f.message.body,
+                    f.message.registration_id,
+                    f.message.deal_key,
+                    f.message.created_at,
+                    f.message.ingested_at,
+                )
+                for f in filed
+            ]
+        ),
     )
     await conn.execute("SELECT pg_notify($1, '')", INBOX_CHANNEL)
     return filed

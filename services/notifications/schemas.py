@@ -5,7 +5,6 @@ Times are ISO 8601 with their offset. Cursors are opaque strings this service ha
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import (
@@ -13,21 +12,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PlainSerializer,
-    WithJsonSchema,
     model_validator,
 )
 
 from services.notifications.domain.cursor import MAX_CURSOR_LENGTH
 from services.notifications.domain.email import ADDRESS_MAX, EmailMode, check_address
 from services.notifications.domain.webhooks import KINDS, URL_MAX
+from shared.http import Timestamp
 from shared.inputs import as_ident, as_text
 
-Timestamp = Annotated[
-    datetime,
-    PlainSerializer(lambda moment: moment.isoformat(), return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "format": "date-time"}),
-]
 Cursor = Annotated[str, Field(min_length=1, max_length=MAX_CURSOR_LENGTH)]
 
 

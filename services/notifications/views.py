@@ -23,7 +23,7 @@ from services.notifications.schemas import (
     NotificationPage,
 )
 from services.notifications.webhook_repository import ENDPOINT_COLUMNS
-from shared.db import Connection
+from shared.db import Connection, from_row
 from shared.errors import NotFound
 from shared.metrics import GaugeReading
 
@@ -32,17 +32,10 @@ MESSAGE_COLUMNS = """position, notification_id, partner_id, kind, subject, body,
 
 
 def message_out(row: Any) -> NotificationOut:
-    return NotificationOut(
+    return from_row(
+        NotificationOut,
+        row,
         cursor=cursor.encode(row["position"]),
-        notification_id=row["notification_id"],
-        kind=row["kind"],
-        partner_id=row["partner_id"],
-        subject=row["subject"],
-        body=row["body"],
-        registration_id=row["registration_id"],
-        deal_key=row["deal_key"],
-        created_at=row["created_at"],
-        ingested_at=row["ingested_at"],
         read=row["read_at"] is not None,
     )
 
@@ -131,18 +124,7 @@ async def latest_position(conn: Connection, recipient: Recipient) -> int:
 
 
 def endpoint_out(row: Any) -> EndpointOut:
-    return EndpointOut(
-        endpoint_id=row["endpoint_id"],
-        partner_id=row["partner_id"],
-        url=row["url"],
-        description=row["description"],
-        kinds=list(row["kinds"]),
-        enabled=row["enabled"],
-        disabled_reason=row["disabled_reason"],
-        consecutive_failures=row["consecutive_failures"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    return from_row(EndpointOut, row, kinds=list(row["kinds"]))
 
 
 async def endpoints(conn: Connection, partner_id: str) -> EndpointList:
@@ -184,28 +166,14 @@ async def deliveries(
            FROM webhook_attempts WHERE delivery_id = ANY($1::uuid[]) ORDER BY attempt""",
         list(attempts),
     ):
-        attempts[attempt["delivery_id"]].append(
-            AttemptOut(
-                attempt=attempt["attempt"],
-                attempted_at=attempt["attempted_at"],
-                status_code=attempt["status_code"],
-                error=attempt["error"],
-                duration_ms=attempt["duration_ms"],
-            )
-        )
+        attempts[attempt["delivery_id"]].append(from_row(AttemptOut, attempt))
     return DeliveryPage(
         items=[
-            DeliveryOut(
-                delivery_id=row["delivery_id"],
+            from_row(
+                DeliveryOut,
+                row,
                 webhook_id=row["message_id"],
-                event_type=row["event_type"],
-                status=row["status"],
-                attempts=row["attempts"],
                 next_attempt_at=row["next_attempt_at"] if row["status"] == "pending" else None,
-                last_status_code=row["last_status_code"],
-                last_error=row["last_error"],
-                created_at=row["created_at"],
-                delivered_at=row["delivered_at"],
                 attempt_log=attempts[row["delivery_id"]],
             )
             for row in rows

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from services.programme import repository
 from services.programme.domain.decisions import (
@@ -12,7 +14,7 @@ from services.programme.domain.decisions import (
     onboarding_decision,
     status_move,
 )
-from services.programme.domain.quarters import Quarter, quarter_of_period
+from services.programme.domain.quarters import Quarter
 from services.programme.repository import MoveRow, SpendEntry
 from shared.consumer import HandlerContext
 from shared.events import Envelope
@@ -25,6 +27,9 @@ from shared.events.incentives import (
 )
 from shared.events.partners import PartnerStateChanged
 from shared.events.registrations import RegistrationDecided, RegistrationStatusChanged
+
+# The ledger events that are programme spend.
+Spending = TypeVar("Spending", IncentiveEarned, IncentiveReversed, MdfAccrued, MdfClaimDecided)
 
 
 async def on_partner_versions(
@@ -87,87 +92,54 @@ async def on_registration_changes(
     await repository.record_registration_moves(ctx.conn, rows)
 
 
+async def _record_spend(
+    ctx: HandlerContext,
+    events: list[Envelope[Spending]],
+    spend: Callable[[Spending], SpendEntry | None],
+) -> None:
+    """The events' spend entries (`spend` gives None for an event that spends nothing)."""
+    entries = [spend(event.data) for event in events]
+    await repository.record_spend(ctx.conn, [e for e in entries if e is not None])
+
+
 async def on_earnings(ctx: HandlerContext, events: list[Envelope[IncentiveEarned]]) -> None:
-    await repository.record_spend(
-        ctx.conn,
-        [
-            SpendEntry(
-                e.entry_id,
-                e.partner_id,
-                "incentive",
-                e.credit_id,
-                quarter_of_period(e.period),
-                e.amount,
-                e.currency,
-                e.earned_at,
-                e.program_rule,
-                e.deal_key,
-            )
-            for e in (event.data for event in events)
-        ],
+    await _record_spend(
+        ctx, events, lambda e: SpendEntry.of_ledger(e, "incentive", e.amount, e.earned_at)
     )
+
+
+def _clawback(e: IncentiveReversed) -> SpendEntry:
+    """A clawback takes back an earning (ledger `incentive`) or an MDF accrual (`mdf`)."""
+    movement = "incentive" if e.ledger == "incentive" else "mdf_accrual"
+    return SpendEntry.of_ledger(e, movement, -e.amount, e.reversed_at)
 
 
 async def on_clawbacks(ctx: HandlerContext, events: list[Envelope[IncentiveReversed]]) -> None:
-    """A clawback takes back an earning (ledger `incentive`) or an MDF accrual (`mdf`)."""
-    await repository.record_spend(
-        ctx.conn,
-        [
-            SpendEntry(
-                e.entry_id,
-                e.partner_id,
-                "incentive" if e.ledger == "incentive" else "mdf_accrual",
-                e.credit_id,
-                quarter_of_period(e.period),
-                -e.amount,
-                e.currency,
-                e.reversed_at,
-                e.program_rule,
-                e.deal_key,
-            )
-            for e in (event.data for event in events)
-        ],
-    )
+    await _record_spend(ctx, events, _clawback)
 
 
 async def on_mdf_accruals(ctx: HandlerContext, events: list[Envelope[MdfAccrued]]) -> None:
-    await repository.record_spend(
-        ctx.conn,
-        [
-            SpendEntry(
-                e.entry_id,
-                e.partner_id,
-                "mdf_accrual",
-                e.credit_id,
-                quarter_of_period(e.period),
-                e.amount,
-                e.currency,
-                e.accrued_at,
-                e.program_rule,
-                e.deal_key,
-            )
-            for e in (event.data for event in events)
-        ],
+    await _record_spend(
+        ctx, events, lambda e: SpendEntry.of_ledger(e, "mdf_accrual", e.amount, e.accrued_at)
+    )
+
+
+def _claim_spend(e: MdfClaimDecided) -> SpendEntry | None:
+    """MDF spent: an approved claim (its ledger debit names the entry). A rejected claim
+    spends nothing."""
+    if e.status != "approved":
+        return None
+    return SpendEntry(
+        e.entry_id or f"claim:{e.claim_id}",
+        e.partner_id,
+        "mdf_claim",
+        None,
+        str(Quarter.of(e.decided_at.date())),
+        e.amount,
+        e.currency,
+        e.decided_at,
     )
 
 
 async def on_mdf_claims(ctx: HandlerContext, events: list[Envelope[MdfClaimDecided]]) -> None:
-    """MDF spent: an approved claim (its ledger debit names the entry). A rejected claim
-    spends nothing."""
-    await repository.record_spend(
-        ctx.conn,
-        [
-            SpendEntry(
-                e.entry_id or f"claim:{e.claim_id}",
-                e.partner_id,
-                "mdf_claim",
-                None,
-                str(Quarter.of(e.decided_at.date())),
-                e.amount,
-                e.currency,
-                e.decided_at,
-            )
-            for e in (event.data for event in events)
-            if e.status == "approved"
-        ],
-    )
+    await _record_spend(ctx, events, _claim_spend)

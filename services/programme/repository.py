@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from services.programme.domain.plans import Goals, Line, PlanState
-from shared.db import Connection
+from services.programme.domain.quarters import quarter_of_period
+from shared.db import Connection, columns
 from shared.events.attribution import CreditIssued, CreditReversed
+from shared.events.incentives import IncentiveEarned, IncentiveReversed, MdfAccrued
 from shared.events.partners import PartnerStateChanged
 
 
@@ -57,15 +59,22 @@ async def record_credits(conn: Connection, credits: list[CreditIssued]) -> None:
            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
                                 $6::text[], $7::text[], $8::date[], $9::timestamptz[])
            ON CONFLICT (credit_id) DO NOTHING""",
-        [c.credit_id for c in credits],
-        [c.deal_key for c in credits],
-        [c.partner_id for c in credits],
-        [c.kind.value for c in credits],
-        [c.amount for c in credits],
-        [c.currency for c in credits],
-        [c.customer.country for c in credits],
-        [c.close_date for c in credits],
-        [c.issued_at for c in credits],
+        *columns(
+            [
+                (
+                    c.credit_id,
+                    c.deal_key,
+                    c.partner_id,
+                    c.kind.value,
+                    c.amount,
+                    c.currency,
+                    c.customer.country,
+                    c.close_date,
+                    c.issued_at,
+                )
+                for c in credits
+            ]
+        ),
     )
 
 
@@ -85,6 +94,8 @@ async def record_reversals(conn: Connection, reversals: list[CreditReversed]) ->
 
 @dataclass(frozen=True)
 class SpendEntry:
+    """A row of `spend_entries`, its fields in the table's column order."""
+
     entry_id: str
     partner_id: str
     movement: str  # incentive | mdf_accrual | mdf_claim
@@ -95,6 +106,28 @@ class SpendEntry:
     at: datetime
     rule: str | None = None  # the program rule (kicker:new_logo, ...)
     deal_key: str | None = None
+
+    @classmethod
+    def of_ledger(
+        cls,
+        entry: IncentiveEarned | IncentiveReversed | MdfAccrued,
+        movement: str,
+        amount: Decimal,
+        at: datetime,
+    ) -> SpendEntry:
+        """A ledger entry about a credit, as the cost it adds (`amount`, signed) at `at`."""
+        return cls(
+            entry.entry_id,
+            entry.partner_id,
+            movement,
+            entry.credit_id,
+            quarter_of_period(entry.period),
+            amount,
+            entry.currency,
+            at,
+            entry.program_rule,
+            entry.deal_key,
+        )
 
 
 async def record_spend(conn: Connection, entries: list[SpendEntry]) -> None:
@@ -107,21 +140,14 @@ async def record_spend(conn: Connection, entries: list[SpendEntry]) -> None:
                                 $6::numeric[], $7::text[], $8::timestamptz[], $9::text[],
                                 $10::text[])
            ON CONFLICT (entry_id) DO NOTHING""",
-        [e.entry_id for e in entries],
-        [e.partner_id for e in entries],
-        [e.movement for e in entries],
-        [e.credit_id for e in entries],
-        [e.quarter for e in entries],
-        [e.amount for e in entries],
-        [e.currency for e in entries],
-        [e.at for e in entries],
-        [e.rule for e in entries],
-        [e.deal_key for e in entries],
+        *columns([astuple(e) for e in entries]),
     )
 
 
 @dataclass(frozen=True)
 class MoveRow:
+    """A row of `registration_moves`, its fields in the table's column order."""
+
     event_id: uuid.UUID
     registration_id: str
     partner_id: str
@@ -141,14 +167,7 @@ async def record_registration_moves(conn: Connection, moves: list[MoveRow]) -> N
            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
                                 $6::boolean[], $7::boolean[], $8::timestamptz[])
            ON CONFLICT (event_id) DO NOTHING""",
-        [m.event_id for m in moves],
-        [m.registration_id for m in moves],
-        [m.partner_id for m in moves],
-        [m.move for m in moves],
-        [m.outcome for m in moves],
-        [m.automatic for m in moves],
-        [m.at_submission for m in moves],
-        [m.at for m in moves],
+        *columns([astuple(m) for m in moves]),
     )
 
 

@@ -5,7 +5,7 @@ durations are hours."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Annotated
 
@@ -13,20 +13,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PlainSerializer,
-    WithJsonSchema,
     model_validator,
 )
 
 from services.programme.domain.quarters import QUARTER_PATTERN
 from shared.events.partners import PartnerType
+from shared.http import Timestamp
 from shared.inputs import CurrencyCode, Day, FreeText, Ident, Instant, Money, Name, check_money
-
-Timestamp = Annotated[
-    datetime,
-    PlainSerializer(lambda moment: moment.isoformat(), return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "format": "date-time"}),
-]
 
 
 class KpiFiltersOut(BaseModel):

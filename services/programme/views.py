@@ -30,7 +30,7 @@ from services.programme.schemas import (
     SurveyList,
     SurveyOut,
 )
-from shared.db import Connection
+from shared.db import Connection, from_row
 from shared.identity import Caller
 
 
@@ -271,12 +271,7 @@ def goals_of(row: Any) -> Goals:
 
 
 def goals_out(goals: Goals) -> GoalsOut:
-    return GoalsOut(
-        sourced_revenue=goals.sourced_revenue,
-        certifications=goals.certifications,
-        new_logos=goals.new_logos,
-        co_marketing_campaigns=goals.co_marketing_campaigns,
-    )
+    return GoalsOut.model_validate(goals, from_attributes=True)  # the same four fields
 
 
 def line_out(line: Line) -> LineOut:
@@ -321,30 +316,15 @@ async def plans(
         )
         goals = goals_of(row)
         found.append(
-            PlanOut(
+            from_row(
+                PlanOut,
+                row,
                 partner_id=partner_id,
-                year=row["year"],
-                revision=row["revision"],
-                state=row["state"],
-                currency=row["currency"],
                 goals=goals_out(goals),
-                note=row["note"],
-                proposed_by=row["proposed_by"],
-                proposed_at=row["proposed_at"],
-                responded_by=row["responded_by"],
-                responded_at=row["responded_at"],
-                response_note=row["response_note"],
                 actuals_through=str(through),
                 actuals=[line_out(line) for line in compare(goals, actuals)],
                 history=[
-                    PlanEventOut(
-                        revision=h["revision"],
-                        state=h["state"],
-                        goals=GoalsOut(**json.loads(h["goals"])),
-                        acted_by=h["acted_by"],
-                        note=h["note"],
-                        at=h["at"],
-                    )
+                    from_row(PlanEventOut, h, goals=GoalsOut(**json.loads(h["goals"])))
                     for h in history
                     if h["year"] == row["year"]
                 ],
@@ -354,17 +334,11 @@ async def plans(
 
 
 def review_out(row: Any) -> ReviewOut:
-    return ReviewOut(
-        review_id=row["review_id"],
-        partner_id=row["partner_id"],
-        year=row["year"],
-        quarter=row["quarter"],
-        plan_revision=row["plan_revision"],
+    return from_row(
+        ReviewOut,
+        row,
         lines=[LineOut(**line) for line in json.loads(row["lines"])],
-        summary=row["summary"],
         actions=json.loads(row["actions"]),
-        recorded_by=row["recorded_by"],
-        recorded_at=row["recorded_at"],
     )
 
 
@@ -461,11 +435,9 @@ async def survey_out(conn: Connection, row: Any, who: Caller) -> SurveyOut:
         recipients = await conn.fetchval(
             "SELECT count(*) FROM survey_recipients WHERE survey_id = $1", row["survey_id"]
         )
-    return SurveyOut(
-        survey_id=row["survey_id"],
-        question=row["question"],
-        closes_at=row["closes_at"],
-        created_at=row["created_at"],
+    return from_row(
+        SurveyOut,
+        row,
         answered=bool(answered),
         results=results,
         recipients=recipients,

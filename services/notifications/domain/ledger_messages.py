@@ -6,6 +6,7 @@ is the same message."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from services.notifications.domain.addressing import Recipient
 from services.notifications.domain.messages import Message
@@ -20,33 +21,48 @@ def _id(kind: str, entry_id: str) -> uuid.UUID:
     return uuid.uuid5(LEDGER_NAMESPACE, f"{kind}/{entry_id}")
 
 
-def payout(entry: PayoutRecorded) -> Message:
+def _to_partner(
+    kind: str,
+    entry: PayoutRecorded | MdfExpired,
+    subject: str,
+    body: str,
+    created_at: datetime,
+    ingested_at: datetime | None,
+) -> Message:
+    """A message to the entry's partner, about the entry (nothing about a registration)."""
     return Message(
-        notification_id=_id(PAYOUT, entry.entry_id),
+        notification_id=_id(kind, entry.entry_id),
         recipient=Recipient.partner(entry.partner_id),
         partner_id=entry.partner_id,
-        kind=PAYOUT,
-        subject=f"Payout of {entry.amount} {entry.currency} recorded",
-        body=f"Reference {entry.reference}; your balance after it: "
-        f"{entry.balance_after} {entry.currency}.",
+        kind=kind,
+        subject=subject,
+        body=body,
         registration_id=None,
         deal_key=None,
-        created_at=entry.paid_at,
-        ingested_at=None,
+        created_at=created_at,
+        ingested_at=ingested_at,
+    )
+
+
+def payout(entry: PayoutRecorded) -> Message:
+    return _to_partner(
+        PAYOUT,
+        entry,
+        f"Payout of {entry.amount} {entry.currency} recorded",
+        f"Reference {entry.reference}; your balance after it: "
+        f"{entry.balance_after} {entry.currency}.",
+        entry.paid_at,
+        None,
     )
 
 
 def mdf_expired(entry: MdfExpired) -> Message:
-    return Message(
-        notification_id=_id(MDF_EXPIRED, entry.entry_id),
-        recipient=Recipient.partner(entry.partner_id),
-        partner_id=entry.partner_id,
-        kind=MDF_EXPIRED,
-        subject=f"{entry.amount} {entry.currency} of market development funds expired unused",
-        body=f"The funds accrued from credit {entry.credit_id} (lot {entry.lot_id}) expired "
+    return _to_partner(
+        MDF_EXPIRED,
+        entry,
+        f"{entry.amount} {entry.currency} of market development funds expired unused",
+        f"The funds accrued from credit {entry.credit_id} (lot {entry.lot_id}) expired "
         f"at {entry.expired_at.isoformat()}.",
-        registration_id=None,
-        deal_key=None,
-        created_at=entry.expired_at,
-        ingested_at=entry.ingested_at,
+        entry.expired_at,
+        entry.ingested_at,
     )
