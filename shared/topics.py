@@ -179,6 +179,8 @@ PROGRAMME_VOICE = Topic(
     "Partner voice: every survey answer (score and NPS category; never the comment or the "
     "person), for health signals.",
     events=("programme.survey_answered.v1",),
+    # attribution: a falling NPS or a detractor majority is a health signal.
+    consumers=("attribution",),
     aggregate="partner_id",
 )
 PROGRAMME_KPIS = Topic(
