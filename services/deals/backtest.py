@@ -45,6 +45,7 @@ def partner_snapshot(partner: PartnerView | None) -> dict[str, Any] | None:
         "tier": partner.tier,
         "regions": sorted(partner.regions),
         "products": sorted(partner.products),
+        "partner_type": partner.partner_type,
     }
 
 
@@ -71,6 +72,7 @@ def _partner(data: dict[str, Any] | None) -> PartnerView | None:
         data["tier"],
         frozenset(data["regions"]),
         frozenset(data["products"]),
+        data.get("partner_type"),
     )
 
 
@@ -137,6 +139,7 @@ async def _load(
                 p["tier"],
                 frozenset(p["regions"]),
                 frozenset(p["products"]),
+                p["partner_type"],
             )
     return [_past(r, partners, r["submitted_at"] >= since) for r in rows]
 
