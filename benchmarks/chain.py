@@ -696,7 +696,9 @@ async def run(quick: bool, scale: bool = False) -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=30) as client:
             story = Story(client, fleet.urls, ADMIN_TOKEN)
             partners = [
-                Partner(f"bench{i}", f"Bench Partner {i}", "referral_affiliate") for i in range(12)
+                # GSIs: they register (referral partners refer), under the policy's window.
+                Partner(f"bench{i}", f"Bench Partner {i}", "gsi")
+                for i in range(12)
             ]
             for partner in partners:
                 await story.onboard(partner, ["data"])

@@ -414,9 +414,11 @@ class Story:
             lambda: credited(result.corrected_amount), 45, what="attribution to correct the credits"
         )
 
-        # 6. An approved registration runs out of protection (channel manager runs expiry).
+        # 6. An approved registration runs out of protection (channel manager runs expiry). The
+        # reseller's: ember, an influencer, refers deals and registers none (rules of
+        # engagement by partner type).
         expiring = await self.register(
-            ember,
+            delta,
             "registration that will expire",
             self.registration(f"Litware {self.run} Labs", f"litware-{self.run}.example"),
         )

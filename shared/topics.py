@@ -138,8 +138,9 @@ PARTNER_PROGRAMME = Topic(
         "partner.requalification_appeal_decided.v1",
         "partner.account_manager_assigned.v1",
     ),
-    # attribution: enablement is a signal of the health score (it ignores the others).
-    consumers=("attribution",),
+    # attribution: enablement is a signal of the health score (it ignores the others);
+    # programme: account managers and annual reviews for its partner projection.
+    consumers=("attribution", "programme"),
     aggregate="partner_id",
 )
 PARTNER_HEALTH = Topic(
@@ -149,8 +150,9 @@ PARTNER_HEALTH = Topic(
     6,
     "Partner health scores, a day's score published when it moves.",
     events=("partner.health_scored.v1",),
-    # onboarding: health is one of the programme minimums at the annual review.
-    consumers=("onboarding",),
+    # onboarding: health is one of the programme minimums at the annual review; programme:
+    # a partner's health in its projection (a manager's book, plans and reviews).
+    consumers=("onboarding", "programme"),
     aggregate="partner_id",
 )
 PARTNER_NOTIFICATIONS = Topic(
@@ -179,6 +181,8 @@ PROGRAMME_VOICE = Topic(
     "Partner voice: every survey answer (score and NPS category; never the comment or the "
     "person), for health signals.",
     events=("programme.survey_answered.v1",),
+    # attribution: a falling NPS or a detractor majority is a health signal.
+    consumers=("attribution",),
     aggregate="partner_id",
 )
 PROGRAMME_KPIS = Topic(

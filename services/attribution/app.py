@@ -9,9 +9,10 @@ from services.attribution import api, handlers, health_api, jobs
 from services.attribution.settings import AttributionSettings, load_config
 from shared.events.opportunities import DealStateChanged
 from shared.events.programme import PartnerEnablementMeasured
+from shared.events.programme_service import SurveyAnswered
 from shared.events.registrations import RegistrationDecided, RegistrationStatusChanged
 from shared.service import Platform, ServiceDefinition
-from shared.topics import DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS, PARTNER_PROGRAMME
+from shared.topics import DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS, PARTNER_PROGRAMME, PROGRAMME_VOICE
 
 NAME = "attribution"
 DEAL_TOPICS = [DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS]
@@ -28,6 +29,10 @@ def wire(platform: Platform) -> None:
 
     programme = platform.consumer("programme", [PARTNER_PROGRAMME])
     programme.handles_batch(PartnerEnablementMeasured)(handlers.on_enablement)
+
+    # Partner voice: survey answers are the health score's voice signal.
+    voice = platform.consumer("voice", [PROGRAMME_VOICE])
+    voice.handles_batch(SurveyAnswered)(handlers.on_survey_answers)
 
     # Health is stored per day: each run replaces today's row, announcing only a moved score.
     period = settings.health_every_seconds

@@ -12,10 +12,12 @@ from services.attribution.registrations import (
     UnattributableRegistration,
     apply_registration,
 )
+from services.attribution.voice_signals import record_answers
 from shared.consumer import HandlerContext
 from shared.events import Envelope, InvalidEvent
 from shared.events.opportunities import DealStateChanged
 from shared.events.programme import PartnerEnablementMeasured
+from shared.events.programme_service import SurveyAnswered
 from shared.events.registrations import RegistrationDecided, RegistrationStatusChanged
 
 
@@ -53,3 +55,8 @@ async def on_enablement(
 ) -> None:
     """Onboarding measured partners' enablement: the newest measurement is the health signal."""
     await record_enablement(ctx.conn, [e.data for e in events])
+
+
+async def on_survey_answers(ctx: HandlerContext, events: list[Envelope[SurveyAnswered]]) -> None:
+    """Programme announced partners' survey answers: kept, they are the health score's voice."""
+    await record_answers(ctx.conn, [e.data for e in events])

@@ -10,6 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from services.attribution.domain.health import HealthInputs, HealthScore
+from services.attribution.domain.voice import VoiceInputs
 from shared.db import Connection, columns
 from shared.events.programme import PartnerEnablementMeasured
 
@@ -108,6 +109,17 @@ def _inputs_json(inputs: HealthInputs) -> dict[str, object]:
         "rejections": inputs.rejections,
         "expiries": inputs.expiries,
         "enablement": None if inputs.enablement is None else str(inputs.enablement),
+        "voice": None if inputs.voice is None else _voice_json(inputs.voice),
+    }
+
+
+def _voice_json(voice: VoiceInputs) -> dict[str, object]:
+    return {
+        name: {"promoters": q.promoters, "passives": q.passives, "detractors": q.detractors}
+        for name, q in (
+            ("last_quarter", voice.last_quarter),
+            ("quarter_before", voice.quarter_before),
+        )
     }
 
 

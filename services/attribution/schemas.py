@@ -164,6 +164,24 @@ class HealthComponentsOut(BaseModel):
     enablement: str | None = Field(
         default=None, description="0-1 from onboarding's enablement; null: not measured yet"
     )
+    voice_penalty: str | None = Field(
+        default=None,
+        description="the part of `penalty` partner voice makes (falling NPS, detractors); "
+        "null in the history (its reasons say)",
+    )
+
+
+class VoiceQuarterOut(BaseModel):
+    answers: int
+    promoters: int
+    passives: int
+    detractors: int
+    nps: str | None = Field(description="% promoters - % detractors; null without answers")
+
+
+class VoiceOut(BaseModel):
+    last_quarter: VoiceQuarterOut
+    quarter_before: VoiceQuarterOut
 
 
 class HealthInputsOut(BaseModel):
@@ -176,6 +194,9 @@ class HealthInputsOut(BaseModel):
     expiries: int
     enablement: str | None = Field(
         default=None, description="onboarding's enablement health 0-100; null: not measured yet"
+    )
+    voice: VoiceOut | None = Field(
+        default=None, description="survey answers of the last two quarters (programme's surveys)"
     )
 
 

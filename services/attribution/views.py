@@ -12,6 +12,7 @@ from typing import Any
 from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.health import HealthInputs, health_score
 from services.attribution.domain.reporting import Period, RevenueQuery
+from services.attribution.domain.voice import QuarterVoice, VoiceInputs
 from services.attribution.schemas import (
     CreditOut,
     CrmLinkOut,
@@ -26,8 +27,11 @@ from services.attribution.schemas import (
     PeriodRevenueOut,
     RevenueOut,
     UnmatchedDealOut,
+    VoiceOut,
+    VoiceQuarterOut,
     WaitingTouchpointOut,
 )
+from services.attribution.voice_signals import partner_voice
 from shared.db import Connection, from_row
 
 # Why a partner's credit was reversed, as the partner is told (the full reason may name others).
@@ -199,6 +203,7 @@ async def health_inputs(
     enablement = await conn.fetchval(
         "SELECT score FROM enablement_signals WHERE partner_id = $1", partner_id
     )
+    voice = await partner_voice(conn, config.health.voice, partner_id, today)
     assert outcomes is not None
     assert signals is not None
     return HealthInputs(
@@ -210,6 +215,7 @@ async def health_inputs(
         rejections=signals["rejections"],
         expiries=signals["expiries"],
         enablement=enablement,
+        voice=voice,
     )
 
 
@@ -227,6 +233,7 @@ async def partner_health(
             velocity=str(score.velocity),
             penalty=str(score.penalty),
             enablement=None if score.enablement is None else str(score.enablement),
+            voice_penalty=str(score.voice_penalty),
         ),
         inputs=HealthInputsOut(
             revenue=str(inputs.revenue),
@@ -237,6 +244,7 @@ async def partner_health(
             rejections=inputs.rejections,
             expiries=inputs.expiries,
             enablement=None if inputs.enablement is None else str(inputs.enablement),
+            voice=voice_out(inputs.voice),
         ),
         reasons=list(score.reasons),
         config_version=config.version,
@@ -315,6 +323,25 @@ async def waiting_touchpoints(conn: Connection, limit: int) -> list[WaitingTouch
         )
         for r in rows
     ]
+
+
+def voice_out(voice: VoiceInputs | None) -> VoiceOut | None:
+    if voice is None:
+        return None
+
+    def quarter(q: QuarterVoice) -> VoiceQuarterOut:
+        nps = q.nps
+        return VoiceQuarterOut(
+            answers=q.answers,
+            promoters=q.promoters,
+            passives=q.passives,
+            detractors=q.detractors,
+            nps=None if nps is None else str(nps),
+        )
+
+    return VoiceOut(
+        last_quarter=quarter(voice.last_quarter), quarter_before=quarter(voice.quarter_before)
+    )
 
 
 async def health_history(

@@ -44,6 +44,7 @@ def partner_snapshot(partner: PartnerView | None) -> dict[str, Any] | None:
         "tier": partner.tier,
         "regions": sorted(partner.regions),
         "products": sorted(partner.products),
+        "partner_type": partner.partner_type,
     }
 
 

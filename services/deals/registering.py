@@ -23,6 +23,7 @@ from services.deals.domain.rules import (
     repeat_refusal,
 )
 from services.deals.linking import check_link
+from services.deals.partner_projection import holder_types
 from services.deals.review_sla import start_review_clock
 from shared.clock import now
 from shared.db import Connection
@@ -56,7 +57,8 @@ async def _decide_with_facts(
     registrations, opportunities = await repository.load_candidates(
         conn, request.customer, request.submitted_at - timedelta(days=policy.protection_days)
     )
-    decision = check_registration(policy, request, partner, registrations, opportunities)
+    holders = await holder_types(conn, registrations)
+    decision = check_registration(policy, request, partner, registrations, opportunities, holders)
     facts = {
         "partner": partner_snapshot(partner),
         "opportunities": opportunities_snapshot(opportunities),

@@ -42,11 +42,13 @@ async def store_partner(conn: Connection, event: PartnerStateChanged) -> None:
     """The partner's projected state; an older version than the one held changes nothing."""
     await conn.execute(
         """
-        INSERT INTO partners (partner_id, name, status, tier, regions, products, version, updated_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        INSERT INTO partners (partner_id, name, status, tier, regions, products, version,
+            updated_at, partner_type)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         ON CONFLICT (partner_id) DO UPDATE SET name = EXCLUDED.name, status = EXCLUDED.status,
             tier = EXCLUDED.tier, regions = EXCLUDED.regions, products = EXCLUDED.products,
-            version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+            version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
+            partner_type = EXCLUDED.partner_type
         WHERE partners.version < EXCLUDED.version
         """,
         event.partner_id,
@@ -57,6 +59,7 @@ async def store_partner(conn: Connection, event: PartnerStateChanged) -> None:
         list(event.products),
         event.version,
         event.changed_at,
+        event.partner_type,
     )
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from services.programme import kpis, plans, views, voice
+from services.programme import book, kpis, plans, views, voice
 from services.programme.domain.plans import Goals
 from services.programme.domain.quarters import QUARTER_PATTERN, Quarter, QuarterRange
 from services.programme.schemas import (
@@ -76,7 +76,10 @@ async def programme_kpis(
     ] = None,
     partner_id: Annotated[
         list[Ident] | None,
-        Query(max_length=MAX_PARTNERS, description="only these partners (a manager's book)"),
+        Query(max_length=MAX_PARTNERS, description="only these partners"),
+    ] = None,
+    manager: Annotated[
+        Ident | None, Query(description="only the partners this account manager has now")
     ] = None,
 ) -> KpiReport:
     """Programme KPIs over the quarters asked for (both included; none: all time): partner-
@@ -86,6 +89,10 @@ async def programme_kpis(
     to a first deal. README "Programme KPIs" defines each figure."""
     quarters = quarter_range(from_quarter, to_quarter)
     partners = sorted(set(partner_id)) if partner_id else None
+    if manager is not None:  # a manager's book: the partners asked for that are in it
+        async with platform.pool.acquire() as conn:
+            in_book = await book.manager_partner_ids(conn, manager)
+        partners = sorted(set(in_book) & set(partners) if partners is not None else in_book)
     filters = Filters(
         quarters.starts,
         quarters.ends,
@@ -101,6 +108,7 @@ async def programme_kpis(
         partner_type=filters.partner_type,
         region=region,
         partner_ids=partners or [],
+        manager=manager,
     )
     async with platform.pool.acquire() as conn:
         return await kpis.report(conn, filters, shown)
@@ -118,9 +126,10 @@ async def one_plan(
 ) -> PlanOut:
     async with platform.pool.acquire() as conn:
         found = await views.plans(conn, partner_id, year, now().date(), rules)
+        standing = await book.standing(conn, partner_id)
     if not found:
         raise NotFound(f"no business plan for {year}")
-    return found[0]
+    return book.with_standing(found[0], standing)
 
 
 @router.put("/partners/{partner_id}/plans/{year}", tags=["plans"])
@@ -168,7 +177,8 @@ async def list_plans(
     partner_scope(who, partner_id, f"partner {partner_id}")
     async with platform.pool.acquire() as conn:
         found = await views.plans(conn, partner_id, None, now().date(), settings.new_logo_rules)
-    return PlanList(items=found)
+        standing = await book.standing(conn, partner_id)
+    return PlanList(items=[book.with_standing(plan, standing) for plan in found])
 
 
 @router.get("/partners/{partner_id}/plans/{year}", tags=["plans"])
@@ -204,7 +214,9 @@ async def record_review(
             now(),
         )
         recorded = await views.reviews(conn, partner_id, year)
-    return next(r for r in recorded if r.review_id == review_id)
+        standing = await book.standing(conn, partner_id)
+    made = next(r for r in recorded if r.review_id == review_id)
+    return book.with_standing(made, standing)
 
 
 @router.get("/partners/{partner_id}/plans/{year}/reviews", tags=["plans"])
@@ -213,7 +225,9 @@ async def list_reviews(
 ) -> ReviewList:
     partner_scope(who, partner_id, f"partner {partner_id}")
     async with platform.pool.acquire() as conn:
-        return ReviewList(items=await views.reviews(conn, partner_id, year))
+        recorded = await views.reviews(conn, partner_id, year)
+        standing = await book.standing(conn, partner_id)
+    return ReviewList(items=[book.with_standing(r, standing) for r in recorded])
 
 
 # ---- partner voice: surveys and the advisory council

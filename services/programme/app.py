@@ -5,18 +5,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.programme import api, handlers, jobs
+from services.programme import api, book_api, handlers, jobs, profiles
 from services.programme.settings import ProgrammeSettings
-from shared.events.attribution import CreditIssued, CreditReversed
+from shared.events.attribution import CreditIssued, CreditReversed, PartnerHealthScored
 from shared.events.incentives import IncentiveEarned, IncentiveReversed, MdfAccrued, MdfClaimDecided
 from shared.events.partners import PartnerStateChanged
+from shared.events.programme import (
+    AccountManagerAssigned,
+    RequalificationAppealDecided,
+    RequalificationDecided,
+)
 from shared.events.registrations import RegistrationDecided, RegistrationStatusChanged
 from shared.service import Platform, ServiceDefinition
 from shared.topics import (
     ATTRIBUTION_CREDITS,
     DEAL_REGISTRATIONS,
     INCENTIVE_LEDGER,
+    PARTNER_HEALTH,
     PARTNER_LIFECYCLE,
+    PARTNER_PROGRAMME,
 )
 
 
@@ -38,11 +45,18 @@ def wire(platform: Platform) -> None:
     ledger.handles_batch(IncentiveReversed)(handlers.on_clawbacks)
     ledger.handles_batch(MdfAccrued)(handlers.on_mdf_accruals)
     ledger.handles_batch(MdfClaimDecided)(handlers.on_mdf_claims)
+    # The partner projection (profiles.py): account managers and annual reviews, health.
+    programme = platform.consumer("programme", [PARTNER_PROGRAMME])
+    programme.handles_batch(AccountManagerAssigned)(profiles.on_managers_assigned)
+    programme.handles_batch(RequalificationDecided)(profiles.on_reviews_decided)
+    programme.handles_batch(RequalificationAppealDecided)(profiles.on_appeals_decided)
+    health = platform.consumer("health", [PARTNER_HEALTH])
+    health.handles_batch(PartnerHealthScored)(profiles.on_health_scored)
 
 
 definition = ServiceDefinition(
     name="programme",
     migrations=Path(__file__).parent / "migrations",
-    routers=(api.router,),
+    routers=(api.router, book_api.partner_book),
     wire=wire,
 )

@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from services.programme.book_schemas import PartnerStandingOut
 from services.programme.domain.quarters import QUARTER_PATTERN
 from shared.events.partners import PartnerType
 from shared.http import Timestamp
@@ -29,6 +30,7 @@ class KpiFiltersOut(BaseModel):
     partner_type: str | None
     region: str | None
     partner_ids: list[str]
+    manager: str | None = Field(default=None, description="only this account manager's book")
 
 
 class RevenueRow(BaseModel):
@@ -172,6 +174,11 @@ class PlanOut(BaseModel):
     actuals_through: str = Field(description="the quarter the actuals run to")
     actuals: list[LineOut] = Field(description="the goals against the year's actuals so far")
     history: list[PlanEventOut]
+    standing: PartnerStandingOut | None = Field(
+        default=None,
+        description="the partner now (not as of the record): account manager, tier, type, "
+        "health and annual review, from the programme's events",
+    )
 
 
 class PlanList(BaseModel):
@@ -200,6 +207,11 @@ class ReviewOut(BaseModel):
     actions: list[str]
     recorded_by: str
     recorded_at: Timestamp
+    standing: PartnerStandingOut | None = Field(
+        default=None,
+        description="the partner now (not as of the record): account manager, tier, type, "
+        "health and annual review, from the programme's events",
+    )
 
 
 class ReviewList(BaseModel):

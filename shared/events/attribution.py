@@ -86,7 +86,10 @@ class PartnerHealthScored(EventPayload):
     enablement: Decimal | None = Field(
         default=None, description="component 0-1 from onboarding's enablement; None: not measured"
     )
-    penalty: Decimal = Field(description="points taken off for conflicts, rejections, expiries")
+    penalty: Decimal = Field(
+        description="points taken off for conflicts, rejections, expiries and a negative "
+        "partner voice (a falling NPS, a detractor majority)"
+    )
     reasons: tuple[str, ...] = ()
     scored_at: UtcDatetime
     config_version: str

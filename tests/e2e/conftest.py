@@ -35,10 +35,12 @@ async def fleet(infra: Infra) -> AsyncIterator[Fleet]:
 
 @pytest.fixture(scope="package")
 async def referral_partner(fleet: Fleet) -> Partner:
-    """An active partner, onboarded through the onboarding API and known to deals."""
+    """An active partner, onboarded through the onboarding API and known to deals. A reseller:
+    it registers deals (referral and influencer partners refer them, rules of engagement by
+    partner type)."""
     async with httpx.AsyncClient(timeout=30) as client:
         story = Story(client, fleet.urls, ADMIN_TOKEN)
-        partner = Partner("faultline", "Faultline Referrals", "referral_affiliate")
+        partner = Partner("faultline", "Faultline Referrals", "var_reseller")
         await story.onboard(partner, ["data", "ai"])
         await story.known_to_deals(partner)
         # its Salesforce deals name it by its partner id: a channel manager confirms that once

@@ -98,7 +98,7 @@ async def test_the_scripted_story(fleet: Fleet, infra: Infra, admin_db: Any) -> 
             for key, p in result.partners.items()
         }
         settled = all(kinds[k].count("clawback") == 1 for k in ("alpine", "delta", "ember"))
-        return kinds if settled and "expired" in kinds["ember"] else None
+        return kinds if settled and "expired" in kinds["delta"] else None
 
     received = await eventually(everything_filed, 45, what="every partner's notifications")
 
@@ -120,7 +120,7 @@ async def test_the_scripted_story(fleet: Fleet, infra: Infra, admin_db: Any) -> 
         assert kinds(key).count("credit_reversed") == 1
         assert kinds(key).count("earning") == 2
         assert kinds(key).count("clawback") == 1
-    assert kinds("ember").count("expired") == 1
+    assert kinds("delta").count("expired") == 1
     assert "earning" not in kinds("birch") + kinds("cobalt")
 
 

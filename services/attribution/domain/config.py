@@ -12,6 +12,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.attribution.domain.voice import VoicePolicy
+
 
 class ModelName(StrEnum):
     SOURCED_ONLY = "sourced_only"
@@ -74,6 +76,9 @@ class HealthPolicy(_Frozen):
     penalty_per_rejection: Decimal = Field(default=Decimal("3"), ge=0)
     penalty_per_expiry: Decimal = Field(default=Decimal("4"), ge=0)
     max_penalty: Decimal = Field(default=Decimal("30"), ge=0)
+    # Partner voice (programme.survey_answered.v1): a falling NPS or a detractor majority is a
+    # penalty of its own, on top of the capped registration penalties (domain/voice.py).
+    voice: VoicePolicy = VoicePolicy()
 
     @model_validator(mode="after")
     def _consistent(self) -> HealthPolicy:

@@ -12,7 +12,8 @@ score = 100 * ((1 - w_enablement) * core + w_enablement * enablement) - penaltie
   with the resource library) over 100, from its `partner.enablement_measured.v1` events. Until
   onboarding has measured the partner, the score is the core alone (a signal not yet measured
   neither helps nor hurts);
-- penalties: per conflict, rejection and expiry of the partner's registrations, capped.
+- penalties: per conflict, rejection and expiry of the partner's registrations, capped; plus
+  the partner's voice (domain/voice.py) when its NPS fell or detractors dominate.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from services.attribution.domain.config import HealthPolicy
+from services.attribution.domain.voice import VoiceInputs, voice_signal
 
 ONE = Decimal(1)
 ZERO = Decimal(0)
@@ -36,6 +38,7 @@ class HealthInputs:
     rejections: int
     expiries: int
     enablement: Decimal | None = None  # onboarding's 0-100 enablement health; None: not measured
+    voice: VoiceInputs | None = None  # survey answers of the last two quarters; None: not read
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class HealthScore:
     penalty: Decimal
     reasons: tuple[str, ...]
     enablement: Decimal | None = None  # 0-1; None: not measured
+    voice_penalty: Decimal = ZERO  # part of `penalty`
 
 
 def _q(value: Decimal, places: str = "0.0001") -> Decimal:
@@ -90,6 +94,12 @@ def health_score(policy: HealthPolicy, inputs: HealthInputs) -> HealthScore:
             f"negative signals: {inputs.conflicts} conflicts, {inputs.rejections} rejections, "
             f"{inputs.expiries} expiries -> -{penalty} (cap {policy.max_penalty})"
         )
+    voice_penalty = ZERO
+    if inputs.voice is not None:
+        voice = voice_signal(policy.voice, inputs.voice)
+        voice_penalty = voice.penalty
+        penalty += voice_penalty
+        reasons.extend(voice.reasons)
     w = policy.weights
     core = w.revenue * revenue + w.win_rate * win_rate + w.velocity * velocity
     enablement: Decimal | None = None
@@ -114,4 +124,5 @@ def health_score(policy: HealthPolicy, inputs: HealthInputs) -> HealthScore:
         penalty=penalty,
         reasons=tuple(reasons),
         enablement=None if enablement is None else _q(enablement),
+        voice_penalty=voice_penalty,
     )

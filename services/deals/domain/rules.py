@@ -17,6 +17,15 @@ from typing import Any, Protocol
 from pydantic import TypeAdapter, ValidationError
 
 from services.deals.domain.customers import Customer
+from services.deals.domain.engagement import (
+    DEFAULT_TYPE_RULES,
+    ConflictTreatment,
+    TypeRules,
+    conflict_treatment,
+    protection_days,
+    refer_only_refusal,
+    type_rules_problem,
+)
 from services.deals.domain.sla import OverdueOutcome
 from shared.events.crm import CrmSource
 from shared.events.partners import PartnerStatus
@@ -81,6 +90,9 @@ class RulesOfEngagement:
     hyperscaler_acceptance_hours: dict[str, int] = field(
         default_factory=lambda: {CrmSource.AWS_ACE.value: 72, CrmSource.MICROSOFT.value: 48}
     )
+    # What a partner's type means here: refer only, its window, precedence, exclusivity
+    # (services/deals/domain/engagement.py); a type not listed is treated as an unknown one.
+    partner_types: dict[str, TypeRules] = field(default_factory=lambda: dict(DEFAULT_TYPE_RULES))
 
 
 class InvalidPolicy(ValueError):
@@ -129,6 +141,9 @@ def rules_from_mapping(data: Mapping[str, Any]) -> RulesOfEngagement:
             f"hyperscaler_acceptance_hours names unknown CRM source(s) {', '.join(unknown_sources)}"
             f" (known: {', '.join(sorted(sources))})"
         )
+    problem = type_rules_problem(policy.partner_types)
+    if problem is not None:
+        raise InvalidPolicy(problem)
     return policy
 
 
@@ -136,6 +151,8 @@ class StoredFields(Protocol):
     """A stored record read by field name (a database row, a decoded JSON object)."""
 
     def __getitem__(self, key: str, /) -> Any: ...
+
+    def get(self, key: str, /) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -145,6 +162,7 @@ class PartnerView:
     tier: str
     regions: frozenset[str]
     products: frozenset[str]
+    partner_type: str | None = None  # None: deals has not heard it (rules for any partner)
 
     @classmethod
     def of(cls, partner: StoredFields) -> PartnerView:
@@ -155,6 +173,8 @@ class PartnerView:
             partner["tier"],
             frozenset(partner["regions"]),
             frozenset(partner["products"]),
+            # A snapshot kept before deals heard partner types has no such field.
+            partner.get("partner_type"),
         )
 
 
@@ -302,13 +322,18 @@ def check_registration(
     partner: PartnerView | None,
     registrations: list[ExistingRegistration],
     opportunities: list[OpenOpportunity],
+    holder_types: Mapping[str, str | None] | None = None,
 ) -> Decision:
-    """Decide a registration. Rejections short-circuit; review triggers accumulate."""
+    """Decide a registration. Rejections short-circuit; review triggers accumulate.
+    `holder_types`: the partner type of each other partner holding a candidate registration
+    (missing: unknown)."""
     found = _Findings()
+    own_type = partner.partner_type if partner is not None else None
+    window = protection_days(policy.partner_types, own_type, policy.protection_days)
 
     def decide(status: RegistrationStatus) -> Decision:
         expires = (
-            request.submitted_at + timedelta(days=policy.protection_days)
+            request.submitted_at + timedelta(days=window)
             if status in (RegistrationStatus.APPROVED, RegistrationStatus.PENDING_REVIEW)
             else None
         )
@@ -332,7 +357,8 @@ def check_registration(
             f" {', '.join(sorted(partner.regions))} only: manual review of the region"
         )
         found.review = True
-    if _partner_conflicts(policy, request, registrations, found):
+    types = _Types(own_type, holder_types or {})
+    if _partner_conflicts(policy, request, registrations, found, types):
         return decide(RegistrationStatus.REJECTED)
     if _direct_conflicts(policy, request, opportunities, found):
         return decide(RegistrationStatus.REJECTED)
@@ -361,6 +387,9 @@ def _partner_refusal(
     if partner.status not in policy.statuses_allowed_to_register:
         allowed = ", ".join(sorted(s.value for s in policy.statuses_allowed_to_register))
         return f"partner {partner.partner_id} is {partner.status.value}; partners that may register: {allowed}"
+    refers = refer_only_refusal(policy.partner_types, partner.partner_type)
+    if refers is not None:
+        return refers
     unauthorised = sorted(request.products - partner.products)
     if policy.enforce_product_authorisation and unauthorised:
         return f"partner is not authorised for product(s) {', '.join(unauthorised)}"
@@ -420,11 +449,20 @@ def repeat_refusal(repeat: ExistingRegistration) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _Types:
+    """The requesting partner's type and the holders' (None or missing: unknown)."""
+
+    own: str | None
+    holders: Mapping[str, str | None]
+
+
 def _partner_conflicts(
     policy: RulesOfEngagement,
     request: RegistrationRequest,
     registrations: list[ExistingRegistration],
     found: _Findings,
+    types: _Types,
 ) -> bool:
     """Other partners' registrations holding the same customer and product inside the window.
     True when one rejects the request outright (first come, first served)."""
@@ -442,6 +480,12 @@ def _partner_conflicts(
             continue
         if other.products and request.products and not (other.products & request.products):
             continue  # different products on the same customer do not conflict
+        treatment, why = conflict_treatment(
+            policy.partner_types, types.own, types.holders.get(other.partner_id)
+        )
+        if treatment is ConflictTreatment.ALONGSIDE:
+            _alongside(policy, request, other, why, found)
+            continue
         conflict = found.conflict(
             policy,
             request,
@@ -457,6 +501,13 @@ def _partner_conflicts(
             f"registration {other.registration_id} by {other.partner_id}"
             f" at {other.registered_at.isoformat()}, matched on {conflict.matched_on}"
         )
+        if treatment is ConflictTreatment.REVIEW:
+            found.say(
+                f"possible partner conflict with {evidence}; {why}: escalated for review",
+                f"possible {PARTNER_CONFLICT}: escalated for review",
+            )
+            found.review = True
+            continue
         if policy.partner_conflict is PartnerConflictPolicy.FIRST_COME:
             found.say(
                 f"customer already registered inside the protection window ({evidence})",
@@ -470,6 +521,23 @@ def _partner_conflicts(
         )
         found.review = True
     return False
+
+
+def _alongside(
+    policy: RulesOfEngagement,
+    request: RegistrationRequest,
+    other: ExistingRegistration,
+    why: str,
+    found: _Findings,
+) -> None:
+    """A non-exclusive holder on the same customer: said, not a conflict."""
+    if request.customer.matches(other.customer, policy.name_similarity_threshold) is None:
+        return
+    found.say(
+        f"alongside registration {other.registration_id} by {other.partner_id} ({why}):"
+        " no conflict",
+        "another partner's non-exclusive (co-sell) registration is on this customer: no conflict",
+    )
 
 
 def _direct_conflicts(
