@@ -121,6 +121,7 @@ class FundOut(BaseModel):
     available: Decimal
     ledger_balance: Decimal
     deficit: Decimal
+    reserved: Decimal = Field(description="held for approved MDF pre-approvals' claims")
     lots: list[LotOut]
 
 
@@ -235,6 +236,7 @@ class ClaimOut(BaseModel):
     reason: str
     requested_at: Timestamp
     decided_at: Timestamp | None
+    preapproval_id: str | None = Field(default=None, description="the pre-approval it draws on")
 
 
 class ClaimDecisionOut(BaseModel):
@@ -250,6 +252,8 @@ class ClaimDecisionOut(BaseModel):
     fund_available: Decimal
     decided_at: datetime
     ingested_at: datetime | None
+    preapproval_id: str | None = None
+    campaign_id: str | None = None
 
 
 class QuarterEarningsOut(BaseModel):
