@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.programme import api, handlers, jobs
+from services.programme import api, campaign_api, campaign_handlers, handlers, jobs
 from services.programme.settings import ProgrammeSettings
 from shared.events.attribution import CreditIssued, CreditReversed
-from shared.events.incentives import IncentiveEarned, IncentiveReversed, MdfAccrued, MdfClaimDecided
+from shared.events.incentives import (
+    IncentiveEarned,
+    IncentiveReversed,
+    MdfAccrued,
+    MdfClaimDecided,
+    MdfPreapprovalChanged,
+)
 from shared.events.partners import PartnerStateChanged
 from shared.events.registrations import RegistrationDecided, RegistrationStatusChanged
 from shared.service import Platform, ServiceDefinition
@@ -38,11 +44,12 @@ def wire(platform: Platform) -> None:
     ledger.handles_batch(IncentiveReversed)(handlers.on_clawbacks)
     ledger.handles_batch(MdfAccrued)(handlers.on_mdf_accruals)
     ledger.handles_batch(MdfClaimDecided)(handlers.on_mdf_claims)
+    ledger.handles_batch(MdfPreapprovalChanged)(campaign_handlers.on_preapprovals)
 
 
 definition = ServiceDefinition(
     name="programme",
     migrations=Path(__file__).parent / "migrations",
-    routers=(api.router,),
+    routers=(api.router, campaign_api.campaign_router),
     wire=wire,
 )

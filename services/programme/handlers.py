@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.programme import repository
+from services.programme import campaign_repository, repository
 from services.programme.domain.decisions import (
     RegistrationMove,
     first_decision,
@@ -40,6 +40,7 @@ async def on_partner_versions(
 
 async def on_credits(ctx: HandlerContext, events: list[Envelope[CreditIssued]]) -> None:
     await repository.record_credits(ctx.conn, [event.data for event in events])
+    await campaign_repository.record_credits(ctx.conn, [event.data for event in events])
 
 
 async def on_reversals(ctx: HandlerContext, events: list[Envelope[CreditReversed]]) -> None:
@@ -153,7 +154,8 @@ async def on_mdf_accruals(ctx: HandlerContext, events: list[Envelope[MdfAccrued]
 
 async def on_mdf_claims(ctx: HandlerContext, events: list[Envelope[MdfClaimDecided]]) -> None:
     """MDF spent: an approved claim (its ledger debit names the entry). A rejected claim
-    spends nothing."""
+    spends nothing. One against a campaign's pre-approval is also that campaign's cost."""
+    await campaign_repository.record_claims(ctx.conn, [event.data for event in events])
     await repository.record_spend(
         ctx.conn,
         [
