@@ -111,4 +111,3 @@ async def mdf_claimed(
         campaign_id,
         partner_id,
     )
-
