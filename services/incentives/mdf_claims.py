@@ -107,16 +107,11 @@ async def decide_claim(
     )
     events: list[OutgoingEvent] = []
     if on is not None:
-        events.append(
-            await mdf_preapprovals.claim_decided(
-                conn,
-                on,
-                approved=decision.debits,
-                amount=amount,
-                fund_available=available_now,
-                at=at,
-            )
+        moved, released = await mdf_preapprovals.claim_decided(
+            conn, on, approved=decision.debits, amount=amount, fund_available=available_now, at=at
         )
+        events.append(moved)
+        available_now += released  # a rejection after the pre-approval expired frees its amount
     decided = MdfClaimDecided(
         claim_id=claim_id,
         partner_id=partner_id,

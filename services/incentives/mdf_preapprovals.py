@@ -226,15 +226,16 @@ async def claim_decided(
     amount: Decimal,
     fund_available: Decimal,
     at: datetime,
-) -> OutgoingEvent:
-    """Move the reservation by the claim's decision; returns the pre-approval's announcement."""
+) -> tuple[OutgoingEvent, Decimal]:
+    """Move the reservation by the claim's decision; returns the pre-approval's announcement
+    and what the decision released to the fund."""
     released = Decimal("0.00")
     if approved:
         after = preapprovals.claim_approved(on.before, amount)
     else:
         after, released = preapprovals.claim_rejected(on.before, amount)
     written = await preapproval_repository.save(conn, on.before, after, at=at)
-    return _announced(written, fund_available + released, at, released=released)
+    return _announced(written, fund_available + released, at, released=released), released
 
 
 async def expire_due(

@@ -182,7 +182,8 @@ async def test_approval_reserves_claims_draw_on_it_and_expiry_releases_the_rest(
     assert (await fund_state(pool, partner))["available"] == "700.00"
     with pytest.raises(PreapprovalConflict, match="is expired: claims need an approved one"):
         await claim_on(pool, programs, partner, pa, "1.00")
-    await decide_on(pool, programs, late, approve=False)
+    rejected = await decide_on(pool, programs, late, approve=False)
+    assert rejected.fund_available == D("1000.00")  # its amount released with it
     assert (await fund_state(pool, partner))["available"] == "1000.00"
     async with pool.acquire() as conn:
         assert (await views.fund(conn, partner)).reserved == D("0.00")
