@@ -28,6 +28,7 @@ from services.programme.domain.campaigns import (
     check_cancellable,
     state_of,
 )
+from services.programme.plans import NO_PLAN
 from shared.audit import record_action
 from shared.clock import now
 from shared.db import Connection
@@ -48,8 +49,11 @@ async def create(conn: Connection, who: Caller, body: CampaignIn) -> CampaignOut
             raise Unprocessable("a channel manager must name partner_ids")
         partners = sorted(set(body.partner_ids))
     for partner in partners:
-        if await views.partner_status(conn, partner) is None:
+        status = await views.partner_status(conn, partner)
+        if status is None:
             raise NotFound(f"partner {partner} not found")
+        if status in NO_PLAN:
+            raise Conflict(f"partner {partner} is {status}: it runs no campaign")
     campaign_id = f"camp_{uuid.uuid4().hex[:20]}"
     await campaign_repository.insert_campaign(
         conn,

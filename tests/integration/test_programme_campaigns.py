@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from shared.events.incentives import MdfClaimDecided, MdfPreapprovalChanged
+from shared.events.partners import PartnerChange, PartnerStatus
 from shared.topics import ATTRIBUTION_CREDITS, INCENTIVE_LEDGER, PARTNER_LIFECYCLE
 from tests.support import factories as f
 from tests.support.infra import Infra
@@ -106,6 +107,21 @@ async def test_a_campaign_shows_reported_results_attributed_revenue_and_mdf_cost
             "for another": (auth(partner), body, 403),
             "bad kind": (ADMIN, {**body, "kind": "party"}, 422),
         }
+        expelled = f"p-cm-gone-{run}"
+        gone = f.partner_state_changed(
+            partner_id=expelled,
+            changed_at=AT,
+            status=PartnerStatus.EXPELLED,
+            change=PartnerChange.EXPELLED,
+        )
+        await publish(infra, PARTNER_LIFECYCLE, [gone], subject=expelled, source="onboarding")
+
+        async def churned() -> bool:
+            answer = await client.get("/kpis", params={"partner_id": expelled}, headers=ADMIN)
+            return bool(answer.json()["partners"]["churned"])
+
+        await eventually(churned, 30, what="programme to hear of the expelled partner")
+        refused["expelled"] = (ADMIN, {**body, "partner_ids": [partner, expelled]}, 409)
         for name, (headers, sent, code) in refused.items():
             answer = await client.post("/campaigns", json=sent, headers=headers)
             assert answer.status_code == code, (name, answer.text)
