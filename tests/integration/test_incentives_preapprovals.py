@@ -5,6 +5,7 @@ outbox; and over HTTP against a real process and Kafka, the refusals a partner m
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -363,3 +364,30 @@ async def test_over_http_partners_reach_only_their_own_and_bad_input_is_a_4xx(
         ("approved", "1200.00", "0.00"),
         ("approved", "500.00", "700.00"),
     ]
+
+
+async def test_racing_approvals_never_reserve_more_than_the_fund_holds(pool: Pool) -> None:
+    """Eight pre-approvals of 600.00 against a fund of 2000.00, approved at once on separate
+    connections: the fund's row lock lets exactly three through."""
+    programs = IncentivePrograms()
+    partner = await funded_partner(pool, programs, "2000.00")
+    asked = [
+        await ask(pool, programs, partner, budget("600.00", reference=f"race-{i}"))
+        for i in range(8)
+    ]
+
+    async def approve(preapproval_id: str) -> str:
+        try:
+            await decide(pool, preapproval_id, approve=True)
+        except PreapprovalConflict as refused:
+            return refused.message
+        return "approved"
+
+    outcomes = await asyncio.gather(*(approve(pa) for pa in asked))
+    assert (
+        sorted(outcomes)
+        == ["approved"] * 3 + ["pre-approval of 600.00 exceeds the available fund of 200.00"] * 5
+    )
+    async with pool.acquire() as conn:
+        assert (await views.fund(conn, partner)).reserved == D("1800.00")
+    assert (await fund_state(pool, partner))["available"] == "200.00"
