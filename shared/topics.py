@@ -111,7 +111,8 @@ INCENTIVE_LEDGER = Topic(
     "incentives",
     "partner id",
     6,
-    "Ledger entries: earnings, kickers, reversals, MDF accruals, claim decisions.",
+    "Ledger entries: earnings, kickers, reversals, MDF accruals, claim decisions, MDF "
+    "pre-approvals of campaigns.",
     events=(
         "incentive.earned.v1",
         "incentive.reversed.v1",
@@ -119,6 +120,7 @@ INCENTIVE_LEDGER = Topic(
         "incentive.mdf_expired.v1",
         "incentive.mdf_claim_decided.v1",
         "incentive.payout_recorded.v1",
+        "incentive.mdf_preapproval_changed.v1",
     ),
     # Payouts and expired MDF reach partners as messages of the notifications service; the
     # programme's KPIs count the spend.

@@ -60,6 +60,7 @@ async def post_touchpoint(
         source=body.source,
         external_id=body.external_id,
         received_at=now(),
+        campaign_id=body.campaign_id,
     )
     report = await report_touchpoint(platform.pool, platform.outbox, config, touchpoint, who)
     if not report.created:

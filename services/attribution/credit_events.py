@@ -109,6 +109,19 @@ class DealFacts:
     co_sell: bool
 
 
+def campaign_of(wanted: Attribution, partner_id: str) -> str | None:
+    """The campaign the partner touched the deal through: its earliest campaign touchpoint
+    that counts in this attribution (None: none)."""
+    return next(
+        (
+            tp.campaign_id
+            for tp in wanted.considered
+            if tp.partner_id == partner_id and tp.campaign_id is not None
+        ),
+        None,
+    )
+
+
 def issue_events(
     occasion: Occasion,
     facts: DealFacts,
@@ -141,6 +154,7 @@ def issue_events(
         ingested_at=occasion.ingested_at,
         config_version=wanted.config_version,
         rate_date=wanted.rate_date,
+        campaign_id=campaign_of(wanted, line.partner_id),
     )
     return occasion.announce(
         issued,

@@ -359,7 +359,12 @@ class DealBook:
             )
             touchpoints.append(
                 Touchpoint(
-                    r.touchpoint_id, r.partner_id, TouchpointKind(r.kind), occurred, r.source
+                    r.touchpoint_id,
+                    r.partner_id,
+                    TouchpointKind(r.kind),
+                    occurred,
+                    r.source,
+                    r.campaign_id,
                 )
             )
         return touchpoints

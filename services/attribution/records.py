@@ -129,6 +129,7 @@ class TouchpointRow:
     # registration's event), and whether that word was "linked to no deal" (a CRM merge).
     linked_at: datetime | None = None
     unlinked: bool = False
+    campaign_id: str | None = None  # a campaign touchpoint's campaign
 
     @classmethod
     def of_row(cls, row: Any) -> TouchpointRow:
@@ -145,6 +146,7 @@ class TouchpointRow:
             row["approved"],
             linked_at=row["linked_at"],
             unlinked=row["unlinked"],
+            campaign_id=row["campaign_id"],
         )
 
     @property

@@ -186,10 +186,10 @@ async def save_touchpoints(conn: Connection, touchpoints: Sequence[TouchpointRow
     await conn.execute(
         """
         INSERT INTO touchpoints (touchpoint_id, deal_key, partner_id, kind, source,
-            origin, occurred_at, registration_status, active, linked_at, unlinked)
+            origin, occurred_at, registration_status, active, linked_at, unlinked, campaign_id)
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
             $6::text[], $7::timestamptz[], $8::text[], $9::bool[], $10::timestamptz[],
-            $11::bool[])
+            $11::bool[], $12::text[])
         ON CONFLICT (touchpoint_id) DO UPDATE SET occurred_at = EXCLUDED.occurred_at,
             registration_status = EXCLUDED.registration_status, active = EXCLUDED.active,
             deal_key = EXCLUDED.deal_key, linked_at = EXCLUDED.linked_at,
@@ -206,6 +206,7 @@ async def save_touchpoints(conn: Connection, touchpoints: Sequence[TouchpointRow
         [t.active for t in touchpoints],
         [t.linked_at for t in touchpoints],
         [t.unlinked for t in touchpoints],
+        [t.campaign_id for t in touchpoints],
     )
 
 
@@ -375,8 +376,8 @@ async def approve_touchpoint(conn: Connection, touchpoint_id: str) -> bool:
 async def insert_reported_touchpoint(conn: Connection, touchpoint: ReportedTouchpoint) -> None:
     await conn.execute(
         """INSERT INTO touchpoints (touchpoint_id, deal_key, partner_id, kind, occurred_at,
-               source, origin, external_id, reported_by, received_at, approved)
-           VALUES ($1, $2, $3, $4, $5, $6, 'api', $7, $8, $9, $10)""",
+               source, origin, external_id, reported_by, received_at, approved, campaign_id)
+           VALUES ($1, $2, $3, $4, $5, $6, 'api', $7, $8, $9, $10, $11)""",
         touchpoint.touchpoint_id,
         touchpoint.deal_key,
         touchpoint.partner_id,
@@ -387,6 +388,7 @@ async def insert_reported_touchpoint(conn: Connection, touchpoint: ReportedTouch
         touchpoint.reported_by,
         touchpoint.received_at,
         touchpoint.approved,
+        touchpoint.campaign_id,
     )
 
 

@@ -32,6 +32,11 @@ class TouchpointIn(BaseModel):
         max_length=200,
         description="the source's own id: the same (source, external_id) is recorded once",
     )
+    campaign_id: Ident | None = Field(
+        default=None,
+        max_length=100,
+        description="kind campaign only (and required there): the co-marketing campaign",
+    )
 
 
 class IssuedOut(BaseModel):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from services.incentives import api, handlers, jobs, payout_api
+from services.incentives import api, handlers, jobs, payout_api, preapproval_api
+from services.incentives.mdf_preapprovals import PreapprovalPolicy
 from services.incentives.settings import IncentivesSettings
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.partners import PartnerStateChanged
@@ -21,6 +22,7 @@ def wire(platform: Platform) -> None:
     programs = settings.programs()
     log.info("incentive programs loaded", extra={"programs_version": programs.version})
     platform.provide(programs)
+    platform.provide(PreapprovalPolicy(settings.preapproval_claim_window_days))
 
     ledger = platform.consumer("ledger", [ATTRIBUTION_CREDITS])
     ledger.handles_batch(CreditIssued)(handlers.on_credits)
@@ -30,11 +32,14 @@ def wire(platform: Platform) -> None:
     partners.handles(PartnerStateChanged)(handlers.on_partner)
 
     platform.every(settings.mdf_expiry_check_seconds, jobs.expire_mdf_lots, name="mdf-expiry")
+    platform.every(
+        settings.mdf_expiry_check_seconds, jobs.expire_preapprovals, name="mdf-preapproval-expiry"
+    )
 
 
 definition = ServiceDefinition(
     name="incentives",
     migrations=Path(__file__).parent / "migrations",
-    routers=(api.router, payout_api.finance),
+    routers=(api.router, payout_api.finance, preapproval_api.preapprovals),
     wire=wire,
 )

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from services.incentives import mdf_repository
+from services.incentives import mdf_preapprovals, mdf_repository
 from services.incentives.domain import claims
 from services.incentives.domain.ledger import entry_id
 from services.incentives.domain.mdf import Fund, consume
@@ -85,21 +85,33 @@ async def decide_claim(
     at = now()
     amount: Decimal = claim["amount"]
     available_now = fund.available(at)
+    # A claim against a pre-approval may also spend that pre-approval's reservation.
+    on = None
+    if claim["preapproval_id"] is not None:
+        on = await mdf_preapprovals.lock_for_claim(conn, claim["preapproval_id"])
     decision = claims.decide(
         claim_id,
         claim["status"],
         approve=approve,
         amount=amount,
-        available_now=available_now,
+        available_now=available_now + (on.allowance() if on else 0),
         note=note,
     )
     debit_id: str | None = None
     if decision.debits:
         debit_id = await _debit(conn, programs, claim, fund, note=note, at=at)
-        available_now -= amount
+        # Out of the reservation, the unreserved money is untouched; otherwise out of it.
+        available_now -= 0 if on else amount
     await mdf_repository.record_decision(
         conn, claim_id, status=decision.status, reason=decision.reason, at=at
     )
+    events: list[OutgoingEvent] = []
+    if on is not None:
+        moved, released = await mdf_preapprovals.claim_decided(
+            conn, on, approved=decision.debits, amount=amount, fund_available=available_now, at=at
+        )
+        events.append(moved)
+        available_now += released  # a rejection after the pre-approval expired frees its amount
     decided = MdfClaimDecided(
         claim_id=claim_id,
         partner_id=partner_id,
@@ -113,8 +125,10 @@ async def decide_claim(
         fund_available=available_now,
         decided_at=at,
         ingested_at=at,
+        preapproval_id=claim["preapproval_id"],
+        campaign_id=on.row["campaign_id"] if on else None,
     )
-    await outbox.publish_many(conn, [_announced(decided), _told(decided)])
+    await outbox.publish_many(conn, [_announced(decided), _told(decided), *events])
     return decided
 
 

@@ -34,9 +34,10 @@ async def lock_funds(
     load their live lots (unless `load_lots` is off: funds without lots); with `create`, a
     partner without a fund gets an empty one."""
     partners = sorted(set(partner_ids))
-    lock = "SELECT partner_id, deficit FROM mdf_funds WHERE partner_id = ANY($1::text[]) ORDER BY partner_id FOR UPDATE"
-    deficits = {r["partner_id"]: r["deficit"] for r in await conn.fetch(lock, partners)}
-    missing = [p for p in partners if p not in deficits]
+    lock = """SELECT partner_id, deficit, reserved FROM mdf_funds
+              WHERE partner_id = ANY($1::text[]) ORDER BY partner_id FOR UPDATE"""
+    rows = {r["partner_id"]: r for r in await conn.fetch(lock, partners)}
+    missing = [p for p in partners if p not in rows]
     if create and missing:
         await conn.execute(
             """INSERT INTO mdf_funds (partner_id, created_at)
@@ -44,19 +45,19 @@ async def lock_funds(
             missing,
             now(),
         )
-        deficits.update({r["partner_id"]: r["deficit"] for r in await conn.fetch(lock, missing)})
-    if not deficits or not load_lots:
-        return {p: Fund(p, deficit, []) for p, deficit in deficits.items()}
+        rows.update({r["partner_id"]: r for r in await conn.fetch(lock, missing)})
+    if not rows or not load_lots:
+        return {p: Fund(p, r["deficit"], [], r["reserved"]) for p, r in rows.items()}
     # Read after the lock is held (a statement of its own: a fresh snapshot), so lots reflect
     # whatever the previous holder of the lock (a claim approval, an expiry) committed.
-    lots: dict[str, list[Lot]] = {p: [] for p in deficits}
+    lots: dict[str, list[Lot]] = {p: [] for p in rows}
     for r in await conn.fetch(
         """SELECT partner_id, lot_id, remaining, expires_at FROM mdf_lots
            WHERE partner_id = ANY($1::text[]) AND remaining > 0""",
-        list(deficits),
+        list(rows),
     ):
         lots[r["partner_id"]].append(Lot(r["lot_id"], r["remaining"], r["expires_at"]))
-    return {p: Fund(p, deficit, lots[p]) for p, deficit in deficits.items()}
+    return {p: Fund(p, r["deficit"], lots[p], r["reserved"]) for p, r in rows.items()}
 
 
 SUMMARY_LOT = "unexpired lots"
@@ -103,7 +104,8 @@ async def lock_funds_summarised(
             funds[partner] = one_by_one[partner]
         elif r["first_expiry"] is not None:
             summary = Lot(SUMMARY_LOT, r["live"], r["first_expiry"])
-            funds[partner] = Fund(partner, funds[partner].deficit, [summary])
+            held = funds[partner]
+            funds[partner] = Fund(partner, held.deficit, [summary], held.reserved)
     return funds
 
 
@@ -256,11 +258,12 @@ async def insert_claim(
     description: str,
     proof_reference: str,
     at: datetime,
+    preapproval_id: str | None = None,
 ) -> None:
     await conn.execute(
         """INSERT INTO mdf_claims (claim_id, partner_id, amount, currency, description,
-               proof_reference, status, requested_at)
-           VALUES ($1, $2, $3, $4, $5, $6, 'requested', $7)""",
+               proof_reference, status, requested_at, preapproval_id)
+           VALUES ($1, $2, $3, $4, $5, $6, 'requested', $7, $8)""",
         claim_id,
         partner_id,
         amount,
@@ -268,6 +271,7 @@ async def insert_claim(
         description,
         proof_reference,
         at,
+        preapproval_id,
     )
 
 

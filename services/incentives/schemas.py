@@ -115,6 +115,7 @@ class FundOut(BaseModel):
     available: Decimal
     ledger_balance: Decimal
     deficit: Decimal
+    reserved: Decimal = Field(description="held for approved MDF pre-approvals' claims")
     lots: list[LotOut]
 
 
@@ -229,6 +230,7 @@ class ClaimOut(BaseModel):
     reason: str
     requested_at: Timestamp
     decided_at: Timestamp | None
+    preapproval_id: str | None = Field(default=None, description="the pre-approval it draws on")
 
 
 class ClaimDecisionOut(BaseModel):
@@ -244,6 +246,8 @@ class ClaimDecisionOut(BaseModel):
     fund_available: Decimal
     decided_at: datetime
     ingested_at: datetime | None
+    preapproval_id: str | None = None
+    campaign_id: str | None = None
 
 
 class QuarterEarningsOut(BaseModel):

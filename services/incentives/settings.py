@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.incentives.domain.programs import IncentivePrograms, load_programs
@@ -15,6 +16,9 @@ class IncentivesSettings(BaseSettings):
     # JSON file overriding the default programs (services/incentives/README.md); empty: defaults.
     programs_file: Path | None = None
     mdf_expiry_check_seconds: float = 60.0
+    # Days after a campaign's end that claims against its MDF pre-approval are still accepted;
+    # then what is left of the reservation goes back to the fund.
+    preapproval_claim_window_days: int = Field(default=60, ge=0, le=365)
 
     def programs(self) -> IncentivePrograms:
         text = self.programs_file.read_text() if self.programs_file else None

@@ -30,13 +30,15 @@ MDF_COLUMNS = """seq, entry_id, partner_id, entry_type, rule, period, credit_id,
     basis, rate, uncapped_amount, amount, currency, note, reverses, programs_version,
     created_at, ingested_at"""
 CLAIM_COLUMNS = """claim_id, partner_id, amount, currency, description, proof_reference, status,
-    reason, requested_at, decided_at"""
+    reason, requested_at, decided_at, preapproval_id"""
 
 
 async def fund(conn: Connection, partner_id: str) -> FundOut:
     """The fund as a partner sees it: what is available now, its MDF ledger balance, its
     deficit and every lot."""
-    deficit = await conn.fetchval("SELECT deficit FROM mdf_funds WHERE partner_id = $1", partner_id)
+    row = await conn.fetchrow(
+        "SELECT deficit, reserved FROM mdf_funds WHERE partner_id = $1", partner_id
+    )
     lots = await conn.fetch(
         """SELECT lot_id, credit_id, amount, remaining, expired, expires_at FROM mdf_lots
            WHERE partner_id = $1 ORDER BY expires_at, lot_id""",
@@ -44,8 +46,9 @@ async def fund(conn: Connection, partner_id: str) -> FundOut:
     )
     held = Fund(
         partner_id,
-        deficit or ZERO,
+        row["deficit"] if row else ZERO,
         [Lot(r["lot_id"], r["remaining"], r["expires_at"]) for r in lots],
+        row["reserved"] if row else ZERO,
     )
     balance = await conn.fetchval(
         "SELECT coalesce(sum(amount), 0) FROM mdf_entries WHERE partner_id = $1", partner_id
@@ -55,6 +58,7 @@ async def fund(conn: Connection, partner_id: str) -> FundOut:
         available=held.available(now()),
         ledger_balance=balance,
         deficit=held.deficit,
+        reserved=held.reserved,
         lots=[LotOut.model_validate(dict(r)) for r in lots],
     )
 

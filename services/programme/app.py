@@ -5,10 +5,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.programme import api, book_api, handlers, jobs, profiles
+from services.programme import (
+    api,
+    book_api,
+    campaign_api,
+    campaign_handlers,
+    handlers,
+    jobs,
+    profiles,
+)
 from services.programme.settings import ProgrammeSettings
 from shared.events.attribution import CreditIssued, CreditReversed, PartnerHealthScored
-from shared.events.incentives import IncentiveEarned, IncentiveReversed, MdfAccrued, MdfClaimDecided
+from shared.events.incentives import (
+    IncentiveEarned,
+    IncentiveReversed,
+    MdfAccrued,
+    MdfClaimDecided,
+    MdfPreapprovalChanged,
+)
 from shared.events.partners import PartnerStateChanged
 from shared.events.programme import (
     AccountManagerAssigned,
@@ -45,6 +59,7 @@ def wire(platform: Platform) -> None:
     ledger.handles_batch(IncentiveReversed)(handlers.on_clawbacks)
     ledger.handles_batch(MdfAccrued)(handlers.on_mdf_accruals)
     ledger.handles_batch(MdfClaimDecided)(handlers.on_mdf_claims)
+    ledger.handles_batch(MdfPreapprovalChanged)(campaign_handlers.on_preapprovals)
     # The partner projection (profiles.py): account managers and annual reviews, health.
     programme = platform.consumer("programme", [PARTNER_PROGRAMME])
     programme.handles_batch(AccountManagerAssigned)(profiles.on_managers_assigned)
@@ -57,6 +72,6 @@ def wire(platform: Platform) -> None:
 definition = ServiceDefinition(
     name="programme",
     migrations=Path(__file__).parent / "migrations",
-    routers=(api.router, book_api.partner_book),
+    routers=(api.router, book_api.partner_book, campaign_api.campaign_router),
     wire=wire,
 )

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from services.programme import repository
+from services.programme import campaign_repository, repository
 from services.programme.domain.decisions import (
     RegistrationMove,
     first_decision,
@@ -45,6 +45,7 @@ async def on_partner_versions(
 
 async def on_credits(ctx: HandlerContext, events: list[Envelope[CreditIssued]]) -> None:
     await repository.record_credits(ctx.conn, [event.data for event in events])
+    await campaign_repository.record_credits(ctx.conn, [event.data for event in events])
 
 
 async def on_reversals(ctx: HandlerContext, events: list[Envelope[CreditReversed]]) -> None:
@@ -142,4 +143,7 @@ def _claim_spend(e: MdfClaimDecided) -> SpendEntry | None:
 
 
 async def on_mdf_claims(ctx: HandlerContext, events: list[Envelope[MdfClaimDecided]]) -> None:
+    """An approved claim is spend; one against a campaign's pre-approval is also that
+    campaign's cost."""
+    await campaign_repository.record_claims(ctx.conn, [event.data for event in events])
     await _record_spend(ctx, events, _claim_spend)

@@ -51,6 +51,11 @@ class CreditIssued(EventPayload):
     rate_date: date | None = Field(
         default=None, description="effective date of the fx rate used (on or before close_date)"
     )
+    campaign_id: str | None = Field(
+        default=None,
+        description="the co-marketing campaign this partner touched the deal through (its "
+        "campaign touchpoint), if any: the credit counts in that campaign's attributed revenue",
+    )
 
 
 @event_type("credit.reversed.v1")

@@ -9,6 +9,7 @@ credit (when the upstream change behind it entered Pollinate). Amounts are exact
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from pydantic import Field
@@ -105,6 +106,41 @@ class MdfClaimDecided(EventPayload):
     ingested_at: UtcDatetime | None = Field(
         default=None, description="when the decision entered Pollinate (the API call)"
     )
+    preapproval_id: str | None = Field(
+        default=None, description="the MDF pre-approval the claim draws on, if any"
+    )
+    campaign_id: str | None = Field(
+        default=None, description="the campaign of that pre-approval (as the partner named it)"
+    )
+
+
+@event_type("incentive.mdf_preapproval_changed.v1")
+class MdfPreapprovalChanged(EventPayload):
+    """An MDF pre-approval (a campaign's budget, asked for before spending) changed state:
+    requested, approved (the amount is reserved in the partner's fund), rejected, expired
+    (what no claim used is released), or its reservation moved (a claim against it decided)."""
+
+    preapproval_id: str
+    partner_id: str
+    campaign_id: str = Field(description="the campaign it is for, as the partner named it")
+    activity_kind: str = Field(description="webinar | event | content | digital | other")
+    status: str = Field(description="requested | approved | rejected | expired")
+    amount: Decimal = Field(description="asked for; once approved, the approved amount")
+    currency: str
+    starts_on: date
+    ends_on: date
+    reserved: Decimal = Field(description="what it still holds in the fund")
+    claimed: Decimal = Field(description="approved claims against it")
+    released: Decimal = Field(
+        default=Decimal("0.00"), description="given back to the fund by this change"
+    )
+    reason: str = ""
+    expires_at: UtcDatetime | None = Field(
+        default=None, description="when claims stop and the rest is released (once approved)"
+    )
+    fund_available: Decimal
+    changed_at: UtcDatetime
+    ingested_at: UtcDatetime | None = None
 
 
 @event_type("incentive.payout_recorded.v1")

@@ -48,6 +48,8 @@ PARAMETERS = {
     "appeal_id": "apl_route_access",
     "year": "2026",
     "survey_id": "00000000-0000-4000-8000-000000000003",
+    "preapproval_id": "pa_route_access",
+    "campaign_id": "camp_route_access",
 }
 # A role to try where a route does not admit it, in order of preference.
 OUTSIDERS = (Role.SYSTEM, Role.FINANCE, Role.PARTNER_USER, Role.CHANNEL_MANAGER)

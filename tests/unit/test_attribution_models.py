@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.attribution.credit_events import campaign_of
 from services.attribution.domain.config import AttributionConfig, ModelName, PositionWeights
 from services.attribution.domain.models import (
     Attribution,
@@ -318,3 +319,24 @@ def test_the_readme_worked_example_time_decay_in_eur() -> None:
         ("beta", Decimal("5940.60"), Decimal("6178.22")),
         ("gamma", Decimal("2906.11"), Decimal("3022.36")),
     ]
+
+
+def test_a_partners_credit_names_the_campaign_it_touched_the_deal_through() -> None:
+    journey = [
+        *JOURNEY,
+        Touchpoint("t5", "gamma", TouchpointKind.CAMPAIGN, END - timedelta(days=30), "", "c-2"),
+        Touchpoint("t6", "gamma", TouchpointKind.CAMPAIGN, END - timedelta(days=10), "", "c-3"),
+        Touchpoint("t7", "delta", TouchpointKind.CAMPAIGN, END - timedelta(days=400), "", "c-old"),
+    ]
+    result = attribute(
+        AttributionConfig(model=ModelName.LINEAR), journey, Decimal("6000"), "USD", CLOSE
+    )
+    # A campaign touchpoint is an influence like any other: it weighs in the split.
+    assert {line.partner_id: line.amount for line in result.lines} == {
+        "alpha": Decimal("1000.00"),
+        "beta": Decimal("2000.00"),
+        "gamma": Decimal("3000.00"),
+    }
+    assert campaign_of(result, "gamma") == "c-2"  # its earliest campaign touchpoint
+    assert campaign_of(result, "beta") is None
+    assert campaign_of(result, "delta") is None  # outside the lookback: not considered

@@ -284,3 +284,12 @@ def test_a_snapshot_describes_what_it_changed() -> None:
     assert describe_change(WON, replace(WON, revision=4)) == (
         "revision 4: touchpoints or details changed"
     )
+
+
+def test_a_campaign_touchpoint_names_its_campaign_and_only_it_does() -> None:
+    campaign = report(kind=ReportedKind.CAMPAIGN, campaign_id="camp-1")
+    assert (campaign.kind, campaign.campaign_id) == (ReportedKind.CAMPAIGN, "camp-1")
+    with pytest.raises(Unprocessable, match="a campaign touchpoint must name campaign_id"):
+        report(kind=ReportedKind.CAMPAIGN)
+    with pytest.raises(Unprocessable, match="only a campaign touchpoint names campaign_id, not"):
+        report(kind=ReportedKind.REFERRAL, campaign_id="camp-1")

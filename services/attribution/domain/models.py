@@ -30,6 +30,7 @@ class TouchpointKind(StrEnum):
     TECHNICAL_VALIDATION = "technical_validation"
     MARKETPLACE_TRANSACTION = "marketplace_transaction"
     IMPLEMENTATION = "implementation"
+    CAMPAIGN = "campaign"  # a co-marketing campaign (it names the campaign)
 
 
 # Breaks ties between touchpoints at the same instant (the sourcing registration comes first).
@@ -43,6 +44,7 @@ class Touchpoint:
     kind: TouchpointKind
     occurred_at: datetime
     source: str = ""
+    campaign_id: str | None = None  # a campaign touchpoint's campaign
 
     @property
     def sourcing(self) -> bool:

@@ -32,6 +32,15 @@ class ReportedKind(StrEnum):
     TECHNICAL_VALIDATION = "technical_validation"
     MARKETPLACE_TRANSACTION = "marketplace_transaction"
     IMPLEMENTATION = "implementation"
+    CAMPAIGN = "campaign"  # the partner touched the deal through a co-marketing campaign
+
+
+class CampaignNotNamed(Unprocessable):
+    def __init__(self, kind: ReportedKind) -> None:
+        if kind is ReportedKind.CAMPAIGN:
+            super().__init__("a campaign touchpoint must name campaign_id")
+        else:
+            super().__init__(f"only a campaign touchpoint names campaign_id, not {kind.value}")
 
 
 class ReportedForAnotherPartner(Forbidden):
@@ -130,6 +139,7 @@ class ReportedTouchpoint:
     external_id: str | None
     reported_by: str  # the reporting partner, or ADMIN_REPORTER
     received_at: datetime
+    campaign_id: str | None = None  # a campaign touchpoint's (and only its)
 
     @classmethod
     def report(
@@ -143,8 +153,11 @@ class ReportedTouchpoint:
         source: str,
         external_id: str | None,
         received_at: datetime,
+        campaign_id: str | None = None,
     ) -> ReportedTouchpoint:
         partner_id = reporting_for(caller_partner_id, named_partner_id)
+        if (kind is ReportedKind.CAMPAIGN) != (campaign_id is not None):
+            raise CampaignNotNamed(kind)
         if occurred_at > received_at + CLOCK_SKEW:
             raise TouchpointInFuture(occurred_at)
         if occurred_at < received_at - MAX_BACKDATE:
@@ -161,6 +174,7 @@ class ReportedTouchpoint:
             external_id=external_id,
             reported_by=caller_partner_id or ADMIN_REPORTER,
             received_at=received_at,
+            campaign_id=campaign_id,
         )
 
     @property

@@ -129,9 +129,11 @@ class Fund:
     partner_id: str
     deficit: Decimal
     lots: list[Lot]
+    # Held for approved MDF pre-approvals (domain/preapprovals.py): only their claims spend it.
+    reserved: Decimal = ZERO
 
     def available(self, at: datetime) -> Decimal:
-        return available(self.lots, self.deficit, at)
+        return available(self.lots, self.deficit, at) - self.reserved
 
     def accrue(self, lot_id: str, accrual: MdfAccrual) -> tuple[Fund, Decimal, str]:
         """The fund with an accrual's lot added. An outstanding deficit is repaid first, out of
@@ -141,6 +143,7 @@ class Fund:
             self.partner_id,
             self.deficit - absorbed,
             [*self.lots, Lot(lot_id, accrual.amount - absorbed, accrual.expires_at)],
+            self.reserved,
         )
         note = accrual.note
         if absorbed:

@@ -1,0 +1,288 @@
+"""MDF pre-approvals: a partner asks for a campaign's budget before spending it; a channel
+manager approves (the amount is reserved in the partner's fund) or rejects it; claims with proof
+draw on the reservation; past the campaign's end + the claim window the rest is released.
+
+Everything happens under the partner's fund lock (mdf_repository.lock_fund) and every state
+change is announced on incentives.ledger.v1 in the same transaction (the outbox)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+import asyncpg
+
+from services.incentives import mdf_repository, preapproval_repository
+from services.incentives.domain import preapprovals
+from services.incentives.domain.preapprovals import Preapproval, PreapprovalConflict
+from services.incentives.domain.programs import IncentivePrograms
+from shared.clock import now
+from shared.db import Connection
+from shared.errors import NotFound, Unprocessable
+from shared.events.incentives import MdfPreapprovalChanged
+from shared.outbox import Outbox, OutgoingEvent
+from shared.topics import INCENTIVE_LEDGER
+
+
+@dataclass(frozen=True)
+class PreapprovalPolicy:
+    """How long after its campaign ends a pre-approval still accepts claims."""
+
+    claim_window_days: int = 60
+
+
+@dataclass(frozen=True)
+class PreapprovedClaimRequested:
+    claim_id: str
+    preapproval_left: Decimal  # what further claims against the pre-approval may still ask for
+
+
+@dataclass(frozen=True)
+class CampaignBudget:
+    """What a partner asks for: a budget for one campaign."""
+
+    reference: str  # the partner's own: a retry with the same one is the same request
+    campaign_id: str
+    activity_kind: str
+    description: str
+    starts_on: date
+    ends_on: date
+    amount: Decimal
+    currency: str
+
+
+async def request(
+    conn: Connection,
+    outbox: Outbox,
+    programs: IncentivePrograms,
+    partner_id: str,
+    budget: CampaignBudget,
+) -> tuple[asyncpg.Record, bool]:
+    """Record the request (announced as requested). A retry with the same reference and the same
+    budget returns the recorded one; the same reference for another budget is a conflict.
+    Returns the row and whether it is new."""
+    if budget.currency != programs.currency:
+        raise Unprocessable(
+            f"currency {budget.currency} is not the MDF fund's currency {programs.currency}"
+        )
+    try:
+        preapprovals.check_dates(budget.starts_on, budget.ends_on)
+    except ValueError as refused:
+        raise Unprocessable(str(refused)) from None
+    fund = await mdf_repository.lock_fund(conn, partner_id)
+    assert fund is not None
+    known = await preapproval_repository.by_reference(conn, partner_id, budget.reference)
+    if known is not None:
+        if _same_budget(known, budget):
+            return known, False
+        raise PreapprovalConflict(
+            f"reference {budget.reference} already names pre-approval "
+            f"{known['preapproval_id']} with another budget"
+        )
+    at = now()
+    preapproval_id = str(uuid.uuid4())
+    await preapproval_repository.insert(
+        conn,
+        preapproval_id=preapproval_id,
+        partner_id=partner_id,
+        reference=budget.reference,
+        campaign_id=budget.campaign_id,
+        activity_kind=budget.activity_kind,
+        description=budget.description,
+        starts_on=budget.starts_on,
+        ends_on=budget.ends_on,
+        amount=budget.amount,
+        currency=budget.currency,
+        at=at,
+    )
+    written = await preapproval_repository.row(conn, preapproval_id)
+    assert written is not None
+    await outbox.publish_many(conn, [_announced(written, fund.available(at), at)])
+    return written, True
+
+
+def _same_budget(known: asyncpg.Record, budget: CampaignBudget) -> bool:
+    return (
+        known["campaign_id"],
+        known["activity_kind"],
+        known["description"],
+        known["starts_on"],
+        known["ends_on"],
+        known["amount"],
+        known["currency"],
+    ) == (
+        budget.campaign_id,
+        budget.activity_kind,
+        budget.description,
+        budget.starts_on,
+        budget.ends_on,
+        budget.amount,
+        budget.currency,
+    )
+
+
+async def decide(
+    conn: Connection,
+    outbox: Outbox,
+    policy: PreapprovalPolicy,
+    preapproval_id: str,
+    *,
+    approve: bool,
+    note: str,
+) -> asyncpg.Record:
+    """Approve (reserve the amount, 409 if the fund cannot cover it) or reject with a reason.
+    Repeating the recorded decision returns it unchanged."""
+    found = await preapproval_repository.row(conn, preapproval_id)
+    if found is None:
+        raise NotFound(f"pre-approval {preapproval_id} not found")
+    fund = await mdf_repository.lock_fund(conn, found["partner_id"])
+    assert fund is not None
+    locked = await preapproval_repository.row(conn, preapproval_id, for_update=True)
+    assert locked is not None
+    before = await preapproval_repository.load(conn, locked)
+    at = now()
+    decided = preapprovals.decide(
+        before,
+        approve=approve,
+        note=note,
+        available_now=fund.available(at),
+        at=at,
+        expires_at=preapprovals.claim_deadline(locked["ends_on"], policy.claim_window_days),
+    )
+    if not decided.changed:
+        return locked
+    written = await preapproval_repository.save(
+        conn, before, decided.preapproval, at=at, reason=decided.reason
+    )
+    available = fund.available(at) - (decided.preapproval.reserved - before.reserved)
+    await outbox.publish_many(conn, [_announced(written, available, at)])
+    return written
+
+
+async def request_claim(
+    conn: Connection,
+    programs: IncentivePrograms,
+    preapproval_id: str,
+    *,
+    partner_id: str,
+    amount: Decimal,
+    description: str,
+    proof_reference: str,
+) -> PreapprovedClaimRequested:
+    """A claim with proof against the partner's pre-approval: at most what is left of it
+    (claims awaiting a decision count as taken), while it accepts claims. Decided like any
+    claim (`mdf_claims.decide_claim`)."""
+    found = await preapproval_repository.row(conn, preapproval_id)
+    if found is None or found["partner_id"] != partner_id:
+        raise NotFound(f"pre-approval {preapproval_id} not found")
+    fund = await mdf_repository.lock_fund(conn, partner_id)
+    assert fund is not None
+    locked = await preapproval_repository.row(conn, preapproval_id, for_update=True)
+    assert locked is not None
+    pre = await preapproval_repository.load(conn, locked)
+    at = now()
+    preapprovals.check_claim(pre, amount, at)
+    claim_id = str(uuid.uuid4())
+    await mdf_repository.insert_claim(
+        conn,
+        programs,
+        claim_id=claim_id,
+        partner_id=partner_id,
+        amount=amount,
+        description=description,
+        proof_reference=proof_reference,
+        at=at,
+        preapproval_id=preapproval_id,
+    )
+    return PreapprovedClaimRequested(claim_id, pre.claimable - amount)
+
+
+@dataclass(frozen=True)
+class ClaimOnPreapproval:
+    """What a claim decision does to the pre-approval it draws on."""
+
+    before: Preapproval
+    row: asyncpg.Record
+
+    def allowance(self) -> Decimal:
+        """What the claim may take beyond the fund's unreserved money: this reservation."""
+        return self.before.reserved
+
+
+async def lock_for_claim(conn: Connection, preapproval_id: str) -> ClaimOnPreapproval:
+    """The pre-approval a claim being decided draws on (the fund is locked already)."""
+    locked = await preapproval_repository.row(conn, preapproval_id, for_update=True)
+    assert locked is not None
+    return ClaimOnPreapproval(await preapproval_repository.load(conn, locked), locked)
+
+
+async def claim_decided(
+    conn: Connection,
+    on: ClaimOnPreapproval,
+    *,
+    approved: bool,
+    amount: Decimal,
+    fund_available: Decimal,
+    at: datetime,
+) -> tuple[OutgoingEvent, Decimal]:
+    """Move the reservation by the claim's decision; returns the pre-approval's announcement
+    and what the decision released to the fund."""
+    released = Decimal("0.00")
+    if approved:
+        after = preapprovals.claim_approved(on.before, amount)
+    else:
+        after, released = preapprovals.claim_rejected(on.before, amount)
+    written = await preapproval_repository.save(conn, on.before, after, at=at)
+    return _announced(written, fund_available + released, at, released=released), released
+
+
+async def expire_due(
+    conn: Connection, outbox: Outbox, at: datetime | None = None, limit: int = 200
+) -> int:
+    """Expire approved pre-approvals past their claim window, releasing what no claim awaiting
+    a decision asks for; a transaction per pre-approval. Returns how many expired."""
+    at = at or now()
+    count = 0
+    for due in await preapproval_repository.due(conn, at, limit):
+        async with conn.transaction():
+            fund = await mdf_repository.lock_fund(conn, due["partner_id"], create=False)
+            assert fund is not None
+            locked = await preapproval_repository.row(conn, due["preapproval_id"], for_update=True)
+            assert locked is not None
+            before = await preapproval_repository.load(conn, locked)
+            expired = preapprovals.expire(before, at)
+            if expired is None:
+                continue  # decided otherwise since it was listed
+            after, released = expired
+            written = await preapproval_repository.save(conn, before, after, at=at)
+            announced = _announced(written, fund.available(at) + released, at, released=released)
+            await outbox.publish_many(conn, [announced])
+            count += 1
+    return count
+
+
+def _announced(
+    row: asyncpg.Record, fund_available: Decimal, at: datetime, *, released: Decimal | None = None
+) -> OutgoingEvent:
+    changed = MdfPreapprovalChanged(
+        preapproval_id=row["preapproval_id"],
+        partner_id=row["partner_id"],
+        campaign_id=row["campaign_id"],
+        activity_kind=row["activity_kind"],
+        status=row["status"],
+        amount=row["amount"],
+        currency=row["currency"],
+        starts_on=row["starts_on"],
+        ends_on=row["ends_on"],
+        reserved=row["reserved"],
+        claimed=row["claimed"],
+        released=released if released is not None else Decimal("0.00"),
+        reason=row["reason"],
+        expires_at=row["expires_at"],
+        fund_available=fund_available,
+        changed_at=at,
+        ingested_at=at,
+    )
+    return OutgoingEvent(INCENTIVE_LEDGER, changed, changed.partner_id)

@@ -1,0 +1,128 @@
+"""HTTP API of MDF pre-approvals: a partner asks for a campaign's budget and claims against it
+with proof; a channel manager approves (reserving it in the fund) or rejects it. A partner sees
+only its own (another partner's answers 404, as a missing one)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from services.incentives import mdf_preapprovals, preapproval_views
+from services.incentives.api import ProgramsDep
+from services.incentives.mdf_preapprovals import CampaignBudget, PreapprovalPolicy
+from services.incentives.preapproval_schemas import (
+    PreapprovalDecisionIn,
+    PreapprovalIn,
+    PreapprovalOut,
+    PreapprovedClaimIn,
+    PreapprovedClaimOut,
+)
+from shared.audit import record_action
+from shared.http import AdminDep, CallerDep, PlatformDep, Provided, acting_partner, partner_scope
+from shared.inputs import Ident
+
+PolicyDep = Annotated[PreapprovalPolicy, Provided(PreapprovalPolicy)]
+
+preapprovals = APIRouter(tags=["mdf"])
+
+
+@preapprovals.post("/mdf/preapprovals", status_code=201)
+async def request_preapproval(
+    body: PreapprovalIn,
+    who: CallerDep,
+    platform: PlatformDep,
+    programs: ProgramsDep,
+    partner_id: Annotated[Ident | None, Query()] = None,
+) -> PreapprovalOut:
+    """Ask for a campaign's MDF budget before spending it (a channel manager names
+    `partner_id`). Retrying with the same `reference` and budget returns the same request."""
+    acting = acting_partner(who, partner_id)
+    budget = CampaignBudget(
+        reference=body.reference,
+        campaign_id=body.campaign_id,
+        activity_kind=body.activity_kind.value,
+        description=body.description,
+        starts_on=body.starts_on,
+        ends_on=body.ends_on,
+        amount=body.amount,
+        currency=body.currency,
+    )
+    async with platform.transaction() as conn:
+        row, new = await mdf_preapprovals.request(conn, platform.outbox, programs, acting, budget)
+        if new:
+            await record_action(conn, who, "mdf_preapproval.request", row["preapproval_id"])
+    return PreapprovalOut.model_validate(dict(row))
+
+
+@preapprovals.get("/mdf/preapprovals")
+async def list_preapprovals(
+    who: CallerDep,
+    platform: PlatformDep,
+    campaign_id: Annotated[Ident | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[PreapprovalOut]:
+    return await preapproval_views.preapprovals(platform.pool, who.partner_id, campaign_id, limit)
+
+
+@preapprovals.get("/mdf/preapprovals/{preapproval_id}")
+async def get_preapproval(
+    preapproval_id: str, who: CallerDep, platform: PlatformDep
+) -> PreapprovalOut:
+    found = await preapproval_views.preapproval(platform.pool, preapproval_id)
+    partner_scope(who, found.partner_id if found else None, f"pre-approval {preapproval_id}")
+    assert found is not None
+    return found
+
+
+@preapprovals.post("/mdf/preapprovals/{preapproval_id}/decision")
+async def decide_preapproval(
+    preapproval_id: str,
+    body: PreapprovalDecisionIn,
+    who: AdminDep,
+    platform: PlatformDep,
+    policy: PolicyDep,
+) -> PreapprovalOut:
+    """Approve (reserves the amount in the partner's fund; 409 if the fund cannot cover it)
+    or reject with a reason (`note`). Repeating the decision taken returns it unchanged."""
+    async with platform.transaction() as conn:
+        row = await mdf_preapprovals.decide(
+            conn, platform.outbox, policy, preapproval_id, approve=body.approve, note=body.note
+        )
+        await record_action(conn, who, "mdf_preapproval.decide", preapproval_id)
+    return PreapprovalOut.model_validate(dict(row))
+
+
+@preapprovals.post("/mdf/preapprovals/{preapproval_id}/claims", status_code=201)
+async def claim_against_preapproval(
+    preapproval_id: str,
+    body: PreapprovedClaimIn,
+    who: CallerDep,
+    platform: PlatformDep,
+    programs: ProgramsDep,
+) -> PreapprovedClaimOut:
+    """A claim with proof against an approved pre-approval, up to what is left of it; decided
+    like any claim (`POST /mdf/claims/{claim_id}/decision`)."""
+    found = await preapproval_views.preapproval(platform.pool, preapproval_id)
+    partner_scope(who, found.partner_id if found else None, f"pre-approval {preapproval_id}")
+    assert found is not None
+    async with platform.transaction() as conn:
+        requested = await mdf_preapprovals.request_claim(
+            conn,
+            programs,
+            preapproval_id,
+            partner_id=found.partner_id,
+            amount=body.amount,
+            description=body.description,
+            proof_reference=body.proof_reference,
+        )
+        await record_action(conn, who, "mdf_claim.request", requested.claim_id)
+    return PreapprovedClaimOut(
+        claim_id=requested.claim_id,
+        preapproval_id=preapproval_id,
+        partner_id=found.partner_id,
+        status="requested",
+        amount=body.amount,
+        currency=programs.currency,
+        preapproval_left=requested.preapproval_left,
+    )

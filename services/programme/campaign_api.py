@@ -1,0 +1,71 @@
+"""HTTP API of co-marketing campaigns: channel managers and partners create them, partners (or
+their manager) report leads and pipeline, everyone allowed reads the record and its results
+(attributed revenue through the campaign touchpoint, MDF cost, return per dollar). A partner
+sees only the campaigns it runs, and only its own part of their figures."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from services.programme import campaigns
+from services.programme.campaign_schemas import (
+    CampaignDetailOut,
+    CampaignIn,
+    CampaignOut,
+    CancelIn,
+    ResultsIn,
+)
+from shared.http import AdminDep, CallerDep, PlatformDep
+from shared.inputs import Ident
+
+campaign_router = APIRouter(tags=["campaigns"])
+
+
+@campaign_router.post("/campaigns", status_code=201)
+async def create_campaign(body: CampaignIn, who: CallerDep, platform: PlatformDep) -> CampaignOut:
+    """A channel manager names the partners (known to the programme); a partner creates one
+    for itself. MDF for it is asked for in incentives (`POST /mdf/preapprovals` naming the
+    campaign id)."""
+    async with platform.transaction() as conn:
+        return await campaigns.create(conn, who, body)
+
+
+@campaign_router.get("/campaigns")
+async def list_campaigns(
+    who: CallerDep,
+    platform: PlatformDep,
+    partner_id: Annotated[Ident | None, Query(description="managers: one partner's")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[CampaignOut]:
+    async with platform.pool.acquire() as conn:
+        return await campaigns.listing(conn, who, partner_id, limit, offset)
+
+
+@campaign_router.get("/campaigns/{campaign_id}")
+async def get_campaign(
+    campaign_id: str, who: CallerDep, platform: PlatformDep
+) -> CampaignDetailOut:
+    async with platform.pool.acquire() as conn:
+        return await campaigns.detail(conn, who, campaign_id)
+
+
+@campaign_router.post("/campaigns/{campaign_id}/results")
+async def report_results(
+    campaign_id: str, body: ResultsIn, who: CallerDep, platform: PlatformDep
+) -> CampaignDetailOut:
+    """Leads and pipeline of one of its partners so far (the latest report of each partner
+    counts)."""
+    async with platform.transaction() as conn:
+        return await campaigns.report_results(conn, who, campaign_id, body)
+
+
+@campaign_router.post("/campaigns/{campaign_id}/cancel")
+async def cancel_campaign(
+    campaign_id: str, body: CancelIn, who: AdminDep, platform: PlatformDep
+) -> CampaignDetailOut:
+    """A campaign that has not ended can be cancelled (409 otherwise)."""
+    async with platform.transaction() as conn:
+        return await campaigns.cancel(conn, who, campaign_id, body.reason)

@@ -1,0 +1,204 @@
+"""Co-marketing campaigns: created by a channel manager (for its partners) or a partner (for
+itself), results reported by its partners or their manager, cancelled by a manager; read with
+its results (domain/campaigns.py), a partner seeing only its own campaigns and its own part
+of their figures."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+
+import asyncpg
+
+from services.programme import campaign_repository, campaign_views, views
+from services.programme.campaign_schemas import (
+    CampaignDetailOut,
+    CampaignIn,
+    CampaignOut,
+    CampaignResultsOut,
+    CurrencyResultsOut,
+    PreapprovalFactOut,
+    ResultsIn,
+)
+from services.programme.domain.campaigns import (
+    CampaignState,
+    by_currency,
+    check_cancellable,
+    state_of,
+)
+from services.programme.plans import NO_PLAN
+from shared.audit import record_action
+from shared.clock import now
+from shared.db import Connection
+from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
+from shared.identity import Caller
+
+# Statuses whose approved amount is a budget granted to the campaign.
+GRANTED = frozenset({"approved", "expired"})
+
+
+async def create(conn: Connection, who: Caller, body: CampaignIn) -> CampaignOut:
+    if who.partner_id is not None:
+        if any(p != who.partner_id for p in body.partner_ids):
+            raise Forbidden("a partner creates campaigns only for itself")
+        partners = [who.partner_id]
+    else:
+        if not body.partner_ids:
+            raise Unprocessable("a channel manager must name partner_ids")
+        partners = sorted(set(body.partner_ids))
+    for partner in partners:
+        status = await views.partner_status(conn, partner)
+        if status is None:
+            raise NotFound(f"partner {partner} not found")
+        if status in NO_PLAN:
+            raise Conflict(f"partner {partner} is {status}: it runs no campaign")
+    campaign_id = f"camp_{uuid.uuid4().hex[:20]}"
+    await campaign_repository.insert_campaign(
+        conn,
+        campaign_id=campaign_id,
+        name=body.name,
+        kind=body.kind.value,
+        description=body.description,
+        starts_on=body.starts_on,
+        ends_on=body.ends_on,
+        partner_ids=partners,
+        created_by=who.subject,
+        at=now(),
+    )
+    await record_action(conn, who, "campaign.create", campaign_id)
+    found = await campaign_views.campaign(conn, campaign_id)
+    assert found is not None
+    return _record(found, partners, now().date())
+
+
+async def visible(
+    conn: Connection, who: Caller, campaign_id: str
+) -> tuple[asyncpg.Record, list[str]]:
+    """The campaign and its partners, if the caller may see it (another partner's is a 404,
+    as a missing one)."""
+    found = await campaign_views.campaign(conn, campaign_id)
+    partners = await campaign_views.partners_of(conn, campaign_id) if found else []
+    if found is None or (who.partner_id is not None and who.partner_id not in partners):
+        raise NotFound(f"campaign {campaign_id} not found")
+    return found, partners
+
+
+async def report_results(
+    conn: Connection, who: Caller, campaign_id: str, body: ResultsIn
+) -> CampaignDetailOut:
+    _campaign, partners = await visible(conn, who, campaign_id)
+    if who.partner_id is not None:
+        if body.partner_id not in (None, who.partner_id):
+            raise Forbidden("a partner reports results only for itself")
+        partner = who.partner_id
+    elif body.partner_id is None:
+        raise Unprocessable("a channel manager must name partner_id")
+    else:
+        partner = body.partner_id
+    if partner not in partners:
+        raise Unprocessable(f"partner {partner} is not one of campaign {campaign_id}'s partners")
+    await campaign_repository.insert_report(
+        conn,
+        campaign_id=campaign_id,
+        partner_id=partner,
+        leads=body.leads,
+        pipeline=body.pipeline,
+        currency=body.currency,
+        by=who.subject,
+        at=now(),
+    )
+    await record_action(conn, who, "campaign.results", f"{campaign_id}/{partner}")
+    return await detail(conn, who, campaign_id)
+
+
+async def cancel(conn: Connection, who: Caller, campaign_id: str, reason: str) -> CampaignDetailOut:
+    found = await campaign_repository.lock_campaign(conn, campaign_id)
+    if found is None:
+        raise NotFound(f"campaign {campaign_id} not found")
+    state = _state(found, now().date())
+    try:
+        check_cancellable(state, campaign_id)
+    except ValueError as refused:
+        raise Conflict(str(refused)) from None
+    await campaign_repository.cancel(conn, campaign_id, who.subject, reason, now())
+    await record_action(conn, who, "campaign.cancel", campaign_id)
+    return await detail(conn, who, campaign_id)
+
+
+async def listing(
+    conn: Connection, who: Caller, partner_id: str | None, limit: int, offset: int
+) -> list[CampaignOut]:
+    scope = who.partner_id if who.partner_id is not None else partner_id
+    today = now().date()
+    return [
+        _record(row, await campaign_views.partners_of(conn, row["campaign_id"]), today)
+        for row in await campaign_views.campaigns(conn, scope, limit, offset)
+    ]
+
+
+async def detail(conn: Connection, who: Caller, campaign_id: str) -> CampaignDetailOut:
+    """The campaign with its pre-approvals and results; a partner's view holds only its own
+    part of them (a joint campaign's other partners' money is not its to see)."""
+    found, partners = await visible(conn, who, campaign_id)
+    only = who.partner_id
+    facts = await campaign_views.preapprovals(conn, campaign_id, only)
+    leads, pipeline = await campaign_views.leads_and_pipeline(conn, campaign_id, only)
+    figures = by_currency(
+        pipeline=pipeline,
+        revenue=await campaign_views.attributed_revenue(conn, campaign_id, only),
+        approved=_sum([f for f in facts if f["status"] in GRANTED], "amount"),
+        reserved=_sum(facts, "reserved"),
+        claimed=await campaign_views.mdf_claimed(conn, campaign_id, only),
+    )
+    record = _record(found, partners if only is None else [only], now().date())
+    return CampaignDetailOut(
+        **record.model_dump(),
+        preapprovals=[PreapprovalFactOut.model_validate(dict(f)) for f in facts],
+        results=CampaignResultsOut(
+            leads=leads,
+            by_currency=[
+                CurrencyResultsOut(
+                    currency=f.currency,
+                    pipeline=f.pipeline,
+                    attributed_revenue=f.attributed_revenue,
+                    mdf_approved=f.mdf_approved,
+                    mdf_reserved=f.mdf_reserved,
+                    mdf_claimed=f.mdf_claimed,
+                    return_per_dollar=f.return_per_dollar,
+                )
+                for f in figures
+            ],
+        ),
+    )
+
+
+def _sum(rows: Sequence[asyncpg.Record], column: str) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for row in rows:
+        totals[row["currency"]] = totals.get(row["currency"], Decimal("0.00")) + row[column]
+    return totals
+
+
+def _state(row: asyncpg.Record, today: date) -> CampaignState:
+    return state_of(
+        row["starts_on"], row["ends_on"], cancelled=row["cancelled_at"] is not None, today=today
+    )
+
+
+def _record(row: asyncpg.Record, partners: list[str], today: date) -> CampaignOut:
+    return CampaignOut(
+        campaign_id=row["campaign_id"],
+        name=row["name"],
+        kind=row["kind"],
+        description=row["description"],
+        starts_on=row["starts_on"],
+        ends_on=row["ends_on"],
+        state=_state(row, today),
+        partner_ids=partners,
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        cancelled_at=row["cancelled_at"],
+        cancel_reason=row["cancel_reason"],
+    )

@@ -1,0 +1,109 @@
+"""A campaign touchpoint on a real attribution process: it names its campaign (and only it
+does), weighs in the split like any influence, and the partner's credits on the won deal carry
+the campaign id, corrections included, so a campaign's revenue is a sum over credits."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from shared.events.crm import CrmSource, DealStatus
+from tests.integration.test_attribution_service import CONFIG, Deal, active_credits, credit_events
+from tests.support.attribution import approved_registration
+from tests.support.infra import Infra
+from tests.support.polling import eventually
+from tests.support.processes import ADMIN, auth, service_processes
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+async def attribution(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    config_file = Path(tmp_path_factory.mktemp("attribution")) / "attribution.json"
+    config_file.write_text(json.dumps(CONFIG))  # linear: every touchpoint weighs the same
+    async with service_processes(
+        infra, "attribution", env={"ATTRIBUTION_CONFIG_FILE": str(config_file)}
+    ) as urls:
+        yield urls[0]
+
+
+async def test_credits_through_a_campaign_touchpoint_carry_the_campaign(
+    infra: Infra, attribution: str, admin_db: asyncpg.Connection
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    partner, ally, campaign = f"cm-{run}", f"cm-ally-{run}", f"camp-{run}"
+    deal = Deal(run, CrmSource.SALESFORCE)
+    created_at = datetime.now(UTC) - timedelta(days=30)
+    registrations = (
+        approved_registration(f"reg-{run}", partner, days_ago=20),
+        approved_registration(f"reg-ally-{run}", ally, days_ago=25),
+    )
+    open_deal = deal.snapshot(
+        status=DealStatus.OPEN, created_at=created_at, registrations=registrations
+    )
+    await deal.publish(infra, open_deal)
+
+    async def known() -> bool:
+        held = await admin_db.fetchval(
+            "SELECT revision FROM attribution.deals WHERE deal_key = $1", deal.key
+        )
+        return held is not None
+
+    await eventually(known, 30, what="attribution to hold the deal")
+
+    def touchpoint(**fields: Any) -> dict[str, Any]:
+        return {
+            "deal_key": deal.key,
+            "kind": "campaign",
+            "campaign_id": campaign,
+            "occurred_at": (datetime.now(UTC) - timedelta(days=10)).isoformat(),
+            "source": "partner-app",
+        } | fields
+
+    async with httpx.AsyncClient(base_url=attribution, timeout=30) as client:
+        unnamed = await client.post(
+            "/touchpoints", headers=auth(partner), json=touchpoint(campaign_id=None)
+        )
+        assert unnamed.status_code == 422
+        assert unnamed.json()["detail"] == "a campaign touchpoint must name campaign_id"
+        misnamed = await client.post(
+            "/touchpoints", headers=auth(partner), json=touchpoint(kind="referral")
+        )
+        assert misnamed.status_code == 422
+        assert misnamed.json()["detail"] == (
+            "only a campaign touchpoint names campaign_id, not referral"
+        )
+        reported = await client.post("/touchpoints", headers=auth(partner), json=touchpoint())
+        assert reported.status_code == 201, reported.text
+        assert reported.json()["counted"] is True  # linked through its approved registration
+
+        await deal.publish(infra, deal.closed("9000", "", registrations=registrations))
+        credits = await eventually(lambda: active_credits(admin_db, deal.key))
+        events = await credit_events(infra, deal, 2)
+        issued = {e.data.partner_id: e.data for e in events}
+        # linear over three touchpoints: the partner's registration and campaign, the ally's
+        assert {p: (c.amount, c.campaign_id) for p, c in issued.items()} == {
+            partner: (Decimal("6000.00"), campaign),
+            ally: (Decimal("3000.00"), None),
+        }
+        assert sum(c["amount"] for c in credits) == Decimal("9000.00")
+
+        # A correction re-issues the partner's credit through the same campaign.
+        await deal.publish(infra, deal.closed("12000", "", registrations=registrations))
+        events = await credit_events(infra, deal, 6)
+        reissued = [e.data for e in events[2:] if e.type == "credit.issued.v1"]
+        assert {(c.partner_id, c.amount, c.campaign_id) for c in reissued} == {
+            (partner, Decimal("8000.00"), campaign),
+            (ally, Decimal("4000.00"), None),
+        }
+        view = (await client.get(f"/deals/{deal.key}/attribution", headers=ADMIN)).json()
+        assert "campaign" in {t["kind"] for t in view["touchpoints"]}

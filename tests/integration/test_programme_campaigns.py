@@ -1,0 +1,259 @@
+"""Co-marketing campaigns on a real programme process, fed on the real topics by events played
+as incentives and attribution send them: the record and who may see it, results reported by
+its partners, attributed revenue from credits through the campaign touchpoint (net of
+reversals), MDF cost from pre-approvals and claims, and facts of partners outside the campaign
+left out."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.events.incentives import MdfClaimDecided, MdfPreapprovalChanged
+from shared.events.partners import PartnerChange, PartnerStatus
+from shared.topics import ATTRIBUTION_CREDITS, INCENTIVE_LEDGER, PARTNER_LIFECYCLE
+from tests.support import factories as f
+from tests.support.infra import Infra
+from tests.support.kafka import publish
+from tests.support.polling import eventually
+from tests.support.processes import service_processes
+from tests.support.tokens import ADMIN, auth
+
+pytestmark = pytest.mark.integration
+D = Decimal
+AT = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+async def programme(infra: Infra) -> AsyncIterator[str]:
+    async with service_processes(infra, "programme") as urls:
+        yield urls[0]
+
+
+async def known_partners(infra: Infra, client: httpx.AsyncClient, url: str, *ids: str) -> None:
+    for partner_id in ids:
+        state = f.partner_state_changed(partner_id=partner_id, changed_at=AT)
+        await publish(infra, PARTNER_LIFECYCLE, [state], subject=partner_id, source="onboarding")
+
+    async def heard() -> bool:
+        answer = await client.get(f"{url}/kpis", params={"partner_id": list(ids)}, headers=ADMIN)
+        return bool(answer.json()["partners"]["active"] == len(ids))
+
+    await eventually(heard, 30, what="programme to hear of the partners")
+
+
+def preapproval(
+    partner: str, campaign: str, pa: str, status: str, reserved: str, claimed: str, minute: int
+) -> MdfPreapprovalChanged:
+    return MdfPreapprovalChanged(
+        preapproval_id=pa,
+        partner_id=partner,
+        campaign_id=campaign,
+        activity_kind="webinar",
+        status=status,
+        amount=D("1500.00"),
+        currency="USD",
+        starts_on=date(2026, 11, 1),
+        ends_on=date(2026, 11, 30),
+        reserved=D(reserved),
+        claimed=D(claimed),
+        fund_available=D("500.00"),
+        changed_at=AT + timedelta(minutes=minute),
+    )
+
+
+def claim(partner: str, campaign: str, pa: str, amount: str) -> MdfClaimDecided:
+    return MdfClaimDecided(
+        claim_id=f"cl-{uuid.uuid4().hex[:8]}",
+        partner_id=partner,
+        status="approved",
+        amount=D(amount),
+        currency="USD",
+        description="webinar platform",
+        proof_reference="INV-1",
+        reason="receipts checked",
+        entry_id=str(uuid.uuid4()),
+        fund_available=D("500.00"),
+        decided_at=AT + timedelta(minutes=10),
+        preapproval_id=pa,
+        campaign_id=campaign,
+    )
+
+
+async def test_a_campaign_shows_reported_results_attributed_revenue_and_mdf_cost(
+    infra: Infra, programme: str
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    partner, ally, outsider = f"p-cm-{run}", f"p-cm-ally-{run}", f"p-cm-out-{run}"
+    async with httpx.AsyncClient(base_url=programme, timeout=10) as client:
+        await known_partners(infra, client, programme, partner, ally, outsider)
+        body = {
+            "name": "AI on the lakehouse (joint webinar)",
+            "kind": "webinar",
+            "starts_on": "2026-11-01",
+            "ends_on": "2026-11-30",
+            "partner_ids": [partner, ally],
+        }
+        refused = {
+            "inverted": (ADMIN, {**body, "ends_on": "2026-10-31"}, 422),
+            "unknown partner": (ADMIN, {**body, "partner_ids": [f"p-none-{run}"]}, 404),
+            "no partners": (ADMIN, {**body, "partner_ids": []}, 422),
+            "for another": (auth(partner), body, 403),
+            "bad kind": (ADMIN, {**body, "kind": "party"}, 422),
+        }
+        expelled = f"p-cm-gone-{run}"
+        gone = f.partner_state_changed(
+            partner_id=expelled,
+            changed_at=AT,
+            status=PartnerStatus.EXPELLED,
+            change=PartnerChange.EXPELLED,
+        )
+        await publish(infra, PARTNER_LIFECYCLE, [gone], subject=expelled, source="onboarding")
+
+        async def churned() -> bool:
+            answer = await client.get("/kpis", params={"partner_id": expelled}, headers=ADMIN)
+            return bool(answer.json()["partners"]["churned"])
+
+        await eventually(churned, 30, what="programme to hear of the expelled partner")
+        refused["expelled"] = (ADMIN, {**body, "partner_ids": [partner, expelled]}, 409)
+        for name, (headers, sent, code) in refused.items():
+            answer = await client.post("/campaigns", json=sent, headers=headers)
+            assert answer.status_code == code, (name, answer.text)
+        created = await client.post("/campaigns", json=body, headers=ADMIN)
+        assert created.status_code == 201, created.text
+        campaign = created.json()["campaign_id"]
+        assert created.json()["partner_ids"] == sorted([partner, ally])
+        own = await client.post(
+            "/campaigns", json={**body, "partner_ids": []}, headers=auth(outsider)
+        )
+        assert own.status_code == 201
+        assert own.json()["partner_ids"] == [outsider]
+
+        # What incentives and attribution announce about it.
+        pa = f"pa-{run}"
+        await publish(
+            infra,
+            INCENTIVE_LEDGER,
+            [
+                preapproval(partner, campaign, pa, "requested", "0.00", "0.00", 0),
+                preapproval(partner, campaign, pa, "approved", "1500.00", "0.00", 1),
+                claim(partner, campaign, pa, "1000.00"),
+                preapproval(partner, campaign, pa, "approved", "500.00", "1000.00", 10),
+            ],
+            subject=partner,
+            source="incentives",
+        )
+        # An outsider naming the campaign counts for nothing.
+        await publish(
+            infra,
+            INCENTIVE_LEDGER,
+            [claim(outsider, campaign, f"pa-out-{run}", "999.00")],
+            subject=outsider,
+            source="incentives",
+        )
+        through = f.credit_issued(partner_id=partner, amount="40000.00", campaign_id=campaign)
+        corrected = f.credit_issued(partner_id=partner, amount="10000.00", campaign_id=campaign)
+        plain = f.credit_issued(partner_id=partner, amount="70000.00")
+        stranger = f.credit_issued(partner_id=outsider, amount="5000.00", campaign_id=campaign)
+        for credit in (through, corrected, plain, stranger):
+            await publish(
+                infra, ATTRIBUTION_CREDITS, [credit], subject=credit.deal_key, source="attribution"
+            )
+        await publish(
+            infra,
+            ATTRIBUTION_CREDITS,
+            [f.credit_reversed(corrected)],
+            subject=corrected.deal_key,
+            source="attribution",
+        )
+
+        reported = await client.post(
+            f"/campaigns/{campaign}/results",
+            json={"leads": 120, "pipeline": "250000.00", "currency": "USD"},
+            headers=auth(partner),
+        )
+        assert reported.status_code == 200, reported.text
+        assert (
+            await client.post(
+                f"/campaigns/{campaign}/results",
+                json={"partner_id": ally, "leads": 30, "pipeline": "50000.00", "currency": "USD"},
+                headers=ADMIN,
+            )
+        ).status_code == 200
+        not_member = await client.post(
+            f"/campaigns/{campaign}/results",
+            json={"partner_id": outsider, "leads": 1, "pipeline": "1.00", "currency": "USD"},
+            headers=ADMIN,
+        )
+        assert not_member.status_code == 422
+        assert (
+            await client.post(
+                f"/campaigns/{campaign}/results",
+                json={"leads": -1, "pipeline": "1.00", "currency": "USD"},
+                headers=auth(partner),
+            )
+        ).status_code == 422
+
+        async def settled() -> dict[str, Any] | None:
+            detail = (await client.get(f"/campaigns/{campaign}", headers=ADMIN)).json()
+            rows = detail["results"]["by_currency"]
+            ready = rows and rows[0]["attributed_revenue"] == "40000.00"
+            ready = ready and rows[0]["mdf_claimed"] == "1000.00"
+            ready = ready and detail["preapprovals"] and detail["preapprovals"][0]["claimed"]
+            return detail if ready and detail["preapprovals"][0]["claimed"] == "1000.00" else None
+
+        detail = await eventually(settled, 30, what="the campaign's results")
+        assert detail["state"] == "completed"
+        assert detail["results"] == {
+            "leads": 150,
+            "by_currency": [
+                {
+                    "currency": "USD",
+                    "pipeline": "300000.00",
+                    "attributed_revenue": "40000.00",
+                    "mdf_approved": "1500.00",
+                    "mdf_reserved": "500.00",
+                    "mdf_claimed": "1000.00",
+                    "return_per_dollar": "40.0000",
+                }
+            ],
+        }
+        assert [p["preapproval_id"] for p in detail["preapprovals"]] == [pa]
+
+        # Partners: only their campaigns, only their part of the figures.
+        assert (
+            await client.get(f"/campaigns/{campaign}", headers=auth(outsider))
+        ).status_code == 404
+        listed = (await client.get("/campaigns", headers=auth(outsider))).json()
+        assert [c["campaign_id"] for c in listed] == [own.json()["campaign_id"]]
+        ally_view = (await client.get(f"/campaigns/{campaign}", headers=auth(ally))).json()
+        assert ally_view["partner_ids"] == [ally]
+        assert ally_view["preapprovals"] == []
+        assert ally_view["results"] == {
+            "leads": 30,
+            "by_currency": [
+                {
+                    "currency": "USD",
+                    "pipeline": "50000.00",
+                    "attributed_revenue": "0.00",
+                    "mdf_approved": "0.00",
+                    "mdf_reserved": "0.00",
+                    "mdf_claimed": "0.00",
+                    "return_per_dollar": None,
+                }
+            ],
+        }
+        # Ended: it cannot be cancelled; a partner cannot cancel.
+        cancel = {"reason": "budget cut"}
+        assert (
+            await client.post(f"/campaigns/{campaign}/cancel", json=cancel, headers=auth(partner))
+        ).status_code == 403
+        late = await client.post(f"/campaigns/{campaign}/cancel", json=cancel, headers=ADMIN)
+        assert late.status_code == 409
+        assert late.json()["detail"] == f"campaign {campaign} is completed: it cannot be cancelled"
