@@ -45,7 +45,7 @@ async def known_partners(infra: Infra, client: httpx.AsyncClient, url: str, *ids
         answer = await client.get(f"{url}/kpis", params={"partner_id": list(ids)}, headers=ADMIN)
         return bool(answer.json()["partners"]["active"] == len(ids))
 
-    await eventually(heard, 30, what="programme to hear of the partners")
+    await eventually(heard, 60, what="programme to hear of the partners")
 
 
 def preapproval(
@@ -120,7 +120,7 @@ async def test_a_campaign_shows_reported_results_attributed_revenue_and_mdf_cost
             answer = await client.get("/kpis", params={"partner_id": expelled}, headers=ADMIN)
             return bool(answer.json()["partners"]["churned"])
 
-        await eventually(churned, 30, what="programme to hear of the expelled partner")
+        await eventually(churned, 60, what="programme to hear of the expelled partner")
         refused["expelled"] = (ADMIN, {**body, "partner_ids": [partner, expelled]}, 409)
         for name, (headers, sent, code) in refused.items():
             answer = await client.post("/campaigns", json=sent, headers=headers)
@@ -208,7 +208,7 @@ async def test_a_campaign_shows_reported_results_attributed_revenue_and_mdf_cost
             ready = ready and detail["preapprovals"] and detail["preapprovals"][0]["claimed"]
             return detail if ready and detail["preapprovals"][0]["claimed"] == "1000.00" else None
 
-        detail = await eventually(settled, 30, what="the campaign's results")
+        detail = await eventually(settled, 60, what="the campaign's results")
         assert detail["state"] == "completed"
         assert detail["results"] == {
             "leads": 150,
