@@ -21,7 +21,7 @@ import asyncpg
 from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.qualification import Application, Qualification
 from services.onboarding.domain.tiers import Certification, CertificationRole
-from shared.db import Connection, Pool
+from shared.db import Connection, Pool, columns
 from shared.errors import NotFound
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.partners import PartnerStatus, PartnerType
@@ -254,13 +254,12 @@ async def insert_history(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> N
     statement."""
     if not rows:
         return
-    columns = list(zip(*rows, strict=True))
     await conn.execute(
         """INSERT INTO partner_history (partner_id, version, change, status, tier, reason,
                changed_at, acted_by)
            SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[],
                                 $6::text[], $7::timestamptz[], $8::text[])""",
-        *[list(column) for column in columns],
+        *columns(rows),
     )
 
 
