@@ -23,7 +23,7 @@ from services.deals.domain.crm import (
 from services.deals.repository import Row
 from services.deals.status_changes import close_with_deal
 from shared.clock import now
-from shared.db import Connection
+from shared.db import Connection, from_row
 from shared.events import Envelope
 from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage, DealStatus
 from shared.events.opportunities import DealStateChanged, LinkedRegistration
@@ -51,41 +51,25 @@ def _as_stored(value: Any) -> Any:
 
 def deal_state(row: Row, linked: Sequence[Row]) -> DealStateChanged:
     """The whole merged state of an opportunity (as stored) with its linked registrations."""
-    return DealStateChanged(
-        deal_key=row["deal_key"],
+    # `ingested_at` is the stored one: when the change behind the stored state entered
+    # Pollinate (not this event's cause).
+    return from_row(
+        DealStateChanged,
+        row,
         source=CrmSource(row["source"]),
-        source_id=row["source_id"],
-        revision=row["revision"],
-        name=row["name"],
         customer=Customer(
             name=row["customer_name"],
             domain=row["customer_domain"],
             country=row["customer_country"],
         ),
         products=tuple(row["products"] or ()),
-        amount=row["amount"],
-        currency=row["currency"],
         stage=DealStage(row["stage"]) if row["stage"] else None,
         status=DealStatus(row["status"]),
-        close_date=row["close_date"],
-        owner=row["owner"],
-        partner_ref=row["partner_ref"],
         co_sell=bool(row["co_sell"]),
-        created_at=row["created_at"],
-        deleted=row["deleted"],
         registrations=tuple(
-            LinkedRegistration(
-                registration_id=r["registration_id"],
-                partner_id=r["partner_id"],
-                status=RegistrationStatus(r["status"]),
-                submitted_at=r["submitted_at"],
-            )
-            for r in linked
+            from_row(LinkedRegistration, r, status=RegistrationStatus(r["status"])) for r in linked
         ),
         changed_at=now(),
-        # When the change behind the stored state entered Pollinate (not this event's cause).
-        ingested_at=row["ingested_at"],
-        merged_into=row["merged_into"],
     )
 
 

@@ -13,13 +13,14 @@ from datetime import datetime
 
 import asyncpg
 
-from shared.db import Connection
+from shared.db import Connection, columns
 
 
 async def record_refused(
     conn: Connection, source: str, at: datetime, items: Sequence[tuple[int, str, bytes]]
 ) -> None:
-    """Delivered items no adapter could read: (index in the delivery, reason, item as sent)."""
+    """Delivered items no adapter could read (at least one): (index in the delivery, reason,
+    item as sent)."""
     await conn.execute(
         """
         INSERT INTO crm_refused (source, received_at, item_index, reason, item)
@@ -28,9 +29,7 @@ async def record_refused(
         """,
         source,
         at,
-        [index for index, _, _ in items],
-        [reason for _, reason, _ in items],
-        [item for _, _, item in items],
+        *columns(items),
     )
 
 
@@ -41,8 +40,9 @@ async def schedule_resyncs(
     reason: str,
     at: datetime,
 ) -> None:
-    """Ask for records' current state (record id, or '*' with `since` for a window). A pending
-    request stays (its window widens to the earlier start); a done one is asked again."""
+    """Ask for records' current state (at least one: record id, or '*' with `since` for a
+    window). A pending request stays (its window widens to the earlier start); a done one is
+    asked again."""
     await conn.execute(
         """
         INSERT INTO crm_resyncs (source, record_id, since, reason, requested_at, due_at)
@@ -61,8 +61,7 @@ async def schedule_resyncs(
         source,
         reason,
         at,
-        [record_id for record_id, _ in requests],
-        [since for _, since in requests],
+        *columns(requests),
     )
 
 

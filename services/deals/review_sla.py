@@ -25,7 +25,7 @@ from services.deals.domain.sla import (
 )
 from services.deals.repository import Row
 from services.deals.status_changes import entry_for, record_change
-from shared.db import Connection, Pool
+from shared.db import Connection, Pool, from_row
 from shared.events.crm import DealStatus
 from shared.events.notifications import NotificationKindV2
 from shared.events.registrations import RegistrationReviewEscalated, RegistrationStatus
@@ -198,13 +198,8 @@ async def _escalate(
             },
         )
         events = await record_change(conn, row, entry, threshold=policy.name_similarity_threshold)
-        escalated = RegistrationReviewEscalated(
-            registration_id=row["registration_id"],
-            partner_id=row["partner_id"],
-            review_due_at=row["review_due_at"],
-            acceptance_due_at=row["acceptance_due_at"],
-            escalated_at=at,
-            policy_version=policy.version,
+        escalated = from_row(
+            RegistrationReviewEscalated, row, escalated_at=at, policy_version=policy.version
         )
         events.append(OutgoingEvent(DEAL_REGISTRATIONS, escalated, row["registration_id"]))
         events.append(

@@ -24,7 +24,7 @@ from services.deals.schemas import (
     PolicyVersionOut,
     RegistrationOut,
 )
-from shared.db import Pool
+from shared.db import Pool, from_row
 from shared.errors import NotFound
 from shared.events.registrations import ConflictInfo
 from shared.http import partner_scope
@@ -131,11 +131,10 @@ async def policy_in_force(pool: Pool, store: PolicyStore, at: datetime) -> Polic
         )
     if row is None:
         raise NotFound("no policy version is in force")
-    return PolicyOut(
-        version=row["version"],
+    return from_row(
+        PolicyOut,
+        row,
         document=document_of(rules_from_mapping(json.loads(row["document"]))),
-        active_from=row["active_from"],
-        activated_by=row["activated_by"],
         scheduled=[PolicyActivationOut.model_validate(dict(r)) for r in later],
     )
 

@@ -12,7 +12,7 @@ from services.onboarding import repository
 from services.onboarding.domain.lifecycle import Change, check_transition, notification_kind
 from services.onboarding.domain.verification import held_domain
 from services.onboarding.repository import PartnerRow, Row
-from shared.db import Connection
+from shared.db import Connection, from_row
 from shared.events import Envelope, EventPayload
 from shared.events.notifications import AnyNotificationKind
 from shared.events.partners import PartnerStateChanged, PartnerStatus
@@ -25,25 +25,21 @@ def snapshot(row: PartnerRow, change: Change, before: PartnerRow) -> PartnerStat
     """The partner as it stands after `change` (its `ingested_at` is stamped from the cause)."""
     # The application itself has no "before".
     previous = before if before["version"] > 0 else None
-    return PartnerStateChanged(
-        partner_id=row["partner_id"],
+    return from_row(
+        PartnerStateChanged,
+        row,
         name=row["company_name"],
-        partner_type=row["partner_type"],
         status=PartnerStatus(row["status"]),
-        tier=row["tier"],
         regions=tuple(sorted(row["regions"])),
         products=tuple(sorted(row["products"])),
         changed_at=row["updated_at"],
-        reason=row["reason"],
-        version=row["version"],
         change=change.published,
         previous_status=PartnerStatus(previous["status"]) if previous is not None else None,
         previous_tier=previous["tier"] if previous is not None else None,
         # Only a held (verified) domain is the partner's to the other services.
         domain=held_domain(row["domain"], row["domain_verified_at"]),
         competencies=tuple(sorted(row["competencies"])),
-        grace_until=row["grace_until"],
-        policy_version=row["policy_version"],
+        ingested_at=None,  # stamped when recorded (from the cause), never from a column
     )
 
 

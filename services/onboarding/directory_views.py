@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.onboarding.directory_schemas import PartnerDirectoryOut, PartnerSummaryOut
-from shared.db import Pool
+from shared.db import Pool, from_row
 
 
 def _iso(value: Any) -> str | None:
@@ -49,13 +49,9 @@ async def directory(
         )
     return PartnerDirectoryOut(
         partners=[
-            PartnerSummaryOut(
-                partner_id=r["partner_id"],
-                company_name=r["company_name"],
-                domain=r["domain"],
-                partner_type=r["partner_type"],
-                status=r["status"],
-                tier=r["tier"],
+            from_row(
+                PartnerSummaryOut,
+                r,
                 attributed_revenue=str(r["revenue"]),
                 agreement_valid_until=_iso(r["agreement_valid_until"]),
                 grace_until=_iso(r["grace_until"]),

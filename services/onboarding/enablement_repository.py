@@ -11,7 +11,7 @@ from typing import Any
 
 from services.onboarding.domain.enablement import VOIDED
 from services.onboarding.repository import Row
-from shared.db import Connection
+from shared.db import Connection, columns
 
 
 async def lock_actors(conn: Connection, keys: Collection[str]) -> None:
@@ -114,8 +114,8 @@ async def insert_statements(conn: Connection, rows: Sequence[tuple[Any, ...]]) -
     occurred at, stored at, stored by), one statement; returns the ids that are new."""
     if not rows:
         return set()
-    columns = [list(c) for c in zip(*rows, strict=True)]
-    columns[1] = [json.dumps(c) for c in columns[1]]
+    arrays = columns(rows)
+    arrays[1] = [json.dumps(c) for c in arrays[1]]
     inserted = await conn.fetch(
         """INSERT INTO xapi_statements (statement_id, content, comparable, actor_key, verb,
                activity, occurred_at, stored_at, stored_by)
@@ -123,7 +123,7 @@ async def insert_statements(conn: Connection, rows: Sequence[tuple[Any, ...]]) -
                                 $6::text[], $7::timestamptz[], $8::timestamptz[], $9::text[])
            ON CONFLICT (statement_id) DO NOTHING
            RETURNING statement_id::text""",
-        *columns,
+        *arrays,
     )
     return {r["statement_id"] for r in inserted}
 
@@ -161,7 +161,7 @@ async def insert_outcomes(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> 
                certification_id, outcome, decided_at)
            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
                                 $6::timestamptz[])""",
-        *[list(c) for c in zip(*rows, strict=True)],
+        *columns(rows),
     )
 
 

@@ -27,7 +27,7 @@ from services.onboarding.enablement_schemas import (
 from services.onboarding.repository import Row
 from services.onboarding.schemas import CertificationOut
 from services.onboarding.views import _iso, _isos, partner_row
-from shared.db import Pool
+from shared.db import Pool, from_row
 from shared.errors import NotFound
 
 
@@ -271,15 +271,7 @@ async def person_record(
             for c in certifications
         ],
         statements=[
-            StatementOutcomeOut(
-                statement_id=s["statement_id"],
-                verb=s["verb"],
-                activity=s["activity"],
-                occurred_at=s["occurred_at"].isoformat(),
-                outcome=s["outcome"],
-                certification_id=s["certification_id"],
-                voided=s["voided"],
-            )
+            from_row(StatementOutcomeOut, s, occurred_at=s["occurred_at"].isoformat())
             for s in statements
         ],
     )

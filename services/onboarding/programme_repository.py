@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.onboarding.repository import Row
-from shared.db import Connection, Pool
+from shared.db import Connection, Pool, columns
 from shared.events.attribution import PartnerHealthScored
 
 # -- signals ----------------------------------------------------------------------------------
@@ -50,7 +50,8 @@ async def record_health(conn: Connection, events: Sequence[PartnerHealthScored])
         held = latest.get(event.partner_id)
         if held is None or (held.day, held.scored_at) < (event.day, event.scored_at):
             latest[event.partner_id] = event
-    rows = list(latest.values())
+    if not latest:
+        return
     await conn.execute(
         """
         INSERT INTO partner_health (partner_id, score, day, scored_at, reasons)
@@ -64,11 +65,12 @@ async def record_health(conn: Connection, events: Sequence[PartnerHealthScored])
         WHERE (partner_health.day, partner_health.scored_at)
             < (EXCLUDED.day, EXCLUDED.scored_at)
         """,
-        [r.partner_id for r in rows],
-        [r.score for r in rows],
-        [r.day for r in rows],
-        [r.scored_at for r in rows],
-        [json.dumps(list(r.reasons)) for r in rows],
+        *columns(
+            [
+                (e.partner_id, e.score, e.day, e.scored_at, json.dumps(list(e.reasons)))
+                for e in latest.values()
+            ]
+        ),
     )
 
 

@@ -15,19 +15,15 @@ from services.onboarding.programme_schemas import (
 )
 from services.onboarding.repository import Row
 from services.onboarding.views import _iso, partner_row
-from shared.db import Pool
+from shared.db import Pool, from_row
 from shared.events.partners import PartnerStatus
 
 
 def appeal_out(row: Row, *, full: bool) -> AppealOut:
-    return AppealOut(
-        appeal_id=row["appeal_id"],
-        review_id=row["review_id"],
-        partner_id=row["partner_id"],
-        grounds=row["grounds"],
+    return from_row(
+        AppealOut,
+        row,
         filed_at=row["filed_at"].isoformat(),
-        upheld=row["upheld"],
-        note=row["note"],
         decided_at=_iso(row["decided_at"]),
         filed_by=row["filed_by"] if full else None,
         decided_by=row["decided_by"] if full else None,
@@ -35,20 +31,11 @@ def appeal_out(row: Row, *, full: bool) -> AppealOut:
 
 
 def _review_out(row: Row, appeal: Row | None, *, full: bool) -> ReviewOut:
-    return ReviewOut(
-        review_id=row["review_id"],
+    return from_row(
+        ReviewOut,
+        row,
         review_on=row["review_on"].isoformat(),
-        basis=row["basis"],
-        outcome=row["outcome"],
-        tier_before=row["tier_before"],
-        tier_after=row["tier_after"],
-        status_before=row["status_before"],
-        status_after=row["status_after"],
-        reasons=list(row["reasons"]),
-        plan=list(row["plan"]),
-        probation_until=None
-        if row["probation_until"] is None
-        else row["probation_until"].isoformat(),
+        probation_until=_iso(row["probation_until"]),
         appeal_until=_iso(row["appeal_until"]),
         decided_at=row["decided_at"].isoformat(),
         reversed_at=_iso(row["reversed_at"]),
@@ -119,13 +106,6 @@ async def account_manager(pool: Pool, partner_id: str, *, changed: bool) -> Acco
         account_manager=partner["account_manager"],
         changed=changed,
         assignments=[
-            AssignmentOut(
-                manager=r["manager"],
-                previous=r["previous"],
-                note=r["note"],
-                assigned_by=r["assigned_by"],
-                assigned_at=r["assigned_at"].isoformat(),
-            )
-            for r in rows
+            from_row(AssignmentOut, r, assigned_at=r["assigned_at"].isoformat()) for r in rows
         ],
     )

@@ -33,7 +33,7 @@ from services.onboarding.domain.programme_year import (
 from services.onboarding.domain.tiers import derive_competencies, revenue_in_window
 from services.onboarding.partner_runs import each_partner
 from services.onboarding.repository import SERVICE, Row
-from shared.db import Connection, Pool
+from shared.db import Connection, Pool, from_row
 from shared.errors import Conflict, NotFound
 from shared.events.notifications import NotificationKind
 from shared.events.partners import PartnerStatus as S
@@ -114,15 +114,14 @@ async def _decide(
     partner_id = row["partner_id"]
     days = (await repository.revenue_days(conn, config, [partner_id], as_of))[partner_id]
     held = (await repository.certifications_of(conn, [partner_id]))[0][partner_id]
-    standing = Standing(
+    standing = from_row(
+        Standing,
+        row,
         status=S(row["status"]),
-        tier=row["tier"],
-        partner_type=row["partner_type"],
         revenue=revenue_in_window(config, days, as_of),
         competencies=derive_competencies(config, held, as_of),
         valid_certifications=await store.valid_certifications(conn, partner_id, as_of),
         health=await store.health_of(conn, partner_id),
-        agreement_valid_until=row["agreement_valid_until"],
     )
     return review(config, standing, as_of, probation_ends=probation_ends)
 

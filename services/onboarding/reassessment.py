@@ -37,7 +37,7 @@ from services.onboarding.domain.tiers import (
 )
 from services.onboarding.repository import SERVICE, PartnerRow
 from shared.clock import now
-from shared.db import Connection
+from shared.db import Connection, from_row
 from shared.errors import NotFound
 from shared.events import Envelope
 from shared.events.partners import PartnerStatus
@@ -45,16 +45,12 @@ from shared.outbox import Outbox, OutgoingEvent
 
 
 def standing_of(row: PartnerRow, revenue: Decimal, competencies: frozenset[str]) -> Standing:
-    return Standing(
+    return from_row(
+        Standing,
+        row,
         status=PartnerStatus(row["status"]),
-        tier=row["tier"],
         revenue=revenue,
         competencies=competencies,
-        agreement_valid_until=row["agreement_valid_until"],
-        grace_until=row["grace_until"],
-        suspended_at=row["suspended_at"],
-        suspended_by_requalification=row["suspended_by_requalification"],
-        partner_type=row["partner_type"],
     )
 
 

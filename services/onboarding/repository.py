@@ -21,7 +21,7 @@ import asyncpg
 from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.qualification import Application, Qualification
 from services.onboarding.domain.tiers import Certification, CertificationRole
-from shared.db import Connection, Pool
+from shared.db import Connection, Pool, columns
 from shared.errors import NotFound
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.partners import PartnerStatus, PartnerType
@@ -254,13 +254,12 @@ async def insert_history(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> N
     statement."""
     if not rows:
         return
-    columns = list(zip(*rows, strict=True))
     await conn.execute(
         """INSERT INTO partner_history (partner_id, version, change, status, tier, reason,
                changed_at, acted_by)
            SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[],
                                 $6::text[], $7::timestamptz[], $8::text[])""",
-        *[list(column) for column in columns],
+        *columns(rows),
     )
 
 
@@ -374,6 +373,8 @@ async def revenue_days(
 async def insert_credits(conn: Connection, credits: Sequence[CreditIssued]) -> dict[str, Decimal]:
     """Record credits not recorded before, one statement. Returns credit id -> amount as
     stored (numeric(20, 4)) net of the reversals recorded before it, for those new."""
+    if not credits:
+        return {}
     inserted = await conn.fetch(
         """
         INSERT INTO credits (credit_id, partner_id, deal_key, kind, amount, currency,
@@ -385,14 +386,21 @@ async def insert_credits(conn: Connection, credits: Sequence[CreditIssued]) -> d
             COALESCE((SELECT sum(r.amount) FROM credit_reversals r
                       WHERE r.credit_id = credits.credit_id), 0) AS reversed
         """,
-        [c.credit_id for c in credits],
-        [c.partner_id for c in credits],
-        [c.deal_key for c in credits],
-        [c.kind.value for c in credits],
-        [c.amount for c in credits],
-        [c.currency for c in credits],
-        [c.close_date for c in credits],
-        [c.issued_at for c in credits],
+        *columns(
+            [
+                (
+                    c.credit_id,
+                    c.partner_id,
+                    c.deal_key,
+                    c.kind.value,
+                    c.amount,
+                    c.currency,
+                    c.close_date,
+                    c.issued_at,
+                )
+                for c in credits
+            ]
+        ),
     )
     return {r["credit_id"]: r["amount"] - r["reversed"] for r in inserted}
 
@@ -400,6 +408,8 @@ async def insert_credits(conn: Connection, credits: Sequence[CreditIssued]) -> d
 async def insert_reversals(conn: Connection, reversals: Sequence[CreditReversed]) -> dict[str, Row]:
     """Record reversals not recorded before, one statement. Returns reversal id -> (amount,
     and its credit's partner and close date when the credit is known) for those new."""
+    if not reversals:
+        return {}
     inserted = await conn.fetch(
         """
         WITH inserted AS (
@@ -412,11 +422,9 @@ async def insert_reversals(conn: Connection, reversals: Sequence[CreditReversed]
         SELECT i.reversal_id, i.amount, c.partner_id AS credit_partner_id, c.close_date
         FROM inserted i LEFT JOIN credits c ON c.credit_id = i.credit_id
         """,
-        [r.reversal_id for r in reversals],
-        [r.credit_id for r in reversals],
-        [r.partner_id for r in reversals],
-        [r.amount for r in reversals],
-        [r.reversed_at for r in reversals],
+        *columns(
+            [(r.reversal_id, r.credit_id, r.partner_id, r.amount, r.reversed_at) for r in reversals]
+        ),
     )
     return {r["reversal_id"]: r for r in inserted}
 
