@@ -16,10 +16,11 @@ import asyncpg
 
 from services.incentives import mdf_repository, preapproval_repository
 from services.incentives.domain import preapprovals
+from services.incentives.domain.claims import ClaimAsk
 from services.incentives.domain.preapprovals import Preapproval, PreapprovalConflict
 from services.incentives.domain.programs import IncentivePrograms
 from shared.clock import now
-from shared.db import Connection
+from shared.db import Connection, from_row
 from shared.errors import NotFound, Unprocessable
 from shared.events.incentives import MdfPreapprovalChanged
 from shared.outbox import Outbox, OutgoingEvent
@@ -104,23 +105,7 @@ async def request(
 
 
 def _same_budget(known: asyncpg.Record, budget: CampaignBudget) -> bool:
-    return (
-        known["campaign_id"],
-        known["activity_kind"],
-        known["description"],
-        known["starts_on"],
-        known["ends_on"],
-        known["amount"],
-        known["currency"],
-    ) == (
-        budget.campaign_id,
-        budget.activity_kind,
-        budget.description,
-        budget.starts_on,
-        budget.ends_on,
-        budget.amount,
-        budget.currency,
-    )
+    return from_row(CampaignBudget, known) == budget
 
 
 async def decide(
@@ -165,38 +150,25 @@ async def request_claim(
     conn: Connection,
     programs: IncentivePrograms,
     preapproval_id: str,
-    *,
-    partner_id: str,
-    amount: Decimal,
-    description: str,
-    proof_reference: str,
+    ask: ClaimAsk,
 ) -> PreapprovedClaimRequested:
     """A claim with proof against the partner's pre-approval: at most what is left of it
     (claims awaiting a decision count as taken), while it accepts claims. Decided like any
     claim (`mdf_claims.decide_claim`)."""
     found = await preapproval_repository.row(conn, preapproval_id)
-    if found is None or found["partner_id"] != partner_id:
+    if found is None or found["partner_id"] != ask.partner_id:
         raise NotFound(f"pre-approval {preapproval_id} not found")
-    fund = await mdf_repository.lock_fund(conn, partner_id)
+    fund = await mdf_repository.lock_fund(conn, ask.partner_id)
     assert fund is not None
     locked = await preapproval_repository.row(conn, preapproval_id, for_update=True)
     assert locked is not None
     pre = await preapproval_repository.load(conn, locked)
     at = now()
-    preapprovals.check_claim(pre, amount, at)
-    claim_id = str(uuid.uuid4())
-    await mdf_repository.insert_claim(
-        conn,
-        programs,
-        claim_id=claim_id,
-        partner_id=partner_id,
-        amount=amount,
-        description=description,
-        proof_reference=proof_reference,
-        at=at,
-        preapproval_id=preapproval_id,
+    preapprovals.check_claim(pre, ask.amount, at)
+    claim_id = await mdf_repository.insert_claim(
+        conn, programs, ask=ask, at=at, preapproval_id=preapproval_id
     )
-    return PreapprovedClaimRequested(claim_id, pre.claimable - amount)
+    return PreapprovedClaimRequested(claim_id, pre.claimable - ask.amount)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from decimal import Decimal
 import asyncpg
 
 from services.incentives.domain.preapprovals import Preapproval
-from shared.db import Connection
+from shared.db import Connection, from_row
 
 
 async def insert(
@@ -71,16 +71,7 @@ async def load(conn: Connection, record: asyncpg.Record) -> Preapproval:
            WHERE preapproval_id = $1 AND status = 'requested'""",
         record["preapproval_id"],
     )
-    return Preapproval(
-        preapproval_id=record["preapproval_id"],
-        partner_id=record["partner_id"],
-        status=record["status"],
-        amount=record["amount"],
-        reserved=record["reserved"],
-        claimed=record["claimed"],
-        pending=pending,
-        expires_at=record["expires_at"],
-    )
+    return from_row(Preapproval, record, pending=pending)
 
 
 async def save(
