@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 
 import asyncpg
@@ -17,7 +17,11 @@ import asyncpg
 from services.incentives import mdf_repository, preapproval_repository
 from services.incentives.domain import preapprovals
 from services.incentives.domain.claims import ClaimAsk
-from services.incentives.domain.preapprovals import Preapproval, PreapprovalConflict
+from services.incentives.domain.preapprovals import (
+    CampaignBudget,
+    Preapproval,
+    PreapprovalConflict,
+)
 from services.incentives.domain.programs import IncentivePrograms
 from shared.clock import now
 from shared.db import Connection, from_row
@@ -38,20 +42,6 @@ class PreapprovalPolicy:
 class PreapprovedClaimRequested:
     claim_id: str
     preapproval_left: Decimal  # what further claims against the pre-approval may still ask for
-
-
-@dataclass(frozen=True)
-class CampaignBudget:
-    """What a partner asks for: a budget for one campaign."""
-
-    reference: str  # the partner's own: a retry with the same one is the same request
-    campaign_id: str
-    activity_kind: str
-    description: str
-    starts_on: date
-    ends_on: date
-    amount: Decimal
-    currency: str
 
 
 async def request(
@@ -84,20 +74,7 @@ async def request(
         )
     at = now()
     preapproval_id = str(uuid.uuid4())
-    await preapproval_repository.insert(
-        conn,
-        preapproval_id=preapproval_id,
-        partner_id=partner_id,
-        reference=budget.reference,
-        campaign_id=budget.campaign_id,
-        activity_kind=budget.activity_kind,
-        description=budget.description,
-        starts_on=budget.starts_on,
-        ends_on=budget.ends_on,
-        amount=budget.amount,
-        currency=budget.currency,
-        at=at,
-    )
+    await preapproval_repository.insert(conn, preapproval_id, partner_id, budget, at)
     written = await preapproval_repository.row(conn, preapproval_id)
     assert written is not None
     await outbox.publish_many(conn, [_announced(written, fund.available(at), at)])

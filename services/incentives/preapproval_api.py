@@ -10,7 +10,8 @@ from fastapi import APIRouter, Query
 
 from services.incentives import mdf_preapprovals, preapproval_views
 from services.incentives.api import ProgramsDep
-from services.incentives.mdf_preapprovals import CampaignBudget, PreapprovalPolicy
+from services.incentives.domain.preapprovals import CampaignBudget
+from services.incentives.mdf_preapprovals import PreapprovalPolicy
 from services.incentives.preapproval_schemas import (
     PreapprovalDecisionIn,
     PreapprovalIn,

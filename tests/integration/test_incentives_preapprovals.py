@@ -21,10 +21,10 @@ import pytest
 
 from services.incentives import mdf_preapprovals, views
 from services.incentives.domain.claims import ClaimAsk, ClaimConflict
-from services.incentives.domain.preapprovals import PreapprovalConflict
+from services.incentives.domain.preapprovals import CampaignBudget, PreapprovalConflict
 from services.incentives.domain.programs import IncentivePrograms
 from services.incentives.mdf_claims import decide_claim, request_claim
-from services.incentives.mdf_preapprovals import CampaignBudget, PreapprovalPolicy
+from services.incentives.mdf_preapprovals import PreapprovalPolicy
 from shared.db import Pool
 from shared.errors import NotFound, Unprocessable
 from shared.topics import INCENTIVE_LEDGER
