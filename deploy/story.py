@@ -15,7 +15,7 @@ import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -258,6 +258,55 @@ class Story:
             ),
         )
 
+    async def opportunity_opened(
+        self,
+        record_id: str,
+        customer: str,
+        domain: str,
+        amount: float,
+        opened: datetime,
+        closes_on: date,
+    ) -> None:
+        """A data-platform opportunity for `customer` (its website on `domain`) created in
+        Salesforce at `opened`, in USD, at the qualification stage."""
+        await self.crm(
+            record_id,
+            "CREATE",
+            opened,
+            {
+                "Name": f"{customer} - data platform",
+                "StageName": "Qualification",
+                "Amount": amount,
+                "CurrencyIsoCode": "USD",
+                "CloseDate": closes_on.isoformat(),
+                "Account_Name__c": customer,
+                "Account_Website__c": f"https://www.{domain}",
+                "Products__c": "data",
+                "CreatedDate": opened.isoformat().replace("+00:00", "Z"),
+            },
+        )
+
+    async def touchpoint_reported(
+        self, partner: Partner, deal_key: str, kind: str, **fields: str
+    ) -> Any:
+        """`partner` reports a `kind` touchpoint on the deal from its partner app, now (one of
+        each kind per run: its external id is the kind's); `fields` are the kind's own."""
+        return await self.call(
+            "POST",
+            "attribution",
+            "/touchpoints",
+            201,
+            headers=partner.auth,
+            json={
+                "deal_key": deal_key,
+                "kind": kind,
+                **fields,
+                "occurred_at": datetime.now(UTC).isoformat(),
+                "source": "partner-app",
+                "external_id": f"{kind}-{self.run}",
+            },
+        )
+
     async def attribution_of(self, deal_key: str) -> Any:
         return await self.call(
             "GET", "attribution", f"/deals/{deal_key}/attribution", (200, 404), headers=self.admin
@@ -333,42 +382,16 @@ class Story:
         )
 
         # 4. Northwind progresses in Salesforce; two more partners report touchpoints; it closes won.
-        opened = now - timedelta(days=20)
-        await self.crm(
-            record,
-            "CREATE",
-            opened,
-            {
-                "Name": f"{northwind} - data platform",
-                "StageName": "Qualification",
-                "Amount": 18000.0,
-                "CurrencyIsoCode": "USD",
-                "CloseDate": now.date().isoformat(),
-                "Account_Name__c": northwind,
-                "Account_Website__c": f"https://www.{northwind_domain}",
-                "Products__c": "data",
-                "CreatedDate": opened.isoformat().replace("+00:00", "Z"),
-            },
+        await self.opportunity_opened(
+            record, northwind, northwind_domain, 18000.0, now - timedelta(days=20), now.date()
         )
         await self.link(alpine, result.decisions["clean"]["registration_id"], result.won_deal_key)
         # Reported as they happen, after the registration: first touch is the sourcing partner.
         # They are not linked to the deal (no registration, not the CRM's partner): a channel
         # manager approves their touchpoints before they count.
         for partner, kind in ((delta, "technical_validation"), (ember, "co_sell_meeting")):
-            reported = await self.call(
-                "POST",
-                "attribution",
-                "/touchpoints",
-                201,
-                headers=partner.auth,
-                json={
-                    "deal_key": result.won_deal_key,
-                    "partner_id": partner.partner_id,
-                    "kind": kind,
-                    "occurred_at": datetime.now(UTC).isoformat(),
-                    "source": "partner-app",
-                    "external_id": f"{kind}-{self.run}",
-                },
+            reported = await self.touchpoint_reported(
+                partner, result.won_deal_key, kind, partner_id=partner.partner_id
             )
             await self.call(
                 "POST",

@@ -168,14 +168,7 @@ async def create_claim(
 ) -> ClaimRequestedOut:
     acting = acting_partner(who, partner_id)
     async with platform.transaction() as conn:
-        requested = await mdf_claims.request_claim(
-            conn,
-            programs,
-            partner_id=acting,
-            amount=body.amount,
-            description=body.description,
-            proof_reference=body.proof_reference,
-        )
+        requested = await mdf_claims.request_claim(conn, programs, body.ask(acting))
         await record_action(conn, who, "mdf_claim.request", requested.claim_id)
     return ClaimRequestedOut(
         claim_id=requested.claim_id,

@@ -4,7 +4,6 @@ concurrent approvals can never overdraw it."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -13,6 +12,7 @@ import asyncpg
 
 from services.incentives import mdf_preapprovals, mdf_repository
 from services.incentives.domain import claims
+from services.incentives.domain.claims import ClaimAsk
 from services.incentives.domain.ledger import entry_id
 from services.incentives.domain.mdf import Fund, consume
 from services.incentives.domain.programs import IncentivePrograms
@@ -35,30 +35,16 @@ class ClaimRequested:
 async def request_claim(
     conn: Connection,
     programs: IncentivePrograms,
-    *,
-    partner_id: str,
-    amount: Decimal,
-    description: str,
-    proof_reference: str,
+    ask: ClaimAsk,
 ) -> ClaimRequested:
     """Record a claim if the fund covers it now (approval checks again under the lock);
     ClaimConflict if it does not."""
-    fund = await mdf_repository.lock_fund(conn, partner_id)
+    fund = await mdf_repository.lock_fund(conn, ask.partner_id)
     assert fund is not None
     at = now()
     available_now = fund.available(at)
-    claims.check_request(available_now, amount)
-    claim_id = str(uuid.uuid4())
-    await mdf_repository.insert_claim(
-        conn,
-        programs,
-        claim_id=claim_id,
-        partner_id=partner_id,
-        amount=amount,
-        description=description,
-        proof_reference=proof_reference,
-        at=at,
-    )
+    claims.check_request(available_now, ask.amount)
+    claim_id = await mdf_repository.insert_claim(conn, programs, ask=ask, at=at)
     return ClaimRequested(claim_id, available_now)
 
 

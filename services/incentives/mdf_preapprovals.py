@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 
 import asyncpg
 
 from services.incentives import mdf_repository, preapproval_repository
 from services.incentives.domain import preapprovals
-from services.incentives.domain.preapprovals import Preapproval, PreapprovalConflict
+from services.incentives.domain.claims import ClaimAsk
+from services.incentives.domain.preapprovals import (
+    CampaignBudget,
+    Preapproval,
+    PreapprovalConflict,
+)
 from services.incentives.domain.programs import IncentivePrograms
 from shared.clock import now
-from shared.db import Connection
+from shared.db import Connection, from_row
 from shared.errors import NotFound, Unprocessable
 from shared.events.incentives import MdfPreapprovalChanged
 from shared.outbox import Outbox, OutgoingEvent
@@ -37,20 +42,6 @@ class PreapprovalPolicy:
 class PreapprovedClaimRequested:
     claim_id: str
     preapproval_left: Decimal  # what further claims against the pre-approval may still ask for
-
-
-@dataclass(frozen=True)
-class CampaignBudget:
-    """What a partner asks for: a budget for one campaign."""
-
-    reference: str  # the partner's own: a retry with the same one is the same request
-    campaign_id: str
-    activity_kind: str
-    description: str
-    starts_on: date
-    ends_on: date
-    amount: Decimal
-    currency: str
 
 
 async def request(
@@ -83,20 +74,7 @@ async def request(
         )
     at = now()
     preapproval_id = str(uuid.uuid4())
-    await preapproval_repository.insert(
-        conn,
-        preapproval_id=preapproval_id,
-        partner_id=partner_id,
-        reference=budget.reference,
-        campaign_id=budget.campaign_id,
-        activity_kind=budget.activity_kind,
-        description=budget.description,
-        starts_on=budget.starts_on,
-        ends_on=budget.ends_on,
-        amount=budget.amount,
-        currency=budget.currency,
-        at=at,
-    )
+    await preapproval_repository.insert(conn, preapproval_id, partner_id, budget, at)
     written = await preapproval_repository.row(conn, preapproval_id)
     assert written is not None
     await outbox.publish_many(conn, [_announced(written, fund.available(at), at)])
@@ -104,23 +82,7 @@ async def request(
 
 
 def _same_budget(known: asyncpg.Record, budget: CampaignBudget) -> bool:
-    return (
-        known["campaign_id"],
-        known["activity_kind"],
-        known["description"],
-        known["starts_on"],
-        known["ends_on"],
-        known["amount"],
-        known["currency"],
-    ) == (
-        budget.campaign_id,
-        budget.activity_kind,
-        budget.description,
-        budget.starts_on,
-        budget.ends_on,
-        budget.amount,
-        budget.currency,
-    )
+    return from_row(CampaignBudget, known) == budget
 
 
 async def decide(
@@ -165,38 +127,25 @@ async def request_claim(
     conn: Connection,
     programs: IncentivePrograms,
     preapproval_id: str,
-    *,
-    partner_id: str,
-    amount: Decimal,
-    description: str,
-    proof_reference: str,
+    ask: ClaimAsk,
 ) -> PreapprovedClaimRequested:
     """A claim with proof against the partner's pre-approval: at most what is left of it
     (claims awaiting a decision count as taken), while it accepts claims. Decided like any
     claim (`mdf_claims.decide_claim`)."""
     found = await preapproval_repository.row(conn, preapproval_id)
-    if found is None or found["partner_id"] != partner_id:
+    if found is None or found["partner_id"] != ask.partner_id:
         raise NotFound(f"pre-approval {preapproval_id} not found")
-    fund = await mdf_repository.lock_fund(conn, partner_id)
+    fund = await mdf_repository.lock_fund(conn, ask.partner_id)
     assert fund is not None
     locked = await preapproval_repository.row(conn, preapproval_id, for_update=True)
     assert locked is not None
     pre = await preapproval_repository.load(conn, locked)
     at = now()
-    preapprovals.check_claim(pre, amount, at)
-    claim_id = str(uuid.uuid4())
-    await mdf_repository.insert_claim(
-        conn,
-        programs,
-        claim_id=claim_id,
-        partner_id=partner_id,
-        amount=amount,
-        description=description,
-        proof_reference=proof_reference,
-        at=at,
-        preapproval_id=preapproval_id,
+    preapprovals.check_claim(pre, ask.amount, at)
+    claim_id = await mdf_repository.insert_claim(
+        conn, programs, ask=ask, at=at, preapproval_id=preapproval_id
     )
-    return PreapprovedClaimRequested(claim_id, pre.claimable - amount)
+    return PreapprovedClaimRequested(claim_id, pre.claimable - ask.amount)
 
 
 @dataclass(frozen=True)

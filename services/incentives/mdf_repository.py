@@ -7,6 +7,7 @@ against the fund and debited while nobody else can change the fund.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from services.incentives.domain.claims import ClaimAsk
 from services.incentives.domain.mdf import Fund, Lot, MdfAccrual
 from services.incentives.domain.programs import IncentivePrograms
 from services.incentives.repository import Booking
@@ -252,27 +254,26 @@ async def insert_claim(
     conn: Connection,
     programs: IncentivePrograms,
     *,
-    claim_id: str,
-    partner_id: str,
-    amount: Decimal,
-    description: str,
-    proof_reference: str,
+    ask: ClaimAsk,
     at: datetime,
     preapproval_id: str | None = None,
-) -> None:
+) -> str:
+    """Record a requested claim (drawing on `preapproval_id` if given); returns its id."""
+    claim_id = str(uuid.uuid4())
     await conn.execute(
         """INSERT INTO mdf_claims (claim_id, partner_id, amount, currency, description,
                proof_reference, status, requested_at, preapproval_id)
            VALUES ($1, $2, $3, $4, $5, $6, 'requested', $7, $8)""",
         claim_id,
-        partner_id,
-        amount,
+        ask.partner_id,
+        ask.amount,
         programs.currency,
-        description,
-        proof_reference,
+        ask.description,
+        ask.proof_reference,
         at,
         preapproval_id,
     )
+    return claim_id
 
 
 async def claim(

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Query
 
 from services.incentives import mdf_preapprovals, preapproval_views
 from services.incentives.api import ProgramsDep
-from services.incentives.mdf_preapprovals import CampaignBudget, PreapprovalPolicy
+from services.incentives.domain.preapprovals import CampaignBudget
+from services.incentives.mdf_preapprovals import PreapprovalPolicy
 from services.incentives.preapproval_schemas import (
     PreapprovalDecisionIn,
     PreapprovalIn,
@@ -19,6 +20,7 @@ from services.incentives.preapproval_schemas import (
     PreapprovedClaimOut,
 )
 from shared.audit import record_action
+from shared.db import from_row
 from shared.http import AdminDep, CallerDep, PlatformDep, Provided, acting_partner, partner_scope
 from shared.inputs import Ident
 
@@ -38,16 +40,7 @@ async def request_preapproval(
     """Ask for a campaign's MDF budget before spending it (a channel manager names
     `partner_id`). Retrying with the same `reference` and budget returns the same request."""
     acting = acting_partner(who, partner_id)
-    budget = CampaignBudget(
-        reference=body.reference,
-        campaign_id=body.campaign_id,
-        activity_kind=body.activity_kind.value,
-        description=body.description,
-        starts_on=body.starts_on,
-        ends_on=body.ends_on,
-        amount=body.amount,
-        currency=body.currency,
-    )
+    budget = from_row(CampaignBudget, body.model_dump(), activity_kind=body.activity_kind.value)
     async with platform.transaction() as conn:
         row, new = await mdf_preapprovals.request(conn, platform.outbox, programs, acting, budget)
         if new:
@@ -108,13 +101,7 @@ async def claim_against_preapproval(
     assert found is not None
     async with platform.transaction() as conn:
         requested = await mdf_preapprovals.request_claim(
-            conn,
-            programs,
-            preapproval_id,
-            partner_id=found.partner_id,
-            amount=body.amount,
-            description=body.description,
-            proof_reference=body.proof_reference,
+            conn, programs, preapproval_id, body.ask(found.partner_id)
         )
         await record_action(conn, who, "mdf_claim.request", requested.claim_id)
     return PreapprovedClaimOut(

@@ -4,29 +4,16 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 
 import asyncpg
 
-from services.incentives.domain.preapprovals import Preapproval
-from shared.db import Connection
+from services.incentives.domain.preapprovals import CampaignBudget, Preapproval
+from shared.db import Connection, from_row
 
 
 async def insert(
-    conn: Connection,
-    *,
-    preapproval_id: str,
-    partner_id: str,
-    reference: str,
-    campaign_id: str,
-    activity_kind: str,
-    description: str,
-    starts_on: date,
-    ends_on: date,
-    amount: Decimal,
-    currency: str,
-    at: datetime,
+    conn: Connection, preapproval_id: str, partner_id: str, budget: CampaignBudget, at: datetime
 ) -> None:
     await conn.execute(
         """INSERT INTO mdf_preapprovals (preapproval_id, partner_id, reference, campaign_id,
@@ -35,14 +22,14 @@ async def insert(
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'requested', $11)""",
         preapproval_id,
         partner_id,
-        reference,
-        campaign_id,
-        activity_kind,
-        description,
-        starts_on,
-        ends_on,
-        amount,
-        currency,
+        budget.reference,
+        budget.campaign_id,
+        budget.activity_kind,
+        budget.description,
+        budget.starts_on,
+        budget.ends_on,
+        budget.amount,
+        budget.currency,
         at,
     )
 
@@ -71,16 +58,7 @@ async def load(conn: Connection, record: asyncpg.Record) -> Preapproval:
            WHERE preapproval_id = $1 AND status = 'requested'""",
         record["preapproval_id"],
     )
-    return Preapproval(
-        preapproval_id=record["preapproval_id"],
-        partner_id=record["partner_id"],
-        status=record["status"],
-        amount=record["amount"],
-        reserved=record["reserved"],
-        claimed=record["claimed"],
-        pending=pending,
-        expires_at=record["expires_at"],
-    )
+    return from_row(Preapproval, record, pending=pending)
 
 
 async def save(

@@ -10,8 +10,9 @@ from typing import Annotated, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from services.incentives.domain.preapprovals import check_dates
+from services.incentives.schemas import ClaimIn
 from shared.http import Timestamp
-from shared.inputs import CurrencyCode, Day, FreeText, Ident, PositiveMoney, Reference, as_text
+from shared.inputs import CurrencyCode, Day, FreeText, Ident, PositiveMoney, as_text
 
 
 class ActivityKind(StrEnum):
@@ -55,14 +56,9 @@ class PreapprovalDecisionIn(BaseModel):
     )
 
 
-class PreapprovedClaimIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    amount: PositiveMoney
-    description: Annotated[str, Field(min_length=3, max_length=500), AfterValidator(as_text)]
-    proof_reference: Annotated[Reference, Field(max_length=500)] = Field(
-        description="invoice number, document URL, ..."
-    )
+class PreapprovedClaimIn(ClaimIn):
+    # the body of any claim on the fund, under its own name in the OpenAPI document
+    pass
 
 
 class PreapprovedClaimOut(BaseModel):

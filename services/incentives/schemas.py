@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from services.incentives.domain.claims import ClaimAsk
 from services.incentives.domain.programs import IncentivePrograms
 from shared.http import Timestamp
 from shared.inputs import CountryCode, Day, FreeText, Ident, Name, PositiveMoney, Reference, as_text
@@ -54,6 +55,10 @@ class ClaimIn(_Request):
     proof_reference: Annotated[Reference, Field(max_length=500)] = Field(
         description="invoice number, document URL, ..."
     )
+
+    def ask(self, partner_id: str) -> ClaimAsk:
+        """The claim `partner_id` asks for with this body."""
+        return ClaimAsk(partner_id, self.amount, self.description, self.proof_reference)
 
 
 class DecisionIn(_Request):

@@ -13,7 +13,7 @@ from services.programme.book_schemas import (
     ReviewStandingOut,
 )
 from services.programme.domain.profiles import review_standing
-from shared.db import Connection
+from shared.db import Connection, from_row
 
 BOOK_MAX = 1000
 Shown = TypeVar("Shown", bound=BaseModel)
@@ -61,23 +61,12 @@ def _standing(row: Any) -> PartnerStandingOut:
         )
     review = None
     if row["review_id"] is not None:
-        review = ReviewStandingOut(
-            review_id=row["review_id"],
-            review_on=row["review_on"],
+        review = from_row(
+            ReviewStandingOut,
+            row,
             outcome=row["review_outcome"],
             standing=review_standing(row["review_outcome"], row["appeal_upheld"]) or "",
             reasons=list(row["review_reasons"] or []),
-            probation_until=row["probation_until"],
             decided_at=row["review_decided_at"],
-            appeal_upheld=row["appeal_upheld"],
         )
-    return PartnerStandingOut(
-        partner_id=row["partner_id"],
-        tier=row["tier"],
-        partner_type=row["partner_type"],
-        status=row["status"],
-        account_manager=row["account_manager"],
-        manager_assigned_at=row["manager_assigned_at"],
-        health=health,
-        requalification=review,
-    )
+    return from_row(PartnerStandingOut, row, health=health, requalification=review)

@@ -31,7 +31,7 @@ from services.programme.domain.campaigns import (
 from services.programme.plans import NO_PLAN
 from shared.audit import record_action
 from shared.clock import now
-from shared.db import Connection
+from shared.db import Connection, from_row
 from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shared.identity import Caller
 
@@ -188,17 +188,4 @@ def _state(row: asyncpg.Record, today: date) -> CampaignState:
 
 
 def _record(row: asyncpg.Record, partners: list[str], today: date) -> CampaignOut:
-    return CampaignOut(
-        campaign_id=row["campaign_id"],
-        name=row["name"],
-        kind=row["kind"],
-        description=row["description"],
-        starts_on=row["starts_on"],
-        ends_on=row["ends_on"],
-        state=_state(row, today),
-        partner_ids=partners,
-        created_by=row["created_by"],
-        created_at=row["created_at"],
-        cancelled_at=row["cancelled_at"],
-        cancel_reason=row["cancel_reason"],
-    )
+    return from_row(CampaignOut, row, state=_state(row, today), partner_ids=partners)

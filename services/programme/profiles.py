@@ -11,6 +11,7 @@ import json
 
 from services.programme.domain.profiles import newest_per_partner
 from shared.consumer import HandlerContext
+from shared.db import columns
 from shared.events import Envelope
 from shared.events.attribution import PartnerHealthScored
 from shared.events.programme import (
@@ -34,9 +35,7 @@ async def on_managers_assigned(
         WHERE partner_profiles.manager_assigned_at IS NULL
            OR partner_profiles.manager_assigned_at <= EXCLUDED.manager_assigned_at
         """,
-        [r.partner_id for r in rows],
-        [r.manager for r in rows],
-        [r.assigned_at for r in rows],
+        *columns([(r.partner_id, r.manager, r.assigned_at) for r in rows]),
     )
 
 
@@ -55,10 +54,7 @@ async def on_health_scored(
         WHERE partner_profiles.health_day IS NULL
            OR partner_profiles.health_day <= EXCLUDED.health_day
         """,
-        [r.partner_id for r in rows],
-        [r.score for r in rows],
-        [r.previous_score for r in rows],
-        [r.day for r in rows],
+        *columns([(r.partner_id, r.score, r.previous_score, r.day) for r in rows]),
     )
 
 
@@ -90,13 +86,20 @@ async def on_reviews_decided(
         WHERE partner_profiles.review_decided_at IS NULL
            OR partner_profiles.review_decided_at <= EXCLUDED.review_decided_at
         """,
-        [r.partner_id for r in rows],
-        [r.review_id for r in rows],
-        [r.review_on for r in rows],
-        [r.outcome.value for r in rows],
-        [json.dumps(list(r.reasons)) for r in rows],
-        [r.probation_until for r in rows],
-        [r.decided_at for r in rows],
+        *columns(
+            [
+                (
+                    r.partner_id,
+                    r.review_id,
+                    r.review_on,
+                    r.outcome.value,
+                    json.dumps(list(r.reasons)),
+                    r.probation_until,
+                    r.decided_at,
+                )
+                for r in rows
+            ]
+        ),
     )
 
 
@@ -114,10 +117,7 @@ async def on_appeals_decided(
         WHERE p.partner_id = e.partner_id AND p.review_id = e.review_id
           AND (p.appeal_decided_at IS NULL OR p.appeal_decided_at <= e.decided_at)
         """,
-        [r.partner_id for r in rows],
-        [r.review_id for r in rows],
-        [r.upheld for r in rows],
-        [r.decided_at for r in rows],
+        *columns([(r.partner_id, r.review_id, r.upheld, r.decided_at) for r in rows]),
     )
 
 

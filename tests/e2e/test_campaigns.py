@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from deploy.story import Partner, Story
+from tests.support.campaigns import usd_results
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN_TOKEN, Fleet
 
@@ -47,22 +48,8 @@ async def won_deal(
             headers=story.admin,
             params={"approve": "true", "note": "joint account plan"},
         )
-    opened = now - timedelta(days=20)
-    await story.crm(
-        record,
-        "CREATE",
-        opened,
-        {
-            "Name": f"{customer} - data platform",
-            "StageName": "Qualification",
-            "Amount": float(amount),
-            "CurrencyIsoCode": "USD",
-            "CloseDate": now.date().isoformat(),
-            "Account_Name__c": customer,
-            "Account_Website__c": f"https://www.{domain}",
-            "Products__c": "data",
-            "CreatedDate": opened.isoformat().replace("+00:00", "Z"),
-        },
+    await story.opportunity_opened(
+        record, customer, domain, float(amount), now - timedelta(days=20), now.date()
     )
     await story.link(partner, registered["registration_id"], deal_key)
     if touch is not None:
@@ -137,14 +124,19 @@ async def test_a_campaign_from_pre_approval_to_attributed_revenue_and_cost(fleet
             },
         )
         pa = preapproval["preapproval_id"]
-        approved = await story.call(
-            "POST",
-            "incentives",
-            f"/mdf/preapprovals/{pa}/decision",
-            200,
-            headers=admin,
-            json={"approve": True, "note": "fits the plan"},
-        )
+
+        async def admin_approves(decision_path: str, note: str) -> Any:
+            """A channel manager approves what the path decides (a pre-approval, a claim)."""
+            return await story.call(
+                "POST",
+                "incentives",
+                decision_path,
+                200,
+                headers=admin,
+                json={"approve": True, "note": note},
+            )
+
+        approved = await admin_approves(f"/mdf/preapprovals/{pa}/decision", "fits the plan")
         assert (approved["status"], approved["reserved"]) == ("approved", "1500.00")
         claim = {
             "amount": "1000.00",
@@ -169,14 +161,7 @@ async def test_a_campaign_from_pre_approval_to_attributed_revenue_and_cost(fleet
             headers=partner.auth,
             json=claim,
         )
-        await story.call(
-            "POST",
-            "incentives",
-            f"/mdf/claims/{claimed['claim_id']}/decision",
-            200,
-            headers=admin,
-            json={"approve": True, "note": "invoice checked"},
-        )
+        await admin_approves(f"/mdf/claims/{claimed['claim_id']}/decision", "invoice checked")
         fund = await story.call(
             "GET", "incentives", f"/partners/{partner.partner_id}/mdf", 200, headers=partner.auth
         )
@@ -184,21 +169,7 @@ async def test_a_campaign_from_pre_approval_to_attributed_revenue_and_cost(fleet
 
         # A deal touched through the campaign closes won (attribution).
         async def campaign_touch(deal_key: str) -> None:
-            await story.call(
-                "POST",
-                "attribution",
-                "/touchpoints",
-                201,
-                headers=partner.auth,
-                json={
-                    "deal_key": deal_key,
-                    "kind": "campaign",
-                    "campaign_id": campaign,
-                    "occurred_at": datetime.now(UTC).isoformat(),
-                    "source": "partner-app",
-                    "external_id": f"campaign-{story.run}",
-                },
-            )
+            await story.touchpoint_reported(partner, deal_key, "campaign", campaign_id=campaign)
 
         await won_deal(story, partner, "Harbor", 40000, touch=campaign_touch)
         await story.call(
@@ -224,20 +195,7 @@ async def test_a_campaign_from_pre_approval_to_attributed_revenue_and_cost(fleet
             return detail if ready else None
 
         detail = await eventually(results, 60, what="the campaign's results")
-        assert detail["results"] == {
-            "leads": 85,
-            "by_currency": [
-                {
-                    "currency": "USD",
-                    "pipeline": "320000.00",
-                    "attributed_revenue": "40000.00",
-                    "mdf_approved": "1500.00",
-                    "mdf_reserved": "500.00",
-                    "mdf_claimed": "1000.00",
-                    "return_per_dollar": "40.0000",
-                }
-            ],
-        }
+        assert detail["results"] == usd_results(leads=85, pipeline="320000.00")
         assert [p["preapproval_id"] for p in detail["preapprovals"]] == [pa]
         assert detail["state"] == "running"
         # The partner reads it too; the other partner cannot.

@@ -15,7 +15,7 @@ import pytest
 from services.incentives import views
 from services.incentives.booking import book_credits
 from services.incentives.clawbacks import reverse_credit
-from services.incentives.domain.claims import ClaimConflict
+from services.incentives.domain.claims import ClaimAsk, ClaimConflict
 from services.incentives.domain.programs import IncentivePrograms, Mdf
 from services.incentives.mdf_claims import ClaimRequested, decide_claim, request_claim
 from services.incentives.mdf_expiry import expire_due
@@ -66,12 +66,7 @@ async def claim(
     """`partner` asks for `amount` of its fund, as the claims route does (one transaction)."""
     async with pool.acquire() as conn, conn.transaction():
         return await request_claim(
-            conn,
-            programs,
-            partner_id=partner,
-            amount=D(amount),
-            description="trade show",
-            proof_reference=proof,
+            conn, programs, ClaimAsk(partner, D(amount), "trade show", proof)
         )
 
 

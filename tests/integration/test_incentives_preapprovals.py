@@ -20,11 +20,11 @@ import httpx
 import pytest
 
 from services.incentives import mdf_preapprovals, views
-from services.incentives.domain.claims import ClaimConflict
-from services.incentives.domain.preapprovals import PreapprovalConflict
+from services.incentives.domain.claims import ClaimAsk, ClaimConflict
+from services.incentives.domain.preapprovals import CampaignBudget, PreapprovalConflict
 from services.incentives.domain.programs import IncentivePrograms
 from services.incentives.mdf_claims import decide_claim, request_claim
-from services.incentives.mdf_preapprovals import CampaignBudget, PreapprovalPolicy
+from services.incentives.mdf_preapprovals import PreapprovalPolicy
 from shared.db import Pool
 from shared.errors import NotFound, Unprocessable
 from shared.topics import INCENTIVE_LEDGER
@@ -89,15 +89,8 @@ async def claim_on(
     pool: Pool, programs: IncentivePrograms, partner: str, preapproval_id: str, amount: str
 ) -> str:
     async with pool.acquire() as conn, conn.transaction():
-        requested = await mdf_preapprovals.request_claim(
-            conn,
-            programs,
-            preapproval_id,
-            partner_id=partner,
-            amount=D(amount),
-            description="webinar platform",
-            proof_reference=f"INV-{amount}",
-        )
+        ask = ClaimAsk(partner, D(amount), "webinar platform", f"INV-{amount}")
+        requested = await mdf_preapprovals.request_claim(conn, programs, preapproval_id, ask)
     return requested.claim_id
 
 
@@ -141,14 +134,7 @@ async def test_approval_reserves_claims_draw_on_it_and_expiry_releases_the_rest(
         ClaimConflict, match=re.escape("claim of 600.00 exceeds the available fund of 500.00")
     ):
         async with pool.acquire() as conn, conn.transaction():
-            await request_claim(
-                conn,
-                programs,
-                partner_id=partner,
-                amount=D("600.00"),
-                description="booth",
-                proof_reference="INV-x",
-            )
+            await request_claim(conn, programs, ClaimAsk(partner, D("600.00"), "booth", "INV-x"))
     # A second pre-approval the fund cannot cover is refused.
     second = await ask(pool, programs, partner, budget("600.00", reference="ref-2"))
     with pytest.raises(

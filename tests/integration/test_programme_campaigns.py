@@ -19,6 +19,7 @@ from shared.events.incentives import MdfClaimDecided, MdfPreapprovalChanged
 from shared.events.partners import PartnerChange, PartnerStatus
 from shared.topics import ATTRIBUTION_CREDITS, INCENTIVE_LEDGER, PARTNER_LIFECYCLE
 from tests.support import factories as f
+from tests.support.campaigns import usd_results
 from tests.support.infra import Infra
 from tests.support.kafka import publish
 from tests.support.polling import eventually
@@ -210,20 +211,7 @@ async def test_a_campaign_shows_reported_results_attributed_revenue_and_mdf_cost
 
         detail = await eventually(settled, 60, what="the campaign's results")
         assert detail["state"] == "completed"
-        assert detail["results"] == {
-            "leads": 150,
-            "by_currency": [
-                {
-                    "currency": "USD",
-                    "pipeline": "300000.00",
-                    "attributed_revenue": "40000.00",
-                    "mdf_approved": "1500.00",
-                    "mdf_reserved": "500.00",
-                    "mdf_claimed": "1000.00",
-                    "return_per_dollar": "40.0000",
-                }
-            ],
-        }
+        assert detail["results"] == usd_results(leads=150, pipeline="300000.00")
         assert [p["preapproval_id"] for p in detail["preapprovals"]] == [pa]
 
         # Partners: only their campaigns, only their part of the figures.

@@ -6,7 +6,7 @@ conflict, and a partner whose type is unknown keeps the rules every partner had.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -19,43 +19,23 @@ from services.deals.domain.engagement import (
     protection_days,
 )
 from services.deals.domain.rules import (
-    ExistingRegistration,
     InvalidPolicy,
     PartnerConflictPolicy,
     PartnerView,
-    RegistrationRequest,
     RulesOfEngagement,
     check_registration,
     rules_from_mapping,
 )
 from shared.events.partners import PartnerStatus
 from shared.events.registrations import RegistrationStatus as S
+from tests.support.registrations import NOW, existing, request
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 POLICY = RulesOfEngagement()
 UNTYPED = PartnerView(
     "p-1", PartnerStatus.ACTIVE, "silver", frozenset({"US"}), frozenset({"data", "ai"})
 )
-REQUEST = RegistrationRequest(
-    partner_id="p-1",
-    customer_name="Northwind Traders Ltd.",
-    customer_domain="northwind.com",
-    customer_country="US",
-    products=frozenset({"data"}),
-    amount=Decimal("40000"),
-    currency="USD",
-    submitted_at=NOW,
-)
-HELD = ExistingRegistration(
-    registration_id="reg-old",
-    partner_id="p-2",
-    customer_name="Northwind Traders",
-    customer_domain="northwind.com",
-    products=frozenset({"data"}),
-    status=S.APPROVED,
-    registered_at=NOW - timedelta(days=10),
-    expires_at=NOW + timedelta(days=80),
-)
+REQUEST = request()
+HELD = existing()
 
 
 def typed(partner_type: str | None) -> PartnerView:

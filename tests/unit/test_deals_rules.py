@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,7 +13,6 @@ from services.deals.domain.rules import (
     OpenOpportunity,
     PartnerConflictPolicy,
     PartnerView,
-    RegistrationRequest,
     RulesOfEngagement,
     check_registration,
     extend,
@@ -21,42 +20,12 @@ from services.deals.domain.rules import (
 )
 from shared.events.partners import PartnerStatus
 from shared.events.registrations import RegistrationStatus as S
+from tests.support.registrations import NOW, existing, request
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 POLICY = RulesOfEngagement()
 ACTIVE = PartnerView(
     "p-1", PartnerStatus.ACTIVE, "silver", frozenset({"US", "DE"}), frozenset({"data", "ai"})
 )
-
-
-def request(**overrides: object) -> RegistrationRequest:
-    values: dict[str, object] = {
-        "partner_id": "p-1",
-        "customer_name": "Northwind Traders Ltd.",
-        "customer_domain": "https://www.northwind.com",
-        "customer_country": "US",
-        "products": frozenset({"data"}),
-        "amount": Decimal("40000"),
-        "currency": "USD",
-        "submitted_at": NOW,
-    }
-    values.update(overrides)
-    return RegistrationRequest(**values)  # type: ignore[arg-type]
-
-
-def existing(**overrides: object) -> ExistingRegistration:
-    values: dict[str, object] = {
-        "registration_id": "reg-old",
-        "partner_id": "p-2",
-        "customer_name": "Northwind Traders",
-        "customer_domain": "northwind.com",
-        "products": frozenset({"data"}),
-        "status": S.APPROVED,
-        "registered_at": NOW - timedelta(days=10),
-        "expires_at": NOW + timedelta(days=80),
-    }
-    values.update(overrides)
-    return ExistingRegistration(**values)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@ a partner is told of a conflict (its kind and the policy reason, never who or wh
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -23,7 +23,6 @@ from services.deals.domain.rules import (
     OpenOpportunity,
     PartnerConflictPolicy,
     PartnerView,
-    RegistrationRequest,
     RulesOfEngagement,
     check_registration,
 )
@@ -31,8 +30,8 @@ from shared.errors import Conflict
 from shared.events.partners import PartnerStatus
 from shared.events.registrations import ConflictInfo
 from shared.events.registrations import RegistrationStatus as S
+from tests.support.registrations import NOW, existing, request
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CUSTOMER = Customer.parse("Northwind Traders Ltd.", "https://www.northwind.com")
 KEY = "salesforce:006A"
 TOLERANCE = Decimal("0.05")
@@ -135,28 +134,11 @@ PARTNER = PartnerView(
 )
 
 
-def request() -> RegistrationRequest:
-    return RegistrationRequest(
-        partner_id="p-1",
-        customer_name="Northwind Traders Ltd.",
-        customer_domain="northwind.com",
-        customer_country="US",
-        products=frozenset({"data"}),
-        amount=Decimal("40000"),
-        currency="USD",
-        submitted_at=NOW,
-    )
-
-
-HELD = ExistingRegistration(
-    "reg-rival",
-    "p-rival",
-    "Northwind Traders",
-    "northwind.com",
-    frozenset({"data"}),
-    S.APPROVED,
-    NOW - timedelta(days=3),
-    NOW + timedelta(days=87),
+HELD = existing(
+    registration_id="reg-rival",
+    partner_id="p-rival",
+    registered_at=NOW - timedelta(days=3),
+    expires_at=NOW + timedelta(days=87),
 )
 DIRECT = OpenOpportunity(
     "salesforce:006REP", "rep-dana", "Northwind Traders", "northwind.com", NOW - timedelta(days=1)

@@ -22,6 +22,16 @@ class ClaimConflict(Conflict):
     not cover it)."""
 
 
+@dataclass(frozen=True)
+class ClaimAsk:
+    """What a partner's claim asks for: money from its fund, with proof of the spending."""
+
+    partner_id: str
+    amount: Decimal
+    description: str
+    proof_reference: str
+
+
 def check_request(available_now: Decimal, amount: Decimal) -> None:
     """A claim may be requested only for what the fund has available now."""
     ok, reason = claim_decision(available_now, amount)

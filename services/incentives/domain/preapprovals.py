@@ -29,6 +29,20 @@ class PreapprovalConflict(Conflict):
     """The pre-approval cannot be requested, decided or claimed against as asked."""
 
 
+@dataclass(frozen=True)
+class CampaignBudget:
+    """What a partner asks for: a budget for one campaign."""
+
+    reference: str  # the partner's own: a retry with the same one is the same request
+    campaign_id: str
+    activity_kind: str
+    description: str
+    starts_on: date
+    ends_on: date
+    amount: Decimal
+    currency: str
+
+
 def check_dates(starts_on: date, ends_on: date) -> None:
     """A campaign ends on or after the day it starts."""
     if ends_on < starts_on:

@@ -1,0 +1,26 @@
+"""What the campaign tests expect of a co-marketing campaign's results (programme's
+`GET /campaigns/{id}`): both play the same story, a 1,500.00 USD budget pre-approved, a
+1,000.00 claim on it approved and a 40,000.00 deal won through the campaign's touchpoint;
+leads and the partners' reported pipeline differ by test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def usd_results(*, leads: int, pipeline: str) -> dict[str, Any]:
+    """The results after that story: what was spent, what it brought and the return."""
+    return {
+        "leads": leads,
+        "by_currency": [
+            {
+                "currency": "USD",
+                "pipeline": pipeline,
+                "attributed_revenue": "40000.00",
+                "mdf_approved": "1500.00",
+                "mdf_reserved": "500.00",
+                "mdf_claimed": "1000.00",
+                "return_per_dollar": "40.0000",
+            }
+        ],
+    }
