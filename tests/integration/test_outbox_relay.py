@@ -214,12 +214,13 @@ async def test_a_relay_lock_held_elsewhere_while_rows_wait_shows_as_unhealthy(
         await components.outbox.publish(
             conn, topic, CounterIncremented(counter="c", by=1), subject="c"
         )
-    relay = components.relay(stall_seconds=0.2)
+    relay = components.relay(stall_seconds=3600)
     holder = await asyncpg.connect(components.infra.admin_dsn)
     try:
         await holder.execute("SELECT pg_advisory_lock($1)", relay._lock_key)
         assert await relay.publish_pending() is None
-        assert not relay.stalled  # the row has not waited long yet
+        assert not relay.stalled  # the row has not waited an hour
+        relay.stall_seconds = 0.0  # (not a short wait: a busy machine overran 0.2 s)
 
         async def stall_seen() -> bool:
             await relay.publish_pending()
