@@ -24,7 +24,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${POLLINATE_WORK_DIR:-$ROOT/.work}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
-KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+# The controller's port follows the client port (as the TLS one does): a second stack that sets only
+# KAFKA_PORT must not join the first one's quorum on its controller port.
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
 KAFKA_TLS_PORT="${KAFKA_TLS_PORT:-$((KAFKA_PORT + 2))}"
 KAFKA_BROKERS="${KAFKA_BROKERS:-1}"
 case "$KAFKA_BROKERS" in 1|3) ;; *) printf '[local-stack] error: KAFKA_BROKERS must be 1 or 3 (a quorum of three voters), not %s\n' "$KAFKA_BROKERS" >&2; exit 2 ;; esac
@@ -227,6 +229,7 @@ start_node() {
   if node_running "$n"; then log "kafka node $n already running (pid $(cat "$(node_pid_file "$n")"))"; return; fi
   if port_open "$(node_port "$n")"; then die "port $(node_port "$n") is taken by another process: set KAFKA_PORT"; fi
   if port_open "$(node_tls_port "$n")"; then die "port $(node_tls_port "$n") is taken by another process: set KAFKA_TLS_PORT"; fi
+  if port_open "$(node_controller_port "$n")"; then die "port $(node_controller_port "$n") is taken by another process: set KAFKA_CONTROLLER_PORT"; fi
   if [ -f "$home/data/meta.properties" ] && [ ! -s "$KAFKA_CREDENTIALS/admin" ]; then
     log "the broker's data predates its credentials: starting it afresh"
     rm -rf "$home/data"

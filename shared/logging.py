@@ -44,6 +44,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """One readable line, with the `extra` fields after the message (the error a retry logs
+    is in them: a line without them says that something failed, not what)."""
+
+    def __init__(self, service_name: str) -> None:
+        super().__init__(f"%(asctime)s {service_name} %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extras = [
+            f"{key}={value}"
+            for key, value in vars(record).items()
+            if key not in _STANDARD_ATTRS and not key.startswith("_")
+        ]
+        if not extras:
+            return line
+        first, newline, rest = line.partition("\n")  # a traceback stays below the first line
+        return f"{first} [{' '.join(extras)}]{newline}{rest}"
+
+
 # Loggers of the Kafka clients: aiokafka's own, and FastStream's broker logger (`<service>.kafka`).
 def _kafka_client(name: str) -> bool:
     return name.startswith("aiokafka") or name.endswith(".kafka")
@@ -84,9 +104,7 @@ def configure_logging(service_name: str, level: str = "INFO", fmt: str = "json")
     if fmt == "json":
         handler.setFormatter(JsonFormatter(service_name))
     else:
-        handler.setFormatter(
-            logging.Formatter(f"%(asctime)s {service_name} %(levelname)s %(name)s: %(message)s")
-        )
+        handler.setFormatter(TextFormatter(service_name))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -287,9 +287,15 @@ class OutboxRelay:
         fallback_poll_seconds: float = 1.0,
         retention_hours: float = 24.0,
         stall_seconds: float = 60.0,
+        new_producer: Callable[[], AIOKafkaProducer] | None = None,
     ) -> None:
         self.pool = pool
         self.producer = producer
+        # Makes a fresh producer after a failed delivery (see _renew_producer); without it the
+        # relay keeps the one it was given (tests that drive the relay by hand).
+        self._new_producer = new_producer
+        self._producer_spent = False
+        self.producers_renewed = 0
         self.schema = schema
         self.batch_size = batch_size
         self.fallback_poll_seconds = fallback_poll_seconds
@@ -316,6 +322,8 @@ class OutboxRelay:
     async def publish_pending(self) -> int | None:
         """Publish one batch. Returns how many rows it settled (published or parked), or None
         when another relay instance holds the lock right now."""
+        if self._producer_spent and self._new_producer is not None:
+            await self._renew_producer()
         async with self.pool.acquire() as conn, conn.transaction():
             # A lost mark only means the rows are published again, and consumers drop the
             # repeats: so the mark need not wait for its WAL flush (set_config(..., true) is
@@ -368,6 +376,7 @@ class OutboxRelay:
         # send() only enqueues, in call order, so per-partition order is the row order; then
         # wait for every broker acknowledgement before the rows may be marked published.
         outcomes: list[asyncio.Future[Any] | BaseException] = []
+        unsent: BaseException | None = None
         for row in rows:
             headers = [(k, v.encode()) for k, v in json.loads(row["headers"]).items()]
             try:
@@ -381,12 +390,19 @@ class OutboxRelay:
                 )
             except PERMANENT_SEND_ERRORS as refused:  # refused before sending (e.g. too large)
                 outcomes.append(refused)
+            except Exception as transient:  # e.g. no partition leader known yet (a cluster)
+                # This row and the rest are not enqueued; those already enqueued are still
+                # awaited below (an abandoned delivery future fails unobserved).
+                unsent = transient
+                break
         delivered = await asyncio.gather(
             *(o for o in outcomes if not isinstance(o, BaseException)), return_exceptions=True
         )
+        if any(isinstance(result, BaseException) for result in delivered):
+            self._producer_spent = True
         acknowledged = iter(delivered)
         settled = Settled([], [])
-        for row, outcome in zip(rows, outcomes, strict=True):
+        for row, outcome in zip(rows, outcomes, strict=False):
             result = outcome if isinstance(outcome, BaseException) else next(acknowledged)
             if not isinstance(result, BaseException):
                 settled.published.append(row["position"])
@@ -400,8 +416,34 @@ class OutboxRelay:
             elif settled.count == 0:
                 raise result  # nothing settled: retry the batch with backoff
             else:
-                break  # this row and the rest are sent again, in order, next time
+                return settled  # this row and the rest are sent again, in order, next time
+        if unsent is not None and settled.count == 0:
+            raise unsent
         return settled
+
+    async def _renew_producer(self) -> None:
+        """Replace the producer after a delivery failed. An idempotent aiokafka producer
+        numbers each partition's batches once, when it sends them, and never takes a number
+        back: a batch that then fails for good (expired while a cluster had too few in-sync
+        replicas, refused by the broker) leaves a gap, and the broker answers every later batch
+        on that partition OutOfOrderSequenceNumber, for ever. A fresh producer (a new producer
+        id, sequences from zero) sends the unsettled rows again, in order; whatever the old one
+        did deliver comes twice and the consumers' inbox drops it."""
+        assert self._new_producer is not None
+        fresh = self._new_producer()
+        try:
+            await fresh.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await fresh.stop()
+            raise  # Kafka unreachable: the run loop retries with backoff
+        spent, self.producer = self.producer, fresh
+        self._producer_spent = False
+        self.producers_renewed += 1
+        log.warning("outbox relay replaced its producer after a failed delivery")
+        # Every delivery of the spent one was awaited: stopping it has nothing left to flush.
+        with contextlib.suppress(Exception):
+            await spent.stop()
 
     async def _park(self, conn: Connection, parked: list[tuple[int, str]]) -> None:
         await conn.execute(

@@ -204,6 +204,7 @@ async def running_platform(
         fallback_poll_seconds=settings.relay_fallback_poll_seconds,
         retention_hours=settings.relay_retention_hours,
         stall_seconds=settings.relay_stall_seconds,
+        new_producer=lambda: make_producer(kafka, client_id=f"{schema}-relay"),
     )
     broker = KafkaBroker(
         kafka.hosts,
@@ -249,7 +250,7 @@ async def running_platform(
         relay.stop()
         with contextlib.suppress(asyncio.CancelledError):
             await relay_task
-        await producer.stop()
+        await relay.producer.stop()  # the relay may have replaced the one it was given
         await lag.stop()
         await pool.close()
         log.info("service stopped")

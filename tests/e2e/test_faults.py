@@ -147,6 +147,11 @@ async def test_kill_9_mid_stream_loses_nothing_and_doubles_nothing(
     await wave.settle(admin_db)
 
 
+# Restarting Kafka: on a cluster three JVMs start at once, minutes on a busy shared machine.
+BROKER_RESTART_BUDGET = pytest.mark.timeout(600)
+
+
+@BROKER_RESTART_BUDGET
 async def test_broker_restart_mid_stream(
     fleet: Fleet, referral_partner: Partner, admin_db: Any
 ) -> None:
@@ -177,6 +182,7 @@ def local_stack(command: str, *arguments: str) -> None:
     )
 
 
+@BROKER_RESTART_BUDGET
 async def test_with_the_broker_down_services_stay_ready_and_measured_and_accept_writes(
     fleet: Fleet, referral_partner: Partner, admin_db: Any
 ) -> None:
@@ -255,6 +261,7 @@ CHAIN = [CRM_DEALS.name, DEAL_OPPORTUNITIES.name, ATTRIBUTION_CREDITS.name]
     int(os.environ.get("KAFKA_BROKERS", "1")) < 3,
     reason="needs the three-broker cluster (KAFKA_BROKERS=3; `make test-cluster` runs it)",
 )
+@BROKER_RESTART_BUDGET
 async def test_killing_the_partition_leaders_broker_mid_stream_loses_and_doubles_nothing(
     fleet: Fleet, infra: Infra, referral_partner: Partner, admin_db: Any
 ) -> None:

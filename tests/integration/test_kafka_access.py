@@ -180,9 +180,13 @@ async def test_topics_follow_the_registry_and_the_layout_as_far_as_kafka_can(
         assert shrunk.cannot_shrink == [f"{name} has 4 partitions, the registry says 3"]
         assert "NOT shrunk" in shrunk.summary()
 
-        too_many = replace(topic, name=f"{name}-rf3")
-        with pytest.raises(SystemExit, match="replication factor of 3 cannot be reached"):
-            reconcile_topics(client, TopicLayout(3, 2), [too_many])
+        # One more replica than there are brokers (one, or a cluster's three).
+        brokers = len(client.list_topics(timeout=30).brokers)
+        too_many = replace(topic, name=f"{name}-rf{brokers + 1}")
+        with pytest.raises(
+            SystemExit, match=f"replication factor of {brokers + 1} cannot be reached"
+        ):
+            reconcile_topics(client, TopicLayout(brokers + 1, 2), [too_many])
     finally:
         for future in client.delete_topics([name]).values():
             future.result(timeout=30)
@@ -241,8 +245,12 @@ def test_kcat_with_the_printed_client_config(infra: Infra, tmp_path: Path) -> No
     refused = kcat_produce(env, ATTRIBUTION_CREDITS.name, "-F", str(deals))
     assert refused.returncode != 0
     assert "Topic authorization failed" in refused.stderr
+    # Without credentials no broker lets it in: one broker's refusal ends kcat at once, but
+    # with a cluster's three it waits out the message timeout (five minutes by default).
     anonymous = kcat_produce(
-        env, DEAL_OPPORTUNITIES.name, "-b", infra.kafka.bootstrap_servers, "-m", "10"
+        env,
+        DEAL_OPPORTUNITIES.name,
+        *("-b", infra.kafka.bootstrap_servers, "-m", "10", "-X", "message.timeout.ms=10000"),
     )
     assert anonymous.returncode != 0
     consume = ["-C", "-t", DEAL_OPPORTUNITIES.name, "-o", "beginning", "-e", "-m", "10"]

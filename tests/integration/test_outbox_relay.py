@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 
 import asyncpg
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.consumer import Outcome
 from shared.dlq import parked_rows
+from shared.outbox import OutboxRelay, make_producer
+from shared.topics import Topic, TopicLayout
 from tests.support.counter import Components, CounterIncremented, counter_consumer
 from tests.support.kafka import new_topic, read_records
 from tests.support.polling import eventually
@@ -210,12 +214,13 @@ async def test_a_relay_lock_held_elsewhere_while_rows_wait_shows_as_unhealthy(
         await components.outbox.publish(
             conn, topic, CounterIncremented(counter="c", by=1), subject="c"
         )
-    relay = components.relay(stall_seconds=0.2)
+    relay = components.relay(stall_seconds=3600)
     holder = await asyncpg.connect(components.infra.admin_dsn)
     try:
         await holder.execute("SELECT pg_advisory_lock($1)", relay._lock_key)
         assert await relay.publish_pending() is None
-        assert not relay.stalled  # the row has not waited long yet
+        assert not relay.stalled  # the row has not waited an hour
+        relay.stall_seconds = 0.0  # (not a short wait: a busy machine overran 0.2 s)
 
         async def stall_seen() -> bool:
             await relay.publish_pending()
@@ -227,3 +232,69 @@ async def test_a_relay_lock_held_elsewhere_while_rows_wait_shows_as_unhealthy(
         await holder.close()
     assert await relay.publish_pending() == 1
     assert not relay.stalled
+
+
+async def test_after_the_broker_refuses_a_batch_a_fresh_producer_sends_the_rows_behind_it(
+    components: Components,
+) -> None:
+    """An idempotent producer numbers a partition's batches when it sends them: one the broker
+    then refuses (here over the topic's own size limit; on a cluster, a batch that expired
+    while too few replicas were in sync) leaves a gap, and every later batch on the partition
+    was answered OutOfOrderSequenceNumber for ever: after a whole-cluster restart no event of
+    the service flowed again. The relay replaces its producer and the rows behind flow."""
+    topic = Topic(
+        f"test.{uuid.uuid4().hex[:12]}", components.service.schema, "aggregate id", 1, "test"
+    )
+    layout = TopicLayout.from_env(os.environ)
+    admin = AIOKafkaAdminClient(**components.infra.kafka.aiokafka_options())
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [
+                NewTopic(
+                    topic.name,
+                    num_partitions=1,
+                    replication_factor=layout.replication_factor,
+                    topic_configs={**layout.configs(topic), "max.message.bytes": "4096"},
+                )
+            ]
+        )
+    finally:
+        await admin.close()
+    async with components.pool.acquire() as conn, conn.transaction():
+        before = await components.outbox.publish(
+            conn, topic, CounterIncremented(counter="g", by=1), subject="g"
+        )
+        await components.outbox.publish_raw(
+            conn,
+            topic_name=topic.name,
+            key="g",
+            event_id=uuid.uuid4(),
+            event_type="test.over_the_topic_limit",
+            value=b"x" * 20_000,  # under the producer's limit, over the topic's
+            headers={},
+        )
+        after = await components.outbox.publish(
+            conn, topic, CounterIncremented(counter="g", by=2), subject="g"
+        )
+    assert before is not None
+    assert after is not None
+
+    relay = OutboxRelay(
+        components.pool,
+        components.producer,
+        components.service.schema,
+        batch_size=1,  # one row per batch: the refused one is a batch of its own
+        new_producer=lambda: make_producer(components.infra.kafka, "test-relay-renewed"),
+    )
+    try:
+        assert await relay.publish_pending() == 1
+        assert await relay.publish_pending() == 1  # refused by the broker: parked
+        assert relay.parked_total == 1
+        assert await relay.publish_pending() == 1  # the row behind it, by a fresh producer
+        assert relay.producers_renewed == 1
+    finally:
+        if relay.producer is not components.producer:
+            await relay.producer.stop()
+    records = await read_records(components.infra.kafka, topic.name, count=2)
+    assert [json.loads(r.value)["id"] for r in records] == [str(before.id), str(after.id)]

@@ -9,7 +9,7 @@ import logging
 
 from opentelemetry.sdk.trace import TracerProvider
 
-from shared.logging import JsonFormatter, RepeatLimit
+from shared.logging import JsonFormatter, RepeatLimit, TextFormatter
 
 
 class Clock:
@@ -74,3 +74,17 @@ def test_a_line_logged_inside_a_span_carries_its_trace_and_span_ids() -> None:
         format(context.span_id, "016x"),
     )
     assert "trace_id" not in outside
+
+
+def test_a_text_line_carries_the_extra_fields_a_retry_logs() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(TextFormatter("deals"))
+    logger = logging.getLogger("shared.outbox.text-test")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.warning("relay batch failed; retrying", extra={"error": "NotEnoughReplicas()"})
+    logger.warning("nothing else to say")
+    first, second = stream.getvalue().splitlines()
+    assert first.endswith("relay batch failed; retrying [error=NotEnoughReplicas()]")
+    assert second.endswith("nothing else to say")
