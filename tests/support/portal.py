@@ -98,34 +98,11 @@ def portal_routes() -> set[tuple[str, str]]:
     from fastapi.routing import APIRoute
     from starlette.routing import Mount
 
-    from services.portal import (
-        api,
-        console,
-        dashboard,
-        dead_letters,
-        earnings,
-        enablement,
-        partners,
-        payouts,
-        policy,
-        webhooks,
-    )
-    from services.portal.app import create_app
+    from services.portal.app import ROUTERS, create_app
 
     routes = {
         (method, route.path)
-        for router in (
-            api.router,
-            earnings.router,
-            webhooks.router,
-            enablement.router,
-            console.router,
-            dead_letters.router,
-            partners.router,
-            payouts.router,
-            policy.router,
-            dashboard.router,
-        )
+        for router in ROUTERS
         for route in router.routes
         if isinstance(route, APIRoute)
         for method in route.methods or ()
