@@ -6,7 +6,6 @@ through the portal) without reloading. Screenshots go to .work/screenshots/."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,12 +19,6 @@ from tests.support.portal import chromium, page_shows, screenshot
 from tests.support.processes import ADMIN_TOKEN, Fleet
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with chromium() as session:
-        yield session
 
 
 def registration(customer: str, domain: str) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -39,12 +38,6 @@ CONSOLE_PAGES = (
     "/console/policy",
     "/console/dashboard",
 )
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with chromium() as session:
-        yield session
 
 
 async def waiting_letter(fleet: Fleet, service: str, key: str) -> dict[str, Any]:

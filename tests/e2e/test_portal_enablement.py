@@ -8,7 +8,6 @@ sandbox sign-up recorded as engagement by onboarding."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 from deploy.story import Partner, Story
 from services.onboarding.domain.programme import EXAM_BASE, MODULE_BASE
 from tests.support.polling import eventually
-from tests.support.portal import chromium, page_shows, screenshot, sign_in
+from tests.support.portal import page_shows, screenshot, sign_in
 from tests.support.processes import ADMIN_TOKEN, Fleet
 from tests.support.tokens import ENABLEMENT_SYSTEM
 
@@ -27,12 +26,6 @@ pytestmark = pytest.mark.e2e
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 XAPI = {**ENABLEMENT_SYSTEM, "X-Experience-API-Version": "1.0.3"}
 VERBS = "http://adlnet.gov/expapi/verbs/"
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with chromium() as session:
-        yield session
 
 
 def statement(email: str, verb: str, activity: str, at: datetime) -> dict[str, Any]:

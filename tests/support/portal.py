@@ -93,6 +93,30 @@ def screenshot(browser: Any, name: str) -> Path:
     return path
 
 
+# Every page of a partner person and of a channel manager, as the menus list them.
+PARTNER_PAGES = (
+    "/home",
+    "/registrations",
+    "/earnings",
+    "/what-if",
+    "/mdf",
+    "/webhooks",
+    "/learning",
+    "/resources",
+)
+MANAGER_PAGES = (
+    "/console",
+    "/console/applications",
+    "/console/mdf",
+    "/console/crm-links",
+    "/console/dead-letters",
+    "/console/partners",
+    "/finance/payouts",
+    "/console/policy",
+    "/console/dashboard",
+)
+
+
 def portal_routes() -> set[tuple[str, str]]:
     """Every (method, path) the portal serves: its routers' routes and its static mount."""
     from fastapi.routing import APIRoute
