@@ -1,6 +1,6 @@
 """What tests of onboarding (and the demo story) share: a small program whose tiers a few
 credits move, a partner's standing under it, a strong application body, and an active partner
-made through onboarding's own use cases."""
+made through onboarding's own use cases, and a learning system's xAPI statement."""
 
 from __future__ import annotations
 
@@ -159,3 +159,34 @@ async def activated_partner(
     # The data product is not gated: an uncertified partner sells it too.
     assert (state["status"], state["tier"], state["products"]) == ("active", "registered", ["data"])
     return partner_id
+
+
+XAPI_VERBS = "http://adlnet.gov/expapi/verbs/"
+
+
+def learner(email: str) -> dict[str, str]:
+    """An xAPI actor known by e-mail address, as learning systems name a partner's people."""
+    return {"mbox": f"mailto:{email}"}
+
+
+def xapi_statement(
+    actor: dict[str, Any],
+    verb: str,
+    activity: str,
+    at: datetime,
+    *,
+    success: bool | None = None,
+    statement_id: str | None = None,
+) -> dict[str, Any]:
+    """One xAPI statement as a learning system sends it: `actor` did ADL's `verb` to
+    `activity` at `at`; with `success`, a result (a pass scores 0.9, a failure 0.3)."""
+    body: dict[str, Any] = {
+        "id": statement_id or str(uuid.uuid4()),
+        "actor": {"objectType": "Agent", **actor},
+        "verb": {"id": XAPI_VERBS + verb, "display": {"en-US": verb}},
+        "object": {"objectType": "Activity", "id": activity},
+        "timestamp": at.isoformat(),
+    }
+    if success is not None:
+        body["result"] = {"success": success, "score": {"scaled": 0.9 if success else 0.3}}
+    return body
