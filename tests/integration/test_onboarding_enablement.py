@@ -5,12 +5,10 @@ competencies and a tier; a person leaving drops the competency and starts grace.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -28,9 +26,15 @@ from tests.support import kafka
 from tests.support.factories import credit_issued
 from tests.support.fuzz import Operation, operations, requests
 from tests.support.infra import Infra
-from tests.support.onboarding import SMALL_PROGRAM, XAPI_VERBS, active_partner, xapi_statement
+from tests.support.onboarding import (
+    SMALL_PROGRAM,
+    XAPI_VERBS,
+    active_partner,
+    onboarding_process,
+    xapi_statement,
+)
 from tests.support.polling import eventually
-from tests.support.processes import ADMIN, service_processes
+from tests.support.processes import ADMIN
 from tests.support.tokens import ENABLEMENT_SYSTEM, auth, bearer, token
 
 pytestmark = pytest.mark.integration
@@ -41,14 +45,10 @@ LMS = "https://lms.example.org"
 
 @pytest.fixture(scope="module")
 async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    config = Path(tmp_path_factory.mktemp("enablement")) / "program.json"
-    config.write_text(json.dumps(SMALL_PROGRAM))
-    env = {
-        "ONBOARDING_CONFIG_FILE": str(config),
-        "ONBOARDING_REQUALIFICATION_PERIOD_SECONDS": "86400",
-    }
-    async with service_processes(infra, "onboarding", env=env) as urls:
-        yield urls[0]
+    async with onboarding_process(
+        infra, tmp_path_factory.mktemp("enablement"), SMALL_PROGRAM
+    ) as url:
+        yield url
 
 
 async def give_revenue(infra: Infra, partner_id: str, amount: str) -> None:

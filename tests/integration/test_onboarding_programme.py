@@ -9,7 +9,6 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -35,9 +34,9 @@ from shared.topics import (
 from tests.support import kafka
 from tests.support.factories import credit_issued, partner_health_scored
 from tests.support.infra import Infra
-from tests.support.onboarding import SMALL_PROGRAM, active_partner
+from tests.support.onboarding import SMALL_PROGRAM, active_partner, onboarding_process
 from tests.support.polling import eventually
-from tests.support.processes import ADMIN, service_processes
+from tests.support.processes import ADMIN
 from tests.support.tokens import auth, bearer, token
 
 pytestmark = pytest.mark.integration
@@ -60,15 +59,8 @@ PROGRAM: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    config = Path(tmp_path_factory.mktemp("programme")) / "program.json"
-    config.write_text(json.dumps(PROGRAM))
-    env = {
-        "ONBOARDING_CONFIG_FILE": str(config),
-        # Tests drive the programme through the admin endpoints with an explicit as_of.
-        "ONBOARDING_REQUALIFICATION_PERIOD_SECONDS": "86400",
-    }
-    async with service_processes(infra, "onboarding", env=env) as urls:
-        yield urls[0]
+    async with onboarding_process(infra, tmp_path_factory.mktemp("programme"), PROGRAM) as url:
+        yield url
 
 
 async def test_enablement_is_announced_when_it_moves_and_health_scores_are_kept(

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -30,9 +29,9 @@ from tests.support import kafka
 from tests.support.factories import credit_issued, credit_reversed
 from tests.support.infra import Infra
 from tests.support.kafka import send_envelopes
-from tests.support.onboarding import SMALL_PROGRAM, strong_application
+from tests.support.onboarding import SMALL_PROGRAM, onboarding_process, strong_application
 from tests.support.polling import eventually
-from tests.support.processes import ADMIN, service_processes
+from tests.support.processes import ADMIN
 from tests.support.tokens import ENABLEMENT_SYSTEM
 
 pytestmark = pytest.mark.integration
@@ -81,18 +80,15 @@ def sites() -> Iterator[PartnerSites]:
 async def onboarding(
     infra: Infra, tmp_path_factory: pytest.TempPathFactory, sites: PartnerSites
 ) -> AsyncIterator[str]:
-    config = Path(tmp_path_factory.mktemp("onboarding")) / "program.json"
-    config.write_text(json.dumps(SMALL_PROGRAM))
-    env = {
-        "ONBOARDING_CONFIG_FILE": str(config),
-        # Tests drive requalification through the admin endpoint with an explicit as_of.
-        "ONBOARDING_REQUALIFICATION_PERIOD_SECONDS": "86400",
+    async with onboarding_process(
+        infra,
+        tmp_path_factory.mktemp("onboarding"),
+        SMALL_PROGRAM,
         # Domains are verified by the well-known file, partners' sites served locally.
-        "ONBOARDING_DOMAIN_VERIFICATION": "well_known",
-        "ONBOARDING_VERIFICATION_SITE": sites.template,
-    }
-    async with service_processes(infra, "onboarding", env=env) as urls:
-        yield urls[0]
+        ONBOARDING_DOMAIN_VERIFICATION="well_known",
+        ONBOARDING_VERIFICATION_SITE=sites.template,
+    ) as url:
+        yield url
 
 
 WEAK = {

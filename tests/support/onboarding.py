@@ -1,12 +1,17 @@
 """What tests of onboarding (and the demo story) share: a small program whose tiers a few
 credits move, a partner's standing under it, a strong application body, and an active partner
-made through onboarding's own use cases, and a learning system's xAPI statement."""
+made through onboarding's own use cases, onboarding as a process run by a given program, and
+a learning system's xAPI statement."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from services.onboarding.applications import apply_for
@@ -20,6 +25,8 @@ from services.onboarding.review import decide_review
 from shared.db import Pool
 from shared.events.partners import PartnerStatus, PartnerType
 from shared.outbox import Outbox
+from tests.support.infra import Infra
+from tests.support.processes import service_processes
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 AGREEMENT = NOW + timedelta(days=200)
@@ -190,3 +197,20 @@ def xapi_statement(
     if success is not None:
         body["result"] = {"success": success, "score": {"scaled": 0.9 if success else 0.3}}
     return body
+
+
+@asynccontextmanager
+async def onboarding_process(
+    infra: Infra, folder: Path, program: dict[str, Any], **env: str
+) -> AsyncIterator[str]:
+    """One onboarding process run by `program` (written into `folder`), with `env` on top;
+    yields its URL. Requalification waits a day: tests drive it through the admin endpoint
+    with an explicit as_of."""
+    config = folder / "program.json"
+    config.write_text(json.dumps(program))
+    settings = {
+        "ONBOARDING_CONFIG_FILE": str(config),
+        "ONBOARDING_REQUALIFICATION_PERIOD_SECONDS": "86400",
+    }
+    async with service_processes(infra, "onboarding", env=settings | env) as urls:
+        yield urls[0]
