@@ -11,21 +11,15 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from faststream.exceptions import NackMessage
 from pydantic import SecretStr
 
 from services.deals.settings import DealsSettings
 from shared.consumer import Outcome
-from shared.events.registrations import (
-    RegistrationStatus,
-)
+from shared.events.registrations import RegistrationStatus
 from tests.support.crm import HUBSPOT_PORTAL, HubSpotCrm, SalesforceServer
 from tests.support.deals import (
-    crm_writeback,
-    dead_letter_reasons,
-    deals_pool,
-    registration_records,
     registration_won,
+    write_back_through_an_outage,
 )
 from tests.support.factories import registration_decided
 from tests.support.infra import Infra
@@ -60,26 +54,20 @@ async def test_a_write_back_waits_out_a_crm_outage_and_a_refused_one_is_dead_let
             registration_id=f"reg-gone-{run}", crm_deal_key=f"salesforce:006Gone{run}"
         )
         unlinked = registration_decided(registration_id=f"reg-none-{run}")
-        records = await registration_records(infra, [decided, on_hubspot, won, gone, unlinked])
-        async with deals_pool(infra) as pool:
-            consumer = crm_writeback(pool, settings)
-
-            salesforce.down = True
-            with pytest.raises(NackMessage):  # not processed, not skipped: delivered again
-                await consumer.process_batch(records)
-            assert await pool.fetchval("SELECT count(*) FROM inbox") == 0
-            assert salesforce.updates == []
-
-            salesforce.down = False  # the CRM is back; the same records come again
-            outcomes = await consumer.process_batch(records)
-            assert outcomes == [
-                Outcome.PROCESSED,
-                Outcome.PROCESSED,
-                Outcome.PROCESSED,
-                Outcome.DEAD_LETTERED,
-                Outcome.PROCESSED,
-            ]
-            reasons = await dead_letter_reasons(pool)
+        outcomes, reasons = await write_back_through_an_outage(
+            infra,
+            settings,
+            [decided, on_hubspot, won, gone, unlinked],
+            [salesforce],
+            nothing_written=lambda: salesforce.updates == [],
+        )
+    assert outcomes == [
+        Outcome.PROCESSED,
+        Outcome.PROCESSED,
+        Outcome.PROCESSED,
+        Outcome.DEAD_LETTERED,
+        Outcome.PROCESSED,
+    ]
     assert reasons == [
         "rejected by handler: CRM write-back refused: Salesforce answered 404 NOT_FOUND"
     ]

@@ -12,21 +12,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from faststream.exceptions import NackMessage
 from pydantic import SecretStr
 
 from services.deals.settings import DealsSettings
 from shared.consumer import Outcome
-from shared.events.registrations import (
-    RegistrationStatus,
-)
+from shared.events.registrations import RegistrationStatus
 from tests.support.crm import AcePartnerCentral, PartnerCenterReferrals
 from tests.support.deals import (
-    crm_writeback,
-    dead_letter_reasons,
-    deals_pool,
-    registration_records,
     registration_won,
+    write_back_through_an_outage,
 )
 from tests.support.factories import registration_decided
 from tests.support.infra import Infra
@@ -75,20 +69,18 @@ async def test_ace_and_partner_center_write_backs_wait_out_an_outage_and_keep_th
             status=RegistrationStatus.REJECTED,
             reasons=("customer already registered by another partner p-other",),
         )
-        records = await registration_records(infra, [on_ace, in_review, accepted, won, rejected])
-        async with deals_pool(infra) as pool:
-            consumer = crm_writeback(pool, settings)
 
-            ace.down = partner_center.down = True
-            with pytest.raises(NackMessage):  # not processed, not skipped: delivered again
-                await consumer.process_batch(records)
-            assert await pool.fetchval("SELECT count(*) FROM inbox") == 0
-            assert (ace.updates, partner_center.patches) == ([], [])
+        def someone_writes_between_our_read_and_write() -> None:
+            ace.conflicts = 1
 
-            ace.down = partner_center.down = False
-            ace.conflicts = 1  # someone changes the opportunity between our read and write
-            outcomes = await consumer.process_batch(records)
-            reasons = await dead_letter_reasons(pool)
+        outcomes, reasons = await write_back_through_an_outage(
+            infra,
+            settings,
+            [on_ace, in_review, accepted, won, rejected],
+            [ace, partner_center],
+            nothing_written=lambda: (ace.updates, partner_center.patches) == ([], []),
+            when_back=someone_writes_between_our_read_and_write,
+        )
     assert outcomes == [
         Outcome.PROCESSED,
         Outcome.DEAD_LETTERED,

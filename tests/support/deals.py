@@ -4,16 +4,18 @@ linked to a CRM deal."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
+import pytest
+from faststream.exceptions import NackMessage
 
 from services.deals.handlers import on_crm_changes, on_registration_for_crm
 from services.deals.settings import DealsSettings
-from shared.consumer import EventConsumer
+from shared.consumer import EventConsumer, Outcome
 from shared.db import Pool
 from shared.events import Envelope
 from shared.events.crm import CrmDealChanged
@@ -84,6 +86,41 @@ def crm_writeback(pool: Pool, settings: DealsSettings) -> EventConsumer:
     consumer.handles(RegistrationDecided)(on_registration_for_crm)
     consumer.handles(RegistrationStatusChanged)(on_registration_for_crm)
     return consumer
+
+
+class CrmDouble(Protocol):
+    """A local server standing in for a CRM, which answers 503 while `down`."""
+
+    down: bool
+
+
+async def write_back_through_an_outage(
+    infra: Infra,
+    settings: DealsSettings,
+    events: Sequence[RegistrationDecided | RegistrationStatusChanged],
+    crms: Sequence[CrmDouble],
+    nothing_written: Callable[[], bool],
+    when_back: Callable[[], None] = lambda: None,
+) -> tuple[list[Outcome], list[str]]:
+    """The CRM write-back handed `events` while every CRM in `crms` is down: the batch is
+    not processed and not skipped (nacked, to be delivered again), with nothing in the inbox
+    and nothing written. Then `when_back()`, the CRMs answer again and the same records come
+    again: their outcomes, and why deals dead-lettered those it parked."""
+    records = await registration_records(infra, events)
+    async with deals_pool(infra) as pool:
+        consumer = crm_writeback(pool, settings)
+        for crm in crms:
+            crm.down = True
+        with pytest.raises(NackMessage):
+            await consumer.process_batch(records)
+        assert await pool.fetchval("SELECT count(*) FROM inbox") == 0
+        assert nothing_written()
+
+        for crm in crms:
+            crm.down = False
+        when_back()
+        outcomes = await consumer.process_batch(records)
+        return outcomes, await dead_letter_reasons(pool)
 
 
 async def registration_records(
