@@ -7,14 +7,13 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
-import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from tests.support.infra import ROOT, missing_capability
-from tests.support.processes import LOGS, Fleet, free_port, wait_ready
+from tests.support.processes import LOGS, Fleet, free_port, start_module, wait_ready
 
 SCREENSHOTS = ROOT / ".work" / "screenshots"
 CHROMIUM = ("chromium", "chromium-browser")
@@ -35,15 +34,8 @@ async def portal_process(fleet: Fleet, **extra: str) -> AsyncIterator[str]:
     }
     LOGS.mkdir(parents=True, exist_ok=True)
     with (LOGS / "portal-0.log").open("ab") as out:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "services.portal",
-            cwd=ROOT,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
+        process = await start_module(
+            "portal", env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out
         )
     url = f"http://127.0.0.1:{port}"
     try:
