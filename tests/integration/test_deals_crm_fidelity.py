@@ -31,6 +31,7 @@ from tests.support.crm import (
     HubSpotCrm,
     PartnerCenterReferrals,
     SalesforceServer,
+    hubspot_company_association,
     hubspot_headers,
     hubspot_property_change,
     salesforce_cdc,
@@ -131,14 +132,7 @@ async def test_a_hubspot_batch_keeps_the_stage_change_beside_unsupported_events(
     deal = uuid.uuid4().int % 10**12
     now = datetime.now(UTC) - timedelta(seconds=5)
     stage = hubspot_property_change(deal, "dealstage", "contractsent", now)
-    association = {
-        **hubspot_property_change(deal, "dealstage", "x", now),
-        "subscriptionType": "deal.associationChange",
-        "associationType": "DEAL_TO_COMPANY",
-        "fromObjectId": deal,
-        "toObjectId": 5,
-        "associationRemoved": False,
-    }
+    association = hubspot_company_association(deal, 5, now, associationRemoved=False)
     bad = hubspot_property_change(deal, "amount", "lots", now)
     foreign = {**hubspot_property_change(deal, "dealname", "Elsewhere", now), "portalId": 1234}
     batch = json.dumps([association, stage, bad, foreign]).encode()
@@ -439,14 +433,9 @@ async def test_a_hubspot_association_brings_the_deals_company_and_products_into_
     domain, country) and products, so the deal meets conflict checks like the others."""
     deal = str(uuid.uuid4().int % 10**9)
     at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
-    association = {
-        **hubspot_property_change(int(deal), "amount", "1", at, event_id=1),
-        "subscriptionType": "deal.associationChange",
-        "associationType": "DEAL_TO_COMPANY",
-        "fromObjectId": int(deal),
-        "toObjectId": 77,
-        "associationRemoved": False,
-    }
+    association = hubspot_company_association(
+        int(deal), 77, at, eventId=1, associationRemoved=False
+    )
     with HubSpotCrm() as crm:
         crm.deals[deal] = {
             "dealname": "Fabrikam rollout",

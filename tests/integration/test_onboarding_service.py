@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import asyncpg
@@ -29,7 +27,13 @@ from tests.support import kafka
 from tests.support.factories import credit_issued, credit_reversed
 from tests.support.infra import Infra
 from tests.support.kafka import send_envelopes
-from tests.support.onboarding import SMALL_PROGRAM, onboarding_process, strong_application
+from tests.support.local_http import LocalServer, QuietHandler
+from tests.support.onboarding import (
+    SMALL_PROGRAM,
+    onboarding_process,
+    strong_application,
+    weak_application,
+)
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN
 from tests.support.tokens import ENABLEMENT_SYSTEM
@@ -37,7 +41,7 @@ from tests.support.tokens import ENABLEMENT_SYSTEM
 pytestmark = pytest.mark.integration
 
 
-class PartnerSites:
+class PartnerSites(LocalServer):
     """A local web server playing partners' sites: `/<domain>/<path>` serves what `files` holds
     for that domain and path (404 otherwise)."""
 
@@ -45,7 +49,7 @@ class PartnerSites:
         self.files: dict[tuple[str, str], str] = {}
         sites = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 domain, _, path = self.path.lstrip("/").partition("/")
                 body = sites.files.get((domain, "/" + path))
@@ -53,15 +57,11 @@ class PartnerSites:
                 self.end_headers()
                 self.wfile.write((body or "").encode())
 
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     @property
     def template(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/{{domain}}"
+        return f"{self.url}/{{domain}}"
 
     def publish(self, domain: str, text: str) -> None:
         self.files[(domain, WELL_KNOWN_PATH)] = text
@@ -69,11 +69,8 @@ class PartnerSites:
 
 @pytest.fixture(scope="module")
 def sites() -> Iterator[PartnerSites]:
-    served = PartnerSites()
-    served.thread.start()
-    yield served
-    served.server.shutdown()
-    served.server.server_close()
+    with PartnerSites() as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
@@ -91,17 +88,6 @@ async def onboarding(
         yield url
 
 
-WEAK = {
-    "partner_type": "referral_affiliate",
-    "regions": ["AQ"],  # a real country code no program targets
-    "products": ["widgets"],
-    "competencies_claimed": [],
-    "industries": ["gaming"],
-    "segments": ["smb"],
-    "annual_revenue": "100000",
-    "years_in_business": 1,
-    "certified_staff": 0,
-}
 MIDDLING = {
     "partner_type": "var_reseller",
     "regions": ["US"],
@@ -469,7 +455,7 @@ async def test_rejection_review_queue_and_manager_decision(
     run = uuid.uuid4().hex[:10]
     async with httpx.AsyncClient(timeout=30) as client:
         weak = await client.post(
-            f"{onboarding}/applications", json=strong_application(f"weak-{run}.example", **WEAK)
+            f"{onboarding}/applications", json=weak_application(f"weak-{run}.example")
         )
         assert weak.status_code == 201
         assert (weak.json()["status"], weak.json()["qualification"]["outcome"]) == (

@@ -81,6 +81,23 @@ def strong_application(domain: str, **overrides: Any) -> dict[str, Any]:
     return body
 
 
+def weak_application(domain: str) -> dict[str, Any]:
+    """A `POST /applications` body the scoring rejects at once: a one-year-old affiliate with
+    no certified staff, selling what no program sells where no program looks."""
+    return strong_application(
+        domain,
+        partner_type="referral_affiliate",
+        regions=["AQ"],  # a real country code no program targets
+        products=["widgets"],
+        competencies_claimed=[],
+        industries=["gaming"],
+        segments=["smb"],
+        annual_revenue="100000",
+        years_in_business=1,
+        certified_staff=0,
+    )
+
+
 async def active_partner(client: Any, url: str, domain: str, admin: dict[str, str]) -> str:
     """A strong application, approved by a channel manager (`admin`'s headers), its checklist
     completed: an active partner in the base tier (`client`: an httpx.AsyncClient)."""
