@@ -15,11 +15,14 @@ from typing import Any
 from tests.support.infra import Infra
 
 
-def arguments(benchmark: str, doc: str | None) -> argparse.ArgumentParser:
+def arguments(benchmark: str, doc: str | None, sizes: str = "") -> argparse.ArgumentParser:
     """A parser described by the module's first docstring line, with --out defaulting to
-    .work/bench/<benchmark>.json."""
+    .work/bench/<benchmark>.json and, for a benchmark run at several sizes, --sizes (a comma
+    separated list, `sizes` by default)."""
     parser = argparse.ArgumentParser(description=(doc or benchmark).splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(f".work/bench/{benchmark}.json"))
+    if sizes:
+        parser.add_argument("--sizes", type=size_list, default=sizes)
     return parser
 
 

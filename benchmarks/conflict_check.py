@@ -24,7 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from benchmarks.command import arguments, run_and_write, size_list
+from benchmarks.command import arguments, run_and_write
 from services.deals.domain.customers import name_key
 from services.deals.domain.rules import RegistrationRequest, RulesOfEngagement
 from services.deals.registering import decide
@@ -137,8 +137,7 @@ async def run(infra: Infra, sizes: list[int], lookups: int) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    parser = arguments("conflict_check", __doc__)
-    parser.add_argument("--sizes", type=size_list, default="1000,100000,1000000")
+    parser = arguments("conflict_check", __doc__, sizes="1000,100000,1000000")
     parser.add_argument("--lookups", type=int, default=400)
     args = parser.parse_args()
     run_and_write(args.out, lambda infra: run(infra, args.sizes, args.lookups))

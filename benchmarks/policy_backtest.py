@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.command import arguments, run_and_write, size_list
+from benchmarks.command import arguments, run_and_write
 from benchmarks.conflict_check import CUSTOMER_NAME, NAME_KEY
 from services.deals.backtest import _load
 from services.deals.domain.backtest import replay
@@ -100,7 +100,6 @@ async def run(infra: Infra, sizes: list[int]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    parser = arguments("policy_backtest", __doc__)
-    parser.add_argument("--sizes", type=size_list, default="10000,100000")
+    parser = arguments("policy_backtest", __doc__, sizes="10000,100000")
     args = parser.parse_args()
     run_and_write(args.out, lambda infra: run(infra, args.sizes))

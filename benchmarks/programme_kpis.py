@@ -17,7 +17,7 @@ import time
 from datetime import date
 from typing import Any
 
-from benchmarks.command import arguments, run_and_write, size_list
+from benchmarks.command import arguments, run_and_write
 from services.programme import kpis
 from services.programme.app import definition
 from services.programme.schemas import KpiFiltersOut
@@ -119,7 +119,6 @@ async def run(infra: Infra, sizes: list[int]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    parser = arguments("programme_kpis", __doc__)
-    parser.add_argument("--sizes", type=size_list, default="10000,100000")
+    parser = arguments("programme_kpis", __doc__, sizes="10000,100000")
     args = parser.parse_args()
     run_and_write(args.out, lambda infra: run(infra, args.sizes))
