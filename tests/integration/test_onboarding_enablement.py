@@ -23,6 +23,7 @@ from shared.events.partners import PartnerStateChanged
 from shared.identity import Role
 from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE, PARTNER_NOTIFICATIONS
 from tests.support import kafka
+from tests.support.deals import registration_request
 from tests.support.factories import credit_issued
 from tests.support.fuzz import Operation, operations, requests
 from tests.support.infra import Infra
@@ -475,14 +476,12 @@ async def test_a_gated_product_becomes_registrable_only_once_the_competency_exis
             answer = await client.post(
                 f"{deals}/registrations",
                 headers=auth(pid),
-                json={
-                    "customer_name": f"{uuid.uuid4().hex[:10]} Analytics Ltd",
-                    "customer_domain": f"{uuid.uuid4().hex[:10]}.example",
-                    "customer_country": "US",
-                    "products": [product],
-                    "amount": "1000.00",
-                    "currency": "USD",
-                },
+                json=registration_request(
+                    f"{uuid.uuid4().hex[:10]} Analytics Ltd",
+                    f"{uuid.uuid4().hex[:10]}.example",
+                    amount="1000.00",
+                    products=[product],
+                ),
             )
             assert answer.status_code == 201, answer.text
             result: dict[str, Any] = answer.json()

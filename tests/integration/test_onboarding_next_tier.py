@@ -16,7 +16,7 @@ from shared.topics import ATTRIBUTION_CREDITS
 from tests.support import kafka
 from tests.support.factories import credit_issued
 from tests.support.infra import Infra
-from tests.support.onboarding import SMALL_PROGRAM, active_partner, onboarding_process
+from tests.support.onboarding import SMALL_PROGRAM, active_partner, certify, onboarding_process
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN
 from tests.support.tokens import auth
@@ -55,18 +55,16 @@ async def test_next_tier_names_the_revenue_and_certifications_still_missing(
             infra, ATTRIBUTION_CREDITS, [credit], subject=deal, source="attribution"
         )
         expires = at + timedelta(days=45)
-        recorded = await client.post(
-            f"{onboarding}/partners/{pid}/certifications",
-            headers=ADMIN,
-            json={
-                "person_email": f"ada@{pid}.example",
-                "role": "sales",
-                "track": "data",
-                "issued_at": (at - timedelta(days=1)).isoformat(),
-                "expires_at": expires.isoformat(),
-            },
+        await certify(
+            client,
+            onboarding,
+            pid,
+            f"ada@{pid}.example",
+            "sales",
+            "data",
+            at - timedelta(days=1),
+            expires,
         )
-        assert recorded.status_code == 201, recorded.text
 
         async def counted() -> dict[str, Any] | None:
             answer = await client.get(f"{onboarding}/partners/{pid}/next-tier", headers=auth(pid))

@@ -30,6 +30,8 @@ from tests.support.kafka import send_envelopes
 from tests.support.local_http import LocalServer, QuietHandler
 from tests.support.onboarding import (
     SMALL_PROGRAM,
+    admitted_partner,
+    certify,
     onboarding_process,
     strong_application,
     weak_application,
@@ -142,16 +144,7 @@ async def partner(client: httpx.AsyncClient, url: str, partner_id: str) -> dict[
 
 
 async def admitted(client: httpx.AsyncClient, url: str, domain: str) -> str:
-    """A strong application, approved by a channel manager: the partner is onboarding."""
-    applied = await client.post(f"{url}/applications", json=strong_application(domain))
-    assert applied.status_code == 201, applied.text
-    pid: str = applied.json()["partner_id"]
-    decided = await client.post(
-        f"{url}/applications/{pid}/decision", headers=ADMIN, json={"approve": True}
-    )
-    assert decided.status_code == 200, decided.text
-    assert decided.json()["status"] == "onboarding"
-    return pid
+    return await admitted_partner(client, url, domain, ADMIN)
 
 
 async def token_for(client: httpx.AsyncClient, url: str, partner_id: str) -> str:
@@ -289,18 +282,9 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
         expires = datetime.now(UTC) + timedelta(days=60)
         for track in ("data", "ai"):
             for role, person in (("sales", "sam"), ("technical", "tess")):
-                recorded = await client.post(
-                    f"{onboarding}/partners/{pid}/certifications",
-                    headers=ADMIN,
-                    json={
-                        "person_email": f"{person}@{domain}",
-                        "role": role,
-                        "track": track,
-                        "issued_at": issued.isoformat(),
-                        "expires_at": expires.isoformat(),
-                    },
+                await certify(
+                    client, onboarding, pid, f"{person}@{domain}", role, track, issued, expires
                 )
-                assert recorded.status_code == 201, recorded.text
         state = await partner(client, onboarding, pid)
         assert (state["competencies"], state["products"], state["tier"]) == (
             ["ai", "data"],

@@ -1,4 +1,5 @@
-"""What tests of deals need beyond the shared support: partners deals knows of, a migrated
+"""What tests of deals need beyond the shared support: a registration's request body,
+partners deals knows of, a migrated
 deals schema of one's own, its CRM consumers as the service wires them, and a registration
 linked to a CRM deal."""
 
@@ -181,6 +182,22 @@ async def register_on_deal(
         deal_key,
         status,
     )
+
+
+def registration_request(
+    customer_name: str, customer_domain: str, amount: str = "12000.00", **overrides: Any
+) -> dict[str, Any]:
+    """A `POST /registrations` body: a US customer buying data, in dollars; `overrides` change
+    or add fields."""
+    return {
+        "customer_name": customer_name,
+        "customer_domain": customer_domain,
+        "customer_country": "US",
+        "products": ["data"],
+        "amount": amount,
+        "currency": "USD",
+        **overrides,
+    }
 
 
 async def partners_onboarded(infra: Infra, *partner_ids: str) -> None:

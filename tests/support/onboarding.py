@@ -27,6 +27,7 @@ from shared.events.partners import PartnerStatus, PartnerType
 from shared.outbox import Outbox
 from tests.support.infra import Infra
 from tests.support.processes import service_processes
+from tests.support.tokens import ADMIN
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 AGREEMENT = NOW + timedelta(days=200)
@@ -81,6 +82,32 @@ def strong_application(domain: str, **overrides: Any) -> dict[str, Any]:
     return body
 
 
+async def certify(
+    client: Any,
+    url: str,
+    partner_id: str,
+    person_email: str,
+    role: str,
+    track: str,
+    issued_at: datetime,
+    expires_at: datetime,
+) -> None:
+    """A channel manager records one of the partner's people as certified (`client`: an
+    httpx.AsyncClient, `url`: onboarding's); onboarding must accept it."""
+    recorded = await client.post(
+        f"{url}/partners/{partner_id}/certifications",
+        headers=ADMIN,
+        json={
+            "person_email": person_email,
+            "role": role,
+            "track": track,
+            "issued_at": issued_at.isoformat(),
+            "expires_at": expires_at.isoformat(),
+        },
+    )
+    assert recorded.status_code == 201, recorded.text
+
+
 def weak_application(domain: str) -> dict[str, Any]:
     """A `POST /applications` body the scoring rejects at once: a one-year-old affiliate with
     no certified staff, selling what no program sells where no program looks."""
@@ -98,9 +125,9 @@ def weak_application(domain: str) -> dict[str, Any]:
     )
 
 
-async def active_partner(client: Any, url: str, domain: str, admin: dict[str, str]) -> str:
-    """A strong application, approved by a channel manager (`admin`'s headers), its checklist
-    completed: an active partner in the base tier (`client`: an httpx.AsyncClient)."""
+async def admitted_partner(client: Any, url: str, domain: str, admin: dict[str, str]) -> str:
+    """A strong application, approved by a channel manager (`admin`'s headers): the partner
+    is onboarding (`client`: an httpx.AsyncClient)."""
     applied = await client.post(f"{url}/applications", json=strong_application(domain))
     assert applied.status_code == 201, applied.text
     pid: str = applied.json()["partner_id"]
@@ -108,6 +135,13 @@ async def active_partner(client: Any, url: str, domain: str, admin: dict[str, st
         f"{url}/applications/{pid}/decision", headers=admin, json={"approve": True}
     )
     assert decided.status_code == 200, decided.text
+    assert decided.json()["status"] == "onboarding"
+    return pid
+
+
+async def active_partner(client: Any, url: str, domain: str, admin: dict[str, str]) -> str:
+    """An admitted partner with its checklist completed: an active partner in the base tier."""
+    pid = await admitted_partner(client, url, domain, admin)
     for item in ("profile_complete", "agreement_signed", "first_enablement_done"):
         done = await client.post(
             f"{url}/partners/{pid}/checklist/{item}", headers=admin, json={"evidence": "ref-1"}
