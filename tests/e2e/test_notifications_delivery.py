@@ -17,6 +17,7 @@ import pytest
 
 from deploy.story import Partner, Story
 from tests.support.crm import salesforce_delivery, salesforce_won_deal
+from tests.support.deals import registration_request
 from tests.support.notifications import SseEvent, WebhookReceiver, sse_events
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, ADMIN_TOKEN, Fleet
@@ -96,14 +97,9 @@ async def test_a_partners_business_reaches_it_by_every_channel_and_no_one_else(
             async with listening(client, notifications, a, b) as (a_stream, b_stream):
                 registered = await client.post(
                     f"{fleet.url('deals')}/registrations",
-                    json={
-                        "customer_name": f"Contoso {run} Retail",
-                        "customer_domain": f"contoso-{run}.example",
-                        "customer_country": "US",
-                        "products": ["data"],
-                        "amount": "12000.00",
-                        "currency": "USD",
-                    },
+                    json=registration_request(
+                        f"Contoso {run} Retail", f"contoso-{run}.example", amount="12000.00"
+                    ),
                     headers=a.auth,
                 )
                 assert registered.status_code == 201, registered.text
@@ -123,14 +119,9 @@ async def test_a_partners_business_reaches_it_by_every_channel_and_no_one_else(
                 # The bystander does business too: its own news marks its channels' progress.
                 theirs = await client.post(
                     f"{fleet.url('deals')}/registrations",
-                    json={
-                        "customer_name": f"Tailspin {run} Toys",
-                        "customer_domain": f"tailspin-{run}.example",
-                        "customer_country": "US",
-                        "products": ["data"],
-                        "amount": "5000.00",
-                        "currency": "USD",
-                    },
+                    json=registration_request(
+                        f"Tailspin {run} Toys", f"tailspin-{run}.example", amount="5000.00"
+                    ),
                     headers=b.auth,
                 )
                 assert theirs.status_code == 201, theirs.text

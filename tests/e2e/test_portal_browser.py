@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from deploy.story import Partner, Story
+from tests.support.deals import registration_request
 from tests.support.notifications import WebhookReceiver
 from tests.support.onboarding import strong_application
 from tests.support.polling import eventually
@@ -22,14 +23,7 @@ pytestmark = pytest.mark.e2e
 
 
 def registration(customer: str, domain: str) -> dict[str, Any]:
-    return {
-        "customer_name": customer,
-        "customer_domain": domain,
-        "customer_country": "US",
-        "products": ["data"],
-        "amount": "18000.00",
-        "currency": "USD",
-    }
+    return registration_request(customer, domain, amount="18000.00")
 
 
 async def register(fleet: Fleet, partner: Partner, customer: str) -> dict[str, Any]:
