@@ -16,10 +16,6 @@ very common first words ("Global ...") makes fuzzy blocks bigger: see services/d
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-import os
 import random
 import statistics
 import time
@@ -28,6 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from benchmarks.command import arguments, run_and_write
 from services.deals.domain.customers import name_key
 from services.deals.domain.rules import RegistrationRequest, RulesOfEngagement
 from services.deals.registering import decide
@@ -140,13 +137,7 @@ async def run(infra: Infra, sizes: list[int], lookups: int) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000,100000,1000000")
+    parser = arguments("conflict_check", __doc__, sizes="1000,100000,1000000")
     parser.add_argument("--lookups", type=int, default=400)
-    parser.add_argument("--out", type=Path, default=Path(".work/bench/conflict_check.json"))
     args = parser.parse_args()
-    infra = Infra.from_env(os.environ)
-    result = asyncio.run(run(infra, [int(s) for s in args.sizes.split(",")], args.lookups))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
+    run_and_write(args.out, lambda infra: run(infra, args.sizes, args.lookups))

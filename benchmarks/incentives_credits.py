@@ -18,7 +18,6 @@ import json
 import os
 import signal
 import statistics
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -36,7 +35,7 @@ from tests.support.factories import credit_issued, partner_state_changed
 from tests.support.infra import Infra
 from tests.support.kafka import publish
 from tests.support.polling import eventually
-from tests.support.processes import free_port, migrate, service_env, wait_ready
+from tests.support.processes import free_port, migrate, service_env, start_module, wait_ready
 
 PARTNERS = 50
 
@@ -82,15 +81,11 @@ async def main(count: int, interval_ms: float) -> None:
     infra = Infra.from_env(os.environ)
     port = free_port()
     await migrate(infra, "incentives")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.incentives",
+    process = await start_module(
+        "incentives",
         # The stack's own database and broker, as the service's roles (the defaults would
         # point at the default ports, whatever stack listens there).
         env=service_env(infra, "incentives", port, LOG_LEVEL="WARNING"),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
     )
     run = uuid.uuid4().hex[:8]
     consumer = AIOKafkaConsumer(

@@ -12,16 +12,13 @@ and writes them as JSON (--out).
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-import os
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks.command import arguments, run_and_write
 from benchmarks.conflict_check import CUSTOMER_NAME, NAME_KEY
 from services.deals.backtest import _load
 from services.deals.domain.backtest import replay
@@ -103,11 +100,6 @@ async def run(infra: Infra, sizes: list[int]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--out", type=Path, default=Path(".work/bench/policy_backtest.json"))
+    parser = arguments("policy_backtest", __doc__, sizes="10000,100000")
     args = parser.parse_args()
-    infra = Infra.from_env(os.environ)
-    result = asyncio.run(run(infra, [int(s) for s in args.sizes.split(",")]))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    run_and_write(args.out, lambda infra: run(infra, args.sizes))

@@ -36,19 +36,8 @@ from tests.support.factories import partner_notification
 from tests.support.infra import Infra
 from tests.support.kafka import publish
 from tests.support.polling import eventually
-from tests.support.portal import portal_process
+from tests.support.portal import PARTNER_PAGES, portal_process
 from tests.support.processes import ADMIN_TOKEN, SERVICES, Fleet
-
-PAGES = (
-    "/home",
-    "/registrations",
-    "/earnings",
-    "/what-if",
-    "/mdf",
-    "/webhooks",
-    "/learning",
-    "/resources",
-)
 
 
 def summary(samples: list[float]) -> str:
@@ -60,7 +49,7 @@ def summary(samples: list[float]) -> str:
 async def page_times(portal: str, token: str, requests: int) -> None:
     cookies = {"pollinate_session": token}
     async with httpx.AsyncClient(base_url=portal, cookies=cookies, timeout=30) as client:
-        for path in PAGES:
+        for path in PARTNER_PAGES:
             samples = []
             for _ in range(requests):
                 started = time.perf_counter()

@@ -12,16 +12,12 @@ and for one tier in one quarter. Prints the median of five runs per size; JSON t
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-import os
 import statistics
 import time
 from datetime import date
-from pathlib import Path
 from typing import Any
 
+from benchmarks.command import arguments, run_and_write
 from services.programme import kpis
 from services.programme.app import definition
 from services.programme.schemas import KpiFiltersOut
@@ -123,11 +119,6 @@ async def run(infra: Infra, sizes: list[int]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--out", type=Path, default=Path(".work/bench/programme_kpis.json"))
+    parser = arguments("programme_kpis", __doc__, sizes="10000,100000")
     args = parser.parse_args()
-    infra = Infra.from_env(os.environ)
-    result = asyncio.run(run(infra, [int(s) for s in args.sizes.split(",")]))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    run_and_write(args.out, lambda infra: run(infra, args.sizes))

@@ -12,15 +12,12 @@ per partner) and prints milliseconds per partner; writes them as JSON (--out).
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks.command import arguments, run_and_write
 from services.attribution.domain.config import AttributionConfig
 from services.attribution.health_scoring import score_partners
 from services.onboarding.domain.config import OnboardingConfig
@@ -101,11 +98,7 @@ async def run(infra: Infra, partners: int) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments("programme_year", __doc__)
     parser.add_argument("--partners", type=int, default=1000)
-    parser.add_argument("--out", type=Path, default=Path(".work/bench/programme_year.json"))
     args = parser.parse_args()
-    result = asyncio.run(run(Infra.from_env(os.environ), args.partners))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
+    run_and_write(args.out, lambda infra: run(infra, args.partners))

@@ -13,10 +13,6 @@ second and the batch latency, then the read timings, and writes them as JSON (--
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-import os
 import random
 import statistics
 import time
@@ -25,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks.command import arguments, run_and_write
 from services.onboarding import enablement_views
 from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.enablement import COMPLETED, FAILED, PASSED, Statement, mbox_key
@@ -147,15 +144,12 @@ async def run(infra: Infra, partners: int, people: int, batches: int, size: int)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments("xapi_statements", __doc__)
     parser.add_argument("--partners", type=int, default=200)
     parser.add_argument("--people", type=int, default=5)
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--out", type=Path, default=Path(".work/bench/xapi_statements.json"))
     args = parser.parse_args()
-    infra = Infra.from_env(os.environ)
-    result = asyncio.run(run(infra, args.partners, args.people, args.batches, args.batch))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
+    run_and_write(
+        args.out, lambda infra: run(infra, args.partners, args.people, args.batches, args.batch)
+    )

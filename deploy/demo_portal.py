@@ -7,7 +7,6 @@ and one for a channel manager, both valid for a working day."""
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,9 +16,9 @@ import httpx
 from deploy.story import Partner, StoryFailed
 from services.onboarding.domain.programme import EXAM_BASE, MODULE_BASE
 from shared.identity import Role, TokenIssuer
+from tests.support.onboarding import learner, xapi_statement
 
 SIGN_IN_HOURS = 8
-VERBS = "http://adlnet.gov/expapi/verbs/"
 
 
 @dataclass(frozen=True)
@@ -36,19 +35,6 @@ def _issuer() -> TokenIssuer:
     if not signing:
         raise SystemExit('set TOKEN_SIGNING_KEY: eval "$(deploy/local-stack.sh env)"')
     return TokenIssuer.from_json(signing)
-
-
-def _statement(email: str, verb: str, activity: str, at: datetime) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
-        "actor": {"objectType": "Agent", "mbox": f"mailto:{email}"},
-        "verb": {"id": VERBS + verb, "display": {"en-US": verb}},
-        "object": {"objectType": "Activity", "id": activity},
-        "timestamp": at.isoformat(),
-    }
-    if verb == "passed":
-        body["result"] = {"success": True, "score": {"scaled": 0.92}}
-    return body
 
 
 async def _call(
@@ -88,11 +74,14 @@ async def seed_enablement(
     # the reminder window. Sam has taken the data fundamentals and is on the technical module.
     long_ago = datetime.now(UTC) - timedelta(days=705)
     recent = datetime.now(UTC) - timedelta(days=3)
+    alex, sam = learner(seller), learner(engineer)
     statements = [
-        _statement(seller, "completed", f"{MODULE_BASE}data/fundamentals", long_ago),
-        _statement(seller, "completed", f"{MODULE_BASE}data/sales", long_ago + timedelta(days=1)),
-        _statement(seller, "passed", f"{EXAM_BASE}data/sales", long_ago + timedelta(days=2)),
-        _statement(engineer, "completed", f"{MODULE_BASE}data/fundamentals", recent),
+        xapi_statement(alex, "completed", f"{MODULE_BASE}data/fundamentals", long_ago),
+        xapi_statement(alex, "completed", f"{MODULE_BASE}data/sales", long_ago + timedelta(days=1)),
+        xapi_statement(
+            alex, "passed", f"{EXAM_BASE}data/sales", long_ago + timedelta(days=2), success=True
+        ),
+        xapi_statement(sam, "completed", f"{MODULE_BASE}data/fundamentals", recent),
     ]
     await _call(
         client, "POST", f"{onboarding}/xapi/statements", (200,), headers=system, json=statements

@@ -34,6 +34,20 @@ from services.portal.settings import PortalSettings
 
 log = logging.getLogger(__name__)
 
+# Every page and form the portal serves, in the order they are routed.
+ROUTERS = (
+    api.router,
+    earnings.router,
+    webhooks.router,
+    enablement.router,
+    console.router,
+    dead_letters.router,
+    partners.router,
+    payouts.router,
+    policy.router,
+    dashboard.router,
+)
+
 # The pages load nothing from elsewhere: scripts, styles and the live stream are the portal's.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -65,16 +79,8 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.verifier = Verifier(settings)
-    app.include_router(api.router)
-    app.include_router(earnings.router)
-    app.include_router(webhooks.router)
-    app.include_router(enablement.router)
-    app.include_router(console.router)
-    app.include_router(dead_letters.router)
-    app.include_router(partners.router)
-    app.include_router(payouts.router)
-    app.include_router(policy.router)
-    app.include_router(dashboard.router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     install_error_pages(app)
 

@@ -3,14 +3,15 @@ consumer groups) on the real Kafka broker and PostgreSQL, with kill -9 and resta
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from deploy.story import Partner, Story
 from tests.support.infra import ROOT, Infra
-from tests.support.portal import portal_process
+from tests.support.portal import chromium, portal_process
 from tests.support.processes import ADMIN_TOKEN, SERVICES, Fleet
 
 pytestmark = pytest.mark.e2e
@@ -53,3 +54,10 @@ async def portal(fleet: Fleet) -> AsyncIterator[str]:
     """The portal in front of the fleet's services (development mode: plain http cookies)."""
     async with portal_process(fleet, DEVELOPMENT_MODE="true") as url:
         yield url
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """A headless Chromium session of its own for each test."""
+    with chromium() as session:
+        yield session

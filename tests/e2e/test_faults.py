@@ -12,7 +12,7 @@ import signal
 import subprocess
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,33 +24,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from deploy.story import Partner
 from shared.outbox import make_producer
 from shared.topics import ATTRIBUTION_CREDITS, CRM_DEALS, DEAL_OPPORTUNITIES, PARTNER_LIFECYCLE
-from tests.support.crm import salesforce_cdc, salesforce_delivery
+from tests.support.crm import salesforce_delivery, salesforce_won_deal
 from tests.support.infra import ROOT, Infra
 from tests.support.polling import eventually
 from tests.support.processes import Fleet
 
 pytestmark = pytest.mark.e2e
-
-
-def won_deal(record_id: str, amount: Decimal, partner: Partner) -> Any:
-    """A deal that closes won in Salesforce, naming the referring partner."""
-    at = datetime.now(UTC)
-    return salesforce_cdc(
-        record_id,
-        "CREATE",
-        at,
-        {
-            "Name": f"Deal {record_id}",
-            "StageName": "Closed Won",
-            "Amount": float(amount),
-            "CurrencyIsoCode": "USD",
-            "CloseDate": at.date().isoformat(),
-            "Account_Name__c": f"Account {record_id} Holdings",
-            "Account_Website__c": f"https://{record_id.lower()}.example",
-            "Partner_Account__c": partner.partner_id,
-            "CreatedDate": (at - timedelta(days=30)).isoformat().replace("+00:00", "Z"),
-        },
-    )
 
 
 class Wave:
@@ -72,7 +51,8 @@ class Wave:
         async with httpx.AsyncClient(timeout=30) as client:
             for start in range(0, len(records), 10):
                 batch = [
-                    won_deal(r, self.deals[r], self.partner) for r in records[start : start + 10]
+                    salesforce_won_deal(r, self.deals[r], self.partner.partner_id)
+                    for r in records[start : start + 10]
                 ]
                 response = await client.post(
                     f"{deals_url}/crm/salesforce", **salesforce_delivery(batch)

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +16,8 @@ import httpx
 import pytest
 
 from deploy.story import Partner, Story
-from tests.support.crm import salesforce_cdc, salesforce_delivery
+from tests.support.crm import salesforce_delivery, salesforce_won_deal
+from tests.support.deals import registration_request
 from tests.support.notifications import SseEvent, WebhookReceiver, sse_events
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, ADMIN_TOKEN, Fleet
@@ -97,21 +97,18 @@ async def test_a_partners_business_reaches_it_by_every_channel_and_no_one_else(
             async with listening(client, notifications, a, b) as (a_stream, b_stream):
                 registered = await client.post(
                     f"{fleet.url('deals')}/registrations",
-                    json={
-                        "customer_name": f"Contoso {run} Retail",
-                        "customer_domain": f"contoso-{run}.example",
-                        "customer_country": "US",
-                        "products": ["data"],
-                        "amount": "12000.00",
-                        "currency": "USD",
-                    },
+                    json=registration_request(
+                        f"Contoso {run} Retail", f"contoso-{run}.example", amount="12000.00"
+                    ),
                     headers=a.auth,
                 )
                 assert registered.status_code == 201, registered.text
                 assert registered.json()["status"] == "approved"
                 won = await client.post(
                     f"{fleet.url('deals')}/crm/salesforce",
-                    **salesforce_delivery([won_deal(f"006NT{run}", Decimal("8000.00"), a)]),
+                    **salesforce_delivery(
+                        [salesforce_won_deal(f"006NT{run}", Decimal("8000.00"), a.partner_id)]
+                    ),
                 )
                 assert won.status_code == 202, won.text
 
@@ -122,14 +119,9 @@ async def test_a_partners_business_reaches_it_by_every_channel_and_no_one_else(
                 # The bystander does business too: its own news marks its channels' progress.
                 theirs = await client.post(
                     f"{fleet.url('deals')}/registrations",
-                    json={
-                        "customer_name": f"Tailspin {run} Toys",
-                        "customer_domain": f"tailspin-{run}.example",
-                        "customer_country": "US",
-                        "products": ["data"],
-                        "amount": "5000.00",
-                        "currency": "USD",
-                    },
+                    json=registration_request(
+                        f"Tailspin {run} Toys", f"tailspin-{run}.example", amount="5000.00"
+                    ),
                     headers=b.auth,
                 )
                 assert theirs.status_code == 201, theirs.text
@@ -170,27 +162,6 @@ async def test_a_partners_business_reaches_it_by_every_channel_and_no_one_else(
         {item["notification_id"] for item in b_inbox}
         | {e.json["notification_id"] for e in b_events}
         | {r.webhook_id for r in b_hooks}
-    )
-
-
-def won_deal(record_id: str, amount: Decimal, partner: Partner) -> Any:
-    """A deal that closes won in Salesforce naming the partner (its CRM link is confirmed)."""
-    at = datetime.now(UTC)
-    return salesforce_cdc(
-        record_id,
-        "CREATE",
-        at,
-        {
-            "Name": f"Deal {record_id}",
-            "StageName": "Closed Won",
-            "Amount": int(amount),
-            "CurrencyIsoCode": "USD",
-            "CloseDate": at.date().isoformat(),
-            "Account_Name__c": f"Account {record_id} Holdings",
-            "Account_Website__c": f"https://{record_id.lower()}.example",
-            "Partner_Account__c": partner.partner_id,
-            "CreatedDate": (at - timedelta(days=30)).isoformat().replace("+00:00", "Z"),
-        },
     )
 
 

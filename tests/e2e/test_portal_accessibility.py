@@ -13,6 +13,8 @@ import pytest
 
 from deploy.story import Partner
 from tests.support.portal import (
+    MANAGER_PAGES,
+    PARTNER_PAGES,
     chromium,
     horizontal_overflow,
     screenshot,
@@ -23,27 +25,6 @@ from tests.support.processes import ADMIN_TOKEN, Fleet
 
 pytestmark = pytest.mark.e2e
 
-PARTNER_PAGES = (
-    "/home",
-    "/registrations",
-    "/earnings",
-    "/what-if",
-    "/mdf",
-    "/webhooks",
-    "/learning",
-    "/resources",
-)
-MANAGER_PAGES = (
-    "/console",
-    "/console/applications",
-    "/console/mdf",
-    "/console/crm-links",
-    "/console/dead-letters",
-    "/console/partners",
-    "/finance/payouts",
-    "/console/policy",
-    "/console/dashboard",
-)
 PHONE = (375, 812)
 
 

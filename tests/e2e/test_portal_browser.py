@@ -6,13 +6,13 @@ through the portal) without reloading. Screenshots go to .work/screenshots/."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from deploy.story import Partner, Story
+from tests.support.deals import registration_request
 from tests.support.notifications import WebhookReceiver
 from tests.support.onboarding import strong_application
 from tests.support.polling import eventually
@@ -22,21 +22,8 @@ from tests.support.processes import ADMIN_TOKEN, Fleet
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with chromium() as session:
-        yield session
-
-
 def registration(customer: str, domain: str) -> dict[str, Any]:
-    return {
-        "customer_name": customer,
-        "customer_domain": domain,
-        "customer_country": "US",
-        "products": ["data"],
-        "amount": "18000.00",
-        "currency": "USD",
-    }
+    return registration_request(customer, domain, amount="18000.00")
 
 
 async def register(fleet: Fleet, partner: Partner, customer: str) -> dict[str, Any]:

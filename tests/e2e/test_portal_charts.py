@@ -5,7 +5,6 @@ attribution answer, in the bars and in the tables beside them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,16 +14,10 @@ import pytest
 
 from deploy.story import Partner, Story
 from tests.support.polling import NeverHappened, eventually
-from tests.support.portal import chromium, screenshot, sign_in
+from tests.support.portal import screenshot, sign_in
 from tests.support.processes import ADMIN_TOKEN, Fleet
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with chromium() as session:
-        yield session
 
 
 async def won_deal(fleet: Fleet) -> Partner:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -16,9 +15,8 @@ import pytest
 from deploy.story import Partner
 from shared.identity import Role
 from shared.topics import ATTRIBUTION_CREDITS
-from tests.e2e.test_faults import won_deal
 from tests.e2e.test_portal_browser import fill, page_shows, sign_in
-from tests.support.crm import salesforce_delivery
+from tests.support.crm import salesforce_delivery, salesforce_won_deal
 from tests.support.factories import credit_issued
 from tests.support.infra import Infra
 from tests.support.kafka import publish
@@ -39,12 +37,6 @@ CONSOLE_PAGES = (
     "/console/policy",
     "/console/dashboard",
 )
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with chromium() as session:
-        yield session
 
 
 async def waiting_letter(fleet: Fleet, service: str, key: str) -> dict[str, Any]:
@@ -120,7 +112,9 @@ async def won_revenue(fleet: Fleet, referral_partner: Partner) -> dict[str, Any]
     async with httpx.AsyncClient(timeout=30) as client:
         answer = await client.post(
             f"{fleet.url('deals')}/crm/salesforce",
-            **salesforce_delivery([won_deal(record, Decimal("4200.00"), referral_partner)]),
+            **salesforce_delivery(
+                [salesforce_won_deal(record, Decimal("4200.00"), referral_partner.partner_id)]
+            ),
         )
         assert answer.status_code == 202, answer.text
     path = f"/partners/{referral_partner.partner_id}/revenue"

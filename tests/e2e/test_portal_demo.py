@@ -6,7 +6,6 @@ the console. Screenshots of every partner page go to .work/screenshots/demo-*.pn
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,27 +13,10 @@ import pytest
 
 from deploy.demo_portal import SignIns, portal_sign_ins
 from deploy.story import StoryResult, tell_story
-from tests.support.portal import chromium, page_shows, screenshot, sign_in
+from tests.support.portal import PARTNER_PAGES, chromium, page_shows, screenshot, sign_in
 from tests.support.processes import ADMIN_TOKEN, Fleet
 
 pytestmark = pytest.mark.e2e
-
-PARTNER_PAGES = (
-    "/home",
-    "/registrations",
-    "/earnings",
-    "/what-if",
-    "/mdf",
-    "/webhooks",
-    "/learning",
-    "/resources",
-)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with chromium() as session:
-        yield session
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,6 @@ sandbox sign-up recorded as engagement by onboarding."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,8 +15,9 @@ import pytest
 
 from deploy.story import Partner, Story
 from services.onboarding.domain.programme import EXAM_BASE, MODULE_BASE
+from tests.support.onboarding import learner, xapi_statement
 from tests.support.polling import eventually
-from tests.support.portal import chromium, page_shows, screenshot, sign_in
+from tests.support.portal import page_shows, screenshot, sign_in
 from tests.support.processes import ADMIN_TOKEN, Fleet
 from tests.support.tokens import ENABLEMENT_SYSTEM
 
@@ -26,26 +25,6 @@ pytestmark = pytest.mark.e2e
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 XAPI = {**ENABLEMENT_SYSTEM, "X-Experience-API-Version": "1.0.3"}
-VERBS = "http://adlnet.gov/expapi/verbs/"
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with chromium() as session:
-        yield session
-
-
-def statement(email: str, verb: str, activity: str, at: datetime) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
-        "actor": {"objectType": "Agent", "mbox": f"mailto:{email}"},
-        "verb": {"id": VERBS + verb, "display": {"en-US": verb}},
-        "object": {"objectType": "Activity", "id": activity},
-        "timestamp": at.isoformat(),
-    }
-    if verb == "passed":
-        body["result"] = {"success": True, "score": {"scaled": 0.9}}
-    return body
 
 
 async def call(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> Any:
@@ -77,10 +56,18 @@ async def enabled(fleet: Fleet) -> dict[str, Any]:
             )
         start = datetime.now(UTC) - timedelta(days=702)
         statements = [
-            statement(ada, "completed", f"{MODULE_BASE}data/fundamentals", start),
-            statement(ada, "completed", f"{MODULE_BASE}data/sales", start + timedelta(days=1)),
-            statement(ada, "passed", f"{EXAM_BASE}data/sales", start + timedelta(days=2)),
-            statement(bo, "completed", f"{MODULE_BASE}data/technical", start),
+            xapi_statement(learner(ada), "completed", f"{MODULE_BASE}data/fundamentals", start),
+            xapi_statement(
+                learner(ada), "completed", f"{MODULE_BASE}data/sales", start + timedelta(days=1)
+            ),
+            xapi_statement(
+                learner(ada),
+                "passed",
+                f"{EXAM_BASE}data/sales",
+                start + timedelta(days=2),
+                success=True,
+            ),
+            xapi_statement(learner(bo), "completed", f"{MODULE_BASE}data/technical", start),
         ]
         await call(client, "POST", f"{onboarding}/xapi/statements", headers=XAPI, json=statements)
         resources = {}

@@ -20,25 +20,13 @@ import pytest
 
 from deploy.story import Partner, tell_story
 from shared.identity import Role
-from tests.support.onboarding import strong_application
+from tests.support.onboarding import weak_application
 from tests.support.polling import NeverHappened, eventually
 from tests.support.processes import ADMIN, ADMIN_TOKEN, Fleet
 from tests.support.tokens import bearer, token
 
 pytestmark = pytest.mark.e2e
 
-# An application the scoring rejects at once (tests/integration/test_onboarding_service.py).
-WEAK = {
-    "partner_type": "referral_affiliate",
-    "regions": ["AQ"],
-    "products": ["widgets"],
-    "competencies_claimed": [],
-    "industries": ["gaming"],
-    "segments": ["smb"],
-    "annual_revenue": "100000",
-    "years_in_business": 1,
-    "certified_staff": 0,
-}
 QUARTER = """to_char({}, 'YYYY-"Q"Q')"""
 
 
@@ -167,7 +155,7 @@ async def seed(client: httpx.AsyncClient, fleet: Fleet) -> Seeded:
     result, _ = await tell_story(fleet.urls, ADMIN_TOKEN)
     domain = f"weak-{uuid.uuid4().hex[:10]}.example"
     weak = await client.post(
-        f"{fleet.url('onboarding')}/applications", json=strong_application(domain, **WEAK)
+        f"{fleet.url('onboarding')}/applications", json=weak_application(domain)
     )
     assert weak.status_code == 201, weak.text
     assert weak.json()["status"] == "rejected"

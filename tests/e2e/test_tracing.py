@@ -15,8 +15,7 @@ import pytest
 
 from deploy.story import Partner
 from tests.e2e.conftest import TRACES
-from tests.e2e.test_faults import won_deal
-from tests.support.crm import salesforce_delivery
+from tests.support.crm import salesforce_delivery, salesforce_won_deal
 from tests.support.polling import eventually
 from tests.support.processes import SERVICES, Fleet
 from tests.support.tokens import auth
@@ -41,7 +40,9 @@ async def test_one_trace_follows_a_won_deal_from_the_crm_edge_to_the_partners_in
 ) -> None:
     trace_id, caller_span = uuid.uuid4().hex, uuid.uuid4().hex[:16]
     record = f"006Tr{uuid.uuid4().hex[:8]}"
-    delivery = salesforce_delivery([won_deal(record, Decimal("4321.00"), referral_partner)])
+    delivery = salesforce_delivery(
+        [salesforce_won_deal(record, Decimal("4321.00"), referral_partner.partner_id)]
+    )
     delivery["headers"]["traceparent"] = f"00-{trace_id}-{caller_span}-01"
     partner = referral_partner.partner_id
     async with httpx.AsyncClient(timeout=30) as client:

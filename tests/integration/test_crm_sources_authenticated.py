@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -32,10 +31,10 @@ from tests.support.crm import (
     salesforce_cdc,
     salesforce_headers,
 )
-from tests.support.infra import ROOT, Infra
+from tests.support.infra import Infra
 from tests.support.kafka import wait_for_keyed
 from tests.support.polling import eventually
-from tests.support.processes import free_port, migrate, service_env, wait_ready
+from tests.support.processes import free_port, migrate, service_env, start_module, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -298,15 +297,7 @@ async def deals_process(infra: Infra, **settings: str) -> AsyncIterator[tuple[st
         for key, value in service_env(infra, "deals", port, LOG_FORMAT="json").items()
         if not key.startswith("DEALS_")
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.deals",
-        cwd=ROOT,
-        env={**env, **settings},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start_module("deals", env={**env, **settings}, stderr=asyncio.subprocess.PIPE)
     logged: list[str] = []
     try:
         await wait_ready(f"http://127.0.0.1:{port}/health/ready", process)

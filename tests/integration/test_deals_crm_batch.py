@@ -19,19 +19,17 @@ import asyncpg
 import httpx
 import pytest
 
-from services.deals.handlers import on_crm_changes
 from shared.consumer import EventConsumer, Outcome
 from shared.db import Pool
 from shared.events import Envelope
 from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
-from shared.outbox import Outbox
 from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS
 from tests.support.crm import HUBSPOT_PORTAL, hubspot_deal_webhook, hubspot_headers
-from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema, statements_sent
+from tests.support.deals import crm_projection, deals_schema
+from tests.support.infra import Infra, statements_sent
 from tests.support.kafka import as_records
 
 pytestmark = pytest.mark.integration
-DEALS_MIGRATIONS = ROOT / "services" / "deals" / "migrations"
 
 
 @dataclass
@@ -42,25 +40,13 @@ class DealsDb:
 
     def consumer(self) -> EventConsumer:
         """The deals CRM consumer with the handler the service registers."""
-        consumer = EventConsumer(
-            name="crm-projection",
-            service="deals",
-            topics=[CRM_DEALS],
-            pool=self.pool,
-            outbox=Outbox("deals", source="pollinate/deals"),
-            backoff_initial_seconds=0.01,
-        )
-        consumer.handles_batch(CrmDealChanged)(on_crm_changes)
-        return consumer
+        return crm_projection(self.pool, backoff_initial_seconds=0.01)
 
 
 @asynccontextmanager
 async def deals_db(infra: Infra) -> AsyncIterator[DealsDb]:
     """A throw-away deals schema (its own role), migrated like the service's."""
-    async with (
-        scratch_schema(infra) as service,
-        migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
-    ):
+    async with deals_schema(infra) as (service, pool):
         yield DealsDb(service.schema, f"{service.schema}_svc", pool)
 
 

@@ -19,26 +19,26 @@ from services.deals.crm_clients import HubSpotClient, RateLimited, SalesforceCli
 from services.deals.crm_ingestion import hubspot_items, record_items, salesforce_items
 from services.deals.crm_pulls import pull
 from services.deals.crm_resync import hubspot_resyncer, run_resyncs, salesforce_resyncer
-from services.deals.handlers import on_crm_changes
 from services.deals.partner_program_clients import AceClient, MicrosoftReferralsClient
-from shared.consumer import EventConsumer
 from shared.consumer import Outcome as ConsumerOutcome
 from shared.events import Envelope
 from shared.events.crm import CrmDealChanged, CrmSource
 from shared.outbox import Outbox
-from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES
+from shared.topics import DEAL_OPPORTUNITIES
 from tests.support.crm import (
     HUBSPOT_PORTAL,
     AcePartnerCentral,
     HubSpotCrm,
     PartnerCenterReferrals,
     SalesforceServer,
+    hubspot_company_association,
     hubspot_headers,
     hubspot_property_change,
     salesforce_cdc,
     salesforce_delivery,
 )
-from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema
+from tests.support.deals import crm_projection, deals_pool, register_on_deal
+from tests.support.infra import Infra
 from tests.support.kafka import as_records
 from tests.support.polling import eventually
 from tests.support.processes import service_processes
@@ -132,14 +132,7 @@ async def test_a_hubspot_batch_keeps_the_stage_change_beside_unsupported_events(
     deal = uuid.uuid4().int % 10**12
     now = datetime.now(UTC) - timedelta(seconds=5)
     stage = hubspot_property_change(deal, "dealstage", "contractsent", now)
-    association = {
-        **hubspot_property_change(deal, "dealstage", "x", now),
-        "subscriptionType": "deal.associationChange",
-        "associationType": "DEAL_TO_COMPANY",
-        "fromObjectId": deal,
-        "toObjectId": 5,
-        "associationRemoved": False,
-    }
+    association = hubspot_company_association(deal, 5, now, associationRemoved=False)
     bad = hubspot_property_change(deal, "amount", "lots", now)
     foreign = {**hubspot_property_change(deal, "dealname", "Elsewhere", now), "portalId": 1234}
     batch = json.dumps([association, stage, bad, foreign]).encode()
@@ -163,7 +156,6 @@ async def test_a_hubspot_batch_keeps_the_stage_change_beside_unsupported_events(
     await eventually(lambda: _projected(infra, key, stage="negotiation"), what="the stage")
 
 
-DEALS_MIGRATIONS = ROOT / "services" / "deals" / "migrations"
 ACE_KEYS = ("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
 
 
@@ -186,30 +178,9 @@ async def test_a_hubspot_merge_moves_the_registration_to_the_surviving_deal(
         Envelope.wrap(change, source="pollinate/deals", subject=change.deal_key)
         for change in from_hubspot([created, merge])
     ]
-    async with (
-        scratch_schema(infra) as service,
-        migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
-    ):
-        await pool.execute(
-            """
-            INSERT INTO registrations (registration_id, partner_id, customer_name, name_key,
-                products, amount, currency, status, reasons, conflicts, policy_version, inputs,
-                submitted_at, decided_at, expires_at, crm_deal_key, updated_at)
-            VALUES ($1, 'p-1', 'Customer', 'customer', '{data}', 1000, 'USD', 'approved', '{}',
-                '[]', 'p1', '{}', $2, $2, $2::timestamptz + interval '90 days', $3, $2)
-            """,
-            f"reg-{run}",
-            at,
-            loser,
-        )
-        consumer = EventConsumer(
-            name="crm-projection",
-            service="deals",
-            topics=[CRM_DEALS],
-            pool=pool,
-            outbox=Outbox("deals", source="pollinate/deals"),
-        )
-        consumer.handles_batch(CrmDealChanged)(on_crm_changes)
+    async with deals_pool(infra) as pool:
+        await register_on_deal(pool, f"reg-{run}", loser, at)
+        consumer = crm_projection(pool)
         records = await as_records(infra, envelopes)
         assert await consumer.process_batch(records) == [ConsumerOutcome.PROCESSED] * 3
         linked = await pool.fetchval(
@@ -276,10 +247,7 @@ async def test_a_resync_fetches_gap_records_and_an_overflow_window_through_rate_
         overflow["payload"]["ChangeEventHeader"]["changeType"] = "GAP_OVERFLOW"
         items = salesforce_items([gap, overflow], datetime.now(UTC))
         client = SalesforceClient(org.url, org.TOKEN)
-        async with (
-            scratch_schema(infra) as service,
-            migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
-        ):
+        async with deals_pool(infra) as pool:
             outbox = Outbox("deals", source="pollinate/deals")
             async with pool.acquire() as conn, conn.transaction():
                 outcomes = await record_items(conn, outbox, CrmSource.SALESFORCE, items, at)
@@ -369,10 +337,7 @@ async def test_a_gap_event_leads_to_a_fetch_and_the_fetched_state_is_projected(
 
 async def test_ace_pulls_resume_from_their_checkpoint_after_a_restart(infra: Infra) -> None:
     base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
-    async with (
-        scratch_schema(infra) as service,
-        migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
-    ):
+    async with deals_pool(infra) as pool:
         outbox = Outbox("deals", source="pollinate/deals")
         with AcePartnerCentral(page_size=2) as ace:
             for i in range(5):
@@ -420,10 +385,7 @@ async def test_microsoft_referral_pulls_resume_from_their_checkpoint_after_a_res
     infra: Infra, use_tokens: bool
 ) -> None:
     base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
-    async with (
-        scratch_schema(infra) as service,
-        migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
-    ):
+    async with deals_pool(infra) as pool:
         outbox = Outbox("deals", source="pollinate/deals")
         with PartnerCenterReferrals(page_size=2, use_tokens=use_tokens) as center:
             for i in range(3):
@@ -472,14 +434,9 @@ async def test_a_hubspot_association_brings_the_deals_company_and_products_into_
     domain, country) and products, so the deal meets conflict checks like the others."""
     deal = str(uuid.uuid4().int % 10**9)
     at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
-    association = {
-        **hubspot_property_change(int(deal), "amount", "1", at, event_id=1),
-        "subscriptionType": "deal.associationChange",
-        "associationType": "DEAL_TO_COMPANY",
-        "fromObjectId": int(deal),
-        "toObjectId": 77,
-        "associationRemoved": False,
-    }
+    association = hubspot_company_association(
+        int(deal), 77, at, eventId=1, associationRemoved=False
+    )
     with HubSpotCrm() as crm:
         crm.deals[deal] = {
             "dealname": "Fabrikam rollout",
@@ -492,10 +449,7 @@ async def test_a_hubspot_association_brings_the_deals_company_and_products_into_
         crm.line_items.update({"9001": {"hs_sku": "security-suite"}, "9002": {"name": "support"}})
         crm.associations[deal] = {"companies": ["77"], "line items": ["9001", "9002"]}
         client = HubSpotClient(crm.url, {str(HUBSPOT_PORTAL): crm.TOKEN})
-        async with (
-            scratch_schema(infra) as service,
-            migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
-        ):
+        async with deals_pool(infra) as pool:
             outbox = Outbox("deals", source="pollinate/deals")
             items = hubspot_items([association], datetime.now(UTC))
             async with pool.acquire() as conn, conn.transaction():
@@ -509,14 +463,7 @@ async def test_a_hubspot_association_brings_the_deals_company_and_products_into_
                 for r in await pool.fetch("SELECT value FROM outbox WHERE topic = 'crm.deals.v1'")
             ]
             snapshot = Envelope[CrmDealChanged].model_validate_json(value)
-            consumer = EventConsumer(
-                name="crm-projection",
-                service="deals",
-                topics=[CRM_DEALS],
-                pool=pool,
-                outbox=outbox,
-            )
-            consumer.handles_batch(CrmDealChanged)(on_crm_changes)
+            consumer = crm_projection(pool)
             records = await as_records(infra, [snapshot])
             assert await consumer.process_batch(records) == [ConsumerOutcome.PROCESSED]
             row = await pool.fetchrow("SELECT * FROM crm_deals WHERE deal_key = $1", key)

@@ -15,14 +15,11 @@ import httpx
 import pytest
 
 from services.deals.adapters import from_hubspot
-from services.deals.handlers import on_crm_changes
-from shared.consumer import EventConsumer
 from shared.consumer import Outcome as ConsumerOutcome
 from shared.db import Pool
 from shared.events import Envelope
 from shared.events.crm import CrmDealChanged
-from shared.outbox import Outbox
-from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS, PARTNER_NOTIFICATIONS
+from shared.topics import DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS, PARTNER_NOTIFICATIONS
 from tests.support.crm import (
     HUBSPOT_PORTAL,
     SalesforceServer,
@@ -30,33 +27,13 @@ from tests.support.crm import (
     salesforce_cdc,
     salesforce_delivery,
 )
-from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema
+from tests.support.deals import crm_projection, deals_pool, register_on_deal
+from tests.support.infra import Infra
 from tests.support.kafka import as_records
 from tests.support.polling import eventually
 from tests.support.processes import service_processes
 
 pytestmark = pytest.mark.integration
-
-DEALS_MIGRATIONS = ROOT / "services" / "deals" / "migrations"
-
-
-async def _register(
-    pool: Pool, registration_id: str, partner: str, at: datetime, deal_key: str, status: str
-) -> None:
-    await pool.execute(
-        """
-        INSERT INTO registrations (registration_id, partner_id, customer_name, name_key,
-            products, amount, currency, status, reasons, conflicts, policy_version, inputs,
-            submitted_at, decided_at, expires_at, crm_deal_key, updated_at)
-        VALUES ($1, $2, 'Customer', 'customer', '{data}', 1000, 'USD', $5, '{}',
-            '[]', 'p1', '{}', $3, $3, $3::timestamptz + interval '90 days', $4, $3)
-        """,
-        registration_id,
-        partner,
-        at,
-        deal_key,
-        status,
-    )
 
 
 def _merge_events(run: int, at: datetime) -> list[Envelope[CrmDealChanged]]:
@@ -76,14 +53,7 @@ def _merge_events(run: int, at: datetime) -> list[Envelope[CrmDealChanged]]:
 
 
 async def _consume(infra: Infra, pool: Pool, envelopes: list[Envelope[CrmDealChanged]]) -> None:
-    consumer = EventConsumer(
-        name="crm-projection",
-        service="deals",
-        topics=[CRM_DEALS],
-        pool=pool,
-        outbox=Outbox("deals", source="pollinate/deals"),
-    )
-    consumer.handles_batch(CrmDealChanged)(on_crm_changes)
+    consumer = crm_projection(pool)
     records = await as_records(infra, envelopes)
     assert await consumer.process_batch(records) == [ConsumerOutcome.PROCESSED] * len(records)
 
@@ -104,12 +74,11 @@ async def test_two_registrations_on_merged_deals_one_keeps_the_survivor_the_othe
     loser, survivor = f"hubspot:{portal}:{run}", f"hubspot:{portal}:{run + 1}"
     at = datetime.now(UTC) - timedelta(minutes=5)
     first, later = f"reg-a-{run}", f"reg-b-{run}"
-    async with (
-        scratch_schema(infra) as service,
-        migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
-    ):
-        await _register(pool, first, "p-a", at, loser, "approved")
-        await _register(pool, later, "p-b", at + timedelta(minutes=1), survivor, "approved")
+    async with deals_pool(infra) as pool:
+        await register_on_deal(pool, first, loser, at, partner="p-a", status="approved")
+        await register_on_deal(
+            pool, later, survivor, at + timedelta(minutes=1), partner="p-b", status="approved"
+        )
         await _consume(infra, pool, _merge_events(run, at))
         rows = {
             r["registration_id"]: r
@@ -160,12 +129,11 @@ async def test_a_won_registration_keeps_the_survivor_over_an_earlier_live_one(
     loser, survivor = f"hubspot:{portal}:{run}", f"hubspot:{portal}:{run + 1}"
     at = datetime.now(UTC) - timedelta(minutes=5)
     first, won = f"reg-a-{run}", f"reg-w-{run}"
-    async with (
-        scratch_schema(infra) as service,
-        migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
-    ):
-        await _register(pool, first, "p-a", at, loser, "pending_review")
-        await _register(pool, won, "p-b", at + timedelta(minutes=1), survivor, "won")
+    async with deals_pool(infra) as pool:
+        await register_on_deal(pool, first, loser, at, partner="p-a", status="pending_review")
+        await register_on_deal(
+            pool, won, survivor, at + timedelta(minutes=1), partner="p-b", status="won"
+        )
         await _consume(infra, pool, _merge_events(run, at))
         rows = {
             r["registration_id"]: (r["status"], r["crm_deal_key"])

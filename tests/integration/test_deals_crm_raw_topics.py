@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.crm import (
     HUBSPOT_PORTAL,
+    hubspot_company_association,
     hubspot_headers,
     hubspot_property_change,
     salesforce_cdc,
@@ -46,13 +47,7 @@ async def test_hubspot_items_read_reach_the_raw_topic_once_and_refused_ones_do_n
     marker = str(deal)
     now = datetime.now(UTC) - timedelta(seconds=5)
     stage = hubspot_property_change(deal, "dealstage", "contractsent", now)
-    association = {
-        **hubspot_property_change(deal, "dealstage", "x", now),
-        "subscriptionType": "deal.associationChange",
-        "associationType": "DEAL_TO_COMPANY",
-        "fromObjectId": deal,
-        "toObjectId": 5,
-    }
+    association = hubspot_company_association(deal, 5, now)
     bad = hubspot_property_change(deal, "amount", "lots", now)
     batch = json.dumps([stage, bad, association]).encode()
     async with httpx.AsyncClient(timeout=30) as client:

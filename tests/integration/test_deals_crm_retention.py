@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.deals.jobs import purge
-from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema
+from tests.support.deals import deals_pool
+from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
-DEALS_MIGRATIONS = ROOT / "services" / "deals" / "migrations"
 
 
 async def test_old_refused_items_finished_resyncs_and_reports_are_purged_in_batches(
@@ -20,10 +20,7 @@ async def test_old_refused_items_finished_resyncs_and_reports_are_purged_in_batc
 ) -> None:
     now = datetime.now(UTC)
     old, young = now - timedelta(days=40), now - timedelta(days=2)
-    async with (
-        scratch_schema(infra) as service,
-        migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
-    ):
+    async with deals_pool(infra) as pool:
         await pool.executemany(
             """INSERT INTO crm_refused (source, received_at, item_index, reason, item)
                VALUES ('hubspot', $1, 0, $2, '\\x7b7d')""",

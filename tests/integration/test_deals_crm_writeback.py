@@ -11,33 +11,21 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from faststream.exceptions import NackMessage
 from pydantic import SecretStr
 
-from services.deals.handlers import on_registration_for_crm
 from services.deals.settings import DealsSettings
-from shared.consumer import EventConsumer, Outcome
-from shared.events import Envelope
-from shared.events.registrations import (
-    RegistrationDecided,
-    RegistrationStatus,
-    RegistrationStatusChanged,
-)
-from shared.outbox import Outbox
-from shared.provisions import Provisions
-from shared.topics import DEAL_REGISTRATIONS
+from shared.consumer import Outcome
+from shared.events.registrations import RegistrationStatus
 from tests.support.crm import HUBSPOT_PORTAL, HubSpotCrm, SalesforceServer
+from tests.support.deals import (
+    registration_won,
+    write_back_through_an_outage,
+)
 from tests.support.factories import registration_decided
-from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema
-from tests.support.kafka import as_records
+from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
-DEALS_MIGRATIONS = ROOT / "services" / "deals" / "migrations"
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-def _envelope(payload: RegistrationDecided | RegistrationStatusChanged) -> Envelope[object]:
-    return Envelope.wrap(payload, source="pollinate/deals", subject=payload.registration_id)
 
 
 async def test_a_write_back_waits_out_a_crm_outage_and_a_refused_one_is_dead_lettered(
@@ -61,60 +49,26 @@ async def test_a_write_back_waits_out_a_crm_outage_and_a_refused_one_is_dead_let
             crm_deal_key=f"hubspot:{HUBSPOT_PORTAL}:555",
             status=RegistrationStatus.PENDING_REVIEW,
         )
-        won = RegistrationStatusChanged(
-            registration_id=f"reg-sf-{run}",
-            partner_id=decided.partner_id,
-            previous_status=RegistrationStatus.APPROVED,
-            status=RegistrationStatus.WON,
-            reason="linked CRM opportunity closed won",
-            changed_at=AT,
-            crm_deal_key=f"salesforce:006W{run}",
-        )
+        won = registration_won(decided, AT)
         gone = registration_decided(
             registration_id=f"reg-gone-{run}", crm_deal_key=f"salesforce:006Gone{run}"
         )
         unlinked = registration_decided(registration_id=f"reg-none-{run}")
-        records = await as_records(
-            infra, [_envelope(e) for e in (decided, on_hubspot, won, gone, unlinked)]
+        outcomes, reasons = await write_back_through_an_outage(
+            infra,
+            settings,
+            [decided, on_hubspot, won, gone, unlinked],
+            [salesforce],
+            nothing_written=lambda: salesforce.updates == [],
         )
-        async with (
-            scratch_schema(infra) as service,
-            migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
-        ):
-            provisions = Provisions()
-            provisions.provide(settings)
-            consumer = EventConsumer(
-                name="crm-writeback",
-                service="deals",
-                topics=[DEAL_REGISTRATIONS],
-                pool=pool,
-                outbox=Outbox("deals", source="pollinate/deals"),
-                provisions=provisions,
-                max_attempts=3,
-                backoff_initial_seconds=0.01,
-            )
-            consumer.handles(RegistrationDecided)(on_registration_for_crm)
-            consumer.handles(RegistrationStatusChanged)(on_registration_for_crm)
-
-            salesforce.down = True
-            with pytest.raises(NackMessage):  # not processed, not skipped: delivered again
-                await consumer.process_batch(records)
-            assert await pool.fetchval("SELECT count(*) FROM inbox") == 0
-            assert salesforce.updates == []
-
-            salesforce.down = False  # the CRM is back; the same records come again
-            outcomes = await consumer.process_batch(records)
-            assert outcomes == [
-                Outcome.PROCESSED,
-                Outcome.PROCESSED,
-                Outcome.PROCESSED,
-                Outcome.DEAD_LETTERED,
-                Outcome.PROCESSED,
-            ]
-            reasons = await pool.fetch(
-                "SELECT headers->>'dlq.reason' AS reason FROM outbox WHERE topic = 'deals.dlq.v1'"
-            )
-    assert [r["reason"] for r in reasons] == [
+    assert outcomes == [
+        Outcome.PROCESSED,
+        Outcome.PROCESSED,
+        Outcome.PROCESSED,
+        Outcome.DEAD_LETTERED,
+        Outcome.PROCESSED,
+    ]
+    assert reasons == [
         "rejected by handler: CRM write-back refused: Salesforce answered 404 NOT_FOUND"
     ]
     # The refused write sends the batch round again record by record (each in a savepoint),

@@ -12,33 +12,21 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from faststream.exceptions import NackMessage
 from pydantic import SecretStr
 
-from services.deals.handlers import on_registration_for_crm
 from services.deals.settings import DealsSettings
-from shared.consumer import EventConsumer, Outcome
-from shared.events import Envelope
-from shared.events.registrations import (
-    RegistrationDecided,
-    RegistrationStatus,
-    RegistrationStatusChanged,
-)
-from shared.outbox import Outbox
-from shared.provisions import Provisions
-from shared.topics import DEAL_REGISTRATIONS
+from shared.consumer import Outcome
+from shared.events.registrations import RegistrationStatus
 from tests.support.crm import AcePartnerCentral, PartnerCenterReferrals
+from tests.support.deals import (
+    registration_won,
+    write_back_through_an_outage,
+)
 from tests.support.factories import registration_decided
-from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema
-from tests.support.kafka import as_records
+from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
-DEALS_MIGRATIONS = ROOT / "services" / "deals" / "migrations"
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-def _envelope(payload: RegistrationDecided | RegistrationStatusChanged) -> Envelope[object]:
-    return Envelope.wrap(payload, source="pollinate/deals", subject=payload.registration_id)
 
 
 async def test_ace_and_partner_center_write_backs_wait_out_an_outage_and_keep_the_rest(
@@ -74,55 +62,25 @@ async def test_ace_and_partner_center_write_backs_wait_out_an_outage_and_keep_th
         accepted = registration_decided(
             registration_id=f"reg-ms-{run}", crm_deal_key=f"microsoft:{referral}"
         )
-        won = RegistrationStatusChanged(
-            registration_id=f"reg-ms-{run}",
-            partner_id=accepted.partner_id,
-            previous_status=RegistrationStatus.APPROVED,
-            status=RegistrationStatus.WON,
-            reason="linked CRM opportunity closed won",
-            changed_at=AT,
-            crm_deal_key=f"microsoft:{referral}",
-        )
+        won = registration_won(accepted, AT)
         rejected = registration_decided(
             registration_id=f"reg-no-{run}",
             crm_deal_key=f"microsoft:{declined}",
             status=RegistrationStatus.REJECTED,
             reasons=("customer already registered by another partner p-other",),
         )
-        records = await as_records(
-            infra, [_envelope(e) for e in (on_ace, in_review, accepted, won, rejected)]
+
+        def someone_writes_between_our_read_and_write() -> None:
+            ace.conflicts = 1
+
+        outcomes, reasons = await write_back_through_an_outage(
+            infra,
+            settings,
+            [on_ace, in_review, accepted, won, rejected],
+            [ace, partner_center],
+            nothing_written=lambda: (ace.updates, partner_center.patches) == ([], []),
+            when_back=someone_writes_between_our_read_and_write,
         )
-        async with (
-            scratch_schema(infra) as service,
-            migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
-        ):
-            provisions = Provisions()
-            provisions.provide(settings)
-            consumer = EventConsumer(
-                name="crm-writeback",
-                service="deals",
-                topics=[DEAL_REGISTRATIONS],
-                pool=pool,
-                outbox=Outbox("deals", source="pollinate/deals"),
-                provisions=provisions,
-                max_attempts=3,
-                backoff_initial_seconds=0.01,
-            )
-            consumer.handles(RegistrationDecided)(on_registration_for_crm)
-            consumer.handles(RegistrationStatusChanged)(on_registration_for_crm)
-
-            ace.down = partner_center.down = True
-            with pytest.raises(NackMessage):  # not processed, not skipped: delivered again
-                await consumer.process_batch(records)
-            assert await pool.fetchval("SELECT count(*) FROM inbox") == 0
-            assert (ace.updates, partner_center.patches) == ([], [])
-
-            ace.down = partner_center.down = False
-            ace.conflicts = 1  # someone changes the opportunity between our read and write
-            outcomes = await consumer.process_batch(records)
-            reasons = await pool.fetch(
-                "SELECT headers->>'dlq.reason' AS reason FROM outbox WHERE topic = 'deals.dlq.v1'"
-            )
     assert outcomes == [
         Outcome.PROCESSED,
         Outcome.DEAD_LETTERED,
@@ -130,7 +88,7 @@ async def test_ace_and_partner_center_write_backs_wait_out_an_outage_and_keep_th
         Outcome.PROCESSED,
         Outcome.PROCESSED,
     ]
-    assert [r["reason"] for r in reasons] == [
+    assert reasons == [
         "rejected by handler: CRM write-back refused: AWS Partner Central UpdateOpportunity "
         "answered 400 ValidationException: updates are blocked while the opportunity is under "
         "review"

@@ -21,7 +21,7 @@ from tests.support.crm import (
     salesforce_cdc,
     salesforce_delivery,
 )
-from tests.support.deals import partners_onboarded
+from tests.support.deals import partners_onboarded, registration_request
 from tests.support.infra import Infra
 from tests.support.kafka import wait_for_keyed
 from tests.support.polling import eventually
@@ -31,15 +31,13 @@ pytestmark = pytest.mark.integration
 
 
 def body(run: str, **overrides: Any) -> dict[str, Any]:
-    return {
+    # 900 000 is above the gold auto-approval limit: manual review.
+    fields = {
         "customer_name": f"G{run} Governance Works",
         "customer_domain": f"governance-{run}.example",
-        "customer_country": "US",
-        "products": ["data"],
-        "amount": "900000.00",  # above the gold auto-approval limit: manual review
-        "currency": "USD",
-        **overrides,
+        "amount": "900000.00",
     }
+    return registration_request(**(fields | overrides))
 
 
 async def crm_opportunity(

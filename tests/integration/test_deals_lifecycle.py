@@ -24,7 +24,7 @@ from shared.topics import (
     dead_letter_topic,
 )
 from tests.support.crm import salesforce_cdc, salesforce_delivery
-from tests.support.deals import partners_onboarded
+from tests.support.deals import partners_onboarded, registration_request
 from tests.support.infra import Infra
 from tests.support.kafka import wait_for_keyed
 from tests.support.polling import eventually
@@ -34,15 +34,11 @@ pytestmark = pytest.mark.integration
 
 
 def registration_body(run: str, **overrides: Any) -> dict[str, Any]:
-    return {
+    fields = {
         "customer_name": f"Q{run} Lifecycle Industries",
         "customer_domain": f"lifecycle-{run}.example",
-        "customer_country": "US",
-        "products": ["data"],
-        "amount": "12000.00",
-        "currency": "USD",
-        **overrides,
     }
+    return registration_request(**(fields | overrides))
 
 
 async def register(

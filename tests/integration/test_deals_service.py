@@ -26,7 +26,7 @@ from tests.support.crm import (
     hubspot_headers,
     hubspot_property_change,
 )
-from tests.support.deals import partners_onboarded
+from tests.support.deals import partners_onboarded, registration_request
 from tests.support.infra import Infra
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth
@@ -43,14 +43,11 @@ async def test_racing_registrations_on_two_instances_never_both_win(
 
     async with httpx.AsyncClient(timeout=30) as client:
         for attempt in range(5):
-            body = {
-                "customer_name": f"{uuid.uuid4().hex[:12]} Traders Inc",
-                "customer_domain": f"race-{run}-{attempt}.example",
-                "customer_country": "US",
-                "products": ["data"],
-                "amount": "10000.00",
-                "currency": "USD",
-            }
+            body = registration_request(
+                f"{uuid.uuid4().hex[:12]} Traders Inc",
+                f"race-{run}-{attempt}.example",
+                amount="10000.00",
+            )
             responses = await asyncio.gather(
                 client.post(f"{deals_instances[0]}/registrations", json=body, headers=auth(first)),
                 client.post(f"{deals_instances[1]}/registrations", json=body, headers=auth(second)),

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.support.crm import salesforce_cdc, salesforce_delivery
-from tests.support.deals import partners_onboarded
+from tests.support.deals import partners_onboarded, registration_request
 from tests.support.infra import Infra
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth
@@ -28,15 +28,11 @@ def customer_name(run: str, name: str) -> str:
 
 
 def body(run: str, name: str, **overrides: Any) -> dict[str, Any]:
-    return {
+    fields = {
         "customer_name": customer_name(run, name),
         "customer_domain": f"{name.lower()}-{run}.example",
-        "customer_country": "US",
-        "products": ["data"],
-        "amount": "12000.00",
-        "currency": "USD",
-        **overrides,
     }
+    return registration_request(**(fields | overrides))
 
 
 async def crm_deal(

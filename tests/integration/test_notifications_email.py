@@ -11,16 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.events.notifications import NotificationKind, PartnerNotification
-from shared.identity import Role
-from shared.topics import PARTNER_NOTIFICATIONS
+from shared.events.notifications import NotificationKind
 from tests.support.factories import partner_notification
 from tests.support.infra import Infra
-from tests.support.kafka import publish
-from tests.support.notifications import Mail, MailServer
+from tests.support.notifications import Mail, MailServer, tell
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_processes
-from tests.support.tokens import bearer, token
+from tests.support.tokens import partner_admin
 
 pytestmark = pytest.mark.integration
 
@@ -49,14 +46,6 @@ def new_partner() -> str:
     return f"ptn_mail_{uuid.uuid4().hex[:8]}"
 
 
-def admin_of(partner_id: str) -> dict[str, str]:
-    return bearer(token(f"{partner_id}/admin", Role.PARTNER_ADMIN, partner_id=partner_id))
-
-
-async def tell(infra: Infra, partner_id: str, *notes: PartnerNotification) -> None:
-    await publish(infra, PARTNER_NOTIFICATIONS, list(notes), subject=partner_id, source="deals")
-
-
 async def mails(server: MailServer, address: str, count: int) -> list[Mail]:
     async def arrived() -> list[Mail] | None:
         got = server.to(address)
@@ -76,7 +65,7 @@ async def test_each_recipient_gets_the_kinds_it_asked_for_at_once(
         set_ = await client.put(
             f"{notifications}/partners/{partner}/email-preference",
             json={"address": address, "mode": "immediate", "kinds": ["registration_approved"]},
-            headers=admin_of(partner),
+            headers=partner_admin(partner),
         )
         assert set_.status_code == 200, set_.text
         read = await client.get(
@@ -120,7 +109,7 @@ async def test_a_digest_gathers_what_waited_into_one_mail(
         answer = await client.put(
             f"{notifications}/partners/{partner}/email-preference",
             json={"address": address, "mode": "digest"},
-            headers=admin_of(partner),
+            headers=partner_admin(partner),
         )
         assert answer.status_code == 200
     await tell(
@@ -148,7 +137,7 @@ async def test_a_mail_server_down_for_a_while_gets_the_mail_when_back(
         await client.put(
             f"{notifications}/partners/{partner}/email-preference",
             json={"address": address, "mode": "immediate"},
-            headers=admin_of(partner),
+            headers=partner_admin(partner),
         )
     mail_server.stop()
     try:
@@ -174,14 +163,14 @@ async def test_preferences_are_checked_and_the_partner_admins(notifications: str
     good = {"address": "ops@partner.example", "mode": "immediate"}
     async with httpx.AsyncClient(timeout=10) as client:
         assert (await client.put(url, json=good, headers=auth(partner))).status_code == 403
-        assert (await client.put(url, json=good, headers=admin_of(other))).status_code == 404
+        assert (await client.put(url, json=good, headers=partner_admin(other))).status_code == 404
         for body in (
             {**good, "address": "ops@partner.example\r\nBcc: x@evil.example"},
             {**good, "address": "Ops <ops@partner.example>"},
             {**good, "mode": "hourly"},
             {**good, "kinds": ["nope"]},
         ):
-            answer = await client.put(url, json=body, headers=admin_of(partner))
+            answer = await client.put(url, json=body, headers=partner_admin(partner))
             assert answer.status_code == 422, (body, answer.text)
         unset = await client.get(url, headers=auth(partner))
         assert unset.json() == {"address": None, "mode": "off", "kinds": [], "updated_at": None}

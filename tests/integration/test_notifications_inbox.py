@@ -31,6 +31,7 @@ from tests.support.factories import (
 )
 from tests.support.infra import Infra
 from tests.support.kafka import keyed_headers, publish, send_envelopes
+from tests.support.notifications import tell
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_processes
 
@@ -45,10 +46,6 @@ async def notifications(infra: Infra) -> AsyncIterator[str]:
 
 def new_partner() -> str:
     return f"ptn_inbox_{uuid.uuid4().hex[:8]}"
-
-
-async def tell(infra: Infra, partner_id: str, *notes: PartnerNotification) -> None:
-    await publish(infra, PARTNER_NOTIFICATIONS, list(notes), subject=partner_id, source="deals")
 
 
 async def inbox(

@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from shared.events.notifications import NotificationKind, PartnerNotification
+from shared.events.notifications import NotificationKind
 from shared.events.partners import PartnerChange, PartnerStatus
-from shared.topics import PARTNER_LIFECYCLE, PARTNER_NOTIFICATIONS
+from shared.topics import PARTNER_LIFECYCLE
 from tests.support.factories import partner_notification, partner_state_changed
 from tests.support.infra import Infra
 from tests.support.kafka import publish
-from tests.support.notifications import next_notifications, sse_events
+from tests.support.notifications import next_notifications, sse_events, tell
 from tests.support.polling import eventually
 from tests.support.processes import auth, service_processes
 
@@ -37,10 +37,6 @@ async def notifications(infra: Infra) -> AsyncIterator[str]:
 
 def new_partner() -> str:
     return f"ptn_sse_{uuid.uuid4().hex[:8]}"
-
-
-async def tell(infra: Infra, partner_id: str, *notes: PartnerNotification) -> None:
-    await publish(infra, PARTNER_NOTIFICATIONS, list(notes), subject=partner_id, source="deals")
 
 
 def stream_url(base: str, partner_id: str) -> str:

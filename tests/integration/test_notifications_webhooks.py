@@ -17,15 +17,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.events.notifications import NotificationKind, PartnerNotification
 from shared.events.partners import PartnerChange, PartnerStatus
-from shared.identity import Role
-from shared.topics import PARTNER_LIFECYCLE, PARTNER_NOTIFICATIONS
+from shared.topics import PARTNER_LIFECYCLE
 from tests.support.factories import partner_notification, partner_state_changed
 from tests.support.infra import Infra
 from tests.support.kafka import publish
-from tests.support.notifications import WebhookReceiver
+from tests.support.notifications import WebhookReceiver, tell
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_processes
-from tests.support.tokens import bearer, token
+from tests.support.tokens import partner_admin
 
 pytestmark = pytest.mark.integration
 
@@ -56,14 +55,6 @@ def new_partner() -> str:
     return f"ptn_hook_{uuid.uuid4().hex[:8]}"
 
 
-def admin_of(partner_id: str) -> dict[str, str]:
-    return bearer(token(f"{partner_id}/admin", Role.PARTNER_ADMIN, partner_id=partner_id))
-
-
-async def tell(infra: Infra, partner_id: str, *notes: PartnerNotification) -> None:
-    await publish(infra, PARTNER_NOTIFICATIONS, list(notes), subject=partner_id, source="deals")
-
-
 async def register(
     client: httpx.AsyncClient,
     base: str,
@@ -75,7 +66,7 @@ async def register(
     answer = await client.post(
         f"{base}/partners/{partner_id}/webhooks",
         json={"url": receiver.url(path), **fields},
-        headers=admin_of(partner_id),
+        headers=partner_admin(partner_id),
     )
     assert answer.status_code == 201, answer.text
     endpoint: dict[str, Any] = answer.json()
@@ -217,7 +208,7 @@ async def test_an_endpoint_past_its_failure_budget_is_disabled_told_and_resumes_
 
         receiver.statuses["/broken"] = 200
         enabled = await client.patch(
-            endpoint_url, json={"enabled": True}, headers=admin_of(partner)
+            endpoint_url, json={"enabled": True}, headers=partner_admin(partner)
         )
         assert enabled.status_code == 200
         assert enabled.json()["enabled"] is True
@@ -265,7 +256,7 @@ async def test_redirects_are_not_followed(
         assert receiver.refused == []  # /elsewhere was never called
         await client.delete(
             f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}",
-            headers=admin_of(partner),
+            headers=partner_admin(partner),
         )
 
 
@@ -276,7 +267,7 @@ async def test_a_rotated_secret_signs_alongside_the_previous_one_and_redelivery_
     async with httpx.AsyncClient(timeout=10) as client:
         hook = await register(client, notifications, receiver, partner, "/rotate")
         base = f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}"
-        rotated = await client.post(f"{base}/rotate-secret", headers=admin_of(partner))
+        rotated = await client.post(f"{base}/rotate-secret", headers=partner_admin(partner))
         assert rotated.status_code == 200
         assert rotated.json()["secret"] != hook["secret"]
         # The receiver still holds the old secret: it verifies with it.
@@ -286,7 +277,7 @@ async def test_a_rotated_secret_signs_alongside_the_previous_one_and_redelivery_
         receiver.secrets["/rotate"] = rotated.json()["secret"]
         log = (await client.get(f"{base}/deliveries", headers=auth(partner))).json()["items"]
         again = await client.post(
-            f"{base}/deliveries/{log[0]['delivery_id']}/redeliver", headers=admin_of(partner)
+            f"{base}/deliveries/{log[0]['delivery_id']}/redeliver", headers=partner_admin(partner)
         )
         assert again.status_code == 202
         await received(receiver, "/rotate", 2)
@@ -294,7 +285,7 @@ async def test_a_rotated_secret_signs_alongside_the_previous_one_and_redelivery_
         assert first.webhook_id == second.webhook_id
         assert receiver.refused == []
 
-        gone = await client.delete(base, headers=admin_of(partner))
+        gone = await client.delete(base, headers=partner_admin(partner))
         assert gone.status_code == 204
         assert (await client.get(base, headers=auth(partner))).status_code == 404
 
@@ -307,7 +298,9 @@ async def test_endpoint_management_is_the_partner_admins_and_checked(
     async with httpx.AsyncClient(timeout=10) as client:
         user = await client.post(url, json={"url": receiver.url("/x")}, headers=auth(partner))
         assert user.status_code == 403
-        stranger = await client.post(url, json={"url": receiver.url("/x")}, headers=admin_of(other))
+        stranger = await client.post(
+            url, json={"url": receiver.url("/x")}, headers=partner_admin(other)
+        )
         assert stranger.status_code == 404
         by_manager = await client.post(url, json={"url": receiver.url("/m")}, headers=ADMIN)
         assert by_manager.status_code == 201
@@ -318,25 +311,25 @@ async def test_endpoint_management_is_the_partner_admins_and_checked(
             ({"url": receiver.url("/k"), "kinds": ["nope"]}, None),
             ({"url": receiver.url("/k"), "extra": 1}, None),
         ]:
-            answer = await client.post(url, json=body, headers=admin_of(partner))
+            answer = await client.post(url, json=body, headers=partner_admin(partner))
             assert answer.status_code == 422, (body, answer.text)
             if detail:
                 assert answer.json() == {"detail": detail}
         empty = await client.patch(
-            f"{url}/{by_manager.json()['endpoint_id']}", json={}, headers=admin_of(partner)
+            f"{url}/{by_manager.json()['endpoint_id']}", json={}, headers=partner_admin(partner)
         )
         assert empty.status_code == 422
         missing = await client.patch(
-            f"{url}/{uuid.uuid4()}", json={"enabled": False}, headers=admin_of(partner)
+            f"{url}/{uuid.uuid4()}", json={"enabled": False}, headers=partner_admin(partner)
         )
         assert missing.status_code == 404
         for i in range(9):
             created = await client.post(
-                url, json={"url": receiver.url(f"/n{i}")}, headers=admin_of(partner)
+                url, json={"url": receiver.url(f"/n{i}")}, headers=partner_admin(partner)
             )
             assert created.status_code == 201
         over = await client.post(
-            url, json={"url": receiver.url("/over")}, headers=admin_of(partner)
+            url, json={"url": receiver.url("/over")}, headers=partner_admin(partner)
         )
         assert (over.status_code, over.json()) == (
             409,

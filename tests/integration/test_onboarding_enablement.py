@@ -5,12 +5,10 @@ competencies and a tier; a person leaving drops the competency and starts grace.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -25,31 +23,33 @@ from shared.events.partners import PartnerStateChanged
 from shared.identity import Role
 from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE, PARTNER_NOTIFICATIONS
 from tests.support import kafka
+from tests.support.deals import registration_request
 from tests.support.factories import credit_issued
 from tests.support.fuzz import Operation, operations, requests
 from tests.support.infra import Infra
-from tests.support.onboarding import SMALL_PROGRAM, active_partner
+from tests.support.onboarding import (
+    SMALL_PROGRAM,
+    XAPI_VERBS,
+    active_partner,
+    onboarding_process,
+    xapi_statement,
+)
 from tests.support.polling import eventually
-from tests.support.processes import ADMIN, service_processes
+from tests.support.processes import ADMIN
 from tests.support.tokens import ENABLEMENT_SYSTEM, auth, bearer, token
 
 pytestmark = pytest.mark.integration
 
 XAPI = {**ENABLEMENT_SYSTEM, "X-Experience-API-Version": "1.0.3"}
 LMS = "https://lms.example.org"
-VERBS = "http://adlnet.gov/expapi/verbs/"
 
 
 @pytest.fixture(scope="module")
 async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    config = Path(tmp_path_factory.mktemp("enablement")) / "program.json"
-    config.write_text(json.dumps(SMALL_PROGRAM))
-    env = {
-        "ONBOARDING_CONFIG_FILE": str(config),
-        "ONBOARDING_REQUALIFICATION_PERIOD_SECONDS": "86400",
-    }
-    async with service_processes(infra, "onboarding", env=env) as urls:
-        yield urls[0]
+    async with onboarding_process(
+        infra, tmp_path_factory.mktemp("enablement"), SMALL_PROGRAM
+    ) as url:
+        yield url
 
 
 async def give_revenue(infra: Infra, partner_id: str, amount: str) -> None:
@@ -66,27 +66,6 @@ async def give_revenue(infra: Infra, partner_id: str, amount: str) -> None:
         ingested_at=at,
     )
     await kafka.publish(infra, ATTRIBUTION_CREDITS, [credit], subject=deal, source="attribution")
-
-
-def statement(
-    actor: dict[str, Any],
-    verb: str,
-    activity: str,
-    at: datetime,
-    *,
-    success: bool | None = None,
-    statement_id: str | None = None,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": statement_id or str(uuid.uuid4()),
-        "actor": {"objectType": "Agent", **actor},
-        "verb": {"id": VERBS + verb, "display": {"en-US": verb}},
-        "object": {"objectType": "Activity", "id": activity},
-        "timestamp": at.isoformat(),
-    }
-    if success is not None:
-        body["result"] = {"success": success, "score": {"scaled": 0.9 if success else 0.3}}
-    return body
 
 
 async def partner(client: httpx.AsyncClient, url: str, pid: str) -> dict[str, Any]:
@@ -144,7 +123,7 @@ async def test_statements_for_two_people_certify_then_a_leaver_starts_grace(
         # Out of order: Sam's pass (3 days ago) arrives before his earlier failed attempt and
         # a completed module; Tess passes the technical exam (by her LMS account).
         sales_exam, technical_exam = f"{EXAM_BASE}data/sales", f"{EXAM_BASE}data/technical"
-        passed = statement(sam, "passed", sales_exam, now - timedelta(days=3), success=True)
+        passed = xapi_statement(sam, "passed", sales_exam, now - timedelta(days=3), success=True)
         put = await client.put(
             f"{onboarding}/xapi/statements",
             params={"statementId": passed["id"]},
@@ -154,9 +133,9 @@ async def test_statements_for_two_people_certify_then_a_leaver_starts_grace(
         assert put.status_code == 204, put.text
         assert put.headers["X-Experience-API-Version"] == "1.0.3"
         later = [
-            statement(sam, "failed", sales_exam, now - timedelta(days=5), success=False),
-            statement(sam, "completed", "https://lms.example.org/modules/data-101", now),
-            statement(tess, "passed", technical_exam, now - timedelta(days=2), success=True),
+            xapi_statement(sam, "failed", sales_exam, now - timedelta(days=5), success=False),
+            xapi_statement(sam, "completed", "https://lms.example.org/modules/data-101", now),
+            xapi_statement(tess, "passed", technical_exam, now - timedelta(days=2), success=True),
         ]
         posted = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=later)
         assert posted.status_code == 200, posted.text
@@ -176,8 +155,8 @@ async def test_statements_for_two_people_certify_then_a_leaver_starts_grace(
             assert repeat.status_code == 204, repeat.text
         resent = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=later)
         assert resent.status_code == 200, resent.text
-        forged = {**passed, "verb": {"id": VERBS + "failed"}}
-        neighbour = statement(sam, "completed", "https://lms.example.org/modules/x", now)
+        forged = {**passed, "verb": {"id": XAPI_VERBS + "failed"}}
+        neighbour = xapi_statement(sam, "completed", "https://lms.example.org/modules/x", now)
         refused = await client.post(
             f"{onboarding}/xapi/statements", headers=XAPI, json=[neighbour, forged]
         )
@@ -233,7 +212,7 @@ async def test_statements_for_two_people_certify_then_a_leaver_starts_grace(
         )
         assert stored.status_code == 200, stored.text
         assert stored.json()["authority"]["account"]["name"] == "enablement-system"
-        assert stored.json()["verb"]["id"] == VERBS + "passed"
+        assert stored.json()["verb"]["id"] == XAPI_VERBS + "passed"
         assert (
             await admin_db.fetchval(
                 "SELECT count(*) FROM onboarding.xapi_statements WHERE actor_key LIKE $1",
@@ -275,7 +254,7 @@ async def test_statements_for_two_people_certify_then_a_leaver_starts_grace(
             f"{onboarding}/partners/{pid}/people/{sam_id}/leave", headers=ADMIN
         )
         assert again_left.json()["left_at"] == left.json()["left_at"]
-        repass = statement(sam, "passed", sales_exam, now + timedelta(seconds=5), success=True)
+        repass = xapi_statement(sam, "passed", sales_exam, now + timedelta(seconds=5), success=True)
         assert (
             await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=repass)
         ).status_code == 200
@@ -295,7 +274,7 @@ async def test_statements_for_two_people_certify_then_a_leaver_starts_grace(
 
 async def test_xapi_requests_are_checked_before_anything_is_stored(onboarding: str) -> None:
     run = uuid.uuid4().hex[:8]
-    good = statement(
+    good = xapi_statement(
         {"mbox": f"mailto:x@{run}.example"}, "passed", f"{EXAM_BASE}data/sales", datetime.now(UTC)
     )
     async with httpx.AsyncClient(timeout=30) as client:
@@ -353,8 +332,8 @@ async def test_learning_paths_show_each_persons_progress_in_module_order(
             assert added.status_code == 201, added.text
         # Ada takes the deep dive before the fundamentals: it has to be taken again.
         sent = [
-            statement(ada, "completed", deep_dive, now - timedelta(days=3)),
-            statement(ada, "completed", fundamentals, now - timedelta(days=2)),
+            xapi_statement(ada, "completed", deep_dive, now - timedelta(days=3)),
+            xapi_statement(ada, "completed", fundamentals, now - timedelta(days=2)),
         ]
         posted = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=sent)
         assert posted.status_code == 200, posted.text
@@ -382,8 +361,8 @@ async def test_learning_paths_show_each_persons_progress_in_module_order(
         assert (early["done"], early["complete"], early["exam_passed_at"]) == (1, False, None)
 
         sent = [
-            statement(ada, "completed", deep_dive, now - timedelta(days=1)),
-            statement(ada, "passed", f"{EXAM_BASE}data/sales", now, success=True),
+            xapi_statement(ada, "completed", deep_dive, now - timedelta(days=1)),
+            xapi_statement(ada, "passed", f"{EXAM_BASE}data/sales", now, success=True),
         ]
         posted = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=sent)
         assert posted.status_code == 200, posted.text
@@ -424,7 +403,7 @@ async def test_an_expiring_certification_is_reminded_once_per_window_until_renew
         )
         assert added.status_code == 201, added.text
         # Passed 710 days ago: the 730-day certification expires in 20 days.
-        passed = statement(
+        passed = xapi_statement(
             rae, "passed", f"{EXAM_BASE}ai/technical", now - timedelta(days=710), success=True
         )
         posted = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=passed)
@@ -463,7 +442,7 @@ async def test_an_expiring_certification_is_reminded_once_per_window_until_renew
 
         # Rae completes the renewal module while still certified: certified again, no more
         # reminders for the old certification.
-        renewal = statement(rae, "completed", f"{EXAM_BASE}ai/technical/renewal", now)
+        renewal = xapi_statement(rae, "completed", f"{EXAM_BASE}ai/technical/renewal", now)
         posted = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=renewal)
         assert posted.status_code == 200, posted.text
         held = (
@@ -497,14 +476,12 @@ async def test_a_gated_product_becomes_registrable_only_once_the_competency_exis
             answer = await client.post(
                 f"{deals}/registrations",
                 headers=auth(pid),
-                json={
-                    "customer_name": f"{uuid.uuid4().hex[:10]} Analytics Ltd",
-                    "customer_domain": f"{uuid.uuid4().hex[:10]}.example",
-                    "customer_country": "US",
-                    "products": [product],
-                    "amount": "1000.00",
-                    "currency": "USD",
-                },
+                json=registration_request(
+                    f"{uuid.uuid4().hex[:10]} Analytics Ltd",
+                    f"{uuid.uuid4().hex[:10]}.example",
+                    amount="1000.00",
+                    products=[product],
+                ),
             )
             assert answer.status_code == 201, answer.text
             result: dict[str, Any] = answer.json()
@@ -523,7 +500,7 @@ async def test_a_gated_product_becomes_registrable_only_once_the_competency_exis
                 json={"email": f"{person}@{domain}", "role": role},
             )
             assert added.status_code == 201, added.text
-            passed = statement(
+            passed = xapi_statement(
                 {"mbox": f"mailto:{person}@{domain}"},
                 "passed",
                 f"{EXAM_BASE}ai/{role}",
@@ -632,7 +609,7 @@ async def test_resources_meant_for_a_partner_and_engagement_count_towards_its_he
             )
             assert added.status_code == 201, added.text
             assert "added_by" not in added.json()  # who added them: channel managers only
-        passed = statement(
+        passed = xapi_statement(
             {"mbox": f"mailto:ola@{domain}"},
             "passed",
             f"{EXAM_BASE}data/sales",
@@ -669,7 +646,7 @@ async def test_concurrent_repeats_and_a_racing_registration_certify_exactly_once
         pid = await active_partner(client, onboarding, domain, ADMIN)
         people = [f"p{i}@{domain}" for i in range(4)]
         sent = [
-            statement(
+            xapi_statement(
                 {"mbox": f"mailto:{email}"},
                 "passed",
                 f"{EXAM_BASE}data/{'sales' if i % 2 else 'technical'}",
@@ -710,7 +687,7 @@ def voiding(target: str) -> dict[str, Any]:
     return {
         "id": str(uuid.uuid4()),
         "actor": {"mbox": "mailto:lms-admin@lms.example.org"},
-        "verb": {"id": VERBS + "voided", "display": {"en-US": "voided"}},
+        "verb": {"id": XAPI_VERBS + "voided", "display": {"en-US": "voided"}},
         "object": {"objectType": "StatementRef", "id": target},
     }
 
@@ -732,10 +709,10 @@ async def test_a_voided_pass_takes_its_certification_back_even_before_it_arrives
             )
             assert added.status_code == 201, added.text
             ids[person] = added.json()["person_id"]
-        sales = statement(
+        sales = xapi_statement(
             {"mbox": f"mailto:val@{domain}"}, "passed", f"{EXAM_BASE}data/sales", now, success=True
         )
-        technical = statement(
+        technical = xapi_statement(
             {"mbox": f"mailto:vic@{domain}"},
             "passed",
             f"{EXAM_BASE}data/technical",
@@ -767,7 +744,7 @@ async def test_a_voided_pass_takes_its_certification_back_even_before_it_arrives
 
         # A pass voided before it arrives is stored but certifies nobody; a corrected pass at
         # the same moment (a new statement) certifies again.
-        early = statement(
+        early = xapi_statement(
             {"mbox": f"mailto:val@{domain}"}, "passed", f"{EXAM_BASE}ai/sales", now, success=True
         )
         await send(voiding(early["id"]))
@@ -822,7 +799,7 @@ async def test_a_pass_racing_its_holders_leaving_never_leaves_the_competency_beh
                 )
                 assert added.status_code == 201, added.text
                 ids[person] = added.json()["person_id"]
-            sales = statement(
+            sales = xapi_statement(
                 {"mbox": f"mailto:sid@{domain}"},
                 "passed",
                 f"{EXAM_BASE}data/sales",
@@ -832,7 +809,7 @@ async def test_a_pass_racing_its_holders_leaving_never_leaves_the_competency_beh
             assert (
                 await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=sales)
             ).status_code == 200
-            technical = statement(
+            technical = xapi_statement(
                 {"mbox": f"mailto:tam@{domain}"},
                 "passed",
                 f"{EXAM_BASE}data/technical",

@@ -3,12 +3,10 @@ certifications become what it still lacks for the tier above, to the cent, and b
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,9 +16,9 @@ from shared.topics import ATTRIBUTION_CREDITS
 from tests.support import kafka
 from tests.support.factories import credit_issued
 from tests.support.infra import Infra
-from tests.support.onboarding import SMALL_PROGRAM, active_partner
+from tests.support.onboarding import SMALL_PROGRAM, active_partner, certify, onboarding_process
 from tests.support.polling import eventually
-from tests.support.processes import ADMIN, service_processes
+from tests.support.processes import ADMIN
 from tests.support.tokens import auth
 
 pytestmark = pytest.mark.integration
@@ -28,14 +26,10 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    config = Path(tmp_path_factory.mktemp("next-tier")) / "program.json"
-    config.write_text(json.dumps(SMALL_PROGRAM))
-    env = {
-        "ONBOARDING_CONFIG_FILE": str(config),
-        "ONBOARDING_REQUALIFICATION_PERIOD_SECONDS": "86400",
-    }
-    async with service_processes(infra, "onboarding", env=env) as urls:
-        yield urls[0]
+    async with onboarding_process(
+        infra, tmp_path_factory.mktemp("next-tier"), SMALL_PROGRAM
+    ) as url:
+        yield url
 
 
 async def test_next_tier_names_the_revenue_and_certifications_still_missing(
@@ -61,18 +55,16 @@ async def test_next_tier_names_the_revenue_and_certifications_still_missing(
             infra, ATTRIBUTION_CREDITS, [credit], subject=deal, source="attribution"
         )
         expires = at + timedelta(days=45)
-        recorded = await client.post(
-            f"{onboarding}/partners/{pid}/certifications",
-            headers=ADMIN,
-            json={
-                "person_email": f"ada@{pid}.example",
-                "role": "sales",
-                "track": "data",
-                "issued_at": (at - timedelta(days=1)).isoformat(),
-                "expires_at": expires.isoformat(),
-            },
+        await certify(
+            client,
+            onboarding,
+            pid,
+            f"ada@{pid}.example",
+            "sales",
+            "data",
+            at - timedelta(days=1),
+            expires,
         )
-        assert recorded.status_code == 201, recorded.text
 
         async def counted() -> dict[str, Any] | None:
             answer = await client.get(f"{onboarding}/partners/{pid}/next-tier", headers=auth(pid))

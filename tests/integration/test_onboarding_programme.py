@@ -9,7 +9,6 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -35,9 +34,9 @@ from shared.topics import (
 from tests.support import kafka
 from tests.support.factories import credit_issued, partner_health_scored
 from tests.support.infra import Infra
-from tests.support.onboarding import SMALL_PROGRAM, active_partner
+from tests.support.onboarding import SMALL_PROGRAM, active_partner, certify, onboarding_process
 from tests.support.polling import eventually
-from tests.support.processes import ADMIN, service_processes
+from tests.support.processes import ADMIN
 from tests.support.tokens import auth, bearer, token
 
 pytestmark = pytest.mark.integration
@@ -60,15 +59,8 @@ PROGRAM: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    config = Path(tmp_path_factory.mktemp("programme")) / "program.json"
-    config.write_text(json.dumps(PROGRAM))
-    env = {
-        "ONBOARDING_CONFIG_FILE": str(config),
-        # Tests drive the programme through the admin endpoints with an explicit as_of.
-        "ONBOARDING_REQUALIFICATION_PERIOD_SECONDS": "86400",
-    }
-    async with service_processes(infra, "onboarding", env=env) as urls:
-        yield urls[0]
+    async with onboarding_process(infra, tmp_path_factory.mktemp("programme"), PROGRAM) as url:
+        yield url
 
 
 async def test_enablement_is_announced_when_it_moves_and_health_scores_are_kept(
@@ -93,24 +85,15 @@ async def test_enablement_is_announced_when_it_moves_and_health_scores_are_kept(
         assert await announce(at + timedelta(hours=1)) == {}  # unmoved, the same day
         assert await announce(at + timedelta(days=1)) == {pid: "0.0"}  # daily
         # A person certified and engaging moves the score: announced at once.
+        ada = f"ada@signals-{run}.example"
         person = await client.post(
             f"{onboarding}/partners/{pid}/people",
             headers=ADMIN,
-            json={"email": f"ada@signals-{run}.example", "role": "sales"},
+            json={"email": ada, "role": "sales"},
         )
         assert person.status_code == 201, person.text
-        certified = await client.post(
-            f"{onboarding}/partners/{pid}/certifications",
-            headers=ADMIN,
-            json={
-                "person_email": f"ada@signals-{run}.example",
-                "role": "sales",
-                "track": "data",
-                "issued_at": (at - timedelta(days=1)).isoformat(),
-                "expires_at": (at + timedelta(days=300)).isoformat(),
-            },
-        )
-        assert certified.status_code == 201, certified.text
+        since, until = at - timedelta(days=1), at + timedelta(days=300)
+        await certify(client, onboarding, pid, ada, "sales", "data", since, until)
         moved = await announce(at + timedelta(days=1, hours=1))
         assert moved == {pid: "25.0"}  # certified 1/1 at weight 0.25
         # A partner's people cannot make the announcement happen.
@@ -171,18 +154,10 @@ async def test_a_seeded_year_notices_probation_expulsion_appeal_and_requalificat
         await kafka.publish(
             infra, ATTRIBUTION_CREDITS, [credit], subject=credit.deal_key, source="attribution"
         )
-        certified = await client.post(
-            f"{onboarding}/partners/{meets}/certifications",
-            headers=ADMIN,
-            json={
-                "person_email": f"ada@meets-{run}.example",
-                "role": "sales",
-                "track": "data",
-                "issued_at": (today - timedelta(days=1)).isoformat(),
-                "expires_at": (today + timedelta(days=800)).isoformat(),
-            },
+        since, until = today - timedelta(days=1), today + timedelta(days=800)
+        await certify(
+            client, onboarding, meets, f"ada@meets-{run}.example", "sales", "data", since, until
         )
-        assert certified.status_code == 201, certified.text
         healthy = partner_health_scored(partner_id=meets, day=today.date(), score=Decimal("70"))
         await kafka.publish(infra, PARTNER_HEALTH, [healthy], subject=meets, source="attribution")
 
@@ -437,18 +412,16 @@ async def test_a_partner_appeals_its_own_demotion_and_a_rejected_appeal_changes_
             ("ada", "sales", "ai", review_on + timedelta(days=300)),
         ]
         for person, role, track, until in held:
-            recorded = await client.post(
-                f"{onboarding}/partners/{pid}/certifications",
-                headers=ADMIN,
-                json={
-                    "person_email": f"{person}@{domain}",
-                    "role": role,
-                    "track": track,
-                    "issued_at": (today - timedelta(days=1)).isoformat(),
-                    "expires_at": datetime.combine(until, today.timetz()).isoformat(),
-                },
+            await certify(
+                client,
+                onboarding,
+                pid,
+                f"{person}@{domain}",
+                role,
+                track,
+                today - timedelta(days=1),
+                datetime.combine(until, today.timetz()),
             )
-            assert recorded.status_code == 201, recorded.text
         credit = credit_issued(
             credit_id=f"cr_{run}",
             deal_key=f"hubspot:{run}",

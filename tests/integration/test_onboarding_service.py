@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -30,15 +27,23 @@ from tests.support import kafka
 from tests.support.factories import credit_issued, credit_reversed
 from tests.support.infra import Infra
 from tests.support.kafka import send_envelopes
-from tests.support.onboarding import SMALL_PROGRAM, strong_application
+from tests.support.local_http import LocalServer, QuietHandler
+from tests.support.onboarding import (
+    SMALL_PROGRAM,
+    admitted_partner,
+    certify,
+    onboarding_process,
+    strong_application,
+    weak_application,
+)
 from tests.support.polling import eventually
-from tests.support.processes import ADMIN, service_processes
+from tests.support.processes import ADMIN
 from tests.support.tokens import ENABLEMENT_SYSTEM
 
 pytestmark = pytest.mark.integration
 
 
-class PartnerSites:
+class PartnerSites(LocalServer):
     """A local web server playing partners' sites: `/<domain>/<path>` serves what `files` holds
     for that domain and path (404 otherwise)."""
 
@@ -46,7 +51,7 @@ class PartnerSites:
         self.files: dict[tuple[str, str], str] = {}
         sites = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 domain, _, path = self.path.lstrip("/").partition("/")
                 body = sites.files.get((domain, "/" + path))
@@ -54,15 +59,11 @@ class PartnerSites:
                 self.end_headers()
                 self.wfile.write((body or "").encode())
 
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     @property
     def template(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/{{domain}}"
+        return f"{self.url}/{{domain}}"
 
     def publish(self, domain: str, text: str) -> None:
         self.files[(domain, WELL_KNOWN_PATH)] = text
@@ -70,42 +71,25 @@ class PartnerSites:
 
 @pytest.fixture(scope="module")
 def sites() -> Iterator[PartnerSites]:
-    served = PartnerSites()
-    served.thread.start()
-    yield served
-    served.server.shutdown()
-    served.server.server_close()
+    with PartnerSites() as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
 async def onboarding(
     infra: Infra, tmp_path_factory: pytest.TempPathFactory, sites: PartnerSites
 ) -> AsyncIterator[str]:
-    config = Path(tmp_path_factory.mktemp("onboarding")) / "program.json"
-    config.write_text(json.dumps(SMALL_PROGRAM))
-    env = {
-        "ONBOARDING_CONFIG_FILE": str(config),
-        # Tests drive requalification through the admin endpoint with an explicit as_of.
-        "ONBOARDING_REQUALIFICATION_PERIOD_SECONDS": "86400",
+    async with onboarding_process(
+        infra,
+        tmp_path_factory.mktemp("onboarding"),
+        SMALL_PROGRAM,
         # Domains are verified by the well-known file, partners' sites served locally.
-        "ONBOARDING_DOMAIN_VERIFICATION": "well_known",
-        "ONBOARDING_VERIFICATION_SITE": sites.template,
-    }
-    async with service_processes(infra, "onboarding", env=env) as urls:
-        yield urls[0]
+        ONBOARDING_DOMAIN_VERIFICATION="well_known",
+        ONBOARDING_VERIFICATION_SITE=sites.template,
+    ) as url:
+        yield url
 
 
-WEAK = {
-    "partner_type": "referral_affiliate",
-    "regions": ["AQ"],  # a real country code no program targets
-    "products": ["widgets"],
-    "competencies_claimed": [],
-    "industries": ["gaming"],
-    "segments": ["smb"],
-    "annual_revenue": "100000",
-    "years_in_business": 1,
-    "certified_staff": 0,
-}
 MIDDLING = {
     "partner_type": "var_reseller",
     "regions": ["US"],
@@ -160,16 +144,7 @@ async def partner(client: httpx.AsyncClient, url: str, partner_id: str) -> dict[
 
 
 async def admitted(client: httpx.AsyncClient, url: str, domain: str) -> str:
-    """A strong application, approved by a channel manager: the partner is onboarding."""
-    applied = await client.post(f"{url}/applications", json=strong_application(domain))
-    assert applied.status_code == 201, applied.text
-    pid: str = applied.json()["partner_id"]
-    decided = await client.post(
-        f"{url}/applications/{pid}/decision", headers=ADMIN, json={"approve": True}
-    )
-    assert decided.status_code == 200, decided.text
-    assert decided.json()["status"] == "onboarding"
-    return pid
+    return await admitted_partner(client, url, domain, ADMIN)
 
 
 async def token_for(client: httpx.AsyncClient, url: str, partner_id: str) -> str:
@@ -307,18 +282,9 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
         expires = datetime.now(UTC) + timedelta(days=60)
         for track in ("data", "ai"):
             for role, person in (("sales", "sam"), ("technical", "tess")):
-                recorded = await client.post(
-                    f"{onboarding}/partners/{pid}/certifications",
-                    headers=ADMIN,
-                    json={
-                        "person_email": f"{person}@{domain}",
-                        "role": role,
-                        "track": track,
-                        "issued_at": issued.isoformat(),
-                        "expires_at": expires.isoformat(),
-                    },
+                await certify(
+                    client, onboarding, pid, f"{person}@{domain}", role, track, issued, expires
                 )
-                assert recorded.status_code == 201, recorded.text
         state = await partner(client, onboarding, pid)
         assert (state["competencies"], state["products"], state["tier"]) == (
             ["ai", "data"],
@@ -473,7 +439,7 @@ async def test_rejection_review_queue_and_manager_decision(
     run = uuid.uuid4().hex[:10]
     async with httpx.AsyncClient(timeout=30) as client:
         weak = await client.post(
-            f"{onboarding}/applications", json=strong_application(f"weak-{run}.example", **WEAK)
+            f"{onboarding}/applications", json=weak_application(f"weak-{run}.example")
         )
         assert weak.status_code == 201
         assert (weak.json()["status"], weak.json()["qualification"]["outcome"]) == (

@@ -73,50 +73,20 @@ async def seed(infra: Infra, p: dict[str, str]) -> dict[str, Any]:
         await publish(infra, PARTNER_LIFECYCLE, [version], subject=star, source="onboarding")
     # scored: rejected by its score the moment it applied; reviewed: a manager qualified it 2h on
     applications = {
-        scored: [
-            f.partner_state_changed(
-                partner_id=scored,
-                version=1,
-                change=PartnerChange.APPLIED,
-                status=PartnerStatus.APPLIED,
-                tier="registered",
-                partner_type="isv",
-                changed_at=T,
-            ),
-            f.partner_state_changed(
-                partner_id=scored,
-                version=2,
-                change=PartnerChange.REJECTED,
-                status=PartnerStatus.REJECTED,
-                tier="registered",
-                previous_status=PartnerStatus.APPLIED,
-                partner_type="isv",
-                reason="application score 31 below 40",
-                changed_at=T,
-            ),
-        ],
-        reviewed: [
-            f.partner_state_changed(
-                partner_id=reviewed,
-                version=1,
-                change=PartnerChange.APPLIED,
-                status=PartnerStatus.APPLIED,
-                tier="registered",
-                partner_type="isv",
-                changed_at=T,
-            ),
-            f.partner_state_changed(
-                partner_id=reviewed,
-                version=2,
-                change=PartnerChange.QUALIFIED,
-                status=PartnerStatus.QUALIFIED,
-                tier="registered",
-                previous_status=PartnerStatus.APPLIED,
-                partner_type="isv",
-                reason="manual review approved by cm: fits (score 77)",
-                changed_at=T + 2 * H,
-            ),
-        ],
+        scored: f.application_decided(
+            partner_id=scored,
+            status=PartnerStatus.REJECTED,
+            reason="application score 31 below 40",
+            changed_at=T,
+            decided_at=T,
+        ),
+        reviewed: f.application_decided(
+            partner_id=reviewed,
+            status=PartnerStatus.QUALIFIED,
+            reason="manual review approved by cm: fits (score 77)",
+            changed_at=T,
+            decided_at=T + 2 * H,
+        ),
         gone: [
             f.partner_state_changed(
                 partner_id=gone,

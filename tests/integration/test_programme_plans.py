@@ -16,14 +16,13 @@ import pytest
 
 from shared.events.attribution import CreditKind
 from shared.events.partners import PartnerChange, PartnerStatus
-from shared.identity import Role
 from shared.topics import ATTRIBUTION_CREDITS, INCENTIVE_LEDGER, PARTNER_LIFECYCLE
 from tests.support import factories as f
 from tests.support.infra import Infra
 from tests.support.kafka import publish
 from tests.support.polling import eventually
 from tests.support.processes import service_processes
-from tests.support.tokens import ADMIN, auth, bearer, token
+from tests.support.tokens import ADMIN, auth, partner_admin
 
 pytestmark = pytest.mark.integration
 
@@ -44,10 +43,6 @@ PLAN = {
 async def programme(infra: Infra) -> AsyncIterator[str]:
     async with service_processes(infra, "programme") as urls:
         yield urls[0]
-
-
-def partner_admin(partner_id: str) -> dict[str, str]:
-    return bearer(token(f"{partner_id}/admin", Role.PARTNER_ADMIN, partner_id=partner_id))
 
 
 async def known_partner(infra: Infra, client: httpx.AsyncClient, url: str, **fields: Any) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import uuid
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
@@ -16,9 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shared.topics import SERVICES
 from tests.support.crm import salesforce_cdc, salesforce_delivery
-from tests.support.infra import ROOT, Infra
+from tests.support.infra import Infra
 from tests.support.polling import eventually
-from tests.support.processes import free_port, service_env, wait_ready
+from tests.support.processes import free_port, service_env, start_module, wait_ready
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -29,12 +28,9 @@ async def test_service_process_becomes_ready_and_stops_cleanly(infra: Infra, ser
     port = free_port()
     # The deployment's migration step, as the schema's owner; the service then runs as its
     # runtime role, which could not have applied them.
-    migration = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        f"services.{service}",
+    migration = await start_module(
+        service,
         "migrate",
-        cwd=ROOT,
         env={
             **os.environ,
             "MIGRATION_DATABASE_URL": infra.dsn_for(f"{service}_owner", f"{service}_owner"),
@@ -50,15 +46,7 @@ async def test_service_process_becomes_ready_and_stops_cleanly(infra: Infra, ser
         "DATABASE_URL": infra.dsn_for(f"{service}_svc", f"{service}_svc"),
         "HTTP_PORT": str(port),
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        f"services.{service}",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start_module(service, env=env, stderr=asyncio.subprocess.PIPE)
     try:
         ready = await wait_ready(f"http://127.0.0.1:{port}/health/ready", process)
         assert ready.json()["checks"] == {
@@ -123,16 +111,7 @@ REAL_CRM_CREDENTIALS = {
 
 
 async def run_service(*args: str, env: dict[str, str]) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.deals",
-        *args,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start_module("deals", *args, env=env, stderr=asyncio.subprocess.PIPE)
     _, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
     return process.returncode, err.decode()
@@ -185,15 +164,7 @@ async def test_with_its_database_out_of_reach_a_service_answers_503_and_then_rec
     async with TcpProxy(direct.hostname, direct.port) as proxy:
         proxied = direct._replace(netloc=direct.netloc.replace(f":{direct.port}", f":{proxy.port}"))
         env = service_env(infra, "deals", port, DATABASE_URL=urlunsplit(proxied))
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "services.deals",
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        process = await start_module("deals", env=env)
         url = f"http://127.0.0.1:{port}"
         record = f"006Down{uuid.uuid4().hex[:10]}"
         delivery = salesforce_delivery([salesforce_cdc(record, "CREATE", datetime.now(UTC), {})])

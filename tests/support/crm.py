@@ -13,12 +13,11 @@ import hashlib
 import hmac
 import json
 import re
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -36,6 +35,7 @@ from services.deals.settings import (
     LOCAL_HUBSPOT_PORTAL_IDS,
     LOCAL_SALESFORCE_WEBHOOK_SECRET,
 )
+from tests.support.local_http import LocalServer, QuietHandler
 
 SAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "samples"
 
@@ -95,6 +95,43 @@ def hubspot_property_change(
         occurredAt=int(at.timestamp() * 1000),
     )
     return event
+
+
+def salesforce_won_deal(record_id: str, amount: Decimal, partner_id: str) -> Any:
+    """A Salesforce CDC message: an opportunity created closed won today (30 days after it
+    was opened), on its own account, naming the referring partner."""
+    at = datetime.now(UTC)
+    return salesforce_cdc(
+        record_id,
+        "CREATE",
+        at,
+        {
+            "Name": f"Deal {record_id}",
+            "StageName": "Closed Won",
+            "Amount": float(amount),
+            "CurrencyIsoCode": "USD",
+            "CloseDate": at.date().isoformat(),
+            "Account_Name__c": f"Account {record_id} Holdings",
+            "Account_Website__c": f"https://{record_id.lower()}.example",
+            "Partner_Account__c": partner_id,
+            "CreatedDate": (at - timedelta(days=30)).isoformat().replace("+00:00", "Z"),
+        },
+    )
+
+
+def hubspot_company_association(
+    deal_id: int, company_id: int, at: datetime, **fields: Any
+) -> dict[str, Any]:
+    """One `deal.associationChange` event (a company associated with the deal) as HubSpot
+    sends it; `fields` add to it or override it."""
+    return {
+        **hubspot_property_change(deal_id, "dealstage", "x", at),
+        "subscriptionType": "deal.associationChange",
+        "associationType": "DEAL_TO_COMPANY",
+        "fromObjectId": deal_id,
+        "toObjectId": company_id,
+        **fields,
+    }
 
 
 def aws_ace_opportunity(
@@ -231,14 +268,14 @@ class MicrosoftSigner:
         }
 
 
-class CertificateHost:
+class CertificateHost(LocalServer):
     """A local HTTP server playing Microsoft's certificate host: serves the files it is given."""
 
     def __init__(self) -> None:
         files: dict[str, bytes] = {}
         self.files = files
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 content = files.get(self.path)
                 self.send_response(200 if content is not None else 404)
@@ -246,25 +283,13 @@ class CertificateHost:
                 self.end_headers()
                 self.wfile.write(content or b"")
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
+        self.origin = self.url
 
     def serve(self, path: str, content: bytes) -> str:
         """Serve `content` at `path`; answers its URL."""
         self.files[path] = content
         return self.origin + path
-
-    def __enter__(self) -> CertificateHost:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @dataclass
@@ -305,7 +330,7 @@ def salesforce_delivery(
 # ---- the CRMs' own APIs, played by local HTTP servers speaking their documented shapes
 
 
-class SalesforceServer:
+class SalesforceServer(LocalServer):
     """Plays a Salesforce org's REST API (v61.0): `GET .../sobjects/Opportunity/<id>` (the
     record, or 404 `[{"errorCode": "NOT_FOUND"}]`), `GET .../queryAll?q=<SOQL>` answering the
     records whose SystemModstamp is at or after the query's, `page_size` at a time with
@@ -326,7 +351,7 @@ class SalesforceServer:
         cursors: dict[str, list[dict[str, Any]]] = {}
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_PATCH(self) -> None:
                 server.requests.append(self.path)
                 if server.down:
@@ -423,19 +448,9 @@ class SalesforceServer:
                 self._answer(200, body)
 
             def _answer(self, status: int, body: Any) -> None:
-                content = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json;charset=UTF-8")
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
+                self.send_json(status, body, "application/json;charset=UTF-8")
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     def query(self, soql: str) -> list[dict[str, Any]]:
         """The rows of the three queries deals makes: an Account's `MasterRecordId` by id, an
@@ -502,23 +517,15 @@ class SalesforceServer:
             "DEALS_RESYNC_EVERY_SECONDS": "0.2",
         }
 
-    def __enter__(self) -> SalesforceServer:
-        self.thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class _JsonServer:
+class _JsonServer(LocalServer):
     """A local HTTP server answering JSON, for the partner programmes' APIs below."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 self._serve(None)
 
@@ -537,31 +544,12 @@ class _JsonServer:
                     "body": body,
                 }
                 owner.requests.append(seen)
-                status, answer = owner.answer(seen)
-                content = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
+                self.send_json(*owner.answer(seen))
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     def answer(self, request: dict[str, Any]) -> tuple[int, Any]:
         raise NotImplementedError
-
-    def __enter__(self) -> Any:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 _SIGV4 = re.compile(

@@ -1,14 +1,203 @@
-"""What tests of deals need beyond the shared support: partners deals knows of."""
+"""What tests of deals need beyond the shared support: a registration's request body,
+partners deals knows of, a migrated
+deals schema of one's own, its CRM consumers as the service wires them, and a registration
+linked to a CRM deal."""
 
 from __future__ import annotations
 
-import asyncpg
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, Protocol
 
-from shared.topics import PARTNER_LIFECYCLE
+import asyncpg
+import pytest
+from faststream.exceptions import NackMessage
+
+from services.deals.handlers import on_crm_changes, on_registration_for_crm
+from services.deals.settings import DealsSettings
+from shared.consumer import EventConsumer, Outcome
+from shared.db import Pool
+from shared.events import Envelope
+from shared.events.crm import CrmDealChanged
+from shared.events.registrations import (
+    RegistrationDecided,
+    RegistrationStatus,
+    RegistrationStatusChanged,
+)
+from shared.outbox import Outbox
+from shared.provisions import Provisions
+from shared.topics import CRM_DEALS, DEAL_REGISTRATIONS, PARTNER_LIFECYCLE, Topic
 from tests.support.factories import partner_state_changed
-from tests.support.infra import Infra
-from tests.support.kafka import publish
+from tests.support.infra import ROOT, Infra, ScratchService, migrated_pool, scratch_schema
+from tests.support.kafka import as_records, publish
 from tests.support.polling import eventually
+
+DEALS_MIGRATIONS = ROOT / "services" / "deals" / "migrations"
+
+
+def deals_outbox() -> Outbox:
+    return Outbox("deals", source="pollinate/deals")
+
+
+@asynccontextmanager
+async def deals_schema(infra: Infra) -> AsyncIterator[tuple[ScratchService, Pool]]:
+    """A throw-away schema (its own role) migrated like the deals service's, and a pool of its
+    runtime role."""
+    async with (
+        scratch_schema(infra) as service,
+        migrated_pool(service, "deals", DEALS_MIGRATIONS) as pool,
+    ):
+        yield service, pool
+
+
+@asynccontextmanager
+async def deals_pool(infra: Infra) -> AsyncIterator[Pool]:
+    """`deals_schema`'s pool, for tests that need nothing else of the schema."""
+    async with deals_schema(infra) as (_, pool):
+        yield pool
+
+
+def _deals_consumer(name: str, topic: Topic, pool: Pool, **options: Any) -> EventConsumer:
+    return EventConsumer(
+        name=name, service="deals", topics=[topic], pool=pool, outbox=deals_outbox(), **options
+    )
+
+
+def crm_projection(pool: Pool, **options: Any) -> EventConsumer:
+    """The consumer projecting crm.deals.v1, with the batch handler the service registers."""
+    consumer = _deals_consumer("crm-projection", CRM_DEALS, pool, **options)
+    consumer.handles_batch(CrmDealChanged)(on_crm_changes)
+    return consumer
+
+
+def crm_writeback(pool: Pool, settings: DealsSettings) -> EventConsumer:
+    """The consumer writing registration decisions back to the CRMs `settings` point at,
+    retrying three times with next to no backoff."""
+    provisions = Provisions()
+    provisions.provide(settings)
+    consumer = _deals_consumer(
+        "crm-writeback",
+        DEAL_REGISTRATIONS,
+        pool,
+        provisions=provisions,
+        max_attempts=3,
+        backoff_initial_seconds=0.01,
+    )
+    consumer.handles(RegistrationDecided)(on_registration_for_crm)
+    consumer.handles(RegistrationStatusChanged)(on_registration_for_crm)
+    return consumer
+
+
+class CrmDouble(Protocol):
+    """A local server standing in for a CRM, which answers 503 while `down`."""
+
+    down: bool
+
+
+async def write_back_through_an_outage(
+    infra: Infra,
+    settings: DealsSettings,
+    events: Sequence[RegistrationDecided | RegistrationStatusChanged],
+    crms: Sequence[CrmDouble],
+    nothing_written: Callable[[], bool],
+    when_back: Callable[[], None] = lambda: None,
+) -> tuple[list[Outcome], list[str]]:
+    """The CRM write-back handed `events` while every CRM in `crms` is down: the batch is
+    not processed and not skipped (nacked, to be delivered again), with nothing in the inbox
+    and nothing written. Then `when_back()`, the CRMs answer again and the same records come
+    again: their outcomes, and why deals dead-lettered those it parked."""
+    records = await registration_records(infra, events)
+    async with deals_pool(infra) as pool:
+        consumer = crm_writeback(pool, settings)
+        for crm in crms:
+            crm.down = True
+        with pytest.raises(NackMessage):
+            await consumer.process_batch(records)
+        assert await pool.fetchval("SELECT count(*) FROM inbox") == 0
+        assert nothing_written()
+
+        for crm in crms:
+            crm.down = False
+        when_back()
+        outcomes = await consumer.process_batch(records)
+        return outcomes, await dead_letter_reasons(pool)
+
+
+async def registration_records(
+    infra: Infra, events: Sequence[RegistrationDecided | RegistrationStatusChanged]
+) -> list[Any]:
+    """The registration events as deals publishes them, as the records a consumer is handed."""
+    envelopes = [
+        Envelope.wrap(event, source="pollinate/deals", subject=event.registration_id)
+        for event in events
+    ]
+    return await as_records(infra, envelopes)
+
+
+def registration_won(decided: RegistrationDecided, at: datetime) -> RegistrationStatusChanged:
+    """The approved registration's CRM deal closed won at `at`."""
+    return RegistrationStatusChanged(
+        registration_id=decided.registration_id,
+        partner_id=decided.partner_id,
+        previous_status=RegistrationStatus.APPROVED,
+        status=RegistrationStatus.WON,
+        reason="linked CRM opportunity closed won",
+        changed_at=at,
+        crm_deal_key=decided.crm_deal_key,
+    )
+
+
+async def dead_letter_reasons(pool: Pool) -> list[str]:
+    """Why deals dead-lettered each record it parked, in the order it parked them."""
+    rows = await pool.fetch(
+        "SELECT headers->>'dlq.reason' AS reason FROM outbox WHERE topic = 'deals.dlq.v1'"
+        " ORDER BY position"
+    )
+    return [row["reason"] for row in rows]
+
+
+async def register_on_deal(
+    pool: Pool,
+    registration_id: str,
+    deal_key: str,
+    at: datetime,
+    *,
+    partner: str = "p-1",
+    status: str = "approved",
+) -> None:
+    """A registration decided at `at` and linked to the CRM deal `deal_key`, written straight
+    to the deals schema (the registration flow is not what these tests are about)."""
+    await pool.execute(
+        """
+        INSERT INTO registrations (registration_id, partner_id, customer_name, name_key,
+            products, amount, currency, status, reasons, conflicts, policy_version, inputs,
+            submitted_at, decided_at, expires_at, crm_deal_key, updated_at)
+        VALUES ($1, $2, 'Customer', 'customer', '{data}', 1000, 'USD', $5, '{}',
+            '[]', 'p1', '{}', $3, $3, $3::timestamptz + interval '90 days', $4, $3)
+        """,
+        registration_id,
+        partner,
+        at,
+        deal_key,
+        status,
+    )
+
+
+def registration_request(
+    customer_name: str, customer_domain: str, amount: str = "12000.00", **overrides: Any
+) -> dict[str, Any]:
+    """A `POST /registrations` body: a US customer buying data, in dollars; `overrides` change
+    or add fields."""
+    return {
+        "customer_name": customer_name,
+        "customer_domain": customer_domain,
+        "customer_country": "US",
+        "products": ["data"],
+        "amount": amount,
+        "currency": "USD",
+        **overrides,
+    }
 
 
 async def partners_onboarded(infra: Infra, *partner_ids: str) -> None:

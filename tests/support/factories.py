@@ -127,6 +127,31 @@ def partner_state_changed(**fields: Any) -> PartnerStateChanged:
     return PartnerStateChanged(**(values | fields))
 
 
+def application_decided(
+    *, status: PartnerStatus, reason: str, decided_at: datetime, **fields: Any
+) -> list[PartnerStateChanged]:
+    """An ISV's application (version 1) and onboarding's decision on it (version 2): qualified
+    or rejected, `reason` saying by whom; `changed_at` is when it applied (AT by default)."""
+    applied = partner_state_changed(
+        **({"tier": "registered", "partner_type": "isv"} | fields),
+        version=1,
+        change=PartnerChange.APPLIED,
+        status=PartnerStatus.APPLIED,
+    )
+    decided = partner_state_changed(
+        **applied.model_dump()
+        | {
+            "version": 2,
+            "change": PartnerChange(status.value),
+            "status": status,
+            "previous_status": PartnerStatus.APPLIED,
+            "reason": reason,
+            "changed_at": decided_at,
+        }
+    )
+    return [applied, decided]
+
+
 def credit_issued(**fields: Any) -> CreditIssued:
     credit_id = fields.pop("credit_id", _id("cr"))
     amount = Decimal(fields.pop("amount", "10000.00"))

@@ -67,6 +67,17 @@ async def as_records(
     return await read_records(infra.kafka, topic.name, len(envelopes))
 
 
+def reader_from_the_start(kafka: KafkaConnection, topic: str) -> AIOKafkaConsumer:
+    """A consumer of `topic` in no group, from its earliest records, committing nothing."""
+    return AIOKafkaConsumer(
+        topic,
+        **kafka.aiokafka_options(),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+
+
 async def keyed_headers(
     infra: Infra,
     topic: str,
@@ -76,13 +87,7 @@ async def keyed_headers(
 ) -> list[dict[str, str]]:
     """The headers of the records keyed `key` on `topic`, read from the start until `done`
     holds (fails after `timeout`): a dead letter's reason and origin are headers."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        **infra.kafka.aiokafka_options(),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
+    consumer = reader_from_the_start(infra.kafka, topic)
     await consumer.start()
     found: list[dict[str, str]] = []
     try:
@@ -108,13 +113,7 @@ async def read_records(
     After the count is reached, drains whatever else is already there, so a test that expects
     exactly `count` records can assert on the length.
     """
-    consumer = AIOKafkaConsumer(
-        topic,
-        **kafka.aiokafka_options(),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
+    consumer = reader_from_the_start(kafka, topic)
     await consumer.start()
     records: list[Any] = []
     try:

@@ -20,6 +20,11 @@ import httpx
 from aiosmtpd.controller import Controller
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from shared.events.notifications import PartnerNotification
+from shared.topics import PARTNER_NOTIFICATIONS
+from tests.support.infra import Infra
+from tests.support.kafka import publish
+
 
 @dataclass(frozen=True)
 class SseEvent:
@@ -63,6 +68,11 @@ async def next_notifications(events: AsyncIterator[SseEvent], count: int) -> lis
             if len(found) == count:
                 break
     return found
+
+
+async def tell(infra: Infra, partner_id: str, *notes: PartnerNotification) -> None:
+    """Publish notes for the partner on partners.notifications.v1, as deals would."""
+    await publish(infra, PARTNER_NOTIFICATIONS, list(notes), subject=partner_id, source="deals")
 
 
 @dataclass(frozen=True)

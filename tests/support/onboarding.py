@@ -1,12 +1,17 @@
 """What tests of onboarding (and the demo story) share: a small program whose tiers a few
 credits move, a partner's standing under it, a strong application body, and an active partner
-made through onboarding's own use cases."""
+made through onboarding's own use cases, onboarding as a process run by a given program, and
+a learning system's xAPI statement."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from services.onboarding.applications import apply_for
@@ -20,6 +25,9 @@ from services.onboarding.review import decide_review
 from shared.db import Pool
 from shared.events.partners import PartnerStatus, PartnerType
 from shared.outbox import Outbox
+from tests.support.infra import Infra
+from tests.support.processes import service_processes
+from tests.support.tokens import ADMIN
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 AGREEMENT = NOW + timedelta(days=200)
@@ -74,9 +82,52 @@ def strong_application(domain: str, **overrides: Any) -> dict[str, Any]:
     return body
 
 
-async def active_partner(client: Any, url: str, domain: str, admin: dict[str, str]) -> str:
-    """A strong application, approved by a channel manager (`admin`'s headers), its checklist
-    completed: an active partner in the base tier (`client`: an httpx.AsyncClient)."""
+async def certify(
+    client: Any,
+    url: str,
+    partner_id: str,
+    person_email: str,
+    role: str,
+    track: str,
+    issued_at: datetime,
+    expires_at: datetime,
+) -> None:
+    """A channel manager records one of the partner's people as certified (`client`: an
+    httpx.AsyncClient, `url`: onboarding's); onboarding must accept it."""
+    recorded = await client.post(
+        f"{url}/partners/{partner_id}/certifications",
+        headers=ADMIN,
+        json={
+            "person_email": person_email,
+            "role": role,
+            "track": track,
+            "issued_at": issued_at.isoformat(),
+            "expires_at": expires_at.isoformat(),
+        },
+    )
+    assert recorded.status_code == 201, recorded.text
+
+
+def weak_application(domain: str) -> dict[str, Any]:
+    """A `POST /applications` body the scoring rejects at once: a one-year-old affiliate with
+    no certified staff, selling what no program sells where no program looks."""
+    return strong_application(
+        domain,
+        partner_type="referral_affiliate",
+        regions=["AQ"],  # a real country code no program targets
+        products=["widgets"],
+        competencies_claimed=[],
+        industries=["gaming"],
+        segments=["smb"],
+        annual_revenue="100000",
+        years_in_business=1,
+        certified_staff=0,
+    )
+
+
+async def admitted_partner(client: Any, url: str, domain: str, admin: dict[str, str]) -> str:
+    """A strong application, approved by a channel manager (`admin`'s headers): the partner
+    is onboarding (`client`: an httpx.AsyncClient)."""
     applied = await client.post(f"{url}/applications", json=strong_application(domain))
     assert applied.status_code == 201, applied.text
     pid: str = applied.json()["partner_id"]
@@ -84,6 +135,13 @@ async def active_partner(client: Any, url: str, domain: str, admin: dict[str, st
         f"{url}/applications/{pid}/decision", headers=admin, json={"approve": True}
     )
     assert decided.status_code == 200, decided.text
+    assert decided.json()["status"] == "onboarding"
+    return pid
+
+
+async def active_partner(client: Any, url: str, domain: str, admin: dict[str, str]) -> str:
+    """An admitted partner with its checklist completed: an active partner in the base tier."""
+    pid = await admitted_partner(client, url, domain, admin)
     for item in ("profile_complete", "agreement_signed", "first_enablement_done"):
         done = await client.post(
             f"{url}/partners/{pid}/checklist/{item}", headers=admin, json={"evidence": "ref-1"}
@@ -159,3 +217,51 @@ async def activated_partner(
     # The data product is not gated: an uncertified partner sells it too.
     assert (state["status"], state["tier"], state["products"]) == ("active", "registered", ["data"])
     return partner_id
+
+
+XAPI_VERBS = "http://adlnet.gov/expapi/verbs/"
+
+
+def learner(email: str) -> dict[str, str]:
+    """An xAPI actor known by e-mail address, as learning systems name a partner's people."""
+    return {"mbox": f"mailto:{email}"}
+
+
+def xapi_statement(
+    actor: dict[str, Any],
+    verb: str,
+    activity: str,
+    at: datetime,
+    *,
+    success: bool | None = None,
+    statement_id: str | None = None,
+) -> dict[str, Any]:
+    """One xAPI statement as a learning system sends it: `actor` did ADL's `verb` to
+    `activity` at `at`; with `success`, a result (a pass scores 0.9, a failure 0.3)."""
+    body: dict[str, Any] = {
+        "id": statement_id or str(uuid.uuid4()),
+        "actor": {"objectType": "Agent", **actor},
+        "verb": {"id": XAPI_VERBS + verb, "display": {"en-US": verb}},
+        "object": {"objectType": "Activity", "id": activity},
+        "timestamp": at.isoformat(),
+    }
+    if success is not None:
+        body["result"] = {"success": success, "score": {"scaled": 0.9 if success else 0.3}}
+    return body
+
+
+@asynccontextmanager
+async def onboarding_process(
+    infra: Infra, folder: Path, program: dict[str, Any], **env: str
+) -> AsyncIterator[str]:
+    """One onboarding process run by `program` (written into `folder`), with `env` on top;
+    yields its URL. Requalification waits a day: tests drive it through the admin endpoint
+    with an explicit as_of."""
+    config = folder / "program.json"
+    config.write_text(json.dumps(program))
+    settings = {
+        "ONBOARDING_CONFIG_FILE": str(config),
+        "ONBOARDING_REQUALIFICATION_PERIOD_SECONDS": "86400",
+    }
+    async with service_processes(infra, "onboarding", env=settings | env) as urls:
+        yield urls[0]

@@ -7,14 +7,13 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
-import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from tests.support.infra import ROOT, missing_capability
-from tests.support.processes import LOGS, Fleet, free_port, wait_ready
+from tests.support.processes import LOGS, Fleet, free_port, start_module, wait_ready
 
 SCREENSHOTS = ROOT / ".work" / "screenshots"
 CHROMIUM = ("chromium", "chromium-browser")
@@ -35,15 +34,8 @@ async def portal_process(fleet: Fleet, **extra: str) -> AsyncIterator[str]:
     }
     LOGS.mkdir(parents=True, exist_ok=True)
     with (LOGS / "portal-0.log").open("ab") as out:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "services.portal",
-            cwd=ROOT,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
+        process = await start_module(
+            "portal", env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -93,39 +85,40 @@ def screenshot(browser: Any, name: str) -> Path:
     return path
 
 
+# Every page of a partner person and of a channel manager, as the menus list them.
+PARTNER_PAGES = (
+    "/home",
+    "/registrations",
+    "/earnings",
+    "/what-if",
+    "/mdf",
+    "/webhooks",
+    "/learning",
+    "/resources",
+)
+MANAGER_PAGES = (
+    "/console",
+    "/console/applications",
+    "/console/mdf",
+    "/console/crm-links",
+    "/console/dead-letters",
+    "/console/partners",
+    "/finance/payouts",
+    "/console/policy",
+    "/console/dashboard",
+)
+
+
 def portal_routes() -> set[tuple[str, str]]:
     """Every (method, path) the portal serves: its routers' routes and its static mount."""
     from fastapi.routing import APIRoute
     from starlette.routing import Mount
 
-    from services.portal import (
-        api,
-        console,
-        dashboard,
-        dead_letters,
-        earnings,
-        enablement,
-        partners,
-        payouts,
-        policy,
-        webhooks,
-    )
-    from services.portal.app import create_app
+    from services.portal.app import ROUTERS, create_app
 
     routes = {
         (method, route.path)
-        for router in (
-            api.router,
-            earnings.router,
-            webhooks.router,
-            enablement.router,
-            console.router,
-            dead_letters.router,
-            partners.router,
-            payouts.router,
-            policy.router,
-            dashboard.router,
-        )
+        for router in ROUTERS
         for route in router.routes
         if isinstance(route, APIRoute)
         for method in route.methods or ()

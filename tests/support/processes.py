@@ -9,10 +9,11 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -73,6 +74,29 @@ async def wait_ready(
         return answer
 
 
+async def start_module(
+    service: str,
+    *args: str,
+    env: Mapping[str, str],
+    stdin: Any = None,
+    stdout: Any = asyncio.subprocess.DEVNULL,
+    stderr: Any = asyncio.subprocess.DEVNULL,
+) -> asyncio.subprocess.Process:
+    """`python -m services.<service> [args]` started in the repository's root, with `env` as
+    its whole environment; what it prints is dropped unless `stdout`/`stderr` say where."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        f"services.{service}",
+        *args,
+        cwd=ROOT,
+        env=dict(env),
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+    )
+
+
 @asynccontextmanager
 async def service_processes(
     infra: Infra, service: str, count: int = 1, env: dict[str, str] | None = None
@@ -85,14 +109,8 @@ async def service_processes(
         await migrate(infra, service)
         for _ in range(count):
             port = free_port()
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                f"services.{service}",
-                cwd=ROOT,
-                env=service_env(infra, service, port, **(env or {})),
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
+            process = await start_module(
+                service, env=service_env(infra, service, port, **(env or {}))
             )
             processes.append(process)
             urls.append(f"http://127.0.0.1:{port}")
@@ -137,11 +155,8 @@ class Fleet:
         log = LOGS / f"{service}-{instance}.log"
         await migrate(self.infra, service)
         with log.open("ab") as out:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                f"services.{service}",
-                cwd=ROOT,
+            process = await start_module(
+                service,
                 env=service_env(self.infra, service, port, LOG_FORMAT="text", **self.env),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,

@@ -50,6 +50,11 @@ def auth(partner_id: str) -> dict[str, str]:
     return bearer(token(f"{partner_id}/tests", Role.PARTNER_USER, partner_id=partner_id))
 
 
+def partner_admin(partner_id: str) -> dict[str, str]:
+    """Headers of the partner's own administrator (subject `<partner>/admin`)."""
+    return bearer(token(f"{partner_id}/admin", Role.PARTNER_ADMIN, partner_id=partner_id))
+
+
 def expired(subject: str, *roles: Role, partner_id: str | None = None) -> str:
     """A token the platform's key signed two hours ago for one hour, made with PyJWT itself
     (not the platform's issuer, which refuses to make one)."""
