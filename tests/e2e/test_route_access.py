@@ -50,6 +50,7 @@ PARAMETERS = {
     "survey_id": "00000000-0000-4000-8000-000000000003",
     "preapproval_id": "pa_route_access",
     "campaign_id": "camp_route_access",
+    "manager": "manager-route-access@vendor.example",
 }
 # A role to try where a route does not admit it, in order of preference.
 OUTSIDERS = (Role.SYSTEM, Role.FINANCE, Role.PARTNER_USER, Role.CHANNEL_MANAGER)
