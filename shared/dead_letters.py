@@ -42,7 +42,7 @@ from shared.consumer import (
     dead_letter_id,
 )
 from shared.db import Connection
-from shared.dlq import DeadLetter, read_page
+from shared.dlq import DeadLetter, Page, read_page
 from shared.errors import Conflict, NotFound, RequestError
 from shared.http import AdminDep, PlatformDep
 from shared.identity import Caller
@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from shared.service import Platform
 
 dead_letters = APIRouter(prefix="/admin/dead-letters", tags=["dead letters"])
+
+State = Literal["all", "waiting", "replayed"]
 
 PAGE_MAX = 200
 SCAN_MAX = 5_000  # letters looked at per request when filtering by state
@@ -94,7 +96,13 @@ class DeadLettersOut(BaseModel):
     topic: str
     letters: list[DeadLetterOut]
     next_after: int | None = Field(
-        description="pass as `after` for the next page; null when the end was reached"
+        description="oldest first: pass as `after` for the next page; null when the end was "
+        "reached (and always null newest first)"
+    )
+    next_before: int | None = Field(
+        default=None,
+        description="newest first: pass as `before` for the next (older) page; null when the "
+        "oldest letter the topic keeps was reached (and always null oldest first)",
     )
     end_offset: int = Field(description="the offset the next dead letter will get")
 
@@ -165,29 +173,57 @@ async def _replays(conn: Connection, offsets: list[int]) -> dict[int, ReplayOut]
     }
 
 
-async def _read(platform: Platform, start: int, limit: int) -> tuple[list[DeadLetter], int]:
+async def _read(platform: Platform, start: int, limit: int) -> Page:
     try:
         return await read_page(platform.settings.kafka, platform.schema, start, limit)
     except KafkaError as error:
         raise Unavailable(f"Kafka is unavailable: {type(error).__name__}") from error
 
 
+def _wanted(replay: ReplayOut | None, state: State) -> bool:
+    return state == "all" or (replay is None) == (state == "waiting")
+
+
 @dead_letters.get("", response_model=DeadLettersOut)
 async def list_dead_letters(
     who: AdminDep,
     platform: PlatformDep,
-    after: Annotated[int | None, Query(ge=0, description="letters after this offset")] = None,
+    order: Annotated[
+        Literal["oldest", "newest"],
+        Query(description="`newest` first is what an operator opening the list wants"),
+    ] = "oldest",
+    after: Annotated[
+        int | None, Query(ge=0, description="oldest first: letters after this offset")
+    ] = None,
+    before: Annotated[
+        int | None, Query(ge=0, description="newest first: letters before this offset")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 50,
-    state: Annotated[Literal["all", "waiting", "replayed"], Query()] = "all",
+    state: Annotated[State, Query()] = "all",
 ) -> DeadLettersOut:
-    """The service's dead letters, oldest first, with their reasons and whether (and how) each
-    was replayed. The topic keeps them for its retention (a week)."""
+    """The service's dead letters, oldest or newest first, with their reasons and whether (and
+    how) each was replayed. The topic keeps them for its retention (a week)."""
+    if order == "oldest" and before is not None:
+        raise RequestError("`before` pages newest first: pass order=newest with it")
+    if order == "newest" and after is not None:
+        raise RequestError("`after` pages oldest first: pass order=oldest with it, or `before`")
+    topic = dead_letter_topic(platform.schema).name
+    if order == "newest":
+        shown, next_before, end = await _newest_first(platform, before, limit, state)
+        return DeadLettersOut(
+            service=platform.schema,
+            topic=topic,
+            letters=shown,
+            next_after=None,
+            next_before=next_before,
+            end_offset=end,
+        )
     start = 0 if after is None else after + 1
-    shown: list[DeadLetterOut] = []
+    shown = []
     scanned, end = 0, start
     while len(shown) < limit and scanned < SCAN_MAX:
         want = limit if state == "all" else min(PAGE_MAX, SCAN_MAX - scanned)
-        letters, end = await _read(platform, start, want)
+        letters, _, end = await _read(platform, start, want)
         if not letters:
             break
         async with platform.pool.acquire() as conn:
@@ -196,17 +232,45 @@ async def list_dead_letters(
             scanned += 1
             start = letter.offset + 1
             replay = replays.get(letter.offset)
-            if state == "all" or (replay is None) == (state == "waiting"):
+            if _wanted(replay, state):
                 shown.append(_shown(letter, replay))
                 if len(shown) == limit:
                     break
     return DeadLettersOut(
         service=platform.schema,
-        topic=dead_letter_topic(platform.schema).name,
+        topic=topic,
         letters=shown,
         next_after=start - 1 if start < end else None,
         end_offset=end,
     )
+
+
+async def _newest_first(
+    platform: Platform, before: int | None, limit: int, state: State
+) -> tuple[list[DeadLetterOut], int | None, int]:
+    """Letters before `before` (the topic's end when None), newest first, read a window at a
+    time backwards; with the cursor for the next older page and the topic's end offset."""
+    _, first, end = await _read(platform, 0, 0)  # the topic's offsets, no letter read
+    cursor = end if before is None else min(before, end)
+    shown: list[DeadLetterOut] = []
+    scanned = 0
+    while cursor > first and len(shown) < limit and scanned < SCAN_MAX:
+        start = max(first, cursor - PAGE_MAX)
+        page = await _read(platform, start, cursor - start)
+        letters = [letter for letter in page.letters if letter.offset < cursor]
+        async with platform.pool.acquire() as conn:
+            replays = await _replays(conn, [letter.offset for letter in letters])
+        for letter in reversed(letters):
+            scanned += 1
+            cursor = letter.offset
+            replay = replays.get(letter.offset)
+            if _wanted(replay, state):
+                shown.append(_shown(letter, replay))
+                if len(shown) == limit:
+                    break
+        else:
+            cursor = start  # the whole window was looked at
+    return shown, (cursor if cursor > first else None), end
 
 
 def _consumer_of(platform: Platform, letter: DeadLetter) -> EventConsumer:
@@ -304,7 +368,7 @@ async def replay_one(
 ) -> ReplayedOut:
     """Run one dead letter's record again through its consumer (after a fix). 409 when it was
     replayed before (each letter once); a failure again is a new dead letter."""
-    letters, _ = await _read(platform, offset, 1)
+    letters = (await _read(platform, offset, 1)).letters
     if not letters or letters[0].offset != offset:
         raise NotFound(f"no dead letter at offset {offset} (the topic keeps them for a week)")
     replayed = await _replay(platform, who, letters[0], refuse_done=True)
@@ -319,7 +383,8 @@ async def replay_all(body: ReplayAllIn, who: AdminDep, platform: PlatformDep) ->
     replayed: list[ReplayedOut] = []
     start = 0
     while start <= body.through and len(replayed) < REPLAY_ALL_MAX:
-        letters, _ = await _read(platform, start, min(PAGE_MAX, body.through - start + 1))
+        page = await _read(platform, start, min(PAGE_MAX, body.through - start + 1))
+        letters = page.letters
         if not letters:
             break
         async with platform.pool.acquire() as conn:

@@ -26,7 +26,7 @@ import logging
 import os
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -91,12 +91,16 @@ async def read_dead_letters(
     return letters, consumer
 
 
-async def read_page(
-    kafka: KafkaConnection, service: str, start: int, limit: int
-) -> tuple[list[DeadLetter], int]:
-    """Up to `limit` dead letters of the service from offset `start` on, and the topic's end
-    offset (the next letter's). Reads with no consumer group: nothing is committed, and a
-    service's own principal may read its dead-letter topic (shared/topics.py grants)."""
+class Page(NamedTuple):
+    letters: list[DeadLetter]
+    first: int  # the oldest offset the topic still keeps (retention deletes older ones)
+    end: int  # the offset the next letter will get
+
+
+async def read_page(kafka: KafkaConnection, service: str, start: int, limit: int) -> Page:
+    """Up to `limit` dead letters of the service from offset `start` on, with the topic's first
+    and end offsets. Reads with no consumer group: nothing is committed, and a service's own
+    principal may read its dead-letter topic (shared/topics.py grants)."""
     topic = dead_letter_topic(service).name
     consumer = AIOKafkaConsumer(
         **kafka.aiokafka_options(),
@@ -117,7 +121,7 @@ async def read_page(
             if not batch.get(tp):
                 break  # nothing came within the wait: answer with what was read
             letters += [_to_dead_letter(record) for record in batch[tp]]
-        return letters, end
+        return Page(letters, first, end)
     finally:
         await consumer.stop()
 

@@ -27,12 +27,19 @@ State = Literal["waiting", "replayed", "all"]
 
 
 async def letters_of(
-    backends: Backends, session: Session, service: str, state: State, after: int | None
+    backends: Backends, session: Session, service: str, state: State, before: int | None
 ) -> dict[str, Any]:
-    """One service's page of dead letters, or why it could not be read."""
+    """One service's page of dead letters, newest first (what just broke is what a manager
+    opens the page for), or why it could not be read."""
     try:
         answer: dict[str, Any] = await backends.get(
-            session, service, "/admin/dead-letters", state=state, limit=PAGE, after=after
+            session,
+            service,
+            "/admin/dead-letters",
+            state=state,
+            limit=PAGE,
+            order="newest",
+            before=before,
         )
     except BackendUnavailable as error:
         return {"service": service, "problem": str(error), "letters": []}
@@ -48,13 +55,13 @@ async def letters_page(
     *,
     state: State = "waiting",
     only: str | None = None,
-    after: int | None = None,
+    before: int | None = None,
     message: str = "",
     status: int = 200,
 ) -> Response:
     shown = (only,) if only else SERVICES
     sections = await asyncio.gather(
-        *(letters_of(backends, session, s, state, after if only else None) for s in shown)
+        *(letters_of(backends, session, s, state, before if only else None) for s in shown)
     )
     context = {
         "sections": sections,
@@ -73,9 +80,9 @@ async def dead_letters(
     backends: BackendsDep,
     state: State = "waiting",
     service: Annotated[str | None, Query(pattern=f"^({'|'.join(SERVICES)})$")] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    before: Annotated[int | None, Query(ge=0)] = None,
 ) -> Response:
-    return await letters_page(request, session, backends, state=state, only=service, after=after)
+    return await letters_page(request, session, backends, state=state, only=service, before=before)
 
 
 def _outcome(service: str, answer: dict[str, Any]) -> str:

@@ -163,12 +163,65 @@ async def test_the_listing_refuses_a_bad_page_precisely(infra: Infra) -> None:
         service_processes(infra, "attribution") as [url],
         httpx.AsyncClient(timeout=30) as client,
     ):
-        for params in ({"limit": 0}, {"after": -1}, {"state": "lost"}):
+        for params in (
+            {"limit": 0},
+            {"after": -1},
+            {"state": "lost"},
+            {"order": "sideways"},
+            {"order": "newest", "before": -1},
+        ):
             answer = await client.get(f"{url}/admin/dead-letters", params=params, headers=ADMIN)
             assert answer.status_code == 422, answer.text
+        for params, says in (
+            ({"before": 3}, "`before` pages newest first: pass order=newest with it"),
+            ({"order": "newest", "after": 3}, "`after` pages oldest first"),
+        ):
+            answer = await client.get(f"{url}/admin/dead-letters", params=params, headers=ADMIN)
+            assert answer.status_code == 400, answer.text
+            assert says in answer.json()["detail"]
         body = await client.post(f"{url}/admin/dead-letters/replay", json={}, headers=ADMIN)
         assert body.status_code == 422
         page = await client.get(f"{url}/admin/dead-letters", params={"limit": 1}, headers=ADMIN)
         assert page.status_code == 200, page.text
         assert page.json()["service"] == "attribution"
         assert page.json()["topic"] == "attribution.dlq.v1"
+
+
+async def test_newest_first_pages_back_through_what_oldest_first_lists(infra: Infra) -> None:
+    """What an operator opens first is what just broke: newest first, page by page with
+    `before`, is the oldest-first listing read backwards, filters included."""
+    run = uuid.uuid4().hex[:10]
+    credits = [
+        credit_issued(deal_key=f"salesforce:deal-newest-{run}-{i}", amount="10.00", currency="EUR")
+        for i in range(4)
+    ]
+    async with (
+        service_processes(infra, "incentives") as [url],
+        httpx.AsyncClient(timeout=60) as client,
+    ):
+        for credit in credits:
+            await publish(
+                infra, ATTRIBUTION_CREDITS, [credit], subject=credit.deal_key, source="attribution"
+            )
+        last = await waiting_letter(client, url, credits[-1].deal_key)
+        oldest_first = [x["offset"] for x in await letters(client, url)]
+        waiting_oldest_first = [x["offset"] for x in await letters(client, url, state="waiting")]
+        for state, listed in (("all", oldest_first), ("waiting", waiting_oldest_first)):
+            newest_first: list[int] = []
+            before: int | None = None
+            for _ in range(3):
+                query = {"order": "newest", "limit": 3, "state": state}
+                page = await client.get(
+                    f"{url}/admin/dead-letters",
+                    params={**query, **({"before": before} if before is not None else {})},
+                    headers=ADMIN,
+                )
+                assert page.status_code == 200, page.text
+                assert page.json()["next_after"] is None
+                newest_first += [x["offset"] for x in page.json()["letters"]]
+                before = page.json()["next_before"]
+                if before is None:
+                    break
+            assert newest_first == list(reversed(listed))[: len(newest_first)]
+            assert len(newest_first) == min(9, len(listed))
+        assert oldest_first[-1] >= last["offset"]
