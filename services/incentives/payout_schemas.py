@@ -37,5 +37,7 @@ class PayoutsOut(BaseModel):
         description="earned, reversed and paid in the period, and the balance owed now"
     )
     partners: list[PartnerPayoutsOut]
-    total_partners: int = Field(description="partners matching (state filter included)")
+    total_partners: int = Field(
+        description="partners matching (state and partner filters included)"
+    )
     payouts: list[PayoutEntryOut] = Field(description="payouts made in the period, newest first")

@@ -20,6 +20,7 @@ async def payouts(
     *,
     period: str | None,
     state: Settlement | None,
+    partner: str | None = None,
     offset: int,
     limit: int,
 ) -> PayoutsOut:
@@ -43,7 +44,11 @@ async def payouts(
         EARNINGS,
     )
     everyone = [from_row(PartnerPayoutsOut, r, state=settlement_of(r["balance"])) for r in rows]
-    matching = [p for p in everyone if state is None or p.state is state]
+    matching = [
+        p
+        for p in everyone
+        if (state is None or p.state is state) and (partner is None or p.partner_id == partner)
+    ]
     made = await conn.fetch(
         """SELECT entry_id, partner_id, -amount AS amount, reference, period, created_at
            FROM ledger_entries WHERE entry_type = 'payout' AND ($1::text IS NULL OR period = $1)

@@ -46,6 +46,7 @@ async def payouts_page(
     *,
     period: str = "",
     state: str = "",
+    partner: str = "",
     offset: int = 0,
     message: str = "",
     status: int = 200,
@@ -56,6 +57,7 @@ async def payouts_page(
         "/payouts",
         period=period or None,
         state=state or None,
+        partner=partner or None,
         offset=offset,
         limit=rules.PAGE,
     )
@@ -64,7 +66,10 @@ async def payouts_page(
         "period": period,
         "state": state,
         "paging": rules.Paging(offset, len(view["partners"]), view["total_partners"]),
-        "query": {k: v for k, v in {"period": period, "state": state}.items() if v},
+        "partner": partner,
+        "query": {
+            k: v for k, v in {"period": period, "state": state, "partner": partner}.items() if v
+        },
         "may_pay": session.caller.has(Role.FINANCE),
         "message": message,
         "failed": status != 200,
@@ -79,9 +84,12 @@ async def payouts(
     backends: BackendsDep,
     period: Annotated[str, Query(pattern=PERIOD)] = "",
     state: Annotated[str, Query(pattern=STATE)] = "",
+    partner: Annotated[str, Query(pattern=f"({PARTNER_ID})|^$")] = "",
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Response:
-    return await payouts_page(request, session, backends, period=period, state=state, offset=offset)
+    return await payouts_page(
+        request, session, backends, period=period, state=state, partner=partner, offset=offset
+    )
 
 
 @router.post("/partners/{partner_id}/payouts", dependencies=[CsrfDep])

@@ -214,12 +214,18 @@ async def test_finance_reads_payouts_as_incentives_answers_and_pays_a_partner(
     ]
     screenshot(browser, "finance-payouts")
 
-    # Owed: its row offers a payout; finance pays part of the balance with a reference.
+    # Owed: finance looks the partner up; its row offers a payout; finance pays part of the
+    # balance with a reference.
     browser.get(f"{portal}/finance/payouts?state=owed")
-    owed = await api(fleet, "incentives", "/payouts", state="owed", limit=500)
-    mine = next(p for p in owed["partners"] if p["partner_id"] == partner_id)
+    fill(browser, "f-partner", partner_id)
+    browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+    owed = await api(fleet, "incentives", "/payouts", state="owed", partner=partner_id)
+    [mine] = owed["partners"]
+    assert mine["partner_id"] == partner_id
+    assert owed["total_partners"] == 1
+    await page_shows(browser, "#payout-partners tbody", partner_id, "the partner looked up")
     shown = browser.find_elements(By.CSS_SELECTOR, "#payout-partners tbody tr")
-    assert f"payee-{partner_id}" in [r.get_attribute("id") for r in shown]
+    assert [r.get_attribute("id") for r in shown] == [f"payee-{partner_id}"]
     reference = f"PAY-{uuid.uuid4().hex[:8]}"
     fill(browser, f"ref-{partner_id}", reference)
     fill(browser, f"amt-{partner_id}", "1.00")
