@@ -167,44 +167,47 @@ Decision = Annotated[str, Form(pattern="^(approve|reject)$")]
 Note = Annotated[str, Form(max_length=500)]
 
 
+def decision_route(path: str, item: str, service: str, again: str, done: str) -> None:
+    """Add the console's `POST path`: a manager approves or rejects (with a note) the item that
+    `path` names by `item`; `service` decides at the same path, then the page `again` shows its
+    answer (`done`, formatted with the item and the decision) or its refusal."""
+
+    async def decide(
+        request: Request,
+        session: ManagerDep,
+        backends: BackendsDep,
+        decision: Decision,
+        note: Note = "",
+        item_id: str = Path(alias=item, max_length=200),
+    ) -> Response:
+        body = {"approve": decision == "approve", "note": note.strip()}
+        call = (service, "POST", path.format_map({item: item_id}))
+        message = done.format(item=item_id, decision=decision)
+        return await decided(request, session, backends, call, again, message, json=body)
+
+    router.post(path, dependencies=[CsrfDep])(decide)
+
+
+decision_route(
+    "/applications/{partner_id}/decision",
+    "partner_id",
+    "onboarding",
+    "applications",
+    "{item}: {decision}d",
+)
+decision_route(
+    "/mdf/claims/{claim_id}/decision", "claim_id", "incentives", "mdf", "Claim {item}: {decision}d"
+)
+
+
 @router.get("/applications")
 async def applications(request: Request, session: ManagerDep, backends: BackendsDep) -> Response:
     return await applications_page(request, session, backends)
 
 
-@router.post("/applications/{partner_id}/decision", dependencies=[CsrfDep])
-async def decide_application(
-    request: Request,
-    partner_id: Annotated[str, Path(max_length=200)],
-    session: ManagerDep,
-    backends: BackendsDep,
-    decision: Decision,
-    note: Note = "",
-) -> Response:
-    body = {"approve": decision == "approve", "note": note.strip()}
-    call = ("onboarding", "POST", f"/applications/{partner_id}/decision")
-    done = f"{partner_id}: {decision}d"
-    return await decided(request, session, backends, call, "applications", done, json=body)
-
-
 @router.get("/mdf")
 async def mdf_claims(request: Request, session: ManagerDep, backends: BackendsDep) -> Response:
     return await mdf_page(request, session, backends)
-
-
-@router.post("/mdf/claims/{claim_id}/decision", dependencies=[CsrfDep])
-async def decide_claim(
-    request: Request,
-    claim_id: Annotated[str, Path(max_length=200)],
-    session: ManagerDep,
-    backends: BackendsDep,
-    decision: Decision,
-    note: Note = "",
-) -> Response:
-    body = {"approve": decision == "approve", "note": note.strip()}
-    call = ("incentives", "POST", f"/mdf/claims/{claim_id}/decision")
-    done = f"Claim {claim_id}: {decision}d"
-    return await decided(request, session, backends, call, "mdf", done, json=body)
 
 
 @router.get("/crm-links")
