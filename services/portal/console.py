@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from services.portal import views
 from services.portal.api import BackendsDep
-from services.portal.backends import BackendRefused
+from services.portal.backends import BackendRefused, answered
 from services.portal.rendering import page
 from services.portal.sessions import CsrfDep, Session, SessionDep
 from shared.identity import Role
@@ -70,15 +70,11 @@ async def review(
 ) -> Response:
     params = {"approve": str(decision == "approve").lower(), "note": note.strip() or decision}
     path = f"/registrations/{registration_id}/review"
-    try:
-        answer = await backends.call(session, "deals", "POST", path, params=params)
-    except BackendRefused as refused:
-        if refused.status not in (409, 422):
-            raise
-        message = f"Not reviewed: {refused.detail}"
-        return await queue_page(request, session, backends, message, refused.status)
-    message = f"{registration_id}: {answer.get('status', decision)}"
-    return await queue_page(request, session, backends, message)
+    call = backends.call(session, "deals", "POST", path, params=params)
+    answer, message, status = await answered(call, "Not reviewed")
+    if status == 200:
+        message = f"{registration_id}: {answer.get('status', decision)}"
+    return await queue_page(request, session, backends, message, status)
 
 
 async def decided(
@@ -93,14 +89,10 @@ async def decided(
     """Make one decision through a service, then show the console page `again` with the answer
     (the service's refusal, 409 or 422, in its place)."""
     service, method, path = call
-    status, message = 200, done
-    try:
-        await backends.call(session, service, method, path, **kwargs)
-    except BackendRefused as refused:
-        if refused.status not in (409, 422):
-            raise
-        status, message = refused.status, f"Not done: {refused.detail}"
-    return await PAGES[again](request, session, backends, message, status)
+    _, refusal, status = await answered(
+        backends.call(session, service, method, path, **kwargs), "Not done"
+    )
+    return await PAGES[again](request, session, backends, refusal or done, status)
 
 
 async def applications_page(
