@@ -220,12 +220,11 @@ def from_hubspot_deal(
         common.ident(_product(item, index), f"line_items[{index}]")
         for index, item in enumerate(line_items[:MAX_PRODUCTS])
     )
-    return CrmDealChanged(
-        source=CrmSource.HUBSPOT,
-        source_id=f"{portal}:{deal_id}",
-        source_event_id=f"{portal}:rest:{deal_id}@{at.isoformat()}",
-        source_timestamp=at,
-        change_type="updated",
+    return _read_through_api(
+        portal,
+        deal_id,
+        at,
+        "updated",
         deleted=bool(deal.get("archived")),
         customer=customer,
         products=products or None,
@@ -236,12 +235,26 @@ def from_hubspot_deal(
 
 def archived_deal(portal: str, deal_id: str, at: datetime) -> CrmDealChanged:
     """A deal the CRM API no longer has (404): deleted as of `at`."""
+    return _read_through_api(portal, deal_id, at, "deleted", version_suffix=":gone")
+
+
+def _read_through_api(
+    portal: str,
+    deal_id: str,
+    at: datetime,
+    change_type: str,
+    version_suffix: str = "",
+    **fields: Any,
+) -> CrmDealChanged:
+    """A deal's change as the CRM API read it (not a webhook's event): its own event id names
+    the read (`<portal>:rest:<deal>@<as of>`, with `version_suffix`)."""
     return CrmDealChanged(
         source=CrmSource.HUBSPOT,
         source_id=f"{portal}:{deal_id}",
-        source_event_id=f"{portal}:rest:{deal_id}@{at.isoformat()}:gone",
+        source_event_id=f"{portal}:rest:{deal_id}@{at.isoformat()}{version_suffix}",
         source_timestamp=at,
-        change_type="deleted",
+        change_type=change_type,
+        **fields,
     )
 
 
