@@ -17,7 +17,12 @@ from services.deals.domain.links import links_after_merge
 from services.deals.domain.rules import RulesOfEngagement
 from services.deals.policy import PolicyStore
 from services.deals.review_sla import start_review_clock
-from services.deals.status_changes import entry_for, record_change, status_change_events
+from services.deals.status_changes import (
+    Circumstances,
+    entry_for,
+    record_change,
+    status_change_events,
+)
 from shared.clock import now
 from shared.db import Connection
 from shared.events import Envelope
@@ -109,7 +114,7 @@ async def _settle_links(
         # A moved registration's link is announced (same status, the survivor's key): its
         # events are ordered per registration, so downstream moves what it holds by them.
         outgoing += await status_change_events(
-            conn, row, entry, cause=cause, seq=seq, relinked=registration_id in moved
+            conn, row, entry, Circumstances(cause=cause), seq, relinked=registration_id in moved
         )
     return outgoing
 
@@ -161,4 +166,4 @@ async def _displace(
         await repository.store_review_deadline(
             conn, registration_id, deadline.due_at, deadline.acceptance_due_at
         )
-    return await record_change(conn, unlinked, entry, cause=cause)
+    return await record_change(conn, unlinked, entry, Circumstances(cause=cause))

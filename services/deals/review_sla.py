@@ -24,7 +24,7 @@ from services.deals.domain.sla import (
     review_situation,
 )
 from services.deals.repository import Row
-from services.deals.status_changes import entry_for, record_change
+from services.deals.status_changes import Circumstances, entry_for, record_change
 from shared.db import Connection, Pool, from_row
 from shared.events.crm import DealStatus
 from shared.events.notifications import NotificationKindV2
@@ -197,7 +197,9 @@ async def _escalate(
                 "overdue_outcome": policy.review_overdue_outcome.value,
             },
         )
-        events = await record_change(conn, row, entry, threshold=policy.name_similarity_threshold)
+        events = await record_change(
+            conn, row, entry, Circumstances(threshold=policy.name_similarity_threshold)
+        )
         escalated = from_row(
             RegistrationReviewEscalated, row, escalated_at=at, policy_version=policy.version
         )
@@ -243,6 +245,8 @@ async def _decide_overdue(
             why,
             evidence={"review_due_at": row["review_due_at"], "overdue_outcome": outcome.value},
         )
-        events = await record_change(conn, row, entry, threshold=policy.name_similarity_threshold)
+        events = await record_change(
+            conn, row, entry, Circumstances(threshold=policy.name_similarity_threshold)
+        )
         await outbox.publish_many(conn, events)
     return len(rows)

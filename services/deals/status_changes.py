@@ -6,6 +6,7 @@ direct owners of the account, all in the caller's transaction."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -27,6 +28,22 @@ from shared.topics import DEAL_REGISTRATIONS
 
 # A CRM close applies no policy: its owners are matched at the default name threshold.
 NAME_THRESHOLD = RulesOfEngagement().name_similarity_threshold
+
+
+@dataclass(frozen=True)
+class Circumstances:
+    """What a change's announcements depend on beyond its row and entry: the protection's new
+    end (an extension), the consumed event behind the change, how alike names must be for an
+    opportunity's owner to be told, and the linked opportunity's owner as a CRM run just merged
+    it (the stored row may not hold it yet)."""
+
+    expires_at: datetime | None = None
+    cause: Envelope[Any] | None = None
+    threshold: float = NAME_THRESHOLD
+    deal_owner: str | None = None
+
+
+PLAIN = Circumstances()
 
 
 def entry_for(
@@ -68,17 +85,14 @@ async def status_change_events(
     conn: Connection,
     row: Row,
     entry: LedgerEntry,
-    expires_at: datetime | None = None,
-    cause: Envelope[Any] | None = None,
-    threshold: float = NAME_THRESHOLD,
-    deal_owner: str | None = None,
+    circumstances: Circumstances = PLAIN,
     seq: int = 0,
     relinked: bool = False,
 ) -> list[OutgoingEvent]:
     """What a change announces: the status event when the status changed (or the link did:
     `relinked`, a CRM merge moved it), and what the partner (what it may know) and the
-    account's direct owners (the full reason) are told. `cause` is the consumed event behind
-    the change, if any; `seq` its ledger entry."""
+    account's direct owners (the full reason) are told; `seq` is its ledger entry."""
+    expires_at, cause = circumstances.expires_at, circumstances.cause
     registration_id: str = row["registration_id"]
     partner_id: str = row["partner_id"]
     events: list[OutgoingEvent] = []
@@ -114,9 +128,11 @@ async def status_change_events(
         )
     )
     customer = Customer.parse(row["customer_name"], row["customer_domain"])
-    owners = await repository.direct_owners(conn, customer, row["crm_deal_key"], threshold)
-    if deal_owner is not None:  # the linked opportunity's owner as a CRM run just merged it
-        owners = sorted({*owners, deal_owner})
+    owners = await repository.direct_owners(
+        conn, customer, row["crm_deal_key"], circumstances.threshold
+    )
+    if circumstances.deal_owner is not None:
+        owners = sorted({*owners, circumstances.deal_owner})
     for owner in owners:
         events.append(
             notify(
@@ -137,18 +153,12 @@ async def record_change(
     conn: Connection,
     row: Row,
     entry: LedgerEntry,
-    expires_at: datetime | None = None,
-    cause: Envelope[Any] | None = None,
-    threshold: float = NAME_THRESHOLD,
-    deal_owner: str | None = None,
+    circumstances: Circumstances = PLAIN,
 ) -> list[OutgoingEvent]:
-    """Store the registration's new state and its ledger entry; returns what to announce
-    (`threshold`: how alike names must be for an opportunity's owner to be told)."""
-    await repository.store_status(conn, row, entry, expires_at)
+    """Store the registration's new state and its ledger entry; returns what to announce."""
+    await repository.store_status(conn, row, entry, circumstances.expires_at)
     seq = await repository.append_ledger(conn, row["registration_id"], entry)
-    return await status_change_events(
-        conn, row, entry, expires_at, cause, threshold, deal_owner, seq
-    )
+    return await status_change_events(conn, row, entry, circumstances, seq)
 
 
 async def change_status(
@@ -160,7 +170,7 @@ async def change_status(
     threshold: float = NAME_THRESHOLD,
 ) -> None:
     """Store the registration's new state and its ledger entry, and announce it."""
-    events = await record_change(conn, row, entry, expires_at, threshold=threshold)
+    events = await record_change(conn, row, entry, Circumstances(expires_at, threshold=threshold))
     await outbox.publish_many(conn, events)
 
 
@@ -189,4 +199,4 @@ async def close_with_deal(
         reason,
         evidence={"deal_key": deal_key, "outcome": outcome.value, "event_id": str(cause.id)},
     )
-    return await record_change(conn, row, entry, cause=cause, deal_owner=owner)
+    return await record_change(conn, row, entry, Circumstances(cause=cause, deal_owner=owner))

@@ -215,21 +215,10 @@ async def expire_due(
 def _announced(
     row: asyncpg.Record, fund_available: Decimal, at: datetime, *, released: Decimal | None = None
 ) -> OutgoingEvent:
-    changed = MdfPreapprovalChanged(
-        preapproval_id=row["preapproval_id"],
-        partner_id=row["partner_id"],
-        campaign_id=row["campaign_id"],
-        activity_kind=row["activity_kind"],
-        status=row["status"],
-        amount=row["amount"],
-        currency=row["currency"],
-        starts_on=row["starts_on"],
-        ends_on=row["ends_on"],
-        reserved=row["reserved"],
-        claimed=row["claimed"],
+    changed = from_row(
+        MdfPreapprovalChanged,
+        row,
         released=released if released is not None else Decimal("0.00"),
-        reason=row["reason"],
-        expires_at=row["expires_at"],
         fund_available=fund_available,
         changed_at=at,
         ingested_at=at,

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from services.portal import views
-from services.portal.backends import BackendRefused, Backends
+from services.portal.backends import BackendRefused, Backends, answered
 from services.portal.domain import pages
 from services.portal.rendering import page
 from services.portal.schemas import CheckAnswer
@@ -231,14 +231,11 @@ async def extend(
     request: Request, registration_id: str, session: PartnerDep, backends: BackendsDep
 ) -> Response:
     path = f"/registrations/{registration_id}/extension"
-    try:
-        answer = await backends.call(session, "deals", "POST", path)
+    answer, message, status = await answered(
+        backends.call(session, "deals", "POST", path), "Not extended", (409,)
+    )
+    if status == 200:
         message = f"Extended: protected until {answer['expires_at']}"
-        status = 200
-    except BackendRefused as refused:
-        if refused.status != 409:
-            raise
-        message, status = f"Not extended: {refused.detail}", 409
     rows = await views.registrations(backends, session)
     context = {"rows": rows, "form": {}, "message": message, "failed": status != 200}
     return page(request, "registrations.html", context, status=status)

@@ -3,7 +3,7 @@ person's own token: each service decides what that person may see or do."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Collection
 from typing import Any
 
 import httpx
@@ -28,6 +28,20 @@ class BackendRefused(Exception):
         self.service = service
         self.status = status
         self.detail = detail
+
+
+async def answered(
+    call: Awaitable[Any], failed: str, shown: Collection[int] = (409, 422)
+) -> tuple[Any, str, int]:
+    """A form's call to a service: (its answer, "", 200); or, when the service refuses with a
+    status its page shows beside the form (`shown`), (None, "<failed>: <the service's reason>",
+    that status). Any other refusal goes on to the error page."""
+    try:
+        return await call, "", 200
+    except BackendRefused as refused:
+        if refused.status not in shown:
+            raise
+        return None, f"{failed}: {refused.detail}", refused.status
 
 
 def _detail(response: httpx.Response) -> str:

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from services.portal import views
 from services.portal.api import BackendsDep
-from services.portal.backends import BackendRefused
+from services.portal.backends import BackendRefused, answered
 from services.portal.rendering import page
 from services.portal.sessions import CsrfDep, Session, SessionDep
 from shared.identity import Role
@@ -70,15 +70,11 @@ async def review(
 ) -> Response:
     params = {"approve": str(decision == "approve").lower(), "note": note.strip() or decision}
     path = f"/registrations/{registration_id}/review"
-    try:
-        answer = await backends.call(session, "deals", "POST", path, params=params)
-    except BackendRefused as refused:
-        if refused.status not in (409, 422):
-            raise
-        message = f"Not reviewed: {refused.detail}"
-        return await queue_page(request, session, backends, message, refused.status)
-    message = f"{registration_id}: {answer.get('status', decision)}"
-    return await queue_page(request, session, backends, message)
+    call = backends.call(session, "deals", "POST", path, params=params)
+    answer, message, status = await answered(call, "Not reviewed")
+    if status == 200:
+        message = f"{registration_id}: {answer.get('status', decision)}"
+    return await queue_page(request, session, backends, message, status)
 
 
 async def decided(
@@ -93,14 +89,10 @@ async def decided(
     """Make one decision through a service, then show the console page `again` with the answer
     (the service's refusal, 409 or 422, in its place)."""
     service, method, path = call
-    status, message = 200, done
-    try:
-        await backends.call(session, service, method, path, **kwargs)
-    except BackendRefused as refused:
-        if refused.status not in (409, 422):
-            raise
-        status, message = refused.status, f"Not done: {refused.detail}"
-    return await PAGES[again](request, session, backends, message, status)
+    _, refusal, status = await answered(
+        backends.call(session, service, method, path, **kwargs), "Not done"
+    )
+    return await PAGES[again](request, session, backends, refusal or done, status)
 
 
 async def applications_page(
@@ -167,44 +159,47 @@ Decision = Annotated[str, Form(pattern="^(approve|reject)$")]
 Note = Annotated[str, Form(max_length=500)]
 
 
+def decision_route(path: str, item: str, service: str, again: str, done: str) -> None:
+    """Add the console's `POST path`: a manager approves or rejects (with a note) the item that
+    `path` names by `item`; `service` decides at the same path, then the page `again` shows its
+    answer (`done`, formatted with the item and the decision) or its refusal."""
+
+    async def decide(
+        request: Request,
+        session: ManagerDep,
+        backends: BackendsDep,
+        decision: Decision,
+        note: Note = "",
+        item_id: str = Path(alias=item, max_length=200),
+    ) -> Response:
+        body = {"approve": decision == "approve", "note": note.strip()}
+        call = (service, "POST", path.format_map({item: item_id}))
+        message = done.format(item=item_id, decision=decision)
+        return await decided(request, session, backends, call, again, message, json=body)
+
+    router.post(path, dependencies=[CsrfDep])(decide)
+
+
+decision_route(
+    "/applications/{partner_id}/decision",
+    "partner_id",
+    "onboarding",
+    "applications",
+    "{item}: {decision}d",
+)
+decision_route(
+    "/mdf/claims/{claim_id}/decision", "claim_id", "incentives", "mdf", "Claim {item}: {decision}d"
+)
+
+
 @router.get("/applications")
 async def applications(request: Request, session: ManagerDep, backends: BackendsDep) -> Response:
     return await applications_page(request, session, backends)
 
 
-@router.post("/applications/{partner_id}/decision", dependencies=[CsrfDep])
-async def decide_application(
-    request: Request,
-    partner_id: Annotated[str, Path(max_length=200)],
-    session: ManagerDep,
-    backends: BackendsDep,
-    decision: Decision,
-    note: Note = "",
-) -> Response:
-    body = {"approve": decision == "approve", "note": note.strip()}
-    call = ("onboarding", "POST", f"/applications/{partner_id}/decision")
-    done = f"{partner_id}: {decision}d"
-    return await decided(request, session, backends, call, "applications", done, json=body)
-
-
 @router.get("/mdf")
 async def mdf_claims(request: Request, session: ManagerDep, backends: BackendsDep) -> Response:
     return await mdf_page(request, session, backends)
-
-
-@router.post("/mdf/claims/{claim_id}/decision", dependencies=[CsrfDep])
-async def decide_claim(
-    request: Request,
-    claim_id: Annotated[str, Path(max_length=200)],
-    session: ManagerDep,
-    backends: BackendsDep,
-    decision: Decision,
-    note: Note = "",
-) -> Response:
-    body = {"approve": decision == "approve", "note": note.strip()}
-    call = ("incentives", "POST", f"/mdf/claims/{claim_id}/decision")
-    done = f"Claim {claim_id}: {decision}d"
-    return await decided(request, session, backends, call, "mdf", done, json=body)
 
 
 @router.get("/crm-links")

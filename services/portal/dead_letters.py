@@ -13,7 +13,7 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from starlette.responses import Response
 
 from services.portal.api import BackendsDep
-from services.portal.backends import BackendRefused, Backends, BackendUnavailable
+from services.portal.backends import BackendRefused, Backends, BackendUnavailable, answered
 from services.portal.console import ManagerDep
 from services.portal.rendering import page
 from services.portal.sessions import CsrfDep, Session
@@ -94,14 +94,15 @@ async def _replayed(
 ) -> Response:
     """Run one replay call, then the service's letters again with the answer (a refusal,
     e.g. a letter replayed before, in its place)."""
-    try:
-        message, status = await call, 200
-    except BackendRefused as refused:
-        if refused.status not in (404, 409, 422):
-            raise
-        message, status = f"Not replayed: {refused.detail}", refused.status
+    done, refusal, status = await answered(call, "Not replayed", (404, 409, 422))
     return await letters_page(
-        request, session, backends, state="all", only=service, message=message, status=status
+        request,
+        session,
+        backends,
+        state="all",
+        only=service,
+        message=refusal or done,
+        status=status,
     )
 
 

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from services.portal import views
 from services.portal.api import BackendsDep, PartnerDep
-from services.portal.backends import BackendRefused
+from services.portal.backends import BackendRefused, answered
 from services.portal.domain import pages
 from services.portal.rendering import page
 from services.portal.sessions import CsrfDep
@@ -93,16 +93,12 @@ async def claim(
         "description": description.strip(),
         "proof_reference": proof_reference.strip(),
     }
-    status = 200
-    try:
-        answer = await backends.call(session, "incentives", "POST", "/mdf/claims", json=body)
+    call = backends.call(session, "incentives", "POST", "/mdf/claims", json=body)
+    answer, message, status = await answered(call, "Not claimed")
+    if status == 200:
         message = (
             f"Claim {answer['claim_id']} for {answer['amount']} {answer['currency']}: "
             f"{answer['status']} (fund available: {answer['fund_available']})"
         )
-    except BackendRefused as refused:
-        if refused.status not in (409, 422):
-            raise
-        message, status = f"Not claimed: {refused.detail}", refused.status
     context = {**await views.mdf(backends, session), "message": message, "failed": status != 200}
     return page(request, "mdf.html", context, status=status)

@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from services.portal import views
 from services.portal.api import BackendsDep, PartnerDep
-from services.portal.backends import BackendRefused, Backends
+from services.portal.backends import Backends, answered
 from services.portal.domain import enablement
 from services.portal.rendering import page
 from services.portal.sessions import CsrfDep, Session
@@ -85,15 +85,10 @@ async def sandbox(
     """A sign-up for an SDK/API early-access sandbox, recorded with onboarding (once per
     person); a resource that is not an early-access programme is onboarding's 422."""
     path = f"/resources/{resource_id}/engagements"
-    try:
-        answer = await backends.call(
-            session, "onboarding", "POST", path, json={"action": "sandbox_signup"}
-        )
-    except BackendRefused as refused:
-        if refused.status != 422:
-            raise
-        message = f"Not signed up: {refused.detail}"
-        return await library_page(request, session, backends, message, True, refused.status)
+    call = backends.call(session, "onboarding", "POST", path, json={"action": "sandbox_signup"})
+    answer, refusal, status = await answered(call, "Not signed up", (422,))
+    if status != 200:
+        return await library_page(request, session, backends, refusal, True, status)
     title = answer["resource"]["title"]
     message = (
         f"Signed up for {title}."

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from starlette.responses import Response
 
 from services.portal.api import BackendsDep
-from services.portal.backends import BackendRefused, Backends
+from services.portal.backends import BackendRefused, Backends, answered
 from services.portal.domain import partners as rules
 from services.portal.partners import PARTNER_ID
 from services.portal.rendering import page
@@ -102,17 +102,13 @@ async def pay_out(
     amount: Annotated[str, Form(pattern=r"^(\d{1,14}(\.\d{1,2})?)?$")] = "",
 ) -> Response:
     body = {"reference": reference, **({"amount": amount} if amount else {})}
-    status, message = 200, ""
-    try:
-        paid = await backends.call(
-            session, "incentives", "POST", f"/partners/{partner_id}/payouts", json=body
-        )
+    call = backends.call(
+        session, "incentives", "POST", f"/partners/{partner_id}/payouts", json=body
+    )
+    paid, message, status = await answered(call, "Not paid")
+    if status == 200:
         message = (
             f"Paid {paid['amount']} {paid['currency']} to {partner_id} ({paid['reference']}); "
             f"balance after: {paid['balance_after']}"
         )
-    except BackendRefused as refused:
-        if refused.status not in (409, 422):
-            raise
-        status, message = refused.status, f"Not paid: {refused.detail}"
     return await payouts_page(request, session, backends, message=message, status=status)

@@ -11,11 +11,14 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
 from services.portal.api import BackendsDep, PartnerDep
-from services.portal.backends import BackendRefused, Backends
+from services.portal.backends import Backends, answered
 from services.portal.rendering import page
 from services.portal.sessions import CsrfDep, Session
 
 router = APIRouter(prefix="/webhooks")
+
+# The notifications service's refusals a page shows beside its form (403: a user, not an admin).
+REFUSALS_SHOWN = (403, 409, 422)
 
 
 def base(session: Session) -> str:
@@ -58,13 +61,10 @@ async def add(
     chosen = [k.strip() for k in kinds.split(",") if k.strip()]
     if chosen:
         body["kinds"] = chosen
-    try:
-        made = await backends.call(session, "notifications", "POST", base(session), json=body)
-    except BackendRefused as refused:
-        if refused.status not in (403, 409, 422):
-            raise
-        message = f"Not added: {refused.detail}"
-        return await list_page(request, session, backends, message, refused.status)
+    call = backends.call(session, "notifications", "POST", base(session), json=body)
+    made, refusal, status = await answered(call, "Not added", REFUSALS_SHOWN)
+    if status != 200:
+        return await list_page(request, session, backends, refusal, status)
     # The signing secret is shown this once (the service shows it again only on rotation).
     message = f"Added {made['url']}"
     return await list_page(request, session, backends, message, 200, secret=made["secret"])
@@ -108,14 +108,9 @@ async def change(
     **kwargs: Any,
 ) -> Response:
     path = f"{base(session)}/{endpoint_id}{suffix}"
-    try:
-        await backends.call(session, "notifications", method, path, **kwargs)
-    except BackendRefused as refused:
-        if refused.status not in (403, 409, 422):
-            raise
-        message = f"Not done: {refused.detail}"
-        return await endpoint_page(request, session, backends, endpoint_id, message, refused.status)
-    return await endpoint_page(request, session, backends, endpoint_id, done)
+    call = backends.call(session, "notifications", method, path, **kwargs)
+    _, refusal, status = await answered(call, "Not done", REFUSALS_SHOWN)
+    return await endpoint_page(request, session, backends, endpoint_id, refusal or done, status)
 
 
 @router.post("/{endpoint_id}/enabled", dependencies=[CsrfDep])

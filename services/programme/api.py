@@ -125,11 +125,11 @@ async def one_plan(
     platform: PlatformDep, partner_id: str, year: int, rules: tuple[str, ...]
 ) -> PlanOut:
     async with platform.pool.acquire() as conn:
-        found = await views.plans(conn, partner_id, year, now().date(), rules)
-        standing = await book.standing(conn, partner_id)
+        planned = await views.plans(conn, partner_id, year, now().date(), rules)
+        found = await book.with_standings(conn, partner_id, planned)
     if not found:
         raise NotFound(f"no business plan for {year}")
-    return book.with_standing(found[0], standing)
+    return found[0]
 
 
 @router.put("/partners/{partner_id}/plans/{year}", tags=["plans"])
@@ -177,8 +177,8 @@ async def list_plans(
     partner_scope(who, partner_id, f"partner {partner_id}")
     async with platform.pool.acquire() as conn:
         found = await views.plans(conn, partner_id, None, now().date(), settings.new_logo_rules)
-        standing = await book.standing(conn, partner_id)
-    return PlanList(items=[book.with_standing(plan, standing) for plan in found])
+        shown = await book.with_standings(conn, partner_id, found)
+    return PlanList(items=shown)
 
 
 @router.get("/partners/{partner_id}/plans/{year}", tags=["plans"])
@@ -214,9 +214,8 @@ async def record_review(
             now(),
         )
         recorded = await views.reviews(conn, partner_id, year)
-        standing = await book.standing(conn, partner_id)
-    made = next(r for r in recorded if r.review_id == review_id)
-    return book.with_standing(made, standing)
+        shown = await book.with_standings(conn, partner_id, recorded)
+    return next(r for r in shown if r.review_id == review_id)
 
 
 @router.get("/partners/{partner_id}/plans/{year}/reviews", tags=["plans"])
@@ -226,8 +225,8 @@ async def list_reviews(
     partner_scope(who, partner_id, f"partner {partner_id}")
     async with platform.pool.acquire() as conn:
         recorded = await views.reviews(conn, partner_id, year)
-        standing = await book.standing(conn, partner_id)
-    return ReviewList(items=[book.with_standing(r, standing) for r in recorded])
+        shown = await book.with_standings(conn, partner_id, recorded)
+    return ReviewList(items=shown)
 
 
 # ---- partner voice: surveys and the advisory council

@@ -24,6 +24,12 @@ def with_standing(record: Shown, standing: PartnerStandingOut | None) -> Shown:
     return record.model_copy(update={"standing": standing})
 
 
+async def with_standings(conn: Connection, partner_id: str, records: list[Shown]) -> list[Shown]:
+    """One partner's plans or reviews as shown: each with the partner's standing now."""
+    current = await standing(conn, partner_id)
+    return [with_standing(record, current) for record in records]
+
+
 async def manager_partner_ids(conn: Connection, manager: str) -> list[str]:
     """The partners whose account manager is `manager` now (their latest assignment)."""
     rows = await conn.fetch(

@@ -12,27 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from services.deals.adapters.common import (
-    MAX_PRODUCTS,
-    AdapterError,
-    Ignored,
-    ResyncNeeded,
-    array,
-    country,
-    currency,
-    domain,
-    from_epoch_ms,
-    ident,
-    map_stage,
-    money,
-    name,
-    obj,
-    optional_ident,
-    parse_date,
-    parse_datetime,
-    require,
-    string,
-)
+from services.deals.adapters import common
+from services.deals.adapters.common import MAX_PRODUCTS, AdapterError, Ignored, ResyncNeeded
 from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
 
 S = DealStage
@@ -69,50 +50,55 @@ def hubspot_events(batch: Any) -> list[Any]:
     """The events of a HubSpot webhook POST body, which must be a JSON array."""
     if not isinstance(batch, list):
         raise AdapterError("HubSpot delivers a JSON array of events; got " + type(batch).__name__)
-    return array(batch, "batch")
+    return common.array(batch, "batch")
 
 
 def from_hubspot_event(event: Any, where: str) -> list[CrmDealChanged]:
     """One subscription event of a HubSpot batch; `where` is its path (`[index]`)."""
-    kind = string(require(event, "subscriptionType", where), f"{where}.subscriptionType", 64)
+    kind = common.string(
+        common.require(event, "subscriptionType", where), f"{where}.subscriptionType", 64
+    )
     if not kind.startswith("deal."):
         raise Ignored(f"{where}.subscriptionType {kind!r} is not a deal subscription")
-    portal = ident(require(event, "portalId", where), f"{where}.portalId")
-    event_id = f"{portal}:" + ident(require(event, "eventId", where), f"{where}.eventId")
-    at = from_epoch_ms(require(event, "occurredAt", where), f"{where}.occurredAt")
+    portal = common.ident(common.require(event, "portalId", where), f"{where}.portalId")
+    event_id = f"{portal}:" + common.ident(
+        common.require(event, "eventId", where), f"{where}.eventId"
+    )
+    at = common.from_epoch_ms(common.require(event, "occurredAt", where), f"{where}.occurredAt")
     if kind == "deal.associationChange":
         _association(event, where, portal, at)
     if kind == "deal.merge":
         return _merge(event, where, portal, event_id, at)
-    common: dict[str, Any] = {
+    identity: dict[str, Any] = {
         "source": CrmSource.HUBSPOT,
-        "source_id": f"{portal}:" + ident(require(event, "objectId", where), f"{where}.objectId"),
+        "source_id": f"{portal}:"
+        + common.ident(common.require(event, "objectId", where), f"{where}.objectId"),
         "source_event_id": event_id,
         "source_timestamp": at,
     }
     if kind == "deal.creation":
-        return [CrmDealChanged(**common, change_type="created", created_at=at)]
+        return [CrmDealChanged(**identity, change_type="created", created_at=at)]
     if kind == "deal.deletion":
-        return [CrmDealChanged(**common, change_type="deleted")]
+        return [CrmDealChanged(**identity, change_type="deleted")]
     if kind == "deal.restore":
-        return [CrmDealChanged(**common, change_type="updated", deleted=False)]
+        return [CrmDealChanged(**identity, change_type="updated", deleted=False)]
     if kind == "deal.propertyChange":
         # Properties we do not model are accepted and carry no field change.
-        return [CrmDealChanged(**common, change_type="updated", **_property(event, where))]
+        return [CrmDealChanged(**identity, change_type="updated", **_property(event, where))]
     raise AdapterError(f"{where}.subscriptionType {kind!r} is not supported")
 
 
 def _association(event: dict[str, Any], where: str, portal: str, at: datetime) -> None:
     """A deal's company or line items changed: the deal is fetched with them (the event says
     only which objects were linked). Other associations carry nothing Pollinate keeps."""
-    kind = string(event.get("associationType") or "", f"{where}.associationType", 64).upper()
+    kind = common.string(event.get("associationType") or "", f"{where}.associationType", 64).upper()
     if kind in ("DEAL_TO_COMPANY", "DEAL_TO_LINE_ITEM"):
-        deal = require(event, "fromObjectId", where)
+        deal = common.require(event, "fromObjectId", where)
     elif kind in ("COMPANY_TO_DEAL", "LINE_ITEM_TO_DEAL"):
-        deal = require(event, "toObjectId", where)
+        deal = common.require(event, "toObjectId", where)
     else:
         raise Ignored(f"{where}: a {kind or 'deal'} association carries nothing Pollinate keeps")
-    record = f"{portal}:{ident(deal, f'{where}.objectId')}"
+    record = f"{portal}:{common.ident(deal, f'{where}.objectId')}"
     raise ResyncNeeded(f"{where}: {kind} changed: the deal is fetched with it", (record,), at)
 
 
@@ -120,12 +106,16 @@ def _merge(
     event: dict[str, Any], where: str, portal: str, event_id: str, at: Any
 ) -> list[CrmDealChanged]:
     """The survivor (kept, or created by the merge) and each merged deal, deleted into it."""
-    primary = ident(require(event, "primaryObjectId", where), f"{where}.primaryObjectId")
-    survivor = optional_ident(event.get("newObjectId"), f"{where}.newObjectId") or primary
+    primary = common.ident(
+        common.require(event, "primaryObjectId", where), f"{where}.primaryObjectId"
+    )
+    survivor = common.optional_ident(event.get("newObjectId"), f"{where}.newObjectId") or primary
     merged = [
-        ident(merged_id, f"{where}.mergedObjectIds[{index}]")
+        common.ident(merged_id, f"{where}.mergedObjectIds[{index}]")
         for index, merged_id in enumerate(
-            array(require(event, "mergedObjectIds", where), f"{where}.mergedObjectIds")
+            common.array(
+                common.require(event, "mergedObjectIds", where), f"{where}.mergedObjectIds"
+            )
         )
     ]
     if primary != survivor:
@@ -156,7 +146,7 @@ def _merge(
 def _property(event: dict[str, Any], where: str) -> dict[str, Any]:
     """The field a HubSpot property change sets, or clears when the value is '' (none for a
     property not modelled)."""
-    prop = string(require(event, "propertyName", where), f"{where}.propertyName")
+    prop = common.string(common.require(event, "propertyName", where), f"{where}.propertyName")
     value = event.get("propertyValue")
     at = f"{where}.propertyValue"
     field = PROPERTY_FIELDS.get(prop)
@@ -167,16 +157,16 @@ def _property(event: dict[str, Any], where: str) -> dict[str, Any]:
             raise AdapterError(f"{at}: a deal stage cannot be cleared")
         return {"cleared": (field,)}
     if field == "amount":
-        return {"amount": money(value, at, None)}
+        return {"amount": common.money(value, at, None)}
     if field == "stage":
-        return {"stage": map_stage(HUBSPOT_STAGES, value, at)}
+        return {"stage": common.map_stage(HUBSPOT_STAGES, value, at)}
     if field == "name":
-        return {"name": name(value, at)}
+        return {"name": common.name(value, at)}
     if field == "close_date":
-        return {"close_date": from_epoch_ms(value, at).date()}
+        return {"close_date": common.from_epoch_ms(value, at).date()}
     if field == "owner":
-        return {"owner": optional_ident(value, at)}
-    return {"currency": currency(value, at)}
+        return {"owner": common.optional_ident(value, at)}
+    return {"currency": common.currency(value, at)}
 
 
 # What the CRM API is asked for, and the deal properties a snapshot offers (and clears).
@@ -198,10 +188,10 @@ def from_hubspot_deal(
     the line items (SKU, else product id, else name). Taken as of the deal's `updatedAt`, or
     `at_least` (when the association change that asked for it happened) if later: associating a
     company does not always move the deal's own modification time."""
-    deal = obj(deal, "deal")
-    deal_id = ident(require(deal, "id", "deal"), "deal.id")
-    properties = obj(deal.get("properties"), "deal.properties")
-    updated = parse_datetime(require(deal, "updatedAt", "deal"), "deal.updatedAt")
+    deal = common.obj(deal, "deal")
+    deal_id = common.ident(common.require(deal, "id", "deal"), "deal.id")
+    properties = common.obj(deal.get("properties"), "deal.properties")
+    updated = common.parse_datetime(common.require(deal, "updatedAt", "deal"), "deal.updatedAt")
     at = max(updated, at_least) if at_least is not None else updated
     fields: dict[str, Any] = {}
     cleared: list[str] = []
@@ -213,27 +203,28 @@ def from_hubspot_deal(
                 cleared.append(field)
             continue
         if field == "close_date":
-            fields[field] = parse_date(value, where)
+            fields[field] = common.parse_date(value, where)
         else:
             fields.update(_property({"propertyName": prop, "propertyValue": value}, "deal"))
     customer = None
     if company is not None:
-        company_properties = obj(obj(company, "company").get("properties"), "company.properties")
+        company_properties = common.obj(
+            common.obj(company, "company").get("properties"), "company.properties"
+        )
         customer = Customer(
-            name=name(company_properties.get("name"), "company.properties.name"),
-            domain=domain(company_properties.get("domain"), "company.properties.domain"),
-            country=country(company_properties.get("country"), "company.properties.country"),
+            name=common.name(company_properties.get("name"), "company.properties.name"),
+            domain=common.domain(company_properties.get("domain"), "company.properties.domain"),
+            country=common.country(company_properties.get("country"), "company.properties.country"),
         )
     products = tuple(
-        ident(_product(item, index), f"line_items[{index}]")
+        common.ident(_product(item, index), f"line_items[{index}]")
         for index, item in enumerate(line_items[:MAX_PRODUCTS])
     )
-    return CrmDealChanged(
-        source=CrmSource.HUBSPOT,
-        source_id=f"{portal}:{deal_id}",
-        source_event_id=f"{portal}:rest:{deal_id}@{at.isoformat()}",
-        source_timestamp=at,
-        change_type="updated",
+    return _read_through_api(
+        portal,
+        deal_id,
+        at,
+        "updated",
         deleted=bool(deal.get("archived")),
         customer=customer,
         products=products or None,
@@ -244,17 +235,33 @@ def from_hubspot_deal(
 
 def archived_deal(portal: str, deal_id: str, at: datetime) -> CrmDealChanged:
     """A deal the CRM API no longer has (404): deleted as of `at`."""
+    return _read_through_api(portal, deal_id, at, "deleted", version_suffix=":gone")
+
+
+def _read_through_api(
+    portal: str,
+    deal_id: str,
+    at: datetime,
+    change_type: str,
+    version_suffix: str = "",
+    **fields: Any,
+) -> CrmDealChanged:
+    """A deal's change as the CRM API read it (not a webhook's event): its own event id names
+    the read (`<portal>:rest:<deal>@<as of>`, with `version_suffix`)."""
     return CrmDealChanged(
         source=CrmSource.HUBSPOT,
         source_id=f"{portal}:{deal_id}",
-        source_event_id=f"{portal}:rest:{deal_id}@{at.isoformat()}:gone",
+        source_event_id=f"{portal}:rest:{deal_id}@{at.isoformat()}{version_suffix}",
         source_timestamp=at,
-        change_type="deleted",
+        change_type=change_type,
+        **fields,
     )
 
 
 def _product(item: Any, index: int) -> Any:
-    item_properties = obj(obj(item, f"line_items[{index}]").get("properties"), "properties")
+    item_properties = common.obj(
+        common.obj(item, f"line_items[{index}]").get("properties"), "properties"
+    )
     for key in LINE_ITEM_PROPERTIES:
         if item_properties.get(key) not in (None, ""):
             return item_properties[key]

@@ -3,27 +3,13 @@ answers and Microsoft Partner Center referrals, each read whole (a snapshot of t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from services.deals.adapters.common import (
-    MAX_PRODUCTS,
-    AdapterError,
-    array,
-    country,
-    currency,
-    domain,
-    ident,
-    map_stage,
-    money,
-    name,
-    obj,
-    optional_ident,
-    parse_date,
-    parse_datetime,
-    require,
-    string,
-)
+from services.deals.adapters import common
+from services.deals.adapters.common import MAX_PRODUCTS, AdapterError
 from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
 
 S = DealStage
@@ -51,63 +37,59 @@ MICROSOFT_SUBSTATUS = {
 
 def from_aws_ace(opportunity: Any) -> list[CrmDealChanged]:
     """The GetOpportunity response fetched after an EventBridge 'Opportunity Updated' event."""
-    opp_id = ident(require(opportunity, "Id", "opportunity"), "opportunity.Id")
-    account = obj(
-        require(require(opportunity, "Customer", "opportunity"), "Account", "opportunity.Customer"),
+    opp_id = common.ident(common.require(opportunity, "Id", "opportunity"), "opportunity.Id")
+    account = common.obj(
+        common.require(
+            common.require(opportunity, "Customer", "opportunity"),
+            "Account",
+            "opportunity.Customer",
+        ),
         "opportunity.Customer.Account",
     )
-    lifecycle = obj(require(opportunity, "LifeCycle", "opportunity"), "opportunity.LifeCycle")
-    project = obj(opportunity.get("Project"), "opportunity.Project")
-    amount, in_currency = _ace_spend(project)
-    needs = array(opportunity.get("PrimaryNeedsFromAws"), "opportunity.PrimaryNeedsFromAws")
-    modified = parse_datetime(
-        require(opportunity, "LastModifiedDate", "opportunity"), "opportunity.LastModifiedDate"
+    lifecycle = common.obj(
+        common.require(opportunity, "LifeCycle", "opportunity"), "opportunity.LifeCycle"
     )
-    return [
-        CrmDealChanged(
-            source=CrmSource.AWS_ACE,
-            source_id=str(opp_id),
-            source_event_id=f"{opp_id}@{modified.isoformat()}",
-            source_timestamp=modified,
-            change_type="updated",
-            name=name(project.get("Title"), "opportunity.Project.Title"),
-            customer=Customer(
-                name=name(
-                    require(account, "CompanyName", "opportunity.Customer.Account"),
-                    "opportunity.Customer.Account.CompanyName",
-                ),
-                domain=domain(account.get("WebsiteUrl"), "opportunity.Customer.Account.WebsiteUrl"),
-                country=country(
-                    obj(account.get("Address"), "opportunity.Customer.Account.Address").get(
-                        "CountryCode"
-                    ),
-                    "opportunity.Customer.Account.Address.CountryCode",
-                ),
-            ),
-            amount=amount,
-            currency=in_currency,
-            stage=map_stage(
-                ACE_STAGES,
-                require(lifecycle, "Stage", "opportunity.LifeCycle"),
-                "opportunity.LifeCycle.Stage",
-            ),
-            close_date=parse_date(
-                lifecycle.get("TargetCloseDate"), "opportunity.LifeCycle.TargetCloseDate"
-            ),
-            owner=None,  # OpportunityTeam is the partner's team, not a direct rep
-            partner_ref=optional_ident(
-                opportunity.get("PartnerOpportunityIdentifier"),
-                "opportunity.PartnerOpportunityIdentifier",
-            ),
-            co_sell=any(
-                "Co-Sell" in string(need, f"opportunity.PrimaryNeedsFromAws[{index}]")
-                for index, need in enumerate(needs)
-            ),
-            created_at=parse_datetime(opportunity["CreatedDate"], "opportunity.CreatedDate")
-            if opportunity.get("CreatedDate")
-            else None,
-        )
-    ]
+    project = common.obj(opportunity.get("Project"), "opportunity.Project")
+    amount, in_currency = _ace_spend(project)
+    needs = common.array(opportunity.get("PrimaryNeedsFromAws"), "opportunity.PrimaryNeedsFromAws")
+    modified = common.parse_datetime(
+        common.require(opportunity, "LastModifiedDate", "opportunity"),
+        "opportunity.LastModifiedDate",
+    )
+    return _snapshot(
+        CrmSource.AWS_ACE,
+        str(opp_id),
+        modified.isoformat(),
+        modified,
+        (opportunity, "opportunity", "CreatedDate"),
+        name=common.name(project.get("Title"), "opportunity.Project.Title"),
+        customer=_customer(
+            account,
+            "opportunity.Customer.Account",
+            "CompanyName",
+            "WebsiteUrl",
+            common.domain,
+            "CountryCode",
+        ),
+        amount=amount,
+        currency=in_currency,
+        stage=common.map_stage(
+            ACE_STAGES,
+            common.require(lifecycle, "Stage", "opportunity.LifeCycle"),
+            "opportunity.LifeCycle.Stage",
+        ),
+        close_date=common.parse_date(
+            lifecycle.get("TargetCloseDate"), "opportunity.LifeCycle.TargetCloseDate"
+        ),
+        partner_ref=common.optional_ident(
+            opportunity.get("PartnerOpportunityIdentifier"),
+            "opportunity.PartnerOpportunityIdentifier",
+        ),
+        co_sell=any(
+            "Co-Sell" in common.string(need, f"opportunity.PrimaryNeedsFromAws[{index}]")
+            for index, need in enumerate(needs)
+        ),
+    )
 
 
 def _ace_spend(project: dict[str, Any]) -> tuple[Decimal | None, str | None]:
@@ -117,13 +99,13 @@ def _ace_spend(project: dict[str, Any]) -> tuple[Decimal | None, str | None]:
     amount is then left unknown rather than converted."""
     where = "opportunity.Project.ExpectedCustomerSpend"
     totals: dict[str | None, Decimal] = {}
-    for index, entry in enumerate(array(project.get("ExpectedCustomerSpend"), where)):
+    for index, entry in enumerate(common.array(project.get("ExpectedCustomerSpend"), where)):
         at = f"{where}[{index}]"
-        entry = obj(entry, at)
-        in_currency = currency(entry.get("CurrencyCode"), f"{at}.CurrencyCode")
+        entry = common.obj(entry, at)
+        in_currency = common.currency(entry.get("CurrencyCode"), f"{at}.CurrencyCode")
         if entry.get("Amount") in (None, ""):
             continue
-        amount = money(entry["Amount"], f"{at}.Amount", in_currency)
+        amount = common.money(entry["Amount"], f"{at}.Amount", in_currency)
         # ACE reports expected spend per period; annualise monthly figures for a deal amount.
         frequency = entry.get("Frequency", "Annual")
         factor = {"Monthly": 12, "Annual": 1}.get(frequency, 1) if isinstance(frequency, str) else 1
@@ -131,7 +113,7 @@ def _ace_spend(project: dict[str, Any]) -> tuple[Decimal | None, str | None]:
     if len(totals) != 1:
         return None, None
     [(in_currency, total)] = totals.items()
-    return money(total, f"{where} (annualised, summed)", in_currency), in_currency
+    return common.money(total, f"{where} (annualised, summed)", in_currency), in_currency
 
 
 def from_microsoft_referral(referral: Any) -> list[CrmDealChanged]:
@@ -139,67 +121,103 @@ def from_microsoft_referral(referral: Any) -> list[CrmDealChanged]:
     documentation's PascalCase or as the REST API returns it (camelCase: its paths are named
     here in PascalCase)."""
     referral = _pascal_case(referral)
-    referral_id = ident(require(referral, "Id", "referral"), "referral.Id")
-    profile = obj(require(referral, "CustomerProfile", "referral"), "referral.CustomerProfile")
-    details = obj(referral.get("Details"), "referral.Details")
-    status = string(require(referral, "Status", "referral"), "referral.Status", 64)
-    substatus = string(referral.get("Substatus") or "", "referral.Substatus", 64)
+    referral_id = common.ident(common.require(referral, "Id", "referral"), "referral.Id")
+    profile = common.obj(
+        common.require(referral, "CustomerProfile", "referral"), "referral.CustomerProfile"
+    )
+    details = common.obj(referral.get("Details"), "referral.Details")
+    status = common.string(common.require(referral, "Status", "referral"), "referral.Status", 64)
+    substatus = common.string(referral.get("Substatus") or "", "referral.Substatus", 64)
     if status.lower() == "closed" and not substatus:
         raise AdapterError("referral.Substatus is required when Status is 'Closed'")
-    stage = map_stage(MICROSOFT_SUBSTATUS, substatus or "pending", "referral.Substatus")
-    updated = parse_datetime(
-        require(referral, "UpdatedDateTime", "referral"), "referral.UpdatedDateTime"
+    stage = common.map_stage(MICROSOFT_SUBSTATUS, substatus or "pending", "referral.Substatus")
+    updated = common.parse_datetime(
+        common.require(referral, "UpdatedDateTime", "referral"), "referral.UpdatedDateTime"
     )
-    requirements = obj(details.get("Requirements"), "referral.Details.Requirements")
-    products = array(
+    requirements = common.obj(details.get("Requirements"), "referral.Details.Requirements")
+    products = common.array(
         requirements.get("Products"), "referral.Details.Requirements.Products", MAX_PRODUCTS
     )
-    in_currency = currency(details.get("Currency"), "referral.Details.Currency")
-    etag = optional_ident(referral.get("ETag"), "referral.ETag")
+    in_currency = common.currency(details.get("Currency"), "referral.Details.Currency")
+    etag = common.optional_ident(referral.get("ETag"), "referral.ETag")
+    return _snapshot(
+        CrmSource.MICROSOFT,
+        str(referral_id),
+        etag or updated.isoformat(),
+        updated,
+        (referral, "referral", "CreatedDateTime"),
+        name=common.name(referral.get("Name"), "referral.Name"),
+        customer=_customer(
+            profile, "referral.CustomerProfile", "Name", "Ids", _customer_domain, "Country"
+        ),
+        products=tuple(
+            common.ident(p["Id"], f"referral.Details.Requirements.Products[{index}].Id")
+            for index, p in enumerate(products)
+            if isinstance(p, dict) and p.get("Id")
+        )
+        or None,
+        amount=common.money(details["DealValue"], "referral.Details.DealValue", in_currency)
+        if details.get("DealValue") is not None
+        else None,
+        currency=in_currency,
+        stage=stage,
+        close_date=common.parse_date(
+            details.get("ClosingDateTime"), "referral.Details.ClosingDateTime"
+        ),
+        partner_ref=common.optional_ident(
+            referral.get("ExternalReferenceId"), "referral.ExternalReferenceId"
+        ),
+        co_sell=str(referral.get("ReferralType", referral.get("Type", "")))[:64].lower()
+        == "shared",
+    )
+
+
+def _snapshot(
+    source: CrmSource,
+    record_id: str,
+    version: str,
+    at: datetime,
+    created: tuple[dict[str, Any], str, str],
+    **fields: Any,
+) -> list[CrmDealChanged]:
+    """A programme's record read whole: one 'updated' change named by the record's version
+    (`<id>@<version>`), created when `created` (the record, its path, the key) says. Its team
+    is the partner's, not a direct rep, so the change names no owner."""
+    record, where, key = created
     return [
         CrmDealChanged(
-            source=CrmSource.MICROSOFT,
-            source_id=str(referral_id),
-            source_event_id=f"{referral_id}@{etag or updated.isoformat()}",
-            source_timestamp=updated,
+            source=source,
+            source_id=record_id,
+            source_event_id=f"{record_id}@{version}",
+            source_timestamp=at,
             change_type="updated",
-            name=name(referral.get("Name"), "referral.Name"),
-            customer=Customer(
-                name=name(
-                    require(profile, "Name", "referral.CustomerProfile"),
-                    "referral.CustomerProfile.Name",
-                ),
-                domain=_customer_domain(profile.get("Ids"), "referral.CustomerProfile.Ids"),
-                country=country(
-                    obj(profile.get("Address"), "referral.CustomerProfile.Address").get("Country"),
-                    "referral.CustomerProfile.Address.Country",
-                ),
-            ),
-            products=tuple(
-                ident(p["Id"], f"referral.Details.Requirements.Products[{index}].Id")
-                for index, p in enumerate(products)
-                if isinstance(p, dict) and p.get("Id")
-            )
-            or None,
-            amount=money(details["DealValue"], "referral.Details.DealValue", in_currency)
-            if details.get("DealValue") is not None
-            else None,
-            currency=in_currency,
-            stage=stage,
-            close_date=parse_date(
-                details.get("ClosingDateTime"), "referral.Details.ClosingDateTime"
-            ),
-            owner=None,  # Team is the partner's team, not a direct rep
-            partner_ref=optional_ident(
-                referral.get("ExternalReferenceId"), "referral.ExternalReferenceId"
-            ),
-            co_sell=str(referral.get("ReferralType", referral.get("Type", "")))[:64].lower()
-            == "shared",
-            created_at=parse_datetime(referral["CreatedDateTime"], "referral.CreatedDateTime")
-            if referral.get("CreatedDateTime")
+            owner=None,
+            **fields,
+            created_at=common.parse_datetime(record[key], f"{where}.{key}")
+            if record.get(key)
             else None,
         )
     ]
+
+
+def _customer(
+    holder: dict[str, Any],
+    where: str,
+    name_key: str,
+    domain_key: str,
+    domain_of: Callable[[Any, str], str | None],
+    country_key: str,
+) -> Customer:
+    """The customer a programme's record holds at `where`: its name (required), its domain (read
+    by `domain_of` from `domain_key`) and the country in its `Address`."""
+    address = f"{where}.Address"
+    return Customer(
+        name=common.name(common.require(holder, name_key, where), f"{where}.{name_key}"),
+        domain=domain_of(holder.get(domain_key), f"{where}.{domain_key}"),
+        country=common.country(
+            common.obj(holder.get("Address"), address).get(country_key), f"{address}.{country_key}"
+        ),
+    )
 
 
 def _pascal_case(value: Any) -> Any:
@@ -223,13 +241,13 @@ def _customer_domain(ids: Any, where: str) -> str | None:
         candidates = [ids.get(key) for key in ("External", "Domain") if ids.get(key)]
     else:
         candidates = []
-        for index, entry in enumerate(array(ids, where, MAX_PRODUCTS)):
+        for index, entry in enumerate(common.array(ids, where, MAX_PRODUCTS)):
             if isinstance(entry, dict):
                 entry = entry.get("Value", entry.get("Id"))
             if entry not in (None, ""):
-                candidates.append(string(entry, f"{where}[{index}]", 2048))
+                candidates.append(common.string(entry, f"{where}[{index}]", 2048))
     for candidate in candidates:
-        text = string(candidate, where, 2048).strip()
+        text = common.string(candidate, where, 2048).strip()
         if "." in text and " " not in text and "@" not in text:
-            return domain(text, where)
+            return common.domain(text, where)
     return None

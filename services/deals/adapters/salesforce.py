@@ -15,27 +15,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from services.deals.adapters.common import (
-    MAX_PRODUCTS,
-    AdapterError,
-    Ignored,
-    ResyncNeeded,
-    array,
-    country,
-    currency,
-    domain,
-    from_epoch_ms,
-    ident,
-    map_stage,
-    money,
-    name,
-    obj,
-    optional_ident,
-    parse_date,
-    parse_datetime,
-    require,
-    string,
-)
+from services.deals.adapters import common
+from services.deals.adapters.common import MAX_PRODUCTS, AdapterError, Ignored, ResyncNeeded
 from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
 
 S = DealStage
@@ -80,27 +61,29 @@ _DAYS_MAX = 10_000_000
 
 def _unwrap(message: Any) -> tuple[dict[str, Any], dict[str, Any], str]:
     """(the event record, the event's delivery metadata, the record's path) of any form."""
-    message = obj(message, "event")
+    message = common.obj(message, "event")
     if isinstance(message.get("data"), dict):
         message = message["data"]  # CometD: {"channel", "data": {...}}
     if "ChangeEventHeader" in message:
         return message, message, "event"  # Pub/Sub API, decoded from Avro
-    payload = obj(require(message, "payload", "event"), "payload")
-    return payload, obj(message.get("event"), "event"), "payload"
+    payload = common.obj(common.require(message, "payload", "event"), "payload")
+    return payload, common.obj(message.get("event"), "event"), "payload"
 
 
 def from_salesforce_cdc(message: Any) -> list[CrmDealChanged]:
     """One OpportunityChangeEvent, as a relay delivers it: one change per record it names."""
     payload, delivery, at = _unwrap(message)
     where = f"{at}.ChangeEventHeader"
-    header = obj(require(payload, "ChangeEventHeader", at), where)
+    header = common.obj(common.require(payload, "ChangeEventHeader", at), where)
     entity = header.get("entityName")
     if entity == "Account":
         _account_change(header, where)
     if entity != "Opportunity":
         raise Ignored(f"{where}.entityName is {str(entity)[:64]!r}, not 'Opportunity'")
     record_ids = _record_ids(header, where)
-    change = string(require(header, "changeType", where), f"{where}.changeType", 64).upper()
+    change = common.string(
+        common.require(header, "changeType", where), f"{where}.changeType", 64
+    ).upper()
     if change.startswith("GAP_"):
         # An overflow names no record (or Salesforce's wildcard id): the whole entity's
         # changes since its commit are fetched.
@@ -113,7 +96,9 @@ def from_salesforce_cdc(message: Any) -> list[CrmDealChanged]:
             f"{where}.changeType {change!r} stands for changes it does not carry: "
             + ("its records are fetched" if named else "the changes since it are fetched"),
             named,
-            from_epoch_ms(require(header, "commitTimestamp", where), f"{where}.commitTimestamp"),
+            common.from_epoch_ms(
+                common.require(header, "commitTimestamp", where), f"{where}.commitTimestamp"
+            ),
         )
     change_type = CHANGE_TYPES.get(change)
     if change_type is None:
@@ -137,9 +122,9 @@ def from_salesforce_cdc(message: Any) -> list[CrmDealChanged]:
 
 def _record_ids(header: dict[str, Any], where: str) -> tuple[str, ...]:
     return tuple(
-        ident(record_id, f"{where}.recordIds[{index}]")
+        common.ident(record_id, f"{where}.recordIds[{index}]")
         for index, record_id in enumerate(
-            array(require(header, "recordIds", where), f"{where}.recordIds")
+            common.array(common.require(header, "recordIds", where), f"{where}.recordIds")
         )
     )
 
@@ -160,22 +145,24 @@ def _account_change(header: dict[str, Any], where: str) -> None:
         f"{where}: a deleted Account may have been merged: its MasterRecordId is fetched and"
         " the surviving Account's Opportunities with it",
         accounts,
-        from_epoch_ms(require(header, "commitTimestamp", where), f"{where}.commitTimestamp"),
+        common.from_epoch_ms(
+            common.require(header, "commitTimestamp", where), f"{where}.commitTimestamp"
+        ),
     )
 
 
 def _header(header: dict[str, Any], delivery: dict[str, Any], where: str) -> dict[str, Any]:
     """The change's time, order and own id from the header (and the delivery's replay id)."""
     replay = delivery.get("replayId", delivery.get("replay_id"))
-    replay_id = optional_ident(replay, "event.replayId")
-    transaction = optional_ident(header.get("transactionKey"), f"{where}.transactionKey")
+    replay_id = common.optional_ident(replay, "event.replayId")
+    transaction = common.optional_ident(header.get("transactionKey"), f"{where}.transactionKey")
     sequence = _optional_int(header.get("sequenceNumber"), f"{where}.sequenceNumber")
     commit = _optional_int(header.get("commitNumber"), f"{where}.commitNumber")
     seq = "" if sequence is None else str(sequence)
     return {
         "event_id": f"{transaction or ''}:{seq}:{replay_id or ''}",
-        "source_timestamp": from_epoch_ms(
-            require(header, "commitTimestamp", where), f"{where}.commitTimestamp"
+        "source_timestamp": common.from_epoch_ms(
+            common.require(header, "commitTimestamp", where), f"{where}.commitTimestamp"
         ),
         "source_commit": commit,
         "source_sequence": sequence,
@@ -188,27 +175,31 @@ def _fields(payload: dict[str, Any], at: str, nulled: set[str]) -> dict[str, Any
     def value(field: str) -> Any:
         return payload.get(field)
 
-    in_currency = currency(value("CurrencyIsoCode"), f"{at}.CurrencyIsoCode")
+    in_currency = common.currency(value("CurrencyIsoCode"), f"{at}.CurrencyIsoCode")
     customer = None
     if any(value(field) is not None for field in _CUSTOMER_FIELDS):
         customer = Customer(
-            name=name(value("Account_Name__c"), f"{at}.Account_Name__c"),
-            domain=domain(value("Account_Website__c"), f"{at}.Account_Website__c"),
-            country=country(value("BillingCountry__c"), f"{at}.BillingCountry__c"),
+            name=common.name(value("Account_Name__c"), f"{at}.Account_Name__c"),
+            domain=common.domain(value("Account_Website__c"), f"{at}.Account_Website__c"),
+            country=common.country(value("BillingCountry__c"), f"{at}.BillingCountry__c"),
         )
     stage = value("StageName")
     amount = value("Amount")
     created = value("CreatedDate")
     return {
-        "name": name(value("Name"), f"{at}.Name"),
+        "name": common.name(value("Name"), f"{at}.Name"),
         "customer": customer,
         "products": _products(value("Products__c"), f"{at}.Products__c"),
-        "amount": None if amount is None else money(amount, f"{at}.Amount", in_currency),
+        "amount": None if amount is None else common.money(amount, f"{at}.Amount", in_currency),
         "currency": in_currency,
-        "stage": None if stage is None else map_stage(SALESFORCE_STAGES, stage, f"{at}.StageName"),
+        "stage": None
+        if stage is None
+        else common.map_stage(SALESFORCE_STAGES, stage, f"{at}.StageName"),
         "close_date": _date(value("CloseDate"), f"{at}.CloseDate"),
-        "owner": optional_ident(value("OwnerId"), f"{at}.OwnerId"),
-        "partner_ref": optional_ident(value("Partner_Account__c"), f"{at}.Partner_Account__c"),
+        "owner": common.optional_ident(value("OwnerId"), f"{at}.OwnerId"),
+        "partner_ref": common.optional_ident(
+            value("Partner_Account__c"), f"{at}.Partner_Account__c"
+        ),
         "created_at": _moment(created, f"{at}.CreatedDate") if created else None,
         "cleared": tuple(CLEARED_AS[field] for field in sorted(nulled) if field in CLEARED_AS),
     }
@@ -218,8 +209,8 @@ def _names(header: dict[str, Any], key: str, where: str) -> set[str]:
     """Field names a header list holds. The Pub/Sub API sends these lists as bitmaps of the
     schema's field positions until the subscriber decodes them; a relay must send names."""
     names = set()
-    for index, field in enumerate(array(header.get(key), f"{where}.{key}")):
-        text = string(field, f"{where}.{key}[{index}]", 255)
+    for index, field in enumerate(common.array(header.get(key), f"{where}.{key}")):
+        text = common.string(field, f"{where}.{key}[{index}]", 255)
         if text.startswith("0x"):
             raise AdapterError(
                 f"{where}.{key}[{index}] is a field bitmap: the relay must decode it to names"
@@ -240,7 +231,11 @@ def _optional_int(value: Any, where: str) -> int | None:
 
 def _moment(value: Any, where: str) -> datetime:
     """A datetime field: ISO text (CometD) or epoch milliseconds (Pub/Sub API's Avro long)."""
-    return from_epoch_ms(value, where) if isinstance(value, int) else parse_datetime(value, where)
+    return (
+        common.from_epoch_ms(value, where)
+        if isinstance(value, int)
+        else common.parse_datetime(value, where)
+    )
 
 
 def _date(value: Any, where: str) -> date | None:
@@ -248,18 +243,18 @@ def _date(value: Any, where: str) -> date | None:
     if isinstance(value, int) and not isinstance(value, bool):
         if abs(value) < _DAYS_MAX:
             return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=value)).date()
-        return from_epoch_ms(value, where).date()
-    return parse_date(value, where)
+        return common.from_epoch_ms(value, where).date()
+    return common.parse_date(value, where)
 
 
 def _products(value: Any, where: str) -> tuple[str, ...] | None:
     """Salesforce's multi-select picklist: 'a;b;c'."""
     if value in (None, ""):
         return None
-    items = [item for item in string(value, where, 10_000).split(";") if item]
+    items = [item for item in common.string(value, where, 10_000).split(";") if item]
     if len(items) > MAX_PRODUCTS:
         raise AdapterError(f"{where}: at most {MAX_PRODUCTS} products")
-    return tuple(ident(item, where) for item in items) or None
+    return tuple(common.ident(item, where) for item in items) or None
 
 
 # What the REST API is asked for (SOQL names its fields): the fields the change events carry.
@@ -290,9 +285,9 @@ def from_salesforce_record(record: Any, at_least: datetime | None = None) -> Crm
     is as of the merge at least). Every field it names is offered, and a null one is cleared,
     through the same merge rules as a change event (a newer change already merged keeps its
     fields)."""
-    record = obj(record, "record")
-    record_id = ident(require(record, "Id", "record"), "record.Id")
-    stamp = record.get("SystemModstamp") or require(record, "LastModifiedDate", "record")
+    record = common.obj(record, "record")
+    record_id = common.ident(common.require(record, "Id", "record"), "record.Id")
+    stamp = record.get("SystemModstamp") or common.require(record, "LastModifiedDate", "record")
     at = _moment(stamp, "record.SystemModstamp")
     if at_least is not None and at_least > at:
         at = at_least
