@@ -32,6 +32,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,14 +42,14 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from benchmarks import conflict_check
+from benchmarks import conflict_check, goals, report, yardsticks
+from benchmarks.load import Offer
 from deploy.story import Partner, Story
 from shared.db import create_pool
 from shared.events import EventPayload, event_type
 from shared.kafka_client import KafkaConnection
 from shared.outbox import Outbox
 from shared.topics import INCENTIVE_LEDGER, PARTNER_NOTIFICATIONS, Topic, ensure_topics
-from tests.support.crm import salesforce_cdc, salesforce_delivery
 from tests.support.infra import Infra, scratch_schema
 from tests.support.processes import free_port, migrate, service_env
 from tests.support.tokens import ADMIN_TOKEN
@@ -380,98 +381,6 @@ async def observe(
         await consumer.stop()
 
 
-class Offer:
-    """Posts won deals to deals' Salesforce endpoint, ten per request (in turn to each deals
-    instance, as a load balancer would)."""
-
-    def __init__(self, deals_url: str, partners: list[Partner], run: str) -> None:
-        self.urls = [f"{deals_url}/crm/salesforce"]
-        self.posts = 0
-        self.partners = partners
-        self.run = run
-        self.sent: list[str] = []
-        self.numbered = 0  # deals numbered so far: concurrent posts must never share a record id
-        # Idle connections are dropped before uvicorn closes them (its keep-alive is 5 s): a
-        # post on a connection the server is closing fails with a read error.
-        self.client = httpx.AsyncClient(
-            timeout=60, limits=httpx.Limits(max_connections=32, keepalive_expiry=2.0)
-        )
-
-    def batch(self, phase: str, size: int) -> tuple[list[str], list[Any]]:
-        at = datetime.now(UTC)
-        keys: list[str] = []
-        events: list[Any] = []
-        for _ in range(size):
-            n, self.numbered = self.numbered, self.numbered + 1
-            record = f"B{self.run}{phase}{n:07d}"  # phase_of() reads the phase back
-            partner = self.partners[n % len(self.partners)]
-            keys.append(f"salesforce:{record}")
-            events.append(
-                salesforce_cdc(
-                    record,
-                    "CREATE",
-                    at,
-                    {
-                        "StageName": "Closed Won",
-                        "Amount": 1000 + n % 9000,  # whole dollars: exact as a JSON number
-                        "CurrencyIsoCode": "USD",
-                        "CloseDate": at.date().isoformat(),
-                        "Account_Name__c": f"Bench {self.run} Account {n}",
-                        "Account_Website__c": f"https://bench-{self.run}-{n}.example",
-                        "Partner_Account__c": partner.partner_id,
-                    },
-                )
-            )
-        return keys, events
-
-    async def post(self, phase: str, size: int = 10) -> None:
-        keys, events = self.batch(phase, size)
-        # Signed as the Salesforce relay signs each delivery (Standard Webhooks).
-        url, self.posts = self.urls[self.posts % len(self.urls)], self.posts + 1
-        response = await self.client.post(url, **salesforce_delivery(events))
-        response.raise_for_status()
-        self.sent.extend(keys)
-
-    async def at_rate(self, phase: str, rate: float, seconds: float) -> int:
-        """Offer `rate` deals/s for `seconds` (open loop: sends do not wait for each other)."""
-        interval = 10 / rate
-        tasks: list[asyncio.Task[None]] = []
-        start = time.perf_counter()
-        n = 0
-        while (now := time.perf_counter()) - start < seconds:
-            due = start + n * interval
-            if due > now:
-                await asyncio.sleep(due - now)
-            tasks.append(asyncio.create_task(self.post(phase)))
-            n += 1
-        await asyncio.gather(*tasks)
-        return n * 10
-
-    async def saturate(
-        self, phase: str, seconds: float, observed: Observed, window: int = 600
-    ) -> int:
-        """As fast as the whole chain completes deals: closed loop on completion, at most
-        `window` deals between ingestion and their incentive entry (so the run measures the
-        chain, not how fast deals' HTTP edge fills a backlog)."""
-        deadline = time.perf_counter() + seconds
-        sent = 0
-
-        async def loop() -> None:
-            nonlocal sent
-            while time.perf_counter() < deadline:
-                # A count, not a scan of what was sent: the generator shares the machine's two
-                # cores with what it measures, so it must cost the same at the end of the run.
-                in_flight = sent - observed.earned_in[phase]
-                if in_flight >= window:
-                    await asyncio.sleep(0.05)
-                    continue
-                sent += 10  # counted before the await: the other loops see it in flight
-                await self.post(phase)
-
-        await asyncio.gather(*(loop() for _ in range(4)))
-        return sent
-
-
 @dataclass
 class Receivers:
     """The partners' webhook receivers (benchmarks/webhook_receiver.py): a process of its own,
@@ -613,101 +522,172 @@ def describe_machine() -> dict[str, Any]:
     }
 
 
+@contextlib.asynccontextmanager
+async def step(into: dict[str, Any], what: str) -> AsyncIterator[None]:
+    """One step of a run. If it raises, the run goes on without the rest of it: the reason is
+    kept in `into["failed"]` (the first, if several) beside whatever the step had already put
+    in `into`, and printed, so a run that meets an error still reports what it measured."""
+    try:
+        yield
+    except Exception as error:
+        reason = f"{what}: {type(error).__name__}: {error}"
+        into.setdefault("failed", reason)
+        print(f"FAILED {reason}", flush=True)
+
+
+async def completed(
+    infra: Infra,
+    receivers: Receivers,
+    observed: Observed,
+    keys: list[str],
+    since: datetime,
+    phase: dict[str, Any],
+) -> None:
+    """Waits for `keys` (the deals a phase's accepted posts carried) to complete, then puts
+    their latencies and the outboxes' relay lag since `since` in `phase`."""
+    phase["all_completed"] = await drained(observed, keys, 300)
+    phase["not_completed"] = sum(1 for k in keys if k not in observed.earned_ms)
+    if phase["not_completed"]:
+        phase.setdefault(
+            "failed", f"{phase['not_completed']} of {len(keys)} deals not completed in 300 s"
+        )
+    phase["ingestion_to_notification"] = percentiles(
+        [observed.notified_ms[k] for k in keys if k in observed.notified_ms]
+    )
+    phase["slowest"] = observed.slowest(keys)
+    phase["ingestion_to_incentive_entry"] = percentiles(
+        [observed.earned_ms[k] for k in keys if k in observed.earned_ms]
+    )
+    phase["ingestion_to_webhook"] = await receivers.latencies(keys)
+    phase["relay_lag"] = await relay_lag(infra.admin_dsn, since, datetime.now(UTC))
+
+
+def counted_posts(offer: Offer, name: str, phase: dict[str, Any]) -> None:
+    """What the phase's posts met, and the phase failed if some never arrived."""
+    counts = offer.counted(name)
+    phase["posts"] = counts.as_dict()
+    if reason := counts.failure():
+        phase.setdefault("failed", reason)
+
+
+async def offer_load(
+    offer: Offer, name: str, rate: int, seconds: float, phase: dict[str, Any]
+) -> list[str]:
+    """Offers `rate` deals/s for `seconds` (open loop); the deals of the posts accepted. What
+    the posts met goes in `phase`, whatever happens."""
+    phase["offered_per_s"] = rate
+    first = len(offer.sent)
+    started = time.perf_counter()
+    try:
+        await offer.at_rate(name, rate, seconds)
+    finally:
+        counted_posts(offer, name, phase)
+    keys = offer.sent[first:]
+    phase["deals"] = len(keys)
+    phase["accepted_per_s"] = round(len(keys) / (time.perf_counter() - started), 1)
+    return keys
+
+
+async def offered(
+    infra: Infra,
+    receivers: Receivers,
+    offer: Offer,
+    observed: Observed,
+    rate: int,
+    seconds: float,
+    phase: dict[str, Any],
+) -> None:
+    """`rate` deals/s offered for `seconds`, and how long each took to complete."""
+    since = datetime.now(UTC)
+    keys = await offer_load(offer, f"r{rate}", rate, seconds, phase)
+    await completed(infra, receivers, observed, keys, since, phase)
+
+
 async def saturation(
     infra: Infra,
     fleet: Fleet,
     receivers: Receivers,
     offer: Offer,
     observed: Observed,
-    phase: str,
+    name: str,
     seconds: float,
-) -> dict[str, Any]:
+    phase: dict[str, Any],
+) -> None:
     """The chain as fast as it completes deals for `seconds`, with what it used meanwhile."""
     first = len(offer.sent)
     rss: dict[str, float] = dict.fromkeys(fleet.processes, 0.0)
 
     async def sample_rss() -> None:
         while True:
-            for name, process in fleet.processes.items():
-                rss[name] = max(rss[name], rss_mb(process.pid))
+            for process_name, process in fleet.processes.items():
+                rss[process_name] = max(rss[process_name], rss_mb(process.pid))
             await asyncio.sleep(1)
 
     sampler = asyncio.create_task(sample_rss())
     meter = CpuMeter(infra.admin_dsn, {s: p.pid for s, p in fleet.processes.items()})
     started, since = time.perf_counter(), datetime.now(UTC)
-    await meter.start()
-    metered_from = time.time()
-    await offer.saturate(phase, seconds, observed)
-    metered_to = time.time()
-    await meter.stop()
-    offered_for = time.perf_counter() - started
-    keys = offer.sent[first:]
-    complete = await drained(observed, keys, 300)
+    try:
+        await meter.start()
+        metered_from = time.time()
+        try:
+            await offer.saturate(name, seconds, observed.earned_in)
+        finally:
+            counted_posts(offer, name, phase)
+        metered_to = time.time()
+        await meter.stop()
+        offered_for = time.perf_counter() - started
+        keys = offer.sent[first:]
+        phase["deals"] = len(keys)
+        phase["accepted_per_s"] = round(len(keys) / offered_for, 1)
+        await completed(infra, receivers, observed, keys, since, phase)
+    finally:
+        sampler.cancel()
+        phase["rss_mb"] = rss
     # Counted once the observer has read everything: deals the chain finished inside the
     # metered window (by their Kafka timestamps).
-    resources = meter.per_deal(
+    phase["resources"] = meter.per_deal(
         sum(1 for at in observed.earned_at.values() if metered_from <= at <= metered_to)
     )
-    sampler.cancel()
     finished = [observed.earned_at[k] for k in keys if k in observed.earned_at]
     completed_span = (max(finished) - min(finished)) if len(finished) > 1 else 0
-    return {
-        "deals": len(keys),
-        "accepted_per_s": round(len(keys) / offered_for, 1),
-        "all_completed": complete,
-        "end_to_end_deals_per_s": round(len(finished) / completed_span, 1)
-        if completed_span
-        else None,
-        "ingestion_to_notification": percentiles(
-            [observed.notified_ms[k] for k in keys if k in observed.notified_ms]
-        ),
-        "ingestion_to_incentive_entry": percentiles(
-            [observed.earned_ms[k] for k in keys if k in observed.earned_ms]
-        ),
-        "ingestion_to_webhook": await receivers.latencies(keys),
-        "rss_mb": rss,
-        "resources": resources,
-        "relay_lag": await relay_lag(infra.admin_dsn, since, datetime.now(UTC)),
-    }
+    phase["end_to_end_deals_per_s"] = (
+        round(len(finished) / completed_span, 1) if completed_span else None
+    )
 
 
-async def run(quick: bool, scale: bool = False) -> dict[str, Any]:
-    infra = Infra.from_env(os.environ)
+async def onboarded(fleet: Fleet) -> list[Partner]:
+    """Twelve GSI partners (they register: referral partners refer), known to deals and
+    linked to the CRM, so the offered deals name them by their ids."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        story = Story(client, fleet.urls, ADMIN_TOKEN)
+        partners = [Partner(f"bench{i}", f"Bench Partner {i}", "gsi") for i in range(12)]
+        for partner in partners:
+            await story.onboard(partner, ["data"])
+        for partner in partners:
+            await story.known_to_deals(partner)
+            await story.crm_linked(partner)
+    return partners
+
+
+async def measure_chain(infra: Infra, quick: bool, scale: bool, phases: dict[str, Any]) -> None:
+    """The chain's phases, each into `phases` as it ends (a failed one with its reason)."""
     # Open-loop phases stay short: above capacity they build a backlog the drain must clear.
     phase_seconds = 10.0 if quick else 20.0
     saturation_seconds = 15.0 if quick else 60.0
-    results: dict[str, Any] = {
-        "mode": ("quick" if quick else "full") + (", two instances" if scale else ""),
-        "started_at": datetime.now(UTC).isoformat(),
-        **describe_machine(),
-    }
-    print("raw baselines ...", flush=True)
-    results["baseline_kafka"] = await kafka_baseline(infra.kafka, 20_000 if quick else 100_000, 900)
-    results["baseline_postgres"] = await postgres_baseline(infra, 2_000 if quick else 10_000, 8)
-
     for service in SERVICES:
         await migrate(infra, service)
     fleet = Fleet(infra)
     fleet.start()
     receivers = Receivers.spawn()
+    stop = asyncio.Event()
+    observer: asyncio.Task[None] | None = None
+    offer: Offer | None = None
     try:
         await fleet.ready()
         run_id = uuid.uuid4().hex[:6]
-        async with httpx.AsyncClient(timeout=30) as client:
-            story = Story(client, fleet.urls, ADMIN_TOKEN)
-            partners = [
-                # GSIs: they register (referral partners refer), under the policy's window.
-                Partner(f"bench{i}", f"Bench Partner {i}", "gsi")
-                for i in range(12)
-            ]
-            for partner in partners:
-                await story.onboard(partner, ["data"])
-            for partner in partners:
-                await story.known_to_deals(partner)
-                await story.crm_linked(partner)  # the offered deals name it by its id
+        partners = await onboarded(fleet)
         observed = Observed()
         await receivers.register(fleet.urls["notifications"], partners)
-        stop = asyncio.Event()
         observer = asyncio.create_task(observe(infra.kafka, run_id, observed, stop))
         offer = Offer(fleet.urls["deals"], partners, run_id)
         # Warm-up at a moderate rate, not one request: every pooled connection must have
@@ -716,35 +696,18 @@ async def run(quick: bool, scale: bool = False) -> dict[str, Any]:
         await offer.at_rate("warm", 100, 3.0)
         await drained(observed, list(offer.sent), 60)
 
-        phases: dict[str, Any] = {}
-        rates = [100] if quick else [100, 500]
-        for rate in rates:
+        for rate in [100] if quick else [100, 500]:
             print(f"offered load {rate} deals/s for {phase_seconds:.0f}s ...", flush=True)
-            first = len(offer.sent)
-            started, since = time.perf_counter(), datetime.now(UTC)
-            await offer.at_rate(f"r{rate}", rate, phase_seconds)
-            keys = offer.sent[first:]
-            complete = await drained(observed, keys, 300)
-            phases[f"offered_{rate}"] = {
-                "offered_per_s": rate,
-                "deals": len(keys),
-                "accepted_per_s": round(len(keys) / (time.perf_counter() - started), 1),
-                "all_completed": complete,
-                "ingestion_to_notification": percentiles(
-                    [observed.notified_ms[k] for k in keys if k in observed.notified_ms]
-                ),
-                "slowest": observed.slowest(keys),
-                "ingestion_to_incentive_entry": percentiles(
-                    [observed.earned_ms[k] for k in keys if k in observed.earned_ms]
-                ),
-                "ingestion_to_webhook": await receivers.latencies(keys),
-                "relay_lag": await relay_lag(infra.admin_dsn, since, datetime.now(UTC)),
-            }
+            phase = phases[f"offered_{rate}"] = {}
+            async with step(phase, f"offered {rate} deals/s"):
+                await offered(infra, receivers, offer, observed, rate, phase_seconds, phase)
 
         print(f"saturation for {saturation_seconds:.0f}s ...", flush=True)
-        phases["saturation"] = await saturation(
-            infra, fleet, receivers, offer, observed, "sat", saturation_seconds
-        )
+        phase = phases["saturation"] = {}
+        async with step(phase, "saturation"):
+            await saturation(
+                infra, fleet, receivers, offer, observed, "sat", saturation_seconds, phase
+            )
         if scale:
             # A second instance of every service: it joins the consumer groups, takes half of
             # the partitions, and half of the HTTP posts go to the second deals instance.
@@ -754,88 +717,67 @@ async def run(quick: bool, scale: bool = False) -> dict[str, Any]:
             await offer.at_rate("wa2", 100, 3.0)  # rebalanced and warm before measuring
             await drained(observed, list(offer.sent), 120)
             print(f"saturation, two instances each, for {saturation_seconds:.0f}s ...", flush=True)
-            phases["saturation_two_instances"] = await saturation(
-                infra, fleet, receivers, offer, observed, "sa2", saturation_seconds
-            )
-        results["chain"] = phases
-        stop.set()
-        await observer
-        await offer.client.aclose()
+            phase = phases["saturation_two_instances"] = {}
+            async with step(phase, "saturation, two instances"):
+                await saturation(
+                    infra, fleet, receivers, offer, observed, "sa2", saturation_seconds, phase
+                )
     finally:
+        stop.set()
+        if observer is not None:
+            await observer
+        if offer is not None:
+            await offer.client.aclose()
         receivers.stop()
         fleet.stop()
 
+
+async def run(quick: bool, scale: bool = False) -> dict[str, Any]:
+    """One run of the whole benchmark. It always returns what it measured: a step that failed
+    leaves its reason in "failed" (the run's, or its phase's) and the run goes on where it can."""
+    infra = Infra.from_env(os.environ)
+    results: dict[str, Any] = {
+        "mode": ("quick" if quick else "full") + (", two instances" if scale else ""),
+        "started_at": datetime.now(UTC).isoformat(),
+        **describe_machine(),
+    }
+    print("machine yardsticks ...", flush=True)
+    async with step(results, "machine yardsticks"):
+        results["yardsticks"] = await yardsticks.measure(infra, 2.0 if quick else 5.0)
+    print("raw baselines ...", flush=True)
+    async with step(results, "raw baselines"):
+        results["baseline_kafka"] = await kafka_baseline(
+            infra.kafka, 20_000 if quick else 100_000, 900
+        )
+        results["baseline_postgres"] = await postgres_baseline(infra, 2_000 if quick else 10_000, 8)
+    results["chain"] = {}
+    async with step(results, "the chain"):
+        await measure_chain(infra, quick, scale, results["chain"])
     sizes = [1_000, 100_000] if quick else [1_000, 100_000, 1_000_000]
     print(f"conflict check at {sizes} registrations ...", flush=True)
-    results["conflict_check"] = await conflict_check.run(infra, sizes, 200 if quick else 400)
-    saturated = results["chain"]["saturation"].get("end_to_end_deals_per_s") or 0
+    async with step(results, "conflict check"):
+        results["conflict_check"] = await conflict_check.run(infra, sizes, 200 if quick else 400)
+    saturated = results["chain"].get("saturation", {}).get("end_to_end_deals_per_s") or 0
     results["ratios"] = {
-        "chain_vs_kafka_msgs": round(saturated / results["baseline_kafka"]["msgs_per_s"], 4),
-        "chain_vs_postgres_tx": round(saturated / results["baseline_postgres"]["tx_per_s"], 4),
+        f"chain_vs_{name}": round(saturated / raw, 4) if saturated and raw else None
+        for name, raw in (
+            ("kafka_msgs", results.get("baseline_kafka", {}).get("msgs_per_s")),
+            ("postgres_tx", results.get("baseline_postgres", {}).get("tx_per_s")),
+        )
     }
+    results["goals"] = goals.evaluate(results)
     return results
 
 
-def table(results: dict[str, Any]) -> str:
-    lines = [f"Pollinate chain benchmark ({results['mode']}, commit {results['commit']})"]
-    lines.append(
-        f"raw: kafka {results['baseline_kafka']['msgs_per_s']} msgs/s, "
-        f"postgres+outbox {results['baseline_postgres']['tx_per_s']} tx/s"
-    )
-    for name, phase in results["chain"].items():
-        notified = phase["ingestion_to_notification"]
-        earned = phase["ingestion_to_incentive_entry"]
-        head = f"{name:13} deals {phase['deals']:6}"
-        if "end_to_end_deals_per_s" in phase:
-            head += f"  e2e {phase['end_to_end_deals_per_s']} deals/s"
-        lines.append(head)
-        hooked = phase.get("ingestion_to_webhook", {})
-        for label, values in (
-            ("-> notification", notified),
-            ("-> incentive  ", earned),
-            ("-> webhook    ", hooked),
-        ):
-            if values.get("count"):
-                lines.append(
-                    f"    {label} p50 {values['p50_ms']:8.1f}  p95 {values['p95_ms']:8.1f}  "
-                    f"p99 {values['p99_ms']:8.1f}  p99.9 {values['p999_ms']:8.1f} ms"
-                )
-        lag = phase["relay_lag"]["all"]
-        if lag.get("count"):
-            lines.append(
-                f"    relay lag ({phase['relay_lag']['measured_from']} -> Kafka ack) "
-                f"p50 {lag['p50_ms']:.1f}  p99 {lag['p99_ms']:.1f} ms"
-            )
-    lines.append(f"rss at saturation (MB): {results['chain']['saturation']['rss_mb']}")
-    used = results["chain"]["saturation"]["resources"]
-    lines.append(
-        f"cpu at saturation: machine {used['machine_busy_pct_of_one_core']}% of one core; "
-        + ", ".join(
-            f"{part} {pct}% ({used['cpu_ms_per_deal'][part]} ms/deal)"
-            for part, pct in used["cpu_pct_of_one_core"].items()
-        )
-    )
-    lines.append(
-        f"postgres WAL at saturation: {used['wal_mb_per_s']} MB/s, "
-        f"{used['wal_kb_per_deal']} kB per deal"
-    )
-    for size, row in results["conflict_check"].items():
-        if isinstance(row, dict) and "exact" in row:
-            lines.append(
-                f"conflict check {size:>8}: exact p50 {row['exact']['p50_ms']} p99 "
-                f"{row['exact']['p99_ms']} ms; fuzzy p50 {row['fuzzy']['p50_ms']} p99 "
-                f"{row['fuzzy']['p99_ms']} ms"
-            )
-    two = results["chain"].get("saturation_two_instances")
-    if two:
-        one = results["chain"]["saturation"]["end_to_end_deals_per_s"] or 0
-        both = two["end_to_end_deals_per_s"] or 0
-        lines.append(
-            f"scale: one instance each {one} deals/s, two instances each {both} deals/s "
-            f"({both / one if one else 0:.2f}x on this machine's {os.cpu_count()} cores)"
-        )
-    lines.append(f"ratios: {results['ratios']}")
-    return "\n".join(lines)
+def failures(results: dict[str, Any]) -> list[str]:
+    """Why the run, or any of its phases, failed."""
+    reasons = [results["failed"]] if results.get("failed") else []
+    reasons += [
+        f"{name}: {phase['failed']}"
+        for name, phase in results.get("chain", {}).items()
+        if phase.get("failed")
+    ]
+    return reasons
 
 
 def main() -> None:
@@ -847,13 +789,31 @@ def main() -> None:
         help="after saturating one instance of each service, start a second of each and "
         "saturate again: deals/s of both",
     )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="run the whole benchmark N times, then print the runs side by side and each goal "
+        "of issue 23 met in how many of them (the JSON holds every run)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / ".work" / "bench" / "results.json")
     args = parser.parse_args()
-    results = asyncio.run(run(args.quick, args.scale))
+    runs: list[dict[str, Any]] = []
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=str))
-    print(table(results))
+    for n in range(args.runs):
+        if args.runs > 1:
+            print(f"=== run {n + 1} of {args.runs}", flush=True)
+        runs.append(asyncio.run(run(args.quick, args.scale)))
+        # Written after every run: what was measured survives a later run that dies.
+        written = runs[0] if args.runs == 1 else {"runs": runs}
+        args.out.write_text(json.dumps(written, indent=2, default=str))
+        print(report.table(runs[-1]))
+    if args.runs > 1:
+        print(f"=== {len(runs)} runs side by side")
+        print(goals.side_by_side(runs))
     print(f"wrote {args.out}")
+    if any(failures(results) for results in runs):
+        sys.exit(1)
 
 
 if __name__ == "__main__":
