@@ -852,7 +852,7 @@ def main() -> None:
             print(f"=== run {n + 1} of {args.runs}", flush=True)
         runs.append(asyncio.run(run(args.quick, args.scale)))
         # Written after every run: what was measured survives a later run that dies.
-        written = runs[0] if args.runs == 1 else {"runs": runs}
+        written = runs[0] if args.runs == 1 else {"goals": goals.tally(runs), "runs": runs}
         args.out.write_text(json.dumps(written, indent=2, default=str))
         print(report.table(runs[-1]))
     if args.runs > 1:

@@ -181,6 +181,20 @@ ROWS: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
 )
 
 
+def tally(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each goal: in how many of `runs` it was met, and in how many it was not measured."""
+    counted: dict[str, dict[str, Any]] = {}
+    for goal in GOALS:
+        checks = [goal.check(r)["met"] for r in runs]
+        counted[goal.name] = {
+            "goal": goal.text,
+            "met": sum(1 for met in checks if met),
+            "runs": len(runs),
+            "not_measured": sum(1 for met in checks if met is None),
+        }
+    return counted
+
+
 def side_by_side(runs: list[dict[str, Any]]) -> str:
     """The runs' headline figures in columns, then each goal met in how many of the runs."""
     width = 12
@@ -191,14 +205,11 @@ def side_by_side(runs: list[dict[str, Any]]) -> str:
     failed = [f"run {n + 1}: {r['failed']}" for n, r in enumerate(runs) if r.get("failed")]
     lines.extend(f"  FAILED {reason}" for reason in failed)
     lines.append(f"{'goal (issue 23)':50} met")
-    for goal in GOALS:
-        checks = [goal.check(r)["met"] for r in runs]
-        measured = [met for met in checks if met is not None]
-        met = sum(1 for m in measured if m)
-        verdict = (
-            f"{met} of {len(runs)}"
-            + ("" if len(measured) == len(runs) else f" ({len(runs) - len(measured)} unmeasured)")
-            + (": MET in every run" if met == len(runs) else "")
-        )
-        lines.append(f"{goal.text:50} {verdict}")
+    for counted in tally(runs).values():
+        verdict = f"{counted['met']} of {counted['runs']}"
+        if counted["not_measured"]:
+            verdict += f" ({counted['not_measured']} unmeasured)"
+        if counted["met"] == counted["runs"]:
+            verdict += ": MET in every run"
+        lines.append(f"{counted['goal']:50} {verdict}")
     return "\n".join(lines)

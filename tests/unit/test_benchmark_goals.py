@@ -72,6 +72,12 @@ def test_runs_side_by_side_count_each_goal_met_in_how_many_runs() -> None:
     assert rows["p99 ingestion -> notification at 100/s <= 50 ms"] == "2 of 3"
     assert rows["p99 ingestion -> notification at 500/s <= 250 ms"] == "2 of 3"
     assert rows["Postgres WAL per deal <= 20 kB"] == "0 of 3"
+    assert goals.tally(runs)["p99_notification_100"] == {
+        "goal": "p99 ingestion -> notification at 100/s <= 50 ms",
+        "met": 2,
+        "runs": 3,
+        "not_measured": 0,
+    }
     p99_row = next(
         line for line in printed.splitlines() if line.startswith("p99 notification @100")
     )
