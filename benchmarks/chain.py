@@ -35,6 +35,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -118,16 +119,25 @@ class Fleet:
     def urls_of(self, service: str) -> list[str]:
         return [url for name, url in self.instance_urls.items() if name.split("#")[0] == service]
 
-    async def ready(self) -> None:
-        async with httpx.AsyncClient(timeout=5) as client, asyncio.timeout(90):
-            for name, url in self.instance_urls.items():
-                while True:
-                    if self.processes[name].poll() is not None:
-                        raise RuntimeError(f"{name} exited: see .work/bench/ logs")
-                    with contextlib.suppress(httpx.TransportError):
-                        if (await client.get(f"{url}/health/ready")).status_code == 200:
-                            break
-                    await asyncio.sleep(0.2)
+    async def ready(self, within: float = 180) -> None:
+        """Every instance answers ready, or an error naming those that did not (a loaded
+        machine, other stacks' tests on it, starts five services in well over a minute)."""
+        waiting = list(self.instance_urls)
+        try:
+            async with httpx.AsyncClient(timeout=5) as client, asyncio.timeout(within):
+                for name, url in self.instance_urls.items():
+                    while True:
+                        if self.processes[name].poll() is not None:
+                            raise RuntimeError(f"{name} exited: see .work/bench/ logs")
+                        with contextlib.suppress(httpx.TransportError):
+                            if (await client.get(f"{url}/health/ready")).status_code == 200:
+                                break
+                        await asyncio.sleep(0.2)
+                    waiting.remove(name)
+        except TimeoutError as error:
+            raise RuntimeError(
+                f"not ready within {within:.0f} s: {', '.join(waiting)} (see .work/bench/ logs)"
+            ) from error
 
     def stop(self) -> None:
         for process in self.processes.values():
@@ -440,9 +450,18 @@ async def step(into: dict[str, Any], what: str) -> AsyncIterator[None]:
     try:
         yield
     except Exception as error:
-        reason = f"{what}: {type(error).__name__}: {error}"
+        reason = f"{what}: {type(error).__name__}: {str(error) or where(error)}"
         into.setdefault("failed", reason)
         print(f"FAILED {reason}", flush=True)
+
+
+def where(error: BaseException) -> str:
+    """The benchmark's own line an error without a message was raised from (a timeout's)."""
+    ours = [f for f in traceback.extract_tb(error.__traceback__) if "/benchmarks/" in f.filename]
+    if not ours:
+        return "(no message)"
+    frame = ours[-1]
+    return f"at {Path(frame.filename).name}:{frame.lineno} in {frame.name}"
 
 
 async def completed(

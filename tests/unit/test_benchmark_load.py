@@ -189,3 +189,10 @@ async def test_a_step_that_raises_keeps_what_it_measured_and_the_reason() -> Non
         phase["deals"] = 120
         raise RuntimeError("notifications exited")
     assert phase == {"deals": 120, "failed": "saturation: RuntimeError: notifications exited"}
+
+
+async def test_a_step_that_times_out_says_so_without_a_message_of_its_own() -> None:
+    phase: dict[str, Any] = {}
+    async with chain.step(phase, "the chain"):
+        raise TimeoutError
+    assert phase == {"failed": "the chain: TimeoutError: (no message)"}
