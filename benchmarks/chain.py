@@ -457,7 +457,8 @@ async def step(into: dict[str, Any], what: str) -> AsyncIterator[None]:
 
 def where(error: BaseException) -> str:
     """The benchmark's own line an error without a message was raised from (a timeout's)."""
-    ours = [f for f in traceback.extract_tb(error.__traceback__) if "/benchmarks/" in f.filename]
+    below = traceback.extract_tb(error.__traceback__)[1:]  # the first frame is step's own
+    ours = [f for f in below if "/benchmarks/" in f.filename]
     if not ours:
         return "(no message)"
     frame = ours[-1]
