@@ -4,7 +4,7 @@ PYTHON ?= python3
 UV := $(PYTHON) -m uv
 STACK := deploy/local-stack.sh
 
-.PHONY: install test-tools demo test test-cluster bench bench-quick bench-scale lint typecheck contracts unit integration stack-up stack-down services-up services-down stop clean
+.PHONY: install test-tools demo test test-cluster bench bench-3 bench-quick bench-scale lint typecheck contracts unit integration stack-up stack-down services-up services-down stop clean
 
 install:  ## Python 3.11 deps into .venv (installs uv itself if missing)
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
@@ -40,6 +40,9 @@ typecheck: install
 
 bench: install stack-up  ## end-to-end benchmark, full mode (writes .work/bench/results.json)
 	@eval "$$($(STACK) env)" && .venv/bin/python -m benchmarks.chain
+
+bench-3: install stack-up  ## the full benchmark three times, side by side: issue 23's goals met in how many runs
+	@eval "$$($(STACK) env)" && .venv/bin/python -m benchmarks.chain --runs 3 --out .work/bench/runs.json
 
 bench-quick: install stack-up  ## the same in under 2 minutes
 	@eval "$$($(STACK) env)" && .venv/bin/python -m benchmarks.chain --quick

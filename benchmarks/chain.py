@@ -1,6 +1,7 @@
 """End-to-end benchmark of the deal chain against the raw limits of the same machine.
 
     make bench          # full mode: the numbers in the README (about 8 minutes)
+    make bench-3        # full mode three times, side by side, with issue 23's goals met in N of 3
     make bench-quick    # quick mode: a check that everything measures (under 2 minutes)
     make bench-scale    # quick mode, then saturation again with two instances of each service
 
@@ -14,8 +15,12 @@ hears) and of the incentive entry (`incentive.earned.v1`), and to the moment the
 webhook receiver (benchmarks/webhook_receiver.py: a process of its own, verifying each
 signature) got that credit notice from the notifications service. Also measured in the same run: raw
 aiokafka produce->consume and raw Postgres single-row transactions with an outbox insert,
-outbox relay lag, service RSS at saturation, and the conflict-check cost as registrations grow.
-Writes JSON to `.work/bench/results.json` (or --out) and prints a table. Loopback only.
+outbox relay lag, service RSS at saturation, the conflict-check cost as registrations grow, and
+two yardsticks of the machine (benchmarks/yardsticks.py). The load generator
+(benchmarks/load.py) retries its idempotent posts and counts what they met; a step that fails
+keeps what it measured and says why. Writes JSON to `.work/bench/results.json` (or --out) and
+prints a table with issue 23's goals checked against the run's own figures (benchmarks/goals.py).
+Loopback only.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,14 +48,15 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from benchmarks import conflict_check
+from benchmarks import conflict_check, goals, report, yardsticks
+from benchmarks.cpu_meter import CpuMeter, rss_mb
+from benchmarks.load import Offer
 from deploy.story import Partner, Story
 from shared.db import create_pool
 from shared.events import EventPayload, event_type
 from shared.kafka_client import KafkaConnection
 from shared.outbox import Outbox
 from shared.topics import INCENTIVE_LEDGER, PARTNER_NOTIFICATIONS, Topic, ensure_topics
-from tests.support.crm import salesforce_cdc, salesforce_delivery
 from tests.support.infra import Infra, scratch_schema
 from tests.support.processes import free_port, migrate, service_env
 from tests.support.tokens import ADMIN_TOKEN
@@ -73,102 +81,6 @@ def percentiles(values: list[float]) -> dict[str, float | int]:
         "p999_ms": at(0.999),
         "max_ms": round(ordered[-1], 2),
     }
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
-
-
-class CpuMeter:
-    """CPU time of each part of the run (from /proc), and Postgres' WAL volume, over a window:
-    where the machine's cores go, per deal. Processes that start or end inside the window
-    are missed, which is why the machine's total busy time is reported beside the parts."""
-
-    def __init__(self, admin_dsn: str, services: dict[str, int]) -> None:
-        self.admin_dsn = admin_dsn
-        self.service_of = {pid: service for service, pid in services.items()}
-        self.ticks = os.sysconf("SC_CLK_TCK")
-
-    def _part(self, pid: int) -> str | None:
-        if pid in self.service_of:
-            return self.service_of[pid]
-        if pid == os.getpid():
-            return "load generator"
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return None
-        if b"kafka.Kafka" in command:
-            return "kafka"
-        program = command.split(b"\0")[0]
-        # The postmaster is .../bin/postgres; its children rename themselves "postgres: ...".
-        if program.rsplit(b"/", 1)[-1] == b"postgres" or program.startswith(b"postgres:"):
-            return "postgres"
-        return None
-
-    def _snapshot(self) -> tuple[float, dict[int, tuple[str, int]], int]:
-        parts: dict[int, tuple[str, int]] = {}
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            part = self._part(int(entry.name))
-            if part is None:
-                continue
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parts[int(entry.name)] = (part, int(fields[11]) + int(fields[12]))
-        # cpu  user nice system idle iowait irq softirq steal ...: busy is all but idle, iowait.
-        ticks = [int(v) for v in Path("/proc/stat").read_text().split()[1:9]]
-        busy = sum(ticks) - ticks[3] - ticks[4]
-        return time.perf_counter(), parts, busy
-
-    async def _wal_written(self) -> int:
-        conn = await asyncpg.connect(self.admin_dsn)
-        try:
-            return int(await conn.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"))
-        finally:
-            await conn.close()
-
-    async def start(self) -> None:
-        self._wal_start = await self._wal_written()
-        self._start = self._snapshot()
-
-    async def stop(self) -> None:
-        """End the window (what it measured is read with `per_deal`)."""
-        self._end = self._snapshot()
-        self._wal_end = await self._wal_written()
-
-    def per_deal(self, deals: int) -> dict[str, Any]:
-        """The window's figures, and per deal for the `deals` completed inside it."""
-        end_at, end, end_busy = self._end
-        start_at, start, start_busy = self._start
-        seconds = end_at - start_at
-        used: Counter[str] = Counter()
-        for pid, (part, ticks) in end.items():
-            used[part] += ticks - start.get(pid, (part, 0))[1]
-        wal = self._wal_end - self._wal_start
-        return {
-            "seconds": round(seconds, 1),
-            "deals_completed": deals,
-            "machine_busy_pct_of_one_core": round(
-                (end_busy - start_busy) / self.ticks / seconds * 100, 1
-            ),
-            "cpu_pct_of_one_core": {
-                part: round(ticks / self.ticks / seconds * 100, 1)
-                for part, ticks in used.most_common()
-            },
-            "cpu_ms_per_deal": {
-                part: round(ticks / self.ticks * 1000 / deals, 3) if deals else None
-                for part, ticks in used.most_common()
-            },
-            "wal_mb_per_s": round(wal / seconds / 1e6, 1),
-            "wal_kb_per_deal": round(wal / deals / 1e3, 1) if deals else None,
-        }
 
 
 # ---- the services ------------------------------------------------------------------------
@@ -207,16 +119,25 @@ class Fleet:
     def urls_of(self, service: str) -> list[str]:
         return [url for name, url in self.instance_urls.items() if name.split("#")[0] == service]
 
-    async def ready(self) -> None:
-        async with httpx.AsyncClient(timeout=5) as client, asyncio.timeout(90):
-            for name, url in self.instance_urls.items():
-                while True:
-                    if self.processes[name].poll() is not None:
-                        raise RuntimeError(f"{name} exited: see .work/bench/ logs")
-                    with contextlib.suppress(httpx.TransportError):
-                        if (await client.get(f"{url}/health/ready")).status_code == 200:
-                            break
-                    await asyncio.sleep(0.2)
+    async def ready(self, within: float = 180) -> None:
+        """Every instance answers ready, or an error naming those that did not (a loaded
+        machine, other stacks' tests on it, starts five services in well over a minute)."""
+        waiting = list(self.instance_urls)
+        try:
+            async with httpx.AsyncClient(timeout=5) as client, asyncio.timeout(within):
+                for name, url in self.instance_urls.items():
+                    while True:
+                        if self.processes[name].poll() is not None:
+                            raise RuntimeError(f"{name} exited: see .work/bench/ logs")
+                        with contextlib.suppress(httpx.TransportError):
+                            if (await client.get(f"{url}/health/ready")).status_code == 200:
+                                break
+                        await asyncio.sleep(0.2)
+                    waiting.remove(name)
+        except TimeoutError as error:
+            raise RuntimeError(
+                f"not ready within {within:.0f} s: {', '.join(waiting)} (see .work/bench/ logs)"
+            ) from error
 
     def stop(self) -> None:
         for process in self.processes.values():
@@ -380,98 +301,6 @@ async def observe(
         await consumer.stop()
 
 
-class Offer:
-    """Posts won deals to deals' Salesforce endpoint, ten per request (in turn to each deals
-    instance, as a load balancer would)."""
-
-    def __init__(self, deals_url: str, partners: list[Partner], run: str) -> None:
-        self.urls = [f"{deals_url}/crm/salesforce"]
-        self.posts = 0
-        self.partners = partners
-        self.run = run
-        self.sent: list[str] = []
-        self.numbered = 0  # deals numbered so far: concurrent posts must never share a record id
-        # Idle connections are dropped before uvicorn closes them (its keep-alive is 5 s): a
-        # post on a connection the server is closing fails with a read error.
-        self.client = httpx.AsyncClient(
-            timeout=60, limits=httpx.Limits(max_connections=32, keepalive_expiry=2.0)
-        )
-
-    def batch(self, phase: str, size: int) -> tuple[list[str], list[Any]]:
-        at = datetime.now(UTC)
-        keys: list[str] = []
-        events: list[Any] = []
-        for _ in range(size):
-            n, self.numbered = self.numbered, self.numbered + 1
-            record = f"B{self.run}{phase}{n:07d}"  # phase_of() reads the phase back
-            partner = self.partners[n % len(self.partners)]
-            keys.append(f"salesforce:{record}")
-            events.append(
-                salesforce_cdc(
-                    record,
-                    "CREATE",
-                    at,
-                    {
-                        "StageName": "Closed Won",
-                        "Amount": 1000 + n % 9000,  # whole dollars: exact as a JSON number
-                        "CurrencyIsoCode": "USD",
-                        "CloseDate": at.date().isoformat(),
-                        "Account_Name__c": f"Bench {self.run} Account {n}",
-                        "Account_Website__c": f"https://bench-{self.run}-{n}.example",
-                        "Partner_Account__c": partner.partner_id,
-                    },
-                )
-            )
-        return keys, events
-
-    async def post(self, phase: str, size: int = 10) -> None:
-        keys, events = self.batch(phase, size)
-        # Signed as the Salesforce relay signs each delivery (Standard Webhooks).
-        url, self.posts = self.urls[self.posts % len(self.urls)], self.posts + 1
-        response = await self.client.post(url, **salesforce_delivery(events))
-        response.raise_for_status()
-        self.sent.extend(keys)
-
-    async def at_rate(self, phase: str, rate: float, seconds: float) -> int:
-        """Offer `rate` deals/s for `seconds` (open loop: sends do not wait for each other)."""
-        interval = 10 / rate
-        tasks: list[asyncio.Task[None]] = []
-        start = time.perf_counter()
-        n = 0
-        while (now := time.perf_counter()) - start < seconds:
-            due = start + n * interval
-            if due > now:
-                await asyncio.sleep(due - now)
-            tasks.append(asyncio.create_task(self.post(phase)))
-            n += 1
-        await asyncio.gather(*tasks)
-        return n * 10
-
-    async def saturate(
-        self, phase: str, seconds: float, observed: Observed, window: int = 600
-    ) -> int:
-        """As fast as the whole chain completes deals: closed loop on completion, at most
-        `window` deals between ingestion and their incentive entry (so the run measures the
-        chain, not how fast deals' HTTP edge fills a backlog)."""
-        deadline = time.perf_counter() + seconds
-        sent = 0
-
-        async def loop() -> None:
-            nonlocal sent
-            while time.perf_counter() < deadline:
-                # A count, not a scan of what was sent: the generator shares the machine's two
-                # cores with what it measures, so it must cost the same at the end of the run.
-                in_flight = sent - observed.earned_in[phase]
-                if in_flight >= window:
-                    await asyncio.sleep(0.05)
-                    continue
-                sent += 10  # counted before the await: the other loops see it in flight
-                await self.post(phase)
-
-        await asyncio.gather(*(loop() for _ in range(4)))
-        return sent
-
-
 @dataclass
 class Receivers:
     """The partners' webhook receivers (benchmarks/webhook_receiver.py): a process of its own,
@@ -613,101 +442,182 @@ def describe_machine() -> dict[str, Any]:
     }
 
 
+@contextlib.asynccontextmanager
+async def step(into: dict[str, Any], what: str) -> AsyncIterator[None]:
+    """One step of a run. If it raises, the run goes on without the rest of it: the reason is
+    kept in `into["failed"]` (the first, if several) beside whatever the step had already put
+    in `into`, and printed, so a run that meets an error still reports what it measured."""
+    try:
+        yield
+    except Exception as error:
+        reason = f"{what}: {type(error).__name__}: {str(error) or where(error)}"
+        into.setdefault("failed", reason)
+        print(f"FAILED {reason}", flush=True)
+
+
+def where(error: BaseException) -> str:
+    """The benchmark's own line an error without a message was raised from (a timeout's)."""
+    below = traceback.extract_tb(error.__traceback__)[1:]  # the first frame is step's own
+    ours = [f for f in below if "/benchmarks/" in f.filename]
+    if not ours:
+        return "(no message)"
+    frame = ours[-1]
+    return f"at {Path(frame.filename).name}:{frame.lineno} in {frame.name}"
+
+
+async def completed(
+    infra: Infra,
+    receivers: Receivers,
+    observed: Observed,
+    keys: list[str],
+    since: datetime,
+    phase: dict[str, Any],
+) -> None:
+    """Waits for `keys` (the deals a phase's accepted posts carried) to complete, then puts
+    their latencies and the outboxes' relay lag since `since` in `phase`."""
+    phase["all_completed"] = await drained(observed, keys, 300)
+    phase["not_completed"] = sum(1 for k in keys if k not in observed.earned_ms)
+    if phase["not_completed"]:
+        phase.setdefault(
+            "failed", f"{phase['not_completed']} of {len(keys)} deals not completed in 300 s"
+        )
+    phase["ingestion_to_notification"] = percentiles(
+        [observed.notified_ms[k] for k in keys if k in observed.notified_ms]
+    )
+    phase["slowest"] = observed.slowest(keys)
+    phase["ingestion_to_incentive_entry"] = percentiles(
+        [observed.earned_ms[k] for k in keys if k in observed.earned_ms]
+    )
+    phase["ingestion_to_webhook"] = await receivers.latencies(keys)
+    phase["relay_lag"] = await relay_lag(infra.admin_dsn, since, datetime.now(UTC))
+
+
+def counted_posts(offer: Offer, name: str, phase: dict[str, Any]) -> None:
+    """What the phase's posts met, and the phase failed if some never arrived."""
+    counts = offer.counted(name)
+    phase["posts"] = counts.as_dict()
+    if reason := counts.failure():
+        phase.setdefault("failed", reason)
+
+
+async def offer_load(
+    offer: Offer, name: str, rate: int, seconds: float, phase: dict[str, Any]
+) -> list[str]:
+    """Offers `rate` deals/s for `seconds` (open loop); the deals of the posts accepted. What
+    the posts met goes in `phase`, whatever happens."""
+    phase["offered_per_s"] = rate
+    first = len(offer.sent)
+    started = time.perf_counter()
+    try:
+        await offer.at_rate(name, rate, seconds)
+    finally:
+        counted_posts(offer, name, phase)
+    keys = offer.sent[first:]
+    phase["deals"] = len(keys)
+    phase["accepted_per_s"] = round(len(keys) / (time.perf_counter() - started), 1)
+    return keys
+
+
+async def offered(
+    infra: Infra,
+    receivers: Receivers,
+    offer: Offer,
+    observed: Observed,
+    rate: int,
+    seconds: float,
+    phase: dict[str, Any],
+) -> None:
+    """`rate` deals/s offered for `seconds`, and how long each took to complete."""
+    since = datetime.now(UTC)
+    keys = await offer_load(offer, f"r{rate}", rate, seconds, phase)
+    await completed(infra, receivers, observed, keys, since, phase)
+
+
 async def saturation(
     infra: Infra,
     fleet: Fleet,
     receivers: Receivers,
     offer: Offer,
     observed: Observed,
-    phase: str,
+    name: str,
     seconds: float,
-) -> dict[str, Any]:
+    phase: dict[str, Any],
+) -> None:
     """The chain as fast as it completes deals for `seconds`, with what it used meanwhile."""
     first = len(offer.sent)
     rss: dict[str, float] = dict.fromkeys(fleet.processes, 0.0)
 
     async def sample_rss() -> None:
         while True:
-            for name, process in fleet.processes.items():
-                rss[name] = max(rss[name], rss_mb(process.pid))
+            for process_name, process in fleet.processes.items():
+                rss[process_name] = max(rss[process_name], rss_mb(process.pid))
             await asyncio.sleep(1)
 
     sampler = asyncio.create_task(sample_rss())
     meter = CpuMeter(infra.admin_dsn, {s: p.pid for s, p in fleet.processes.items()})
     started, since = time.perf_counter(), datetime.now(UTC)
-    await meter.start()
-    metered_from = time.time()
-    await offer.saturate(phase, seconds, observed)
-    metered_to = time.time()
-    await meter.stop()
-    offered_for = time.perf_counter() - started
-    keys = offer.sent[first:]
-    complete = await drained(observed, keys, 300)
+    try:
+        await meter.start()
+        metered_from = time.time()
+        try:
+            await offer.saturate(name, seconds, observed.earned_in)
+        finally:
+            counted_posts(offer, name, phase)
+        metered_to = time.time()
+        await meter.stop()
+        offered_for = time.perf_counter() - started
+        keys = offer.sent[first:]
+        phase["deals"] = len(keys)
+        phase["accepted_per_s"] = round(len(keys) / offered_for, 1)
+        await completed(infra, receivers, observed, keys, since, phase)
+    finally:
+        sampler.cancel()
+        phase["rss_mb"] = rss
     # Counted once the observer has read everything: deals the chain finished inside the
     # metered window (by their Kafka timestamps).
-    resources = meter.per_deal(
+    phase["resources"] = meter.per_deal(
         sum(1 for at in observed.earned_at.values() if metered_from <= at <= metered_to)
     )
-    sampler.cancel()
     finished = [observed.earned_at[k] for k in keys if k in observed.earned_at]
     completed_span = (max(finished) - min(finished)) if len(finished) > 1 else 0
-    return {
-        "deals": len(keys),
-        "accepted_per_s": round(len(keys) / offered_for, 1),
-        "all_completed": complete,
-        "end_to_end_deals_per_s": round(len(finished) / completed_span, 1)
-        if completed_span
-        else None,
-        "ingestion_to_notification": percentiles(
-            [observed.notified_ms[k] for k in keys if k in observed.notified_ms]
-        ),
-        "ingestion_to_incentive_entry": percentiles(
-            [observed.earned_ms[k] for k in keys if k in observed.earned_ms]
-        ),
-        "ingestion_to_webhook": await receivers.latencies(keys),
-        "rss_mb": rss,
-        "resources": resources,
-        "relay_lag": await relay_lag(infra.admin_dsn, since, datetime.now(UTC)),
-    }
+    phase["end_to_end_deals_per_s"] = (
+        round(len(finished) / completed_span, 1) if completed_span else None
+    )
 
 
-async def run(quick: bool, scale: bool = False) -> dict[str, Any]:
-    infra = Infra.from_env(os.environ)
+async def onboarded(fleet: Fleet) -> list[Partner]:
+    """Twelve GSI partners (they register: referral partners refer), known to deals and
+    linked to the CRM, so the offered deals name them by their ids."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        story = Story(client, fleet.urls, ADMIN_TOKEN)
+        partners = [Partner(f"bench{i}", f"Bench Partner {i}", "gsi") for i in range(12)]
+        for partner in partners:
+            await story.onboard(partner, ["data"])
+        for partner in partners:
+            await story.known_to_deals(partner)
+            await story.crm_linked(partner)
+    return partners
+
+
+async def measure_chain(infra: Infra, quick: bool, scale: bool, phases: dict[str, Any]) -> None:
+    """The chain's phases, each into `phases` as it ends (a failed one with its reason)."""
     # Open-loop phases stay short: above capacity they build a backlog the drain must clear.
     phase_seconds = 10.0 if quick else 20.0
     saturation_seconds = 15.0 if quick else 60.0
-    results: dict[str, Any] = {
-        "mode": ("quick" if quick else "full") + (", two instances" if scale else ""),
-        "started_at": datetime.now(UTC).isoformat(),
-        **describe_machine(),
-    }
-    print("raw baselines ...", flush=True)
-    results["baseline_kafka"] = await kafka_baseline(infra.kafka, 20_000 if quick else 100_000, 900)
-    results["baseline_postgres"] = await postgres_baseline(infra, 2_000 if quick else 10_000, 8)
-
     for service in SERVICES:
         await migrate(infra, service)
     fleet = Fleet(infra)
     fleet.start()
     receivers = Receivers.spawn()
+    stop = asyncio.Event()
+    observer: asyncio.Task[None] | None = None
+    offer: Offer | None = None
     try:
         await fleet.ready()
         run_id = uuid.uuid4().hex[:6]
-        async with httpx.AsyncClient(timeout=30) as client:
-            story = Story(client, fleet.urls, ADMIN_TOKEN)
-            partners = [
-                # GSIs: they register (referral partners refer), under the policy's window.
-                Partner(f"bench{i}", f"Bench Partner {i}", "gsi")
-                for i in range(12)
-            ]
-            for partner in partners:
-                await story.onboard(partner, ["data"])
-            for partner in partners:
-                await story.known_to_deals(partner)
-                await story.crm_linked(partner)  # the offered deals name it by its id
+        partners = await onboarded(fleet)
         observed = Observed()
         await receivers.register(fleet.urls["notifications"], partners)
-        stop = asyncio.Event()
         observer = asyncio.create_task(observe(infra.kafka, run_id, observed, stop))
         offer = Offer(fleet.urls["deals"], partners, run_id)
         # Warm-up at a moderate rate, not one request: every pooled connection must have
@@ -716,35 +626,18 @@ async def run(quick: bool, scale: bool = False) -> dict[str, Any]:
         await offer.at_rate("warm", 100, 3.0)
         await drained(observed, list(offer.sent), 60)
 
-        phases: dict[str, Any] = {}
-        rates = [100] if quick else [100, 500]
-        for rate in rates:
+        for rate in [100] if quick else [100, 500]:
             print(f"offered load {rate} deals/s for {phase_seconds:.0f}s ...", flush=True)
-            first = len(offer.sent)
-            started, since = time.perf_counter(), datetime.now(UTC)
-            await offer.at_rate(f"r{rate}", rate, phase_seconds)
-            keys = offer.sent[first:]
-            complete = await drained(observed, keys, 300)
-            phases[f"offered_{rate}"] = {
-                "offered_per_s": rate,
-                "deals": len(keys),
-                "accepted_per_s": round(len(keys) / (time.perf_counter() - started), 1),
-                "all_completed": complete,
-                "ingestion_to_notification": percentiles(
-                    [observed.notified_ms[k] for k in keys if k in observed.notified_ms]
-                ),
-                "slowest": observed.slowest(keys),
-                "ingestion_to_incentive_entry": percentiles(
-                    [observed.earned_ms[k] for k in keys if k in observed.earned_ms]
-                ),
-                "ingestion_to_webhook": await receivers.latencies(keys),
-                "relay_lag": await relay_lag(infra.admin_dsn, since, datetime.now(UTC)),
-            }
+            phase = phases[f"offered_{rate}"] = {}
+            async with step(phase, f"offered {rate} deals/s"):
+                await offered(infra, receivers, offer, observed, rate, phase_seconds, phase)
 
         print(f"saturation for {saturation_seconds:.0f}s ...", flush=True)
-        phases["saturation"] = await saturation(
-            infra, fleet, receivers, offer, observed, "sat", saturation_seconds
-        )
+        phase = phases["saturation"] = {}
+        async with step(phase, "saturation"):
+            await saturation(
+                infra, fleet, receivers, offer, observed, "sat", saturation_seconds, phase
+            )
         if scale:
             # A second instance of every service: it joins the consumer groups, takes half of
             # the partitions, and half of the HTTP posts go to the second deals instance.
@@ -754,88 +647,67 @@ async def run(quick: bool, scale: bool = False) -> dict[str, Any]:
             await offer.at_rate("wa2", 100, 3.0)  # rebalanced and warm before measuring
             await drained(observed, list(offer.sent), 120)
             print(f"saturation, two instances each, for {saturation_seconds:.0f}s ...", flush=True)
-            phases["saturation_two_instances"] = await saturation(
-                infra, fleet, receivers, offer, observed, "sa2", saturation_seconds
-            )
-        results["chain"] = phases
-        stop.set()
-        await observer
-        await offer.client.aclose()
+            phase = phases["saturation_two_instances"] = {}
+            async with step(phase, "saturation, two instances"):
+                await saturation(
+                    infra, fleet, receivers, offer, observed, "sa2", saturation_seconds, phase
+                )
     finally:
+        stop.set()
+        if observer is not None:
+            await observer
+        if offer is not None:
+            await offer.client.aclose()
         receivers.stop()
         fleet.stop()
 
+
+async def run(quick: bool, scale: bool = False) -> dict[str, Any]:
+    """One run of the whole benchmark. It always returns what it measured: a step that failed
+    leaves its reason in "failed" (the run's, or its phase's) and the run goes on where it can."""
+    infra = Infra.from_env(os.environ)
+    results: dict[str, Any] = {
+        "mode": ("quick" if quick else "full") + (", two instances" if scale else ""),
+        "started_at": datetime.now(UTC).isoformat(),
+        **describe_machine(),
+    }
+    print("machine yardsticks ...", flush=True)
+    async with step(results, "machine yardsticks"):
+        results["yardsticks"] = await yardsticks.measure(infra, 2.0 if quick else 5.0)
+    print("raw baselines ...", flush=True)
+    async with step(results, "raw baselines"):
+        results["baseline_kafka"] = await kafka_baseline(
+            infra.kafka, 20_000 if quick else 100_000, 900
+        )
+        results["baseline_postgres"] = await postgres_baseline(infra, 2_000 if quick else 10_000, 8)
+    results["chain"] = {}
+    async with step(results, "the chain"):
+        await measure_chain(infra, quick, scale, results["chain"])
     sizes = [1_000, 100_000] if quick else [1_000, 100_000, 1_000_000]
     print(f"conflict check at {sizes} registrations ...", flush=True)
-    results["conflict_check"] = await conflict_check.run(infra, sizes, 200 if quick else 400)
-    saturated = results["chain"]["saturation"].get("end_to_end_deals_per_s") or 0
+    async with step(results, "conflict check"):
+        results["conflict_check"] = await conflict_check.run(infra, sizes, 200 if quick else 400)
+    saturated = results["chain"].get("saturation", {}).get("end_to_end_deals_per_s") or 0
     results["ratios"] = {
-        "chain_vs_kafka_msgs": round(saturated / results["baseline_kafka"]["msgs_per_s"], 4),
-        "chain_vs_postgres_tx": round(saturated / results["baseline_postgres"]["tx_per_s"], 4),
+        f"chain_vs_{name}": round(saturated / raw, 4) if saturated and raw else None
+        for name, raw in (
+            ("kafka_msgs", results.get("baseline_kafka", {}).get("msgs_per_s")),
+            ("postgres_tx", results.get("baseline_postgres", {}).get("tx_per_s")),
+        )
     }
+    results["goals"] = goals.evaluate(results)
     return results
 
 
-def table(results: dict[str, Any]) -> str:
-    lines = [f"Pollinate chain benchmark ({results['mode']}, commit {results['commit']})"]
-    lines.append(
-        f"raw: kafka {results['baseline_kafka']['msgs_per_s']} msgs/s, "
-        f"postgres+outbox {results['baseline_postgres']['tx_per_s']} tx/s"
-    )
-    for name, phase in results["chain"].items():
-        notified = phase["ingestion_to_notification"]
-        earned = phase["ingestion_to_incentive_entry"]
-        head = f"{name:13} deals {phase['deals']:6}"
-        if "end_to_end_deals_per_s" in phase:
-            head += f"  e2e {phase['end_to_end_deals_per_s']} deals/s"
-        lines.append(head)
-        hooked = phase.get("ingestion_to_webhook", {})
-        for label, values in (
-            ("-> notification", notified),
-            ("-> incentive  ", earned),
-            ("-> webhook    ", hooked),
-        ):
-            if values.get("count"):
-                lines.append(
-                    f"    {label} p50 {values['p50_ms']:8.1f}  p95 {values['p95_ms']:8.1f}  "
-                    f"p99 {values['p99_ms']:8.1f}  p99.9 {values['p999_ms']:8.1f} ms"
-                )
-        lag = phase["relay_lag"]["all"]
-        if lag.get("count"):
-            lines.append(
-                f"    relay lag ({phase['relay_lag']['measured_from']} -> Kafka ack) "
-                f"p50 {lag['p50_ms']:.1f}  p99 {lag['p99_ms']:.1f} ms"
-            )
-    lines.append(f"rss at saturation (MB): {results['chain']['saturation']['rss_mb']}")
-    used = results["chain"]["saturation"]["resources"]
-    lines.append(
-        f"cpu at saturation: machine {used['machine_busy_pct_of_one_core']}% of one core; "
-        + ", ".join(
-            f"{part} {pct}% ({used['cpu_ms_per_deal'][part]} ms/deal)"
-            for part, pct in used["cpu_pct_of_one_core"].items()
-        )
-    )
-    lines.append(
-        f"postgres WAL at saturation: {used['wal_mb_per_s']} MB/s, "
-        f"{used['wal_kb_per_deal']} kB per deal"
-    )
-    for size, row in results["conflict_check"].items():
-        if isinstance(row, dict) and "exact" in row:
-            lines.append(
-                f"conflict check {size:>8}: exact p50 {row['exact']['p50_ms']} p99 "
-                f"{row['exact']['p99_ms']} ms; fuzzy p50 {row['fuzzy']['p50_ms']} p99 "
-                f"{row['fuzzy']['p99_ms']} ms"
-            )
-    two = results["chain"].get("saturation_two_instances")
-    if two:
-        one = results["chain"]["saturation"]["end_to_end_deals_per_s"] or 0
-        both = two["end_to_end_deals_per_s"] or 0
-        lines.append(
-            f"scale: one instance each {one} deals/s, two instances each {both} deals/s "
-            f"({both / one if one else 0:.2f}x on this machine's {os.cpu_count()} cores)"
-        )
-    lines.append(f"ratios: {results['ratios']}")
-    return "\n".join(lines)
+def failures(results: dict[str, Any]) -> list[str]:
+    """Why the run, or any of its phases, failed."""
+    reasons = [results["failed"]] if results.get("failed") else []
+    reasons += [
+        f"{name}: {phase['failed']}"
+        for name, phase in results.get("chain", {}).items()
+        if phase.get("failed")
+    ]
+    return reasons
 
 
 def main() -> None:
@@ -847,13 +719,31 @@ def main() -> None:
         help="after saturating one instance of each service, start a second of each and "
         "saturate again: deals/s of both",
     )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="run the whole benchmark N times, then print the runs side by side and each goal "
+        "of issue 23 met in how many of them (the JSON holds every run)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / ".work" / "bench" / "results.json")
     args = parser.parse_args()
-    results = asyncio.run(run(args.quick, args.scale))
+    runs: list[dict[str, Any]] = []
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=str))
-    print(table(results))
+    for n in range(args.runs):
+        if args.runs > 1:
+            print(f"=== run {n + 1} of {args.runs}", flush=True)
+        runs.append(asyncio.run(run(args.quick, args.scale)))
+        # Written after every run: what was measured survives a later run that dies.
+        written = runs[0] if args.runs == 1 else {"goals": goals.tally(runs), "runs": runs}
+        args.out.write_text(json.dumps(written, indent=2, default=str))
+        print(report.table(runs[-1]))
+    if args.runs > 1:
+        print(f"=== {len(runs)} runs side by side")
+        print(goals.side_by_side(runs))
     print(f"wrote {args.out}")
+    if any(failures(results) for results in runs):
+        sys.exit(1)
 
 
 if __name__ == "__main__":
