@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
@@ -42,6 +42,7 @@ from shared.clock import now
 from shared.db import Connection, Pool
 from shared.events import Envelope, EventPayload, InvalidEvent, decode_envelope
 from shared.outbox import Outbox, OutgoingEvent, ingested_at_of, ingestion
+from shared.provenance import provenance_mismatch
 from shared.provisions import Provisions
 from shared.topics import Topic, dead_letter_topic
 from shared.tracing import context_from_traceparent, traceparent_of, tracer
@@ -134,6 +135,8 @@ class HandlerContext:
 
 Handler = Callable[[HandlerContext, Envelope[P]], Awaitable[None]]
 BatchHandler = Callable[[HandlerContext, list[Envelope[P]]], Awaitable[None]]
+# The advisory lock keys a batch's events need (read-only: it may query, never write).
+BatchLocks = Callable[[Connection, Provisions, list[Envelope[Any]]], Awaitable[Iterable[int]]]
 
 
 @dataclass
@@ -158,33 +161,6 @@ class ConsumerStats:
 
     def count(self, outcome: Outcome) -> None:
         self.outcomes[outcome] += 1
-
-
-def provenance_mismatch(
-    record: ConsumerRecord[Any, Any], envelope: Envelope[Any], topic: Topic | None
-) -> str | None:
-    """Why a record cannot be believed as it stands, or None. Its Kafka key must be the
-    envelope's subject; on a topic that names its aggregate, the payload must be about that
-    same aggregate and the envelope must come from one of the topic's producers. A record
-    that names one aggregate in its key and another in its payload is never applied."""
-    key = (record.key or b"").decode(errors="replace")
-    if key != envelope.subject:
-        return f"record key {key[:200]!r} is not the envelope subject {envelope.subject[:200]!r}"
-    if topic is None or topic.aggregate is None:
-        return None
-    named = getattr(envelope.data, topic.aggregate, None)
-    if named != envelope.subject:
-        return (
-            f"payload {topic.aggregate} {str(named)[:200]!r} is not the subject "
-            f"{envelope.subject[:200]!r}"
-        )
-    producers = [f"pollinate/{service}" for service in topic.producing_services]
-    if envelope.source not in producers:
-        return (
-            f"source {envelope.source[:200]!r} does not produce {topic.name} "
-            f"(producers: {', '.join(producers)})"
-        )
-    return None
 
 
 class EventConsumer:
@@ -223,6 +199,7 @@ class EventConsumer:
         # Called after each batch with its duration in seconds, retries included (metrics).
         self.batch_observers: list[Callable[[float], None]] = []
         self._routes: dict[str, _Route[Any]] = {}
+        self._batch_locks: BatchLocks | None = None
         self._topics = {topic.name: topic for topic in topics}
         self._tracer = tracer(f"pollinate.{service}")
 
@@ -250,6 +227,16 @@ class EventConsumer:
             return handler
 
         return register
+
+    def locks_first(self, keys: BatchLocks) -> BatchLocks:
+        """Register what the batch's events lock: the keys are taken together, in ascending
+        order, in one statement, before any handler runs. A batch is one transaction that may
+        hold several runs (another type or a duplicate splits a run); if each run or event
+        took its own locks, two transactions could take them in opposite orders and deadlock
+        (Postgres ends one after `deadlock_timeout`, a second's stall). Handlers may lock the
+        same keys again: a lock already held is granted at once."""
+        self._batch_locks = keys
+        return keys
 
     def _add_route(self, route: _Route[Any]) -> None:
         if route.model.event_type in self._routes:
@@ -353,6 +340,7 @@ class EventConsumer:
         outcomes: list[Outcome | None] = [None] * len(decoded)
         async with self.pool.acquire() as conn, conn.transaction():
             fresh = set() if isolate else await self._record_in_inbox(conn, decoded)
+            await self._lock_batch(conn, decoded)
             run: list[int] = []  # indexes of consecutive fresh events of one type
             for index, (record, envelope, invalid) in enumerate(decoded):
                 if run and (
@@ -383,6 +371,27 @@ class EventConsumer:
                 await self._handle_run(conn, decoded, run, outcomes)
         assert all(outcome is not None for outcome in outcomes)
         return [outcome for outcome in outcomes if outcome is not None]
+
+    async def _lock_batch(
+        self,
+        conn: Connection,
+        decoded: list[tuple[ConsumerRecord[Any, Any], Envelope[Any] | None, str | None]],
+    ) -> None:
+        if self._batch_locks is None:
+            return
+        valid = [envelope for _, envelope, invalid in decoded if envelope is not None]
+        try:
+            keys = sorted(set(await self._batch_locks(conn, self.provisions, valid)))
+        except (asyncpg.PostgresError, OSError):
+            raise  # the transaction's own trouble: retried or isolated as any other
+        except Exception:
+            # An event the key function cannot read is the handler's to refuse (and dead-letter);
+            # without the batch's locks each handler still takes its own.
+            log.exception("batch locks not computed", extra={"consumer": self.group_id})
+            return
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k", keys
+        )
 
     async def _handle_run(
         self,

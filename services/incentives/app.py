@@ -27,9 +27,11 @@ def wire(platform: Platform) -> None:
     ledger = platform.consumer("ledger", [ATTRIBUTION_CREDITS])
     ledger.handles_batch(CreditIssued)(handlers.on_credits)
     ledger.handles(CreditReversed)(handlers.on_reversal)
+    ledger.locks_first(handlers.batch_locks)
 
     partners = platform.consumer("partner-projection", [PARTNER_LIFECYCLE])
     partners.handles(PartnerStateChanged)(handlers.on_partner)
+    partners.locks_first(handlers.batch_locks)
 
     platform.every(settings.mdf_expiry_check_seconds, jobs.expire_mdf_lots, name="mdf-expiry")
     platform.every(

@@ -3,12 +3,34 @@ tier and status the rules use (and the credits held for the partner booked)."""
 
 from __future__ import annotations
 
-from services.incentives import booking, clawbacks, partner_projection
+from collections.abc import Iterable
+from typing import Any
+
+from services.incentives import booking, clawbacks, partner_projection, repository
 from services.incentives.domain.programs import IncentivePrograms
 from shared.consumer import HandlerContext
+from shared.db import Connection
 from shared.events import Envelope
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.partners import PartnerStateChanged
+from shared.provisions import Provisions
+
+
+async def batch_locks(
+    conn: Connection, provisions: Provisions, events: list[Envelope[Any]]
+) -> Iterable[int]:
+    """What a batch locks, all at once (shared/consumer.py says why): each credit's partner and
+    customer, each reversal's partner, each partner snapshot's partner and the customers of the
+    credits held for it (one held meanwhile makes its handler retry, as before)."""
+    programs = provisions.get(IncentivePrograms)
+    credits = [e.data for e in events if isinstance(e.data, CreditIssued)]
+    reversed_for = [e.data.partner_id for e in events if isinstance(e.data, CreditReversed)]
+    snapshots = [e.data.partner_id for e in events if isinstance(e.data, PartnerStateChanged)]
+    if snapshots:
+        credits += [held.data for held in await repository.held_credits_of(conn, snapshots)]
+    return repository.run_keys(
+        [booking.subject_of(programs, credit) for credit in credits], reversed_for + snapshots
+    )
 
 
 async def on_credits(ctx: HandlerContext, events: list[Envelope[CreditIssued]]) -> None:

@@ -45,18 +45,23 @@ async def lock_partner(conn: Connection, partner_id: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock($1)", partner_lock(partner_id))
 
 
-async def lock_run(
-    conn: Connection, subjects: Iterable[Subject], partners: Iterable[str] = ()
-) -> None:
-    """Every partner and customer lock a run of credits needs (and those of `partners`), in one
-    statement, in ascending key order."""
+def run_keys(subjects: Iterable[Subject], partners: Iterable[str] = ()) -> set[int]:
+    """Every partner and customer lock a run of credits needs (and those of `partners`)."""
     keys = {partner_lock(partner_id) for partner_id in partners}
     for subject in subjects:
         keys.add(partner_lock(subject.partner_id))
         if subject.customer_key is not None:
             keys.add(customer_lock(subject.customer_key))
+    return keys
+
+
+async def lock_run(
+    conn: Connection, subjects: Iterable[Subject], partners: Iterable[str] = ()
+) -> None:
+    """Take run_keys in one statement, in ascending key order."""
     await conn.execute(
-        "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k", sorted(keys)
+        "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k",
+        sorted(run_keys(subjects, partners)),
     )
 
 
@@ -120,6 +125,17 @@ async def held_credits(conn: Connection, partner_id: str) -> list[Envelope[Credi
     """The credits waiting for `partner_id`, in the order they arrived."""
     rows = await conn.fetch(
         "SELECT event::text FROM held_credits WHERE partner_id = $1 ORDER BY seq", partner_id
+    )
+    return [Envelope[CreditIssued].model_validate_json(row["event"]) for row in rows]
+
+
+async def held_credits_of(
+    conn: Connection, partner_ids: Sequence[str]
+) -> list[Envelope[CreditIssued]]:
+    """The credits waiting for any of `partner_ids`."""
+    rows = await conn.fetch(
+        "SELECT event::text FROM held_credits WHERE partner_id = ANY($1::text[]) ORDER BY seq",
+        list(partner_ids),
     )
     return [Envelope[CreditIssued].model_validate_json(row["event"]) for row in rows]
 

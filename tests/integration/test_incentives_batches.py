@@ -76,6 +76,7 @@ def ledger_consumer(pool: Any, programs: IncentivePrograms = PROGRAMS) -> EventC
     consumer.handles_batch(CreditIssued)(handlers.on_credits)
     consumer.handles(CreditReversed)(handlers.on_reversal)
     consumer.handles(PartnerStateChanged)(handlers.on_partner)
+    consumer.locks_first(handlers.batch_locks)
     return consumer
 
 
@@ -504,3 +505,67 @@ async def test_a_credit_held_while_its_partner_activates_is_not_left_waiting(
             await pool.fetchval("SELECT tier FROM credits WHERE credit_id = $1", late.credit_id)
             == "gold"
         )
+
+
+def lock_id(key: int) -> tuple[int, int]:
+    """An advisory key as pg_locks shows it: (classid, objid), its high and low 32 bits."""
+    unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
+    return unsigned >> 32, unsigned & 0xFFFF_FFFF
+
+
+def lock_key(classid: int, objid: int) -> int:
+    """The (signed, as Postgres orders them) advisory key of a pg_locks row."""
+    unsigned = classid << 32 | objid
+    return unsigned - (1 << 64) if unsigned >= 1 << 63 else unsigned
+
+
+async def test_a_batch_of_several_runs_takes_its_locks_in_one_ascending_order(
+    infra: Infra,
+) -> None:
+    """Credits, a reversal, credits: three runs in one transaction. Had each run taken its own
+    locks, the batch could hold a partner's lock while waiting for a lower one, and a partner
+    snapshot's transaction (which takes the same keys in ascending order) could deadlock with
+    it. So while the batch waits for a lock held elsewhere, it holds no key above that one."""
+    run = uuid.uuid4().hex[:8]
+    # A first partner whose key is above the blocked one's, so a run-by-run batch would hold it.
+    first, blocked = f"pa-{run}", f"pb-{run}"
+    while repository.partner_lock(first) < repository.partner_lock(blocked):
+        first = f"pa-{uuid.uuid4().hex[:8]}-{run}"
+    first_credit = credit(run, "c1", first, "d1", "100.00", "one", "US")
+    records = await records_of(
+        infra,
+        first_credit,
+        credit_reversed(credit(run, "c0", f"pz-{run}", "d0", "100.00", "zero", "US")),
+        credit(run, "c2", blocked, "d2", "100.00", "two", "US"),
+    )
+    classid, objid = lock_id(repository.partner_lock(blocked))
+    async with incentives_schema(infra) as (pool, _), pool.acquire() as holder:
+        consumer = ledger_consumer(pool)
+        async with holder.transaction():
+            await holder.execute(
+                "SELECT pg_advisory_xact_lock($1)", repository.partner_lock(blocked)
+            )
+            batch = asyncio.create_task(consumer.process_batch(records))
+
+            async def waiting() -> int | None:
+                pid: int | None = await holder.fetchval(
+                    """SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                       AND classid = $1 AND objid = $2""",
+                    classid,
+                    objid,
+                )
+                return pid
+
+            pid = await eventually(waiting, what="the batch waiting for the blocked lock")
+            held = await holder.fetch(
+                """SELECT classid, objid FROM pg_locks
+                   WHERE locktype = 'advisory' AND granted AND pid = $1""",
+                pid,
+            )
+            keys = [lock_key(r["classid"], r["objid"]) for r in held]
+            blocked_key = repository.partner_lock(blocked)
+            above = [key for key in keys if key > blocked_key]
+            assert above == [], f"held {above} while waiting for {blocked_key}"
+            assert repository.partner_lock(first) not in keys
+        outcomes = await batch
+    assert Outcome.DEAD_LETTERED not in outcomes

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from aiokafka import ConsumerRecord
 
-from shared.consumer import provenance_mismatch
 from shared.events import Envelope, EventPayload
+from shared.provenance import provenance_mismatch
 from shared.topics import ALL_TOPICS, ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE, Topic
 from tests.support.factories import credit_issued, partner_state_changed
 
