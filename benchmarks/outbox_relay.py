@@ -71,7 +71,9 @@ async def write_then_drain(infra: Infra, scratch: ScratchService, events: int) -
                     conn, topic, Tick(n=n, committed_at=time.time()), subject=str(n % 97)
                 )
 
-    await checkpoint(infra.admin_dsn)  # every phase starts as after a checkpoint: same WAL
+    # The writes start right after a checkpoint (the same full-page images every run); the
+    # drain follows with none between, as a relay marks the pages just written.
+    await checkpoint(infra.admin_dsn)
     await meter.start()
     await asyncio.gather(*(write(w) for w in range(8)))
     await meter.stop()
