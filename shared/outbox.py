@@ -441,9 +441,9 @@ class OutboxRelay:
         carries it, or why it was not sent; and the transient error that stopped the rows
         after the last outcome from being enqueued (e.g. no partition leader known yet).
 
-        A row goes to the partition the producer's own partitioner gives its key (what
-        send() would choose), and each partition's batches are filled and enqueued in row
-        order, so per-key order is the outbox's."""
+        A row goes to the partition the default partitioner gives its key (what send() of a
+        make_producer() producer would choose), and each partition's batches are filled and
+        enqueued in row order, so per-key order is the outbox's."""
         outcomes: list[asyncio.Future[Any] | BaseException] = []
         filling: dict[tuple[str, int], list[tuple[Any, list[int]]]] = {}
         unsent: BaseException | None = None
