@@ -6,6 +6,12 @@
 Writes N events (one transaction each, from 8 concurrent writers) into a scratch service's
 outbox while one relay runs, consumes them from Kafka, and prints events/s and latency
 percentiles from commit to consumption. Loopback only.
+
+Then the outbox's cost per event, in two phases on a fresh scratch schema: N events written
+with no relay running (the writers' inserts), and the relay draining that backlog alone (its
+sends and publish marks): Postgres' WAL bytes and CPU, and this process's CPU, per event, and
+the relay's rate. Postgres is shared with whatever else runs on the machine, so compare runs
+taken in turns.
 """
 
 from __future__ import annotations
@@ -16,9 +22,13 @@ import json
 import os
 import statistics
 import time
+from pathlib import Path
+from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer
 
+from benchmarks.chain import CpuMeter
 from benchmarks.consuming import arrivals
 from shared.db import create_pool
 from shared.events import EventPayload, event_type
@@ -38,6 +48,97 @@ async def main(events: int) -> None:
     infra = Infra.from_env(os.environ)
     async with scratch_schema(infra) as scratch:
         await relay_and_consume(infra.kafka, scratch, events)
+    async with scratch_schema(infra) as scratch:
+        await write_then_drain(infra, scratch, events)
+
+
+async def write_then_drain(infra: Infra, scratch: ScratchService, events: int) -> None:
+    """The outbox's cost per event: the writers' inserts, then the relay's sends and marks."""
+    schema = scratch.schema
+    topic = Topic(f"bench.{schema}", schema, "n", 6, "benchmark")
+    await ensure_topics(infra.kafka, [topic])
+    await scratch.migrate("platform")
+    pool = await create_pool(scratch.dsn, schema, max_size=10)
+    producer = make_producer(infra.kafka, "bench")
+    await producer.start()
+    outbox = Outbox(schema, "bench")
+    meter = await OwnPostgresMeter.of(infra.admin_dsn)
+
+    async def write(worker: int) -> None:
+        for n in range(worker, events, 8):
+            async with pool.acquire() as conn, conn.transaction():
+                await outbox.publish(
+                    conn, topic, Tick(n=n, committed_at=time.time()), subject=str(n % 97)
+                )
+
+    # The writes start right after a checkpoint (the same full-page images every run); the
+    # drain follows with none between, as a relay marks the pages just written.
+    await checkpoint(infra.admin_dsn)
+    await meter.start()
+    await asyncio.gather(*(write(w) for w in range(8)))
+    await meter.stop()
+    report("write (8 writers, no relay)", meter.per_deal(events))
+    relay = OutboxRelay(pool, producer, schema)
+    await meter.start()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    while await relay.publish_pending():
+        pass
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    await meter.stop()
+    assert relay.published_total == events, relay.published_total
+    print(
+        f"relay drain: {events / elapsed:,.0f} events/s, "
+        f"relay process CPU {cpu * 1e3 / events:.3f} ms/event"
+    )
+    report("relay drain", meter.per_deal(events))
+    await producer.stop()
+    await pool.close()
+
+
+class OwnPostgresMeter(CpuMeter):
+    """CpuMeter counting only this stack's Postgres: other stacks on the machine run their own
+    clusters, and every one of them is named "postgres"."""
+
+    postmaster = 0
+
+    @classmethod
+    async def of(cls, admin_dsn: str) -> OwnPostgresMeter:
+        meter = cls(admin_dsn, {})
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            backend = await conn.fetchval("SELECT pg_backend_pid()")
+        finally:
+            await conn.close()
+        meter.postmaster = parent_of(backend)
+        return meter
+
+    def _part(self, pid: int) -> str | None:
+        if pid != self.postmaster and parent_of(pid) != self.postmaster:
+            return None
+        return "postgres"
+
+
+def parent_of(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0
+
+
+async def checkpoint(admin_dsn: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+
+
+def report(phase: str, figures: dict[str, Any]) -> None:
+    postgres = figures["cpu_ms_per_deal"].get("postgres")
+    print(
+        f"{phase}: WAL {figures['wal_kb_per_deal']} kB/event, "
+        f"Postgres CPU {postgres} ms/event, over {figures['seconds']} s"
+    )
 
 
 async def relay_and_consume(kafka: KafkaConnection, scratch: ScratchService, events: int) -> None:

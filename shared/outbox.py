@@ -34,6 +34,8 @@ from aiokafka.errors import (
     RecordListTooLargeError,
     RecordTooLargeError,
 )
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from asyncpg.pool import PoolConnectionProxy
 
 from shared.db import Connection, Pool, advisory_key
@@ -83,6 +85,31 @@ class Settled:
     @property
     def count(self) -> int:
         return len(self.published) + len(self.parked)
+
+
+# A row's place in the outcomes until its record batch is enqueued.
+_NOT_YET: BaseException = RuntimeError("not enqueued")
+
+
+class _Placement:
+    """Where one relay batch's keys go: the partition the producer's default partitioner gives
+    a key (murmur2 of the key over the topic's partitions, as every Kafka client does), found
+    once per topic and key in the batch; the topic's metadata is awaited as send() would."""
+
+    _partitioner = DefaultPartitioner()
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+        self.partitions: dict[str, list[int]] = {}
+        self.placed: dict[tuple[str, bytes], int] = {}
+
+    async def partition_of(self, topic: str, key: bytes) -> int:
+        if (topic, key) not in self.placed:
+            if topic not in self.partitions:
+                self.partitions[topic] = sorted(await self.producer.partitions_for(topic))
+            every = self.partitions[topic]
+            self.placed[(topic, key)] = int(self._partitioner(key, every, every))
+        return self.placed[(topic, key)]
 
 
 def notify_channel(schema: str) -> str:
@@ -373,37 +400,23 @@ class OutboxRelay:
             )
 
     async def _send(self, rows: Sequence[asyncpg.Record]) -> Settled:
-        # send() only enqueues, in call order, so per-partition order is the row order; then
-        # wait for every broker acknowledgement before the rows may be marked published.
-        outcomes: list[asyncio.Future[Any] | BaseException] = []
-        unsent: BaseException | None = None
-        for row in rows:
-            headers = [(k, v.encode()) for k, v in json.loads(row["headers"]).items()]
-            try:
-                outcomes.append(
-                    await self.producer.send(
-                        row["topic"],
-                        value=row["value"],
-                        key=row["message_key"].encode(),
-                        headers=headers,
-                    )
-                )
-            except PERMANENT_SEND_ERRORS as refused:  # refused before sending (e.g. too large)
-                outcomes.append(refused)
-            except Exception as transient:  # e.g. no partition leader known yet (a cluster)
-                # This row and the rest are not enqueued; those already enqueued are still
-                # awaited below (an abandoned delivery future fails unobserved).
-                unsent = transient
-                break
-        delivered = await asyncio.gather(
-            *(o for o in outcomes if not isinstance(o, BaseException)), return_exceptions=True
+        """Send the rows in record batches of their own, one partition at a time (aiokafka's
+        batch API: no per-message future or accumulator pass), then wait for every broker
+        acknowledgement before the rows may be marked published."""
+        outcomes, unsent = await self._enqueue(rows)
+        batches = {id(o): o for o in outcomes if isinstance(o, asyncio.Future)}
+        delivered = dict(
+            zip(
+                batches,
+                await asyncio.gather(*batches.values(), return_exceptions=True),
+                strict=True,
+            )
         )
-        if any(isinstance(result, BaseException) for result in delivered):
+        if any(isinstance(result, BaseException) for result in delivered.values()):
             self._producer_spent = True
-        acknowledged = iter(delivered)
         settled = Settled([], [])
         for row, outcome in zip(rows, outcomes, strict=False):
-            result = outcome if isinstance(outcome, BaseException) else next(acknowledged)
+            result = delivered[id(outcome)] if isinstance(outcome, asyncio.Future) else outcome
             if not isinstance(result, BaseException):
                 settled.published.append(row["position"])
             elif isinstance(result, PERMANENT_SEND_ERRORS):
@@ -420,6 +433,62 @@ class OutboxRelay:
         if unsent is not None and settled.count == 0:
             raise unsent
         return settled
+
+    async def _enqueue(
+        self, rows: Sequence[asyncpg.Record]
+    ) -> tuple[list[asyncio.Future[Any] | BaseException], BaseException | None]:
+        """Each row's outcome, in row order: the delivery future of the record batch that
+        carries it, or why it was not sent; and the transient error that stopped the rows
+        after the last outcome from being enqueued (e.g. no partition leader known yet).
+
+        A row goes to the partition the default partitioner gives its key (what send() of a
+        make_producer() producer would choose), and each partition's batches are filled and
+        enqueued in row order, so per-key order is the outbox's."""
+        outcomes: list[asyncio.Future[Any] | BaseException] = []
+        filling: dict[tuple[str, int], list[tuple[Any, list[int]]]] = {}
+        unsent: BaseException | None = None
+        placed = _Placement(self.producer)
+        for index, row in enumerate(rows):
+            key = row["message_key"].encode()
+            headers = [(k, v.encode()) for k, v in json.loads(row["headers"]).items()]
+            try:
+                self._check_size(key, row["value"], headers)
+                partition = await placed.partition_of(row["topic"], key)
+            except PERMANENT_SEND_ERRORS as refused:  # refused before sending (e.g. too large)
+                outcomes.append(refused)
+                continue
+            except Exception as transient:
+                unsent = transient
+                break
+            outcomes.append(_NOT_YET)
+            batches = filling.setdefault((row["topic"], partition), [])
+            record = {"timestamp": None, "key": key, "value": row["value"], "headers": headers}
+            if not batches or batches[-1][0].append(**record) is None:
+                batch = self.producer.create_batch()
+                batch.append(**record)  # a batch takes its first record whatever its size
+                batches.append((batch, []))
+            batches[-1][1].append(index)
+        for (topic, partition), batches in filling.items():
+            delivery: asyncio.Future[Any] | BaseException | None = None
+            for batch, indexes in batches:
+                if not isinstance(delivery, BaseException):
+                    try:
+                        delivery = await self.producer.send_batch(batch, topic, partition=partition)
+                    except Exception as failed:  # e.g. metadata lost: no later batch of this
+                        delivery = failed  # partition may overtake this one, so none is sent
+                for index in indexes:
+                    outcomes[index] = delivery
+        return outcomes, unsent
+
+    def _check_size(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        """The check send() makes before it enqueues a record."""
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+        if size > self.producer._max_request_size:
+            raise MessageSizeTooLargeError(
+                f"The message is {size} bytes when serialized which is larger than the "
+                "maximum request size you have configured with the max_request_size "
+                "configuration"
+            )
 
     async def _renew_producer(self) -> None:
         """Replace the producer after a delivery failed. An idempotent aiokafka producer

@@ -105,6 +105,51 @@ async def test_per_aggregate_order_holds_with_two_relays(components: Components)
     assert sum(r.published_total for r in relays) == aggregates * per_aggregate
 
 
+async def test_record_batches_put_each_key_where_send_would_in_outbox_order(
+    components: Components,
+) -> None:
+    """The relay builds its own record batches per partition (aiokafka's batch API): each key
+    must land on the partition a plain send() gives it (what every producer of the key agrees
+    on, and what the relay used before), in outbox order across several full batches."""
+    topic = await new_topic(components.infra.kafka, components.service.schema, partitions=3)
+    beside = await new_topic(components.infra.kafka, components.service.schema, partitions=3)
+    keys, events = [f"key-{i}" for i in range(30)], 400
+    async with components.pool.acquire() as conn, conn.transaction():
+        for n in range(events):  # ~130 kB per partition: about nine 16 kB batches each
+            await components.outbox.publish_raw(
+                conn,
+                topic_name=topic.name,
+                key=keys[n % len(keys)],
+                event_id=uuid.uuid4(),
+                event_type="test.padded",
+                value=json.dumps({"n": n, "pad": "x" * 900}).encode(),
+                headers={"n": str(n)},
+            )
+    for key in keys:
+        await components.producer.send(beside.name, value=b"", key=key.encode())
+    await components.producer.flush()
+
+    relay = components.relay(batch_size=events)
+    assert await relay.publish_pending() == events
+
+    records = await read_records(components.infra.kafka, topic.name, events)
+    where_send_puts = {
+        r.key.decode(): r.partition
+        for r in await read_records(components.infra.kafka, beside.name, len(keys))
+    }
+    assert len(records) == events
+    assert len(set(where_send_puts.values())) == 3  # the keys do spread
+    by_key: dict[str, list[tuple[int, int]]] = {}
+    for r in records:
+        assert r.partition == where_send_puts[r.key.decode()], r.key
+        assert dict(r.headers)["n"] == str(json.loads(r.value)["n"]).encode()
+        by_key.setdefault(r.key.decode(), []).append((r.offset, json.loads(r.value)["n"]))
+    for key, entries in by_key.items():
+        in_offset_order = [n for _, n in sorted(entries)]
+        assert in_offset_order == sorted(in_offset_order), f"{key} out of order"
+        assert len(in_offset_order) == len(range(keys.index(key), events, len(keys)))
+
+
 async def test_the_relay_stamps_commit_and_acknowledgement_times(components: Components) -> None:
     """The relay lag is measured from the writer's commit to Kafka's ack: both are stamped."""
     topic = await new_topic(components.infra.kafka, components.service.schema)

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from decimal import Decimal
 
 import pytest
 
 from shared.events import Envelope, EventPayload, InvalidEvent, decode_envelope, event_type
+from shared.events.envelope import new_event_id
 
 
 @event_type("unit.thing_happened.v1")
@@ -110,3 +112,22 @@ def test_an_event_type_name_cannot_be_registered_twice() -> None:
         @event_type("unit.thing_happened.v1")
         class Impostor(EventPayload):
             pass
+
+
+def test_new_event_ids_are_uuid7_and_sort_by_creation_time() -> None:
+    """Time-ordered ids keep the outbox's and inboxes' event-id indexes growing at one edge."""
+    before = time.time_ns() // 1_000_000
+    ids = [new_event_id() for _ in range(1000)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == len(ids)
+    assert {i.version for i in ids} == {7}
+    assert {i.variant for i in ids} == {uuid.RFC_4122}
+    stamps = [i.int >> 80 for i in ids]
+    assert before <= stamps[0]
+    assert stamps[-1] <= after
+    assert stamps == sorted(stamps)  # by millisecond; ids within one are random
+    later = Envelope.wrap(
+        ThingHappened(thing_id="t-1", amount=Decimal("1")), source="pollinate/unit", subject="t"
+    )
+    assert later.id.version == 7
+    assert later.id.int >> 80 >= stamps[-1]
