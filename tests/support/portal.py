@@ -72,6 +72,9 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[Any]:
         options.add_argument(flag)
     options.add_argument(f"--window-size={width},{height}")
     session = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    # axe-core runs as an async script: on a long page (a partner with a full suite's history)
+    # on a loaded machine it can take longer than WebDriver's 30 s default.
+    session.set_script_timeout(180)
     try:
         yield session
     finally:
