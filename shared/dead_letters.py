@@ -207,42 +207,59 @@ async def list_dead_letters(
         raise RequestError("`before` pages newest first: pass order=newest with it")
     if order == "newest" and after is not None:
         raise RequestError("`after` pages oldest first: pass order=oldest with it, or `before`")
-    topic = dead_letter_topic(platform.schema).name
     if order == "newest":
         shown, next_before, end = await _newest_first(platform, before, limit, state)
-        return DeadLettersOut(
-            service=platform.schema,
-            topic=topic,
-            letters=shown,
-            next_after=None,
-            next_before=next_before,
-            end_offset=end,
-        )
+        next_after = None
+    else:
+        shown, next_after, end = await _oldest_first(platform, after, limit, state)
+        next_before = None
+    return DeadLettersOut(
+        service=platform.schema,
+        topic=dead_letter_topic(platform.schema).name,
+        letters=shown,
+        next_after=next_after,
+        next_before=next_before,
+        end_offset=end,
+    )
+
+
+async def _take(
+    platform: Platform,
+    letters: list[DeadLetter],
+    state: State,
+    shown: list[DeadLetterOut],
+    limit: int,
+) -> int:
+    """Append to `shown`, in the order given, the letters the state filter wants, until it holds
+    `limit`; how many letters were looked at."""
+    async with platform.pool.acquire() as conn:
+        replays = await _replays(conn, [letter.offset for letter in letters])
+    for looked, letter in enumerate(letters, 1):
+        replay = replays.get(letter.offset)
+        if _wanted(replay, state):
+            shown.append(_shown(letter, replay))
+            if len(shown) == limit:
+                return looked
+    return len(letters)
+
+
+async def _oldest_first(
+    platform: Platform, after: int | None, limit: int, state: State
+) -> tuple[list[DeadLetterOut], int | None, int]:
+    """Letters after `after` (the topic's first when None), oldest first; with the cursor for
+    the next page (None at the end) and the topic's end offset."""
     start = 0 if after is None else after + 1
-    shown = []
+    shown: list[DeadLetterOut] = []
     scanned, end = 0, start
     while len(shown) < limit and scanned < SCAN_MAX:
         want = limit if state == "all" else min(PAGE_MAX, SCAN_MAX - scanned)
         letters, _, end = await _read(platform, start, want)
         if not letters:
             break
-        async with platform.pool.acquire() as conn:
-            replays = await _replays(conn, [letter.offset for letter in letters])
-        for letter in letters:
-            scanned += 1
-            start = letter.offset + 1
-            replay = replays.get(letter.offset)
-            if _wanted(replay, state):
-                shown.append(_shown(letter, replay))
-                if len(shown) == limit:
-                    break
-    return DeadLettersOut(
-        service=platform.schema,
-        topic=topic,
-        letters=shown,
-        next_after=start - 1 if start < end else None,
-        end_offset=end,
-    )
+        looked = await _take(platform, letters, state, shown, limit)
+        scanned += looked
+        start = letters[looked - 1].offset + 1
+    return shown, (start - 1 if start < end else None), end
 
 
 async def _newest_first(
@@ -257,19 +274,12 @@ async def _newest_first(
     while cursor > first and len(shown) < limit and scanned < SCAN_MAX:
         start = max(first, cursor - PAGE_MAX)
         page = await _read(platform, start, cursor - start)
-        letters = [letter for letter in page.letters if letter.offset < cursor]
-        async with platform.pool.acquire() as conn:
-            replays = await _replays(conn, [letter.offset for letter in letters])
-        for letter in reversed(letters):
-            scanned += 1
-            cursor = letter.offset
-            replay = replays.get(letter.offset)
-            if _wanted(replay, state):
-                shown.append(_shown(letter, replay))
-                if len(shown) == limit:
-                    break
-        else:
-            cursor = start  # the whole window was looked at
+        letters = [letter for letter in reversed(page.letters) if letter.offset < cursor]
+        looked = await _take(platform, letters, state, shown, limit)
+        scanned += looked
+        # Stopped at the limit: the next page starts before the last letter shown; otherwise
+        # the whole window was looked at.
+        cursor = letters[looked - 1].offset if len(shown) == limit else start
     return shown, (cursor if cursor > first else None), end
 
 
