@@ -389,9 +389,10 @@ class EventConsumer:
             # without the batch's locks each handler still takes its own.
             log.exception("batch locks not computed", extra={"consumer": self.group_id})
             return
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k", keys
-        )
+        if keys:  # a batch of events that lock nothing costs no round trip
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k", keys
+            )
 
     async def _handle_run(
         self,
