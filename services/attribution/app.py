@@ -26,6 +26,7 @@ def wire(platform: Platform) -> None:
     deals.handles_batch(DealStateChanged)(handlers.on_deal_states)
     deals.handles(RegistrationDecided)(handlers.on_registration_decided)
     deals.handles(RegistrationStatusChanged)(handlers.on_registration_status_changed)
+    deals.locks_first(handlers.batch_locks)
 
     programme = platform.consumer("programme", [PARTNER_PROGRAMME])
     programme.handles_batch(PartnerEnablementMeasured)(handlers.on_enablement)

@@ -4,6 +4,10 @@ invalid event: dead-lettered with the reason, nothing of it written."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
+from services.attribution import repository
 from services.attribution.deal_states import Snapshot, UnattributableSnapshot, apply_deal_states
 from services.attribution.domain.config import AttributionConfig
 from services.attribution.health_repository import record_enablement
@@ -14,11 +18,28 @@ from services.attribution.registrations import (
 )
 from services.attribution.voice_signals import record_answers
 from shared.consumer import HandlerContext
+from shared.db import Connection
 from shared.events import Envelope, InvalidEvent
 from shared.events.opportunities import DealStateChanged
 from shared.events.programme import PartnerEnablementMeasured
 from shared.events.programme_service import SurveyAnswered
 from shared.events.registrations import RegistrationDecided, RegistrationStatusChanged
+from shared.provisions import Provisions
+
+
+async def batch_locks(
+    conn: Connection, provisions: Provisions, events: list[Envelope[Any]]
+) -> Iterable[int]:
+    """What a batch locks before any run (shared/consumer.py says why): the CRM references its
+    snapshots name. A link confirmed over HTTP takes its reference and then the deals naming
+    it; a batch of several runs taking each run's references after an earlier run's deals
+    could hold a deal while waiting for a reference, the opposite order. Deal locks stay each
+    run's own (ascending per run), after every reference."""
+    return repository.reference_lock_keys(
+        e.data.partner_ref
+        for e in events
+        if isinstance(e.data, DealStateChanged) and e.data.partner_ref
+    )
 
 
 async def on_deal_states(ctx: HandlerContext, events: list[Envelope[DealStateChanged]]) -> None:

@@ -30,18 +30,30 @@ async def lock_deal(conn: Connection, deal_key: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(deal_key))
 
 
+def deal_lock_keys(deal_keys: Iterable[str]) -> set[int]:
+    """The advisory keys of deals."""
+    return {_lock_key(key) for key in deal_keys}
+
+
 async def lock_deals(conn: Connection, deal_keys: Sequence[str]) -> None:
     """Lock several deals in key order (no deadlocks between runs)."""
     await conn.execute(
         "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k",
-        sorted({_lock_key(key) for key in deal_keys}),
+        sorted(deal_lock_keys(deal_keys)),
     )
 
 
+def reference_lock_keys(references: Iterable[str]) -> set[int]:
+    """The advisory keys of CRM references (whatever the CRM: an identity link serves them
+    all)."""
+    return {advisory_key("attribution-crm-ref", ref) for ref in references}
+
+
 async def lock_references(conn: Connection, references: Iterable[str]) -> None:
-    """Serialise confirming or removing a CRM link with the snapshots naming its reference
-    (whatever the CRM: an identity link serves them all). Taken before any deal's lock."""
-    keys = sorted({advisory_key("attribution-crm-ref", ref) for ref in references})
+    """Serialise confirming or removing a CRM link with the snapshots naming its reference.
+    Taken before any deal's lock: a consumer batch takes every reference it names first
+    (handlers.batch_locks), so a later run of the batch never waits for one holding a deal."""
+    keys = sorted(reference_lock_keys(references))
     if keys:
         await conn.execute(
             "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k", keys

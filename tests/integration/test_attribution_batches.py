@@ -7,6 +7,7 @@ costs a bounded number of statements, however many events it holds."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from services.attribution import repository
 from services.attribution.app import NAME, definition
 from services.attribution.domain.config import AttributionConfig
 from shared.consumer import EventConsumer, Outcome
@@ -37,6 +39,7 @@ from tests.support.attribution import (
 from tests.support.factories import registration_decided
 from tests.support.infra import Infra, migrated_pool, scratch_schema, statements_sent
 from tests.support.kafka import as_records
+from tests.support.locks import held_keys, waiter_of
 
 pytestmark = pytest.mark.integration
 
@@ -356,5 +359,45 @@ async def test_a_run_of_snapshots_costs_a_bounded_number_of_statements(
 
     assert outcomes == [Outcome.PROCESSED] * len(records)
     print(f"{len(records)} snapshots in one batch: {sent} statements sent")
-    # BEGIN, inbox, locks, 3 loads, the CRM links, 3-5 writes, outbox, COMMIT
-    assert sent <= 14  # whatever the run's length; one snapshot at a time took about 20 each
+    # BEGIN, inbox, the batch's CRM references, the run's (granted at once), deals' locks, 3
+    # loads, the CRM links, 3-5 writes, outbox, COMMIT
+    assert sent <= 15  # whatever the run's length; one snapshot at a time took about 20 each
+
+
+async def test_a_batch_takes_every_crm_reference_before_any_deal(
+    attribution: Attribution,
+) -> None:
+    """A link confirmed over HTTP takes its CRM reference, then the deals naming it. A batch
+    of several runs (snapshots, a registration, snapshots) that took each run's references
+    only when the run began would hold the first run's deal while waiting for a later run's
+    reference: the opposite order, a deadlock. So while the batch waits for a reference held
+    elsewhere, it holds no deal."""
+    run = uuid.uuid4().hex[:8]
+    first, later = Deal(run, "first"), Deal(run, "later")
+    first_ref, later_ref = f"ref-a-{run}", f"ref-b-{run}"
+    decided = registration_decided(
+        registration_id=f"reg-{run}", partner_id=f"p-{run}", crm_deal_key=first.key
+    )
+    records = await as_records(
+        attribution.infra,
+        [
+            from_deals(first.snapshot(1, partner_ref=first_ref), first.key),
+            from_deals(decided, decided.registration_id),
+            from_deals(later.snapshot(1, partner_ref=later_ref), later.key),
+        ],
+    )
+    blocked = min(repository.reference_lock_keys([later_ref]))
+    async with attribution.pool.acquire() as holder:
+        async with holder.transaction():
+            await holder.execute("SELECT pg_advisory_xact_lock($1)", blocked)
+            batch = asyncio.create_task(attribution.consumer.process_batch(records))
+            pid = await waiter_of(holder, blocked, what="the batch waiting for the reference")
+            held = await held_keys(holder, pid)
+            deals = [
+                key for key in held if key in repository.deal_lock_keys([first.key, later.key])
+            ]
+            assert deals == [], f"held deal locks {deals} while waiting for a CRM reference"
+            references = repository.reference_lock_keys([first_ref, later_ref])
+            assert set(held) <= references, f"held {held}: not only the batch's references"
+        outcomes = await batch
+    assert Outcome.DEAD_LETTERED not in outcomes

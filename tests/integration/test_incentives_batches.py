@@ -36,6 +36,7 @@ from shared.provisions import Provisions
 from tests.support.factories import AT, credit_issued, credit_reversed, partner_state_changed
 from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema, statements_sent
 from tests.support.kafka import as_records
+from tests.support.locks import held_keys, waiter_of
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -507,18 +508,6 @@ async def test_a_credit_held_while_its_partner_activates_is_not_left_waiting(
         )
 
 
-def lock_id(key: int) -> tuple[int, int]:
-    """An advisory key as pg_locks shows it: (classid, objid), its high and low 32 bits."""
-    unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
-    return unsigned >> 32, unsigned & 0xFFFF_FFFF
-
-
-def lock_key(classid: int, objid: int) -> int:
-    """The (signed, as Postgres orders them) advisory key of a pg_locks row."""
-    unsigned = classid << 32 | objid
-    return unsigned - (1 << 64) if unsigned >= 1 << 63 else unsigned
-
-
 async def test_a_batch_of_several_runs_takes_its_locks_in_one_ascending_order(
     infra: Infra,
 ) -> None:
@@ -538,7 +527,6 @@ async def test_a_batch_of_several_runs_takes_its_locks_in_one_ascending_order(
         credit_reversed(credit(run, "c0", f"pz-{run}", "d0", "100.00", "zero", "US")),
         credit(run, "c2", blocked, "d2", "100.00", "two", "US"),
     )
-    classid, objid = lock_id(repository.partner_lock(blocked))
     async with incentives_schema(infra) as (pool, _), pool.acquire() as holder:
         consumer = ledger_consumer(pool)
         async with holder.transaction():
@@ -546,24 +534,9 @@ async def test_a_batch_of_several_runs_takes_its_locks_in_one_ascending_order(
                 "SELECT pg_advisory_xact_lock($1)", repository.partner_lock(blocked)
             )
             batch = asyncio.create_task(consumer.process_batch(records))
-
-            async def waiting() -> int | None:
-                pid: int | None = await holder.fetchval(
-                    """SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
-                       AND classid = $1 AND objid = $2""",
-                    classid,
-                    objid,
-                )
-                return pid
-
-            pid = await eventually(waiting, what="the batch waiting for the blocked lock")
-            held = await holder.fetch(
-                """SELECT classid, objid FROM pg_locks
-                   WHERE locktype = 'advisory' AND granted AND pid = $1""",
-                pid,
-            )
-            keys = [lock_key(r["classid"], r["objid"]) for r in held]
             blocked_key = repository.partner_lock(blocked)
+            pid = await waiter_of(holder, blocked_key, what="the batch waiting for the lock")
+            keys = await held_keys(holder, pid)
             above = [key for key in keys if key > blocked_key]
             assert above == [], f"held {above} while waiting for {blocked_key}"
             assert repository.partner_lock(first) not in keys
