@@ -171,6 +171,7 @@ PARTNER_NOTIFICATIONS = Topic(
         "notification.partner.v2",
         "notification.partner.v3",
         "notification.partner.v4",
+        "notification.partner.v5",
     ),
     consumers=("notifications",),
     aggregate="partner_id",
