@@ -115,6 +115,26 @@ async def announced(pool: Pool, preapproval_id: str) -> list[tuple[str, str, str
     ]
 
 
+async def told(pool: Pool, partner: str) -> list[tuple[str, str, str, str]]:
+    """(type, kind, subject, body) of each pre-approval notification the outbox holds for the
+    partner (its earnings are told too: not these)."""
+    rows = await pool.fetch(
+        """SELECT event_id, value FROM outbox WHERE topic = 'notifications.partner.v1'
+           AND message_key = $1 ORDER BY position""",
+        partner,
+    )
+    found = [
+        (row, event)
+        for row, event in ((r, json.loads(r["value"])) for r in rows)
+        if event["data"]["kind"].startswith("mdf_preapproval_")
+    ]
+    for row, event in found:  # the event id is the notification's
+        assert str(row["event_id"]) == event["data"]["notification_id"] == event["id"]
+    return [
+        (e["type"], e["data"]["kind"], e["data"]["subject"], e["data"]["body"]) for _, e in found
+    ]
+
+
 async def test_approval_reserves_claims_draw_on_it_and_expiry_releases_the_rest(
     pool: Pool,
 ) -> None:
@@ -182,6 +202,24 @@ async def test_approval_reserves_claims_draw_on_it_and_expiry_releases_the_rest(
         ("expired", "300.00", "1000.00", "200.00"),
         ("expired", "0.00", "1000.00", "300.00"),
     ]
+    # the partner was told twice, in the same transactions: approved, then expired
+    deadline = (datetime.now(UTC).date() + timedelta(days=41)).isoformat()
+    assert await told(pool, partner) == [
+        (
+            "notification.partner.v5",
+            "mdf_preapproval_approved",
+            "MDF approved for campaign camp-1: 1500.00 USD reserved",
+            f"pre-approval {pa} (your reference ref-1) is approved: 1500.00 USD is reserved in "
+            f"your MDF fund for campaign camp-1. Claim against it with proof before {deadline}.",
+        ),
+        (
+            "notification.partner.v5",
+            "mdf_preapproval_expired",
+            "MDF pre-approval for campaign camp-1 expired",
+            f"pre-approval {pa} (your reference ref-1) stopped accepting claims: 1000.00 USD "
+            "was claimed, 200.00 USD unclaimed went back to your MDF fund.",
+        ),
+    ]
 
 
 async def test_retries_are_idempotent_and_bad_requests_are_refused(pool: Pool) -> None:
@@ -220,6 +258,15 @@ async def test_retries_are_idempotent_and_bad_requests_are_refused(pool: Pool) -
         ("requested", "0.00", "0.00", "0.00"),
         ("approved", "800.00", "0.00", "0.00"),
     ]
+    # told once of each decision: a retried approval tells nothing again
+    assert [(kind, subject) for _, kind, subject, _ in await told(pool, partner)] == [
+        ("mdf_preapproval_approved", "MDF approved for campaign camp-1: 800.00 USD reserved"),
+        ("mdf_preapproval_rejected", "MDF not approved for campaign camp-1"),
+    ]
+    assert (await told(pool, partner))[1][3] == (
+        f"pre-approval {rejected} (your reference ref-3) for 50.00 USD is rejected: "
+        "outside the plan"
+    )
 
 
 @pytest.fixture(scope="module")
