@@ -198,6 +198,19 @@ PROGRAMME_KPIS = Topic(
     aggregate="quarter",
 )
 
+PROGRAMME_CAMPAIGNS = Topic(
+    "programme.campaigns.v1",
+    "programme",
+    "campaign id",
+    6,
+    "Co-marketing campaigns: each one when it is created and when it is cancelled (its "
+    "partners, dates and state).",
+    events=("programme.campaign_changed.v1",),
+    # incentives: a pre-approval must name a campaign of the partner that has not ended.
+    consumers=("incentives",),
+    aggregate="campaign_id",
+)
+
 
 # Where each CRM source's items land exactly as delivered (the route's name: a topic name
 # mixing '.' and '_' collides in Kafka's metric names).
@@ -255,6 +268,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     PARTNER_NOTIFICATIONS,
     PROGRAMME_VOICE,
     PROGRAMME_KPIS,
+    PROGRAMME_CAMPAIGNS,
     *RAW_CRM_TOPICS,
     *DEAD_LETTERS,
 )

@@ -14,8 +14,9 @@ from decimal import Decimal
 
 import asyncpg
 
-from services.incentives import mdf_repository, preapproval_repository
+from services.incentives import campaign_projection, mdf_repository, preapproval_repository
 from services.incentives.domain import preapprovals
+from services.incentives.domain.campaigns import check_campaign
 from services.incentives.domain.claims import ClaimAsk
 from services.incentives.domain.preapprovals import (
     CampaignBudget,
@@ -75,6 +76,8 @@ async def request(
             f"{known['preapproval_id']} with another budget"
         )
     at = now()
+    named = await campaign_projection.campaign(conn, budget.campaign_id)
+    check_campaign(budget.campaign_id, named, partner_id, at.date())
     preapproval_id = str(uuid.uuid4())
     await preapproval_repository.insert(conn, preapproval_id, partner_id, budget, at)
     written = await preapproval_repository.row(conn, preapproval_id)
