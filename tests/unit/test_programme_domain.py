@@ -26,6 +26,7 @@ from services.programme.domain.plans import (
     Goals,
     PlanState,
     answer,
+    campaigns_run_between,
     check_reviewable,
     compare,
 )
@@ -202,7 +203,7 @@ def test_a_review_compares_each_goal_with_its_owner_s_actual() -> None:
         ("sourced_revenue", "attribution"),
         ("certifications", "onboarding"),
         ("new_logos", "incentives"),
-        ("co_marketing_campaigns", "incentives"),
+        ("co_marketing_campaigns", "programme"),
     ]
     assert [line.attainment for line in lines] == [
         Decimal("0.2500"),
@@ -283,6 +284,19 @@ def test_a_snapshot_fingerprint_ignores_when_it_was_computed_only() -> None:
     later = base.model_copy(update={"computed_at": datetime(2026, 12, 2, tzinfo=UTC)})
     assert fingerprint(later) == fingerprint(base)
     assert fingerprint(base.model_copy(update={"active_partners": 3})) != fingerprint(base)
+
+
+def test_a_plans_campaigns_run_ended_in_its_period_and_before_today() -> None:
+    # the period runs from 1 January to the quarter's end; a campaign completes the day after
+    # its last, so one ending today has not run yet
+    assert campaigns_run_between(2026, Quarter(2026, 2), date(2026, 11, 2)) == (
+        date(2026, 1, 1),
+        date(2026, 7, 1),
+    )
+    assert campaigns_run_between(2026, Quarter(2026, 4), date(2026, 11, 2)) == (
+        date(2026, 1, 1),
+        date(2026, 11, 2),
+    )
 
 
 def test_a_kind_no_enum_version_names_travels_as_v5_with_an_open_kind() -> None:
