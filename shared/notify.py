@@ -21,10 +21,12 @@ from shared.events.notifications import (
     NotificationKind,
     NotificationKindV2,
     NotificationKindV3,
+    NotificationKindV4,
     PartnerNotification,
     PartnerNotificationV2,
     PartnerNotificationV3,
     PartnerNotificationV4,
+    PartnerNotificationV5,
 )
 from shared.outbox import OutgoingEvent
 from shared.topics import PARTNER_NOTIFICATIONS
@@ -32,6 +34,7 @@ from shared.topics import PARTNER_NOTIFICATIONS
 _V1_KINDS = frozenset(kind.value for kind in NotificationKind)
 _V2_KINDS = frozenset(kind.value for kind in NotificationKindV2)
 _V3_KINDS = frozenset(kind.value for kind in NotificationKindV3)
+_V4_KINDS = frozenset(kind.value for kind in NotificationKindV4)
 NOTIFICATION_NAMESPACE = uuid.UUID("3f4c2b8e-8d1a-4f0e-9b6a-5e2d7c1a9f40")
 
 
@@ -67,6 +70,8 @@ def notify(
         else PartnerNotificationV3
         if kind.value in _V3_KINDS
         else PartnerNotificationV4
+        if kind.value in _V4_KINDS
+        else PartnerNotificationV5
     )
     note = contract.model_validate(
         {

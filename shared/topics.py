@@ -171,6 +171,7 @@ PARTNER_NOTIFICATIONS = Topic(
         "notification.partner.v2",
         "notification.partner.v3",
         "notification.partner.v4",
+        "notification.partner.v5",
     ),
     consumers=("notifications",),
     aggregate="partner_id",
@@ -195,6 +196,19 @@ PROGRAMME_KPIS = Topic(
     "Programme KPI snapshots for dashboards: a quarter's headline figures, whenever they change.",
     events=("programme.kpi_snapshot.v1",),
     aggregate="quarter",
+)
+
+PROGRAMME_CAMPAIGNS = Topic(
+    "programme.campaigns.v1",
+    "programme",
+    "campaign id",
+    6,
+    "Co-marketing campaigns: each one when it is created and when it is cancelled (its "
+    "partners, dates and state).",
+    events=("programme.campaign_changed.v1",),
+    # incentives: a pre-approval must name a campaign of the partner that has not ended.
+    consumers=("incentives",),
+    aggregate="campaign_id",
 )
 
 
@@ -254,6 +268,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     PARTNER_NOTIFICATIONS,
     PROGRAMME_VOICE,
     PROGRAMME_KPIS,
+    PROGRAMME_CAMPAIGNS,
     *RAW_CRM_TOPICS,
     *DEAD_LETTERS,
 )

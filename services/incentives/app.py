@@ -11,8 +11,9 @@ from services.incentives.mdf_preapprovals import PreapprovalPolicy
 from services.incentives.settings import IncentivesSettings
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.partners import PartnerStateChanged
+from shared.events.programme_service import CampaignChanged
 from shared.service import Platform, ServiceDefinition
-from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE
+from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE, PROGRAMME_CAMPAIGNS
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,9 @@ def wire(platform: Platform) -> None:
     partners = platform.consumer("partner-projection", [PARTNER_LIFECYCLE])
     partners.handles(PartnerStateChanged)(handlers.on_partner)
     partners.locks_first(handlers.batch_locks)
+
+    campaigns = platform.consumer("campaigns", [PROGRAMME_CAMPAIGNS])
+    campaigns.handles_batch(CampaignChanged)(handlers.on_campaigns)
 
     platform.every(settings.mdf_expiry_check_seconds, jobs.expire_mdf_lots, name="mdf-expiry")
     platform.every(

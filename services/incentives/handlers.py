@@ -6,13 +6,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from services.incentives import booking, clawbacks, partner_projection, repository
+from services.incentives import (
+    booking,
+    campaign_projection,
+    clawbacks,
+    partner_projection,
+    repository,
+)
 from services.incentives.domain.programs import IncentivePrograms
 from shared.consumer import HandlerContext
 from shared.db import Connection
 from shared.events import Envelope
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.partners import PartnerStateChanged
+from shared.events.programme_service import CampaignChanged
 from shared.provisions import Provisions
 
 
@@ -58,3 +65,8 @@ async def on_partner(ctx: HandlerContext, event: Envelope[PartnerStateChanged]) 
         ctx.conn, ctx.provided(IncentivePrograms), event.data
     )
     await ctx.emit_all(booked.events)
+
+
+async def on_campaigns(ctx: HandlerContext, events: list[Envelope[CampaignChanged]]) -> None:
+    """Programme's campaigns, which MDF pre-approvals may name (campaign_projection.py)."""
+    await campaign_projection.record(ctx.conn, [event.data for event in events])

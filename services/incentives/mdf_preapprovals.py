@@ -14,8 +14,9 @@ from decimal import Decimal
 
 import asyncpg
 
-from services.incentives import mdf_repository, preapproval_repository
+from services.incentives import campaign_projection, mdf_repository, preapproval_repository
 from services.incentives.domain import preapprovals
+from services.incentives.domain.campaigns import check_campaign
 from services.incentives.domain.claims import ClaimAsk
 from services.incentives.domain.preapprovals import (
     CampaignBudget,
@@ -27,6 +28,8 @@ from shared.clock import now
 from shared.db import Connection, from_row
 from shared.errors import NotFound, Unprocessable
 from shared.events.incentives import MdfPreapprovalChanged
+from shared.events.notifications import NotificationKindV5
+from shared.notify import notify
 from shared.outbox import Outbox, OutgoingEvent
 from shared.topics import INCENTIVE_LEDGER
 
@@ -73,6 +76,8 @@ async def request(
             f"{known['preapproval_id']} with another budget"
         )
     at = now()
+    named = await campaign_projection.campaign(conn, budget.campaign_id)
+    check_campaign(budget.campaign_id, named, partner_id, at.date())
     preapproval_id = str(uuid.uuid4())
     await preapproval_repository.insert(conn, preapproval_id, partner_id, budget, at)
     written = await preapproval_repository.row(conn, preapproval_id)
@@ -119,7 +124,7 @@ async def decide(
         conn, before, decided.preapproval, at=at, reason=decided.reason
     )
     available = fund.available(at) - (decided.preapproval.reserved - before.reserved)
-    await outbox.publish_many(conn, [_announced(written, available, at)])
+    await outbox.publish_many(conn, [_announced(written, available, at), _told(written, at)])
     return written
 
 
@@ -207,7 +212,8 @@ async def expire_due(
             after, released = expired
             written = await preapproval_repository.save(conn, before, after, at=at)
             announced = _announced(written, fund.available(at) + released, at, released=released)
-            await outbox.publish_many(conn, [announced])
+            told = _told(written, at, released=released)
+            await outbox.publish_many(conn, [announced, told])
             count += 1
     return count
 
@@ -224,3 +230,41 @@ def _announced(
         ingested_at=at,
     )
     return OutgoingEvent(INCENTIVE_LEDGER, changed, changed.partner_id)
+
+
+def _told(row: asyncpg.Record, at: datetime, *, released: Decimal | None = None) -> OutgoingEvent:
+    """The partner told of its pre-approval's decision or expiry (a `notification.partner.v5`:
+    these kinds are newer than the enum versions). One message per pre-approval and outcome."""
+    ask = f"pre-approval {row['preapproval_id']} (your reference {row['reference']})"
+    campaign = row["campaign_id"]
+
+    def money(amount: Decimal) -> str:
+        return f"{amount} {row['currency']}"
+
+    if row["status"] == preapprovals.APPROVED:
+        kind = NotificationKindV5.MDF_PREAPPROVAL_APPROVED
+        subject = f"MDF approved for campaign {campaign}: {money(row['reserved'])} reserved"
+        deadline = row["expires_at"].date().isoformat() if row["expires_at"] else "its end"
+        body = (
+            f"{ask} is approved: {money(row['reserved'])} is reserved in your MDF fund for "
+            f"campaign {campaign}. Claim against it with proof before {deadline}."
+        )
+    elif row["status"] == preapprovals.REJECTED:
+        kind = NotificationKindV5.MDF_PREAPPROVAL_REJECTED
+        subject = f"MDF not approved for campaign {campaign}"
+        body = f"{ask} for {money(row['amount'])} is rejected: {row['reason']}"
+    else:
+        kind = NotificationKindV5.MDF_PREAPPROVAL_EXPIRED
+        subject = f"MDF pre-approval for campaign {campaign} expired"
+        body = (
+            f"{ask} stopped accepting claims: {money(row['claimed'])} was claimed, "
+            f"{money(released or Decimal('0.00'))} unclaimed went back to your MDF fund."
+        )
+    return notify(
+        row["partner_id"],
+        kind,
+        about=f"mdf_preapproval/{row['preapproval_id']}",
+        subject=subject,
+        body=body,
+        created_at=at,
+    )

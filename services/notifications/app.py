@@ -18,6 +18,7 @@ from shared.events.notifications import (
     PartnerNotificationV2,
     PartnerNotificationV3,
     PartnerNotificationV4,
+    PartnerNotificationV5,
 )
 from shared.service import Platform, ServiceDefinition
 from shared.topics import INCENTIVE_LEDGER, PARTNER_NOTIFICATIONS
@@ -62,11 +63,13 @@ def wire(platform: Platform) -> None:
 
     messages = platform.consumer("inbox", [PARTNER_NOTIFICATIONS])
     # Every version of the contract, filed the same way (v2 on: the kinds the one before
-    # cannot name: deals' registration changes, onboarding's reminders, programme's surveys).
+    # cannot name: deals' registration changes, onboarding's reminders, programme's surveys;
+    # v5: any kind, by name, such as incentives' pre-approval decisions).
     messages.handles_batch(PartnerNotification)(handlers.on_notifications)
     messages.handles_batch(PartnerNotificationV2)(handlers.on_notifications)
     messages.handles_batch(PartnerNotificationV3)(handlers.on_notifications)
     messages.handles_batch(PartnerNotificationV4)(handlers.on_notifications)
+    messages.handles_batch(PartnerNotificationV5)(handlers.on_notifications)
     ledger = platform.consumer("ledger", [INCENTIVE_LEDGER])
     ledger.handles_batch(PayoutRecorded)(handlers.on_payouts)
     ledger.handles_batch(MdfExpired)(handlers.on_mdf_expiry)

@@ -15,15 +15,17 @@ from shared.events.notifications import (
     PartnerNotificationV2,
     PartnerNotificationV3,
     PartnerNotificationV4,
+    PartnerNotificationV5,
 )
 
-# Any version of the contract: they share their fields, each names more kinds.
+# Any version of the contract: they share their fields, each names more kinds (v5: any kind).
 Notification = TypeVar(
     "Notification",
     PartnerNotification,
     PartnerNotificationV2,
     PartnerNotificationV3,
     PartnerNotificationV4,
+    PartnerNotificationV5,
 )
 
 

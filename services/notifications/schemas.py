@@ -32,8 +32,9 @@ class NotificationOut(BaseModel):
     cursor: str = Field(description="where this message sits: pass it as `after` to read on")
     notification_id: uuid.UUID
     kind: str = Field(
-        description="a NotificationKind value (docs/asyncapi.json), or payout, mdf_expired, "
-        "webhook_disabled (this service's own)"
+        description="a notification kind (docs/asyncapi.json: notification.partner.v5 lists "
+        "the known ones; a newer one may appear: show it by its subject and body), or payout, "
+        "mdf_expired, webhook_disabled (this service's own)"
     )
     partner_id: str = Field(description="the partner whose event this is")
     subject: str

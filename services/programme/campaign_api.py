@@ -29,7 +29,7 @@ async def create_campaign(body: CampaignIn, who: CallerDep, platform: PlatformDe
     for itself. MDF for it is asked for in incentives (`POST /mdf/preapprovals` naming the
     campaign id)."""
     async with platform.transaction() as conn:
-        return await campaigns.create(conn, who, body)
+        return await campaigns.create(conn, platform.outbox, who, body)
 
 
 @campaign_router.get("/campaigns")
@@ -68,4 +68,4 @@ async def cancel_campaign(
 ) -> CampaignDetailOut:
     """A campaign that has not ended can be cancelled (409 otherwise)."""
     async with platform.transaction() as conn:
-        return await campaigns.cancel(conn, who, campaign_id, body.reason)
+        return await campaigns.cancel(conn, platform.outbox, who, campaign_id, body.reason)

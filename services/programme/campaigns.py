@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 import asyncpg
@@ -33,13 +33,18 @@ from shared.audit import record_action
 from shared.clock import now
 from shared.db import Connection, from_row
 from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
+from shared.events.programme_service import CampaignChanged
 from shared.identity import Caller
+from shared.outbox import Outbox, OutgoingEvent
+from shared.topics import PROGRAMME_CAMPAIGNS
 
 # Statuses whose approved amount is a budget granted to the campaign.
 GRANTED = frozenset({"approved", "expired"})
 
 
-async def create(conn: Connection, who: Caller, body: CampaignIn) -> CampaignOut:
+async def create(conn: Connection, outbox: Outbox, who: Caller, body: CampaignIn) -> CampaignOut:
+    """The campaign, announced in the same transaction (incentives checks the campaign an MDF
+    pre-approval names against what it heard)."""
     if who.partner_id is not None:
         if any(p != who.partner_id for p in body.partner_ids):
             raise Forbidden("a partner creates campaigns only for itself")
@@ -55,6 +60,7 @@ async def create(conn: Connection, who: Caller, body: CampaignIn) -> CampaignOut
         if status in NO_PLAN:
             raise Conflict(f"partner {partner} is {status}: it runs no campaign")
     campaign_id = f"camp_{uuid.uuid4().hex[:20]}"
+    at = now()
     await campaign_repository.insert_campaign(
         conn,
         campaign_id=campaign_id,
@@ -65,12 +71,14 @@ async def create(conn: Connection, who: Caller, body: CampaignIn) -> CampaignOut
         ends_on=body.ends_on,
         partner_ids=partners,
         created_by=who.subject,
-        at=now(),
+        at=at,
     )
     await record_action(conn, who, "campaign.create", campaign_id)
     found = await campaign_views.campaign(conn, campaign_id)
     assert found is not None
-    return _record(found, partners, now().date())
+    record = _record(found, partners, at.date())
+    await outbox.publish_many(conn, [_announced(record, at)])
+    return record
 
 
 async def visible(
@@ -113,18 +121,41 @@ async def report_results(
     return await detail(conn, who, campaign_id)
 
 
-async def cancel(conn: Connection, who: Caller, campaign_id: str, reason: str) -> CampaignDetailOut:
+async def cancel(
+    conn: Connection, outbox: Outbox, who: Caller, campaign_id: str, reason: str
+) -> CampaignDetailOut:
+    """Cancel a campaign that has not ended, announced in the same transaction."""
     found = await campaign_repository.lock_campaign(conn, campaign_id)
     if found is None:
         raise NotFound(f"campaign {campaign_id} not found")
-    state = _state(found, now().date())
+    at = now()
+    state = _state(found, at.date())
     try:
         check_cancellable(state, campaign_id)
     except ValueError as refused:
         raise Conflict(str(refused)) from None
-    await campaign_repository.cancel(conn, campaign_id, who.subject, reason, now())
+    await campaign_repository.cancel(conn, campaign_id, who.subject, reason, at)
     await record_action(conn, who, "campaign.cancel", campaign_id)
+    cancelled = await campaign_views.campaign(conn, campaign_id)
+    assert cancelled is not None
+    partners = await campaign_views.partners_of(conn, campaign_id)
+    record = _record(cancelled, partners, at.date())
+    await outbox.publish_many(conn, [_announced(record, at)])
     return await detail(conn, who, campaign_id)
+
+
+def _announced(record: CampaignOut, at: datetime) -> OutgoingEvent:
+    changed = CampaignChanged(
+        campaign_id=record.campaign_id,
+        partner_ids=tuple(record.partner_ids),
+        kind=record.kind,
+        starts_on=record.starts_on,
+        ends_on=record.ends_on,
+        state=record.state.value,
+        cancelled_at=record.cancelled_at,
+        changed_at=at,
+    )
+    return OutgoingEvent(PROGRAMME_CAMPAIGNS, changed, record.campaign_id)
 
 
 async def listing(

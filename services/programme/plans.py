@@ -100,7 +100,7 @@ async def review(
         raise NotFound(f"no business plan for {year}")
     check_reviewable(PlanState(current["state"]), year, quarter)
     actuals = await views.plan_actuals(
-        conn, partner_id, year, quarter, current["currency"], new_logo_rules
+        conn, partner_id, year, quarter, current["currency"], new_logo_rules, at.date()
     )
     review_id = uuid.uuid4()
     recorded = await repository.insert_review(

@@ -111,7 +111,9 @@ class GoalsIn(_Request):
     sourced_revenue: Money = Field(description="partner-sourced revenue for the year")
     certifications: Count = Field(description="competencies certified by the year's end")
     new_logos: Count = Field(description="deals won with customers new to the vendor")
-    co_marketing_campaigns: Count = Field(description="co-marketing activities funded by MDF")
+    co_marketing_campaigns: Count = Field(
+        description="co-marketing campaigns run: completed (not cancelled) within the year"
+    )
 
 
 class PlanIn(_Request):
@@ -173,6 +175,11 @@ class PlanOut(BaseModel):
     response_note: str | None
     actuals_through: str = Field(description="the quarter the actuals run to")
     actuals: list[LineOut] = Field(description="the goals against the year's actuals so far")
+    mdf_claims_approved: int = Field(
+        default=0,
+        description="MDF claims approved in the same period (co-marketing the vendor funded, "
+        "from incentives), beside the campaigns run; no goal of its own",
+    )
     history: list[PlanEventOut]
     standing: PartnerStandingOut | None = Field(
         default=None,

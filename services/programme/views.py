@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from services.programme.domain.plans import Actuals, Goals, Line, compare
+from services.programme.domain.plans import Actuals, Goals, Line, campaigns_run_between, compare
 from services.programme.domain.quarters import Quarter
 from services.programme.domain.voice import Nps, category
 from services.programme.repository import PLAN_COLUMNS
@@ -224,9 +224,11 @@ async def plan_actuals(
     through: Quarter,
     currency: str,
     new_logo_rules: tuple[str, ...],
+    today: date,
 ) -> Actuals:
     """The partner's year from 1 January to the end of `through`, each measure from the facts
-    of the service that owns it."""
+    of the service that owns it (campaigns run: programme's own records), as of `today`."""
+    first_end, past_end = campaigns_run_between(year, through, today)
     row = await conn.fetchrow(
         """SELECT
              (SELECT coalesce(sum(c.amount - coalesce(r.amount, 0)), 0)
@@ -241,9 +243,12 @@ async def plan_actuals(
                 WHERE s.partner_id = $1 AND s.movement = 'incentive'
                   AND s.rule = ANY($7::text[]) AND s.quarter >= $5 AND s.quarter <= $6
                 GROUP BY s.deal_key HAVING sum(s.amount) > 0) logos) AS new_logos,
+             (SELECT count(*) FROM campaigns c JOIN campaign_partners p USING (campaign_id)
+              WHERE p.partner_id = $1 AND c.cancelled_at IS NULL
+                AND c.ends_on >= $8 AND c.ends_on < $9) AS campaigns,
              (SELECT count(*) FROM spend_entries s
               WHERE s.partner_id = $1 AND s.movement = 'mdf_claim'
-                AND s.at >= $2 AND s.at < $3) AS campaigns""",
+                AND s.at >= $2 AND s.at < $3) AS mdf_claims""",
         partner_id,
         date(year, 1, 1),
         through.next.first_day,
@@ -251,6 +256,8 @@ async def plan_actuals(
         str(Quarter(year, 1)),
         str(through),
         list(new_logo_rules),
+        first_end,
+        past_end,
     )
     assert row is not None  # scalar subqueries: always one row
     return Actuals(
@@ -258,6 +265,7 @@ async def plan_actuals(
         certifications=row["certifications"] or 0,
         new_logos=row["new_logos"],
         co_marketing_campaigns=row["campaigns"],
+        mdf_claims_approved=row["mdf_claims"],
     )
 
 
@@ -312,7 +320,7 @@ async def plans(
     for row in rows:
         through = actuals_through(row["year"], today)
         actuals = await plan_actuals(
-            conn, partner_id, row["year"], through, row["currency"], new_logo_rules
+            conn, partner_id, row["year"], through, row["currency"], new_logo_rules, today
         )
         goals = goals_of(row)
         found.append(
@@ -323,6 +331,7 @@ async def plans(
                 goals=goals_out(goals),
                 actuals_through=str(through),
                 actuals=[line_out(line) for line in compare(goals, actuals)],
+                mdf_claims_approved=actuals.mdf_claims_approved,
                 history=[
                     from_row(PlanEventOut, h, goals=GoalsOut(**json.loads(h["goals"])))
                     for h in history

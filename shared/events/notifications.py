@@ -3,16 +3,22 @@
 Every service that has something to tell a partner (decisions, conflicts, credits, earnings,
 tier changes) emits this one contract; partner apps subscribe to the topic and filter by key.
 
-Each version of the contract names every kind of the one before and adds its own (a consumer
-refuses a value of `kind` its version does not name, so a new kind needs a new version). The
-kinds are listed once, newest version last (NotificationKindV4); each older version's enum is
-the leading part of that list, built by `_kinds_through`, so a committed version cannot drift.
+Versions 1 to 4 each name every kind of the one before and add their own (a consumer refuses
+a value of `kind` its version does not name, so a new kind needed a new version). Their kinds
+are listed once, newest version last (NotificationKindV4); each older version's enum is the
+leading part of that list, built by `_kinds_through`, so a committed version cannot drift.
+
+Version 5 ends that: its `kind` is an open string (KIND_PATTERN), so a new kind is a new member
+of NotificationKindV5 and never a new version. The kinds known today are KNOWN_KINDS (documented
+in the v5 schema's description and examples); a consumer shows a kind it does not know by its
+subject and body. A kind an older version names still goes out in that version
+(`shared.notify`), so older consumers keep working.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field
 
@@ -94,13 +100,31 @@ else:
     )
 
 
+class NotificationKindV5(StrEnum):
+    """The kinds no enum version names: they travel as `notification.partner.v5`, whose `kind`
+    is an open string. A new kind is a new member here (and nothing else in the contract)."""
+
+    # incentives -- a campaign's MDF pre-approval decided, or expired with its rest released
+    MDF_PREAPPROVAL_APPROVED = "mdf_preapproval_approved"
+    MDF_PREAPPROVAL_REJECTED = "mdf_preapproval_rejected"
+    MDF_PREAPPROVAL_EXPIRED = "mdf_preapproval_expired"
+
+
+# The one list of the platform's notification kinds (what webhook subscriptions may name).
+KNOWN_KINDS: tuple[str, ...] = (
+    *(kind.value for kind in NotificationKindV4),
+    *(kind.value for kind in NotificationKindV5),
+)
+KIND_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+
+
 class _PartnerNotificationFields(EventPayload):
-    """The fields every version carries; each version names its own enum of kinds."""
+    """The fields every version carries; versions 1-4 name their own enum of kinds."""
 
     notification_id: str
     partner_id: str
     recipient: str
-    kind: StrEnum
+    kind: str
     subject: str
     body: str
     registration_id: str | None = None
@@ -143,11 +167,39 @@ class PartnerNotificationV4(_PartnerNotificationFields):
     kind: NotificationKindV4
 
 
+OpenKind = Annotated[
+    str,
+    Field(
+        pattern=KIND_PATTERN,
+        description="What the notification is about: an open set of names (a consumer shows "
+        "one it does not know by its subject and body). Known today: " + ", ".join(KNOWN_KINDS),
+        examples=list(KNOWN_KINDS),
+    ),
+]
+
+
+@event_type("notification.partner.v5")
+class PartnerNotificationV5(_PartnerNotificationFields):
+    """`notification.partner.v4` with an open `kind` (any name matching KIND_PATTERN), so a new
+    kind never needs a new version. Emitted only for kinds v4 cannot carry: older consumers
+    ignore the type, a v5 consumer reads all five."""
+
+    kind: OpenKind
+
+
 # What the notifications service files: any version (the same fields; each version's kinds
 # are a superset of the one before).
 AnyPartnerNotification = (
-    PartnerNotification | PartnerNotificationV2 | PartnerNotificationV3 | PartnerNotificationV4
+    PartnerNotification
+    | PartnerNotificationV2
+    | PartnerNotificationV3
+    | PartnerNotificationV4
+    | PartnerNotificationV5
 )
 AnyNotificationKind = (
-    NotificationKind | NotificationKindV2 | NotificationKindV3 | NotificationKindV4
+    NotificationKind
+    | NotificationKindV2
+    | NotificationKindV3
+    | NotificationKindV4
+    | NotificationKindV5
 )

@@ -4,10 +4,13 @@
   signal can follow a partner's mood: the score and its NPS category, never the comment or the
   person who answered.
 - programme.kpis.v1 (key: quarter): a quarter's headline KPIs for dashboards, whenever they
-  change (services/programme/README.md defines each figure)."""
+  change (services/programme/README.md defines each figure).
+- programme.campaigns.v1 (key: campaign id): each co-marketing campaign as it is created and
+  when it is cancelled, so incentives can check the campaign an MDF pre-approval names."""
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -54,3 +57,22 @@ class KpiSnapshot(EventPayload):
     churned_partners: int
     nps: Decimal | None
     nps_responses: int
+
+
+@event_type("programme.campaign_changed.v1")
+class CampaignChanged(EventPayload):
+    """A co-marketing campaign as it stands after a change (created, cancelled). Its state
+    between changes follows its dates: a consumer computes it for its own day."""
+
+    campaign_id: str
+    partner_ids: tuple[str, ...] = Field(description="the partners that run it")
+    kind: str = Field(description="webinar | event | content | digital | other")
+    starts_on: date
+    ends_on: date
+    state: str = Field(
+        description="planned | running | completed | cancelled, on the day of the change"
+    )
+    cancelled_at: UtcDatetime | None = Field(
+        default=None, description="set once it is cancelled (a cancellation is final)"
+    )
+    changed_at: UtcDatetime = Field(description="the change's moment: the newest wins")

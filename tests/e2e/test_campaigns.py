@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from deploy.story import Partner, Story
-from tests.support.campaigns import usd_results
+from tests.support.campaigns import ask_once_known, usd_results
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN_TOKEN, Fleet
 
@@ -106,13 +106,12 @@ async def test_a_campaign_from_pre_approval_to_attributed_revenue_and_cost(fleet
         ]
 
         # The MDF pre-approval (incentives): asked, approved (reserved), claimed with proof.
-        preapproval = await story.call(
-            "POST",
-            "incentives",
-            "/mdf/preapprovals",
-            201,
+        # Incentives hears of the campaign from programme's event, a moment after its creation.
+        preapproval = await ask_once_known(
+            client,
+            urls["incentives"],
             headers=partner.auth,
-            json={
+            body={
                 "reference": f"webinar-{story.run}",
                 "campaign_id": campaign,
                 "activity_kind": "webinar",
@@ -138,6 +137,19 @@ async def test_a_campaign_from_pre_approval_to_attributed_revenue_and_cost(fleet
 
         approved = await admin_approves(f"/mdf/preapprovals/{pa}/decision", "fits the plan")
         assert (approved["status"], approved["reserved"]) == ("approved", "1500.00")
+
+        async def told() -> Any:
+            inbox = await story.call(
+                "GET",
+                "notifications",
+                f"/partners/{partner.partner_id}/notifications",
+                200,
+                headers=partner.auth,
+            )
+            return [m for m in inbox["items"] if m["kind"] == "mdf_preapproval_approved"]
+
+        (message,) = await eventually(told, 60, what="the partner to hear of the approval")
+        assert message["subject"] == f"MDF approved for campaign {campaign}: 1500.00 USD reserved"
         claim = {
             "amount": "1000.00",
             "description": "webinar platform",

@@ -1,9 +1,10 @@
 """The programme after a seeded flow through the real services (the scripted story, an
 application the scoring rejects, a registration a manager reviews, certifications, an MDF claim
-approved). The KPIs' automation share, partner-sourced and -influenced revenue by tier and quarter and the
-incentive return are the sums computed straight from the owning services' own tables (the test
-reads them; the programme service only ever heard their events). A quarterly business review
-shows one partner's goals against actuals from attribution, onboarding and incentives, each
+approved, a co-marketing campaign run and one cancelled). The KPIs' automation share,
+partner-sourced and -influenced revenue by tier and quarter and the incentive return are the
+sums computed straight from the owning services' own tables (the test reads them; the programme
+service only ever heard their events). A quarterly business review shows one partner's goals
+against actuals from attribution, onboarding, incentives and programme's own campaigns, each
 equal to what those services' tables hold."""
 
 from __future__ import annotations
@@ -150,8 +151,8 @@ async def seeded(fleet: Fleet) -> Seeded:
 
 
 async def seed(client: httpx.AsyncClient, fleet: Fleet) -> Seeded:
-    """The scripted story, then what it lacks: a rejected application, a manager's review and
-    an approved MDF claim."""
+    """The scripted story, then what it lacks: a rejected application, a manager's review, an
+    approved MDF claim and a campaign run (another cancelled)."""
     result, _ = await tell_story(fleet.urls, ADMIN_TOKEN)
     domain = f"weak-{uuid.uuid4().hex[:10]}.example"
     weak = await client.post(
@@ -194,8 +195,36 @@ async def seed(client: httpx.AsyncClient, fleet: Fleet) -> Seeded:
             },
         )
         assert certified.status_code == 201, certified.text
+    await campaigns_of(client, fleet, alpine)
     everyone = [p.partner_id for p in result.partners.values()] + [weak.json()["partner_id"]]
     return Seeded(sorted(everyone), alpine)
+
+
+async def campaigns_of(client: httpx.AsyncClient, fleet: Fleet, partner: Partner) -> None:
+    """A webinar the partner ran, recorded the day after it ended, and an event cancelled before
+    it began (a plan counts the first only). On 1 January no campaign of the year has ended
+    yet: the run one then ends on the last day of the year before and counts nowhere."""
+    today = datetime.now(UTC).date()
+    url = f"{fleet.url('programme')}/campaigns"
+    ran, cancelled = (
+        {
+            "name": name,
+            "kind": kind,
+            "starts_on": str(today + timedelta(days=offset)),
+            "ends_on": str(today + timedelta(days=offset + 1)),
+            "partner_ids": [partner.partner_id],
+        }
+        for name, kind, offset in (("Data day", "webinar", -2), ("Summit booth", "event", 20))
+    )
+
+    async def created(body: dict[str, Any]) -> Any:
+        answer = await client.post(url, json=body, headers=ADMIN)
+        return answer.json()["campaign_id"] if answer.status_code == 201 else None
+
+    await eventually(lambda: created(ran), 60, what="programme to know the partner")
+    off = await eventually(lambda: created(cancelled), 60, what="the second campaign")
+    answer = await client.post(f"{url}/{off}/cancel", json={"reason": "no booth"}, headers=ADMIN)
+    assert answer.status_code == 200, answer.text
 
 
 async def test_the_kpis_reconcile_with_the_owning_services_tables(
@@ -228,7 +257,8 @@ async def test_the_kpis_reconcile_with_the_owning_services_tables(
 
 
 async def actuals_in_the_tables(db: Any, partner_id: str, year: int) -> dict[str, Decimal]:
-    """A partner's year from attribution's, onboarding's and incentives' own rows."""
+    """A partner's year from attribution's, onboarding's, incentives' and programme's own
+    rows (campaigns run: ended before today, not cancelled)."""
     starts = datetime(year, 1, 1, tzinfo=UTC)
     sourced = await db.fetchval(
         """SELECT coalesce(sum(amount), 0) FROM attribution.credits
@@ -249,10 +279,13 @@ async def actuals_in_the_tables(db: Any, partner_id: str, year: int) -> dict[str
         f"{year}-%",
     )
     campaigns = await db.fetchval(
-        """SELECT count(*) FROM incentives.mdf_claims
-           WHERE partner_id = $1 AND status = 'approved' AND decided_at >= $2""",
+        """SELECT count(*) FROM programme.campaigns c
+             JOIN programme.campaign_partners p USING (campaign_id)
+           WHERE p.partner_id = $1 AND c.cancelled_at IS NULL
+             AND c.ends_on >= $2 AND c.ends_on < $3""",
         partner_id,
-        starts,
+        starts.date(),
+        datetime.now(UTC).date(),
     )
     return {
         "sourced_revenue": Decimal(sourced),
@@ -309,13 +342,13 @@ async def test_a_quarterly_review_shows_goals_against_actuals_from_three_service
         "sourced_revenue": "attribution",
         "certifications": "onboarding",
         "new_logos": "incentives",
-        "co_marketing_campaigns": "incentives",
+        "co_marketing_campaigns": "programme",
     }
     assert {goal: Decimal(line["actual"]) for goal, line in lines.items()} == expected
     assert {goal: Decimal(line["target"]) for goal, line in lines.items()} == {
         goal: Decimal(target) for goal, target in goals.items()
     }
-    # each service contributed something real: a sourced deal, a competency, the approved claim
+    # each service contributed something real: a sourced deal, a competency, the campaign run
     assert expected["sourced_revenue"] > 0
     assert expected["certifications"] > 0
     assert expected["co_marketing_campaigns"] == 1

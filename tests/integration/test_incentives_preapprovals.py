@@ -1,7 +1,8 @@
 """MDF pre-approvals on a real Postgres schema: approval reserves the amount in the fund (a
 claim without pre-approval cannot spend it), partial claims with proof draw on it up to the
 approved amount, expiry releases what is left, idempotent retries, every state change in the
-outbox; and over HTTP against a real process and Kafka, the refusals a partner meets."""
+outbox, a campaign incentives has heard of required; and over HTTP against a real process and
+Kafka, the refusals a partner meets."""
 
 from __future__ import annotations
 
@@ -19,20 +20,21 @@ import asyncpg
 import httpx
 import pytest
 
-from services.incentives import mdf_preapprovals, views
+from services.incentives import campaign_projection, mdf_preapprovals, views
 from services.incentives.domain.claims import ClaimAsk, ClaimConflict
 from services.incentives.domain.preapprovals import CampaignBudget, PreapprovalConflict
 from services.incentives.domain.programs import IncentivePrograms
 from services.incentives.mdf_claims import decide_claim, request_claim
 from services.incentives.mdf_preapprovals import PreapprovalPolicy
 from shared.db import Pool
-from shared.errors import NotFound, Unprocessable
-from shared.topics import INCENTIVE_LEDGER
+from shared.errors import Conflict, NotFound, Unprocessable
+from shared.events.programme_service import CampaignChanged
+from shared.topics import INCENTIVE_LEDGER, PROGRAMME_CAMPAIGNS
 from tests.integration.test_incentives_funds import OUTBOX, apply_credit, fund_state
 from tests.integration.test_incentives_service import partner_at_tier, publish_credits
 from tests.support.factories import credit_issued
 from tests.support.infra import ROOT, Infra, ScratchService, migrated_pool
-from tests.support.kafka import wait_for_keyed
+from tests.support.kafka import publish, wait_for_keyed
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_processes
 
@@ -65,11 +67,38 @@ def budget(amount: str, reference: str = "ref-1", **changes: Any) -> CampaignBud
 
 
 async def funded_partner(pool: Pool, programs: IncentivePrograms, mdf: str) -> str:
-    """A gold partner whose fund holds `mdf` (2 % of a credit)."""
+    """A gold partner whose fund holds `mdf` (2 % of a credit), one of campaign camp-1's."""
     partner = f"p-{uuid.uuid4().hex[:8]}"
     await pool.execute("INSERT INTO partners VALUES ($1, 'gold', 'active', 1, now())", partner)
     await apply_credit(pool, programs, credit_issued(partner_id=partner, amount=str(D(mdf) * 50)))
+    await heard_of_campaign(pool, campaign_changed("camp-1", partner))
     return partner
+
+
+def campaign_changed(campaign_id: str, *partners: str, **changes: Any) -> CampaignChanged:
+    """Programme's announcement of a campaign that runs from today for ten days."""
+    today = datetime.now(UTC).date()
+    fields: dict[str, Any] = {
+        "campaign_id": campaign_id,
+        "partner_ids": partners,
+        "kind": "webinar",
+        "starts_on": today,
+        "ends_on": today + timedelta(days=10),
+        "state": "running",
+        "changed_at": datetime.now(UTC),
+    }
+    return CampaignChanged(**(fields | changes))
+
+
+async def heard_of_campaign(pool: Pool, change: CampaignChanged) -> None:
+    """The campaign as incentives' consumer records it; camp-1 gathers the partners of every
+    test of the module."""
+    async with pool.acquire() as conn, conn.transaction():
+        known = await campaign_projection.campaign(conn, change.campaign_id)
+        if known is not None:
+            partners = (*sorted(known.partner_ids), *change.partner_ids)
+            change = change.model_copy(update={"partner_ids": partners})
+        await campaign_projection.record(conn, [change])
 
 
 async def ask(pool: Pool, programs: IncentivePrograms, partner: str, b: CampaignBudget) -> str:
@@ -112,6 +141,26 @@ async def announced(pool: Pool, preapproval_id: str) -> list[tuple[str, str, str
         (e["status"], e["reserved"], e["claimed"], e["released"])
         for e in found
         if e["preapproval_id"] == preapproval_id
+    ]
+
+
+async def told(pool: Pool, partner: str) -> list[tuple[str, str, str, str]]:
+    """(type, kind, subject, body) of each pre-approval notification the outbox holds for the
+    partner (its earnings are told too: not these)."""
+    rows = await pool.fetch(
+        """SELECT event_id, value FROM outbox WHERE topic = 'notifications.partner.v1'
+           AND message_key = $1 ORDER BY position""",
+        partner,
+    )
+    found = [
+        (row, event)
+        for row, event in ((r, json.loads(r["value"])) for r in rows)
+        if event["data"]["kind"].startswith("mdf_preapproval_")
+    ]
+    for row, event in found:  # the event id is the notification's
+        assert str(row["event_id"]) == event["data"]["notification_id"] == event["id"]
+    return [
+        (e["type"], e["data"]["kind"], e["data"]["subject"], e["data"]["body"]) for _, e in found
     ]
 
 
@@ -182,6 +231,24 @@ async def test_approval_reserves_claims_draw_on_it_and_expiry_releases_the_rest(
         ("expired", "300.00", "1000.00", "200.00"),
         ("expired", "0.00", "1000.00", "300.00"),
     ]
+    # the partner was told twice, in the same transactions: approved, then expired
+    deadline = (datetime.now(UTC).date() + timedelta(days=41)).isoformat()
+    assert await told(pool, partner) == [
+        (
+            "notification.partner.v5",
+            "mdf_preapproval_approved",
+            "MDF approved for campaign camp-1: 1500.00 USD reserved",
+            f"pre-approval {pa} (your reference ref-1) is approved: 1500.00 USD is reserved in "
+            f"your MDF fund for campaign camp-1. Claim against it with proof before {deadline}.",
+        ),
+        (
+            "notification.partner.v5",
+            "mdf_preapproval_expired",
+            "MDF pre-approval for campaign camp-1 expired",
+            f"pre-approval {pa} (your reference ref-1) stopped accepting claims: 1000.00 USD "
+            "was claimed, 200.00 USD unclaimed went back to your MDF fund.",
+        ),
+    ]
 
 
 async def test_retries_are_idempotent_and_bad_requests_are_refused(pool: Pool) -> None:
@@ -207,6 +274,44 @@ async def test_retries_are_idempotent_and_bad_requests_are_refused(pool: Pool) -
     with pytest.raises(NotFound, match=f"pre-approval {pa} not found"):
         await claim_on(pool, programs, other, pa, "10.00")
 
+    # only a campaign incentives has heard of, of the partner, neither cancelled nor over
+    with pytest.raises(Conflict, match=r"campaign camp-new is not known \(yet\)"):
+        await ask(pool, programs, partner, budget("10.00", reference="new", campaign_id="camp-new"))
+    await heard_of_campaign(pool, campaign_changed("camp-theirs", "p-someone-else"))
+    with pytest.raises(
+        Unprocessable, match=f"campaign camp-theirs is not run by partner {partner}"
+    ):
+        await ask(
+            pool, programs, partner, budget("10.00", reference="t", campaign_id="camp-theirs")
+        )
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    await heard_of_campaign(
+        pool, campaign_changed("camp-over", partner, ends_on=yesterday, starts_on=yesterday)
+    )
+    with pytest.raises(Conflict, match=f"campaign camp-over ended on {yesterday.isoformat()}"):
+        await ask(pool, programs, partner, budget("10.00", reference="o", campaign_id="camp-over"))
+    await heard_of_campaign(pool, campaign_changed("camp-off", partner))
+    on_time = await ask(
+        pool, programs, partner, budget("10.00", reference="off", campaign_id="camp-off")
+    )
+    cancelled = campaign_changed(
+        "camp-off", partner, state="cancelled", cancelled_at=datetime.now(UTC)
+    )
+    await heard_of_campaign(pool, cancelled)
+    # a later word without the cancellation does not undo it (a cancellation is final)
+    await heard_of_campaign(
+        pool, campaign_changed("camp-off", partner, changed_at=datetime.now(UTC))
+    )
+    with pytest.raises(Conflict, match="campaign camp-off is cancelled"):
+        await ask(
+            pool, programs, partner, budget("11.00", reference="off2", campaign_id="camp-off")
+        )
+    # a retry of a request recorded before the cancellation still answers with it
+    assert (
+        await ask(pool, programs, partner, budget("10.00", reference="off", campaign_id="camp-off"))
+        == on_time
+    )
+
     rejected = await ask(pool, programs, partner, budget("50.00", reference="ref-3"))
     with pytest.raises(PreapprovalConflict, match="a rejection needs a reason"):
         await decide(pool, rejected, approve=False)
@@ -220,6 +325,15 @@ async def test_retries_are_idempotent_and_bad_requests_are_refused(pool: Pool) -
         ("requested", "0.00", "0.00", "0.00"),
         ("approved", "800.00", "0.00", "0.00"),
     ]
+    # told once of each decision: a retried approval tells nothing again
+    assert [(kind, subject) for _, kind, subject, _ in await told(pool, partner)] == [
+        ("mdf_preapproval_approved", "MDF approved for campaign camp-1: 800.00 USD reserved"),
+        ("mdf_preapproval_rejected", "MDF not approved for campaign camp-1"),
+    ]
+    assert (await told(pool, partner))[1][3] == (
+        f"pre-approval {rejected} (your reference ref-3) for 50.00 USD is rejected: "
+        "outside the plan"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -238,6 +352,8 @@ async def test_over_http_partners_reach_only_their_own_and_bad_input_is_a_4xx(
         infra, credit_issued(partner_id=partner, deal_key=f"d-{run}", amount="100000.00")
     )
     today = datetime.now(UTC).date()
+    campaign = campaign_changed(f"c-{run}", partner)
+    await publish(infra, PROGRAMME_CAMPAIGNS, [campaign], subject=f"c-{run}", source="programme")
     body = {
         "reference": f"r-{run}",
         "campaign_id": f"c-{run}",
@@ -278,9 +394,24 @@ async def test_over_http_partners_reach_only_their_own_and_bad_input_is_a_4xx(
         )
         assert for_other.status_code == 403
 
-        created = await client.post("/mdf/preapprovals", json=body, headers=auth(partner))
-        assert created.status_code == 201, created.text
-        pa = created.json()["preapproval_id"]
+        unknown = await client.post(
+            "/mdf/preapprovals", json={**body, "campaign_id": f"nope-{run}"}, headers=auth(partner)
+        )
+        assert (unknown.status_code, unknown.json()["detail"]) == (
+            409,
+            f"campaign nope-{run} is not known (yet): incentives learns of campaigns from "
+            "programme's events; retry in a moment, or check the id",
+        )
+
+        async def accepted() -> Any:
+            """Once incentives has heard of the campaign (a 409 until then)."""
+            answer = await client.post("/mdf/preapprovals", json=body, headers=auth(partner))
+            assert answer.status_code in (201, 409), answer.text
+            return answer.json() if answer.status_code == 201 else None
+
+        pa = (await eventually(accepted, what="incentives to hear of the campaign"))[
+            "preapproval_id"
+        ]
         retried = await client.post("/mdf/preapprovals", json=body, headers=auth(partner))
         assert retried.json()["preapproval_id"] == pa
 

@@ -1,13 +1,13 @@
 """Joint business plans and quarterly business reviews on a real programme process, the
 actuals fed by the other services' events on the real topics (played here as each producer
 sends them): who proposes, who answers, the states, and a review that shows each goal against
-the actual from attribution, onboarding and incentives."""
+the actual from attribution, onboarding, incentives and programme's own campaigns."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -251,6 +251,39 @@ async def test_a_quarterly_review_shows_goals_against_actuals_from_three_service
             change=PartnerChange.UPDATED,
         )
         await publish(infra, PARTNER_LIFECYCLE, [certified], subject=partner, source="onboarding")
+        # programme: campaigns the partner ran (completed, not cancelled) in the period count,
+        # whoever funded them: one ended in Q2, one in Q3; one still to come, one cancelled
+        # before it began and one of another partner do not
+        other = await known_partner(infra, client, programme)
+        soon = datetime.now(UTC).date() + timedelta(days=30)
+        campaigns = [
+            (partner, date(YEAR, 5, 18), date(YEAR, 5, 20)),
+            (partner, date(YEAR, 8, 1), date(YEAR, 8, 15)),
+            (partner, soon, soon),
+            (partner, soon, soon + timedelta(days=1)),
+            (other, date(YEAR, 5, 18), date(YEAR, 5, 20)),
+        ]
+        created: list[str] = []
+        for runs, starts, ends in campaigns:
+            answer = await client.post(
+                f"{programme}/campaigns",
+                headers=ADMIN,
+                json={
+                    "name": f"campaign {len(created)}",
+                    "kind": "webinar",
+                    "starts_on": str(starts),
+                    "ends_on": str(ends),
+                    "partner_ids": [runs],
+                },
+            )
+            assert answer.status_code == 201, answer.text
+            created.append(answer.json()["campaign_id"])
+        off = await client.post(
+            f"{programme}/campaigns/{created[3]}/cancel",
+            headers=ADMIN,
+            json={"reason": "no speaker"},
+        )
+        assert off.status_code == 200, off.text
 
         async def all_heard() -> dict[str, Any] | None:
             plan = (await client.get(f"{plan_url}", headers=ADMIN)).json()
@@ -259,11 +292,16 @@ async def test_a_quarterly_review_shows_goals_against_actuals_from_three_service
                 "sourced_revenue": Decimal("53000"),
                 "certifications": 3,
                 "new_logos": 1,
-                "co_marketing_campaigns": 1,
+                "co_marketing_campaigns": 2,  # to the current quarter: Q2's and Q3's
             }
             return plan if actual == expected else None
 
-        await eventually(all_heard, 30, what="programme to hear every event")
+        live = await eventually(all_heard, 30, what="programme to hear every event")
+        # the approved MDF claim (not the rejected one) shows beside the campaigns run
+        assert live["mdf_claims_approved"] == 1
+        assert {line["goal"]: line["source"] for line in live["actuals"]}[
+            "co_marketing_campaigns"
+        ] == "programme"
         recorded = await client.post(
             f"{plan_url}/reviews",
             headers=ADMIN,
@@ -287,7 +325,7 @@ async def test_a_quarterly_review_shows_goals_against_actuals_from_three_service
             ("sourced_revenue", "attribution", Decimal("200000"), Decimal("50000"), "0.2500"),
             ("certifications", "onboarding", 4, 3, "0.7500"),
             ("new_logos", "incentives", 3, 1, "0.3333"),
-            ("co_marketing_campaigns", "incentives", 2, 1, "0.5000"),
+            ("co_marketing_campaigns", "programme", 2, 1, "0.5000"),  # Q2's only
         ]
         assert (review["quarter"], review["plan_revision"], review["actions"]) == (
             "2026-Q2",

@@ -12,6 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.incentives.domain import preapprovals
+from services.incentives.domain.campaigns import (
+    CampaignNotKnown,
+    CampaignNotOpen,
+    KnownCampaign,
+    check_campaign,
+)
 from services.incentives.domain.mdf import Fund, Lot
 from services.incentives.domain.preapprovals import (
     APPROVED,
@@ -22,6 +28,7 @@ from services.incentives.domain.preapprovals import (
     Preapproval,
     PreapprovalConflict,
 )
+from shared.errors import Unprocessable
 
 D = Decimal
 AT = datetime(2026, 11, 2, 12, tzinfo=UTC)
@@ -213,3 +220,34 @@ def test_reserved_plus_claimed_never_exceeds_the_approved_amount(
     assert expired is not None
     after, released = expired
     assert after.reserved + after.claimed + released == pre.amount
+
+
+def campaign(**changes: object) -> KnownCampaign:
+    fields: dict[str, object] = {
+        "campaign_id": "camp_1",
+        "partner_ids": frozenset({"p-1", "p-2"}),
+        "starts_on": date(2026, 11, 1),
+        "ends_on": date(2026, 11, 30),
+        "cancelled_at": None,
+    }
+    return KnownCampaign(**(fields | changes))  # type: ignore[arg-type]
+
+
+def test_a_pre_approval_names_a_known_campaign_of_its_partner_that_has_not_ended() -> None:
+    today = date(2026, 11, 30)
+    assert check_campaign("camp_1", campaign(), "p-2", today) == campaign()
+    # planned (not started yet) and on its last day: still open for budget
+    assert check_campaign("camp_1", campaign(starts_on=date(2026, 12, 5)), "p-1", today)
+    with pytest.raises(CampaignNotKnown, match=r"campaign camp_9 is not known \(yet\)") as unknown:
+        check_campaign("camp_9", None, "p-1", today)
+    assert unknown.value.status == 409  # worth retrying: the announcement may be on its way
+    with pytest.raises(Unprocessable, match="campaign camp_1 is not run by partner p-3"):
+        check_campaign("camp_1", campaign(), "p-3", today)
+    with pytest.raises(CampaignNotOpen, match="campaign camp_1 is cancelled") as cancelled:
+        check_campaign("camp_1", campaign(cancelled_at=AT), "p-1", today)
+    assert cancelled.value.status == 409
+    with pytest.raises(CampaignNotOpen, match="campaign camp_1 ended on 2026-11-30"):
+        check_campaign("camp_1", campaign(), "p-1", today + timedelta(days=1))
+    # another partner's campaign is refused as such even once it is over or cancelled
+    with pytest.raises(Unprocessable, match="not run by partner p-3"):
+        check_campaign("camp_1", campaign(cancelled_at=AT), "p-3", today + timedelta(days=9))

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from services.notifications.domain import cursor, webhooks
@@ -20,9 +21,10 @@ from services.notifications.domain.email import (
 )
 from services.notifications.domain.messages import Message, first_of_each
 from services.notifications.domain.streams import StreamLimit, TooManyStreams
+from services.notifications.schemas import EndpointIn
 from shared.errors import Unprocessable
 from shared.events.envelope import InvalidEvent
-from shared.events.notifications import NotificationKind
+from shared.events.notifications import NotificationKind, NotificationKindV5, PartnerNotificationV5
 from tests.support.factories import partner_notification
 
 
@@ -237,3 +239,25 @@ def test_a_digest_lists_its_messages_in_order() -> None:
 def test_a_notification_whose_id_is_not_a_uuid_is_invalid() -> None:
     with pytest.raises(InvalidEvent, match="notification_id 'n-1' is not a UUID"):
         Message.of(partner_notification(notification_id="n-1"))
+
+
+def test_a_v5_message_of_a_kind_nobody_named_yet_is_filed_by_its_name() -> None:
+    fields = partner_notification(partner_id="p-1").model_dump()
+    newer = PartnerNotificationV5.model_validate({**fields, "kind": "campaign_reminder"})
+    message = Message.of(newer)
+    assert (message.kind, message.subject, message.recipient.kind) == (
+        "campaign_reminder",
+        fields["subject"],
+        RecipientKind.PARTNER,
+    )
+    decided = PartnerNotificationV5.model_validate({**fields, "kind": "mdf_preapproval_rejected"})
+    assert Message.of(decided).kind == "mdf_preapproval_rejected"
+
+
+def test_webhook_subscriptions_name_the_known_kinds_only() -> None:
+    for kind in NotificationKindV5:
+        assert kind.value in webhooks.KINDS
+        assert EndpointIn(url="https://hooks.example/x", kinds=[kind.value]).kinds == [kind.value]
+    assert {"payout", "mdf_expired", "webhook_disabled", "survey"} <= webhooks.KINDS
+    with pytest.raises(ValidationError, match="unknown kind 'campaign_reminder'"):
+        EndpointIn(url="https://hooks.example/x", kinds=["campaign_reminder"])

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from services.deals.domain.lifecycle import review_outcome
 from services.deals.domain.sla import OverdueOutcome, overdue_decision
@@ -25,6 +26,7 @@ from services.programme.domain.plans import (
     Goals,
     PlanState,
     answer,
+    campaigns_run_between,
     check_reviewable,
     compare,
 )
@@ -33,13 +35,16 @@ from services.programme.domain.snapshots import fingerprint
 from services.programme.domain.voice import Category, Nps, category, check_closing, check_open
 from shared.errors import Conflict, Unprocessable
 from shared.events.notifications import (
+    KNOWN_KINDS,
     NotificationKindV2,
     NotificationKindV3,
     NotificationKindV4,
+    NotificationKindV5,
     PartnerNotification,
     PartnerNotificationV2,
     PartnerNotificationV3,
     PartnerNotificationV4,
+    PartnerNotificationV5,
 )
 from shared.events.partners import PartnerChange, PartnerStatus
 from shared.events.programme_service import KpiSnapshot
@@ -198,7 +203,7 @@ def test_a_review_compares_each_goal_with_its_owner_s_actual() -> None:
         ("sourced_revenue", "attribution"),
         ("certifications", "onboarding"),
         ("new_logos", "incentives"),
-        ("co_marketing_campaigns", "incentives"),
+        ("co_marketing_campaigns", "programme"),
     ]
     assert [line.attainment for line in lines] == [
         Decimal("0.2500"),
@@ -279,3 +284,40 @@ def test_a_snapshot_fingerprint_ignores_when_it_was_computed_only() -> None:
     later = base.model_copy(update={"computed_at": datetime(2026, 12, 2, tzinfo=UTC)})
     assert fingerprint(later) == fingerprint(base)
     assert fingerprint(base.model_copy(update={"active_partners": 3})) != fingerprint(base)
+
+
+def test_a_plans_campaigns_run_ended_in_its_period_and_before_today() -> None:
+    # the period runs from 1 January to the quarter's end; a campaign completes the day after
+    # its last, so one ending today has not run yet
+    assert campaigns_run_between(2026, Quarter(2026, 2), date(2026, 11, 2)) == (
+        date(2026, 1, 1),
+        date(2026, 7, 1),
+    )
+    assert campaigns_run_between(2026, Quarter(2026, 4), date(2026, 11, 2)) == (
+        date(2026, 1, 1),
+        date(2026, 11, 2),
+    )
+
+
+def test_a_kind_no_enum_version_names_travels_as_v5_with_an_open_kind() -> None:
+    told = notify(
+        "p-1", NotificationKindV5.MDF_PREAPPROVAL_APPROVED, about="pa/1", subject="s", body="b"
+    )
+    assert isinstance(told.payload, PartnerNotificationV5)
+    assert told.payload.kind == "mdf_preapproval_approved"
+    # the survey still goes out as v4, which its consumers know
+    survey = notify("p-1", NotificationKindV4.SURVEY, about="survey/1", subject="s", body="b")
+    assert isinstance(survey.payload, PartnerNotificationV4)
+    # a name nobody knows yet is a valid v5 kind; a name outside the pattern is not
+    fields = told.payload.model_dump()
+    newer = PartnerNotificationV5.model_validate({**fields, "kind": "campaign_reminder_2"})
+    assert newer.kind == "campaign_reminder_2"
+    for bad in ("", "Campaign", "2fast", "a-b", "a" * 65, "survey\n"):
+        with pytest.raises(ValidationError, match="kind"):
+            PartnerNotificationV5.model_validate({**fields, "kind": bad})
+    # one list of the known kinds: every enum version's, then the open ones
+    assert KNOWN_KINDS[: len(NotificationKindV4)] == tuple(k.value for k in NotificationKindV4)
+    assert set(KNOWN_KINDS) == {k.value for k in NotificationKindV4} | {
+        k.value for k in NotificationKindV5
+    }
+    assert len(set(KNOWN_KINDS)) == len(KNOWN_KINDS)

@@ -39,7 +39,7 @@ class Message:
             notification_id=notification_id,
             recipient=addressee(note),
             partner_id=note.partner_id,
-            kind=note.kind.value,
+            kind=str(note.kind),  # an enum member (v1-v4) or a name (v5)
             subject=note.subject,
             body=note.body,
             registration_id=note.registration_id,

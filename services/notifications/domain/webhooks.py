@@ -17,15 +17,15 @@ from standardwebhooks.webhooks import Webhook
 from services.notifications.domain import cursor, ledger_messages
 from services.notifications.domain.messages import Message
 from shared.errors import Unprocessable
-from shared.events.notifications import NotificationKindV4
+from shared.events.notifications import KNOWN_KINDS
 
-# The kinds a message may have: the platform's notification kinds, the ledger entries this
-# service turns into messages, and the one it files itself when it disables an endpoint.
+# The kinds a subscription may name: the platform's known notification kinds, the ledger
+# entries this service turns into messages, and the one it files itself when it disables an
+# endpoint. (A v5 message of a kind not known here is still filed and delivered to endpoints
+# subscribed to every kind.)
 WEBHOOK_DISABLED = "webhook_disabled"
 KINDS = frozenset(
-    {kind.value for kind in NotificationKindV4}
-    | {WEBHOOK_DISABLED, ledger_messages.PAYOUT}
-    | {ledger_messages.MDF_EXPIRED}
+    set(KNOWN_KINDS) | {WEBHOOK_DISABLED, ledger_messages.PAYOUT} | {ledger_messages.MDF_EXPIRED}
 )
 URL_MAX = 2000
 MAX_ENDPOINTS_PER_PARTNER = 10

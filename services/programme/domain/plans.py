@@ -9,6 +9,7 @@ need accepting again). Only an accepted plan is reviewed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
@@ -55,7 +56,8 @@ class Actuals:
     sourced_revenue: Decimal  # attribution: sourced credits net of reversals
     certifications: int  # onboarding: competencies held at the quarter's end
     new_logos: int  # incentives: deals that earned the new-logo kicker (not clawed back)
-    co_marketing_campaigns: int  # incentives: MDF claims approved (co-marketing funded)
+    co_marketing_campaigns: int  # programme: campaigns run (completed, not cancelled)
+    mdf_claims_approved: int = 0  # incentives: MDF claims approved (shown beside, no goal)
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,16 @@ MEASURES = (
     ("sourced_revenue", "attribution"),
     ("certifications", "onboarding"),
     ("new_logos", "incentives"),
-    ("co_marketing_campaigns", "incentives"),
+    ("co_marketing_campaigns", "programme"),
 )
+
+
+def campaigns_run_between(year: int, through: Quarter, today: date) -> tuple[date, date]:
+    """The last days a plan's campaigns run must fall on, [first, end): a campaign counts once
+    it completed (the day after its last: `domain.campaigns.state_of`) inside the plan's period,
+    1 January to the end of `through`. A cancelled campaign never ran (cancelling is refused
+    once one has ended, so it never completed either)."""
+    return date(year, 1, 1), min(through.next.first_day, today)
 
 
 def compare(goals: Goals, actuals: Actuals) -> list[Line]:

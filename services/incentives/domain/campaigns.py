@@ -1,0 +1,51 @@
+"""Which campaign an MDF pre-approval may name: one programme announced, that the partner runs,
+not cancelled and not over. Pure rules, no I/O.
+
+The campaign id a partner types is not an identity until programme's own announcement of the
+campaign confirms it (a verified link): incentives knows campaigns only from those events, so a
+campaign created a moment ago may not be known yet, which is worth retrying."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from shared.errors import Conflict, Unprocessable
+
+
+@dataclass(frozen=True)
+class KnownCampaign:
+    """A campaign as programme last announced it."""
+
+    campaign_id: str
+    partner_ids: frozenset[str]
+    starts_on: date
+    ends_on: date
+    cancelled_at: datetime | None
+
+
+class CampaignNotKnown(Conflict):
+    """No announcement of the campaign has arrived (yet): a retry may succeed."""
+
+
+class CampaignNotOpen(Conflict):
+    """The campaign is cancelled or over: no budget can be asked for it any more."""
+
+
+def check_campaign(
+    campaign_id: str, campaign: KnownCampaign | None, partner_id: str, today: date
+) -> KnownCampaign:
+    """The campaign a pre-approval for `partner_id` names, if it may: known, the partner's,
+    not cancelled, and not ended before `today` (a campaign's last day still counts)."""
+    if campaign is None:
+        raise CampaignNotKnown(
+            f"campaign {campaign_id} is not known (yet): incentives learns of campaigns from "
+            "programme's events; retry in a moment, or check the id"
+        )
+    if partner_id not in campaign.partner_ids:
+        raise Unprocessable(f"campaign {campaign_id} is not run by partner {partner_id}")
+    if campaign.cancelled_at is not None:
+        raise CampaignNotOpen(f"campaign {campaign_id} is cancelled")
+    if campaign.ends_on < today:
+        raise CampaignNotOpen(f"campaign {campaign_id} ended on {campaign.ends_on.isoformat()}")
+    return campaign
