@@ -33,7 +33,8 @@ from benchmarks.consuming import arrivals
 from shared.db import create_pool
 from shared.events import EventPayload, event_type
 from shared.kafka_client import KafkaConnection
-from shared.outbox import Outbox, OutboxRelay, make_producer
+from shared.outbox import Outbox, make_producer
+from shared.relay import OutboxRelay
 from shared.topics import Topic, ensure_topics
 from tests.support.infra import Infra, ScratchService, scratch_schema
 
