@@ -22,14 +22,13 @@ import json
 import os
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
-from benchmarks.chain import CpuMeter
 from benchmarks.consuming import arrivals
+from benchmarks.cpu_meter import CpuMeter
 from shared.db import create_pool
 from shared.events import EventPayload, event_type
 from shared.kafka_client import KafkaConnection
@@ -63,7 +62,8 @@ async def write_then_drain(infra: Infra, scratch: ScratchService, events: int) -
     producer = make_producer(infra.kafka, "bench")
     await producer.start()
     outbox = Outbox(schema, "bench")
-    meter = await OwnPostgresMeter.of(infra.admin_dsn)
+    # Counts this stack's Postgres only (other stacks on the machine run their own clusters).
+    meter = CpuMeter(infra.admin_dsn, {})
 
     async def write(worker: int) -> None:
         for n in range(worker, events, 8):
@@ -94,36 +94,6 @@ async def write_then_drain(infra: Infra, scratch: ScratchService, events: int) -
     report("relay drain", meter.per_deal(events))
     await producer.stop()
     await pool.close()
-
-
-class OwnPostgresMeter(CpuMeter):
-    """CpuMeter counting only this stack's Postgres: other stacks on the machine run their own
-    clusters, and every one of them is named "postgres"."""
-
-    postmaster = 0
-
-    @classmethod
-    async def of(cls, admin_dsn: str) -> OwnPostgresMeter:
-        meter = cls(admin_dsn, {})
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            backend = await conn.fetchval("SELECT pg_backend_pid()")
-        finally:
-            await conn.close()
-        meter.postmaster = parent_of(backend)
-        return meter
-
-    def _part(self, pid: int) -> str | None:
-        if pid != self.postmaster and parent_of(pid) != self.postmaster:
-            return None
-        return "postgres"
-
-
-def parent_of(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except OSError:
-        return 0
 
 
 async def checkpoint(admin_dsn: str) -> None:
