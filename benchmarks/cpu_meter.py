@@ -122,6 +122,11 @@ class CpuMeter:
         self._end = self._snapshot()
         self._wal_end = await self._wal_written()
 
+    @property
+    def wal_bytes(self) -> int:
+        """Postgres' WAL written in the window."""
+        return self._wal_end - self._wal_start
+
     def per_deal(self, deals: int) -> dict[str, Any]:
         """The window's figures, and per deal for the `deals` completed inside it."""
         end_at, end, end_busy = self._end

@@ -7,10 +7,11 @@ Writes N events (one transaction each, from 8 concurrent writers) into a scratch
 outbox while one relay runs, consumes them from Kafka, and prints events/s and latency
 percentiles from commit to consumption. Loopback only.
 
-Then the outbox's cost per event, in two phases on a fresh scratch schema: N events written
-with no relay running (the writers' inserts), and the relay draining that backlog alone (its
-sends and publish marks): Postgres' WAL bytes and CPU, and this process's CPU, per event, and
-the relay's rate. Postgres is shared with whatever else runs on the machine, so compare runs
+Then the outbox's cost per event, in three phases on a fresh scratch schema: N events written
+with no relay running (the writers' inserts), the relay draining that backlog alone (its
+sends and publish marks), and a VACUUM of the schema's tables (what the drain left for
+autovacuum): Postgres' WAL bytes and CPU, and this process's CPU, per event, and the relay's
+rate. Postgres is shared with whatever else runs on the machine, so compare runs
 taken in turns.
 """
 
@@ -22,18 +23,17 @@ import json
 import os
 import statistics
 import time
-from pathlib import Path
-from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
-from benchmarks.chain import CpuMeter
 from benchmarks.consuming import arrivals
+from benchmarks.cpu_meter import CpuMeter
 from shared.db import create_pool
 from shared.events import EventPayload, event_type
 from shared.kafka_client import KafkaConnection
-from shared.outbox import Outbox, OutboxRelay, make_producer
+from shared.outbox import Outbox, make_producer
+from shared.relay import OutboxRelay
 from shared.topics import Topic, ensure_topics
 from tests.support.infra import Infra, ScratchService, scratch_schema
 
@@ -62,7 +62,8 @@ async def write_then_drain(infra: Infra, scratch: ScratchService, events: int) -
     producer = make_producer(infra.kafka, "bench")
     await producer.start()
     outbox = Outbox(schema, "bench")
-    meter = await OwnPostgresMeter.of(infra.admin_dsn)
+    # Counts this stack's Postgres only (other stacks on the machine run their own clusters).
+    meter = CpuMeter(infra.admin_dsn, {})
 
     async def write(worker: int) -> None:
         for n in range(worker, events, 8):
@@ -77,7 +78,7 @@ async def write_then_drain(infra: Infra, scratch: ScratchService, events: int) -
     await meter.start()
     await asyncio.gather(*(write(w) for w in range(8)))
     await meter.stop()
-    report("write (8 writers, no relay)", meter.per_deal(events))
+    report("write (8 writers, no relay)", meter, events)
     relay = OutboxRelay(pool, producer, schema)
     await meter.start()
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -90,39 +91,15 @@ async def write_then_drain(infra: Infra, scratch: ScratchService, events: int) -
         f"relay drain: {events / elapsed:,.0f} events/s, "
         f"relay process CPU {cpu * 1e3 / events:.3f} ms/event"
     )
-    report("relay drain", meter.per_deal(events))
+    report("relay drain", meter, events)
+    # What the drain left for maintenance (dead row versions, index entries pointing at them):
+    # autovacuum's work later, done here at once so it is counted.
+    await meter.start()
+    await vacuum_schema(infra.admin_dsn, schema)
+    await meter.stop()
+    report("vacuum after the drain", meter, events)
     await producer.stop()
     await pool.close()
-
-
-class OwnPostgresMeter(CpuMeter):
-    """CpuMeter counting only this stack's Postgres: other stacks on the machine run their own
-    clusters, and every one of them is named "postgres"."""
-
-    postmaster = 0
-
-    @classmethod
-    async def of(cls, admin_dsn: str) -> OwnPostgresMeter:
-        meter = cls(admin_dsn, {})
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            backend = await conn.fetchval("SELECT pg_backend_pid()")
-        finally:
-            await conn.close()
-        meter.postmaster = parent_of(backend)
-        return meter
-
-    def _part(self, pid: int) -> str | None:
-        if pid != self.postmaster and parent_of(pid) != self.postmaster:
-            return None
-        return "postgres"
-
-
-def parent_of(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except OSError:
-        return 0
 
 
 async def checkpoint(admin_dsn: str) -> None:
@@ -133,10 +110,21 @@ async def checkpoint(admin_dsn: str) -> None:
         await conn.close()
 
 
-def report(phase: str, figures: dict[str, Any]) -> None:
+async def vacuum_schema(admin_dsn: str, schema: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)
+        for table in tables:
+            await conn.execute(f'VACUUM "{schema}"."{table["tablename"]}"')
+    finally:
+        await conn.close()
+
+
+def report(phase: str, meter: CpuMeter, events: int) -> None:
+    figures = meter.per_deal(events)
     postgres = figures["cpu_ms_per_deal"].get("postgres")
     print(
-        f"{phase}: WAL {figures['wal_kb_per_deal']} kB/event, "
+        f"{phase}: WAL {meter.wal_bytes / events:,.0f} B/event, "
         f"Postgres CPU {postgres} ms/event, over {figures['seconds']} s"
     )
 

@@ -52,8 +52,9 @@ from shared.inbox import purge_inbox
 from shared.lag import LagProbe
 from shared.logging import configure_logging
 from shared.metrics import GaugeReading, HttpMetrics, ServiceMetrics
-from shared.outbox import Outbox, OutboxRelay, ingestion, make_producer
+from shared.outbox import Outbox, ingestion, make_producer
 from shared.provisions import Provisions
+from shared.relay import OutboxRelay
 from shared.settings import ServiceSettings
 from shared.topics import PARTNER_LIFECYCLE, Topic, ensure_topics, topics_of
 from shared.tracing import configure_tracing

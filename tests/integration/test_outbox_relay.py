@@ -13,7 +13,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.consumer import Outcome
 from shared.dlq import parked_rows
-from shared.outbox import OutboxRelay, make_producer
+from shared.outbox import make_producer
+from shared.relay import OutboxRelay
 from shared.topics import Topic, TopicLayout
 from tests.support.counter import Components, CounterIncremented, counter_consumer
 from tests.support.kafka import new_topic, read_records

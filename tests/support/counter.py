@@ -12,7 +12,8 @@ from pydantic import Field
 from shared.consumer import EventConsumer, HandlerContext
 from shared.db import Pool
 from shared.events import Envelope, EventPayload, InvalidEvent, event_type
-from shared.outbox import Outbox, OutboxRelay
+from shared.outbox import Outbox
+from shared.relay import OutboxRelay
 from shared.topics import Topic
 from tests.support.infra import Infra, ScratchService
 

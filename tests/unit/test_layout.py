@@ -30,6 +30,7 @@ IO_LIBRARIES = (
     "uvicorn",
     "shared.db",
     "shared.outbox",
+    "shared.relay",
     "shared.consumer",
     "shared.service",
     "shared.http",

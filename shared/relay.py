@@ -1,0 +1,385 @@
+"""The outbox relay: publishes committed outbox rows to Kafka, then marks them published.
+
+Crash anywhere and nothing is lost: an event committed but not published is published when a
+relay next runs; an event published but not yet marked is published again, and the consumers'
+inbox drops the duplicate (same CloudEvents id).
+
+Order: one relay at a time publishes (a transaction-scoped advisory lock), always in `position`
+order, with an idempotent producer; so events of one aggregate (one Kafka key, one partition)
+reach Kafka in the order they were committed. Any number of relay instances may run; the others
+are hot standbys that take over on the next batch if the active one dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from asyncpg.pool import PoolConnectionProxy
+
+from shared.db import Connection, Pool, advisory_key
+from shared.outbox import notify_channel
+
+log = logging.getLogger(__name__)
+
+# Kafka refuses these for good: sending the row again can never succeed, so it is parked with
+# the reason instead of being retried forever in front of every later row.
+PERMANENT_SEND_ERRORS: tuple[type[BaseException], ...] = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    InvalidTopicError,
+    CorruptRecordException,
+)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What one relay batch settled, in position order: rows Kafka acknowledged and rows
+    parked for a permanent reason. A transient failure ends the settled prefix: that row and
+    every row after it stay unpublished and are sent again, in order, next time."""
+
+    published: list[int]
+    parked: list[tuple[int, str]]
+
+    @property
+    def count(self) -> int:
+        return len(self.published) + len(self.parked)
+
+
+# A row's place in the outcomes until its record batch is enqueued.
+_NOT_YET: BaseException = RuntimeError("not enqueued")
+
+
+class _Placement:
+    """Where one relay batch's keys go: the partition the producer's default partitioner gives
+    a key (murmur2 of the key over the topic's partitions, as every Kafka client does), found
+    once per topic and key in the batch; the topic's metadata is awaited as send() would."""
+
+    _partitioner = DefaultPartitioner()
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+        self.partitions: dict[str, list[int]] = {}
+        self.placed: dict[tuple[str, bytes], int] = {}
+
+    async def partition_of(self, topic: str, key: bytes) -> int:
+        if (topic, key) not in self.placed:
+            if topic not in self.partitions:
+                self.partitions[topic] = sorted(await self.producer.partitions_for(topic))
+            every = self.partitions[topic]
+            self.placed[(topic, key)] = int(self._partitioner(key, every, every))
+        return self.placed[(topic, key)]
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows to Kafka, then marks them published."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        producer: AIOKafkaProducer,
+        schema: str,
+        *,
+        batch_size: int = 500,
+        fallback_poll_seconds: float = 1.0,
+        retention_hours: float = 24.0,
+        stall_seconds: float = 60.0,
+        new_producer: Callable[[], AIOKafkaProducer] | None = None,
+    ) -> None:
+        self.pool = pool
+        self.producer = producer
+        # Makes a fresh producer after a failed delivery (see _renew_producer); without it the
+        # relay keeps the one it was given (tests that drive the relay by hand).
+        self._new_producer = new_producer
+        self._producer_spent = False
+        self.producers_renewed = 0
+        self.schema = schema
+        self.batch_size = batch_size
+        self.fallback_poll_seconds = fallback_poll_seconds
+        self.retention_hours = retention_hours
+        self.stall_seconds = stall_seconds
+        self._lock_key = advisory_key(schema, "outbox-relay")
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.published_total = 0
+        # Called with each published row's lag in seconds, commit to acknowledgement (metrics);
+        # known only where the server tracks commit timestamps.
+        self.lag_observers: list[Callable[[float], None]] = []
+        self.parked_total = 0
+        self._batch_ok = False
+        # The relay lock has been held elsewhere while rows waited longer than stall_seconds.
+        # Another instance of the service holding it keeps the rows moving; anything else that
+        # takes the lock (advisory locks are open to every role) shows here, and in health.
+        self.stalled = False
+        self._commit_timestamps: bool | None = None  # whether the server tracks them
+
+    def wake(self, *_: object) -> None:
+        self._wakeup.set()
+
+    async def publish_pending(self) -> int | None:
+        """Publish one batch. Returns how many rows it settled (published or parked), or None
+        when another relay instance holds the lock right now."""
+        if self._producer_spent and self._new_producer is not None:
+            await self._renew_producer()
+        async with self.pool.acquire() as conn, conn.transaction():
+            # A lost mark only means the rows are published again, and consumers drop the
+            # repeats: so the mark need not wait for its WAL flush (set_config(..., true) is
+            # SET LOCAL, in the same round trip as the lock).
+            got_lock = await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock($1) "
+                "FROM set_config('synchronous_commit', 'off', true)",
+                self._lock_key,
+            )
+            if not got_lock:
+                await self._check_stall(conn)
+                return None
+            self.stalled = False
+            rows = await conn.fetch(
+                """
+                SELECT position, topic, message_key, value, headers
+                FROM outbox WHERE published_at IS NULL AND parked_at IS NULL
+                ORDER BY position LIMIT $1
+                """,
+                self.batch_size,
+            )
+            if not rows:
+                return 0
+            settled = await self._send(rows)
+            if settled.published:
+                await self._mark_published(conn, settled.published)
+            if settled.parked:
+                await self._park(conn, settled.parked)
+        self.published_total += len(settled.published)
+        self.parked_total += len(settled.parked)
+        return settled.count
+
+    @property
+    def healthy(self) -> bool:
+        return self._batch_ok and not self.stalled
+
+    async def _check_stall(self, conn: Connection) -> None:
+        waited = await conn.fetchval(
+            """SELECT extract(epoch FROM clock_timestamp() - min(created_at))::float8
+               FROM outbox WHERE published_at IS NULL AND parked_at IS NULL"""
+        )
+        self.stalled = waited is not None and waited > self.stall_seconds
+        if self.stalled:
+            log.warning(
+                "outbox relay lock held elsewhere while rows wait",
+                extra={"schema": self.schema, "oldest_waiting_seconds": round(waited, 1)},
+            )
+
+    async def _send(self, rows: Sequence[asyncpg.Record]) -> Settled:
+        """Send the rows in record batches of their own, one partition at a time (aiokafka's
+        batch API: no per-message future or accumulator pass), then wait for every broker
+        acknowledgement before the rows may be marked published."""
+        outcomes, unsent = await self._enqueue(rows)
+        batches = {id(o): o for o in outcomes if isinstance(o, asyncio.Future)}
+        delivered = dict(
+            zip(
+                batches,
+                await asyncio.gather(*batches.values(), return_exceptions=True),
+                strict=True,
+            )
+        )
+        if any(isinstance(result, BaseException) for result in delivered.values()):
+            self._producer_spent = True
+        settled = Settled([], [])
+        for row, outcome in zip(rows, outcomes, strict=False):
+            result = delivered[id(outcome)] if isinstance(outcome, asyncio.Future) else outcome
+            if not isinstance(result, BaseException):
+                settled.published.append(row["position"])
+            elif isinstance(result, PERMANENT_SEND_ERRORS):
+                reason = f"{type(result).__name__}: {result}"[:2000]
+                log.error(
+                    "outbox row refused by Kafka for good; parked",
+                    extra={"position": row["position"], "topic": row["topic"], "reason": reason},
+                )
+                settled.parked.append((row["position"], reason))
+            elif settled.count == 0:
+                raise result  # nothing settled: retry the batch with backoff
+            else:
+                return settled  # this row and the rest are sent again, in order, next time
+        if unsent is not None and settled.count == 0:
+            raise unsent
+        return settled
+
+    async def _enqueue(
+        self, rows: Sequence[asyncpg.Record]
+    ) -> tuple[list[asyncio.Future[Any] | BaseException], BaseException | None]:
+        """Each row's outcome, in row order: the delivery future of the record batch that
+        carries it, or why it was not sent; and the transient error that stopped the rows
+        after the last outcome from being enqueued (e.g. no partition leader known yet).
+
+        A row goes to the partition the default partitioner gives its key (what send() of a
+        make_producer() producer would choose), and each partition's batches are filled and
+        enqueued in row order, so per-key order is the outbox's."""
+        outcomes: list[asyncio.Future[Any] | BaseException] = []
+        filling: dict[tuple[str, int], list[tuple[Any, list[int]]]] = {}
+        unsent: BaseException | None = None
+        placed = _Placement(self.producer)
+        for index, row in enumerate(rows):
+            key = row["message_key"].encode()
+            headers = [(k, v.encode()) for k, v in json.loads(row["headers"]).items()]
+            try:
+                self._check_size(key, row["value"], headers)
+                partition = await placed.partition_of(row["topic"], key)
+            except PERMANENT_SEND_ERRORS as refused:  # refused before sending (e.g. too large)
+                outcomes.append(refused)
+                continue
+            except Exception as transient:
+                unsent = transient
+                break
+            outcomes.append(_NOT_YET)
+            batches = filling.setdefault((row["topic"], partition), [])
+            record = {"timestamp": None, "key": key, "value": row["value"], "headers": headers}
+            if not batches or batches[-1][0].append(**record) is None:
+                batch = self.producer.create_batch()
+                batch.append(**record)  # a batch takes its first record whatever its size
+                batches.append((batch, []))
+            batches[-1][1].append(index)
+        for (topic, partition), batches in filling.items():
+            delivery: asyncio.Future[Any] | BaseException | None = None
+            for batch, indexes in batches:
+                if not isinstance(delivery, BaseException):
+                    try:
+                        delivery = await self.producer.send_batch(batch, topic, partition=partition)
+                    except Exception as failed:  # e.g. metadata lost: no later batch of this
+                        delivery = failed  # partition may overtake this one, so none is sent
+                for index in indexes:
+                    outcomes[index] = delivery
+        return outcomes, unsent
+
+    def _check_size(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        """The check send() makes before it enqueues a record."""
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+        if size > self.producer._max_request_size:
+            raise MessageSizeTooLargeError(
+                f"The message is {size} bytes when serialized which is larger than the "
+                "maximum request size you have configured with the max_request_size "
+                "configuration"
+            )
+
+    async def _renew_producer(self) -> None:
+        """Replace the producer after a delivery failed. An idempotent aiokafka producer
+        numbers each partition's batches once, when it sends them, and never takes a number
+        back: a batch that then fails for good (expired while a cluster had too few in-sync
+        replicas, refused by the broker) leaves a gap, and the broker answers every later batch
+        on that partition OutOfOrderSequenceNumber, for ever. A fresh producer (a new producer
+        id, sequences from zero) sends the unsettled rows again, in order; whatever the old one
+        did deliver comes twice and the consumers' inbox drops it."""
+        assert self._new_producer is not None
+        fresh = self._new_producer()
+        try:
+            await fresh.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await fresh.stop()
+            raise  # Kafka unreachable: the run loop retries with backoff
+        spent, self.producer = self.producer, fresh
+        self._producer_spent = False
+        self.producers_renewed += 1
+        log.warning("outbox relay replaced its producer after a failed delivery")
+        # Every delivery of the spent one was awaited: stopping it has nothing left to flush.
+        with contextlib.suppress(Exception):
+            await spent.stop()
+
+    async def _park(self, conn: Connection, parked: list[tuple[int, str]]) -> None:
+        await conn.execute(
+            """UPDATE outbox SET parked_at = clock_timestamp(), park_reason = p.reason
+               FROM unnest($1::bigint[], $2::text[]) AS p(position, reason)
+               WHERE outbox.position = p.position""",
+            [position for position, _ in parked],
+            [reason for _, reason in parked],
+        )
+
+    async def _mark_published(self, conn: Connection, positions: list[int]) -> None:
+        # published_at: after Kafka acknowledged (clock time, not the transaction's start).
+        # committed_at: when the row's own transaction committed (xmin is still the writer's
+        # here), if the server tracks commit timestamps; the two give the relay lag.
+        if self._commit_timestamps is None:
+            self._commit_timestamps = bool(
+                await conn.fetchval("SELECT current_setting('track_commit_timestamp') = 'on'")
+            )
+        committed = "pg_xact_commit_timestamp(xmin)" if self._commit_timestamps else "NULL"
+        lags = await conn.fetch(
+            f"""UPDATE outbox SET published_at = clock_timestamp(), committed_at = {committed}
+                WHERE position = ANY($1::bigint[])
+                RETURNING extract(epoch FROM published_at - committed_at)::float8 AS lag""",
+            positions,
+        )
+        for row in lags:
+            if row["lag"] is not None:
+                for observe in self.lag_observers:
+                    observe(row["lag"])
+
+    async def purge_published(self) -> int:
+        """Delete rows published longer ago than the retention (kept meanwhile for audit)."""
+        result = await self.pool.execute(
+            "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
+            self.retention_hours * 3600,
+        )
+        return int(result.split()[-1])
+
+    async def run(self) -> None:
+        """Run until stop(): publish whenever woken by NOTIFY, or by the fallback poll."""
+        listener: PoolConnectionProxy[asyncpg.Record] | None = None
+        backoff = 0.1
+        try:
+            while not self._stopping.is_set():
+                try:
+                    if listener is None or listener.is_closed():
+                        listener = await self.pool.acquire()
+                        await listener.add_listener(notify_channel(self.schema), self.wake)
+                    self._wakeup.clear()
+                    published = await self.publish_pending()
+                    self._batch_ok = True
+                    backoff = 0.1
+                    if published == self.batch_size:
+                        continue  # more is waiting
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), self.fallback_poll_seconds)
+                except Exception as error:
+                    # Kafka or Postgres unavailable: nothing was marked, so retry with capped
+                    # backoff; the rows stay in the outbox until they are published.
+                    self._batch_ok = False
+                    log.warning(
+                        "outbox relay batch failed; retrying",
+                        extra={"error": repr(error), "retry_in": backoff},
+                    )
+                    if listener is not None:
+                        await self._release(listener)
+                        listener = None
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            if listener is not None:
+                await self._release(listener)
+
+    async def _release(self, listener: PoolConnectionProxy[asyncpg.Record]) -> None:
+        with contextlib.suppress(Exception):
+            await listener.remove_listener(notify_channel(self.schema), self.wake)
+        with contextlib.suppress(Exception):
+            await self.pool.release(listener)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wakeup.set()
