@@ -69,7 +69,10 @@ async def test_enablement_is_announced_when_it_moves_and_health_scores_are_kept(
     run = uuid.uuid4().hex[:10]
     async with httpx.AsyncClient(timeout=30) as client:
         pid = await active_partner(client, onboarding, f"signals-{run}.example", ADMIN)
-        at = datetime.now(UTC)
+        # Noon tomorrow: "an hour later, the same day" must not cross midnight, and no run of
+        # the job on today's clock can have announced on that day already.
+        tomorrow = datetime.now(UTC) + timedelta(days=1)
+        at = tomorrow.replace(hour=12, minute=0, second=0, microsecond=0)
 
         async def announce(as_of: datetime) -> dict[str, str]:
             answer = await client.post(
