@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaTimeoutError
 
 from shared.consumer import DLQ_HEADERS, DLQ_ORIGIN_TOPIC, DLQ_REASON
 from shared.kafka_client import KafkaConnection
@@ -91,16 +92,30 @@ async def read_dead_letters(
     return letters, consumer
 
 
+PAGE_PATIENCE_SECONDS = 20.0
+
+
 class Page(NamedTuple):
     letters: list[DeadLetter]
     first: int  # the oldest offset the topic still keeps (retention deletes older ones)
     end: int  # the offset the next letter will get
 
 
-async def read_page(kafka: KafkaConnection, service: str, start: int, limit: int) -> Page:
+async def read_page(
+    kafka: KafkaConnection,
+    service: str,
+    start: int,
+    limit: int,
+    *,
+    patience_seconds: float = PAGE_PATIENCE_SECONDS,
+) -> Page:
     """Up to `limit` dead letters of the service from offset `start` on, with the topic's first
     and end offsets. Reads with no consumer group: nothing is committed, and a service's own
-    principal may read its dead-letter topic (shared/topics.py grants)."""
+    principal may read its dead-letter topic (shared/topics.py grants).
+
+    Letters known to be there (before the end offset) are waited for, up to `patience_seconds`:
+    a busy broker's first fetch can take longer than one poll, and a page that quietly left them
+    out would tell an operator there is nothing to replay. Past it, KafkaTimeoutError."""
     topic = dead_letter_topic(service).name
     consumer = AIOKafkaConsumer(
         **kafka.aiokafka_options(),
@@ -116,11 +131,14 @@ async def read_page(kafka: KafkaConnection, service: str, start: int, limit: int
         end = (await consumer.end_offsets([tp]))[tp]
         consumer.seek(tp, max(start, first))
         letters: list[DeadLetter] = []
-        while len(letters) < limit and await consumer.position(tp) < end:
+        deadline = asyncio.get_running_loop().time() + patience_seconds
+        while len(letters) < limit and (position := await consumer.position(tp)) < end:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise KafkaTimeoutError(
+                    f"{topic}: offsets {position}..{end - 1} not read within {patience_seconds:g} s"
+                )
             batch = await consumer.getmany(tp, timeout_ms=1000, max_records=limit - len(letters))
-            if not batch.get(tp):
-                break  # nothing came within the wait: answer with what was read
-            letters += [_to_dead_letter(record) for record in batch[tp]]
+            letters += [_to_dead_letter(record) for record in batch.get(tp, [])]
         return Page(letters, first, end)
     finally:
         await consumer.stop()

@@ -13,7 +13,9 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 
+from shared.dlq import read_page
 from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE
 from tests.support.factories import credit_issued, partner_state_changed
 from tests.support.infra import Infra
@@ -225,3 +227,26 @@ async def test_newest_first_pages_back_through_what_oldest_first_lists(infra: In
             assert newest_first == list(reversed(listed))[: len(newest_first)]
             assert len(newest_first) == min(9, len(listed))
         assert oldest_first[-1] >= last["offset"]
+
+
+async def test_a_page_waits_for_letters_it_knows_are_there_or_says_it_could_not(
+    infra: Infra,
+) -> None:
+    """A busy broker's first fetch can take longer than one poll: a page never answers with
+    fewer letters than the topic holds, it waits for them, and past its patience it fails
+    (the API's 503) instead of showing an operator an empty list."""
+    deal = f"salesforce:deal-patience-{uuid.uuid4().hex[:10]}"
+    credit = credit_issued(deal_key=deal, amount="10.00", currency="EUR")
+    async with (
+        service_processes(infra, "incentives") as [url],
+        httpx.AsyncClient(timeout=60) as client,
+    ):
+        await publish(infra, ATTRIBUTION_CREDITS, [credit], subject=deal, source="attribution")
+        letter = await waiting_letter(client, url, deal)
+    page = await read_page(infra.service_kafka("incentives"), "incentives", letter["offset"], 1)
+    assert [x.offset for x in page.letters] == [letter["offset"]]
+    assert page.letters[0].key == deal.encode()
+    with pytest.raises(KafkaTimeoutError, match=f"offsets {letter['offset']}\\.\\."):
+        await read_page(
+            infra.service_kafka("incentives"), "incentives", letter["offset"], 1, patience_seconds=0
+        )
