@@ -1,13 +1,12 @@
 # Pollinate: the two commands are `make demo` and `make test`. Both install what they need.
 SHELL := /bin/bash
 PYTHON ?= python3
-UV := $(PYTHON) -m uv
+UV := PYTHON=$(PYTHON) deploy/uv.sh
 STACK := deploy/local-stack.sh
 
 .PHONY: install test-tools demo test test-cluster bench bench-3 bench-quick bench-scale lint typecheck contracts unit integration stack-up stack-down services-up services-down stop clean
 
-install:  ## Python 3.11 deps into .venv (installs uv itself if missing)
-	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+install:  ## Python 3.11 deps into .venv (installs uv itself if missing: deploy/uv.sh)
 	@$(UV) sync --frozen --quiet
 
 test-tools:  ## outside tools the tests drive (kcat), from Debian when run as root
