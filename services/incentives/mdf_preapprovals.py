@@ -16,7 +16,7 @@ import asyncpg
 
 from services.incentives import campaign_projection, mdf_repository, preapproval_repository
 from services.incentives.domain import preapprovals
-from services.incentives.domain.campaigns import check_campaign
+from services.incentives.domain.campaigns import check_approvable, check_campaign
 from services.incentives.domain.claims import ClaimAsk
 from services.incentives.domain.preapprovals import (
     CampaignBudget,
@@ -109,6 +109,9 @@ async def decide(
     locked = await preapproval_repository.row(conn, preapproval_id, for_update=True)
     assert locked is not None
     before = await preapproval_repository.load(conn, locked)
+    if approve and before.status == preapprovals.REQUESTED:
+        campaign_id = locked["campaign_id"]
+        check_approvable(campaign_id, await campaign_projection.campaign(conn, campaign_id))
     at = now()
     decided = preapprovals.decide(
         before,

@@ -311,6 +311,12 @@ async def test_retries_are_idempotent_and_bad_requests_are_refused(pool: Pool) -
         await ask(pool, programs, partner, budget("10.00", reference="off", campaign_id="camp-off"))
         == on_time
     )
+    # and it cannot be approved any more (no money reserved for what will not run): rejected
+    with pytest.raises(
+        Conflict, match=r"campaign camp-off was cancelled on .*can only be rejected"
+    ):
+        await decide(pool, on_time, approve=True)
+    assert (await decide(pool, on_time, approve=False, note="cancelled"))["status"] == "rejected"
 
     rejected = await ask(pool, programs, partner, budget("50.00", reference="ref-3"))
     with pytest.raises(PreapprovalConflict, match="a rejection needs a reason"):
@@ -328,9 +334,10 @@ async def test_retries_are_idempotent_and_bad_requests_are_refused(pool: Pool) -
     # told once of each decision: a retried approval tells nothing again
     assert [(kind, subject) for _, kind, subject, _ in await told(pool, partner)] == [
         ("mdf_preapproval_approved", "MDF approved for campaign camp-1: 800.00 USD reserved"),
+        ("mdf_preapproval_rejected", "MDF not approved for campaign camp-off"),
         ("mdf_preapproval_rejected", "MDF not approved for campaign camp-1"),
     ]
-    assert (await told(pool, partner))[1][3] == (
+    assert (await told(pool, partner))[2][3] == (
         f"pre-approval {rejected} (your reference ref-3) for 50.00 USD is rejected: "
         "outside the plan"
     )

@@ -16,6 +16,7 @@ from services.incentives.domain.campaigns import (
     CampaignNotKnown,
     CampaignNotOpen,
     KnownCampaign,
+    check_approvable,
     check_campaign,
 )
 from services.incentives.domain.mdf import Fund, Lot
@@ -251,3 +252,13 @@ def test_a_pre_approval_names_a_known_campaign_of_its_partner_that_has_not_ended
     # another partner's campaign is refused as such even once it is over or cancelled
     with pytest.raises(Unprocessable, match="not run by partner p-3"):
         check_campaign("camp_1", campaign(cancelled_at=AT), "p-3", today + timedelta(days=9))
+
+
+def test_a_pre_approval_is_approved_only_while_its_campaign_is_not_cancelled() -> None:
+    check_approvable("camp_1", campaign())
+    check_approvable("camp_1", campaign(ends_on=date(2026, 1, 1)))  # asked in time: still may
+    with pytest.raises(CampaignNotOpen, match="camp_1 was cancelled on 2026-11-02: its") as off:
+        check_approvable("camp_1", campaign(cancelled_at=AT))
+    assert off.value.status == 409
+    with pytest.raises(CampaignNotKnown, match=r"campaign camp_9 is not known \(any more\)"):
+        check_approvable("camp_9", None)

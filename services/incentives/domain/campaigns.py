@@ -49,3 +49,20 @@ def check_campaign(
     if campaign.ends_on < today:
         raise CampaignNotOpen(f"campaign {campaign_id} ended on {campaign.ends_on.isoformat()}")
     return campaign
+
+
+def check_approvable(campaign_id: str, campaign: KnownCampaign | None) -> None:
+    """A requested pre-approval may be approved (money reserved for it) only while its campaign
+    is not cancelled: programme may cancel a campaign after the partner asked, and a cancelled
+    campaign spends nothing. Rejecting it stays open. (A campaign over by now may still be
+    approved: the budget was asked in time, and claims have their window after the end.)"""
+    if campaign is None:
+        raise CampaignNotKnown(
+            f"campaign {campaign_id} is not known (any more): a pre-approval is approved only "
+            "for a campaign programme announced"
+        )
+    if campaign.cancelled_at is not None:
+        raise CampaignNotOpen(
+            f"campaign {campaign_id} was cancelled on {campaign.cancelled_at.date().isoformat()}: "
+            "its pre-approval can only be rejected"
+        )
