@@ -111,6 +111,7 @@ async def review(
         str(quarter),
         current["revision"],
         compare(views.goals_of(current), actuals),
+        actuals.mdf_claims_approved,
         summary,
         actions,
         who.subject,

@@ -302,6 +302,7 @@ async def insert_review(
     quarter: str,
     revision: int,
     lines: list[Line],
+    mdf_claims_approved: int,
     summary: str,
     actions: list[str],
     by: str,
@@ -310,8 +311,8 @@ async def insert_review(
     """False when the partner's review of that quarter is already recorded."""
     inserted = await conn.fetchval(
         """INSERT INTO business_reviews (review_id, partner_id, year, quarter, plan_revision,
-               lines, summary, actions, recorded_by, recorded_at)
-           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8::jsonb, $9, $10)
+               lines, mdf_claims_approved, summary, actions, recorded_by, recorded_at)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9::jsonb, $10, $11)
            ON CONFLICT (partner_id, quarter) DO NOTHING RETURNING true""",
         review_id,
         partner_id,
@@ -319,6 +320,7 @@ async def insert_review(
         quarter,
         revision,
         json.dumps(lines_json(lines)),
+        mdf_claims_approved,
         summary,
         json.dumps(actions),
         by,

@@ -210,6 +210,11 @@ class ReviewOut(BaseModel):
         description="the goals against the actuals from the year's start to the quarter's end, "
         "as they stood when the review was recorded"
     )
+    mdf_claims_approved: int | None = Field(
+        description="MDF claims approved from the year's start to the quarter's end, shown "
+        "beside the lines when the review was recorded (no goal of its own); null for a review "
+        "recorded before reviews kept it"
+    )
     summary: str
     actions: list[str]
     recorded_by: str

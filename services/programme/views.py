@@ -353,8 +353,8 @@ def review_out(row: Any) -> ReviewOut:
 
 async def reviews(conn: Connection, partner_id: str, year: int) -> list[ReviewOut]:
     rows = await conn.fetch(
-        """SELECT review_id, partner_id, year, quarter, plan_revision, lines, summary, actions,
-                  recorded_by, recorded_at
+        """SELECT review_id, partner_id, year, quarter, plan_revision, lines,
+                  mdf_claims_approved, summary, actions, recorded_by, recorded_at
            FROM business_reviews WHERE partner_id = $1 AND year = $2 ORDER BY quarter""",
         partner_id,
         year,

@@ -332,6 +332,7 @@ async def test_a_quarterly_review_shows_goals_against_actuals_from_three_service
             1,
             ["joint webinar in Q3"],
         )
+        assert review["mdf_claims_approved"] == 1  # the May claim, as shown beside the lines
         # one review per quarter; the partner reads it; a quarter outside the year is refused
         twice = await client.post(
             f"{plan_url}/reviews", headers=ADMIN, json={"quarter": "2026-Q2", "summary": "again"}
