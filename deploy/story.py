@@ -287,7 +287,12 @@ class Story:
         )
 
     async def touchpoint_reported(
-        self, partner: Partner, deal_key: str, kind: str, **fields: str
+        self,
+        partner: Partner,
+        deal_key: str,
+        kind: str,
+        expect: int | tuple[int, ...] = 201,
+        **fields: str,
     ) -> Any:
         """`partner` reports a `kind` touchpoint on the deal from its partner app, now (one of
         each kind per run: its external id is the kind's); `fields` are the kind's own."""
@@ -295,7 +300,7 @@ class Story:
             "POST",
             "attribution",
             "/touchpoints",
-            201,
+            expect,
             headers=partner.auth,
             json={
                 "deal_key": deal_key,

@@ -206,8 +206,9 @@ PROGRAMME_CAMPAIGNS = Topic(
     "Co-marketing campaigns: each one when it is created and when it is cancelled (its "
     "partners, dates and state).",
     events=("programme.campaign_changed.v1",),
-    # incentives: a pre-approval must name a campaign of the partner that has not ended.
-    consumers=("incentives",),
+    # incentives: a pre-approval must name a campaign of the partner that has not ended;
+    # attribution: a campaign touchpoint must name a campaign its partner ran at the time.
+    consumers=("incentives", "attribution"),
     aggregate="campaign_id",
 )
 

@@ -9,10 +9,16 @@ from services.attribution import api, handlers, health_api, jobs
 from services.attribution.settings import AttributionSettings, load_config
 from shared.events.opportunities import DealStateChanged
 from shared.events.programme import PartnerEnablementMeasured
-from shared.events.programme_service import SurveyAnswered
+from shared.events.programme_service import CampaignChanged, SurveyAnswered
 from shared.events.registrations import RegistrationDecided, RegistrationStatusChanged
 from shared.service import Platform, ServiceDefinition
-from shared.topics import DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS, PARTNER_PROGRAMME, PROGRAMME_VOICE
+from shared.topics import (
+    DEAL_OPPORTUNITIES,
+    DEAL_REGISTRATIONS,
+    PARTNER_PROGRAMME,
+    PROGRAMME_CAMPAIGNS,
+    PROGRAMME_VOICE,
+)
 
 NAME = "attribution"
 DEAL_TOPICS = [DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS]
@@ -34,6 +40,10 @@ def wire(platform: Platform) -> None:
     # Partner voice: survey answers are the health score's voice signal.
     voice = platform.consumer("voice", [PROGRAMME_VOICE])
     voice.handles_batch(SurveyAnswered)(handlers.on_survey_answers)
+
+    # Programme's campaigns: a campaign touchpoint names only one of them (domain/campaigns.py).
+    campaigns = platform.consumer("campaigns", [PROGRAMME_CAMPAIGNS])
+    campaigns.handles_batch(CampaignChanged)(handlers.on_campaigns)
 
     # Health is stored per day: each run replaces today's row, announcing only a moved score.
     period = settings.health_every_seconds

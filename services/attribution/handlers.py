@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from services.attribution import repository
+from services.attribution import campaign_projection, repository
 from services.attribution.deal_states import Snapshot, UnattributableSnapshot, apply_deal_states
 from services.attribution.domain.config import AttributionConfig
 from services.attribution.health_repository import record_enablement
@@ -22,7 +22,7 @@ from shared.db import Connection
 from shared.events import Envelope, InvalidEvent
 from shared.events.opportunities import DealStateChanged
 from shared.events.programme import PartnerEnablementMeasured
-from shared.events.programme_service import SurveyAnswered
+from shared.events.programme_service import CampaignChanged, SurveyAnswered
 from shared.events.registrations import RegistrationDecided, RegistrationStatusChanged
 from shared.provisions import Provisions
 
@@ -81,3 +81,8 @@ async def on_enablement(
 async def on_survey_answers(ctx: HandlerContext, events: list[Envelope[SurveyAnswered]]) -> None:
     """Programme announced partners' survey answers: kept, they are the health score's voice."""
     await record_answers(ctx.conn, [e.data for e in events])
+
+
+async def on_campaigns(ctx: HandlerContext, events: list[Envelope[CampaignChanged]]) -> None:
+    """Programme's campaigns, which campaign touchpoints may name (campaign_projection.py)."""
+    await campaign_projection.record(ctx.conn, [event.data for event in events])

@@ -1,6 +1,7 @@
 """Touchpoints reported by partner apps and CRMs (`POST /touchpoints`): recorded once per
 (source, external_id) and at most one per partner, deal and kind, never dated before the deal
-was created; on a deal already won they settle its credits at once (a correction inside the lock
+was created, a campaign one only through a campaign programme announced that its partner ran
+then (domain/campaigns.py); on a deal already won they settle its credits at once (a correction inside the lock
 period), under the deal's lock so a touchpoint reported while the deal closes is never missed.
 
 A partner's touchpoint counts only on a deal the partner is linked to (an approved registration,
@@ -12,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.attribution import repository
+from services.attribution import campaign_projection, repository
 from services.attribution.crediting import DealBook
+from services.attribution.domain.campaigns import check_touch_campaign
 from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.corrections import Settlement
 from services.attribution.domain.models import CannotAttribute
@@ -66,6 +68,11 @@ async def report_touchpoint(
             raise TouchpointAlreadyReported(kind)
         created_at = await repository.deal_created_at(conn, touchpoint.deal_key)
         check_not_before_deal(touchpoint.occurred_at, created_at)
+        if touchpoint.campaign_id is not None:
+            named = await campaign_projection.campaign(conn, touchpoint.campaign_id)
+            check_touch_campaign(
+                touchpoint.campaign_id, named, touchpoint.partner_id, touchpoint.occurred_at
+            )
         await repository.insert_reported_touchpoint(conn, touchpoint)
         await record_action(conn, acting, "touchpoint.report", touchpoint.touchpoint_id)
         return await _settle(

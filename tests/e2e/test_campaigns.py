@@ -181,7 +181,17 @@ async def test_a_campaign_from_pre_approval_to_attributed_revenue_and_cost(fleet
 
         # A deal touched through the campaign closes won (attribution).
         async def campaign_touch(deal_key: str) -> None:
-            await story.touchpoint_reported(partner, deal_key, "campaign", campaign_id=campaign)
+            # Attribution too hears of the campaign from programme's event: until then a 409.
+            async def reported() -> Any:
+                answer = await story.touchpoint_reported(
+                    partner, deal_key, "campaign", (201, 409), campaign_id=campaign
+                )
+                if "is not known (yet)" in answer.get("detail", ""):
+                    return None
+                assert "touchpoint_id" in answer, answer  # reported (any other refusal fails)
+                return answer
+
+            await eventually(reported, 60, what=f"attribution to hear of {campaign}")
 
         await won_deal(story, partner, "Harbor", 40000, touch=campaign_touch)
         await story.call(

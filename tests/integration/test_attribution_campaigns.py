@@ -17,9 +17,12 @@ import httpx
 import pytest
 
 from shared.events.crm import CrmSource, DealStatus
+from shared.topics import PROGRAMME_CAMPAIGNS
 from tests.integration.test_attribution_service import CONFIG, Deal, active_credits, credit_events
 from tests.support.attribution import approved_registration
+from tests.support.factories import campaign_changed
 from tests.support.infra import Infra
+from tests.support.kafka import publish
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_processes
 
@@ -69,7 +72,54 @@ async def test_credits_through_a_campaign_touchpoint_carry_the_campaign(
             "source": "partner-app",
         } | fields
 
+    # Programme's word on the campaigns: the partner's (running since 20 days ago), one of the
+    # ally's only, one that starts tomorrow, and one cancelled 15 days ago.
+    today = datetime.now(UTC).date()
+    since = {"starts_on": today - timedelta(days=20), "ends_on": today + timedelta(days=10)}
+    announced = [
+        campaign_changed(campaign_id=campaign, partner_ids=(partner,), **since),
+        campaign_changed(campaign_id=f"{campaign}-ally", partner_ids=(ally,), **since),
+        campaign_changed(
+            campaign_id=f"{campaign}-later",
+            partner_ids=(partner,),
+            starts_on=today + timedelta(days=1),
+            ends_on=today + timedelta(days=5),
+        ),
+        campaign_changed(
+            campaign_id=f"{campaign}-off",
+            partner_ids=(partner,),
+            state="cancelled",
+            cancelled_at=datetime.now(UTC) - timedelta(days=15),
+            **since,
+        ),
+    ]
+    for change in announced:
+        await publish(
+            infra, PROGRAMME_CAMPAIGNS, [change], subject=change.campaign_id, source="programme"
+        )
+
+    async def heard() -> bool:
+        known = await admin_db.fetchval(
+            "SELECT count(*) FROM attribution.campaigns WHERE campaign_id = ANY($1)",
+            [c.campaign_id for c in announced],
+        )
+        return bool(known == len(announced))
+
+    await eventually(heard, 30, what="attribution to hear of the campaigns")
+
     async with httpx.AsyncClient(base_url=attribution, timeout=30) as client:
+        # Only a campaign programme announced, that the partner ran at the time.
+        for named, status, says in (
+            (f"{campaign}-nobody", 409, f"campaign {campaign}-nobody is not known (yet)"),
+            (f"{campaign}-ally", 422, f"campaign {campaign}-ally is not run by partner {partner}"),
+            (f"{campaign}-later", 422, f"is outside campaign {campaign}-later's dates"),
+            (f"{campaign}-off", 422, f"is after campaign {campaign}-off was cancelled"),
+        ):
+            refused = await client.post(
+                "/touchpoints", headers=auth(partner), json=touchpoint(campaign_id=named)
+            )
+            assert refused.status_code == status, refused.text
+            assert says in refused.json()["detail"]
         unnamed = await client.post(
             "/touchpoints", headers=auth(partner), json=touchpoint(campaign_id=None)
         )

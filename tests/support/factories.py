@@ -27,7 +27,7 @@ from shared.events.notifications import NotificationKind, PartnerNotification
 from shared.events.opportunities import DealStateChanged
 from shared.events.partners import PartnerChange, PartnerStateChanged, PartnerStatus
 from shared.events.programme import PartnerEnablementMeasured
-from shared.events.programme_service import SurveyAnswered
+from shared.events.programme_service import CampaignChanged, SurveyAnswered
 from shared.events.registrations import (
     RegistrationDecided,
     RegistrationStatus,
@@ -358,3 +358,18 @@ def survey_answered(**fields: Any) -> SurveyAnswered:
         "answered_at": AT,
     }
     return SurveyAnswered(**(values | fields))
+
+
+def campaign_changed(**fields: Any) -> CampaignChanged:
+    """Programme's word on a campaign running from today for ten days (UTC days)."""
+    today = datetime.now(UTC).date()
+    values: dict[str, Any] = {
+        "campaign_id": _id("camp"),
+        "partner_ids": (_id("p"),),
+        "kind": "webinar",
+        "starts_on": today,
+        "ends_on": today + timedelta(days=10),
+        "state": "running",
+        "changed_at": datetime.now(UTC),
+    }
+    return CampaignChanged(**(values | fields))

@@ -14,6 +14,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.attribution.domain.campaigns import (
+    CampaignNotKnown,
+    KnownCampaign,
+    NotThroughCampaign,
+    check_touch_campaign,
+)
 from services.attribution.domain.config import AttributionConfig, ModelName
 from services.attribution.domain.deals import (
     DealState,
@@ -293,3 +299,29 @@ def test_a_campaign_touchpoint_names_its_campaign_and_only_it_does() -> None:
         report(kind=ReportedKind.CAMPAIGN)
     with pytest.raises(Unprocessable, match="only a campaign touchpoint names campaign_id, not"):
         report(kind=ReportedKind.REFERRAL, campaign_id="camp-1")
+
+
+def test_a_campaign_touchpoint_names_a_known_campaign_its_partner_ran_then() -> None:
+    ran = KnownCampaign(
+        "camp-1", frozenset({"p-1", "p-2"}), date(2026, 11, 2), date(2026, 11, 9), None
+    )
+    first_day = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
+    last_day = datetime(2026, 11, 9, 23, 59, tzinfo=UTC)
+    check_touch_campaign("camp-1", ran, "p-2", first_day)
+    check_touch_campaign("camp-1", ran, "p-1", last_day)  # its last day still counts
+    with pytest.raises(CampaignNotKnown, match=r"campaign camp-9 is not known \(yet\)") as unknown:
+        check_touch_campaign("camp-9", None, "p-1", first_day)
+    assert unknown.value.status == 409  # worth retrying: the announcement may be on its way
+    with pytest.raises(NotThroughCampaign, match="campaign camp-1 is not run by partner p-3"):
+        check_touch_campaign("camp-1", ran, "p-3", first_day)
+    for outside in (first_day - timedelta(minutes=1), last_day + timedelta(minutes=1)):
+        with pytest.raises(
+            NotThroughCampaign,
+            match=r"outside campaign camp-1's dates \(2026-11-02 to 2026-11-09\)",
+        ) as refused:
+            check_touch_campaign("camp-1", ran, "p-1", outside)
+        assert refused.value.status == 422
+    off = replace(ran, cancelled_at=datetime(2026, 11, 5, 12, tzinfo=UTC))
+    check_touch_campaign("camp-1", off, "p-1", datetime(2026, 11, 5, 11, tzinfo=UTC))  # before
+    with pytest.raises(NotThroughCampaign, match="after campaign camp-1 was cancelled"):
+        check_touch_campaign("camp-1", off, "p-1", datetime(2026, 11, 5, 13, tzinfo=UTC))
