@@ -32,6 +32,7 @@ from shared.events.programme_service import CampaignChanged
 from shared.topics import INCENTIVE_LEDGER, PROGRAMME_CAMPAIGNS
 from tests.integration.test_incentives_funds import OUTBOX, apply_credit, fund_state
 from tests.integration.test_incentives_service import partner_at_tier, publish_credits
+from tests.support import factories
 from tests.support.factories import credit_issued
 from tests.support.infra import ROOT, Infra, ScratchService, migrated_pool
 from tests.support.kafka import publish, wait_for_keyed
@@ -77,17 +78,7 @@ async def funded_partner(pool: Pool, programs: IncentivePrograms, mdf: str) -> s
 
 def campaign_changed(campaign_id: str, *partners: str, **changes: Any) -> CampaignChanged:
     """Programme's announcement of a campaign that runs from today for ten days."""
-    today = datetime.now(UTC).date()
-    fields: dict[str, Any] = {
-        "campaign_id": campaign_id,
-        "partner_ids": partners,
-        "kind": "webinar",
-        "starts_on": today,
-        "ends_on": today + timedelta(days=10),
-        "state": "running",
-        "changed_at": datetime.now(UTC),
-    }
-    return CampaignChanged(**(fields | changes))
+    return factories.campaign_changed(campaign_id=campaign_id, partner_ids=partners, **changes)
 
 
 async def heard_of_campaign(pool: Pool, change: CampaignChanged) -> None:
