@@ -203,7 +203,7 @@ PROGRAMME_CAMPAIGNS = Topic(
     "programme",
     "campaign id",
     6,
-    "Co-marketing campaigns: each one when it is created and when it is cancelled (its "
+    "Co-marketing campaigns: each one when it is created, changed and cancelled (its "
     "partners, dates and state).",
     events=("programme.campaign_changed.v1",),
     # incentives: a pre-approval must name a campaign of the partner that has not ended;

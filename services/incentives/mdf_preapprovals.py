@@ -111,7 +111,8 @@ async def decide(
     before = await preapproval_repository.load(conn, locked)
     if approve and before.status == preapprovals.REQUESTED:
         campaign_id = locked["campaign_id"]
-        check_approvable(campaign_id, await campaign_projection.campaign(conn, campaign_id))
+        named = await campaign_projection.campaign(conn, campaign_id)
+        check_approvable(campaign_id, named, before.partner_id)
     at = now()
     decided = preapprovals.decide(
         before,

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query
 from services.programme import campaigns
 from services.programme.campaign_schemas import (
     CampaignDetailOut,
+    CampaignEditIn,
     CampaignIn,
     CampaignOut,
     CancelIn,
@@ -50,6 +51,17 @@ async def get_campaign(
 ) -> CampaignDetailOut:
     async with platform.pool.acquire() as conn:
         return await campaigns.detail(conn, who, campaign_id)
+
+
+@campaign_router.patch("/campaigns/{campaign_id}")
+async def edit_campaign(
+    campaign_id: str, body: CampaignEditIn, who: CallerDep, platform: PlatformDep
+) -> CampaignDetailOut:
+    """Change a campaign before it ends: its name, description, dates (the first day only
+    before it comes) and, for a channel manager, its partners (joining any time, leaving only
+    before the start and without an MDF pre-approval). 409 when the change is not allowed."""
+    async with platform.transaction() as conn:
+        return await campaigns.edit(conn, platform.outbox, who, campaign_id, body)
 
 
 @campaign_router.post("/campaigns/{campaign_id}/results")

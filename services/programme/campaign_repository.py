@@ -55,6 +55,39 @@ async def lock_campaign(conn: Connection, campaign_id: str) -> asyncpg.Record | 
     )
 
 
+async def update_campaign(
+    conn: Connection,
+    campaign_id: str,
+    *,
+    name: str,
+    description: str,
+    starts_on: date,
+    ends_on: date,
+    partner_ids: Sequence[str],
+) -> None:
+    """The campaign's record and its partners as they are from now on."""
+    await conn.execute(
+        """UPDATE campaigns SET name = $2, description = $3, starts_on = $4, ends_on = $5
+           WHERE campaign_id = $1""",
+        campaign_id,
+        name,
+        description,
+        starts_on,
+        ends_on,
+    )
+    await conn.execute(
+        "DELETE FROM campaign_partners WHERE campaign_id = $1 AND partner_id <> ALL($2::text[])",
+        campaign_id,
+        list(partner_ids),
+    )
+    await conn.execute(
+        """INSERT INTO campaign_partners (campaign_id, partner_id)
+           SELECT $1, p FROM unnest($2::text[]) AS p ON CONFLICT DO NOTHING""",
+        campaign_id,
+        list(partner_ids),
+    )
+
+
 async def cancel(conn: Connection, campaign_id: str, by: str, reason: str, at: datetime) -> None:
     await conn.execute(
         """UPDATE campaigns SET cancelled_at = $2, cancelled_by = $3, cancel_reason = $4

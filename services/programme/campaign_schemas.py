@@ -32,6 +32,29 @@ class CampaignIn(BaseModel):
         return self
 
 
+class CampaignEditIn(BaseModel):
+    """What changes; a field left out stays as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    description: Annotated[FreeText, Field(max_length=2000)] | None = None
+    starts_on: Day | None = None
+    ends_on: Day | None = None
+    partner_ids: list[Ident] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=50,
+        description="channel managers: the partners running it from now on (the whole list)",
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if not self.model_fields_set - {k for k, v in self if v is None}:
+            raise ValueError("nothing to change: give at least one field")
+        return self
+
+
 class ResultsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -15,6 +15,7 @@ import asyncpg
 from services.programme import campaign_repository, campaign_views, views
 from services.programme.campaign_schemas import (
     CampaignDetailOut,
+    CampaignEditIn,
     CampaignIn,
     CampaignOut,
     CampaignResultsOut,
@@ -23,9 +24,12 @@ from services.programme.campaign_schemas import (
     ResultsIn,
 )
 from services.programme.domain.campaigns import (
+    CampaignPlan,
     CampaignState,
     by_currency,
     check_cancellable,
+    check_dates,
+    check_edit,
     state_of,
 )
 from services.programme.plans import NO_PLAN
@@ -53,12 +57,7 @@ async def create(conn: Connection, outbox: Outbox, who: Caller, body: CampaignIn
         if not body.partner_ids:
             raise Unprocessable("a channel manager must name partner_ids")
         partners = sorted(set(body.partner_ids))
-    for partner in partners:
-        status = await views.partner_status(conn, partner)
-        if status is None:
-            raise NotFound(f"partner {partner} not found")
-        if status in NO_PLAN:
-            raise Conflict(f"partner {partner} is {status}: it runs no campaign")
+    await _check_partners(conn, partners)
     campaign_id = f"camp_{uuid.uuid4().hex[:20]}"
     at = now()
     await campaign_repository.insert_campaign(
@@ -79,6 +78,78 @@ async def create(conn: Connection, outbox: Outbox, who: Caller, body: CampaignIn
     record = _record(found, partners, at.date())
     await outbox.publish_many(conn, [_announced(record, at)])
     return record
+
+
+async def _check_partners(conn: Connection, partners: Sequence[str]) -> None:
+    """Partners the programme knows and works with (404 unknown, 409 rejected or expelled)."""
+    for partner in partners:
+        status = await views.partner_status(conn, partner)
+        if status is None:
+            raise NotFound(f"partner {partner} not found")
+        if status in NO_PLAN:
+            raise Conflict(f"partner {partner} is {status}: it runs no campaign")
+
+
+async def edit(
+    conn: Connection, outbox: Outbox, who: Caller, campaign_id: str, body: CampaignEditIn
+) -> CampaignDetailOut:
+    """Change a campaign that has not ended (domain/campaigns.py check_edit): a channel
+    manager any of it; a partner a campaign it runs alone, but not its partners. A change is
+    announced in the same transaction, so incentives and attribution check pre-approvals and
+    touchpoints against the new dates and partners; an edit that changes nothing announces
+    nothing."""
+    _seen, partners = await visible(conn, who, campaign_id)
+    if who.partner_id is not None:
+        if partners != [who.partner_id]:
+            raise Forbidden("a partner changes only a campaign it runs alone")
+        if body.partner_ids is not None:
+            raise Forbidden("a partner cannot change a campaign's partners")
+    found = await campaign_repository.lock_campaign(conn, campaign_id)
+    assert found is not None
+    at = now()
+    before = CampaignPlan(found["starts_on"], found["ends_on"], frozenset(partners))
+    wanted = CampaignPlan(
+        body.starts_on or before.starts_on,
+        body.ends_on or before.ends_on,
+        frozenset(body.partner_ids) if body.partner_ids is not None else before.partner_ids,
+    )
+    try:
+        check_dates(wanted.starts_on, wanted.ends_on)
+    except ValueError as refused:
+        raise Unprocessable(str(refused)) from None
+    facts = await campaign_views.preapprovals(conn, campaign_id, None)
+    budgeted = frozenset(f["partner_id"] for f in facts if f["status"] != "rejected")
+    try:
+        check_edit(
+            campaign_id,
+            _state(found, at.date()),
+            before,
+            wanted,
+            budgeted=budgeted,
+            today=at.date(),
+        )
+    except ValueError as refused:
+        raise Conflict(str(refused)) from None
+    await _check_partners(conn, sorted(wanted.partner_ids - before.partner_ids))
+    name = body.name if body.name is not None else found["name"]
+    description = body.description if body.description is not None else found["description"]
+    if (name, description) == (found["name"], found["description"]) and wanted == before:
+        return await detail(conn, who, campaign_id)
+    await campaign_repository.update_campaign(
+        conn,
+        campaign_id,
+        name=name,
+        description=description,
+        starts_on=wanted.starts_on,
+        ends_on=wanted.ends_on,
+        partner_ids=sorted(wanted.partner_ids),
+    )
+    await record_action(conn, who, "campaign.edit", campaign_id)
+    changed = await campaign_views.campaign(conn, campaign_id)
+    assert changed is not None
+    record = _record(changed, sorted(wanted.partner_ids), at.date())
+    await outbox.publish_many(conn, [_announced(record, at)])
+    return await detail(conn, who, campaign_id)
 
 
 async def visible(

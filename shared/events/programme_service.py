@@ -5,8 +5,9 @@
   person who answered.
 - programme.kpis.v1 (key: quarter): a quarter's headline KPIs for dashboards, whenever they
   change (services/programme/README.md defines each figure).
-- programme.campaigns.v1 (key: campaign id): each co-marketing campaign as it is created and
-  when it is cancelled, so incentives can check the campaign an MDF pre-approval names."""
+- programme.campaigns.v1 (key: campaign id): each co-marketing campaign as it is created,
+  changed and cancelled, so incentives can check the campaign an MDF pre-approval names and
+  attribution the campaign a touchpoint names."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ class KpiSnapshot(EventPayload):
 
 @event_type("programme.campaign_changed.v1")
 class CampaignChanged(EventPayload):
-    """A co-marketing campaign as it stands after a change (created, cancelled). Its state
+    """A co-marketing campaign as it stands after a change (created, changed, cancelled). Its state
     between changes follows its dates: a consumer computes it for its own day."""
 
     campaign_id: str

@@ -308,6 +308,16 @@ async def test_retries_are_idempotent_and_bad_requests_are_refused(pool: Pool) -
     ):
         await decide(pool, on_time, approve=True)
     assert (await decide(pool, on_time, approve=False, note="cancelled"))["status"] == "rejected"
+    # nor once its partner left the campaign (programme's newer word no longer names it)
+    await heard_of_campaign(pool, campaign_changed("camp-left", partner))
+    left = await ask(
+        pool, programs, partner, budget("10.00", reference="left", campaign_id="camp-left")
+    )
+    async with pool.acquire() as conn:
+        later = campaign_changed("camp-left", "p-stayed", changed_at=datetime.now(UTC))
+        await campaign_projection.record(conn, [later])
+    with pytest.raises(Conflict, match=f"partner {partner} no longer runs campaign camp-left"):
+        await decide(pool, left, approve=True)
 
     rejected = await ask(pool, programs, partner, budget("50.00", reference="ref-3"))
     with pytest.raises(PreapprovalConflict, match="a rejection needs a reason"):

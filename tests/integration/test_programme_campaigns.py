@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 
-from shared.events.incentives import MdfClaimDecided, MdfPreapprovalChanged
+from shared.events.incentives import MdfClaimDecided
 from shared.events.partners import PartnerChange, PartnerStatus
 from shared.topics import ATTRIBUTION_CREDITS, INCENTIVE_LEDGER, PARTNER_LIFECYCLE
 from tests.support import factories as f
-from tests.support.campaigns import usd_results
+from tests.support.campaigns import known_partners, preapproval, usd_results
 from tests.support.infra import Infra
 from tests.support.kafka import publish
 from tests.support.polling import eventually
@@ -35,38 +35,6 @@ AT = datetime(2026, 11, 20, 12, tzinfo=UTC)
 async def programme(infra: Infra) -> AsyncIterator[str]:
     async with service_processes(infra, "programme") as urls:
         yield urls[0]
-
-
-async def known_partners(infra: Infra, client: httpx.AsyncClient, url: str, *ids: str) -> None:
-    for partner_id in ids:
-        state = f.partner_state_changed(partner_id=partner_id, changed_at=AT)
-        await publish(infra, PARTNER_LIFECYCLE, [state], subject=partner_id, source="onboarding")
-
-    async def heard() -> bool:
-        answer = await client.get(f"{url}/kpis", params={"partner_id": list(ids)}, headers=ADMIN)
-        return bool(answer.json()["partners"]["active"] == len(ids))
-
-    await eventually(heard, 60, what="programme to hear of the partners")
-
-
-def preapproval(
-    partner: str, campaign: str, pa: str, status: str, reserved: str, claimed: str, minute: int
-) -> MdfPreapprovalChanged:
-    return MdfPreapprovalChanged(
-        preapproval_id=pa,
-        partner_id=partner,
-        campaign_id=campaign,
-        activity_kind="webinar",
-        status=status,
-        amount=D("1500.00"),
-        currency="USD",
-        starts_on=date(2026, 11, 1),
-        ends_on=date(2026, 11, 30),
-        reserved=D(reserved),
-        claimed=D(claimed),
-        fund_available=D("500.00"),
-        changed_at=AT + timedelta(minutes=minute),
-    )
 
 
 def claim(partner: str, campaign: str, pa: str, amount: str) -> MdfClaimDecided:

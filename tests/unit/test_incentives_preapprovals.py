@@ -255,10 +255,12 @@ def test_a_pre_approval_names_a_known_campaign_of_its_partner_that_has_not_ended
 
 
 def test_a_pre_approval_is_approved_only_while_its_campaign_is_not_cancelled() -> None:
-    check_approvable("camp_1", campaign())
-    check_approvable("camp_1", campaign(ends_on=date(2026, 1, 1)))  # asked in time: still may
+    check_approvable("camp_1", campaign(), "p-1")
+    check_approvable("camp_1", campaign(ends_on=date(2026, 1, 1)), "p-2")  # asked in time
     with pytest.raises(CampaignNotOpen, match="camp_1 was cancelled on 2026-11-02: its") as off:
-        check_approvable("camp_1", campaign(cancelled_at=AT))
+        check_approvable("camp_1", campaign(cancelled_at=AT), "p-1")
     assert off.value.status == 409
+    with pytest.raises(CampaignNotOpen, match="partner p-3 no longer runs campaign camp_1"):
+        check_approvable("camp_1", campaign(), "p-3")  # it left before the campaign started
     with pytest.raises(CampaignNotKnown, match=r"campaign camp_9 is not known \(any more\)"):
-        check_approvable("camp_9", None)
+        check_approvable("camp_9", None, "p-1")

@@ -9,11 +9,13 @@ from decimal import Decimal
 import pytest
 
 from services.programme.domain.campaigns import (
+    CampaignPlan,
     CampaignState,
     CurrencyFigures,
     by_currency,
     check_cancellable,
     check_dates,
+    check_edit,
     state_of,
 )
 
@@ -70,3 +72,56 @@ def test_results_per_currency_and_the_return_per_dollar_spent() -> None:
     assert CurrencyFigures(
         "USD", attributed_revenue=D("1"), mdf_claimed=D("3")
     ).return_per_dollar == D("0.3333")
+
+
+PLAN = CampaignPlan(START, END, frozenset({"p-1", "p-2"}))
+
+
+def edit(
+    state: CampaignState,
+    today: date,
+    budgeted: frozenset[str] = frozenset(),
+    *,
+    starts_on: date = START,
+    ends_on: date = END,
+    partner_ids: frozenset[str] = PLAN.partner_ids,
+) -> None:
+    wanted = CampaignPlan(starts_on, ends_on, partner_ids)
+    check_edit("c", state, PLAN, wanted, budgeted=budgeted, today=today)
+
+
+def test_a_planned_campaign_moves_its_dates_and_partners_within_bounds() -> None:
+    before = date(2026, 10, 20)
+    edit(CampaignState.PLANNED, before, starts_on=date(2026, 11, 5), ends_on=date(2026, 12, 5))
+    edit(CampaignState.PLANNED, before, starts_on=before)  # from today on
+    edit(CampaignState.PLANNED, before, partner_ids=frozenset({"p-1", "p-3"}))  # p-2 leaves
+    with pytest.raises(ValueError, match="starts_on 2026-10-19 is in the past"):
+        edit(CampaignState.PLANNED, before, starts_on=date(2026, 10, 19))
+    with pytest.raises(ValueError, match="p-2 asked for MDF for campaign c: a partner with a"):
+        edit(
+            CampaignState.PLANNED,
+            before,
+            frozenset({"p-2"}),
+            partner_ids=frozenset({"p-1"}),
+        )
+
+
+def test_a_running_campaign_keeps_its_start_and_its_partners_and_ends_today_at_the_earliest() -> (
+    None
+):
+    today = date(2026, 11, 10)
+    edit(CampaignState.RUNNING, today, ends_on=today)  # ends today
+    edit(CampaignState.RUNNING, today, ends_on=date(2026, 12, 31))  # extended
+    edit(CampaignState.RUNNING, today, partner_ids=frozenset({"p-1", "p-2", "p-3"}))  # joins
+    with pytest.raises(ValueError, match="started on 2026-11-01: its first day cannot move"):
+        edit(CampaignState.RUNNING, today, starts_on=date(2026, 11, 2))
+    with pytest.raises(ValueError, match="ends_on 2026-11-09 is before today"):
+        edit(CampaignState.RUNNING, today, ends_on=date(2026, 11, 9))
+    with pytest.raises(ValueError, match=r"has started: its partners can join, not leave \(p-2\)"):
+        edit(CampaignState.RUNNING, today, partner_ids=frozenset({"p-1"}))
+
+
+def test_a_campaign_ended_or_cancelled_is_not_changed() -> None:
+    for state in (CampaignState.COMPLETED, CampaignState.CANCELLED):
+        with pytest.raises(ValueError, match=f"campaign c is {state.value}: it cannot be changed"):
+            edit(state, date(2026, 12, 10), ends_on=date(2026, 12, 31))

@@ -51,15 +51,21 @@ def check_campaign(
     return campaign
 
 
-def check_approvable(campaign_id: str, campaign: KnownCampaign | None) -> None:
+def check_approvable(campaign_id: str, campaign: KnownCampaign | None, partner_id: str) -> None:
     """A requested pre-approval may be approved (money reserved for it) only while its campaign
-    is not cancelled: programme may cancel a campaign after the partner asked, and a cancelled
-    campaign spends nothing. Rejecting it stays open. (A campaign over by now may still be
+    is not cancelled and its partner still runs it: programme may cancel a campaign, or a
+    partner may leave it before it starts, after the partner asked, and then it spends nothing
+    for that partner. Rejecting it stays open. (A campaign over by now may still be
     approved: the budget was asked in time, and claims have their window after the end.)"""
     if campaign is None:
         raise CampaignNotKnown(
             f"campaign {campaign_id} is not known (any more): a pre-approval is approved only "
             "for a campaign programme announced"
+        )
+    if partner_id not in campaign.partner_ids:
+        raise CampaignNotOpen(
+            f"partner {partner_id} no longer runs campaign {campaign_id}: its pre-approval can "
+            "only be rejected"
         )
     if campaign.cancelled_at is not None:
         raise CampaignNotOpen(

@@ -45,6 +45,56 @@ def state_of(starts_on: date, ends_on: date, *, cancelled: bool, today: date) ->
     return CampaignState.COMPLETED
 
 
+@dataclass(frozen=True)
+class CampaignPlan:
+    """What an edit may change of a campaign: its dates and its partners."""
+
+    starts_on: date
+    ends_on: date
+    partner_ids: frozenset[str]
+
+
+def check_edit(
+    campaign_id: str,
+    state: CampaignState,
+    now: CampaignPlan,
+    wanted: CampaignPlan,
+    *,
+    budgeted: frozenset[str],
+    today: date,
+) -> None:
+    """A campaign is changed only before it ends (a completed one is a record of what ran, a
+    cancelled one stays so). Its first day moves only before it comes, and not into the past;
+    its last day not before today; a partner joins any time before the end, and leaves only
+    before the start and without an MDF pre-approval for it (`budgeted`: the partners that
+    asked for one), so money asked for a campaign never loses its campaign. Raises ValueError
+    (the caller's 409); the dates' order is check_dates' (a 422)."""
+    if state in (CampaignState.COMPLETED, CampaignState.CANCELLED):
+        raise ValueError(f"campaign {campaign_id} is {state.value}: it cannot be changed")
+    if wanted.starts_on != now.starts_on:
+        if state is CampaignState.RUNNING:
+            raise ValueError(
+                f"campaign {campaign_id} started on {now.starts_on}: its first day cannot move"
+            )
+        if wanted.starts_on < today:
+            raise ValueError(f"starts_on {wanted.starts_on} is in the past")
+    if wanted.ends_on != now.ends_on and wanted.ends_on < today:
+        raise ValueError(
+            f"ends_on {wanted.ends_on} is before today: a campaign ends today at the earliest"
+        )
+    leaving = now.partner_ids - wanted.partner_ids
+    if leaving and state is CampaignState.RUNNING:
+        raise ValueError(
+            f"campaign {campaign_id} has started: its partners can join, not leave "
+            f"({', '.join(sorted(leaving))})"
+        )
+    if leaving & budgeted:
+        raise ValueError(
+            f"{', '.join(sorted(leaving & budgeted))} asked for MDF for campaign {campaign_id}: "
+            "a partner with a pre-approval cannot leave it"
+        )
+
+
 def check_cancellable(state: CampaignState, campaign_id: str) -> None:
     """Only a campaign that has not ended (or been cancelled) can be cancelled."""
     if state in (CampaignState.COMPLETED, CampaignState.CANCELLED):

@@ -1,0 +1,183 @@
+"""Changing a co-marketing campaign on a real programme process: a channel manager moves its
+dates and partners within the rules (a partner only its own solo campaign's name and dates),
+every refusal a precise 4xx, and each change announced on programme.campaigns.v1 in the same
+transaction (an edit that changes nothing announces nothing)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from shared.topics import INCENTIVE_LEDGER, PROGRAMME_CAMPAIGNS
+from tests.support.campaigns import known_partners, preapproval
+from tests.support.infra import Infra
+from tests.support.kafka import publish, wait_for_keyed
+from tests.support.polling import eventually
+from tests.support.processes import service_processes
+from tests.support.tokens import ADMIN, auth
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+async def programme(infra: Infra) -> AsyncIterator[str]:
+    async with service_processes(infra, "programme") as urls:
+        yield urls[0]
+
+
+async def announced(admin_db: asyncpg.Connection, campaign: str) -> int:
+    """How many announcements of the campaign programme's outbox holds."""
+    count: int = await admin_db.fetchval(
+        "SELECT count(*) FROM programme.outbox WHERE topic = $1 AND message_key = $2",
+        PROGRAMME_CAMPAIGNS.name,
+        campaign,
+    )
+    return count
+
+
+async def test_a_manager_changes_a_campaign_before_it_ends_and_the_change_is_announced(
+    infra: Infra, programme: str, admin_db: asyncpg.Connection
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    partner, ally, newcomer = f"p-ed-{run}", f"p-ed-ally-{run}", f"p-ed-new-{run}"
+    today = datetime.now(UTC).date()
+
+    def day(offset: int) -> str:
+        return str(today + timedelta(days=offset))
+
+    async with httpx.AsyncClient(base_url=programme, timeout=10) as client:
+        await known_partners(infra, client, programme, partner, ally, newcomer)
+        body = {"name": "Joint roadshow", "kind": "event", "starts_on": day(5), "ends_on": day(20)}
+        created = await client.post(
+            "/campaigns", json={**body, "partner_ids": [partner, ally]}, headers=ADMIN
+        )
+        assert created.status_code == 201, created.text
+        campaign = created.json()["campaign_id"]
+        path = f"/campaigns/{campaign}"
+        since = datetime.now(UTC) - timedelta(seconds=5)
+
+        # Planned: a manager moves both dates, and the ally leaves as a newcomer joins.
+        moved = await client.patch(
+            path,
+            json={"starts_on": day(7), "ends_on": day(30), "partner_ids": [partner, newcomer]},
+            headers=ADMIN,
+        )
+        assert moved.status_code == 200, moved.text
+        assert (moved.json()["starts_on"], moved.json()["ends_on"]) == (day(7), day(30))
+        assert moved.json()["partner_ids"] == sorted([partner, newcomer])
+        assert moved.json()["state"] == "planned"
+
+        def has_move(events: list[dict[str, Any]]) -> bool:
+            return any(e["data"]["ends_on"] == day(30) for e in events)
+
+        events = await wait_for_keyed(
+            infra.kafka, PROGRAMME_CAMPAIGNS.name, campaign, has_move, since=since
+        )
+        change = next(e["data"] for e in events if e["data"]["ends_on"] == day(30))
+        assert (change["starts_on"], change["partner_ids"]) == (day(7), sorted([partner, newcomer]))
+
+        # The same values again: nothing changes, nothing more is announced.
+        before = await announced(admin_db, campaign)
+        same = await client.patch(path, json={"ends_on": day(30)}, headers=ADMIN)
+        assert same.status_code == 200, same.text
+        assert await announced(admin_db, campaign) == before
+
+        refused: dict[str, tuple[dict[str, str], dict[str, Any], int, str]] = {
+            "nothing": (ADMIN, {}, 422, "nothing to change"),
+            "only nulls": (ADMIN, {"name": None}, 422, "nothing to change"),
+            "kind": (ADMIN, {"kind": "webinar"}, 422, "Extra inputs are not permitted"),
+            "inverted": (ADMIN, {"ends_on": day(6)}, 422, f"ends_on {day(6)} is before"),
+            "past start": (ADMIN, {"starts_on": day(-1)}, 409, f"starts_on {day(-1)} is in the"),
+            "unknown joins": (
+                ADMIN,
+                {"partner_ids": [partner, f"p-none-{run}"]},
+                404,
+                f"partner p-none-{run} not found",
+            ),
+            "joint, by a partner": (
+                auth(partner),
+                {"name": "Mine now"},
+                403,
+                "a partner changes only a campaign it runs alone",
+            ),
+            "an outsider": (auth(ally), {"name": "x"}, 404, f"campaign {campaign} not found"),
+        }
+        for name, (headers, sent, status, says) in refused.items():
+            answer = await client.patch(path, json=sent, headers=headers)
+            assert answer.status_code == status, (name, answer.text)
+            assert says in answer.text, (name, answer.text)
+
+        # A partner that asked for MDF for it cannot leave it.
+        asked = preapproval(newcomer, campaign, f"pa-{run}", "requested", "0.00", "0.00", 0)
+        await publish(infra, INCENTIVE_LEDGER, [asked], subject=newcomer, source="incentives")
+
+        async def heard() -> bool:
+            shown = (await client.get(path, headers=ADMIN)).json()
+            return bool(shown["preapprovals"])
+
+        await eventually(heard, 30, what="programme to hear of the pre-approval")
+        leaving = await client.patch(path, json={"partner_ids": [partner]}, headers=ADMIN)
+        assert leaving.status_code == 409, leaving.text
+        assert f"{newcomer} asked for MDF for campaign {campaign}" in leaving.json()["detail"]
+
+        # Cancelled: no change any more.
+        cancelled = await client.post(f"{path}/cancel", json={"reason": "venue"}, headers=ADMIN)
+        assert cancelled.status_code == 200, cancelled.text
+        late = await client.patch(path, json={"ends_on": day(40)}, headers=ADMIN)
+        assert late.status_code == 409
+        assert late.json()["detail"] == f"campaign {campaign} is cancelled: it cannot be changed"
+
+
+async def test_a_partner_changes_its_own_running_campaign_but_not_its_start(
+    infra: Infra, programme: str
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-solo-{run}"
+    today = datetime.now(UTC).date()
+    async with httpx.AsyncClient(base_url=programme, timeout=10) as client:
+        await known_partners(infra, client, programme, partner)
+        created = await client.post(
+            "/campaigns",
+            json={
+                "name": "Webinar",
+                "kind": "webinar",
+                "starts_on": str(today),
+                "ends_on": str(today + timedelta(days=3)),
+            },
+            headers=auth(partner),
+        )
+        assert created.status_code == 201, created.text
+        path = f"/campaigns/{created.json()['campaign_id']}"
+        renamed = await client.patch(
+            path,
+            json={"name": "Webinar, part one", "ends_on": str(today + timedelta(days=10))},
+            headers=auth(partner),
+        )
+        assert renamed.status_code == 200, renamed.text
+        assert (renamed.json()["name"], renamed.json()["ends_on"]) == (
+            "Webinar, part one",
+            str(today + timedelta(days=10)),
+        )
+        for sent, status, says in (
+            ({"partner_ids": [partner]}, 403, "a partner cannot change a campaign's partners"),
+            (
+                {"starts_on": str(today + timedelta(days=1))},
+                409,
+                f"started on {today}: its first day cannot move",
+            ),
+            (
+                {"ends_on": str(today - timedelta(days=1))},
+                422,
+                "is before starts_on",
+            ),
+        ):
+            answer = await client.patch(path, json=sent, headers=auth(partner))
+            assert answer.status_code == status, answer.text
+            assert says in answer.json()["detail"], answer.text
+        assert date.fromisoformat(renamed.json()["starts_on"]) == today
