@@ -10,6 +10,7 @@ import subprocess
 import uuid
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -18,6 +19,7 @@ from aiokafka.errors import (
     KafkaConnectionError,
     TopicAuthorizationFailedError,
 )
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
     AclBinding,
     AclOperation,
@@ -166,10 +168,23 @@ async def test_topics_follow_the_registry_and_the_layout_as_far_as_kafka_can(
         async def visible(count: int) -> bool:
             return await asyncio.to_thread(partitions) == count
 
-        # The broker's metadata answers what a creation did a moment later.
+        # The broker's metadata answers what a creation did a moment later; on a cluster each
+        # broker learns of it on its own, and the one answering a describe may be another.
         await eventually(lambda: visible(2))
         resource = ConfigResource(ResourceType.TOPIC, name)
-        configs = client.describe_configs([resource])[resource].result(timeout=30)
+
+        def described() -> Any:
+            try:
+                return client.describe_configs([resource])[resource].result(timeout=30)
+            except KafkaException as error:
+                if error.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise
+                return None
+
+        async def configs_known() -> Any:
+            return await asyncio.to_thread(described)
+
+        configs = await eventually(configs_known, what=f"the broker asked to describe {name}")
         assert configs["retention.ms"].value == str(24 * 3600 * 1000)
         assert configs["min.insync.replicas"].value == "1"
 
