@@ -63,9 +63,9 @@ async def update_campaign(
     description: str,
     starts_on: date,
     ends_on: date,
-    partner_ids: Sequence[str],
+    partner_ids: Sequence[str] | None,
 ) -> None:
-    """The campaign's record and its partners as they are from now on."""
+    """The campaign's record, and its partners as they are from now on (None: unchanged)."""
     await conn.execute(
         """UPDATE campaigns SET name = $2, description = $3, starts_on = $4, ends_on = $5
            WHERE campaign_id = $1""",
@@ -75,6 +75,8 @@ async def update_campaign(
         starts_on,
         ends_on,
     )
+    if partner_ids is None:
+        return
     await conn.execute(
         "DELETE FROM campaign_partners WHERE campaign_id = $1 AND partner_id <> ALL($2::text[])",
         campaign_id,

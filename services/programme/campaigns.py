@@ -37,6 +37,7 @@ from shared.audit import record_action
 from shared.clock import now
 from shared.db import Connection, from_row
 from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
+from shared.events.partners import PartnerStatus
 from shared.events.programme_service import CampaignChanged
 from shared.identity import Caller
 from shared.outbox import Outbox, OutgoingEvent
@@ -44,6 +45,8 @@ from shared.topics import PROGRAMME_CAMPAIGNS
 
 # Statuses whose approved amount is a budget granted to the campaign.
 GRANTED = frozenset({"approved", "expired"})
+# Partner statuses that may join a campaign already announced.
+JOINS = frozenset({PartnerStatus.ACTIVE.value, PartnerStatus.GRACE.value})
 
 
 async def create(conn: Connection, outbox: Outbox, who: Caller, body: CampaignIn) -> CampaignOut:
@@ -90,6 +93,19 @@ async def _check_partners(conn: Connection, partners: Sequence[str]) -> None:
             raise Conflict(f"partner {partner} is {status}: it runs no campaign")
 
 
+async def _check_joining(conn: Connection, partners: Sequence[str]) -> None:
+    """A partner joins a campaign already announced only while it works with the programme
+    (active, or in its grace period): money and credit may follow the campaign from then on."""
+    for partner in partners:
+        status = await views.partner_status(conn, partner)
+        if status is None:
+            raise NotFound(f"partner {partner} not found")
+        if status not in JOINS:
+            raise Conflict(
+                f"partner {partner} is {status}: only an active partner joins a campaign"
+            )
+
+
 async def edit(
     conn: Connection, outbox: Outbox, who: Caller, campaign_id: str, body: CampaignEditIn
 ) -> CampaignDetailOut:
@@ -97,20 +113,22 @@ async def edit(
     manager any of it; a partner a campaign it runs alone, but not its partners. A change is
     announced in the same transaction, so incentives and attribution check pre-approvals and
     touchpoints against the new dates and partners; an edit that changes nothing announces
-    nothing."""
-    _seen, partners = await visible(conn, who, campaign_id)
+    nothing. The campaign is locked before its partners are read: an edit waiting for another
+    works from what that one wrote, never from a list it replaced."""
+    found = await campaign_repository.lock_campaign(conn, campaign_id)
+    partners = await campaign_views.partners_of(conn, campaign_id) if found else []
+    if found is None or (who.partner_id is not None and who.partner_id not in partners):
+        raise NotFound(f"campaign {campaign_id} not found")
     if who.partner_id is not None:
         if partners != [who.partner_id]:
             raise Forbidden("a partner changes only a campaign it runs alone")
         if body.partner_ids is not None:
             raise Forbidden("a partner cannot change a campaign's partners")
-    found = await campaign_repository.lock_campaign(conn, campaign_id)
-    assert found is not None
     at = now()
     before = CampaignPlan(found["starts_on"], found["ends_on"], frozenset(partners))
     wanted = CampaignPlan(
-        body.starts_on or before.starts_on,
-        body.ends_on or before.ends_on,
+        body.starts_on if body.starts_on is not None else before.starts_on,
+        body.ends_on if body.ends_on is not None else before.ends_on,
         frozenset(body.partner_ids) if body.partner_ids is not None else before.partner_ids,
     )
     try:
@@ -130,7 +148,7 @@ async def edit(
         )
     except ValueError as refused:
         raise Conflict(str(refused)) from None
-    await _check_partners(conn, sorted(wanted.partner_ids - before.partner_ids))
+    await _check_joining(conn, sorted(wanted.partner_ids - before.partner_ids))
     name = body.name if body.name is not None else found["name"]
     description = body.description if body.description is not None else found["description"]
     if (name, description) == (found["name"], found["description"]) and wanted == before:
@@ -142,7 +160,9 @@ async def edit(
         description=description,
         starts_on=wanted.starts_on,
         ends_on=wanted.ends_on,
-        partner_ids=sorted(wanted.partner_ids),
+        partner_ids=sorted(wanted.partner_ids)
+        if wanted.partner_ids != before.partner_ids
+        else None,
     )
     await record_action(conn, who, "campaign.edit", campaign_id)
     changed = await campaign_views.campaign(conn, campaign_id)

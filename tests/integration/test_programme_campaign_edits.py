@@ -5,6 +5,7 @@ transaction (an edit that changes nothing announces nothing)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -14,7 +15,9 @@ import asyncpg
 import httpx
 import pytest
 
-from shared.topics import INCENTIVE_LEDGER, PROGRAMME_CAMPAIGNS
+from shared.events.partners import PartnerChange, PartnerStatus
+from shared.topics import INCENTIVE_LEDGER, PARTNER_LIFECYCLE, PROGRAMME_CAMPAIGNS
+from tests.support import factories
 from tests.support.campaigns import known_partners, preapproval
 from tests.support.infra import Infra
 from tests.support.kafka import publish, wait_for_keyed
@@ -113,6 +116,25 @@ async def test_a_manager_changes_a_campaign_before_it_ends_and_the_change_is_ann
             assert answer.status_code == status, (name, answer.text)
             assert says in answer.text, (name, answer.text)
 
+        # A partner still onboarding joins no campaign already announced.
+        onboarding = f"p-ed-onb-{run}"
+        state = factories.partner_state_changed(
+            partner_id=onboarding, status=PartnerStatus.ONBOARDING, change=PartnerChange.ONBOARDING
+        )
+        await publish(infra, PARTNER_LIFECYCLE, [state], subject=onboarding, source="onboarding")
+
+        async def joining_refused() -> Any:
+            answer = await client.patch(
+                path, json={"partner_ids": [partner, newcomer, onboarding]}, headers=ADMIN
+            )
+            return answer if answer.status_code != 404 else None  # not heard of yet
+
+        joining = await eventually(joining_refused, 30, what="programme to hear of the partner")
+        assert joining.status_code == 409, joining.text
+        assert joining.json()["detail"] == (
+            f"partner {onboarding} is onboarding: only an active partner joins a campaign"
+        )
+
         # A partner that asked for MDF for it cannot leave it.
         asked = preapproval(newcomer, campaign, f"pa-{run}", "requested", "0.00", "0.00", 0)
         await publish(infra, INCENTIVE_LEDGER, [asked], subject=newcomer, source="incentives")
@@ -181,3 +203,63 @@ async def test_a_partner_changes_its_own_running_campaign_but_not_its_start(
             assert answer.status_code == status, answer.text
             assert says in answer.json()["detail"], answer.text
         assert date.fromisoformat(renamed.json()["starts_on"]) == today
+
+
+async def test_an_edit_waiting_for_another_keeps_what_that_one_wrote(
+    infra: Infra, programme: str
+) -> None:
+    """Two edits of one campaign at once: the second waits for the first's lock and then
+    works from what the first wrote (a renaming never drops a partner that just joined)."""
+    run = uuid.uuid4().hex[:8]
+    partner, ally, joined = f"p-race-{run}", f"p-race-ally-{run}", f"p-race-new-{run}"
+    today = datetime.now(UTC).date()
+    async with httpx.AsyncClient(base_url=programme, timeout=30) as client:
+        await known_partners(infra, client, programme, partner, ally)
+        created = await client.post(
+            "/campaigns",
+            json={
+                "name": "Race",
+                "kind": "content",
+                "starts_on": str(today + timedelta(days=3)),
+                "ends_on": str(today + timedelta(days=9)),
+                "partner_ids": [partner, ally],
+            },
+            headers=ADMIN,
+        )
+        assert created.status_code == 201, created.text
+        campaign = created.json()["campaign_id"]
+        # The first edit, played in SQL: it holds the campaign's row while a partner joins.
+        first = await asyncpg.connect(infra.admin_dsn)
+        try:
+            writing = first.transaction()
+            await writing.start()
+            await first.execute(
+                "SELECT 1 FROM programme.campaigns WHERE campaign_id = $1 FOR UPDATE", campaign
+            )
+            holder = await first.fetchval("SELECT pg_backend_pid()")
+            renaming = asyncio.create_task(
+                client.patch(f"/campaigns/{campaign}", json={"name": "Renamed"}, headers=ADMIN)
+            )
+
+            async def waiting() -> bool:
+                return bool(
+                    await first.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE $1 = ANY(pg_blocking_pids(pid))",
+                        holder,
+                    )
+                )
+
+            await eventually(waiting, what="the renaming to wait for the first edit")
+            await first.execute(
+                "INSERT INTO programme.campaign_partners (campaign_id, partner_id) VALUES ($1, $2)",
+                campaign,
+                joined,
+            )
+            await writing.commit()
+        finally:
+            await first.close()
+        renamed = await renaming
+        assert renamed.status_code == 200, renamed.text
+        assert renamed.json()["name"] == "Renamed"
+        assert renamed.json()["partner_ids"] == sorted([partner, ally, joined])
