@@ -16,7 +16,11 @@ import asyncpg
 
 from services.incentives import campaign_projection, mdf_repository, preapproval_repository
 from services.incentives.domain import preapprovals
-from services.incentives.domain.campaigns import check_approvable, check_campaign
+from services.incentives.domain.campaigns import (
+    check_approvable,
+    check_campaign,
+    check_claimable,
+)
 from services.incentives.domain.claims import ClaimAsk
 from services.incentives.domain.preapprovals import (
     CampaignBudget,
@@ -151,6 +155,10 @@ async def request_claim(
     pre = await preapproval_repository.load(conn, locked)
     at = now()
     preapprovals.check_claim(pre, ask.amount, at)
+    campaign_id = locked["campaign_id"]
+    check_claimable(
+        campaign_id, await campaign_projection.campaign(conn, campaign_id), ask.partner_id
+    )
     claim_id = await mdf_repository.insert_claim(
         conn, programs, ask=ask, at=at, preapproval_id=preapproval_id
     )

@@ -318,6 +318,17 @@ async def test_retries_are_idempotent_and_bad_requests_are_refused(pool: Pool) -
         await campaign_projection.record(conn, [later])
     with pytest.raises(Conflict, match=f"partner {partner} no longer runs campaign camp-left"):
         await decide(pool, left, approve=True)
+    # one approved a moment before programme's word that its partner left takes no claim
+    await heard_of_campaign(pool, campaign_changed("camp-late", partner))
+    late = await ask(
+        pool, programs, partner, budget("10.00", reference="late", campaign_id="camp-late")
+    )
+    await decide(pool, late, approve=True)
+    async with pool.acquire() as conn:
+        later = campaign_changed("camp-late", "p-stayed", changed_at=datetime.now(UTC))
+        await campaign_projection.record(conn, [later])
+    with pytest.raises(Conflict, match="no longer runs campaign camp-late: no claim against"):
+        await claim_on(pool, programs, partner, late, "5.00")
 
     rejected = await ask(pool, programs, partner, budget("50.00", reference="ref-3"))
     with pytest.raises(PreapprovalConflict, match="a rejection needs a reason"):
@@ -336,9 +347,10 @@ async def test_retries_are_idempotent_and_bad_requests_are_refused(pool: Pool) -
     assert [(kind, subject) for _, kind, subject, _ in await told(pool, partner)] == [
         ("mdf_preapproval_approved", "MDF approved for campaign camp-1: 800.00 USD reserved"),
         ("mdf_preapproval_rejected", "MDF not approved for campaign camp-off"),
+        ("mdf_preapproval_approved", "MDF approved for campaign camp-late: 10.00 USD reserved"),
         ("mdf_preapproval_rejected", "MDF not approved for campaign camp-1"),
     ]
-    assert (await told(pool, partner))[2][3] == (
+    assert (await told(pool, partner))[3][3] == (
         f"pre-approval {rejected} (your reference ref-3) for 50.00 USD is rejected: "
         "outside the plan"
     )

@@ -18,6 +18,7 @@ from services.incentives.domain.campaigns import (
     KnownCampaign,
     check_approvable,
     check_campaign,
+    check_claimable,
 )
 from services.incentives.domain.mdf import Fund, Lot
 from services.incentives.domain.preapprovals import (
@@ -264,3 +265,12 @@ def test_a_pre_approval_is_approved_only_while_its_campaign_is_not_cancelled() -
         check_approvable("camp_1", campaign(), "p-3")  # it left before the campaign started
     with pytest.raises(CampaignNotKnown, match=r"campaign camp_9 is not known \(any more\)"):
         check_approvable("camp_9", None, "p-1")
+
+
+def test_a_claim_is_taken_while_its_partner_runs_the_campaign_even_cancelled() -> None:
+    check_claimable("camp_1", campaign(), "p-1")
+    check_claimable("camp_1", campaign(cancelled_at=AT), "p-2")  # money spent before
+    with pytest.raises(CampaignNotOpen, match="partner p-3 no longer runs campaign camp_1: no"):
+        check_claimable("camp_1", campaign(), "p-3")
+    with pytest.raises(CampaignNotKnown, match=r"campaign camp_9 is not known \(any more\)"):
+        check_claimable("camp_9", None, "p-1")

@@ -72,3 +72,21 @@ def check_approvable(campaign_id: str, campaign: KnownCampaign | None, partner_i
             f"campaign {campaign_id} was cancelled on {campaign.cancelled_at.date().isoformat()}: "
             "its pre-approval can only be rejected"
         )
+
+
+def check_claimable(campaign_id: str, campaign: KnownCampaign | None, partner_id: str) -> None:
+    """A claim draws on an approved pre-approval only while its partner still runs the
+    campaign. Programme lets a partner leave only before the campaign starts and without a
+    pre-approval, but it hears of pre-approvals a moment late: one approved in that moment is
+    refused here, and its reservation is released when it expires. A cancelled campaign still
+    takes claims (money spent before the cancellation)."""
+    if campaign is None:
+        raise CampaignNotKnown(
+            f"campaign {campaign_id} is not known (any more): a claim is taken only for a "
+            "campaign programme announced"
+        )
+    if partner_id not in campaign.partner_ids:
+        raise CampaignNotOpen(
+            f"partner {partner_id} no longer runs campaign {campaign_id}: no claim against "
+            "its pre-approval"
+        )
