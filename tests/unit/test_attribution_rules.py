@@ -7,7 +7,7 @@ hold credits and how a settlement explains its trigger."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -309,6 +309,8 @@ def test_a_campaign_touchpoint_names_a_known_campaign_its_partner_ran_then() -> 
     last_day = datetime(2026, 11, 9, 23, 59, tzinfo=UTC)
     check_touch_campaign("camp-1", ran, "p-2", first_day)
     check_touch_campaign("camp-1", ran, "p-1", last_day)  # its last day still counts
+    # 9 November 23:59 UTC written from Sydney is 10 November there: still its last day
+    check_touch_campaign("camp-1", ran, "p-1", last_day.astimezone(timezone(timedelta(hours=11))))
     with pytest.raises(CampaignNotKnown, match=r"campaign camp-9 is not known \(yet\)") as unknown:
         check_touch_campaign("camp-9", None, "p-1", first_day)
     assert unknown.value.status == 409  # worth retrying: the announcement may be on its way

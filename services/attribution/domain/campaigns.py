@@ -9,7 +9,7 @@ the campaign id on to programme, which sums a campaign's revenue from them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from shared.errors import Conflict, Unprocessable
 
@@ -46,7 +46,7 @@ def check_touch_campaign(
         )
     if partner_id not in campaign.partner_ids:
         raise NotThroughCampaign(f"campaign {campaign_id} is not run by partner {partner_id}")
-    day = occurred_at.date()
+    day = occurred_at.astimezone(UTC).date()  # campaigns' days are UTC days
     if not campaign.starts_on <= day <= campaign.ends_on:
         raise NotThroughCampaign(
             f"occurred_at {occurred_at.isoformat()} is outside campaign {campaign_id}'s dates "
