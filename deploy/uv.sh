@@ -17,8 +17,10 @@ if command -v uv >/dev/null 2>&1; then exec uv "$@"; fi
 echo "[uv] installing uv into $OWN (a venv of $PYTHON)" >&2
 if ! "$PYTHON" -m venv --help >/dev/null 2>&1 || ! "$PYTHON" -c 'import ensurepip' 2>/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null 2>&1 \
-      || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >/dev/null; }
+    # python3.11-venv for a python3.11: Debian's package for this interpreter's version.
+    venv_package="$("$PYTHON" -c 'import sys; print("python%d.%d-venv" % sys.version_info[:2])')"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$venv_package" >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$venv_package" >/dev/null; }
   else
     echo "[uv] $PYTHON cannot make a venv: install python3-venv (Debian) or uv itself" >&2
     exit 1
