@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 
 from services.portal import (
     api,
+    campaigns,
     console,
     dashboard,
     dead_letters,
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 ROUTERS = (
     api.router,
     earnings.router,
+    campaigns.router,
     webhooks.router,
     enablement.router,
     console.router,

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
-from services.portal.backends import Backends
+from services.portal.backends import Backends, BackendUnavailable
 from services.portal.domain import charts, enablement, pages
 from services.portal.schemas import (
     HomePage,
@@ -114,13 +115,37 @@ async def earnings(backends: Backends, session: Session, period: str | None) -> 
     }
 
 
+async def _campaigns(backends: Backends, session: Session) -> tuple[list[Any], str]:
+    """The partner's campaigns, or why they cannot be shown: the fund and claims (incentives')
+    still show while programme does not answer."""
+    try:
+        return list(await backends.get(session, "programme", "/campaigns", limit=100)), ""
+    except BackendUnavailable as error:
+        return [], str(error)
+
+
 async def mdf(backends: Backends, session: Session) -> dict[str, Any]:
+    """The fund, the claims, and the partner's co-marketing campaigns (programme's) each with
+    the budgets asked for it (incentives' pre-approvals); a fresh reference for the budget
+    form, so a form sent twice asks once."""
     partner_id = session.caller.partner_id
-    fund, claims = await asyncio.gather(
+    fund, claims, (campaigns, campaigns_problem), budgets = await asyncio.gather(
         backends.get(session, "incentives", f"/partners/{partner_id}/mdf"),
         backends.get(session, "incentives", "/mdf/claims", limit=200),
+        _campaigns(backends, session),
+        backends.get(session, "incentives", "/mdf/preapprovals", limit=200),
     )
-    return {"fund": fund, "claims": claims}
+    for campaign in campaigns:
+        campaign["budgets"] = [b for b in budgets if b["campaign_id"] == campaign["campaign_id"]]
+    open_for_budget = [c for c in campaigns if c["state"] in ("planned", "running")]
+    return {
+        "fund": fund,
+        "claims": claims,
+        "campaigns": campaigns,
+        "campaigns_problem": campaigns_problem,
+        "open_campaigns": open_for_budget,
+        "budget_reference": f"portal-{uuid.uuid4().hex[:16]}",
+    }
 
 
 async def registration(

@@ -6,6 +6,7 @@ through the portal) without reloading. Screenshots go to .work/screenshots/."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ from tests.support.notifications import WebhookReceiver
 from tests.support.onboarding import strong_application
 from tests.support.polling import eventually
 from tests.support.portal import chromium, page_shows, screenshot
-from tests.support.processes import ADMIN_TOKEN, Fleet
+from tests.support.processes import ADMIN, ADMIN_TOKEN, Fleet
 
 pytestmark = pytest.mark.e2e
 
@@ -260,6 +261,65 @@ async def test_a_partner_reads_its_earnings_asks_what_if_and_claims_mdf(
         assert any(c["claim_id"] in message for c in claims), (message, claims)
         await page_shows(browser, "#claims", "Joint webinar with the vendor", "the claim listed")
     screenshot(browser, "mdf")
+
+
+async def test_a_partner_plans_a_campaign_and_asks_for_its_budget(
+    fleet: Fleet, portal: str, referral_partner: Partner, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.select import Select
+
+    name = f"Lakehouse roadshow {uuid.uuid4().hex[:6]}"
+    today = datetime.now(UTC).date()
+    partner_id = referral_partner.partner_id
+
+    async def programme_knows() -> bool:  # programme hears of partners from onboarding
+        async with httpx.AsyncClient(timeout=30, headers=ADMIN) as client:
+            answer = await client.get(
+                f"{fleet.url('programme')}/kpis", params={"partner_id": partner_id}
+            )
+        return bool(answer.json()["partners"]["active"])
+
+    await eventually(programme_knows, 60, what="programme to know the partner")
+    await sign_in(browser, portal, referral_partner.token)
+    browser.get(f"{portal}/mdf")
+    fill(browser, "campaign-name", name)
+    Select(browser.find_element(By.ID, "campaign-kind")).select_by_value("event")
+    for field, day in (("campaign-starts", today), ("campaign-ends", today + timedelta(days=14))):
+        # A date field types in the browser's locale: set the ISO value as a date picker does.
+        element = browser.find_element(By.ID, field)
+        browser.execute_script("arguments[0].value = arguments[1]", element, day.isoformat())
+    browser.find_element(By.CSS_SELECTOR, "#plan button[type=submit]").click()
+    await page_shows(browser, "#message", "planned from", "the campaign's answer")
+    campaign_id = browser.find_element(By.ID, "message").text.split("(")[1].split(")")[0]
+    assert name in browser.find_element(By.ID, f"campaign-{campaign_id}").text
+
+    async def asked() -> str | None:
+        # Incentives hears of the campaign from programme a moment later: until then the
+        # page shows its 409 beside the form, and the partner asks again.
+        browser.get(f"{portal}/mdf")
+        Select(browser.find_element(By.ID, "budget-campaign")).select_by_value(campaign_id)
+        fill(browser, "budget-description", "venue and catering")
+        fill(browser, "budget-amount", "400.00")
+        browser.find_element(By.CSS_SELECTOR, "#budget button[type=submit]").click()
+        await page_shows(browser, "#message", "campaign", "the budget's answer")
+        message: str = browser.find_element(By.ID, "message").text
+        if "is not known (yet)" in message:
+            return None
+        return message
+
+    message = await eventually(asked, 60, what=f"incentives to take a budget for {campaign_id}")
+    assert message.startswith(f"Budget of 400.00 USD for campaign {campaign_id}: requested"), (
+        message
+    )
+    shown = browser.find_element(By.ID, f"campaign-{campaign_id}").text
+    assert "400.00 USD for venue and catering: requested" in shown
+    async with httpx.AsyncClient(timeout=30, headers=referral_partner.auth) as client:
+        answer = await client.get(
+            f"{fleet.url('incentives')}/mdf/preapprovals", params={"campaign_id": campaign_id}
+        )
+    assert [(p["amount"], p["status"]) for p in answer.json()] == [("400.00", "requested")]
+    screenshot(browser, "mdf-campaigns")
 
 
 async def partner_admin_token(fleet: Fleet, partner: Partner) -> str:

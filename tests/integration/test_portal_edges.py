@@ -105,7 +105,15 @@ def test_roles_without_pages_are_refused_at_sign_in(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/sign-in", "/sign-out", "/registrations", "/registrations/check"]
+    "path",
+    [
+        "/sign-in",
+        "/sign-out",
+        "/registrations",
+        "/registrations/check",
+        "/mdf/campaigns",
+        "/mdf/preapprovals",
+    ],
 )
 def test_every_form_post_needs_its_csrf_token(client: TestClient, path: str) -> None:
     signed_in(client, PARTNER)
@@ -147,6 +155,21 @@ def test_hostile_form_input_is_a_422_page(client: TestClient) -> None:
     )
     assert answer.status_code == 422
     assert "customer_name" in answer.text
+    # a campaign id goes into programme's path: nothing but an id's characters reaches it
+    for campaign_id in ("../admin", "camp/1", "camp?x=1", ""):
+        refused = client.post(
+            "/mdf/preapprovals",
+            data={
+                "csrf_token": token_value,
+                "campaign_id": campaign_id,
+                "activity_kind": "webinar",
+                "description": "joint webinar",
+                "amount": "10.00",
+                "reference": "r-1",
+            },
+        )
+        assert refused.status_code == 422, (campaign_id, refused.text)
+        assert "campaign_id" in refused.text
 
 
 def test_pages_load_nothing_from_elsewhere(client: TestClient) -> None:
