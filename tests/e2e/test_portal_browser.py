@@ -17,7 +17,7 @@ from tests.support.deals import registration_request
 from tests.support.notifications import WebhookReceiver
 from tests.support.onboarding import strong_application
 from tests.support.polling import eventually
-from tests.support.portal import chromium, page_shows, screenshot
+from tests.support.portal import chromium, left_sign_in, page_shows, screenshot
 from tests.support.processes import ADMIN, ADMIN_TOKEN, Fleet
 
 pytestmark = pytest.mark.e2e
@@ -48,7 +48,7 @@ async def sign_in(browser: Any, portal: str, token: str) -> None:
     screenshot(browser, "sign-in")
     browser.find_element(By.ID, "token").send_keys(token)
     browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
-    await page_shows(browser, "h1", "", "the page after signing in")
+    await left_sign_in(browser, portal)
 
 
 async def test_a_partner_signs_in_and_sees_its_home_with_live_notifications(
