@@ -115,13 +115,14 @@ async def applications_page(
 async def mdf_page(
     request: Request, session: Session, backends: BackendsDep, message: str = "", status: int = 200
 ) -> Response:
-    claims = await backends.get(session, "incentives", "/mdf/claims", limit=500)
-    waiting = sorted(
-        (c for c in claims if c.get("status") == "requested"),
-        key=lambda c: str(c.get("requested_at", "")),
+    claims, budgets = await asyncio.gather(
+        backends.get(session, "incentives", "/mdf/claims", limit=500),
+        backends.get(session, "incentives", "/mdf/preapprovals", limit=500),
     )
-    # Each claim beside what its partner's fund has left (one read per partner waiting).
-    partners = sorted({str(c["partner_id"]) for c in waiting})
+    waiting = _requested(claims)
+    budgets_waiting = _requested(budgets)
+    # Each claim and budget beside what its partner's fund has left (one read per partner).
+    partners = sorted({str(c["partner_id"]) for c in [*waiting, *budgets_waiting]})
     funds = dict(
         zip(
             partners,
@@ -131,8 +132,22 @@ async def mdf_page(
             strict=True,
         )
     )
-    context = {"claims": waiting, "funds": funds, "message": message, "failed": status != 200}
+    context = {
+        "claims": waiting,
+        "budgets": budgets_waiting,
+        "funds": funds,
+        "message": message,
+        "failed": status != 200,
+    }
     return page(request, "console_mdf.html", context, status=status)
+
+
+def _requested(items: list[Any]) -> list[Any]:
+    """What waits for a manager's decision, oldest first."""
+    return sorted(
+        (i for i in items if i.get("status") == "requested"),
+        key=lambda i: str(i.get("requested_at", "")),
+    )
 
 
 async def links_page(
@@ -156,13 +171,15 @@ async def links_page(
 PAGES = {"applications": applications_page, "mdf": mdf_page, "links": links_page}
 
 Decision = Annotated[str, Form(pattern="^(approve|reject)$")]
+DECIDED = {"approve": "approved", "reject": "rejected"}
 Note = Annotated[str, Form(max_length=500)]
 
 
 def decision_route(path: str, item: str, service: str, again: str, done: str) -> None:
     """Add the console's `POST path`: a manager approves or rejects (with a note) the item that
     `path` names by `item`; `service` decides at the same path, then the page `again` shows its
-    answer (`done`, formatted with the item and the decision) or its refusal."""
+    answer (`done`, formatted with the item and what was decided: approved or rejected) or its
+    refusal."""
 
     async def decide(
         request: Request,
@@ -174,7 +191,7 @@ def decision_route(path: str, item: str, service: str, again: str, done: str) ->
     ) -> Response:
         body = {"approve": decision == "approve", "note": note.strip()}
         call = (service, "POST", path.format_map({item: item_id}))
-        message = done.format(item=item_id, decision=decision)
+        message = done.format(item=item_id, decided=DECIDED[decision])
         return await decided(request, session, backends, call, again, message, json=body)
 
     router.post(path, dependencies=[CsrfDep])(decide)
@@ -185,10 +202,17 @@ decision_route(
     "partner_id",
     "onboarding",
     "applications",
-    "{item}: {decision}d",
+    "{item}: {decided}",
 )
 decision_route(
-    "/mdf/claims/{claim_id}/decision", "claim_id", "incentives", "mdf", "Claim {item}: {decision}d"
+    "/mdf/claims/{claim_id}/decision", "claim_id", "incentives", "mdf", "Claim {item}: {decided}"
+)
+decision_route(
+    "/mdf/preapprovals/{preapproval_id}/decision",
+    "preapproval_id",
+    "incentives",
+    "mdf",
+    "Budget {item}: {decided}",
 )
 
 

@@ -51,6 +51,13 @@ async def sign_in(browser: Any, portal: str, token: str) -> None:
     await left_sign_in(browser, portal)
 
 
+async def sign_out(browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.CSS_SELECTOR, ".sign-out button").click()
+    await page_shows(browser, "h1", "Sign in", "the sign-in page after signing out")
+
+
 async def test_a_partner_signs_in_and_sees_its_home_with_live_notifications(
     fleet: Fleet, portal: str, referral_partner: Partner, browser: Any
 ) -> None:
@@ -318,8 +325,27 @@ async def test_a_partner_plans_a_campaign_and_asks_for_its_budget(
         answer = await client.get(
             f"{fleet.url('incentives')}/mdf/preapprovals", params={"campaign_id": campaign_id}
         )
-    assert [(p["amount"], p["status"]) for p in answer.json()] == [("400.00", "requested")]
+    [asked_for] = answer.json()
+    assert (asked_for["amount"], asked_for["status"]) == ("400.00", "requested")
     screenshot(browser, "mdf-campaigns")
+
+    # A channel manager decides it in the console: a rejection says why, and the partner sees it.
+    budget = asked_for["preapproval_id"]
+    await sign_out(browser)
+    await sign_in(browser, portal, ADMIN_TOKEN)
+    browser.get(f"{portal}/console/mdf")
+    card = browser.find_element(By.ID, f"budget-{budget}")
+    assert campaign_id in card.text
+    assert "400.00 USD" in card.text
+    fill(browser, f"note-{budget}", "the venue is outside the plan")
+    card.find_element(By.CSS_SELECTOR, "button[value=reject]").click()
+    await page_shows(browser, "#message", f"Budget {budget}: rejected", "the decision")
+    screenshot(browser, "console-mdf-budgets")
+    await sign_out(browser)
+    await sign_in(browser, portal, referral_partner.token)
+    browser.get(f"{portal}/mdf")
+    shown = browser.find_element(By.ID, f"campaign-{campaign_id}").text
+    assert "400.00 USD for venue and catering: rejected the venue is outside the plan" in shown
 
 
 async def partner_admin_token(fleet: Fleet, partner: Partner) -> str:
