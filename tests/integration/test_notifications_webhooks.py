@@ -157,7 +157,7 @@ async def test_a_receiver_down_for_a_while_gets_everything_once_in_order(
             items = (await client.get(log_url, headers=auth(partner))).json()["items"]
             return len(items) == 5 and any(d["attempts"] >= 2 for d in items)
 
-        await eventually(failing, what="deliveries to fail while the receiver is down")
+        await eventually(failing, 60, what="deliveries to fail while the receiver is down")
         receiver.start()
         assert await received(receiver, "/down", 5) == [f"m{i}" for i in range(5)]
         ids = [r.webhook_id for r in receiver.at("/down")]
