@@ -282,11 +282,19 @@ async def test_killing_the_partition_leaders_broker_mid_stream_loses_and_doubles
         return await asyncio.to_thread(under_replicated, infra, CHAIN) == 0
 
     await eventually(caught_up, 120, what=f"broker {victim} back in every in-sync replica set")
+    in_sync = time.monotonic() - restarted
+
+    async def leads_again() -> int:
+        return (await asyncio.to_thread(partition_leaders, infra, CHAIN)).get(victim, 0)
+
+    # The controller's preferred-leader check (every 30 s, server.properties) gives it back the
+    # partitions it is the first replica of: leadership spreads again without an operator.
+    regained = await eventually(leads_again, 120, what=f"broker {victim} to lead again")
     print(
         f"\nleader kill: broker {victim} led {leading[victim]} of {sum(leading.values())} "
         f"partitions of the chain; all {len(records)} deals credited and booked once "
-        f"{settled:.1f} s after the kill; back in sync {time.monotonic() - restarted:.1f} s "
-        "after its restart"
+        f"{settled:.1f} s after the kill; back in sync {in_sync:.1f} s after its restart, "
+        f"leading {regained} again {time.monotonic() - restarted:.1f} s after it"
     )
 
 
