@@ -6,15 +6,15 @@ to incentives yet ("retry in a moment")."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
-from services.portal import views
 from services.portal.api import BackendsDep, PartnerDep
 from services.portal.backends import Backends, answered
-from services.portal.rendering import page
+from services.portal.earnings import mdf_page
 from services.portal.sessions import CsrfDep, Session
 
 router = APIRouter(prefix="/mdf")
@@ -22,13 +22,6 @@ router = APIRouter(prefix="/mdf")
 KIND = "^(webinar|event|content|digital|other)$"
 CAMPAIGN_ID = "^[A-Za-z0-9_-]{1,100}$"  # it goes into programme's path: no slash, no dot
 Day = Annotated[str, Form(pattern=r"^\d{4}-\d{2}-\d{2}$")]
-
-
-async def _mdf_page(
-    request: Request, session: Session, backends: Backends, message: str, status: int
-) -> Response:
-    context = {**await views.mdf(backends, session), "message": message, "failed": status >= 400}
-    return page(request, "mdf.html", context, status=status)
 
 
 @router.post("/campaigns", dependencies=[CsrfDep])
@@ -56,7 +49,7 @@ async def plan_campaign(
             f"Campaign {answer['name']} ({answer['campaign_id']}) planned from "
             f"{answer['starts_on']} to {answer['ends_on']}"
         )
-    return await _mdf_page(request, session, backends, message, status)
+    return await mdf_page(request, session, backends, message, status)
 
 
 @router.post("/preapprovals", dependencies=[CsrfDep])
@@ -90,7 +83,7 @@ async def ask_budget(
             f"Budget of {answer['amount']} {answer['currency']} for campaign {campaign_id}: "
             f"{answer['status']} ({answer['preapproval_id']})"
         )
-    return await _mdf_page(request, session, backends, message, status)
+    return await mdf_page(request, session, backends, message, status)
 
 
 async def _campaign_and_programs(
@@ -98,6 +91,8 @@ async def _campaign_and_programs(
 ) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
     """The campaign as programme shows the partner (another's is programme's 404) and the
     incentive programmes (the fund's currency)."""
-    campaign = await backends.get(session, "programme", f"/campaigns/{campaign_id}")
-    programs = await backends.get(session, "incentives", "/programs")
+    campaign, programs = await asyncio.gather(
+        backends.get(session, "programme", f"/campaigns/{campaign_id}"),
+        backends.get(session, "incentives", "/programs"),
+    )
     return campaign, programs

@@ -11,10 +11,10 @@ from starlette.responses import Response
 
 from services.portal import views
 from services.portal.api import BackendsDep, PartnerDep
-from services.portal.backends import BackendRefused, answered
+from services.portal.backends import BackendRefused, Backends, answered
 from services.portal.domain import pages
 from services.portal.rendering import page
-from services.portal.sessions import CsrfDep
+from services.portal.sessions import CsrfDep, Session
 from shared.clock import now
 
 router = APIRouter()
@@ -74,9 +74,17 @@ async def what_if(
     return page(request, "what_if.html", context, status=422 if problem else 200)
 
 
+async def mdf_page(
+    request: Request, session: Session, backends: Backends, message: str = "", status: int = 200
+) -> Response:
+    """The MDF page, with a form's answer or refusal (`message`) above it."""
+    context = {**await views.mdf(backends, session), "message": message, "failed": status != 200}
+    return page(request, "mdf.html", context, status=status)
+
+
 @router.get("/mdf")
 async def mdf(request: Request, session: PartnerDep, backends: BackendsDep) -> Response:
-    return page(request, "mdf.html", {**await views.mdf(backends, session), "message": ""})
+    return await mdf_page(request, session, backends)
 
 
 @router.post("/mdf/claims", dependencies=[CsrfDep])
@@ -100,5 +108,4 @@ async def claim(
             f"Claim {answer['claim_id']} for {answer['amount']} {answer['currency']}: "
             f"{answer['status']} (fund available: {answer['fund_available']})"
         )
-    context = {**await views.mdf(backends, session), "message": message, "failed": status != 200}
-    return page(request, "mdf.html", context, status=status)
+    return await mdf_page(request, session, backends, message, status)
