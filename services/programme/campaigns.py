@@ -6,7 +6,7 @@ of their figures."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -60,7 +60,7 @@ async def create(conn: Connection, outbox: Outbox, who: Caller, body: CampaignIn
         if not body.partner_ids:
             raise Unprocessable("a channel manager must name partner_ids")
         partners = sorted(set(body.partner_ids))
-    await _check_partners(conn, partners)
+    await _check_partners(conn, partners, lambda s: s not in NO_PLAN, "it runs no campaign")
     campaign_id = f"camp_{uuid.uuid4().hex[:20]}"
     at = now()
     await campaign_repository.insert_campaign(
@@ -83,27 +83,17 @@ async def create(conn: Connection, outbox: Outbox, who: Caller, body: CampaignIn
     return record
 
 
-async def _check_partners(conn: Connection, partners: Sequence[str]) -> None:
-    """Partners the programme knows and works with (404 unknown, 409 rejected or expelled)."""
+async def _check_partners(
+    conn: Connection, partners: Sequence[str], may: Callable[[str], bool], refusal: str
+) -> None:
+    """Partners the programme knows (404 otherwise) whose status `may` run the campaign (409
+    with `refusal` otherwise)."""
     for partner in partners:
         status = await views.partner_status(conn, partner)
         if status is None:
             raise NotFound(f"partner {partner} not found")
-        if status in NO_PLAN:
-            raise Conflict(f"partner {partner} is {status}: it runs no campaign")
-
-
-async def _check_joining(conn: Connection, partners: Sequence[str]) -> None:
-    """A partner joins a campaign already announced only while it works with the programme
-    (active, or in its grace period): money and credit may follow the campaign from then on."""
-    for partner in partners:
-        status = await views.partner_status(conn, partner)
-        if status is None:
-            raise NotFound(f"partner {partner} not found")
-        if status not in JOINS:
-            raise Conflict(
-                f"partner {partner} is {status}: only an active partner joins a campaign"
-            )
+        if not may(status):
+            raise Conflict(f"partner {partner} is {status}: {refusal}")
 
 
 async def edit(
@@ -115,10 +105,7 @@ async def edit(
     touchpoints against the new dates and partners; an edit that changes nothing announces
     nothing. The campaign is locked before its partners are read: an edit waiting for another
     works from what that one wrote, never from a list it replaced."""
-    found = await campaign_repository.lock_campaign(conn, campaign_id)
-    partners = await campaign_views.partners_of(conn, campaign_id) if found else []
-    if found is None or (who.partner_id is not None and who.partner_id not in partners):
-        raise NotFound(f"campaign {campaign_id} not found")
+    found, partners = await visible(conn, who, campaign_id, lock=True)
     if who.partner_id is not None:
         if partners != [who.partner_id]:
             raise Forbidden("a partner changes only a campaign it runs alone")
@@ -148,7 +135,12 @@ async def edit(
         )
     except ValueError as refused:
         raise Conflict(str(refused)) from None
-    await _check_joining(conn, sorted(wanted.partner_ids - before.partner_ids))
+    # A partner joins an announced campaign only while it works with the programme (active, or
+    # in its grace period): money and credit may follow the campaign from then on.
+    joining = sorted(wanted.partner_ids - before.partner_ids)
+    await _check_partners(
+        conn, joining, JOINS.__contains__, "only an active partner joins a campaign"
+    )
     name = body.name if body.name is not None else found["name"]
     description = body.description if body.description is not None else found["description"]
     if (name, description) == (found["name"], found["description"]) and wanted == before:
@@ -173,11 +165,12 @@ async def edit(
 
 
 async def visible(
-    conn: Connection, who: Caller, campaign_id: str
+    conn: Connection, who: Caller, campaign_id: str, *, lock: bool = False
 ) -> tuple[asyncpg.Record, list[str]]:
     """The campaign and its partners, if the caller may see it (another partner's is a 404,
-    as a missing one)."""
-    found = await campaign_views.campaign(conn, campaign_id)
+    as a missing one). With `lock`, the campaign's row is locked before its partners are read."""
+    read = campaign_repository.lock_campaign if lock else campaign_views.campaign
+    found = await read(conn, campaign_id)
     partners = await campaign_views.partners_of(conn, campaign_id) if found else []
     if found is None or (who.partner_id is not None and who.partner_id not in partners):
         raise NotFound(f"campaign {campaign_id} not found")
