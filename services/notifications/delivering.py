@@ -34,6 +34,11 @@ DISABLED_NAMESPACE = uuid.UUID("0b6f1f5e-6c52-4d0e-9a51-2f2b8a1d7c33")
 # Deliveries read per round trip while an endpoint catches up (sent one at a time, in order).
 RUN = 50
 ERROR_MAX = 300
+# An answer's body is read to its end, so that its connection goes back to the pool for the
+# endpoint's next delivery (one left unread is closed: a new TCP, and for https a new TLS,
+# handshake per delivery). A body longer or slower than this is left, and its connection closed.
+DRAIN_BYTES = 64 * 1024
+DRAIN_SECONDS = 1.0
 
 
 class UnsafeTarget(Exception):
@@ -48,6 +53,18 @@ async def resolves_publicly(url: str) -> None:
         raise UnsafeTarget(f"cannot resolve {host}: {error}") from None
     if not found or not all(is_public(ipaddress.ip_address(info[4][0])) for info in found):
         raise UnsafeTarget(f"{host} resolves to a private, loopback or reserved address")
+
+
+async def drain(response: httpx.Response) -> None:
+    """Read a short answer to its end (its connection is then kept); the attempt's outcome is
+    its status code, whatever happens here."""
+    read = 0
+    with contextlib.suppress(httpx.HTTPError, TimeoutError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for chunk in response.aiter_raw():
+                read += len(chunk)
+                if read > DRAIN_BYTES:
+                    return
 
 
 class Deliverer:
@@ -156,6 +173,7 @@ class Deliverer:
                 "POST", endpoint.url, content=body.encode(), headers=headers
             ) as response:
                 code = response.status_code
+                await drain(response)
             if 300 <= code < 400:
                 error = f"HTTP {code}: redirects are not followed"
             elif not 200 <= code < 300:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.notifications.delivering import DRAIN_BYTES
 from shared.events.notifications import NotificationKind, PartnerNotification
 from shared.events.partners import PartnerChange, PartnerStatus
 from shared.topics import PARTNER_LIFECYCLE
@@ -233,6 +234,32 @@ async def test_a_slow_endpoint_does_not_hold_another_partners(
         # The fast partner's message came while the slow endpoint was still being served.
         assert len(receiver.at("/slow")) < 3
         await received(receiver, "/slow", 3)
+
+
+async def test_an_endpoint_keeps_its_connection_and_a_long_answer_is_left_unread(
+    infra: Infra, notifications: str
+) -> None:
+    """An answer is read to its end, so its connection carries the endpoint's next delivery
+    (one left unread was closed: a new connection, and for https a new TLS handshake, per
+    delivery); an answer longer than is worth reading is left and its connection dropped, and
+    the delivery is still a success."""
+    partner = new_partner()
+    with WebhookReceiver(keep_alive=True) as receiver:
+        async with httpx.AsyncClient(timeout=10) as client:
+            hook = await register(client, notifications, receiver, partner, "/kept")
+            receiver.bodies["/kept"] = b'{"received": true}'
+            await tell(infra, partner, *notes_for(partner, "k", 6))
+            kept = [f"k{i}" for i in range(6)]
+            assert await received(receiver, "/kept", 6) == kept
+            assert receiver.connections < 6, "a connection per delivery"
+            receiver.bodies["/kept"] = b"x" * (DRAIN_BYTES * 4)
+            await tell(infra, partner, *notes_for(partner, "long", 2))
+            assert await received(receiver, "/kept", 8) == [*kept, "long0", "long1"]
+            log = await client.get(
+                f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}/deliveries",
+                headers=auth(partner),
+            )
+            assert [d["status"] for d in log.json()["items"]] == ["delivered"] * 8
 
 
 async def test_redirects_are_not_followed(

@@ -89,11 +89,16 @@ class WebhookReceiver:
     Standard Webhooks signature with the specification's own library (`standardwebhooks`)
     and the secret of its path, and records what verified. Per path it can answer another
     status, take its time, or redirect; it can go down (connections refused) and come back
-    on the same port."""
+    on the same port. With `keep_alive` it speaks HTTP/1.1 and keeps connections open between
+    requests (`connections` counts those it accepted), and a path can answer with a body;
+    without it each answer closes its connection, so going down cuts every client off."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_alive: bool = False) -> None:
+        self.keep_alive = keep_alive
+        self.connections = 0
         self.secrets: dict[str, str] = {}
         self.statuses: dict[str, int] = {}
+        self.bodies: dict[str, bytes] = {}
         self.delays: dict[str, float] = {}
         self.received: list[Received] = []
         self.refused: list[str] = []  # paths whose delivery failed verification
@@ -108,6 +113,13 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if self.keep_alive else "HTTP/1.0"
+
+            def setup(self) -> None:
+                super().setup()
+                with receiver.lock:
+                    receiver.connections += 1
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
@@ -158,9 +170,11 @@ class WebhookReceiver:
                             time.monotonic(),
                         )
                     )
+        body = self.bodies.get(path, b"")
         request.send_response(status)
-        request.send_header("Content-Length", "0")
+        request.send_header("Content-Length", str(len(body)))
         request.end_headers()
+        request.wfile.write(body)
 
     def at(self, path: str) -> list[Received]:
         with self.lock:
