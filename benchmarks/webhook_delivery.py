@@ -2,11 +2,10 @@
 (`Deliverer.attempt`: sign, post, read the answer) to the chain benchmark's receiver
 (benchmarks/webhook_receiver.py, a process of its own that verifies every signature), one
 after the other as an endpoint gets them: deliveries a second, and CPU per delivery of the
-sender and of the receiver, each from /proc. `--unread` leaves every answer unread, as the
-deliverer did before it read them (httpx then closes the connection: one per delivery), for a
-before/after on the same machine. Needs no Kafka or Postgres.
+sender and of the receiver, each from /proc. Needs no Kafka or Postgres. (At 8cab736 it also
+had `--unread`, leaving answers unread as the deliverer on httpx did before it read them.)
 
-    python -m benchmarks.webhook_delivery [--deliveries 3000] [--unread]
+    python -m benchmarks.webhook_delivery [--deliveries 3000]
 """
 
 from __future__ import annotations
@@ -25,8 +24,7 @@ from typing import Any
 
 import httpx
 
-from services.notifications import delivering
-from services.notifications.delivering import Deliverer
+from services.notifications.delivering import Deliverer, webhook_session
 from services.notifications.domain.webhooks import Signing
 from services.notifications.settings import NotificationsSettings
 from services.notifications.wakeups import InboxWakeups
@@ -52,23 +50,13 @@ async def receiver_ready(url: str) -> None:
             await asyncio.sleep(0.1)
 
 
-async def deliver(url: str, deliveries: int, unread: bool) -> dict[str, Any]:
+async def deliver(url: str, deliveries: int) -> dict[str, Any]:
     settings = NotificationsSettings()
     # The pool is not used by `attempt`: it only sends.
     deliverer = Deliverer(None, settings, InboxWakeups(), development_mode=True)  # type: ignore[arg-type]
     endpoint = ClaimedEndpoint(uuid.uuid4(), "ptn_bench", f"{url}/bench", Signing(SECRET))
     body = json.dumps({"type": "notification.credit_issued", "data": {"kind": "other"}})
-    if unread:
-
-        async def unread_drain(_response: httpx.Response) -> None:
-            return None
-
-        delivering.drain = unread_drain  # type: ignore[assignment]
-    async with httpx.AsyncClient(
-        follow_redirects=False,
-        timeout=settings.webhook_timeout_seconds,
-        limits=httpx.Limits(max_connections=settings.webhook_concurrency * 2),
-    ) as client:
+    async with webhook_session(settings) as client:
         failed = 0
         for number in range(deliveries):
             head = {
@@ -82,20 +70,19 @@ async def deliver(url: str, deliveries: int, unread: bool) -> dict[str, Any]:
     return {"failed": failed}
 
 
-async def run(receiver: int, url: str, deliveries: int, unread: bool) -> dict[str, Any]:
+async def run(receiver: int, url: str, deliveries: int) -> dict[str, Any]:
     """Deliveries to the receiver process (pid `receiver`) at `url`, measured."""
     await receiver_ready(url)
     async with httpx.AsyncClient() as client:
         await client.post(f"{url}/_secret/bench", content=SECRET.encode())
-    await deliver(url, 200, unread)  # warm-up: first statements, first connection
+    await deliver(url, 200)  # warm-up: first statements, first connection
     sender_before, receiver_before = cpu_seconds(os.getpid()), cpu_seconds(receiver)
     started = time.perf_counter()
-    outcome = await deliver(url, deliveries, unread)
+    outcome = await deliver(url, deliveries)
     seconds = time.perf_counter() - started
     sender = cpu_seconds(os.getpid()) - sender_before
     received = cpu_seconds(receiver) - receiver_before
     return {
-        "answers": "left unread" if unread else "read to their end",
         "deliveries": deliveries,
         "failed": outcome["failed"],
         "deliveries_per_s": round(deliveries / seconds),
@@ -107,7 +94,6 @@ async def run(receiver: int, url: str, deliveries: int, unread: bool) -> dict[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--deliveries", type=int, default=3000)
-    parser.add_argument("--unread", action="store_true", help="leave every answer unread")
     args = parser.parse_args()
     port = free_port()
     receiver = subprocess.Popen(  # noqa: S603 (our own module)
@@ -115,7 +101,7 @@ def main() -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        print(json.dumps(asyncio.run(run(receiver.pid, url, args.deliveries, args.unread))))
+        print(json.dumps(asyncio.run(run(receiver.pid, url, args.deliveries))))
     finally:
         receiver.terminate()
         receiver.wait()

@@ -167,7 +167,7 @@ async def test_a_receiver_down_for_a_while_gets_everything_once_in_order(
         head = items[-1]
         assert head["status"] == "delivered"
         assert head["attempt_log"][0]["status_code"] is None
-        assert "ConnectError" in head["attempt_log"][0]["error"]
+        assert "Cannot connect to host" in head["attempt_log"][0]["error"]
 
 
 async def test_an_endpoint_past_its_failure_budget_is_disabled_told_and_resumes_in_order(
@@ -260,6 +260,32 @@ async def test_an_endpoint_keeps_its_connection_and_a_long_answer_is_left_unread
                 headers=auth(partner),
             )
             assert [d["status"] for d in log.json()["items"]] == ["delivered"] * 8
+
+
+async def test_an_endpoint_that_does_not_answer_in_time_fails_the_attempt_and_is_retried(
+    infra: Infra, notifications: str, receiver: WebhookReceiver
+) -> None:
+    partner = new_partner()
+    async with httpx.AsyncClient(timeout=10) as client:
+        hook = await register(client, notifications, receiver, partner, "/late")
+        receiver.delays["/late"] = 5.0  # the service's timeout is 3 s
+        await tell(infra, partner, *notes_for(partner, "late", 1))
+        log_url = f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}/deliveries"
+
+        async def timed_out() -> dict[str, Any] | None:
+            items = (await client.get(log_url, headers=auth(partner))).json()["items"]
+            return items[0] if items and items[0]["attempt_log"] else None
+
+        delivery = await eventually(timed_out, 30, what="an attempt that timed out")
+        assert delivery["attempt_log"][0]["error"] == "no answer within 3 s"
+        assert delivery["attempt_log"][0]["status_code"] is None
+        receiver.delays["/late"] = 0.0
+
+        async def delivered() -> dict[str, Any] | None:
+            items = (await client.get(log_url, headers=auth(partner))).json()["items"]
+            return items[0] if items[0]["status"] == "delivered" else None
+
+        assert (await eventually(delivered, 30, what="the retry delivered"))["attempts"] >= 2
 
 
 async def test_redirects_are_not_followed(
