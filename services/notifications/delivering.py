@@ -39,6 +39,12 @@ ERROR_MAX = 300
 # handshake per delivery). A body longer or slower than this is left, and its connection closed.
 DRAIN_BYTES = 64 * 1024
 DRAIN_SECONDS = 1.0
+# A kept connection idle this long is closed by us before the endpoint's server closes it
+# (Node's and uvicorn's servers close after 5 s idle): a post on a connection the server is
+# closing at that moment fails. Such a post, with no answer, is sent once more at once.
+KEEPALIVE_SECONDS = 3.0
+# An answer's header lines and fields up to 16 KiB, as httpx (h11) took them (aiohttp: 8 KiB).
+HEADER_BYTES = 16 * 1024
 
 
 class UnsafeTarget(Exception):
@@ -49,7 +55,7 @@ async def resolves_publicly(url: str) -> None:
     host = urlsplit(url).hostname or ""
     try:
         found = await asyncio.get_running_loop().getaddrinfo(host, None)
-    except OSError as error:
+    except (OSError, UnicodeError) as error:  # UnicodeError: a name with no address form
         raise UnsafeTarget(f"cannot resolve {host}: {error}") from None
     if not found or not all(is_public(ipaddress.ip_address(info[4][0])) for info in found):
         raise UnsafeTarget(f"{host} resolves to a private, loopback or reserved address")
@@ -63,11 +69,15 @@ def webhook_session(settings: NotificationsSettings) -> aiohttp.ClientSession:
     Deliveries connect directly: reading proxy settings and ~/.netrc from the environment
     (`trust_env`) cost a thread hop per request, a third of the sender's CPU."""
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=settings.webhook_concurrency * 2),
+        connector=aiohttp.TCPConnector(
+            limit=settings.webhook_concurrency * 2, keepalive_timeout=KEEPALIVE_SECONDS
+        ),
         timeout=aiohttp.ClientTimeout(total=settings.webhook_timeout_seconds),
         cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=False,
         trust_env=False,
+        max_line_size=HEADER_BYTES,
+        max_field_size=HEADER_BYTES,
     )
 
 
@@ -81,6 +91,28 @@ async def drain(response: aiohttp.ClientResponse) -> None:
                 read += len(chunk)
                 if read > DRAIN_BYTES:
                     return
+
+
+async def post(
+    client: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]
+) -> int:
+    """The answer's status code. A post that met its kept connection closing under it (the
+    server's idle timeout, at that moment) got no answer: it is sent once more, on a new
+    connection (receivers drop a delivery they already have by its webhook-id)."""
+    try:
+        return await _post_once(client, url, body, headers)
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
+        if isinstance(error, aiohttp.ClientConnectorError):
+            raise  # no connection was made: nothing was cut short
+        return await _post_once(client, url, body, headers)
+
+
+async def _post_once(
+    client: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]
+) -> int:
+    async with client.post(url, data=body, headers=headers, allow_redirects=False) as response:
+        await drain(response)
+        return response.status
 
 
 class Deliverer:
@@ -181,11 +213,8 @@ class Deliverer:
             if not self.development_mode:
                 await resolves_publicly(endpoint.url)
             headers = endpoint.signing.headers(str(head["message_id"]), at, body)
-            async with client.post(
-                endpoint.url, data=body.encode(), headers=headers, allow_redirects=False
-            ) as response:
-                code = response.status
-                await drain(response)
+            async with asyncio.timeout(self.settings.webhook_timeout_seconds):
+                code = await post(client, endpoint.url, body.encode(), headers)
             if 300 <= code < 400:
                 error = f"HTTP {code}: redirects are not followed"
             elif not 200 <= code < 300:
@@ -196,6 +225,8 @@ class Deliverer:
             error = f"no answer within {self.settings.webhook_timeout_seconds:g} s"
         except aiohttp.ClientError as failed:
             error = f"{type(failed).__name__}: {failed}"[:ERROR_MAX]
+        except ValueError as failed:  # a name with no address form (UnicodeError) and the like
+            error = f"cannot send to this address: {failed}"[:ERROR_MAX]
         return Attempt(
             head["delivery_id"],
             head["attempts"] + 1,

@@ -251,15 +251,39 @@ async def test_an_endpoint_keeps_its_connection_and_a_long_answer_is_left_unread
             await tell(infra, partner, *notes_for(partner, "k", 6))
             kept = [f"k{i}" for i in range(6)]
             assert await received(receiver, "/kept", 6) == kept
-            assert receiver.connections < 6, "a connection per delivery"
+            assert len({r.connection for r in receiver.at("/kept")}) == 1
             receiver.bodies["/kept"] = b"x" * (DRAIN_BYTES * 4)
             await tell(infra, partner, *notes_for(partner, "long", 2))
             assert await received(receiver, "/kept", 8) == [*kept, "long0", "long1"]
+            first_long, second_long = receiver.at("/kept")[6:]
+            assert second_long.connection != first_long.connection, "a long answer was read"
             log = await client.get(
                 f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}/deliveries",
                 headers=auth(partner),
             )
             assert [d["status"] for d in log.json()["items"]] == ["delivered"] * 8
+
+
+async def test_a_kept_connection_closed_as_it_is_reused_costs_no_failed_attempt(
+    infra: Infra, notifications: str
+) -> None:
+    """A server closing an idle connection just as a delivery goes out on it leaves the post
+    without an answer: it is sent again at once on a new connection, not failed and retried
+    after a backoff."""
+    partner = new_partner()
+    with WebhookReceiver(keep_alive=True) as receiver:
+        async with httpx.AsyncClient(timeout=10) as client:
+            hook = await register(client, notifications, receiver, partner, "/hangs-up")
+            receiver.hang_up_on_reuse.add("/hangs-up")
+            await tell(infra, partner, *notes_for(partner, "h", 3))
+            assert await received(receiver, "/hangs-up", 3) == ["h0", "h1", "h2"]
+            assert [r.connection for r in receiver.at("/hangs-up")] == [1, 2, 3]
+            log = await client.get(
+                f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}/deliveries",
+                headers=auth(partner),
+            )
+            items = log.json()["items"]
+            assert [(d["status"], d["attempts"]) for d in items] == [("delivered", 1)] * 3
 
 
 async def test_an_endpoint_that_does_not_answer_in_time_fails_the_attempt_and_is_retried(
@@ -268,7 +292,7 @@ async def test_an_endpoint_that_does_not_answer_in_time_fails_the_attempt_and_is
     partner = new_partner()
     async with httpx.AsyncClient(timeout=10) as client:
         hook = await register(client, notifications, receiver, partner, "/late")
-        receiver.delays["/late"] = 5.0  # the service's timeout is 3 s
+        receiver.delays_once["/late"] = 5.0  # the service's timeout is 3 s
         await tell(infra, partner, *notes_for(partner, "late", 1))
         log_url = f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}/deliveries"
 
@@ -279,7 +303,6 @@ async def test_an_endpoint_that_does_not_answer_in_time_fails_the_attempt_and_is
         delivery = await eventually(timed_out, 30, what="an attempt that timed out")
         assert delivery["attempt_log"][0]["error"] == "no answer within 3 s"
         assert delivery["attempt_log"][0]["status_code"] is None
-        receiver.delays["/late"] = 0.0
 
         async def delivered() -> dict[str, Any] | None:
             items = (await client.get(log_url, headers=auth(partner))).json()["items"]

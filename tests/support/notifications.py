@@ -82,6 +82,7 @@ class Received:
     body: dict[str, Any]
     signatures: int
     at: float
+    connection: int  # which of the receiver's connections carried it (1, 2, ...)
 
 
 class WebhookReceiver:
@@ -90,8 +91,11 @@ class WebhookReceiver:
     and the secret of its path, and records what verified. Per path it can answer another
     status, take its time, or redirect; it can go down (connections refused) and come back
     on the same port. With `keep_alive` it speaks HTTP/1.1 and keeps connections open between
-    requests (`connections` counts those it accepted), and a path can answer with a body;
-    without it each answer closes its connection, so going down cuts every client off."""
+    requests (`connections` counts those it accepted), a path can answer with a body, and a
+    path in `hang_up_on_reuse` closes a connection without an answer when a second request
+    comes on it (as a server closing an idle connection at that moment does); without it each
+    answer closes its connection, so going down cuts every client off. `delays_once` holds a
+    path's first answer back, the later ones not."""
 
     def __init__(self, keep_alive: bool = False) -> None:
         self.keep_alive = keep_alive
@@ -100,6 +104,8 @@ class WebhookReceiver:
         self.statuses: dict[str, int] = {}
         self.bodies: dict[str, bytes] = {}
         self.delays: dict[str, float] = {}
+        self.delays_once: dict[str, float] = {}
+        self.hang_up_on_reuse: set[str] = set()
         self.received: list[Received] = []
         self.refused: list[str] = []  # paths whose delivery failed verification
         self.lock = threading.Lock()
@@ -115,15 +121,23 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1" if self.keep_alive else "HTTP/1.0"
 
+            connection = 0
+            requests = 0
+
             def setup(self) -> None:
                 super().setup()
                 with receiver.lock:
                     receiver.connections += 1
+                    self.connection = receiver.connections
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
-                receiver.handle(self, body)
+                self.requests += 1
+                if self.requests > 1 and self.path in receiver.hang_up_on_reuse:
+                    self.close_connection = True  # no answer: the connection just closes
+                    return
+                receiver.handle(self, body, self.connection)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -139,9 +153,10 @@ class WebhookReceiver:
             self.server.server_close()
             self.server = None
 
-    def handle(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
+    def handle(self, request: BaseHTTPRequestHandler, body: bytes, connection: int) -> None:
         path = request.path
-        delay = self.delays.get(path, 0.0)
+        with self.lock:
+            delay = self.delays_once.pop(path, None) or self.delays.get(path, 0.0)
         if delay:
             time.sleep(delay)  # the receiver is slow (its thread, not the test, waits)
         status = self.statuses.get(path, 200)
@@ -168,6 +183,7 @@ class WebhookReceiver:
                             verified,
                             len(headers["webhook-signature"].split(" ")),
                             time.monotonic(),
+                            connection,
                         )
                     )
         body = self.bodies.get(path, b"")

@@ -135,6 +135,17 @@ def test_development_mode_allows_local_http_receivers() -> None:
         webhooks.check_target("https://partner.example:notaport/h", development_mode=True)
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["https://a..b.example/h", "https://.partner.example/h", f"https://{'a' * 64}.example/h"],
+)
+def test_a_host_name_with_no_address_form_is_refused_in_every_mode(url: str) -> None:
+    for development_mode in (True, False):
+        with pytest.raises(Unprocessable) as refused:
+            webhooks.check_target(url, development_mode=development_mode)
+        assert refused.value.message.startswith("url's host is not a valid name")
+
+
 def test_retries_back_off_exponentially_with_jitter_up_to_a_cap() -> None:
     policy = webhooks.RetryPolicy(initial_seconds=5, max_seconds=7200, budget=14)
     assert policy.delay(1, 0.0).total_seconds() == 2.5

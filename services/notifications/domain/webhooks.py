@@ -67,6 +67,11 @@ def check_target(url: str, *, development_mode: bool) -> str:
         literal = ipaddress.ip_address(host)
     except ValueError:
         literal = None
+    if literal is None:
+        try:  # an empty label (a..b, .example.com) or one over 63 characters has no address
+            host.encode("idna")
+        except UnicodeError as error:
+            raise Unprocessable(f"url's host is not a valid name: {error}") from None
     if not development_mode:
         if literal is not None and not is_public(literal):
             raise Unprocessable("url must not point at a private, loopback or reserved address")
