@@ -56,7 +56,7 @@ async def deliver(url: str, deliveries: int) -> dict[str, Any]:
     deliverer = Deliverer(None, settings, InboxWakeups(), development_mode=True)  # type: ignore[arg-type]
     endpoint = ClaimedEndpoint(uuid.uuid4(), "ptn_bench", f"{url}/bench", Signing(SECRET))
     body = json.dumps({"type": "notification.credit_issued", "data": {"kind": "other"}})
-    async with webhook_session(settings) as client:
+    async with webhook_session(settings, development_mode=True) as client:
         failed = 0
         for number in range(deliveries):
             head = {

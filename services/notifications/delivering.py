@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import ipaddress
 import logging
 import random
+import socket
 import time
 import uuid
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
+import aiohttp.abc
 
 from services.notifications import inbox, webhook_repository
 from services.notifications.domain.addressing import Recipient
@@ -47,30 +49,45 @@ KEEPALIVE_SECONDS = 3.0
 HEADER_BYTES = 16 * 1024
 
 
-class UnsafeTarget(Exception):
-    """The endpoint's host resolves to an address the platform must not call."""
+class PublicOnlyResolver(aiohttp.abc.AbstractResolver):
+    """The system's resolver, refusing a name any of whose addresses is private, loopback or
+    reserved. It is asked as each connection is made, for the addresses that connection is made
+    to, so a name that resolved publicly a moment before cannot point inwards in between (DNS
+    rebinding). An address literal is not resolved: registration refuses private ones."""
+
+    def __init__(self) -> None:
+        self.system = aiohttp.ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        found = await self.system.resolve(host, port, family)
+        if not all(is_public(ipaddress.ip_address(result["host"])) for result in found):
+            # With an errno, so that aiohttp's message carries the reason (its strerror).
+            raise OSError(
+                errno.EACCES, f"{host} resolves to a private, loopback or reserved address"
+            )
+        return found
+
+    async def close(self) -> None:
+        await self.system.close()
 
 
-async def resolves_publicly(url: str) -> None:
-    host = urlsplit(url).hostname or ""
-    try:
-        found = await asyncio.get_running_loop().getaddrinfo(host, None)
-    except (OSError, UnicodeError) as error:  # UnicodeError: a name with no address form
-        raise UnsafeTarget(f"cannot resolve {host}: {error}") from None
-    if not found or not all(is_public(ipaddress.ip_address(info[4][0])) for info in found):
-        raise UnsafeTarget(f"{host} resolves to a private, loopback or reserved address")
-
-
-def webhook_session(settings: NotificationsSettings) -> aiohttp.ClientSession:
+def webhook_session(
+    settings: NotificationsSettings, *, development_mode: bool
+) -> aiohttp.ClientSession:
     """The deliverer's HTTP client (aiohttp: a delivery costs its sender about a third of the
     CPU httpx took, benchmarks/webhook_delivery.py). An attempt has the timeout as a whole;
     redirects are refused per request. No cookie is kept (one partner's endpoint must not set
     what another's on the same host gets) and no body decompressed (an answer is only drained).
     Deliveries connect directly: reading proxy settings and ~/.netrc from the environment
-    (`trust_env`) cost a thread hop per request, a third of the sender's CPU."""
+    (`trust_env`) cost a thread hop per request, a third of the sender's CPU. Outside
+    development mode (whose receivers are local) only public addresses are connected to."""
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(
-            limit=settings.webhook_concurrency * 2, keepalive_timeout=KEEPALIVE_SECONDS
+            limit=settings.webhook_concurrency * 2,
+            keepalive_timeout=KEEPALIVE_SECONDS,
+            resolver=None if development_mode else PublicOnlyResolver(),
         ),
         timeout=aiohttp.ClientTimeout(total=settings.webhook_timeout_seconds),
         cookie_jar=aiohttp.DummyCookieJar(),
@@ -135,7 +152,7 @@ class Deliverer:
     async def run(self) -> None:
         """Claim due endpoints while slots are free; wait for a wake-up, a finished endpoint
         or the poll period."""
-        async with webhook_session(self.settings) as client:
+        async with webhook_session(self.settings, development_mode=self.development_mode) as client:
             try:
                 while True:
                     wakeup = self.wakeups.next_wakeup()
@@ -210,8 +227,6 @@ class Deliverer:
         error: str | None = None
         body: str = head["payload"]
         try:
-            if not self.development_mode:
-                await resolves_publicly(endpoint.url)
             headers = endpoint.signing.headers(str(head["message_id"]), at, body)
             async with asyncio.timeout(self.settings.webhook_timeout_seconds):
                 code = await post(client, endpoint.url, body.encode(), headers)
@@ -219,8 +234,6 @@ class Deliverer:
                 error = f"HTTP {code}: redirects are not followed"
             elif not 200 <= code < 300:
                 error = f"HTTP {code}"
-        except UnsafeTarget as refused:
-            error = str(refused)
         except TimeoutError:
             error = f"no answer within {self.settings.webhook_timeout_seconds:g} s"
         except aiohttp.ClientError as failed:

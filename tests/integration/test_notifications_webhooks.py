@@ -11,11 +11,13 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.notifications.delivering import DRAIN_BYTES
+from services.notifications.delivering import DRAIN_BYTES, post, webhook_session
+from services.notifications.settings import NotificationsSettings
 from shared.events.notifications import NotificationKind, PartnerNotification
 from shared.events.partners import PartnerChange, PartnerStatus
 from shared.topics import PARTNER_LIFECYCLE
@@ -309,6 +311,25 @@ async def test_an_endpoint_that_does_not_answer_in_time_fails_the_attempt_and_is
             return items[0] if items[0]["status"] == "delivered" else None
 
         assert (await eventually(delivered, 30, what="the retry delivered"))["attempts"] >= 2
+
+
+async def test_outside_development_mode_a_name_that_resolves_inwards_is_not_connected_to(
+    receiver: WebhookReceiver,
+) -> None:
+    """The deliverer's own client, as the service builds it: outside development mode the
+    address a connection is made to is checked as it is made (a name that resolved publicly
+    a moment before cannot be pointed inwards in between); in development mode the same URL
+    reaches the local receiver."""
+    url = f"http://localhost:{receiver.port}/inwards"
+    settings = NotificationsSettings()
+    async with webhook_session(settings, development_mode=False) as session:
+        with pytest.raises(aiohttp.ClientConnectorError) as refused:
+            await post(session, url, b"{}", {})
+    assert "localhost resolves to a private, loopback or reserved address" in str(refused.value)
+    assert receiver.connections == 0
+    async with webhook_session(settings, development_mode=True) as session:
+        assert await post(session, url, b"{}", {}) == 400  # reached: unsigned, so refused
+    assert receiver.connections == 1
 
 
 async def test_redirects_are_not_followed(
