@@ -88,6 +88,23 @@ async def received(receiver: WebhookReceiver, path: str, count: int) -> list[str
     return subjects
 
 
+async def delivery_log(
+    client: httpx.AsyncClient,
+    base: str,
+    partner_id: str,
+    hook: dict[str, Any],
+    headers: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The endpoint's delivery log, read as its partner (or with `headers`)."""
+    answer = await client.get(
+        f"{base}/partners/{partner_id}/webhooks/{hook['endpoint_id']}/deliveries",
+        headers=headers or auth(partner_id),
+    )
+    assert answer.status_code == 200, answer.text
+    items: list[dict[str, Any]] = answer.json()["items"]
+    return items
+
+
 def notes_for(partner_id: str, prefix: str, count: int) -> list[PartnerNotification]:
     return [
         partner_notification(partner_id=partner_id, subject=f"{prefix}{i}") for i in range(count)
@@ -154,10 +171,9 @@ async def test_a_receiver_down_for_a_while_gets_everything_once_in_order(
         hook = await register(client, notifications, receiver, partner, "/down")
         receiver.stop()
         await tell(infra, partner, *notes_for(partner, "m", 5))
-        log_url = f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}/deliveries"
 
         async def failing() -> bool:
-            items = (await client.get(log_url, headers=auth(partner))).json()["items"]
+            items = await delivery_log(client, notifications, partner, hook)
             return len(items) == 5 and any(d["attempts"] >= 2 for d in items)
 
         await eventually(failing, 60, what="deliveries to fail while the receiver is down")
@@ -165,7 +181,7 @@ async def test_a_receiver_down_for_a_while_gets_everything_once_in_order(
         assert await received(receiver, "/down", 5) == [f"m{i}" for i in range(5)]
         ids = [r.webhook_id for r in receiver.at("/down")]
         assert len(ids) == len(set(ids)) == 5
-        items = (await client.get(log_url, headers=auth(partner))).json()["items"]
+        items = await delivery_log(client, notifications, partner, hook)
         head = items[-1]
         assert head["status"] == "delivered"
         assert head["attempt_log"][0]["status_code"] is None
@@ -259,11 +275,8 @@ async def test_an_endpoint_keeps_its_connection_and_a_long_answer_is_left_unread
             assert await received(receiver, "/kept", 8) == [*kept, "long0", "long1"]
             first_long, second_long = receiver.at("/kept")[6:]
             assert second_long.connection != first_long.connection, "a long answer was read"
-            log = await client.get(
-                f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}/deliveries",
-                headers=auth(partner),
-            )
-            assert [d["status"] for d in log.json()["items"]] == ["delivered"] * 8
+            items = await delivery_log(client, notifications, partner, hook)
+            assert [d["status"] for d in items] == ["delivered"] * 8
 
 
 async def test_a_kept_connection_closed_as_it_is_reused_costs_no_failed_attempt(
@@ -280,11 +293,7 @@ async def test_a_kept_connection_closed_as_it_is_reused_costs_no_failed_attempt(
             await tell(infra, partner, *notes_for(partner, "h", 3))
             assert await received(receiver, "/hangs-up", 3) == ["h0", "h1", "h2"]
             assert [r.connection for r in receiver.at("/hangs-up")] == [1, 2, 3]
-            log = await client.get(
-                f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}/deliveries",
-                headers=auth(partner),
-            )
-            items = log.json()["items"]
+            items = await delivery_log(client, notifications, partner, hook)
             assert [(d["status"], d["attempts"]) for d in items] == [("delivered", 1)] * 3
 
 
@@ -296,10 +305,9 @@ async def test_an_endpoint_that_does_not_answer_in_time_fails_the_attempt_and_is
         hook = await register(client, notifications, receiver, partner, "/late")
         receiver.delays_once["/late"] = 5.0  # the service's timeout is 3 s
         await tell(infra, partner, *notes_for(partner, "late", 1))
-        log_url = f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}/deliveries"
 
         async def timed_out() -> dict[str, Any] | None:
-            items = (await client.get(log_url, headers=auth(partner))).json()["items"]
+            items = await delivery_log(client, notifications, partner, hook)
             return items[0] if items and items[0]["attempt_log"] else None
 
         delivery = await eventually(timed_out, 30, what="an attempt that timed out")
@@ -307,7 +315,7 @@ async def test_an_endpoint_that_does_not_answer_in_time_fails_the_attempt_and_is
         assert delivery["attempt_log"][0]["status_code"] is None
 
         async def delivered() -> dict[str, Any] | None:
-            items = (await client.get(log_url, headers=auth(partner))).json()["items"]
+            items = await delivery_log(client, notifications, partner, hook)
             return items[0] if items[0]["status"] == "delivered" else None
 
         assert (await eventually(delivered, 30, what="the retry delivered"))["attempts"] >= 2
@@ -340,10 +348,9 @@ async def test_redirects_are_not_followed(
         hook = await register(client, notifications, receiver, partner, "/moved")
         receiver.statuses["/moved"] = 307
         await tell(infra, partner, *notes_for(partner, "r", 1))
-        log_url = f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}/deliveries"
 
         async def attempted() -> dict[str, Any] | None:
-            items = (await client.get(log_url, headers=auth(partner))).json()["items"]
+            items = await delivery_log(client, notifications, partner, hook)
             return items[0] if items and items[0]["attempts"] else None
 
         delivery = await eventually(attempted, what="an attempt")
@@ -455,17 +462,16 @@ async def test_a_suspended_partners_deliveries_wait_until_it_is_active_again(
         await tell(infra, other, *notes_for(other, "o", 1))
         # The other partner's delivery went through; the suspended partner's waited untried.
         await received(receiver, "/other", 1)
-        log_url = f"{notifications}/partners/{paused}/webhooks/{hook['endpoint_id']}/deliveries"
 
         async def queued() -> list[dict[str, Any]] | None:
-            items: list[dict[str, Any]] = (await client.get(log_url, headers=ADMIN)).json()["items"]
+            items = await delivery_log(client, notifications, paused, hook, ADMIN)
             return items if len(items) == 2 else None
 
         await eventually(queued, what="the suspended partner's deliveries queued")
         # Deliveries queued after them went out meanwhile: the deliverer passed them over.
         await tell(infra, other, *notes_for(other, "later", 1))
         await received(receiver, "/other", 2)
-        items = (await client.get(log_url, headers=ADMIN)).json()["items"]
+        items = await delivery_log(client, notifications, paused, hook, ADMIN)
         assert [(d["status"], d["attempts"]) for d in items] == [("pending", 0)] * 2
         assert receiver.at("/paused") == []
     await lifecycle(infra, paused, PartnerStatus.ACTIVE, PartnerChange.REINSTATED, 2)
