@@ -318,30 +318,34 @@ class Receivers:
         )
         return cls(process, f"http://127.0.0.1:{port}")
 
+    async def ready(self) -> None:
+        """The receiver process answers (within 30 s)."""
+        async with httpx.AsyncClient(timeout=30) as client, asyncio.timeout(30):
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get(f"{self.url}/_results")).status_code == 200:
+                        return
+                await asyncio.sleep(0.2)
+
+    async def arm(self, client: httpx.AsyncClient, name: str, secret: str) -> None:
+        """`/<name>` verifies its deliveries with `secret` (a `whsec_` secret)."""
+        armed = await client.post(f"{self.url}/_secret/{name}", content=secret.encode())
+        armed.raise_for_status()
+
     async def register(self, notifications_url: str, partners: list[Partner]) -> None:
-        receivers = self
+        await self.ready()
         async with httpx.AsyncClient(timeout=30) as client:
-            async with asyncio.timeout(30):
-                while True:
-                    with contextlib.suppress(httpx.TransportError):
-                        if (await client.get(f"{receivers.url}/_results")).status_code == 200:
-                            break
-                    await asyncio.sleep(0.2)
             for partner in partners:
                 answer = await client.post(
                     f"{notifications_url}/partners/{partner.partner_id}/webhooks",
                     json={
-                        "url": f"{receivers.url}/{partner.partner_id}",
+                        "url": f"{self.url}/{partner.partner_id}",
                         "kinds": ["credit_issued"],
                     },
                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
                 )
                 answer.raise_for_status()
-                armed = await client.post(
-                    f"{receivers.url}/_secret/{partner.partner_id}",
-                    content=answer.json()["secret"].encode(),
-                )
-                armed.raise_for_status()
+                await self.arm(client, partner.partner_id, answer.json()["secret"])
 
     async def latencies(self, keys: list[str]) -> dict[str, float | int]:
         """Ingestion -> webhook received for `keys`, once they all arrived (at most a minute

@@ -20,6 +20,12 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_ticks(pid: int) -> int:
+    """User and system CPU time of a process so far, in clock ticks (`SC_CLK_TCK` a second)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 class CpuMeter:
     """CPU time of each part of the run (from /proc), and Postgres' WAL volume, over a window:
     where the machine's cores go, per deal. Processes that start or end inside the window
@@ -96,10 +102,9 @@ class CpuMeter:
             if part is None:
                 continue
             try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                parts[pid] = (part, cpu_ticks(pid))
             except OSError:
                 continue
-            parts[pid] = (part, int(fields[11]) + int(fields[12]))
         # cpu  user nice system idle iowait irq softirq steal ...: busy is all but idle, iowait.
         ticks = [int(v) for v in Path("/proc/stat").read_text().split()[1:9]]
         busy = sum(ticks) - ticks[3] - ticks[4]

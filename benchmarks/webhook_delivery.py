@@ -12,42 +12,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from benchmarks.chain import Receivers
+from benchmarks.cpu_meter import cpu_ticks
 from services.notifications.delivering import Deliverer, webhook_session
 from services.notifications.domain.webhooks import Signing
 from services.notifications.settings import NotificationsSettings
 from services.notifications.wakeups import InboxWakeups
 from services.notifications.webhook_repository import ClaimedEndpoint
-from tests.support.processes import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # a fixed test secret (base64)
 
 
 def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def receiver_ready(url: str) -> None:
-    async with httpx.AsyncClient(timeout=5) as client, asyncio.timeout(30):
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if (await client.get(f"{url}/_results")).status_code == 200:
-                    return
-            await asyncio.sleep(0.1)
+    return cpu_ticks(pid) / os.sysconf("SC_CLK_TCK")
 
 
 async def deliver(url: str, deliveries: int) -> dict[str, Any]:
@@ -70,15 +55,16 @@ async def deliver(url: str, deliveries: int) -> dict[str, Any]:
     return {"failed": failed}
 
 
-async def run(receiver: int, url: str, deliveries: int) -> dict[str, Any]:
-    """Deliveries to the receiver process (pid `receiver`) at `url`, measured."""
-    await receiver_ready(url)
-    async with httpx.AsyncClient() as client:
-        await client.post(f"{url}/_secret/bench", content=SECRET.encode())
-    await deliver(url, 200)  # warm-up: first statements, first connection
+async def run(receivers: Receivers, deliveries: int) -> dict[str, Any]:
+    """Deliveries to the receiver process, measured."""
+    await receivers.ready()
+    async with httpx.AsyncClient(timeout=30) as client:
+        await receivers.arm(client, "bench", SECRET)
+    await deliver(receivers.url, 200)  # warm-up: first statements, first connection
+    receiver = receivers.process.pid
     sender_before, receiver_before = cpu_seconds(os.getpid()), cpu_seconds(receiver)
     started = time.perf_counter()
-    outcome = await deliver(url, deliveries)
+    outcome = await deliver(receivers.url, deliveries)
     seconds = time.perf_counter() - started
     sender = cpu_seconds(os.getpid()) - sender_before
     received = cpu_seconds(receiver) - receiver_before
@@ -95,16 +81,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--deliveries", type=int, default=3000)
     args = parser.parse_args()
-    port = free_port()
-    receiver = subprocess.Popen(  # noqa: S603 (our own module)
-        [sys.executable, "-m", "benchmarks.webhook_receiver", "--port", str(port)], cwd=ROOT
-    )
+    receivers = Receivers.spawn()
     try:
-        url = f"http://127.0.0.1:{port}"
-        print(json.dumps(asyncio.run(run(receiver.pid, url, args.deliveries))))
+        print(json.dumps(asyncio.run(run(receivers, args.deliveries))))
     finally:
-        receiver.terminate()
-        receiver.wait()
+        receivers.stop()
 
 
 if __name__ == "__main__":
