@@ -121,14 +121,15 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1" if self.keep_alive else "HTTP/1.0"
 
-            connection = 0
+            # Which of the receiver's connections this is (`connection` is the handler's socket).
+            number = 0
             requests = 0
 
             def setup(self) -> None:
                 super().setup()
                 with receiver.lock:
                     receiver.connections += 1
-                    self.connection = receiver.connections
+                    self.number = receiver.connections
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
@@ -137,7 +138,7 @@ class WebhookReceiver:
                 if self.requests > 1 and self.path in receiver.hang_up_on_reuse:
                     self.close_connection = True  # no answer: the connection just closes
                     return
-                receiver.handle(self, body, self.connection)
+                receiver.handle(self, body, self.number)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
