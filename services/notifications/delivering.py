@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 DISABLED_NAMESPACE = uuid.UUID("0b6f1f5e-6c52-4d0e-9a51-2f2b8a1d7c33")
 # Deliveries read per round trip while an endpoint catches up (sent one at a time, in order).
 RUN = 50
+# The longest a success waits to be recorded in the delivery log (recorded a run at a time).
+MARK_SECONDS = 1.0
 ERROR_MAX = 300
 # An answer's body is read to its end, so that its connection goes back to the pool for the
 # endpoint's next delivery (one left unread is closed: a new TCP, and for https a new TLS,
@@ -185,11 +187,14 @@ class Deliverer:
         self.wakeups.wake()  # a slot is free
 
     async def serve(self, client: aiohttp.ClientSession, endpoint: ClaimedEndpoint) -> None:
-        """Deliver the endpoint's due deliveries in order until one fails or none is due. A
-        success is settled in one statement; the lease is renewed once a third of it is
-        spent (never across an attempt longer than the timeout, which the lease exceeds)."""
+        """Deliver the endpoint's due deliveries in order until one fails or none is due.
+        Successes are recorded together (`Unrecorded`): before a failure is settled, when the
+        run is done, and once the oldest has waited MARK_SECONDS. The lease is renewed once a
+        third of it is spent (never across an attempt longer than the timeout, which the lease
+        exceeds)."""
         lease = self.settings.webhook_lease_seconds
         renew_at = time.monotonic() + lease / 3
+        unrecorded = Unrecorded(self.pool, endpoint.endpoint_id)
         try:
             while True:
                 run = await webhook_repository.due_run(self.pool, endpoint.endpoint_id, RUN)
@@ -198,11 +203,11 @@ class Deliverer:
                 for delivery in run:
                     attempt = await self.attempt(client, endpoint, delivery)
                     if not attempt.succeeded:
-                        await self.settle(endpoint, attempt)
+                        if await unrecorded.record():
+                            await self.settle(endpoint, attempt)
                         return
-                    if not await webhook_repository.delivered(
-                        self.pool, endpoint.endpoint_id, attempt
-                    ):
+                    unrecorded.add(attempt)
+                    if unrecorded.overdue() and not await unrecorded.record():
                         return
                     if time.monotonic() >= renew_at:
                         if not await webhook_repository.renew_lease(
@@ -210,11 +215,15 @@ class Deliverer:
                         ):
                             return  # lapsed and taken: the new holder goes on in order
                         renew_at = time.monotonic() + lease / 3
+                if not await unrecorded.record():
+                    return
         except Exception:
             log.exception(
                 "serving a webhook endpoint failed", extra={"endpoint": str(endpoint.endpoint_id)}
             )
         finally:
+            with contextlib.suppress(Exception):
+                await unrecorded.record()
             with contextlib.suppress(Exception):
                 await webhook_repository.release_lease(self.pool, endpoint.endpoint_id, self.owner)
 
@@ -278,6 +287,36 @@ class Deliverer:
                 extra={"endpoint": str(endpoint.endpoint_id), "reason": reason},
             )
             return False
+
+
+class Unrecorded:
+    """An endpoint's successful attempts not yet in the log: one statement records a run's
+    successes instead of one each (that statement was the largest single cost of a delivery in
+    Postgres). A crash before they are recorded only sends them again, with the same webhook-id
+    (the duplicate the specification allows); the head of the queue stays in order either way."""
+
+    def __init__(self, pool: Pool, endpoint_id: uuid.UUID) -> None:
+        self.pool = pool
+        self.endpoint_id = endpoint_id
+        self.attempts: list[Attempt] = []
+        self.since = 0.0
+
+    def add(self, attempt: Attempt) -> None:
+        if not self.attempts:
+            self.since = time.monotonic()
+        self.attempts.append(attempt)
+
+    def overdue(self) -> bool:
+        """The oldest has waited long enough that the delivery log should show it."""
+        return bool(self.attempts) and time.monotonic() - self.since >= MARK_SECONDS
+
+    async def record(self) -> bool:
+        """Record them; False when some deliveries are gone (the endpoint deleted meanwhile)."""
+        attempts, self.attempts = self.attempts, []
+        if not attempts:
+            return True
+        marked = await webhook_repository.delivered(self.pool, self.endpoint_id, attempts)
+        return marked == len(attempts)
 
 
 def disabled_message(endpoint: ClaimedEndpoint, outcome: Any, reason: str) -> Message:

@@ -4,6 +4,7 @@ transaction), leases on endpoints, attempts and their outcomes."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -228,37 +229,46 @@ async def due_run(pool: Pool, endpoint_id: uuid.UUID, limit: int) -> list[Any]:
     return run
 
 
-async def delivered(pool: Pool, endpoint_id: uuid.UUID, attempt: Attempt) -> bool:
-    """A successful attempt, in one statement: logged, the delivery done, the endpoint's
-    failures forgiven. False when the delivery is gone (its endpoint deleted meanwhile).
+async def delivered(pool: Pool, endpoint_id: uuid.UUID, attempts: Sequence[Attempt]) -> int:
+    """Successful attempts, in one statement: logged, their deliveries done, the endpoint's
+    failures forgiven. Returns how many deliveries were marked: fewer than the attempts when
+    some are gone (their endpoint deleted meanwhile).
 
     Its commit does not wait for the WAL flush (`synchronous_commit` off for this statement's
-    transaction only): losing the mark in a crash only sends the delivery again, with the same
-    webhook-id, which the specification allows and receivers drop."""
-    done = await pool.fetchval(
-        """WITH logged AS (
+    transaction only): losing the marks in a crash only sends those deliveries again, with the
+    same webhook-id, which the specification allows and receivers drop."""
+    marked = await pool.fetchval(
+        """WITH done AS (
+               SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::int[],
+                                    $5::int[])
+                   AS a(delivery_id, attempt, attempted_at, status_code, duration_ms)
+           ), marked AS (
+               UPDATE webhook_deliveries d SET attempts = a.attempt,
+                   last_status_code = a.status_code, last_error = NULL, status = 'delivered',
+                   delivered_at = a.attempted_at
+               FROM done a
+               WHERE d.delivery_id = a.delivery_id
+                 AND set_config('synchronous_commit', 'off', true) IS NOT NULL
+               RETURNING d.delivery_id
+           ), logged AS (
                INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, status_code,
                    duration_ms)
-               SELECT $1, $2, $3, $4, $5
-               WHERE EXISTS (SELECT 1 FROM webhook_deliveries WHERE delivery_id = $1)
+               SELECT a.delivery_id, a.attempt, a.attempted_at, a.status_code, a.duration_ms
+               FROM done a JOIN marked USING (delivery_id)
                ON CONFLICT (delivery_id, attempt) DO NOTHING
            ), forgiven AS (
                UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL
                WHERE endpoint_id = $6 AND consecutive_failures <> 0
            )
-           UPDATE webhook_deliveries SET attempts = $2, last_status_code = $4,
-               last_error = NULL, status = 'delivered', delivered_at = $3
-           WHERE delivery_id = $1
-             AND set_config('synchronous_commit', 'off', true) IS NOT NULL
-           RETURNING true""",
-        attempt.delivery_id,
-        attempt.number,
-        attempt.at,
-        attempt.status_code,
-        attempt.duration_ms,
+           SELECT count(*) FROM marked""",
+        [attempt.delivery_id for attempt in attempts],
+        [attempt.number for attempt in attempts],
+        [attempt.at for attempt in attempts],
+        [attempt.status_code for attempt in attempts],
+        [attempt.duration_ms for attempt in attempts],
         endpoint_id,
     )
-    return bool(done)
+    return int(marked)
 
 
 async def renew_lease(

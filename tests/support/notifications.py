@@ -11,7 +11,8 @@ import json
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,6 +21,9 @@ import httpx
 from aiosmtpd.controller import Controller
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from services.notifications.domain.webhooks import Signing
+from services.notifications.webhook_repository import ClaimedEndpoint
+from shared.db import Pool
 from shared.events.notifications import PartnerNotification
 from shared.topics import PARTNER_NOTIFICATIONS
 from tests.support.infra import Infra
@@ -75,6 +79,38 @@ async def tell(infra: Infra, partner_id: str, *notes: PartnerNotification) -> No
     await publish(infra, PARTNER_NOTIFICATIONS, list(notes), subject=partner_id, source="deals")
 
 
+SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # a fixed test secret (base64)
+
+
+async def queued_endpoint(pool: Pool, url: str, subjects: list[str]) -> ClaimedEndpoint:
+    """An endpoint (signing with SECRET) with one pending delivery per subject, in that order,
+    written straight into a notifications schema: for driving the deliverer by hand."""
+    endpoint = ClaimedEndpoint(uuid.uuid4(), "ptn_runs", url, Signing(SECRET))
+    await pool.execute(
+        """INSERT INTO webhook_endpoints (endpoint_id, partner_id, url, secret)
+           VALUES ($1, $2, $3, $4)""",
+        endpoint.endpoint_id,
+        endpoint.partner_id,
+        url,
+        SECRET,
+    )
+    await pool.executemany(
+        """INSERT INTO webhook_deliveries (delivery_id, endpoint_id, partner_id, position,
+               message_id, event_type, payload)
+           VALUES (gen_random_uuid(), $1, $2, $3, gen_random_uuid(), 'notification.other', $4)""",
+        [
+            (
+                endpoint.endpoint_id,
+                endpoint.partner_id,
+                position,
+                json.dumps({"type": "notification.other", "data": {"subject": subject}}),
+            )
+            for position, subject in enumerate(subjects)
+        ],
+    )
+    return endpoint
+
+
 @dataclass(frozen=True)
 class Received:
     path: str
@@ -95,7 +131,9 @@ class WebhookReceiver:
     path in `hang_up_on_reuse` closes a connection without an answer when a second request
     comes on it (as a server closing an idle connection at that moment does); without it each
     answer closes its connection, so going down cuts every client off. `delays_once` holds a
-    path's first answer back, the later ones not."""
+    path's first answer back, the later ones not. A delivery whose subject is in
+    `refuse_subjects` is answered 500; `on_receipt` runs a path's hook on the receiver's thread
+    after a delivery verified and before it is answered."""
 
     def __init__(self, keep_alive: bool = False) -> None:
         self.keep_alive = keep_alive
@@ -106,6 +144,8 @@ class WebhookReceiver:
         self.delays: dict[str, float] = {}
         self.delays_once: dict[str, float] = {}
         self.hang_up_on_reuse: set[str] = set()
+        self.refuse_subjects: set[str] = set()
+        self.on_receipt: dict[str, Callable[[], None]] = {}
         self.received: list[Received] = []
         self.refused: list[str] = []  # paths whose delivery failed verification
         self.lock = threading.Lock()
@@ -175,6 +215,8 @@ class WebhookReceiver:
                 self.refused.append(path)
             status = 400
         else:
+            if verified.get("data", {}).get("subject") in self.refuse_subjects:
+                status = 500
             if status < 300:
                 with self.lock:
                     self.received.append(
@@ -187,6 +229,8 @@ class WebhookReceiver:
                             connection,
                         )
                     )
+                if path in self.on_receipt:
+                    self.on_receipt[path]()
         body = self.bodies.get(path, b"")
         request.send_response(status)
         request.send_header("Content-Length", str(len(body)))

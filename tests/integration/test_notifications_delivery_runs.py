@@ -1,0 +1,126 @@
+"""The deliverer serving one endpoint, driven by hand on a scratch notifications schema and a
+real local receiver: a run of successes is recorded in one statement, in order, with its log;
+a failure after some successes records them and then the failed attempt; an endpoint deleted
+while its run is out stops the run without an error."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.notifications import delivering
+from services.notifications.delivering import Deliverer, webhook_session
+from services.notifications.settings import NotificationsSettings
+from services.notifications.wakeups import InboxWakeups
+from services.notifications.webhook_repository import ClaimedEndpoint
+from shared.db import Pool
+from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema, statements_sent
+from tests.support.notifications import SECRET, WebhookReceiver, queued_endpoint
+
+pytestmark = pytest.mark.integration
+
+MIGRATIONS = Path(ROOT / "services" / "notifications" / "migrations")
+
+
+@pytest.fixture
+async def schema(infra: Infra) -> AsyncIterator[tuple[Pool, str]]:
+    """A throw-away notifications schema: (pool, its runtime role)."""
+    async with (
+        scratch_schema(infra) as scratch,
+        migrated_pool(scratch, "notifications", MIGRATIONS, max_size=1) as pool,
+    ):
+        yield pool, f"{scratch.schema}_svc"
+
+
+async def serve(pool: Pool, endpoint: ClaimedEndpoint) -> None:
+    settings = NotificationsSettings()
+    deliverer = Deliverer(pool, settings, InboxWakeups(), development_mode=True)
+    async with webhook_session(settings, development_mode=True) as client:
+        await deliverer.serve(client, endpoint)
+
+
+async def test_a_run_of_successes_is_recorded_in_one_statement(
+    infra: Infra, schema: tuple[Pool, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivering, "MARK_SECONDS", 3600.0)  # however slow the machine
+    pool, role = schema
+    subjects = [f"r{n}" for n in range(12)]
+    with WebhookReceiver(keep_alive=True) as receiver:
+        receiver.secrets["/runs"] = SECRET
+        # A first delivery: the connection learns the types it sends (asyncpg asks once).
+        await serve(pool, await queued_endpoint(pool, receiver.url("/runs"), ["warm-up"]))
+        endpoint = await queued_endpoint(pool, receiver.url("/runs"), subjects)
+        before = await statements_sent(infra, role)
+        await serve(pool, endpoint)
+        sent = await statements_sent(infra, role) - before
+        assert [r.body["data"]["subject"] for r in receiver.at("/runs")] == ["warm-up", *subjects]
+        assert receiver.refused == []
+    # The run read, its twelve successes recorded, an empty run read, the lease released
+    # (one statement a success before: fifteen).
+    assert sent == 4, f"{sent} statements for a run of {len(subjects)} deliveries"
+    rows = await pool.fetch(
+        """SELECT d.status, d.attempts, a.status_code
+           FROM webhook_deliveries d JOIN webhook_attempts a USING (delivery_id)
+           WHERE d.endpoint_id = $1 ORDER BY d.position""",
+        endpoint.endpoint_id,
+    )
+    assert [tuple(row) for row in rows] == [("delivered", 1, 200)] * len(subjects)
+
+
+async def test_a_failure_after_successes_records_them_then_the_failed_attempt(
+    schema: tuple[Pool, str],
+) -> None:
+    pool, _ = schema
+    with WebhookReceiver(keep_alive=True) as receiver:
+        receiver.secrets["/fails"] = SECRET
+        receiver.refuse_subjects.add("no")
+        endpoint = await queued_endpoint(
+            pool, receiver.url("/fails"), ["ok0", "ok1", "no", "after"]
+        )
+        await serve(pool, endpoint)
+        assert [r.body["data"]["subject"] for r in receiver.at("/fails")] == ["ok0", "ok1"]
+    rows = await pool.fetch(
+        """SELECT d.status, d.attempts, d.last_status_code,
+                  array_remove(array_agg(a.status_code ORDER BY a.attempt), NULL) AS log
+           FROM webhook_deliveries d LEFT JOIN webhook_attempts a USING (delivery_id)
+           GROUP BY d.delivery_id ORDER BY d.position"""
+    )
+    assert [tuple(row) for row in rows] == [
+        ("delivered", 1, 200, [200]),
+        ("delivered", 1, 200, [200]),
+        ("pending", 1, 500, [500]),
+        ("pending", 0, None, []),  # behind the failed head: not tried
+    ]
+    failures = await pool.fetchval(
+        "SELECT consecutive_failures FROM webhook_endpoints WHERE endpoint_id = $1",
+        endpoint.endpoint_id,
+    )
+    assert failures == 1
+
+
+async def test_an_endpoint_deleted_while_its_run_is_out_stops_at_the_next_record(
+    schema: tuple[Pool, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Successes are recorded at least every MARK_SECONDS; the record finding the endpoint
+    gone (deleted with its queue) ends the run: here, every success is recorded at once."""
+    monkeypatch.setattr(delivering, "MARK_SECONDS", 0.0)
+    pool, _ = schema
+    loop = asyncio.get_running_loop()
+    with WebhookReceiver(keep_alive=True) as receiver:
+        receiver.secrets["/gone"] = SECRET
+        endpoint = await queued_endpoint(pool, receiver.url("/gone"), ["g0", "g1", "g2"])
+
+        def delete_endpoint() -> None:  # on the receiver's thread, before g0 is answered
+            deleted = pool.execute(
+                "DELETE FROM webhook_endpoints WHERE endpoint_id = $1", endpoint.endpoint_id
+            )
+            asyncio.run_coroutine_threadsafe(deleted, loop).result(timeout=10)
+            del receiver.on_receipt["/gone"]
+
+        receiver.on_receipt["/gone"] = delete_endpoint
+        await serve(pool, endpoint)
+        assert [r.body["data"]["subject"] for r in receiver.at("/gone")] == ["g0"]
+    assert await pool.fetchval("SELECT count(*) FROM webhook_attempts") == 0
