@@ -5,7 +5,12 @@ after the other as an endpoint gets them: deliveries a second, and CPU per deliv
 sender and of the receiver, each from /proc. Needs no Kafka or Postgres. (At 8cab736 it also
 had `--unread`, leaving answers unread as the deliverer on httpx did before it read them.)
 
-    python -m benchmarks.webhook_delivery [--deliveries 3000]
+With `--served` the deliveries are queued in a scratch notifications schema and sent by
+`Deliverer.serve`, as the service serves an endpoint: the queue read and the successes recorded
+too, so Postgres' CPU and WAL per delivery are measured beside the sender's and the receiver's
+(needs the local stack's Postgres: `eval "$(deploy/local-stack.sh env)"`).
+
+    python -m benchmarks.webhook_delivery [--deliveries 3000] [--served]
 """
 
 from __future__ import annotations
@@ -21,14 +26,18 @@ from typing import Any
 import httpx
 
 from benchmarks.chain import Receivers
-from benchmarks.cpu_meter import cpu_ticks
+from benchmarks.cpu_meter import CpuMeter, cpu_ticks
+from services.notifications import webhook_repository
 from services.notifications.delivering import Deliverer, webhook_session
 from services.notifications.domain.webhooks import Signing
 from services.notifications.settings import NotificationsSettings
 from services.notifications.wakeups import InboxWakeups
 from services.notifications.webhook_repository import ClaimedEndpoint
+from shared.db import Pool
+from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema
+from tests.support.notifications import SECRET, queued_endpoint
 
-SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # a fixed test secret (base64)
+MIGRATIONS = ROOT / "services" / "notifications" / "migrations"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -77,13 +86,63 @@ async def run(receivers: Receivers, deliveries: int) -> dict[str, Any]:
     }
 
 
+async def serve(pool: Pool, url: str, deliveries: int) -> None:
+    """Queue the deliveries on an endpoint of their own and serve it until its queue is empty."""
+    settings = NotificationsSettings()
+    deliverer = Deliverer(pool, settings, InboxWakeups(), development_mode=True)
+    subjects = [f"d{n}" for n in range(deliveries)]
+    queued = await queued_endpoint(pool, f"{url}/bench", subjects)
+    # Leased as the service leases it (a lease not held ends the serving at its renewal).
+    [endpoint] = await webhook_repository.claim_endpoints(
+        pool, deliverer.owner, 1, settings.webhook_lease_seconds
+    )
+    assert endpoint.endpoint_id == queued.endpoint_id
+    async with webhook_session(settings, development_mode=True) as client:
+        await deliverer.serve(client, endpoint)
+    pending = await pool.fetchval(
+        "SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'pending'",
+        endpoint.endpoint_id,
+    )
+    assert pending == 0, f"{pending} deliveries not delivered"
+
+
+async def run_served(receivers: Receivers, deliveries: int) -> dict[str, Any]:
+    """Deliveries served from a scratch schema's queue, measured with Postgres."""
+    infra = Infra.from_env(os.environ)
+    await receivers.ready()
+    async with httpx.AsyncClient(timeout=30) as client:
+        await receivers.arm(client, "bench", SECRET)
+    async with (
+        scratch_schema(infra) as scratch,
+        migrated_pool(scratch, "notifications", MIGRATIONS) as pool,
+    ):
+        await serve(pool, receivers.url, 200)  # warm-up: first statements, first connection
+        meter = CpuMeter(
+            infra.admin_dsn, {"sender": os.getpid(), "receiver": receivers.process.pid}
+        )
+        await meter.start()
+        started = time.perf_counter()
+        await serve(pool, receivers.url, deliveries)
+        seconds = time.perf_counter() - started
+        await meter.stop()
+    figures = meter.per_deal(deliveries)
+    return {
+        "deliveries": deliveries,
+        "deliveries_per_s": round(deliveries / seconds),
+        "cpu_ms_per_delivery": figures["cpu_ms_per_deal"],
+        "wal_bytes_per_delivery": round(meter.wal_bytes / deliveries),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--deliveries", type=int, default=3000)
+    parser.add_argument("--served", action="store_true", help="from a queue, with Postgres")
     args = parser.parse_args()
     receivers = Receivers.spawn()
+    measure = run_served if args.served else run
     try:
-        print(json.dumps(asyncio.run(run(receivers, args.deliveries))))
+        print(json.dumps(asyncio.run(measure(receivers, args.deliveries))))
     finally:
         receivers.stop()
 
