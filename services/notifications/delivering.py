@@ -311,12 +311,12 @@ class Unrecorded:
         return bool(self.attempts) and time.monotonic() - self.since >= MARK_SECONDS
 
     async def record(self) -> bool:
-        """Record them; False when some deliveries are gone (the endpoint deleted meanwhile)."""
+        """Record them; False when the endpoint is no longer to be served (deleted, disabled,
+        or its partner's access revoked meanwhile)."""
         attempts, self.attempts = self.attempts, []
         if not attempts:
             return True
-        marked = await webhook_repository.delivered(self.pool, self.endpoint_id, attempts)
-        return marked == len(attempts)
+        return await webhook_repository.delivered(self.pool, self.endpoint_id, attempts)
 
 
 def disabled_message(endpoint: ClaimedEndpoint, outcome: Any, reason: str) -> Message:

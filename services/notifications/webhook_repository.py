@@ -229,15 +229,15 @@ async def due_run(pool: Pool, endpoint_id: uuid.UUID, limit: int) -> list[Any]:
     return run
 
 
-async def delivered(pool: Pool, endpoint_id: uuid.UUID, attempts: Sequence[Attempt]) -> int:
+async def delivered(pool: Pool, endpoint_id: uuid.UUID, attempts: Sequence[Attempt]) -> bool:
     """Successful attempts, in one statement: logged, their deliveries done, the endpoint's
-    failures forgiven. Returns how many deliveries were marked: fewer than the attempts when
-    some are gone (their endpoint deleted meanwhile).
+    failures forgiven. False when the endpoint is no longer to be served: deliveries gone (the
+    endpoint deleted meanwhile), the endpoint disabled, or its partner's access revoked.
 
     Its commit does not wait for the WAL flush (`synchronous_commit` off for this statement's
     transaction only): losing the marks in a crash only sends those deliveries again, with the
     same webhook-id, which the specification allows and receivers drop."""
-    marked = await pool.fetchval(
+    serving = await pool.fetchval(
         """WITH done AS (
                SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::int[],
                                     $5::int[])
@@ -260,15 +260,21 @@ async def delivered(pool: Pool, endpoint_id: uuid.UUID, attempts: Sequence[Attem
                UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL
                WHERE endpoint_id = $6 AND consecutive_failures <> 0
            )
-           SELECT count(*) FROM marked""",
+           SELECT (SELECT count(*) FROM marked) = cardinality($1::uuid[])
+              AND EXISTS (SELECT 1 FROM webhook_endpoints e
+                          WHERE e.endpoint_id = $6 AND e.enabled
+                            AND NOT EXISTS (SELECT 1 FROM partner_access a
+                                            WHERE a.partner_id = e.partner_id
+                                              AND a.status = ANY($7::text[])))""",
         [attempt.delivery_id for attempt in attempts],
         [attempt.number for attempt in attempts],
         [attempt.at for attempt in attempts],
         [attempt.status_code for attempt in attempts],
         [attempt.duration_ms for attempt in attempts],
         endpoint_id,
+        sorted(status.value for status in REVOKING),
     )
-    return int(marked)
+    return bool(serving)
 
 
 async def renew_lease(

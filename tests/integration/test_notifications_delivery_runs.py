@@ -1,7 +1,7 @@
 """The deliverer serving one endpoint, driven by hand on a scratch notifications schema and a
 real local receiver: a run of successes is recorded in one statement, in order, with its log;
 a failure after some successes records them and then the failed attempt; an endpoint deleted
-while its run is out stops the run without an error."""
+or disabled, or whose partner is suspended, while its run is out is served no further."""
 
 from __future__ import annotations
 
@@ -101,26 +101,40 @@ async def test_a_failure_after_successes_records_them_then_the_failed_attempt(
     assert failures == 1
 
 
-async def test_an_endpoint_deleted_while_its_run_is_out_stops_at_the_next_record(
-    schema: tuple[Pool, str], monkeypatch: pytest.MonkeyPatch
+# What may happen to an endpoint while a run is out, and the rows its successes leave logged.
+MEANWHILE = {
+    "deleted": ("DELETE FROM webhook_endpoints WHERE endpoint_id = $1", 0),
+    "disabled": ("UPDATE webhook_endpoints SET enabled = false WHERE endpoint_id = $1", 1),
+    "partner suspended": (
+        """INSERT INTO partner_access (partner_id, status, version, changed_at)
+           SELECT partner_id, 'suspended', 1, now() FROM webhook_endpoints
+           WHERE endpoint_id = $1""",
+        1,
+    ),
+}
+
+
+@pytest.mark.parametrize("change", sorted(MEANWHILE))
+async def test_an_endpoint_changed_while_its_run_is_out_is_no_longer_served(
+    schema: tuple[Pool, str], monkeypatch: pytest.MonkeyPatch, change: str
 ) -> None:
     """Successes are recorded at least every MARK_SECONDS; the record finding the endpoint
-    gone (deleted with its queue) ends the run: here, every success is recorded at once."""
+    deleted (with its queue), disabled or its partner suspended ends the run: here every
+    success is recorded at once, so nothing goes out after the first."""
     monkeypatch.setattr(delivering, "MARK_SECONDS", 0.0)
     pool, _ = schema
+    statement, logged = MEANWHILE[change]
     loop = asyncio.get_running_loop()
     with WebhookReceiver(keep_alive=True) as receiver:
-        receiver.secrets["/gone"] = SECRET
-        endpoint = await queued_endpoint(pool, receiver.url("/gone"), ["g0", "g1", "g2"])
+        receiver.secrets["/changed"] = SECRET
+        endpoint = await queued_endpoint(pool, receiver.url("/changed"), ["c0", "c1", "c2"])
 
-        def delete_endpoint() -> None:  # on the receiver's thread, before g0 is answered
-            deleted = pool.execute(
-                "DELETE FROM webhook_endpoints WHERE endpoint_id = $1", endpoint.endpoint_id
-            )
-            asyncio.run_coroutine_threadsafe(deleted, loop).result(timeout=10)
-            del receiver.on_receipt["/gone"]
+        def change_endpoint() -> None:  # on the receiver's thread, before c0 is answered
+            changed = pool.execute(statement, endpoint.endpoint_id)
+            asyncio.run_coroutine_threadsafe(changed, loop).result(timeout=10)
+            del receiver.on_receipt["/changed"]
 
-        receiver.on_receipt["/gone"] = delete_endpoint
+        receiver.on_receipt["/changed"] = change_endpoint
         await serve(pool, endpoint)
-        assert [r.body["data"]["subject"] for r in receiver.at("/gone")] == ["g0"]
-    assert await pool.fetchval("SELECT count(*) FROM webhook_attempts") == 0
+        assert [r.body["data"]["subject"] for r in receiver.at("/changed")] == ["c0"]
+    assert await pool.fetchval("SELECT count(*) FROM webhook_attempts") == logged
