@@ -156,7 +156,6 @@ def check_date(value: date, what: str = "date") -> date:
 
 MAX_JSON_DEPTH = 32
 TOO_DEEP = f"malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels"
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 
 
@@ -165,7 +164,12 @@ def json_depth(raw: bytes) -> int:
     Cheap for the usual body: only one with more brackets than the bound is scanned."""
     if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
         return 0
-    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKET)
+    # Outside strings: with escaped backslashes and then escaped quotes taken out, every quote
+    # left opens or closes a string, so every other piece between quotes is outside one (bytes
+    # methods only: a regular expression over the strings took 150-450 us for a 6 KB body).
+    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside = b"".join(unescaped.split(b'"')[::2])
+    brackets = outside.translate(None, _NOT_BRACKET)
     steps = (1 if b in b"[{" else -1 for b in brackets)
     return max(accumulate(steps, initial=0))
 

@@ -108,6 +108,10 @@ def test_json_depth_ignores_brackets_in_strings() -> None:
     assert json_depth(b'{"a": [1, 2]}') == 0  # few brackets: not scanned
     assert json_depth(b"[" * 40 + b"]" * 40) == 40
     assert json_depth(b'["' + b"[" * 100 + b'"]' + b"{}" * 40) == 1
+    # An escaped quote does not end a string; an escaped backslash before a quote does not
+    # keep it open.
+    assert json_depth(b'["a\\"' + b"[" * 40 + b'"]' + b"{}" * 40) == 1
+    assert json_depth(b'["a\\\\", ' + b"[" * 40 + b"]" * 40 + b"]") == 41
 
 
 def test_hand_read_json_is_exact_and_refuses_what_json_is_not() -> None:
