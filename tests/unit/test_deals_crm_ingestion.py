@@ -4,14 +4,18 @@ timestamps from a source's future answer precisely; event ids are namespaced per
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.deals.crm_ingestion import (
     Item,
     MalformedJson,
     aws_ace_changes,
     event_id,
+    exact_json,
     hubspot_changes,
     hubspot_items,
     microsoft_changes,
@@ -140,3 +144,31 @@ def test_each_hubspot_event_is_read_alone_and_a_foreign_portal_refused_alone() -
     ]
     with pytest.raises(Unprocessable, match="HubSpot delivers a JSON array"):
         hubspot_items({"not": "a list"}, AT)
+
+
+# JSON values as parse_json gives them: fractions as exact Decimals, any text (quotes,
+# backslashes, lone surrogates, strings shaped like exact_json's own placeholders).
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.decimals(allow_nan=False, allow_infinity=False)
+    | st.text()
+    | st.from_regex(r'"?[0-9a-f]{32}[0-9]{1,3}"?', fullmatch=True),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(JSON_VALUES)
+def test_an_items_text_reads_back_as_the_item(value: Any) -> None:
+    text = exact_json(value)
+    assert parse_json(text.encode("utf-8", "surrogatepass")) == value
+    assert exact_json(value) == text  # the same item, the same text (its raw event id)
+
+
+def test_an_items_numbers_are_written_as_sent_and_compactly() -> None:
+    sent = b'{"Amount": 1.50, "rates": [2.500, -0.0, 1e400], "n": 7, "s": "1.50"}'
+    assert exact_json(parse_json(sent)) == (
+        '{"Amount":1.50,"rates":[2.500,-0.0,1E+400],"n":7,"s":"1.50"}'
+    )
