@@ -189,7 +189,8 @@ class Deliverer:
     async def serve(self, client: aiohttp.ClientSession, endpoint: ClaimedEndpoint) -> None:
         """Deliver the endpoint's due deliveries in order until one fails or none is due.
         Successes are recorded together (`Unrecorded`): before a failure is settled, when the
-        run is done, and once the oldest has waited MARK_SECONDS. The lease is renewed once a
+        run is done, and before the next attempt once the oldest has waited MARK_SECONDS. The
+        lease is renewed once a
         third of it is spent (never across an attempt longer than the timeout, which the lease
         exceeds)."""
         lease = self.settings.webhook_lease_seconds
@@ -201,14 +202,14 @@ class Deliverer:
                 if not run:
                     return
                 for delivery in run:
-                    attempt = await self.attempt(client, endpoint, delivery)
-                    if not attempt.succeeded:
-                        if await unrecorded.record():
-                            await self.settle(endpoint, attempt)
-                        return
-                    unrecorded.add(attempt)
                     if unrecorded.overdue() and not await unrecorded.record():
                         return
+                    attempt = await self.attempt(client, endpoint, delivery)
+                    if not attempt.succeeded:
+                        await unrecorded.record()  # before the failure: the log stays in order
+                        await self.settle(endpoint, attempt)
+                        return
+                    unrecorded.add(attempt)
                     if time.monotonic() >= renew_at:
                         if not await webhook_repository.renew_lease(
                             self.pool, endpoint.endpoint_id, self.owner, lease
@@ -256,6 +257,7 @@ class Deliverer:
             code,
             error,
             int((time.monotonic() - started) * 1000),
+            head["next_attempt_at"],
         )
 
     async def settle(self, endpoint: ClaimedEndpoint, attempt: Attempt) -> bool:
@@ -313,10 +315,11 @@ class Unrecorded:
     async def record(self) -> bool:
         """Record them; False when the endpoint is no longer to be served (deleted, disabled,
         or its partner's access revoked meanwhile)."""
-        attempts, self.attempts = self.attempts, []
-        if not attempts:
+        if not self.attempts:
             return True
-        return await webhook_repository.delivered(self.pool, self.endpoint_id, attempts)
+        serving = await webhook_repository.delivered(self.pool, self.endpoint_id, self.attempts)
+        self.attempts = []  # only once recorded: a failed statement is tried again in `finally`
+        return serving
 
 
 def disabled_message(endpoint: ClaimedEndpoint, outcome: Any, reason: str) -> Message:

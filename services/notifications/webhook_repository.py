@@ -214,7 +214,8 @@ async def due_run(pool: Pool, endpoint_id: uuid.UUID, limit: int) -> list[Any]:
     a deliverer sends one after the other (only the head can be waiting for a retry, since
     nothing behind it was tried)."""
     rows = await pool.fetch(
-        """SELECT delivery_id, message_id, payload, attempts, next_attempt_at <= now() AS due
+        """SELECT delivery_id, message_id, payload, attempts, next_attempt_at,
+                  next_attempt_at <= now() AS due
            FROM webhook_deliveries
            WHERE endpoint_id = $1 AND status = 'pending'
            ORDER BY position LIMIT $2""",
@@ -231,8 +232,10 @@ async def due_run(pool: Pool, endpoint_id: uuid.UUID, limit: int) -> list[Any]:
 
 async def delivered(pool: Pool, endpoint_id: uuid.UUID, attempts: Sequence[Attempt]) -> bool:
     """Successful attempts, in one statement: logged, their deliveries done, the endpoint's
-    failures forgiven. False when the endpoint is no longer to be served: deliveries gone (the
-    endpoint deleted meanwhile), the endpoint disabled, or its partner's access revoked.
+    failures forgiven. A delivery asked for again (`redeliver`) since its attempt was read is
+    logged but stays pending, so it is sent again. False when the endpoint is no longer to be
+    served: deliveries gone (the endpoint deleted meanwhile), the endpoint disabled, or its
+    partner's access revoked.
 
     Its commit does not wait for the WAL flush (`synchronous_commit` off for this statement's
     transaction only): losing the marks in a crash only sends those deliveries again, with the
@@ -240,12 +243,15 @@ async def delivered(pool: Pool, endpoint_id: uuid.UUID, attempts: Sequence[Attem
     serving = await pool.fetchval(
         """WITH done AS (
                SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::int[],
-                                    $5::int[])
-                   AS a(delivery_id, attempt, attempted_at, status_code, duration_ms)
+                                    $5::int[], $6::timestamptz[])
+                   AS a(delivery_id, attempt, attempted_at, status_code, duration_ms, due_at)
            ), marked AS (
                UPDATE webhook_deliveries d SET attempts = a.attempt,
-                   last_status_code = a.status_code, last_error = NULL, status = 'delivered',
-                   delivered_at = a.attempted_at
+                   last_status_code = a.status_code, last_error = NULL,
+                   status = CASE WHEN d.next_attempt_at = a.due_at THEN 'delivered'
+                                 ELSE d.status END,
+                   delivered_at = CASE WHEN d.next_attempt_at = a.due_at THEN a.attempted_at
+                                       ELSE d.delivered_at END
                FROM done a
                WHERE d.delivery_id = a.delivery_id
                  AND set_config('synchronous_commit', 'off', true) IS NOT NULL
@@ -258,19 +264,20 @@ async def delivered(pool: Pool, endpoint_id: uuid.UUID, attempts: Sequence[Attem
                ON CONFLICT (delivery_id, attempt) DO NOTHING
            ), forgiven AS (
                UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL
-               WHERE endpoint_id = $6 AND consecutive_failures <> 0
+               WHERE endpoint_id = $7 AND consecutive_failures <> 0
            )
-           SELECT (SELECT count(*) FROM marked) = cardinality($1::uuid[])
+           SELECT (SELECT count(*) FROM marked) = (SELECT count(DISTINCT delivery_id) FROM done)
               AND EXISTS (SELECT 1 FROM webhook_endpoints e
-                          WHERE e.endpoint_id = $6 AND e.enabled
+                          WHERE e.endpoint_id = $7 AND e.enabled
                             AND NOT EXISTS (SELECT 1 FROM partner_access a
                                             WHERE a.partner_id = e.partner_id
-                                              AND a.status = ANY($7::text[])))""",
+                                              AND a.status = ANY($8::text[])))""",
         [attempt.delivery_id for attempt in attempts],
         [attempt.number for attempt in attempts],
         [attempt.at for attempt in attempts],
         [attempt.status_code for attempt in attempts],
         [attempt.duration_ms for attempt in attempts],
+        [attempt.due_at for attempt in attempts],
         endpoint_id,
         sorted(status.value for status in REVOKING),
     )
@@ -308,6 +315,9 @@ class Attempt:
     status_code: int | None
     error: str | None
     duration_ms: int
+    # The delivery's next_attempt_at when it was read for this attempt: a redelivery asked for
+    # meanwhile changes it, and the delivery is then sent again.
+    due_at: datetime
 
     @property
     def succeeded(self) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from services.notifications import delivering
+from services.notifications import delivering, webhook_repository
 from services.notifications.delivering import Deliverer, webhook_session
 from services.notifications.settings import NotificationsSettings
 from services.notifications.wakeups import InboxWakeups
@@ -138,3 +138,68 @@ async def test_an_endpoint_changed_while_its_run_is_out_is_no_longer_served(
         await serve(pool, endpoint)
         assert [r.body["data"]["subject"] for r in receiver.at("/changed")] == ["c0"]
     assert await pool.fetchval("SELECT count(*) FROM webhook_attempts") == logged
+
+
+async def test_a_delivery_asked_for_again_before_its_success_is_recorded_is_sent_again(
+    schema: tuple[Pool, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partner's redelivery request that lands between a delivery's answer and its record
+    is not overwritten by the record: the delivery goes out again."""
+    monkeypatch.setattr(delivering, "MARK_SECONDS", 3600.0)  # recorded when the run is done
+    pool, _ = schema
+    loop = asyncio.get_running_loop()
+    with WebhookReceiver(keep_alive=True) as receiver:
+        receiver.secrets["/again"] = SECRET
+        endpoint = await queued_endpoint(pool, receiver.url("/again"), ["a0", "a1"])
+        first = await pool.fetchval(
+            """SELECT delivery_id FROM webhook_deliveries WHERE endpoint_id = $1
+               ORDER BY position LIMIT 1""",
+            endpoint.endpoint_id,
+        )
+
+        async def ask_again() -> None:
+            async with pool.acquire() as conn:
+                asked = await webhook_repository.redeliver(
+                    conn, endpoint.partner_id, endpoint.endpoint_id, first
+                )
+                assert asked
+
+        def as_a1_arrives() -> None:  # a0 answered, its success not yet recorded
+            if len(receiver.at("/again")) == 2:
+                asyncio.run_coroutine_threadsafe(ask_again(), loop).result(timeout=10)
+
+        receiver.on_receipt["/again"] = as_a1_arrives
+        await serve(pool, endpoint)
+        assert [r.body["data"]["subject"] for r in receiver.at("/again")] == ["a0", "a1", "a0"]
+    rows = await pool.fetch(
+        """SELECT d.status, d.attempts, count(a.*) AS logged
+           FROM webhook_deliveries d LEFT JOIN webhook_attempts a USING (delivery_id)
+           GROUP BY d.delivery_id ORDER BY d.position"""
+    )
+    assert [tuple(row) for row in rows] == [("delivered", 2, 2), ("delivered", 1, 1)]
+
+
+async def test_a_failure_after_the_endpoint_was_disabled_mid_run_is_still_logged(
+    schema: tuple[Pool, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivering, "MARK_SECONDS", 3600.0)
+    pool, _ = schema
+    loop = asyncio.get_running_loop()
+    with WebhookReceiver(keep_alive=True) as receiver:
+        receiver.secrets["/off"] = SECRET
+        receiver.refuse_subjects.add("no")
+        endpoint = await queued_endpoint(pool, receiver.url("/off"), ["ok0", "no"])
+        disabled = "UPDATE webhook_endpoints SET enabled = false WHERE endpoint_id = $1"
+
+        def disable() -> None:  # as ok0 arrives
+            changed = pool.execute(disabled, endpoint.endpoint_id)
+            asyncio.run_coroutine_threadsafe(changed, loop).result(timeout=10)
+            del receiver.on_receipt["/off"]
+
+        receiver.on_receipt["/off"] = disable
+        await serve(pool, endpoint)
+    rows = await pool.fetch(
+        """SELECT d.status, d.attempts, d.last_status_code
+           FROM webhook_deliveries d ORDER BY d.position"""
+    )
+    assert [tuple(row) for row in rows] == [("delivered", 1, 200), ("pending", 1, 500)]
