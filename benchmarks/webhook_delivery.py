@@ -58,6 +58,7 @@ async def deliver(url: str, deliveries: int) -> dict[str, Any]:
                 "message_id": uuid.uuid4(),
                 "delivery_id": number,
                 "attempts": 0,
+                "next_attempt_at": None,
             }
             attempt = await deliverer.attempt(client, endpoint, head)
             failed += not attempt.succeeded
@@ -86,24 +87,37 @@ async def run(receivers: Receivers, deliveries: int) -> dict[str, Any]:
     }
 
 
-async def serve(pool: Pool, url: str, deliveries: int) -> None:
-    """Queue the deliveries on an endpoint of their own and serve it until its queue is empty."""
-    settings = NotificationsSettings()
-    deliverer = Deliverer(pool, settings, InboxWakeups(), development_mode=True)
-    subjects = [f"d{n}" for n in range(deliveries)]
-    queued = await queued_endpoint(pool, f"{url}/bench", subjects)
-    # Leased as the service leases it (a lease not held ends the serving at its renewal).
-    [endpoint] = await webhook_repository.claim_endpoints(
-        pool, deliverer.owner, 1, settings.webhook_lease_seconds
-    )
-    assert endpoint.endpoint_id == queued.endpoint_id
-    async with webhook_session(settings, development_mode=True) as client:
-        await deliverer.serve(client, endpoint)
-    pending = await pool.fetchval(
-        "SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'pending'",
-        endpoint.endpoint_id,
-    )
-    assert pending == 0, f"{pending} deliveries not delivered"
+class Queue:
+    """Deliveries queued on an endpoint of their own, leased as the service leases one (a lease
+    not held ends the serving at its renewal), to be served until none is pending."""
+
+    def __init__(self, pool: Pool, deliverer: Deliverer, endpoint: ClaimedEndpoint) -> None:
+        self.pool = pool
+        self.deliverer = deliverer
+        self.endpoint = endpoint
+
+    @classmethod
+    async def filled(cls, pool: Pool, url: str, deliveries: int) -> Queue:
+        settings = NotificationsSettings()
+        deliverer = Deliverer(pool, settings, InboxWakeups(), development_mode=True)
+        subjects = [f"d{n}" for n in range(deliveries)]
+        queued = await queued_endpoint(pool, f"{url}/bench", subjects)
+        [endpoint] = await webhook_repository.claim_endpoints(
+            pool, deliverer.owner, 1, settings.webhook_lease_seconds
+        )
+        assert endpoint.endpoint_id == queued.endpoint_id
+        return cls(pool, deliverer, endpoint)
+
+    async def serve(self) -> None:
+        settings = self.deliverer.settings
+        async with webhook_session(settings, development_mode=True) as client:
+            await self.deliverer.serve(client, self.endpoint)
+        pending = await self.pool.fetchval(
+            """SELECT count(*) FROM webhook_deliveries
+               WHERE endpoint_id = $1 AND status = 'pending'""",
+            self.endpoint.endpoint_id,
+        )
+        assert pending == 0, f"{pending} deliveries not delivered"
 
 
 async def run_served(receivers: Receivers, deliveries: int) -> dict[str, Any]:
@@ -116,13 +130,15 @@ async def run_served(receivers: Receivers, deliveries: int) -> dict[str, Any]:
         scratch_schema(infra) as scratch,
         migrated_pool(scratch, "notifications", MIGRATIONS) as pool,
     ):
-        await serve(pool, receivers.url, 200)  # warm-up: first statements, first connection
+        # Warm-up: first statements, first connection.
+        await (await Queue.filled(pool, receivers.url, 200)).serve()
+        queue = await Queue.filled(pool, receivers.url, deliveries)  # queued before the meter
         meter = CpuMeter(
             infra.admin_dsn, {"sender": os.getpid(), "receiver": receivers.process.pid}
         )
         await meter.start()
         started = time.perf_counter()
-        await serve(pool, receivers.url, deliveries)
+        await queue.serve()
         seconds = time.perf_counter() - started
         await meter.stop()
     figures = meter.per_deal(deliveries)
