@@ -326,7 +326,7 @@ class Attempt:
 
 async def record_attempt(conn: Connection, attempt: Attempt, retry_at: datetime | None) -> None:
     """The attempt in the log, and the delivery's state after it: delivered, or due again at
-    `retry_at`."""
+    `retry_at`; a redelivery asked for since the attempt was read stands (due at once)."""
     await conn.execute(
         """INSERT INTO webhook_attempts (delivery_id, attempt, attempted_at, status_code, error,
                duration_ms) VALUES ($1, $2, $3, $4, $5, $6)
@@ -340,9 +340,13 @@ async def record_attempt(conn: Connection, attempt: Attempt, retry_at: datetime 
     )
     await conn.execute(
         """UPDATE webhook_deliveries SET attempts = $2, last_status_code = $3, last_error = $4,
-               status = CASE WHEN $5 THEN 'delivered' ELSE 'pending' END,
-               delivered_at = CASE WHEN $5 THEN $6 ELSE delivered_at END,
-               next_attempt_at = coalesce($7, next_attempt_at)
+               status = CASE WHEN $5 AND next_attempt_at = $8 THEN 'delivered'
+                             ELSE 'pending' END,
+               delivered_at = CASE WHEN $5 AND next_attempt_at = $8 THEN $6
+                                   ELSE delivered_at END,
+               next_attempt_at = CASE WHEN next_attempt_at = $8
+                                      THEN coalesce($7, next_attempt_at)
+                                      ELSE next_attempt_at END
            WHERE delivery_id = $1""",
         attempt.delivery_id,
         attempt.number,
@@ -351,6 +355,7 @@ async def record_attempt(conn: Connection, attempt: Attempt, retry_at: datetime 
         attempt.succeeded,
         attempt.at,
         retry_at,
+        attempt.due_at,
     )
 
 

@@ -203,3 +203,41 @@ async def test_a_failure_after_the_endpoint_was_disabled_mid_run_is_still_logged
            FROM webhook_deliveries d ORDER BY d.position"""
     )
     assert [tuple(row) for row in rows] == [("delivered", 1, 200), ("pending", 1, 500)]
+
+
+async def test_a_redelivery_asked_for_during_a_failing_attempt_is_not_put_off(
+    schema: tuple[Pool, str],
+) -> None:
+    """The failure's backoff does not overrule the partner's request: the delivery is due at
+    once (the retry would otherwise wait at least half the initial delay, 2.5 s)."""
+    pool, _ = schema
+    loop = asyncio.get_running_loop()
+    with WebhookReceiver(keep_alive=True) as receiver:
+        receiver.secrets["/retry"] = SECRET
+        receiver.refuse_subjects.add("r0")
+        endpoint = await queued_endpoint(pool, receiver.url("/retry"), ["r0"])
+        head = await pool.fetchval(
+            "SELECT delivery_id FROM webhook_deliveries WHERE endpoint_id = $1",
+            endpoint.endpoint_id,
+        )
+
+        async def ask_again() -> None:
+            async with pool.acquire() as conn:
+                asked = await webhook_repository.redeliver(
+                    conn, endpoint.partner_id, endpoint.endpoint_id, head
+                )
+                assert asked
+
+        def as_r0_arrives() -> None:  # before it is answered 500
+            asyncio.run_coroutine_threadsafe(ask_again(), loop).result(timeout=10)
+            del receiver.on_receipt["/retry"]
+
+        receiver.on_receipt["/retry"] = as_r0_arrives
+        await serve(pool, endpoint)
+    row = await pool.fetchrow(
+        """SELECT status, attempts, last_status_code, next_attempt_at <= now() AS due
+           FROM webhook_deliveries WHERE delivery_id = $1""",
+        head,
+    )
+    assert row is not None
+    assert tuple(row) == ("pending", 1, 500, True)

@@ -133,7 +133,7 @@ class WebhookReceiver:
     answer closes its connection, so going down cuts every client off. `delays_once` holds a
     path's first answer back, the later ones not. A delivery whose subject is in
     `refuse_subjects` is answered 500; `on_receipt` runs a path's hook on the receiver's thread
-    after a delivery verified and before it is answered."""
+    after a delivery verified (refused or not) and before it is answered."""
 
     def __init__(self, keep_alive: bool = False) -> None:
         self.keep_alive = keep_alive
@@ -229,8 +229,8 @@ class WebhookReceiver:
                             connection,
                         )
                     )
-                if path in self.on_receipt:
-                    self.on_receipt[path]()
+            if path in self.on_receipt:
+                self.on_receipt[path]()
         body = self.bodies.get(path, b"")
         request.send_response(status)
         request.send_header("Content-Length", str(len(body)))
