@@ -58,7 +58,8 @@ def _resources(saturated: dict[str, Any]) -> list[str]:
     used = saturated.get("resources")
     if used:
         lines.append(
-            f"cpu at saturation: machine {used['machine_busy_pct_of_one_core']}% of one core; "
+            f"cpu at saturation: machine {used['machine_busy_pct_of_one_core']}% of one core "
+            f"(host steal {used.get('machine_steal_pct_of_one_core', '-')}%); "
             + ", ".join(
                 f"{part} {pct}% ({used['cpu_ms_per_deal'][part]} ms/deal)"
                 for part, pct in used["cpu_pct_of_one_core"].items()
