@@ -175,22 +175,40 @@ async def claim_endpoints(
     pool: Pool, owner: uuid.UUID, limit: int, lease_seconds: float
 ) -> list[ClaimedEndpoint]:
     """Lease up to `limit` enabled endpoints whose head delivery is due and that no one else
-    holds. One holder per endpoint keeps its deliveries in order. A partner that lost access
-    (suspended, expelled: `partner_access`, which every service follows) gets nothing meanwhile:
-    its deliveries wait, in order, until it is active again."""
+    holds, the longest due first. One holder per endpoint keeps its deliveries in order. A
+    partner that lost access (suspended, expelled: `partner_access`, which every service
+    follows) gets nothing meanwhile: its deliveries wait, in order, until it is active again.
+
+    Only endpoints with a pending delivery are looked at: `queued` walks the pending-head index
+    one endpoint at a time (a loose index scan), so a claim costs what the endpoints with work
+    cost, not every endpoint registered (each wake-up claims)."""
     rows = await pool.fetch(
-        """UPDATE webhook_endpoints e
+        """WITH RECURSIVE queued(endpoint_id) AS (
+               (SELECT d.endpoint_id FROM webhook_deliveries d WHERE d.status = 'pending'
+                ORDER BY d.endpoint_id, d.position LIMIT 1)
+               UNION ALL
+               SELECT (SELECT d.endpoint_id FROM webhook_deliveries d
+                       WHERE d.status = 'pending' AND d.endpoint_id > q.endpoint_id
+                       ORDER BY d.endpoint_id, d.position LIMIT 1)
+               FROM queued q WHERE q.endpoint_id IS NOT NULL
+           )
+           UPDATE webhook_endpoints e
            SET lease_until = now() + make_interval(secs => $3), lease_owner = $1
            WHERE e.endpoint_id IN (
-               SELECT c.endpoint_id FROM webhook_endpoints c
+               SELECT c.endpoint_id
+               FROM queued q
+               JOIN webhook_endpoints c ON c.endpoint_id = q.endpoint_id
+               CROSS JOIN LATERAL (
+                   SELECT d.next_attempt_at FROM webhook_deliveries d
+                   WHERE d.endpoint_id = c.endpoint_id AND d.status = 'pending'
+                   ORDER BY d.position LIMIT 1) head
                WHERE c.enabled AND (c.lease_until IS NULL OR c.lease_until < now())
-                 AND (SELECT d.next_attempt_at FROM webhook_deliveries d
-                      WHERE d.endpoint_id = c.endpoint_id AND d.status = 'pending'
-                      ORDER BY d.position LIMIT 1) <= now()
+                 AND head.next_attempt_at <= now()
                  AND NOT EXISTS (SELECT 1 FROM partner_access a
                                  WHERE a.partner_id = c.partner_id AND a.status = ANY($4::text[]))
+               ORDER BY head.next_attempt_at
                LIMIT $2
-               FOR UPDATE SKIP LOCKED)
+               FOR UPDATE OF c SKIP LOCKED)
            RETURNING e.endpoint_id, e.partner_id, e.url, e.secret, e.previous_secret,
                      e.previous_secret_until""",
         owner,

@@ -6,6 +6,7 @@ or disabled, or whose partner is suspended, while its run is out is served no fu
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from services.notifications import delivering, webhook_repository
 from services.notifications.delivering import Deliverer, webhook_session
 from services.notifications.settings import NotificationsSettings
 from services.notifications.wakeups import InboxWakeups
-from services.notifications.webhook_repository import ClaimedEndpoint
+from services.notifications.webhook_repository import ClaimedEndpoint, claim_endpoints
 from shared.db import Pool
 from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema, statements_sent
 from tests.support.notifications import SECRET, WebhookReceiver, queued_endpoint
@@ -241,3 +242,26 @@ async def test_a_redelivery_asked_for_during_a_failing_attempt_is_not_put_off(
     )
     assert row is not None
     assert tuple(row) == ("pending", 1, 500, True)
+
+
+async def test_the_endpoints_due_longest_are_claimed_first_and_idle_ones_never(
+    schema: tuple[Pool, str],
+) -> None:
+    pool, _ = schema
+    owner = uuid.uuid4()
+    await queued_endpoint(pool, "http://127.0.0.1:9/idle", [])  # nothing queued: never claimed
+    waiting = {}
+    for name, seconds_ago in (("a", 1), ("b", 3), ("c", 2)):
+        endpoint = await queued_endpoint(pool, f"http://127.0.0.1:9/{name}", [name])
+        await pool.execute(
+            """UPDATE webhook_deliveries SET next_attempt_at = now() - make_interval(secs => $2)
+               WHERE endpoint_id = $1""",
+            endpoint.endpoint_id,
+            seconds_ago,
+        )
+        waiting[endpoint.endpoint_id] = name
+    claimed = [
+        [waiting[e.endpoint_id] for e in await claim_endpoints(pool, owner, 1, 60.0)]
+        for _ in range(4)
+    ]
+    assert claimed == [["b"], ["c"], ["a"], []]  # each leased once; the idle one never
