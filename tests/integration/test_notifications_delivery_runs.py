@@ -43,6 +43,22 @@ async def serve(pool: Pool, endpoint: ClaimedEndpoint) -> None:
         await deliverer.serve(client, endpoint)
 
 
+def redeliver_from_receiver(
+    pool: Pool, loop: asyncio.AbstractEventLoop, endpoint: ClaimedEndpoint, delivery_id: uuid.UUID
+) -> None:
+    """The partner's redelivery request, made from the receiver's thread (a hook) on the test's
+    loop, while the deliverer waits for that receiver's answer."""
+
+    async def ask_again() -> None:
+        async with pool.acquire() as conn:
+            asked = await webhook_repository.redeliver(
+                conn, endpoint.partner_id, endpoint.endpoint_id, delivery_id
+            )
+            assert asked
+
+    asyncio.run_coroutine_threadsafe(ask_again(), loop).result(timeout=10)
+
+
 async def test_a_run_of_successes_is_recorded_in_one_statement(
     infra: Infra, schema: tuple[Pool, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -158,16 +174,9 @@ async def test_a_delivery_asked_for_again_before_its_success_is_recorded_is_sent
             endpoint.endpoint_id,
         )
 
-        async def ask_again() -> None:
-            async with pool.acquire() as conn:
-                asked = await webhook_repository.redeliver(
-                    conn, endpoint.partner_id, endpoint.endpoint_id, first
-                )
-                assert asked
-
         def as_a1_arrives() -> None:  # a0 answered, its success not yet recorded
             if len(receiver.at("/again")) == 2:
-                asyncio.run_coroutine_threadsafe(ask_again(), loop).result(timeout=10)
+                redeliver_from_receiver(pool, loop, endpoint, first)
 
         receiver.on_receipt["/again"] = as_a1_arrives
         await serve(pool, endpoint)
@@ -222,15 +231,8 @@ async def test_a_redelivery_asked_for_during_a_failing_attempt_is_not_put_off(
             endpoint.endpoint_id,
         )
 
-        async def ask_again() -> None:
-            async with pool.acquire() as conn:
-                asked = await webhook_repository.redeliver(
-                    conn, endpoint.partner_id, endpoint.endpoint_id, head
-                )
-                assert asked
-
         def as_r0_arrives() -> None:  # before it is answered 500
-            asyncio.run_coroutine_threadsafe(ask_again(), loop).result(timeout=10)
+            redeliver_from_receiver(pool, loop, endpoint, head)
             del receiver.on_receipt["/retry"]
 
         receiver.on_receipt["/retry"] = as_r0_arrives
