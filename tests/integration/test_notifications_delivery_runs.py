@@ -262,8 +262,16 @@ async def test_the_endpoints_due_longest_are_claimed_first_and_idle_ones_never(
             seconds_ago,
         )
         waiting[endpoint.endpoint_id] = name
+    # A head waiting for its retry holds back the due delivery behind it: not claimed either.
+    backing_off = await queued_endpoint(pool, "http://127.0.0.1:9/d", ["d0", "d1"])
+    await pool.execute(
+        """UPDATE webhook_deliveries SET next_attempt_at = now() + interval '1 hour'
+           WHERE endpoint_id = $1 AND position = 0""",
+        backing_off.endpoint_id,
+    )
     claimed = [
         [waiting[e.endpoint_id] for e in await claim_endpoints(pool, owner, 1, 60.0)]
         for _ in range(4)
     ]
-    assert claimed == [["b"], ["c"], ["a"], []]  # each leased once; the idle one never
+    # Each leased once; neither the idle one nor the one backing off.
+    assert claimed == [["b"], ["c"], ["a"], []]
