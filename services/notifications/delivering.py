@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 DISABLED_NAMESPACE = uuid.UUID("0b6f1f5e-6c52-4d0e-9a51-2f2b8a1d7c33")
 # Deliveries read per round trip while an endpoint catches up (sent one at a time, in order).
 RUN = 50
-# The longest a success waits to be recorded in the delivery log (recorded a run at a time).
+# How long a success may wait to be recorded in the delivery log before the next attempt
+# records it first (successes are recorded a run at a time; one attempt may be in between).
 MARK_SECONDS = 1.0
 ERROR_MAX = 300
 # An answer's body is read to its end, so that its connection goes back to the pool for the
@@ -190,9 +191,8 @@ class Deliverer:
         """Deliver the endpoint's due deliveries in order until one fails or none is due.
         Successes are recorded together (`Unrecorded`): before a failure is settled, when the
         run is done, and before the next attempt once the oldest has waited MARK_SECONDS. The
-        lease is renewed once a
-        third of it is spent (never across an attempt longer than the timeout, which the lease
-        exceeds)."""
+        lease is renewed once a third of it is spent (never across an attempt longer than the
+        timeout, which the lease exceeds)."""
         lease = self.settings.webhook_lease_seconds
         renew_at = time.monotonic() + lease / 3
         unrecorded = Unrecorded(self.pool, endpoint.endpoint_id)
