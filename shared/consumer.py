@@ -44,6 +44,7 @@ from shared.events import Envelope, EventPayload, InvalidEvent, decode_envelope
 from shared.outbox import Outbox, OutgoingEvent, ingested_at_of, ingestion
 from shared.provenance import provenance_mismatch
 from shared.provisions import Provisions
+from shared.subscriber import poll_without_idle_sleep
 from shared.topics import Topic, dead_letter_topic
 from shared.tracing import context_from_traceparent, traceparent_of, tracer
 
@@ -252,7 +253,7 @@ class EventConsumer:
             if records:
                 await self.process_batch(list(records))
 
-        broker.subscriber(
+        subscriber = broker.subscriber(
             *[topic.name for topic in self.topics],
             group_id=self.group_id,
             auto_offset_reset="earliest",
@@ -265,7 +266,9 @@ class EventConsumer:
             batch=True,
             max_records=self.batch_size,
             batch_timeout_ms=self.batch_timeout_ms,
-        )(on_batch)
+        )
+        subscriber(on_batch)
+        poll_without_idle_sleep(subscriber)
 
     async def process(self, record: ConsumerRecord[Any, Any]) -> Outcome:
         """Process one record (a batch of one)."""
