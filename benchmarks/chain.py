@@ -31,6 +31,7 @@ import contextlib
 import json
 import os
 import platform
+import random
 import signal
 import subprocess
 import sys
@@ -50,7 +51,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from benchmarks import conflict_check, goals, report, yardsticks
 from benchmarks.cpu_meter import CpuMeter, rss_mb
-from benchmarks.load import Offer
+from benchmarks.load import DEALS_PER_POST, Offer
 from deploy.story import Partner, Story
 from shared.db import create_pool
 from shared.events import EventPayload, event_type
@@ -63,6 +64,10 @@ from tests.support.tokens import ADMIN_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("onboarding", "deals", "attribution", "incentives", "notifications")
+# The quiet phase: four deals a second on average, each posted alone, at moments drawn from a
+# generator seeded alike in every run.
+QUIET_RATE = 4
+QUIET_SEED = 23
 
 
 def percentiles(values: list[float]) -> dict[str, float | int]:
@@ -505,15 +510,22 @@ def counted_posts(offer: Offer, name: str, phase: dict[str, Any]) -> None:
 
 
 async def offer_load(
-    offer: Offer, name: str, rate: int, seconds: float, phase: dict[str, Any]
+    offer: Offer,
+    name: str,
+    rate: int,
+    seconds: float,
+    phase: dict[str, Any],
+    deals_per_post: int = DEALS_PER_POST,
+    arrivals: random.Random | None = None,
 ) -> list[str]:
     """Offers `rate` deals/s for `seconds` (open loop); the deals of the posts accepted. What
     the posts met goes in `phase`, whatever happens."""
     phase["offered_per_s"] = rate
+    phase["deals_per_post"] = deals_per_post
     first = len(offer.sent)
     started = time.perf_counter()
     try:
-        await offer.at_rate(name, rate, seconds)
+        await offer.at_rate(name, rate, seconds, deals_per_post, arrivals)
     finally:
         counted_posts(offer, name, phase)
     keys = offer.sent[first:]
@@ -530,10 +542,12 @@ async def offered(
     rate: int,
     seconds: float,
     phase: dict[str, Any],
+    deals_per_post: int = DEALS_PER_POST,
+    arrivals: random.Random | None = None,
 ) -> None:
     """`rate` deals/s offered for `seconds`, and how long each took to complete."""
     since = datetime.now(UTC)
-    keys = await offer_load(offer, f"r{rate}", rate, seconds, phase)
+    keys = await offer_load(offer, f"r{rate}", rate, seconds, phase, deals_per_post, arrivals)
     await completed(infra, receivers, observed, keys, since, phase)
 
 
@@ -630,6 +644,26 @@ async def measure_chain(infra: Infra, quick: bool, scale: bool, phases: dict[str
         await offer.at_rate("warm", 100, 3.0)
         await drained(observed, list(offer.sent), 60)
 
+        # A quiet hour first: one deal a post, a few a second at random moments (the same
+        # ones each run), so each deal finds every hop idle, as most deals do outside a burst,
+        # and its latency is the chain's own.
+        print(
+            f"offered load {QUIET_RATE} deals/s, one a post, for {phase_seconds:.0f}s ...",
+            flush=True,
+        )
+        phase = phases["offered_quiet"] = {}
+        async with step(phase, f"offered {QUIET_RATE} deals/s, one a post"):
+            await offered(
+                infra,
+                receivers,
+                offer,
+                observed,
+                QUIET_RATE,
+                phase_seconds,
+                phase,
+                1,
+                random.Random(QUIET_SEED),  # noqa: S311 (arrival times, not secrets)
+            )
         for rate in [100] if quick else [100, 500]:
             print(f"offered load {rate} deals/s for {phase_seconds:.0f}s ...", flush=True)
             phase = phases[f"offered_{rate}"] = {}

@@ -208,21 +208,32 @@ class Offer:
             self.sent.extend(keys)
         return accepted
 
-    async def at_rate(self, phase: str, rate: float, seconds: float) -> int:
-        """Offer `rate` deals/s for `seconds` (open loop: sends do not wait for each other);
-        the deals offered."""
-        interval = DEALS_PER_POST / rate
+    async def at_rate(
+        self,
+        phase: str,
+        rate: float,
+        seconds: float,
+        deals_per_post: int = DEALS_PER_POST,
+        arrivals: random.Random | None = None,
+    ) -> int:
+        """Offer `rate` deals/s for `seconds`, `deals_per_post` in each delivery (open loop:
+        sends do not wait for each other); the deals offered. Posts go at even intervals, or,
+        given `arrivals`, at random ones drawn from it (a Poisson process of the same rate):
+        even intervals can fall into step with a consumer's polling and never meet its pauses,
+        which independent senders do."""
+        interval = deals_per_post / rate
         tasks: list[asyncio.Task[bool]] = []
         start = time.perf_counter()
         n = 0
+        due = start
         while (now := time.perf_counter()) - start < seconds:
-            due = start + n * interval
             if due > now:
                 await asyncio.sleep(due - now)
-            tasks.append(asyncio.create_task(self.post(phase)))
+            tasks.append(asyncio.create_task(self.post(phase, deals_per_post)))
             n += 1
+            due += arrivals.expovariate(1 / interval) if arrivals else interval
         await asyncio.gather(*tasks)
-        return n * DEALS_PER_POST
+        return n * deals_per_post
 
     async def saturate(
         self, phase: str, seconds: float, completed: Counter[str], window: int = 600
