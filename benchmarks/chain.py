@@ -51,6 +51,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from benchmarks import conflict_check, goals, report, yardsticks
 from benchmarks.cpu_meter import CpuMeter, rss_mb
+from benchmarks.hops import hop_breakdown
 from benchmarks.load import DEALS_PER_POST, Offer
 from deploy.story import Partner, Story
 from shared.db import create_pool
@@ -498,7 +499,9 @@ async def completed(
         [observed.earned_ms[k] for k in keys if k in observed.earned_ms]
     )
     phase["ingestion_to_webhook"] = await receivers.latencies(keys)
-    phase["relay_lag"] = await relay_lag(infra.admin_dsn, since, datetime.now(UTC))
+    until = datetime.now(UTC)
+    phase["relay_lag"] = await relay_lag(infra.admin_dsn, since, until)
+    phase["hops"] = await hop_breakdown(infra.admin_dsn, keys, since, until, percentiles)
 
 
 def counted_posts(offer: Offer, name: str, phase: dict[str, Any]) -> None:

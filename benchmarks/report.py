@@ -29,6 +29,16 @@ def _latencies(phase: dict[str, Any]) -> list[str]:
             f"    relay lag ({lag['measured_from']} -> Kafka ack) "
             f"p50 {lag['all']['p50_ms']:.1f}  p99 {lag['all']['p99_ms']:.1f} ms"
         )
+    hops = phase.get("hops", {})
+    if hops and "unavailable" not in hops:
+        lines.append(
+            "    hops p50/p99 ms: "
+            + ", ".join(
+                f"{name} {value['p50_ms']:.1f}/{value['p99_ms']:.1f}"
+                for name, value in hops.items()
+                if value.get("count")
+            )
+        )
     return lines
 
 

@@ -1,0 +1,107 @@
+"""Where a deal's time goes between ingestion and its incentive entry, hop by hop, read from the
+outboxes' own stamps: each row's writing transaction started (`created_at`, the transaction's
+`now()`), committed (`committed_at`, with track_commit_timestamp) and was acknowledged by Kafka
+(`published_at`). A deal's rows are found by its key (the CRM change and the opportunity are
+keyed by it, the credit by its deal key, the incentive entry carries it in its payload).
+
+The segments, in the order a deal meets them:
+  deals edge tx        the CRM change recorded (the HTTP request's transaction)
+  deals relay          committed -> acknowledged
+  to deals consumer    acknowledged -> deals' projection transaction starts (Kafka, the fetch,
+                       the consumer's pick-up and decoding)
+  deals projection tx  the change merged and the opportunity announced
+  deals relay
+  to attribution       ... and so on to incentives' booking transaction and its relay.
+A segment's figure is per deal; the sum of the medians is not the median of the sum."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+# (name, schema, topic, how the row names its deal)
+_ROWS = (
+    ("change", "deals", "crm.deals.v1", "message_key"),
+    ("opportunity", "deals", "deals.opportunities.v1", "message_key"),
+    ("credit", "attribution", "attribution.credits.v1", "message_key"),
+    (
+        "entry",
+        "incentives",
+        "incentives.ledger.v1",
+        "convert_from(value, 'UTF8')::jsonb #>> '{data,deal_key}'",
+    ),
+)
+
+# (segment, from (row, stamp), to (row, stamp))
+SEGMENTS = (
+    ("deals edge tx", ("change", "created_at"), ("change", "committed_at")),
+    ("deals relay", ("change", "committed_at"), ("change", "published_at")),
+    ("to deals consumer", ("change", "published_at"), ("opportunity", "created_at")),
+    ("deals projection tx", ("opportunity", "created_at"), ("opportunity", "committed_at")),
+    ("deals relay 2", ("opportunity", "committed_at"), ("opportunity", "published_at")),
+    ("to attribution", ("opportunity", "published_at"), ("credit", "created_at")),
+    ("attribution tx", ("credit", "created_at"), ("credit", "committed_at")),
+    ("attribution relay", ("credit", "committed_at"), ("credit", "published_at")),
+    ("to incentives", ("credit", "published_at"), ("entry", "created_at")),
+    ("incentives tx", ("entry", "created_at"), ("entry", "committed_at")),
+    ("incentives relay", ("entry", "committed_at"), ("entry", "published_at")),
+)
+
+
+async def _first_rows(
+    conn: asyncpg.Connection,
+    schema: str,
+    topic: str,
+    deal_of: str,
+    keys: Sequence[str],
+    since: datetime,
+    until: datetime,
+) -> dict[str, asyncpg.Record]:
+    """Each deal's first row on `topic` written in the window, by deal key."""
+    rows = await conn.fetch(
+        f"""SELECT DISTINCT ON (deal) deal, created_at, committed_at, published_at
+            FROM (SELECT {deal_of} AS deal, position, created_at, committed_at, published_at
+                  FROM {schema}.outbox
+                  WHERE topic = $1 AND created_at BETWEEN $2 AND $3) AS rows
+            WHERE deal = ANY($4::text[])
+            ORDER BY deal, position""",
+        topic,
+        since,
+        until,
+        list(keys),
+    )
+    return {row["deal"]: row for row in rows}
+
+
+async def hop_breakdown(
+    admin_dsn: str,
+    keys: Sequence[str],
+    since: datetime,
+    until: datetime,
+    percentiles: Callable[[list[float]], dict[str, Any]],
+) -> dict[str, Any]:
+    """Per segment, the percentiles over the phase's deals (`keys`) that have both stamps.
+    Without track_commit_timestamp there are no commit stamps and the result says so."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        if not await conn.fetchval("SELECT current_setting('track_commit_timestamp') = 'on'"):
+            return {"unavailable": "track_commit_timestamp is off"}
+        rows = {
+            name: await _first_rows(conn, schema, topic, deal_of, keys, since, until)
+            for name, schema, topic, deal_of in _ROWS
+        }
+    finally:
+        await conn.close()
+    result: dict[str, Any] = {}
+    for segment, (row_a, stamp_a), (row_b, stamp_b) in SEGMENTS:
+        spans = []
+        for key in keys:
+            a, b = rows[row_a].get(key), rows[row_b].get(key)
+            if a is None or b is None or a[stamp_a] is None or b[stamp_b] is None:
+                continue
+            spans.append((b[stamp_b] - a[stamp_a]).total_seconds() * 1000)
+        result[segment] = percentiles(spans)
+    return result
