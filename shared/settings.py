@@ -63,7 +63,9 @@ class ServiceSettings(BaseSettings):
     # Records waiting on a consumer's partitions are processed together in one transaction
     # (one fsync, one offset commit); a lone record is processed at once.
     consumer_batch_size: int = 200
-    consumer_batch_timeout_ms: int = 100
+    # How long a consumer's poll waits for a first record (above 0: an empty poll that does
+    # not wait would spin and starve the event loop, shared/subscriber.py).
+    consumer_batch_timeout_ms: int = Field(default=100, ge=1)
 
     # Bearer tokens (shared/identity.py): the public JWK set every service verifies with, and
     # the private signing JWK only the issuing place holds (onboarding). No committed value:

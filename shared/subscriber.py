@@ -5,9 +5,10 @@ FastStream's batch subscriber asks aiokafka for what is waiting (`getmany`, whic
 `batch_timeout_ms` before it asks again. A record that arrives during that sleep waits for it:
 after every idle tenth of a second a consumer is deaf for the next one, so outside a burst a
 deal met it at each of its hops (up to 100 ms each, 25 ms on average). aiokafka's `getmany`
-never returns empty before its timeout (it waits on the fetcher, a rebalance included, and a
-stopped consumer raises), so the sleep guards against no busy loop and the consumers here poll
-without it."""
+never returns empty before a timeout above 0 (it waits on the fetcher, a rebalance included,
+and a stopped consumer raises), so the sleep guards against no busy loop and the consumers here
+poll without it. With a timeout of 0 an empty poll would return without yielding and the loop
+would starve everything else in the process: the timeout is refused unless above 0."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 def poll_without_idle_sleep(subscriber: BatchSubscriber) -> None:
     """Make `subscriber` take what is waiting, in each partition's order, as soon as it comes,
     with no sleep after an empty poll."""
+    if subscriber.batch_timeout_ms <= 0:
+        raise ValueError(
+            f"batch_timeout_ms must be above 0 (got {subscriber.batch_timeout_ms}): "
+            "an empty poll that does not wait would spin"
+        )
 
     async def get_msg(consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord[Any, Any], ...]:
         batches = await consumer.getmany(

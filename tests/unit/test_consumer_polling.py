@@ -9,6 +9,7 @@ from typing import Any, cast
 import anyio
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.errors import ConsumerStoppedError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.subscriber import usecase
 
@@ -31,6 +32,8 @@ class GetmanyAnswers:
         self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
     ) -> dict[TopicPartition, list[ConsumerRecord[Any, Any]]]:
         self.asked.append((timeout_ms, max_records))
+        if not self.answers:
+            raise ConsumerStoppedError()  # as a stopped consumer answers: the loop ends
         return self.answers.pop(0)
 
 
@@ -90,3 +93,20 @@ async def test_an_event_consumer_polls_again_at_once_after_an_empty_poll(
     assert await subscriber.get_msg(kafka) == (first, second)
     assert sleeps == []
     assert kafka.asked == [(100, 50), (100, 50)]  # waits for a first record, takes a batch
+
+
+async def test_fast_streams_consume_loop_polls_through_the_override(sleeps: list[float]) -> None:
+    """The loop that runs in production (FastStream's `_run_consume_loop`) asks through the
+    override: three empty polls, three polls and no sleep, then the consumer stops."""
+    subscriber = attached(batch_size=50, batch_timeout_ms=100)
+    kafka = GetmanyAnswers({}, {}, {})
+    subscriber.running = True
+    await subscriber._run_consume_loop(kafka)
+    assert kafka.asked == [(100, 50)] * 4  # the fourth was answered by the stop
+    assert sleeps == []
+
+
+def test_a_batch_timeout_of_zero_is_refused() -> None:
+    """An empty poll that does not wait returns without yielding: the loop would spin."""
+    with pytest.raises(ValueError, match="batch_timeout_ms must be above 0"):
+        attached(batch_timeout_ms=0)
