@@ -226,12 +226,12 @@ class Offer:
         start = time.perf_counter()
         n = 0
         due = start
-        while (now := time.perf_counter()) - start < seconds:
-            if due > now:
+        while due - start < seconds:
+            if due > (now := time.perf_counter()):
                 await asyncio.sleep(due - now)
             tasks.append(asyncio.create_task(self.post(phase, deals_per_post)))
             n += 1
-            due += arrivals.expovariate(1 / interval) if arrivals else interval
+            due += arrivals.expovariate(1 / interval) if arrivals is not None else interval
         await asyncio.gather(*tasks)
         return n * deals_per_post
 

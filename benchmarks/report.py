@@ -30,13 +30,13 @@ def _latencies(phase: dict[str, Any]) -> list[str]:
             f"p50 {lag['all']['p50_ms']:.1f}  p99 {lag['all']['p99_ms']:.1f} ms"
         )
     hops = phase.get("hops", {})
-    if hops and "unavailable" not in hops:
+    if hops.get("deals"):
         lines.append(
-            "    hops p50/p99 ms: "
+            f"    hops p50/p99 ms ({hops['deals']} deals, {hops['left_out']} left out): "
             + ", ".join(
                 f"{name} {value['p50_ms']:.1f}/{value['p99_ms']:.1f}"
                 for name, value in hops.items()
-                if value.get("count")
+                if isinstance(value, dict) and value.get("count")
             )
         )
     return lines
