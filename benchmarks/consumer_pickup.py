@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import random
 import statistics
@@ -34,7 +35,9 @@ async def pickups(kafka: KafkaConnection, records: int, ours: bool) -> list[floa
     """Milliseconds from each record's timestamp to its handler."""
     topic = Topic(f"bench.pickup.{uuid.uuid4().hex[:8]}", "bench", "key", 3, "pick-up probe")
     await ensure_topics(kafka, [topic])
-    broker = KafkaBroker(kafka.hosts, security=kafka.faststream_security())
+    quiet = logging.getLogger("bench.pickup")  # FastStream logs every message at INFO
+    quiet.setLevel(logging.WARNING)
+    broker = KafkaBroker(kafka.hosts, security=kafka.faststream_security(), logger=quiet)
     seen: list[float] = []
     warm, done = asyncio.Event(), asyncio.Event()
 
