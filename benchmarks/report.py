@@ -31,14 +31,14 @@ def _latencies(phase: dict[str, Any]) -> list[str]:
         )
     hops = phase.get("hops", {})
     if hops.get("deals"):
-        lines.append(
-            f"    hops p50/p99 ms ({hops['deals']} deals, {hops['left_out']} left out): "
-            + ", ".join(
-                f"{name} {value['p50_ms']:.1f}/{value['p99_ms']:.1f}"
-                for name, value in hops.items()
-                if isinstance(value, dict) and value.get("count")
-            )
-        )
+        segments = [
+            f"{name} {value['p50_ms']:.1f}/{value['p99_ms']:.1f}"
+            for name, value in hops.items()
+            if isinstance(value, dict) and value.get("count")
+        ]
+        lines.append(f"    hops p50/p99 ms ({hops['deals']} deals, {hops['left_out']} left out):")
+        # One service's transaction, relay and the next pick-up to a line.
+        lines += [f"      {', '.join(segments[i : i + 3])}" for i in range(0, len(segments), 3)]
     return lines
 
 
