@@ -52,6 +52,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from benchmarks import conflict_check, goals, report, yardsticks
 from benchmarks.cpu_meter import CpuMeter, rss_mb
 from benchmarks.hops import hop_breakdown
+from benchmarks.latency import percentiles
 from benchmarks.load import DEALS_PER_POST, Offer
 from deploy.story import Partner, Story
 from shared.db import create_pool
@@ -70,24 +71,6 @@ SERVICES = ("onboarding", "deals", "attribution", "incentives", "notifications")
 # is a deal's, not the slowest one's).
 QUIET_RATE = 4
 QUIET_SEED = 23
-
-
-def percentiles(values: list[float]) -> dict[str, float | int]:
-    if not values:
-        return {"count": 0}
-    ordered = sorted(values)
-
-    def at(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
-
-    return {
-        "count": len(ordered),
-        "p50_ms": at(0.50),
-        "p95_ms": at(0.95),
-        "p99_ms": at(0.99),
-        "p999_ms": at(0.999),
-        "max_ms": round(ordered[-1], 2),
-    }
 
 
 # ---- the services ------------------------------------------------------------------------
@@ -502,7 +485,7 @@ async def completed(
     phase["ingestion_to_webhook"] = await receivers.latencies(keys)
     until = datetime.now(UTC)
     phase["relay_lag"] = await relay_lag(infra.admin_dsn, since, until)
-    phase["hops"] = await hop_breakdown(infra.admin_dsn, keys, since, until, percentiles)
+    phase["hops"] = await hop_breakdown(infra.admin_dsn, keys, since, until)
 
 
 def counted_posts(offer: Offer, name: str, phase: dict[str, Any]) -> None:

@@ -25,11 +25,13 @@ trip."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+
+from benchmarks.latency import percentiles
 
 # (name, schema, topic, how the row names its deal)
 _ROWS = (
@@ -90,7 +92,6 @@ async def hop_breakdown(
     keys: Sequence[str],
     since: datetime,
     until: datetime,
-    percentiles: Callable[[list[float]], dict[str, Any]],
 ) -> dict[str, Any]:
     """Per segment, the percentiles over the phase's deals (`keys`) that have both stamps.
     Without track_commit_timestamp there are no commit stamps and the result says so."""
