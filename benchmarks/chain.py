@@ -53,7 +53,7 @@ from benchmarks import conflict_check, goals, report, yardsticks
 from benchmarks.cpu_meter import CpuMeter, rss_mb
 from benchmarks.hops import hop_breakdown
 from benchmarks.latency import percentiles
-from benchmarks.load import DEALS_PER_POST, Offer
+from benchmarks.load import Offer, Pace
 from deploy.story import Partner, Story
 from shared.db import create_pool
 from shared.events import EventPayload, event_type
@@ -496,23 +496,15 @@ def counted_posts(offer: Offer, name: str, phase: dict[str, Any]) -> None:
         phase.setdefault("failed", reason)
 
 
-async def offer_load(
-    offer: Offer,
-    name: str,
-    rate: int,
-    seconds: float,
-    phase: dict[str, Any],
-    deals_per_post: int = DEALS_PER_POST,
-    arrivals: random.Random | None = None,
-) -> list[str]:
-    """Offers `rate` deals/s for `seconds` (open loop); the deals of the posts accepted. What
-    the posts met goes in `phase`, whatever happens."""
-    phase["offered_per_s"] = rate
-    phase["deals_per_post"] = deals_per_post
+async def offer_load(offer: Offer, name: str, pace: Pace, phase: dict[str, Any]) -> list[str]:
+    """Offers deals at `pace` (open loop); the deals of the posts accepted. What the posts met
+    goes in `phase`, whatever happens."""
+    phase["offered_per_s"] = pace.rate
+    phase["deals_per_post"] = pace.deals_per_post
     first = len(offer.sent)
     started = time.perf_counter()
     try:
-        await offer.at_rate(name, rate, seconds, deals_per_post, arrivals)
+        await offer.at_rate(name, pace)
     finally:
         counted_posts(offer, name, phase)
     keys = offer.sent[first:]
@@ -526,15 +518,12 @@ async def offered(
     receivers: Receivers,
     offer: Offer,
     observed: Observed,
-    rate: int,
-    seconds: float,
+    pace: Pace,
     phase: dict[str, Any],
-    deals_per_post: int = DEALS_PER_POST,
-    arrivals: random.Random | None = None,
 ) -> None:
-    """`rate` deals/s offered for `seconds`, and how long each took to complete."""
+    """Deals offered at `pace`, and how long each took to complete."""
     since = datetime.now(UTC)
-    keys = await offer_load(offer, f"r{rate}", rate, seconds, phase, deals_per_post, arrivals)
+    keys = await offer_load(offer, f"r{pace.rate}", pace, phase)
     await completed(infra, receivers, observed, keys, since, phase)
 
 
@@ -628,7 +617,7 @@ async def measure_chain(infra: Infra, quick: bool, scale: bool, phases: dict[str
         # Warm-up at a moderate rate, not one request: every pooled connection must have
         # prepared its statements and every partition been fetched once, or the first
         # measured requests pay for it (they were the 10 slowest of the 100/s phase).
-        await offer.at_rate("warm", 100, 3.0)
+        await offer.at_rate("warm", Pace(100, 3.0))
         await drained(observed, list(offer.sent), 60)
 
         # A quiet phase first: one deal a post, a few a second at random moments (the same
@@ -641,22 +630,13 @@ async def measure_chain(infra: Infra, quick: bool, scale: bool, phases: dict[str
         )
         phase = phases["offered_quiet"] = {}
         async with step(phase, f"offered {QUIET_RATE} deals/s, one a post"):
-            await offered(
-                infra,
-                receivers,
-                offer,
-                observed,
-                QUIET_RATE,
-                quiet_seconds,
-                phase,
-                1,
-                random.Random(QUIET_SEED),  # noqa: S311 (arrival times, not secrets)
-            )
+            quiet = Pace(QUIET_RATE, quiet_seconds, 1, random.Random(QUIET_SEED))  # noqa: S311
+            await offered(infra, receivers, offer, observed, quiet, phase)
         for rate in [100] if quick else [100, 500]:
             print(f"offered load {rate} deals/s for {phase_seconds:.0f}s ...", flush=True)
             phase = phases[f"offered_{rate}"] = {}
             async with step(phase, f"offered {rate} deals/s"):
-                await offered(infra, receivers, offer, observed, rate, phase_seconds, phase)
+                await offered(infra, receivers, offer, observed, Pace(rate, phase_seconds), phase)
 
         print(f"saturation for {saturation_seconds:.0f}s ...", flush=True)
         phase = phases["saturation"] = {}
@@ -670,7 +650,7 @@ async def measure_chain(infra: Infra, quick: bool, scale: bool, phases: dict[str
             fleet.start(instance=2)
             await fleet.ready()
             offer.urls = [f"{url}/crm/salesforce" for url in fleet.urls_of("deals")]
-            await offer.at_rate("wa2", 100, 3.0)  # rebalanced and warm before measuring
+            await offer.at_rate("wa2", Pace(100, 3.0))  # rebalanced and warm before measuring
             await drained(observed, list(offer.sent), 120)
             print(f"saturation, two instances each, for {saturation_seconds:.0f}s ...", flush=True)
             phase = phases["saturation_two_instances"] = {}

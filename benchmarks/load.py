@@ -139,6 +139,19 @@ async def post_idempotent(
     return False
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How a phase offers its deals: `rate` deals/s for `seconds`, `deals_per_post` in each
+    delivery, at even intervals or, given `arrivals`, at random ones drawn from it (a Poisson
+    process of the same rate). Even intervals can fall into step with a consumer's polling and
+    never meet its pauses, which independent senders do."""
+
+    rate: int
+    seconds: float
+    deals_per_post: int = DEALS_PER_POST
+    arrivals: random.Random | None = None
+
+
 class Offer:
     """Posts won deals to deals' Salesforce endpoint, ten per request (in turn to each deals
     instance, as a load balancer would). `sent` lists the deals of accepted posts, in order;
@@ -208,32 +221,25 @@ class Offer:
             self.sent.extend(keys)
         return accepted
 
-    async def at_rate(
-        self,
-        phase: str,
-        rate: float,
-        seconds: float,
-        deals_per_post: int = DEALS_PER_POST,
-        arrivals: random.Random | None = None,
-    ) -> int:
-        """Offer `rate` deals/s for `seconds`, `deals_per_post` in each delivery (open loop:
-        sends do not wait for each other); the deals offered. Posts go at even intervals, or,
-        given `arrivals`, at random ones drawn from it (a Poisson process of the same rate):
-        even intervals can fall into step with a consumer's polling and never meet its pauses,
-        which independent senders do."""
-        interval = deals_per_post / rate
+    async def at_rate(self, phase: str, pace: Pace) -> int:
+        """Offer deals at `pace` (open loop: sends do not wait for each other); the deals
+        offered."""
+        interval = pace.deals_per_post / pace.rate
         tasks: list[asyncio.Task[bool]] = []
         start = time.perf_counter()
         n = 0
         due = start
-        while due - start < seconds:
+        while due - start < pace.seconds:
             if due > (now := time.perf_counter()):
                 await asyncio.sleep(due - now)
-            tasks.append(asyncio.create_task(self.post(phase, deals_per_post)))
+            tasks.append(asyncio.create_task(self.post(phase, pace.deals_per_post)))
             n += 1
-            due += arrivals.expovariate(1 / interval) if arrivals is not None else interval
+            if pace.arrivals is None:
+                due += interval
+            else:
+                due += pace.arrivals.expovariate(1 / interval)
         await asyncio.gather(*tasks)
-        return n * deals_per_post
+        return n * pace.deals_per_post
 
     async def saturate(
         self, phase: str, seconds: float, completed: Counter[str], window: int = 600

@@ -18,7 +18,7 @@ from typing import Any, Self
 
 from benchmarks import chain, goals, report
 from benchmarks.http1 import Answer
-from benchmarks.load import Offer, RetryPolicy, retry_after
+from benchmarks.load import Offer, Pace, RetryPolicy, retry_after
 from deploy.story import Partner
 
 PARTNERS = [Partner("bench0", "Bench Partner 0", "gsi", partner_id="p-bench-0")]
@@ -165,7 +165,7 @@ async def test_a_phase_whose_posts_never_get_through_still_ends_with_what_it_mea
         offer = Offer(server.url, PARTNERS, "abc123", policy=policy)
         try:
             async with chain.step(phase, "offered 100 deals/s"):
-                await chain.offer_load(offer, "r100", 100, 0.25, phase)
+                await chain.offer_load(offer, "r100", Pace(100, 0.25), phase)
         finally:
             await offer.client.aclose()
     posts = phase["posts"]
