@@ -4,10 +4,17 @@ Crash anywhere and nothing is lost: an event committed but not published is publ
 relay next runs; an event published but not yet marked is published again, and the consumers'
 inbox drops the duplicate (same CloudEvents id).
 
-Order: one relay at a time publishes (a transaction-scoped advisory lock), always in `position`
-order, with an idempotent producer; so events of one aggregate (one Kafka key, one partition)
-reach Kafka in the order they were committed. Any number of relay instances may run; the others
-are hot standbys that take over on the next batch if the active one dies.
+Order: one relay at a time publishes (the leader: it holds a session-level advisory lock on a
+connection of its own), always in `position` order, with an idempotent producer; so events of one
+aggregate (one Kafka key, one partition) reach Kafka in the order they were committed. Any number
+of relay instances may run; the others are hot standbys that try the lock at each fallback poll
+and take over once the leader's session ends: at once when its process dies (its socket closes), and
+after `lead_idle_seconds` when its host or network does (the server ends a session left idle that
+long, and a live leader never is: it reads the outbox at least every fallback poll).
+
+Holding the lock for the session, not a transaction, makes a batch two round trips (read the
+rows; mark them) instead of six (BEGIN, lock, read, mark, COMMIT, the pool's reset); a relay
+shares its service's event loop, and under load each round trip waits behind the consumers.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from asyncpg.pool import PoolConnectionProxy
 
-from shared.db import Connection, Pool, advisory_key
+from shared.db import Pool, advisory_key
 from shared.outbox import notify_channel
 
 log = logging.getLogger(__name__)
@@ -101,8 +108,12 @@ class OutboxRelay:
         fallback_poll_seconds: float = 1.0,
         retention_hours: float = 24.0,
         stall_seconds: float = 60.0,
+        lead_idle_seconds: float = 60.0,
         new_producer: Callable[[], AIOKafkaProducer] | None = None,
     ) -> None:
+        if lead_idle_seconds <= fallback_poll_seconds:
+            # A leader idle between its polls would lose its session, and with it the lead.
+            raise ValueError("lead_idle_seconds must exceed fallback_poll_seconds")
         self.pool = pool
         self.producer = producer
         # Makes a fresh producer after a failed delivery (see _renew_producer); without it the
@@ -115,6 +126,11 @@ class OutboxRelay:
         self.fallback_poll_seconds = fallback_poll_seconds
         self.retention_hours = retention_hours
         self.stall_seconds = stall_seconds
+        self.lead_idle_seconds = lead_idle_seconds
+        # The relay's own connection: as leader, it holds the lock in its session (released
+        # with it: the pool's reset unlocks) and listens on it for the outbox's wake-up calls.
+        self._conn: PoolConnectionProxy[asyncpg.Record] | None = None
+        self._leading = False
         self._lock_key = advisory_key(schema, "outbox-relay")
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -135,22 +151,14 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int | None:
         """Publish one batch. Returns how many rows it settled (published or parked), or None
-        when another relay instance holds the lock right now."""
+        when another relay instance leads right now. Any failure gives up the lead (and the
+        connection): the next batch starts afresh, or a standby takes over."""
         if self._producer_spent and self._new_producer is not None:
             await self._renew_producer()
-        async with self.pool.acquire() as conn, conn.transaction():
-            # A lost mark only means the rows are published again, and consumers drop the
-            # repeats: so the mark need not wait for its WAL flush (set_config(..., true) is
-            # SET LOCAL, in the same round trip as the lock).
-            got_lock = await conn.fetchval(
-                "SELECT pg_try_advisory_xact_lock($1) "
-                "FROM set_config('synchronous_commit', 'off', true)",
-                self._lock_key,
-            )
-            if not got_lock:
-                await self._check_stall(conn)
+        try:
+            conn = await self._connection()
+            if not self._leading and not await self._take_lead(conn):
                 return None
-            self.stalled = False
             rows = await conn.fetch(
                 """
                 SELECT position, topic, message_key, value, headers
@@ -166,15 +174,58 @@ class OutboxRelay:
                 await self._mark_published(conn, settled.published)
             if settled.parked:
                 await self._park(conn, settled.parked)
+        except BaseException:
+            await self.close()
+            raise
         self.published_total += len(settled.published)
         self.parked_total += len(settled.parked)
         return settled.count
+
+    async def _connection(self) -> PoolConnectionProxy[asyncpg.Record]:
+        if self._conn is not None and self._conn.is_closed():
+            await self.close()
+        if self._conn is None:
+            self._conn = await self.pool.acquire()
+        return self._conn
+
+    async def _take_lead(self, conn: PoolConnectionProxy[asyncpg.Record]) -> bool:
+        """Try the lock, for the session, in one round trip with the session's settings: a
+        lost mark only means rows are published again (consumers drop the repeats), so marks
+        need not wait for their WAL flush; a session idle past lead_idle_seconds is ended by
+        the server (a leader whose host died), and with it the lock."""
+        self._leading = bool(
+            await conn.fetchval(
+                "SELECT pg_try_advisory_lock($1) FROM "
+                "set_config('synchronous_commit', 'off', false) AS durability, "
+                "set_config('idle_session_timeout', $2, false) AS idle_limit",
+                self._lock_key,
+                f"{int(self.lead_idle_seconds * 1000)}ms",
+            )
+        )
+        if self._leading:
+            self.stalled = False
+            # Only the leader listens: a standby would be woken by every commit for nothing.
+            # Rows committed before the listener are found by the read that follows.
+            await conn.add_listener(notify_channel(self.schema), self.wake)
+        else:
+            await self._check_stall(conn)
+        return self._leading
+
+    async def close(self) -> None:
+        """Give up the lead and the connection (the pool's reset on release unlocks and stops
+        listening; a broken connection is discarded, and the server ended its session)."""
+        conn, self._conn, self._leading = self._conn, None, False
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.remove_listener(notify_channel(self.schema), self.wake)
+            with contextlib.suppress(Exception):
+                await self.pool.release(conn)
 
     @property
     def healthy(self) -> bool:
         return self._batch_ok and not self.stalled
 
-    async def _check_stall(self, conn: Connection) -> None:
+    async def _check_stall(self, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
         waited = await conn.fetchval(
             """SELECT extract(epoch FROM clock_timestamp() - min(created_at))::float8
                FROM outbox WHERE published_at IS NULL AND parked_at IS NULL"""
@@ -301,7 +352,9 @@ class OutboxRelay:
         with contextlib.suppress(Exception):
             await spent.stop()
 
-    async def _park(self, conn: Connection, parked: list[tuple[int, str]]) -> None:
+    async def _park(
+        self, conn: PoolConnectionProxy[asyncpg.Record], parked: list[tuple[int, str]]
+    ) -> None:
         await conn.execute(
             """UPDATE outbox SET parked_at = clock_timestamp(), park_reason = p.reason
                FROM unnest($1::bigint[], $2::text[]) AS p(position, reason)
@@ -310,7 +363,9 @@ class OutboxRelay:
             [reason for _, reason in parked],
         )
 
-    async def _mark_published(self, conn: Connection, positions: list[int]) -> None:
+    async def _mark_published(
+        self, conn: PoolConnectionProxy[asyncpg.Record], positions: list[int]
+    ) -> None:
         # published_at: after Kafka acknowledged (clock time, not the transaction's start).
         # committed_at: when the row's own transaction committed (xmin is still the writer's
         # here), if the server tracks commit timestamps; the two give the relay lag.
@@ -340,22 +395,20 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Run until stop(): publish whenever woken by NOTIFY, or by the fallback poll."""
-        listener: PoolConnectionProxy[asyncpg.Record] | None = None
         backoff = 0.1
         try:
             while not self._stopping.is_set():
                 try:
-                    if listener is None or listener.is_closed():
-                        listener = await self.pool.acquire()
-                        await listener.add_listener(notify_channel(self.schema), self.wake)
                     self._wakeup.clear()
                     published = await self.publish_pending()
                     self._batch_ok = True
                     backoff = 0.1
                     if published == self.batch_size:
                         continue  # more is waiting
+                    # A standby tries the lock at the poll, not on every commit's wake-up call.
+                    awaited = self._stopping if published is None else self._wakeup
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), self.fallback_poll_seconds)
+                        await asyncio.wait_for(awaited.wait(), self.fallback_poll_seconds)
                 except Exception as error:
                     # Kafka or Postgres unavailable: nothing was marked, so retry with capped
                     # backoff; the rows stay in the outbox until they are published.
@@ -364,21 +417,11 @@ class OutboxRelay:
                         "outbox relay batch failed; retrying",
                         extra={"error": repr(error), "retry_in": backoff},
                     )
-                    if listener is not None:
-                        await self._release(listener)
-                        listener = None
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), backoff)
                     backoff = min(backoff * 2, 5.0)
         finally:
-            if listener is not None:
-                await self._release(listener)
-
-    async def _release(self, listener: PoolConnectionProxy[asyncpg.Record]) -> None:
-        with contextlib.suppress(Exception):
-            await listener.remove_listener(notify_channel(self.schema), self.wake)
-        with contextlib.suppress(Exception):
-            await self.pool.release(listener)
+            await self.close()
 
     def stop(self) -> None:
         self._stopping.set()

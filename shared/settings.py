@@ -43,8 +43,9 @@ class ServiceSettings(BaseSettings):
 
     relay_batch_size: int = 500
     # Safety net only: the relay is woken by LISTEN/NOTIFY; this bounds the delay if a
-    # notification is lost (e.g. while the listening connection reconnects).
-    relay_fallback_poll_seconds: float = 1.0
+    # notification is lost (e.g. while the listening connection reconnects). A standby tries
+    # the lead this often; it stays well under the leader session's idle limit (60 s).
+    relay_fallback_poll_seconds: float = Field(default=1.0, gt=0, le=30)
     relay_retention_hours: float = 24.0
     # Rows waiting longer than this while another holder keeps the relay lock: unhealthy.
     relay_stall_seconds: float = Field(default=60.0, gt=0)

@@ -21,9 +21,12 @@ async def components(infra: Infra, scratch_service: ScratchService) -> AsyncIter
     pool = await create_pool(scratch_service.dsn, scratch_service.schema, max_size=8)
     producer = make_producer(infra.kafka, client_id=scratch_service.schema)
     await producer.start()
-    yield Components(
+    components = Components(
         infra, scratch_service, pool, Outbox(scratch_service.schema, "pollinate/test"), producer
     )
+    yield components
+    for relay in components.relays:
+        await relay.close()
     await producer.stop()
     await pool.close()
 

@@ -40,7 +40,7 @@ async def test_event_committed_before_a_crash_is_published_after_restart(
 
     # A relay that publishes, then dies before marking the rows published.
     class CrashingRelay(type(components.relay())):  # type: ignore[misc]
-        async def _mark_published(self, conn: asyncpg.Connection, positions: list[int]) -> None:
+        async def _mark_published(self, conn: object, positions: list[int]) -> None:
             raise CrashBeforeMark
 
     with pytest.raises(CrashBeforeMark):
@@ -280,6 +280,84 @@ async def test_a_relay_lock_held_elsewhere_while_rows_wait_shows_as_unhealthy(
     assert not relay.stalled
 
 
+async def test_the_leader_keeps_the_lock_between_batches_and_a_standby_takes_over_when_it_dies(
+    components: Components,
+) -> None:
+    """The leader holds the relay's lock for its session, not a batch's transaction: a standby
+    publishes nothing while the leader lives, and takes over once its session is gone (here
+    ended by the server, as when the leader's process dies and its socket closes)."""
+    topic = await new_topic(components.infra.kafka, components.service.schema)
+    leader, standby = components.relay(), components.relay()
+    await _commit_increment(components, topic, 1)
+    assert await leader.publish_pending() == 1
+    await _commit_increment(components, topic, 2)
+    assert await standby.publish_pending() is None  # the leader is between batches
+    assert await leader.publish_pending() == 1
+    await _commit_increment(components, topic, 3)
+    assert leader._conn is not None
+    admin = await asyncpg.connect(components.infra.admin_dsn)
+    try:
+        await admin.execute("SELECT pg_terminate_backend($1)", leader._conn.get_server_pid())
+    finally:
+        await admin.close()
+
+    async def standby_publishes() -> bool:
+        return await standby.publish_pending() == 1
+
+    await eventually(standby_publishes, 20, what="the standby to take the lead", every=0.1)
+    await eventually(lambda: _stands_by(leader), 20, what="the old leader to stand by", every=0.1)
+    records = await read_records(components.infra.kafka, topic.name, count=3)
+    assert [json.loads(r.value)["data"]["seq"] for r in records] == [1, 2, 3]
+
+
+async def test_a_leader_gone_silent_loses_the_lead_after_lead_idle_seconds(
+    components: Components,
+) -> None:
+    """A leader whose host died or was cut off never closes its socket; the server ends a
+    session idle past lead_idle_seconds (a live leader polls every fallback_poll_seconds), so
+    the lock frees and a standby takes over."""
+    topic = await new_topic(components.infra.kafka, components.service.schema)
+    leader = components.relay(fallback_poll_seconds=0.2, lead_idle_seconds=1.0)
+    standby = components.relay(fallback_poll_seconds=0.2, lead_idle_seconds=1.0)
+    assert await leader.publish_pending() == 0  # it leads, with nothing to send
+    await _commit_increment(components, topic, 1)
+    assert await standby.publish_pending() is None
+    # The leader goes silent: no batch, no poll.
+
+    async def standby_publishes() -> bool:
+        return await standby.publish_pending() == 1
+
+    await eventually(standby_publishes, 20, what="the standby to take the lead", every=0.1)
+    await eventually(lambda: _stands_by(leader), 20, what="the old leader to stand by", every=0.1)
+
+
+def test_a_lead_idle_time_within_the_fallback_poll_is_refused(components: Components) -> None:
+    with pytest.raises(ValueError, match="lead_idle_seconds"):
+        OutboxRelay(
+            components.pool,
+            components.producer,
+            components.service.schema,
+            fallback_poll_seconds=1.0,
+            lead_idle_seconds=1.0,
+        )
+
+
+async def _commit_increment(components: Components, topic: Topic, seq: int) -> None:
+    async with components.pool.acquire() as conn, conn.transaction():
+        await components.outbox.publish(
+            conn, topic, CounterIncremented(counter="c", by=1, seq=seq), subject="c"
+        )
+
+
+async def _stands_by(relay: OutboxRelay) -> bool:
+    """The relay's next batch finds another leader (its first may still meet its ended
+    session: that batch fails, and gives up the connection)."""
+    try:
+        return await relay.publish_pending() is None
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        return False
+
+
 async def test_after_the_broker_refuses_a_batch_a_fresh_producer_sends_the_rows_behind_it(
     components: Components,
 ) -> None:
@@ -340,6 +418,7 @@ async def test_after_the_broker_refuses_a_batch_a_fresh_producer_sends_the_rows_
         assert await relay.publish_pending() == 1  # the row behind it, by a fresh producer
         assert relay.producers_renewed == 1
     finally:
+        await relay.close()
         if relay.producer is not components.producer:
             await relay.producer.stop()
     records = await read_records(components.infra.kafka, topic.name, count=2)

@@ -3,7 +3,7 @@ idempotent consumer of it, on a scratch schema (outbox, relay and consumer under
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
@@ -39,9 +39,14 @@ class Components:
     pool: Pool
     outbox: Outbox
     producer: AIOKafkaProducer
+    # Every relay made here, closed with the fixture: a relay keeps a pool connection (and,
+    # leading, the lock) until closed, and the pool's close waits for it.
+    relays: list[OutboxRelay] = field(default_factory=list)
 
     def relay(self, **kwargs: object) -> OutboxRelay:
-        return OutboxRelay(self.pool, self.producer, self.service.schema, **kwargs)  # type: ignore[arg-type]
+        relay = OutboxRelay(self.pool, self.producer, self.service.schema, **kwargs)  # type: ignore[arg-type]
+        self.relays.append(relay)
+        return relay
 
     def consumer(self, name: str, topic: Topic) -> EventConsumer:
         """A consumer group of this scratch service on `topic`, retrying quickly."""
