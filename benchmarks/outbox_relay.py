@@ -44,12 +44,69 @@ class Tick(EventPayload):
     committed_at: float
 
 
-async def main(events: int) -> None:
+async def main(events: int, trickle_rate: float) -> None:
     infra = Infra.from_env(os.environ)
     async with scratch_schema(infra) as scratch:
         await relay_and_consume(infra.kafka, scratch, events)
     async with scratch_schema(infra) as scratch:
         await write_then_drain(infra, scratch, events)
+    async with scratch_schema(infra) as scratch:
+        await trickle(infra, scratch, events // 2, trickle_rate)
+
+
+async def trickle(infra: Infra, scratch: ScratchService, events: int, rate: float) -> None:
+    """Events committed one at a time, evenly at `rate` a second, with the relay running:
+    each wake-up finds a row or two, as a service's relay does at moderate load, so what a
+    batch costs besides its rows (round trips, wake-ups) shows per event here; a drain's
+    batches of 500 hide it. Postgres' CPU and this process's (writer, relay, consumer)."""
+    schema = scratch.schema
+    topic = Topic(f"bench.{schema}", schema, "n", 6, "benchmark")
+    await ensure_topics(infra.kafka, [topic])
+    await scratch.migrate("platform")
+    pool = await create_pool(scratch.dsn, schema, max_size=10)
+    producer = make_producer(infra.kafka, "bench")
+    await producer.start()
+    relay = OutboxRelay(pool, producer, schema, dsn=scratch.dsn)
+    relay_task = asyncio.create_task(relay.run())
+    outbox = Outbox(schema, "bench")
+    consumer = AIOKafkaConsumer(
+        topic.name, **infra.kafka.aiokafka_options(), auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    latencies: list[float] = []
+
+    async def consume() -> None:
+        async for seen, record in arrivals(consumer, timeout_ms=500):
+            latencies.append(seen - json.loads(record.value)["data"]["committed_at"])
+            if len(latencies) == events:
+                return
+
+    meter = CpuMeter(infra.admin_dsn, {})
+    consuming = asyncio.create_task(consume())
+    await meter.start()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for n in range(events):
+        await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
+        async with pool.acquire() as conn, conn.transaction():
+            await outbox.publish(
+                conn, topic, Tick(n=n, committed_at=time.time()), subject=str(n % 97)
+            )
+    await consuming
+    cpu = time.process_time() - cpu_started
+    await meter.stop()
+    latencies.sort()
+    print(
+        f"trickle, {events} events at {rate:g}/s one per transaction: commit -> consumed "
+        f"p50 {latencies[len(latencies) // 2] * 1e3:.1f} ms, "
+        f"p99 {latencies[int(len(latencies) * 0.99) - 1] * 1e3:.1f} ms; "
+        f"this process's CPU (writer, relay, consumer) {cpu * 1e3 / events:.3f} ms/event"
+    )
+    report("trickle", meter, events)
+    relay.stop()
+    await relay_task
+    await consumer.stop()
+    await producer.stop()
+    await pool.close()
 
 
 async def write_then_drain(infra: Infra, scratch: ScratchService, events: int) -> None:
@@ -79,7 +136,7 @@ async def write_then_drain(infra: Infra, scratch: ScratchService, events: int) -
     await asyncio.gather(*(write(w) for w in range(8)))
     await meter.stop()
     report("write (8 writers, no relay)", meter, events)
-    relay = OutboxRelay(pool, producer, schema)
+    relay = OutboxRelay(pool, producer, schema, dsn=scratch.dsn)
     await meter.start()
     started, cpu_started = time.perf_counter(), time.process_time()
     while await relay.publish_pending():
@@ -92,6 +149,7 @@ async def write_then_drain(infra: Infra, scratch: ScratchService, events: int) -
         f"relay process CPU {cpu * 1e3 / events:.3f} ms/event"
     )
     report("relay drain", meter, events)
+    await relay.close()
     # What the drain left for maintenance (dead row versions, index entries pointing at them):
     # autovacuum's work later, done here at once so it is counted.
     await meter.start()
@@ -137,7 +195,7 @@ async def relay_and_consume(kafka: KafkaConnection, scratch: ScratchService, eve
     pool = await create_pool(scratch.dsn, schema, max_size=10)
     producer = make_producer(kafka, "bench")
     await producer.start()
-    relay = OutboxRelay(pool, producer, schema)
+    relay = OutboxRelay(pool, producer, schema, dsn=scratch.dsn)
     relay_task = asyncio.create_task(relay.run())
     outbox = Outbox(schema, "bench")
     consumer = AIOKafkaConsumer(
@@ -182,4 +240,8 @@ async def relay_and_consume(kafka: KafkaConnection, scratch: ScratchService, eve
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=5000)
-    asyncio.run(main(parser.parse_args().events))
+    parser.add_argument(
+        "--trickle-rate", type=float, default=200.0, help="events a second in the trickle phase"
+    )
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.events, arguments.trickle_rate))

@@ -42,9 +42,10 @@ else:
 async def _reset_on_release(conn: asyncpg.Connection) -> None:
     """What a connection needs when it goes back to the pool: only a rollback of a transaction
     left open. The platform keeps no session state on pooled connections (locks and settings
-    are transaction-scoped; the migration lock and the relay's LISTEN are undone by their
-    owners), so asyncpg's default reset (RESET ALL, CLOSE ALL, UNLISTEN *,
-    pg_advisory_unlock_all) would cost a round trip per release for nothing."""
+    are transaction-scoped; the migration lock is undone by its owner; the relay's lock and
+    LISTEN live on a connection of its own, see connect_alone), so asyncpg's default reset
+    (RESET ALL, CLOSE ALL, UNLISTEN *, pg_advisory_unlock_all) would cost a round trip per
+    release for nothing."""
     if conn.is_in_transaction():
         await conn.execute("ROLLBACK")
 
@@ -60,6 +61,18 @@ async def create_pool(dsn: str, schema: str, *, min_size: int = 1, max_size: int
     )
     assert pool is not None
     return pool
+
+
+async def connect_alone(dsn: str, schema: str, purpose: str) -> asyncpg.Connection[asyncpg.Record]:
+    """A connection of its own, outside the pool, for session state no pooled connection may
+    carry (the relay's lock and settings): whoever holds it ends the session with it."""
+    return await asyncpg.connect(
+        dsn,
+        server_settings={
+            "search_path": schema,
+            "application_name": f"pollinate-{schema}-{purpose}",
+        },
+    )
 
 
 Shape = TypeVar("Shape")

@@ -8,13 +8,14 @@ Order: one relay at a time publishes (the leader: it holds a session-level advis
 connection of its own), always in `position` order, with an idempotent producer; so events of one
 aggregate (one Kafka key, one partition) reach Kafka in the order they were committed. Any number
 of relay instances may run; the others are hot standbys that try the lock at each fallback poll
-and take over once the leader's session ends: at once when its process dies (its socket closes), and
-after `lead_idle_seconds` when its host or network does (the server ends a session left idle that
-long, and a live leader never is: it reads the outbox at least every fallback poll).
+and take over once the leader's session ends: at once when its process dies (its socket closes),
+and after `lead_idle_seconds` when its host, its network or its event loop does (the server ends
+a session left idle that long; a live leader's never is: it reads the outbox at least every
+fallback poll, and keeps the session busy while Kafka takes long to acknowledge).
 
 Holding the lock for the session, not a transaction, makes a batch two round trips (read the
-rows; mark them) instead of six (BEGIN, lock, read, mark, COMMIT, the pool's reset); a relay
-shares its service's event loop, and under load each round trip waits behind the consumers.
+rows; mark them) instead of five (BEGIN, lock, read, mark, COMMIT); a relay shares its
+service's event loop, and under load each round trip waits behind the consumers.
 """
 
 from __future__ import annotations
@@ -38,9 +39,8 @@ from aiokafka.errors import (
 )
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
-from asyncpg.pool import PoolConnectionProxy
 
-from shared.db import Pool, advisory_key
+from shared.db import Pool, advisory_key, connect_alone
 from shared.outbox import notify_channel
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ class OutboxRelay:
         producer: AIOKafkaProducer,
         schema: str,
         *,
+        dsn: str,
         batch_size: int = 500,
         fallback_poll_seconds: float = 1.0,
         retention_hours: float = 24.0,
@@ -127,9 +128,11 @@ class OutboxRelay:
         self.retention_hours = retention_hours
         self.stall_seconds = stall_seconds
         self.lead_idle_seconds = lead_idle_seconds
-        # The relay's own connection: as leader, it holds the lock in its session (released
-        # with it: the pool's reset unlocks) and listens on it for the outbox's wake-up calls.
-        self._conn: PoolConnectionProxy[asyncpg.Record] | None = None
+        # The relay's own connection, outside the pool (whose connections carry no session
+        # state): as leader it holds the lock in its session and listens on it for the
+        # outbox's wake-up calls; giving up the lead ends the session, and the lock with it.
+        self.dsn = dsn
+        self._conn: asyncpg.Connection[asyncpg.Record] | None = None
         self._leading = False
         self._lock_key = advisory_key(schema, "outbox-relay")
         self._wakeup = asyncio.Event()
@@ -169,7 +172,7 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
-            settled = await self._send(rows)
+            settled = await self._send_keeping_the_lead(conn, rows)
             if settled.published:
                 await self._mark_published(conn, settled.published)
             if settled.parked:
@@ -181,14 +184,14 @@ class OutboxRelay:
         self.parked_total += len(settled.parked)
         return settled.count
 
-    async def _connection(self) -> PoolConnectionProxy[asyncpg.Record]:
+    async def _connection(self) -> asyncpg.Connection[asyncpg.Record]:
         if self._conn is not None and self._conn.is_closed():
-            await self.close()
+            await self.close()  # the session ended (server restart, terminated): so did the lead
         if self._conn is None:
-            self._conn = await self.pool.acquire()
+            self._conn = await connect_alone(self.dsn, self.schema, "relay")
         return self._conn
 
-    async def _take_lead(self, conn: PoolConnectionProxy[asyncpg.Record]) -> bool:
+    async def _take_lead(self, conn: asyncpg.Connection[asyncpg.Record]) -> bool:
         """Try the lock, for the session, in one round trip with the session's settings: a
         lost mark only means rows are published again (consumers drop the repeats), so marks
         need not wait for their WAL flush; a session idle past lead_idle_seconds is ended by
@@ -211,21 +214,39 @@ class OutboxRelay:
             await self._check_stall(conn)
         return self._leading
 
+    async def _send_keeping_the_lead(
+        self, conn: asyncpg.Connection[asyncpg.Record], rows: Sequence[asyncpg.Record]
+    ) -> Settled:
+        """_send, with the session kept busy meanwhile: aiokafka's idempotent producer retries
+        a batch until it is acknowledged (a broker restart, too few in-sync replicas), and a
+        session idle for lead_idle_seconds is ended by the server, which would hand the lead
+        to a standby while this leader still waits to mark the rows."""
+        sending = asyncio.ensure_future(self._send(rows))
+        try:
+            while not (await asyncio.wait({sending}, timeout=self.lead_idle_seconds / 3))[0]:
+                await conn.execute("SELECT 1")
+            return sending.result()
+        finally:
+            sending.cancel()  # (a no-op once done) the lead is lost or the relay stops
+
     async def close(self) -> None:
-        """Give up the lead and the connection (the pool's reset on release unlocks and stops
-        listening; a broken connection is discarded, and the server ended its session)."""
+        """Give up the lead: end the relay's session, which unlocks and stops listening. If
+        ending it politely is interrupted, the socket is closed anyway (the server then ends
+        the session as for a dead client)."""
         conn, self._conn, self._leading = self._conn, None, False
         if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.remove_listener(notify_channel(self.schema), self.wake)
-            with contextlib.suppress(Exception):
-                await self.pool.release(conn)
+            try:
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=5)
+            finally:
+                if not conn.is_closed():
+                    conn.terminate()
 
     @property
     def healthy(self) -> bool:
         return self._batch_ok and not self.stalled
 
-    async def _check_stall(self, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
+    async def _check_stall(self, conn: asyncpg.Connection[asyncpg.Record]) -> None:
         waited = await conn.fetchval(
             """SELECT extract(epoch FROM clock_timestamp() - min(created_at))::float8
                FROM outbox WHERE published_at IS NULL AND parked_at IS NULL"""
@@ -353,7 +374,7 @@ class OutboxRelay:
             await spent.stop()
 
     async def _park(
-        self, conn: PoolConnectionProxy[asyncpg.Record], parked: list[tuple[int, str]]
+        self, conn: asyncpg.Connection[asyncpg.Record], parked: list[tuple[int, str]]
     ) -> None:
         await conn.execute(
             """UPDATE outbox SET parked_at = clock_timestamp(), park_reason = p.reason
@@ -364,7 +385,7 @@ class OutboxRelay:
         )
 
     async def _mark_published(
-        self, conn: PoolConnectionProxy[asyncpg.Record], positions: list[int]
+        self, conn: asyncpg.Connection[asyncpg.Record], positions: list[int]
     ) -> None:
         # published_at: after Kafka acknowledged (clock time, not the transaction's start).
         # committed_at: when the row's own transaction committed (xmin is still the writer's

@@ -201,6 +201,7 @@ async def running_platform(
         pool,
         producer,
         schema,
+        dsn=settings.database_url,
         batch_size=settings.relay_batch_size,
         fallback_poll_seconds=settings.relay_fallback_poll_seconds,
         retention_hours=settings.relay_retention_hours,

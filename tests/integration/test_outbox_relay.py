@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 import uuid
+from collections.abc import Sequence
 
 import asyncpg
 import pytest
@@ -14,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from shared.consumer import Outcome
 from shared.dlq import parked_rows
 from shared.outbox import make_producer
-from shared.relay import OutboxRelay
+from shared.relay import OutboxRelay, Settled
 from shared.topics import Topic, TopicLayout
 from tests.support.counter import Components, CounterIncremented, counter_consumer
 from tests.support.kafka import new_topic, read_records
@@ -45,7 +47,10 @@ async def test_event_committed_before_a_crash_is_published_after_restart(
 
     with pytest.raises(CrashBeforeMark):
         await CrashingRelay(
-            components.pool, components.producer, components.service.schema
+            components.pool,
+            components.producer,
+            components.service.schema,
+            dsn=components.service.dsn,
         ).publish_pending()
     assert (
         await components.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
@@ -317,8 +322,8 @@ async def test_a_leader_gone_silent_loses_the_lead_after_lead_idle_seconds(
     session idle past lead_idle_seconds (a live leader polls every fallback_poll_seconds), so
     the lock frees and a standby takes over."""
     topic = await new_topic(components.infra.kafka, components.service.schema)
-    leader = components.relay(fallback_poll_seconds=0.2, lead_idle_seconds=1.0)
-    standby = components.relay(fallback_poll_seconds=0.2, lead_idle_seconds=1.0)
+    leader = components.relay(fallback_poll_seconds=0.2, lead_idle_seconds=3.0)
+    standby = components.relay(fallback_poll_seconds=0.2, lead_idle_seconds=3.0)
     assert await leader.publish_pending() == 0  # it leads, with nothing to send
     await _commit_increment(components, topic, 1)
     assert await standby.publish_pending() is None
@@ -331,12 +336,49 @@ async def test_a_leader_gone_silent_loses_the_lead_after_lead_idle_seconds(
     await eventually(lambda: _stands_by(leader), 20, what="the old leader to stand by", every=0.1)
 
 
+async def test_a_leader_waiting_long_for_kafka_keeps_the_lead(components: Components) -> None:
+    """Kafka may take longer than lead_idle_seconds to acknowledge (aiokafka retries a batch
+    until it is delivered): the leader keeps its session busy meanwhile, so no standby sends
+    the same rows while it still waits to mark them."""
+    topic = await new_topic(components.infra.kafka, components.service.schema)
+    acknowledged = asyncio.Event()
+
+    class SlowToAcknowledge(OutboxRelay):
+        async def _send(self, rows: Sequence[asyncpg.Record]) -> Settled:
+            settled = await super()._send(rows)
+            await acknowledged.wait()  # the acknowledgement, arriving late
+            return settled
+
+    leader = SlowToAcknowledge(
+        components.pool,
+        components.producer,
+        components.service.schema,
+        dsn=components.service.dsn,
+        fallback_poll_seconds=0.2,
+        lead_idle_seconds=1.0,
+    )
+    components.relays.append(leader)
+    standby = components.relay(fallback_poll_seconds=0.2, lead_idle_seconds=1.0)
+    assert await leader.publish_pending() == 0  # it leads, with nothing to send yet
+    await _commit_increment(components, topic, 1)
+    leading = asyncio.create_task(leader.publish_pending())
+    # Three times the idle limit, the standby trying all the while (the pause paces the tries).
+    until = time.monotonic() + 3.0
+    while time.monotonic() < until:
+        assert await standby.publish_pending() is None
+        await asyncio.sleep(0.1)
+    acknowledged.set()
+    assert await leading == 1
+    assert standby.published_total == 0
+
+
 def test_a_lead_idle_time_within_the_fallback_poll_is_refused(components: Components) -> None:
     with pytest.raises(ValueError, match="lead_idle_seconds"):
         OutboxRelay(
             components.pool,
             components.producer,
             components.service.schema,
+            dsn=components.service.dsn,
             fallback_poll_seconds=1.0,
             lead_idle_seconds=1.0,
         )
@@ -408,6 +450,7 @@ async def test_after_the_broker_refuses_a_batch_a_fresh_producer_sends_the_rows_
         components.pool,
         components.producer,
         components.service.schema,
+        dsn=components.service.dsn,
         batch_size=1,  # one row per batch: the refused one is a batch of its own
         new_producer=lambda: make_producer(components.infra.kafka, "test-relay-renewed"),
     )

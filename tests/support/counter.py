@@ -44,7 +44,13 @@ class Components:
     relays: list[OutboxRelay] = field(default_factory=list)
 
     def relay(self, **kwargs: object) -> OutboxRelay:
-        relay = OutboxRelay(self.pool, self.producer, self.service.schema, **kwargs)  # type: ignore[arg-type]
+        relay = OutboxRelay(
+            self.pool,
+            self.producer,
+            self.service.schema,
+            dsn=self.service.dsn,
+            **kwargs,  # type: ignore[arg-type]
+        )
         self.relays.append(relay)
         return relay
 
