@@ -391,11 +391,13 @@ async def relay_lag(admin_dsn: str, since: datetime, until: datetime) -> dict[st
             else "transaction start"
         }
         for service in ("deals", "attribution", "incentives"):
+            # Published since the window opened: read through the published_at index, not
+            # the whole outbox (a day's retention of every run).
             rows = await conn.fetch(
                 f"""SELECT extract(epoch FROM published_at - coalesce(committed_at, created_at))
                         * 1000 AS ms
                     FROM {service}.outbox
-                    WHERE created_at BETWEEN $1 AND $2 AND published_at IS NOT NULL""",
+                    WHERE created_at BETWEEN $1 AND $2 AND published_at >= $1""",
                 since,
                 until,
             )

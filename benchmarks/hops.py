@@ -71,12 +71,16 @@ async def _first_rows(
     since: datetime,
     until: datetime,
 ) -> dict[str, asyncpg.Record]:
-    """Each deal's first row on `topic` written in the window, by deal key."""
+    """Each deal's first row on `topic` written in the window, by deal key. Only published
+    rows count (a deal needs every stamp), and asking for rows published since the window
+    opened lets Postgres read the published_at index instead of the whole outbox (a day's
+    retention of every run: over a million rows, seconds per phase)."""
     rows = await conn.fetch(
         f"""SELECT DISTINCT ON (deal) deal, created_at, committed_at, published_at
             FROM (SELECT {deal_of} AS deal, position, created_at, committed_at, published_at
                   FROM {schema}.outbox
-                  WHERE topic = $1 AND created_at BETWEEN $2 AND $3) AS rows
+                  WHERE topic = $1 AND created_at BETWEEN $2 AND $3
+                    AND published_at >= $2) AS rows
             WHERE deal = ANY($4::text[])
             ORDER BY deal, position""",
         topic,
