@@ -23,13 +23,16 @@ import json
 import os
 import statistics
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from benchmarks.consuming import arrivals
 from benchmarks.cpu_meter import CpuMeter
-from shared.db import create_pool
+from shared.db import Pool, create_pool
 from shared.events import EventPayload, event_type
 from shared.kafka_client import KafkaConnection
 from shared.outbox import Outbox, make_producer
@@ -59,42 +62,17 @@ async def trickle(infra: Infra, scratch: ScratchService, events: int, rate: floa
     each wake-up finds a row or two, as a service's relay does at moderate load, so what a
     batch costs besides its rows (round trips, wake-ups) shows per event here; a drain's
     batches of 500 hide it. Postgres' CPU and this process's (writer, relay, consumer)."""
-    schema = scratch.schema
-    topic = Topic(f"bench.{schema}", schema, "n", 6, "benchmark")
-    await ensure_topics(infra.kafka, [topic])
-    await scratch.migrate("platform")
-    pool = await create_pool(scratch.dsn, schema, max_size=10)
-    producer = make_producer(infra.kafka, "bench")
-    await producer.start()
-    relay = OutboxRelay(pool, producer, schema, dsn=scratch.dsn)
-    relay_task = asyncio.create_task(relay.run())
-    outbox = Outbox(schema, "bench")
-    consumer = AIOKafkaConsumer(
-        topic.name, **infra.kafka.aiokafka_options(), auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    latencies: list[float] = []
-
-    async def consume() -> None:
-        async for seen, record in arrivals(consumer, timeout_ms=500):
-            latencies.append(seen - json.loads(record.value)["data"]["committed_at"])
-            if len(latencies) == events:
-                return
-
-    meter = CpuMeter(infra.admin_dsn, {})
-    consuming = asyncio.create_task(consume())
-    await meter.start()
-    started, cpu_started = time.perf_counter(), time.process_time()
-    for n in range(events):
-        await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
-        async with pool.acquire() as conn, conn.transaction():
-            await outbox.publish(
-                conn, topic, Tick(n=n, committed_at=time.time()), subject=str(n % 97)
-            )
-    await consuming
-    cpu = time.process_time() - cpu_started
-    await meter.stop()
-    latencies.sort()
+    async with relayed(infra.kafka, scratch) as bench:
+        meter = CpuMeter(infra.admin_dsn, {})
+        consuming = asyncio.create_task(latencies_of(bench.consumer, events))
+        await meter.start()
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for n in range(events):
+            await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
+            await bench.write(n)
+        latencies = sorted(await consuming)
+        cpu = time.process_time() - cpu_started
+        await meter.stop()
     print(
         f"trickle, {events} events at {rate:g}/s one per transaction: commit -> consumed "
         f"p50 {latencies[len(latencies) // 2] * 1e3:.1f} ms, "
@@ -102,11 +80,6 @@ async def trickle(infra: Infra, scratch: ScratchService, events: int, rate: floa
         f"this process's CPU (writer, relay, consumer) {cpu * 1e3 / events:.3f} ms/event"
     )
     report("trickle", meter, events)
-    relay.stop()
-    await relay_task
-    await consumer.stop()
-    await producer.stop()
-    await pool.close()
 
 
 async def write_then_drain(infra: Infra, scratch: ScratchService, events: int) -> None:
@@ -187,7 +160,25 @@ def report(phase: str, meter: CpuMeter, events: int) -> None:
     )
 
 
-async def relay_and_consume(kafka: KafkaConnection, scratch: ScratchService, events: int) -> None:
+@dataclass(frozen=True)
+class Relayed:
+    """A scratch outbox with its relay running, and a consumer of its topic from the start."""
+
+    topic: Topic
+    pool: Pool
+    outbox: Outbox
+    consumer: AIOKafkaConsumer
+
+    async def write(self, n: int) -> None:
+        """Event n, in a transaction of its own."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self.outbox.publish(
+                conn, self.topic, Tick(n=n, committed_at=time.time()), subject=str(n % 97)
+            )
+
+
+@asynccontextmanager
+async def relayed(kafka: KafkaConnection, scratch: ScratchService) -> AsyncIterator[Relayed]:
     schema = scratch.schema
     topic = Topic(f"bench.{schema}", schema, "n", 6, "benchmark")
     await ensure_topics(kafka, [topic])
@@ -197,44 +188,49 @@ async def relay_and_consume(kafka: KafkaConnection, scratch: ScratchService, eve
     await producer.start()
     relay = OutboxRelay(pool, producer, schema, dsn=scratch.dsn)
     relay_task = asyncio.create_task(relay.run())
-    outbox = Outbox(schema, "bench")
     consumer = AIOKafkaConsumer(
         topic.name, **kafka.aiokafka_options(), auto_offset_reset="earliest"
     )
     await consumer.start()
+    try:
+        yield Relayed(topic, pool, Outbox(schema, "bench"), consumer)
+    finally:
+        relay.stop()
+        await relay_task
+        await consumer.stop()
+        await producer.stop()
+        await pool.close()
+
+
+async def latencies_of(consumer: AIOKafkaConsumer, events: int) -> list[float]:
+    """Commit -> consumed, in seconds, for the first `events` records."""
     latencies: list[float] = []
+    async for seen, record in arrivals(consumer, timeout_ms=500):
+        latencies.append(seen - json.loads(record.value)["data"]["committed_at"])
+        if len(latencies) == events:
+            break
+    return latencies
 
-    async def consume() -> None:
-        async for seen, record in arrivals(consumer, timeout_ms=500):
-            latencies.append(seen - json.loads(record.value)["data"]["committed_at"])
-            if len(latencies) == events:
-                return
 
-    async def write(worker: int) -> None:
-        for n in range(worker, events, 8):
-            async with pool.acquire() as conn, conn.transaction():
-                await outbox.publish(
-                    conn, topic, Tick(n=n, committed_at=time.time()), subject=str(n % 97)
-                )
+async def relay_and_consume(kafka: KafkaConnection, scratch: ScratchService, events: int) -> None:
+    async with relayed(kafka, scratch) as bench:
 
-    started = time.perf_counter()
-    consuming = asyncio.create_task(consume())
-    await asyncio.gather(*(write(w) for w in range(8)))
-    written = time.perf_counter() - started
-    await consuming
-    elapsed = time.perf_counter() - started
-    latencies.sort()
+        async def write(worker: int) -> None:
+            for n in range(worker, events, 8):
+                await bench.write(n)
+
+        started = time.perf_counter()
+        consuming = asyncio.create_task(latencies_of(bench.consumer, events))
+        await asyncio.gather(*(write(w) for w in range(8)))
+        written = time.perf_counter() - started
+        latencies = sorted(await consuming)
+        elapsed = time.perf_counter() - started
     print(f"events: {events}")
     print(f"write rate (8 writers, 1 tx/event): {events / written:,.0f} events/s")
     print(f"end-to-end rate (commit -> consumed): {events / elapsed:,.0f} events/s")
     for q in (50, 95, 99):
         print(f"latency p{q}: {latencies[int(len(latencies) * q / 100) - 1] * 1000:.1f} ms")
     print(f"latency mean: {statistics.mean(latencies) * 1000:.1f} ms")
-    relay.stop()
-    await relay_task
-    await consumer.stop()
-    await producer.stop()
-    await pool.close()
 
 
 if __name__ == "__main__":
