@@ -63,11 +63,14 @@ async def create_pool(dsn: str, schema: str, *, min_size: int = 1, max_size: int
     return pool
 
 
-async def connect_alone(dsn: str, schema: str, purpose: str) -> asyncpg.Connection[asyncpg.Record]:
+async def connect_alone(
+    dsn: str, schema: str, purpose: str, *, command_timeout: float | None = None
+) -> asyncpg.Connection[asyncpg.Record]:
     """A connection of its own, outside the pool, for session state no pooled connection may
     carry (the relay's lock and settings): whoever holds it ends the session with it."""
     return await asyncpg.connect(
         dsn,
+        command_timeout=command_timeout,
         server_settings={
             "search_path": schema,
             "application_name": f"pollinate-{schema}-{purpose}",

@@ -156,9 +156,9 @@ class OutboxRelay:
         """Publish one batch. Returns how many rows it settled (published or parked), or None
         when another relay instance leads right now. Any failure gives up the lead (and the
         connection): the next batch starts afresh, or a standby takes over."""
-        if self._producer_spent and self._new_producer is not None:
-            await self._renew_producer()
         try:
+            if self._producer_spent and self._new_producer is not None:
+                await self._renew_producer()  # failing (Kafka unreachable) gives up the lead too
             conn = await self._connection()
             if not self._leading and not await self._take_lead(conn):
                 return None
@@ -188,7 +188,12 @@ class OutboxRelay:
         if self._conn is not None and self._conn.is_closed():
             await self.close()  # the session ended (server restart, terminated): so did the lead
         if self._conn is None:
-            self._conn = await connect_alone(self.dsn, self.schema, "relay")
+            # A round trip unanswered for half the idle limit (Postgres gone silent, no reset
+            # from the network) fails, and the lead is given up, instead of the kernel's
+            # retransmissions holding the relay for many minutes.
+            self._conn = await connect_alone(
+                self.dsn, self.schema, "relay", command_timeout=self.lead_idle_seconds / 2
+            )
         return self._conn
 
     async def _take_lead(self, conn: asyncpg.Connection[asyncpg.Record]) -> bool:
@@ -227,7 +232,10 @@ class OutboxRelay:
                 await conn.execute("SELECT 1")
             return sending.result()
         finally:
-            sending.cancel()  # (a no-op once done) the lead is lost or the relay stops
+            if not sending.done():
+                sending.cancel()  # the lead is lost or the relay stops
+            elif not sending.cancelled():
+                sending.exception()  # retrieved, whether raised above or superseded
 
     async def close(self) -> None:
         """Give up the lead: end the relay's session, which unlocks and stops listening. If
@@ -335,6 +343,8 @@ class OutboxRelay:
                         delivery = await self.producer.send_batch(batch, topic, partition=partition)
                     except Exception as failed:  # e.g. metadata lost: no later batch of this
                         delivery = failed  # partition may overtake this one, so none is sent
+                        # A producer whose sender died raises here for ever: replace it.
+                        self._producer_spent = True
                 for index in indexes:
                     outcomes[index] = delivery
         return outcomes, unsent
@@ -369,7 +379,8 @@ class OutboxRelay:
         self._producer_spent = False
         self.producers_renewed += 1
         log.warning("outbox relay replaced its producer after a failed delivery")
-        # Every delivery of the spent one was awaited: stopping it has nothing left to flush.
+        # Its deliveries were awaited, unless a batch was cancelled mid-send (the lead lost):
+        # stopping flushes those first, so nothing of the fresh one's overtakes them.
         with contextlib.suppress(Exception):
             await spent.stop()
 

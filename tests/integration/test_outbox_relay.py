@@ -11,7 +11,9 @@ from collections.abc import Sequence
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import ProducerClosed
 
 from shared.consumer import Outcome
 from shared.dlq import parked_rows
@@ -305,12 +307,7 @@ async def test_the_leader_keeps_the_lock_between_batches_and_a_standby_takes_ove
         await admin.execute("SELECT pg_terminate_backend($1)", leader._conn.get_server_pid())
     finally:
         await admin.close()
-
-    async def standby_publishes() -> bool:
-        return await standby.publish_pending() == 1
-
-    await eventually(standby_publishes, 20, what="the standby to take the lead", every=0.1)
-    await eventually(lambda: _stands_by(leader), 20, what="the old leader to stand by", every=0.1)
+    await _hands_over(leader, standby)
     records = await read_records(components.infra.kafka, topic.name, count=3)
     assert [json.loads(r.value)["data"]["seq"] for r in records] == [1, 2, 3]
 
@@ -328,12 +325,7 @@ async def test_a_leader_gone_silent_loses_the_lead_after_lead_idle_seconds(
     await _commit_increment(components, topic, 1)
     assert await standby.publish_pending() is None
     # The leader goes silent: no batch, no poll.
-
-    async def standby_publishes() -> bool:
-        return await standby.publish_pending() == 1
-
-    await eventually(standby_publishes, 20, what="the standby to take the lead", every=0.1)
-    await eventually(lambda: _stands_by(leader), 20, what="the old leader to stand by", every=0.1)
+    await _hands_over(leader, standby)
 
 
 async def test_a_leader_waiting_long_for_kafka_keeps_the_lead(components: Components) -> None:
@@ -372,6 +364,41 @@ async def test_a_leader_waiting_long_for_kafka_keeps_the_lead(components: Compon
     assert standby.published_total == 0
 
 
+async def test_a_producer_that_refuses_every_send_is_replaced(components: Components) -> None:
+    """A producer whose sender is gone (here: stopped) raises on every send; the relay
+    replaces it, as after a failed delivery, instead of retrying on it for ever."""
+    topic = await new_topic(components.infra.kafka, components.service.schema)
+    dead = make_producer(components.infra.kafka, "test-relay-dead")
+    await dead.start()
+    await dead.partitions_for(topic.name)  # the topic's metadata, kept after the stop
+    await dead.stop()
+    fresh: list[AIOKafkaProducer] = []
+
+    def new_producer() -> AIOKafkaProducer:
+        fresh.append(make_producer(components.infra.kafka, "test-relay-fresh"))
+        return fresh[-1]
+
+    relay = OutboxRelay(
+        components.pool,
+        dead,
+        components.service.schema,
+        dsn=components.service.dsn,
+        new_producer=new_producer,
+    )
+    components.relays.append(relay)
+    await _commit_increment(components, topic, 1)
+    try:
+        with pytest.raises(ProducerClosed):
+            await relay.publish_pending()
+        assert await relay.publish_pending() == 1
+        assert relay.producers_renewed == 1
+    finally:
+        for producer in fresh:
+            await producer.stop()
+    records = await read_records(components.infra.kafka, topic.name, count=1)
+    assert [json.loads(r.value)["data"]["seq"] for r in records] == [1]
+
+
 def test_a_lead_idle_time_within_the_fallback_poll_is_refused(components: Components) -> None:
     with pytest.raises(ValueError, match="lead_idle_seconds"):
         OutboxRelay(
@@ -389,6 +416,16 @@ async def _commit_increment(components: Components, topic: Topic, seq: int) -> N
         await components.outbox.publish(
             conn, topic, CounterIncremented(counter="c", by=1, seq=seq), subject="c"
         )
+
+
+async def _hands_over(leader: OutboxRelay, standby: OutboxRelay) -> None:
+    """The standby publishes the waiting row, then the old leader finds it leads no more."""
+
+    async def standby_publishes() -> bool:
+        return await standby.publish_pending() == 1
+
+    await eventually(standby_publishes, 20, what="the standby to take the lead", every=0.1)
+    await eventually(lambda: _stands_by(leader), 20, what="the old leader to stand by", every=0.1)
 
 
 async def _stands_by(relay: OutboxRelay) -> bool:

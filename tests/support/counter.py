@@ -39,8 +39,8 @@ class Components:
     pool: Pool
     outbox: Outbox
     producer: AIOKafkaProducer
-    # Every relay made here, closed with the fixture: a relay keeps a pool connection (and,
-    # leading, the lock) until closed, and the pool's close waits for it.
+    # Every relay made here, closed with the fixture: a relay keeps a connection of its own
+    # (and, leading, the lock) until closed.
     relays: list[OutboxRelay] = field(default_factory=list)
 
     def relay(self, **kwargs: object) -> OutboxRelay:
