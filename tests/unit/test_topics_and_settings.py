@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from shared.db import Migration, advisory_key
 from shared.settings import ServiceSettings
@@ -83,3 +84,15 @@ def test_development_mode_accepts_the_local_defaults_and_nothing_else_does() -> 
     ServiceSettings(service_name="deals", development_mode=True).refuse_local_defaults()
     with pytest.raises(SystemExit, match="deals: refusing to start with local development"):
         ServiceSettings(service_name="deals", development_mode=False).refuse_local_defaults()
+
+
+def test_the_relay_poll_must_stay_under_the_leaders_idle_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A standby tries the lead at each poll, and a leader idle for 60 s loses its session:
+    a poll of more than 30 s is refused at start, not met as a leader losing its lead."""
+    monkeypatch.setenv("RELAY_FALLBACK_POLL_SECONDS", "45")
+    with pytest.raises(ValidationError, match="relay_fallback_poll_seconds"):
+        ServiceSettings(service_name="deals")
+    monkeypatch.setenv("RELAY_FALLBACK_POLL_SECONDS", "30")
+    assert ServiceSettings(service_name="deals").relay_fallback_poll_seconds == 30
