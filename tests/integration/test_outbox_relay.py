@@ -43,17 +43,12 @@ async def test_event_committed_before_a_crash_is_published_after_restart(
         )
 
     # A relay that publishes, then dies before marking the rows published.
-    class CrashingRelay(type(components.relay())):  # type: ignore[misc]
+    class CrashingRelay(OutboxRelay):
         async def _mark_published(self, conn: object, positions: list[int]) -> None:
             raise CrashBeforeMark
 
     with pytest.raises(CrashBeforeMark):
-        await CrashingRelay(
-            components.pool,
-            components.producer,
-            components.service.schema,
-            dsn=components.service.dsn,
-        ).publish_pending()
+        await components.relay(CrashingRelay).publish_pending()
     assert (
         await components.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
         == 1
@@ -341,24 +336,17 @@ async def test_a_leader_waiting_long_for_kafka_keeps_the_lead(components: Compon
             await acknowledged.wait()  # the acknowledgement, arriving late
             return settled
 
-    leader = SlowToAcknowledge(
-        components.pool,
-        components.producer,
-        components.service.schema,
-        dsn=components.service.dsn,
-        fallback_poll_seconds=0.2,
-        lead_idle_seconds=1.0,
-    )
-    components.relays.append(leader)
+    leader = components.relay(SlowToAcknowledge, fallback_poll_seconds=0.2, lead_idle_seconds=1.0)
     standby = components.relay(fallback_poll_seconds=0.2, lead_idle_seconds=1.0)
     assert await leader.publish_pending() == 0  # it leads, with nothing to send yet
     await _commit_increment(components, topic, 1)
     leading = asyncio.create_task(leader.publish_pending())
-    # Three times the idle limit, the standby trying all the while (the pause paces the tries).
+    # Three times the idle limit, the standby trying all the while, between tries the leader
+    # still waiting for its acknowledgement (not failed).
     until = time.monotonic() + 3.0
     while time.monotonic() < until:
         assert await standby.publish_pending() is None
-        await asyncio.sleep(0.1)
+        assert not (await asyncio.wait({leading}, timeout=0.1))[0]
     acknowledged.set()
     assert await leading == 1
     assert standby.published_total == 0
@@ -378,14 +366,7 @@ async def test_a_producer_that_refuses_every_send_is_replaced(components: Compon
         fresh.append(make_producer(components.infra.kafka, "test-relay-fresh"))
         return fresh[-1]
 
-    relay = OutboxRelay(
-        components.pool,
-        dead,
-        components.service.schema,
-        dsn=components.service.dsn,
-        new_producer=new_producer,
-    )
-    components.relays.append(relay)
+    relay = components.relay(producer=dead, new_producer=new_producer)
     await _commit_increment(components, topic, 1)
     try:
         with pytest.raises(ProducerClosed):
@@ -401,14 +382,7 @@ async def test_a_producer_that_refuses_every_send_is_replaced(components: Compon
 
 def test_a_lead_idle_time_within_the_fallback_poll_is_refused(components: Components) -> None:
     with pytest.raises(ValueError, match="lead_idle_seconds"):
-        OutboxRelay(
-            components.pool,
-            components.producer,
-            components.service.schema,
-            dsn=components.service.dsn,
-            fallback_poll_seconds=1.0,
-            lead_idle_seconds=1.0,
-        )
+        components.relay(fallback_poll_seconds=1.0, lead_idle_seconds=1.0)
 
 
 async def _commit_increment(components: Components, topic: Topic, seq: int) -> None:
@@ -483,11 +457,7 @@ async def test_after_the_broker_refuses_a_batch_a_fresh_producer_sends_the_rows_
     assert before is not None
     assert after is not None
 
-    relay = OutboxRelay(
-        components.pool,
-        components.producer,
-        components.service.schema,
-        dsn=components.service.dsn,
+    relay = components.relay(
         batch_size=1,  # one row per batch: the refused one is a batch of its own
         new_producer=lambda: make_producer(components.infra.kafka, "test-relay-renewed"),
     )

@@ -43,10 +43,17 @@ class Components:
     # (and, leading, the lock) until closed.
     relays: list[OutboxRelay] = field(default_factory=list)
 
-    def relay(self, **kwargs: object) -> OutboxRelay:
-        relay = OutboxRelay(
+    def relay(
+        self,
+        kind: type[OutboxRelay] = OutboxRelay,
+        producer: AIOKafkaProducer | None = None,
+        **kwargs: object,
+    ) -> OutboxRelay:
+        """A relay (of `kind`, a test's subclass) on this scratch outbox, with the components'
+        producer unless given one."""
+        relay = kind(
             self.pool,
-            self.producer,
+            producer or self.producer,
             self.service.schema,
             dsn=self.service.dsn,
             **kwargs,  # type: ignore[arg-type]
