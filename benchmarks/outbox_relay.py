@@ -23,7 +23,7 @@ import json
 import os
 import statistics
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaConsumer
 
 from benchmarks.consuming import arrivals
 from benchmarks.cpu_meter import CpuMeter
+from benchmarks.latency import percentiles
 from shared.db import Pool, create_pool
 from shared.events import EventPayload, event_type
 from shared.kafka_client import KafkaConnection
@@ -70,13 +71,12 @@ async def trickle(infra: Infra, scratch: ScratchService, events: int, rate: floa
         for n in range(events):
             await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
             await bench.write(n)
-        latencies = sorted(await consuming)
+        latency = percentiles([seconds * 1e3 for seconds in await consuming])
         cpu = time.process_time() - cpu_started
         await meter.stop()
     print(
         f"trickle, {events} events at {rate:g}/s one per transaction: commit -> consumed "
-        f"p50 {latencies[len(latencies) // 2] * 1e3:.1f} ms, "
-        f"p99 {latencies[int(len(latencies) * 0.99) - 1] * 1e3:.1f} ms; "
+        f"p50 {latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms; "
         f"this process's CPU (writer, relay, consumer) {cpu * 1e3 / events:.3f} ms/event"
     )
     report("trickle", meter, events)
@@ -95,18 +95,11 @@ async def write_then_drain(infra: Infra, scratch: ScratchService, events: int) -
     # Counts this stack's Postgres only (other stacks on the machine run their own clusters).
     meter = CpuMeter(infra.admin_dsn, {})
 
-    async def write(worker: int) -> None:
-        for n in range(worker, events, 8):
-            async with pool.acquire() as conn, conn.transaction():
-                await outbox.publish(
-                    conn, topic, Tick(n=n, committed_at=time.time()), subject=str(n % 97)
-                )
-
     # The writes start right after a checkpoint (the same full-page images every run); the
     # drain follows with none between, as a relay marks the pages just written.
     await checkpoint(infra.admin_dsn)
     await meter.start()
-    await asyncio.gather(*(write(w) for w in range(8)))
+    await by_eight_writers(lambda n: write_tick(pool, outbox, topic, n), events)
     await meter.stop()
     report("write (8 writers, no relay)", meter, events)
     relay = OutboxRelay(pool, producer, schema, dsn=scratch.dsn)
@@ -170,11 +163,23 @@ class Relayed:
     consumer: AIOKafkaConsumer
 
     async def write(self, n: int) -> None:
-        """Event n, in a transaction of its own."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await self.outbox.publish(
-                conn, self.topic, Tick(n=n, committed_at=time.time()), subject=str(n % 97)
-            )
+        await write_tick(self.pool, self.outbox, self.topic, n)
+
+
+async def write_tick(pool: Pool, outbox: Outbox, topic: Topic, n: int) -> None:
+    """Event n, in a transaction of its own."""
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.publish(conn, topic, Tick(n=n, committed_at=time.time()), subject=str(n % 97))
+
+
+async def by_eight_writers(write: Callable[[int], Awaitable[None]], events: int) -> None:
+    """Events 0..events-1 written by eight concurrent writers, each its share in order."""
+
+    async def writer(first: int) -> None:
+        for n in range(first, events, 8):
+            await write(n)
+
+    await asyncio.gather(*(writer(w) for w in range(8)))
 
 
 @asynccontextmanager
@@ -214,14 +219,9 @@ async def latencies_of(consumer: AIOKafkaConsumer, events: int) -> list[float]:
 
 async def relay_and_consume(kafka: KafkaConnection, scratch: ScratchService, events: int) -> None:
     async with relayed(kafka, scratch) as bench:
-
-        async def write(worker: int) -> None:
-            for n in range(worker, events, 8):
-                await bench.write(n)
-
         started = time.perf_counter()
         consuming = asyncio.create_task(latencies_of(bench.consumer, events))
-        await asyncio.gather(*(write(w) for w in range(8)))
+        await by_eight_writers(bench.write, events)
         written = time.perf_counter() - started
         latencies = sorted(await consuming)
         elapsed = time.perf_counter() - started

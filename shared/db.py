@@ -56,7 +56,7 @@ async def create_pool(dsn: str, schema: str, *, min_size: int = 1, max_size: int
         dsn,
         min_size=min_size,
         max_size=max_size,
-        server_settings={"search_path": schema, "application_name": f"pollinate-{schema}"},
+        server_settings=_session_settings(schema, f"pollinate-{schema}"),
         reset=_reset_on_release,
     )
     assert pool is not None
@@ -71,11 +71,14 @@ async def connect_alone(
     return await asyncpg.connect(
         dsn,
         command_timeout=command_timeout,
-        server_settings={
-            "search_path": schema,
-            "application_name": f"pollinate-{schema}-{purpose}",
-        },
+        server_settings=_session_settings(schema, f"pollinate-{schema}-{purpose}"),
     )
+
+
+def _session_settings(schema: str, application_name: str) -> dict[str, str]:
+    """Every platform connection sees only its service's schema, and names itself in
+    pg_stat_activity."""
+    return {"search_path": schema, "application_name": application_name}
 
 
 Shape = TypeVar("Shape")
