@@ -1,11 +1,15 @@
-"""Inbox retention: the processed event ids a service's consumers keep only as long as Kafka
-could deliver those events again (shared/consumer.py writes them)."""
+"""The inbox beside the consumers (shared/consumer.py writes their rows): rows for events a
+service applied before Kafka delivered them, and retention (processed event ids are kept only
+as long as Kafka could deliver those events again)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from shared.db import Pool
+from shared.db import Connection, Pool
+from shared.events import Envelope
 
 
 async def purge_inbox(pool: Pool, older_than: datetime, batch_size: int = 5_000) -> int:
@@ -23,3 +27,27 @@ async def purge_inbox(pool: Pool, older_than: datetime, batch_size: int = 5_000)
         purged += deleted
         if deleted < batch_size:
             return purged
+
+
+async def record_handled(
+    conn: Connection, group_id: str, topic: str, envelopes: Sequence[Envelope[Any]]
+) -> None:
+    """Mark events as handled by the consumer group `group_id`, in the transaction that applied
+    them before Kafka delivered them (shared/migrations/0008): when the group reads them, their
+    inbox rows are there and they are duplicates. Kafka has not placed them yet, so the rows
+    carry no partition or offset."""
+    if not envelopes:
+        return
+    if not conn.is_in_transaction():
+        raise RuntimeError("an inbox row must share the transaction of the effects it stands for")
+    await conn.execute(
+        """
+        INSERT INTO inbox (consumer, event_id, event_type, topic)
+        SELECT $1, e.id, e.type, $2 FROM unnest($3::uuid[], $4::text[]) AS e(id, type)
+        ON CONFLICT (consumer, event_id) DO NOTHING
+        """,
+        group_id,
+        topic,
+        [envelope.id for envelope in envelopes],
+        [envelope.type for envelope in envelopes],
+    )
