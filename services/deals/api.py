@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from services.deals import crm_ingestion, verification, views
 from services.deals.backtest import backtest as run_backtest
+from services.deals.crm_at_intake import ProjectionAtIntake
 from services.deals.crm_reconcile import DriftGauge, latest_reports, reconcile
 from services.deals.domain.ledger import Principal
 from services.deals.domain.rules import RulesOfEngagement
@@ -230,7 +231,13 @@ async def _ingest(
     delivery = crm_ingestion.Delivery("http", request.url.path, delivery_id)
     async with platform.transaction() as conn:
         outcomes = await crm_ingestion.record_items(
-            conn, platform.outbox, source, items, now(), delivery
+            conn,
+            platform.outbox,
+            source,
+            items,
+            now(),
+            delivery,
+            platform.provisions.get(ProjectionAtIntake),
         )
     counts = Counter(item.outcome for item in outcomes)
     return IngestedOut(

@@ -34,6 +34,7 @@ from services.deals.adapters import (
 )
 from services.deals.adapters.common import array, obj, parse_datetime, require
 from services.deals.adapters.salesforce import ACCOUNT_RECORD
+from services.deals.crm_at_intake import ProjectionAtIntake
 from services.deals.domain.crm import is_stale
 from shared.db import Connection
 from shared.errors import Unprocessable
@@ -126,12 +127,14 @@ async def record_items(
     items: Sequence[Item],
     at: datetime,
     delivery: Delivery | None = None,
+    at_intake: ProjectionAtIntake | None = None,
 ) -> list[ItemOutcome]:
     """Record every readable change on crm.deals.v1, every refused item (with its reason) and
     every resync asked for, in the caller's transaction, and answer each item's outcome, in
     delivery order. A change the projection already holds newer values for is stale, not
     recorded. Every item read (not refused) is also published as delivered on its source's
-    raw topic."""
+    raw topic. With `at_intake`, the changes recorded now are projected in the same
+    transaction (services/deals/crm_at_intake.py)."""
     changes = [change for item in items for change in item.changes]
     keys = sorted({change.deal_key for change in changes})
     stamps = await repository.field_stamps(conn, keys) if keys else {}
@@ -141,7 +144,10 @@ async def record_items(
         for change in changes
         if id(change) not in stale
     ]
-    recorded = {envelope.id for envelope in await outbox.publish_many(conn, fresh)}
+    recorded_now = await outbox.publish_many(conn, fresh)
+    if at_intake is not None:
+        await at_intake.apply(conn, outbox, recorded_now)
+    recorded = {envelope.id for envelope in recorded_now}
     await _schedule_resyncs(conn, source, items, at)
     survivors = sorted({c.merged_into for c in changes if c.merged_into is not None})
     if survivors:  # a merge moves fields onto the survivor that no event carries: fetch it

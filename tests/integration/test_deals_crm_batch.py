@@ -2,7 +2,9 @@
 deal several times, stale fields, a close with linked registrations) gives exactly the rows and
 events that one-at-a-time processing gives, a poison change in the middle of a run is
 dead-lettered while the rest is applied once, a redelivered run changes nothing, and a run
-costs a bounded number of statements."""
+costs a bounded number of statements. A webhook delivery projected at intake gives what the
+consumer gives, the consumer then skips it, and a delivery the projection refuses there is
+recorded all the same and left to the consumer."""
 
 from __future__ import annotations
 
@@ -19,13 +21,16 @@ import asyncpg
 import httpx
 import pytest
 
+from services.deals.crm_at_intake import ProjectionAtIntake
+from services.deals.crm_ingestion import Item, record_items
+from services.deals.crm_ingestion import Outcome as ItemOutcomeKind
 from shared.consumer import EventConsumer, Outcome
 from shared.db import Pool
 from shared.events import Envelope
 from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
 from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS
 from tests.support.crm import HUBSPOT_PORTAL, hubspot_deal_webhook, hubspot_headers
-from tests.support.deals import crm_projection, deals_schema
+from tests.support.deals import crm_projection, deals_outbox, deals_schema
 from tests.support.infra import Infra, statements_sent
 from tests.support.kafka import as_records
 
@@ -329,6 +334,89 @@ async def test_a_run_costs_a_bounded_number_of_statements(infra: Infra) -> None:
         assert after - before <= 8
 
 
+async def record_at_intake(db: DealsDb, changes: list[Any]) -> list[Any]:
+    """The changes as one webhook delivery, recorded and projected at intake as the service
+    does it; answers the envelopes recorded on crm.deals.v1 and each item's outcome."""
+    items = [Item(index, {}, (envelope.data,)) for index, envelope in enumerate(changes)]
+    async with db.pool.acquire() as conn, conn.transaction():
+        outcomes = await record_items(
+            conn,
+            deals_outbox(),
+            CrmSource.SALESFORCE,
+            items,
+            T0 + timedelta(minutes=5),
+            at_intake=ProjectionAtIntake(db.consumer().group_id),
+        )
+    rows = await db.pool.fetch(
+        "SELECT value FROM outbox WHERE topic = $1 ORDER BY position", CRM_DEALS.name
+    )
+    recorded = [Envelope[CrmDealChanged].model_validate_json(row["value"]) for row in rows]
+    return [recorded, [outcome.outcome for outcome in outcomes]]
+
+
+def projected(shot: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot without the recorded CRM changes themselves (only the intake writes them)."""
+    return {**shot, "events": [e for e in shot["events"] if e[0] != CRM_DEALS.name]}
+
+
+async def test_a_delivery_projected_at_intake_gives_what_the_consumer_gives_and_is_skipped_by_it(
+    infra: Infra,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    async with deals_db(infra) as at_intake, deals_db(infra) as consumed:
+        for db in (at_intake, consumed):
+            await link_registrations(db, run)
+        recorded, outcomes = await record_at_intake(at_intake, story(run))
+        assert outcomes == [ItemOutcomeKind.ACCEPTED] * 12
+        projected_at_intake = await snapshot(at_intake)
+        records = await as_records(infra, recorded)
+        # The consumer reads what the intake recorded, and finds it handled already...
+        consumer = at_intake.consumer()
+        assert await consumer.process_batch(records) == [Outcome.DUPLICATE] * 12
+        assert await snapshot(at_intake) == projected_at_intake
+        offsets = await at_intake.pool.fetch(
+            "SELECT kafka_partition, kafka_offset FROM inbox WHERE consumer = $1",
+            consumer.group_id,
+        )
+        # ...while a service projecting only through its consumer ends the same.
+        assert await consumed.consumer().process_batch(records) == [Outcome.PROCESSED] * 12
+        through_the_consumer = await snapshot(consumed)
+
+    assert [tuple(row) for row in offsets] == [(None, None)] * 12
+    assert projected(projected_at_intake) == projected(through_the_consumer)
+    states = deal_states(projected_at_intake["events"], f"salesforce:a-{run}")
+    assert [s["revision"] for s in states] == [1, 2, 3, 4]
+
+
+async def test_a_delivery_the_projection_refuses_at_intake_is_recorded_and_left_to_the_consumer(
+    infra: Infra,
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    a, poison = f"a-{run}", f"poison-{run}"
+    delivery = [
+        change(a, 10, "created", stage=DealStage.QUALIFICATION, amount=Decimal("10")),
+        # Valid as an event, but too large for the projection: fails at the write.
+        change(poison, 20, "created", amount=Decimal("1e17")),
+    ]
+    async with deals_db(infra) as db:
+        recorded, outcomes = await record_at_intake(db, delivery)
+        assert outcomes == [ItemOutcomeKind.ACCEPTED] * 2
+        untouched = await snapshot(db)
+        inbox = await db.pool.fetchval("SELECT count(*) FROM inbox")
+        records = await as_records(infra, recorded)
+        assert await db.consumer().process_batch(records) == [
+            Outcome.PROCESSED,
+            Outcome.DEAD_LETTERED,
+        ]
+        after = await snapshot(db)
+
+    # The projection's savepoint took nothing with it but itself.
+    assert (untouched["deals"], projected(untouched)["events"], inbox) == ([], [], 0)
+    assert [s["revision"] for s in deal_states(after["events"], f"salesforce:{a}")] == [1]
+    parked = [e for e in after["events"] if e[0] == "deals.dlq.v1"]
+    assert [e[1] for e in parked] == [f"salesforce:{poison}"]
+
+
 async def test_crm_ingestion_counts_only_what_it_records_now(
     infra: Infra, deals_instances: list[str]
 ) -> None:
@@ -356,10 +444,22 @@ async def test_crm_ingestion_counts_only_what_it_records_now(
     admin = await asyncpg.connect(infra.admin_dsn)
     try:
         recorded = await admin.fetch(
-            """SELECT value FROM deals.outbox WHERE message_key = $1 AND topic = $2
+            """SELECT event_id, value FROM deals.outbox WHERE message_key = $1 AND topic = $2
                ORDER BY position""",
             f"hubspot:{HUBSPOT_PORTAL}:{object_id}",
             CRM_DEALS.name,
+        )
+        # Projected by the delivery's own transaction: the consumer's inbox rows for the
+        # changes were written before Kafka placed them (no offset), and the state is there.
+        handled = await admin.fetch(
+            """SELECT kafka_offset FROM deals.inbox
+               WHERE consumer = 'deals.crm-projection' AND event_id = ANY($1::uuid[])""",
+            [r["event_id"] for r in recorded],
+        )
+        states = await admin.fetchval(
+            "SELECT count(*) FROM deals.outbox WHERE message_key = $1 AND topic = $2",
+            f"hubspot:{HUBSPOT_PORTAL}:{object_id}",
+            DEAL_OPPORTUNITIES.name,
         )
     finally:
         await admin.close()
@@ -367,3 +467,5 @@ async def test_crm_ingestion_counts_only_what_it_records_now(
         Envelope[CrmDealChanged].model_validate_json(r["value"]).data.source_event_id
         for r in recorded
     ] == [f"{HUBSPOT_PORTAL}:{event['eventId']}" for event in batch]
+    assert [r["kafka_offset"] for r in handled] == [None] * 3
+    assert states >= 1
