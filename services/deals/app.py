@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from services.deals import api, handlers, jobs
-from services.deals.crm_at_intake import ProjectionAtIntake
+from services.deals.crm_at_intake import ProjectionAtIntake, left_to_consumer_counter
 from services.deals.crm_reconcile import DriftGauge
 from services.deals.policy import PolicyStore, load_policy
 from services.deals.settings import DealsSettings
@@ -40,8 +40,14 @@ def wire(platform: Platform) -> None:
 
     crm = platform.consumer("crm-projection", [CRM_DEALS])
     crm.handles_batch(CrmDealChanged)(handlers.on_crm_changes)
+    crm.locks_first(handlers.crm_batch_locks)
     # Webhook deliveries are projected where they are recorded; the group skips those.
-    platform.provide(ProjectionAtIntake(crm.group_id, platform.provisions.get(PolicyStore)))
+    intake = ProjectionAtIntake(
+        crm.group_id,
+        platform.provisions.get(PolicyStore),
+        left_to_consumer_counter(platform.metrics.registry),
+    )
+    platform.provide(intake)
 
     if settings.write_back:
         # Its own group: a CRM outage holds back write-backs only, never the projection.

@@ -4,10 +4,14 @@ of after a trip through Kafka and deals' own consumer (README, issue 23: one tra
 relay pass and one consumer pick-up less per change).
 
 The change still goes out on crm.deals.v1 for every other reader. Deals' crm-projection group
-finds its inbox row already written here and skips it. When the projection cannot take a
-delivery (a value its columns refuse, a deadlock with the consumer), a savepoint undoes the
-projection alone: the changes stay recorded and the consumer applies them, or parks them with
-their reason, as it does for changes published on crm.deals.v1 by anyone else."""
+finds its inbox row already written here and skips it. Both take the deals' advisory locks
+first, all at once in ascending order (`repository.lock_crm_deal_keys`), so an intake and the
+consumer never create the same new opportunity at once nor lock two in opposite orders.
+
+When the projection refuses a change (a value its columns cannot hold), a savepoint undoes the
+projection alone: the delivery is then projected a change at a time, and only a change refused
+on its own is left to the consumer, which parks it with its reason as it does for a change any
+other producer publishes on crm.deals.v1."""
 
 from __future__ import annotations
 
@@ -15,6 +19,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from prometheus_client import CollectorRegistry, Counter
+
+from services.deals import repository
 from services.deals.crm_merges import follow_merges
 from services.deals.crm_projection import apply_crm_changes
 from services.deals.policy import PolicyStore
@@ -28,32 +35,58 @@ from shared.topics import CRM_DEALS
 log = logging.getLogger(__name__)
 
 
+def left_to_consumer_counter(registry: CollectorRegistry) -> Counter:
+    return Counter(
+        "pollinate_crm_changes_left_to_consumer",
+        "CRM changes the projection refused at intake, left to deals' crm-projection consumer",
+        registry=registry,
+    )
+
+
 @dataclass(frozen=True)
 class ProjectionAtIntake:
-    """What the edge needs to project: the consumer group whose work it does (its inbox rows)
-    and the rules of engagement in force (a merge settles the registrations it moves)."""
+    """What the edge needs to project: the consumer group whose work it does (its inbox rows),
+    the rules of engagement in force (a merge settles the registrations it moves) and where to
+    count the changes it leaves to the consumer."""
 
     group_id: str
     policies: PolicyStore | None = None
+    left_to_consumer: Counter | None = None
 
     async def apply(
         self, conn: Connection, outbox: Outbox, changes: Sequence[Envelope[CrmDealChanged]]
-    ) -> bool:
+    ) -> None:
         """Project `changes` (as just recorded, in delivery order) in `conn`'s transaction and
-        announce what they changed, as the consumer would. False: left to the consumer."""
+        announce what they changed, as the consumer would."""
         if not changes:
-            return True
+            return
+        await repository.lock_crm_deal_keys(conn, [change.data for change in changes])
+        if len(changes) > 1 and await self._project(conn, outbox, changes) is None:
+            return
+        for change in changes:
+            refusal = await self._project(conn, outbox, [change])
+            if refusal is not None:
+                log.warning(
+                    "a CRM change is left to the consumer: the projection refused it at intake",
+                    extra={"deal_key": change.data.deal_key, "event_id": str(change.id)},
+                    exc_info=refusal,
+                )
+                if self.left_to_consumer is not None:
+                    self.left_to_consumer.inc()
+
+    async def _project(
+        self, conn: Connection, outbox: Outbox, changes: Sequence[Envelope[CrmDealChanged]]
+    ) -> Exception | None:
+        """In a savepoint: the group's inbox rows first, then the changes not handled before
+        (a change redelivered after the outbox forgot it is still in the inbox) projected.
+        Returns why the projection refused them (None: projected)."""
         try:
-            async with conn.transaction():  # a savepoint inside the delivery's transaction
-                outgoing = await apply_crm_changes(conn, changes)
-                outgoing += await follow_merges(conn, changes, self.policies)
+            async with conn.transaction():
+                fresh = await record_handled(conn, self.group_id, CRM_DEALS.name, changes)
+                first_seen = [change for change in changes if change.id in fresh]
+                outgoing = await apply_crm_changes(conn, first_seen)
+                outgoing += await follow_merges(conn, first_seen, self.policies)
                 await outbox.publish_many(conn, outgoing)
-                await record_handled(conn, self.group_id, CRM_DEALS.name, changes)
-        except Exception:  # any failure: the consumer path applies or parks them, with a reason
-            log.warning(
-                "CRM changes left to the consumer: the projection refused them at intake",
-                extra={"deal_keys": sorted({change.data.deal_key for change in changes})},
-                exc_info=True,
-            )
-            return False
-        return True
+        except Exception as refusal:  # this savepoint's work is undone; the caller decides
+            return refusal
+        return None

@@ -3,6 +3,10 @@ lifecycle events into the partner projection."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
+from services.deals import repository
 from services.deals.crm_merges import follow_merges
 from services.deals.crm_projection import apply_crm_changes
 from services.deals.crm_writeback import write_back
@@ -10,10 +14,22 @@ from services.deals.partner_projection import apply_partner_state
 from services.deals.policy import PolicyStore
 from services.deals.settings import DealsSettings
 from shared.consumer import HandlerContext
+from shared.db import Connection
 from shared.events import Envelope
 from shared.events.crm import CrmDealChanged
 from shared.events.partners import PartnerStateChanged
 from shared.events.registrations import RegistrationDecided, RegistrationStatusChanged
+from shared.provisions import Provisions
+
+
+async def crm_batch_locks(
+    conn: Connection, provisions: Provisions, events: list[Envelope[Any]]
+) -> Iterable[int]:
+    """What a batch of CRM changes locks before any run (shared/consumer.py says why): the
+    opportunities it touches, as a webhook's intake takes them (services/deals/crm_at_intake.py)."""
+    return repository.crm_deal_lock_keys(
+        [event.data for event in events if isinstance(event.data, CrmDealChanged)]
+    )
 
 
 async def on_crm_changes(ctx: HandlerContext, events: list[Envelope[CrmDealChanged]]) -> None:

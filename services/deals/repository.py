@@ -24,6 +24,7 @@ from services.deals.domain.rules import (
     RegistrationRequest,
 )
 from shared.db import Connection, advisory_key
+from shared.events.crm import CrmDealChanged
 from shared.events.partners import PartnerStateChanged
 from shared.events.registrations import RegistrationStatus
 
@@ -533,6 +534,23 @@ async def field_stamps(conn: Connection, keys: Sequence[str]) -> dict[str, dict[
         list(keys),
     )
     return {r["deal_key"]: json.loads(r["field_timestamps"]) for r in rows}
+
+
+def crm_deal_lock_keys(changes: Sequence[CrmDealChanged]) -> set[int]:
+    """The advisory keys of the opportunities CRM changes touch (a merge's survivor too)."""
+    keys = {change.deal_key for change in changes}
+    keys |= {f"{c.source.value}:{c.merged_into}" for c in changes if c.merged_into is not None}
+    return {advisory_key("deals", "crm-deal", key) for key in keys}
+
+
+async def lock_crm_deal_keys(conn: Connection, changes: Sequence[CrmDealChanged]) -> None:
+    """Taken by the intake and by the consumer's batch before any opportunity row, all at once
+    in ascending order: neither creates an opportunity the other is creating, nor waits for
+    one the other holds while holding one it waits for (services/deals/crm_at_intake.py)."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k",
+        sorted(crm_deal_lock_keys(changes)),
+    )
 
 
 async def lock_deals(

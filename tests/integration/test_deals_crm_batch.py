@@ -8,6 +8,7 @@ recorded all the same and left to the consumer."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -20,12 +21,13 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 
-from services.deals.crm_at_intake import ProjectionAtIntake
-from services.deals.crm_ingestion import Item, record_items
+from services.deals.crm_at_intake import ProjectionAtIntake, left_to_consumer_counter
+from services.deals.crm_ingestion import Delivery, Item, record_items
 from services.deals.crm_ingestion import Outcome as ItemOutcomeKind
 from shared.consumer import EventConsumer, Outcome
-from shared.db import Pool
+from shared.db import Connection, Pool
 from shared.events import Envelope
 from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
 from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS
@@ -33,6 +35,7 @@ from tests.support.crm import HUBSPOT_PORTAL, hubspot_deal_webhook, hubspot_head
 from tests.support.deals import crm_projection, deals_outbox, deals_schema
 from tests.support.infra import Infra, statements_sent
 from tests.support.kafka import as_records
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -329,34 +332,49 @@ async def test_a_run_costs_a_bounded_number_of_statements(infra: Infra) -> None:
         assert await consumer.process_batch(records[1:]) == [Outcome.PROCESSED] * 119
         after = await statements_sent(infra, db.role)
         print(f"\nstatements for 119 CRM changes in one run: {after - before}")
-        # BEGIN, inbox, lock and load, insert the new, linked registrations, store, outbox,
-        # COMMIT: 8, whatever the run's length.
-        assert after - before <= 8
+        # BEGIN, inbox, the opportunities' advisory locks, lock and load, insert the new,
+        # linked registrations, store, outbox, COMMIT: 9, whatever the run's length.
+        assert after - before <= 9
 
 
-async def record_at_intake(db: DealsDb, changes: list[Any]) -> list[Any]:
+async def record_at_intake(
+    db: DealsDb, changes: list[Any], intake: ProjectionAtIntake | None = None
+) -> list[Any]:
     """The changes as one webhook delivery, recorded and projected at intake as the service
-    does it; answers the envelopes recorded on crm.deals.v1 and each item's outcome."""
-    items = [Item(index, {}, (envelope.data,)) for index, envelope in enumerate(changes)]
+    does it, each item also kept as delivered on the raw topic (after the projection); answers
+    the envelopes recorded on crm.deals.v1 and each item's outcome."""
     async with db.pool.acquire() as conn, conn.transaction():
-        outcomes = await record_items(
-            conn,
-            deals_outbox(),
-            CrmSource.SALESFORCE,
-            items,
-            T0 + timedelta(minutes=5),
-            at_intake=ProjectionAtIntake(db.consumer().group_id),
-        )
+        outcomes = await record_in(conn, db, changes, intake)
     rows = await db.pool.fetch(
         "SELECT value FROM outbox WHERE topic = $1 ORDER BY position", CRM_DEALS.name
     )
     recorded = [Envelope[CrmDealChanged].model_validate_json(row["value"]) for row in rows]
-    return [recorded, [outcome.outcome for outcome in outcomes]]
+    return [recorded, outcomes]
+
+
+async def record_in(
+    conn: Connection, db: DealsDb, changes: list[Any], intake: ProjectionAtIntake | None = None
+) -> list[ItemOutcomeKind]:
+    items = [
+        Item(index, {"event": envelope.data.source_event_id}, (envelope.data,))
+        for index, envelope in enumerate(changes)
+    ]
+    outcomes = await record_items(
+        conn,
+        deals_outbox(),
+        CrmSource.SALESFORCE,
+        items,
+        T0 + timedelta(minutes=5),
+        Delivery("http", "/crm/salesforce", None),
+        intake or ProjectionAtIntake(db.consumer().group_id),
+    )
+    return [outcome.outcome for outcome in outcomes]
 
 
 def projected(shot: dict[str, Any]) -> dict[str, Any]:
-    """A snapshot without the recorded CRM changes themselves (only the intake writes them)."""
-    return {**shot, "events": [e for e in shot["events"] if e[0] != CRM_DEALS.name]}
+    """A snapshot without what only the intake writes (the CRM changes, the items as sent)."""
+    intake_only = {CRM_DEALS.name, "crm.raw.salesforce.v1"}
+    return {**shot, "events": [e for e in shot["events"] if e[0] not in intake_only]}
 
 
 async def test_a_delivery_projected_at_intake_gives_what_the_consumer_gives_and_is_skipped_by_it(
@@ -388,7 +406,7 @@ async def test_a_delivery_projected_at_intake_gives_what_the_consumer_gives_and_
     assert [s["revision"] for s in states] == [1, 2, 3, 4]
 
 
-async def test_a_delivery_the_projection_refuses_at_intake_is_recorded_and_left_to_the_consumer(
+async def test_a_change_the_projection_refuses_at_intake_is_recorded_and_left_to_the_consumer(
     infra: Infra,
 ) -> None:
     run = uuid.uuid4().hex[:8]
@@ -397,24 +415,99 @@ async def test_a_delivery_the_projection_refuses_at_intake_is_recorded_and_left_
         change(a, 10, "created", stage=DealStage.QUALIFICATION, amount=Decimal("10")),
         # Valid as an event, but too large for the projection: fails at the write.
         change(poison, 20, "created", amount=Decimal("1e17")),
+        change(a, 30, amount=Decimal("20")),
     ]
+    left = left_to_consumer_counter(CollectorRegistry())
     async with deals_db(infra) as db:
-        recorded, outcomes = await record_at_intake(db, delivery)
-        assert outcomes == [ItemOutcomeKind.ACCEPTED] * 2
-        untouched = await snapshot(db)
-        inbox = await db.pool.fetchval("SELECT count(*) FROM inbox")
+        intake = ProjectionAtIntake(db.consumer().group_id, left_to_consumer=left)
+        recorded, outcomes = await record_at_intake(db, delivery, intake)
+        assert outcomes == [ItemOutcomeKind.ACCEPTED] * 3
+        at_intake = await snapshot(db)
         records = await as_records(infra, recorded)
         assert await db.consumer().process_batch(records) == [
-            Outcome.PROCESSED,
+            Outcome.DUPLICATE,
             Outcome.DEAD_LETTERED,
+            Outcome.DUPLICATE,
         ]
         after = await snapshot(db)
 
-    # The projection's savepoint took nothing with it but itself.
-    assert (untouched["deals"], projected(untouched)["events"], inbox) == ([], [], 0)
-    assert [s["revision"] for s in deal_states(after["events"], f"salesforce:{a}")] == [1]
+    # The delivery went on after the refusal: its neighbours projected, every item kept as sent.
+    assert left._value.get() == 1
+    assert [d["deal_key"] for d in at_intake["deals"]] == [f"salesforce:{a}"]
+    states = deal_states(at_intake["events"], f"salesforce:{a}")
+    assert [(s["revision"], s["amount"]) for s in states] == [(1, "10.0000"), (2, "20.0000")]
+    assert [e[0] for e in at_intake["events"]].count("crm.raw.salesforce.v1") == 3
     parked = [e for e in after["events"] if e[0] == "deals.dlq.v1"]
     assert [e[1] for e in parked] == [f"salesforce:{poison}"]
+    assert projected(after)["events"] == projected(at_intake)["events"] + parked
+
+
+async def test_a_change_recorded_again_after_the_outbox_forgot_it_is_not_projected_again(
+    infra: Infra,
+) -> None:
+    """The outbox keeps a day of events, the inbox a week: a CRM redelivering a change after
+    the outbox forgot it records it again, and the inbox keeps it from being applied twice
+    (applied again, it would win over a later change of the same source time)."""
+    run = uuid.uuid4().hex[:8]
+    first = change(f"a-{run}", 10, "created", amount=Decimal("10"))
+    same_moment = change(f"a-{run}", 10, amount=Decimal("20"))
+    async with deals_db(infra) as db:
+        await record_at_intake(db, [first])
+        await record_at_intake(db, [same_moment])
+        await db.pool.execute("DELETE FROM outbox WHERE topic = $1", CRM_DEALS.name)
+        _, outcomes = await record_at_intake(db, [first])
+        shot = await snapshot(db)
+
+    assert outcomes == [ItemOutcomeKind.ACCEPTED]
+    states = deal_states(shot["events"], f"salesforce:a-{run}")
+    assert [(s["revision"], s["amount"]) for s in states] == [(1, "10.0000"), (2, "20.0000")]
+    assert [d["amount"] for d in shot["deals"]] == ["20.0000"]
+
+
+async def test_the_consumer_waits_for_an_intake_creating_the_same_opportunity(
+    infra: Infra,
+) -> None:
+    """Both take the opportunities' advisory locks first: the consumer neither races the
+    intake's insert of a new opportunity nor fails on it."""
+    run = uuid.uuid4().hex[:8]
+    first = change(f"x-{run}", 10, "created", stage=DealStage.QUALIFICATION)
+    later = change(f"x-{run}", 20, amount=Decimal("5"))
+    records = await as_records(infra, [later])
+    async with deals_db(infra) as db, db.pool.acquire() as conn:
+        consumer = db.consumer()
+        intake = conn.transaction()
+        await intake.start()
+        await record_in(conn, db, [first])
+        consuming = asyncio.create_task(consumer.process_batch(records))
+
+        async def consumer_waits_on_the_opportunity_lock() -> bool:
+            return bool(
+                await infra_admin_fetchval(
+                    infra,
+                    """SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                       WHERE NOT l.granted AND l.locktype = 'advisory' AND a.usename = $1""",
+                    db.role,
+                )
+            )
+
+        await eventually(consumer_waits_on_the_opportunity_lock, what="the consumer waiting")
+        await intake.commit()
+        assert await consuming == [Outcome.PROCESSED]
+        shot = await snapshot(db)
+
+    states = deal_states(shot["events"], f"salesforce:x-{run}")
+    assert [(s["revision"], s["stage"], s["amount"]) for s in states] == [
+        (1, "qualification", None),
+        (2, "qualification", "5.0000"),
+    ]
+
+
+async def infra_admin_fetchval(infra: Infra, query: str, *args: Any) -> Any:
+    admin = await asyncpg.connect(infra.admin_dsn)
+    try:
+        return await admin.fetchval(query, *args)
+    finally:
+        await admin.close()
 
 
 async def test_crm_ingestion_counts_only_what_it_records_now(

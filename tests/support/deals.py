@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from faststream.exceptions import NackMessage
 
-from services.deals.handlers import on_crm_changes, on_registration_for_crm
+from services.deals.handlers import crm_batch_locks, on_crm_changes, on_registration_for_crm
 from services.deals.settings import DealsSettings
 from shared.consumer import EventConsumer, Outcome
 from shared.db import Pool
@@ -68,6 +68,7 @@ def crm_projection(pool: Pool, **options: Any) -> EventConsumer:
     """The consumer projecting crm.deals.v1, with the batch handler the service registers."""
     consumer = _deals_consumer("crm-projection", CRM_DEALS, pool, **options)
     consumer.handles_batch(CrmDealChanged)(on_crm_changes)
+    consumer.locks_first(crm_batch_locks)
     return consumer
 
 
