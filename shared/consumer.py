@@ -39,7 +39,7 @@ from faststream.kafka.annotations import KafkaMessage
 from opentelemetry import trace
 
 from shared.clock import now
-from shared.db import Connection, Pool
+from shared.db import DATABASE_UNAVAILABLE, TRANSACTION_COLLISIONS, Connection, Pool
 from shared.events import Envelope, EventPayload, InvalidEvent, decode_envelope
 from shared.outbox import Outbox, OutgoingEvent, ingested_at_of, ingestion
 from shared.provenance import provenance_mismatch
@@ -84,16 +84,8 @@ class TransientError(Exception):
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     TransientError,
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.DeadlockDetectedError,
-    asyncpg.exceptions.LockNotAvailableError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError,
+    *DATABASE_UNAVAILABLE,
+    *TRANSACTION_COLLISIONS,
 )
 
 
@@ -230,12 +222,12 @@ class EventConsumer:
         return register
 
     def locks_first(self, keys: BatchLocks) -> BatchLocks:
-        """Register what the batch's events lock: the keys are taken together, in ascending
-        order, in one statement, before any handler runs. A batch is one transaction that may
-        hold several runs (another type or a duplicate splits a run); if each run or event
-        took its own locks, two transactions could take them in opposite orders and deadlock
-        (Postgres ends one after `deadlock_timeout`, a second's stall). Handlers may lock the
-        same keys again: a lock already held is granted at once."""
+        """Register what the batch's first-seen events lock: the keys are taken together, in
+        ascending order, in one statement, before any handler runs. A batch is one transaction
+        that may hold several runs (another type or a duplicate splits a run); if each run or
+        event took its own locks, two transactions could take them in opposite orders and
+        deadlock (Postgres ends one after `deadlock_timeout`, a second's stall). Handlers may
+        lock the same keys again: a lock already held is granted at once."""
         self._batch_locks = keys
         return keys
 
@@ -343,7 +335,7 @@ class EventConsumer:
         outcomes: list[Outcome | None] = [None] * len(decoded)
         async with self.pool.acquire() as conn, conn.transaction():
             fresh = set() if isolate else await self._record_in_inbox(conn, decoded)
-            await self._lock_batch(conn, decoded)
+            await self._lock_batch(conn, decoded, None if isolate else fresh)
             run: list[int] = []  # indexes of consecutive fresh events of one type
             for index, (record, envelope, invalid) in enumerate(decoded):
                 if run and (
@@ -379,10 +371,12 @@ class EventConsumer:
         self,
         conn: Connection,
         decoded: list[tuple[ConsumerRecord[Any, Any], Envelope[Any] | None, str | None]],
+        fresh: set[uuid.UUID] | None,
     ) -> None:
         if self._batch_locks is None:
             return
-        valid = [envelope for _, envelope, invalid in decoded if envelope is not None]
+        # A duplicate is skipped: only first-seen events need locks (None: not known yet).
+        valid = [e for _, e, _ in decoded if e is not None and (fresh is None or e.id in fresh)]
         try:
             keys = sorted(set(await self._batch_locks(conn, self.provisions, valid)))
         except (asyncpg.PostgresError, OSError):

@@ -29,6 +29,14 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.AdminShutdownError,
 )
+# Postgres ended the transaction so that a concurrent one could go on (a deadlock's victim, a
+# serialization conflict, a lock not granted at once): nothing was recorded, and the same work
+# tried again succeeds.
+TRANSACTION_COLLISIONS: tuple[type[Exception], ...] = (
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.LockNotAvailableError,
+)
 
 if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
     Pool: TypeAlias = asyncpg.Pool[asyncpg.Record]

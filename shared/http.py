@@ -31,7 +31,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.db import DATABASE_UNAVAILABLE
+from shared.db import DATABASE_UNAVAILABLE, TRANSACTION_COLLISIONS
 from shared.errors import Forbidden, NotFound, RequestError, Unprocessable
 from shared.identity import Caller, InvalidToken, Role, TokenVerifier
 from shared.inputs import MAX_JSON_DEPTH, TOO_DEEP, json_depth
@@ -350,8 +350,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorOut, "description": "request body too large"},
     503: {
         "model": ErrorOut,
-        "description": "the service's database is unavailable for now: retry after "
-        "`Retry-After` seconds (nothing was recorded)",
+        "description": "the service's database is unavailable for now, or the request collided "
+        "with concurrent work: retry after `Retry-After` seconds (nothing was recorded)",
     },
 }
 # How long a client should wait before retrying while the database is out of reach.
@@ -371,9 +371,26 @@ async def _database_unavailable(request: Request, error: Exception) -> JSONRespo
     )
 
 
+async def _collided(request: Request, error: Exception) -> JSONResponse:
+    """Postgres ended the request's transaction so that a concurrent one could go on (a
+    deadlock's victim, a serialization conflict): 503 with a short Retry-After, not a 500
+    (nothing was recorded, and the same request again succeeds)."""
+    logging.getLogger(__name__).warning(
+        "request collided with concurrent work",
+        extra={"path": request.url.path[:200], "error": repr(error)},
+    )
+    return JSONResponse(
+        {"detail": "the request collided with concurrent work and was not recorded; retry"},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
 def install_error_mapping(app: FastAPI) -> None:
     """The one mapping from request errors to HTTP answers, registered once per app."""
     app.add_exception_handler(RequestError, _request_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     for unavailable in DATABASE_UNAVAILABLE:
         app.add_exception_handler(unavailable, _database_unavailable)
+    for collision in TRANSACTION_COLLISIONS:
+        app.add_exception_handler(collision, _collided)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import APIRouter, Request
@@ -73,6 +74,16 @@ async def admin_thing(who: AdminDep) -> dict[str, bool]:
     return {"admin": who.is_admin}
 
 
+@router.post("/collide")
+async def collide(kind: str) -> dict[str, str]:
+    """Postgres' answer to a transaction that collided with a concurrent one."""
+    raise {
+        "deadlock": asyncpg.exceptions.DeadlockDetectedError("deadlock detected"),
+        "serialization": asyncpg.exceptions.SerializationError("could not serialize access"),
+        "lock": asyncpg.exceptions.LockNotAvailableError("canceling statement: lock timeout"),
+    }[kind]
+
+
 LimitsDep = Annotated[Limits, Provided(Limits)]
 
 
@@ -122,6 +133,18 @@ async def test_an_expired_foreign_or_misdirected_token_is_401_saying_which(clien
     assert (answer.status_code, answer.json()) == (
         401,
         {"detail": "token signed with an unknown key"},
+    )
+
+
+@pytest.mark.parametrize("kind", ["deadlock", "serialization", "lock"])
+async def test_a_request_that_collided_with_concurrent_work_is_503_to_retry_not_500(
+    client: Any, kind: str
+) -> None:
+    answer = await client.post("/collide", params={"kind": kind})
+    assert (answer.status_code, answer.json(), answer.headers["retry-after"]) == (
+        503,
+        {"detail": "the request collided with concurrent work and was not recorded; retry"},
+        "1",
     )
 
 
