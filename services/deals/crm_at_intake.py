@@ -11,7 +11,8 @@ consumer never create the same new opportunity at once nor lock two in opposite 
 When the projection refuses a change (a value its columns cannot hold), a savepoint undoes the
 projection alone: the delivery is then projected a change at a time, and only a change refused
 on its own is left to the consumer, which parks it with its reason as it does for a change any
-other producer publishes on crm.deals.v1."""
+other producer publishes on crm.deals.v1. A database out of reach or a collision with concurrent
+work is not a refusal: the delivery fails whole (503) and its sender retries it."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from services.deals import repository
 from services.deals.crm_merges import follow_merges
 from services.deals.crm_projection import apply_crm_changes
 from services.deals.policy import PolicyStore
-from shared.db import Connection
+from shared.db import DATABASE_UNAVAILABLE, TRANSACTION_COLLISIONS, Connection
 from shared.events import Envelope
 from shared.events.crm import CrmDealChanged
 from shared.inbox import record_handled
@@ -33,6 +34,7 @@ from shared.outbox import Outbox
 from shared.topics import CRM_DEALS
 
 log = logging.getLogger(__name__)
+RETRY_THE_DELIVERY = (*DATABASE_UNAVAILABLE, *TRANSACTION_COLLISIONS)
 
 
 def left_to_consumer_counter(registry: CollectorRegistry) -> Counter:
@@ -61,8 +63,14 @@ class ProjectionAtIntake:
         if not changes:
             return
         await repository.lock_crm_deal_keys(conn, [change.data for change in changes])
-        if len(changes) > 1 and await self._project(conn, outbox, changes) is None:
-            return
+        if len(changes) > 1:
+            refusal = await self._project(conn, outbox, changes)
+            if refusal is None:
+                return
+            log.info(
+                "the projection refused a CRM delivery at intake: projecting it change by change",
+                extra={"changes": len(changes), "error": repr(refusal)},
+            )
         for change in changes:
             refusal = await self._project(conn, outbox, [change])
             if refusal is not None:
@@ -87,6 +95,11 @@ class ProjectionAtIntake:
                 outgoing = await apply_crm_changes(conn, first_seen)
                 outgoing += await follow_merges(conn, first_seen, self.policies)
                 await outbox.publish_many(conn, outgoing)
+        except RETRY_THE_DELIVERY:
+            # The database out of reach, or a collision with concurrent work (the consumer
+            # included): the delivery fails whole (503) and its sender retries it, so no change
+            # of it is applied after the changes that follow it.
+            raise
         except Exception as refusal:  # this savepoint's work is undone; the caller decides
             return refusal
         return None

@@ -335,6 +335,12 @@ async def test_a_run_costs_a_bounded_number_of_statements(infra: Infra) -> None:
         # BEGIN, inbox, the opportunities' advisory locks, lock and load, insert the new,
         # linked registrations, store, outbox, COMMIT: 9, whatever the run's length.
         assert after - before <= 9
+        # Redelivered, all duplicates (as a webhook's changes reach the consumer): nothing to
+        # lock or apply, so BEGIN, inbox, COMMIT.
+        assert await consumer.process_batch(records[1:]) == [Outcome.DUPLICATE] * 119
+        again = await statements_sent(infra, db.role)
+        print(f"statements for the same 119 changes again: {again - after}")
+        assert again - after <= 3
 
 
 async def record_at_intake(
@@ -417,7 +423,8 @@ async def test_a_change_the_projection_refuses_at_intake_is_recorded_and_left_to
         change(poison, 20, "created", amount=Decimal("1e17")),
         change(a, 30, amount=Decimal("20")),
     ]
-    left = left_to_consumer_counter(CollectorRegistry())
+    registry = CollectorRegistry()
+    left = left_to_consumer_counter(registry)
     async with deals_db(infra) as db:
         intake = ProjectionAtIntake(db.consumer().group_id, left_to_consumer=left)
         recorded, outcomes = await record_at_intake(db, delivery, intake)
@@ -432,7 +439,7 @@ async def test_a_change_the_projection_refuses_at_intake_is_recorded_and_left_to
         after = await snapshot(db)
 
     # The delivery went on after the refusal: its neighbours projected, every item kept as sent.
-    assert left._value.get() == 1
+    assert registry.get_sample_value("pollinate_crm_changes_left_to_consumer_total") == 1
     assert [d["deal_key"] for d in at_intake["deals"]] == [f"salesforce:{a}"]
     states = deal_states(at_intake["events"], f"salesforce:{a}")
     assert [(s["revision"], s["amount"]) for s in states] == [(1, "10.0000"), (2, "20.0000")]
@@ -490,8 +497,10 @@ async def test_the_consumer_waits_for_an_intake_creating_the_same_opportunity(
                 )
             )
 
-        await eventually(consumer_waits_on_the_opportunity_lock, what="the consumer waiting")
-        await intake.commit()
+        try:
+            await eventually(consumer_waits_on_the_opportunity_lock, what="the consumer waiting")
+        finally:
+            await intake.commit()
         assert await consuming == [Outcome.PROCESSED]
         shot = await snapshot(db)
 
@@ -500,6 +509,41 @@ async def test_the_consumer_waits_for_an_intake_creating_the_same_opportunity(
         (1, "qualification", None),
         (2, "qualification", "5.0000"),
     ]
+
+
+async def test_a_collision_inside_the_projection_at_intake_fails_the_delivery_for_a_retry(
+    infra: Infra,
+) -> None:
+    """A lock not granted in time (like a deadlock's victim) is no refusal of the change: left
+    to the consumer, it would be applied after whatever the CRM sends next. The delivery fails
+    whole instead (503: the sender retries), and nothing of it is recorded."""
+    run = uuid.uuid4().hex[:8]
+    created = change(f"x-{run}", 10, "created", stage=DealStage.QUALIFICATION)
+    registry = CollectorRegistry()
+    async with deals_db(infra) as db:
+        await record_at_intake(db, [created])
+        intake = ProjectionAtIntake(
+            db.consumer().group_id, left_to_consumer=left_to_consumer_counter(registry)
+        )
+        async with db.pool.acquire() as holder, holder.transaction():
+            await holder.execute(
+                "SELECT 1 FROM crm_deals WHERE deal_key = $1 FOR UPDATE", f"salesforce:x-{run}"
+            )
+            async with db.pool.acquire() as conn:
+
+                async def deliver_waiting_200ms_at_most() -> None:
+                    async with conn.transaction():
+                        await conn.execute("SET LOCAL lock_timeout = '200ms'")
+                        await record_in(conn, db, [change(f"x-{run}", 20, amount=1)], intake)
+
+                with pytest.raises(asyncpg.exceptions.LockNotAvailableError):
+                    await deliver_waiting_200ms_at_most()
+        recorded = await db.pool.fetchval(
+            "SELECT count(*) FROM outbox WHERE topic = $1", CRM_DEALS.name
+        )
+
+    assert recorded == 1
+    assert registry.get_sample_value("pollinate_crm_changes_left_to_consumer_total") == 0
 
 
 async def infra_admin_fetchval(infra: Infra, query: str, *args: Any) -> Any:
