@@ -39,7 +39,13 @@ from faststream.kafka.annotations import KafkaMessage
 from opentelemetry import trace
 
 from shared.clock import now
-from shared.db import DATABASE_UNAVAILABLE, TRANSACTION_COLLISIONS, Connection, Pool
+from shared.db import (
+    DATABASE_UNAVAILABLE,
+    TRANSACTION_COLLISIONS,
+    Connection,
+    Pool,
+    lock_in_order,
+)
 from shared.events import Envelope, EventPayload, InvalidEvent, decode_envelope
 from shared.outbox import Outbox, OutgoingEvent, ingested_at_of, ingestion
 from shared.provenance import provenance_mismatch
@@ -378,7 +384,7 @@ class EventConsumer:
         # A duplicate is skipped: only first-seen events need locks (None: not known yet).
         valid = [e for _, e, _ in decoded if e is not None and (fresh is None or e.id in fresh)]
         try:
-            keys = sorted(set(await self._batch_locks(conn, self.provisions, valid)))
+            keys = set(await self._batch_locks(conn, self.provisions, valid))
         except (asyncpg.PostgresError, OSError):
             raise  # the transaction's own trouble: retried or isolated as any other
         except Exception:
@@ -386,10 +392,7 @@ class EventConsumer:
             # without the batch's locks each handler still takes its own.
             log.exception("batch locks not computed", extra={"consumer": self.group_id})
             return
-        if keys:  # a batch of events that lock nothing costs no round trip
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k", keys
-            )
+        await lock_in_order(conn, keys)
 
     async def _handle_run(
         self,

@@ -14,7 +14,7 @@ from services.attribution.domain.corrections import HeldCredit
 from services.attribution.domain.crm_links import CrmLink, LinkStatus
 from services.attribution.domain.touchpoints import ReportedTouchpoint, StoredTouchpoint
 from services.attribution.records import DealRow, NewCredit, Reversal, TouchpointRow
-from shared.db import Connection, advisory_key, columns
+from shared.db import Connection, advisory_key, columns, lock_in_order
 from shared.events.attribution import CreditKind
 from shared.events.registrations import RegistrationStatus
 
@@ -37,10 +37,7 @@ def deal_lock_keys(deal_keys: Iterable[str]) -> set[int]:
 
 async def lock_deals(conn: Connection, deal_keys: Sequence[str]) -> None:
     """Lock several deals in key order (no deadlocks between runs)."""
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k",
-        sorted(deal_lock_keys(deal_keys)),
-    )
+    await lock_in_order(conn, deal_lock_keys(deal_keys))
 
 
 def reference_lock_keys(references: Iterable[str]) -> set[int]:
@@ -53,11 +50,7 @@ async def lock_references(conn: Connection, references: Iterable[str]) -> None:
     """Serialise confirming or removing a CRM link with the snapshots naming its reference.
     Taken before any deal's lock: a consumer batch takes every reference it names first
     (handlers.batch_locks), so a later run of the batch never waits for one holding a deal."""
-    keys = sorted(reference_lock_keys(references))
-    if keys:
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k", keys
-        )
+    await lock_in_order(conn, reference_lock_keys(references))
 
 
 # -- loading a run -------------------------------------------------------------------------------

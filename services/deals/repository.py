@@ -23,7 +23,7 @@ from services.deals.domain.rules import (
     PartnerView,
     RegistrationRequest,
 )
-from shared.db import Connection, advisory_key
+from shared.db import Connection, advisory_key, lock_in_order
 from shared.events.crm import CrmDealChanged
 from shared.events.partners import PartnerStateChanged
 from shared.events.registrations import RegistrationStatus
@@ -547,10 +547,7 @@ async def lock_crm_deal_keys(conn: Connection, changes: Sequence[CrmDealChanged]
     """Taken by the intake and by the consumer's batch before any opportunity row, all at once
     in ascending order: neither creates an opportunity the other is creating, nor waits for
     one the other holds while holding one it waits for (services/deals/crm_at_intake.py)."""
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k",
-        sorted(crm_deal_lock_keys(changes)),
-    )
+    await lock_in_order(conn, crm_deal_lock_keys(changes))
 
 
 async def lock_deals(

@@ -25,7 +25,7 @@ from services.incentives.domain.mdf import MdfAccrual
 from services.incentives.domain.programs import IncentivePrograms
 from services.incentives.domain.surroundings import Context, Subject, Surroundings
 from shared.clock import now
-from shared.db import Connection, advisory_key, columns
+from shared.db import Connection, advisory_key, columns, lock_in_order
 from shared.events import Envelope
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.partners import PartnerStateChanged
@@ -59,10 +59,7 @@ async def lock_run(
     conn: Connection, subjects: Iterable[Subject], partners: Iterable[str] = ()
 ) -> None:
     """Take run_keys in one statement, in ascending key order."""
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k",
-        sorted(run_keys(subjects, partners)),
-    )
+    await lock_in_order(conn, run_keys(subjects, partners))
 
 
 # ---- the partner projection
