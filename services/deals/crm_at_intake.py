@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter
 
 from services.deals import repository
-from services.deals.crm_merges import follow_merges
-from services.deals.crm_projection import apply_crm_changes
+from services.deals.crm_merges import project_crm_changes
 from services.deals.policy import PolicyStore
 from shared.db import DATABASE_UNAVAILABLE, TRANSACTION_COLLISIONS, Connection
 from shared.events import Envelope
@@ -92,8 +91,7 @@ class ProjectionAtIntake:
             async with conn.transaction():
                 fresh = await record_handled(conn, self.group_id, CRM_DEALS.name, changes)
                 first_seen = [change for change in changes if change.id in fresh]
-                outgoing = await apply_crm_changes(conn, first_seen)
-                outgoing += await follow_merges(conn, first_seen, self.policies)
+                outgoing = await project_crm_changes(conn, first_seen, self.policies)
                 await outbox.publish_many(conn, outgoing)
         except RETRY_THE_DELIVERY:
             # The database out of reach, or a collision with concurrent work (the consumer

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from services.deals import repository
-from services.deals.crm_projection import deal_state
+from services.deals.crm_projection import apply_crm_changes, deal_state
 from services.deals.domain.ledger import LedgerWhat, Principal
 from services.deals.domain.links import links_after_merge
 from services.deals.domain.rules import RulesOfEngagement
@@ -30,6 +30,18 @@ from shared.events.crm import CrmDealChanged
 from shared.events.registrations import RegistrationStatus
 from shared.outbox import OutgoingEvent
 from shared.topics import DEAL_OPPORTUNITIES
+
+
+async def project_crm_changes(
+    conn: Connection,
+    changes: Sequence[Envelope[CrmDealChanged]],
+    policies: PolicyStore | None = None,
+) -> list[OutgoingEvent]:
+    """The projection's whole work for a run of changes, whoever applies it (deals' consumer or
+    a webhook's intake): merged into the opportunities, then each merged deal's registrations
+    moved to its survivor. Returns what to announce."""
+    outgoing = await apply_crm_changes(conn, changes)
+    return outgoing + await follow_merges(conn, changes, policies)
 
 
 async def follow_merges(

@@ -7,8 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from services.deals import repository
-from services.deals.crm_merges import follow_merges
-from services.deals.crm_projection import apply_crm_changes
+from services.deals.crm_merges import project_crm_changes
 from services.deals.crm_writeback import write_back
 from services.deals.partner_projection import apply_partner_state
 from services.deals.policy import PolicyStore
@@ -40,8 +39,7 @@ async def on_crm_changes(ctx: HandlerContext, events: list[Envelope[CrmDealChang
         policies: PolicyStore | None = ctx.provided(PolicyStore)
     except LookupError:  # a consumer wired without the service's policy: the defaults
         policies = None
-    outgoing = await apply_crm_changes(ctx.conn, events)
-    await ctx.emit_all(outgoing + await follow_merges(ctx.conn, events, policies))
+    await ctx.emit_all(await project_crm_changes(ctx.conn, events, policies))
 
 
 async def on_registration_for_crm(
