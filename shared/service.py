@@ -75,6 +75,7 @@ class Platform:
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
     consumers: list[EventConsumer] = field(default_factory=list)
     background_jobs: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    start_steps: list[Callable[[Connection], Awaitable[None]]] = field(default_factory=list)
     provisions: Provisions = field(default_factory=Provisions)
     partner_access: PartnerAccess = field(default_factory=PartnerAccess)
     # The service's own gauges, read from its database at each /metrics scrape.
@@ -97,6 +98,11 @@ class Platform:
     def measure(self, read: Callable[[Connection], Awaitable[list[GaugeReading]]]) -> None:
         """Gauges of the service's own, read at each scrape (a failing read leaves them out)."""
         self.gauges.append(read)
+
+    def on_start(self, step: Callable[[Connection], Awaitable[None]]) -> None:
+        """Work done once at start, before any event or request is handled, on a connection of
+        its own outside any transaction (the step opens its own): a failure stops the start."""
+        self.start_steps.append(step)
 
     def background(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """A long-running task of the service, started with it and cancelled when it stops."""
@@ -238,6 +244,9 @@ async def running_platform(
         name="inbox-retention",
         first_run_after=settings.inbox_purge_every_seconds,
     )
+    for step in platform.start_steps:
+        async with pool.acquire() as conn:
+            await step(conn)
     relay_task = asyncio.create_task(relay.run(), name=f"{schema}-outbox-relay")
     await broker.start()
     jobs = [asyncio.create_task(job()) for job in platform.background_jobs]

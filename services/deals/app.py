@@ -26,7 +26,10 @@ def wire(platform: Platform) -> None:
     log.info("rules of engagement", extra={"policy_version": policy.version})
     platform.provide(settings)
     platform.provide(policy)
-    platform.provide(PolicyStore(policy))
+    policies = PolicyStore(policy)
+    platform.provide(policies)
+    # Stored and activated before a request or a CRM change asks for the policy in force.
+    platform.on_start(policies.seed)
     platform.provide(MicrosoftCertificates(settings))
     closed = settings.closed_sources()
     if closed:
@@ -44,7 +47,7 @@ def wire(platform: Platform) -> None:
     # Webhook deliveries are projected where they are recorded; the group skips those.
     intake = ProjectionAtIntake(
         crm.group_id,
-        platform.provisions.get(PolicyStore),
+        policies,
         left_to_consumer_counter(platform.metrics.registry),
     )
     platform.provide(intake)

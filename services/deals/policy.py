@@ -76,8 +76,12 @@ class PolicyStore:
     _seeded: bool = False
 
     async def seed(self, conn: Connection) -> None:
+        """Store and activate the deployed policy when it never was. Remembered only when done in
+        a transaction of its own (the service seeds at start, so): inside a caller's transaction
+        what it wrote is undone if the caller rolls back, so the next use checks again."""
         if self._seeded:
             return
+        own_transaction = not conn.is_in_transaction()
         async with conn.transaction():
             await conn.execute(
                 "SELECT pg_advisory_xact_lock($1)", advisory_key("deals", "policy-versions")
@@ -106,7 +110,7 @@ class PolicyStore:
                     self.deployed.version,
                     DEPLOY,
                 )
-        self._seeded = True
+        self._seeded = own_transaction
 
     @staticmethod
     async def _insert(conn: Connection, policy: RulesOfEngagement, by: str, note: str) -> None:
