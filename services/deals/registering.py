@@ -11,6 +11,7 @@ from typing import Any
 from services.deals import repository
 from services.deals.backtest import opportunities_snapshot, partner_snapshot
 from services.deals.crm_projection import deal_state_events
+from services.deals.decision_facts import load_decision_facts
 from services.deals.domain.ledger import LedgerEntry, LedgerWhat, Principal
 from services.deals.domain.lifecycle import decision_notification_kind
 from services.deals.domain.links import decided_with_link
@@ -23,7 +24,6 @@ from services.deals.domain.rules import (
     repeat_refusal,
 )
 from services.deals.linking import check_link
-from services.deals.partner_projection import holder_types
 from services.deals.review_sla import start_review_clock
 from shared.clock import now
 from shared.db import Connection
@@ -49,19 +49,18 @@ async def _decide_with_facts(
 ) -> tuple[Decision, dict[str, Any]]:
     """The decision, and the facts it was made on that a later replay needs (the partner as
     projected, the open direct opportunities looked at)."""
-    own = await repository.own_live_registrations(conn, request.partner_id, request.customer)
-    repeat = live_repeat(policy, request, own)
+    since = request.submitted_at - timedelta(days=policy.protection_days)
+    found = await load_decision_facts(conn, request.partner_id, request.customer, since)
+    repeat = live_repeat(policy, request, found.own_live)
     if repeat is not None:
         raise Conflict(repeat_refusal(repeat))
     partner = await repository.load_partner(conn, request.partner_id)
-    registrations, opportunities = await repository.load_candidates(
-        conn, request.customer, request.submitted_at - timedelta(days=policy.protection_days)
+    decision = check_registration(
+        policy, request, partner, found.registrations, found.opportunities, found.holder_types
     )
-    holders = await holder_types(conn, registrations)
-    decision = check_registration(policy, request, partner, registrations, opportunities, holders)
     facts = {
         "partner": partner_snapshot(partner),
-        "opportunities": opportunities_snapshot(opportunities),
+        "opportunities": opportunities_snapshot(found.opportunities),
     }
     return decision, facts
 

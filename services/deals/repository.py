@@ -1,5 +1,5 @@
-"""The deals use cases' SQL: customer locks, candidate lookups, registrations, the partner
-projection and the CRM opportunity projection (loaded, locked and stored a run at a time).
+"""The deals use cases' SQL: customer locks, registrations, the partner projection and the CRM
+opportunity projection (loaded, locked and stored a run at a time).
 
 Every function runs in the caller's connection (and transaction, where it locks or writes).
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -18,8 +18,6 @@ from services.deals.domain.ledger import LedgerEntry
 from services.deals.domain.links import CrmDealSeen
 from services.deals.domain.rules import (
     Decision,
-    ExistingRegistration,
-    OpenOpportunity,
     PartnerView,
     RegistrationRequest,
 )
@@ -64,81 +62,6 @@ async def store_partner(conn: Connection, event: PartnerStateChanged) -> None:
     )
 
 
-# ---- Candidates of the conflict check. Each branch of a UNION is one index lookup (partial
-# indexes on the holding statuses / open deals), so the cost grows with the candidates for one
-# customer, not with the table: tests/integration/test_deals_query_plans.py checks the plans.
-# A holding registration counts from its submission inside the window, or while its stored
-# protection lasts (an extended one outlives the window).
-HOLDING_REGISTRATIONS_SQL = """
-SELECT * FROM registrations
-WHERE status IN ('submitted', 'approved', 'pending_review')
-  AND customer_domain = $1 AND (submitted_at >= to_timestamp($3) OR expires_at > now())
-UNION
-SELECT * FROM registrations
-WHERE status IN ('submitted', 'approved', 'pending_review')
-  AND name_key = $2 AND (submitted_at >= to_timestamp($3) OR expires_at > now())
-"""
-OPEN_DIRECT_OPPORTUNITIES_SQL = """
-SELECT * FROM crm_deals
-WHERE status = 'open' AND NOT deleted AND owner IS NOT NULL AND customer_domain = $1
-UNION
-SELECT * FROM crm_deals
-WHERE status = 'open' AND NOT deleted AND owner IS NOT NULL AND name_key = $2
-"""
-
-
-async def load_candidates(
-    conn: Connection, customer: Customer, since: datetime
-) -> tuple[list[ExistingRegistration], list[OpenOpportunity]]:
-    """Registrations submitted since `since` and open opportunities that might be the same
-    customer (indexed lookups)."""
-    rows = await conn.fetch(
-        HOLDING_REGISTRATIONS_SQL, customer.domain, customer.name_key, since.timestamp()
-    )
-    registrations = [_existing(r) for r in rows]
-    deals = await conn.fetch(OPEN_DIRECT_OPPORTUNITIES_SQL, customer.domain, customer.name_key)
-    opportunities = [
-        OpenOpportunity(
-            d["deal_key"],
-            d["owner"],
-            d["customer_name"],
-            d["customer_domain"],
-            d["created_at"] or datetime.min.replace(tzinfo=UTC),
-        )
-        for d in deals
-    ]
-    return registrations, opportunities
-
-
-OWN_LIVE_SQL = """
-SELECT * FROM registrations
-WHERE partner_id = $1 AND status IN ('submitted', 'approved', 'pending_review')
-  AND (customer_domain = $2 OR name_key = $3)
-"""
-
-
-async def own_live_registrations(
-    conn: Connection, partner_id: str, customer: Customer
-) -> list[ExistingRegistration]:
-    """The partner's holding registrations that may be on the customer (by domain or name
-    block), however long ago they were submitted (an extension outlives the window)."""
-    rows = await conn.fetch(OWN_LIVE_SQL, partner_id, customer.domain, customer.name_key)
-    return [_existing(r) for r in rows]
-
-
-def _existing(r: Row) -> ExistingRegistration:
-    return ExistingRegistration(
-        r["registration_id"],
-        r["partner_id"],
-        r["customer_name"],
-        r["customer_domain"],
-        frozenset(r["products"]),
-        RegistrationStatus(r["status"]),
-        r["submitted_at"],
-        r["expires_at"],
-    )
-
-
 async def lock_customer(conn: Connection, customer: Customer) -> None:
     """Serialise decisions per customer across all deals instances (released at commit).
 
@@ -147,8 +70,7 @@ async def lock_customer(conn: Connection, customer: Customer) -> None:
     keys = {advisory_key("deals", "customer-name", customer.name_key)}
     if customer.domain:
         keys.add(advisory_key("deals", "customer-domain", customer.domain))
-    for key in sorted(keys):
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", key)
+    await lock_in_order(conn, keys)
 
 
 # Owners of opportunities that may be the customer's (by domain or by name block), and of the
