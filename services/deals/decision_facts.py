@@ -1,8 +1,9 @@
-"""What a registration decision is read from, in one statement: the holding registrations and
-the open direct opportunities that may be the customer's, with the holders' partner types.
+"""What a registration decision is read from, in one statement: the requesting partner as
+projected, the holding registrations and the open direct opportunities that may be the
+customer's, with the holders' partner types.
 
 A decision's time is mostly round trips to Postgres (each lookup executes in a few hundredths
-of a millisecond), so the lookups that were four statements are one."""
+of a millisecond), so the lookups that were five statements are one."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from services.deals.domain.customers import Customer
-from services.deals.domain.rules import ExistingRegistration, OpenOpportunity
+from services.deals.domain.rules import ExistingRegistration, OpenOpportunity, PartnerView
 from shared.db import Connection
+from shared.events.partners import PartnerStatus
 from shared.events.registrations import RegistrationStatus
 
 # Each branch of a UNION is one index lookup (partial indexes on the holding statuses / open
@@ -42,18 +44,25 @@ WITH holding AS (
 SELECT 'registration' AS kind, h.registration_id AS id, h.partner_id AS party,
     h.customer_name, h.customer_domain, h.products, h.status, h.submitted_at AS at,
     h.expires_at, holder.partner_type AS party_type, holder.partner_id IS NOT NULL AS party_known,
-    h.submitted_at >= to_timestamp($3) OR h.expires_at > now() AS in_window
+    h.submitted_at >= to_timestamp($3) OR h.expires_at > now() AS in_window,
+    NULL AS tier, NULL::text[] AS regions
 FROM holding AS h LEFT JOIN partners AS holder ON holder.partner_id = h.partner_id
 UNION ALL
 SELECT 'opportunity', deal_key, owner, customer_name, customer_domain, NULL, NULL, created_at,
-    NULL, NULL, NULL, true
+    NULL, NULL, NULL, true, NULL, NULL
 FROM open_direct
+UNION ALL
+SELECT 'partner', partner_id, partner_id, NULL, NULL, products, status, NULL, NULL,
+    partner_type, true, NULL, tier, regions
+FROM partners WHERE partner_id = $4
 ORDER BY id
 """
 
 
 @dataclass(frozen=True)
 class DecisionFacts:
+    partner: PartnerView | None
+    """The requester as projected (None: deals never heard of it)."""
     own_live: list[ExistingRegistration]
     """The requester's holding registrations on the customer (a repeat is refused)."""
     registrations: list[ExistingRegistration]
@@ -70,13 +79,24 @@ async def load_decision_facts(
     """The facts for `partner_id` registering `customer`, with candidates submitted since
     `since` (or still protected)."""
     rows = await conn.fetch(
-        DECISION_FACTS_SQL, customer.domain, customer.name_key, since.timestamp()
+        DECISION_FACTS_SQL, customer.domain, customer.name_key, since.timestamp(), partner_id
     )
+    partner: PartnerView | None = None
     own_live: list[ExistingRegistration] = []
     registrations: list[ExistingRegistration] = []
     opportunities: list[OpenOpportunity] = []
     holder_types: dict[str, str | None] = {}
     for row in rows:
+        if row["kind"] == "partner":
+            partner = PartnerView(
+                row["id"],
+                PartnerStatus(row["status"]),
+                row["tier"],
+                frozenset(row["regions"]),
+                frozenset(row["products"]),
+                row["party_type"],
+            )
+            continue
         if row["kind"] == "opportunity":
             created_at = row["at"] or datetime.min.replace(tzinfo=UTC)
             opportunities.append(
@@ -105,4 +125,4 @@ async def load_decision_facts(
             registrations.append(registration)
             if row["party_known"]:
                 holder_types[registration.partner_id] = row["party_type"]
-    return DecisionFacts(own_live, registrations, opportunities, holder_types)
+    return DecisionFacts(partner, own_live, registrations, opportunities, holder_types)

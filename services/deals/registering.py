@@ -54,12 +54,11 @@ async def _decide_with_facts(
     repeat = live_repeat(policy, request, found.own_live)
     if repeat is not None:
         raise Conflict(repeat_refusal(repeat))
-    partner = await repository.load_partner(conn, request.partner_id)
     decision = check_registration(
-        policy, request, partner, found.registrations, found.opportunities, found.holder_types
+        policy, request, found.partner, found.registrations, found.opportunities, found.holder_types
     )
     facts = {
-        "partner": partner_snapshot(partner),
+        "partner": partner_snapshot(found.partner),
         "opportunities": opportunities_snapshot(found.opportunities),
     }
     return decision, facts

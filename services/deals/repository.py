@@ -18,7 +18,6 @@ from services.deals.domain.ledger import LedgerEntry
 from services.deals.domain.links import CrmDealSeen
 from services.deals.domain.rules import (
     Decision,
-    PartnerView,
     RegistrationRequest,
 )
 from shared.db import Connection, advisory_key, lock_in_order
@@ -30,11 +29,6 @@ from shared.events.registrations import RegistrationStatus
 Row = Mapping[str, Any] | asyncpg.Record
 
 # ---- Partners (projected from partners.lifecycle.v1).
-
-
-async def load_partner(conn: Connection, partner_id: str) -> PartnerView | None:
-    row = await conn.fetchrow("SELECT * FROM partners WHERE partner_id = $1", partner_id)
-    return None if row is None else PartnerView.of(row)
 
 
 async def store_partner(conn: Connection, event: PartnerStateChanged) -> None:

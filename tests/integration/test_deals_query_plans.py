@@ -82,10 +82,10 @@ async def test_lookups_use_their_indexes_and_never_scan_the_table(populated: Any
     lookups = [
         (
             # Holding registrations and open direct opportunities, each by exact domain and by
-            # fuzzy-name block, with the holders' partner types.
+            # fuzzy-name block, with the holders' partner types, and the requesting partner.
             "a decision's facts",
             DECISION_FACTS_SQL,
-            ("customer-4242.example", "customer4242", window_start),
+            ("customer-4242.example", "customer4242", window_start, "p-42"),
             {
                 "registrations_holding_by_domain",
                 "registrations_holding_by_name_key",
