@@ -694,7 +694,7 @@ async def run(quick: bool, scale: bool = False) -> dict[str, Any]:
     sizes = [1_000, 100_000] if quick else [1_000, 100_000, 1_000_000]
     print(f"conflict check at {sizes} registrations ...", flush=True)
     async with step(results, "conflict check"):
-        results["conflict_check"] = await conflict_check.run(infra, sizes, 200 if quick else 400)
+        results["conflict_check"] = await conflict_check.run(infra, sizes, 500 if quick else 2000)
     saturated = results["chain"].get("saturation", {}).get("end_to_end_deals_per_s") or 0
     results["ratios"] = {
         f"chain_vs_{name}": round(saturated / raw, 4) if saturated and raw else None
