@@ -174,6 +174,21 @@ async def test_the_relay_stamps_commit_and_acknowledgement_times(components: Com
     assert (row["committed_at"] - row["created_at"]).total_seconds() >= 0.05
 
 
+async def test_the_outbox_is_vacuumed_small_and_often_with_its_indexes(
+    components: Components,
+) -> None:
+    """A published row's old version stays in the relay's partial index until VACUUM: the
+    outbox is vacuumed once 2% of it is dead, index pass included (shared migration 0009)."""
+    options = await components.pool.fetchval(
+        "SELECT reloptions FROM pg_class WHERE oid = 'outbox'::regclass"
+    )
+    assert set(options or []) >= {
+        "autovacuum_vacuum_scale_factor=0.02",
+        "autovacuum_vacuum_threshold=1000",
+        "vacuum_index_cleanup=on",
+    }
+
+
 async def test_purge_removes_only_rows_published_longer_ago_than_the_retention(
     components: Components,
 ) -> None:
