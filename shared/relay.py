@@ -70,6 +70,10 @@ class Settled:
         return len(self.published) + len(self.parked)
 
 
+class RelayStopped(Exception):
+    """The relay was stopped while a batch waited for Kafka's acknowledgements."""
+
+
 # A row's place in the outcomes until its record batch is enqueued.
 _NOT_YET: BaseException = RuntimeError("not enqueued")
 
@@ -227,11 +231,23 @@ class OutboxRelay:
         session idle for lead_idle_seconds is ended by the server, which would hand the lead
         to a standby while this leader still waits to mark the rows."""
         sending = asyncio.ensure_future(self._send(rows))
+        stopping = asyncio.ensure_future(self._stopping.wait())
         try:
-            while not (await asyncio.wait({sending}, timeout=self.lead_idle_seconds / 3))[0]:
+            while True:
+                done, _ = await asyncio.wait(
+                    {sending, stopping},
+                    timeout=self.lead_idle_seconds / 3,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if sending in done:
+                    return sending.result()
+                if stopping in done:
+                    # Stopping while Kafka does not acknowledge (unreachable): the rows stay
+                    # unmarked, and the next leader publishes them.
+                    raise RelayStopped
                 await conn.execute("SELECT 1")
-            return sending.result()
         finally:
+            stopping.cancel()
             if not sending.done():
                 sending.cancel()  # the lead is lost or the relay stops
             elif not sending.cancelled():
@@ -441,6 +457,8 @@ class OutboxRelay:
                     awaited = self._stopping if published is None else self._wakeup
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(awaited.wait(), self.fallback_poll_seconds)
+                except RelayStopped:
+                    break
                 except Exception as error:
                     # Kafka or Postgres unavailable: nothing was marked, so retry with capped
                     # backoff; the rows stay in the outbox until they are published.

@@ -367,6 +367,35 @@ async def test_a_leader_waiting_long_for_kafka_keeps_the_lead(components: Compon
     assert standby.published_total == 0
 
 
+async def test_a_relay_stopped_while_kafka_does_not_acknowledge_ends_and_leaves_the_rows(
+    components: Components,
+) -> None:
+    """Stopping (SIGTERM) while a batch waits for acknowledgements that do not come (Kafka
+    unreachable: aiokafka retries it) ends the relay at once; the rows stay unmarked, and the
+    next leader publishes them."""
+    topic = await new_topic(components.infra.kafka, components.service.schema)
+    sending = asyncio.Event()
+
+    class NeverAcknowledged(OutboxRelay):
+        async def _send(self, rows: Sequence[asyncpg.Record]) -> Settled:
+            sending.set()
+            await asyncio.Event().wait()  # no acknowledgement, ever
+            raise AssertionError("unreachable")
+
+    stuck = components.relay(NeverAcknowledged, fallback_poll_seconds=0.2)
+    await _commit_increment(components, topic, 1)
+    running = asyncio.create_task(stuck.run())
+    await asyncio.wait_for(sending.wait(), 10)
+    stuck.stop()
+    # Ends by itself (the bound only turns a hang into a failure).
+    await asyncio.wait_for(running, 5)
+    assert stuck.published_total == 0
+
+    successor = components.relay()
+    assert await successor.publish_pending() == 1
+    await successor.close()
+
+
 async def test_a_producer_that_refuses_every_send_is_replaced(components: Components) -> None:
     """A producer whose sender is gone (here: stopped) raises on every send; the relay
     replaces it, as after a failed delivery, instead of retrying on it for ever."""
