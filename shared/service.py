@@ -254,17 +254,41 @@ async def running_platform(
     try:
         yield platform
     finally:
+        deadline = asyncio.get_running_loop().time() + settings.shutdown_seconds
         for job in jobs:
             job.cancel()
         await asyncio.gather(*jobs, return_exceptions=True)
-        await broker.stop()
+        await _within(deadline, "consumers", broker.stop())
         relay.stop()
-        with contextlib.suppress(asyncio.CancelledError):
-            await relay_task
-        await relay.producer.stop()  # the relay may have replaced the one it was given
-        await lag.stop()
-        await pool.close()
+        await _within(deadline, "relay", _ended(relay_task))
+        # The relay may have replaced the producer it was given.
+        await _within(deadline, "relay producer", relay.producer.stop())
+        await _within(deadline, "lag probe", lag.stop())
+        await _within(deadline, "database pool", pool.close())
         log.info("service stopped")
+
+
+async def _within(deadline: float, step: str, stopping: Awaitable[object]) -> None:
+    """One step of stopping, given what is left of the shutdown's time. A step still waiting
+    then (on an unreachable Kafka) is abandoned: what it would have finished is redone by the
+    next process, nothing lost or doubled (outbox rows not marked are published again,
+    offsets not committed are read again, and the consumers' inboxes drop what they saw). A
+    step that fails is logged and the next one still runs."""
+    task = asyncio.ensure_future(stopping)
+    remaining = max(deadline - asyncio.get_running_loop().time(), 0.1)
+    # Not wait_for: it waits for the step to take its cancellation, which a client retrying
+    # an unreachable broker may never do.
+    done, _ = await asyncio.wait({task}, timeout=remaining)
+    if not done:
+        task.cancel()
+        log.warning("stopping %s abandoned after the shutdown's time", step, extra={"step": step})
+    elif not task.cancelled() and task.exception() is not None:
+        log.error("stopping %s failed", step, exc_info=task.exception(), extra={"step": step})
+
+
+async def _ended(task: asyncio.Task[None]) -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 # Published outbox rows are kept RELAY_RETENTION_HOURS for audit; looking for expired ones

@@ -30,6 +30,8 @@ from tests.support.polling import eventually
 from tests.support.processes import Fleet
 
 pytestmark = pytest.mark.e2e
+# Kubernetes' default terminationGracePeriodSeconds, less a margin for the orchestrator.
+SHUTDOWN_GRACE_SECONDS = 25
 
 
 class Wave:
@@ -193,6 +195,34 @@ async def test_with_the_broker_down_services_stay_ready_and_measured_and_accept_
         assert samples[("pollinate_outbox_backlog", ())] >= 1  # the wave's events wait
     finally:
         await asyncio.to_thread(local_stack, "start-kafka")
+    await wave.settle(admin_db)
+
+
+@BROKER_RESTART_BUDGET
+async def test_with_the_broker_down_a_service_stops_on_sigterm_within_the_grace_period(
+    fleet: Fleet, referral_partner: Partner, admin_db: Any
+) -> None:
+    """An orchestrator stops a process with SIGTERM and kills it after a grace period (30 s in
+    Kubernetes). With Kafka unreachable (events waiting in the outbox, consumers and the
+    relay's producer unable to reach it) the process still ends by itself, well within that;
+    the waiting events are published by the next process once the broker is back."""
+    wave = Wave(referral_partner, 5)
+    await asyncio.to_thread(local_stack, "stop-kafka")
+    try:
+        await wave.post(fleet.url("deals"), list(wave.deals))
+        process = fleet.instances[("deals", 0)].process
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), SHUTDOWN_GRACE_SECONDS)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            pytest.fail(f"deals still running {SHUTDOWN_GRACE_SECONDS} s after SIGTERM")
+        # Ended by itself: uvicorn re-raises the SIGTERM it handled once it has shut down.
+        assert process.returncode in (0, -signal.SIGTERM), f"deals ended with {process.returncode}"
+    finally:
+        await asyncio.to_thread(local_stack, "start-kafka")
+        await fleet.start("deals")
     await wave.settle(admin_db)
 
 

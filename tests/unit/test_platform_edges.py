@@ -23,7 +23,7 @@ from shared.identity import Role, TokenIssuer, new_signing_key
 from shared.notify import notify
 from shared.outbox import OutgoingEvent, _stamped, ingestion
 from shared.provisions import Provisions
-from shared.service import Platform, ServiceDefinition, create_app
+from shared.service import Platform, ServiceDefinition, _within, create_app
 from shared.settings import ServiceSettings
 from shared.topics import ATTRIBUTION_CREDITS, PARTNER_NOTIFICATIONS
 from tests.support.factories import credit_issued, deal_state_changed
@@ -311,3 +311,39 @@ async def test_a_periodic_job_survives_a_failed_run_and_runs_again() -> None:
     assert first is not None
     assert second is not None
     assert first <= second <= datetime.now(UTC)
+
+
+async def test_a_stopping_step_that_hangs_is_abandoned_at_the_deadline_and_the_next_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Stopping is bounded: a step that neither ends nor takes its cancellation (a client
+    retrying an unreachable broker) is abandoned when the shutdown's time is up, logged, and
+    the steps after it still run; a step that fails is logged too."""
+    loop = asyncio.get_running_loop()
+    released = asyncio.Event()
+
+    async def hangs() -> None:
+        while not released.is_set():
+            try:
+                await released.wait()
+            except asyncio.CancelledError:
+                continue  # swallowed, as a retrying client may
+
+    async def fails() -> None:
+        raise ConnectionError("broker unreachable")
+
+    ran: list[str] = []
+
+    async def runs() -> None:
+        ran.append("next")
+
+    deadline = loop.time() + 0.2
+    await _within(deadline, "consumers", hangs())
+    assert loop.time() >= deadline
+    await _within(deadline, "relay producer", fails())
+    await _within(deadline, "database pool", runs())
+    released.set()
+    assert ran == ["next"]
+    messages = [record.getMessage() for record in caplog.records]
+    assert "stopping consumers abandoned after the shutdown's time" in messages
+    assert "stopping relay producer failed" in messages
