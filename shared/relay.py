@@ -114,6 +114,7 @@ class OutboxRelay:
         retention_hours: float = 24.0,
         stall_seconds: float = 60.0,
         lead_idle_seconds: float = 60.0,
+        stop_grace_seconds: float = 5.0,
         new_producer: Callable[[], AIOKafkaProducer] | None = None,
     ) -> None:
         if lead_idle_seconds <= fallback_poll_seconds:
@@ -132,6 +133,8 @@ class OutboxRelay:
         self.retention_hours = retention_hours
         self.stall_seconds = stall_seconds
         self.lead_idle_seconds = lead_idle_seconds
+        # How long a stopping relay still waits for its batch's acknowledgement.
+        self.stop_grace_seconds = stop_grace_seconds
         # The relay's own connection, outside the pool (whose connections carry no session
         # state): as leader it holds the lock in its session and listens on it for the
         # outbox's wake-up calls; giving up the lead ends the session, and the lock with it.
@@ -242,9 +245,13 @@ class OutboxRelay:
                 if sending in done:
                     return sending.result()
                 if stopping in done:
-                    # Stopping while Kafka does not acknowledge (unreachable): the rows stay
-                    # unmarked, and the next leader publishes them.
-                    raise RelayStopped
+                    # Stopping: the acknowledgement is given a moment (a reachable Kafka
+                    # answers in milliseconds, and the rows are then marked, not sent again
+                    # by the next leader); past it (Kafka unreachable) the rows stay unmarked
+                    # and the next leader publishes them.
+                    if not (await asyncio.wait({sending}, timeout=self.stop_grace_seconds))[0]:
+                        raise RelayStopped
+                    return sending.result()
                 await conn.execute("SELECT 1")
         finally:
             stopping.cancel()

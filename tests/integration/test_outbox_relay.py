@@ -382,7 +382,7 @@ async def test_a_relay_stopped_while_kafka_does_not_acknowledge_ends_and_leaves_
             await asyncio.Event().wait()  # no acknowledgement, ever
             raise AssertionError("unreachable")
 
-    stuck = components.relay(NeverAcknowledged, fallback_poll_seconds=0.2)
+    stuck = components.relay(NeverAcknowledged, fallback_poll_seconds=0.2, stop_grace_seconds=0.2)
     await _commit_increment(components, topic, 1)
     running = asyncio.create_task(stuck.run())
     await asyncio.wait_for(sending.wait(), 10)
@@ -393,6 +393,35 @@ async def test_a_relay_stopped_while_kafka_does_not_acknowledge_ends_and_leaves_
 
     successor = components.relay()
     assert await successor.publish_pending() == 1
+    await successor.close()
+
+
+async def test_a_relay_stopped_while_its_batch_is_acknowledged_marks_the_rows(
+    components: Components,
+) -> None:
+    """A stop (a rolling restart) while Kafka is acknowledging the batch waits for the
+    acknowledgement and marks the rows: the next leader does not send them again."""
+    topic = await new_topic(components.infra.kafka, components.service.schema)
+    sending = asyncio.Event()
+
+    class AcknowledgedDuringTheStop(OutboxRelay):
+        async def _send(self, rows: Sequence[asyncpg.Record]) -> Settled:
+            settled = await super()._send(rows)
+            sending.set()
+            await self._stopping.wait()
+            await asyncio.sleep(0.05)  # Kafka's acknowledgement, 50 ms after the stop began
+            return settled
+
+    stopped = components.relay(AcknowledgedDuringTheStop, fallback_poll_seconds=0.2)
+    await _commit_increment(components, topic, 1)
+    running = asyncio.create_task(stopped.run())
+    await asyncio.wait_for(sending.wait(), 10)
+    stopped.stop()
+    await asyncio.wait_for(running, 5)
+    assert stopped.published_total == 1
+
+    successor = components.relay()
+    assert await successor.publish_pending() == 0
     await successor.close()
 
 
