@@ -257,7 +257,7 @@ async def running_platform(
         deadline = asyncio.get_running_loop().time() + settings.shutdown_seconds
         for job in jobs:
             job.cancel()
-        await asyncio.gather(*jobs, return_exceptions=True)
+        await _within(deadline, "jobs", asyncio.gather(*jobs, return_exceptions=True))
         await _within(deadline, "consumers", broker.stop())
         relay.stop()
         await _within(deadline, "relay", _ended(relay_task))
@@ -270,10 +270,10 @@ async def running_platform(
 
 async def _within(deadline: float, step: str, stopping: Awaitable[object]) -> None:
     """One step of stopping, given what is left of the shutdown's time. A step still waiting
-    then (on an unreachable Kafka) is abandoned: what it would have finished is redone by the
-    next process, nothing lost or doubled (outbox rows not marked are published again,
-    offsets not committed are read again, and the consumers' inboxes drop what they saw). A
-    step that fails is logged and the next one still runs."""
+    then (on an unreachable Kafka) is cancelled and not waited for: what it would have
+    finished is redone by the next process, nothing lost or doubled (outbox rows not marked
+    are published again, offsets not committed are read again, and the consumers' inboxes
+    drop what they saw). A step that fails is logged and the next one still runs."""
     task = asyncio.ensure_future(stopping)
     remaining = max(deadline - asyncio.get_running_loop().time(), 0.1)
     # Not wait_for: it waits for the step to take its cancellation, which a client retrying

@@ -40,10 +40,11 @@ class ServiceSettings(BaseSettings):
 
     db_pool_min_size: int = 1
     db_pool_max_size: int = 10
-    # How long stopping may take (after SIGTERM) before a step still waiting (on an unreachable
-    # Kafka: leaving the group, committing offsets, flushing the relay's sends) is abandoned:
-    # under an orchestrator's grace period (Kubernetes: 30 s), which would kill the process.
-    shutdown_seconds: float = Field(default=20.0, gt=0)
+    # How long stopping may take, once uvicorn has let in-flight requests finish (up to 10 s),
+    # before a step still waiting (on an unreachable Kafka: leaving the group, committing
+    # offsets, flushing the relay's sends) is abandoned: both under an orchestrator's grace
+    # period (Kubernetes: 30 s), past which the process is killed.
+    shutdown_seconds: float = Field(default=15.0, gt=0)
 
     relay_batch_size: int = 500
     # Safety net only: the relay is woken by LISTEN/NOTIFY; this bounds the delay if a
