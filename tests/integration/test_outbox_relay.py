@@ -371,9 +371,8 @@ async def test_a_relay_stopped_while_kafka_does_not_acknowledge_ends_and_leaves_
     components: Components,
 ) -> None:
     """Stopping (SIGTERM) while a batch waits for acknowledgements that do not come (Kafka
-    unreachable: aiokafka retries it) ends the relay at once; the rows stay unmarked, and the
-    next leader publishes them."""
-    topic = await new_topic(components.infra.kafka, components.service.schema)
+    unreachable: aiokafka retries it) ends the relay after its grace; the rows stay unmarked,
+    and the next leader publishes them."""
     sending = asyncio.Event()
 
     class NeverAcknowledged(OutboxRelay):
@@ -383,17 +382,8 @@ async def test_a_relay_stopped_while_kafka_does_not_acknowledge_ends_and_leaves_
             raise AssertionError("unreachable")
 
     stuck = components.relay(NeverAcknowledged, fallback_poll_seconds=0.2, stop_grace_seconds=0.2)
-    await _commit_increment(components, topic, 1)
-    running = asyncio.create_task(stuck.run())
-    await asyncio.wait_for(sending.wait(), 10)
-    stuck.stop()
-    # Ends by itself (the bound only turns a hang into a failure).
-    await asyncio.wait_for(running, 5)
+    assert await _stopped_mid_batch(components, stuck, sending) == 1
     assert stuck.published_total == 0
-
-    successor = components.relay()
-    assert await successor.publish_pending() == 1
-    await successor.close()
 
 
 async def test_a_relay_stopped_while_its_batch_is_acknowledged_marks_the_rows(
@@ -401,7 +391,6 @@ async def test_a_relay_stopped_while_its_batch_is_acknowledged_marks_the_rows(
 ) -> None:
     """A stop (a rolling restart) while Kafka is acknowledging the batch waits for the
     acknowledgement and marks the rows: the next leader does not send them again."""
-    topic = await new_topic(components.infra.kafka, components.service.schema)
     sending = asyncio.Event()
 
     class AcknowledgedDuringTheStop(OutboxRelay):
@@ -413,16 +402,27 @@ async def test_a_relay_stopped_while_its_batch_is_acknowledged_marks_the_rows(
             return settled
 
     stopped = components.relay(AcknowledgedDuringTheStop, fallback_poll_seconds=0.2)
-    await _commit_increment(components, topic, 1)
-    running = asyncio.create_task(stopped.run())
-    await asyncio.wait_for(sending.wait(), 10)
-    stopped.stop()
-    await asyncio.wait_for(running, 5)
+    assert await _stopped_mid_batch(components, stopped, sending) == 0
     assert stopped.published_total == 1
 
+
+async def _stopped_mid_batch(
+    components: Components, relay: OutboxRelay, sending: asyncio.Event
+) -> int:
+    """Commit one event, run `relay` until its batch is being sent (`sending`), stop it and
+    wait for it to end (the bound only turns a hang into a failure); then how many rows the
+    next leader publishes."""
+    topic = await new_topic(components.infra.kafka, components.service.schema)
+    await _commit_increment(components, topic, 1)
+    running = asyncio.create_task(relay.run())
+    await asyncio.wait_for(sending.wait(), 10)
+    relay.stop()
+    await asyncio.wait_for(running, 5)
     successor = components.relay()
-    assert await successor.publish_pending() == 0
-    await successor.close()
+    try:
+        return await successor.publish_pending() or 0
+    finally:
+        await successor.close()
 
 
 async def test_a_producer_that_refuses_every_send_is_replaced(components: Components) -> None:
