@@ -242,15 +242,15 @@ class OutboxRelay:
                     timeout=self.lead_idle_seconds / 3,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
-                if sending in done:
-                    return sending.result()
-                if stopping in done:
+                if stopping in done and sending not in done:
                     # Stopping: the acknowledgement is given a moment (a reachable Kafka
                     # answers in milliseconds, and the rows are then marked, not sent again
                     # by the next leader); past it (Kafka unreachable) the rows stay unmarked
                     # and the next leader publishes them.
-                    if not (await asyncio.wait({sending}, timeout=self.stop_grace_seconds))[0]:
+                    done, _ = await asyncio.wait({sending}, timeout=self.stop_grace_seconds)
+                    if not done:
                         raise RelayStopped
+                if sending.done():
                     return sending.result()
                 await conn.execute("SELECT 1")
         finally:
