@@ -7,7 +7,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 import pytest
@@ -392,31 +392,42 @@ async def test_a_relay_stopped_while_its_batch_is_acknowledged_marks_the_rows(
     """A stop (a rolling restart) while Kafka is acknowledging the batch waits for the
     acknowledgement and marks the rows: the next leader does not send them again."""
     sending = asyncio.Event()
+    acknowledged = asyncio.Event()
 
     class AcknowledgedDuringTheStop(OutboxRelay):
         async def _send(self, rows: Sequence[asyncpg.Record]) -> Settled:
             settled = await super()._send(rows)
             sending.set()
-            await self._stopping.wait()
-            await asyncio.sleep(0.05)  # Kafka's acknowledgement, 50 ms after the stop began
+            await acknowledged.wait()  # Kafka's acknowledgement, arriving after the stop
             return settled
 
     stopped = components.relay(AcknowledgedDuringTheStop, fallback_poll_seconds=0.2)
-    assert await _stopped_mid_batch(components, stopped, sending) == 0
+
+    async def acknowledge_once_stopping(running: asyncio.Task[None]) -> None:
+        # Still waiting for the acknowledgement, not ended by the stop.
+        assert not (await asyncio.wait({running}, timeout=0.1))[0]
+        acknowledged.set()
+
+    assert await _stopped_mid_batch(components, stopped, sending, acknowledge_once_stopping) == 0
     assert stopped.published_total == 1
 
 
 async def _stopped_mid_batch(
-    components: Components, relay: OutboxRelay, sending: asyncio.Event
+    components: Components,
+    relay: OutboxRelay,
+    sending: asyncio.Event,
+    after_stop: Callable[[asyncio.Task[None]], Awaitable[None]] | None = None,
 ) -> int:
-    """Commit one event, run `relay` until its batch is being sent (`sending`), stop it and
-    wait for it to end (the bound only turns a hang into a failure); then how many rows the
-    next leader publishes."""
+    """Commit one event, run `relay` until its batch is being sent (`sending`), stop it
+    (then `after_stop`) and wait for it to end (the bound only turns a hang into a failure);
+    then how many rows the next leader publishes."""
     topic = await new_topic(components.infra.kafka, components.service.schema)
     await _commit_increment(components, topic, 1)
     running = asyncio.create_task(relay.run())
     await asyncio.wait_for(sending.wait(), 10)
     relay.stop()
+    if after_stop is not None:
+        await after_stop(running)
     await asyncio.wait_for(running, 5)
     successor = components.relay()
     try:
