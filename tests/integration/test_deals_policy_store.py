@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from services.deals.policy import PolicyStore, load_policy
-from shared.db import Pool, advisory_key
+from shared.db import Connection, Pool, advisory_key
 from tests.support.deals import deals_pool
 from tests.support.infra import Infra
 
@@ -19,11 +19,9 @@ pytestmark = pytest.mark.integration
 SOON = datetime.now(UTC) + timedelta(hours=1)
 
 
-async def _stored(pool: Pool, version: str) -> tuple[int, int]:
-    versions = await pool.fetchval(
-        "SELECT count(*) FROM policy_versions WHERE version = $1", version
-    )
-    activations = await pool.fetchval(
+async def _stored(db: Pool | Connection, version: str) -> tuple[int, int]:
+    versions = await db.fetchval("SELECT count(*) FROM policy_versions WHERE version = $1", version)
+    activations = await db.fetchval(
         "SELECT count(*) FROM policy_activations WHERE version = $1", version
     )
     return versions, activations
@@ -37,12 +35,7 @@ async def test_a_seed_undone_by_its_callers_rollback_is_done_again(infra: Infra)
             caller = conn.transaction()
             await caller.start()
             assert await store.in_force(conn, SOON) == store.deployed
-            assert (
-                await conn.fetchval(
-                    "SELECT count(*) FROM policy_activations WHERE version = $1", version
-                )
-                == 1
-            )
+            assert await _stored(conn, version) == (1, 1)  # inside the caller's transaction
             await caller.rollback()
         assert await _stored(pool, version) == (0, 0)
 
