@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+import random
 import signal
 import socket
 import sys
@@ -30,10 +31,38 @@ SERVICES = ("onboarding", "deals", "attribution", "incentives", "notifications",
 LOGS = ROOT / ".work" / "e2e"
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port for a process to listen on, found below the kernel's ephemeral range. A
+    port the kernel hands out (bind to 0) lies inside that range, where every outgoing
+    connection takes its local port: between the check and the child's bind, a connection of
+    the child's own siblings to Kafka or Postgres took one (the benchmark's incentives failed
+    with "address already in use")."""
+    ephemeral_low = ephemeral_ports().start
+    candidates = list(range(max(1024, ephemeral_low - 10_000), ephemeral_low))
+    random.shuffle(candidates)
+    for port in candidates:
+        if port in _HANDED_OUT:
+            continue  # given to a process that may not listen yet
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # listened on already
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError(f"no free port below the ephemeral range ({ephemeral_low})")
+
+
+def ephemeral_ports() -> range:
+    """The local ports the kernel gives outgoing connections (Linux's default if unreadable)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    except (OSError, ValueError):
+        return range(32768, 61000)
+    return range(int(low), int(high) + 1)
 
 
 def service_env(infra: Infra, service: str, port: int, **extra: str) -> dict[str, str]:
