@@ -50,7 +50,7 @@ from shared.events import Envelope, EventPayload, InvalidEvent, decode_envelope
 from shared.outbox import Outbox, OutgoingEvent, ingested_at_of, ingestion
 from shared.provenance import provenance_mismatch
 from shared.provisions import Provisions
-from shared.subscriber import poll_without_idle_sleep
+from shared.subscriber import left_undecoded, poll_without_idle_sleep
 from shared.topics import Topic, dead_letter_topic
 from shared.tracing import context_from_traceparent, traceparent_of, tracer
 
@@ -78,11 +78,6 @@ DLQ_HEADERS = (
     DLQ_CONSUMER,
     DLQ_FAILED_AT,
 )
-
-
-async def _left_undecoded(message: KafkaMessage) -> None:
-    """FastStream's decoder for the platform's subscribers: nothing to decode."""
-    return None
 
 
 class _IsolateRecords(Exception):
@@ -269,10 +264,8 @@ class EventConsumer:
             batch=True,
             max_records=self.batch_size,
             batch_timeout_ms=self.batch_timeout_ms,
-            # The records are decoded once, by process_batch against the routes' contracts.
-            # FastStream's own decoder would parse every body as JSON first, for nothing
-            # (on_batch reads the raw records): 11.5% of notifications' CPU at saturation.
-            decoder=_left_undecoded,
+            # Each record is decoded once, by process_batch against its route's contract.
+            decoder=left_undecoded,
         )
         subscriber(on_batch)
         poll_without_idle_sleep(subscriber)

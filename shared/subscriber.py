@@ -16,6 +16,7 @@ from itertools import chain
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 
@@ -37,3 +38,10 @@ def poll_without_idle_sleep(subscriber: BatchSubscriber) -> None:
     # The instance's attribute comes before the class's method: FastStream's consume loop
     # calls `self.get_msg(consumer)`.
     subscriber.get_msg = get_msg  # type: ignore[method-assign]
+
+
+async def left_undecoded(message: KafkaMessage) -> None:
+    """The decoder of the platform's subscribers. Their handler reads the raw records and decodes
+    each against its route's contract; FastStream's default decoder parsed every body as JSON
+    first, for nothing (32 us a 1.1 kB record; 11.5% of notifications' CPU at saturation)."""
+    return None
