@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from services.incentives import clawbacks, mdf_accruals, repository
 from services.incentives.domain.evaluation import evaluate, refusal
-from services.incentives.domain.ledger import entry_id
 from services.incentives.domain.programs import IncentivePrograms
 from services.incentives.domain.surroundings import Subject
 from services.incentives.ledger_events import entry_event
@@ -172,8 +171,7 @@ def _earning_events(programs: IncentivePrograms, booking: Booking) -> list[Outgo
     """One IncentiveEarned per line, then the partner's notification if it earned anything."""
     credit, earnings, at = booking.credit, booking.earnings, booking.at
     events = []
-    for line in earnings.lines:
-        line_id = entry_id(credit.credit_id, line.rule)
+    for line, line_id in zip(earnings.lines, booking.line_ids, strict=True):
         earned = IncentiveEarned(
             entry_id=line_id,
             partner_id=credit.partner_id,

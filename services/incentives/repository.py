@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 import asyncpg
@@ -235,6 +236,12 @@ class Booking:
     def ingested_at(self) -> datetime | None:
         return self.cause.data.ingested_at
 
+    @cached_property
+    def line_ids(self) -> tuple[str, ...]:
+        """Each earning line's entry id (named by its credit and rule), in the lines' order:
+        the row and the event of a line carry the same one, derived once."""
+        return tuple(entry_id(self.credit.credit_id, line.rule) for line in self.earnings.lines)
+
 
 async def insert_first_deals(conn: Connection, bookings: Sequence[Booking]) -> None:
     """The customers and partner-regions whose first credited deal is in the run."""
@@ -335,7 +342,7 @@ async def insert_earning_lines(
                    deal_key, basis, rate, uncapped_amount, amount, note, tier, created_at,
                    ingested_at, n)
            ORDER BY e.n""",
-        [entry_id(b.credit.credit_id, line.rule) for b, line in lines],
+        [line_id for b in bookings for line_id in b.line_ids],
         [b.credit.partner_id for b, _ in lines],
         [line.entry_type.value for _, line in lines],
         [line.rule for _, line in lines],
