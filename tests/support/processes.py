@@ -32,6 +32,7 @@ LOGS = ROOT / ".work" / "e2e"
 
 
 _HANDED_OUT: set[int] = set()
+_FEWEST_CANDIDATES = 1000
 
 
 def free_port() -> int:
@@ -39,11 +40,15 @@ def free_port() -> int:
     port the kernel hands out (bind to 0) lies inside that range, where every outgoing
     connection takes its local port: between the check and the child's bind, a connection of
     the child's own siblings to Kafka or Postgres took one (the benchmark's incentives failed
-    with "address already in use")."""
-    ephemeral_low = ephemeral_ports().start
-    candidates = list(range(max(1024, ephemeral_low - 10_000), ephemeral_low))
-    random.shuffle(candidates)
-    for port in candidates:
+    with "address already in use"). A port is given once per process."""
+    below = candidate_ports()
+    if len(below) < _FEWEST_CANDIDATES:  # an ephemeral range starting low: the kernel's pick
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    ports = list(below)
+    random.shuffle(ports)
+    for port in ports:
         if port in _HANDED_OUT:
             continue  # given to a process that may not listen yet
         with socket.socket() as s:
@@ -53,7 +58,14 @@ def free_port() -> int:
                 continue  # listened on already
         _HANDED_OUT.add(port)
         return port
-    raise RuntimeError(f"no free port below the ephemeral range ({ephemeral_low})")
+    raise RuntimeError(f"no free port in {below}")
+
+
+def candidate_ports() -> range:
+    """Up to 10,000 ports just below the ephemeral range, none below 10,000 (where the stack's
+    own fixed ports are: Postgres 5432, Kafka 9092-9094, the services 8000-8006)."""
+    low = ephemeral_ports().start
+    return range(max(10_000, low - 10_000), max(10_000, low))
 
 
 def ephemeral_ports() -> range:
