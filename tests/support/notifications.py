@@ -8,7 +8,6 @@ from __future__ import annotations
 import email
 import email.message
 import json
-import socket
 import threading
 import time
 import uuid
@@ -28,6 +27,7 @@ from shared.events.notifications import PartnerNotification
 from shared.topics import PARTNER_NOTIFICATIONS
 from tests.support.infra import Infra
 from tests.support.kafka import publish
+from tests.support.processes import free_port
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ class WebhookReceiver:
         self.refused: list[str] = []  # paths whose delivery failed verification
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
-        self.port = 0
+        self.port = free_port()  # kept across restarts (see MailServer)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -271,9 +271,7 @@ class MailServer:
     def __init__(self) -> None:
         self.mails: list[Mail] = []
         self.lock = threading.Lock()
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = int(probe.getsockname()[1])
+        self.port = free_port()  # kept across restarts: never one an outgoing connection takes
         self.controller: Controller | None = None
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802

@@ -8,11 +8,13 @@ import asyncio
 import contextlib
 from types import TracebackType
 
+from tests.support.processes import free_port
+
 
 class TcpProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
-        self.port = 0
+        self.port = free_port()  # restore() listens on it again: below the ephemeral range
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
