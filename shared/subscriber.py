@@ -8,7 +8,10 @@ deal met it at each of its hops (up to 100 ms each, 25 ms on average). aiokafka'
 never returns empty before a timeout above 0 (it waits on the fetcher, a rebalance included,
 and a stopped consumer raises), so the sleep guards against no busy loop and the consumers here
 poll without it. With a timeout of 0 an empty poll would return without yielding and the loop
-would starve everything else in the process: the timeout is refused unless above 0."""
+would starve everything else in the process: the timeout is refused unless above 0.
+
+The subscriber's decoder does nothing (`left_undecoded`): the platform's handler decodes each raw
+record itself, against its route's contract."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from itertools import chain
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.message import KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 
