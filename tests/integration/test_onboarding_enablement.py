@@ -31,6 +31,7 @@ from tests.support.onboarding import (
     SMALL_PROGRAM,
     XAPI_VERBS,
     active_partner,
+    add_people,
     onboarding_process,
     xapi_statement,
 )
@@ -323,13 +324,8 @@ async def test_learning_paths_show_each_persons_progress_in_module_order(
     fundamentals, deep_dive = f"{MODULE_BASE}data/fundamentals", f"{MODULE_BASE}data/sales"
     async with httpx.AsyncClient(timeout=30) as client:
         pid = await active_partner(client, onboarding, domain, ADMIN)
-        for email, role in ((f"ada@{domain}", "sales"), (f"cy@{domain}", "customer_success")):
-            added = await client.post(
-                f"{onboarding}/partners/{pid}/people",
-                headers=ADMIN,
-                json={"email": email, "role": role},
-            )
-            assert added.status_code == 201, added.text
+        people = [(f"ada@{domain}", "sales"), (f"cy@{domain}", "customer_success")]
+        await add_people(client, onboarding, pid, people, ADMIN)
         # Ada takes the deep dive before the fundamentals: it has to be taken again.
         sent = [
             xapi_statement(ada, "completed", deep_dive, now - timedelta(days=3)),
@@ -700,15 +696,8 @@ async def test_a_voided_pass_takes_its_certification_back_even_before_it_arrives
     now = datetime.now(UTC)
     async with httpx.AsyncClient(timeout=30) as client:
         pid = await active_partner(client, onboarding, domain, ADMIN)
-        ids = {}
-        for person, role in (("val", "sales"), ("vic", "technical")):
-            added = await client.post(
-                f"{onboarding}/partners/{pid}/people",
-                headers=ADMIN,
-                json={"email": f"{person}@{domain}", "role": role},
-            )
-            assert added.status_code == 201, added.text
-            ids[person] = added.json()["person_id"]
+        people = [(f"val@{domain}", "sales"), (f"vic@{domain}", "technical")]
+        val_id = (await add_people(client, onboarding, pid, people, ADMIN))[f"val@{domain}"]
         sales = xapi_statement(
             {"mbox": f"mailto:val@{domain}"}, "passed", f"{EXAM_BASE}data/sales", now, success=True
         )
@@ -760,9 +749,7 @@ async def test_a_voided_pass_takes_its_certification_back_even_before_it_arrives
         assert (await partner(client, onboarding, pid))["competencies"] == ["data"]
 
         # Val's record says what each statement did (the voided one marked as such).
-        record = await client.get(
-            f"{onboarding}/partners/{pid}/people/{ids['val']}", headers=auth(pid)
-        )
+        record = await client.get(f"{onboarding}/partners/{pid}/people/{val_id}", headers=auth(pid))
         assert record.status_code == 200, record.text
         said = {s["statement_id"]: s for s in record.json()["statements"]}
         assert (said[sales["id"]]["outcome"], said[sales["id"]]["voided"]) == (
@@ -773,7 +760,7 @@ async def test_a_voided_pass_takes_its_certification_back_even_before_it_arrives
         assert early["id"] not in said  # voided before it arrived: never applied
         assert all("recorded_by" not in c for c in record.json()["certifications"])
         other = await client.get(
-            f"{onboarding}/partners/{pid}/people/{ids['val']}", headers=auth(f"{pid}-x")
+            f"{onboarding}/partners/{pid}/people/{val_id}", headers=auth(f"{pid}-x")
         )
         assert other.status_code == 404
 
@@ -790,15 +777,8 @@ async def test_a_pass_racing_its_holders_leaving_never_leaves_the_competency_beh
             run = uuid.uuid4().hex[:8]
             domain = f"leaver-{run}.example"
             pid = await active_partner(client, onboarding, domain, ADMIN)
-            ids = {}
-            for person, role in (("sid", "sales"), ("tam", "technical")):
-                added = await client.post(
-                    f"{onboarding}/partners/{pid}/people",
-                    headers=ADMIN,
-                    json={"email": f"{person}@{domain}", "role": role},
-                )
-                assert added.status_code == 201, added.text
-                ids[person] = added.json()["person_id"]
+            people = [(f"sid@{domain}", "sales"), (f"tam@{domain}", "technical")]
+            tam_id = (await add_people(client, onboarding, pid, people, ADMIN))[f"tam@{domain}"]
             sales = xapi_statement(
                 {"mbox": f"mailto:sid@{domain}"},
                 "passed",
@@ -819,9 +799,7 @@ async def test_a_pass_racing_its_holders_leaving_never_leaves_the_competency_beh
             # Tam's pass and Tam's leaving at once: whichever goes first, Tam no longer counts.
             sent, left = await asyncio.gather(
                 client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=technical),
-                client.post(
-                    f"{onboarding}/partners/{pid}/people/{ids['tam']}/leave", headers=ADMIN
-                ),
+                client.post(f"{onboarding}/partners/{pid}/people/{tam_id}/leave", headers=ADMIN),
             )
             assert (sent.status_code, left.status_code) == (200, 200), (sent.text, left.text)
             assert (await partner(client, onboarding, pid))["competencies"] == []

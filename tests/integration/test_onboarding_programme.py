@@ -34,7 +34,13 @@ from shared.topics import (
 from tests.support import kafka
 from tests.support.factories import credit_issued, partner_health_scored
 from tests.support.infra import Infra
-from tests.support.onboarding import SMALL_PROGRAM, active_partner, certify, onboarding_process
+from tests.support.onboarding import (
+    SMALL_PROGRAM,
+    active_partner,
+    add_people,
+    certify,
+    onboarding_process,
+)
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN
 from tests.support.tokens import auth, bearer, token
@@ -89,12 +95,7 @@ async def test_enablement_is_announced_when_it_moves_and_health_scores_are_kept(
         assert await announce(at + timedelta(days=1)) == {pid: "0.0"}  # daily
         # A person certified and engaging moves the score: announced at once.
         ada = f"ada@signals-{run}.example"
-        person = await client.post(
-            f"{onboarding}/partners/{pid}/people",
-            headers=ADMIN,
-            json={"email": ada, "role": "sales"},
-        )
-        assert person.status_code == 201, person.text
+        await add_people(client, onboarding, pid, [(ada, "sales")], ADMIN)
         since, until = at - timedelta(days=1), at + timedelta(days=300)
         await certify(client, onboarding, pid, ada, "sales", "data", since, until)
         moved = await announce(at + timedelta(days=1, hours=1))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -149,6 +149,21 @@ async def active_partner(client: Any, url: str, domain: str, admin: dict[str, st
         assert done.status_code == 200, done.text
     assert done.json()["status"] == "active"
     return pid
+
+
+async def add_people(
+    client: Any, url: str, pid: str, people: Sequence[tuple[str, str]], headers: dict[str, str]
+) -> dict[str, str]:
+    """Register each (email, role) as one of the partner's people (onboarding must answer 201);
+    their person ids by email."""
+    ids = {}
+    for email, role in people:
+        added = await client.post(
+            f"{url}/partners/{pid}/people", headers=headers, json={"email": email, "role": role}
+        )
+        assert added.status_code == 201, added.text
+        ids[email] = str(added.json()["person_id"])
+    return ids
 
 
 async def activated_partner(
