@@ -3,15 +3,26 @@ adapters' type checks and the confusable folding of customer names."""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from services.deals.adapters import AdapterError, from_hubspot, from_salesforce_cdc
-from services.deals.domain.customers import Customer, fold, name_key, name_similarity, skeleton
+from services.deals.domain.customers import (
+    Customer,
+    _prototypes,
+    fold,
+    name_key,
+    name_similarity,
+    normalise_name,
+    skeleton,
+)
 from shared.http import validation_errors
 from shared.inputs import (
     MAX_JSON_DEPTH,
@@ -262,6 +273,42 @@ def test_skeletons_follow_uts_39() -> None:
     assert skeleton("rn") == skeleton("m")
     assert fold("micr0soft") == fold("microsoft")
     assert skeleton("acme") != skeleton("acne")
+
+
+def uts39_skeleton(text: str) -> str:
+    """The skeleton by its definition, a character at a time (what `skeleton` must equal)."""
+    prototypes = _prototypes()
+    mapped = "".join(prototypes.get(char, char) for char in unicodedata.normalize("NFD", text))
+    return unicodedata.normalize("NFD", mapped)
+
+
+@given(
+    st.text(
+        st.one_of(
+            st.sampled_from(sorted(_prototypes())),  # the confusable characters themselves
+            st.characters(),
+        ),
+        max_size=40,
+    )
+)
+def test_a_skeleton_maps_every_character_to_its_prototype(text: str) -> None:
+    assert skeleton(text) == uts39_skeleton(text)
+
+
+@given(st.text(max_size=40))
+def test_a_name_loses_its_combining_marks_whatever_its_script(text: str) -> None:
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text))
+    assert not any(unicodedata.combining(char) for char in normalise_name(text))
+    if decomposed.isascii():
+        assert normalise_name(text) == normalise_name(decomposed)
+
+
+def test_accents_go_from_names_in_any_script() -> None:
+    assert normalise_name("Cr\u00e8me Br\u00fbl\u00e9e") == "creme brulee"
+    assert (
+        normalise_name("\u0419\u043e\u0433\u0443\u0440\u0442")
+        == "\u0438\u043e\u0433\u0443\u0440\u0442"
+    )
 
 
 def test_names_in_other_scripts_keep_their_letters() -> None:
