@@ -3,7 +3,8 @@ wins) into one row per opportunity, whose whole state is published after every c
 altered it; linked registrations close with their opportunity.
 
 A run of changes is applied set-based: its opportunities locked and loaded at once, merged in
-order in memory, stored with one statement and their states recorded with one more.
+order in memory, stored (a statement for the new, one for the held) and their states recorded
+with one more.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ async def apply_crm_changes(
             survivor = (event.data.source.value, event.data.merged_into)
             new.setdefault(f"{survivor[0]}:{survivor[1]}", survivor)
     keys = sorted(new)
-    rows = await repository.lock_deals(conn, keys, new)
+    rows, created = await repository.lock_deals(conn, keys, new)
     stamps: dict[str, dict[str, str]] = {
         key: json.loads(row["field_timestamps"]) for key, row in rows.items()
     }
@@ -114,7 +115,7 @@ async def apply_crm_changes(
         row["field_timestamps"] = json.dumps(stamps[key])
         if row["products"] is not None:
             row["products"] = json.dumps(row["products"])
-    await repository.store_deals(conn, list(rows.values()))
+    await repository.store_deals(conn, list(rows.values()), created)
     return outgoing
 
 

@@ -389,39 +389,45 @@ async def linked_registrations(
 _LOCK_DEALS_SQL = """
 SELECT * FROM crm_deals WHERE deal_key = ANY($1::text[]) ORDER BY deal_key FOR UPDATE
 """
-# The merged state of each opportunity of a run, inserted where it is new (a new opportunity's
-# first row is its merged state: one row version, not an empty one and its update) and
-# replacing the held one otherwise (products travel as JSON arrays: unnest cannot take an array
-# of arrays).
-_STORE_DEALS_SQL = """
-INSERT INTO crm_deals AS d (deal_key, source, source_id, name, customer_name, customer_domain,
+# The merged state of the run's opportunities, as arrays (products travel as JSON arrays:
+# unnest cannot take an array of arrays), in `_STORED_COLUMNS` order.
+_MERGED_ROWS = """
+unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+       $8::numeric[], $9::text[], $10::text[], $11::text[], $12::date[], $13::text[],
+       $14::text[], $15::boolean[], $16::timestamptz[], $17::boolean[], $18::text[],
+       $19::integer[], $20::timestamptz[], $21::text[], $22::text[], $23::text[])
+    AS u(deal_key, name, customer_name, customer_domain, customer_country, name_key, products,
+         amount, currency, stage, status, close_date, owner, partner_ref, co_sell, created_at,
+         deleted, field_timestamps, revision, ingested_at, merged_into, source, source_id)
+"""
+_PRODUCTS = """CASE WHEN u.products IS NULL THEN NULL ELSE ARRAY(
+        SELECT p.value FROM jsonb_array_elements_text(u.products::jsonb) WITH ORDINALITY AS p
+        ORDER BY p.ordinality) END"""
+# A new opportunity's first row is its merged state (one row version, not an empty row and
+# its update). A plain insert: one created meanwhile by someone not holding its advisory key
+# is a unique violation, never overwritten.
+_INSERT_DEALS_SQL = f"""
+INSERT INTO crm_deals (deal_key, source, source_id, name, customer_name, customer_domain,
     customer_country, name_key, products, amount, currency, stage, status, close_date, owner,
     partner_ref, co_sell, created_at, deleted, field_timestamps, revision, ingested_at,
     merged_into)
 SELECT u.deal_key, u.source, u.source_id, u.name, u.customer_name, u.customer_domain,
-    u.customer_country, u.name_key,
-    CASE WHEN u.products IS NULL THEN NULL ELSE ARRAY(
-        SELECT p.value FROM jsonb_array_elements_text(u.products::jsonb) WITH ORDINALITY AS p
-        ORDER BY p.ordinality) END,
-    u.amount, u.currency, u.stage, u.status, u.close_date, u.owner, u.partner_ref, u.co_sell,
-    u.created_at, u.deleted, u.field_timestamps::jsonb, u.revision, u.ingested_at, u.merged_into
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-            $8::numeric[], $9::text[], $10::text[], $11::text[], $12::date[], $13::text[],
-            $14::text[], $15::boolean[], $16::timestamptz[], $17::boolean[], $18::text[],
-            $19::integer[], $20::timestamptz[], $21::text[], $22::text[], $23::text[])
-    AS u(deal_key, name, customer_name, customer_domain, customer_country, name_key, products,
-         amount, currency, stage, status, close_date, owner, partner_ref, co_sell, created_at,
-         deleted, field_timestamps, revision, ingested_at, merged_into, source, source_id)
-ON CONFLICT (deal_key) DO UPDATE SET
-    name = excluded.name, customer_name = excluded.customer_name,
-    customer_domain = excluded.customer_domain, customer_country = excluded.customer_country,
-    name_key = excluded.name_key, products = excluded.products, amount = excluded.amount,
-    currency = excluded.currency, stage = excluded.stage, status = excluded.status,
-    close_date = excluded.close_date, owner = excluded.owner,
-    partner_ref = excluded.partner_ref, co_sell = excluded.co_sell,
-    created_at = excluded.created_at, deleted = excluded.deleted,
-    field_timestamps = excluded.field_timestamps, revision = excluded.revision,
-    ingested_at = excluded.ingested_at, merged_into = excluded.merged_into
+    u.customer_country, u.name_key, {_PRODUCTS}, u.amount, u.currency, u.stage, u.status,
+    u.close_date, u.owner, u.partner_ref, u.co_sell, u.created_at, u.deleted,
+    u.field_timestamps::jsonb, u.revision, u.ingested_at, u.merged_into
+FROM {_MERGED_ROWS}
+"""
+_UPDATE_DEALS_SQL = f"""
+UPDATE crm_deals AS d SET
+    name = u.name, customer_name = u.customer_name, customer_domain = u.customer_domain,
+    customer_country = u.customer_country, name_key = u.name_key, products = {_PRODUCTS},
+    amount = u.amount, currency = u.currency, stage = u.stage, status = u.status,
+    close_date = u.close_date, owner = u.owner, partner_ref = u.partner_ref,
+    co_sell = u.co_sell, created_at = u.created_at, deleted = u.deleted,
+    field_timestamps = u.field_timestamps::jsonb, revision = u.revision,
+    ingested_at = u.ingested_at, merged_into = u.merged_into
+FROM {_MERGED_ROWS}
+WHERE d.deal_key = u.deal_key
 """
 _STORED_COLUMNS = (
     "deal_key",
@@ -476,16 +482,16 @@ async def lock_crm_deal_keys(conn: Connection, changes: Sequence[CrmDealChanged]
 
 async def lock_deals(
     conn: Connection, keys: Sequence[str], new: Mapping[str, tuple[str, str]]
-) -> dict[str, dict[str, Any]]:
-    """The opportunities of `keys`, locked (one statement); those not held yet are new ones
-    from `new` (deal key -> (source, source id)), as their row would read if created empty:
-    `store_deals` writes them. The caller holds their advisory keys (`lock_crm_deal_keys`),
-    so nobody else creates them meanwhile."""
+) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """The opportunities of `keys`, locked (one statement), and which of them are new: those
+    not held yet, from `new` (deal key -> (source, source id)), as their row would read if
+    created empty, for `store_deals` to insert. The caller holds their advisory keys
+    (`lock_crm_deal_keys`), so nobody else creates them meanwhile."""
     rows = {r["deal_key"]: dict(r) for r in await conn.fetch(_LOCK_DEALS_SQL, list(keys))}
-    for key in keys:
-        if key not in rows:
-            rows[key] = new_crm_deal(key, *new[key])
-    return rows
+    created = {key for key in keys if key not in rows}
+    for key in created:
+        rows[key] = new_crm_deal(key, *new[key])
+    return rows, created
 
 
 def new_crm_deal(deal_key: str, source: str, source_id: str) -> dict[str, Any]:
@@ -506,13 +512,15 @@ def new_crm_deal(deal_key: str, source: str, source_id: str) -> dict[str, Any]:
     return row
 
 
-async def store_deals(conn: Connection, rows: Sequence[Row]) -> None:
-    """The merged opportunities, new and held, in one statement (`field_timestamps` and
-    `products` as JSON)."""
-    await conn.execute(
-        _STORE_DEALS_SQL,
-        *([row[column] for row in rows] for column in _STORED_COLUMNS),
-    )
+async def store_deals(conn: Connection, rows: Sequence[Row], created: set[str]) -> None:
+    """The merged opportunities: those in `created` inserted, the others updated, a statement
+    each (`field_timestamps` and `products` as JSON)."""
+    for sql, part in (
+        (_INSERT_DEALS_SQL, [row for row in rows if row["deal_key"] in created]),
+        (_UPDATE_DEALS_SQL, [row for row in rows if row["deal_key"] not in created]),
+    ):
+        if part:
+            await conn.execute(sql, *([row[column] for row in part] for column in _STORED_COLUMNS))
 
 
 async def bump_revision(conn: Connection, deal_key: str) -> asyncpg.Record | None:

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 from services.deals.crm_at_intake import ProjectionAtIntake, left_to_consumer_counter
 from services.deals.crm_ingestion import Delivery, Item, record_items
 from services.deals.crm_ingestion import Outcome as ItemOutcomeKind
-from services.deals.repository import new_crm_deal
+from services.deals.repository import lock_deals, new_crm_deal, store_deals
 from shared.consumer import EventConsumer, Outcome
 from shared.db import Connection, Pool
 from shared.events import Envelope
@@ -316,33 +316,42 @@ async def test_a_redelivered_run_changes_nothing(infra: Infra) -> None:
 
 
 async def test_a_run_costs_a_bounded_number_of_statements(infra: Infra) -> None:
-    """40 new deals, each created then moved on twice: 120 changes in one run."""
+    """40 new deals, each created then moved on twice: 120 changes in one run; then a run
+    moving them on again beside 40 more new ones."""
     run = uuid.uuid4().hex[:8]
+    stages = (DealStage.QUALIFICATION, DealStage.PROPOSAL, DealStage.CLOSED_WON)
     envelopes = [
         change(f"d{i}-{run}", 10 * step, stage=stage, amount=Decimal(1000 + step))
-        for step, stage in enumerate(
-            (DealStage.QUALIFICATION, DealStage.PROPOSAL, DealStage.CLOSED_WON), start=1
-        )
+        for step, stage in enumerate(stages, start=1)
         for i in range(40)
     ]
-    records = await as_records(infra, envelopes)
+    more = [change(f"d{i}-{run}", 40, amount=Decimal(2000)) for i in range(40)]
+    more += [change(f"e{i}-{run}", 40, stage=DealStage.QUALIFICATION) for i in range(40)]
+    warming = change(f"w-{run}", 10, stage=DealStage.QUALIFICATION, amount=Decimal(1000))
+    sent = await as_records(infra, [warming, *envelopes, *more])
+    warm, records, mixed = sent[0], sent[1:121], sent[121:]
     async with deals_db(infra) as db:
         consumer = db.consumer()
-        await consumer.process_batch(records[:1])  # warm the connection (type introspection)
+        await consumer.process_batch([warm])  # warm the connection (type introspection)
         before = await statements_sent(infra, db.role)
-        assert await consumer.process_batch(records[1:]) == [Outcome.PROCESSED] * 119
+        assert await consumer.process_batch(records) == [Outcome.PROCESSED] * 120
         after = await statements_sent(infra, db.role)
-        print(f"\nstatements for 119 CRM changes in one run: {after - before}")
+        print(f"\nstatements for 120 CRM changes of new deals in one run: {after - before}")
         # BEGIN, inbox, the opportunities' advisory locks, lock and load, linked
-        # registrations, store (the new inserted with their state), outbox, COMMIT: 8,
+        # registrations, store (the new inserted with their merged state), outbox, COMMIT: 8,
         # whatever the run's length.
         assert after - before <= 8
+        # Held and new together: the held are updated, the new inserted, a statement each.
+        assert await consumer.process_batch(mixed) == [Outcome.PROCESSED] * 80
+        then = await statements_sent(infra, db.role)
+        print(f"statements for 40 held and 40 new deals' changes in one run: {then - after}")
+        assert then - after <= 9
         # Redelivered, all duplicates (as a webhook's changes reach the consumer): nothing to
         # lock or apply, so BEGIN, inbox, COMMIT.
-        assert await consumer.process_batch(records[1:]) == [Outcome.DUPLICATE] * 119
+        assert await consumer.process_batch(records) == [Outcome.DUPLICATE] * 120
         again = await statements_sent(infra, db.role)
-        print(f"statements for the same 119 changes again: {again - after}")
-        assert again - after <= 3
+        print(f"statements for the same 120 changes again: {again - then}")
+        assert again - then <= 3
 
 
 async def test_a_new_opportunity_starts_from_what_the_table_would_make_of_it(
@@ -357,6 +366,27 @@ async def test_a_new_opportunity_starts_from_what_the_table_would_make_of_it(
         )
     assert created is not None
     assert new_crm_deal("salesforce:006X", "salesforce", "006X") == dict(created)
+
+
+async def test_an_opportunity_created_meanwhile_without_its_key_is_a_collision_not_overwritten(
+    infra: Infra,
+) -> None:
+    """Whoever creates opportunities holds their advisory keys first; should a writer not, the
+    run's insert of what it found new fails (and is retried) rather than replacing the row
+    that writer committed with a state merged from nothing."""
+    async with deals_db(infra) as db, db.pool.acquire() as conn:
+        key = "salesforce:006COLLIDE"
+        async with conn.transaction():
+            rows, created = await lock_deals(conn, [key], {key: ("salesforce", "006COLLIDE")})
+            assert created == {key}
+            await db.pool.execute(
+                """INSERT INTO crm_deals (deal_key, source, source_id, name)
+                   VALUES ($1, 'salesforce', '006COLLIDE', 'committed meanwhile')""",
+                key,
+            )
+            with pytest.raises(asyncpg.UniqueViolationError):
+                await store_deals(conn, list(rows.values()), created)
+        assert await db.pool.fetchval("SELECT name FROM crm_deals") == "committed meanwhile"
 
 
 async def record_at_intake(
