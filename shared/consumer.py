@@ -320,7 +320,7 @@ class EventConsumer:
     ) -> tuple[ConsumerRecord[Any, Any], Envelope[Any] | None, str | None]:
         try:
             envelope = decode_envelope(
-                record.value or b"", {t: r.model for t, r in self._routes.items()}
+                record.value or b"", {t: r.model for t, r in self._routes.items()}, record.headers
             )
         except InvalidEvent as error:
             return record, None, str(error)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import time as clock
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -150,12 +151,63 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def decode_envelope(raw: bytes, expected: dict[str, type[EventPayload]]) -> Envelope[Any] | None:
+# What an event on the wire must carry that `Envelope` would otherwise make up (it defaults
+# them for events being written).
+_CARRIED = frozenset({"specversion", "id", "time"})
+
+
+@cache
+def _envelope_of(model: type[EventPayload]) -> type[Envelope[Any]]:
+    return Envelope[model]  # type: ignore[valid-type]
+
+
+def _decoded_as(model: type[EventPayload], raw: bytes) -> Envelope[Any] | None:
+    """`raw` validated in one pass as an envelope of `model`: JSON straight to the payload
+    model, with no dictionary of the data in between (about half the time of the general
+    path for the platform's events). None when it is not exactly such an event as the
+    general path would accept it, which then decides."""
+    try:
+        envelope = _envelope_of(model).model_validate_json(raw)
+    except ValidationError:
+        return None
+    if (
+        envelope.type != model.event_type
+        or envelope.specversion != "1.0"
+        or envelope.datacontenttype != "application/json"
+        or not envelope.model_fields_set >= _CARRIED
+    ):
+        return None
+    return envelope
+
+
+def _type_header(headers: Sequence[tuple[str, bytes]]) -> str | None:
+    for key, value in headers:
+        if key == "ce_type":
+            return value.decode(errors="replace")
+    return None
+
+
+def decode_envelope(
+    raw: bytes,
+    expected: dict[str, type[EventPayload]],
+    headers: Sequence[tuple[str, bytes]] | None = None,
+) -> Envelope[Any] | None:
     """Parse and validate one event.
 
     Returns None for an event type this consumer does not handle (ignored, forward
     compatible). Raises InvalidEvent with a precise, human-readable reason otherwise.
+
+    The record's `headers` may name its type (`ce_type`, the CloudEvents Kafka binding, which
+    the platform's relays set): an event of a type handled here is then first validated in
+    one pass against its model. The body is the authority: the general path below decides
+    whenever that pass does not accept the event exactly as the general path would.
     """
+    hinted = _type_header(headers) if headers else None
+    model = expected.get(hinted) if hinted is not None else None
+    if model is not None:
+        decoded = _decoded_as(model, raw)
+        if decoded is not None:
+            return decoded
     try:
         head = _RawEnvelope.model_validate_json(raw)
     except ValidationError as error:

@@ -4,11 +4,13 @@ import json
 import time
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from shared.events import Envelope, EventPayload, InvalidEvent, decode_envelope, event_type
 from shared.events.envelope import new_event_id
+from tests.support import factories
 
 
 @event_type("unit.thing_happened.v1")
@@ -104,6 +106,108 @@ def test_invalid_events_get_a_precise_reason(raw: bytes, reason: str) -> None:
     with pytest.raises(InvalidEvent) as error:
         decode_envelope(raw, EXPECTED)
     assert str(error.value).startswith(reason)
+
+
+def type_header(name: str) -> list[tuple[str, bytes]]:
+    """The record headers a platform relay sets, naming the event's type."""
+    return [("content-type", b"application/cloudevents+json"), ("ce_type", name.encode())]
+
+
+THING = ThingHappened.event_type
+
+
+def test_a_record_naming_its_type_is_validated_against_that_model_in_one_pass() -> None:
+    event = Envelope.wrap(
+        ThingHappened(thing_id="t-1", amount=Decimal("10.05")),
+        source="pollinate/unit",
+        subject="t-1",
+        traceparent=f"00-{'a' * 32}-{'b' * 16}-01",
+    )
+    hinted = decode_envelope(event.to_bytes(), EXPECTED, type_header(THING))
+    general = decode_envelope(event.to_bytes(), EXPECTED)
+    assert hinted == general == event
+    assert type(hinted) is Envelope[ThingHappened]  # the one pass, not the general path
+    assert type(general) is Envelope[Any]
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [
+        factories.crm_deal_changed,
+        factories.deal_state_changed,
+        factories.registration_decided,
+        factories.partner_state_changed,
+        factories.credit_issued,
+        factories.incentive_earned,
+        factories.mdf_accrued,
+        factories.partner_notification,
+        factories.campaign_changed,
+    ],
+)
+def test_the_one_pass_gives_what_the_general_path_gives_for_every_contract(factory: Any) -> None:
+    payload = factory()
+    raw = Envelope.wrap(payload, source="pollinate/unit", subject="s").to_bytes()
+    expected = {payload.event_type: type(payload)}
+    hinted = decode_envelope(raw, expected, type_header(payload.event_type))
+    assert type(hinted) is Envelope[type(payload)]
+    assert hinted == decode_envelope(raw, expected)
+
+
+def body(**changes: Any) -> dict[str, Any]:
+    event = Envelope.wrap(ThingHappened(thing_id="t", amount=Decimal(1)), source="s", subject="t")
+    return {**event.model_dump(mode="json"), **changes}
+
+
+@pytest.mark.parametrize("missing", ["id", "time", "specversion"])
+def test_an_event_lacking_an_attribute_is_refused_whatever_its_headers_say(missing: str) -> None:
+    """Envelope makes these up for an event being written; one read off the wire must carry
+    them."""
+    raw = json.dumps({k: v for k, v in body().items() if k != missing}).encode()
+    with pytest.raises(InvalidEvent, match=f"malformed CloudEvents envelope: {missing}: Field"):
+        decode_envelope(raw, EXPECTED, type_header(THING))
+
+
+def test_the_body_decides_when_the_header_names_another_type() -> None:
+    @event_type("unit.other_thing_happened.v1")
+    class OtherThingHappened(EventPayload):
+        thing_id: str
+
+    expected = {**EXPECTED, OtherThingHappened.event_type: OtherThingHappened}
+    raw = json.dumps(body()).encode()
+    decoded = decode_envelope(raw, expected, type_header(OtherThingHappened.event_type))
+    assert decoded is not None
+    assert decoded.type == THING
+    assert decoded.data == ThingHappened(thing_id="t", amount=Decimal(1))
+    assert decode_envelope(raw, {}, type_header(THING)) is None  # not handled here
+
+
+def test_a_content_type_other_than_json_is_read_as_the_general_path_reads_it() -> None:
+    raw = json.dumps(body(datacontenttype="text/plain")).encode()
+    hinted = decode_envelope(raw, EXPECTED, type_header(THING))
+    assert hinted == decode_envelope(raw, EXPECTED)
+    assert hinted is not None
+    assert hinted.datacontenttype == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"data": {"thing_id": "t", "amount": "ten"}}, "invalid unit.thing_happened.v1 payload"),
+        ({"data": None}, "malformed CloudEvents envelope: data: Input should be an object"),
+        ({"subject": 7}, "malformed CloudEvents envelope: subject"),
+        ({"specversion": "0.3"}, "unsupported CloudEvents specversion '0.3'"),
+    ],
+)
+def test_a_record_naming_its_type_gets_the_same_precise_reason(
+    changes: dict[str, Any], reason: str
+) -> None:
+    raw = json.dumps(body(**changes)).encode()
+    with pytest.raises(InvalidEvent) as hinted:
+        decode_envelope(raw, EXPECTED, type_header(THING))
+    with pytest.raises(InvalidEvent) as general:
+        decode_envelope(raw, EXPECTED)
+    assert str(hinted.value) == str(general.value)
+    assert str(hinted.value).startswith(reason)
 
 
 def test_an_event_type_name_cannot_be_registered_twice() -> None:
