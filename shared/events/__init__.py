@@ -9,6 +9,7 @@ from shared.events.envelope import (
     as_utc,
     decode_envelope,
     event_type,
+    header_texts,
     payload_model_for,
     registered_event_types,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "as_utc",
     "decode_envelope",
     "event_type",
+    "header_texts",
     "payload_model_for",
     "registered_event_types",
 ]

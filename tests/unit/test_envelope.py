@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from shared.events import Envelope, EventPayload, InvalidEvent, decode_envelope, event_type
+from shared.events import (
+    Envelope,
+    EventPayload,
+    InvalidEvent,
+    decode_envelope,
+    event_type,
+    header_texts,
+)
 from shared.events.envelope import new_event_id
 from tests.support import factories
 
@@ -208,6 +215,33 @@ def test_a_record_naming_its_type_gets_the_same_precise_reason(
         decode_envelope(raw, EXPECTED)
     assert str(hinted.value) == str(general.value)
     assert str(hinted.value).startswith(reason)
+
+
+@pytest.mark.parametrize("amount", [75110097642892.12, 12500.0, 1e2, -0.5, 1e22])
+def test_a_number_with_a_fraction_reads_as_the_general_path_reads_it(amount: float) -> None:
+    """Read in one pass, a JSON number would become a Decimal by another rounding (the first
+    amount's cents, the others' scale): an event carrying one takes the general path."""
+    change = factories.crm_deal_changed().model_dump(mode="json")
+    raw = json.dumps(
+        {**body(), "type": "crm.deal.changed.v1", "data": {**change, "amount": amount}}
+    ).encode()
+    expected: dict[str, Any] = {"crm.deal.changed.v1": type(factories.crm_deal_changed())}
+    hinted = decode_envelope(raw, expected, type_header("crm.deal.changed.v1"))
+    general = decode_envelope(raw, expected)
+    assert hinted is not None
+    assert general is not None
+    assert hinted.data.amount.as_tuple() == general.data.amount.as_tuple()
+    assert type(hinted) is Envelope[Any]  # the general path
+
+
+def test_headers_without_a_value_are_left_out() -> None:
+    """Kafka lets a header carry no value; aiokafka reads it as None."""
+    raw = json.dumps(body()).encode()
+    headers = [("ce_type", None), ("traceparent", b"00-x"), ("ce_type", b"ignored"), ("k", None)]
+    assert header_texts(headers) == {"traceparent": "00-x", "ce_type": "ignored"}
+    assert header_texts(None) == {}
+    decoded = decode_envelope(raw, EXPECTED, [("ce_type", None)])
+    assert decoded == decode_envelope(raw, EXPECTED)
 
 
 def test_an_event_type_name_cannot_be_registered_twice() -> None:
