@@ -46,11 +46,11 @@ from shared.db import (
     Pool,
     lock_in_order,
 )
-from shared.events import Envelope, EventPayload, InvalidEvent, decode_envelope
+from shared.events import Envelope, EventPayload, InvalidEvent, decode_envelope, header_texts
 from shared.outbox import Outbox, OutgoingEvent, ingested_at_of, ingestion
 from shared.provenance import provenance_mismatch
 from shared.provisions import Provisions
-from shared.subscriber import left_undecoded, poll_without_idle_sleep
+from shared.subscriber import left_undecoded, parsed_whatever_the_headers, poll_without_idle_sleep
 from shared.topics import Topic, dead_letter_topic
 from shared.tracing import context_from_traceparent, traceparent_of, tracer
 
@@ -266,6 +266,7 @@ class EventConsumer:
             batch_timeout_ms=self.batch_timeout_ms,
             # Each record is decoded once, by process_batch against its route's contract.
             decoder=left_undecoded,
+            parser=parsed_whatever_the_headers,
         )
         subscriber(on_batch)
         poll_without_idle_sleep(subscriber)
@@ -478,7 +479,7 @@ class EventConsumer:
         return trace.use_span(self._start_span(record), end_on_exit=True)
 
     def _start_span(self, record: ConsumerRecord[Any, Any]) -> trace.Span:
-        headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+        headers = header_texts(record.headers)
         return self._tracer.start_span(
             f"consume {record.topic}",
             context=context_from_traceparent(headers.get("traceparent")),
@@ -563,9 +564,7 @@ class EventConsumer:
                 "reason": reason,
             },
         )
-        headers = {
-            k: v.decode(errors="replace") for k, v in (record.headers or ()) if k not in DLQ_HEADERS
-        }
+        headers = {k: v for k, v in header_texts(record.headers).items() if k not in DLQ_HEADERS}
         headers.update(
             {
                 DLQ_REASON: reason[:4000],

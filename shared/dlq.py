@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 
 from shared.consumer import DLQ_HEADERS, DLQ_ORIGIN_TOPIC, DLQ_REASON
+from shared.events import header_texts
 from shared.kafka_client import KafkaConnection
 from shared.outbox import make_producer
 from shared.settings import ServiceSettings
@@ -58,8 +59,7 @@ class DeadLetter:
 
 
 def _to_dead_letter(record: Any) -> DeadLetter:
-    headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
-    return DeadLetter(record.offset, record.key, record.value or b"", headers)
+    return DeadLetter(record.offset, record.key, record.value or b"", header_texts(record.headers))
 
 
 async def read_dead_letters(

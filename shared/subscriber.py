@@ -11,10 +11,13 @@ poll without it. With a timeout of 0 an empty poll would return without yielding
 would starve everything else in the process: the timeout is refused unless above 0.
 
 The subscriber's decoder does nothing (`left_undecoded`): the platform's handler decodes each raw
-record itself, against its route's contract."""
+record itself, against its route's contract. Its parser survives any header
+(`parsed_whatever_the_headers`)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from itertools import chain
 from typing import Any
 
@@ -48,3 +51,34 @@ async def left_undecoded(message: KafkaMessage) -> None:
     each against its route's contract; FastStream's default decoder parsed every body as JSON
     first, for nothing (32 us a 1.1 kB record; 11.5% of notifications' CPU at saturation)."""
     return None
+
+
+Records = tuple[ConsumerRecord[Any, Any], ...]
+
+
+async def parsed_whatever_the_headers(
+    records: Records, original: Callable[[Records], Awaitable[KafkaMessage]]
+) -> KafkaMessage:
+    """The parser of the platform's subscribers. FastStream's batch parser reads every header
+    value as UTF-8 text: a header that Kafka lets carry no value (aiokafka reads it as None),
+    or one not in UTF-8, made it raise before the handler ran, so the batch came again and
+    again and the partition stalled behind one record any producer could send. Such a batch
+    is parsed with those headers left out; the handler still gets the records as they came
+    (it reads their headers itself, leniently: `shared.events.header_texts`)."""
+    try:
+        return await original(records)
+    except (AttributeError, UnicodeDecodeError):
+        message = await original(tuple(_readable_headers(record) for record in records))
+        message.raw_message = records
+        return message
+
+
+def _readable_headers(record: ConsumerRecord[Any, Any]) -> ConsumerRecord[Any, Any]:
+    readable = []
+    for key, value in record.headers or ():
+        try:
+            value.decode()
+        except (AttributeError, UnicodeDecodeError):
+            continue
+        readable.append((key, value))
+    return replace(record, headers=readable)

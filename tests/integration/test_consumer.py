@@ -366,3 +366,31 @@ async def test_a_record_whose_key_is_not_its_subject_is_dead_lettered_and_its_ne
     assert dict(letters[0].headers)[DLQ_REASON].decode() == (
         "record key 'k' is not the envelope subject 'other'"
     )
+
+
+async def test_headers_without_a_value_neither_stall_the_consumer_nor_decide_anything(
+    components: Components, running: Any
+) -> None:
+    """Kafka lets a header carry no value (aiokafka reads it as None), and any bytes: an outside
+    producer may send either. Such a record is read by its body like any other and parked with
+    its reason when it is poison, and the records behind it flow."""
+    topic, _, waiter = running
+    empty: list[tuple[str, bytes | None]] = [
+        ("ce_type", None),
+        ("traceparent", None),
+        ("x", None),
+        ("y", b"\xff\xfe not UTF-8"),
+    ]
+    good = Envelope.wrap(CounterIncremented(counter="nv", by=2), source="test", subject="k")
+    for value in (b"{not json", good.to_bytes()):
+        await components.producer.send_and_wait(topic.name, value=value, key=b"k", headers=empty)
+
+    assert await waiter.next(2) == [Outcome.DEAD_LETTERED, Outcome.PROCESSED]
+    assert await components.pool.fetchval("SELECT value FROM counters WHERE name = 'nv'") == 2
+    letters = await read_records(
+        components.infra.kafka, dead_letter_topic(components.service.schema).name, 1
+    )
+    headers = dict(letters[0].headers)
+    assert headers[DLQ_REASON].decode().startswith("malformed CloudEvents envelope")
+    assert "x" not in headers  # a header without a value is not carried into the letter
+    assert headers["y"] == "\ufffd\ufffd not UTF-8".encode()
