@@ -592,7 +592,7 @@ def dead_letter_id(group_id: str, record: ConsumerRecord[Any, Any]) -> uuid.UUID
     parked once. A record replayed in place from a dead letter (same coordinates) names that
     letter in `dlq.replayed_from`, so failing again parks it anew, with its new reason."""
     coordinates = f"{group_id}/{record.topic}/{record.partition}/{record.offset}"
-    replayed_from = dict(record.headers or ()).get(DLQ_REPLAYED_FROM)
+    replayed_from = header_texts(record.headers).get(DLQ_REPLAYED_FROM)
     if replayed_from:
-        coordinates += f"/replayed-from/{bytes(replayed_from).decode(errors='replace')}"
+        coordinates += f"/replayed-from/{replayed_from}"
     return uuid.uuid5(DLQ_NAMESPACE, coordinates)
