@@ -489,8 +489,9 @@ async def lock_deals(
     (`lock_crm_deal_keys`), so nobody else creates them meanwhile."""
     rows = {r["deal_key"]: dict(r) for r in await conn.fetch(_LOCK_DEALS_SQL, list(keys))}
     created = {key for key in keys if key not in rows}
-    for key in created:
-        rows[key] = new_crm_deal(key, *new[key])
+    for key in keys:  # in key order, as they are inserted
+        if key in created:
+            rows[key] = new_crm_deal(key, *new[key])
     return rows, created
 
 
