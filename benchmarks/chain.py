@@ -11,8 +11,8 @@ saturation. Each deal names its referring partner, so it flows deals -> attribut
 incentives (earning) and produces notifications. Latency is measured with timestamps carried by
 the events: from the CRM change's `ingested_at` (set when deals accepted it) to the Kafka
 timestamp of the partner notification (attribution's credit notice: the first the partner
-hears) and of the incentive entry (`incentive.earned.v1`), and to the moment the partner's
-webhook receiver (benchmarks/webhook_receiver.py: a process of its own, verifying each
+hears) and of the credit's booking in the ledger (`incentive.credit_booked.v1`), and to the
+moment the partner's webhook receiver (benchmarks/webhook_receiver.py: a process of its own, verifying each
 signature) got that credit notice from the notifications service. Also measured in the same run: raw
 aiokafka produce->consume and raw Postgres single-row transactions with an outbox insert,
 outbox relay lag, service RSS at saturation, the conflict-check cost as registrations grow, and
@@ -285,7 +285,7 @@ async def observe(
                     if event["type"] == "notification.partner.v1":
                         if data["kind"] == "credit_issued":
                             observed.notified_ms.setdefault(deal, latency)
-                    elif event["type"] == "incentive.earned.v1":
+                    elif event["type"] == "incentive.credit_booked.v1":
                         observed.earned(deal, latency, record.timestamp / 1000)
     finally:
         await consumer.stop()

@@ -4,9 +4,9 @@
     .venv/bin/python -m benchmarks.incentives_credits [--credits 1000]
 
 Starts one incentives process, publishes N credits (N deals, 50 partners) to
-attribution.credits.v1 with `ingested_at` = send time, reads incentive.earned.v1 back from
+attribution.credits.v1 with `ingested_at` = send time, reads incentive.credit_booked.v1 back from
 incentives.ledger.v1 and prints credits/s and latency percentiles from `ingested_at` to the
-earning event being consumed (publish -> consume -> book + outbox -> relay -> consume).
+booking event being consumed (publish -> consume -> book + outbox -> relay -> consume).
 `--interval-ms 100` paces the credits instead of one burst (latency without a backlog).
 """
 
@@ -106,7 +106,7 @@ async def main(count: int, interval_ms: float) -> None:
             async for seen, record in arrivals(consumer, timeout_ms=200):
                 body = json.loads(record.value)
                 data = body["data"]
-                if body["type"] != "incentive.earned.v1":
+                if body["type"] != "incentive.credit_booked.v1":
                     continue
                 if not data["credit_id"].startswith(f"bench-{run}-"):
                     continue

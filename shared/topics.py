@@ -114,6 +114,7 @@ INCENTIVE_LEDGER = Topic(
     "Ledger entries: earnings, kickers, reversals, MDF accruals, claim decisions, MDF "
     "pre-approvals of campaigns.",
     events=(
+        "incentive.credit_booked.v1",
         "incentive.earned.v1",
         "incentive.reversed.v1",
         "incentive.mdf_accrued.v1",

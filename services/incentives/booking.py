@@ -18,13 +18,13 @@ from services.incentives import clawbacks, mdf_accruals, repository
 from services.incentives.domain.evaluation import evaluate, refusal
 from services.incentives.domain.programs import IncentivePrograms
 from services.incentives.domain.surroundings import Subject
-from services.incentives.ledger_events import entry_event
+from services.incentives.ledger_events import booked_event
 from services.incentives.repository import Booking
 from shared.clock import now
 from shared.db import Connection
 from shared.events import Envelope, InvalidEvent
 from shared.events.attribution import CreditIssued
-from shared.events.incentives import IncentiveEarned
+from shared.events.incentives import CreditBooked, IncentiveEarned, MdfAccrued
 from shared.events.notifications import NotificationKind
 from shared.notify import notify
 from shared.outbox import OutgoingEvent
@@ -161,18 +161,22 @@ async def _write(
     )
     events: list[OutgoingEvent] = []
     for booking in bookings:
-        events += _earning_events(programs, booking)
-        if booking.accrual is not None:
-            events.append(next(accrued))
+        accrual = next(accrued) if booking.accrual is not None else None
+        events += _booking_events(programs, booking, accrual)
     return events
 
 
-def _earning_events(programs: IncentivePrograms, booking: Booking) -> list[OutgoingEvent]:
-    """One IncentiveEarned per line, then the partner's notification if it earned anything."""
+def _booking_events(
+    programs: IncentivePrograms, booking: Booking, accrued: MdfAccrued | None
+) -> list[OutgoingEvent]:
+    """The credit's booking in one ledger event (its earning lines and MDF accrual; none if it
+    booked neither), then the partner's notification if it earned anything. One event for the
+    credit instead of one per entry: each entry was a Kafka message, an outbox row and its
+    publish mark of its own (README, issue 23)."""
     credit, earnings, at = booking.credit, booking.earnings, booking.at
     events = []
-    for line, line_id in zip(earnings.lines, booking.line_ids, strict=True):
-        earned = IncentiveEarned(
+    lines = [
+        IncentiveEarned(
             entry_id=line_id,
             partner_id=credit.partner_id,
             entry_type=line.entry_type.value,
@@ -191,7 +195,20 @@ def _earning_events(programs: IncentivePrograms, booking: Booking) -> list[Outgo
             earned_at=at,
             ingested_at=booking.ingested_at,
         )
-        events.append(entry_event(earned, booking.cause))
+        for line, line_id in zip(earnings.lines, booking.line_ids, strict=True)
+    ]
+    if lines or accrued is not None:
+        booked = CreditBooked(
+            credit_id=credit.credit_id,
+            partner_id=credit.partner_id,
+            deal_key=credit.deal_key,
+            period=earnings.period,
+            earnings=lines,
+            mdf_accrued=accrued,
+            booked_at=at,
+            ingested_at=booking.ingested_at,
+        )
+        events.append(booked_event(booked, booking.cause))
     if earnings.total > 0:
         rules = ", ".join(f"{line.rule} {line.amount}" for line in earnings.lines if line.amount)
         events.append(

@@ -8,20 +8,18 @@ from collections.abc import Sequence
 from services.incentives import mdf_repository
 from services.incentives.domain.ledger import entry_id
 from services.incentives.domain.programs import IncentivePrograms
-from services.incentives.ledger_events import entry_event
 from services.incentives.mdf_repository import NewLot
 from services.incentives.repository import Booking
 from shared.db import Connection
 from shared.events.incentives import MdfAccrued
-from shared.outbox import OutgoingEvent
 
 
 async def book_accruals(
     conn: Connection, programs: IncentivePrograms, bookings: Sequence[Booking]
-) -> list[OutgoingEvent]:
+) -> list[MdfAccrued]:
     """Book the accruals of `bookings` in order (each a lot and an MDF entry), several for one
-    partner too: each sees the fund as the ones before it left it. Returns their MdfAccrued
-    events, in order."""
+    partner too: each sees the fund as the ones before it left it. Returns what each accrued,
+    in order, for its credit's booking event."""
     if not bookings:
         return []
     times = [b.at for b in bookings]
@@ -29,7 +27,7 @@ async def book_accruals(
         conn, [b.credit.partner_id for b in bookings], min(times), max(times)
     )
     lots: list[NewLot] = []
-    events: list[OutgoingEvent] = []
+    accruals: list[MdfAccrued] = []
     for booking in bookings:
         accrual, partner_id = booking.accrual, booking.credit.partner_id
         assert accrual is not None
@@ -55,6 +53,6 @@ async def book_accruals(
             accrued_at=booking.at,
             ingested_at=booking.ingested_at,
         )
-        events.append(entry_event(accrued, booking.cause))
+        accruals.append(accrued)
     await mdf_repository.insert_accruals(conn, programs, lots)
-    return events
+    return accruals

@@ -17,6 +17,7 @@ from services.programme import (
 from services.programme.settings import ProgrammeSettings
 from shared.events.attribution import CreditIssued, CreditReversed, PartnerHealthScored
 from shared.events.incentives import (
+    CreditBooked,
     IncentiveEarned,
     IncentiveReversed,
     MdfAccrued,
@@ -55,6 +56,7 @@ def wire(platform: Platform) -> None:
     credits.handles_batch(CreditIssued)(handlers.on_credits)
     credits.handles_batch(CreditReversed)(handlers.on_reversals)
     ledger = platform.consumer("ledger", [INCENTIVE_LEDGER])
+    ledger.handles_batch(CreditBooked)(handlers.on_bookings)
     ledger.handles_batch(IncentiveEarned)(handlers.on_earnings)
     ledger.handles_batch(IncentiveReversed)(handlers.on_clawbacks)
     ledger.handles_batch(MdfAccrued)(handlers.on_mdf_accruals)

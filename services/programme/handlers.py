@@ -20,6 +20,7 @@ from shared.consumer import HandlerContext
 from shared.events import Envelope
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.incentives import (
+    CreditBooked,
     IncentiveEarned,
     IncentiveReversed,
     MdfAccrued,
@@ -103,10 +104,28 @@ async def _record_spend(
     await repository.record_spend(ctx.conn, [e for e in entries if e is not None])
 
 
+def _earning(e: IncentiveEarned) -> SpendEntry:
+    return SpendEntry.of_ledger(e, "incentive", e.amount, e.earned_at)
+
+
+def _mdf_accrual(e: MdfAccrued) -> SpendEntry:
+    return SpendEntry.of_ledger(e, "mdf_accrual", e.amount, e.accrued_at)
+
+
+async def on_bookings(ctx: HandlerContext, events: list[Envelope[CreditBooked]]) -> None:
+    """A credit's booking: each of its entries, as it would be announced alone."""
+    entries: list[SpendEntry] = []
+    for event in events:
+        booked = event.data
+        entries += [_earning(earned) for earned in booked.earnings]
+        if booked.mdf_accrued is not None:
+            entries.append(_mdf_accrual(booked.mdf_accrued))
+    await repository.record_spend(ctx.conn, entries)
+
+
 async def on_earnings(ctx: HandlerContext, events: list[Envelope[IncentiveEarned]]) -> None:
-    await _record_spend(
-        ctx, events, lambda e: SpendEntry.of_ledger(e, "incentive", e.amount, e.earned_at)
-    )
+    """An earning announced alone (incentives did so before it announced bookings)."""
+    await _record_spend(ctx, events, _earning)
 
 
 def _clawback(e: IncentiveReversed) -> SpendEntry:
@@ -120,9 +139,8 @@ async def on_clawbacks(ctx: HandlerContext, events: list[Envelope[IncentiveRever
 
 
 async def on_mdf_accruals(ctx: HandlerContext, events: list[Envelope[MdfAccrued]]) -> None:
-    await _record_spend(
-        ctx, events, lambda e: SpendEntry.of_ledger(e, "mdf_accrual", e.amount, e.accrued_at)
-    )
+    """An MDF accrual announced alone (before incentives announced bookings)."""
+    await _record_spend(ctx, events, _mdf_accrual)
 
 
 def _claim_spend(e: MdfClaimDecided) -> SpendEntry | None:

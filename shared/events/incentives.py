@@ -5,6 +5,11 @@ reversals (clawbacks), MDF accruals/expiries, MDF claim decisions and payouts. E
 program rule that produced it and the credit it came from, with `ingested_at` copied from that
 credit (when the upstream change behind it entered Pollinate). Amounts are exact decimals in
 `currency` (the programs' reporting currency).
+
+What one credit books (its earnings and its MDF accrual) is announced together, as one
+`incentive.credit_booked.v1` carrying each entry as it reads alone. Before that, each entry was
+an event of its own (`incentive.earned.v1`, `incentive.mdf_accrued.v1`): those types stay
+readable, as records of them stay on the topic.
 """
 
 from __future__ import annotations
@@ -75,6 +80,22 @@ class MdfAccrued(EventPayload):
     expires_at: UtcDatetime
     fund_available: Decimal = Field(description="the partner's available MDF after this accrual")
     accrued_at: UtcDatetime
+    ingested_at: UtcDatetime | None = None
+
+
+@event_type("incentive.credit_booked.v1")
+class CreditBooked(EventPayload):
+    """Everything one credit booked, announced at once: its earning entries (in the order the
+    rules produced them; none when no rule paid) and its MDF accrual, if it accrued one. Each
+    entry is what its own event said before this one grouped them."""
+
+    credit_id: str
+    partner_id: str
+    deal_key: str
+    period: str = Field(description="the revenue period of the credit (close date), e.g. 2026-Q4")
+    earnings: list[IncentiveEarned]
+    mdf_accrued: MdfAccrued | None = None
+    booked_at: UtcDatetime
     ingested_at: UtcDatetime | None = None
 
 

@@ -201,17 +201,25 @@ async def test_credit_earns_correction_claws_back_and_redelivery_pays_once(
         )
         assert reversals == 10
 
-    # Published: each earning once, with the rule, the credit and the credit's ingested_at.
+    # Published: each credit's booking once, carrying each earning with the rule, the credit
+    # and the credit's ingested_at.
     def complete(found: list[dict[str, Any]]) -> bool:
         types = types_of(found)
         return (
-            types.count("incentive.earned.v1") >= 14 and types.count("incentive.reversed.v1") >= 12
+            types.count("incentive.credit_booked.v1") >= 3
+            and types.count("incentive.reversed.v1") >= 12
         )
 
     events = await wait_for_keyed(
         infra.kafka, INCENTIVE_LEDGER.name, partner, complete, since=since
     )
-    earned = [e["data"] for e in events if e["type"] == "incentive.earned.v1"]
+    bookings = [e["data"] for e in events if e["type"] == "incentive.credit_booked.v1"]
+    assert [b["credit_id"] for b in bookings] == [
+        first.credit_id,
+        corrected.credit_id,
+        sentinel.credit_id,
+    ]
+    earned = [line for b in bookings for line in b["earnings"]]
     assert len(earned) == 14  # 5 + 5 + 4 (sentinel): the duplicates paid nothing
     first_earned = [e for e in earned if e["credit_id"] == first.credit_id]
     assert {e["program_rule"] for e in first_earned} == {r["rule"] for r in rules}
@@ -223,7 +231,7 @@ async def test_credit_earns_correction_claws_back_and_redelivery_pays_once(
         + [("incentive", corrected.credit_id)] * 5
         + [("mdf", corrected.credit_id)]
     )
-    accrued = [e["data"] for e in events if e["type"] == "incentive.mdf_accrued.v1"]
+    accrued = [b["mdf_accrued"] for b in bookings if b["mdf_accrued"] is not None]
     assert sorted(e["amount"] for e in accrued) == ["1600.00", "20.00", "2000.00"]
 
     def notified(found: list[dict[str, Any]]) -> bool:

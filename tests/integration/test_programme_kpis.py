@@ -139,13 +139,14 @@ async def seed(infra: Infra, p: dict[str, str]) -> dict[str, Any]:
     )
     await send_envelopes(infra, ATTRIBUTION_CREDITS.name, sourced.deal_key, again)
 
+    # The first credit's booking in one event (as incentives announces it); the others'
+    # entries each alone (as it announced them before: such records stay on the topic).
+    head = {"partner_id": star, "credit_id": sourced.credit_id, "period": "2026-Q4"}
     ledger = [
-        f.incentive_earned(
-            partner_id=star,
-            amount=Decimal("100.00"),
-            credit_id=sourced.credit_id,
-            period="2026-Q4",
-            earned_at=T,
+        f.credit_booked(
+            **head,
+            earnings=[f.incentive_earned(**head, amount=Decimal("100.00"), earned_at=T)],
+            mdf_accrued=f.mdf_accrued(**head, amount=Decimal("20.00"), accrued_at=T),
         ),
         f.incentive_earned(
             partner_id=star,
@@ -160,13 +161,6 @@ async def seed(infra: Infra, p: dict[str, str]) -> dict[str, Any]:
             credit_id=corrected.credit_id,
             period="2026-12",
             reversed_at=T + 50 * H,
-        ),
-        f.mdf_accrued(
-            partner_id=star,
-            amount=Decimal("20.00"),
-            credit_id=sourced.credit_id,
-            period="2026-Q4",
-            accrued_at=T,
         ),
         f.mdf_claim_decided(partner_id=star, amount=Decimal("30.00"), decided_at=T + 3 * H),
         f.mdf_claim_decided(

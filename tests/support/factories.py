@@ -16,6 +16,7 @@ from shared.events.attribution import (
 )
 from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
 from shared.events.incentives import (
+    CreditBooked,
     IncentiveEarned,
     IncentiveReversed,
     MdfAccrued,
@@ -215,6 +216,23 @@ def incentive_earned(**fields: Any) -> IncentiveEarned:
         "earned_at": AT,
     }
     return IncentiveEarned(**(values | fields))
+
+
+def credit_booked(**fields: Any) -> CreditBooked:
+    """A credit's booking; its entries (by default one earning and one MDF accrual) name its
+    partner and credit unless given."""
+    head: dict[str, Any] = {
+        "credit_id": fields.pop("credit_id", _id("cr")),
+        "partner_id": fields.pop("partner_id", _id("p")),
+        "deal_key": fields.pop("deal_key", _id("deal")),
+        "period": fields.pop("period", "2026-Q4"),
+    }
+    values: dict[str, Any] = head | {
+        "earnings": [incentive_earned(**head)],
+        "mdf_accrued": mdf_accrued(**head),
+        "booked_at": AT,
+    }
+    return CreditBooked(**(values | fields))
 
 
 def incentive_reversed(**fields: Any) -> IncentiveReversed:

@@ -147,6 +147,7 @@ def test_a_record_naming_its_type_is_validated_against_that_model_in_one_pass() 
         factories.credit_issued,
         factories.incentive_earned,
         factories.mdf_accrued,
+        factories.credit_booked,
         factories.partner_notification,
         factories.campaign_changed,
     ],
