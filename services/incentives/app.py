@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from services.incentives import api, handlers, jobs, payout_api, preapproval_api
+from services.incentives.ledger_events import LedgerAnnouncements
 from services.incentives.mdf_preapprovals import PreapprovalPolicy
 from services.incentives.settings import IncentivesSettings
 from shared.events.attribution import CreditIssued, CreditReversed
@@ -24,6 +25,7 @@ def wire(platform: Platform) -> None:
     log.info("incentive programs loaded", extra={"programs_version": programs.version})
     platform.provide(programs)
     platform.provide(PreapprovalPolicy(settings.preapproval_claim_window_days))
+    platform.provide(LedgerAnnouncements(entries_alone=settings.ledger_entries_alone))
 
     ledger = platform.consumer("ledger", [ATTRIBUTION_CREDITS])
     ledger.handles_batch(CreditIssued)(handlers.on_credits)

@@ -14,6 +14,7 @@ from services.incentives import (
     repository,
 )
 from services.incentives.domain.programs import IncentivePrograms
+from services.incentives.ledger_events import LedgerAnnouncements
 from shared.consumer import HandlerContext
 from shared.db import Connection
 from shared.events import Envelope
@@ -44,7 +45,7 @@ async def on_credits(ctx: HandlerContext, events: list[Envelope[CreditIssued]]) 
     """A run of consecutive credits is booked together; what each one causes continues the
     trace of its own event."""
     booked = await booking.book_credits(ctx.conn, ctx.provided(IncentivePrograms), events)
-    await ctx.emit_all(booked.events)
+    await ctx.emit_all(ctx.provided(LedgerAnnouncements).of(booked.events))
 
 
 async def on_reversal(ctx: HandlerContext, event: Envelope[CreditReversed]) -> None:
@@ -64,7 +65,7 @@ async def on_partner(ctx: HandlerContext, event: Envelope[PartnerStateChanged]) 
     booked = await partner_projection.project_partner(
         ctx.conn, ctx.provided(IncentivePrograms), event.data
     )
-    await ctx.emit_all(booked.events)
+    await ctx.emit_all(ctx.provided(LedgerAnnouncements).of(booked.events))
 
 
 async def on_campaigns(ctx: HandlerContext, events: list[Envelope[CampaignChanged]]) -> None:

@@ -19,6 +19,10 @@ class IncentivesSettings(BaseSettings):
     # Days after a campaign's end that claims against its MDF pre-approval are still accepted;
     # then what is left of the reservation goes back to the fund.
     preapproval_claim_window_days: int = Field(default=60, ge=0, le=365)
+    # Announce each ledger entry of a booking alone (incentive.earned.v1, .mdf_accrued.v1) instead
+    # of the booking as one incentive.credit_booked.v1: only while upgrading from a version that
+    # did so and a reader of incentives.ledger.v1 still runs it (it would skip the new type).
+    ledger_entries_alone: bool = False
 
     def programs(self) -> IncentivePrograms:
         text = self.programs_file.read_text() if self.programs_file else None

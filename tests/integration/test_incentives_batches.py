@@ -25,6 +25,7 @@ from aiokafka import ConsumerRecord
 
 from services.incentives import handlers, partner_projection, repository
 from services.incentives.domain.programs import Caps, IncentivePrograms, Mdf
+from services.incentives.ledger_events import LedgerAnnouncements
 from shared.consumer import EventConsumer, Outcome
 from shared.db import Pool
 from shared.events import Envelope, EventPayload
@@ -59,11 +60,19 @@ async def incentives_schema(infra: Infra) -> AsyncIterator[tuple[Pool, str]]:
         yield pool, f"{scratch.schema}_svc"
 
 
-def ledger_consumer(pool: Any, programs: IncentivePrograms = PROGRAMS) -> EventConsumer:
+GROUPED = LedgerAnnouncements()  # the default: a credit's booking in one event
+
+
+def ledger_consumer(
+    pool: Any,
+    programs: IncentivePrograms = PROGRAMS,
+    announcements: LedgerAnnouncements = GROUPED,
+) -> EventConsumer:
     """The service's ledger consumer (its real handlers, as app.py wires them) on a scratch
     schema."""
     provisions = Provisions()
     provisions.provide(programs)
+    provisions.provide(announcements)
     consumer = EventConsumer(
         name="ledger",
         service="incentives",
@@ -297,6 +306,41 @@ async def test_a_batch_books_exactly_what_one_event_at_a_time_books(infra: Infra
         again = await ledger_consumer(batched).process_batch(records)
         assert again == [Outcome.DUPLICATE] * len(records)
         assert await state(batched) == booked
+
+
+async def test_during_an_upgrade_the_entries_of_each_booking_can_go_out_alone(
+    infra: Infra,
+) -> None:
+    """INCENTIVES_LEDGER_ENTRIES_ALONE: the same rows, and each entry a booking carries
+    announced alone instead, as the version before bookings did (identified by its entry)."""
+    run = uuid.uuid4().hex[:8]
+    events, _ = scenario(run)
+    records = await records_of(infra, *events)
+    alone = LedgerAnnouncements(entries_alone=True)
+    async with incentives_schema(infra) as (grouped, _), incentives_schema(infra) as (split, _):
+        await prepare(grouped, run)
+        await prepare(split, run)
+        await ledger_consumer(grouped).process_batch(records)
+        await ledger_consumer(split, announcements=alone).process_batch(records)
+
+        booked, entries = await state(grouped), await state(split)
+        assert {k: v for k, v in booked.items() if k != "outbox"} == {
+            k: v for k, v in entries.items() if k != "outbox"
+        }
+        kinds = ("incentive.earned.v1", "incentive.mdf_accrued.v1", "incentive.credit_booked.v1")
+        carried = []
+        for _id, _topic, _key, kind, data in booked["outbox"]:
+            if kind == "incentive.credit_booked.v1":
+                carried += [("incentive.earned.v1", line) for line in data["earnings"]]
+                if data["mdf_accrued"] is not None:
+                    carried += [("incentive.mdf_accrued.v1", data["mdf_accrued"])]
+        assert len(carried) == 36  # 28 earnings, 8 accruals
+        assert [(e[3], e[4]) for e in entries["outbox"] if e[3] in kinds] == carried
+        assert all(e[0] == uuid.UUID(e[4]["entry_id"]) for e in entries["outbox"] if e[3] in kinds)
+        # Everything else the same, in the same order.
+        assert [e for e in booked["outbox"] if e[3] not in kinds] == [
+            e for e in entries["outbox"] if e[3] not in kinds
+        ]
 
 
 async def test_a_poison_credit_in_a_run_is_dead_lettered_and_the_rest_applied_once(
