@@ -17,7 +17,8 @@ from aiokafka.errors import ProducerClosed
 
 from shared.consumer import Outcome
 from shared.dlq import parked_rows
-from shared.outbox import make_producer
+from shared.events import Envelope
+from shared.outbox import OutgoingEvent, make_producer
 from shared.relay import OutboxRelay, Settled
 from shared.topics import Topic, TopicLayout
 from tests.support.counter import Components, CounterIncremented, counter_consumer
@@ -70,6 +71,37 @@ async def test_event_committed_before_a_crash_is_published_after_restart(
     outcomes = [await consumer.process(r) for r in records]
     assert outcomes == [Outcome.PROCESSED, Outcome.DUPLICATE]
     assert await components.pool.fetchval("SELECT value FROM counters WHERE name = 'c'") == 1
+
+
+async def test_each_record_carries_its_cloudevents_attributes_and_trace_as_headers(
+    components: Components,
+) -> None:
+    """Binary-mode CloudEvents headers, from the envelope: an event continuing a consumed
+    event's span carries that span's trace; one without a trace in progress carries none."""
+    topic = await new_topic(components.infra.kafka, components.service.schema)
+    cause = Envelope.wrap(CounterIncremented(counter="c", by=1), source="pollinate/t", subject="c")
+    span = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    events = [
+        OutgoingEvent(topic, CounterIncremented(counter="c", by=2), "c", cause=cause),
+        OutgoingEvent(topic, CounterIncremented(counter="d", by=3), "d"),
+    ]
+    async with components.pool.acquire() as conn, conn.transaction():
+        sent = await components.outbox.publish_many(conn, events, {cause.id: span})
+    assert await components.relay().publish_pending() == 2
+
+    records = await read_records(components.infra.kafka, topic.name, count=2)
+    expected = [
+        {
+            "content-type": b"application/cloudevents+json",
+            "ce_id": str(envelope.id).encode(),
+            "ce_type": b"test.counter_incremented.v1",
+            "ce_source": components.outbox.source.encode(),
+        }
+        for envelope in sent
+    ]
+    expected[0]["traceparent"] = span.encode()
+    assert [dict(r.headers) for r in records] == expected
+    assert [json.loads(r.value)["traceparent"] for r in records] == [span, None]
 
 
 async def test_per_aggregate_order_holds_with_two_relays(components: Components) -> None:
