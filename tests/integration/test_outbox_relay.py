@@ -78,7 +78,8 @@ async def test_each_record_carries_its_cloudevents_attributes_and_trace_as_heade
 ) -> None:
     """Binary-mode CloudEvents headers, from the envelope: an event continuing a consumed
     event's span carries that span's trace; one without a trace in progress carries none."""
-    topic = await new_topic(components.infra.kafka, components.service.schema)
+    # One partition: the two records are read back in the order they were written.
+    topic = await new_topic(components.infra.kafka, components.service.schema, partitions=1)
     cause = Envelope.wrap(CounterIncremented(counter="c", by=1), source="pollinate/t", subject="c")
     span = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     events = [
