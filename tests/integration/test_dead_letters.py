@@ -205,6 +205,11 @@ async def test_newest_first_pages_back_through_what_oldest_first_lists(infra: In
             await publish(
                 infra, ATTRIBUTION_CREDITS, [credit], subject=credit.deal_key, source="attribution"
             )
+        # Every one of the four letters first: the consumer may dead-letter them in any order
+        # (they sit on different partitions), and one arriving between the listing and the
+        # paging below would make them differ.
+        for credit in credits[:-1]:
+            await waiting_letter(client, url, credit.deal_key)
         last = await waiting_letter(client, url, credits[-1].deal_key)
         oldest_first = [x["offset"] for x in await letters(client, url)]
         waiting_oldest_first = [x["offset"] for x in await letters(client, url, state="waiting")]
