@@ -168,6 +168,21 @@ def _envelope_of(model: type[EventPayload]) -> type[Envelope[Any]]:
 # path's (75110097642892.12 -> ...13, 12500.0 -> 12500), so an event carrying one is left to
 # the general path. The platform writes its Decimals as strings; outside producers may not.
 _FRACTIONAL_NUMBER = re.compile(rb'(?:"\s*:|[\[,])\s*-?\d+[.eE]')
+_DIGIT_THEN_EXPONENT = re.compile(rb"\d[eE]")
+
+
+def _may_carry_fractional_number(raw: bytes) -> bool:
+    """Whether a JSON number with a fraction or an exponent may stand in `raw` outside its
+    strings. Without a backslash, every quote in JSON opens or closes a string, so what lies
+    between the strings is structure, literals and numbers: there, a `.` or a digit followed
+    by an exponent marks such a number (anything else there is not JSON, which the one pass
+    refuses anyway). Scanning only that is about a quarter of the time of the pattern's scan of
+    the whole text (37 against 9 us for a 1.2 kB credit). With a backslash (a quote may be
+    escaped) the pattern decides, as it did for every event before."""
+    if b"\\" in raw:
+        return _FRACTIONAL_NUMBER.search(raw) is not None
+    outside = b" ".join(raw.split(b'"')[0::2])
+    return b"." in outside or _DIGIT_THEN_EXPONENT.search(outside) is not None
 
 
 def _decoded_as(model: type[EventPayload], raw: bytes) -> Envelope[Any] | None:
@@ -175,7 +190,7 @@ def _decoded_as(model: type[EventPayload], raw: bytes) -> Envelope[Any] | None:
     model, with no dictionary of the data in between (about half the time of the general
     path for the platform's events). None when it is not exactly such an event as the
     general path would accept it, which then decides."""
-    if _FRACTIONAL_NUMBER.search(raw):
+    if _may_carry_fractional_number(raw):
         return None
     try:
         envelope = _envelope_of(model).model_validate_json(raw)

@@ -7,6 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shared.events import (
     Envelope,
@@ -233,6 +235,53 @@ def test_a_number_with_a_fraction_reads_as_the_general_path_reads_it(amount: flo
     assert general is not None
     assert hinted.data.amount.as_tuple() == general.data.amount.as_tuple()
     assert type(hinted) is Envelope[Any]  # the general path
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+AMOUNTS = (
+    st.decimals(allow_nan=False, allow_infinity=False, places=2).map(str)
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(extra=JSON_VALUES, amount=AMOUNTS, compact=st.booleans())
+def test_the_one_pass_is_taken_exactly_when_no_number_with_a_fraction_stands_outside_strings(
+    extra: Any, amount: Any, compact: bool
+) -> None:
+    """Whatever else the event carries (strings holding dots, quotes and escapes; numbers in
+    lists and objects; any spacing), it is read as the general path reads it, and in one pass
+    whenever it has no number with a fraction or an exponent and nothing escaped. `json`'s
+    own parser is the witness of which numbers are there."""
+    data = {"thing_id": "t", "amount": amount, "extra": extra}
+    raw = json.dumps(
+        {**body(), "data": data},
+        separators=(",", ":") if compact else (" , ", " : "),
+        ensure_ascii=not compact,
+    ).encode()
+    fractional: list[str] = []
+    json.loads(raw, parse_float=fractional.append)
+    hinted = decode_envelope(raw, EXPECTED, type_header(THING))
+    general = decode_envelope(raw, EXPECTED)
+    assert hinted is not None
+    assert general is not None
+    assert hinted == general
+    assert hinted.data.amount.as_tuple() == general.data.amount.as_tuple()
+    if b"\\" not in raw:
+        assert (type(hinted) is Envelope[ThingHappened]) == (not fractional)
+    elif fractional:
+        assert type(hinted) is Envelope[Any]
 
 
 def test_headers_without_a_value_are_left_out() -> None:
