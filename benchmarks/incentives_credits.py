@@ -6,7 +6,8 @@
 Starts one incentives process, publishes N credits (N deals, 50 partners) to
 attribution.credits.v1 with `ingested_at` = send time, reads incentive.credit_booked.v1 back from
 incentives.ledger.v1 and prints credits/s and latency percentiles from `ingested_at` to the
-booking event being consumed (publish -> consume -> book + outbox -> relay -> consume).
+booking event being consumed (publish -> consume -> book + outbox -> relay -> consume), and
+the incentives process's CPU time per credit over the run.
 `--interval-ms 100` paces the credits instead of one burst (latency without a backlog).
 """
 
@@ -26,6 +27,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from benchmarks.consuming import arrivals
+from benchmarks.cpu_meter import cpu_ticks
 from shared.events import Envelope
 from shared.events.attribution import CreditIssued
 from shared.events.crm import Customer
@@ -117,6 +119,7 @@ async def main(count: int, interval_ms: float) -> None:
 
         collector = asyncio.create_task(collect())
         started = time.perf_counter()
+        ticks_before = cpu_ticks(process.pid)
         for n in range(count):
             event = credit(run, n)
             # It plays attribution: consumers believe only a topic's own producers.
@@ -130,8 +133,11 @@ async def main(count: int, interval_ms: float) -> None:
         await producer.flush()
         await asyncio.wait_for(collector, 300)
         elapsed = time.perf_counter() - started
+        # The service's own CPU (its consumers, handlers, outbox and relay) for the whole run.
+        service_ms = (cpu_ticks(process.pid) - ticks_before) * 1000 / os.sysconf("SC_CLK_TCK")
         values = sorted(latencies.values())
         print(f"{count} credits -> earnings in {elapsed:.2f}s: {count / elapsed:.0f} credits/s")
+        print(f"incentives process CPU: {service_ms / count:.3f} ms per credit")
         print(
             "ingested_at -> earned event consumed (ms): "
             f"p50 {statistics.median(values):.1f}  p95 {values[int(0.95 * len(values))]:.1f}  "
