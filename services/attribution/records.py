@@ -24,23 +24,16 @@ def instant(value: datetime) -> datetime:
 
 
 def numeric(value: Decimal | None) -> Decimal | None:
-    """A numeric as it comes back from Postgres through asyncpg, which writes whole numbers
-    with trailing groups of four zeros as an exponent (10000 -> 1E+4) and has no negative zero.
-    (Its text is part of a change's description, so a later snapshot in the same run must see
-    what a fresh read would.)"""
+    """A numeric as it comes back from Postgres, which keeps a value's scale, writes a whole
+    number without an exponent (1E+4 -> 10000) and has no negative zero. (Its text is part of a
+    change's description, so a later snapshot in the same run must see what a fresh read
+    would.)"""
     if value is None or not value.is_finite():
         return value
-    sign, _, exponent = value.as_tuple()
-    if isinstance(exponent, int) and exponent < 0:
-        return abs(value) if value.is_zero() else value
-    whole = int(value)
-    if whole == 0:
-        return Decimal(0)
-    groups = 0
-    while whole % 10000 == 0:
-        whole //= 10000
-        groups += 1
-    return Decimal((sign, tuple(int(d) for d in str(abs(whole))), 4 * groups))
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > 0:
+        return Decimal(int(value))  # exact at any size, unlike quantize under a context
+    return abs(value) if value.is_zero() else value
 
 
 @dataclass

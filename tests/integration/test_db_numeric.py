@@ -1,0 +1,105 @@
+"""Money through the platform's pools (numeric values travel as text): every value comes back
+exactly as it was sent, alone or in an array, and other parameter types are read as asyncpg's
+own encoder reads them."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import asyncpg
+import pytest
+
+from services.attribution.records import numeric
+from shared.db import create_pool
+from tests.support.infra import ScratchService
+
+pytestmark = pytest.mark.integration
+
+SENT = [
+    Decimal("12.50"),
+    Decimal("-0.01"),
+    Decimal("1E+2"),
+    Decimal("75110097642892.12"),
+    Decimal("0.000000000000000000000000000001"),
+    Decimal("123456789012345678901234567890.123456789"),
+    Decimal("NaN"),
+    Decimal("Infinity"),
+    Decimal("-Infinity"),
+    None,
+]
+# As Postgres itself prints them: the scale is kept, 1E+2 is the integer 100.
+STORED = [
+    "12.50",
+    "-0.01",
+    "100",
+    "75110097642892.12",
+    "0.000000000000000000000000000001",
+    "123456789012345678901234567890.123456789",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    None,
+]
+
+
+def exact(values: list[Decimal | None]) -> list[object]:
+    """Comparable to the last digit and sign (NaN is not equal to itself)."""
+    return [None if value is None else value.as_tuple() for value in values]
+
+
+async def test_numeric_values_come_back_exactly_as_they_were_sent(
+    scratch_service: ScratchService,
+) -> None:
+    pool = await create_pool(scratch_service.dsn, scratch_service.schema)
+    try:
+        async with pool.acquire() as conn:
+            alone = [await conn.fetchval("SELECT $1::numeric", value) for value in SENT]
+            in_array = await conn.fetchval("SELECT $1::numeric[]", SENT)
+            printed = await conn.fetchval("SELECT $1::numeric[]::text[]", SENT)
+            read = await conn.fetchval("SELECT $1::text[]::numeric[]", STORED)
+    finally:
+        await pool.close()
+    assert printed == STORED
+    assert (
+        exact(alone)
+        == exact(in_array)
+        == exact(read)
+        == exact([None if value is None else Decimal(value) for value in STORED])
+    )
+
+
+async def test_other_parameter_types_are_read_as_asyncpg_reads_them(
+    scratch_service: ScratchService,
+) -> None:
+    """An int is itself, a float its exact binary value (never its shortest repr), and a text
+    that is no number is refused before it reaches the database."""
+    pool = await create_pool(scratch_service.dsn, scratch_service.schema)
+    try:
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT $1::numeric::text", 7) == "7"
+            assert await conn.fetchval("SELECT $1::numeric::text", "12.5") == "12.5"
+            assert await conn.fetchval("SELECT $1::numeric::text", 0.1) == (
+                "0.1000000000000000055511151231257827021181583404541015625"
+            )
+            with pytest.raises(asyncpg.DataError, match="invalid input for query argument"):
+                await conn.fetchval("SELECT $1::numeric", "ten")
+    finally:
+        await pool.close()
+
+
+HELD = ["10000", "1E+4", "-1.2E+5", "1.50E+1", "12.50", "0.0010", "-0", "-0.00", "0E+3", "-7"]
+
+
+async def test_attribution_holds_an_amount_as_a_fresh_read_gives_it(
+    scratch_service: ScratchService,
+) -> None:
+    """A later snapshot in the same batch sees its predecessor's amount from memory, and its
+    text is part of the change's description: it must be what reading the row back gives."""
+    pool = await create_pool(scratch_service.dsn, scratch_service.schema)
+    try:
+        async with pool.acquire() as conn:
+            fresh = [await conn.fetchval("SELECT $1::numeric", Decimal(value)) for value in HELD]
+    finally:
+        await pool.close()
+    assert [str(numeric(Decimal(value))) for value in HELD] == [str(value) for value in fresh]
+    assert [str(value) for value in fresh[:3]] == ["10000", "10000", "-120000"]
