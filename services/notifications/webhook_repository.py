@@ -3,6 +3,7 @@ transaction), leases on endpoints, attempts and their outcomes."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -257,12 +258,17 @@ async def delivered(pool: Pool, endpoint_id: uuid.UUID, attempts: Sequence[Attem
 
     Its commit does not wait for the WAL flush (`synchronous_commit` off for this statement's
     transaction only): losing the marks in a crash only sends those deliveries again, with the
-    same webhook-id, which the specification allows and receivers drop."""
+    same webhook-id, which the specification allows and receivers drop.
+
+    The attempts travel as one JSON document, not as arrays: Postgres sees an array
+    parameter's length when it plans, so the statement was planned afresh on every call
+    (0.6 ms of Postgres' CPU, as much as running it); a document's rows are not counted in
+    advance, and after its first few calls Postgres keeps one plan for it."""
     serving = await pool.fetchval(
         """WITH done AS (
-               SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::int[],
-                                    $5::int[], $6::timestamptz[])
-                   AS a(delivery_id, attempt, attempted_at, status_code, duration_ms, due_at)
+               SELECT * FROM jsonb_to_recordset($1::jsonb)
+                   AS a(delivery_id uuid, attempt int, attempted_at timestamptz,
+                        status_code int, duration_ms int, due_at timestamptz)
            ), marked AS (
                UPDATE webhook_deliveries d SET attempts = a.attempt,
                    last_status_code = a.status_code, last_error = NULL,
@@ -282,24 +288,32 @@ async def delivered(pool: Pool, endpoint_id: uuid.UUID, attempts: Sequence[Attem
                ON CONFLICT (delivery_id, attempt) DO NOTHING
            ), forgiven AS (
                UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL
-               WHERE endpoint_id = $7 AND consecutive_failures <> 0
+               WHERE endpoint_id = $2 AND consecutive_failures <> 0
            )
            SELECT (SELECT count(*) FROM marked) = (SELECT count(DISTINCT delivery_id) FROM done)
               AND EXISTS (SELECT 1 FROM webhook_endpoints e
-                          WHERE e.endpoint_id = $7 AND e.enabled
+                          WHERE e.endpoint_id = $2 AND e.enabled
                             AND NOT EXISTS (SELECT 1 FROM partner_access a
                                             WHERE a.partner_id = e.partner_id
-                                              AND a.status = ANY($8::text[])))""",
-        [attempt.delivery_id for attempt in attempts],
-        [attempt.number for attempt in attempts],
-        [attempt.at for attempt in attempts],
-        [attempt.status_code for attempt in attempts],
-        [attempt.duration_ms for attempt in attempts],
-        [attempt.due_at for attempt in attempts],
+                                              AND a.status = ANY($3::text[])))""",
+        json.dumps([_settled(attempt) for attempt in attempts]),
         endpoint_id,
         sorted(status.value for status in REVOKING),
     )
     return bool(serving)
+
+
+def _settled(attempt: Attempt) -> dict[str, Any]:
+    """An attempt as a row of `delivered`'s document. Times keep their microseconds: `due_at`
+    is compared for equality with the delivery's `next_attempt_at`."""
+    return {
+        "delivery_id": str(attempt.delivery_id),
+        "attempt": attempt.number,
+        "attempted_at": attempt.at.isoformat(),
+        "status_code": attempt.status_code,
+        "duration_ms": attempt.duration_ms,
+        "due_at": attempt.due_at.isoformat(),
+    }
 
 
 async def renew_lease(

@@ -17,6 +17,7 @@ from services.notifications.delivering import Deliverer, webhook_session
 from services.notifications.settings import NotificationsSettings
 from services.notifications.wakeups import InboxWakeups
 from services.notifications.webhook_repository import ClaimedEndpoint, claim_endpoints
+from shared.clock import now
 from shared.db import Pool
 from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema, statements_sent
 from tests.support.notifications import SECRET, WebhookReceiver, queued_endpoint
@@ -275,3 +276,41 @@ async def test_the_endpoints_due_longest_are_claimed_first_and_idle_ones_never(
     ]
     # Each leased once; neither the idle one nor the one backing off.
     assert claimed == [["b"], ["c"], ["a"], []]
+
+
+async def test_recording_a_runs_successes_keeps_one_plan_across_runs(
+    schema: tuple[Pool, str],
+) -> None:
+    """Postgres plans the statement that records a run's successes once and keeps the plan:
+    planned afresh for each run it cost as much as running it. (It plans the first five calls
+    one by one, then keeps a generic plan if that is no worse; runs of different lengths must
+    not tell it otherwise.)"""
+    pool, _ = schema
+    # A table the size of a service's that has run for a while (plans depend on it).
+    backlog = await queued_endpoint(pool, "http://127.0.0.1:9/never-called", [])
+    await pool.execute(
+        """INSERT INTO webhook_deliveries (delivery_id, endpoint_id, partner_id, position,
+               message_id, event_type, payload, status)
+           SELECT gen_random_uuid(), $1, $2, n, gen_random_uuid(), 'notification.other', '{}',
+               'delivered'
+           FROM generate_series(1, 20000) AS n""",
+        backlog.endpoint_id,
+        backlog.partner_id,
+    )
+    for run in range(8):
+        subjects = [f"s{run}-{n}" for n in range(run % 3 + 1)]
+        endpoint = await queued_endpoint(pool, "http://127.0.0.1:9/never-called", subjects)
+        due = await webhook_repository.due_run(pool, endpoint.endpoint_id, len(subjects))
+        attempts = [
+            webhook_repository.Attempt(
+                row["delivery_id"], 1, now(), 200, None, 5, row["next_attempt_at"]
+            )
+            for row in due
+        ]
+        assert await webhook_repository.delivered(pool, endpoint.endpoint_id, attempts)
+    # One connection (max_size=1): its prepared statements are the ones the calls used.
+    plans = await pool.fetchrow(
+        """SELECT generic_plans, custom_plans FROM pg_prepared_statements
+           WHERE statement LIKE 'WITH done AS%'"""
+    )
+    assert (plans["custom_plans"], plans["generic_plans"]) == (5, 3)
