@@ -34,16 +34,17 @@ def tracer(name: str) -> trace.Tracer:
 
 
 def current_traceparent() -> str | None:
-    carrier: dict[str, str] = {}
-    _propagator.inject(carrier)
-    return carrier.get("traceparent")
+    return traceparent_of(trace.get_current_span())
 
 
 def traceparent_of(span: trace.Span) -> str | None:
-    """The W3C traceparent naming `span` as the parent (for events it causes)."""
-    carrier: dict[str, str] = {}
-    _propagator.inject(carrier, context=trace.set_span_in_context(span))
-    return carrier.get("traceparent")
+    """The W3C traceparent naming `span` as the parent (for events it causes): the header the
+    propagator's `inject` writes for it, formatted here without putting the span in a context
+    first (6.7 against 2.8 us; the consumer asks once for every event it processes)."""
+    context = span.get_span_context()
+    if context == trace.INVALID_SPAN_CONTEXT:
+        return None
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
 
 
 def context_from_traceparent(traceparent: str | None) -> otel_context.Context:

@@ -8,6 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from shared.tracing import context_from_traceparent, current_traceparent, traceparent_of
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # In a process of its own: the test session installs its own tracer provider, and a process
@@ -63,3 +68,30 @@ def test_without_an_exporter_spans_are_not_recorded_but_the_trace_id_carries_on(
     _, trace_id, _, flags = seen["kept_on"].split("-")
     assert trace_id == "0af7651916cd43dd8448eb211c80319c"
     assert int(flags, 16) & 1
+
+
+def test_a_spans_traceparent_is_the_header_the_propagator_writes_for_it() -> None:
+    """`traceparent_of` formats the header itself; it must be the W3C propagator's, to the
+    flags, for every kind of span a service meets (and nothing for an invalid one)."""
+    propagator = TraceContextTextMapPropagator()
+    tracer = trace.get_tracer("unit")
+    upstream = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0{}"
+    spans = [
+        tracer.start_span("root"),
+        tracer.start_span("child", context=context_from_traceparent(upstream.format(0))),
+        tracer.start_span("child", context=context_from_traceparent(upstream.format(1))),
+        trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT),
+        trace.NonRecordingSpan(trace.SpanContext(1, 0, is_remote=False)),
+        trace.NonRecordingSpan(
+            trace.SpanContext(
+                5, 7, True, trace.TraceFlags(3), trace.TraceState([("vendor", "value")])
+            )
+        ),
+    ]
+    for span in spans:
+        carrier: dict[str, str] = {}
+        propagator.inject(carrier, context=trace.set_span_in_context(span))
+        assert traceparent_of(span) == carrier.get("traceparent")
+        with trace.use_span(span):
+            assert current_traceparent() == carrier.get("traceparent")
+    assert traceparent_of(spans[3]) is None
