@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from services.notifications.domain import webhooks
@@ -304,15 +304,16 @@ async def delivered(pool: Pool, endpoint_id: uuid.UUID, attempts: Sequence[Attem
 
 
 def _settled(attempt: Attempt) -> dict[str, Any]:
-    """An attempt as a row of `delivered`'s document. Times keep their microseconds: `due_at`
-    is compared for equality with the delivery's `next_attempt_at`."""
+    """An attempt as a row of `delivered`'s document. Times keep their microseconds (`due_at`
+    is compared for equality with the delivery's `next_attempt_at`) and carry their offset (a
+    naive one is taken as local time, as asyncpg sends it)."""
     return {
         "delivery_id": str(attempt.delivery_id),
         "attempt": attempt.number,
-        "attempted_at": attempt.at.isoformat(),
+        "attempted_at": attempt.at.astimezone(UTC).isoformat(),
         "status_code": attempt.status_code,
         "duration_ms": attempt.duration_ms,
-        "due_at": attempt.due_at.isoformat(),
+        "due_at": attempt.due_at.astimezone(UTC).isoformat(),
     }
 
 

@@ -1,6 +1,7 @@
 """Money through the platform's pools (numeric values travel as text): every value comes back
-exactly as it was sent, alone or in an array, and other parameter types are read as asyncpg's
-own encoder reads them."""
+as Postgres stores it (the same number, its scale kept, a whole number without an exponent),
+alone or in an array; other parameter types are read as asyncpg's own encoder reads them; and
+what a text codec cannot do fails loudly."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tests.support.infra import ScratchService
 pytestmark = pytest.mark.integration
 
 SENT = [
+    Decimal("10000"),
     Decimal("12.50"),
     Decimal("-0.01"),
     Decimal("1E+2"),
@@ -25,10 +27,13 @@ SENT = [
     Decimal("NaN"),
     Decimal("Infinity"),
     Decimal("-Infinity"),
+    Decimal("sNaN"),
     None,
 ]
-# As Postgres itself prints them: the scale is kept, 1E+2 is the integer 100.
+# As Postgres itself prints them: the scale is kept, 1E+2 is the integer 100, every NaN is NaN
+# (asyncpg's binary decoder gave 10000 back as 1E+4).
 STORED = [
+    "10000",
     "12.50",
     "-0.01",
     "100",
@@ -38,6 +43,7 @@ STORED = [
     "NaN",
     "Infinity",
     "-Infinity",
+    "NaN",
     None,
 ]
 
@@ -103,3 +109,24 @@ async def test_attribution_holds_an_amount_as_a_fresh_read_gives_it(
         await pool.close()
     assert [str(numeric(Decimal(value))) for value in HELD] == [str(value) for value in fresh]
     assert [str(value) for value in fresh[:3]] == ["10000", "10000", "-120000"]
+
+
+async def test_a_row_value_holding_a_numeric_is_refused_loudly(
+    scratch_service: ScratchService,
+) -> None:
+    """asyncpg reads a row value in binary and cannot hand its numeric to a text codec: such a
+    query fails at once (never a wrong number), and its columns or its JSON read fine."""
+    pool = await create_pool(scratch_service.dsn, scratch_service.schema)
+    try:
+        async with pool.acquire() as conn:
+            with pytest.raises(UnicodeDecodeError):
+                await conn.fetchval("SELECT (1, 2.5::numeric)")
+            assert await conn.fetchrow("SELECT 1 AS n, 2.5::numeric AS amount") == (
+                1,
+                Decimal("2.5"),
+            )
+            assert await conn.fetchval("SELECT row_to_json(r)::text FROM (SELECT 2.5 AS a) r") == (
+                '{"a":2.5}'
+            )
+    finally:
+        await pool.close()
