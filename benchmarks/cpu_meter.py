@@ -26,6 +26,11 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far, in seconds."""
+    return cpu_ticks(pid) / os.sysconf("SC_CLK_TCK")
+
+
 class CpuMeter:
     """CPU time of each part of the run (from /proc), and Postgres' WAL volume, over a window:
     where the machine's cores go, per deal. Processes that start or end inside the window

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from benchmarks.chain import Receivers
-from benchmarks.cpu_meter import CpuMeter, cpu_ticks
+from benchmarks.cpu_meter import CpuMeter, cpu_seconds
 from services.notifications import webhook_repository
 from services.notifications.delivering import Deliverer, webhook_session
 from services.notifications.domain.webhooks import Signing
@@ -38,10 +38,6 @@ from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema
 from tests.support.notifications import SECRET, queued_endpoint
 
 MIGRATIONS = ROOT / "services" / "notifications" / "migrations"
-
-
-def cpu_seconds(pid: int) -> float:
-    return cpu_ticks(pid) / os.sysconf("SC_CLK_TCK")
 
 
 async def deliver(url: str, deliveries: int) -> dict[str, Any]:
