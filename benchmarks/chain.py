@@ -246,6 +246,31 @@ class Observed:
             for k in reversed(ranked[-n:])
         ]
 
+    def by_second(self, keys: list[str]) -> list[dict[str, Any]]:
+        """The phase second by second of ingestion: how many deals each second took in and the
+        median and slowest of their notifications, so a tail can be told apart as a moment
+        (a start-up transient, a stall) or as spread over the whole phase."""
+        if not keys:
+            return []
+        first = min(self.ingested_at.get(k, float("inf")) for k in keys)
+        seconds: dict[int, list[float]] = {}
+        for k in keys:
+            if k in self.notified_ms and k in self.ingested_at:
+                second = int((self.ingested_at[k] - first) // 1000)
+                seconds.setdefault(second, []).append(self.notified_ms[k])
+        timeline = []
+        for second in sorted(seconds):
+            ordered = sorted(seconds[second])
+            timeline.append(
+                {
+                    "second": second,
+                    "deals": len(ordered),
+                    "p50_ms": round(ordered[len(ordered) // 2], 1),
+                    "max_ms": round(ordered[-1], 1),
+                }
+            )
+        return timeline
+
     def earned(self, deal: str, latency: float, at: float) -> None:
         if deal not in self.earned_ms:
             self.earned_ms[deal] = latency
@@ -481,6 +506,7 @@ async def completed(
         [observed.notified_ms[k] for k in keys if k in observed.notified_ms]
     )
     phase["slowest"] = observed.slowest(keys)
+    phase["by_second"] = observed.by_second(keys)
     phase["ingestion_to_incentive_entry"] = percentiles(
         [observed.earned_ms[k] for k in keys if k in observed.earned_ms]
     )

@@ -39,6 +39,12 @@ def _latencies(phase: dict[str, Any]) -> list[str]:
         lines.append(f"    hops p50/p99 ms ({hops['deals']} deals, {hops['left_out']} left out):")
         # One service's transaction, relay and the next pick-up to a line.
         lines += [f"      {', '.join(segments[i : i + 3])}" for i in range(0, len(segments), 3)]
+    timeline = phase.get("by_second", [])
+    if len(timeline) > 1:
+        # Each second of ingestion's slowest notification: a tail from one moment shows as a
+        # peak, one from the load as a plateau.
+        peaks = " ".join(f"{second['max_ms']:.0f}" for second in timeline)
+        lines.append(f"    slowest -> notification by second of ingestion (ms): {peaks}")
     return lines
 
 
