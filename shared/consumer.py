@@ -47,6 +47,7 @@ from shared.db import (
     lock_in_order,
 )
 from shared.events import Envelope, EventPayload, InvalidEvent, decode_envelope, header_texts
+from shared.name_ids import NameIds
 from shared.outbox import Outbox, OutgoingEvent, ingested_at_of, ingestion
 from shared.provenance import provenance_mismatch
 from shared.provisions import Provisions
@@ -59,7 +60,7 @@ log = logging.getLogger(__name__)
 P = TypeVar("P", bound=EventPayload)
 T = TypeVar("T")
 
-DLQ_NAMESPACE = uuid.UUID("5b0f6f57-3b8e-4a53-9a52-7c1f1d0c9e11")
+DLQ_IDS = NameIds(uuid.UUID("5b0f6f57-3b8e-4a53-9a52-7c1f1d0c9e11"))
 
 # Header names on dead-lettered records (the original headers are kept beside them).
 DLQ_REASON = "dlq.reason"
@@ -595,4 +596,4 @@ def dead_letter_id(group_id: str, record: ConsumerRecord[Any, Any]) -> uuid.UUID
     replayed_from = header_texts(record.headers).get(DLQ_REPLAYED_FROM)
     if replayed_from:
         coordinates += f"/replayed-from/{replayed_from}"
-    return uuid.uuid5(DLQ_NAMESPACE, coordinates)
+    return DLQ_IDS.uuid(coordinates)

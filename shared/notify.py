@@ -28,6 +28,7 @@ from shared.events.notifications import (
     PartnerNotificationV4,
     PartnerNotificationV5,
 )
+from shared.name_ids import NameIds
 from shared.outbox import OutgoingEvent
 from shared.topics import PARTNER_NOTIFICATIONS
 
@@ -35,11 +36,11 @@ _V1_KINDS = frozenset(kind.value for kind in NotificationKind)
 _V2_KINDS = frozenset(kind.value for kind in NotificationKindV2)
 _V3_KINDS = frozenset(kind.value for kind in NotificationKindV3)
 _V4_KINDS = frozenset(kind.value for kind in NotificationKindV4)
-NOTIFICATION_NAMESPACE = uuid.UUID("3f4c2b8e-8d1a-4f0e-9b6a-5e2d7c1a9f40")
+NOTIFICATION_IDS = NameIds(uuid.UUID("3f4c2b8e-8d1a-4f0e-9b6a-5e2d7c1a9f40"))
 
 
 def notification_id(kind: AnyNotificationKind, recipient: str, about: str) -> uuid.UUID:
-    return uuid.uuid5(NOTIFICATION_NAMESPACE, f"{kind.value}/{recipient}/{about}")
+    return NOTIFICATION_IDS.uuid(f"{kind.value}/{recipient}/{about}")
 
 
 def notify(

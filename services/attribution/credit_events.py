@@ -15,11 +15,12 @@ from shared.events import Envelope
 from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
 from shared.events.crm import Customer
 from shared.events.notifications import NotificationKind
+from shared.name_ids import NameIds
 from shared.notify import notify
 from shared.outbox import OutgoingEvent
 from shared.topics import ATTRIBUTION_CREDITS
 
-CREDIT_NAMESPACE = uuid.UUID("9d7a4c1e-6f2b-4e0a-8c55-3a1b2d4e6f70")
+CREDIT_IDS = NameIds(uuid.UUID("9d7a4c1e-6f2b-4e0a-8c55-3a1b2d4e6f70"))
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,11 @@ class CreditIds:
 
     def credit(self, partner_id: str, kind: CreditKind) -> str:
         seed = f"{self.deal_key}/{self.calculation}/{partner_id}/{kind.value}"
-        return f"cr_{uuid.uuid5(CREDIT_NAMESPACE, seed).hex[:24]}"
+        return f"cr_{CREDIT_IDS.hex(seed)[:24]}"
 
     def reversal(self, credit_id: str) -> str:
         seed = f"{self.deal_key}/{self.calculation}/reversal/{credit_id}"
-        return f"rv_{uuid.uuid5(CREDIT_NAMESPACE, seed).hex[:24]}"
+        return f"rv_{CREDIT_IDS.hex(seed)[:24]}"
 
 
 @dataclass(frozen=True)

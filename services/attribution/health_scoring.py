@@ -18,11 +18,12 @@ from services.attribution.domain.health import health_score
 from services.attribution.health_repository import ScoredDay
 from shared.db import Pool
 from shared.events.attribution import PartnerHealthScored
+from shared.name_ids import NameIds
 from shared.outbox import Outbox, OutgoingEvent
 from shared.topics import PARTNER_HEALTH
 
 log = logging.getLogger(__name__)
-HEALTH_NAMESPACE = uuid.UUID("6b0d6f0e-3c55-4b8e-9a61-2f4f1c0e7d21")
+HEALTH_IDS = NameIds(uuid.UUID("6b0d6f0e-3c55-4b8e-9a61-2f4f1c0e7d21"))
 
 
 async def score_partners(
@@ -75,7 +76,5 @@ def _announcement(scored: ScoredDay, previous: Decimal | None) -> OutgoingEvent:
     )
     # One id per partner, day and move: two instances scoring the same day at once announce
     # the same move once.
-    event_id = uuid.uuid5(
-        HEALTH_NAMESPACE, f"{scored.partner_id}/{scored.day}/{previous}->{score.score}"
-    )
+    event_id = HEALTH_IDS.uuid(f"{scored.partner_id}/{scored.day}/{previous}->{score.score}")
     return OutgoingEvent(PARTNER_HEALTH, payload, scored.partner_id, event_id=event_id)

@@ -41,10 +41,11 @@ from shared.errors import Unprocessable
 from shared.events.crm import CrmDealChanged, CrmRawReceived, CrmSource
 from shared.inputs import MalformedJson as MalformedJson  # the CRM routes answer 400 with it
 from shared.inputs import parse_json as parse_json
+from shared.name_ids import NameIds
 from shared.outbox import Outbox, OutgoingEvent
 from shared.topics import CRM_DEALS, raw_crm_topic
 
-CRM_EVENT_NAMESPACE = uuid.UUID("0b6d3f0e-5a7c-4a43-9d0e-2b1f6c9a8e21")
+CRM_EVENT_IDS = NameIds(uuid.UUID("0b6d3f0e-5a7c-4a43-9d0e-2b1f6c9a8e21"))
 # A source's clock may run a little ahead of ours; a moment further ahead is refused (it would
 # win every later change of the fields it sets).
 MAX_FUTURE_SKEW = timedelta(minutes=5)
@@ -54,7 +55,7 @@ def event_id(change: CrmDealChanged) -> uuid.UUID:
     """The id of a change's event: uuid5 of its source and the source's own event id, so a
     repeated delivery is the same event and no source can take another source's ids (a source
     name never contains the separator)."""
-    return uuid.uuid5(CRM_EVENT_NAMESPACE, f"{change.source.value}/{change.source_event_id}")
+    return CRM_EVENT_IDS.uuid(f"{change.source.value}/{change.source_event_id}")
 
 
 class Outcome(StrEnum):
@@ -211,7 +212,7 @@ def raw_event(
         deal_keys=deal_keys,
     )
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    ident = uuid.uuid5(CRM_EVENT_NAMESPACE, f"{source.value}/raw/{digest}")
+    ident = CRM_EVENT_IDS.uuid(f"{source.value}/raw/{digest}")
     subject = deal_keys[0] if deal_keys else source.value
     return OutgoingEvent(raw_crm_topic(source.value), payload, subject, ident)
 

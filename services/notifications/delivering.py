@@ -29,10 +29,11 @@ from services.notifications.wakeups import InboxWakeups
 from services.notifications.webhook_repository import Attempt, ClaimedEndpoint
 from shared.clock import now
 from shared.db import Pool
+from shared.name_ids import NameIds
 
 log = logging.getLogger(__name__)
 
-DISABLED_NAMESPACE = uuid.UUID("0b6f1f5e-6c52-4d0e-9a51-2f2b8a1d7c33")
+DISABLED_IDS = NameIds(uuid.UUID("0b6f1f5e-6c52-4d0e-9a51-2f2b8a1d7c33"))
 # Deliveries read per round trip while an endpoint catches up (sent one at a time, in order).
 RUN = 50
 # How long a success may wait to be recorded in the delivery log before the next attempt
@@ -326,7 +327,7 @@ def disabled_message(endpoint: ClaimedEndpoint, outcome: Any, reason: str) -> Me
     """What the partner is told: which endpoint, why, and that its queue waits for it."""
     since = outcome["failing_since"].isoformat()
     return Message(
-        notification_id=uuid.uuid5(DISABLED_NAMESPACE, f"{endpoint.endpoint_id}/{since}"),
+        notification_id=DISABLED_IDS.uuid(f"{endpoint.endpoint_id}/{since}"),
         recipient=Recipient.partner(endpoint.partner_id),
         partner_id=endpoint.partner_id,
         kind=WEBHOOK_DISABLED,

@@ -14,8 +14,9 @@ from services.notifications.domain.messages import Message
 from services.notifications.repository import Filed
 from shared.access import REVOKING
 from shared.db import Connection, Pool, from_row
+from shared.name_ids import NameIds
 
-EMAIL_NAMESPACE = uuid.UUID("8d3b8a70-5f0e-4a55-9f1c-0c2e6f1d4b21")
+EMAIL_IDS = NameIds(uuid.UUID("8d3b8a70-5f0e-4a55-9f1c-0c2e6f1d4b21"))
 
 
 async def set_preference(
@@ -75,7 +76,7 @@ async def route(conn: Connection, filed: list[Filed]) -> int:
         subject, body = email.immediate(item.message)
         await queue_mail(
             conn,
-            uuid.uuid5(EMAIL_NAMESPACE, str(item.message.notification_id)),
+            EMAIL_IDS.uuid(str(item.message.notification_id)),
             item.message.recipient,
             preference.address,
             subject,

@@ -19,10 +19,11 @@ from services.notifications.domain import email
 from services.notifications.domain.webhooks import RetryPolicy
 from shared.clock import now
 from shared.db import Pool
+from shared.name_ids import NameIds
 
 log = logging.getLogger(__name__)
 
-DIGEST_NAMESPACE = uuid.UUID("5e0b7c4e-2a8f-4e1b-8f3d-7b9c1a2d6e50")
+DIGEST_IDS = NameIds(uuid.UUID("5e0b7c4e-2a8f-4e1b-8f3d-7b9c1a2d6e50"))
 CLAIM_BATCH = 50
 ERROR_MAX = 300
 
@@ -92,7 +93,7 @@ async def gather_digests(pool: Pool) -> int:
             identity = f"{recipient.kind}/{recipient.id}/{positions[0]}-{positions[-1]}"
             await email_repository.queue_mail(
                 conn,
-                uuid.uuid5(DIGEST_NAMESPACE, identity),
+                DIGEST_IDS.uuid(identity),
                 recipient,
                 address,
                 subject,

@@ -14,8 +14,9 @@ from enum import StrEnum
 from services.attribution.domain.models import TouchpointKind, close_instant
 from shared.errors import Conflict, Forbidden, Unprocessable
 from shared.events.crm import CrmSource
+from shared.name_ids import NameIds
 
-TOUCHPOINT_NAMESPACE = uuid.UUID("3c2e9a55-0b7d-4f16-a1c4-8e6d5f2b9a07")
+TOUCHPOINT_IDS = NameIds(uuid.UUID("3c2e9a55-0b7d-4f16-a1c4-8e6d5f2b9a07"))
 # Clocks differ: a touchpoint may be stamped slightly ahead of ours, not more.
 CLOCK_SKEW = timedelta(minutes=5)
 # Who reported a touchpoint when a channel manager did.
@@ -101,7 +102,7 @@ def reported_touchpoint_id(source: str, external_id: str | None) -> str:
     """The same (source, external_id) is the same touchpoint; without an external id every
     report is a new one."""
     if external_id:
-        return f"tp_{uuid.uuid5(TOUCHPOINT_NAMESPACE, f'{source}/{external_id}').hex[:24]}"
+        return f"tp_{TOUCHPOINT_IDS.hex(f'{source}/{external_id}')[:24]}"
     return f"tp_{uuid.uuid4().hex[:24]}"
 
 

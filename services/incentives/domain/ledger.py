@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from services.incentives.domain.earnings import ZERO, EntryType
 from shared.errors import Conflict
+from shared.name_ids import NameIds
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,12 @@ def reversals_for(produced: Iterable[Entry], new_id: Callable[[Entry], str]) -> 
     return out
 
 
-ENTRY_NAMESPACE = uuid.UUID("3f6b2c1e-8d4a-4f0b-9c7e-5a1d2e3f4b60")
+ENTRY_IDS = NameIds(uuid.UUID("3f6b2c1e-8d4a-4f0b-9c7e-5a1d2e3f4b60"))
 
 
 def entry_id(*parts: str) -> str:
     """A deterministic entry id: the same cause always names the same entry."""
-    return str(uuid.uuid5(ENTRY_NAMESPACE, "/".join(parts)))
+    return ENTRY_IDS.text("/".join(parts))
 
 
 @dataclass(frozen=True)

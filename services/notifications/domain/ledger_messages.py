@@ -11,14 +11,15 @@ from datetime import datetime
 from services.notifications.domain.addressing import Recipient
 from services.notifications.domain.messages import Message
 from shared.events.incentives import MdfExpired, PayoutRecorded
+from shared.name_ids import NameIds
 
 PAYOUT = "payout"
 MDF_EXPIRED = "mdf_expired"
-LEDGER_NAMESPACE = uuid.UUID("c1d7a1f2-93a4-4c3e-8e0b-4f7a2d9b6e15")
+LEDGER_IDS = NameIds(uuid.UUID("c1d7a1f2-93a4-4c3e-8e0b-4f7a2d9b6e15"))
 
 
 def _id(kind: str, entry_id: str) -> uuid.UUID:
-    return uuid.uuid5(LEDGER_NAMESPACE, f"{kind}/{entry_id}")
+    return LEDGER_IDS.uuid(f"{kind}/{entry_id}")
 
 
 def _to_partner(

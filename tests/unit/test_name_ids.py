@@ -1,0 +1,42 @@
+"""Name-based ids are the standard library's uuid5, to the bit: credits, ledger entries and
+notifications already stored carry ids made by `uuid.uuid5`, and a redelivered event must name
+the same ones again."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.name_ids import NameIds
+
+namespaces = st.integers(min_value=0, max_value=(1 << 128) - 1).map(lambda i: uuid.UUID(int=i))
+# Any text UTF-8 can carry (a lone surrogate cannot be encoded: see the last test).
+names = st.text(st.characters(exclude_categories=["Cs"]), max_size=300)
+
+
+@given(namespaces, names)
+def test_every_form_is_the_standard_librarys_uuid5(namespace: uuid.UUID, name: str) -> None:
+    expected = uuid.uuid5(namespace, name)
+    ids = NameIds(namespace)
+    made = ids.uuid(name)
+    assert made == expected
+    assert (made.version, made.variant) == (5, uuid.RFC_4122)
+    assert ids.hex(name) == expected.hex
+    assert ids.text(name) == str(expected)
+
+
+def test_the_python_documentations_example() -> None:
+    ids = NameIds(uuid.NAMESPACE_DNS)
+    assert str(ids.uuid("python.org")) == "886313e1-3b8a-5372-9b90-0c9aee199e5d"
+    assert ids.text("python.org") == "886313e1-3b8a-5372-9b90-0c9aee199e5d"
+    assert ids.hex("python.org") == "886313e13b8a53729b900c9aee199e5d"
+
+
+def test_a_name_utf8_cannot_carry_is_refused_as_uuid5_refuses_it() -> None:
+    with pytest.raises(UnicodeEncodeError):
+        uuid.uuid5(uuid.NAMESPACE_URL, "a\udc80")
+    with pytest.raises(UnicodeEncodeError):
+        NameIds(uuid.NAMESPACE_URL).uuid("a\udc80")
