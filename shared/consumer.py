@@ -46,7 +46,14 @@ from shared.db import (
     Pool,
     lock_in_order,
 )
-from shared.events import Envelope, EventPayload, InvalidEvent, decode_envelope, header_texts
+from shared.events import (
+    Envelope,
+    EventPayload,
+    InvalidEvent,
+    decode_envelope,
+    header_text,
+    header_texts,
+)
 from shared.name_ids import NameIds
 from shared.outbox import Outbox, OutgoingEvent, ingested_at_of, ingestion
 from shared.provenance import provenance_mismatch
@@ -480,10 +487,9 @@ class EventConsumer:
         return trace.use_span(self._start_span(record), end_on_exit=True)
 
     def _start_span(self, record: ConsumerRecord[Any, Any]) -> trace.Span:
-        headers = header_texts(record.headers)
         return self._tracer.start_span(
             f"consume {record.topic}",
-            context=context_from_traceparent(headers.get("traceparent")),
+            context=context_from_traceparent(header_text(record.headers, "traceparent")),
             kind=trace.SpanKind.CONSUMER,
             attributes={
                 "messaging.system": "kafka",

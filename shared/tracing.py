@@ -9,6 +9,7 @@ processing span.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,10 +48,27 @@ def traceparent_of(span: trace.Span) -> str | None:
     return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
 
 
+# A traceparent as the platform's producers write it (version 00, lower-case hex, nothing
+# around it). Any other text is left to the propagator's own rules.
+_PLAIN_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+
+
 def context_from_traceparent(traceparent: str | None) -> otel_context.Context:
+    """The context whose span is the remote parent `traceparent` names: what the W3C
+    propagator's `extract` gives for that header alone. A plain header is read here (4.5
+    against 10.7 us: once for every consumed event); a test holds both to the same answer."""
     if not traceparent:
         return otel_context.Context()
-    return _propagator.extract({"traceparent": traceparent})
+    plain = _PLAIN_TRACEPARENT.fullmatch(traceparent)
+    if plain is None:
+        return _propagator.extract({"traceparent": traceparent})
+    trace_id, span_id, flags = (int(part, 16) for part in plain.groups())
+    if trace_id == 0 or span_id == 0:
+        return otel_context.Context()
+    parent = trace.SpanContext(
+        trace_id=trace_id, span_id=span_id, is_remote=True, trace_flags=trace.TraceFlags(flags)
+    )
+    return trace.set_span_in_context(trace.NonRecordingSpan(parent), otel_context.Context())
 
 
 class JsonLinesSpanExporter(SpanExporter):

@@ -214,6 +214,17 @@ def header_texts(headers: Sequence[tuple[str, bytes | None]] | None) -> dict[str
     }
 
 
+def header_text(headers: Sequence[tuple[str, bytes | None]] | None, name: str) -> str | None:
+    """One header of a Kafka record as text, read as `header_texts(headers).get(name)` reads
+    it (a header without a value left out, the last of a repeated name counting), without
+    decoding the others: the consumer asks for one header twice a record."""
+    found = None
+    for key, value in headers or ():
+        if key == name and value is not None:
+            found = value
+    return None if found is None else found.decode(errors="replace")
+
+
 def decode_envelope(
     raw: bytes,
     expected: dict[str, type[EventPayload]],
@@ -229,7 +240,7 @@ def decode_envelope(
     one pass against its model. The body is the authority: the general path below decides
     whenever that pass does not accept the event exactly as the general path would.
     """
-    hinted = header_texts(headers).get("ce_type") if headers else None
+    hinted = header_text(headers, "ce_type")
     model = expected.get(hinted) if hinted is not None else None
     if model is not None:
         decoded = _decoded_as(model, raw)

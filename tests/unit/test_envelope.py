@@ -16,6 +16,7 @@ from shared.events import (
     InvalidEvent,
     decode_envelope,
     event_type,
+    header_text,
     header_texts,
 )
 from shared.events.envelope import new_event_id
@@ -319,3 +320,19 @@ def test_new_event_ids_are_uuid7_and_sort_by_creation_time() -> None:
     )
     assert later.id.version == 7
     assert later.id.int >> 80 >= stamps[-1]
+
+
+header_lists = st.lists(
+    st.tuples(
+        st.sampled_from(["ce_type", "traceparent", "ce_id", "x"]),
+        st.none() | st.binary(max_size=12) | st.sampled_from([b"ce.v1", b"\xff\xfe"]),
+    ),
+    max_size=6,
+)
+
+
+@given(header_lists | st.none(), st.sampled_from(["ce_type", "traceparent", "absent"]))
+def test_one_header_reads_as_it_does_among_all_of_them(
+    headers: list[tuple[str, bytes | None]] | None, name: str
+) -> None:
+    assert header_text(headers, name) == header_texts(headers).get(name)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -95,3 +97,43 @@ def test_a_spans_traceparent_is_the_header_the_propagator_writes_for_it() -> Non
         with trace.use_span(span):
             assert current_traceparent() == carrier.get("traceparent")
     assert traceparent_of(spans[3]) is None
+
+
+def _plain(trace_id: int, span_id: int, flags: int) -> str:
+    return f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
+
+
+plain_traceparents = st.builds(
+    _plain,
+    st.sampled_from([0, 1]) | st.integers(0, (1 << 128) - 1),
+    st.sampled_from([0, 1]) | st.integers(0, (1 << 64) - 1),
+    st.integers(0, 255),
+)
+# Headers that are not the plain form: other versions, upper case, spaces, extensions, noise.
+other_traceparents = (
+    plain_traceparents.map(str.upper)
+    | plain_traceparents.map(lambda tp: f" {tp}\t")
+    | plain_traceparents.map(lambda tp: f"{tp}-extra")
+    | plain_traceparents.map(lambda tp: "01" + tp[2:] + "-future")
+    | plain_traceparents.map(lambda tp: "ff" + tp[2:])
+    | plain_traceparents.map(lambda tp: tp[:-1])
+    | st.text(max_size=60)
+)
+
+
+@given(st.none() | plain_traceparents | other_traceparents)
+def test_a_traceparent_gives_the_context_the_propagator_extracts(traceparent: str | None) -> None:
+    """`context_from_traceparent` reads the plain header itself: the parent it gives must be
+    the W3C propagator's for any header, valid or not."""
+    mine = context_from_traceparent(traceparent)
+    carrier = {} if traceparent is None else {"traceparent": traceparent}
+    expected = TraceContextTextMapPropagator().extract(carrier)
+    assert dict(mine).keys() == dict(expected).keys()
+    mine_parent = trace.get_current_span(mine).get_span_context()
+    expected_parent = trace.get_current_span(expected).get_span_context()
+    assert mine_parent == expected_parent
+    assert (mine_parent.is_remote, mine_parent.trace_flags, mine_parent.trace_state) == (
+        expected_parent.is_remote,
+        expected_parent.trace_flags,
+        expected_parent.trace_state,
+    )
