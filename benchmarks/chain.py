@@ -247,28 +247,29 @@ class Observed:
         ]
 
     def by_second(self, keys: list[str]) -> list[dict[str, Any]]:
-        """The phase second by second of ingestion: how many deals each second took in and the
-        median and slowest of their notifications, so a tail can be told apart as a moment
-        (a start-up transient, a stall) or as spread over the whole phase."""
-        if not keys:
+        """The phase second by second of ingestion: for the deals of `keys` ingested in each
+        second and notified, how many, and the median (the upper one, as `percentiles` takes
+        it) and slowest of their notifications, so a tail can be told apart as a moment (a
+        start-up transient, a stall) or as spread over the whole phase. A second none of
+        whose deals was notified is there with 0 deals."""
+        ingested = [k for k in keys if k in self.ingested_at]
+        if not ingested:
             return []
-        first = min(self.ingested_at.get(k, float("inf")) for k in keys)
+        first = min(self.ingested_at[k] for k in ingested)
         seconds: dict[int, list[float]] = {}
-        for k in keys:
-            if k in self.notified_ms and k in self.ingested_at:
-                second = int((self.ingested_at[k] - first) // 1000)
-                seconds.setdefault(second, []).append(self.notified_ms[k])
-        timeline = []
-        for second in sorted(seconds):
-            ordered = sorted(seconds[second])
-            timeline.append(
-                {
-                    "second": second,
-                    "deals": len(ordered),
-                    "p50_ms": round(ordered[len(ordered) // 2], 1),
-                    "max_ms": round(ordered[-1], 1),
-                }
-            )
+        for k in ingested:
+            second = int((self.ingested_at[k] - first) // 1000)
+            latencies = seconds.setdefault(second, [])
+            if k in self.notified_ms:
+                latencies.append(self.notified_ms[k])
+        timeline: list[dict[str, Any]] = []
+        for second in range(max(seconds) + 1):
+            ordered = sorted(seconds.get(second, []))
+            row: dict[str, Any] = {"second": second, "deals": len(ordered)}
+            if ordered:
+                row["p50_ms"] = round(ordered[len(ordered) // 2], 1)
+                row["max_ms"] = round(ordered[-1], 1)
+            timeline.append(row)
         return timeline
 
     def earned(self, deal: str, latency: float, at: float) -> None:

@@ -43,7 +43,9 @@ def _latencies(phase: dict[str, Any]) -> list[str]:
     if len(timeline) > 1:
         # Each second of ingestion's slowest notification: a tail from one moment shows as a
         # peak, one from the load as a plateau.
-        peaks = " ".join(f"{second['max_ms']:.0f}" for second in timeline)
+        peaks = " ".join(
+            f"{second['max_ms']:.0f}" if second.get("deals") else "-" for second in timeline
+        )
         lines.append(f"    slowest -> notification by second of ingestion (ms): {peaks}")
     return lines
 
