@@ -322,27 +322,6 @@ class IngestionStamp:
             await self.app(scope, receive, send)
 
 
-# Container objects allocated (less those freed) before the cyclic collector's youngest pass.
-# Python's default, 700, is met within every batch a busy service handles: the pass then walks
-# the batch's live objects, 0.7-1 ms of CPU each time, 2-3% of each service's CPU at saturation
-# (measured with gc.callbacks and the thread's CPU time). Almost everything here is freed by
-# reference counting, so at 20,000 a quick benchmark run saw one pass a service instead of
-# about 200, and the tracked objects stayed at 10-19 thousand. The price: what only the
-# collector frees (objects in reference cycles, such as an exception kept with its traceback
-# and the frames' locals) waits for 20,000 net allocations instead of 700, so during a run of
-# failures such garbage, and whatever it holds, stays about 28 times longer.
-YOUNGEST_GENERATION_THRESHOLD = 20_000
-
-
-def tune_collector() -> None:
-    """Set the cyclic garbage collector for a long-running service, once start-up is done."""
-    # What start-up allocated lives as long as the process: keep it out of the collector's
-    # full passes, which otherwise stall the event loop now and then.
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(YOUNGEST_GENERATION_THRESHOLD, older, oldest)
-
-
 def create_app(
     definition: ServiceDefinition, settings: ServiceSettings, *, start: bool = True
 ) -> FastAPI:
@@ -358,7 +337,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running_platform(definition, settings, app.state.metrics) as platform:
             app.state.platform = platform
-            tune_collector()
+            # What start-up allocated lives as long as the process: keep it out of the
+            # collector's full passes, which otherwise stall the event loop now and then.
+            gc.freeze()
             yield
 
     # /docs and /redoc serve Swagger UI's and ReDoc's assets from the service itself: a machine
