@@ -240,7 +240,11 @@ start_node() {
   if [ ! -f "$home/data/meta.properties" ]; then
     local cluster_id mode=()
     # Every node of a cluster formats with the same cluster id (made once, kept beside them).
-    [ -s "$KAFKA_HOME/cluster.id" ] || python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))' > "$KAFKA_HOME/cluster.id"
+    # An id starting with "-" was made before ids were kept from it, and no node could format
+    # with it (the storage tool reads it as an option): a new one replaces it.
+    if [ ! -s "$KAFKA_HOME/cluster.id" ] || [ "$(head -c 1 "$KAFKA_HOME/cluster.id")" = "-" ]; then
+      python3 "$ROOT/deploy/kafka_cluster_id.py" > "$KAFKA_HOME/cluster.id"
+    fi
     cluster_id="$(cat "$KAFKA_HOME/cluster.id")"
     [ "$KAFKA_BROKERS" = 1 ] && mode=(--standalone)
     log "formatting KRaft storage of node $n (cluster id $cluster_id)"
