@@ -46,14 +46,8 @@ from shared.db import (
     Pool,
     lock_in_order,
 )
-from shared.events import (
-    Envelope,
-    EventPayload,
-    InvalidEvent,
-    decode_envelope,
-    header_text,
-    header_texts,
-)
+from shared.events import Envelope, EventPayload, InvalidEvent, decode_envelope, header_text
+from shared.events.envelope import header_texts
 from shared.name_ids import NameIds
 from shared.outbox import Outbox, OutgoingEvent, ingested_at_of, ingestion
 from shared.provenance import provenance_mismatch
@@ -599,7 +593,7 @@ def dead_letter_id(group_id: str, record: ConsumerRecord[Any, Any]) -> uuid.UUID
     parked once. A record replayed in place from a dead letter (same coordinates) names that
     letter in `dlq.replayed_from`, so failing again parks it anew, with its new reason."""
     coordinates = f"{group_id}/{record.topic}/{record.partition}/{record.offset}"
-    replayed_from = header_texts(record.headers).get(DLQ_REPLAYED_FROM)
+    replayed_from = header_text(record.headers, DLQ_REPLAYED_FROM)
     if replayed_from:
         coordinates += f"/replayed-from/{replayed_from}"
     return DLQ_IDS.uuid(coordinates)
