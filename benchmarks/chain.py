@@ -248,8 +248,8 @@ class Observed:
 
     def by_second(self, keys: list[str]) -> list[dict[str, Any]]:
         """The phase second by second of ingestion: for the deals of `keys` ingested in each
-        second and notified, how many, and the median (the upper one, as `percentiles` takes
-        it) and slowest of their notifications, so a tail can be told apart as a moment (a
+        second and notified, how many, and the median and slowest of their notifications (as
+        `percentiles` gives them), so a tail can be told apart as a moment (a
         start-up transient, a stall) or as spread over the whole phase. A second none of
         whose deals was notified is there with 0 deals."""
         ingested = [k for k in keys if k in self.ingested_at]
@@ -264,11 +264,10 @@ class Observed:
                 latencies.append(self.notified_ms[k])
         timeline: list[dict[str, Any]] = []
         for second in range(max(seconds) + 1):
-            ordered = sorted(seconds.get(second, []))
-            row: dict[str, Any] = {"second": second, "deals": len(ordered)}
-            if ordered:
-                row["p50_ms"] = round(ordered[len(ordered) // 2], 1)
-                row["max_ms"] = round(ordered[-1], 1)
+            notified = percentiles(seconds.get(second, []))
+            row: dict[str, Any] = {"second": second, "deals": notified["count"]}
+            if notified["count"]:
+                row["p50_ms"], row["max_ms"] = notified["p50_ms"], notified["max_ms"]
             timeline.append(row)
         return timeline
 
