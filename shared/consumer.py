@@ -46,8 +46,8 @@ from shared.db import (
     Pool,
     lock_in_order,
 )
-from shared.events import Envelope, EventPayload, InvalidEvent, decode_envelope, header_text
-from shared.events.envelope import header_texts
+from shared.events import Envelope, EventPayload, InvalidEvent, decode_envelope
+from shared.events.envelope import header_text, header_texts
 from shared.name_ids import NameIds
 from shared.outbox import Outbox, OutgoingEvent, ingested_at_of, ingestion
 from shared.provenance import provenance_mismatch

@@ -43,5 +43,5 @@ class NameIds:
 
     def text(self, name: str) -> str:
         """`str(uuid.uuid5(namespace, name))`: the hyphenated form."""
-        digits = f"{self._int(name):032x}"
+        digits = self.hex(name)
         return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
