@@ -55,8 +55,8 @@ _PLAIN_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})
 
 def context_from_traceparent(traceparent: str | None) -> otel_context.Context:
     """The context whose span is the remote parent `traceparent` names: what the W3C
-    propagator's `extract` gives for that header alone. A plain header is read here (4.5
-    against 10.7 us: once for every consumed event); a test holds both to the same answer."""
+    propagator's `extract` gives for that header alone. A plain header is read here (7.0
+    against 12.5 us: once for every consumed event); a test holds both to the same answer."""
     if not traceparent:
         return otel_context.Context()
     plain = _PLAIN_TRACEPARENT.fullmatch(traceparent)
