@@ -35,7 +35,6 @@ from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.exceptions import NackMessage
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from opentelemetry import trace
 
 from shared.clock import now
@@ -52,7 +51,7 @@ from shared.name_ids import NameIds
 from shared.outbox import Outbox, OutgoingEvent, ingested_at_of, ingestion
 from shared.provenance import provenance_mismatch
 from shared.provisions import Provisions
-from shared.subscriber import left_undecoded, parsed_whatever_the_headers, poll_without_idle_sleep
+from shared.subscriber import parsed_whatever_the_headers, poll_without_idle_sleep, raw_records
 from shared.topics import Topic, dead_letter_topic
 from shared.tracing import context_from_traceparent, traceparent_of, tracer
 
@@ -247,9 +246,9 @@ class EventConsumer:
     def attach(self, broker: KafkaBroker) -> None:
         """Subscribe on a FastStream broker, acknowledging only after processing."""
 
-        async def on_batch(message: KafkaMessage) -> None:
-            records = message.raw_message
-            assert isinstance(records, tuple)
+        # The records are the handler's one argument, annotated Any so that FastStream's dependency
+        # injection, where a broker keeps it on, passes them through unvalidated.
+        async def on_batch(records: Any) -> None:
             if records:
                 await self.process_batch(list(records))
 
@@ -267,7 +266,7 @@ class EventConsumer:
             max_records=self.batch_size,
             batch_timeout_ms=self.batch_timeout_ms,
             # Each record is decoded once, by process_batch against its route's contract.
-            decoder=left_undecoded,
+            decoder=raw_records,
             parser=parsed_whatever_the_headers,
         )
         subscriber(on_batch)

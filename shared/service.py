@@ -49,6 +49,7 @@ from shared.health import health
 from shared.http import ERROR_RESPONSES, BodyLimit, install_error_mapping
 from shared.identity import TokenVerifier
 from shared.inbox import purge_inbox
+from shared.kafka_client import KafkaConnection
 from shared.lag import LagProbe
 from shared.logging import configure_logging
 from shared.metrics import GaugeReading, HttpMetrics, ServiceMetrics
@@ -186,6 +187,22 @@ async def _refresh_partner_access(platform: Platform) -> None:
     await platform.partner_access.refresh(platform.pool)
 
 
+def _broker(kafka: KafkaConnection, schema: str) -> KafkaBroker:
+    return KafkaBroker(
+        kafka.hosts,
+        security=kafka.faststream_security(),
+        # Topics come from the registry (ensure_topics found them): a service's principal may
+        # not create topics, so FastStream must not try when a subscriber starts.
+        allow_auto_create_topics=False,
+        client_id=schema,
+        logger=logging.getLogger(f"{schema}.kafka"),
+        # No dependency injection: the platform's one handler per subscriber takes the batch's
+        # records as its argument (shared/consumer.py). With it, FastStream resolved the
+        # handler's message in a worker thread: about 0.4 ms of CPU a batch.
+        apply_types=False,
+    )
+
+
 @asynccontextmanager
 async def running_platform(
     definition: ServiceDefinition, settings: ServiceSettings, metrics: ServiceMetrics
@@ -214,15 +231,7 @@ async def running_platform(
         stall_seconds=settings.relay_stall_seconds,
         new_producer=lambda: make_producer(kafka, client_id=f"{schema}-relay"),
     )
-    broker = KafkaBroker(
-        kafka.hosts,
-        security=kafka.faststream_security(),
-        # Topics come from the registry (ensure_topics above found them): a service's principal
-        # may not create topics, so FastStream must not try when a subscriber starts.
-        allow_auto_create_topics=False,
-        client_id=schema,
-        logger=logging.getLogger(f"{schema}.kafka"),
-    )
+    broker = _broker(kafka, schema)
     lag = LagProbe(kafka, client_id=schema)
     await lag.start()
     relay.lag_observers.append(metrics.relay_lag_seconds.observe)
