@@ -22,10 +22,9 @@ import uuid
 from aiokafka import AIOKafkaProducer
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 
 from shared.kafka_client import KafkaConnection
-from shared.subscriber import poll_without_idle_sleep
+from shared.subscriber import Records, poll_without_idle_sleep, raw_records
 from shared.topics import Topic, ensure_topics
 
 BATCH_TIMEOUT_MS = 100  # the platform's default (CONSUMER_BATCH_TIMEOUT_MS)
@@ -37,13 +36,17 @@ async def pickups(kafka: KafkaConnection, records: int, ours: bool) -> list[floa
     await ensure_topics(kafka, [topic])
     quiet = logging.getLogger("bench.pickup")  # FastStream logs every message at INFO
     quiet.setLevel(logging.WARNING)
-    broker = KafkaBroker(kafka.hosts, security=kafka.faststream_security(), logger=quiet)
+    # The handler takes the batch's records as the platform's consumers do (no dependency
+    # injection, the raw records as the body), so only the polling differs between the turns.
+    broker = KafkaBroker(
+        kafka.hosts, security=kafka.faststream_security(), logger=quiet, apply_types=False
+    )
     seen: list[float] = []
     warm, done = asyncio.Event(), asyncio.Event()
 
-    async def on_batch(message: KafkaMessage) -> None:
+    async def on_batch(batch: Records) -> None:
         at = time.time() * 1000
-        for record in message.raw_message:
+        for record in batch:
             if record.value == b"warm":
                 warm.set()
             else:
@@ -59,6 +62,7 @@ async def pickups(kafka: KafkaConnection, records: int, ours: bool) -> list[floa
         batch=True,
         max_records=200,
         batch_timeout_ms=BATCH_TIMEOUT_MS,
+        decoder=raw_records,
     )
     subscriber(on_batch)
     if ours:
