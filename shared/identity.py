@@ -22,7 +22,7 @@ import os
 import sys
 import uuid
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -66,6 +66,7 @@ class Caller(BaseModel):
     roles: frozenset[Role]
     partner_id: str | None = None  # set exactly when a partner role is held
     token_id: str = ""
+    expires_at: datetime | None = None  # the token's expiry, when it came from one
 
     @property
     def is_admin(self) -> bool:
@@ -182,18 +183,28 @@ class TokenVerifier:
 
 
 def _caller(claims: dict[str, Any]) -> Caller:
+    # A signature vouches for who issued the claims, not for their shapes: anything but a list
+    # of role names, or an expiry no date can hold, is refused like any other bad token.
+    listed = claims.get("roles", [])
+    if not isinstance(listed, list) or not all(isinstance(role, str) for role in listed):
+        raise InvalidToken("token roles are not a list of role names")
     try:
-        roles = frozenset(Role(role) for role in claims.get("roles", []))
+        roles = frozenset(Role(role) for role in listed)
     except ValueError as error:
         raise InvalidToken("token names an unknown role") from error
     partner_id = claims.get("partner_id")
     if not roles or bool(roles & PARTNER_ROLES) != isinstance(partner_id, str):
         raise InvalidToken("token roles and partner do not agree")
+    try:
+        expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
+    except (OverflowError, OSError, ValueError) as error:
+        raise InvalidToken("token expiry out of range") from error
     return Caller(
         subject=str(claims["sub"]),
         roles=roles,
         partner_id=partner_id,
         token_id=str(claims["jti"]),
+        expires_at=expires_at,
     )
 
 

@@ -59,17 +59,29 @@ def expired(subject: str, *roles: Role, partner_id: str | None = None) -> str:
     """A token the platform's key signed two hours ago for one hour, made with PyJWT itself
     (not the platform's issuer, which refuses to make one)."""
     past = datetime.now(UTC) - timedelta(hours=2)
-    claims: dict[str, Any] = {
+    return signed(
+        subject, *roles, partner_id=partner_id, iat=past, nbf=past, exp=past + timedelta(hours=1)
+    )
+
+
+def signed(subject: str, *roles: Role, partner_id: str | None = None, **claims: Any) -> str:
+    """A token the platform's key signed for an hour, with `claims` in place of the usual ones
+    (a shape the platform's issuer would never make: roles that are no list, an expiry past
+    any date), made with PyJWT itself."""
+    moment = datetime.now(UTC)
+    made: dict[str, Any] = {
         "iss": "pollinate",
         "sub": subject,
         "aud": list(SERVICES),
         "jti": str(uuid.uuid4()),
-        "iat": past,
-        "nbf": past,
-        "exp": past + timedelta(hours=1),
+        "iat": moment,
+        "nbf": moment,
+        "exp": moment + timedelta(hours=1),
         "roles": [role.value for role in roles],
     }
     if partner_id is not None:
-        claims["partner_id"] = partner_id
+        made["partner_id"] = partner_id
     key = jwt.PyJWK(SIGNING_KEY, algorithm="EdDSA")
-    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": SIGNING_KEY["kid"]})
+    return jwt.encode(
+        {**made, **claims}, key, algorithm="EdDSA", headers={"kid": SIGNING_KEY["kid"]}
+    )

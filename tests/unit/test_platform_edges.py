@@ -28,7 +28,13 @@ from shared.settings import ServiceSettings
 from shared.topics import ATTRIBUTION_CREDITS, PARTNER_NOTIFICATIONS
 from tests.support.factories import credit_issued, deal_state_changed
 from tests.support.infra import ROOT
-from tests.support.tokens import VERIFICATION_KEYS, bearer, expired, token
+from tests.support.tokens import (
+    VERIFICATION_KEYS,
+    bearer,
+    expired,
+    signed,
+    token,
+)
 
 SETTINGS = ServiceSettings(service_name="edge", token_verification_keys=VERIFICATION_KEYS)
 ADMIN = bearer(token("manager@vendor", Role.CHANNEL_MANAGER, audiences=("edge",)))
@@ -134,6 +140,28 @@ async def test_an_expired_foreign_or_misdirected_token_is_401_saying_which(clien
         401,
         {"detail": "token signed with an unknown key"},
     )
+
+
+@pytest.mark.parametrize(
+    ("claims", "detail"),
+    [
+        ({"roles": 5}, "token roles are not a list of role names"),
+        ({"roles": None}, "token roles are not a list of role names"),
+        ({"roles": "channel_manager"}, "token roles are not a list of role names"),
+        ({"roles": [["channel_manager"]]}, "token roles are not a list of role names"),
+        ({"roles": [{"role": "channel_manager"}]}, "token roles are not a list of role names"),
+        ({"exp": 10**20}, "token expiry out of range"),
+        ({"exp": 1e300}, "token expiry out of range"),
+    ],
+)
+async def test_a_signed_token_with_claims_of_the_wrong_shape_is_401_not_500(
+    client: Any, claims: dict[str, Any], detail: str
+) -> None:
+    """A signature vouches for the issuer, not for the claims' shapes (found from outside:
+    roles given as a number and an expiry in the year 3e12 answered 500 on every service)."""
+    odd = signed("p1/u", Role.PARTNER_USER, partner_id="p1", aud=["edge"], **claims)
+    answer = await client.get("/things/p1", headers=bearer(odd))
+    assert (answer.status_code, answer.json()) == (401, {"detail": detail})
 
 
 @pytest.mark.parametrize("kind", ["deadlock", "serialization", "lock"])
