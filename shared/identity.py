@@ -32,6 +32,7 @@ from jwt.algorithms import OKPAlgorithm
 from pydantic import BaseModel, ConfigDict
 
 from shared.clock import now
+from shared.inputs import IDENT_MAX, InputError, clean_ident
 from shared.topics import SERVICES
 
 ISSUER = "pollinate"
@@ -193,19 +194,30 @@ def _caller(claims: dict[str, Any]) -> Caller:
     except ValueError as error:
         raise InvalidToken("token names an unknown role") from error
     partner_id = claims.get("partner_id")
-    if not roles or bool(roles & PARTNER_ROLES) != isinstance(partner_id, str):
+    if not roles or bool(roles & PARTNER_ROLES) != (partner_id is not None):
         raise InvalidToken("token roles and partner do not agree")
     try:
         expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
     except (OverflowError, OSError, ValueError) as error:
         raise InvalidToken("token expiry out of range") from error
     return Caller(
-        subject=str(claims["sub"]),
+        subject=_identifier(claims["sub"], "subject"),
         roles=roles,
-        partner_id=partner_id,
-        token_id=str(claims["jti"]),
+        partner_id=None if partner_id is None else _identifier(partner_id, "partner"),
+        token_id=_identifier(claims["jti"], "id"),
         expires_at=expires_at,
     )
+
+
+def _identifier(value: object, what: str) -> str:
+    """A claim that names something (stored in audit rows, compared with partner ids): text of
+    at most IDENT_MAX characters without control characters or lone surrogates."""
+    if not isinstance(value, str) or not 0 < len(value) <= IDENT_MAX:
+        raise InvalidToken(f"token {what} is not an identifier of 1 to {IDENT_MAX} characters")
+    try:
+        return clean_ident(value)
+    except InputError as error:
+        raise InvalidToken(f"token {what} is not an identifier: {error}") from error
 
 
 def new_signing_key(kid: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -142,25 +142,44 @@ async def test_an_expired_foreign_or_misdirected_token_is_401_saying_which(clien
     )
 
 
+NOT_A_LIST = "token roles are not a list of role names"
+NOT_AGREED = "token roles and partner do not agree"
+CONTROLS = "identifier must not contain NUL characters"
+
+
 @pytest.mark.parametrize(
     ("claims", "detail"),
     [
-        ({"roles": 5}, "token roles are not a list of role names"),
-        ({"roles": None}, "token roles are not a list of role names"),
-        ({"roles": "channel_manager"}, "token roles are not a list of role names"),
-        ({"roles": [["channel_manager"]]}, "token roles are not a list of role names"),
-        ({"roles": [{"role": "channel_manager"}]}, "token roles are not a list of role names"),
+        ({"roles": 5}, NOT_A_LIST),
+        ({"roles": None}, NOT_A_LIST),
+        ({"roles": "partner_user"}, NOT_A_LIST),
+        ({"roles": [["partner_user"]]}, NOT_A_LIST),
+        ({"roles": [{"role": "partner_user"}]}, NOT_A_LIST),
         ({"exp": 10**20}, "token expiry out of range"),
         ({"exp": 1e300}, "token expiry out of range"),
+        ({"roles": ["channel_manager"], "partner_id": 5}, NOT_AGREED),
+        ({"roles": ["channel_manager"], "partner_id": ["p1"]}, NOT_AGREED),
+        ({"partner_id": 5}, "token partner is not an identifier of 1 to 200 characters"),
+        ({"partner_id": ""}, "token partner is not an identifier of 1 to 200 characters"),
+        ({"partner_id": "p" * 201}, "token partner is not an identifier of 1 to 200 characters"),
+        ({"partner_id": "p\x00x"}, f"token partner is not an identifier: {CONTROLS}"),
+        (
+            {"partner_id": "p\udc00"},
+            "token partner is not an identifier: identifier must not contain lone surrogates"
+            " (U+DC00)",
+        ),
+        ({"sub": "p1/\x00"}, f"token subject is not an identifier: {CONTROLS}"),
+        ({"jti": ""}, "token id is not an identifier of 1 to 200 characters"),
     ],
 )
 async def test_a_signed_token_with_claims_of_the_wrong_shape_is_401_not_500(
     client: Any, claims: dict[str, Any], detail: str
 ) -> None:
     """A signature vouches for the issuer, not for the claims' shapes (found from outside:
-    roles given as a number and an expiry in the year 3e12 answered 500 on every service)."""
-    odd = signed("p1/u", Role.PARTNER_USER, partner_id="p1", aud=["edge"], **claims)
-    answer = await client.get("/things/p1", headers=bearer(odd))
+    roles given as a number, a partner given as a number or with a NUL in it, and an expiry
+    in the year 3e12 each answered 500 on every service and the portal)."""
+    made = {"roles": ["partner_user"], "partner_id": "p1", "aud": ["edge"], **claims}
+    answer = await client.get("/things/p1", headers=bearer(signed("p1/u", **made)))
     assert (answer.status_code, answer.json()) == (401, {"detail": detail})
 
 
