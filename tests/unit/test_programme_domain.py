@@ -63,6 +63,20 @@ def test_a_quarter_is_parsed_printed_and_bounded() -> None:
         Quarter.parse("2026-Q5")
 
 
+@pytest.mark.parametrize("text", ["0000-Q1", "1899-Q4", "9999-Q1", "9999-Q4"])
+def test_a_quarter_no_date_range_can_hold_is_refused_as_input(text: str) -> None:
+    """Found from outside: /kpis?from_quarter=0000-Q1 answered 500 (no date in year 0)."""
+    with pytest.raises(ValueError, match="outside the quarters 1900-Q1 to 9998-Q4"):
+        Quarter.parse(text)
+
+
+@pytest.mark.parametrize("text", ["1900-Q1", "9998-Q4"])
+def test_the_first_and_last_quarters_bound_a_range_of_dates(text: str) -> None:
+    quarter = Quarter.parse(text)
+    span = QuarterRange(quarter, quarter)
+    assert (span.starts, span.ends) == (quarter.first_day, quarter.next.first_day)
+
+
 def test_a_range_includes_both_ends_and_refuses_a_reversed_one() -> None:
     span = QuarterRange(Quarter(2026, 2), Quarter(2026, 4))
     assert (span.starts, span.ends) == (date(2026, 4, 1), date(2027, 1, 1))

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from shared.inputs import EARLIEST_YEAR, LATEST_YEAR
+
 QUARTER_PATTERN = r"^\d{4}-Q[1-4]$"
 _QUARTER = re.compile(QUARTER_PATTERN)
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -18,9 +20,16 @@ class Quarter:
 
     @classmethod
     def parse(cls, text: str) -> Quarter:
+        """A quarter as given ("2026-Q3"), in the years a date can bound: the range it ends
+        stops on the next quarter's first day, which year 9999's fourth quarter has not."""
         if not _QUARTER.match(text):
             raise ValueError(f"{text!r} is not a quarter like 2026-Q3")
-        return cls(int(text[:4]), int(text[-1]))
+        year = int(text[:4])
+        if not EARLIEST_YEAR <= year < LATEST_YEAR:
+            raise ValueError(
+                f"{text!r} is outside the quarters {EARLIEST_YEAR}-Q1 to {LATEST_YEAR - 1}-Q4"
+            )
+        return cls(year, int(text[-1]))
 
     @classmethod
     def of(cls, day: date) -> Quarter:
