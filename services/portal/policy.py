@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -19,6 +20,7 @@ from services.portal.backends import BackendRefused, Backends
 from services.portal.console import ManagerDep
 from services.portal.rendering import page
 from services.portal.sessions import CsrfDep, Session
+from shared.inputs import MAX_JSON_DEPTH, json_depth
 
 router = APIRouter(prefix="/console/policy")
 
@@ -37,14 +39,33 @@ class NotADocument(ValueError):
 
 
 def document_of(text: str) -> dict[str, Any]:
-    """The textarea's JSON object, or why it is not one."""
+    """The textarea's JSON object, or why it is not one. It is sent on as JSON, so it must be
+    JSON that can be written again: no NaN or Infinity, no number beyond a float, no half of a
+    UTF-16 surrogate pair, no nesting past the services' bound (each of these answered 500
+    when found from outside)."""
+    if json_depth(text.encode("utf-8", "surrogatepass")) > MAX_JSON_DEPTH:
+        raise NotADocument(f"the document is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise NotADocument("the document holds half of a UTF-16 surrogate pair alone") from error
     except ValueError as error:
         raise NotADocument(f"the document is not JSON: {error}") from error
     if not isinstance(value, dict):
         raise NotADocument("the document must be a JSON object (its settings by name)")
     return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text[:40]} is beyond the numbers a document may hold")
+    return number
 
 
 async def policy_page(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
+
+import pytest
 
 from services.portal.domain.partners import PAGE, Paging, below, score_of
 
@@ -50,3 +53,28 @@ def test_a_policy_draft_must_be_a_json_object() -> None:
         document_of("{version: v2}")
     with pytest.raises(NotADocument, match="must be a JSON object"):
         document_of('["version", "v2"]')
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ('{"a": NaN}', "NaN is not a JSON number"),
+        ('{"a": -Infinity}', "-Infinity is not a JSON number"),
+        ('{"a": 1e999}', "1e999 is beyond the numbers a document may hold"),
+        ('{"protection_days": 1e400}', "1e400 is beyond the numbers a document may hold"),
+        ('{"a": "\\ud800"}', "half of a UTF-16 surrogate pair alone"),
+        ('{"a": ' * 3000 + "1" + "}" * 3000, "nested deeper than 32 levels"),
+        ("[" * 50_000 + "]" * 50_000, "nested deeper than 32 levels"),
+        ('{"a": ' + "9" * 5000 + "}", "not JSON"),
+    ],
+)
+def test_a_policy_draft_that_could_not_be_sent_on_as_json_is_refused_saying_why(
+    text: str, why: str
+) -> None:
+    """Found from outside: each of these answered 500 from the policy console (NaN and 1e999
+    could not be written again for the deals service, nor a lone surrogate; the nesting ran
+    out of recursion)."""
+    from services.portal.policy import NotADocument, document_of
+
+    with pytest.raises(NotADocument, match=re.escape(why)):
+        document_of(text)
