@@ -71,6 +71,10 @@ class Backends:
         headers = {"Authorization": f"Bearer {session.token}"}
         try:
             response = await self._client.request(method, url, headers=headers, **kwargs)
+        except httpx.InvalidURL as error:
+            # The page's own address carried it (a path value with a NUL or a line break, say):
+            # the person's input, refused as the services refuse such an address.
+            raise BackendRefused(service, 400, "the address holds a control character") from error
         except httpx.HTTPError as error:
             raise BackendUnavailable(service, type(error).__name__) from error
         if response.status_code == 401:

@@ -146,6 +146,18 @@ def test_a_service_that_does_not_answer_is_a_503_naming_it(client: TestClient) -
     assert "deals is unavailable" in answer.text
 
 
+@pytest.mark.parametrize("path", ["/registrations/%00", "/registrations/a%0Ab"])
+def test_a_page_address_with_a_control_character_is_a_400_page(
+    client: TestClient, path: str
+) -> None:
+    """Found from outside: the value went into the service's URL, which the HTTP client
+    refused with an error the portal did not expect (500)."""
+    signed_in(client, PARTNER)
+    answer = client.get(path)
+    assert answer.status_code == 400
+    assert "the address holds a control character" in answer.text
+
+
 def test_hostile_form_input_is_a_422_page(client: TestClient) -> None:
     signed_in(client, PARTNER)
     token_value = client.cookies.get("pollinate_csrf")
