@@ -330,6 +330,13 @@ async def test_every_figure_from_the_events_exactly(infra: Infra, programme: str
     assert [d(s["mdf_claimed"]) for s in germany["spend"]] == [0]
     isv = (await kpis(programme, ADMIN, partner_id=partners, partner_type="isv")).json()
     assert isv["revenue"] == []
+    # the spend's partner version is joined only for a tier or type: gold's, not platinum's 35
+    in_gold = (await kpis(programme, ADMIN, partner_id=partners, tier="gold")).json()
+    assert [
+        (s["quarter"], d(s["incentives"]), d(s["mdf_claimed"]), d(s["mdf_accrued"]))
+        for s in in_gold["spend"]
+    ] == [("2026-Q3", 9, 0, 0), ("2026-Q4", 100, 30, 20)]
+    assert isv["spend"] == []
     assert isv["automation"]["onboarding"]["decisions"] == 2
 
 
