@@ -36,6 +36,9 @@ from shared.inputs import IDENT_MAX, InputError, clean_ident
 from shared.topics import SERVICES
 
 ISSUER = "pollinate"
+# A subject names a person or an app; a partner's is "<partner id>/<user>" (onboarding issues
+# those), so it may be two identifiers long.
+SUBJECT_MAX = 2 * IDENT_MAX + 1
 ALGORITHM = "EdDSA"
 # A token lives an hour unless asked otherwise, a day at most: a leaked token is worth little,
 # and suspension reaches a partner's tokens sooner anyway (shared/access.py).
@@ -121,6 +124,13 @@ class TokenIssuer:
             raise ValueError("partner roles, and only they, name the partner")
         if not timedelta(0) < ttl <= MAX_TTL:
             raise ValueError(f"a token lives at most {MAX_TTL}")
+        # What the verifier refuses is never issued.
+        try:
+            _identifier(subject, "subject", SUBJECT_MAX)
+            if partner_id is not None:
+                _identifier(partner_id, "partner", IDENT_MAX)
+        except InvalidToken as error:
+            raise ValueError(str(error)) from error
         issued = now()
         claims: dict[str, Any] = {
             "iss": ISSUER,
@@ -201,19 +211,19 @@ def _caller(claims: dict[str, Any]) -> Caller:
     except (OverflowError, OSError, ValueError) as error:
         raise InvalidToken("token expiry out of range") from error
     return Caller(
-        subject=_identifier(claims["sub"], "subject"),
+        subject=_identifier(claims["sub"], "subject", SUBJECT_MAX),
         roles=roles,
-        partner_id=None if partner_id is None else _identifier(partner_id, "partner"),
-        token_id=_identifier(claims["jti"], "id"),
+        partner_id=None if partner_id is None else _identifier(partner_id, "partner", IDENT_MAX),
+        token_id=_identifier(claims["jti"], "id", IDENT_MAX),
         expires_at=expires_at,
     )
 
 
-def _identifier(value: object, what: str) -> str:
+def _identifier(value: object, what: str, limit: int) -> str:
     """A claim that names something (stored in audit rows, compared with partner ids): text of
-    at most IDENT_MAX characters without control characters or lone surrogates."""
-    if not isinstance(value, str) or not 0 < len(value) <= IDENT_MAX:
-        raise InvalidToken(f"token {what} is not an identifier of 1 to {IDENT_MAX} characters")
+    at most `limit` characters without control characters or lone surrogates."""
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        raise InvalidToken(f"token {what} is not an identifier of 1 to {limit} characters")
     try:
         return clean_ident(value)
     except InputError as error:

@@ -169,6 +169,7 @@ CONTROLS = "identifier must not contain NUL characters"
             " (U+DC00)",
         ),
         ({"sub": "p1/\x00"}, f"token subject is not an identifier: {CONTROLS}"),
+        ({"sub": "p" * 402}, "token subject is not an identifier of 1 to 401 characters"),
         ({"jti": ""}, "token id is not an identifier of 1 to 200 characters"),
     ],
 )
@@ -181,6 +182,22 @@ async def test_a_signed_token_with_claims_of_the_wrong_shape_is_401_not_500(
     made = {"roles": ["partner_user"], "partner_id": "p1", "aud": ["edge"], **claims}
     answer = await client.get("/things/p1", headers=bearer(signed("p1/u", **made)))
     assert (answer.status_code, answer.json()) == (401, {"detail": detail})
+
+
+async def test_the_longest_subject_onboarding_issues_is_accepted(client: Any) -> None:
+    """A partner's token names "<partner id>/<user>", each up to 200 characters."""
+    longest = token("p1/" + "u" * 398, Role.PARTNER_USER, partner_id="p1", audiences=("edge",))
+    answer = await client.get("/things/p1", headers=bearer(longest))
+    assert answer.status_code == 200, answer.text
+
+
+def test_the_issuer_refuses_to_sign_what_the_verifier_would_refuse() -> None:
+    with pytest.raises(ValueError, match="token subject is not an identifier: "):
+        token("p1/\x00", Role.PARTNER_USER, partner_id="p1")
+    with pytest.raises(ValueError, match="token subject is not an identifier of 1 to 401"):
+        token("", Role.CHANNEL_MANAGER)
+    with pytest.raises(ValueError, match="token partner is not an identifier of 1 to 200"):
+        token("p1/u", Role.PARTNER_USER, partner_id="p" * 201)
 
 
 @pytest.mark.parametrize("kind", ["deadlock", "serialization", "lock"])
