@@ -200,7 +200,10 @@ async def record_review(
     settings: SettingsDep,
 ) -> ReviewOut:
     """Record a quarterly business review of the accepted plan (one per quarter)."""
-    quarter = Quarter.parse(body.quarter)
+    try:
+        quarter = Quarter.parse(body.quarter)
+    except ValueError as error:
+        raise Unprocessable(str(error)) from error
     async with platform.transaction() as conn:
         review_id = await plans.review(
             conn,

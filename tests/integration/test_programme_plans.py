@@ -343,5 +343,11 @@ async def test_a_quarterly_review_shows_goals_against_actuals_from_three_service
         )
         assert outside.status_code == 422
         assert "not in the plan's year" in outside.text
+        for quarter in ("0000-Q1", "9999-Q4"):  # no date holds their range: refused, not a 500
+            beyond = await client.post(
+                f"{plan_url}/reviews", headers=ADMIN, json={"quarter": quarter, "summary": "x"}
+            )
+            assert beyond.status_code == 422, beyond.text
+            assert "outside the quarters 1900-Q1 to 9998-Q4" in beyond.text
         listed = await client.get(f"{plan_url}/reviews", headers=auth(partner))
         assert listed.json()["items"] == [review]
