@@ -25,6 +25,7 @@ from shared.inputs import MAX_JSON_DEPTH, json_depth
 router = APIRouter(prefix="/console/policy")
 
 DOCUMENT_MAX = 100_000
+DOCUMENT_DEPTH = MAX_JSON_DEPTH - 1
 VERSION = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 # A browser's datetime-local value (minutes, optionally seconds), read as UTC.
 LOCAL_TIME = r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?)?$"
@@ -43,8 +44,10 @@ def document_of(text: str) -> dict[str, Any]:
     JSON that can be written again: no NaN or Infinity, no number beyond a float, no half of a
     UTF-16 surrogate pair, no nesting past the services' bound (each of these answered 500
     when found from outside)."""
-    if json_depth(text.encode("utf-8", "surrogatepass")) > MAX_JSON_DEPTH:
-        raise NotADocument(f"the document is nested deeper than {MAX_JSON_DEPTH} levels")
+    # It goes on inside a body of its own (`{"document": ...}`), which the services bound: the
+    # draft is measured as that body, or deals would refuse what passed here.
+    if json_depth(b'{"document": ' + text.encode("utf-8", "surrogatepass") + b"}") > MAX_JSON_DEPTH:
+        raise NotADocument(f"the document is nested deeper than {DOCUMENT_DEPTH} levels")
     try:
         value = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
         json.dumps(value, ensure_ascii=False).encode("utf-8")

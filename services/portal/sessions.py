@@ -62,8 +62,8 @@ class Verifier:
         caller = None
         for verifier in self._verifiers:
             caller = verifier.verify(token)
-        assert caller is not None
-        assert caller.expires_at is not None  # a verified token's
+        if caller is None or caller.expires_at is None:  # no verifier, or no expiry read
+            raise InvalidToken("invalid token")
         return caller, caller.expires_at
 
 
