@@ -61,10 +61,11 @@ def partner_at(fact: str, at: str) -> str:
         AND {at} >= p.valid_from AND {at} < p.valid_to"""
 
 
-# $3 partners, $4 tier, $5 type over the partner version joined as `p`.
-PARTNER_FILTER = """($3::text[] IS NULL OR {fact}.partner_id = ANY($3::text[]))
-    AND ($4::text IS NULL OR coalesce(p.tier, 'unknown') = $4::text)
+# $3 partners; $4 tier, $5 type over the partner version joined as `p`.
+PARTNERS_NAMED = "($3::text[] IS NULL OR {fact}.partner_id = ANY($3::text[]))"
+VERSION_FILTER = """($4::text IS NULL OR coalesce(p.tier, 'unknown') = $4::text)
     AND ($5::text IS NULL OR coalesce(p.partner_type, 'unknown') = $5::text)"""
+PARTNER_FILTER = f"{PARTNERS_NAMED}\n    AND {VERSION_FILTER}"
 
 
 QUARTER_OF = """to_char({}, 'YYYY-"Q"Q')"""
@@ -121,16 +122,14 @@ async def spend(conn: Connection, f: Filters) -> list[Any]:
             {partner_at("s", "s.at") if by_partner else ""}
             WHERE ($1::date IS NULL OR s.quarter >= to_char($1::date, 'YYYY-"Q"Q'))
               AND ($2::date IS NULL OR s.quarter < to_char($2::date, 'YYYY-"Q"Q'))
-              AND {PARTNER_FILTER.format(fact="s") if by_partner else _UNFILTERED_PARTNER}
+              AND {PARTNERS_NAMED.format(fact="s")}
+              AND {VERSION_FILTER if by_partner else "$4::text IS NULL AND $5::text IS NULL"}
               AND {_REGION_FILTER if by_region else "$6::text IS NULL"}
             GROUP BY 1, 2 ORDER BY 1, 2""",
         *f.args(),
     )
 
 
-# The partner filter with no tier or type given: no version is joined.
-_UNFILTERED_PARTNER = """($3::text[] IS NULL OR s.partner_id = ANY($3::text[]))
-    AND $4::text IS NULL AND $5::text IS NULL"""
 _REGION_FILTER = "coalesce(c.customer_country, 'unknown') = $6::text"
 
 
