@@ -178,7 +178,8 @@ class MalformedJson(RequestError):
     status = 400
 
 
-def _refuse_constant(name: str) -> Any:
+def refuse_json_constant(name: str) -> Any:
+    """`json.loads`' `parse_constant`: NaN and Infinity are no JSON numbers."""
     raise ValueError(f"{name} is not a JSON number")
 
 
@@ -189,7 +190,7 @@ def parse_json(raw: bytes) -> Any:
     if json_depth(raw) > MAX_JSON_DEPTH:
         raise MalformedJson(TOO_DEEP)
     try:
-        return json.loads(raw, parse_float=Decimal, parse_constant=_refuse_constant)
+        return json.loads(raw, parse_float=Decimal, parse_constant=refuse_json_constant)
     except (ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError, ...
         raise MalformedJson(f"malformed JSON: {str(error)[:200]}") from error
 

@@ -20,7 +20,7 @@ from services.portal.backends import BackendRefused, Backends
 from services.portal.console import ManagerDep
 from services.portal.rendering import page
 from services.portal.sessions import CsrfDep, Session
-from shared.inputs import MAX_JSON_DEPTH, json_depth
+from shared.inputs import MAX_JSON_DEPTH, json_depth, refuse_json_constant
 
 router = APIRouter(prefix="/console/policy")
 
@@ -49,7 +49,7 @@ def document_of(text: str) -> dict[str, Any]:
     if json_depth(b'{"document": ' + text.encode("utf-8", "surrogatepass") + b"}") > MAX_JSON_DEPTH:
         raise NotADocument(f"the document is nested deeper than {DOCUMENT_DEPTH} levels")
     try:
-        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+        value = json.loads(text, parse_constant=refuse_json_constant, parse_float=_finite)
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as error:
         raise NotADocument("the document holds half of a UTF-16 surrogate pair alone") from error
@@ -58,10 +58,6 @@ def document_of(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise NotADocument("the document must be a JSON object (its settings by name)")
     return value
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def _finite(text: str) -> float:
