@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.programme import views
+from services.programme.domain.decisions import approves
 from services.programme.domain.figures import Durations, ratio, return_per_dollar
 from services.programme.schemas import (
     AutomationOut,
@@ -20,6 +21,7 @@ from services.programme.schemas import (
     RevenueRow,
     RevenueTotal,
     SpendRow,
+    TopPartner,
 )
 from services.programme.schemas import Durations as DurationsOut
 from shared.clock import now
@@ -38,8 +40,12 @@ def durations_out(seconds: list[float]) -> DurationsOut:
 
 def decision_share(rows: list[Any]) -> DecisionShare:
     automatic = sum(1 for row in rows if row["automatic"])
+    approved = sum(1 for row in rows if approves(row["outcome"]))
     return DecisionShare(
         decisions=len(rows),
+        approved=approved,
+        rejected=len(rows) - approved,
+        approval_share=ratio(approved, len(rows)),
         automatic=automatic,
         automatic_share=ratio(automatic, len(rows)),
         time_to_decision=durations_out(
@@ -109,6 +115,7 @@ async def report(conn: Connection, f: views.Filters, shown: KpiFiltersOut) -> Kp
         counts = await views.partner_counts(conn, f)
         first_deals = await views.first_deal_waits(conn, f)
         answers = await views.nps_answers(conn, f)
+        top = [TopPartner(**dict(row)) for row in await views.top_partners(conn, f)]
     decided = onboarding.decisions + registrations.decisions
     share = ratio(onboarding.automatic + registrations.automatic, decided)
     return KpiReport(
@@ -130,5 +137,6 @@ async def report(conn: Connection, f: views.Filters, shown: KpiFiltersOut) -> Kp
             time_to_first_deal=durations_out([row["waited"] for row in first_deals]),
         ),
         nps=nps_report(answers),
+        top_partners=top,
         computed_at=now(),
     )

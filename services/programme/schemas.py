@@ -74,6 +74,12 @@ class Durations(BaseModel):
 
 class DecisionShare(BaseModel):
     decisions: int
+    approved: int = Field(
+        description="decisions that said yes: applications qualified, registrations approved "
+        "(or won, approved after the deal closed won)"
+    )
+    rejected: int = Field(description="decisions that said no")
+    approval_share: Decimal | None = Field(description="approved / decisions")
     automatic: int = Field(description="decided without a person")
     automatic_share: Decimal | None = Field(description="automatic / decisions")
     time_to_decision: Durations
@@ -95,6 +101,20 @@ class PartnersOut(BaseModel):
         description="from activation to the first credited (won) deal, partners activated in "
         "the quarters asked for"
     )
+
+
+TOP_PARTNERS = 10  # a dashboard's leaderboard: enough to see who leads, small to read
+
+
+class TopPartner(BaseModel):
+    """One of the partners with the most attributed revenue in one currency."""
+
+    partner_id: str
+    currency: str
+    tier: str = Field(description="the partner's tier now (unknown before its first event)")
+    sourced: Decimal
+    influenced: Decimal
+    total: Decimal = Field(description="sourced + influenced")
 
 
 # ---- joint business plans and quarterly business reviews
@@ -370,4 +390,9 @@ class KpiReport(BaseModel):
     automation: AutomationOut
     partners: PartnersOut
     nps: NpsReport = Field(description="partner voice: survey answers in the quarters asked for")
+    top_partners: list[TopPartner] = Field(
+        description=f"per currency, the {TOP_PARTNERS} partners with the most attributed revenue "
+        "(sourced + influenced, net of reversals) under the same filters, most first; a tie "
+        "goes to the smaller partner id"
+    )
     computed_at: Timestamp

@@ -15,6 +15,7 @@ from services.programme.domain.quarters import Quarter
 from services.programme.domain.voice import Nps, category
 from services.programme.repository import PLAN_COLUMNS
 from services.programme.schemas import (
+    TOP_PARTNERS,
     AnswerList,
     AnswerOut,
     CouncilMemberOut,
@@ -77,6 +78,20 @@ def _in_range(column: str) -> str:
     )
 
 
+# The credits a revenue figure counts, each net of its reversal (`net`): closed in the quarters
+# asked for, of the partners asked for (tier and type as the partner stood when the credit was
+# issued), in the region asked for.
+_NET = "c.amount - coalesce(r.amount, 0)"
+_CREDITS_COUNTED = f"""
+    FROM credits c
+    LEFT JOIN credit_reversals r USING (credit_id)
+    {partner_at("c", "c.issued_at")}
+    WHERE {_in_range("c.close_date")} AND {PARTNER_FILTER.format(fact="c")}
+      AND ($6::text IS NULL OR coalesce(c.customer_country, 'unknown') = $6::text)"""
+_SOURCED = f"coalesce(sum({_NET}) FILTER (WHERE c.kind = 'sourced'), 0)"
+_INFLUENCED = f"coalesce(sum({_NET}) FILTER (WHERE c.kind = 'influenced'), 0)"
+
+
 async def revenue(conn: Connection, f: Filters) -> list[Any]:
     return await conn.fetch(
         # grouped by the quarter's first day, spelt once per group (not once per credit)
@@ -85,16 +100,35 @@ async def revenue(conn: Connection, f: Filters) -> list[Any]:
                    coalesce(p.partner_type, 'unknown') AS partner_type,
                    coalesce(c.customer_country, 'unknown') AS region,
                    c.currency,
-                   coalesce(sum(c.amount - coalesce(r.amount, 0))
-                            FILTER (WHERE c.kind = 'sourced'), 0) AS sourced,
-                   coalesce(sum(c.amount - coalesce(r.amount, 0))
-                            FILTER (WHERE c.kind = 'influenced'), 0) AS influenced
-            FROM credits c
-            LEFT JOIN credit_reversals r USING (credit_id)
-            {partner_at("c", "c.issued_at")}
-            WHERE {_in_range("c.close_date")} AND {PARTNER_FILTER.format(fact="c")}
-              AND ($6::text IS NULL OR coalesce(c.customer_country, 'unknown') = $6::text)
+                   {_SOURCED} AS sourced,
+                   {_INFLUENCED} AS influenced
+            {_CREDITS_COUNTED}
             GROUP BY date_trunc('quarter', c.close_date), 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5""",
+        *f.args(),
+    )
+
+
+async def top_partners(conn: Connection, f: Filters) -> list[Any]:
+    """Per currency, the TOP_PARTNERS partners with the most attributed revenue (a tie to the
+    smaller id), with each one's tier now."""
+    return await conn.fetch(
+        f"""WITH totals AS (
+                SELECT c.partner_id, c.currency,
+                       {_SOURCED} AS sourced, {_INFLUENCED} AS influenced
+                {_CREDITS_COUNTED}
+                GROUP BY 1, 2),
+            ranked AS (
+                SELECT *, row_number() OVER (
+                    PARTITION BY currency ORDER BY sourced + influenced DESC, partner_id) AS place
+                FROM totals WHERE sourced + influenced > 0)
+            SELECT t.partner_id, t.currency, coalesce(v.tier, 'unknown') AS tier,
+                   t.sourced, t.influenced, t.sourced + t.influenced AS total
+            FROM ranked t
+            LEFT JOIN LATERAL (
+                SELECT tier FROM partner_versions WHERE partner_id = t.partner_id
+                ORDER BY version DESC LIMIT 1) v ON true
+            WHERE t.place <= {TOP_PARTNERS}
+            ORDER BY t.currency, t.place""",
         *f.args(),
     )
 
@@ -137,7 +171,7 @@ async def onboarding_decisions(conn: Connection, f: Filters) -> list[Any]:
     """Each application decision: automatic or not, and the seconds since the application
     (null when the application's version is not known)."""
     return await conn.fetch(
-        f"""SELECT d.decision = 'automatic' AS automatic,
+        f"""SELECT d.change AS outcome, d.decision = 'automatic' AS automatic,
                    extract(epoch FROM d.changed_at - a.changed_at)::float8 AS waited
             FROM partner_versions d
             LEFT JOIN partner_versions a
@@ -155,7 +189,7 @@ async def registration_decisions(conn: Connection, f: Filters) -> list[Any]:
     submission; since it last entered review otherwise, null when that is not known). A
     region filter keeps the decisions of partners authorised in that country then."""
     return await conn.fetch(
-        f"""SELECT m.automatic,
+        f"""SELECT m.outcome, m.automatic,
                    CASE WHEN m.at_submission THEN 0::float8
                         ELSE extract(epoch FROM m.at - m.pending_since)::float8 END AS waited
             FROM (

@@ -294,12 +294,18 @@ async def test_every_figure_from_the_events_exactly(infra: Infra, programme: str
     automation = report["automation"]
     assert automation["onboarding"] == {
         "decisions": 2,
+        "approved": 1,  # reviewed qualified; scored rejected
+        "rejected": 1,
+        "approval_share": "0.5000",
         "automatic": 1,
         "automatic_share": "0.5000",
         "time_to_decision": {"count": 2, "p50_hours": 0.0, "p90_hours": 2.0},
     }
     assert automation["registrations"] == {
         "decisions": 3,
+        "approved": 2,  # by the rules and by the manager; the policy rejected one
+        "rejected": 1,
+        "approval_share": "0.6667",
         "automatic": 2,
         "automatic_share": "0.6667",
         "time_to_decision": {"count": 3, "p50_hours": 10.0, "p90_hours": 48.0},
@@ -311,6 +317,17 @@ async def test_every_figure_from_the_events_exactly(infra: Infra, programme: str
         "churned": 1,
         "time_to_first_deal": {"count": 1, "p50_hours": 240.0, "p90_hours": 240.0},
     }
+    # the only partner with revenue, at the tier it has now (platinum, not gold as credited)
+    assert report["top_partners"] == [
+        {
+            "partner_id": p["star"],
+            "currency": "USD",
+            "tier": "platinum",
+            "sourced": "1090.0000",
+            "influenced": "500.2500",
+            "total": "1590.2500",
+        }
+    ]
 
     # filters: a quarter, a tier (the partner's when the credit came), a country, a type
     q3 = (await kpis(programme, ADMIN, partner_id=partners, to_quarter="2026-Q3")).json()
@@ -357,3 +374,42 @@ async def test_only_the_channel_team_and_finance_read_it_and_bad_filters_are_ref
         answer = await kpis(programme, ADMIN, **params)
         assert answer.status_code == 422, (params, answer.text)
         assert why in answer.text, (params, answer.text)
+
+
+async def test_top_partners_are_ten_a_currency_most_first_ties_to_the_smaller_id(
+    infra: Infra, programme: str
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    # twelve partners in EUR, 100..1200 (two tie at 700), one in GBP, one reversed to nothing
+    amounts = {f"t{run}-{n:02d}": 100 * n for n in range(1, 13)}
+    amounts[f"t{run}-00"] = 700
+    credits = [
+        f.credit_issued(partner_id=pid, amount=f"{amount}.00", currency="EUR", issued_at=T)
+        for pid, amount in amounts.items()
+    ]
+    pound = f.credit_issued(partner_id=f"t{run}-gb", amount="5.00", currency="GBP", issued_at=T)
+    undone = f.credit_issued(partner_id=f"t{run}-zz", amount="9999.00", currency="EUR", issued_at=T)
+    for credit in (*credits, pound, undone, f.credit_reversed(undone)):
+        await publish(
+            infra, ATTRIBUTION_CREDITS, [credit], subject=credit.deal_key, source="attribution"
+        )
+    named = sorted([*amounts, pound.partner_id, undone.partner_id])
+
+    async def counted() -> list[dict[str, Any]] | None:
+        report = (await kpis(programme, ADMIN, partner_id=named)).json()
+        totals = report["revenue_totals"]
+        done = {t["currency"]: Decimal(t["sourced"]) for t in totals} == {
+            "EUR": Decimal(sum(amounts.values())),
+            "GBP": Decimal(5),
+        }
+        return report["top_partners"] if done else None
+
+    top = await eventually(counted, 60, what="every credit and the reversal counted")
+    eur = sorted(amounts, key=lambda pid: (-amounts[pid], pid))[:10]
+    assert [(t["currency"], t["partner_id"]) for t in top] == [
+        *(("EUR", pid) for pid in eur),
+        ("GBP", pound.partner_id),
+    ]
+    assert eur[5:7] == [f"t{run}-00", f"t{run}-07"]  # the tie at 700, the smaller id first
+    assert [Decimal(t["total"]) for t in top[:2]] == [Decimal(1200), Decimal(1100)]
+    assert {t["tier"] for t in top} == {"unknown"}  # no lifecycle event for these partners

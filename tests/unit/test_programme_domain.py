@@ -16,6 +16,7 @@ from services.deals.domain.sla import OverdueOutcome, overdue_decision
 from services.programme.domain.decisions import (
     Decider,
     MoveKind,
+    approves,
     first_decision,
     onboarding_decision,
     status_move,
@@ -335,3 +336,9 @@ def test_a_kind_no_enum_version_names_travels_as_v5_with_an_open_kind() -> None:
         k.value for k in NotificationKindV5
     }
     assert len(set(KNOWN_KINDS)) == len(KNOWN_KINDS)
+
+
+def test_a_yes_is_a_qualified_application_or_an_approved_or_won_registration() -> None:
+    yes = ["qualified", "approved", "won"]
+    no = ["rejected", "pending_review", "expired", "activated", ""]
+    assert [approves(outcome) for outcome in yes + no] == [True] * 3 + [False] * 5

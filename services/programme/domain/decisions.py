@@ -50,6 +50,19 @@ DECIDED = frozenset(
 )
 
 
+# The outcomes that let the partner in or the deal through: an application qualified, a
+# registration approved (or won, approved by a review after its deal had closed won).
+APPROVING = frozenset(
+    {PartnerChange.QUALIFIED.value, RegistrationStatus.APPROVED.value, RegistrationStatus.WON.value}
+)
+
+
+def approves(outcome: str) -> bool:
+    """Whether a counted decision's outcome (a partner change or a registration status) is a
+    yes; every other counted outcome is a rejection."""
+    return outcome in APPROVING
+
+
 class MoveKind(StrEnum):
     PENDING = "pending"  # waits for a decision from now
     DECISION = "decision"
