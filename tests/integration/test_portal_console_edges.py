@@ -191,3 +191,13 @@ def test_the_dashboard_says_which_service_did_not_answer(manager: TestClient) ->
     answer = manager.get("/console/dashboard")
     assert answer.status_code == 503
     assert "is unavailable" in answer.text
+
+
+@pytest.mark.parametrize("quarter", ["2026Q1", "2026-Q5", "26-Q1", "2026-Q1\n", "2026-q1"])
+def test_the_dashboard_refuses_a_quarter_not_spelt_as_programme_spells_it(
+    manager: TestClient, quarter: str
+) -> None:
+    # Refused before any service is asked (none answers here: asking would be a 503).
+    answer = manager.get("/console/dashboard", params={"to_quarter": quarter})
+    assert answer.status_code == 422, answer.text
+    assert "to_quarter" in answer.text

@@ -1,4 +1,4 @@
-"""The programme dashboard's figures from the services' answers, and its chart geometry."""
+"""The programme dashboard's figures from programme's KPI report, and its chart geometry."""
 
 from __future__ import annotations
 
@@ -9,92 +9,126 @@ from services.portal.domain import programme as rules
 D = Decimal
 
 
-def partner(pid: str, tier: str, *periods: tuple[str, str, str]) -> dict[str, object]:
-    by_period = [{"period": p, "sourced": s, "influenced": i} for p, s, i in periods]
-    total = sum((D(s) + D(i) for _, s, i in periods), D(0))
+def revenue_row(
+    quarter: str, tier: str, currency: str, sourced: str, influenced: str, region: str = "DE"
+) -> dict[str, str]:
     return {
-        "partner_id": pid,
-        "company_name": pid.upper(),
+        "quarter": quarter,
         "tier": tier,
-        "revenue": {"by_period": by_period, "total": str(total)},
+        "partner_type": "reseller",
+        "region": region,
+        "currency": currency,
+        "sourced": sourced,
+        "influenced": influenced,
     }
 
 
-def test_revenue_adds_up_by_quarter_and_tier() -> None:
+def test_revenue_adds_up_by_quarter_tier_and_currency_never_across_currencies() -> None:
     cells = rules.revenue_by_tier_and_quarter(
         [
-            partner("a", "gold", ("2026-Q3", "100.00", "0"), ("2026-Q4", "50.00", "5.00")),
-            partner("b", "gold", ("2026-Q4", "10.00", "1.00")),
-            partner("c", "silver", ("2026-Q4", "0", "7.50")),
-            {"partner_id": "d", "tier": "gold", "revenue": None},
+            revenue_row("2026-Q4", "gold", "EUR", "50.00", "5.00"),
+            revenue_row("2026-Q3", "gold", "EUR", "100.00", "0"),
+            revenue_row("2026-Q4", "gold", "EUR", "10.00", "1.00", region="FR"),
+            revenue_row("2026-Q4", "gold", "USD", "7.00", "0"),
+            revenue_row("2026-Q4", "silver", "EUR", "0", "7.50"),
         ]
     )
-    assert [(c.quarter, c.tier, c.sourced, c.influenced, c.total) for c in cells] == [
-        ("2026-Q3", "gold", D("100.00"), D("0"), D("100.00")),
-        ("2026-Q4", "gold", D("60.00"), D("6.00"), D("66.00")),
-        ("2026-Q4", "silver", D("0"), D("7.50"), D("7.50")),
+    assert [(c.quarter, c.tier, c.currency, c.sourced, c.influenced, c.total) for c in cells] == [
+        ("2026-Q3", "gold", "EUR", D("100.00"), D("0"), D("100.00")),
+        ("2026-Q4", "gold", "EUR", D("60.00"), D("6.00"), D("66.00")),
+        ("2026-Q4", "gold", "USD", D("7.00"), D("0"), D("7.00")),
+        ("2026-Q4", "silver", "EUR", D("0"), D("7.50"), D("7.50")),
+    ]
+    assert rules.revenue_by_quarter(cells) == [
+        ("2026-Q3 EUR", D("100.00"), "100.00 EUR (sourced 100.00, influenced 0)"),
+        ("2026-Q4 EUR", D("73.50"), "73.50 EUR (sourced 60.00, influenced 13.50)"),
+        ("2026-Q4 USD", D("7.00"), "7.00 USD (sourced 7.00, influenced 0)"),
     ]
 
 
-def entry(what: str, status: str, at: str) -> dict[str, str]:
-    return {"what": what, "status": status, "at": at}
-
-
-def test_registration_decisions_count_each_first_final_decision() -> None:
-    submitted = {"submitted_at": "2026-12-01T10:00:00+00:00"}
-    found = rules.registration_decisions(
-        [
-            (submitted, [entry("decided", "approved", "2026-12-01T10:00:00+00:00")]),
-            (
-                submitted,
-                [
-                    entry("decided", "pending_review", "2026-12-01T10:00:00+00:00"),
-                    entry("reviewed", "rejected", "2026-12-01T16:00:00+00:00"),
-                    entry("expired", "expired", "2026-12-09T16:00:00+00:00"),
-                ],
-            ),
-            (
-                submitted,
-                [
-                    entry("decided", "pending_review", "2026-12-01T10:00:00+00:00"),
-                    entry("auto_decided", "approved", "2026-12-04T10:00:00+00:00"),
-                ],
-            ),
-            (submitted, [entry("decided", "pending_review", "2026-12-01T10:00:00+00:00")]),
-        ]
+def test_decisions_are_the_reports_shares_in_percent() -> None:
+    found = rules.Decisions.of(
+        {
+            "decisions": 3,
+            "approved": 2,
+            "rejected": 1,
+            "approval_share": "0.6667",
+            "automatic": 2,
+            "automatic_share": "0.6667",
+            "time_to_decision": {"count": 3, "p50_hours": 6.04, "p90_hours": 72.0},
+        }
     )
     assert (found.approved, found.rejected, found.automatic, found.manual) == (2, 1, 2, 1)
     assert found.approval_rate == D("66.7")
     assert found.automatic_share == D("66.7")
-    assert found.median_hours == 6.0
-    assert found.median_manual_hours == 6.0
-    assert rules.registration_decisions([]).approval_rate is None
+    assert (found.p50_hours, found.p90_hours) == (6.0, 72.0)
+    nothing = rules.Decisions.of(
+        {
+            "decisions": 0,
+            "approved": 0,
+            "rejected": 0,
+            "approval_share": None,
+            "automatic": 0,
+            "automatic_share": None,
+            "time_to_decision": {"count": 0, "p50_hours": None, "p90_hours": None},
+        }
+    )
+    assert (nothing.approval_rate, nothing.automatic_share, nothing.p50_hours) == (None, None, None)
 
 
-def test_onboarding_decisions_are_automatic_unless_a_person_acted() -> None:
-    histories = [
+def spend_row(
+    quarter: str, currency: str, revenue: str, incentives: str, mdf: str
+) -> dict[str, str]:
+    return {
+        "quarter": quarter,
+        "currency": currency,
+        "attributed_revenue": revenue,
+        "incentives": incentives,
+        "mdf_claimed": mdf,
+        "mdf_accrued": "0",
+    }
+
+
+def test_spend_sums_each_currency_over_its_quarters() -> None:
+    spend = rules.spend_by_currency(
         [
-            {"change": "applied", "acted_by": "applicant"},
-            {"change": "qualified", "acted_by": "onboarding"},
-            {"change": "activated", "acted_by": "cm@vendor"},
-            {"change": "tier_changed", "acted_by": None},
-            {"change": "updated", "acted_by": "cm@vendor"},
+            spend_row("2026-Q3", "EUR", "1000.00", "30.00", "0"),
+            spend_row("2026-Q4", "EUR", "500.00", "15.00", "5.00"),
+            spend_row("2026-Q4", "USD", "0", "0", "12.00"),
         ]
+    )
+    assert [(s.currency, s.revenue, s.spent, s.per_hundred) for s in spend] == [
+        ("EUR", D("1500.00"), D("50.00"), D("3.33")),
+        ("USD", D("0"), D("12.00"), None),
     ]
-    assert rules.onboarding_decisions(histories) == (2, 1)
 
 
-def test_top_partners_rank_by_attributed_revenue_and_leave_out_none() -> None:
+def test_top_partners_carry_their_names_or_their_ids() -> None:
     top = rules.top_partners(
         [
-            partner("a", "gold", ("2026-Q4", "10.00", "0")),
-            partner("b", "gold", ("2026-Q4", "30.00", "0")),
-            partner("c", "gold"),
-            partner("d", "gold", ("2026-Q4", "0", "30.00")),
+            {
+                "partner_id": "b",
+                "currency": "EUR",
+                "tier": "gold",
+                "sourced": "30.00",
+                "influenced": "0",
+                "total": "30.00",
+            },
+            {
+                "partner_id": "gone",
+                "currency": "EUR",
+                "tier": "unknown",
+                "sourced": "0",
+                "influenced": "10.00",
+                "total": "10.00",
+            },
         ],
-        count=2,
+        {"b": "Beta GmbH"},
     )
-    assert [p["partner_id"] for p in top] == ["b", "d"]
+    assert [(p["company_name"], p["total"]) for p in top] == [
+        ("Beta GmbH", D("30.00")),
+        ("gone", D("10.00")),
+    ]
 
 
 def test_bars_are_sized_against_the_largest() -> None:

@@ -1,30 +1,23 @@
-"""The programme dashboard's figures from the services' answers, and the geometry of its
+"""The programme dashboard's figures from programme's KPI report, and the geometry of its
 charts. Plain rules, no I/O."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
-from statistics import median
 from typing import Any
 
 ZERO = Decimal(0)
-# A registration's history entries that decide it, and which of them a manager made.
-DECIDING = frozenset({"decided", "reviewed", "auto_decided"})
-FINAL = frozenset({"approved", "rejected"})
-# Onboarding's history: every change but the application itself and plain updates is a
-# decision about the partner; the service itself made it unless a person is named.
-NOT_DECISIONS = frozenset({"applied", "updated"})
-SERVICE_ACTORS = frozenset({"onboarding", "", None})
+PERCENT = Decimal("0.1")
 
 
 @dataclass(frozen=True)
 class RevenueCell:
     quarter: str
     tier: str
+    currency: str
     sourced: Decimal
     influenced: Decimal
 
@@ -33,104 +26,122 @@ class RevenueCell:
         return self.sourced + self.influenced
 
 
-def revenue_by_tier_and_quarter(partners: Iterable[dict[str, Any]]) -> list[RevenueCell]:
-    """Sourced and influenced revenue per quarter and (current) tier, oldest quarter first."""
-    cells: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
-    for partner in partners:
-        for period in (partner.get("revenue") or {}).get("by_period", []):
-            cell = cells[(period["period"], partner["tier"])]
-            cell[0] += Decimal(period["sourced"])
-            cell[1] += Decimal(period["influenced"])
-    return [RevenueCell(q, t, s, i) for (q, t), (s, i) in sorted(cells.items())]
+def revenue_by_tier_and_quarter(rows: Iterable[Mapping[str, Any]]) -> list[RevenueCell]:
+    """The KPI report's revenue rows (quarter, tier, type, region, currency) summed over type
+    and region: one cell per quarter, tier and currency, oldest quarter first. Currencies are
+    never added together."""
+    cells: dict[tuple[str, str, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+    for row in rows:
+        cell = cells[(row["quarter"], row["tier"], row["currency"])]
+        cell[0] += Decimal(row["sourced"])
+        cell[1] += Decimal(row["influenced"])
+    return [RevenueCell(q, t, c, s, i) for (q, t, c), (s, i) in sorted(cells.items())]
 
 
-@dataclass
-class Decisions:
-    approved: int = 0
-    rejected: int = 0
-    automatic: int = 0
-    manual: int = 0
-    hours: list[float] = field(default_factory=list)
-    manual_hours: list[float] = field(default_factory=list)
-
-    @property
-    def decided(self) -> int:
-        return self.approved + self.rejected
-
-    @property
-    def approval_rate(self) -> Decimal | None:
-        return share(self.approved, self.decided)
-
-    @property
-    def automatic_share(self) -> Decimal | None:
-        return share(self.automatic, self.automatic + self.manual)
-
-    @property
-    def median_hours(self) -> float | None:
-        return round(median(self.hours), 1) if self.hours else None
-
-    @property
-    def median_manual_hours(self) -> float | None:
-        return round(median(self.manual_hours), 1) if self.manual_hours else None
+def revenue_by_quarter(cells: Iterable[RevenueCell]) -> list[tuple[str, Decimal, str]]:
+    """Chart items: each quarter's revenue in each currency, sourced and influenced together."""
+    sums: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+    for cell in cells:
+        totals = sums[(cell.quarter, cell.currency)]
+        totals[0] += cell.sourced
+        totals[1] += cell.influenced
+    return [
+        (f"{q} {c}", s + i, f"{s + i} {c} (sourced {s}, influenced {i})")
+        for (q, c), (s, i) in sorted(sums.items())
+    ]
 
 
-def share(part: int, whole: int) -> Decimal | None:
-    """`part` of `whole` in percent (one decimal), None of nothing."""
-    if whole == 0:
+def percent(ratio: str | Decimal | None) -> Decimal | None:
+    """A ratio (0 to 1) in percent with one decimal; None stays None."""
+    if ratio is None:
         return None
-    return (Decimal(100 * part) / whole).quantize(Decimal("0.1"))
+    return (Decimal(ratio) * 100).quantize(PERCENT)
 
 
-def registration_decisions(registrations: Iterable[tuple[dict[str, Any], list[Any]]]) -> Decisions:
-    """Each registration's first approving or rejecting decision in its history: approved or
-    rejected, by the rules (decided, auto_decided) or a manager (reviewed), and how long after
-    submission. Registrations not decided yet count for nothing."""
-    found = Decisions()
-    for registration, history in registrations:
-        decision = next(
-            (e for e in history if e["what"] in DECIDING and e["status"] in FINAL), None
+@dataclass(frozen=True)
+class Decisions:
+    """One kind of decision as the KPI report counts it (`automation.onboarding` or
+    `automation.registrations`), in percent for the page."""
+
+    decisions: int
+    approved: int
+    rejected: int
+    automatic: int
+    approval_rate: Decimal | None
+    automatic_share: Decimal | None
+    p50_hours: float | None
+    p90_hours: float | None
+
+    @property
+    def manual(self) -> int:
+        return self.decisions - self.automatic
+
+    @classmethod
+    def of(cls, share: Mapping[str, Any]) -> Decisions:
+        waits = share["time_to_decision"]
+        return cls(
+            decisions=share["decisions"],
+            approved=share["approved"],
+            rejected=share["rejected"],
+            automatic=share["automatic"],
+            approval_rate=percent(share["approval_share"]),
+            automatic_share=percent(share["automatic_share"]),
+            p50_hours=_hours(waits["p50_hours"]),
+            p90_hours=_hours(waits["p90_hours"]),
         )
-        if decision is None:
-            continue
-        if decision["status"] == "approved":
-            found.approved += 1
-        else:
-            found.rejected += 1
-        waited = _hours(registration["submitted_at"], decision["at"])
-        found.hours.append(waited)
-        if decision["what"] == "reviewed":
-            found.manual += 1
-            found.manual_hours.append(waited)
-        else:
-            found.automatic += 1
-    return found
 
 
-def _hours(start: str, end: str) -> float:
-    delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)
-    return max(0.0, delta.total_seconds() / 3600)
+def _hours(value: float | None) -> float | None:
+    return round(value, 1) if value is not None else None
 
 
-def onboarding_decisions(histories: Iterable[Sequence[dict[str, Any]]]) -> tuple[int, int]:
-    """(automatic, manual) decisions in partners' histories."""
-    automatic = manual = 0
-    for history in histories:
-        for entry in history:
-            if entry["change"] in NOT_DECISIONS:
-                continue
-            if entry.get("acted_by") in SERVICE_ACTORS:
-                automatic += 1
-            else:
-                manual += 1
-    return automatic, manual
+@dataclass(frozen=True)
+class Spend:
+    """What the programme spent in one currency against the revenue attributed in it."""
+
+    currency: str
+    revenue: Decimal
+    incentives: Decimal
+    mdf_claimed: Decimal
+
+    @property
+    def spent(self) -> Decimal:
+        return self.incentives + self.mdf_claimed
+
+    @property
+    def per_hundred(self) -> Decimal | None:
+        """Spend per 100 of attributed revenue; None without revenue."""
+        if self.revenue <= 0:
+            return None
+        return (self.spent * 100 / self.revenue).quantize(Decimal("0.01"))
 
 
-def top_partners(partners: Iterable[dict[str, Any]], count: int = 10) -> list[dict[str, Any]]:
-    """The partners with the most attributed revenue (sourced + influenced), most first."""
-    ranked = [{**p, "total": Decimal((p.get("revenue") or {}).get("total", "0"))} for p in partners]
-    ranked = [p for p in ranked if p["total"] > 0]
-    ranked.sort(key=lambda p: (-p["total"], p["partner_id"]))
-    return ranked[:count]
+def spend_by_currency(rows: Iterable[Mapping[str, Any]]) -> list[Spend]:
+    """The KPI report's spend rows (one per quarter and currency) summed per currency."""
+    sums: dict[str, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO, ZERO])
+    for row in rows:
+        totals = sums[row["currency"]]
+        totals[0] += Decimal(row["attributed_revenue"])
+        totals[1] += Decimal(row["incentives"])
+        totals[2] += Decimal(row["mdf_claimed"])
+    return [Spend(c, r, i, m) for c, (r, i, m) in sorted(sums.items())]
+
+
+def top_partners(
+    rows: Iterable[Mapping[str, Any]], names: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """The KPI report's top partners (per currency, most first), each with its company name
+    (its id when the directory does not know it)."""
+    return [
+        {
+            **row,
+            "company_name": names.get(row["partner_id"]) or row["partner_id"],
+            "sourced": Decimal(row["sourced"]),
+            "influenced": Decimal(row["influenced"]),
+            "total": Decimal(row["total"]),
+        }
+        for row in rows
+    ]
 
 
 @dataclass(frozen=True)
