@@ -32,6 +32,7 @@ from services.portal.backends import BackendRefused, Backends, BackendUnavailabl
 from services.portal.rendering import HERE, page
 from services.portal.sessions import CsrfRefused, SignInRequired, Verifier
 from services.portal.settings import PortalSettings
+from shared.http import BodyLimit
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,9 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     install_error_pages(app)
+    # Before any route: a body over the bound or an address with a control character is refused
+    # before a form is parsed or a service is called (shared/http.py, as every service does).
+    app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes)
 
     @app.middleware("http")
     async def security_headers(
