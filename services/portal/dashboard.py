@@ -24,7 +24,7 @@ from services.portal.sessions import Session
 router = APIRouter(prefix="/console/dashboard")
 
 # A quarter as programme spells it (2026-Q1); its range (1900..9998) is programme's to check.
-QuarterParam = Annotated[str | None, Query(pattern=r"^(\d{4}-Q[1-4])?$")]
+QuarterParam = Annotated[str | None, Query(pattern=r"^([0-9]{4}-Q[1-4])?$")]
 
 
 async def partner_names(backends: Backends, session: Session, ids: list[str]) -> dict[str, str]:

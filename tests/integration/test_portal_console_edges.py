@@ -193,7 +193,9 @@ def test_the_dashboard_says_which_service_did_not_answer(manager: TestClient) ->
     assert "is unavailable" in answer.text
 
 
-@pytest.mark.parametrize("quarter", ["2026Q1", "2026-Q5", "26-Q1", "2026-Q1\n", "2026-q1"])
+@pytest.mark.parametrize(
+    "quarter", ["2026Q1", "2026-Q5", "26-Q1", "2026-Q1 ", "2026-q1", "\uff12\uff10\uff12\uff16-Q1"]
+)
 def test_the_dashboard_refuses_a_quarter_not_spelt_as_programme_spells_it(
     manager: TestClient, quarter: str
 ) -> None:

@@ -64,6 +64,15 @@ def test_a_quarter_is_parsed_printed_and_bounded() -> None:
         Quarter.parse("2026-Q5")
 
 
+@pytest.mark.parametrize(
+    "text", ["2026-Q1\n", "\uff12\uff10\uff12\uff16-Q1", "\u0662\u0660\u0662\u0666-Q1"]
+)
+def test_a_quarter_is_ascii_digits_and_nothing_after(text: str) -> None:
+    """`\\d` took any script's digits (fullwidth, Arabic-Indic) and `$` a trailing newline."""
+    with pytest.raises(ValueError, match="not a quarter"):
+        Quarter.parse(text)
+
+
 @pytest.mark.parametrize("text", ["0000-Q1", "1899-Q4", "9999-Q1", "9999-Q4"])
 def test_a_quarter_no_date_range_can_hold_is_refused_as_input(text: str) -> None:
     """Found from outside: /kpis?from_quarter=0000-Q1 answered 500 (no date in year 0)."""

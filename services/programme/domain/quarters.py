@@ -8,7 +8,7 @@ from datetime import date
 
 from shared.inputs import EARLIEST_YEAR, LATEST_YEAR
 
-QUARTER_PATTERN = r"^\d{4}-Q[1-4]$"
+QUARTER_PATTERN = r"^[0-9]{4}-Q[1-4]$"  # ASCII digits only: \d takes any script's digits
 _QUARTER = re.compile(QUARTER_PATTERN)
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -22,7 +22,7 @@ class Quarter:
     def parse(cls, text: str) -> Quarter:
         """A quarter as given ("2026-Q3"), in the years a date can bound: the range it ends
         stops on the next quarter's first day, which year 9999's fourth quarter has not."""
-        if not _QUARTER.match(text):
+        if not _QUARTER.fullmatch(text):
             raise ValueError(f"{text!r} is not a quarter like 2026-Q3")
         year = int(text[:4])
         if not EARLIEST_YEAR <= year < LATEST_YEAR:
