@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from urllib.parse import unquote_to_bytes
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -191,11 +191,13 @@ class BodyLimit:
     """Refuses a request body over `max_bytes` with 413 before any route sees it, whether the
     client declared its length or streams it (a plain ASGI middleware: the body is read here,
     up to the bound, and handed on). A JSON body nested deeper than MAX_JSON_DEPTH, and a URL
-    with control characters or invalid UTF-8, are refused with 400 here too."""
+    with control characters or invalid UTF-8, are refused with 400 here too. A refusal is
+    `{"detail": ...}` JSON unless `answer` makes it otherwise (the portal answers a page)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, answer: Refusal | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.answer = answer or _json_refusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -240,8 +242,16 @@ class BodyLimit:
     async def _refuse(
         self, scope: Scope, receive: Receive, send: Send, status: int, detail: str
     ) -> None:
-        response = JSONResponse({"detail": detail}, status_code=status)
+        response = self.answer(Request(scope, receive), status, detail)
         await response(scope, receive, send)
+
+
+# What BodyLimit answers a refused request with: the request, the status and why.
+Refusal = Callable[[Request, int, str], Response]
+
+
+def _json_refusal(request: Request, status: int, detail: str) -> Response:
+    return JSONResponse({"detail": detail}, status_code=status)
 
 
 def _replay(messages: list[Message], then: Receive | None = None) -> Receive:

@@ -88,7 +88,7 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     install_error_pages(app)
     # Before any route: a body over the bound or an address with a control character is refused
     # before a form is parsed or a service is called (shared/http.py, as every service does).
-    app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes, answer=refusal_page)
 
     @app.middleware("http")
     async def security_headers(
@@ -104,6 +104,11 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         return response
 
     return app
+
+
+def refusal_page(request: Request, status: int, detail: str) -> Response:
+    """BodyLimit's refusal (a body too large, an address it cannot serve) as the portal's page."""
+    return page(request, "error.html", {"message": detail}, status=status)
 
 
 def _wants_fragment(request: Request) -> bool:

@@ -28,8 +28,9 @@ class PortalSettings(BaseSettings):
     # How long a call to a service may take before the page says that service is unavailable.
     portal_backend_timeout_seconds: float = Field(default=10.0, gt=0)
     # The largest request body taken (413 over it). The largest form is a policy draft: 100,000
-    # characters, up to 9 bytes each once form-encoded. Without a bound one anonymous sign-in
-    # post of 360 MB in 1 MB fields (each under the form parser's own limit) held 450 MB.
+    # characters, up to 12 bytes each once form-encoded (a 4-byte character is %XX four times).
+    # Without a bound one anonymous sign-in post of 360 MB in 1 MB fields (each under the form
+    # parser's own limit) held 450 MB.
     http_max_body_bytes: int = Field(default=2_097_152, ge=1024)
 
     def url_of(self, service: str) -> str:
