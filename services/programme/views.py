@@ -78,16 +78,23 @@ def _in_range(column: str) -> str:
     )
 
 
-# The credits a revenue figure counts, each net of its reversal (`net`): closed in the quarters
+# The credits a revenue figure counts, each net of its reversal (`_NET`): closed in the quarters
 # asked for, of the partners asked for (tier and type as the partner stood when the credit was
-# issued), in the region asked for.
+# issued: the version joined as `p`), in the region asked for. Without `versions` the join is
+# left out and a tier or type filter must not be asked (its parameters are still named, null).
 _NET = "c.amount - coalesce(r.amount, 0)"
-_CREDITS_COUNTED = f"""
+
+
+def _credits_counted(versions: bool = True) -> str:
+    return f"""
     FROM credits c
     LEFT JOIN credit_reversals r USING (credit_id)
-    {partner_at("c", "c.issued_at")}
-    WHERE {_in_range("c.close_date")} AND {PARTNER_FILTER.format(fact="c")}
+    {partner_at("c", "c.issued_at") if versions else ""}
+    WHERE {_in_range("c.close_date")} AND {PARTNERS_NAMED.format(fact="c")}
+      AND {VERSION_FILTER if versions else "$4::text IS NULL AND $5::text IS NULL"}
       AND ($6::text IS NULL OR coalesce(c.customer_country, 'unknown') = $6::text)"""
+
+
 _SOURCED = f"coalesce(sum({_NET}) FILTER (WHERE c.kind = 'sourced'), 0)"
 _INFLUENCED = f"coalesce(sum({_NET}) FILTER (WHERE c.kind = 'influenced'), 0)"
 
@@ -102,7 +109,7 @@ async def revenue(conn: Connection, f: Filters) -> list[Any]:
                    c.currency,
                    {_SOURCED} AS sourced,
                    {_INFLUENCED} AS influenced
-            {_CREDITS_COUNTED}
+            {_credits_counted()}
             GROUP BY date_trunc('quarter', c.close_date), 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5""",
         *f.args(),
     )
@@ -110,16 +117,20 @@ async def revenue(conn: Connection, f: Filters) -> list[Any]:
 
 async def top_partners(conn: Connection, f: Filters) -> list[Any]:
     """Per currency, the TOP_PARTNERS partners with the most attributed revenue (a tie to the
-    smaller id), with each one's tier now."""
+    smaller id, byte by byte whatever the database's collation), with each one's tier now.
+    The partner's version at each credit is joined only to filter by tier or type: with no
+    such filter it changes no sum, and it is the costly join (see `spend`)."""
+    versions = f.tier is not None or f.partner_type is not None
     return await conn.fetch(
         f"""WITH totals AS (
                 SELECT c.partner_id, c.currency,
                        {_SOURCED} AS sourced, {_INFLUENCED} AS influenced
-                {_CREDITS_COUNTED}
+                {_credits_counted(versions)}
                 GROUP BY 1, 2),
             ranked AS (
                 SELECT *, row_number() OVER (
-                    PARTITION BY currency ORDER BY sourced + influenced DESC, partner_id) AS place
+                    PARTITION BY currency
+                    ORDER BY sourced + influenced DESC, partner_id COLLATE "C") AS place
                 FROM totals WHERE sourced + influenced > 0)
             SELECT t.partner_id, t.currency, coalesce(v.tier, 'unknown') AS tier,
                    t.sourced, t.influenced, t.sourced + t.influenced AS total
@@ -128,7 +139,7 @@ async def top_partners(conn: Connection, f: Filters) -> list[Any]:
                 SELECT tier FROM partner_versions WHERE partner_id = t.partner_id
                 ORDER BY version DESC LIMIT 1) v ON true
             WHERE t.place <= {TOP_PARTNERS}
-            ORDER BY t.currency, t.place""",
+            ORDER BY t.currency COLLATE "C", t.place""",
         *f.args(),
     )
 

@@ -99,8 +99,9 @@ def test_an_incentive_period_maps_to_its_quarter() -> None:
     assert quarter_of_period("2026-Q2") == "2026-Q2"
     assert quarter_of_period("2026-08") == "2026-Q3"
     assert quarter_of_period("2026-12") == "2026-Q4"
-    with pytest.raises(ValueError, match="neither a quarter nor a month"):
-        quarter_of_period("2026-13")
+    for period in ("2026-13", "2026-Q2\n", "2026-08\n", "\uff12\uff10\uff12\uff16-08"):
+        with pytest.raises(ValueError, match="neither a quarter nor a month"):
+            quarter_of_period(period)
 
 
 def test_an_application_decision_is_automatic_unless_a_manager_reviewed_it() -> None:

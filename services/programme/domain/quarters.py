@@ -10,7 +10,7 @@ from shared.inputs import EARLIEST_YEAR, LATEST_YEAR
 
 QUARTER_PATTERN = r"^[0-9]{4}-Q[1-4]$"  # ASCII digits only: \d takes any script's digits
 _QUARTER = re.compile(QUARTER_PATTERN)
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
 
 
 @dataclass(frozen=True, order=True)
@@ -52,9 +52,9 @@ class Quarter:
 def quarter_of_period(period: str) -> str:
     """The quarter of an incentive period: programs book by quarter ("2026-Q3") or by month
     ("2026-08", configurable in incentives); a month belongs to its quarter."""
-    if _QUARTER.match(period):
+    if _QUARTER.fullmatch(period):
         return period
-    month = _MONTH.match(period)
+    month = _MONTH.fullmatch(period)
     if month is None:
         raise ValueError(f"incentive period {period!r} is neither a quarter nor a month")
     return str(Quarter(int(month[1]), (int(month[2]) - 1) // 3 + 1))
