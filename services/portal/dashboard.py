@@ -9,13 +9,15 @@ out, onboarding the top partners' names."""
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from services.portal.api import BackendsDep
-from services.portal.backends import BackendRefused, Backends
+from services.portal.backends import BackendRefused, Backends, BackendUnavailable
 from services.portal.console import ManagerDep
 from services.portal.domain import programme as rules
 from services.portal.rendering import page
@@ -25,26 +27,31 @@ router = APIRouter(prefix="/console/dashboard")
 
 # A quarter as programme spells it (2026-Q1); its range (1900..9998) is programme's to check.
 QuarterParam = Annotated[str | None, Query(pattern=r"^([0-9]{4}-Q[1-4])?$")]
+NAME_CALLS = 8  # name lookups in flight at once (ten top partners a currency)
 
 
 async def partner_names(backends: Backends, session: Session, ids: list[str]) -> dict[str, str]:
-    """Company names from onboarding (a partner it does not know keeps its id)."""
+    """Company names from onboarding. A name only labels a row: a partner onboarding does not
+    know, refuses or cannot answer for keeps its id rather than costing the page."""
+    limit = asyncio.Semaphore(NAME_CALLS)
 
     async def name(partner_id: str) -> str | None:
+        path = f"/partners/{quote(partner_id, safe='')}"
         try:
-            partner = await backends.get(session, "onboarding", f"/partners/{partner_id}")
-        except BackendRefused as refused:
-            if refused.status == 404:
-                return None
-            raise
-        return str(partner["company_name"])
+            async with limit:
+                partner = await backends.get(session, "onboarding", path)
+        except (BackendRefused, BackendUnavailable):
+            return None
+        found = partner.get("company_name") if isinstance(partner, dict) else None
+        return found if isinstance(found, str) and found else None
 
     unique = sorted(set(ids))
     found = await asyncio.gather(*(name(partner_id) for partner_id in unique))
     return {pid: n for pid, n in zip(unique, found, strict=True) if n is not None}
 
 
-def figures(report: dict[str, Any], payouts: dict[str, Any], names: dict[str, str]) -> Any:
+def figures(report: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """The page's figures from programme's KPI report."""
     automation = report["automation"]
     cells = rules.revenue_by_tier_and_quarter(report["revenue"])
     spend = rules.spend_by_currency(report["spend"])
@@ -53,24 +60,31 @@ def figures(report: dict[str, Any], payouts: dict[str, Any], names: dict[str, st
         item
         for s in spend
         for item in (
-            (f"Revenue {s.currency}", s.revenue, f"{s.revenue} {s.currency}"),
-            (f"Spend {s.currency}", s.spent, f"{s.spent} {s.currency}"),
+            (f"Revenue {s.currency}", s.revenue, s.currency, f"{s.revenue} {s.currency}"),
+            (f"Spend {s.currency}", s.spent, s.currency, f"{s.spent} {s.currency}"),
         )
     ]
-    top_chart = [(f"{p['company_name']}", p["total"], f"{p['total']} {p['currency']}") for p in top]
+    top_chart = [
+        (
+            f"{p['company_name']} ({p['currency']})",
+            p["total"],
+            p["currency"],
+            f"{p['total']} {p['currency']}",
+        )
+        for p in top
+    ]
     return {
         "filters": report["filters"],
         "revenue": {"cells": cells, "chart": _chart(rules.revenue_by_quarter(cells))},
         "registrations": rules.Decisions.of(automation["registrations"]),
         "onboarding": rules.Decisions.of(automation["onboarding"]),
         "spend": {"currencies": spend, "chart": _chart(spend_chart)},
-        "paid": {"amount": payouts["totals"]["paid"], "currency": payouts["currency"]},
         "top": {"partners": top, "chart": _chart(top_chart)},
         "computed_at": report["computed_at"],
     }
 
 
-def _chart(items: list[tuple[str, Any, str]]) -> dict[str, Any]:
+def _chart(items: list[rules.ChartItem]) -> dict[str, Any]:
     return {"bars": rules.bars(items), "height": rules.chart_height(len(items))}
 
 
@@ -87,7 +101,20 @@ async def dashboard(
         backends.get(session, "programme", "/kpis", **quarters),
         backends.get(session, "incentives", "/payouts", limit=1),
     )
-    names = await partner_names(
-        backends, session, [p["partner_id"] for p in report["top_partners"]]
-    )
-    return page(request, "console_dashboard.html", figures(report, payouts, names))
+    # An answer without a figure this page draws (a service older or newer than the portal)
+    # is that service's failure, said as when it does not answer at all: never a 500.
+    unreadable = (KeyError, TypeError, ValueError, ArithmeticError)
+    try:
+        paid = {"amount": Decimal(payouts["totals"]["paid"]), "currency": payouts["currency"]}
+    except unreadable as error:
+        raise BackendUnavailable(
+            "incentives", "answered payouts this portal cannot read"
+        ) from error
+    try:
+        ids = [str(p["partner_id"]) for p in report["top_partners"]]
+        shown = figures(report, await partner_names(backends, session, ids))
+    except unreadable as error:
+        raise BackendUnavailable(
+            "programme", "answered a report this portal cannot read"
+        ) from error
+    return page(request, "console_dashboard.html", {**shown, "paid": paid})

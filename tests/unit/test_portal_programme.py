@@ -40,9 +40,9 @@ def test_revenue_adds_up_by_quarter_tier_and_currency_never_across_currencies() 
         ("2026-Q4", "silver", "EUR", D("0"), D("7.50"), D("7.50")),
     ]
     assert rules.revenue_by_quarter(cells) == [
-        ("2026-Q3 EUR", D("100.00"), "100.00 EUR (sourced 100.00, influenced 0)"),
-        ("2026-Q4 EUR", D("73.50"), "73.50 EUR (sourced 60.00, influenced 13.50)"),
-        ("2026-Q4 USD", D("7.00"), "7.00 USD (sourced 7.00, influenced 0)"),
+        ("2026-Q3 EUR", D("100.00"), "EUR", "100.00 EUR (sourced 100.00, influenced 0)"),
+        ("2026-Q4 EUR", D("73.50"), "EUR", "73.50 EUR (sourced 60.00, influenced 13.50)"),
+        ("2026-Q4 USD", D("7.00"), "USD", "7.00 USD (sourced 7.00, influenced 0)"),
     ]
 
 
@@ -131,9 +131,21 @@ def test_top_partners_carry_their_names_or_their_ids() -> None:
     ]
 
 
-def test_bars_are_sized_against_the_largest() -> None:
-    drawn = rules.bars([("a", D(50), "50"), ("b", D(100), "100"), ("c", D(0), "0")])
-    assert [(b.label, b.width) for b in drawn] == [("a", 50.0), ("b", 100.0), ("c", 0.0)]
-    assert [b.y for b in drawn] == [0, 30, 60]
-    assert rules.bars([("z", D(0), "0")])[0].width == 0.0
+def test_bars_are_sized_against_the_largest_of_their_own_currency() -> None:
+    drawn = rules.bars(
+        [
+            ("a", D(50), "EUR", "50 EUR"),
+            ("b", D(100), "EUR", "100 EUR"),
+            ("c", D(0), "EUR", "0 EUR"),
+            ("y", D(90000), "JPY", "90000 JPY"),
+        ]
+    )
+    assert [(b.label, b.width, b.currency) for b in drawn] == [
+        ("a", 50.0, "EUR"),
+        ("b", 100.0, "EUR"),
+        ("c", 0.0, "EUR"),
+        ("y", 100.0, "JPY"),
+    ]
+    assert [b.y for b in drawn] == [0, 30, 60, 90]
+    assert rules.bars([("z", D(0), "EUR", "0")])[0].width == 0.0
     assert rules.chart_height(0) == 30

@@ -11,6 +11,8 @@ from typing import Any
 
 ZERO = Decimal(0)
 PERCENT = Decimal("0.1")
+# A chart's item: label, value, its currency, and the words that say it all.
+ChartItem = tuple[str, Decimal, str, str]
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ def revenue_by_tier_and_quarter(rows: Iterable[Mapping[str, Any]]) -> list[Reven
     return [RevenueCell(q, t, c, s, i) for (q, t, c), (s, i) in sorted(cells.items())]
 
 
-def revenue_by_quarter(cells: Iterable[RevenueCell]) -> list[tuple[str, Decimal, str]]:
+def revenue_by_quarter(cells: Iterable[RevenueCell]) -> list[ChartItem]:
     """Chart items: each quarter's revenue in each currency, sourced and influenced together."""
     sums: dict[tuple[str, str], list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
     for cell in cells:
@@ -46,7 +48,7 @@ def revenue_by_quarter(cells: Iterable[RevenueCell]) -> list[tuple[str, Decimal,
         totals[0] += cell.sourced
         totals[1] += cell.influenced
     return [
-        (f"{q} {c}", s + i, f"{s + i} {c} (sourced {s}, influenced {i})")
+        (f"{q} {c}", s + i, c, f"{s + i} {c} (sourced {s}, influenced {i})")
         for (q, c), (s, i) in sorted(sums.items())
     ]
 
@@ -148,6 +150,7 @@ def top_partners(
 class Bar:
     label: str
     value: Decimal
+    currency: str
     shown: str
     y: int
     width: float
@@ -158,18 +161,22 @@ BAR_GAP = 8
 CHART_WIDTH = 100.0  # percent of the plot area
 
 
-def bars(items: Sequence[tuple[str, Decimal, str]]) -> list[Bar]:
-    """Horizontal bars: each item's width in percent of the largest, stacked top to bottom."""
-    largest = max((value for _, value, _ in items), default=ZERO)
+def bars(items: Sequence[ChartItem]) -> list[Bar]:
+    """Horizontal bars stacked top to bottom, each as wide (in percent) as its value is of the
+    largest in its currency: amounts in different currencies are never drawn on one scale."""
+    largest: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for _, value, currency, _ in items:
+        largest[currency] = max(largest[currency], value)
     return [
         Bar(
             label,
             value,
+            currency,
             shown,
             index * (BAR_HEIGHT + BAR_GAP),
-            float(value / largest) * CHART_WIDTH if largest > 0 and value > 0 else 0.0,
+            float(value / largest[currency]) * CHART_WIDTH if value > 0 else 0.0,
         )
-        for index, (label, value, shown) in enumerate(items)
+        for index, (label, value, currency, shown) in enumerate(items)
     ]
 
 
