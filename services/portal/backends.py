@@ -3,14 +3,17 @@ person's own token: each service decides what that person may see or do."""
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable, Collection
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
+from typing import Any, TypeVar
 
 import httpx
 
 from services.portal.sessions import Session, SignInRequired
 from services.portal.settings import PortalSettings
+
+T = TypeVar("T")
 
 
 class BackendUnavailable(Exception):
@@ -46,6 +49,23 @@ async def answered(
         if refused.status not in shown:
             raise
         return None, f"{failed}: {refused.detail}", refused.status
+
+
+CALLS_AT_ONCE = 8  # one page's calls in flight together when it asks one service many things
+
+
+async def each(
+    calls: Iterable[Callable[[], Awaitable[T]]], at_once: int = CALLS_AT_ONCE
+) -> list[T]:
+    """Every call's answer, in order, with at most `at_once` of them in flight: a page that
+    asks once per partner must not put hundreds of requests on a service at the same moment."""
+    limit = asyncio.Semaphore(at_once)
+
+    async def bounded(call: Callable[[], Awaitable[T]]) -> T:
+        async with limit:
+            return await call()
+
+    return list(await asyncio.gather(*(bounded(call) for call in calls)))
 
 
 def _detail(response: httpx.Response) -> str:

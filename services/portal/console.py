@@ -6,14 +6,16 @@ incentives holds."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Path, Request
 from starlette.responses import Response
 
 from services.portal import views
 from services.portal.api import BackendsDep
-from services.portal.backends import BackendRefused, answered
+from services.portal.backends import BackendRefused, answered, each
 from services.portal.rendering import page
 from services.portal.sessions import CsrfDep, Session, SessionDep
 from shared.identity import Role
@@ -123,15 +125,13 @@ async def mdf_page(
     budgets_waiting = _requested(budgets)
     # Each claim and budget beside what its partner's fund has left (one read per partner).
     partners = sorted({str(c["partner_id"]) for c in [*waiting, *budgets_waiting]})
-    funds = dict(
-        zip(
-            partners,
-            await asyncio.gather(
-                *(backends.get(session, "incentives", f"/partners/{p}/mdf") for p in partners)
-            ),
-            strict=True,
+
+    def fund(partner_id: str) -> Callable[[], Awaitable[Any]]:
+        return lambda: backends.get(
+            session, "incentives", f"/partners/{quote(partner_id, safe='')}/mdf"
         )
-    )
+
+    funds = dict(zip(partners, await each(fund(p) for p in partners), strict=True))
     context = {
         "claims": waiting,
         "budgets": budgets_waiting,

@@ -9,6 +9,7 @@ out, onboarding the top partners' names."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -17,7 +18,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from services.portal.api import BackendsDep
-from services.portal.backends import BackendRefused, Backends, BackendUnavailable
+from services.portal.backends import BackendRefused, Backends, BackendUnavailable, each
 from services.portal.console import ManagerDep
 from services.portal.domain import programme as rules
 from services.portal.rendering import page
@@ -27,26 +28,26 @@ router = APIRouter(prefix="/console/dashboard")
 
 # A quarter as programme spells it (2026-Q1); its range (1900..9998) is programme's to check.
 QuarterParam = Annotated[str | None, Query(pattern=r"^([0-9]{4}-Q[1-4])?$")]
-NAME_CALLS = 8  # name lookups in flight at once (ten top partners a currency)
 
 
 async def partner_names(backends: Backends, session: Session, ids: list[str]) -> dict[str, str]:
     """Company names from onboarding. A name only labels a row: a partner onboarding does not
     know, refuses or cannot answer for keeps its id rather than costing the page."""
-    limit = asyncio.Semaphore(NAME_CALLS)
 
-    async def name(partner_id: str) -> str | None:
-        path = f"/partners/{quote(partner_id, safe='')}"
-        try:
-            async with limit:
+    def name(partner_id: str) -> Callable[[], Awaitable[str | None]]:
+        async def ask() -> str | None:
+            path = f"/partners/{quote(partner_id, safe='')}"
+            try:
                 partner = await backends.get(session, "onboarding", path)
-        except (BackendRefused, BackendUnavailable):
-            return None
-        found = partner.get("company_name") if isinstance(partner, dict) else None
-        return found if isinstance(found, str) and found else None
+            except (BackendRefused, BackendUnavailable):
+                return None
+            found = partner.get("company_name") if isinstance(partner, dict) else None
+            return found if isinstance(found, str) and found else None
+
+        return ask
 
     unique = sorted(set(ids))
-    found = await asyncio.gather(*(name(partner_id) for partner_id in unique))
+    found = await each(name(partner_id) for partner_id in unique)
     return {pid: n for pid, n in zip(unique, found, strict=True) if n is not None}
 
 
