@@ -208,6 +208,29 @@ def test_policy_from_configuration_keeps_defaults_for_unset_settings() -> None:
         ({"version": "x", "protection_days": 0}, "protection_days must be positive"),
         ({"version": "x", "name_similarity_threshold": 1.5}, "name_similarity_threshold"),
         ({"version": "x", "auto_approve_limits": {"gold": "lots"}}, "auto_approve_limits.gold"),
+        # Found from outside: each of these was stored or replayed and then overflowed a date,
+        # a database integer or the JSON encoder (a 500).
+        ({"version": "x", "protection_days": 2**63}, "protection_days: Input should be less"),
+        ({"version": "x", "expiry_warning_days": 10**20}, "expiry_warning_days: Input should"),
+        ({"version": "x", "max_extensions": 10**20}, "max_extensions: Input should be less"),
+        ({"version": "x", "review_days": {"other": 10**9}}, "review_days.other: Input should"),
+        ({"version": "x", "review_reminder_hours": 10**9}, "review_reminder_hours: Input"),
+        (
+            {"version": "x", "hyperscaler_acceptance_hours": {"aws_ace": 10**9}},
+            "hyperscaler_acceptance_hours.aws_ace: Input should",
+        ),
+        (
+            {"version": "x", "partner_types": {"gsi": {"protection_days": 10**9}}},
+            "partner_types.gsi.protection_days must be at most 3660",
+        ),
+        ({"version": "x", "auto_approve_limits": {"gold": "1e400"}}, "auto_approve_limits.gold"),
+        ({"version": "x", "auto_approve_limits": {"gold": "-1"}}, "auto_approve_limits.gold"),
+        ({"version": "x", "review_auto_approve_limit": "1e20"}, "review_auto_approve_limit"),
+        ({"version": "x", "link_amount_tolerance": "-0.1"}, "link_amount_tolerance"),
+        ({"version": "\ud800"}, "version: Input should be a valid string"),
+        ({"version": "a\x00b"}, "version: String should match pattern"),
+        ({"version": "a b"}, "version: String should match pattern"),
+        ({"version": "v" * 101}, "version: String should match pattern"),
     ],
 )
 def test_a_broken_policy_is_refused_with_the_exact_reason(
@@ -215,3 +238,10 @@ def test_a_broken_policy_is_refused_with_the_exact_reason(
 ) -> None:
     with pytest.raises(InvalidPolicy, match=re.escape(message)):
         rules_from_mapping(data)
+
+
+def test_the_largest_settings_allowed_still_compute_dates() -> None:
+    widest = rules_from_mapping(
+        {"version": "acme.2027:wide_1", "protection_days": 3660, "extension_days": 3660}
+    )
+    assert widest.protection_days == 3660

@@ -105,6 +105,9 @@ def conflict_treatment(
     return ConflictTreatment.POLICY, ""
 
 
+MAX_DAYS = 3660  # a protection window (the policy's or a type's): ten years at most
+
+
 def type_rules_problem(table: Mapping[str, TypeRules]) -> str | None:
     """What makes a per-type table unusable (None: nothing)."""
     known = {t.value for t in PartnerType}
@@ -117,4 +120,6 @@ def type_rules_problem(table: Mapping[str, TypeRules]) -> str | None:
     for name, rules in sorted(table.items()):
         if rules.protection_days is not None and rules.protection_days <= 0:
             return f"partner_types.{name}.protection_days must be positive"
+        if rules.protection_days is not None and rules.protection_days > MAX_DAYS:
+            return f"partner_types.{name}.protection_days must be at most {MAX_DAYS}"
     return None
