@@ -335,8 +335,12 @@ async def _replay(
     consumer = _consumer_of(platform, letter)
     topic = dead_letter_topic(platform.schema).name
     record = _record(letter, topic)
-    async with platform.transaction() as conn:
-        # One replay at a time per service: the check below and the mark cannot race.
+    # One replay at a time per service: the check below and the mark cannot race. Waiting is
+    # in memory first, holding no connection: a replay needs a second one for its consumer,
+    # and ten requests each holding one while waiting for the lock took the whole pool (the
+    # holder never got its second, and the service stopped until restarted). The advisory
+    # lock orders the instances; each waits there with one connection of its own pool.
+    async with platform.replays, platform.transaction() as conn:
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{topic}.replay")
         done = (await _replays(conn, [letter.offset])).get(letter.offset)
         if done is not None:
@@ -392,15 +396,23 @@ async def replay_all(body: ReplayAllIn, who: AdminDep, platform: PlatformDep) ->
     consumer or origin no longer fits is left waiting (replaying it alone says why)."""
     replayed: list[ReplayedOut] = []
     start = 0
-    while start <= body.through and len(replayed) < REPLAY_ALL_MAX:
-        page = await _read(platform, start, min(PAGE_MAX, body.through - start + 1))
+    through = body.through
+    end: int | None = None
+    while start <= through and len(replayed) < REPLAY_ALL_MAX:
+        page = await _read(platform, start, min(PAGE_MAX, through - start + 1))
+        if end is None:
+            # Up to the end as it stands now: a letter this call parks again is a new one
+            # after it, left for the next call (a `through` past the end replayed them over
+            # and over, each failure a new letter, to the 500 a call).
+            end = page.end
+            through = min(through, end - 1)
         letters = page.letters
         if not letters:
             break
         async with platform.pool.acquire() as conn:
             done_before = await _replays(conn, [letter.offset for letter in letters])
         for letter in letters:
-            if letter.offset > body.through or len(replayed) == REPLAY_ALL_MAX:
+            if letter.offset > through or len(replayed) == REPLAY_ALL_MAX:
                 break
             start = letter.offset + 1
             if letter.offset in done_before:
@@ -412,5 +424,5 @@ async def replay_all(body: ReplayAllIn, who: AdminDep, platform: PlatformDep) ->
             if done is not None:
                 replayed.append(done)
     return ReplayAllOut(
-        replayed=replayed, more=len(replayed) == REPLAY_ALL_MAX and start <= body.through
+        replayed=replayed, more=len(replayed) == REPLAY_ALL_MAX and start <= through
     )

@@ -78,6 +78,8 @@ class Platform:
     background_jobs: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     start_steps: list[Callable[[Connection], Awaitable[None]]] = field(default_factory=list)
     provisions: Provisions = field(default_factory=Provisions)
+    # One dead-letter replay at a time in this process (shared/dead_letters.py).
+    replays: asyncio.Lock = field(default_factory=asyncio.Lock)
     partner_access: PartnerAccess = field(default_factory=PartnerAccess)
     # The service's own gauges, read from its database at each /metrics scrape.
     gauges: list[Callable[[Connection], Awaitable[list[GaugeReading]]]] = field(

@@ -5,6 +5,7 @@ that currency) it is replayed, booked once, never replayed twice, and every repl
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -255,3 +256,42 @@ async def test_a_page_waits_for_letters_it_knows_are_there_or_says_it_could_not(
         await read_page(
             infra.service_kafka("incentives"), "incentives", letter["offset"], 1, patience_seconds=0
         )
+
+
+async def test_replays_asked_at_once_all_answer_and_replay_each_waiting_letter_once(
+    infra: Infra,
+) -> None:
+    """Found from outside: ten replay-all calls at once each held a pooled connection while
+    waiting for the replay lock, so the one holding it never got the second connection its
+    consumer needs: every request and the service's own consumers stopped until a restart.
+    And a `through` past the topic's end replayed each failure's new letter again, to 500 a
+    call."""
+    run = uuid.uuid4().hex[:10]
+    deal = f"salesforce:deal-dlq-many-{run}"
+    credit = credit_issued(deal_key=deal, amount="10.00", currency="EUR")  # programmes pay USD
+    calls = 6
+    async with (
+        # a pool smaller than the calls (the service's own default is ten)
+        service_processes(infra, "incentives", env={"DB_POOL_MAX_SIZE": "3"}) as [url],
+        httpx.AsyncClient(timeout=120) as client,
+    ):
+        await publish(infra, ATTRIBUTION_CREDITS, [credit], subject=deal, source="attribution")
+        first = await waiting_letter(client, url, deal)
+
+        async def replay_all() -> httpx.Response:
+            body = {"through": 2**62}
+            return await client.post(f"{url}/admin/dead-letters/replay", json=body, headers=ADMIN)
+
+        answers = await asyncio.gather(*(replay_all() for _ in range(calls)))
+        assert [a.status_code for a in answers] == [200] * calls
+        ready = await client.get(f"{url}/health/ready")
+        assert ready.status_code == 200, ready.text
+
+        # Each call replays what waited when it began: our letter once in all, and each
+        # letter a replay parked again at most once more (never in the call that parked it).
+        ours = [r for a in answers for r in a.json()["replayed"] if r["offset"] == first["offset"]]
+        assert len(ours) == 1
+        offsets = [r["offset"] for a in answers for r in a.json()["replayed"]]
+        assert len(offsets) == len(set(offsets))
+        for answer in answers:
+            assert answer.json()["more"] is False
