@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from itertools import accumulate
@@ -28,6 +28,7 @@ import iso4217
 import pycountry
 from pydantic import AfterValidator, Field
 
+from shared.clock import now
 from shared.errors import RequestError
 from shared.events.crm import CrmSource
 
@@ -233,6 +234,18 @@ def _date(value: date) -> date:
     return check_date(value)
 
 
+# How far from now an operator's "as of" may be: the runs it drives add windows (years, at
+# most) to it, and a moment near the year 9999 has no date after it (found from outside: runs
+# as of 9999-12-31 answered 500 or failed in the background with an OverflowError).
+AS_OF_REACH = timedelta(days=100 * 365)
+
+
+def _in_reach(value: datetime) -> datetime:
+    if abs(value - now()) > AS_OF_REACH:
+        raise InputError("as_of must be within a hundred years of now")
+    return value
+
+
 # Each type's length is a ceiling: a field narrows it with `Annotated[Ident, Field(...)]` (a
 # plain `= Field(max_length=...)` next to these types would be ignored by pydantic).
 
@@ -291,8 +304,12 @@ Instant = Annotated[datetime, AfterValidator(_instant)]
 Day = Annotated[date, AfterValidator(_date)]
 """A calendar date in years 1900-9999."""
 
+AsOf = Annotated[datetime, AfterValidator(_instant), AfterValidator(_in_reach)]
+"""The moment an admin run is asked to act as of: aware, within a hundred years of now."""
+
 __all__ = [
     "LIST_MAX",
+    "AsOf",
     "Code",
     "CountryCode",
     "CurrencyCode",

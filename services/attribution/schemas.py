@@ -11,7 +11,7 @@ from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.corrections import Settlement
 from services.attribution.domain.touchpoints import ReportedKind
 from shared.events.crm import CrmSource
-from shared.inputs import DealKey, Ident, Instant
+from shared.inputs import AsOf, DealKey, Ident, Instant
 
 
 class TouchpointIn(BaseModel):
@@ -232,7 +232,7 @@ class HealthHistoryOut(BaseModel):
 class HealthRunIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    as_of: Instant | None = Field(default=None, description="score as of this moment's day")
+    as_of: AsOf | None = Field(default=None, description="score as of this moment's day")
     partner_ids: list[Ident] | None = Field(default=None, max_length=10_000)
 
 

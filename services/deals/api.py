@@ -4,7 +4,7 @@ review and operations, and CRM ingestion (payloads exactly as each source delive
 import time
 from collections import Counter
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -64,7 +64,7 @@ from shared.http import (
     Provided,
     acting_partner,
 )
-from shared.inputs import Instant
+from shared.inputs import AsOf, Instant
 from shared.service import Platform
 
 router = APIRouter()
@@ -324,30 +324,13 @@ async def microsoft(
     return _single(await _ingest(platform, CrmSource.MICROSOFT, items, request))
 
 
-# How far from now an operator's "as of" may be: the runs add windows of up to ten years to
-# it, and a moment near the year 9999 then has no date (an OverflowError was a 500).
-AS_OF_REACH = timedelta(days=100 * 365)
-
-
-def as_of_moment(as_of: datetime | None) -> datetime:
-    """The moment a run is asked for (now when none), refused when it has no time zone or is
-    more than a hundred years from now."""
-    if as_of is None:
-        return now()
-    if as_of.tzinfo is None:
-        raise Unprocessable("as_of needs a time zone (e.g. ...Z)")
-    if abs(as_of - now()) > AS_OF_REACH:
-        raise Unprocessable("as_of must be within a hundred years of now")
-    return as_of
-
-
 @admin.post("/expiry/run")
 async def expire_now(
-    who: AdminDep, platform: PlatformDep, policy: PolicyDep, as_of: Instant | None = None
+    who: AdminDep, platform: PlatformDep, policy: PolicyDep, as_of: AsOf | None = None
 ) -> ExpiryRunOut:
     """Warn and expire now (or as of a moment, for operations and demos), not waiting for
     the periodic job. Answers how many registrations were warned and expired."""
-    moment = as_of_moment(as_of)
+    moment = as_of or now()
     run = await run_expiry(platform.pool, platform.outbox, policy, moment)
     # The run is the periodic job's work, batch by batch; the trail records who asked for it.
     async with platform.transaction() as conn:
@@ -366,11 +349,11 @@ async def review_queue(
 
 @admin.post("/reviews/run")
 async def review_deadlines_now(
-    who: AdminDep, platform: PlatformDep, policy: PolicyDep, as_of: Instant | None = None
+    who: AdminDep, platform: PlatformDep, policy: PolicyDep, as_of: AsOf | None = None
 ) -> ReviewRunOut:
     """Remind, escalate and decide overdue reviews now (or as of a moment), not waiting for the
     periodic job. Answers how many of each."""
-    moment = as_of_moment(as_of)
+    moment = as_of or now()
     run = await run_review_sla(platform.pool, platform.outbox, policy, moment)
     async with platform.transaction() as conn:
         await record_action(conn, who, "reviews.run", moment.isoformat())

@@ -37,7 +37,6 @@ from services.onboarding.schemas import (
 )
 from services.onboarding.status_changes import set_status
 from shared.clock import now
-from shared.errors import Unprocessable
 from shared.events.partners import PartnerStatus
 from shared.http import (
     PARTNER_OR_MANAGER,
@@ -49,7 +48,7 @@ from shared.http import (
     require_role,
 )
 from shared.identity import Caller, Role
-from shared.inputs import Instant
+from shared.inputs import AsOf
 
 ConfigDep = Annotated[OnboardingConfig, Provided(OnboardingConfig)]
 # Who confirms evidence: channel managers and system clients (the enablement system).
@@ -273,12 +272,10 @@ async def requalify(
 
 @admin.post("/reviews/run")
 async def escalate_reviews(
-    _: AdminDep, platform: PlatformDep, config: ConfigDep, as_of: Instant | None = None
+    _: AdminDep, platform: PlatformDep, config: ConfigDep, as_of: AsOf | None = None
 ) -> ReviewEscalationsOut:
     """Escalate applications past their review deadline now (or as of a moment), not waiting
     for the periodic job: the reviewers are told once per application."""
-    if as_of is not None and as_of.tzinfo is None:
-        raise Unprocessable("as_of needs a time zone (e.g. ...Z)")
     moment = as_of or now()
     escalated = await escalate_overdue_reviews(platform.pool, platform.outbox, config, moment)
     return ReviewEscalationsOut(as_of=moment.isoformat(), escalated=escalated)

@@ -24,7 +24,7 @@ from services.onboarding.domain.resources import Engagement, ResourceKind
 from services.onboarding.schemas import CertificationOut, Email
 from shared.errors import Unprocessable
 from shared.events.partners import PartnerType
-from shared.inputs import Code, Instant, Name, as_ident
+from shared.inputs import AsOf, Code, Instant, Name, as_ident
 
 # An IRI (verb, activity, account home page): exact, no controls, bounded.
 Iri = Annotated[str, Field(min_length=3, max_length=2000, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")]
@@ -249,7 +249,7 @@ class LearningOut(BaseModel):
 class RemindersIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    as_of: Instant | None = Field(default=None, description="send as of this moment (default: now)")
+    as_of: AsOf | None = Field(default=None, description="send as of this moment (default: now)")
 
 
 class ReminderOut(BaseModel):

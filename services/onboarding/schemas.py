@@ -13,6 +13,7 @@ from services.onboarding.domain.qualification import Application, normalise_doma
 from services.onboarding.domain.tiers import Certification, CertificationRole, certification_track
 from shared.events.partners import PartnerType
 from shared.inputs import (
+    AsOf,
     Code,
     CountryCode,
     FreeText,
@@ -137,7 +138,7 @@ class StatusIn(_In):
 
 
 class RequalificationIn(_In):
-    as_of: Instant | None = Field(
+    as_of: AsOf | None = Field(
         default=None, description="evaluate as of this moment (default: now)"
     )
     partner_ids: list[Annotated[Ident, Field(max_length=100)]] | None = Field(
