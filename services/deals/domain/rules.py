@@ -16,10 +16,10 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import Field, TypeAdapter, ValidationError
 
+from services.deals.domain import bounds
 from services.deals.domain.customers import Customer
 from services.deals.domain.engagement import (
     DEFAULT_TYPE_RULES,
-    MAX_DAYS,
     ConflictTreatment,
     TypeRules,
     conflict_treatment,
@@ -45,29 +45,15 @@ class PartnerConflictPolicy(StrEnum):
     ESCALATE = "escalate"  # the later one goes to manual review
 
 
-# Bounds a policy's settings keep, so that every date the rules compute from a moment of this
-# era stays a date (a window of 10**20 days overflowed, a 500) and every stored version can be
-# named in a URL, an event and a log line.
-MAX_HOURS = 8784  # a leap year
-MAX_BUSINESS_DAYS = 260  # a year of working days
-MAX_EXTENSIONS = 100
-MONEY_LIMIT = Decimal(10) ** 14  # the platform's money columns (shared/inputs.MONEY_MAX_DIGITS)
-VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
-
-Days = Annotated[int, Field(le=MAX_DAYS)]  # the lower bounds: checked below, each worded
-Hours = Annotated[int, Field(le=MAX_HOURS)]
-Limit = Annotated[Decimal, Field(ge=0, lt=MONEY_LIMIT)]
-
-
 @dataclass(frozen=True)
 class RulesOfEngagement:
-    version: Annotated[str, Field(pattern=VERSION_PATTERN)] = "2026-11-roe-1"
-    protection_days: Days = 90
-    extension_days: Days = 30
-    max_extensions: Annotated[int, Field(le=MAX_EXTENSIONS)] = 1
-    expiry_warning_days: Days = 7  # partners hear this long before their protection ends
+    version: Annotated[str, Field(pattern=bounds.VERSION_PATTERN)] = "2026-11-roe-1"
+    protection_days: bounds.Days = 90
+    extension_days: bounds.Days = 30
+    max_extensions: Annotated[int, Field(le=bounds.MAX_EXTENSIONS)] = 1
+    expiry_warning_days: bounds.Days = 7  # partners hear this long before their protection ends
     # Registrations above the limit for the partner's tier go to manual review.
-    auto_approve_limits: dict[str, Limit] = field(
+    auto_approve_limits: dict[str, bounds.Limit] = field(
         default_factory=lambda: {
             "registered": Decimal("25000"),
             "bronze": Decimal("50000"),
@@ -92,17 +78,17 @@ class RulesOfEngagement:
         {PartnerStatus.ACTIVE, PartnerStatus.GRACE}
     )
     # Review deadlines in business days per situation (services/deals/domain/sla.py).
-    review_days: dict[str, Annotated[int, Field(le=MAX_BUSINESS_DAYS)]] = field(
+    review_days: dict[str, Annotated[int, Field(le=bounds.MAX_BUSINESS_DAYS)]] = field(
         default_factory=lambda: {"partner_conflict": 2, "direct_sales": 3, "other": 3}
     )
     business_weekdays: frozenset[int] = frozenset({1, 2, 3, 4, 5})  # ISO: Monday is 1
     holidays: frozenset[date] = frozenset()
-    review_reminder_hours: Hours = 24  # reviewers are reminded this long before the deadline
+    review_reminder_hours: bounds.Hours = 24  # reviewers are reminded this long before the deadline
     review_overdue_outcome: OverdueOutcome = OverdueOutcome.STAY
-    review_overdue_grace_hours: Hours = 0  # after the deadline, before the outcome applies
-    review_auto_approve_limit: Limit = Decimal("25000")  # for approve_under_limit
+    review_overdue_grace_hours: bounds.Hours = 0  # after the deadline, before the outcome applies
+    review_auto_approve_limit: bounds.Limit = Decimal("25000")  # for approve_under_limit
     # Hyperscaler referrals (by CRM source) must be accepted within these hours of referral.
-    hyperscaler_acceptance_hours: dict[str, Annotated[int, Field(le=MAX_HOURS)]] = field(
+    hyperscaler_acceptance_hours: dict[str, Annotated[int, Field(le=bounds.MAX_HOURS)]] = field(
         default_factory=lambda: {CrmSource.AWS_ACE.value: 72, CrmSource.MICROSOFT.value: 48}
     )
     # What a partner's type means here: refer only, its window, precedence, exclusivity
