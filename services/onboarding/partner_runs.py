@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 from shared.db import Connection, Pool
+from shared.errors import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -17,13 +18,17 @@ PartnerStep = Callable[[Connection, str], Awaitable[list[str]]]
 async def each_partner(
     pool: Pool, partner_ids: Iterable[str], run: str, step: PartnerStep
 ) -> dict[str, list[str]]:
-    """What `step` did, per partner it did anything to; `["error"]` for a partner whose step
-    failed (logged, naming the `run`, and rolled back)."""
+    """What `step` did, per partner it did anything to; `["not_found"]` for a partner named
+    that does not exist (the caller's mistake, said in the answer: an admin naming a thousand
+    unknown ids wrote a thousand error tracebacks); `["error"]` for a partner whose step failed
+    (logged, naming the `run`, and rolled back)."""
     results: dict[str, list[str]] = {}
     for partner_id in partner_ids:
         try:
             async with pool.acquire() as conn, conn.transaction():
                 done = await step(conn, partner_id)
+        except NotFound:
+            done = ["not_found"]
         except Exception:
             log.exception("%s failed", run, extra={"partner_id": partner_id})
             done = ["error"]

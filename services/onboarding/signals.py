@@ -17,6 +17,7 @@ from services.onboarding import programme_repository as store
 from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.lifecycle import IN_PROGRAM
 from shared.db import Connection, Pool
+from shared.errors import NotFound
 from shared.events.attribution import PartnerHealthScored
 from shared.events.programme import PartnerEnablementMeasured
 from shared.outbox import Outbox, OutgoingEvent
@@ -73,6 +74,8 @@ async def announce_enablement(
                     conn, [OutgoingEvent(PARTNER_PROGRAMME, event, partner_id)]
                 )
                 announced[partner_id] = score
+        except NotFound:  # a partner named that does not exist: nothing to measure, no error
+            log.info("enablement measurement: no partner %s", partner_id)
         except Exception:
             log.exception("enablement measurement failed", extra={"partner_id": partner_id})
     return announced

@@ -483,3 +483,24 @@ async def test_a_partner_appeals_its_own_demotion_and_a_rejected_appeal_changes_
         view = (await client.get(f"{onboarding}/partners/{pid}/programme", headers=admin)).json()
         assert view["reviews"][0]["reversed_at"] is None
         assert view["reviews"][0]["appeal"]["upheld"] is False
+
+
+async def test_a_run_naming_partners_that_do_not_exist_says_so_for_each(onboarding: str) -> None:
+    """Found from outside: an admin naming a thousand unknown ids got "error" for each and the
+    service wrote a thousand error tracebacks."""
+    unknown = [f"ptn-nobody-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    async with httpx.AsyncClient(timeout=30) as client:
+        year = await client.post(
+            f"{onboarding}/admin/programme-year/run",
+            headers=ADMIN,
+            json={"partner_ids": unknown},
+        )
+        assert year.status_code == 200, year.text
+        assert year.json()["done"] == {pid: ["not_found"] for pid in unknown}
+        signals = await client.post(
+            f"{onboarding}/admin/enablement-signals/run",
+            headers=ADMIN,
+            json={"partner_ids": unknown},
+        )
+        assert signals.status_code == 200, signals.text
+        assert signals.json()["announced"] == {}
