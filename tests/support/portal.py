@@ -185,7 +185,7 @@ def horizontal_overflow(browser: Any) -> int:
 async def page_shows(browser: Any, selector: str, text: str, what: str) -> None:
     """Wait (bounded) until an element matching `selector` shows `text`; a screenshot and the
     page's text when it never does."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
 
     from tests.support.polling import NeverHappened, eventually
@@ -196,6 +196,12 @@ async def page_shows(browser: Any, selector: str, text: str, what: str) -> None:
             return any(text in element.text for element in found)
         except StaleElementReferenceException:  # the page changed under the look: look again
             return False
+        except WebDriverException as error:
+            # The same race as Chromium sometimes words it (a form's answer replaced the
+            # document between finding the element and reading it): look again.
+            if "does not belong to the document" in str(error.msg):
+                return False
+            raise
 
     try:
         await eventually(shown, 30, what=what, every=0.2)
