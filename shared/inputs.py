@@ -242,7 +242,7 @@ AS_OF_REACH = timedelta(days=100 * 365)
 
 def _in_reach(value: datetime) -> datetime:
     if abs(value - now()) > AS_OF_REACH:
-        raise InputError("as_of must be within a hundred years of now")
+        raise InputError("must be within a hundred years of now")
     return value
 
 

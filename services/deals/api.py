@@ -64,7 +64,7 @@ from shared.http import (
     Provided,
     acting_partner,
 )
-from shared.inputs import AsOf, Instant
+from shared.inputs import AsOf
 from shared.service import Platform
 
 router = APIRouter()
@@ -460,13 +460,11 @@ async def propose_policy(
 
 @admin.post("/policy/versions/{version}/activate", tags=["policy"])
 async def activate_policy(
-    version: str, who: AdminDep, platform: PlatformDep, store: StoreDep, at: Instant | None = None
+    version: str, who: AdminDep, platform: PlatformDep, store: StoreDep, at: AsOf | None = None
 ) -> PolicyOut:
     """Put a stored version in force from `at` (default now; never in the past: decisions
     already made stand under the version then in force)."""
     moment = now()
-    if at is not None and at.tzinfo is None:
-        raise Unprocessable("at needs a time zone (e.g. ...Z)")
     if at is not None and at < moment:
         raise Unprocessable("at is in the past: a version is activated now or later")
     async with platform.transaction() as conn:
