@@ -16,7 +16,7 @@ from shared.http import PlatformDep
 
 finance = APIRouter(tags=["ledger"])
 
-PERIOD = r"^\d{4}-(Q[1-4]|0[1-9]|1[0-2])$"
+PERIOD = r"^[0-9]{4}-(Q[1-4]|0[1-9]|1[0-2])$"
 
 
 @finance.get("/payouts", response_model=PayoutsOut)

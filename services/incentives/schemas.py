@@ -17,7 +17,7 @@ from services.incentives.domain.programs import IncentivePrograms
 from shared.http import Timestamp
 from shared.inputs import CountryCode, Day, FreeText, Ident, Name, PositiveMoney, Reference, as_text
 
-PERIOD_PATTERN = r"^\d{4}-(Q[1-4]|0[1-9]|1[0-2])$"
+PERIOD_PATTERN = r"^[0-9]{4}-(Q[1-4]|0[1-9]|1[0-2])$"
 
 
 class _Request(BaseModel):

@@ -19,7 +19,7 @@ from shared.clock import now
 
 router = APIRouter()
 
-PERIOD = r"^\d{4}-(Q[1-4]|0[1-9]|1[0-2])$"
+PERIOD = r"^[0-9]{4}-(Q[1-4]|0[1-9]|1[0-2])$"
 Amount = Annotated[str, Form(min_length=1, max_length=40)]
 
 

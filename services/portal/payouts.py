@@ -19,7 +19,7 @@ from shared.identity import Role
 
 router = APIRouter(prefix="/finance")
 
-PERIOD = r"^(\d{4}-(Q[1-4]|0[1-9]|1[0-2]))?$"
+PERIOD = r"^([0-9]{4}-(Q[1-4]|0[1-9]|1[0-2]))?$"
 STATE = r"^(owed|settled|overpaid)?$"
 
 

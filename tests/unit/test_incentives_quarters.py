@@ -14,6 +14,9 @@ def test_periods_fold_into_calendar_quarters() -> None:
     assert quarter_of_period("2026-Q3") == "2026-Q3"
     assert quarter_of_period("2026-13") is None
     assert quarter_of_period("soon") is None
+    # ASCII digits and nothing after (\d took any script's digits, $ a trailing newline)
+    assert quarter_of_period("2026-Q3\n") is None
+    assert quarter_of_period("\uff12\uff10\uff12\uff16-11") is None
 
 
 def test_the_last_quarters_run_oldest_first_across_years() -> None:

@@ -15,15 +15,15 @@ from decimal import Decimal
 from services.incentives.domain.earnings import ZERO, EntryType
 from services.incentives.domain.ledger import EARNING_TYPES
 
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
+_MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
+_QUARTER = re.compile(r"^([0-9]{4})-Q([1-4])$")
 
 
 def quarter_of_period(period: str) -> str | None:
     """`2026-11` -> `2026-Q4`; a quarter stays itself; anything else is None."""
-    if _QUARTER.match(period):
+    if _QUARTER.fullmatch(period):
         return period
-    month = _MONTH.match(period)
+    month = _MONTH.fullmatch(period)
     if month is None:
         return None
     return f"{month.group(1)}-Q{(int(month.group(2)) - 1) // 3 + 1}"
