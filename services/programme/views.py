@@ -69,6 +69,12 @@ VERSION_FILTER = """($4::text IS NULL OR coalesce(p.tier, 'unknown') = $4::text)
 PARTNER_FILTER = f"{PARTNERS_NAMED}\n    AND {VERSION_FILTER}"
 
 
+def version_filter(joined: bool) -> str:
+    """The tier and type filter over the version joined as `p`; a query that leaves the join
+    out (no such filter asked) still names both parameters, as null."""
+    return VERSION_FILTER if joined else "$4::text IS NULL AND $5::text IS NULL"
+
+
 QUARTER_OF = """to_char({}, 'YYYY-"Q"Q')"""
 
 
@@ -91,7 +97,7 @@ def _credits_counted(versions: bool = True) -> str:
     LEFT JOIN credit_reversals r USING (credit_id)
     {partner_at("c", "c.issued_at") if versions else ""}
     WHERE {_in_range("c.close_date")} AND {PARTNERS_NAMED.format(fact="c")}
-      AND {VERSION_FILTER if versions else "$4::text IS NULL AND $5::text IS NULL"}
+      AND {version_filter(versions)}
       AND ($6::text IS NULL OR coalesce(c.customer_country, 'unknown') = $6::text)"""
 
 
@@ -168,7 +174,7 @@ async def spend(conn: Connection, f: Filters) -> list[Any]:
             WHERE ($1::date IS NULL OR s.quarter >= to_char($1::date, 'YYYY-"Q"Q'))
               AND ($2::date IS NULL OR s.quarter < to_char($2::date, 'YYYY-"Q"Q'))
               AND {PARTNERS_NAMED.format(fact="s")}
-              AND {VERSION_FILTER if by_partner else "$4::text IS NULL AND $5::text IS NULL"}
+              AND {version_filter(by_partner)}
               AND {_REGION_FILTER if by_region else "$6::text IS NULL"}
             GROUP BY 1, 2 ORDER BY 1, 2""",
         *f.args(),
