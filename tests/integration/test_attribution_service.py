@@ -157,6 +157,9 @@ async def test_won_deal_is_split_across_partners_and_published(
     sourcer, seller, advisor, stranger = (f"{p}-{run}" for p in ("src", "mkt", "adv", "other"))
     deal = Deal(run)
     registration = approved_registration(f"reg-{run}", sourcer, days_ago=40)
+    # the close date counts from the registration's own day, so a run crossing midnight
+    # (UTC) still closes forty days after it
+    close_day = registration.submitted_at.date() + timedelta(days=40)
     await linked(service, CrmSource.AWS_ACE, seller)
     opened = deal.snapshot(registrations=(registration,), partner_ref=seller)
     await deal.publish(infra, opened)
@@ -180,7 +183,9 @@ async def test_won_deal_is_split_across_partners_and_published(
         assert approved.json()["counted"] is True, approved.text
         await eventually(lambda: revision_applied(admin_db, deal.key, 1))
 
-        won = deal.closed("10000", seller, currency="EUR", registrations=(registration,))
+        won = deal.closed(
+            "10000", seller, currency="EUR", close_date=close_day, registrations=(registration,)
+        )
         await deal.publish(infra, won)
         credits = await eventually(lambda: active_credits(admin_db, deal.key))
         # linear over three touchpoints: the customer bought through the marketplace seller,
@@ -221,7 +226,12 @@ async def test_won_deal_is_split_across_partners_and_published(
             "USD",
         )
         assert revenue["by_period"] == [
-            {"period": TODAY.strftime("%Y-%m"), "sourced": "3666.66", "influenced": "0", "deals": 1}
+            {
+                "period": close_day.strftime("%Y-%m"),
+                "sourced": "3666.66",
+                "influenced": "0",
+                "deals": 1,
+            }
         ]
         # another partner's figures answer exactly as a partner that does not exist
         for figures in ("revenue", "health"):
