@@ -9,6 +9,11 @@ Currencies are ISO 4217 codes with a minor unit (from the `iso4217` package), co
 and has no more decimals than its currency allows (JPY has none). Instants carry their offset
 and lie in years 1900-9999, so converting one to UTC never overflows.
 
+Free JSON kept as sent (an xAPI statement's context) holds no NUL, lone surrogate or non-finite
+number anywhere (jsonb refuses the first two; `json.loads` reads NaN, Infinity and 1e999 as
+floats that a JSON encoder writes as null). E-mail addresses follow RFC 5322's plain form and a
+real domain's syntax (`email-validator`, without DNS).
+
 The checks are plain functions too (`clean_ident`, `clean_name`, `currency_code`, ...): the CRM
 adapters, which read payloads pydantic does not model, call them with the field's path.
 """
@@ -16,6 +21,7 @@ adapters, which read payloads pydantic does not model, call them with the field'
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 from datetime import UTC, date, datetime, timedelta
@@ -26,6 +32,7 @@ from typing import Annotated, Any
 
 import iso4217
 import pycountry
+from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, Field
 
 from shared.clock import now
@@ -70,6 +77,46 @@ def clean_ident(value: str, what: str = "identifier") -> str:
 def clean_text(value: str, what: str = "text") -> str:
     """Free text: tab, newline and carriage return allowed, other controls refused."""
     return _refuse_controls(value, _CONTROL_IN_TEXT, what)
+
+
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def storable_json(value: Any, what: str = "JSON") -> Any:
+    """`value` (JSON as parsed) unchanged, or an InputError naming the first place that holds
+    what Postgres' jsonb cannot keep exactly: a NUL or a lone surrogate in a key or a string, a
+    number that is not finite."""
+    pending: list[tuple[str, Any]] = [(what, value)]
+    while pending:
+        where, item = pending.pop()
+        if isinstance(item, str):
+            _refuse_controls(item, _UNSTORABLE, where)
+        elif (isinstance(item, float) and not math.isfinite(item)) or (
+            isinstance(item, Decimal) and not item.is_finite()
+        ):
+            raise InputError(
+                f"{where} must be a finite number (not NaN, Infinity or beyond a double)"
+            )
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                _refuse_controls(str(key), _UNSTORABLE, f"a key in {where}")
+                pending.append((f"{where}.{key}", inner))
+        elif isinstance(item, list):
+            pending.extend((f"{where}[{index}]", inner) for index, inner in enumerate(item))
+    return value
+
+
+def check_email(value: str, what: str = "email", *, ascii_only: bool = False) -> str:
+    """`value` unchanged if it is a plain e-mail address (dot-atom local part, no quoting,
+    comments or display name; a domain with a dot, no special-use name such as .local), else an
+    InputError with email-validator's reason. `ascii_only` refuses an internationalised local
+    part (SMTPUTF8)."""
+    _refuse_controls(value, _CONTROL, what)
+    try:
+        validate_email(value, check_deliverability=False, allow_smtputf8=not ascii_only)
+    except EmailNotValidError as error:
+        raise InputError(f"{what} is not a valid e-mail address: {error}") from error
+    return value
 
 
 def clean_name(value: str, what: str = "name") -> str:
@@ -214,6 +261,14 @@ def as_text(value: str) -> str:
     return clean_text(value)
 
 
+def as_email(value: str) -> str:
+    return check_email(value)
+
+
+def as_storable_json(value: Any) -> Any:
+    return storable_json(value)
+
+
 def _currency(value: str) -> str:
     return currency_code(value)
 
@@ -307,6 +362,12 @@ Day = Annotated[date, AfterValidator(_date)]
 AsOf = Annotated[datetime, AfterValidator(_instant), AfterValidator(_in_reach)]
 """The moment an admin run is asked to act as of: aware, within a hundred years of now."""
 
+EmailAddress = Annotated[str, Field(max_length=254), AfterValidator(as_email)]
+"""A person's e-mail address, exactly as given (see `check_email`)."""
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(as_storable_json)]
+"""A free JSON object kept as sent: see `storable_json`."""
+
 __all__ = [
     "LIST_MAX",
     "AsOf",
@@ -315,10 +376,12 @@ __all__ = [
     "CurrencyCode",
     "Day",
     "DealKey",
+    "EmailAddress",
     "FreeText",
     "Ident",
     "InputError",
     "Instant",
+    "JsonObject",
     "Money",
     "Name",
     "PositiveMoney",
@@ -326,6 +389,7 @@ __all__ = [
     "as_ident",
     "as_name",
     "as_text",
+    "check_email",
     "check_money",
     "clean_ident",
     "clean_name",
@@ -333,4 +397,5 @@ __all__ = [
     "country_code",
     "currency_code",
     "minor_units",
+    "storable_json",
 ]

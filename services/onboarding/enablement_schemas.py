@@ -24,12 +24,33 @@ from services.onboarding.domain.resources import Engagement, ResourceKind
 from services.onboarding.schemas import CertificationOut, Email
 from shared.errors import Unprocessable
 from shared.events.partners import PartnerType
-from shared.inputs import AsOf, Code, Instant, Name, as_ident
+from shared.inputs import (
+    AsOf,
+    Code,
+    Instant,
+    JsonObject,
+    Name,
+    as_ident,
+    as_text,
+    check_email,
+    storable_json,
+)
 
 # An IRI (verb, activity, account home page): exact, no controls, bounded.
-Iri = Annotated[str, Field(min_length=3, max_length=2000, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")]
-LanguageMap = dict[Annotated[str, Field(max_length=35)], Annotated[str, Field(max_length=2000)]]
-Json = dict[str, Any]  # free xAPI objects (context, definition, extensions): kept as sent
+Iri = Annotated[
+    str,
+    Field(min_length=3, max_length=2000, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$"),
+    AfterValidator(as_ident),
+]
+LanguageMap = dict[
+    Annotated[str, Field(max_length=35), AfterValidator(as_ident)],
+    Annotated[str, Field(max_length=2000), AfterValidator(as_text)],
+]
+Json = JsonObject  # free xAPI objects (context, definition, extensions): kept as sent
+
+
+def _mailbox(value: str) -> str:
+    return "mailto:" + check_email(value.removeprefix("mailto:"), "mbox")
 
 
 def _is_uuid(value: str | None) -> bool:
@@ -43,6 +64,13 @@ def _is_uuid(value: str | None) -> bool:
 class _Xapi(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        """Every key and string of the object, the ones kept as sent included, is one Postgres
+        can store (a NUL or lone surrogate anywhere answered 500) and every number finite."""
+        return storable_json(data, cls.__name__.removesuffix("In").lower())
+
 
 class AccountIn(_Xapi):
     home_page: Iri = Field(alias="homePage")
@@ -53,10 +81,10 @@ class AgentIn(_Xapi):
     """The actor: one person (a Group certifies nobody and is refused)."""
 
     object_type: Literal["Agent"] = Field(default="Agent", alias="objectType")
-    name: Annotated[str, Field(max_length=200)] | None = None
-    mbox: str | None = Field(
-        default=None, pattern=r"^mailto:[^@\s]+@[^@\s]+\.[a-zA-Z]{2,}$", max_length=261
-    )
+    name: Annotated[str, Field(max_length=200), AfterValidator(as_text)] | None = None
+    mbox: (
+        Annotated[str, Field(pattern=r"^mailto:", max_length=261), AfterValidator(_mailbox)] | None
+    ) = None
     mbox_sha1sum: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}$")
     openid: Iri | None = None
     account: AccountIn | None = None
@@ -94,7 +122,7 @@ class ObjectIn(_Xapi):
     object_type: Literal["Activity", "Agent", "Group", "StatementRef", "SubStatement"] = Field(
         default="Activity", alias="objectType"
     )
-    id: Annotated[str, Field(max_length=2000)] | None = None
+    id: Annotated[str, Field(max_length=2000), AfterValidator(as_ident)] | None = None
     definition: Json | None = None
 
     @model_validator(mode="after")
@@ -115,8 +143,10 @@ class ResultIn(_Xapi):
     score: ScoreIn | None = None
     success: bool | None = None
     completion: bool | None = None
-    response: Annotated[str, Field(max_length=2000)] | None = None
-    duration: Annotated[str, Field(max_length=100, pattern=r"^P")] | None = None
+    response: Annotated[str, Field(max_length=2000), AfterValidator(as_text)] | None = None
+    duration: (
+        Annotated[str, Field(max_length=100, pattern=r"^P"), AfterValidator(as_ident)] | None
+    ) = None
     extensions: Json | None = None
 
 

@@ -16,6 +16,7 @@ from shared.inputs import (
     AsOf,
     Code,
     CountryCode,
+    EmailAddress,
     FreeText,
     Ident,
     Instant,
@@ -25,17 +26,9 @@ from shared.inputs import (
     as_ident,
     as_name,
     as_text,
-    clean_ident,
 )
 
-_EMAIL = r"^[^@\s]+@[^@\s]+\.[a-zA-Z]{2,}$"
-
-
-def _email(value: str) -> str:
-    return clean_ident(value, "email")
-
-
-Email = Annotated[str, Field(pattern=_EMAIL, max_length=254), AfterValidator(_email)]
+Email = EmailAddress
 
 
 class _In(BaseModel):

@@ -5,6 +5,7 @@ competencies and a tier; a person leaving drops the competency and starts grace.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -301,6 +302,29 @@ async def test_xapi_requests_are_checked_before_anything_is_stored(onboarding: s
         for why, body in bad_bodies.items():
             answer = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=body)
             assert answer.status_code == 422, (why, answer.text)
+        # What Postgres cannot store, anywhere in a statement (each was a 500), and numbers
+        # JSON has not (NaN and 1e999999 were stored as null): refused, naming the place.
+        unstorable = {
+            '"context": {"extensions": {"http://x/e": "a\\u0000b"}}': "statement.context",
+            '"context": {"x\\u0000": 1}': "a key in statement.context",
+            '"result": {"response": "\\ud800"}': "lone surrogates",
+            '"context": {"x": NaN}': "statement.context.x must be a finite number",
+            '"context": {"x": 1e999999}': "statement.context.x must be a finite number",
+        }
+        for extra, why in unstorable.items():
+            raw = json.dumps(good)[:-1] + ", " + extra + "}"
+            answer = await client.post(
+                f"{onboarding}/xapi/statements",
+                headers={**XAPI, "Content-Type": "application/json"},
+                content=raw.encode(),
+            )
+            assert answer.status_code == 422, (extra, answer.text)
+            assert why in answer.text, (extra, answer.text)
+        for actor in ({"mbox": "mailto:a..b@x.example"}, {"openid": "http://x/\u0000"}):
+            answer = await client.post(
+                f"{onboarding}/xapi/statements", headers=XAPI, json={**good, "actor": actor}
+            )
+            assert answer.status_code == 422, (actor, answer.text)
         mismatch = await client.put(
             f"{onboarding}/xapi/statements",
             params={"statementId": str(uuid.uuid4())},

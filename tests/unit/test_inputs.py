@@ -28,16 +28,20 @@ from shared.inputs import (
     MAX_JSON_DEPTH,
     CountryCode,
     CurrencyCode,
+    EmailAddress,
     FreeText,
     Ident,
     InputError,
     Instant,
+    JsonObject,
     MalformedJson,
     Money,
     Name,
+    check_email,
     check_money,
     json_depth,
     parse_json,
+    storable_json,
 )
 
 
@@ -139,6 +143,58 @@ def test_hand_read_json_is_exact_and_refuses_what_json_is_not() -> None:
         with pytest.raises(MalformedJson, match=why) as error:
             parse_json(body)
         assert error.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("document", "why"),
+    [
+        ({"a": ["x", {"b": "c\x00d"}]}, r"json\.a\[1\]\.b must not contain NUL"),
+        ({"a": {"k\x00": 1}}, r"a key in json\.a must not contain NUL"),
+        ({"a": "\udfff"}, r"json\.a must not contain lone surrogates \(U\+DFFF\)"),
+        ({"a": [1, float("nan")]}, r"json\.a\[1\] must be a finite number"),
+        ({"a": float("inf")}, "must be a finite number"),
+        ({"a": Decimal("sNaN")}, "must be a finite number"),
+    ],
+)
+def test_free_json_refuses_what_jsonb_cannot_keep(document: Any, why: str) -> None:
+    assert refused(JsonObject, document)
+    with pytest.raises(InputError, match=why):
+        storable_json(document, "json")
+
+
+def test_free_json_is_kept_exactly_as_sent() -> None:
+    document = {"a": ["x\ty", 1, 2.5, None, True, {"é": "\u2028 ok"}], "b": Decimal("1e400")}
+    assert TypeAdapter(JsonObject).validate_python(document) == document
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "a..b@x.example",
+        ".a@x.example",
+        "a@-x-.example",
+        'a"b<s>@x..example',
+        "a@b.local",
+        "a@localhost",
+        "a b@x.example",
+        "a@x.example\n",
+        "@x.example",
+        "a@[127.0.0.1]",
+        "Ada <a@x.example>",
+    ],
+)
+def test_email_addresses_are_plain_and_have_a_real_domain(address: str) -> None:
+    why = refused(EmailAddress, address)
+    assert "valid e-mail address" in why or "control characters" in why
+
+
+def test_email_addresses_are_kept_as_given() -> None:
+    assert TypeAdapter(EmailAddress).validate_python("Ada.L+x@Vendor.example") == (
+        "Ada.L+x@Vendor.example"
+    )
+    assert check_email("zoë@vendor.example") == "zoë@vendor.example"
+    with pytest.raises(InputError, match="Internationalized characters before the @-sign"):
+        check_email("zoë@vendor.example", ascii_only=True)
 
 
 def test_a_422_names_the_field_and_cuts_the_input_short() -> None:
