@@ -227,6 +227,22 @@ def test_anything_else_is_refused(address: str) -> None:
         check_address(address)
 
 
+@pytest.mark.parametrize(
+    "address",
+    [
+        "a..b@partner.example",
+        ".a@partner.example",
+        "a.@partner.example",
+        "a@-x-.example",
+        "a@partner.local",
+        "a@x.invalid",
+    ],
+)
+def test_plain_characters_in_no_address_shape_are_refused(address: str) -> None:
+    with pytest.raises(ValueError, match="is not a valid e-mail address"):
+        check_address(address)
+
+
 def test_a_subject_never_spans_lines() -> None:
     note = partner_notification(subject="Approved\r\nBcc: x@evil.example")
     subject, body = immediate(Message.of(note))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from services.notifications.domain.messages import Message
+from shared.inputs import check_email
 
 
 class EmailMode(StrEnum):
@@ -28,7 +29,9 @@ ADDRESS_MAX = 254
 def check_address(value: str) -> str:
     if len(value) > ADDRESS_MAX or not ADDRESS.fullmatch(value):
         raise ValueError("address must be a plain e-mail address (local@domain)")
-    return value
+    # The pattern keeps out what SMTP headers must not carry; email-validator the rest that is
+    # no address (a..b@x.example, .a@-x-.example, a reserved domain such as .local).
+    return check_email(value, "address", ascii_only=True)
 
 
 @dataclass(frozen=True)
