@@ -23,10 +23,11 @@ import aiohttp.abc
 from services.notifications import inbox, webhook_repository
 from services.notifications.domain.addressing import Recipient
 from services.notifications.domain.messages import Message
-from services.notifications.domain.webhooks import WEBHOOK_DISABLED, RetryPolicy, is_public
+from services.notifications.domain.webhooks import WEBHOOK_DISABLED, RetryPolicy
 from services.notifications.settings import NotificationsSettings
 from services.notifications.wakeups import InboxWakeups
 from services.notifications.webhook_repository import Attempt, ClaimedEndpoint
+from shared.addresses import is_public
 from shared.clock import now
 from shared.db import Pool
 from shared.name_ids import NameIds

@@ -17,6 +17,7 @@ from typing import Protocol
 import httpx
 
 from services.onboarding.domain.verification import WELL_KNOWN_PATH
+from shared.addresses import is_public
 
 TXT = 16
 MAX_FILE_BYTES = 4096
@@ -33,10 +34,6 @@ async def system_addresses(host: str) -> list[str]:
     except (OSError, UnicodeError):
         return []
     return [str(info[4][0]) for info in found]
-
-
-def is_public(address: IpAddress) -> bool:
-    return address.is_global
 
 
 async def public_address(

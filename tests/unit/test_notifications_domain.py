@@ -116,6 +116,28 @@ def test_streams_are_bounded_per_recipient_and_given_back() -> None:
             "https://printer.local/hook",
             "url must not point at a private, loopback or reserved address",
         ),
+        *(
+            (
+                f"https://{host}/hook",
+                "url must not point at a private, loopback or reserved address",
+            )
+            for host in (
+                "[64:ff9b::a9fe:a9fe]",  # NAT64 of 169.254.169.254
+                "[2002:a9fe:a9fe::]",  # 6to4 of it
+                "[::a9fe:a9fe]",  # IPv4-compatible
+                "[64:ff9b:1::808:808]",  # NAT64's local-use prefix
+                "localhost.",
+                "printer.local.",
+                "127.0.0.1.",
+            )
+        ),
+        *(
+            (
+                f"https://{host}/hook",
+                "url's host is a number but not an IPv4 address in dotted decimal form",
+            )
+            for host in ("2852039166", "0x7f.1", "0177.0.0.1", "127.1", "0xa9fea9fe")
+        ),
         ("https://u:p@partner.example/hook", "url must not carry credentials"),
         ("https://partner.example/hook#x", "url must not have a fragment"),
         ("partner.example/hook", "url must be an absolute https URL"),
@@ -144,6 +166,44 @@ def test_a_host_name_with_no_address_form_is_refused_in_every_mode(url: str) -> 
         with pytest.raises(Unprocessable) as refused:
             webhooks.check_target(url, development_mode=development_mode)
         assert refused.value.message.startswith("url's host is not a valid name")
+
+
+@pytest.mark.parametrize(
+    ("url", "detail"),
+    [
+        ("https://exa mple.example/h", "url's host is not a valid name"),
+        ("https://xn--/h", "url's host is not a valid name"),
+        ("https://a_b.example/h", "url's host is not a valid name"),
+        ("https://partner.example:0/h", "url's port must be a number from 1 to 65535"),
+        ("https://partner.example:/h", "url's port must be a number from 1 to 65535"),
+        ("https://[::1]:/h", "url's port must be a number from 1 to 65535"),
+        ("https://[v1.x]/h", "url's host in brackets must be an IPv6 address"),
+    ],
+)
+def test_a_host_or_port_no_client_reads_alike_is_refused_in_every_mode(
+    url: str, detail: str
+) -> None:
+    for development_mode in (True, False):
+        with pytest.raises(Unprocessable) as refused:
+            webhooks.check_target(url, development_mode=development_mode)
+        assert refused.value.message.startswith(detail)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "[2606:4700::1111]",
+        "[64:ff9b::808:808]",
+        "[2002:808:808::1]",
+        "8.8.8.8",
+        "bücher.example",
+        "partner.example.",
+        "0xcafe.example",
+    ],
+)
+def test_public_addresses_and_names_in_every_form_are_taken(host: str) -> None:
+    url = f"https://{host}/hook"
+    assert webhooks.check_target(url, development_mode=False) == url
 
 
 def test_retries_back_off_exponentially_with_jitter_up_to_a_cap() -> None:

@@ -28,7 +28,19 @@ from services.onboarding.domain_verification import (
 
 @pytest.mark.parametrize(
     "host",
-    ["localhost", "127.0.0.1", "10.1.2.3", "192.168.0.7", "169.254.169.254", "::1", "fd00::1"],
+    [
+        "localhost",
+        "127.0.0.1",
+        "10.1.2.3",
+        "192.168.0.7",
+        "169.254.169.254",
+        "::1",
+        "fd00::1",
+        # IPv6 forms a gateway turns into 169.254.169.254 (NAT64, 6to4, IPv4-compatible)
+        "64:ff9b::a9fe:a9fe",
+        "2002:a9fe:a9fe::1",
+        "::a9fe:a9fe",
+    ],
 )
 async def test_private_and_loopback_addresses_are_not_public(host: str) -> None:
     assert not await resolves_to_public_addresses(host)

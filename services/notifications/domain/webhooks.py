@@ -10,12 +10,14 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
+import idna
 from standardwebhooks.webhooks import Webhook
 
 from services.notifications.domain import cursor, ledger_messages
 from services.notifications.domain.messages import Message
+from shared.addresses import is_public
 from shared.errors import Unprocessable
 from shared.events.notifications import KNOWN_KINDS
 
@@ -38,13 +40,6 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Globally routable: not private, loopback, link-local, multicast, reserved or shared."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return is_public(address.ipv4_mapped)
-    return address.is_global and not address.is_multicast
-
-
 def check_target(url: str, *, development_mode: bool) -> str:
     """The URL as given, when the platform may call it; 422 saying why not. Outside
     development mode only https to a host that is not a private or loopback address literal
@@ -62,22 +57,44 @@ def check_target(url: str, *, development_mode: bool) -> str:
         raise Unprocessable("url must not carry credentials")
     if parts.fragment:
         raise Unprocessable("url must not have a fragment")
-    host = parts.hostname
-    try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    if literal is None:
-        try:  # an empty label (a..b, .example.com) or one over 63 characters has no address
-            host.encode("idna")
-        except UnicodeError as error:
-            raise Unprocessable(f"url's host is not a valid name: {error}") from None
+    host, literal = _host(parts)
     if not development_mode:
         if literal is not None and not is_public(literal):
             raise Unprocessable("url must not point at a private, loopback or reserved address")
         if literal is None and (host == "localhost" or host.endswith((".localhost", ".local"))):
             raise Unprocessable("url must not point at a private, loopback or reserved address")
     return url
+
+
+def _host(parts: SplitResult) -> tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address | None]:
+    """The URL's host (lower case, without a final dot) and its address if it is a literal;
+    422 for a host or port no client would read as this check does."""
+    authority = parts.netloc.rpartition("@")[2]
+    port_text = authority.rpartition("]")[2] if authority.startswith("[") else authority
+    if port_text.endswith(":") or parts.port == 0:
+        raise Unprocessable("url's port must be a number from 1 to 65535")
+    host = (parts.hostname or "").removesuffix(".")
+    if authority.startswith("["):
+        try:
+            return host, ipaddress.IPv6Address(host)
+        except ValueError:
+            raise Unprocessable("url's host in brackets must be an IPv6 address") from None
+    # A name whose last label is a number is an IPv4 address to browsers and resolvers
+    # (2852039166, 0x7f.1, 0177.0.0.1 and 127.1 all reach a private address): only the
+    # dotted decimal form, which is checked as an address, is taken.
+    last = host.rpartition(".")[2]
+    if last.isascii() and (last.isdigit() or last.startswith("0x")):
+        try:
+            return host, ipaddress.IPv4Address(host)
+        except ValueError:
+            raise Unprocessable(
+                "url's host is a number but not an IPv4 address in dotted decimal form"
+            ) from None
+    try:  # IDNA 2008 with UTS 46: no empty or over-long label, no space, no bad punycode
+        idna.encode(host, uts46=True)
+    except idna.IDNAError as error:
+        raise Unprocessable(f"url's host is not a valid name: {error}") from None
+    return host, None
 
 
 def event_type(kind: str) -> str:
