@@ -28,12 +28,12 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from itertools import accumulate
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import iso4217
 import pycountry
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from shared.clock import now
 from shared.errors import RequestError
@@ -164,6 +164,17 @@ def iso3_country(value: str, what: str = "country") -> str:
     return str(found.alpha_2)
 
 
+def decimal_places(amount: Decimal) -> int:
+    """How many decimals a finite amount needs, trailing zeros aside, counted from its digits
+    (`normalize()` would round to the context's 28 digits first: 1.000...0001 with 30
+    decimals came out as 1, and 99999999999999.999999999999999999999 as 10^14)."""
+    _, digits, exponent = amount.as_tuple()
+    if not isinstance(exponent, int) or not any(digits):
+        return 0
+    significant = "".join(map(str, digits)).rstrip("0")
+    return max(0, -(exponent + len(digits) - len(significant)))
+
+
 def check_money(amount: Decimal, currency: str | None, what: str = "amount") -> Decimal:
     """An amount that is finite, non-negative, fits the columns and has no more decimals than
     its currency allows."""
@@ -173,8 +184,7 @@ def check_money(amount: Decimal, currency: str | None, what: str = "amount") -> 
         raise InputError(f"{what} must not be negative")
     if amount >= Decimal(10) ** (MONEY_MAX_DIGITS - MONEY_DECIMALS):
         raise InputError(f"{what} must be below 10^{MONEY_MAX_DIGITS - MONEY_DECIMALS}")
-    exponent = amount.normalize().as_tuple().exponent
-    decimals = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    decimals = decimal_places(amount)
     allowed = MONEY_DECIMALS if currency is None else min(MONEY_DECIMALS, minor_units(currency))
     if decimals > allowed:
         where = f" in {currency}" if currency else ""
@@ -277,6 +287,19 @@ def _country(value: str) -> str:
     return country_code(value)
 
 
+# An amount written as text: ASCII digits with an optional sign and decimal part, as JSON
+# writes a number (Python's Decimal also reads "1_000", " 100 ", Arabic-Indic and fullwidth digits).
+PLAIN_AMOUNT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def _plain_amount(value: Any) -> Any:
+    if isinstance(value, str) and not PLAIN_AMOUNT.fullmatch(value):
+        raise InputError(
+            "amount text must be ASCII digits with an optional decimal point, like 1250.50"
+        )
+    return value
+
+
 def _money(value: Decimal) -> Decimal:
     return check_money(value, None)
 
@@ -289,10 +312,21 @@ def _date(value: date) -> date:
     return check_date(value)
 
 
+When = TypeVar("When", date, datetime)
+
 # How far from now an operator's "as of" may be: the runs it drives add windows (years, at
 # most) to it, and a moment near the year 9999 has no date after it (found from outside: runs
 # as of 9999-12-31 answered 500 or failed in the background with an OverflowError).
 AS_OF_REACH = timedelta(days=100 * 365)
+
+
+def check_reach(value: When, what: str = "date") -> When:
+    """A date or moment (a datetime is a date) within a hundred years of now: what the platform
+    adds windows to (a deal's close date, a CRM's creation stamp) must have dates after it."""
+    distance = abs(value - now()) if isinstance(value, datetime) else abs(value - now().date())
+    if distance > AS_OF_REACH:
+        raise InputError(f"{what} must be within a hundred years of now")
+    return value
 
 
 def _in_reach(value: datetime) -> datetime:
@@ -335,6 +369,7 @@ Money = Annotated[
     Decimal,
     Field(ge=0, max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMALS),
     AfterValidator(_money),
+    BeforeValidator(_plain_amount),
 ]
 """A non-negative amount that fits the ledgers' columns (its currency's minor units are
 checked by the model that knows the currency: `check_money(amount, currency)`)."""
@@ -391,6 +426,7 @@ __all__ = [
     "as_text",
     "check_email",
     "check_money",
+    "check_reach",
     "clean_ident",
     "clean_name",
     "clean_text",

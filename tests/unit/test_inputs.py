@@ -101,8 +101,18 @@ def test_amounts_fit_the_columns_and_their_currency() -> None:
         check_money(Decimal("1e14"), None)
     with pytest.raises(InputError, match="finite"):
         check_money(Decimal("NaN"), None)
-    assert "at most 16 digits" in refused(Money, "1e20").replace("no more than", "at most")
+    assert "at most 16 digits" in refused(Money, 10**20).replace("no more than", "at most")
     assert "finite" in refused(Money, float("inf"))
+    # Decimals are counted exactly, not after rounding to 28 digits (both passed before)
+    with pytest.raises(InputError, match="has 30 decimals"):
+        check_money(Decimal("1.000000000000000000000000000001"), None)
+    with pytest.raises(InputError, match="has 21 decimals"):
+        check_money(Decimal("99999999999999.999999999999999999999"), None)
+    assert check_money(Decimal("1200.100000000000000000000000000000"), "EUR")
+    # Text is read as JSON writes a number, nothing Decimal reads besides
+    for text in ("1_000", " 100 ", "\u0661\u0662\u0663", "\uff15\uff10", "+5", "1e3", "1.", ".5"):
+        assert "ASCII digits" in refused(Money, text), text
+    assert TypeAdapter(Money).validate_python("1250.50") == Decimal("1250.50")
 
 
 @pytest.mark.parametrize(
