@@ -115,6 +115,8 @@ def read_item(
         return Item(index, raw, refused=_at(prefix, str(error)))
     except ValueError as error:  # pydantic validation of the canonical change
         return Item(index, raw, refused=_at(prefix, f"cannot build canonical deal: {error}"))
+    except ArithmeticError as error:  # a value past what date or Decimal arithmetic holds
+        return Item(index, raw, refused=_at(prefix, f"a value is out of range: {error}"))
 
 
 def _at(prefix: str, message: str) -> str:

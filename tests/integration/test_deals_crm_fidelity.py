@@ -85,6 +85,10 @@ async def test_a_salesforce_batch_records_every_valid_message_and_refuses_the_ba
         salesforce_cdc(f"006B{run}", "UPDATE", now, {"StageName": "Haggling"}),
         account,
         salesforce_cdc(last, "CREATE", now, {"StageName": "Closed Won", "Amount": 1200.5}),
+        # a date past Python's (an Avro date of 5,000,000 days) was a 500 losing the batch
+        salesforce_cdc(
+            f"006D{run}", "CREATE", now, {"StageName": "Prospecting", "CloseDate": 5_000_000}
+        ),
     ]
     async with httpx.AsyncClient(timeout=30) as client:
         answer = await client.post(
@@ -100,15 +104,18 @@ async def test_a_salesforce_batch_records_every_valid_message_and_refuses_the_ba
         (1, "refused", None),
         (2, "ignored", None),
         (3, "accepted", f"salesforce:{last}"),
+        (4, "refused", None),
     ]
     assert body["items"][1]["reason"].startswith("[1].payload.StageName: unknown stage 'Haggling'")
-    assert (body["accepted"], body["refused"], body["ignored"]) == (2, 1, 1)
+    assert body["items"][4]["reason"] == "[4].payload.CloseDate: 5000000 days from 1970 is no date"
+    assert (body["accepted"], body["refused"], body["ignored"]) == (2, 2, 1)
     # The relay's redelivery records nothing twice; the bad message is still refused.
     assert [i["outcome"] for i in again.json()["items"]] == [
         "duplicate",
         "refused",
         "ignored",
         "duplicate",
+        "refused",
     ]
     for key in (f"salesforce:{first}", f"salesforce:{last}"):
         assert len(await _recorded_events(infra, key)) == 1

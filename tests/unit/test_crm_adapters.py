@@ -142,3 +142,55 @@ def test_bad_upstream_payloads_get_precise_errors(adapter: Any, payload: Any, me
     with pytest.raises(AdapterError) as error:
         adapter(payload)
     assert message in str(error.value)
+
+
+def _salesforce(**fields: Any) -> Any:
+    create = sample("salesforce_opportunity_cdc.json")[0]
+    create["payload"].update(fields)
+    return create
+
+
+def _hubspot(**fields: Any) -> Any:
+    return [{**sample("hubspot_deal_webhook.json")[1], **fields}]
+
+
+def _ace(**fields: Any) -> Any:
+    return {**sample("aws_ace_opportunity.json")["getOpportunity"], **fields}
+
+
+@pytest.mark.parametrize(
+    ("adapter", "payload", "message"),
+    [
+        # Avro dates past date's range were an OverflowError: a 500 taking the batch with it
+        (
+            from_salesforce_cdc,
+            _salesforce(CloseDate=5_000_000),
+            "5000000 days from 1970 is no date",
+        ),
+        (from_salesforce_cdc, _salesforce(CloseDate=-3_000_000), "days from 1970 is no date"),
+        # Dates the platform adds windows to stay within a hundred years of now
+        (from_salesforce_cdc, _salesforce(CloseDate=2_900_000), "within a hundred years of now"),
+        (from_salesforce_cdc, _salesforce(CloseDate="9999-12-31"), "within a hundred years"),
+        (from_salesforce_cdc, _salesforce(CloseDate=-719_162), "within a hundred years"),
+        (from_aws_ace, _ace(CreatedDate="9999-12-31T00:00:00Z"), "within a hundred years"),
+        # An amount is read exactly or refused: never cut to 64 characters, never rounded
+        (from_hubspot, _hubspot(propertyValue="0" * 60 + "12345"), "at most 64"),
+        (from_hubspot, _hubspot(propertyValue="1_000"), "is not a number of ASCII digits"),
+        (from_hubspot, _hubspot(propertyValue="\u0661\u0662\u0663"), "ASCII digits"),
+        (from_hubspot, _hubspot(propertyValue=" 100 "), "ASCII digits"),
+        (
+            from_salesforce_cdc,
+            _salesforce(Amount="99999999999999.999999999999999999999"),
+            "has 21 decimals",
+        ),
+        (from_salesforce_cdc, _salesforce(Amount=10**70), "at most 64"),
+        # An integer id is bounded like a string one (4,000 digits were accepted, then parked)
+        (from_hubspot, _hubspot(objectId=10**4000 - 1), "at most 200 characters"),
+    ],
+)
+def test_values_past_what_the_platform_holds_are_refused_exactly(
+    adapter: Any, payload: Any, message: str
+) -> None:
+    with pytest.raises(AdapterError) as error:
+        adapter(payload)
+    assert message in str(error.value)

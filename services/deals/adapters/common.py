@@ -4,6 +4,7 @@ use, from `shared.inputs`) and raises AdapterError naming the path otherwise."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -13,9 +14,11 @@ from shared.events.crm import DealStage
 from shared.inputs import (
     IDENT_MAX,
     InputError,
+    When,
     check_date,
     check_instant,
     check_money,
+    check_reach,
     clean_ident,
     clean_name,
     country_code,
@@ -96,7 +99,7 @@ def string(value: Any, where: str, max_length: int = IDENT_MAX) -> str:
 def ident(value: Any, where: str) -> str:
     """An id as a CRM sends it: a string or an integer (HubSpot's ids are numbers)."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
+        value = str(value)  # bounded as a string is (a 4,000-digit id was accepted, then parked)
     try:
         return clean_ident(string(value, where), where)
     except InputError as error:
@@ -142,15 +145,24 @@ def domain(value: Any, where: str) -> str | None:
     return None if value in (None, "") else normalise_domain(string(value, where, 2048))
 
 
+# A number as CRMs write one, in JSON or as text: ASCII digits, a decimal point, an exponent.
+CRM_NUMBER = re.compile(r"-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
+
+
 def to_decimal(value: Any, where: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
         raise AdapterError(f"{where}: expected a number, got {_kind(value)}")
     if isinstance(value, float):
         value = repr(value)  # shortest round-trip text, then exact: 185000.0 -> Decimal('185000.0')
+    text = str(value)
+    # Cut to 64 characters, 0...012345 read ten times too small: a longer number is refused,
+    # as is one Decimal reads but a CRM does not write ("1_000", " 100 ", "١٢٣", "+5").
+    if len(text) > 64 or not (isinstance(value, Decimal) or CRM_NUMBER.fullmatch(text)):
+        raise AdapterError(f"{where}: {text[:64]!r} is not a number of ASCII digits (at most 64)")
     try:
-        amount = Decimal(str(value)[:64])
+        amount = Decimal(text)
     except (InvalidOperation, ValueError) as error:
-        raise AdapterError(f"{where}: {str(value)[:64]!r} is not a number") from error
+        raise AdapterError(f"{where}: {text[:64]!r} is not a number") from error
     if not amount.is_finite() or amount < 0:
         raise AdapterError(f"{where}: {str(value)[:64]!r} is not a non-negative amount")
     return amount
@@ -171,7 +183,19 @@ def from_epoch_ms(value: Any, where: str) -> datetime:
         raise AdapterError(f"{where}: expected epoch milliseconds, got {_kind(value)}")
     if not _EPOCH_MS_MIN <= value <= _EPOCH_MS_MAX:
         raise AdapterError(f"{where}: {value} is not epoch milliseconds between 1900 and 9999")
-    return datetime.fromtimestamp(value / 1000, tz=UTC)
+    return in_reach(datetime.fromtimestamp(value / 1000, tz=UTC), where)
+
+
+def in_reach(value: When, where: str) -> When:
+    """A CRM's date or moment within a hundred years of now: the platform adds windows to
+    them (a close date's attribution lookback, a review's deadline from the creation stamp),
+    and near the year 9999 there is no date after (found from outside: a close date of
+    9999-12-31 was accepted, then parked by attribution; a CreatedDate of 9999-12-31 made
+    every registration linked to the deal answer 500)."""
+    try:
+        return check_reach(value, where)
+    except InputError as error:
+        raise AdapterError(str(error)) from error
 
 
 def parse_datetime(value: Any, where: str) -> datetime:
@@ -182,9 +206,10 @@ def parse_datetime(value: Any, where: str) -> datetime:
     except ValueError as error:
         raise AdapterError(f"{where}: {value[:64]!r} is not an ISO-8601 timestamp") from error
     try:
-        return check_instant(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC), where)
+        instant = check_instant(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC), where)
     except InputError as error:
         raise AdapterError(str(error)) from error
+    return in_reach(instant, where)
 
 
 def parse_date(value: Any, where: str) -> date | None:
@@ -195,9 +220,10 @@ def parse_date(value: Any, where: str) -> date | None:
     if "T" in value:
         return parse_datetime(value, where).date()
     try:
-        return check_date(date.fromisoformat(value[:32]), where)
+        day = check_date(date.fromisoformat(value[:32]), where)
     except (ValueError, InputError) as error:
         raise AdapterError(f"{where}: {value[:32]!r} is not an ISO-8601 date") from error
+    return in_reach(day, where)
 
 
 def map_stage(table: dict[str, DealStage], value: Any, where: str) -> DealStage:

@@ -242,7 +242,11 @@ def _date(value: Any, where: str) -> date | None:
     """A date field: ISO text, or an Avro `date` (days since the epoch), or epoch ms."""
     if isinstance(value, int) and not isinstance(value, bool):
         if abs(value) < _DAYS_MAX:
-            return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=value)).date()
+            try:  # days past date's range (5000000 is year 15659) raised OverflowError: a 500
+                day = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=value)).date()
+            except OverflowError:
+                raise AdapterError(f"{where}: {value} days from 1970 is no date") from None
+            return common.in_reach(day, where)
         return common.from_epoch_ms(value, where).date()
     return common.parse_date(value, where)
 
