@@ -125,6 +125,8 @@ def clean_name(value: str, what: str = "name") -> str:
     normalised = " ".join(unicodedata.normalize("NFKC", value).split())
     if not any(char.isalnum() for char in normalised):
         raise InputError(f"{what} must contain a letter or a digit")
+    if len(normalised) > NAME_MAX:  # NFKC expands some characters: U+FDFA is 18 letters
+        raise InputError(f"{what} is longer than {NAME_MAX} characters once normalised")
     return normalised
 
 

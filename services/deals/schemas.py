@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from services.deals.domain.customers import normalise_domain
 from services.deals.domain.rules import RegistrationRequest
 from shared.events.registrations import RegistrationStatus
 from shared.inputs import (
@@ -17,16 +18,30 @@ from shared.inputs import (
     Ident,
     Instant,
     PositiveMoney,
+    as_ident,
     as_name,
     check_money,
 )
+
+
+def _customer_domain(value: str) -> str:
+    """The customer's web domain as given (the rules take its registrable part), refused when
+    it holds none: one dropped silently was never compared with other registrations'."""
+    as_ident(value)
+    if normalise_domain(value) is None:
+        raise ValueError(
+            "customer_domain must be a domain name or web address, like northwind.example"
+        )
+    return value
 
 
 class RegistrationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     customer_name: Annotated[str, Field(min_length=2, max_length=200), AfterValidator(as_name)]
-    customer_domain: Ident | None = Field(default=None, max_length=253)
+    customer_domain: (
+        Annotated[str, Field(min_length=1, max_length=253), AfterValidator(_customer_domain)] | None
+    ) = None
     customer_country: CountryCode | None = None
     products: list[Annotated[Ident, Field(max_length=100)]] = Field(min_length=1, max_length=50)
     amount: PositiveMoney

@@ -5,6 +5,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from pydantic import ValidationError
 
 from services.deals.domain.customers import name_similarity, normalise_domain, normalise_name
 from services.deals.domain.rules import (
@@ -18,6 +19,7 @@ from services.deals.domain.rules import (
     extend,
     rules_from_mapping,
 )
+from services.deals.schemas import RegistrationIn
 from shared.events.partners import PartnerStatus
 from shared.events.registrations import RegistrationStatus as S
 from tests.support.registrations import NOW, existing, request
@@ -37,6 +39,11 @@ ACTIVE = PartnerView(
         ("mailto:someone@northwind.com", "northwind.com"),
         ("not a domain", None),
         ("", None),
+        # a name in another script by its A-labels, whichever form a partner typed
+        ("https://www.Bücher-Haus.de/x", "xn--bcher-haus-9db.de"),
+        ("xn--bcher-haus-9db.de", "xn--bcher-haus-9db.de"),
+        ("1.2.3.4", None),
+        ("exa mple.com", None),
     ],
 )
 def test_domains_normalise_to_the_registrable_domain(raw: str, normalised: str | None) -> None:
@@ -245,3 +252,23 @@ def test_the_largest_settings_allowed_still_compute_dates() -> None:
         {"version": "acme.2027:wide_1", "protection_days": 3660, "extension_days": 3660}
     )
     assert widest.protection_days == 3660
+
+
+def test_a_registration_s_customer_domain_must_hold_a_domain_name() -> None:
+    base = {
+        "customer_name": "Bücher Haus GmbH",
+        "products": ["data"],
+        "amount": "10",
+        "currency": "EUR",
+    }
+    assert (
+        RegistrationIn(**base, customer_domain="bücher-haus.de").customer_domain == "bücher-haus.de"
+    )
+    for bad in ("not a domain", "1.2.3.4", "a\x00b.example"):
+        with pytest.raises(ValidationError):
+            RegistrationIn(**base, customer_domain=bad)
+
+
+def test_a_name_stays_within_its_bound_once_normalised() -> None:
+    with pytest.raises(ValidationError, match="longer than 200 characters once normalised"):
+        RegistrationIn(customer_name="\ufdfa" * 200, products=["d"], amount="1", currency="EUR")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import cache, lru_cache
 
+import idna
 from confusable_homoglyphs.confusables import confusables_data
 
 # Second-level labels under which registrations happen (example.co.uk): keep three labels there.
@@ -72,14 +73,21 @@ _LEGAL_SUFFIXES = frozenset(
 
 
 def normalise_domain(value: str | None) -> str | None:
-    """'https://www.Sales.Northwind-Traders.com/path' -> 'northwind-traders.com'."""
+    """'https://www.Sales.Northwind-Traders.com/path' -> 'northwind-traders.com'; a name in
+    another script by its A-labels ('bücher.de' -> 'xn--bcher-kva.de': it was dropped, and
+    two partners registering the same such customer met no domain conflict); None when the
+    value holds no domain name."""
     if not value:
         return None
     host = value.strip().lower()
     host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", host)
     host = host.split("/", 1)[0].split("?", 1)[0].split("@")[-1].split(":", 1)[0].strip(".")
-    if "." not in host or not re.fullmatch(r"[a-z0-9.-]+", host):
+    try:  # an internationalised name as its A-labels, so bücher.de and xn--bcher-kva.de match
+        host = idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError:
         return None
+    if "." not in host or not re.fullmatch(r"[a-z0-9.-]+", host) or host[-1].isdigit():
+        return None  # no name, or an IPv4 address (no top-level domain ends in a digit)
     labels = host.split(".")
     keep = 3 if ".".join(labels[-2:]) in _MULTI_LABEL_SUFFIXES else 2
     return ".".join(labels[-keep:])
