@@ -163,7 +163,7 @@ def acting_partner(who: Caller, partner_id: str | None) -> str:
         if partner_id not in (None, who.partner_id):
             raise Forbidden("a partner acts only for itself")
         return who.partner_id
-    if partner_id is None:
+    if partner_id is None or not partner_id.strip():  # ?partner_id= made a partner ""
         raise Unprocessable("a channel manager must name partner_id")
     return partner_id
 

@@ -92,6 +92,9 @@ async def _policy_in_force(platform: PlatformDep, store: StoreDep) -> RulesOfEng
 PolicyDep = Annotated[RulesOfEngagement, Depends(_policy_in_force)]
 SettingsDep = Annotated[DealsSettings, Provided(DealsSettings)]
 CertificatesDep = Annotated[MicrosoftCertificates, Provided(MicrosoftCertificates)]
+# A page of a list: out of range is a 422, as on every other service's lists (-1, 0 and 10^23
+# were quietly made 1 or 500).
+PageLimit = Annotated[int, Query(ge=1, le=500)]
 
 
 @router.post("/registrations", status_code=201, tags=["registrations"])
@@ -141,7 +144,7 @@ async def dry_run(
 
 @router.get("/registrations", tags=["registrations"])
 async def list_registrations(
-    who: CallerDep, platform: PlatformDep, limit: int = 100
+    who: CallerDep, platform: PlatformDep, limit: PageLimit = 100
 ) -> list[RegistrationOut]:
     return await views.registrations(platform.pool, who, limit)
 
@@ -340,7 +343,7 @@ async def expire_now(
 
 @admin.get("/reviews", tags=["registrations"])
 async def review_queue(
-    who: AdminDep, platform: PlatformDep, limit: int = 100
+    who: AdminDep, platform: PlatformDep, limit: PageLimit = 100
 ) -> list[RegistrationOut]:
     """The review queue: registrations waiting for review, soonest deadline first, each with
     its `review_due_at` and a hyperscaler referral's `acceptance_due_at`."""

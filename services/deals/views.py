@@ -79,7 +79,7 @@ async def registrations(pool: Pool, who: Caller, limit: int) -> list[Registratio
         f"""{_WITH_DECISION} WHERE ($1::text IS NULL OR r.partner_id = $1)
             ORDER BY r.submitted_at DESC LIMIT $2""",
         who.partner_id,
-        min(max(limit, 1), 500),
+        limit,
     )
     return [registration_out(r, who) for r in rows]
 
@@ -89,7 +89,7 @@ async def review_queue(pool: Pool, who: Caller, limit: int) -> list[Registration
     rows = await pool.fetch(
         f"""{_WITH_DECISION} WHERE r.status = 'pending_review'
             ORDER BY r.review_due_at NULLS LAST, r.submitted_at LIMIT $1""",
-        min(max(limit, 1), 500),
+        limit,
     )
     return [registration_out(r, who) for r in rows]
 
