@@ -14,11 +14,11 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 
 from services.attribution.domain.config import AttributionConfig
-from services.attribution.domain.models import Attribution, CreditLine, close_instant
+from services.attribution.domain.models import Attribution, CreditLine, close_instant, days_after
 from shared.events.attribution import CreditKind
 
 
@@ -59,7 +59,9 @@ class Settlement:
 
 
 def lock_date(config: AttributionConfig, close_date: date) -> datetime:
-    return close_instant(close_date) + timedelta(days=config.lock_period_days)
+    """When the deal's credits become final (never, for a close date whose lock period ends
+    past the calendar: see `days_after`)."""
+    return days_after(close_instant(close_date), config.lock_period_days)
 
 
 def settle(

@@ -96,16 +96,38 @@ class Attribution:
         return sum((x.amount for x in self.lines if x.kind is CreditKind.INFLUENCED), Decimal(0))
 
 
+# The first and last instants `datetime` can hold (UTC).
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+def days_after(instant: datetime, days: int) -> datetime:
+    """`instant` moved by `days` (negative: back), saturating at EARLIEST and LATEST.
+
+    A close date is any `date` (deals.opportunities may come from any producer), and the end of
+    9999-12-31, a lock period after it or a lookback before year 1 lie outside `datetime`'s
+    range (an OverflowError dead-lettered such a deal). An instant past the range is later (or
+    earlier) than any a touchpoint or a change can carry, so the range's end stands for it and
+    the rules decide as with the exact instant, at every instant but LATEST itself: the window
+    reaches back to the first instant, and a lock past the last one never comes. Such a deal is
+    credited by the same rules as any other (open deals, whose close date is only expected,
+    carry 9999-12-31 as "unknown" too)."""
+    try:
+        return instant + timedelta(days=days)
+    except OverflowError:
+        return LATEST if days > 0 else EARLIEST
+
+
 def close_instant(close_date: date) -> datetime:
     """Deals close on a day: the day's end (UTC) is the instant touchpoints are measured to."""
-    return datetime.combine(close_date + timedelta(days=1), time(0), tzinfo=UTC)
+    return days_after(datetime.combine(close_date, time(0), tzinfo=UTC), 1)
 
 
 def in_window(
     config: AttributionConfig, touchpoints: Iterable[Touchpoint], close_date: date
 ) -> tuple[list[Touchpoint], list[tuple[Touchpoint, str]]]:
-    end = close_instant(close_date) + timedelta(days=config.post_close_days)
-    start = close_instant(close_date) - timedelta(days=config.lookback_days + 1)
+    end = days_after(close_instant(close_date), config.post_close_days)
+    start = days_after(close_instant(close_date), -(config.lookback_days + 1))
     kept: list[Touchpoint] = []
     excluded: list[tuple[Touchpoint, str]] = []
     for tp in sorted(touchpoints, key=lambda t: t.order):
