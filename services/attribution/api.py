@@ -13,7 +13,7 @@ from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.crm_links import CrmLink, LinkStatus
 from services.attribution.domain.reporting import RevenueQuery
 from services.attribution.domain.touchpoints import ReportedTouchpoint
-from services.attribution.health_scoring import score_partners
+from services.attribution.health_scoring import run_health
 from services.attribution.schemas import (
     ConfigOut,
     CrmLinkChangeOut,
@@ -150,15 +150,16 @@ async def get_health_history(
 async def run_health_scoring(
     _: AdminDep, platform: PlatformDep, config: ConfigDep, body: HealthRunIn | None = None
 ) -> HealthRunOut:
-    """Score every partner in the programme (or those named) now, or as of `as_of`'s day,
-    not waiting for the daily job; answers the scores announced (those that moved)."""
+    """Score every partner in the programme (or those named, each once) now, or as of
+    `as_of`'s day, not waiting for the daily job; answers the scores announced (those that
+    moved) and what happened to each partner (`not_found`: not a partner attribution knows)."""
     request = body or HealthRunIn()
     as_of = request.as_of or now()
-    announced = await score_partners(
-        platform.pool, platform.outbox, config, as_of, request.partner_ids
-    )
+    run = await run_health(platform.pool, platform.outbox, config, as_of, request.partner_ids)
     return HealthRunOut(
-        day=as_of.date().isoformat(), announced={p: str(s) for p, s in announced.items()}
+        day=as_of.date().isoformat(),
+        announced={p: str(s) for p, s in run.announced.items()},
+        done=run.done,
     )
 
 

@@ -37,6 +37,16 @@ async def partners_in_programme(conn: Connection) -> list[str]:
     return [r["partner_id"] for r in rows]
 
 
+async def known_partners(conn: Connection, partner_ids: Sequence[str]) -> set[str]:
+    """Those of `partner_ids` attribution knows: partners.lifecycle.v1 said something of them
+    (whatever their status). Attribution holds no other word that a partner exists."""
+    rows = await conn.fetch(
+        "SELECT partner_id FROM partner_access WHERE partner_id = ANY($1::text[])",
+        list(partner_ids),
+    )
+    return {r["partner_id"] for r in rows}
+
+
 async def last_announced(
     conn: Connection, partner_ids: Sequence[str], day: date
 ) -> dict[str, Decimal]:

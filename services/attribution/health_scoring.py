@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -16,7 +18,7 @@ from services.attribution import views
 from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.health import health_score
 from services.attribution.health_repository import ScoredDay
-from shared.db import Pool
+from shared.db import Connection, Pool
 from shared.events.attribution import PartnerHealthScored
 from shared.name_ids import NameIds
 from shared.outbox import Outbox, OutgoingEvent
@@ -26,6 +28,16 @@ log = logging.getLogger(__name__)
 HEALTH_IDS = NameIds(uuid.UUID("6b0d6f0e-3c55-4b8e-9a61-2f4f1c0e7d21"))
 
 
+@dataclass(frozen=True)
+class HealthRun:
+    """What a run did: per partner, `["scored"]` (the day's row stored) or `["scored",
+    "announced"]` (it moved: published too), `["not_found"]` (named, but attribution does not
+    know the partner: nothing stored or published), `["error"]` (logged, rolled back)."""
+
+    done: dict[str, list[str]]
+    announced: dict[str, Decimal]  # partner -> the score announced
+
+
 async def score_partners(
     pool: Pool,
     outbox: Outbox,
@@ -33,29 +45,63 @@ async def score_partners(
     as_of: datetime,
     partner_ids: list[str] | None = None,
 ) -> dict[str, Decimal]:
-    """Score every partner in the programme (or those named) as of `as_of`'s day, each in its
-    own transaction (one partner's failure blocks no other). Returns the scores announced."""
-    day = as_of.date()
+    """The scores announced by `run_health`."""
+    return (await run_health(pool, outbox, config, as_of, partner_ids)).announced
+
+
+async def run_health(
+    pool: Pool,
+    outbox: Outbox,
+    config: AttributionConfig,
+    as_of: datetime,
+    partner_ids: Sequence[str] | None = None,
+) -> HealthRun:
+    """Score every partner in the programme (or those named, each once) as of `as_of`'s day,
+    each in its own transaction (one partner's failure blocks no other). A partner named that
+    attribution does not know (no partners.lifecycle.v1 word of it: `partner_access`) is not
+    scored: a score published for it would tell onboarding and programme of a partner that
+    does not exist."""
     async with pool.acquire() as conn:
-        ids = partner_ids if partner_ids is not None else await store.partners_in_programme(conn)
-    announced: dict[str, Decimal] = {}
+        if partner_ids is None:
+            ids = await store.partners_in_programme(conn)
+            known = set(ids)
+        else:
+            ids = list(dict.fromkeys(partner_ids))
+            known = await store.known_partners(conn, ids)
+    run = HealthRun({}, {})
     for partner_id in ids:
+        if partner_id not in known:
+            run.done[partner_id] = ["not_found"]
+            continue
         try:
             async with pool.acquire() as conn, conn.transaction():
-                inputs = await views.health_inputs(conn, config, partner_id, day)
-                score = health_score(config.health, inputs)
-                last = (await store.last_announced(conn, [partner_id], day)).get(partner_id)
-                announce = last is None or last != score.score
-                scored = ScoredDay(
-                    partner_id, day, inputs, score, config.version, as_of, published=announce
-                )
-                await store.save_scores(conn, [scored])
-                if announce:
-                    await outbox.publish_many(conn, [_announcement(scored, last)])
-                    announced[partner_id] = score.score
+                announced = await _score(conn, outbox, config, partner_id, as_of)
         except Exception:
             log.exception("health scoring failed", extra={"partner_id": partner_id})
-    return announced
+            run.done[partner_id] = ["error"]
+            continue
+        run.done[partner_id] = ["scored"] if announced is None else ["scored", "announced"]
+        if announced is not None:
+            run.announced[partner_id] = announced
+    return run
+
+
+async def _score(
+    conn: Connection, outbox: Outbox, config: AttributionConfig, partner_id: str, as_of: datetime
+) -> Decimal | None:
+    """Score the partner as of `as_of`'s day and store the day; the score if it was announced
+    (it differs from the last one announced, or none was)."""
+    day = as_of.date()
+    inputs = await views.health_inputs(conn, config, partner_id, day)
+    score = health_score(config.health, inputs)
+    last = (await store.last_announced(conn, [partner_id], day)).get(partner_id)
+    announce = last is None or last != score.score
+    scored = ScoredDay(partner_id, day, inputs, score, config.version, as_of, published=announce)
+    await store.save_scores(conn, [scored])
+    if not announce:
+        return None
+    await outbox.publish_many(conn, [_announcement(scored, last)])
+    return score.score
 
 
 def _announcement(scored: ScoredDay, previous: Decimal | None) -> OutgoingEvent:

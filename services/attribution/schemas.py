@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.corrections import Settlement
@@ -229,24 +229,66 @@ class HealthHistoryOut(BaseModel):
     days: list[HealthDayOut]
 
 
+# A run over named partners answers in the request (one transaction each): it is bounded as the
+# console's page of partners is (`GET /admin/partner-health`). A run over everyone names none.
+HEALTH_RUN_PARTNERS_MAX = 100
+
+
 class HealthRunIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     as_of: AsOf | None = Field(default=None, description="score as of this moment's day")
-    partner_ids: list[Ident] | None = Field(default=None, max_length=10_000)
+    partner_ids: list[Ident] | None = Field(
+        default=None,
+        max_length=HEALTH_RUN_PARTNERS_MAX,
+        description=f"score these partners only (at most {HEALTH_RUN_PARTNERS_MAX}; a partner "
+        "named twice is scored once); omitted: every partner in the programme",
+    )
 
 
 class HealthRunOut(BaseModel):
     day: str
     announced: dict[str, str] = Field(description="partner -> score, for the scores that moved")
+    done: dict[str, list[str]] = Field(
+        description="partner -> what happened: `scored` (the day's row stored), `announced` "
+        "(it moved: published on attribution.health.v1); `not_found`: a partner named that "
+        "attribution does not know (nothing stored or published); `error`: logged, rolled back"
+    )
+
+
+def _one_path_segment(reference: str) -> str:
+    """A link is confirmed and removed at `/crm-links/{source}/{external_id}/...`: its reference
+    must be one path segment there, or the link could never be confirmed nor removed (those
+    routes answer 404 before they run): no '/' (uvicorn decodes %2F before routing), not '.'
+    or '..' (dot segments: clients resolve them, and per RFC 3986 and WHATWG %2E is a dot).
+    Anything else `Ident` lets through (it refuses control characters, as the edge does in a
+    URL) travels percent-encoded and arrives exactly: a space, `%`, `?`, `#`, `\\`, `;`, '...',
+    any letter (tests/integration/test_attribution_edges.py)."""
+    if "/" in reference:
+        raise ValueError(
+            "must not contain '/': the link is confirmed and removed at "
+            "/crm-links/{source}/{external_id}/..., where the reference is one path segment "
+            "and a '/' (even as %2F) would split it"
+        )
+    if reference in (".", ".."):
+        raise ValueError(
+            f"must not be {reference!r}: as a path segment of /crm-links/{{source}}/"
+            "{external_id}/... URLs resolve it to the current or parent folder (browsers and "
+            "proxies take %2E for a dot too), so the link could never be confirmed nor removed"
+        )
+    return reference
+
+
+LinkReference = Annotated[Ident, Field(max_length=200), AfterValidator(_one_path_segment)]
 
 
 class CrmLinkIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source: CrmSource
-    external_id: Annotated[Ident, Field(max_length=200)] = Field(
-        description="the CRM's partner reference (Partner_Account__c, ACE/Microsoft partner id)"
+    external_id: LinkReference = Field(
+        description="the CRM's partner reference (Partner_Account__c, ACE/Microsoft partner id): "
+        "one path segment of the confirm and remove routes (no '/', not '.' or '..')"
     )
     partner_id: Ident
 

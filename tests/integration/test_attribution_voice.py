@@ -92,13 +92,22 @@ async def test_a_falling_nps_is_a_health_penalty_with_its_reason(
             r.startswith("voice trend negative: NPS fell 133.3 points") for r in scored["reasons"]
         )
 
-        # The daily run stores the day with the voice penalty among its reasons.
+        # The daily run stores the day with the voice penalty among its reasons (a run scores
+        # only partners attribution knows: those partners.lifecycle.v1 announced).
+        async def known() -> bool:
+            held = await admin_db.fetchval(
+                "SELECT count(*) FROM attribution.partner_access WHERE partner_id = $1", pid
+            )
+            return bool(held == 1)
+
+        await eventually(known, what=f"{pid} in attribution.partner_access")
         run = await client.post(
             "/admin/health/run",
             headers=ADMIN,
             json={"as_of": now.isoformat(), "partner_ids": [pid]},
         )
         assert run.status_code == 200, run.text
+        assert run.json()["done"] == {pid: ["scored", "announced"]}
         history = (await client.get(f"/partners/{pid}/health/history", headers=ADMIN)).json()
         [day] = history["days"]
         assert day["components"]["penalty"] == "10.00"
