@@ -239,6 +239,9 @@ async def confirm_link(
     session: ManagerDep,
     backends: BackendsDep,
 ) -> Response:
-    call = ("attribution", "POST", f"/crm-links/{source}/{external_id}/confirm")
+    # The reference is one path segment there as here: a '?', '#', '%' or space in it would
+    # otherwise end or change the path attribution is asked for.
+    link = f"{quote(source, safe='')}/{quote(external_id, safe='')}"
+    call = ("attribution", "POST", f"/crm-links/{link}/confirm")
     done = f"Confirmed: {source} {external_id}"
     return await decided(request, session, backends, call, "links", done)

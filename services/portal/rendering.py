@@ -4,6 +4,7 @@ carry, and its cookie."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 from typing import Any
 
 from fastapi import Request
@@ -14,6 +15,9 @@ from services.portal.sessions import csrf_of, remember_csrf, session_of
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
+# A value as one path segment of a form's action: '/', '?', '#', '%' and spaces encoded
+# (Jinja's urlencode keeps '/').
+templates.env.filters["segment"] = lambda value: quote(str(value), safe="")
 
 
 def page(

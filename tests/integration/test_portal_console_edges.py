@@ -5,6 +5,8 @@ answer (said per service, the page still shown)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import ClassVar
+from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,6 +15,7 @@ from services.portal.app import create_app
 from services.portal.settings import PortalSettings
 from shared.identity import Role
 from shared.topics import SERVICES
+from tests.support.local_http import LocalServer, QuietHandler
 from tests.support.processes import free_port
 from tests.support.tokens import VERIFICATION_KEYS, token
 
@@ -28,13 +31,14 @@ CONSOLE_PAGES = (
 )
 
 
-def settings() -> PortalSettings:
-    # Nothing listens on this port: every call to a service fails to connect at once.
+def settings(**urls: str) -> PortalSettings:
+    # Nothing listens on this port: every call to a service fails to connect at once (unless
+    # `urls` names where one answers).
     nowhere = f"http://127.0.0.1:{free_port()}"
     return PortalSettings(
         token_verification_keys=VERIFICATION_KEYS,
         development_mode=True,
-        **{f"portal_{service}_url": nowhere for service in SERVICES},
+        **{f"portal_{service}_url": nowhere for service in SERVICES} | urls,
     )
 
 
@@ -203,3 +207,40 @@ def test_the_dashboard_refuses_a_quarter_not_spelt_as_programme_spells_it(
     answer = manager.get("/console/dashboard", params={"to_quarter": quarter})
     assert answer.status_code == 422, answer.text
     assert "to_quarter" in answer.text
+
+
+AWKWARD = "a b?#%x"  # a CRM reference attribution takes: each of these would end or bend a path
+
+
+class Attribution(QuietHandler):
+    """Attribution's links (one proposed, with an awkward reference) and incentives' held
+    credits (none) on one port; each confirmation's path as it arrived."""
+
+    confirmed: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        if urlsplit(self.path).path == "/crm-links":
+            link = {"source": "salesforce", "external_id": AWKWARD, "partner_id": "p1"}
+            self.send_json(200, [{**link, "status": "proposed", "proposed_by": "cm"}])
+        else:
+            self.send_json(200, [])
+
+    def do_POST(self) -> None:
+        Attribution.confirmed.append(self.path)
+        self.send_json(200, {"changed": True, "deals_settled": []})
+
+
+def test_a_link_is_confirmed_at_its_reference_however_it_is_spelt() -> None:
+    Attribution.confirmed = []
+    with LocalServer(Attribution) as services:
+        local = {f"portal_{name}_url": services.url for name in ("attribution", "incentives")}
+        with TestClient(create_app(settings(**local)), follow_redirects=False) as client:
+            client.get("/sign-in")
+            csrf = client.cookies.get("pollinate_csrf")
+            client.post("/sign-in", data={"token": MANAGER, "csrf_token": csrf})
+            shown = client.get("/console/crm-links")
+            action = "/console/crm-links/salesforce/a%20b%3F%23%25x/confirm"
+            assert f'action="{action}"' in shown.text, shown.text
+            answer = client.post(action, data=form(client))
+    assert answer.status_code == 200, answer.text
+    assert Attribution.confirmed == ["/crm-links/salesforce/a%20b%3F%23%25x/confirm"]
