@@ -238,6 +238,21 @@ def test_policy_from_configuration_keeps_defaults_for_unset_settings() -> None:
         ({"version": "a\x00b"}, "version: String should match pattern"),
         ({"version": "a b"}, "version: String should match pattern"),
         ({"version": "v" * 101}, "version: String should match pattern"),
+        # Found from outside in session 24: read as 1, as weekday 1, as a year-1 holiday, as a
+        # rank of 10^30, as 1000
+        ({"version": "x", "protection_days": True}, "protection_days: Input should be a valid int"),
+        ({"version": "x", "business_weekdays": ["1"]}, "business_weekdays.0: Input should be"),
+        ({"version": "x", "business_weekdays": [True]}, "business_weekdays.0: Input should be"),
+        ({"version": "x", "holidays": ["0001-01-01"]}, "holidays.0: Value error, date"),
+        (
+            {"version": "x", "partner_types": {"gsi": {"precedence": 10**30}}},
+            "partner_types.gsi.precedence: Input should be less than or equal to 100",
+        ),
+        (
+            {"version": "x", "partner_types": {"gsi": {"precedence": -1}}},
+            "partner_types.gsi.precedence: Input should be greater than or equal to 0",
+        ),
+        ({"version": "x", "auto_approve_limits": {"gold": "1_000"}}, "ASCII digits"),
     ],
 )
 def test_a_broken_policy_is_refused_with_the_exact_reason(
