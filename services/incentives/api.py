@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from services.incentives import mdf_claims, payouts, views
 from services.incentives.domain.programs import IncentivePrograms
-from services.incentives.domain.quarters import last_quarters
+from services.incentives.domain.quarters import check_period, last_quarters
 from services.incentives.domain.surroundings import Subject
 from services.incentives.schemas import (
     PERIOD_PATTERN,
@@ -32,6 +32,7 @@ from services.incentives.schemas import (
 from services.incentives.what_if import Hypothesis, what_if
 from shared.audit import record_action
 from shared.clock import now
+from shared.errors import Unprocessable
 from shared.http import (
     PARTNER_OR_MANAGER,
     AdminDep,
@@ -43,6 +44,7 @@ from shared.http import (
     require_role,
 )
 from shared.identity import Caller, Role
+from shared.inputs import Ident
 
 ProgramsDep = Annotated[IncentivePrograms, Provided(IncentivePrograms)]
 # Finance records payouts; it reads the ledger as partners and channel managers do.
@@ -52,6 +54,17 @@ LedgerReaderDep = Annotated[Caller, require_role(*PARTNER_OR_MANAGER, Role.FINAN
 ProgrammeReaderDep = Annotated[Caller, require_role(Role.CHANNEL_MANAGER, Role.FINANCE)]
 
 router = APIRouter()
+
+
+def asked_period(programs: IncentivePrograms, period: str | None) -> str | None:
+    """The period a route is asked for (None: none named), in the form the programme books
+    (a quarter, or a month), of a year 1900-9999; else 422 naming the form expected."""
+    if period is None:
+        return None
+    try:
+        return check_period(period, programs.period)
+    except ValueError as refused:
+        raise Unprocessable(str(refused)) from None
 
 
 # ---- programs
@@ -117,18 +130,19 @@ async def get_statement(
     programs: ProgramsDep,
     period: Annotated[str | None, Query(pattern=PERIOD_PATTERN)] = None,
 ) -> StatementOut:
+    """Opening balance, the period's entries (default: this period), totals, closing balance.
+    The period is in the programme's form: 2026-Q4 when it books by quarter, 2026-11 by month."""
     partner_scope(who, partner_id, f"partner {partner_id}")
+    asked = asked_period(programs, period) or programs.period_of(now().date())
     async with platform.pool.acquire() as conn:
-        return await views.statement(
-            conn, programs, partner_id, period or programs.period_of(now().date())
-        )
+        return await views.statement(conn, programs, partner_id, asked)
 
 
 @router.get("/credits/held", tags=["ledger"])
 async def list_held_credits(
     who: ProgrammeReaderDep,
     platform: PlatformDep,
-    partner_id: Annotated[str | None, Query(max_length=128)] = None,
+    partner_id: Annotated[Ident | None, Query(description="one partner's only")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[HeldCreditOut]:
     """Credits waiting for their partner to be active: booked (or refused, with the reason)
@@ -140,11 +154,16 @@ async def list_held_credits(
 async def pay_out(
     partner_id: str, body: PayoutIn, who: FinanceDep, platform: PlatformDep, programs: ProgramsDep
 ) -> PayoutOut:
+    """Pay the partner out of its balance (all of it when no amount is named). Once per
+    `reference`: a retry asking for the same amount (or again for the whole balance) answers
+    with the payout recorded under it (201, as the first time; nothing is paid again); another
+    amount under it is a 409."""
     async with platform.transaction() as conn:
-        paid = await payouts.record_payout(
+        paid, new = await payouts.record_payout(
             conn, platform.outbox, programs, partner_id, body.amount, body.reference
         )
-        await record_action(conn, who, "payout.record", f"{partner_id}/{body.reference}")
+        if new:
+            await record_action(conn, who, "payout.record", f"{partner_id}/{body.reference}")
     return PayoutOut.model_validate(paid.model_dump())
 
 
@@ -164,7 +183,7 @@ async def create_claim(
     who: CallerDep,
     platform: PlatformDep,
     programs: ProgramsDep,
-    partner_id: str | None = None,
+    partner_id: Annotated[Ident | None, Query(description="a channel manager's: whose")] = None,
 ) -> ClaimRequestedOut:
     acting = acting_partner(who, partner_id)
     async with platform.transaction() as conn:
@@ -174,14 +193,16 @@ async def create_claim(
         claim_id=requested.claim_id,
         partner_id=acting,
         status="requested",
-        amount=body.amount,
+        amount=requested.amount,
         currency=programs.currency,
         fund_available=requested.fund_available,
     )
 
 
 @router.get("/mdf/claims", tags=["mdf"])
-async def list_claims(who: CallerDep, platform: PlatformDep, limit: int = 100) -> list[ClaimOut]:
+async def list_claims(
+    who: CallerDep, platform: PlatformDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[ClaimOut]:
     return await views.claims(platform.pool, who.partner_id, limit)
 
 

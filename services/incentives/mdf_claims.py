@@ -29,6 +29,7 @@ from shared.topics import INCENTIVE_LEDGER
 @dataclass(frozen=True)
 class ClaimRequested:
     claim_id: str
+    amount: Decimal  # as stored
     fund_available: Decimal  # what the fund had available when the claim was requested
 
 
@@ -44,8 +45,8 @@ async def request_claim(
     at = now()
     available_now = fund.available(at)
     claims.check_request(available_now, ask.amount)
-    claim_id = await mdf_repository.insert_claim(conn, programs, ask=ask, at=at)
-    return ClaimRequested(claim_id, available_now)
+    claim_id, amount = await mdf_repository.insert_claim(conn, programs, ask=ask, at=at)
+    return ClaimRequested(claim_id, amount, available_now)
 
 
 async def decide_claim(

@@ -48,6 +48,7 @@ class PreapprovalPolicy:
 @dataclass(frozen=True)
 class PreapprovedClaimRequested:
     claim_id: str
+    amount: Decimal  # as stored
     preapproval_left: Decimal  # what further claims against the pre-approval may still ask for
 
 
@@ -159,10 +160,10 @@ async def request_claim(
     check_claimable(
         campaign_id, await campaign_projection.campaign(conn, campaign_id), ask.partner_id
     )
-    claim_id = await mdf_repository.insert_claim(
+    claim_id, amount = await mdf_repository.insert_claim(
         conn, programs, ask=ask, at=at, preapproval_id=preapproval_id
     )
-    return PreapprovedClaimRequested(claim_id, pre.claimable - ask.amount)
+    return PreapprovedClaimRequested(claim_id, amount, pre.claimable - amount)
 
 
 @dataclass(frozen=True)

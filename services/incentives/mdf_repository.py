@@ -257,13 +257,14 @@ async def insert_claim(
     ask: ClaimAsk,
     at: datetime,
     preapproval_id: str | None = None,
-) -> str:
-    """Record a requested claim (drawing on `preapproval_id` if given); returns its id."""
+) -> tuple[str, Decimal]:
+    """Record a requested claim (drawing on `preapproval_id` if given); returns its id and its
+    amount as stored (to the cent: a request's 1e1 is 10.00)."""
     claim_id = str(uuid.uuid4())
-    await conn.execute(
+    stored: Decimal = await conn.fetchval(
         """INSERT INTO mdf_claims (claim_id, partner_id, amount, currency, description,
                proof_reference, status, requested_at, preapproval_id)
-           VALUES ($1, $2, $3, $4, $5, $6, 'requested', $7, $8)""",
+           VALUES ($1, $2, $3, $4, $5, $6, 'requested', $7, $8) RETURNING amount""",
         claim_id,
         ask.partner_id,
         ask.amount,
@@ -273,7 +274,7 @@ async def insert_claim(
         at,
         preapproval_id,
     )
-    return claim_id
+    return claim_id, stored
 
 
 async def claim(

@@ -9,10 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from services.incentives import payout_views
-from services.incentives.api import ProgrammeReaderDep, ProgramsDep
+from services.incentives.api import ProgrammeReaderDep, ProgramsDep, asked_period
 from services.incentives.domain.settlement import Settlement
 from services.incentives.payout_schemas import PayoutsOut
 from shared.http import PlatformDep
+from shared.inputs import Ident
 
 finance = APIRouter(tags=["ledger"])
 
@@ -26,17 +27,17 @@ async def list_payouts(
     programs: ProgramsDep,
     period: Annotated[str | None, Query(pattern=PERIOD)] = None,
     state: Settlement | None = None,
-    partner: Annotated[
-        str | None, Query(min_length=1, max_length=200, description="one partner's row only")
-    ] = None,
+    partner: Annotated[Ident | None, Query(description="one partner's row only")] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> PayoutsOut:
     """Every partner with ledger entries in the period (every period when none): what the
     period booked, took back and paid, the balance still owed now and its state (owed,
     settled, overpaid), largest balance first (or one partner's: finance looking for whom to
-    pay); and the payouts made in the period. The totals are always the programme's."""
+    pay); and the payouts made in the period. The totals are always the programme's. The
+    period is in the programme's form (2026-Q4 when it books by quarter, 2026-11 by month)."""
+    asked = asked_period(programs, period)
     async with platform.pool.acquire() as conn:
         return await payout_views.payouts(
-            conn, programs, period=period, state=state, partner=partner, offset=offset, limit=limit
+            conn, programs, period=asked, state=state, partner=partner, offset=offset, limit=limit
         )

@@ -109,7 +109,7 @@ async def claim_against_preapproval(
         preapproval_id=preapproval_id,
         partner_id=found.partner_id,
         status="requested",
-        amount=body.amount,
+        amount=requested.amount,
         currency=programs.currency,
         preapproval_left=requested.preapproval_left,
     )

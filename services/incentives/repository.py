@@ -14,7 +14,6 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
@@ -439,42 +438,6 @@ async def mark_reversed(conn: Connection, reversal: CreditReversed, at: datetime
         "UPDATE credits SET reversal_id = $2, reversed_at = $3 WHERE credit_id = $1",
         reversal.credit_id,
         reversal.reversal_id,
-        at,
-    )
-
-
-# ---- payouts
-
-
-async def ledger_balance(conn: Connection, partner_id: str) -> Decimal:
-    balance: Decimal = await conn.fetchval(
-        "SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE partner_id = $1", partner_id
-    )
-    return balance
-
-
-async def insert_payout(
-    conn: Connection,
-    programs: IncentivePrograms,
-    *,
-    payout_id: str,
-    partner_id: str,
-    amount: Decimal,
-    reference: str,
-    at: datetime,
-) -> None:
-    await conn.execute(
-        """INSERT INTO ledger_entries (entry_id, partner_id, entry_type, rule, period, amount,
-               currency, note, programs_version, reference, created_at, ingested_at)
-           VALUES ($1, $2, 'payout', 'payout', $3, $4, $5, $6, $7, $8, $9, $9)""",
-        payout_id,
-        partner_id,
-        programs.period_of(at.date()),
-        -amount,
-        programs.currency,
-        f"paid out ({reference})",
-        programs.version,
-        reference,
         at,
     )
 

@@ -126,7 +126,7 @@ async def claims(pool: Pool, partner_id: str | None, limit: int) -> list[ClaimOu
             WHERE ($1::text IS NULL OR partner_id = $1)
             ORDER BY requested_at DESC LIMIT $2""",
         partner_id,
-        min(max(limit, 1), 500),
+        limit,
     )
     return [ClaimOut.model_validate(dict(r)) for r in rows]
 
@@ -148,7 +148,7 @@ async def held_credits(pool: Pool, partner_id: str | None, limit: int) -> list[H
            FROM held_credits WHERE ($1::text IS NULL OR partner_id = $1)
            ORDER BY seq LIMIT $2""",
         partner_id,
-        min(max(limit, 1), 500),
+        limit,
     )
     return [HeldCreditOut.model_validate(dict(r)) for r in rows]
 

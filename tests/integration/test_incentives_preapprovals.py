@@ -457,10 +457,16 @@ async def test_over_http_partners_reach_only_their_own_and_bad_input_is_a_4xx(
         )
         assert no_proof.status_code == 422
         claimed = await client.post(
-            f"/mdf/preapprovals/{pa}/claims", json=claim, headers=auth(partner)
+            f"/mdf/preapprovals/{pa}/claims",
+            json={**claim, "amount": "700.0"},
+            headers=auth(partner),
         )
         assert claimed.status_code == 201, claimed.text
-        assert claimed.json()["preapproval_left"] == "500.00"
+        # the amount as stored (and as a GET of the claim answers), not as sent
+        assert (claimed.json()["amount"], claimed.json()["preapproval_left"]) == (
+            "700.00",
+            "500.00",
+        )
         over = await client.post(
             f"/mdf/preapprovals/{pa}/claims", json=claim, headers=auth(partner)
         )

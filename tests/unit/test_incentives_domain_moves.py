@@ -14,8 +14,11 @@ from services.incentives.domain.evaluation import evaluate, refusal
 from services.incentives.domain.ledger import (
     BalanceTotals,
     BookedCredit,
+    PayoutConflict,
     PayoutRefused,
+    RecordedPayout,
     StatementTotals,
+    check_retry,
     entry_id,
     payout_amount,
     reversal_mismatches,
@@ -83,6 +86,31 @@ def test_a_payout_pays_the_balance_by_default_and_never_more() -> None:
     with pytest.raises(PayoutRefused, match=r"^nothing to pay: the balance is -5.00$"):
         payout_amount(D("-5.00"), None)
     assert issubclass(PayoutRefused, Conflict)  # answered 409
+
+
+def test_a_payout_reference_is_retried_only_for_the_same_money() -> None:
+    asked_400 = RecordedPayout("e-1", "wire-123", D("400.00"), D("400.00"), "USD")
+    check_retry(asked_400, D("400.00"), "USD")
+    check_retry(asked_400, D("4E+2"), "USD")  # the same amount, written another way
+    conflicts = {
+        (D("400.01"), "USD"): "this request asks for 400.01 USD",
+        (None, "USD"): "this request asks for the whole balance",
+        (D("400.00"), "EUR"): "this request asks for 400.00 EUR",
+    }
+    for (requested, currency), asks in conflicts.items():
+        with pytest.raises(PayoutConflict) as refused:
+            check_retry(asked_400, requested, currency)
+        assert refused.value.message == (
+            "reference wire-123 already names payout e-1 of 400.00 USD (asked for 400.00 USD); "
+            f"{asks}: a new payout needs a new reference"
+        )
+    # The whole balance, asked again (the balance has moved since) or as exactly what it paid.
+    whole = RecordedPayout("e-2", "wire-9", None, D("900.00"), "USD")
+    check_retry(whole, None, "USD")
+    check_retry(whole, D("900"), "USD")
+    with pytest.raises(PayoutConflict, match=r"\(asked for the whole balance\); this request"):
+        check_retry(whole, D("100.00"), "USD")
+    assert issubclass(PayoutConflict, Conflict)  # answered 409
 
 
 def test_balance_totals_by_entry_type() -> None:

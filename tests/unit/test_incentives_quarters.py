@@ -1,11 +1,21 @@
-"""Earnings by quarter: the ledger's periods folded into calendar quarters, to the cent."""
+"""The ledger's periods: the form a period is asked in, and earnings folded into calendar
+quarters, to the cent."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
+from typing import Literal
 
-from services.incentives.domain.quarters import by_quarter, last_quarters, quarter_of_period
+import pytest
+
+from services.incentives.domain.quarters import (
+    by_quarter,
+    check_period,
+    last_quarters,
+    quarter_of_period,
+)
 
 
 def test_periods_fold_into_calendar_quarters() -> None:
@@ -40,3 +50,30 @@ def test_earned_and_taken_back_sum_per_quarter_and_payouts_are_not_earnings() ->
         ("2026-Q3", Decimal("7.77"), Decimal(0), Decimal("7.77")),
         ("2026-Q4", Decimal("125.11"), Decimal("-20.01"), Decimal("105.10")),
     ]
+
+
+def test_a_period_is_asked_in_the_form_the_programme_books_in_a_year_1900_to_9999() -> None:
+    assert check_period("2026-Q4", "quarter") == "2026-Q4"
+    assert check_period("2026-11", "month") == "2026-11"
+    assert check_period("1900-Q1", "quarter") == "1900-Q1"
+    assert check_period("9999-12", "month") == "9999-12"
+    refused: dict[tuple[str, Literal["month", "quarter"]], str] = {
+        ("2026-12", "quarter"): (
+            "period 2026-12 is a month, but the programme books by quarter: ask for a quarter "
+            "(YYYY-Qn), e.g. 2026-Q4"
+        ),
+        ("2026-Q3", "month"): (
+            "period 2026-Q3 is a quarter, but the programme books by month: ask for a month "
+            "(YYYY-MM), e.g. 2026-07"
+        ),
+        ("0000-01", "quarter"): "period 0000-01: the year must lie between 1900 and 9999",
+        ("0000-Q1", "quarter"): "period 0000-Q1: the year must lie between 1900 and 9999",
+        ("1899-12", "month"): "period 1899-12: the year must lie between 1900 and 9999",
+        ("2026-13", "month"): "period '2026-13' is neither a quarter (YYYY-Qn) nor a month",
+        ("2026-Q4\n", "quarter"): (
+            "period '2026-Q4\\n' is neither a quarter (YYYY-Qn) nor a month"
+        ),
+    }
+    for (period, booked_by), message in refused.items():
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            check_period(period, booked_by)

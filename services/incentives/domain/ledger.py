@@ -101,6 +101,43 @@ def payout_amount(balance_now: Decimal, requested: Decimal | None) -> Decimal:
     return pay
 
 
+class PayoutConflict(Conflict):
+    """A payout request reusing a reference that names another payout."""
+
+
+@dataclass(frozen=True)
+class RecordedPayout:
+    """A payout as recorded under its partner's reference: what its request asked for (None:
+    the whole balance) and what it paid, in which currency."""
+
+    entry_id: str
+    reference: str
+    requested: Decimal | None
+    amount: Decimal
+    currency: str
+
+
+def check_retry(recorded: RecordedPayout, requested: Decimal | None, currency: str) -> None:
+    """A payout request under `recorded`'s reference is a retry of it (answered with it) when
+    it asks for the same money in the same currency: as the first asked (an amount, or the
+    whole balance), or exactly what it paid. Anything else is a PayoutConflict: a reference
+    names one payout, so a retry can never pay twice."""
+    same_ask = requested == recorded.requested
+    what_it_paid = requested is not None and requested == recorded.amount
+    if currency == recorded.currency and (same_ask or what_it_paid):
+        return
+    raise PayoutConflict(
+        f"reference {recorded.reference} already names payout {recorded.entry_id} of "
+        f"{recorded.amount:.2f} {recorded.currency} (asked for "
+        f"{_asked(recorded.requested, recorded.currency)}); this request asks for "
+        f"{_asked(requested, currency)}: a new payout needs a new reference"
+    )
+
+
+def _asked(requested: Decimal | None, currency: str) -> str:
+    return "the whole balance" if requested is None else f"{requested:.2f} {currency}"
+
+
 EARNING_TYPES = (EntryType.ACCRUAL, EntryType.KICKER, EntryType.SPIFF)
 
 
