@@ -140,6 +140,10 @@ async def record_items(
     transaction (services/deals/crm_at_intake.py)."""
     changes = [change for item in items for change in item.changes]
     keys = sorted({change.deal_key for change in changes})
+    # The deals' locks first, in ascending order: two deliveries of the same changes in
+    # opposite orders otherwise met on the outbox's event-id index in opposite orders and one
+    # was a deadlock (a 503; found from outside).
+    await repository.lock_crm_deal_keys(conn, changes)
     stamps = await repository.field_stamps(conn, keys) if keys else {}
     stale = {id(c) for c in changes if is_stale(stamps.get(c.deal_key, {}), c)}
     fresh = [
