@@ -186,6 +186,14 @@ def _ace(**fields: Any) -> Any:
         (from_salesforce_cdc, _salesforce(Amount=10**70), "at most 64"),
         # An integer id is bounded like a string one (4,000 digits were accepted, then parked)
         (from_hubspot, _hubspot(objectId=10**4000 - 1), "at most 200 characters"),
+        # HubSpot's ids are positive integers (" " and "0" made keys like hubspot:44556677: )
+        (from_hubspot, _hubspot(objectId=" "), "' ' is not a HubSpot object id"),
+        (from_hubspot, _hubspot(objectId="0"), "'0' is not a HubSpot object id"),
+        (
+            from_hubspot,
+            _hubspot(subscriptionType="deal.merge", primaryObjectId=7, mergedObjectIds=["0"]),
+            "mergedObjectIds[0]: '0' is not a HubSpot object id",
+        ),
     ],
 )
 def test_values_past_what_the_platform_holds_are_refused_exactly(

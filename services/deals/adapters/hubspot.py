@@ -72,7 +72,7 @@ def from_hubspot_event(event: Any, where: str) -> list[CrmDealChanged]:
     identity: dict[str, Any] = {
         "source": CrmSource.HUBSPOT,
         "source_id": f"{portal}:"
-        + common.ident(common.require(event, "objectId", where), f"{where}.objectId"),
+        + _object_id(common.require(event, "objectId", where), f"{where}.objectId"),
         "source_event_id": event_id,
         "source_timestamp": at,
     }
@@ -98,20 +98,32 @@ def _association(event: dict[str, Any], where: str, portal: str, at: datetime) -
         deal = common.require(event, "toObjectId", where)
     else:
         raise Ignored(f"{where}: a {kind or 'deal'} association carries nothing Pollinate keeps")
-    record = f"{portal}:{common.ident(deal, f'{where}.objectId')}"
+    record = f"{portal}:{_object_id(deal, f'{where}.objectId')}"
     raise ResyncNeeded(f"{where}: {kind} changed: the deal is fetched with it", (record,), at)
+
+
+def _object_id(value: Any, where: str) -> str:
+    """A HubSpot object id: a positive integer, as a JSON number or its digits (" " and "0"
+    made deal keys such as hubspot:44556677: )."""
+    text = common.ident(value, where)
+    if not (text.isascii() and text.isdigit() and text[0] != "0"):
+        raise AdapterError(
+            f"{where}: {text[:64]!r} is not a HubSpot object id (a positive integer)"
+        )
+    return text
 
 
 def _merge(
     event: dict[str, Any], where: str, portal: str, event_id: str, at: Any
 ) -> list[CrmDealChanged]:
     """The survivor (kept, or created by the merge) and each merged deal, deleted into it."""
-    primary = common.ident(
+    primary = _object_id(
         common.require(event, "primaryObjectId", where), f"{where}.primaryObjectId"
     )
-    survivor = common.optional_ident(event.get("newObjectId"), f"{where}.newObjectId") or primary
+    new = event.get("newObjectId")
+    survivor = primary if new in (None, "") else _object_id(new, f"{where}.newObjectId")
     merged = [
-        common.ident(merged_id, f"{where}.mergedObjectIds[{index}]")
+        _object_id(merged_id, f"{where}.mergedObjectIds[{index}]")
         for index, merged_id in enumerate(
             common.array(
                 common.require(event, "mergedObjectIds", where), f"{where}.mergedObjectIds"
