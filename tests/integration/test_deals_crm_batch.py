@@ -93,12 +93,12 @@ def story(run: str) -> list[Any]:
             created_at=datetime(2026, 3, 1, 12, 0, tzinfo=timezone(timedelta(hours=2))),
         ),
         change(b, 10, "created", stage=DealStage.PROSPECTING),
-        # Cents, stored in the four-decimal column as 15000.1200.
-        change(a, 30, stage=DealStage.PROPOSAL, amount=Decimal("15000.12")),
+        # Five decimals: stored rounded to four (15000.1235).
+        change(a, 30, stage=DealStage.PROPOSAL, amount=Decimal("15000.12345")),
         # Stale for stage and amount (older than 30), new for the name: only the name lands.
         change(a, 20, stage=DealStage.QUALIFICATION, amount=Decimal("1"), name="Renewal"),
         # The stored amount again (a repeat): only the field time moves, nothing is published.
-        change(a, 40, amount=Decimal("15000.1200")),
+        change(a, 40, amount=Decimal("15000.1235")),
         change(c, 10, "created", stage=DealStage.NEGOTIATION, customer=customer, owner="rep-2"),
         change(a, 50, stage=DealStage.CLOSED_WON),
         change(a, 50, stage=DealStage.CLOSED_WON),  # the same change under another event id
@@ -204,9 +204,9 @@ async def test_a_run_gives_exactly_what_one_change_at_a_time_gives(infra: Infra)
     assert [s["revision"] for s in states] == [1, 2, 3, 4]
     assert [(s["stage"], s["status"], s["amount"], s["name"]) for s in states] == [
         ("qualification", "open", "12000.0000", None),
-        ("proposal", "open", "15000.1200", None),
-        ("proposal", "open", "15000.1200", "Renewal"),
-        ("closed_won", "won", "15000.1200", "Renewal"),
+        ("proposal", "open", "15000.1235", None),
+        ("proposal", "open", "15000.1235", "Renewal"),
+        ("closed_won", "won", "15000.1235", "Renewal"),
     ]
     assert {s["created_at"] for s in states} == {"2026-03-01T10:00:00Z"}
     assert [s["ingested_at"] for s in states] == [
@@ -242,7 +242,7 @@ async def test_a_run_gives_exactly_what_one_change_at_a_time_gives(infra: Infra)
     assert (rows[a]["revision"], rows[a]["stage"], rows[a]["amount"]) == (
         4,
         "closed_won",
-        "15000.1200",
+        "15000.1235",
     )
     assert (
         json.loads(rows[a]["field_timestamps"])["amount"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from services.deals.domain.customers import name_key
@@ -17,7 +16,6 @@ from services.deals.domain.lifecycle import close_with_opportunity
 from shared.events import as_utc
 from shared.events.crm import CrmDealChanged, DealStatus
 from shared.events.registrations import RegistrationStatus
-from shared.inputs import InputError, check_money
 
 # Plain fields a change may carry, stored under the same name.
 CRM_FIELDS = (
@@ -107,25 +105,7 @@ def merge_crm_change(
         updates["status"] = stage.status.value
     if "customer_name" in updates:
         updates["name_key"] = name_key(updates["customer_name"]) if updates["customer_name"] else ""
-    _check_amount_in_currency(stored, updates)
     return updates
-
-
-def _check_amount_in_currency(stored: Mapping[str, Any], updates: Mapping[str, Any]) -> None:
-    """An amount and its currency may arrive in separate changes (HubSpot sends each property
-    alone, a Salesforce update only what changed): the pair they make is refused, like one
-    arriving together, when the amount has more decimals than the currency has (100.55 JPY was
-    stored as found from outside). The change is then parked with this reason."""
-    if "amount" not in updates and "currency" not in updates:
-        return
-    amount = updates.get("amount", stored.get("amount"))
-    currency = updates.get("currency", stored.get("currency"))
-    if amount is None or currency is None:
-        return
-    try:
-        check_money(Decimal(amount), currency)
-    except InputError as error:
-        raise InputError(f"{error} (the opportunity's amount and currency as merged)") from None
 
 
 def _offered(change: CrmDealChanged) -> dict[str, Any]:
