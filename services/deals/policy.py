@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from services.deals.domain.bounds import proposal_problem
 from services.deals.domain.rules import InvalidPolicy, RulesOfEngagement, rules_from_mapping
 from shared.db import Connection, advisory_key
 from shared.errors import Conflict, NotFound, Unprocessable
@@ -46,6 +47,9 @@ def document_of(policy: RulesOfEngagement) -> dict[str, Any]:
 
 def parsed(document: dict[str, Any]) -> RulesOfEngagement:
     """A proposed document as a policy; 422 with the exact reason when it cannot be one."""
+    problem = proposal_problem(document)
+    if problem is not None:
+        raise Unprocessable(f"invalid rules of engagement: {problem}")
     try:
         return rules_from_mapping(document)
     except InvalidPolicy as error:

@@ -19,7 +19,9 @@ from services.deals.domain.rules import (
     extend,
     rules_from_mapping,
 )
+from services.deals.policy import parsed
 from services.deals.schemas import RegistrationIn
+from shared.errors import Unprocessable
 from shared.events.partners import PartnerStatus
 from shared.events.registrations import RegistrationStatus as S
 from tests.support.registrations import NOW, existing, request
@@ -238,21 +240,6 @@ def test_policy_from_configuration_keeps_defaults_for_unset_settings() -> None:
         ({"version": "a\x00b"}, "version: String should match pattern"),
         ({"version": "a b"}, "version: String should match pattern"),
         ({"version": "v" * 101}, "version: String should match pattern"),
-        # Found from outside in session 24: read as 1, as weekday 1, as a year-1 holiday, as a
-        # rank of 10^30, as 1000
-        ({"version": "x", "protection_days": True}, "protection_days: Input should be a valid int"),
-        ({"version": "x", "business_weekdays": ["1"]}, "business_weekdays.0: Input should be"),
-        ({"version": "x", "business_weekdays": [True]}, "business_weekdays.0: Input should be"),
-        ({"version": "x", "holidays": ["0001-01-01"]}, "holidays.0: Value error, date"),
-        (
-            {"version": "x", "partner_types": {"gsi": {"precedence": 10**30}}},
-            "partner_types.gsi.precedence: Input should be less than or equal to 100",
-        ),
-        (
-            {"version": "x", "partner_types": {"gsi": {"precedence": -1}}},
-            "partner_types.gsi.precedence: Input should be greater than or equal to 0",
-        ),
-        ({"version": "x", "auto_approve_limits": {"gold": "1_000"}}, "ASCII digits"),
     ],
 )
 def test_a_broken_policy_is_refused_with_the_exact_reason(
@@ -287,3 +274,65 @@ def test_a_registration_s_customer_domain_must_hold_a_domain_name() -> None:
 def test_a_name_stays_within_its_bound_once_normalised() -> None:
     with pytest.raises(ValidationError, match="longer than 200 characters once normalised"):
         RegistrationIn(customer_name="\ufdfa" * 200, products=["d"], amount="1", currency="EUR")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"version": "x", "protection_days": True},
+            "protection_days must be a JSON integer, not true",
+        ),
+        (
+            {"version": "x", "business_weekdays": ["1"]},
+            "business_weekdays[0] must be a JSON integer",
+        ),
+        (
+            {"version": "x", "business_weekdays": [True]},
+            "business_weekdays[0] must be a JSON integer",
+        ),
+        (
+            {"version": "x", "holidays": ["0001-01-01"]},
+            "holidays[0] must lie between 1900 and 9999",
+        ),
+        (
+            {"version": "x", "partner_types": {"gsi": {"precedence": 10**30}}},
+            "partner_types.gsi.precedence must be a JSON integer from 0 to 100",
+        ),
+        (
+            {"version": "x", "partner_types": {"gsi": {"precedence": -1}}},
+            "partner_types.gsi.precedence must be a JSON integer from 0 to 100",
+        ),
+        (
+            {"version": "x", "auto_approve_limits": {"gold": "1_000"}},
+            "amount text must be ASCII digits",
+        ),
+        (
+            {"version": "x", "review_auto_approve_limit": "25000.005"},
+            "no more than 2 decimal places",
+        ),
+    ],
+)
+def test_a_proposal_is_held_to_the_json_it_should_be(data: dict[str, object], message: str) -> None:
+    """Found from outside in session 24: `true` read as 1, "1" as Monday, a holiday in year 1,
+    a rank of 10^30, `1_000` as a limit."""
+    with pytest.raises(Unprocessable) as refused:
+        parsed(data)
+    assert message in refused.value.message
+
+
+def test_a_stored_version_is_read_as_it_was_written_before_the_proposal_checks() -> None:
+    """A version stored before them is never judged again: one in force that failed would stop
+    every registration (found by review)."""
+    stored = {
+        "version": "old-1",
+        "auto_approve_limits": {"gold": "1E+5"},
+        "review_auto_approve_limit": "25000.005",
+        "partner_types": {"gsi": {"precedence": 10**30}},
+        "holidays": ["0001-01-01"],
+    }
+    policy = rules_from_mapping(stored)
+    assert policy.auto_approve_limits["gold"] == Decimal("1E+5")
+    assert policy.partner_types["gsi"].precedence == 10**30
+    with pytest.raises(Unprocessable):
+        parsed(stored)

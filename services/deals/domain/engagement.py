@@ -22,9 +22,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated
-
-from pydantic import Field
 
 from shared.events.partners import PartnerType
 
@@ -34,16 +31,12 @@ class EngagementMode(StrEnum):
     REFER = "refer"
 
 
-MAX_PRECEDENCE = 100  # a rank among a handful of partner types
-
-
 @dataclass(frozen=True)
 class TypeRules:
     mode: EngagementMode = EngagementMode.REGISTER
-    # None: the policy's protection_days. Integers are strict: true is not 1 nor "1" one.
-    protection_days: Annotated[int, Field(strict=True)] | None = None
-    precedence: Annotated[int, Field(ge=0, le=MAX_PRECEDENCE, strict=True)] = 1
-    exclusive: Annotated[bool, Field(strict=True)] = True
+    protection_days: int | None = None  # None: the policy's protection_days
+    precedence: int = 1
+    exclusive: bool = True
 
 
 DEFAULT_TYPE_RULES: dict[str, TypeRules] = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
@@ -31,7 +31,6 @@ from services.deals.domain.sla import OverdueOutcome
 from shared.events.crm import CrmSource
 from shared.events.partners import PartnerStatus
 from shared.events.registrations import ConflictInfo, RegistrationStatus
-from shared.inputs import Day
 
 
 class MissingCountryPolicy(StrEnum):
@@ -51,7 +50,7 @@ class RulesOfEngagement:
     version: Annotated[str, Field(pattern=bounds.VERSION_PATTERN)] = "2026-11-roe-1"
     protection_days: bounds.Days = 90
     extension_days: bounds.Days = 30
-    max_extensions: Annotated[int, Field(le=bounds.MAX_EXTENSIONS, strict=True)] = 1
+    max_extensions: Annotated[int, Field(le=bounds.MAX_EXTENSIONS)] = 1
     expiry_warning_days: bounds.Days = 7  # partners hear this long before their protection ends
     # Registrations above the limit for the partner's tier go to manual review.
     auto_approve_limits: dict[str, bounds.Limit] = field(
@@ -79,17 +78,17 @@ class RulesOfEngagement:
         {PartnerStatus.ACTIVE, PartnerStatus.GRACE}
     )
     # Review deadlines in business days per situation (services/deals/domain/sla.py).
-    review_days: dict[str, Annotated[int, Field(le=bounds.MAX_BUSINESS_DAYS, strict=True)]] = field(
+    review_days: dict[str, Annotated[int, Field(le=bounds.MAX_BUSINESS_DAYS)]] = field(
         default_factory=lambda: {"partner_conflict": 2, "direct_sales": 3, "other": 3}
     )
-    business_weekdays: frozenset[bounds.Weekday] = frozenset({1, 2, 3, 4, 5})  # ISO: Monday 1
-    holidays: frozenset[Day] = frozenset()  # in years 1900-9999
+    business_weekdays: frozenset[int] = frozenset({1, 2, 3, 4, 5})  # ISO: Monday is 1
+    holidays: frozenset[date] = frozenset()
     review_reminder_hours: bounds.Hours = 24  # reviewers are reminded this long before the deadline
     review_overdue_outcome: OverdueOutcome = OverdueOutcome.STAY
     review_overdue_grace_hours: bounds.Hours = 0  # after the deadline, before the outcome applies
     review_auto_approve_limit: bounds.Limit = Decimal("25000")  # for approve_under_limit
     # Hyperscaler referrals (by CRM source) must be accepted within these hours of referral.
-    hyperscaler_acceptance_hours: dict[str, bounds.Hours] = field(
+    hyperscaler_acceptance_hours: dict[str, Annotated[int, Field(le=bounds.MAX_HOURS)]] = field(
         default_factory=lambda: {CrmSource.AWS_ACE.value: 72, CrmSource.MICROSOFT.value: 48}
     )
     # What a partner's type means here: refer only, its window, precedence, exclusivity
