@@ -96,6 +96,13 @@ class Attribution:
         return sum((x.amount for x in self.lines if x.kind is CreditKind.INFLUENCED), Decimal(0))
 
 
+# The close dates a credit may carry: the platform's dates (1900 on, as every input's), and not
+# `date.max`, which asyncpg stores as Postgres' infinity, a date with no quarter and no
+# difference from any other (credits closing then made programme's KPIs, a partner's revenue
+# and health answer 500: found from outside). An open deal may still carry such a date as
+# "close date unknown".
+CREDITED_CLOSE_DATES = (date(1900, 1, 1), date(9999, 12, 30))
+
 # The first and last instants `datetime` can hold (UTC).
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 LATEST = datetime.max.replace(tzinfo=UTC)
@@ -248,6 +255,11 @@ def attribute(
         raise CannotAttribute(f"won deal lacks {', '.join(missing)}")
     if amount < 0:
         raise CannotAttribute(f"won deal has a negative amount {amount}")
+    if not CREDITED_CLOSE_DATES[0] <= close_date <= CREDITED_CLOSE_DATES[1]:
+        raise CannotAttribute(
+            f"won deal's close date {close_date} is not one a credit can carry "
+            f"({CREDITED_CLOSE_DATES[0]} to {CREDITED_CLOSE_DATES[1]})"
+        )
     found = config.rate_on(currency, close_date)
     if found is None:
         raise CannotAttribute(
