@@ -201,15 +201,27 @@ def check_instant(value: datetime, what: str = "timestamp") -> datetime:
     if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
         raise InputError(f"{what} must lie between {EARLIEST_YEAR} and {LATEST_YEAR}")
     try:
-        return value.astimezone(UTC)
+        instant = value.astimezone(UTC)
     except OverflowError as error:
         raise InputError(f"{what} must lie between {EARLIEST_YEAR} and {LATEST_YEAR}") from error
+    if instant == _INFINITY_INSTANT:
+        raise InputError(f"{what} must be before {instant.isoformat()} ({_INFINITY})")
+    return instant
 
 
 def check_date(value: date, what: str = "date") -> date:
     if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
         raise InputError(f"{what} must lie between {EARLIEST_YEAR} and {LATEST_YEAR}")
+    if value == date.max:
+        raise InputError(f"{what} must be before {value} ({_INFINITY})")
     return value
+
+
+# asyncpg writes the last date and the last instant as Postgres' infinity, which has no quarter
+# and no difference from any other (found from outside: a credit closing 9999-12-31 made
+# programme's KPIs answer 500).
+_INFINITY = "the database keeps that day as infinity"
+_INFINITY_INSTANT = datetime.max.replace(tzinfo=UTC)
 
 
 # ---- JSON bodies read by hand

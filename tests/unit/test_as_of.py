@@ -18,7 +18,7 @@ as_of = TypeAdapter(AsOf)
 
 @pytest.mark.parametrize(
     "moment",
-    ["9999-12-31T23:59:59.999999Z", "1900-01-01T00:00:00Z", "2200-01-01T00:00:00+14:00"],
+    ["9999-12-30T23:59:59.999999Z", "1900-01-01T00:00:00Z", "2200-01-01T00:00:00+14:00"],
 )
 def test_a_moment_more_than_a_hundred_years_away_is_refused(moment: str) -> None:
     with pytest.raises(ValidationError, match="must be within a hundred years of now"):

@@ -170,7 +170,11 @@ def _ace(**fields: Any) -> Any:
         (from_salesforce_cdc, _salesforce(CloseDate=-3_000_000), "days from 1970 is no date"),
         # Dates the platform adds windows to stay within a hundred years of now
         (from_salesforce_cdc, _salesforce(CloseDate=2_900_000), "within a hundred years of now"),
-        (from_salesforce_cdc, _salesforce(CloseDate="9999-12-31"), "within a hundred years"),
+        (
+            from_salesforce_cdc,
+            _salesforce(CloseDate="9999-12-31"),
+            "CloseDate must be before 9999-12-31",
+        ),
         (from_salesforce_cdc, _salesforce(CloseDate=-719_162), "within a hundred years"),
         (from_aws_ace, _ace(CreatedDate="9999-12-31T00:00:00Z"), "within a hundred years"),
         # An amount is read exactly or refused: never cut to 64 characters, never rounded

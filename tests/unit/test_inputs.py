@@ -28,6 +28,7 @@ from shared.inputs import (
     MAX_JSON_DEPTH,
     CountryCode,
     CurrencyCode,
+    Day,
     EmailAddress,
     FreeText,
     Ident,
@@ -120,6 +121,15 @@ def test_amounts_fit_the_columns_and_their_currency() -> None:
 )
 def test_instants_that_would_overflow_are_refused(moment: str) -> None:
     assert "between 1900 and 9999" in refused(Instant, moment)
+
+
+def test_the_last_day_and_instant_are_refused_as_the_database_keeps_them_as_infinity() -> None:
+    assert "must be before 9999-12-31" in refused(Day, "9999-12-31")
+    assert "must be before 9999-12-31T23:59:59.999999+00:00" in refused(
+        Instant, "9999-12-31T23:59:59.999999Z"
+    )
+    assert TypeAdapter(Day).validate_python("9999-12-30").isoformat() == "9999-12-30"
+    assert TypeAdapter(Instant).validate_python("9999-12-31T23:59:59.999998Z")
 
 
 def test_instants_need_an_offset_and_come_back_in_utc() -> None:

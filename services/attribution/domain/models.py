@@ -103,6 +103,15 @@ class Attribution:
 # "close date unknown".
 CREDITED_CLOSE_DATES = (date(1900, 1, 1), date(9999, 12, 30))
 
+
+def _check_close_date(close_date: date) -> None:
+    if not CREDITED_CLOSE_DATES[0] <= close_date <= CREDITED_CLOSE_DATES[1]:
+        raise CannotAttribute(
+            f"won deal's close date {close_date} is not one a credit can carry "
+            f"({CREDITED_CLOSE_DATES[0]} to {CREDITED_CLOSE_DATES[1]})"
+        )
+
+
 # The first and last instants `datetime` can hold (UTC).
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 LATEST = datetime.max.replace(tzinfo=UTC)
@@ -255,11 +264,7 @@ def attribute(
         raise CannotAttribute(f"won deal lacks {', '.join(missing)}")
     if amount < 0:
         raise CannotAttribute(f"won deal has a negative amount {amount}")
-    if not CREDITED_CLOSE_DATES[0] <= close_date <= CREDITED_CLOSE_DATES[1]:
-        raise CannotAttribute(
-            f"won deal's close date {close_date} is not one a credit can carry "
-            f"({CREDITED_CLOSE_DATES[0]} to {CREDITED_CLOSE_DATES[1]})"
-        )
+    _check_close_date(close_date)
     found = config.rate_on(currency, close_date)
     if found is None:
         raise CannotAttribute(

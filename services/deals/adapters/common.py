@@ -220,9 +220,13 @@ def parse_date(value: Any, where: str) -> date | None:
     if "T" in value:
         return parse_datetime(value, where).date()
     try:
-        day = check_date(date.fromisoformat(value[:32]), where)
-    except (ValueError, InputError) as error:
+        day = date.fromisoformat(value[:32])
+    except ValueError as error:
         raise AdapterError(f"{where}: {value[:32]!r} is not an ISO-8601 date") from error
+    try:
+        check_date(day, where)
+    except InputError as error:
+        raise AdapterError(str(error)) from error
     return in_reach(day, where)
 
 
