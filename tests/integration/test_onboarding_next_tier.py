@@ -59,7 +59,7 @@ async def test_next_tier_names_the_revenue_and_certifications_still_missing(
             client,
             onboarding,
             pid,
-            f"ada@{pid}.example",
+            f"ada@{pid.replace('_', '-')}.example",
             "sales",
             "data",
             at - timedelta(days=1),
