@@ -5,12 +5,15 @@ rules, a shortfall starting grace)."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
+
+from pydantic import ValidationError
 
 from services.onboarding import enablement_repository as store
 from services.onboarding import repository
 from services.onboarding.domain.config import OnboardingConfig
-from services.onboarding.domain.enablement import PersonRole, account_key, mbox_key
+from services.onboarding.domain.enablement import PersonRole, Statement, account_key, mbox_key
 from services.onboarding.domain.lifecycle import check_may_be_certified
 from services.onboarding.enablement_schemas import PersonIn, StatementIn
 from services.onboarding.reassessment import refresh
@@ -20,6 +23,8 @@ from shared.db import Connection
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events.partners import PartnerStatus
 from shared.outbox import Outbox
+
+log = logging.getLogger(__name__)
 
 
 async def add_person(
@@ -70,12 +75,24 @@ async def add_person(
     )
     await store.claim_certifications(conn, row)
     waiting = await store.unmatched_statements(conn, keys)
-    statements = [
-        StatementIn.model_validate_json(s["content"]).parsed(s["statement_id"], s["occurred_at"])
-        for s in waiting
-    ]
+    statements = [parsed for s in waiting if (parsed := _stored_statement(s)) is not None]
     await apply(conn, outbox, config, statements, at, by)
     return row, True
+
+
+def _stored_statement(stored: Row) -> Statement | None:
+    """A statement stored while waiting for its person, as the rules take it; None (logged,
+    left waiting) for one stored before a check it fails now (a \u000b in a response, say),
+    which would otherwise make registering its person a 500 every time (found by review)."""
+    try:
+        statement = StatementIn.model_validate_json(stored["content"])
+    except ValidationError as error:
+        log.warning(
+            "a stored xAPI statement no longer reads as one: left waiting",
+            extra={"statement_id": str(stored["statement_id"]), "error": str(error)[:500]},
+        )
+        return None
+    return statement.parsed(stored["statement_id"], stored["occurred_at"])
 
 
 async def leave(

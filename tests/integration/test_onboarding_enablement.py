@@ -864,3 +864,40 @@ def test_fuzzed_system_requests_get_no_5xx_and_only_documented_statuses(
             )
 
         check()
+
+
+async def test_a_stored_statement_that_fails_a_later_check_does_not_stop_its_person(
+    onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    """A statement stored before a check it fails now (here a \\u000b in its response, which
+    jsonb keeps) is left waiting, logged; its person is registered and the statement beside it
+    counts (registering the person was a 500 every time: found by review)."""
+    run = uuid.uuid4().hex[:8]
+    domain = f"stale-{run}.example"
+    ada = {"mbox": f"mailto:ada@{domain}"}
+    now = datetime.now(UTC)
+    old = xapi_statement(ada, "completed", f"{MODULE_BASE}data/sales/1", now - timedelta(days=2))
+    kept = xapi_statement(ada, "completed", f"{MODULE_BASE}data/sales/2", now - timedelta(days=1))
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding, domain, ADMIN)
+        stored = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=[old, kept])
+        assert stored.status_code == 200, stored.text
+        async with admin_db.transaction():  # as an earlier release would have stored it
+            await admin_db.execute("SET LOCAL session_replication_role = replica")
+            await admin_db.execute(
+                """UPDATE onboarding.xapi_statements
+                   SET content = content || '{"result": {"response": "a\\u000bb"}}'::jsonb
+                   WHERE statement_id = $1""",
+                uuid.UUID(old["id"]),
+            )
+        registered = await client.post(
+            f"{onboarding}/partners/{pid}/people",
+            headers=ADMIN,
+            json={"email": f"ada@{domain}", "name": "Ada", "role": "sales"},
+        )
+        assert registered.status_code == 201, registered.text
+    outcomes = await admin_db.fetch(
+        "SELECT statement_id::text FROM onboarding.xapi_statement_outcomes WHERE statement_id = ANY($1)",
+        [uuid.UUID(old["id"]), uuid.UUID(kept["id"])],
+    )
+    assert [r["statement_id"] for r in outcomes] == [kept["id"]]
