@@ -1,11 +1,15 @@
 """Which network addresses the platform may connect to on someone's say-so (a partner's
-webhook endpoint, a partner's domain to verify): only globally routable ones. Plumbing shared
+webhook endpoint, a partner's domain to verify): only globally routable ones; and host names as
+DNS takes them (`ascii_host`). Plumbing shared
 by the services that make such calls, so that a server-side request forgery is refused alike
 everywhere (no I/O here: callers resolve names and check each address)."""
 
 from __future__ import annotations
 
 import ipaddress
+import re
+
+import idna
 
 # IPv6 addresses that carry an IPv4 address a gateway reaches for them (found from outside:
 # 64:ff9b::a9fe:a9fe, 2002:a9fe:a9fe:: and ::a9fe:a9fe are "global" to Python's ipaddress
@@ -13,7 +17,14 @@ import ipaddress
 # bits, 6to4 (RFC 3056) after its prefix, an IPv4-mapped address in its last 32 bits.
 NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 # Never public: NAT64's local-use prefix (RFC 8215) and the deprecated IPv4-compatible form.
-NOT_PUBLIC_IPV6 = (ipaddress.IPv6Network("64:ff9b:1::/48"), ipaddress.IPv6Network("::/96"))
+# SIIT's IPv4-translated form (RFC 2765, ::ffff:0:a.b.c.d) leads to its IPv4 address too, and
+# site-local (fec0::/10, deprecated) is private: Python's ipaddress calls both global.
+NOT_PUBLIC_IPV6 = (
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+    ipaddress.IPv6Network("::/96"),
+    ipaddress.IPv6Network("fec0::/10"),
+)
+SIIT = ipaddress.IPv6Network("::ffff:0:0:0/96")
 
 
 def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -23,8 +34,56 @@ def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         if any(address in network for network in NOT_PUBLIC_IPV6):
             return False
         carried = address.ipv4_mapped or address.sixtofour
-        if carried is None and address in NAT64:
+        if carried is None and (address in NAT64 or address in SIIT):
             carried = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if carried is not None:
             return is_public(carried)
     return address.is_global and not address.is_multicast
+
+
+# An ASCII label as DNS names hosts (RFC 1123's letters, digits and hyphens; an underscore
+# where a caller allows it, as DNS itself does), 1-63 characters, no hyphen at either end.
+_LDH = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_LDH_UNDERSCORE = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
+HOST_MAX = 253
+
+
+def ascii_host(host: str, *, underscores: bool = False) -> str:
+    """`host` as DNS asks for it: lower case, each label in another script as its A-label
+    (IDNA 2008 with UTS 46), an A-label given must decode. ValueError saying why for no host
+    name (an empty label, one over 63 characters, a space, bad punycode). ASCII labels are held
+    to DNS' own rule only: IDNA 2008 also refuses `ab--cd` (its third and fourth characters are
+    reserved for A-labels), which is a real name."""
+    try:
+        mapped = idna.uts46_remap(host, std3_rules=False, transitional=False)
+    except idna.IDNAError as error:
+        raise ValueError(str(error)) from None
+    pattern = _LDH_UNDERSCORE if underscores else _LDH
+    labels = []
+    for label in mapped.split("."):
+        if label.isascii():
+            if not pattern.fullmatch(label):
+                raise ValueError(f"label {label[:63]!r} is not a host name's label")
+            if label.startswith("xn--"):
+                _a_label(label)
+            labels.append(label)
+        else:
+            labels.append(_a_label_of(label))
+    ascii_name = ".".join(labels)
+    if len(ascii_name) > HOST_MAX:
+        raise ValueError(f"a host name has at most {HOST_MAX} characters")
+    return ascii_name
+
+
+def _a_label(label: str) -> None:
+    try:
+        idna.decode(label)
+    except idna.IDNAError as error:
+        raise ValueError(f"label {label!r}: {error}") from None
+
+
+def _a_label_of(label: str) -> str:
+    try:
+        return idna.encode(label, uts46=True).decode("ascii")
+    except idna.IDNAError as error:
+        raise ValueError(f"label {label[:63]!r}: {error}") from None

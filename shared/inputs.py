@@ -106,14 +106,23 @@ def storable_json(value: Any, what: str = "JSON") -> Any:
     return value
 
 
-def check_email(value: str, what: str = "email", *, ascii_only: bool = False) -> str:
+def check_email(
+    value: str, what: str = "email", *, ascii_only: bool = False, mailbox: bool = True
+) -> str:
     """`value` unchanged if it is a plain e-mail address (dot-atom local part, no quoting,
     comments or display name; a domain with a dot, no special-use name such as .local), else an
     InputError with email-validator's reason. `ascii_only` refuses an internationalised local
-    part (SMTPUTF8)."""
+    part (SMTPUTF8). Not `mailbox`: an address that names someone but is never mailed (an xAPI
+    actor's mbox): a learning system's sandbox domain under .test is taken."""
     _refuse_controls(value, _CONTROL, what)
     try:
-        validate_email(value, check_deliverability=False, allow_smtputf8=not ascii_only)
+        validate_email(
+            value,
+            check_deliverability=False,
+            allow_smtputf8=not ascii_only,
+            globally_deliverable=mailbox,
+            test_environment=not mailbox,  # takes the .test sandboxes' domains
+        )
     except EmailNotValidError as error:
         raise InputError(f"{what} is not a valid e-mail address: {error}") from error
     return value

@@ -50,7 +50,7 @@ Json = JsonObject  # free xAPI objects (context, definition, extensions): kept a
 
 
 def _mailbox(value: str) -> str:
-    return "mailto:" + check_email(value.removeprefix("mailto:"), "mbox")
+    return "mailto:" + check_email(value.removeprefix("mailto:"), "mbox", mailbox=False)
 
 
 def _is_uuid(value: str | None) -> bool:

@@ -45,6 +45,7 @@ ACTIVE = PartnerView(
         ("https://www.Bücher-Haus.de/x", "xn--bcher-haus-9db.de"),
         ("xn--bcher-haus-9db.de", "xn--bcher-haus-9db.de"),
         ("1.2.3.4", None),
+        ("https://ab--cd.com/", "ab--cd.com"),
         ("exa mple.com", None),
     ],
 )

@@ -208,6 +208,12 @@ def test_email_addresses_are_plain_and_have_a_real_domain(address: str) -> None:
     assert "valid e-mail address" in why or "control characters" in why
 
 
+def test_an_address_that_only_names_someone_may_be_in_a_test_sandbox() -> None:
+    assert check_email("ada@lms.test", mailbox=False) == "ada@lms.test"
+    with pytest.raises(InputError, match="special-use"):
+        check_email("ada@lms.test")
+
+
 def test_email_addresses_are_kept_as_given() -> None:
     assert TypeAdapter(EmailAddress).validate_python("Ada.L+x@Vendor.example") == (
         "Ada.L+x@Vendor.example"

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import cache, lru_cache
 
-import idna
 from confusable_homoglyphs.confusables import confusables_data
+
+from shared.addresses import ascii_host
 
 # Second-level labels under which registrations happen (example.co.uk): keep three labels there.
 _MULTI_LABEL_SUFFIXES = frozenset(
@@ -83,8 +84,8 @@ def normalise_domain(value: str | None) -> str | None:
     host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", host)
     host = host.split("/", 1)[0].split("?", 1)[0].split("@")[-1].split(":", 1)[0].strip(".")
     try:  # an internationalised name as its A-labels, so bücher.de and xn--bcher-kva.de match
-        host = idna.encode(host, uts46=True).decode("ascii")
-    except idna.IDNAError:
+        host = ascii_host(host)
+    except ValueError:
         return None
     if "." not in host or not re.fullmatch(r"[a-z0-9.-]+", host) or host[-1].isdigit():
         return None  # no name, or an IPv4 address (no top-level domain ends in a digit)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from services.notifications.domain.messages import Message
+from shared.addresses import ascii_host
 from shared.inputs import check_email
 
 
@@ -27,6 +28,14 @@ ADDRESS_MAX = 254
 
 
 def check_address(value: str) -> str:
+    """The address as mail is sent to it: a domain in another script by its A-labels
+    (info@bücher.de is info@xn--bcher-kva.de; it was refused)."""
+    local, at, domain = value.rpartition("@")
+    if at and not domain.isascii():
+        try:
+            value = f"{local}@{ascii_host(domain)}"
+        except ValueError:
+            raise ValueError("address must be a plain e-mail address (local@domain)") from None
     if len(value) > ADDRESS_MAX or not ADDRESS.fullmatch(value):
         raise ValueError("address must be a plain e-mail address (local@domain)")
     # The pattern keeps out what SMTP headers must not carry; email-validator the rest that is

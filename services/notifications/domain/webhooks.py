@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import SplitResult, urlsplit
 
-import idna
 from standardwebhooks.webhooks import Webhook
 
 from services.notifications.domain import cursor, ledger_messages
 from services.notifications.domain.messages import Message
-from shared.addresses import is_public
+from shared.addresses import ascii_host, is_public
 from shared.errors import Unprocessable
 from shared.events.notifications import KNOWN_KINDS
 
@@ -90,9 +89,9 @@ def _host(parts: SplitResult) -> tuple[str, ipaddress.IPv4Address | ipaddress.IP
             raise Unprocessable(
                 "url's host is a number but not an IPv4 address in dotted decimal form"
             ) from None
-    try:  # IDNA 2008 with UTS 46: no empty or over-long label, no space, no bad punycode
-        idna.encode(host, uts46=True)
-    except idna.IDNAError as error:
+    try:  # no empty or over-long label, no space, no bad punycode (an underscore is DNS')
+        ascii_host(host, underscores=True)
+    except ValueError as error:
         raise Unprocessable(f"url's host is not a valid name: {error}") from None
     return host, None
 
