@@ -65,24 +65,31 @@ def partner_inbox(who: Caller, partner_id: str) -> Recipient:
     return Recipient.partner(partner_id)
 
 
+def claimed(text: str | None, given_as: str) -> cursor.ClaimedPosition | None:
+    """A cursor a caller sent, read once here; checked against the inbox where it is used."""
+    return cursor.claim(text, given_as) if text is not None else None
+
+
 async def read_page(
     platform: Platform, recipient: Recipient, after: str | None, limit: int
 ) -> NotificationPage:
+    start = claimed(after, "after")
     async with platform.pool.acquire() as conn:
-        return await views.page(conn, recipient, after, limit)
+        return await views.page(conn, recipient, start, limit)
 
 
 async def read_newest(
     platform: Platform, recipient: Recipient, before: str | None, limit: int
 ) -> NewestPage:
+    end = claimed(before, "before")
     async with platform.pool.acquire() as conn:
-        return await views.newest_page(conn, recipient, before, limit)
+        return await views.newest_page(conn, recipient, end, limit)
 
 
 async def mark(
     platform: Platform, who: Caller, recipient: Recipient, body: MarkReadIn
 ) -> MarkReadOut:
-    through = cursor.decode(body.through, "through") if body.through is not None else None
+    through = claimed(body.through, "through")
     async with platform.transaction() as conn:
         marked = await inbox.mark_read(
             conn, recipient, notification_ids=body.notification_ids, through=through
@@ -166,7 +173,16 @@ class StreamOpening:
     settings: NotificationsSettings
     limit: StreamLimit
     wakeups: InboxWakeups
-    resume: str | None
+    last_event_id: str | None
+    after: str | None
+
+    def resume(self) -> list[cursor.ClaimedPosition]:
+        """The cursors the client sent, the one it resumes from first. Both are checked alike:
+        a browser reconnecting sends `Last-Event-ID` beside the `after` it first opened with,
+        and both were handed out for this inbox (read only once the recipient is known, so a
+        stranger's cursor is never judged against an inbox it may not see)."""
+        sent = (("Last-Event-ID", self.last_event_id), ("after", self.after))
+        return [cursor.claim(text, name) for name, text in sent if text is not None]
 
 
 async def stream_opening(
@@ -177,7 +193,7 @@ async def stream_opening(
     last_event_id: LastEventId = None,
     after: Annotated[Cursor | None, Query()] = None,
 ) -> StreamOpening:
-    return StreamOpening(platform, settings, limit, wakeups, last_event_id or after)
+    return StreamOpening(platform, settings, limit, wakeups, last_event_id, after)
 
 
 StreamOpeningDep = Annotated[StreamOpening, Depends(stream_opening)]
@@ -192,7 +208,7 @@ async def open_stream(
     platform, settings, limit = opening.platform, opening.settings, opening.limit
     key = f"{recipient.kind}:{recipient.id}"
     caller_partner = who.partner_id
-    start = await streaming.start_position(platform.pool, recipient, opening.resume)
+    start = await streaming.start_position(platform.pool, recipient, opening.resume())
     limit.acquire(key)
     try:
         events = streaming.stream(

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import uuid
 
-from services.notifications import email_repository, repository, webhook_repository
+from services.notifications import email_repository, repository, views, webhook_repository
 from services.notifications.domain.addressing import Recipient
+from services.notifications.domain.cursor import ClaimedPosition
 from services.notifications.domain.messages import Message, first_of_each
 from services.notifications.repository import Filed
 from shared.db import Connection
@@ -33,8 +34,16 @@ async def mark_read(
     recipient: Recipient,
     *,
     notification_ids: list[uuid.UUID] | None,
-    through: int | None,
+    through: ClaimedPosition | None,
 ) -> int:
+    """Mark the named messages read, or every one through a cursor. A cursor ahead of the
+    inbox's newest message was never handed out: it is refused, not taken as "everything" (a
+    reader can only have seen what was filed)."""
+    up_to = (
+        through.verified(await views.latest_position(conn, recipient))
+        if through is not None
+        else None
+    )
     return await repository.mark_read(
-        conn, recipient, notification_ids=notification_ids, through=through
+        conn, recipient, notification_ids=notification_ids, through=up_to
     )

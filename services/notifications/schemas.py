@@ -21,7 +21,18 @@ from services.notifications.domain.webhooks import KINDS, URL_MAX
 from shared.http import Timestamp
 from shared.inputs import as_ident, as_text
 
-Cursor = Annotated[str, Field(min_length=1, max_length=MAX_CURSOR_LENGTH)]
+# A cursor a caller sends back. Any the service could not have handed out for the inbox it is
+# used on is a 422 (domain/cursor.py), so the contract says so wherever one is taken.
+Cursor = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_CURSOR_LENGTH,
+        description="a cursor this service handed out for this inbox, sent back exactly as "
+        "given; any other (not spelled as the service writes it, or ahead of the inbox's newest "
+        "message) is a 422",
+    ),
+]
 
 
 class _Request(BaseModel):

@@ -9,12 +9,13 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from services.notifications import views
 from services.notifications.domain import cursor
 from services.notifications.domain.addressing import Recipient
+from services.notifications.domain.cursor import ClaimedPosition
 from services.notifications.schemas import NotificationOut
 from services.notifications.wakeups import InboxWakeups
 from shared.db import Pool
@@ -35,14 +36,19 @@ def event_text(message: NotificationOut) -> str:
     return f"id: {message.cursor}\nevent: notification\ndata: {message.model_dump_json()}\n\n"
 
 
-async def start_position(pool: Pool, recipient: Recipient, resume: str | None) -> int:
-    """Where a stream starts: after the client's cursor when it resumes, otherwise after the
-    inbox's latest message (a new stream carries what arrives from now on; a client reads
-    what came before from the inbox and passes that page's `next_cursor`)."""
-    if resume is not None:
-        return cursor.decode(resume, "Last-Event-ID")
+async def start_position(
+    pool: Pool, recipient: Recipient, resume: Sequence[ClaimedPosition]
+) -> int:
+    """Where a stream starts: after the client's cursor when it resumes (the first of
+    `resume`: `Last-Event-ID` before `after`), otherwise after the inbox's latest message (a
+    new stream carries what arrives from now on; a client reads what came before from the
+    inbox and passes that page's `next_cursor`). Every cursor sent is checked as a page's
+    `after` is: one ahead of the inbox's newest message was never handed out, and a stream
+    started there would stay silent until the inbox caught up with it."""
     async with pool.acquire() as conn:
-        return await views.latest_position(conn, recipient)
+        newest = await views.latest_position(conn, recipient)
+    positions = [claimed.verified(newest) for claimed in resume]
+    return positions[0] if positions else newest
 
 
 def no_revocation() -> str | None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from services.notifications.domain import cursor
 from services.notifications.domain.addressing import Recipient
+from services.notifications.domain.cursor import ClaimedPosition
 from services.notifications.domain.email import EmailMode
 from services.notifications.schemas import (
     AttemptOut,
@@ -66,13 +67,15 @@ async def unread(conn: Connection, recipient: Recipient) -> int:
 
 
 async def page(
-    conn: Connection, recipient: Recipient, after: str | None, limit: int
+    conn: Connection, recipient: Recipient, after: ClaimedPosition | None, limit: int
 ) -> NotificationPage:
-    start = cursor.decode(after, "after") if after is not None else 0
+    """A page after `after` (from the first message without it); a position ahead of the
+    inbox's newest message was never handed out (domain/cursor.py) and is refused."""
+    start = after.verified(await latest_position(conn, recipient)) if after is not None else 0
     items = await messages_after(conn, recipient, start, limit)
     return NotificationPage(
         items=items,
-        next_cursor=items[-1].cursor if items else after,
+        next_cursor=items[-1].cursor if items else after.cursor if after is not None else None,
         unread=await unread(conn, recipient),
     )
 
@@ -95,12 +98,12 @@ async def messages_before(
 
 
 async def newest_page(
-    conn: Connection, recipient: Recipient, before: str | None, limit: int
+    conn: Connection, recipient: Recipient, before: ClaimedPosition | None, limit: int
 ) -> NewestPage:
     """A page newest first. Stable under concurrent filing: a position is visible only once
     every lower one is (migrations/0001_inbox.sql), so an older page (`position < before`) never
     gains a message later, and a live stream resumed after the newest item misses none."""
-    end = cursor.decode(before, "before") if before is not None else None
+    end = before.verified(await latest_position(conn, recipient)) if before is not None else None
     found = await messages_before(conn, recipient, end, limit)
     items, more = found[:limit], len(found) > limit
     return NewestPage(
@@ -112,6 +115,8 @@ async def newest_page(
 
 
 async def latest_position(conn: Connection, recipient: Recipient) -> int:
+    """The position of the recipient's newest message (0: none yet): every cursor handed out
+    for the inbox is at or below it, and it never goes down (messages are not deleted)."""
     position = await conn.fetchval(
         """SELECT max(position) FROM messages WHERE recipient_kind = $1 AND recipient = $2""",
         recipient.kind.value,
