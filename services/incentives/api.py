@@ -185,14 +185,19 @@ async def create_claim(
     programs: ProgramsDep,
     partner_id: Annotated[Ident | None, Query(description="a channel manager's: whose")] = None,
 ) -> ClaimRequestedOut:
+    """Claim money from the fund with proof (409 if more than the fund has available now).
+    Once per `proof_reference`: the same reference asking for the same amount and description
+    answers with the claim recorded under it (201, as the first time, with its status now;
+    nothing is claimed again); another amount or description under it is a 409."""
     acting = acting_partner(who, partner_id)
     async with platform.transaction() as conn:
         requested = await mdf_claims.request_claim(conn, programs, body.ask(acting))
-        await record_action(conn, who, "mdf_claim.request", requested.claim_id)
+        if requested.new:
+            await record_action(conn, who, "mdf_claim.request", requested.claim_id)
     return ClaimRequestedOut(
         claim_id=requested.claim_id,
         partner_id=acting,
-        status="requested",
+        status=requested.status,
         amount=requested.amount,
         currency=programs.currency,
         fund_available=requested.fund_available,

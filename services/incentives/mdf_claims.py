@@ -1,6 +1,8 @@
 """MDF claims: a partner requests funds against its fund; a channel manager approves (the fund
 is debited, soonest-expiring lots first) or rejects. Both happen under the fund's lock, so
-concurrent approvals can never overdraw it."""
+concurrent approvals can never overdraw it. Once per proof reference: a repeat (the same
+reference asking for the same money) answers with the claim recorded under it, whatever it
+became since; the same reference asking for other money is a conflict."""
 
 from __future__ import annotations
 
@@ -12,12 +14,12 @@ import asyncpg
 
 from services.incentives import mdf_preapprovals, mdf_repository
 from services.incentives.domain import claims
-from services.incentives.domain.claims import ClaimAsk
+from services.incentives.domain.claims import REQUESTED, ClaimAsk, RecordedClaim
 from services.incentives.domain.ledger import entry_id
 from services.incentives.domain.mdf import Fund, consume
 from services.incentives.domain.programs import IncentivePrograms
 from shared.clock import now
-from shared.db import Connection
+from shared.db import Connection, from_row
 from shared.errors import NotFound
 from shared.events.incentives import MdfClaimDecided
 from shared.events.notifications import NotificationKind
@@ -30,7 +32,9 @@ from shared.topics import INCENTIVE_LEDGER
 class ClaimRequested:
     claim_id: str
     amount: Decimal  # as stored
-    fund_available: Decimal  # what the fund had available when the claim was requested
+    fund_available: Decimal  # what the fund has available, as the claim is requested (or repeated)
+    status: str = REQUESTED  # a repeat's: what the recorded claim became since
+    new: bool = True  # False: a repeat, answered with the claim recorded under its reference
 
 
 async def request_claim(
@@ -39,11 +43,21 @@ async def request_claim(
     ask: ClaimAsk,
 ) -> ClaimRequested:
     """Record a claim if the fund covers it now (approval checks again under the lock);
-    ClaimConflict if it does not."""
+    ClaimConflict if it does not. A repeat of the claim recorded under the ask's proof
+    reference answers with it (nothing recorded again); another claim under that reference
+    is a ClaimConflict."""
+    # The fund's lock serialises the partner's claims: a concurrent repeat waits here, then
+    # finds the first under its reference.
     fund = await mdf_repository.lock_fund(conn, ask.partner_id)
     assert fund is not None
     at = now()
     available_now = fund.available(at)
+    known = await mdf_repository.claim_by_reference(conn, ask.partner_id, ask.proof_reference)
+    if known is not None:
+        claims.check_repeat(from_row(RecordedClaim, known), ask, programs.currency, None)
+        return ClaimRequested(
+            known["claim_id"], known["amount"], available_now, known["status"], new=False
+        )
     claims.check_request(available_now, ask.amount)
     claim_id, amount = await mdf_repository.insert_claim(conn, programs, ask=ask, at=at)
     return ClaimRequested(claim_id, amount, available_now)

@@ -15,13 +15,13 @@ from decimal import Decimal
 import asyncpg
 
 from services.incentives import campaign_projection, mdf_repository, preapproval_repository
-from services.incentives.domain import preapprovals
+from services.incentives.domain import claims, preapprovals
 from services.incentives.domain.campaigns import (
     check_approvable,
     check_campaign,
     check_claimable,
 )
-from services.incentives.domain.claims import ClaimAsk
+from services.incentives.domain.claims import ClaimAsk, RecordedClaim
 from services.incentives.domain.preapprovals import (
     CampaignBudget,
     Preapproval,
@@ -50,6 +50,8 @@ class PreapprovedClaimRequested:
     claim_id: str
     amount: Decimal  # as stored
     preapproval_left: Decimal  # what further claims against the pre-approval may still ask for
+    status: str = claims.REQUESTED  # a repeat's: what the recorded claim became since
+    new: bool = True  # False: a repeat, answered with the claim recorded under its reference
 
 
 async def request(
@@ -145,7 +147,8 @@ async def request_claim(
 ) -> PreapprovedClaimRequested:
     """A claim with proof against the partner's pre-approval: at most what is left of it
     (claims awaiting a decision count as taken), while it accepts claims. Decided like any
-    claim (`mdf_claims.decide_claim`)."""
+    claim (`mdf_claims.decide_claim`). Once per proof reference, as any claim: a repeat answers
+    with the claim recorded under it, another claim under it is a ClaimConflict."""
     found = await preapproval_repository.row(conn, preapproval_id)
     if found is None or found["partner_id"] != ask.partner_id:
         raise NotFound(f"pre-approval {preapproval_id} not found")
@@ -154,6 +157,13 @@ async def request_claim(
     locked = await preapproval_repository.row(conn, preapproval_id, for_update=True)
     assert locked is not None
     pre = await preapproval_repository.load(conn, locked)
+    known = await mdf_repository.claim_by_reference(conn, ask.partner_id, ask.proof_reference)
+    if known is not None:
+        recorded = from_row(RecordedClaim, known)
+        claims.check_repeat(recorded, ask, programs.currency, preapproval_id)
+        return PreapprovedClaimRequested(
+            known["claim_id"], known["amount"], pre.claimable, known["status"], new=False
+        )
     at = now()
     preapprovals.check_claim(pre, ask.amount, at)
     campaign_id = locked["campaign_id"]

@@ -2,7 +2,9 @@
 
 Every movement of one partner's fund first locks its `mdf_funds` row (SELECT ... FOR UPDATE), so
 concurrent accruals, clawbacks, expiries and claim approvals serialise on it: a claim is checked
-against the fund and debited while nobody else can change the fund.
+against the fund and debited while nobody else can change the fund. A claim is recorded with its
+proof reference (`mdf_claim_references`, whose primary key (partner, the reference's SHA-256)
+refuses a second claim under one reference whatever the timing).
 """
 
 from __future__ import annotations
@@ -258,8 +260,9 @@ async def insert_claim(
     at: datetime,
     preapproval_id: str | None = None,
 ) -> tuple[str, Decimal]:
-    """Record a requested claim (drawing on `preapproval_id` if given); returns its id and its
-    amount as stored (to the cent: a request's 1e1 is 10.00)."""
+    """Record a requested claim (drawing on `preapproval_id` if given) under its proof
+    reference; returns its id and its amount as stored (to the cent: a request's 1e1 is
+    10.00)."""
     claim_id = str(uuid.uuid4())
     stored: Decimal = await conn.fetchval(
         """INSERT INTO mdf_claims (claim_id, partner_id, amount, currency, description,
@@ -274,7 +277,27 @@ async def insert_claim(
         at,
         preapproval_id,
     )
+    await conn.execute(
+        """INSERT INTO mdf_claim_references (partner_id, proof_reference, proof_digest, claim_id)
+           VALUES ($1, $2, sha256(convert_to($2, 'UTF8')), $3)""",
+        ask.partner_id,
+        ask.proof_reference,
+        claim_id,
+    )
     return claim_id, stored
+
+
+async def claim_by_reference(
+    conn: Connection, partner_id: str, proof_reference: str
+) -> asyncpg.Record | None:
+    """The claim recorded under the partner's proof reference (read after the fund's lock is
+    held: a statement of its own sees what the lock's previous holder committed)."""
+    return await conn.fetchrow(
+        """SELECT c.* FROM mdf_claim_references r JOIN mdf_claims c USING (claim_id)
+           WHERE r.partner_id = $1 AND r.proof_digest = sha256(convert_to($2, 'UTF8'))""",
+        partner_id,
+        proof_reference,
+    )
 
 
 async def claim(

@@ -95,7 +95,9 @@ async def claim_against_preapproval(
     programs: ProgramsDep,
 ) -> PreapprovedClaimOut:
     """A claim with proof against an approved pre-approval, up to what is left of it; decided
-    like any claim (`POST /mdf/claims/{claim_id}/decision`)."""
+    like any claim (`POST /mdf/claims/{claim_id}/decision`). Once per `proof_reference`, as
+    any claim: a repeat answers with the claim recorded under it (201), another amount,
+    description or pre-approval under it is a 409."""
     found = await preapproval_views.preapproval(platform.pool, preapproval_id)
     partner_scope(who, found.partner_id if found else None, f"pre-approval {preapproval_id}")
     assert found is not None
@@ -103,12 +105,13 @@ async def claim_against_preapproval(
         requested = await mdf_preapprovals.request_claim(
             conn, programs, preapproval_id, body.ask(found.partner_id)
         )
-        await record_action(conn, who, "mdf_claim.request", requested.claim_id)
+        if requested.new:
+            await record_action(conn, who, "mdf_claim.request", requested.claim_id)
     return PreapprovedClaimOut(
         claim_id=requested.claim_id,
         preapproval_id=preapproval_id,
         partner_id=found.partner_id,
-        status="requested",
+        status=requested.status,
         amount=requested.amount,
         currency=programs.currency,
         preapproval_left=requested.preapproval_left,

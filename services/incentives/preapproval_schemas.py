@@ -65,7 +65,9 @@ class PreapprovedClaimOut(BaseModel):
     claim_id: str
     preapproval_id: str
     partner_id: str
-    status: str
+    status: str = Field(
+        description="requested; a repeat under a proof reference: what its claim became since"
+    )
     amount: Decimal
     currency: str
     preapproval_left: Decimal = Field(description="what further claims may still ask for")

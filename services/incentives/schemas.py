@@ -53,7 +53,9 @@ class ClaimIn(_Request):
     amount: PositiveMoney
     description: Annotated[str, Field(min_length=3, max_length=500), AfterValidator(as_text)]
     proof_reference: Annotated[Reference, Field(max_length=500)] = Field(
-        description="invoice number, document URL, ..."
+        description="invoice number, document URL, ...: names one claim of the partner (the "
+        "same reference asking for the same amount and description again is answered with it; "
+        "for other money, 409)"
     )
 
     def ask(self, partner_id: str) -> ClaimAsk:
@@ -218,7 +220,9 @@ class PayoutOut(BaseModel):
 class ClaimRequestedOut(BaseModel):
     claim_id: str
     partner_id: str
-    status: str
+    status: str = Field(
+        description="requested; a repeat under a proof reference: what its claim became since"
+    )
     amount: Decimal
     currency: str
     fund_available: Decimal

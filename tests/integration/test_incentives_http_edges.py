@@ -104,15 +104,14 @@ async def test_a_claim_answers_the_amount_it_stored(
 ) -> None:
     async with httpx.AsyncClient(base_url=incentives, timeout=60) as client:
         partner = await earning_partner(infra, admin_db, client)
-        claim: dict[str, Any] = {"description": "booth", "proof_reference": "INV-1"}
+        claim: dict[str, Any] = {"description": "booth"}
         # a JSON number 1e1 reads as 10.0; a string 2.5 as 2.5: each is stored to the cent
-        for amount, who, query, stored in (
-            (1e1, auth(partner), "", "10.00"),
-            ("2.5", ADMIN, f"?partner_id={partner}", "2.50"),
+        for amount, who, query, stored, proof in (
+            (1e1, auth(partner), "", "10.00", "INV-1"),
+            ("2.5", ADMIN, f"?partner_id={partner}", "2.50", "INV-2"),
         ):
-            asked = await client.post(
-                f"/mdf/claims{query}", json={**claim, "amount": amount}, headers=who
-            )
+            body = {**claim, "amount": amount, "proof_reference": proof}
+            asked = await client.post(f"/mdf/claims{query}", json=body, headers=who)
             assert asked.status_code == 201, asked.text
             found = await client.get(f"/mdf/claims/{asked.json()['claim_id']}", headers=who)
             assert asked.json()["amount"] == found.json()["amount"] == stored

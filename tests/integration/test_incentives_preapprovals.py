@@ -467,8 +467,15 @@ async def test_over_http_partners_reach_only_their_own_and_bad_input_is_a_4xx(
             "700.00",
             "500.00",
         )
-        over = await client.post(
+        # the same claim again (its proof reference) is answered with it, not claimed twice
+        again = await client.post(
             f"/mdf/preapprovals/{pa}/claims", json=claim, headers=auth(partner)
+        )
+        assert (again.status_code, again.json()) == (201, claimed.json())
+        over = await client.post(
+            f"/mdf/preapprovals/{pa}/claims",
+            json={**claim, "proof_reference": "INV-8"},
+            headers=auth(partner),
         )
         assert over.status_code == 409
         assert over.json()["detail"] == (
