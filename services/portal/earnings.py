@@ -15,7 +15,6 @@ from services.portal.backends import BackendRefused, Backends, answered
 from services.portal.domain import pages
 from services.portal.rendering import page
 from services.portal.sessions import CsrfDep, Session
-from shared.clock import now
 
 router = APIRouter()
 
@@ -30,13 +29,10 @@ async def earnings(
     backends: BackendsDep,
     period: Annotated[str | None, Query(pattern=PERIOD)] = None,
 ) -> Response:
+    """The balance, earnings and revenue by quarter, and the statement of `period` (in the
+    form the programme books: incentives answers 422 to another, shown with its reason)."""
     data = await views.earnings(backends, session, period)
-    context = {
-        **data,
-        "period": period,
-        "periods": pages.recent_quarters(now()),
-        "label": pages.entry_label,
-    }
+    context = {**data, "period": period, "label": pages.entry_label}
     return page(request, "earnings.html", context)
 
 

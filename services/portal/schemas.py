@@ -95,6 +95,25 @@ class NextTierView(Loose):
         return Decimal(self.revenue_short) <= 0
 
 
+class LotView(Loose):
+    """A lot of the partner's MDF fund as incentives states it (`GET /partners/{p}/mdf`): what
+    is left of it, when it expires, and the amount of it that expired unused (`expired`, "0.00"
+    when none did: an amount, not a flag)."""
+
+    lot_id: str
+    amount: str
+    remaining: str
+    expired: str
+    expires_at: datetime
+    # Filled by the view: whether its expiry has passed (nothing left of it is available then).
+    lapsed: bool = False
+
+    @property
+    def expired_unused(self) -> bool:
+        """Whether some of the lot expired unused."""
+        return Decimal(self.expired) > 0
+
+
 class HomePage(BaseModel):
     partner: PartnerView
     open_registrations: list[RegistrationView]

@@ -11,6 +11,7 @@ from services.portal.backends import Backends, BackendUnavailable
 from services.portal.domain import charts, enablement, pages
 from services.portal.schemas import (
     HomePage,
+    LotView,
     NextTierView,
     NotificationView,
     PartnerView,
@@ -72,12 +73,14 @@ CHART_QUARTERS = 8
 
 
 async def earnings(backends: Backends, session: Session, period: str | None) -> dict[str, Any]:
-    """Balance and the statement of one period (every period when none), side by side, and
-    the last quarters' earnings (incentives) and sourced and influenced revenue (attribution)
-    as charts with their numbers."""
+    """Balance and the statement of one period (incentives' current one when none), side by
+    side, with the periods to pick from in the form the programme books them (incentives'
+    `/programs`: quarters or months); and the last quarters' earnings (incentives) and
+    sourced and influenced revenue (attribution) as charts with their numbers."""
     partner_id = session.caller.partner_id
     quarters = list(reversed(pages.recent_quarters(now(), CHART_QUARTERS)))
-    balance, statement, by_quarter, revenue = await asyncio.gather(
+    programs, balance, statement, by_quarter, revenue = await asyncio.gather(
+        backends.get(session, "incentives", "/programs"),
         backends.get(session, "incentives", f"/partners/{partner_id}/balance"),
         backends.get(session, "incentives", f"/partners/{partner_id}/statement", period=period),
         backends.get(
@@ -91,6 +94,12 @@ async def earnings(backends: Backends, session: Session, period: str | None) -> 
             since=charts.first_day(quarters[0]),
         ),
     )
+    try:
+        periods = pages.recent_periods(programs["current_period"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise BackendUnavailable(
+            "incentives", "answered a current period this portal cannot read"
+        ) from error
     earned = by_quarter["quarters"]
     stated = {row["period"]: row for row in revenue["by_period"]}
     nothing = {"sourced": "0", "influenced": "0", "deals": 0}
@@ -98,6 +107,7 @@ async def earnings(backends: Backends, session: Session, period: str | None) -> 
     return {
         "balance": balance,
         "statement": statement,
+        "periods": periods,
         "earnings_rows": earned,
         "earnings_currency": by_quarter["currency"],
         "earnings_chart": charts.bar_chart(
@@ -125,9 +135,10 @@ async def _campaigns(backends: Backends, session: Session) -> tuple[list[Any], s
 
 
 async def mdf(backends: Backends, session: Session) -> dict[str, Any]:
-    """The fund, the claims, and the partner's co-marketing campaigns (programme's) each with
-    the budgets asked for it (incentives' pre-approvals); a fresh reference for the budget
-    form, so a form sent twice asks once."""
+    """The fund (its lots read once, each with whether it has lapsed), the claims, and the
+    partner's co-marketing campaigns (programme's) each with the budgets asked for it
+    (incentives' pre-approvals); a fresh reference for the budget form, so a form sent twice
+    asks once."""
     partner_id = session.caller.partner_id
     fund, claims, (campaigns, campaigns_problem), budgets = await asyncio.gather(
         backends.get(session, "incentives", f"/partners/{partner_id}/mdf"),
@@ -135,11 +146,16 @@ async def mdf(backends: Backends, session: Session) -> dict[str, Any]:
         _campaigns(backends, session),
         backends.get(session, "incentives", "/mdf/preapprovals", limit=200),
     )
+    at = now()
+    lots = [LotView.model_validate(lot) for lot in fund["lots"]]
+    for lot in lots:
+        lot.lapsed = lot.expires_at <= at
     for campaign in campaigns:
         campaign["budgets"] = [b for b in budgets if b["campaign_id"] == campaign["campaign_id"]]
     open_for_budget = [c for c in campaigns if c["state"] in ("planned", "running")]
     return {
         "fund": fund,
+        "lots": lots,
         "claims": claims,
         "campaigns": campaigns,
         "campaigns_problem": campaigns_problem,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TypeVar
@@ -78,6 +79,29 @@ def recent_quarters(at: datetime, count: int = 8) -> list[str]:
     for _ in range(count):
         periods.append(f"{year}-Q{quarter}")
         year, quarter = (year, quarter - 1) if quarter > 1 else (year - 1, 4)
+    return periods
+
+
+_QUARTER = re.compile(r"([0-9]{4})-Q([1-4])")
+_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+PERIOD_YEARS = 2  # how far back the statement's periods go
+
+
+def recent_periods(current: str, years: int = PERIOD_YEARS) -> list[str]:
+    """The statement periods a person picks from, in the form the incentive programme books
+    them, which its current period (incentives' `/programs`) is in: `2026-Q4` by quarter,
+    `2026-11` by month. That one and the ones before it over `years`, newest first; a
+    ValueError for a period in neither form."""
+    if quarter := _QUARTER.fullmatch(current):
+        year, number, per_year, spell = int(quarter[1]), int(quarter[2]), 4, "{}-Q{}"
+    elif month := _MONTH.fullmatch(current):
+        year, number, per_year, spell = int(month[1]), int(month[2]), 12, "{}-{:02d}"
+    else:
+        raise ValueError(f"period {current[:16]!r} is neither a quarter nor a month")
+    periods = []
+    for _ in range(per_year * years):
+        periods.append(spell.format(year, number))
+        year, number = (year, number - 1) if number > 1 else (year - 1, per_year)
     return periods
 
 
