@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.onboarding.domain.config import OnboardingConfig
+from services.onboarding.domain.enablement import mailbox
 from services.onboarding.domain.qualification import Application, normalise_domain
 from services.onboarding.domain.tiers import Certification, CertificationRole, certification_track
 from shared.events.partners import PartnerType
@@ -114,10 +115,11 @@ class CertificationIn(_In):
         return self
 
     def to_domain(self, config: OnboardingConfig) -> Certification:
-        """The certification, its person keyed by the lower-cased e-mail and its track one of
-        the program's competencies (422 otherwise)."""
+        """The certification, its person keyed by their mailbox (lower case, the domain by its
+        A-labels, as people are) and its track one of the program's competencies (422
+        otherwise)."""
         return Certification(
-            self.person_email.lower(),
+            mailbox(self.person_email),
             self.role,
             certification_track(config, self.track),
             self.issued_at,

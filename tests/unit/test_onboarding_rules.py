@@ -214,13 +214,19 @@ def test_a_better_cultural_fit_never_lowers_the_score(
         ("HTTP://shop.contoso.co.uk.", "shop.contoso.co.uk"),
         ("  www.fabrikam.io  ", "fabrikam.io"),
         ("admin@contoso.com", "contoso.com"),
+        # a name in another script by its A-labels, its top-level domain too (found from outside)
+        ("https://www.Bücher.de/", "xn--bcher-kva.de"),
+        ("пример.рф", "xn--e1afmkfd.xn--p1ai"),
+        ("xn--e1afmkfd.xn--p1ai", "xn--e1afmkfd.xn--p1ai"),
     ],
 )
 def test_domains_are_normalised(raw: str, domain: str) -> None:
     assert normalise_domain(raw) == domain
 
 
-@pytest.mark.parametrize("raw", ["localhost", "not a domain", "contoso", "-bad-.com", ""])
+@pytest.mark.parametrize(
+    "raw", ["localhost", "not a domain", "contoso", "-bad-.com", "", "1.2.3.4", "xn--.de"]
+)
 def test_non_domains_are_refused(raw: str) -> None:
     with pytest.raises(ValueError, match="is not a company domain"):
         normalise_domain(raw)

@@ -15,11 +15,15 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from services.onboarding.domain.config import Criterion, QualificationConfig
+from shared.addresses import ascii_host
 from shared.events.partners import PartnerType
 
 HUNDRED = Decimal(100)
 _ONE_DECIMAL = Decimal("0.1")
-_DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+# A top-level domain is letters, or an internationalised one's A-label (xn--p1ai is .рф).
+_DOMAIN = re.compile(
+    r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+([a-z]{2,63}|xn--[a-z0-9-]{1,59})$"
+)
 
 
 class Outcome(StrEnum):
@@ -63,12 +67,17 @@ class Qualification:
 
 
 def normalise_domain(raw: str) -> str:
-    """`https://www.Example.com/about` -> `example.com`; raises ValueError if not a domain."""
+    """`https://www.Example.com/about` -> `example.com`, `bücher.de` -> `xn--bcher-kva.de`;
+    raises ValueError if not a domain."""
     text = raw.strip().lower()
     text = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text)
     text = text.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
     text = text.rsplit("@", 1)[-1].split(":", 1)[0].rstrip(".")
     text = text.removeprefix("www.")
+    try:  # a name in another script by its A-labels (bücher.de was refused; found from outside)
+        text = ascii_host(text)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a company domain (expected e.g. example.com)") from None
     if not _DOMAIN.match(text):
         raise ValueError(f"{raw!r} is not a company domain (expected e.g. example.com)")
     return text
