@@ -14,10 +14,11 @@ from services.programme.domain.plans import (
     answer,
     check_reviewable,
     compare,
+    is_repeat,
 )
 from services.programme.domain.quarters import Quarter
 from shared.audit import record_action
-from shared.db import Connection
+from shared.db import Connection, advisory_key
 from shared.errors import Conflict, NotFound
 from shared.events.partners import PartnerStatus
 from shared.identity import Caller
@@ -36,13 +37,20 @@ async def propose(
     note: str,
     at: datetime,
 ) -> None:
-    """The plan's first revision, or its next one (proposed again, whatever its state)."""
+    """The plan's first revision, or its next one (proposed again, whatever its state); the
+    plan as it stands asked for again changes nothing."""
     status = await views.partner_status(conn, partner_id)
     if status is None:
         raise NotFound(f"partner {partner_id} not found")
     if status in NO_PLAN:
         raise Conflict(f"partner {partner_id} is {status}: it gets no business plan")
+    # One proposal of a plan at a time, its first one included (no row to lock yet).
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($1)", advisory_key("programme-plan", partner_id, str(year))
+    )
     current = await repository.lock_plan(conn, partner_id, year)
+    if is_repeat(current, currency, goals, note):
+        return
     revision = 1 if current is None else current["revision"] + 1
     await repository.save_proposal(
         conn, partner_id, year, revision, currency, goals, note, who.subject, at

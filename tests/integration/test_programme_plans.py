@@ -5,6 +5,7 @@ the actual from attribution, onboarding, incentives and programme's own campaign
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -128,6 +129,16 @@ async def test_a_plan_is_proposed_answered_by_the_partner_and_revised(
         history = [(h["revision"], h["state"]) for h in accepted.json()["history"]]
         assert history == [(1, "proposed"), (1, "declined"), (2, "proposed"), (2, "accepted")]
         assert accepted.json()["goals"]["sourced_revenue"] == "150000.00"
+
+        # the plan as it stands, sent again twenty times at once: no revision, still accepted
+        same = PLAN | {"goals": PLAN["goals"] | {"sourced_revenue": "150000.0"}}
+        repeats = await asyncio.gather(
+            *(client.put(plan_url, headers=ADMIN, json=same) for _ in range(20))
+        )
+        assert {(r.status_code, r.json()["state"], r.json()["revision"]) for r in repeats} == {
+            (200, "accepted", 2)
+        }
+        assert [(h["revision"], h["state"]) for h in repeats[0].json()["history"]] == history
 
 
 async def test_hostile_plans_are_refused_precisely(infra: Infra, programme: str) -> None:

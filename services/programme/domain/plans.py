@@ -8,10 +8,12 @@ need accepting again). Only an accepted plan is reviewed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from services.programme.domain.figures import ratio
 from services.programme.domain.quarters import Quarter
@@ -22,6 +24,25 @@ class PlanState(StrEnum):
     PROPOSED = "proposed"
     ACCEPTED = "accepted"
     DECLINED = "declined"
+
+
+def is_repeat(current: Mapping[str, Any] | None, currency: str, goals: Goals, note: str) -> bool:
+    """Whether a proposal asks for the plan as it stands (a PUT sent again): then it is no new
+    revision, and an accepted plan stays accepted (20 identical PUTs made 20 revisions, and a
+    retry undid the partner's acceptance: found from outside). A declined plan proposed again
+    is asked again."""
+    if current is None or current["state"] == PlanState.DECLINED.value:
+        return False  # a declined plan proposed again asks the partner again
+    return (
+        current["currency"],
+        Goals(
+            current["sourced_revenue"],
+            current["certifications"],
+            current["new_logos"],
+            current["campaigns"],
+        ),
+        current["note"],
+    ) == (currency, goals, note)
 
 
 def answer(state: PlanState, accept: bool) -> PlanState:
