@@ -13,13 +13,7 @@ from pydantic import ValidationError
 from services.onboarding import enablement_repository as store
 from services.onboarding import repository
 from services.onboarding.domain.config import OnboardingConfig
-from services.onboarding.domain.enablement import (
-    PersonRole,
-    Statement,
-    account_key,
-    mailbox,
-    mbox_key,
-)
+from services.onboarding.domain.enablement import PersonRole, Statement, account_key, mbox_key
 from services.onboarding.domain.lifecycle import check_may_be_certified
 from services.onboarding.enablement_schemas import PersonIn, StatementIn
 from services.onboarding.reassessment import refresh
@@ -46,7 +40,7 @@ async def add_person(
     """Register one of the partner's people. Returns the membership and whether it is new (the
     same person again at the same partner: theirs, unchanged). A person belongs to one partner
     at a time: 409 while they are another partner's."""
-    email = mailbox(person.email)
+    email = person.email.lower()
     account = (
         account_key(person.lms_account.home_page, person.lms_account.name)
         if person.lms_account

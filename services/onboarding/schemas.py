@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.onboarding.domain.config import OnboardingConfig
-from services.onboarding.domain.enablement import mailbox
 from services.onboarding.domain.qualification import Application, normalise_domain
 from services.onboarding.domain.tiers import Certification, CertificationRole, certification_track
 from shared.events.partners import PartnerType
@@ -115,11 +114,10 @@ class CertificationIn(_In):
         return self
 
     def to_domain(self, config: OnboardingConfig) -> Certification:
-        """The certification, its person keyed by their mailbox (lower case, the domain by its
-        A-labels, as people are) and its track one of the program's competencies (422
-        otherwise)."""
+        """The certification, its person keyed by the lower-cased e-mail and its track one of
+        the program's competencies (422 otherwise)."""
         return Certification(
-            mailbox(self.person_email),
+            self.person_email.lower(),
             self.role,
             certification_track(config, self.track),
             self.issued_at,

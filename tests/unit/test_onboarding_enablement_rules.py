@@ -293,11 +293,3 @@ def test_enablement_health_weighs_completion_certification_and_engagement() -> N
         None,
         ("no people registered yet",),
     )
-
-
-def test_a_mailbox_is_one_whichever_form_its_domain_is_written_in() -> None:
-    """RFC 5891: a U-label and its A-label are one domain name (a statement naming the other
-    form of a person's IDN domain stayed waiting: found from outside)."""
-    assert mbox_key("Anna@Bücher.de") == mbox_key("anna@xn--bcher-kva.de")
-    assert mbox_key("anna@xn--bcher-kva.de") == "mbox:anna@xn--bcher-kva.de"
-    assert mbox_key("Tess@Example.org") == "mbox:tess@example.org"

@@ -22,7 +22,6 @@ from urllib.parse import quote
 from services.onboarding.domain.programme import ExamRule
 from services.onboarding.domain.programme import PersonRole as PersonRole
 from services.onboarding.domain.tiers import Certification
-from shared.addresses import ascii_host
 
 VERBS = "http://adlnet.gov/expapi/verbs/"
 PASSED = VERBS + "passed"
@@ -48,19 +47,8 @@ def actor_keys(email: str | None, account: tuple[str, str] | None) -> list[str]:
     return keys
 
 
-def mailbox(email: str) -> str:
-    """A mailbox as people and statements are matched by: lower case, its domain by A-labels
-    (anna@bücher.de and anna@xn--bcher-kva.de are one mailbox, RFC 5891: a statement naming
-    the other form stayed waiting; found from outside)."""
-    local, at, domain = email.lower().rpartition("@")
-    try:
-        return f"{local}{at}{ascii_host(domain)}"
-    except ValueError:  # not a domain: the address was refused at the edge, or predates it
-        return email.lower()
-
-
 def mbox_key(email: str) -> str:
-    return "mbox:" + mailbox(email)
+    return "mbox:" + email.lower()
 
 
 def account_key(home_page: str, name: str) -> str:
