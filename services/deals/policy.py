@@ -34,6 +34,9 @@ def load_policy(path: str) -> RulesOfEngagement:
         raise InvalidPolicy(f"cannot read DEALS_POLICY_FILE {path}: {error}") from error
     if not isinstance(data, dict):
         raise InvalidPolicy(f"DEALS_POLICY_FILE {path} must hold a JSON object")
+    problem = proposal_problem(data)  # a deployed file is a new version too (found by review)
+    if problem is not None:
+        raise InvalidPolicy(f"invalid rules of engagement in DEALS_POLICY_FILE {path}: {problem}")
     return rules_from_mapping(data)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -19,7 +20,7 @@ from services.deals.domain.rules import (
     extend,
     rules_from_mapping,
 )
-from services.deals.policy import parsed
+from services.deals.policy import load_policy, parsed
 from services.deals.schemas import RegistrationIn
 from shared.errors import Unprocessable
 from shared.events.partners import PartnerStatus
@@ -337,3 +338,13 @@ def test_a_stored_version_is_read_as_it_was_written_before_the_proposal_checks()
     assert policy.partner_types["gsi"].precedence == 10**30
     with pytest.raises(Unprocessable):
         parsed(stored)
+
+
+def test_a_deployed_policy_file_is_held_to_what_a_proposal_is(tmp_path: Path) -> None:
+    """A deployed file is seeded as a stored version (found by review: it skipped the checks)."""
+    policy_file = tmp_path / "policy.json"
+    policy_file.write_text('{"version": "v1", "business_weekdays": ["1", "2"]}')
+    with pytest.raises(InvalidPolicy, match=r"business_weekdays\[0\] must be a JSON integer"):
+        load_policy(str(policy_file))
+    policy_file.write_text('{"version": "v1", "business_weekdays": [1, 2]}')
+    assert load_policy(str(policy_file)).business_weekdays == frozenset({1, 2})

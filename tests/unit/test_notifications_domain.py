@@ -107,6 +107,8 @@ def test_streams_are_bounded_per_recipient_and_given_back() -> None:
                 "[fec0::1]",  # site-local
                 "localhost.",
                 "printer.local.",
+                "\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54",  # fullwidth localhost
+                "printer.\uff4c\uff4f\uff43\uff41\uff4c",
                 "127.0.0.1.",
             )
         ),

@@ -90,10 +90,10 @@ def _host(parts: SplitResult) -> tuple[str, ipaddress.IPv4Address | ipaddress.IP
                 "url's host is a number but not an IPv4 address in dotted decimal form"
             ) from None
     try:  # no empty or over-long label, no space, no bad punycode (an underscore is DNS')
-        ascii_host(host, underscores=True)
+        # the name as DNS is asked for it: a fullwidth localhost is localhost (found by review)
+        return ascii_host(host, underscores=True).removesuffix("."), None
     except ValueError as error:
         raise Unprocessable(f"url's host is not a valid name: {error}") from None
-    return host, None
 
 
 def event_type(kind: str) -> str:
