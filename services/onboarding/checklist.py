@@ -56,6 +56,8 @@ async def complete_item(
         evidence=repository.evidence_of(row),
         reference=reference,
     )
+    if not ticked.fields:  # completed before: nothing changes
+        return row
     if ticked.activates:
         return await _activate(conn, outbox, config, row, ticked.fields, at, by)
     row = await record_version(

@@ -262,6 +262,37 @@ def test_signing_the_agreement_sets_its_term_and_renews_it_in_the_program() -> N
         assert (renewed.renewal, renewed.activates) == (True, False)
 
 
+def test_an_item_completed_again_while_onboarding_changes_nothing() -> None:
+    """Each repeat made a new version and event and overwrote the first evidence (found from
+    outside)."""
+    done = {"agreement_signed": NOW.isoformat()}
+    evidence = {"agreement_signed": {"reference": "docusign:env-1", "confirmed_by": "alice"}}
+    later = NOW + timedelta(days=1)
+    again = tick(
+        CONFIG, "ptn_1", S.ONBOARDING, done, "agreement_signed", later, evidence=evidence, **MANAGER
+    )
+    assert (again.fields, again.completed, again.done, again.activates) == ({}, done, 1, False)
+    unnamed = MANAGER | {"reference": None}
+    assert not tick(
+        CONFIG, "ptn_1", S.ONBOARDING, done, "agreement_signed", later, evidence=evidence, **unnamed
+    ).fields
+    with pytest.raises(Conflict, match=r"completed at .* with evidence docusign:env-1"):
+        tick(
+            CONFIG,
+            "ptn_1",
+            S.ONBOARDING,
+            done,
+            "agreement_signed",
+            later,
+            evidence=evidence,
+            **(MANAGER | {"reference": "docusign:env-2"}),
+        )
+    ticked = {"profile_complete": NOW.isoformat()}
+    assert not tick(
+        CONFIG, "ptn_1", S.ONBOARDING, ticked, "profile_complete", later, **PARTNER
+    ).fields
+
+
 @pytest.mark.parametrize("item", ["agreement_signed", "first_enablement_done"])
 def test_a_partner_cannot_complete_an_evidence_item_by_its_own_tick(item: str) -> None:
     done = {i: NOW.isoformat() for i in ITEMS if i != item}

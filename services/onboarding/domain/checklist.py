@@ -124,6 +124,8 @@ def tick(
     needs a confirming caller (`confirms`: a channel manager or a system client) and evidence
     (the partner's submitted reference, or `reference`)."""
     renewal = _may_change(config, partner_id, status, item)
+    if not renewal and item in completed:
+        return _repeat(config, completed, evidence or {}, item, reference)
     confirmed = _confirmed(
         config, evidence or {}, item, confirms=confirms, reference=reference, by=by, at=at
     )
@@ -138,3 +140,23 @@ def tick(
     done = len([i for i in config.checklist if i in checklist])
     activates = status is S.ONBOARDING and done == len(config.checklist)
     return Tick(checklist, fields, done, activates, renewal)
+
+
+def _repeat(
+    config: OnboardingConfig,
+    completed: Mapping[str, str],
+    evidence: Evidence,
+    item: str,
+    reference: str | None,
+) -> Tick:
+    """An item completed again while onboarding changes nothing (each repeat made a new
+    version and event, and overwrote the first confirmation's evidence: found from outside);
+    one naming other evidence than the item was completed with is a conflict."""
+    kept = evidence.get(item, {}).get("reference")
+    if reference is not None and kept is not None and reference != kept:
+        raise Conflict(
+            f"{item} was completed at {completed[item]} with evidence {kept}: while onboarding "
+            "an item is completed once"
+        )
+    done = len([i for i in config.checklist if i in completed])
+    return Tick(dict(completed), {}, done, activates=False, renewal=False)
