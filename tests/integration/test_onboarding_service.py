@@ -872,3 +872,21 @@ async def test_a_claimed_domain_is_held_only_once_it_publishes_the_token(
         assert owner not in late.text
     assert all(e.domain is None for e in await lifecycle(admin_db, pid))
     assert (await lifecycle(admin_db, owner))[-1].domain == squatted
+
+
+async def test_a_person_with_an_internationalised_address_gets_a_token_under_it(
+    onboarding: str,
+) -> None:
+    """onboarding admits josé@example.com as a person; a token's user was printable ASCII only
+    (found from outside). Whitespace stays refused."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await admitted(client, onboarding, f"tokens-{uuid.uuid4().hex[:8]}.example")
+        url = f"{onboarding}/admin/partner-tokens/{pid}"
+        named = await client.post(url, headers=ADMIN, params={"user": "josé@example.com"})
+        assert named.status_code == 200, named.text
+        own = await client.get(
+            f"{onboarding}/partners/{pid}", headers=auth_for(named.json()["token"])
+        )
+        assert own.status_code == 200, own.text
+        spaced = await client.post(url, headers=ADMIN, params={"user": "Jane Doe"})
+        assert spaced.status_code == 422, spaced.text
