@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-import shutil
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -31,7 +30,7 @@ from tests.integration.test_incentives_funds import MIGRATIONS, OUTBOX, apply_cr
 from tests.integration.test_incentives_http_edges import earning_partner
 from tests.integration.test_incentives_preapprovals import ask, budget, decide, funded_partner
 from tests.support.factories import credit_issued
-from tests.support.infra import Infra, ScratchService, migrated_pool
+from tests.support.infra import Infra, ScratchService, migrated_pool, migrations_before
 from tests.support.processes import ADMIN, auth, service_processes
 
 pytestmark = pytest.mark.integration
@@ -207,10 +206,7 @@ async def test_claims_recorded_twice_under_one_reference_before_still_migrate(
 ) -> None:
     """Before the references, a claim sent twice was recorded twice: both stay as they are
     (decided or not), and the first answers a repeat from now on."""
-    before = tmp_path / "migrations"
-    before.mkdir()
-    for script in sorted(MIGRATIONS.glob("*.sql"))[:8]:
-        shutil.copy(script, before / script.name)
+    before = migrations_before(MIGRATIONS, "0009_mdf_claim_references.sql", tmp_path / "migrations")
     assert sorted(p.name for p in before.iterdir())[-1] == "0008_payout_references.sql"
     await scratch_service.migrate("incentives", before)
     pool = await create_pool(scratch_service.dsn, scratch_service.schema, max_size=2)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -24,7 +23,7 @@ from shared.db import Pool, create_pool
 from shared.events.incentives import PayoutRecorded
 from tests.integration.test_incentives_funds import MIGRATIONS, OUTBOX, apply_credit
 from tests.support.factories import credit_issued
-from tests.support.infra import ScratchService, migrated_pool
+from tests.support.infra import ScratchService, migrated_pool, migrations_before
 
 pytestmark = pytest.mark.integration
 D = Decimal
@@ -149,10 +148,7 @@ async def test_a_ledger_with_two_payouts_under_one_reference_still_migrates(
 ) -> None:
     """Before the references, a retried payout was paid twice: both stay in the append-only
     ledger, and the first answers a retry from now on."""
-    before = tmp_path / "migrations"
-    before.mkdir()
-    for script in sorted(MIGRATIONS.glob("*.sql"))[:7]:
-        shutil.copy(script, before / script.name)
+    before = migrations_before(MIGRATIONS, "0008_payout_references.sql", tmp_path / "migrations")
     assert sorted(p.name for p in before.iterdir())[-1] == "0007_campaigns.sql"
     await scratch_service.migrate("incentives", before)
     pool = await create_pool(scratch_service.dsn, scratch_service.schema, max_size=2)

@@ -9,6 +9,7 @@ POLLINATE_ADMIN_DATABASE_URL. Without them the integration tests fail, saying ho
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -153,6 +154,16 @@ async def migrated_pool(
         yield pool
     finally:
         await pool.close()
+
+
+def migrations_before(migrations: Path, first_left_out: str, into: Path) -> Path:
+    """`into`, holding copies of `migrations`' scripts that come before `first_left_out`: a
+    schema as an earlier release left it, to migrate the rest onto data written then."""
+    into.mkdir()
+    for script in sorted(migrations.glob("*.sql")):
+        if script.name < first_left_out:
+            shutil.copy(script, into / script.name)
+    return into
 
 
 async def statements_sent(infra: Infra, role: str) -> int:
