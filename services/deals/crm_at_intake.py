@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter
 
-from services.deals import repository
 from services.deals.crm_merges import project_crm_changes
 from services.deals.policy import PolicyStore
 from shared.db import DATABASE_UNAVAILABLE, TRANSACTION_COLLISIONS, Connection
@@ -58,10 +57,10 @@ class ProjectionAtIntake:
         self, conn: Connection, outbox: Outbox, changes: Sequence[Envelope[CrmDealChanged]]
     ) -> None:
         """Project `changes` (as just recorded, in delivery order) in `conn`'s transaction and
-        announce what they changed, as the consumer would."""
+        announce what they changed, as the consumer would. The caller holds their deals' locks
+        (`crm_ingestion.record_items` takes them before it records the changes)."""
         if not changes:
             return
-        await repository.lock_crm_deal_keys(conn, [change.data for change in changes])
         if len(changes) > 1:
             refusal = await self._project(conn, outbox, changes)
             if refusal is None:
