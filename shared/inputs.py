@@ -346,14 +346,18 @@ AS_OF_REACH = timedelta(days=100 * 365)
 def check_reach(value: When, what: str = "date") -> When:
     """A date or moment (a datetime is a date) within a hundred years of now: what the platform
     adds windows to (a deal's close date, a CRM's creation stamp) must have dates after it."""
-    distance = abs(value - now()) if isinstance(value, datetime) else abs(value - now().date())
-    if distance > AS_OF_REACH:
+    if _beyond_reach(value):
         raise InputError(f"{what} must be within a hundred years of now")
     return value
 
 
+def _beyond_reach(value: date) -> bool:
+    distance = abs(value - now()) if isinstance(value, datetime) else abs(value - now().date())
+    return distance > AS_OF_REACH
+
+
 def _in_reach(value: datetime) -> datetime:
-    if abs(value - now()) > AS_OF_REACH:
+    if _beyond_reach(value):
         raise InputError("must be within a hundred years of now")
     return value
 

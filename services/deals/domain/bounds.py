@@ -43,6 +43,7 @@ COUNTS = (
 )
 COUNT_MAPS = ("review_days", "hyperscaler_acceptance_hours")
 MAX_PRECEDENCE = 100  # a rank among a handful of partner types
+_AMOUNT = TypeAdapter(Money)
 
 
 def proposal_problem(document: Mapping[str, Any]) -> str | None:
@@ -80,7 +81,7 @@ def proposal_problem(document: Mapping[str, Any]) -> str | None:
         limits.append(("review_auto_approve_limit", document["review_auto_approve_limit"]))
     for where, value in limits:
         try:
-            TypeAdapter(Money).validate_python(value)
+            _AMOUNT.validate_python(value)
         except ValidationError as error:
             return f"{where}: {error.errors(include_url=False)[0]['msg']}"
     return None
