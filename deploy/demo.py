@@ -230,7 +230,7 @@ async def main() -> None:
     print_sign_ins(signs)
     print(
         "\nThe platform keeps running: the portal on http://127.0.0.1:8000, the APIs on "
-        "http://127.0.0.1:8001..8005 (/docs for each). "
+        "http://127.0.0.1:8001..8006 (/docs for each). "
         "Follow a partner with `.venv/bin/python -m examples.partner_app --partner <id> "
         "--token <partner_admin token>`; stop everything with `make stop`."
     )

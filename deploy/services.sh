@@ -3,13 +3,16 @@
 # web front end: no database, no Kafka; it calls the services over HTTP) in front of them.
 #   deploy/services.sh start|stop|status
 # Ports: portal 8000, onboarding 8001, deals 8002, attribution 8003, incentives 8004, notifications 8005,
-# programme 8006.
-# Logs in .work/services/.
+# programme 8006: HTTP_PORT_BASE (default 8000) moves them all, so a second stack
+# (POLLINATE_WORK_DIR, KAFKA_PORT, PG_PORT: see local-stack.sh) can run its own services beside.
+# Logs in the stack's work folder (.work/services/ by default).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-RUN="$ROOT/.work/services"
+RUN="${POLLINATE_WORK_DIR:-$ROOT/.work}/services"
 PY="$ROOT/.venv/bin/python"
-declare -A PORTS=([onboarding]=8001 [deals]=8002 [attribution]=8003 [incentives]=8004 [notifications]=8005 [programme]=8006)
+BASE="${HTTP_PORT_BASE:-8000}"
+declare -A PORTS=([onboarding]=$((BASE + 1)) [deals]=$((BASE + 2)) [attribution]=$((BASE + 3))
+  [incentives]=$((BASE + 4)) [notifications]=$((BASE + 5)) [programme]=$((BASE + 6)))
 eval "$("$ROOT/deploy/local-stack.sh" env)"
 mkdir -p "$RUN"
 cd "$ROOT"
@@ -49,7 +52,7 @@ start() {
   done
 }
 
-PORTAL_PORT=8000
+PORTAL_PORT="$BASE"
 port_of() { if [ "$1" = portal ]; then echo "$PORTAL_PORT"; else echo "${PORTS[$1]}"; fi; }
 
 # The portal reaches each service at its port here and verifies sign-ins with the stack's keys.
