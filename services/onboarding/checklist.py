@@ -88,18 +88,21 @@ async def submit_item_evidence(
     by: str,
 ) -> Row:
     """The partner's evidence for an evidence item, recorded for a channel manager or the
-    enablement system to confirm; the item stays open."""
+    enablement system to confirm; the item stays open (`domain.checklist.submit_evidence`)."""
     row = await repository.lock_partner(conn, partner_id)
     evidence = submit_evidence(
         config,
         partner_id,
         PartnerStatus(row["status"]),
+        repository.checklist_of(row),
         repository.evidence_of(row),
         item,
         reference=reference,
         by=by,
         at=at,
     )
+    if evidence is None:  # the evidence the item was completed with: nothing changes
+        return row
     return await record_version(
         conn,
         outbox,

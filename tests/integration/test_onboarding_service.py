@@ -824,11 +824,31 @@ async def test_a_partner_cannot_complete_its_own_agreement_or_enablement(
                 f"{onboarding}/partners/{pid}/checklist/{item}", headers=ENABLEMENT_SYSTEM
             )
             assert confirmed.status_code == 200, confirmed.text
+            if item == "agreement_signed":
+                await _completed_evidence_stays(client, onboarding, pid, me, f"ref-{run}-{item}")
         assert confirmed.json()["status"] == "active"
         evidence = (await partner(client, onboarding, pid))["checklist_evidence"]
         assert evidence["agreement_signed"]["reference"] == f"ref-{run}-agreement_signed"
         assert evidence["agreement_signed"]["submitted_by"] == f"{pid}/app ({pid})"
         assert evidence["agreement_signed"]["confirmed_by"] == "enablement-system"
+
+
+async def _completed_evidence_stays(
+    client: httpx.AsyncClient, onboarding: str, pid: str, me: dict[str, str], reference: str
+) -> None:
+    """While onboarding, the agreement's confirmed evidence stays: the same reference again
+    changes nothing, another is 409 (it replaced the confirmed record: found from outside)."""
+    before = await partner(client, onboarding, pid)
+    url = f"{onboarding}/partners/{pid}/checklist/agreement_signed"
+    again = await client.post(url, headers=me, json={"evidence": reference})
+    assert again.status_code == 202, again.text
+    other = await client.post(url, headers=me, json={"evidence": "forged"})
+    assert other.status_code == 409, other.text
+    assert f"with evidence {reference}: while onboarding" in other.json()["detail"]
+    after = await partner(client, onboarding, pid)
+    assert after["version"] == before["version"]
+    assert after["checklist_evidence"] == before["checklist_evidence"]
+    assert after["checklist_evidence"]["agreement_signed"]["confirmed_by"] == "enablement-system"
 
 
 async def test_a_claimed_domain_is_held_only_once_it_publishes_the_token(

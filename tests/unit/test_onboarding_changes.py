@@ -310,6 +310,7 @@ def test_a_confirmer_completes_an_evidence_item_on_the_submitted_evidence_or_its
         "ptn_1",
         S.ONBOARDING,
         {},
+        {},
         "first_enablement_done",
         reference="lms:course-7",
         by="ptn_1/ada (ptn_1)",
@@ -356,14 +357,50 @@ def test_a_confirmer_completes_an_evidence_item_on_the_submitted_evidence_or_its
 def test_evidence_is_for_evidence_items_while_they_may_change() -> None:
     with pytest.raises(Unprocessable, match="profile_complete needs no evidence"):
         submit_evidence(
-            CONFIG, "ptn_1", S.ONBOARDING, {}, "profile_complete", reference="x", by="p", at=NOW
+            CONFIG, "ptn_1", S.ONBOARDING, {}, {}, "profile_complete", reference="x", by="p", at=NOW
         )
     with pytest.raises(Conflict, match="partner ptn_1 is applied"):
         submit_evidence(
-            CONFIG, "ptn_1", S.APPLIED, {}, "agreement_signed", reference="x", by="p", at=NOW
+            CONFIG, "ptn_1", S.APPLIED, {}, {}, "agreement_signed", reference="x", by="p", at=NOW
         )
     with pytest.raises(ValueError, match="evidence_items name items not on the checklist"):
         OnboardingConfig(evidence_items=("teleport",))
+
+
+def test_evidence_for_an_item_completed_while_onboarding_keeps_its_confirmation() -> None:
+    """Found from outside: a submission replaced the confirmed record of a completed item."""
+    item = "first_enablement_done"
+    completed = {item: NOW.isoformat()}
+    confirmed = {item: {"reference": "lms:1", "confirmed_by": "enablement", "confirmed_at": "t"}}
+    again = {"reference": "lms:1", "by": "ptn_1/ada (ptn_1)", "at": NOW}
+    assert (
+        submit_evidence(CONFIG, "ptn_1", S.ONBOARDING, completed, confirmed, item, **again) is None
+    )
+    with pytest.raises(Conflict) as refused:
+        submit_evidence(
+            CONFIG,
+            "ptn_1",
+            S.ONBOARDING,
+            completed,
+            confirmed,
+            item,
+            **(again | {"reference": "lms:2"}),
+        )
+    assert refused.value.message == (
+        f"{item} was completed at {NOW.isoformat()} with evidence lms:1: while onboarding an "
+        "item is completed once"
+    )
+    renewed = submit_evidence(
+        CONFIG,
+        "ptn_1",
+        S.ACTIVE,
+        {"agreement_signed": NOW.isoformat()},
+        {"agreement_signed": confirmed[item]},
+        "agreement_signed",
+        **(again | {"reference": "docusign:renewal"}),
+    )
+    assert renewed is not None
+    assert renewed["agreement_signed"]["reference"] == "docusign:renewal"
 
 
 @pytest.mark.parametrize("status", [S.APPLIED, S.ACTIVE, S.EXPELLED, S.REJECTED])

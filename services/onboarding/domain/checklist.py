@@ -61,18 +61,28 @@ def submit_evidence(
     config: OnboardingConfig,
     partner_id: str,
     status: S,
+    completed: Mapping[str, str],
     evidence: Evidence,
     item: str,
     *,
     reference: str,
     by: str,
     at: datetime,
-) -> dict[str, dict[str, str]]:
+) -> dict[str, dict[str, str]] | None:
     """The partner's evidence for an evidence item, waiting for confirmation (a new submission
-    replaces one not yet confirmed). Returns the whole evidence record after it."""
+    replaces one not yet confirmed). Returns the whole evidence record after it, or None when
+    it changes nothing: the item was completed while onboarding with this very evidence (other
+    evidence for it then is a conflict: a submission replaced the confirmed record, leaving a
+    completed item whose evidence nobody had confirmed; found from outside). The agreement
+    signed again while in the program takes new evidence for its renewal."""
     if item not in config.evidence_items:
         raise Unprocessable(f"{item} needs no evidence: it is completed directly")
-    _may_change(config, partner_id, status, item)
+    renewal = _may_change(config, partner_id, status, item)
+    if not renewal and item in completed:
+        kept = evidence.get(item, {}).get("reference")
+        if kept == reference:
+            return None
+        raise _completed_once(completed, item, kept)
     submitted = {"reference": reference, "submitted_by": by, "submitted_at": at.isoformat()}
     return {**{k: dict(v) for k, v in evidence.items()}, item: submitted}
 
@@ -154,9 +164,14 @@ def _repeat(
     one naming other evidence than the item was completed with is a conflict."""
     kept = evidence.get(item, {}).get("reference")
     if reference is not None and kept is not None and reference != kept:
-        raise Conflict(
-            f"{item} was completed at {completed[item]} with evidence {kept}: while onboarding "
-            "an item is completed once"
-        )
+        raise _completed_once(completed, item, kept)
     done = len([i for i in config.checklist if i in completed])
     return Tick(dict(completed), {}, done, activates=False, renewal=False)
+
+
+def _completed_once(completed: Mapping[str, str], item: str, kept: str | None) -> Conflict:
+    with_evidence = f" with evidence {kept}" if kept is not None else ""
+    return Conflict(
+        f"{item} was completed at {completed[item]}{with_evidence}: while onboarding an item "
+        "is completed once"
+    )
