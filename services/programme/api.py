@@ -166,7 +166,7 @@ async def answer_plan(
     """The partner accepts or declines the proposed plan (409 for a plan not proposed)."""
     partner_scope(who, partner_id, f"partner {partner_id}")
     async with platform.transaction() as conn:
-        await plans.respond(conn, who, partner_id, year, body.accept, body.note, now())
+        await plans.respond(conn, who, partner_id, year, body, now())
     return await one_plan(platform, partner_id, year, settings.new_logo_rules)
 
 

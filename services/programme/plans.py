@@ -17,6 +17,7 @@ from services.programme.domain.plans import (
     is_repeat,
 )
 from services.programme.domain.quarters import Quarter
+from services.programme.schemas import PlanAnswerIn
 from shared.audit import record_action
 from shared.db import Connection, advisory_key
 from shared.errors import Conflict, NotFound
@@ -66,15 +67,17 @@ async def respond(
     who: Caller,
     partner_id: str,
     year: int,
-    accept: bool,
-    note: str,
+    answered: PlanAnswerIn,
     at: datetime,
 ) -> None:
-    """The partner's answer to the proposed revision."""
+    """The partner's answer to the proposed revision it read."""
     current = await repository.lock_plan(conn, partner_id, year)
     if current is None:
         raise NotFound(f"no business plan for {year}")
-    state = answer(PlanState(current["state"]), accept)
+    state = answer(
+        PlanState(current["state"]), current["revision"], answered.accept, answered.revision
+    )
+    note = answered.note
     await repository.save_answer(conn, partner_id, year, state, who.subject, note, at)
     await repository.add_plan_history(
         conn,

@@ -151,6 +151,12 @@ class PlanIn(_Request):
 
 class PlanAnswerIn(_Request):
     accept: bool
+    revision: int = Field(
+        ge=1,
+        le=2**31 - 1,
+        description="the plan's revision the partner read and answers: 409 when the plan has "
+        "been revised since (the partner accepted goals it never saw: found from outside)",
+    )
     note: Annotated[FreeText, Field(max_length=2000)] = ""
 
 

@@ -315,7 +315,7 @@ async def test_a_quarterly_review_shows_goals_against_actuals_from_three_service
         )
         assert proposed.status_code == 200, proposed.text
         accepted = await client.post(
-            f"{plan_url}/answer", headers=partner_admin, json={"accept": True}
+            f"{plan_url}/answer", headers=partner_admin, json={"accept": True, "revision": 1}
         )
         assert accepted.json()["state"] == "accepted", accepted.text
         seen: dict[str, dict[str, Decimal]] = {}

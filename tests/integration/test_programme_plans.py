@@ -77,7 +77,9 @@ async def test_a_plan_is_proposed_answered_by_the_partner_and_revised(
             await client.put(plan_url, headers=partner_admin(partner), json=PLAN)
         ).status_code == 403
         early = await client.post(
-            f"{plan_url}/answer", headers=partner_admin(partner), json={"accept": True}
+            f"{plan_url}/answer",
+            headers=partner_admin(partner),
+            json={"accept": True, "revision": 1},
         )
         assert early.status_code == 404, early.text
 
@@ -87,12 +89,16 @@ async def test_a_plan_is_proposed_answered_by_the_partner_and_revised(
 
         # the partner's users read it; only its admins answer; another partner sees nothing
         assert (await client.get(plan_url, headers=auth(partner))).status_code == 200
-        user = await client.post(f"{plan_url}/answer", headers=auth(partner), json={"accept": True})
+        user = await client.post(
+            f"{plan_url}/answer", headers=auth(partner), json={"accept": True, "revision": 1}
+        )
         assert user.status_code == 403
         other = partner_admin("p-someone-else")
         assert (await client.get(plan_url, headers=other)).status_code == 404
         assert (
-            await client.post(f"{plan_url}/answer", headers=other, json={"accept": True})
+            await client.post(
+                f"{plan_url}/answer", headers=other, json={"accept": True, "revision": 1}
+            )
         ).status_code == 404
         # reviewing a plan not accepted is refused
         early_review = await client.post(
@@ -103,7 +109,7 @@ async def test_a_plan_is_proposed_answered_by_the_partner_and_revised(
         declined = await client.post(
             f"{plan_url}/answer",
             headers=partner_admin(partner),
-            json={"accept": False, "note": "too high"},
+            json={"accept": False, "note": "too high", "revision": 1},
         )
         assert declined.status_code == 200, declined.text
         assert (declined.json()["state"], declined.json()["response_note"]) == (
@@ -111,7 +117,9 @@ async def test_a_plan_is_proposed_answered_by_the_partner_and_revised(
             "too high",
         )
         again = await client.post(
-            f"{plan_url}/answer", headers=partner_admin(partner), json={"accept": True}
+            f"{plan_url}/answer",
+            headers=partner_admin(partner),
+            json={"accept": True, "revision": 1},
         )
         assert again.status_code == 409
         assert "the plan is declined" in again.text
@@ -122,8 +130,19 @@ async def test_a_plan_is_proposed_answered_by_the_partner_and_revised(
             json=PLAN | {"goals": PLAN["goals"] | {"sourced_revenue": "150000"}},
         )
         assert (revised.json()["state"], revised.json()["revision"]) == ("proposed", 2)
+        # an answer to the revision read before this one accepts nothing (found from outside)
+        stale = await client.post(
+            f"{plan_url}/answer",
+            headers=partner_admin(partner),
+            json={"accept": True, "revision": 1},
+        )
+        assert stale.status_code == 409, stale.text
+        assert "at revision 2, not 1: read it again" in stale.json()["detail"]
+        assert (await client.get(plan_url, headers=ADMIN)).json()["state"] == "proposed"
         accepted = await client.post(
-            f"{plan_url}/answer", headers=partner_admin(partner), json={"accept": True}
+            f"{plan_url}/answer",
+            headers=partner_admin(partner),
+            json={"accept": True, "revision": 2},
         )
         assert accepted.json()["state"] == "accepted"
         history = [(h["revision"], h["state"]) for h in accepted.json()["history"]]
@@ -190,7 +209,9 @@ async def test_a_quarterly_review_shows_goals_against_actuals_from_three_service
         plan_url = f"{programme}/partners/{partner}/plans/{YEAR}"
         assert (await client.put(plan_url, headers=ADMIN, json=PLAN)).status_code == 200
         accepted = await client.post(
-            f"{plan_url}/answer", headers=partner_admin(partner), json={"accept": True}
+            f"{plan_url}/answer",
+            headers=partner_admin(partner),
+            json={"accept": True, "revision": 1},
         )
         assert accepted.status_code == 200, accepted.text
 

@@ -208,11 +208,21 @@ def test_a_percentile_is_an_observed_value_with_p_percent_at_or_below(
 
 
 def test_only_a_proposed_plan_is_answered() -> None:
-    assert answer(PlanState.PROPOSED, accept=True) is PlanState.ACCEPTED
-    assert answer(PlanState.PROPOSED, accept=False) is PlanState.DECLINED
+    assert answer(PlanState.PROPOSED, 2, accept=True, answered=2) is PlanState.ACCEPTED
+    assert answer(PlanState.PROPOSED, 2, accept=False, answered=2) is PlanState.DECLINED
     for state in (PlanState.ACCEPTED, PlanState.DECLINED):
         with pytest.raises(Conflict, match=f"the plan is {state.value}"):
-            answer(state, accept=True)
+            answer(state, 2, accept=True, answered=2)
+
+
+def test_only_the_revision_the_partner_read_is_answered() -> None:
+    """A partner accepted goals revised after it read the plan (found from outside)."""
+    for read in (1, 3):
+        with pytest.raises(Conflict) as refused:
+            answer(PlanState.PROPOSED, 2, accept=True, answered=read)
+        assert refused.value.message == (
+            f"the plan is at revision 2, not {read}: read it again before answering"
+        )
 
 
 def test_only_an_accepted_plan_is_reviewed_and_only_in_its_year() -> None:

@@ -45,11 +45,16 @@ def is_repeat(current: Mapping[str, Any] | None, currency: str, goals: Goals, no
     ) == (currency, goals, note)
 
 
-def answer(state: PlanState, accept: bool) -> PlanState:
-    """The partner's answer to a plan: only a proposed plan can be answered."""
+def answer(state: PlanState, revision: int, accept: bool, answered: int) -> PlanState:
+    """The partner's answer to a plan at `revision`: only a proposed plan can be answered, and
+    only the revision the partner read (`answered`)."""
     if state is not PlanState.PROPOSED:
         raise Conflict(
             f"the plan is {state.value}: only a proposed plan can be accepted or declined"
+        )
+    if answered != revision:
+        raise Conflict(
+            f"the plan is at revision {revision}, not {answered}: read it again before answering"
         )
     return PlanState.ACCEPTED if accept else PlanState.DECLINED
 
