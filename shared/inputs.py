@@ -2,7 +2,9 @@
 its inputs into, once, at the edge. Contracts only (no I/O).
 
 Every string is bounded and clean: no NUL, no lone surrogate (Postgres and the JSON encoder
-refuse both), no C0/C1 control character (free text may hold tab, newline and carriage return).
+refuse both), no C0/C1 control character (free text may hold tab, newline and carriage return),
+no explicit bidirectional control (embeddings, overrides, isolates: they reorder what a page
+shows after the value).
 Names are NFKC-normalised with their whitespace collapsed and must keep a letter or digit.
 Currencies are ISO 4217 codes with a minor unit (from the `iso4217` package), countries ISO
 3166-1 alpha-2 codes (from `pycountry`); an amount fits the ledgers' `numeric(20, 2)` columns
@@ -20,6 +22,7 @@ adapters, which read payloads pydantic does not model, call them with the field'
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import re
@@ -29,12 +32,14 @@ from decimal import Decimal
 from functools import cache
 from itertools import accumulate
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 import iso4217
 import pycountry
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BeforeValidator, Field
 
+from shared.addresses import ascii_host
 from shared.clock import now
 from shared.errors import RequestError
 from shared.events.crm import CrmSource
@@ -48,9 +53,18 @@ MONEY_DECIMALS = 2
 EARLIEST_YEAR = 1900
 LATEST_YEAR = 9999
 
-# C0 and C1 controls, DEL, and the surrogate range (a lone surrogate is not text).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# The explicit bidirectional formatting controls: embeddings and overrides (U+202A-202E: LRE,
+# RLE, PDF, LRO, RLO) and isolates (U+2066-2069: LRI, RLI, FSI, PDI). Found from outside: a
+# company name ending in U+202E reversed what the console printed after it ("(isv,
+# moc.tfosorcim)" read as a Microsoft domain), and a customer name the amount beside it. No
+# real name needs them: the Unicode bidi algorithm lays out Arabic or Hebrew by itself. The
+# implicit marks (LRM, RLM, ALM) stay: they are part of writing such text, cannot reverse a
+# run of letters, and the portal isolates whatever a person sent from the text around it.
+_BIDI = "\u202a-\u202e\u2066-\u2069"
+# C0 and C1 controls, DEL, the surrogate range (a lone surrogate is not text) and bidi controls.
+_CONTROL = re.compile(rf"[\x00-\x1f\x7f-\x9f\ud800-\udfff{_BIDI}]")
+_CONTROL_IN_TEXT = re.compile(rf"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff{_BIDI}]")
+_BIDI_CONTROL = re.compile(f"[{_BIDI}]")
 
 
 class InputError(ValueError):
@@ -66,6 +80,11 @@ def _refuse_controls(value: str, pattern: re.Pattern[str], what: str) -> str:
         raise InputError(f"{what} must not contain NUL characters")
     if "\ud800" <= char <= "\udfff":
         raise InputError(f"{what} must not contain lone surrogates (U+{ord(char):04X})")
+    if _BIDI_CONTROL.match(char):
+        raise InputError(
+            f"{what} must not contain bidirectional embedding, override or isolate controls "
+            f"(U+{ord(char):04X})"
+        )
     raise InputError(f"{what} must not contain control characters (U+{ord(char):04X})")
 
 
@@ -126,6 +145,58 @@ def check_email(
     except EmailNotValidError as error:
         raise InputError(f"{what} is not a valid e-mail address: {error}") from error
     return value
+
+
+def check_https_url(value: str, what: str = "url") -> str:
+    """`value` unchanged if it is an absolute https URL a browser opens as written: no spaces,
+    controls or credentials; its host a DNS name (`shared.addresses.ascii_host`, an underscore
+    allowed), an IPv4 address in dotted decimal form or an IPv6 address in brackets; its port,
+    when given, a number from 1 to 65535. Else an InputError saying which part is wrong. Found
+    from outside: `https://res.example:abc/a`, `:99999`, `:0` and `https://[::1/a` were
+    stored as resource addresses, and every page listing them failed reading them (a 500)."""
+    _refuse_controls(value, _CONTROL, what)
+    if any(char.isspace() for char in value):
+        raise InputError(f"{what} must not contain spaces")
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # ValueError: not ASCII digits, or beyond 65535
+    except ValueError as error:
+        raise InputError(f"{what} is not a valid URL: {error}") from None
+    if parts.scheme != "https":
+        raise InputError(f"{what} must be an https URL")
+    if parts.username is not None or parts.password is not None:
+        raise InputError(f"{what} must not carry credentials")
+    bracketed = parts.netloc.startswith("[")
+    port_text = parts.netloc.rpartition("]")[2] if bracketed else parts.netloc
+    if port == 0 or port_text.endswith(":"):  # urlsplit takes both; no browser opens them
+        raise InputError(f"{what}'s port must be a number from 1 to 65535")
+    _url_host(parts.hostname or "", bracketed, what)
+    return value
+
+
+def _url_host(host: str, bracketed: bool, what: str) -> None:
+    if not host:
+        raise InputError(f"{what} must name a host")
+    if bracketed:  # urlsplit has read it as an IPv6 address (or refused it)
+        if "%" in host:  # a zone names an interface of one machine, not a place on the web
+            raise InputError(f"{what}'s IPv6 address must not name a zone")
+        return
+    name = host.removesuffix(".")
+    last = name.rpartition(".")[2]
+    # A name whose last label is a number is an IPv4 address to a browser (2852039166 and
+    # 0x7f.1 too): only the dotted decimal form reads the same everywhere.
+    if last.isascii() and (last.isdigit() or last.startswith("0x")):
+        try:
+            ipaddress.IPv4Address(name)
+        except ValueError:
+            raise InputError(
+                f"{what}'s host is a number but not an IPv4 address in dotted decimal form"
+            ) from None
+        return
+    try:
+        ascii_host(name, underscores=True)
+    except ValueError as error:
+        raise InputError(f"{what}'s host is not a valid name: {error}") from None
 
 
 def clean_name(value: str, what: str = "name") -> str:
@@ -298,6 +369,10 @@ def as_email(value: str) -> str:
     return check_email(value)
 
 
+def as_https_url(value: str) -> str:
+    return check_https_url(value)
+
+
 def as_storable_json(value: Any) -> Any:
     return storable_json(value)
 
@@ -427,6 +502,11 @@ AsOf = Annotated[datetime, AfterValidator(_instant), AfterValidator(_in_reach)]
 EmailAddress = Annotated[str, Field(max_length=254), AfterValidator(as_email)]
 """A person's e-mail address, exactly as given (see `check_email`)."""
 
+HttpsUrl = Annotated[
+    str, Field(max_length=TEXT_MAX, pattern=r"^https://\S+$"), AfterValidator(as_https_url)
+]
+"""An address a person's browser is sent to, exactly as given (see `check_https_url`)."""
+
 JsonObject = Annotated[dict[str, Any], AfterValidator(as_storable_json)]
 """A free JSON object kept as sent: see `storable_json`."""
 
@@ -440,6 +520,7 @@ __all__ = [
     "DealKey",
     "EmailAddress",
     "FreeText",
+    "HttpsUrl",
     "Ident",
     "InputError",
     "Instant",
@@ -448,10 +529,12 @@ __all__ = [
     "Name",
     "PositiveMoney",
     "Reference",
+    "as_https_url",
     "as_ident",
     "as_name",
     "as_text",
     "check_email",
+    "check_https_url",
     "check_money",
     "check_reach",
     "clean_ident",

@@ -27,6 +27,7 @@ from shared.events.partners import PartnerType
 from shared.inputs import (
     AsOf,
     Code,
+    HttpsUrl,
     Instant,
     JsonObject,
     Name,
@@ -297,7 +298,8 @@ class ResourceIn(BaseModel):
 
     kind: ResourceKind
     title: Name
-    url: Annotated[str, Field(max_length=2000, pattern=r"^https://\S+$"), AfterValidator(as_ident)]
+    # Parsed as a browser will (host, port): a page listing a malformed address failed (500).
+    url: HttpsUrl
     partner_types: list[PartnerType] = Field(
         default_factory=list, max_length=20, description="the types it is meant for (none: all)"
     )

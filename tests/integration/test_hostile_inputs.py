@@ -22,7 +22,7 @@ from tests.support.fuzz import Operation, operations, requests, unsafe_for_share
 from tests.support.infra import Infra
 from tests.support.onboarding import strong_application
 from tests.support.processes import ADMIN, auth, service_processes
-from tests.support.tokens import FINANCE
+from tests.support.tokens import FINANCE, partner_admin
 
 pytestmark = pytest.mark.integration
 
@@ -451,6 +451,15 @@ CASES: list[tuple[str, str, str, dict[str, Any], bytes | None, int, str]] = [
         422,
         "NUL",
     ),
+    (  # found from outside: it showed "(isv, moc.tfosorcim)" as "(microsoft.com ,vsi)"
+        "onboarding",
+        "POST",
+        "/applications",
+        {},
+        J(strong_application("bidi.example", company_name="Northwind Traders \u202e")).encode(),
+        422,
+        "bidirectional embedding, override or isolate controls (U+202E)",
+    ),
     (
         "onboarding",
         "POST",
@@ -644,6 +653,15 @@ CASES: list[tuple[str, str, str, dict[str, Any], bytes | None, int, str]] = [
         422,
         "NUL",
     ),
+    (  # found from outside: the endpoint's address showed reversed on the webhooks page
+        "notifications",
+        "POST",
+        f"/partners/{PARTNER}/webhooks",
+        partner_admin(PARTNER),
+        J({"url": "https://hooks.example/\u202egpj.exe"}).encode(),
+        422,
+        "bidirectional embedding",
+    ),
 ]
 
 
@@ -677,6 +695,8 @@ CLASSES: list[tuple[str, str, str, int, str]] = [
     ("lone-surrogate", "string", '"Acme \\ud800 Corp"', 422, "string"),
     ("control", "string", '"Acme\\u0007 Corp"', 422, "control characters"),
     ("c1-control", "string", '"Acme\\u009b Corp"', 422, "control characters"),
+    ("bidi-override", "string", '"Acme \\u202e Corp"', 422, "bidirectional embedding"),
+    ("bidi-isolate", "string", '"Acme \\u2067 Corp"', 422, "bidirectional embedding"),
     ("wrong-type", "string", "[1, 2]", 422, "string"),
     ("overlong", "string", '"' + "x" * 5000 + '"', 422, "at most"),
     ("infinity", "number", "1e400", 422, ""),

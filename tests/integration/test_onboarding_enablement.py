@@ -656,6 +656,34 @@ async def test_resources_meant_for_a_partner_and_engagement_count_towards_its_he
         assert programme.json()["people"] >= 2
 
 
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("https://res.example:abc/a", "Port could not be cast to integer"),
+        ("https://res.example:99999/a", "Port out of range"),
+        ("https://res.example:0/a", "port must be a number from 1 to 65535"),
+        ("https://[::1/a", "Invalid IPv6 URL"),
+        ("https://exa..mple/a", "host is not a valid name"),
+        ("https://res.example/\u202egpj.exe", "bidirectional embedding"),
+    ],
+)
+async def test_a_resource_address_is_refused_unless_a_browser_opens_it(
+    onboarding: str, url: str, why: str
+) -> None:
+    """Found from outside: these were stored (the check was a pattern), then the portal's
+    library and sandbox sign-ups answered 500 for every partner who could see them."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        answer = await client.post(
+            f"{onboarding}/admin/resources",
+            headers=ADMIN,
+            json={"kind": "playbook", "title": "port probe", "url": url},
+        )
+    assert answer.status_code == 422, answer.text
+    [problem] = answer.json()["detail"]
+    assert problem["loc"] == ["body", "url"]
+    assert why in problem["msg"]
+
+
 async def test_concurrent_repeats_and_a_racing_registration_certify_exactly_once(
     onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
 ) -> None:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from services.deals.adapters import AdapterError, from_hubspot, from_salesforce_cdc
+from services.deals.crm_ingestion import hubspot_items
 from services.deals.domain.customers import (
     Customer,
     _prototypes,
@@ -31,6 +32,7 @@ from shared.inputs import (
     Day,
     EmailAddress,
     FreeText,
+    HttpsUrl,
     Ident,
     InputError,
     Instant,
@@ -39,11 +41,13 @@ from shared.inputs import (
     Money,
     Name,
     check_email,
+    check_https_url,
     check_money,
     json_depth,
     parse_json,
     storable_json,
 )
+from tests.support.crm import hubspot_property_change
 
 
 def refused(kind: Any, value: Any) -> str:
@@ -64,6 +68,33 @@ def refused(kind: Any, value: Any) -> str:
 )
 def test_strings_refuse_nul_surrogates_and_controls(kind: Any, value: str, why: str) -> None:
     assert why in refused(kind, value)
+
+
+BIDI_CONTROLS = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))]
+
+
+@pytest.mark.parametrize("kind", [Ident, Name, FreeText, EmailAddress])
+@pytest.mark.parametrize("control", BIDI_CONTROLS)
+def test_strings_refuse_bidi_embeddings_overrides_and_isolates(kind: Any, control: str) -> None:
+    """Found from outside: "Northwind Traders U+202E" showed the console's "(isv,
+    moc.tfosorcim)" after it as "(microsoft.com ,vsi)"."""
+    value = f"ada{control}@x.example" if kind is EmailAddress else f"Northwind {control}Traders"
+    why = refused(kind, value)
+    assert f"bidirectional embedding, override or isolate controls (U+{ord(control):04X})" in why
+
+
+def test_right_to_left_text_keeps_its_implicit_marks_but_not_an_override() -> None:
+    # Hebrew and Arabic need no explicit control; LRM, RLM and ALM place punctuation in them.
+    texts = (
+        '\u05d0\u05d1\u05d2 \u05d1\u05e2"\u05de',
+        "\u0634\u0631\u0643\u0629 (1)\u200f",
+        "Acme\u200e",
+        "\u0661\u061c\u0662",
+    )
+    for kind in (Name, FreeText, Ident):
+        for text in texts:
+            assert TypeAdapter(kind).validate_python(text) == text
+            assert "bidirectional" in refused(kind, "\u202e" + text)
 
 
 def test_free_text_keeps_tab_and_newline_but_names_and_ids_do_not() -> None:
@@ -214,6 +245,48 @@ def test_an_address_that_only_names_someone_may_be_in_a_test_sandbox() -> None:
         check_email("ada@lms.test")
 
 
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("https://res.example:abc/a", "not a valid URL: Port could not be cast"),
+        ("https://res.example:99999/a", "not a valid URL: Port out of range"),
+        ("https://res.example:0/a", "port must be a number from 1 to 65535"),
+        ("https://res.example:/a", "port must be a number from 1 to 65535"),
+        ("https://[::1/a", "not a valid URL: Invalid IPv6 URL"),
+        ("https://[res.example]/a", "does not appear to be an IPv4 or IPv6 address"),
+        ("https://[fe80::1%25eth0]/a", "must not name a zone"),
+        ("https://2852039166/a", "not an IPv4 address in dotted decimal form"),
+        ("https://exa_mple..com/a", "host is not a valid name"),
+        ("https:///a", "must name a host"),
+        ("https://user:pw@res.example/a", "must not carry credentials"),
+        ("https://res.example/\u202eexe.pdf", "bidirectional embedding"),
+    ],
+)
+def test_https_urls_are_parsed_as_a_browser_opens_them(url: str, why: str) -> None:
+    assert why in refused(HttpsUrl, url)
+
+
+def test_an_https_url_is_kept_as_given_and_a_stored_one_judged_without_the_pattern() -> None:
+    for url in (
+        "https://res.example/a?b=c#d",
+        "https://res.example:8443/a",
+        "https://b\u00fccher.example/katalog",
+        "https://[2001:db8::1]:8443/",
+        "https://93.184.216.34/a",
+        "https://res.example./a",
+    ):
+        assert TypeAdapter(HttpsUrl).validate_python(url) == url
+        assert check_https_url(url) == url
+    # What the portal asks of an address stored before the check (no pattern ahead of it).
+    for url, why in (
+        ("http://res.example/a", "must be an https URL"),
+        ("https://res.example/a\u00a0b", "must not contain spaces"),
+        ("https://res.example:99999/a", "Port out of range"),
+    ):
+        with pytest.raises(InputError, match=why):
+            check_https_url(url)
+
+
 def test_email_addresses_are_kept_as_given() -> None:
     assert TypeAdapter(EmailAddress).validate_python("Ada.L+x@Vendor.example") == (
         "Ada.L+x@Vendor.example"
@@ -300,6 +373,14 @@ def test_salesforce_fields_of_the_wrong_type_are_refused(payload: Any, why: str)
             },
             "NUL",
         ),
+        (
+            {
+                "subscriptionType": "deal.propertyChange",
+                "propertyName": "dealname",
+                "propertyValue": "Fabrikam \u202e",
+            },
+            r"bidirectional embedding, override or isolate controls \(U\+202E\)",
+        ),
     ],
 )
 def test_hubspot_fields_of_the_wrong_type_are_refused(event: dict[str, Any], why: str) -> None:
@@ -312,6 +393,21 @@ def test_hubspot_fields_of_the_wrong_type_are_refused(event: dict[str, Any], why
     }
     with pytest.raises(AdapterError, match=why):
         from_hubspot([{**base, **event}])
+
+
+def test_a_crm_item_with_a_bidi_control_is_refused_alone_saying_why() -> None:
+    at = datetime.now(UTC)
+    good = hubspot_property_change(7, "dealname", "Fabrikam", at)
+    bad = hubspot_property_change(8, "dealname", "Fabrikam \u202e", at)
+    items = hubspot_items([good, bad], at, frozenset({str(good["portalId"])}))
+    assert [(item.index, item.refused) for item in items] == [
+        (0, None),
+        (
+            1,
+            "[1].propertyValue must not contain bidirectional embedding, override or isolate "
+            "controls (U+202E)",
+        ),
+    ]
 
 
 def test_a_hubspot_numeric_object_id_is_still_an_id() -> None:
