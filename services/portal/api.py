@@ -7,13 +7,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi import APIRouter, Depends, Form, Header, Path, Query, Request
 from pydantic import BaseModel
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from services.portal import views
 from services.portal.backends import BackendRefused, Backends, answered
 from services.portal.domain import pages
+from services.portal.domain.pages import segment
 from services.portal.rendering import page
 from services.portal.schemas import CheckAnswer
 from services.portal.sessions import (
@@ -118,17 +119,28 @@ async def home(request: Request, session: PartnerDep, backends: BackendsDep) -> 
     return page(request, "home.html", {"home": await views.home(backends, session)})
 
 
+# A cursor as the notifications service hands them out (unpadded URL-safe base64, at most 40
+# characters; which ones it takes is its business). Found from outside: a non-ASCII
+# Last-Event-ID could not be written into the request to the service (a 500); now a 422 here.
+CURSOR = r"^[A-Za-z0-9_-]*$"
+CURSOR_MAX = 40
+
+
 @router.get("/live/notifications")
 async def live_notifications(
-    request: Request, session: PartnerDep, backends: BackendsDep, after: str | None = None
+    session: PartnerDep,
+    backends: BackendsDep,
+    after: Annotated[str | None, Query(max_length=CURSOR_MAX, pattern=CURSOR)] = None,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", max_length=CURSOR_MAX, pattern=CURSOR)
+    ] = None,
 ) -> Response:
     """The partner's notifications stream, passed through from the notifications service
     (a browser's EventSource cannot send the token itself)."""
-    path = f"/partners/{session.caller.partner_id}/notifications/stream"
+    path = f"/partners/{segment(session.caller.partner_id)}/notifications/stream"
     if after:
         path += "?" + urlencode({"after": after})
-    resume = request.headers.get("last-event-id")
-    body = await backends.stream(session, "notifications", path, resume)
+    body = await backends.stream(session, "notifications", path, last_event_id)
     return StreamingResponse(
         body,
         media_type="text/event-stream",
@@ -174,7 +186,7 @@ async def check(
         return page(request, "check.html", {"answer": None})
     if not products.strip():
         partner = await backends.get(
-            session, "onboarding", f"/partners/{session.caller.partner_id}"
+            session, "onboarding", f"/partners/{segment(session.caller.partner_id)}"
         )
         products = ",".join(partner.get("products") or ["-"])
     body = registration_body(
@@ -228,9 +240,12 @@ async def registration(
 
 @router.post("/registrations/{registration_id}/extension", dependencies=[CsrfDep])
 async def extend(
-    request: Request, registration_id: str, session: PartnerDep, backends: BackendsDep
+    request: Request,
+    registration_id: Annotated[str, Path(max_length=200)],
+    session: PartnerDep,
+    backends: BackendsDep,
 ) -> Response:
-    path = f"/registrations/{registration_id}/extension"
+    path = f"/registrations/{segment(registration_id)}/extension"
     answer, message, status = await answered(
         backends.call(session, "deals", "POST", path), "Not extended", (409,)
     )

@@ -124,8 +124,8 @@ def install_error_pages(app: FastAPI) -> None:
         return RedirectResponse(target, status_code=303)
 
     async def csrf(request: Request, error: Exception) -> Response:
-        message = "the form was stale or not sent by this portal: reload the page and try again"
-        return page(request, "error.html", {"message": message}, status=403)
+        assert isinstance(error, CsrfRefused)
+        return page(request, "error.html", {"message": error.why}, status=403)
 
     async def refused(request: Request, error: Exception) -> Response:
         assert isinstance(error, BackendRefused)

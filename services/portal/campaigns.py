@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from services.portal.api import BackendsDep, PartnerDep
 from services.portal.backends import Backends, answered
+from services.portal.domain.pages import segment
 from services.portal.earnings import mdf_page
 from services.portal.sessions import CsrfDep, Session
 
@@ -92,7 +93,7 @@ async def _campaign_and_programs(
     """The campaign as programme shows the partner (another's is programme's 404) and the
     incentive programmes (the fund's currency)."""
     campaign, programs = await asyncio.gather(
-        backends.get(session, "programme", f"/campaigns/{campaign_id}"),
+        backends.get(session, "programme", f"/campaigns/{segment(campaign_id)}"),
         backends.get(session, "incentives", "/programs"),
     )
     return campaign, programs

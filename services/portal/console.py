@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Path, Request
 from starlette.responses import Response
@@ -16,6 +15,7 @@ from starlette.responses import Response
 from services.portal import views
 from services.portal.api import BackendsDep
 from services.portal.backends import BackendRefused, answered, each
+from services.portal.domain.pages import segment
 from services.portal.rendering import page
 from services.portal.sessions import CsrfDep, Session, SessionDep
 from shared.identity import Role
@@ -64,14 +64,14 @@ async def registration(
 @router.post("/registrations/{registration_id}/review", dependencies=[CsrfDep])
 async def review(
     request: Request,
-    registration_id: str,
+    registration_id: Annotated[str, Path(max_length=200)],
     session: ManagerDep,
     backends: BackendsDep,
     decision: Annotated[str, Form(pattern="^(approve|reject)$")],
     note: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     params = {"approve": str(decision == "approve").lower(), "note": note.strip() or decision}
-    path = f"/registrations/{registration_id}/review"
+    path = f"/registrations/{segment(registration_id)}/review"
     call = backends.call(session, "deals", "POST", path, params=params)
     answer, message, status = await answered(call, "Not reviewed")
     if status == 200:
@@ -127,9 +127,7 @@ async def mdf_page(
     partners = sorted({str(c["partner_id"]) for c in [*waiting, *budgets_waiting]})
 
     def fund(partner_id: str) -> Callable[[], Awaitable[Any]]:
-        return lambda: backends.get(
-            session, "incentives", f"/partners/{quote(partner_id, safe='')}/mdf"
-        )
+        return lambda: backends.get(session, "incentives", f"/partners/{segment(partner_id)}/mdf")
 
     funds = dict(zip(partners, await each(fund(p) for p in partners), strict=True))
     context = {
@@ -190,7 +188,7 @@ def decision_route(path: str, item: str, service: str, again: str, done: str) ->
         item_id: str = Path(alias=item, max_length=200),
     ) -> Response:
         body = {"approve": decision == "approve", "note": note.strip()}
-        call = (service, "POST", path.format_map({item: item_id}))
+        call = (service, "POST", path.format_map({item: segment(item_id)}))
         message = done.format(item=item_id, decided=DECIDED[decision])
         return await decided(request, session, backends, call, again, message, json=body)
 
@@ -241,7 +239,7 @@ async def confirm_link(
 ) -> Response:
     # The reference is one path segment there as here: a '?', '#', '%' or space in it would
     # otherwise end or change the path attribution is asked for.
-    link = f"{quote(source, safe='')}/{quote(external_id, safe='')}"
+    link = f"{segment(source)}/{segment(external_id)}"
     call = ("attribution", "POST", f"/crm-links/{link}/confirm")
     done = f"Confirmed: {source} {external_id}"
     return await decided(request, session, backends, call, "links", done)

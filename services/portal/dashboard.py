@@ -12,7 +12,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
@@ -21,6 +20,7 @@ from services.portal.api import BackendsDep
 from services.portal.backends import BackendRefused, Backends, BackendUnavailable, each
 from services.portal.console import ManagerDep
 from services.portal.domain import programme as rules
+from services.portal.domain.pages import segment
 from services.portal.rendering import page
 from services.portal.sessions import Session
 
@@ -36,7 +36,7 @@ async def partner_names(backends: Backends, session: Session, ids: list[str]) ->
 
     def name(partner_id: str) -> Callable[[], Awaitable[str | None]]:
         async def ask() -> str | None:
-            path = f"/partners/{quote(partner_id, safe='')}"
+            path = f"/partners/{segment(partner_id)}"
             try:
                 partner = await backends.get(session, "onboarding", path)
             except (BackendRefused, BackendUnavailable):

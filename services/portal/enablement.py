@@ -11,8 +11,9 @@ from starlette.responses import RedirectResponse, Response
 
 from services.portal import views
 from services.portal.api import BackendsDep, PartnerDep
-from services.portal.backends import Backends, answered
+from services.portal.backends import Backends, BackendUnavailable, answered
 from services.portal.domain import enablement
+from services.portal.domain.pages import segment
 from services.portal.rendering import page
 from services.portal.sessions import CsrfDep, Session
 
@@ -73,9 +74,12 @@ async def download(
 ) -> Response:
     """The download is recorded as the person's engagement (onboarding counts one a day), then
     the browser goes to the resource itself."""
-    path = f"/resources/{resource_id}/engagements"
+    path = f"/resources/{segment(resource_id)}/engagements"
     answer = await backends.call(session, "onboarding", "POST", path, json={"action": "download"})
-    return RedirectResponse(str(answer["resource"]["url"]), status_code=303)
+    url = str(answer["resource"]["url"])
+    if not enablement.openable(url):  # stored before onboarding checked addresses
+        raise BackendUnavailable("onboarding", "answered a resource address no browser opens")
+    return RedirectResponse(url, status_code=303)
 
 
 @router.post("/resources/{resource_id}/sandbox", dependencies=[CsrfDep])
@@ -84,7 +88,7 @@ async def sandbox(
 ) -> Response:
     """A sign-up for an SDK/API early-access sandbox, recorded with onboarding (once per
     person); a resource that is not an early-access programme is onboarding's 422."""
-    path = f"/resources/{resource_id}/engagements"
+    path = f"/resources/{segment(resource_id)}/engagements"
     call = backends.call(session, "onboarding", "POST", path, json={"action": "sandbox_signup"})
     answer, refusal, status = await answered(call, "Not signed up", (422,))
     if status != 200:

@@ -18,6 +18,7 @@ from services.portal.api import BackendsDep
 from services.portal.backends import BackendRefused, Backends
 from services.portal.console import ManagerDep
 from services.portal.domain import partners as rules
+from services.portal.domain.pages import segment
 from services.portal.rendering import page
 from services.portal.sessions import Session
 from shared.events.partners import PartnerStatus, PartnerType
@@ -150,7 +151,7 @@ async def partner(
     session: ManagerDep,
     backends: BackendsDep,
 ) -> Response:
-    base = f"/partners/{partner_id}"
+    base = f"/partners/{segment(partner_id)}"
     found, certifications, revenue, health, balance, statement = await asyncio.gather(
         backends.get(session, "onboarding", base),
         _maybe(backends.get(session, "onboarding", f"{base}/certifications")),

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from services.portal.api import BackendsDep
 from services.portal.backends import BackendRefused, Backends, answered
 from services.portal.domain import partners as rules
+from services.portal.domain.pages import segment
 from services.portal.partners import PARTNER_ID
 from services.portal.rendering import page
 from services.portal.sessions import CsrfDep, Session, SessionDep
@@ -103,7 +104,7 @@ async def pay_out(
 ) -> Response:
     body = {"reference": reference, **({"amount": amount} if amount else {})}
     call = backends.call(
-        session, "incentives", "POST", f"/partners/{partner_id}/payouts", json=body
+        session, "incentives", "POST", f"/partners/{segment(partner_id)}/payouts", json=body
     )
     paid, message, status = await answered(call, "Not paid")
     if status == 200:

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from services.portal.api import BackendsDep
 from services.portal.backends import BackendRefused, Backends
 from services.portal.console import ManagerDep
+from services.portal.domain.pages import segment
 from services.portal.rendering import page
 from services.portal.sessions import CsrfDep, Session
 from shared.inputs import MAX_JSON_DEPTH, json_depth, refuse_json_constant
@@ -202,7 +203,7 @@ async def activate(
 ) -> Response:
     async def call() -> tuple[dict[str, Any], str]:
         params = {"at": f"{at}Z" if len(at) > 16 else f"{at}:00Z"} if at else {}
-        path = f"/admin/policy/versions/{version}/activate"
+        path = f"/admin/policy/versions/{segment(version)}/activate"
         await backends.call(session, "deals", "POST", path, params=params)
         when = f"from {params['at']}" if at else "now"
         return {}, f"Version {version} in force {when}"

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
-from services.portal.sessions import csrf_of, remember_csrf, session_of
+from services.portal.domain.pages import segment
+from services.portal.sessions import form_csrf, remember_csrf, session_of
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
-# A value as one path segment of a form's action: '/', '?', '#', '%' and spaces encoded
-# (Jinja's urlencode keeps '/').
-templates.env.filters["segment"] = lambda value: quote(str(value), safe="")
+# A value as one path segment of a form's action or a link (Jinja's urlencode keeps '/').
+templates.env.filters["segment"] = segment
 
 
 def page(
@@ -29,7 +28,7 @@ def page(
         template,
         {
             "who": session.caller if session else None,
-            "csrf": csrf_of(request),
+            "csrf": form_csrf(request),
             "path": request.url.path,
             **(context or {}),
         },

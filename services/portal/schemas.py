@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from services.portal.domain import enablement
 from services.portal.domain.enablement import Expiring
 
 
@@ -174,3 +175,9 @@ class ResourceView(Loose):
     partner_types: list[str] = []
     tiers: list[str] = []
     published_at: datetime
+
+    @property
+    def openable(self) -> bool:
+        """A browser can be sent to it (one stored before onboarding checked addresses may
+        not be: the page offers no download of it)."""
+        return enablement.openable(self.url)

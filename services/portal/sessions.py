@@ -3,19 +3,26 @@
 A session is the platform token itself, kept in an HttpOnly, SameSite=Strict cookie (Secure
 outside development mode) that expires with the token: the portal holds no session store, every
 request verifies the token with the platform's public keys, and every call to a service is made
-with it (the services decide what the person may see). Forms carry a CSRF token (double
-submit: a random value in its own HttpOnly cookie, echoed in a hidden field or, for htmx, the
-`X-CSRF-Token` header); SameSite=Strict already keeps other sites' posts from carrying either
-cookie, the token is the second lock.
+with it (the services decide what the person may see).
+
+A form post passes three locks. SameSite=Strict keeps other sites' posts from carrying either
+cookie. Its Origin (or, without one, its Referer) must be the portal's own. And it carries a
+CSRF value (a hidden field or, for htmx, the `X-CSRF-Token` header): a random value kept in its
+own HttpOnly cookie, which, once a person is signed in, forms carry bound to the session (an
+HMAC of it keyed by the session's token), so a cookie and field planted together (a sibling
+domain can set cookies) pass only without a session, that is on the sign-in form alone.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from starlette.responses import Response
@@ -38,7 +45,14 @@ class SignInRequired(Exception):
 
 
 class CsrfRefused(Exception):
-    pass
+    """A state-changing request this portal's own page did not send: 403 saying why."""
+
+    def __init__(
+        self,
+        why: str = "the form was stale or not sent by this portal: reload the page and try again",
+    ) -> None:
+        super().__init__(why)
+        self.why = why
 
 
 @dataclass(frozen=True)
@@ -84,14 +98,63 @@ def remember_csrf(request: Request, response: Response, secure: bool) -> None:
         )
 
 
+def bound_csrf(csrf: str, session_token: str | None) -> str:
+    """The CSRF value a form carries: with a session, the CSRF cookie's value bound to it (an
+    HMAC keyed by the session's token, which no script and no other site can read); without
+    one, the cookie's value itself."""
+    if not session_token:
+        return csrf
+    mac = hmac.new(session_token.encode(), b"pollinate-csrf:" + csrf.encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
+
+
+def form_csrf(request: Request) -> str:
+    """The CSRF value this request's page puts in its forms."""
+    return bound_csrf(csrf_of(request), request.cookies.get(SESSION_COOKIE))
+
+
+def _origin_of(request: Request) -> str | None:
+    """Where the browser says the request comes from: its Origin, else its Referer (the
+    portal's pages send one to the portal itself: `Referrer-Policy: same-origin`)."""
+    sent = request.headers.get("origin") or request.headers.get("referer")
+    if sent is None:
+        return None
+    try:
+        parts = urlsplit(sent)
+    except ValueError:
+        return sent
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.netloc else sent
+
+
+def _from_elsewhere(request: Request, own_origin: str) -> str | None:
+    """The other origin a state-changing request names, or None when it names the portal's own
+    or none (a browser sends Origin with every post: a request without one is not a page's).
+    The portal's own is `own_origin` when configured; otherwise the address the request was
+    sent to, by host and port only (TLS usually ends at an ingress in front of the portal,
+    which then sees http where the browser sent https)."""
+    origin = _origin_of(request)
+    if origin is None:
+        return None
+    if own_origin:
+        return None if origin == own_origin.rstrip("/").lower() else origin
+    host = request.headers.get("host", "").lower()
+    return None if origin.partition("://")[2] == host and host else origin
+
+
 async def check_csrf(request: Request) -> None:
-    """Every state-changing request carries the CSRF value of its own cookie."""
-    expected = request.cookies.get(CSRF_COOKIE, "")
+    """Every state-changing request comes from the portal's own origin and carries the CSRF
+    value of its own cookie, bound to its session if it has one."""
+    settings: PortalSettings = request.app.state.settings
+    elsewhere = _from_elsewhere(request, settings.portal_public_origin)
+    if elsewhere is not None:
+        raise CsrfRefused(f"this form was sent from another site ({elsewhere[:100]})")
+    cookie = request.cookies.get(CSRF_COOKIE, "")
     given = request.headers.get(CSRF_HEADER, "")
     if not given:
         form = await request.form()
         value = form.get(CSRF_FIELD, "")
         given = value if isinstance(value, str) else ""
+    expected = bound_csrf(cookie, request.cookies.get(SESSION_COOKIE)) if cookie else ""
     if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
         raise CsrfRefused()
 
@@ -105,7 +168,7 @@ def session_of(request: Request) -> Session | None:
         caller, expires_at = verifier.verify(token)
     except InvalidToken:
         return None
-    return Session(caller, token, expires_at, csrf_of(request))
+    return Session(caller, token, expires_at, form_csrf(request))
 
 
 async def signed_in(request: Request) -> Session:

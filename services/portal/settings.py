@@ -5,8 +5,13 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.topics import SERVICES
+
 # The services a signed-in person's pages call; a token must be meant for every one of them.
-BACKENDS = ("onboarding", "deals", "attribution", "incentives", "notifications")
+# That is every one: the dead-letters console reads each service's letters, and programme (left
+# out before) draws the MDF page's campaigns and the dashboard. Found from outside: a token
+# without programme's audience signed in, then those pages sent the person back to sign in.
+BACKENDS = SERVICES
 
 
 class PortalSettings(BaseSettings):
@@ -25,6 +30,10 @@ class PortalSettings(BaseSettings):
     portal_incentives_url: str = "http://127.0.0.1:8004"
     portal_notifications_url: str = "http://127.0.0.1:8005"
     portal_programme_url: str = "http://127.0.0.1:8006"
+    # The origin people's browsers reach the portal at (https://portal.example.com): a form
+    # post naming another in its Origin or Referer is refused. Empty: the host and port the
+    # request was sent to (the Host header), whatever the scheme.
+    portal_public_origin: str = ""
     # How long a call to a service may take before the page says that service is unavailable.
     portal_backend_timeout_seconds: float = Field(default=10.0, gt=0)
     # The largest request body taken (413 over it). The largest form is a policy draft: 100,000

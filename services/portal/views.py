@@ -9,6 +9,7 @@ from typing import Any
 
 from services.portal.backends import Backends, BackendUnavailable
 from services.portal.domain import charts, enablement, pages
+from services.portal.domain.pages import segment
 from services.portal.schemas import (
     HomePage,
     LotView,
@@ -26,7 +27,7 @@ from shared.clock import now
 async def notifications(backends: Backends, session: Session) -> tuple[list[Any], int, str | None]:
     """The partner's latest messages, newest first, in one read however long the inbox; the
     unread count; and the cursor its live stream resumes after (nothing newer is missed)."""
-    path = f"/partners/{session.caller.partner_id}/notifications/newest"
+    path = f"/partners/{segment(session.caller.partner_id)}/notifications/newest"
     page = await backends.get(session, "notifications", path, limit=pages.LATEST_NOTIFICATIONS)
     return list(page["items"]), int(page["unread"]), page["live_after"]
 
@@ -43,7 +44,7 @@ def registration_rows(answer: list[Any]) -> list[RegistrationView]:
 
 
 async def home(backends: Backends, session: Session) -> HomePage:
-    partner_id = session.caller.partner_id
+    partner_id = segment(session.caller.partner_id)
     partner, registrations, inbox, certifications, next_tier = await asyncio.gather(
         backends.get(session, "onboarding", f"/partners/{partner_id}"),
         backends.get(session, "deals", "/registrations", limit=500),
@@ -77,7 +78,7 @@ async def earnings(backends: Backends, session: Session, period: str | None) -> 
     side, with the periods to pick from in the form the programme books them (incentives'
     `/programs`: quarters or months); and the last quarters' earnings (incentives) and
     sourced and influenced revenue (attribution) as charts with their numbers."""
-    partner_id = session.caller.partner_id
+    partner_id = segment(session.caller.partner_id)
     quarters = list(reversed(pages.recent_quarters(now(), CHART_QUARTERS)))
     programs, balance, statement, by_quarter, revenue = await asyncio.gather(
         backends.get(session, "incentives", "/programs"),
@@ -139,7 +140,7 @@ async def mdf(backends: Backends, session: Session) -> dict[str, Any]:
     partner's co-marketing campaigns (programme's) each with the budgets asked for it
     (incentives' pre-approvals); a fresh reference for the budget form, so a form sent twice
     asks once."""
-    partner_id = session.caller.partner_id
+    partner_id = segment(session.caller.partner_id)
     fund, claims, (campaigns, campaigns_problem), budgets = await asyncio.gather(
         backends.get(session, "incentives", f"/partners/{partner_id}/mdf"),
         backends.get(session, "incentives", "/mdf/claims", limit=200),
@@ -169,7 +170,7 @@ async def registration(
 ) -> dict[str, Any]:
     """One registration and its decision history, as deals tells the caller (a partner reads
     what it was told; a channel manager the full reasons and evidence)."""
-    path = f"/registrations/{registration_id}"
+    path = f"/registrations/{segment(registration_id)}"
     row, history = await asyncio.gather(
         backends.get(session, "deals", path), backends.get(session, "deals", f"{path}/history")
     )
@@ -182,8 +183,8 @@ async def learning(backends: Backends, session: Session) -> dict[str, Any]:
     signed-in person's own progress first."""
     partner_id = str(session.caller.partner_id)
     answer, certifications = await asyncio.gather(
-        backends.get(session, "onboarding", f"/partners/{partner_id}/learning"),
-        backends.get(session, "onboarding", f"/partners/{partner_id}/certifications"),
+        backends.get(session, "onboarding", f"/partners/{segment(partner_id)}/learning"),
+        backends.get(session, "onboarding", f"/partners/{segment(partner_id)}/certifications"),
     )
     me = enablement.person_of(session.caller.subject, partner_id)
     at = now()

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from services.portal.api import BackendsDep, PartnerDep
 from services.portal.backends import Backends, answered
+from services.portal.domain.pages import segment
 from services.portal.rendering import page
 from services.portal.sessions import CsrfDep, Session
 
@@ -22,7 +23,7 @@ REFUSALS_SHOWN = (403, 409, 422)
 
 
 def base(session: Session) -> str:
-    return f"/partners/{session.caller.partner_id}/webhooks"
+    return f"/partners/{segment(session.caller.partner_id)}/webhooks"
 
 
 async def list_page(

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.portal.sessions import bound_csrf
 from shared.events.partners import PartnerChange, PartnerStatus
 from shared.identity import PARTNER_ROLES, Role
 from shared.topics import PARTNER_LIFECYCLE, SERVICES
@@ -238,7 +239,9 @@ async def visit(
     async with httpx.AsyncClient(timeout=15, cookies=cookies, follow_redirects=False) as client:
         url = portal + path
         if route.method == "POST":
-            return await client.post(url, data={"csrf_token": CSRF} if csrf else {})
+            # Signed in, a form carries the CSRF cookie's value bound to the session.
+            value = bound_csrf(CSRF, session)
+            return await client.post(url, data={"csrf_token": value} if csrf else {})
         if path.startswith("/live/"):
             async with client.stream("GET", url) as response:
                 if response.status_code != 200:

@@ -16,6 +16,7 @@ from services.portal.settings import PortalSettings
 from shared.identity import Role
 from shared.topics import SERVICES
 from tests.support.local_http import LocalServer, QuietHandler
+from tests.support.portal import form_csrf
 from tests.support.processes import free_port
 from tests.support.tokens import VERIFICATION_KEYS, token
 
@@ -67,7 +68,7 @@ def partner() -> Iterator[TestClient]:
 
 
 def form(client: TestClient, **fields: str) -> dict[str, str]:
-    return {"csrf_token": client.cookies.get("pollinate_csrf") or "", **fields}
+    return {"csrf_token": form_csrf(client), **fields}
 
 
 @pytest.mark.parametrize("path", CONSOLE_PAGES)
@@ -244,3 +245,74 @@ def test_a_link_is_confirmed_at_its_reference_however_it_is_spelt() -> None:
             answer = client.post(action, data=form(client))
     assert answer.status_code == 200, answer.text
     assert Attribution.confirmed == ["/crm-links/salesforce/a%20b%3F%23%25x/confirm"]
+
+
+class Recorder(QuietHandler):
+    """A service that knows nothing (404 to everything) and keeps each request's path as it
+    arrived."""
+
+    seen: ClassVar[list[str]] = []
+
+    def answer(self) -> None:
+        Recorder.seen.append(f"{self.command} {self.path}")
+        self.send_json(404, {"detail": "not found"})
+
+    do_GET = do_POST = answer
+
+
+@pytest.mark.parametrize(
+    ("who", "method", "page", "arrived"),
+    [
+        ("partner", "GET", "/registrations/x%3Flimit%3D1", "GET /registrations/x%3Flimit%3D1"),
+        ("partner", "GET", "/registrations/%2E%2E", "GET /registrations/%2E%2E/history"),
+        (
+            "partner",
+            "POST",
+            "/registrations/x%23/extension",
+            "POST /registrations/x%23/extension",
+        ),
+        (
+            "manager",
+            "GET",
+            "/console/registrations/x%3Flimit%3D1",
+            "GET /registrations/x%3Flimit%3D1",
+        ),
+        (
+            "manager",
+            "POST",
+            "/console/registrations/x%3Fapprove%3Dtrue%23/review",
+            "POST /registrations/x%3Fapprove%3Dtrue%23/review?approve=true&note=approve",
+        ),
+        (
+            "manager",
+            "POST",
+            "/console/applications/p%3Fx%23/decision",
+            "POST /applications/p%3Fx%23/decision",
+        ),
+        (
+            "manager",
+            "POST",
+            "/console/mdf/claims/c%20%25/decision",
+            "POST /mdf/claims/c%20%25/decision",
+        ),
+    ],
+)
+def test_an_id_from_a_page_address_is_one_path_segment_at_the_service(
+    who: str, method: str, page: str, arrived: str
+) -> None:
+    """Found from outside: /registrations/x%3Flimit%3D1 made deals answer its list query
+    (`/registrations/x?limit=1`) and an extension of `x#` was posted to `/registrations/x`.
+    Each id is now escaped into exactly one segment of the service's path."""
+    Recorder.seen = []
+    tokens = {"partner": PARTNER, "manager": MANAGER}
+    with LocalServer(Recorder) as recorder:
+        urls = {f"portal_{name}_url": recorder.url for name in SERVICES}
+        with TestClient(create_app(settings(**urls)), follow_redirects=False) as client:
+            client.get("/sign-in")
+            csrf = client.cookies.get("pollinate_csrf") or ""
+            signed = client.post("/sign-in", data={"token": tokens[who], "csrf_token": csrf})
+            assert signed.status_code == 303, signed.text
+            fields = form(client, decision="approve")
+            answer = client.get(page) if method == "GET" else client.post(page, data=fields)
+    assert answer.status_code == 404, answer.text
+    assert arrived in Recorder.seen, Recorder.seen

@@ -14,11 +14,13 @@ from fastapi.testclient import TestClient
 from services.portal.app import create_app
 from services.portal.settings import PortalSettings
 from shared.identity import Role
+from tests.support.portal import form_csrf
 from tests.support.processes import free_port
 from tests.support.tokens import VERIFICATION_KEYS, expired, token
 
 PARTNER = token("p/u", Role.PARTNER_USER, partner_id="ptn_edges")
 MANAGER = token("cm", Role.CHANNEL_MANAGER)
+WITHOUT_PROGRAMME = ("onboarding", "deals", "attribution", "incentives", "notifications")
 
 
 def settings(development: bool) -> PortalSettings:
@@ -87,6 +89,16 @@ def test_outside_development_mode_the_cookies_are_secure() -> None:
         ("not a token", "invalid token"),
         (expired("p/u", Role.PARTNER_USER, partner_id="p"), "token expired"),
         (token("x", Role.CHANNEL_MANAGER, audiences=("deals",)), "token not meant for"),
+        # Found from outside: without programme's audience a sign-in worked, then the MDF page,
+        # planning a campaign and the dashboard sent the person back to sign in.
+        (
+            token("p/u", Role.PARTNER_ADMIN, partner_id="p", audiences=WITHOUT_PROGRAMME),
+            "token not meant for programme",
+        ),
+        (
+            token("cm", Role.CHANNEL_MANAGER, audiences=WITHOUT_PROGRAMME),
+            "token not meant for programme",
+        ),
     ],
 )
 def test_refused_tokens_say_why(client: TestClient, value: str, says: str) -> None:
@@ -123,6 +135,63 @@ def test_every_form_post_needs_its_csrf_token(client: TestClient, path: str) -> 
     for answer in (missing, wrong):
         assert answer.status_code == 403, answer.text
         assert "not sent by this portal" in answer.text
+
+
+def test_a_csrf_cookie_and_field_planted_together_pass_only_without_a_session(
+    client: TestClient,
+) -> None:
+    """Found from outside: the field was compared with the cookie alone, so whoever could
+    set a cookie for the portal (a sibling domain can) chose both. Signed in, the forms carry
+    the cookie's value bound to the session's token, which no one else can read."""
+    planted = "A" * 43
+    form = {"customer_name": "Acme", "amount": "1", "products": "data"}
+    client.cookies.set("pollinate_csrf", planted)
+    answer = client.post("/sign-in", data={"token": PARTNER, "csrf_token": planted})
+    assert answer.status_code == 303  # the sign-in form has no session to bind to
+    refused = client.post("/registrations", data={**form, "csrf_token": planted})
+    assert refused.status_code == 403
+    assert "not sent by this portal" in refused.text
+    bound = form_csrf(client)
+    assert bound != planted
+    sent = client.post("/registrations", data={**form, "csrf_token": bound})
+    assert sent.status_code == 503, sent.text  # past the checks: deals does not answer here
+    header = client.post("/registrations", data=form, headers={"X-CSRF-Token": bound})
+    assert header.status_code == 503, header.text
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://testserver.evil.example"},
+        {"Referer": "https://evil.example/page"},
+    ],
+)
+def test_a_form_posted_from_another_origin_is_refused(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    signed_in(client, PARTNER)
+    form = {"customer_name": "Acme", "amount": "1", "csrf_token": form_csrf(client)}
+    answer = client.post("/registrations", data=form, headers=headers)
+    assert answer.status_code == 403, answer.text
+    assert "this form was sent from another site" in answer.text
+    own = {"Origin": "http://testserver", "Referer": "http://testserver/registrations"}
+    for name, value in own.items():
+        passed = client.post("/registrations", data=form, headers={name: value})
+        assert passed.status_code == 503, passed.text  # past the checks
+
+
+def test_a_configured_public_origin_is_the_only_one_taken() -> None:
+    public = settings(True).model_copy(update={"portal_public_origin": "https://portal.example"})
+    with TestClient(create_app(public), follow_redirects=False) as client:
+        token_value = csrf(client)
+        data = {"token": PARTNER, "csrf_token": token_value}
+        # the address the request reached (behind a proxy) is not what the browser names
+        elsewhere = client.post("/sign-in", data=data, headers={"Origin": "http://testserver"})
+        assert elsewhere.status_code == 403
+        answer = client.post("/sign-in", data=data, headers={"Origin": "https://portal.example"})
+        assert answer.status_code == 303, answer.text
 
 
 def test_a_partner_cannot_open_the_console_nor_a_manager_the_partner_pages() -> None:
@@ -169,6 +238,25 @@ def test_a_page_address_with_a_control_character_is_a_400(
     assert answer.headers["X-Frame-Options"] == "DENY"
 
 
+@pytest.mark.parametrize("sent", ["\u00e9".encode(), b"abc\xff", b"n" * 41, b"a/b?c"])
+def test_a_resume_cursor_the_service_never_hands_out_is_a_422(
+    client: TestClient, sent: bytes
+) -> None:
+    """Found from outside: a non-ASCII Last-Event-ID could not be written into the request to
+    the notifications service (UnicodeEncodeError, a 500). A cursor is checked at the edge."""
+    signed_in(client, PARTNER)
+    answer = client.get("/live/notifications", headers={"Last-Event-ID": sent})
+    assert answer.status_code == 422, answer.text
+    assert "Last-Event-ID" in answer.text
+    after = client.get("/live/notifications", params={"after": sent.decode("latin-1")})
+    assert after.status_code == 422, after.text
+    assert "after" in after.text
+    # a cursor as notifications writes them goes on (nothing answers here: 503 naming it)
+    good = client.get("/live/notifications", headers={"Last-Event-ID": "bjE6MTIz"})
+    assert good.status_code == 503, good.text
+    assert "notifications is unavailable" in good.text
+
+
 def test_a_body_over_the_bound_is_a_413_before_the_form_is_read() -> None:
     """One anonymous sign-in post of 360 MB in 1 MB fields (each under the form parser's own
     limit) held 450 MB of the portal's memory; the bound refuses it, declared or streamed."""
@@ -203,7 +291,7 @@ def test_a_body_over_the_bound_is_a_413_before_the_form_is_read() -> None:
 
 def test_hostile_form_input_is_a_422_page(client: TestClient) -> None:
     signed_in(client, PARTNER)
-    token_value = client.cookies.get("pollinate_csrf")
+    token_value = form_csrf(client)
     answer = client.post(
         "/registrations",
         data={"csrf_token": token_value, "customer_name": "x" * 201, "amount": "1"},

@@ -19,6 +19,7 @@ from services.portal.settings import PortalSettings
 from shared.identity import Role
 from tests.integration.test_incentives_http_edges import earning_partner
 from tests.support.infra import Infra
+from tests.support.portal import form_csrf
 from tests.support.processes import free_port, service_processes
 from tests.support.tokens import VERIFICATION_KEYS, token
 
@@ -62,7 +63,7 @@ async def test_a_claim_form_sent_twice_claims_once(
         answer = portal.post("/sign-in", data={"token": signed, "csrf_token": csrf})
         assert answer.status_code == 303, answer.text
         form = {
-            "csrf_token": csrf,
+            "csrf_token": form_csrf(portal, "/mdf"),
             "amount": "0.50",
             "description": "Same webinar",
             "proof_reference": "INV-2026-001",

@@ -5,6 +5,7 @@ Selenium to use it."""
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import signal
 from collections.abc import AsyncIterator, Iterator
@@ -79,6 +80,14 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[Any]:
         yield session
     finally:
         session.quit()
+
+
+def form_csrf(client: Any, page: str = "/sign-in") -> str:
+    """The CSRF value the portal's `page` puts in its forms (a test client's: once signed in,
+    bound to the session, so the cookie's own value no longer passes)."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(page).text)
+    assert found, page
+    return found.group(1)
 
 
 def screenshot(browser: Any, name: str) -> Path:

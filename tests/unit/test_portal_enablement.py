@@ -80,6 +80,26 @@ def test_forms_may_lead_only_to_plain_https_origins() -> None:
     ) == ["https://cdn.vendor.example", "https://sdk.vendor.example:8443"]
 
 
+def test_a_stored_address_no_browser_opens_is_left_out_not_a_500() -> None:
+    """Found from outside: onboarding stored these (its check was a pattern), and every
+    library page and sandbox sign-up answered 500 reading their port."""
+    bad = [
+        "https://res.example:abc/a",
+        "https://[::1/a",
+        "https://res.example:99999/a",
+        "https://res.example:0/a",
+        "https://res.example/\u202eexe.pdf",
+    ]
+    assert not any(enablement.openable(url) for url in bad)
+    good = ["https://b\u00fccher.example/a", "https://[2001:db8::1]/a", "https://res.example./a"]
+    assert all(enablement.openable(url) for url in good)
+    # an IDN host as its A-label (a policy names ASCII hosts); an IPv6 origin has no such name
+    assert enablement.form_targets([*bad, *good]) == [
+        "https://res.example",
+        "https://xn--bcher-kva.example",
+    ]
+
+
 def test_states_and_kinds_read_as_words() -> None:
     assert enablement.module_state("out_of_order").startswith("done before an earlier module")
     assert enablement.module_state("brand_new") == "brand new"

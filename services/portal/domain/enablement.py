@@ -13,6 +13,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from shared.addresses import ascii_host
+from shared.inputs import InputError, check_https_url
+
 # Onboarding reminds people 60, 30 and 7 days before a certification lapses (its default
 # `certification_reminder_days`): home shows what is inside the widest of those windows.
 EXPIRING_SOON_DAYS = 60
@@ -126,18 +129,30 @@ def holds(
     return until
 
 
+def openable(url: str) -> bool:
+    """Whether a resource's address is one a browser opens as written (onboarding checks that
+    of what it is sent now; one stored before may have a port like `abc` or 99999, which made
+    every page listing it answer 500)."""
+    try:
+        check_https_url(url)
+    except InputError:
+        return False
+    return True
+
+
 def form_targets(urls: Iterable[str]) -> list[str]:
     """The https origins a page's forms lead to (a download is recorded, then the browser goes
     to the resource itself): what the page's Content-Security-Policy lets `form-action` reach
-    besides the portal. Anything not a plain https origin is left out (its form is refused by
-    the browser rather than the policy widened)."""
+    besides the portal. An address that is not `openable` is left out, and so is an origin a
+    policy cannot name (an IPv6 address, an underscore): its form is refused by the browser
+    rather than the policy widened."""
     origins = set()
-    for url in urls:
+    for url in filter(openable, urls):
         parts = urlsplit(url)
-        if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
+        if parts.netloc.startswith("["):
             continue
-        host = parts.hostname
-        if not all(ch.isalnum() or ch in "-." for ch in host):
+        host = ascii_host((parts.hostname or "").removesuffix("."), underscores=True)
+        if not all(ch.isascii() and (ch.isalnum() or ch in "-.") for ch in host):
             continue
         origins.add(f"https://{host}" + (f":{parts.port}" if parts.port else ""))
     return sorted(origins)

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TypeVar
+from urllib.parse import quote
 
 from shared.identity import Caller, Role
 
@@ -16,6 +17,16 @@ OPEN_STATUSES = frozenset({"submitted", "approved", "pending_review"})
 # Only an approved registration has a protection window a partner can extend.
 EXTENDABLE_STATUSES = frozenset({"approved"})
 LATEST_NOTIFICATIONS = 10
+
+
+def segment(value: object) -> str:
+    """`value` as exactly one path segment of a URL: the portal's own (a form's action, a link)
+    or a service's it calls. Found from outside: an id taken from a page's address went into
+    deals' path as it was, so `x?limit=1` became a query and `x#` cut the path short. Every
+    character but unreserved ones is escaped ('/', '?', '#', '%', spaces), and "." and ".."
+    too, which HTTP clients would otherwise resolve as a step up the path."""
+    text = quote(str(value), safe="")
+    return text.replace(".", "%2E") if text in (".", "..") else text
 
 
 def landing_page(who: Caller) -> str | None:
