@@ -188,6 +188,7 @@ class Story:
             f"/crm-links/{source}/{partner.partner_id}/confirm",
             200,
             headers=self.admin,
+            json={"partner_id": partner.partner_id},
         )
 
     async def check(self, partner: Partner, customer: str, domain: str | None) -> Any:

@@ -17,6 +17,7 @@ from services.attribution.health_scoring import run_health
 from services.attribution.schemas import (
     ConfigOut,
     CrmLinkChangeOut,
+    CrmLinkConfirmationIn,
     CrmLinkIn,
     CrmLinkOut,
     DealAttributionOut,
@@ -33,6 +34,7 @@ from services.attribution.schemas import (
 )
 from services.attribution.touchpoints import TouchpointReport, approve_touchpoint, report_touchpoint
 from shared.clock import now
+from shared.db import Connection
 from shared.errors import NotFound, Unprocessable
 from shared.events.crm import CrmSource
 from shared.http import AdminDep, CallerDep, PlatformDep, Provided, partner_scope
@@ -175,19 +177,28 @@ async def get_config(who: AdminDep, config: ConfigDep) -> ConfigOut:
 async def post_crm_link(body: CrmLinkIn, who: AdminDep, platform: PlatformDep) -> CrmLinkOut:
     """Propose that a CRM's partner reference stands for a partner (credits no one yet)."""
     link = CrmLink(body.source.value, body.external_id, body.partner_id, LinkStatus.PROPOSED)
-    await crm_links.propose(platform.pool, link, who.subject)
-    return await _link_out(platform, body.source, body.external_id)
+    async with platform.transaction() as conn:
+        await crm_links.propose(conn, link, who)
+        return await _link_out(conn, body.source, body.external_id)
 
 
 @router.post("/crm-links/{source}/{external_id}/confirm", tags=["crm-links"])
 async def post_crm_link_confirmation(
-    source: CrmSource, external_id: str, who: AdminDep, platform: PlatformDep, config: ConfigDep
+    source: CrmSource,
+    external_id: str,
+    body: CrmLinkConfirmationIn,
+    who: AdminDep,
+    platform: PlatformDep,
+    config: ConfigDep,
 ) -> CrmLinkChangeOut:
-    """Confirm a proposed link: the deals naming the reference are settled again."""
-    change = await crm_links.confirm(
-        platform.pool, platform.outbox, config, source.value, external_id, who.subject
-    )
-    link = await _link_out(platform, source, external_id)
+    """Confirm a proposed link for the partner named (the one the manager read it proposed
+    for: 409 otherwise): the deals naming the reference are settled again. The answer is the
+    link as this confirmation committed it."""
+    async with platform.transaction() as conn:
+        change = await crm_links.confirm(
+            conn, platform.outbox, config, source.value, external_id, body.partner_id, who
+        )
+        link = await _link_out(conn, source, external_id)
     return CrmLinkChangeOut(link=link, changed=change.changed, deals_settled=change.deals_settled)
 
 
@@ -196,9 +207,10 @@ async def post_crm_link_removal(
     source: CrmSource, external_id: str, who: AdminDep, platform: PlatformDep, config: ConfigDep
 ) -> CrmLinkChangeOut:
     """Remove a link: the deals naming the reference are settled again (unmatched)."""
-    change = await crm_links.remove(
-        platform.pool, platform.outbox, config, source.value, external_id, who
-    )
+    async with platform.transaction() as conn:
+        change = await crm_links.remove(
+            conn, platform.outbox, config, source.value, external_id, who
+        )
     return CrmLinkChangeOut(link=None, changed=True, deals_settled=change.deals_settled)
 
 
@@ -217,9 +229,8 @@ async def get_unmatched_deals(who: AdminDep, platform: PlatformDep) -> list[Unma
         return await views.unmatched_deals(conn)
 
 
-async def _link_out(platform: PlatformDep, source: CrmSource, external_id: str) -> CrmLinkOut:
-    async with platform.pool.acquire() as conn:
-        link = await views.crm_link(conn, source.value, external_id)
+async def _link_out(conn: Connection, source: CrmSource, external_id: str) -> CrmLinkOut:
+    link = await views.crm_link(conn, source.value, external_id)
     if link is None:
         raise NotFound(f"no link for {source.value} reference {external_id!r}")
     return link

@@ -11,12 +11,17 @@ from dataclasses import dataclass
 from services.attribution import repository
 from services.attribution.crediting import DealBook
 from services.attribution.domain.config import AttributionConfig
-from services.attribution.domain.crm_links import CrmLink, LinkStatus, check_proposal
+from services.attribution.domain.crm_links import (
+    CrmLink,
+    LinkStatus,
+    check_confirmation,
+    check_proposal,
+)
 from services.attribution.domain.models import CannotAttribute
 from services.attribution.touchpoints import DealCannotBeAttributed
 from shared.audit import record_action
 from shared.clock import now
-from shared.db import Connection, Pool
+from shared.db import Connection
 from shared.errors import NotFound
 from shared.identity import Caller
 from shared.outbox import Outbox
@@ -34,32 +39,38 @@ class LinkChange:
     deals_settled: list[str]
 
 
-async def propose(pool: Pool, link: CrmLink, proposed_by: str) -> CrmLink:
-    async with pool.acquire() as conn, conn.transaction():
-        check_proposal(
-            await repository.crm_link(conn, link.source, link.external_id), link.partner_id
-        )
-        await repository.propose_link(conn, link, proposed_by, now())
-        stored = await repository.crm_link(conn, link.source, link.external_id)
-    assert stored is not None
-    return stored
+async def propose(conn: Connection, link: CrmLink, acting: Caller) -> None:
+    """Within the caller's transaction (its answer is read there: a link re-read after the
+    commit could already be another's, or gone)."""
+    await repository.lock_references(conn, [link.external_id])
+    check_proposal(await repository.crm_link(conn, link.source, link.external_id), link.partner_id)
+    await repository.propose_link(conn, link, acting.subject, now())
+    await record_action(
+        conn, acting, "crm_link.propose", f"{link.source}:{link.external_id} -> {link.partner_id}"
+    )
 
 
 async def confirm(
-    pool: Pool,
+    conn: Connection,
     outbox: Outbox,
     config: AttributionConfig,
     source: str,
     external_id: str,
-    confirmed_by: str,
+    approved: str,
+    acting: Caller,
 ) -> LinkChange:
-    async with pool.acquire() as conn, conn.transaction():
-        link = await _locked_link(conn, source, external_id)
-        if not await repository.confirm_link(conn, source, external_id, confirmed_by, now()):
-            return LinkChange(link, False, [])
-        confirmed = CrmLink(source, external_id, link.partner_id, LinkStatus.CONFIRMED)
-        trigger = f"CRM link {source}:{external_id} -> {link.partner_id} confirmed"
-        settled = await _settle_naming(conn, outbox, config, confirmed, trigger)
+    """Confirm the link for `approved`, the partner the manager read it proposed for; within
+    the caller's transaction. The confirmation that releases credits is audited."""
+    link = await _locked_link(conn, source, external_id)
+    check_confirmation(link, approved)
+    if not await repository.confirm_link(conn, source, external_id, acting.subject, now()):
+        return LinkChange(link, False, [])
+    await record_action(
+        conn, acting, "crm_link.confirm", f"{source}:{external_id} -> {link.partner_id}"
+    )
+    confirmed = CrmLink(source, external_id, link.partner_id, LinkStatus.CONFIRMED)
+    trigger = f"CRM link {source}:{external_id} -> {link.partner_id} confirmed"
+    settled = await _settle_naming(conn, outbox, config, confirmed, trigger)
     return LinkChange(confirmed, True, settled)
 
 
@@ -74,19 +85,21 @@ async def _locked_link(conn: Connection, source: str, external_id: str) -> CrmLi
 
 
 async def remove(
-    pool: Pool,
+    conn: Connection,
     outbox: Outbox,
     config: AttributionConfig,
     source: str,
     external_id: str,
     acting: Caller,
 ) -> LinkChange:
-    async with pool.acquire() as conn, conn.transaction():
-        link = await _locked_link(conn, source, external_id)
-        await repository.remove_link(conn, source, external_id)
-        await record_action(conn, acting, "crm_link.remove", f"{source}:{external_id}")
-        trigger = f"CRM link {source}:{external_id} -> {link.partner_id} removed"
-        settled = await _settle_naming(conn, outbox, config, link, trigger)
+    """Within the caller's transaction."""
+    link = await _locked_link(conn, source, external_id)
+    await repository.remove_link(conn, source, external_id)
+    await record_action(
+        conn, acting, "crm_link.remove", f"{source}:{external_id} -> {link.partner_id}"
+    )
+    trigger = f"CRM link {source}:{external_id} -> {link.partner_id} removed"
+    settled = await _settle_naming(conn, outbox, config, link, trigger)
     return LinkChange(link, True, settled)
 
 

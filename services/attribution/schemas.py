@@ -293,6 +293,15 @@ class CrmLinkIn(BaseModel):
     partner_id: Ident
 
 
+class CrmLinkConfirmationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    partner_id: Ident = Field(
+        description="the partner the confirming manager approves: 409 when the reference is "
+        "proposed for another (a proposal replaced after it was read was confirmed unseen)"
+    )
+
+
 class CrmLinkOut(BaseModel):
     source: str
     external_id: str

@@ -234,12 +234,16 @@ async def confirm_link(
     request: Request,
     source: Annotated[str, Path(max_length=64)],
     external_id: Annotated[str, Path(max_length=200)],
+    partner_id: Annotated[str, Form(min_length=1, max_length=200)],
     session: ManagerDep,
     backends: BackendsDep,
 ) -> Response:
+    """Confirm the link for the partner the page showed it proposed for: attribution refuses
+    (409) a proposal replaced since, so the manager never confirms a partner unseen."""
     # The reference is one path segment there as here: a '?', '#', '%' or space in it would
     # otherwise end or change the path attribution is asked for.
     link = f"{segment(source)}/{segment(external_id)}"
     call = ("attribution", "POST", f"/crm-links/{link}/confirm")
-    done = f"Confirmed: {source} {external_id}"
-    return await decided(request, session, backends, call, "links", done)
+    done = f"Confirmed: {source} {external_id} for {partner_id}"
+    approved = {"partner_id": partner_id}
+    return await decided(request, session, backends, call, "links", done, json=approved)

@@ -76,7 +76,9 @@ async def test_every_link_created_can_be_confirmed_and_removed(
     async with httpx.AsyncClient(base_url=service, timeout=30) as client:
         proposed = await client.post("/crm-links", headers=ADMIN, json=body)
         assert proposed.status_code == 201, proposed.text
-        confirmed = await client.post(f"{path}/confirm", headers=ADMIN)
+        confirmed = await client.post(
+            f"{path}/confirm", headers=ADMIN, json={"partner_id": "p-edges"}
+        )
         assert confirmed.status_code == 200, confirmed.text
         assert confirmed.json()["link"]["external_id"] == reference
         removed = await client.post(f"{path}/remove", headers=ADMIN)
@@ -171,7 +173,8 @@ async def test_deals_at_the_ends_of_the_calendar_are_settled_without_an_overflow
         body = {"source": "salesforce", "external_id": partner, "partner_id": partner}
         assert (await client.post("/crm-links", headers=ADMIN, json=body)).status_code == 201
         path = f"/crm-links/salesforce/{partner}/confirm"
-        assert (await client.post(path, headers=ADMIN)).status_code == 200
+        confirmed = await client.post(path, headers=ADMIN, json={"partner_id": partner})
+        assert confirmed.status_code == 200, confirmed.text
     placeholder, last, first = (
         CrmDeal(f"{name}-{run}", CrmSource.SALESFORCE) for name in ("open", "last", "first")
     )

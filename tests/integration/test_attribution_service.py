@@ -145,7 +145,9 @@ async def linked(service: str, source: CrmSource, reference: str, partner_id: st
         )
         assert proposed.status_code == 201, proposed.text
         confirmed = await client.post(
-            f"/crm-links/{source.value}/{reference}/confirm", headers=ADMIN
+            f"/crm-links/{source.value}/{reference}/confirm",
+            headers=ADMIN,
+            json={"partner_id": partner_id or reference},
         )
         assert confirmed.status_code == 200, confirmed.text
 
@@ -660,13 +662,35 @@ async def test_an_unmatched_crm_partner_reference_pays_no_one_until_a_manager_li
         proposed = await client.post("/crm-links", headers=ADMIN, json=body)
         assert (proposed.status_code, proposed.json()["status"]) == (201, "proposed")
         assert await active_credits(admin_db, deal.key) == []  # a proposal credits no one
-        refused.append((await client.post(f"{path}/confirm", headers=auth(partner))).status_code)
+        approve = {"partner_id": partner}
+        refused.append(
+            (await client.post(f"{path}/confirm", headers=auth(partner), json=approve)).status_code
+        )
         assert refused == [403, 403, 403]
-        confirmed = (await client.post(f"{path}/confirm", headers=ADMIN)).json()
+        # a proposal replaced since the manager read it is not confirmed in its place (found
+        # from outside: the swapped partner was credited)
+        swapped = await client.post("/crm-links", headers=ADMIN, json={**body, "partner_id": "y"})
+        assert swapped.status_code == 201, swapped.text
+        unseen = await client.post(f"{path}/confirm", headers=ADMIN, json=approve)
+        assert unseen.status_code == 409, unseen.text
+        assert "proposed for partner y, not" in unseen.json()["detail"]
+        assert await active_credits(admin_db, deal.key) == []
+        assert (await client.post("/crm-links", headers=ADMIN, json=body)).status_code == 201
+        confirmed = (await client.post(f"{path}/confirm", headers=ADMIN, json=approve)).json()
         assert (confirmed["link"]["status"], confirmed["deals_settled"]) == (
             "confirmed",
             [deal.key],
         )
+        audited = await admin_db.fetch(
+            "SELECT action FROM attribution.audit_log WHERE subject LIKE $1 ORDER BY id",
+            f"salesforce:{reference} %",
+        )
+        assert [a["action"] for a in audited] == [
+            "crm_link.propose",
+            "crm_link.propose",
+            "crm_link.propose",
+            "crm_link.confirm",
+        ]
         rows = await active_credits(admin_db, deal.key)
         assert [(c["partner_id"], c["amount"]) for c in rows] == [(partner, Decimal("800.00"))]
         unmatched = (await client.get("/crm-links/unmatched", headers=ADMIN)).json()

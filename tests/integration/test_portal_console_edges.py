@@ -227,7 +227,8 @@ class Attribution(QuietHandler):
             self.send_json(200, [])
 
     def do_POST(self) -> None:
-        Attribution.confirmed.append(self.path)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Attribution.confirmed.append(f"{self.path} {body.decode()}")
         self.send_json(200, {"changed": True, "deals_settled": []})
 
 
@@ -242,9 +243,13 @@ def test_a_link_is_confirmed_at_its_reference_however_it_is_spelt() -> None:
             shown = client.get("/console/crm-links")
             action = "/console/crm-links/salesforce/a%20b%3F%23%25x/confirm"
             assert f'action="{action}"' in shown.text, shown.text
-            answer = client.post(action, data=form(client))
+            # the partner the page showed the link proposed for travels with the confirmation
+            assert 'name="partner_id" value="p1"' in shown.text
+            answer = client.post(action, data=form(client, partner_id="p1"))
     assert answer.status_code == 200, answer.text
-    assert Attribution.confirmed == ["/crm-links/salesforce/a%20b%3F%23%25x/confirm"]
+    assert Attribution.confirmed == [
+        '/crm-links/salesforce/a%20b%3F%23%25x/confirm {"partner_id":"p1"}'
+    ]
 
 
 class Recorder(QuietHandler):

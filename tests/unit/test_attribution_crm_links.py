@@ -11,6 +11,7 @@ from services.attribution.domain.crm_links import (
     CrmLinks,
     LinkedToAnotherPartner,
     LinkStatus,
+    check_confirmation,
     check_proposal,
 )
 from shared.errors import Conflict
@@ -60,4 +61,16 @@ def test_a_confirmed_link_is_not_moved_to_another_partner_by_a_proposal() -> Non
     assert refused.value.message == (
         "salesforce reference '0015g01' is already linked to another partner: remove that "
         "link first"
+    )
+
+
+def test_a_manager_confirms_only_the_partner_it_read_proposed() -> None:
+    """A proposal replaced after the manager read it was confirmed unseen (found from outside)."""
+    proposed = CrmLink("salesforce", "0015g01", "p-2", PROPOSED)
+    check_confirmation(proposed, "p-2")
+    with pytest.raises(Conflict) as refused:
+        check_confirmation(proposed, "p-1")
+    assert refused.value.message == (
+        "salesforce reference '0015g01' is proposed for partner p-2, not p-1: read the "
+        "proposal again before confirming"
     )

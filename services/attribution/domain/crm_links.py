@@ -48,6 +48,16 @@ def check_proposal(existing: CrmLink | None, partner_id: str) -> None:
         raise LinkedToAnotherPartner(existing)
 
 
+def check_confirmation(link: CrmLink, partner_id: str) -> None:
+    """A manager confirms the partner it approves: a proposal replaced since it was read (for
+    another partner) is not confirmed in its place."""
+    if link.partner_id != partner_id:
+        raise Conflict(
+            f"{link.source} reference {link.external_id!r} is proposed for partner "
+            f"{link.partner_id}, not {partner_id}: read the proposal again before confirming"
+        )
+
+
 @dataclass(frozen=True)
 class CrmLinks:
     """The confirmed links a settlement may use."""
