@@ -282,7 +282,8 @@ async def salesforce(
     is answered alone: 202 when none is refused, 207 with each outcome otherwise."""
     raw = await request.body()
     verification.verify_salesforce(settings, raw, request.headers)
-    items = crm_ingestion.salesforce_items(crm_ingestion.parse_json(raw), now())
+    payload = crm_ingestion.parse_json(raw)
+    items = crm_ingestion.salesforce_items(payload, now(), settings.salesforce_stages)
     delivery_id = request.headers.get("webhook-id")
     return _multi_status(await _ingest(platform, CrmSource.SALESFORCE, items, request, delivery_id))
 
@@ -301,17 +302,19 @@ async def hubspot(request: Request, platform: PlatformDep, settings: SettingsDep
     verification.verify_hubspot(settings, request.method, uri, raw, request.headers, now())
     payload = crm_ingestion.parse_json(raw)
     verification.check_portals(settings, payload)
-    items = crm_ingestion.hubspot_items(payload, now(), settings.portals)
+    items = crm_ingestion.hubspot_items(payload, now(), settings.portals, settings.hubspot_stages)
     return await _ingest(platform, CrmSource.HUBSPOT, items, request)
 
 
 @crm.post("/aws-ace", status_code=202)
 async def aws_ace(request: Request, platform: PlatformDep, settings: SettingsDep) -> IngestedOut:
-    """An AWS Partner Central opportunity through an EventBridge API destination, whose
-    connection sends the configured API key header."""
+    """AWS Partner Central through an EventBridge API destination, whose connection sends the
+    configured API key header: a Partner Central event (an opportunity event is answered
+    `resync` and the opportunity fetched with GetOpportunity; other events are `ignored`), or a
+    GetOpportunity answer, bare or as {event, getOpportunity}."""
     verification.verify_aws_ace(settings, request.headers)
     payload = crm_ingestion.parse_json(await request.body())
-    items = crm_ingestion.aws_ace_items(payload, now())
+    items = crm_ingestion.aws_ace_items(payload, now(), settings.ace_catalog, settings.ace_pull)
     return _single(await _ingest(platform, CrmSource.AWS_ACE, items, request))
 
 

@@ -75,13 +75,14 @@ def wire(platform: Platform) -> None:
             settings.pull_every_seconds, jobs.pull_microsoft_referrals, name="microsoft-pull"
         )
     platform.provide(DriftGauge(platform.metrics.registry))
-    if settings.salesforce_rest or settings.hubspot_tokens:
+    if settings.salesforce_rest or settings.hubspot_tokens or settings.ace_pull:
         platform.every(settings.resync_every_seconds, jobs.resync_crm_records, name="crm-resync")
+    else:
+        log.warning("no CRM API configured: resyncs wait in the queue (crm_resyncs)")
+    if settings.salesforce_rest or settings.hubspot_tokens:
         # Checked ten times a period, so a source is reconciled about on time on some instance.
         check = max(settings.reconcile_every_seconds / 10, 0.2)
         platform.every(check, jobs.reconcile_crms, name="crm-reconcile", first_run_after=check)
-    else:
-        log.warning("no CRM API configured: resyncs wait in the queue (crm_resyncs)")
 
 
 definition = ServiceDefinition(

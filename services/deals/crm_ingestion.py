@@ -14,11 +14,12 @@ import json
 import re
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from services.deals import crm_repository, repository
@@ -32,13 +33,20 @@ from services.deals.adapters import (
     from_salesforce_cdc,
     hubspot_events,
 )
-from services.deals.adapters.common import array, obj, parse_datetime, require
+from services.deals.adapters.common import (
+    NO_CUSTOM_STAGES,
+    array,
+    obj,
+    parse_datetime,
+    require,
+)
+from services.deals.adapters.partner_programs import from_ace_event
 from services.deals.adapters.salesforce import ACCOUNT_RECORD
 from services.deals.crm_at_intake import ProjectionAtIntake
 from services.deals.domain.crm import is_stale
 from shared.db import Connection
 from shared.errors import Unprocessable
-from shared.events.crm import CrmDealChanged, CrmRawReceived, CrmSource
+from shared.events.crm import CrmDealChanged, CrmRawReceived, CrmSource, DealStage
 from shared.inputs import MalformedJson as MalformedJson  # the CRM routes answer 400 with it
 from shared.inputs import parse_json as parse_json
 from shared.name_ids import NameIds
@@ -329,20 +337,28 @@ def bounded(
     return read_bounded
 
 
-def salesforce_items(payload: Any, at: datetime) -> list[Item]:
-    """Opportunity Change Data Capture messages: one, or a list (each item read alone)."""
+def salesforce_items(
+    payload: Any, at: datetime, stages: Mapping[str, DealStage] = NO_CUSTOM_STAGES
+) -> list[Item]:
+    """Opportunity Change Data Capture messages: one, or a list (each item read alone);
+    `stages` are the deployment's own stage names (DEALS_SALESFORCE_STAGES)."""
     where = "payload.ChangeEventHeader.commitTimestamp"
-    read = bounded(from_salesforce_cdc, at, where)
+    read = bounded(partial(from_salesforce_cdc, stages=stages), at, where)
     if not isinstance(payload, list):
         return [read_item(0, payload, read)]
     messages = _whole(lambda: array(payload, "messages"))
     return [read_item(i, message, read, f"[{i}]") for i, message in enumerate(messages)]
 
 
-def hubspot_items(payload: Any, at: datetime, portals: frozenset[str] | None = None) -> list[Item]:
+def hubspot_items(
+    payload: Any,
+    at: datetime,
+    portals: frozenset[str] | None = None,
+    stages: Mapping[str, DealStage] = NO_CUSTOM_STAGES,
+) -> list[Item]:
     """A HubSpot webhook batch (a JSON array): each event read alone; an event from a portal
     the platform does not ingest (not in `portals`; None: any) is refused, its neighbours
-    are not."""
+    are not. `stages` are the deployment's own stage ids (DEALS_HUBSPOT_STAGES)."""
     events = _whole(lambda: hubspot_events(payload))
     items = []
     for index, event in enumerate(events):
@@ -355,7 +371,7 @@ def hubspot_items(payload: Any, at: datetime, portals: frozenset[str] | None = N
                     f"{where}.portalId {str(portal)[:32]!r} is not a HubSpot portal this "
                     "platform ingests"
                 )
-            changes = from_hubspot_event(raw, where)
+            changes = from_hubspot_event(raw, where, stages)
             for change in changes:
                 not_ahead(change.source_timestamp, at, f"{where}.occurredAt")
             return changes
@@ -364,17 +380,40 @@ def hubspot_items(payload: Any, at: datetime, portals: frozenset[str] | None = N
     return items
 
 
-def aws_ace_items(payload: Any, at: datetime) -> list[Item]:
-    """The fetched GetOpportunity response, or {event, getOpportunity} as a fetcher relays it
-    (the EventBridge event's `time` is then bounded too): one item."""
+def aws_ace_items(
+    payload: Any, at: datetime, catalog: str = "AWS", fetching: bool = True
+) -> list[Item]:
+    """One item: a Partner Central event as an EventBridge API destination sends it (an
+    opportunity event is a request to fetch it, `from_ace_event`), the fetched GetOpportunity
+    response, or {event, getOpportunity} as a fetcher relays it. An event's `time` is bounded
+    too. `catalog` is the one deals reads; without `fetching` (no ACE credentials) a fetch
+    waits in the resync queue, and the answer says so."""
 
     def read(raw: Any) -> list[CrmDealChanged]:
+        if isinstance(raw, dict) and "detail-type" in raw:
+            not_ahead(_event_time(raw), at, "event.time")
+            try:
+                return from_ace_event(raw, catalog)
+            except ResyncNeeded as fetch:
+                if fetching:
+                    raise
+                raise _waiting_for_ace_credentials(fetch) from None
         opportunity = raw.get("getOpportunity", raw) if isinstance(raw, dict) else raw
         if isinstance(raw, dict) and "event" in raw:
             not_ahead(_event_time(raw["event"]), at, "event.time")
         return bounded(from_aws_ace, at, "opportunity.LastModifiedDate")(opportunity)
 
     return [read_item(0, payload, read)]
+
+
+def _waiting_for_ace_credentials(fetch: ResyncNeeded) -> ResyncNeeded:
+    """The fetch `fetch` asks for, saying why it waits: kept and recoverable, not dropped."""
+    return ResyncNeeded(
+        f"{fetch}; no ACE credentials are configured (DEALS_ACE_ACCESS_KEY_ID,"
+        " DEALS_ACE_SECRET_ACCESS_KEY): the request waits in crm_resyncs until they are",
+        fetch.record_ids,
+        fetch.since,
+    )
 
 
 def microsoft_items(payload: Any, at: datetime) -> list[Item]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from services.deals import crm_repository
 from services.deals.adapters import AdapterError
+from services.deals.adapters.common import NO_CUSTOM_STAGES
 from services.deals.adapters.hubspot import from_hubspot_deal
 from services.deals.adapters.salesforce import from_salesforce_record
 from services.deals.crm_clients import CrmRefused, CrmUnavailable, HubSpotClient, SalesforceClient
@@ -28,7 +29,7 @@ from services.deals.domain.reconcile import Drift, DriftKind, drift_of, tally
 from shared.clock import now
 from shared.db import Connection, Pool, advisory_key
 from shared.errors import Conflict
-from shared.events.crm import CrmDealChanged, CrmSource
+from shared.events.crm import CrmDealChanged, CrmSource, DealStage
 
 log = logging.getLogger(__name__)
 MAX_RECORDS = 10_000  # a window larger than this is checked in part (the report says so)
@@ -45,17 +46,21 @@ class Reconciler:
     window: Snapshots
 
 
-def salesforce_reconciler(client: SalesforceClient) -> Reconciler:
+def salesforce_reconciler(
+    client: SalesforceClient, stages: Mapping[str, DealStage] = NO_CUSTOM_STAGES
+) -> Reconciler:
     async def window(
         since: datetime,
     ) -> AsyncIterator[list[tuple[Any, Callable[[], CrmDealChanged]]]]:
         async for page in client.changed_since(since):
-            yield [(r, partial(from_salesforce_record, r)) for r in page]
+            yield [(r, partial(from_salesforce_record, r, stages=stages)) for r in page]
 
     return Reconciler(CrmSource.SALESFORCE, window)
 
 
-def hubspot_reconciler(client: HubSpotClient) -> Reconciler:
+def hubspot_reconciler(
+    client: HubSpotClient, stages: Mapping[str, DealStage] = NO_CUSTOM_STAGES
+) -> Reconciler:
     async def window(
         since: datetime,
     ) -> AsyncIterator[list[tuple[Any, Callable[[], CrmDealChanged]]]]:
@@ -63,7 +68,8 @@ def hubspot_reconciler(client: HubSpotClient) -> Reconciler:
             async for page in client.changed_since(portal, since):
                 # The search answers deals without associations: their own properties are
                 # compared (company and line items come with a resync).
-                yield [(d, partial(from_hubspot_deal, portal, d, None, [])) for d in page]
+                read = partial(from_hubspot_deal, portal, stages=stages)
+                yield [(d, partial(read, d, None, [])) for d in page]
 
     return Reconciler(CrmSource.HUBSPOT, window)
 

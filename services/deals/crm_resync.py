@@ -1,23 +1,26 @@
 """Resync: the records a gap or overflow event (Salesforce), an association change or a merge
-(HubSpot) stands for are fetched from the CRM as they are now and recorded on crm.deals.v1 as
-snapshots, which the projection merges with the same rules as any change (a field changed
-later than the snapshot keeps its newer value).
+(HubSpot), or a Partner Central event naming an opportunity (AWS ACE) stands for are fetched
+from the CRM as they are now and recorded on crm.deals.v1 as snapshots, which the projection
+merges with the same rules as any change (a field changed later than the snapshot keeps its
+newer value).
 
 The requests wait in `crm_resyncs` (durable: a restart resumes them); each run leases the due
 ones, fetches them outside any transaction, and records each record's snapshot and marks its
 request done in one transaction. A CRM that is down is retried with backoff; a request limit
-pauses every leased request for as long as the CRM asks."""
+pauses every leased request for as long as the CRM asks; a request the CRM refuses for good
+(no such record) is kept in crm_refused with its answer and not asked again."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from services.deals import crm_repository
-from services.deals.adapters import AdapterError
+from services.deals.adapters import AdapterError, from_aws_ace
+from services.deals.adapters.common import NO_CUSTOM_STAGES
 from services.deals.adapters.hubspot import archived_deal, from_hubspot_deal
 from services.deals.adapters.salesforce import (
     ACCOUNT_RECORD,
@@ -32,9 +35,10 @@ from services.deals.crm_clients import (
     SalesforceClient,
 )
 from services.deals.crm_ingestion import Delivery, event_id, raw_event
+from services.deals.partner_program_clients import AceClient
 from shared.clock import now
 from shared.db import Pool
-from shared.events.crm import CrmDealChanged, CrmSource
+from shared.events.crm import CrmDealChanged, CrmSource, DealStage
 from shared.outbox import Outbox, OutgoingEvent
 from shared.topics import CRM_DEALS
 
@@ -45,6 +49,7 @@ BACKOFF_FIRST, BACKOFF_MAX = timedelta(seconds=5), timedelta(hours=1)
 RESYNC_API = {
     CrmSource.SALESFORCE: "Salesforce REST (sobjects, queryAll)",
     CrmSource.HUBSPOT: "HubSpot CRM API (deals with companies and line items)",
+    CrmSource.AWS_ACE: "AWSPartnerCentralSelling.GetOpportunity",
 }
 # A window starts a little before the overflow's commit: clocks and commit order are not exact.
 WINDOW_MARGIN = timedelta(seconds=1)
@@ -98,10 +103,16 @@ async def _run(pool: Pool, outbox: Outbox, resyncer: Resyncer, limit: int, run: 
             await _retry(pool, source, [request], now() + backoff, str(error))
             run.retried += 1
             continue
+        except CrmRefused as error:
+            await _refused(pool, source, request, str(error))
+            run.refused += 1
+            continue
         await _record(pool, outbox, resyncer, request, answers, run)
 
 
-def salesforce_resyncer(client: SalesforceClient) -> Resyncer:
+def salesforce_resyncer(
+    client: SalesforceClient, stages: Mapping[str, DealStage] = NO_CUSTOM_STAGES
+) -> Resyncer:
     async def fetch(request: Any) -> list[Any]:
         """The record's current state (its id alone: gone), the window's records, or for a
         deleted Account that was merged, the surviving Account's Opportunities (its own and
@@ -129,13 +140,15 @@ def salesforce_resyncer(client: SalesforceClient) -> Resyncer:
         if isinstance(answer, str):
             return deleted_record(answer, at)
         if request["record_id"].startswith(ACCOUNT_RECORD):
-            return from_salesforce_record(answer, at_least=request["since"])
-        return from_salesforce_record(answer)
+            return from_salesforce_record(answer, at_least=request["since"], stages=stages)
+        return from_salesforce_record(answer, stages=stages)
 
     return Resyncer(CrmSource.SALESFORCE, fetch, read)
 
 
-def hubspot_resyncer(client: HubSpotClient) -> Resyncer:
+def hubspot_resyncer(
+    client: HubSpotClient, stages: Mapping[str, DealStage] = NO_CUSTOM_STAGES
+) -> Resyncer:
     async def fetch(request: Any) -> list[Any]:
         """The deal with its company and line items (None: gone)."""
         portal, _, deal = request["record_id"].partition(":")
@@ -149,9 +162,25 @@ def hubspot_resyncer(client: HubSpotClient) -> Resyncer:
         if answer is None:
             return archived_deal(portal, deal, at)
         found, company, items = answer
-        return from_hubspot_deal(portal, found, company, items, at_least=request["since"])
+        return from_hubspot_deal(
+            portal, found, company, items, at_least=request["since"], stages=stages
+        )
 
     return Resyncer(CrmSource.HUBSPOT, fetch, read)
+
+
+def ace_resyncer(client: AceClient) -> Resyncer:
+    """An opportunity a Partner Central event named, as GetOpportunity answers it now (one AWS
+    does not have is refused for good, CrmRefused)."""
+
+    async def fetch(request: Any) -> list[Any]:
+        return [await client.opportunity(request["record_id"])]
+
+    def read(request: Any, answer: Any, at: datetime) -> CrmDealChanged:
+        [change] = from_aws_ace(answer)
+        return change
+
+    return Resyncer(CrmSource.AWS_ACE, fetch, read)
 
 
 async def _record(
@@ -210,6 +239,17 @@ def _raw(
         )
         for index, answer, change in read
     ]
+
+
+async def _refused(pool: Pool, source: str, request: Any, error: str) -> None:
+    """The CRM refused the request for good: kept with its answer for operators, and done."""
+    log.warning("CRM resync refused: %s", error, extra={"resync_error": error})
+    record_id = request["record_id"]
+    async with pool.acquire() as conn, conn.transaction():
+        at = now()
+        reason = f"resync of {record_id}: {error}"
+        await crm_repository.record_refused(conn, source, at, [(0, reason, record_id.encode())])
+        await crm_repository.finish_resync(conn, source, record_id, request["requested_at"], at)
 
 
 async def _retry(

@@ -19,6 +19,7 @@ from services.deals.crm_reconcile import (
 from services.deals.crm_repository import Purged
 from services.deals.crm_resync import (
     ResyncRun,
+    ace_resyncer,
     hubspot_resyncer,
     run_resyncs,
     salesforce_resyncer,
@@ -46,13 +47,18 @@ async def expire_registrations(platform: Platform) -> tuple[ExpiryRun, ReviewRun
 
 
 async def resync_crm_records(platform: Platform) -> ResyncRun:
-    """Fetch the records gaps, associations and merges stand for; record their current state."""
+    """Fetch the records gaps, associations, merges and Partner Central events stand for;
+    record their current state."""
     settings = platform.provisions.get(DealsSettings)
     resyncers = []
     if settings.salesforce_rest:
-        resyncers.append(salesforce_resyncer(SalesforceClient.from_settings(settings)))
+        client = SalesforceClient.from_settings(settings)
+        resyncers.append(salesforce_resyncer(client, settings.salesforce_stages))
     if settings.hubspot_tokens:
-        resyncers.append(hubspot_resyncer(HubSpotClient.from_settings(settings)))
+        hubspot = HubSpotClient.from_settings(settings)
+        resyncers.append(hubspot_resyncer(hubspot, settings.hubspot_stages))
+    if settings.ace_pull:
+        resyncers.append(ace_resyncer(AceClient.from_settings(settings)))
     return await run_resyncs(platform.pool, platform.outbox, resyncers, settings.resync_batch_size)
 
 
@@ -78,9 +84,11 @@ def reconcilers(settings: DealsSettings) -> dict[str, Reconciler]:
     """The CRMs whose API is configured, by source name."""
     found = {}
     if settings.salesforce_rest:
-        found["salesforce"] = salesforce_reconciler(SalesforceClient.from_settings(settings))
+        client = SalesforceClient.from_settings(settings)
+        found["salesforce"] = salesforce_reconciler(client, settings.salesforce_stages)
     if settings.hubspot_tokens:
-        found["hubspot"] = hubspot_reconciler(HubSpotClient.from_settings(settings))
+        hubspot = HubSpotClient.from_settings(settings)
+        found["hubspot"] = hubspot_reconciler(hubspot, settings.hubspot_stages)
     return found
 
 

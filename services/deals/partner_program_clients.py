@@ -148,6 +148,14 @@ class AceClient:
         following = listing.get("NextToken")
         return Page(opportunities, following if isinstance(following, str) else None)
 
+    async def opportunity(self, identifier: str) -> dict[str, Any]:
+        """The opportunity as `GetOpportunity` answers it now. One AWS does not have, or an
+        identifier it refuses, is CrmRefused (asking again cannot help); throttling and
+        anything else are CrmUnavailable (RateLimited), to ask again later."""
+        request = {"Catalog": self.catalog, "Identifier": identifier}
+        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
+            return await self._call(client, "GetOpportunity", request, final=ACE_NOT_FOUND)
+
     async def update_opportunity(self, identifier: str, fields: dict[str, str]) -> None:
         """Set `fields` (dotted paths) on the opportunity. `UpdateOpportunity` takes the whole
         opportunity (an omitted field is set to null) with the `LastModifiedDate` it was read
@@ -177,7 +185,10 @@ class AceClient:
         request: dict[str, Any],
         *,
         write: bool = False,
+        final: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
+        """One operation's answer. Refused for good (CrmRefused): a write's 4xx but a conflict,
+        or an error of a kind in `final`; anything else unexpected is CrmUnavailable."""
         body = json.dumps(request).encode()
         headers = sigv4_headers(
             url=self.endpoint + "/",
@@ -210,7 +221,7 @@ class AceClient:
                 f"AWS Partner Central {operation}: {kind or 429}", retry_after(answer)
             )
         said = f"AWS Partner Central {operation} answered {answer.status_code} {kind}".strip()
-        if write and answer.status_code < 500 and kind not in ACE_RETRYABLE:
+        if (write and answer.status_code < 500 and kind not in ACE_RETRYABLE) or kind in final:
             message = payload.get("Message", payload.get("message")) if payload else None
             raise CrmRefused(f"{said}: {str(message)[:200]}" if message else said)
         raise CrmUnavailable(said)
@@ -230,6 +241,8 @@ ACE_UPDATABLE = (
 )
 # A write AWS answers with these may pass (another writer in between, AWS itself failing).
 ACE_RETRYABLE = {"ConflictException", "InternalServerException", "ServiceUnavailableException"}
+# A read AWS answers with these will not pass: no such opportunity (in this catalog).
+ACE_NOT_FOUND = frozenset({"ResourceNotFoundException", "ValidationException"})
 
 
 @dataclass

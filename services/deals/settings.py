@@ -2,9 +2,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.deals.adapters import hubspot, salesforce
+from services.deals.adapters.common import custom_stages
+from shared.events.crm import DealStage
 
 # Committed so that a developer's machine (and the tests) can sign CRM deliveries without
 # setup; outside development mode the service refuses to start with them.
@@ -45,6 +50,11 @@ class DealsSettings(BaseSettings):
     microsoft_certificate_origins: str = MICROSOFT_CERTIFICATE_ORIGIN
     microsoft_certificate_issuers: str = ""
     microsoft_certificate_organization: str = "Microsoft Corporation"
+    # The deployment's own deal stages, as JSON objects of a stage's id (HubSpot: another
+    # pipeline's stages are numbers it generates) or name (Salesforce) -> open, won, lost or a
+    # canonical stage (services/deals/README.md, "Deal stages"). Parsed once, at start.
+    hubspot_stages: dict[str, DealStage] = {}
+    salesforce_stages: dict[str, DealStage] = {}
     # Salesforce REST, to fetch records a gap or overflow event stands for: the org's instance
     # URL (e.g. https://example.my.salesforce.com) and an OAuth access token. Empty: records
     # wait in the resync queue until it is configured.
@@ -78,6 +88,16 @@ class DealsSettings(BaseSettings):
     crm_retention_days: float = Field(default=30.0, gt=0)
     crm_retention_check_seconds: float = 3600.0
     crm_retention_batch_size: int = Field(default=5000, ge=1)
+
+    @field_validator("hubspot_stages", mode="before")
+    @classmethod
+    def _hubspot_stages(cls, value: Any) -> dict[str, DealStage]:
+        return custom_stages(value, hubspot.STAGES_SETTING)
+
+    @field_validator("salesforce_stages", mode="before")
+    @classmethod
+    def _salesforce_stages(cls, value: Any) -> dict[str, DealStage]:
+        return custom_stages(value, salesforce.STAGES_SETTING)
 
     @property
     def hubspot_tokens(self) -> dict[str, str]:

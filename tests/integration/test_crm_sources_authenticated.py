@@ -18,6 +18,7 @@ import asyncpg
 import httpx
 import pytest
 
+from services.deals.adapters.hubspot import event_identity
 from tests.support.crm import (
     HUBSPOT_PORTAL,
     CertificateHost,
@@ -84,7 +85,7 @@ def _delivery(route: str, run: str, impostor: MicrosoftSigner, certificate_url: 
             f"hubspot:{HUBSPOT_PORTAL}:{deal}",
             _body([forged_event]),
             _body([genuine_event]),
-            f"{HUBSPOT_PORTAL}:{genuine_event['eventId']}",
+            event_identity(str(HUBSPOT_PORTAL), str(genuine_event["eventId"]), genuine_event),
             lambda body: hubspot_headers(body, secret="not-the-app-secret-" + "x" * 20),
         )
     if route == "/crm/aws-ace":

@@ -23,6 +23,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from services.deals.adapters.hubspot import event_identity
 from services.deals.crm_at_intake import ProjectionAtIntake, left_to_consumer_counter
 from services.deals.crm_ingestion import Delivery, Item, record_items
 from services.deals.crm_ingestion import Outcome as ItemOutcomeKind
@@ -649,6 +650,6 @@ async def test_crm_ingestion_counts_only_what_it_records_now(
     assert [
         Envelope[CrmDealChanged].model_validate_json(r["value"]).data.source_event_id
         for r in recorded
-    ] == [f"{HUBSPOT_PORTAL}:{event['eventId']}" for event in batch]
+    ] == [event_identity(str(HUBSPOT_PORTAL), str(event["eventId"]), event) for event in batch]
     assert [r["kafka_offset"] for r in handled] == [None] * 3
     assert states >= 1

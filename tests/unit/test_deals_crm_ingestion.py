@@ -125,7 +125,8 @@ def test_each_salesforce_message_is_read_alone_and_a_bad_one_is_refused_by_index
             "refused",
             "[1].payload.StageName: unknown stage 'Haggling' (known: closed lost, closed won, "
             "id. decision makers, needs analysis, negotiation/review, perception analysis, "
-            "proposal/price quote, prospecting, qualification, value proposition)",
+            "proposal/price quote, prospecting, qualification, value proposition; map it to "
+            "open, won or lost in DEALS_SALESFORCE_STAGES)",
         ),
         (2, "ignored", "[2].payload.ChangeEventHeader.entityName is 'Account', not 'Opportunity'"),
         (3, "refused", "[3].payload: expected an object, got list"),

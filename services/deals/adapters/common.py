@@ -5,12 +5,14 @@ use, from `shared.inputs`) and raises AdapterError naming the path otherwise."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
 from typing import Any
 
 from services.deals.domain.customers import normalise_domain
-from shared.events.crm import DealStage
+from shared.events.crm import DealStage, DealStatus
 from shared.inputs import (
     IDENT_MAX,
     InputError,
@@ -230,9 +232,60 @@ def parse_date(value: Any, where: str) -> date | None:
     return in_reach(day, where)
 
 
-def map_stage(table: dict[str, DealStage], value: Any, where: str) -> DealStage:
-    stage = table.get(string(value, where).strip().lower())
+# The deployment's own stages of a source (none configured): stage id or name, trimmed and
+# lower-cased, -> the canonical stage.
+NO_CUSTOM_STAGES: Mapping[str, DealStage] = MappingProxyType({})
+# The stage an outcome alone stands for: an open stage the CRM says nothing more of is the
+# first canonical one (status open is what closing registrations and attribution read).
+OUTCOME_STAGES = {
+    DealStatus.OPEN: DealStage.PROSPECTING,
+    DealStatus.WON: DealStage.CLOSED_WON,
+    DealStatus.LOST: DealStage.CLOSED_LOST,
+}
+# What a configured custom stage may be mapped to: an outcome, or a canonical stage.
+STAGE_MEANINGS = {
+    **{status.value: stage for status, stage in OUTCOME_STAGES.items()},
+    **{stage.value: stage for stage in DealStage},
+}
+MAX_CUSTOM_STAGES = 1000
+
+
+def custom_stages(value: Any, setting: str) -> dict[str, DealStage]:
+    """A deployment's stage map (JSON object: a stage's id or name -> open, won, lost or a
+    canonical stage), keyed as stages are looked up; a ValueError names the setting and the
+    entry otherwise (the service does not start with it)."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{setting}: expected a JSON object of stage -> open|won|lost")
+    if len(value) > MAX_CUSTOM_STAGES:
+        raise ValueError(f"{setting}: at most {MAX_CUSTOM_STAGES} stages")
+    table = {}
+    for key, meaning in value.items():
+        stage = STAGE_MEANINGS.get(meaning.strip().lower()) if isinstance(meaning, str) else None
+        name = key.strip().lower() if isinstance(key, str) else ""
+        if stage is None or not name or len(name) > IDENT_MAX:
+            raise ValueError(
+                f"{setting}: {str(key)[:64]!r} -> {str(meaning)[:64]!r}: expected a stage id or"
+                f" name (1-{IDENT_MAX} characters) -> one of {', '.join(STAGE_MEANINGS)}"
+            )
+        table[name] = stage
+    return table
+
+
+def map_stage(
+    table: dict[str, DealStage],
+    value: Any,
+    where: str,
+    custom: Mapping[str, DealStage] = NO_CUSTOM_STAGES,
+    setting: str | None = None,
+) -> DealStage:
+    """The canonical stage of a CRM's stage id or name: the deployment's own map (`custom`,
+    held in `setting`) first, then the source's defaults (`table`)."""
+    key = string(value, where).strip().lower()
+    stage = custom.get(key) or table.get(key)
     if stage is None:
         known = ", ".join(sorted(table))
-        raise AdapterError(f"{where}: unknown stage {value!r} (known: {known})")
+        if custom:
+            known += f", and the {len(custom)} of {setting}"
+        how = f"; map it to open, won or lost in {setting}" if setting else ""
+        raise AdapterError(f"{where}: unknown stage {value!r} (known: {known}{how})")
     return stage

@@ -1,6 +1,7 @@
 """HubSpot webhooks (v3 subscriptions): a POST body is a JSON array of events, possibly from
 several portals. Each portal numbers its deals itself, so the portal is part of the deal key
-(`hubspot:<portal>:<deal>`) and of the event's own id (`<portal>:<eventId>`).
+(`hubspot:<portal>:<deal>`) and of the event's own id (`<portal>:<eventId>:<content digest>`:
+HubSpot documents `eventId` as not guaranteed to be unique, `event_identity`).
 
 Semantics followed: a property set to '' was cleared; `deal.restore` undoes a deletion;
 `deal.merge` deletes the merged deals into the survivor (`newObjectId`, else
@@ -9,11 +10,20 @@ are ignored (never a reason to drop the stage change beside them)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from services.deals.adapters import common
-from services.deals.adapters.common import MAX_PRODUCTS, AdapterError, Ignored, ResyncNeeded
+from services.deals.adapters.common import (
+    MAX_PRODUCTS,
+    NO_CUSTOM_STAGES,
+    AdapterError,
+    Ignored,
+    ResyncNeeded,
+)
 from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
 
 S = DealStage
@@ -26,6 +36,8 @@ HUBSPOT_STAGES = {
     "closedwon": S.CLOSED_WON,
     "closedlost": S.CLOSED_LOST,
 }
+# Where a deployment maps the stages of its other pipelines and custom stages.
+STAGES_SETTING = "DEALS_HUBSPOT_STAGES"
 # HubSpot property -> the canonical field it sets (and clears when set to '').
 PROPERTY_FIELDS = {
     "amount": "amount",
@@ -37,12 +49,32 @@ PROPERTY_FIELDS = {
 }
 
 
-def from_hubspot(batch: Any) -> list[CrmDealChanged]:
+# What an event says happened: every field naming the change. Not `attemptNumber` (a
+# redelivery of the same notification counts up) nor the app's bookkeeping.
+IDENTITY_FIELDS = (
+    "subscriptionType",
+    "objectId",
+    "propertyName",
+    "propertyValue",
+    "occurredAt",
+    "primaryObjectId",
+    "mergedObjectIds",
+    "newObjectId",
+    "associationType",
+    "fromObjectId",
+    "toObjectId",
+    "associationRemoved",
+)
+
+
+def from_hubspot(
+    batch: Any, stages: Mapping[str, DealStage] = NO_CUSTOM_STAGES
+) -> list[CrmDealChanged]:
     """A HubSpot webhook POST body (a JSON array of subscription events), every event valid."""
     return [
         change
         for index, event in enumerate(hubspot_events(batch))
-        for change in from_hubspot_event(event, f"[{index}]")
+        for change in from_hubspot_event(event, f"[{index}]", stages)
     ]
 
 
@@ -53,16 +85,19 @@ def hubspot_events(batch: Any) -> list[Any]:
     return common.array(batch, "batch")
 
 
-def from_hubspot_event(event: Any, where: str) -> list[CrmDealChanged]:
-    """One subscription event of a HubSpot batch; `where` is its path (`[index]`)."""
+def from_hubspot_event(
+    event: Any, where: str, stages: Mapping[str, DealStage] = NO_CUSTOM_STAGES
+) -> list[CrmDealChanged]:
+    """One subscription event of a HubSpot batch; `where` is its path (`[index]`), `stages`
+    the deployment's own stage ids (DEALS_HUBSPOT_STAGES)."""
     kind = common.string(
         common.require(event, "subscriptionType", where), f"{where}.subscriptionType", 64
     )
     if not kind.startswith("deal."):
         raise Ignored(f"{where}.subscriptionType {kind!r} is not a deal subscription")
     portal = common.ident(common.require(event, "portalId", where), f"{where}.portalId")
-    event_id = f"{portal}:" + common.ident(
-        common.require(event, "eventId", where), f"{where}.eventId"
+    event_id = event_identity(
+        portal, common.ident(common.require(event, "eventId", where), f"{where}.eventId"), event
     )
     at = common.from_epoch_ms(common.require(event, "occurredAt", where), f"{where}.occurredAt")
     if kind == "deal.associationChange":
@@ -84,8 +119,21 @@ def from_hubspot_event(event: Any, where: str) -> list[CrmDealChanged]:
         return [CrmDealChanged(**identity, change_type="updated", deleted=False)]
     if kind == "deal.propertyChange":
         # Properties we do not model are accepted and carry no field change.
-        return [CrmDealChanged(**identity, change_type="updated", **_property(event, where))]
+        changed = _property(event, where, stages)
+        return [CrmDealChanged(**identity, change_type="updated", **changed)]
     raise AdapterError(f"{where}.subscriptionType {kind!r} is not supported")
+
+
+def event_identity(portal: str, event_id: str, event: dict[str, Any]) -> str:
+    """An event's own id: `<portal>:<eventId>:<digest of what it says happened>`. HubSpot
+    documents `eventId` as not guaranteed to be unique, and distinct notifications do share
+    one (three changes of two deals under one id were answered `duplicate` but the first, and
+    lost: HubSpot never resends a batch answered 2xx). The same notification delivered again
+    (another `attemptNumber`) has the same id, so it is still absorbed."""
+    said = [event.get(field) for field in IDENTITY_FIELDS]
+    text = json.dumps(said, separators=(",", ":"), ensure_ascii=False, default=str)
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    return f"{portal}:{event_id}:{digest}"
 
 
 def _association(event: dict[str, Any], where: str, portal: str, at: datetime) -> None:
@@ -155,9 +203,9 @@ def _merge(
     ]
 
 
-def _property(event: dict[str, Any], where: str) -> dict[str, Any]:
+def _property(event: dict[str, Any], where: str, stages: Mapping[str, DealStage]) -> dict[str, Any]:
     """The field a HubSpot property change sets, or clears when the value is '' (none for a
-    property not modelled)."""
+    property not modelled); a stage is read with the deployment's own `stages` first."""
     prop = common.string(common.require(event, "propertyName", where), f"{where}.propertyName")
     value = event.get("propertyValue")
     at = f"{where}.propertyValue"
@@ -171,7 +219,7 @@ def _property(event: dict[str, Any], where: str) -> dict[str, Any]:
     if field == "amount":
         return {"amount": common.money(value, at, None)}
     if field == "stage":
-        return {"stage": common.map_stage(HUBSPOT_STAGES, value, at)}
+        return {"stage": common.map_stage(HUBSPOT_STAGES, value, at, stages, STAGES_SETTING)}
     if field == "name":
         return {"name": common.name(value, at)}
     if field == "close_date":
@@ -193,6 +241,7 @@ def from_hubspot_deal(
     company: Any | None,
     line_items: list[Any],
     at_least: datetime | None = None,
+    stages: Mapping[str, DealStage] = NO_CUSTOM_STAGES,
 ) -> CrmDealChanged:
     """A deal as HubSpot's CRM API returns it (`GET /crm/v3/objects/deals/<id>`), with its
     associated company and line items: a snapshot of the whole deal (a property empty or null
@@ -217,7 +266,8 @@ def from_hubspot_deal(
         if field == "close_date":
             fields[field] = common.parse_date(value, where)
         else:
-            fields.update(_property({"propertyName": prop, "propertyValue": value}, "deal"))
+            change = {"propertyName": prop, "propertyValue": value}
+            fields.update(_property(change, "deal", stages))
     customer = None
     if company is not None:
         company_properties = common.obj(

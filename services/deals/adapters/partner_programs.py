@@ -1,5 +1,7 @@
 """The partner programmes' opportunities: AWS Partner Central (ACE) `GetOpportunity`
-answers and Microsoft Partner Center referrals, each read whole (a snapshot of the record)."""
+answers and Microsoft Partner Center referrals, each read whole (a snapshot of the record: a
+field it does not hold is cleared), and the EventBridge events of Partner Central, which name
+an opportunity to fetch."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.deals.adapters import common
-from services.deals.adapters.common import MAX_PRODUCTS, AdapterError
+from services.deals.adapters.common import MAX_PRODUCTS, AdapterError, Ignored, ResyncNeeded
 from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
 
 S = DealStage
@@ -35,8 +37,53 @@ MICROSOFT_SUBSTATUS = {
 }
 
 
+# The fields a programme's snapshot reads and clears when the record no longer holds them
+# (the customer's parts are cleared alike).
+SNAPSHOT_FIELDS = ("name", "products", "amount", "currency", "close_date", "partner_ref")
+# Partner Central's EventBridge events (`source`), and the prefix of those about an opportunity.
+ACE_EVENT_SOURCE = "aws.partnercentral-selling"
+ACE_OPPORTUNITY_EVENTS = "Opportunity "
+
+
+def from_ace_event(event: Any, catalog: str) -> list[CrmDealChanged]:
+    """A Partner Central event as an EventBridge API destination delivers it (`detail-type`,
+    `time`, `detail`). It carries no opportunity, only its identifier: an opportunity event
+    ('Opportunity Created', 'Opportunity Updated', ...) is a request to fetch the opportunity
+    (`GetOpportunity`, ResyncNeeded), as of the event's `time`; an event of another kind
+    (engagement invitations, snapshots) or of another catalog than `catalog` (the one deals
+    reads, DEALS_ACE_CATALOG) is ignored."""
+    event = common.obj(event, "event")
+    kind = common.string(common.require(event, "detail-type", "event"), "event.detail-type", 128)
+    at = common.parse_datetime(common.require(event, "time", "event"), "event.time")
+    source = event.get("source")
+    if source is not None and source != ACE_EVENT_SOURCE:
+        raise Ignored(f"event.source {str(source)[:64]!r} is not {ACE_EVENT_SOURCE!r}")
+    if not kind.startswith(ACE_OPPORTUNITY_EVENTS):
+        raise Ignored(f"event.detail-type {kind!r} carries nothing Pollinate keeps")
+    detail = common.obj(common.require(event, "detail", "event"), "event.detail")
+    sent_in = detail.get("catalog")
+    if sent_in is not None and sent_in != catalog:
+        raise Ignored(
+            f"event.detail.catalog {str(sent_in)[:64]!r} is not the catalog deals reads "
+            f"(DEALS_ACE_CATALOG {catalog!r})"
+        )
+    where = "event.detail.opportunity"
+    opportunity = common.obj(common.require(detail, "opportunity", "event.detail"), where)
+    identifier = common.ident(
+        common.require(opportunity, "identifier", where), f"{where}.identifier"
+    )
+    raise ResyncNeeded(
+        f"event.detail-type {kind!r} names opportunity {identifier} without its fields: it is"
+        " fetched (GetOpportunity)",
+        (identifier,),
+        at,
+    )
+
+
 def from_aws_ace(opportunity: Any) -> list[CrmDealChanged]:
-    """The GetOpportunity response fetched after an EventBridge 'Opportunity Updated' event."""
+    """The GetOpportunity response fetched after an EventBridge 'Opportunity Updated' event.
+    Expected spend in several currencies has no exact sum: the amount (and currency) is then
+    unknown, and cleared with the rest of what the record does not hold."""
     opp_id = common.ident(common.require(opportunity, "Id", "opportunity"), "opportunity.Id")
     account = common.obj(
         common.require(
@@ -182,8 +229,15 @@ def _snapshot(
 ) -> list[CrmDealChanged]:
     """A programme's record read whole: one 'updated' change named by the record's version
     (`<id>@<version>`), created when `created` (the record, its path, the key) says. Its team
-    is the partner's, not a direct rep, so the change names no owner."""
+    is the partner's, not a direct rep, so the change names no owner. Being the whole record,
+    a field it read as absent is empty now: cleared (an older snapshot cannot clear a newer
+    value: the merge compares the times), as a Salesforce or HubSpot snapshot does."""
     record, where, key = created
+    cleared = [field for field in SNAPSHOT_FIELDS if field in fields and fields[field] is None]
+    customer = fields.get("customer")
+    if isinstance(customer, Customer):
+        parts = ("name", "domain", "country")
+        cleared += [f"customer.{part}" for part in parts if getattr(customer, part) is None]
     return [
         CrmDealChanged(
             source=source,
@@ -192,6 +246,7 @@ def _snapshot(
             source_timestamp=at,
             change_type="updated",
             owner=None,
+            cleared=tuple(cleared),
             **fields,
             created_at=common.parse_datetime(record[key], f"{where}.{key}")
             if record.get(key)

@@ -8,16 +8,25 @@ Change-event semantics followed: a field absent or null did not change, unless t
 `nulledFields` names it (then the CRM cleared it); `sequenceNumber` (with `commitNumber`)
 orders a record's changes of one commit timestamp; UNDELETE restores the record; another
 entity of the same transaction (a lead conversion's Lead, Account, Contact) is ignored, except
-an Account's deletion, which may be a merge (`_account_change`)."""
+an Account's deletion, which may be a merge (`_account_change`). Whether a stage is won, lost
+or open is Salesforce's own `IsWon`/`IsClosed` when the change carries them (`_stage`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from services.deals.adapters import common
-from services.deals.adapters.common import MAX_PRODUCTS, AdapterError, Ignored, ResyncNeeded
-from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
+from services.deals.adapters.common import (
+    MAX_PRODUCTS,
+    NO_CUSTOM_STAGES,
+    OUTCOME_STAGES,
+    AdapterError,
+    Ignored,
+    ResyncNeeded,
+)
+from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage, DealStatus
 
 S = DealStage
 SALESFORCE_STAGES = {
@@ -32,6 +41,8 @@ SALESFORCE_STAGES = {
     "closed won": S.CLOSED_WON,
     "closed lost": S.CLOSED_LOST,
 }
+# Where a deployment maps its own stage names (those IsWon/IsClosed do not come with).
+STAGES_SETTING = "DEALS_SALESFORCE_STAGES"
 CHANGE_TYPES = {
     "CREATE": "created",
     "UPDATE": "updated",
@@ -70,8 +81,11 @@ def _unwrap(message: Any) -> tuple[dict[str, Any], dict[str, Any], str]:
     return payload, common.obj(message.get("event"), "event"), "payload"
 
 
-def from_salesforce_cdc(message: Any) -> list[CrmDealChanged]:
-    """One OpportunityChangeEvent, as a relay delivers it: one change per record it names."""
+def from_salesforce_cdc(
+    message: Any, stages: Mapping[str, DealStage] = NO_CUSTOM_STAGES
+) -> list[CrmDealChanged]:
+    """One OpportunityChangeEvent, as a relay delivers it: one change per record it names;
+    `stages` are the deployment's own stage names (DEALS_SALESFORCE_STAGES)."""
     payload, delivery, at = _unwrap(message)
     where = f"{at}.ChangeEventHeader"
     header = common.obj(common.require(payload, "ChangeEventHeader", at), where)
@@ -105,7 +119,7 @@ def from_salesforce_cdc(message: Any) -> list[CrmDealChanged]:
         raise AdapterError(f"{where}.changeType {change!r} is not supported")
     header_fields = _header(header, delivery, where)
     event_id = header_fields.pop("event_id")
-    fields = _fields(payload, at, _names(header, "nulledFields", where))
+    fields = _fields(payload, at, _names(header, "nulledFields", where), stages)
     return [
         CrmDealChanged(
             source=CrmSource.SALESFORCE,
@@ -169,7 +183,9 @@ def _header(header: dict[str, Any], delivery: dict[str, Any], where: str) -> dic
     }
 
 
-def _fields(payload: dict[str, Any], at: str, nulled: set[str]) -> dict[str, Any]:
+def _fields(
+    payload: dict[str, Any], at: str, nulled: set[str], stages: Mapping[str, DealStage]
+) -> dict[str, Any]:
     """The canonical fields the change sets (a null value did not change) and clears."""
 
     def value(field: str) -> Any:
@@ -183,7 +199,6 @@ def _fields(payload: dict[str, Any], at: str, nulled: set[str]) -> dict[str, Any
             domain=common.domain(value("Account_Website__c"), f"{at}.Account_Website__c"),
             country=common.country(value("BillingCountry__c"), f"{at}.BillingCountry__c"),
         )
-    stage = value("StageName")
     amount = value("Amount")
     created = value("CreatedDate")
     return {
@@ -192,9 +207,7 @@ def _fields(payload: dict[str, Any], at: str, nulled: set[str]) -> dict[str, Any
         "products": _products(value("Products__c"), f"{at}.Products__c"),
         "amount": None if amount is None else common.money(amount, f"{at}.Amount", in_currency),
         "currency": in_currency,
-        "stage": None
-        if stage is None
-        else common.map_stage(SALESFORCE_STAGES, stage, f"{at}.StageName"),
+        "stage": _stage(payload, at, stages),
         "close_date": _date(value("CloseDate"), f"{at}.CloseDate"),
         "owner": common.optional_ident(value("OwnerId"), f"{at}.OwnerId"),
         "partner_ref": common.optional_ident(
@@ -203,6 +216,44 @@ def _fields(payload: dict[str, Any], at: str, nulled: set[str]) -> dict[str, Any
         "created_at": _moment(created, f"{at}.CreatedDate") if created else None,
         "cleared": tuple(CLEARED_AS[field] for field in sorted(nulled) if field in CLEARED_AS),
     }
+
+
+def _stage(payload: dict[str, Any], at: str, stages: Mapping[str, DealStage]) -> DealStage | None:
+    """The stage a change sets. Each org names its stages itself ("Closed Won - Signed"), but
+    Salesforce says whether one is won, lost or open: `IsWon` and `IsClosed` come with a
+    stage change that moves between them (and with every snapshot). They decide the outcome;
+    the stage's name, when known (the defaults, then DEALS_SALESFORCE_STAGES), says which
+    open stage. A change without them (an open stage to another, a won one to another) is
+    read by its name alone, and an unknown name is refused naming the setting."""
+    name = payload.get("StageName")
+    if name is None:
+        return None
+    where = f"{at}.StageName"
+    common.string(name, where)  # a stage of the wrong type is refused whatever the flags say
+    outcome = _outcome(payload.get("IsWon"), payload.get("IsClosed"), at)
+    try:
+        named = common.map_stage(SALESFORCE_STAGES, name, where, stages, STAGES_SETTING)
+    except AdapterError:
+        if outcome is None:
+            raise
+        return OUTCOME_STAGES[outcome]
+    return named if outcome is None or named.status is outcome else OUTCOME_STAGES[outcome]
+
+
+def _outcome(won: Any, closed: Any, at: str) -> DealStatus | None:
+    """What IsWon and IsClosed say of the stage (None: they say nothing). A change carries a
+    flag only when it changed, so IsClosed alone true was an open deal closed, not won (IsWon
+    stayed false); IsWon alone false may be lost or open: nothing is decided from it."""
+    for flag, field in ((won, "IsWon"), (closed, "IsClosed")):
+        if flag is not None and not isinstance(flag, bool):
+            raise AdapterError(f"{at}.{field}: expected a boolean, got {type(flag).__name__}")
+    if won is True:
+        return DealStatus.WON
+    if closed is True:
+        return DealStatus.LOST
+    if closed is False:
+        return DealStatus.OPEN
+    return None
 
 
 def _names(header: dict[str, Any], key: str, where: str) -> set[str]:
@@ -268,6 +319,8 @@ RECORD_FIELDS = (
     "Amount",
     "CurrencyIsoCode",
     "StageName",
+    "IsClosed",
+    "IsWon",
     "CloseDate",
     "OwnerId",
     "Partner_Account__c",
@@ -282,7 +335,11 @@ RECORD_FIELDS = (
 )
 
 
-def from_salesforce_record(record: Any, at_least: datetime | None = None) -> CrmDealChanged:
+def from_salesforce_record(
+    record: Any,
+    at_least: datetime | None = None,
+    stages: Mapping[str, DealStage] = NO_CUSTOM_STAGES,
+) -> CrmDealChanged:
     """An Opportunity as the REST API returns it (sObject GET, or a SOQL query row): a snapshot
     of the whole record at its `SystemModstamp`, or `at_least` if later (an Account merge
     re-parents Opportunities without touching their modification stamps, so the fetched state
@@ -304,7 +361,7 @@ def from_salesforce_record(record: Any, at_least: datetime | None = None) -> Crm
         source_timestamp=at,
         change_type="deleted" if deleted is True else "updated",
         deleted=deleted is True,
-        **_fields(record, "record", nulled),
+        **_fields(record, "record", nulled, stages),
     )
 
 

@@ -1,0 +1,252 @@
+"""What an outside tester's realistic CRM payloads found, without infrastructure: HubSpot
+event ids that are not unique, stages of other pipelines and custom stages, programme
+snapshots that stop carrying a field, and the thin events EventBridge really sends."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from services.deals.adapters import (
+    AdapterError,
+    from_aws_ace,
+    from_hubspot,
+    from_microsoft_referral,
+    from_salesforce_cdc,
+)
+from services.deals.adapters.salesforce import from_salesforce_record
+from services.deals.crm_ingestion import aws_ace_items
+from services.deals.domain.crm import merge_crm_change
+from services.deals.settings import DealsSettings
+from shared.events.crm import CrmDealChanged, DealStage
+from tests.support.crm import hubspot_property_change, salesforce_cdc, sample
+
+AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+# ---- HubSpot: eventId is documented as not guaranteed to be unique
+
+
+def _shared_event_id(attempt: int) -> list[dict[str, Any]]:
+    """The tester's batch: three changes of two deals under one eventId."""
+    changes = [
+        (1001, "amount", "18000"),
+        (1002, "amount", "5000"),
+        (1001, "dealstage", "closedwon"),
+    ]
+    return [
+        {**hubspot_property_change(deal, name, value, AT, event_id=77), "attemptNumber": attempt}
+        for deal, name, value in changes
+    ]
+
+
+def test_hubspot_events_sharing_an_event_id_are_three_events_and_a_redelivery_is_the_same() -> None:
+    first = [c.source_event_id for c in from_hubspot(_shared_event_id(attempt=0))]
+    again = [c.source_event_id for c in from_hubspot(_shared_event_id(attempt=1))]
+    assert len(set(first)) == 3
+    assert all(ident.startswith("44556677:77:") for ident in first)
+    assert again == first  # HubSpot's retry counts attemptNumber up: still the same events
+
+
+def test_hubspot_merges_sharing_an_event_id_name_each_deal_they_touch_apart() -> None:
+    merge = {
+        **hubspot_property_change(10, "amount", "1", AT, event_id=5),
+        "subscriptionType": "deal.merge",
+        "primaryObjectId": 10,
+    }
+    one = from_hubspot([{**merge, "mergedObjectIds": [11]}])
+    other = from_hubspot([{**merge, "mergedObjectIds": [12]}])
+    # The survivor's change of each merge was one id: the second merge's was a duplicate.
+    ids = [change.source_event_id for change in [*one, *other]]
+    assert len(set(ids)) == 4
+
+
+# ---- stages outside the defaults
+
+
+def _second_pipeline(stage: str) -> list[dict[str, Any]]:
+    return [hubspot_property_change(1001, "dealstage", stage, AT)]
+
+
+def test_a_hubspot_stage_of_another_pipeline_is_read_through_the_configured_map() -> None:
+    stages = DealsSettings(hubspot_stages={"1034567": "open", "1034572": "won"}).hubspot_stages
+    [opened] = from_hubspot(_second_pipeline("1034567"), stages)
+    [won] = from_hubspot(_second_pipeline("1034572"), stages)
+    assert (opened.stage, won.stage) == (DealStage.PROSPECTING, DealStage.CLOSED_WON)
+    with pytest.raises(AdapterError) as unknown:
+        from_hubspot(_second_pipeline("1034599"), stages)
+    assert str(unknown.value).endswith(
+        "(known: appointmentscheduled, closedlost, closedwon, contractsent, "
+        "decisionmakerboughtin, presentationscheduled, qualifiedtobuy, and the 2 of "
+        "DEALS_HUBSPOT_STAGES; map it to open, won or lost in DEALS_HUBSPOT_STAGES)"
+    )
+
+
+def test_the_stage_maps_are_read_from_json_settings_and_a_bad_entry_stops_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DEALS_SALESFORCE_STAGES", '{" Discovery ": "Qualification"}')
+    assert DealsSettings().salesforce_stages == {"discovery": DealStage.QUALIFICATION}
+    monkeypatch.setenv("DEALS_HUBSPOT_STAGES", '{"1034572": "signed"}')
+    with pytest.raises(ValidationError, match="DEALS_HUBSPOT_STAGES: '1034572' -> 'signed'"):
+        DealsSettings()
+
+
+def _salesforce_stage(fields: dict[str, Any], **stages: DealStage) -> DealStage | None:
+    [change] = from_salesforce_cdc(salesforce_cdc("006S", "UPDATE", AT, fields), stages)
+    return change.stage
+
+
+def test_salesforce_reads_won_lost_and_open_from_is_won_and_is_closed() -> None:
+    read = [
+        # an org's own won stage: Salesforce says it is won
+        {"StageName": "Closed Won - Signed", "IsClosed": True, "IsWon": True},
+        # closed from an open stage: IsWon did not change (false), so it is not carried
+        {"StageName": "Closed - Budget Cut", "IsClosed": True},
+        {"StageName": "Discovery Call", "IsClosed": False},
+        # a known name agreeing with the flags keeps its stage; disagreeing, the flags win
+        {"StageName": "Negotiation/Review", "IsClosed": False},
+        {"StageName": "Closed Won", "IsClosed": False, "IsWon": False},
+    ]
+    assert [_salesforce_stage(fields) for fields in read] == [
+        DealStage.CLOSED_WON,
+        DealStage.CLOSED_LOST,
+        DealStage.PROSPECTING,
+        DealStage.NEGOTIATION,
+        DealStage.PROSPECTING,
+    ]
+
+
+def test_a_salesforce_stage_without_flags_is_read_by_its_name_or_refused_naming_the_setting() -> (
+    None
+):
+    # An open stage to another, or a won one to another: IsClosed/IsWon did not change.
+    assert _salesforce_stage({"StageName": "Discovery"}, discovery=DealStage.QUALIFICATION) == (
+        DealStage.QUALIFICATION
+    )
+    with pytest.raises(AdapterError, match=r"'Discovery' .*in DEALS_SALESFORCE_STAGES\)$"):
+        _salesforce_stage({"StageName": "Discovery"})
+    with pytest.raises(AdapterError, match=r"payload\.IsWon: expected a boolean, got str"):
+        _salesforce_stage({"StageName": "Closed Won", "IsWon": "true"})
+
+
+def test_a_salesforce_snapshot_of_a_custom_won_stage_is_won() -> None:
+    record = {
+        "Id": "006R",
+        "StageName": "Closed Won - Signed",
+        "IsClosed": True,
+        "IsWon": True,
+        "SystemModstamp": "2026-03-02T09:00:00.000+0000",
+    }
+    assert from_salesforce_record(record).stage is DealStage.CLOSED_WON
+
+
+# ---- programme snapshots are whole records: what they stop carrying is cleared
+
+STORED: dict[str, Any] = {
+    "name": "Migration",
+    "partner_ref": "CRM-OPP-1",
+    "currency": "USD",
+    "amount": Decimal("12000"),
+    "close_date": date(2026, 5, 1),
+    "products": ["security-suite"],
+    "customer_name": "Contoso",
+    "customer_domain": "contoso.example",
+    "customer_country": "DE",
+    "stage": "closed_won",
+    "status": "won",
+}
+
+
+def _merged(*changes: CrmDealChanged) -> dict[str, Any]:
+    row, stamps = dict(STORED), {}
+    for change in changes:
+        row.update(merge_crm_change(row, stamps, change))
+    return row
+
+
+def test_an_ace_snapshot_without_the_partner_ref_or_with_spend_in_two_currencies_clears_them() -> (
+    None
+):
+    opportunity = sample("aws_ace_opportunity.json")["getOpportunity"]
+    later = copy.deepcopy(opportunity)
+    later["LastModifiedDate"] = "2026-01-12T16:00:00Z"
+    del later["PartnerOpportunityIdentifier"]
+    later["Project"]["ExpectedCustomerSpend"] = [
+        {"Amount": "1000", "CurrencyCode": "USD", "Frequency": "Monthly"},
+        {"Amount": "500", "CurrencyCode": "EUR", "Frequency": "Monthly"},
+    ]
+    [first], [second] = from_aws_ace(opportunity), from_aws_ace(later)
+    assert first.cleared == ()
+    assert set(second.cleared) == {"partner_ref", "amount", "currency"}
+    row = _merged(first, second)
+    assert (row["partner_ref"], row["amount"], row["currency"]) == (None, None, None)
+    # An older snapshot arriving late cannot bring them back.
+    assert _merged(second, first)["partner_ref"] is None
+
+
+def test_a_referral_snapshot_without_a_deal_value_or_reference_clears_them() -> None:
+    referral = sample("microsoft_referral.json")["referral"]
+    del referral["Details"]["DealValue"], referral["ExternalReferenceId"]
+    del referral["CustomerProfile"]["Ids"], referral["ETag"]
+    [change] = from_microsoft_referral(referral)
+    assert set(change.cleared) == {"amount", "partner_ref", "customer.domain"}
+    row = _merged(change)
+    assert (row["amount"], row["partner_ref"], row["customer_domain"]) == (None, None, None)
+    assert (row["currency"], row["products"]) == ("USD", ["security-suite"])
+
+
+# ---- AWS ACE: what an EventBridge API destination sends
+
+
+def _event(kind: str, **detail: Any) -> dict[str, Any]:
+    event: dict[str, Any] = copy.deepcopy(sample("aws_ace_opportunity.json")["event"])
+    event["detail-type"] = kind
+    event["time"] = (datetime.now(UTC) - timedelta(seconds=5)).isoformat()
+    event["detail"].update(detail)
+    return event
+
+
+@pytest.mark.parametrize("kind", ["Opportunity Created", "Opportunity Updated"])
+def test_a_thin_opportunity_event_is_a_request_to_fetch_the_opportunity(kind: str) -> None:
+    [item] = aws_ace_items(_event(kind), datetime.now(UTC))
+    assert item.refused is None
+    assert item.resync is not None
+    assert item.resync.record_ids == ("O4417723",)
+    assert f"{kind!r} names opportunity O4417723" in str(item.resync)
+
+
+def test_a_thin_event_without_ace_credentials_says_it_waits_for_them() -> None:
+    [item] = aws_ace_items(_event("Opportunity Updated"), datetime.now(UTC), fetching=False)
+    assert item.resync is not None
+    assert str(item.resync).endswith(
+        "no ACE credentials are configured (DEALS_ACE_ACCESS_KEY_ID, "
+        "DEALS_ACE_SECRET_ACCESS_KEY): the request waits in crm_resyncs until they are"
+    )
+
+
+def test_other_partner_central_events_and_other_catalogs_are_ignored() -> None:
+    invitation = _event("Engagement Invitation Created", engagementInvitation={"id": "engi-1"})
+    del invitation["detail"]["opportunity"]
+    sandbox = _event("Opportunity Updated", catalog="Sandbox")
+    [ignored] = aws_ace_items(invitation, datetime.now(UTC))
+    [elsewhere] = aws_ace_items(sandbox, datetime.now(UTC))
+    assert ignored.ignored == (
+        "event.detail-type 'Engagement Invitation Created' carries nothing Pollinate keeps"
+    )
+    assert "DEALS_ACE_CATALOG 'AWS'" in str(elsewhere.ignored)
+
+
+def test_a_thin_event_from_the_future_or_naming_no_opportunity_is_refused() -> None:
+    ahead = _event("Opportunity Updated")
+    ahead["time"] = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    nameless = _event("Opportunity Updated", opportunity={})
+    [future] = aws_ace_items(ahead, datetime.now(UTC))
+    [unnamed] = aws_ace_items(nameless, datetime.now(UTC))
+    assert future.refused == "event.time is more than 5 minutes in the future"
+    assert unnamed.refused == "event.detail.opportunity.identifier is required"
