@@ -320,13 +320,19 @@ async def aws_ace(request: Request, platform: PlatformDep, settings: SettingsDep
 
 @crm.post("/microsoft", status_code=202)
 async def microsoft(
-    request: Request, platform: PlatformDep, certificates: CertificatesDep
+    request: Request, platform: PlatformDep, settings: SettingsDep, certificates: CertificatesDep
 ) -> IngestedOut:
-    """A Partner Center referral webhook: `Authorization: Signature <base64>`, RSA over the body
-    by the certificate at `X-MS-Certificate-Url` (`X-MS-Signature-Algorithm`, e.g. rsa-sha256)."""
+    """A Partner Center webhook: `Authorization: Signature <base64>`, RSA over the body by the
+    certificate at `X-MS-Certificate-Url` (`X-MS-Signature-Algorithm`, e.g. rsa-sha256). The
+    event as Partner Center sends it (a referral's, 'referral-created' or 'referral-updated', is
+    answered `resync` and the referral its `ResourceUri` names fetched from the Referrals API;
+    other events are `ignored`), or the referral resource, bare or as {webhook, referral}."""
     raw = await request.body()
     await certificates.verify(raw, request.headers, now())
-    items = crm_ingestion.microsoft_items(crm_ingestion.parse_json(raw), now())
+    payload = crm_ingestion.parse_json(raw)
+    items = crm_ingestion.microsoft_items(
+        payload, now(), settings.microsoft_referrals_url, settings.microsoft_pull
+    )
     return _single(await _ingest(platform, CrmSource.MICROSOFT, items, request))
 
 

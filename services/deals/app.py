@@ -75,7 +75,12 @@ def wire(platform: Platform) -> None:
             settings.pull_every_seconds, jobs.pull_microsoft_referrals, name="microsoft-pull"
         )
     platform.provide(DriftGauge(platform.metrics.registry))
-    if settings.salesforce_rest or settings.hubspot_tokens or settings.ace_pull:
+    if (
+        settings.salesforce_rest
+        or settings.hubspot_tokens
+        or settings.ace_pull
+        or settings.microsoft_pull
+    ):
         platform.every(settings.resync_every_seconds, jobs.resync_crm_records, name="crm-resync")
     else:
         log.warning("no CRM API configured: resyncs wait in the queue (crm_resyncs)")

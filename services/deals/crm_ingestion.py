@@ -40,7 +40,11 @@ from services.deals.adapters.common import (
     parse_datetime,
     require,
 )
-from services.deals.adapters.partner_programs import from_ace_event
+from services.deals.adapters.partner_programs import (
+    MICROSOFT_REFERRALS_API,
+    from_ace_event,
+    from_microsoft_event,
+)
 from services.deals.adapters.salesforce import ACCOUNT_RECORD
 from services.deals.crm_at_intake import ProjectionAtIntake
 from services.deals.domain.crm import is_stale
@@ -397,7 +401,7 @@ def aws_ace_items(
             except ResyncNeeded as fetch:
                 if fetching:
                     raise
-                raise _waiting_for_ace_credentials(fetch) from None
+                raise _waiting(fetch, "ACE", ACE_CREDENTIALS) from None
         opportunity = raw.get("getOpportunity", raw) if isinstance(raw, dict) else raw
         if isinstance(raw, dict) and "event" in raw:
             not_ahead(_event_time(raw["event"]), at, "event.time")
@@ -406,20 +410,43 @@ def aws_ace_items(
     return [read_item(0, payload, read)]
 
 
-def _waiting_for_ace_credentials(fetch: ResyncNeeded) -> ResyncNeeded:
+# What each programme's fetch needs configured (the answer names them when it waits).
+ACE_CREDENTIALS = "DEALS_ACE_ACCESS_KEY_ID, DEALS_ACE_SECRET_ACCESS_KEY"
+MICROSOFT_CREDENTIALS = "DEALS_MICROSOFT_ACCESS_TOKEN"
+
+
+def _waiting(fetch: ResyncNeeded, programme: str, settings: str) -> ResyncNeeded:
     """The fetch `fetch` asks for, saying why it waits: kept and recoverable, not dropped."""
     return ResyncNeeded(
-        f"{fetch}; no ACE credentials are configured (DEALS_ACE_ACCESS_KEY_ID,"
-        " DEALS_ACE_SECRET_ACCESS_KEY): the request waits in crm_resyncs until they are",
+        f"{fetch}; no {programme} credentials are configured ({settings}): the request waits"
+        " in crm_resyncs until they are",
         fetch.record_ids,
         fetch.since,
     )
 
 
-def microsoft_items(payload: Any, at: datetime) -> list[Item]:
-    """A Partner Center referral resource, bare or as {"referral": ...}: one item."""
+def microsoft_items(
+    payload: Any,
+    at: datetime,
+    referrals_url: str = MICROSOFT_REFERRALS_API,
+    fetching: bool = True,
+) -> list[Item]:
+    """One item: a Partner Center webhook event as Partner Center sends it (a referral event is
+    a request to fetch the referral from `referrals_url`, `from_microsoft_event`; its
+    `ResourceChangeUtcDate` is bounded), or the referral resource, bare or as
+    {webhook, referral} / {referral}. Without `fetching` (no Partner Center token) a fetch
+    waits in the resync queue, and the answer says so."""
 
     def read(raw: Any) -> list[CrmDealChanged]:
+        if isinstance(raw, dict) and "EventName" in raw and "referral" not in raw:
+            try:
+                return from_microsoft_event(raw, referrals_url)
+            except ResyncNeeded as fetch:
+                if fetch.since is not None:
+                    not_ahead(fetch.since, at, "event.ResourceChangeUtcDate")
+                if fetching:
+                    raise
+                raise _waiting(fetch, "Partner Center", MICROSOFT_CREDENTIALS) from None
         referral = raw.get("referral", raw) if isinstance(raw, dict) else raw
         return bounded(from_microsoft_referral, at, "referral.UpdatedDateTime")(referral)
 

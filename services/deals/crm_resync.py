@@ -1,8 +1,8 @@
 """Resync: the records a gap or overflow event (Salesforce), an association change or a merge
-(HubSpot), or a Partner Central event naming an opportunity (AWS ACE) stands for are fetched
-from the CRM as they are now and recorded on crm.deals.v1 as snapshots, which the projection
-merges with the same rules as any change (a field changed later than the snapshot keeps its
-newer value).
+(HubSpot), a Partner Central event naming an opportunity (AWS ACE) or a Partner Center event
+naming a referral (Microsoft) stands for are fetched from the CRM as they are now and recorded
+on crm.deals.v1 as snapshots, which the projection merges with the same rules as any change (a
+field changed later than the snapshot keeps its newer value).
 
 The requests wait in `crm_resyncs` (durable: a restart resumes them); each run leases the due
 ones, fetches them outside any transaction, and records each record's snapshot and marks its
@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.deals import crm_repository
-from services.deals.adapters import AdapterError, from_aws_ace
+from services.deals.adapters import AdapterError, from_aws_ace, from_microsoft_referral
 from services.deals.adapters.common import NO_CUSTOM_STAGES
 from services.deals.adapters.hubspot import archived_deal, from_hubspot_deal
 from services.deals.adapters.salesforce import (
@@ -34,10 +34,11 @@ from services.deals.crm_clients import (
     RateLimited,
     SalesforceClient,
 )
-from services.deals.crm_ingestion import Delivery, event_id, raw_event
-from services.deals.partner_program_clients import AceClient
+from services.deals.crm_ingestion import Delivery, bounded, event_id, raw_event
+from services.deals.partner_program_clients import AceClient, MicrosoftReferralsClient
 from shared.clock import now
 from shared.db import Pool
+from shared.errors import Unprocessable
 from shared.events.crm import CrmDealChanged, CrmSource, DealStage
 from shared.outbox import Outbox, OutgoingEvent
 from shared.topics import CRM_DEALS
@@ -50,6 +51,7 @@ RESYNC_API = {
     CrmSource.SALESFORCE: "Salesforce REST (sobjects, queryAll)",
     CrmSource.HUBSPOT: "HubSpot CRM API (deals with companies and line items)",
     CrmSource.AWS_ACE: "AWSPartnerCentralSelling.GetOpportunity",
+    CrmSource.MICROSOFT: "Partner Center Referrals API (GET engagements/referrals/<id>)",
 }
 # A window starts a little before the overflow's commit: clocks and commit order are not exact.
 WINDOW_MARGIN = timedelta(seconds=1)
@@ -183,6 +185,21 @@ def ace_resyncer(client: AceClient) -> Resyncer:
     return Resyncer(CrmSource.AWS_ACE, fetch, read)
 
 
+def microsoft_resyncer(client: MicrosoftReferralsClient) -> Resyncer:
+    """A referral a Partner Center event named, as the Referrals API answers it now, read as a
+    delivered referral is (the same adapter, its `UpdatedDateTime` bounded alike); one Partner
+    Center does not have is refused for good (CrmRefused)."""
+
+    async def fetch(request: Any) -> list[Any]:
+        return [await client.referral(request["record_id"])]
+
+    def read(request: Any, answer: Any, at: datetime) -> CrmDealChanged:
+        [change] = bounded(from_microsoft_referral, at, "referral.UpdatedDateTime")(answer)
+        return change
+
+    return Resyncer(CrmSource.MICROSOFT, fetch, read)
+
+
 async def _record(
     pool: Pool,
     outbox: Outbox,
@@ -199,7 +216,7 @@ async def _record(
         try:
             changes.append(resyncer.read(request, answer, at))
             read.append((index, answer, changes[-1]))
-        except (AdapterError, ValueError) as error:
+        except (AdapterError, ValueError, Unprocessable) as error:  # Unprocessable: out of bounds
             refused.append((index, f"resync: {error}", repr(answer)[:10_000].encode()))
     events = [OutgoingEvent(CRM_DEALS, c, c.deal_key, event_id=event_id(c)) for c in changes]
     async with pool.acquire() as conn, conn.transaction():

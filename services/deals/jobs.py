@@ -21,6 +21,7 @@ from services.deals.crm_resync import (
     ResyncRun,
     ace_resyncer,
     hubspot_resyncer,
+    microsoft_resyncer,
     run_resyncs,
     salesforce_resyncer,
 )
@@ -47,8 +48,8 @@ async def expire_registrations(platform: Platform) -> tuple[ExpiryRun, ReviewRun
 
 
 async def resync_crm_records(platform: Platform) -> ResyncRun:
-    """Fetch the records gaps, associations, merges and Partner Central events stand for;
-    record their current state."""
+    """Fetch the records gaps, associations, merges, Partner Central and Partner Center events
+    stand for; record their current state."""
     settings = platform.provisions.get(DealsSettings)
     resyncers = []
     if settings.salesforce_rest:
@@ -59,6 +60,8 @@ async def resync_crm_records(platform: Platform) -> ResyncRun:
         resyncers.append(hubspot_resyncer(hubspot, settings.hubspot_stages))
     if settings.ace_pull:
         resyncers.append(ace_resyncer(AceClient.from_settings(settings)))
+    if settings.microsoft_pull:
+        resyncers.append(microsoft_resyncer(MicrosoftReferralsClient.from_settings(settings)))
     return await run_resyncs(platform.pool, platform.outbox, resyncers, settings.resync_batch_size)
 
 

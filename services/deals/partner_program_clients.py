@@ -8,7 +8,8 @@ each summary (the listing carries no customer or spend).
 
 Microsoft Partner Center referrals (`GET .../engagements/referrals`, OData: `$filter` on
 `updatedDateTime`, `$orderby`, `$top`), paged by `@odata.nextLink` or, where the answer gives a
-`continuationToken`, by sending it back in `MS-ContinuationToken`."""
+`continuationToken`, by sending it back in `MS-ContinuationToken`; one referral a webhook event
+names by `GET .../engagements/referrals/<id>`."""
 
 from __future__ import annotations
 
@@ -290,6 +291,25 @@ class MicrosoftReferralsClient:
             return Page(records, f"token:{token}")
         return Page(records, None)
 
+    async def referral(self, referral_id: str) -> dict[str, Any]:
+        """The referral as `GET .../referrals/<id>` answers it now. One Partner Center does not
+        have (404, 410) is CrmRefused (asking again cannot help); throttling (429) is
+        RateLimited; anything else (an outage, a token to renew) is CrmUnavailable, to ask
+        again later."""
+        url = f"{self.url.rstrip('/')}/{quote(referral_id, safe='')}"
+        headers = {"Authorization": f"Bearer {self.access_token}", "Accept": "application/json"}
+        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
+            answer = await send(client, "Partner Center", "GET", url, headers=headers)
+        payload = answer_json(answer)
+        if answer.status_code == 200 and isinstance(payload, dict):
+            return payload
+        said = _said(answer, payload)
+        if answer.status_code == 429:
+            raise RateLimited(said, retry_after(answer))
+        if answer.status_code in (404, 410):
+            raise CrmRefused(said)
+        raise CrmUnavailable(said)
+
     async def update_referral(self, referral_id: str, fields: dict[str, str]) -> None:
         """`PATCH .../referrals/<id>` with a JSON Patch document replacing `fields` (the API
         takes only `replace` and `add` operations)."""
@@ -306,11 +326,7 @@ class MicrosoftReferralsClient:
             )
         if answer.is_success:
             return
-        said = f"Partner Center answered {answer.status_code}"
-        payload = answer_json(answer)
-        code = payload.get("error", {}).get("code") if isinstance(payload, dict) else None
-        if code:
-            said = f"{said} {str(code)[:64]}"
+        said = _said(answer, answer_json(answer))
         if answer.status_code == 429:
             raise RateLimited(said, retry_after(answer))
         if answer.status_code >= 500 or answer.status_code in (401, 408, 412):
@@ -325,6 +341,14 @@ class MicrosoftReferralsClient:
                 f"updatedDateTime ge {since.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
             )
         return query
+
+
+def _said(answer: httpx.Response, payload: Any) -> str:
+    """What Partner Center answered: the status, and its error code when the body has one."""
+    said = f"Partner Center answered {answer.status_code}"
+    error = payload.get("error") if isinstance(payload, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return f"{said} {str(code)[:64]}" if code else said
 
 
 def _origin(url: str) -> tuple[str, str]:

@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.deals.adapters import hubspot, salesforce
 from services.deals.adapters.common import custom_stages
+from services.deals.adapters.partner_programs import MICROSOFT_REFERRALS_API
 from shared.events.crm import DealStage
 
 # Committed so that a developer's machine (and the tests) can sign CRM deliveries without
@@ -62,14 +63,15 @@ class DealsSettings(BaseSettings):
     salesforce_access_token: SecretStr = SecretStr("")
     salesforce_api_version: str = "61.0"
     # Pulled sources (no relay needed): AWS Partner Central Selling API (SigV4 with these
-    # credentials) and Partner Center referrals (an OAuth access token). Empty: not pulled.
+    # credentials) and Partner Center referrals (an OAuth access token). Empty: not pulled, and
+    # what their events name waits in the resync queue.
     ace_endpoint: str = "https://partnercentral-selling.us-east-1.api.aws"
     ace_region: str = "us-east-1"
     ace_catalog: str = "AWS"
     ace_access_key_id: str = ""
     ace_secret_access_key: SecretStr = SecretStr("")
     ace_session_token: SecretStr = SecretStr("")
-    microsoft_referrals_url: str = "https://api.partner.microsoft.com/v1.0/engagements/referrals"
+    microsoft_referrals_url: str = MICROSOFT_REFERRALS_API
     microsoft_access_token: SecretStr = SecretStr("")
     # Write-back to HubSpot: the CRM API and a private app token per portal ("portal=token,...").
     hubspot_api_url: str = "https://api.hubapi.com"

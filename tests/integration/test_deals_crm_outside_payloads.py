@@ -2,7 +2,7 @@
 on real Kafka and Postgres, each CRM's API played by a local server speaking its documented
 shapes: HubSpot changes sharing an `eventId` are each recorded, stages of other pipelines and
 custom stages close deals, programme snapshots clear what they stop carrying, and the thin
-events EventBridge really sends are answered 2xx and fetched."""
+events EventBridge and Partner Center's webhooks really send are answered 2xx and fetched."""
 
 from __future__ import annotations
 
@@ -17,19 +17,21 @@ import asyncpg
 import httpx
 import pytest
 
-from services.deals.crm_ingestion import aws_ace_items, record_items
-from services.deals.crm_resync import ace_resyncer, run_resyncs
-from services.deals.partner_program_clients import AceClient
+from services.deals.crm_ingestion import aws_ace_items, microsoft_items, record_items
+from services.deals.crm_resync import ace_resyncer, microsoft_resyncer, run_resyncs
+from services.deals.partner_program_clients import AceClient, MicrosoftReferralsClient
 from shared.events.crm import CrmSource
 from shared.outbox import Outbox
 from tests.support.crm import (
     HUBSPOT_PORTAL,
     AcePartnerCentral,
     CrmSenders,
+    PartnerCenterReferrals,
     aws_ace_headers,
     aws_ace_opportunity,
     hubspot_headers,
     hubspot_property_change,
+    microsoft_event,
     microsoft_referral,
     salesforce_cdc,
     salesforce_delivery,
@@ -252,6 +254,114 @@ async def test_a_queued_opportunity_is_fetched_and_one_aws_does_not_have_is_kept
     ]
 
 
+async def _post_microsoft(
+    url: str, crm_senders: CrmSenders, payload: dict[str, Any]
+) -> httpx.Response:
+    body = json.dumps(payload).encode()
+    async with httpx.AsyncClient(timeout=30) as client:
+        return await client.post(
+            f"{url}/crm/microsoft",
+            content=body,
+            headers=crm_senders.headers("/crm/microsoft", body),
+        )
+
+
+async def test_a_partner_center_event_without_a_token_is_queued_others_ignored_or_refused(
+    infra: Infra, deals_instances: list[str], crm_senders: CrmSenders
+) -> None:
+    """A Partner Center webhook carries the event's name and the referral's URI only: it was
+    refused (422, `referral.Id is required`). A referral event is answered 2xx and queued for a
+    fetch that waits until a Partner Center token is configured; Partner Center's test event is
+    ignored; a URI that does not name a referral of the Referrals API is refused, saying why."""
+    referral = str(uuid.uuid4())
+    at = datetime.now(UTC) - timedelta(seconds=2)
+    updated = microsoft_event("referral-updated", referral, at)
+    test = microsoft_event("test-created", "unused", at)
+    test["ResourceUri"] = (
+        "https://api.partnercenter.microsoft.com/webhooks/v1/registration/validationEvents/c0ffee"
+    )
+    elsewhere = microsoft_event("referral-created", referral, at)
+    elsewhere["ResourceUri"] = f"https://partner-center.example/engagements/v1/referrals/{referral}"
+    answers = [
+        await _post_microsoft(deals_instances[0], crm_senders, payload)
+        for payload in (updated, test, elsewhere)
+    ]
+    assert [a.status_code for a in answers] == [202, 202, 422], [a.text for a in answers]
+    [queued], [ignored] = (a.json()["items"] for a in answers[:2])
+    assert (queued["outcome"], queued["deal_key"]) == ("resync", f"microsoft:{referral}")
+    assert "DEALS_MICROSOFT_ACCESS_TOKEN" in queued["reason"]
+    assert ignored["outcome"] == "ignored"
+    assert (
+        answers[2]
+        .json()["detail"]
+        .startswith(
+            "event.ResourceUri does not name a referral of the Partner Center Referrals API"
+        )
+    )
+    [request] = await _admin_fetch(
+        infra,
+        "SELECT reason, since, done_at FROM deals.crm_resyncs"
+        " WHERE source = 'microsoft' AND record_id = $1",
+        referral,
+    )
+    assert "waits in crm_resyncs" in request["reason"]
+    assert (request["since"], request["done_at"]) == (at, None)
+
+
+async def test_a_queued_referral_is_fetched_and_one_partner_center_does_not_have_is_refused(
+    infra: Infra,
+) -> None:
+    """The resync queue on a scratch schema against a local Referrals API: a throttled fetch and
+    an outage wait; the referral is then recorded as `GET .../referrals/<id>` answers it (the
+    same adapter as a delivered referral), and one it answers 404 for is kept in crm_refused,
+    not asked again."""
+    known, unknown = str(uuid.uuid4()), str(uuid.uuid4())
+    with PartnerCenterReferrals() as center:
+        center.put(known, datetime.now(UTC) - timedelta(minutes=5), substatus="Won")
+        center.referrals[known]["name"] = "Fetched after its event"
+        now = datetime.now(UTC)
+        events = [microsoft_event("referral-updated", r, now) for r in (known, unknown)]
+        items = [item for event in events for item in microsoft_items(event, now)]
+        client = MicrosoftReferralsClient(center.url + center.PATH, center.TOKEN)
+        async with deals_pool(infra) as pool:
+            outbox = Outbox("deals", source="pollinate/deals")
+            async with pool.acquire() as conn, conn.transaction():
+                await record_items(conn, outbox, CrmSource.MICROSOFT, items, now)
+            center.throttled = 1
+            throttled = await run_resyncs(pool, outbox, [microsoft_resyncer(client)], limit=10)
+            assert (throttled.fetched, throttled.retried) == (0, 2)
+            await pool.execute("UPDATE crm_resyncs SET due_at = now() - interval '1 second'")
+            center.down = True
+            down = await run_resyncs(pool, outbox, [microsoft_resyncer(client)], limit=10)
+            assert (down.fetched, down.retried) == (0, 2)
+            errors = await pool.fetch("SELECT last_error FROM crm_resyncs")
+            await pool.execute("UPDATE crm_resyncs SET due_at = now() - interval '1 second'")
+            center.down = False
+            done = await run_resyncs(pool, outbox, [microsoft_resyncer(client)], limit=10)
+            assert (done.fetched, done.recorded, done.refused) == (1, 1, 1)
+            pending = await pool.fetchval("SELECT count(*) FROM crm_resyncs WHERE done_at IS NULL")
+            refused = await pool.fetch("SELECT reason, item FROM crm_refused")
+            [recorded] = [
+                json.loads(row["value"])["data"]
+                for row in await pool.fetch(
+                    "SELECT value FROM outbox WHERE topic = 'crm.deals.v1' ORDER BY position"
+                )
+            ]
+    assert {row["last_error"] for row in errors} == {
+        "Partner Center answered 503 ServiceUnavailable"
+    }
+    assert pending == 0
+    assert (recorded["source_id"], recorded["name"]) == (known, "Fetched after its event")
+    assert (recorded["stage"], recorded["customer"]["name"]) == ("closed_won", "Fabrikam Inc")
+    assert [(r["reason"], bytes(r["item"])) for r in refused] == [
+        (f"resync of {unknown}: Partner Center answered 404 NotFound", unknown.encode())
+    ]
+    fetches = [r for r in center.requests if r["path"] != center.PATH]
+    assert {(r["method"], r["path"]) for r in fetches} == {
+        ("GET", f"{center.PATH}/{referral}") for referral in (known, unknown)
+    }
+
+
 @pytest.fixture(scope="module")
 async def ace_center() -> AsyncIterator[AcePartnerCentral]:
     with AcePartnerCentral() as center:
@@ -259,15 +369,28 @@ async def ace_center() -> AsyncIterator[AcePartnerCentral]:
 
 
 @pytest.fixture(scope="module")
+async def partner_center() -> AsyncIterator[PartnerCenterReferrals]:
+    with PartnerCenterReferrals() as center:
+        yield center
+
+
+@pytest.fixture(scope="module")
 async def configured_deals(
-    infra: Infra, deals_crm_env: dict[str, str], ace_center: AcePartnerCentral
+    infra: Infra,
+    deals_crm_env: dict[str, str],
+    ace_center: AcePartnerCentral,
+    partner_center: PartnerCenterReferrals,
 ) -> AsyncIterator[str]:
-    """A deals process as a channel team configures one: ACE credentials (so events are
-    fetched), the stages of its second HubSpot pipeline, resyncs checked often."""
+    """A deals process as a channel team configures one: ACE credentials and a Partner Center
+    token (so events are fetched), the stages of its second HubSpot pipeline, resyncs checked
+    often. The pulls run once, at the start (before any record exists): what the tests see
+    fetched is fetched because an event named it."""
     env = {
         **deals_crm_env,
         **ace_center.env(),
+        **partner_center.env(),
         "DEALS_RESYNC_EVERY_SECONDS": "0.2",
+        "DEALS_PULL_EVERY_SECONDS": "3600",
         "DEALS_HUBSPOT_STAGES": json.dumps(SECOND_PIPELINE),
     }
     async with service_processes(infra, "deals", env=env) as [url]:
@@ -330,3 +453,40 @@ async def test_a_deal_in_a_configured_second_pipeline_is_won(
         what="the deal won in its pipeline",
     )
     assert (row["stage"], str(row["amount"])) == ("closed_won", "18000.0000")
+
+
+async def test_a_partner_center_event_is_fetched_and_projected(
+    infra: Infra,
+    configured_deals: str,
+    partner_center: PartnerCenterReferrals,
+    crm_senders: CrmSenders,
+) -> None:
+    referral = str(uuid.uuid4())
+    partner_center.put(referral, datetime.now(UTC) - timedelta(minutes=1))
+    partner_center.referrals[referral]["name"] = "Named by its event"
+    event = microsoft_event("referral-created", referral, datetime.now(UTC))
+    answer = await _post_microsoft(configured_deals, crm_senders, event)
+    assert answer.status_code == 202, answer.text
+    [item] = answer.json()["items"]
+    assert (item["outcome"], item["deal_key"], item["reason"]) == (
+        "resync",
+        f"microsoft:{referral}",
+        f"event.EventName 'referral-created' names referral {referral} without its fields: it "
+        "is fetched (GET engagements/referrals/<id>)",
+    )
+    row = await eventually(
+        lambda: _projected(infra, f"microsoft:{referral}", name="Named by its event"),
+        what="the fetched referral projected",
+    )
+    assert (row["customer_name"], row["stage"], row["customer_domain"]) == (
+        "Fabrikam Inc",
+        "qualification",
+        "fabrikam.com",
+    )
+    [request] = await _admin_fetch(
+        infra,
+        "SELECT done_at FROM deals.crm_resyncs WHERE source = 'microsoft' AND record_id = $1",
+        referral,
+    )
+    assert request["done_at"] is not None
+    assert any(r["path"] == f"{partner_center.PATH}/{referral}" for r in partner_center.requests)

@@ -157,6 +157,25 @@ def microsoft_referral(referral_id: str, *, status: str = "Active", **details: A
     return payload
 
 
+# Where Partner Center's webhook documentation says a referral event's resource is.
+PARTNER_CENTER_EVENT_REFERRALS = "https://api.partnercenter.microsoft.com/engagements/v1/referrals"
+
+
+def microsoft_event(
+    kind: str, referral_id: str, at: datetime, resource_uri: str | None = None
+) -> dict[str, Any]:
+    """A Partner Center webhook event as it is delivered: the event's name and the URI of the
+    resource it is about (by default the referral's, as the documentation writes it), no
+    referral."""
+    return {
+        "EventName": kind,
+        "ResourceUri": resource_uri or f"{PARTNER_CENTER_EVENT_REFERRALS}/{referral_id}",
+        "ResourceName": kind.split("-", 1)[0],
+        "AuditUri": None,
+        "ResourceChangeUtcDate": at.isoformat(),
+    }
+
+
 # ---- signing, as each source (or its relay) signs a delivery
 
 # What the tests configure as DEALS_PUBLIC_BASE_URL: the URL HubSpot is told to call.
@@ -661,8 +680,10 @@ class PartnerCenterReferrals(_JsonServer):
     """Plays Partner Center's referrals endpoint (`GET /v1.0/engagements/referrals`, OData
     `$filter=updatedDateTime ge <t>`, `$orderby`, `$top`): `page_size` referrals a page, in
     camelCase as the REST API returns them, with `@odata.nextLink` (or, with `use_tokens`, a
-    `continuationToken` to send back in `MS-ContinuationToken`), and `PATCH .../referrals/<id>`
-    with a JSON Patch document. A bearer token is required."""
+    `continuationToken` to send back in `MS-ContinuationToken`), `GET .../referrals/<id>` (the
+    referral with its `@odata.context`, or 404 `NotFound`), and `PATCH .../referrals/<id>`
+    with a JSON Patch document. A bearer token is required; while `throttled` counts down,
+    429 `TooManyRequests`; while `down`, 503."""
 
     TOKEN = "partner-center-test-token"
     PATH = "/v1.0/engagements/referrals"
@@ -673,6 +694,7 @@ class PartnerCenterReferrals(_JsonServer):
         self.use_tokens = use_tokens
         self.referrals: dict[str, dict[str, Any]] = {}
         self.down = False  # answers 503 while True
+        self.throttled = 0  # the next requests answered 429
         self.patches: list[tuple[str, Any]] = []
 
     def put(self, referral_id: str, updated: datetime, substatus: str = "Accepted") -> None:
@@ -696,11 +718,16 @@ class PartnerCenterReferrals(_JsonServer):
         headers = {k.lower(): v for k, v in request["headers"].items()}
         if headers.get("authorization") != f"Bearer {self.TOKEN}":
             return 401, {"error": {"code": "Unauthorized"}}
+        if self.throttled > 0:
+            self.throttled -= 1
+            return 429, {"error": {"code": "TooManyRequests", "message": "Rate limit exceeded"}}
         if self.down:
             return 503, {"error": {"code": "ServiceUnavailable"}}
         parts = urlsplit(request["path"])
         if request["method"] == "PATCH":
             return self._patch(unquote(parts.path.rsplit("/", 1)[1]), request["body"])
+        if parts.path.startswith(self.PATH + "/"):
+            return self._referral(unquote(parts.path.removeprefix(self.PATH + "/")))
         query = parse_qs(parts.query)
         cursor = query.get("cursor", [headers.get("ms-continuationtoken", "0")])[0]
         since = query.get("$filter", ["updatedDateTime ge "])[0].split(" ge ", 1)[1]
@@ -721,6 +748,15 @@ class PartnerCenterReferrals(_JsonServer):
                     f"{self.url}{self.PATH}?$filter={filter_}&cursor={following}"
                 )
         return 200, answer
+
+    def _referral(self, referral_id: str) -> tuple[int, Any]:
+        """`GET .../referrals/<id>`, answered as its documentation shows (camelCase, with
+        `@odata.context`)."""
+        found = self.referrals.get(referral_id)
+        if found is None:
+            return 404, {"error": {"code": "NotFound", "message": "Referral not found"}}
+        context = "https://api.partner.microsoft.com/v1.0/engagements/referrals/$metadata"
+        return 200, {"@odata.context": f"{context}#Referrals/$entity", **found}
 
     def _patch(self, referral_id: str, operations: Any) -> tuple[int, Any]:
         """`PATCH .../referrals/<id>`: a JSON Patch document of `replace` and `add` operations

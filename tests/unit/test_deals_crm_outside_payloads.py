@@ -1,6 +1,7 @@
 """What an outside tester's realistic CRM payloads found, without infrastructure: HubSpot
 event ids that are not unique, stages of other pipelines and custom stages, programme
-snapshots that stop carrying a field, and the thin events EventBridge really sends."""
+snapshots that stop carrying a field, and the thin events EventBridge and Partner Center's
+webhooks really send."""
 
 from __future__ import annotations
 
@@ -20,11 +21,11 @@ from services.deals.adapters import (
     from_salesforce_cdc,
 )
 from services.deals.adapters.salesforce import from_salesforce_record
-from services.deals.crm_ingestion import aws_ace_items
+from services.deals.crm_ingestion import aws_ace_items, microsoft_items
 from services.deals.domain.crm import merge_crm_change
 from services.deals.settings import DealsSettings
 from shared.events.crm import CrmDealChanged, DealStage
-from tests.support.crm import hubspot_property_change, salesforce_cdc, sample
+from tests.support.crm import hubspot_property_change, microsoft_event, salesforce_cdc, sample
 
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -250,3 +251,139 @@ def test_a_thin_event_from_the_future_or_naming_no_opportunity_is_refused() -> N
     [unnamed] = aws_ace_items(nameless, datetime.now(UTC))
     assert future.refused == "event.time is more than 5 minutes in the future"
     assert unnamed.refused == "event.detail.opportunity.identifier is required"
+
+
+# ---- Microsoft: what a Partner Center webhook sends (the event's name and a resource URI)
+
+REFERRAL = "c5fbb3b6-be74-4795-9fb5-4324c73fed37"
+EVENT_REFERRALS = "https://api.partnercenter.microsoft.com/engagements/v1/referrals"
+
+
+def _referral_event(kind: str = "referral-updated", uri: Any = None) -> dict[str, Any]:
+    at = datetime.now(UTC) - timedelta(seconds=5)
+    event = microsoft_event(kind, REFERRAL, at)
+    if uri is not None:
+        event["ResourceUri"] = uri
+    return event
+
+
+@pytest.mark.parametrize("kind", ["referral-created", "referral-updated"])
+def test_a_referral_event_is_a_request_to_fetch_the_referral(kind: str) -> None:
+    event = _referral_event(kind)
+    [item] = microsoft_items(event, datetime.now(UTC))
+    assert item.refused is None
+    assert item.resync is not None
+    assert item.resync.record_ids == (REFERRAL,)
+    assert item.resync.since == datetime.fromisoformat(event["ResourceChangeUtcDate"])
+    assert str(item.resync) == (
+        f"event.EventName {kind!r} names referral {REFERRAL} without its fields: it is fetched"
+        " (GET engagements/referrals/<id>)"
+    )
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        f"{EVENT_REFERRALS}/{REFERRAL}",
+        f"https://API.PartnerCenter.microsoft.com/engagements/v1/Referrals/{REFERRAL}",
+        f"https://api.partner.microsoft.com/v1.0/engagements/referrals/{REFERRAL}",
+    ],
+)
+def test_the_referral_is_named_as_the_webhook_or_the_referrals_api_writes_it(uri: str) -> None:
+    [item] = microsoft_items(_referral_event(uri=uri), datetime.now(UTC))
+    assert item.resync is not None
+    assert item.resync.record_ids == (REFERRAL,)
+
+
+def test_a_referral_of_the_configured_referrals_api_is_named_by_its_url() -> None:
+    configured = "http://127.0.0.1:8123/v1.0/engagements/referrals"
+    event = _referral_event(uri=f"{configured}/{REFERRAL}")
+    [item] = microsoft_items(event, datetime.now(UTC), configured)
+    [default] = microsoft_items(event, datetime.now(UTC))
+    assert item.resync is not None
+    assert item.resync.record_ids == (REFERRAL,)
+    assert default.refused is not None
+
+
+def test_a_referral_event_without_a_partner_center_token_says_it_waits_for_one() -> None:
+    [item] = microsoft_items(_referral_event(), datetime.now(UTC), fetching=False)
+    assert item.resync is not None
+    assert item.resync.record_ids == (REFERRAL,)
+    assert str(item.resync).endswith(
+        "no Partner Center credentials are configured (DEALS_MICROSOFT_ACCESS_TOKEN): the "
+        "request waits in crm_resyncs until they are"
+    )
+
+
+@pytest.mark.parametrize("kind", ["test-created", "invoice-ready", "create-transfer"])
+def test_other_partner_center_events_are_ignored(kind: str) -> None:
+    event = {"EventName": kind, "ResourceUri": "https://api.partnercenter.microsoft.com/v1/x"}
+    [item] = microsoft_items(event, datetime.now(UTC))
+    assert (item.refused, item.resync) == (None, None)
+    assert item.ignored == f"event.EventName {kind!r} carries nothing Pollinate keeps"
+
+
+NOT_A_REFERRAL = "event.ResourceUri does not name a referral of the Partner Center Referrals API"
+ONE_SEGMENT = "event.ResourceUri: the referral id must be one path segment"
+
+
+@pytest.mark.parametrize(
+    ("uri", "reason"),
+    [
+        (f"https://partner-center.example/engagements/v1/referrals/{REFERRAL}", NOT_A_REFERRAL),
+        (
+            f"http://api.partnercenter.microsoft.com/engagements/v1/referrals/{REFERRAL}",
+            NOT_A_REFERRAL,
+        ),
+        (
+            f"https://a@api.partnercenter.microsoft.com/engagements/v1/referrals/{REFERRAL}",
+            NOT_A_REFERRAL,
+        ),
+        (
+            f"https://api.partnercenter.microsoft.com:8443/engagements/v1/referrals/{REFERRAL}",
+            NOT_A_REFERRAL,
+        ),
+        (f"https://api.partnercenter.microsoft.com/v1/customers/{REFERRAL}", NOT_A_REFERRAL),
+        (
+            f"https://api.partnercenter.microsoft.com/engagements/v1/referrals2/{REFERRAL}",
+            NOT_A_REFERRAL,
+        ),
+        (f"{EVENT_REFERRALS}/{REFERRAL}/notes", ONE_SEGMENT),
+        (f"{EVENT_REFERRALS}/{REFERRAL}%2Fnotes", ONE_SEGMENT),
+        (f"{EVENT_REFERRALS}//{REFERRAL}", ONE_SEGMENT),
+        (f"{EVENT_REFERRALS}/..", ONE_SEGMENT),
+        (f"{EVENT_REFERRALS}/", ONE_SEGMENT),
+        (f"{EVENT_REFERRALS}/{'a' * 201}", ONE_SEGMENT),
+        (
+            f"{EVENT_REFERRALS}/{REFERRAL}?$expand=team",
+            "event.ResourceUri: a referral's URI has no",
+        ),
+        (f"{EVENT_REFERRALS}/{REFERRAL}#top", "event.ResourceUri: a referral's URI has no"),
+        ("https://[::1/engagements/v1/referrals/x", "event.ResourceUri is not a URI"),
+        (42, "event.ResourceUri: expected a string, got int"),
+        ("", "event.ResourceUri is required"),
+    ],
+)
+def test_a_referral_event_naming_anything_else_is_refused_with_its_reason(
+    uri: Any, reason: str
+) -> None:
+    [item] = microsoft_items(_referral_event(uri=uri), datetime.now(UTC))
+    assert item.resync is None
+    assert item.refused is not None
+    assert item.refused.startswith(reason)
+    assert "partner-center.example" not in item.refused  # the sender's text is not echoed
+
+
+def test_a_referral_event_from_the_future_or_without_its_time_is_refused() -> None:
+    ahead = _referral_event()
+    ahead["ResourceChangeUtcDate"] = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    timeless = _referral_event()
+    del timeless["ResourceChangeUtcDate"]
+    hidden = _referral_event("referral-\u202eupdated")
+    [future], [untimed], [bidi] = (
+        microsoft_items(event, datetime.now(UTC)) for event in (ahead, timeless, hidden)
+    )
+    assert future.refused == "event.ResourceChangeUtcDate is more than 5 minutes in the future"
+    assert untimed.refused == "event.ResourceChangeUtcDate is required"
+    assert bidi.refused is not None
+    assert "bidirectional" in bidi.refused

@@ -1,18 +1,21 @@
 """The partner programmes' opportunities: AWS Partner Central (ACE) `GetOpportunity`
 answers and Microsoft Partner Center referrals, each read whole (a snapshot of the record: a
-field it does not hold is cleared), and the EventBridge events of Partner Central, which name
-an opportunity to fetch."""
+field it does not hold is cleared), and the events that name a record to fetch: Partner
+Central's through EventBridge, Partner Center's webhooks."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 from services.deals.adapters import common
 from services.deals.adapters.common import MAX_PRODUCTS, AdapterError, Ignored, ResyncNeeded
 from shared.events.crm import CrmDealChanged, CrmSource, Customer, DealStage
+from shared.inputs import IDENT_MAX
 
 S = DealStage
 
@@ -43,6 +46,16 @@ SNAPSHOT_FIELDS = ("name", "products", "amount", "currency", "close_date", "part
 # Partner Central's EventBridge events (`source`), and the prefix of those about an opportunity.
 ACE_EVENT_SOURCE = "aws.partnercentral-selling"
 ACE_OPPORTUNITY_EVENTS = "Opportunity "
+# Partner Center's webhook events about a referral (`EventName`, `{resource}-{action}`).
+MICROSOFT_REFERRAL_EVENTS = frozenset({"referral-created", "referral-updated"})
+# The Referrals API (DEALS_MICROSOFT_REFERRALS_URL's default), and the collection a referral
+# event's `ResourceUri` names as Partner Center's webhook documentation writes it
+# (`{baseURL}/engagements/v1/referrals/{ReferralID}`): a referral is `<either>/<id>`.
+MICROSOFT_REFERRALS_API = "https://api.partner.microsoft.com/v1.0/engagements/referrals"
+MICROSOFT_EVENT_REFERRALS = "https://api.partnercenter.microsoft.com/engagements/v1/referrals"
+# A referral id taken from a URI: one path segment of unreserved characters (RFC 3986), so
+# nothing in it is decoded, and no dot segment.
+_REFERRAL_SEGMENT = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._~-]+")
 
 
 def from_ace_event(event: Any, catalog: str) -> list[CrmDealChanged]:
@@ -78,6 +91,67 @@ def from_ace_event(event: Any, catalog: str) -> list[CrmDealChanged]:
         (identifier,),
         at,
     )
+
+
+def from_microsoft_event(event: Any, referrals_url: str) -> list[CrmDealChanged]:
+    """A Partner Center webhook event (`EventName`, `ResourceUri`, `ResourceChangeUtcDate`, ...).
+    It carries no referral, only where to get it: a referral event ('referral-created',
+    'referral-updated') is a request to fetch the referral (ResyncNeeded), as of the event's
+    `ResourceChangeUtcDate`; an event of another kind (a test event, invoices, customers) is
+    ignored. The referral is fetched from `referrals_url` (the configured Referrals API), never
+    from the URI the event gives: only the id is taken from it."""
+    event = common.obj(event, "event")
+    kind = common.ident(common.require(event, "EventName", "event"), "event.EventName")
+    if kind.lower() not in MICROSOFT_REFERRAL_EVENTS:
+        raise Ignored(f"event.EventName {kind!r} carries nothing Pollinate keeps")
+    at = common.parse_datetime(
+        common.require(event, "ResourceChangeUtcDate", "event"), "event.ResourceChangeUtcDate"
+    )
+    uri = common.string(common.require(event, "ResourceUri", "event"), "event.ResourceUri", 2048)
+    referral_id = _referral_id(uri, (MICROSOFT_EVENT_REFERRALS, referrals_url))
+    raise ResyncNeeded(
+        f"event.EventName {kind!r} names referral {referral_id} without its fields: it is"
+        " fetched (GET engagements/referrals/<id>)",
+        (referral_id,),
+        at,
+    )
+
+
+def _referral_id(uri: str, collections: tuple[str, ...]) -> str:
+    """The id of the referral `uri` names: `<collection>/<id>` for one of `collections` (same
+    scheme and host, no user or other port; the path compared without case, as the
+    documentation writes it both ways), the id one path segment, no query or fragment. The URI
+    itself is not echoed: it is the sender's text, and only its id is used."""
+    where = "event.ResourceUri"
+    expected = " or ".join(f"{collection}/<id>" for collection in dict.fromkeys(collections))
+    try:
+        parts = urlsplit(uri)
+    except ValueError as error:
+        raise AdapterError(f"{where} is not a URI (expected {expected})") from error
+    for collection in collections:
+        base = urlsplit(collection)
+        prefix = base.path.rstrip("/").lower() + "/"
+        same = (parts.scheme.lower(), parts.netloc.lower()) == (
+            base.scheme.lower(),
+            base.netloc.lower(),
+        )
+        if same and parts.path.lower().startswith(prefix):
+            segment = parts.path[len(prefix) :]
+            break
+    else:
+        raise AdapterError(
+            f"{where} does not name a referral of the Partner Center Referrals API (expected "
+            f"{expected})"
+        )
+    if parts.query or parts.fragment or "?" in uri or "#" in uri:
+        raise AdapterError(f"{where}: a referral's URI has no query or fragment")
+    if len(segment) > IDENT_MAX or not _REFERRAL_SEGMENT.fullmatch(segment):
+        raise AdapterError(
+            f"{where}: the referral id must be one path segment of at most {IDENT_MAX} "
+            "letters, digits, '-', '.', '_' or '~' (expected "
+            f"{expected})"
+        )
+    return segment
 
 
 def from_aws_ace(opportunity: Any) -> list[CrmDealChanged]:
