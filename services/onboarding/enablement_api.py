@@ -176,11 +176,21 @@ async def register_person(
 ) -> PersonOut:
     """Register one of the partner's people (201); the learning system's statements naming
     their mailbox or account apply from then on, those already received included. The same
-    person again: 200, unchanged; a current person of another partner: 409."""
+    person again: 200, unchanged; a current person of another partner: 409. The partner's own
+    admin names only addresses in the domain the partner holds (verified), or under it, and a
+    learning-system account only on that domain: 403 naming the rule otherwise; a channel
+    manager or system feed registers anyone (recorded as `added_by`)."""
     partner_scope(who, partner_id, f"partner {partner_id}")
     async with platform.transaction() as conn:
         row, created = await add_person(
-            conn, platform.outbox, config, partner_id, body, now(), by=who.acting_as
+            conn,
+            platform.outbox,
+            config,
+            partner_id,
+            body,
+            now(),
+            by=who.acting_as,
+            as_partner=who.is_partner,
         )
     if not created:
         response.status_code = status.HTTP_200_OK

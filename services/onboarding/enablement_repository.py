@@ -36,6 +36,16 @@ async def current_person(conn: Connection, email: str, lms_account: str | None) 
     )
 
 
+async def domain_holders(conn: Connection, domains: Collection[str]) -> dict[str, str]:
+    """Which partner holds (has verified) each of `domains` that is held."""
+    rows = await conn.fetch(
+        """SELECT domain, partner_id FROM partners
+           WHERE domain = ANY($1::text[]) AND domain_verified_at IS NOT NULL""",
+        sorted(set(domains)),
+    )
+    return {r["domain"]: r["partner_id"] for r in rows}
+
+
 async def insert_person(
     conn: Connection,
     partner_id: str,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -15,12 +16,13 @@ from services.onboarding import repository
 from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.enablement import PersonRole, Statement, account_key, mbox_key
 from services.onboarding.domain.lifecycle import check_may_be_certified
+from services.onboarding.domain.verification import address_host, check_may_name, domains_above
 from services.onboarding.enablement_schemas import PersonIn, StatementIn
 from services.onboarding.reassessment import refresh
 from services.onboarding.repository import Row
 from services.onboarding.statements import apply
 from shared.db import Connection
-from shared.errors import Conflict, NotFound, Unprocessable
+from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shared.events.partners import PartnerStatus
 from shared.outbox import Outbox
 
@@ -36,10 +38,12 @@ async def add_person(
     at: datetime,
     *,
     by: str,
+    as_partner: bool,
 ) -> tuple[Row, bool]:
     """Register one of the partner's people. Returns the membership and whether it is new (the
     same person again at the same partner: theirs, unchanged). A person belongs to one partner
-    at a time: 409 while they are another partner's."""
+    at a time: 409 while they are another partner's. `as_partner`: the partner's own admin is
+    registering, so only addresses in the domain it holds (`check_own_addresses`)."""
     email = person.email.lower()
     account = (
         account_key(person.lms_account.home_page, person.lms_account.name)
@@ -50,6 +54,10 @@ async def add_person(
     await store.lock_actors(conn, keys)
     partner = await repository.lock_partner(conn, partner_id)
     check_may_be_certified(partner_id, PartnerStatus(partner["status"]))
+    if as_partner:
+        # Before anything about the mailbox is looked up: a partner learns nothing (not even
+        # "another partner's") about addresses that are not its own.
+        await check_own_addresses(conn, partner, person)
     current = await store.current_person(conn, email, account)
     if current is not None:
         if current["partner_id"] != partner_id:
@@ -78,6 +86,35 @@ async def add_person(
     statements = [parsed for s in waiting if (parsed := _stored_statement(s)) is not None]
     await apply(conn, outbox, config, statements, at, by)
     return row, True
+
+
+async def check_own_addresses(conn: Connection, partner: Row, person: PersonIn) -> None:
+    """The mailbox, and the learning-system account's home page if one is named, are in the
+    domain the partner holds (`domain/verification.py`, `check_may_name`). An account on a
+    shared learning system (the vendor's) proves nothing about whose it is: a partner names
+    only accounts on its own domain's learning system, a channel manager the others."""
+    named = [(address_host(person.email.rsplit("@", 1)[1], "email"), person.email)]
+    if person.lms_account is not None:
+        home_page = person.lms_account.home_page
+        host = urlsplit(home_page).hostname
+        if host is None:
+            raise Forbidden(
+                f"the learning-system account's home page {home_page} names no host: a channel "
+                "manager registers people with such accounts"
+            )
+        named.append(
+            (address_host(host, "lms_account.homePage"), f"learning-system account at {host}")
+        )
+    holders = await store.domain_holders(conn, [d for h, _ in named for d in domains_above(h)])
+    for host, what in named:
+        check_may_name(
+            partner["partner_id"],
+            partner["domain"],
+            partner["domain_verified_at"],
+            host,
+            holders,
+            what,
+        )
 
 
 def _stored_statement(stored: Row) -> Statement | None:

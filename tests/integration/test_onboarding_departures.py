@@ -38,7 +38,14 @@ async def person(pool: Pool, partner_id: str, email: str, role: str) -> str:
     async with pool.acquire() as conn, conn.transaction():
         body = PersonIn.model_validate({"email": email, "role": role})
         row, _ = await add_person(
-            conn, OUTBOX, SMALL, partner_id, body, datetime.now(UTC), by="channel-manager@tests"
+            conn,
+            OUTBOX,
+            SMALL,
+            partner_id,
+            body,
+            datetime.now(UTC),
+            by="channel-manager@tests",
+            as_partner=False,
         )
     person_id: str = row["person_id"]
     return person_id

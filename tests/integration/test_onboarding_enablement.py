@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -31,9 +31,11 @@ from tests.support.infra import Infra
 from tests.support.onboarding import (
     SMALL_PROGRAM,
     XAPI_VERBS,
+    PartnerSites,
     active_partner,
     add_people,
     onboarding_process,
+    verify_domain,
     xapi_statement,
 )
 from tests.support.polling import eventually
@@ -47,9 +49,23 @@ LMS = "https://lms.example.org"
 
 
 @pytest.fixture(scope="module")
-async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+def sites() -> Iterator[PartnerSites]:
+    with PartnerSites() as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+async def onboarding(
+    infra: Infra, tmp_path_factory: pytest.TempPathFactory, sites: PartnerSites
+) -> AsyncIterator[str]:
     async with onboarding_process(
-        infra, tmp_path_factory.mktemp("enablement"), SMALL_PROGRAM
+        infra,
+        tmp_path_factory.mktemp("enablement"),
+        SMALL_PROGRAM,
+        # Partners' own admins register people once their domain is held: proven here by the
+        # well-known file, partners' sites served locally.
+        ONBOARDING_DOMAIN_VERIFICATION="well_known",
+        ONBOARDING_VERIFICATION_SITE=sites.template,
     ) as url:
         yield url
 
@@ -540,7 +556,7 @@ async def test_a_gated_product_becomes_registrable_only_once_the_competency_exis
 
 
 async def test_resources_meant_for_a_partner_and_engagement_count_towards_its_health(
-    onboarding: str,
+    onboarding: str, sites: PartnerSites
 ) -> None:
     run = uuid.uuid4().hex[:8]
     domain = f"library-{run}.example"
@@ -615,6 +631,7 @@ async def test_resources_meant_for_a_partner_and_engagement_count_towards_its_he
         # engaged 1 (alice) of 2.
         # (the partner's own admin registers its people; a partner user may not)
         owner = bearer(token(f"{pid}/owner", Role.PARTNER_ADMIN, partner_id=pid))
+        await verify_domain(client, onboarding, pid, sites, owner)
         refused = await client.post(
             f"{onboarding}/partners/{pid}/people",
             headers=alice,

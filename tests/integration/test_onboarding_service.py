@@ -16,7 +16,6 @@ import asyncpg
 import httpx
 import pytest
 
-from services.onboarding.domain.verification import WELL_KNOWN_PATH
 from shared.business_days import MONDAY_TO_FRIDAY, add_business_days
 from shared.events import Envelope, EventPayload
 from shared.events.attribution import CreditIssued
@@ -27,9 +26,9 @@ from tests.support import kafka
 from tests.support.factories import credit_issued, credit_reversed
 from tests.support.infra import Infra
 from tests.support.kafka import send_envelopes
-from tests.support.local_http import LocalServer, QuietHandler
 from tests.support.onboarding import (
     SMALL_PROGRAM,
+    PartnerSites,
     admitted_partner,
     certify,
     onboarding_process,
@@ -41,32 +40,6 @@ from tests.support.processes import ADMIN
 from tests.support.tokens import ENABLEMENT_SYSTEM
 
 pytestmark = pytest.mark.integration
-
-
-class PartnerSites(LocalServer):
-    """A local web server playing partners' sites: `/<domain>/<path>` serves what `files` holds
-    for that domain and path (404 otherwise)."""
-
-    def __init__(self) -> None:
-        self.files: dict[tuple[str, str], str] = {}
-        sites = self
-
-        class Handler(QuietHandler):
-            def do_GET(self) -> None:
-                domain, _, path = self.path.lstrip("/").partition("/")
-                body = sites.files.get((domain, "/" + path))
-                self.send_response(200 if body is not None else 404)
-                self.end_headers()
-                self.wfile.write((body or "").encode())
-
-        super().__init__(Handler)
-
-    @property
-    def template(self) -> str:
-        return f"{self.url}/{{domain}}"
-
-    def publish(self, domain: str, text: str) -> None:
-        self.files[(domain, WELL_KNOWN_PATH)] = text
 
 
 @pytest.fixture(scope="module")

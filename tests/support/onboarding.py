@@ -21,11 +21,13 @@ from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.qualification import Application
 from services.onboarding.domain.requalification import Standing
 from services.onboarding.domain.tiers import Certification, CertificationRole
+from services.onboarding.domain.verification import WELL_KNOWN_PATH
 from services.onboarding.review import decide_review
 from shared.db import Pool
 from shared.events.partners import PartnerStatus, PartnerType
 from shared.outbox import Outbox
 from tests.support.infra import Infra
+from tests.support.local_http import LocalServer, QuietHandler
 from tests.support.processes import service_processes
 from tests.support.tokens import ADMIN
 
@@ -232,6 +234,47 @@ async def activated_partner(
     # The data product is not gated: an uncertified partner sells it too.
     assert (state["status"], state["tier"], state["products"]) == ("active", "registered", ["data"])
     return partner_id
+
+
+class PartnerSites(LocalServer):
+    """A local web server playing partners' sites: `/<domain>/<path>` serves what `files` holds
+    for that domain and path (404 otherwise)."""
+
+    def __init__(self) -> None:
+        self.files: dict[tuple[str, str], str] = {}
+        sites = self
+
+        class Handler(QuietHandler):
+            def do_GET(self) -> None:
+                domain, _, path = self.path.lstrip("/").partition("/")
+                body = sites.files.get((domain, "/" + path))
+                self.send_response(200 if body is not None else 404)
+                self.end_headers()
+                self.wfile.write((body or "").encode())
+
+        super().__init__(Handler)
+
+    @property
+    def template(self) -> str:
+        return f"{self.url}/{{domain}}"
+
+    def publish(self, domain: str, text: str) -> None:
+        self.files[(domain, WELL_KNOWN_PATH)] = text
+
+
+async def verify_domain(
+    client: Any, url: str, pid: str, sites: PartnerSites, headers: dict[str, str]
+) -> None:
+    """The partner's site publishes its verification record and the platform checks it: the
+    partner holds its domain (onboarding run with `ONBOARDING_VERIFICATION_SITE=sites.template`;
+    `headers`: the partner's or a channel manager's)."""
+    view = await client.get(f"{url}/partners/{pid}", headers=ADMIN)
+    assert view.status_code == 200, view.text
+    claimed = view.json()["domain_verification"]  # the domain as stored: A-labels, lower case
+    sites.publish(claimed["domain"], claimed["record"] + "\n")
+    verified = await client.post(f"{url}/partners/{pid}/domain-verification", headers=headers)
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["domain_verification"]["state"] == "held"
 
 
 XAPI_VERBS = "http://adlnet.gov/expapi/verbs/"
