@@ -349,7 +349,9 @@ async def rotate_webhook_secret(
     partner_id: str, endpoint_id: uuid.UUID, who: WebhookAdminDep, platform: PlatformDep
 ) -> SecretOut:
     """A new secret. For 24 hours every delivery is signed with both (the specification's
-    space-separated signatures), so the receiver can switch without losing one."""
+    space-separated signatures), so the receiver can switch without losing one. Rotating again
+    meanwhile keeps every secret still in its 24 hours signing, up to three besides the new
+    one; 409 past that, saying when a rotation is possible again."""
     partner_scope(who, partner_id, f"partner {partner_id}")
     async with platform.transaction() as conn:
         secret, until = await webhooks.rotate(conn, who, partner_id, endpoint_id)

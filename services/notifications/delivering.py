@@ -52,6 +52,12 @@ DRAIN_SECONDS = 1.0
 KEEPALIVE_SECONDS = 3.0
 # An answer's header lines and fields up to 16 KiB, as httpx (h11) took them (aiohttp: 8 KiB).
 HEADER_BYTES = 16 * 1024
+# An endpoint served this long gives its slot back after its current attempt when endpoints are
+# waiting for one (every slot taken): without that a backlog of slow answers held its slot for
+# minutes while a healthy endpoint waited (four partners' 40 endpoints answering in 9 s held
+# back a fifth partner's first delivery 71 s). A slice, not one attempt, so that a fast
+# endpoint's run is not cut into single deliveries.
+SLICE_SECONDS = 1.0
 
 
 class PublicOnlyResolver(aiohttp.abc.AbstractResolver):
@@ -153,6 +159,9 @@ class Deliverer:
         self.development_mode = development_mode
         self.owner = uuid.uuid4()  # this instance's name on its leases
         self.active: dict[uuid.UUID, asyncio.Task[None]] = {}
+        # Endpoints found waiting for a slot while every slot was taken: as many served
+        # endpoints past their slice give theirs back.
+        self.turns_owed = 0
 
     async def run(self) -> None:
         """Claim due endpoints while slots are free; wait for a wake-up, a finished endpoint
@@ -170,33 +179,48 @@ class Deliverer:
                 await asyncio.gather(*self.active.values(), return_exceptions=True)
 
     async def claim(self, client: aiohttp.ClientSession) -> None:
-        free = self.settings.webhook_concurrency - len(self.active)
-        if free <= 0:
-            return
+        """Fill the free slots; when every slot is taken, count the endpoints waiting for one
+        (that many served endpoints then give theirs back after their slice)."""
+        concurrency = self.settings.webhook_concurrency
+        free = concurrency - len(self.active)
         try:
-            claimed = await webhook_repository.claim_endpoints(
-                self.pool, self.owner, free, self.settings.webhook_lease_seconds
-            )
+            if free > 0:
+                claimed = await webhook_repository.claim_endpoints(
+                    self.pool, self.owner, free, self.settings.webhook_lease_seconds
+                )
+                for endpoint in claimed:
+                    task = asyncio.create_task(self.serve(client, endpoint))
+                    self.active[endpoint.endpoint_id] = task
+                    task.add_done_callback(functools.partial(self._finished, endpoint.endpoint_id))
+                if len(claimed) < free:
+                    self.turns_owed = 0  # no one else is due
+                    return
+            self.turns_owed = await webhook_repository.waiting_endpoints(self.pool, concurrency)
         except Exception as error:
             log.warning("claiming webhook endpoints failed", extra={"error": repr(error)})
-            return
-        for endpoint in claimed:
-            task = asyncio.create_task(self.serve(client, endpoint))
-            self.active[endpoint.endpoint_id] = task
-            task.add_done_callback(functools.partial(self._finished, endpoint.endpoint_id))
+
+    def give_turn(self, served_since: float) -> bool:
+        """Whether an endpoint served since `served_since` (monotonic) gives its slot back
+        now: it has had its slice and an endpoint waits for a slot."""
+        if self.turns_owed <= 0 or time.monotonic() - served_since < SLICE_SECONDS:
+            return False
+        self.turns_owed -= 1
+        return True
 
     def _finished(self, endpoint_id: uuid.UUID, _task: asyncio.Task[None]) -> None:
         self.active.pop(endpoint_id, None)
         self.wakeups.wake()  # a slot is free
 
     async def serve(self, client: aiohttp.ClientSession, endpoint: ClaimedEndpoint) -> None:
-        """Deliver the endpoint's due deliveries in order until one fails or none is due.
+        """Deliver the endpoint's due deliveries in order until one fails, none is due or its
+        slice is over while others wait (`give_turn`: it is claimed again in its turn).
         Successes are recorded together (`Unrecorded`): before a failure is settled, when the
         run is done, and before the next attempt once the oldest has waited MARK_SECONDS. The
         lease is renewed once a third of it is spent (never across an attempt longer than the
         timeout, which the lease exceeds)."""
         lease = self.settings.webhook_lease_seconds
-        renew_at = time.monotonic() + lease / 3
+        since = time.monotonic()
+        renew_at = since + lease / 3
         unrecorded = Unrecorded(self.pool, endpoint.endpoint_id)
         try:
             while True:
@@ -212,6 +236,8 @@ class Deliverer:
                         await self.settle(endpoint, attempt)
                         return
                     unrecorded.add(attempt)
+                    if self.give_turn(since):
+                        return  # recorded and given back in `finally`
                     if time.monotonic() >= renew_at:
                         if not await webhook_repository.renew_lease(
                             self.pool, endpoint.endpoint_id, self.owner, lease
@@ -260,14 +286,19 @@ class Deliverer:
             error,
             int((time.monotonic() - started) * 1000),
             head["next_attempt_at"],
+            head["requested"],
         )
 
     async def settle(self, endpoint: ClaimedEndpoint, attempt: Attempt) -> bool:
         """Record the attempt and what follows from it; False when the endpoint is gone or has
-        just been disabled."""
+        just been disabled. A redelivery the partner asked for is not a retry: its failure
+        neither counts toward the failure budget nor advances the backoff (a developer
+        clicking redeliver on a failing head disabled the endpoint after 14 clicks), and the
+        delivery goes back to being retried at the endpoint's current pace."""
+        counted = not attempt.requested
         async with self.pool.acquire() as conn, conn.transaction():
             outcome = await webhook_repository.endpoint_outcome(
-                conn, endpoint.endpoint_id, attempt.succeeded, attempt.at
+                conn, endpoint.endpoint_id, attempt.succeeded, attempt.at, counted=counted
             )
             if outcome is None:
                 return False  # deleted meanwhile, with its queue
@@ -275,13 +306,17 @@ class Deliverer:
             retry_at = (
                 None
                 if attempt.succeeded
-                else attempt.at + self.policy.delay(failures, random.random())  # noqa: S311 (jitter, not a secret)
+                # From the attempt's end: from its start, an attempt that took the timeout (10 s)
+                # was retried at once, its first backoffs (2.5-5 s, then 5-10 s) spent waiting.
+                else attempt.ended_at + self.policy.delay(failures, random.random())  # noqa: S311 (jitter, not a secret)
             )
             await webhook_repository.record_attempt(conn, attempt, retry_at)
-            if attempt.succeeded or not self.policy.spent(failures) or not outcome["enabled"]:
+            spent = counted and self.policy.spent(failures)
+            if attempt.succeeded or not spent or not outcome["enabled"]:
                 return bool(outcome["enabled"])
+            # Attempts, not deliveries: the failures in a row are the head's retries.
             reason = (
-                f"{failures} deliveries in a row failed since "
+                f"{failures} attempts in a row failed since "
                 f"{outcome['failing_since'].isoformat()}; last: {attempt.error}"
             )
             await webhook_repository.disable_endpoint(conn, endpoint.endpoint_id, reason)

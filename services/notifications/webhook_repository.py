@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.notifications.domain import webhooks
@@ -103,28 +103,55 @@ async def delete_endpoint(conn: Connection, partner_id: str, endpoint_id: uuid.U
     return result.split()[-1] == "1"
 
 
-async def rotate_secret(
-    conn: Connection, partner_id: str, endpoint_id: uuid.UUID, secret: str, grace_until: datetime
-) -> bool:
-    result = await conn.execute(
-        """UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_until = $4,
-               secret = $3, updated_at = now()
-           WHERE partner_id = $1 AND endpoint_id = $2""",
+async def secrets_for_rotation(
+    conn: Connection, partner_id: str, endpoint_id: uuid.UUID
+) -> tuple[str, list[webhooks.PreviousSecret]] | None:
+    """The endpoint's secret and previous secrets, locked until the rotation commits (two
+    rotations at once each keep what the other rotated out); None when there is no such."""
+    row = await conn.fetchrow(
+        """SELECT secret, previous_secrets, previous_secrets_until FROM webhook_endpoints
+           WHERE partner_id = $1 AND endpoint_id = $2 FOR UPDATE""",
         partner_id,
         endpoint_id,
-        secret,
-        grace_until,
     )
-    return result.split()[-1] == "1"
+    return None if row is None else (row["secret"], _previous(row))
+
+
+async def rotate_secret(
+    conn: Connection,
+    endpoint_id: uuid.UUID,
+    secret: str,
+    previous: Sequence[webhooks.PreviousSecret],
+) -> None:
+    await conn.execute(
+        """UPDATE webhook_endpoints SET secret = $2, previous_secrets = $3,
+               previous_secrets_until = $4, updated_at = now()
+           WHERE endpoint_id = $1""",
+        endpoint_id,
+        secret,
+        [p.secret for p in previous],
+        [p.until for p in previous],
+    )
+
+
+def _previous(row: Any) -> list[webhooks.PreviousSecret]:
+    return [
+        webhooks.PreviousSecret(secret, until)
+        for secret, until in zip(
+            row["previous_secrets"], row["previous_secrets_until"], strict=True
+        )
+    ]
 
 
 async def redeliver(
     conn: Connection, partner_id: str, endpoint_id: uuid.UUID, delivery_id: uuid.UUID
 ) -> bool:
     """Send a delivery again (the same webhook-id: a receiver that has it drops it). It takes
-    its place in the endpoint's order: by its position, before newer messages."""
+    its place in the endpoint's order: by its position, before newer messages. Marked as asked
+    for: its attempt's failure does not count toward disabling the endpoint."""
     result = await conn.execute(
-        """UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now()
+        """UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now(),
+               requested = true
            WHERE partner_id = $1 AND endpoint_id = $2 AND delivery_id = $3""",
         partner_id,
         endpoint_id,
@@ -164,6 +191,39 @@ async def enqueue(conn: Connection, filed: list[Filed]) -> int:
     return queued
 
 
+# The endpoints with a pending delivery: the pending-head index walked one endpoint at a time
+# (a loose index scan), so a claim costs what the endpoints with work cost, not every endpoint
+# registered (each wake-up claims).
+_QUEUED = """WITH RECURSIVE queued(endpoint_id) AS (
+               (SELECT d.endpoint_id FROM webhook_deliveries d WHERE d.status = 'pending'
+                ORDER BY d.endpoint_id, d.position LIMIT 1)
+               UNION ALL
+               SELECT (SELECT d.endpoint_id FROM webhook_deliveries d
+                       WHERE d.status = 'pending' AND d.endpoint_id > q.endpoint_id
+                       ORDER BY d.endpoint_id, d.position LIMIT 1)
+               FROM queued q WHERE q.endpoint_id IS NOT NULL
+           )"""
+
+
+def _due(revoking: str) -> str:
+    """The endpoints (`c`) of `_QUEUED` that are enabled, held by no one, whose head is due and
+    whose partner has access, in turn: the longest due first, where an endpoint given back
+    (`released_at`) is due from then (its turn is over: those due before go first)."""
+    return f"""SELECT c.endpoint_id
+               FROM queued q
+               JOIN webhook_endpoints c ON c.endpoint_id = q.endpoint_id
+               CROSS JOIN LATERAL (
+                   SELECT d.next_attempt_at FROM webhook_deliveries d
+                   WHERE d.endpoint_id = c.endpoint_id AND d.status = 'pending'
+                   ORDER BY d.position LIMIT 1) head
+               WHERE c.enabled AND (c.lease_until IS NULL OR c.lease_until < now())
+                 AND head.next_attempt_at <= now()
+                 AND NOT EXISTS (SELECT 1 FROM partner_access a
+                                 WHERE a.partner_id = c.partner_id
+                                   AND a.status = ANY({revoking}::text[]))
+               ORDER BY greatest(head.next_attempt_at, c.released_at)"""
+
+
 @dataclass(frozen=True)
 class ClaimedEndpoint:
     endpoint_id: uuid.UUID
@@ -179,39 +239,14 @@ async def claim_endpoints(
     holds, the longest due first. One holder per endpoint keeps its deliveries in order. A
     partner that lost access (suspended, expelled: `partner_access`, which every service
     follows) gets nothing meanwhile: its deliveries wait, in order, until it is active again.
-
-    Only endpoints with a pending delivery are looked at: `queued` walks the pending-head index
-    one endpoint at a time (a loose index scan), so a claim costs what the endpoints with work
-    cost, not every endpoint registered (each wake-up claims)."""
+    Only endpoints with a pending delivery are looked at (`_QUEUED`)."""
     rows = await pool.fetch(
-        """WITH RECURSIVE queued(endpoint_id) AS (
-               (SELECT d.endpoint_id FROM webhook_deliveries d WHERE d.status = 'pending'
-                ORDER BY d.endpoint_id, d.position LIMIT 1)
-               UNION ALL
-               SELECT (SELECT d.endpoint_id FROM webhook_deliveries d
-                       WHERE d.status = 'pending' AND d.endpoint_id > q.endpoint_id
-                       ORDER BY d.endpoint_id, d.position LIMIT 1)
-               FROM queued q WHERE q.endpoint_id IS NOT NULL
-           )
+        f"""{_QUEUED}
            UPDATE webhook_endpoints e
            SET lease_until = now() + make_interval(secs => $3), lease_owner = $1
-           WHERE e.endpoint_id IN (
-               SELECT c.endpoint_id
-               FROM queued q
-               JOIN webhook_endpoints c ON c.endpoint_id = q.endpoint_id
-               CROSS JOIN LATERAL (
-                   SELECT d.next_attempt_at FROM webhook_deliveries d
-                   WHERE d.endpoint_id = c.endpoint_id AND d.status = 'pending'
-                   ORDER BY d.position LIMIT 1) head
-               WHERE c.enabled AND (c.lease_until IS NULL OR c.lease_until < now())
-                 AND head.next_attempt_at <= now()
-                 AND NOT EXISTS (SELECT 1 FROM partner_access a
-                                 WHERE a.partner_id = c.partner_id AND a.status = ANY($4::text[]))
-               ORDER BY head.next_attempt_at
-               LIMIT $2
-               FOR UPDATE OF c SKIP LOCKED)
-           RETURNING e.endpoint_id, e.partner_id, e.url, e.secret, e.previous_secret,
-                     e.previous_secret_until""",
+           WHERE e.endpoint_id IN ({_due("$4")} LIMIT $2 FOR UPDATE OF c SKIP LOCKED)
+           RETURNING e.endpoint_id, e.partner_id, e.url, e.secret, e.previous_secrets,
+                     e.previous_secrets_until""",
         owner,
         limit,
         lease_seconds,
@@ -222,7 +257,7 @@ async def claim_endpoints(
             row["endpoint_id"],
             row["partner_id"],
             row["url"],
-            webhooks.Signing(row["secret"], row["previous_secret"], row["previous_secret_until"]),
+            webhooks.Signing(row["secret"], tuple(_previous(row))),
         )
         for row in rows
     ]
@@ -233,7 +268,7 @@ async def due_run(pool: Pool, endpoint_id: uuid.UUID, limit: int) -> list[Any]:
     a deliverer sends one after the other (only the head can be waiting for a retry, since
     nothing behind it was tried)."""
     rows = await pool.fetch(
-        """SELECT delivery_id, message_id, payload, attempts, next_attempt_at,
+        """SELECT delivery_id, message_id, payload, attempts, next_attempt_at, requested,
                   next_attempt_at <= now() AS due
            FROM webhook_deliveries
            WHERE endpoint_id = $1 AND status = 'pending'
@@ -275,7 +310,8 @@ async def delivered(pool: Pool, endpoint_id: uuid.UUID, attempts: Sequence[Attem
                    status = CASE WHEN d.next_attempt_at = a.due_at THEN 'delivered'
                                  ELSE d.status END,
                    delivered_at = CASE WHEN d.next_attempt_at = a.due_at THEN a.attempted_at
-                                       ELSE d.delivered_at END
+                                       ELSE d.delivered_at END,
+                   requested = d.requested AND d.next_attempt_at <> a.due_at
                FROM done a
                WHERE d.delivery_id = a.delivery_id
                  AND set_config('synchronous_commit', 'off', true) IS NOT NULL
@@ -331,9 +367,22 @@ async def renew_lease(
     return result.split()[-1] == "1"
 
 
+async def waiting_endpoints(pool: Pool, limit: int) -> int:
+    """How many endpoints (at most `limit`) are due and held by no one: those waiting for a
+    deliverer's slot when every slot is taken."""
+    count = await pool.fetchval(
+        f"{_QUEUED} SELECT count(*) FROM ({_due('$2')} LIMIT $1) due",
+        limit,
+        sorted(status.value for status in REVOKING),
+    )
+    return int(count)
+
+
 async def release_lease(pool: Pool, endpoint_id: uuid.UUID, owner: uuid.UUID) -> None:
+    """Give the endpoint back; the time it was given back orders its next turn (`_due`)."""
     await pool.execute(
-        """UPDATE webhook_endpoints SET lease_until = NULL, lease_owner = NULL
+        """UPDATE webhook_endpoints SET lease_until = NULL, lease_owner = NULL,
+               released_at = now()
            WHERE endpoint_id = $1 AND lease_owner = $2""",
         endpoint_id,
         owner,
@@ -351,10 +400,16 @@ class Attempt:
     # The delivery's next_attempt_at when it was read for this attempt: a redelivery asked for
     # meanwhile changes it, and the delivery is then sent again.
     due_at: datetime
+    # Asked for by the partner (redeliver), not a retry: its failure is not counted.
+    requested: bool = False
 
     @property
     def succeeded(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def ended_at(self) -> datetime:
+        return self.at + timedelta(milliseconds=self.duration_ms)
 
 
 async def record_attempt(conn: Connection, attempt: Attempt, retry_at: datetime | None) -> None:
@@ -379,7 +434,8 @@ async def record_attempt(conn: Connection, attempt: Attempt, retry_at: datetime 
                                    ELSE delivered_at END,
                next_attempt_at = CASE WHEN next_attempt_at = $8
                                       THEN coalesce($7, next_attempt_at)
-                                      ELSE next_attempt_at END
+                                      ELSE next_attempt_at END,
+               requested = requested AND next_attempt_at <> $8
            WHERE delivery_id = $1""",
         attempt.delivery_id,
         attempt.number,
@@ -393,19 +449,25 @@ async def record_attempt(conn: Connection, attempt: Attempt, retry_at: datetime 
 
 
 async def endpoint_outcome(
-    conn: Connection, endpoint_id: uuid.UUID, succeeded: bool, at: datetime
+    conn: Connection, endpoint_id: uuid.UUID, succeeded: bool, at: datetime, *, counted: bool
 ) -> Any:
-    """Count the endpoint's failures in a row (a success forgives them); returns them and
-    whether the endpoint is still enabled, under its row lock."""
+    """Count the endpoint's failures in a row (a success forgives them; a failure not
+    `counted`, a redelivery's, leaves them); returns them and whether the endpoint is still
+    enabled, under its row lock."""
     return await conn.fetchrow(
         """UPDATE webhook_endpoints SET
-               consecutive_failures = CASE WHEN $2 THEN 0 ELSE consecutive_failures + 1 END,
-               failing_since = CASE WHEN $2 THEN NULL ELSE coalesce(failing_since, $3) END
+               consecutive_failures = CASE WHEN $2 THEN 0
+                                           WHEN $4 THEN consecutive_failures + 1
+                                           ELSE consecutive_failures END,
+               failing_since = CASE WHEN $2 THEN NULL
+                                    WHEN $4 THEN coalesce(failing_since, $3)
+                                    ELSE failing_since END
            WHERE endpoint_id = $1
            RETURNING partner_id, url, enabled, consecutive_failures, failing_since""",
         endpoint_id,
         succeeded,
         at,
+        counted,
     )
 
 

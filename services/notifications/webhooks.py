@@ -76,13 +76,18 @@ async def remove(conn: Connection, who: Caller, partner_id: str, endpoint_id: uu
 async def rotate(
     conn: Connection, who: Caller, partner_id: str, endpoint_id: uuid.UUID
 ) -> tuple[str, Any]:
-    """A new secret; the previous one signs too for a grace period. Returns both facts."""
-    secret = webhooks.new_secret()
-    until = now() + webhooks.PREVIOUS_SECRET_GRACE
-    if not await webhook_repository.rotate_secret(conn, partner_id, endpoint_id, secret, until):
+    """A new secret, and until when the one it replaces signs too. Every secret rotated out
+    still in its grace keeps signing (a second rotation within it dropped the first's at once);
+    409 when the few allowed still do (`webhooks.rotated_out`)."""
+    found = await webhook_repository.secrets_for_rotation(conn, partner_id, endpoint_id)
+    if found is None:
         raise _missing(endpoint_id)
+    current, previous = found
+    kept = webhooks.rotated_out(previous, current, now())
+    secret = webhooks.new_secret()
+    await webhook_repository.rotate_secret(conn, endpoint_id, secret, kept)
     await record_action(conn, who, "webhook.secret_rotated", str(endpoint_id))
-    return secret, until
+    return secret, kept[-1].until
 
 
 async def redeliver(

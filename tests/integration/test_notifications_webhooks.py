@@ -222,7 +222,7 @@ async def test_an_endpoint_past_its_failure_budget_is_disabled_told_and_resumes_
         }
         assert samples[("pollinate_webhook_backlog", (("endpoint", "disabled"),))] >= 2
         assert samples[("pollinate_webhook_endpoints", (("state", "disabled"),))] >= 1
-        assert endpoint["disabled_reason"].startswith(f"{BUDGET} deliveries in a row failed")
+        assert endpoint["disabled_reason"].startswith(f"{BUDGET} attempts in a row failed")
         assert "HTTP 500" in endpoint["disabled_reason"]
 
         async def told() -> list[dict[str, Any]] | None:
@@ -402,6 +402,35 @@ async def test_a_rotated_secret_signs_alongside_the_previous_one_and_redelivery_
         gone = await client.delete(base, headers=partner_admin(partner))
         assert gone.status_code == 204
         assert (await client.get(base, headers=auth(partner))).status_code == 404
+
+
+async def test_a_rotation_repeated_within_the_grace_keeps_the_secret_receivers_hold(
+    infra: Infra, notifications: str, receiver: WebhookReceiver
+) -> None:
+    """A double click on rotate (or asking again after a lost answer) dropped the original
+    secret at once: the receiver, still holding it, refused every delivery. Each secret in its
+    grace signs, up to three; a fourth rotation meanwhile is refused saying when it can be."""
+    partner = new_partner()
+    async with httpx.AsyncClient(timeout=10) as client:
+        hook = await register(client, notifications, receiver, partner, "/twice")
+        base = f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}"
+        first, second = [
+            await client.post(f"{base}/rotate-secret", headers=partner_admin(partner))
+            for _ in range(2)
+        ]
+        assert (first.status_code, second.status_code) == (200, 200)
+        await tell(infra, partner, *notes_for(partner, "t", 1))
+        await received(receiver, "/twice", 1)  # verified with the original secret
+        assert receiver.at("/twice")[0].signatures == 3
+        receiver.secrets["/twice"] = first.json()["secret"]  # the lost answer's: it signs too
+        await tell(infra, partner, *notes_for(partner, "u", 1))
+        assert await received(receiver, "/twice", 2) == ["t0", "u0"]
+        assert receiver.refused == []
+        third = await client.post(f"{base}/rotate-secret", headers=partner_admin(partner))
+        assert third.status_code == 200
+        fourth = await client.post(f"{base}/rotate-secret", headers=partner_admin(partner))
+        assert fourth.status_code == 409
+        assert "rotate again after" in fourth.json()["detail"]
 
 
 async def test_endpoint_management_is_the_partner_admins_and_checked(

@@ -23,7 +23,7 @@ from services.notifications.domain.email import (
 from services.notifications.domain.messages import Message, first_of_each
 from services.notifications.domain.streams import StreamLimit, TooManyStreams
 from services.notifications.schemas import EndpointIn
-from shared.errors import Unprocessable
+from shared.errors import Conflict, Unprocessable
 from shared.events.envelope import InvalidEvent
 from shared.events.notifications import NotificationKind, NotificationKindV5, PartnerNotificationV5
 from tests.support.factories import partner_notification
@@ -216,21 +216,38 @@ def test_deliveries_are_signed_as_the_specification_verifies_them() -> None:
     body = webhooks.payload(Message.of(note), 7)
     old, new = webhooks.new_secret(), webhooks.new_secret()
     at = datetime.now(UTC)
-    headers = webhooks.Signing(new, old, at + timedelta(hours=1)).headers(
-        note.notification_id, at, body
-    )
+    grace = (webhooks.PreviousSecret(old, at + timedelta(hours=1)),)
+    headers = webhooks.Signing(new, grace).headers(note.notification_id, at, body)
     assert headers["webhook-id"] == note.notification_id
     assert len(headers["webhook-signature"].split(" ")) == 2
     for secret in (old, new):
         verified = Webhook(secret).verify(body, headers)
         assert verified["type"] == "notification.registration_approved"
         assert verified["data"]["cursor"] == cursor.encode(7)
-    past_grace = webhooks.Signing(new, old, at - timedelta(seconds=1)).headers("id", at, body)
+    over = (webhooks.PreviousSecret(old, at - timedelta(seconds=1)),)
+    past_grace = webhooks.Signing(new, over).headers("id", at, body)
     with pytest.raises(WebhookVerificationError):
         Webhook(old).verify(body, past_grace)
     tampered = body.replace("hello", "hellO")
     with pytest.raises(WebhookVerificationError):
         Webhook(new).verify(tampered, headers)
+
+
+def test_a_rotation_keeps_every_secret_still_in_its_grace_up_to_a_bound() -> None:
+    """A second rotation within the grace (a double click) kept only the secret just rotated
+    out: the one receivers held stopped signing at once."""
+    at = datetime(2025, 3, 1, 12, tzinfo=UTC)
+    gone = webhooks.PreviousSecret("whsec_gone", at - timedelta(seconds=1))
+    held = webhooks.PreviousSecret("whsec_held", at + timedelta(hours=20))
+    kept = webhooks.rotated_out([gone, held], "whsec_current", at)
+    assert kept == [held, webhooks.PreviousSecret("whsec_current", at + timedelta(hours=24))]
+    body = '{"type":"notification.other"}'
+    headers = webhooks.Signing("whsec_" + "A" * 44, tuple(kept)).headers("id", at, body)
+    assert len(headers["webhook-signature"].split(" ")) == 3
+    full = [webhooks.PreviousSecret(f"whsec_{n}", at + timedelta(hours=n)) for n in (3, 1, 2)]
+    with pytest.raises(Conflict) as refused:
+        webhooks.rotated_out(full, "whsec_current", at)
+    assert str(refused.value).endswith(f"rotate again after {full[1].until.isoformat()}")
 
 
 # ---- e-mail

@@ -8,6 +8,7 @@ import base64
 import ipaddress
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import SplitResult, urlsplit
@@ -17,7 +18,7 @@ from standardwebhooks.webhooks import Webhook
 from services.notifications.domain import cursor, ledger_messages
 from services.notifications.domain.messages import Message
 from shared.addresses import ascii_host, is_public
-from shared.errors import Unprocessable
+from shared.errors import Conflict, Unprocessable
 from shared.events.notifications import KNOWN_KINDS
 
 # The kinds a subscription may name: the platform's known notification kinds, the ledger
@@ -32,6 +33,10 @@ URL_MAX = 2000
 MAX_ENDPOINTS_PER_PARTNER = 10
 # After a rotation the previous secret keeps signing this long (receivers switch meanwhile).
 PREVIOUS_SECRET_GRACE = timedelta(hours=24)
+# Secrets rotated out that may sign at once, each through its grace: a rotation repeated (a
+# double click, an answer lost and asked again) keeps the secret receivers hold, a few times
+# over; more would only lengthen every delivery's signature header.
+MAX_PREVIOUS_SECRETS = 3
 
 
 def new_secret() -> str:
@@ -126,18 +131,40 @@ def payload(message: Message, position: int) -> str:
 
 
 @dataclass(frozen=True)
+class PreviousSecret:
+    secret: str
+    until: datetime  # the end of its grace: it signs until then
+
+
+def rotated_out(
+    previous: Sequence[PreviousSecret], secret: str, at: datetime
+) -> list[PreviousSecret]:
+    """The previous secrets once `secret` is rotated out at `at`: those still in their grace
+    and `secret`, in its grace from now. 409 when MAX_PREVIOUS_SECRETS still are (dropping
+    one would break a receiver that holds it; the answer says when a rotation is possible)."""
+    kept = [p for p in previous if p.until > at]
+    if len(kept) >= MAX_PREVIOUS_SECRETS:
+        free_at = min(p.until for p in kept)
+        raise Conflict(
+            f"{len(kept)} previous secrets of this endpoint still sign (each for 24 hours after "
+            f"its rotation); rotate again after {free_at.isoformat()}"
+        )
+    return [*kept, PreviousSecret(secret, at + PREVIOUS_SECRET_GRACE)]
+
+
+@dataclass(frozen=True)
 class Signing:
     secret: str
-    previous_secret: str | None = None
-    previous_secret_until: datetime | None = None
+    previous: tuple[PreviousSecret, ...] = ()
 
     def headers(self, webhook_id: str, at: datetime, body: str) -> dict[str, str]:
         """The specification's three headers; during a rotation's grace period the signature
-        header carries a signature with each secret (space-separated), so a receiver holding
-        either verifies."""
+        header carries a signature with each secret still in its grace (space-separated), so a
+        receiver holding any of them verifies."""
         signatures = [Webhook(self.secret).sign(webhook_id, at, body)]
-        if self.previous_secret and self.previous_secret_until and at < self.previous_secret_until:
-            signatures.append(Webhook(self.previous_secret).sign(webhook_id, at, body))
+        signatures += [
+            Webhook(p.secret).sign(webhook_id, at, body) for p in self.previous if at < p.until
+        ]
         return {
             "webhook-id": webhook_id,
             "webhook-timestamp": str(int(at.timestamp())),
