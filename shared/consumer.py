@@ -37,7 +37,6 @@ from faststream.exceptions import NackMessage
 from faststream.kafka import KafkaBroker
 from opentelemetry import trace
 
-from shared.clock import now
 from shared.db import (
     DATABASE_UNAVAILABLE,
     TRANSACTION_COLLISIONS,
@@ -45,9 +44,9 @@ from shared.db import (
     Pool,
     lock_in_order,
 )
+from shared.dead_lettering import describe_failure, park_kept_event, park_record
 from shared.events import Envelope, EventPayload, InvalidEvent, decode_envelope
-from shared.events.envelope import header_text, header_texts
-from shared.name_ids import NameIds
+from shared.events.envelope import header_text
 from shared.outbox import Outbox, OutgoingEvent, ingested_at_of, ingestion
 from shared.provenance import provenance_mismatch
 from shared.provisions import Provisions
@@ -59,26 +58,6 @@ log = logging.getLogger(__name__)
 
 P = TypeVar("P", bound=EventPayload)
 T = TypeVar("T")
-
-DLQ_IDS = NameIds(uuid.UUID("5b0f6f57-3b8e-4a53-9a52-7c1f1d0c9e11"))
-
-# Header names on dead-lettered records (the original headers are kept beside them).
-DLQ_REASON = "dlq.reason"
-DLQ_ORIGIN_TOPIC = "dlq.origin.topic"
-DLQ_ORIGIN_PARTITION = "dlq.origin.partition"
-DLQ_ORIGIN_OFFSET = "dlq.origin.offset"
-DLQ_CONSUMER = "dlq.consumer"
-DLQ_FAILED_AT = "dlq.failed_at"
-# On a record replayed from a dead-letter topic: `<dlq topic>:<offset>` of the letter it was.
-DLQ_REPLAYED_FROM = "dlq.replayed_from"
-DLQ_HEADERS = (
-    DLQ_REASON,
-    DLQ_ORIGIN_TOPIC,
-    DLQ_ORIGIN_PARTITION,
-    DLQ_ORIGIN_OFFSET,
-    DLQ_CONSUMER,
-    DLQ_FAILED_AT,
-)
 
 
 class _IsolateRecords(Exception):
@@ -117,6 +96,9 @@ class HandlerContext:
 
     # What the service's wiring provides (its policy, its config), by type.
     provisions: Provisions = field(default_factory=Provisions)
+    # The consumer group and its dead-letter topic ("": a context made outside a consumer).
+    consumer: str = ""
+    dead_letter_topic: str = ""
 
     def provided(self, kind: type[T]) -> T:
         return self.provisions.get(kind)
@@ -125,6 +107,24 @@ class HandlerContext:
         self, topic: Topic, payload: EventPayload, *, subject: str
     ) -> Envelope[Any] | None:
         return await self.outbox.publish(self.conn, topic, payload, subject=subject)
+
+    async def dead_letter_kept(
+        self, topic: str, value: bytes, reason: str, *, taken_in_by: str
+    ) -> None:
+        """Dead-letter an event of `topic` this service's consumer `taken_in_by` (a name:
+        `ledger`) kept (`value`), no longer processable: dead_lettering.park_kept_event."""
+        if not self.consumer:
+            raise RuntimeError("a handler context made outside a consumer has no dead letters")
+        service = self.consumer.split(".", 1)[0]
+        await park_kept_event(
+            self.outbox,
+            self.conn,
+            value,
+            reason,
+            topic=topic,
+            consumer=f"{service}.{taken_in_by}",
+            dead_letter_topic=self.dead_letter_topic,
+        )
 
     async def emit_all(self, events: Sequence[OutgoingEvent]) -> list[Envelope[Any]]:
         """Record events in one statement, each continuing the trace of its `cause` (the
@@ -158,9 +158,17 @@ class _Route(Generic[P]):
 class ConsumerStats:
     outcomes: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
     transient_failures: int = 0
+    # Delivered batches that failed for good (Kafka delivers them again), and where and why
+    # the last one failed while none has succeeded since (None: the consumer moves).
+    failed_batches: int = 0
+    stalled_at: str | None = None
 
     def count(self, outcome: Outcome) -> None:
         self.outcomes[outcome] += 1
+
+    def stalled(self, where: str) -> None:
+        self.failed_batches += 1
+        self.stalled_at = where
 
 
 class EventConsumer:
@@ -250,7 +258,7 @@ class EventConsumer:
         # injection, where a broker keeps it on, passes them through unvalidated.
         async def on_batch(records: Any) -> None:
             if records:
-                await self.process_batch(list(records))
+                await self.process_delivered(list(records))
 
         subscriber = broker.subscriber(
             *[topic.name for topic in self.topics],
@@ -276,28 +284,58 @@ class EventConsumer:
         """Process one record (a batch of one)."""
         return (await self.process_batch([record]))[0]
 
+    async def process_delivered(self, records: list[ConsumerRecord[Any, Any]]) -> None:
+        """Process a batch Kafka delivered. One that fails for good (not even dead-lettering
+        settled it) is sent back by FastStream and delivered again: its partitions stop there
+        until it is fixed, so where and why is logged and kept for the metrics."""
+        try:
+            await self.process_batch(records)
+        except NackMessage:
+            raise  # transient failures past their retries: counted and logged as such
+        except Exception as error:
+            firsts = {(r.topic, r.partition): r for r in reversed(records)}.values()
+            where = ", ".join(sorted(f"{r.topic}[{r.partition}]@{r.offset}" for r in firsts))
+            self.stats.stalled(f"{where}: {describe_failure(error)}")
+            log.exception(
+                "batch failed; Kafka delivers it again, its partitions stopped",
+                extra={"consumer": self.group_id, "stopped_at": where},
+            )
+            raise
+        self.stats.stalled_at = None
+
     async def process_batch(self, records: list[ConsumerRecord[Any, Any]]) -> list[Outcome]:
         """Process records in order in one transaction; each record's handler runs in its own
         savepoint, so one poison record is dead-lettered without undoing the others."""
         started = time.perf_counter()
-        decoded = [self._decode(record) for record in records]
+        outcomes = await self._settle([self._decode(record) for record in records])
+        for record, outcome in zip(records, outcomes, strict=True):
+            self.stats.count(outcome)
+            for observe in self.observers:
+                observe(outcome, record)
+        for observe_batch in self.batch_observers:
+            observe_batch(time.perf_counter() - started)
+        return outcomes
+
+    async def _settle(
+        self, decoded: list[tuple[ConsumerRecord[Any, Any], Envelope[Any] | None, str | None]]
+    ) -> list[Outcome]:
+        """The batch's outcomes, transient failures retried with bounded backoff."""
         backoff = self.backoff_initial_seconds
         for attempt in range(1, self.max_attempts + 1):
             try:
                 try:
-                    outcomes = await self._handle_batch_once(decoded, isolate=False)
+                    return await self._handle_batch_once(decoded, isolate=False)
                 except _IsolateRecords:
                     # A handler failed: run the batch again, each record in a savepoint, so
                     # only the failing record is rolled back and dead-lettered.
-                    outcomes = await self._handle_batch_once(decoded, isolate=True)
-                break
+                    return await self._handle_batch_once(decoded, isolate=True)
             except TRANSIENT_ERRORS as error:
                 self.stats.transient_failures += 1
                 log.warning(
                     "transient failure handling a batch",
                     extra={
                         "consumer": self.group_id,
-                        "records": len(records),
+                        "records": len(decoded),
                         "attempt": attempt,
                         "error": repr(error),
                     },
@@ -307,15 +345,7 @@ class EventConsumer:
                     raise NackMessage() from error
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.backoff_max_seconds)
-        else:  # pragma: no cover
-            raise AssertionError("unreachable")
-        for record, outcome in zip(records, outcomes, strict=True):
-            self.stats.count(outcome)
-            for observe in self.observers:
-                observe(outcome, record)
-        for observe_batch in self.batch_observers:
-            observe_batch(time.perf_counter() - started)
-        return outcomes
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _decode(
         self, record: ConsumerRecord[Any, Any]
@@ -326,6 +356,8 @@ class EventConsumer:
             )
         except InvalidEvent as error:
             return record, None, str(error)
+        except Exception as error:  # a record no check foresaw must not stop its partition
+            return record, None, f"undecodable record: {describe_failure(error)}"
         if envelope is not None:
             mismatch = provenance_mismatch(record, envelope, self._topics.get(record.topic))
             if mismatch is not None:
@@ -419,6 +451,8 @@ class EventConsumer:
             records[0].partition,
             records[0].offset,
             provisions=self.provisions,
+            consumer=self.group_id,
+            dead_letter_topic=self.dead_letter_topic.name,
         )
         for envelope, span in zip(envelopes, spans, strict=True):
             traceparent = traceparent_of(span)
@@ -525,6 +559,8 @@ class EventConsumer:
                     record.partition,
                     record.offset,
                     provisions=self.provisions,
+                    consumer=self.group_id,
+                    dead_letter_topic=self.dead_letter_topic.name,
                 )
                 span_traceparent = traceparent_of(trace.get_current_span())
                 if span_traceparent:
@@ -540,9 +576,7 @@ class EventConsumer:
                 "handler failed; dead-lettering",
                 extra={"consumer": self.group_id, "event_id": str(envelope.id)},
             )
-            return await self._dead_letter(
-                conn, record, f"handler error {type(error).__name__}: {error}"
-            )
+            return await self._dead_letter(conn, record, f"handler error {describe_failure(error)}")
         return Outcome.PROCESSED
 
     async def _dead_letter(
@@ -552,47 +586,15 @@ class EventConsumer:
 
         Written through the outbox in the batch's transaction: durable before the offset moves
         on. Its id is derived from the record's coordinates, so a redelivered poison record is
-        parked once. No inbox row is kept, so a replay after a fix is processed.
+        parked once. No inbox row is kept, so a replay after a fix is processed. Whatever the
+        record carries, the letter is written (shared/dead_lettering.py).
         """
-        log.warning(
-            "dead-lettering record",
-            extra={
-                "consumer": self.group_id,
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-                "reason": reason,
-            },
-        )
-        headers = {k: v for k, v in header_texts(record.headers).items() if k not in DLQ_HEADERS}
-        headers.update(
-            {
-                DLQ_REASON: reason[:4000],
-                DLQ_ORIGIN_TOPIC: record.topic,
-                DLQ_ORIGIN_PARTITION: str(record.partition),
-                DLQ_ORIGIN_OFFSET: str(record.offset),
-                DLQ_CONSUMER: self.group_id,
-                DLQ_FAILED_AT: now().isoformat(),
-            }
-        )
-        await self.outbox.publish_raw(
+        await park_record(
+            self.outbox,
             conn,
-            topic_name=self.dead_letter_topic.name,
-            key=(record.key or b"").decode(errors="replace"),
-            event_id=dead_letter_id(self.group_id, record),
-            event_type=headers.get("ce_type", "unknown"),
-            value=record.value or b"",
-            headers=headers,
+            record,
+            reason,
+            consumer=self.group_id,
+            dead_letter_topic=self.dead_letter_topic.name,
         )
         return Outcome.DEAD_LETTERED
-
-
-def dead_letter_id(group_id: str, record: ConsumerRecord[Any, Any]) -> uuid.UUID:
-    """The id of a record's dead letter, from its coordinates: a redelivered poison record is
-    parked once. A record replayed in place from a dead letter (same coordinates) names that
-    letter in `dlq.replayed_from`, so failing again parks it anew, with its new reason."""
-    coordinates = f"{group_id}/{record.topic}/{record.partition}/{record.offset}"
-    replayed_from = header_text(record.headers, DLQ_REPLAYED_FROM)
-    if replayed_from:
-        coordinates += f"/replayed-from/{replayed_from}"
-    return DLQ_IDS.uuid(coordinates)

@@ -29,7 +29,9 @@ from pydantic import BaseModel, Field
 
 from shared.audit import record_action
 from shared.clock import now
-from shared.consumer import (
+from shared.consumer import EventConsumer, Outcome
+from shared.db import Connection
+from shared.dead_lettering import (
     DLQ_CONSUMER,
     DLQ_FAILED_AT,
     DLQ_HEADERS,
@@ -37,11 +39,8 @@ from shared.consumer import (
     DLQ_ORIGIN_PARTITION,
     DLQ_ORIGIN_TOPIC,
     DLQ_REPLAYED_FROM,
-    EventConsumer,
-    Outcome,
     dead_letter_id,
 )
-from shared.db import Connection
 from shared.dlq import DeadLetter, Page, read_page
 from shared.errors import Conflict, NotFound, RequestError
 from shared.http import AdminDep, PlatformDep

@@ -32,7 +32,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 
-from shared.consumer import DLQ_HEADERS, DLQ_ORIGIN_TOPIC, DLQ_REASON
+from shared.dead_lettering import DLQ_HEADERS, DLQ_ORIGIN_TOPIC, DLQ_REASON
 from shared.events import header_texts
 from shared.kafka_client import KafkaConnection
 from shared.outbox import make_producer

@@ -3,8 +3,12 @@
 - `/health/live`: the process answers.
 - `/health/ready`: the service can take HTTP traffic, which needs its database and nothing
   else: with Kafka down, writes still commit (their events wait in the outbox), so a load
-  balancer must keep the replica. Kafka and the outbox relay are reported in `checks` (and in
-  the metrics, where alerts watch them) without turning readiness off.
+  balancer must keep the replica. Kafka, the outbox relay and the consumers are reported in
+  `checks` (and in the metrics, where alerts watch them) without turning readiness off:
+  `consumers` is false while a consumer's last batch failed for good (not even
+  dead-lettering settled it, so Kafka delivers it again and its partitions stop there). A
+  replica taken out of the load balancer, or restarted, would fail on the same record again,
+  and stop answering HTTP requests that work; the metrics and the log say which record.
 - `/metrics`: Prometheus text exposition (shared/metrics.py); `/metrics.json`: the same
   figures as JSON, for people and tests.
 Both metrics routes answer while the database or Kafka is down: what could not be read is
@@ -80,6 +84,7 @@ async def ready(request: Request, response: Response) -> Readiness:
         checks["database"] = await _database_answers(platform)
         checks["kafka"] = await platform.broker.ping(timeout=2.0)
         checks["outbox_relay"] = platform.relay.healthy
+        checks["consumers"] = all(c.stats.stalled_at is None for c in platform.consumers)
         deciding.append("database")
     ok = all(checks[name] for name in deciding)
     response.status_code = 200 if ok else 503
@@ -118,7 +123,14 @@ async def json_metrics(request: Request) -> Metrics:
         },
         outbox_published_total=scrape.outbox_published_total,
         consumers={
-            group: {**figures.outcomes, "transient_failures": figures.transient_failures}
+            group: {
+                **figures.outcomes,
+                "transient_failures": figures.transient_failures,
+                # Batches that failed for good, and 1 while the group is stopped on one
+                # (the log says where and why).
+                "failed_batches": figures.failed_batches,
+                "stalled": int(figures.stalled_at is not None),
+            }
             for group, figures in scrape.consumers.items()
         },
     )
@@ -190,5 +202,7 @@ async def read_scrape(platform: Platform) -> Scrape:
             outcomes={o.value: n for o, n in consumer.stats.outcomes.items()},
             transient_failures=consumer.stats.transient_failures,
             lag=lag,
+            failed_batches=consumer.stats.failed_batches,
+            stalled_at=consumer.stats.stalled_at,
         )
     return scrape

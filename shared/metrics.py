@@ -7,7 +7,8 @@ Two kinds of figures:
   the outbox relay's lag from a row's commit to Kafka's acknowledgement; process and GC figures;
 - a snapshot read at scrape time (`Scrape`): per consumer group the records by outcome (dead
   letters included) and transient failures, the lag per partition, the outbox backlog, parked
-  rows and published total, and whether the database answered. Reading it needs the database and
+  rows and published total, and whether the database answered; per consumer group also the
+  batches that failed for good and whether its partitions are stopped on one now. Reading it needs the database and
   Kafka; what cannot be read is left out of that scrape (with `pollinate_scrape_ok` 0 for that
   part), so /metrics answers while a dependency is down, which is when it matters most.
 """
@@ -45,6 +46,10 @@ class ConsumerFigures:
     transient_failures: int
     # topic -> partition -> lag; None: Kafka did not answer this scrape
     lag: Mapping[str, Mapping[int, int]] | None
+    # Delivered batches that failed for good (Kafka delivers them again), and where the last
+    # one stopped while none has succeeded since (None: the group moves).
+    failed_batches: int = 0
+    stalled_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,15 +126,28 @@ class Scrape:
             "1 when Kafka answered the group's lag this scrape",
             labels=["group"],
         )
+        failed = CounterMetricFamily(
+            "pollinate_consumer_failed_batches",
+            "batches that failed for good, not even dead-lettering settled them (Kafka "
+            "delivers them again: their partitions stop until it is fixed)",
+            labels=["group"],
+        )
+        stalled = GaugeMetricFamily(
+            "pollinate_consumer_stalled",
+            "1 while the group's last batch failed for good and none has succeeded since",
+            labels=["group"],
+        )
         for group, figures in sorted(self.consumers.items()):
             for outcome, count in sorted(figures.outcomes.items()):
                 records.add_metric([group, outcome], count)
             transient.add_metric([group], figures.transient_failures)
+            failed.add_metric([group], figures.failed_batches)
+            stalled.add_metric([group], 0 if figures.stalled_at is None else 1)
             lag_read.add_metric([group], 0 if figures.lag is None else 1)
             for topic, partitions in sorted((figures.lag or {}).items()):
                 for partition, behind in sorted(partitions.items()):
                     lag.add_metric([group, topic, str(partition)], behind)
-        yield from (records, transient, lag, lag_read)
+        yield from (records, transient, lag, lag_read, failed, stalled)
 
 
 class _ScrapeCollector(Collector):

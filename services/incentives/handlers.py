@@ -23,6 +23,11 @@ from shared.events.partners import PartnerStateChanged
 from shared.events.programme_service import CampaignChanged
 from shared.provisions import Provisions
 
+# The name of the consumer of attribution's credits (app.py's `platform.consumer("ledger",
+# ...)`, a literal the chart's test reads): it holds a credit for its partner, and a held
+# credit that cannot be booked later is its dead letter.
+LEDGER = "ledger"
+
 
 async def batch_locks(
     conn: Connection, provisions: Provisions, events: list[Envelope[Any]]
@@ -61,9 +66,15 @@ async def on_reversal(ctx: HandlerContext, event: Envelope[CreditReversed]) -> N
 
 async def on_partner(ctx: HandlerContext, event: Envelope[PartnerStateChanged]) -> None:
     """A partner's new state; the credits held for it until it settled are booked now, in the
-    trace of the state change that released them."""
+    trace of the state change that released them (one that cannot be is dead-lettered)."""
+
+    async def dead_letter(topic: str, value: bytes, reason: str) -> None:
+        # The credit's letter is the ledger consumer's, which took it in: replayed, it is
+        # booked (or refused) there.
+        await ctx.dead_letter_kept(topic, value, reason, taken_in_by=LEDGER)
+
     booked = await partner_projection.project_partner(
-        ctx.conn, ctx.provided(IncentivePrograms), event.data
+        ctx.conn, ctx.provided(IncentivePrograms), event.data, dead_letter
     )
     await ctx.emit_all(ctx.provided(LedgerAnnouncements).of(booked.events))
 

@@ -26,7 +26,7 @@ from services.incentives.domain.programs import IncentivePrograms
 from services.incentives.domain.surroundings import Context, Subject, Surroundings
 from shared.clock import now
 from shared.db import Connection, advisory_key, columns, lock_in_order
-from shared.events import Envelope
+from shared.events import Envelope, InvalidEvent, decode_envelope
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.partners import PartnerStateChanged
 
@@ -118,38 +118,60 @@ async def hold_credits(
     )
 
 
-async def held_credits(conn: Connection, partner_id: str) -> list[Envelope[CreditIssued]]:
+@dataclass(frozen=True)
+class HeldCredit:
+    """A held credit as stored: its envelope's JSON, and the event it reads as under today's
+    contract (None, with the reason, for one held before the contract refused it)."""
+
+    credit_id: str
+    value: bytes
+    event: Envelope[CreditIssued] | None
+    unreadable: str | None = None
+
+
+def _held(credit_id: str, text: str) -> HeldCredit:
+    value = text.encode()
+    try:
+        event = decode_envelope(value, {CreditIssued.event_type: CreditIssued})
+    except InvalidEvent as error:
+        return HeldCredit(credit_id, value, None, str(error))
+    return HeldCredit(credit_id, value, event)
+
+
+async def held_credits(conn: Connection, partner_id: str) -> list[HeldCredit]:
     """The credits waiting for `partner_id`, in the order they arrived."""
     rows = await conn.fetch(
-        "SELECT event::text FROM held_credits WHERE partner_id = $1 ORDER BY seq", partner_id
+        "SELECT credit_id, event::text FROM held_credits WHERE partner_id = $1 ORDER BY seq",
+        partner_id,
     )
-    return [Envelope[CreditIssued].model_validate_json(row["event"]) for row in rows]
+    return [_held(row["credit_id"], row["event"]) for row in rows]
 
 
 async def held_credits_of(
     conn: Connection, partner_ids: Sequence[str]
 ) -> list[Envelope[CreditIssued]]:
-    """The credits waiting for any of `partner_ids`."""
+    """The credits waiting for any of `partner_ids` (those the contract still reads)."""
     rows = await conn.fetch(
-        "SELECT event::text FROM held_credits WHERE partner_id = ANY($1::text[]) ORDER BY seq",
+        """SELECT credit_id, event::text FROM held_credits WHERE partner_id = ANY($1::text[])
+           ORDER BY seq""",
         list(partner_ids),
     )
-    return [Envelope[CreditIssued].model_validate_json(row["event"]) for row in rows]
+    held = [_held(row["credit_id"], row["event"]) for row in rows]
+    return [credit.event for credit in held if credit.event is not None]
 
 
 async def release_held_credits(
     conn: Connection, partner_id: str, credit_ids: Sequence[str]
-) -> list[Envelope[CreditIssued]]:
-    """Take `credit_ids` off hold; returns their events in the order they arrived."""
+) -> list[HeldCredit]:
+    """Take `credit_ids` off hold; returns them in the order they arrived."""
     rows = await conn.fetch(
         """DELETE FROM held_credits WHERE partner_id = $1 AND credit_id = ANY($2::text[])
-           RETURNING seq, event::text""",
+           RETURNING seq, credit_id, event::text""",
         partner_id,
         list(credit_ids),
     )
     return [
-        Envelope[CreditIssued].model_validate_json(row["event"])
-        for row in sorted(rows, key=lambda row: int(row["seq"]))
+        _held(row["credit_id"], row["event"]) for row in sorted(rows, key=lambda r: int(r["seq"]))
     ]
 
 

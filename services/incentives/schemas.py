@@ -142,7 +142,10 @@ class HeldCreditOut(BaseModel):
     credit_id: str
     partner_id: str
     deal_key: str
-    amount: Decimal
+    amount: Decimal | None = Field(
+        description="null: held before the credit contract bounded amounts, and not one it "
+        "takes (the reason says why; it is dead-lettered when its partner settles)"
+    )
     currency: str
     reason: str
     held_at: Timestamp

@@ -3,6 +3,11 @@ response models. No locks: a read sees the last committed state."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
 from services.incentives.domain.earnings import ZERO
 from services.incentives.domain.ledger import BalanceTotals, StatementTotals
 from services.incentives.domain.mdf import Fund, Lot
@@ -22,6 +27,7 @@ from services.incentives.schemas import (
 )
 from shared.clock import now
 from shared.db import Connection, Pool
+from shared.events.bounds import Amount4
 
 LEDGER_COLUMNS = """seq, entry_id, partner_id, entry_type, rule, period, credit_id, deal_key,
     basis, rate, uncapped_amount, amount, currency, note, tier, programs_version, reverses,
@@ -29,6 +35,7 @@ LEDGER_COLUMNS = """seq, entry_id, partner_id, entry_type, rule, period, credit_
 MDF_COLUMNS = """seq, entry_id, partner_id, entry_type, rule, period, credit_id, lot_id, claim_id,
     basis, rate, uncapped_amount, amount, currency, note, reverses, programs_version,
     created_at, ingested_at"""
+CREDIT_AMOUNT: TypeAdapter[Decimal] = TypeAdapter(Amount4)
 CLAIM_COLUMNS = """claim_id, partner_id, amount, currency, description, proof_reference, status,
     reason, requested_at, decided_at, preapproval_id"""
 
@@ -140,17 +147,32 @@ async def claim(pool: Pool, claim_id: str) -> ClaimOut | None:
 
 async def held_credits(pool: Pool, partner_id: str | None, limit: int) -> list[HeldCreditOut]:
     """The credits waiting for their partner (of `partner_id`; None: of every partner), oldest
-    first."""
+    first. The amount is read as the credit contract reads it, in Python: one held before the
+    contract bounded amounts (1E+999999 cast to numeric made this answer 500 for every caller)
+    is shown without it, its reason saying why."""
     rows = await pool.fetch(
         """SELECT credit_id, partner_id, event #>> '{data,deal_key}' AS deal_key,
-               (event #>> '{data,amount}')::numeric AS amount,
+               event #>> '{data,amount}' AS amount,
                event #>> '{data,currency}' AS currency, reason, held_at
            FROM held_credits WHERE ($1::text IS NULL OR partner_id = $1)
            ORDER BY seq LIMIT $2""",
         partner_id,
         limit,
     )
-    return [HeldCreditOut.model_validate(dict(r)) for r in rows]
+    return [_held(dict(row)) for row in rows]
+
+
+def _held(row: dict[str, Any]) -> HeldCreditOut:
+    try:
+        amount: Decimal | None = CREDIT_AMOUNT.validate_python(row["amount"])
+    except ValidationError as error:
+        amount = None
+        why = error.errors(include_url=False)[0]["msg"]
+        row["reason"] += (
+            f"; its amount {str(row['amount'])[:40]!r} is not one a credit may carry ({why}): "
+            "it will be dead-lettered, not booked"
+        )
+    return HeldCreditOut.model_validate({**row, "amount": amount})
 
 
 async def earnings_by_quarter(

@@ -9,11 +9,11 @@ partner always gives the partner's current attributed revenue.
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import Field
 
+from shared.events.bounds import Amount4, Component, Day, Fraction, Points, Rate, Score, Version
 from shared.events.crm import Customer
 from shared.events.envelope import EventPayload, UtcDatetime, event_type
 
@@ -29,19 +29,21 @@ class CreditIssued(EventPayload):
     deal_key: str
     partner_id: str
     kind: CreditKind
-    amount: Decimal = Field(description="credited revenue in `currency`, exact to the cent")
+    amount: Amount4 = Field(description="credited revenue in `currency`, exact to the cent")
     currency: str = Field(pattern="^[A-Z]{3}$", description="the reporting currency")
-    original_amount: Decimal = Field(description="the same credit in the deal's own currency")
+    original_amount: Amount4 = Field(description="the same credit in the deal's own currency")
     original_currency: str = Field(pattern="^[A-Z]{3}$")
-    fx_rate: Decimal = Field(description="reporting units per original unit at the close date")
-    share: Decimal = Field(description="fraction of the deal credited to this partner")
+    fx_rate: Rate = Field(description="reporting units per original unit at the close date")
+    share: Fraction = Field(description="fraction of the deal credited to this partner")
     model: str = Field(description="attribution model that produced the split")
     reasons: tuple[str, ...] = ()
     customer: Customer
     products: tuple[str, ...] = ()
     co_sell: bool = False
-    close_date: date
-    deal_revision: int = Field(description="the deal revision this credit was computed from")
+    close_date: Day = Field(
+        description="1900-01-01 to 9999-12-30 (the last day is Postgres' infinity: no quarter)"
+    )
+    deal_revision: Version = Field(description="the deal revision this credit was computed from")
     replaces: str | None = Field(default=None, description="credit id this one corrects")
     issued_at: UtcDatetime
     ingested_at: UtcDatetime | None = None
@@ -65,10 +67,10 @@ class CreditReversed(EventPayload):
     deal_key: str
     partner_id: str
     kind: CreditKind
-    amount: Decimal = Field(description="the reversed credit's amount (positive)")
+    amount: Amount4 = Field(description="the reversed credit's amount (positive)")
     currency: str = Field(pattern="^[A-Z]{3}$")
     reason: str
-    deal_revision: int
+    deal_revision: Version
     reversed_at: UtcDatetime
     ingested_at: UtcDatetime | None = None
 
@@ -80,18 +82,18 @@ class PartnerHealthScored(EventPayload):
     keeps the newest `day` it has seen, so a late or repeated event changes nothing."""
 
     partner_id: str
-    day: date = Field(description="the day scored (figures over the health window ending then)")
-    score: Decimal = Field(ge=0, le=100, description="0-100, one decimal")
-    previous_score: Decimal | None = Field(
+    day: Day = Field(description="the day scored (figures over the health window ending then)")
+    score: Score = Field(description="0-100, one decimal")
+    previous_score: Score | None = Field(
         default=None, description="the score published before this one (None: the first)"
     )
-    revenue: Decimal = Field(description="component 0-1: attributed revenue against the target")
-    win_rate: Decimal = Field(description="component 0-1")
-    velocity: Decimal = Field(description="component 0-1: registration-to-close time")
-    enablement: Decimal | None = Field(
+    revenue: Component = Field(description="component 0-1: attributed revenue against the target")
+    win_rate: Component = Field(description="component 0-1")
+    velocity: Component = Field(description="component 0-1: registration-to-close time")
+    enablement: Component | None = Field(
         default=None, description="component 0-1 from onboarding's enablement; None: not measured"
     )
-    penalty: Decimal = Field(
+    penalty: Points = Field(
         description="points taken off for conflicts, rejections, expiries and a negative "
         "partner voice (a falling NPS, a detractor majority)"
     )

@@ -9,11 +9,11 @@ than the one they hold, so out-of-order deliveries never overwrite newer data.
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.events.bounds import Amount4, BigCount, Count
 from shared.events.envelope import EventPayload, UtcDatetime, event_type
 
 
@@ -67,7 +67,9 @@ class CrmDealChanged(EventPayload):
     name: str | None = None
     customer: Customer | None = None
     products: tuple[str, ...] | None = None
-    amount: Decimal | None = None
+    amount: Amount4 | None = Field(
+        default=None, description="never negative (the CRM adapters refuse a negative amount)"
+    )
     currency: str | None = Field(default=None, pattern="^[A-Z]{3}$")
     stage: DealStage | None = None
     close_date: date | None = None
@@ -86,10 +88,10 @@ class CrmDealChanged(EventPayload):
         description="the record's deletion state when the change sets it (false: restored, "
         "e.g. Salesforce UNDELETE or HubSpot deal.restore); a 'deleted' change implies true",
     )
-    source_commit: int | None = Field(
+    source_commit: BigCount | None = Field(
         default=None, description="Salesforce commitNumber: orders transactions of one moment"
     )
-    source_sequence: int | None = Field(
+    source_sequence: BigCount | None = Field(
         default=None,
         description="Salesforce sequenceNumber: orders the changes of one record within a "
         "transaction, which share their commit timestamp",
@@ -117,7 +119,7 @@ class CrmRawReceived(EventPayload):
     delivery_id: str | None = Field(
         default=None, description="the sender's id of the delivery (Standard Webhooks webhook-id)"
     )
-    index: int = Field(ge=0, description="its position in the delivery or the page")
+    index: Count = Field(description="its position in the delivery or the page")
     received_at: UtcDatetime
     item: str = Field(description="the item as JSON text, numbers exactly as sent")
     outcomes: tuple[str, ...] = Field(

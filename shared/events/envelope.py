@@ -19,6 +19,8 @@ from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from shared.events.bounds import check_event_time, in_utc
+
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
 
 
@@ -48,7 +50,9 @@ def as_utc(value: datetime) -> datetime:
 # Producers outside the platform (an upstream CRM publishing on crm.deals.v1) sometimes send
 # timestamps without an offset. They are read as UTC, as the CRM adapters read them, so every
 # timestamp a consumer holds can be compared with every other (naive vs aware raises TypeError).
-UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+# Each must also convert to UTC (`bounds.in_utc`); an envelope's own time lies in 1900-9999.
+UtcDatetime = Annotated[datetime, AfterValidator(in_utc)]
+EventTime = Annotated[datetime, AfterValidator(check_event_time)]
 
 
 class EventPayload(BaseModel):
@@ -99,7 +103,7 @@ class Envelope(BaseModel, Generic[P]):
     source: str
     type: str
     subject: str
-    time: UtcDatetime = Field(default_factory=_now)
+    time: EventTime = Field(default_factory=_now)
     datacontenttype: str = "application/json"
     traceparent: str | None = None
     data: P
@@ -139,7 +143,7 @@ class _RawEnvelope(BaseModel):
     source: str
     type: str
     subject: str
-    time: UtcDatetime
+    time: EventTime
     traceparent: str | None = None
     data: dict[str, Any]
 

@@ -10,15 +10,26 @@ What one credit books (its earnings and its MDF accrual) is announced together, 
 `incentive.credit_booked.v1` carrying each entry as it reads alone. Before that, each entry was
 an event of its own (`incentive.earned.v1`, `incentive.mdf_accrued.v1`): those types stay
 readable, as records of them stay on the topic.
+
+Booked amounts are cents (`Amount2`): the ledger and the MDF fund keep `numeric(20, 2)`. A basis
+is the credit's amount as attribution sent it (`Amount4`); a rate is a fraction of it.
 """
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from shared.events.bounds import (
+    Amount2,
+    Amount4,
+    Balance2,
+    Day,
+    Fraction,
+    PositiveAmount2,
+    ends_on_or_after_start,
+)
 from shared.events.envelope import EventPayload, UtcDatetime, event_type
 
 
@@ -31,10 +42,10 @@ class IncentiveEarned(EventPayload):
     credit_id: str
     deal_key: str
     period: str = Field(description="the revenue period of the credit (close date), e.g. 2026-Q4")
-    basis: Decimal = Field(description="the credited amount the rule applied to")
-    rate: Decimal | None = Field(description="None for a fixed-amount SPIFF")
-    uncapped_amount: Decimal
-    amount: Decimal = Field(description="booked amount (after the period cap), >= 0")
+    basis: Amount4 = Field(description="the credited amount the rule applied to")
+    rate: Fraction | None = Field(description="None for a fixed-amount SPIFF")
+    uncapped_amount: Amount2
+    amount: Amount2 = Field(description="booked amount (after the period cap), >= 0")
     currency: str
     note: str = Field(default="", description="why amount differs from basis x rate, if it does")
     tier: str
@@ -56,7 +67,7 @@ class IncentiveReversed(EventPayload):
     reversal_id: str = Field(description="the attribution reversal that caused it")
     deal_key: str
     period: str
-    amount: Decimal = Field(description="amount taken back (positive); the entry books -amount")
+    amount: Amount2 = Field(description="amount taken back (positive); the entry books -amount")
     currency: str
     reason: str
     reversed_at: UtcDatetime
@@ -71,14 +82,14 @@ class MdfAccrued(EventPayload):
     credit_id: str
     deal_key: str
     period: str
-    basis: Decimal
-    rate: Decimal
-    uncapped_amount: Decimal
-    amount: Decimal
+    basis: Amount4
+    rate: Fraction
+    uncapped_amount: Amount2
+    amount: Amount2
     currency: str
     note: str = ""
     expires_at: UtcDatetime
-    fund_available: Decimal = Field(description="the partner's available MDF after this accrual")
+    fund_available: Balance2 = Field(description="the partner's available MDF after this accrual")
     accrued_at: UtcDatetime
     ingested_at: UtcDatetime | None = None
 
@@ -105,7 +116,7 @@ class MdfExpired(EventPayload):
     partner_id: str
     lot_id: str = Field(description="the accrual entry whose unused remainder expired")
     credit_id: str
-    amount: Decimal
+    amount: Amount2
     currency: str
     expired_at: UtcDatetime
     ingested_at: UtcDatetime | None = None
@@ -116,13 +127,13 @@ class MdfClaimDecided(EventPayload):
     claim_id: str
     partner_id: str
     status: str = Field(description="approved | rejected")
-    amount: Decimal
+    amount: Amount2
     currency: str
     description: str
     proof_reference: str
     reason: str
     entry_id: str | None = Field(default=None, description="the MDF ledger debit, if approved")
-    fund_available: Decimal
+    fund_available: Balance2
     decided_at: UtcDatetime
     ingested_at: UtcDatetime | None = Field(
         default=None, description="when the decision entered Pollinate (the API call)"
@@ -146,31 +157,35 @@ class MdfPreapprovalChanged(EventPayload):
     campaign_id: str = Field(description="the campaign it is for, as the partner named it")
     activity_kind: str = Field(description="webinar | event | content | digital | other")
     status: str = Field(description="requested | approved | rejected | expired")
-    amount: Decimal = Field(description="asked for; once approved, the approved amount")
+    amount: Amount2 = Field(description="asked for; once approved, the approved amount")
     currency: str
-    starts_on: date
-    ends_on: date
-    reserved: Decimal = Field(description="what it still holds in the fund")
-    claimed: Decimal = Field(description="approved claims against it")
-    released: Decimal = Field(
+    starts_on: Day
+    ends_on: Day = Field(description="on or after starts_on")
+    reserved: Amount2 = Field(description="what it still holds in the fund")
+    claimed: Amount2 = Field(description="approved claims against it")
+    released: Amount2 = Field(
         default=Decimal("0.00"), description="given back to the fund by this change"
     )
     reason: str = ""
     expires_at: UtcDatetime | None = Field(
         default=None, description="when claims stop and the rest is released (once approved)"
     )
-    fund_available: Decimal
+    fund_available: Balance2
     changed_at: UtcDatetime
     ingested_at: UtcDatetime | None = None
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> MdfPreapprovalChanged:
+        return ends_on_or_after_start(self)
 
 
 @event_type("incentive.payout_recorded.v1")
 class PayoutRecorded(EventPayload):
     entry_id: str
     partner_id: str
-    amount: Decimal = Field(description="amount paid (positive); the entry books -amount")
+    amount: PositiveAmount2 = Field(description="amount paid (positive); the entry books -amount")
     currency: str
     reference: str
-    balance_after: Decimal
+    balance_after: Balance2
     paid_at: UtcDatetime
     ingested_at: UtcDatetime | None = None

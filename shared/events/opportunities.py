@@ -9,10 +9,10 @@ whole merged state here with a per-deal `revision` that only grows. Downstream s
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.events.bounds import INT32_MAX, Amount4
 from shared.events.crm import CrmSource, Customer, DealStage, DealStatus
 from shared.events.envelope import EventPayload, UtcDatetime, event_type
 from shared.events.registrations import RegistrationStatus
@@ -34,11 +34,15 @@ class DealStateChanged(EventPayload):
     deal_key: str = Field(description="source:source_id")
     source: CrmSource
     source_id: str
-    revision: int = Field(ge=1, description="grows by one with every published change")
+    revision: int = Field(
+        ge=1, le=INT32_MAX, description="grows by one with every published change"
+    )
     name: str | None = None
     customer: Customer
     products: tuple[str, ...] = ()
-    amount: Decimal | None = None
+    amount: Amount4 | None = Field(
+        default=None, description="as deals keeps it (numeric(20, 4)); never negative"
+    )
     currency: str | None = None
     stage: DealStage | None = None
     status: DealStatus

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from shared.events.bounds import Version
 from shared.events.envelope import EventPayload, UtcDatetime, event_type
 
 
@@ -65,7 +66,7 @@ class PartnerStateChanged(EventPayload):
     products: tuple[str, ...] = ()
     changed_at: UtcDatetime
     reason: str = ""
-    version: int
+    version: Version
     change: PartnerChange = PartnerChange.UPDATED
     previous_status: PartnerStatus | None = None
     previous_tier: str | None = None

@@ -6,12 +6,11 @@ partner's own state stays on `partners.lifecycle.v1`."""
 
 from __future__ import annotations
 
-from datetime import date
-from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import Field
 
+from shared.events.bounds import INT32_MAX, Count, Day, Fraction, Score
 from shared.events.envelope import EventPayload, UtcDatetime, event_type
 
 
@@ -23,14 +22,14 @@ class PartnerEnablementMeasured(EventPayload):
 
     partner_id: str
     measured_at: UtcDatetime
-    people: int = Field(ge=0, description="current people registered")
-    training_completion_rate: Decimal | None = None
-    certified_share: Decimal | None = None
-    engaged_share: Decimal | None = None
-    downloads: int = Field(ge=0, description="resource downloads in the window")
-    sandbox_signups: int = Field(ge=0, description="early-access sign-ups in the window")
-    window_days: int = Field(ge=1)
-    score: Decimal = Field(ge=0, le=100, description="enablement health 0-100")
+    people: Count = Field(description="current people registered")
+    training_completion_rate: Fraction | None = None
+    certified_share: Fraction | None = None
+    engaged_share: Fraction | None = None
+    downloads: Count = Field(description="resource downloads in the window")
+    sandbox_signups: Count = Field(description="early-access sign-ups in the window")
+    window_days: int = Field(ge=1, le=INT32_MAX)
+    score: Score = Field(description="enablement health 0-100, one decimal")
     reasons: tuple[str, ...] = ()
 
 
@@ -48,14 +47,14 @@ class RequalificationDecided(EventPayload):
 
     review_id: str
     partner_id: str
-    review_on: date = Field(description="the review date of the programme year")
+    review_on: Day = Field(description="the review date of the programme year")
     basis: str = Field(description="annual | probation_end")
     outcome: RequalificationOutcome
     tier_before: str
     tier_after: str
     reasons: tuple[str, ...]
     plan: tuple[str, ...] = Field(default=(), description="what a probation must meet")
-    probation_until: date | None = None
+    probation_until: Day | None = None
     appeal_until: UtcDatetime | None = Field(
         default=None, description="an appeal may be filed until then (None: not appealable)"
     )

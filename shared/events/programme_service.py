@@ -11,11 +11,19 @@
 
 from __future__ import annotations
 
-from datetime import date
-from decimal import Decimal
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.events.bounds import (
+    BigCount,
+    Day,
+    Fraction,
+    Nps,
+    Ratio,
+    Total4,
+    ends_on_or_after_start,
+)
 from shared.events.envelope import EventPayload, UtcDatetime, event_type
 
 
@@ -31,15 +39,18 @@ class SurveyAnswered(EventPayload):
     answered_at: UtcDatetime
 
 
+Hours = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
 class CurrencyFigures(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     currency: str
-    sourced_revenue: Decimal
-    influenced_revenue: Decimal
-    incentives: Decimal = Field(description="earned, net of clawbacks")
-    mdf_claimed: Decimal = Field(description="approved MDF claims")
-    return_per_dollar: Decimal | None
+    sourced_revenue: Total4
+    influenced_revenue: Total4
+    incentives: Total4 = Field(description="earned, net of clawbacks")
+    mdf_claimed: Total4 = Field(description="approved MDF claims")
+    return_per_dollar: Ratio | None
 
 
 @event_type("programme.kpi_snapshot.v1")
@@ -47,17 +58,17 @@ class KpiSnapshot(EventPayload):
     quarter: str = Field(description="e.g. 2026-Q4")
     computed_at: UtcDatetime
     money: tuple[CurrencyFigures, ...] = Field(description="per reporting currency")
-    onboarding_decisions: int
-    onboarding_automatic_share: Decimal | None
-    registration_decisions: int
-    registration_automatic_share: Decimal | None
-    automatic_share: Decimal | None = Field(description="both kinds together")
-    registration_decision_p50_hours: float | None
-    registration_decision_p90_hours: float | None
-    active_partners: int
-    churned_partners: int
-    nps: Decimal | None
-    nps_responses: int
+    onboarding_decisions: BigCount
+    onboarding_automatic_share: Fraction | None
+    registration_decisions: BigCount
+    registration_automatic_share: Fraction | None
+    automatic_share: Fraction | None = Field(description="both kinds together")
+    registration_decision_p50_hours: Hours | None
+    registration_decision_p90_hours: Hours | None
+    active_partners: BigCount
+    churned_partners: BigCount
+    nps: Nps | None
+    nps_responses: BigCount
 
 
 @event_type("programme.campaign_changed.v1")
@@ -68,8 +79,8 @@ class CampaignChanged(EventPayload):
     campaign_id: str
     partner_ids: tuple[str, ...] = Field(description="the partners that run it")
     kind: str = Field(description="webinar | event | content | digital | other")
-    starts_on: date
-    ends_on: date
+    starts_on: Day
+    ends_on: Day = Field(description="on or after starts_on")
     state: str = Field(
         description="planned | running | completed | cancelled, on the day of the change"
     )
@@ -77,3 +88,7 @@ class CampaignChanged(EventPayload):
         default=None, description="set once it is cancelled (a cancellation is final)"
     )
     changed_at: UtcDatetime = Field(description="the change's moment: the newest wins")
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> CampaignChanged:
+        return ends_on_or_after_start(self)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from shared.events.bounds import Amount4
 from shared.events.crm import Customer
 from shared.events.envelope import EventPayload, UtcDatetime, event_type
 
@@ -28,7 +28,7 @@ class ConflictInfo(BaseModel):
     reference: str  # the other registration id, or the CRM deal key
     party: str  # the other partner id, or the direct owner
     matched_on: str  # domain | name
-    similarity: float
+    similarity: float = Field(ge=0, le=1, allow_inf_nan=False)
     registered_at: UtcDatetime
 
 
@@ -38,7 +38,7 @@ class RegistrationDecided(EventPayload):
     partner_id: str
     customer: Customer
     products: tuple[str, ...]
-    amount: Decimal
+    amount: Amount4
     currency: str
     status: RegistrationStatus
     reasons: tuple[str, ...]
@@ -59,7 +59,7 @@ class RegistrationStatusChanged(EventPayload):
     changed_at: UtcDatetime
     expires_at: UtcDatetime | None = None
     crm_deal_key: str | None = None
-    amount: Decimal | None = None
+    amount: Amount4 | None = None
     currency: str | None = None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,7 +39,7 @@ from tests.support.attribution import (
 )
 from tests.support.factories import registration_decided
 from tests.support.infra import Infra, migrated_pool, scratch_schema, statements_sent
-from tests.support.kafka import as_records
+from tests.support.kafka import as_records, raw_records
 from tests.support.locks import held_keys, waiter_of
 
 pytestmark = pytest.mark.integration
@@ -301,6 +302,50 @@ async def test_a_poison_snapshot_in_a_run_is_dead_lettered_and_the_rest_applied_
     )
     inbox = await attribution.pool.fetch("SELECT event_id FROM inbox ORDER BY kafka_offset")
     assert [r["event_id"] for r in inbox] == [envelopes[i].id for i in (0, 2, 3)]
+
+
+async def test_an_amount_beyond_the_contract_is_refused_at_once_and_its_neighbours_applied(
+    infra: Infra, attribution: Attribution
+) -> None:
+    """Found from outside: a snapshot of amount 1E+999999 passed the contract and attribution
+    wrote it out with int() (85 s of its event loop: kicked from its group, the batch back
+    again, for ever). A hostile amount is now refused at decode, with its reason, in no
+    time, and the deals beside it are credited."""
+    run = uuid.uuid4().hex[:8]
+    good, hostile = Deal(run, "good"), Deal(run, "hostile")
+    won = {
+        "status": DealStatus.WON,
+        "amount": Decimal("100"),
+        "currency": "USD",
+        "close_date": TODAY,
+        "partner_ref": f"p-{run}",
+    }
+    huge = json.loads(from_deals(hostile.snapshot(1, **won), hostile.key).to_bytes())
+    huge["data"]["amount"] = "1E+300000"  # int() of it alone takes seconds
+    first = from_deals(good.snapshot(1, **won), good.key)
+    records = await raw_records(
+        infra,
+        [
+            (good.key.encode(), first.to_bytes()),
+            (hostile.key.encode(), json.dumps(huge).encode()),
+            (good.key.encode(), from_deals(good.snapshot(2, **won), good.key).to_bytes()),
+        ],
+    )
+    await confirmed_links(attribution.pool, CrmSource.SALESFORCE, f"p-{run}")
+
+    started = time.perf_counter()
+    outcomes = await attribution.consumer.process_batch(records)
+    assert time.perf_counter() - started < 2.0
+    assert outcomes == [Outcome.PROCESSED, Outcome.DEAD_LETTERED, Outcome.PROCESSED]
+    reason = await attribution.pool.fetchval(
+        "SELECT headers->>'dlq.reason' FROM outbox WHERE topic = 'attribution.dlq.v1'"
+    )
+    assert reason == (
+        "invalid deal.state_changed.v1 payload: amount: Input should be less than 10000000000000000"
+    )
+    assert credit_events(await state(attribution.pool), good.key) == [
+        ("credit.issued.v1", f"p-{run}", Decimal("100.00"))
+    ]
 
 
 async def test_a_redelivered_batch_changes_nothing(infra: Infra, attribution: Attribution) -> None:

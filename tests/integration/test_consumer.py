@@ -5,23 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import pytest
 from faststream.kafka import KafkaBroker
 from opentelemetry import trace
 
-from shared.consumer import (
-    DLQ_ORIGIN_OFFSET,
-    DLQ_ORIGIN_TOPIC,
-    DLQ_REASON,
-    EventConsumer,
-    HandlerContext,
-    Outcome,
-)
+from services.incentives.domain.earnings import money
+from shared import dead_lettering
+from shared.consumer import EventConsumer, HandlerContext, Outcome
+from shared.dead_lettering import DLQ_ORIGIN_OFFSET, DLQ_ORIGIN_TOPIC, DLQ_REASON
 from shared.dlq import replay
 from shared.events import Envelope, EventPayload, InvalidEvent, event_type
+from shared.metrics import ConsumerFigures, Scrape, ServiceMetrics
 from shared.outbox import OutgoingEvent
 from shared.topics import Topic, dead_letter_topic, ensure_topics
 from shared.tracing import current_traceparent
@@ -394,3 +394,124 @@ async def test_headers_without_a_value_neither_stall_the_consumer_nor_decide_any
     assert headers[DLQ_REASON].decode().startswith("malformed CloudEvents envelope")
     assert "x" not in headers  # a header without a value is not carried into the letter
     assert headers["y"] == "\ufffd\ufffd not UTF-8".encode()
+
+
+async def test_what_postgres_cannot_store_is_escaped_and_the_partition_moves_on(
+    components: Components, running: Any
+) -> None:
+    """A NUL in a record's key, in a header's name or value, or quoted in the reason (pydantic
+    quotes the NUL of an envelope id "\\u0000zz"): each made the dead letter's insert fail
+    (`text` and `jsonb` refuse it), the batch came back for ever and the partition stopped.
+    Each is now parked with the NUL escaped, and the next record is applied."""
+    topic, _, waiter = running
+    nul_id = json.loads(
+        Envelope.wrap(CounterIncremented(counter="n", by=1), source="test", subject="k").to_bytes()
+    )
+    nul_id["id"] = "\u0000zz"
+    good = Envelope.wrap(CounterIncremented(counter="after", by=3), source="test", subject="k")
+    sent: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = [
+        (b"k", b"this is not json", [("x-evil", b"a\x00b"), ("na\x00me", b"v")]),
+        (b"k", json.dumps(nul_id).encode(), []),
+        (b"ptn_probek_k\x00\xff", b"not json", []),
+        (b"k", good.to_bytes(), []),
+    ]
+    for key, value, headers in sent:
+        await components.producer.send_and_wait(
+            topic.name, value=value, key=key, headers=headers, partition=0
+        )
+
+    assert await waiter.next(4) == [Outcome.DEAD_LETTERED] * 3 + [Outcome.PROCESSED]
+    assert await components.pool.fetchval("SELECT value FROM counters WHERE name = 'after'") == 3
+    letters = await read_records(
+        components.infra.kafka, dead_letter_topic(components.service.schema).name, 3
+    )
+    kept = [dict(letter.headers) for letter in letters]
+    assert kept[0]["x-evil"] == b"a\\x00b"
+    assert kept[0]["na\\x00me"] == b"v"
+    assert kept[1][DLQ_REASON].endswith(b"invalid character: found `\\x00` at 0")
+    assert letters[2].key == b"ptn_probek_k\\x00\\xff"
+    # The values are kept byte for byte.
+    assert [letter.value for letter in letters] == [value for _, value, _ in sent[:3]]
+
+
+async def test_a_letter_postgres_still_refuses_is_parked_without_its_headers(
+    components: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should the escaping miss something, the record is parked anyway, without its original
+    headers and saying so, instead of failing its batch for ever."""
+    topic = await new_topic(components.infra.kafka, components.service.schema)
+    consumer = counter_consumer(components, topic)
+    await components.producer.send_and_wait(
+        topic.name, value=b"not json", key=b"k", headers=[("x-evil", b"a\x00b")], partition=0
+    )
+    records = await read_records(components.infra.kafka, topic.name, 1)
+    monkeypatch.setattr(dead_lettering, "storable", lambda text: text)  # escaping nothing
+
+    assert await consumer.process_batch(records) == [Outcome.DEAD_LETTERED]
+    headers = json.loads(
+        await components.pool.fetchval("SELECT headers FROM outbox WHERE topic LIKE '%.dlq.v1'")
+    )
+    assert "x-evil" not in headers
+    assert headers[DLQ_REASON].startswith("malformed CloudEvents envelope")
+    assert "[its headers were not kept: UntranslatableCharacterError" in headers[DLQ_REASON]
+
+
+async def test_a_batch_that_fails_for_good_says_where_its_partition_stopped(
+    components: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not even a dead letter could be written: the batch goes back to Kafka and its partition
+    stops. The consumer's figures say so, and where, until a batch succeeds again (readiness
+    reports it in `checks.consumers`, the metrics as pollinate_consumer_stalled)."""
+    topic = await new_topic(components.infra.kafka, components.service.schema)
+    consumer = counter_consumer(components, topic)
+    await send_raw(components, topic, b"not json")
+    records = await read_records(components.infra.kafka, topic.name, 1)
+
+    async def refused(*_: Any, **__: Any) -> bool:
+        raise asyncpg.DataError("the outbox refuses every letter")
+
+    monkeypatch.setattr(dead_lettering, "write_letter", refused)
+    with pytest.raises(asyncpg.DataError):
+        await consumer.process_delivered(records)
+    stalled = consumer.stats.stalled_at
+    assert stalled is not None
+    record = records[0]
+    assert stalled.startswith(f"{topic.name}[{record.partition}]@{record.offset}: DataError")
+    assert consumer.stats.failed_batches == 1
+    figures = ConsumerFigures({}, 0, None, consumer.stats.failed_batches, stalled)
+    exposition = ServiceMetrics().render(Scrape(consumers={consumer.group_id: figures})).decode()
+    assert f'pollinate_consumer_stalled{{group="{consumer.group_id}"}} 1.0' in exposition
+
+    monkeypatch.undo()
+    await consumer.process_delivered(records)
+    assert consumer.stats.stalled_at is None
+    assert consumer.stats.failed_batches == 1
+
+
+async def test_a_handler_error_reason_names_what_failed_and_where(
+    components: Components,
+) -> None:
+    """A decimal signal's own text is only its class list: the reason read `handler error
+    InvalidOperation: [<class 'decimal.InvalidOperation'>]`, saying neither what nor where."""
+    topic = await new_topic(components.infra.kafka, components.service.schema)
+    consumer = components.consumer("rounding", topic)
+
+    @consumer.handles(CounterIncremented)
+    async def book(ctx: HandlerContext, event: Envelope[CounterIncremented]) -> None:
+        money(Decimal(f"1E+{999 * event.data.by}"))  # the ledger's rounding, past its precision
+
+    event = Envelope.wrap(CounterIncremented(counter="r", by=1), source="test", subject="k")
+    await send_raw(components, topic, event.to_bytes())
+    records = await read_records(components.infra.kafka, topic.name, 1)
+
+    assert await consumer.process_batch(records) == [Outcome.DEAD_LETTERED]
+    reason = await components.pool.fetchval(
+        "SELECT headers->>'dlq.reason' FROM outbox WHERE topic LIKE '%.dlq.v1'"
+    )
+    assert "[<class" not in reason
+    assert re.fullmatch(
+        r"handler error InvalidOperation: a decimal operation had no exact result in its "
+        r"context \(a value too large\?\) \(in services/incentives/domain/earnings\.py:\d+ "
+        r"money\)",
+        reason,
+    )

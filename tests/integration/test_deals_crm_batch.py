@@ -36,7 +36,7 @@ from shared.topics import CRM_DEALS, DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS
 from tests.support.crm import HUBSPOT_PORTAL, hubspot_deal_webhook, hubspot_headers
 from tests.support.deals import crm_projection, deals_outbox, deals_schema
 from tests.support.infra import Infra, statements_sent
-from tests.support.kafka import as_records
+from tests.support.kafka import as_records, raw_records
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -76,6 +76,22 @@ def change(source_id: str, seconds: int, change_type: str = "updated", **fields:
     return Envelope.wrap(payload, source="pollinate/deals", subject=payload.deal_key)
 
 
+def out_of_bounds(source_id: str, seconds: int, change_type: str, amount: str) -> Any:
+    """A change whose amount the contract refuses (at least 10^16; the projection's numeric
+    column overflows on it), built without the contract's check: what a producer outside the
+    platform's rules could publish. Decoded, it is refused; projected at intake, the write
+    fails."""
+    payload = CrmDealChanged.model_construct(
+        source=CrmSource.SALESFORCE,
+        source_id=source_id,
+        source_event_id=uuid.uuid4().hex,
+        source_timestamp=T0 + timedelta(seconds=seconds),
+        change_type=change_type,
+        amount=Decimal(amount),
+    )
+    return Envelope.wrap(payload, source="pollinate/deals", subject=payload.deal_key)
+
+
 def story(run: str) -> list[Any]:
     """Changes of three deals, interleaved; deal a arrives several times, one change stale."""
     a, b, c = f"a-{run}", f"b-{run}", f"c-{run}"
@@ -94,8 +110,8 @@ def story(run: str) -> list[Any]:
             created_at=datetime(2026, 3, 1, 12, 0, tzinfo=timezone(timedelta(hours=2))),
         ),
         change(b, 10, "created", stage=DealStage.PROSPECTING),
-        # Five decimals: stored rounded to four (15000.1235).
-        change(a, 30, stage=DealStage.PROPOSAL, amount=Decimal("15000.12345")),
+        # Four decimals, what the contract and the column keep (five are refused at decode).
+        change(a, 30, stage=DealStage.PROPOSAL, amount=Decimal("15000.1235")),
         # Stale for stage and amount (older than 30), new for the name: only the name lands.
         change(a, 20, stage=DealStage.QUALIFICATION, amount=Decimal("1"), name="Renewal"),
         # The stored amount again (a repeat): only the field time moves, nothing is published.
@@ -261,8 +277,8 @@ async def test_a_poison_change_in_a_run_is_dead_lettered_and_the_rest_applied_on
         change(a, 10, "created", stage=DealStage.QUALIFICATION, amount=Decimal("10")),
         change(poison, 10, "created", stage=DealStage.PROSPECTING),
         change(a, 20, stage=DealStage.PROPOSAL),
-        # Valid as an event, but too large for the projection: fails at the write.
-        change(poison, 20, amount=Decimal("1e17")),
+        # Beyond the contract's bound, so beyond the projection's column: refused at decode.
+        out_of_bounds(poison, 20, "updated", "1e17"),
         change(a, 30, amount=Decimal("20")),
     ]
     records = await as_records(infra, envelopes)
@@ -288,9 +304,8 @@ async def test_a_poison_change_in_a_run_is_dead_lettered_and_the_rest_applied_on
 
     assert [r["event_id"] for r in inbox] == [envelopes[i].id for i in (0, 1, 2, 4)]
     assert [r["message_key"] for r in parked] == [f"salesforce:{poison}"]
-    assert parked[0]["reason"].startswith(
-        "handler error NumericValueOutOfRangeError: numeric field overflow"
-    )
+    assert "amount" in parked[0]["reason"]
+    assert "less than 10000000000000000" in parked[0]["reason"]
     events = after["events"]
     states = deal_states(events, f"salesforce:{a}")
     assert [(s["revision"], s["stage"], s["amount"]) for s in states] == [
@@ -466,18 +481,26 @@ async def test_a_change_the_projection_refuses_at_intake_is_recorded_and_left_to
     a, poison = f"a-{run}", f"poison-{run}"
     delivery = [
         change(a, 10, "created", stage=DealStage.QUALIFICATION, amount=Decimal("10")),
-        # Valid as an event, but too large for the projection: fails at the write.
-        change(poison, 20, "created", amount=Decimal("1e17")),
+        # Too large for the projection (and the contract): fails at the write, then at decode.
+        out_of_bounds(poison, 20, "created", "1e17"),
         change(a, 30, amount=Decimal("20")),
     ]
     registry = CollectorRegistry()
     left = left_to_consumer_counter(registry)
     async with deals_db(infra) as db:
         intake = ProjectionAtIntake(db.consumer().group_id, left_to_consumer=left)
-        recorded, outcomes = await record_at_intake(db, delivery, intake)
+        async with db.pool.acquire() as conn, conn.transaction():
+            outcomes = await record_in(conn, db, delivery, intake)
         assert outcomes == [ItemOutcomeKind.ACCEPTED] * 3
         at_intake = await snapshot(db)
-        records = await as_records(infra, recorded)
+        # Read back as recorded (the poison one no envelope of today's contract could be).
+        recorded = await db.pool.fetch(
+            "SELECT message_key, value FROM outbox WHERE topic = $1 ORDER BY position",
+            CRM_DEALS.name,
+        )
+        records = await raw_records(
+            infra, [(r["message_key"].encode(), r["value"]) for r in recorded]
+        )
         assert await db.consumer().process_batch(records) == [
             Outcome.DUPLICATE,
             Outcome.DEAD_LETTERED,

@@ -124,7 +124,7 @@ def story(p1: str, p2: str) -> list[EventPayload]:
         credit(p1, f"c1-{t}", "600.00"),  # finds the ai certifications: authorisations change
         credit(p2, f"d1-{t}", "1200.00"),  # p2 -> silver
         credit(p1, f"c1-{t}", "600.00"),  # the same credit re-sent: counted once
-        credit(p1, f"c2-{t}", "400.12345"),  # stored as 400.1235: 1000.1235 -> silver
+        credit(p1, f"c2-{t}", "400.1235"),  # four decimals, as kept: 1000.1235 -> silver
         credit(f"ptn_unknown_{t}", f"u1-{t}", "99999.00"),  # kept, moves nothing
         credit(p1, f"c3-{t}", "9000.00", close_date=TODAY - timedelta(days=400)),  # too old
         reversal(p1, f"r0-{t}", f"late-{t}", "700.00"),  # before its credit

@@ -54,6 +54,7 @@ async def test_service_process_becomes_ready_and_stops_cleanly(infra: Infra, ser
             "database": True,
             "kafka": True,
             "outbox_relay": True,
+            "consumers": True,
         }
         # Whatever the service had to catch up on (other tests' events), its relay drains it.
         async with httpx.AsyncClient() as client:

@@ -54,17 +54,23 @@ async def as_records(
 ) -> list[ConsumerRecord[Any, Any]]:
     """The envelopes as the records a consumer is handed: sent in order, each keyed by its
     subject, to a new topic of one partition, and read back."""
+    return await raw_records(infra, [((e.subject or "").encode(), e.to_bytes()) for e in envelopes])
+
+
+async def raw_records(
+    infra: Infra, items: Sequence[tuple[bytes, bytes]]
+) -> list[ConsumerRecord[Any, Any]]:
+    """(key, value) pairs as the records a consumer is handed (values any producer may send,
+    which no envelope of today's contracts could be), in order, on one partition."""
     topic = await new_topic(infra.kafka, "test", partitions=1)
     producer = make_producer(infra.kafka, "test-records")
     await producer.start()
     try:
-        for envelope in envelopes:
-            await producer.send_and_wait(
-                topic.name, envelope.to_bytes(), key=(envelope.subject or "").encode()
-            )
+        for key, value in items:
+            await producer.send_and_wait(topic.name, value, key=key)
     finally:
         await producer.stop()
-    return await read_records(infra.kafka, topic.name, len(envelopes))
+    return await read_records(infra.kafka, topic.name, len(items))
 
 
 def reader_from_the_start(kafka: KafkaConnection, topic: str) -> AIOKafkaConsumer:

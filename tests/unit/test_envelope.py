@@ -221,7 +221,7 @@ def test_a_record_naming_its_type_gets_the_same_precise_reason(
     assert str(hinted.value).startswith(reason)
 
 
-@pytest.mark.parametrize("amount", [75110097642892.12, 12500.0, 1e2, -0.5, 1e22])
+@pytest.mark.parametrize("amount", [75110097642892.12, 12500.0, 1e2, 0.5, 1e15])
 def test_a_number_with_a_fraction_reads_as_the_general_path_reads_it(amount: float) -> None:
     """Read in one pass, a JSON number would become a Decimal by another rounding (the first
     amount's cents, the others' scale): an event carrying one takes the general path."""

@@ -10,9 +10,12 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from services.attribution.domain.voice import VoicePolicy
+from shared.events.bounds import Rate
+
+_CREDIT_RATE: TypeAdapter[Decimal] = TypeAdapter(Rate)
 
 
 class ModelName(StrEnum):
@@ -117,6 +120,15 @@ class AttributionConfig(_Frozen):
             for day, rate in table.items():
                 if rate <= 0:
                     raise ValueError(f"rates: {currency} on {day} must be positive, not {rate}")
+                # A credit carries its rate: one its contract refuses would fail every credit.
+                try:
+                    _CREDIT_RATE.validate_python(rate)
+                except ValidationError as error:
+                    why = error.errors(include_url=False)[0]["msg"]
+                    raise ValueError(f"rates: {currency} on {day}: {why}, not {rate}") from None
+        for currency, places in self.minor_units.items():
+            if not 0 <= places <= 4:  # ISO 4217's; a credit carries at most four decimals
+                raise ValueError(f"minor_units: {currency} must have 0 to 4, not {places}")
         return self
 
     def minor_unit(self, currency: str) -> int:

@@ -18,9 +18,11 @@ from enum import StrEnum
 
 from services.attribution.domain.config import AttributionConfig, ModelName
 from shared.events.attribution import CreditKind
+from shared.events.bounds import MONEY_WHOLE_DIGITS
 
 SECONDS_PER_DAY = Decimal(86400)
 SHARE_PLACES = Decimal("0.00000001")
+CREDIT_LIMIT = Decimal(10) ** MONEY_WHOLE_DIGITS  # what a credit event carries
 
 
 class TouchpointKind(StrEnum):
@@ -243,6 +245,26 @@ def allocate(total: Decimal, places: int, shares: Sequence[tuple[str, Decimal]])
     return [(Decimal(f) * unit).quantize(unit) for f in floors]
 
 
+def _totals(
+    config: AttributionConfig, amount: Decimal, currency: str, rate: Decimal
+) -> tuple[Decimal, Decimal]:
+    """The deal's amount in its currency's minor units and in the reporting currency's."""
+    original_unit = Decimal(1).scaleb(-config.minor_unit(currency))
+    reporting_unit = Decimal(1).scaleb(-config.minor_unit(config.reporting_currency))
+    # Wide enough for any amount and rate the contract and the config admit (20 and 40
+    # digits): in the default 28 digits a large product could not be rounded to the cent.
+    with localcontext() as ctx:
+        ctx.prec = 80
+        original_total = amount.quantize(original_unit, ROUND_HALF_EVEN)
+        reporting_total = (original_total * rate).quantize(reporting_unit, ROUND_HALF_EVEN)
+    if reporting_total >= CREDIT_LIMIT:
+        raise CannotAttribute(
+            f"{original_total} {currency} is {reporting_total} {config.reporting_currency}: "
+            f"a credit must be below 10^{MONEY_WHOLE_DIGITS}"
+        )
+    return original_total, reporting_total
+
+
 def attribute(
     config: AttributionConfig,
     touchpoints: Iterable[Touchpoint],
@@ -272,10 +294,7 @@ def attribute(
             f"{close_date} (config {config.version})"
         )
     rate, rate_date = found
-    original_unit = Decimal(1).scaleb(-config.minor_unit(currency))
-    reporting_unit = Decimal(1).scaleb(-config.minor_unit(config.reporting_currency))
-    original_total = amount.quantize(original_unit, ROUND_HALF_EVEN)
-    reporting_total = (original_total * rate).quantize(reporting_unit, ROUND_HALF_EVEN)
+    original_total, reporting_total = _totals(config, amount, currency, rate)
 
     kept, excluded = in_window(config, touchpoints, close_date)
     weighted = weights(config, kept, close_date)
