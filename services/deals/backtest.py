@@ -20,9 +20,12 @@ from shared.db import Connection, Pool
 from shared.events.registrations import ConflictInfo
 
 # Each registration with its first decision (the ledger's `decided` entry) and the facts its
-# inputs kept: the partner and the direct opportunities seen (older decisions: the conflicts).
+# inputs kept: the partner and the direct opportunities seen (older decisions: the conflicts),
+# and the domain as asked (a key stored before the Public Suffix List may be a bare suffix).
 _PERIOD_SQL = """
-SELECT r.registration_id, r.partner_id, r.customer_name, r.customer_domain, r.customer_country,
+SELECT r.registration_id, r.partner_id, r.customer_name,
+       COALESCE(r.inputs -> 'request' ->> 'customer_domain', r.customer_domain) AS customer_domain,
+       r.customer_country,
        r.products, r.amount, r.currency, r.submitted_at, r.expires_at,
        l.status AS decided_status, l.reasons AS decided_reasons,
        r.inputs -> 'partner' AS partner_then, r.inputs -> 'opportunities' AS opportunities_then,

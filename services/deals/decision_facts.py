@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from services.deals.domain.customers import Customer
+from services.deals.domain.customers import Customer, former_domain_key
 from services.deals.domain.rules import ExistingRegistration, OpenOpportunity, PartnerView
 from shared.db import Connection
 from shared.events.partners import PartnerStatus
@@ -22,15 +22,26 @@ from shared.events.registrations import RegistrationStatus
 # the customer comes back however old (the partner's own are repeats whenever submitted: an
 # extension outlives the window) with `in_window`: as a candidate it counts from its
 # submission inside the window, or while its stored protection lasts. `party_known`: the
-# holder is in the partner projection (its type, possibly none, is known).
-DECISION_FACTS_SQL = """
+# holder is in the partner projection (its type, possibly none, is known). `$5`: the key the
+# former domain rule gave this customer's domain (`former_domain_key`), under which
+# registrations stored before the Public Suffix List hold it; such a key is shared by unrelated
+# customers (com.tr), so holding rows are compared by the domain their partner gave (inputs).
+# Each holding registration's domain as its partner gave it (the rules parse it): the same in
+# every branch, so a registration found by two of them is one row.
+_AS_ASKED_DOMAIN = "COALESCE(inputs -> 'request' ->> 'customer_domain', customer_domain)"
+DECISION_FACTS_SQL = f"""
 WITH holding AS (
-    SELECT registration_id, partner_id, customer_name, customer_domain, products, status,
-        submitted_at, expires_at
+    SELECT registration_id, partner_id, customer_name, {_AS_ASKED_DOMAIN} AS customer_domain,
+        products, status, submitted_at, expires_at
     FROM registrations
     WHERE status IN ('submitted', 'approved', 'pending_review') AND customer_domain = $1
     UNION
-    SELECT registration_id, partner_id, customer_name, customer_domain, products, status,
+    SELECT registration_id, partner_id, customer_name, {_AS_ASKED_DOMAIN}, products, status,
+        submitted_at, expires_at
+    FROM registrations
+    WHERE status IN ('submitted', 'approved', 'pending_review') AND customer_domain = $5
+    UNION
+    SELECT registration_id, partner_id, customer_name, {_AS_ASKED_DOMAIN}, products, status,
         submitted_at, expires_at
     FROM registrations
     WHERE status IN ('submitted', 'approved', 'pending_review') AND name_key = $2
@@ -79,7 +90,12 @@ async def load_decision_facts(
     """The facts for `partner_id` registering `customer`, with candidates submitted since
     `since` (or still protected)."""
     rows = await conn.fetch(
-        DECISION_FACTS_SQL, customer.domain, customer.name_key, since.timestamp(), partner_id
+        DECISION_FACTS_SQL,
+        customer.domain,
+        customer.name_key,
+        since.timestamp(),
+        partner_id,
+        former_domain_key(customer.domain),
     )
     partner: PartnerView | None = None
     own_live: list[ExistingRegistration] = []

@@ -90,7 +90,7 @@ async def test_lookups_use_their_indexes_and_never_scan_the_table(populated: Any
             # fuzzy-name block, with the holders' partner types, and the requesting partner.
             "a decision's facts",
             DECISION_FACTS_SQL,
-            ("customer-4242.example", "customer4242", window_start, "p-42"),
+            ("customer-4242.example", "customer4242", window_start, "p-42", "example"),
             {
                 "registrations_holding_by_domain",
                 "registrations_holding_by_name_key",

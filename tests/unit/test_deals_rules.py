@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from services.deals.domain.customers import name_similarity, normalise_domain, normalise_name
+from services.deals.domain.customers import (
+    Customer,
+    former_domain_key,
+    name_similarity,
+    normalise_domain,
+    normalise_name,
+)
 from services.deals.domain.rules import (
     ExistingRegistration,
     InvalidPolicy,
@@ -48,10 +54,44 @@ ACTIVE = PartnerView(
         ("1.2.3.4", None),
         ("https://ab--cd.com/", "ab--cd.com"),
         ("exa mple.com", None),
+        # Found from outside: under a multi-label public suffix the former rule (a fixed dozen
+        # of them) took the suffix as the customer's domain, so one partner's anadolu.com.tr
+        # blocked another's unrelated bosphorus.com.tr. The Public Suffix List knows them all.
+        ("anadolu.com.tr", "anadolu.com.tr"),
+        ("https://www.bosphorus.com.tr/", "bosphorus.com.tr"),
+        ("shop.samsung-foods.co.kr", "samsung-foods.co.kr"),
+        ("bj.foods.com.cn", "foods.com.cn"),
+        ("tango.com.ar", "tango.com.ar"),
+        ("jakarta.co.id", "jakarta.co.id"),
+        ("https://northwind.github.io/docs", "northwind.github.io"),  # a private suffix
+        ("com.tr", None),  # a public suffix names no one
+        ("github.io", None),
+        ("northwind.example", "northwind.example"),  # a top-level domain the list lacks
     ],
 )
 def test_domains_normalise_to_the_registrable_domain(raw: str, normalised: str | None) -> None:
     assert normalise_domain(raw) == normalised
+
+
+def test_customers_under_one_multi_label_suffix_are_different_customers() -> None:
+    anadolu = Customer.parse("Anadolu Gida", "anadolu.com.tr")
+    assert anadolu.matches(Customer.parse("Bosphorus Bank", "www.bosphorus.com.tr"), 0.88) is None
+    assert anadolu.matches(Customer.parse("Anadolu", "https://shop.anadolu.com.tr"), 0.88) == (
+        "domain",
+        1.0,
+    )
+    # A key stored by the former rule is a bare suffix: it matches no customer by domain.
+    assert anadolu.matches(Customer.parse("Bosphorus Bank", "com.tr"), 0.88) is None
+
+
+def test_the_former_key_is_named_only_where_it_differs() -> None:
+    """Registrations stored before the Public Suffix List hold the former rule's key; lookups
+    find them by it too."""
+    assert former_domain_key("anadolu.com.tr") == "com.tr"
+    assert former_domain_key("northwind.github.io") == "github.io"
+    assert former_domain_key("northwind.co.uk") is None  # one of the dozen it knew
+    assert former_domain_key("northwind.com") is None
+    assert former_domain_key(None) is None
 
 
 def test_names_drop_case_punctuation_accents_and_legal_forms() -> None:

@@ -14,11 +14,14 @@ from difflib import SequenceMatcher
 from functools import cache, lru_cache
 
 from confusable_homoglyphs.confusables import confusables_data
+from publicsuffixlist import PublicSuffixList
 
 from shared.addresses import ascii_host
 
-# Second-level labels under which registrations happen (example.co.uk): keep three labels there.
-_MULTI_LABEL_SUFFIXES = frozenset(
+# How domains were keyed before the Public Suffix List (stored keys may still read so): the
+# last two labels, three under these. Under any other multi-label suffix (com.tr, co.kr,
+# github.io) the key was the suffix itself, shared by unrelated customers.
+_FORMER_MULTI_LABEL_SUFFIXES = frozenset(
     {
         "co.uk",
         "org.uk",
@@ -74,7 +77,8 @@ _LEGAL_SUFFIXES = frozenset(
 
 
 def normalise_domain(value: str | None) -> str | None:
-    """'https://www.Sales.Northwind-Traders.com/path' -> 'northwind-traders.com'; a name in
+    """'https://www.Sales.Northwind-Traders.com/path' -> 'northwind-traders.com',
+    'shop.anadolu.com.tr' -> 'anadolu.com.tr' (by the Public Suffix List); a name in
     another script by its A-labels ('bücher.de' -> 'xn--bcher-kva.de': it was dropped, and
     two partners registering the same such customer met no domain conflict); None when the
     value holds no domain name."""
@@ -89,9 +93,29 @@ def normalise_domain(value: str | None) -> str | None:
         return None
     if "." not in host or not re.fullmatch(r"[a-z0-9.-]+", host) or host[-1].isdigit():
         return None  # no name, or an IPv4 address (no top-level domain ends in a digit)
-    labels = host.split(".")
-    keep = 3 if ".".join(labels[-2:]) in _MULTI_LABEL_SUFFIXES else 2
-    return ".".join(labels[-keep:])
+    # The registrable domain: the public suffix (ICANN's and private ones such as github.io,
+    # whose sites are separate owners) and one label more; None for a bare public suffix,
+    # which names no one. A top-level domain the list does not know counts as one label.
+    registrable: str | None = _public_suffixes().privatesuffix(host)
+    return registrable
+
+
+@cache
+def _public_suffixes() -> PublicSuffixList:
+    """The Public Suffix List as the package bundles it (read once; never fetched)."""
+    return PublicSuffixList()
+
+
+def former_domain_key(domain: str | None) -> str | None:
+    """The key the former rule (two labels, three under a fixed dozen suffixes) stored for the
+    registrable `domain`, when it differs: registrations stored before the Public Suffix List
+    hold it (`customer_domain`), so lookups find them by it too. None when it is the same."""
+    if not domain:
+        return None
+    labels = domain.split(".")
+    keep = 3 if ".".join(labels[-2:]) in _FORMER_MULTI_LABEL_SUFFIXES else 2
+    former = ".".join(labels[-keep:])
+    return None if former == domain else former
 
 
 _BIDI_MARKS = str.maketrans("", "", "\u200e\u200f")
