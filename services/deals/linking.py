@@ -4,16 +4,19 @@ transaction."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from services.deals import repository
 from services.deals.crm_projection import deal_state_events
+from services.deals.domain.crm import CLOSING_WITH_DEAL
 from services.deals.domain.customers import Customer
 from services.deals.domain.ledger import LedgerWhat, Principal
+from services.deals.domain.lifecycle import close_with_opportunity
 from services.deals.domain.links import LinkVerdict, linkable, verify_link
 from services.deals.domain.rules import RulesOfEngagement
 from services.deals.review_sla import start_review_clock
-from services.deals.status_changes import change_status, entry_for
+from services.deals.status_changes import change_status, close_with_deal, entry_for
 from shared.clock import now
 from shared.db import Connection
 from shared.events.registrations import RegistrationStatus
@@ -30,8 +33,10 @@ async def check_link(
     amount: Decimal,
     currency: str,
     registration_id: str | None = None,
+    submitted_at: datetime | None = None,
 ) -> LinkVerdict:
-    """Lock the opportunity's links and verify this one (409 when it may not be made)."""
+    """Lock the opportunity's links and verify this one (409 when it may not be made); the
+    registration is `registration_id`, submitted at `submitted_at` (None: a new one)."""
     await repository.lock_crm_link(conn, deal_key)
     deal = await repository.crm_deal_seen(conn, deal_key)
     holders = await repository.link_holders(conn, deal_key, registration_id)
@@ -44,6 +49,7 @@ async def check_link(
         holders,
         policy.name_similarity_threshold,
         policy.link_amount_tolerance,
+        submitted_at,
     )
 
 
@@ -57,7 +63,9 @@ async def link_registration(
 ) -> tuple[RegistrationStatus, str]:
     """Link the caller's registration to `deal_key`; returns its status and why. Another
     partner's registration is not found; a link that may not be made is a conflict saying why.
-    An approved registration whose link disagrees with the CRM goes to review."""
+    An approved registration whose link disagrees with the CRM goes to review. A deal that
+    closed after the registration was submitted closes it now, as it would have closed had it
+    been linked before (the README's lifecycle): otherwise it would wait, approved, to expire."""
     row = await repository.registration_for_update(conn, registration_id)
     partner_scope(who, row["partner_id"] if row else None, f"registration {registration_id}")
     assert row is not None
@@ -66,7 +74,14 @@ async def link_registration(
         return status, f"already linked to CRM deal {deal_key}"
     customer = Customer.parse(row["customer_name"], row["customer_domain"])
     verdict = await check_link(
-        conn, policy, deal_key, customer, row["amount"], row["currency"], registration_id
+        conn,
+        policy,
+        deal_key,
+        customer,
+        row["amount"],
+        row["currency"],
+        registration_id,
+        row["submitted_at"],
     )
     await repository.store_link(conn, registration_id, deal_key, verdict.reason)
     linked = {**row, "crm_deal_key": deal_key}
@@ -90,6 +105,13 @@ async def link_registration(
         await change_status(conn, outbox, linked, entry, threshold=threshold)
     else:  # not a status change, but the registration's reasons grew: an entry all the same
         await repository.append_ledger(conn, registration_id, entry)
+    reason = verdict.reason
+    if verdict.closed is not None and status in CLOSING_WITH_DEAL:
+        current = {**linked, "status": status.value}
+        closing = await close_with_deal(conn, current, deal_key, None, verdict.closed)
+        await outbox.publish_many(conn, closing)
+        status, closed = close_with_opportunity(status, deal_key, verdict.closed)
+        reason = f"{reason}; {closed}"
     # Downstream learns the opportunity's linked registrations.
     await outbox.publish_many(conn, await deal_state_events(conn, deal_key))
-    return status, verdict.reason
+    return status, reason

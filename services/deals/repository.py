@@ -21,7 +21,7 @@ from services.deals.domain.rules import (
     RegistrationRequest,
 )
 from shared.db import Connection, advisory_key, lock_in_order
-from shared.events.crm import CrmDealChanged
+from shared.events.crm import CrmDealChanged, DealStatus
 from shared.events.partners import PartnerStateChanged
 from shared.events.registrations import RegistrationStatus
 
@@ -213,7 +213,8 @@ async def lock_crm_link(conn: Connection, deal_key: str) -> None:
 async def crm_deal_seen(conn: Connection, deal_key: str) -> CrmDealSeen | None:
     """The opportunity as the link check compares it (None: the projection does not know it)."""
     row = await conn.fetchrow(
-        """SELECT deal_key, customer_name, customer_domain, amount, currency, deleted
+        """SELECT deal_key, customer_name, customer_domain, amount, currency, deleted, status,
+               closed_at
            FROM crm_deals WHERE deal_key = $1""",
         deal_key,
     )
@@ -225,6 +226,8 @@ async def crm_deal_seen(conn: Connection, deal_key: str) -> CrmDealSeen | None:
         row["amount"],
         row["currency"],
         row["deleted"],
+        DealStatus(row["status"]),
+        row["closed_at"],
     )
 
 
@@ -395,10 +398,12 @@ _MERGED_ROWS = """
 unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
        $8::numeric[], $9::text[], $10::text[], $11::text[], $12::date[], $13::text[],
        $14::text[], $15::boolean[], $16::timestamptz[], $17::boolean[], $18::text[],
-       $19::integer[], $20::timestamptz[], $21::text[], $22::text[], $23::text[])
+       $19::integer[], $20::timestamptz[], $21::text[], $22::text[], $23::text[],
+       $24::timestamptz[])
     AS u(deal_key, name, customer_name, customer_domain, customer_country, name_key, products,
          amount, currency, stage, status, close_date, owner, partner_ref, co_sell, created_at,
-         deleted, field_timestamps, revision, ingested_at, merged_into, source, source_id)
+         deleted, field_timestamps, revision, ingested_at, merged_into, source, source_id,
+         closed_at)
 """
 _PRODUCTS = """CASE WHEN u.products IS NULL THEN NULL ELSE ARRAY(
         SELECT p.value FROM jsonb_array_elements_text(u.products::jsonb) WITH ORDINALITY AS p
@@ -410,11 +415,11 @@ _INSERT_DEALS_SQL = f"""
 INSERT INTO crm_deals (deal_key, source, source_id, name, customer_name, customer_domain,
     customer_country, name_key, products, amount, currency, stage, status, close_date, owner,
     partner_ref, co_sell, created_at, deleted, field_timestamps, revision, ingested_at,
-    merged_into)
+    merged_into, closed_at)
 SELECT u.deal_key, u.source, u.source_id, u.name, u.customer_name, u.customer_domain,
     u.customer_country, u.name_key, {_PRODUCTS}, u.amount, u.currency, u.stage, u.status,
     u.close_date, u.owner, u.partner_ref, u.co_sell, u.created_at, u.deleted,
-    u.field_timestamps::jsonb, u.revision, u.ingested_at, u.merged_into
+    u.field_timestamps::jsonb, u.revision, u.ingested_at, u.merged_into, u.closed_at
 FROM {_MERGED_ROWS}
 """
 _UPDATE_DEALS_SQL = f"""
@@ -425,7 +430,7 @@ UPDATE crm_deals AS d SET
     close_date = u.close_date, owner = u.owner, partner_ref = u.partner_ref,
     co_sell = u.co_sell, created_at = u.created_at, deleted = u.deleted,
     field_timestamps = u.field_timestamps::jsonb, revision = u.revision,
-    ingested_at = u.ingested_at, merged_into = u.merged_into
+    ingested_at = u.ingested_at, merged_into = u.merged_into, closed_at = u.closed_at
 FROM {_MERGED_ROWS}
 WHERE d.deal_key = u.deal_key
 """
@@ -453,6 +458,7 @@ _STORED_COLUMNS = (
     "merged_into",
     "source",
     "source_id",
+    "closed_at",
 )
 
 

@@ -180,13 +180,14 @@ async def close_with_deal(
     deal_key: str,
     owner: str | None,
     outcome: DealStatus,
-    cause: Envelope[Any],
+    cause: Envelope[Any] | None = None,
 ) -> list[OutgoingEvent]:
     """A linked registration when its CRM opportunity closes (the CRM event is the principal);
     returns what to announce. One awaiting review stays for the review when the deal was won,
     remembering the outcome. `owner` is the opportunity's owner as the run merged it (the
     stored row may not hold it yet). The entry carries the policy version in force (the one the
-    registration was decided under when none was ever activated)."""
+    registration was decided under when none was ever activated). No `cause`: the deal had
+    already closed when the registration was linked to it (the link applies the outcome)."""
     status, reason = close_with_opportunity(RegistrationStatus(row["status"]), deal_key, outcome)
     if status is RegistrationStatus.PENDING_REVIEW:
         await repository.store_deal_outcome(conn, row["registration_id"], outcome.value)
@@ -197,6 +198,10 @@ async def close_with_deal(
         Principal.crm(deal_key),
         await repository.policy_version_in_force(conn) or row["policy_version"],
         reason,
-        evidence={"deal_key": deal_key, "outcome": outcome.value, "event_id": str(cause.id)},
+        evidence={
+            "deal_key": deal_key,
+            "outcome": outcome.value,
+            **({"event_id": str(cause.id)} if cause else {"closed_before_link": True}),
+        },
     )
     return await record_change(conn, row, entry, Circumstances(cause=cause, deal_owner=owner))

@@ -67,6 +67,21 @@ def test_a_new_value_is_taken_with_its_source_time_and_derived_columns() -> None
     assert closed_outcome(updates) is DealStatus.WON
 
 
+def test_the_close_remembers_when_it_happened_by_the_crms_clock() -> None:
+    """A registration submitted after this moment may not link the deal; one submitted before
+    closes with it (services/deals/domain/links.py)."""
+    closing = merge_crm_change(EMPTY, {}, change(10, stage=DealStage.CLOSED_WON))
+    assert closing["closed_at"] == T0 + timedelta(seconds=10)
+    won = EMPTY | {"stage": "closed_won", "status": "won", "closed_at": T0}
+    # Won to lost is the same close: it happened when it first closed.
+    assert "closed_at" not in merge_crm_change(won, {}, change(20, stage=DealStage.CLOSED_LOST))
+    # A later delivery of the same stage is no close at all.
+    assert merge_crm_change(won, {}, change(30, stage=DealStage.CLOSED_WON)) == {}
+    reopened = merge_crm_change(won, {}, change(40, stage=DealStage.NEGOTIATION))
+    assert reopened["status"] == "open"
+    assert reopened["closed_at"] is None
+
+
 def test_a_stale_field_loses_while_a_new_field_of_the_same_change_lands() -> None:
     stamps = {"stage": (T0 + timedelta(seconds=30)).isoformat()}
     stored = EMPTY | {"stage": "proposal"}

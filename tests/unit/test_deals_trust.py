@@ -3,7 +3,8 @@ a partner is told of a conflict (its kind and the policy reason, never who or wh
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -27,6 +28,7 @@ from services.deals.domain.rules import (
     check_registration,
 )
 from shared.errors import Conflict
+from shared.events.crm import DealStatus
 from shared.events.partners import PartnerStatus
 from shared.events.registrations import ConflictInfo
 from shared.events.registrations import RegistrationStatus as S
@@ -49,9 +51,15 @@ def deal(**overrides: object) -> CrmDealSeen:
 
 
 def verdict(
-    found: CrmDealSeen | None, *, amount: str = "40000", holders: tuple[S, ...] = ()
+    found: CrmDealSeen | None,
+    *,
+    amount: str = "40000",
+    holders: tuple[S, ...] = (),
+    submitted_at: datetime | None = None,
 ) -> LinkVerdict:
-    return verify_link(KEY, CUSTOMER, Decimal(amount), "USD", found, holders, 0.88, TOLERANCE)
+    return verify_link(
+        KEY, CUSTOMER, Decimal(amount), "USD", found, holders, 0.88, TOLERANCE, submitted_at
+    )
 
 
 def test_a_link_agreeing_with_the_crm_is_trusted() -> None:
@@ -101,6 +109,36 @@ def test_an_amount_the_crm_disagrees_with_goes_to_review(
     answer = verdict(found, amount=amount)
     assert answer.review is True
     assert why in answer.reason
+
+
+@pytest.mark.parametrize("outcome", [DealStatus.WON, DealStatus.LOST])
+def test_a_deal_closed_before_the_registration_was_submitted_is_refused(
+    outcome: DealStatus,
+) -> None:
+    """Found from outside: a partner registered a customer naming a deal a direct rep had
+    already won, and took its sourcing credit. A registration after the outcome sourced
+    nothing."""
+    closed = deal(status=outcome, closed_at=NOW)
+    why = re.escape(
+        f"CRM deal {KEY} closed {outcome.value} at {NOW.isoformat()}, before this registration"
+        " was submitted: a registration submitted after its deal closed cannot source it"
+    )
+    with pytest.raises(Conflict, match=f"^{why}$"):
+        verdict(closed)  # being submitted now
+    with pytest.raises(Conflict, match=f"^{why}$"):
+        verdict(closed, submitted_at=NOW + timedelta(seconds=1))
+    with pytest.raises(Conflict, match="before this registration was submitted"):
+        verdict(deal(status=outcome), submitted_at=NOW)  # when it closed is unknown
+
+
+def test_a_deal_closed_after_the_registration_was_submitted_closes_it_with_the_link() -> None:
+    closed = deal(status=DealStatus.WON, closed_at=NOW)
+    early = NOW - timedelta(days=3)
+    assert verdict(closed, submitted_at=early) == LinkVerdict(
+        False, f"linked to CRM deal {KEY}", DealStatus.WON
+    )
+    assert verdict(closed, submitted_at=early, amount="60000").closed is DealStatus.WON
+    assert verdict(deal(), submitted_at=early).closed is None
 
 
 def test_only_a_live_unlinked_registration_is_linked() -> None:

@@ -103,6 +103,12 @@ def merge_crm_change(
     stage = change.stage
     if stage is not None and "stage" in updates and stored["status"] != stage.status.value:
         updates["status"] = stage.status.value
+        # When it closed, by the CRM's clock: a registration submitted after that may not
+        # link it (services/deals/domain/links.py). Won to lost is still the same close.
+        if stage.status is DealStatus.OPEN:
+            updates["closed_at"] = None
+        elif stored["status"] == DealStatus.OPEN.value:
+            updates["closed_at"] = change.source_timestamp
     if "customer_name" in updates:
         updates["name_key"] = name_key(updates["customer_name"]) if updates["customer_name"] else ""
     return updates

@@ -1,8 +1,9 @@
 """Verified CRM links: a registration becomes linked to a CRM opportunity (and so, downstream,
 its sourcing partner) only when the opportunity exists in the CRM projection, is the
 registration's customer (its domain, or its name by the conflict check's matching), is held by
-no other registration, and its amount agrees with the declared one; an amount that disagrees
-sends the link to review instead of being trusted.
+no other registration, had not closed before the registration was submitted, and its amount
+agrees with the declared one; an amount that disagrees sends the link to review instead of
+being trusted. A deal that closed after the registration was submitted closes it at once.
 
 No I/O: the use case loads the opportunity and its holders and stores what this answers.
 """
@@ -17,6 +18,7 @@ from decimal import Decimal
 from services.deals.domain.customers import Customer
 from services.deals.domain.rules import Decision
 from shared.errors import Conflict
+from shared.events.crm import DealStatus
 from shared.events.registrations import RegistrationStatus
 
 # A registration in these statuses holds its linked opportunity (nobody else may link it).
@@ -43,14 +45,28 @@ class CrmDealSeen:
     amount: Decimal | None
     currency: str | None
     deleted: bool = False
+    status: DealStatus = DealStatus.OPEN
+    closed_at: datetime | None = None  # by the CRM's clock; None while open (or never known)
 
 
 @dataclass(frozen=True)
 class LinkVerdict:
-    """A link that may be made: trusted, or (with the reason) sent to review."""
+    """A link that may be made: trusted, or (with the reason) sent to review. `closed`: the
+    deal's outcome when it has already closed (after the registration was submitted), which
+    the registration takes at once, as it would have had it been linked before the close."""
 
     review: bool
     reason: str
+    closed: DealStatus | None = None
+
+
+def _closed_before(deal: CrmDealSeen, submitted_at: datetime | None) -> bool:
+    """Whether the deal closed before a registration submitted at `submitted_at` (None: being
+    submitted now, so any close the projection holds came first). A closed deal whose close
+    time is unknown counts as closed before: nothing shows the registration preceded it."""
+    if deal.status is DealStatus.OPEN:
+        return False
+    return submitted_at is None or deal.closed_at is None or deal.closed_at <= submitted_at
 
 
 def verify_link(
@@ -62,30 +78,42 @@ def verify_link(
     other_holders: Sequence[RegistrationStatus],
     threshold: float,
     tolerance: Decimal,
+    submitted_at: datetime | None = None,
 ) -> LinkVerdict:
-    """May a registration on `customer` declaring `amount` link to `deal_key`? Refused (409)
-    when the deal is unknown, another customer's (one answer for both, so a partner cannot
-    probe which deal keys exist) or held by another registration; to review when the amounts
+    """May a registration on `customer` declaring `amount`, submitted at `submitted_at` (None:
+    being submitted now), link to `deal_key`? Refused (409) when the deal is unknown, another
+    customer's (one answer for both, so a partner cannot probe which deal keys exist), held by
+    another registration, or closed before the registration was submitted (a registration
+    made after the outcome sourced nothing, whoever owned the deal); to review when the amounts
     disagree beyond `tolerance` (a share of the CRM's amount)."""
     if deal is None or deal.deleted or customer.matches(deal.customer, threshold) is None:
         raise Conflict(f"no CRM deal {deal_key} for this registration's customer")
     if any(status in HOLDING_LINK for status in other_holders):
         raise Conflict(f"CRM deal {deal_key} is already linked to another registration")
+    if _closed_before(deal, submitted_at):
+        when = f" at {deal.closed_at.isoformat()}" if deal.closed_at else ""
+        raise Conflict(
+            f"CRM deal {deal_key} closed {deal.status.value}{when}, before this registration"
+            " was submitted: a registration submitted after its deal closed cannot source it"
+        )
+    closed = None if deal.status is DealStatus.OPEN else deal.status
     if deal.amount is None or deal.currency is None:
-        return LinkVerdict(True, f"CRM deal {deal_key} has no amount to reconcile: review")
+        return LinkVerdict(True, f"CRM deal {deal_key} has no amount to reconcile: review", closed)
     if deal.currency != currency:
         return LinkVerdict(
             True,
             f"declared currency {currency} differs from CRM deal {deal_key}'s {deal.currency}:"
             " review",
+            closed,
         )
     if abs(amount - deal.amount) > tolerance * deal.amount:
         return LinkVerdict(
             True,
             f"declared amount {amount} {currency} differs from CRM deal {deal_key}'s"
             f" {deal.amount} by more than {tolerance:%}: review",
+            closed,
         )
-    return LinkVerdict(False, f"linked to CRM deal {deal_key}")
+    return LinkVerdict(False, f"linked to CRM deal {deal_key}", closed)
 
 
 def linkable(status: RegistrationStatus, current_key: str | None, deal_key: str) -> bool:

@@ -1,0 +1,190 @@
+"""A CRM link to a deal that has already closed, on real processes: a registration submitted
+after the close may not source the deal (found from outside: a partner named a deal a direct
+rep had won and took 100% sourcing credit); one submitted before the close takes the outcome
+at once when linked (found from outside: it stayed approved, expired, and attribution clawed
+back an honest partner's credit)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.topics import DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS, PARTNER_NOTIFICATIONS
+from tests.support.crm import salesforce_cdc, salesforce_delivery
+from tests.support.deals import partners_onboarded, registration_request
+from tests.support.infra import Infra
+from tests.support.kafka import wait_for_keyed
+from tests.support.polling import eventually
+from tests.support.processes import auth
+
+pytestmark = pytest.mark.integration
+
+
+def account(run: str) -> dict[str, str]:
+    return {
+        "customer_name": f"Q{run} Closedwell Pharma",
+        "customer_domain": f"closedwell-{run}.example",
+    }
+
+
+async def closed_deal(
+    client: httpx.AsyncClient,
+    deals: str,
+    admin_db: Any,
+    run: str,
+    *,
+    closed_at: datetime,
+    stage: str = "Closed Won",
+    owner: str | None = None,
+) -> str:
+    """A Salesforce opportunity on the run's customer, opened a week ago and closed at
+    `closed_at` (the CRM's clock), once the projection holds it closed: its key."""
+    record_id = f"006CL{run}"
+    deal_key = f"salesforce:{record_id}"
+    fields: dict[str, Any] = {
+        "StageName": "Qualification",
+        "Amount": 20000.0,
+        "CurrencyIsoCode": "USD",
+        "Account_Name__c": account(run)["customer_name"],
+        "Account_Website__c": f"https://{account(run)['customer_domain']}",
+    }
+    if owner is not None:
+        fields["OwnerId"] = owner
+    for event in (
+        salesforce_cdc(record_id, "CREATE", closed_at - timedelta(days=7), fields),
+        salesforce_cdc(record_id, "UPDATE", closed_at, {"StageName": stage}),
+    ):
+        response = await client.post(f"{deals}/crm/salesforce", **salesforce_delivery(event))
+        assert response.status_code == 202, response.text
+
+    async def projected_closed() -> bool:
+        status = await admin_db.fetchval(
+            "SELECT status FROM deals.crm_deals WHERE deal_key = $1", deal_key
+        )
+        return status in ("won", "lost")
+
+    await eventually(projected_closed, what=f"deals projects {deal_key} closed")
+    return deal_key
+
+
+async def test_a_deal_closed_before_the_registration_cannot_be_linked_to_it(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-late-{run}"
+    await partners_onboarded(infra, partner)
+    deals = deals_instances[0]
+    async with httpx.AsyncClient(timeout=30) as client:
+        closed_at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
+        deal_key = await closed_deal(
+            client, deals, admin_db, run, closed_at=closed_at, owner=f"rep-{run}"
+        )
+        at_creation = await client.post(
+            f"{deals}/registrations",
+            headers=auth(partner),
+            json=registration_request(**account(run), amount="20000.00", crm_deal_key=deal_key),
+        )
+        assert at_creation.status_code == 409, at_creation.text
+        assert at_creation.json()["detail"] == (
+            f"CRM deal {deal_key} closed won at {closed_at.isoformat()}, before this"
+            " registration was submitted: a registration submitted after its deal closed"
+            " cannot source it"
+        )
+        # Registered without the key, then linked: the registration still came after the close.
+        own = await client.post(
+            f"{deals}/registrations",
+            headers=auth(partner),
+            json=registration_request(**account(run), amount="20000.00"),
+        )
+        assert own.status_code == 201, own.text
+        later = await client.post(
+            f"{deals}/registrations/{own.json()['registration_id']}/crm-link",
+            headers=auth(partner),
+            json={"crm_deal_key": deal_key},
+        )
+        assert later.status_code == 409, later.text
+        assert "before this registration was submitted" in later.json()["detail"]
+    linked = await admin_db.fetchval(
+        "SELECT count(*) FROM deals.registrations WHERE crm_deal_key = $1", deal_key
+    )
+    assert linked == 0
+
+
+@pytest.mark.parametrize(("stage", "outcome"), [("Closed Won", "won"), ("Closed Lost", "lost")])
+async def test_a_registration_linked_after_its_deal_closed_takes_the_outcome_at_once(
+    infra: Infra, deals_instances: list[str], admin_db: Any, stage: str, outcome: str
+) -> None:
+    started = datetime.now(UTC)
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-tardy-{run}"
+    await partners_onboarded(infra, partner)
+    deals = deals_instances[0]
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = await client.post(
+            f"{deals}/registrations",
+            headers=auth(partner),
+            json=registration_request(**account(run), amount="20000.00"),
+        )
+        assert created.json()["status"] == "approved", created.text
+        registration_id = created.json()["registration_id"]
+        deal_key = await closed_deal(
+            client, deals, admin_db, run, closed_at=datetime.now(UTC), stage=stage
+        )
+        linked = await client.post(
+            f"{deals}/registrations/{registration_id}/crm-link",
+            headers=auth(partner),
+            json={"crm_deal_key": deal_key},
+        )
+    assert linked.status_code == 200, linked.text
+    assert linked.json()["status"] == outcome
+    assert linked.json()["reason"] == (
+        f"linked to CRM deal {deal_key}; linked CRM opportunity {deal_key} closed {outcome}"
+    )
+    stored = await admin_db.fetchrow(
+        "SELECT status, crm_deal_key FROM deals.registrations WHERE registration_id = $1",
+        registration_id,
+    )
+    assert (stored["status"], stored["crm_deal_key"]) == (outcome, deal_key)
+    history = await admin_db.fetch(
+        """SELECT what, status, principal_kind, evidence FROM deals.registration_ledger
+           WHERE registration_id = $1 ORDER BY seq""",
+        registration_id,
+    )
+    assert [(h["what"], h["status"], h["principal_kind"]) for h in history] == [
+        ("decided", "approved", "partner"),
+        ("linked", "approved", "partner"),
+        ("closed", outcome, "crm"),
+    ]
+    # Downstream hears the close as from a CRM close: the status change, the opportunity's
+    # state naming the registration with its outcome, and the partner's notification.
+    changes = await wait_for_keyed(
+        infra.kafka,
+        DEAL_REGISTRATIONS.name,
+        registration_id,
+        lambda events: any(e["data"].get("status") == outcome for e in events[1:]),
+        since=started,
+    )
+    closing = changes[-1]["data"]
+    assert (closing["previous_status"], closing["crm_deal_key"]) == ("approved", deal_key)
+    await wait_for_keyed(
+        infra.kafka,
+        DEAL_OPPORTUNITIES.name,
+        deal_key,
+        lambda events: any(
+            (r["registration_id"], r["status"]) == (registration_id, outcome)
+            for e in events
+            for r in e["data"]["registrations"]
+        ),
+        since=started,
+    )
+    await wait_for_keyed(
+        infra.kafka,
+        PARTNER_NOTIFICATIONS.name,
+        partner,
+        lambda events: any(e["data"]["kind"] == f"registration_{outcome}" for e in events),
+        since=started,
+    )
