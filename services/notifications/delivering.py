@@ -1,7 +1,8 @@
 """Use case: delivering queued messages to webhook endpoints. Each instance leases endpoints
 whose head delivery is due and serves each in a task of its own (bounded in number), one
-delivery at a time in order; a failure is retried later with backoff, and an endpoint that
-has spent its failure budget is disabled and its partner told."""
+delivery at a time in order; a failure is retried later with backoff (or after the receiver's
+Retry-After), and an endpoint that has spent its failure budget, or answered 410 Gone, is
+disabled and its partner told."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import random
 import socket
 import time
 import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -23,7 +26,13 @@ import aiohttp.abc
 from services.notifications import inbox, webhook_repository
 from services.notifications.domain.addressing import Recipient
 from services.notifications.domain.messages import Message
-from services.notifications.domain.webhooks import WEBHOOK_DISABLED, RetryPolicy
+from services.notifications.domain.webhooks import (
+    GONE,
+    THROTTLING,
+    WEBHOOK_DISABLED,
+    RetryPolicy,
+    retry_after,
+)
 from services.notifications.settings import NotificationsSettings
 from services.notifications.wakeups import InboxWakeups
 from services.notifications.webhook_repository import Attempt, ClaimedEndpoint
@@ -41,6 +50,8 @@ RUN = 50
 # records it first (successes are recorded a run at a time; one attempt may be in between).
 MARK_SECONDS = 1.0
 ERROR_MAX = 300
+# As much of a receiver's Retry-After as its attempt's error shows (the header is theirs).
+RETRY_AFTER_SHOWN = 64
 # An answer's body is read to its end, so that its connection goes back to the pool for the
 # endpoint's next delivery (one left unread is closed: a new TCP, and for https a new TLS,
 # handshake per delivery). A body longer or slower than this is left, and its connection closed.
@@ -121,12 +132,18 @@ async def drain(response: aiohttp.ClientResponse) -> None:
                     return
 
 
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    retry_after: str | None  # the header as sent, when it was
+
+
 async def post(
     client: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]
-) -> int:
-    """The answer's status code. A post that met its kept connection closing under it (the
-    server's idle timeout, at that moment) got no answer: it is sent once more, on a new
-    connection (receivers drop a delivery they already have by its webhook-id)."""
+) -> Answer:
+    """The answer's status code and Retry-After. A post that met its kept connection closing
+    under it (the server's idle timeout, at that moment) got no answer: it is sent once more,
+    on a new connection (receivers drop a delivery they already have by its webhook-id)."""
     try:
         return await _post_once(client, url, body, headers)
     except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
@@ -137,10 +154,10 @@ async def post(
 
 async def _post_once(
     client: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]
-) -> int:
+) -> Answer:
     async with client.post(url, data=body, headers=headers, allow_redirects=False) as response:
         await drain(response)
-        return response.status
+        return Answer(response.status, response.headers.get("Retry-After"))
 
 
 class Deliverer:
@@ -221,7 +238,7 @@ class Deliverer:
         lease = self.settings.webhook_lease_seconds
         since = time.monotonic()
         renew_at = since + lease / 3
-        unrecorded = Unrecorded(self.pool, endpoint.endpoint_id)
+        unrecorded = Unrecorded(self.pool, endpoint.endpoint_id, endpoint.url)
         try:
             while True:
                 run = await webhook_repository.due_run(self.pool, endpoint.endpoint_id, RUN)
@@ -263,15 +280,15 @@ class Deliverer:
         started = time.monotonic()
         code: int | None = None
         error: str | None = None
+        asked: timedelta | None = None
         body: str = head["payload"]
         try:
             headers = endpoint.signing.headers(str(head["message_id"]), at, body)
             async with asyncio.timeout(self.settings.webhook_timeout_seconds):
-                code = await post(client, endpoint.url, body.encode(), headers)
-            if 300 <= code < 400:
-                error = f"HTTP {code}: redirects are not followed"
-            elif not 200 <= code < 300:
-                error = f"HTTP {code}"
+                answer = await post(client, endpoint.url, body.encode(), headers)
+            code = answer.status
+            if not 200 <= code < 300:
+                error, asked = refusal(answer, now())
         except TimeoutError:
             error = f"no answer within {self.settings.webhook_timeout_seconds:g} s"
         except aiohttp.ClientError as failed:
@@ -287,6 +304,7 @@ class Deliverer:
             int((time.monotonic() - started) * 1000),
             head["next_attempt_at"],
             head["requested"],
+            asked,
         )
 
     async def settle(self, endpoint: ClaimedEndpoint, attempt: Attempt) -> bool:
@@ -294,38 +312,88 @@ class Deliverer:
         just been disabled. A redelivery the partner asked for is not a retry: its failure
         neither counts toward the failure budget nor advances the backoff (a developer
         clicking redeliver on a failing head disabled the endpoint after 14 clicks), and the
-        delivery goes back to being retried at the endpoint's current pace."""
+        delivery goes back to being retried at the endpoint's current pace. A receiver's
+        Retry-After (bounded: `RetryPolicy.delay`) puts the retry no earlier than it asked."""
         counted = not attempt.requested
         async with self.pool.acquire() as conn, conn.transaction():
             outcome = await webhook_repository.endpoint_outcome(
-                conn, endpoint.endpoint_id, attempt.succeeded, attempt.at, counted=counted
+                conn,
+                endpoint.endpoint_id,
+                endpoint.url,
+                attempt.succeeded,
+                attempt.at,
+                counted=counted,
             )
             if outcome is None:
                 return False  # deleted meanwhile, with its queue
-            failures = outcome["consecutive_failures"]
-            retry_at = (
-                None
-                if attempt.succeeded
-                # From the attempt's end: from its start, an attempt that took the timeout (10 s)
-                # was retried at once, its first backoffs (2.5-5 s, then 5-10 s) spent waiting.
-                else attempt.ended_at + self.policy.delay(failures, random.random())  # noqa: S311 (jitter, not a secret)
+            await webhook_repository.record_attempt(
+                conn, attempt, self.retry_at(endpoint, attempt, outcome)
             )
-            await webhook_repository.record_attempt(conn, attempt, retry_at)
-            spent = counted and self.policy.spent(failures)
-            if attempt.succeeded or not spent or not outcome["enabled"]:
+            reason = self.disabling(endpoint, attempt, outcome)
+            if reason is None:
                 return bool(outcome["enabled"])
-            # Attempts, not deliveries: the failures in a row are the head's retries.
-            reason = (
-                f"{failures} attempts in a row failed since "
-                f"{outcome['failing_since'].isoformat()}; last: {attempt.error}"
-            )
             await webhook_repository.disable_endpoint(conn, endpoint.endpoint_id, reason)
-            await inbox.file(conn, [disabled_message(endpoint, outcome, reason)])
+            since = outcome["failing_since"] or attempt.at  # a redelivery's 410: none counted
+            await inbox.file(conn, [disabled_message(endpoint, since, reason)])
             log.warning(
                 "webhook endpoint disabled",
                 extra={"endpoint": str(endpoint.endpoint_id), "reason": reason},
             )
             return False
+
+    def retry_at(
+        self, endpoint: ClaimedEndpoint, attempt: Attempt, outcome: Any
+    ) -> datetime | None:
+        """When a settled attempt's delivery is tried again: None after a success."""
+        if attempt.succeeded:
+            return None
+        if outcome["url"] != endpoint.url:
+            return attempt.ended_at  # made to a URL changed meanwhile: the new one at once
+        # From the attempt's end: from its start, an attempt that took the timeout (10 s) was
+        # retried at once, its first backoffs (2.5-5 s, then 5-10 s) spent waiting.
+        jitter = random.random()  # noqa: S311 (jitter, not a secret)
+        failures = outcome["consecutive_failures"]
+        return attempt.ended_at + self.policy.delay(failures, jitter, attempt.retry_after)
+
+    def disabling(self, endpoint: ClaimedEndpoint, attempt: Attempt, outcome: Any) -> str | None:
+        """Why a settled attempt disables its endpoint, or None. 410 Gone does at once, a
+        redelivery's too: the receiver says it wants no more deliveries from us (Standard
+        Webhooks), and retrying it for the budget's 7 hours only hammers a receiver that asked
+        us to stop. Otherwise retries that spent the failure budget do. An attempt made to a URL
+        the endpoint no longer has (changed while it was out) disables nothing."""
+        if attempt.succeeded or not outcome["enabled"] or outcome["url"] != endpoint.url:
+            return None
+        if attempt.status_code == GONE:
+            return (
+                f"the endpoint answered 410 Gone at {attempt.at.isoformat()}: its receiver "
+                "asks for no more deliveries"
+            )
+        failures = outcome["consecutive_failures"]
+        if attempt.requested or not self.policy.spent(failures):
+            return None
+        # Attempts, not deliveries: the failures in a row are the head's retries.
+        return (
+            f"{failures} attempts in a row failed since "
+            f"{outcome['failing_since'].isoformat()}; last: {attempt.error}"
+        )
+
+
+def refusal(answer: Answer, received_at: datetime) -> tuple[str, timedelta | None]:
+    """What an answer other than 2xx logs as the attempt's error, and how long a throttling
+    one's Retry-After asked to wait from `received_at` (None when it did not, or said
+    something not understood: that is ignored, and logged as such)."""
+    code = answer.status
+    if 300 <= code < 400:
+        return f"HTTP {code}: redirects are not followed", None
+    if code == GONE:
+        return "HTTP 410 Gone", None
+    if code not in THROTTLING or answer.retry_after is None:
+        return f"HTTP {code}", None
+    shown = answer.retry_after[:RETRY_AFTER_SHOWN]
+    asked = retry_after(answer.retry_after, received_at)
+    if asked is None:
+        return f"HTTP {code}; Retry-After {shown!r} not understood, ignored", None
+    return f"HTTP {code}; Retry-After: {shown}", asked
 
 
 class Unrecorded:
@@ -334,9 +402,10 @@ class Unrecorded:
     Postgres). A crash before they are recorded only sends them again, with the same webhook-id
     (the duplicate the specification allows); the head of the queue stays in order either way."""
 
-    def __init__(self, pool: Pool, endpoint_id: uuid.UUID) -> None:
+    def __init__(self, pool: Pool, endpoint_id: uuid.UUID, url: str) -> None:
         self.pool = pool
         self.endpoint_id = endpoint_id
+        self.url = url  # where they were sent: the endpoint is served while it still has it
         self.attempts: list[Attempt] = []
         self.since = 0.0
 
@@ -351,19 +420,21 @@ class Unrecorded:
 
     async def record(self) -> bool:
         """Record them; False when the endpoint is no longer to be served (deleted, disabled,
-        or its partner's access revoked meanwhile)."""
+        its partner's access revoked, or its URL changed meanwhile)."""
         if not self.attempts:
             return True
-        serving = await webhook_repository.delivered(self.pool, self.endpoint_id, self.attempts)
+        serving = await webhook_repository.delivered(
+            self.pool, self.endpoint_id, self.url, self.attempts
+        )
         self.attempts = []  # only once recorded: a failed statement is tried again in `finally`
         return serving
 
 
-def disabled_message(endpoint: ClaimedEndpoint, outcome: Any, reason: str) -> Message:
-    """What the partner is told: which endpoint, why, and that its queue waits for it."""
-    since = outcome["failing_since"].isoformat()
+def disabled_message(endpoint: ClaimedEndpoint, since: datetime, reason: str) -> Message:
+    """What the partner is told: which endpoint, why, and that its queue waits for it. Its id
+    is the endpoint's and when it began failing (enabling it again starts that afresh)."""
     return Message(
-        notification_id=DISABLED_IDS.uuid(f"{endpoint.endpoint_id}/{since}"),
+        notification_id=DISABLED_IDS.uuid(f"{endpoint.endpoint_id}/{since.isoformat()}"),
         recipient=Recipient.partner(endpoint.partner_id),
         partner_id=endpoint.partner_id,
         kind=WEBHOOK_DISABLED,

@@ -125,7 +125,9 @@ class EndpointIn(_Request):
 
 class EndpointPatch(_Request):
     """What to change; `enabled: true` re-enables a disabled endpoint (its queue resumes in
-    order), `false` pauses it (messages keep queueing)."""
+    order, at once), `false` pauses it (messages keep queueing). A new `url` starts its
+    failure count afresh (failures at the old URL do not count toward disabling it) and its
+    waiting delivery is tried there at once."""
 
     url: Url | None = None
     kinds: list[Kind] | None = Field(default=None, max_length=len(KINDS))

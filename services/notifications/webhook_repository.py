@@ -62,8 +62,11 @@ async def update_endpoint(
     kinds: list[str] | None,
     enabled: bool | None,
 ) -> Any:
-    """Change what is given. Enabling an endpoint forgives its failures: its queue is tried
-    again at once, in order."""
+    """Change what is given; the row also says whether its URL changed (`url_changed`).
+    Enabling an endpoint forgives its failures, and so does a new URL: failures at the old one
+    say nothing of the new one, which gets its whole budget (before, a URL fixed after 13
+    failures was disabled by the new URL's first). Either way its queue is then tried again at
+    once, in order (`retry_head_now`)."""
     return await conn.fetchrow(
         f"""UPDATE webhook_endpoints SET
                 url = coalesce($3, url),
@@ -71,11 +74,15 @@ async def update_endpoint(
                 kinds = coalesce($5, kinds),
                 enabled = coalesce($6, enabled),
                 disabled_reason = CASE WHEN $6 THEN NULL ELSE disabled_reason END,
-                consecutive_failures = CASE WHEN $6 THEN 0 ELSE consecutive_failures END,
-                failing_since = CASE WHEN $6 THEN NULL ELSE failing_since END,
+                consecutive_failures = CASE WHEN $6 OR $3 <> old.old_url THEN 0
+                                            ELSE consecutive_failures END,
+                failing_since = CASE WHEN $6 OR $3 <> old.old_url THEN NULL
+                                     ELSE failing_since END,
                 updated_at = now()
+            FROM (SELECT url AS old_url FROM webhook_endpoints
+                  WHERE partner_id = $1 AND endpoint_id = $2 FOR UPDATE) old
             WHERE partner_id = $1 AND endpoint_id = $2
-            RETURNING {ENDPOINT_COLUMNS}""",
+            RETURNING {ENDPOINT_COLUMNS}, url <> old.old_url AS url_changed""",
         partner_id,
         endpoint_id,
         url,
@@ -86,9 +93,13 @@ async def update_endpoint(
 
 
 async def retry_head_now(conn: Connection, endpoint_id: uuid.UUID) -> None:
+    """Make the endpoint's delivery waiting for a retry due now (and wake the deliverers).
+    Only one waiting: those already due may be out with a holder, whose successes not yet
+    recorded would be taken for redeliveries asked for (their due time changed) and sent
+    again."""
     await conn.execute(
         """UPDATE webhook_deliveries SET next_attempt_at = now()
-           WHERE endpoint_id = $1 AND status = 'pending'""",
+           WHERE endpoint_id = $1 AND status = 'pending' AND next_attempt_at > now()""",
         endpoint_id,
     )
     await conn.execute("SELECT pg_notify($1, '')", DELIVERY_CHANNEL)
@@ -284,12 +295,15 @@ async def due_run(pool: Pool, endpoint_id: uuid.UUID, limit: int) -> list[Any]:
     return run
 
 
-async def delivered(pool: Pool, endpoint_id: uuid.UUID, attempts: Sequence[Attempt]) -> bool:
-    """Successful attempts, in one statement: logged, their deliveries done, the endpoint's
-    failures forgiven. A delivery asked for again (`redeliver`) since its attempt was read is
-    logged but stays pending, so it is sent again. False when the endpoint is no longer to be
-    served: deliveries gone (the endpoint deleted meanwhile), the endpoint disabled, or its
-    partner's access revoked.
+async def delivered(
+    pool: Pool, endpoint_id: uuid.UUID, url: str, attempts: Sequence[Attempt]
+) -> bool:
+    """Successful attempts (made to `url`), in one statement: logged, their deliveries done,
+    the endpoint's failures forgiven. A delivery asked for again (`redeliver`) since its
+    attempt was read is logged but stays pending, so it is sent again. False when the endpoint
+    is no longer to be served: deliveries gone (the endpoint deleted meanwhile), the endpoint
+    disabled, its partner's access revoked, or its URL changed (its holder would go on sending
+    the backlog to the old URL: it lets go, and the endpoint is claimed with the new one).
 
     Its commit does not wait for the WAL flush (`synchronous_commit` off for this statement's
     transaction only): losing the marks in a crash only sends those deliveries again, with the
@@ -324,17 +338,18 @@ async def delivered(pool: Pool, endpoint_id: uuid.UUID, attempts: Sequence[Attem
                ON CONFLICT (delivery_id, attempt) DO NOTHING
            ), forgiven AS (
                UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL
-               WHERE endpoint_id = $2 AND consecutive_failures <> 0
+               WHERE endpoint_id = $2 AND consecutive_failures <> 0 AND url = $4
            )
            SELECT (SELECT count(*) FROM marked) = (SELECT count(DISTINCT delivery_id) FROM done)
               AND EXISTS (SELECT 1 FROM webhook_endpoints e
-                          WHERE e.endpoint_id = $2 AND e.enabled
+                          WHERE e.endpoint_id = $2 AND e.enabled AND e.url = $4
                             AND NOT EXISTS (SELECT 1 FROM partner_access a
                                             WHERE a.partner_id = e.partner_id
                                               AND a.status = ANY($3::text[])))""",
         json.dumps([_settled(attempt) for attempt in attempts]),
         endpoint_id,
         sorted(status.value for status in REVOKING),
+        url,
     )
     return bool(serving)
 
@@ -402,6 +417,8 @@ class Attempt:
     due_at: datetime
     # Asked for by the partner (redeliver), not a retry: its failure is not counted.
     requested: bool = False
+    # How long the receiver asked to be left alone (a throttling answer's Retry-After).
+    retry_after: timedelta | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -449,17 +466,26 @@ async def record_attempt(conn: Connection, attempt: Attempt, retry_at: datetime 
 
 
 async def endpoint_outcome(
-    conn: Connection, endpoint_id: uuid.UUID, succeeded: bool, at: datetime, *, counted: bool
+    conn: Connection,
+    endpoint_id: uuid.UUID,
+    url: str,
+    succeeded: bool,
+    at: datetime,
+    *,
+    counted: bool,
 ) -> Any:
     """Count the endpoint's failures in a row (a success forgives them; a failure not
-    `counted`, a redelivery's, leaves them); returns them and whether the endpoint is still
-    enabled, under its row lock."""
+    `counted`, a redelivery's, leaves them); returns them, whether the endpoint is still
+    enabled and its URL now, under its row lock. An attempt made to `url` when the endpoint has
+    another now (changed while it was out) changes nothing: the new URL's count is its own."""
     return await conn.fetchrow(
         """UPDATE webhook_endpoints SET
-               consecutive_failures = CASE WHEN $2 THEN 0
+               consecutive_failures = CASE WHEN url <> $5 THEN consecutive_failures
+                                           WHEN $2 THEN 0
                                            WHEN $4 THEN consecutive_failures + 1
                                            ELSE consecutive_failures END,
-               failing_since = CASE WHEN $2 THEN NULL
+               failing_since = CASE WHEN url <> $5 THEN failing_since
+                                    WHEN $2 THEN NULL
                                     WHEN $4 THEN coalesce(failing_since, $3)
                                     ELSE failing_since END
            WHERE endpoint_id = $1
@@ -468,6 +494,7 @@ async def endpoint_outcome(
         succeeded,
         at,
         counted,
+        url,
     )
 
 

@@ -45,6 +45,9 @@ async def change(
     *,
     development_mode: bool,
 ) -> Any:
+    """The endpoint changed. Enabled again, or given a new URL, its failures are forgiven and
+    its waiting head is tried again at once (a head backing off after failures at the old URL
+    waited up to the backoff's cap, 2 hours, before the new one was tried)."""
     url = (
         webhooks.check_target(body.url, development_mode=development_mode)
         if body.url is not None
@@ -61,7 +64,7 @@ async def change(
     )
     if row is None:
         raise _missing(endpoint_id)
-    if body.enabled:
+    if body.enabled or row["url_changed"]:
         await webhook_repository.retry_head_now(conn, endpoint_id)
     await record_action(conn, who, "webhook.changed", str(endpoint_id))
     return row

@@ -1,23 +1,31 @@
 """The deliverer's policy, driven on a scratch notifications schema against a real local
 receiver: endpoints working through backlogs of slow answers take turns with one that becomes
 due meanwhile, and the slow ones still get theirs in order, once each; redeliveries a partner
-asks for do not spend the endpoint's failure budget; a retry waits from the attempt's end."""
+asks for do not spend the endpoint's failure budget; a retry waits from the attempt's end, and
+no earlier than a throttling receiver's Retry-After (within the cap); a new URL is tried at
+once with a failure count of its own, and an endpoint's holder lets go of the old URL."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import threading
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
 
-from services.notifications import webhook_repository
+from services.notifications import webhook_repository, webhooks
 from services.notifications.delivering import Deliverer, webhook_session
+from services.notifications.schemas import EndpointPatch
 from services.notifications.settings import NotificationsSettings
 from services.notifications.wakeups import InboxWakeups
 from services.notifications.webhook_repository import ClaimedEndpoint
+from shared.clock import now
 from shared.db import Pool
+from shared.identity import Caller, Role
 from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema
 from tests.support.notifications import SECRET, WebhookReceiver, queued_endpoint
 from tests.support.polling import eventually
@@ -156,3 +164,176 @@ async def test_a_retry_waits_its_backoff_from_the_attempts_end(pool: Pool) -> No
     assert row["error"] == "no answer within 1 s"
     after_end = row["wait"] - timedelta(milliseconds=row["duration_ms"])
     assert timedelta(seconds=0.25) <= after_end <= timedelta(seconds=0.5)
+
+
+async def retry_wait(pool: Pool) -> tuple[str, timedelta, datetime]:
+    """The one attempt's error, how long after its end its delivery is due again, and when."""
+    row = await pool.fetchrow(
+        """SELECT a.error, d.next_attempt_at,
+                  d.next_attempt_at - a.attempted_at - make_interval(secs => a.duration_ms / 1000.0)
+                      AS wait
+           FROM webhook_deliveries d JOIN webhook_attempts a USING (delivery_id)"""
+    )
+    assert row is not None
+    return row["error"], row["wait"], row["next_attempt_at"]
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "wait", "error"),
+    [
+        (503, "3", timedelta(seconds=3), "HTTP 503; Retry-After: 3"),
+        # Longer than the cap (NOTIFICATIONS_WEBHOOK_RETRY_MAX_SECONDS): the cap.
+        (429, "999999999999", timedelta(seconds=20), "HTTP 429; Retry-After: 999999999999"),
+        # Not understood: the backoff alone (0.25-0.5 s), and the log says it was ignored.
+        (502, "soon", None, "HTTP 502; Retry-After 'soon' not understood, ignored"),
+    ],
+)
+async def test_a_throttling_answers_retry_after_puts_the_retry_no_earlier_within_the_cap(
+    pool: Pool, status: int, retry_after: str, wait: timedelta | None, error: str
+) -> None:
+    settings = NotificationsSettings(
+        webhook_retry_initial_seconds=0.5, webhook_retry_max_seconds=20
+    )
+    with WebhookReceiver(keep_alive=True) as receiver:
+        receiver.secrets["/busy"] = SECRET
+        receiver.statuses["/busy"] = status
+        receiver.headers["/busy"] = {"Retry-After": retry_after}
+        endpoint = await queued_endpoint(pool, receiver.url("/busy"), ["b0"])
+        await serve_once(pool, settings, endpoint)
+    logged, waited, _ = await retry_wait(pool)
+    if wait is None:
+        assert timedelta(seconds=0.25) <= waited <= timedelta(seconds=0.5)
+    else:
+        assert abs(waited - wait) < timedelta(seconds=0.1), waited
+    assert logged == error
+
+
+async def test_a_retry_after_date_is_when_the_retry_goes(pool: Pool) -> None:
+    """An HTTP date (GMT, to the second) in a 504's Retry-After: the retry is due then."""
+    settings = NotificationsSettings(webhook_retry_initial_seconds=0.5)
+    when = (now() + timedelta(seconds=5)).replace(microsecond=0)
+    with WebhookReceiver(keep_alive=True) as receiver:
+        receiver.secrets["/busy"] = SECRET
+        receiver.statuses["/busy"] = 504
+        receiver.headers["/busy"] = {"Retry-After": format_datetime(when, usegmt=True)}
+        endpoint = await queued_endpoint(pool, receiver.url("/busy"), ["b0"])
+        await serve_once(pool, settings, endpoint)
+    _, _, due = await retry_wait(pool)
+    assert abs(due - when) < timedelta(seconds=0.1), (due, when)
+
+
+WHO = Caller(subject="cm-1", roles=frozenset({Role.CHANNEL_MANAGER}))
+
+
+async def move(pool: Pool, endpoint: ClaimedEndpoint, url: str) -> ClaimedEndpoint:
+    """PATCH the endpoint's URL, as the API does; the endpoint as a deliverer claims it now."""
+    async with pool.acquire() as conn, conn.transaction():
+        await webhooks.change(
+            conn,
+            WHO,
+            endpoint.partner_id,
+            endpoint.endpoint_id,
+            EndpointPatch(url=url),
+            development_mode=True,
+        )
+    return dataclasses.replace(endpoint, url=url)
+
+
+async def test_a_new_url_is_tried_at_once_and_the_old_ones_failures_do_not_count(
+    pool: Pool,
+) -> None:
+    """Two failures at the old URL (budget 3), the head backing off a minute: a new URL is
+    tried at once, and its first failure is its first (it disabled the endpoint before)."""
+    settings = NotificationsSettings(
+        webhook_failure_budget=3, webhook_retry_initial_seconds=120, webhook_retry_max_seconds=600
+    )
+    with WebhookReceiver(keep_alive=True) as receiver:
+        for path in ("/old", "/new"):
+            receiver.secrets[path] = SECRET
+            receiver.statuses[path] = 500
+        endpoint = await queued_endpoint(pool, receiver.url("/old"), ["m0"])
+        head = await pool.fetchval(
+            "SELECT delivery_id FROM webhook_deliveries WHERE endpoint_id = $1",
+            endpoint.endpoint_id,
+        )
+        for _ in range(2):
+            await pool.execute(
+                "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE delivery_id = $1",
+                head,
+            )
+            await serve_once(pool, settings, endpoint)
+        assert await endpoint_state(pool, endpoint) == (True, 2, None)
+        moved = await move(pool, endpoint, receiver.url("/new"))
+        assert await endpoint_state(pool, endpoint) == (True, 0, None)
+        due = "SELECT next_attempt_at <= now() FROM webhook_deliveries WHERE delivery_id = $1"
+        assert await pool.fetchval(due, head)
+        await serve_once(pool, settings, moved)
+        assert await endpoint_state(pool, endpoint) == (True, 1, None)
+        assert await pool.fetchval("SELECT count(*) FROM webhook_attempts") == 3
+
+
+@pytest.mark.parametrize("status", [500, 410])
+async def test_an_attempt_out_at_the_old_url_when_it_changes_neither_counts_nor_disables(
+    pool: Pool, status: int
+) -> None:
+    """Its answer (a failure past a budget of one, or a 410) comes once the URL has changed:
+    it says nothing of the new URL, which then gets the delivery at once."""
+    settings = NotificationsSettings(webhook_failure_budget=1, webhook_retry_initial_seconds=120)
+    arrived, moved_on = threading.Event(), threading.Event()
+
+    def hold() -> None:  # on the receiver's thread: answer once the URL has changed
+        arrived.set()
+        moved_on.wait(10)
+
+    with WebhookReceiver(keep_alive=True) as receiver:
+        for path in ("/old", "/new"):
+            receiver.secrets[path] = SECRET
+        receiver.statuses["/old"] = status
+        receiver.on_receipt["/old"] = hold
+        endpoint = await queued_endpoint(pool, receiver.url("/old"), ["m0"])
+        serving = asyncio.create_task(serve_once(pool, settings, endpoint))
+
+        async def out() -> bool:
+            return arrived.is_set()
+
+        await eventually(out, what="the attempt at the old URL")
+        moved = await move(pool, endpoint, receiver.url("/new"))
+        moved_on.set()
+        await serving
+        assert await endpoint_state(pool, endpoint) == (True, 0, None)
+        await serve_once(pool, settings, moved)
+        assert subjects(receiver, "/new") == ["m0"]
+
+
+async def test_a_holder_lets_go_of_the_old_url_and_the_backlog_goes_to_the_new_one(
+    pool: Pool,
+) -> None:
+    """An endpoint's holder sending a backlog to its URL when the URL changes stops within
+    about a second (before, the whole backlog went to the old URL); the rest goes to the new
+    one, in order, once each."""
+    settings = NotificationsSettings(webhook_poll_seconds=0.1, webhook_lease_seconds=30)
+    backlog = [f"m{i}" for i in range(10)]
+    with WebhookReceiver(keep_alive=True) as receiver:
+        for path in ("/old", "/new"):
+            receiver.secrets[path] = SECRET
+        receiver.delays["/old"] = 0.3
+        endpoint = await queued_endpoint(pool, receiver.url("/old"), backlog)
+        deliverer = Deliverer(pool, settings, InboxWakeups(), development_mode=True)
+        running = asyncio.create_task(deliverer.run())
+        try:
+
+            async def started() -> bool:
+                return bool(receiver.at("/old"))
+
+            await eventually(started, what="the backlog going to the old URL")
+            await move(pool, endpoint, receiver.url("/new"))
+
+            async def drained() -> bool:
+                return len(receiver.at("/old")) + len(receiver.at("/new")) >= len(backlog)
+
+            await eventually(drained, what="the backlog delivered")
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+        assert subjects(receiver, "/new")
+        assert subjects(receiver, "/old") + subjects(receiver, "/new") == backlog

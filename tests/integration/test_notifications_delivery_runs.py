@@ -314,7 +314,9 @@ async def test_recording_a_runs_successes_keeps_one_plan_across_runs(
             )
             for row in due
         ]
-        assert await webhook_repository.delivered(pool, endpoint.endpoint_id, attempts)
+        assert await webhook_repository.delivered(
+            pool, endpoint.endpoint_id, endpoint.url, attempts
+        )
     # One connection (max_size=1): its prepared statements are the ones the calls used.
     plans = await pool.fetchrow(
         """SELECT generic_plans, custom_plans FROM pg_prepared_statements

@@ -133,7 +133,8 @@ class WebhookReceiver:
     answer closes its connection, so going down cuts every client off. `delays_once` holds a
     path's first answer back, the later ones not. A delivery whose subject is in
     `refuse_subjects` is answered 500; `on_receipt` runs a path's hook on the receiver's thread
-    after a delivery verified (refused or not) and before it is answered."""
+    after a delivery verified (refused or not) and before it is answered. `headers` are sent
+    with a path's answers (a `Retry-After`, say)."""
 
     def __init__(self, keep_alive: bool = False) -> None:
         self.keep_alive = keep_alive
@@ -141,6 +142,7 @@ class WebhookReceiver:
         self.secrets: dict[str, str] = {}
         self.statuses: dict[str, int] = {}
         self.bodies: dict[str, bytes] = {}
+        self.headers: dict[str, dict[str, str]] = {}
         self.delays: dict[str, float] = {}
         self.delays_once: dict[str, float] = {}
         self.hang_up_on_reuse: set[str] = set()
@@ -233,6 +235,8 @@ class WebhookReceiver:
                 self.on_receipt[path]()
         body = self.bodies.get(path, b"")
         request.send_response(status)
+        for name, value in self.headers.get(path, {}).items():
+            request.send_header(name, value)
         request.send_header("Content-Length", str(len(body)))
         request.end_headers()
         request.wfile.write(body)

@@ -211,6 +211,46 @@ def test_a_delay_is_never_shorter_than_half_its_step_nor_longer_than_the_cap(
     assert step / 2 <= policy.delay(failures, jitter).total_seconds() <= step
 
 
+RECEIVED = datetime(2026, 12, 6, 8, 49, 37, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "wait"),
+    [
+        ("120", 120),
+        (" 0 ", 0),
+        ("Sun, 06 Dec 2026 08:51:37 GMT", 120),  # IMF-fixdate
+        ("Sunday, 06-Dec-26 08:50:37 GMT", 60),  # RFC 850, obsolete but to be read
+        ("Sun Dec  6 08:49:47 2026", 10),  # asctime: no zone, GMT
+        ("Sun, 06 Dec 2026 08:00:00 GMT", 0),  # already past: no wait
+        ("9" * 5000, 10**9),  # longer than any bound (and than Python reads as an integer)
+    ],
+)
+def test_a_retry_after_is_read_as_seconds_or_an_http_date(value: str, wait: int) -> None:
+    assert webhooks.retry_after(value, RECEIVED) == timedelta(seconds=wait)
+
+
+@pytest.mark.parametrize(
+    "value", [None, "", "-5", "1.5", "+30", "soon", "Sun, 31 Feb 2026 08:00:00 GMT", "12 apples"]
+)
+def test_a_retry_after_not_understood_is_ignored(value: str | None) -> None:
+    assert webhooks.retry_after(value, RECEIVED) is None
+
+
+def test_a_receivers_retry_after_is_waited_but_never_past_the_cap() -> None:
+    policy = webhooks.RetryPolicy(initial_seconds=5, max_seconds=7200, budget=14)
+    asked = timedelta(seconds=600)
+    assert policy.delay(1, 0.0, asked) == asked  # longer than the backoff (2.5 s)
+    assert policy.delay(1, 0.0, timedelta(seconds=1)).total_seconds() == 2.5  # the backoff
+    assert policy.delay(1, 0.0, timedelta(days=365)).total_seconds() == 7200
+    assert policy.delay(1, 0.0, None).total_seconds() == 2.5
+
+
+def test_standard_webhooks_status_handling() -> None:
+    assert webhooks.GONE == 410
+    assert {429, 502, 503, 504} == webhooks.THROTTLING
+
+
 def test_deliveries_are_signed_as_the_specification_verifies_them() -> None:
     note = partner_notification(partner_id="p-1", subject="hello")
     body = webhooks.payload(Message.of(note), 7)

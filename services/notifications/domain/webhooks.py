@@ -1,6 +1,7 @@
 """Webhook rules, pure: which targets may be called, what is sent and signed (Standard
 Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`), when a failed delivery is
-tried again, and when an endpoint has spent its failure budget."""
+tried again (a receiver's `Retry-After` included), and when an endpoint has spent its failure
+budget or said it wants no more deliveries (410 Gone)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from urllib.parse import SplitResult, urlsplit
 
 from standardwebhooks.webhooks import Webhook
@@ -37,6 +39,14 @@ PREVIOUS_SECRET_GRACE = timedelta(hours=24)
 # double click, an answer lost and asked again) keeps the secret receivers hold, a few times
 # over; more would only lengthen every delivery's signature header.
 MAX_PREVIOUS_SECRETS = 3
+# Standard Webhooks' status handling: 410 Gone is the receiver saying it wants no more
+# deliveries from this source (the endpoint is disabled at once, not after its budget); 429,
+# 502, 503 and 504 ask the sender to slow down, and a `Retry-After` on them says how long.
+GONE = 410
+THROTTLING = frozenset({429, 502, 503, 504})
+# A delay-seconds longer than this many digits is longer than any bound on it (and Python
+# refuses to read an integer of thousands of digits).
+_SECONDS_DIGITS = 9
 
 
 def new_secret() -> str:
@@ -173,6 +183,29 @@ class Signing:
         }
 
 
+def retry_after(value: str | None, received_at: datetime) -> timedelta | None:
+    """How long a `Retry-After` header (RFC 9110: delay-seconds, or an HTTP-date) asks to wait
+    from `received_at`, when the answer came; a date already past asks for no wait. None when
+    there is none or it is not understood (negative, fractional, not a date): it is ignored and
+    the backoff alone applies."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        if len(text) > _SECONDS_DIGITS:
+            return timedelta(seconds=10**_SECONDS_DIGITS)
+        return timedelta(seconds=int(text))
+    if not any(c.isalpha() for c in text):
+        return None  # "-5", "1.5", "": no number of seconds, and no date names a month
+    try:
+        at = parsedate_to_datetime(text)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)  # asctime's form has no zone: HTTP dates are GMT
+    return max(timedelta(0), at - received_at)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with jitter: the n-th failure waits initial * 2^(n-1), capped, times
@@ -184,10 +217,16 @@ class RetryPolicy:
     max_seconds: float = 7200.0
     budget: int = 14
 
-    def delay(self, failures: int, jitter: float) -> timedelta:
-        """`jitter` in [0, 1) (the caller's random draw)."""
+    def delay(self, failures: int, jitter: float, asked: timedelta | None = None) -> timedelta:
+        """`jitter` in [0, 1) (the caller's random draw). `asked`, a receiver's Retry-After, is
+        waited when longer than the backoff, but never longer than `max_seconds`: a receiver
+        asking for days (or years) would otherwise park its deliveries, and its failures, for
+        good."""
         base = min(self.max_seconds, self.initial_seconds * 2 ** max(0, failures - 1))
-        return timedelta(seconds=base * (0.5 + jitter / 2))
+        backoff = timedelta(seconds=base * (0.5 + jitter / 2))
+        if asked is None:
+            return backoff
+        return max(backoff, min(asked, timedelta(seconds=self.max_seconds)))
 
     def spent(self, failures: int) -> bool:
         return failures >= self.budget
