@@ -8,8 +8,8 @@ from typing import Any
 
 from services.incentives import (
     booking,
-    campaign_projection,
     clawbacks,
+    mdf_preapprovals,
     partner_projection,
     repository,
 )
@@ -80,5 +80,6 @@ async def on_partner(ctx: HandlerContext, event: Envelope[PartnerStateChanged]) 
 
 
 async def on_campaigns(ctx: HandlerContext, events: list[Envelope[CampaignChanged]]) -> None:
-    """Programme's campaigns, which MDF pre-approvals may name (campaign_projection.py)."""
-    await campaign_projection.record(ctx.conn, [event.data for event in events])
+    """Programme's campaigns, which MDF pre-approvals may name (campaign_projection.py); a
+    moved end moves the claim deadlines of the campaign's approved pre-approvals."""
+    await ctx.emit_all(await mdf_preapprovals.follow_campaigns(ctx.conn, events))

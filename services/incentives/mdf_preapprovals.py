@@ -8,9 +8,11 @@ change is announced on incentives.ledger.v1 in the same transaction (the outbox)
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
@@ -20,6 +22,7 @@ from services.incentives.domain.campaigns import (
     check_approvable,
     check_campaign,
     check_claimable,
+    check_within,
 )
 from services.incentives.domain.claims import ClaimAsk, RecordedClaim
 from services.incentives.domain.preapprovals import (
@@ -31,8 +34,10 @@ from services.incentives.domain.programs import IncentivePrograms
 from shared.clock import now
 from shared.db import Connection, from_row
 from shared.errors import NotFound, Unprocessable
+from shared.events import Envelope
 from shared.events.incentives import MdfPreapprovalChanged
 from shared.events.notifications import NotificationKindV5
+from shared.events.programme_service import CampaignChanged
 from shared.notify import notify
 from shared.outbox import Outbox, OutgoingEvent
 from shared.topics import INCENTIVE_LEDGER
@@ -84,7 +89,11 @@ async def request(
         )
     at = now()
     named = await campaign_projection.campaign(conn, budget.campaign_id)
-    check_campaign(budget.campaign_id, named, partner_id, at.date())
+    check_within(
+        check_campaign(budget.campaign_id, named, partner_id, at.date()),
+        budget.starts_on,
+        budget.ends_on,
+    )
     preapproval_id = str(uuid.uuid4())
     await preapproval_repository.insert(conn, preapproval_id, partner_id, budget, at)
     written = await preapproval_repository.row(conn, preapproval_id)
@@ -107,19 +116,27 @@ async def decide(
     note: str,
 ) -> asyncpg.Record:
     """Approve (reserve the amount, 409 if the fund cannot cover it) or reject with a reason.
-    Repeating the recorded decision returns it unchanged."""
+    Repeating the recorded decision returns it unchanged. Claims are taken until its campaign's
+    end (as programme last announced it) + the claim window."""
     found = await preapproval_repository.row(conn, preapproval_id)
     if found is None:
         raise NotFound(f"pre-approval {preapproval_id} not found")
+    campaign_id = found["campaign_id"]
+    # The campaign before the fund (the lock order campaign, fund, pre-approval that
+    # follow_campaigns takes too): a move of its end waits for this approval, and then moves
+    # its deadline, or this approval waits and counts from the moved end.
+    named = (
+        await campaign_projection.campaign(conn, campaign_id, for_share=True) if approve else None
+    )
     fund = await mdf_repository.lock_fund(conn, found["partner_id"])
     assert fund is not None
     locked = await preapproval_repository.row(conn, preapproval_id, for_update=True)
     assert locked is not None
     before = await preapproval_repository.load(conn, locked)
+    deadline = None
     if approve and before.status == preapprovals.REQUESTED:
-        campaign_id = locked["campaign_id"]
-        named = await campaign_projection.campaign(conn, campaign_id)
-        check_approvable(campaign_id, named, before.partner_id)
+        campaign = check_approvable(campaign_id, named, before.partner_id)
+        deadline = preapprovals.claim_deadline(campaign.ends_on, policy.claim_window_days)
     at = now()
     decided = preapprovals.decide(
         before,
@@ -127,7 +144,7 @@ async def decide(
         note=note,
         available_now=fund.available(at),
         at=at,
-        expires_at=preapprovals.claim_deadline(locked["ends_on"], policy.claim_window_days),
+        expires_at=deadline,
     )
     if not decided.changed:
         return locked
@@ -241,8 +258,37 @@ async def expire_due(
     return count
 
 
+async def follow_campaigns(
+    conn: Connection, events: Sequence[Envelope[CampaignChanged]]
+) -> list[OutgoingEvent]:
+    """Programme's word on campaigns into the projection; where a campaign's last day moved,
+    the claim deadline of each of its approved pre-approvals moves by as many days (announced,
+    each caused by the campaign's change). Returns the announcements.
+
+    Locks in the order campaigns (record), funds, pre-approvals, as an approval does: a
+    deadline is never computed from an end being replaced."""
+    moved = await campaign_projection.record(conn, [event.data for event in events])
+    if not moved:
+        return []
+    partners = await preapproval_repository.approved_partners(conn, list(moved))
+    funds = await mdf_repository.lock_funds(conn, partners, create=False)
+    causes = {event.data.campaign_id: event for event in events}
+    at = now()
+    return [
+        _announced(
+            row, funds[row["partner_id"]].available(at), at, cause=causes[row["campaign_id"]]
+        )
+        for row in await preapproval_repository.move_deadlines(conn, moved)
+    ]
+
+
 def _announced(
-    row: asyncpg.Record, fund_available: Decimal, at: datetime, *, released: Decimal | None = None
+    row: asyncpg.Record,
+    fund_available: Decimal,
+    at: datetime,
+    *,
+    released: Decimal | None = None,
+    cause: Envelope[Any] | None = None,
 ) -> OutgoingEvent:
     changed = from_row(
         MdfPreapprovalChanged,
@@ -252,7 +298,7 @@ def _announced(
         changed_at=at,
         ingested_at=at,
     )
-    return OutgoingEvent(INCENTIVE_LEDGER, changed, changed.partner_id)
+    return OutgoingEvent(INCENTIVE_LEDGER, changed, changed.partner_id, cause=cause)
 
 
 def _told(row: asyncpg.Record, at: datetime, *, released: Decimal | None = None) -> OutgoingEvent:

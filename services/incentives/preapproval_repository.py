@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import asyncpg
@@ -108,4 +109,31 @@ async def due(conn: Connection, at: datetime, limit: int) -> list[asyncpg.Record
            WHERE status = 'approved' AND expires_at <= $1 ORDER BY expires_at LIMIT $2""",
         at,
         limit,
+    )
+
+
+async def approved_partners(conn: Connection, campaign_ids: Sequence[str]) -> list[str]:
+    """The partners with an approved pre-approval for one of the campaigns."""
+    rows = await conn.fetch(
+        """SELECT DISTINCT partner_id FROM mdf_preapprovals
+           WHERE campaign_id = ANY($1::text[]) AND status = 'approved'""",
+        list(campaign_ids),
+    )
+    return [r["partner_id"] for r in rows]
+
+
+async def move_deadlines(conn: Connection, moved: Mapping[str, int]) -> list[asyncpg.Record]:
+    """Move the claim deadline of each approved pre-approval of a campaign by the days its end
+    moved (the window it was approved with stays: days, counted in UTC as claim_deadline
+    does). Expired ones stay as they are: what they held is released already. Returns the rows
+    as written."""
+    return await conn.fetch(
+        """UPDATE mdf_preapprovals AS p
+           SET expires_at = ((p.expires_at AT TIME ZONE 'UTC') + make_interval(days => m.days))
+               AT TIME ZONE 'UTC'
+           FROM unnest($1::text[], $2::int[]) AS m (campaign_id, days)
+           WHERE p.campaign_id = m.campaign_id AND p.status = 'approved'
+           RETURNING p.*""",
+        list(moved),
+        list(moved.values()),
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import asyncpg
@@ -224,3 +224,70 @@ async def test_a_campaign_recorded_in_programme_gets_its_mdf_and_the_partner_hea
         ("programme.campaign_changed.v1", "running", [partner], True),
         ("programme.campaign_changed.v1", "cancelled", [partner], False),
     ]
+
+
+async def test_a_budget_lies_within_its_campaign_and_its_deadline_follows_programmes_end(
+    infra: Infra, urls: dict[str, str], admin_db: asyncpg.Connection[Any]
+) -> None:
+    """The probe's two years of a ten-day campaign is a 422; an approved budget takes claims
+    until the campaign's end + the window (60 days), as programme moves that end."""
+    run, programme, incentives = uuid.uuid4().hex[:8], urls["programme"], urls["incentives"]
+    first = datetime.now(UTC).date() + timedelta(days=1)
+    last = first + timedelta(days=9)
+    async with httpx.AsyncClient(timeout=30) as client:
+        partner = await funded(infra, admin_db, client, incentives, f"dl-{run}")
+        campaign_body = {"name": "Ten days", "kind": "webinar", "starts_on": str(first)}
+
+        async def created() -> Any:
+            answer = await client.post(
+                f"{programme}/campaigns",
+                json={**campaign_body, "ends_on": str(last)},
+                headers=auth(partner),
+            )
+            return answer.json() if answer.status_code == 201 else None
+
+        campaign = (await eventually(created, 60, what="programme to know the partner"))[
+            "campaign_id"
+        ]
+        inside = {**budget(campaign, f"in-{run}", "100.00"), "starts_on": str(first)}
+        inside["ends_on"] = str(first + timedelta(days=2))
+        pa = (await ask_once_known(client, incentives, inside, auth(partner)))["preapproval_id"]
+        far = {
+            **budget(campaign, f"far-{run}", "10.00"),
+            "starts_on": str(first - timedelta(days=201)),
+            "ends_on": str(first + timedelta(days=699)),
+        }
+        refused = await client.post(
+            f"{incentives}/mdf/preapprovals", json=far, headers=auth(partner)
+        )
+        assert (refused.status_code, refused.json()["detail"]) == (
+            422,
+            f"the activity's dates {far['starts_on']}..{far['ends_on']} lie outside campaign "
+            f"{campaign}'s dates {first}..{last}: a pre-approval is for spending within its "
+            "campaign",
+        )
+        decided = await client.post(
+            f"{incentives}/mdf/preapprovals/{pa}/decision", json={"approve": True}, headers=ADMIN
+        )
+        assert decided.json()["expires_at"] == stamp(last), decided.text
+
+        for ends_on in (last + timedelta(days=20), first + timedelta(days=3)):  # longer, shorter
+            edited = await client.patch(
+                f"{programme}/campaigns/{campaign}",
+                json={"ends_on": str(ends_on)},
+                headers=auth(partner),
+            )
+            assert edited.status_code == 200, edited.text
+
+            async def moved(ends_on: date = ends_on) -> bool:
+                read = await client.get(
+                    f"{incentives}/mdf/preapprovals/{pa}", headers=auth(partner)
+                )
+                return bool(read.json()["expires_at"] == stamp(ends_on))
+
+            await eventually(moved, 60, what=f"the deadline to follow the end to {ends_on}")
+
+
+def stamp(campaign_ends_on: date) -> str:
+    """The claim deadline as the API writes it: the campaign's last day + 60 days, at its end."""
+    return datetime.combine(campaign_ends_on + timedelta(days=61), time(), UTC).isoformat()

@@ -19,6 +19,7 @@ from services.incentives.domain.campaigns import (
     check_approvable,
     check_campaign,
     check_claimable,
+    check_within,
 )
 from services.incentives.domain.mdf import Fund, Lot
 from services.incentives.domain.preapprovals import (
@@ -163,6 +164,23 @@ def test_claims_need_an_approved_pre_approval_inside_its_window() -> None:
         preapprovals.check_claim(approved(), D("0.00"), AT)
 
 
+def test_a_claim_past_the_deadline_is_refused_with_the_deadline_before_and_after_expiry() -> None:
+    """Approved and past its deadline (the expiry job has not run yet) or expired already:
+    the same reason, the moment claims stopped (was "is expired: claims need an approved
+    one" once the job had run)."""
+    reason = (
+        "pre-approval pa-1 stopped accepting claims at 2027-01-31T00:00:00+00:00: its "
+        "campaign's last day plus the claim window"
+    )
+    expired = preapprovals.expire(approved(), DEADLINE)
+    assert expired is not None
+    for pre, at in ((approved(), DEADLINE), (expired[0], AT)):
+        with pytest.raises(PreapprovalConflict) as refused:
+            preapprovals.check_claim(pre, D("1.00"), at)
+        assert str(refused.value) == reason
+    preapprovals.check_claim(approved(), D("1.00"), DEADLINE - timedelta(microseconds=1))
+
+
 def test_a_rejected_claim_frees_its_amount_for_other_claims() -> None:
     pre = replace(approved("1000.00"), pending=D("300.00"))
     after, released = preapprovals.claim_rejected(pre, D("300.00"))
@@ -253,6 +271,24 @@ def test_a_pre_approval_names_a_known_campaign_of_its_partner_that_has_not_ended
     # another partner's campaign is refused as such even once it is over or cancelled
     with pytest.raises(Unprocessable, match="not run by partner p-3"):
         check_campaign("camp_1", campaign(cancelled_at=AT), "p-3", today + timedelta(days=9))
+
+
+def test_a_pre_approvals_activity_lies_within_its_campaigns_dates() -> None:
+    check_within(campaign(), date(2026, 11, 1), date(2026, 11, 30))  # its very dates
+    check_within(campaign(), date(2026, 11, 10), date(2026, 11, 12))
+    for starts, ends in (
+        (date(2026, 5, 1), date(2028, 11, 1)),  # the probe's: two years around it
+        (date(2026, 10, 31), date(2026, 11, 5)),
+        (date(2026, 11, 25), date(2026, 12, 1)),
+        (date(2026, 12, 1), date(2026, 12, 2)),  # wholly after it
+    ):
+        with pytest.raises(Unprocessable) as refused:
+            check_within(campaign(), starts, ends)
+        assert str(refused.value) == (
+            f"the activity's dates {starts}..{ends} lie outside campaign camp_1's dates "
+            "2026-11-01..2026-11-30: a pre-approval is for spending within its campaign"
+        )
+        assert refused.value.status == 422
 
 
 def test_a_pre_approval_is_approved_only_while_its_campaign_is_not_cancelled() -> None:

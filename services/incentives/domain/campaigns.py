@@ -1,5 +1,5 @@
 """Which campaign an MDF pre-approval may name: one programme announced, that the partner runs,
-not cancelled and not over. Pure rules, no I/O.
+not cancelled and not over, with the activity inside the campaign's dates. Pure rules, no I/O.
 
 The campaign id a partner types is not an identity until programme's own announcement of the
 campaign confirms it (a verified link): incentives knows campaigns only from those events, so a
@@ -51,7 +51,22 @@ def check_campaign(
     return campaign
 
 
-def check_approvable(campaign_id: str, campaign: KnownCampaign | None, partner_id: str) -> None:
+def check_within(campaign: KnownCampaign, starts_on: date, ends_on: date) -> None:
+    """The activity a pre-approval budgets runs within its campaign's dates: its claim deadline
+    is counted from the campaign's end, and dates beyond it would promise spending the campaign
+    does not cover (a probe asked for two years of a ten-day campaign). Checked when asked:
+    programme may later move the campaign's dates, and the deadline follows them."""
+    if starts_on < campaign.starts_on or ends_on > campaign.ends_on:
+        raise Unprocessable(
+            f"the activity's dates {starts_on.isoformat()}..{ends_on.isoformat()} lie outside "
+            f"campaign {campaign.campaign_id}'s dates {campaign.starts_on.isoformat()}.."
+            f"{campaign.ends_on.isoformat()}: a pre-approval is for spending within its campaign"
+        )
+
+
+def check_approvable(
+    campaign_id: str, campaign: KnownCampaign | None, partner_id: str
+) -> KnownCampaign:
     """A requested pre-approval may be approved (money reserved for it) only while its campaign
     is not cancelled and its partner still runs it: programme may cancel a campaign, or a
     partner may leave it before it starts, after the partner asked, and then it spends nothing
@@ -72,6 +87,7 @@ def check_approvable(campaign_id: str, campaign: KnownCampaign | None, partner_i
             f"campaign {campaign_id} was cancelled on {campaign.cancelled_at.date().isoformat()}: "
             "its pre-approval can only be rejected"
         )
+    return campaign
 
 
 def check_claimable(campaign_id: str, campaign: KnownCampaign | None, partner_id: str) -> None:

@@ -49,10 +49,11 @@ def check_dates(starts_on: date, ends_on: date) -> None:
         raise ValueError(f"ends_on {ends_on} is before starts_on {starts_on}")
 
 
-def claim_deadline(ends_on: date, claim_window_days: int) -> datetime:
+def claim_deadline(campaign_ends_on: date, claim_window_days: int) -> datetime:
     """When claims against a pre-approval stop being accepted and its reservation is released:
-    the end of the campaign's last day plus the claim window."""
-    return datetime.combine(ends_on + timedelta(days=1 + claim_window_days), time(), UTC)
+    the end of its campaign's last day (as programme last announced it, never the activity
+    dates the partner typed) plus the claim window."""
+    return datetime.combine(campaign_ends_on + timedelta(days=1 + claim_window_days), time(), UTC)
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,12 @@ def decide(
     note: str,
     available_now: Decimal,
     at: datetime,
-    expires_at: datetime,
+    expires_at: datetime | None,
 ) -> Decided:
     """Approve (reserve the amount, if the fund covers it) or reject (a reason is required) a
     requested pre-approval. Repeating the decision already taken changes nothing; the other
-    decision is a conflict."""
+    decision is a conflict. `expires_at` is the claim deadline from its campaign's end
+    (claim_deadline), needed only to approve."""
     wanted = APPROVED if approve else REJECTED
     if pre.status != REQUESTED:
         if pre.status == wanted:
@@ -103,6 +105,10 @@ def decide(
         if not note.strip():
             raise PreapprovalConflict("a rejection needs a reason (note)")
         return Decided(replace(pre, status=REJECTED), note, changed=True)
+    if expires_at is None:
+        raise PreapprovalConflict(
+            f"pre-approval {pre.preapproval_id} cannot be approved without its campaign's end"
+        )
     if expires_at <= at:
         raise PreapprovalConflict(
             f"pre-approval {pre.preapproval_id} cannot be approved: its claim window "
@@ -121,14 +127,17 @@ def check_claim(pre: Preapproval, amount: Decimal, at: datetime) -> None:
     and never for more than is left of it (claims awaiting a decision count as taken)."""
     if amount <= 0:
         raise PreapprovalConflict("a claim must be for a positive amount")
+    closed = pre.expires_at is not None and pre.expires_at <= at
+    if pre.status == EXPIRED or (pre.status == APPROVED and closed):
+        # The same answer before and after the expiry job's run: the deadline is the reason.
+        deadline = pre.expires_at.isoformat() if pre.expires_at else "its deadline"
+        raise PreapprovalConflict(
+            f"pre-approval {pre.preapproval_id} stopped accepting claims at {deadline}: its "
+            "campaign's last day plus the claim window"
+        )
     if pre.status != APPROVED:
         raise PreapprovalConflict(
             f"pre-approval {pre.preapproval_id} is {pre.status}: claims need an approved one"
-        )
-    if pre.expires_at is not None and pre.expires_at <= at:
-        raise PreapprovalConflict(
-            f"pre-approval {pre.preapproval_id} stopped accepting claims at "
-            f"{pre.expires_at.isoformat()}"
         )
     if amount > pre.claimable:
         raise PreapprovalConflict(
