@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from services.deals.domain.customers import Customer, former_domain_key
+from services.deals.domain.partner_standing import holds_customers
 from services.deals.domain.rules import ExistingRegistration, OpenOpportunity, PartnerView
 from shared.db import Connection
 from shared.events.partners import PartnerStatus
@@ -26,6 +27,10 @@ from shared.events.registrations import RegistrationStatus
 # former domain rule gave this customer's domain (`former_domain_key`), under which
 # registrations stored before the Public Suffix List hold it; such a key is shared by unrelated
 # customers (com.tr), so holding rows are compared by the domain their partner gave (inputs).
+# `$6`: the requester's own registrations that expired since then still cool the customer down
+# (domain/cooldown.py): a few rows of one partner, by a partial index (migration 0016).
+# `party_status`: the holder's projected status; an ended partner's registration holds nothing
+# (domain/partner_standing.py).
 # Each holding registration's domain as its partner gave it (the rules parse it): the same in
 # every branch, so a registration found by two of them is one row.
 _AS_ASKED_DOMAIN = "COALESCE(inputs -> 'request' ->> 'customer_domain', customer_domain)"
@@ -56,16 +61,21 @@ SELECT 'registration' AS kind, h.registration_id AS id, h.partner_id AS party,
     h.customer_name, h.customer_domain, h.products, h.status, h.submitted_at AS at,
     h.expires_at, holder.partner_type AS party_type, holder.partner_id IS NOT NULL AS party_known,
     h.submitted_at >= to_timestamp($3) OR h.expires_at > now() AS in_window,
-    NULL AS tier, NULL::text[] AS regions
+    NULL AS tier, NULL::text[] AS regions, holder.status AS party_status
 FROM holding AS h LEFT JOIN partners AS holder ON holder.partner_id = h.partner_id
 UNION ALL
 SELECT 'opportunity', deal_key, owner, customer_name, customer_domain, NULL, NULL, created_at,
-    NULL, NULL, NULL, true, NULL, NULL
+    NULL, NULL, NULL, true, NULL, NULL, NULL
 FROM open_direct
 UNION ALL
 SELECT 'partner', partner_id, partner_id, NULL, NULL, products, status, NULL, NULL,
-    partner_type, true, NULL, tier, regions
+    partner_type, true, NULL, tier, regions, NULL
 FROM partners WHERE partner_id = $4
+UNION ALL
+SELECT 'expired', registration_id, partner_id, customer_name, {_AS_ASKED_DOMAIN}, products,
+    status, submitted_at, expires_at, NULL, NULL, false, NULL, NULL, NULL
+FROM registrations
+WHERE status = 'expired' AND partner_id = $4 AND expires_at > to_timestamp($6)
 ORDER BY id
 """
 
@@ -76,6 +86,9 @@ class DecisionFacts:
     """The requester as projected (None: deals never heard of it)."""
     own_live: list[ExistingRegistration]
     """The requester's holding registrations on the customer (a repeat is refused)."""
+    own_expired: list[ExistingRegistration]
+    """The requester's registrations that expired since the cooldown's start (any customer:
+    the rules match it)."""
     registrations: list[ExistingRegistration]
     """Holding registrations that count as conflict candidates (the requester's too)."""
     opportunities: list[OpenOpportunity]
@@ -85,10 +98,15 @@ class DecisionFacts:
 
 
 async def load_decision_facts(
-    conn: Connection, partner_id: str, customer: Customer, since: datetime
+    conn: Connection,
+    partner_id: str,
+    customer: Customer,
+    since: datetime,
+    expired_since: datetime,
 ) -> DecisionFacts:
     """The facts for `partner_id` registering `customer`, with candidates submitted since
-    `since` (or still protected)."""
+    `since` (or still protected) and the partner's registrations expired since
+    `expired_since`. An ended partner's registration is no candidate: it protects nothing."""
     rows = await conn.fetch(
         DECISION_FACTS_SQL,
         customer.domain,
@@ -96,9 +114,11 @@ async def load_decision_facts(
         since.timestamp(),
         partner_id,
         former_domain_key(customer.domain),
+        expired_since.timestamp(),
     )
     partner: PartnerView | None = None
     own_live: list[ExistingRegistration] = []
+    own_expired: list[ExistingRegistration] = []
     registrations: list[ExistingRegistration] = []
     opportunities: list[OpenOpportunity] = []
     holder_types: dict[str, str | None] = {}
@@ -135,10 +155,13 @@ async def load_decision_facts(
             row["at"],
             row["expires_at"],
         )
+        if row["kind"] == "expired":
+            own_expired.append(registration)
+            continue
         if registration.partner_id == partner_id:
             own_live.append(registration)
-        if row["in_window"]:
+        if row["in_window"] and holds_customers(row["party_status"]):
             registrations.append(registration)
             if row["party_known"]:
                 holder_types[registration.partner_id] = row["party_type"]
-    return DecisionFacts(partner, own_live, registrations, opportunities, holder_types)
+    return DecisionFacts(partner, own_live, own_expired, registrations, opportunities, holder_types)

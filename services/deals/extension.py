@@ -6,10 +6,12 @@ from datetime import datetime
 
 from services.deals import repository
 from services.deals.domain.ledger import LedgerWhat, Principal
+from services.deals.domain.partner_standing import extension_refusal
 from services.deals.domain.rules import RulesOfEngagement, extend
 from services.deals.status_changes import change_status, entry_for
 from shared.db import Connection
 from shared.errors import Conflict
+from shared.events.partners import PartnerStatus
 from shared.events.registrations import RegistrationStatus
 from shared.http import partner_scope
 from shared.identity import Caller
@@ -20,10 +22,17 @@ async def request_extension(
     conn: Connection, outbox: Outbox, policy: RulesOfEngagement, who: Caller, registration_id: str
 ) -> tuple[datetime, str]:
     """Extend the caller's registration; returns the new expiry and why. Another partner's
-    registration is not found; a refusal under policy is a conflict saying why."""
+    registration is not found; a refusal under policy is a conflict saying why, and so is one
+    while the partner may not register (suspended: its holds stay, unextended)."""
     row = await repository.registration_for_update(conn, registration_id)
     partner_scope(who, row["partner_id"] if row else None, f"registration {registration_id}")
     assert row is not None
+    status = await repository.partner_status(conn, row["partner_id"])
+    refusal = extension_refusal(
+        None if status is None else PartnerStatus(status), policy.statuses_allowed_to_register
+    )
+    if refusal is not None:
+        raise Conflict(refusal)
     new_expiry, why = extend(
         policy, row["expires_at"], row["extensions_used"], RegistrationStatus(row["status"])
     )

@@ -50,4 +50,6 @@ async def on_registration_for_crm(
 
 
 async def on_partner(ctx: HandlerContext, event: Envelope[PartnerStateChanged]) -> None:
-    await apply_partner_state(ctx.conn, event.data)
+    """The partner projection; an ended partner's registrations close, announced as a
+    continuation of the lifecycle event."""
+    await ctx.emit_all(await apply_partner_state(ctx.conn, event.data, event))

@@ -12,6 +12,7 @@ from services.deals import repository
 from services.deals.backtest import opportunities_snapshot, partner_snapshot
 from services.deals.crm_projection import deal_state_events
 from services.deals.decision_facts import load_decision_facts
+from services.deals.domain.cooldown import cooldown_refusal, cooldown_start, cooling_down
 from services.deals.domain.ledger import LedgerEntry, LedgerWhat, Principal
 from services.deals.domain.lifecycle import decision_notification_kind
 from services.deals.domain.links import decided_with_link
@@ -40,7 +41,8 @@ async def decide(
     conn: Connection, policy: RulesOfEngagement, request: RegistrationRequest
 ) -> Decision:
     """The decision the registration would get now (nothing is stored). A repeat of the
-    partner's own live registration is refused with its id (409)."""
+    partner's own live registration is refused with its id (409), and so is a registration
+    inside the re-registration cooldown of the partner's own expired one (with the date)."""
     return (await _decide_with_facts(conn, policy, request))[0]
 
 
@@ -50,10 +52,18 @@ async def _decide_with_facts(
     """The decision, and the facts it was made on that a later replay needs (the partner as
     projected, the open direct opportunities looked at)."""
     since = request.submitted_at - timedelta(days=policy.protection_days)
-    found = await load_decision_facts(conn, request.partner_id, request.customer, since)
+    expired_since = cooldown_start(policy, request.submitted_at)
+    found = await load_decision_facts(
+        conn, request.partner_id, request.customer, since, expired_since
+    )
     repeat = live_repeat(policy, request, found.own_live)
     if repeat is not None:
         raise Conflict(repeat_refusal(repeat))
+    # Refused like a repeat (409, the dry run too, nothing stored): what the partner needs is
+    # the date it may come back, and other partners are not held back by it.
+    lapsed = cooling_down(policy, request, found.own_expired)
+    if lapsed is not None:
+        raise Conflict(cooldown_refusal(policy, lapsed))
     decision = check_registration(
         policy, request, found.partner, found.registrations, found.opportunities, found.holder_types
     )

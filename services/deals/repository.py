@@ -56,6 +56,27 @@ async def store_partner(conn: Connection, event: PartnerStateChanged) -> None:
     )
 
 
+async def partner_status(conn: Connection, partner_id: str) -> str | None:
+    """The partner's projected status (None: deals never heard of it)."""
+    status: str | None = await conn.fetchval(
+        "SELECT status FROM partners WHERE partner_id = $1", partner_id
+    )
+    return status
+
+
+async def live_registrations_of(conn: Connection, partner_id: str) -> list[asyncpg.Record]:
+    """The partner's registrations that hold customers (submitted, approved, pending review),
+    locked, in id order (the same order every time: two closers never deadlock)."""
+    return list(
+        await conn.fetch(
+            """SELECT * FROM registrations
+               WHERE partner_id = $1 AND status IN ('submitted', 'approved', 'pending_review')
+               ORDER BY registration_id FOR UPDATE""",
+            partner_id,
+        )
+    )
+
+
 async def lock_customer(conn: Connection, customer: Customer) -> None:
     """Serialise decisions per customer across all deals instances (released at commit).
 

@@ -90,9 +90,17 @@ async def test_lookups_use_their_indexes_and_never_scan_the_table(populated: Any
             # fuzzy-name block, with the holders' partner types, and the requesting partner.
             "a decision's facts",
             DECISION_FACTS_SQL,
-            ("customer-4242.example", "customer4242", window_start, "p-42", "example"),
+            (
+                "customer-4242.example",
+                "customer4242",
+                window_start,
+                "p-42",
+                "example",
+                (now - timedelta(days=30)).timestamp(),
+            ),
             {
                 "registrations_holding_by_domain",
+                "registrations_expired_by_partner",
                 "registrations_holding_by_name_key",
                 "crm_deals_open_by_domain",
                 "crm_deals_open_by_name_key",

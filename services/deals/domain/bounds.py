@@ -26,6 +26,7 @@ VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
 Days = Annotated[int, Field(le=MAX_DAYS)]  # lower bounds: rules_from_mapping's, each worded
 Hours = Annotated[int, Field(le=MAX_HOURS)]
 Limit = Annotated[Decimal, Field(ge=0, lt=MONEY_LIMIT)]
+CooldownDays = Annotated[int, Field(ge=0, le=MAX_DAYS)]  # 0 turns the cooldown off
 
 # What a proposed document must also keep, on top of what a stored version is read with
 # (rules_from_mapping): versions stored before these checks are read as they were written then
@@ -38,6 +39,7 @@ COUNTS = (
     "extension_days",
     "max_extensions",
     "expiry_warning_days",
+    "reregistration_cooldown_days",
     "review_reminder_hours",
     "review_overdue_grace_hours",
 )

@@ -51,6 +51,8 @@ class RulesOfEngagement:
     protection_days: bounds.Days = 90
     extension_days: bounds.Days = 30
     max_extensions: Annotated[int, Field(le=bounds.MAX_EXTENSIONS)] = 1
+    # After its registration expires, a partner waits this long to register the customer again.
+    reregistration_cooldown_days: bounds.CooldownDays = 30  # domain/cooldown.py; 0: none
     expiry_warning_days: bounds.Days = 7  # partners hear this long before their protection ends
     # Registrations above the limit for the partner's tier go to manual review.
     auto_approve_limits: dict[str, bounds.Limit] = field(

@@ -1,0 +1,219 @@
+"""On real deals processes, Kafka and Postgres: a partner waits out the re-registration
+cooldown after its registration expires (others do not), an expelled partner's registrations
+stop protecting their customers (closed, recorded and announced), and a suspended partner
+keeps its holds without extending them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.events.partners import PartnerChange, PartnerStatus
+from shared.topics import DEAL_REGISTRATIONS, PARTNER_LIFECYCLE, PARTNER_NOTIFICATIONS
+from tests.support.deals import partners_onboarded, registration_request
+from tests.support.factories import partner_state_changed
+from tests.support.infra import Infra
+from tests.support.kafka import publish, wait_for_keyed
+from tests.support.polling import eventually
+from tests.support.processes import ADMIN, auth
+
+pytestmark = pytest.mark.integration
+
+
+def customer(run: str, name: str) -> dict[str, Any]:
+    return registration_request(f"{name}{run} Corp", f"{name.lower()}-{run}.example")
+
+
+async def stored(conn: Any, sql: str, *args: Any) -> Any:
+    return await conn.fetchval(sql, *args)
+
+
+async def partner_becomes(
+    infra: Infra, conn: Any, partner: str, status: PartnerStatus, version: int, reason: str = ""
+) -> None:
+    """Onboarding announces the partner's new status; deals has projected it on return."""
+    change = {
+        PartnerStatus.EXPELLED: PartnerChange.EXPELLED,
+        PartnerStatus.SUSPENDED: PartnerChange.SUSPENDED,
+    }.get(status, PartnerChange.REINSTATED)
+    event = partner_state_changed(
+        partner_id=partner, status=status, version=version, change=change, reason=reason
+    )
+    await publish(infra, PARTNER_LIFECYCLE, [event], subject=partner, source="onboarding")
+
+    async def projected() -> bool:
+        sql = "SELECT version FROM deals.partners WHERE partner_id = $1"
+        return bool(await stored(conn, sql, partner) == version)
+
+    await eventually(projected, what=f"deals projects {partner} {status.value}")
+
+
+async def test_a_partner_waits_out_the_cooldown_after_its_registration_expires(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    holder, other = f"p-cool-a-{run}", f"p-cool-b-{run}"
+    await partners_onboarded(infra, holder, other)
+    body = customer(run, "Fourthcoffee")
+    deals = deals_instances[0]
+    async with httpx.AsyncClient(timeout=30) as client:
+        first = (
+            await client.post(f"{deals}/registrations", headers=auth(holder), json=body)
+        ).json()
+        assert first["status"] == "approved"
+        await admin_db.execute(
+            "UPDATE deals.registrations SET expires_at = now() - interval '1 second'"
+            " WHERE registration_id = $1",
+            first["registration_id"],
+        )
+        expired_sql = (
+            "SELECT expires_at FROM deals.registrations WHERE registration_id = $1"
+            " AND status = 'expired'"
+        )
+        ended: datetime = await eventually(
+            lambda: stored(admin_db, expired_sql, first["registration_id"]), what="expiry"
+        )
+        again = ended.astimezone(UTC) + timedelta(days=30)
+        expected = (
+            f"this partner's registration {first['registration_id']} on this customer expired"
+            f" at {ended.astimezone(UTC).isoformat()}: under the re-registration cooldown (30"
+            f" days, policy 2026-11-roe-1) this partner may register this customer again from"
+            f" {again.isoformat()}"
+        )
+        # The holder, at once: refused with the date, on the dry run too; nothing stored.
+        for path in ("/registrations", "/registrations/check"):
+            refused = await client.post(f"{deals}{path}", headers=auth(holder), json=body)
+            assert refused.status_code == 409, refused.text
+            assert refused.json()["detail"] == expected
+        count_sql = "SELECT count(*) FROM deals.registrations WHERE partner_id = $1"
+        assert await stored(admin_db, count_sql, holder) == 1
+        # Another partner is not held back: the customer is free for it at once.
+        taken = await client.post(f"{deals}/registrations", headers=auth(other), json=body)
+        assert taken.status_code == 201
+        assert taken.json()["status"] == "approved"
+        # Another product of the customer is another deal.
+        ai = body | {"products": ["ai"]}
+        assert (
+            await client.post(f"{deals}/registrations", headers=auth(holder), json=ai)
+        ).status_code == 201
+        # Once the cooldown is over the holder registers again, decided as anyone would be
+        # (here: the other partner now holds the customer).
+        await admin_db.execute(
+            "UPDATE deals.registrations SET expires_at = now() - interval '30 days 1 second'"
+            " WHERE registration_id = $1",
+            first["registration_id"],
+        )
+        later = await client.post(f"{deals}/registrations", headers=auth(holder), json=body)
+        assert later.status_code == 201, later.text
+        assert later.json()["status"] == "rejected"
+
+
+async def test_an_expelled_partners_registrations_stop_protecting_their_customers(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    expelled, other = f"p-expel-{run}", f"p-next-{run}"
+    await partners_onboarded(infra, expelled, other)
+    body = customer(run, "Woodgrove")
+    deals = deals_instances[0]
+    started = datetime.now(UTC)
+    async with httpx.AsyncClient(timeout=30) as client:
+        held = (
+            await client.post(f"{deals}/registrations", headers=auth(expelled), json=body)
+        ).json()
+        assert held["status"] == "approved"
+        registration_id = held["registration_id"]
+        check = f"{deals}/registrations/check"
+
+        async def would_be() -> str:
+            answer = await client.post(check, headers=auth(other), json=body)
+            return str(answer.json()["would_be"])
+
+        assert await would_be() == "rejected"  # an active partner's hold turns others away
+        # A partner the projection already says is expelled, its registration still approved
+        # (expelled before deals closed them): its hold turns no one away.
+        await admin_db.execute(
+            "UPDATE deals.partners SET status = 'expelled' WHERE partner_id = $1", expelled
+        )
+        assert await would_be() == "approved"
+        await admin_db.execute(
+            "UPDATE deals.partners SET status = 'active' WHERE partner_id = $1", expelled
+        )
+        assert await would_be() == "rejected"
+
+        await partner_becomes(infra, admin_db, expelled, PartnerStatus.EXPELLED, 2, "fraud")
+        status_sql = "SELECT status FROM deals.registrations WHERE registration_id = $1"
+        assert await stored(admin_db, status_sql, registration_id) == "expired"
+        history = await client.get(
+            f"{deals}/registrations/{registration_id}/history", headers=ADMIN
+        )
+        entry = history.json()[-1]
+        told = (
+            f"partner {expelled} is expelled: its registrations no longer protect their customers"
+        )
+        assert (entry["what"], entry["previous_status"], entry["status"]) == (
+            "expired",
+            "approved",
+            "expired",
+        )
+        assert (entry["principal_kind"], entry["principal"]) == ("system", "partner-lifecycle")
+        assert entry["reasons"] == [f"{told} (fraud)"]
+        assert entry["evidence"]["partner_status"] == "expelled"
+        # What the partner is told (it reads no more: its access is revoked, shared/access.py).
+        told_sql = (
+            "SELECT partner_reasons FROM deals.registration_ledger WHERE registration_id = $1"
+            " ORDER BY seq DESC LIMIT 1"
+        )
+        assert await stored(admin_db, told_sql, registration_id) == [told]
+        taken = await client.post(f"{deals}/registrations", headers=auth(other), json=body)
+        assert taken.json()["status"] == "approved"
+    events = await wait_for_keyed(
+        infra.kafka,
+        DEAL_REGISTRATIONS.name,
+        registration_id,
+        lambda events: len(events) >= 2,
+        since=started,
+    )
+    assert [e["data"]["status"] for e in events] == ["approved", "expired"]
+    assert events[1]["data"]["reason"] == f"{told} (fraud)"
+    notes = await wait_for_keyed(
+        infra.kafka,
+        PARTNER_NOTIFICATIONS.name,
+        expelled,
+        lambda events: any(e["data"]["kind"] == "expired" for e in events),
+        since=started,
+    )
+    assert [e["data"]["body"] for e in notes if e["data"]["kind"] == "expired"] == [told]
+
+
+async def test_a_suspended_partner_keeps_its_holds_but_extends_none(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    suspended, other = f"p-susp-{run}", f"p-wait-{run}"
+    await partners_onboarded(infra, suspended, other)
+    body = customer(run, "Adatum")
+    deals = deals_instances[0]
+    async with httpx.AsyncClient(timeout=30) as client:
+        held = (
+            await client.post(f"{deals}/registrations", headers=auth(suspended), json=body)
+        ).json()
+        assert held["status"] == "approved"
+        extension = f"{deals}/registrations/{held['registration_id']}/extension"
+        await partner_becomes(infra, admin_db, suspended, PartnerStatus.SUSPENDED, 2, "audit")
+        check = await client.post(f"{deals}/registrations/check", headers=auth(other), json=body)
+        assert check.json()["would_be"] == "rejected"  # a suspension may be lifted: it holds
+        # The partner's own token is refused at the edge (403, shared/access.py) once its
+        # access view refreshes; a channel manager, or the partner before that, meets the rule.
+        refused = await client.post(extension, headers=ADMIN)
+        assert refused.status_code == 409
+        assert refused.json()["detail"] == (
+            "partner is suspended: its registrations keep their protection until their window"
+            " ends, but none is extended until it may register again"
+        )
+        await partner_becomes(infra, admin_db, suspended, PartnerStatus.ACTIVE, 3)
+        assert (await client.post(extension, headers=ADMIN)).status_code == 200
