@@ -25,6 +25,7 @@ from services.attribution.schemas import (
     HealthOut,
     HealthRunIn,
     HealthRunOut,
+    ParkedCreditOut,
     RevenueOut,
     SettlementOut,
     TouchpointIn,
@@ -227,6 +228,14 @@ async def get_unmatched_deals(who: AdminDep, platform: PlatformDep) -> list[Unma
     """Deals whose CRM partner reference no confirmed link resolves: their credit is parked."""
     async with platform.pool.acquire() as conn:
         return await views.unmatched_deals(conn)
+
+
+@router.get("/credits/parked", tags=["queries"])
+async def get_parked_credits(who: AdminDep, platform: PlatformDep) -> list[ParkedCreditOut]:
+    """Credits won deals do not pay out, with why: the share of a partner out of the programme
+    when the deal was won (withheld), a deal won without an amount."""
+    async with platform.pool.acquire() as conn:
+        return await views.parked_credits(conn)
 
 
 async def _link_out(conn: Connection, source: CrmSource, external_id: str) -> CrmLinkOut:

@@ -36,6 +36,7 @@ from services.attribution.domain.deals import (
     wanted_attribution,
 )
 from services.attribution.domain.models import Attribution, Touchpoint, TouchpointKind
+from services.attribution.domain.parking import Parked, Standing
 from services.attribution.domain.registrations import is_sourcing, more_advanced
 from services.attribution.domain.touchpoints import (
     crm_counted_at,
@@ -74,6 +75,11 @@ class DealBook:
     reversed: dict[str, Reversal] = field(default_factory=dict)  # stored credits, by id
     events: list[OutgoingEvent] = field(default_factory=list)
     moved_from: set[str] = field(default_factory=set)  # deals a touchpoint left: settle them
+    # Touchpoints the last settlement of their won deal left out, and why (after the win...).
+    left_out: dict[str, str] = field(default_factory=dict)
+    # The status of the deals' partners (partners.lifecycle.v1, as partner_access holds it).
+    standings: dict[str, Standing] = field(default_factory=dict)
+    parked: dict[str, tuple[Parked, ...]] = field(default_factory=dict)  # deals settled again
 
     def __post_init__(self) -> None:
         for touchpoint in self.touchpoints.values():
@@ -86,10 +92,12 @@ class DealBook:
         deal_keys: Iterable[str],
         registration_ids: Iterable[str] = (),
         references: Iterable[tuple[str, str]] = (),
+        partner_ids: Iterable[str] = (),
     ) -> DealBook:
         """Lock the deals (in key order: no deadlocks between runs) and load what settling
-        them needs, with the touchpoints of these registrations (they may name another deal)
-        and the confirmed CRM links of the deals' and these (source, reference) pairs."""
+        them needs, with the touchpoints of these registrations (they may name another deal),
+        the confirmed CRM links of the deals' and these (source, reference) pairs, and the
+        standing of every partner they name and of these (a registration about to link)."""
         keys = sorted(set(deal_keys))
         await repository.lock_deals(conn, keys)
         deals = await repository.load_deals(conn, keys)
@@ -98,8 +106,11 @@ class DealBook:
         )
         held = await repository.load_active_credits(conn, keys)
         named = [(d.source, d.partner_ref) for d in deals.values() if d.partner_ref]
-        links = await repository.confirmed_links(conn, [*named, *references])
-        return cls(deals, touchpoints, held, CrmLinks.of(links))
+        partners = [*(t.partner_id for t in touchpoints.values()), *partner_ids]
+        links, standings = await repository.links_and_standings(
+            conn, [*named, *references], partners
+        )
+        return cls(deals, touchpoints, held, CrmLinks.of(links), standings=standings)
 
     async def save(self, conn: Connection) -> None:
         """Write what changed: at most one statement per table and kind of change."""
@@ -109,6 +120,15 @@ class DealBook:
         await repository.save_touchpoints(conn, [t for t in self.touchpoints.values() if t.changed])
         await repository.save_reversals(conn, self.reversed)
         await repository.save_new_credits(conn, list(self.issued.values()))
+        # Only deals that parked something, before (`had_parked`) or now, are written.
+        await repository.save_parked(
+            conn,
+            {
+                key: parked
+                for key, parked in self.parked.items()
+                if parked or (key in self.deals and self.deals[key].had_parked)
+            },
+        )
 
     # -- changes, in memory ----------------------------------------------------------------
 
@@ -353,7 +373,7 @@ class DealBook:
             if not self.counts(r.touchpoint_id):
                 continue
             occurred = (
-                crm_counted_at(r.occurred_at, deal.close_date)
+                crm_counted_at(r.occurred_at, deal.close_date, deal.won_at)
                 if r.origin == "crm"
                 else r.occurred_at
             )
@@ -387,12 +407,17 @@ class DealBook:
         if deal is None:
             return None
         state = deal.state
-        wanted = wanted_attribution(config, state, self._active_touchpoints(deal))
+        touchpoints = self._active_touchpoints(deal)
+        wanted, parked = wanted_attribution(config, state, touchpoints, self.standings)
+        if wanted is not None:
+            self.left_out.update((tp.touchpoint_id, why) for tp, why in wanted.excluded)
         held = tuple(self.held.get(deal_key, ()))
         settlement = settle(config, held, wanted, at, settlement_trigger(state, trigger))
         deal.calculation += 1 if settlement.changes else 0
         deal.last_note = settlement.explanation
         deal.settled = True
+        if not settlement.locked:  # final credits keep what was parked with them
+            self.parked[deal_key] = parked
         if not settlement.changes:
             return settlement
         occasion = Occasion(deal_key, deal.revision, now(), ingested_at, cause)

@@ -67,6 +67,7 @@ async def apply_deal_states(
         + elsewhere,
         linked,
         ((s.event.source.value, s.event.partner_ref) for s in snapshots if s.event.partner_ref),
+        (r.partner_id for s in snapshots for r in s.event.registrations),
     )
     for snapshot in snapshots:
         try:

@@ -10,7 +10,7 @@ from decimal import MAX_EMAX, Context, Decimal
 from typing import Any
 
 from services.attribution.domain.corrections import HeldCredit
-from services.attribution.domain.deals import DealState
+from services.attribution.domain.deals import DealState, won_at
 from shared.db import from_row
 from shared.events.crm import DealStatus
 from shared.events.opportunities import DealStateChanged
@@ -62,6 +62,8 @@ class DealRow:
     ingested_at: datetime | None
     calculation: int
     last_note: str | None
+    won_at: datetime | None = None  # the moment it was won (`deals.won_at`); None unless won
+    had_parked: bool = False  # parked credits were stored for it (`load_deals`)
     snapshot: bool = False  # a newer snapshot was taken: the whole row is written
     settled: bool = False  # settled again: calculation and last_note are written
 
@@ -91,6 +93,13 @@ class DealRow:
             ingested_at=ingested_at,
             calculation=old.calculation if old is not None else 0,
             last_note=old.last_note if old is not None else None,
+            had_parked=old is not None and old.had_parked,
+            won_at=won_at(
+                None if old is None else DealStatus(old.status),
+                None if old is None else old.won_at,
+                event.status,
+                min(t for t in (ingested_at, event.changed_at) if t is not None),
+            ),
             snapshot=True,
         )
 
@@ -104,6 +113,7 @@ class DealRow:
             self.currency,
             self.close_date,
             self.partner_ref,
+            self.won_at,
         )
 
 

@@ -88,7 +88,7 @@ async def apply_registration(
     if not change.crm_deal_key and not where:
         return []
     keys = [*([change.crm_deal_key] if change.crm_deal_key else []), *where]
-    book = await DealBook.load(conn, keys, [change.registration_id])
+    book = await DealBook.load(conn, keys, [change.registration_id], (), [change.partner_id])
     changed = book.merge_registration(
         registration_id=change.registration_id,
         partner_id=change.partner_id,

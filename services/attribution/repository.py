@@ -12,10 +12,12 @@ from typing import Any
 
 from services.attribution.domain.corrections import HeldCredit
 from services.attribution.domain.crm_links import CrmLink, LinkStatus
+from services.attribution.domain.parking import Parked, Standing
 from services.attribution.domain.touchpoints import ReportedTouchpoint, StoredTouchpoint
 from services.attribution.records import DealRow, NewCredit, Reversal, TouchpointRow
 from shared.db import Connection, advisory_key, columns, lock_in_order
 from shared.events.attribution import CreditKind
+from shared.events.partners import PartnerStatus
 from shared.events.registrations import RegistrationStatus
 
 # -- locks ---------------------------------------------------------------------------------------
@@ -58,7 +60,9 @@ async def lock_references(conn: Connection, references: Iterable[str]) -> None:
 
 async def load_deals(conn: Connection, deal_keys: Sequence[str]) -> dict[str, DealRow]:
     rows = await conn.fetch(
-        "SELECT * FROM deals WHERE deal_key = ANY($1::text[]) ORDER BY deal_key FOR UPDATE",
+        """SELECT d.*, EXISTS (SELECT 1 FROM parked_credits p WHERE p.deal_key = d.deal_key)
+               AS had_parked
+           FROM deals d WHERE d.deal_key = ANY($1::text[]) ORDER BY d.deal_key FOR UPDATE OF d""",
         deal_keys,
     )
     return {r["deal_key"]: DealRow.of_row(r) for r in rows}
@@ -124,20 +128,20 @@ async def save_snapshots(conn: Connection, deals: Sequence[DealRow]) -> None:
         """
         INSERT INTO deals (deal_key, source, revision, status, deleted, amount, currency,
             close_date, customer, products, co_sell, partner_ref, created_at, changed_at,
-            ingested_at, calculation, last_note, updated_at)
+            ingested_at, calculation, last_note, won_at, updated_at)
         SELECT d.deal_key, d.source, d.revision, d.status, d.deleted, d.amount,
             d.currency, d.close_date, d.customer::jsonb,
             ARRAY(SELECT p FROM jsonb_array_elements_text(d.products::jsonb)
                   WITH ORDINALITY AS x(p, n) ORDER BY n),
             d.co_sell, d.partner_ref, d.created_at, d.changed_at, d.ingested_at,
-            d.calculation, d.last_note, now()
+            d.calculation, d.last_note, d.won_at, now()
         FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bool[],
             $6::numeric[], $7::text[], $8::date[], $9::text[], $10::text[], $11::bool[],
             $12::text[], $13::timestamptz[], $14::timestamptz[], $15::timestamptz[],
-            $16::int[], $17::text[])
+            $16::int[], $17::text[], $18::timestamptz[])
             AS d(deal_key, source, revision, status, deleted, amount, currency,
                  close_date, customer, products, co_sell, partner_ref, created_at,
-                 changed_at, ingested_at, calculation, last_note)
+                 changed_at, ingested_at, calculation, last_note, won_at)
         ON CONFLICT (deal_key) DO UPDATE SET revision = EXCLUDED.revision,
             status = EXCLUDED.status, deleted = EXCLUDED.deleted,
             amount = EXCLUDED.amount, currency = EXCLUDED.currency,
@@ -146,7 +150,7 @@ async def save_snapshots(conn: Connection, deals: Sequence[DealRow]) -> None:
             partner_ref = EXCLUDED.partner_ref, created_at = EXCLUDED.created_at,
             changed_at = EXCLUDED.changed_at, ingested_at = EXCLUDED.ingested_at,
             calculation = EXCLUDED.calculation, last_note = EXCLUDED.last_note,
-            updated_at = now()
+            won_at = EXCLUDED.won_at, updated_at = now()
         """,
         [d.deal_key for d in deals],
         [d.source for d in deals],
@@ -165,6 +169,7 @@ async def save_snapshots(conn: Connection, deals: Sequence[DealRow]) -> None:
         [d.ingested_at for d in deals],
         [d.calculation for d in deals],
         [d.last_note for d in deals],
+        [d.won_at for d in deals],
     )
 
 
@@ -397,27 +402,69 @@ async def insert_reported_touchpoint(conn: Connection, touchpoint: ReportedTouch
     )
 
 
+# -- partners and parked credits ------------------------------------------------------------------
+
+
+async def links_and_standings(
+    conn: Connection, references: Iterable[tuple[str, str]], partner_ids: Iterable[str]
+) -> tuple[list[CrmLink], dict[str, Standing]]:
+    """The confirmed links that can resolve these (source, reference) pairs (their own, and
+    identity links of the references) and the status of these partners and of the partners
+    those links name, as partners.lifecycle.v1 last said (none: never heard of). One
+    statement: a run's statement budget is fixed (tests/integration/test_attribution_batches)."""
+    pairs = sorted(set(references))
+    rows = await conn.fetch(
+        """WITH links AS (
+               SELECT l.* FROM crm_links l
+               WHERE l.status = 'confirmed' AND (
+                   (l.source, l.external_id) IN (
+                       SELECT * FROM unnest($1::text[], $2::text[]))
+                   OR (l.external_id = l.partner_id AND l.external_id = ANY($2::text[]))))
+           SELECT true AS link, source, external_id, partner_id, status,
+                  NULL::timestamptz AS changed_at
+           FROM links
+           UNION ALL
+           SELECT false, NULL, NULL, a.partner_id, a.status, a.changed_at FROM partner_access a
+           WHERE a.partner_id = ANY($3::text[]) OR a.partner_id IN (SELECT partner_id FROM links)""",
+        [source for source, _ in pairs],
+        [reference for _, reference in pairs],
+        sorted(set(partner_ids)),
+    )
+    links = [_link(r) for r in rows if r["link"]]
+    standings = {
+        r["partner_id"]: Standing(PartnerStatus(r["status"]), r["changed_at"])
+        for r in rows
+        if not r["link"]
+    }
+    return links, standings
+
+
+async def save_parked(conn: Connection, parked: dict[str, tuple[Parked, ...]]) -> None:
+    """What the deals settled again park now replaces what they parked before (one statement;
+    none when no such deal parked anything, before or now)."""
+    if not parked:
+        return
+    rows = [(key, *_parked_row(p)) for key, held in parked.items() for p in held]
+    await conn.execute(
+        """WITH gone AS (DELETE FROM parked_credits WHERE deal_key = ANY($1::text[]))
+           INSERT INTO parked_credits (deal_key, partner_id, kind, amount, currency, reason)
+           SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::numeric[],
+               $6::text[], $7::text[])""",
+        sorted(parked),
+        *(columns(rows) if rows else [[]] * 6),
+    )
+
+
+def _parked_row(parked: Parked) -> tuple[Any, ...]:
+    kind = None if parked.kind is None else parked.kind.value
+    return (parked.partner_id, kind, parked.amount, parked.currency, parked.reason)
+
+
 # -- CRM account links ---------------------------------------------------------------------------
 
 
 def _link(row: Any) -> CrmLink:
     return CrmLink(row["source"], row["external_id"], row["partner_id"], LinkStatus(row["status"]))
-
-
-async def confirmed_links(conn: Connection, references: Iterable[tuple[str, str]]) -> list[CrmLink]:
-    """The confirmed links that can resolve these (source, reference) pairs: their own, and
-    identity links of the references."""
-    pairs = sorted(set(references))
-    rows = await conn.fetch(
-        """SELECT l.* FROM crm_links l
-           WHERE l.status = 'confirmed' AND (
-               (l.source, l.external_id) IN (
-                   SELECT * FROM unnest($1::text[], $2::text[]))
-               OR (l.external_id = l.partner_id AND l.external_id = ANY($2::text[])))""",
-        [source for source, _ in pairs],
-        [reference for _, reference in pairs],
-    )
-    return [_link(r) for r in rows]
 
 
 async def crm_link(conn: Connection, source: str, external_id: str) -> CrmLink | None:

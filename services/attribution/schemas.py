@@ -75,9 +75,10 @@ class TouchpointReportOut(BaseModel):
     touchpoint_id: str
     created: bool = Field(description="false: the same (source, external_id) was reported before")
     counted: bool = Field(
-        description="false: the partner is not linked to the deal (no approved registration, "
-        "no confirmed CRM link), so the touchpoint waits for a channel manager's approval and "
-        "takes no credit"
+        description="false: the touchpoint takes no credit: the partner is not linked to the "
+        "deal (no approved registration, no confirmed CRM link), so it waits for a channel "
+        "manager's approval; or the deal is won and it occurred at or after the win (or "
+        "outside the lookback window): the settlement's explanation says which"
     )
     settlement: SettlementOut | None = Field(
         description="what the touchpoint moved (a partner sees only its own credits); null for "
@@ -135,6 +136,16 @@ class WaitingTouchpointOut(DealTouchpointOut):
     received_at: str
 
 
+class ParkedCreditOut(BaseModel):
+    deal_key: str
+    partner_id: str | None = Field(description="null: the whole deal is parked")
+    kind: str | None
+    amount: str | None = Field(description="the withheld share in the reporting currency")
+    currency: str | None
+    reason: str
+    parked_at: str = Field(description="the settlement that parked it (each one re-parks)")
+
+
 class DealAttributionOut(BaseModel):
     deal_key: str
     deal: DealStateOut | None
@@ -143,6 +154,11 @@ class DealAttributionOut(BaseModel):
     credits: list[CreditOut] = Field(description="active credits")
     history: list[CreditOut] = Field(description="reversed credits")
     touchpoints: list[DealTouchpointOut]
+    parked: list[ParkedCreditOut] = Field(
+        default_factory=list,
+        description="credits the deal does not pay out, and why (managers only; empty for a "
+        "partner)",
+    )
 
 
 class PeriodRevenueOut(BaseModel):

@@ -10,7 +10,7 @@ channel manager approves it (`approve_touchpoint`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from services.attribution import campaign_projection, repository
@@ -41,7 +41,8 @@ class DealCannotBeAttributed(Conflict):
 class TouchpointReport:
     touchpoint_id: str
     created: bool  # False: the same touchpoint was reported (or approved) before
-    counted: bool  # False: it waits for a channel manager and takes no credit
+    counted: bool  # False: it takes no credit (it waits for a channel manager, or is outside
+    # its won deal's window: after the win, say)
     settlement: Settlement | None  # None: a repeat, or the deal is not known yet
 
 
@@ -122,4 +123,11 @@ async def _settle(
         raise DealCannotBeAttributed(deal_key, error) from error
     await book.save(conn)
     await outbox.publish_many(conn, book.events)
-    return TouchpointReport(touchpoint_id, True, book.counts(touchpoint_id), settlement)
+    left_out = book.left_out.get(touchpoint_id)
+    if left_out is not None and settlement is not None:
+        # Linked, but outside the won deal's window (after the win, say): it takes nothing,
+        # and the reporter is told why rather than shown an unexplained "credits unchanged".
+        explanation = f"{settlement.explanation}; {touchpoint_id} not counted: {left_out}"
+        settlement = replace(settlement, explanation=explanation)
+    counted = book.counts(touchpoint_id) and left_out is None
+    return TouchpointReport(touchpoint_id, True, counted, settlement)

@@ -24,6 +24,7 @@ from services.attribution.schemas import (
     HealthHistoryOut,
     HealthInputsOut,
     HealthOut,
+    ParkedCreditOut,
     PeriodRevenueOut,
     RevenueOut,
     UnmatchedDealOut,
@@ -115,7 +116,27 @@ async def deal_view(
         credits=[_credit_out(c, partner_id) for c in active],
         history=[_credit_out(c, partner_id) for c in credits if c["reversed_at"] is not None],
         touchpoints=[_touchpoint_out(t) for t in touchpoints],
+        parked=[] if partner_id is not None else await parked_credits(conn, deal_key),
     )
+
+
+async def parked_credits(conn: Connection, deal_key: str | None = None) -> list[ParkedCreditOut]:
+    """Credits won deals do not pay out (domain/parking.py), oldest first: a share withheld
+    from a partner out of the programme, or a deal won without an amount."""
+    rows = await conn.fetch(
+        """SELECT * FROM parked_credits WHERE $1::text IS NULL OR deal_key = $1
+           ORDER BY parked_at, deal_key, partner_id NULLS FIRST, kind""",
+        deal_key,
+    )
+    return [
+        from_row(
+            ParkedCreditOut,
+            r,
+            amount=None if r["amount"] is None else str(r["amount"]),
+            parked_at=r["parked_at"].isoformat(),
+        )
+        for r in rows
+    ]
 
 
 async def partner_revenue(

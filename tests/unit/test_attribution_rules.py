@@ -253,8 +253,9 @@ TOUCH = Touchpoint("t1", "p-9", TouchpointKind.REFERRAL, datetime(2026, 3, 1, tz
 
 def test_only_a_won_deal_that_is_not_deleted_holds_credits() -> None:
     config = AttributionConfig(model=ModelName.LINEAR)
-    wanted = wanted_attribution(config, WON, [TOUCH])
+    wanted, parked = wanted_attribution(config, WON, [TOUCH])
     assert wanted is not None
+    assert parked == ()
     assert [(line.partner_id, line.original_amount) for line in wanted.lines] == [
         ("p-9", Decimal("1000.00"))
     ]
@@ -263,7 +264,7 @@ def test_only_a_won_deal_that_is_not_deleted_holds_credits() -> None:
         replace(WON, status=DealStatus.LOST),
         replace(WON, deleted=True),
     ):
-        assert wanted_attribution(config, state, [TOUCH]) is None
+        assert wanted_attribution(config, state, [TOUCH]) == (None, ())
 
 
 def test_a_settlement_of_a_deal_without_credits_says_why() -> None:

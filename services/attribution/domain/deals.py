@@ -3,13 +3,14 @@ settlement says what changed to cause it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.models import Attribution, Touchpoint, attribute
+from services.attribution.domain.parking import NO_AMOUNT, Parked, Standing, withhold
 from shared.events.crm import DealStatus
 from shared.events.opportunities import DealStateChanged
 
@@ -23,6 +24,8 @@ class DealState:
     currency: str | None
     close_date: date | None
     partner_ref: str | None
+    # The moment the deal was won (see `won_at`); None while it is not won.
+    won_at: datetime | None = None
 
     @classmethod
     def of_snapshot(cls, event: DealStateChanged) -> DealState:
@@ -42,14 +45,22 @@ class DealState:
 
 
 def wanted_attribution(
-    config: AttributionConfig, deal: DealState, touchpoints: Sequence[Touchpoint]
-) -> Attribution | None:
-    """What the deal should hold: a split when it is won (and not deleted), nothing otherwise.
+    config: AttributionConfig,
+    deal: DealState,
+    touchpoints: Sequence[Touchpoint],
+    standings: Mapping[str, Standing] | None = None,
+) -> tuple[Attribution | None, tuple[Parked, ...]]:
+    """What the deal should hold: a split when it is won (and not deleted), nothing otherwise;
+    and what of it is parked (domain/parking.py): a won deal without an amount holds nothing
+    until it has one, a partner out of the programme when it was won gets no share.
 
     Raises CannotAttribute when it is won but cannot be split."""
     if not deal.holds_credits:
-        return None
-    return attribute(config, touchpoints, deal.amount, deal.currency, deal.close_date)
+        return None, ()
+    if deal.amount is None:
+        return None, (Parked(None, None, None, None, NO_AMOUNT),)
+    split = attribute(config, touchpoints, deal.amount, deal.currency, deal.close_date, deal.won_at)
+    return withhold(split, standings or {}, deal.won_at)
 
 
 def settlement_trigger(deal: DealState, trigger: str) -> str:
@@ -58,7 +69,22 @@ def settlement_trigger(deal: DealState, trigger: str) -> str:
         return f"{trigger} (deal deleted)"
     if deal.status is not DealStatus.WON:
         return f"{trigger} (deal {deal.status.value})"
+    if deal.amount is None:
+        return f"{trigger} ({NO_AMOUNT})"
     return trigger
+
+
+def won_at(
+    was: DealStatus | None, held: datetime | None, now_status: DealStatus, heard: datetime
+) -> datetime | None:
+    """When the deal was won: the moment of the snapshot that made it won (`heard`: when its
+    change entered Pollinate, the earliest the platform knows of the win; deal snapshots carry
+    no CRM close time), kept while it stays won; a reopened deal won again is won anew."""
+    if now_status is not DealStatus.WON:
+        return None
+    if was is DealStatus.WON and held is not None:
+        return held
+    return heard
 
 
 def describe_change(old: DealState | None, new: DealState) -> str:

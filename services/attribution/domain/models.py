@@ -141,16 +141,38 @@ def close_instant(close_date: date) -> datetime:
     return days_after(datetime.combine(close_date, time(0), tzinfo=UTC), 1)
 
 
+def closed_at(close_date: date, won_at: datetime | None) -> datetime:
+    """The instant the deal closed: the moment it was won when that came before the close
+    day's end. The close date is only a day: a touchpoint stamped after the win but on the
+    same day (implementation, a validation reported to take the last touch) did not help win
+    it (found from outside: it moved credit from a co-selling partner)."""
+    end_of_day = close_instant(close_date)
+    return end_of_day if won_at is None else min(end_of_day, won_at)
+
+
+def _after_close(close_date: date, won_at: datetime | None, post_close_days: int) -> str:
+    end_of_day = close_instant(close_date)
+    if won_at is not None and won_at < end_of_day:
+        return f"after the deal was won at {won_at.isoformat()} (+{post_close_days}d)"
+    return f"after the close date {close_date} (+{post_close_days}d)"
+
+
 def in_window(
-    config: AttributionConfig, touchpoints: Iterable[Touchpoint], close_date: date
+    config: AttributionConfig,
+    touchpoints: Iterable[Touchpoint],
+    close_date: date,
+    won_at: datetime | None = None,
 ) -> tuple[list[Touchpoint], list[tuple[Touchpoint, str]]]:
-    end = days_after(close_instant(close_date), config.post_close_days)
+    """The touchpoints that count, and why the others do not: none at or after the close (the
+    win, or the close day's end: `closed_at`) + `post_close_days`, none before the lookback
+    (counted from the close day's end) unless sourcing and the policy says so."""
+    end = days_after(closed_at(close_date, won_at), config.post_close_days)
     start = days_after(close_instant(close_date), -(config.lookback_days + 1))
     kept: list[Touchpoint] = []
     excluded: list[tuple[Touchpoint, str]] = []
     for tp in sorted(touchpoints, key=lambda t: t.order):
         if tp.occurred_at >= end:
-            excluded.append((tp, f"after the close date {close_date} (+{config.post_close_days}d)"))
+            excluded.append((tp, _after_close(close_date, won_at, config.post_close_days)))
         elif tp.occurred_at < start and not (tp.sourcing and config.sourced_ignores_lookback):
             excluded.append((tp, f"before the {config.lookback_days}-day lookback window"))
         else:
@@ -271,8 +293,10 @@ def attribute(
     amount: Decimal | None,
     currency: str | None,
     close_date: date | None,
+    won_at: datetime | None = None,
 ) -> Attribution:
-    """Split a won deal across its partners. Raises CannotAttribute when it cannot be done."""
+    """Split a won deal across its partners (`won_at`: the moment it was won, when known).
+    Raises CannotAttribute when it cannot be done."""
     if amount is None or currency is None or close_date is None:
         missing = [
             name
@@ -296,7 +320,7 @@ def attribute(
     rate, rate_date = found
     original_total, reporting_total = _totals(config, amount, currency, rate)
 
-    kept, excluded = in_window(config, touchpoints, close_date)
+    kept, excluded = in_window(config, touchpoints, close_date, won_at)
     weighted = weights(config, kept, close_date)
     per_partner: dict[str, Decimal] = defaultdict(Decimal)
     why: dict[str, list[str]] = defaultdict(list)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from services.attribution.domain.models import TouchpointKind, close_instant
+from services.attribution.domain.models import TouchpointKind, closed_at
 from shared.errors import Conflict, Forbidden, Unprocessable
 from shared.events.crm import CrmSource
 from shared.name_ids import NameIds
@@ -223,8 +223,11 @@ def registration_touchpoint_id(registration_id: str) -> str:
     return f"registration:{registration_id}"
 
 
-def crm_counted_at(occurred_at: datetime, close_date: date | None) -> datetime:
-    """The CRM names its partner without a time: count it no later than the close."""
+def crm_counted_at(
+    occurred_at: datetime, close_date: date | None, won_at: datetime | None = None
+) -> datetime:
+    """The CRM names its partner without a time: count it no later than the close (the win,
+    when known: a deal first seen won was named by the CRM before it was won)."""
     if close_date is None:
         return occurred_at
-    return min(occurred_at, close_instant(close_date) - timedelta(seconds=1))
+    return min(occurred_at, closed_at(close_date, won_at) - timedelta(seconds=1))
