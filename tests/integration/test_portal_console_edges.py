@@ -252,6 +252,36 @@ def test_a_link_is_confirmed_at_its_reference_however_it_is_spelt() -> None:
     ]
 
 
+class Unknowns(QuietHandler):
+    """Attribution's won deal with no amount (its CRM cleared it) and incentives' credit held
+    before amounts were bounded (its amount unreadable): both answer null amounts."""
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        if path == "/crm-links/unmatched":
+            deal = {"deal_key": "salesforce:d1", "source": "salesforce", "partner_ref": "r1"}
+            self.send_json(200, [{**deal, "status": "won", "amount": None, "currency": None}])
+        elif path == "/credits/held":
+            held = {"credit_id": "c1", "partner_id": "p1", "deal_key": "salesforce:d2"}
+            self.send_json(200, [{**held, "amount": None, "currency": "USD", "reason": "r"}])
+        else:
+            self.send_json(200, [])
+
+
+def test_an_amount_no_service_knows_is_said_so_not_printed_as_none() -> None:
+    with LocalServer(Unknowns) as services:
+        local = {f"portal_{name}_url": services.url for name in ("attribution", "incentives")}
+        with TestClient(create_app(settings(**local)), follow_redirects=False) as client:
+            client.get("/sign-in")
+            csrf = client.cookies.get("pollinate_csrf")
+            client.post("/sign-in", data={"token": MANAGER, "csrf_token": csrf})
+            shown = client.get("/console/crm-links")
+    assert shown.status_code == 200, shown.text
+    assert "no amount" in shown.text
+    assert "amount unreadable" in shown.text
+    assert "None" not in shown.text
+
+
 class Recorder(QuietHandler):
     """A service that knows nothing (404 to everything) and keeps each request's path as it
     arrived."""
