@@ -29,12 +29,11 @@ from tests.support.factories import credit_issued
 from tests.support.fuzz import Operation, operations, requests
 from tests.support.infra import Infra
 from tests.support.onboarding import (
-    SMALL_PROGRAM,
     XAPI_VERBS,
     PartnerSites,
     active_partner,
     add_people,
-    onboarding_process,
+    onboarding_proving_domains,
     verify_domain,
     xapi_statement,
 )
@@ -58,14 +57,8 @@ def sites() -> Iterator[PartnerSites]:
 async def onboarding(
     infra: Infra, tmp_path_factory: pytest.TempPathFactory, sites: PartnerSites
 ) -> AsyncIterator[str]:
-    async with onboarding_process(
-        infra,
-        tmp_path_factory.mktemp("enablement"),
-        SMALL_PROGRAM,
-        # Partners' own admins register people once their domain is held: proven here by the
-        # well-known file, partners' sites served locally.
-        ONBOARDING_DOMAIN_VERIFICATION="well_known",
-        ONBOARDING_VERIFICATION_SITE=sites.template,
+    async with onboarding_proving_domains(
+        infra, tmp_path_factory.mktemp("enablement"), sites
     ) as url:
         yield url
 

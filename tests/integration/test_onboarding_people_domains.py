@@ -18,11 +18,10 @@ import pytest
 from services.onboarding.domain.programme import EXAM_BASE
 from tests.support.infra import Infra
 from tests.support.onboarding import (
-    SMALL_PROGRAM,
     PartnerSites,
     active_partner,
     learner,
-    onboarding_process,
+    onboarding_proving_domains,
     verify_domain,
     xapi_statement,
 )
@@ -45,12 +44,8 @@ def sites() -> Iterator[PartnerSites]:
 async def onboarding(
     infra: Infra, tmp_path_factory: pytest.TempPathFactory, sites: PartnerSites
 ) -> AsyncIterator[str]:
-    async with onboarding_process(
-        infra,
-        tmp_path_factory.mktemp("people-domains"),
-        SMALL_PROGRAM,
-        ONBOARDING_DOMAIN_VERIFICATION="well_known",
-        ONBOARDING_VERIFICATION_SITE=sites.template,
+    async with onboarding_proving_domains(
+        infra, tmp_path_factory.mktemp("people-domains"), sites
     ) as url:
         yield url
 

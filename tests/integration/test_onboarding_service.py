@@ -31,7 +31,7 @@ from tests.support.onboarding import (
     PartnerSites,
     admitted_partner,
     certify,
-    onboarding_process,
+    onboarding_proving_domains,
     strong_application,
     weak_application,
 )
@@ -52,13 +52,8 @@ def sites() -> Iterator[PartnerSites]:
 async def onboarding(
     infra: Infra, tmp_path_factory: pytest.TempPathFactory, sites: PartnerSites
 ) -> AsyncIterator[str]:
-    async with onboarding_process(
-        infra,
-        tmp_path_factory.mktemp("onboarding"),
-        SMALL_PROGRAM,
-        # Domains are verified by the well-known file, partners' sites served locally.
-        ONBOARDING_DOMAIN_VERIFICATION="well_known",
-        ONBOARDING_VERIFICATION_SITE=sites.template,
+    async with onboarding_proving_domains(
+        infra, tmp_path_factory.mktemp("onboarding"), sites
     ) as url:
         yield url
 

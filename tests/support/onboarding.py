@@ -323,3 +323,20 @@ async def onboarding_process(
     }
     async with service_processes(infra, "onboarding", env=settings | env) as urls:
         yield urls[0]
+
+
+@asynccontextmanager
+async def onboarding_proving_domains(
+    infra: Infra, folder: Path, sites: PartnerSites
+) -> AsyncIterator[str]:
+    """Onboarding on SMALL_PROGRAM proving held domains by the well-known file, the partners'
+    sites served locally by `sites` (a partner's admins register people once it holds its
+    domain)."""
+    async with onboarding_process(
+        infra,
+        folder,
+        SMALL_PROGRAM,
+        ONBOARDING_DOMAIN_VERIFICATION="well_known",
+        ONBOARDING_VERIFICATION_SITE=sites.template,
+    ) as url:
+        yield url
