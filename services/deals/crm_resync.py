@@ -180,9 +180,20 @@ def ace_resyncer(client: AceClient) -> Resyncer:
 
     def read(request: Any, answer: Any, at: datetime) -> CrmDealChanged:
         [change] = from_aws_ace(answer)
-        return change
+        return asked_for(request, change, "GetOpportunity")
 
     return Resyncer(CrmSource.AWS_ACE, fetch, read)
+
+
+def asked_for(request: Any, change: CrmDealChanged, api: str) -> CrmDealChanged:
+    """The record a fetch answered is the one it asked for: another (a proxy's cache, an API
+    answering a redirect's target) recorded under its own id would change a deal no event
+    named, and leave the one asked for unfetched, marked done."""
+    if change.source_id != request["record_id"]:
+        raise AdapterError(
+            f"{api} answered {change.source_id!r} when asked for {request['record_id']!r}"
+        )
+    return change
 
 
 def microsoft_resyncer(client: MicrosoftReferralsClient) -> Resyncer:
@@ -195,7 +206,7 @@ def microsoft_resyncer(client: MicrosoftReferralsClient) -> Resyncer:
 
     def read(request: Any, answer: Any, at: datetime) -> CrmDealChanged:
         [change] = bounded(from_microsoft_referral, at, "referral.UpdatedDateTime")(answer)
-        return change
+        return asked_for(request, change, "the Referrals API")
 
     return Resyncer(CrmSource.MICROSOFT, fetch, read)
 

@@ -22,6 +22,7 @@ from services.deals.adapters import (
 )
 from services.deals.adapters.salesforce import from_salesforce_record
 from services.deals.crm_ingestion import aws_ace_items, microsoft_items
+from services.deals.crm_resync import asked_for
 from services.deals.domain.crm import merge_crm_change
 from services.deals.settings import DealsSettings
 from shared.events.crm import CrmDealChanged, DealStage
@@ -387,3 +388,16 @@ def test_a_referral_event_from_the_future_or_without_its_time_is_refused() -> No
     assert untimed.refused == "event.ResourceChangeUtcDate is required"
     assert bidi.refused is not None
     assert "bidirectional" in bidi.refused
+
+
+def test_a_fetch_answering_another_record_than_asked_is_refused() -> None:
+    """A fetch recorded under the answer's own id changed a deal no event named and marked the
+    one asked for done, unfetched."""
+    [change] = from_aws_ace(sample("aws_ace_opportunity.json")["getOpportunity"])
+    assert asked_for({"record_id": change.source_id}, change, "GetOpportunity") is change
+    with pytest.raises(AdapterError) as refused:
+        asked_for({"record_id": "O-asked"}, change, "GetOpportunity")
+    assert (
+        str(refused.value)
+        == f"GetOpportunity answered {change.source_id!r} when asked for 'O-asked'"
+    )
