@@ -89,6 +89,8 @@ def _in_range(column: str) -> str:
 # issued: the version joined as `p`), in the region asked for. Without `versions` the join is
 # left out and a tier or type filter must not be asked (its parameters are still named, null).
 _NET = "c.amount - coalesce(r.amount, 0)"
+# A close date of infinity (asyncpg's 9999-12-31, stored before the contracts refused it) lies
+# in no quarter: such a credit is counted in none (its quarter was null, and the report a 500).
 
 
 def _credits_counted(versions: bool = True) -> str:
@@ -96,7 +98,8 @@ def _credits_counted(versions: bool = True) -> str:
     FROM credits c
     LEFT JOIN credit_reversals r USING (credit_id)
     {partner_at("c", "c.issued_at") if versions else ""}
-    WHERE {_in_range("c.close_date")} AND {PARTNERS_NAMED.format(fact="c")}
+    WHERE {_in_range("c.close_date")} AND isfinite(c.close_date)
+      AND {PARTNERS_NAMED.format(fact="c")}
       AND {version_filter(versions)}
       AND ($6::text IS NULL OR coalesce(c.customer_country, 'unknown') = $6::text)"""
 

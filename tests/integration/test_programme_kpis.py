@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -413,3 +414,24 @@ async def test_top_partners_are_ten_a_currency_most_first_ties_to_the_smaller_id
     assert eur[5:7] == [f"t{run}-00", f"t{run}-07"]  # the tie at 700, the smaller id first
     assert [Decimal(t["total"]) for t in top[:2]] == [Decimal(1200), Decimal(1100)]
     assert {t["tier"] for t in top} == {"unknown"}  # no lifecycle event for these partners
+
+
+async def test_a_credit_stored_closing_at_infinity_leaves_the_report_answering(
+    programme: str, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    """asyncpg wrote 9999-12-31 as Postgres' infinity: credits stored so before the contracts
+    and attribution refused such dates made every report answer 500 (found from outside). They
+    lie in no quarter: the report counts them in none."""
+    partner = f"p-infinity-{uuid.uuid4().hex[:8]}"
+    await admin_db.execute(
+        """INSERT INTO programme.credits (credit_id, deal_key, partner_id, kind, amount, currency,
+               customer_country, close_date, issued_at)
+           VALUES ($1, 'salesforce:x', $2, 'sourced', 10, 'USD', NULL, 'infinity', now())""",
+        f"c-{partner}",
+        partner,
+    )
+    for params in ({}, {"partner_id": [partner]}):
+        answer = await kpis(programme, ADMIN, **params)
+        assert answer.status_code == 200, answer.text
+    named = (await kpis(programme, ADMIN, partner_id=[partner])).json()
+    assert named["revenue_totals"] == []
