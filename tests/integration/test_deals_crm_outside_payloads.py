@@ -20,6 +20,7 @@ import pytest
 from services.deals.crm_ingestion import aws_ace_items, microsoft_items, record_items
 from services.deals.crm_resync import ace_resyncer, microsoft_resyncer, run_resyncs
 from services.deals.partner_program_clients import AceClient, MicrosoftReferralsClient
+from shared.db import Pool
 from shared.events.crm import CrmSource
 from shared.outbox import Outbox
 from tests.support.crm import (
@@ -235,14 +236,7 @@ async def test_a_queued_opportunity_is_fetched_and_one_aws_does_not_have_is_kept
             await pool.execute("UPDATE crm_resyncs SET due_at = now() - interval '1 second'")
             done = await run_resyncs(pool, outbox, [ace_resyncer(client)], limit=10)
             assert (done.fetched, done.recorded, done.refused) == (1, 1, 1)
-            pending = await pool.fetchval("SELECT count(*) FROM crm_resyncs WHERE done_at IS NULL")
-            refused = await pool.fetch("SELECT reason, item FROM crm_refused")
-            [recorded] = [
-                json.loads(row["value"])["data"]
-                for row in await pool.fetch(
-                    "SELECT value FROM outbox WHERE topic = 'crm.deals.v1' ORDER BY position"
-                )
-            ]
+            pending, refused, [recorded] = await resync_outcome(pool)
     assert pending == 0
     assert (recorded["source_id"], recorded["name"]) == (known, "Fetched after its event")
     assert [(r["reason"], bytes(r["item"])) for r in refused] == [
@@ -252,6 +246,17 @@ async def test_a_queued_opportunity_is_fetched_and_one_aws_does_not_have_is_kept
             unknown.encode(),
         )
     ]
+
+
+async def resync_outcome(pool: Pool) -> tuple[int, list[Any], list[Any]]:
+    """After a resync run on a scratch schema: the requests still waiting, the records kept in
+    crm_refused, and the changes recorded on crm.deals.v1 (their data, in order)."""
+    pending = await pool.fetchval("SELECT count(*) FROM crm_resyncs WHERE done_at IS NULL")
+    refused = await pool.fetch("SELECT reason, item FROM crm_refused")
+    rows = await pool.fetch(
+        "SELECT value FROM outbox WHERE topic = 'crm.deals.v1' ORDER BY position"
+    )
+    return pending, refused, [json.loads(row["value"])["data"] for row in rows]
 
 
 async def _post_microsoft(
@@ -339,14 +344,7 @@ async def test_a_queued_referral_is_fetched_and_one_partner_center_does_not_have
             center.down = False
             done = await run_resyncs(pool, outbox, [microsoft_resyncer(client)], limit=10)
             assert (done.fetched, done.recorded, done.refused) == (1, 1, 1)
-            pending = await pool.fetchval("SELECT count(*) FROM crm_resyncs WHERE done_at IS NULL")
-            refused = await pool.fetch("SELECT reason, item FROM crm_refused")
-            [recorded] = [
-                json.loads(row["value"])["data"]
-                for row in await pool.fetch(
-                    "SELECT value FROM outbox WHERE topic = 'crm.deals.v1' ORDER BY position"
-                )
-            ]
+            pending, refused, [recorded] = await resync_outcome(pool)
     assert {row["last_error"] for row in errors} == {
         "Partner Center answered 503 ServiceUnavailable"
     }
