@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from urllib.parse import SplitResult
 
 import idna
 
@@ -87,3 +88,38 @@ def _a_label_of(label: str) -> str:
         return idna.encode(label, uts46=True).decode("ascii")
     except idna.IDNAError as error:
         raise ValueError(f"label {label[:63]!r}: {error}") from None
+
+
+def url_host(
+    parts: SplitResult, what: str
+) -> tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address | None]:
+    """A URL's host as DNS is asked for it (A-labels, no final dot) and its address when it is
+    a literal; ValueError naming what is wrong where no client would read the host or port as
+    this does: an empty port or port 0 (urlsplit takes both), a name whose last label is a
+    number but not an IPv4 address in dotted decimal form (2852039166, 0x7f.1, 0177.0.0.1 and
+    127.1 all reach an address to browsers and resolvers), a name DNS would not take (an
+    underscore is DNS'). A bracketed host is an IPv6 address (its zone, if any, kept)."""
+    authority = parts.netloc.rpartition("@")[2]
+    port_text = authority.rpartition("]")[2] if authority.startswith("[") else authority
+    if port_text.endswith(":") or parts.port == 0:
+        raise ValueError(f"{what}'s port must be a number from 1 to 65535")
+    host = (parts.hostname or "").removesuffix(".")
+    if not host:
+        raise ValueError(f"{what} must name a host")
+    if authority.startswith("["):
+        try:
+            return host, ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{what}'s host in brackets must be an IPv6 address") from None
+    last = host.rpartition(".")[2]
+    if last.isascii() and (last.isdigit() or last.startswith("0x")):
+        try:
+            return host, ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError(
+                f"{what}'s host is a number but not an IPv4 address in dotted decimal form"
+            ) from None
+    try:  # the name as DNS is asked for it: a fullwidth localhost is localhost
+        return ascii_host(host, underscores=True).removesuffix("."), None
+    except ValueError as error:
+        raise ValueError(f"{what}'s host is not a valid name: {error}") from None

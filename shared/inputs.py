@@ -39,7 +39,7 @@ import pycountry
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from shared.addresses import ascii_host
+from shared.addresses import url_host
 from shared.clock import now
 from shared.errors import RequestError
 from shared.events.crm import CrmSource
@@ -159,44 +159,21 @@ def check_https_url(value: str, what: str = "url") -> str:
         raise InputError(f"{what} must not contain spaces")
     try:
         parts = urlsplit(value)
-        port = parts.port  # ValueError: not ASCII digits, or beyond 65535
+        _ = parts.port  # ValueError: not ASCII digits, or beyond 65535
     except ValueError as error:
         raise InputError(f"{what} is not a valid URL: {error}") from None
     if parts.scheme != "https":
         raise InputError(f"{what} must be an https URL")
     if parts.username is not None or parts.password is not None:
         raise InputError(f"{what} must not carry credentials")
-    bracketed = parts.netloc.startswith("[")
-    port_text = parts.netloc.rpartition("]")[2] if bracketed else parts.netloc
-    if port == 0 or port_text.endswith(":"):  # urlsplit takes both; no browser opens them
-        raise InputError(f"{what}'s port must be a number from 1 to 65535")
-    _url_host(parts.hostname or "", bracketed, what)
-    return value
-
-
-def _url_host(host: str, bracketed: bool, what: str) -> None:
-    if not host:
-        raise InputError(f"{what} must name a host")
-    if bracketed:  # urlsplit has read it as an IPv6 address (or refused it)
-        if "%" in host:  # a zone names an interface of one machine, not a place on the web
-            raise InputError(f"{what}'s IPv6 address must not name a zone")
-        return
-    name = host.removesuffix(".")
-    last = name.rpartition(".")[2]
-    # A name whose last label is a number is an IPv4 address to a browser (2852039166 and
-    # 0x7f.1 too): only the dotted decimal form reads the same everywhere.
-    if last.isascii() and (last.isdigit() or last.startswith("0x")):
-        try:
-            ipaddress.IPv4Address(name)
-        except ValueError:
-            raise InputError(
-                f"{what}'s host is a number but not an IPv4 address in dotted decimal form"
-            ) from None
-        return
     try:
-        ascii_host(name, underscores=True)
+        host, literal = url_host(parts, what)
     except ValueError as error:
-        raise InputError(f"{what}'s host is not a valid name: {error}") from None
+        raise InputError(str(error)) from None
+    # A zone names an interface of one machine, not a place on the web.
+    if isinstance(literal, ipaddress.IPv6Address) and "%" in host:
+        raise InputError(f"{what}'s IPv6 address must not name a zone")
+    return value
 
 
 def clean_name(value: str, what: str = "name") -> str:

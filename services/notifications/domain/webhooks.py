@@ -19,7 +19,7 @@ from standardwebhooks.webhooks import Webhook
 
 from services.notifications.domain import cursor, ledger_messages
 from services.notifications.domain.messages import Message
-from shared.addresses import ascii_host, is_public
+from shared.addresses import is_public, url_host
 from shared.errors import Conflict, Unprocessable
 from shared.events.notifications import KNOWN_KINDS
 
@@ -82,33 +82,11 @@ def check_target(url: str, *, development_mode: bool) -> str:
 
 def _host(parts: SplitResult) -> tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address | None]:
     """The URL's host (lower case, without a final dot) and its address if it is a literal;
-    422 for a host or port no client would read as this check does."""
-    authority = parts.netloc.rpartition("@")[2]
-    port_text = authority.rpartition("]")[2] if authority.startswith("[") else authority
-    if port_text.endswith(":") or parts.port == 0:
-        raise Unprocessable("url's port must be a number from 1 to 65535")
-    host = (parts.hostname or "").removesuffix(".")
-    if authority.startswith("["):
-        try:
-            return host, ipaddress.IPv6Address(host)
-        except ValueError:
-            raise Unprocessable("url's host in brackets must be an IPv6 address") from None
-    # A name whose last label is a number is an IPv4 address to browsers and resolvers
-    # (2852039166, 0x7f.1, 0177.0.0.1 and 127.1 all reach a private address): only the
-    # dotted decimal form, which is checked as an address, is taken.
-    last = host.rpartition(".")[2]
-    if last.isascii() and (last.isdigit() or last.startswith("0x")):
-        try:
-            return host, ipaddress.IPv4Address(host)
-        except ValueError:
-            raise Unprocessable(
-                "url's host is a number but not an IPv4 address in dotted decimal form"
-            ) from None
-    try:  # no empty or over-long label, no space, no bad punycode (an underscore is DNS')
-        # the name as DNS is asked for it: a fullwidth localhost is localhost (found by review)
-        return ascii_host(host, underscores=True).removesuffix("."), None
+    422 for a host or port no client would read as this check does (`shared.addresses`)."""
+    try:
+        return url_host(parts, "url")
     except ValueError as error:
-        raise Unprocessable(f"url's host is not a valid name: {error}") from None
+        raise Unprocessable(str(error)) from None
 
 
 def event_type(kind: str) -> str:
