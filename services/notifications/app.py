@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import get_args
 
 from services.notifications import api, handlers, jobs, views
 from services.notifications.delivering import Deliverer
@@ -13,13 +14,7 @@ from services.notifications.settings import NotificationsSettings
 from services.notifications.wakeups import InboxWakeups
 from services.notifications.webhook_repository import DELIVERY_CHANNEL
 from shared.events.incentives import MdfExpired, PayoutRecorded
-from shared.events.notifications import (
-    PartnerNotification,
-    PartnerNotificationV2,
-    PartnerNotificationV3,
-    PartnerNotificationV4,
-    PartnerNotificationV5,
-)
+from shared.events.notifications import AnyPartnerNotification
 from shared.service import Platform, ServiceDefinition
 from shared.topics import INCENTIVE_LEDGER, PARTNER_NOTIFICATIONS
 
@@ -64,12 +59,10 @@ def wire(platform: Platform) -> None:
     messages = platform.consumer("inbox", [PARTNER_NOTIFICATIONS])
     # Every version of the contract, filed the same way (v2 on: the kinds the one before
     # cannot name: deals' registration changes, onboarding's reminders, programme's surveys;
-    # v5: any kind, by name, such as incentives' pre-approval decisions).
-    messages.handles_batch(PartnerNotification)(handlers.on_notifications)
-    messages.handles_batch(PartnerNotificationV2)(handlers.on_notifications)
-    messages.handles_batch(PartnerNotificationV3)(handlers.on_notifications)
-    messages.handles_batch(PartnerNotificationV4)(handlers.on_notifications)
-    messages.handles_batch(PartnerNotificationV5)(handlers.on_notifications)
+    # v5: any kind, by name, such as incentives' pre-approval decisions). The versions are the
+    # members of the contract's union, so this list cannot fall behind it.
+    for version in get_args(AnyPartnerNotification):
+        messages.handles_batch(version)(handlers.on_notifications)
     ledger = platform.consumer("ledger", [INCENTIVE_LEDGER])
     ledger.handles_batch(PayoutRecorded)(handlers.on_payouts)
     ledger.handles_batch(MdfExpired)(handlers.on_mdf_expiry)
