@@ -38,6 +38,7 @@ from services.programme.schemas import (
 from services.programme.settings import ProgrammeSettings
 from services.programme.views import Filters
 from shared.clock import now
+from shared.db import Connection
 from shared.errors import NotFound, Unprocessable
 from shared.events.partners import PartnerType
 from shared.http import AdminDep, CallerDep, PlatformDep, Provided, partner_scope, require_role
@@ -121,12 +122,25 @@ PartnerAdminDep = Annotated[Caller, require_role(Role.PARTNER_ADMIN)]
 Year = Annotated[int, Path(ge=2000, le=2100)]
 
 
+async def shown_plans(
+    conn: Connection, partner_id: str, year: int | None, rules: tuple[str, ...]
+) -> list[PlanOut]:
+    """The partner's plans (of `year`, else all) as shown: with the partner's standing now."""
+    planned = await views.plans(conn, partner_id, year, now().date(), rules)
+    return await book.with_standings(conn, partner_id, planned)
+
+
+async def shown_reviews(conn: Connection, partner_id: str, year: int) -> list[ReviewOut]:
+    """The reviews of the partner's plan for `year` as shown: with the partner's standing now."""
+    recorded = await views.reviews(conn, partner_id, year)
+    return await book.with_standings(conn, partner_id, recorded)
+
+
 async def one_plan(
     platform: PlatformDep, partner_id: str, year: int, rules: tuple[str, ...]
 ) -> PlanOut:
     async with platform.pool.acquire() as conn:
-        planned = await views.plans(conn, partner_id, year, now().date(), rules)
-        found = await book.with_standings(conn, partner_id, planned)
+        found = await shown_plans(conn, partner_id, year, rules)
     if not found:
         raise NotFound(f"no business plan for {year}")
     return found[0]
@@ -176,8 +190,7 @@ async def list_plans(
 ) -> PlanList:
     partner_scope(who, partner_id, f"partner {partner_id}")
     async with platform.pool.acquire() as conn:
-        found = await views.plans(conn, partner_id, None, now().date(), settings.new_logo_rules)
-        shown = await book.with_standings(conn, partner_id, found)
+        shown = await shown_plans(conn, partner_id, None, settings.new_logo_rules)
     return PlanList(items=shown)
 
 
@@ -216,8 +229,7 @@ async def record_review(
             settings.new_logo_rules,
             now(),
         )
-        recorded = await views.reviews(conn, partner_id, year)
-        shown = await book.with_standings(conn, partner_id, recorded)
+        shown = await shown_reviews(conn, partner_id, year)
     return next(r for r in shown if r.review_id == review_id)
 
 
@@ -227,8 +239,7 @@ async def list_reviews(
 ) -> ReviewList:
     partner_scope(who, partner_id, f"partner {partner_id}")
     async with platform.pool.acquire() as conn:
-        recorded = await views.reviews(conn, partner_id, year)
-        shown = await book.with_standings(conn, partner_id, recorded)
+        shown = await shown_reviews(conn, partner_id, year)
     return ReviewList(items=shown)
 
 

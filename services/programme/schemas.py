@@ -186,6 +186,16 @@ class PlanEventOut(BaseModel):
     at: Timestamp
 
 
+# Shown beside a plan or a review (both are read by the partner's people and its manager).
+CurrentStanding = Annotated[
+    PartnerStandingOut | None,
+    Field(
+        description="the partner now (not as of the record): account manager, tier, type, "
+        "health and annual review, from the programme's events"
+    ),
+]
+
+
 class PlanOut(BaseModel):
     partner_id: str
     year: int
@@ -207,11 +217,7 @@ class PlanOut(BaseModel):
         "from incentives), beside the campaigns run; no goal of its own",
     )
     history: list[PlanEventOut]
-    standing: PartnerStandingOut | None = Field(
-        default=None,
-        description="the partner now (not as of the record): account manager, tier, type, "
-        "health and annual review, from the programme's events",
-    )
+    standing: CurrentStanding = None
 
 
 class PlanList(BaseModel):
@@ -245,11 +251,7 @@ class ReviewOut(BaseModel):
     actions: list[str]
     recorded_by: str
     recorded_at: Timestamp
-    standing: PartnerStandingOut | None = Field(
-        default=None,
-        description="the partner now (not as of the record): account manager, tier, type, "
-        "health and annual review, from the programme's events",
-    )
+    standing: CurrentStanding = None
 
 
 class ReviewList(BaseModel):
