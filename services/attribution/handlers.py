@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from services.attribution import campaign_projection, repository
+from services.attribution import repository
 from services.attribution.deal_states import Snapshot, UnattributableSnapshot, apply_deal_states
 from services.attribution.domain.config import AttributionConfig
 from services.attribution.health_repository import record_enablement
@@ -17,6 +17,7 @@ from services.attribution.registrations import (
     apply_registration,
 )
 from services.attribution.voice_signals import record_answers
+from shared.campaigns import keep_campaign
 from shared.consumer import HandlerContext
 from shared.db import Connection
 from shared.events import Envelope, InvalidEvent
@@ -84,5 +85,6 @@ async def on_survey_answers(ctx: HandlerContext, events: list[Envelope[SurveyAns
 
 
 async def on_campaigns(ctx: HandlerContext, events: list[Envelope[CampaignChanged]]) -> None:
-    """Programme's campaigns, which campaign touchpoints may name (campaign_projection.py)."""
-    await campaign_projection.record(ctx.conn, [event.data for event in events])
+    """Programme's campaigns, which campaign touchpoints may name (shared/campaigns.py)."""
+    for event in events:
+        await keep_campaign(ctx.conn, event.data)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from services.attribution import campaign_projection, repository
+from services.attribution import repository
 from services.attribution.crediting import DealBook
 from services.attribution.domain.campaigns import check_touch_campaign
 from services.attribution.domain.config import AttributionConfig
@@ -25,6 +25,7 @@ from services.attribution.domain.touchpoints import (
     check_not_before_deal,
 )
 from shared.audit import record_action
+from shared.campaigns import known_campaign
 from shared.clock import now
 from shared.db import Connection, Pool
 from shared.errors import Conflict, NotFound
@@ -70,7 +71,7 @@ async def report_touchpoint(
         created_at = await repository.deal_created_at(conn, touchpoint.deal_key)
         check_not_before_deal(touchpoint.occurred_at, created_at)
         if touchpoint.campaign_id is not None:
-            named = await campaign_projection.campaign(conn, touchpoint.campaign_id)
+            named = await known_campaign(conn, touchpoint.campaign_id)
             check_touch_campaign(
                 touchpoint.campaign_id, named, touchpoint.partner_id, touchpoint.occurred_at
             )

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.incentives.domain.campaigns import KnownCampaign
+from shared.campaigns import keep_campaign, known_campaign
 from shared.db import Connection
-from shared.events.programme_service import CampaignChanged
+from shared.events.programme_service import CampaignChanged, KnownCampaign
 
 
 async def record(conn: Connection, changes: Sequence[CampaignChanged]) -> dict[str, int]:
@@ -30,24 +30,7 @@ async def record(conn: Connection, changes: Sequence[CampaignChanged]) -> dict[s
     }
     was = dict(ends)
     for change in changes:
-        kept = await conn.fetchval(
-            """INSERT INTO campaigns (campaign_id, partner_ids, starts_on, ends_on, cancelled_at,
-                   changed_at)
-               VALUES ($1, $2, $3, $4, $5, $6)
-               ON CONFLICT (campaign_id) DO UPDATE SET
-                   partner_ids = excluded.partner_ids, starts_on = excluded.starts_on,
-                   ends_on = excluded.ends_on,
-                   cancelled_at = coalesce(campaigns.cancelled_at, excluded.cancelled_at),
-                   changed_at = excluded.changed_at
-               WHERE campaigns.changed_at <= excluded.changed_at
-               RETURNING ends_on""",
-            change.campaign_id,
-            list(change.partner_ids),
-            change.starts_on,
-            change.ends_on,
-            change.cancelled_at,
-            change.changed_at,
-        )
+        kept = await keep_campaign(conn, change)
         if kept is not None:
             ends[change.campaign_id] = kept
     return {
@@ -62,14 +45,4 @@ async def campaign(
 ) -> KnownCampaign | None:
     """The campaign as last announced; `for_share` keeps programme's next word on it (record)
     waiting until this transaction ends."""
-    lock = " FOR SHARE" if for_share else ""
-    row = await conn.fetchrow(f"SELECT * FROM campaigns WHERE campaign_id = $1{lock}", campaign_id)
-    if row is None:
-        return None
-    return KnownCampaign(
-        campaign_id=row["campaign_id"],
-        partner_ids=frozenset(row["partner_ids"]),
-        starts_on=row["starts_on"],
-        ends_on=row["ends_on"],
-        cancelled_at=row["cancelled_at"],
-    )
+    return await known_campaign(conn, campaign_id, for_share=for_share)

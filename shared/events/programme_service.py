@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -92,3 +94,16 @@ class CampaignChanged(EventPayload):
     @model_validator(mode="after")
     def _ends_after_it_starts(self) -> CampaignChanged:
         return ends_on_or_after_start(self)
+
+
+@dataclass(frozen=True)
+class KnownCampaign:
+    """A campaign as programme last announced it: what a consumer keeps of its
+    `CampaignChanged` (its kind and its state on the day of the change are left out: a
+    consumer computes the state for its own day from the dates)."""
+
+    campaign_id: str
+    partner_ids: frozenset[str]
+    starts_on: date
+    ends_on: date
+    cancelled_at: datetime | None
