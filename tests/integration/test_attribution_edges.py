@@ -7,7 +7,6 @@ not dead-lettered with an OverflowError."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -24,15 +23,12 @@ from tests.support.factories import partner_state_changed
 from tests.support.infra import Infra
 from tests.support.kafka import publish
 from tests.support.polling import eventually
-from tests.support.processes import ADMIN, service_processes
+from tests.support.processes import ADMIN, service_fixture
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-async def service(infra: Infra) -> AsyncIterator[str]:
-    async with service_processes(infra, "attribution") as urls:
-        yield urls[0]
+service = service_fixture("attribution")
 
 
 # -- CRM links: created only with a reference the confirm and remove routes can address --------

@@ -5,7 +5,6 @@ moves the partner's health inputs, score, reasons and stored history."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,15 +17,12 @@ from tests.support.factories import partner_state_changed, survey_answered
 from tests.support.infra import Infra
 from tests.support.kafka import publish, send_envelopes
 from tests.support.polling import eventually
-from tests.support.processes import ADMIN, auth, service_processes
+from tests.support.processes import ADMIN, auth, service_fixture
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-async def service(infra: Infra) -> AsyncIterator[str]:
-    async with service_processes(infra, "attribution") as urls:
-        yield urls[0]
+service = service_fixture("attribution")
 
 
 async def test_a_falling_nps_is_a_health_penalty_with_its_reason(

@@ -6,7 +6,6 @@ unchanged); a won deal whose amount the CRM cleared holds no credit until it has
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -24,15 +23,12 @@ from tests.support.factories import partner_state_changed
 from tests.support.infra import Infra
 from tests.support.kafka import publish
 from tests.support.polling import eventually
-from tests.support.processes import ADMIN, auth, service_processes
+from tests.support.processes import ADMIN, auth, service_fixture
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-async def service(infra: Infra) -> AsyncIterator[str]:
-    async with service_processes(infra, "attribution") as urls:
-        yield urls[0]
+service = service_fixture("attribution")
 
 
 async def active_credits(admin_db: asyncpg.Connection, deal_key: str) -> list[tuple[str, Decimal]]:

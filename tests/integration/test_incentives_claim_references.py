@@ -31,7 +31,7 @@ from tests.integration.test_incentives_http_edges import earning_partner
 from tests.integration.test_incentives_preapprovals import ask, budget, decide, funded_partner
 from tests.support.factories import credit_issued
 from tests.support.infra import Infra, ScratchService, migrated_pool, migrations_before
-from tests.support.processes import ADMIN, auth, service_processes
+from tests.support.processes import ADMIN, auth, service_fixture
 
 pytestmark = pytest.mark.integration
 D = Decimal
@@ -239,10 +239,7 @@ async def test_claims_recorded_twice_under_one_reference_before_still_migrate(
         await pool.close()
 
 
-@pytest.fixture(scope="module")
-async def incentives(infra: Infra) -> AsyncIterator[str]:
-    async with service_processes(infra, "incentives") as urls:
-        yield urls[0]
+incentives = service_fixture("incentives")
 
 
 async def test_twenty_posts_of_one_claim_at_once_make_one_claim(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -19,17 +18,14 @@ from tests.integration.test_incentives_service import partner_at_tier, publish_c
 from tests.support.factories import credit_issued
 from tests.support.infra import Infra
 from tests.support.polling import eventually
-from tests.support.processes import ADMIN, auth, service_processes
+from tests.support.processes import ADMIN, auth, service_fixture
 from tests.support.tokens import FINANCE
 
 pytestmark = pytest.mark.integration
 D = Decimal
 
 
-@pytest.fixture(scope="module")
-async def incentives(infra: Infra) -> AsyncIterator[str]:
-    async with service_processes(infra, "incentives") as urls:
-        yield urls[0]
+incentives = service_fixture("incentives")
 
 
 async def earning_partner(

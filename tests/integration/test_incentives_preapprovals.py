@@ -37,7 +37,7 @@ from tests.support.factories import credit_issued
 from tests.support.infra import ROOT, Infra, ScratchService, migrated_pool
 from tests.support.kafka import publish, wait_for_keyed
 from tests.support.polling import eventually
-from tests.support.processes import ADMIN, auth, service_processes
+from tests.support.processes import ADMIN, auth, service_fixture
 
 pytestmark = pytest.mark.integration
 D = Decimal
@@ -356,10 +356,7 @@ async def test_retries_are_idempotent_and_bad_requests_are_refused(pool: Pool) -
     )
 
 
-@pytest.fixture(scope="module")
-async def incentives(infra: Infra) -> AsyncIterator[str]:
-    async with service_processes(infra, "incentives") as urls:
-        yield urls[0]
+incentives = service_fixture("incentives")
 
 
 async def test_over_http_partners_reach_only_their_own_and_bad_input_is_a_4xx(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -33,15 +32,12 @@ from tests.support.infra import Infra
 from tests.support.kafka import keyed_headers, publish, send_envelopes
 from tests.support.notifications import tell
 from tests.support.polling import eventually
-from tests.support.processes import ADMIN, auth, service_processes
+from tests.support.processes import ADMIN, auth, service_fixture
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-async def notifications(infra: Infra) -> AsyncIterator[str]:
-    async with service_processes(infra, "notifications") as urls:
-        yield urls[0]
+notifications = service_fixture("notifications")
 
 
 def new_partner() -> str:

@@ -5,7 +5,6 @@ nothing lost and nothing twice, heartbeats when idle, a bound on open streams pe
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -18,21 +17,20 @@ from tests.support.infra import Infra
 from tests.support.kafka import publish
 from tests.support.notifications import next_notifications, sse_events, tell
 from tests.support.polling import eventually
-from tests.support.processes import auth, service_processes
+from tests.support.processes import auth, service_fixture
 
 pytestmark = pytest.mark.integration
 
 MAX_STREAMS = 2
 
 
-@pytest.fixture(scope="module")
-async def notifications(infra: Infra) -> AsyncIterator[str]:
-    env = {
+notifications = service_fixture(
+    "notifications",
+    env={
         "NOTIFICATIONS_STREAM_HEARTBEAT_SECONDS": "0.3",
         "NOTIFICATIONS_STREAM_MAX_PER_RECIPIENT": str(MAX_STREAMS),
-    }
-    async with service_processes(infra, "notifications", env=env) as urls:
-        yield urls[0]
+    },
+)
 
 
 def new_partner() -> str:

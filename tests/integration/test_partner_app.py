@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,16 +20,13 @@ from tests.support.factories import partner_notification
 from tests.support.infra import Infra
 from tests.support.kafka import publish
 from tests.support.polling import eventually
-from tests.support.processes import service_processes
+from tests.support.processes import service_fixture
 from tests.support.tokens import token
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-async def notifications(infra: Infra) -> AsyncIterator[str]:
-    async with service_processes(infra, "notifications") as urls:
-        yield urls[0]
+notifications = service_fixture("notifications")
 
 
 async def test_the_example_app_receives_by_webhook_and_stream(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from shared.service import migrate as migrate_schema
 from tests.support.infra import ROOT, Infra
@@ -163,6 +164,19 @@ async def service_processes(
                 process.send_signal(signal.SIGTERM)
         for process in processes:
             await asyncio.wait_for(process.wait(), 30)
+
+
+def service_fixture(service: str, env: Mapping[str, str] | None = None) -> Any:
+    """A module-scoped fixture running one process of `service` (with `env` added to its
+    settings) for a test module: its base URL. The module names it as its tests ask for it:
+    `notifications = service_fixture("notifications")`."""
+
+    @pytest.fixture(scope="module")
+    async def running(infra: Infra) -> AsyncIterator[str]:
+        async with service_processes(infra, service, env=dict(env or {})) as urls:
+            yield urls[0]
+
+    return running
 
 
 @dataclass
