@@ -9,7 +9,8 @@ rotate without a lost delivery; the log and redelivery."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -27,7 +28,7 @@ from tests.support.infra import Infra
 from tests.support.kafka import publish
 from tests.support.notifications import WebhookReceiver, tell
 from tests.support.polling import eventually
-from tests.support.processes import ADMIN, auth, service_processes
+from tests.support.processes import ADMIN, auth, service_fixture
 from tests.support.tokens import partner_admin
 
 pytestmark = pytest.mark.integration
@@ -35,18 +36,17 @@ pytestmark = pytest.mark.integration
 BUDGET = 3
 
 
-@pytest.fixture(scope="module")
-async def notifications(infra: Infra) -> AsyncIterator[str]:
-    env = {
+notifications = service_fixture(
+    "notifications",
+    env={
         "NOTIFICATIONS_WEBHOOK_RETRY_INITIAL_SECONDS": "0.2",
         "NOTIFICATIONS_WEBHOOK_RETRY_MAX_SECONDS": "0.5",
         "NOTIFICATIONS_WEBHOOK_FAILURE_BUDGET": str(BUDGET),
         "NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS": "3",
         "NOTIFICATIONS_WEBHOOK_LEASE_SECONDS": "5",
         "NOTIFICATIONS_WEBHOOK_POLL_SECONDS": "0.2",
-    }
-    async with service_processes(infra, "notifications", env=env) as urls:
-        yield urls[0]
+    },
+)
 
 
 @pytest.fixture
@@ -59,6 +59,67 @@ def new_partner() -> str:
     return f"ptn_hook_{uuid.uuid4().hex[:8]}"
 
 
+@dataclass
+class Endpoint:
+    """A registered webhook endpoint, read through the service as its partner."""
+
+    client: httpx.AsyncClient
+    partner_id: str
+    url: str  # the endpoint's resource on the service
+    registered: dict[str, Any]  # the registration's answer (the only one with the secret)
+
+    async def log(self, headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """Its delivery log, read as its partner (or with `headers`)."""
+        answer = await self.client.get(
+            f"{self.url}/deliveries", headers=headers or auth(self.partner_id)
+        )
+        assert answer.status_code == 200, answer.text
+        items: list[dict[str, Any]] = answer.json()["items"]
+        return items
+
+    async def log_when(
+        self,
+        ready: Callable[[list[dict[str, Any]]], bool],
+        *,
+        what: str,
+        timeout: float = 30.0,
+        headers: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Its delivery log once `ready` holds of it."""
+
+        async def read() -> list[dict[str, Any]] | None:
+            items = await self.log(headers)
+            return items if ready(items) else None
+
+        items: list[dict[str, Any]] = await eventually(read, timeout, what=what)
+        return items
+
+    async def settled_log(self, count: int) -> list[dict[str, Any]]:
+        """Its delivery log once its `count` deliveries are settled: a receiver has a
+        delivery before the deliverer records it (successes are recorded a run at a time)."""
+
+        def settled(items: list[dict[str, Any]]) -> bool:
+            return len(items) == count and all(d["status"] != "pending" for d in items)
+
+        return await self.log_when(settled, what=f"{count} settled deliveries")
+
+    async def rotate_secret(self) -> httpx.Response:
+        return await self.client.post(
+            f"{self.url}/rotate-secret", headers=partner_admin(self.partner_id)
+        )
+
+    async def once_disabled(self) -> dict[str, Any]:
+        """The endpoint once the deliverer has disabled it."""
+
+        async def disabled() -> dict[str, Any] | None:
+            answer = await self.client.get(self.url, headers=auth(self.partner_id))
+            found: dict[str, Any] = answer.json()
+            return found if not found["enabled"] else None
+
+        endpoint: dict[str, Any] = await eventually(disabled, what="the endpoint to be disabled")
+        return endpoint
+
+
 async def register(
     client: httpx.AsyncClient,
     base: str,
@@ -66,16 +127,17 @@ async def register(
     partner_id: str,
     path: str,
     **fields: Any,
-) -> dict[str, Any]:
+) -> Endpoint:
     answer = await client.post(
         f"{base}/partners/{partner_id}/webhooks",
         json={"url": receiver.url(path), **fields},
         headers=partner_admin(partner_id),
     )
     assert answer.status_code == 201, answer.text
-    endpoint: dict[str, Any] = answer.json()
-    receiver.secrets[path] = endpoint["secret"]
-    return endpoint
+    registered: dict[str, Any] = answer.json()
+    receiver.secrets[path] = registered["secret"]
+    url = f"{base}/partners/{partner_id}/webhooks/{registered['endpoint_id']}"
+    return Endpoint(client, partner_id, url, registered)
 
 
 async def received(receiver: WebhookReceiver, path: str, count: int) -> list[str]:
@@ -89,36 +151,20 @@ async def received(receiver: WebhookReceiver, path: str, count: int) -> list[str
     return subjects
 
 
-async def delivery_log(
-    client: httpx.AsyncClient,
-    base: str,
-    partner_id: str,
-    hook: dict[str, Any],
-    headers: dict[str, str] | None = None,
+async def told_of_disabling(
+    client: httpx.AsyncClient, base: str, partner_id: str
 ) -> list[dict[str, Any]]:
-    """The endpoint's delivery log, read as its partner (or with `headers`)."""
-    answer = await client.get(
-        f"{base}/partners/{partner_id}/webhooks/{hook['endpoint_id']}/deliveries",
-        headers=headers or auth(partner_id),
-    )
-    assert answer.status_code == 200, answer.text
-    items: list[dict[str, Any]] = answer.json()["items"]
-    return items
+    """The partner's webhook_disabled messages in its inbox, once there is one."""
 
+    async def told() -> list[dict[str, Any]] | None:
+        page = await client.get(
+            f"{base}/partners/{partner_id}/notifications", headers=auth(partner_id)
+        )
+        kinds = [m for m in page.json()["items"] if m["kind"] == "webhook_disabled"]
+        return kinds or None
 
-async def settled_log(
-    client: httpx.AsyncClient, base: str, partner_id: str, hook: dict[str, Any], count: int
-) -> list[dict[str, Any]]:
-    """The endpoint's delivery log once its `count` deliveries are settled: a receiver has a
-    delivery before the deliverer records it (successes are recorded a run at a time)."""
-
-    async def settled() -> list[dict[str, Any]] | None:
-        items = await delivery_log(client, base, partner_id, hook)
-        done = len(items) == count and all(d["status"] != "pending" for d in items)
-        return items if done else None
-
-    items: list[dict[str, Any]] = await eventually(settled, what=f"{count} settled deliveries")
-    return items
+    messages: list[dict[str, Any]] = await eventually(told, what="the partner to be told")
+    return messages
 
 
 def notes_for(partner_id: str, prefix: str, count: int) -> list[PartnerNotification]:
@@ -137,7 +183,7 @@ async def test_a_partners_messages_reach_its_endpoint_signed_in_order_and_no_one
         only_credits = await register(
             client, notifications, receiver, a, "/a-credits", kinds=["credit_issued"]
         )
-        assert only_credits["kinds"] == ["credit_issued"]
+        assert only_credits.registered["kinds"] == ["credit_issued"]
         to_rep = partner_notification(
             partner_id=a, recipient="rep@vendor.example", kind=NotificationKind.CO_SELL
         )
@@ -156,13 +202,10 @@ async def test_a_partners_messages_reach_its_endpoint_signed_in_order_and_no_one
         assert first.body["type"] == "notification.registration_approved"
         assert first.body["data"]["partner_id"] == a
 
-        items = await settled_log(client, notifications, a, hook, 4)
+        items = await hook.settled_log(4)
         assert [d["status"] for d in items] == ["delivered"] * 4
         assert items[0]["attempt_log"][0]["status_code"] == 200
-        other = await client.get(
-            f"{notifications}/partners/{a}/webhooks/{hook['endpoint_id']}/deliveries",
-            headers=auth(b),
-        )
+        other = await client.get(f"{hook.url}/deliveries", headers=auth(b))
         assert other.status_code == 404
         listed = await client.get(f"{notifications}/partners/{a}/webhooks", headers=auth(a))
         assert {e["url"] for e in listed.json()["items"]} == {
@@ -182,17 +225,16 @@ async def test_a_receiver_down_for_a_while_gets_everything_once_in_order(
         hook = await register(client, notifications, receiver, partner, "/down")
         receiver.stop()
         await tell(infra, partner, *notes_for(partner, "m", 5))
-
-        async def failing() -> bool:
-            items = await delivery_log(client, notifications, partner, hook)
-            return len(items) == 5 and any(d["attempts"] >= 2 for d in items)
-
-        await eventually(failing, 60, what="deliveries to fail while the receiver is down")
+        await hook.log_when(
+            lambda items: len(items) == 5 and any(d["attempts"] >= 2 for d in items),
+            what="deliveries to fail while the receiver is down",
+            timeout=60,
+        )
         receiver.start()
         assert await received(receiver, "/down", 5) == [f"m{i}" for i in range(5)]
         ids = [r.webhook_id for r in receiver.at("/down")]
         assert len(ids) == len(set(ids)) == 5
-        items = await settled_log(client, notifications, partner, hook, 5)
+        items = await hook.settled_log(5)
         head = items[-1]
         assert head["status"] == "delivered"
         assert head["attempt_log"][0]["status_code"] is None
@@ -205,15 +247,9 @@ async def test_an_endpoint_past_its_failure_budget_is_disabled_told_and_resumes_
     partner = new_partner()
     async with httpx.AsyncClient(timeout=10) as client:
         hook = await register(client, notifications, receiver, partner, "/broken")
-        endpoint_url = f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}"
         receiver.statuses["/broken"] = 500
         await tell(infra, partner, *notes_for(partner, "n", 2))
-
-        async def disabled() -> dict[str, Any] | None:
-            found: dict[str, Any] = (await client.get(endpoint_url, headers=auth(partner))).json()
-            return found if not found["enabled"] else None
-
-        endpoint = await eventually(disabled, what="the endpoint to be disabled")
+        endpoint = await hook.once_disabled()
         # An operator sees it in /metrics: a disabled endpoint, its two deliveries waiting.
         scraped = await client.get(f"{notifications}/metrics")
         samples = {
@@ -225,20 +261,12 @@ async def test_an_endpoint_past_its_failure_budget_is_disabled_told_and_resumes_
         assert samples[("pollinate_webhook_endpoints", (("state", "disabled"),))] >= 1
         assert endpoint["disabled_reason"].startswith(f"{BUDGET} attempts in a row failed")
         assert "HTTP 500" in endpoint["disabled_reason"]
-
-        async def told() -> list[dict[str, Any]] | None:
-            page = await client.get(
-                f"{notifications}/partners/{partner}/notifications", headers=auth(partner)
-            )
-            kinds = [m for m in page.json()["items"] if m["kind"] == "webhook_disabled"]
-            return kinds or None
-
-        [message] = await eventually(told, what="the partner to be told")
+        [message] = await told_of_disabling(client, notifications, partner)
         assert receiver.url("/broken") in message["subject"]
 
         receiver.statuses["/broken"] = 200
         enabled = await client.patch(
-            endpoint_url, json={"enabled": True}, headers=partner_admin(partner)
+            hook.url, json={"enabled": True}, headers=partner_admin(partner)
         )
         assert enabled.status_code == 200
         assert enabled.json()["enabled"] is True
@@ -260,30 +288,16 @@ async def test_an_endpoint_answering_410_gone_is_disabled_at_once_and_its_partne
         await register(
             client, notifications, receiver, partner, "/watch", kinds=["webhook_disabled"]
         )
-        endpoint_url = f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}"
         receiver.statuses["/gone"] = 410
         await tell(infra, partner, *notes_for(partner, "g", 2))
-
-        async def disabled() -> dict[str, Any] | None:
-            found: dict[str, Any] = (await client.get(endpoint_url, headers=auth(partner))).json()
-            return found if not found["enabled"] else None
-
-        endpoint = await eventually(disabled, what="the endpoint to be disabled")
+        endpoint = await hook.once_disabled()
         reason = endpoint["disabled_reason"]
         assert reason.startswith("the endpoint answered 410 Gone at ")
         assert reason.endswith(": its receiver asks for no more deliveries")
-        items = await delivery_log(client, notifications, partner, hook)
+        items = await hook.log()
         tried = [(a["status_code"], a["error"]) for d in items for a in d["attempt_log"]]
         assert tried == [(410, "HTTP 410 Gone")]  # once: not retried
-
-        async def told() -> list[dict[str, Any]] | None:
-            page = await client.get(
-                f"{notifications}/partners/{partner}/notifications", headers=auth(partner)
-            )
-            kinds = [m for m in page.json()["items"] if m["kind"] == "webhook_disabled"]
-            return kinds or None
-
-        [message] = await eventually(told, what="the partner to be told")
+        [message] = await told_of_disabling(client, notifications, partner)
         assert message["subject"] == f"Webhook endpoint {receiver.url('/gone')} disabled"
         assert message["body"].startswith(f"{reason}. Its queued messages are kept")
         # Its other endpoints are told too, as of any disabling.
@@ -328,7 +342,7 @@ async def test_an_endpoint_keeps_its_connection_and_a_long_answer_is_left_unread
             assert await received(receiver, "/kept", 8) == [*kept, "long0", "long1"]
             first_long, second_long = receiver.at("/kept")[6:]
             assert second_long.connection != first_long.connection, "a long answer was read"
-            items = await settled_log(client, notifications, partner, hook, 8)
+            items = await hook.settled_log(8)
             assert [d["status"] for d in items] == ["delivered"] * 8
 
 
@@ -346,7 +360,7 @@ async def test_a_kept_connection_closed_as_it_is_reused_costs_no_failed_attempt(
             await tell(infra, partner, *notes_for(partner, "h", 3))
             assert await received(receiver, "/hangs-up", 3) == ["h0", "h1", "h2"]
             assert [r.connection for r in receiver.at("/hangs-up")] == [1, 2, 3]
-            items = await settled_log(client, notifications, partner, hook, 3)
+            items = await hook.settled_log(3)
             assert [(d["status"], d["attempts"]) for d in items] == [("delivered", 1)] * 3
 
 
@@ -358,20 +372,17 @@ async def test_an_endpoint_that_does_not_answer_in_time_fails_the_attempt_and_is
         hook = await register(client, notifications, receiver, partner, "/late")
         receiver.delays_once["/late"] = 5.0  # the service's timeout is 3 s
         await tell(infra, partner, *notes_for(partner, "late", 1))
-
-        async def timed_out() -> dict[str, Any] | None:
-            items = await delivery_log(client, notifications, partner, hook)
-            return items[0] if items and items[0]["attempt_log"] else None
-
-        delivery = await eventually(timed_out, 30, what="an attempt that timed out")
+        [delivery] = await hook.log_when(
+            lambda items: bool(items and items[0]["attempt_log"]),
+            what="an attempt that timed out",
+        )
         assert delivery["attempt_log"][0]["error"] == "no answer within 3 s"
         assert delivery["attempt_log"][0]["status_code"] is None
-
-        async def delivered() -> dict[str, Any] | None:
-            items = await delivery_log(client, notifications, partner, hook)
-            return items[0] if items[0]["status"] == "delivered" else None
-
-        assert (await eventually(delivered, 30, what="the retry delivered"))["attempts"] >= 2
+        [delivered] = await hook.log_when(
+            lambda items: items[0]["status"] == "delivered",
+            what="the retry delivered",
+        )
+        assert delivered["attempts"] >= 2
 
 
 async def test_outside_development_mode_a_name_that_resolves_inwards_is_not_connected_to(
@@ -401,20 +412,15 @@ async def test_redirects_are_not_followed(
         hook = await register(client, notifications, receiver, partner, "/moved")
         receiver.statuses["/moved"] = 307
         await tell(infra, partner, *notes_for(partner, "r", 1))
-
-        async def attempted() -> dict[str, Any] | None:
-            items = await delivery_log(client, notifications, partner, hook)
-            return items[0] if items and items[0]["attempts"] else None
-
-        delivery = await eventually(attempted, what="an attempt")
+        [delivery] = await hook.log_when(
+            lambda items: bool(items and items[0]["attempts"]),
+            what="an attempt",
+        )
         assert delivery["status"] == "pending"
         assert delivery["last_status_code"] == 307
         assert delivery["last_error"] == "HTTP 307: redirects are not followed"
         assert receiver.refused == []  # /elsewhere was never called
-        await client.delete(
-            f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}",
-            headers=partner_admin(partner),
-        )
+        await client.delete(hook.url, headers=partner_admin(partner))
 
 
 async def test_a_rotated_secret_signs_alongside_the_previous_one_and_redelivery_repeats_the_id(
@@ -423,18 +429,18 @@ async def test_a_rotated_secret_signs_alongside_the_previous_one_and_redelivery_
     partner = new_partner()
     async with httpx.AsyncClient(timeout=10) as client:
         hook = await register(client, notifications, receiver, partner, "/rotate")
-        base = f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}"
-        rotated = await client.post(f"{base}/rotate-secret", headers=partner_admin(partner))
+        rotated = await hook.rotate_secret()
         assert rotated.status_code == 200
-        assert rotated.json()["secret"] != hook["secret"]
+        assert rotated.json()["secret"] != hook.registered["secret"]
         # The receiver still holds the old secret: it verifies with it.
         await tell(infra, partner, *notes_for(partner, "x", 1))
         await received(receiver, "/rotate", 1)
         assert receiver.at("/rotate")[0].signatures == 2
         receiver.secrets["/rotate"] = rotated.json()["secret"]
-        log = (await client.get(f"{base}/deliveries", headers=auth(partner))).json()["items"]
+        log = await hook.log()
         again = await client.post(
-            f"{base}/deliveries/{log[0]['delivery_id']}/redeliver", headers=partner_admin(partner)
+            f"{hook.url}/deliveries/{log[0]['delivery_id']}/redeliver",
+            headers=partner_admin(partner),
         )
         assert again.status_code == 202
         await received(receiver, "/rotate", 2)
@@ -442,9 +448,9 @@ async def test_a_rotated_secret_signs_alongside_the_previous_one_and_redelivery_
         assert first.webhook_id == second.webhook_id
         assert receiver.refused == []
 
-        gone = await client.delete(base, headers=partner_admin(partner))
+        gone = await client.delete(hook.url, headers=partner_admin(partner))
         assert gone.status_code == 204
-        assert (await client.get(base, headers=auth(partner))).status_code == 404
+        assert (await client.get(hook.url, headers=auth(partner))).status_code == 404
 
 
 async def test_a_rotation_repeated_within_the_grace_keeps_the_secret_receivers_hold(
@@ -456,11 +462,7 @@ async def test_a_rotation_repeated_within_the_grace_keeps_the_secret_receivers_h
     partner = new_partner()
     async with httpx.AsyncClient(timeout=10) as client:
         hook = await register(client, notifications, receiver, partner, "/twice")
-        base = f"{notifications}/partners/{partner}/webhooks/{hook['endpoint_id']}"
-        first, second = [
-            await client.post(f"{base}/rotate-secret", headers=partner_admin(partner))
-            for _ in range(2)
-        ]
+        first, second = [await hook.rotate_secret() for _ in range(2)]
         assert (first.status_code, second.status_code) == (200, 200)
         await tell(infra, partner, *notes_for(partner, "t", 1))
         await received(receiver, "/twice", 1)  # verified with the original secret
@@ -469,9 +471,9 @@ async def test_a_rotation_repeated_within_the_grace_keeps_the_secret_receivers_h
         await tell(infra, partner, *notes_for(partner, "u", 1))
         assert await received(receiver, "/twice", 2) == ["t0", "u0"]
         assert receiver.refused == []
-        third = await client.post(f"{base}/rotate-secret", headers=partner_admin(partner))
+        third = await hook.rotate_secret()
         assert third.status_code == 200
-        fourth = await client.post(f"{base}/rotate-secret", headers=partner_admin(partner))
+        fourth = await hook.rotate_secret()
         assert fourth.status_code == 409
         assert "rotate again after" in fourth.json()["detail"]
 
@@ -530,8 +532,7 @@ async def test_a_suspended_partners_deliveries_wait_until_it_is_active_again(
     async with httpx.AsyncClient(timeout=10) as client:
         hook = await register(client, notifications, receiver, paused, "/paused")
         await register(client, notifications, receiver, other, "/other")
-    await lifecycle(infra, paused, PartnerStatus.SUSPENDED, PartnerChange.SUSPENDED, 1)
-    async with httpx.AsyncClient(timeout=10) as client:
+        await lifecycle(infra, paused, PartnerStatus.SUSPENDED, PartnerChange.SUSPENDED, 1)
 
         async def revoked() -> bool:
             page = await client.get(
@@ -544,16 +545,15 @@ async def test_a_suspended_partners_deliveries_wait_until_it_is_active_again(
         await tell(infra, other, *notes_for(other, "o", 1))
         # The other partner's delivery went through; the suspended partner's waited untried.
         await received(receiver, "/other", 1)
-
-        async def queued() -> list[dict[str, Any]] | None:
-            items = await delivery_log(client, notifications, paused, hook, ADMIN)
-            return items if len(items) == 2 else None
-
-        await eventually(queued, what="the suspended partner's deliveries queued")
+        await hook.log_when(
+            lambda items: len(items) == 2,
+            what="the suspended partner's deliveries queued",
+            headers=ADMIN,
+        )
         # Deliveries queued after them went out meanwhile: the deliverer passed them over.
         await tell(infra, other, *notes_for(other, "later", 1))
         await received(receiver, "/other", 2)
-        items = await delivery_log(client, notifications, paused, hook, ADMIN)
+        items = await hook.log(ADMIN)
         assert [(d["status"], d["attempts"]) for d in items] == [("pending", 0)] * 2
         assert receiver.at("/paused") == []
     await lifecycle(infra, paused, PartnerStatus.ACTIVE, PartnerChange.REINSTATED, 2)
