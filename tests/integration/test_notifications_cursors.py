@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -20,7 +19,7 @@ from tests.support.factories import partner_notification
 from tests.support.infra import Infra
 from tests.support.notifications import next_notifications, sse_events, tell
 from tests.support.polling import eventually
-from tests.support.processes import ADMIN, auth, service_processes
+from tests.support.processes import ADMIN, auth, service_fixture
 
 pytestmark = pytest.mark.integration
 
@@ -30,10 +29,7 @@ MISSPELLED = "it is not spelled as this service writes cursors"
 NO_MESSAGE = "it names no message (the first message is at position 1)"
 
 
-@pytest.fixture(scope="module")
-async def notifications(infra: Infra) -> AsyncIterator[str]:
-    async with service_processes(infra, "notifications") as urls:
-        yield urls[0]
+notifications = service_fixture("notifications")
 
 
 def new_partner() -> str:
@@ -82,6 +78,20 @@ async def filed(
     return found
 
 
+async def told_inbox(
+    infra: Infra, client: httpx.AsyncClient, base: str, count: int
+) -> tuple[str, list[dict[str, Any]]]:
+    """A new partner told `count` messages (subjects m0, m1, ...), and its messages once
+    filed."""
+    partner = new_partner()
+    await tell(
+        infra,
+        partner,
+        *(partner_notification(partner_id=partner, subject=f"m{i}") for i in range(count)),
+    )
+    return partner, await filed(client, base, partner, count)
+
+
 def refusal(given_as: str, why: str) -> tuple[int, dict[str, str]]:
     return 422, {"detail": f"{given_as} {NOT_HANDED_OUT}: {why}"}
 
@@ -89,11 +99,9 @@ def refusal(given_as: str, why: str) -> tuple[int, dict[str, str]]:
 async def test_a_page_after_a_cursor_never_handed_out_is_422(
     infra: Infra, notifications: str
 ) -> None:
-    partner = new_partner()
-    await tell(infra, partner, *(partner_notification(partner_id=partner) for _ in range(2)))
-    url = f"{notifications}/partners/{partner}/notifications"
     async with httpx.AsyncClient(timeout=10) as client:
-        items = await filed(client, notifications, partner, 2)
+        partner, items = await told_inbox(infra, client, notifications, 2)
+        url = f"{notifications}/partners/{partner}/notifications"
         newest = items[-1]["cursor"]
         for sent, why in forged(newest):
             answer = await client.get(url, params={"after": sent}, headers=auth(partner))
@@ -159,11 +167,9 @@ async def test_another_inboxs_position_is_judged_by_the_readers_inbox_alone(
 async def test_marking_read_through_a_cursor_never_handed_out_is_422_and_marks_nothing(
     infra: Infra, notifications: str
 ) -> None:
-    partner = new_partner()
-    await tell(infra, partner, *(partner_notification(partner_id=partner) for _ in range(3)))
-    base = f"{notifications}/partners/{partner}/notifications"
     async with httpx.AsyncClient(timeout=10) as client:
-        items = await filed(client, notifications, partner, 3)
+        partner, items = await told_inbox(infra, client, notifications, 3)
+        base = f"{notifications}/partners/{partner}/notifications"
         newest = items[-1]["cursor"]
         for sent, why in forged(newest):
             answer = await client.post(
@@ -185,15 +191,9 @@ async def test_a_stream_started_at_a_cursor_never_handed_out_is_422(
     infra: Infra, notifications: str
 ) -> None:
     """`after` and `Last-Event-ID` alike, and both when a reconnecting browser sends both."""
-    partner = new_partner()
-    await tell(
-        infra,
-        partner,
-        *(partner_notification(partner_id=partner, subject=f"m{i}") for i in range(2)),
-    )
-    url = f"{notifications}/partners/{partner}/notifications/stream"
     async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=15)) as client:
-        first, second = await filed(client, notifications, partner, 2)
+        partner, [first, second] = await told_inbox(infra, client, notifications, 2)
+        url = f"{notifications}/partners/{partner}/notifications/stream"
         for sent, why in forged(second["cursor"]):
             tries = [
                 ({"after": sent}, {}, "after"),
