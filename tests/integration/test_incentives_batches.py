@@ -63,18 +63,19 @@ async def incentives_schema(infra: Infra) -> AsyncIterator[tuple[Pool, str]]:
 GROUPED = LedgerAnnouncements()  # the default: a credit's booking in one event
 
 
-def ledger_consumer(
+def scratch_consumer(
     pool: Any,
+    name: str,
     programs: IncentivePrograms = PROGRAMS,
     announcements: LedgerAnnouncements = GROUPED,
 ) -> EventConsumer:
-    """The service's ledger consumer (its real handlers, as app.py wires them) on a scratch
-    schema."""
+    """An incentives consumer on a scratch schema, provided with what app.py provides its
+    handlers; the caller registers them."""
     provisions = Provisions()
     provisions.provide(programs)
     provisions.provide(announcements)
-    consumer = EventConsumer(
-        name="ledger",
+    return EventConsumer(
+        name=name,
         service="incentives",
         topics=[],
         pool=pool,
@@ -83,6 +84,16 @@ def ledger_consumer(
         backoff_initial_seconds=0.01,
         provisions=provisions,
     )
+
+
+def ledger_consumer(
+    pool: Any,
+    programs: IncentivePrograms = PROGRAMS,
+    announcements: LedgerAnnouncements = GROUPED,
+) -> EventConsumer:
+    """The service's ledger consumer (its real handlers, as app.py wires them) on a scratch
+    schema."""
+    consumer = scratch_consumer(pool, "ledger", programs, announcements)
     consumer.handles_batch(CreditIssued)(handlers.on_credits)
     consumer.handles(CreditReversed)(handlers.on_reversal)
     consumer.handles(PartnerStateChanged)(handlers.on_partner)

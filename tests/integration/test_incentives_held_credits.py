@@ -24,17 +24,14 @@ from shared.dead_lettering import (
 )
 from shared.events import Envelope
 from shared.events.partners import PartnerStateChanged, PartnerStatus
-from shared.outbox import Outbox
-from shared.provisions import Provisions
 from shared.topics import ATTRIBUTION_CREDITS
 from tests.integration.test_incentives_batches import (
-    GROUPED,
-    PROGRAMS,
     credit,
     incentives_schema,
     ledger_consumer,
     partner_records,
     records_of,
+    scratch_consumer,
     snapshot,
 )
 from tests.support.infra import Infra
@@ -47,17 +44,7 @@ HOSTILE_AMOUNTS = ("1E+999999", "9" * 40, "1.123456789012345678")
 def partner_consumer(pool: Any) -> EventConsumer:
     """The service's partner-projection consumer (app.py): another group than the ledger's,
     which took the credits in."""
-    provisions = Provisions()
-    provisions.provide(PROGRAMS)
-    provisions.provide(GROUPED)
-    consumer = EventConsumer(
-        name="partner-projection",
-        service="incentives",
-        topics=[],
-        pool=pool,
-        outbox=Outbox("incentives", "pollinate/test"),
-        provisions=provisions,
-    )
+    consumer = scratch_consumer(pool, "partner-projection")
     consumer.handles(PartnerStateChanged)(handlers.on_partner)
     consumer.locks_first(handlers.batch_locks)
     return consumer
