@@ -8,6 +8,7 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import asyncpg
 import pytest
@@ -262,24 +263,7 @@ async def test_a_row_kafka_refuses_for_good_is_parked_and_the_rows_after_it_flow
     service's whole event flow: the relay retried it in order forever. It is parked with its
     reason; the rows behind it are published, in order; the DLQ tool shows it."""
     topic = await new_topic(components.infra.kafka, components.service.schema)
-    async with components.pool.acquire() as conn, conn.transaction():
-        before = await components.outbox.publish(
-            conn, topic, CounterIncremented(counter="p", by=1), subject="p"
-        )
-        await components.outbox.publish_raw(
-            conn,
-            topic_name=topic.name,
-            key="p",
-            event_id=uuid.uuid4(),
-            event_type="test.too_large",
-            value=b"x" * 2_000_000,
-            headers={},
-        )
-        after = await components.outbox.publish(
-            conn, topic, CounterIncremented(counter="p", by=2), subject="p"
-        )
-    assert before is not None
-    assert after is not None
+    before, after = await _around_a_refused_row(components, topic, "p", "test.too_large", 2_000_000)
 
     relay = components.relay()
     assert await relay.publish_pending() == 3
@@ -509,6 +493,32 @@ async def _commit_increment(components: Components, topic: Topic, seq: int) -> N
         )
 
 
+async def _around_a_refused_row(
+    components: Components, topic: Topic, key: str, refused_type: str, refused_size: int
+) -> tuple[Envelope[Any], Envelope[Any]]:
+    """Three rows for `key` in one transaction: an increment, a raw row of `refused_size`
+    bytes (one Kafka refuses), another increment; the two increments' envelopes."""
+    async with components.pool.acquire() as conn, conn.transaction():
+        before = await components.outbox.publish(
+            conn, topic, CounterIncremented(counter=key, by=1), subject=key
+        )
+        await components.outbox.publish_raw(
+            conn,
+            topic_name=topic.name,
+            key=key,
+            event_id=uuid.uuid4(),
+            event_type=refused_type,
+            value=b"x" * refused_size,
+            headers={},
+        )
+        after = await components.outbox.publish(
+            conn, topic, CounterIncremented(counter=key, by=2), subject=key
+        )
+    assert before is not None
+    assert after is not None
+    return before, after
+
+
 async def _hands_over(leader: OutboxRelay, standby: OutboxRelay) -> None:
     """The standby publishes the waiting row, then the old leader finds it leads no more."""
 
@@ -555,24 +565,13 @@ async def test_after_the_broker_refuses_a_batch_a_fresh_producer_sends_the_rows_
         )
     finally:
         await admin.close()
-    async with components.pool.acquire() as conn, conn.transaction():
-        before = await components.outbox.publish(
-            conn, topic, CounterIncremented(counter="g", by=1), subject="g"
-        )
-        await components.outbox.publish_raw(
-            conn,
-            topic_name=topic.name,
-            key="g",
-            event_id=uuid.uuid4(),
-            event_type="test.over_the_topic_limit",
-            value=b"x" * 20_000,  # under the producer's limit, over the topic's
-            headers={},
-        )
-        after = await components.outbox.publish(
-            conn, topic, CounterIncremented(counter="g", by=2), subject="g"
-        )
-    assert before is not None
-    assert after is not None
+    before, after = await _around_a_refused_row(
+        components,
+        topic,
+        "g",
+        "test.over_the_topic_limit",
+        20_000,  # under the producer's limit, over the topic's
+    )
 
     relay = components.relay(
         batch_size=1,  # one row per batch: the refused one is a batch of its own
