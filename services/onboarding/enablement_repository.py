@@ -4,13 +4,12 @@ statements and what each did."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 from services.onboarding.domain.enablement import VOIDED
-from services.onboarding.repository import Row
+from services.onboarding.repository import Row, new_id
 from shared.db import Connection, columns
 
 
@@ -61,7 +60,7 @@ async def insert_person(
         """INSERT INTO people (person_id, partner_id, email, name, role, lms_account,
                joined_at, added_by)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *""",
-        f"psn_{uuid.uuid4().hex[:16]}",
+        new_id("psn"),
         partner_id,
         email,
         name,
@@ -239,7 +238,7 @@ async def insert_resource(
         """INSERT INTO resources (resource_id, kind, title, url, partner_types, tiers,
                published_by, published_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *""",
-        f"res_{uuid.uuid4().hex[:16]}",
+        new_id("res"),
         kind,
         title,
         url,

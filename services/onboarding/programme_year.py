@@ -8,7 +8,6 @@ upheld reverses the decision."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -32,7 +31,7 @@ from services.onboarding.domain.programme_year import (
 )
 from services.onboarding.domain.tiers import derive_competencies, revenue_in_window
 from services.onboarding.partner_runs import each_partner
-from services.onboarding.repository import SERVICE, Row
+from services.onboarding.repository import SERVICE, Row, new_id
 from shared.db import Connection, Pool, from_row
 from shared.errors import Conflict, NotFound
 from shared.events.notifications import NotificationKind
@@ -137,7 +136,7 @@ async def _record(
     at: datetime,
 ) -> None:
     """The decision recorded, its lifecycle consequences, the partner told, the fact announced."""
-    review_id = f"rev_{uuid.uuid4().hex[:16]}"
+    review_id = new_id("rev")
     appeal_until = (
         at + timedelta(days=config.programme_year.appeal_days)
         if decision.outcome in APPEALABLE
@@ -281,9 +280,7 @@ async def file_appeal(
             appealed is not None,
             at,
         )
-        return await store.insert_appeal(
-            conn, f"apl_{uuid.uuid4().hex[:16]}", review_row, grounds, by, at
-        )
+        return await store.insert_appeal(conn, new_id("apl"), review_row, grounds, by, at)
 
 
 async def decide_appeal(

@@ -32,6 +32,13 @@ SERVICE = "onboarding"
 # A partner row as read from the database, or as it stands in memory during a run.
 PartnerRow = Row | dict[str, Any]
 
+
+def new_id(kind: str) -> str:
+    """A new random id of onboarding's records: the kind's prefix (`ptn`, `cert`, ...), then
+    16 hex digits."""
+    return f"{kind}_{uuid.uuid4().hex[:16]}"
+
+
 # Columns a new version of a partner may set (besides version, reason and updated_at).
 _COLUMNS = frozenset(
     {
@@ -147,7 +154,7 @@ async def insert_application(
             SELECT 1 FROM partners WHERE domain = $3 AND domain_verified_at IS NOT NULL)
         RETURNING *
         """,
-        f"ptn_{uuid.uuid4().hex[:16]}",
+        new_id("ptn"),
         application.company_name,
         application.domain,
         application.partner_type.value,
@@ -291,7 +298,7 @@ async def insert_certification(
             WHERE certifications.voided_at IS NOT NULL  -- a voided one is given again
         RETURNING certification_id
         """,
-        f"cert_{uuid.uuid4().hex[:16]}",
+        new_id("cert"),
         partner_id,
         certification.person,
         person_name,
