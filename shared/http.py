@@ -21,7 +21,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 from urllib.parse import unquote_to_bytes
 
 from fastapi import Depends, FastAPI, Request
@@ -154,6 +154,24 @@ def partner_scope(who: Caller, partner_id: str | None, what: str) -> None:
     missing one (so ids cannot be probed)."""
     if partner_id is None or not who.may_see(partner_id):
         raise NotFound(f"{what} not found")
+
+
+class PartnersResource(Protocol):
+    """Anything a route answers that belongs to one partner."""
+
+    @property
+    def partner_id(self) -> str: ...
+
+
+Resource = TypeVar("Resource", bound=PartnersResource)
+
+
+def partners_own(who: Caller, found: Resource | None, what: str) -> Resource:
+    """`found` when the caller may see it; a missing one and another partner's answer the same
+    404 (`partner_scope`)."""
+    partner_scope(who, found.partner_id if found is not None else None, what)
+    assert found is not None
+    return found
 
 
 def acting_partner(who: Caller, partner_id: str | None) -> str:

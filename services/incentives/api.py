@@ -41,6 +41,7 @@ from shared.http import (
     Provided,
     acting_partner,
     partner_scope,
+    partners_own,
     require_role,
 )
 from shared.identity import Caller, Role
@@ -213,10 +214,7 @@ async def list_claims(
 
 @router.get("/mdf/claims/{claim_id}", tags=["mdf"])
 async def get_claim(claim_id: str, who: CallerDep, platform: PlatformDep) -> ClaimOut:
-    found = await views.claim(platform.pool, claim_id)
-    partner_scope(who, found.partner_id if found else None, f"claim {claim_id}")
-    assert found is not None
-    return found
+    return partners_own(who, await views.claim(platform.pool, claim_id), f"claim {claim_id}")
 
 
 @router.post("/mdf/claims/{claim_id}/decision", tags=["mdf"])

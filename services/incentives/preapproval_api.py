@@ -21,7 +21,7 @@ from services.incentives.preapproval_schemas import (
 )
 from shared.audit import record_action
 from shared.db import from_row
-from shared.http import AdminDep, CallerDep, PlatformDep, Provided, acting_partner, partner_scope
+from shared.http import AdminDep, CallerDep, PlatformDep, Provided, acting_partner, partners_own
 from shared.inputs import Ident
 
 PolicyDep = Annotated[PreapprovalPolicy, Provided(PreapprovalPolicy)]
@@ -63,9 +63,7 @@ async def get_preapproval(
     preapproval_id: str, who: CallerDep, platform: PlatformDep
 ) -> PreapprovalOut:
     found = await preapproval_views.preapproval(platform.pool, preapproval_id)
-    partner_scope(who, found.partner_id if found else None, f"pre-approval {preapproval_id}")
-    assert found is not None
-    return found
+    return partners_own(who, found, f"pre-approval {preapproval_id}")
 
 
 @preapprovals.post("/mdf/preapprovals/{preapproval_id}/decision")
@@ -98,9 +96,8 @@ async def claim_against_preapproval(
     like any claim (`POST /mdf/claims/{claim_id}/decision`). Once per `proof_reference`, as
     any claim: a repeat answers with the claim recorded under it (201), another amount,
     description or pre-approval under it is a 409."""
-    found = await preapproval_views.preapproval(platform.pool, preapproval_id)
-    partner_scope(who, found.partner_id if found else None, f"pre-approval {preapproval_id}")
-    assert found is not None
+    stored = await preapproval_views.preapproval(platform.pool, preapproval_id)
+    found = partners_own(who, stored, f"pre-approval {preapproval_id}")
     async with platform.transaction() as conn:
         requested = await mdf_preapprovals.request_claim(
             conn, programs, preapproval_id, body.ask(found.partner_id)
