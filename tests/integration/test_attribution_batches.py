@@ -261,13 +261,7 @@ async def test_a_poison_snapshot_in_a_run_is_dead_lettered_and_the_rest_applied_
 ) -> None:
     run = uuid.uuid4().hex[:8]
     good, poison, other = Deal(run, "good"), Deal(run, "poison"), Deal(run, "other")
-    won = {
-        "status": DealStatus.WON,
-        "amount": Decimal("100"),
-        "currency": "USD",
-        "close_date": TODAY,
-        "partner_ref": f"p-{run}",
-    }
+    won = closed_won("100", "USD", f"p-{run}", close_date=TODAY)
     envelopes = [
         from_deals(good.snapshot(1, **won), good.key),
         from_deals(poison.snapshot(1, **{**won, "currency": "CHF"}), poison.key),  # no CHF rate
@@ -313,13 +307,7 @@ async def test_an_amount_beyond_the_contract_is_refused_at_once_and_its_neighbou
     time, and the deals beside it are credited."""
     run = uuid.uuid4().hex[:8]
     good, hostile = Deal(run, "good"), Deal(run, "hostile")
-    won = {
-        "status": DealStatus.WON,
-        "amount": Decimal("100"),
-        "currency": "USD",
-        "close_date": TODAY,
-        "partner_ref": f"p-{run}",
-    }
+    won = closed_won("100", "USD", f"p-{run}", close_date=TODAY)
     huge = json.loads(from_deals(hostile.snapshot(1, **won), hostile.key).to_bytes())
     huge["data"]["amount"] = "1E+300000"  # int() of it alone takes seconds
     first = from_deals(good.snapshot(1, **won), good.key)
