@@ -67,21 +67,42 @@ class Merge:
         self.at = datetime.now(UTC) - timedelta(hours=1)
         self.won = closed_won("1000.00", "USD", "", close_date=TODAY) | {"partner_ref": None}
 
+    def _won(
+        self,
+        deal: CrmDeal,
+        revision: int,
+        moments: dict[str, datetime],
+        *linked: LinkedRegistration,
+        **fields: Any,
+    ) -> Envelope[Any]:
+        """Won `deal`'s `revision` as deals publishes it, changed at `moments`, listing the
+        `linked` registrations."""
+        state = deal.state(revision, registrations=linked, **moments, **self.won, **fields)
+        return from_deals(state, deal.key)
+
+    def _was_approved(
+        self,
+        registration_id: str,
+        partner_id: str,
+        status: RegistrationStatus,
+        crm_deal_key: str | None,
+    ) -> Envelope[Any]:
+        """The approved registration's event at the merge, as deals publishes it."""
+        changed = registration_status_changed(
+            registration_id=registration_id,
+            partner_id=partner_id,
+            previous_status=RegistrationStatus.APPROVED,
+            status=status,
+            crm_deal_key=crm_deal_key,
+            changed_at=self.at,
+        )
+        return from_deals(changed, registration_id)
+
     def initial(self) -> list[Envelope[Any]]:
         moments = {"changed_at": self.before, "ingested_at": self.before}
         return [
-            from_deals(
-                self.loser.state(
-                    1, registrations=(_linked(self.k, self.a, 20),), **moments, **self.won
-                ),
-                self.loser.key,
-            ),
-            from_deals(
-                self.survivor.state(
-                    1, registrations=(_linked(self.d, self.b, 10),), **moments, **self.won
-                ),
-                self.survivor.key,
-            ),
+            self._won(self.loser, 1, moments, _linked(self.k, self.a, 20)),
+            self._won(self.survivor, 1, moments, _linked(self.d, self.b, 10)),
         ]
 
     def merge(self) -> dict[str, Envelope[Any]]:
@@ -93,52 +114,12 @@ class Merge:
         earlier = {"changed_at": just_before, "ingested_at": just_before}
         moments = {"changed_at": self.at, "ingested_at": self.at}
         return {
-            "L2": from_deals(
-                self.loser.state(
-                    2, registrations=(_linked(self.k, self.a, 20),), **earlier, **self.won
-                ),
-                self.loser.key,
-            ),
-            "S2": from_deals(
-                self.survivor.state(
-                    2, registrations=(_linked(self.d, self.b, 10),), **earlier, **self.won
-                ),
-                self.survivor.key,
-            ),
-            "L3": from_deals(
-                self.loser.state(
-                    3, deleted=True, merged_into=self.survivor.key, **moments, **self.won
-                ),
-                self.loser.key,
-            ),
-            "S3": from_deals(
-                self.survivor.state(
-                    3, registrations=(_linked(self.k, self.a, 20),), **moments, **self.won
-                ),
-                self.survivor.key,
-            ),
-            "K": from_deals(
-                registration_status_changed(
-                    registration_id=self.k,
-                    partner_id=self.a,
-                    previous_status=RegistrationStatus.APPROVED,
-                    status=RegistrationStatus.APPROVED,
-                    crm_deal_key=self.survivor.key,
-                    changed_at=self.at,
-                ),
-                self.k,
-            ),
-            "D": from_deals(
-                registration_status_changed(
-                    registration_id=self.d,
-                    partner_id=self.b,
-                    previous_status=RegistrationStatus.APPROVED,
-                    status=RegistrationStatus.PENDING_REVIEW,
-                    crm_deal_key=None,
-                    changed_at=self.at,
-                ),
-                self.d,
-            ),
+            "L2": self._won(self.loser, 2, earlier, _linked(self.k, self.a, 20)),
+            "S2": self._won(self.survivor, 2, earlier, _linked(self.d, self.b, 10)),
+            "L3": self._won(self.loser, 3, moments, deleted=True, merged_into=self.survivor.key),
+            "S3": self._won(self.survivor, 3, moments, _linked(self.k, self.a, 20)),
+            "K": self._was_approved(self.k, self.a, RegistrationStatus.APPROVED, self.survivor.key),
+            "D": self._was_approved(self.d, self.b, RegistrationStatus.PENDING_REVIEW, None),
         }
 
 
