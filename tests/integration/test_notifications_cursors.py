@@ -17,8 +17,7 @@ import pytest
 from services.notifications.domain import cursor
 from tests.support.factories import partner_notification
 from tests.support.infra import Infra
-from tests.support.notifications import next_notifications, sse_events, tell
-from tests.support.polling import eventually
+from tests.support.notifications import inbox, next_notifications, sse_events, tell
 from tests.support.processes import ADMIN, auth, service_fixture
 
 pytestmark = pytest.mark.integration
@@ -61,21 +60,8 @@ async def filed(
     client: httpx.AsyncClient, base: str, partner_id: str, count: int
 ) -> list[dict[str, Any]]:
     """The partner's messages once it holds `count` of them."""
-
-    async def enough() -> list[dict[str, Any]] | None:
-        page = await client.get(
-            f"{base}/partners/{partner_id}/notifications",
-            params={"limit": 200},
-            headers=auth(partner_id),
-        )
-        assert page.status_code == 200, page.text
-        items: list[dict[str, Any]] = page.json()["items"]
-        return items if len(items) >= count else None
-
-    found: list[dict[str, Any]] = await eventually(
-        enough, what=f"{count} messages for {partner_id}"
-    )
-    return found
+    items: list[dict[str, Any]] = (await inbox(client, base, partner_id, count))["items"]
+    return items
 
 
 async def told_inbox(

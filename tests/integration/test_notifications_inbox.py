@@ -30,7 +30,7 @@ from tests.support.factories import (
 )
 from tests.support.infra import Infra
 from tests.support.kafka import keyed_headers, publish, send_envelopes
-from tests.support.notifications import tell
+from tests.support.notifications import inbox, tell
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_fixture
 
@@ -42,25 +42,6 @@ notifications = service_fixture("notifications")
 
 def new_partner() -> str:
     return f"ptn_inbox_{uuid.uuid4().hex[:8]}"
-
-
-async def inbox(
-    client: httpx.AsyncClient, base: str, partner_id: str, expected: int, **params: Any
-) -> dict[str, Any]:
-    """The partner's inbox once it holds `expected` messages."""
-
-    async def filled() -> dict[str, Any] | None:
-        page = await client.get(
-            f"{base}/partners/{partner_id}/notifications",
-            params={"limit": 200, **params},
-            headers=auth(partner_id),
-        )
-        assert page.status_code == 200, page.text
-        body: dict[str, Any] = page.json()
-        return body if len(body["items"]) >= expected else None
-
-    found: dict[str, Any] = await eventually(filled, what=f"{expected} messages for {partner_id}")
-    return found
 
 
 async def test_each_message_reaches_its_recipient_and_no_one_else(

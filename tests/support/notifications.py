@@ -27,7 +27,8 @@ from shared.events.notifications import PartnerNotification
 from shared.topics import PARTNER_NOTIFICATIONS
 from tests.support.infra import Infra
 from tests.support.kafka import publish
-from tests.support.processes import free_port
+from tests.support.polling import eventually
+from tests.support.processes import auth, free_port
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,25 @@ async def next_notifications(events: AsyncIterator[SseEvent], count: int) -> lis
 async def tell(infra: Infra, partner_id: str, *notes: PartnerNotification) -> None:
     """Publish notes for the partner on partners.notifications.v1, as deals would."""
     await publish(infra, PARTNER_NOTIFICATIONS, list(notes), subject=partner_id, source="deals")
+
+
+async def inbox(
+    client: httpx.AsyncClient, base: str, partner_id: str, expected: int, **params: Any
+) -> dict[str, Any]:
+    """The partner's inbox once it holds `expected` messages."""
+
+    async def filled() -> dict[str, Any] | None:
+        page = await client.get(
+            f"{base}/partners/{partner_id}/notifications",
+            params={"limit": 200, **params},
+            headers=auth(partner_id),
+        )
+        assert page.status_code == 200, page.text
+        body: dict[str, Any] = page.json()
+        return body if len(body["items"]) >= expected else None
+
+    found: dict[str, Any] = await eventually(filled, what=f"{expected} messages for {partner_id}")
+    return found
 
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # a fixed test secret (base64)
