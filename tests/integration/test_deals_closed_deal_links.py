@@ -6,20 +6,26 @@ back an honest partner's credit)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from shared.topics import DEAL_OPPORTUNITIES, DEAL_REGISTRATIONS, PARTNER_NOTIFICATIONS
-from tests.support.crm import salesforce_cdc, salesforce_delivery
-from tests.support.deals import partners_onboarded, registration_request
+from shared.topics import DEAL_OPPORTUNITIES
+from tests.support.crm import salesforce_cdc
+from tests.support.deals import (
+    crm_deal_projected,
+    deliver_salesforce,
+    fresh_partners,
+    link_crm_deal,
+    partner_notifications,
+    register,
+    registration_moved_to,
+    registration_request,
+)
 from tests.support.infra import Infra
 from tests.support.kafka import wait_for_keyed
-from tests.support.polling import eventually
-from tests.support.processes import auth
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +35,11 @@ def account(run: str) -> dict[str, str]:
         "customer_name": f"Q{run} Closedwell Pharma",
         "customer_domain": f"closedwell-{run}.example",
     }
+
+
+def registration(run: str, **overrides: Any) -> dict[str, Any]:
+    """A registration of the run's customer, for the CRM deal's amount."""
+    return registration_request(**account(run), amount="20000.00", **overrides)
 
 
 async def closed_deal(
@@ -54,39 +65,30 @@ async def closed_deal(
     }
     if owner is not None:
         fields["OwnerId"] = owner
-    for event in (
+    await deliver_salesforce(
+        client,
+        deals,
         salesforce_cdc(record_id, "CREATE", closed_at - timedelta(days=7), fields),
         salesforce_cdc(record_id, "UPDATE", closed_at, {"StageName": stage}),
-    ):
-        response = await client.post(f"{deals}/crm/salesforce", **salesforce_delivery(event))
-        assert response.status_code == 202, response.text
-
-    async def projected_closed() -> bool:
-        status = await admin_db.fetchval(
-            "SELECT status FROM deals.crm_deals WHERE deal_key = $1", deal_key
-        )
-        return status in ("won", "lost")
-
-    await eventually(projected_closed, what=f"deals projects {deal_key} closed")
+    )
+    await crm_deal_projected(
+        admin_db, deal_key, lambda row: row["status"] in ("won", "lost"), "closed"
+    )
     return deal_key
 
 
 async def test_a_deal_closed_before_the_registration_cannot_be_linked_to_it(
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    partner = f"p-late-{run}"
-    await partners_onboarded(infra, partner)
+    run, (partner,) = await fresh_partners(infra, "late")
     deals = deals_instances[0]
     async with httpx.AsyncClient(timeout=30) as client:
         closed_at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
         deal_key = await closed_deal(
             client, deals, admin_db, run, closed_at=closed_at, owner=f"rep-{run}"
         )
-        at_creation = await client.post(
-            f"{deals}/registrations",
-            headers=auth(partner),
-            json=registration_request(**account(run), amount="20000.00", crm_deal_key=deal_key),
+        at_creation = await register(
+            client, deals, partner, registration(run, crm_deal_key=deal_key)
         )
         assert at_creation.status_code == 409, at_creation.text
         assert at_creation.json()["detail"] == (
@@ -95,17 +97,9 @@ async def test_a_deal_closed_before_the_registration_cannot_be_linked_to_it(
             " cannot source it"
         )
         # Registered without the key, then linked: the registration still came after the close.
-        own = await client.post(
-            f"{deals}/registrations",
-            headers=auth(partner),
-            json=registration_request(**account(run), amount="20000.00"),
-        )
+        own = await register(client, deals, partner, registration(run))
         assert own.status_code == 201, own.text
-        later = await client.post(
-            f"{deals}/registrations/{own.json()['registration_id']}/crm-link",
-            headers=auth(partner),
-            json={"crm_deal_key": deal_key},
-        )
+        later = await link_crm_deal(client, deals, partner, own.json()["registration_id"], deal_key)
         assert later.status_code == 409, later.text
         assert "before this registration was submitted" in later.json()["detail"]
     linked = await admin_db.fetchval(
@@ -119,26 +113,16 @@ async def test_a_registration_linked_after_its_deal_closed_takes_the_outcome_at_
     infra: Infra, deals_instances: list[str], admin_db: Any, stage: str, outcome: str
 ) -> None:
     started = datetime.now(UTC)
-    run = uuid.uuid4().hex[:8]
-    partner = f"p-tardy-{run}"
-    await partners_onboarded(infra, partner)
+    run, (partner,) = await fresh_partners(infra, "tardy")
     deals = deals_instances[0]
     async with httpx.AsyncClient(timeout=30) as client:
-        created = await client.post(
-            f"{deals}/registrations",
-            headers=auth(partner),
-            json=registration_request(**account(run), amount="20000.00"),
-        )
+        created = await register(client, deals, partner, registration(run))
         assert created.json()["status"] == "approved", created.text
         registration_id = created.json()["registration_id"]
         deal_key = await closed_deal(
             client, deals, admin_db, run, closed_at=datetime.now(UTC), stage=stage
         )
-        linked = await client.post(
-            f"{deals}/registrations/{registration_id}/crm-link",
-            headers=auth(partner),
-            json={"crm_deal_key": deal_key},
-        )
+        linked = await link_crm_deal(client, deals, partner, registration_id, deal_key)
     assert linked.status_code == 200, linked.text
     assert linked.json()["status"] == outcome
     assert linked.json()["reason"] == (
@@ -161,13 +145,7 @@ async def test_a_registration_linked_after_its_deal_closed_takes_the_outcome_at_
     ]
     # Downstream hears the close as from a CRM close: the status change, the opportunity's
     # state naming the registration with its outcome, and the partner's notification.
-    changes = await wait_for_keyed(
-        infra.kafka,
-        DEAL_REGISTRATIONS.name,
-        registration_id,
-        lambda events: any(e["data"].get("status") == outcome for e in events[1:]),
-        since=started,
-    )
+    changes = await registration_moved_to(infra, registration_id, outcome, since=started)
     closing = changes[-1]["data"]
     assert (closing["previous_status"], closing["crm_deal_key"]) == ("approved", deal_key)
     await wait_for_keyed(
@@ -181,10 +159,4 @@ async def test_a_registration_linked_after_its_deal_closed_takes_the_outcome_at_
         ),
         since=started,
     )
-    await wait_for_keyed(
-        infra.kafka,
-        PARTNER_NOTIFICATIONS.name,
-        partner,
-        lambda events: any(e["data"]["kind"] == f"registration_{outcome}" for e in events),
-        since=started,
-    )
+    await partner_notifications(infra, partner, f"registration_{outcome}", since=started)

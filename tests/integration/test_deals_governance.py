@@ -5,7 +5,8 @@ is told to the partner and the account's direct owner."""
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,14 +15,18 @@ import httpx
 import pytest
 
 from shared.business_days import add_business_days
-from shared.topics import DEAL_REGISTRATIONS, PARTNER_NOTIFICATIONS
-from tests.support.crm import (
-    aws_ace_headers,
-    aws_ace_opportunity,
-    salesforce_cdc,
-    salesforce_delivery,
+from shared.topics import PARTNER_NOTIFICATIONS
+from tests.support.crm import aws_ace_headers, aws_ace_opportunity, salesforce_cdc
+from tests.support.deals import (
+    crm_deal_projected,
+    deliver_salesforce,
+    fresh_partners,
+    partner_notifications,
+    register,
+    registration_moved_to,
+    registration_reaches,
+    registration_request,
 )
-from tests.support.deals import partners_onboarded, registration_request
 from tests.support.infra import Infra
 from tests.support.kafka import wait_for_keyed
 from tests.support.polling import eventually
@@ -32,12 +37,15 @@ pytestmark = pytest.mark.integration
 
 def body(run: str, **overrides: Any) -> dict[str, Any]:
     # 900 000 is above the gold auto-approval limit: manual review.
-    fields = {
-        "customer_name": f"G{run} Governance Works",
-        "customer_domain": f"governance-{run}.example",
-        "amount": "900000.00",
-    }
-    return registration_request(**(fields | overrides))
+    request = registration_request(
+        f"G{run} Governance Works", f"governance-{run}.example", amount="900000.00"
+    )
+    return request | overrides
+
+
+def without_country(request: dict[str, Any]) -> dict[str, Any]:
+    """The registration request with no customer_country at all."""
+    return {k: v for k, v in request.items() if k != "customer_country"}
 
 
 async def crm_opportunity(
@@ -54,27 +62,41 @@ async def crm_opportunity(
         "Account_Name__c": f"G{run} Governance Works",
         "Account_Website__c": f"https://governance-{run}.example",
     }
-    delivery = salesforce_delivery(salesforce_cdc(record_id, "CREATE", at, fields))
-    assert (await client.post(f"{deals}/crm/salesforce", **delivery)).status_code == 202
+    await deliver_salesforce(client, deals, salesforce_cdc(record_id, "CREATE", at, fields))
     deal_key = f"salesforce:{record_id}"
-
-    async def projected() -> bool:
-        return bool(
-            await admin_db.fetchval(
-                "SELECT owner IS NOT NULL FROM deals.crm_deals WHERE deal_key = $1", deal_key
-            )
-        )
-
-    await eventually(projected)
+    await crm_deal_projected(admin_db, deal_key, lambda row: row["owner"] is not None)
     return deal_key
 
 
 async def close_won(client: httpx.AsyncClient, deals: str, deal_key: str, at: datetime) -> None:
     record_id = deal_key.split(":", 1)[1]
-    delivery = salesforce_delivery(
-        salesforce_cdc(record_id, "UPDATE", at, {"StageName": "Closed Won"})
+    await deliver_salesforce(
+        client, deals, salesforce_cdc(record_id, "UPDATE", at, {"StageName": "Closed Won"})
     )
-    assert (await client.post(f"{deals}/crm/salesforce", **delivery)).status_code == 202
+
+
+@asynccontextmanager
+async def policy_in_force(
+    client: httpx.AsyncClient, deals: str, document: dict[str, Any]
+) -> AsyncIterator[str]:
+    """The policy `document` proposed and activated for the block, the version in force before
+    activated again after it (the other tests run under that version): that version."""
+    before = (await client.get(f"{deals}/policy", headers=ADMIN)).json()["version"]
+    proposed = await client.post(
+        f"{deals}/admin/policy/versions", headers=ADMIN, json={"document": document}
+    )
+    assert proposed.status_code == 201, proposed.text
+    try:
+        activated = await client.post(
+            f"{deals}/admin/policy/versions/{document['version']}/activate", headers=ADMIN
+        )
+        assert activated.status_code == 200
+        yield before
+    finally:
+        restored = await client.post(
+            f"{deals}/admin/policy/versions/{before}/activate", headers=ADMIN
+        )
+        assert restored.status_code == 200
 
 
 async def test_a_registrations_history_reads_back_in_order_with_principals(
@@ -83,18 +105,15 @@ async def test_a_registrations_history_reads_back_in_order_with_principals(
     """create -> review -> extension -> win: four entries, in order, each with its principal,
     policy version and reasons; the partner and the direct owner hear of every change."""
     started = datetime.now(UTC)
-    run = uuid.uuid4().hex[:8]
-    partner, rep = f"p-gov-{run}", f"rep-gov-{run}"
-    await partners_onboarded(infra, partner)
+    run, (partner,) = await fresh_partners(infra, "gov")
+    rep = f"rep-gov-{run}"
     deals, other = deals_instances
     async with httpx.AsyncClient(timeout=30) as client:
         deal_key = await crm_opportunity(
             client, other, admin_db, run, rep, started - timedelta(days=1)
         )
         # The rep's opportunity predates the registration: a direct-sales conflict, reviewed.
-        created = await client.post(
-            f"{deals}/registrations", headers=auth(partner), json=body(run, crm_deal_key=deal_key)
-        )
+        created = await register(client, deals, partner, body(run, crm_deal_key=deal_key))
         assert created.status_code == 201, created.text
         registration_id = created.json()["registration_id"]
         assert created.json()["status"] == "pending_review"
@@ -109,15 +128,7 @@ async def test_a_registrations_history_reads_back_in_order_with_principals(
         )
         assert extended.status_code == 200
         await close_won(client, other, deal_key, started + timedelta(seconds=1))
-
-        async def won() -> bool:
-            status = await admin_db.fetchval(
-                "SELECT status FROM deals.registrations WHERE registration_id = $1",
-                registration_id,
-            )
-            return bool(status == "won")
-
-        await eventually(won)
+        await registration_reaches(admin_db, registration_id, "won")
         url = f"/registrations/{registration_id}/history"
         as_manager = (await client.get(f"{deals}{url}", headers=ADMIN)).json()
         as_partner = (await client.get(f"{other}{url}", headers=auth(partner))).json()
@@ -181,15 +192,12 @@ async def test_a_registration_awaiting_review_when_its_deal_is_won_is_decided_by
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:
     started = datetime.now(UTC)
-    run = uuid.uuid4().hex[:8]
-    partner, rep = f"p-govw-{run}", f"rep-govw-{run}"
-    await partners_onboarded(infra, partner)
+    run, (partner,) = await fresh_partners(infra, "govw")
+    rep = f"rep-govw-{run}"
     deals, other = deals_instances
     async with httpx.AsyncClient(timeout=30) as client:
         deal_key = await crm_opportunity(client, other, admin_db, run, rep, started)
-        created = await client.post(
-            f"{deals}/registrations", headers=auth(partner), json=body(run, crm_deal_key=deal_key)
-        )
+        created = await register(client, deals, partner, body(run, crm_deal_key=deal_key))
         registration_id = created.json()["registration_id"]
         assert created.json()["status"] == "pending_review"
         await close_won(client, other, deal_key, started + timedelta(seconds=1))
@@ -216,13 +224,7 @@ async def test_a_registration_awaiting_review_when_its_deal_is_won_is_decided_by
             headers=ADMIN,
         )
     assert reviewed.json()["status"] == "won"
-    notes = await wait_for_keyed(
-        infra.kafka,
-        PARTNER_NOTIFICATIONS.name,
-        partner,
-        lambda events: any(e["data"]["kind"] == "registration_won" for e in events),
-        since=started,
-    )
+    notes = await partner_notifications(infra, partner, "registration_won", since=started)
     kinds = [e["data"]["kind"] for e in notes if e["data"]["recipient"] == partner]
     assert kinds == ["pending_review", "pending_review", "registration_won"]
 
@@ -230,15 +232,9 @@ async def test_a_registration_awaiting_review_when_its_deal_is_won_is_decided_by
 async def test_the_decision_ledger_is_append_only(
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    partner = f"p-gova-{run}"
-    await partners_onboarded(infra, partner)
+    run, (partner,) = await fresh_partners(infra, "gova")
     async with httpx.AsyncClient(timeout=30) as client:
-        created = await client.post(
-            f"{deals_instances[0]}/registrations",
-            headers=auth(partner),
-            json=body(run, amount="1000.00"),
-        )
+        created = await register(client, deals_instances[0], partner, body(run, amount="1000.00"))
     registration_id = created.json()["registration_id"]
     for statement in (
         "UPDATE deals.registration_ledger SET reasons = '{}' WHERE registration_id = $1",
@@ -258,21 +254,15 @@ async def test_the_decision_ledger_is_append_only(
 async def test_a_repeat_registration_is_refused_with_the_live_ones_id_and_no_new_window(
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    partner = f"p-govr-{run}"
-    await partners_onboarded(infra, partner)
+    run, (partner,) = await fresh_partners(infra, "govr")
     deals, other = deals_instances
     async with httpx.AsyncClient(timeout=30) as client:
-        first = await client.post(
-            f"{deals}/registrations", headers=auth(partner), json=body(run, amount="1000.00")
-        )
+        first = await register(client, deals, partner, body(run, amount="1000.00"))
         registration_id = first.json()["registration_id"]
         assert first.json()["status"] == "approved"
         # Again, by name only (no domain), at the other instance: the same customer.
-        again = await client.post(
-            f"{other}/registrations",
-            headers=auth(partner),
-            json=body(run, amount="1000.00", customer_domain=None),
+        again = await register(
+            client, other, partner, body(run, amount="1000.00", customer_domain=None)
         )
         dry_run = await client.post(
             f"{other}/registrations/check",
@@ -280,10 +270,8 @@ async def test_a_repeat_registration_is_refused_with_the_live_ones_id_and_no_new
             json=body(run, amount="1000.00"),
         )
         # Another product of the same customer is another deal.
-        analytics = await client.post(
-            f"{deals}/registrations",
-            headers=auth(partner),
-            json=body(run, amount="1000.00", products=["ai"]),
+        analytics = await register(
+            client, deals, partner, body(run, amount="1000.00", products=["ai"])
         )
     assert again.status_code == 409
     assert dry_run.status_code == 409
@@ -299,14 +287,13 @@ async def test_a_repeat_registration_is_refused_with_the_live_ones_id_and_no_new
 async def test_a_registration_without_a_country_for_a_regional_partner_goes_to_review(
     infra: Infra, deals_instances: list[str]
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    partner = f"p-govc-{run}"
-    await partners_onboarded(infra, partner)
+    run, (partner,) = await fresh_partners(infra, "govc")
     async with httpx.AsyncClient(timeout=30) as client:
-        created = await client.post(
-            f"{deals_instances[0]}/registrations",
-            headers=auth(partner),
-            json={k: v for k, v in body(run, amount="1000.00").items() if k != "customer_country"},
+        created = await register(
+            client,
+            deals_instances[0],
+            partner,
+            without_country(body(run, amount="1000.00")),
         )
     assert created.json()["status"] == "pending_review"
     assert created.json()["reasons"][0].startswith("customer_country is missing")
@@ -318,9 +305,8 @@ async def test_co_sell_and_overlap_hints_fire_on_a_name_match_too(
     """The rep's (lost) opportunity and the first partner's registration name the customer
     with other domains or none: alike names are the same customer."""
     started = datetime.now(UTC)
-    run = uuid.uuid4().hex[:8]
-    first, second, rep = f"p-govn1-{run}", f"p-govn2-{run}", f"rep-govn-{run}"
-    await partners_onboarded(infra, first, second)
+    run, (first, second) = await fresh_partners(infra, "govn1", "govn2")
+    rep = f"rep-govn-{run}"
     deals, other = deals_instances
     async with httpx.AsyncClient(timeout=30) as client:
         fields = {
@@ -328,27 +314,23 @@ async def test_co_sell_and_overlap_hints_fire_on_a_name_match_too(
             "OwnerId": rep,
             "Account_Name__c": f"Nameonly {run} Industries, Inc.",
         }
-        delivery = salesforce_delivery(salesforce_cdc(f"006n{run}", "CREATE", started, fields))
-        assert (await client.post(f"{other}/crm/salesforce", **delivery)).status_code == 202
-
-        async def projected() -> bool:
-            return bool(
-                await admin_db.fetchval(
-                    "SELECT owner IS NOT NULL FROM deals.crm_deals WHERE deal_key = $1",
-                    f"salesforce:006n{run}",
-                )
-            )
-
-        await eventually(projected)
-        a = await client.post(
-            f"{deals}/registrations",
-            headers=auth(first),
-            json=body(run, customer_name=f"NAMEONLY {run} INDUSTRIES", amount="1000.00"),
+        await deliver_salesforce(
+            client, other, salesforce_cdc(f"006n{run}", "CREATE", started, fields)
         )
-        b = await client.post(
-            f"{deals}/registrations",
-            headers=auth(second),
-            json=body(
+        await crm_deal_projected(
+            admin_db, f"salesforce:006n{run}", lambda row: row["owner"] is not None
+        )
+        a = await register(
+            client,
+            deals,
+            first,
+            body(run, customer_name=f"NAMEONLY {run} INDUSTRIES", amount="1000.00"),
+        )
+        b = await register(
+            client,
+            deals,
+            second,
+            body(
                 run,
                 customer_name=f"Nameonly {run} Industries Ltd",
                 customer_domain=None,
@@ -357,20 +339,8 @@ async def test_co_sell_and_overlap_hints_fire_on_a_name_match_too(
             ),
         )
     assert (a.json()["status"], b.json()["status"]) == ("approved", "approved")
-    first_notes = await wait_for_keyed(
-        infra.kafka,
-        PARTNER_NOTIFICATIONS.name,
-        first,
-        lambda events: any(e["data"]["kind"] == "overlap_hint" for e in events),
-        since=started,
-    )
-    second_notes = await wait_for_keyed(
-        infra.kafka,
-        PARTNER_NOTIFICATIONS.name,
-        second,
-        lambda events: any(e["data"]["kind"] == "co_sell" for e in events),
-        since=started,
-    )
+    first_notes = await partner_notifications(infra, first, "overlap_hint", since=started)
+    second_notes = await partner_notifications(infra, second, "co_sell", since=started)
     assert sorted((e["data"]["kind"], e["data"]["recipient"]) for e in first_notes) == [
         ("co_sell", rep),
         ("overlap_hint", first),
@@ -385,9 +355,7 @@ async def test_co_sell_and_overlap_hints_fire_on_a_name_match_too(
 async def test_the_policy_is_a_versioned_document_proposed_validated_and_activated(
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    partner = f"p-govp-{run}"
-    await partners_onboarded(infra, partner)
+    run, (partner,) = await fresh_partners(infra, "govp")
     deals, other = deals_instances
     version = f"gov-{run}"
     stricter = {"version": version, "protection_days": 30, "missing_country": "refuse"}
@@ -425,22 +393,13 @@ async def test_the_policy_is_a_versioned_document_proposed_validated_and_activat
                 f"{deals}/admin/policy/versions/{version}/activate", headers=ADMIN
             )
             now_in_force = (await client.get(f"{other}/policy", headers=auth(partner))).json()
-            decided = (
-                await client.post(
-                    f"{other}/registrations",
-                    headers=auth(partner),
-                    json=body(run, amount="1000.00"),
-                )
-            ).json()
+            decided = (await register(client, other, partner, body(run, amount="1000.00"))).json()
             refused = (
-                await client.post(
-                    f"{deals}/registrations",
-                    headers=auth(partner),
-                    json={
-                        k: v
-                        for k, v in body(run, amount="1000.00", products=["ai"]).items()
-                        if k != "customer_country"
-                    },
+                await register(
+                    client,
+                    deals,
+                    partner,
+                    without_country(body(run, amount="1000.00", products=["ai"])),
                 )
             ).json()
         finally:  # the other tests run under the version that was in force
@@ -491,14 +450,10 @@ async def test_an_unreviewed_registration_past_its_deadline_is_escalated_then_de
     """Reminded before the deadline, escalated at it (an event, a history entry, reviewers and
     partner told), then decided as the policy in force says, as a system decision."""
     started = datetime.now(UTC)
-    run = uuid.uuid4().hex[:8]
-    partner = f"p-govs-{run}"
-    await partners_onboarded(infra, partner)
+    run, (partner,) = await fresh_partners(infra, "govs")
     deals, other = deals_instances
     async with httpx.AsyncClient(timeout=30) as client:
-        created = (
-            await client.post(f"{deals}/registrations", headers=auth(partner), json=body(run))
-        ).json()
+        created = (await register(client, deals, partner, body(run))).json()
         registration_id = created["registration_id"]
         view = (await client.get(f"{other}/registrations/{registration_id}", headers=ADMIN)).json()
         assert view["status"] == "pending_review"
@@ -520,44 +475,16 @@ async def test_an_unreviewed_registration_past_its_deadline_is_escalated_then_de
             )
 
         await due_in("1 hour")  # inside the 24-hour reminder window
-        await wait_for_keyed(
-            infra.kafka,
-            PARTNER_NOTIFICATIONS.name,
-            partner,
-            lambda events: any(e["data"]["kind"] == "review_reminder" for e in events),
-            since=started,
-        )
-        before = (await client.get(f"{deals}/policy", headers=ADMIN)).json()["version"]
+        await partner_notifications(infra, partner, "review_reminder", since=started)
         version = f"gov-sla-{run}"
         lenient = {
             "version": version,
             "review_overdue_outcome": "approve_under_limit",
             "review_auto_approve_limit": "1000000",
         }
-        proposed = await client.post(
-            f"{deals}/admin/policy/versions", headers=ADMIN, json={"document": lenient}
-        )
-        assert proposed.status_code == 201, proposed.text
-        try:
-            activated = await client.post(
-                f"{deals}/admin/policy/versions/{version}/activate", headers=ADMIN
-            )
-            assert activated.status_code == 200
+        async with policy_in_force(client, deals, lenient):
             await due_in("-1 second")
-
-            async def decided() -> bool:
-                status = await admin_db.fetchval(
-                    "SELECT status FROM deals.registrations WHERE registration_id = $1",
-                    registration_id,
-                )
-                return bool(status == "approved")
-
-            await eventually(decided)
-        finally:
-            restored = await client.post(
-                f"{deals}/admin/policy/versions/{before}/activate", headers=ADMIN
-            )
-            assert restored.status_code == 200
+            await registration_reaches(admin_db, registration_id, "approved")
         history = (
             await client.get(
                 f"{other}/registrations/{registration_id}/history", headers=auth(partner)
@@ -571,25 +498,13 @@ async def test_an_unreviewed_registration_past_its_deadline_is_escalated_then_de
     ]
     assert history[2]["policy_version"] == version
     assert history[2]["reasons"][0].endswith("approved under policy (amount within 1000000)")
-    changes = await wait_for_keyed(
-        infra.kafka,
-        DEAL_REGISTRATIONS.name,
-        registration_id,
-        lambda events: any(e["data"].get("status") == "approved" for e in events),
-        since=started,
-    )
+    changes = await registration_moved_to(infra, registration_id, "approved", since=started)
     assert [e["type"] for e in changes] == [
         "registration.decided.v1",
         "registration.review_escalated.v1",
         "registration.status_changed.v1",
     ]
-    notes = await wait_for_keyed(
-        infra.kafka,
-        PARTNER_NOTIFICATIONS.name,
-        partner,
-        lambda events: any(e["data"]["kind"] == "registration_approved" for e in events),
-        since=started,
-    )
+    notes = await partner_notifications(infra, partner, "registration_approved", since=started)
     assert [(e["data"]["kind"], e["data"]["recipient"]) for e in notes] == [
         ("pending_review", partner),
         ("review_reminder", "channel-managers"),
@@ -604,9 +519,8 @@ async def test_a_backtest_of_a_stricter_window_reports_what_a_hand_calculation_s
 ) -> None:
     """A seeded history (as the 90-day policy decided it) replayed under 30 days: the two
     registrations the hand calculation frees change, nothing else; nothing is written."""
-    run = uuid.uuid4().hex[:8]
-    partners = {p: f"p-govb{p}-{run}" for p in "ABCDEF"}
-    await partners_onboarded(infra, *partners.values())
+    run, onboarded = await fresh_partners(infra, *(f"govb{p}" for p in "ABCDEF"))
+    partners = dict(zip("ABCDEF", onboarded, strict=True))
     # A period of its own: 200 days somewhere in 1901-9000, chosen by the run.
     day0 = datetime(1901, 1, 1, 9, tzinfo=UTC) + timedelta(days=200 * (int(run[:6], 16) % 12000))
     customers = {"X": f"Xylo {run} Systems", "Y": f"Yarrow {run} Foods"}
@@ -705,16 +619,10 @@ async def test_a_backtest_of_a_stricter_window_reports_what_a_hand_calculation_s
 async def test_an_extended_registration_still_holds_its_customer_after_its_first_window(
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    first, second = f"p-gove1-{run}", f"p-gove2-{run}"
-    await partners_onboarded(infra, first, second)
+    run, (first, second) = await fresh_partners(infra, "gove1", "gove2")
     deals, other = deals_instances
     async with httpx.AsyncClient(timeout=30) as client:
-        held = (
-            await client.post(
-                f"{deals}/registrations", headers=auth(first), json=body(run, amount="1000.00")
-            )
-        ).json()
+        held = (await register(client, deals, first, body(run, amount="1000.00"))).json()
         # Registered 100 days ago and extended: its protection now ends in 20 days.
         await admin_db.execute(
             """UPDATE deals.registrations SET submitted_at = now() - interval '100 days',
@@ -722,11 +630,7 @@ async def test_an_extended_registration_still_holds_its_customer_after_its_first
                WHERE registration_id = $1""",
             held["registration_id"],
         )
-        late = (
-            await client.post(
-                f"{other}/registrations", headers=auth(second), json=body(run, amount="1000.00")
-            )
-        ).json()
+        late = (await register(client, other, second, body(run, amount="1000.00"))).json()
     assert late["status"] == "rejected"
     assert late["reasons"][0].startswith("conflict with another partner")
 
@@ -734,9 +638,7 @@ async def test_an_extended_registration_still_holds_its_customer_after_its_first
 async def test_a_hyperscaler_referrals_acceptance_deadline_drives_the_review_deadline(
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    partner = f"p-govh-{run}"
-    await partners_onboarded(infra, partner)
+    run, (partner,) = await fresh_partners(infra, "govh")
     deals, other = deals_instances
     now = datetime.now(UTC).replace(microsecond=0)
     referred = now - timedelta(hours=70)  # AWS wants an answer 72 hours after the referral
@@ -753,19 +655,12 @@ async def test_a_hyperscaler_referrals_acceptance_deadline_drives_the_review_dea
         )
         assert delivered.status_code == 202, delivered.text
 
-        async def projected() -> bool:
-            return bool(
-                await admin_db.fetchval(
-                    "SELECT created_at IS NOT NULL FROM deals.crm_deals WHERE deal_key = $1",
-                    deal_key,
-                )
-            )
-
-        await eventually(projected)
-        created = await client.post(
-            f"{deals}/registrations",
-            headers=auth(partner),
-            json=body(
+        await crm_deal_projected(admin_db, deal_key, lambda row: row["created_at"] is not None)
+        created = await register(
+            client,
+            deals,
+            partner,
+            body(
                 run,
                 customer_name=f"Hyper {run} Logistics GmbH",
                 customer_domain=f"hyper-{run}.de",
@@ -788,31 +683,18 @@ async def test_a_crm_close_is_recorded_under_the_policy_version_in_force(
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:
     started = datetime.now(UTC)
-    run = uuid.uuid4().hex[:8]
-    partner = f"p-govv-{run}"
-    await partners_onboarded(infra, partner)
+    run, (partner,) = await fresh_partners(infra, "govv")
     deals, other = deals_instances
     async with httpx.AsyncClient(timeout=30) as client:
         deal_key = await crm_opportunity(client, other, admin_db, run, f"rep-govv-{run}", started)
         created = (
-            await client.post(
-                f"{deals}/registrations",
-                headers=auth(partner),
-                json=body(run, amount="900000.00", crm_deal_key=deal_key),
+            await register(
+                client, deals, partner, body(run, amount="900000.00", crm_deal_key=deal_key)
             )
         ).json()
         registration_id = created["registration_id"]
-        before = (await client.get(f"{deals}/policy", headers=ADMIN)).json()["version"]
         version = f"gov-close-{run}"
-        proposed = await client.post(
-            f"{deals}/admin/policy/versions", headers=ADMIN, json={"document": {"version": version}}
-        )
-        assert proposed.status_code == 201
-        try:
-            activated = await client.post(
-                f"{deals}/admin/policy/versions/{version}/activate", headers=ADMIN
-            )
-            assert activated.status_code == 200
+        async with policy_in_force(client, deals, {"version": version}) as before:
             await close_won(client, other, deal_key, started + timedelta(seconds=1))
 
             async def closed() -> bool:
@@ -825,11 +707,6 @@ async def test_a_crm_close_is_recorded_under_the_policy_version_in_force(
                 )
 
             await eventually(closed)
-        finally:
-            restored = await client.post(
-                f"{deals}/admin/policy/versions/{before}/activate", headers=ADMIN
-            )
-            assert restored.status_code == 200
     versions = await admin_db.fetch(
         "SELECT what, policy_version FROM deals.registration_ledger"
         " WHERE registration_id = $1 ORDER BY seq",

@@ -19,12 +19,22 @@ from shared.outbox import make_producer
 from shared.topics import (
     CRM_DEALS,
     DEAL_OPPORTUNITIES,
-    DEAL_REGISTRATIONS,
     PARTNER_NOTIFICATIONS,
     dead_letter_topic,
 )
-from tests.support.crm import salesforce_cdc, salesforce_delivery
-from tests.support.deals import partners_onboarded, registration_request
+from tests.support.crm import salesforce_cdc
+from tests.support.deals import (
+    crm_deal_projected,
+    deliver_salesforce,
+    fresh_partners,
+    partner_notifications,
+    register,
+    registration_announcements,
+    registration_moved_to,
+    registration_reaches,
+    registration_request,
+    registration_status,
+)
 from tests.support.infra import Infra
 from tests.support.kafka import wait_for_keyed
 from tests.support.polling import eventually
@@ -34,38 +44,23 @@ pytestmark = pytest.mark.integration
 
 
 def registration_body(run: str, **overrides: Any) -> dict[str, Any]:
-    fields = {
-        "customer_name": f"Q{run} Lifecycle Industries",
-        "customer_domain": f"lifecycle-{run}.example",
-    }
-    return registration_request(**(fields | overrides))
+    request = registration_request(f"Q{run} Lifecycle Industries", f"lifecycle-{run}.example")
+    return request | overrides
 
 
-async def register(
+async def registered(
     client: httpx.AsyncClient, deals: str, partner: str, run: str, **overrides: Any
 ) -> Any:
     """`partner` registers this run's deal at the deals instance `deals`: the decision."""
-    response = await client.post(
-        f"{deals}/registrations", headers=auth(partner), json=registration_body(run, **overrides)
-    )
-    return response.json()
+    return (await register(client, deals, partner, registration_body(run, **overrides))).json()
 
 
 async def onboarded_and_registered(infra: Infra, deals: str, name: str) -> tuple[str, Any]:
     """A new partner (`p-{name}-<run>`), once deals knows it, registers its run's deal at the
     deals instance `deals`: the partner and the decision."""
-    run = uuid.uuid4().hex[:8]
-    partner = f"p-{name}-{run}"
-    await partners_onboarded(infra, partner)
+    run, (partner,) = await fresh_partners(infra, name)
     async with httpx.AsyncClient(timeout=30) as client:
-        return partner, await register(client, deals, partner, run)
-
-
-async def status_of(conn: Any, registration_id: str) -> str:
-    value = await conn.fetchval(
-        "SELECT status FROM deals.registrations WHERE registration_id = $1", registration_id
-    )
-    return str(value)
+        return partner, await registered(client, deals, partner, run)
 
 
 @pytest.mark.parametrize(
@@ -95,10 +90,9 @@ async def test_a_registration_closes_with_its_crm_opportunity(
     reason: str,
 ) -> None:
     started = datetime.now(UTC)
-    run = uuid.uuid4().hex[:8]
-    partner, record_id = f"p-close-{run}", f"006{run}"
+    run, (partner,) = await fresh_partners(infra, "close")
+    record_id = f"006{run}"
     deal_key = f"salesforce:{record_id}"
-    await partners_onboarded(infra, partner)
     account = {
         "Account_Name__c": f"Q{run} Lifecycle Industries",
         "Account_Website__c": f"https://lifecycle-{run}.example",
@@ -112,47 +106,25 @@ async def test_a_registration_closes_with_its_crm_opportunity(
     )
     async with httpx.AsyncClient(timeout=30) as client:
         # A registration links only to an opportunity the CRM projection knows.
-        response = await client.post(
-            f"{deals_instances[1]}/crm/salesforce", **salesforce_delivery(opening)
-        )
-        assert response.status_code == 202
-
-        async def projected() -> bool:
-            return bool(
-                await admin_db.fetchval(
-                    "SELECT amount IS NOT NULL FROM deals.crm_deals WHERE deal_key = $1", deal_key
-                )
-            )
-
-        await eventually(projected)
-        created = await register(
+        await deliver_salesforce(client, deals_instances[1], opening)
+        await crm_deal_projected(admin_db, deal_key, lambda row: row["amount"] is not None)
+        created = await registered(
             client, deals_instances[0], partner, run, crm_deal_key=deal_key, amount=amount
         )
         assert created["status"] == decided
         registration_id = created["registration_id"]
         # Delivered newest first: the stale "open" must not reopen the closed deal.
-        for event in (
+        await deliver_salesforce(
+            client,
+            deals_instances[1],
             salesforce_cdc(record_id, "UPDATE", closed, {"StageName": stage, "Amount": 13000.0}),
             salesforce_cdc(
                 record_id, "UPDATE", started + timedelta(seconds=1), {"StageName": "Qualification"}
             ),
-        ):
-            response = await client.post(
-                f"{deals_instances[1]}/crm/salesforce", **salesforce_delivery(event)
-            )
-            assert response.status_code == 202
+        )
 
-    async def closed_registration() -> bool:
-        return await status_of(admin_db, registration_id) == outcome
-
-    await eventually(closed_registration)
-    changes = await wait_for_keyed(
-        infra.kafka,
-        DEAL_REGISTRATIONS.name,
-        registration_id,
-        lambda events: any(e["data"].get("status") == outcome for e in events[1:]),
-        since=started,
-    )
+    await registration_reaches(admin_db, registration_id, outcome)
+    changes = await registration_moved_to(infra, registration_id, outcome, since=started)
     closing = next(e for e in changes if e["type"] == "registration.status_changed.v1")
     assert closing["data"]["previous_status"] == decided
     assert closing["data"]["reason"] == f"linked CRM opportunity {deal_key} {reason}"
@@ -192,13 +164,7 @@ async def test_registrations_warn_then_expire_automatically_and_tell_the_partner
         "WHERE registration_id = $1",
         registration_id,
     )
-    await wait_for_keyed(
-        infra.kafka,
-        PARTNER_NOTIFICATIONS.name,
-        partner,
-        lambda events: any(e["data"]["kind"] == "expiring_soon" for e in events),
-        since=started,
-    )
+    await partner_notifications(infra, partner, "expiring_soon", since=started)
     # ...then into the past.
     await admin_db.execute(
         "UPDATE deals.registrations SET expires_at = now() - interval '1 second' "
@@ -206,17 +172,8 @@ async def test_registrations_warn_then_expire_automatically_and_tell_the_partner
         registration_id,
     )
 
-    async def expired() -> bool:
-        return await status_of(admin_db, registration_id) == "expired"
-
-    await eventually(expired)
-    notes = await wait_for_keyed(
-        infra.kafka,
-        PARTNER_NOTIFICATIONS.name,
-        partner,
-        lambda events: any(e["data"]["kind"] == "expired" for e in events),
-        since=started,
-    )
+    await registration_reaches(admin_db, registration_id, "expired")
+    notes = await partner_notifications(infra, partner, "expired", since=started)
     # Warned once (the expiry job ran many times in between), then expired once.
     assert [e["data"]["kind"] for e in notes] == [
         "registration_approved",
@@ -225,13 +182,7 @@ async def test_registrations_warn_then_expire_automatically_and_tell_the_partner
     ]
     assert all(e["data"]["registration_id"] == registration_id for e in notes)
     # Expiry ran on two instances; it happened (and was announced) exactly once.
-    events = await wait_for_keyed(
-        infra.kafka,
-        DEAL_REGISTRATIONS.name,
-        registration_id,
-        lambda events: len(events) >= 2,
-        since=started,
-    )
+    events = await registration_announcements(infra, registration_id, 2, since=started)
     assert [e["data"]["status"] for e in events] == ["approved", "expired"]
 
 
@@ -264,10 +215,8 @@ async def test_co_sell_notifications_reach_partners_account_owners_and_overlappi
     infra: Infra, deals_instances: list[str]
 ) -> None:
     started = datetime.now(UTC)
-    run = uuid.uuid4().hex[:8]
-    first, second, third, fourth = (f"p-n{i}-{run}" for i in range(1, 5))
+    run, (first, second, third, fourth) = await fresh_partners(infra, "n1", "n2", "n3", "n4")
     rep_b, rep_c = f"rep-b-{run}", f"rep-c-{run}"
-    await partners_onboarded(infra, first, second, third, fourth)
 
     names = {"a": "Alderwood", "b": "Birchfield", "c": "Cedarbrook"}  # not similar names
 
@@ -280,7 +229,7 @@ async def test_co_sell_notifications_reach_partners_account_owners_and_overlappi
     async with httpx.AsyncClient(timeout=30) as client:
 
         async def register_for(partner: str, letter: str, product: str) -> Any:
-            return await register(
+            return await registered(
                 client, deals_instances[0], partner, run, products=[product], **account(letter)
             )
 
@@ -301,10 +250,7 @@ async def test_co_sell_notifications_reach_partners_account_owners_and_overlappi
                 "Account_Website__c": f"https://www.{account(letter)['customer_domain']}",
             }
             change = salesforce_cdc(f"006{letter}{run}", "CREATE", started, fields)
-            response = await client.post(
-                f"{deals_instances[1]}/crm/salesforce", **salesforce_delivery(change)
-            )
-            assert response.status_code == 202
+            await deliver_salesforce(client, deals_instances[1], change)
 
         # Account A: two partners on different products; the first hears of the overlap.
         assert (await register_for(first, "a", "data"))["status"] == "approved"
@@ -398,13 +344,7 @@ async def test_a_poison_crm_event_is_dead_lettered_and_the_stream_goes_on(
     finally:
         await producer.stop()
 
-    async def good_projected() -> bool:
-        stage = await admin_db.fetchval(
-            "SELECT stage FROM deals.crm_deals WHERE deal_key = $1", good_key
-        )
-        return stage == "prospecting"
-
-    await eventually(good_projected)
+    await crm_deal_projected(admin_db, good_key, lambda row: row["stage"] == "prospecting")
     dead = await wait_for_keyed(
         infra.kafka,
         dead_letter_topic("deals").name,
@@ -437,4 +377,4 @@ async def test_channel_managers_can_run_expiry_as_of_a_moment(
         ran = await client.post(url, headers=ADMIN, params={"as_of": later.isoformat()})
     assert ran.status_code == 200
     assert ran.json()["expired"] >= 1
-    assert await status_of(admin_db, registration_id) == "expired"
+    assert await registration_status(admin_db, registration_id) == "expired"

@@ -5,7 +5,6 @@ keeps its holds without extending them."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,11 +12,18 @@ import httpx
 import pytest
 
 from shared.events.partners import PartnerChange, PartnerStatus
-from shared.topics import DEAL_REGISTRATIONS, PARTNER_LIFECYCLE, PARTNER_NOTIFICATIONS
-from tests.support.deals import partners_onboarded, registration_request
+from shared.topics import PARTNER_LIFECYCLE
+from tests.support.deals import (
+    fresh_partners,
+    partner_notifications,
+    register,
+    registration_announcements,
+    registration_request,
+    registration_status,
+)
 from tests.support.factories import partner_state_changed
 from tests.support.infra import Infra
-from tests.support.kafka import publish, wait_for_keyed
+from tests.support.kafka import publish
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth
 
@@ -55,15 +61,11 @@ async def partner_becomes(
 async def test_a_partner_waits_out_the_cooldown_after_its_registration_expires(
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    holder, other = f"p-cool-a-{run}", f"p-cool-b-{run}"
-    await partners_onboarded(infra, holder, other)
+    run, (holder, other) = await fresh_partners(infra, "cool-a", "cool-b")
     body = customer(run, "Fourthcoffee")
     deals = deals_instances[0]
     async with httpx.AsyncClient(timeout=30) as client:
-        first = (
-            await client.post(f"{deals}/registrations", headers=auth(holder), json=body)
-        ).json()
+        first = (await register(client, deals, holder, body)).json()
         assert first["status"] == "approved"
         await admin_db.execute(
             "UPDATE deals.registrations SET expires_at = now() - interval '1 second'"
@@ -92,14 +94,12 @@ async def test_a_partner_waits_out_the_cooldown_after_its_registration_expires(
         count_sql = "SELECT count(*) FROM deals.registrations WHERE partner_id = $1"
         assert await stored(admin_db, count_sql, holder) == 1
         # Another partner is not held back: the customer is free for it at once.
-        taken = await client.post(f"{deals}/registrations", headers=auth(other), json=body)
+        taken = await register(client, deals, other, body)
         assert taken.status_code == 201
         assert taken.json()["status"] == "approved"
         # Another product of the customer is another deal.
         ai = body | {"products": ["ai"]}
-        assert (
-            await client.post(f"{deals}/registrations", headers=auth(holder), json=ai)
-        ).status_code == 201
+        assert (await register(client, deals, holder, ai)).status_code == 201
         # Once the cooldown is over the holder registers again, decided as anyone would be
         # (here: the other partner now holds the customer).
         await admin_db.execute(
@@ -107,7 +107,7 @@ async def test_a_partner_waits_out_the_cooldown_after_its_registration_expires(
             " WHERE registration_id = $1",
             first["registration_id"],
         )
-        later = await client.post(f"{deals}/registrations", headers=auth(holder), json=body)
+        later = await register(client, deals, holder, body)
         assert later.status_code == 201, later.text
         assert later.json()["status"] == "rejected"
 
@@ -115,16 +115,12 @@ async def test_a_partner_waits_out_the_cooldown_after_its_registration_expires(
 async def test_an_expelled_partners_registrations_stop_protecting_their_customers(
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    expelled, other = f"p-expel-{run}", f"p-next-{run}"
-    await partners_onboarded(infra, expelled, other)
+    run, (expelled, other) = await fresh_partners(infra, "expel", "next")
     body = customer(run, "Woodgrove")
     deals = deals_instances[0]
     started = datetime.now(UTC)
     async with httpx.AsyncClient(timeout=30) as client:
-        held = (
-            await client.post(f"{deals}/registrations", headers=auth(expelled), json=body)
-        ).json()
+        held = (await register(client, deals, expelled, body)).json()
         assert held["status"] == "approved"
         registration_id = held["registration_id"]
         check = f"{deals}/registrations/check"
@@ -146,8 +142,7 @@ async def test_an_expelled_partners_registrations_stop_protecting_their_customer
         assert await would_be() == "rejected"
 
         await partner_becomes(infra, admin_db, expelled, PartnerStatus.EXPELLED, 2, "fraud")
-        status_sql = "SELECT status FROM deals.registrations WHERE registration_id = $1"
-        assert await stored(admin_db, status_sql, registration_id) == "expired"
+        assert await registration_status(admin_db, registration_id) == "expired"
         history = await client.get(
             f"{deals}/registrations/{registration_id}/history", headers=ADMIN
         )
@@ -169,39 +164,23 @@ async def test_an_expelled_partners_registrations_stop_protecting_their_customer
             " ORDER BY seq DESC LIMIT 1"
         )
         assert await stored(admin_db, told_sql, registration_id) == [told]
-        taken = await client.post(f"{deals}/registrations", headers=auth(other), json=body)
+        taken = await register(client, deals, other, body)
         assert taken.json()["status"] == "approved"
-    events = await wait_for_keyed(
-        infra.kafka,
-        DEAL_REGISTRATIONS.name,
-        registration_id,
-        lambda events: len(events) >= 2,
-        since=started,
-    )
+    events = await registration_announcements(infra, registration_id, 2, since=started)
     assert [e["data"]["status"] for e in events] == ["approved", "expired"]
     assert events[1]["data"]["reason"] == f"{told} (fraud)"
-    notes = await wait_for_keyed(
-        infra.kafka,
-        PARTNER_NOTIFICATIONS.name,
-        expelled,
-        lambda events: any(e["data"]["kind"] == "expired" for e in events),
-        since=started,
-    )
+    notes = await partner_notifications(infra, expelled, "expired", since=started)
     assert [e["data"]["body"] for e in notes if e["data"]["kind"] == "expired"] == [told]
 
 
 async def test_a_suspended_partner_keeps_its_holds_but_extends_none(
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    suspended, other = f"p-susp-{run}", f"p-wait-{run}"
-    await partners_onboarded(infra, suspended, other)
+    run, (suspended, other) = await fresh_partners(infra, "susp", "wait")
     body = customer(run, "Adatum")
     deals = deals_instances[0]
     async with httpx.AsyncClient(timeout=30) as client:
-        held = (
-            await client.post(f"{deals}/registrations", headers=auth(suspended), json=body)
-        ).json()
+        held = (await register(client, deals, suspended, body)).json()
         assert held["status"] == "approved"
         extension = f"{deals}/registrations/{held['registration_id']}/extension"
         await partner_becomes(infra, admin_db, suspended, PartnerStatus.SUSPENDED, 2, "audit")

@@ -13,10 +13,16 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.crm import salesforce_cdc, salesforce_delivery
-from tests.support.deals import partners_onboarded, registration_request
+from tests.support.crm import salesforce_cdc
+from tests.support.deals import (
+    crm_deal_projected,
+    deliver_salesforce,
+    fresh_partners,
+    link_crm_deal,
+    register,
+    registration_request,
+)
 from tests.support.infra import Infra
-from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth
 
 pytestmark = pytest.mark.integration
@@ -28,11 +34,8 @@ def customer_name(run: str, name: str) -> str:
 
 
 def body(run: str, name: str, **overrides: Any) -> dict[str, Any]:
-    fields = {
-        "customer_name": customer_name(run, name),
-        "customer_domain": f"{name.lower()}-{run}.example",
-    }
-    return registration_request(**(fields | overrides))
+    request = registration_request(customer_name(run, name), f"{name.lower()}-{run}.example")
+    return request | overrides
 
 
 async def crm_deal(
@@ -57,17 +60,9 @@ async def crm_deal(
     if owner is not None:
         fields["OwnerId"] = owner
     event = salesforce_cdc(record_id, "CREATE", datetime.now(UTC) - timedelta(days=1), fields)
-    response = await client.post(f"{deals}/crm/salesforce", **salesforce_delivery(event))
-    assert response.status_code == 202
+    await deliver_salesforce(client, deals, event)
     deal_key = f"salesforce:{record_id}"
-
-    async def projected() -> bool:
-        amount_known = await admin_db.fetchval(
-            "SELECT amount IS NOT NULL FROM deals.crm_deals WHERE deal_key = $1", deal_key
-        )
-        return bool(amount_known)
-
-    await eventually(projected, what=f"deals projects {deal_key}")
+    await crm_deal_projected(admin_db, deal_key, lambda row: row["amount"] is not None)
     return deal_key
 
 
@@ -76,33 +71,21 @@ async def test_a_partner_cannot_take_another_customers_crm_deal(
 ) -> None:
     """The attack: a partner links its own registration (on another customer) to a CRM deal it
     found, to become the deal's sourcing partner. Refused at creation and through the link."""
-    run = uuid.uuid4().hex[:8]
-    victim, attacker = f"p-vic-{run}", f"p-att-{run}"
-    await partners_onboarded(infra, victim, attacker)
+    run, (_victim, attacker) = await fresh_partners(infra, "vic", "att")
     deals = deals_instances[0]
     async with httpx.AsyncClient(timeout=30) as client:
         deal_key = await crm_deal(client, deals, admin_db, run, "Victim")
-        at_creation = await client.post(
-            f"{deals}/registrations",
-            headers=auth(attacker),
-            json=body(run, "Other", crm_deal_key=deal_key),
+        at_creation = await register(
+            client, deals, attacker, body(run, "Other", crm_deal_key=deal_key)
         )
         assert at_creation.status_code == 409, at_creation.text
         assert "no CRM deal" in at_creation.json()["detail"]
-        own = await client.post(
-            f"{deals}/registrations", headers=auth(attacker), json=body(run, "Other")
-        )
-        later = await client.post(
-            f"{deals}/registrations/{own.json()['registration_id']}/crm-link",
-            headers=auth(attacker),
-            json={"crm_deal_key": deal_key},
-        )
+        own = (await register(client, deals, attacker, body(run, "Other"))).json()
+        later = await link_crm_deal(client, deals, attacker, own["registration_id"], deal_key)
         assert later.status_code == 409, later.text
         # An unknown deal key answers exactly as another customer's deal does.
-        unknown = await client.post(
-            f"{deals}/registrations/{own.json()['registration_id']}/crm-link",
-            headers=auth(attacker),
-            json={"crm_deal_key": f"salesforce:006none{run}"},
+        unknown = await link_crm_deal(
+            client, deals, attacker, own["registration_id"], f"salesforce:006none{run}"
         )
         assert unknown.status_code == 409
         assert unknown.json()["detail"].replace(f"salesforce:006none{run}", "KEY") == (
@@ -117,38 +100,24 @@ async def test_a_partner_cannot_take_another_customers_crm_deal(
 async def test_a_held_crm_deal_cannot_be_linked_again_nor_another_partners_registration(
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    holder, second = f"p-hold-{run}", f"p-sec-{run}"
-    await partners_onboarded(infra, holder, second)
+    run, (holder, second) = await fresh_partners(infra, "hold", "sec")
     deals = deals_instances[0]
     async with httpx.AsyncClient(timeout=30) as client:
         deal_key = await crm_deal(client, deals, admin_db, run, "Held")
-        created = await client.post(
-            f"{deals}/registrations", headers=auth(holder), json=body(run, "Held")
-        )
+        created = await register(client, deals, holder, body(run, "Held"))
         registration_id = created.json()["registration_id"]
         # Another partner may not link the holder's registration (it is not found for them).
-        foreign = await client.post(
-            f"{deals}/registrations/{registration_id}/crm-link",
-            headers=auth(second),
-            json={"crm_deal_key": deal_key},
-        )
+        foreign = await link_crm_deal(client, deals, second, registration_id, deal_key)
         assert foreign.status_code == 404
-        linked = await client.post(
-            f"{deals}/registrations/{registration_id}/crm-link",
-            headers=auth(holder),
-            json={"crm_deal_key": deal_key},
-        )
+        linked = await link_crm_deal(client, deals, holder, registration_id, deal_key)
         assert linked.status_code == 200, linked.text
         assert (linked.json()["status"], linked.json()["reason"]) == (
             "approved",
             f"linked to CRM deal {deal_key}",
         )
         # The same customer, another product: no conflict, but the deal is held.
-        taken = await client.post(
-            f"{deals}/registrations",
-            headers=auth(second),
-            json=body(run, "Held", products=["ai"], crm_deal_key=deal_key),
+        taken = await register(
+            client, deals, second, body(run, "Held", products=["ai"], crm_deal_key=deal_key)
         )
         assert taken.status_code == 409
         assert "already linked to another registration" in taken.json()["detail"]
@@ -162,45 +131,29 @@ async def test_a_held_crm_deal_cannot_be_linked_again_nor_another_partners_regis
 async def test_an_amount_the_crm_disagrees_with_sends_the_link_to_review(
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    partner = f"p-amt-{run}"
-    await partners_onboarded(infra, partner)
+    run, (partner,) = await fresh_partners(infra, "amt")
     deals = deals_instances[0]
     async with httpx.AsyncClient(timeout=30) as client:
         deal_key = await crm_deal(client, deals, admin_db, run, "Amount", amount=3000.0)
-        created = await client.post(
-            f"{deals}/registrations",
-            headers=auth(partner),
-            json=body(run, "Amount", crm_deal_key=deal_key),
-        )
+        created = await register(client, deals, partner, body(run, "Amount", crm_deal_key=deal_key))
         assert created.status_code == 201
         decision = created.json()
         assert decision["status"] == "pending_review"
         assert "differs from CRM deal" in decision["reasons"][-1]
         # Within the tolerance the link is trusted.
         close = await crm_deal(client, deals, admin_db, run, "Close", amount=12100.0)
-        trusted = await client.post(
-            f"{deals}/registrations",
-            headers=auth(partner),
-            json=body(run, "Close", crm_deal_key=close),
-        )
+        trusted = await register(client, deals, partner, body(run, "Close", crm_deal_key=close))
         assert trusted.json()["status"] == "approved"
         # Linked later, an approved registration goes to review with the reason.
         later_key = await crm_deal(client, deals, admin_db, run, "Later", amount=90000.0)
-        later = await client.post(
-            f"{deals}/registrations", headers=auth(partner), json=body(run, "Later")
-        )
-        assert later.json()["status"] == "approved"
-        linked = await client.post(
-            f"{deals}/registrations/{later.json()['registration_id']}/crm-link",
-            headers=auth(partner),
-            json={"crm_deal_key": later_key},
-        )
+        later = (await register(client, deals, partner, body(run, "Later"))).json()
+        assert later["status"] == "approved"
+        linked = await link_crm_deal(client, deals, partner, later["registration_id"], later_key)
         assert linked.status_code == 200
         assert linked.json()["status"] == "pending_review"
     stored = await admin_db.fetchrow(
         "SELECT status, crm_deal_key FROM deals.registrations WHERE registration_id = $1",
-        later.json()["registration_id"],
+        later["registration_id"],
     )
     assert (stored["status"], stored["crm_deal_key"]) == ("pending_review", later_key)
 
@@ -214,15 +167,11 @@ async def test_a_partner_probing_a_competitors_customer_learns_nothing_identifyi
 ) -> None:
     """The probe attack: a partner dry-runs (and then registers) customers another partner and a
     direct rep work; every answer names the kind of conflict only. Channel managers see all."""
-    run = uuid.uuid4().hex[:8]
-    incumbent, prober = f"p-inc-{run}", f"p-probe-{run}"
+    run, (incumbent, prober) = await fresh_partners(infra, "inc", "probe")
     rep = f"005rep{run}"
-    await partners_onboarded(infra, incumbent, prober)
     deals = deals_instances[0]
     async with httpx.AsyncClient(timeout=30) as client:
-        first = await client.post(
-            f"{deals}/registrations", headers=auth(incumbent), json=body(run, "Target")
-        )
+        first = await register(client, deals, incumbent, body(run, "Target"))
         held = first.json()
         assert held["status"] == "approved"
         secrets = (incumbent, held["registration_id"], rep)
@@ -243,9 +192,7 @@ async def test_a_partner_probing_a_competitors_customer_learns_nothing_identifyi
             }
         ]
         assert "conflict with another partner" in dry.json()["reasons"][0]
-        decided = await client.post(
-            f"{deals}/registrations", headers=auth(prober), json=body(run, "Target")
-        )
+        decided = await register(client, deals, prober, body(run, "Target"))
         assert decided.json()["status"] == "rejected"
         mine = await client.get(
             f"{deals}/registrations/{decided.json()['registration_id']}", headers=auth(prober)
@@ -300,20 +247,12 @@ async def test_a_partner_probing_a_competitors_customer_learns_nothing_identifyi
 async def test_the_overlap_hint_to_another_partner_names_neither_partner_nor_registration(
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    working, newcomer = f"p-work-{run}", f"p-new-{run}"
-    await partners_onboarded(infra, working, newcomer)
+    run, (working, newcomer) = await fresh_partners(infra, "work", "new")
     deals = deals_instances[0]
     async with httpx.AsyncClient(timeout=30) as client:
-        first = await client.post(
-            f"{deals}/registrations", headers=auth(working), json=body(run, "Shared")
-        )
+        first = await register(client, deals, working, body(run, "Shared"))
         assert first.json()["status"] == "approved"
-        second = await client.post(
-            f"{deals}/registrations",
-            headers=auth(newcomer),
-            json=body(run, "Shared", products=["ai"]),
-        )
+        second = await register(client, deals, newcomer, body(run, "Shared", products=["ai"]))
         assert second.json()["status"] == "approved"
     hints = await admin_db.fetch(
         """SELECT convert_from(value, 'UTF8') AS value FROM deals.outbox

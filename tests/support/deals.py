@@ -1,16 +1,19 @@
 """What tests of deals need beyond the shared support: a registration's request body,
 partners deals knows of, a migrated
-deals schema of one's own, its CRM consumers as the service wires them, and a registration
-linked to a CRM deal."""
+deals schema of one's own, its CRM consumers as the service wires them, a registration
+linked to a CRM deal, and the steps the tests of running deals instances take again and again
+(register, link, deliver a Salesforce change, wait for a status or an announcement)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Protocol
 
 import asyncpg
+import httpx
 import pytest
 from faststream.exceptions import NackMessage
 
@@ -27,11 +30,19 @@ from shared.events.registrations import (
 )
 from shared.outbox import Outbox
 from shared.provisions import Provisions
-from shared.topics import CRM_DEALS, DEAL_REGISTRATIONS, PARTNER_LIFECYCLE, Topic
+from shared.topics import (
+    CRM_DEALS,
+    DEAL_REGISTRATIONS,
+    PARTNER_LIFECYCLE,
+    PARTNER_NOTIFICATIONS,
+    Topic,
+)
+from tests.support.crm import salesforce_delivery
 from tests.support.factories import partner_state_changed
 from tests.support.infra import ROOT, Infra, ScratchService, migrated_pool, scratch_schema
-from tests.support.kafka import as_records, publish
+from tests.support.kafka import as_records, publish, wait_for_keyed
 from tests.support.polling import eventually
+from tests.support.tokens import auth
 
 DEALS_MIGRATIONS = ROOT / "services" / "deals" / "migrations"
 
@@ -224,3 +235,134 @@ async def partners_onboarded(infra: Infra, *partner_ids: str) -> None:
         await eventually(all_there, what=f"deals knows partners {', '.join(partner_ids)}")
     finally:
         await conn.close()
+
+
+async def fresh_partners(infra: Infra, *names: str) -> tuple[str, list[str]]:
+    """A new run's id and, for each name, the partner `p-<name>-<run>`, once deals knows every
+    one of them (the tests share the deals instances: a run's partners and customers are its
+    own)."""
+    run = uuid.uuid4().hex[:8]
+    partners = [f"p-{name}-{run}" for name in names]
+    await partners_onboarded(infra, *partners)
+    return run, partners
+
+
+async def register(
+    client: httpx.AsyncClient, deals: str, partner: str, body: dict[str, Any]
+) -> httpx.Response:
+    """`partner` submits the registration `body` at the deals instance `deals`: the answer."""
+    return await client.post(f"{deals}/registrations", headers=auth(partner), json=body)
+
+
+async def link_crm_deal(
+    client: httpx.AsyncClient, deals: str, partner: str, registration_id: str, deal_key: str
+) -> httpx.Response:
+    """`partner` links the registration to the CRM deal `deal_key` at the deals instance
+    `deals`: the answer."""
+    return await client.post(
+        f"{deals}/registrations/{registration_id}/crm-link",
+        headers=auth(partner),
+        json={"crm_deal_key": deal_key},
+    )
+
+
+async def deliver_salesforce(client: httpx.AsyncClient, deals: str, *changes: Any) -> None:
+    """Salesforce's change events, delivered in order to the deals instance's webhook: each
+    accepted."""
+    for change in changes:
+        response = await client.post(f"{deals}/crm/salesforce", **salesforce_delivery(change))
+        assert response.status_code == 202, response.text
+
+
+async def crm_deal_projected(
+    conn: Any,
+    deal_key: str,
+    holds: Callable[[asyncpg.Record], bool],
+    what: str = "as the change says",
+) -> None:
+    """Wait until deals' CRM projection holds the deal `deal_key`, its row such that
+    `holds(row)` (`what` that means, for the failure message)."""
+
+    async def projected() -> bool:
+        row = await conn.fetchrow("SELECT * FROM deals.crm_deals WHERE deal_key = $1", deal_key)
+        return row is not None and holds(row)
+
+    await eventually(projected, what=f"deals projects {deal_key} {what}")
+
+
+async def admin_fetch(infra: Infra, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """What `sql` answers, read as the stack's admin (every service's schema) on a connection
+    of its own."""
+    conn = await asyncpg.connect(infra.admin_dsn)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def projected_crm_deal(infra: Infra, deal_key: str, **wanted: Any) -> asyncpg.Record | None:
+    """The deal's row in deals' CRM projection once its columns hold `wanted` (None until
+    then): for `eventually`."""
+    rows = await admin_fetch(infra, "SELECT * FROM deals.crm_deals WHERE deal_key = $1", deal_key)
+    if rows and all(rows[0][column] == value for column, value in wanted.items()):
+        return rows[0]
+    return None
+
+
+async def registration_status(conn: Any, registration_id: str) -> str | None:
+    """The registration's status as deals stored it (None while there is no such row)."""
+    status = await conn.fetchval(
+        "SELECT status FROM deals.registrations WHERE registration_id = $1", registration_id
+    )
+    return None if status is None else str(status)
+
+
+async def registration_reaches(conn: Any, registration_id: str, status: str) -> None:
+    """Wait until deals has stored the registration with `status`."""
+
+    async def reached() -> bool:
+        return await registration_status(conn, registration_id) == status
+
+    await eventually(reached, what=f"registration {registration_id} {status}")
+
+
+async def partner_notifications(
+    infra: Infra, partner: str, kind: str, *, since: datetime
+) -> list[dict[str, Any]]:
+    """The notifications keyed by `partner` since `since`, read until one of `kind` is among
+    them."""
+    return await wait_for_keyed(
+        infra.kafka,
+        PARTNER_NOTIFICATIONS.name,
+        partner,
+        lambda events: any(e["data"]["kind"] == kind for e in events),
+        since=since,
+    )
+
+
+async def registration_announcements(
+    infra: Infra, registration_id: str, count: int, *, since: datetime
+) -> list[dict[str, Any]]:
+    """The registration's events on deals.registrations.v1 since `since`, read until there are
+    `count` of them."""
+    return await wait_for_keyed(
+        infra.kafka,
+        DEAL_REGISTRATIONS.name,
+        registration_id,
+        lambda events: len(events) >= count,
+        since=since,
+    )
+
+
+async def registration_moved_to(
+    infra: Infra, registration_id: str, status: str, *, since: datetime
+) -> list[dict[str, Any]]:
+    """The registration's events on deals.registrations.v1 since `since`, read until one after
+    the first (its decision) has moved it to `status`."""
+    return await wait_for_keyed(
+        infra.kafka,
+        DEAL_REGISTRATIONS.name,
+        registration_id,
+        lambda events: any(e["data"].get("status") == status for e in events[1:]),
+        since=since,
+    )
