@@ -4,6 +4,7 @@ deal registration. Each parses the form at the edge, calls the services through 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -12,10 +13,10 @@ from pydantic import BaseModel
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from services.portal import views
-from services.portal.backends import BackendRefused, Backends, answered
+from services.portal.backends import BackendRefused, Backends, outcome
 from services.portal.domain import pages
 from services.portal.domain.pages import segment
-from services.portal.rendering import page
+from services.portal.rendering import form_page, page
 from services.portal.schemas import CheckAnswer
 from services.portal.sessions import (
     CsrfDep,
@@ -31,6 +32,7 @@ router = APIRouter()
 
 Text = Annotated[str, Form(max_length=200)]
 OptionalText = Annotated[str, Form(max_length=253)]
+RegistrationId = Annotated[str, Path(max_length=200)]
 
 
 class Health(BaseModel):
@@ -57,6 +59,21 @@ async def partner_session(session: SessionDep) -> Session:
 
 
 PartnerDep = Annotated[Session, Depends(partner_session)]
+
+# A page drawn for a session: `page_route` shows it as it stands, a form's route with its outcome.
+PageOf = Callable[[Request, Session, Backends], Awaitable[Response]]
+
+
+def page_route(
+    router: APIRouter, path: str, page_of: PageOf, admitted: Callable[[Session], Awaitable[Session]]
+) -> None:
+    """Add `GET path` to `router`: the page `page_of` draws, for the sessions `admitted` lets
+    in (`partner_session`, `manager_session`), with no form's outcome above it."""
+
+    async def show(request: Request, session: SessionDep, backends: BackendsDep) -> Response:
+        return await page_of(request, await admitted(session), backends)
+
+    router.get(path)(show)
 
 
 def secure(request: Request) -> bool:
@@ -148,10 +165,20 @@ async def live_notifications(
     )
 
 
-@router.get("/registrations")
-async def registrations(request: Request, session: PartnerDep, backends: BackendsDep) -> Response:
-    rows = await views.registrations(backends, session)
-    return page(request, "registrations.html", {"rows": rows, "form": {}, "message": ""})
+async def registrations_page(
+    request: Request,
+    session: Session,
+    backends: Backends,
+    message: str = "",
+    status: int = 200,
+    form: dict[str, Any] | None = None,
+) -> Response:
+    """The partner's registrations under the form: a refused one's `form` is filled in again."""
+    context = {"rows": await views.registrations(backends, session), "form": form or {}}
+    return form_page(request, "registrations.html", context, message, status)
+
+
+page_route(router, "/registrations", registrations_page, partner_session)
 
 
 def registration_body(
@@ -219,38 +246,37 @@ async def register(
     except BackendRefused as refused:
         if refused.status not in (409, 422):
             raise
-        rows = await views.registrations(backends, session)
-        context = {"rows": rows, "form": body, "message": refused.detail, "failed": True}
-        return page(request, "registrations.html", context, status=refused.status)
-    rows = await views.registrations(backends, session)
+        return await registrations_page(
+            request, session, backends, refused.detail, refused.status, form=body
+        )
     message = f"Registered: {decision['status']} ({'; '.join(decision['reasons'])})"
-    return page(request, "registrations.html", {"rows": rows, "form": {}, "message": message})
+    return await registrations_page(request, session, backends, message)
 
 
-@router.get("/registrations/{registration_id}")
-async def registration(
-    request: Request,
-    registration_id: Annotated[str, Path(max_length=200)],
-    session: PartnerDep,
-    backends: BackendsDep,
+async def registration_page(
+    request: Request, session: Session, backends: Backends, registration_id: str
 ) -> Response:
+    """One registration and its decision history, as deals tells this person (a partner what
+    it was told, a channel manager the full reasons and evidence)."""
     context = await views.registration(backends, session, registration_id)
     return page(request, "registration.html", context)
 
 
+@router.get("/registrations/{registration_id}")
+async def registration(
+    request: Request, registration_id: RegistrationId, session: PartnerDep, backends: BackendsDep
+) -> Response:
+    return await registration_page(request, session, backends, registration_id)
+
+
+EXTENDED = "Extended: protected until {expires_at}"  # fields of deals' answer
+
+
 @router.post("/registrations/{registration_id}/extension", dependencies=[CsrfDep])
 async def extend(
-    request: Request,
-    registration_id: Annotated[str, Path(max_length=200)],
-    session: PartnerDep,
-    backends: BackendsDep,
+    request: Request, registration_id: RegistrationId, session: PartnerDep, backends: BackendsDep
 ) -> Response:
     path = f"/registrations/{segment(registration_id)}/extension"
-    answer, message, status = await answered(
-        backends.call(session, "deals", "POST", path), "Not extended", (409,)
-    )
-    if status == 200:
-        message = f"Extended: protected until {answer['expires_at']}"
-    rows = await views.registrations(backends, session)
-    context = {"rows": rows, "form": {}, "message": message, "failed": status != 200}
-    return page(request, "registrations.html", context, status=status)
+    call = backends.call(session, "deals", "POST", path)
+    message, status = await outcome(call, "Not extended", EXTENDED, (409,))
+    return await registrations_page(request, session, backends, message, status)

@@ -47,6 +47,15 @@ async def answered(
         return None, f"{failed}: {refused.detail}", refused.status
 
 
+async def outcome(
+    call: Awaitable[Any], failed: str, done: str, shown: Collection[int] = (409, 422)
+) -> tuple[str, int]:
+    """What a form's page says after its call: (`done` filled in with the fields of the
+    service's answer, 200), or, refused with a status in `shown`, (the refusal, that status)."""
+    answer, refusal, status = await answered(call, failed, shown)
+    return (done.format_map(answer) if status == 200 else refusal), status
+
+
 CALLS_AT_ONCE = 8  # one page's calls in flight together when it asks one service many things
 
 

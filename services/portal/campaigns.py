@@ -13,7 +13,7 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
 from services.portal.api import BackendsDep, PartnerDep
-from services.portal.backends import Backends, answered
+from services.portal.backends import Backends, outcome
 from services.portal.domain.pages import segment
 from services.portal.earnings import mdf_page
 from services.portal.sessions import CsrfDep, Session
@@ -23,6 +23,9 @@ router = APIRouter(prefix="/mdf")
 KIND = "^(webinar|event|content|digital|other)$"
 CAMPAIGN_ID = "^[A-Za-z0-9_-]{1,100}$"  # it goes into programme's path: no slash, no dot
 Day = Annotated[str, Form(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+# What the page says of each answer (fields of the service's answer).
+PLANNED = "Campaign {name} ({campaign_id}) planned from {starts_on} to {ends_on}"
+ASKED = "Budget of {amount} {currency} for campaign {campaign_id}: {status} ({preapproval_id})"
 
 
 @router.post("/campaigns", dependencies=[CsrfDep])
@@ -44,12 +47,7 @@ async def plan_campaign(
         "description": description.strip(),
     }
     call = backends.call(session, "programme", "POST", "/campaigns", json=body)
-    answer, message, status = await answered(call, "Not planned")
-    if status == 200:
-        message = (
-            f"Campaign {answer['name']} ({answer['campaign_id']}) planned from "
-            f"{answer['starts_on']} to {answer['ends_on']}"
-        )
+    message, status = await outcome(call, "Not planned", PLANNED)
     return await mdf_page(request, session, backends, message, status)
 
 
@@ -78,12 +76,7 @@ async def ask_budget(
         "currency": programs["programs"]["currency"],
     }
     call = backends.call(session, "incentives", "POST", "/mdf/preapprovals", json=body)
-    answer, message, status = await answered(call, "Not asked")
-    if status == 200:
-        message = (
-            f"Budget of {answer['amount']} {answer['currency']} for campaign {campaign_id}: "
-            f"{answer['status']} ({answer['preapproval_id']})"
-        )
+    message, status = await outcome(call, "Not asked", ASKED)
     return await mdf_page(request, session, backends, message, status)
 
 

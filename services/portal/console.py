@@ -12,11 +12,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Path, Request
 from starlette.responses import Response
 
-from services.portal import views
-from services.portal.api import BackendsDep
-from services.portal.backends import BackendRefused, answered, each
+from services.portal.api import BackendsDep, RegistrationId, page_route, registration_page
+from services.portal.backends import BackendRefused, answered, each, outcome
 from services.portal.domain.pages import segment
-from services.portal.rendering import page
+from services.portal.rendering import form_page
 from services.portal.sessions import CsrfDep, Session, SessionDep
 from shared.identity import Role
 
@@ -41,30 +40,24 @@ async def queue_page(
     request: Request, session: Session, backends: BackendsDep, message: str = "", status: int = 200
 ) -> Response:
     registrations = await backends.get(session, "deals", "/registrations", limit=500)
-    context = {"queue": review_queue(registrations), "message": message, "failed": status != 200}
-    return page(request, "console.html", context, status=status)
+    context = {"queue": review_queue(registrations)}
+    return form_page(request, "console.html", context, message, status)
 
 
-@router.get("")
-async def console(request: Request, session: ManagerDep, backends: BackendsDep) -> Response:
-    return await queue_page(request, session, backends)
+page_route(router, "", queue_page, manager_session)
 
 
 @router.get("/registrations/{registration_id}")
 async def registration(
-    request: Request,
-    registration_id: Annotated[str, Path(max_length=200)],
-    session: ManagerDep,
-    backends: BackendsDep,
+    request: Request, registration_id: RegistrationId, session: ManagerDep, backends: BackendsDep
 ) -> Response:
-    context = await views.registration(backends, session, registration_id)
-    return page(request, "registration.html", context)
+    return await registration_page(request, session, backends, registration_id)
 
 
 @router.post("/registrations/{registration_id}/review", dependencies=[CsrfDep])
 async def review(
     request: Request,
-    registration_id: Annotated[str, Path(max_length=200)],
+    registration_id: RegistrationId,
     session: ManagerDep,
     backends: BackendsDep,
     decision: Annotated[str, Form(pattern="^(approve|reject)$")],
@@ -73,9 +66,7 @@ async def review(
     params = {"approve": str(decision == "approve").lower(), "note": note.strip() or decision}
     path = f"/registrations/{segment(registration_id)}/review"
     call = backends.call(session, "deals", "POST", path, params=params)
-    answer, message, status = await answered(call, "Not reviewed")
-    if status == 200:
-        message = f"{registration_id}: {answer.get('status', decision)}"
+    message, status = await outcome(call, "Not reviewed", "{registration_id}: {status}")
     return await queue_page(request, session, backends, message, status)
 
 
@@ -106,12 +97,13 @@ async def applications_page(
         *(backends.get(session, "onboarding", "/applications", outcome=o) for o in outcomes)
     )
     waiting = [
-        {**application, "recommended": outcome}
-        for outcome, listed in zip(outcomes, answers, strict=True)
+        {**application, "recommended": recommended}
+        for recommended, listed in zip(outcomes, answers, strict=True)
         for application in listed
     ]
-    context = {"applications": waiting, "message": message, "failed": status != 200}
-    return page(request, "console_applications.html", context, status=status)
+    return form_page(
+        request, "console_applications.html", {"applications": waiting}, message, status
+    )
 
 
 async def mdf_page(
@@ -130,14 +122,8 @@ async def mdf_page(
         return lambda: backends.get(session, "incentives", f"/partners/{segment(partner_id)}/mdf")
 
     funds = dict(zip(partners, await each(fund(p) for p in partners), strict=True))
-    context = {
-        "claims": waiting,
-        "budgets": budgets_waiting,
-        "funds": funds,
-        "message": message,
-        "failed": status != 200,
-    }
-    return page(request, "console_mdf.html", context, status=status)
+    context = {"claims": waiting, "budgets": budgets_waiting, "funds": funds}
+    return form_page(request, "console_mdf.html", context, message, status)
 
 
 def _requested(items: list[Any]) -> list[Any]:
@@ -156,14 +142,8 @@ async def links_page(
         backends.get(session, "attribution", "/crm-links/unmatched"),
         backends.get(session, "incentives", "/credits/held", limit=200),
     )
-    context = {
-        "proposed": proposed,
-        "unmatched": unmatched,
-        "held": held,
-        "message": message,
-        "failed": status != 200,
-    }
-    return page(request, "console_links.html", context, status=status)
+    context = {"proposed": proposed, "unmatched": unmatched, "held": held}
+    return form_page(request, "console_links.html", context, message, status)
 
 
 PAGES = {"applications": applications_page, "mdf": mdf_page, "links": links_page}
@@ -214,19 +194,9 @@ decision_route(
 )
 
 
-@router.get("/applications")
-async def applications(request: Request, session: ManagerDep, backends: BackendsDep) -> Response:
-    return await applications_page(request, session, backends)
-
-
-@router.get("/mdf")
-async def mdf_claims(request: Request, session: ManagerDep, backends: BackendsDep) -> Response:
-    return await mdf_page(request, session, backends)
-
-
-@router.get("/crm-links")
-async def crm_links(request: Request, session: ManagerDep, backends: BackendsDep) -> Response:
-    return await links_page(request, session, backends)
+page_route(router, "/applications", applications_page, manager_session)
+page_route(router, "/mdf", mdf_page, manager_session)
+page_route(router, "/crm-links", links_page, manager_session)
 
 
 @router.post("/crm-links/{source}/{external_id}/confirm", dependencies=[CsrfDep])

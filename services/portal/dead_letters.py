@@ -15,7 +15,7 @@ from starlette.responses import Response
 from services.portal.api import BackendsDep
 from services.portal.backends import BackendRefused, Backends, BackendUnavailable, answered
 from services.portal.console import ManagerDep
-from services.portal.rendering import page
+from services.portal.rendering import form_page
 from services.portal.sessions import CsrfDep, Session
 from shared.topics import SERVICES
 
@@ -63,14 +63,8 @@ async def letters_page(
     sections = await asyncio.gather(
         *(letters_of(backends, session, s, state, before if only else None) for s in shown)
     )
-    context = {
-        "sections": sections,
-        "state": state,
-        "only": only,
-        "message": message,
-        "failed": status != 200,
-    }
-    return page(request, "console_dead_letters.html", context, status=status)
+    context = {"sections": sections, "state": state, "only": only}
+    return form_page(request, "console_dead_letters.html", context, message, status)
 
 
 @router.get("")

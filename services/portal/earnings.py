@@ -10,16 +10,18 @@ from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import Response
 
 from services.portal import views
-from services.portal.api import BackendsDep, PartnerDep
-from services.portal.backends import BackendRefused, Backends, answered
+from services.portal.api import BackendsDep, PartnerDep, page_route, partner_session
+from services.portal.backends import BackendRefused, Backends, outcome
 from services.portal.domain import pages
-from services.portal.rendering import page
+from services.portal.rendering import form_page, page
 from services.portal.sessions import CsrfDep, Session
 
 router = APIRouter()
 
 PERIOD = r"^[0-9]{4}-(Q[1-4]|0[1-9]|1[0-2])$"
 Amount = Annotated[str, Form(min_length=1, max_length=40)]
+# What the MDF page says of a claim made (fields of incentives' answer).
+CLAIMED = "Claim {claim_id} for {amount} {currency}: {status} (fund available: {fund_available})"
 
 
 @router.get("/earnings")
@@ -74,13 +76,10 @@ async def mdf_page(
     request: Request, session: Session, backends: Backends, message: str = "", status: int = 200
 ) -> Response:
     """The MDF page, with a form's answer or refusal (`message`) above it."""
-    context = {**await views.mdf(backends, session), "message": message, "failed": status != 200}
-    return page(request, "mdf.html", context, status=status)
+    return form_page(request, "mdf.html", await views.mdf(backends, session), message, status)
 
 
-@router.get("/mdf")
-async def mdf(request: Request, session: PartnerDep, backends: BackendsDep) -> Response:
-    return await mdf_page(request, session, backends)
+page_route(router, "/mdf", mdf_page, partner_session)
 
 
 @router.post("/mdf/claims", dependencies=[CsrfDep])
@@ -98,10 +97,5 @@ async def claim(
         "proof_reference": proof_reference.strip(),
     }
     call = backends.call(session, "incentives", "POST", "/mdf/claims", json=body)
-    answer, message, status = await answered(call, "Not claimed")
-    if status == 200:
-        message = (
-            f"Claim {answer['claim_id']} for {answer['amount']} {answer['currency']}: "
-            f"{answer['status']} (fund available: {answer['fund_available']})"
-        )
+    message, status = await outcome(call, "Not claimed", CLAIMED)
     return await mdf_page(request, session, backends, message, status)

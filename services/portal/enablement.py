@@ -10,11 +10,11 @@ from fastapi import APIRouter, Path, Request
 from starlette.responses import RedirectResponse, Response
 
 from services.portal import views
-from services.portal.api import BackendsDep, PartnerDep
+from services.portal.api import BackendsDep, PartnerDep, page_route, partner_session
 from services.portal.backends import Backends, BackendUnavailable, answered
 from services.portal.domain import enablement
 from services.portal.domain.pages import segment
-from services.portal.rendering import page
+from services.portal.rendering import form_page, page
 from services.portal.sessions import CsrfDep, Session
 
 router = APIRouter()
@@ -49,23 +49,15 @@ async def library_page(
     session: Session,
     backends: Backends,
     message: str = "",
-    failed: bool = False,
     status: int = 200,
 ) -> Response:
     rows = await views.resources(backends, session)
-    context = {
-        "resources": rows,
-        "kind": enablement.resource_kind,
-        "message": message,
-        "failed": failed,
-    }
-    response = page(request, "resources.html", context, status=status)
+    context = {"resources": rows, "kind": enablement.resource_kind}
+    response = form_page(request, "resources.html", context, message, status)
     return _with_form_targets(response, [r.url for r in rows])
 
 
-@router.get("/resources")
-async def resources(request: Request, session: PartnerDep, backends: BackendsDep) -> Response:
-    return await library_page(request, session, backends)
+page_route(router, "/resources", library_page, partner_session)
 
 
 @router.post("/resources/{resource_id}/download", dependencies=[CsrfDep])
@@ -92,7 +84,7 @@ async def sandbox(
     call = backends.call(session, "onboarding", "POST", path, json={"action": "sandbox_signup"})
     answer, refusal, status = await answered(call, "Not signed up", (422,))
     if status != 200:
-        return await library_page(request, session, backends, refusal, True, status)
+        return await library_page(request, session, backends, refusal, status)
     title = answer["resource"]["title"]
     message = (
         f"Signed up for {title}."

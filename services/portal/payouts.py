@@ -10,11 +10,11 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from starlette.responses import Response
 
 from services.portal.api import BackendsDep
-from services.portal.backends import BackendRefused, Backends, answered
+from services.portal.backends import BackendRefused, Backends, outcome
 from services.portal.domain import partners as rules
 from services.portal.domain.pages import segment
 from services.portal.partners import PARTNER_ID
-from services.portal.rendering import page
+from services.portal.rendering import form_page
 from services.portal.sessions import CsrfDep, Session, SessionDep
 from shared.identity import Role
 
@@ -22,6 +22,8 @@ router = APIRouter(prefix="/finance")
 
 PERIOD = r"^([0-9]{4}-(Q[1-4]|0[1-9]|1[0-2]))?$"
 STATE = r"^(owed|settled|overpaid)?$"
+# What the page says of a payout recorded (fields of incentives' answer).
+PAID = "Paid {amount} {currency} to {partner_id} ({reference}); balance after: {balance_after}"
 
 
 async def ledger_reader(session: SessionDep) -> Session:
@@ -72,10 +74,8 @@ async def payouts_page(
             k: v for k, v in {"period": period, "state": state, "partner": partner}.items() if v
         },
         "may_pay": session.caller.has(Role.FINANCE),
-        "message": message,
-        "failed": status != 200,
     }
-    return page(request, "finance_payouts.html", context, status=status)
+    return form_page(request, "finance_payouts.html", context, message, status)
 
 
 @router.get("/payouts")
@@ -106,10 +106,5 @@ async def pay_out(
     call = backends.call(
         session, "incentives", "POST", f"/partners/{segment(partner_id)}/payouts", json=body
     )
-    paid, message, status = await answered(call, "Not paid")
-    if status == 200:
-        message = (
-            f"Paid {paid['amount']} {paid['currency']} to {partner_id} ({paid['reference']}); "
-            f"balance after: {paid['balance_after']}"
-        )
+    message, status = await outcome(call, "Not paid", PAID)
     return await payouts_page(request, session, backends, message=message, status=status)

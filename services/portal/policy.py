@@ -15,11 +15,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Path, Request
 from starlette.responses import Response
 
-from services.portal.api import BackendsDep
+from services.portal.api import BackendsDep, page_route
 from services.portal.backends import BackendRefused, Backends
-from services.portal.console import ManagerDep
+from services.portal.console import ManagerDep, manager_session
 from services.portal.domain.pages import segment
-from services.portal.rendering import page
+from services.portal.rendering import form_page
 from services.portal.sessions import CsrfDep, Session
 from shared.inputs import MAX_JSON_DEPTH, json_depth, refuse_json_constant
 
@@ -97,10 +97,8 @@ async def policy_page(
         "outcome": outcome,
         "since": (today - timedelta(days=90)).isoformat(),
         "until": (today + timedelta(days=1)).isoformat(),
-        "message": message,
-        "failed": status != 200,
     }
-    return page(request, "console_policy.html", context, status=status)
+    return form_page(request, "console_policy.html", context, message, status)
 
 
 async def _answered(
@@ -129,9 +127,7 @@ async def _answered(
     )
 
 
-@router.get("")
-async def policy(request: Request, session: ManagerDep, backends: BackendsDep) -> Response:
-    return await policy_page(request, session, backends)
+page_route(router, "", policy_page, manager_session)
 
 
 @router.post("/validate", dependencies=[CsrfDep])

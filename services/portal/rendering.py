@@ -36,3 +36,11 @@ def page(
     )
     remember_csrf(request, response, secure=not request.app.state.settings.development_mode)
     return response
+
+
+def form_page(
+    request: Request, template: str, context: dict[str, Any], message: str = "", status: int = 200
+) -> HTMLResponse:
+    """A page under a form's outcome: `message` says the answer (200) or the service's refusal
+    (its status; the template shows it as a problem)."""
+    return page(request, template, {**context, "message": message, "failed": status != 200}, status)

@@ -10,10 +10,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
-from services.portal.api import BackendsDep, PartnerDep
+from services.portal.api import BackendsDep, PartnerDep, page_route, partner_session
 from services.portal.backends import Backends, answered
 from services.portal.domain.pages import segment
-from services.portal.rendering import page
+from services.portal.rendering import form_page
 from services.portal.sessions import CsrfDep, Session
 
 router = APIRouter(prefix="/webhooks")
@@ -35,18 +35,11 @@ async def list_page(
     secret: str = "",
 ) -> Response:
     endpoints = await backends.get(session, "notifications", base(session))
-    context = {
-        "endpoints": endpoints["items"],
-        "message": message,
-        "failed": status >= 400,
-        "secret": secret,
-    }
-    return page(request, "webhooks.html", context, status=status)
+    context = {"endpoints": endpoints["items"], "secret": secret}
+    return form_page(request, "webhooks.html", context, message, status)
 
 
-@router.get("")
-async def webhooks(request: Request, session: PartnerDep, backends: BackendsDep) -> Response:
-    return await list_page(request, session, backends)
+page_route(router, "", list_page, partner_session)
 
 
 @router.post("", dependencies=[CsrfDep])
@@ -82,13 +75,8 @@ async def endpoint_page(
     path = f"{base(session)}/{endpoint_id}"
     endpoint = await backends.get(session, "notifications", path)
     deliveries = await backends.get(session, "notifications", f"{path}/deliveries", limit=50)
-    context = {
-        "endpoint": endpoint,
-        "deliveries": deliveries["items"],
-        "message": message,
-        "failed": status >= 400,
-    }
-    return page(request, "webhook.html", context, status=status)
+    context = {"endpoint": endpoint, "deliveries": deliveries["items"]}
+    return form_page(request, "webhook.html", context, message, status)
 
 
 @router.get("/{endpoint_id}")
