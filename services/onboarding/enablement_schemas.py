@@ -21,7 +21,7 @@ from services.onboarding.domain.enablement import (
     mbox_key,
 )
 from services.onboarding.domain.resources import Engagement, ResourceKind
-from services.onboarding.schemas import CertificationOut, Email
+from services.onboarding.schemas import CertificationOut, Email, ManagersOnly
 from shared.errors import Unprocessable
 from shared.events.partners import PartnerType
 from shared.inputs import (
@@ -226,8 +226,8 @@ class PersonOut(BaseModel):
     lms_account: str | None
     joined_at: str
     left_at: str | None
-    added_by: str | None = Field(default=None, description="channel managers only")
-    left_by: str | None = Field(default=None, description="channel managers only")
+    added_by: ManagersOnly = None
+    left_by: ManagersOnly = None
 
 
 class LeaveIn(BaseModel):
@@ -325,7 +325,7 @@ class ResourceOut(BaseModel):
     tiers: list[str]
     published_at: str
     withdrawn_at: str | None = None
-    published_by: str | None = Field(default=None, description="channel managers only")
+    published_by: ManagersOnly = None
 
 
 class EngagementIn(BaseModel):

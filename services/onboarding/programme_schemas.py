@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from services.onboarding.schemas import Email
+from services.onboarding.schemas import Email, ManagersOnly
 from shared.inputs import FreeText, Ident, as_text
 
 
@@ -48,8 +48,8 @@ class AppealOut(BaseModel):
     upheld: bool | None = None
     note: str | None = None
     decided_at: str | None = None
-    filed_by: str | None = Field(default=None, description="channel managers only")
-    decided_by: str | None = Field(default=None, description="channel managers only")
+    filed_by: ManagersOnly = None
+    decided_by: ManagersOnly = None
 
 
 class ReviewOut(BaseModel):

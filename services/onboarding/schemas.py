@@ -29,6 +29,8 @@ from shared.inputs import (
 )
 
 Email = EmailAddress
+# Who acted on a record: shown to channel managers only (a partner's answer leaves it unset).
+ManagersOnly = Annotated[str | None, Field(description="channel managers only")]
 
 
 class _In(BaseModel):
