@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 MAX_RECORDS = 10_000  # a window larger than this is checked in part (the report says so)
 MAX_LISTED = 500  # drifted records listed in one report (all are counted and resynced)
 
-Snapshots = Callable[[datetime], AsyncIterator[list[tuple[Any, Callable[[], CrmDealChanged]]]]]
+SnapshotPage = list[tuple[Any, Callable[[], CrmDealChanged]]]
+Snapshots = Callable[[datetime], AsyncIterator[SnapshotPage]]
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,7 @@ class Reconciler:
 def salesforce_reconciler(
     client: SalesforceClient, stages: Mapping[str, DealStage] = NO_CUSTOM_STAGES
 ) -> Reconciler:
-    async def window(
-        since: datetime,
-    ) -> AsyncIterator[list[tuple[Any, Callable[[], CrmDealChanged]]]]:
+    async def window(since: datetime) -> AsyncIterator[SnapshotPage]:
         async for page in client.changed_since(since):
             yield [(r, partial(from_salesforce_record, r, stages=stages)) for r in page]
 
@@ -61,9 +60,7 @@ def salesforce_reconciler(
 def hubspot_reconciler(
     client: HubSpotClient, stages: Mapping[str, DealStage] = NO_CUSTOM_STAGES
 ) -> Reconciler:
-    async def window(
-        since: datetime,
-    ) -> AsyncIterator[list[tuple[Any, Callable[[], CrmDealChanged]]]]:
+    async def window(since: datetime) -> AsyncIterator[SnapshotPage]:
         for portal in sorted(client.tokens):
             async for page in client.changed_since(portal, since):
                 # The search answers deals without associations: their own properties are
