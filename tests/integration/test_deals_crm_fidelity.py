@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import asyncpg
 import httpx
 import pytest
 
@@ -38,7 +37,13 @@ from tests.support.crm import (
     salesforce_cdc,
     salesforce_delivery,
 )
-from tests.support.deals import crm_projection, deals_pool, register_on_deal
+from tests.support.deals import (
+    admin_fetch,
+    crm_projection,
+    deals_pool,
+    projected_crm_deal,
+    register_on_deal,
+)
 from tests.support.infra import Infra
 from tests.support.kafka import as_records
 from tests.support.polling import eventually
@@ -47,30 +52,14 @@ from tests.support.processes import service_processes
 pytestmark = pytest.mark.integration
 
 
-async def _admin_fetch(infra: Infra, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(infra.admin_dsn)
-    try:
-        return list(await conn.fetch(sql, *args))
-    finally:
-        await conn.close()
-
-
 async def _recorded_events(infra: Infra, deal_key: str) -> list[dict[str, Any]]:
-    rows = await _admin_fetch(
+    rows = await admin_fetch(
         infra,
         """SELECT value FROM deals.outbox WHERE message_key = $1 AND topic = 'crm.deals.v1'
            ORDER BY position""",
         deal_key,
     )
     return [json.loads(row["value"])["data"] for row in rows]
-
-
-async def _projected(infra: Infra, deal_key: str, **wanted: Any) -> asyncpg.Record | None:
-    """The projected row once it holds `wanted` (None until then)."""
-    rows = await _admin_fetch(infra, "SELECT * FROM deals.crm_deals WHERE deal_key = $1", deal_key)
-    if rows and all(rows[0][column] == value for column, value in wanted.items()):
-        return rows[0]
-    return None
 
 
 async def test_a_salesforce_batch_records_every_valid_message_and_refuses_the_bad_one_by_index(
@@ -121,10 +110,10 @@ async def test_a_salesforce_batch_records_every_valid_message_and_refuses_the_ba
     for key in (f"salesforce:{first}", f"salesforce:{last}"):
         assert len(await _recorded_events(infra, key)) == 1
     won = await eventually(
-        lambda: _projected(infra, f"salesforce:{last}", status="won"), what="the won deal"
+        lambda: projected_crm_deal(infra, f"salesforce:{last}", status="won"), what="the won deal"
     )
     assert str(won["amount"]) == "1200.5000"
-    refused = await _admin_fetch(
+    refused = await admin_fetch(
         infra,
         "SELECT item_index, reason, item FROM deals.crm_refused WHERE reason LIKE $1",
         "%Haggling%",
@@ -161,7 +150,7 @@ async def test_a_hubspot_batch_keeps_the_stage_change_beside_unsupported_events(
     assert "[3].portalId '1234'" in answer.json()["items"][3]["reason"]
     [recorded] = await _recorded_events(infra, key)
     assert recorded["stage"] == "negotiation"
-    await eventually(lambda: _projected(infra, key, stage="negotiation"), what="the stage")
+    await eventually(lambda: projected_crm_deal(infra, key, stage="negotiation"), what="the stage")
 
 
 ACE_KEYS = ("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
@@ -251,7 +240,7 @@ async def test_salesforce_nulled_fields_clear_the_projected_deal(
             )
             assert answer.json()["accepted"] == 1, answer.text
     row = await eventually(
-        lambda: _projected(infra, key, amount=None, owner=None), what="the cleared fields"
+        lambda: projected_crm_deal(infra, key, amount=None, owner=None), what="the cleared fields"
     )
     assert row["stage"] == "prospecting"
 
@@ -360,7 +349,7 @@ async def test_a_gap_event_leads_to_a_fetch_and_the_fetched_state_is_projected(
                 ("resync", f"salesforce:{record}")
             ]
             row = await eventually(
-                lambda: _projected(infra, f"salesforce:{record}", status="won"),
+                lambda: projected_crm_deal(infra, f"salesforce:{record}", status="won"),
                 what="the fetched state projected",
             )
     assert (str(row["amount"]), row["customer_name"]) == ("7300.0000", "Gap Co")

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import asyncpg
 import httpx
 import pytest
 
@@ -27,7 +26,7 @@ from tests.support.crm import (
     salesforce_cdc,
     salesforce_delivery,
 )
-from tests.support.deals import crm_projection, deals_pool, register_on_deal
+from tests.support.deals import crm_projection, deals_pool, projected_crm_deal, register_on_deal
 from tests.support.infra import Infra
 from tests.support.kafka import as_records
 from tests.support.polling import eventually
@@ -58,6 +57,33 @@ async def _consume(infra: Infra, pool: Pool, envelopes: list[Envelope[CrmDealCha
     assert await consumer.process_batch(records) == [ConsumerOutcome.PROCESSED] * len(records)
 
 
+def _deal_key(run: int) -> str:
+    return f"hubspot:{HUBSPOT_PORTAL}:{run}"
+
+
+async def _registered_then_merged(
+    infra: Infra,
+    pool: Pool,
+    run: int,
+    at: datetime,
+    on_loser: tuple[str, str],
+    on_survivor: tuple[str, str],
+) -> None:
+    """Partner p-a's registration (id, status) on deal `run` at `at`, p-b's on deal `run + 1` a
+    minute later; then `run` is merged into `run + 1`, through the projection's consumer."""
+    (first, first_status), (second, second_status) = on_loser, on_survivor
+    await register_on_deal(pool, first, _deal_key(run), at, partner="p-a", status=first_status)
+    await register_on_deal(
+        pool,
+        second,
+        _deal_key(run + 1),
+        at + timedelta(minutes=1),
+        partner="p-b",
+        status=second_status,
+    )
+    await _consume(infra, pool, _merge_events(run, at))
+
+
 async def _published(pool: Pool, topic: str) -> list[dict[str, Any]]:
     rows = await pool.fetch("SELECT value FROM outbox WHERE topic = $1 ORDER BY position", topic)
     return [json.loads(row["value"])["data"] for row in rows]
@@ -70,16 +96,13 @@ async def test_two_registrations_on_merged_deals_one_keeps_the_survivor_the_othe
     A keeps the survivor (registered first); B is unlinked and goes to review with the reason,
     told without naming A; both have a history entry and a message; the survivor's state
     lists A only, so downstream never sees two sourcing partners on one deal."""
-    portal, run = HUBSPOT_PORTAL, uuid.uuid4().int % 10**9
-    loser, survivor = f"hubspot:{portal}:{run}", f"hubspot:{portal}:{run + 1}"
-    at = datetime.now(UTC) - timedelta(minutes=5)
+    run, at = uuid.uuid4().int % 10**9, datetime.now(UTC) - timedelta(minutes=5)
+    loser, survivor = _deal_key(run), _deal_key(run + 1)
     first, later = f"reg-a-{run}", f"reg-b-{run}"
     async with deals_pool(infra) as pool:
-        await register_on_deal(pool, first, loser, at, partner="p-a", status="approved")
-        await register_on_deal(
-            pool, later, survivor, at + timedelta(minutes=1), partner="p-b", status="approved"
+        await _registered_then_merged(
+            infra, pool, run, at, (first, "approved"), (later, "approved")
         )
-        await _consume(infra, pool, _merge_events(run, at))
         rows = {
             r["registration_id"]: r
             for r in await pool.fetch(
@@ -125,16 +148,11 @@ async def test_a_won_registration_keeps_the_survivor_over_an_earlier_live_one(
 ) -> None:
     """The survivor already closed won with B's registration: B keeps it (its deal closed
     with it), and A's earlier but still live registration goes to review."""
-    portal, run = HUBSPOT_PORTAL, uuid.uuid4().int % 10**9
-    loser, survivor = f"hubspot:{portal}:{run}", f"hubspot:{portal}:{run + 1}"
-    at = datetime.now(UTC) - timedelta(minutes=5)
+    run, at = uuid.uuid4().int % 10**9, datetime.now(UTC) - timedelta(minutes=5)
+    survivor = _deal_key(run + 1)
     first, won = f"reg-a-{run}", f"reg-w-{run}"
     async with deals_pool(infra) as pool:
-        await register_on_deal(pool, first, loser, at, partner="p-a", status="pending_review")
-        await register_on_deal(
-            pool, won, survivor, at + timedelta(minutes=1), partner="p-b", status="won"
-        )
-        await _consume(infra, pool, _merge_events(run, at))
+        await _registered_then_merged(infra, pool, run, at, (first, "pending_review"), (won, "won"))
         rows = {
             r["registration_id"]: (r["status"], r["crm_deal_key"])
             for r in await pool.fetch(
@@ -149,17 +167,6 @@ async def test_a_won_registration_keeps_the_survivor_over_an_earlier_live_one(
         (first, "merged", "pending_review"),
         (won, "merged", "won"),
     }
-
-
-async def _projected(infra: Infra, deal_key: str, **wanted: Any) -> asyncpg.Record | None:
-    conn = await asyncpg.connect(infra.admin_dsn)
-    try:
-        row = await conn.fetchrow("SELECT * FROM deals.crm_deals WHERE deal_key = $1", deal_key)
-    finally:
-        await conn.close()
-    if row is not None and all(row[column] == value for column, value in wanted.items()):
-        return row
-    return None
 
 
 def _account_change(account: str, change: str, at: datetime) -> dict[str, Any]:
@@ -214,7 +221,7 @@ async def test_a_salesforce_account_merge_brings_the_surviving_account_to_its_op
             ]
             assert "MasterRecordId" in answer.json()["items"][1]["reason"]
             row = await eventually(
-                lambda: _projected(infra, key, customer_name="Northwind Traders"),
+                lambda: projected_crm_deal(infra, key, customer_name="Northwind Traders"),
                 what="the surviving Account on the re-parented Opportunity",
             )
     assert (row["customer_domain"], row["stage"], row["deleted"]) == (

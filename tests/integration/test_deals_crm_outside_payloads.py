@@ -13,12 +13,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
 from services.deals.crm_ingestion import aws_ace_items, microsoft_items, record_items
-from services.deals.crm_resync import ace_resyncer, microsoft_resyncer, run_resyncs
+from services.deals.crm_resync import Resyncer, ace_resyncer, microsoft_resyncer, run_resyncs
 from services.deals.partner_program_clients import AceClient, MicrosoftReferralsClient
 from shared.db import Pool
 from shared.events.crm import CrmSource
@@ -38,7 +37,7 @@ from tests.support.crm import (
     salesforce_delivery,
     sample,
 )
-from tests.support.deals import deals_pool
+from tests.support.deals import admin_fetch, deals_pool, projected_crm_deal
 from tests.support.infra import Infra
 from tests.support.polling import eventually
 from tests.support.processes import service_processes
@@ -46,22 +45,6 @@ from tests.support.processes import service_processes
 pytestmark = pytest.mark.integration
 ACE_KEYS = ("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
 SECOND_PIPELINE = {"1034567": "open", "1034572": "won"}
-
-
-async def _admin_fetch(infra: Infra, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(infra.admin_dsn)
-    try:
-        return list(await conn.fetch(sql, *args))
-    finally:
-        await conn.close()
-
-
-async def _projected(infra: Infra, deal_key: str, **wanted: Any) -> asyncpg.Record | None:
-    """The projected row once it holds `wanted` (None until then)."""
-    rows = await _admin_fetch(infra, "SELECT * FROM deals.crm_deals WHERE deal_key = $1", deal_key)
-    if rows and all(rows[0][column] == value for column, value in wanted.items()):
-        return rows[0]
-    return None
 
 
 async def _post_hubspot(url: str, events: list[dict[str, Any]]) -> list[str]:
@@ -95,10 +78,10 @@ async def test_hubspot_changes_sharing_an_event_id_are_each_recorded_and_a_retry
     # HubSpot's retry of the same notifications (attemptNumber counts up) records nothing.
     assert await _post_hubspot(deals_instances[1], batch(1)) == ["duplicate"] * 3
     won = await eventually(
-        lambda: _projected(infra, f"hubspot:{HUBSPOT_PORTAL}:{first}", status="won"),
+        lambda: projected_crm_deal(infra, f"hubspot:{HUBSPOT_PORTAL}:{first}", status="won"),
         what="deal 1 won",
     )
-    other = await _projected(infra, f"hubspot:{HUBSPOT_PORTAL}:{first + 1}")
+    other = await projected_crm_deal(infra, f"hubspot:{HUBSPOT_PORTAL}:{first + 1}")
     assert other is not None
     assert (str(won["amount"]), str(other["amount"])) == ("18000.0000", "5000.0000")
 
@@ -121,7 +104,7 @@ async def test_a_salesforce_custom_won_stage_closes_the_deal_by_is_won(
     assert answer.status_code == 202, answer.text
     assert answer.json()["accepted"] == 2
     row = await eventually(
-        lambda: _projected(infra, f"salesforce:{record}", status="won"), what="the deal won"
+        lambda: projected_crm_deal(infra, f"salesforce:{record}", status="won"), what="the deal won"
     )
     assert row["stage"] == "closed_won"
 
@@ -163,11 +146,13 @@ async def test_programme_snapshots_clear_what_the_record_no_longer_holds(
             )
             assert answer.json()["accepted"] == 1, answer.text
     ace = await eventually(
-        lambda: _projected(infra, f"aws_ace:{opportunity}", partner_ref=None), what="ACE cleared"
+        lambda: projected_crm_deal(infra, f"aws_ace:{opportunity}", partner_ref=None),
+        what="ACE cleared",
     )
     assert (ace["amount"], ace["currency"], ace["status"]) == (None, None, "won")
     ms = await eventually(
-        lambda: _projected(infra, f"microsoft:{referral}", partner_ref=None), what="MS cleared"
+        lambda: projected_crm_deal(infra, f"microsoft:{referral}", partner_ref=None),
+        what="MS cleared",
     )
     assert (ms["amount"], ms["currency"]) == (None, "USD")
 
@@ -203,7 +188,7 @@ async def test_a_thin_ace_event_without_credentials_is_queued_and_other_events_i
     assert (queued["outcome"], queued["deal_key"]) == ("resync", f"aws_ace:{opportunity}")
     assert "DEALS_ACE_ACCESS_KEY_ID" in queued["reason"]
     assert ignored["outcome"] == "ignored"
-    [request] = await _admin_fetch(
+    [request] = await admin_fetch(
         infra,
         "SELECT reason FROM deals.crm_resyncs WHERE source = 'aws_ace' AND record_id = $1",
         opportunity,
@@ -227,13 +212,9 @@ async def test_a_queued_opportunity_is_fetched_and_one_aws_does_not_have_is_kept
         items = [item for event in events for item in aws_ace_items(event, now)]
         client = AceClient(ace.url, "us-east-1", "AWS", *ACE_KEYS)
         async with deals_pool(infra) as pool:
-            outbox = Outbox("deals", source="pollinate/deals")
-            async with pool.acquire() as conn, conn.transaction():
-                await record_items(conn, outbox, CrmSource.AWS_ACE, items, now)
-            ace.throttled = 1
-            throttled = await run_resyncs(pool, outbox, [ace_resyncer(client)], limit=10)
-            assert (throttled.fetched, throttled.retried) == (0, 2)
-            await pool.execute("UPDATE crm_resyncs SET due_at = now() - interval '1 second'")
+            outbox = await queued_then_throttled(
+                pool, CrmSource.AWS_ACE, items, now, ace, ace_resyncer(client)
+            )
             done = await run_resyncs(pool, outbox, [ace_resyncer(client)], limit=10)
             assert (done.fetched, done.recorded, done.refused) == (1, 1, 1)
             pending, refused, [recorded] = await resync_outcome(pool)
@@ -246,6 +227,31 @@ async def test_a_queued_opportunity_is_fetched_and_one_aws_does_not_have_is_kept
             unknown.encode(),
         )
     ]
+
+
+async def queued_then_throttled(
+    pool: Pool,
+    source: CrmSource,
+    items: list[Any],
+    now: datetime,
+    crm: AcePartnerCentral | PartnerCenterReferrals,
+    resyncer: Resyncer,
+) -> Outbox:
+    """The thin events' items recorded on a scratch schema (each queued for a fetch); a first
+    resync run meets the CRM's throttling (nothing fetched, both requests retried), and every
+    request is due again: the outbox to run the next resyncs with."""
+    outbox = Outbox("deals", source="pollinate/deals")
+    async with pool.acquire() as conn, conn.transaction():
+        await record_items(conn, outbox, source, items, now)
+    crm.throttled = 1
+    throttled = await run_resyncs(pool, outbox, [resyncer], limit=10)
+    assert (throttled.fetched, throttled.retried) == (0, 2)
+    await all_due_now(pool)
+    return outbox
+
+
+async def all_due_now(pool: Pool) -> None:
+    await pool.execute("UPDATE crm_resyncs SET due_at = now() - interval '1 second'")
 
 
 async def resync_outcome(pool: Pool) -> tuple[int, list[Any], list[Any]]:
@@ -303,7 +309,7 @@ async def test_a_partner_center_event_without_a_token_is_queued_others_ignored_o
             "event.ResourceUri does not name a referral of the Partner Center Referrals API"
         )
     )
-    [request] = await _admin_fetch(
+    [request] = await admin_fetch(
         infra,
         "SELECT reason, since, done_at FROM deals.crm_resyncs"
         " WHERE source = 'microsoft' AND record_id = $1",
@@ -329,18 +335,14 @@ async def test_a_queued_referral_is_fetched_and_one_partner_center_does_not_have
         items = [item for event in events for item in microsoft_items(event, now)]
         client = MicrosoftReferralsClient(center.url + center.PATH, center.TOKEN)
         async with deals_pool(infra) as pool:
-            outbox = Outbox("deals", source="pollinate/deals")
-            async with pool.acquire() as conn, conn.transaction():
-                await record_items(conn, outbox, CrmSource.MICROSOFT, items, now)
-            center.throttled = 1
-            throttled = await run_resyncs(pool, outbox, [microsoft_resyncer(client)], limit=10)
-            assert (throttled.fetched, throttled.retried) == (0, 2)
-            await pool.execute("UPDATE crm_resyncs SET due_at = now() - interval '1 second'")
+            outbox = await queued_then_throttled(
+                pool, CrmSource.MICROSOFT, items, now, center, microsoft_resyncer(client)
+            )
             center.down = True
             down = await run_resyncs(pool, outbox, [microsoft_resyncer(client)], limit=10)
             assert (down.fetched, down.retried) == (0, 2)
             errors = await pool.fetch("SELECT last_error FROM crm_resyncs")
-            await pool.execute("UPDATE crm_resyncs SET due_at = now() - interval '1 second'")
+            await all_due_now(pool)
             center.down = False
             done = await run_resyncs(pool, outbox, [microsoft_resyncer(client)], limit=10)
             assert (done.fetched, done.recorded, done.refused) == (1, 1, 1)
@@ -413,11 +415,11 @@ async def test_a_thin_ace_event_is_fetched_and_projected(
         "fields: it is fetched (GetOpportunity)",
     )
     row = await eventually(
-        lambda: _projected(infra, f"aws_ace:{opportunity}", name="Thin event"),
+        lambda: projected_crm_deal(infra, f"aws_ace:{opportunity}", name="Thin event"),
         what="the fetched opportunity projected",
     )
     assert (row["customer_name"], row["stage"]) == ("Contoso Logistics GmbH", "validation")
-    [request] = await _admin_fetch(
+    [request] = await admin_fetch(
         infra,
         "SELECT done_at FROM deals.crm_resyncs WHERE source = 'aws_ace' AND record_id = $1",
         opportunity,
@@ -447,7 +449,7 @@ async def test_a_deal_in_a_configured_second_pipeline_is_won(
     assert items[3]["reason"].startswith("[3].propertyValue: unknown stage '1034599'")
     assert items[3]["reason"].endswith("map it to open, won or lost in DEALS_HUBSPOT_STAGES)")
     row = await eventually(
-        lambda: _projected(infra, f"hubspot:{HUBSPOT_PORTAL}:{deal}", status="won"),
+        lambda: projected_crm_deal(infra, f"hubspot:{HUBSPOT_PORTAL}:{deal}", status="won"),
         what="the deal won in its pipeline",
     )
     assert (row["stage"], str(row["amount"])) == ("closed_won", "18000.0000")
@@ -473,7 +475,7 @@ async def test_a_partner_center_event_is_fetched_and_projected(
         "is fetched (GET engagements/referrals/<id>)",
     )
     row = await eventually(
-        lambda: _projected(infra, f"microsoft:{referral}", name="Named by its event"),
+        lambda: projected_crm_deal(infra, f"microsoft:{referral}", name="Named by its event"),
         what="the fetched referral projected",
     )
     assert (row["customer_name"], row["stage"], row["customer_domain"]) == (
@@ -481,7 +483,7 @@ async def test_a_partner_center_event_is_fetched_and_projected(
         "qualification",
         "fabrikam.com",
     )
-    [request] = await _admin_fetch(
+    [request] = await admin_fetch(
         infra,
         "SELECT done_at FROM deals.crm_resyncs WHERE source = 'microsoft' AND record_id = $1",
         referral,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -22,20 +21,13 @@ from tests.support.crm import (
     salesforce_cdc,
     salesforce_delivery,
 )
+from tests.support.deals import projected_crm_deal
 from tests.support.infra import Infra
 from tests.support.polling import eventually
 from tests.support.processes import service_processes
 from tests.support.tokens import ADMIN, auth
 
 pytestmark = pytest.mark.integration
-
-
-async def _projected(infra: Infra, deal_key: str) -> asyncpg.Record | None:
-    conn = await asyncpg.connect(infra.admin_dsn)
-    try:
-        return await conn.fetchrow("SELECT * FROM deals.crm_deals WHERE deal_key = $1", deal_key)
-    finally:
-        await conn.close()
 
 
 def _drift_gauge(text: str) -> dict[tuple[str, str], float]:
@@ -93,9 +85,13 @@ async def test_reconciliation_reports_drift_repairs_it_and_then_finds_none(
             sent = await client.post("/crm/hubspot", content=body, headers=hubspot_headers(body))
             assert sent.json()["accepted"] == 1, sent.text
             for key in (stale, deleted, same):
-                await eventually(lambda key=key: _projected(infra, f"salesforce:{key}"), what=key)
+                await eventually(
+                    lambda key=key: projected_crm_deal(infra, f"salesforce:{key}"), what=key
+                )
             hubspot_key = f"hubspot:{HUBSPOT_PORTAL}:{deal}"
-            await eventually(lambda: _projected(infra, hubspot_key), what="the HubSpot deal")
+            await eventually(
+                lambda: projected_crm_deal(infra, hubspot_key), what="the HubSpot deal"
+            )
 
             refused = await client.post(
                 "/admin/crm/reconciliations/run",
@@ -144,7 +140,7 @@ async def test_reconciliation_reports_drift_repairs_it_and_then_finds_none(
             # The resyncs the runs queued repair what drifted.
             async def repaired() -> bool:
                 rows = {
-                    key: await _projected(infra, key)
+                    key: await projected_crm_deal(infra, key)
                     for key in (
                         f"salesforce:{stale}",
                         f"salesforce:{missing}",
