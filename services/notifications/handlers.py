@@ -10,23 +10,10 @@ from services.notifications.domain import ledger_messages
 from shared.consumer import HandlerContext
 from shared.events import Envelope
 from shared.events.incentives import MdfExpired, PayoutRecorded
-from shared.events.notifications import (
-    PartnerNotification,
-    PartnerNotificationV2,
-    PartnerNotificationV3,
-    PartnerNotificationV4,
-    PartnerNotificationV5,
-)
+from shared.events.notifications import AnyPartnerNotification
 
 # Any version of the contract: they share their fields, each names more kinds (v5: any kind).
-Notification = TypeVar(
-    "Notification",
-    PartnerNotification,
-    PartnerNotificationV2,
-    PartnerNotificationV3,
-    PartnerNotificationV4,
-    PartnerNotificationV5,
-)
+Notification = TypeVar("Notification", bound=AnyPartnerNotification)
 
 
 async def on_notifications(ctx: HandlerContext, events: list[Envelope[Notification]]) -> None:
