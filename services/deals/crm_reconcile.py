@@ -27,7 +27,7 @@ from services.deals.adapters.salesforce import from_salesforce_record
 from services.deals.crm_clients import CrmRefused, CrmUnavailable, HubSpotClient, SalesforceClient
 from services.deals.domain.reconcile import Drift, DriftKind, drift_of, tally
 from shared.clock import now
-from shared.db import Connection, Pool, advisory_key
+from shared.db import Connection, Pool, advisory_key, from_row
 from shared.errors import Conflict
 from shared.events.crm import CrmDealChanged, CrmSource, DealStage
 
@@ -90,23 +90,8 @@ class Report:
 
     @classmethod
     def of_row(cls, row: Any) -> Report:
-        stored = json.loads(row["drift"])
-        return cls(
-            row["id"],
-            row["source"],
-            row["started_at"],
-            row["finished_at"],
-            row["since"],
-            row["checked"],
-            row["in_sync"],
-            row["missing_here"],
-            row["stale_here"],
-            row["deleted_upstream"],
-            row["resyncs_queued"],
-            stored["records"],
-            stored["unreadable"],
-            row["error"],
-        )
+        stored = json.loads(row["drift"])  # one JSON column holds both lists
+        return from_row(cls, row, drift=stored["records"], unreadable=stored["unreadable"])
 
 
 async def reconcile(pool: Pool, reconciler: Reconciler, window: timedelta) -> Report:
