@@ -28,17 +28,15 @@ from shared.topics import (
     DEAL_OPPORTUNITIES,
     DEAL_REGISTRATIONS,
     PARTNER_HEALTH,
-    PARTNER_LIFECYCLE,
     PARTNER_PROGRAMME,
 )
 from tests.support.attribution import CrmDeal, approved_registration, closed_won, from_deals
 from tests.support.factories import (
     partner_enablement_measured,
-    partner_state_changed,
     registration_decided,
 )
 from tests.support.infra import Infra
-from tests.support.kafka import publish, send_envelopes, wait_for_keyed
+from tests.support.kafka import announce_partners, publish, send_envelopes, wait_for_keyed
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_processes
 
@@ -732,14 +730,7 @@ async def test_health_is_stored_daily_counts_enablement_and_is_announced_when_it
 ) -> None:
     run = uuid.uuid4().hex[:8]
     pid, other = f"p-health-{run}", f"p-health-other-{run}"
-    for partner in (pid, other):
-        await publish(
-            infra,
-            PARTNER_LIFECYCLE,
-            [partner_state_changed(partner_id=partner)],
-            subject=partner,
-            source="onboarding",
-        )
+    await announce_partners(infra, pid, other)
 
     async def in_programme() -> bool:
         count = await admin_db.fetchval(

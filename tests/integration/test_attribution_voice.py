@@ -12,10 +12,10 @@ import asyncpg
 import httpx
 import pytest
 
-from shared.topics import PARTNER_LIFECYCLE, PROGRAMME_VOICE
-from tests.support.factories import partner_state_changed, survey_answered
+from shared.topics import PROGRAMME_VOICE
+from tests.support.factories import survey_answered
 from tests.support.infra import Infra
-from tests.support.kafka import publish, send_envelopes
+from tests.support.kafka import announce_partners, publish, send_envelopes
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_fixture
 
@@ -29,13 +29,7 @@ async def test_a_falling_nps_is_a_health_penalty_with_its_reason(
     infra: Infra, service: str, admin_db: asyncpg.Connection
 ) -> None:
     pid = f"p-voice-{uuid.uuid4().hex[:8]}"
-    await publish(
-        infra,
-        PARTNER_LIFECYCLE,
-        [partner_state_changed(partner_id=pid)],
-        subject=pid,
-        source="onboarding",
-    )
+    await announce_partners(infra, pid)
     now = datetime.now(UTC)
     # The quarter before: three promoters (NPS 100). The last quarter: a promoter and two
     # detractors (NPS -33.3): a fall of 133 points and a detractor majority.

@@ -14,7 +14,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from shared.events import Envelope, EventPayload
 from shared.kafka_client import KafkaConnection
 from shared.outbox import make_producer
-from shared.topics import Topic, ensure_topics
+from shared.topics import PARTNER_LIFECYCLE, Topic, ensure_topics
+from tests.support.factories import partner_state_changed
 from tests.support.infra import Infra
 
 
@@ -35,6 +36,14 @@ async def publish(
     ]
     await send_envelopes(infra, topic.name, subject, *envelopes)
     return envelopes
+
+
+async def announce_partners(infra: Infra, *partner_ids: str) -> None:
+    """Announce each partner on partners.lifecycle.v1 as onboarding does: a partner state at
+    the factory's defaults (active)."""
+    for partner_id in partner_ids:
+        state = partner_state_changed(partner_id=partner_id)
+        await publish(infra, PARTNER_LIFECYCLE, [state], subject=partner_id, source="onboarding")
 
 
 async def send_envelopes(infra: Infra, topic: str, key: str, *envelopes: Envelope[Any]) -> None:
