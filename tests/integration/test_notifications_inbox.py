@@ -44,6 +44,11 @@ def new_partner() -> str:
     return f"ptn_inbox_{uuid.uuid4().hex[:8]}"
 
 
+def ids(page: dict[str, Any]) -> list[str]:
+    """The notification ids on an inbox page, in its order."""
+    return [m["notification_id"] for m in page["items"]]
+
+
 async def test_each_message_reaches_its_recipient_and_no_one_else(
     infra: Infra, notifications: str
 ) -> None:
@@ -62,7 +67,7 @@ async def test_each_message_reaches_its_recipient_and_no_one_else(
     await tell(infra, b, for_b)
     async with httpx.AsyncClient(timeout=10) as client:
         mine = await inbox(client, notifications, a, 2)
-        assert [m["notification_id"] for m in mine["items"]] == [
+        assert ids(mine) == [
             approved.notification_id,
             later.notification_id,
         ]
@@ -70,7 +75,7 @@ async def test_each_message_reaches_its_recipient_and_no_one_else(
         assert all(rep not in m["subject"] for m in mine["items"])
 
         theirs = await inbox(client, notifications, b, 1)
-        assert [m["notification_id"] for m in theirs["items"]] == [for_b.notification_id]
+        assert ids(theirs) == [for_b.notification_id]
 
         # B's people cannot read A's inbox nor mark it: exactly as a missing partner.
         other = await client.get(f"{notifications}/partners/{a}/notifications", headers=auth(b))
@@ -86,7 +91,7 @@ async def test_each_message_reaches_its_recipient_and_no_one_else(
         refused = await client.get(owners, headers=auth(a))
         assert refused.status_code == 403
         owner = await client.get(owners, headers=ADMIN)
-        assert [m["notification_id"] for m in owner.json()["items"]] == [to_rep.notification_id]
+        assert ids(owner.json()) == [to_rep.notification_id]
         assert owner.json()["items"][0]["partner_id"] == a
 
 
@@ -194,7 +199,7 @@ async def test_a_redelivered_notification_is_filed_once(infra: Infra, notificati
     await tell(infra, partner, second)
     async with httpx.AsyncClient(timeout=10) as client:
         page = await inbox(client, notifications, partner, 2)
-        assert [m["notification_id"] for m in page["items"]] == [
+        assert ids(page) == [
             first.notification_id,
             second.notification_id,
         ]
