@@ -45,9 +45,7 @@ async def propose(conn: Connection, link: CrmLink, acting: Caller) -> None:
     await repository.lock_references(conn, [link.external_id])
     check_proposal(await repository.crm_link(conn, link.source, link.external_id), link.partner_id)
     await repository.propose_link(conn, link, acting.subject, now())
-    await record_action(
-        conn, acting, "crm_link.propose", f"{link.source}:{link.external_id} -> {link.partner_id}"
-    )
+    await record_action(conn, acting, "crm_link.propose", link.label)
 
 
 async def confirm(
@@ -65,11 +63,9 @@ async def confirm(
     check_confirmation(link, approved)
     if not await repository.confirm_link(conn, source, external_id, acting.subject, now()):
         return LinkChange(link, False, [])
-    await record_action(
-        conn, acting, "crm_link.confirm", f"{source}:{external_id} -> {link.partner_id}"
-    )
+    await record_action(conn, acting, "crm_link.confirm", link.label)
     confirmed = CrmLink(source, external_id, link.partner_id, LinkStatus.CONFIRMED)
-    trigger = f"CRM link {source}:{external_id} -> {link.partner_id} confirmed"
+    trigger = f"CRM link {link.label} confirmed"
     settled = await _settle_naming(conn, outbox, config, confirmed, trigger)
     return LinkChange(confirmed, True, settled)
 
@@ -95,10 +91,8 @@ async def remove(
     """Within the caller's transaction."""
     link = await _locked_link(conn, source, external_id)
     await repository.remove_link(conn, source, external_id)
-    await record_action(
-        conn, acting, "crm_link.remove", f"{source}:{external_id} -> {link.partner_id}"
-    )
-    trigger = f"CRM link {source}:{external_id} -> {link.partner_id} removed"
+    await record_action(conn, acting, "crm_link.remove", link.label)
+    trigger = f"CRM link {link.label} removed"
     settled = await _settle_naming(conn, outbox, config, link, trigger)
     return LinkChange(link, True, settled)
 

@@ -29,6 +29,11 @@ class CrmLink:
     def is_identity(self) -> bool:
         return self.external_id == self.partner_id
 
+    @property
+    def label(self) -> str:
+        """How the audit trail and a settlement's trigger name the link."""
+        return f"{self.source}:{self.external_id} -> {self.partner_id}"
+
 
 class LinkedToAnotherPartner(Conflict):
     def __init__(self, link: CrmLink) -> None:
