@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import date
 
 from shared.errors import Conflict, Unprocessable
-from shared.events.programme_service import (
-    KnownCampaign as KnownCampaign,  # the tests build it here
-)
+
+# The campaign as programme announced it is the contract's; the rules' tests build it from here.
+from shared.events.programme_service import KnownCampaign as KnownCampaign
 
 
 class CampaignNotKnown(Conflict):
