@@ -25,7 +25,7 @@ from services.deals.adapters.common import NO_CUSTOM_STAGES
 from services.deals.adapters.hubspot import from_hubspot_deal
 from services.deals.adapters.salesforce import from_salesforce_record
 from services.deals.crm_clients import CrmRefused, CrmUnavailable, HubSpotClient, SalesforceClient
-from services.deals.domain.reconcile import Drift, DriftKind, drift_of, tally
+from services.deals.domain.reconcile import Drift, DriftKind, Tally, drift_of, tally
 from shared.clock import now
 from shared.db import Connection, Pool, advisory_key, from_row
 from shared.errors import Conflict
@@ -72,17 +72,14 @@ def hubspot_reconciler(
 
 
 @dataclass(frozen=True)
-class Report:
+class Report(Tally):
+    """A run's tally, with the run: when, over which window, what it queued and listed."""
+
     id: int
     source: str
     started_at: datetime
     finished_at: datetime
     since: datetime
-    checked: int
-    in_sync: int
-    missing_here: int
-    stale_here: int
-    deleted_upstream: int
     resyncs_queued: int
     drift: list[dict[str, Any]]
     unreadable: list[str]
