@@ -4,40 +4,41 @@ overrides only what it is about."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from services.deals.domain.rules import ExistingRegistration, RegistrationRequest
 from shared.events.registrations import RegistrationStatus
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
+NORTHWIND_REQUEST = RegistrationRequest(
+    partner_id="p-1",
+    customer_name="Northwind Traders Ltd.",
+    customer_domain="https://www.northwind.com",
+    customer_country="US",
+    products=frozenset({"data"}),
+    amount=Decimal("40000"),
+    currency="USD",
+    submitted_at=NOW,
+)
+HELD_ON_NORTHWIND = ExistingRegistration(
+    registration_id="reg-old",
+    partner_id="p-2",
+    customer_name="Northwind Traders",
+    customer_domain="northwind.com",
+    products=frozenset({"data"}),
+    status=RegistrationStatus.APPROVED,
+    registered_at=NOW - timedelta(days=10),
+    expires_at=NOW + timedelta(days=80),
+)
 
-def request(**overrides: object) -> RegistrationRequest:
-    values: dict[str, object] = {
-        "partner_id": "p-1",
-        "customer_name": "Northwind Traders Ltd.",
-        "customer_domain": "https://www.northwind.com",
-        "customer_country": "US",
-        "products": frozenset({"data"}),
-        "amount": Decimal("40000"),
-        "currency": "USD",
-        "submitted_at": NOW,
-    }
-    values.update(overrides)
-    return RegistrationRequest(**values)  # type: ignore[arg-type]
+
+def request(**overrides: Any) -> RegistrationRequest:
+    return replace(NORTHWIND_REQUEST, **overrides)
 
 
-def existing(**overrides: object) -> ExistingRegistration:
-    values: dict[str, object] = {
-        "registration_id": "reg-old",
-        "partner_id": "p-2",
-        "customer_name": "Northwind Traders",
-        "customer_domain": "northwind.com",
-        "products": frozenset({"data"}),
-        "status": RegistrationStatus.APPROVED,
-        "registered_at": NOW - timedelta(days=10),
-        "expires_at": NOW + timedelta(days=80),
-    }
-    values.update(overrides)
-    return ExistingRegistration(**values)  # type: ignore[arg-type]
+def existing(**overrides: Any) -> ExistingRegistration:
+    return replace(HELD_ON_NORTHWIND, **overrides)
