@@ -4,10 +4,11 @@ answer (said per service, the page still shown)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import ClassVar
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -17,8 +18,9 @@ from shared.identity import Role
 from shared.topics import SERVICES
 from tests.support.local_http import LocalServer, QuietHandler
 from tests.support.portal import form_csrf
+from tests.support.portal_in_process import portal_settings, signed_in
 from tests.support.processes import free_port
-from tests.support.tokens import VERIFICATION_KEYS, token
+from tests.support.tokens import token
 
 PARTNER = token("p/u", Role.PARTNER_USER, partner_id="ptn_console_edges")
 MANAGER = token("cm", Role.CHANNEL_MANAGER)
@@ -32,43 +34,41 @@ CONSOLE_PAGES = (
 )
 
 
-def settings(**urls: str) -> PortalSettings:
+def settings(urls: Mapping[str, str] | None = None) -> PortalSettings:
     # Nothing listens on this port: every call to a service fails to connect at once (unless
     # `urls` names where one answers).
     nowhere = f"http://127.0.0.1:{free_port()}"
-    return PortalSettings(
-        token_verification_keys=VERIFICATION_KEYS,
-        development_mode=True,
-        **{f"portal_{service}_url": nowhere for service in SERVICES} | urls,
-    )
+    return portal_settings(dict.fromkeys(SERVICES, nowhere) | dict(urls or {}))
 
 
-def signed_in(value: str) -> Iterator[TestClient]:
-    with TestClient(create_app(settings()), follow_redirects=False) as client:
-        client.get("/sign-in")
-        csrf = client.cookies.get("pollinate_csrf")
-        answer = client.post("/sign-in", data={"token": value, "csrf_token": csrf})
-        assert answer.status_code == 303, answer.text
+def signed_in_to_nowhere(value: str) -> Iterator[TestClient]:
+    with signed_in(settings(), value) as client:
         yield client
 
 
 @pytest.fixture
 def manager() -> Iterator[TestClient]:
-    yield from signed_in(MANAGER)
+    yield from signed_in_to_nowhere(MANAGER)
 
 
 @pytest.fixture
 def finance() -> Iterator[TestClient]:
-    yield from signed_in(FINANCE)
+    yield from signed_in_to_nowhere(FINANCE)
 
 
 @pytest.fixture
 def partner() -> Iterator[TestClient]:
-    yield from signed_in(PARTNER)
+    yield from signed_in_to_nowhere(PARTNER)
 
 
 def form(client: TestClient, **fields: str) -> dict[str, str]:
     return {"csrf_token": form_csrf(client), **fields}
+
+
+def says_unavailable(answer: httpx.Response, service: str) -> None:
+    """The portal's answer when `service` does not answer: a 503 naming it."""
+    assert answer.status_code == 503
+    assert f"{service} is unavailable" in answer.text
 
 
 @pytest.mark.parametrize("path", CONSOLE_PAGES)
@@ -110,8 +110,7 @@ def test_replays_refuse_hostile_values_and_unsent_forms(manager: TestClient) -> 
     assert manager.get("/console/dead-letters", params={"state": "lost"}).status_code == 422
     assert manager.get("/console/dead-letters", params={"service": "x"}).status_code == 422
     down = manager.post("/console/dead-letters/deals/3/replay", data=form(manager))
-    assert down.status_code == 503
-    assert "deals is unavailable" in down.text
+    says_unavailable(down, "deals")
 
 
 def test_the_partners_list_refuses_hostile_filters(manager: TestClient) -> None:
@@ -132,8 +131,7 @@ def test_the_partners_list_refuses_hostile_filters(manager: TestClient) -> None:
 
 def test_partners_pages_say_which_service_did_not_answer(manager: TestClient) -> None:
     answer = manager.get("/console/partners", params={"status": "", "below": ""})
-    assert answer.status_code == 503
-    assert "onboarding is unavailable" in answer.text
+    says_unavailable(answer, "onboarding")
     assert manager.get("/console/partners/ptn_x").status_code == 503
 
 
@@ -167,9 +165,7 @@ def test_payouts_refuse_hostile_values(finance: TestClient) -> None:
         assert answer.status_code == 422, (fields, answer.text)
     unsent = finance.post("/finance/partners/p1/payouts", data={"reference": "R1"})
     assert unsent.status_code == 403
-    down = finance.get("/finance/payouts")
-    assert down.status_code == 503
-    assert "incentives is unavailable" in down.text
+    says_unavailable(finance.get("/finance/payouts"), "incentives")
 
 
 def test_policy_forms_refuse_hostile_values(manager: TestClient) -> None:
@@ -187,9 +183,7 @@ def test_policy_forms_refuse_hostile_values(manager: TestClient) -> None:
         assert answer.status_code == 422, (path, answer.text)
     unsent = manager.post("/console/policy/versions", data={"document": "{}"})
     assert unsent.status_code == 403
-    down = manager.get("/console/policy")
-    assert down.status_code == 503
-    assert "deals is unavailable" in down.text
+    says_unavailable(manager.get("/console/policy"), "deals")
 
 
 def test_the_dashboard_says_which_service_did_not_answer(manager: TestClient) -> None:
@@ -235,11 +229,8 @@ class Attribution(QuietHandler):
 def test_a_link_is_confirmed_at_its_reference_however_it_is_spelt() -> None:
     Attribution.confirmed = []
     with LocalServer(Attribution) as services:
-        local = {f"portal_{name}_url": services.url for name in ("attribution", "incentives")}
-        with TestClient(create_app(settings(**local)), follow_redirects=False) as client:
-            client.get("/sign-in")
-            csrf = client.cookies.get("pollinate_csrf")
-            client.post("/sign-in", data={"token": MANAGER, "csrf_token": csrf})
+        local = dict.fromkeys(("attribution", "incentives"), services.url)
+        with signed_in(settings(local), MANAGER) as client:
             shown = client.get("/console/crm-links")
             action = "/console/crm-links/salesforce/a%20b%3F%23%25x/confirm"
             assert f'action="{action}"' in shown.text, shown.text
@@ -270,11 +261,8 @@ class Unknowns(QuietHandler):
 
 def test_an_amount_no_service_knows_is_said_so_not_printed_as_none() -> None:
     with LocalServer(Unknowns) as services:
-        local = {f"portal_{name}_url": services.url for name in ("attribution", "incentives")}
-        with TestClient(create_app(settings(**local)), follow_redirects=False) as client:
-            client.get("/sign-in")
-            csrf = client.cookies.get("pollinate_csrf")
-            client.post("/sign-in", data={"token": MANAGER, "csrf_token": csrf})
+        local = dict.fromkeys(("attribution", "incentives"), services.url)
+        with signed_in(settings(local), MANAGER) as client:
             shown = client.get("/console/crm-links")
     assert shown.status_code == 200, shown.text
     assert "no amount" in shown.text
@@ -341,12 +329,8 @@ def test_an_id_from_a_page_address_is_one_path_segment_at_the_service(
     Recorder.seen = []
     tokens = {"partner": PARTNER, "manager": MANAGER}
     with LocalServer(Recorder) as recorder:
-        urls = {f"portal_{name}_url": recorder.url for name in SERVICES}
-        with TestClient(create_app(settings(**urls)), follow_redirects=False) as client:
-            client.get("/sign-in")
-            csrf = client.cookies.get("pollinate_csrf") or ""
-            signed = client.post("/sign-in", data={"token": tokens[who], "csrf_token": csrf})
-            assert signed.status_code == 303, signed.text
+        urls = dict.fromkeys(SERVICES, recorder.url)
+        with signed_in(settings(urls), tokens[who]) as client:
             fields = form(client, decision="approve")
             answer = client.get(page) if method == "GET" else client.post(page, data=fields)
     assert answer.status_code == 404, answer.text

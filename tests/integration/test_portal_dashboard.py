@@ -15,8 +15,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from fastapi.testclient import TestClient
 
-from services.portal.app import create_app
-from services.portal.settings import PortalSettings
 from services.programme.schemas import (
     AutomationOut,
     DecisionShare,
@@ -33,7 +31,8 @@ from services.programme.schemas import (
 )
 from shared.identity import Role
 from tests.support.local_http import LocalServer, QuietHandler
-from tests.support.tokens import VERIFICATION_KEYS, token
+from tests.support.portal_in_process import portal_settings, signed_in
+from tests.support.tokens import token
 
 MANAGER = token("cm", Role.CHANNEL_MANAGER)
 D = Decimal
@@ -164,19 +163,8 @@ def manager() -> Iterator[TestClient]:
     Services.payouts = {"currency": "EUR", "totals": {"paid": "12.50"}}
     Services.asked = []
     with LocalServer(Services) as services:
-        settings = PortalSettings(
-            token_verification_keys=VERIFICATION_KEYS,
-            development_mode=True,
-            **{
-                f"portal_{name}_url": services.url
-                for name in ("onboarding", "incentives", "programme")
-            },
-        )
-        with TestClient(create_app(settings), follow_redirects=False) as client:
-            client.get("/sign-in")
-            csrf = client.cookies.get("pollinate_csrf")
-            answer = client.post("/sign-in", data={"token": MANAGER, "csrf_token": csrf})
-            assert answer.status_code == 303, answer.text
+        urls = dict.fromkeys(("onboarding", "incentives", "programme"), services.url)
+        with signed_in(portal_settings(urls), MANAGER) as client:
             yield client
 
 

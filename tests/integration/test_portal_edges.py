@@ -15,6 +15,7 @@ from services.portal.app import create_app
 from services.portal.settings import PortalSettings
 from shared.identity import Role
 from tests.support.portal import form_csrf
+from tests.support.portal_in_process import sign_in
 from tests.support.processes import free_port
 from tests.support.tokens import VERIFICATION_KEYS, expired, token
 
@@ -44,12 +45,6 @@ def csrf(client: TestClient) -> str:
     value = client.cookies.get("pollinate_csrf")
     assert value
     return value
-
-
-def signed_in(client: TestClient, value: str) -> TestClient:
-    answer = client.post("/sign-in", data={"token": value, "csrf_token": csrf(client)})
-    assert answer.status_code == 303, answer.text
-    return client
 
 
 def test_anonymous_pages_go_to_sign_in_and_fragments_answer_401(client: TestClient) -> None:
@@ -128,7 +123,7 @@ def test_roles_without_pages_are_refused_at_sign_in(client: TestClient) -> None:
     ],
 )
 def test_every_form_post_needs_its_csrf_token(client: TestClient, path: str) -> None:
-    signed_in(client, PARTNER)
+    sign_in(client, PARTNER)
     form = {"token": PARTNER, "customer_name": "Acme", "amount": "1", "products": "data"}
     missing = client.post(path, data=form)
     wrong = client.post(path, data={**form, "csrf_token": "x" * 43})
@@ -171,7 +166,7 @@ def test_a_csrf_cookie_and_field_planted_together_pass_only_without_a_session(
 def test_a_form_posted_from_another_origin_is_refused(
     client: TestClient, headers: dict[str, str]
 ) -> None:
-    signed_in(client, PARTNER)
+    sign_in(client, PARTNER)
     form = {"customer_name": "Acme", "amount": "1", "csrf_token": form_csrf(client)}
     answer = client.post("/registrations", data=form, headers=headers)
     assert answer.status_code == 403, answer.text
@@ -196,12 +191,12 @@ def test_a_configured_public_origin_is_the_only_one_taken() -> None:
 
 def test_a_partner_cannot_open_the_console_nor_a_manager_the_partner_pages() -> None:
     with TestClient(create_app(settings(True)), follow_redirects=False) as partner:
-        signed_in(partner, PARTNER)
+        sign_in(partner, PARTNER)
         answer = partner.get("/console")
         assert answer.status_code == 403
         assert "this page needs the role channel_manager" in answer.text
     with TestClient(create_app(settings(True)), follow_redirects=False) as manager:
-        signed_in(manager, MANAGER)
+        sign_in(manager, MANAGER)
         for path in ("/home", "/registrations", "/live/notifications"):
             answer = manager.get(path)
             assert answer.status_code == 403, path
@@ -209,7 +204,7 @@ def test_a_partner_cannot_open_the_console_nor_a_manager_the_partner_pages() -> 
 
 
 def test_a_service_that_does_not_answer_is_a_503_naming_it(client: TestClient) -> None:
-    signed_in(client, PARTNER)
+    sign_in(client, PARTNER)
     answer = client.get("/registrations")
     assert answer.status_code == 503
     assert "deals is unavailable" in answer.text
@@ -230,7 +225,7 @@ def test_a_page_address_with_a_control_character_is_a_400(
     """Found from outside: the value went into the service's URL, which the HTTP client
     refused with an error the portal did not expect (500). Refused now before any route, as
     every service refuses such an address."""
-    signed_in(client, PARTNER)
+    sign_in(client, PARTNER)
     answer = client.get(path)
     assert answer.status_code == 400
     assert answer.headers["content-type"].startswith("text/html")  # the portal's page
@@ -244,7 +239,7 @@ def test_a_resume_cursor_the_service_never_hands_out_is_a_422(
 ) -> None:
     """Found from outside: a non-ASCII Last-Event-ID could not be written into the request to
     the notifications service (UnicodeEncodeError, a 500). A cursor is checked at the edge."""
-    signed_in(client, PARTNER)
+    sign_in(client, PARTNER)
     answer = client.get("/live/notifications", headers={"Last-Event-ID": sent})
     assert answer.status_code == 422, answer.text
     assert "Last-Event-ID" in answer.text
@@ -290,7 +285,7 @@ def test_a_body_over_the_bound_is_a_413_before_the_form_is_read() -> None:
 
 
 def test_hostile_form_input_is_a_422_page(client: TestClient) -> None:
-    signed_in(client, PARTNER)
+    sign_in(client, PARTNER)
     token_value = form_csrf(client)
     answer = client.post(
         "/registrations",

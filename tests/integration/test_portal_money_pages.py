@@ -28,11 +28,10 @@ from services.incentives.schemas import (
     QuarterEarningsOut,
     StatementOut,
 )
-from services.portal.app import create_app
-from services.portal.settings import PortalSettings
 from shared.identity import Role
 from tests.support.local_http import LocalServer, QuietHandler
-from tests.support.tokens import VERIFICATION_KEYS, token
+from tests.support.portal_in_process import portal_settings, signed_in
+from tests.support.tokens import token
 
 PARTNER = "ptn_money"
 D = Decimal
@@ -148,19 +147,9 @@ class Services(QuietHandler):
 def partner() -> Iterator[TestClient]:
     Services.form, Services.current, Services.lots, Services.asked = "quarter", "2026-Q4", [], []
     with LocalServer(Services) as services:
-        settings = PortalSettings(
-            token_verification_keys=VERIFICATION_KEYS,
-            development_mode=True,
-            portal_incentives_url=services.url,
-            portal_attribution_url=services.url,
-            portal_programme_url=services.url,
-        )
-        with TestClient(create_app(settings), follow_redirects=False) as client:
-            client.get("/sign-in")
-            csrf = client.cookies.get("pollinate_csrf")
-            signed = token("p/u", Role.PARTNER_USER, partner_id=PARTNER)
-            answer = client.post("/sign-in", data={"token": signed, "csrf_token": csrf})
-            assert answer.status_code == 303, answer.text
+        urls = dict.fromkeys(("incentives", "attribution", "programme"), services.url)
+        signed = token("p/u", Role.PARTNER_USER, partner_id=PARTNER)
+        with signed_in(portal_settings(urls), signed) as client:
             yield client
 
 

@@ -13,13 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.onboarding.enablement_schemas import EngagementOut, ResourceOut
-from services.portal.app import create_app
-from services.portal.settings import PortalSettings
 from shared.identity import Role
 from shared.topics import SERVICES
 from tests.support.local_http import LocalServer, QuietHandler
 from tests.support.portal import form_csrf
-from tests.support.tokens import VERIFICATION_KEYS, token
+from tests.support.portal_in_process import portal_settings, signed_in
+from tests.support.tokens import token
 
 PARTNER = token("ptn_stored/u", Role.PARTNER_USER, partner_id="ptn_stored")
 MANAGER = token("cm", Role.CHANNEL_MANAGER)
@@ -103,28 +102,19 @@ def services() -> Iterator[str]:
         yield server.url
 
 
-def signed_in(url: str, value: str) -> Iterator[TestClient]:
-    settings = PortalSettings(
-        token_verification_keys=VERIFICATION_KEYS,
-        development_mode=True,
-        **{f"portal_{service}_url": url for service in SERVICES},
-    )
-    with TestClient(create_app(settings), follow_redirects=False) as client:
-        client.get("/sign-in")
-        csrf = client.cookies.get("pollinate_csrf")
-        answer = client.post("/sign-in", data={"token": value, "csrf_token": csrf})
-        assert answer.status_code == 303, answer.text
+def signed_in_to(url: str, value: str) -> Iterator[TestClient]:
+    with signed_in(portal_settings(dict.fromkeys(SERVICES, url)), value) as client:
         yield client
 
 
 @pytest.fixture
 def partner(services: str) -> Iterator[TestClient]:
-    yield from signed_in(services, PARTNER)
+    yield from signed_in_to(services, PARTNER)
 
 
 @pytest.fixture
 def manager(services: str) -> Iterator[TestClient]:
-    yield from signed_in(services, MANAGER)
+    yield from signed_in_to(services, MANAGER)
 
 
 def test_the_library_flags_an_address_no_browser_opens_instead_of_failing(
