@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from tests.support.crm import HUBSPOT_PORTAL, CrmSenders
-from tests.support.deals import partners_onboarded
+from tests.support.deals import fresh_partners, partners_onboarded, register
 from tests.support.fuzz import Operation, operations, requests, unsafe_for_shared_state
 from tests.support.infra import Infra
 from tests.support.onboarding import strong_application
@@ -102,146 +102,70 @@ def _ace(**fields: Any) -> dict[str, Any]:
 
 PARTNER_AUTH = auth(PARTNER)
 J = json.dumps
+Case = tuple[str, str, str, dict[str, Any], bytes | None, int, str]
+
+
+def _as_body(body: Any) -> bytes:
+    """Bytes as they are (raw JSON text, malformed on purpose); anything else as its JSON."""
+    return body if isinstance(body, bytes) else J(body).encode()
+
+
+def _registering(body: Any, status: int, detail: str) -> Case:
+    """The partner's POST /registrations at deals with `body`."""
+    return ("deals", "POST", "/registrations", PARTNER_AUTH, _as_body(body), status, detail)
+
+
+def _crm_delivery(path: str, body: Any, status: int, detail: str) -> Case:
+    """A CRM's delivery to deals' webhook `path` (signed as that CRM signs it when sent)."""
+    return ("deals", "POST", path, {}, _as_body(body), status, detail)
+
+
+def _applying(application: dict[str, Any], status: int, detail: str) -> Case:
+    """An application to onboarding's public POST /applications."""
+    return ("onboarding", "POST", "/applications", {}, _as_body(application), status, detail)
+
+
+def _touchpoint(status: int, detail: str, **fields: Any) -> Case:
+    """The partner's POST /touchpoints at attribution: a CRM referral, `fields` changed."""
+    body = {
+        "deal_key": "hubspot:1",
+        "kind": "referral",
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "source": "crm",
+    }
+    return (
+        "attribution",
+        "POST",
+        "/touchpoints",
+        PARTNER_AUTH,
+        J(body | fields).encode(),
+        status,
+        detail,
+    )
+
+
 # (service, method, path, headers, body, status, a part of the answer)
-CASES: list[tuple[str, str, str, dict[str, Any], bytes | None, int, str]] = [
+CASES: list[Case] = [
     # strings: NUL, lone surrogates, controls, empty after normalisation, overlong
-    (
-        "deals",
-        "POST",
-        "/registrations",
-        PARTNER_AUTH,
-        J(_registration(customer_name="Ac\x00me")).encode(),
-        422,
-        "NUL",
+    _registering(_registration(customer_name="Ac\x00me"), 422, "NUL"),
+    _registering(
+        _raw_registration('"amount": "1", "customer_name": "Ac\\ud800me"'), 422, "customer_name"
     ),
-    (
-        "deals",
-        "POST",
-        "/registrations",
-        PARTNER_AUTH,
-        _raw_registration('"amount": "1", "customer_name": "Ac\\ud800me"'),
-        422,
-        "customer_name",
-    ),
-    (
-        "deals",
-        "POST",
-        "/registrations",
-        PARTNER_AUTH,
-        J(_registration(customer_name="Ac\x1bme")).encode(),
-        422,
-        "control characters",
-    ),
-    (
-        "deals",
-        "POST",
-        "/registrations",
-        PARTNER_AUTH,
-        J(_registration(customer_name="  ...  ")).encode(),
-        422,
-        "letter or a digit",
-    ),
-    (
-        "deals",
-        "POST",
-        "/registrations",
-        PARTNER_AUTH,
-        J(_registration(products=["x\x00"])).encode(),
-        422,
-        "NUL",
-    ),
-    (
-        "deals",
-        "POST",
-        "/registrations",
-        PARTNER_AUTH,
-        J(_registration(products=["x"] * 51)).encode(),
-        422,
-        "products",
-    ),
+    _registering(_registration(customer_name="Ac\x1bme"), 422, "control characters"),
+    _registering(_registration(customer_name="  ...  "), 422, "letter or a digit"),
+    _registering(_registration(products=["x\x00"]), 422, "NUL"),
+    _registering(_registration(products=["x"] * 51), 422, "products"),
     # ISO codes, minor units, amounts that overflow the column, non-finite numbers
-    (
-        "deals",
-        "POST",
-        "/registrations",
-        PARTNER_AUTH,
-        J(_registration(currency="ABC")).encode(),
-        422,
-        "ISO 4217",
-    ),
-    (
-        "deals",
-        "POST",
-        "/registrations",
-        PARTNER_AUTH,
-        J(_registration(currency="XAU")).encode(),
-        422,
-        "ISO 4217",
-    ),
-    (
-        "deals",
-        "POST",
-        "/registrations",
-        PARTNER_AUTH,
-        J(_registration(customer_country="ZZ")).encode(),
-        422,
-        "ISO 3166-1",
-    ),
-    (
-        "deals",
-        "POST",
-        "/registrations",
-        PARTNER_AUTH,
-        J(_registration(currency="JPY", amount="10.5")).encode(),
-        422,
-        "at most 0 allowed in JPY",
-    ),
-    (
-        "deals",
-        "POST",
-        "/registrations",
-        PARTNER_AUTH,
-        J(_registration(amount="1e20")).encode(),
-        422,
-        "amount",
-    ),
-    (
-        "deals",
-        "POST",
-        "/registrations",
-        PARTNER_AUTH,
-        _raw_registration('"amount": 1e400'),
-        422,
-        "amount",
-    ),
-    (
-        "deals",
-        "POST",
-        "/registrations",
-        PARTNER_AUTH,
-        _raw_registration('"amount": NaN'),
-        422,
-        "amount",
-    ),
-    (
-        "deals",
-        "POST",
-        "/registrations",
-        PARTNER_AUTH,
-        _raw_registration('"amount": 10, "products": "abc"'),
-        422,
-        "products",
-    ),
+    _registering(_registration(currency="ABC"), 422, "ISO 4217"),
+    _registering(_registration(currency="XAU"), 422, "ISO 4217"),
+    _registering(_registration(customer_country="ZZ"), 422, "ISO 3166-1"),
+    _registering(_registration(currency="JPY", amount="10.5"), 422, "at most 0 allowed in JPY"),
+    _registering(_registration(amount="1e20"), 422, "amount"),
+    _registering(_raw_registration('"amount": 1e400'), 422, "amount"),
+    _registering(_raw_registration('"amount": NaN'), 422, "amount"),
+    _registering(_raw_registration('"amount": 10, "products": "abc"'), 422, "products"),
     # JSON nested tens of thousands deep, a URL with NUL, a non-ASCII bearer token
-    (
-        "deals",
-        "POST",
-        "/registrations",
-        PARTNER_AUTH,
-        b"[" * 50_000 + b"]" * 50_000,
-        400,
-        "nested deeper",
-    ),
+    _registering(b"[" * 50_000 + b"]" * 50_000, 400, "nested deeper"),
     ("deals", "GET", "/registrations/a%00b", PARTNER_AUTH, None, 400, "control characters"),
     (
         "deals",
@@ -263,234 +187,104 @@ CASES: list[tuple[str, str, str, dict[str, Any], bytes | None, int, str]] = [
     ),
     # CRM deliveries: wrong JSON types, overflowing epochs, year 1, bad bodies. A batch source
     # answers each item (Salesforce's relay 207, HubSpot 202: it never retries a 4xx).
-    (
-        "deals",
-        "POST",
+    _crm_delivery(
         "/crm/salesforce",
-        {},
-        J(_salesforce(recordIds="abc")).encode(),
+        _salesforce(recordIds="abc"),
         207,
         "recordIds: expected an array, got str",
     ),
-    (
-        "deals",
-        "POST",
-        "/crm/salesforce",
-        {},
-        J(_salesforce(commitTimestamp=10**20)).encode(),
-        207,
-        "between 1900 and 9999",
+    _crm_delivery(
+        "/crm/salesforce", _salesforce(commitTimestamp=10**20), 207, "between 1900 and 9999"
     ),
-    (
-        "deals",
-        "POST",
-        "/crm/salesforce",
-        {},
-        J(_salesforce(changeType=["CREATE"])).encode(),
-        207,
-        "expected a string, got list",
+    _crm_delivery(
+        "/crm/salesforce", _salesforce(changeType=["CREATE"]), 207, "expected a string, got list"
     ),
-    (
-        "deals",
-        "POST",
-        "/crm/salesforce",
-        {},
-        J({"payload": []}).encode(),
-        207,
-        "payload: expected an object, got list",
-    ),
-    (
-        "deals",
-        "POST",
+    _crm_delivery("/crm/salesforce", {"payload": []}, 207, "payload: expected an object, got list"),
+    _crm_delivery(
         "/crm/hubspot",
-        {},
-        J(_hubspot(objectId={"id": 1})).encode(),
+        _hubspot(objectId={"id": 1}),
         202,
         "[0].objectId: expected a string, got dict",
     ),
-    (
-        "deals",
-        "POST",
+    _crm_delivery("/crm/hubspot", [[1]], 202, "[0]: expected an object, got list"),
+    _crm_delivery("/crm/hubspot", _hubspot(subscriptionType=5), 202, "expected a string, got int"),
+    _crm_delivery(
         "/crm/hubspot",
-        {},
-        J([[1]]).encode(),
-        202,
-        "[0]: expected an object, got list",
-    ),
-    (
-        "deals",
-        "POST",
-        "/crm/hubspot",
-        {},
-        J(_hubspot(subscriptionType=5)).encode(),
-        202,
-        "expected a string, got int",
-    ),
-    (
-        "deals",
-        "POST",
-        "/crm/hubspot",
-        {},
-        J(
-            _hubspot(
-                subscriptionType="deal.propertyChange", propertyName="closedate", propertyValue=None
-            )
-        ).encode(),
+        _hubspot(
+            subscriptionType="deal.propertyChange", propertyName="closedate", propertyValue=None
+        ),
         202,
         "expected epoch milliseconds, got null",
     ),
-    (
-        "deals",
-        "POST",
+    _crm_delivery(
         "/crm/hubspot",
-        {},
-        J(
-            _hubspot(
-                subscriptionType="deal.propertyChange", propertyName="amount", propertyValue="1e30"
-            )
-        ).encode(),
+        _hubspot(
+            subscriptionType="deal.propertyChange", propertyName="amount", propertyValue="1e30"
+        ),
         202,
         "must be below",
     ),
-    (
-        "deals",
-        "POST",
+    _crm_delivery(
         "/crm/hubspot",
-        {},
-        J(
-            _hubspot(
-                subscriptionType="deal.propertyChange",
-                propertyName="deal_currency_code",
-                propertyValue="ABC",
-            )
-        ).encode(),
+        _hubspot(
+            subscriptionType="deal.propertyChange",
+            propertyName="deal_currency_code",
+            propertyValue="ABC",
+        ),
         202,
         "ISO 4217",
     ),
-    (
-        "deals",
-        "POST",
+    _crm_delivery(
         "/crm/microsoft",
-        {},
-        J(_microsoft(UpdatedDateTime="0001-01-01T00:00:00+05:00")).encode(),
+        _microsoft(UpdatedDateTime="0001-01-01T00:00:00+05:00"),
         422,
         "between 1900 and 9999",
     ),
-    (
-        "deals",
-        "POST",
-        "/crm/microsoft",
-        {},
-        J(_microsoft(UpdatedDateTime=None)).encode(),
-        422,
-        "UpdatedDateTime is required",
+    _crm_delivery(
+        "/crm/microsoft", _microsoft(UpdatedDateTime=None), 422, "UpdatedDateTime is required"
     ),
-    (
-        "deals",
-        "POST",
+    _crm_delivery(
         "/crm/microsoft",
-        {},
-        J(_microsoft(Details={"ClosingDateTime": 20261231})).encode(),
+        _microsoft(Details={"ClosingDateTime": 20261231}),
         422,
         "expected an ISO-8601 date, got int",
     ),
-    (
-        "deals",
-        "POST",
-        "/crm/microsoft",
-        {},
-        J(_microsoft(CustomerProfile={"Name": "Fab\x00rikam"})).encode(),
-        422,
-        "NUL",
+    _crm_delivery(
+        "/crm/microsoft", _microsoft(CustomerProfile={"Name": "Fab\x00rikam"}), 422, "NUL"
     ),
-    (
-        "deals",
-        "POST",
+    _crm_delivery(
         "/crm/aws-ace",
-        {},
-        J(_ace(Customer=[])).encode(),
+        _ace(Customer=[]),
         422,
         "opportunity.Customer: expected an object, got list",
     ),
-    (
-        "deals",
-        "POST",
+    _crm_delivery(
         "/crm/aws-ace",
-        {},
-        J(_ace(Project={"ExpectedCustomerSpend": "lots"})).encode(),
+        _ace(Project={"ExpectedCustomerSpend": "lots"}),
         422,
         "expected an array, got str",
     ),
-    (
-        "deals",
-        "POST",
-        "/crm/aws-ace",
-        {},
-        J(_ace(PrimaryNeedsFromAws=[7])).encode(),
-        422,
-        "expected a string, got int",
-    ),
-    (
-        "deals",
-        "POST",
-        "/crm/aws-ace",
-        {},
-        b'{"Id": "O1", "x": NaN}',
-        400,
-        "NaN is not a JSON number",
-    ),
-    ("deals", "POST", "/crm/aws-ace", {}, b'{"Id": "\xff"}', 400, "malformed JSON"),
-    ("deals", "POST", "/crm/aws-ace", {}, b"[" * 50_000, 400, "nested deeper"),
+    _crm_delivery("/crm/aws-ace", _ace(PrimaryNeedsFromAws=[7]), 422, "expected a string, got int"),
+    _crm_delivery("/crm/aws-ace", b'{"Id": "O1", "x": NaN}', 400, "NaN is not a JSON number"),
+    _crm_delivery("/crm/aws-ace", b'{"Id": "\xff"}', 400, "malformed JSON"),
+    _crm_delivery("/crm/aws-ace", b"[" * 50_000, 400, "nested deeper"),
     # onboarding
-    (
-        "onboarding",
-        "POST",
-        "/applications",
-        {},
-        J(strong_application("nul.example", company_name="Con\x00toso")).encode(),
-        422,
-        "NUL",
-    ),
-    (  # found from outside: it showed "(isv, moc.tfosorcim)" as "(microsoft.com ,vsi)"
-        "onboarding",
-        "POST",
-        "/applications",
-        {},
-        J(strong_application("bidi.example", company_name="Northwind Traders \u202e")).encode(),
+    _applying(strong_application("nul.example", company_name="Con\x00toso"), 422, "NUL"),
+    # found from outside: it showed "(isv, moc.tfosorcim)" as "(microsoft.com ,vsi)"
+    _applying(
+        strong_application("bidi.example", company_name="Northwind Traders \u202e"),
         422,
         "bidirectional embedding, override or isolate controls (U+202E)",
     ),
-    (
-        "onboarding",
-        "POST",
-        "/applications",
-        {},
-        J(strong_application("cc.example", regions=["ZZ"])).encode(),
-        422,
-        "ISO 3166-1",
-    ),
-    (
-        "onboarding",
-        "POST",
-        "/applications",
-        {},
-        J(
-            strong_application(
-                "mail.example", contacts=[{"name": "Ada", "email": "a\x01@mail.example"}]
-            )
-        ).encode(),
+    _applying(strong_application("cc.example", regions=["ZZ"]), 422, "ISO 3166-1"),
+    _applying(
+        strong_application(
+            "mail.example", contacts=[{"name": "Ada", "email": "a\x01@mail.example"}]
+        ),
         422,
         "control characters",
     ),
-    (
-        "onboarding",
-        "POST",
-        "/applications",
-        {},
-        J(strong_application("rev.example", annual_revenue="1e30")).encode(),
-        422,
-        "annual_revenue",
-    ),
+    _applying(strong_application("rev.example", annual_revenue="1e30"), 422, "annual_revenue"),
     (
         "onboarding",
         "POST",
@@ -510,38 +304,8 @@ CASES: list[tuple[str, str, str, dict[str, Any], bytes | None, int, str]] = [
         "invalid token",
     ),
     # attribution
-    (
-        "attribution",
-        "POST",
-        "/touchpoints",
-        PARTNER_AUTH,
-        J(
-            {
-                "deal_key": "hubspot:1",
-                "kind": "referral",
-                "occurred_at": "0001-01-01T00:00:00+05:00",
-                "source": "crm",
-            }
-        ).encode(),
-        422,
-        "between 1900 and 9999",
-    ),
-    (
-        "attribution",
-        "POST",
-        "/touchpoints",
-        PARTNER_AUTH,
-        J(
-            {
-                "deal_key": "hubspot:\x00",
-                "kind": "referral",
-                "occurred_at": "2026-01-01T00:00:00Z",
-                "source": "crm",
-            }
-        ).encode(),
-        422,
-        "NUL",
-    ),
+    _touchpoint(422, "between 1900 and 9999", occurred_at="0001-01-01T00:00:00+05:00"),
+    _touchpoint(422, "NUL", deal_key="hubspot:\x00"),
     (
         "attribution",
         "GET",
@@ -552,31 +316,8 @@ CASES: list[tuple[str, str, str, dict[str, Any], bytes | None, int, str]] = [
         "between 1900 and 9999",
     ),
     # references to things that cannot exist
-    (
-        "attribution",
-        "POST",
-        "/touchpoints",
-        PARTNER_AUTH,
-        J(
-            {
-                "deal_key": "nosuchcrm:1",
-                "kind": "referral",
-                "occurred_at": "2026-01-01T00:00:00Z",
-                "source": "crm",
-            }
-        ).encode(),
-        422,
-        "deal_key",
-    ),
-    (
-        "deals",
-        "POST",
-        "/registrations",
-        PARTNER_AUTH,
-        J(_registration(crm_deal_key="ledger:1")).encode(),
-        422,
-        "crm_deal_key",
-    ),
+    _touchpoint(422, "deal_key", deal_key="nosuchcrm:1"),
+    _registering(_registration(crm_deal_key="ledger:1"), 422, "crm_deal_key"),
     # found from outside in session 24: each was a 2xx
     (
         "deals",
@@ -597,24 +338,12 @@ CASES: list[tuple[str, str, str, dict[str, Any], bytes | None, int, str]] = [
         422,
         "a channel manager must name partner_id",
     ),
-    (
-        "deals",
-        "POST",
-        "/registrations",
-        PARTNER_AUTH,
-        J(_registration(customer_domain="not a domain")).encode(),
+    _registering(
+        _registration(customer_domain="not a domain"),
         422,
         "customer_domain must be a domain name",
     ),
-    (
-        "deals",
-        "POST",
-        "/registrations",
-        PARTNER_AUTH,
-        J(_registration(amount="1_000")).encode(),
-        422,
-        "ASCII digits",
-    ),
+    _registering(_registration(amount="1_000"), 422, "ASCII digits"),
     # incentives
     (
         "incentives",
@@ -771,23 +500,18 @@ async def test_a_422_never_echoes_a_megabyte_back(urls: dict[str, str]) -> None:
 async def test_a_look_alike_customer_name_still_conflicts(
     infra: Infra, urls: dict[str, str]
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    first, second = f"p-latin-{run}", f"p-cyrillic-{run}"
-    await partners_onboarded(infra, first, second)
+    run, (first, second) = await fresh_partners(infra, "latin", "cyrillic")
     latin = f"Acme{run} Robotics"
     cyrillic = "\u0410\u0441me" + run + " Robotics"  # Cyrillic A and ES
+    deals = urls["deals"]
     async with httpx.AsyncClient(timeout=30) as client:
-        won = await client.post(
-            f"{urls['deals']}/registrations",
-            json=_registration(customer_name=latin, customer_country="US"),
-            headers=auth(first),
+        won = await register(
+            client, deals, first, _registration(customer_name=latin, customer_country="US")
         )
         assert won.status_code == 201
         assert won.json()["status"] == "approved"
-        dodged = await client.post(
-            f"{urls['deals']}/registrations",
-            json=_registration(customer_name=cyrillic, customer_country="US"),
-            headers=auth(second),
+        dodged = await register(
+            client, deals, second, _registration(customer_name=cyrillic, customer_country="US")
         )
         assert dodged.status_code == 201
         decision = dodged.json()
@@ -795,7 +519,7 @@ async def test_a_look_alike_customer_name_still_conflicts(
         assert decision["conflicts"][0]["matched_on"] == "name"
         # The partner is not told which registration it conflicts with; a channel manager is.
         stored = await client.get(
-            f"{urls['deals']}/registrations/{decision['registration_id']}", headers=ADMIN
+            f"{deals}/registrations/{decision['registration_id']}", headers=ADMIN
         )
     assert stored.json()["conflicts"][0]["reference"] == won.json()["registration_id"]
 
