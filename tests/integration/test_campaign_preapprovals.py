@@ -7,7 +7,6 @@ service (notification.partner.v5)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -22,24 +21,15 @@ from tests.support.factories import credit_issued
 from tests.support.infra import Infra
 from tests.support.kafka import wait_for_keyed
 from tests.support.polling import eventually
-from tests.support.processes import service_processes
+from tests.support.processes import service_fixture
 from tests.support.tokens import ADMIN, auth
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-async def urls(infra: Infra) -> AsyncIterator[dict[str, str]]:
-    async with (
-        service_processes(infra, "programme") as programme,
-        service_processes(infra, "incentives") as incentives,
-        service_processes(infra, "notifications") as notifications,
-    ):
-        yield {
-            "programme": programme[0],
-            "incentives": incentives[0],
-            "notifications": notifications[0],
-        }
+programme = service_fixture("programme")
+incentives = service_fixture("incentives")
+notifications = service_fixture("notifications")
 
 
 async def funded(
@@ -75,10 +65,13 @@ def budget(campaign: str, reference: str, amount: str, days: int = 10) -> dict[s
 
 
 async def test_a_campaign_recorded_in_programme_gets_its_mdf_and_the_partner_hears_of_it(
-    infra: Infra, urls: dict[str, str], admin_db: asyncpg.Connection[Any]
+    infra: Infra,
+    programme: str,
+    incentives: str,
+    notifications: str,
+    admin_db: asyncpg.Connection[Any],
 ) -> None:
     run, since = uuid.uuid4().hex[:8], datetime.now(UTC)
-    programme, incentives = urls["programme"], urls["incentives"]
     today = datetime.now(UTC).date()
     async with httpx.AsyncClient(timeout=30) as client:
         partner = await funded(infra, admin_db, client, incentives, run)
@@ -132,7 +125,7 @@ async def test_a_campaign_recorded_in_programme_gets_its_mdf_and_the_partner_hea
         assert rejected.status_code == 200, rejected.text
 
         # the partner reads both decisions in its inbox at the notifications service
-        inbox = f"{urls['notifications']}/partners/{partner}/notifications"
+        inbox = f"{notifications}/partners/{partner}/notifications"
 
         async def told() -> list[dict[str, Any]] | None:
             page = (await client.get(inbox, headers=auth(partner))).json()
@@ -150,9 +143,7 @@ async def test_a_campaign_recorded_in_programme_gets_its_mdf_and_the_partner_hea
         assert messages[1]["body"].endswith("is rejected: one webinar is funded already")
         assert all(m["partner_id"] == partner for m in messages)
         others = (
-            await client.get(
-                f"{urls['notifications']}/partners/{other}/notifications", headers=auth(other)
-            )
+            await client.get(f"{notifications}/partners/{other}/notifications", headers=auth(other))
         ).json()
         assert not [m for m in others["items"] if m["kind"].startswith("mdf_preapproval_")]
 
@@ -227,11 +218,11 @@ async def test_a_campaign_recorded_in_programme_gets_its_mdf_and_the_partner_hea
 
 
 async def test_a_budget_lies_within_its_campaign_and_its_deadline_follows_programmes_end(
-    infra: Infra, urls: dict[str, str], admin_db: asyncpg.Connection[Any]
+    infra: Infra, programme: str, incentives: str, admin_db: asyncpg.Connection[Any]
 ) -> None:
     """The probe's two years of a ten-day campaign is a 422; an approved budget takes claims
     until the campaign's end + the window (60 days), as programme moves that end."""
-    run, programme, incentives = uuid.uuid4().hex[:8], urls["programme"], urls["incentives"]
+    run = uuid.uuid4().hex[:8]
     first = datetime.now(UTC).date() + timedelta(days=1)
     last = first + timedelta(days=9)
     async with httpx.AsyncClient(timeout=30) as client:

@@ -6,30 +6,24 @@ other money is refused beside the form with incentives' reason."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 
-from services.portal.app import create_app
-from services.portal.settings import PortalSettings
 from shared.identity import Role
 from tests.integration.test_incentives_http_edges import earning_partner
 from tests.support.infra import Infra
 from tests.support.portal import form_csrf
-from tests.support.processes import free_port, service_processes
-from tests.support.tokens import VERIFICATION_KEYS, token
+from tests.support.portal_in_process import portal_settings, signed_in
+from tests.support.processes import free_port, service_fixture
+from tests.support.tokens import token
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-async def incentives(infra: Infra) -> AsyncIterator[str]:
-    async with service_processes(infra, "incentives") as urls:
-        yield urls[0]
+incentives = service_fixture("incentives")
 
 
 def message(html: str) -> str:
@@ -49,19 +43,15 @@ async def test_a_claim_form_sent_twice_claims_once(
 ) -> None:
     async with httpx.AsyncClient(base_url=incentives, timeout=60) as client:
         partner = await earning_partner(infra, admin_db, client)
-    settings = PortalSettings(
-        token_verification_keys=VERIFICATION_KEYS,
-        development_mode=True,
-        portal_incentives_url=incentives,
-        # Programme does not answer: the page shows the fund and claims without campaigns.
-        portal_programme_url=f"http://127.0.0.1:{free_port()}",
+    settings = portal_settings(
+        {
+            "incentives": incentives,
+            # Programme does not answer: the page shows the fund and claims without campaigns.
+            "programme": f"http://127.0.0.1:{free_port()}",
+        }
     )
-    with TestClient(create_app(settings), follow_redirects=False) as portal:
-        portal.get("/sign-in")
-        csrf = portal.cookies.get("pollinate_csrf")
-        signed = token("p/u", Role.PARTNER_USER, partner_id=partner)
-        answer = portal.post("/sign-in", data={"token": signed, "csrf_token": csrf})
-        assert answer.status_code == 303, answer.text
+    signed = token("p/u", Role.PARTNER_USER, partner_id=partner)
+    with signed_in(settings, signed) as portal:
         form = {
             "csrf_token": form_csrf(portal, "/mdf"),
             "amount": "0.50",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -22,16 +21,13 @@ from tests.support.campaigns import known_partners, preapproval
 from tests.support.infra import Infra
 from tests.support.kafka import publish, wait_for_keyed
 from tests.support.polling import eventually
-from tests.support.processes import service_processes
+from tests.support.processes import service_fixture
 from tests.support.tokens import ADMIN, auth
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-async def programme(infra: Infra) -> AsyncIterator[str]:
-    async with service_processes(infra, "programme") as urls:
-        yield urls[0]
+programme = service_fixture("programme")
 
 
 async def announced(admin_db: asyncpg.Connection, campaign: str) -> int:

@@ -7,7 +7,6 @@ left out."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,7 +22,7 @@ from tests.support.campaigns import known_partners, preapproval, usd_results
 from tests.support.infra import Infra
 from tests.support.kafka import publish
 from tests.support.polling import eventually
-from tests.support.processes import service_processes
+from tests.support.processes import service_fixture
 from tests.support.tokens import ADMIN, auth
 
 pytestmark = pytest.mark.integration
@@ -31,10 +30,7 @@ D = Decimal
 AT = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-async def programme(infra: Infra) -> AsyncIterator[str]:
-    async with service_processes(infra, "programme") as urls:
-        yield urls[0]
+programme = service_fixture("programme")
 
 
 def claim(partner: str, campaign: str, pa: str, amount: str) -> MdfClaimDecided:

@@ -5,7 +5,6 @@ reversal and a redelivery counted once, the filters, and who may read."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -28,7 +27,7 @@ from tests.support import factories as f
 from tests.support.infra import Infra
 from tests.support.kafka import publish, send_envelopes
 from tests.support.polling import eventually
-from tests.support.processes import service_processes
+from tests.support.processes import service_fixture
 from tests.support.tokens import ADMIN, FINANCE, auth
 
 pytestmark = pytest.mark.integration
@@ -37,10 +36,7 @@ T = datetime(2026, 11, 2, 9, tzinfo=UTC)  # 2026-Q4
 H = timedelta(hours=1)
 
 
-@pytest.fixture(scope="module")
-async def programme(infra: Infra) -> AsyncIterator[str]:
-    async with service_processes(infra, "programme") as urls:
-        yield urls[0]
+programme = service_fixture("programme")
 
 
 def _ids() -> dict[str, str]:

@@ -7,7 +7,6 @@ partner's plan shows its manager, tier and health now."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -26,7 +25,7 @@ from tests.support import factories as f
 from tests.support.infra import Infra
 from tests.support.kafka import publish
 from tests.support.polling import eventually
-from tests.support.processes import service_processes
+from tests.support.processes import service_fixture
 from tests.support.tokens import ADMIN, auth
 
 pytestmark = pytest.mark.integration
@@ -43,10 +42,7 @@ PLAN = {
 }
 
 
-@pytest.fixture(scope="module")
-async def programme(infra: Infra) -> AsyncIterator[str]:
-    async with service_processes(infra, "programme") as urls:
-        yield urls[0]
+programme = service_fixture("programme")
 
 
 def assigned(partner_id: str, manager: str, at: datetime) -> AccountManagerAssigned:

@@ -7,7 +7,6 @@ The advisory council keeps its members, meetings and decisions."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,32 +20,32 @@ from tests.support import factories as f
 from tests.support.infra import Infra
 from tests.support.kafka import publish, wait_for_keyed
 from tests.support.polling import eventually
-from tests.support.processes import service_processes
+from tests.support.processes import service_fixture
 from tests.support.tokens import ADMIN, auth, bearer, token
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-async def urls(infra: Infra) -> AsyncIterator[dict[str, str]]:
-    async with (
-        service_processes(infra, "programme") as programme,
-        service_processes(infra, "notifications") as notifications,
-    ):
-        yield {"programme": programme[0], "notifications": notifications[0]}
+programme = service_fixture("programme")
+notifications = service_fixture("notifications")
 
 
 def person(partner_id: str, name: str) -> dict[str, str]:
     return bearer(token(f"{name}@{partner_id}", Role.PARTNER_USER, partner_id=partner_id))
 
 
+# The partners each test hears of: two active, one suspended (none of them to be asked).
+STATUS_BY_TIER = {"gold": "active", "silver": "active", "bronze": "suspended"}
+
+
 async def partners_heard(
-    infra: Infra, client: httpx.AsyncClient, url: str, tiers: dict[str, str], run: str
+    infra: Infra, client: httpx.AsyncClient, url: str, run: str
 ) -> dict[str, str]:
-    """Partners of a tier each (a tier made up for this run, so no other test's partner is in
-    the audience), one more suspended, as onboarding tells them."""
+    """A partner of each tier of STATUS_BY_TIER, in that status (a tier made up for this run,
+    so no other test's partner is in the audience), as onboarding tells them; their ids by
+    tier."""
     ids = {}
-    for tier, status in tiers.items():
+    for tier, status in STATUS_BY_TIER.items():
         partner_id = f"p-voice-{tier}-{run}"
         change = PartnerChange.SUSPENDED if status == "suspended" else PartnerChange.ACTIVATED
         state = f.partner_state_changed(
@@ -71,19 +70,12 @@ async def partners_heard(
 
 
 async def test_a_survey_reaches_partners_is_answered_once_per_person_and_gives_nps(
-    infra: Infra, urls: dict[str, str]
+    infra: Infra, programme: str, notifications: str
 ) -> None:
     run = uuid.uuid4().hex[:6]
-    programme, notifications = urls["programme"], urls["notifications"]
     started = datetime.now(UTC)
     async with httpx.AsyncClient(timeout=10) as client:
-        ids = await partners_heard(
-            infra,
-            client,
-            programme,
-            {"gold": "active", "silver": "active", "bronze": "suspended"},
-            run,
-        )
+        ids = await partners_heard(infra, client, programme, run)
         gold, silver, bronze = ids["gold"], ids["silver"], ids["bronze"]
         tiers = [f"gold-{run}", f"silver-{run}", f"bronze-{run}"]
         sent = await client.post(
@@ -178,9 +170,8 @@ async def test_a_survey_reaches_partners_is_answered_once_per_person_and_gives_n
 
 
 async def test_a_closed_survey_and_an_empty_audience_are_refused(
-    infra: Infra, urls: dict[str, str]
+    infra: Infra, programme: str
 ) -> None:
-    programme = urls["programme"]
     run = uuid.uuid4().hex[:6]
     async with httpx.AsyncClient(timeout=10) as client:
         past = await client.post(
@@ -203,18 +194,11 @@ async def test_a_closed_survey_and_an_empty_audience_are_refused(
 
 
 async def test_the_advisory_council_keeps_members_meetings_and_decisions(
-    infra: Infra, urls: dict[str, str]
+    infra: Infra, programme: str
 ) -> None:
-    programme = urls["programme"]
     run = uuid.uuid4().hex[:6]
     async with httpx.AsyncClient(timeout=10) as client:
-        ids = await partners_heard(
-            infra,
-            client,
-            programme,
-            {"gold": "active", "silver": "active", "bronze": "suspended"},
-            run,
-        )
+        ids = await partners_heard(infra, client, programme, run)
         seat = await client.put(
             f"{programme}/council/members/{ids['gold']}",
             headers=ADMIN,
