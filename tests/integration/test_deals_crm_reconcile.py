@@ -30,6 +30,13 @@ from tests.support.tokens import ADMIN, auth
 pytestmark = pytest.mark.integration
 
 
+async def reconcile(client: httpx.AsyncClient, source: str) -> httpx.Response:
+    """A channel manager runs the reconciliation of `source` now."""
+    return await client.post(
+        "/admin/crm/reconciliations/run", params={"source": source}, headers=ADMIN
+    )
+
+
 def _drift_gauge(text: str) -> dict[tuple[str, str], float]:
     [family] = [
         f for f in text_string_to_metric_families(text) if f.name == "pollinate_crm_drift_records"
@@ -99,9 +106,7 @@ async def test_reconciliation_reports_drift_repairs_it_and_then_finds_none(
                 headers=auth("p-1"),
             )
             assert refused.status_code == 403, refused.text
-            first = await client.post(
-                "/admin/crm/reconciliations/run", params={"source": "salesforce"}, headers=ADMIN
-            )
+            first = await reconcile(client, "salesforce")
             assert first.status_code == 200, first.text
             report = first.json()
             mine = {d["deal_key"]: d for d in report["drift"] if run in d["deal_key"]}
@@ -126,13 +131,7 @@ async def test_reconciliation_reports_drift_repairs_it_and_then_finds_none(
             gauge = _drift_gauge((await client.get("/metrics")).text)
             assert gauge[("salesforce", "stale_here")] == report["stale_here"] >= 1
 
-            hubspot_report = (
-                await client.post(
-                    "/admin/crm/reconciliations/run",
-                    params={"source": "hubspot"},
-                    headers=ADMIN,
-                )
-            ).json()
+            hubspot_report = (await reconcile(client, "hubspot")).json()
             assert {
                 (d["deal_key"], d["kind"], tuple(d["fields"])) for d in hubspot_report["drift"]
             } >= {(hubspot_key, "stale_here", ("stage",))}
@@ -156,13 +155,7 @@ async def test_reconciliation_reports_drift_repairs_it_and_then_finds_none(
                 )
 
             await eventually(repaired, what="the drifted deals resynced")
-            second = (
-                await client.post(
-                    "/admin/crm/reconciliations/run",
-                    params={"source": "salesforce"},
-                    headers=ADMIN,
-                )
-            ).json()
+            second = (await reconcile(client, "salesforce")).json()
             assert [d for d in second["drift"] if run in d["deal_key"]] == []
             reports = (
                 await client.get(

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from shared.topics import PARTNER_LIFECYCLE
+from tests.support.deals import admin_fetch, registration_request
 from tests.support.factories import partner_state_changed
 from tests.support.infra import Infra
 from tests.support.kafka import publish
@@ -53,14 +54,7 @@ async def typed_partners(infra: Infra, partners: dict[str, str | None]) -> None:
 
 
 def body(run: str, customer: str) -> dict[str, Any]:
-    return {
-        "customer_name": f"{customer} {run} Holdings",
-        "customer_domain": f"{customer.lower()}-{run}.example",
-        "customer_country": "US",
-        "products": ["data"],
-        "amount": "12000.00",
-        "currency": "USD",
-    }
+    return registration_request(f"{customer} {run} Holdings", f"{customer.lower()}-{run}.example")
 
 
 async def test_a_referral_partners_registration_is_treated_per_its_type(
@@ -98,16 +92,13 @@ async def test_a_referral_partners_registration_is_treated_per_its_type(
         assert plain.status_code == 201, plain.text
         assert plain.json()["status"] == "approved"
 
-    conn = await asyncpg.connect(infra.admin_dsn)
-    try:
-        rows = await conn.fetch(
-            """SELECT partner_id, expires_at - submitted_at AS window FROM deals.registrations
-               WHERE partner_id = ANY($1) AND status = 'approved'""",
-            [reseller, untyped],
-        )
-        assert {r["partner_id"]: r["window"] for r in rows} == {
-            reseller: timedelta(days=60),
-            untyped: timedelta(days=90),
-        }
-    finally:
-        await conn.close()
+    rows = await admin_fetch(
+        infra,
+        """SELECT partner_id, expires_at - submitted_at AS window FROM deals.registrations
+           WHERE partner_id = ANY($1) AND status = 'approved'""",
+        [reseller, untyped],
+    )
+    assert {r["partner_id"]: r["window"] for r in rows} == {
+        reseller: timedelta(days=60),
+        untyped: timedelta(days=90),
+    }

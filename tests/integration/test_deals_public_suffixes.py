@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.deals import partners_onboarded, registration_request
+from tests.support.deals import fresh_partners, register, registration_request
 from tests.support.infra import Infra
 from tests.support.processes import auth
 
@@ -25,23 +25,19 @@ def named(run: str, name: str) -> str:
 async def test_customers_sharing_a_multi_label_suffix_are_different_customers(
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    first, second, third = f"p-tra-{run}", f"p-trb-{run}", f"p-trc-{run}"
-    await partners_onboarded(infra, first, second, third)
+    run, (first, second, third) = await fresh_partners(infra, "tra", "trb", "trc")
     deals = deals_instances[0]
     async with httpx.AsyncClient(timeout=30) as client:
 
-        async def register(partner: str, name: str, domain: str) -> Any:
-            response = await client.post(
-                f"{deals}/registrations",
-                headers=auth(partner),
-                json=registration_request(named(run, name), domain),
+        async def decided(partner: str, name: str, domain: str) -> Any:
+            response = await register(
+                client, deals, partner, registration_request(named(run, name), domain)
             )
             assert response.status_code == 201, response.text
             return response.json()
 
-        anadolu = await register(first, "Anadolu", f"anadolu-{run}.com.tr")
-        bosphorus = await register(second, "Bosphorus", f"https://www.bosphorus-{run}.com.tr")
+        anadolu = await decided(first, "Anadolu", f"anadolu-{run}.com.tr")
+        bosphorus = await decided(second, "Bosphorus", f"https://www.bosphorus-{run}.com.tr")
         assert (anadolu["status"], bosphorus["status"]) == ("approved", "approved")
         assert bosphorus["conflicts"] == []
         stored = await admin_db.fetchval(
@@ -56,7 +52,7 @@ async def test_customers_sharing_a_multi_label_suffix_are_different_customers(
             "UPDATE deals.registrations SET customer_domain = 'com.tr' WHERE registration_id = $1",
             anadolu["registration_id"],
         )
-        same = await register(third, "Unrelated", f"https://shop.anadolu-{run}.com.tr/tr")
+        same = await decided(third, "Unrelated", f"https://shop.anadolu-{run}.com.tr/tr")
         assert same["status"] == "rejected", same
         assert [(c["kind"], c["matched_on"]) for c in same["conflicts"]] == [("partner", "domain")]
         other = await client.post(

@@ -26,7 +26,7 @@ from tests.support.crm import (
     hubspot_headers,
     hubspot_property_change,
 )
-from tests.support.deals import partners_onboarded, registration_request
+from tests.support.deals import fresh_partners, register, registration_request
 from tests.support.infra import Infra
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth
@@ -37,9 +37,7 @@ pytestmark = pytest.mark.integration
 async def test_racing_registrations_on_two_instances_never_both_win(
     infra: Infra, deals_instances: list[str]
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    first, second = f"p-a-{run}", f"p-b-{run}"
-    await partners_onboarded(infra, first, second)
+    run, (first, second) = await fresh_partners(infra, "a", "b")
 
     async with httpx.AsyncClient(timeout=30) as client:
         for attempt in range(5):
@@ -49,8 +47,8 @@ async def test_racing_registrations_on_two_instances_never_both_win(
                 amount="10000.00",
             )
             responses = await asyncio.gather(
-                client.post(f"{deals_instances[0]}/registrations", json=body, headers=auth(first)),
-                client.post(f"{deals_instances[1]}/registrations", json=body, headers=auth(second)),
+                register(client, deals_instances[0], first, body),
+                register(client, deals_instances[1], second, body),
             )
             assert [r.status_code for r in responses] == [201, 201]
             decisions = sorted((r.json() for r in responses), key=lambda d: d["status"])
@@ -83,9 +81,7 @@ async def test_racing_registrations_on_two_instances_never_both_win(
 async def test_decision_is_published_and_crm_changes_land_in_the_projection(
     infra: Infra, deals_instances: list[str]
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    partner = f"p-c-{run}"
-    await partners_onboarded(infra, partner)
+    run, (partner,) = await fresh_partners(infra, "c")
     object_id, batch = hubspot_deal_webhook()
 
     conn = await asyncpg.connect(infra.admin_dsn)
@@ -133,10 +129,11 @@ async def test_decision_is_published_and_crm_changes_land_in_the_projection(
                 DealStatus.OPEN,
             )
 
-            created = await client.post(
-                f"{deals_instances[1]}/registrations",
-                headers=auth(partner),
-                json={
+            created = await register(
+                client,
+                deals_instances[1],
+                partner,
+                {
                     "customer_name": f"{uuid.uuid4().hex[:12]} Clean Co",
                     "customer_domain": f"clean-{run}.example",
                     "products": ["ai"],
