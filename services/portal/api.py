@@ -26,7 +26,7 @@ from services.portal.sessions import (
     end_session,
     start_session,
 )
-from shared.identity import InvalidToken
+from shared.identity import InvalidToken, Role
 
 router = APIRouter()
 
@@ -59,6 +59,20 @@ async def partner_session(session: SessionDep) -> Session:
 
 
 PartnerDep = Annotated[Session, Depends(partner_session)]
+
+
+def role_session(what: str, *roles: Role) -> Callable[[Session], Awaitable[Session]]:
+    """A dependency admitting the sessions of people holding one of `roles`: to anyone else,
+    `what` (a page, an action) answers 403 naming the roles it needs."""
+    needed = " or ".join(roles)
+
+    async def admitted(session: SessionDep) -> Session:
+        if not session.caller.has(*roles):
+            raise BackendRefused("portal", 403, f"{what} needs the role {needed}")
+        return session
+
+    return admitted
+
 
 # A page drawn for a session: `page_route` shows it as it stands, a form's route with its outcome.
 PageOf = Callable[[Request, Session, Backends], Awaitable[Response]]

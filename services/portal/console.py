@@ -12,20 +12,23 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Path, Request
 from starlette.responses import Response
 
-from services.portal.api import BackendsDep, RegistrationId, page_route, registration_page
-from services.portal.backends import BackendRefused, answered, each, outcome
+from services.portal.api import (
+    BackendsDep,
+    RegistrationId,
+    page_route,
+    registration_page,
+    role_session,
+)
+from services.portal.backends import answered, each, outcome
 from services.portal.domain.pages import segment
 from services.portal.rendering import form_page
-from services.portal.sessions import CsrfDep, Session, SessionDep
+from services.portal.sessions import CsrfDep, Session
 from shared.identity import Role
 
 router = APIRouter(prefix="/console")
 
 
-async def manager_session(session: SessionDep) -> Session:
-    if not session.caller.has(Role.CHANNEL_MANAGER):
-        raise BackendRefused("portal", 403, "this page needs the role channel_manager")
-    return session
+manager_session = role_session("this page", Role.CHANNEL_MANAGER)
 
 
 ManagerDep = Annotated[Session, Depends(manager_session)]

@@ -9,13 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from starlette.responses import Response
 
-from services.portal.api import BackendsDep
-from services.portal.backends import BackendRefused, Backends, outcome
+from services.portal.api import BackendsDep, role_session
+from services.portal.backends import Backends, outcome
 from services.portal.domain import partners as rules
 from services.portal.domain.pages import segment
 from services.portal.partners import PARTNER_ID
 from services.portal.rendering import form_page
-from services.portal.sessions import CsrfDep, Session, SessionDep
+from services.portal.sessions import CsrfDep, Session
 from shared.identity import Role
 
 router = APIRouter(prefix="/finance")
@@ -25,19 +25,8 @@ STATE = r"^(owed|settled|overpaid)?$"
 # What the page says of a payout recorded (fields of incentives' answer).
 PAID = "Paid {amount} {currency} to {partner_id} ({reference}); balance after: {balance_after}"
 
-
-async def ledger_reader(session: SessionDep) -> Session:
-    if not session.caller.has(Role.FINANCE, Role.CHANNEL_MANAGER):
-        raise BackendRefused("portal", 403, "this page needs the role finance or channel_manager")
-    return session
-
-
-async def finance_session(session: SessionDep) -> Session:
-    if not session.caller.has(Role.FINANCE):
-        raise BackendRefused("portal", 403, "this needs the role finance")
-    return session
-
-
+ledger_reader = role_session("this page", Role.FINANCE, Role.CHANNEL_MANAGER)
+finance_session = role_session("this", Role.FINANCE)
 ReaderDep = Annotated[Session, Depends(ledger_reader)]
 FinanceDep = Annotated[Session, Depends(finance_session)]
 
