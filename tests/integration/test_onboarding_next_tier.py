@@ -12,11 +12,14 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.topics import ATTRIBUTION_CREDITS
-from tests.support import kafka
-from tests.support.factories import credit_issued
 from tests.support.infra import Infra
-from tests.support.onboarding import SMALL_PROGRAM, active_partner, certify, onboarding_process
+from tests.support.onboarding import (
+    SMALL_PROGRAM,
+    active_partner,
+    attribute_revenue,
+    certify,
+    onboarding_process,
+)
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN
 from tests.support.tokens import auth
@@ -40,20 +43,7 @@ async def test_next_tier_names_the_revenue_and_certifications_still_missing(
             client, onboarding, f"next-{uuid.uuid4().hex[:8]}.example", ADMIN
         )
         at = datetime.now(UTC)
-        deal = f"hubspot:{uuid.uuid4().hex[:10]}"
-        credit = credit_issued(
-            credit_id=f"cr_{uuid.uuid4().hex[:12]}",
-            deal_key=deal,
-            partner_id=pid,
-            amount="400.10",
-            currency="USD",
-            close_date=at.date(),
-            issued_at=at,
-            ingested_at=at,
-        )
-        await kafka.publish(
-            infra, ATTRIBUTION_CREDITS, [credit], subject=deal, source="attribution"
-        )
+        await attribute_revenue(infra, pid, "400.10", at)
         expires = at + timedelta(days=45)
         await certify(
             client,

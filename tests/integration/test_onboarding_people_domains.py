@@ -8,52 +8,30 @@ people."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from services.onboarding.domain.programme import EXAM_BASE
-from tests.support.infra import Infra
 from tests.support.onboarding import (
     PartnerSites,
     active_partner,
-    learner,
-    onboarding_proving_domains,
+    exam_passed,
+    onboarding_proving_domains_fixtures,
+    partner_view,
+    send_statements,
     verify_domain,
-    xapi_statement,
 )
 from tests.support.processes import ADMIN
-from tests.support.tokens import ENABLEMENT_SYSTEM, partner_admin
+from tests.support.tokens import partner_admin
 
 pytestmark = pytest.mark.integration
 
-XAPI = {**ENABLEMENT_SYSTEM, "X-Experience-API-Version": "1.0.3"}
 SHARED_LMS = "https://lms.pollinate.example"
 
 
-@pytest.fixture(scope="module")
-def sites() -> Iterator[PartnerSites]:
-    with PartnerSites() as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-async def onboarding(
-    infra: Infra, tmp_path_factory: pytest.TempPathFactory, sites: PartnerSites
-) -> AsyncIterator[str]:
-    async with onboarding_proving_domains(
-        infra, tmp_path_factory.mktemp("people-domains"), sites
-    ) as url:
-        yield url
-
-
-async def view(client: httpx.AsyncClient, url: str, pid: str, what: str = "") -> Any:
-    answer = await client.get(f"{url}/partners/{pid}{what}", headers=ADMIN)
-    assert answer.status_code == 200, answer.text
-    return answer.json()
+sites, onboarding = onboarding_proving_domains_fixtures("people-domains")
 
 
 async def test_a_partner_registers_only_people_at_the_domain_it_holds(
@@ -82,15 +60,8 @@ async def test_a_partner_registers_only_people_at_the_domain_it_holds(
         # The learning system reports Lima's people's passes before Lima registers them.
         passed_at = datetime.now(UTC) - timedelta(hours=1)
         for who, role in (("carol", "sales"), ("dave", "technical")):
-            statement = xapi_statement(
-                learner(f"{who}@{lima_domain}"),
-                "passed",
-                f"{EXAM_BASE}data/{role}",
-                passed_at,
-                success=True,
-            )
-            sent = await client.post(f"{onboarding}/xapi/statements", headers=XAPI, json=statement)
-            assert sent.status_code == 200, sent.text
+            statement = exam_passed(f"{who}@{lima_domain}", "data", role, passed_at)
+            await send_statements(client, onboarding, statement)
 
         # Mike names them, however written: refused, naming the rule; nothing of theirs moves.
         for email, role in (
@@ -105,8 +76,8 @@ async def test_a_partner_registers_only_people_at_the_domain_it_holds(
                 "a partner registers only people with addresses in its own domain"
                 in (taken.json()["detail"])
             )
-        assert await view(client, onboarding, mike, "/people") == []
-        assert (await view(client, onboarding, mike))["competencies"] == []
+        assert await partner_view(client, onboarding, mike, "/people") == []
+        assert (await partner_view(client, onboarding, mike))["competencies"] == []
 
         # Lima registers its own (its domain in capitals, a mailbox under it): the passes apply.
         for email, role in (
@@ -117,8 +88,8 @@ async def test_a_partner_registers_only_people_at_the_domain_it_holds(
             assert mine.status_code == 201, mine.text
         under = await register(lima, lima_admin, email=f"erin@eu.{lima_domain}", role="sales")
         assert under.status_code == 201, under.text
-        assert (await view(client, onboarding, lima))["competencies"] == ["data"]
-        certified = await view(client, onboarding, lima, "/certifications")
+        assert (await partner_view(client, onboarding, lima))["competencies"] == ["data"]
+        certified = await partner_view(client, onboarding, lima, "/certifications")
         assert sorted(c["person"] for c in certified) == [
             f"carol@{lima_domain}",
             f"dave@{lima_domain}",

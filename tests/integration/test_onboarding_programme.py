@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -25,20 +25,21 @@ from shared.events.notifications import (
 from shared.events.programme import AccountManagerAssigned, PartnerEnablementMeasured
 from shared.identity import Role
 from shared.topics import (
-    ATTRIBUTION_CREDITS,
     PARTNER_HEALTH,
     PARTNER_LIFECYCLE,
     PARTNER_NOTIFICATIONS,
     PARTNER_PROGRAMME,
 )
 from tests.support import kafka
-from tests.support.factories import credit_issued, partner_health_scored
+from tests.support.factories import partner_health_scored
 from tests.support.infra import Infra
 from tests.support.onboarding import (
     SMALL_PROGRAM,
     active_partner,
     add_people,
+    attribute_revenue,
     certify,
+    onboarding_outbox,
     onboarding_process,
 )
 from tests.support.polling import eventually
@@ -67,6 +68,26 @@ PROGRAM: dict[str, Any] = {
 async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     async with onboarding_process(infra, tmp_path_factory.mktemp("programme"), PROGRAM) as url:
         yield url
+
+
+async def health_scored(
+    infra: Infra,
+    admin_db: asyncpg.Connection[asyncpg.Record],
+    partner_id: str,
+    day: date,
+    score: Decimal,
+) -> None:
+    """Attribution scores the partner's health on `day`; onboarding has kept a score."""
+    healthy = partner_health_scored(partner_id=partner_id, day=day, score=score)
+    await kafka.publish(infra, PARTNER_HEALTH, [healthy], subject=partner_id, source="attribution")
+
+    async def kept() -> bool:
+        scored = await admin_db.fetchval(
+            "SELECT score FROM onboarding.partner_health WHERE partner_id = $1", partner_id
+        )
+        return scored is not None
+
+    await eventually(kept)
 
 
 async def test_enablement_is_announced_when_it_moves_and_health_scores_are_kept(
@@ -122,15 +143,8 @@ async def test_enablement_is_announced_when_it_moves_and_health_scores_are_kept(
         row = await eventually(kept)
         assert (row["score"], row["day"]) == (Decimal("71.5"), at.date())
 
-    rows = await admin_db.fetch(
-        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
-        "ORDER BY position",
-        PARTNER_PROGRAMME.name,
-        pid,
-    )
-    measured = [
-        Envelope[PartnerEnablementMeasured].model_validate_json(r["value"]).data for r in rows
-    ]
+    rows = await onboarding_outbox(admin_db, PARTNER_PROGRAMME, pid)
+    measured = [Envelope[PartnerEnablementMeasured].model_validate_json(r).data for r in rows]
     assert [(m.score, m.people, m.certified_share) for m in measured] == [
         (Decimal("0.0"), 0, None),
         (Decimal("0.0"), 0, None),
@@ -147,32 +161,18 @@ async def test_a_seeded_year_notices_probation_expulsion_appeal_and_requalificat
         meets = await active_partner(client, onboarding, f"meets-{run}.example", ADMIN)
         today = datetime.now(UTC)
         # The partner meeting the bar: revenue from attribution, a certified person, health.
-        credit = credit_issued(
-            credit_id=f"cr_{run}",
-            deal_key=f"hubspot:{run}",
-            partner_id=meets,
-            amount="1500.00",
-            close_date=today.date(),
-            issued_at=today,
-        )
-        await kafka.publish(
-            infra, ATTRIBUTION_CREDITS, [credit], subject=credit.deal_key, source="attribution"
-        )
+        await attribute_revenue(infra, meets, "1500.00", today)
         since, until = today - timedelta(days=1), today + timedelta(days=800)
         await certify(
             client, onboarding, meets, f"ada@meets-{run}.example", "sales", "data", since, until
         )
-        healthy = partner_health_scored(partner_id=meets, day=today.date(), score=Decimal("70"))
-        await kafka.publish(infra, PARTNER_HEALTH, [healthy], subject=meets, source="attribution")
+        await health_scored(infra, admin_db, meets, today.date(), Decimal("70"))
 
-        async def ready() -> bool:
+        async def revenue_counted() -> bool:
             state = (await client.get(f"{onboarding}/partners/{meets}", headers=ADMIN)).json()
-            scored = await admin_db.fetchval(
-                "SELECT score FROM onboarding.partner_health WHERE partner_id = $1", meets
-            )
-            return bool(Decimal(state["attributed_revenue"]) == 1500 and scored is not None)
+            return bool(Decimal(state["attributed_revenue"]) == 1500)
 
-        await eventually(ready)
+        await eventually(revenue_counted)
 
         view = await client.get(f"{onboarding}/partners/{below}/programme", headers=auth(below))
         assert view.status_code == 200, view.text
@@ -222,36 +222,29 @@ async def test_a_seeded_year_notices_probation_expulsion_appeal_and_requalificat
         view = (await client.get(f"{onboarding}/partners/{below}/programme", headers=ADMIN)).json()
         expulsion = view["reviews"][-1]
         assert (expulsion["basis"], expulsion["outcome"]) == ("probation_end", "expelled")
+
+        async def appeal(pid: str, review_id: str, grounds: str) -> httpx.Response:
+            """A channel manager files an appeal of the review for the partner."""
+            return await client.post(
+                f"{onboarding}/partners/{pid}/requalification/appeals",
+                headers=ADMIN,
+                json={"review_id": review_id, "grounds": grounds},
+            )
+
         # A requalification cannot be appealed; the expulsion can, within its window (the
         # channel manager files it for the partner, whose people lost their access).
         met = (await client.get(f"{onboarding}/partners/{meets}/programme", headers=ADMIN)).json()
-        refused = await client.post(
-            f"{onboarding}/partners/{meets}/requalification/appeals",
-            headers=ADMIN,
-            json={"review_id": met["reviews"][0]["review_id"], "grounds": "nothing to appeal"},
-        )
+        refused = await appeal(meets, met["reviews"][0]["review_id"], "nothing to appeal")
         assert (refused.status_code, refused.json()["detail"]) == (
             409,
             "a requalified decision cannot be appealed",
         )
-        others = await client.post(
-            f"{onboarding}/partners/{meets}/requalification/appeals",
-            headers=ADMIN,
-            json={"review_id": expulsion["review_id"], "grounds": "not theirs"},
-        )
+        others = await appeal(meets, expulsion["review_id"], "not theirs")
         assert others.status_code == 404
-        filed = await client.post(
-            f"{onboarding}/partners/{below}/requalification/appeals",
-            headers=ADMIN,
-            json={"review_id": expulsion["review_id"], "grounds": "the deals closed late"},
-        )
+        filed = await appeal(below, expulsion["review_id"], "the deals closed late")
         assert filed.status_code == 201, filed.text
         appeal_id = filed.json()["appeal_id"]
-        again = await client.post(
-            f"{onboarding}/partners/{below}/requalification/appeals",
-            headers=ADMIN,
-            json={"review_id": expulsion["review_id"], "grounds": "twice"},
-        )
+        again = await appeal(below, expulsion["review_id"], "twice")
         assert again.status_code == 409
         upheld = await client.post(
             f"{onboarding}/admin/requalification/appeals/{appeal_id}/decision",
@@ -269,13 +262,8 @@ async def test_a_seeded_year_notices_probation_expulsion_appeal_and_requalificat
         )
         assert decided_again.status_code == 409
 
-    notes = await admin_db.fetch(
-        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
-        "ORDER BY position",
-        PARTNER_NOTIFICATIONS.name,
-        below,
-    )
-    told = [Envelope[PartnerNotification].model_validate_json(n["value"]).data for n in notes]
+    notes = await onboarding_outbox(admin_db, PARTNER_NOTIFICATIONS, below)
+    told = [Envelope[PartnerNotification].model_validate_json(n).data for n in notes]
     year_notes = [n.subject for n in told if n.kind is NotificationKind.REQUALIFICATION]
     company = f"Contoso below-{run}.example"
     ends = review_on + timedelta(days=60)
@@ -289,25 +277,15 @@ async def test_a_seeded_year_notices_probation_expulsion_appeal_and_requalificat
     plan = next(n.body for n in told if n.subject.endswith(", probation"))
     assert f"Your plan, to meet by {ends.isoformat()}:" in plan
     assert "- attributed revenue of at least 1000 (now 0)" in plan
-    decided = await admin_db.fetch(
-        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
-        "ORDER BY position",
-        PARTNER_PROGRAMME.name,
-        below,
-    )
-    facts = [json.loads(r["value"])["type"] for r in decided]
+    decided = await onboarding_outbox(admin_db, PARTNER_PROGRAMME, below)
+    facts = [json.loads(r)["type"] for r in decided]
     assert facts == [
         "partner.requalification_decided.v1",
         "partner.requalification_decided.v1",
         "partner.requalification_appeal_decided.v1",
     ]
-    lifecycle = await admin_db.fetch(
-        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
-        "ORDER BY position",
-        PARTNER_LIFECYCLE.name,
-        below,
-    )
-    changes = [json.loads(r["value"])["data"]["change"] for r in lifecycle]
+    lifecycle = await onboarding_outbox(admin_db, PARTNER_LIFECYCLE, below)
+    changes = [json.loads(r)["data"]["change"] for r in lifecycle]
     assert changes[-3:] == ["updated", "expelled", "reinstated"]  # probation, expulsion, appeal
 
 
@@ -367,31 +345,21 @@ async def test_a_channel_manager_assigns_and_reassigns_the_account_manager(
         f"{pid}:%",
     )
     assert audited == 2
-    rows = await admin_db.fetch(
-        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
-        "ORDER BY position",
-        PARTNER_PROGRAMME.name,
-        pid,
-    )
+    rows = await onboarding_outbox(admin_db, PARTNER_PROGRAMME, pid)
     assigned = [
-        Envelope[AccountManagerAssigned].model_validate_json(r["value"]).data
+        Envelope[AccountManagerAssigned].model_validate_json(r).data
         for r in rows
-        if json.loads(r["value"])["type"] == "partner.account_manager_assigned.v1"
+        if json.loads(r)["type"] == "partner.account_manager_assigned.v1"
     ]
     assert [(a.manager, a.previous_manager) for a in assigned] == [
         ("mia@vendor.example", None),
         ("noah@vendor.example", "mia@vendor.example"),
     ]
-    notes = await admin_db.fetch(
-        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
-        "ORDER BY position",
-        PARTNER_NOTIFICATIONS.name,
-        pid,
-    )
+    notes = await onboarding_outbox(admin_db, PARTNER_NOTIFICATIONS, pid)
     told = [
-        Envelope[PartnerNotificationV3].model_validate_json(n["value"]).data
+        Envelope[PartnerNotificationV3].model_validate_json(n).data
         for n in notes
-        if json.loads(n["value"])["type"] == "notification.partner.v3"
+        if json.loads(n)["type"] == "notification.partner.v3"
     ]
     assert [(n.kind, n.subject.split(": ", 1)[1]) for n in told] == [
         (NotificationKindV3.PARTNER_MANAGER, "mia@vendor.example is now your account manager"),
@@ -426,28 +394,14 @@ async def test_a_partner_appeals_its_own_demotion_and_a_rejected_appeal_changes_
                 today - timedelta(days=1),
                 datetime.combine(until, today.timetz()),
             )
-        credit = credit_issued(
-            credit_id=f"cr_{run}",
-            deal_key=f"hubspot:{run}",
-            partner_id=pid,
-            amount="1500.00",
-            close_date=today.date(),
-            issued_at=today,
-        )
-        await kafka.publish(
-            infra, ATTRIBUTION_CREDITS, [credit], subject=credit.deal_key, source="attribution"
-        )
-        healthy = partner_health_scored(partner_id=pid, day=today.date(), score=Decimal("65"))
-        await kafka.publish(infra, PARTNER_HEALTH, [healthy], subject=pid, source="attribution")
+        await attribute_revenue(infra, pid, "1500.00", today)
+        await health_scored(infra, admin_db, pid, today.date(), Decimal("65"))
 
-        async def silver_and_scored() -> bool:
+        async def silver() -> bool:
             state = (await client.get(f"{onboarding}/partners/{pid}", headers=ADMIN)).json()
-            scored = await admin_db.fetchval(
-                "SELECT score FROM onboarding.partner_health WHERE partner_id = $1", pid
-            )
-            return bool(state["tier"] == "silver" and scored is not None)
+            return bool(state["tier"] == "silver")
 
-        await eventually(silver_and_scored)
+        await eventually(silver)
         at_review = datetime.combine(review_on, today.timetz())
         ran = await client.post(
             f"{onboarding}/admin/programme-year/run",

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,8 +19,7 @@ from shared.business_days import MONDAY_TO_FRIDAY, add_business_days
 from shared.events import Envelope, EventPayload
 from shared.events.attribution import CreditIssued
 from shared.events.notifications import PartnerNotification
-from shared.events.partners import PartnerStateChanged
-from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE, PARTNER_NOTIFICATIONS
+from shared.topics import ATTRIBUTION_CREDITS, PARTNER_NOTIFICATIONS
 from tests.support import kafka
 from tests.support.factories import credit_issued, credit_reversed
 from tests.support.infra import Infra
@@ -29,9 +27,13 @@ from tests.support.kafka import send_envelopes
 from tests.support.onboarding import (
     SMALL_PROGRAM,
     PartnerSites,
+    active_partner,
     admitted_partner,
     certify,
-    onboarding_proving_domains,
+    lifecycle_changes,
+    onboarding_outbox,
+    onboarding_proving_domains_fixtures,
+    partner_view,
     strong_application,
     weak_application,
 )
@@ -42,20 +44,7 @@ from tests.support.tokens import ENABLEMENT_SYSTEM
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def sites() -> Iterator[PartnerSites]:
-    with PartnerSites() as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-async def onboarding(
-    infra: Infra, tmp_path_factory: pytest.TempPathFactory, sites: PartnerSites
-) -> AsyncIterator[str]:
-    async with onboarding_proving_domains(
-        infra, tmp_path_factory.mktemp("onboarding"), sites
-    ) as url:
-        yield url
+sites, onboarding = onboarding_proving_domains_fixtures("onboarding")
 
 
 MIDDLING = {
@@ -91,24 +80,6 @@ def credit(partner_id: str, deal_key: str, amount: str, currency: str = "USD") -
         issued_at=at,
         ingested_at=at - timedelta(milliseconds=250),
     )
-
-
-async def lifecycle(
-    admin_db: asyncpg.Connection[asyncpg.Record], partner_id: str
-) -> list[PartnerStateChanged]:
-    rows = await admin_db.fetch(
-        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 ORDER BY position",
-        PARTNER_LIFECYCLE.name,
-        partner_id,
-    )
-    return [Envelope[PartnerStateChanged].model_validate_json(r["value"]).data for r in rows]
-
-
-async def partner(client: httpx.AsyncClient, url: str, partner_id: str) -> dict[str, Any]:
-    response = await client.get(f"{url}/partners/{partner_id}", headers=ADMIN)
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
 
 
 async def admitted(client: httpx.AsyncClient, url: str, domain: str) -> str:
@@ -253,7 +224,7 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
                 await certify(
                     client, onboarding, pid, f"{person}@{domain}", role, track, issued, expires
                 )
-        state = await partner(client, onboarding, pid)
+        state = await partner_view(client, onboarding, pid)
         assert (state["competencies"], state["products"], state["tier"]) == (
             ["ai", "data"],
             ["ai", "data"],
@@ -267,7 +238,7 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
         await publish(infra, second, deal)
 
         async def tier_is(tier: str) -> bool:
-            return (await partner(client, onboarding, pid))["tier"] == tier
+            return (await partner_view(client, onboarding, pid))["tier"] == tier
 
         await eventually(lambda: tier_is("gold"))
 
@@ -285,7 +256,7 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
         await publish(infra, reversal, deal)
 
         async def in_grace() -> dict[str, Any] | None:
-            state = await partner(client, onboarding, pid)
+            state = await partner_view(client, onboarding, pid)
             return state if state["status"] == "grace" else None
 
         graced = await eventually(in_grace)
@@ -298,7 +269,7 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
         # Requalification, driven in time: nothing before the deadline, demotion after it.
         assert (await requalify(client, onboarding, pid, days=5))["changes"] == {}
         assert (await requalify(client, onboarding, pid, days=11))["changes"] == {pid: ["demoted"]}
-        state = await partner(client, onboarding, pid)
+        state = await partner_view(client, onboarding, pid)
         assert (state["status"], state["tier"], state["grace_until"]) == ("active", "silver", None)
 
         # Certifications expire (day 60): competencies and ai authorisation go, silver is no
@@ -307,7 +278,7 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
             pid: ["authorisations_changed", "grace_started"]
         }
         assert (await requalify(client, onboarding, pid, days=81))["changes"] == {pid: ["demoted"]}
-        state = await partner(client, onboarding, pid)
+        state = await partner_view(client, onboarding, pid)
         assert (state["status"], state["tier"], state["products"], state["competencies"]) == (
             "active",
             "registered",
@@ -316,7 +287,7 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
         )
 
         # Every change names who made it, to channel managers; the partner is not told.
-        history = (await partner(client, onboarding, pid))["history"]
+        history = (await partner_view(client, onboarding, pid))["history"]
         assert {
             ("applied", "applicant (unauthenticated)"),
             ("qualified", "channel-manager@tests"),
@@ -338,7 +309,7 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
     ]
 
     # Every change was published as a full snapshot with a version that only grows.
-    events = await lifecycle(admin_db, pid)
+    events = await lifecycle_changes(admin_db, pid)
     assert [e.version for e in events] == list(range(1, len(events) + 1))
     assert [e.change for e in events] == [
         "applied",
@@ -380,12 +351,8 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
     )
     assert events[-1].products == ("data",)
 
-    notes = await admin_db.fetch(
-        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 ORDER BY position",
-        PARTNER_NOTIFICATIONS.name,
-        pid,
-    )
-    kinds = [Envelope[PartnerNotification].model_validate_json(n["value"]).data.kind for n in notes]
+    notes = await onboarding_outbox(admin_db, PARTNER_NOTIFICATIONS, pid)
+    kinds = [Envelope[PartnerNotification].model_validate_json(n).data.kind for n in notes]
     assert kinds.count("tier_changed") == 2
     assert kinds.count("requalification") == 4
     assert "partner_status" in kinds
@@ -449,7 +416,7 @@ async def test_rejection_review_queue_and_manager_decision(
         assert twice.status_code == 409
         assert "is not waiting for review (status onboarding" in twice.json()["detail"]
 
-    events = await lifecycle(admin_db, pid)
+    events = await lifecycle_changes(admin_db, pid)
     assert [e.change for e in events] == ["applied", "updated", "qualified", "onboarding"]
 
 
@@ -501,7 +468,7 @@ async def test_illegal_transitions_and_bad_events_change_nothing(
     run = uuid.uuid4().hex[:10]
     async with httpx.AsyncClient(timeout=30) as client:
         pid = await admitted(client, onboarding, f"ill-{run}.example")
-        before = await partner(client, onboarding, pid)
+        before = await partner_view(client, onboarding, pid)
 
         async def set_status(status: str, reason: str) -> httpx.Response:
             """A channel manager sets the partner's status."""
@@ -522,7 +489,7 @@ async def test_illegal_transitions_and_bad_events_change_nothing(
         assert suspended.json()["detail"] == (
             f"partner {pid} cannot go from onboarding to suspended; allowed next: active, expelled"
         )
-        assert (await partner(client, onboarding, pid))["version"] == before["version"]
+        assert (await partner_view(client, onboarding, pid))["version"] == before["version"]
 
         expelled = await set_status("expelled", "fraudulent references")
         assert expelled.json()["status"] == "expelled"
@@ -595,27 +562,13 @@ async def test_bad_input_gets_a_precise_4xx(
     assert detail in json.dumps(response.json())
 
 
-async def activate(client: httpx.AsyncClient, url: str, domain: str) -> str:
-    """An admitted partner whose checklist a channel manager completes (with evidence)."""
-    pid = await admitted(client, url, domain)
-    for item in ("agreement_signed", "profile_complete", "first_enablement_done"):
-        done = await client.post(
-            f"{url}/partners/{pid}/checklist/{item}",
-            headers=ADMIN,
-            json={"evidence": f"ref:{item}"},
-        )
-        assert done.status_code == 200, done.text
-    assert done.json()["status"] == "active"
-    return pid
-
-
 async def test_lapsed_agreement_suspends_then_renewal_reinstates_or_time_expels(
     onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
 ) -> None:
     run = uuid.uuid4().hex[:10]
     async with httpx.AsyncClient(timeout=30) as client:
-        renews = await activate(client, onboarding, f"renews-{run}.example")
-        lapses = await activate(client, onboarding, f"lapses-{run}.example")
+        renews = await active_partner(client, onboarding, f"renews-{run}.example", ADMIN)
+        lapses = await active_partner(client, onboarding, f"lapses-{run}.example", ADMIN)
         both = [renews, lapses]
 
         async def run_at(days: int, ids: list[str] = both) -> dict[str, list[str]]:
@@ -633,7 +586,7 @@ async def test_lapsed_agreement_suspends_then_renewal_reinstates_or_time_expels(
         assert await run_at(364) == {}
         assert await run_at(366) == {renews: ["grace_started"], lapses: ["grace_started"]}
         assert await run_at(377) == {renews: ["suspended"], lapses: ["suspended"]}
-        state = await partner(client, onboarding, lapses)
+        state = await partner_view(client, onboarding, lapses)
         assert state["status"] == "suspended"
         assert "partner agreement expired on" in state["reason"]
 
@@ -649,9 +602,9 @@ async def test_lapsed_agreement_suspends_then_renewal_reinstates_or_time_expels(
         assert await run_at(377 + 89, [lapses]) == {}
         assert await run_at(377 + 91, [lapses]) == {lapses: ["expelled"]}
 
-    changes = [e.change for e in await lifecycle(admin_db, renews)][-4:]
+    changes = [e.change for e in await lifecycle_changes(admin_db, renews)][-4:]
     assert changes == ["grace_started", "suspended", "updated", "reinstated"]
-    expelled = (await lifecycle(admin_db, lapses))[-1]
+    expelled = (await lifecycle_changes(admin_db, lapses))[-1]
     assert (expelled.change, expelled.status.value, expelled.previous_status) == (
         "expelled",
         "expelled",
@@ -732,7 +685,7 @@ async def test_self_declared_figures_approve_no_one(
             f"{onboarding}/applications", params={"outcome": "approve"}, headers=ADMIN
         )
         assert pid in [a["partner_id"] for a in recommended.json()]
-        assert [e.change for e in await lifecycle(admin_db, pid)] == ["applied"]
+        assert [e.change for e in await lifecycle_changes(admin_db, pid)] == ["applied"]
         # Only a channel manager's decision admits it.
         approved = await client.post(
             f"{onboarding}/applications/{pid}/decision", headers=ADMIN, json={"approve": True}
@@ -742,7 +695,7 @@ async def test_self_declared_figures_approve_no_one(
             f"{onboarding}/applications", params={"outcome": "approve"}, headers=ADMIN
         )
         assert pid not in [a["partner_id"] for a in waiting.json()]
-    assert [e.change for e in await lifecycle(admin_db, pid)] == [
+    assert [e.change for e in await lifecycle_changes(admin_db, pid)] == [
         "applied",
         "updated",  # the manager's decision
         "qualified",
@@ -766,12 +719,12 @@ async def test_a_partner_cannot_complete_its_own_agreement_or_enablement(
             f"{onboarding}/partners/{pid}/checklist/profile_complete", headers=me
         )
         assert own.status_code == 200, own.text
-        before = await partner(client, onboarding, pid)
+        before = await partner_view(client, onboarding, pid)
         for item in ("agreement_signed", "first_enablement_done"):
             ticked = await client.post(f"{onboarding}/partners/{pid}/checklist/{item}", headers=me)
             assert ticked.status_code == 403, ticked.text
             assert "channel manager or the enablement system" in ticked.json()["detail"]
-        after = await partner(client, onboarding, pid)
+        after = await partner_view(client, onboarding, pid)
         assert (after["status"], after["version"], after["checklist"]) == (
             "onboarding",
             before["version"],
@@ -786,7 +739,9 @@ async def test_a_partner_cannot_complete_its_own_agreement_or_enablement(
             )
             assert submitted.status_code == 202, submitted.text
             assert submitted.json()["status"] == "onboarding"
-        assert set((await partner(client, onboarding, pid))["checklist"]) == {"profile_complete"}
+        assert set((await partner_view(client, onboarding, pid))["checklist"]) == {
+            "profile_complete"
+        }
         for item in ("agreement_signed", "first_enablement_done"):
             confirmed = await client.post(
                 f"{onboarding}/partners/{pid}/checklist/{item}", headers=ENABLEMENT_SYSTEM
@@ -795,7 +750,7 @@ async def test_a_partner_cannot_complete_its_own_agreement_or_enablement(
             if item == "agreement_signed":
                 await _completed_evidence_stays(client, onboarding, pid, me, f"ref-{run}-{item}")
         assert confirmed.json()["status"] == "active"
-        evidence = (await partner(client, onboarding, pid))["checklist_evidence"]
+        evidence = (await partner_view(client, onboarding, pid))["checklist_evidence"]
         assert evidence["agreement_signed"]["reference"] == f"ref-{run}-agreement_signed"
         assert evidence["agreement_signed"]["submitted_by"] == f"{pid}/app ({pid})"
         assert evidence["agreement_signed"]["confirmed_by"] == "enablement-system"
@@ -806,14 +761,14 @@ async def _completed_evidence_stays(
 ) -> None:
     """While onboarding, the agreement's confirmed evidence stays: the same reference again
     changes nothing, another is 409 (it replaced the confirmed record: found from outside)."""
-    before = await partner(client, onboarding, pid)
+    before = await partner_view(client, onboarding, pid)
     url = f"{onboarding}/partners/{pid}/checklist/agreement_signed"
     again = await client.post(url, headers=me, json={"evidence": reference})
     assert again.status_code == 202, again.text
     other = await client.post(url, headers=me, json={"evidence": "forged"})
     assert other.status_code == 409, other.text
     assert f"with evidence {reference}: while onboarding" in other.json()["detail"]
-    after = await partner(client, onboarding, pid)
+    after = await partner_view(client, onboarding, pid)
     assert after["version"] == before["version"]
     assert after["checklist_evidence"] == before["checklist_evidence"]
     assert after["checklist_evidence"]["agreement_signed"]["confirmed_by"] == "enablement-system"
@@ -836,19 +791,19 @@ async def test_a_claimed_domain_is_held_only_once_it_publishes_the_token(
         assert f"domain {squatted} is not verified" in absent.json()["detail"]
         # The squatter publishes its own token on its own site, not on the victim's.
         sites.publish(
-            own, (await partner(client, onboarding, other))["domain_verification"]["record"]
+            own, (await partner_view(client, onboarding, other))["domain_verification"]["record"]
         )
         sites.publish(squatted, "pollinate-verification=not-the-token")
         wrong = await client.post(url, headers=me)
         assert wrong.status_code == 409, wrong.text
-        state = await partner(client, onboarding, pid)
+        state = await partner_view(client, onboarding, pid)
         assert state["domain_verification"]["state"] == "claimed"
         # Another partner cannot ask for the check on it (404, as a missing one).
         them = auth_for(await token_for(client, onboarding, other))
         assert (await client.post(url, headers=them)).status_code == 404
         # The claim blocks no one: the real owner applies for the domain and proves it.
         owner = await admitted(client, onboarding, squatted)
-        record = (await partner(client, onboarding, owner))["domain_verification"]["record"]
+        record = (await partner_view(client, onboarding, owner))["domain_verification"]["record"]
         sites.publish(squatted, record)
         held = await client.post(
             f"{onboarding}/partners/{owner}/domain-verification",
@@ -858,8 +813,8 @@ async def test_a_claimed_domain_is_held_only_once_it_publishes_the_token(
         late = await client.post(url, headers=me)
         assert late.status_code == 409
         assert owner not in late.text
-    assert all(e.domain is None for e in await lifecycle(admin_db, pid))
-    assert (await lifecycle(admin_db, owner))[-1].domain == squatted
+    assert all(e.domain is None for e in await lifecycle_changes(admin_db, pid))
+    assert (await lifecycle_changes(admin_db, owner))[-1].domain == squatted
 
 
 async def test_a_person_with_an_internationalised_address_gets_a_token_under_it(

@@ -1,35 +1,44 @@
 """What tests of onboarding (and the demo story) share: a small program whose tiers a few
 credits move, a partner's standing under it, a strong application body, and an active partner
-made through onboarding's own use cases, onboarding as a process run by a given program, and
-a learning system's xAPI statement."""
+made through onboarding's own use cases, onboarding as a process run by a given program (and
+a test module's fixtures running it), a learning system's xAPI statements, attribution's
+credits, and what onboarding answers and writes to its outbox."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from services.onboarding.applications import apply_for
 from services.onboarding.certifications import add_certification
 from services.onboarding.checklist import complete_item
 from services.onboarding.domain.config import OnboardingConfig
+from services.onboarding.domain.programme import EXAM_BASE
 from services.onboarding.domain.qualification import Application
 from services.onboarding.domain.requalification import Standing
 from services.onboarding.domain.tiers import Certification, CertificationRole
 from services.onboarding.domain.verification import WELL_KNOWN_PATH
 from services.onboarding.review import decide_review
 from shared.db import Pool
-from shared.events.partners import PartnerStatus, PartnerType
+from shared.events import Envelope
+from shared.events.attribution import CreditIssued
+from shared.events.partners import PartnerStateChanged, PartnerStatus, PartnerType
 from shared.outbox import Outbox
+from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE, Topic
+from tests.support import kafka
+from tests.support.factories import credit_issued
 from tests.support.infra import Infra
 from tests.support.local_http import LocalServer, QuietHandler
 from tests.support.processes import service_processes
-from tests.support.tokens import ADMIN
+from tests.support.tokens import ADMIN, ENABLEMENT_SYSTEM
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 AGREEMENT = NOW + timedelta(days=200)
@@ -108,6 +117,27 @@ async def certify(
         },
     )
     assert recorded.status_code == 201, recorded.text
+
+
+async def attribute_revenue(
+    infra: Infra, partner_id: str, amount: str, at: datetime | None = None
+) -> CreditIssued:
+    """Attribution credits the partner with `amount` (USD) for a deal of its own closing `at`
+    (now), published on Kafka as attribution does; the credit."""
+    at = at or datetime.now(UTC)
+    deal = f"hubspot:{uuid.uuid4().hex[:10]}"
+    credit = credit_issued(
+        credit_id=f"cr_{uuid.uuid4().hex[:12]}",
+        deal_key=deal,
+        partner_id=partner_id,
+        amount=amount,
+        currency="USD",
+        close_date=at.date(),
+        issued_at=at,
+        ingested_at=at,
+    )
+    await kafka.publish(infra, ATTRIBUTION_CREDITS, [credit], subject=deal, source="attribution")
+    return credit
 
 
 def weak_application(domain: str) -> dict[str, Any]:
@@ -278,6 +308,8 @@ async def verify_domain(
 
 
 XAPI_VERBS = "http://adlnet.gov/expapi/verbs/"
+# What the learning system sends on onboarding's xAPI routes: its token, the xAPI version.
+XAPI = {**ENABLEMENT_SYSTEM, "X-Experience-API-Version": "1.0.3"}
 
 
 def learner(email: str) -> dict[str, str]:
@@ -306,6 +338,19 @@ def xapi_statement(
     if success is not None:
         body["result"] = {"success": success, "score": {"scaled": 0.9 if success else 0.3}}
     return body
+
+
+def exam_passed(email: str, track: str, role: str, at: datetime) -> dict[str, Any]:
+    """The learning system's statement that the person at `email` passed the exam of `track`
+    for `role` (sales or technical) at `at`."""
+    return xapi_statement(learner(email), "passed", f"{EXAM_BASE}{track}/{role}", at, success=True)
+
+
+async def send_statements(client: Any, url: str, statements: Any) -> None:
+    """The learning system sends `statements` (one statement or a list) to onboarding at `url`,
+    which must take them (200)."""
+    posted = await client.post(f"{url}/xapi/statements", headers=XAPI, json=statements)
+    assert posted.status_code == 200, posted.text
 
 
 @asynccontextmanager
@@ -340,3 +385,49 @@ async def onboarding_proving_domains(
         ONBOARDING_VERIFICATION_SITE=sites.template,
     ) as url:
         yield url
+
+
+def onboarding_proving_domains_fixtures(folder: str) -> tuple[Callable[..., Any], ...]:
+    """A test module's fixtures `sites` (partners' sites, served locally) and `onboarding` (the
+    URL of onboarding proving domains on them, run from a temporary `folder`), both
+    module-scoped: `sites, onboarding = onboarding_proving_domains_fixtures("name")`."""
+
+    @pytest.fixture(scope="module")
+    def sites() -> Iterator[PartnerSites]:
+        with PartnerSites() as served:
+            yield served
+
+    @pytest.fixture(scope="module")
+    async def onboarding(
+        infra: Infra, tmp_path_factory: pytest.TempPathFactory, sites: PartnerSites
+    ) -> AsyncIterator[str]:
+        async with onboarding_proving_domains(infra, tmp_path_factory.mktemp(folder), sites) as url:
+            yield url
+
+    return sites, onboarding
+
+
+async def partner_view(client: Any, url: str, pid: str, what: str = "") -> Any:
+    """What onboarding answers a channel manager for the partner (or for `what` below it, e.g.
+    "/programme"); it must answer 200 (`client`: an httpx.AsyncClient)."""
+    answer = await client.get(f"{url}/partners/{pid}{what}", headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+async def onboarding_outbox(db: Any, topic: Topic, key: str) -> list[str]:
+    """The events onboarding's outbox holds for `key` on `topic`, in the order written (`db`: an
+    admin connection or pool)."""
+    rows = await db.fetch(
+        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
+        "ORDER BY position",
+        topic.name,
+        key,
+    )
+    return [row["value"] for row in rows]
+
+
+async def lifecycle_changes(db: Any, partner_id: str) -> list[PartnerStateChanged]:
+    """The partner's lifecycle events onboarding has written, in order."""
+    values = await onboarding_outbox(db, PARTNER_LIFECYCLE, partner_id)
+    return [Envelope[PartnerStateChanged].model_validate_json(v).data for v in values]

@@ -4,11 +4,11 @@ the window, the agreement)."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from services.onboarding.domain.config import OnboardingConfig
-from services.onboarding.domain.next_tier import next_tier
+from services.onboarding.domain.next_tier import NextTier, next_tier
 from services.onboarding.domain.programme import CertificationRole
 from services.onboarding.domain.tiers import Certification
 from tests.support.onboarding import AGREEMENT, NOW, SMALL, SMALL_PROGRAM
@@ -26,19 +26,41 @@ def cert(person: str, track: str, role: str, issued: int, expires: int) -> Certi
     )
 
 
+# The data competency's two roles, certified 5 days ago: sales lapses in 40 days, technical in 90.
+DATA_PAIR = [cert("ada", "data", "sales", -5, 40), cert("bo", "data", "technical", -5, 90)]
+
+
 def days(*pairs: tuple[int, str]) -> dict[date, Decimal]:
     return {(NOW + timedelta(days=ago)).date(): Decimal(amount) for ago, amount in pairs}
 
 
-def test_a_registered_partner_lacks_revenue_to_the_cent_and_a_competency() -> None:
-    found = next_tier(
-        SMALL,
-        tier="registered",
-        revenue_days=days((-10, "400.10"), (-400, "9000")),  # the second is out of the window
-        certifications=[cert("ada", "data", "sales", -5, 300)],
-        grace_until=None,
-        agreement_valid_until=AGREEMENT,
+def lacking(
+    tier: str,
+    revenue_days: dict[date, Decimal],
+    certifications: list[Certification],
+    *,
+    program: OnboardingConfig = SMALL,
+    grace_until: datetime | None = None,
+    agreement_valid_until: datetime | None = AGREEMENT,
+) -> NextTier:
+    """What a partner of `tier` lacks at NOW under `program` (out of grace, its agreement valid
+    until AGREEMENT unless said otherwise)."""
+    return next_tier(
+        program,
+        tier=tier,
+        revenue_days=revenue_days,
+        certifications=certifications,
+        grace_until=grace_until,
+        agreement_valid_until=agreement_valid_until,
         as_of=NOW,
+    )
+
+
+def test_a_registered_partner_lacks_revenue_to_the_cent_and_a_competency() -> None:
+    found = lacking(
+        "registered",
+        days((-10, "400.10"), (-400, "9000")),  # the second is out of the window
+        [cert("ada", "data", "sales", -5, 300)],
     )
     assert found.next_tier == "silver"
     assert found.revenue == Decimal("400.10")
@@ -58,18 +80,10 @@ def test_a_registered_partner_lacks_revenue_to_the_cent_and_a_competency() -> No
 
 
 def test_at_the_top_nothing_is_needed_but_lapses_still_matter() -> None:
-    found = next_tier(
-        SMALL,
-        tier="gold",
-        revenue_days=days((-1, "6000")),
-        certifications=[
-            cert("ada", "data", "sales", -5, 40),
-            cert("bo", "data", "technical", -5, 90),
-            cert("cy", "data", "technical", -5, 20),
-        ],
-        grace_until=None,
-        agreement_valid_until=AGREEMENT,
-        as_of=NOW,
+    found = lacking(
+        "gold",
+        days((-1, "6000")),
+        [*DATA_PAIR, cert("cy", "data", "technical", -5, 20)],
     )
     assert found.next_tier is None
     assert found.revenue_short == Decimal(0)
@@ -80,29 +94,21 @@ def test_at_the_top_nothing_is_needed_but_lapses_still_matter() -> None:
 
 
 def test_in_grace_the_current_tier_shortfall_and_its_deadline_are_named() -> None:
-    found = next_tier(
-        SMALL,
-        tier="gold",
-        revenue_days=days((-1, "3000")),
-        certifications=[
-            cert("ada", "data", "sales", -5, 40),
-            cert("bo", "data", "technical", -5, 90),
-        ],
+    found = lacking(
+        "gold",
+        days((-1, "3000")),
+        DATA_PAIR,
         grace_until=NOW + timedelta(days=6),
-        agreement_valid_until=AGREEMENT,
-        as_of=NOW,
     )
     assert found.keep_unmet == ("attributed revenue 3000 is below the gold minimum 5000",)
     assert found.grace_until == NOW + timedelta(days=6)
     # A grace period that ended is not a deadline any more.
-    ended = next_tier(
-        SMALL,
-        tier="gold",
-        revenue_days={},
-        certifications=[],
+    ended = lacking(
+        "gold",
+        {},
+        [],
         grace_until=NOW - timedelta(days=1),
         agreement_valid_until=None,
-        as_of=NOW,
     )
     assert ended.grace_until is None
     assert ended.keep_unmet == ()
@@ -124,17 +130,11 @@ def test_a_required_competency_is_named_first_and_alone_when_the_count_is_met() 
             ],
         }
     )
-    found = next_tier(
-        program,
-        tier="gold",
-        revenue_days=days((-1, "9500")),
-        certifications=[
-            cert("ada", "data", "sales", -5, 40),
-            cert("bo", "data", "technical", -5, 90),
-        ],
-        grace_until=None,
-        agreement_valid_until=AGREEMENT,
-        as_of=NOW,
+    found = lacking(
+        "gold",
+        days((-1, "9500")),
+        DATA_PAIR,
+        program=program,
     )
     assert found.competencies == ("data",)
     assert [(g.competency, g.required) for g in found.gaps] == [("ai", True)]
@@ -142,14 +142,11 @@ def test_a_required_competency_is_named_first_and_alone_when_the_count_is_met() 
 
 
 def test_the_default_ladder_reads_the_same() -> None:
-    found = next_tier(
-        DEFAULTS,
-        tier="bronze",
-        revenue_days=days((-3, "300000")),
-        certifications=[],
-        grace_until=None,
-        agreement_valid_until=AGREEMENT,
-        as_of=NOW,
+    found = lacking(
+        "bronze",
+        days((-3, "300000")),
+        [],
+        program=DEFAULTS,
     )
     assert (found.next_tier, found.revenue_short, found.competencies_needed) == (
         "silver",
