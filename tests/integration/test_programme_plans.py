@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,7 +21,7 @@ from tests.support import factories as f
 from tests.support.infra import Infra
 from tests.support.kafka import publish
 from tests.support.polling import eventually
-from tests.support.processes import service_processes
+from tests.support.processes import service_fixture
 from tests.support.tokens import ADMIN, auth, partner_admin
 
 pytestmark = pytest.mark.integration
@@ -40,10 +39,7 @@ PLAN = {
 }
 
 
-@pytest.fixture(scope="module")
-async def programme(infra: Infra) -> AsyncIterator[str]:
-    async with service_processes(infra, "programme") as urls:
-        yield urls[0]
+programme = service_fixture("programme")
 
 
 async def known_partner(infra: Infra, client: httpx.AsyncClient, url: str, **fields: Any) -> str:
@@ -66,6 +62,21 @@ async def known_partner(infra: Infra, client: httpx.AsyncClient, url: str, **fie
     return partner_id
 
 
+async def answer_plan(
+    client: httpx.AsyncClient,
+    plan_url: str,
+    headers: dict[str, str],
+    revision: int,
+    accept: bool = True,
+    note: str | None = None,
+) -> httpx.Response:
+    """A partner's answer (from whoever `headers` sign in) to revision `revision` of the plan."""
+    body: dict[str, Any] = {"accept": accept, "revision": revision}
+    if note is not None:
+        body["note"] = note
+    return await client.post(f"{plan_url}/answer", headers=headers, json=body)
+
+
 async def test_a_plan_is_proposed_answered_by_the_partner_and_revised(
     infra: Infra, programme: str
 ) -> None:
@@ -76,11 +87,7 @@ async def test_a_plan_is_proposed_answered_by_the_partner_and_revised(
         assert (
             await client.put(plan_url, headers=partner_admin(partner), json=PLAN)
         ).status_code == 403
-        early = await client.post(
-            f"{plan_url}/answer",
-            headers=partner_admin(partner),
-            json={"accept": True, "revision": 1},
-        )
+        early = await answer_plan(client, plan_url, partner_admin(partner), 1)
         assert early.status_code == 404, early.text
 
         proposed = await client.put(plan_url, headers=ADMIN, json=PLAN)
@@ -89,38 +96,26 @@ async def test_a_plan_is_proposed_answered_by_the_partner_and_revised(
 
         # the partner's users read it; only its admins answer; another partner sees nothing
         assert (await client.get(plan_url, headers=auth(partner))).status_code == 200
-        user = await client.post(
-            f"{plan_url}/answer", headers=auth(partner), json={"accept": True, "revision": 1}
-        )
+        user = await answer_plan(client, plan_url, auth(partner), 1)
         assert user.status_code == 403
         other = partner_admin("p-someone-else")
         assert (await client.get(plan_url, headers=other)).status_code == 404
-        assert (
-            await client.post(
-                f"{plan_url}/answer", headers=other, json={"accept": True, "revision": 1}
-            )
-        ).status_code == 404
+        assert (await answer_plan(client, plan_url, other, 1)).status_code == 404
         # reviewing a plan not accepted is refused
         early_review = await client.post(
             f"{plan_url}/reviews", headers=ADMIN, json={"quarter": "2026-Q1", "summary": "too soon"}
         )
         assert early_review.status_code == 409, early_review.text
 
-        declined = await client.post(
-            f"{plan_url}/answer",
-            headers=partner_admin(partner),
-            json={"accept": False, "note": "too high", "revision": 1},
+        declined = await answer_plan(
+            client, plan_url, partner_admin(partner), 1, accept=False, note="too high"
         )
         assert declined.status_code == 200, declined.text
         assert (declined.json()["state"], declined.json()["response_note"]) == (
             "declined",
             "too high",
         )
-        again = await client.post(
-            f"{plan_url}/answer",
-            headers=partner_admin(partner),
-            json={"accept": True, "revision": 1},
-        )
+        again = await answer_plan(client, plan_url, partner_admin(partner), 1)
         assert again.status_code == 409
         assert "the plan is declined" in again.text
 
@@ -131,19 +126,11 @@ async def test_a_plan_is_proposed_answered_by_the_partner_and_revised(
         )
         assert (revised.json()["state"], revised.json()["revision"]) == ("proposed", 2)
         # an answer to the revision read before this one accepts nothing (found from outside)
-        stale = await client.post(
-            f"{plan_url}/answer",
-            headers=partner_admin(partner),
-            json={"accept": True, "revision": 1},
-        )
+        stale = await answer_plan(client, plan_url, partner_admin(partner), 1)
         assert stale.status_code == 409, stale.text
         assert "at revision 2, not 1: read it again" in stale.json()["detail"]
         assert (await client.get(plan_url, headers=ADMIN)).json()["state"] == "proposed"
-        accepted = await client.post(
-            f"{plan_url}/answer",
-            headers=partner_admin(partner),
-            json={"accept": True, "revision": 2},
-        )
+        accepted = await answer_plan(client, plan_url, partner_admin(partner), 2)
         assert accepted.json()["state"] == "accepted"
         history = [(h["revision"], h["state"]) for h in accepted.json()["history"]]
         assert history == [(1, "proposed"), (1, "declined"), (2, "proposed"), (2, "accepted")]
@@ -208,11 +195,7 @@ async def test_a_quarterly_review_shows_goals_against_actuals_from_three_service
         partner = await known_partner(infra, client, programme)
         plan_url = f"{programme}/partners/{partner}/plans/{YEAR}"
         assert (await client.put(plan_url, headers=ADMIN, json=PLAN)).status_code == 200
-        accepted = await client.post(
-            f"{plan_url}/answer",
-            headers=partner_admin(partner),
-            json={"accept": True, "revision": 1},
-        )
+        accepted = await answer_plan(client, plan_url, partner_admin(partner), 1)
         assert accepted.status_code == 200, accepted.text
 
         # attribution: two sourced credits in the year (one reversed), one influenced, one the
@@ -326,10 +309,11 @@ async def test_a_quarterly_review_shows_goals_against_actuals_from_three_service
                 "new_logos": 1,
                 "co_marketing_campaigns": 2,  # to the current quarter: Q2's and Q3's
             }
-            return plan if actual == expected else None
+            # the approved MDF claim (not the rejected one) shows beside the campaigns run
+            claims_heard = plan["mdf_claims_approved"] == 1
+            return plan if actual == expected and claims_heard else None
 
         live = await eventually(all_heard, 30, what="programme to hear every event")
-        # the approved MDF claim (not the rejected one) shows beside the campaigns run
         assert live["mdf_claims_approved"] == 1
         assert {line["goal"]: line["source"] for line in live["actuals"]}[
             "co_marketing_campaigns"
