@@ -18,6 +18,7 @@ from shared.business_days import add_business_days
 from shared.topics import PARTNER_NOTIFICATIONS
 from tests.support.crm import aws_ace_headers, aws_ace_opportunity, salesforce_cdc
 from tests.support.deals import (
+    approved,
     crm_deal_projected,
     deliver_salesforce,
     fresh_partners,
@@ -257,9 +258,8 @@ async def test_a_repeat_registration_is_refused_with_the_live_ones_id_and_no_new
     run, (partner,) = await fresh_partners(infra, "govr")
     deals, other = deals_instances
     async with httpx.AsyncClient(timeout=30) as client:
-        first = await register(client, deals, partner, body(run, amount="1000.00"))
-        registration_id = first.json()["registration_id"]
-        assert first.json()["status"] == "approved"
+        first = await approved(client, deals, partner, body(run, amount="1000.00"))
+        registration_id = first["registration_id"]
         # Again, by name only (no domain), at the other instance: the same customer.
         again = await register(
             client, other, partner, body(run, amount="1000.00", customer_domain=None)

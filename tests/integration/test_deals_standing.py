@@ -14,6 +14,7 @@ import pytest
 from shared.events.partners import PartnerChange, PartnerStatus
 from shared.topics import PARTNER_LIFECYCLE
 from tests.support.deals import (
+    approved,
     fresh_partners,
     partner_notifications,
     register,
@@ -65,8 +66,7 @@ async def test_a_partner_waits_out_the_cooldown_after_its_registration_expires(
     body = customer(run, "Fourthcoffee")
     deals = deals_instances[0]
     async with httpx.AsyncClient(timeout=30) as client:
-        first = (await register(client, deals, holder, body)).json()
-        assert first["status"] == "approved"
+        first = await approved(client, deals, holder, body)
         await admin_db.execute(
             "UPDATE deals.registrations SET expires_at = now() - interval '1 second'"
             " WHERE registration_id = $1",
@@ -94,9 +94,7 @@ async def test_a_partner_waits_out_the_cooldown_after_its_registration_expires(
         count_sql = "SELECT count(*) FROM deals.registrations WHERE partner_id = $1"
         assert await stored(admin_db, count_sql, holder) == 1
         # Another partner is not held back: the customer is free for it at once.
-        taken = await register(client, deals, other, body)
-        assert taken.status_code == 201
-        assert taken.json()["status"] == "approved"
+        await approved(client, deals, other, body)
         # Another product of the customer is another deal.
         ai = body | {"products": ["ai"]}
         assert (await register(client, deals, holder, ai)).status_code == 201
@@ -120,8 +118,7 @@ async def test_an_expelled_partners_registrations_stop_protecting_their_customer
     deals = deals_instances[0]
     started = datetime.now(UTC)
     async with httpx.AsyncClient(timeout=30) as client:
-        held = (await register(client, deals, expelled, body)).json()
-        assert held["status"] == "approved"
+        held = await approved(client, deals, expelled, body)
         registration_id = held["registration_id"]
         check = f"{deals}/registrations/check"
 
@@ -164,8 +161,7 @@ async def test_an_expelled_partners_registrations_stop_protecting_their_customer
             " ORDER BY seq DESC LIMIT 1"
         )
         assert await stored(admin_db, told_sql, registration_id) == [told]
-        taken = await register(client, deals, other, body)
-        assert taken.json()["status"] == "approved"
+        await approved(client, deals, other, body)
     events = await registration_announcements(infra, registration_id, 2, since=started)
     assert [e["data"]["status"] for e in events] == ["approved", "expired"]
     assert events[1]["data"]["reason"] == f"{told} (fraud)"
@@ -180,8 +176,7 @@ async def test_a_suspended_partner_keeps_its_holds_but_extends_none(
     body = customer(run, "Adatum")
     deals = deals_instances[0]
     async with httpx.AsyncClient(timeout=30) as client:
-        held = (await register(client, deals, suspended, body)).json()
-        assert held["status"] == "approved"
+        held = await approved(client, deals, suspended, body)
         extension = f"{deals}/registrations/{held['registration_id']}/extension"
         await partner_becomes(infra, admin_db, suspended, PartnerStatus.SUSPENDED, 2, "audit")
         check = await client.post(f"{deals}/registrations/check", headers=auth(other), json=body)

@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.crm import salesforce_cdc
 from tests.support.deals import (
+    approved,
     crm_deal_projected,
     deliver_salesforce,
     fresh_partners,
@@ -142,12 +143,10 @@ async def test_an_amount_the_crm_disagrees_with_sends_the_link_to_review(
         assert "differs from CRM deal" in decision["reasons"][-1]
         # Within the tolerance the link is trusted.
         close = await crm_deal(client, deals, admin_db, run, "Close", amount=12100.0)
-        trusted = await register(client, deals, partner, body(run, "Close", crm_deal_key=close))
-        assert trusted.json()["status"] == "approved"
+        await approved(client, deals, partner, body(run, "Close", crm_deal_key=close))
         # Linked later, an approved registration goes to review with the reason.
         later_key = await crm_deal(client, deals, admin_db, run, "Later", amount=90000.0)
-        later = (await register(client, deals, partner, body(run, "Later"))).json()
-        assert later["status"] == "approved"
+        later = await approved(client, deals, partner, body(run, "Later"))
         linked = await link_crm_deal(client, deals, partner, later["registration_id"], later_key)
         assert linked.status_code == 200
         assert linked.json()["status"] == "pending_review"
@@ -171,9 +170,7 @@ async def test_a_partner_probing_a_competitors_customer_learns_nothing_identifyi
     rep = f"005rep{run}"
     deals = deals_instances[0]
     async with httpx.AsyncClient(timeout=30) as client:
-        first = await register(client, deals, incumbent, body(run, "Target"))
-        held = first.json()
-        assert held["status"] == "approved"
+        held = await approved(client, deals, incumbent, body(run, "Target"))
         secrets = (incumbent, held["registration_id"], rep)
         dry = await client.post(
             f"{deals}/registrations/check", headers=auth(prober), json=body(run, "Target")
@@ -250,10 +247,8 @@ async def test_the_overlap_hint_to_another_partner_names_neither_partner_nor_reg
     run, (working, newcomer) = await fresh_partners(infra, "work", "new")
     deals = deals_instances[0]
     async with httpx.AsyncClient(timeout=30) as client:
-        first = await register(client, deals, working, body(run, "Shared"))
-        assert first.json()["status"] == "approved"
-        second = await register(client, deals, newcomer, body(run, "Shared", products=["ai"]))
-        assert second.json()["status"] == "approved"
+        await approved(client, deals, working, body(run, "Shared"))
+        second = await approved(client, deals, newcomer, body(run, "Shared", products=["ai"]))
     hints = await admin_db.fetch(
         """SELECT convert_from(value, 'UTF8') AS value FROM deals.outbox
            WHERE topic = 'notifications.partner.v1' AND message_key = $1
@@ -262,4 +257,4 @@ async def test_the_overlap_hint_to_another_partner_names_neither_partner_nor_reg
     )
     assert len(hints) == 1
     hint = hints[0]["value"]
-    assert leaks(hint, newcomer, second.json()["registration_id"]) == []
+    assert leaks(hint, newcomer, second["registration_id"]) == []

@@ -254,6 +254,17 @@ async def register(
     return await client.post(f"{deals}/registrations", headers=auth(partner), json=body)
 
 
+async def approved(
+    client: httpx.AsyncClient, deals: str, partner: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """`partner` registers `body` at the deals instance `deals` and is approved: the decision."""
+    response = await register(client, deals, partner, body)
+    assert response.status_code == 201, response.text
+    decision: dict[str, Any] = response.json()
+    assert decision["status"] == "approved", decision
+    return decision
+
+
 async def link_crm_deal(
     client: httpx.AsyncClient, deals: str, partner: str, registration_id: str, deal_key: str
 ) -> httpx.Response:
