@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import pytest
 
-from deploy.story import Partner, Story
+from deploy.story import Partner
 from tests.support.infra import ROOT, Infra
+from tests.support.onboarding_story import dealing_partner
 from tests.support.portal import chromium, portal_process
-from tests.support.processes import ADMIN_TOKEN, SERVICES, Fleet
+from tests.support.processes import SERVICES, Fleet
 
 pytestmark = pytest.mark.e2e
 
@@ -39,14 +39,9 @@ async def referral_partner(fleet: Fleet) -> Partner:
     """An active partner, onboarded through the onboarding API and known to deals. A reseller:
     it registers deals (referral and influencer partners refer them, rules of engagement by
     partner type)."""
-    async with httpx.AsyncClient(timeout=30) as client:
-        story = Story(client, fleet.urls, ADMIN_TOKEN)
-        partner = Partner("faultline", "Faultline Referrals", "var_reseller")
-        await story.onboard(partner, ["data", "ai"])
-        await story.known_to_deals(partner)
-        # its Salesforce deals name it by its partner id: a channel manager confirms that once
-        await story.crm_linked(partner)
-        return partner
+    # its Salesforce deals name it by its partner id: a channel manager confirms that once
+    partner = Partner("faultline", "Faultline Referrals", "var_reseller")
+    return await dealing_partner(fleet, partner, crm_linked=True)
 
 
 @pytest.fixture(scope="package")

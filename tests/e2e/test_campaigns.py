@@ -74,15 +74,13 @@ async def test_a_campaign_from_pre_approval_to_attributed_revenue_and_cost(fleet
         # A won deal fills the partner's MDF fund (2 % of 100 000.00).
         await won_deal(story, partner, "Seedling", 100000)
 
+        async def mdf_fund() -> Any:
+            """The partner's MDF fund, as its own people read it."""
+            path = f"/partners/{partner.partner_id}/mdf"
+            return await story.call("GET", "incentives", path, 200, headers=partner.auth)
+
         async def funded() -> bool:
-            fund = await story.call(
-                "GET",
-                "incentives",
-                f"/partners/{partner.partner_id}/mdf",
-                200,
-                headers=partner.auth,
-            )
-            return bool(fund["available"] == "2000.00")
+            return bool((await mdf_fund())["available"] == "2000.00")
 
         await eventually(funded, 60, what="incentives to accrue MDF")
 
@@ -174,9 +172,7 @@ async def test_a_campaign_from_pre_approval_to_attributed_revenue_and_cost(fleet
             json=claim,
         )
         await admin_approves(f"/mdf/claims/{claimed['claim_id']}/decision", "invoice checked")
-        fund = await story.call(
-            "GET", "incentives", f"/partners/{partner.partner_id}/mdf", 200, headers=partner.auth
-        )
+        fund = await mdf_fund()
         assert (fund["available"], fund["reserved"]) == ("500.00", "500.00")
 
         # A deal touched through the campaign closes won (attribution).

@@ -15,12 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
-from deploy.story import Partner, Story
+from deploy.story import Partner
 from tests.support.crm import salesforce_delivery, salesforce_won_deal
 from tests.support.deals import registration_request
 from tests.support.notifications import SseEvent, WebhookReceiver, sse_events
+from tests.support.onboarding_story import dealing_partner
 from tests.support.polling import eventually
-from tests.support.processes import ADMIN, ADMIN_TOKEN, Fleet
+from tests.support.processes import ADMIN, Fleet
 
 pytestmark = pytest.mark.e2e
 
@@ -30,12 +31,7 @@ EXPECTED = {"registration_approved", "credit_issued", "earning"}
 @pytest.fixture(scope="module")
 async def bystander(fleet: Fleet) -> Partner:
     """A second active partner, who must hear nothing of the first one's business."""
-    async with httpx.AsyncClient(timeout=30) as client:
-        story = Story(client, fleet.urls, ADMIN_TOKEN)
-        partner = Partner("bystander", "Bystander Analytics", "isv")
-        await story.onboard(partner, ["data", "ai"])
-        await story.known_to_deals(partner)
-        return partner
+    return await dealing_partner(fleet, Partner("bystander", "Bystander Analytics", "isv"))
 
 
 class Listener:
@@ -86,6 +82,17 @@ async def test_a_partners_business_reaches_it_by_every_channel_and_no_one_else(
     run = uuid.uuid4().hex[:6]
     with WebhookReceiver() as receiver:
         async with httpx.AsyncClient(timeout=httpx.Timeout(30, read=None)) as client:
+
+            async def register(partner: Partner, customer: str, domain: str, amount: str) -> Any:
+                """`partner` registers a deal with `customer` at `domain`; deals takes it."""
+                answer = await client.post(
+                    f"{fleet.url('deals')}/registrations",
+                    json=registration_request(customer, domain, amount=amount),
+                    headers=partner.auth,
+                )
+                assert answer.status_code == 201, answer.text
+                return answer.json()
+
             for partner in (a, b):
                 hook = await client.post(
                     f"{notifications}/partners/{partner.partner_id}/webhooks",
@@ -95,15 +102,10 @@ async def test_a_partners_business_reaches_it_by_every_channel_and_no_one_else(
                 assert hook.status_code == 201, hook.text
                 receiver.secrets[f"/{partner.partner_id}"] = hook.json()["secret"]
             async with listening(client, notifications, a, b) as (a_stream, b_stream):
-                registered = await client.post(
-                    f"{fleet.url('deals')}/registrations",
-                    json=registration_request(
-                        f"Contoso {run} Retail", f"contoso-{run}.example", amount="12000.00"
-                    ),
-                    headers=a.auth,
+                registered = await register(
+                    a, f"Contoso {run} Retail", f"contoso-{run}.example", "12000.00"
                 )
-                assert registered.status_code == 201, registered.text
-                assert registered.json()["status"] == "approved"
+                assert registered["status"] == "approved"
                 won = await client.post(
                     f"{fleet.url('deals')}/crm/salesforce",
                     **salesforce_delivery(
@@ -117,14 +119,7 @@ async def test_a_partners_business_reaches_it_by_every_channel_and_no_one_else(
 
                 await eventually(a_heard_everything, 60, what="A's stream to carry its news")
                 # The bystander does business too: its own news marks its channels' progress.
-                theirs = await client.post(
-                    f"{fleet.url('deals')}/registrations",
-                    json=registration_request(
-                        f"Tailspin {run} Toys", f"tailspin-{run}.example", amount="5000.00"
-                    ),
-                    headers=b.auth,
-                )
-                assert theirs.status_code == 201, theirs.text
+                await register(b, f"Tailspin {run} Toys", f"tailspin-{run}.example", "5000.00")
 
                 async def b_heard_its_own() -> bool:
                     return "registration_approved" in b_stream.kinds()

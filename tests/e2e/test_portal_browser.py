@@ -12,10 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from deploy.story import Partner, Story
+from deploy.story import Partner
 from tests.support.deals import registration_request
 from tests.support.notifications import WebhookReceiver
 from tests.support.onboarding import strong_application
+from tests.support.onboarding_story import dealing_partner
 from tests.support.polling import eventually
 from tests.support.portal import chromium, left_sign_in, page_shows, screenshot
 from tests.support.processes import ADMIN, ADMIN_TOKEN, Fleet
@@ -137,12 +138,7 @@ async def test_signing_out_ends_the_session(
 @pytest.fixture(scope="module")
 async def rival(fleet: Fleet) -> Partner:
     """Another active partner, whose registrations the referral partner can run into."""
-    async with httpx.AsyncClient(timeout=30) as client:
-        story = Story(client, fleet.urls, ADMIN_TOKEN)
-        partner = Partner("juniper", "Juniper Integrators", "gsi")
-        await story.onboard(partner, ["data", "ai"])
-        await story.known_to_deals(partner)
-        return partner
+    return await dealing_partner(fleet, Partner("juniper", "Juniper Integrators", "gsi"))
 
 
 def fill(browser: Any, field: str, value: str) -> None:
