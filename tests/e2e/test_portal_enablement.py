@@ -14,17 +14,19 @@ import httpx
 import pytest
 
 from deploy.story import Partner, Story
-from services.onboarding.domain.programme import EXAM_BASE, MODULE_BASE
-from tests.support.onboarding import learner, xapi_statement
+from services.onboarding.domain.programme import MODULE_BASE
+from tests.support.onboarding import (
+    exam_passed,
+    learner,
+    publish_resource,
+    send_statements,
+    xapi_statement,
+)
 from tests.support.polling import eventually
 from tests.support.portal import page_shows, screenshot, sign_in
-from tests.support.processes import ADMIN_TOKEN, Fleet
-from tests.support.tokens import ENABLEMENT_SYSTEM
+from tests.support.processes import ADMIN, ADMIN_TOKEN, Fleet
 
 pytestmark = pytest.mark.e2e
-
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-XAPI = {**ENABLEMENT_SYSTEM, "X-Experience-API-Version": "1.0.3"}
 
 
 async def call(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> Any:
@@ -60,35 +62,21 @@ async def enabled(fleet: Fleet) -> dict[str, Any]:
             xapi_statement(
                 learner(ada), "completed", f"{MODULE_BASE}data/sales", start + timedelta(days=1)
             ),
-            xapi_statement(
-                learner(ada),
-                "passed",
-                f"{EXAM_BASE}data/sales",
-                start + timedelta(days=2),
-                success=True,
-            ),
+            exam_passed(ada, "data", "sales", start + timedelta(days=2)),
             xapi_statement(learner(bo), "completed", f"{MODULE_BASE}data/technical", start),
         ]
-        await call(client, "POST", f"{onboarding}/xapi/statements", headers=XAPI, json=statements)
+        await send_statements(client, onboarding, statements)
         resources = {}
         for key, kind, types in (
             ("playbook", "playbook", ["isv"]),
             ("gsi-guide", "technical_guide", ["gsi"]),
             ("sdk", "early_access", []),
         ):
-            published = await call(
-                client,
-                "POST",
-                f"{onboarding}/admin/resources",
-                headers=ADMIN,
-                json={
-                    "kind": kind,
-                    "title": f"Quill {key} {story.run}",
-                    "url": f"https://library.vendor.example/{key}-{story.run}.pdf",
-                    "partner_types": types,
-                },
+            title = f"Quill {key} {story.run}"
+            address = f"https://library.vendor.example/{key}-{story.run}.pdf"
+            resources[key] = await publish_resource(
+                client, onboarding, kind, title, address, partner_types=types
             )
-            resources[key] = published
         issued = await call(
             client,
             "POST",

@@ -36,6 +36,7 @@ from tests.support.onboarding import (
     onboarding_outbox,
     onboarding_proving_domains_fixtures,
     partner_view,
+    publish_resource,
     send_statements,
     verify_domain,
     xapi_statement,
@@ -491,18 +492,9 @@ async def test_resources_meant_for_a_partner_and_engagement_count_towards_its_he
             ("gold-deck", "collateral", {"tiers": ["gold"]}),
             ("sdk-preview", "early_access", {}),
         ):
-            answer = await client.post(
-                f"{onboarding}/admin/resources",
-                headers=ADMIN,
-                json={
-                    "kind": kind,
-                    "title": f"{name} {run}",
-                    "url": f"https://docs.example/{name}",
-                    **extra,
-                },
-            )
-            assert answer.status_code == 201, answer.text
-            published[name] = answer.json()["resource_id"]
+            title, address = f"{name} {run}", f"https://docs.example/{name}"
+            resource = await publish_resource(client, onboarding, kind, title, address, **extra)
+            published[name] = resource["resource_id"]
         bad_tier = await client.post(
             f"{onboarding}/admin/resources",
             headers=ADMIN,

@@ -140,6 +140,22 @@ async def attribute_revenue(
     return credit
 
 
+async def publish_resource(
+    client: Any, url: str, kind: str, title: str, address: str, **audience: list[str]
+) -> dict[str, Any]:
+    """A channel manager publishes a resource to onboarding's library at `address` (`audience`:
+    the partner_types or tiers it is meant for; everyone without); onboarding must take it
+    (201). The resource as stored."""
+    answer = await client.post(
+        f"{url}/admin/resources",
+        headers=ADMIN,
+        json={"kind": kind, "title": title, "url": address, **audience},
+    )
+    assert answer.status_code == 201, answer.text
+    published: dict[str, Any] = answer.json()
+    return published
+
+
 def weak_application(domain: str) -> dict[str, Any]:
     """A `POST /applications` body the scoring rejects at once: a one-year-old affiliate with
     no certified staff, selling what no program sells where no program looks."""
