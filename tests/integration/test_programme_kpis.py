@@ -28,6 +28,7 @@ from tests.support.infra import Infra
 from tests.support.kafka import publish, send_envelopes
 from tests.support.polling import eventually
 from tests.support.processes import service_fixture
+from tests.support.programme_ledger import reversal_of
 from tests.support.tokens import ADMIN, FINANCE, auth
 
 pytestmark = pytest.mark.integration
@@ -139,26 +140,21 @@ async def seed(infra: Infra, p: dict[str, str]) -> dict[str, Any]:
     # The first credit's booking in one event (as incentives announces it); the others'
     # entries each alone (as it announced them before: such records stay on the topic).
     head = {"partner_id": star, "credit_id": sourced.credit_id, "period": "2026-Q4"}
+    undone = f.incentive_earned(
+        partner_id=star,
+        amount=Decimal("35.00"),
+        credit_id=corrected.credit_id,
+        period="2026-12",
+        earned_at=T + 49 * H,
+    )
     ledger = [
         f.credit_booked(
             **head,
             earnings=[f.incentive_earned(**head, amount=Decimal("100.00"), earned_at=T)],
             mdf_accrued=f.mdf_accrued(**head, amount=Decimal("20.00"), accrued_at=T),
         ),
-        f.incentive_earned(
-            partner_id=star,
-            amount=Decimal("35.00"),
-            credit_id=corrected.credit_id,
-            period="2026-12",
-            earned_at=T + 49 * H,
-        ),
-        f.incentive_reversed(
-            partner_id=star,
-            amount=Decimal("35.00"),
-            credit_id=corrected.credit_id,
-            period="2026-12",
-            reversed_at=T + 50 * H,
-        ),
+        undone,
+        reversal_of(undone, T + 50 * H),
         f.mdf_claim_decided(partner_id=star, amount=Decimal("30.00"), decided_at=T + 3 * H),
         f.mdf_claim_decided(
             partner_id=star,
