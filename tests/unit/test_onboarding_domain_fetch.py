@@ -5,12 +5,9 @@ fetched at all, and the address checked is the address connected to (no DNS rebi
 from __future__ import annotations
 
 import ssl
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from cryptography import x509
@@ -24,6 +21,7 @@ from services.onboarding.domain_verification import (
     WellKnownFile,
     resolves_to_public_addresses,
 )
+from tests.support.local_http import LocalServer, QuietHandler
 
 
 @pytest.mark.parametrize(
@@ -93,7 +91,7 @@ def partner_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int
         )
     )
 
-    class Site(BaseHTTPRequestHandler):
+    class Site(QuietHandler):
         def do_GET(self) -> None:
             right = self.headers.get("Host") == "partner.test" and self.path == WELL_KNOWN_PATH
             body = b"pollinate-verification=token-1\n" if right else b""
@@ -102,21 +100,13 @@ def partner_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    site = LocalServer(Site)
     serving = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     serving.load_cert_chain(folder / "cert.pem", folder / "key.pem")
-    server.socket = serving.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    site.server.socket = serving.wrap_socket(site.server.socket, server_side=True)
     trusting = ssl.create_default_context(cafile=str(folder / "cert.pem"))
-    try:
-        yield server.server_address[1], trusting
-    finally:
-        server.shutdown()
-        server.server_close()
+    with site:
+        yield site.server.server_address[1], trusting
 
 
 def loopback_allowed(address: IpAddress) -> bool:
