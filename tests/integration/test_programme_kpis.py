@@ -16,7 +16,11 @@ import pytest
 from shared.events.attribution import CreditKind
 from shared.events.crm import Customer
 from shared.events.partners import PartnerChange, PartnerStatus
-from shared.events.registrations import RegistrationStatus
+from shared.events.registrations import (
+    RegistrationDecided,
+    RegistrationStatus,
+    RegistrationStatusChanged,
+)
 from shared.topics import (
     ATTRIBUTION_CREDITS,
     DEAL_REGISTRATIONS,
@@ -43,6 +47,20 @@ programme = service_fixture("programme")
 def _ids() -> dict[str, str]:
     run = uuid.uuid4().hex[:8]
     return {name: f"p-{name}-{run}" for name in ("star", "scored", "reviewed", "gone")}
+
+
+def review_decided(
+    waiting: RegistrationDecided, status: RegistrationStatus, reason: str, at: datetime
+) -> RegistrationStatusChanged:
+    """The review's decision, at `at`, on a registration that waited for it."""
+    return f.registration_status_changed(
+        registration_id=waiting.registration_id,
+        partner_id=waiting.partner_id,
+        previous_status=RegistrationStatus.PENDING_REVIEW,
+        status=status,
+        reason=reason,
+        changed_at=at,
+    )
 
 
 async def seed(infra: Infra, p: dict[str, str]) -> dict[str, Any]:
@@ -182,21 +200,14 @@ async def seed(infra: Infra, p: dict[str, str]) -> dict[str, Any]:
         )
         for _ in range(3)
     ]
-    manual = f.registration_status_changed(
-        registration_id=waits[0].registration_id,
-        partner_id=star,
-        previous_status=RegistrationStatus.PENDING_REVIEW,
-        status=RegistrationStatus.APPROVED,
-        reason="manual review: checked with the rep",
-        changed_at=T + 10 * H,
+    manual = review_decided(
+        waits[0], RegistrationStatus.APPROVED, "manual review: checked with the rep", T + 10 * H
     )
-    policy = f.registration_status_changed(
-        registration_id=waits[1].registration_id,
-        partner_id=star,
-        previous_status=RegistrationStatus.PENDING_REVIEW,
-        status=RegistrationStatus.REJECTED,
-        reason="review deadline passed undecided: rejected under policy",
-        changed_at=T + 48 * H,
+    policy = review_decided(
+        waits[1],
+        RegistrationStatus.REJECTED,
+        "review deadline passed undecided: rejected under policy",
+        T + 48 * H,
     )
     for first, then in ((auto, None), (waits[0], manual), (waits[1], policy), (waits[2], None)):
         events = [first] if then is None else [first, then]
