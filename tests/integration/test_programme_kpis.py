@@ -16,11 +16,7 @@ import pytest
 from shared.events.attribution import CreditKind
 from shared.events.crm import Customer
 from shared.events.partners import PartnerChange, PartnerStatus
-from shared.events.registrations import (
-    RegistrationDecided,
-    RegistrationStatus,
-    RegistrationStatusChanged,
-)
+from shared.events.registrations import RegistrationStatus
 from shared.topics import (
     ATTRIBUTION_CREDITS,
     DEAL_REGISTRATIONS,
@@ -32,7 +28,6 @@ from tests.support.infra import Infra
 from tests.support.kafka import publish, send_envelopes
 from tests.support.polling import eventually
 from tests.support.processes import service_fixture
-from tests.support.programme_ledger import reversal_of
 from tests.support.tokens import ADMIN, FINANCE, auth
 
 pytestmark = pytest.mark.integration
@@ -47,20 +42,6 @@ programme = service_fixture("programme")
 def _ids() -> dict[str, str]:
     run = uuid.uuid4().hex[:8]
     return {name: f"p-{name}-{run}" for name in ("star", "scored", "reviewed", "gone")}
-
-
-def review_decided(
-    waiting: RegistrationDecided, status: RegistrationStatus, reason: str, at: datetime
-) -> RegistrationStatusChanged:
-    """The review's decision, at `at`, on a registration that waited for it."""
-    return f.registration_status_changed(
-        registration_id=waiting.registration_id,
-        partner_id=waiting.partner_id,
-        previous_status=RegistrationStatus.PENDING_REVIEW,
-        status=status,
-        reason=reason,
-        changed_at=at,
-    )
 
 
 async def seed(infra: Infra, p: dict[str, str]) -> dict[str, Any]:
@@ -158,21 +139,26 @@ async def seed(infra: Infra, p: dict[str, str]) -> dict[str, Any]:
     # The first credit's booking in one event (as incentives announces it); the others'
     # entries each alone (as it announced them before: such records stay on the topic).
     head = {"partner_id": star, "credit_id": sourced.credit_id, "period": "2026-Q4"}
-    undone = f.incentive_earned(
-        partner_id=star,
-        amount=Decimal("35.00"),
-        credit_id=corrected.credit_id,
-        period="2026-12",
-        earned_at=T + 49 * H,
-    )
     ledger = [
         f.credit_booked(
             **head,
             earnings=[f.incentive_earned(**head, amount=Decimal("100.00"), earned_at=T)],
             mdf_accrued=f.mdf_accrued(**head, amount=Decimal("20.00"), accrued_at=T),
         ),
-        undone,
-        reversal_of(undone, T + 50 * H),
+        f.incentive_earned(
+            partner_id=star,
+            amount=Decimal("35.00"),
+            credit_id=corrected.credit_id,
+            period="2026-12",
+            earned_at=T + 49 * H,
+        ),
+        f.incentive_reversed(
+            partner_id=star,
+            amount=Decimal("35.00"),
+            credit_id=corrected.credit_id,
+            period="2026-12",
+            reversed_at=T + 50 * H,
+        ),
         f.mdf_claim_decided(partner_id=star, amount=Decimal("30.00"), decided_at=T + 3 * H),
         f.mdf_claim_decided(
             partner_id=star,
@@ -200,14 +186,21 @@ async def seed(infra: Infra, p: dict[str, str]) -> dict[str, Any]:
         )
         for _ in range(3)
     ]
-    manual = review_decided(
-        waits[0], RegistrationStatus.APPROVED, "manual review: checked with the rep", T + 10 * H
+    manual = f.registration_status_changed(
+        registration_id=waits[0].registration_id,
+        partner_id=star,
+        previous_status=RegistrationStatus.PENDING_REVIEW,
+        status=RegistrationStatus.APPROVED,
+        reason="manual review: checked with the rep",
+        changed_at=T + 10 * H,
     )
-    policy = review_decided(
-        waits[1],
-        RegistrationStatus.REJECTED,
-        "review deadline passed undecided: rejected under policy",
-        T + 48 * H,
+    policy = f.registration_status_changed(
+        registration_id=waits[1].registration_id,
+        partner_id=star,
+        previous_status=RegistrationStatus.PENDING_REVIEW,
+        status=RegistrationStatus.REJECTED,
+        reason="review deadline passed undecided: rejected under policy",
+        changed_at=T + 48 * H,
     )
     for first, then in ((auto, None), (waits[0], manual), (waits[1], policy), (waits[2], None)):
         events = [first] if then is None else [first, then]

@@ -22,7 +22,6 @@ from tests.support.infra import Infra
 from tests.support.kafka import publish
 from tests.support.polling import eventually
 from tests.support.processes import service_fixture
-from tests.support.programme_ledger import reversal_of
 from tests.support.tokens import ADMIN, auth, partner_admin
 
 pytestmark = pytest.mark.integration
@@ -226,13 +225,6 @@ async def test_a_quarterly_review_shows_goals_against_actuals_from_three_service
             await publish(
                 infra, ATTRIBUTION_CREDITS, [credit], subject=credit.deal_key, source="attribution"
             )
-        clawed_back = f.incentive_earned(
-            partner_id=partner,
-            program_rule="kicker:new_logo",
-            deal_key=undone.deal_key,
-            period="2026-Q2",
-            amount=Decimal("270.00"),
-        )
         ledger = [
             f.incentive_earned(
                 partner_id=partner,
@@ -246,8 +238,20 @@ async def test_a_quarterly_review_shows_goals_against_actuals_from_three_service
                 deal_key=kept.deal_key,
                 period="2026-Q2",
             ),
-            clawed_back,
-            reversal_of(clawed_back, clawed_back.earned_at),
+            f.incentive_earned(
+                partner_id=partner,
+                program_rule="kicker:new_logo",
+                deal_key=undone.deal_key,
+                period="2026-Q2",
+                amount=Decimal("270.00"),
+            ),
+            f.incentive_reversed(
+                partner_id=partner,
+                program_rule="kicker:new_logo",
+                deal_key=undone.deal_key,
+                period="2026-Q2",
+                amount=Decimal("270.00"),
+            ),
             f.mdf_claim_decided(partner_id=partner, decided_at=at),
             f.mdf_claim_decided(
                 partner_id=partner, decided_at=at, status="rejected", entry_id=None
