@@ -46,24 +46,29 @@ from tests.support.infra import Infra, ScratchService, scratch_schema
 class Tick(EventPayload):
     n: int
     committed_at: float
+    note: str = ""
 
 
-async def main(events: int, trickle_rate: float) -> None:
+async def main(events: int, trickle_rate: float, note: str, cost_only: bool) -> None:
     infra = Infra.from_env(os.environ)
+    if not cost_only:
+        async with scratch_schema(infra) as scratch:
+            await relay_and_consume(infra.kafka, scratch, events, note)
     async with scratch_schema(infra) as scratch:
-        await relay_and_consume(infra.kafka, scratch, events)
-    async with scratch_schema(infra) as scratch:
-        await write_then_drain(infra, scratch, events)
-    async with scratch_schema(infra) as scratch:
-        await trickle(infra, scratch, events // 2, trickle_rate)
+        await write_then_drain(infra, scratch, events, note)
+    if not cost_only:
+        async with scratch_schema(infra) as scratch:
+            await trickle(infra, scratch, events // 2, trickle_rate, note)
 
 
-async def trickle(infra: Infra, scratch: ScratchService, events: int, rate: float) -> None:
+async def trickle(
+    infra: Infra, scratch: ScratchService, events: int, rate: float, note: str
+) -> None:
     """Events committed one at a time, evenly at `rate` a second, with the relay running:
     each wake-up finds a row or two, as a service's relay does at moderate load, so what a
     batch costs besides its rows (round trips, wake-ups) shows per event here; a drain's
     batches of 500 hide it. Postgres' CPU and this process's (writer, relay, consumer)."""
-    async with relayed(infra.kafka, scratch) as bench:
+    async with relayed(infra.kafka, scratch, note) as bench:
         meter = CpuMeter(infra.admin_dsn, {})
         consuming = asyncio.create_task(latencies_of(bench.consumer, events))
         await meter.start()
@@ -82,7 +87,7 @@ async def trickle(infra: Infra, scratch: ScratchService, events: int, rate: floa
     report("trickle", meter, events)
 
 
-async def write_then_drain(infra: Infra, scratch: ScratchService, events: int) -> None:
+async def write_then_drain(infra: Infra, scratch: ScratchService, events: int, note: str) -> None:
     """The outbox's cost per event: the writers' inserts, then the relay's sends and marks."""
     schema = scratch.schema
     topic = Topic(f"bench.{schema}", schema, "n", 6, "benchmark")
@@ -99,7 +104,7 @@ async def write_then_drain(infra: Infra, scratch: ScratchService, events: int) -
     # drain follows with none between, as a relay marks the pages just written.
     await checkpoint(infra.admin_dsn)
     await meter.start()
-    await by_eight_writers(lambda n: write_tick(pool, outbox, topic, n), events)
+    await by_eight_writers(lambda n: write_tick(pool, outbox, topic, n, note), events)
     await meter.stop()
     report("write (8 writers, no relay)", meter, events)
     relay = OutboxRelay(pool, producer, schema, dsn=scratch.dsn)
@@ -161,15 +166,17 @@ class Relayed:
     pool: Pool
     outbox: Outbox
     consumer: AIOKafkaConsumer
+    note: str
 
     async def write(self, n: int) -> None:
-        await write_tick(self.pool, self.outbox, self.topic, n)
+        await write_tick(self.pool, self.outbox, self.topic, n, self.note)
 
 
-async def write_tick(pool: Pool, outbox: Outbox, topic: Topic, n: int) -> None:
+async def write_tick(pool: Pool, outbox: Outbox, topic: Topic, n: int, note: str) -> None:
     """Event n, in a transaction of its own."""
+    tick = Tick(n=n, committed_at=time.time(), note=note)
     async with pool.acquire() as conn, conn.transaction():
-        await outbox.publish(conn, topic, Tick(n=n, committed_at=time.time()), subject=str(n % 97))
+        await outbox.publish(conn, topic, tick, subject=str(n % 97))
 
 
 async def by_eight_writers(write: Callable[[int], Awaitable[None]], events: int) -> None:
@@ -183,7 +190,9 @@ async def by_eight_writers(write: Callable[[int], Awaitable[None]], events: int)
 
 
 @asynccontextmanager
-async def relayed(kafka: KafkaConnection, scratch: ScratchService) -> AsyncIterator[Relayed]:
+async def relayed(
+    kafka: KafkaConnection, scratch: ScratchService, note: str
+) -> AsyncIterator[Relayed]:
     schema = scratch.schema
     topic = Topic(f"bench.{schema}", schema, "n", 6, "benchmark")
     await ensure_topics(kafka, [topic])
@@ -198,7 +207,7 @@ async def relayed(kafka: KafkaConnection, scratch: ScratchService) -> AsyncItera
     )
     await consumer.start()
     try:
-        yield Relayed(topic, pool, Outbox(schema, "bench"), consumer)
+        yield Relayed(topic, pool, Outbox(schema, "bench"), consumer, note)
     finally:
         relay.stop()
         await relay_task
@@ -217,8 +226,10 @@ async def latencies_of(consumer: AIOKafkaConsumer, events: int) -> list[float]:
     return latencies
 
 
-async def relay_and_consume(kafka: KafkaConnection, scratch: ScratchService, events: int) -> None:
-    async with relayed(kafka, scratch) as bench:
+async def relay_and_consume(
+    kafka: KafkaConnection, scratch: ScratchService, events: int, note: str
+) -> None:
+    async with relayed(kafka, scratch, note) as bench:
         started = time.perf_counter()
         consuming = asyncio.create_task(latencies_of(bench.consumer, events))
         await by_eight_writers(bench.write, events)
@@ -239,5 +250,18 @@ if __name__ == "__main__":
     parser.add_argument(
         "--trickle-rate", type=float, default=200.0, help="events a second in the trickle phase"
     )
+    parser.add_argument(
+        "--note-bytes",
+        type=int,
+        default=0,
+        help="pad each event with a note of this many characters (the chain's outbox rows are "
+        "about 1.4 kB; a bare tick's about 0.3 kB)",
+    )
+    parser.add_argument(
+        "--cost-only",
+        action="store_true",
+        help="only the outbox's cost per event (write, drain, vacuum)",
+    )
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.events, arguments.trickle_rate))
+    note = "x" * arguments.note_bytes
+    asyncio.run(main(arguments.events, arguments.trickle_rate, note, arguments.cost_only))
