@@ -33,14 +33,12 @@ from shared.provisions import Provisions
 from shared.topics import (
     CRM_DEALS,
     DEAL_REGISTRATIONS,
-    PARTNER_LIFECYCLE,
     PARTNER_NOTIFICATIONS,
     Topic,
 )
 from tests.support.crm import salesforce_delivery
-from tests.support.factories import partner_state_changed
 from tests.support.infra import ROOT, Infra, ScratchService, migrated_pool, scratch_schema
-from tests.support.kafka import as_records, publish, wait_for_keyed
+from tests.support.kafka import announce_partners, as_records, wait_for_keyed
 from tests.support.polling import eventually
 from tests.support.tokens import auth
 
@@ -215,14 +213,7 @@ def registration_request(
 async def partners_onboarded(infra: Infra, *partner_ids: str) -> None:
     """Announce each partner on partners.lifecycle.v1, as onboarding does, and wait until deals
     has projected every one of them."""
-    for partner_id in partner_ids:
-        await publish(
-            infra,
-            PARTNER_LIFECYCLE,
-            [partner_state_changed(partner_id=partner_id)],
-            subject=partner_id,
-            source="onboarding",
-        )
+    await announce_partners(infra, *partner_ids)
     conn = await asyncpg.connect(infra.admin_dsn)
     try:
 
