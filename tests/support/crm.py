@@ -35,6 +35,7 @@ from services.deals.settings import (
     LOCAL_HUBSPOT_PORTAL_IDS,
     LOCAL_SALESFORCE_WEBHOOK_SECRET,
 )
+from tests.support.certificates import issue
 from tests.support.local_http import LocalServer, QuietHandler
 
 SAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "samples"
@@ -242,31 +243,16 @@ class MicrosoftSigner:
                 x509.NameAttribute(NameOID.COMMON_NAME, "Test Partner Center CA"),
             ]
         )
-        now = datetime.now(UTC)
-        ca = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .sign(ca_key, hashes.SHA256())
+        ca = issue(
+            ca_name,
+            ca_name,
+            ca_key,
+            ca_key,
+            extensions=[(x509.BasicConstraints(ca=True, path_length=0), True)],
         )
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        leaf = (
-            x509.CertificateBuilder()
-            .subject_name(
-                x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pcnotifications.test")])
-            )
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=30))
-            .sign(ca_key, hashes.SHA256())
-        )
+        leaf_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pcnotifications.test")])
+        leaf = issue(leaf_name, ca_name, key, ca_key)
         return cls(
             ca.public_bytes(serialization.Encoding.PEM),
             leaf.public_bytes(serialization.Encoding.DER),

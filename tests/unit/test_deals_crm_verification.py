@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
@@ -25,6 +25,7 @@ from services.deals.verification import (
     verify_hubspot,
     verify_salesforce,
 )
+from tests.support.certificates import issue
 from tests.support.crm import (
     CertificateHost,
     MicrosoftSigner,
@@ -242,19 +243,8 @@ def _issue(
 ) -> x509.Certificate:
     """`subject`'s certificate for `key`, signed by `by` as `issuer`; `ca` None: no
     basicConstraints (an end-entity certificate)."""
-    now = datetime.now(UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(_name(issuer))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-    )
-    if ca is not None:
-        builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=None), True)
-    return builder.sign(by, hashes.SHA256())
+    constraints = [] if ca is None else [(x509.BasicConstraints(ca=ca, path_length=None), True)]
+    return issue(_name(subject), _name(issuer), key, by, extensions=constraints)
 
 
 async def test_partner_center_certificate_chains_through_served_intermediates(

@@ -7,11 +7,10 @@ from __future__ import annotations
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
@@ -21,6 +20,7 @@ from services.onboarding.domain_verification import (
     WellKnownFile,
     resolves_to_public_addresses,
 )
+from tests.support.certificates import issue
 from tests.support.local_http import LocalServer, QuietHandler
 
 
@@ -68,18 +68,16 @@ def partner_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int
     Yields the port and a client context that trusts the certificate."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "partner.test")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("partner.test")]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
+    certificate = issue(
+        name,
+        name,
+        key,
+        key,
+        days=1,
+        extensions=[
+            (x509.SubjectAlternativeName([x509.DNSName("partner.test")]), False),
+            (x509.BasicConstraints(ca=True, path_length=None), True),
+        ],
     )
     folder = tmp_path_factory.mktemp("site")
     (folder / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
