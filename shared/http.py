@@ -156,6 +156,12 @@ def partner_scope(who: Caller, partner_id: str | None, what: str) -> None:
         raise NotFound(f"{what} not found")
 
 
+def own_partner(who: Caller, partner_id: str) -> None:
+    """A route about one partner (`/partners/{partner_id}/...`): a partner may only name itself;
+    naming another partner answers 404 `partner <id> not found`, as an unknown one would."""
+    partner_scope(who, partner_id, f"partner {partner_id}")
+
+
 class PartnersResource(Protocol):
     """Anything a route answers that belongs to one partner."""
 

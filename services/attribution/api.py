@@ -38,7 +38,7 @@ from shared.clock import now
 from shared.db import Connection
 from shared.errors import NotFound, Unprocessable
 from shared.events.crm import CrmSource
-from shared.http import AdminDep, CallerDep, PlatformDep, Provided, partner_scope
+from shared.http import AdminDep, CallerDep, PlatformDep, Provided, own_partner
 from shared.inputs import Day
 
 ConfigDep = Annotated[AttributionConfig, Provided(AttributionConfig)]
@@ -118,7 +118,7 @@ async def get_revenue(
     since: Day | None = None,
     until: Day | None = None,
 ) -> RevenueOut:
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     query = RevenueQuery.parse(period, since, until)
     async with platform.pool.acquire() as conn:
         return await views.partner_revenue(conn, config, partner_id, query)
@@ -128,7 +128,7 @@ async def get_revenue(
 async def get_health(
     partner_id: str, who: CallerDep, platform: PlatformDep, config: ConfigDep
 ) -> HealthOut:
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     async with platform.pool.acquire() as conn:
         return await views.partner_health(conn, config, partner_id, now().date())
 
@@ -142,7 +142,7 @@ async def get_health_history(
     until: Day | None = None,
 ) -> HealthHistoryOut:
     """The partner's health as stored each day (the daily job, or a run), oldest first."""
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     if since is not None and until is not None and since > until:
         raise Unprocessable(f"since {since} is after until {until}")
     async with platform.pool.acquire() as conn:

@@ -40,7 +40,7 @@ from shared.http import (
     PlatformDep,
     Provided,
     acting_partner,
-    partner_scope,
+    own_partner,
     partners_own,
     require_role,
 )
@@ -118,7 +118,7 @@ async def post_what_if(
 async def get_balance(
     partner_id: str, who: LedgerReaderDep, platform: PlatformDep, programs: ProgramsDep
 ) -> BalanceOut:
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     async with platform.pool.acquire() as conn:
         return await views.balance(conn, programs, partner_id)
 
@@ -133,7 +133,7 @@ async def get_statement(
 ) -> StatementOut:
     """Opening balance, the period's entries (default: this period), totals, closing balance.
     The period is in the programme's form: 2026-Q4 when it books by quarter, 2026-11 by month."""
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     asked = asked_period(programs, period) or programs.period_of(now().date())
     async with platform.pool.acquire() as conn:
         return await views.statement(conn, programs, partner_id, asked)
@@ -173,7 +173,7 @@ async def pay_out(
 
 @router.get("/partners/{partner_id}/mdf", tags=["mdf"])
 async def get_fund(partner_id: str, who: CallerDep, platform: PlatformDep) -> FundOut:
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     async with platform.pool.acquire() as conn:
         return await views.fund(conn, partner_id)
 
@@ -239,7 +239,7 @@ async def get_earnings(
 ) -> EarningsOut:
     """Earnings by calendar quarter, the last `quarters` up to this one (oldest first, zero
     where nothing was booked): earned, taken back and net; payouts are not earnings."""
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     wanted = last_quarters(now().date(), quarters)
     async with platform.pool.acquire() as conn:
         return await views.earnings_by_quarter(conn, programs, partner_id, wanted)

@@ -38,7 +38,7 @@ from services.notifications.schemas import (
 from services.notifications.settings import NotificationsSettings
 from services.notifications.wakeups import InboxWakeups
 from shared.audit import record_action
-from shared.http import AdminDep, CallerDep, PlatformDep, Provided, partner_scope, require_role
+from shared.http import AdminDep, CallerDep, PlatformDep, Provided, own_partner, require_role
 from shared.identity import Caller, Role
 from shared.service import Platform
 
@@ -61,7 +61,7 @@ Limit = Annotated[int, Query(ge=1, le=200)]
 
 
 def partner_inbox(who: Caller, partner_id: str) -> Recipient:
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     return Recipient.partner(partner_id)
 
 
@@ -294,7 +294,7 @@ async def register_webhook(
     """Register an endpoint. Outside development mode only https URLs, and never a private,
     loopback or reserved address (checked again at every delivery). The answer holds the
     signing secret."""
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     async with platform.transaction() as conn:
         row, secret = await webhooks.register(
             conn, who, partner_id, body, development_mode=development_mode(platform)
@@ -304,7 +304,7 @@ async def register_webhook(
 
 @router.get("/partners/{partner_id}/webhooks", tags=["webhooks"])
 async def list_webhooks(partner_id: str, who: CallerDep, platform: PlatformDep) -> EndpointList:
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     async with platform.pool.acquire() as conn:
         return await views.endpoints(conn, partner_id)
 
@@ -313,7 +313,7 @@ async def list_webhooks(partner_id: str, who: CallerDep, platform: PlatformDep) 
 async def get_webhook(
     partner_id: str, endpoint_id: uuid.UUID, who: CallerDep, platform: PlatformDep
 ) -> EndpointOut:
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     async with platform.pool.acquire() as conn:
         return await views.endpoint(conn, partner_id, endpoint_id)
 
@@ -326,7 +326,7 @@ async def change_webhook(
     who: WebhookAdminDep,
     platform: PlatformDep,
 ) -> EndpointOut:
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     async with platform.transaction() as conn:
         row = await webhooks.change(
             conn, who, partner_id, endpoint_id, body, development_mode=development_mode(platform)
@@ -339,7 +339,7 @@ async def delete_webhook(
     partner_id: str, endpoint_id: uuid.UUID, who: WebhookAdminDep, platform: PlatformDep
 ) -> None:
     """The endpoint goes, with its queue and delivery log."""
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     async with platform.transaction() as conn:
         await webhooks.remove(conn, who, partner_id, endpoint_id)
 
@@ -352,7 +352,7 @@ async def rotate_webhook_secret(
     space-separated signatures), so the receiver can switch without losing one. Rotating again
     meanwhile keeps every secret still in its 24 hours signing, up to three besides the new
     one; 409 past that, saying when a rotation is possible again."""
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     async with platform.transaction() as conn:
         secret, until = await webhooks.rotate(conn, who, partner_id, endpoint_id)
     return SecretOut(endpoint_id=endpoint_id, secret=secret, previous_secret_valid_until=until)
@@ -367,7 +367,7 @@ async def list_webhook_deliveries(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> DeliveryPage:
     """The delivery log, newest first: status, attempts with their answers, what goes next."""
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     async with platform.pool.acquire() as conn:
         return await views.deliveries(conn, partner_id, endpoint_id, limit)
 
@@ -385,7 +385,7 @@ async def redeliver_webhook(
     platform: PlatformDep,
 ) -> RedeliveryOut:
     """Send a delivery again, with the same webhook-id (a receiver that has it drops it)."""
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     async with platform.transaction() as conn:
         await webhooks.redeliver(conn, who, partner_id, endpoint_id, delivery_id)
     return RedeliveryOut(delivery_id=delivery_id, status="pending")

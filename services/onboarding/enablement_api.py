@@ -41,7 +41,7 @@ from shared.http import (
     CallerDep,
     PlatformDep,
     acting_partner,
-    partner_scope,
+    own_partner,
     require_role,
 )
 from shared.identity import Caller, Role
@@ -180,7 +180,7 @@ async def register_person(
     admin names only addresses in the domain the partner holds (verified), or under it, and a
     learning-system account only on that domain: 403 naming the rule otherwise; a channel
     manager or system feed registers anyone (recorded as `added_by`)."""
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     async with platform.transaction() as conn:
         row, created = await add_person(
             conn,
@@ -199,7 +199,7 @@ async def register_person(
 
 @people.get("/partners/{partner_id}/people", response_model_exclude_unset=True)
 async def list_people(partner_id: str, who: CallerDep, platform: PlatformDep) -> list[PersonOut]:
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     return await views.people(platform.pool, partner_id, full=who.is_admin)
 
 
@@ -209,7 +209,7 @@ async def person_record(
 ) -> PersonRecordOut:
     """One of the partner's people: their certifications and what each statement the learning
     system sent about them did."""
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     return await enablement_views.person_record(
         platform.pool, partner_id, person_id, full=who.is_admin
     )
@@ -221,7 +221,7 @@ async def learning_paths(
 ) -> LearningOut:
     """The learning paths for the partner's type and tier (the program in force), and how far
     each of its current people of the path's role has come."""
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     return await enablement_views.learning(platform.pool, config, partner_id)
 
 
@@ -236,7 +236,7 @@ async def person_leaves(
 ) -> PersonOut:
     """The person has left the partner (at `left_at`, default now): their certifications no
     longer count towards its competencies; the tier consequences follow the grace rules."""
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     at = now()
     left_at = body.left_at if body is not None and body.left_at is not None else at
     async with platform.transaction() as conn:
@@ -331,7 +331,7 @@ async def partner_enablement(
 ) -> EnablementOut:
     """The partner's enablement KPIs (training completion rate, time to first certification,
     resource engagement) and its enablement health, with reasons."""
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     return await enablement_views.enablement(platform.pool, config, partner_id, now())
 
 

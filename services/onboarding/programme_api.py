@@ -24,7 +24,7 @@ from services.onboarding.programme_year import decide_appeal, file_appeal, run_p
 from services.onboarding.schemas import RequalificationIn
 from services.onboarding.signals import announce_enablement
 from shared.clock import now
-from shared.http import AdminDep, CallerDep, PlatformDep, partner_scope, require_role
+from shared.http import AdminDep, CallerDep, PlatformDep, own_partner, require_role
 from shared.identity import Caller, Role
 
 programme = APIRouter(tags=["programme"])
@@ -71,7 +71,7 @@ async def partner_programme(
 ) -> ProgrammeOut:
     """The partner's programme year: next review, reviews with reasons, plans and appeals, its
     health score, its account manager."""
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     return await programme_views.programme(platform.pool, config, partner_id, full=who.is_admin)
 
 
@@ -81,7 +81,7 @@ async def appeal_review(
 ) -> AppealOut:
     """Appeal a review's decision (demoted, probation, expelled) within its window: the
     partner's admin, or a channel manager filing it for the partner."""
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     appeal = await file_appeal(
         platform.pool,
         body.review_id,

@@ -41,7 +41,7 @@ from shared.clock import now
 from shared.db import Connection
 from shared.errors import NotFound, Unprocessable
 from shared.events.partners import PartnerType
-from shared.http import AdminDep, CallerDep, PlatformDep, Provided, partner_scope, require_role
+from shared.http import AdminDep, CallerDep, PlatformDep, Provided, own_partner, require_role
 from shared.identity import Caller, Role
 from shared.inputs import Ident
 
@@ -178,7 +178,7 @@ async def answer_plan(
     settings: SettingsDep,
 ) -> PlanOut:
     """The partner accepts or declines the proposed plan (409 for a plan not proposed)."""
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     async with platform.transaction() as conn:
         await plans.respond(conn, who, partner_id, year, body, now())
     return await one_plan(platform, partner_id, year, settings.new_logo_rules)
@@ -188,7 +188,7 @@ async def answer_plan(
 async def list_plans(
     partner_id: str, who: CallerDep, platform: PlatformDep, settings: SettingsDep
 ) -> PlanList:
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     async with platform.pool.acquire() as conn:
         shown = await shown_plans(conn, partner_id, None, settings.new_logo_rules)
     return PlanList(items=shown)
@@ -199,7 +199,7 @@ async def get_plan(
     partner_id: str, year: Year, who: CallerDep, platform: PlatformDep, settings: SettingsDep
 ) -> PlanOut:
     """The plan, its history, and its goals against the year's actuals so far."""
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     return await one_plan(platform, partner_id, year, settings.new_logo_rules)
 
 
@@ -237,7 +237,7 @@ async def record_review(
 async def list_reviews(
     partner_id: str, year: Year, who: CallerDep, platform: PlatformDep
 ) -> ReviewList:
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     async with platform.pool.acquire() as conn:
         shown = await shown_reviews(conn, partner_id, year)
     return ReviewList(items=shown)

@@ -14,7 +14,7 @@ from services.programme.api import ProgrammeReaderDep
 from services.programme.book_schemas import ManagerBookOut, PartnerStandingOut
 from shared.errors import NotFound
 from shared.events.partners import PartnerType
-from shared.http import CallerDep, PlatformDep, partner_scope
+from shared.http import CallerDep, PlatformDep, own_partner
 from shared.inputs import Ident
 
 partner_book = APIRouter(tags=["partners"])
@@ -43,7 +43,7 @@ async def partner_standing(
     partner_id: Ident, who: CallerDep, platform: PlatformDep
 ) -> PartnerStandingOut:
     """The partner now: tier, type, status, account manager, health and annual review."""
-    partner_scope(who, partner_id, f"partner {partner_id}")
+    own_partner(who, partner_id)
     async with platform.pool.acquire() as conn:
         found = await book.standing(conn, partner_id)
     if found is None:
