@@ -93,10 +93,10 @@ class Queue:
         self.endpoint = endpoint
 
     @classmethod
-    async def filled(cls, pool: Pool, url: str, deliveries: int) -> Queue:
+    async def filled(cls, pool: Pool, url: str, deliveries: int, padding: str = "") -> Queue:
         settings = NotificationsSettings()
         deliverer = Deliverer(pool, settings, InboxWakeups(), development_mode=True)
-        subjects = [f"d{n}" for n in range(deliveries)]
+        subjects = [f"d{n}{padding}" for n in range(deliveries)]
         queued = await queued_endpoint(pool, f"{url}/bench", subjects)
         [endpoint] = await webhook_repository.claim_endpoints(
             pool, deliverer.owner, 1, settings.webhook_lease_seconds
@@ -116,7 +116,9 @@ class Queue:
         assert pending == 0, f"{pending} deliveries not delivered"
 
 
-async def run_served(receivers: Receivers, deliveries: int) -> dict[str, Any]:
+async def run_served(
+    receivers: Receivers, deliveries: int, subject_bytes: int = 0
+) -> dict[str, Any]:
     """Deliveries served from a scratch schema's queue, measured with Postgres."""
     infra = Infra.from_env(os.environ)
     await receivers.ready()
@@ -128,7 +130,8 @@ async def run_served(receivers: Receivers, deliveries: int) -> dict[str, Any]:
     ):
         # Warm-up: first statements, first connection.
         await (await Queue.filled(pool, receivers.url, 200)).serve()
-        queue = await Queue.filled(pool, receivers.url, deliveries)  # queued before the meter
+        # Queued before the meter starts.
+        queue = await Queue.filled(pool, receivers.url, deliveries, "x" * subject_bytes)
         meter = CpuMeter(
             infra.admin_dsn, {"sender": os.getpid(), "receiver": receivers.process.pid}
         )
@@ -150,11 +153,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--deliveries", type=int, default=3000)
     parser.add_argument("--served", action="store_true", help="from a queue, with Postgres")
+    parser.add_argument(
+        "--subject-bytes",
+        type=int,
+        default=0,
+        help="with --served: pad each message's subject (the chain's deliveries are about 0.9 kB)",
+    )
     args = parser.parse_args()
     receivers = Receivers.spawn()
-    measure = run_served if args.served else run
     try:
-        print(json.dumps(asyncio.run(measure(receivers, args.deliveries))))
+        if args.served:
+            figures = asyncio.run(run_served(receivers, args.deliveries, args.subject_bytes))
+        else:
+            figures = asyncio.run(run(receivers, args.deliveries))
+        print(json.dumps(figures))
     finally:
         receivers.stop()
 
