@@ -323,3 +323,27 @@ async def test_recording_a_runs_successes_keeps_one_plan_across_runs(
            WHERE statement LIKE 'WITH done AS%'"""
     )
     assert (plans["custom_plans"], plans["generic_plans"]) == (5, 3)
+
+
+async def delivery_pages(pool: Pool) -> dict[uuid.UUID, int]:
+    """Each delivery's heap page."""
+    rows = await pool.fetch(
+        "SELECT delivery_id, (ctid::text::point)[0]::int AS page FROM webhook_deliveries"
+    )
+    return {row["delivery_id"]: row["page"] for row in rows}
+
+
+async def test_a_delivered_row_stays_on_its_page(schema: tuple[Pool, str]) -> None:
+    """The mark writes each delivery's new version on the delivery's own page, so its WAL is
+    the changed bytes, not the payload again (migration 0005 leaves half of each page for it)."""
+    pool, _ = schema
+    bulky = [f"{n}-{'x' * 800}" for n in range(30)]  # about the chain's 0.9 kB rows
+    with WebhookReceiver(keep_alive=True) as receiver:
+        receiver.secrets["/pages"] = SECRET
+        endpoint = await queued_endpoint(pool, receiver.url("/pages"), bulky)
+        written = await delivery_pages(pool)
+        await serve(pool, endpoint)
+        assert len(receiver.at("/pages")) == 30
+    delivered = "SELECT count(*) FROM webhook_deliveries WHERE status = 'delivered'"
+    assert await pool.fetchval(delivered) == 30
+    assert await delivery_pages(pool) == written
