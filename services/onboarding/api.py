@@ -44,7 +44,7 @@ from shared.http import (
     CallerDep,
     PlatformDep,
     Provided,
-    partner_scope,
+    own_partner,
     require_role,
 )
 from shared.identity import Caller, Role
@@ -56,10 +56,6 @@ CONFIRMERS = (Role.CHANNEL_MANAGER, Role.SYSTEM)
 
 router = APIRouter()  # applications and partners
 admin = APIRouter(prefix="/admin", tags=["admin"])
-
-
-def _partner(partner_id: str) -> str:
-    return f"partner {partner_id}"
 
 
 @router.post("/applications", status_code=201, tags=["applications"])
@@ -127,7 +123,7 @@ async def list_partners(
 
 @router.get("/partners/{partner_id}", tags=["partners"], response_model_exclude_unset=True)
 async def get_partner(partner_id: str, who: CallerDep, platform: PlatformDep) -> PartnerOut:
-    partner_scope(who, partner_id, _partner(partner_id))
+    own_partner(who, partner_id)
     return await views.partner_with_history(platform.pool, partner_id, full=who.is_admin)
 
 
@@ -149,7 +145,7 @@ async def complete(
     the enablement) it submits evidence (`evidence`: 202, the item stays open) and a channel
     manager or the enablement system (a system client) completes it, confirming that evidence
     or giving its own. A partner's tick of an evidence item: 403."""
-    partner_scope(who, partner_id, _partner(partner_id))
+    own_partner(who, partner_id)
     item = checklist_item(config, item)
     reference = body.evidence if body is not None else None
     async with platform.transaction() as conn:
@@ -186,7 +182,7 @@ async def verify_partner_domain(
 ) -> PartnerOut:
     """Check that the partner's claimed domain publishes its token (`domain_verification`):
     the domain is held from then on. Not found: 409, nothing changes."""
-    partner_scope(who, partner_id, _partner(partner_id))
+    own_partner(who, partner_id)
     row = await verify_domain(
         platform.pool,
         platform.outbox,
@@ -232,7 +228,7 @@ async def certify(
 async def certifications(
     partner_id: str, who: CallerDep, platform: PlatformDep
 ) -> list[CertificationOut]:
-    partner_scope(who, partner_id, _partner(partner_id))
+    own_partner(who, partner_id)
     return await views.certifications(platform.pool, partner_id, full=who.is_admin)
 
 
@@ -323,5 +319,5 @@ async def next_tier(
     """What the partner still lacks for the tier above its own (revenue, competencies and the
     certifications each needs) and by when: the grace deadline when one runs, when held
     competencies lapse unrenewed, when revenue leaves the trailing window, the agreement's end."""
-    partner_scope(who, partner_id, _partner(partner_id))
+    own_partner(who, partner_id)
     return await views.next_tier(platform.pool, config, partner_id, now())
