@@ -107,7 +107,7 @@ async def write_then_drain(infra: Infra, scratch: ScratchService, events: int, n
     await by_eight_writers(lambda n: write_tick(pool, outbox, topic, n, note), events)
     await meter.stop()
     report("write (8 writers, no relay)", meter, events)
-    relay = OutboxRelay(pool, producer, schema, dsn=scratch.dsn)
+    relay = OutboxRelay(pool, producer, schema, source="bench", dsn=scratch.dsn)
     await meter.start()
     started, cpu_started = time.perf_counter(), time.process_time()
     while await relay.publish_pending():
@@ -200,7 +200,7 @@ async def relayed(
     pool = await create_pool(scratch.dsn, schema, max_size=10)
     producer = make_producer(kafka, "bench")
     await producer.start()
-    relay = OutboxRelay(pool, producer, schema, dsn=scratch.dsn)
+    relay = OutboxRelay(pool, producer, schema, source="bench", dsn=scratch.dsn)
     relay_task = asyncio.create_task(relay.run())
     consumer = AIOKafkaConsumer(
         topic.name, **kafka.aiokafka_options(), auto_offset_reset="earliest"

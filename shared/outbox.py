@@ -21,7 +21,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from shared.db import Connection
-from shared.events import CLOUDEVENTS_CONTENT_TYPE, Envelope, EventPayload
+from shared.events import Envelope, EventPayload
 from shared.kafka_client import KafkaConnection
 from shared.topics import Topic
 from shared.tracing import current_traceparent
@@ -142,16 +142,12 @@ class Outbox:
             )
         # One round trip for the rows and the relay's wake-up call (delivered to listeners only
         # if and when this transaction commits). WITH ORDINALITY ... ORDER BY keeps the given
-        # order in `position`. The row's Kafka headers (CloudEvents' binary-mode attributes and
-        # the trace) are built by Postgres from the row's own columns: a JSON text made per
-        # event in Python cost a few per cent of a service's CPU.
+        # order in `position`. The row keeps no Kafka headers: the relay builds CloudEvents'
+        # binary-mode attributes from its columns and the trace (migration 0011).
         inserted = await conn.fetch(
             """
-            INSERT INTO outbox (event_id, topic, message_key, event_type, value, headers)
-            SELECT e.event_id, e.topic, e.message_key, e.event_type, e.value,
-                   jsonb_strip_nulls(jsonb_build_object(
-                       'content-type', $8::text, 'ce_id', e.event_id, 'ce_type', e.event_type,
-                       'ce_source', $9::text, 'traceparent', e.traceparent))
+            INSERT INTO outbox (event_id, topic, message_key, event_type, value, traceparent)
+            SELECT e.event_id, e.topic, e.message_key, e.event_type, e.value, e.traceparent
             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[])
                 WITH ORDINALITY
                 AS e(event_id, topic, message_key, event_type, value, traceparent, n)
@@ -166,8 +162,6 @@ class Outbox:
             [envelope.to_bytes() for envelope in envelopes],
             [envelope.traceparent or None for envelope in envelopes],
             self.channel,
-            CLOUDEVENTS_CONTENT_TYPE,
-            self.source,
         )
         recorded = {row["event_id"] for row in inserted}
         fresh = []

@@ -8,7 +8,7 @@ from typing import Any
 from aiokafka import ConsumerRecord
 
 from shared.events import Envelope
-from shared.topics import Topic
+from shared.topics import Topic, service_source
 
 
 def provenance_mismatch(
@@ -29,7 +29,7 @@ def provenance_mismatch(
             f"payload {topic.aggregate} {str(named)[:200]!r} is not the subject "
             f"{envelope.subject[:200]!r}"
         )
-    producers = [f"pollinate/{service}" for service in topic.producing_services]
+    producers = [service_source(service) for service in topic.producing_services]
     if envelope.source not in producers:
         return (
             f"source {envelope.source[:200]!r} does not produce {topic.name} "

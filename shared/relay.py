@@ -41,6 +41,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from murmurhash2 import murmurhash2
 
 from shared.db import Pool, advisory_key, connect_alone
+from shared.events import CLOUDEVENTS_CONTENT_TYPE
 from shared.outbox import notify_channel
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ class Settled:
 class RelayStopped(Exception):
     """The relay was stopped while a batch waited for Kafka's acknowledgements."""
 
+
+_CONTENT_TYPE_HEADER = ("content-type", CLOUDEVENTS_CONTENT_TYPE.encode())
 
 # A row's place in the outcomes until its record batch is enqueued.
 _NOT_YET: BaseException = RuntimeError("not enqueued")
@@ -119,6 +122,7 @@ class OutboxRelay:
         producer: AIOKafkaProducer,
         schema: str,
         *,
+        source: str,
         dsn: str,
         batch_size: int = 500,
         fallback_poll_seconds: float = 1.0,
@@ -139,6 +143,9 @@ class OutboxRelay:
         self._producer_spent = False
         self.producers_renewed = 0
         self.schema = schema
+        # The CloudEvents source of the outbox's events (`Outbox.source`), for their headers.
+        self.source = source
+        self._source_header = ("ce_source", source.encode())
         self.batch_size = batch_size
         self.fallback_poll_seconds = fallback_poll_seconds
         self.retention_hours = retention_hours
@@ -182,7 +189,8 @@ class OutboxRelay:
                 return None
             rows = await conn.fetch(
                 """
-                SELECT position, topic, message_key, value, headers
+                SELECT position, topic, message_key, event_id, event_type, value, headers,
+                       traceparent
                 FROM outbox WHERE published_at IS NULL AND parked_at IS NULL
                 ORDER BY position LIMIT $1
                 """,
@@ -351,7 +359,7 @@ class OutboxRelay:
         placed = _Placement(self.producer)
         for index, row in enumerate(rows):
             key = row["message_key"].encode()
-            headers = [(k, v.encode()) for k, v in json.loads(row["headers"]).items()]
+            headers = self._headers(row)
             try:
                 self._check_size(key, row["value"], headers)
                 partition = await placed.partition_of(row["topic"], key)
@@ -382,6 +390,23 @@ class OutboxRelay:
                 for index in indexes:
                     outcomes[index] = delivery
         return outcomes, unsent
+
+    def _headers(self, row: asyncpg.Record) -> list[tuple[str, bytes]]:
+        """A record's Kafka headers: the row's own (a dead letter's origin and reason), or
+        CloudEvents' binary-mode attributes made from its columns and the relay's source, with
+        its trace. In the order the outbox's jsonb headers gave them before migration 0011
+        (shorter keys first), so a record is the same bytes as then."""
+        if row["headers"] is not None:
+            return [(k, v.encode()) for k, v in json.loads(row["headers"]).items()]
+        headers = [
+            ("ce_id", str(row["event_id"]).encode()),
+            ("ce_type", row["event_type"].encode()),
+            self._source_header,
+        ]
+        if row["traceparent"] is not None:
+            headers.append(("traceparent", row["traceparent"].encode()))
+        headers.append(_CONTENT_TYPE_HEADER)
+        return headers
 
     def _check_size(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         """The check send() makes before it enqueues a record."""

@@ -57,7 +57,7 @@ from shared.outbox import Outbox, ingestion, make_producer
 from shared.provisions import Provisions
 from shared.relay import OutboxRelay
 from shared.settings import ServiceSettings
-from shared.topics import PARTNER_LIFECYCLE, Topic, ensure_topics, topics_of
+from shared.topics import PARTNER_LIFECYCLE, Topic, ensure_topics, service_source, topics_of
 from shared.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
@@ -226,6 +226,7 @@ async def running_platform(
         pool,
         producer,
         schema,
+        source=service_source(schema),
         dsn=settings.database_url,
         batch_size=settings.relay_batch_size,
         fallback_poll_seconds=settings.relay_fallback_poll_seconds,
@@ -238,7 +239,7 @@ async def running_platform(
     await lag.start()
     relay.lag_observers.append(metrics.relay_lag_seconds.observe)
     platform = Platform(
-        settings, pool, Outbox(schema, source=f"pollinate/{schema}"), relay, broker, lag, metrics
+        settings, pool, Outbox(schema, source=service_source(schema)), relay, broker, lag, metrics
     )
     definition.wire(platform)
     # Every service follows partner lifecycle decisions for access (shared/access.py).

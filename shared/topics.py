@@ -224,6 +224,11 @@ RAW_SOURCES = {
 }
 
 
+def service_source(service: str) -> str:
+    """A service's CloudEvents source: how its events name their producer."""
+    return f"pollinate/{service}"
+
+
 def raw_crm_topic(source: str) -> Topic:
     """`crm.raw.<source>.v1`: every item a CRM source delivered that deals read (not the
     refused ones, kept in `crm_refused`), verbatim with its delivery's metadata, published by

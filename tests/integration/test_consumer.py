@@ -295,8 +295,7 @@ async def test_a_set_based_handler_gets_runs_of_its_type_in_order_and_continues_
     assert runs == [[1, 2], [0], [3, 4]]  # one call per run, the reset between them
     assert await components.pool.fetchval("SELECT value FROM counters WHERE name = 's'") == 7
     echoed = await components.pool.fetch(
-        "SELECT value, headers->>'traceparent' AS tp FROM outbox WHERE topic = $1 "
-        "ORDER BY position",
+        "SELECT value, traceparent AS tp FROM outbox WHERE topic = $1 ORDER BY position",
         echo.name,
     )
     assert [json.loads(row["value"])["data"]["seq"] for row in echoed] == [1, 2, 3, 4]

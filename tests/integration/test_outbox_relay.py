@@ -89,6 +89,11 @@ async def test_each_record_carries_its_cloudevents_attributes_and_trace_as_heade
     ]
     async with components.pool.acquire() as conn, conn.transaction():
         sent = await components.outbox.publish_many(conn, events, {cause.id: span})
+    # The row keeps its trace alone: the relay makes the rest from its columns.
+    stored = await components.pool.fetch(
+        "SELECT headers, traceparent FROM outbox ORDER BY position"
+    )
+    assert [(row["headers"], row["traceparent"]) for row in stored] == [(None, span), (None, None)]
     assert await components.relay().publish_pending() == 2
 
     records = await read_records(components.infra.kafka, topic.name, count=2)

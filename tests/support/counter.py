@@ -55,6 +55,7 @@ class Components:
             self.pool,
             producer or self.producer,
             self.service.schema,
+            source=self.outbox.source,
             dsn=self.service.dsn,
             **kwargs,  # type: ignore[arg-type]
         )
