@@ -117,27 +117,37 @@ class CpuMeter:
         busy = sum(ticks) - ticks[3] - ticks[4]
         return time.perf_counter(), parts, (busy, ticks[7])
 
-    async def _wal_written(self) -> int:
+    async def _wal_state(self) -> tuple[int, int, int]:
+        """WAL written so far (bytes), full-page images among its records, and checkpoints
+        begun: a checkpoint inside a window makes the first change to every page after it
+        write the whole page, so a window's WAL depends on where checkpoints fall."""
         conn = await asyncpg.connect(self.admin_dsn)
         try:
-            return int(await conn.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"))
+            row = await conn.fetchrow(
+                """SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') AS written,
+                          (SELECT wal_fpi FROM pg_stat_wal) AS images,
+                          (SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter)
+                              AS checkpoints"""
+            )
         finally:
             await conn.close()
+        assert row is not None
+        return int(row["written"]), int(row["images"]), int(row["checkpoints"])
 
     async def start(self) -> None:
         await self._find_stack()
-        self._wal_start = await self._wal_written()
+        self._wal_start = await self._wal_state()
         self._start = self._snapshot()
 
     async def stop(self) -> None:
         """End the window (what it measured is read with `per_deal`)."""
         self._end = self._snapshot()
-        self._wal_end = await self._wal_written()
+        self._wal_end = await self._wal_state()
 
     @property
     def wal_bytes(self) -> int:
         """Postgres' WAL written in the window."""
-        return self._wal_end - self._wal_start
+        return self._wal_end[0] - self._wal_start[0]
 
     def per_deal(self, deals: int) -> dict[str, Any]:
         """The window's figures, and per deal for the `deals` completed inside it."""
@@ -147,7 +157,8 @@ class CpuMeter:
         used: Counter[str] = Counter()
         for pid, (part, ticks) in end.items():
             used[part] += ticks - start.get(pid, (part, 0))[1]
-        wal = self._wal_end - self._wal_start
+        wal = self.wal_bytes
+        images = self._wal_end[1] - self._wal_start[1]
         return {
             "seconds": round(seconds, 1),
             "deals_completed": deals,
@@ -168,4 +179,6 @@ class CpuMeter:
             },
             "wal_mb_per_s": round(wal / seconds / 1e6, 1),
             "wal_kb_per_deal": round(wal / deals / 1e3, 1) if deals else None,
+            "wal_full_page_images_per_deal": round(images / deals, 2) if deals else None,
+            "checkpoints_begun": self._wal_end[2] - self._wal_start[2],
         }

@@ -85,7 +85,9 @@ def _resources(saturated: dict[str, Any]) -> list[str]:
         )
         lines.append(
             f"postgres WAL at saturation: {used['wal_mb_per_s']} MB/s, "
-            f"{used['wal_kb_per_deal']} kB per deal"
+            f"{used['wal_kb_per_deal']} kB per deal "
+            f"({used.get('wal_full_page_images_per_deal', '-')} full-page images per deal, "
+            f"{used.get('checkpoints_begun', '-')} checkpoints begun in the window)"
         )
     return lines
 
