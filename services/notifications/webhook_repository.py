@@ -182,7 +182,7 @@ async def enqueue(conn: Connection, filed: list[Filed]) -> int:
     result = await conn.execute(
         """INSERT INTO webhook_deliveries (delivery_id, endpoint_id, partner_id, position,
                message_id, event_type, payload)
-           SELECT gen_random_uuid(), e.endpoint_id, m.partner_id, m.position, m.message_id,
+           SELECT time_ordered_uuid(), e.endpoint_id, m.partner_id, m.position, m.message_id,
                   m.event_type, m.payload
            FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[])
                 AS m(position, message_id, partner_id, kind, event_type, payload)

@@ -15,6 +15,9 @@ import pytest
 
 from services.notifications import delivering, webhook_repository
 from services.notifications.delivering import Deliverer, webhook_session
+from services.notifications.domain.addressing import Recipient
+from services.notifications.domain.messages import Message
+from services.notifications.repository import Filed
 from services.notifications.settings import NotificationsSettings
 from services.notifications.wakeups import InboxWakeups
 from services.notifications.webhook_repository import ClaimedEndpoint, claim_endpoints
@@ -347,3 +350,42 @@ async def test_a_delivered_row_stays_on_its_page(schema: tuple[Pool, str]) -> No
     delivered = "SELECT count(*) FROM webhook_deliveries WHERE status = 'delivered'"
     assert await pool.fetchval(delivered) == 30
     assert await delivery_pages(pool) == written
+
+
+async def test_deliveries_are_named_in_the_order_they_are_queued(schema: tuple[Pool, str]) -> None:
+    """A delivery's id is time-ordered (UUIDv7, migration 0006), so the deliveries' and the
+    attempts' keys grow at their right edge instead of touching a random index page each."""
+    pool, _ = schema
+    endpoint = await queued_endpoint(pool, "https://hooks.example.com/ids", [])
+    queued: list[uuid.UUID] = []
+    for batch in range(3):
+        async with pool.acquire() as conn, conn.transaction():
+            messages = [filed_for(endpoint.partner_id, 10 * batch + n) for n in range(4)]
+            assert await webhook_repository.enqueue(conn, messages) == 4
+        rows = await pool.fetch(
+            "SELECT delivery_id FROM webhook_deliveries WHERE position >= $1 ORDER BY position",
+            10 * batch,
+        )
+        queued += [row["delivery_id"] for row in rows]
+    assert {delivery_id.version for delivery_id in queued} == {7}
+    # Each batch's ids come after the batch before's (milliseconds apart at least once the
+    # commit is waited for: the clock's part is compared, the random rest is not).
+    millis = [delivery_id.int >> 80 for delivery_id in queued]
+    assert millis == sorted(millis)
+    assert abs(millis[-1] - now().timestamp() * 1000) < 60_000
+
+
+def filed_for(partner_id: str, position: int) -> Filed:
+    message = Message(
+        notification_id=uuid.uuid4(),
+        recipient=Recipient.partner(partner_id),
+        partner_id=partner_id,
+        kind="other",
+        subject=f"message {position}",
+        body="",
+        registration_id=None,
+        deal_key=None,
+        created_at=now(),
+        ingested_at=None,
+    )
+    return Filed(position, message)
