@@ -161,10 +161,12 @@ async def _claw_back_accrual(
     """Reverse the MDF accrual the credit produced, exactly. Returns the accrual entry (None:
     the credit accrued nothing)."""
     partner_id, credit_id = reversal.partner_id, reversal.credit_id
-    lot_id = entry_id(credit_id, "mdf")
-    accrual = await mdf_repository.accrual_entry(conn, lot_id)
+    # The lot is found by its credit: its id is ordered by the credit's issue time, which a
+    # reversal does not carry (and a lot booked before that was named by the credit alone).
+    accrual = await mdf_repository.credit_accrual(conn, credit_id)
     if accrual is None:
         return None
+    lot_id = accrual["entry_id"]
     fund = await mdf_repository.lock_fund(conn, partner_id, create=False)
     assert fund is not None
     lot = await mdf_repository.lot_for_update(conn, lot_id)

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from services.incentives.domain.ledger import entry_id
+from services.incentives.domain.ledger import credit_entry_id
 from shared.events import Envelope
+from shared.events.attribution import CreditIssued
 from shared.events.incentives import (
     CreditBooked,
     IncentiveEarned,
@@ -31,9 +32,9 @@ def entry_event(payload: EntryWritten, cause: Envelope[Any] | None = None) -> Ou
     )
 
 
-def booked_event(booked: CreditBooked, cause: Envelope[Any]) -> OutgoingEvent:
+def booked_event(booked: CreditBooked, cause: Envelope[CreditIssued]) -> OutgoingEvent:
     """A credit's booking, identified by its credit: booking it again records the same event."""
-    event_id = uuid.UUID(entry_id(booked.credit_id, "booked"))
+    event_id = uuid.UUID(credit_entry_id(cause.data.issued_at, booked.credit_id, "booked"))
     return OutgoingEvent(INCENTIVE_LEDGER, booked, booked.partner_id, event_id, cause=cause)
 
 

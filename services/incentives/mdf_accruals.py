@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from services.incentives import mdf_repository
-from services.incentives.domain.ledger import entry_id
+from services.incentives.domain.ledger import credit_entry_id
 from services.incentives.domain.programs import IncentivePrograms
 from services.incentives.mdf_repository import NewLot
 from services.incentives.repository import Booking
@@ -31,7 +31,7 @@ async def book_accruals(
     for booking in bookings:
         accrual, partner_id = booking.accrual, booking.credit.partner_id
         assert accrual is not None
-        lot_id = entry_id(booking.credit.credit_id, "mdf")
+        lot_id = credit_entry_id(booking.credit.issued_at, booking.credit.credit_id, "mdf")
         fund, absorbed, note = funds[partner_id].accrue(lot_id, accrual)
         funds[partner_id] = fund
         lots.append(NewLot(booking, accrual, lot_id, absorbed, note))

@@ -191,9 +191,13 @@ async def insert_mdf_entry(conn: Connection, **values: Any) -> None:
     await conn.execute(f"INSERT INTO mdf_entries ({columns}) VALUES ({params})", *values.values())
 
 
-async def accrual_entry(conn: Connection, lot_id: str) -> asyncpg.Record | None:
+async def credit_accrual(conn: Connection, credit_id: str) -> asyncpg.Record | None:
+    """The MDF accrual a credit's booking made (its entry id is its lot's), if any."""
     return await conn.fetchrow(
-        "SELECT * FROM mdf_entries WHERE entry_id = $1 AND entry_type = 'accrual'", lot_id
+        """SELECT e.* FROM mdf_lots l
+           JOIN mdf_entries e ON e.entry_id = l.lot_id AND e.entry_type = 'accrual'
+           WHERE l.credit_id = $1""",
+        credit_id,
     )
 
 

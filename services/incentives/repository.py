@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 
 from services.incentives.domain.earnings import Earnings
-from services.incentives.domain.ledger import Entry, entry_id
+from services.incentives.domain.ledger import Entry, credit_entry_id
 from services.incentives.domain.mdf import MdfAccrual
 from services.incentives.domain.programs import IncentivePrograms
 from services.incentives.domain.surroundings import Context, Subject, Surroundings
@@ -261,7 +261,11 @@ class Booking:
     def line_ids(self) -> tuple[str, ...]:
         """Each earning line's entry id (named by its credit and rule), in the lines' order:
         the row and the event of a line carry the same one, derived once."""
-        return tuple(entry_id(self.credit.credit_id, line.rule) for line in self.earnings.lines)
+        credit = self.credit
+        return tuple(
+            credit_entry_id(credit.issued_at, credit.credit_id, line.rule)
+            for line in self.earnings.lines
+        )
 
 
 async def insert_first_deals(conn: Connection, bookings: Sequence[Booking]) -> None:

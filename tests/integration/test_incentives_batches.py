@@ -15,7 +15,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -317,6 +317,34 @@ async def test_a_batch_books_exactly_what_one_event_at_a_time_books(infra: Infra
         again = await ledger_consumer(batched).process_batch(records)
         assert again == [Outcome.DUPLICATE] * len(records)
         assert await state(batched) == booked
+
+
+async def test_what_a_booking_writes_is_named_after_its_credits_issue_time(infra: Infra) -> None:
+    """Earning lines, MDF lots and accruals, and booking events carry ids that begin with
+    their credit's issue time (which the credit's event carries), so the ledgers' keys grow
+    at their right edge; booking a credit again names the same rows (the test above)."""
+    run = uuid.uuid4().hex[:8]
+    events, c = scenario(run)
+    records = await records_of(infra, *events)
+    millis = {
+        credit.credit_id: (credit.issued_at - datetime(1970, 1, 1, tzinfo=UTC))
+        // timedelta(milliseconds=1)
+        for credit in c.values()
+    }
+    async with incentives_schema(infra) as (pool, _):
+        await prepare(pool, run)
+        await ledger_consumer(pool).process_batch(records)
+        named = await pool.fetch(
+            """SELECT credit_id, entry_id AS id FROM ledger_entries WHERE entry_type <> 'reversal'
+               UNION ALL SELECT credit_id, lot_id FROM mdf_lots
+               UNION ALL SELECT credit_id, entry_id FROM mdf_entries WHERE entry_type = 'accrual'
+               UNION ALL SELECT convert_from(value, 'UTF8')::jsonb #>> '{data,credit_id}',
+                   event_id::text FROM outbox WHERE event_type = 'incentive.credit_booked.v1'"""
+        )
+    assert len(named) == 28 + 8 + 8 + 8  # the earning lines counted above, then per credit
+    for row in named:
+        made = uuid.UUID(row["id"])
+        assert (made.version, made.int >> 80) == (8, millis[row["credit_id"]])
 
 
 async def test_during_an_upgrade_the_entries_of_each_booking_can_go_out_alone(

@@ -5,6 +5,7 @@ the same ones again."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -40,3 +41,33 @@ def test_a_name_utf8_cannot_carry_is_refused_as_uuid5_refuses_it() -> None:
         uuid.uuid5(uuid.NAMESPACE_URL, "a\udc80")
     with pytest.raises(UnicodeEncodeError):
         NameIds(uuid.NAMESPACE_URL).uuid("a\udc80")
+
+
+# (hypothesis takes naive bounds and puts the zone on what it draws)
+moments = st.datetimes(
+    min_value=datetime(1970, 1, 1),  # noqa: DTZ001
+    max_value=datetime(9999, 12, 30),  # noqa: DTZ001
+    timezones=st.just(UTC),
+)
+
+
+@given(namespaces, names, moments, moments)
+def test_an_ordered_id_is_its_moment_then_its_names_digest(
+    namespace: uuid.UUID, name: str, at: datetime, other: datetime
+) -> None:
+    ids = NameIds(namespace)
+    made = ids.ordered(at, name)
+    assert (made.version, made.variant) == (8, uuid.RFC_4122)
+    assert made.int >> 80 == (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+    assert ids.ordered(at, name) == made  # the same name and moment: the same id
+    assert ids.ordered_text(at, name) == str(made)
+    # The rest is the version 5 id's digest bits, so names stay apart as uuid5 keeps them.
+    digest = uuid.uuid5(namespace, name).int
+    kept = (0xFFF << 64) | ((1 << 62) - 1)
+    assert made.int & kept == digest & kept
+    # Ids sort by their moments, to the millisecond.
+    later = ids.ordered(other, name)
+    if other - at >= timedelta(milliseconds=1):
+        assert later > made
+    if at - other >= timedelta(milliseconds=1):
+        assert later < made

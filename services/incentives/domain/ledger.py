@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from services.incentives.domain.earnings import ZERO, EntryType
@@ -59,6 +60,15 @@ ENTRY_IDS = NameIds(uuid.UUID("3f6b2c1e-8d4a-4f0b-9c7e-5a1d2e3f4b60"))
 def entry_id(*parts: str) -> str:
     """A deterministic entry id: the same cause always names the same entry."""
     return ENTRY_IDS.text("/".join(parts))
+
+
+def credit_entry_id(issued_at: datetime, credit_id: str, what: str) -> str:
+    """The id of what a credit's booking writes (an earning line, named by its rule; its MDF
+    lot and accrual, "mdf"; its booking event, "booked"): named by the credit and what it is,
+    as `entry_id(credit_id, what)`, and ordered by when the credit was issued, which its event
+    carries. Booking the credit again names the same rows, and the ledgers' keys grow at
+    their right edge instead of taking each booking at random pages (README, issue 23)."""
+    return ENTRY_IDS.ordered_text(issued_at, f"{credit_id}/{what}")
 
 
 @dataclass(frozen=True)
