@@ -39,8 +39,16 @@ _V4_KINDS = frozenset(kind.value for kind in NotificationKindV4)
 NOTIFICATION_IDS = NameIds(uuid.UUID("3f4c2b8e-8d1a-4f0e-9b6a-5e2d7c1a9f40"))
 
 
-def notification_id(kind: AnyNotificationKind, recipient: str, about: str) -> uuid.UUID:
-    return NOTIFICATION_IDS.uuid(f"{kind.value}/{recipient}/{about}")
+def notification_id(
+    kind: AnyNotificationKind, recipient: str, about: str, ordered_by: datetime | None = None
+) -> uuid.UUID:
+    """The same occurrence for the same recipient is the same notification. With `ordered_by`
+    (a moment the occurrence carries, such as a credit's issue time) the id begins with it, so
+    the keys on notification ids (outbox, inbox, messages) grow at their right edge."""
+    name = f"{kind.value}/{recipient}/{about}"
+    if ordered_by is None:
+        return NOTIFICATION_IDS.uuid(name)
+    return NOTIFICATION_IDS.ordered(ordered_by, name)
 
 
 def notify(
@@ -56,12 +64,14 @@ def notify(
     created_at: datetime | None = None,
     ingested_at: datetime | None = None,
     cause: Envelope[Any] | None = None,
+    ordered_by: datetime | None = None,
 ) -> OutgoingEvent:
     """A notification for `partner_id`'s app, addressed to `recipient` (the partner itself, or
     the direct account owner it concerns). `about` names the occurrence; `cause` is the
-    consumed event behind it, if any (its trace and ingestion time are carried on)."""
+    consumed event behind it, if any (its trace and ingestion time are carried on);
+    `ordered_by`, the moment `about` carries, orders its id (see `notification_id`)."""
     recipient = recipient or partner_id
-    identity = notification_id(kind, recipient, about)
+    identity = notification_id(kind, recipient, about, ordered_by)
     # A kind goes out in the oldest version that names it (its consumers know it).
     contract: type[AnyPartnerNotification] = (
         PartnerNotification

@@ -71,6 +71,8 @@ class Occasion:
                 created_at=self.moment,
                 ingested_at=self.ingested_at,
                 cause=self.cause,
+                # The credit or reversal it is about carries this moment as its own.
+                ordered_by=self.moment,
             ),
         ]
 

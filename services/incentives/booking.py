@@ -223,6 +223,7 @@ def _booking_events(
                 created_at=at,
                 ingested_at=booking.ingested_at,
                 cause=booking.cause,
+                ordered_by=credit.issued_at,
             )
         )
     return events

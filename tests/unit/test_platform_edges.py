@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, cast
 
 import asyncpg
@@ -317,6 +317,32 @@ def test_a_notification_names_its_occurrence_so_telling_it_twice_is_one_event() 
         note.notification_id,
     )
     assert (to_owner.topic, to_owner.subject) == (PARTNER_NOTIFICATIONS, "p1")
+
+
+def test_a_notification_ordered_by_its_occurrences_moment_is_still_one_event() -> None:
+    """With the moment its occurrence carries, a notification's id begins with it (the keys
+    on notification ids grow at their right edge); the same occurrence is still one event."""
+    issued = datetime(2026, 11, 1, 9, 30, 0, 123_000, tzinfo=UTC)
+    first = notify(
+        "p1", NotificationKind.EARNING, about="cr-1", subject="s", body="b", ordered_by=issued
+    )
+    again = notify(
+        "p1", NotificationKind.EARNING, about="cr-1", subject="t", body="c", ordered_by=issued
+    )
+    later = notify(
+        "p1",
+        NotificationKind.EARNING,
+        about="cr-0",
+        subject="s",
+        body="b",
+        ordered_by=issued + timedelta(milliseconds=1),
+    )
+    assert first.event_id is not None
+    assert later.event_id is not None
+    assert first.event_id == again.event_id
+    assert first.event_id.version == 8
+    assert first.event_id.int >> 80 == int(issued.timestamp() * 1000)
+    assert later.event_id > first.event_id
 
 
 def test_an_event_carries_on_when_its_cause_entered_the_platform() -> None:
