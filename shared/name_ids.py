@@ -27,8 +27,7 @@ _KEEP = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
 _VERSION_5 = (5 << 76) | (0x8000 << 48)
 # RFC 9562's version 8 (its layout the application's), laid out as version 7: 48 bits of Unix
 # milliseconds, the version, 12 bits, the variant 10, 62 bits; the 74 bits from the digest.
-_HASHED_A = 0xFFF << 64
-_HASHED_B = (1 << 62) - 1
+_DIGEST_BITS = (0xFFF << 64) | ((1 << 62) - 1)
 _VERSION_8 = (8 << 76) | (0b10 << 62)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLIS_MAX = (1 << 48) - 1
@@ -67,7 +66,7 @@ class NameIds:
         checkpoint writes that page whole into the WAL."""
         millis = min(max((at - _EPOCH) // timedelta(milliseconds=1), 0), _MILLIS_MAX)
         hashed = self._int(name)
-        return UUID(int=(millis << 80) | _VERSION_8 | (hashed & (_HASHED_A | _HASHED_B)))
+        return UUID(int=(millis << 80) | _VERSION_8 | (hashed & _DIGEST_BITS))
 
     def ordered_text(self, at: datetime, name: str) -> str:
         """`str(self.ordered(at, name))`."""

@@ -144,7 +144,6 @@ class OutboxRelay:
         self.producers_renewed = 0
         self.schema = schema
         # The CloudEvents source of the outbox's events (`Outbox.source`), for their headers.
-        self.source = source
         self._source_header = ("ce_source", source.encode())
         self.batch_size = batch_size
         self.fallback_poll_seconds = fallback_poll_seconds

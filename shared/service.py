@@ -222,11 +222,13 @@ async def running_platform(
     await require_migrated(pool, schema, migrations_of(definition))
     producer = make_producer(kafka, client_id=f"{schema}-relay")
     await producer.start()
+    # The relay writes the headers of the events this outbox records: one source for both.
+    outbox = Outbox(schema, source=service_source(schema))
     relay = OutboxRelay(
         pool,
         producer,
         schema,
-        source=service_source(schema),
+        source=outbox.source,
         dsn=settings.database_url,
         batch_size=settings.relay_batch_size,
         fallback_poll_seconds=settings.relay_fallback_poll_seconds,
@@ -238,9 +240,7 @@ async def running_platform(
     lag = LagProbe(kafka, client_id=schema)
     await lag.start()
     relay.lag_observers.append(metrics.relay_lag_seconds.observe)
-    platform = Platform(
-        settings, pool, Outbox(schema, source=service_source(schema)), relay, broker, lag, metrics
-    )
+    platform = Platform(settings, pool, outbox, relay, broker, lag, metrics)
     definition.wire(platform)
     # Every service follows partner lifecycle decisions for access (shared/access.py).
     access = platform.consumer("partner-access", [PARTNER_LIFECYCLE])
