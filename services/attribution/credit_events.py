@@ -1,6 +1,7 @@
 """What a settlement announces: `credit.reversed.v1` / `credit.issued.v1` on the deal's key and
 a notification to each partner concerned, with deterministic ids (a settlement of a deal is
-numbered by the deal's `calculation`, so the same settlement always yields the same ids)."""
+numbered by the deal's `calculation` and carries its moment, so the same settlement always
+yields the same ids)."""
 
 from __future__ import annotations
 
@@ -25,18 +26,23 @@ CREDIT_IDS = NameIds(uuid.UUID("9d7a4c1e-6f2b-4e0a-8c55-3a1b2d4e6f70"))
 
 @dataclass(frozen=True)
 class CreditIds:
-    """The ids of one settlement of one deal."""
+    """The ids of one settlement of one deal, named by the settlement and ordered by its
+    moment (the credits' `issued_at`, the reversals' `reversed_at`): every service keys its
+    copy of a credit by this id, and a key of ids that grow with time takes each insert at
+    its right edge instead of at a random page (written whole into the WAL after a
+    checkpoint)."""
 
     deal_key: str
     calculation: int
+    moment: datetime
 
     def credit(self, partner_id: str, kind: CreditKind) -> str:
         seed = f"{self.deal_key}/{self.calculation}/{partner_id}/{kind.value}"
-        return f"cr_{CREDIT_IDS.hex(seed)[:24]}"
+        return f"cr_{CREDIT_IDS.ordered(self.moment, seed).hex}"
 
     def reversal(self, credit_id: str) -> str:
         seed = f"{self.deal_key}/{self.calculation}/reversal/{credit_id}"
-        return f"rv_{CREDIT_IDS.hex(seed)[:24]}"
+        return f"rv_{CREDIT_IDS.ordered(self.moment, seed).hex}"
 
 
 @dataclass(frozen=True)

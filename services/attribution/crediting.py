@@ -421,7 +421,7 @@ class DealBook:
         if not settlement.changes:
             return settlement
         occasion = Occasion(deal_key, deal.revision, now(), ingested_at, cause)
-        ids = CreditIds(deal_key, deal.calculation)
+        ids = CreditIds(deal_key, deal.calculation, occasion.moment)
         self._reverse(occasion, ids, settlement)
         gone = {credit.credit_id for credit in settlement.reverse}
         still_held = [credit for credit in held if credit.credit_id not in gone]

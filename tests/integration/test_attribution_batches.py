@@ -107,20 +107,35 @@ class Deal(CrmDeal):
         return self.state(revision, **(moments | fields))
 
 
+# Ids that begin with the moment of what they name (a credit's issue time, which depends on
+# the clock): two runs are compared with each such id replaced by a label given in the order
+# ids first appear, so what refers to what is compared and not when it happened.
+ORDERED_IDS = {"notification_id", "credit_id", "reversal_id", "replaces"}
+
+
 def _stable(value: Any) -> Any:
     if isinstance(value, dict):
-        return {
-            k: _named_part(v) if k == "notification_id" else _stable(v)
-            for k, v in value.items()
-            if k not in VOLATILE
-        }
+        return {k: _stable(v) for k, v in value.items() if k not in VOLATILE}
     return value
 
 
-def _named_part(notification_id: str) -> int:
-    """A notification id without the moment it begins with (its credit's issue time, which
-    depends on the clock): the part its occurrence names."""
-    return uuid.UUID(notification_id).int & ((1 << 80) - 1)
+def _named_part(ordered_id: str) -> int:
+    """An id (a UUID, or a credit's or reversal's id: a prefix and 32 hex digits) without the
+    moment it begins with: the part its occurrence names."""
+    return int(uuid.UUID(ordered_id.split("_")[-1])) & ((1 << 80) - 1)
+
+
+def _labelled(value: Any, labels: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: labels.setdefault(v, f"id-{len(labels)}")
+            if k in ORDERED_IDS and v is not None
+            else _labelled(v, labels)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(_labelled(v, labels) for v in value)
+    return value
 
 
 async def state(pool: Pool) -> dict[str, Any]:
@@ -131,7 +146,10 @@ async def state(pool: Pool) -> dict[str, Any]:
     ]
     credits = [
         _stable(dict(r)) | {"reversed": r["reversed_at"] is not None}
-        for r in await pool.fetch("SELECT * FROM credits ORDER BY credit_id")
+        for r in sorted(
+            await pool.fetch("SELECT * FROM credits"),
+            key=lambda row: _named_part(row["credit_id"]),
+        )
     ]
     events = [
         (r["topic"], r["message_key"], r["event_type"], _stable(json.loads(r["value"])["data"]))
@@ -139,7 +157,8 @@ async def state(pool: Pool) -> dict[str, Any]:
             "SELECT topic, message_key, event_type, value FROM outbox ORDER BY position"
         )
     ]
-    return {"deals": deals, "touchpoints": touchpoints, "credits": credits, "events": events}
+    written = {"deals": deals, "touchpoints": touchpoints, "credits": credits, "events": events}
+    return _labelled(written, {})
 
 
 def credit_events(current: dict[str, Any], deal_key: str) -> list[tuple[str, str, Decimal]]:
@@ -264,6 +283,29 @@ async def test_a_batch_leaves_exactly_what_one_at_a_time_processing_leaves(infra
     ][:2]  # the late partner's first credit and its notification
     assert [data.get("kind") for data in caused] == ["sourced", "credit_issued"]
     assert {datetime.fromisoformat(data["ingested_at"]) for data in caused} == {decided.time}
+
+
+async def test_credits_and_reversals_are_named_after_their_moment(infra: Infra) -> None:
+    """A credit's id begins with its issue time and a reversal's with its reversal time (to the
+    millisecond), so the keys that every service holds credits by grow at their right edge."""
+    run = uuid.uuid4().hex[:8]
+    envelopes, *_ = story(run)
+    records = await as_records(infra, envelopes)
+    async with attribution_schema(infra) as service:
+        await confirmed_links(service.pool, CrmSource.SALESFORCE, f"mkt-{run}", f"oth-{run}")
+        await service.consumer.process_batch(records)
+        rows = await service.pool.fetch(
+            "SELECT credit_id, issued_at, reversal_id, reversed_at FROM credits"
+        )
+    named = [("cr", r["credit_id"], r["issued_at"]) for r in rows] + [
+        ("rv", r["reversal_id"], r["reversed_at"]) for r in rows if r["reversal_id"] is not None
+    ]
+    assert len(named) == 12 + 7  # the credits and reversals of the test above
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    for prefix, named_id, moment in named:
+        made = uuid.UUID(named_id.removeprefix(f"{prefix}_"))
+        millis = (moment - epoch) // timedelta(milliseconds=1)
+        assert (made.version, made.int >> 80) == (8, millis)
 
 
 async def test_a_poison_snapshot_in_a_run_is_dead_lettered_and_the_rest_applied_once(
