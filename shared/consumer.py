@@ -51,7 +51,7 @@ from shared.outbox import Outbox, OutgoingEvent, ingested_at_of, ingestion
 from shared.provenance import provenance_mismatch
 from shared.provisions import Provisions
 from shared.subscriber import parsed_whatever_the_headers, poll_without_idle_sleep, raw_records
-from shared.topics import Topic, dead_letter_topic
+from shared.topics import Topic, dead_letter_topic, group_id_of
 from shared.tracing import context_from_traceparent, traceparent_of, tracer
 
 log = logging.getLogger(__name__)
@@ -213,7 +213,7 @@ class EventConsumer:
 
     @property
     def group_id(self) -> str:
-        return f"{self.service}.{self.name}"
+        return group_id_of(self.service, self.name)
 
     def handles(self, model: type[P]) -> Callable[[Handler[P]], Handler[P]]:
         """Register the handler of one event type."""

@@ -229,6 +229,11 @@ def service_source(service: str) -> str:
     return f"pollinate/{service}"
 
 
+def group_id_of(service: str, name: str) -> str:
+    """The Kafka consumer group (and inbox `consumer`) of a service's consumer `name`."""
+    return f"{service}.{name}"
+
+
 def raw_crm_topic(source: str) -> Topic:
     """`crm.raw.<source>.v1`: every item a CRM source delivered that deals read (not the
     refused ones, kept in `crm_refused`), verbatim with its delivery's metadata, published by

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from services.deals import api, handlers, jobs
 from services.deals.crm_at_intake import ProjectionAtIntake, left_to_consumer_counter
+from services.deals.crm_ingestion import CRM_PROJECTION
 from services.deals.crm_reconcile import DriftGauge
 from services.deals.policy import PolicyStore, load_policy
 from services.deals.settings import DealsSettings
@@ -41,7 +42,7 @@ def wire(platform: Platform) -> None:
     else:
         log.info("CRM sources open: salesforce, hubspot, aws-ace, microsoft")
 
-    crm = platform.consumer("crm-projection", [CRM_DEALS])
+    crm = platform.consumer(CRM_PROJECTION, [CRM_DEALS])
     crm.handles_batch(CrmDealChanged)(handlers.on_crm_changes)
     crm.locks_first(handlers.crm_batch_locks)
     # Webhook deliveries are projected where they are recorded; the group skips those.

@@ -55,8 +55,10 @@ from shared.inputs import MalformedJson as MalformedJson  # the CRM routes answe
 from shared.inputs import parse_json as parse_json
 from shared.name_ids import NameIds
 from shared.outbox import Outbox, OutgoingEvent
-from shared.topics import CRM_DEALS, raw_crm_topic
+from shared.topics import CRM_DEALS, group_id_of, raw_crm_topic
 
+# Deals' consumer of crm.deals.v1: its inbox holds the event ids of a week.
+CRM_PROJECTION = "crm-projection"
 CRM_EVENT_IDS = NameIds(uuid.UUID("0b6d3f0e-5a7c-4a43-9d0e-2b1f6c9a8e21"))
 # A source's clock may run a little ahead of ours; a moment further ahead is refused (it would
 # win every later change of the fields it sets).
@@ -64,10 +66,46 @@ MAX_FUTURE_SKEW = timedelta(minutes=5)
 
 
 def event_id(change: CrmDealChanged) -> uuid.UUID:
-    """The id of a change's event: uuid5 of its source and the source's own event id, so a
+    """The id of a change's event: named by its source and the source's own event id, so a
     repeated delivery is the same event and no source can take another source's ids (a source
-    name never contains the separator)."""
-    return CRM_EVENT_IDS.uuid(f"{change.source.value}/{change.source_event_id}")
+    name never contains the separator); it begins with the change's source time, which every
+    delivery of the event carries, so the keys of deals' outbox and inbox grow at their right
+    edge instead of taking each insert at a random page. (A source event id sent again with
+    another source time is another event.)"""
+    return CRM_EVENT_IDS.ordered(change.source_timestamp, _change_name(change))
+
+
+def _change_name(change: CrmDealChanged) -> str:
+    return f"{change.source.value}/{change.source_event_id}"
+
+
+def _raw_name(source: CrmSource, text: str) -> str:
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{source.value}/raw/{digest}"
+
+
+def _earlier_id(event: OutgoingEvent) -> uuid.UUID | None:
+    """The id versions before session 28 gave the event (name-based alone: uuid5)."""
+    payload = event.payload
+    if isinstance(payload, CrmDealChanged):
+        return CRM_EVENT_IDS.uuid(_change_name(payload))
+    if isinstance(payload, CrmRawReceived):
+        return CRM_EVENT_IDS.uuid(_raw_name(payload.source, payload.item))
+    return None
+
+
+async def not_recorded_earlier(
+    conn: Connection, outbox: Outbox, events: list[OutgoingEvent]
+) -> list[OutgoingEvent]:
+    """`events` without those recorded under the id an earlier version gave them (the outbox
+    keeps a day of events, the CRM projection's inbox a week), so a change or item recorded
+    before an upgrade and delivered again after it is not recorded or applied twice. This
+    can go a week after the last instance of a version before session 28 stopped."""
+    earlier = {event.event_id: _earlier_id(event) for event in events}
+    ids = [i for i in earlier.values() if i is not None]
+    group = group_id_of(outbox.schema, CRM_PROJECTION)
+    held = await crm_repository.recorded_earlier(conn, ids, group) if ids else set()
+    return [event for event in events if earlier[event.event_id] not in held]
 
 
 class Outcome(StrEnum):
@@ -163,6 +201,7 @@ async def record_items(
         for change in changes
         if id(change) not in stale
     ]
+    fresh = await not_recorded_earlier(conn, outbox, fresh)
     recorded_now = await outbox.publish_many(conn, fresh)
     if at_intake is not None:
         await at_intake.apply(conn, outbox, recorded_now)
@@ -182,7 +221,8 @@ async def record_items(
         )
     outcomes = _outcomes(source, items, stale, recorded)
     if delivery is not None:
-        await outbox.publish_many(conn, raw_events(source, items, outcomes, delivery, at))
+        raws = raw_events(source, items, outcomes, delivery, at)
+        await outbox.publish_many(conn, await not_recorded_earlier(conn, outbox, raws))
     return outcomes
 
 
@@ -202,7 +242,8 @@ def raw_events(
             continue
         said = tuple(dict.fromkeys(o.outcome.value for o in mine))
         keys = tuple(dict.fromkeys(o.deal_key for o in mine if o.deal_key))
-        events.append(raw_event(source, item.raw, item.index, said, keys, delivery, at))
+        moment = min((change.source_timestamp for change in item.changes), default=None)
+        events.append(raw_event(source, item.raw, item.index, said, keys, delivery, at, moment))
     return events
 
 
@@ -214,9 +255,11 @@ def raw_event(
     deal_keys: tuple[str, ...],
     delivery: Delivery,
     at: datetime,
+    moment: datetime | None,
 ) -> OutgoingEvent:
     """One item as delivered, for its source's raw topic. Its id derives from the source and
-    the item's text, so the same item delivered again is recorded once."""
+    the item's text, so the same item delivered again is recorded once, and begins with
+    `moment`, the earliest source time of the changes read from it (None: it carries none)."""
     text = exact_json(raw)
     payload = CrmRawReceived(
         source=source,
@@ -229,8 +272,8 @@ def raw_event(
         outcomes=outcomes,
         deal_keys=deal_keys,
     )
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    ident = CRM_EVENT_IDS.uuid(f"{source.value}/raw/{digest}")
+    name = _raw_name(source, text)
+    ident = CRM_EVENT_IDS.uuid(name) if moment is None else CRM_EVENT_IDS.ordered(moment, name)
     subject = deal_keys[0] if deal_keys else source.value
     return OutgoingEvent(raw_crm_topic(source.value), payload, subject, ident)
 

@@ -7,6 +7,7 @@ Every function runs in the caller's connection (and transaction, where it locks 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -242,3 +243,16 @@ async def purge_bookkeeping(conn: Connection, before: datetime, batch_size: int)
         batch_size,
     )
     return Purged(refused, resyncs, reports)
+
+
+async def recorded_earlier(
+    conn: Connection, event_ids: Sequence[uuid.UUID], group_id: str
+) -> set[uuid.UUID]:
+    """Which of `event_ids` the outbox holds or the consumer group `group_id` handled."""
+    rows = await conn.fetch(
+        """SELECT event_id FROM outbox WHERE event_id = ANY($1::uuid[])
+           UNION SELECT event_id FROM inbox WHERE consumer = $2 AND event_id = ANY($1::uuid[])""",
+        list(event_ids),
+        group_id,
+    )
+    return {row["event_id"] for row in rows}

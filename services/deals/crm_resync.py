@@ -34,7 +34,13 @@ from services.deals.crm_clients import (
     RateLimited,
     SalesforceClient,
 )
-from services.deals.crm_ingestion import Delivery, bounded, event_id, raw_event
+from services.deals.crm_ingestion import (
+    Delivery,
+    bounded,
+    event_id,
+    not_recorded_earlier,
+    raw_event,
+)
 from services.deals.partner_program_clients import AceClient, MicrosoftReferralsClient
 from shared.clock import now
 from shared.db import Pool
@@ -231,8 +237,10 @@ async def _record(
             refused.append((index, f"resync: {error}", repr(answer)[:10_000].encode()))
     events = [OutgoingEvent(CRM_DEALS, c, c.deal_key, event_id=event_id(c)) for c in changes]
     async with pool.acquire() as conn, conn.transaction():
+        events = await not_recorded_earlier(conn, outbox, events)
         recorded = await outbox.publish_many(conn, events)
-        await outbox.publish_many(conn, _raw(resyncer, request, read, recorded, at))
+        raws = _raw(resyncer, request, read, recorded, at)
+        await outbox.publish_many(conn, await not_recorded_earlier(conn, outbox, raws))
         if refused:
             await crm_repository.record_refused(conn, source, at, refused)
         await crm_repository.finish_resync(
@@ -264,6 +272,7 @@ def _raw(
             (change.deal_key,),
             delivery,
             at,
+            change.source_timestamp,
         )
         for index, answer, change in read
     ]

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from faststream.exceptions import NackMessage
 
+from services.deals.crm_ingestion import CRM_PROJECTION
 from services.deals.handlers import crm_batch_locks, on_crm_changes, on_registration_for_crm
 from services.deals.settings import DealsSettings
 from shared.consumer import EventConsumer, Outcome
@@ -75,7 +76,7 @@ def _deals_consumer(name: str, topic: Topic, pool: Pool, **options: Any) -> Even
 
 def crm_projection(pool: Pool, **options: Any) -> EventConsumer:
     """The consumer projecting crm.deals.v1, with the batch handler the service registers."""
-    consumer = _deals_consumer("crm-projection", CRM_DEALS, pool, **options)
+    consumer = _deals_consumer(CRM_PROJECTION, CRM_DEALS, pool, **options)
     consumer.handles_batch(CrmDealChanged)(on_crm_changes)
     consumer.locks_first(crm_batch_locks)
     return consumer

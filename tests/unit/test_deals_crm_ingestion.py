@@ -185,7 +185,9 @@ def test_an_item_with_half_a_surrogate_pair_becomes_a_raw_event_that_can_be_writ
     item = parse_json(sent)
     text = exact_json(item)
     assert text == '{"Name":"Acme \U0001f600","x":"a\\ud800b","\\udfff":1}'
-    event = raw_event(CrmSource.SALESFORCE, item, 0, ("read",), (), Delivery("http", "/crm"), AT)
+    event = raw_event(
+        CrmSource.SALESFORCE, item, 0, ("read",), (), Delivery("http", "/crm"), AT, None
+    )
     envelope = Envelope.wrap(event.payload, source="pollinate/deals", subject=event.subject)
     assert parse_json(envelope.to_bytes())["data"]["item"] == text
 

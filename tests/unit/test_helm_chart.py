@@ -145,12 +145,13 @@ def declared_consumer_groups() -> dict[str, dict[str, set[str]]]:
                 and isinstance(node.func, ast.Attribute)
                 and node.func.attr == "consumer"
                 and len(node.args) == 2
-                and isinstance(node.args[0], ast.Constant)
             ):
-                topics = eval(  # the expression names the module's own topic constants
-                    compile(ast.Expression(node.args[1]), str(path), "eval"), vars(module)
+                # The expressions name the module's own constants (a group's name, topics).
+                name, topics = (
+                    eval(compile(ast.Expression(arg), str(path), "eval"), vars(module))
+                    for arg in node.args
                 )
-                yield str(node.args[0].value), topics
+                yield str(name), topics
 
     platform = importlib.import_module("shared.service")
     shared_groups = list(calls(ROOT / "shared" / "service.py", platform))
