@@ -162,8 +162,8 @@ async def state(pool: Pool) -> dict[str, Any]:
 
 
 def credit_events(current: dict[str, Any], deal_key: str) -> list[tuple[str, str, Decimal]]:
-    """The deal's credit events in order; within a settlement reversals go by credit id (a
-    hash), so each run of reversals is sorted by partner to compare."""
+    """The deal's credit events in order; within a settlement reversals go by credit id (its
+    issue time, then a hash), so each run of reversals is sorted by partner to compare."""
     events = [
         (event_type, data["partner_id"], Decimal(data["amount"]))
         for topic, key, event_type, data in current["events"]
