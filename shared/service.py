@@ -303,9 +303,9 @@ async def _ended(task: asyncio.Task[None]) -> None:
         await task
 
 
-# Published outbox rows are kept RELAY_RETENTION_HOURS for audit; looking for expired ones
-# every ten minutes is often enough.
-OUTBOX_PURGE_EVERY_SECONDS = 600.0
+# Published outbox rows are kept RELAY_RETENTION_HOURS for audit. Expired ones are looked for
+# every minute, so each purge is a minute of events, not ten.
+OUTBOX_PURGE_EVERY_SECONDS = 60.0
 
 
 async def _purge_outbox(platform: Platform) -> int:

@@ -23,6 +23,7 @@ from shared.outbox import OutgoingEvent, make_producer
 from shared.relay import OutboxRelay, Settled
 from shared.topics import Topic, TopicLayout
 from tests.support.counter import Components, CounterIncremented, counter_consumer
+from tests.support.infra import statements_sent
 from tests.support.kafka import new_topic, read_records
 from tests.support.polling import eventually
 
@@ -259,6 +260,25 @@ async def test_purge_removes_only_rows_published_longer_ago_than_the_retention(
     # The unpublished one is still there to publish, and is kept for the retention after.
     assert await relay.publish_pending() == 1
     assert await relay.purge_published() == 0
+
+
+async def test_a_purge_deletes_a_batch_per_transaction(components: Components) -> None:
+    """What expired goes in batches, each its own statement and transaction (short row locks,
+    small WAL bursts), until a batch comes back short."""
+    topic = await new_topic(components.infra.kafka, components.service.schema)
+    async with components.pool.acquire() as conn, conn.transaction():
+        for n in range(5):
+            await components.outbox.publish(
+                conn, topic, CounterIncremented(counter=f"c{n}", by=1), subject=f"c{n}"
+            )
+    relay = components.relay(retention_hours=1.0)
+    assert await relay.publish_pending() == 5
+    await components.pool.execute("UPDATE outbox SET published_at = now() - interval '2 hours'")
+    role = f"{components.service.schema}_svc"
+    before = await statements_sent(components.infra, role)
+    assert await relay.purge_published(batch_size=2) == 5
+    assert await statements_sent(components.infra, role) - before == 3  # 2 + 2 + 1
+    assert await components.pool.fetchval("SELECT count(*) FROM outbox") == 0
 
 
 async def test_a_row_kafka_refuses_for_good_is_parked_and_the_rows_after_it_flow(
