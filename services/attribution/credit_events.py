@@ -1,7 +1,8 @@
 """What a settlement announces: `credit.reversed.v1` / `credit.issued.v1` on the deal's key and
-a notification to each partner concerned, with deterministic ids (a settlement of a deal is
-numbered by the deal's `calculation` and carries its moment, so the same settlement always
-yields the same ids)."""
+a notification to each partner concerned. Its ids are named by the settlement (the deal and its
+`calculation`) and begin with the moment it is made, which its credits keep as `issued_at` and
+its events carry: they are made once, stored with the credits and never derived again, so the
+same events redelivered name the same rows downstream."""
 
 from __future__ import annotations
 

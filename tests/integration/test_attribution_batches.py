@@ -108,9 +108,12 @@ class Deal(CrmDeal):
 
 
 # Ids that begin with the moment of what they name (a credit's issue time, which depends on
-# the clock): two runs are compared with each such id replaced by a label given in the order
-# ids first appear, so what refers to what is compared and not when it happened.
-ORDERED_IDS = {"notification_id", "credit_id", "reversal_id", "replaces"}
+# the clock). A credit's id is compared by the part its settlement names (the deal, the
+# calculation, the partner and the kind); a reversal's and a notification's are named by a
+# credit's whole id, so two runs compare them by a label given in the order ids first appear
+# (what refers to what, not when it happened).
+CREDIT_IDS = {"credit_id", "replaces"}
+LABELLED_IDS = {"notification_id", "reversal_id"}
 
 
 def _stable(value: Any) -> Any:
@@ -127,15 +130,20 @@ def _named_part(ordered_id: str) -> int:
 
 def _labelled(value: Any, labels: dict[str, str]) -> Any:
     if isinstance(value, dict):
-        return {
-            k: labels.setdefault(v, f"id-{len(labels)}")
-            if k in ORDERED_IDS and v is not None
-            else _labelled(v, labels)
-            for k, v in value.items()
-        }
+        return {k: _compared_id(k, v, labels) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(_labelled(v, labels) for v in value)
     return value
+
+
+def _compared_id(key: str, value: Any, labels: dict[str, str]) -> Any:
+    if value is None:
+        return None
+    if key in CREDIT_IDS:
+        return _named_part(value)
+    if key in LABELLED_IDS:
+        return labels.setdefault(value, f"id-{len(labels)}")
+    return _labelled(value, labels)
 
 
 async def state(pool: Pool) -> dict[str, Any]:
