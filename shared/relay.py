@@ -479,6 +479,8 @@ class OutboxRelay:
         """Delete rows published longer ago than the retention (kept meanwhile for audit), a
         batch per transaction: one statement over all that expired held its row locks and
         wrote its WAL in one burst (at a service's start, a day of a benchmark's events)."""
+        if batch_size < 1:
+            raise ValueError("a purge deletes at least one row a batch")
         purged = 0
         while True:
             result = await self.pool.execute(

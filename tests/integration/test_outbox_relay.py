@@ -279,6 +279,8 @@ async def test_a_purge_deletes_a_batch_per_transaction(components: Components) -
     assert await relay.purge_published(batch_size=2) == 5
     assert await statements_sent(components.infra, role) - before == 3  # 2 + 2 + 1
     assert await components.pool.fetchval("SELECT count(*) FROM outbox") == 0
+    with pytest.raises(ValueError, match="at least one row"):  # LIMIT 0 would never end
+        await relay.purge_published(batch_size=0)
 
 
 async def test_a_row_kafka_refuses_for_good_is_parked_and_the_rows_after_it_flow(
