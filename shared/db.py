@@ -141,6 +141,21 @@ def columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
+async def delete_in_batches(pool: Pool, statement: str, *args: Any, batch_size: int) -> int:
+    """Run `statement`, a DELETE of at most its last parameter's rows, with `args` and then
+    `batch_size`, each run its own transaction (short row locks, WAL in small steps), until a
+    run deletes fewer than `batch_size`. Returns how many rows went."""
+    if batch_size < 1:
+        raise ValueError("a purge deletes at least one row a batch")
+    deleted = 0
+    while True:
+        result = await pool.execute(statement, *args, batch_size)
+        batch = int(result.split()[-1])
+        deleted += batch
+        if batch < batch_size:
+            return deleted
+
+
 def advisory_key(*parts: str) -> int:
     """A stable signed 64-bit advisory-lock key for a name (the same in every process)."""
     digest = hashlib.blake2b("/".join(parts).encode(), digest_size=8).digest()

@@ -9,25 +9,20 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from shared.db import Connection, Pool
+from shared.db import Connection, Pool, delete_in_batches
 from shared.events import Envelope
 
 
 async def purge_inbox(pool: Pool, older_than: datetime, batch_size: int = 5_000) -> int:
     """Delete inbox rows processed before `older_than`, a batch per transaction (short locks,
     no long-running delete). Returns how many rows went."""
-    purged = 0
-    while True:
-        result = await pool.execute(
-            """DELETE FROM inbox WHERE ctid = ANY(ARRAY(
-                   SELECT ctid FROM inbox WHERE processed_at < $1 LIMIT $2))""",
-            older_than,
-            batch_size,
-        )
-        deleted = int(result.split()[-1])
-        purged += deleted
-        if deleted < batch_size:
-            return purged
+    return await delete_in_batches(
+        pool,
+        """DELETE FROM inbox WHERE ctid = ANY(ARRAY(
+               SELECT ctid FROM inbox WHERE processed_at < $1 LIMIT $2))""",
+        older_than,
+        batch_size=batch_size,
+    )
 
 
 async def record_handled(

@@ -40,7 +40,7 @@ from aiokafka.errors import (
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from murmurhash2 import murmurhash2
 
-from shared.db import Pool, advisory_key, connect_alone
+from shared.db import Pool, advisory_key, connect_alone, delete_in_batches
 from shared.events import CLOUDEVENTS_CONTENT_TYPE
 from shared.outbox import notify_channel
 
@@ -479,21 +479,14 @@ class OutboxRelay:
         """Delete rows published longer ago than the retention (kept meanwhile for audit), a
         batch per transaction: one statement over all that expired held its row locks and
         wrote its WAL in one burst (at a service's start, a day of a benchmark's events)."""
-        if batch_size < 1:
-            raise ValueError("a purge deletes at least one row a batch")
-        purged = 0
-        while True:
-            result = await self.pool.execute(
-                """DELETE FROM outbox WHERE ctid = ANY(ARRAY(
-                       SELECT ctid FROM outbox
-                       WHERE published_at < now() - make_interval(secs => $1) LIMIT $2))""",
-                self.retention_hours * 3600,
-                batch_size,
-            )
-            deleted = int(result.split()[-1])
-            purged += deleted
-            if deleted < batch_size:
-                return purged
+        return await delete_in_batches(
+            self.pool,
+            """DELETE FROM outbox WHERE ctid = ANY(ARRAY(
+                   SELECT ctid FROM outbox
+                   WHERE published_at < now() - make_interval(secs => $1) LIMIT $2))""",
+            self.retention_hours * 3600,
+            batch_size=batch_size,
+        )
 
     async def run(self) -> None:
         """Run until stop(): publish whenever woken by NOTIFY, or by the fallback poll."""
