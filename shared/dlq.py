@@ -32,6 +32,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 
+from shared import outbox_codec
 from shared.dead_lettering import DLQ_HEADERS, DLQ_ORIGIN_TOPIC, DLQ_REASON
 from shared.events import header_texts
 from shared.kafka_client import KafkaConnection
@@ -191,18 +192,27 @@ async def replay(
     return replayed
 
 
-async def parked_rows(database_url: str, service: str) -> list[asyncpg.Record]:
-    """The outbox rows of `service` its relay parked, oldest first, with their reasons."""
+async def parked_rows(database_url: str, service: str) -> list[dict[str, Any]]:
+    """The outbox rows of `service` its relay parked, oldest first, with their reasons and
+    their events' sizes (as sent, not as stored)."""
     conn = await asyncpg.connect(database_url, server_settings={"search_path": service})
     try:
-        return await conn.fetch(
-            """SELECT position, event_id, topic, message_key, event_type,
-                      octet_length(value) AS size, parked_at, park_reason
+        rows = await conn.fetch(
+            """SELECT position, event_id, topic, message_key, event_type, value, value_codec,
+                      parked_at, park_reason
                FROM outbox WHERE parked_at IS NOT NULL AND published_at IS NULL
                ORDER BY position"""
         )
     finally:
         await conn.close()
+    return [{**dict(row), "size": _event_size(row)} for row in rows]
+
+
+def _event_size(row: asyncpg.Record) -> int:
+    try:
+        return len(outbox_codec.unpack(row["value"], row["value_codec"]))
+    except ValueError:  # not readable here (damaged, or a newer codec): what is stored
+        return len(row["value"])
 
 
 def _print_parked(database_url: str, service: str) -> None:

@@ -40,15 +40,18 @@ from aiokafka.errors import (
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from murmurhash2 import murmurhash2
 
+from shared import outbox_codec
 from shared.db import Pool, advisory_key, connect_alone, delete_in_batches
 from shared.events import CLOUDEVENTS_CONTENT_TYPE
 from shared.outbox import notify_channel
+from shared.outbox_codec import UnreadableValue
 
 log = logging.getLogger(__name__)
 
 # Kafka refuses these for good: sending the row again can never succeed, so it is parked with
 # the reason instead of being retried forever in front of every later row.
 PERMANENT_SEND_ERRORS: tuple[type[BaseException], ...] = (
+    UnreadableValue,  # a stored value that does not unpack: never sendable
     MessageSizeTooLargeError,
     RecordTooLargeError,
     RecordListTooLargeError,
@@ -188,8 +191,8 @@ class OutboxRelay:
                 return None
             rows = await conn.fetch(
                 """
-                SELECT position, topic, message_key, event_id, event_type, value, headers,
-                       traceparent
+                SELECT position, topic, message_key, event_id, event_type, value, value_codec,
+                       headers, traceparent
                 FROM outbox WHERE published_at IS NULL AND parked_at IS NULL
                 ORDER BY position LIMIT $1
                 """,
@@ -330,7 +333,7 @@ class OutboxRelay:
             elif isinstance(result, PERMANENT_SEND_ERRORS):
                 reason = f"{type(result).__name__}: {result}"[:2000]
                 log.error(
-                    "outbox row refused by Kafka for good; parked",
+                    "outbox row unsendable for good; parked",
                     extra={"position": row["position"], "topic": row["topic"], "reason": reason},
                 )
                 settled.parked.append((row["position"], reason))
@@ -360,7 +363,8 @@ class OutboxRelay:
             key = row["message_key"].encode()
             headers = self._headers(row)
             try:
-                self._check_size(key, row["value"], headers)
+                value = outbox_codec.unpack(row["value"], row["value_codec"])
+                self._check_size(key, value, headers)
                 partition = await placed.partition_of(row["topic"], key)
             except PERMANENT_SEND_ERRORS as refused:  # refused before sending (e.g. too large)
                 outcomes.append(refused)
@@ -370,7 +374,7 @@ class OutboxRelay:
                 break
             outcomes.append(_NOT_YET)
             batches = filling.setdefault((row["topic"], partition), [])
-            record = {"timestamp": None, "key": key, "value": row["value"], "headers": headers}
+            record = {"timestamp": None, "key": key, "value": value, "headers": headers}
             if not batches or batches[-1][0].append(**record) is None:
                 batch = self.producer.create_batch()
                 batch.append(**record)  # a batch takes its first record whatever its size

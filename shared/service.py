@@ -223,7 +223,7 @@ async def running_platform(
     producer = make_producer(kafka, client_id=f"{schema}-relay")
     await producer.start()
     # The relay writes the headers of the events this outbox records: one source for both.
-    outbox = Outbox(schema, source=service_source(schema))
+    outbox = Outbox(schema, source=service_source(schema), compress=settings.outbox_compression)
     relay = OutboxRelay(
         pool,
         producer,

@@ -54,6 +54,9 @@ class ServiceSettings(BaseSettings):
     relay_retention_hours: float = 24.0
     # Rows waiting longer than this while another holder keeps the relay lock: unhealthy.
     relay_stall_seconds: float = Field(default=60.0, gt=0)
+    # Events are kept compressed in the outbox (shared/outbox_codec.py). Turn off while an
+    # instance of a version before the codec may still relay (README, Upgrading).
+    outbox_compression: bool = True
     # Inbox rows (processed event ids) are kept this long. It must be at least the topics'
     # retention (log.retention.hours, 168 in the local stack and the broker's default): an
     # event Kafka may still deliver again must find its row.

@@ -41,6 +41,7 @@ from tests.support.factories import registration_decided
 from tests.support.infra import Infra, migrated_pool, scratch_schema, statements_sent
 from tests.support.kafka import as_records, raw_records
 from tests.support.locks import held_keys, waiter_of
+from tests.support.outbox import event_json
 
 pytestmark = pytest.mark.integration
 
@@ -160,9 +161,9 @@ async def state(pool: Pool) -> dict[str, Any]:
         )
     ]
     events = [
-        (r["topic"], r["message_key"], r["event_type"], _stable(json.loads(r["value"])["data"]))
+        (r["topic"], r["message_key"], r["event_type"], _stable(event_json(r)["data"]))
         for r in await pool.fetch(
-            "SELECT topic, message_key, event_type, value FROM outbox ORDER BY position"
+            "SELECT topic, message_key, event_type, value, value_codec FROM outbox ORDER BY position"
         )
     ]
     written = {"deals": deals, "touchpoints": touchpoints, "credits": credits, "events": events}

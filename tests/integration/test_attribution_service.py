@@ -37,6 +37,7 @@ from tests.support.factories import (
 )
 from tests.support.infra import Infra
 from tests.support.kafka import announce_partners, publish, send_envelopes, wait_for_keyed
+from tests.support.outbox import event_bytes
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_processes
 
@@ -798,12 +799,12 @@ async def test_health_is_stored_daily_counts_enablement_and_is_announced_when_it
         assert reversed_range.status_code == 422
 
     rows = await admin_db.fetch(
-        "SELECT value FROM attribution.outbox WHERE topic = $1 AND message_key = $2 "
+        "SELECT value, value_codec FROM attribution.outbox WHERE topic = $1 AND message_key = $2 "
         "ORDER BY position",
         PARTNER_HEALTH.name,
         pid,
     )
-    scored = [Envelope[PartnerHealthScored].model_validate_json(r["value"]).data for r in rows]
+    scored = [Envelope[PartnerHealthScored].model_validate_json(event_bytes(r)).data for r in rows]
     assert [(s.day, s.score, s.previous_score, s.enablement) for s in scored] == [
         (day0.date(), Decimal("0.0"), None, None),
         ((day0 + timedelta(days=2)).date(), Decimal("16.0"), Decimal("0.0"), Decimal("0.8000")),

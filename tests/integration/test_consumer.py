@@ -27,6 +27,7 @@ from shared.topics import Topic, dead_letter_topic, ensure_topics
 from shared.tracing import current_traceparent
 from tests.support.counter import Components, CounterIncremented, counter_consumer
 from tests.support.kafka import new_topic, read_records
+from tests.support.outbox import event_json
 
 pytestmark = pytest.mark.integration
 
@@ -295,10 +296,10 @@ async def test_a_set_based_handler_gets_runs_of_its_type_in_order_and_continues_
     assert runs == [[1, 2], [0], [3, 4]]  # one call per run, the reset between them
     assert await components.pool.fetchval("SELECT value FROM counters WHERE name = 's'") == 7
     echoed = await components.pool.fetch(
-        "SELECT value, traceparent AS tp FROM outbox WHERE topic = $1 ORDER BY position",
+        "SELECT value, value_codec, traceparent AS tp FROM outbox WHERE topic = $1 ORDER BY position",
         echo.name,
     )
-    assert [json.loads(row["value"])["data"]["seq"] for row in echoed] == [1, 2, 3, 4]
+    assert [event_json(row)["data"]["seq"] for row in echoed] == [1, 2, 3, 4]
     # Each echo continues the trace of the event that caused it, through its consume span.
     assert [row["tp"].split("-")[1] for row in echoed] == [
         first_hops[0],

@@ -37,6 +37,7 @@ from tests.support.crm import HUBSPOT_PORTAL, hubspot_deal_webhook, hubspot_head
 from tests.support.deals import crm_projection, deals_outbox, deals_schema
 from tests.support.infra import Infra, statements_sent
 from tests.support.kafka import as_records, raw_records
+from tests.support.outbox import event_bytes, event_json
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -173,9 +174,9 @@ async def snapshot(db: DealsDb) -> dict[str, Any]:
     ]
     events = []
     for row in await db.pool.fetch(
-        "SELECT topic, message_key, event_type, value FROM outbox ORDER BY position"
+        "SELECT topic, message_key, event_type, value, value_codec FROM outbox ORDER BY position"
     ):
-        data = json.loads(row["value"])["data"]
+        data = event_json(row)["data"]
         events.append(
             (
                 row["topic"],
@@ -414,9 +415,9 @@ async def record_at_intake(
     async with db.pool.acquire() as conn, conn.transaction():
         outcomes = await record_in(conn, db, changes, intake)
     rows = await db.pool.fetch(
-        "SELECT value FROM outbox WHERE topic = $1 ORDER BY position", CRM_DEALS.name
+        "SELECT value, value_codec FROM outbox WHERE topic = $1 ORDER BY position", CRM_DEALS.name
     )
-    recorded = [Envelope[CrmDealChanged].model_validate_json(row["value"]) for row in rows]
+    recorded = [Envelope[CrmDealChanged].model_validate_json(event_bytes(row)) for row in rows]
     return [recorded, outcomes]
 
 
@@ -495,11 +496,11 @@ async def test_a_change_the_projection_refuses_at_intake_is_recorded_and_left_to
         at_intake = await snapshot(db)
         # Read back as recorded (the poison one no envelope of today's contract could be).
         recorded = await db.pool.fetch(
-            "SELECT message_key, value FROM outbox WHERE topic = $1 ORDER BY position",
+            "SELECT message_key, value, value_codec FROM outbox WHERE topic = $1 ORDER BY position",
             CRM_DEALS.name,
         )
         records = await raw_records(
-            infra, [(r["message_key"].encode(), r["value"]) for r in recorded]
+            infra, [(r["message_key"].encode(), event_bytes(r)) for r in recorded]
         )
         assert await db.consumer().process_batch(records) == [
             Outcome.DUPLICATE,
@@ -651,7 +652,7 @@ async def test_crm_ingestion_counts_only_what_it_records_now(
     admin = await asyncpg.connect(infra.admin_dsn)
     try:
         recorded = await admin.fetch(
-            """SELECT event_id, value FROM deals.outbox WHERE message_key = $1 AND topic = $2
+            """SELECT event_id, value, value_codec FROM deals.outbox WHERE message_key = $1 AND topic = $2
                ORDER BY position""",
             f"hubspot:{HUBSPOT_PORTAL}:{object_id}",
             CRM_DEALS.name,
@@ -671,7 +672,7 @@ async def test_crm_ingestion_counts_only_what_it_records_now(
     finally:
         await admin.close()
     assert [
-        Envelope[CrmDealChanged].model_validate_json(r["value"]).data.source_event_id
+        Envelope[CrmDealChanged].model_validate_json(event_bytes(r)).data.source_event_id
         for r in recorded
     ] == [event_identity(str(HUBSPOT_PORTAL), str(event["eventId"]), event) for event in batch]
     assert [r["kafka_offset"] for r in handled] == [None] * 3

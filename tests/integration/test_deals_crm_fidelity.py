@@ -46,6 +46,7 @@ from tests.support.deals import (
 )
 from tests.support.infra import Infra
 from tests.support.kafka import as_records
+from tests.support.outbox import event_bytes, event_json
 from tests.support.polling import eventually
 from tests.support.processes import service_processes
 
@@ -55,11 +56,11 @@ pytestmark = pytest.mark.integration
 async def _recorded_events(infra: Infra, deal_key: str) -> list[dict[str, Any]]:
     rows = await admin_fetch(
         infra,
-        """SELECT value FROM deals.outbox WHERE message_key = $1 AND topic = 'crm.deals.v1'
+        """SELECT value, value_codec FROM deals.outbox WHERE message_key = $1 AND topic = 'crm.deals.v1'
            ORDER BY position""",
         deal_key,
     )
-    return [json.loads(row["value"])["data"] for row in rows]
+    return [event_json(row)["data"] for row in rows]
 
 
 async def test_a_salesforce_batch_records_every_valid_message_and_refuses_the_bad_one_by_index(
@@ -209,9 +210,9 @@ async def test_a_hubspot_merge_moves_the_registration_to_the_surviving_deal(
         )
         deleted = await pool.fetchval("SELECT deleted FROM crm_deals WHERE deal_key = $1", loser)
         states = [
-            json.loads(row["value"])["data"]
+            event_json(row)["data"]
             for row in await pool.fetch(
-                "SELECT value FROM outbox WHERE topic = $1 ORDER BY position",
+                "SELECT value, value_codec FROM outbox WHERE topic = $1 ORDER BY position",
                 DEAL_OPPORTUNITIES.name,
             )
         ]
@@ -296,17 +297,17 @@ async def test_a_resync_fetches_gap_records_and_an_overflow_window_through_rate_
             recorded = {
                 data["source_id"]: data
                 for data in (
-                    json.loads(row["value"])["data"]
+                    event_json(row)["data"]
                     for row in await pool.fetch(
-                        "SELECT value FROM outbox WHERE topic = 'crm.deals.v1' ORDER BY position"
+                        "SELECT value, value_codec FROM outbox WHERE topic = 'crm.deals.v1' ORDER BY position"
                     )
                 )
             }
             # What the org answered is kept as it was sent, record by record, on the raw topic.
             raw = [
-                json.loads(row["value"])["data"]
+                event_json(row)["data"]
                 for row in await pool.fetch(
-                    "SELECT value FROM outbox WHERE topic = 'crm.raw.salesforce.v1'"
+                    "SELECT value, value_codec FROM outbox WHERE topic = 'crm.raw.salesforce.v1'"
                 )
             ]
     assert recorded[f"006A{run}"]["stage"] == "closed_won"
@@ -393,9 +394,9 @@ async def test_ace_pulls_resume_from_their_checkpoint_after_a_restart(infra: Inf
                 )
             }
         titles = [
-            json.loads(r["value"])["data"]["name"]
+            event_json(r)["data"]["name"]
             for r in await pool.fetch(
-                "SELECT value FROM outbox WHERE topic = 'crm.deals.v1' ORDER BY position"
+                "SELECT value, value_codec FROM outbox WHERE topic = 'crm.deals.v1' ORDER BY position"
             )
         ]
     assert titles == [f"Deal {i}" for i in range(5)] + ["Deal 1, revised"]
@@ -433,9 +434,9 @@ async def test_microsoft_referral_pulls_resume_from_their_checkpoint_after_a_res
         states = [
             (data["source_id"], data["stage"])
             for data in (
-                json.loads(r["value"])["data"]
+                event_json(r)["data"]
                 for r in await pool.fetch(
-                    "SELECT value FROM outbox WHERE topic = 'crm.deals.v1' ORDER BY position"
+                    "SELECT value, value_codec FROM outbox WHERE topic = 'crm.deals.v1' ORDER BY position"
                 )
             )
         ]
@@ -480,8 +481,10 @@ async def test_a_hubspot_association_brings_the_deals_company_and_products_into_
             run = await run_resyncs(pool, outbox, [hubspot_resyncer(client)], limit=10)
             assert (run.fetched, run.recorded) == (1, 1)
             [value] = [
-                r["value"]
-                for r in await pool.fetch("SELECT value FROM outbox WHERE topic = 'crm.deals.v1'")
+                event_bytes(r)
+                for r in await pool.fetch(
+                    "SELECT value, value_codec FROM outbox WHERE topic = 'crm.deals.v1'"
+                )
             ]
             snapshot = Envelope[CrmDealChanged].model_validate_json(value)
             consumer = crm_projection(pool)

@@ -29,6 +29,7 @@ from tests.support.crm import (
 from tests.support.deals import crm_projection, deals_pool, projected_crm_deal, register_on_deal
 from tests.support.infra import Infra
 from tests.support.kafka import as_records
+from tests.support.outbox import event_json
 from tests.support.polling import eventually
 from tests.support.processes import service_processes
 
@@ -85,8 +86,10 @@ async def _registered_then_merged(
 
 
 async def _published(pool: Pool, topic: str) -> list[dict[str, Any]]:
-    rows = await pool.fetch("SELECT value FROM outbox WHERE topic = $1 ORDER BY position", topic)
-    return [json.loads(row["value"])["data"] for row in rows]
+    rows = await pool.fetch(
+        "SELECT value, value_codec FROM outbox WHERE topic = $1 ORDER BY position", topic
+    )
+    return [event_json(row)["data"] for row in rows]
 
 
 async def test_two_registrations_on_merged_deals_one_keeps_the_survivor_the_other_is_reviewed(

@@ -39,6 +39,7 @@ from tests.support.crm import (
 )
 from tests.support.deals import admin_fetch, deals_pool, projected_crm_deal
 from tests.support.infra import Infra
+from tests.support.outbox import event_json
 from tests.support.polling import eventually
 from tests.support.processes import service_processes
 
@@ -260,9 +261,9 @@ async def resync_outcome(pool: Pool) -> tuple[int, list[Any], list[Any]]:
     pending = await pool.fetchval("SELECT count(*) FROM crm_resyncs WHERE done_at IS NULL")
     refused = await pool.fetch("SELECT reason, item FROM crm_refused")
     rows = await pool.fetch(
-        "SELECT value FROM outbox WHERE topic = 'crm.deals.v1' ORDER BY position"
+        "SELECT value, value_codec FROM outbox WHERE topic = 'crm.deals.v1' ORDER BY position"
     )
-    return pending, refused, [json.loads(row["value"])["data"] for row in rows]
+    return pending, refused, [event_json(row)["data"] for row in rows]
 
 
 async def _post_microsoft(

@@ -28,6 +28,7 @@ from tests.support.crm import (
 )
 from tests.support.deals import fresh_partners, register, registration_request
 from tests.support.infra import Infra
+from tests.support.outbox import event_bytes
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth
 
@@ -114,13 +115,13 @@ async def test_decision_is_published_and_crm_changes_land_in_the_projection(
             assert crm_events == 3
             # Every merged change is published whole, with a revision that only grows.
             states = await conn.fetch(
-                """SELECT value FROM deals.outbox WHERE message_key = $1 AND topic = $2
+                """SELECT value, value_codec FROM deals.outbox WHERE message_key = $1 AND topic = $2
                    ORDER BY position""",
                 f"hubspot:{HUBSPOT_PORTAL}:{object_id}",
                 DEAL_OPPORTUNITIES.name,
             )
             snapshots = [
-                Envelope[DealStateChanged].model_validate_json(r["value"]).data for r in states
+                Envelope[DealStateChanged].model_validate_json(event_bytes(r)).data for r in states
             ]
             assert [s.revision for s in snapshots] == list(range(1, len(snapshots) + 1))
             assert (snapshots[-1].amount, snapshots[-1].stage, snapshots[-1].status) == (

@@ -24,6 +24,7 @@ from tests.support.deals import (
     registration_request,
 )
 from tests.support.infra import Infra
+from tests.support.outbox import event_bytes, event_json
 from tests.support.processes import ADMIN, auth
 
 pytestmark = pytest.mark.integration
@@ -232,11 +233,14 @@ async def test_a_partner_probing_a_competitors_customer_learns_nothing_identifyi
 
     # The partner's decision notification says no more than its answer did.
     notes = await admin_db.fetch(
-        """SELECT convert_from(value, 'UTF8') AS value FROM deals.outbox
-           WHERE topic = 'notifications.partner.v1' AND convert_from(value, 'UTF8') LIKE $1""",
-        f"%{decided.json()['registration_id']}%",
+        """SELECT value, value_codec FROM deals.outbox
+           WHERE topic = 'notifications.partner.v1'"""
     )
-    told = [json.loads(n["value"])["data"] for n in notes]
+    told = [
+        event["data"]
+        for event in map(event_json, notes)
+        if decided.json()["registration_id"] in json.dumps(event)
+    ]
     assert [n["kind"] for n in told] == ["conflict"]
     assert leaks(json.dumps(told), *secrets) == []
 
@@ -249,12 +253,12 @@ async def test_the_overlap_hint_to_another_partner_names_neither_partner_nor_reg
     async with httpx.AsyncClient(timeout=30) as client:
         await approved(client, deals, working, body(run, "Shared"))
         second = await approved(client, deals, newcomer, body(run, "Shared", products=["ai"]))
-    hints = await admin_db.fetch(
-        """SELECT convert_from(value, 'UTF8') AS value FROM deals.outbox
-           WHERE topic = 'notifications.partner.v1' AND message_key = $1
-             AND convert_from(value, 'UTF8') LIKE '%overlap_hint%'""",
+    notes = await admin_db.fetch(
+        """SELECT value, value_codec FROM deals.outbox
+           WHERE topic = 'notifications.partner.v1' AND message_key = $1""",
         working,
     )
+    hints = [text for text in (event_bytes(n).decode() for n in notes) if "overlap_hint" in text]
     assert len(hints) == 1
-    hint = hints[0]["value"]
+    hint = hints[0]
     assert leaks(hint, newcomer, second["registration_id"]) == []

@@ -11,7 +11,6 @@ credits that overtake their partner's activation wait for it, then book what the
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -38,6 +37,7 @@ from tests.support.factories import AT, credit_issued, credit_reversed, partner_
 from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema, statements_sent
 from tests.support.kafka import as_records
 from tests.support.locks import held_keys, waiter_of
+from tests.support.outbox import event_json
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -182,9 +182,9 @@ async def state(pool: Pool) -> dict[str, Any]:
         ]
     events = []
     for row in await pool.fetch(
-        "SELECT event_id, topic, message_key, event_type, value FROM outbox ORDER BY position"
+        "SELECT event_id, topic, message_key, event_type, value, value_codec FROM outbox ORDER BY position"
     ):
-        data = json.loads(row["value"])["data"]
+        data = event_json(row)["data"]
         if row["topic"].endswith(".dlq.v1"):
             data = {}  # the dead-lettered record as it came
         # Every id is deterministic: an entry's, a notification's (from what it is about).
@@ -334,17 +334,22 @@ async def test_what_a_booking_writes_is_named_after_its_credits_issue_time(infra
     async with incentives_schema(infra) as (pool, _):
         await prepare(pool, run)
         await ledger_consumer(pool).process_batch(records)
-        named = await pool.fetch(
+        rows = await pool.fetch(
             """SELECT credit_id, entry_id AS id FROM ledger_entries WHERE entry_type <> 'reversal'
                UNION ALL SELECT credit_id, lot_id FROM mdf_lots
-               UNION ALL SELECT credit_id, entry_id FROM mdf_entries WHERE entry_type = 'accrual'
-               UNION ALL SELECT convert_from(value, 'UTF8')::jsonb #>> '{data,credit_id}',
-                   event_id::text FROM outbox WHERE event_type = 'incentive.credit_booked.v1'"""
+               UNION ALL SELECT credit_id, entry_id FROM mdf_entries WHERE entry_type = 'accrual'"""
         )
+        booked = await pool.fetch(
+            """SELECT event_id, value, value_codec FROM outbox
+               WHERE event_type = 'incentive.credit_booked.v1'"""
+        )
+    named = [(row["credit_id"], row["id"]) for row in rows] + [
+        (event_json(row)["data"]["credit_id"], str(row["event_id"])) for row in booked
+    ]
     assert len(named) == 28 + 8 + 8 + 8  # the earning lines counted above, then per credit
-    for row in named:
-        made = uuid.UUID(row["id"])
-        assert (made.version, made.int >> 80) == (8, millis[row["credit_id"]])
+    for credit_id, named_id in named:
+        made = uuid.UUID(named_id)
+        assert (made.version, made.int >> 80) == (8, millis[credit_id])
 
 
 async def test_during_an_upgrade_the_entries_of_each_booking_can_go_out_alone(

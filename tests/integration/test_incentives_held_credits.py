@@ -35,6 +35,7 @@ from tests.integration.test_incentives_batches import (
     snapshot,
 )
 from tests.support.infra import Infra
+from tests.support.outbox import event_json
 
 pytestmark = pytest.mark.integration
 
@@ -104,7 +105,7 @@ async def test_a_held_credit_that_cannot_be_booked_is_dead_lettered_and_its_part
         booked = await pool.fetch("SELECT credit_id FROM credits")
         assert [r["credit_id"] for r in booked] == [good.credit_id]
         letters = await pool.fetch(
-            """SELECT event_id, message_key, value, headers FROM outbox
+            """SELECT event_id, message_key, value, value_codec, headers FROM outbox
                WHERE topic = 'incentives.dlq.v1' ORDER BY position"""
         )
         assert len(letters) == len(HOSTILE_AMOUNTS)
@@ -115,7 +116,7 @@ async def test_a_held_credit_that_cannot_be_booked_is_dead_lettered_and_its_part
             assert (headers[DLQ_ORIGIN_PARTITION], headers[DLQ_ORIGIN_OFFSET]) == ("2", str(offset))
             assert headers["ce_type"] == "credit.issued.v1"
             assert letter["message_key"] == event["subject"]
-            assert json.loads(letter["value"]) == event
+            assert event_json(letter) == event
         reasons = [json.loads(letter["headers"])["dlq.reason"] for letter in letters]
         assert reasons[0].startswith(
             f"held credit h40-{run} not booked when its partner settled: invalid "

@@ -7,7 +7,6 @@ under one reference still migrates (both stay as paid)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -24,6 +23,7 @@ from shared.events.incentives import PayoutRecorded
 from tests.integration.test_incentives_funds import MIGRATIONS, OUTBOX, apply_credit
 from tests.support.factories import credit_issued
 from tests.support.infra import ScratchService, migrated_pool, migrations_before
+from tests.support.outbox import event_json
 
 pytestmark = pytest.mark.integration
 D = Decimal
@@ -70,11 +70,11 @@ async def booked(pool: Pool, partner: str, reference: str) -> list[Decimal]:
 
 async def announced(pool: Pool, partner: str) -> list[dict[str, str]]:
     rows = await pool.fetch(
-        """SELECT value FROM outbox WHERE event_type = 'incentive.payout_recorded.v1'
+        """SELECT value, value_codec FROM outbox WHERE event_type = 'incentive.payout_recorded.v1'
            AND message_key = $1 ORDER BY position""",
         partner,
     )
-    return [json.loads(r["value"])["data"] for r in rows]
+    return [event_json(r)["data"] for r in rows]
 
 
 async def test_concurrent_retries_of_a_payout_book_it_once(pool: Pool) -> None:

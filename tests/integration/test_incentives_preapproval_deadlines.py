@@ -9,7 +9,6 @@ stored before keep their window, counted from their campaign's end."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -37,6 +36,7 @@ from tests.integration.test_incentives_preapprovals import (
     funded_partner,
 )
 from tests.support.infra import ScratchService, migrated_pool, migrations_before
+from tests.support.outbox import event_json
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -157,10 +157,10 @@ async def test_the_deadline_follows_programmes_moves_of_the_campaigns_end(pool: 
     assert str(refused.value) == reason
 
     rows = await pool.fetch(
-        """SELECT value FROM outbox WHERE event_type = 'incentive.mdf_preapproval_changed.v1'
+        """SELECT value, value_codec FROM outbox WHERE event_type = 'incentive.mdf_preapproval_changed.v1'
            ORDER BY position"""
     )
-    changes = [json.loads(r["value"]) for r in rows]
+    changes = [event_json(r) for r in rows]
     ends = [today() + timedelta(days=d) for d in (10, 20, 2)] + [long_ago]
     assert [
         (c["data"]["status"], c["data"]["expires_at"])

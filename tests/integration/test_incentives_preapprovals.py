@@ -7,7 +7,6 @@ Kafka, the refusals a partner meets."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -36,6 +35,7 @@ from tests.support import factories
 from tests.support.factories import credit_issued
 from tests.support.infra import ROOT, Infra, ScratchService, migrated_pool
 from tests.support.kafka import publish, wait_for_keyed
+from tests.support.outbox import event_json
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_fixture
 
@@ -124,10 +124,10 @@ async def decide_on(pool: Pool, programs: IncentivePrograms, claim_id: str, appr
 async def announced(pool: Pool, preapproval_id: str) -> list[tuple[str, str, str, str]]:
     """(status, reserved, claimed, released) of each announcement of the pre-approval."""
     rows = await pool.fetch(
-        """SELECT value FROM outbox WHERE event_type = 'incentive.mdf_preapproval_changed.v1'
+        """SELECT value, value_codec FROM outbox WHERE event_type = 'incentive.mdf_preapproval_changed.v1'
            ORDER BY position"""
     )
-    found = [json.loads(r["value"])["data"] for r in rows]
+    found = [event_json(r)["data"] for r in rows]
     return [
         (e["status"], e["reserved"], e["claimed"], e["released"])
         for e in found
@@ -139,13 +139,13 @@ async def told(pool: Pool, partner: str) -> list[tuple[str, str, str, str]]:
     """(type, kind, subject, body) of each pre-approval notification the outbox holds for the
     partner (its earnings are told too: not these)."""
     rows = await pool.fetch(
-        """SELECT event_id, value FROM outbox WHERE topic = 'notifications.partner.v1'
+        """SELECT event_id, value, value_codec FROM outbox WHERE topic = 'notifications.partner.v1'
            AND message_key = $1 ORDER BY position""",
         partner,
     )
     found = [
         (row, event)
-        for row, event in ((r, json.loads(r["value"])) for r in rows)
+        for row, event in ((r, event_json(r)) for r in rows)
         if event["data"]["kind"].startswith("mdf_preapproval_")
     ]
     for row, event in found:  # the event id is the notification's

@@ -31,6 +31,7 @@ from tests.support.factories import credit_issued, credit_reversed
 from tests.support.infra import ROOT, Infra, ScratchService, migrated_pool, statements_sent
 from tests.support.kafka import new_topic, publish, read_records
 from tests.support.onboarding import SMALL, activated_partner
+from tests.support.outbox import event_json
 
 pytestmark = pytest.mark.integration
 
@@ -183,14 +184,14 @@ async def observed(pool: Pool, partner_id: str, since: int = 0) -> dict[str, Any
         partner_id,
     )
     outbox = await pool.fetch(
-        """SELECT topic, event_type, value FROM outbox WHERE message_key = $1 AND position > $2
+        """SELECT topic, event_type, value, value_codec FROM outbox WHERE message_key = $1 AND position > $2
            ORDER BY position""",
         partner_id,
         since,
     )
     events = []
     for r in outbox:
-        data = json.loads(r["value"])["data"]
+        data = event_json(r)["data"]
         for key in ("changed_at", "created_at", "notification_id", "grace_until"):
             if key in data:
                 data[key] = data[key] is not None

@@ -4,7 +4,6 @@ process and the real topic)."""
 
 from __future__ import annotations
 
-import json
 import random
 import string
 import uuid
@@ -24,6 +23,7 @@ from shared.topics import ATTRIBUTION_CREDITS, PROGRAMME_KPIS
 from tests.support import factories as f
 from tests.support.infra import Infra, migrated_pool, scratch_schema
 from tests.support.kafka import publish, wait_for_keyed
+from tests.support.outbox import event_json
 from tests.support.processes import service_processes
 
 pytestmark = pytest.mark.integration
@@ -40,9 +40,10 @@ async def pool(infra: Infra) -> AsyncIterator[Pool]:
 
 async def published(pool: Pool) -> list[dict[str, Any]]:
     rows = await pool.fetch(
-        "SELECT value FROM outbox WHERE topic = $1 ORDER BY position", PROGRAMME_KPIS.name
+        "SELECT value, value_codec FROM outbox WHERE topic = $1 ORDER BY position",
+        PROGRAMME_KPIS.name,
     )
-    return [json.loads(row["value"])["data"] for row in rows]
+    return [event_json(row)["data"] for row in rows]
 
 
 async def test_a_snapshot_goes_out_once_per_change(pool: Pool) -> None:

@@ -37,6 +37,7 @@ from tests.support import kafka
 from tests.support.factories import credit_issued
 from tests.support.infra import Infra
 from tests.support.local_http import LocalServer, QuietHandler
+from tests.support.outbox import event_bytes
 from tests.support.processes import service_processes
 from tests.support.tokens import ADMIN, ENABLEMENT_SYSTEM
 
@@ -431,16 +432,16 @@ async def partner_view(client: Any, url: str, pid: str, what: str = "") -> Any:
     return answer.json()
 
 
-async def onboarding_outbox(db: Any, topic: Topic, key: str) -> list[str]:
+async def onboarding_outbox(db: Any, topic: Topic, key: str) -> list[bytes]:
     """The events onboarding's outbox holds for `key` on `topic`, in the order written (`db`: an
     admin connection or pool)."""
     rows = await db.fetch(
-        "SELECT value FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
+        "SELECT value, value_codec FROM onboarding.outbox WHERE topic = $1 AND message_key = $2 "
         "ORDER BY position",
         topic.name,
         key,
     )
-    return [row["value"] for row in rows]
+    return [event_bytes(row) for row in rows]
 
 
 async def lifecycle_changes(db: Any, partner_id: str) -> list[PartnerStateChanged]:
