@@ -258,6 +258,26 @@ def test_the_portal_reaches_the_services_over_http_only() -> None:
     assert egress_ports == {53, 8000}
 
 
+def test_every_service_keeps_its_outbox_compressed_unless_told_not_to(tmp_path: Path) -> None:
+    """One value for every service's pods: off for a rolling upgrade from a version before the
+    outbox codec (an older relay would send the compressed bytes), on otherwise."""
+
+    def compression(*values: str) -> dict[str, str]:
+        return {
+            m["metadata"]["name"]: env["value"]
+            for m in rendered(*values)
+            if m["kind"] == "Deployment" and m["metadata"]["name"] != "pollinate-portal"
+            for env in m["spec"]["template"]["spec"]["containers"][0]["env"]
+            if env["name"] == "OUTBOX_COMPRESSION"
+        }
+
+    default = next(combinations())
+    assert compression(*default) == {f"pollinate-{s}": "true" for s in SERVICES}
+    upgrading = tmp_path / "upgrading.yaml"
+    upgrading.write_text("outbox: {compression: false}\n")
+    assert compression(*default, str(upgrading)) == {f"pollinate-{s}": "false" for s in SERVICES}
+
+
 def test_migrations_run_as_the_owner_before_the_pods_change() -> None:
     jobs = [m for m in rendered(*next(combinations())) if m["kind"] == "Job"]
     migrations = {
