@@ -92,10 +92,10 @@ async def _first_rows(
     return first
 
 
-def _deal_key_of(row: asyncpg.Record) -> str:
-    deal: str = json.loads(outbox_codec.unpack(row["value"], row["value_codec"]))["data"][
-        "deal_key"
-    ]
+def _deal_key_of(row: asyncpg.Record) -> str | None:
+    """The deal an event names (None: the topic's events without one, an MDF expiry say)."""
+    event = json.loads(outbox_codec.unpack(row["value"], row["value_codec"]))
+    deal: str | None = event["data"].get("deal_key")
     return deal
 
 

@@ -9,8 +9,9 @@ from, with a `dlq.replayed_from` header. Without --offset it replays every dead 
 replayed before: progress is kept as the offsets of the consumer group `<dlq topic>.replayer`.
 A replayed event that fails again is dead-lettered again, with its new reason.
 
-`parked` lists the outbox rows Kafka refused for good (too large, an invalid topic), with the
-reason, read from the service's own schema with its own role (`DATABASE_URL`).
+`parked` lists the outbox rows never sendable (Kafka refused them for good: too large, an
+invalid topic; or their stored value does not unpack), with the reason, read from the
+service's own schema with its own role (`DATABASE_URL`).
 
 `list` and `replay` connect to Kafka as the principal the `KAFKA_*` variables name (an
 operator's: a service's own principal may read its dead letters, but the CLI's replay publishes

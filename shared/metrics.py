@@ -93,7 +93,8 @@ class Scrape:
             yield backlog
             parked = GaugeMetricFamily(
                 "pollinate_outbox_parked",
-                "outbox rows Kafka refused for good, kept for an operator",
+                "outbox rows never sendable (Kafka refused them for good, or the stored value does "
+                "not unpack), kept for an operator",
             )
             parked.add_metric([], self.outbox_parked)
             yield parked

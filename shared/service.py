@@ -205,6 +205,12 @@ def _broker(kafka: KafkaConnection, schema: str) -> KafkaBroker:
     )
 
 
+def service_outbox(schema: str, settings: ServiceSettings) -> Outbox:
+    """The service's outbox, as its settings say (the relay writes the headers of the events
+    it records: `outbox.source` is the source of both)."""
+    return Outbox(schema, source=service_source(schema), compress=settings.outbox_compression)
+
+
 @asynccontextmanager
 async def running_platform(
     definition: ServiceDefinition, settings: ServiceSettings, metrics: ServiceMetrics
@@ -222,8 +228,7 @@ async def running_platform(
     await require_migrated(pool, schema, migrations_of(definition))
     producer = make_producer(kafka, client_id=f"{schema}-relay")
     await producer.start()
-    # The relay writes the headers of the events this outbox records: one source for both.
-    outbox = Outbox(schema, source=service_source(schema), compress=settings.outbox_compression)
+    outbox = service_outbox(schema, settings)
     relay = OutboxRelay(
         pool,
         producer,

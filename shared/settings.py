@@ -55,7 +55,7 @@ class ServiceSettings(BaseSettings):
     # Rows waiting longer than this while another holder keeps the relay lock: unhealthy.
     relay_stall_seconds: float = Field(default=60.0, gt=0)
     # Events are kept compressed in the outbox (shared/outbox_codec.py). Turn off while an
-    # instance of a version before the codec may still relay (README, Upgrading).
+    # instance of a version before the codec may still relay (README, Reliability).
     outbox_compression: bool = True
     # Inbox rows (processed event ids) are kept this long. It must be at least the topics'
     # retention (log.retention.hours, 168 in the local stack and the broker's default): an
