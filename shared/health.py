@@ -56,9 +56,7 @@ class Metrics(BaseModel):
         default=None, description="outbox rows not yet published (None: database down)"
     )
     outbox_parked: int | None = Field(
-        default=None,
-        description="outbox rows never sendable (refused by Kafka for good, or a stored "
-        "value that does not unpack), parked with a reason",
+        default=None, description="outbox rows never sendable, parked with the reason why"
     )
     consumer_lag: dict[str, object] = Field(
         default_factory=dict, description="per consumer group: lag per partition, or why not"
