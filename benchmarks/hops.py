@@ -25,7 +25,6 @@ trip."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -33,7 +32,7 @@ from typing import Any
 import asyncpg
 
 from benchmarks.latency import percentiles
-from shared import outbox_codec
+from tests.support.outbox import event_json
 
 # (name, schema, topic, whether the row's key is its deal: else its event's `deal_key` is)
 _ROWS = (
@@ -94,8 +93,7 @@ async def _first_rows(
 
 def _deal_key_of(row: asyncpg.Record) -> str | None:
     """The deal an event names (None: the topic's events without one, an MDF expiry say)."""
-    event = json.loads(outbox_codec.unpack(row["value"], row["value_codec"]))
-    deal: str | None = event["data"].get("deal_key")
+    deal: str | None = event_json(row)["data"].get("deal_key")
     return deal
 
 

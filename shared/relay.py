@@ -48,8 +48,9 @@ from shared.outbox_codec import UnreadableValue
 
 log = logging.getLogger(__name__)
 
-# Kafka refuses these for good: sending the row again can never succeed, so it is parked with
-# the reason instead of being retried forever in front of every later row.
+# Rows these say can never be sent (Kafka refuses them for good, or the stored value does not
+# unpack): sending the row again can never succeed, so it is parked with the reason instead of
+# being retried forever in front of every later row.
 PERMANENT_SEND_ERRORS: tuple[type[BaseException], ...] = (
     UnreadableValue,  # a stored value that does not unpack: never sendable
     MessageSizeTooLargeError,
