@@ -51,7 +51,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from benchmarks import conflict_check, goals, report, yardsticks
 from benchmarks.cpu_meter import CpuMeter, rss_mb
-from benchmarks.hops import hop_breakdown
+from benchmarks.hops import CHAIN_OUTBOXES, OutboxMark, hop_breakdown, outbox_mark
 from benchmarks.latency import percentiles
 from benchmarks.load import Offer, Pace
 from deploy.story import Partner, Story
@@ -402,7 +402,7 @@ async def drained(observed: Observed, keys: list[str], within: float) -> bool:
     return False
 
 
-async def relay_lag(admin_dsn: str, since: datetime, until: datetime) -> dict[str, Any]:
+async def relay_lag(admin_dsn: str, since: OutboxMark, until: OutboxMark) -> dict[str, Any]:
     """Outbox row committed -> acknowledged by Kafka, per service, from the outboxes' stamps
     (`committed_at` needs track_commit_timestamp, which the local stack turns on; without it,
     from the writing transaction's start, which overstates the lag by the transaction's
@@ -415,16 +415,14 @@ async def relay_lag(admin_dsn: str, since: datetime, until: datetime) -> dict[st
             if await conn.fetchval("SELECT current_setting('track_commit_timestamp') = 'on'")
             else "transaction start"
         }
-        for service in ("deals", "attribution", "incentives"):
-            # Published since the window opened: read through the published_at index, not
-            # the whole outbox (a day's retention of every run).
+        for service in CHAIN_OUTBOXES:
             rows = await conn.fetch(
                 f"""SELECT extract(epoch FROM published_at - coalesce(committed_at, created_at))
                         * 1000 AS ms
                     FROM {service}.outbox
-                    WHERE created_at BETWEEN $1 AND $2 AND published_at >= $1""",
-                since,
-                until,
+                    WHERE position > $1 AND position <= $2 AND published_at IS NOT NULL""",
+                since[service],
+                until[service],
             )
             values = [float(r["ms"]) for r in rows]
             per_service[service] = percentiles(values)
@@ -491,7 +489,7 @@ async def completed(
     receivers: Receivers,
     observed: Observed,
     keys: list[str],
-    since: datetime,
+    since: OutboxMark,
     phase: dict[str, Any],
 ) -> None:
     """Waits for `keys` (the deals a phase's accepted posts carried) to complete, then puts
@@ -511,7 +509,7 @@ async def completed(
         [observed.earned_ms[k] for k in keys if k in observed.earned_ms]
     )
     phase["ingestion_to_webhook"] = await receivers.latencies(keys)
-    until = datetime.now(UTC)
+    until = await outbox_mark(infra.admin_dsn)
     phase["relay_lag"] = await relay_lag(infra.admin_dsn, since, until)
     phase["hops"] = await hop_breakdown(infra.admin_dsn, keys, since, until)
 
@@ -550,7 +548,7 @@ async def offered(
     phase: dict[str, Any],
 ) -> None:
     """Deals offered at `pace`, and how long each took to complete."""
-    since = datetime.now(UTC)
+    since = await outbox_mark(infra.admin_dsn)
     keys = await offer_load(offer, f"r{pace.rate}", pace, phase)
     await completed(infra, receivers, observed, keys, since, phase)
 
@@ -577,7 +575,8 @@ async def saturation(
 
     sampler = asyncio.create_task(sample_rss())
     meter = CpuMeter(infra.admin_dsn, {s: p.pid for s, p in fleet.processes.items()})
-    started, since = time.perf_counter(), datetime.now(UTC)
+    since = await outbox_mark(infra.admin_dsn)
+    started = time.perf_counter()
     try:
         await meter.start()
         metered_from = time.time()

@@ -26,7 +26,6 @@ trip."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -41,6 +40,28 @@ _ROWS = (
     ("credit", "attribution", "attribution.credits.v1", True),
     ("entry", "incentives", "incentives.ledger.v1", False),
 )
+
+# The outboxes a deal's rows are read from (here and in the chain's relay lag).
+CHAIN_OUTBOXES = ("deals", "attribution", "incentives")
+
+# Each chain outbox's last position at a moment. A phase's rows are those between the marks
+# taken when it opened and when it ended: read through the outbox's key, the only index that
+# orders its rows (none names a time: the publish mark is a HOT update only so, shared
+# migration 0013), instead of the whole outbox (a day's retention of every run: over a
+# million rows, seconds per phase).
+OutboxMark = dict[str, int]
+
+
+async def outbox_mark(admin_dsn: str) -> OutboxMark:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        return {
+            schema: await conn.fetchval(f"SELECT coalesce(max(position), 0) FROM {schema}.outbox")
+            for schema in CHAIN_OUTBOXES
+        }
+    finally:
+        await conn.close()
+
 
 # (segment, from (row, stamp), to (row, stamp))
 SEGMENTS = (
@@ -62,23 +83,21 @@ async def _first_rows(
     topic: str,
     keyed_by_deal: bool,
     keys: Sequence[str],
-    since: datetime,
-    until: datetime,
+    since: OutboxMark,
+    until: OutboxMark,
 ) -> dict[str, asyncpg.Record]:
     """Each deal's first row on `topic` written in the window, by deal key. Only published
-    rows count (a deal needs every stamp), and asking for rows published since the window
-    opened lets Postgres read the published_at index instead of the whole outbox (a day's
-    retention of every run: over a million rows, seconds per phase). A row not keyed by its
-    deal names it in its event, which the outbox may keep compressed: read here, not in SQL."""
+    rows count (a deal needs every stamp). A row not keyed by its deal names it in its event,
+    which the outbox may keep compressed: read here, not in SQL."""
     rows = await conn.fetch(
         f"""SELECT message_key, value, value_codec, created_at, committed_at, published_at
             FROM {schema}.outbox
-            WHERE topic = $1 AND created_at BETWEEN $2 AND $3 AND published_at >= $2
+            WHERE topic = $1 AND position > $2 AND position <= $3 AND published_at IS NOT NULL
               AND (message_key = ANY($4::text[]) OR NOT $5)
             ORDER BY position""",
         topic,
-        since,
-        until,
+        since[schema],
+        until[schema],
         list(keys),
         keyed_by_deal,
     )
@@ -100,8 +119,8 @@ def _deal_key_of(row: asyncpg.Record) -> str | None:
 async def hop_breakdown(
     admin_dsn: str,
     keys: Sequence[str],
-    since: datetime,
-    until: datetime,
+    since: OutboxMark,
+    until: OutboxMark,
 ) -> dict[str, Any]:
     """Per segment, the percentiles over the phase's deals (`keys`) that have both stamps.
     Without track_commit_timestamp there are no commit stamps and the result says so."""
