@@ -168,9 +168,9 @@ async def read_scrape(platform: Platform) -> Scrape:
     try:
         counts = await asyncio.wait_for(
             platform.pool.fetchrow(
-                """SELECT count(*) FILTER (WHERE parked_at IS NULL) AS backlog,
-                          count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked
-                   FROM outbox WHERE published_at IS NULL"""
+                """SELECT (SELECT coalesce(sum(cardinality(positions)), 0) FROM outbox_pending)
+                            AS backlog,
+                          (SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL) AS parked"""
             ),
             DATABASE_TIMEOUT_SECONDS,
         )

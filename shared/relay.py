@@ -81,6 +81,26 @@ class RelayStopped(Exception):
 
 _CONTENT_TYPE_HEADER = ("content-type", CLOUDEVENTS_CONTENT_TYPE.encode())
 
+# The queue's first `$1` rows by position (shared migration 0013), each with its entry and its
+# outbox row. An entry holds its rows in order and is keyed by its lowest position; the entries
+# of statements that ran at once interleave, but the `$1` lowest positions of the first `$1`
+# entries are all at most the last one's key, below every entry not read: none is overtaken.
+# `waiting`: the row is still to be sent (not published by an older relay, parked or deleted).
+_READ_THE_QUEUE = """
+    WITH entries AS (
+        SELECT first_position, positions FROM outbox_pending ORDER BY first_position LIMIT $1),
+    taken AS (
+        SELECT e.first_position AS entry, q.position
+        FROM entries e, unnest(e.positions) AS q(position)
+        ORDER BY q.position LIMIT $1)
+    SELECT t.entry, t.position,
+           o.position IS NOT NULL AND o.published_at IS NULL AND o.parked_at IS NULL AS waiting,
+           o.topic, o.message_key, o.event_id, o.event_type, o.value, o.value_codec, o.headers,
+           o.traceparent
+    FROM taken t LEFT JOIN outbox o ON o.position = t.position
+    ORDER BY t.position
+"""
+
 # A row's place in the outcomes until its record batch is enqueued.
 _NOT_YET: BaseException = RuntimeError("not enqueued")
 
@@ -181,37 +201,31 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def publish_pending(self) -> int | None:
-        """Publish one batch. Returns how many rows it settled (published or parked), or None
-        when another relay instance leads right now. Any failure gives up the lead (and the
-        connection): the next batch starts afresh, or a standby takes over."""
+        """Publish one batch. Returns how many queued rows it settled (published, parked, or
+        found settled elsewhere), or None when another relay instance leads right now. Any
+        failure gives up the lead (and the connection): the next batch starts afresh, or a
+        standby takes over."""
         try:
             if self._producer_spent and self._new_producer is not None:
                 await self._renew_producer()  # failing (Kafka unreachable) gives up the lead too
             conn = await self._connection()
             if not self._leading and not await self._take_lead(conn):
                 return None
-            rows = await conn.fetch(
-                """
-                SELECT position, topic, message_key, event_id, event_type, value, value_codec,
-                       headers, traceparent
-                FROM outbox WHERE published_at IS NULL AND parked_at IS NULL
-                ORDER BY position LIMIT $1
-                """,
-                self.batch_size,
-            )
-            if not rows:
+            queued = await conn.fetch(_READ_THE_QUEUE, self.batch_size)
+            if not queued:
                 return 0
-            settled = await self._send_keeping_the_lead(conn, rows)
-            if settled.published:
-                await self._mark_published(conn, settled.published)
-            if settled.parked:
-                await self._park(conn, settled.parked)
+            rows = [row for row in queued if row["waiting"]]
+            # Queued rows settled elsewhere (published by a relay of the version before the
+            # queue, during a rolling upgrade, or deleted by hand) only leave the queue.
+            gone = [row["position"] for row in queued if not row["waiting"]]
+            settled = await self._send_keeping_the_lead(conn, rows) if rows else Settled([], [])
+            await self._settle(conn, settled, gone, {row["entry"] for row in queued})
         except BaseException:
             await self.close()
             raise
         self.published_total += len(settled.published)
         self.parked_total += len(settled.parked)
-        return settled.count
+        return settled.count + len(gone)
 
     async def _connection(self) -> asyncpg.Connection[asyncpg.Record]:
         if self._conn is not None and self._conn.is_closed():
@@ -301,8 +315,10 @@ class OutboxRelay:
 
     async def _check_stall(self, conn: asyncpg.Connection[asyncpg.Record]) -> None:
         waited = await conn.fetchval(
-            """SELECT extract(epoch FROM clock_timestamp() - min(created_at))::float8
-               FROM outbox WHERE published_at IS NULL AND parked_at IS NULL"""
+            """SELECT extract(epoch FROM clock_timestamp() - o.created_at)::float8
+               FROM outbox_pending q JOIN outbox o ON o.position = q.positions[1]
+               WHERE o.published_at IS NULL AND o.parked_at IS NULL
+               ORDER BY q.first_position LIMIT 1"""
         )
         self.stalled = waited is not None and waited > self.stall_seconds
         if self.stalled:
@@ -447,33 +463,58 @@ class OutboxRelay:
         with contextlib.suppress(Exception):
             await spent.stop()
 
-    async def _park(
-        self, conn: asyncpg.Connection[asyncpg.Record], parked: list[tuple[int, str]]
+    async def _settle(
+        self,
+        conn: asyncpg.Connection[asyncpg.Record],
+        settled: Settled,
+        gone: list[int],
+        entries: set[int],
     ) -> None:
-        await conn.execute(
-            """UPDATE outbox SET parked_at = clock_timestamp(), park_reason = p.reason
-               FROM unnest($1::bigint[], $2::text[]) AS p(position, reason)
-               WHERE outbox.position = p.position""",
-            [position for position, _ in parked],
-            [reason for _, reason in parked],
-        )
+        """Mark what Kafka acknowledged published and park what it never will take, and take
+        both (and `gone`) out of the queue's `entries` that held them, in one statement: an
+        entry left empty is deleted, any other keeps the positions not settled yet, keyed by
+        the lowest of them (the reader's order and bound rely on it).
 
-    async def _mark_published(
-        self, conn: asyncpg.Connection[asyncpg.Record], positions: list[int]
-    ) -> None:
-        # published_at: after Kafka acknowledged (clock time, not the transaction's start).
-        # committed_at: when the row's own transaction committed (xmin is still the writer's
-        # here), if the server tracks commit timestamps; the two give the relay lag.
+        published_at: after Kafka acknowledged (clock time, not the transaction's start).
+        committed_at: when the row's own transaction committed (xmin is still the writer's
+        here), if the server tracks commit timestamps; the two give the relay lag. No index
+        of the outbox names either column, so the mark is a HOT update (shared migration
+        0013): the row's new version on its own page, and no new index entry."""
         if self._commit_timestamps is None:
             self._commit_timestamps = bool(
                 await conn.fetchval("SELECT current_setting('track_commit_timestamp') = 'on'")
             )
         committed = "pg_xact_commit_timestamp(xmin)" if self._commit_timestamps else "NULL"
+        parked = [position for position, _ in settled.parked]
         lags = await conn.fetch(
-            f"""UPDATE outbox SET published_at = clock_timestamp(), committed_at = {committed}
-                WHERE position = ANY($1::bigint[])
-                RETURNING extract(epoch FROM published_at - committed_at)::float8 AS lag""",
-            positions,
+            f"""WITH marked AS (
+                    UPDATE outbox SET published_at = clock_timestamp(), committed_at = {committed}
+                    WHERE position = ANY($1::bigint[])
+                    RETURNING extract(epoch FROM published_at - committed_at)::float8 AS lag),
+                parked AS (
+                    UPDATE outbox SET parked_at = clock_timestamp(), park_reason = p.reason
+                    FROM unnest($2::bigint[], $3::text[]) AS p(position, reason)
+                    WHERE outbox.position = p.position),
+                remaining AS (
+                    SELECT first_position, ARRAY(
+                        SELECT p FROM unnest(positions) AS p
+                        WHERE p <> ALL($1::bigint[] || $2::bigint[] || $4::bigint[]) ORDER BY p
+                    ) AS positions
+                    FROM outbox_pending WHERE first_position = ANY($5::bigint[])),
+                dequeued AS (
+                    DELETE FROM outbox_pending q USING remaining r
+                    WHERE q.first_position = r.first_position AND cardinality(r.positions) = 0),
+                trimmed AS (
+                    UPDATE outbox_pending q
+                    SET first_position = r.positions[1], positions = r.positions
+                    FROM remaining r
+                    WHERE q.first_position = r.first_position AND cardinality(r.positions) > 0)
+                SELECT lag FROM marked""",
+            settled.published,
+            parked,
+            [reason for _, reason in settled.parked],
+            gone,
+            sorted(entries),
         )
         for row in lags:
             if row["lag"] is not None:
@@ -483,12 +524,19 @@ class OutboxRelay:
     async def purge_published(self, batch_size: int = 5_000) -> int:
         """Delete rows published longer ago than the retention (kept meanwhile for audit), a
         batch per transaction: one statement over all that expired held its row locks and
-        wrote its WAL in one burst (at a service's start, a day of a benchmark's events)."""
+        wrote its WAL in one burst (at a service's start, a day of a benchmark's events).
+
+        No index names published_at (the mark would not be HOT), so a batch is the oldest
+        rows by position, parked ones left aside, and of those the ones that expired: rows
+        are published in position order, so the first batch that is not all expired ends
+        the purge where an index on published_at would have, without walking the rest."""
         return await delete_in_batches(
             self.pool,
             """DELETE FROM outbox WHERE ctid = ANY(ARRAY(
-                   SELECT ctid FROM outbox
-                   WHERE published_at < now() - make_interval(secs => $1) LIMIT $2))""",
+                   SELECT ctid FROM (
+                       SELECT ctid, published_at FROM outbox WHERE parked_at IS NULL
+                       ORDER BY position LIMIT $2) AS oldest
+                   WHERE published_at < now() - make_interval(secs => $1)))""",
             self.retention_hours * 3600,
             batch_size=batch_size,
         )

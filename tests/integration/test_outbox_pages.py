@@ -1,9 +1,10 @@
 """The relay's publish mark keeps each row's new version on the row's own page.
 
-published_at is indexed, so the mark is never a HOT update; but a new version written to the
-same page is logged as the bytes that differ, not as the whole event (migration 0010 leaves
-pages half empty for it). `benchmarks/outbox_relay.py --note-bytes 1100 --cost-only` measures
-the WAL: about 2,000 bytes a mark with full pages, about 360 with room on them."""
+A new version written to the same page is logged as the bytes that differ, not as the whole
+event (migration 0010 leaves pages half empty for it), and only there can the mark be a HOT
+update (migration 0013: test_outbox_queue.py). `benchmarks/outbox_relay.py --note-bytes 1100
+--cost-only` measures the WAL: about 2,000 bytes a mark with full pages, about 360 with room
+on them (before 0013)."""
 
 from __future__ import annotations
 

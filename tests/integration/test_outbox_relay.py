@@ -47,7 +47,7 @@ async def test_event_committed_before_a_crash_is_published_after_restart(
 
     # A relay that publishes, then dies before marking the rows published.
     class CrashingRelay(OutboxRelay):
-        async def _mark_published(self, conn: object, positions: list[int]) -> None:
+        async def _settle(self, conn: object, *settled: object) -> None:
             raise CrashBeforeMark
 
     with pytest.raises(CrashBeforeMark):
@@ -217,8 +217,8 @@ async def test_the_relay_stamps_commit_and_acknowledgement_times(components: Com
 async def test_the_outbox_is_vacuumed_small_and_often_with_its_indexes(
     components: Components,
 ) -> None:
-    """A published row's old version stays in the relay's partial index until VACUUM: the
-    outbox is vacuumed once 2% of it is dead, index pass included (shared migration 0009)."""
+    """The outbox is vacuumed once 2% of it is dead, index pass included (shared migration
+    0009): a day of published rows' old versions (HOT since 0013, pruned on their pages)."""
     options = await components.pool.fetchval(
         "SELECT reloptions FROM pg_class WHERE oid = 'outbox'::regclass"
     )
@@ -247,9 +247,9 @@ async def test_purge_removes_only_rows_published_longer_ago_than_the_retention(
             for r in await conn.fetch("SELECT message_key, position FROM outbox")
         }
         async with conn.transaction():
-            await relay._mark_published(
-                conn, [positions["published-long-ago"], positions["published-now"]]
-            )
+            marked = [positions["published-long-ago"], positions["published-now"]]
+            entries = {e[0] for e in await conn.fetch("SELECT first_position FROM outbox_pending")}
+            await relay._settle(conn, Settled(marked, []), [], entries)
         await conn.execute(
             "UPDATE outbox SET published_at = published_at - interval '2 hours'"
             " WHERE message_key = 'published-long-ago'"
