@@ -8,9 +8,17 @@ import uuid
 
 import pytest
 
-from shared.db import PLATFORM_MIGRATIONS, apply_migrations, create_pool, load_migrations
+from shared.db import (
+    PLATFORM_MIGRATIONS,
+    Connection,
+    apply_migrations,
+    create_pool,
+    load_migrations,
+)
 from shared.dlq import parked_rows
+from shared.outbox import OutgoingEvent
 from shared.relay import Settled
+from shared.topics import Topic
 from tests.support.counter import Components, CounterIncremented
 from tests.support.infra import ScratchService
 from tests.support.kafka import new_topic, read_records
@@ -28,15 +36,29 @@ async def queued(components: Components) -> list[int]:
     return [row["position"] for row in rows]
 
 
+async def write_a_row_kafka_refuses(components: Components, conn: Connection, topic: Topic) -> None:
+    """A 2 MB row: over the producer's and the broker's message size, so it is parked."""
+    await components.outbox.publish_raw(
+        conn,
+        topic_name=topic.name,
+        key="big",
+        event_id=uuid.uuid4(),
+        event_type="test.too_large",
+        value=b"x" * 2_000_000,
+        headers={},
+    )
+
+
 async def test_the_publish_mark_is_a_hot_update(components: Components) -> None:
     """No index of the outbox names published_at or committed_at, and the pages have room
     (fill factor 50): each marked row's new version goes on its page with no index entry."""
     topic = await new_topic(components.infra.kafka, components.service.schema)
-    for n in range(40):
-        async with components.pool.acquire() as conn, conn.transaction():
-            await components.outbox.publish(
-                conn, topic, CounterIncremented(counter=f"{n}-{BULKY}", by=1), subject=str(n)
-            )
+    events = [
+        OutgoingEvent(topic, CounterIncremented(counter=f"{n}-{BULKY}", by=1), str(n))
+        for n in range(40)
+    ]
+    async with components.pool.acquire() as conn, conn.transaction():
+        await components.outbox.publish_many(conn, events)
     positions = await queued(components)
     assert len(positions) == 40
 
@@ -157,15 +179,7 @@ async def test_a_parked_row_leaves_the_queue_and_is_counted_apart(
 ) -> None:
     topic = await new_topic(components.infra.kafka, components.service.schema)
     async with components.pool.acquire() as conn, conn.transaction():
-        await components.outbox.publish_raw(
-            conn,
-            topic_name=topic.name,
-            key="big",
-            event_id=uuid.uuid4(),
-            event_type="test.too_large",
-            value=b"x" * 2_000_000,
-            headers={},
-        )
+        await write_a_row_kafka_refuses(components, conn, topic)
     relay = components.relay()
     assert await relay.publish_pending() == 1
     assert relay.parked_total == 1
@@ -181,15 +195,7 @@ async def test_a_purge_goes_past_a_parked_row_to_the_expired_rows_behind_it(
     row at the head, never published, must not end it there."""
     topic = await new_topic(components.infra.kafka, components.service.schema)
     async with components.pool.acquire() as conn, conn.transaction():
-        await components.outbox.publish_raw(
-            conn,
-            topic_name=topic.name,
-            key="big",
-            event_id=uuid.uuid4(),
-            event_type="test.too_large",
-            value=b"x" * 2_000_000,
-            headers={},
-        )
+        await write_a_row_kafka_refuses(components, conn, topic)
         for n in range(3):
             await components.outbox.publish(
                 conn, topic, CounterIncremented(counter=f"c{n}", by=1), subject=f"c{n}"
