@@ -211,6 +211,16 @@ async def test_a_purge_goes_past_a_parked_row_to_the_expired_rows_behind_it(
     assert [row["event_type"] for row in left] == ["test.too_large"]
 
 
+async def test_the_leading_relay_reads_by_key(components: Components) -> None:
+    """Between two vacuums the queue is mostly dead entries: read by its key, an entry found
+    dead once is skipped after; read whole (what the planner picks from the few live rows),
+    every dead version is read again at every batch."""
+    relay = components.relay()
+    assert await relay.publish_pending() == 0  # takes the lead
+    assert relay._conn is not None
+    assert await relay._conn.fetchval("SHOW enable_seqscan") == "off"
+
+
 async def test_the_queue_is_vacuumed_after_every_thousand_dead_rows(
     components: Components,
 ) -> None:
