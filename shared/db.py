@@ -141,10 +141,13 @@ def columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
-async def delete_in_batches(pool: Pool, statement: str, *args: Any, batch_size: int) -> int:
+async def delete_in_batches(
+    pool: Pool, statement: str, *args: Any, batch_size: int, until_none: bool = False
+) -> int:
     """Run `statement`, a DELETE of at most its last parameter's rows, with `args` and then
     `batch_size`, each run its own transaction (short row locks, WAL in small steps), until a
-    run deletes fewer than `batch_size`. Returns how many rows went."""
+    run deletes fewer than `batch_size`, or with `until_none` until a run deletes nothing (a
+    statement whose batch may hold rows it keeps). Returns how many rows went."""
     if batch_size < 1:
         raise ValueError("a purge deletes at least one row a batch")
     deleted = 0
@@ -152,7 +155,7 @@ async def delete_in_batches(pool: Pool, statement: str, *args: Any, batch_size: 
         result = await pool.execute(statement, *args, batch_size)
         batch = int(result.split()[-1])
         deleted += batch
-        if batch < batch_size:
+        if batch == 0 or (batch < batch_size and not until_none):
             return deleted
 
 

@@ -534,9 +534,11 @@ class OutboxRelay:
         wrote its WAL in one burst (at a service's start, a day of a benchmark's events).
 
         No index names published_at (the mark would not be HOT), so a batch is the oldest
-        rows by position, parked ones left aside, and of those the ones that expired: rows
-        are published in position order, so the first batch that is not all expired ends
-        the purge where an index on published_at would have, without walking the rest."""
+        rows by position, parked ones left aside, and of those the ones that expired; the
+        purge ends at the first batch with none. Rows are published in position order, so
+        that is where an index on published_at would have ended it, without walking the
+        rest; a row kept at the head (one committed late, so published after the rows
+        behind it) does not end it early."""
         return await delete_in_batches(
             self.pool,
             """DELETE FROM outbox WHERE ctid = ANY(ARRAY(
@@ -546,6 +548,7 @@ class OutboxRelay:
                    WHERE published_at < now() - make_interval(secs => $1)))""",
             self.retention_hours * 3600,
             batch_size=batch_size,
+            until_none=True,
         )
 
     async def run(self) -> None:

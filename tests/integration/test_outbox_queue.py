@@ -211,6 +211,26 @@ async def test_a_purge_goes_past_a_parked_row_to_the_expired_rows_behind_it(
     assert [row["event_type"] for row in left] == ["test.too_large"]
 
 
+async def test_a_purge_goes_past_a_row_kept_at_the_head(components: Components) -> None:
+    """A row committed late is published after the rows behind it, so it may still be kept
+    when they expired: every batch holds it, and the purge goes on while a batch finds any."""
+    topic = await new_topic(components.infra.kafka, components.service.schema)
+    async with components.pool.acquire() as conn, conn.transaction():
+        for n in range(5):
+            await components.outbox.publish(
+                conn, topic, CounterIncremented(counter=f"c{n}", by=1), subject=f"c{n}"
+            )
+    relay = components.relay(retention_hours=1.0)
+    assert await relay.publish_pending() == 5
+    await components.pool.execute(
+        "UPDATE outbox SET published_at = now() - interval '2 hours' WHERE message_key <> 'c0'"
+    )
+
+    assert await relay.purge_published(batch_size=2) == 4
+    left = await components.pool.fetch("SELECT message_key FROM outbox")
+    assert [row["message_key"] for row in left] == ["c0"]
+
+
 async def test_the_leading_relay_reads_by_key(components: Components) -> None:
     """Between two vacuums the queue is mostly dead entries: read by its key, an entry found
     dead once is skipped after; read whole (what the planner picks from the few live rows),
