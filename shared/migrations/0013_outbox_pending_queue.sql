@@ -12,6 +12,15 @@
 -- statement that writes more makes more entries, split by position / 1000); the relay takes
 -- the positions it settled out of an entry and deletes the entry once it is empty, or keys it
 -- by the lowest position it still holds, which orders the entries.
+
+-- The outbox is locked whole first, for the migration's length: no row is written between
+-- the trigger's start and the queueing of the rows waiting before it, and no lock is raised
+-- half-way (DROP INDEX would, and could deadlock with a writer). Writers wait as long as
+-- indexing the parked rows takes (a scan of the outbox); a migration that waits more than
+-- 10 s for the lock fails, and is run again.
+SET LOCAL lock_timeout = '10s';
+LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE;
+
 CREATE TABLE outbox_pending (
     first_position bigint   PRIMARY KEY,
     positions      bigint[] NOT NULL
