@@ -480,7 +480,7 @@ class OutboxRelay:
         """Mark what Kafka acknowledged published and park what it never will take, and take
         both (and `gone`) out of the queue's `entries` that held them, in one statement: an
         entry left empty is deleted, any other keeps the positions not settled yet, keyed by
-        the lowest of them (the reader's order and bound rely on it).
+        the lowest of them (the reader's order relies on it).
 
         published_at: after Kafka acknowledged (clock time, not the transaction's start).
         committed_at: when the row's own transaction committed (xmin is still the writer's
