@@ -225,13 +225,13 @@ async def add_deficit(conn: Connection, partner_id: str, amount: Decimal) -> Non
     )
 
 
+# Read through mdf_lots_live_by_expiry: the due lots alone, not every live lot.
+PARTNERS_WITH_LOTS_DUE_SQL = """SELECT DISTINCT partner_id FROM mdf_lots
+    WHERE remaining > 0 AND expires_at <= $1 LIMIT $2"""
+
+
 async def partners_with_lots_due(conn: Connection, at: datetime, limit: int) -> list[str]:
-    rows = await conn.fetch(
-        """SELECT DISTINCT partner_id FROM mdf_lots
-           WHERE remaining > 0 AND expires_at <= $1 LIMIT $2""",
-        at,
-        limit,
-    )
+    rows = await conn.fetch(PARTNERS_WITH_LOTS_DUE_SQL, at, limit)
     return [row["partner_id"] for row in rows]
 
 

@@ -36,6 +36,9 @@ MDF_COLUMNS = """seq, entry_id, partner_id, entry_type, rule, period, credit_id,
     basis, rate, uncapped_amount, amount, currency, note, reverses, programs_version,
     created_at, ingested_at"""
 CREDIT_AMOUNT: TypeAdapter[Decimal] = TypeAdapter(Amount4)
+# Read through mdf_lots_by_partner, in its order.
+FUND_LOTS_SQL = """SELECT lot_id, credit_id, amount, remaining, expired, expires_at FROM mdf_lots
+    WHERE partner_id = $1 ORDER BY expires_at, lot_id"""
 CLAIM_COLUMNS = """claim_id, partner_id, amount, currency, description, proof_reference, status,
     reason, requested_at, decided_at, preapproval_id"""
 
@@ -46,11 +49,7 @@ async def fund(conn: Connection, partner_id: str) -> FundOut:
     row = await conn.fetchrow(
         "SELECT deficit, reserved FROM mdf_funds WHERE partner_id = $1", partner_id
     )
-    lots = await conn.fetch(
-        """SELECT lot_id, credit_id, amount, remaining, expired, expires_at FROM mdf_lots
-           WHERE partner_id = $1 ORDER BY expires_at, lot_id""",
-        partner_id,
-    )
+    lots = await conn.fetch(FUND_LOTS_SQL, partner_id)
     held = Fund(
         partner_id,
         row["deficit"] if row else ZERO,

@@ -3,7 +3,6 @@ EXPLAINed by the real planner on a deals schema holding 120k registrations."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from services.deals.review_sla import (
 )
 from shared.db import create_pool
 from tests.support.infra import ROOT, ScratchService
+from tests.support.plans import explain
 
 pytestmark = pytest.mark.integration
 DEALS_MIGRATIONS = ROOT / "services" / "deals" / "migrations"
@@ -50,20 +50,6 @@ ANALYZE registrations;
 ANALYZE crm_deals;
 ANALYZE partners;
 """
-
-
-def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from plan_nodes(child)
-
-
-async def explain(conn: Any, sql: str, *args: object) -> list[dict[str, Any]]:
-    import json
-
-    raw = await conn.fetchval(f"EXPLAIN (FORMAT JSON, ANALYZE, BUFFERS) {sql}", *args)
-    document = json.loads(raw) if isinstance(raw, str) else raw
-    return list(plan_nodes(document[0]["Plan"]))
 
 
 @pytest.fixture
