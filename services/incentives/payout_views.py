@@ -10,8 +10,29 @@ from services.incentives.domain.settlement import Settlement, settlement_of
 from services.incentives.payout_schemas import PartnerPayoutsOut, PayoutEntryOut, PayoutsOut
 from shared.db import Connection, from_row
 
-EARNINGS = ["accrual", "kicker", "spiff"]
 PAYOUTS_SHOWN = 500
+
+# From the running totals per partner and period (incentives migration 0012), not the ledger's
+# entries: earned there is every entry but payouts, so the period's earnings (accruals, kickers
+# and SPIFFs) are it less its reversals. A partner is in a period it has a ledger entry in.
+PARTNER_TOTALS_SQL = """
+SELECT partner_id,
+       coalesce(sum(earned - reversed) FILTER (WHERE in_period), 0) AS earned,
+       coalesce(sum(reversed) FILTER (WHERE in_period), 0) AS reversed,
+       coalesce(-sum(paid) FILTER (WHERE in_period), 0) AS paid,
+       sum(earned + paid) AS balance,
+       max(last_paid_at) AS last_paid_at
+FROM (SELECT *, entries > 0 AND ($1::text IS NULL OR period = $1) AS in_period
+      FROM period_totals) t
+GROUP BY partner_id
+HAVING bool_or(in_period)
+ORDER BY sum(earned + paid) DESC, partner_id
+"""
+# Newest first, through ledger_payouts_by_time.
+PAYOUTS_MADE_SQL = """SELECT entry_id, partner_id, -amount AS amount, reference, period, created_at
+    FROM ledger_entries WHERE entry_type = 'payout' AND ($1::text IS NULL OR period = $1)
+    ORDER BY created_at DESC, entry_id LIMIT $2"""
+PERIODS_SQL = "SELECT DISTINCT period FROM period_totals WHERE entries > 0 ORDER BY period DESC"
 
 
 async def payouts(
@@ -24,39 +45,15 @@ async def payouts(
     offset: int,
     limit: int,
 ) -> PayoutsOut:
-    rows = await conn.fetch(
-        """
-        SELECT partner_id,
-               coalesce(sum(amount) FILTER (WHERE entry_type = ANY($2::text[]) AND in_period), 0)
-                   AS earned,
-               coalesce(sum(amount) FILTER (WHERE entry_type = 'reversal' AND in_period), 0)
-                   AS reversed,
-               coalesce(-sum(amount) FILTER (WHERE entry_type = 'payout' AND in_period), 0)
-                   AS paid,
-               sum(amount) AS balance,
-               max(created_at) FILTER (WHERE entry_type = 'payout') AS last_paid_at
-        FROM (SELECT *, ($1::text IS NULL OR period = $1) AS in_period FROM ledger_entries) e
-        GROUP BY partner_id
-        HAVING bool_or(in_period)
-        ORDER BY sum(amount) DESC, partner_id
-        """,
-        period,
-        EARNINGS,
-    )
+    rows = await conn.fetch(PARTNER_TOTALS_SQL, period)
     everyone = [from_row(PartnerPayoutsOut, r, state=settlement_of(r["balance"])) for r in rows]
     matching = [
         p
         for p in everyone
         if (state is None or p.state is state) and (partner is None or p.partner_id == partner)
     ]
-    made = await conn.fetch(
-        """SELECT entry_id, partner_id, -amount AS amount, reference, period, created_at
-           FROM ledger_entries WHERE entry_type = 'payout' AND ($1::text IS NULL OR period = $1)
-           ORDER BY created_at DESC, entry_id LIMIT $2""",
-        period,
-        PAYOUTS_SHOWN,
-    )
-    periods = await conn.fetch("SELECT DISTINCT period FROM ledger_entries ORDER BY period DESC")
+    made = await conn.fetch(PAYOUTS_MADE_SQL, period, PAYOUTS_SHOWN)
+    periods = await conn.fetch(PERIODS_SQL)
     return PayoutsOut(
         period=period,
         currency=programs.currency,

@@ -1,6 +1,7 @@
-"""The MDF lookups that ran over every lot stay index lookups as lots accumulate (a lot per
-credit, kept for years): the real queries, EXPLAINed by the real planner on an incentives
-schema holding 60k lots of 500 partners, a few of them due to expire."""
+"""The lookups that ran over every MDF lot or every ledger entry stay index lookups as the
+history accumulates (a lot and entries per credit, kept for years): the real queries,
+EXPLAINed by the real planner on an incentives schema holding 60k lots and 60k ledger entries
+of 500 partners, a few lots due to expire and a few hundred payouts."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.incentives.mdf_repository import PARTNERS_WITH_LOTS_DUE_SQL
+from services.incentives.payout_views import PARTNER_TOTALS_SQL, PAYOUTS_MADE_SQL, PERIODS_SQL
 from services.incentives.views import FUND_LOTS_SQL
 from shared.db import Pool, create_pool
 from tests.support.infra import ROOT, ScratchService
@@ -31,8 +33,16 @@ SELECT 'lot-' || i, 'p-' || (i % 500), 'cr-' || i, 100,
     CASE WHEN i <= $1 THEN now() - interval '1 day' ELSE now() + (1 + i % 365) * interval '1 day' END,
     now() - interval '1 year'
 FROM generate_series(1, $2) AS i;
+INSERT INTO ledger_entries (entry_id, partner_id, entry_type, rule, period, amount, currency,
+    programs_version, created_at)
+SELECT 'le-' || i, 'p-' || (i % 500), CASE WHEN i % 200 = 0 THEN 'payout' ELSE 'accrual' END,
+    'r', '2026-Q' || (1 + i % 4), CASE WHEN i % 200 = 0 THEN -1 ELSE 10 END, 'USD', 'v',
+    now() - (i % 365) * interval '1 day'
+FROM generate_series(1, $1) AS i;
 ANALYZE mdf_funds;
 ANALYZE mdf_lots;
+ANALYZE ledger_entries;
+ANALYZE period_totals;
 """
 
 
@@ -44,7 +54,9 @@ async def populated(scratch_service: ScratchService) -> AsyncIterator[Pool]:
     async with owner.acquire() as conn:
         for statement in SEED.split(";"):
             if statement.strip():
-                args = (DUE * 3, LOTS) if "$1" in statement else ()
+                args = (
+                    (DUE * 3, LOTS) if "$2" in statement else (LOTS,) if "$1" in statement else ()
+                )
                 await conn.execute(statement, *args)
     await owner.close()
     pool = await create_pool(scratch_service.dsn, scratch_service.schema)
@@ -71,3 +83,22 @@ async def test_mdf_lookups_read_their_index_not_every_lot(populated: Pool) -> No
     # Lots 1..90 expired a day ago; every third of them is spent, so not live.
     expected = {f"p-{i % 500}" for i in range(1, DUE * 3 + 1) if i % 3 != 0}
     assert {row["partner_id"] for row in due} == expected
+
+
+async def test_the_payouts_view_reads_totals_and_payouts_not_every_entry(populated: Pool) -> None:
+    """Partners' totals and the periods come from the totals per partner and period (500 x 4
+    rows here), the latest payouts from the payouts alone (300)."""
+    lookups = [
+        ("partners' totals", PARTNER_TOTALS_SQL, (None,), 2_000),
+        ("a period's partners' totals", PARTNER_TOTALS_SQL, ("2026-Q2",), 2_000),
+        ("the periods", PERIODS_SQL, (), 2_000),
+        ("the latest payouts", PAYOUTS_MADE_SQL, (None, 500), LOTS // 200),
+        ("a period's latest payouts", PAYOUTS_MADE_SQL, ("2026-Q1", 500), LOTS // 200),
+    ]
+    async with populated.acquire() as conn, conn.transaction():
+        assert await conn.fetchval("SELECT count(*) FROM ledger_entries") == LOTS
+        for name, sql, args, most in lookups:
+            nodes = await explain(conn, sql, *args)
+            scanned = {n.get("Relation Name") for n in nodes if "Seq Scan" in n["Node Type"]}
+            assert "ledger_entries" not in scanned, f"{name}: every entry read ({scanned})"
+            assert max(n.get("Actual Rows", 0) for n in nodes) <= most, name
