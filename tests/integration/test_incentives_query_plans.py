@@ -5,7 +5,7 @@ of 500 partners, a few lots due to expire and a few hundred payouts."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,6 +64,20 @@ async def populated(scratch_service: ScratchService) -> AsyncIterator[Pool]:
     await pool.close()
 
 
+async def read_no_whole_table(
+    pool: Pool, table: str, lookups: Sequence[tuple[str, str, tuple[object, ...], int]]
+) -> None:
+    """Each lookup (name, SQL, arguments, most rows a node may carry), run on `table` seeded
+    with LOTS rows, reads no more of it than its answer needs."""
+    async with pool.acquire() as conn, conn.transaction():
+        assert await conn.fetchval(f"SELECT count(*) FROM {table}") == LOTS
+        for name, sql, args, most in lookups:
+            nodes = await explain(conn, sql, *args)
+            scanned = {n.get("Relation Name") for n in nodes if "Seq Scan" in n["Node Type"]}
+            assert table not in scanned, f"{name}: all of {table} read ({scanned})"
+            assert max(n.get("Actual Rows", 0) for n in nodes) <= most, name
+
+
 async def test_mdf_lookups_read_their_index_not_every_lot(populated: Pool) -> None:
     lookups = [
         # The expiry job's question, every minute: the due lots alone.
@@ -71,13 +85,7 @@ async def test_mdf_lookups_read_their_index_not_every_lot(populated: Pool) -> No
         # A partner's fund view: its own lots, all of them, in expiry order.
         ("a partner's lots", FUND_LOTS_SQL, ("p-42",), LOTS // 500),
     ]
-    async with populated.acquire() as conn, conn.transaction():
-        assert await conn.fetchval("SELECT count(*) FROM mdf_lots") == LOTS
-        for name, sql, args, most in lookups:
-            nodes = await explain(conn, sql, *args)
-            scanned = {n.get("Relation Name") for n in nodes if "Seq Scan" in n["Node Type"]}
-            assert "mdf_lots" not in scanned, f"{name}: every lot read ({scanned})"
-            assert max(n.get("Actual Rows", 0) for n in nodes) <= most, name
+    await read_no_whole_table(populated, "mdf_lots", lookups)
     async with populated.acquire() as conn:
         due = await conn.fetch(PARTNERS_WITH_LOTS_DUE_SQL, datetime.now(UTC), 200)
     # Lots 1..90 expired a day ago; every third of them is spent, so not live.
@@ -95,10 +103,4 @@ async def test_the_payouts_view_reads_totals_and_payouts_not_every_entry(populat
         ("the latest payouts", PAYOUTS_MADE_SQL, (None, 500), LOTS // 200),
         ("a period's latest payouts", PAYOUTS_MADE_SQL, ("2026-Q1", 500), LOTS // 200),
     ]
-    async with populated.acquire() as conn, conn.transaction():
-        assert await conn.fetchval("SELECT count(*) FROM ledger_entries") == LOTS
-        for name, sql, args, most in lookups:
-            nodes = await explain(conn, sql, *args)
-            scanned = {n.get("Relation Name") for n in nodes if "Seq Scan" in n["Node Type"]}
-            assert "ledger_entries" not in scanned, f"{name}: every entry read ({scanned})"
-            assert max(n.get("Actual Rows", 0) for n in nodes) <= most, name
+    await read_no_whole_table(populated, "ledger_entries", lookups)
