@@ -16,9 +16,8 @@ from services.deals.review_sla import (
     REVIEWS_TO_ESCALATE_SQL,
     REVIEWS_TO_REMIND_SQL,
 )
-from shared.db import create_pool
 from tests.support.infra import ROOT, ScratchService
-from tests.support.plans import explain
+from tests.support.plans import explain, seeded_pool, statements
 
 pytestmark = pytest.mark.integration
 DEALS_MIGRATIONS = ROOT / "services" / "deals" / "migrations"
@@ -54,17 +53,10 @@ ANALYZE partners;
 
 @pytest.fixture
 async def populated(scratch_service: ScratchService) -> Any:
-    await scratch_service.migrate("deals", Path(DEALS_MIGRATIONS))
-    # Seeded and analysed by the owner (ANALYZE is the owner's); queried as the service.
-    owner = await create_pool(scratch_service.owner_dsn, scratch_service.schema, max_size=1)
-    async with owner.acquire() as conn:
-        for statement in SEED.split(";"):
-            if statement.strip():
-                await conn.execute(statement, *([REGISTRATIONS] if "$1" in statement else []))
-    await owner.close()
-    pool = await create_pool(scratch_service.dsn, scratch_service.schema)
-    yield pool
-    await pool.close()
+    async with seeded_pool(
+        scratch_service, "deals", Path(DEALS_MIGRATIONS), statements(SEED, (REGISTRATIONS,))
+    ) as pool:
+        yield pool
 
 
 async def test_lookups_use_their_indexes_and_never_scan_the_table(populated: Any) -> None:

@@ -5,7 +5,7 @@ of 500 partners, a few lots due to expire and a few hundred payouts."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,9 +14,9 @@ import pytest
 from services.incentives.mdf_repository import PARTNERS_WITH_LOTS_DUE_SQL
 from services.incentives.payout_views import PARTNER_TOTALS_SQL, PAYOUTS_MADE_SQL, PERIODS_SQL
 from services.incentives.views import FUND_LOTS_SQL
-from shared.db import Pool, create_pool
+from shared.db import Pool
 from tests.support.infra import ROOT, ScratchService
-from tests.support.plans import explain
+from tests.support.plans import read_no_whole_table, seeded_pool, statements
 
 pytestmark = pytest.mark.integration
 MIGRATIONS = ROOT / "services" / "incentives" / "migrations"
@@ -24,7 +24,7 @@ LOTS = 60_000
 DUE = 30
 
 # A year of lots ahead (two in three still live), and DUE live lots past their expiry.
-SEED = """
+LOTS_SEED = """
 INSERT INTO mdf_funds (partner_id, created_at)
 SELECT 'p-' || i, now() FROM generate_series(0, 499) AS i;
 INSERT INTO mdf_lots (lot_id, partner_id, credit_id, amount, remaining, expires_at, created_at)
@@ -33,6 +33,9 @@ SELECT 'lot-' || i, 'p-' || (i % 500), 'cr-' || i, 100,
     CASE WHEN i <= $1 THEN now() - interval '1 day' ELSE now() + (1 + i % 365) * interval '1 day' END,
     now() - interval '1 year'
 FROM generate_series(1, $2) AS i;
+"""
+# Accruals over four quarters, a payout in 200 entries.
+LEDGER_SEED = """
 INSERT INTO ledger_entries (entry_id, partner_id, entry_type, rule, period, amount, currency,
     programs_version, created_at)
 SELECT 'le-' || i, 'p-' || (i % 500), CASE WHEN i % 200 = 0 THEN 'payout' ELSE 'accrual' END,
@@ -44,38 +47,16 @@ ANALYZE mdf_lots;
 ANALYZE ledger_entries;
 ANALYZE period_totals;
 """
+SEED = [
+    *statements(LOTS_SEED, (DUE * 3, LOTS)),
+    *statements(LEDGER_SEED, (LOTS,)),
+]
 
 
 @pytest.fixture
 async def populated(scratch_service: ScratchService) -> AsyncIterator[Pool]:
-    await scratch_service.migrate("incentives", Path(MIGRATIONS))
-    # Seeded and analysed by the owner (ANALYZE is the owner's); queried as the service.
-    owner = await create_pool(scratch_service.owner_dsn, scratch_service.schema, max_size=1)
-    async with owner.acquire() as conn:
-        for statement in SEED.split(";"):
-            if statement.strip():
-                args = (
-                    (DUE * 3, LOTS) if "$2" in statement else (LOTS,) if "$1" in statement else ()
-                )
-                await conn.execute(statement, *args)
-    await owner.close()
-    pool = await create_pool(scratch_service.dsn, scratch_service.schema)
-    yield pool
-    await pool.close()
-
-
-async def read_no_whole_table(
-    pool: Pool, table: str, lookups: Sequence[tuple[str, str, tuple[object, ...], int]]
-) -> None:
-    """Each lookup (name, SQL, arguments, most rows a node may carry), run on `table` seeded
-    with LOTS rows, reads no more of it than its answer needs."""
-    async with pool.acquire() as conn, conn.transaction():
-        assert await conn.fetchval(f"SELECT count(*) FROM {table}") == LOTS
-        for name, sql, args, most in lookups:
-            nodes = await explain(conn, sql, *args)
-            scanned = {n.get("Relation Name") for n in nodes if "Seq Scan" in n["Node Type"]}
-            assert table not in scanned, f"{name}: all of {table} read ({scanned})"
-            assert max(n.get("Actual Rows", 0) for n in nodes) <= most, name
+    async with seeded_pool(scratch_service, "incentives", Path(MIGRATIONS), SEED) as pool:
+        yield pool
 
 
 async def test_mdf_lookups_read_their_index_not_every_lot(populated: Pool) -> None:
@@ -85,7 +66,7 @@ async def test_mdf_lookups_read_their_index_not_every_lot(populated: Pool) -> No
         # A partner's fund view: its own lots, all of them, in expiry order.
         ("a partner's lots", FUND_LOTS_SQL, ("p-42",), LOTS // 500),
     ]
-    await read_no_whole_table(populated, "mdf_lots", lookups)
+    await read_no_whole_table(populated, "mdf_lots", LOTS, lookups)
     async with populated.acquire() as conn:
         due = await conn.fetch(PARTNERS_WITH_LOTS_DUE_SQL, datetime.now(UTC), 200)
     # Lots 1..90 expired a day ago; every third of them is spent, so not live.
@@ -103,4 +84,4 @@ async def test_the_payouts_view_reads_totals_and_payouts_not_every_entry(populat
         ("the latest payouts", PAYOUTS_MADE_SQL, (None, 500), LOTS // 200),
         ("a period's latest payouts", PAYOUTS_MADE_SQL, ("2026-Q1", 500), LOTS // 200),
     ]
-    await read_no_whole_table(populated, "ledger_entries", lookups)
+    await read_no_whole_table(populated, "ledger_entries", LOTS, lookups)

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
+
+from shared.db import Pool, create_pool
+from tests.support.infra import ScratchService
 
 
 def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -18,3 +23,48 @@ async def explain(conn: Any, sql: str, *args: object) -> list[dict[str, Any]]:
     raw = await conn.fetchval(f"EXPLAIN (FORMAT JSON, ANALYZE, BUFFERS) {sql}", *args)
     document = json.loads(raw) if isinstance(raw, str) else raw
     return list(plan_nodes(document[0]["Plan"]))
+
+
+async def read_no_whole_table(
+    pool: Pool, table: str, rows: int, lookups: Sequence[tuple[str, str, tuple[object, ...], int]]
+) -> None:
+    """Each lookup (name, SQL, arguments, most rows a node of its plan may carry), run on
+    `table` seeded with `rows` rows, reads no more of it than its answer needs."""
+    async with pool.acquire() as conn, conn.transaction():
+        assert await conn.fetchval(f"SELECT count(*) FROM {table}") == rows
+        for name, sql, args, most in lookups:
+            nodes = await explain(conn, sql, *args)
+            scanned = {n.get("Relation Name") for n in nodes if "Seq Scan" in n["Node Type"]}
+            assert table not in scanned, f"{name}: all of {table} read ({scanned})"
+            assert max(n.get("Actual Rows", 0) for n in nodes) <= most, name
+
+
+Seed = Sequence[tuple[str, tuple[object, ...]]]
+
+
+def statements(
+    script: str, arguments: tuple[object, ...] = ()
+) -> list[tuple[str, tuple[object, ...]]]:
+    """`script`'s statements, each with `arguments` if it names a parameter."""
+    return [(sql, arguments if "$1" in sql else ()) for sql in script.split(";") if sql.strip()]
+
+
+@asynccontextmanager
+async def seeded_pool(
+    service: ScratchService, component: str, migrations: Path, seed: Seed
+) -> AsyncIterator[Pool]:
+    """A pool of the runtime role on a scratch schema `component`'s migrations made and its
+    owner seeded (and analysed: ANALYZE is the owner's), statement by statement."""
+    await service.migrate(component, migrations)
+    owner = await create_pool(service.owner_dsn, service.schema, max_size=1)
+    try:
+        async with owner.acquire() as conn:
+            for sql, arguments in seed:
+                await conn.execute(sql, *arguments)
+    finally:
+        await owner.close()
+    pool = await create_pool(service.dsn, service.schema)
+    try:
+        yield pool
+    finally:
+        await pool.close()
