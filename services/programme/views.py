@@ -283,20 +283,9 @@ async def partner_status(conn: Connection, partner_id: str) -> str | None:
     return status
 
 
-async def plan_actuals(
-    conn: Connection,
-    partner_id: str,
-    year: int,
-    through: Quarter,
-    currency: str,
-    new_logo_rules: tuple[str, ...],
-    today: date,
-) -> Actuals:
-    """The partner's year from 1 January to the end of `through`, each measure from the facts
-    of the service that owns it (campaigns run: programme's own records), as of `today`."""
-    first_end, past_end = campaigns_run_between(year, through, today)
-    row = await conn.fetchrow(
-        """SELECT
+# A partner's own facts, each read by partner: credits through credits_by_partner, spend
+# through spend_entries_by_partner (programme migration 0009).
+PLAN_ACTUALS_SQL = """SELECT
              (SELECT coalesce(sum(c.amount - coalesce(r.amount, 0)), 0)
               FROM credits c LEFT JOIN credit_reversals r USING (credit_id)
               WHERE c.partner_id = $1 AND c.kind = 'sourced' AND c.currency = $4
@@ -314,7 +303,23 @@ async def plan_actuals(
                 AND c.ends_on >= $8 AND c.ends_on < $9) AS campaigns,
              (SELECT count(*) FROM spend_entries s
               WHERE s.partner_id = $1 AND s.movement = 'mdf_claim'
-                AND s.at >= $2 AND s.at < $3) AS mdf_claims""",
+                AND s.at >= $2 AND s.at < $3) AS mdf_claims"""
+
+
+async def plan_actuals(
+    conn: Connection,
+    partner_id: str,
+    year: int,
+    through: Quarter,
+    currency: str,
+    new_logo_rules: tuple[str, ...],
+    today: date,
+) -> Actuals:
+    """The partner's year from 1 January to the end of `through`, each measure from the facts
+    of the service that owns it (campaigns run: programme's own records), as of `today`."""
+    first_end, past_end = campaigns_run_between(year, through, today)
+    row = await conn.fetchrow(
+        PLAN_ACTUALS_SQL,
         partner_id,
         date(year, 1, 1),
         through.next.first_day,
