@@ -7,11 +7,15 @@
 -- alone also makes a row), so the view sums partners x periods rows, not entries.
 
 -- Both tables are locked whole first, for the migration's length: no entry is written between
--- the trigger's change and the backfill (each entry counted once, by one of them), and no lock
--- is raised half-way. Writers wait as long as the backfill's one scan of the ledger takes; a
--- migration that waits more than 10 s for the locks fails, and is run again.
+-- the trigger's change and the backfill (each entry counted once, by one of them). The totals
+-- first: a booking reads them before it writes the ledger, so it finishes before the migration
+-- asks for the ledger. A payout or a clawback writes the ledger before the totals: one caught
+-- between the two locks is a deadlock's victim: the migration (run again), or the writer (its
+-- consumer retries; an HTTP caller gets a 503 to retry). Writers wait as long as the
+-- backfill's one scan of the ledger takes; a migration that waits 10 s for a lock fails.
 SET LOCAL lock_timeout = '10s';
-LOCK TABLE ledger_entries, period_totals IN ACCESS EXCLUSIVE MODE;
+LOCK TABLE period_totals IN ACCESS EXCLUSIVE MODE;
+LOCK TABLE ledger_entries IN SHARE MODE;
 
 ALTER TABLE period_totals
     ADD COLUMN reversed     numeric(20, 2) NOT NULL DEFAULT 0,  -- within earned
