@@ -80,15 +80,23 @@ async def fund_state(pool: Pool, partner: str) -> dict[str, str]:
             "SELECT lots_remaining FROM mdf_funds WHERE partner_id = $1", partner
         )
         totals = await conn.fetch(
-            "SELECT period, earned, accrued FROM period_totals WHERE partner_id = $1 ORDER BY 1",
+            """SELECT period, earned, accrued, reversed, paid, last_paid_at, entries
+               FROM period_totals WHERE partner_id = $1 ORDER BY 1""",
             partner,
         )
         recomputed = await conn.fetch(
-            """SELECT period, sum(earned) AS earned, sum(accrued) AS accrued FROM (
-                   SELECT period, amount AS earned, 0 AS accrued FROM ledger_entries
-                   WHERE partner_id = $1 AND entry_type <> 'payout'
+            """SELECT period, sum(earned), sum(accrued), sum(reversed), sum(paid), max(paid_at),
+                      sum(entries)
+               FROM (
+                   SELECT period, CASE WHEN entry_type <> 'payout' THEN amount ELSE 0 END AS earned,
+                          0 AS accrued,
+                          CASE WHEN entry_type = 'reversal' THEN amount ELSE 0 END AS reversed,
+                          CASE WHEN entry_type = 'payout' THEN amount ELSE 0 END AS paid,
+                          CASE WHEN entry_type = 'payout' THEN created_at END AS paid_at,
+                          1 AS entries
+                   FROM ledger_entries WHERE partner_id = $1
                    UNION ALL
-                   SELECT period, 0, amount FROM mdf_entries
+                   SELECT period, 0, amount, 0, 0, NULL, 0 FROM mdf_entries
                    WHERE partner_id = $1 AND entry_type IN ('accrual', 'reversal')
                ) AS e GROUP BY period ORDER BY period""",
             partner,

@@ -81,6 +81,8 @@ async def test_the_payouts_view_adds_up_to_the_ledger_before_and_after_the_migra
         )
         await scratch_service.migrate("incentives", MIGRATIONS)
         await write(pool, [(*row[:4], D(row[4]), *row[5:]) for row in AFTER])
+        # A later statement with no payout keeps the period's latest payout time.
+        await write(pool, [("b4", "p-b", "accrual", "2026-Q4", D("3.00"), None, 13)])
         for period in (None, "2026-Q2", "2026-Q3", "2026-Q4", "2027-Q1"):
             wanted = [dict(r) for r in await pool.fetch(FROM_THE_LEDGER, period, EARNINGS)]
             got = [dict(r) for r in await pool.fetch(PARTNER_TOTALS_SQL, period)]

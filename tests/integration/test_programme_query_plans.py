@@ -49,7 +49,15 @@ async def test_a_partners_plan_actuals_read_its_own_spend(populated: Pool) -> No
         *(["kicker:new_logo"], year_start, year_end),
     )
     # The partner's 120 entries, not the 60,000.
-    lookups = [("a partner's plan actuals", PLAN_ACTUALS_SQL, args, ENTRIES // 500)]
+    lookups = [
+        (
+            "a partner's plan actuals",
+            PLAN_ACTUALS_SQL,
+            args,
+            ENTRIES // 500,
+            frozenset({"spend_entries_by_partner"}),
+        )
+    ]
     await read_no_whole_table(populated, "spend_entries", ENTRIES, lookups)
     async with populated.acquire() as conn:
         row = await conn.fetchrow(PLAN_ACTUALS_SQL, *args)

@@ -25,17 +25,21 @@ async def explain(conn: Any, sql: str, *args: object) -> list[dict[str, Any]]:
     return list(plan_nodes(document[0]["Plan"]))
 
 
-async def read_no_whole_table(
-    pool: Pool, table: str, rows: int, lookups: Sequence[tuple[str, str, tuple[object, ...], int]]
-) -> None:
-    """Each lookup (name, SQL, arguments, most rows a node of its plan may carry), run on
-    `table` seeded with `rows` rows, reads no more of it than its answer needs."""
+Lookup = tuple[str, str, tuple[object, ...], int, frozenset[str]]
+
+
+async def read_no_whole_table(pool: Pool, table: str, rows: int, lookups: Sequence[Lookup]) -> None:
+    """Each lookup (name, SQL, arguments, most rows a node of its plan may carry, indexes its
+    plan must use), run on `table` seeded with `rows` rows, reads no more of it than its answer
+    needs: no sequential scan of it, and its own index, not one that merely bounds the rows."""
     async with pool.acquire() as conn, conn.transaction():
         assert await conn.fetchval(f"SELECT count(*) FROM {table}") == rows
-        for name, sql, args, most in lookups:
+        for name, sql, args, most, indexes in lookups:
             nodes = await explain(conn, sql, *args)
             scanned = {n.get("Relation Name") for n in nodes if "Seq Scan" in n["Node Type"]}
             assert table not in scanned, f"{name}: all of {table} read ({scanned})"
+            used = {n["Index Name"] for n in nodes if "Index Name" in n}
+            assert indexes <= used, f"{name}: {sorted(indexes - used)} not used ({sorted(used)})"
             assert max(n.get("Actual Rows", 0) for n in nodes) <= most, name
 
 
