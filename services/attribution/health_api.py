@@ -31,7 +31,4 @@ async def partners_health(
     no activity scores 0."""
     today = now().date()
     async with platform.pool.acquire() as conn:
-        return [
-            await views.partner_health(conn, config, partner, today)
-            for partner in dict.fromkeys(partner_id)
-        ]
+        return await views.partners_health(conn, config, partner_id, today)

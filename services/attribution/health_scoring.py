@@ -14,10 +14,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from services.attribution import health_repository as store
-from services.attribution import views
 from services.attribution.domain.config import AttributionConfig
-from services.attribution.domain.health import health_score
+from services.attribution.domain.health import HealthInputs, health_score
 from services.attribution.health_repository import ScoredDay
+from services.attribution.health_views import health_inputs_of
 from shared.db import Connection, Pool
 from shared.events.attribution import PartnerHealthScored
 from shared.name_ids import NameIds
@@ -26,6 +26,9 @@ from shared.topics import PARTNER_HEALTH
 
 log = logging.getLogger(__name__)
 HEALTH_IDS = NameIds(uuid.UUID("6b0d6f0e-3c55-4b8e-9a61-2f4f1c0e7d21"))
+# A run reads its partners' inputs this many at a time, each set in five statements
+# (health_views.py), before it scores and stores them a partner a transaction.
+INPUTS_READ_TOGETHER = 1_000
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,9 @@ async def run_health(
     as_of: datetime,
     partner_ids: Sequence[str] | None = None,
 ) -> HealthRun:
-    """Score every partner in the programme (or those named, each once) as of `as_of`'s day,
-    each in its own transaction (one partner's failure blocks no other). A partner named that
+    """Score every partner in the programme (or those named, each once) as of `as_of`'s day:
+    their inputs read together first (health_views.py), then each scored and stored in its own
+    transaction (one partner's failure blocks no other). A partner named that
     attribution does not know (no partners.lifecycle.v1 word of it: `partner_access`) is not
     scored: a score published for it would tell onboarding and programme of a partner that
     does not exist."""
@@ -68,6 +72,11 @@ async def run_health(
         else:
             ids = list(dict.fromkeys(partner_ids))
             known = await store.known_partners(conn, ids)
+        scored = [partner_id for partner_id in ids if partner_id in known]
+        inputs: dict[str, HealthInputs] = {}
+        for first in range(0, len(scored), INPUTS_READ_TOGETHER):
+            chunk = scored[first : first + INPUTS_READ_TOGETHER]
+            inputs |= await health_inputs_of(conn, config, chunk, as_of.date())
     run = HealthRun({}, {})
     for partner_id in ids:
         if partner_id not in known:
@@ -75,7 +84,9 @@ async def run_health(
             continue
         try:
             async with pool.acquire() as conn, conn.transaction():
-                announced = await _score(conn, outbox, config, partner_id, as_of)
+                announced = await _score(
+                    conn, outbox, config, partner_id, inputs[partner_id], as_of
+                )
         except Exception:
             log.exception("health scoring failed", extra={"partner_id": partner_id})
             run.done[partner_id] = ["error"]
@@ -87,12 +98,16 @@ async def run_health(
 
 
 async def _score(
-    conn: Connection, outbox: Outbox, config: AttributionConfig, partner_id: str, as_of: datetime
+    conn: Connection,
+    outbox: Outbox,
+    config: AttributionConfig,
+    partner_id: str,
+    inputs: HealthInputs,
+    as_of: datetime,
 ) -> Decimal | None:
-    """Score the partner as of `as_of`'s day and store the day; the score if it was announced
-    (it differs from the last one announced, or none was)."""
+    """Score the partner on its `inputs` as of `as_of`'s day and store the day; the score if
+    it was announced (it differs from the last one announced, or none was)."""
     day = as_of.date()
-    inputs = await views.health_inputs(conn, config, partner_id, day)
     score = health_score(config.health, inputs)
     last = (await store.last_announced(conn, [partner_id], day)).get(partner_id)
     announce = last is None or last != score.score

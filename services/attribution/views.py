@@ -5,7 +5,8 @@ credits are history, active credits are what a partner holds now."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Sequence
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +14,7 @@ from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.health import HealthInputs, health_score
 from services.attribution.domain.reporting import Period, RevenueQuery
 from services.attribution.domain.voice import QuarterVoice, VoiceInputs
+from services.attribution.health_views import health_inputs_of
 from services.attribution.schemas import (
     CreditOut,
     CrmLinkOut,
@@ -32,7 +34,6 @@ from services.attribution.schemas import (
     VoiceQuarterOut,
     WaitingTouchpointOut,
 )
-from services.attribution.voice_signals import partner_voice
 from shared.db import Connection, from_row
 
 # Why a partner's credit was reversed, as the partner is told (the full reason may name others).
@@ -177,73 +178,22 @@ async def partner_revenue(
     )
 
 
-async def health_inputs(
-    conn: Connection, config: AttributionConfig, partner_id: str, today: date
-) -> HealthInputs:
-    since = today - timedelta(days=config.health.window_days)
-    revenue = await conn.fetchval(
-        """SELECT coalesce(sum(amount), 0) FROM credits
-           WHERE partner_id = $1 AND reversed_at IS NULL AND close_date >= $2""",
-        partner_id,
-        since,
-    )
-    outcomes = await conn.fetchrow(
-        """
-        SELECT count(*) FILTER (WHERE d.status = 'won') AS won,
-               count(*) FILTER (WHERE d.status = 'lost') AS lost
-        FROM deals d
-        WHERE NOT d.deleted AND d.close_date >= $2 AND EXISTS (
-            SELECT 1 FROM touchpoints t
-            WHERE t.deal_key = d.deal_key AND t.partner_id = $1 AND t.active
-              AND (t.origin <> 'api' OR t.approved))  -- waiting touchpoints count for nothing
-        """,
-        partner_id,
-        since,
-    )
-    days = await conn.fetch(
-        """
-        SELECT d.close_date - min(t.occurred_at)::date AS days
-        FROM deals d JOIN touchpoints t ON t.deal_key = d.deal_key
-        WHERE t.partner_id = $1 AND t.active AND t.kind = 'sourced_registration'
-          AND d.status = 'won' AND NOT d.deleted AND d.close_date >= $2
-        GROUP BY d.deal_key, d.close_date
-        """,
-        partner_id,
-        since,
-    )
-    signals = await conn.fetchrow(
-        """
-        SELECT count(*) FILTER (WHERE conflicts > 0) AS conflicts,
-               count(*) FILTER (WHERE status = 'rejected') AS rejections,
-               count(*) FILTER (WHERE status = 'expired') AS expiries
-        FROM registrations WHERE partner_id = $1 AND changed_at >= $2
-        """,
-        partner_id,
-        datetime.combine(since, time(0), tzinfo=UTC),
-    )
-    enablement = await conn.fetchval(
-        "SELECT score FROM enablement_signals WHERE partner_id = $1", partner_id
-    )
-    voice = await partner_voice(conn, config.health.voice, partner_id, today)
-    assert outcomes is not None
-    assert signals is not None
-    return HealthInputs(
-        revenue=revenue,
-        won=outcomes["won"],
-        lost=outcomes["lost"],
-        days_to_close=tuple(max(0, r["days"]) for r in days),
-        conflicts=signals["conflicts"],
-        rejections=signals["rejections"],
-        expiries=signals["expiries"],
-        enablement=enablement,
-        voice=voice,
-    )
-
-
 async def partner_health(
     conn: Connection, config: AttributionConfig, partner_id: str, today: date
 ) -> HealthOut:
-    inputs = await health_inputs(conn, config, partner_id, today)
+    return (await partners_health(conn, config, [partner_id], today))[0]
+
+
+async def partners_health(
+    conn: Connection, config: AttributionConfig, partner_ids: Sequence[str], today: date
+) -> list[HealthOut]:
+    """Each partner's score as of `today`, in the order named, each once; their inputs read
+    together (health_views.py)."""
+    inputs = await health_inputs_of(conn, config, partner_ids, today)
+    return [_health_out(config, partner_id, given) for partner_id, given in inputs.items()]
+
+
+def _health_out(config: AttributionConfig, partner_id: str, inputs: HealthInputs) -> HealthOut:
     score = health_score(config.health, inputs)
     return HealthOut(
         partner_id=partner_id,

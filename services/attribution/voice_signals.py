@@ -30,19 +30,20 @@ async def record_answers(conn: Connection, answers: Sequence[SurveyAnswered]) ->
     )
 
 
-async def partner_voice(
-    conn: Connection, policy: VoicePolicy, partner_id: str, day: date
-) -> VoiceInputs:
-    """The partner's answers of the two quarters ending with `day` (UTC days), counted."""
+async def partners_voice(
+    conn: Connection, policy: VoicePolicy, partner_ids: Sequence[str], day: date
+) -> dict[str, VoiceInputs]:
+    """Each partner's answers of the two quarters ending with `day` (UTC days), counted."""
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
     start = end - timedelta(days=2 * policy.quarter_days)
-    rows = await conn.fetch(
-        """SELECT answered_at, score FROM voice_answers
-           WHERE partner_id = $1 AND answered_at >= $2 AND answered_at < $3""",
-        partner_id,
+    answers: dict[str, list[tuple[date, int]]] = {partner_id: [] for partner_id in partner_ids}
+    for r in await conn.fetch(
+        """SELECT partner_id, answered_at, score FROM voice_answers
+           WHERE partner_id = ANY($1::text[]) AND answered_at >= $2 AND answered_at < $3
+           ORDER BY partner_id, answered_at, answer_id""",
+        list(answers),
         start,
         end,
-    )
-    return voice_inputs(
-        policy, day, [(r["answered_at"].astimezone(UTC).date(), r["score"]) for r in rows]
-    )
+    ):
+        answers[r["partner_id"]].append((r["answered_at"].astimezone(UTC).date(), r["score"]))
+    return {partner_id: voice_inputs(policy, day, given) for partner_id, given in answers.items()}
