@@ -1,8 +1,9 @@
 """Read side of partner health: each partner's inputs to its score (domain/health.py), read
 set-based for any number of partners at once. The hourly scoring run reads every partner's
 inputs in one pass over the window's deals, registrations and answers; read a partner at a
-time, the won and lost deals took a lookup of every deal each partner ever touched (13-45 s of
-Postgres a run for 2,140 partners on the benchmark's data: README, Benchmarks)."""
+time, the won and lost deals took a lookup of every deal each partner ever touched (14.6-16.7 s
+a run for 2,219 partners on the benchmark's data, warm; 3.6-4.1 s together: README,
+Benchmarks)."""
 
 from __future__ import annotations
 
@@ -81,4 +82,3 @@ async def health_inputs_of(
             voice=voices[partner_id],
         )
     return inputs
-
