@@ -26,10 +26,10 @@ from shared.topics import PARTNER_HEALTH
 
 log = logging.getLogger(__name__)
 HEALTH_IDS = NameIds(uuid.UUID("6b0d6f0e-3c55-4b8e-9a61-2f4f1c0e7d21"))
-# A run reads its partners' inputs this many at a time, each set in five statements
+# A run reads its partners' inputs this many at a time, each set in six statements
 # (health_views.py), before it scores and stores them a partner a transaction. Each set joins
-# the window's deals to the touchpoints once, whatever its size: on the benchmark's 1.2
-# million deals and 2,219 partners, sets of 1,000 took 4.9-6.0 s a run, one set 3.6-4.1 s.
+# the deals to the touchpoints twice, whatever its size: on the benchmark's 1.2 million deals
+# and 2,219 partners, sets of 1,000 took 4.9-6.0 s a run, one set 3.6-4.1 s.
 INPUTS_READ_TOGETHER = 5_000
 
 
@@ -62,8 +62,9 @@ async def run_health(
     partner_ids: Sequence[str] | None = None,
 ) -> HealthRun:
     """Score every partner in the programme (or those named, each once) as of `as_of`'s day:
-    their inputs read together first (health_views.py), then each scored and stored in its own
-    transaction (one partner's failure blocks no other). A partner named that
+    their inputs read together first (health_views.py: a failure there, the database out of
+    reach, fails the run, which the next one repeats), then each scored and stored in its own
+    transaction (one partner's failure there blocks no other). A partner named that
     attribution does not know (no partners.lifecycle.v1 word of it: `partner_access`) is not
     scored: a score published for it would tell onboarding and programme of a partner that
     does not exist."""

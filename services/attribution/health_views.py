@@ -1,9 +1,9 @@
 """Read side of partner health: each partner's inputs to its score (domain/health.py), read
-set-based for any number of partners at once. The hourly scoring run reads every partner's
-inputs in one pass over the window's deals, registrations and answers; read a partner at a
-time, the won and lost deals took a lookup of every deal each partner ever touched (14.6-16.7 s
-a run for 2,219 partners on the benchmark's data, warm; 3.6-4.1 s together: README,
-Benchmarks)."""
+set-based for any number of partners at once, in six statements. The hourly scoring run reads
+every partner's inputs together: the won and lost deals and the days to close each join the
+deals to the touchpoints once (hash joins over both tables). Read a partner at a time, they
+took a lookup of every deal each partner ever touched (14.6-16.7 s a run for 2,219 partners
+on the benchmark's data, warm; 3.6-4.1 s together: README, Benchmarks)."""
 
 from __future__ import annotations
 
@@ -55,8 +55,17 @@ async def health_inputs_of(
     conn: Connection, config: AttributionConfig, partner_ids: Sequence[str], today: date
 ) -> dict[str, HealthInputs]:
     """Each partner's inputs as of `today` (a partner with no facts in the window reads
-    zeros), in five statements whatever the number of partners."""
-    ids = list(dict.fromkeys(partner_ids))
+    zeros), in six statements whatever the number of partners, planned for the partners
+    given: the same text serves one partner and thousands, and a plan cached for one (an
+    index lookup a touchpoint) would serve the thousands a partner at a time again."""
+    async with conn.transaction():
+        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        return await _read(conn, config, list(dict.fromkeys(partner_ids)), today)
+
+
+async def _read(
+    conn: Connection, config: AttributionConfig, ids: list[str], today: date
+) -> dict[str, HealthInputs]:
     since = today - timedelta(days=config.health.window_days)
     revenue = {r["partner_id"]: r["revenue"] for r in await conn.fetch(_REVENUE_SQL, ids, since)}
     outcomes = {r["partner_id"]: r for r in await conn.fetch(_OUTCOMES_SQL, ids, since)}

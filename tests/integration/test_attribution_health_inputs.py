@@ -23,8 +23,10 @@ TODAY = date(2026, 12, 6)
 
 # 600 deals over 500 days (a third outside a year's window), won, lost or open, a few deleted
 # or undated; each with a touchpoint of its partner (kinds, origins, approvals, inactive ones),
-# some with a second one of the same partner and some with another partner's; credits on the
-# won ones (some reversed); registrations; enablement; survey answers in and out of range.
+# some with a second one of the same partner and some with another partner's; on a sixth of
+# them (won) two more registrations: an earlier one of the same partner (its first counts) and
+# one of another partner after the close (no negative days); credits on a third (some
+# reversed); registrations; enablement; survey answers in and out of range.
 SEED = """
 INSERT INTO deals (deal_key, source, revision, status, deleted, amount, currency, close_date,
     customer, changed_at)
@@ -39,6 +41,13 @@ SELECT 't-' || i || '-' || k, 'd-' || i, 'p-' || ((i + k / 2 * 3) % 8),
     (ARRAY['registration', 'crm', 'api'])[1 + (i / 2 + k) % 3], i % 4 < 2, i % 11 <> 0
 FROM generate_series(1, 600) AS i, generate_series(0, 2) AS k
 WHERE k = 0 OR (k = 1 AND i % 5 = 0) OR (k = 2 AND i % 7 = 0);
+INSERT INTO touchpoints (touchpoint_id, deal_key, partner_id, kind, occurred_at, source, origin,
+    approved, active)
+SELECT 't-' || i || '-s' || j, 'd-' || i, 'p-' || ((i + j * 5) % 8), 'sourced_registration',
+    $1::date - (i * 7 % 500) + CASE WHEN j = 1 THEN 3 ELSE -120 END, 'crm', 'registration',
+    true, true
+FROM generate_series(1, 600) AS i, generate_series(0, 1) AS j
+WHERE i % 6 = 0;
 INSERT INTO credits (credit_id, deal_key, partner_id, kind, amount, currency, original_amount,
     original_currency, fx_rate, share, model, config_version, reasons, close_date,
     deal_revision, issued_at, reversal_id, reversed_at)
