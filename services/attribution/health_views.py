@@ -56,8 +56,9 @@ async def health_inputs_of(
 ) -> dict[str, HealthInputs]:
     """Each partner's inputs as of `today` (a partner with no facts in the window reads
     zeros), in six statements whatever the number of partners, planned for the partners
-    given: the same text serves one partner and thousands, and a plan cached for one (an
-    index lookup a touchpoint) would serve the thousands a partner at a time again."""
+    given: the same text serves one partner and thousands, and a generic plan, which the
+    connection's cache may settle on, reads the outcomes of 2,219 partners in 3.8 s where
+    theirs takes 2.8 s (the benchmark's data)."""
     async with conn.transaction():
         await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
         return await _read(conn, config, list(dict.fromkeys(partner_ids)), today)
