@@ -29,7 +29,7 @@ HEALTH_IDS = NameIds(uuid.UUID("6b0d6f0e-3c55-4b8e-9a61-2f4f1c0e7d21"))
 # A run reads its partners' inputs this many at a time, each set in six statements
 # (health_views.py), before it scores and stores them a partner a transaction. Each set joins
 # the deals to the touchpoints twice, whatever its size: on the benchmark's 1.2 million deals
-# and 2,219 partners, sets of 1,000 took 4.9-6.0 s a run, one set 3.6-4.1 s.
+# and 2,219 partners, sets of 1,000 took 4.9-6.0 s a run, one set 3.6-4.3 s.
 INPUTS_READ_TOGETHER = 5_000
 
 

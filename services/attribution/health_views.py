@@ -2,8 +2,8 @@
 set-based for any number of partners at once, in six statements. The hourly scoring run reads
 every partner's inputs together: the won and lost deals and the days to close each join the
 deals to the touchpoints once (hash joins over both tables). Read a partner at a time, they
-took a lookup of every deal each partner ever touched (14.6-16.7 s a run for 2,219 partners
-on the benchmark's data, warm; 3.6-4.1 s together: README, Benchmarks)."""
+took a lookup of every deal each partner ever touched (14.6-18.3 s a run for 2,219 partners
+on the benchmark's data, warm; 3.6-4.3 s together: README, Benchmarks)."""
 
 from __future__ import annotations
 
