@@ -196,10 +196,7 @@ async def test_a_purge_goes_past_a_parked_row_to_the_expired_rows_behind_it(
     topic = await new_topic(components.infra.kafka, components.service.schema)
     async with components.pool.acquire() as conn, conn.transaction():
         await write_a_row_kafka_refuses(components, conn, topic)
-        for n in range(3):
-            await components.outbox.publish(
-                conn, topic, CounterIncremented(counter=f"c{n}", by=1), subject=f"c{n}"
-            )
+        await components.publish_counters(conn, topic, 3)
     relay = components.relay(retention_hours=1.0)
     assert await relay.publish_pending() == 4
     await components.pool.execute(
@@ -216,10 +213,7 @@ async def test_a_purge_goes_past_a_row_kept_at_the_head(components: Components) 
     when they expired: every batch holds it, and the purge goes on while a batch finds any."""
     topic = await new_topic(components.infra.kafka, components.service.schema)
     async with components.pool.acquire() as conn, conn.transaction():
-        for n in range(5):
-            await components.outbox.publish(
-                conn, topic, CounterIncremented(counter=f"c{n}", by=1), subject=f"c{n}"
-            )
+        await components.publish_counters(conn, topic, 5)
     relay = components.relay(retention_hours=1.0)
     assert await relay.publish_pending() == 5
     await components.pool.execute(

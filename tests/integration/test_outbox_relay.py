@@ -267,10 +267,7 @@ async def test_a_purge_deletes_a_batch_per_transaction(components: Components) -
     small WAL bursts), until a batch finds nothing expired."""
     topic = await new_topic(components.infra.kafka, components.service.schema)
     async with components.pool.acquire() as conn, conn.transaction():
-        for n in range(5):
-            await components.outbox.publish(
-                conn, topic, CounterIncremented(counter=f"c{n}", by=1), subject=f"c{n}"
-            )
+        await components.publish_counters(conn, topic, 5)
     relay = components.relay(retention_hours=1.0)
     assert await relay.publish_pending() == 5
     await components.pool.execute("UPDATE outbox SET published_at = now() - interval '2 hours'")

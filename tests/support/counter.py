@@ -10,7 +10,7 @@ from opentelemetry import trace
 from pydantic import Field
 
 from shared.consumer import EventConsumer, HandlerContext
-from shared.db import Pool
+from shared.db import Connection, Pool
 from shared.events import Envelope, EventPayload, InvalidEvent, event_type
 from shared.outbox import Outbox
 from shared.relay import OutboxRelay
@@ -61,6 +61,13 @@ class Components:
         )
         self.relays.append(relay)
         return relay
+
+    async def publish_counters(self, conn: Connection, topic: Topic, count: int) -> None:
+        """Counters c0 .. c<count - 1>, each incremented by 1 under its own name, in `conn`'s
+        transaction."""
+        for n in range(count):
+            counter = CounterIncremented(counter=f"c{n}", by=1)
+            await self.outbox.publish(conn, topic, counter, subject=f"c{n}")
 
     def consumer(self, name: str, topic: Topic) -> EventConsumer:
         """A consumer group of this scratch service on `topic`, retrying quickly."""
