@@ -12,10 +12,10 @@ import pytest
 
 from services.incentives.payout_views import PARTNER_TOTALS_SQL, PERIODS_SQL
 from shared.db import Pool, create_pool
-from tests.integration.test_incentives_funds import MIGRATIONS
-from tests.support.infra import ScratchService, migrations_before
+from tests.support.infra import ROOT, ScratchService, migrations_before
 
 pytestmark = pytest.mark.integration
+MIGRATIONS = ROOT / "services" / "incentives" / "migrations"
 D = Decimal
 
 # What the view summed before the totals carried it: the definition the totals must match.
