@@ -17,7 +17,7 @@ from services.attribution.domain.health import HealthInputs
 from services.attribution.voice_signals import partners_voice
 from shared.db import Connection
 
-# $1 the partners, $2 the window's first day (registrations: its first moment, $3).
+# $1 the partners, $2 the window's first day (for registrations, its first moment).
 _REVENUE_SQL = """
 SELECT partner_id, sum(amount) AS revenue FROM credits
 WHERE partner_id = ANY($1::text[]) AND reversed_at IS NULL AND close_date >= $2
