@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from services.attribution.domain.health import HealthInputs, HealthScore
 from services.attribution.domain.voice import VoiceInputs
-from shared.db import Connection, columns
+from shared.db import Connection, advisory_key, columns, lock_in_order
 from shared.events.programme import PartnerEnablementMeasured
 
 # Partners scored each day: those in the programme (what partners.lifecycle.v1 last said).
@@ -27,6 +27,9 @@ class ScoredDay:
     config_version: str
     scored_at: datetime
     published: bool
+    # The database's clock when the run began to read `inputs` (`inputs_read_at`): a day's
+    # row is never replaced by inputs read before the ones it holds.
+    inputs_read_at: datetime
 
 
 async def partners_in_programme(conn: Connection) -> list[str]:
@@ -47,6 +50,20 @@ async def known_partners(conn: Connection, partner_ids: Sequence[str]) -> set[st
     return {r["partner_id"] for r in rows}
 
 
+async def database_clock(conn: Connection) -> datetime:
+    """The database's clock now: every statement after this call sees at least what had
+    committed by then."""
+    moment: datetime = await conn.fetchval("SELECT clock_timestamp()")
+    return moment
+
+
+async def lock_partner_day(conn: Connection, partner_id: str, day: date) -> None:
+    """Hold the partner's scoring of `day` for this transaction: two runs of the same day (two
+    instances) decide what to announce one after the other, each seeing what the other
+    stored and announced."""
+    await lock_in_order(conn, [advisory_key("attribution", "health", partner_id, day.isoformat())])
+
+
 async def last_announced(
     conn: Connection, partner_ids: Sequence[str], day: date
 ) -> dict[str, Decimal]:
@@ -61,30 +78,37 @@ async def last_announced(
     return {r["partner_id"]: r["score"] for r in rows}
 
 
-async def save_scores(conn: Connection, days: Sequence[ScoredDay]) -> None:
-    """Store the days scored, one statement; a day scored again is replaced (announced stays
-    announced)."""
+async def save_scores(conn: Connection, days: Sequence[ScoredDay]) -> set[tuple[str, date]]:
+    """Store the days scored, one statement, and answer which were stored. A day scored again
+    is replaced (announced stays announced), unless the row holds inputs read later than the
+    new ones (a run that began to read after this one and stored first): that day is left as
+    it is and not in the answer."""
     if not days:
-        return
-    await conn.execute(
+        return set()
+    rows = await conn.fetch(
         """
         INSERT INTO health_scores (partner_id, day, score, revenue, win_rate, velocity,
-            enablement, penalty, inputs, reasons, config_version, scored_at, published)
+            enablement, penalty, inputs, reasons, config_version, scored_at, published,
+            inputs_read_at)
         SELECT e.partner_id, e.day, e.score, e.revenue, e.win_rate, e.velocity, e.enablement,
                e.penalty, e.inputs::jsonb,
                ARRAY(SELECT jsonb_array_elements_text(e.reasons::jsonb)),
-               e.config_version, e.scored_at, e.published
+               e.config_version, e.scored_at, e.published, e.inputs_read_at
         FROM unnest($1::text[], $2::date[], $3::numeric[], $4::numeric[], $5::numeric[],
                     $6::numeric[], $7::numeric[], $8::numeric[], $9::text[], $10::text[],
-                    $11::text[], $12::timestamptz[], $13::bool[])
+                    $11::text[], $12::timestamptz[], $13::bool[], $14::timestamptz[])
             AS e(partner_id, day, score, revenue, win_rate, velocity, enablement, penalty,
-                 inputs, reasons, config_version, scored_at, published)
+                 inputs, reasons, config_version, scored_at, published, inputs_read_at)
         ON CONFLICT (partner_id, day) DO UPDATE SET
             score = EXCLUDED.score, revenue = EXCLUDED.revenue, win_rate = EXCLUDED.win_rate,
             velocity = EXCLUDED.velocity, enablement = EXCLUDED.enablement,
             penalty = EXCLUDED.penalty, inputs = EXCLUDED.inputs, reasons = EXCLUDED.reasons,
             config_version = EXCLUDED.config_version, scored_at = EXCLUDED.scored_at,
-            published = health_scores.published OR EXCLUDED.published
+            published = health_scores.published OR EXCLUDED.published,
+            inputs_read_at = EXCLUDED.inputs_read_at
+        WHERE health_scores.inputs_read_at IS NULL
+           OR health_scores.inputs_read_at <= EXCLUDED.inputs_read_at
+        RETURNING partner_id, day
         """,
         *columns(
             [
@@ -102,11 +126,13 @@ async def save_scores(conn: Connection, days: Sequence[ScoredDay]) -> None:
                     d.config_version,
                     d.scored_at,
                     d.published,
+                    d.inputs_read_at,
                 )
                 for d in days
             ]
         ),
     )
+    return {(row["partner_id"], row["day"]) for row in rows}
 
 
 def _inputs_json(inputs: HealthInputs) -> dict[str, object]:

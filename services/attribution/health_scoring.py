@@ -36,8 +36,10 @@ INPUTS_READ_TOGETHER = 5_000
 @dataclass(frozen=True)
 class HealthRun:
     """What a run did: per partner, `["scored"]` (the day's row stored) or `["scored",
-    "announced"]` (it moved: published too), `["not_found"]` (named, but attribution does not
-    know the partner: nothing stored or published), `["error"]` (logged, rolled back)."""
+    "announced"]` (it moved: published too), `["superseded"]` (a run that began to read later
+    had stored the day: this run's older inputs left it as it was, nothing published),
+    `["not_found"]` (named, but attribution does not know the partner: nothing stored or
+    published), `["error"]` (logged, rolled back)."""
 
     done: dict[str, list[str]]
     announced: dict[str, Decimal]  # partner -> the score announced
@@ -67,8 +69,14 @@ async def run_health(
     transaction (one partner's failure there blocks no other). A partner named that
     attribution does not know (no partners.lifecycle.v1 word of it: `partner_access`) is not
     scored: a score published for it would tell onboarding and programme of a partner that
-    does not exist."""
+    does not exist.
+
+    Every instance runs the job: runs of one day may overlap and store in any order. A day's
+    row keeps the inputs read last (`inputs_read_at`, the database's clock as the read began),
+    and a partner's day is scored under a lock, so the later of two runs never announces a
+    move from a score the other has not yet stored."""
     async with pool.acquire() as conn:
+        read_at = await store.database_clock(conn)
         if partner_ids is None:
             ids = await store.partners_in_programme(conn)
             known = set(ids)
@@ -87,17 +95,25 @@ async def run_health(
             continue
         try:
             async with pool.acquire() as conn, conn.transaction():
-                announced = await _score(
-                    conn, outbox, config, partner_id, inputs[partner_id], as_of
+                outcome = await _score(
+                    conn, outbox, config, partner_id, inputs[partner_id], read_at, as_of
                 )
         except Exception:
             log.exception("health scoring failed", extra={"partner_id": partner_id})
             run.done[partner_id] = ["error"]
             continue
-        run.done[partner_id] = ["scored"] if announced is None else ["scored", "announced"]
-        if announced is not None:
-            run.announced[partner_id] = announced
+        run.done[partner_id] = outcome.done
+        if outcome.announced is not None:
+            run.announced[partner_id] = outcome.announced
     return run
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What scoring a partner's day did (`HealthRun.done`'s words) and the score announced."""
+
+    done: list[str]
+    announced: Decimal | None = None
 
 
 async def _score(
@@ -106,20 +122,24 @@ async def _score(
     config: AttributionConfig,
     partner_id: str,
     inputs: HealthInputs,
+    read_at: datetime,
     as_of: datetime,
-) -> Decimal | None:
-    """Score the partner on its `inputs` as of `as_of`'s day and store the day; the score if
-    it was announced (it differs from the last one announced, or none was)."""
+) -> Scored:
+    """Score the partner on its `inputs` (read from `read_at`) as of `as_of`'s day and store
+    the day, announced when the score differs from the last one announced (or none was);
+    unless the day holds inputs read later (superseded: nothing stored or announced)."""
     day = as_of.date()
+    await store.lock_partner_day(conn, partner_id, day)
     score = health_score(config.health, inputs)
     last = (await store.last_announced(conn, [partner_id], day)).get(partner_id)
     announce = last is None or last != score.score
-    scored = ScoredDay(partner_id, day, inputs, score, config.version, as_of, published=announce)
-    await store.save_scores(conn, [scored])
+    scored = ScoredDay(partner_id, day, inputs, score, config.version, as_of, announce, read_at)
+    if not await store.save_scores(conn, [scored]):
+        return Scored(["superseded"])
     if not announce:
-        return None
+        return Scored(["scored"])
     await outbox.publish_many(conn, [_announcement(scored, last)])
-    return score.score
+    return Scored(["scored", "announced"], score.score)
 
 
 def _announcement(scored: ScoredDay, previous: Decimal | None) -> OutgoingEvent:

@@ -267,7 +267,9 @@ class HealthRunOut(BaseModel):
     announced: dict[str, str] = Field(description="partner -> score, for the scores that moved")
     done: dict[str, list[str]] = Field(
         description="partner -> what happened: `scored` (the day's row stored), `announced` "
-        "(it moved: published on attribution.health.v1); `not_found`: a partner named that "
+        "(it moved: published on attribution.health.v1); `superseded`: a run that began to "
+        "read later had stored the day, whose newer inputs stay (nothing stored or "
+        "published); `not_found`: a partner named that "
         "attribution does not know (nothing stored or published); `error`: logged, rolled back"
     )
 
