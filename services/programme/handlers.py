@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from services.programme import campaign_repository, repository
+from services.programme import campaign_repository, repository, revenue_totals
 from services.programme.domain.decisions import (
     RegistrationMove,
     first_decision,
@@ -17,6 +17,7 @@ from services.programme.domain.decisions import (
 from services.programme.domain.quarters import Quarter
 from services.programme.repository import MoveRow, SpendEntry
 from shared.consumer import HandlerContext
+from shared.db import Connection
 from shared.events import Envelope
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.incentives import (
@@ -28,6 +29,7 @@ from shared.events.incentives import (
 )
 from shared.events.partners import PartnerStateChanged
 from shared.events.registrations import RegistrationDecided, RegistrationStatusChanged
+from shared.provisions import Provisions
 
 # The ledger events that are programme spend.
 Spending = TypeVar("Spending", IncentiveEarned, IncentiveReversed, MdfAccrued, MdfClaimDecided)
@@ -41,16 +43,29 @@ async def on_partner_versions(
         partner = event.data
         decided = onboarding_decision(partner.change, partner.previous_status, partner.reason)
         versions.append((partner, decided.value if decided is not None else None))
-    await repository.record_partner_versions(ctx.conn, versions)
+    recorded = await repository.record_partner_versions(ctx.conn, versions)
+    await revenue_totals.sum_partners_again(ctx.conn, recorded)
 
 
 async def on_credits(ctx: HandlerContext, events: list[Envelope[CreditIssued]]) -> None:
-    await repository.record_credits(ctx.conn, [event.data for event in events])
+    await revenue_totals.record_credits(ctx.conn, [event.data for event in events])
     await campaign_repository.record_credits(ctx.conn, [event.data for event in events])
 
 
 async def on_reversals(ctx: HandlerContext, events: list[Envelope[CreditReversed]]) -> None:
-    await repository.record_reversals(ctx.conn, [event.data for event in events])
+    await revenue_totals.record_reversals(ctx.conn, [event.data for event in events])
+
+
+async def partner_locks(
+    conn: Connection, provisions: Provisions, events: list[Envelope[Any]]
+) -> Iterable[int]:
+    """What a batch of credits, reversals or partner versions locks before any run
+    (shared/consumer.py says why): the partners whose revenue totals it changes."""
+    return revenue_totals.partner_lock_keys(
+        event.data.partner_id
+        for event in events
+        if isinstance(event.data, CreditIssued | CreditReversed | PartnerStateChanged)
+    )
 
 
 def _move_row(

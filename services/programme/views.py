@@ -37,8 +37,8 @@ from shared.identity import Caller
 
 @dataclass(frozen=True)
 class Filters:
-    starts: date | None
-    ends: date | None
+    starts: date | None  # the first day of the first quarter asked for
+    ends: date | None  # the first day of the quarter after the last one asked for
     partner_ids: list[str] | None
     tier: str | None
     partner_type: str | None
@@ -84,57 +84,38 @@ def _in_range(column: str) -> str:
     )
 
 
-# The credits a revenue figure counts, each net of its reversal (`_NET`): closed in the quarters
-# asked for, of the partners asked for (tier and type as the partner stood when the credit was
-# issued: the version joined as `p`), in the region asked for. Without `versions` the join is
-# left out and a tier or type filter must not be asked (its parameters are still named, null).
-_NET = "c.amount - coalesce(r.amount, 0)"
-# A close date of infinity (asyncpg's 9999-12-31, stored before the contracts refused it) lies
-# in no quarter: such a credit is counted in none (its quarter was null, and the report a 500).
-
-
-def _credits_counted(versions: bool = True) -> str:
-    return f"""
-    FROM credits c
-    LEFT JOIN credit_reversals r USING (credit_id)
-    {partner_at("c", "c.issued_at") if versions else ""}
-    WHERE {_in_range("c.close_date")} AND isfinite(c.close_date)
-      AND {PARTNERS_NAMED.format(fact="c")}
-      AND {version_filter(versions)}
-      AND ($6::text IS NULL OR coalesce(c.customer_country, 'unknown') = $6::text)"""
-
-
-_SOURCED = f"coalesce(sum({_NET}) FILTER (WHERE c.kind = 'sourced'), 0)"
-_INFLUENCED = f"coalesce(sum({_NET}) FILTER (WHERE c.kind = 'influenced'), 0)"
+# The revenue totals counted (migrations/0010_revenue_totals.sql: per partner, quarter, tier and
+# type at issue, region and currency, net of reversals) in the quarters asked for (the filters'
+# dates are quarters' first days), of the partners, tier, type and region asked for. A credit
+# closing on no real day (an infinite date, stored before the contracts refused it) is in no
+# quarter's total: it was counted in none (its quarter was null, and the report a 500).
+_TOTALS_COUNTED = """
+    FROM revenue_totals t
+    WHERE ($1::date IS NULL OR t.quarter >= $1::date) AND ($2::date IS NULL OR t.quarter < $2::date)
+      AND ($3::text[] IS NULL OR t.partner_id = ANY($3::text[]))
+      AND ($4::text IS NULL OR t.tier = $4::text)
+      AND ($5::text IS NULL OR t.partner_type = $5::text)
+      AND ($6::text IS NULL OR t.region = $6::text)"""
 
 
 async def revenue(conn: Connection, f: Filters) -> list[Any]:
     return await conn.fetch(
-        # grouped by the quarter's first day, spelt once per group (not once per credit)
-        f"""SELECT to_char(date_trunc('quarter', c.close_date), 'YYYY-"Q"Q') AS quarter,
-                   coalesce(p.tier, 'unknown') AS tier,
-                   coalesce(p.partner_type, 'unknown') AS partner_type,
-                   coalesce(c.customer_country, 'unknown') AS region,
-                   c.currency,
-                   {_SOURCED} AS sourced,
-                   {_INFLUENCED} AS influenced
-            {_credits_counted()}
-            GROUP BY date_trunc('quarter', c.close_date), 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5""",
+        f"""SELECT to_char(t.quarter, 'YYYY-"Q"Q') AS quarter, t.tier, t.partner_type, t.region,
+                   t.currency, sum(t.sourced) AS sourced, sum(t.influenced) AS influenced
+            {_TOTALS_COUNTED}
+            GROUP BY t.quarter, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5""",
         *f.args(),
     )
 
 
 async def top_partners(conn: Connection, f: Filters) -> list[Any]:
     """Per currency, the TOP_PARTNERS partners with the most attributed revenue (a tie to the
-    smaller id, byte by byte whatever the database's collation), with each one's tier now.
-    The partner's version at each credit is joined only to filter by tier or type: with no
-    such filter it changes no sum, and it is the costly join (see `spend`)."""
-    versions = f.tier is not None or f.partner_type is not None
+    smaller id, byte by byte whatever the database's collation), with each one's tier now."""
     return await conn.fetch(
         f"""WITH totals AS (
-                SELECT c.partner_id, c.currency,
-                       {_SOURCED} AS sourced, {_INFLUENCED} AS influenced
-                {_credits_counted(versions)}
+                SELECT t.partner_id, t.currency,
+                       sum(t.sourced) AS sourced, sum(t.influenced) AS influenced
+                {_TOTALS_COUNTED}
                 GROUP BY 1, 2),
             ranked AS (
                 SELECT *, row_number() OVER (
