@@ -1,6 +1,7 @@
 """A partner's plan actuals read the partner's own spend, not every partner's, as the spend
 ledger grows (two entries a credit): the real query, EXPLAINed by the real planner on a
-programme schema holding 60k spend entries of 500 partners."""
+programme schema holding 60k spend entries of 500 partners. A quarter's registration decisions
+are found by time, not by a window over every move (and wait what that window said)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from services.programme.views import PLAN_ACTUALS_SQL
+from services.programme.views import (
+    DECISIONS_FROM_A_START_SQL,
+    DECISIONS_SINCE_THE_FIRST_SQL,
+    PLAN_ACTUALS_SQL,
+)
 from shared.db import Pool
 from tests.support.infra import ROOT, ScratchService
 from tests.support.plans import read_no_whole_table, seeded_pool, statements
@@ -67,3 +72,79 @@ async def test_a_partners_plan_actuals_read_its_own_spend(populated: Pool) -> No
     mine = [i for i in range(1, ENTRIES + 1) if i // 2 % 500 == 42]
     assert row["new_logos"] == len([i for i in mine if i % 4 == 0 and i % 100 != 0])
     assert row["mdf_claims"] == len([i for i in mine if i % 100 == 0])
+
+
+REGISTRATIONS = 8_000
+# Registrations of 500 partners (three versions each) over 2026, one an hour: a third decided
+# at submission; the others enter review and are decided five hours later; one in seven
+# enters review again and is decided again a day later; one in eleven enters review again at
+# the very moment of its first decision.
+MOVES = """
+INSERT INTO partner_versions (partner_id, version, partner_type, status, tier, regions, change,
+    changed_at)
+SELECT 'p-' || p, v, 'gsi', 'active', (ARRAY['silver', 'gold', 'platinum'])[v], '{US}',
+    'tier_changed', '2025-12-01'::timestamptz + (v - 1) * interval '120 days' + p * interval '1h'
+FROM generate_series(0, 499) AS p, generate_series(1, 3) AS v;
+INSERT INTO registration_moves (event_id, registration_id, partner_id, move, outcome, automatic,
+    at_submission, at)
+SELECT gen_random_uuid(), 'r-' || r, 'p-' || (r % 500), m.move,
+    CASE WHEN m.move = 'decision' THEN 'approved' END,
+    CASE WHEN m.move = 'decision' THEN r % 2 = 0 END, r % 3 = 0 AND m.step = 1,
+    '2026-01-01'::timestamptz + r * interval '1 hour' + m.after
+FROM generate_series(1, $1) AS r
+CROSS JOIN LATERAL (VALUES
+    (0, 'pending', interval '0'), (1, 'decision', interval '5 hours'),
+    (2, 'pending', interval '6 hours'), (3, 'decision', interval '30 hours'),
+    (4, 'pending', interval '5 hours')) AS m(step, move, after)
+WHERE (r % 3 <> 0 OR m.step = 1) AND (m.step < 2 OR (m.step < 4 AND r % 7 = 0)
+    OR (m.step = 4 AND r % 11 = 0 AND r % 3 <> 0));
+ANALYZE registration_moves;
+ANALYZE partner_versions;
+"""
+
+
+@pytest.fixture
+async def decided(scratch_service: ScratchService) -> AsyncIterator[Pool]:
+    async with seeded_pool(
+        scratch_service, "programme", Path(MIGRATIONS), statements(MOVES, (REGISTRATIONS,))
+    ) as pool:
+        yield pool
+
+
+async def test_a_quarters_registration_decisions_are_found_by_time(decided: Pool) -> None:
+    quarter = (date(2026, 4, 1), date(2026, 7, 1), None, None, None, None)
+    async with decided.acquire() as conn:
+        moves = await conn.fetchval("SELECT count(*) FROM registration_moves")
+        in_quarter = await conn.fetchval(
+            """SELECT count(*) FROM registration_moves
+               WHERE move = 'decision' AND at >= $1 AND at < $2""",
+            *quarter[:2],
+        )
+    lookups = [
+        (
+            "a quarter's registration decisions",
+            DECISIONS_FROM_A_START_SQL,
+            quarter,
+            max(in_quarter, 1_500),  # the quarter's decisions, or the partners' versions
+            frozenset({"registration_moves_decisions", "registration_moves_by_registration"}),
+        )
+    ]
+    await read_no_whole_table(decided, "registration_moves", moves, lookups)
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        (None, None, None, None, None, None),
+        (date(2026, 4, 1), date(2026, 7, 1), None, None, None, None),
+        (None, date(2026, 3, 1), ["p-7", "p-8"], "silver", "gsi", "US"),
+    ],
+)
+async def test_registration_decisions_wait_the_same_found_either_way(
+    decided: Pool, filters: tuple[object, ...]
+) -> None:
+    async with decided.acquire() as conn:
+        found = await conn.fetch(DECISIONS_FROM_A_START_SQL + " ORDER BY 1, 2, 3", *filters)
+        windowed = await conn.fetch(DECISIONS_SINCE_THE_FIRST_SQL + " ORDER BY 1, 2, 3", *filters)
+    assert [tuple(r) for r in found] == [tuple(r) for r in windowed]
+    assert len({r["waited"] for r in found}) >= (3 if filters[0] is None else 2)
