@@ -5,8 +5,8 @@
 
 Seeds a throw-away programme schema with N credits over two years (one in ten reversed), as
 many incentive entries, N/2 registration moves and N/20 survey answers, for N/100 partners of
-three tiers with three versions each (applied, activated, promoted), with their revenue totals
-(migration 0010) summed from the credits, then times GET /kpis's
+three tiers with three versions each (applied, activated, promoted) (the revenue totals,
+migration 0010, kept by the database as the rows go in), then times GET /kpis's
 work (every figure, one repeatable-read snapshot) programme-wide for all time, for one quarter,
 and for one tier in one quarter. Prints the median of five runs per size; JSON to --out.
 """
@@ -19,7 +19,7 @@ from datetime import date
 from typing import Any
 
 from benchmarks.command import arguments, run_and_write
-from services.programme import kpis, revenue_totals
+from services.programme import kpis
 from services.programme.app import definition
 from services.programme.schemas import KpiFiltersOut
 from services.programme.views import Filters
@@ -76,7 +76,6 @@ SEED = [
            '2025-01-01'::timestamptz + (i % 700) * interval '1 day'
        FROM generate_series(0, $1::int / 20 - 1) AS i""",
 ]
-PARTNERS = "SELECT DISTINCT partner_id FROM partner_versions"
 SHOWN = KpiFiltersOut(
     from_quarter=None, to_quarter=None, tier=None, partner_type=None, region=None, partner_ids=[]
 )
@@ -95,11 +94,6 @@ async def measure(infra: Infra, size: int) -> dict[str, Any]:
         started = time.perf_counter()
         for statement in SEED:
             await (pool.execute(statement, size) if "$1" in statement else pool.execute(statement))
-        async with pool.acquire() as conn, conn.transaction():
-            # The facts went in as rows: their revenue totals summed as a version's arrival sums
-            # its partner's (the consumers keep them as they record each fact).
-            partners = [r["partner_id"] for r in await conn.fetch(PARTNERS)]
-            await revenue_totals.sum_partners_again(conn, partners)
         await pool.execute("ANALYZE")
         row: dict[str, Any] = {
             "credits": size,

@@ -43,29 +43,24 @@ async def on_partner_versions(
         partner = event.data
         decided = onboarding_decision(partner.change, partner.previous_status, partner.reason)
         versions.append((partner, decided.value if decided is not None else None))
-    recorded = await repository.record_partner_versions(ctx.conn, versions)
-    await revenue_totals.sum_partners_again(ctx.conn, recorded)
+    await repository.record_partner_versions(ctx.conn, versions)
 
 
 async def on_credits(ctx: HandlerContext, events: list[Envelope[CreditIssued]]) -> None:
-    await revenue_totals.record_credits(ctx.conn, [event.data for event in events])
+    await repository.record_credits(ctx.conn, [event.data for event in events])
     await campaign_repository.record_credits(ctx.conn, [event.data for event in events])
 
 
 async def on_reversals(ctx: HandlerContext, events: list[Envelope[CreditReversed]]) -> None:
-    await revenue_totals.record_reversals(ctx.conn, [event.data for event in events])
+    await repository.record_reversals(ctx.conn, [event.data for event in events])
 
 
-async def partner_locks(
+async def revenue_locks(
     conn: Connection, provisions: Provisions, events: list[Envelope[Any]]
 ) -> Iterable[int]:
     """What a batch of credits, reversals or partner versions locks before any run
-    (shared/consumer.py says why): the partners whose revenue totals it changes."""
-    return revenue_totals.partner_lock_keys(
-        event.data.partner_id
-        for event in events
-        if isinstance(event.data, CreditIssued | CreditReversed | PartnerStateChanged)
-    )
+    (shared/consumer.py says why): what the revenue totals' triggers lock for its facts."""
+    return await revenue_totals.lock_keys(conn, events)
 
 
 def _move_row(

@@ -14,18 +14,18 @@ from typing import Any
 from services.programme.domain.plans import Goals, Line, PlanState
 from services.programme.domain.quarters import quarter_of_period
 from shared.db import Connection, columns
+from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.incentives import IncentiveEarned, IncentiveReversed, MdfAccrued
 from shared.events.partners import PartnerStateChanged
 
 
 async def record_partner_versions(
     conn: Connection, versions: list[tuple[PartnerStateChanged, str | None]]
-) -> list[str]:
-    """Partner versions with the decision each is, if any (`automatic` | `manual`); answers
-    the partners of which a version was recorded now."""
+) -> None:
+    """Partner versions with the decision each is, if any (`automatic` | `manual`)."""
     if not versions:
-        return []
-    rows = await conn.fetch(
+        return
+    await conn.execute(
         """INSERT INTO partner_versions (partner_id, version, partner_type, status,
                previous_status, tier, regions, change, decision, changed_at, competencies)
            SELECT p, v, t, s, ps, tr, string_to_array(r, ' '), c, d, at,
@@ -33,8 +33,7 @@ async def record_partner_versions(
            FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[],
                        $7::text[], $8::text[], $9::text[], $10::timestamptz[], $11::text[])
                 AS x(p, v, t, s, ps, tr, r, c, d, at, k)
-           ON CONFLICT (partner_id, version) DO NOTHING
-           RETURNING partner_id""",
+           ON CONFLICT (partner_id, version) DO NOTHING""",
         [e.partner_id for e, _ in versions],
         [e.version for e, _ in versions],
         [e.partner_type for e, _ in versions],
@@ -49,7 +48,48 @@ async def record_partner_versions(
         # competency codes: no spaces either
         [" ".join(e.competencies) for e, _ in versions],
     )
-    return sorted({row["partner_id"] for row in rows})
+
+
+async def record_credits(conn: Connection, credits: list[CreditIssued]) -> None:
+    if not credits:
+        return
+    await conn.execute(
+        """INSERT INTO credits (credit_id, deal_key, partner_id, kind, amount, currency,
+               customer_country, close_date, issued_at)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
+                                $6::text[], $7::text[], $8::date[], $9::timestamptz[])
+           ON CONFLICT (credit_id) DO NOTHING""",
+        *columns(
+            [
+                (
+                    c.credit_id,
+                    c.deal_key,
+                    c.partner_id,
+                    c.kind.value,
+                    c.amount,
+                    c.currency,
+                    c.customer.country,
+                    c.close_date,
+                    c.issued_at,
+                )
+                for c in credits
+            ]
+        ),
+    )
+
+
+async def record_reversals(conn: Connection, reversals: list[CreditReversed]) -> None:
+    if not reversals:
+        return
+    await conn.execute(
+        """INSERT INTO credit_reversals (credit_id, reversal_id, amount, reversed_at)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::timestamptz[])
+           ON CONFLICT DO NOTHING""",
+        [r.credit_id for r in reversals],
+        [r.reversal_id for r in reversals],
+        [r.amount for r in reversals],
+        [r.reversed_at for r in reversals],
+    )
 
 
 @dataclass(frozen=True)

@@ -148,3 +148,47 @@ async def test_registration_decisions_wait_the_same_found_either_way(
         windowed = await conn.fetch(DECISIONS_SINCE_THE_FIRST_SQL + " ORDER BY 1, 2, 3", *filters)
     assert [tuple(r) for r in found] == [tuple(r) for r in windowed]
     assert len({r["waited"] for r in found}) >= (3 if filters[0] is None else 2)
+
+
+CREDITS = 20_000
+# 200 partners' credits (three versions each), their revenue totals kept by the triggers.
+CREDITS_SEED = """
+INSERT INTO partner_versions (partner_id, version, partner_type, status, tier, regions, change,
+    changed_at)
+SELECT 'p-' || p, v, 'gsi', 'active', (ARRAY['silver', 'gold', 'platinum'])[v], '{US}',
+    'tier_changed', '2025-12-01'::timestamptz + (v - 1) * interval '120 days'
+FROM generate_series(0, 199) AS p, generate_series(1, 3) AS v;
+INSERT INTO credits (credit_id, deal_key, partner_id, kind, amount, currency, customer_country,
+    close_date, issued_at)
+SELECT 'c-' || i, 'd-' || i, 'p-' || (i % 200), 'sourced', 100, 'USD', 'US',
+    '2026-01-01'::date + i % 365, '2026-01-01'::timestamptz + (i % 365) * interval '1 day'
+FROM generate_series(1, $1) AS i;
+ANALYZE credits;
+"""
+
+
+@pytest.fixture
+async def credited(scratch_service: ScratchService) -> AsyncIterator[Pool]:
+    async with seeded_pool(
+        scratch_service, "programme", Path(MIGRATIONS), statements(CREDITS_SEED, (CREDITS,))
+    ) as pool:
+        yield pool
+
+
+async def test_a_partner_version_sums_its_own_partners_credits_again(credited: Pool) -> None:
+    """What the partner versions' trigger sums again: one partner's credits, not every one."""
+    lookups = [
+        (
+            "a partner's revenue totals from its credits",
+            "SELECT * FROM revenue_totals_from_credits($1::text[])",
+            (["p-42"],),
+            CREDITS // 200,
+            frozenset({"credits_by_partner"}),
+        )
+    ]
+    await read_no_whole_table(credited, "credits", CREDITS, lookups)
+    async with credited.acquire() as conn:
+        kept = await conn.fetchval(
+            "SELECT sum(sourced) FROM revenue_totals WHERE partner_id = 'p-42'"
+        )
+    assert kept == 100 * (CREDITS // 200)

@@ -1,8 +1,9 @@
-"""The KPI report's revenue and top partners read running totals (migration 0010), kept where
-credits, reversals and partner versions are recorded. Whatever order the facts arrive in
-(a reversal before its credit, a partner version after credits it applies to, versions of one
-moment, a credit older than any version), the figures must be those summed from the facts
-themselves, as the report summed them before: the reference queries below."""
+"""The KPI report's revenue and top partners read running totals (migration 0010), kept by the
+database's triggers as credits, reversals and partner versions are written. Whatever order the
+facts arrive in (a reversal before its credit, a partner version after credits it applies to,
+versions of one moment, a credit older than any version, several facts a statement), the
+figures must be those summed from the facts themselves, as the report summed them before: the
+reference queries below."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime, timedelta
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from services.programme import repository, revenue_totals, views
 from services.programme.domain.quarters import Quarter, QuarterRange
 from services.programme.schemas import TOP_PARTNERS
 from shared.db import Pool
+from shared.events import Envelope
 from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
 from shared.events.crm import Customer
 from shared.events.partners import PartnerStateChanged
@@ -106,25 +109,29 @@ def facts(seed: int) -> list[Fact]:
             issued_at=issued,
         )
         made.append(credit)
-        if rng.random() < 0.33:
-            made.append(f.credit_reversed(credit))
+        if rng.random() < 0.33:  # a reversal may even name another partner: the credit's counts
+            named = credit.partner_id if rng.random() < 0.8 else rng.choice(PARTNERS)
+            made.append(f.credit_reversed(credit, partner_id=named))
     return made
 
 
 async def record(pool: Pool, batch: Sequence[Fact]) -> None:
-    """A batch as the consumers record it, in one transaction (the partner versions' group
-    and the credits' group are apart; a batch here holds either kind, as theirs do)."""
+    """A batch as the consumers record it, in one transaction: a run of facts of one type a
+    statement (the partner versions' group and the credits' group are apart; a batch here
+    holds either kind, as theirs do)."""
     async with pool.acquire() as conn, conn.transaction():
-        versions: list[tuple[PartnerStateChanged, str | None]] = [
-            (v, None) for v in batch if isinstance(v, PartnerStateChanged)
-        ]
-        recorded = await repository.record_partner_versions(conn, versions)
-        await revenue_totals.sum_partners_again(conn, recorded)
-        for credit_or_reversal in batch:  # runs of one type, as the consumer splits a batch
-            if isinstance(credit_or_reversal, CreditIssued):
-                await revenue_totals.record_credits(conn, [credit_or_reversal])
-            elif isinstance(credit_or_reversal, CreditReversed):
-                await revenue_totals.record_reversals(conn, [credit_or_reversal])
+        for _, run in groupby(batch, key=type):
+            facts_of_a_type = list(run)
+            versions: list[tuple[PartnerStateChanged, str | None]] = [
+                (v, None) for v in facts_of_a_type if isinstance(v, PartnerStateChanged)
+            ]
+            await repository.record_partner_versions(conn, versions)
+            await repository.record_credits(
+                conn, [c for c in facts_of_a_type if isinstance(c, CreditIssued)]
+            )
+            await repository.record_reversals(
+                conn, [r for r in facts_of_a_type if isinstance(r, CreditReversed)]
+            )
 
 
 def filter_sets() -> list[views.Filters]:
@@ -268,8 +275,8 @@ async def test_a_credit_recorded_while_its_partner_gains_a_version_counts_in_tha
     credit = f.credit_issued(
         partner_id=partner, issued_at=START + timedelta(days=10), close_date=date(2025, 2, 1)
     )
-    (key,) = revenue_totals.partner_lock_keys([partner])
     async with pool.acquire() as holder, holder.transaction():
+        key = await holder.fetchval("SELECT revenue_lock_key('partner/' || $1)", partner)
         await holder.execute("SELECT pg_advisory_xact_lock($1)", key)
         credit_recorded = asyncio.create_task(record(pool, [credit]))
         async with pool.acquire() as observer:
@@ -277,10 +284,48 @@ async def test_a_credit_recorded_while_its_partner_gains_a_version_counts_in_tha
         silver = f.partner_state_changed(
             partner_id=partner, version=2, tier="silver", changed_at=START + timedelta(days=5)
         )
-        recorded = await repository.record_partner_versions(holder, [(silver, None)])
-        await revenue_totals.sum_partners_again(holder, recorded)
+        await repository.record_partner_versions(holder, [(silver, None)])
     await credit_recorded
     async with pool.acquire() as conn:
         tiers = await conn.fetch("SELECT tier, sourced FROM revenue_totals")
     assert [(r["tier"], r["sourced"]) for r in tiers] == [("silver", credit.amount)]
     await assert_figures_as_summed_from_the_facts(pool)
+
+
+async def test_a_credit_and_its_reversal_recorded_at_once_count_net(pool: Pool) -> None:
+    """Neither sees the other uncommitted: the credit's trigger waits for the credit's lock the
+    reversal's transaction holds, then reads the reversal it committed."""
+    credit = f.credit_issued(partner_id=PARTNERS[1], close_date=date(2025, 5, 1))
+    async with pool.acquire() as holder, holder.transaction():
+        key = await holder.fetchval("SELECT revenue_lock_key('credit/' || $1)", credit.credit_id)
+        await holder.execute("SELECT pg_advisory_xact_lock($1)", key)
+        credit_recorded = asyncio.create_task(record(pool, [credit]))
+        async with pool.acquire() as observer:
+            await waiter_of(observer, key, what="the credit waiting for its reversal's commit")
+        await repository.record_reversals(holder, [f.credit_reversed(credit)])
+    await credit_recorded
+    async with pool.acquire() as conn:
+        assert [tuple(r) for r in await conn.fetch("SELECT sourced FROM revenue_totals")] == [
+            (credit.amount - credit.amount,)
+        ]
+    await assert_figures_as_summed_from_the_facts(pool)
+
+
+async def test_a_batch_locks_what_the_triggers_lock_for_its_facts(pool: Pool) -> None:
+    """A reversal naming another partner than its credit's locks the credit's partner too (the
+    trigger takes the partner of the credit it finds)."""
+    credit = f.credit_issued(partner_id=PARTNERS[2])
+    await record(pool, [credit])
+    reversal = f.credit_reversed(credit, partner_id=PARTNERS[3])
+    events = [Envelope.wrap(reversal, source="pollinate/attribution", subject=credit.deal_key)]
+    async with pool.acquire() as conn:
+        keys = set(await revenue_totals.lock_keys(conn, events))
+        wanted = {
+            await conn.fetchval("SELECT revenue_lock_key($1)", name)
+            for name in (
+                f"partner/{PARTNERS[2]}",
+                f"partner/{PARTNERS[3]}",
+                f"credit/{credit.credit_id}",
+            )
+        }
+    assert keys == wanted

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from services.programme import revenue_totals, snapshots
+from services.programme import repository, snapshots
 from services.programme.app import definition
 from services.programme.domain.quarters import Quarter
 from shared.db import Pool
@@ -52,7 +52,7 @@ async def test_a_snapshot_goes_out_once_per_change(pool: Pool) -> None:
     async with pool.acquire() as conn:
         assert await snapshots.publish_if_changed(conn, outbox, at) is True
         assert await snapshots.publish_if_changed(conn, outbox, at) is False  # same figures
-        await revenue_totals.record_credits(
+        await repository.record_credits(
             conn, [f.credit_issued(amount="1200.00", close_date=at.date(), issued_at=at)]
         )
         assert await snapshots.publish_if_changed(conn, outbox, at) is True
