@@ -158,7 +158,12 @@ def _announcement(scored: ScoredDay, previous: Decimal | None) -> OutgoingEvent:
         scored_at=scored.scored_at,
         config_version=scored.config_version,
     )
-    # One id per partner, day and move: two instances scoring the same day at once announce
-    # the same move once.
-    event_id = HEALTH_IDS.uuid(f"{scored.partner_id}/{scored.day}/{previous}->{score.score}")
+    # One id per partner, day, read and move. Two runs of one day no longer need the id to
+    # announce a move once (a partner's day is scored under its lock, the second run sees
+    # the first's announcement); a day whose score moves back and then forth again announces
+    # each move (an id of the move alone dropped the third as a repeat of the first).
+    moment = scored.inputs_read_at.isoformat()
+    event_id = HEALTH_IDS.uuid(
+        f"{scored.partner_id}/{scored.day}/{moment}/{previous}->{score.score}"
+    )
     return OutgoingEvent(PARTNER_HEALTH, payload, scored.partner_id, event_id=event_id)

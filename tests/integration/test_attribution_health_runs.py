@@ -144,3 +144,22 @@ async def test_a_newer_read_stored_last_replaces_the_day(pool: Pool) -> None:
     )
     assert isinstance(held, datetime)
     assert held.date() >= date(2026, 12, 1)
+
+
+async def test_a_score_that_moves_back_and_forth_in_a_day_announces_every_move(
+    pool: Pool,
+) -> None:
+    await add_credit(pool, "c-1", "1000")
+    await run_health(pool, outbox(), CONFIG, AS_OF)
+    for step, reversed_ in enumerate((False, True, False, True)):
+        await add_credit(pool, f"c-big-{step}", "990000")
+        if reversed_:
+            await pool.execute(
+                """UPDATE credits SET reversed_at = now(), reversal_id = 'rv-' || credit_id
+                   WHERE credit_id LIKE 'c-big-%' AND reversed_at IS NULL"""
+            )
+        run = await run_health(pool, outbox(), CONFIG, AS_OF)
+        assert run.done == {PARTNER: ["scored", "announced"]}
+    moves = await announced_scores(pool)
+    assert len(moves) == 5
+    assert moves[3] == moves[1]  # the same move as the second, announced again
