@@ -6,6 +6,7 @@ are found by time, not by a window over every move (and wait what that window sa
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from datetime import date
 from pathlib import Path
 
@@ -39,11 +40,16 @@ ANALYZE spend_entries;
 """
 
 
+def seeded(
+    scratch_service: ScratchService, seed: str, rows: int
+) -> AbstractAsyncContextManager[Pool]:
+    """A programme schema seeded with `seed` for `rows` rows."""
+    return seeded_pool(scratch_service, "programme", Path(MIGRATIONS), statements(seed, (rows,)))
+
+
 @pytest.fixture
 async def populated(scratch_service: ScratchService) -> AsyncIterator[Pool]:
-    async with seeded_pool(
-        scratch_service, "programme", Path(MIGRATIONS), statements(SEED, (ENTRIES,))
-    ) as pool:
+    async with seeded(scratch_service, SEED, ENTRIES) as pool:
         yield pool
 
 
@@ -105,9 +111,7 @@ ANALYZE partner_versions;
 
 @pytest.fixture
 async def decided(scratch_service: ScratchService) -> AsyncIterator[Pool]:
-    async with seeded_pool(
-        scratch_service, "programme", Path(MIGRATIONS), statements(MOVES, (REGISTRATIONS,))
-    ) as pool:
+    async with seeded(scratch_service, MOVES, REGISTRATIONS) as pool:
         yield pool
 
 
@@ -169,9 +173,7 @@ ANALYZE credits;
 
 @pytest.fixture
 async def credited(scratch_service: ScratchService) -> AsyncIterator[Pool]:
-    async with seeded_pool(
-        scratch_service, "programme", Path(MIGRATIONS), statements(CREDITS_SEED, (CREDITS,))
-    ) as pool:
+    async with seeded(scratch_service, CREDITS_SEED, CREDITS) as pool:
         yield pool
 
 
