@@ -18,9 +18,10 @@
 -- the writer's session names: an operator connected with another search_path still moves
 -- this schema's totals. They look each reversal and credit up by its key (LIMIT 1 keeps the
 -- lookup a lookup: the planner would otherwise flatten it into a join free to hash the whole
--- table), never reading a table whole: a session plans a trigger's statements once, for the rows of its first call
--- (a bulk load's, say), and a plan sized for those made every later batch of 20 credits pay
--- 176 ms, mostly compiling it (JIT, off for these functions: their statements are small).
+-- table), never reading a table whole: a session plans a trigger's statements once, for the
+-- rows of its first call (a bulk load's, say), and a plan sized for those made every later
+-- batch of 20 credits pay 176 ms, mostly compiling it (JIT, off for these functions: their
+-- statements are small).
 --
 -- Concurrent writers of one partner's facts go one after the other, each seeing what the
 -- others committed: every trigger first takes advisory locks (`revenue_lock`) on the partners
