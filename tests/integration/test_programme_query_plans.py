@@ -167,7 +167,10 @@ INSERT INTO credits (credit_id, deal_key, partner_id, kind, amount, currency, cu
 SELECT 'c-' || i, 'd-' || i, 'p-' || (i % 200), 'sourced', 100, 'USD', 'US',
     '2026-01-01'::date + i % 365, '2026-01-01'::timestamptz + (i % 365) * interval '1 day'
 FROM generate_series(1, $1) AS i;
+INSERT INTO credit_reversals (credit_id, reversal_id, amount, reversed_at)
+SELECT credit_id, 'r-' || credit_id, amount, issued_at FROM credits WHERE right(credit_id, 1) = '7';
 ANALYZE credits;
+ANALYZE credit_reversals;
 """
 
 
@@ -178,19 +181,30 @@ async def credited(scratch_service: ScratchService) -> AsyncIterator[Pool]:
 
 
 async def test_a_partner_version_sums_its_own_partners_credits_again(credited: Pool) -> None:
-    """What the partner versions' trigger sums again: one partner's credits, not every one."""
-    lookups = [
-        (
-            "a partner's revenue totals from its credits",
-            "SELECT * FROM revenue_totals_from_credits($1::text[])",
-            (["p-42"],),
-            CREDITS // 200,
-            frozenset({"credits_by_partner"}),
-        )
-    ]
-    await read_no_whole_table(credited, "credits", CREDITS, lookups)
+    """What the partner versions' trigger sums again: its partners' credits, not every one,
+    each reversal looked up by its credit (p-47's credits are all reversed, p-42's none)."""
+    partners = ["p-42", "p-47"]
+    sql = "SELECT * FROM revenue_totals_from_credits($1::text[])"
+    most = 2 * CREDITS // 200
+    await read_no_whole_table(
+        credited,
+        "credits",
+        CREDITS,
+        [("the partners' credits", sql, (partners,), most, frozenset({"credits_by_partner"}))],
+    )
+    await read_no_whole_table(
+        credited,
+        "credit_reversals",
+        CREDITS // 10,
+        [("their reversals", sql, (partners,), most, frozenset({"credit_reversals_pkey"}))],
+    )
     async with credited.acquire() as conn:
-        kept = await conn.fetchval(
-            "SELECT sum(sourced) FROM revenue_totals WHERE partner_id = 'p-42'"
+        kept = await conn.fetch(
+            """SELECT partner_id, sum(sourced) AS sourced FROM revenue_totals
+               WHERE partner_id = ANY($1::text[]) GROUP BY 1 ORDER BY 1""",
+            partners,
         )
-    assert kept == 100 * (CREDITS // 200)
+    assert [(r["partner_id"], r["sourced"]) for r in kept] == [
+        ("p-42", 100 * (CREDITS // 200)),
+        ("p-47", 0),
+    ]

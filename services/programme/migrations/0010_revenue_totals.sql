@@ -138,7 +138,8 @@ BEGIN
 END $$;
 
 -- The totals of the credits of `partners`, summed from the credits (through their partner's
--- index: a version re-sums one partner's credits, not all).
+-- index: a version re-sums one partner's credits, not all; each reversal looked up by its key,
+-- as in the credits' trigger, whose aggregation this repeats over the transition table).
 CREATE FUNCTION revenue_totals_from_credits(partners text[]) RETURNS SETOF revenue_totals
 LANGUAGE sql STABLE
 AS $$
@@ -149,7 +150,9 @@ AS $$
            coalesce(sum(c.amount - coalesce(r.amount, 0)) FILTER (WHERE c.kind = 'influenced'),
                     0)
     FROM credits c
-    LEFT JOIN credit_reversals r USING (credit_id)
+    LEFT JOIN LATERAL (
+        SELECT x.amount FROM credit_reversals x WHERE x.credit_id = c.credit_id LIMIT 1) r
+        ON true
     LEFT JOIN LATERAL version_at_issue(c.partner_id, c.issued_at) p ON true
     WHERE c.partner_id = ANY(partners) AND isfinite(c.close_date)
     GROUP BY 1, 2, 3, 4, 5, 6
