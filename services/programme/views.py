@@ -89,10 +89,10 @@ def _in_range(column: str) -> str:
 # dates are quarters' first days), of the partners, tier, type and region asked for. A credit
 # closing on no real day (an infinite date, stored before the contracts refused it) is in no
 # quarter's total: it was counted in none (its quarter was null, and the report a 500).
-_TOTALS_COUNTED = """
+_TOTALS_COUNTED = f"""
     FROM revenue_totals t
-    WHERE ($1::date IS NULL OR t.quarter >= $1::date) AND ($2::date IS NULL OR t.quarter < $2::date)
-      AND ($3::text[] IS NULL OR t.partner_id = ANY($3::text[]))
+    WHERE {_in_range("t.quarter")}
+      AND {PARTNERS_NAMED.format(fact="t")}
       AND ($4::text IS NULL OR t.tier = $4::text)
       AND ($5::text IS NULL OR t.partner_type = $5::text)
       AND ($6::text IS NULL OR t.region = $6::text)"""
