@@ -134,6 +134,13 @@ async def record(pool: Pool, batch: Sequence[Fact]) -> None:
             )
 
 
+async def record_by_both_groups(pool: Pool, batch: Sequence[Fact]) -> None:
+    """`batch`'s partner versions as the versions' group records them, then its credits and
+    reversals as the credits' group does."""
+    await record(pool, [b for b in batch if isinstance(b, PartnerStateChanged)])
+    await record(pool, [b for b in batch if not isinstance(b, PartnerStateChanged)])
+
+
 def filter_sets() -> list[views.Filters]:
     quarters = QuarterRange(Quarter.of(date(2025, 4, 1)), Quarter.of(date(2025, 12, 1)))
     every = views.Filters(None, None, None, None, None, None)
@@ -203,12 +210,8 @@ async def test_the_totals_are_the_facts_summed_whatever_order_they_came_in(
 ) -> None:
     made = facts(seed)
     random.Random(seed).shuffle(made)
-    batches = [made[i : i + 7] for i in range(0, len(made), 7)]
-    for batch in batches:
-        kinds = [b for b in batch if isinstance(b, PartnerStateChanged)]
-        others = [b for b in batch if not isinstance(b, PartnerStateChanged)]
-        for part in (kinds, others):
-            await record(pool, part)
+    for first in range(0, len(made), 7):
+        await record_by_both_groups(pool, made[first : first + 7])
     await assert_figures_as_summed_from_the_facts(pool)
     async with pool.acquire() as conn:  # every path was taken
         assert await conn.fetchval("SELECT count(*) FROM credit_reversals") > 20
@@ -218,8 +221,7 @@ async def test_the_totals_are_the_facts_summed_whatever_order_they_came_in(
 async def test_a_repeated_fact_changes_no_total(pool: Pool) -> None:
     made = facts(4)
     for batch in (made, made):
-        await record(pool, [m for m in batch if isinstance(m, PartnerStateChanged)])
-        await record(pool, [m for m in batch if not isinstance(m, PartnerStateChanged)])
+        await record_by_both_groups(pool, batch)
     await assert_figures_as_summed_from_the_facts(pool)
 
 
@@ -228,38 +230,7 @@ async def test_the_migration_fills_the_totals_from_the_facts_there_are(
 ) -> None:
     before = migrations_before(MIGRATIONS, "0010_revenue_totals.sql", tmp_path / "migrations")
     async with migrated_pool(scratch_service, "programme", before) as pool:
-        made = facts(5)
-        async with pool.acquire() as conn:
-            versions: list[tuple[PartnerStateChanged, str | None]] = [
-                (m, None) for m in made if isinstance(m, PartnerStateChanged)
-            ]
-            await repository.record_partner_versions(conn, versions)
-            credits = [m for m in made if isinstance(m, CreditIssued)]
-            await conn.execute(
-                """INSERT INTO credits (credit_id, deal_key, partner_id, kind, amount, currency,
-                       customer_country, close_date, issued_at)
-                   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
-                       $5::numeric[], $6::text[], $7::text[], $8::date[], $9::timestamptz[])""",
-                [c.credit_id for c in credits],
-                [c.deal_key for c in credits],
-                [c.partner_id for c in credits],
-                [c.kind.value for c in credits],
-                [c.amount for c in credits],
-                [c.currency for c in credits],
-                [c.customer.country for c in credits],
-                [c.close_date for c in credits],
-                [c.issued_at for c in credits],
-            )
-            reversals = [m for m in made if isinstance(m, CreditReversed)]
-            await conn.execute(
-                """INSERT INTO credit_reversals (credit_id, reversal_id, amount, reversed_at)
-                   SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[],
-                       $4::timestamptz[])""",
-                [r.credit_id for r in reversals],
-                [r.reversal_id for r in reversals],
-                [r.amount for r in reversals],
-                [r.reversed_at for r in reversals],
-            )
+        await record_by_both_groups(pool, facts(5))  # no totals kept yet: the rows alone
     async with migrated_pool(scratch_service, "programme", MIGRATIONS) as pool:
         await assert_figures_as_summed_from_the_facts(pool)
         assert await pool.fetchval("SELECT count(*) FROM revenue_totals") > 10
