@@ -57,11 +57,16 @@ async def database_clock(conn: Connection) -> datetime:
     return moment
 
 
+def partner_day_key(partner_id: str, day: date) -> int:
+    """The advisory lock key of the partner's scoring of `day`."""
+    return advisory_key("attribution", "health", partner_id, day.isoformat())
+
+
 async def lock_partner_day(conn: Connection, partner_id: str, day: date) -> None:
     """Hold the partner's scoring of `day` for this transaction: two runs of the same day (two
     instances) decide what to announce one after the other, each seeing what the other
     stored and announced."""
-    await lock_in_order(conn, [advisory_key("attribution", "health", partner_id, day.isoformat())])
+    await lock_in_order(conn, [partner_day_key(partner_id, day)])
 
 
 async def last_announced(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -17,7 +17,7 @@ from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.health import health_score
 from services.attribution.health_scoring import run_health
 from services.attribution.health_views import health_inputs_of
-from shared.db import Pool, advisory_key
+from shared.db import Pool
 from shared.outbox import Outbox
 from tests.support.infra import ROOT, ScratchService, migrated_pool
 from tests.support.locks import waiter_of
@@ -88,7 +88,7 @@ async def test_an_older_read_stored_last_leaves_the_newer_day_and_announces_noth
 
     # The older run: it reads (revenue 1000 with a second credit yet to come), then waits for
     # the partner's day, held here while a newer run's result is stored and committed.
-    key = advisory_key("attribution", "health", PARTNER, AS_OF.date().isoformat())
+    key = store.partner_day_key(PARTNER, AS_OF.date())
     async with pool.acquire() as holder, holder.transaction():
         await holder.execute("SELECT pg_advisory_xact_lock($1)", key)
         older = asyncio.create_task(run_health(pool, outbox(), CONFIG, AS_OF))
@@ -130,20 +130,25 @@ async def test_an_older_read_stored_last_leaves_the_newer_day_and_announces_noth
     assert await stored_revenue(pool) == Decimal("1500")
 
 
-async def test_a_newer_read_stored_last_replaces_the_day(pool: Pool) -> None:
-    await add_credit(pool, "c-1", "1000")
-    await run_health(pool, outbox(), CONFIG, AS_OF)
-    await add_credit(pool, "c-2", "99000")
-    later = await run_health(pool, outbox(), CONFIG, AS_OF)
-    assert later.done[PARTNER][0] == "scored"
-    assert await stored_revenue(pool) == Decimal("100000")
-    held = await pool.fetchval(
+async def read_at_held(pool: Pool) -> datetime:
+    """When the inputs the day holds were read."""
+    held: datetime = await pool.fetchval(
         "SELECT inputs_read_at FROM health_scores WHERE partner_id = $1 AND day = $2",
         PARTNER,
         AS_OF.date(),
     )
-    assert isinstance(held, datetime)
-    assert held.date() >= date(2026, 12, 1)
+    return held
+
+
+async def test_a_newer_read_stored_last_replaces_the_day(pool: Pool) -> None:
+    await add_credit(pool, "c-1", "1000")
+    await run_health(pool, outbox(), CONFIG, AS_OF)
+    first_read = await read_at_held(pool)
+    await add_credit(pool, "c-2", "99000")
+    later = await run_health(pool, outbox(), CONFIG, AS_OF)
+    assert later.done[PARTNER][0] == "scored"
+    assert await stored_revenue(pool) == Decimal("100000")
+    assert await read_at_held(pool) > first_read
 
 
 async def test_a_score_that_moves_back_and_forth_in_a_day_announces_every_move(
