@@ -31,6 +31,7 @@ from services.attribution.schemas import (
     TouchpointIn,
     TouchpointReportOut,
     UnmatchedDealOut,
+    UnmatchedReferenceOut,
     WaitingTouchpointOut,
 )
 from services.attribution.touchpoints import TouchpointReport, approve_touchpoint, report_touchpoint
@@ -39,7 +40,7 @@ from shared.db import Connection
 from shared.errors import NotFound, Unprocessable
 from shared.events.crm import CrmSource
 from shared.http import AdminDep, CallerDep, PlatformDep, Provided, own_partner
-from shared.inputs import Day
+from shared.inputs import Day, DealKey, Ident
 
 ConfigDep = Annotated[AttributionConfig, Provided(AttributionConfig)]
 
@@ -224,10 +225,30 @@ async def get_crm_links(
 
 
 @router.get("/crm-links/unmatched", tags=["crm-links"])
-async def get_unmatched_deals(who: AdminDep, platform: PlatformDep) -> list[UnmatchedDealOut]:
-    """Deals whose CRM partner reference no confirmed link resolves: their credit is parked."""
+async def get_unmatched_references(
+    who: AdminDep, platform: PlatformDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[UnmatchedReferenceOut]:
+    """CRM partner references no confirmed link resolves, the most won deals first: each won
+    deal naming one holds its credit parked until a manager confirms a link."""
     async with platform.pool.acquire() as conn:
-        return await views.unmatched_deals(conn)
+        return await views.unmatched_references(conn, limit)
+
+
+@router.get("/crm-links/unmatched/deals", tags=["crm-links"])
+async def get_unmatched_deals(
+    who: AdminDep,
+    platform: PlatformDep,
+    source: Annotated[CrmSource, Query()],
+    partner_ref: Annotated[Ident, Query(description="the CRM's partner reference")],
+    after: Annotated[DealKey | None, Query(description="the last deal key of the page before")] = (
+        None
+    ),
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[UnmatchedDealOut]:
+    """The deals of one CRM naming an unmatched reference, in key order (none once a confirmed
+    link resolves it)."""
+    async with platform.pool.acquire() as conn:
+        return await views.unmatched_deals(conn, source.value, partner_ref, after or "", limit)
 
 
 @router.get("/credits/parked", tags=["queries"])

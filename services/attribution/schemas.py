@@ -337,6 +337,33 @@ class CrmLinkChangeOut(BaseModel):
     deals_settled: list[str] = Field(description="deals whose credits were settled again")
 
 
+class AmountOut(BaseModel):
+    amount: str
+    currency: str | None
+
+
+class UnmatchedReferenceOut(BaseModel):
+    """A CRM's partner reference no confirmed link resolves, with the deals naming it (each
+    parks its credit for the partner the reference stands for until a link is confirmed)."""
+
+    source: str
+    partner_ref: str = Field(description="the CRM's partner reference no confirmed link resolves")
+    deals: int = Field(description="the CRM's deals naming it (deleted ones left out)")
+    open: int
+    won: int = Field(description="won deals: each holds its credit for the reference parked")
+    won_amounts: list[AmountOut] = Field(
+        description="the won deals' amounts, summed per currency (deals without one left out)"
+    )
+    latest_close_date: str | None
+    latest_deals: list[str] = Field(
+        description="up to five of its deals, the latest close first: "
+        "`GET /crm-links/unmatched/deals` lists them all"
+    )
+    proposed_partner_id: str | None = Field(
+        description="the partner a link waiting for confirmation proposes it stands for"
+    )
+
+
 class UnmatchedDealOut(BaseModel):
     deal_key: str
     source: str

@@ -202,6 +202,23 @@ page_route(router, "/mdf", mdf_page, manager_session)
 page_route(router, "/crm-links", links_page, manager_session)
 
 
+@router.post("/crm-links", dependencies=[CsrfDep])
+async def propose_link(
+    request: Request,
+    source: Annotated[str, Form(min_length=1, max_length=64)],
+    external_id: Annotated[str, Form(min_length=1, max_length=200)],
+    partner_id: Annotated[str, Form(min_length=1, max_length=200)],
+    session: ManagerDep,
+    backends: BackendsDep,
+) -> Response:
+    """Propose the partner an unmatched CRM reference stands for: the link then waits on the
+    same page for a manager's confirmation (attribution checks the values: its 422 is shown)."""
+    link = {"source": source, "external_id": external_id, "partner_id": partner_id.strip()}
+    call = ("attribution", "POST", "/crm-links")
+    done = f"Proposed: {source} {external_id} for {link['partner_id']}: confirm it to credit"
+    return await decided(request, session, backends, call, "links", done, json=link)
+
+
 @router.post("/crm-links/{source}/{external_id}/confirm", dependencies=[CsrfDep])
 async def confirm_link(
     request: Request,

@@ -4,8 +4,10 @@ answer (said per service, the page still shown)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
-from typing import ClassVar
+from contextlib import contextmanager
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -207,6 +209,19 @@ def test_the_dashboard_refuses_a_quarter_not_spelt_as_programme_spells_it(
 AWKWARD = "a b?#%x"  # a CRM reference attribution takes: each of these would end or bend a path
 
 
+def unmatched_reference(source: str, reference: str, won: int, **amounts: str) -> dict[str, Any]:
+    """An unmatched reference as attribution lists it (`amounts`: currency=amount)."""
+    return {
+        **{"source": source, "partner_ref": reference, "deals": won + 1, "open": 1, "won": won},
+        "won_amounts": [{"currency": c, "amount": a} for c, a in amounts.items()],
+        **{
+            "latest_close_date": None,
+            "latest_deals": [f"{source}:d1"],
+            "proposed_partner_id": None,
+        },
+    }
+
+
 class Attribution(QuietHandler):
     """Attribution's links (one proposed, with an awkward reference) and incentives' held
     credits (none) on one port; each confirmation's path as it arrived."""
@@ -214,9 +229,12 @@ class Attribution(QuietHandler):
     confirmed: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
-        if urlsplit(self.path).path == "/crm-links":
+        path = urlsplit(self.path).path
+        if path == "/crm-links":
             link = {"source": "salesforce", "external_id": AWKWARD, "partner_id": "p1"}
             self.send_json(200, [{**link, "status": "proposed", "proposed_by": "cm"}])
+        elif path == "/crm-links/unmatched":
+            self.send_json(200, [unmatched_reference("hubspot", AWKWARD, won=2)])
         else:
             self.send_json(200, [])
 
@@ -226,21 +244,41 @@ class Attribution(QuietHandler):
         self.send_json(200, {"changed": True, "deals_settled": []})
 
 
-def test_a_link_is_confirmed_at_its_reference_however_it_is_spelt() -> None:
+@contextmanager
+def links_console() -> Iterator[TestClient]:
+    """A manager signed in to a portal in front of `Attribution` (its posts recorded anew)."""
     Attribution.confirmed = []
     with LocalServer(Attribution) as services:
         local = dict.fromkeys(("attribution", "incentives"), services.url)
         with signed_in(settings(local), MANAGER) as client:
-            shown = client.get("/console/crm-links")
-            action = "/console/crm-links/salesforce/a%20b%3F%23%25x/confirm"
-            assert f'action="{action}"' in shown.text, shown.text
-            # the partner the page showed the link proposed for travels with the confirmation
-            assert 'name="partner_id" value="p1"' in shown.text
-            answer = client.post(action, data=form(client, partner_id="p1"))
+            yield client
+
+
+def test_a_link_is_confirmed_at_its_reference_however_it_is_spelt() -> None:
+    with links_console() as client:
+        shown = client.get("/console/crm-links")
+        action = "/console/crm-links/salesforce/a%20b%3F%23%25x/confirm"
+        assert f'action="{action}"' in shown.text, shown.text
+        # the partner the page showed the link proposed for travels with the confirmation
+        assert 'name="partner_id" value="p1"' in shown.text
+        answer = client.post(action, data=form(client, partner_id="p1"))
     assert answer.status_code == 200, answer.text
     assert Attribution.confirmed == [
         '/crm-links/salesforce/a%20b%3F%23%25x/confirm {"partner_id":"p1"}'
     ]
+
+
+def test_an_unmatched_reference_is_proposed_as_it_was_listed() -> None:
+    with links_console() as client:
+        shown = client.get("/console/crm-links")
+        assert 'name="external_id" value="a b?#%x"' in shown.text, shown.text
+        assert "3 deals, 2 won" in shown.text
+        link = {"source": "hubspot", "external_id": AWKWARD, "partner_id": " p7 "}
+        answer = client.post("/console/crm-links", data=form(client, **link))
+    assert answer.status_code == 200, answer.text
+    assert "Proposed: hubspot a b?#%x for p7" in answer.text
+    proposed = {"source": "hubspot", "external_id": AWKWARD, "partner_id": "p7"}
+    assert Attribution.confirmed == [f"/crm-links {json.dumps(proposed, separators=(',', ':'))}"]
 
 
 class Unknowns(QuietHandler):
@@ -250,8 +288,7 @@ class Unknowns(QuietHandler):
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         if path == "/crm-links/unmatched":
-            deal = {"deal_key": "salesforce:d1", "source": "salesforce", "partner_ref": "r1"}
-            self.send_json(200, [{**deal, "status": "won", "amount": None, "currency": None}])
+            self.send_json(200, [unmatched_reference("salesforce", "r1", won=1)])
         elif path == "/credits/held":
             held = {"credit_id": "c1", "partner_id": "p1", "deal_key": "salesforce:d2"}
             self.send_json(200, [{**held, "amount": None, "currency": "USD", "reason": "r"}])
