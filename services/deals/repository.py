@@ -88,16 +88,18 @@ async def lock_customer(conn: Connection, customer: Customer) -> None:
     await lock_in_order(conn, keys)
 
 
-# Owners of opportunities that may be the customer's (by domain or by name block), and of the
-# registration's linked opportunity; the caller keeps those on the same customer.
+# Owners of opportunities on the customer's domain and of the registration's linked opportunity
+# (no name: they count as they are), and each owner with a name in the customer's name block
+# (the caller keeps those whose names are alike): each (owner, name) once, however many
+# opportunities carry it.
 DIRECT_OWNERS_SQL = """
-SELECT deal_key, owner, customer_name, customer_domain FROM crm_deals
+SELECT owner, NULL AS customer_name FROM crm_deals
 WHERE NOT deleted AND owner IS NOT NULL AND customer_domain = $1
 UNION
-SELECT deal_key, owner, customer_name, customer_domain FROM crm_deals
-WHERE NOT deleted AND owner IS NOT NULL AND name_key = $2
+SELECT owner, customer_name FROM crm_deals
+WHERE NOT deleted AND owner IS NOT NULL AND name_key = $2 AND customer_name IS NOT NULL
 UNION
-SELECT deal_key, owner, customer_name, customer_domain FROM crm_deals
+SELECT owner, NULL FROM crm_deals
 WHERE deal_key = $3 AND owner IS NOT NULL
 """
 
@@ -108,13 +110,11 @@ async def direct_owners(
     """The direct account owners of the customer: the owner of the linked opportunity and of
     every opportunity on the same customer (same domain, or names alike under the policy)."""
     rows = await conn.fetch(DIRECT_OWNERS_SQL, customer.domain, customer.name_key, linked_deal)
-    owners = {
-        r["owner"]
-        for r in rows
-        if r["deal_key"] == linked_deal
-        or customer.matches(Customer.parse(r["customer_name"], r["customer_domain"]), threshold)
-    }
-    return sorted(owners)
+    named = {r["customer_name"] for r in rows if r["customer_name"] is not None}
+    alike = customer.alike_names(named, threshold)
+    return sorted(
+        {r["owner"] for r in rows if r["customer_name"] is None or r["customer_name"] in alike}
+    )
 
 
 OVERLAPPING_SQL = """

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from services.deals.decision_facts import DECISION_FACTS_SQL
-from services.deals.repository import DIRECT_OWNERS_SQL, DUE_TO_EXPIRE_SQL, OVERLAPPING_SQL
+from services.deals.domain.customers import Customer
+from services.deals.repository import (
+    DIRECT_OWNERS_SQL,
+    DUE_TO_EXPIRE_SQL,
+    OVERLAPPING_SQL,
+    direct_owners,
+)
 from services.deals.review_sla import (
     OVERDUE_REVIEWS_SQL,
     REVIEWS_TO_ESCALATE_SQL,
@@ -126,3 +132,51 @@ async def test_governance_lookups_stay_index_lookups(populated: Any) -> None:
             scanned = {n.get("Relation Name") for n in nodes if n["Node Type"] == "Seq Scan"}
             assert not scanned & {"registrations", "crm_deals"}, f"{name}: {scans} on {scanned}"
             assert max(n.get("Actual Rows", 0) for n in nodes) <= 500, name
+
+
+# The direct owners as every opportunity of the block decided them, each parsed (before the
+# block's names were measured once each, with a first look in C).
+EVERY_OWNED_OPPORTUNITY = """
+SELECT deal_key, owner, customer_name, customer_domain FROM crm_deals
+WHERE NOT deleted AND owner IS NOT NULL AND (customer_domain = $1 OR name_key = $2 OR deal_key = $3)
+"""
+# 4,000 opportunities of one name block ("global ..."), 600 names and 90 owners, some deleted,
+# some without an owner, one without a name, two on the customer's domain.
+BLOCK = """
+INSERT INTO crm_deals (deal_key, source, source_id, customer_name, customer_domain, name_key,
+    status, owner, deleted)
+SELECT 'hubspot:g' || i, 'hubspot', 'g' || i,
+    CASE WHEN i = 7 THEN NULL
+         ELSE 'Global ' || (ARRAY['Logistics', 'Logistic', 'Logistics Partners', 'Foods',
+             'Bank'])[1 + i % 5] || ' ' || (i % 120) || (ARRAY['', ' Ltd', ' GmbH'])[1 + i % 3]
+    END,
+    CASE WHEN i IN (11, 12) THEN 'globallogistics.example' ELSE 'g' || i || '.example' END,
+    'global', (ARRAY['open', 'won', 'lost'])[1 + i % 3],
+    CASE WHEN i % 31 = 0 THEN NULL ELSE 'rep-g' || (i % 90) END, i % 47 = 0
+FROM generate_series(1, 4000) AS i
+"""
+
+
+async def test_direct_owners_of_a_large_name_block_are_what_each_opportunity_says(
+    populated: Any,
+) -> None:
+    customer = Customer.parse("Global Logistics 17", "globallogistics.example")
+    async with populated.acquire() as conn:
+        await conn.execute(BLOCK)
+        for linked in (None, "hubspot:g4", "salesforce:4242"):
+            rows = await conn.fetch(
+                EVERY_OWNED_OPPORTUNITY, customer.domain, customer.name_key, linked
+            )
+            expected = sorted(
+                {
+                    r["owner"]
+                    for r in rows
+                    if r["deal_key"] == linked
+                    or customer.matches(
+                        Customer.parse(r["customer_name"], r["customer_domain"]), 0.88
+                    )
+                }
+            )
+            owners = await direct_owners(conn, customer, linked, 0.88)
+            assert owners == expected, linked
+            assert len(owners) > 3

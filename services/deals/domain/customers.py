@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import cache, lru_cache
 
 from confusable_homoglyphs.confusables import confusables_data
 from publicsuffixlist import PublicSuffixList
+from rapidfuzz import fuzz
 
 from shared.addresses import ascii_host
 
@@ -186,6 +188,14 @@ def name_key(value: str | None) -> str:
     return folded.split(" ", 1)[0] if folded else ""
 
 
+# A block's names come back with every decision on a customer of that block: their keys are kept
+# (a few hundred bytes a name).
+@lru_cache(maxsize=1 << 15)
+def folded_name(name: str) -> str:
+    """The key a company name is compared by: normalised, then folded."""
+    return fold(normalise_name(name))
+
+
 def name_similarity(a: str | None, b: str | None) -> float:
     """0..1 similarity of two company names after normalisation and folding."""
     return _similarity(fold(normalise_name(a)), fold(normalise_name(b)))
@@ -200,6 +210,23 @@ def _similarity(left: str, right: str) -> float:
     if left == right:
         return 1.0
     return round(SequenceMatcher(None, left, right).ratio(), 4)
+
+
+# How far below the threshold the first look still passes a pair (in rapidfuzz's 0-100): the
+# exact ratio is rounded to four places, and the two are computed in floating point.
+_REACH_MARGIN = 0.01
+
+
+def _alike(left: str, right: str, threshold: float) -> float | None:
+    """The similarity of two folded names when it is at least `threshold`, else None. A first
+    look in C (rapidfuzz's Indel ratio: twice the longest common subsequence over both lengths)
+    is never below difflib's ratio, whose matching blocks are one common subsequence; a pair it
+    puts out of reach cannot reach the threshold, and only the others are measured exactly."""
+    reach = threshold * 100 - _REACH_MARGIN
+    if left and right and fuzz.ratio(left, right, score_cutoff=max(reach, 0)) < reach:
+        return None
+    similarity = _similarity(left, right)
+    return similarity if similarity >= threshold else None
 
 
 @dataclass(frozen=True)
@@ -231,7 +258,11 @@ class Customer:
         ("name", similarity) when the names are at least `threshold` alike, else None."""
         if self.domain and self.domain == other.domain:
             return "domain", 1.0
-        similarity = _similarity(fold(self.normalised_name), fold(other.normalised_name))
-        if similarity >= threshold:
-            return "name", similarity
-        return None
+        similarity = _alike(fold(self.normalised_name), fold(other.normalised_name), threshold)
+        return None if similarity is None else ("name", similarity)
+
+    def alike_names(self, names: Iterable[str], threshold: float) -> set[str]:
+        """Which of `names` (as given) are at least `threshold` alike this customer's name, as
+        `matches` compares names: for a name block of thousands, without parsing their domains."""
+        mine = fold(self.normalised_name)
+        return {name for name in names if _alike(mine, folded_name(name), threshold) is not None}
