@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 
 from deploy.story import Partner
+from tests.support.crm import salesforce_delivery, salesforce_won_deal
 from tests.support.deals import registration_request
 from tests.support.notifications import WebhookReceiver
 from tests.support.onboarding import strong_application
@@ -439,3 +441,56 @@ async def test_a_manager_works_applications_claims_links_and_held_credits(
     shown = browser.find_elements(By.CSS_SELECTOR, "#held > li")
     assert len(shown) == len(held)
     screenshot(browser, "console-crm-links")
+
+
+async def test_a_manager_links_an_unmatched_crm_reference_and_its_deal_credits_the_partner(
+    fleet: Fleet, portal: str, browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    run = uuid.uuid4().hex[:8].upper()
+    reference, deal_key = f"0015gLK{run}", f"salesforce:006LK{run}"
+    partner = await dealing_partner(fleet, Partner("linked", f"Linked {run} Systems", "isv"))
+    async with httpx.AsyncClient(timeout=30) as client:
+        won = await client.post(
+            f"{fleet.url('deals')}/crm/salesforce",
+            **salesforce_delivery(
+                [salesforce_won_deal(f"006LK{run}", Decimal("4200.00"), reference)]
+            ),
+        )
+        assert won.status_code == 202, won.text
+
+        async def listed() -> bool:
+            unmatched = await client.get(
+                f"{fleet.url('attribution')}/crm-links/unmatched", headers=ADMIN
+            )
+            return ("salesforce", reference) in {
+                (u["source"], u["partner_ref"]) for u in unmatched.json()
+            }
+
+        await eventually(listed, 60, what="the deal's reference listed as unmatched")
+
+    await sign_in(browser, portal, ADMIN_TOKEN)
+    browser.get(f"{portal}/console/crm-links")
+    [card] = [
+        c for c in browser.find_elements(By.CSS_SELECTOR, "#unmatched > li") if reference in c.text
+    ]
+    assert "1 deal, 1 won" in card.text, card.text
+    assert "4200.0000 USD" in card.text  # the deal's amount as deals projects it (four places)
+    card.find_element(By.CSS_SELECTOR, "input[name=partner_id]").send_keys(partner.partner_id)
+    card.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    await page_shows(browser, "#message", f"Proposed: salesforce {reference}", "the proposal")
+    [proposed] = [
+        c for c in browser.find_elements(By.CSS_SELECTOR, "#proposed > li") if reference in c.text
+    ]
+    assert partner.partner_id in proposed.text
+    proposed.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    await page_shows(browser, "#message", f"Confirmed: salesforce {reference}", "the confirmation")
+    assert reference not in browser.find_element(By.ID, "unmatched").text
+    screenshot(browser, "console-crm-link-confirmed")
+    async with httpx.AsyncClient(timeout=30) as client:
+        attributed = await client.get(
+            f"{fleet.url('attribution')}/deals/{deal_key}/attribution", headers=ADMIN
+        )
+    credits = [(c["partner_id"], c["amount"]) for c in attributed.json()["credits"]]
+    assert credits == [(partner.partner_id, "4200.00")], attributed.text
