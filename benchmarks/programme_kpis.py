@@ -8,18 +8,20 @@ many incentive entries, N/2 registration moves and N/20 survey answers, for N/10
 three tiers with three versions each (applied, activated, promoted) (the revenue totals,
 migration 0010, kept by the database as the rows go in), then times GET /kpis's
 work (every figure, one repeatable-read snapshot) programme-wide for all time, for one quarter,
-and for one tier in one quarter. Prints the median of five runs per size; JSON to --out.
+and for one tier in one quarter, the whole report and each of its reads alone. Prints the
+median of five runs per size; JSON to --out.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
 from benchmarks.command import arguments, run_and_write
-from services.programme import kpis
+from services.programme import kpis, views
 from services.programme.app import definition
 from services.programme.schemas import KpiFiltersOut
 from services.programme.views import Filters
@@ -79,6 +81,18 @@ SEED = [
 SHOWN = KpiFiltersOut(
     from_quarter=None, to_quarter=None, tier=None, partner_type=None, region=None, partner_ids=[]
 )
+# The reads kpis.report makes, each timed alone too (outside its snapshot): where a case's time
+# goes.
+FIGURES = (
+    "revenue",
+    "spend",
+    "onboarding_decisions",
+    "registration_decisions",
+    "partner_counts",
+    "first_deal_waits",
+    "nps_answers",
+    "top_partners",
+)
 CASES = {
     "all time": Filters(None, None, None, None, None, None),
     "one quarter": Filters(date(2025, 10, 1), date(2026, 1, 1), None, None, None, None),
@@ -101,13 +115,21 @@ async def measure(infra: Infra, size: int) -> dict[str, Any]:
         }
         async with pool.acquire() as conn:
             for name, filters in CASES.items():
-                times = []
-                for _ in range(5):
-                    started = time.perf_counter()
-                    await kpis.report(conn, filters, SHOWN)
-                    times.append(time.perf_counter() - started)
-                row[name] = round(statistics.median(times) * 1000, 1)
+                row[name] = await median_ms(kpis.report, conn, filters, SHOWN)
+                row[f"{name} by figure"] = {
+                    figure: await median_ms(getattr(views, figure), conn, filters)
+                    for figure in FIGURES
+                }
     return row
+
+
+async def median_ms(read: Callable[..., Awaitable[object]], *args: object) -> float:
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        await read(*args)
+        times.append(time.perf_counter() - started)
+    return round(statistics.median(times) * 1000, 1)
 
 
 async def run(infra: Infra, sizes: list[int]) -> dict[str, Any]:
@@ -116,6 +138,9 @@ async def run(infra: Infra, sizes: list[int]) -> dict[str, Any]:
         row = report[str(size)] = await measure(infra, size)
         cases = ", ".join(f"{name} {row[name]:.1f} ms" for name in CASES)
         print(f"{size:>8} credits  {cases}")
+        for name in CASES:
+            figures = ", ".join(f"{f} {ms:.1f}" for f, ms in row[f"{name} by figure"].items())
+            print(f"{'':>18}{name}: {figures}")
     return report
 
 
