@@ -15,57 +15,20 @@ from deploy.story import Partner
 from tests.support.portal import (
     MANAGER_PAGES,
     PARTNER_PAGES,
+    PHONE,
+    check_page,
     chromium,
-    horizontal_overflow,
-    left_sign_in,
-    screenshot,
-    serious_violations,
-    unlabelled_inputs,
+    sign_in_by_keyboard,
 )
 from tests.support.processes import ADMIN_TOKEN, Fleet
 
 pytestmark = pytest.mark.e2e
-
-PHONE = (375, 812)
 
 
 @pytest.fixture
 def phone() -> Iterator[Any]:
     with chromium(*PHONE) as session:
         yield session
-
-
-async def sign_in(browser: Any, portal: str, token: str) -> None:
-    """Signing in with the keyboard alone: Tab to the token field, type, Tab to the button,
-    Enter."""
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-
-    browser.get(f"{portal}/sign-in")
-    field = browser.find_element(By.ID, "token")
-    keys = ActionChains(browser)
-    for _ in range(10):
-        if browser.switch_to.active_element == field:
-            break
-        keys.send_keys(Keys.TAB).perform()
-    assert browser.switch_to.active_element == field, "the token field is not reachable by Tab"
-    keys.send_keys(token).send_keys(Keys.TAB).perform()
-    button = browser.switch_to.active_element
-    assert button.tag_name == "button"
-    assert button.text == "Sign in"
-    keys.send_keys(Keys.ENTER).perform()
-    await left_sign_in(browser, portal)  # the form's answer comes after Enter returns
-
-
-def check_page(browser: Any, name: str) -> list[str]:
-    problems = [f"{name}: {v}" for v in serious_violations(browser)]
-    problems += [f"{name}: unlabelled {html}" for html in unlabelled_inputs(browser)]
-    overflow = horizontal_overflow(browser)
-    if overflow > 0:
-        problems.append(f"{name}: {overflow} px wider than the 375 px screen")
-    screenshot(browser, f"375-{name.strip('/').replace('/', '-') or 'start'}")
-    return problems
 
 
 def every_control_takes_the_focus_visibly(browser: Any) -> list[str]:
@@ -101,7 +64,7 @@ async def test_partner_pages_are_accessible_on_a_phone(
 ) -> None:
     phone.get(f"{portal}/sign-in")
     problems = check_page(phone, "/sign-in")
-    await sign_in(phone, portal, referral_partner.token)
+    await sign_in_by_keyboard(phone, portal, referral_partner.token)
     for path in PARTNER_PAGES:
         phone.get(f"{portal}{path}")
         problems += check_page(phone, path)
@@ -113,7 +76,7 @@ async def test_partner_pages_are_accessible_on_a_phone(
 async def test_console_pages_are_accessible_on_a_phone(
     fleet: Fleet, portal: str, phone: Any
 ) -> None:
-    await sign_in(phone, portal, ADMIN_TOKEN)
+    await sign_in_by_keyboard(phone, portal, ADMIN_TOKEN)
     problems: list[str] = []
     for path in MANAGER_PAGES:
         phone.get(f"{portal}{path}")
@@ -122,7 +85,7 @@ async def test_console_pages_are_accessible_on_a_phone(
 
 
 async def test_an_error_page_is_accessible_too(fleet: Fleet, portal: str, phone: Any) -> None:
-    await sign_in(phone, portal, ADMIN_TOKEN)
+    await sign_in_by_keyboard(phone, portal, ADMIN_TOKEN)
     phone.get(f"{portal}/home")  # a partner's page, refused to a manager
     async with httpx.AsyncClient() as client:
         refused = await client.get(f"{portal}/home", cookies={"pollinate_session": ADMIN_TOKEN})

@@ -20,7 +20,7 @@ from tests.support.notifications import WebhookReceiver
 from tests.support.onboarding import strong_application
 from tests.support.onboarding_story import dealing_partner
 from tests.support.polling import eventually
-from tests.support.portal import chromium, left_sign_in, page_shows, screenshot
+from tests.support.portal import chromium, fill, left_sign_in, page_shows, screenshot
 from tests.support.processes import ADMIN, ADMIN_TOKEN, Fleet
 
 pytestmark = pytest.mark.e2e
@@ -141,14 +141,6 @@ async def test_signing_out_ends_the_session(
 async def rival(fleet: Fleet) -> Partner:
     """Another active partner, whose registrations the referral partner can run into."""
     return await dealing_partner(fleet, Partner("juniper", "Juniper Integrators", "gsi"))
-
-
-def fill(browser: Any, field: str, value: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    element = browser.find_element(By.ID, field)
-    element.clear()
-    element.send_keys(value)
 
 
 async def test_a_partner_registers_with_the_conflict_hint_and_sees_the_review_arrive_live(

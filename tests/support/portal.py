@@ -240,3 +240,50 @@ async def left_sign_in(browser: Any, portal: str) -> None:
         return not browser.current_url.startswith(f"{portal}/sign-in")
 
     await eventually(away, 30, what="the page after signing in")
+
+
+PHONE = (375, 812)  # a phone's screen, in CSS pixels
+
+
+async def sign_in_by_keyboard(browser: Any, portal: str, token: str) -> None:
+    """Signing in with the keyboard alone: Tab to the token field, type, Tab to the button,
+    Enter."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(f"{portal}/sign-in")
+    field = browser.find_element(By.ID, "token")
+    keys = ActionChains(browser)
+    for _ in range(10):
+        if browser.switch_to.active_element == field:
+            break
+        keys.send_keys(Keys.TAB).perform()
+    assert browser.switch_to.active_element == field, "the token field is not reachable by Tab"
+    keys.send_keys(token).send_keys(Keys.TAB).perform()
+    button = browser.switch_to.active_element
+    assert button.tag_name == "button"
+    assert button.text == "Sign in"
+    keys.send_keys(Keys.ENTER).perform()
+    await left_sign_in(browser, portal)  # the form's answer comes after Enter returns
+
+
+def check_page(browser: Any, name: str) -> list[str]:
+    """What axe-core, the form labels and the width say is wrong with the page at a phone's
+    width (none: an empty list); a screenshot of it."""
+    problems = [f"{name}: {v}" for v in serious_violations(browser)]
+    problems += [f"{name}: unlabelled {html}" for html in unlabelled_inputs(browser)]
+    overflow = horizontal_overflow(browser)
+    if overflow > 0:
+        problems.append(f"{name}: {overflow} px wider than the 375 px screen")
+    screenshot(browser, f"375-{name.strip('/').replace('/', '-') or 'start'}")
+    return problems
+
+
+def fill(browser: Any, field: str, value: str) -> None:
+    """Type `value` into the field of id `field`, in place of what it held."""
+    from selenium.webdriver.common.by import By
+
+    element = browser.find_element(By.ID, field)
+    element.clear()
+    element.send_keys(value)
