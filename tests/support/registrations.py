@@ -1,6 +1,6 @@
 """Builders of the deal-registration rules' inputs (services/deals/domain/rules.py) for unit
-tests: a request for Northwind and a registration another partner holds on it, at NOW; a test
-overrides only what it is about."""
+tests: a request for Northwind by an active partner and a registration another partner holds
+on it, at NOW, under the default policy; a test overrides only what it is about."""
 
 from __future__ import annotations
 
@@ -9,10 +9,22 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from services.deals.domain.rules import ExistingRegistration, RegistrationRequest
+from services.deals.domain.rules import (
+    ExistingRegistration,
+    PartnerView,
+    RegistrationRequest,
+    RulesOfEngagement,
+)
+from shared.events.partners import PartnerStatus
 from shared.events.registrations import RegistrationStatus
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+POLICY = RulesOfEngagement()
+# The requesting partner (p-1) as deals projects it: active, silver, selling data and ai in the
+# US and Germany.
+ACTIVE = PartnerView(
+    "p-1", PartnerStatus.ACTIVE, "silver", frozenset({"US", "DE"}), frozenset({"data", "ai"})
+)
 
 NORTHWIND_REQUEST = RegistrationRequest(
     partner_id="p-1",

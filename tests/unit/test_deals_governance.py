@@ -21,7 +21,7 @@ from services.deals.domain.rules import (
 from shared.events.crm import DealStatus
 from shared.events.notifications import NotificationKind, NotificationKindV2
 from shared.events.registrations import RegistrationStatus as S
-from tests.unit.test_deals_rules import ACTIVE, NOW, POLICY, existing, request
+from tests.support.registrations import ACTIVE, NOW, POLICY, existing, request
 
 ROW = {
     "seq": 7,

@@ -31,12 +31,7 @@ from services.deals.schemas import RegistrationIn
 from shared.errors import Unprocessable
 from shared.events.partners import PartnerStatus
 from shared.events.registrations import RegistrationStatus as S
-from tests.support.registrations import NOW, existing, request
-
-POLICY = RulesOfEngagement()
-ACTIVE = PartnerView(
-    "p-1", PartnerStatus.ACTIVE, "silver", frozenset({"US", "DE"}), frozenset({"data", "ai"})
-)
+from tests.support.registrations import ACTIVE, NOW, POLICY, existing, request
 
 
 @pytest.mark.parametrize(
