@@ -18,8 +18,13 @@ import pytest
 
 from shared.events.crm import CrmSource, DealStatus
 from shared.topics import PROGRAMME_CAMPAIGNS
-from tests.integration.test_attribution_service import CONFIG, Deal, active_credits, credit_events
-from tests.support.attribution import approved_registration
+from tests.support.attribution import (
+    CONFIG,
+    Deal,
+    active_credits,
+    approved_registration,
+    credit_events,
+)
 from tests.support.factories import campaign_changed
 from tests.support.infra import Infra
 from tests.support.kafka import publish

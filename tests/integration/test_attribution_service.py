@@ -9,7 +9,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,6 @@ from services.attribution.domain.config import AttributionConfig
 from shared.events import Envelope
 from shared.events.attribution import CreditIssued, CreditReversed, PartnerHealthScored
 from shared.events.crm import CrmSource, Customer, DealStatus
-from shared.events.opportunities import DealStateChanged
 from shared.topics import (
     ATTRIBUTION_CREDITS,
     DEAL_OPPORTUNITIES,
@@ -30,25 +29,26 @@ from shared.topics import (
     PARTNER_HEALTH,
     PARTNER_PROGRAMME,
 )
-from tests.support.attribution import CrmDeal, approved_registration, closed_won, from_deals
+from tests.support.attribution import (
+    CONFIG,
+    TODAY,
+    Deal,
+    active_credits,
+    approved_registration,
+    credit_events,
+    from_deals,
+)
 from tests.support.factories import (
     partner_enablement_measured,
     registration_decided,
 )
 from tests.support.infra import Infra
-from tests.support.kafka import announce_partners, publish, send_envelopes, wait_for_keyed
+from tests.support.kafka import announce_partners, publish, send_envelopes
 from tests.support.outbox import event_bytes
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_processes
 
 pytestmark = pytest.mark.integration
-TODAY = datetime.now(UTC).date()
-CONFIG = {
-    "version": "test-linear-1",
-    "model": "linear",
-    "lock_period_days": 90,
-    "rates": {"EUR": {(TODAY - timedelta(days=400)).isoformat(): "1.10"}},
-}
 
 
 @pytest.fixture(scope="module")
@@ -61,72 +61,11 @@ async def service(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Asy
         yield urls[0]
 
 
-class Deal(CrmDeal):
-    """One CRM opportunity of a test run, published as successive merged snapshots."""
-
-    def __init__(self, run: str, source: CrmSource = CrmSource.AWS_ACE) -> None:
-        super().__init__(f"opp-{run}", source)
-        self.revision = 0
-        self.started = datetime.now(UTC)
-        self.ingested_at = self.started - timedelta(seconds=1)
-
-    def snapshot(self, **fields: Any) -> DealStateChanged:
-        self.revision += 1
-        moments = {"changed_at": datetime.now(UTC), "ingested_at": self.ingested_at}
-        return self.state(self.revision, **(moments | fields))
-
-    def closed(
-        self,
-        amount: str,
-        partner_ref: str,
-        *,
-        currency: str = "USD",
-        close_date: date = TODAY,
-        **fields: Any,
-    ) -> DealStateChanged:
-        """The next snapshot: won today for `amount` through the CRM partner `partner_ref`,
-        unless `fields` say otherwise (another status, say)."""
-        won = closed_won(amount, currency, partner_ref, close_date=close_date, **fields)
-        return self.snapshot(**won)
-
-    async def publish(self, infra: Infra, *snapshots: DealStateChanged) -> None:
-        """Publish snapshots of this deal as deals does (keyed by the deal)."""
-        await publish(infra, DEAL_OPPORTUNITIES, list(snapshots), subject=self.key, source="deals")
-
-
-async def active_credits(admin_db: asyncpg.Connection, deal_key: str) -> list[Any]:
-    return list(
-        await admin_db.fetch(
-            """SELECT partner_id, kind, amount, original_amount, credit_id, replaces
-               FROM attribution.credits WHERE deal_key = $1 AND reversed_at IS NULL
-               ORDER BY partner_id""",
-            deal_key,
-        )
-    )
-
-
 async def revision_applied(admin_db: asyncpg.Connection, deal_key: str, revision: int) -> bool:
     held = await admin_db.fetchval(
         "SELECT revision FROM attribution.deals WHERE deal_key = $1", deal_key
     )
     return held is not None and held >= revision
-
-
-async def credit_events(infra: Infra, deal: Deal, count: int) -> list[Envelope[Any]]:
-    """This deal's events on the credits topic, once there are `count` of them."""
-    raw = await wait_for_keyed(
-        infra.kafka,
-        ATTRIBUTION_CREDITS.name,
-        deal.key,
-        lambda events: len(events) >= count,
-        since=deal.started,
-    )
-    return [
-        Envelope[CreditIssued].model_validate(r)
-        if r["type"] == "credit.issued.v1"
-        else Envelope[CreditReversed].model_validate(r)
-        for r in raw
-    ]
 
 
 async def linked(service: str, source: CrmSource, reference: str, partner_id: str = "") -> None:

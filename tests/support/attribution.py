@@ -1,7 +1,8 @@
 """What tests of attribution share: its deal-credits consumer under test (built on a scratch
 schema and wired by the service's own `wire()`, with the policy the test chooses), and CRM
 deals published as deals publishes them: their snapshots, closed won, with the registrations
-linked to them."""
+linked to them; the policy the service's process tests run with, a run's deal published to the
+real broker, and its credits read back from the schema and from the credits topic."""
 
 from __future__ import annotations
 
@@ -10,18 +11,23 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
+import asyncpg
+
 from services.attribution.app import DEAL_TOPICS, NAME, definition
 from services.attribution.domain.config import AttributionConfig
 from shared.consumer import EventConsumer
 from shared.db import Pool
 from shared.events import Envelope, EventPayload
+from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.crm import CrmSource, Customer, DealStage, DealStatus
 from shared.events.opportunities import DealStateChanged, LinkedRegistration
 from shared.events.registrations import RegistrationStatus
 from shared.outbox import Outbox
 from shared.service import Platform
-from shared.topics import Topic
+from shared.topics import ATTRIBUTION_CREDITS, DEAL_OPPORTUNITIES, Topic
 from tests.support.factories import deal_state_changed
+from tests.support.infra import Infra
+from tests.support.kafka import publish, wait_for_keyed
 
 
 class _SetAsideConsumer:
@@ -149,3 +155,74 @@ async def confirmed_links(pool: Pool, source: CrmSource, *partner_ids: str) -> N
            VALUES ($1, $2, $2, 'confirmed', 'manager', now(), 'manager', now())""",
         [(source.value, partner_id) for partner_id in partner_ids],
     )
+
+
+# Attribution as the service tests run it: a linear split, 90 days of lock, one EUR rate.
+TODAY = datetime.now(UTC).date()
+CONFIG = {
+    "version": "test-linear-1",
+    "model": "linear",
+    "lock_period_days": 90,
+    "rates": {"EUR": {(TODAY - timedelta(days=400)).isoformat(): "1.10"}},
+}
+
+
+class Deal(CrmDeal):
+    """One CRM opportunity of a test run, published as successive merged snapshots."""
+
+    def __init__(self, run: str, source: CrmSource = CrmSource.AWS_ACE) -> None:
+        super().__init__(f"opp-{run}", source)
+        self.revision = 0
+        self.started = datetime.now(UTC)
+        self.ingested_at = self.started - timedelta(seconds=1)
+
+    def snapshot(self, **fields: Any) -> DealStateChanged:
+        self.revision += 1
+        moments = {"changed_at": datetime.now(UTC), "ingested_at": self.ingested_at}
+        return self.state(self.revision, **(moments | fields))
+
+    def closed(
+        self,
+        amount: str,
+        partner_ref: str,
+        *,
+        currency: str = "USD",
+        close_date: date = TODAY,
+        **fields: Any,
+    ) -> DealStateChanged:
+        """The next snapshot: won today for `amount` through the CRM partner `partner_ref`,
+        unless `fields` say otherwise (another status, say)."""
+        won = closed_won(amount, currency, partner_ref, close_date=close_date, **fields)
+        return self.snapshot(**won)
+
+    async def publish(self, infra: Infra, *snapshots: DealStateChanged) -> None:
+        """Publish snapshots of this deal as deals does (keyed by the deal)."""
+        await publish(infra, DEAL_OPPORTUNITIES, list(snapshots), subject=self.key, source="deals")
+
+
+async def active_credits(admin_db: asyncpg.Connection, deal_key: str) -> list[Any]:
+    return list(
+        await admin_db.fetch(
+            """SELECT partner_id, kind, amount, original_amount, credit_id, replaces
+               FROM attribution.credits WHERE deal_key = $1 AND reversed_at IS NULL
+               ORDER BY partner_id""",
+            deal_key,
+        )
+    )
+
+
+async def credit_events(infra: Infra, deal: Deal, count: int) -> list[Envelope[Any]]:
+    """This deal's events on the credits topic, once there are `count` of them."""
+    raw = await wait_for_keyed(
+        infra.kafka,
+        ATTRIBUTION_CREDITS.name,
+        deal.key,
+        lambda events: len(events) >= count,
+        since=deal.started,
+    )
+    return [
+        Envelope[CreditIssued].model_validate(r)
+        if r["type"] == "credit.issued.v1"
+        else Envelope[CreditReversed].model_validate(r)
+        for r in raw
+    ]
