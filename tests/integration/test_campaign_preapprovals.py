@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from shared.topics import PROGRAMME_CAMPAIGNS
-from tests.integration.test_incentives_service import partner_at_tier, publish_credits
 from tests.support.campaigns import ask_once_known
 from tests.support.factories import credit_issued
+from tests.support.incentives import partner_at_tier, publish_credits
 from tests.support.infra import Infra
 from tests.support.kafka import wait_for_keyed
 from tests.support.polling import eventually

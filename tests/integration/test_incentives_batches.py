@@ -12,123 +12,38 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import ConsumerRecord
 
-from services.incentives import handlers, partner_projection, repository
-from services.incentives.domain.programs import Caps, IncentivePrograms, Mdf
+from services.incentives import partner_projection, repository
 from services.incentives.ledger_events import LedgerAnnouncements
-from shared.consumer import EventConsumer, Outcome
+from shared.consumer import Outcome
 from shared.db import Pool
 from shared.events import Envelope, EventPayload
-from shared.events.attribution import CreditIssued, CreditReversed
-from shared.events.crm import Customer
-from shared.events.partners import PartnerChange, PartnerStateChanged, PartnerStatus
-from shared.outbox import Outbox
-from shared.provisions import Provisions
-from tests.support.factories import AT, credit_issued, credit_reversed, partner_state_changed
-from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema, statements_sent
-from tests.support.kafka import as_records
+from shared.events.attribution import CreditIssued
+from shared.events.partners import PartnerStatus
+from tests.support.factories import AT, credit_reversed
+from tests.support.incentives import (
+    PROGRAMS,
+    credit,
+    incentives_schema,
+    ledger_consumer,
+    partner_records,
+    records_of,
+    snapshot,
+)
+from tests.support.infra import Infra, statements_sent
 from tests.support.locks import held_keys, waiter_of
 from tests.support.outbox import event_json
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 D = Decimal
-MIGRATIONS = Path(ROOT / "services" / "incentives" / "migrations")
 EARLIER = AT.date() - timedelta(days=95)  # another quarter than the factories' close date
-# Small caps so a few credits cross them: 1 500.00 earned and 300.00 MDF per partner and period.
-PROGRAMS = IncentivePrograms(
-    caps=Caps(per_partner_period=D("1500.00")), mdf=Mdf(cap_per_partner_period=D("300.00"))
-)
-
-
-@asynccontextmanager
-async def incentives_schema(infra: Infra) -> AsyncIterator[tuple[Pool, str]]:
-    """A throw-away incentives schema and role: (pool, role name)."""
-    async with (
-        scratch_schema(infra) as scratch,
-        migrated_pool(scratch, "incentives", MIGRATIONS) as pool,
-    ):
-        yield pool, f"{scratch.schema}_svc"
-
-
-GROUPED = LedgerAnnouncements()  # the default: a credit's booking in one event
-
-
-def scratch_consumer(
-    pool: Any,
-    name: str,
-    programs: IncentivePrograms = PROGRAMS,
-    announcements: LedgerAnnouncements = GROUPED,
-) -> EventConsumer:
-    """An incentives consumer on a scratch schema, provided with what app.py provides its
-    handlers; the caller registers them."""
-    provisions = Provisions()
-    provisions.provide(programs)
-    provisions.provide(announcements)
-    return EventConsumer(
-        name=name,
-        service="incentives",
-        topics=[],
-        pool=pool,
-        # The outbox checks the producing service by name; its rows land in the scratch schema.
-        outbox=Outbox("incentives", "pollinate/test"),
-        backoff_initial_seconds=0.01,
-        provisions=provisions,
-    )
-
-
-def ledger_consumer(
-    pool: Any,
-    programs: IncentivePrograms = PROGRAMS,
-    announcements: LedgerAnnouncements = GROUPED,
-) -> EventConsumer:
-    """The service's ledger consumer (its real handlers, as app.py wires them) on a scratch
-    schema."""
-    consumer = scratch_consumer(pool, "ledger", programs, announcements)
-    consumer.handles_batch(CreditIssued)(handlers.on_credits)
-    consumer.handles(CreditReversed)(handlers.on_reversal)
-    consumer.handles(PartnerStateChanged)(handlers.on_partner)
-    consumer.locks_first(handlers.batch_locks)
-    return consumer
-
-
-async def records_of(infra: Infra, *events: EventPayload) -> list[ConsumerRecord[Any, Any]]:
-    """The events as Kafka records, in order (one partition), each in its own envelope."""
-    return await as_records(
-        infra, [Envelope.wrap(e, source="pollinate/attribution", subject="deal") for e in events]
-    )
-
-
-def credit(
-    run: str,
-    name: str,
-    partner_id: str,
-    deal: str,
-    amount: str,
-    logo: str,
-    country: str,
-    **fields: Any,
-) -> CreditIssued:
-    """Credit `name` of this run to `partner_id` on deal `deal` of customer `logo` (a domain of
-    the run's own), in `country`."""
-    domain = f"{logo}-{run}.example"
-    return credit_issued(
-        credit_id=f"{name}-{run}",
-        partner_id=partner_id,
-        deal_key=f"{deal}-{run}",
-        amount=amount,
-        customer=Customer(name=f"Customer {domain}", domain=domain, country=country),
-        **fields,
-    )
 
 
 # Columns that hold the moment of processing, not a decision.
@@ -474,27 +389,6 @@ async def test_statements_per_run_do_not_grow_with_its_length(infra: Infra) -> N
         print(f"statements: run of 2 -> {n_short}, run of 40 -> {n_long}")
         assert n_long == n_short
         assert await pool.fetchval("SELECT count(*) FROM mdf_lots") == 43
-
-
-async def partner_records(
-    infra: Infra, *snapshots: PartnerStateChanged
-) -> list[ConsumerRecord[Any, Any]]:
-    """Partner snapshots as onboarding publishes them on partners.lifecycle.v1."""
-    return await as_records(
-        infra,
-        [Envelope.wrap(s, source="pollinate/onboarding", subject=s.partner_id) for s in snapshots],
-    )
-
-
-def snapshot(partner_id: str, status: PartnerStatus, version: int) -> PartnerStateChanged:
-    change = {
-        PartnerStatus.ONBOARDING: PartnerChange.ONBOARDING,
-        PartnerStatus.ACTIVE: PartnerChange.ACTIVATED,
-        PartnerStatus.REJECTED: PartnerChange.REJECTED,
-    }[status]
-    return partner_state_changed(
-        partner_id=partner_id, status=status, tier="gold", version=version, change=change
-    )
 
 
 async def ledger_of(pool: Pool) -> list[tuple[Any, ...]]:

@@ -26,10 +26,18 @@ from services.incentives.domain.programs import IncentivePrograms
 from services.incentives.mdf_claims import ClaimRequested, decide_claim, request_claim
 from services.incentives.mdf_preapprovals import PreapprovedClaimRequested
 from shared.db import Pool, create_pool
-from tests.integration.test_incentives_funds import MIGRATIONS, OUTBOX, apply_credit, fund_state
-from tests.integration.test_incentives_http_edges import earning_partner
-from tests.integration.test_incentives_preapprovals import ask, budget, decide, funded_partner
 from tests.support.factories import credit_issued
+from tests.support.incentives import (
+    MIGRATIONS,
+    OUTBOX,
+    apply_credit,
+    ask,
+    budget,
+    decide,
+    earning_partner,
+    fund_state,
+    funded_partner,
+)
 from tests.support.infra import Infra, ScratchService, migrated_pool, migrations_before
 from tests.support.processes import ADMIN, auth, service_fixture
 

@@ -8,12 +8,9 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
-from services.incentives import views
-from services.incentives.booking import book_credits
 from services.incentives.clawbacks import reverse_credit
 from services.incentives.domain.claims import ClaimAsk, ClaimConflict
 from services.incentives.domain.programs import IncentivePrograms, Mdf
@@ -22,32 +19,19 @@ from services.incentives.mdf_expiry import expire_due
 from services.incentives.mdf_repository import SUMMARY_LOT, lock_funds, lock_funds_summarised
 from shared.db import Pool
 from shared.events import Envelope
-from shared.events.attribution import CreditIssued, CreditReversed
-from shared.outbox import Outbox
+from shared.events.attribution import CreditReversed
 from tests.support.factories import credit_issued, credit_reversed
-from tests.support.infra import ROOT, ScratchService, migrated_pool
+from tests.support.incentives import MIGRATIONS, OUTBOX, apply_credit, fund_state
+from tests.support.infra import ScratchService, migrated_pool
 
 pytestmark = pytest.mark.integration
 D = Decimal
-MIGRATIONS = Path(ROOT / "services" / "incentives" / "migrations")
 
 
 @pytest.fixture
 async def pool(scratch_service: ScratchService) -> AsyncIterator[Pool]:
     async with migrated_pool(scratch_service, "incentives", MIGRATIONS) as pool:
         yield pool
-
-
-# The outbox checks the producing service by name; its rows land in the scratch schema.
-OUTBOX = Outbox("incentives", "pollinate/test")
-
-
-async def apply_credit(pool: Pool, programs: IncentivePrograms, issued: CreditIssued) -> None:
-    """Book a credit as the ledger consumer does (one transaction), recording what it
-    announces."""
-    cause = Envelope.wrap(issued, source="pollinate/attribution", subject=issued.deal_key)
-    async with pool.acquire() as conn, conn.transaction():
-        await OUTBOX.publish_many(conn, (await book_credits(conn, programs, [cause])).events)
 
 
 async def apply_reversal(
@@ -68,45 +52,6 @@ async def claim(
         return await request_claim(
             conn, programs, ClaimAsk(partner, D(amount), "trade show", proof)
         )
-
-
-async def fund_state(pool: Pool, partner: str) -> dict[str, str]:
-    async with pool.acquire() as conn:
-        fund = (await views.fund(conn, partner)).model_dump(mode="json")
-        remaining = await conn.fetchval(
-            "SELECT coalesce(sum(remaining), 0) FROM mdf_lots WHERE partner_id = $1", partner
-        )
-        kept = await conn.fetchval(
-            "SELECT lots_remaining FROM mdf_funds WHERE partner_id = $1", partner
-        )
-        totals = await conn.fetch(
-            """SELECT period, earned, accrued, reversed, paid, last_paid_at, entries
-               FROM period_totals WHERE partner_id = $1 ORDER BY 1""",
-            partner,
-        )
-        recomputed = await conn.fetch(
-            """SELECT period, sum(earned), sum(accrued), sum(reversed), sum(paid), max(paid_at),
-                      sum(entries)
-               FROM (
-                   SELECT period, CASE WHEN entry_type <> 'payout' THEN amount ELSE 0 END AS earned,
-                          0 AS accrued,
-                          CASE WHEN entry_type = 'reversal' THEN amount ELSE 0 END AS reversed,
-                          CASE WHEN entry_type = 'payout' THEN amount ELSE 0 END AS paid,
-                          CASE WHEN entry_type = 'payout' THEN created_at END AS paid_at,
-                          1 AS entries
-                   FROM ledger_entries WHERE partner_id = $1
-                   UNION ALL
-                   SELECT period, 0, amount, 0, 0, NULL, 0 FROM mdf_entries
-                   WHERE partner_id = $1 AND entry_type IN ('accrual', 'reversal')
-               ) AS e GROUP BY period ORDER BY period""",
-            partner,
-        )
-    # The invariants, checked at every step.
-    assert D(fund["ledger_balance"]) == remaining - D(fund["deficit"])
-    assert kept == remaining  # the trigger-kept total the summarised read starts from
-    assert [tuple(r) for r in totals] == [tuple(r) for r in recomputed]
-    assert totals, "the partner has entries, so period totals"
-    return {k: fund[k] for k in ("available", "ledger_balance", "deficit")}
 
 
 async def test_spent_funds_clawed_back_become_a_deficit_repaid_by_the_next_accrual(

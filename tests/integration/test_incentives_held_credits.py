@@ -25,7 +25,7 @@ from shared.dead_lettering import (
 from shared.events import Envelope
 from shared.events.partners import PartnerStateChanged, PartnerStatus
 from shared.topics import ATTRIBUTION_CREDITS
-from tests.integration.test_incentives_batches import (
+from tests.support.incentives import (
     credit,
     incentives_schema,
     ledger_consumer,

@@ -14,10 +14,8 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.integration.test_incentives_service import partner_at_tier, publish_credits
-from tests.support.factories import credit_issued
+from tests.support.incentives import earning_partner
 from tests.support.infra import Infra
-from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_fixture
 from tests.support.tokens import FINANCE
 
@@ -26,22 +24,6 @@ D = Decimal
 
 
 incentives = service_fixture("incentives")
-
-
-async def earning_partner(
-    infra: Infra, admin_db: asyncpg.Connection[Any], client: httpx.AsyncClient
-) -> str:
-    """A gold partner whose credit of 100 000.00 is booked (balance and MDF fund funded)."""
-    partner = f"p-edge-{uuid.uuid4().hex[:10]}"
-    await partner_at_tier(infra, admin_db, partner, "gold")
-    await publish_credits(infra, credit_issued(partner_id=partner, amount="100000.00"))
-
-    async def funded() -> bool:
-        fund = (await client.get(f"/partners/{partner}/mdf", headers=auth(partner))).json()
-        return D(fund["available"]) > 0
-
-    await eventually(funded)
-    return partner
 
 
 def refused(answer: httpx.Response, where: tuple[str, ...]) -> str:

@@ -20,8 +20,8 @@ from services.incentives.domain.ledger import PayoutConflict, PayoutRefused
 from services.incentives.domain.programs import IncentivePrograms
 from shared.db import Pool, create_pool
 from shared.events.incentives import PayoutRecorded
-from tests.integration.test_incentives_funds import MIGRATIONS, OUTBOX, apply_credit
 from tests.support.factories import credit_issued
+from tests.support.incentives import MIGRATIONS, OUTBOX, apply_credit
 from tests.support.infra import ScratchService, migrated_pool, migrations_before
 from tests.support.outbox import event_json
 

@@ -24,15 +24,16 @@ from shared.db import Connection, Pool, create_pool
 from shared.errors import Unprocessable
 from shared.events import Envelope
 from shared.events.programme_service import CampaignChanged
-from tests.integration.test_incentives_funds import OUTBOX, fund_state
-from tests.integration.test_incentives_preapprovals import (
+from tests.support.incentives import (
     MIGRATIONS,
+    OUTBOX,
     POLICY,
     ask,
     budget,
     campaign_changed,
     claim_on,
     decide,
+    fund_state,
     funded_partner,
 )
 from tests.support.infra import ScratchService, migrated_pool, migrations_before

@@ -12,7 +12,6 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -21,19 +20,28 @@ import pytest
 
 from services.incentives import campaign_projection, mdf_preapprovals, views
 from services.incentives.domain.claims import ClaimAsk, ClaimConflict
-from services.incentives.domain.preapprovals import CampaignBudget, PreapprovalConflict
+from services.incentives.domain.preapprovals import PreapprovalConflict
 from services.incentives.domain.programs import IncentivePrograms
 from services.incentives.mdf_claims import decide_claim, request_claim
-from services.incentives.mdf_preapprovals import PreapprovalPolicy
 from shared.db import Pool
 from shared.errors import Conflict, NotFound, Unprocessable
-from shared.events.programme_service import CampaignChanged
 from shared.topics import INCENTIVE_LEDGER, PROGRAMME_CAMPAIGNS
-from tests.integration.test_incentives_funds import OUTBOX, apply_credit, fund_state
-from tests.integration.test_incentives_service import partner_at_tier, publish_credits
-from tests.support import factories
 from tests.support.factories import credit_issued
-from tests.support.infra import ROOT, Infra, ScratchService, migrated_pool
+from tests.support.incentives import (
+    MIGRATIONS,
+    OUTBOX,
+    ask,
+    budget,
+    campaign_changed,
+    claim_on,
+    decide,
+    fund_state,
+    funded_partner,
+    heard_of_campaign,
+    partner_at_tier,
+    publish_credits,
+)
+from tests.support.infra import Infra, ScratchService, migrated_pool
 from tests.support.kafka import publish, wait_for_keyed
 from tests.support.outbox import event_json
 from tests.support.polling import eventually
@@ -41,77 +49,12 @@ from tests.support.processes import ADMIN, auth, service_fixture
 
 pytestmark = pytest.mark.integration
 D = Decimal
-MIGRATIONS = Path(ROOT / "services" / "incentives" / "migrations")
-POLICY = PreapprovalPolicy(claim_window_days=30)
 
 
 @pytest.fixture
 async def pool(scratch_service: ScratchService) -> AsyncIterator[Pool]:
     async with migrated_pool(scratch_service, "incentives", MIGRATIONS) as pool:
         yield pool
-
-
-def budget(amount: str, reference: str = "ref-1", **changes: Any) -> CampaignBudget:
-    today = datetime.now(UTC).date()
-    fields: dict[str, Any] = {
-        "reference": reference,
-        "campaign_id": "camp-1",
-        "activity_kind": "webinar",
-        "description": "joint webinar on AI",
-        "starts_on": today,
-        "ends_on": today + timedelta(days=10),
-        "amount": D(amount),
-        "currency": "USD",
-    }
-    fields.update(changes)
-    return CampaignBudget(**fields)
-
-
-async def funded_partner(pool: Pool, programs: IncentivePrograms, mdf: str) -> str:
-    """A gold partner whose fund holds `mdf` (2 % of a credit), one of campaign camp-1's."""
-    partner = f"p-{uuid.uuid4().hex[:8]}"
-    await pool.execute("INSERT INTO partners VALUES ($1, 'gold', 'active', 1, now())", partner)
-    await apply_credit(pool, programs, credit_issued(partner_id=partner, amount=str(D(mdf) * 50)))
-    await heard_of_campaign(pool, campaign_changed("camp-1", partner))
-    return partner
-
-
-def campaign_changed(campaign_id: str, *partners: str, **changes: Any) -> CampaignChanged:
-    """Programme's announcement of a campaign that runs from today for ten days."""
-    return factories.campaign_changed(campaign_id=campaign_id, partner_ids=partners, **changes)
-
-
-async def heard_of_campaign(pool: Pool, change: CampaignChanged) -> None:
-    """The campaign as incentives' consumer records it; camp-1 gathers the partners of every
-    test of the module."""
-    async with pool.acquire() as conn, conn.transaction():
-        known = await campaign_projection.campaign(conn, change.campaign_id)
-        if known is not None:
-            partners = (*sorted(known.partner_ids), *change.partner_ids)
-            change = change.model_copy(update={"partner_ids": partners})
-        await campaign_projection.record(conn, [change])
-
-
-async def ask(pool: Pool, programs: IncentivePrograms, partner: str, b: CampaignBudget) -> str:
-    async with pool.acquire() as conn, conn.transaction():
-        row, _ = await mdf_preapprovals.request(conn, OUTBOX, programs, partner, b)
-    return str(row["preapproval_id"])
-
-
-async def decide(pool: Pool, preapproval_id: str, approve: bool, note: str = "") -> Any:
-    async with pool.acquire() as conn, conn.transaction():
-        return await mdf_preapprovals.decide(
-            conn, OUTBOX, POLICY, preapproval_id, approve=approve, note=note
-        )
-
-
-async def claim_on(
-    pool: Pool, programs: IncentivePrograms, partner: str, preapproval_id: str, amount: str
-) -> str:
-    async with pool.acquire() as conn, conn.transaction():
-        ask = ClaimAsk(partner, D(amount), "webinar platform", f"INV-{amount}")
-        requested = await mdf_preapprovals.request_claim(conn, programs, preapproval_id, ask)
-    return requested.claim_id
 
 
 async def decide_on(pool: Pool, programs: IncentivePrograms, claim_id: str, approve: bool) -> Any:

@@ -16,17 +16,22 @@ import httpx
 import pytest
 
 from shared.events import Envelope, EventPayload
-from shared.events.attribution import CreditIssued, CreditReversed
+from shared.events.attribution import CreditIssued
 from shared.events.crm import Customer
 from shared.topics import (
     ATTRIBUTION_CREDITS,
     INCENTIVE_LEDGER,
-    PARTNER_LIFECYCLE,
     PARTNER_NOTIFICATIONS,
 )
-from tests.support.factories import credit_issued, credit_reversed, partner_state_changed
+from tests.support.factories import credit_issued, credit_reversed
+from tests.support.incentives import (
+    partner_at_tier,
+    partner_known,
+    publish_credits,
+    publish_partner,
+)
 from tests.support.infra import Infra
-from tests.support.kafka import keyed_headers, publish, send_envelopes, wait_for_keyed
+from tests.support.kafka import keyed_headers, send_envelopes, wait_for_keyed
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_processes
 from tests.support.tokens import FINANCE
@@ -56,40 +61,6 @@ def ai_credit(partner: str, deal: str, amount: str, domain: str, **fields: Any) 
         customer=customer(domain),
         products=("ai",),
         **fields,
-    )
-
-
-async def publish_partner(
-    infra: Infra, partner_id: str, tier: str = "gold", version: int = 1
-) -> None:
-    snapshot = partner_state_changed(partner_id=partner_id, tier=tier, version=version)
-    await publish(infra, PARTNER_LIFECYCLE, [snapshot], subject=partner_id, source="onboarding")
-
-
-async def partner_known(admin_db: asyncpg.Connection[Any], partner_id: str, tier: str) -> None:
-    async def there() -> bool:
-        got = await admin_db.fetchval(
-            "SELECT tier FROM incentives.partners WHERE partner_id = $1", partner_id
-        )
-        return bool(got == tier)
-
-    await eventually(there)
-
-
-async def partner_at_tier(
-    infra: Infra, admin_db: asyncpg.Connection[Any], partner_id: str, tier: str
-) -> None:
-    """Publish `partner_id` at `tier` as onboarding does and wait until incentives has it:
-    partner snapshots and credits are different topics, with no order between them (a credit
-    published sooner may earn at the default tier)."""
-    await publish_partner(infra, partner_id, tier)
-    await partner_known(admin_db, partner_id, tier)
-
-
-async def publish_credits(infra: Infra, *events: CreditIssued | CreditReversed) -> None:
-    """Credits and reversals of one deal, in order, as attribution publishes them."""
-    await publish(
-        infra, ATTRIBUTION_CREDITS, list(events), subject=events[0].deal_key, source="attribution"
     )
 
 

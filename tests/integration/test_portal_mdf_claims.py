@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from shared.identity import Role
-from tests.integration.test_incentives_http_edges import earning_partner
+from tests.support.incentives import earning_partner
 from tests.support.infra import Infra
 from tests.support.portal import form_csrf
 from tests.support.portal_in_process import portal_settings, signed_in
