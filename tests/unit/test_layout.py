@@ -119,3 +119,15 @@ def test_shared_holds_no_service_code() -> None:
         if name.startswith("services")
     ]
     assert leaks == []
+
+
+def test_a_test_module_imports_no_other_test_module() -> None:
+    """What tests share lives in tests/support (its docstring says where): a helper imported from
+    another test module moves with that module's changes, and hides what the test needs."""
+    borrowed = [
+        f"{relative(path)} imports {name}"
+        for path in ROOT.glob("tests/**/*.py")
+        for name in imported_modules(path)
+        if re.match(r"tests\.(unit|integration|e2e)\.test_", name)
+    ]
+    assert borrowed == []
