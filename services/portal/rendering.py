@@ -10,13 +10,15 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
-from services.portal.domain.pages import segment
+from services.portal.domain.pages import money, segment
 from services.portal.sessions import form_csrf, remember_csrf, session_of
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 # A value as one path segment of a form's action or a link (Jinja's urlencode keeps '/').
 templates.env.filters["segment"] = segment
+# An amount with its currency's places where nothing is lost: `{{ r.amount | money(r.currency) }}`.
+templates.env.filters["money"] = money
 
 
 def page(

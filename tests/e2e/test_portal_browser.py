@@ -468,7 +468,7 @@ async def test_a_manager_links_an_unmatched_crm_reference_and_its_deal_credits_t
         c for c in browser.find_elements(By.CSS_SELECTOR, "#unmatched > li") if reference in c.text
     ]
     assert "1 deal, 1 won" in card.text, card.text
-    assert "4200.0000 USD" in card.text  # the deal's amount as deals projects it (four places)
+    assert "4200.00 USD" in card.text  # deals projects it with four places: shown with two
     card.find_element(By.CSS_SELECTOR, "input[name=partner_id]").send_keys(partner.partner_id)
     card.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     await page_shows(browser, "#message", f"Proposed: salesforce {reference}", "the proposal")

@@ -80,3 +80,29 @@ def test_ledger_entries_read_as_a_statement_names_them() -> None:
     assert pages.entry_label("spiff") == "SPIFF"
     assert pages.entry_label("clawback") == "Clawback"
     assert pages.entry_label("mdf_accrued") == "Mdf accrued"
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "shown"),
+    [
+        ("4200.0000", "USD", "4200.00"),  # a CRM deal's amount at the projection's four places
+        ("4200", "USD", "4200.00"),
+        ("1E+3", "EUR", "1000.00"),  # written out, never in exponent form
+        ("12.0000", "JPY", "12"),
+        ("0.5", "BHD", "0.500"),
+        ("4200.1234", "USD", "4200.1234"),  # more places than USD has: shown, not rounded
+        ("12.5", "JPY", "12.5"),
+        ("1.50", None, "1.50"),  # no currency to read places from: as it came
+        ("1.50", "XXX", "1.50"),  # a code with no minor unit
+        ("99999999999999999999999999999.5", "USD", "99999999999999999999999999999.50"),
+        ("9" * 40, "USD", "9" * 40 + ".00"),  # more digits than Decimal's default context
+        ("1E+999999", "USD", "1E+999999"),  # a million digits if written out
+        ("NaN", "USD", "NaN"),
+        ("twelve", "USD", "twelve"),
+        (None, "USD", ""),
+    ],
+)
+def test_an_amount_shows_its_currencys_places_when_nothing_is_lost(
+    amount: str | None, currency: str | None, shown: str
+) -> None:
+    assert pages.money(amount, currency) == shown

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from decimal import Context, Decimal, InvalidOperation
 from typing import TypeVar
 from urllib.parse import quote
 
 from shared.identity import Caller, Role
+from shared.inputs import decimal_places, minor_units
 
 T = TypeVar("T")
 
@@ -17,6 +19,10 @@ OPEN_STATUSES = frozenset({"submitted", "approved", "pending_review"})
 # Only an approved registration has a protection window a partner can extend.
 EXTENDABLE_STATUSES = frozenset({"approved"})
 LATEST_NOTIFICATIONS = 10
+# The most digits before or after the point an amount is written out with (the ledgers keep 20).
+MONEY_SHOWN_DIGITS = 40
+# Room for any amount shown written out (the default context's 28 digits would refuse some).
+_WIDE = Context(prec=2 * MONEY_SHOWN_DIGITS + 8)
 
 
 def segment(value: object) -> str:
@@ -27,6 +33,33 @@ def segment(value: object) -> str:
     too, which HTTP clients would otherwise resolve as a step up the path."""
     text = quote(str(value), safe="")
     return text.replace(".", "%2E") if text in (".", "..") else text
+
+
+def money(amount: object, currency: object = None) -> str:
+    """An amount as a page shows it: with its currency's minor units when that loses nothing.
+    The services answer amounts at the precision they keep them (a CRM deal's amount with four
+    places, "4200.0000"; a credit with the currency's two); a person reads 4200.00 USD either
+    way. More places than the currency has are shown as they are, never rounded, and a value
+    that is not a finite number is shown as it came."""
+    if amount is None:
+        return ""
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        return str(amount)
+    if not value.is_finite() or abs(value.adjusted()) > MONEY_SHOWN_DIGITS:
+        return str(amount)  # written out, 1E+999999 would be a million digits
+    places = _currency_places(currency)
+    if places is None or decimal_places(value) > places:
+        return f"{value:f}"
+    return f"{value.quantize(Decimal(1).scaleb(-places), context=_WIDE):f}"
+
+
+def _currency_places(currency: object) -> int | None:
+    try:
+        return minor_units(currency) if isinstance(currency, str) else None
+    except KeyError:
+        return None
 
 
 def landing_page(who: Caller) -> str | None:
