@@ -48,7 +48,7 @@ from shared.http import (
     require_role,
 )
 from shared.identity import Caller, Role
-from shared.inputs import AsOf
+from shared.inputs import AsOf, Ident
 
 ConfigDep = Annotated[OnboardingConfig, Provided(OnboardingConfig)]
 # Who confirms evidence: channel managers and system clients (the enablement system).
@@ -76,11 +76,16 @@ async def review_queue(
     platform: PlatformDep,
     config: ConfigDep,
     outcome: Literal["review", "approve", "reject"] = "review",
+    after: Annotated[
+        Ident | None, Query(description="the last partner_id of the page before")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[PartnerOut]:
     """Channel managers: applications by qualification outcome (default: awaiting review;
-    `approve`: recommended, awaiting approval; `reject`: every rejected one), those waiting
-    with their review deadline (`review_due_at`), soonest first."""
-    return await views.review_queue(platform.pool, outcome, config)
+    `approve`: recommended, awaiting approval), those waiting with their review deadline
+    (`review_due_at`), soonest first; `reject`: those the scoring rejected, the latest first.
+    Paged by `after` (422 if it names no application)."""
+    return await views.review_queue(platform.pool, outcome, config, after=after, limit=limit)
 
 
 @router.post(

@@ -32,7 +32,7 @@ from services.onboarding.schemas import (
     VersionOut,
 )
 from shared.db import Pool
-from shared.errors import NotFound
+from shared.errors import NotFound, Unprocessable
 from shared.events.partners import PartnerStatus
 
 
@@ -115,19 +115,40 @@ async def partner_row(pool: Pool, partner_id: str) -> Row:
     return row
 
 
+# The waiting queues soonest due first; the scoring's rejections latest first. A page starts
+# after the application a caller names (its place in the order, read by its id).
+_AFTER = "(SELECT applied_at, partner_id FROM partners WHERE partner_id = $2)"
+_WAITING_SQL = f"""
+SELECT * FROM partners
+WHERE qualification_outcome = $1 AND status = 'applied'
+  AND ($2::text IS NULL OR (applied_at, partner_id) > {_AFTER})
+ORDER BY applied_at, partner_id LIMIT $3
+"""
+_REJECTED_SQL = f"""
+SELECT * FROM partners
+WHERE qualification_outcome = $1
+  AND ($2::text IS NULL OR (applied_at, partner_id) < {_AFTER})
+ORDER BY applied_at DESC, partner_id DESC LIMIT $3
+"""
+
+
 async def review_queue(
     pool: Pool,
     outcome: Literal["review", "approve", "reject"],
     config: OnboardingConfig | None = None,
+    *,
+    after: str | None = None,
+    limit: int = 100,
 ) -> list[PartnerOut]:
     """Applications by qualification outcome; `review` and `approve` (recommended): those still
     waiting for a manager's decision."""
-    rows = await pool.fetch(
-        """SELECT * FROM partners WHERE qualification_outcome = $1
-             AND ($1 = 'reject' OR status = 'applied')
-           ORDER BY applied_at LIMIT 500""",
-        outcome,
-    )
+    async with pool.acquire() as conn:
+        if after is not None and not await conn.fetchval(
+            "SELECT true FROM partners WHERE partner_id = $1", after
+        ):
+            raise Unprocessable(f"after names no application: {after!r}")
+        query = _REJECTED_SQL if outcome == "reject" else _WAITING_SQL
+        rows = await conn.fetch(query, outcome, after, limit)
     if config is None or outcome == "reject":
         return [partner_out(r, full=True) for r in rows]
     # Oldest first is soonest due: each waiting application shows its review deadline.

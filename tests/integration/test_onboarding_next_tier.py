@@ -4,7 +4,6 @@ certifications become what it still lacks for the tier above, to the cent, and b
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,11 +13,10 @@ import pytest
 
 from tests.support.infra import Infra
 from tests.support.onboarding import (
-    SMALL_PROGRAM,
     active_partner,
     attribute_revenue,
     certify,
-    onboarding_process,
+    onboarding_fixture,
 )
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN
@@ -27,12 +25,7 @@ from tests.support.tokens import auth
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    async with onboarding_process(
-        infra, tmp_path_factory.mktemp("next-tier"), SMALL_PROGRAM
-    ) as url:
-        yield url
+onboarding = onboarding_fixture("next-tier")
 
 
 async def test_next_tier_names_the_revenue_and_certifications_still_missing(

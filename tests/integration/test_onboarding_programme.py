@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -39,8 +38,8 @@ from tests.support.onboarding import (
     add_people,
     attribute_revenue,
     certify,
+    onboarding_fixture,
     onboarding_outbox,
-    onboarding_process,
 )
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN
@@ -64,10 +63,7 @@ PROGRAM: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module")
-async def onboarding(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    async with onboarding_process(infra, tmp_path_factory.mktemp("programme"), PROGRAM) as url:
-        yield url
+onboarding = onboarding_fixture("programme", PROGRAM)
 
 
 async def health_scored(

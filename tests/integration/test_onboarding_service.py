@@ -25,6 +25,7 @@ from tests.support.factories import credit_issued, credit_reversed
 from tests.support.infra import Infra
 from tests.support.kafka import send_envelopes
 from tests.support.onboarding import (
+    MIDDLING,
     SMALL_PROGRAM,
     PartnerSites,
     active_partner,
@@ -45,19 +46,6 @@ pytestmark = pytest.mark.integration
 
 
 sites, onboarding = onboarding_proving_domains_fixtures("onboarding")
-
-
-MIDDLING = {
-    "partner_type": "var_reseller",
-    "regions": ["US"],
-    "products": ["data", "widgets"],
-    "competencies_claimed": ["data"],
-    "industries": ["retail", "gaming"],
-    "segments": ["mid_market"],
-    "annual_revenue": "2000000",
-    "years_in_business": 5,
-    "certified_staff": 3,
-}
 
 
 async def publish(infra: Infra, payload: EventPayload, key: str) -> Envelope[Any]:

@@ -157,6 +157,20 @@ async def publish_resource(
     return published
 
 
+# Figures SMALL_PROGRAM scores between its bars: the application waits for a manager's review.
+MIDDLING = {
+    "partner_type": "var_reseller",
+    "regions": ["US"],
+    "products": ["data", "widgets"],
+    "competencies_claimed": ["data"],
+    "industries": ["retail", "gaming"],
+    "segments": ["mid_market"],
+    "annual_revenue": "2000000",
+    "years_in_business": 5,
+    "certified_staff": 3,
+}
+
+
 def weak_application(domain: str) -> dict[str, Any]:
     """A `POST /applications` body the scoring rejects at once: a one-year-old affiliate with
     no certified staff, selling what no program sells where no program looks."""
@@ -402,6 +416,20 @@ async def onboarding_proving_domains(
         ONBOARDING_VERIFICATION_SITE=sites.template,
     ) as url:
         yield url
+
+
+def onboarding_fixture(folder: str, program: dict[str, Any] = SMALL_PROGRAM) -> Callable[..., Any]:
+    """A test module's module-scoped `onboarding` fixture: the URL of one onboarding process run
+    by `program` from a temporary `folder` (`onboarding = onboarding_fixture("name")`)."""
+
+    @pytest.fixture(scope="module")
+    async def onboarding(
+        infra: Infra, tmp_path_factory: pytest.TempPathFactory
+    ) -> AsyncIterator[str]:
+        async with onboarding_process(infra, tmp_path_factory.mktemp(folder), program) as url:
+            yield url
+
+    return onboarding
 
 
 def onboarding_proving_domains_fixtures(folder: str) -> tuple[Callable[..., Any], ...]:
