@@ -32,6 +32,11 @@ manager_session = role_session("this page", Role.CHANNEL_MANAGER)
 
 
 ManagerDep = Annotated[Session, Depends(manager_session)]
+# Applications on the page: each waiting queue up to a full page of onboarding's, and the
+# scoring's latest rejections (public intake: a flood of weak applications must not bury the
+# page, nor push the ones waiting out of it).
+WAITING_SHOWN = 500
+REJECTED_SHOWN = 20
 
 
 def review_queue(registrations: list[Any]) -> list[Any]:
@@ -94,19 +99,25 @@ async def decided(
 async def applications_page(
     request: Request, session: Session, backends: BackendsDep, message: str = "", status: int = 200
 ) -> Response:
-    # Every application waits for a manager; qualification only recommends an outcome.
-    outcomes = ("review", "approve", "reject")
-    answers = await asyncio.gather(
-        *(backends.get(session, "onboarding", "/applications", outcome=o) for o in outcomes)
+    # An application the scoring sent to review or recommends waits for a manager (the scoring
+    # approves no one by itself); one it rejected is decided, so it is listed without a form.
+    outcomes = ("review", "approve")
+    *answers, rejected = await asyncio.gather(
+        *(
+            backends.get(session, "onboarding", "/applications", outcome=o, limit=WAITING_SHOWN)
+            for o in outcomes
+        ),
+        backends.get(
+            session, "onboarding", "/applications", outcome="reject", limit=REJECTED_SHOWN
+        ),
     )
     waiting = [
         {**application, "recommended": recommended}
         for recommended, listed in zip(outcomes, answers, strict=True)
         for application in listed
     ]
-    return form_page(
-        request, "console_applications.html", {"applications": waiting}, message, status
-    )
+    context = {"applications": waiting, "rejected": rejected, "rejected_shown": REJECTED_SHOWN}
+    return form_page(request, "console_applications.html", context, message, status)
 
 
 async def mdf_page(

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -372,3 +372,48 @@ def test_an_id_from_a_page_address_is_one_path_segment_at_the_service(
             answer = client.get(page) if method == "GET" else client.post(page, data=fields)
     assert answer.status_code == 404, answer.text
     assert arrived in Recorder.seen, Recorder.seen
+
+
+def application(partner_id: str, reason: str) -> dict[str, Any]:
+    company = {"company_name": f"Company {partner_id}", "partner_type": "isv"}
+    return {
+        "partner_id": partner_id,
+        **company,
+        "domain": f"{partner_id}.example",
+        "reason": reason,
+    }
+
+
+class Applications(QuietHandler):
+    """Onboarding's applications by outcome (one of each), each query as it arrived."""
+
+    asked: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        Applications.asked.append(urlsplit(self.path).query)
+        outcome = parse_qs(urlsplit(self.path).query)["outcome"][0]
+        self.send_json(200, [application(f"p-{outcome}", f"scored {outcome}")])
+
+
+def test_only_applications_a_manager_can_decide_carry_a_decision_form() -> None:
+    """Found in the code: the page asked for every outcome and gave the scoring's rejections
+    (as many as onboarding kept, the oldest first) a decision form that could only answer 409;
+    a flood of weak applications through the public intake filled the page."""
+    Applications.asked = []
+    with (
+        LocalServer(Applications) as services,
+        signed_in(settings({"onboarding": services.url}), MANAGER) as client,
+    ):
+        page = client.get("/console/applications")
+    assert page.status_code == 200, page.text
+    for waiting in ("p-review", "p-approve"):
+        assert f'action="/console/applications/{waiting}/decision"' in page.text
+    assert 'id="rejected-p-reject"' in page.text
+    assert "scored reject" in page.text
+    assert "/console/applications/p-reject/decision" not in page.text
+    asked = sorted(Applications.asked)
+    assert asked == [
+        "outcome=approve&limit=500",
+        "outcome=reject&limit=20",
+        "outcome=review&limit=500",
+    ]
