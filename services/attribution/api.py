@@ -252,11 +252,19 @@ async def get_unmatched_deals(
 
 
 @router.get("/credits/parked", tags=["queries"])
-async def get_parked_credits(who: AdminDep, platform: PlatformDep) -> list[ParkedCreditOut]:
+async def get_parked_credits(
+    who: AdminDep,
+    platform: PlatformDep,
+    after: Annotated[DealKey | None, Query(description="the last deal key of the page before")] = (
+        None
+    ),
+    limit: Annotated[int, Query(ge=1, le=500, description="deals on the page")] = 100,
+) -> list[ParkedCreditOut]:
     """Credits won deals do not pay out, with why: the share of a partner out of the programme
-    when the deal was won (withheld), a deal won without an amount."""
+    when the deal was won (withheld), a deal won without an amount. A page of whole deals in
+    key order (all of a deal's rows on one page)."""
     async with platform.pool.acquire() as conn:
-        return await views.parked_credits(conn)
+        return await views.parked_credits_page(conn, after or "", limit)
 
 
 async def _link_out(conn: Connection, source: CrmSource, external_id: str) -> CrmLinkOut:

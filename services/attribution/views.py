@@ -123,14 +123,33 @@ async def deal_view(
     )
 
 
-async def parked_credits(conn: Connection, deal_key: str | None = None) -> list[ParkedCreditOut]:
-    """Credits won deals do not pay out (domain/parking.py), oldest first: a share withheld
-    from a partner out of the programme, or a deal won without an amount."""
+# A page of whole deals in key order: the deals after the one named, then all their rows.
+PARKED_PAGE_SQL = """
+SELECT * FROM parked_credits
+WHERE deal_key IN (SELECT DISTINCT deal_key FROM parked_credits WHERE deal_key > $1
+                   ORDER BY deal_key LIMIT $2)
+ORDER BY deal_key, partner_id NULLS FIRST, kind
+"""
+
+
+async def parked_credits_page(conn: Connection, after: str, limit: int) -> list[ParkedCreditOut]:
+    """Credits won deals do not pay out (domain/parking.py), `limit` deals after the key
+    `after`, each with all its rows: a share withheld from a partner out of the programme, or
+    a deal won without an amount."""
+    return _parked(await conn.fetch(PARKED_PAGE_SQL, after, limit))
+
+
+async def parked_credits(conn: Connection, deal_key: str) -> list[ParkedCreditOut]:
+    """What one deal parks (its attribution shows it to a manager)."""
     rows = await conn.fetch(
-        """SELECT * FROM parked_credits WHERE $1::text IS NULL OR deal_key = $1
-           ORDER BY parked_at, deal_key, partner_id NULLS FIRST, kind""",
+        """SELECT * FROM parked_credits WHERE deal_key = $1
+           ORDER BY partner_id NULLS FIRST, kind""",
         deal_key,
     )
+    return _parked(rows)
+
+
+def _parked(rows: Sequence[Any]) -> list[ParkedCreditOut]:
     return [
         from_row(
             ParkedCreditOut,

@@ -18,7 +18,7 @@ from shared.events.crm import CrmSource
 from shared.events.opportunities import DealStateChanged
 from shared.events.partners import PartnerChange, PartnerStatus
 from shared.topics import DEAL_OPPORTUNITIES, PARTNER_LIFECYCLE
-from tests.support.attribution import CrmDeal, approved_registration, closed_won
+from tests.support.attribution import CrmDeal, approved_registration, closed_won, parked_pages
 from tests.support.factories import partner_state_changed
 from tests.support.infra import Infra
 from tests.support.kafka import publish
@@ -215,7 +215,7 @@ async def test_a_partner_expelled_before_the_win_gets_no_credit_and_its_share_is
         assert f"partner {expelled} was expelled (since" in parked["reason"]
         assert f"when the deal was won at {won_at.isoformat()}" in parked["reason"]
         assert "withheld, not given to the deal's other partners" in parked["reason"]
-        listed = (await client.get("/credits/parked", headers=ADMIN)).json()
+        listed = [row for page in await parked_pages(client) for row in page]
         assert parked in listed
         refused = await client.get("/credits/parked", headers=auth(co_seller))
         assert refused.status_code == 403
@@ -292,7 +292,7 @@ async def test_a_won_deal_whose_amount_the_crm_cleared_is_parked_until_it_has_on
     )
     assert dead == 0
     async with httpx.AsyncClient(base_url=service, timeout=30) as client:
-        listed = (await client.get("/credits/parked", headers=ADMIN)).json()
+        listed = [row for page in await parked_pages(client) for row in page]
     assert [p["reason"] for p in listed if p["deal_key"] == deal.key] == [parked[0][1]]
 
     await publish_deal(infra, deal, revision(3, "25000"))
@@ -306,3 +306,43 @@ async def test_a_won_deal_whose_amount_the_crm_cleared_is_parked_until_it_has_on
         "SELECT count(*) FROM attribution.parked_credits WHERE deal_key = $1", deal.key
     )
     assert left == 0
+
+
+async def test_parked_credits_page_whole_deals_in_key_order(
+    service: str, admin_db: asyncpg.Connection
+) -> None:
+    """The list grows with every withheld share and every deal won without an amount: it
+    comes a page of deals at a time, each deal's rows together on one page."""
+    run = uuid.uuid4().hex[:8]
+    rows = [
+        (f"salesforce:park-{run}-{deal}", partner, kind)
+        for deal, shares in ((1, 3), (2, 1), (3, 2), (4, 1), (5, 3))
+        for partner, kind in ([(None, None)] if shares == 1 else [])
+        + [(f"p{i}-{run}", "sourced") for i in range(shares if shares > 1 else 0)]
+    ]
+    await admin_db.executemany(
+        """INSERT INTO attribution.parked_credits (deal_key, partner_id, kind, amount, currency,
+               reason) VALUES ($1, $2, $3, CASE WHEN $2::text IS NULL THEN NULL ELSE 10 END,
+               'USD', 'paging')""",
+        rows,
+    )
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        pages = await parked_pages(client, limit=2)
+        refused = await client.get("/credits/parked", params={"limit": 501}, headers=ADMIN)
+    assert refused.status_code == 422
+    keys_by_page = [[row["deal_key"] for row in page] for page in pages]
+    assert all(len(set(keys)) <= 2 for keys in keys_by_page)
+    every_key = [key for keys in keys_by_page for key in keys]
+    assert every_key == sorted(every_key)
+    pages_of_deal: dict[str, set[int]] = {}
+    for number, keys in enumerate(keys_by_page):
+        for key in keys:
+            pages_of_deal.setdefault(key, set()).add(number)
+    assert all(len(numbers) == 1 for numbers in pages_of_deal.values())
+    ours = [
+        (row["deal_key"], row["partner_id"], row["kind"])
+        for page in pages
+        for row in page
+        if row["reason"] == "paging" and run in row["deal_key"]
+    ]
+    assert ours == sorted(rows, key=lambda r: (r[0], r[1] is not None, r[1] or ""))

@@ -28,6 +28,7 @@ from shared.topics import ATTRIBUTION_CREDITS, DEAL_OPPORTUNITIES, Topic
 from tests.support.factories import deal_state_changed
 from tests.support.infra import Infra
 from tests.support.kafka import publish, wait_for_keyed
+from tests.support.tokens import ADMIN
 
 
 class _SetAsideConsumer:
@@ -226,3 +227,21 @@ async def credit_events(infra: Infra, deal: Deal, count: int) -> list[Envelope[A
         else Envelope[CreditReversed].model_validate(r)
         for r in raw
     ]
+
+
+async def parked_pages(client: Any, limit: int = 500) -> list[list[Any]]:
+    """Every page of `GET /credits/parked` (`client`: an httpx.AsyncClient on attribution, as
+    a manager), following each page's last deal key until a page comes back empty."""
+    pages: list[list[Any]] = []
+    after: dict[str, str] = {}
+    while True:
+        answer = await client.get(
+            "/credits/parked", params={"limit": limit, **after}, headers=ADMIN
+        )
+        assert answer.status_code == 200, answer.text
+        page = answer.json()
+        if not page:
+            return pages
+        assert not after or page[0]["deal_key"] > after["after"], "the page did not move on"
+        pages.append(page)
+        after = {"after": page[-1]["deal_key"]}
