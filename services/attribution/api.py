@@ -218,10 +218,22 @@ async def post_crm_link_removal(
 
 @router.get("/crm-links", tags=["crm-links"])
 async def get_crm_links(
-    who: AdminDep, platform: PlatformDep, status: LinkStatus | None = None
+    who: AdminDep,
+    platform: PlatformDep,
+    status: LinkStatus | None = None,
+    after: Annotated[
+        DealKey | None,
+        Query(description="source:external_id of the last link of the page before"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[CrmLinkOut]:
+    """Links in (source, external_id) order, a page of `limit` after the one `after` names
+    (spelt as a deal key is: `salesforce:001...`)."""
+    source, external_id = after.split(":", 1) if after else ("", "")
     async with platform.pool.acquire() as conn:
-        return await views.crm_links(conn, None if status is None else status.value)
+        return await views.crm_links(
+            conn, None if status is None else status.value, (source, external_id), limit
+        )
 
 
 @router.get("/crm-links/unmatched", tags=["crm-links"])

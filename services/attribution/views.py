@@ -243,11 +243,22 @@ def _health_out(config: AttributionConfig, partner_id: str, inputs: HealthInputs
     )
 
 
-async def crm_links(conn: Connection, status: str | None) -> list[CrmLinkOut]:
+CRM_LINKS_SQL = """
+SELECT * FROM crm_links
+WHERE ($1::text IS NULL OR status = $1) AND (source, external_id) > ($2, $3)
+ORDER BY source, external_id LIMIT $4
+"""
+
+
+async def crm_links(
+    conn: Connection, status: str | None, after: tuple[str, str], limit: int
+) -> list[CrmLinkOut]:
+    """A page of links (of one status) in key order, after the (source, external_id) given."""
     rows = await conn.fetch(
-        """SELECT * FROM crm_links WHERE ($1::text IS NULL OR status = $1)
-           ORDER BY source, external_id""",
+        CRM_LINKS_SQL,
         status,
+        *after,
+        limit,
     )
     return [_link_out(r) for r in rows]
 

@@ -152,7 +152,7 @@ async def links_page(
     request: Request, session: Session, backends: BackendsDep, message: str = "", status: int = 200
 ) -> Response:
     proposed, unmatched, held = await asyncio.gather(
-        backends.get(session, "attribution", "/crm-links", status="proposed"),
+        backends.get(session, "attribution", "/crm-links", status="proposed", limit=500),
         backends.get(session, "attribution", "/crm-links/unmatched"),
         backends.get(session, "incentives", "/credits/held", limit=200),
     )

@@ -36,7 +36,9 @@ from tests.support.attribution import (
     active_credits,
     approved_registration,
     credit_events,
+    every_page,
     from_deals,
+    link_key,
 )
 from tests.support.factories import (
     partner_enablement_measured,
@@ -647,7 +649,8 @@ async def test_an_unmatched_crm_partner_reference_pays_no_one_until_a_manager_li
         assert ("salesforce", reference) not in {(u["source"], u["partner_ref"]) for u in unmatched}
         linked = await client.get("/crm-links/unmatched/deals", headers=ADMIN, params=of_reference)
         assert linked.json() == []
-        listed = (await client.get("/crm-links?status=confirmed", headers=ADMIN)).json()
+        pages = await every_page(client, "/crm-links", link_key, status="confirmed")
+        listed = [link for page in pages for link in page]
         assert {"external_id": reference, "partner_id": partner}.items() <= next(
             link for link in listed if link["external_id"] == reference
         ).items()

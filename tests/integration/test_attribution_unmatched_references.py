@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from services.attribution.views import (
+    CRM_LINKS_SQL,
     UNMATCHED_DEALS_SQL,
     UNMATCHED_REFERENCES_SQL,
+    crm_links,
     unmatched_deals,
     unmatched_references,
 )
@@ -162,3 +164,23 @@ async def test_a_references_deals_page_by_key_and_stop_once_linked(populated: Po
         for d in wanted
     ]
     assert (matched, by_identity) == ([], [])
+
+
+async def test_links_page_in_key_order_and_proposals_read_their_own_index(populated: Pool) -> None:
+    """The console's proposals waiting for a manager are 20 of 3,720 links."""
+    proposed_page = ("proposals", CRM_LINKS_SQL, ("proposed", "", "", 7), 7, {"crm_links_proposed"})
+    await read_no_whole_table(populated, "crm_links", 3_720, [proposed_page])
+    async with populated.acquire() as conn:
+        every = await conn.fetch("SELECT * FROM crm_links ORDER BY source, external_id")
+        paged: dict[str | None, list[Any]] = {}
+        for status in ("proposed", "confirmed", None):
+            after = ("", "")
+            while page := await crm_links(conn, status, after, 7 if status else 500):
+                paged.setdefault(status, []).extend(page)
+                after = (page[-1].source, page[-1].external_id)
+    for status, links in paged.items():
+        wanted = [r for r in every if status is None or r["status"] == status]
+        assert [(link.source, link.external_id, link.status) for link in links] == [
+            (r["source"], r["external_id"], r["status"]) for r in wanted
+        ]
+    assert (len(paged["proposed"]), len(paged["confirmed"]), len(paged[None])) == (20, 3_700, 3_720)

@@ -229,19 +229,30 @@ async def credit_events(infra: Infra, deal: Deal, count: int) -> list[Envelope[A
     ]
 
 
-async def parked_pages(client: Any, limit: int = 500) -> list[list[Any]]:
-    """Every page of `GET /credits/parked` (`client`: an httpx.AsyncClient on attribution, as
-    a manager), following each page's last deal key until a page comes back empty."""
+async def every_page(
+    client: Any, path: str, cursor: Callable[[Any], str], limit: int = 500, **query: str
+) -> list[list[Any]]:
+    """Every page of a keyset-paged list of attribution's (`client`: an httpx.AsyncClient on
+    it, as a manager): each next page after `cursor` of the page's last item, until one comes
+    back empty; each page must start past the one before."""
     pages: list[list[Any]] = []
     after: dict[str, str] = {}
     while True:
-        answer = await client.get(
-            "/credits/parked", params={"limit": limit, **after}, headers=ADMIN
-        )
+        answer = await client.get(path, params={**query, "limit": limit, **after}, headers=ADMIN)
         assert answer.status_code == 200, answer.text
         page = answer.json()
         if not page:
             return pages
-        assert not after or page[0]["deal_key"] > after["after"], "the page did not move on"
+        assert not after or cursor(page[0]) > after["after"], "the page did not move on"
         pages.append(page)
-        after = {"after": page[-1]["deal_key"]}
+        after = {"after": cursor(page[-1])}
+
+
+async def parked_pages(client: Any, limit: int = 500) -> list[list[Any]]:
+    """Every page of `GET /credits/parked`, a deal's rows together on one."""
+    return await every_page(client, "/credits/parked", lambda row: row["deal_key"], limit)
+
+
+def link_key(link: Any) -> str:
+    """A listed link's place in `GET /crm-links`' order, as its `after` spells it."""
+    return f"{link['source']}:{link['external_id']}"
