@@ -295,12 +295,21 @@ async def answer_survey(
 
 
 @router.get("/surveys/{survey_id}/answers", tags=["voice"])
-async def list_answers(survey_id: uuid.UUID, who: AdminDep, platform: PlatformDep) -> AnswerList:
-    """Every answer with its comment, for the channel team to follow up."""
+async def list_answers(
+    survey_id: uuid.UUID,
+    who: AdminDep,
+    platform: PlatformDep,
+    after: Annotated[
+        uuid.UUID | None, Query(description="`next_after` of the page before (an answer_id)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> AnswerList:
+    """The answers with their comments, for the channel team to follow up, in the order they
+    came, a page at a time."""
     async with platform.pool.acquire() as conn:
         if await views.survey_for(conn, survey_id, None) is None:
             raise NotFound(f"survey {survey_id} not found")
-        return await views.answers(conn, survey_id)
+        return await views.answers(conn, survey_id, after, limit)
 
 
 @router.put("/council/members/{partner_id}", tags=["council"])

@@ -331,6 +331,9 @@ class AnswerOut(BaseModel):
 
 class AnswerList(BaseModel):
     items: list[AnswerOut]
+    next_after: uuid.UUID | None = Field(
+        description="`after` for the next page; null: this page is the last"
+    )
 
 
 class CouncilMemberIn(_Request):

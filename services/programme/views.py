@@ -32,6 +32,7 @@ from services.programme.schemas import (
     SurveyOut,
 )
 from shared.db import Connection, from_row
+from shared.errors import Unprocessable
 from shared.identity import Caller
 
 
@@ -540,15 +541,29 @@ async def surveys(conn: Connection, who: Caller) -> SurveyList:
     return SurveyList(items=[await survey_out(conn, row, who) for row in rows])
 
 
-async def answers(conn: Connection, survey_id: uuid.UUID) -> AnswerList:
-    rows = await conn.fetch(
-        """SELECT answer_id, survey_id, partner_id, respondent, score, comment, tier, answered_at
-           FROM survey_answers WHERE survey_id = $1 ORDER BY answered_at, answer_id""",
-        survey_id,
-    )
-    return AnswerList(
-        items=[AnswerOut(**dict(row), category=category(row["score"]).value) for row in rows]
-    )
+# A survey's answers in the order they came, a page after the answer a caller names.
+ANSWERS_SQL = """
+SELECT answer_id, survey_id, partner_id, respondent, score, comment, tier, answered_at
+FROM survey_answers
+WHERE survey_id = $1
+  AND ($2::uuid IS NULL OR (answered_at, answer_id) > (
+      SELECT answered_at, answer_id FROM survey_answers WHERE answer_id = $2))
+ORDER BY answered_at, answer_id LIMIT $3
+"""
+
+
+async def answers(
+    conn: Connection, survey_id: uuid.UUID, after: uuid.UUID | None, limit: int
+) -> AnswerList:
+    """A page of a survey's answers (422 if `after` is not one of them)."""
+    if after is not None and not await conn.fetchval(
+        "SELECT true FROM survey_answers WHERE answer_id = $1 AND survey_id = $2", after, survey_id
+    ):
+        raise Unprocessable(f"after names no answer to survey {survey_id}: {after}")
+    rows = await conn.fetch(ANSWERS_SQL, survey_id, after, limit + 1)
+    items = [AnswerOut(**dict(row), category=category(row["score"]).value) for row in rows]
+    more = len(items) > limit
+    return AnswerList(items=items[:limit], next_after=items[limit - 1].answer_id if more else None)
 
 
 def meeting_out(row: dict[str, Any]) -> MeetingOut:

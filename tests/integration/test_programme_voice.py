@@ -108,6 +108,17 @@ async def test_a_survey_reaches_partners_is_answered_once_per_person_and_gives_n
         again = await client.post(url, headers=person(gold, "ann"), json={"score": 0})
         assert again.status_code == 409
         assert "already answered" in again.text
+        # a manager reads them in the order they came, a page at a time
+        first = (await client.get(url, headers=ADMIN, params={"limit": 2})).json()
+        rest = await client.get(url, headers=ADMIN, params={"after": first["next_after"]})
+        assert [a["score"] for a in first["items"]] == [10, 6]
+        assert first["next_after"] == first["items"][-1]["answer_id"]
+        assert ([a["score"] for a in rest.json()["items"]], rest.json()["next_after"]) == (
+            [8],
+            None,
+        )
+        stray = await client.get(url, headers=ADMIN, params={"after": str(uuid.uuid4())})
+        assert (stray.status_code, "after names no answer" in stray.text) == (422, True)
         # a partner not asked cannot see or answer it; a manager does not answer
         stranger = await client.post(url, headers=auth(bronze), json={"score": 5})
         assert stranger.status_code in (403, 404)  # suspended: refused before anything else
