@@ -25,6 +25,7 @@ from services.attribution.schemas import (
     HealthOut,
     HealthRunIn,
     HealthRunOut,
+    LinkPosition,
     ParkedCreditOut,
     RevenueOut,
     SettlementOut,
@@ -222,8 +223,7 @@ async def get_crm_links(
     platform: PlatformDep,
     status: LinkStatus | None = None,
     after: Annotated[
-        DealKey | None,
-        Query(description="source:external_id of the last link of the page before"),
+        LinkPosition | None, Query(description="source:external_id of the last link before")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[CrmLinkOut]:

@@ -11,7 +11,7 @@ from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.corrections import Settlement
 from services.attribution.domain.touchpoints import ReportedKind
 from shared.events.crm import CrmSource
-from shared.inputs import AsOf, DealKey, Ident, Instant
+from shared.inputs import AsOf, DealKey, Ident, Instant, as_ident
 
 
 class TouchpointIn(BaseModel):
@@ -298,6 +298,18 @@ def _one_path_segment(reference: str) -> str:
 
 
 LinkReference = Annotated[Ident, Field(max_length=200), AfterValidator(_one_path_segment)]
+
+LinkPosition = Annotated[
+    str,
+    Field(
+        max_length=max(len(s.value) for s in CrmSource) + 1 + 200,
+        pattern="^(" + "|".join(s.value for s in CrmSource) + "):.+$",
+        description="a link's place in the list: its source:external_id",
+        examples=["salesforce:001Ho00000PARTNER"],
+    ),
+    AfterValidator(as_ident),
+]
+"""Where a page of links starts: long enough for any source with the longest reference."""
 
 
 class CrmLinkIn(BaseModel):

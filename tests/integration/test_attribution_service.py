@@ -662,6 +662,23 @@ async def test_an_unmatched_crm_partner_reference_pays_no_one_until_a_manager_li
     assert await active_credits(admin_db, deal.key) == []
 
 
+async def test_links_page_past_a_reference_of_the_longest_length(service: str) -> None:
+    """A link's place is its source, a colon and its reference (up to 200 characters): a page
+    must be able to start after the longest one, from any CRM."""
+    reference = f"{uuid.uuid4().hex}-" + "r" * 167
+    assert len(reference) == 200
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        body = {"source": "microsoft", "external_id": reference, "partner_id": "p-long"}
+        proposed = await client.post("/crm-links", headers=ADMIN, json=body)
+        assert proposed.status_code == 201, proposed.text
+        pages = await every_page(client, "/crm-links", link_key, limit=1, status="proposed")
+        refused = await client.get(
+            "/crm-links", headers=ADMIN, params={"after": "crm:" + reference}
+        )
+    assert any(link["external_id"] == reference for page in pages for link in page)
+    assert refused.status_code == 422, refused.text
+
+
 async def test_a_reference_that_is_a_partner_id_counts_only_once_confirmed(
     infra: Infra, service: str, admin_db: asyncpg.Connection
 ) -> None:
