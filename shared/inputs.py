@@ -455,10 +455,13 @@ checked by the model that knows the currency: `check_money(amount, currency)`)."
 
 PositiveMoney = Annotated[Money, Field(gt=0)]
 
+# A deal key is `source:source_id`, and a source id may be two identifiers (HubSpot's is
+# `portal:deal`), each up to IDENT_MAX: a key the adapters accepted must be one a caller can name.
+DEAL_KEY_MAX = max(len(source.value) for source in CrmSource) + 1 + 2 * IDENT_MAX + 1
 DealKey = Annotated[
     str,
     Field(
-        max_length=IDENT_MAX,
+        max_length=DEAL_KEY_MAX,
         pattern="^(" + "|".join(source.value for source in CrmSource) + "):.+$",
         description="source:source_id of a CRM opportunity (the source one of the CRMs)",
         examples=["salesforce:0065g00000XyZaAAAV"],

@@ -17,6 +17,7 @@ import pytest
 from shared.events.crm import CrmSource
 from shared.events.opportunities import DealStateChanged
 from shared.events.partners import PartnerChange, PartnerStatus
+from shared.inputs import DEAL_KEY_MAX
 from shared.topics import DEAL_OPPORTUNITIES, PARTNER_LIFECYCLE
 from tests.support.attribution import CrmDeal, approved_registration, closed_won, parked_pages
 from tests.support.factories import partner_state_changed
@@ -314,8 +315,11 @@ async def test_parked_credits_page_whole_deals_in_key_order(
     """The list grows with every withheld share and every deal won without an amount: it
     comes a page of deals at a time, each deal's rows together on one page."""
     run = uuid.uuid4().hex[:8]
+    # Deal 5's key is as long as a HubSpot key may be (two 200-character ids), past 200 itself.
+    keys = {deal: f"salesforce:park-{run}-{deal}" for deal in range(1, 5)}
+    keys[5] = f"hubspot:{'9' * 200}:park-{run}-5".ljust(DEAL_KEY_MAX, "x")
     rows = [
-        (f"salesforce:park-{run}-{deal}", partner, kind)
+        (keys[deal], partner, kind)
         for deal, shares in ((1, 3), (2, 1), (3, 2), (4, 1), (5, 3))
         for partner, kind in ([(None, None)] if shares == 1 else [])
         + [(f"p{i}-{run}", "sourced") for i in range(shares if shares > 1 else 0)]
@@ -329,6 +333,10 @@ async def test_parked_credits_page_whole_deals_in_key_order(
     async with httpx.AsyncClient(base_url=service, timeout=30) as client:
         pages = await parked_pages(client, limit=2)
         refused = await client.get("/credits/parked", params={"limit": 501}, headers=ADMIN)
+        past_the_longest = await client.get(
+            "/credits/parked", params={"after": keys[5], "limit": 1}, headers=ADMIN
+        )
+    assert past_the_longest.status_code == 200, past_the_longest.text
     assert refused.status_code == 422
     keys_by_page = [[row["deal_key"] for row in page] for page in pages]
     assert all(len(set(keys)) <= 2 for keys in keys_by_page)
