@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,12 @@ from tests.support.incentives import (
     fund_state,
     funded_partner,
 )
-from tests.support.infra import Infra, ScratchService, migrated_pool, migrations_before
+from tests.support.infra import (
+    Infra,
+    ScratchService,
+    migrations_before,
+    scratch_pool_fixture,
+)
 from tests.support.processes import ADMIN, auth, service_fixture
 
 pytestmark = pytest.mark.integration
@@ -47,10 +51,7 @@ PROGRAMS = IncentivePrograms()  # gold MDF 2 %, USD
 WEBINAR = ("0.50", "Same webinar", "INV-2026-001")
 
 
-@pytest.fixture
-async def pool(scratch_service: ScratchService) -> AsyncIterator[Pool]:
-    async with migrated_pool(scratch_service, "incentives", MIGRATIONS, max_size=20) as pool:
-        yield pool
+pool = scratch_pool_fixture("incentives", MIGRATIONS, max_size=20)
 
 
 async def claim(

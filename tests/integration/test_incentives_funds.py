@@ -5,7 +5,6 @@ invariant (MDF ledger balance = what is left in the lots - deficit) after every 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -22,16 +21,13 @@ from shared.events import Envelope
 from shared.events.attribution import CreditReversed
 from tests.support.factories import credit_issued, credit_reversed
 from tests.support.incentives import MIGRATIONS, OUTBOX, apply_credit, fund_state
-from tests.support.infra import ScratchService, migrated_pool
+from tests.support.infra import scratch_pool_fixture
 
 pytestmark = pytest.mark.integration
 D = Decimal
 
 
-@pytest.fixture
-async def pool(scratch_service: ScratchService) -> AsyncIterator[Pool]:
-    async with migrated_pool(scratch_service, "incentives", MIGRATIONS) as pool:
-        yield pool
+pool = scratch_pool_fixture("incentives", MIGRATIONS)
 
 
 async def apply_reversal(

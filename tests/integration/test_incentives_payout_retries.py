@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,7 +21,11 @@ from shared.db import Pool, create_pool
 from shared.events.incentives import PayoutRecorded
 from tests.support.factories import credit_issued
 from tests.support.incentives import MIGRATIONS, OUTBOX, apply_credit
-from tests.support.infra import ScratchService, migrated_pool, migrations_before
+from tests.support.infra import (
+    ScratchService,
+    migrations_before,
+    scratch_pool_fixture,
+)
 from tests.support.outbox import event_json
 
 pytestmark = pytest.mark.integration
@@ -30,10 +33,7 @@ D = Decimal
 PROGRAMS = IncentivePrograms()
 
 
-@pytest.fixture
-async def pool(scratch_service: ScratchService) -> AsyncIterator[Pool]:
-    async with migrated_pool(scratch_service, "incentives", MIGRATIONS, max_size=20) as pool:
-        yield pool
+pool = scratch_pool_fixture("incentives", MIGRATIONS, max_size=20)
 
 
 async def earning_partner(pool: Pool) -> tuple[str, Decimal]:

@@ -9,7 +9,6 @@ stored before keep their window, counted from their campaign's end."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -36,7 +35,11 @@ from tests.support.incentives import (
     fund_state,
     funded_partner,
 )
-from tests.support.infra import ScratchService, migrated_pool, migrations_before
+from tests.support.infra import (
+    ScratchService,
+    migrations_before,
+    scratch_pool_fixture,
+)
 from tests.support.outbox import event_json
 from tests.support.polling import eventually
 
@@ -44,10 +47,7 @@ pytestmark = pytest.mark.integration
 D = Decimal
 
 
-@pytest.fixture
-async def pool(scratch_service: ScratchService) -> AsyncIterator[Pool]:
-    async with migrated_pool(scratch_service, "incentives", MIGRATIONS) as pool:
-        yield pool
+pool = scratch_pool_fixture("incentives", MIGRATIONS)
 
 
 def today() -> date:

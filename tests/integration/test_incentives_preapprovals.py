@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -41,7 +40,7 @@ from tests.support.incentives import (
     partner_at_tier,
     publish_credits,
 )
-from tests.support.infra import Infra, ScratchService, migrated_pool
+from tests.support.infra import Infra, scratch_pool_fixture
 from tests.support.kafka import publish, wait_for_keyed
 from tests.support.outbox import event_json
 from tests.support.polling import eventually
@@ -51,10 +50,7 @@ pytestmark = pytest.mark.integration
 D = Decimal
 
 
-@pytest.fixture
-async def pool(scratch_service: ScratchService) -> AsyncIterator[Pool]:
-    async with migrated_pool(scratch_service, "incentives", MIGRATIONS) as pool:
-        yield pool
+pool = scratch_pool_fixture("incentives", MIGRATIONS)
 
 
 async def decide_on(pool: Pool, programs: IncentivePrograms, claim_id: str, approve: bool) -> Any:

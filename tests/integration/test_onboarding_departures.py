@@ -6,7 +6,6 @@ committed first, and the exam is applied after it."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from services.onboarding.people import add_person, leave
 from services.onboarding.statements import receive
 from shared.db import Pool
 from shared.outbox import Outbox
-from tests.support.infra import ROOT, ScratchService, migrated_pool
+from tests.support.infra import ROOT, scratch_pool_fixture
 from tests.support.onboarding import SMALL, activated_partner
 
 pytestmark = pytest.mark.integration
@@ -28,10 +27,7 @@ OUTBOX = Outbox("onboarding", "pollinate/onboarding")
 BY = "enablement-system"
 
 
-@pytest.fixture
-async def pool(scratch_service: ScratchService) -> AsyncIterator[Pool]:
-    async with migrated_pool(scratch_service, "onboarding", MIGRATIONS) as pool:
-        yield pool
+pool = scratch_pool_fixture("onboarding", MIGRATIONS)
 
 
 async def person(pool: Pool, partner_id: str, email: str, role: str) -> str:

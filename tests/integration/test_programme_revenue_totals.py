@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from itertools import groupby
 from pathlib import Path
@@ -26,7 +26,13 @@ from shared.events.attribution import CreditIssued, CreditKind, CreditReversed
 from shared.events.crm import Customer
 from shared.events.partners import PartnerStateChanged
 from tests.support import factories as f
-from tests.support.infra import ROOT, ScratchService, migrated_pool, migrations_before
+from tests.support.infra import (
+    ROOT,
+    ScratchService,
+    migrated_pool,
+    migrations_before,
+    scratch_pool_fixture,
+)
 from tests.support.locks import waiter_of
 
 pytestmark = pytest.mark.integration
@@ -198,10 +204,7 @@ def texts(rows: list[Any]) -> list[tuple[str, ...]]:
     return [tuple(str(value) for value in row.values()) for row in rows]
 
 
-@pytest.fixture
-async def pool(scratch_service: ScratchService) -> AsyncIterator[Pool]:
-    async with migrated_pool(scratch_service, "programme", MIGRATIONS) as pool:
-        yield pool
+pool = scratch_pool_fixture("programme", MIGRATIONS)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +140,20 @@ async def scratch_schema(infra: Infra) -> AsyncIterator[ScratchService]:
                 await admin.execute(f'DROP ROLE "{role}"')
         finally:
             await admin.close()
+
+
+def scratch_pool_fixture(
+    component: str, migrations: Path, max_size: int = 4
+) -> Callable[..., AsyncIterator[Pool]]:
+    """A test module's `pool` fixture: `migrated_pool` on each test's scratch schema
+    (`pool = scratch_pool_fixture("incentives", MIGRATIONS)`)."""
+
+    @pytest.fixture
+    async def pool(scratch_service: ScratchService) -> AsyncIterator[Pool]:
+        async with migrated_pool(scratch_service, component, migrations, max_size) as pool:
+            yield pool
+
+    return pool
 
 
 @asynccontextmanager
