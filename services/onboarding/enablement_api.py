@@ -207,8 +207,8 @@ async def list_people(partner_id: str, who: CallerDep, platform: PlatformDep) ->
 async def person_record(
     partner_id: str, person_id: str, who: CallerDep, platform: PlatformDep
 ) -> PersonRecordOut:
-    """One of the partner's people: their certifications and what each statement the learning
-    system sent about them did."""
+    """One of the partner's people: their certifications and what each of the latest 200
+    statements the learning system sent about them did."""
     own_partner(who, partner_id)
     return await enablement_views.person_record(
         platform.pool, partner_id, person_id, full=who.is_admin
@@ -346,5 +346,6 @@ async def programme_enablement(
 @admin.get("/xapi/waiting", tags=["xapi"])
 async def statements_waiting(_: AdminDep, platform: PlatformDep) -> list[WaitingActorOut]:
     """Actors of stored statements that are nobody's yet (no person registered with that
-    mailbox or account), with how many statements wait for them: who to register."""
+    mailbox or account), with how many statements wait for them: who to register (the 1,000
+    with the most waiting)."""
     return await enablement_views.waiting_actors(platform.pool)

@@ -268,8 +268,8 @@ async def send_survey(body: SurveyIn, who: AdminDep, platform: PlatformDep) -> S
 
 @router.get("/surveys", tags=["voice"])
 async def list_surveys(who: CallerDep, platform: PlatformDep) -> SurveyList:
-    """Channel managers: every survey with its results; a partner's people: those sent to
-    their partner, and whether they answered."""
+    """Channel managers: the latest 200 surveys with their results; a partner's people: the
+    latest 200 sent to their partner, and whether they answered."""
     async with platform.pool.acquire() as conn:
         return await views.surveys(conn, who)
 

@@ -529,7 +529,8 @@ async def survey_out(conn: Connection, row: Any, who: Caller) -> SurveyOut:
 
 
 async def surveys(conn: Connection, who: Caller) -> SurveyList:
-    """Channel managers: every survey; a partner's people: those sent to their partner."""
+    """Channel managers: the latest 200 surveys; a partner's people: the latest 200 sent to
+    their partner."""
     rows = await conn.fetch(
         f"""SELECT {SURVEY_COLUMNS} FROM surveys s
             WHERE $1::text IS NULL OR EXISTS (
