@@ -123,7 +123,11 @@ class FundOut(BaseModel):
     ledger_balance: Decimal
     deficit: Decimal
     reserved: Decimal = Field(description="held for approved MDF pre-approvals' claims")
-    lots: list[LotOut]
+    lots: list[LotOut] = Field(
+        description="in expiry order: every lot still holding money, and the lots (spent or "
+        "lapsed) that expire after `lots_since`; older ones are in the MDF entries"
+    )
+    lots_since: Timestamp = Field(description="90 days before the answer")
 
 
 class BalanceOut(BaseModel):

@@ -3,6 +3,7 @@ response models. No locks: a read sees the last committed state."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -36,20 +37,32 @@ MDF_COLUMNS = """seq, entry_id, partner_id, entry_type, rule, period, credit_id,
     basis, rate, uncapped_amount, amount, currency, note, reverses, programs_version,
     created_at, ingested_at"""
 CREDIT_AMOUNT: TypeAdapter[Decimal] = TypeAdapter(Amount4)
-# Read through mdf_lots_by_partner, in its order.
-FUND_LOTS_SQL = """SELECT lot_id, credit_id, amount, remaining, expired, expires_at FROM mdf_lots
-    WHERE partner_id = $1 ORDER BY expires_at, lot_id"""
+# A fund lists the lots that expire after $2 (spent, lapsed or live) and every lot still holding
+# money: a lot per MDF accrual, kept for years, so the list is bounded by time, not by history.
+# The two parts do not overlap; each is read through its own index (mdf_lots_by_partner from $2
+# on, mdf_lots_live before it), in expiry order.
+FUND_LOTS_SQL = """
+SELECT lot_id, credit_id, amount, remaining, expired, expires_at FROM mdf_lots
+WHERE partner_id = $1 AND remaining > 0 AND expires_at < $2
+UNION ALL
+SELECT lot_id, credit_id, amount, remaining, expired, expires_at FROM mdf_lots
+WHERE partner_id = $1 AND expires_at >= $2
+ORDER BY expires_at, lot_id"""
+# How long a lot that ended (spent or lapsed) stays in its fund's list after its expiry.
+ENDED_LOTS_SHOWN = timedelta(days=90)
 CLAIM_COLUMNS = """claim_id, partner_id, amount, currency, description, proof_reference, status,
     reason, requested_at, decided_at, preapproval_id"""
 
 
 async def fund(conn: Connection, partner_id: str) -> FundOut:
     """The fund as a partner sees it: what is available now, its MDF ledger balance, its
-    deficit and every lot."""
+    deficit, the lots holding money and those that ended in the last 90 days."""
     row = await conn.fetchrow(
         "SELECT deficit, reserved FROM mdf_funds WHERE partner_id = $1", partner_id
     )
-    lots = await conn.fetch(FUND_LOTS_SQL, partner_id)
+    at = now()
+    lots_since = at - ENDED_LOTS_SHOWN
+    lots = await conn.fetch(FUND_LOTS_SQL, partner_id, lots_since)
     held = Fund(
         partner_id,
         row["deficit"] if row else ZERO,
@@ -61,11 +74,12 @@ async def fund(conn: Connection, partner_id: str) -> FundOut:
     )
     return FundOut(
         partner_id=partner_id,
-        available=held.available(now()),
+        available=held.available(at),
         ledger_balance=balance,
         deficit=held.deficit,
         reserved=held.reserved,
         lots=[LotOut.model_validate(dict(r)) for r in lots],
+        lots_since=lots_since,
     )
 
 

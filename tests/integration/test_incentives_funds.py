@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 
+from services.incentives import views
 from services.incentives.clawbacks import reverse_credit
 from services.incentives.domain.claims import ClaimAsk, ClaimConflict
 from services.incentives.domain.programs import IncentivePrograms, Mdf
@@ -185,3 +186,40 @@ async def test_a_summarised_fund_reads_the_same_available_amount_as_its_lots(poo
     assert summarised["steady"].available(end) == D("55.00")  # 30 + (40 - 10) - 5 deficit
     assert summarised["expiring"].available(start) == D("80.00")
     assert summarised["expiring"].available(end) == D("60.00")
+
+
+async def test_a_fund_lists_the_lots_holding_money_and_those_ended_in_the_last_90_days(
+    pool: Pool,
+) -> None:
+    """A lot per MDF accrual, kept for years: the fund's list is bounded by time, never by the
+    partner's history, and still has every lot the fund's figures come from."""
+    at = datetime.now(UTC)
+    lots = {  # remaining, expired (of 100), expiry
+        "spent-long-ago": (0, 0, at - timedelta(days=200)),
+        "lapsed-long-ago": (0, 100, at - timedelta(days=100)),
+        "lapsed-lately": (0, 60, at - timedelta(days=30)),
+        "live-past-due": (25, 0, at - timedelta(days=200)),  # the expiry job has not run
+        "spent-live": (0, 0, at + timedelta(days=100)),
+        "live": (40, 0, at + timedelta(days=10)),
+    }
+    async with pool.acquire() as conn:
+        await conn.execute("INSERT INTO mdf_funds (partner_id, created_at) VALUES ('p', $1)", at)
+        for lot_id, (remaining, expired, expires_at) in lots.items():
+            await conn.execute(
+                """INSERT INTO mdf_lots (lot_id, partner_id, credit_id, amount, remaining,
+                       expired, expires_at, created_at) VALUES ($1, 'p', $1, 100, $2, $3, $4, $5)""",
+                lot_id,
+                remaining,
+                expired,
+                expires_at,
+                at - timedelta(days=400),
+            )
+        shown = await views.fund(conn, "p")
+    assert [lot.lot_id for lot in shown.lots] == [
+        "live-past-due",
+        "lapsed-lately",
+        "live",
+        "spent-live",
+    ]
+    assert shown.available == D(40)
+    assert at - timedelta(days=91) < shown.lots_since < at - timedelta(days=89)

@@ -13,7 +13,7 @@ import pytest
 
 from services.incentives.mdf_repository import PARTNERS_WITH_LOTS_DUE_SQL
 from services.incentives.payout_views import PARTNER_TOTALS_SQL, PAYOUTS_MADE_SQL, PERIODS_SQL
-from services.incentives.views import FUND_LOTS_SQL
+from services.incentives.views import ENDED_LOTS_SHOWN, FUND_LOTS_SQL
 from shared.db import Pool
 from tests.support.infra import ROOT, ScratchService
 from tests.support.plans import read_no_whole_table, seeded_pool, statements
@@ -69,13 +69,14 @@ async def test_mdf_lookups_read_their_index_not_every_lot(populated: Pool) -> No
             200,
             frozenset({"mdf_lots_live_by_expiry"}),
         ),
-        # A partner's fund view: its own lots, all of them, in expiry order.
+        # A partner's fund view: its own lots ending after a moment, and any still live before
+        # it, in expiry order.
         (
             "a partner's lots",
             FUND_LOTS_SQL,
-            ("p-42",),
+            ("p-42", datetime.now(UTC) - ENDED_LOTS_SHOWN),
             LOTS // 500,
-            frozenset({"mdf_lots_by_partner"}),
+            frozenset({"mdf_lots_by_partner", "mdf_lots_live"}),
         ),
     ]
     await read_no_whole_table(populated, "mdf_lots", LOTS, lookups)

@@ -58,6 +58,7 @@ def fund(*lots: LotOut) -> FundOut:
         deficit=D("0.00"),
         reserved=D("0.00"),
         lots=list(lots),
+        lots_since="2026-09-01T00:00:00+00:00",
     )
 
 
