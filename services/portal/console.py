@@ -1,4 +1,4 @@
-"""The channel-manager console: the review queue of registrations pending review (oldest first,
+"""The channel-manager console: the review queue of registrations pending review (soonest due first,
 with their conflict evidence) and approve/reject with a note; partner applications; MDF claims
 beside their fund's remaining balance; CRM-link confirmations, unmatched CRM deals and credits
 incentives holds."""
@@ -36,19 +36,17 @@ ManagerDep = Annotated[Session, Depends(manager_session)]
 # scoring's latest rejections (public intake: a flood of weak applications must not bury the
 # page, nor push the ones waiting out of it).
 WAITING_SHOWN = 500
+REVIEWS_SHOWN = 500
 REJECTED_SHOWN = 20
-
-
-def review_queue(registrations: list[Any]) -> list[Any]:
-    waiting = [r for r in registrations if r.get("status") == "pending_review"]
-    return sorted(waiting, key=lambda r: str(r.get("submitted_at", "")))
 
 
 async def queue_page(
     request: Request, session: Session, backends: BackendsDep, message: str = "", status: int = 200
 ) -> Response:
-    registrations = await backends.get(session, "deals", "/registrations", limit=500)
-    context = {"queue": review_queue(registrations)}
+    # Deals' review queue itself, soonest deadline first: the newest registrations filtered
+    # here lost a waiting one once 500 newer ones had come in.
+    queue = await backends.get(session, "deals", "/admin/reviews", limit=REVIEWS_SHOWN)
+    context = {"queue": queue}
     return form_page(request, "console.html", context, message, status)
 
 

@@ -417,3 +417,33 @@ def test_only_applications_a_manager_can_decide_carry_a_decision_form() -> None:
         "outcome=reject&limit=20",
         "outcome=review&limit=500",
     ]
+
+
+class Reviews(QuietHandler):
+    """Deals with one registration waiting for review (its queue) behind 500 newer ones that do
+    not wait (the newest registrations), each query as it arrived."""
+
+    asked: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        Reviews.asked.append(self.path)
+        if urlsplit(self.path).path == "/admin/reviews":
+            waiting = {"registration_id": "reg-old", "status": "pending_review"}
+            self.send_json(200, [{**waiting, "customer_name": "Old Co", "partner_id": "p1"}])
+        else:
+            newer = [{"registration_id": f"reg-{i}", "status": "approved"} for i in range(500)]
+            self.send_json(200, newer)
+
+
+def test_the_review_queue_is_deals_queue_not_the_newest_registrations_filtered() -> None:
+    """Found in the code: the console read the newest 500 registrations and kept those pending
+    review, so a registration waiting behind 500 newer ones was never shown to a manager."""
+    Reviews.asked = []
+    with (
+        LocalServer(Reviews) as services,
+        signed_in(settings({"deals": services.url}), MANAGER) as client,
+    ):
+        page = client.get("/console")
+    assert page.status_code == 200, page.text
+    assert "/console/registrations/reg-old" in page.text
+    assert Reviews.asked == ["/admin/reviews?limit=500"]

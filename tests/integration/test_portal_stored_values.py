@@ -58,7 +58,7 @@ class Stored(QuietHandler):
         elif path == "/applications":
             outcome = urlsplit(self.path).query
             self.send_json(200, [APPLICATION] if "outcome=review" in outcome else [])
-        elif path == "/registrations":
+        elif path in ("/registrations", "/admin/reviews"):
             self.send_json(200, [REGISTRATION])
         else:
             self.send_json(404, {"detail": "not found"})
