@@ -55,6 +55,7 @@ from shared.audit import record_action
 from shared.clock import now
 from shared.errors import Conflict, Unprocessable
 from shared.events.crm import CrmSource
+from shared.events.registrations import RegistrationStatus
 from shared.http import (
     UNPROCESSABLE_RESPONSE,
     AdminDep,
@@ -64,7 +65,7 @@ from shared.http import (
     Provided,
     acting_partner,
 )
-from shared.inputs import AsOf
+from shared.inputs import AsOf, Ident
 from shared.service import Platform
 
 router = APIRouter()
@@ -144,9 +145,20 @@ async def dry_run(
 
 @router.get("/registrations", tags=["registrations"])
 async def list_registrations(
-    who: CallerDep, platform: PlatformDep, limit: PageLimit = 100
+    who: CallerDep,
+    platform: PlatformDep,
+    limit: PageLimit = 100,
+    status: Annotated[
+        list[RegistrationStatus] | None,
+        Query(max_length=len(RegistrationStatus), description="only these (repeatable)"),
+    ] = None,
+    after: Annotated[
+        Ident | None, Query(description="the last registration_id of the page before")
+    ] = None,
 ) -> list[RegistrationOut]:
-    return await views.registrations(platform.pool, who, limit)
+    """The registrations the caller may see (a partner: its own), newest first, a page at a
+    time."""
+    return await views.registrations(platform.pool, who, limit, status, after)
 
 
 @router.get("/registrations/{registration_id}", tags=["registrations"])

@@ -25,8 +25,8 @@ from services.deals.schemas import (
     RegistrationOut,
 )
 from shared.db import Pool, from_row
-from shared.errors import NotFound
-from shared.events.registrations import ConflictInfo
+from shared.errors import NotFound, Unprocessable
+from shared.events.registrations import ConflictInfo, RegistrationStatus
 from shared.http import partner_scope
 from shared.identity import Caller
 
@@ -73,14 +73,35 @@ def registration_out(row: Row, who: Caller) -> RegistrationOut:
     return RegistrationOut.model_validate(out)
 
 
-async def registrations(pool: Pool, who: Caller, limit: int) -> list[RegistrationOut]:
-    """The newest registrations the caller may see (at most `limit`, 1..500)."""
-    rows = await pool.fetch(
-        f"""{_WITH_DECISION} WHERE ($1::text IS NULL OR r.partner_id = $1)
-            ORDER BY r.submitted_at DESC LIMIT $2""",
-        who.partner_id,
-        limit,
-    )
+# The caller's registrations (a partner: its own), of the statuses asked for, newest first; a
+# page starts after the registration a caller names (its place in that order).
+REGISTRATIONS_SQL = f"""{_WITH_DECISION}
+WHERE ($1::text IS NULL OR r.partner_id = $1)
+  AND ($2::text[] IS NULL OR r.status = ANY($2::text[]))
+  AND ($3::text IS NULL OR (r.submitted_at, r.registration_id) < (
+      SELECT submitted_at, registration_id FROM registrations WHERE registration_id = $3))
+ORDER BY r.submitted_at DESC, r.registration_id DESC LIMIT $4"""
+
+
+async def registrations(
+    pool: Pool,
+    who: Caller,
+    limit: int,
+    statuses: Sequence[RegistrationStatus] | None = None,
+    after: str | None = None,
+) -> list[RegistrationOut]:
+    """The newest registrations the caller may see (at most `limit`, 1..500), only those in
+    `statuses` if given, after the registration `after` (422 if the caller cannot see it)."""
+    async with pool.acquire() as conn:
+        if after is not None and not await conn.fetchval(
+            """SELECT true FROM registrations
+               WHERE registration_id = $1 AND ($2::text IS NULL OR partner_id = $2)""",
+            after,
+            who.partner_id,
+        ):
+            raise Unprocessable(f"after names no registration of yours: {after!r}")
+        wanted = None if statuses is None else [status.value for status in statuses]
+        rows = await conn.fetch(REGISTRATIONS_SQL, who.partner_id, wanted, after, limit)
     return [registration_out(r, who) for r in rows]
 
 
