@@ -187,8 +187,12 @@ async def registrations_page(
     status: int = 200,
     form: dict[str, Any] | None = None,
 ) -> Response:
-    """The partner's registrations under the form: a refused one's `form` is filled in again."""
-    context = {"rows": await views.registrations(backends, session), "form": form or {}}
+    """The partner's registrations under the form, a page at a time (`?after=` the last one
+    of the page before): a refused one's `form` is filled in again."""
+    after = request.query_params.get("after") or None
+    rows = await views.registrations(backends, session, after)
+    older = rows[-1].registration_id if len(rows) == views.REGISTRATIONS_PAGE else None
+    context = {"rows": rows, "form": form or {}, "older": older, "paged": after is not None}
     return form_page(request, "registrations.html", context, message, status)
 
 

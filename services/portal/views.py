@@ -47,7 +47,11 @@ async def home(backends: Backends, session: Session) -> HomePage:
     partner_id = segment(session.caller.partner_id)
     partner, registrations, inbox, certifications, next_tier = await asyncio.gather(
         backends.get(session, "onboarding", f"/partners/{partner_id}"),
-        backends.get(session, "deals", "/registrations", limit=500),
+        # The open ones, however many closed ones came since (the newest 500 of every status
+        # lost a protected registration once 500 newer ones had come in).
+        backends.get(
+            session, "deals", "/registrations", status=sorted(pages.OPEN_STATUSES), limit=500
+        ),
         notifications(backends, session),
         backends.get(session, "onboarding", f"/partners/{partner_id}/certifications"),
         backends.get(session, "onboarding", f"/partners/{partner_id}/next-tier"),
@@ -66,8 +70,18 @@ async def home(backends: Backends, session: Session) -> HomePage:
     )
 
 
-async def registrations(backends: Backends, session: Session) -> list[RegistrationView]:
-    return registration_rows(await backends.get(session, "deals", "/registrations", limit=500))
+REGISTRATIONS_PAGE = 100
+
+
+async def registrations(
+    backends: Backends, session: Session, after: str | None = None
+) -> list[RegistrationView]:
+    """A page of the partner's registrations, newest first, after the one named."""
+    return registration_rows(
+        await backends.get(
+            session, "deals", "/registrations", limit=REGISTRATIONS_PAGE, after=after
+        )
+    )
 
 
 CHART_QUARTERS = 8
