@@ -3,7 +3,7 @@ its own), payouts, MDF funds, claims and their decisions."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
@@ -207,9 +207,15 @@ async def create_claim(
 
 @router.get("/mdf/claims", tags=["mdf"])
 async def list_claims(
-    who: CallerDep, platform: PlatformDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    who: CallerDep,
+    platform: PlatformDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    status: Literal["requested", "approved", "rejected"] | None = None,
+    order: Literal["newest", "oldest"] = "newest",
 ) -> list[ClaimOut]:
-    return await views.claims(platform.pool, who.partner_id, limit)
+    """The caller's claims (a channel manager: every partner's), the newest first or the
+    oldest (`order=oldest&status=requested`: the queue waiting for a decision)."""
+    return await views.claims(platform.pool, who.partner_id, limit, status, order == "oldest")
 
 
 @router.get("/mdf/claims/{claim_id}", tags=["mdf"])

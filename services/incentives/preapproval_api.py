@@ -4,7 +4,7 @@ only its own (another partner's answers 404, as a missing one)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
@@ -54,8 +54,15 @@ async def list_preapprovals(
     platform: PlatformDep,
     campaign_id: Annotated[Ident | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    status: Literal["requested", "approved", "rejected", "expired"] | None = None,
+    order: Literal["newest", "oldest"] = "newest",
 ) -> list[PreapprovalOut]:
-    return await preapproval_views.preapprovals(platform.pool, who.partner_id, campaign_id, limit)
+    """The caller's pre-approvals (a channel manager: every partner's), of one campaign or
+    status if given, the newest first or the oldest (`order=oldest&status=requested`: the
+    budgets waiting for a decision)."""
+    return await preapproval_views.preapprovals(
+        platform.pool, who.partner_id, campaign_id, limit, status, order == "oldest"
+    )
 
 
 @preapprovals.get("/mdf/preapprovals/{preapproval_id}")

@@ -139,15 +139,22 @@ async def statement(
     )
 
 
-async def claims(pool: Pool, partner_id: str | None, limit: int) -> list[ClaimOut]:
-    """The latest claims of `partner_id` (None: of every partner)."""
-    rows = await pool.fetch(
-        f"""SELECT {CLAIM_COLUMNS} FROM mdf_claims
-            WHERE ($1::text IS NULL OR partner_id = $1)
-            ORDER BY requested_at DESC LIMIT $2""",
-        partner_id,
-        limit,
-    )
+# A caller's claims (a manager: every partner's), of one status if given, newest or oldest
+# first; the oldest requested ones are the console's queue (mdf_claims_waiting).
+_CLAIMS_SQL = f"""SELECT {CLAIM_COLUMNS} FROM mdf_claims
+WHERE ($1::text IS NULL OR partner_id = $1) AND ($2::text IS NULL OR status = $2)
+ORDER BY {{order}} LIMIT $3"""
+CLAIMS_NEWEST_SQL = _CLAIMS_SQL.format(order="requested_at DESC, claim_id DESC")
+CLAIMS_OLDEST_SQL = _CLAIMS_SQL.format(order="requested_at, claim_id")
+
+
+async def claims(
+    pool: Pool, partner_id: str | None, limit: int, status: str | None, oldest_first: bool
+) -> list[ClaimOut]:
+    """The latest (or the oldest) claims of `partner_id` (None: of every partner), of one
+    status if given."""
+    sql = CLAIMS_OLDEST_SQL if oldest_first else CLAIMS_NEWEST_SQL
+    rows = await pool.fetch(sql, partner_id, status, limit)
     return [ClaimOut.model_validate(dict(r)) for r in rows]
 
 

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from services.incentives import preapproval_views, views
 from services.incentives.mdf_repository import PARTNERS_WITH_LOTS_DUE_SQL
 from services.incentives.payout_views import PARTNER_TOTALS_SQL, PAYOUTS_MADE_SQL, PERIODS_SQL
-from services.incentives.views import ENDED_LOTS_SHOWN, FUND_LOTS_SQL
+from services.incentives.preapproval_views import PREAPPROVALS_OLDEST_SQL
+from services.incentives.views import CLAIMS_OLDEST_SQL, ENDED_LOTS_SHOWN, FUND_LOTS_SQL
 from shared.db import Pool
 from tests.support.infra import ROOT, ScratchService
 from tests.support.plans import read_no_whole_table, seeded_pool, statements
@@ -47,9 +49,30 @@ ANALYZE mdf_lots;
 ANALYZE ledger_entries;
 ANALYZE period_totals;
 """
+# Years of claims and budgets of the 500 partners, one in 400 still waiting for a decision.
+REQUESTS = 20_000
+WAITING = REQUESTS // 400
+REQUESTS_SEED = """
+INSERT INTO mdf_claims (claim_id, partner_id, amount, currency, description, proof_reference,
+    status, requested_at)
+SELECT 'cl-' || i, 'p-' || (i % 500), 10, 'USD', 'd', 'ref-' || i,
+    CASE WHEN i % 400 = 0 THEN 'requested' WHEN i % 7 = 0 THEN 'rejected' ELSE 'approved' END,
+    now() - (i % 1000) * interval '1 day' - i * interval '1 second'
+FROM generate_series(1, $1) AS i;
+INSERT INTO mdf_preapprovals (preapproval_id, partner_id, reference, campaign_id, activity_kind,
+    description, starts_on, ends_on, amount, currency, status, requested_at)
+SELECT 'pa-' || i, 'p-' || (i % 500), 'ref-' || i, 'c', 'event', 'd', '2026-01-01',
+    '2026-01-02', 10, 'USD',
+    CASE WHEN i % 400 = 0 THEN 'requested' WHEN i % 7 = 0 THEN 'expired' ELSE 'approved' END,
+    now() - (i % 1000) * interval '1 day' - i * interval '1 second'
+FROM generate_series(1, $1) AS i;
+ANALYZE mdf_claims;
+ANALYZE mdf_preapprovals;
+"""
 SEED = [
     *statements(LOTS_SEED, (DUE * 3, LOTS)),
     *statements(LEDGER_SEED, (LOTS,)),
+    *statements(REQUESTS_SEED, (REQUESTS,)),
 ]
 
 
@@ -100,3 +123,46 @@ async def test_the_payouts_view_reads_totals_and_payouts_not_every_entry(populat
         ("a period's latest payouts", PAYOUTS_MADE_SQL, ("2026-Q1", 500), LOTS // 199, by_time),
     ]
     await read_no_whole_table(populated, "ledger_entries", LOTS, lookups)
+
+
+async def test_the_mdf_queues_read_the_waiting_requests_alone_oldest_first(populated: Pool) -> None:
+    """The console's queues: claims and budgets waiting for a decision (50 of 20,000 each)."""
+    waiting = (None, "requested", 100)
+    claims = (
+        "waiting claims",
+        CLAIMS_OLDEST_SQL,
+        waiting,
+        WAITING,
+        frozenset({"mdf_claims_waiting"}),
+    )
+    await read_no_whole_table(populated, "mdf_claims", REQUESTS, [claims])
+    budgets = (
+        "waiting budgets",
+        PREAPPROVALS_OLDEST_SQL,
+        (None, None, "requested", 100),
+        WAITING,
+        frozenset({"mdf_preapprovals_waiting"}),
+    )
+    await read_no_whole_table(populated, "mdf_preapprovals", REQUESTS, [budgets])
+    async with populated.acquire() as conn:
+        every = await conn.fetch(
+            "SELECT claim_id, status, requested_at FROM mdf_claims ORDER BY requested_at, claim_id"
+        )
+    queue = await views.claims(populated, None, 500, "requested", oldest_first=True)
+    assert [c.claim_id for c in queue] == [
+        r["claim_id"] for r in every if r["status"] == "requested"
+    ]
+    newest = await views.claims(populated, "p-0", 3, None, oldest_first=False)
+    assert [c.claim_id for c in newest] == [
+        r["claim_id"]
+        for r in reversed(every)
+        if r["claim_id"] in {f"cl-{i}" for i in range(0, REQUESTS + 1, 500)}
+    ][:3]
+    budgets_waiting = await preapproval_views.preapprovals(
+        populated, None, None, 500, "requested", oldest_first=True
+    )
+    assert len(budgets_waiting) == WAITING
+    assert all(b.status == "requested" for b in budgets_waiting)
+    assert [b.requested_at for b in budgets_waiting] == sorted(
+        b.requested_at for b in budgets_waiting
+    )
