@@ -37,6 +37,7 @@ ManagerDep = Annotated[Session, Depends(manager_session)]
 # page, nor push the ones waiting out of it).
 WAITING_SHOWN = 500
 REVIEWS_SHOWN = 500
+WAITING_MDF = {"status": "requested", "order": "oldest", "limit": 500}
 REJECTED_SHOWN = 20
 
 
@@ -122,11 +123,12 @@ async def mdf_page(
     request: Request, session: Session, backends: BackendsDep, message: str = "", status: int = 200
 ) -> Response:
     claims, budgets = await asyncio.gather(
-        backends.get(session, "incentives", "/mdf/claims", limit=500),
-        backends.get(session, "incentives", "/mdf/preapprovals", limit=500),
+        # The waiting ones themselves, oldest first: the newest 500 of every status filtered
+        # here lost one waiting behind 500 newer ones.
+        backends.get(session, "incentives", "/mdf/claims", **WAITING_MDF),
+        backends.get(session, "incentives", "/mdf/preapprovals", **WAITING_MDF),
     )
-    waiting = _requested(claims)
-    budgets_waiting = _requested(budgets)
+    waiting, budgets_waiting = list(claims), list(budgets)
     # Each claim and budget beside what its partner's fund has left (one read per partner).
     partners = sorted({str(c["partner_id"]) for c in [*waiting, *budgets_waiting]})
 
@@ -136,14 +138,6 @@ async def mdf_page(
     funds = dict(zip(partners, await each(fund(p) for p in partners), strict=True))
     context = {"claims": waiting, "budgets": budgets_waiting, "funds": funds}
     return form_page(request, "console_mdf.html", context, message, status)
-
-
-def _requested(items: list[Any]) -> list[Any]:
-    """What waits for a manager's decision, oldest first."""
-    return sorted(
-        (i for i in items if i.get("status") == "requested"),
-        key=lambda i: str(i.get("requested_at", "")),
-    )
 
 
 async def links_page(

@@ -374,6 +374,15 @@ def test_an_id_from_a_page_address_is_one_path_segment_at_the_service(
     assert arrived in Recorder.seen, Recorder.seen
 
 
+def console_page(answering: type[QuietHandler], service: str, path: str) -> httpx.Response:
+    """A console page for a manager, `service` played by a local server `answering`."""
+    with (
+        LocalServer(answering) as services,
+        signed_in(settings({service: services.url}), MANAGER) as client,
+    ):
+        return client.get(path)
+
+
 def application(partner_id: str, reason: str) -> dict[str, Any]:
     company = {"company_name": f"Company {partner_id}", "partner_type": "isv"}
     return {
@@ -400,11 +409,7 @@ def test_only_applications_a_manager_can_decide_carry_a_decision_form() -> None:
     (as many as onboarding kept, the oldest first) a decision form that could only answer 409;
     a flood of weak applications through the public intake filled the page."""
     Applications.asked = []
-    with (
-        LocalServer(Applications) as services,
-        signed_in(settings({"onboarding": services.url}), MANAGER) as client,
-    ):
-        page = client.get("/console/applications")
+    page = console_page(Applications, "onboarding", "/console/applications")
     assert page.status_code == 200, page.text
     for waiting in ("p-review", "p-approve"):
         assert f'action="/console/applications/{waiting}/decision"' in page.text
@@ -439,11 +444,39 @@ def test_the_review_queue_is_deals_queue_not_the_newest_registrations_filtered()
     """Found in the code: the console read the newest 500 registrations and kept those pending
     review, so a registration waiting behind 500 newer ones was never shown to a manager."""
     Reviews.asked = []
-    with (
-        LocalServer(Reviews) as services,
-        signed_in(settings({"deals": services.url}), MANAGER) as client,
-    ):
-        page = client.get("/console")
+    page = console_page(Reviews, "deals", "/console")
     assert page.status_code == 200, page.text
     assert "/console/registrations/reg-old" in page.text
     assert Reviews.asked == ["/admin/reviews?limit=500"]
+
+
+class WaitingMdf(QuietHandler):
+    """Incentives' claims and budgets (the waiting queue asked for: one of each), and the
+    fund of their partner; each listing's query as it arrived."""
+
+    asked: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        path, query = urlsplit(self.path).path, urlsplit(self.path).query
+        request = {"partner_id": "p1", "amount": "5.00", "currency": "USD", "status": "requested"}
+        request["requested_at"] = "2026-12-01T00:00:00+00:00"
+        if path == "/mdf/claims":
+            WaitingMdf.asked.append(f"claims {query}")
+            self.send_json(200, [{**request, "claim_id": "c-old", "description": "Webinar"}])
+        elif path == "/mdf/preapprovals":
+            WaitingMdf.asked.append(f"budgets {query}")
+            self.send_json(200, [{**request, "preapproval_id": "b-old", "description": "Expo"}])
+        else:
+            self.send_json(200, {"available": "5.00", "ledger_balance": "5.00", "reserved": "0"})
+
+
+def test_the_mdf_queues_are_the_waiting_requests_oldest_first() -> None:
+    """Found in the code: the page read the newest 500 claims and budgets of every status and
+    kept the requested ones, so one waiting behind 500 newer ones was never shown."""
+    WaitingMdf.asked = []
+    page = console_page(WaitingMdf, "incentives", "/console/mdf")
+    assert page.status_code == 200, page.text
+    assert "/console/mdf/claims/c-old/decision" in page.text
+    assert "Expo" in page.text
+    waiting = "status=requested&order=oldest&limit=500"
+    assert sorted(WaitingMdf.asked) == [f"budgets {waiting}", f"claims {waiting}"]
