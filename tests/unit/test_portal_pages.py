@@ -97,6 +97,8 @@ def test_ledger_entries_read_as_a_statement_names_them() -> None:
         ("99999999999999999999999999999.5", "USD", "99999999999999999999999999999.50"),
         ("9" * 40, "USD", "9" * 40 + ".00"),  # more digits than Decimal's default context
         ("1E+999999", "USD", "1E+999999"),  # a million digits if written out
+        ("0E-50", "USD", "0.00"),
+        ("-0", "JPY", "0"),
         ("NaN", "USD", "NaN"),
         ("twelve", "USD", "twelve"),
         (None, "USD", ""),

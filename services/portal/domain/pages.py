@@ -47,6 +47,8 @@ def money(amount: object, currency: object = None) -> str:
         value = Decimal(str(amount))
     except InvalidOperation:
         return str(amount)
+    if value.is_zero():
+        value = Decimal(0)  # 0E-50 is zero whatever its exponent
     if not value.is_finite() or abs(value.adjusted()) > MONEY_SHOWN_DIGITS:
         return str(amount)  # written out, 1E+999999 would be a million digits
     places = _currency_places(currency)
