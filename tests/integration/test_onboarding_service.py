@@ -30,6 +30,7 @@ from tests.support.onboarding import (
     PartnerSites,
     active_partner,
     admitted_partner,
+    applications,
     certify,
     lifecycle_changes,
     onboarding_outbox,
@@ -379,8 +380,8 @@ async def test_rejection_review_queue_and_manager_decision(
             "applied",
             "50.7",
         )
-        queue = await client.get(f"{onboarding}/applications", headers=ADMIN)
-        assert pid in [a["partner_id"] for a in queue.json()]
+        queue = await applications(client, onboarding)
+        assert pid in [a["partner_id"] for a in queue]
 
         partner_token = await client.post(f"{onboarding}/admin/partner-tokens/{pid}", headers=ADMIN)
         assert partner_token.status_code == 409  # not admitted yet
@@ -395,8 +396,8 @@ async def test_rejection_review_queue_and_manager_decision(
         assert body["status"] == "onboarding"
         assert body["qualification"]["total"] == "55.7"
         assert body["decision_note"] == "strong retail references"
-        queue = await client.get(f"{onboarding}/applications", headers=ADMIN)
-        assert pid not in [a["partner_id"] for a in queue.json()]
+        queue = await applications(client, onboarding)
+        assert pid not in [a["partner_id"] for a in queue]
 
         twice = await client.post(
             f"{onboarding}/applications/{pid}/decision", headers=ADMIN, json={"approve": False}
@@ -419,7 +420,7 @@ async def test_an_application_awaiting_review_has_a_deadline_and_is_escalated_on
             json=strong_application(f"sla-{run}.example", **MIDDLING),
         )
         pid = applied.json()["partner_id"]
-        queue = (await client.get(f"{onboarding}/applications", headers=ADMIN)).json()
+        queue = await applications(client, onboarding)
         mine = next(a for a in queue if a["partner_id"] == pid)
         applied_at = datetime.fromisoformat(mine["applied_at"])
         due = add_business_days(applied_at, 3, MONDAY_TO_FRIDAY, frozenset())
@@ -669,10 +670,8 @@ async def test_self_declared_figures_approve_no_one(
         )
         token = await client.post(f"{onboarding}/admin/partner-tokens/{pid}", headers=ADMIN)
         assert token.status_code == 409, token.text
-        recommended = await client.get(
-            f"{onboarding}/applications", params={"outcome": "approve"}, headers=ADMIN
-        )
-        assert pid in [a["partner_id"] for a in recommended.json()]
+        recommended = await applications(client, onboarding, "approve")
+        assert pid in [a["partner_id"] for a in recommended]
         assert [e.change for e in await lifecycle_changes(admin_db, pid)] == ["applied"]
         # Only a channel manager's decision admits it.
         approved = await client.post(

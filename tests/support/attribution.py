@@ -234,7 +234,7 @@ async def every_page(
 ) -> list[list[Any]]:
     """Every page of a keyset-paged list of attribution's (`client`: an httpx.AsyncClient on
     it, as a manager): each next page after `cursor` of the page's last item, until one comes
-    back empty; each page must start past the one before."""
+    back empty; a page must not start with an item shown before."""
     pages: list[list[Any]] = []
     after: dict[str, str] = {}
     while True:
@@ -243,7 +243,8 @@ async def every_page(
         page = answer.json()
         if not page:
             return pages
-        assert not after or cursor(page[0]) > after["after"], "the page did not move on"
+        seen = {cursor(item) for shown in pages for item in shown}
+        assert cursor(page[0]) not in seen, "the page did not move on"
         pages.append(page)
         after = {"after": cursor(page[-1])}
 

@@ -418,6 +418,23 @@ async def onboarding_proving_domains(
         yield url
 
 
+async def applications(client: Any, url: str, outcome: str = "review") -> list[Any]:
+    """Every application `GET /applications?outcome=` lists, page after page (the database is
+    shared by the tests and kept between runs: a new one may lie past the first page)."""
+    listed: list[Any] = []
+    after: dict[str, str] = {}
+    while True:
+        query = {"outcome": outcome, "limit": 500, **after}
+        answer = await client.get(f"{url}/applications", params=query, headers=ADMIN)
+        assert answer.status_code == 200, answer.text
+        page = answer.json()
+        if not page:
+            return listed
+        assert page[0] not in listed, "the page did not move on"
+        listed += page
+        after = {"after": page[-1]["partner_id"]}
+
+
 def onboarding_fixture(folder: str, program: dict[str, Any] = SMALL_PROGRAM) -> Callable[..., Any]:
     """A test module's module-scoped `onboarding` fixture: the URL of one onboarding process run
     by `program` from a temporary `folder` (`onboarding = onboarding_fixture("name")`)."""
