@@ -118,13 +118,13 @@ async def partner_row(pool: Pool, partner_id: str) -> Row:
 # The waiting queues soonest due first; the scoring's rejections latest first. A page starts
 # after the application a caller names (its place in the order, read by its id).
 _AFTER = "(SELECT applied_at, partner_id FROM partners WHERE partner_id = $2)"
-_WAITING_SQL = f"""
+WAITING_SQL = f"""
 SELECT * FROM partners
 WHERE qualification_outcome = $1 AND status = 'applied'
   AND ($2::text IS NULL OR (applied_at, partner_id) > {_AFTER})
 ORDER BY applied_at, partner_id LIMIT $3
 """
-_REJECTED_SQL = f"""
+REJECTED_SQL = f"""
 SELECT * FROM partners
 WHERE qualification_outcome = $1
   AND ($2::text IS NULL OR (applied_at, partner_id) < {_AFTER})
@@ -147,7 +147,7 @@ async def review_queue(
             "SELECT true FROM partners WHERE partner_id = $1", after
         ):
             raise Unprocessable(f"after names no application: {after!r}")
-        query = _REJECTED_SQL if outcome == "reject" else _WAITING_SQL
+        query = REJECTED_SQL if outcome == "reject" else WAITING_SQL
         rows = await conn.fetch(query, outcome, after, limit)
     if config is None or outcome == "reject":
         return [partner_out(r, full=True) for r in rows]

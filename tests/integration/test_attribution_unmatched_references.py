@@ -6,7 +6,6 @@ what they answer is what the definition of an unmatched deal (every deal read) g
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -21,8 +20,8 @@ from services.attribution.views import (
     unmatched_references,
 )
 from shared.db import Pool
-from tests.support.infra import ROOT, ScratchService
-from tests.support.plans import read_no_whole_table, seeded_pool, statements
+from tests.support.infra import ROOT
+from tests.support.plans import read_no_whole_table, seeded_pool_fixture, statements
 
 pytestmark = pytest.mark.integration
 MIGRATIONS = ROOT / "services" / "attribution" / "migrations"
@@ -72,11 +71,7 @@ WHERE d.partner_ref IS NOT NULL AND NOT d.deleted AND NOT EXISTS (
 """
 
 
-@pytest.fixture
-async def populated(scratch_service: ScratchService) -> AsyncIterator[Pool]:
-    seed = statements(SEED, (DEALS,))
-    async with seeded_pool(scratch_service, "attribution", MIGRATIONS, seed) as pool:
-        yield pool
+populated = seeded_pool_fixture("attribution", MIGRATIONS, statements(SEED, (DEALS,)))
 
 
 async def test_unmatched_references_read_the_references_not_the_deals(populated: Pool) -> None:

@@ -22,8 +22,9 @@ from services.deals.review_sla import (
     REVIEWS_TO_ESCALATE_SQL,
     REVIEWS_TO_REMIND_SQL,
 )
+from services.deals.views import REGISTRATIONS_SQL
 from tests.support.infra import ROOT, ScratchService
-from tests.support.plans import explain, seeded_pool, statements
+from tests.support.plans import explain, read_no_whole_table, seeded_pool, statements
 
 pytestmark = pytest.mark.integration
 DEALS_MIGRATIONS = ROOT / "services" / "deals" / "migrations"
@@ -180,3 +181,20 @@ async def test_direct_owners_of_a_large_name_block_are_what_each_opportunity_say
             owners = await direct_owners(conn, customer, linked, 0.88)
             assert owners == expected, linked
             assert len(owners) > 3
+
+
+async def test_registration_pages_read_their_index_not_every_registration(populated: Any) -> None:
+    """`GET /registrations`: a partner's page (open ones or every status), after a cursor too,
+    and a manager's page over every partner, each a walk of its index from where it starts."""
+    open_statuses = ["approved", "pending_review", "submitted"]
+    pages = [
+        ("a partner's newest", ("p-42", None, None, 100), {"registrations_by_partner"}),
+        ("a partner's open ones", ("p-42", open_statuses, None, 100), {"registrations_by_partner"}),
+        ("a partner's next page", ("p-42", None, "reg_4242", 100), {"registrations_by_partner"}),
+        ("a manager's newest", (None, None, None, 100), {"registrations_newest"}),
+        ("a manager's next page", (None, None, "reg_4242", 100), {"registrations_newest"}),
+    ]
+    lookups = [
+        (name, REGISTRATIONS_SQL, args, 500, frozenset(index)) for name, args, index in pages
+    ]
+    await read_no_whole_table(populated, "registrations", REGISTRATIONS, lookups)

@@ -5,7 +5,6 @@ of 500 partners, a few lots due to expire and a few hundred payouts."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,8 +16,8 @@ from services.incentives.payout_views import PARTNER_TOTALS_SQL, PAYOUTS_MADE_SQ
 from services.incentives.preapproval_views import PREAPPROVALS_OLDEST_SQL
 from services.incentives.views import CLAIMS_OLDEST_SQL, ENDED_LOTS_SHOWN, FUND_LOTS_SQL
 from shared.db import Pool
-from tests.support.infra import ROOT, ScratchService
-from tests.support.plans import read_no_whole_table, seeded_pool, statements
+from tests.support.infra import ROOT
+from tests.support.plans import read_no_whole_table, seeded_pool_fixture, statements
 
 pytestmark = pytest.mark.integration
 MIGRATIONS = ROOT / "services" / "incentives" / "migrations"
@@ -76,10 +75,7 @@ SEED = [
 ]
 
 
-@pytest.fixture
-async def populated(scratch_service: ScratchService) -> AsyncIterator[Pool]:
-    async with seeded_pool(scratch_service, "incentives", Path(MIGRATIONS), SEED) as pool:
-        yield pool
+populated = seeded_pool_fixture("incentives", Path(MIGRATIONS), SEED)
 
 
 async def test_mdf_lookups_read_their_index_not_every_lot(populated: Pool) -> None:

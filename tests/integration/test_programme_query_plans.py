@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from services.programme.views import (
+    ANSWERS_SQL,
     DECISIONS_FROM_A_START_SQL,
     DECISIONS_SINCE_THE_FIRST_SQL,
     PLAN_ACTUALS_SQL,
@@ -208,3 +209,44 @@ async def test_a_partner_version_sums_its_own_partners_credits_again(credited: P
         ("p-42", 100 * (CREDITS // 200)),
         ("p-47", 0),
     ]
+
+
+# Twenty surveys sent to 2,000 partners, each answered by three people of every partner.
+ANSWERS_SEED = """
+INSERT INTO surveys (survey_id, question, tiers, types, closes_at, created_by, created_at)
+SELECT ('00000000-0000-0000-0000-' || lpad(s::text, 12, '0'))::uuid, 'q', '{}', '{}', now(),
+    'cm', now()
+FROM generate_series(1, 20) AS s;
+INSERT INTO survey_recipients (survey_id, partner_id)
+SELECT survey_id, 'p-' || p FROM surveys, generate_series(1, $1 / 60) AS p;
+INSERT INTO survey_answers (answer_id, survey_id, partner_id, respondent, score, comment,
+    answered_at)
+SELECT gen_random_uuid(), r.survey_id, r.partner_id, r.partner_id || '/' || k, k * 3, '',
+    now() - (hashtext(r.partner_id || k) % 100000) * interval '1 second'
+FROM survey_recipients r, generate_series(1, 3) AS k;
+ANALYZE surveys;
+ANALYZE survey_recipients;
+ANALYZE survey_answers;
+"""
+
+
+@pytest.fixture
+async def answered(scratch_service: ScratchService) -> AsyncIterator[Pool]:
+    async with seeded(scratch_service, ANSWERS_SEED, 120_000) as pool:
+        yield pool
+
+
+async def test_a_surveys_answers_page_walks_the_surveys_own_index(answered: Pool) -> None:
+    survey = "00000000-0000-0000-0000-000000000007"
+    async with answered.acquire() as conn:
+        middle = await conn.fetchval(
+            "SELECT answer_id FROM survey_answers WHERE survey_id = $1 ORDER BY answered_at, "
+            "answer_id OFFSET 3000 LIMIT 1",
+            survey,
+        )
+    index = frozenset({"survey_answers_by_survey"})
+    lookups = [
+        ("a survey's first page", ANSWERS_SQL, (survey, None, 101), 101, index),
+        ("a page after an answer", ANSWERS_SQL, (survey, middle, 101), 101, index),
+    ]
+    await read_no_whole_table(answered, "survey_answers", 120_000, lookups)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from shared.db import Pool, create_pool
 from tests.support.infra import ScratchService
@@ -72,3 +74,15 @@ async def seeded_pool(
         yield pool
     finally:
         await pool.close()
+
+
+def seeded_pool_fixture(component: str, migrations: Path, seed: Seed) -> Callable[..., Any]:
+    """A test module's `populated` fixture: `seeded_pool` on each test's scratch schema
+    (`populated = seeded_pool_fixture("onboarding", MIGRATIONS, statements(SEED, (ROWS,)))`)."""
+
+    @pytest.fixture
+    async def populated(scratch_service: ScratchService) -> AsyncIterator[Pool]:
+        async with seeded_pool(scratch_service, component, migrations, seed) as pool:
+            yield pool
+
+    return populated
