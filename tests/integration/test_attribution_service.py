@@ -36,7 +36,6 @@ from tests.support.attribution import (
     active_credits,
     approved_registration,
     credit_events,
-    every_page,
     from_deals,
     link_key,
 )
@@ -47,6 +46,7 @@ from tests.support.factories import (
 from tests.support.infra import Infra
 from tests.support.kafka import announce_partners, publish, send_envelopes
 from tests.support.outbox import event_bytes
+from tests.support.paging import every_page
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_processes
 

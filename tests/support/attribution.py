@@ -28,7 +28,7 @@ from shared.topics import ATTRIBUTION_CREDITS, DEAL_OPPORTUNITIES, Topic
 from tests.support.factories import deal_state_changed
 from tests.support.infra import Infra
 from tests.support.kafka import publish, wait_for_keyed
-from tests.support.tokens import ADMIN
+from tests.support.paging import every_page
 
 
 class _SetAsideConsumer:
@@ -227,26 +227,6 @@ async def credit_events(infra: Infra, deal: Deal, count: int) -> list[Envelope[A
         else Envelope[CreditReversed].model_validate(r)
         for r in raw
     ]
-
-
-async def every_page(
-    client: Any, path: str, cursor: Callable[[Any], str], limit: int = 500, **query: str
-) -> list[list[Any]]:
-    """Every page of a keyset-paged list of attribution's (`client`: an httpx.AsyncClient on
-    it, as a manager): each next page after `cursor` of the page's last item, until one comes
-    back empty; a page must not start with an item shown before."""
-    pages: list[list[Any]] = []
-    after: dict[str, str] = {}
-    while True:
-        answer = await client.get(path, params={**query, "limit": limit, **after}, headers=ADMIN)
-        assert answer.status_code == 200, answer.text
-        page = answer.json()
-        if not page:
-            return pages
-        seen = {cursor(item) for shown in pages for item in shown}
-        assert cursor(page[0]) not in seen, "the page did not move on"
-        pages.append(page)
-        after = {"after": cursor(page[-1])}
 
 
 async def parked_pages(client: Any, limit: int = 500) -> list[list[Any]]:

@@ -38,6 +38,7 @@ from tests.support.factories import credit_issued
 from tests.support.infra import Infra
 from tests.support.local_http import LocalServer, QuietHandler
 from tests.support.outbox import event_bytes
+from tests.support.paging import every_page
 from tests.support.processes import service_processes
 from tests.support.tokens import ADMIN, ENABLEMENT_SYSTEM
 
@@ -421,18 +422,10 @@ async def onboarding_proving_domains(
 async def applications(client: Any, url: str, outcome: str = "review") -> list[Any]:
     """Every application `GET /applications?outcome=` lists, page after page (the database is
     shared by the tests and kept between runs: a new one may lie past the first page)."""
-    listed: list[Any] = []
-    after: dict[str, str] = {}
-    while True:
-        query = {"outcome": outcome, "limit": 500, **after}
-        answer = await client.get(f"{url}/applications", params=query, headers=ADMIN)
-        assert answer.status_code == 200, answer.text
-        page = answer.json()
-        if not page:
-            return listed
-        assert page[0] not in listed, "the page did not move on"
-        listed += page
-        after = {"after": page[-1]["partner_id"]}
+    pages = await every_page(
+        client, f"{url}/applications", lambda a: a["partner_id"], outcome=outcome
+    )
+    return [application for page in pages for application in page]
 
 
 def onboarding_fixture(folder: str, program: dict[str, Any] = SMALL_PROGRAM) -> Callable[..., Any]:
