@@ -455,14 +455,17 @@ checked by the model that knows the currency: `check_money(amount, currency)`)."
 
 PositiveMoney = Annotated[Money, Field(gt=0)]
 
+# A key named by its CRM first: `source:...` (a deal key, a CRM link's place in a list).
+SOURCE_KEY_PATTERN = "^(" + "|".join(source.value for source in CrmSource) + "):.+$"
+LONGEST_SOURCE = max(len(source.value) for source in CrmSource)
 # A deal key is `source:source_id`, and a source id may be two identifiers (HubSpot's is
 # `portal:deal`), each up to IDENT_MAX: a key the adapters accepted must be one a caller can name.
-DEAL_KEY_MAX = max(len(source.value) for source in CrmSource) + 1 + 2 * IDENT_MAX + 1
+DEAL_KEY_MAX = LONGEST_SOURCE + 1 + 2 * IDENT_MAX + 1
 DealKey = Annotated[
     str,
     Field(
         max_length=DEAL_KEY_MAX,
-        pattern="^(" + "|".join(source.value for source in CrmSource) + "):.+$",
+        pattern=SOURCE_KEY_PATTERN,
         description="source:source_id of a CRM opportunity (the source one of the CRMs)",
         examples=["salesforce:0065g00000XyZaAAAV"],
     ),
@@ -491,7 +494,10 @@ JsonObject = Annotated[dict[str, Any], AfterValidator(as_storable_json)]
 """A free JSON object kept as sent: see `storable_json`."""
 
 __all__ = [
+    "DEAL_KEY_MAX",
     "LIST_MAX",
+    "LONGEST_SOURCE",
+    "SOURCE_KEY_PATTERN",
     "AsOf",
     "Code",
     "CountryCode",

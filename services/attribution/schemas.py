@@ -11,7 +11,15 @@ from services.attribution.domain.config import AttributionConfig
 from services.attribution.domain.corrections import Settlement
 from services.attribution.domain.touchpoints import ReportedKind
 from shared.events.crm import CrmSource
-from shared.inputs import AsOf, DealKey, Ident, Instant, as_ident
+from shared.inputs import (
+    LONGEST_SOURCE,
+    SOURCE_KEY_PATTERN,
+    AsOf,
+    DealKey,
+    Ident,
+    Instant,
+    as_ident,
+)
 
 
 class TouchpointIn(BaseModel):
@@ -302,8 +310,8 @@ LinkReference = Annotated[Ident, Field(max_length=200), AfterValidator(_one_path
 LinkPosition = Annotated[
     str,
     Field(
-        max_length=max(len(s.value) for s in CrmSource) + 1 + 200,
-        pattern="^(" + "|".join(s.value for s in CrmSource) + "):.+$",
+        max_length=LONGEST_SOURCE + 1 + 200,
+        pattern=SOURCE_KEY_PATTERN,
         description="a link's place in the list: its source:external_id",
         examples=["salesforce:001Ho00000PARTNER"],
     ),
