@@ -45,6 +45,7 @@ from shared.dlq import DeadLetter, Page, read_page
 from shared.errors import Conflict, NotFound, RequestError
 from shared.http import AdminDep, PlatformDep
 from shared.identity import Caller
+from shared.inputs import ListOrder
 from shared.topics import dead_letter_topic
 
 if TYPE_CHECKING:
@@ -188,7 +189,7 @@ async def list_dead_letters(
     who: AdminDep,
     platform: PlatformDep,
     order: Annotated[
-        Literal["oldest", "newest"],
+        ListOrder,
         Query(description="`newest` first is what an operator opening the list wants"),
     ] = "oldest",
     after: Annotated[

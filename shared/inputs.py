@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from itertools import accumulate
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import iso4217
@@ -455,6 +455,9 @@ checked by the model that knows the currency: `check_money(amount, currency)`)."
 
 PositiveMoney = Annotated[Money, Field(gt=0)]
 
+ListOrder = Literal["oldest", "newest"]
+"""Which end of a list comes first (a query parameter `order`)."""
+
 # A key named by its CRM first: `source:...` (a deal key, a CRM link's place in a list).
 SOURCE_KEY_PATTERN = "^(" + "|".join(source.value for source in CrmSource) + "):.+$"
 LONGEST_SOURCE = max(len(source.value) for source in CrmSource)
@@ -511,6 +514,7 @@ __all__ = [
     "InputError",
     "Instant",
     "JsonObject",
+    "ListOrder",
     "Money",
     "Name",
     "PositiveMoney",

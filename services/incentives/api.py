@@ -45,7 +45,7 @@ from shared.http import (
     require_role,
 )
 from shared.identity import Caller, Role
-from shared.inputs import Ident
+from shared.inputs import Ident, ListOrder
 
 ProgramsDep = Annotated[IncentivePrograms, Provided(IncentivePrograms)]
 # Finance records payouts; it reads the ledger as partners and channel managers do.
@@ -211,7 +211,7 @@ async def list_claims(
     platform: PlatformDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     status: Literal["requested", "approved", "rejected"] | None = None,
-    order: Literal["newest", "oldest"] = "newest",
+    order: ListOrder = "newest",
 ) -> list[ClaimOut]:
     """The caller's claims (a channel manager: every partner's), the newest first or the
     oldest (`order=oldest&status=requested`: the queue waiting for a decision)."""

@@ -22,7 +22,7 @@ from services.incentives.preapproval_schemas import (
 from shared.audit import record_action
 from shared.db import from_row
 from shared.http import AdminDep, CallerDep, PlatformDep, Provided, acting_partner, partners_own
-from shared.inputs import Ident
+from shared.inputs import Ident, ListOrder
 
 PolicyDep = Annotated[PreapprovalPolicy, Provided(PreapprovalPolicy)]
 
@@ -55,7 +55,7 @@ async def list_preapprovals(
     campaign_id: Annotated[Ident | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     status: Literal["requested", "approved", "rejected", "expired"] | None = None,
-    order: Literal["newest", "oldest"] = "newest",
+    order: ListOrder = "newest",
 ) -> list[PreapprovalOut]:
     """The caller's pre-approvals (a channel manager: every partner's), of one campaign or
     status if given, the newest first or the oldest (`order=oldest&status=requested`: the
