@@ -7,7 +7,6 @@ raises RateLimited with how long to wait; anything else unexpected raises CrmUna
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from services.deals.adapters.hubspot import (
 )
 from services.deals.adapters.salesforce import RECORD_FIELDS
 from services.deals.settings import DealsSettings
+from shared.inputs import MalformedJson, parse_json
 
 DEFAULT_RATE_LIMIT_WAIT = 60.0
 MAX_PAGES = 1000  # a window larger than this many pages (2,000 rows each) is resumed later
@@ -77,11 +77,22 @@ async def send(
 
 
 def answer_json(answer: httpx.Response) -> Any:
-    """The answer's JSON body, None when it has none (or not JSON)."""
+    """The answer's JSON body, None when it has none (or not JSON). Read as a CRM's webhook is
+    (`parse_json`): a number with a fraction is an exact Decimal, so an amount a CRM's API
+    answers keeps every digit (a binary float turns 82261615611686.07 into ...686.06)."""
     try:
-        return answer.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        return parse_json(answer.content)
+    except MalformedJson:
         return None
+
+
+def answer_document(answer: httpx.Response, crm: str, what: str) -> dict[str, Any]:
+    """The JSON object a CRM answered for `what`, its numbers exact (`answer_json`); anything
+    else is the CRM failing, not a record: CrmUnavailable."""
+    document = answer_json(answer)
+    if not isinstance(document, dict):
+        raise CrmUnavailable(f"{crm} answered {what} with {type(document).__name__}, not an object")
+    return document
 
 
 @dataclass
@@ -110,10 +121,7 @@ class SalesforceClient:
             answer = await self._get(client, path, {"fields": ",".join(RECORD_FIELDS)})
         if answer.status_code == 404:
             return None
-        record = answer.json()
-        if not isinstance(record, dict):
-            raise CrmUnavailable(f"Salesforce answered {path} with {type(record).__name__}")
-        return record
+        return answer_document(answer, "Salesforce", path)
 
     async def changed_since(self, since: datetime) -> AsyncIterator[list[dict[str, Any]]]:
         """Every Opportunity changed at or after `since` (deleted ones too), a page at a time."""
@@ -154,8 +162,8 @@ class SalesforceClient:
                 if path is None:
                     return
                 answer = await self._get(client, path, params)
-                page = answer.json()
-                if not isinstance(page, dict) or not isinstance(page.get("records"), list):
+                page = answer_document(answer, "Salesforce", "a query")
+                if not isinstance(page.get("records"), list):
                     raise CrmUnavailable("Salesforce answered a query without records")
                 yield [record for record in page["records"] if isinstance(record, dict)]
                 following = page.get("nextRecordsUrl")

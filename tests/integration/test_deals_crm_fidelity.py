@@ -8,6 +8,7 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -256,9 +257,17 @@ async def test_a_resync_fetches_gap_records_and_an_overflow_window_through_rate_
     at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     run = uuid.uuid4().hex[:8]
     with SalesforceServer(page_size=2) as org:
-        org.put(f"006A{run}", at, StageName="Closed Won", Amount=5000, Name=None)
+        # Amounts past a binary float's digits, as the org's JSON carries them: a float read
+        # them as ...686.06 and ...876.42.
+        record_amount, window_amount = Decimal("82261615611686.07"), Decimal("98765432109876.43")
+        org.put(f"006A{run}", at, StageName="Closed Won", Amount=record_amount, Name=None)
         window = [
-            org.put(f"006W{i}{run}", at + timedelta(minutes=1, seconds=i), StageName="Prospecting")
+            org.put(
+                f"006W{i}{run}",
+                at + timedelta(minutes=1, seconds=i),
+                StageName="Prospecting",
+                Amount=window_amount,
+            )
             for i in range(3)
         ]
         gap = salesforce_cdc(f"006A{run}", "UPDATE", at, {})
@@ -311,7 +320,10 @@ async def test_a_resync_fetches_gap_records_and_an_overflow_window_through_rate_
                 )
             ]
     assert recorded[f"006A{run}"]["stage"] == "closed_won"
-    assert recorded[f"006A{run}"]["amount"] == "5000"
+    assert recorded[f"006A{run}"]["amount"] == str(record_amount)
+    assert {recorded[r["Id"]]["amount"] for r in window} == {str(window_amount)}
+    raw_record = next(r["item"] for r in raw if r["delivery_id"] == f"006A{run}")
+    assert f'"Amount":{record_amount}' in raw_record  # the record as the org sent it
     assert "name" in recorded[f"006A{run}"]["cleared"]  # a snapshot's empty field is cleared
     assert recorded[f"006D{run}"]["change_type"] == "deleted"
     assert sorted(r["delivery_id"] for r in raw) == sorted(

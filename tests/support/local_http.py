@@ -5,7 +5,9 @@ thread while it is used as a context manager."""
 from __future__ import annotations
 
 import json
+import re
 import threading
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
@@ -17,12 +19,28 @@ class QuietHandler(BaseHTTPRequestHandler):
         pass
 
     def send_json(self, status: int, body: Any, content_type: str = "application/json") -> None:
-        content = json.dumps(body).encode()
+        content = json_text(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(content)))
         self.end_headers()
         self.wfile.write(content)
+
+
+def json_text(body: Any) -> str:
+    """`body` as JSON with a Decimal written as the number it is: the APIs these servers play
+    answer amounts with more digits than a binary float holds (82261615611686.07), and
+    `json.dumps` has no exact form for them (a float would already have lost the cent)."""
+    exact: list[str] = []
+
+    def marked(value: Any) -> str:
+        if not isinstance(value, Decimal):
+            raise TypeError(f"{type(value).__name__} is not JSON")
+        exact.append(str(value))
+        return f"@exact-number-{len(exact) - 1}@"
+
+    text = json.dumps(body, default=marked)
+    return re.sub(r'"@exact-number-(\d+)@"', lambda m: exact[int(m.group(1))], text)
 
 
 class LocalServer:
