@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 import pytest
 from hypothesis import given, settings
@@ -202,6 +202,33 @@ def test_unattributable_won_deals_say_why(
         attribute(AttributionConfig(), JOURNEY, amount, currency, close)
 
 
+@pytest.mark.parametrize(
+    ("amount", "currency", "places"),
+    [("1000.5", "JPY", 0), ("1000.75", "JPY", 0), ("0.4", "JPY", 0), ("1000001.5", "VND", 0)],
+)
+def test_an_amount_finer_than_its_currency_is_refused_not_rounded(
+    amount: str, currency: str, places: int
+) -> None:
+    """Rounded first, 1000.75 JPY was credited as 1001 and 0.4 JPY as nothing at all."""
+    config = AttributionConfig(rates={currency: {date(2024, 1, 1): Decimal("0.0065")}})
+    with pytest.raises(CannotAttribute, match=f"{currency} has {places}: the deal cannot be"):
+        attribute(config, JOURNEY, Decimal(amount), currency, CLOSE)
+
+
+def test_a_currency_without_minor_units_is_split_in_whole_units() -> None:
+    """ISO 4217's minor units, not a short table with 2 for everything else: VND has none."""
+    config = AttributionConfig(
+        model=ModelName.LINEAR, rates={"VND": {date(2024, 1, 1): Decimal("0.00004")}}
+    )
+    result = attribute(config, JOURNEY, Decimal(1000001), "VND", CLOSE)
+    # Four touches, two of them beta's: 250000.25, 500000.5 and 250000.25 in cents before.
+    assert {line.partner_id: line.original_amount for line in result.lines} == {
+        "alpha": Decimal(250000),
+        "beta": Decimal(500001),
+        "gamma": Decimal(250000),
+    }
+
+
 def test_reasons_explain_each_line() -> None:
     result = attribute(AttributionConfig(), JOURNEY, Decimal(10000), "USD", CLOSE)
     beta = next(line for line in result.lines if line.partner_id == "beta")
@@ -256,9 +283,11 @@ currencies = st.sampled_from(["USD", "EUR", "JPY", "GBP"])
 def test_lines_sum_exactly_to_the_amount_and_are_never_negative(
     config: AttributionConfig, touchpoints: list[Touchpoint], amount: Decimal, currency: str
 ) -> None:
+    amount = amount.quantize(Decimal(1).scaleb(-config.minor_unit(currency)), ROUND_DOWN)
     result = attribute(config, touchpoints, amount, currency, CLOSE)
+    assert result.original_amount == amount
     if result.lines:
-        assert sum(line.original_amount for line in result.lines) == result.original_amount
+        assert sum(line.original_amount for line in result.lines) == amount
         assert sum(line.amount for line in result.lines) == result.amount
     assert all(line.amount >= 0 and line.original_amount >= 0 for line in result.lines)
     assert all(Decimal(0) <= line.share <= 1 for line in result.lines)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from services.attribution.domain.voice import VoicePolicy
 from shared.events.bounds import Rate
+from shared.inputs import minor_units as iso_minor_units
 
 _CREDIT_RATE: TypeAdapter[Decimal] = TypeAdapter(Rate)
 
@@ -53,9 +54,6 @@ DEFAULT_RATES: dict[str, dict[date, Decimal]] = {
     "JPY": {date(2024, 1, 1): Decimal("0.0071"), date(2025, 1, 1): Decimal("0.0064")},
     "CAD": {date(2024, 1, 1): Decimal("0.75"), date(2025, 1, 1): Decimal("0.70")},
 }
-
-# ISO 4217 minor units where they are not 2 (splits are exact in these units).
-DEFAULT_MINOR_UNITS: dict[str, int] = {"JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3}
 
 
 class HealthWeights(_Frozen):
@@ -109,7 +107,9 @@ class AttributionConfig(_Frozen):
     position_weights: PositionWeights = PositionWeights()
     reporting_currency: str = Field(default="USD", pattern="^[A-Z]{3}$")
     rates: dict[str, dict[date, Decimal]] = Field(default_factory=lambda: dict(DEFAULT_RATES))
-    minor_units: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_MINOR_UNITS))
+    # Overrides of ISO 4217's minor units (splits are exact in these units); a currency not
+    # named here has ISO 4217's (VND and XOF none, BHD three), 2 for a code ISO does not list.
+    minor_units: dict[str, int] = Field(default_factory=dict)
     health: HealthPolicy = HealthPolicy()
 
     @model_validator(mode="after")
@@ -132,7 +132,12 @@ class AttributionConfig(_Frozen):
         return self
 
     def minor_unit(self, currency: str) -> int:
-        return self.minor_units.get(currency, 2)
+        if currency in self.minor_units:
+            return self.minor_units[currency]
+        try:
+            return iso_minor_units(currency)
+        except KeyError:
+            return 2
 
     def rate_on(self, currency: str, day: date) -> tuple[Decimal, date] | None:
         """The rate in force on `day` (the latest entry on or before it), never a later one."""

@@ -19,6 +19,7 @@ from enum import StrEnum
 from services.attribution.domain.config import AttributionConfig, ModelName
 from shared.events.attribution import CreditKind
 from shared.events.bounds import MONEY_WHOLE_DIGITS
+from shared.inputs import decimal_places
 
 SECONDS_PER_DAY = Decimal(86400)
 SHARE_PLACES = Decimal("0.00000001")
@@ -271,7 +272,14 @@ def _totals(
     config: AttributionConfig, amount: Decimal, currency: str, rate: Decimal
 ) -> tuple[Decimal, Decimal]:
     """The deal's amount in its currency's minor units and in the reporting currency's."""
-    original_unit = Decimal(1).scaleb(-config.minor_unit(currency))
+    places = config.minor_unit(currency)
+    if decimal_places(amount) > places:
+        # Rounded, the credits would not sum to the deal (1000.75 JPY split as 1001).
+        raise CannotAttribute(
+            f"{amount} {currency} has {decimal_places(amount)} decimals; {currency} has "
+            f"{places}: the deal cannot be split exactly"
+        )
+    original_unit = Decimal(1).scaleb(-places)
     reporting_unit = Decimal(1).scaleb(-config.minor_unit(config.reporting_currency))
     # Wide enough for any amount and rate the contract and the config admit (20 and 40
     # digits): in the default 28 digits a large product could not be rounded to the cent.
