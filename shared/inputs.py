@@ -408,7 +408,7 @@ def _beyond_reach(value: date) -> bool:
     return distance > AS_OF_REACH
 
 
-def _in_reach(value: datetime) -> datetime:
+def _in_reach(value: When) -> When:
     if _beyond_reach(value):
         raise InputError("must be within a hundred years of now")
     return value
@@ -485,6 +485,11 @@ Day = Annotated[date, AfterValidator(_date)]
 AsOf = Annotated[datetime, AfterValidator(_instant), AfterValidator(_in_reach)]
 """The moment an admin run is asked to act as of: aware, within a hundred years of now."""
 
+NearDay = Annotated[date, AfterValidator(_date), AfterValidator(_in_reach)]
+"""A calendar date the platform counts windows from, within a hundred years of now (found from
+outside: a campaign ending on 9999-12-30 made approving its budget answer 500, its claims'
+deadline 61 days later having no date)."""
+
 EmailAddress = Annotated[str, Field(max_length=254), AfterValidator(as_email)]
 """A person's e-mail address, exactly as given (see `check_email`)."""
 
@@ -517,6 +522,7 @@ __all__ = [
     "ListOrder",
     "Money",
     "Name",
+    "NearDay",
     "PositiveMoney",
     "Reference",
     "as_https_url",

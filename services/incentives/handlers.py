@@ -13,11 +13,13 @@ from services.incentives import (
     partner_projection,
     repository,
 )
+from services.incentives.domain.campaigns import check_campaign_end
 from services.incentives.domain.programs import IncentivePrograms
 from services.incentives.ledger_events import LedgerAnnouncements
 from shared.consumer import HandlerContext
 from shared.db import Connection
-from shared.events import Envelope
+from shared.errors import Unprocessable
+from shared.events import Envelope, InvalidEvent
 from shared.events.attribution import CreditIssued, CreditReversed
 from shared.events.partners import PartnerStateChanged
 from shared.events.programme_service import CampaignChanged
@@ -81,5 +83,11 @@ async def on_partner(ctx: HandlerContext, event: Envelope[PartnerStateChanged]) 
 
 async def on_campaigns(ctx: HandlerContext, events: list[Envelope[CampaignChanged]]) -> None:
     """Programme's campaigns, which MDF pre-approvals may name (campaign_projection.py); a
-    moved end moves the claim deadlines of the campaign's approved pre-approvals."""
+    moved end moves the claim deadlines of the campaign's approved pre-approvals. A campaign
+    ending too late for a claim deadline is refused whole (dead-lettered with the reason)."""
+    for event in events:
+        try:
+            check_campaign_end(event.data.campaign_id, event.data.ends_on)
+        except Unprocessable as error:
+            raise InvalidEvent(str(error)) from error
     await ctx.emit_all(await mdf_preapprovals.follow_campaigns(ctx.conn, events))

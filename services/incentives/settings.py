@@ -5,6 +5,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.incentives.domain.campaigns import LONGEST_CLAIM_WINDOW_DAYS
 from services.incentives.domain.programs import IncentivePrograms, load_programs
 
 
@@ -18,7 +19,7 @@ class IncentivesSettings(BaseSettings):
     mdf_expiry_check_seconds: float = 60.0
     # Days after a campaign's end that claims against its MDF pre-approval are still accepted;
     # then what is left of the reservation goes back to the fund.
-    preapproval_claim_window_days: int = Field(default=60, ge=0, le=365)
+    preapproval_claim_window_days: int = Field(default=60, ge=0, le=LONGEST_CLAIM_WINDOW_DAYS)
     # Announce each ledger entry of a booking alone (incentive.earned.v1, .mdf_accrued.v1) instead
     # of the booking as one incentive.credit_booked.v1: only while upgrading from a version that
     # did so and a reader of incentives.ledger.v1 still runs it (it would skip the new type).

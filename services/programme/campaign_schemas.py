@@ -9,7 +9,7 @@ from typing import Annotated, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from services.programme.domain.campaigns import CampaignKind, CampaignState, check_dates
-from shared.inputs import CurrencyCode, Day, FreeText, Ident, Money, Name, as_text
+from shared.inputs import CurrencyCode, FreeText, Ident, Money, Name, NearDay, as_text
 
 
 class CampaignIn(BaseModel):
@@ -18,8 +18,8 @@ class CampaignIn(BaseModel):
     name: Name
     kind: CampaignKind
     description: Annotated[FreeText, Field(max_length=2000)] = ""
-    starts_on: Day
-    ends_on: Day
+    starts_on: NearDay
+    ends_on: NearDay
     partner_ids: list[Ident] = Field(
         default_factory=list,
         max_length=50,
@@ -39,8 +39,8 @@ class CampaignEditIn(BaseModel):
 
     name: Name | None = None
     description: Annotated[FreeText, Field(max_length=2000)] | None = None
-    starts_on: Day | None = None
-    ends_on: Day | None = None
+    starts_on: NearDay | None = None
+    ends_on: NearDay | None = None
     partner_ids: list[Ident] | None = Field(
         default=None,
         min_length=1,

@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 
-from services.incentives import mdf_preapprovals, preapproval_repository
+from services.incentives import handlers, mdf_preapprovals, preapproval_repository
 from services.incentives.domain.preapprovals import PreapprovalConflict
 from services.incentives.domain.programs import IncentivePrograms
+from shared.consumer import HandlerContext
 from shared.db import Connection, Pool, create_pool
 from shared.errors import Unprocessable
-from shared.events import Envelope
+from shared.events import Envelope, InvalidEvent
 from shared.events.programme_service import CampaignChanged
 from tests.support.incentives import (
     MIGRATIONS,
@@ -172,6 +173,40 @@ async def test_the_deadline_follows_programmes_moves_of_the_campaigns_end(pool: 
         *[("approved", deadline(end).isoformat().replace("+00:00", "Z")) for end in ends],
         ("expired", closed.isoformat().replace("+00:00", "Z")),
     ]
+
+
+async def test_a_budget_of_a_campaign_ending_too_late_for_a_deadline_is_refused(
+    pool: Pool,
+) -> None:
+    """Programme refuses such an end now and the consumer refuses a word carrying one; a
+    campaign stored with one before answers 422 when its budget is approved (it answered 500:
+    61 days after 9999-12-30 has no date) and when one is asked for."""
+    programs = IncentivePrograms()
+    partner = await funded_partner(pool, programs, "2000.00")
+    pa = await ask(pool, programs, partner, budget("500.00"))
+    reason = (
+        "campaign camp-1 ends on 9999-12-30: after 9998-12-30 its claims' deadline would have "
+        "no date"
+    )
+    too_late = moved(partner, date(9999, 12, 30))
+    word = Envelope.wrap(too_late, source="pollinate/programme", subject="camp-1")
+    async with pool.acquire() as conn, conn.transaction():
+        context = HandlerContext(conn, OUTBOX, "programme.campaigns.v1", 0, 0)
+        with pytest.raises(InvalidEvent) as invalid:
+            await handlers.on_campaigns(context, [word])
+    assert str(invalid.value) == reason  # dead-lettered with it
+    assert (
+        await pool.fetchval("SELECT ends_on FROM campaigns WHERE campaign_id = 'camp-1'")
+        != too_late.ends_on
+    )
+    await followed(pool, too_late)  # stored by a version before the check
+    with pytest.raises(Unprocessable) as refused:
+        await decide(pool, pa, approve=True)
+    assert str(refused.value) == reason
+    with pytest.raises(Unprocessable) as refused:
+        await ask(pool, programs, partner, budget("20.00", "later"))
+    assert str(refused.value) == reason
+    assert (await decide(pool, pa, approve=False, note="no deadline"))["status"] == "rejected"
 
 
 async def test_an_approval_meeting_a_move_of_the_end_counts_from_the_moved_end(

@@ -71,6 +71,8 @@ async def test_a_campaign_shows_reported_results_attributed_revenue_and_mdf_cost
             "no partners": (ADMIN, {**body, "partner_ids": []}, 422),
             "for another": (auth(partner), body, 403),
             "bad kind": (ADMIN, {**body, "kind": "party"}, 422),
+            # its budget's claim deadline, 61 days after, would have no date
+            "ends near year 9999": (ADMIN, {**body, "ends_on": "9999-12-30"}, 422),
         }
         expelled = f"p-cm-gone-{run}"
         gone = f.partner_state_changed(

@@ -7,12 +7,19 @@ campaign created a moment ago may not be known yet, which is worth retrying."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from shared.errors import Conflict, Unprocessable
 
 # The campaign as programme announced it is the contract's; the rules' tests build it from here.
 from shared.events.programme_service import KnownCampaign as KnownCampaign
+
+# The longest claim window the settings admit (`preapproval_claim_window_days`).
+LONGEST_CLAIM_WINDOW_DAYS = 365
+# The last end from which the longest claim window still ends on a date. Programme refuses
+# campaign dates past a hundred years from now; an older event may carry one (a campaign
+# ending on 9999-12-30 made approving its budget answer 500: its deadline had no date).
+LATEST_CAMPAIGN_END = date.max - timedelta(days=1 + LONGEST_CLAIM_WINDOW_DAYS)
 
 
 class CampaignNotKnown(Conflict):
@@ -21,6 +28,15 @@ class CampaignNotKnown(Conflict):
 
 class CampaignNotOpen(Conflict):
     """The campaign is cancelled or over: no budget can be asked for it any more."""
+
+
+def check_campaign_end(campaign_id: str, ends_on: date) -> None:
+    """A campaign whose claims' deadline can be counted from its last day."""
+    if ends_on > LATEST_CAMPAIGN_END:
+        raise Unprocessable(
+            f"campaign {campaign_id} ends on {ends_on.isoformat()}: after "
+            f"{LATEST_CAMPAIGN_END.isoformat()} its claims' deadline would have no date"
+        )
 
 
 def check_campaign(
@@ -39,6 +55,7 @@ def check_campaign(
         raise CampaignNotOpen(f"campaign {campaign_id} is cancelled")
     if campaign.ends_on < today:
         raise CampaignNotOpen(f"campaign {campaign_id} ended on {campaign.ends_on.isoformat()}")
+    check_campaign_end(campaign_id, campaign.ends_on)
     return campaign
 
 
@@ -78,6 +95,7 @@ def check_approvable(
             f"campaign {campaign_id} was cancelled on {campaign.cancelled_at.date().isoformat()}: "
             "its pre-approval can only be rejected"
         )
+    check_campaign_end(campaign_id, campaign.ends_on)
     return campaign
 
 
