@@ -276,6 +276,11 @@ class EventConsumer:
             # Each record is decoded once, by process_batch against its route's contract.
             decoder=raw_records,
             parser=parsed_whatever_the_headers,
+            # Events are answered by events through the outbox, never by a reply: FastStream
+            # would publish the handler's result to a record's `reply_to` header with its own
+            # producer (an empty record where the service may write; where it may not, a
+            # failure after the commit that brought the batch back for ever).
+            no_reply=True,
         )
         subscriber(on_batch)
         poll_without_idle_sleep(subscriber)

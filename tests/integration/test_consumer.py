@@ -26,7 +26,7 @@ from shared.outbox import OutgoingEvent
 from shared.topics import Topic, dead_letter_topic, ensure_topics
 from shared.tracing import current_traceparent
 from tests.support.counter import Components, CounterIncremented, counter_consumer
-from tests.support.kafka import new_topic, read_records
+from tests.support.kafka import new_topic, read_records, reader_from_the_start
 from tests.support.outbox import event_json
 
 pytestmark = pytest.mark.integration
@@ -394,6 +394,33 @@ async def test_headers_without_a_value_neither_stall_the_consumer_nor_decide_any
     assert headers[DLQ_REASON].decode().startswith("malformed CloudEvents envelope")
     assert "x" not in headers  # a header without a value is not carried into the letter
     assert headers["y"] == "\ufffd\ufffd not UTF-8".encode()
+
+
+async def test_a_reply_to_header_publishes_nothing_and_the_partition_moves_on(
+    components: Components, running: Any
+) -> None:
+    """FastStream answers a record carrying `reply_to` by publishing the handler's result there
+    with its own producer, outside the outbox: to a topic the service may not write the publish
+    failed after the commit and the batch came back for ever; to one it may, an empty record
+    without an envelope went out. The platform's consumers answer nothing."""
+    topic, _, waiter = running
+    replies = await new_topic(components.infra.kafka, components.service.schema, partitions=1)
+    asked = Envelope.wrap(CounterIncremented(counter="rt", by=3), source="test", subject="k")
+    after = Envelope.wrap(CounterIncremented(counter="rt", by=4), source="test", subject="k")
+    await components.producer.send_and_wait(
+        topic.name, value=asked.to_bytes(), key=b"k", headers=[("reply_to", replies.name.encode())]
+    )
+    await components.producer.send_and_wait(topic.name, value=after.to_bytes(), key=b"k")
+
+    assert await waiter.next(2) == [Outcome.PROCESSED, Outcome.PROCESSED]
+    assert await components.pool.fetchval("SELECT value FROM counters WHERE name = 'rt'") == 7
+    reader = reader_from_the_start(components.infra.kafka, replies.name)
+    await reader.start()
+    try:
+        ends = await reader.end_offsets(list(reader.assignment()))
+    finally:
+        await reader.stop()
+    assert set(ends.values()) == {0}
 
 
 async def test_what_postgres_cannot_store_is_escaped_and_the_partition_moves_on(
