@@ -245,10 +245,17 @@ def _announced(record: CampaignOut, at: datetime) -> OutgoingEvent:
 async def listing(
     conn: Connection, who: Caller, partner_id: str | None, limit: int, offset: int
 ) -> list[CampaignOut]:
-    scope = who.partner_id if who.partner_id is not None else partner_id
+    """The campaigns, newest first; a partner's are its own, each showing only itself among
+    the partners running it, as `detail` does (a joint campaign's others are not its to see)."""
+    only = who.partner_id
+    scope = only if only is not None else partner_id
     today = now().date()
     return [
-        _record(row, await campaign_views.partners_of(conn, row["campaign_id"]), today)
+        _record(
+            row,
+            await campaign_views.partners_of(conn, row["campaign_id"]) if only is None else [only],
+            today,
+        )
         for row in await campaign_views.campaigns(conn, scope, limit, offset)
     ]
 

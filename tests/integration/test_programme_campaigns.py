@@ -188,6 +188,9 @@ async def test_a_campaign_shows_reported_results_attributed_revenue_and_mdf_cost
         assert [c["campaign_id"] for c in listed] == [own.json()["campaign_id"]]
         ally_view = (await client.get(f"/campaigns/{campaign}", headers=auth(ally))).json()
         assert ally_view["partner_ids"] == [ally]
+        # the list as the detail: the joint campaign's other partner is not the ally's to see
+        ally_list = (await client.get("/campaigns", headers=auth(ally))).json()
+        assert [(c["campaign_id"], c["partner_ids"]) for c in ally_list] == [(campaign, [ally])]
         assert ally_view["preapprovals"] == []
         assert ally_view["results"] == {
             "leads": 30,
