@@ -15,6 +15,7 @@ from shared.inputs import (
     CountryCode,
     CurrencyCode,
     DealKey,
+    FreeText,
     Ident,
     Instant,
     PositiveMoney,
@@ -227,7 +228,8 @@ class PolicyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     document: dict[str, Any] = Field(description='e.g. {"version": "acme-2027-01", ...}')
-    note: str = Field(default="", max_length=1000)
+    # Free text as every other note: a NUL Postgres cannot keep answered 500 (found in review).
+    note: Annotated[FreeText, Field(max_length=1000)] = ""
 
 
 class PolicyCheckOut(BaseModel):

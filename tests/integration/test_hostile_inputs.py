@@ -344,6 +344,25 @@ CASES: list[Case] = [
         "customer_domain must be a domain name",
     ),
     _registering(_registration(amount="1_000"), 422, "ASCII digits"),
+    # found in review (session 35): each was a 500
+    (
+        "deals",
+        "POST",
+        "/admin/policy/versions",
+        ADMIN,
+        J({"document": {"version": "v-nul"}, "note": "a\x00b"}).encode(),
+        422,
+        "NUL",
+    ),
+    (
+        "onboarding",
+        "POST",
+        "/admin/partner-tokens/p-any?user=%E2%80%AEx",
+        ADMIN,
+        None,
+        422,
+        "bidirectional embedding, override or isolate controls (U+202E)",
+    ),
     # incentives
     (
         "incentives",
