@@ -92,7 +92,12 @@ async def get_waiting_touchpoints(
 
 
 def _report_out(report: TouchpointReport, partner_id: str | None) -> TouchpointReportOut:
+    """The report as `partner_id` may see it: a partner not linked to the deal is answered as
+    for a deal not known (its settlement told a probe whether any deal was open, lost or won,
+    and its close date); its touchpoint waits for a channel manager either way."""
     settlement = report.settlement
+    if partner_id is not None and partner_id not in report.linked:
+        settlement = None
     return TouchpointReportOut(
         touchpoint_id=report.touchpoint_id,
         created=report.created,

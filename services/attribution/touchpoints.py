@@ -45,6 +45,9 @@ class TouchpointReport:
     counted: bool  # False: it takes no credit (it waits for a channel manager, or is outside
     # its won deal's window: after the win, say)
     settlement: Settlement | None  # None: a repeat, or the deal is not known yet
+    # The partners linked to the deal (an approved registration, the CRM's confirmed link):
+    # the settlement is theirs to see; to any other partner the deal is as if unknown.
+    linked: frozenset[str] = frozenset()
 
 
 async def report_touchpoint(
@@ -69,7 +72,9 @@ async def report_touchpoint(
         ):
             raise TouchpointAlreadyReported(kind)
         created_at = await repository.deal_created_at(conn, touchpoint.deal_key)
-        check_not_before_deal(touchpoint.occurred_at, created_at)
+        # When the deal was made is a channel manager's to be told, not a partner's that may
+        # know nothing else of it.
+        check_not_before_deal(touchpoint.occurred_at, created_at, name_it=acting.partner_id is None)
         if touchpoint.campaign_id is not None:
             named = await known_campaign(conn, touchpoint.campaign_id)
             check_touch_campaign(
@@ -131,4 +136,5 @@ async def _settle(
         explanation = f"{settlement.explanation}; {touchpoint_id} not counted: {left_out}"
         settlement = replace(settlement, explanation=explanation)
     counted = book.counts(touchpoint_id) and left_out is None
-    return TouchpointReport(touchpoint_id, True, counted, settlement)
+    linked = frozenset(book.linked_partners(deal_key))
+    return TouchpointReport(touchpoint_id, True, counted, settlement, linked)

@@ -538,11 +538,18 @@ async def test_a_partner_not_linked_to_a_deal_takes_none_of_its_credit(
         assert [(c["partner_id"], c["credit_id"]) for c in after] == [
             (c["partner_id"], c["credit_id"]) for c in before
         ]
-        for answer in answers:
+        unknown = await client.post(
+            "/touchpoints",
+            headers=auth(intruder),
+            json={**claim("referral", 25), "deal_key": f"salesforce:none{run}"},
+        )
+        for answer in [*answers, unknown]:
             assert answer.status_code == 201, answer.text
             assert owner not in answer.text
             assert not any(c["credit_id"] in answer.text for c in before)
+            # as for a deal not known: no word of whether it is open, lost or won, nor when
             assert answer.json()["counted"] is False
+            assert answer.json()["settlement"] is None
         # at most one per partner, deal and kind; never before the deal was created
         again = await client.post("/touchpoints", headers=auth(intruder), json=claim("referral", 3))
         early = await client.post(
@@ -550,6 +557,7 @@ async def test_a_partner_not_linked_to_a_deal_takes_none_of_its_credit(
         )
         assert (again.status_code, early.status_code) == (409, 422)
         assert "before the deal was created" in early.text
+        assert created_at.isoformat()[:16] not in early.text  # when it was is not the intruder's
         # the intruder's view of the deal shows its own waiting touchpoints, no one's credits
         mine = (await client.get(f"/deals/{deal.key}/attribution", headers=auth(intruder))).json()
         assert (mine["credits"], {t["partner_id"] for t in mine["touchpoints"]}) == ([], {intruder})

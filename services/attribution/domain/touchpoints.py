@@ -60,10 +60,9 @@ class TouchpointInFuture(Unprocessable):
 
 
 class TouchpointTooOld(Unprocessable):
-    def __init__(self, occurred_at: datetime, earliest: datetime, what: str) -> None:
-        super().__init__(
-            f"occurred_at {occurred_at.isoformat()} is before {what} ({earliest.isoformat()})"
-        )
+    def __init__(self, occurred_at: datetime, earliest: datetime | None, what: str) -> None:
+        when = "" if earliest is None else f" ({earliest.isoformat()})"
+        super().__init__(f"occurred_at {occurred_at.isoformat()} is before {what}{when}")
 
 
 class TouchpointAlreadyReported(Conflict):
@@ -73,10 +72,14 @@ class TouchpointAlreadyReported(Conflict):
         super().__init__(f"a {kind} touchpoint of this partner on this deal was already reported")
 
 
-def check_not_before_deal(occurred_at: datetime, deal_created_at: datetime | None) -> None:
-    """A touchpoint cannot precede the deal it is about (when the CRM says when it was made)."""
+def check_not_before_deal(
+    occurred_at: datetime, deal_created_at: datetime | None, *, name_it: bool = True
+) -> None:
+    """A touchpoint cannot precede the deal it is about (when the CRM says when it was made);
+    the refusal names that moment only when `name_it` (a partner may not be the deal's)."""
     if deal_created_at is not None and occurred_at < deal_created_at:
-        raise TouchpointTooOld(occurred_at, deal_created_at, "the deal was created")
+        shown = deal_created_at if name_it else None
+        raise TouchpointTooOld(occurred_at, shown, "the deal was created")
 
 
 def reported_counts(
