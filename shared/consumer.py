@@ -382,7 +382,7 @@ class EventConsumer:
         outcomes: list[Outcome | None] = [None] * len(decoded)
         async with self.pool.acquire() as conn, conn.transaction():
             fresh = set() if isolate else await self._record_in_inbox(conn, decoded)
-            await self._lock_batch(conn, decoded, None if isolate else fresh)
+            await self._lock_batch(conn, decoded, None if isolate else fresh, isolate=isolate)
             run: list[int] = []  # indexes of consecutive fresh events of one type
             for index, (record, envelope, invalid) in enumerate(decoded):
                 if run and (
@@ -419,15 +419,33 @@ class EventConsumer:
         conn: Connection,
         decoded: list[tuple[ConsumerRecord[Any, Any], Envelope[Any] | None, str | None]],
         fresh: set[uuid.UUID] | None,
+        *,
+        isolate: bool,
     ) -> None:
         if self._batch_locks is None:
             return
         # A duplicate is skipped: only first-seen events need locks (None: not known yet).
         valid = [e for _, e, _ in decoded if e is not None and (fresh is None or e.id in fresh)]
         try:
-            keys = set(await self._batch_locks(conn, self.provisions, valid))
-        except (asyncpg.PostgresError, OSError):
-            raise  # the transaction's own trouble: retried or isolated as any other
+            if isolate:
+                async with conn.transaction():  # a savepoint: a refusal undoes only itself
+                    keys = set(await self._batch_locks(conn, self.provisions, valid))
+            else:
+                keys = set(await self._batch_locks(conn, self.provisions, valid))
+        except TRANSIENT_ERRORS:
+            raise  # the transaction's own trouble: retried as any other
+        except asyncpg.PostgresError as refusal:
+            # Postgres refused what an event holds (a NUL in an id the key function looks up):
+            # the batch is redone a record at a time, each handler taking its own locks, and
+            # the record's handler, meeting the same refusal, has it dead-lettered. Raised, it
+            # stalled the partition for ever (found in review).
+            if not isolate:
+                raise _IsolateRecords() from refusal
+            log.warning(
+                "batch locks refused: each record takes its own",
+                extra={"consumer": self.group_id, "error": repr(refusal)},
+            )
+            return
         except Exception:
             # An event the key function cannot read is the handler's to refuse (and dead-letter);
             # without the batch's locks each handler still takes its own.

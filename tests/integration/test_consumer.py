@@ -18,11 +18,13 @@ from opentelemetry import trace
 from services.incentives.domain.earnings import money
 from shared import dead_lettering
 from shared.consumer import EventConsumer, HandlerContext, Outcome
+from shared.db import Connection
 from shared.dead_lettering import DLQ_ORIGIN_OFFSET, DLQ_ORIGIN_TOPIC, DLQ_REASON
 from shared.dlq import replay
 from shared.events import Envelope, EventPayload, InvalidEvent, event_type
 from shared.metrics import ConsumerFigures, Scrape, ServiceMetrics
 from shared.outbox import OutgoingEvent
+from shared.provisions import Provisions
 from shared.topics import Topic, dead_letter_topic, ensure_topics
 from shared.tracing import current_traceparent
 from tests.support.counter import Components, CounterIncremented, counter_consumer
@@ -193,6 +195,43 @@ async def test_a_batch_commits_its_good_records_and_parks_its_poison_one(
         "SELECT headers->>'dlq.reason' FROM outbox WHERE message_key = 'b' AND topic LIKE '%.dlq.v1'"
     )
     assert parked == "rejected by handler: unknown partner 'nobody'"
+
+
+async def test_batch_locks_postgres_refuses_park_the_record_not_the_partition(
+    components: Components,
+) -> None:
+    """A key function reading what an event names (a counter called "a NUL b"): Postgres
+    refuses the text, which is no transient failure and no handler's refusal. It stalled the
+    partition for ever; now the batch is redone a record at a time, the record is parked with
+    its reason and its neighbours are applied."""
+    topic = await new_topic(components.infra.kafka, components.service.schema)
+    consumer = counter_consumer(components, topic)
+
+    @consumer.locks_first
+    async def counters_named(
+        conn: Connection, _: Provisions, events: list[Envelope[Any]]
+    ) -> list[int]:
+        names = [e.data.counter for e in events]
+        return await conn.fetchval(
+            "SELECT coalesce(array_agg(hashtext(name)), '{}') FROM counters WHERE name = ANY($1::text[])",
+            names,
+        )
+
+    good = Envelope.wrap(CounterIncremented(counter="locked", by=2), source="t", subject="l")
+    poison = Envelope.wrap(CounterIncremented(counter="a\x00b", by=5), source="t", subject="l")
+    later = Envelope.wrap(CounterIncremented(counter="locked", by=3), source="t", subject="l")
+    for envelope in (good, poison, later):
+        await send_raw(components, topic, envelope.to_bytes(), key=b"l")
+    records = await read_records(components.infra.kafka, topic.name, 3)
+
+    outcomes = await consumer.process_batch(records)
+
+    assert outcomes == [Outcome.PROCESSED, Outcome.DEAD_LETTERED, Outcome.PROCESSED]
+    assert await components.pool.fetchval("SELECT value FROM counters WHERE name = 'locked'") == 5
+    parked = await components.pool.fetchval(
+        "SELECT headers->>'dlq.reason' FROM outbox WHERE message_key = 'l' AND topic LIKE '%.dlq.v1'"
+    )
+    assert "CharacterNotInRepertoireError" in parked
 
 
 async def test_a_clean_batch_takes_the_fast_path_and_still_applies_a_repeat_once(
