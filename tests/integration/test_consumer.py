@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from opentelemetry import trace
 
@@ -460,6 +461,27 @@ async def test_a_reply_to_header_publishes_nothing_and_the_partition_moves_on(
     finally:
         await reader.stop()
     assert set(ends.values()) == {0}
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+async def test_a_compressed_batch_is_read_like_any_other(
+    components: Components, running: Any, codec: str
+) -> None:
+    """Kafka's four codecs, as a producer (or a broker's `compression.type`) may use them:
+    without the codecs' library aiokafka read snappy, lz4 and zstd batches as an error, and
+    the partition stopped at the first one."""
+    topic, _, waiter = running
+    producer = AIOKafkaProducer(**components.infra.kafka.aiokafka_options(), compression_type=codec)
+    await producer.start()
+    try:
+        for by in (1, 2):
+            event = Envelope.wrap(CounterIncremented(counter=codec, by=by), source="t", subject="z")
+            await producer.send_and_wait(topic.name, event.to_bytes(), key=b"z")
+    finally:
+        await producer.stop()
+
+    assert await waiter.next(2) == [Outcome.PROCESSED, Outcome.PROCESSED]
+    assert await components.pool.fetchval("SELECT value FROM counters WHERE name = $1", codec) == 3
 
 
 async def test_what_postgres_cannot_store_is_escaped_and_the_partition_moves_on(
