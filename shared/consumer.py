@@ -25,24 +25,23 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-import asyncpg
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.exceptions import NackMessage
 from faststream.kafka import KafkaBroker
 from opentelemetry import trace
 
+from shared.batch_locks import BatchLocks, LocksRefused, take_batch_locks
 from shared.db import (
     DATABASE_UNAVAILABLE,
     TRANSACTION_COLLISIONS,
     Connection,
     Pool,
-    lock_in_order,
 )
 from shared.dead_lettering import describe_failure, park_kept_event, park_record
 from shared.events import Envelope, EventPayload, InvalidEvent, decode_envelope
@@ -135,8 +134,6 @@ class HandlerContext:
 
 Handler = Callable[[HandlerContext, Envelope[P]], Awaitable[None]]
 BatchHandler = Callable[[HandlerContext, list[Envelope[P]]], Awaitable[None]]
-# The advisory lock keys a batch's events need (read-only: it may query, never write).
-BatchLocks = Callable[[Connection, Provisions, list[Envelope[Any]]], Awaitable[Iterable[int]]]
 
 
 @dataclass
@@ -237,12 +234,8 @@ class EventConsumer:
         return register
 
     def locks_first(self, keys: BatchLocks) -> BatchLocks:
-        """Register what the batch's first-seen events lock: the keys are taken together, in
-        ascending order, in one statement, before any handler runs. A batch is one transaction
-        that may hold several runs (another type or a duplicate splits a run); if each run or
-        event took its own locks, two transactions could take them in opposite orders and
-        deadlock (Postgres ends one after `deadlock_timeout`, a second's stall). Handlers may
-        lock the same keys again: a lock already held is granted at once."""
+        """Register what the batch's first-seen events lock (shared/batch_locks.py says why).
+        Handlers may lock the same keys again: a lock already held is granted at once."""
         self._batch_locks = keys
         return keys
 
@@ -426,32 +419,13 @@ class EventConsumer:
             return
         # A duplicate is skipped: only first-seen events need locks (None: not known yet).
         valid = [e for _, e, _ in decoded if e is not None and (fresh is None or e.id in fresh)]
+        locks, provisions = self._batch_locks, self.provisions
         try:
-            if isolate:
-                async with conn.transaction():  # a savepoint: a refusal undoes only itself
-                    keys = set(await self._batch_locks(conn, self.provisions, valid))
-            else:
-                keys = set(await self._batch_locks(conn, self.provisions, valid))
-        except TRANSIENT_ERRORS:
-            raise  # the transaction's own trouble: retried as any other
-        except asyncpg.PostgresError as refusal:
-            # Postgres refused what an event holds (a NUL in an id the key function looks up):
-            # the batch is redone a record at a time, each handler taking its own locks, and
-            # the record's handler, meeting the same refusal, has it dead-lettered. Raised, it
-            # stalled the partition for ever (found in review).
-            if not isolate:
-                raise _IsolateRecords() from refusal
-            log.warning(
-                "batch locks refused: each record takes its own",
-                extra={"consumer": self.group_id, "error": repr(refusal)},
+            await take_batch_locks(
+                conn, locks, provisions, valid, isolating=isolate, consumer=self.group_id
             )
-            return
-        except Exception:
-            # An event the key function cannot read is the handler's to refuse (and dead-letter);
-            # without the batch's locks each handler still takes its own.
-            log.exception("batch locks not computed", extra={"consumer": self.group_id})
-            return
-        await lock_in_order(conn, keys)
+        except LocksRefused as refused:
+            raise _IsolateRecords() from refused
 
     async def _handle_run(
         self,
