@@ -9,6 +9,7 @@ from services.deals import api, handlers, jobs
 from services.deals.crm_at_intake import ProjectionAtIntake, left_to_consumer_counter
 from services.deals.crm_ingestion import CRM_PROJECTION
 from services.deals.crm_reconcile import DriftGauge
+from services.deals.crm_writeback import WRITEBACK_GROUP
 from services.deals.policy import PolicyStore, load_policy
 from services.deals.settings import DealsSettings
 from services.deals.verification import MicrosoftCertificates
@@ -54,10 +55,14 @@ def wire(platform: Platform) -> None:
     platform.provide(intake)
 
     if settings.write_back:
-        # Its own group: a CRM outage holds back write-backs only, never the projection.
-        writeback = platform.consumer("crm-writeback", [DEAL_REGISTRATIONS])
+        # Its own group, which only queues: the job sends each write on its own, so a CRM
+        # outage holds back that CRM's write-backs only, never the projection nor another CRM.
+        writeback = platform.consumer(WRITEBACK_GROUP, [DEAL_REGISTRATIONS])
         writeback.handles(RegistrationDecided)(handlers.on_registration_for_crm)
         writeback.handles(RegistrationStatusChanged)(handlers.on_registration_for_crm)
+        platform.every(
+            settings.writeback_every_seconds, jobs.write_back_to_crms, name="crm-writeback"
+        )
 
     partners = platform.consumer("partner-projection", [PARTNER_LIFECYCLE])
     partners.handles(PartnerStateChanged)(handlers.on_partner)

@@ -256,3 +256,86 @@ async def recorded_earlier(
         group_id,
     )
     return {row["event_id"] for row in rows}
+
+
+async def queue_write_back(
+    conn: Connection,
+    key: tuple[str, str, str],
+    fields: str,
+    event: tuple[uuid.UUID, str, bytes],
+    at: datetime,
+) -> None:
+    """Queue the write of `fields` (JSON) to the record `key` (source, portal, record id) for
+    `event` (id, topic, envelope). It replaces the record's write not sent yet, keeping that
+    one's turn and attempts (the events of a registration are consumed in their order, so the
+    last one's write is the one to make)."""
+    await conn.execute(
+        """
+        INSERT INTO crm_writebacks AS w (source, portal, record_id, fields, event_id,
+                                         event_topic, event_value, queued_at, due_at)
+        VALUES ($1, $2, $3, $4::json, $5, $6, $7, $8, $8)
+        ON CONFLICT (source, portal, record_id) DO UPDATE
+        SET fields = excluded.fields, event_id = excluded.event_id,
+            event_topic = excluded.event_topic, event_value = excluded.event_value,
+            queued_at = CASE WHEN w.due_at IS NULL THEN excluded.queued_at ELSE w.queued_at END,
+            attempts = CASE WHEN w.due_at IS NULL THEN 0 ELSE w.attempts END,
+            last_error = CASE WHEN w.due_at IS NULL THEN NULL ELSE w.last_error END,
+            due_at = coalesce(w.due_at, excluded.due_at)
+        """,
+        *key,
+        fields,
+        *event,
+        at,
+    )
+
+
+async def claim_write_backs(
+    conn: Connection, at: datetime, lease_until: datetime, limit: int
+) -> list[asyncpg.Record]:
+    """Due write-backs, oldest turn first, leased until `lease_until` (their due time moves
+    there: a crashed run's lease simply expires)."""
+    return list(
+        await conn.fetch(
+            """
+            UPDATE crm_writebacks SET due_at = $2, attempts = attempts + 1
+            WHERE (source, portal, record_id) IN (
+                SELECT source, portal, record_id FROM crm_writebacks
+                WHERE due_at <= $1 ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+            RETURNING *
+            """,
+            at,
+            lease_until,
+            limit,
+        )
+    )
+
+
+async def settle_write_back(
+    conn: Connection,
+    claimed: asyncpg.Record,
+    *,
+    due_at: datetime | None,
+    error: str | None,
+    at: datetime,
+) -> bool:
+    """The claimed write's outcome: sent (`due_at` and `error` None), to be tried again at
+    `due_at`, or over (`due_at` None with an `error`: given up). A write that replaced it
+    meanwhile is due at once instead. Returns whether the claimed write was still the row's."""
+    settled = await conn.fetchval(
+        """
+        UPDATE crm_writebacks
+        SET due_at = CASE WHEN event_id = $4 THEN $5::timestamptz ELSE $7::timestamptz END,
+            last_error = CASE WHEN event_id = $4 THEN $6::text ELSE last_error END,
+            sent_at = CASE WHEN event_id = $4 AND $6::text IS NULL THEN $7 ELSE sent_at END
+        WHERE source = $1 AND portal = $2 AND record_id = $3
+        RETURNING event_id = $4
+        """,
+        claimed["source"],
+        claimed["portal"],
+        claimed["record_id"],
+        claimed["event_id"],
+        due_at,
+        None if error is None else error[:500],
+        at,
+    )
+    return bool(settled)

@@ -8,7 +8,7 @@ from typing import Any
 
 from services.deals import repository
 from services.deals.crm_merges import project_crm_changes
-from services.deals.crm_writeback import write_back
+from services.deals.crm_writeback import queue_write_back
 from services.deals.partner_projection import apply_partner_state
 from services.deals.policy import PolicyStore
 from services.deals.settings import DealsSettings
@@ -45,8 +45,9 @@ async def on_crm_changes(ctx: HandlerContext, events: list[Envelope[CrmDealChang
 async def on_registration_for_crm(
     ctx: HandlerContext, event: Envelope[RegistrationDecided] | Envelope[RegistrationStatusChanged]
 ) -> None:
-    """Tell the originating CRM what was decided (services/deals/crm_writeback.py)."""
-    await write_back(ctx.provided(DealsSettings), event.data)
+    """Queue the write that tells the originating CRM what was decided; the write-back job
+    sends it (services/deals/crm_writeback.py)."""
+    await queue_write_back(ctx.conn, ctx.provided(DealsSettings), event, ctx.topic)
 
 
 async def on_partner(ctx: HandlerContext, event: Envelope[PartnerStateChanged]) -> None:

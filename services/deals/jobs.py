@@ -25,6 +25,7 @@ from services.deals.crm_resync import (
     run_resyncs,
     salesforce_resyncer,
 )
+from services.deals.crm_writeback import WriteBackRun, run_write_backs
 from services.deals.expiry import ExpiryRun, run_expiry
 from services.deals.partner_program_clients import AceClient, MicrosoftReferralsClient
 from services.deals.policy import PolicyStore
@@ -63,6 +64,14 @@ async def resync_crm_records(platform: Platform) -> ResyncRun:
     if settings.microsoft_pull:
         resyncers.append(microsoft_resyncer(MicrosoftReferralsClient.from_settings(settings)))
     return await run_resyncs(platform.pool, platform.outbox, resyncers, settings.resync_batch_size)
+
+
+async def write_back_to_crms(platform: Platform) -> WriteBackRun:
+    """Send the due write-backs, each on its own (services/deals/crm_writeback.py)."""
+    settings = platform.provisions.get(DealsSettings)
+    return await run_write_backs(
+        platform.pool, platform.outbox, settings, settings.writeback_batch_size
+    )
 
 
 async def pull_aws_ace(platform: Platform) -> PullRun:

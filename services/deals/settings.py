@@ -80,6 +80,11 @@ class DealsSettings(BaseSettings):
     pull_max_pages: int = 20
     resync_every_seconds: float = 5.0
     resync_batch_size: int = 50
+    # Write-backs: how often the queue is looked at, how many writes a run sends at most, and
+    # how long a write the CRM cannot take is retried before its event is dead-lettered.
+    writeback_every_seconds: float = Field(default=1.0, gt=0)
+    writeback_batch_size: int = Field(default=50, ge=1)
+    writeback_give_up_hours: float = Field(default=72.0, gt=0)
     # Reconciliation: how often each CRM's window is compared with the projection (the job
     # checks every tenth of it whether a source is due), and how far back the window reaches.
     reconcile_every_seconds: float = 3600.0

@@ -350,6 +350,8 @@ class SalesforceServer(LocalServer):
         self.requests: list[str] = []
         self.limited = 0
         self.down = False  # answers 503 while True (an outage)
+        self.failing: set[str] = set()  # records whose update answers 500 (as Salesforce's
+        # UNKNOWN_EXCEPTION does when a trigger or flow on the record throws)
         self.page_size = page_size
         self.updates: list[tuple[str, dict[str, Any]]] = []
         self.accounts: dict[str, dict[str, Any]] = {}
@@ -375,6 +377,17 @@ class SalesforceServer(LocalServer):
                     )
                 fields = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
                 record_id = unquote(urlsplit(self.path).path.rsplit("/", 1)[1])
+                if record_id in server.failing:
+                    return self._answer(
+                        500,
+                        [
+                            {
+                                "message": "An unexpected error occurred. Please include this "
+                                "ErrorId if you contact support: 1234567890-12345 (-987654321)",
+                                "errorCode": "UNKNOWN_EXCEPTION",
+                            }
+                        ],
+                    )
                 unknown = [f for f in fields if f.startswith("Unknown")]
                 if record_id not in server.records or unknown:
                     return self._answer(

@@ -14,10 +14,9 @@ from typing import Any, Protocol
 
 import asyncpg
 import httpx
-import pytest
-from faststream.exceptions import NackMessage
 
 from services.deals.crm_ingestion import CRM_PROJECTION
+from services.deals.crm_writeback import WRITEBACK_GROUP, run_write_backs
 from services.deals.handlers import crm_batch_locks, on_crm_changes, on_registration_for_crm
 from services.deals.settings import DealsSettings
 from shared.consumer import EventConsumer, Outcome
@@ -83,12 +82,12 @@ def crm_projection(pool: Pool, **options: Any) -> EventConsumer:
 
 
 def crm_writeback(pool: Pool, settings: DealsSettings) -> EventConsumer:
-    """The consumer writing registration decisions back to the CRMs `settings` point at,
-    retrying three times with next to no backoff."""
+    """The consumer queueing the write-backs of registration decisions to the CRMs `settings`
+    point at (the write-back job sends them: `run_write_backs`)."""
     provisions = Provisions()
     provisions.provide(settings)
     consumer = _deals_consumer(
-        "crm-writeback",
+        WRITEBACK_GROUP,
         DEAL_REGISTRATIONS,
         pool,
         provisions=provisions,
@@ -114,25 +113,37 @@ async def write_back_through_an_outage(
     nothing_written: Callable[[], bool],
     when_back: Callable[[], None] = lambda: None,
 ) -> tuple[list[Outcome], list[str]]:
-    """The CRM write-back handed `events` while every CRM in `crms` is down: the batch is
-    not processed and not skipped (nacked, to be delivered again), with nothing in the inbox
-    and nothing written. Then `when_back()`, the CRMs answer again and the same records come
-    again: their outcomes, and why deals dead-lettered those it parked."""
+    """The crm-writeback consumer handed `events` (it queues their writes), then the write-back
+    job run while every CRM in `crms` is down: nothing written, nothing lost (every write waits
+    with the CRM's answer as its last error). Then `when_back()`, the CRMs answer again and the
+    job sends what waits: the consumer's outcomes, and why deals dead-lettered the writes the
+    job parked."""
     records = await registration_records(infra, events)
     async with deals_pool(infra) as pool:
-        consumer = crm_writeback(pool, settings)
+        outcomes = await crm_writeback(pool, settings).process_batch(records)
         for crm in crms:
             crm.down = True
-        with pytest.raises(NackMessage):
-            await consumer.process_batch(records)
-        assert await pool.fetchval("SELECT count(*) FROM inbox") == 0
+        down = await run_write_backs(pool, deals_outbox(), settings, 100)
+        assert down.dead_lettered == 0, down  # a CRM up meanwhile takes its writes
         assert nothing_written()
+        waiting = await pool.fetch("SELECT last_error FROM crm_writebacks WHERE due_at IS NOT NULL")
+        assert len(waiting) == down.retried > 0
+        assert all(row["last_error"] for row in waiting), waiting
 
         for crm in crms:
             crm.down = False
         when_back()
-        outcomes = await consumer.process_batch(records)
+        await send_write_backs(pool, settings)
         return outcomes, await dead_letter_reasons(pool)
+
+
+async def send_write_backs(pool: Pool, settings: DealsSettings) -> None:
+    """Run the write-back job until no write waits, each retry's backoff passed at once."""
+    for _ in range(10):
+        await pool.execute("UPDATE crm_writebacks SET due_at = now() WHERE due_at IS NOT NULL")
+        if not (await run_write_backs(pool, deals_outbox(), settings, 100)).retried:
+            return
+    raise AssertionError("write-backs still retried after ten runs")
 
 
 async def registration_records(
