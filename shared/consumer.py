@@ -167,6 +167,9 @@ class ConsumerStats:
         self.failed_batches += 1
         self.stalled_at = where
 
+    def poll_failed(self, error: Exception) -> None:
+        self.stalled(f"a poll failed: {describe_failure(error)}")
+
 
 class EventConsumer:
     """One consumer group of one service over one or more topics, with typed handlers."""
@@ -269,14 +272,14 @@ class EventConsumer:
             # Each record is decoded once, by process_batch against its route's contract.
             decoder=raw_records,
             parser=parsed_whatever_the_headers,
-            # Events are answered by events through the outbox, never by a reply: FastStream
-            # would publish the handler's result to a record's `reply_to` header with its own
-            # producer (an empty record where the service may write; where it may not, a
-            # failure after the commit that brought the batch back for ever).
+            # Events are answered through the outbox, never by a reply: FastStream published
+            # the handler's result to a record's `reply_to` with its own producer (an empty
+            # record, or a failure after the commit that brought the batch back for ever).
             no_reply=True,
         )
         subscriber(on_batch)
-        poll_without_idle_sleep(subscriber)
+        # What Kafka sent could not be read: the partitions stop there, shown as a stall.
+        poll_without_idle_sleep(subscriber, self.stats.poll_failed)
 
     async def process(self, record: ConsumerRecord[Any, Any]) -> Outcome:
         """Process one record (a batch of one)."""

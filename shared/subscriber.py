@@ -18,19 +18,27 @@ survives any header (`parsed_whatever_the_headers`)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from itertools import chain
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.errors import ConsumerStoppedError, KafkaError
 from faststream.kafka.message import KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
+log = logging.getLogger(__name__)
 
-def poll_without_idle_sleep(subscriber: BatchSubscriber) -> None:
+
+def poll_without_idle_sleep(
+    subscriber: BatchSubscriber, on_failed_poll: Callable[[Exception], None] = lambda _: None
+) -> None:
     """Make `subscriber` take what is waiting, in each partition's order, as soon as it comes,
-    with no sleep after an empty poll."""
+    with no sleep after an empty poll. A poll that fails reading what Kafka sent rewinds
+    (`rewind_to_committed`), tells `on_failed_poll` and is raised as a KafkaError: FastStream's
+    loop logs it and polls again after a pause (any other error ended its loop for good)."""
     if subscriber.batch_timeout_ms <= 0:
         raise ValueError(
             f"batch_timeout_ms must be above 0 (got {subscriber.batch_timeout_ms}): "
@@ -38,14 +46,41 @@ def poll_without_idle_sleep(subscriber: BatchSubscriber) -> None:
         )
 
     async def get_msg(consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord[Any, Any], ...]:
-        batches = await consumer.getmany(
-            timeout_ms=subscriber.batch_timeout_ms, max_records=subscriber.max_records
-        )
+        try:
+            batches = await consumer.getmany(
+                timeout_ms=subscriber.batch_timeout_ms, max_records=subscriber.max_records
+            )
+        except ConsumerStoppedError:
+            raise
+        except Exception as error:
+            await rewind_to_committed(consumer)
+            on_failed_poll(error)
+            if isinstance(error, KafkaError):
+                raise
+            raise KafkaError(f"records could not be read: {error!r}") from error
         return tuple(chain.from_iterable(batches.values()))
 
     # The instance's attribute comes before the class's method: FastStream's consume loop
     # calls `self.get_msg(consumer)`.
     subscriber.get_msg = get_msg  # type: ignore[method-assign]
+
+
+async def rewind_to_committed(consumer: AIOKafkaConsumer) -> None:
+    """Every assigned partition back to its committed offset (its start when none is). aiokafka
+    moves a partition's position as it reads its records, and a poll that fails reading one
+    partition (a record it cannot parse) throws away what it read of the others: the next
+    commit would have committed those records unprocessed. At a poll, everything handed out
+    before is committed (each batch's ack) or sought back (its nack), so the committed offsets
+    are exactly where to start again."""
+    try:
+        for partition in consumer.assignment():
+            committed = await consumer.committed(partition)
+            if committed is None:
+                await consumer.seek_to_beginning(partition)
+            else:
+                consumer.seek(partition, committed)
+    except Exception:
+        log.exception("rewinding to the committed offsets failed after a failed poll")
 
 
 Records = tuple[ConsumerRecord[Any, Any], ...]

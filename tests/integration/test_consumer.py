@@ -8,11 +8,16 @@ import json
 import re
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.producer import message_accumulator
+from aiokafka.producer import producer as producer_module
+from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy as PythonBatchBuilder
 from faststream.kafka import KafkaBroker
 from opentelemetry import trace
 
@@ -26,11 +31,13 @@ from shared.events import Envelope, EventPayload, InvalidEvent, event_type
 from shared.metrics import ConsumerFigures, Scrape, ServiceMetrics
 from shared.outbox import OutgoingEvent
 from shared.provisions import Provisions
+from shared.subscriber import poll_without_idle_sleep
 from shared.topics import Topic, dead_letter_topic, ensure_topics
 from shared.tracing import current_traceparent
 from tests.support.counter import Components, CounterIncremented, counter_consumer
 from tests.support.kafka import new_topic, read_records, reader_from_the_start
 from tests.support.outbox import event_json
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -482,6 +489,64 @@ async def test_a_compressed_batch_is_read_like_any_other(
 
     assert await waiter.next(2) == [Outcome.PROCESSED, Outcome.PROCESSED]
     assert await components.pool.fetchval("SELECT value FROM counters WHERE name = $1", codec) == 3
+
+
+class UnreadableHeaderKey(str):
+    """A header key written as bytes that are not UTF-8: Kafka carries any bytes there and
+    librdkafka lets a producer send them; aiokafka's Python record builder writes what `encode`
+    gives (it reads keys back as UTF-8, and fails)."""
+
+    def encode(self, *_: Any, **__: Any) -> bytes:
+        return b"\xff\xfe"
+
+
+async def test_a_poll_that_fails_reading_one_partition_loses_nothing_of_another(
+    components: Components, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three records on partition 0 and one aiokafka cannot read on partition 1, fetched
+    together: the poll read partition 0 (moving its position past the three), failed on
+    partition 1 and threw the three away; the next commit would have committed them unread.
+    Now a failed poll rewinds every partition to its committed offset, is reported (the
+    platform's consumer shows it as a stall) and comes out as a KafkaError, which FastStream's
+    loop survives (any other error ended it)."""
+    kafka = components.infra.kafka
+    topic = await new_topic(kafka, components.service.schema, partitions=2)
+    for module in (message_accumulator, producer_module):  # its batches, its size estimate
+        monkeypatch.setattr(module, "DefaultRecordBatchBuilder", PythonBatchBuilder)
+    producer = AIOKafkaProducer(**kafka.aiokafka_options())
+    failures: list[Exception] = []
+    subscriber = SimpleNamespace(batch_timeout_ms=5_000, max_records=100)
+    poll_without_idle_sleep(cast(Any, subscriber), failures.append)
+    reader = AIOKafkaConsumer(
+        **kafka.aiokafka_options(),
+        group_id=f"{components.service.schema}-rewind",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    first, second = TopicPartition(topic.name, 0), TopicPartition(topic.name, 1)
+    reader.assign([first, second])
+    await producer.start()
+    await reader.start()
+    try:
+        for n in range(3):
+            await producer.send_and_wait(topic.name, b"%d" % n, key=b"a", partition=0)
+
+        async def fetched(partition: TopicPartition, count: int) -> bool:
+            return reader.highwater(partition) == count
+
+        # The reader fetched partition 0's records before partition 1 has any: they wait in
+        # its buffer ahead of partition 1's, and the poll reads them first.
+        await eventually(lambda: fetched(first, 3), what="partition 0 fetched")
+        unreadable = [(UnreadableHeaderKey("k"), b"v")]
+        await producer.send_and_wait(topic.name, b"x", key=b"b", partition=1, headers=unreadable)
+        await eventually(lambda: fetched(second, 1), what="partition 1 fetched")
+        with pytest.raises(KafkaError, match="records could not be read: UnicodeDecodeError"):
+            await subscriber.get_msg(reader)  # type: ignore[attr-defined]
+        assert [await reader.position(p) for p in (first, second)] == [0, 0]
+    finally:
+        await reader.stop()
+        await producer.stop()
+    assert [type(f).__name__ for f in failures] == ["UnicodeDecodeError"]
 
 
 async def test_what_postgres_cannot_store_is_escaped_and_the_partition_moves_on(
