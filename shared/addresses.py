@@ -111,15 +111,18 @@ def url_host(
             return host, ipaddress.IPv6Address(host)
         except ValueError:
             raise ValueError(f"{what}'s host in brackets must be an IPv6 address") from None
-    last = host.rpartition(".")[2]
-    if last.isascii() and (last.isdigit() or last.startswith("0x")):
+    try:  # the name as DNS is asked for it: a fullwidth localhost is localhost
+        name = ascii_host(host, underscores=True).removesuffix(".")
+    except ValueError as error:
+        raise ValueError(f"{what}'s host is not a valid name: {error}") from None
+    # Numbers once mapped as clients map them: fullwidth digits and ideographic full stops
+    # (127.0.0.1 so written) reach 127.0.0.1, where a check of the host as typed saw a name.
+    last = name.rpartition(".")[2]
+    if last.isdigit() or last.startswith("0x"):
         try:
-            return host, ipaddress.IPv4Address(host)
+            return name, ipaddress.IPv4Address(name)
         except ValueError:
             raise ValueError(
                 f"{what}'s host is a number but not an IPv4 address in dotted decimal form"
             ) from None
-    try:  # the name as DNS is asked for it: a fullwidth localhost is localhost
-        return ascii_host(host, underscores=True).removesuffix("."), None
-    except ValueError as error:
-        raise ValueError(f"{what}'s host is not a valid name: {error}") from None
+    return name, None

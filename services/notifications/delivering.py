@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 import aiohttp.abc
+import yarl
 
 from services.notifications import inbox, webhook_repository
 from services.notifications.domain.addressing import Recipient
@@ -39,6 +40,7 @@ from services.notifications.webhook_repository import Attempt, ClaimedEndpoint
 from shared.addresses import is_public
 from shared.clock import now
 from shared.db import Pool
+from shared.dead_lettering import storable
 from shared.name_ids import NameIds
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,21 @@ class PublicOnlyResolver(aiohttp.abc.AbstractResolver):
 
     async def close(self) -> None:
         await self.system.close()
+
+
+def check_connectable(url: str) -> None:
+    """ValueError unless `url`'s host, read as aiohttp reads it (yarl maps fullwidth digits and
+    ideographic full stops as browsers do), is a name or a public address: a name is checked by
+    PublicOnlyResolver as it resolves, but an address literal never reaches a resolver, and a
+    URL registered before registration mapped hosts so (127.0.0.1 in fullwidth digits) reaches
+    one."""
+    host = yarl.URL(url).host or ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return
+    if not is_public(address):
+        raise ValueError(f"{host} is a private, loopback or reserved address")
 
 
 def webhook_session(
@@ -239,6 +256,7 @@ class Deliverer:
         since = time.monotonic()
         renew_at = since + lease / 3
         unrecorded = Unrecorded(self.pool, endpoint.endpoint_id, endpoint.url)
+        failed = False
         try:
             while True:
                 run = await webhook_repository.due_run(self.pool, endpoint.endpoint_id, RUN)
@@ -264,14 +282,19 @@ class Deliverer:
                 if not await unrecorded.record():
                     return
         except Exception:
+            failed = True
             log.exception(
-                "serving a webhook endpoint failed", extra={"endpoint": str(endpoint.endpoint_id)}
+                "serving a webhook endpoint failed: served again once its lease lapses",
+                extra={"endpoint": str(endpoint.endpoint_id)},
             )
         finally:
             with contextlib.suppress(Exception):
                 await unrecorded.record()
-            with contextlib.suppress(Exception):
-                await webhook_repository.release_lease(self.pool, endpoint.endpoint_id, self.owner)
+            if not failed:  # a failure keeps the lease to its end: claimed at once, it looped
+                with contextlib.suppress(Exception):
+                    await webhook_repository.release_lease(
+                        self.pool, endpoint.endpoint_id, self.owner
+                    )
 
     async def attempt(
         self, client: aiohttp.ClientSession, endpoint: ClaimedEndpoint, head: Any
@@ -283,6 +306,8 @@ class Deliverer:
         asked: timedelta | None = None
         body: str = head["payload"]
         try:
+            if not self.development_mode:
+                check_connectable(endpoint.url)
             headers = endpoint.signing.headers(str(head["message_id"]), at, body)
             async with asyncio.timeout(self.settings.webhook_timeout_seconds):
                 answer = await post(client, endpoint.url, body.encode(), headers)
@@ -300,7 +325,10 @@ class Deliverer:
             head["attempts"] + 1,
             at,
             code,
-            error,
+            # What the receiver sent, quoted, may hold what Postgres cannot store: a Retry-After
+            # byte that is not UTF-8 reads as a lone surrogate, and the attempt's insert failed
+            # at every try, a loop with nothing counted or logged (found in review).
+            None if error is None else storable(error),
             int((time.monotonic() - started) * 1000),
             head["next_attempt_at"],
             head["requested"],

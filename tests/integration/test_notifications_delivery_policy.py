@@ -186,6 +186,15 @@ async def retry_wait(pool: Pool) -> tuple[str, timedelta, datetime]:
         (429, "999999999999", timedelta(seconds=20), "HTTP 429; Retry-After: 999999999999"),
         # Not understood: the backoff alone (0.25-0.5 s), and the log says it was ignored.
         (502, "soon", None, "HTTP 502; Retry-After 'soon' not understood, ignored"),
+        # A byte that is not UTF-8 after a date long past: read as a lone surrogate, it made
+        # the attempt's insert fail at every try (no failure counted, the endpoint claimed
+        # again at once). Now escaped in the log; the past date asks for no wait.
+        (
+            503,
+            "Wed, 21 Oct 2015 07:28:00 GMT \xff",
+            None,
+            "HTTP 503; Retry-After: Wed, 21 Oct 2015 07:28:00 GMT \\udcff",
+        ),
     ],
 )
 async def test_a_throttling_answers_retry_after_puts_the_retry_no_earlier_within_the_cap(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from services.notifications.delivering import check_connectable
 from services.notifications.domain import cursor, webhooks
 from services.notifications.domain.addressing import Recipient, RecipientKind, addressee
 from services.notifications.domain.email import (
@@ -110,6 +112,11 @@ def test_streams_are_bounded_per_recipient_and_given_back() -> None:
                 "\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54",  # fullwidth localhost
                 "printer.\uff4c\uff4f\uff43\uff41\uff4c",
                 "127.0.0.1.",
+                # found in review: mapped as clients map them, they are 127.0.0.1 and
+                # 169.254.169.254, and were taken for names
+                "\uff11\uff12\uff17.\uff10.\uff10.\uff11:8443",  # fullwidth digits
+                "127\u30020\u30020\u30021",  # ideographic full stops
+                "169\uff0e254\uff0e254\uff0e254",  # fullwidth full stops
             )
         ),
         *(
@@ -129,6 +136,26 @@ def test_outside_development_mode_only_public_https_targets(url: str, detail: st
     with pytest.raises(Unprocessable) as refused:
         webhooks.check_target(url, development_mode=False)
     assert refused.value.message == detail
+
+
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("https://\uff11\uff12\uff17.\uff10.\uff10.\uff11:8443/x", "127.0.0.1"),
+        ("https://127\u30020\u30020\u30021/x", "127.0.0.1"),
+        ("https://[::ffff:a9fe:a9fe]/x", "::ffff:a9fe:a9fe"),
+        ("https://hooks.partner.example/x", None),
+        ("https://8.8.8.8/x", None),
+    ],
+)
+def test_a_delivery_connects_only_to_public_address_literals(url: str, refused: str | None) -> None:
+    """At each attempt, as aiohttp reads the URL: an endpoint stored before registration mapped
+    hosts as clients do may hold a private literal, which no resolver is asked about."""
+    if refused is None:
+        check_connectable(url)
+        return
+    with pytest.raises(ValueError, match=f"{re.escape(refused)} is a private, loopback"):
+        check_connectable(url)
 
 
 def test_development_mode_allows_local_http_receivers() -> None:
