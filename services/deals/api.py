@@ -65,7 +65,7 @@ from shared.http import (
     Provided,
     acting_partner,
 )
-from shared.inputs import AsOf, Ident
+from shared.inputs import AsOf, FreeText, Ident
 from shared.service import Platform
 
 router = APIRouter()
@@ -218,7 +218,7 @@ async def review_registration(
     platform: PlatformDep,
     policy: PolicyDep,
     approve: bool,
-    note: Annotated[str, Query(max_length=2000)] = "",
+    note: Annotated[FreeText, Query(max_length=2000)] = "",
 ) -> ReviewOut:
     """Decide a registration pending review (channel managers); the reviewer and the note are
     kept in the registration's history."""

@@ -18,6 +18,7 @@ from shared.inputs import (
     FreeText,
     Ident,
     Instant,
+    JsonObject,
     PositiveMoney,
     as_ident,
     as_name,
@@ -227,7 +228,9 @@ class PolicyIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    document: dict[str, Any] = Field(description='e.g. {"version": "acme-2027-01", ...}')
+    # Storable JSON as every free object the platform keeps: a NUL or a lone surrogate in a
+    # key (review_days' and auto_approve_limits' are free) answered 500 (found in review).
+    document: JsonObject = Field(description='e.g. {"version": "acme-2027-01", ...}')
     # Free text as every other note: a NUL Postgres cannot keep answered 500 (found in review).
     note: Annotated[FreeText, Field(max_length=1000)] = ""
 
@@ -308,7 +311,7 @@ class BacktestIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    document: dict[str, Any] = Field(description="a whole policy document, as proposed")
+    document: JsonObject = Field(description="a whole policy document, as proposed")
     since: Instant = Field(description="registrations submitted at or after this moment")
     until: Instant = Field(description="... and before this one")
     limit: int = Field(default=1000, ge=0, le=100_000, description="changes listed at most")

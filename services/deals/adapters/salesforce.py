@@ -135,12 +135,15 @@ def from_salesforce_cdc(
 
 
 def _record_ids(header: dict[str, Any], where: str) -> tuple[str, ...]:
-    return tuple(
+    """The records the event names, each once, in its order: a record named twice answered 500
+    (its resync was scheduled twice in one statement; found in review)."""
+    named = (
         common.ident(record_id, f"{where}.recordIds[{index}]")
         for index, record_id in enumerate(
             common.array(common.require(header, "recordIds", where), f"{where}.recordIds")
         )
     )
+    return tuple(dict.fromkeys(named))
 
 
 def _account_change(header: dict[str, Any], where: str) -> None:
