@@ -272,3 +272,9 @@ def test_stored_inputs_a_partner_sees() -> None:
         "conflicts_considered": [{"kind": "partner", "summary": "conflict with another partner"}],
     }
     assert inputs_seen(inputs, partner=False) is inputs
+
+
+def test_a_merge_never_names_the_registration_holding_the_survivor_to_a_partner() -> None:
+    evidence = {"merged_into": "salesforce:006S", "held_by": "reg-winner"}
+    assert inputs_seen(evidence, partner=True) == {"merged_into": "salesforce:006S"}
+    assert inputs_seen(evidence, partner=False)["held_by"] == "reg-winner"

@@ -72,12 +72,18 @@ def reasons_seen(
     return list(reasons)
 
 
+# What a partner never sees of a decision's inputs: the direct opportunities looked at (their
+# reps and deals), and the registration a merged deal's survivor is held by (found in review:
+# a displaced partner read the winner's registration id in its history).
+NOT_A_PARTNERS = frozenset({"opportunities", "held_by"})
+
+
 def inputs_seen(inputs: dict[str, Any], *, partner: bool) -> dict[str, Any]:
     """A decision's stored inputs: a partner sees its own request, and only the kinds of the
-    conflicts considered; never the direct opportunities looked at (their reps and deals)."""
+    conflicts considered; never NOT_A_PARTNERS."""
     if not partner:
         return inputs
-    seen = {k: v for k, v in inputs.items() if k != "opportunities"}
+    seen = {k: v for k, v in inputs.items() if k not in NOT_A_PARTNERS}
     if "conflicts_considered" not in inputs:
         return seen
     considered = [
