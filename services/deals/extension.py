@@ -9,6 +9,7 @@ from services.deals.domain.ledger import LedgerWhat, Principal
 from services.deals.domain.partner_standing import extension_refusal
 from services.deals.domain.rules import RulesOfEngagement, extend
 from services.deals.status_changes import change_status, entry_for
+from shared.clock import now
 from shared.db import Connection
 from shared.errors import Conflict
 from shared.events.partners import PartnerStatus
@@ -34,7 +35,7 @@ async def request_extension(
     if refusal is not None:
         raise Conflict(refusal)
     new_expiry, why = extend(
-        policy, row["expires_at"], row["extensions_used"], RegistrationStatus(row["status"])
+        policy, row["expires_at"], row["extensions_used"], RegistrationStatus(row["status"]), now()
     )
     if new_expiry is None:
         raise Conflict(why)

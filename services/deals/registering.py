@@ -61,7 +61,7 @@ async def _decide_with_facts(
         raise Conflict(repeat_refusal(repeat))
     # Refused like a repeat (409, the dry run too, nothing stored): what the partner needs is
     # the date it may come back, and other partners are not held back by it.
-    lapsed = cooling_down(policy, request, found.own_expired)
+    lapsed = cooling_down(policy, request, [*found.own_expired, *found.own_live])
     if lapsed is not None:
         raise Conflict(cooldown_refusal(policy, lapsed))
     decision = check_registration(

@@ -206,10 +206,18 @@ def test_amount_over_the_tier_limit_goes_to_review() -> None:
 
 def test_extension_under_policy() -> None:
     expiry = NOW + timedelta(days=5)
-    new, _why = extend(POLICY, expiry, 0, S.APPROVED)
+    new, _why = extend(POLICY, expiry, 0, S.APPROVED, NOW)
     assert new == expiry + timedelta(days=30)
-    assert extend(POLICY, expiry, 1, S.APPROVED)[0] is None
-    assert extend(POLICY, expiry, 0, S.PENDING_REVIEW)[0] is None
+    assert extend(POLICY, expiry, 1, S.APPROVED, NOW)[0] is None
+    assert extend(POLICY, expiry, 0, S.PENDING_REVIEW, NOW)[0] is None
+
+
+def test_a_window_that_has_passed_is_not_extended_before_the_job_marks_it() -> None:
+    ended = NOW - timedelta(seconds=1)
+    assert extend(POLICY, ended, 0, S.APPROVED, NOW) == (
+        None,
+        f"its protection window ended at {ended.isoformat()}",
+    )
 
 
 def test_a_partner_in_its_grace_period_still_registers_unless_policy_says_otherwise() -> None:

@@ -52,6 +52,15 @@ def test_a_partner_may_not_register_its_expired_customer_again_inside_the_cooldo
     )
 
 
+def test_an_approved_registration_past_its_window_cools_down_before_the_job_marks_it() -> None:
+    """Found in review: registering again between the window's end and the expiry job's next
+    run got a fresh window, as if the cooldown depended on the job."""
+    lapsed = own_expired(status=S.APPROVED)  # its window ended five days ago
+    assert cooling_down(POLICY, request(), [lapsed]) == lapsed
+    live = own_expired(status=S.APPROVED, expires_at=NOW + timedelta(days=1))
+    assert cooling_down(POLICY, request(), [live]) is None  # a repeat, refused as one
+
+
 def test_the_cooldown_matches_customers_as_the_conflict_check_does() -> None:
     # By name alone (no domain given), and by domain under another name.
     by_name = request(customer_domain=None, customer_name="NORTHWIND TRADERS")

@@ -44,15 +44,17 @@ def cooling_down(
     request: RegistrationRequest,
     expired: Sequence[ExistingRegistration],
 ) -> ExistingRegistration | None:
-    """The partner's own expired registration on the request's customer whose cooldown is not
+    """The partner's own ended registration on the request's customer whose cooldown is not
     over at submission (the latest to end, so the answer names when the partner may register
-    again); None when the partner may register."""
+    again); None when the partner may register. `expired` may hold the partner's approved
+    registrations too: one whose window has passed has ended, whether or not the expiry job
+    has marked it yet (found in review: registering again in that gap got a fresh window)."""
     days = policy.reregistration_cooldown_days
     if days <= 0:
         return None
     latest: ExistingRegistration | None = None
     for other in expired:
-        if other.partner_id != request.partner_id or other.status is not RegistrationStatus.EXPIRED:
+        if other.partner_id != request.partner_id or not _ended(other, request.submitted_at):
             continue
         if (
             other.expires_at is None
@@ -66,6 +68,16 @@ def cooling_down(
         if latest is None or (latest.expires_at or other.expires_at) < other.expires_at:
             latest = other
     return latest
+
+
+def _ended(registration: ExistingRegistration, at: datetime) -> bool:
+    if registration.status is RegistrationStatus.EXPIRED:
+        return True
+    return (
+        registration.status is RegistrationStatus.APPROVED
+        and registration.expires_at is not None
+        and registration.expires_at <= at
+    )
 
 
 def cooldown_refusal(policy: RulesOfEngagement, expired: ExistingRegistration) -> str:
