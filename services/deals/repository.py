@@ -296,6 +296,19 @@ async def policy_version_in_force(conn: Connection) -> str | None:
     return version
 
 
+async def won_deal(conn: Connection, crm_deal_key: str | None) -> str | None:
+    """'won' when the registration's linked opportunity is won now, else None: what a review
+    decides from. The outcome stored when the deal closed during the review went stale when
+    the deal reopened or the registration lost its link (a merge), and an approval then made
+    it won (found in review)."""
+    if crm_deal_key is None:
+        return None
+    status = await conn.fetchval(
+        "SELECT status FROM crm_deals WHERE deal_key = $1 AND NOT deleted", crm_deal_key
+    )
+    return "won" if status == "won" else None
+
+
 async def store_deal_outcome(conn: Connection, registration_id: str, outcome: str) -> None:
     """The outcome of the linked opportunity that closed while the registration awaited review."""
     await conn.execute(

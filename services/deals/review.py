@@ -28,9 +28,8 @@ async def review(
     row = await repository.registration_for_update(conn, registration_id)
     if row is None:
         raise NotFound(f"registration {registration_id} not found")
-    outcome, reason = review_outcome(
-        RegistrationStatus(row["status"]), approve, note, row["deal_outcome"]
-    )
+    deal_outcome = await repository.won_deal(conn, row["crm_deal_key"])
+    outcome, reason = review_outcome(RegistrationStatus(row["status"]), approve, note, deal_outcome)
     entry = entry_for(
         row,
         LedgerWhat.REVIEWED,
@@ -38,7 +37,7 @@ async def review(
         reviewer,
         policy.version,
         reason,
-        evidence={"approve": approve, "note": note, "deal_outcome": row["deal_outcome"]},
+        evidence={"approve": approve, "note": note, "deal_outcome": deal_outcome},
     )
     await change_status(conn, outbox, row, entry, threshold=policy.name_similarity_threshold)
     return outcome

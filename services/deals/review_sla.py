@@ -234,7 +234,7 @@ async def _decide_overdue(
         assert decided is not None  # the query keeps only what the policy decides
         approve, why = decided
         status = RegistrationStatus.APPROVED if approve else RegistrationStatus.REJECTED
-        if approve and row["deal_outcome"] == DealStatus.WON.value:
+        if approve and await repository.won_deal(conn, row["crm_deal_key"]) == DealStatus.WON:
             status = RegistrationStatus.WON
         entry = entry_for(
             row,

@@ -230,6 +230,45 @@ async def test_a_registration_awaiting_review_when_its_deal_is_won_is_decided_by
     assert kinds == ["pending_review", "pending_review", "registration_won"]
 
 
+async def test_a_deal_won_and_reopened_during_the_review_leaves_an_approval_approved(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    """Found in review: the outcome stored when the deal closed outlived its reopening, and
+    the approval made the registration won on an open deal (closed lost later, it stayed won)."""
+    started = datetime.now(UTC)
+    run, (partner,) = await fresh_partners(infra, "govo")
+    deals, other = deals_instances
+    async with httpx.AsyncClient(timeout=30) as client:
+        deal_key = await crm_opportunity(client, other, admin_db, run, f"rep-govo-{run}", started)
+        created = await register(client, deals, partner, body(run, crm_deal_key=deal_key))
+        registration_id = created.json()["registration_id"]
+        assert created.json()["status"] == "pending_review"
+        await close_won(client, other, deal_key, started + timedelta(seconds=1))
+        record_id = deal_key.split(":", 1)[1]
+        reopened = salesforce_cdc(
+            record_id, "UPDATE", started + timedelta(seconds=2), {"StageName": "Negotiation/Review"}
+        )
+        await deliver_salesforce(client, other, reopened)
+
+        async def open_again() -> bool:
+            return bool(
+                await admin_db.fetchval(
+                    "SELECT r.deal_outcome = 'won' AND d.status = 'open'"
+                    " FROM deals.registrations r JOIN deals.crm_deals d ON d.deal_key = r.crm_deal_key"
+                    " WHERE r.registration_id = $1",
+                    registration_id,
+                )
+            )
+
+        await eventually(open_again, what="the close told, then the deal open again")
+        reviewed = await client.post(
+            f"{deals}/registrations/{registration_id}/review",
+            params={"approve": "true"},
+            headers=ADMIN,
+        )
+    assert reviewed.json()["status"] == "approved", reviewed.text
+
+
 async def test_the_decision_ledger_is_append_only(
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:
