@@ -30,6 +30,7 @@ from services.programme.domain.campaigns import (
     check_cancellable,
     check_dates,
     check_edit,
+    check_partners_new_campaign,
     state_of,
 )
 from services.programme.plans import NO_PLAN
@@ -55,6 +56,10 @@ async def create(conn: Connection, outbox: Outbox, who: Caller, body: CampaignIn
     if who.partner_id is not None:
         if any(p != who.partner_id for p in body.partner_ids):
             raise Forbidden("a partner creates campaigns only for itself")
+        try:
+            check_partners_new_campaign(body.ends_on, now().date())
+        except ValueError as refusal:
+            raise Unprocessable(str(refusal)) from None
         partners = [who.partner_id]
     else:
         if not body.partner_ids:

@@ -173,15 +173,19 @@ async def test_a_campaign_recorded_in_programme_gets_its_mdf_and_the_partner_hea
             f"campaign {campaign} is cancelled",
         )
 
-        # a campaign recorded after it ended gets no budget either
-        over = await created(
-            {
-                **campaign_body,
-                "starts_on": str(today - timedelta(days=9)),
-                "ends_on": str(today - timedelta(days=2)),
-            }
+        # a campaign a channel manager records after it ended gets no budget either (a
+        # partner's own ends today at the earliest)
+        ended = {
+            **campaign_body,
+            "starts_on": str(today - timedelta(days=9)),
+            "ends_on": str(today - timedelta(days=2)),
+        }
+        assert (await created(ended)) is None
+        recorded = await client.post(
+            f"{programme}/campaigns", json={**ended, "partner_ids": [partner]}, headers=ADMIN
         )
-        assert over is not None
+        assert recorded.status_code == 201, recorded.text
+        over = recorded.json()
         assert over["state"] == "completed"
 
         async def heard_of(campaign_id: str) -> bool:

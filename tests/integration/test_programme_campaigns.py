@@ -96,10 +96,20 @@ async def test_a_campaign_shows_reported_results_attributed_revenue_and_mdf_cost
         assert created.status_code == 201, created.text
         campaign = created.json()["campaign_id"]
         assert created.json()["partner_ids"] == sorted([partner, ally])
-        own = await client.post(
+        # A partner's own campaign has not ended (one wholly past was completed at once,
+        # beyond cancelling, and counted towards its plan); a channel manager's may have.
+        ran = await client.post(
             "/campaigns", json={**body, "partner_ids": []}, headers=auth(outsider)
         )
-        assert own.status_code == 201
+        assert ran.status_code == 422
+        assert ran.json()["detail"] == (
+            f"ends_on {body['ends_on']} is before today: a partner's campaign ends today at the "
+            "earliest (a channel manager records one that already ran)"
+        )
+        ends = datetime.now(UTC).date() + timedelta(days=3)
+        running = {**body, "partner_ids": [], "ends_on": ends.isoformat()}
+        own = await client.post("/campaigns", json=running, headers=auth(outsider))
+        assert own.status_code == 201, own.text
         assert own.json()["partner_ids"] == [outsider]
 
         # What incentives and attribution announce about it.

@@ -54,6 +54,19 @@ class CampaignPlan:
     partner_ids: frozenset[str]
 
 
+def check_partners_new_campaign(ends_on: date, today: date) -> None:
+    """A partner's new campaign has not ended: it ends today at the earliest, as an edit moves
+    a last day (found in review: a campaign a partner dated wholly in the past was completed at
+    once, beyond cancelling or editing, and counted towards its plan's co-marketing goal). One
+    already running may be entered; a channel manager may record one that already ran. Raises
+    ValueError."""
+    if ends_on < today:
+        raise ValueError(
+            f"ends_on {ends_on} is before today: a partner's campaign ends today at the "
+            "earliest (a channel manager records one that already ran)"
+        )
+
+
 def check_edit(
     campaign_id: str,
     state: CampaignState,
