@@ -1,6 +1,6 @@
 """Continuous requalification of people: reminders before a certification expires, each window
-(`certification_reminder_days`) once, to the certified person through the notifications
-topic, naming the module that renews it. Run on the schedule (`jobs.py`) and on a channel
+(`certification_reminder_days`) once, to the certified person's partner through the
+notifications topic, naming the person and the module that renews it. Run on the schedule (`jobs.py`) and on a channel
 manager's demand (tests drive time with `as_of`)."""
 
 from __future__ import annotations
@@ -56,16 +56,19 @@ def _reminder(config: OnboardingConfig, row: Row, days: int, at: datetime) -> Ou
         if exam is not None and exam.renewal_activity_id is not None
         else "pass the exam again"
     )
+    who = row["person_name"] or row["person"]
     what = f"{row['track']} {row['role']} certification"
+    # To the partner, naming the person: the partner's inbox, webhooks and e-mail are where
+    # its people are reached. Addressed to the person's mailbox, the reminder was filed as a
+    # vendor-side owner's, which only channel managers read (found in review).
     return notify(
         row["partner_id"],
         # A kind of its own (v3 only): a partner's requalification is another matter.
         NotificationKindV3.CERTIFICATION_EXPIRING,
         about=f"{row['certification_id']}/{days}d",
-        recipient=row["person"],
-        subject=f"Your {what} expires within {days} days",
+        subject=f"{who}'s {what} expires within {days} days",
         body=(
-            f"{row['person_name'] or row['person']}: your {what} expires on "
+            f"{who} ({row['person']}): the {what} expires on "
             f"{row['expires_at'].date().isoformat()}. To keep it, {renew} before then."
         ),
         created_at=at,
