@@ -184,6 +184,15 @@ async def claim_due(pool: Pool, limit: int, lease_seconds: float) -> list[Any]:
     )
 
 
+async def give_back(pool: Pool, email_ids: list[uuid.UUID]) -> None:
+    """Claimed mails not begun within their lease: due again at once."""
+    await pool.execute(
+        "UPDATE emails SET next_attempt_at = now() WHERE email_id = ANY($1::uuid[])"
+        " AND status = 'pending'",
+        email_ids,
+    )
+
+
 async def settle(
     pool: Pool,
     email_id: uuid.UUID,

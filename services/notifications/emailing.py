@@ -10,6 +10,7 @@ import logging
 import random
 import smtplib
 import ssl
+import time
 import uuid
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 DIGEST_IDS = NameIds(uuid.UUID("5e0b7c4e-2a8f-4e1b-8f3d-7b9c1a2d6e50"))
 CLAIM_BATCH = 50
+# The blocking steps of a send that may each take the timeout: connect, STARTTLS, login, send.
+SMTP_STEPS = 4
 ERROR_MAX = 300
 
 
@@ -57,9 +60,19 @@ def send_one(smtp: Smtp, email_id: uuid.UUID, address: str, subject: str, body: 
 
 
 async def send_due(pool: Pool, smtp: Smtp, policy: RetryPolicy, lease_seconds: float) -> int:
-    """Send the mails that are due; returns how many went."""
+    """Send the mails that are due; returns how many went. A mail after the first is begun
+    only while the claim's lease outlasts its slowest send (each SMTP step may take the
+    timeout); the rest are given back, due at once. Begun later, the lease could lapse mid-send
+    and another instance send the mail too (found in review: 50 mails claimed for a 60 s lease,
+    a new SMTP connection each, and a slow server)."""
     sent = 0
-    for row in await email_repository.claim_due(pool, CLAIM_BATCH, lease_seconds):
+    claimed = await email_repository.claim_due(pool, CLAIM_BATCH, lease_seconds)
+    lease_ends = time.monotonic() + lease_seconds
+    slowest = SMTP_STEPS * smtp.timeout_seconds
+    for index, row in enumerate(claimed):
+        if index and time.monotonic() + slowest > lease_ends:
+            await email_repository.give_back(pool, [r["email_id"] for r in claimed[index:]])
+            break
         try:
             await asyncio.to_thread(
                 send_one, smtp, row["email_id"], row["address"], row["subject"], row["body"]

@@ -11,9 +11,14 @@ from typing import Any
 import httpx
 import pytest
 
+from services.notifications import email_repository
+from services.notifications.domain.addressing import Recipient
+from services.notifications.emailing import Smtp, send_due
+from services.notifications.settings import NotificationsSettings
+from shared.db import Pool
 from shared.events.notifications import NotificationKind
 from tests.support.factories import partner_notification
-from tests.support.infra import Infra
+from tests.support.infra import ROOT, Infra, scratch_pool_fixture
 from tests.support.notifications import Mail, MailServer, tell
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_processes
@@ -182,3 +187,33 @@ async def test_preferences_are_checked_and_the_partner_admins(notifications: str
             assert answer.status_code == 422, (body, answer.text)
         unset = await client.get(url, headers=auth(partner))
         assert unset.json() == {"address": None, "mode": "off", "kinds": [], "updated_at": None}
+
+
+email_pool = scratch_pool_fixture(
+    "notifications", ROOT / "services" / "notifications" / "migrations"
+)
+
+
+async def test_mails_not_begun_within_the_claims_lease_are_given_back(
+    email_pool: Pool, mail_server: MailServer
+) -> None:
+    """A run begins a mail after its first only while the lease outlasts the slowest send
+    (four SMTP steps at the timeout each): begun later, the lease could lapse mid-send and
+    another instance claim the mail and send it too (50 mails a claim, one connection each,
+    a slow server). Here the lease (0.5 s) is shorter than one slowest send (4 x 0.2 s): one
+    mail goes, the other two are due again at once, for the next run."""
+    address = f"lease-{uuid.uuid4().hex[:8]}@partner.example"
+    async with email_pool.acquire() as conn:
+        for n in range(3):
+            await email_repository.queue_mail(
+                conn, uuid.uuid4(), Recipient.partner("p-lease"), address, f"m{n}", "body", [n]
+            )
+    smtp = Smtp("127.0.0.1", mail_server.port, "pollinate@vendor.example", timeout_seconds=0.2)
+    policy = NotificationsSettings().email_retry_policy()
+    assert await send_due(email_pool, smtp, policy, lease_seconds=0.5) == 1
+    waiting = await email_pool.fetch(
+        "SELECT next_attempt_at <= now() AS due FROM emails WHERE status = 'pending'"
+    )
+    assert [row["due"] for row in waiting] == [True, True]
+    assert await send_due(email_pool, smtp, policy, lease_seconds=30) == 2
+    assert len(await mails(mail_server, address, 3)) == 3
