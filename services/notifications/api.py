@@ -365,11 +365,13 @@ async def list_webhook_deliveries(
     who: CallerDep,
     platform: PlatformDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    after: Annotated[uuid.UUID | None, Query(description="the page before's `next_after`")] = None,
 ) -> DeliveryPage:
-    """The delivery log, newest first: status, attempts with their answers, what goes next."""
+    """The delivery log, newest first, a page at a time: status, attempts with their answers,
+    what goes next."""
     own_partner(who, partner_id)
     async with platform.pool.acquire() as conn:
-        return await views.deliveries(conn, partner_id, endpoint_id, limit)
+        return await views.deliveries(conn, partner_id, endpoint_id, limit, after)
 
 
 @router.post(

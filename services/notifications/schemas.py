@@ -196,6 +196,10 @@ class DeliveryOut(BaseModel):
 
 class DeliveryPage(BaseModel):
     items: list[DeliveryOut] = Field(description="newest first")
+    next_after: uuid.UUID | None = Field(
+        default=None,
+        description="the `after` of the next, older page; null when this page is the last",
+    )
 
 
 class RedeliveryOut(BaseModel):

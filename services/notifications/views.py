@@ -25,7 +25,7 @@ from services.notifications.schemas import (
 )
 from services.notifications.webhook_repository import ENDPOINT_COLUMNS
 from shared.db import Connection, from_row
-from shared.errors import NotFound
+from shared.errors import NotFound, Unprocessable
 from shared.metrics import GaugeReading
 
 MESSAGE_COLUMNS = """position, notification_id, partner_id, kind, subject, body, registration_id,
@@ -154,16 +154,33 @@ async def endpoint(conn: Connection, partner_id: str, endpoint_id: uuid.UUID) ->
 
 
 async def deliveries(
-    conn: Connection, partner_id: str, endpoint_id: uuid.UUID, limit: int
+    conn: Connection,
+    partner_id: str,
+    endpoint_id: uuid.UUID,
+    limit: int,
+    after: uuid.UUID | None = None,
 ) -> DeliveryPage:
+    """A page of the endpoint's delivery log, newest first, after the delivery `after` (the
+    last of the page before; 422 unless it is one of this endpoint's). The log was its newest
+    100 alone: an older delivery could not be found, so not redelivered (found in review)."""
     await endpoint(conn, partner_id, endpoint_id)
+    before: int | None = None
+    if after is not None:
+        before = await conn.fetchval(
+            "SELECT position FROM webhook_deliveries WHERE delivery_id = $1 AND endpoint_id = $2",
+            after,
+            endpoint_id,
+        )
+        if before is None:
+            raise Unprocessable(f"after: {after} is not a delivery of this endpoint")
     rows = await conn.fetch(
         """SELECT delivery_id, message_id, event_type, status, attempts, next_attempt_at,
                   last_status_code, last_error, created_at, delivered_at
-           FROM webhook_deliveries WHERE endpoint_id = $1
+           FROM webhook_deliveries WHERE endpoint_id = $1 AND ($3::bigint IS NULL OR position < $3)
            ORDER BY position DESC LIMIT $2""",
         endpoint_id,
         limit,
+        before,
     )
     attempts: dict[uuid.UUID, list[AttemptOut]] = {row["delivery_id"]: [] for row in rows}
     for attempt in await conn.fetch(
@@ -182,7 +199,8 @@ async def deliveries(
                 attempt_log=attempts[row["delivery_id"]],
             )
             for row in rows
-        ]
+        ],
+        next_after=rows[-1]["delivery_id"] if len(rows) == limit else None,
     )
 
 

@@ -71,19 +71,33 @@ async def endpoint_page(
     endpoint_id: uuid.UUID,
     message: str = "",
     status: int = 200,
+    after: uuid.UUID | None = None,
 ) -> Response:
+    """The endpoint and a page of 50 of its delivery log, newest first (`after`: the last
+    delivery of the page before), with a link to the older ones."""
     path = f"{base(session)}/{endpoint_id}"
     endpoint = await backends.get(session, "notifications", path)
-    deliveries = await backends.get(session, "notifications", f"{path}/deliveries", limit=50)
-    context = {"endpoint": endpoint, "deliveries": deliveries["items"]}
+    deliveries = await backends.get(
+        session, "notifications", f"{path}/deliveries", limit=50, after=after and str(after)
+    )
+    context = {
+        "endpoint": endpoint,
+        "deliveries": deliveries["items"],
+        "older": deliveries["next_after"],
+        "paged": after is not None,
+    }
     return form_page(request, "webhook.html", context, message, status)
 
 
 @router.get("/{endpoint_id}")
 async def endpoint(
-    request: Request, endpoint_id: uuid.UUID, session: PartnerDep, backends: BackendsDep
+    request: Request,
+    endpoint_id: uuid.UUID,
+    session: PartnerDep,
+    backends: BackendsDep,
+    after: uuid.UUID | None = None,
 ) -> Response:
-    return await endpoint_page(request, session, backends, endpoint_id)
+    return await endpoint_page(request, session, backends, endpoint_id, after=after)
 
 
 async def change(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from email.utils import format_datetime
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from services.notifications import webhook_repository, webhooks
+from services.notifications import views, webhook_repository, webhooks
 from services.notifications.delivering import Deliverer, webhook_session
 from services.notifications.schemas import EndpointPatch
 from services.notifications.settings import NotificationsSettings
@@ -25,6 +26,7 @@ from services.notifications.wakeups import InboxWakeups
 from services.notifications.webhook_repository import ClaimedEndpoint
 from shared.clock import now
 from shared.db import Pool
+from shared.errors import Unprocessable
 from shared.identity import Caller, Role
 from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema
 from tests.support.notifications import SECRET, WebhookReceiver, queued_endpoint
@@ -346,3 +348,34 @@ async def test_a_holder_lets_go_of_the_old_url_and_the_backlog_goes_to_the_new_o
             await asyncio.gather(running, return_exceptions=True)
         assert subjects(receiver, "/new")
         assert subjects(receiver, "/old") + subjects(receiver, "/new") == backlog
+
+
+async def test_the_delivery_log_pages_back_to_the_first_delivery(pool: Pool) -> None:
+    """Found in review: the log was the newest 100 alone, so an older delivery could not be
+    found, nor redelivered. Pages of two, newest first, `after` the last of the page before;
+    another endpoint's delivery as the cursor is refused."""
+    endpoint = await queued_endpoint(pool, "https://hooks.partner.example/a", list("abcde"))
+    other = await queued_endpoint(pool, "https://hooks.partner.example/b", ["x"])
+    walked: list[uuid.UUID] = []
+    pages, after = 0, None
+    while True:
+        async with pool.acquire() as conn:
+            page = await views.deliveries(conn, "ptn_runs", endpoint.endpoint_id, 2, after)
+        ids = [d.delivery_id for d in page.items]
+        assert ids
+        assert not set(ids) & set(walked), "the page did not move on"
+        walked, pages = walked + ids, pages + 1
+        if page.next_after is None:
+            break
+        after = page.next_after
+    newest_first = await pool.fetch(
+        "SELECT delivery_id FROM webhook_deliveries WHERE endpoint_id = $1 ORDER BY position DESC",
+        endpoint.endpoint_id,
+    )
+    assert (pages, walked) == (3, [row["delivery_id"] for row in newest_first])
+    stray = await pool.fetchval(
+        "SELECT delivery_id FROM webhook_deliveries WHERE endpoint_id = $1", other.endpoint_id
+    )
+    async with pool.acquire() as conn:
+        with pytest.raises(Unprocessable, match="is not a delivery of this endpoint"):
+            await views.deliveries(conn, "ptn_runs", endpoint.endpoint_id, 2, stray)

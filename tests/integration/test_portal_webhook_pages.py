@@ -1,0 +1,104 @@
+"""A partner's webhook endpoint in the portal, in process (a local HTTP server answers as the
+notifications service): the delivery log goes on to older deliveries a page at a time (found in
+review: it showed the newest alone, so an older delivery could not be sent again)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+
+from shared.identity import Role
+from shared.topics import SERVICES
+from tests.support.local_http import LocalServer, QuietHandler
+from tests.support.portal_in_process import portal_settings, signed_in
+from tests.support.tokens import token
+
+PARTNER_ID = "ptn_hooks"
+PARTNER = token("ptn_hooks/u", Role.PARTNER_ADMIN, partner_id=PARTNER_ID)
+ENDPOINT = uuid.UUID(int=7)
+DELIVERIES = [uuid.UUID(int=1000 + n) for n in range(60)]  # the newest last
+
+
+def delivery(delivery_id: uuid.UUID) -> dict[str, Any]:
+    return {
+        "delivery_id": str(delivery_id),
+        "webhook_id": str(delivery_id),
+        "event_type": f"notification.{delivery_id.int}",
+        "status": "delivered",
+        "attempts": 1,
+        "next_attempt_at": None,
+        "last_status_code": 204,
+        "last_error": None,
+        "created_at": "2026-12-01T00:00:00+00:00",
+        "delivered_at": "2026-12-01T00:00:01+00:00",
+        "attempt_log": [],
+    }
+
+
+class Notifications(QuietHandler):
+    """The endpoint and its log, newest first, a page of `limit` after the delivery `after`,
+    as notifications answers them; the log's queries as they arrived."""
+
+    asked: ClassVar[list[dict[str, list[str]]]] = []
+
+    def do_GET(self) -> None:
+        path, query = urlsplit(self.path).path, parse_qs(urlsplit(self.path).query)
+        base = f"/partners/{PARTNER_ID}/webhooks/{ENDPOINT}"
+        if path == base:
+            self.send_json(
+                200,
+                {
+                    "endpoint_id": str(ENDPOINT),
+                    "url": "https://hooks.example/p",
+                    "kinds": [],
+                    "description": "",
+                    "enabled": True,
+                    "consecutive_failures": 0,
+                    "disabled_reason": None,
+                    "created_at": "2026-12-01T00:00:00+00:00",
+                },
+            )
+        elif path == f"{base}/deliveries":
+            Notifications.asked.append(query)
+            newest_first = DELIVERIES[::-1]
+            start = newest_first.index(uuid.UUID(query["after"][0])) + 1 if "after" in query else 0
+            limit = int(query["limit"][0])
+            page = newest_first[start : start + limit]
+            more = len(page) == limit
+            self.send_json(
+                200,
+                {
+                    "items": [delivery(d) for d in page],
+                    "next_after": str(page[-1]) if more else None,
+                },
+            )
+        else:
+            self.send_json(200, [])
+
+
+@pytest.fixture
+def partner() -> Iterator[TestClient]:
+    Notifications.asked = []
+    with (
+        LocalServer(Notifications) as services,
+        signed_in(portal_settings(dict.fromkeys(SERVICES, services.url)), PARTNER) as client,
+    ):
+        yield client
+
+
+def test_the_delivery_log_goes_on_to_older_deliveries(partner: TestClient) -> None:
+    first = partner.get(f"/webhooks/{ENDPOINT}")
+    assert first.status_code == 200, first.text
+    last_shown = DELIVERIES[10]  # the 50th newest of 60
+    assert f'href="/webhooks/{ENDPOINT}?after={last_shown}"' in first.text
+    older = partner.get(f"/webhooks/{ENDPOINT}?after={last_shown}")
+    assert older.status_code == 200, older.text
+    assert f"notification.{DELIVERIES[0].int}<" in older.text  # the oldest
+    assert "Older deliveries" not in older.text  # fewer than a page: the last one
+    assert f'href="/webhooks/{ENDPOINT}">Newest deliveries' in older.text
+    assert Notifications.asked == [{"limit": ["50"]}, {"limit": ["50"], "after": [str(last_shown)]}]
