@@ -6,8 +6,8 @@ from datetime import datetime
 
 from services.deals import repository
 from services.deals.domain.ledger import LedgerWhat, Principal
-from services.deals.domain.partner_standing import extension_refusal
-from services.deals.domain.rules import RulesOfEngagement, extend
+from services.deals.domain.partner_standing import extend, extension_refusal
+from services.deals.domain.rules import RulesOfEngagement
 from services.deals.status_changes import change_status, entry_for
 from shared.clock import now
 from shared.db import Connection

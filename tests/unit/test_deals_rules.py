@@ -15,6 +15,7 @@ from services.deals.domain.customers import (
     normalise_domain,
     normalise_name,
 )
+from services.deals.domain.partner_standing import extend
 from services.deals.domain.rules import (
     ExistingRegistration,
     InvalidPolicy,
@@ -23,7 +24,6 @@ from services.deals.domain.rules import (
     PartnerView,
     RulesOfEngagement,
     check_registration,
-    extend,
     rules_from_mapping,
 )
 from services.deals.policy import load_policy, parsed

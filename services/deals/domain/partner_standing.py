@@ -19,8 +19,11 @@ No I/O.
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime, timedelta
 
+from services.deals.domain.rules import RulesOfEngagement
 from shared.events.partners import PartnerStatus
+from shared.events.registrations import RegistrationStatus
 
 ENDED = frozenset({PartnerStatus.EXPELLED, PartnerStatus.REJECTED})
 
@@ -52,3 +55,24 @@ def extension_refusal(
         f"partner is {status.value}: its registrations keep their protection until their window"
         " ends, but none is extended until it may register again"
     )
+
+
+def extend(
+    policy: RulesOfEngagement,
+    expires_at: datetime,
+    extensions_used: int,
+    status: RegistrationStatus,
+    at: datetime,
+) -> tuple[datetime | None, str]:
+    """A protection-window extension under policy, asked at `at`: the new expiry, or None and
+    why not. A window that has passed is over, whether or not the expiry job has marked it
+    yet (found in review: another partner could hold the customer by then, and the extension
+    gave two exclusive approvals)."""
+    if status is not RegistrationStatus.APPROVED:
+        return None, f"only approved registrations can be extended (this one is {status.value})"
+    if expires_at <= at:
+        return None, f"its protection window ended at {expires_at.isoformat()}"
+    if extensions_used >= policy.max_extensions:
+        return None, f"the policy allows {policy.max_extensions} extension(s) and none are left"
+    days = policy.extension_days
+    return expires_at + timedelta(days=days), f"extended by {days} days"

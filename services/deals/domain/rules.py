@@ -580,25 +580,3 @@ def _direct_conflicts(
         )
         found.review = True
     return False
-
-
-def extend(
-    policy: RulesOfEngagement,
-    expires_at: datetime,
-    extensions_used: int,
-    status: RegistrationStatus,
-    at: datetime,
-) -> tuple[datetime | None, str]:
-    """A protection-window extension under policy, asked at `at`: the new expiry, or None and
-    why not. A window that has passed is over, whether or not the expiry job has marked it
-    yet (found in review: another partner could hold the customer by then, and the extension
-    gave two exclusive approvals)."""
-    if status is not RegistrationStatus.APPROVED:
-        return None, f"only approved registrations can be extended (this one is {status.value})"
-    if expires_at <= at:
-        return None, f"its protection window ended at {expires_at.isoformat()}"
-    if extensions_used >= policy.max_extensions:
-        return None, f"the policy allows {policy.max_extensions} extension(s) and none are left"
-    return expires_at + timedelta(
-        days=policy.extension_days
-    ), f"extended by {policy.extension_days} days"
