@@ -144,17 +144,18 @@ async def take_digests(conn: Connection) -> list[tuple[Recipient, str, list[int]
     digests = []
     for recipient, positions in by_recipient.items():
         preference = wanted.get(recipient)
-        if preference is None or preference.mode is not EmailMode.DIGEST:
-            continue  # changed its mind since: nothing to send
-        positions.sort()
-        digests.append(
-            (
-                recipient,
-                preference.address,
-                positions,
-                [message_of(messages[p]) for p in positions if p in messages],
-            )
-        )
+        if preference is None or preference.mode is EmailMode.OFF:
+            continue  # mail turned off since: nothing to send
+        # A switch to immediate mail gets what waited in one last digest (it was dropped:
+        # found in review); a kind no longer wanted is left out.
+        kept = [
+            p
+            for p in sorted(positions)
+            if p in messages and preference.wants(messages[p]["kind"]) is not EmailMode.OFF
+        ]
+        if kept:
+            carried = [message_of(messages[p]) for p in kept]
+            digests.append((recipient, preference.address, kept, carried))
     return digests
 
 

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
-from services.notifications import email_repository
+from services.notifications import email_repository, inbox
 from services.notifications.domain.addressing import Recipient
+from services.notifications.domain.email import EmailMode, EmailPreference
+from services.notifications.domain.messages import Message
 from services.notifications.emailing import Smtp, send_due
 from services.notifications.settings import NotificationsSettings
 from shared.db import Pool
@@ -217,3 +220,46 @@ async def test_mails_not_begun_within_the_claims_lease_are_given_back(
     assert [row["due"] for row in waiting] == [True, True]
     assert await send_due(email_pool, smtp, policy, lease_seconds=30) == 2
     assert len(await mails(mail_server, address, 3)) == 3
+
+
+async def test_what_waited_for_a_digest_goes_when_the_recipient_switches_to_immediate(
+    email_pool: Pool,
+) -> None:
+    """Found in review: the notes waiting for the next digest were dropped when the recipient
+    switched to immediate mail before it; they go in one last digest (turned off: nothing)."""
+    partners = ("p-now", "p-off")
+    async with email_pool.acquire() as conn:
+        for partner in partners:
+            recipient = Recipient.partner(partner)
+            digest = EmailPreference(f"{partner}@partner.example", EmailMode.DIGEST)
+            await email_repository.set_preference(conn, recipient, digest)
+            await inbox.file(conn, [message_to(partner, n) for n in range(2)])
+        await email_repository.set_preference(
+            conn,
+            Recipient.partner("p-now"),
+            EmailPreference("p-now@partner.example", EmailMode.IMMEDIATE),
+        )
+        await email_repository.set_preference(
+            conn,
+            Recipient.partner("p-off"),
+            EmailPreference("p-off@partner.example", EmailMode.OFF),
+        )
+        digests = await email_repository.take_digests(conn)
+    assert [
+        (r.id, address, [m.subject for m in carried]) for r, address, _, carried in digests
+    ] == [("p-now", "p-now@partner.example", ["n0", "n1"])]
+
+
+def message_to(partner: str, n: int) -> Message:
+    return Message(
+        notification_id=uuid.uuid4(),
+        recipient=Recipient.partner(partner),
+        partner_id=partner,
+        kind="other",
+        subject=f"n{n}",
+        body="",
+        registration_id=None,
+        deal_key=None,
+        created_at=datetime.now(UTC),
+        ingested_at=None,
+    )
