@@ -6,6 +6,7 @@ managers, who work the co-sell with the reps."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -38,6 +39,7 @@ from services.notifications.schemas import (
 from services.notifications.settings import NotificationsSettings
 from services.notifications.wakeups import InboxWakeups
 from shared.audit import record_action
+from shared.clock import now
 from shared.http import AdminDep, CallerDep, PlatformDep, Provided, own_partner, require_role
 from shared.identity import Caller, Role
 from shared.service import Platform
@@ -203,11 +205,10 @@ async def open_stream(
     opening: StreamOpening, who: Caller, recipient: Recipient
 ) -> StreamingResponse:
     """Take one of the recipient's stream slots (429 when none is free) for as long as the
-    response lasts: released when it ends, however it ends. A partner's people's stream ends
-    when their partner loses access (as their next request would be refused)."""
+    response lasts: released when it ends, however it ends. The stream ends when its token
+    expires, and a partner's people's when their partner loses access (`access_ended`)."""
     platform, settings, limit = opening.platform, opening.settings, opening.limit
     key = f"{recipient.kind}:{recipient.id}"
-    caller_partner = who.partner_id
     start = await streaming.start_position(platform.pool, recipient, opening.resume())
     limit.acquire(key)
     try:
@@ -217,9 +218,7 @@ async def open_stream(
             recipient,
             start,
             streaming.StreamPacing(settings.stream_heartbeat_seconds, settings.stream_poll_seconds),
-            (lambda: platform.partner_access.revoked(caller_partner))
-            if caller_partner is not None
-            else streaming.no_revocation,
+            access_ended(who, platform),
         )
         return SlotResponse(
             events,
@@ -231,6 +230,21 @@ async def open_stream(
     except BaseException:
         limit.release(key)  # the response was never made: nothing else gives the slot back
         raise
+
+
+def access_ended(who: Caller, platform: Platform) -> Callable[[], str | None]:
+    """Why the caller's access has ended since its stream opened, or None: its token expired
+    (found in review: a stream opened with a token of a minute stayed open for good), or its
+    partner lost access (as its next request would be refused)."""
+    partner = who.partner_id
+
+    def why() -> str | None:
+        if who.expires_at is not None and now() >= who.expires_at:
+            return f"the token expired at {who.expires_at.isoformat()}"
+        revoked = None if partner is None else platform.partner_access.revoked(partner)
+        return None if revoked is None else f"partner access revoked: {revoked}"
+
+    return why
 
 
 class SlotResponse(StreamingResponse):

@@ -63,16 +63,16 @@ async def stream(
     pacing: StreamPacing,
     revoked: Callable[[], str | None] = no_revocation,
 ) -> AsyncIterator[str]:
-    """The stream's lines. `revoked` says why the caller lost access since the stream opened
-    (a partner suspended or expelled): the stream then ends with a `revoked` event, so an open
-    connection does not outlive the access it was opened with."""
+    """The stream's lines. `revoked` says why the caller's access ended since the stream opened
+    (a partner suspended or expelled, the token expired): the stream then ends with a `revoked`
+    event saying so, so an open connection does not outlive the access it was opened with."""
     yield f"retry: {RECONNECT_MILLISECONDS}\n\n"
     position = after
     last_sent = time.monotonic()
     while True:
         reason = revoked()
         if reason is not None:
-            detail = json.dumps({"detail": f"partner access revoked: {reason}"})
+            detail = json.dumps({"detail": reason})
             yield f"event: revoked\ndata: {detail}\n\n"
             return
         wakeup = wakeups.next_wakeup()

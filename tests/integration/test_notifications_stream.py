@@ -4,13 +4,17 @@ nothing lost and nothing twice, heartbeats when idle, a bound on open streams pe
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
+from datetime import timedelta
 
 import httpx
 import pytest
 
 from shared.events.notifications import NotificationKind
 from shared.events.partners import PartnerChange, PartnerStatus
+from shared.identity import Role
 from shared.topics import PARTNER_LIFECYCLE
 from tests.support.factories import partner_notification, partner_state_changed
 from tests.support.infra import Infra
@@ -18,6 +22,7 @@ from tests.support.kafka import publish
 from tests.support.notifications import next_notifications, sse_events, tell
 from tests.support.polling import eventually
 from tests.support.processes import auth, service_fixture
+from tests.support.tokens import bearer, token
 
 pytestmark = pytest.mark.integration
 
@@ -170,3 +175,19 @@ async def test_an_open_stream_ends_when_its_partner_is_suspended(
         403,
         {"detail": "partner access revoked: suspended"},
     )
+
+
+async def test_an_open_stream_ends_when_its_token_expires(notifications: str) -> None:
+    """Found in review: a stream opened with a token of a minute stayed open for good, though
+    the token's next request would be refused. It ends when the token does, saying so."""
+    partner = new_partner()
+    short = token(f"{partner}/u", Role.PARTNER_USER, partner_id=partner, ttl=timedelta(seconds=2))
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(10, read=15)) as client,
+        client.stream("GET", stream_url(notifications, partner), headers=bearer(short)) as response,
+    ):
+        assert response.status_code == 200
+        async with asyncio.timeout(30):  # heartbeats keep a stream that never ends readable
+            events = [event async for event in sse_events(response) if event.event != "comment"]
+    assert [event.event for event in events] == ["revoked"]
+    assert json.loads(events[0].data)["detail"].startswith("the token expired at ")
