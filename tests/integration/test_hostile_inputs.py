@@ -199,6 +199,25 @@ CASES: list[Case] = [
     _crm_delivery(
         "/crm/salesforce", _salesforce(changeType=["CREATE"]), 207, "expected a string, got list"
     ),
+    # found in review: an event asking for a resync bypassed the bound on a source's time, and
+    # a snapshot stamped 2100 made every later change of the deal stale
+    _crm_delivery(
+        "/crm/salesforce",
+        _salesforce(changeType="GAP_UPDATE", commitTimestamp=4102444800000),
+        207,
+        "more than 5 minutes in the future",
+    ),
+    _crm_delivery(
+        "/crm/hubspot",
+        _hubspot(
+            subscriptionType="deal.associationChange",
+            associationType="DEAL_TO_COMPANY",
+            fromObjectId=42,
+            occurredAt=4102444800000,
+        ),
+        202,
+        "[0].occurredAt is more than 5 minutes in the future",
+    ),
     _crm_delivery("/crm/salesforce", {"payload": []}, 207, "payload: expected an object, got list"),
     _crm_delivery(
         "/crm/hubspot",
