@@ -232,11 +232,15 @@ async def lock_crm_link(conn: Connection, deal_key: str) -> None:
 
 
 async def crm_deal_seen(conn: Connection, deal_key: str) -> CrmDealSeen | None:
-    """The opportunity as the link check compares it (None: the projection does not know it)."""
+    """The opportunity as the link check compares it (None: the projection does not know it),
+    held against change until the link commits (FOR SHARE): a link read beside a projection
+    closing the deal saw it open, while the projection did not see the link yet, and the
+    registration stayed approved on a closed deal (found in review). Now one waits for the
+    other, and whichever comes second sees what the first did."""
     row = await conn.fetchrow(
         """SELECT deal_key, customer_name, customer_domain, amount, currency, deleted, status,
                closed_at
-           FROM crm_deals WHERE deal_key = $1""",
+           FROM crm_deals WHERE deal_key = $1 FOR SHARE""",
         deal_key,
     )
     if row is None:

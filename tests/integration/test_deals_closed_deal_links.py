@@ -6,6 +6,7 @@ back an honest partner's credit)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from tests.support.deals import (
 )
 from tests.support.infra import Infra
 from tests.support.kafka import wait_for_keyed
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -160,3 +162,50 @@ async def test_a_registration_linked_after_its_deal_closed_takes_the_outcome_at_
         since=started,
     )
     await partner_notifications(infra, partner, f"registration_{outcome}", since=started)
+
+
+async def test_a_link_made_while_the_deal_closes_waits_for_the_close_and_takes_it(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    """Found in review: a link read the deal beside a projection closing it, saw it open, and
+    the projection did not see the link yet: the registration stayed approved on a closed deal
+    (then expired, and attribution clawed its credit back). The close is played here by its
+    row update held open; the link waits for it and takes the outcome."""
+    run, (partner,) = await fresh_partners(infra, "race")
+    deals = deals_instances[0]
+    record_id = f"006RC{run}"
+    deal_key = f"salesforce:{record_id}"
+    fields = {
+        "StageName": "Qualification",
+        "Amount": 20000.0,
+        "CurrencyIsoCode": "USD",
+        "Account_Name__c": account(run)["customer_name"],
+        "Account_Website__c": f"https://{account(run)['customer_domain']}",
+    }
+    async with httpx.AsyncClient(timeout=60) as client:
+        created = await register(client, deals, partner, registration(run))
+        assert created.json()["status"] == "approved", created.text
+        opened = datetime.now(UTC) - timedelta(days=7)
+        await deliver_salesforce(client, deals, salesforce_cdc(record_id, "CREATE", opened, fields))
+        await crm_deal_projected(admin_db, deal_key, lambda row: row["status"] == "open", "open")
+        async with admin_db.transaction():
+            await admin_db.execute(
+                "UPDATE deals.crm_deals SET status = 'won', closed_at = now() WHERE deal_key = $1",
+                deal_key,
+            )
+            link = asyncio.create_task(
+                link_crm_deal(client, deals, partner, created.json()["registration_id"], deal_key)
+            )
+
+            me = await admin_db.fetchval("SELECT pg_backend_pid()")
+
+            async def waiting_for_the_close() -> bool:
+                blocked = (
+                    "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))"
+                )
+                return bool(await admin_db.fetchval(blocked, me))
+
+            await eventually(waiting_for_the_close, what="the link to wait for the close")
+        linked = await link
+    assert linked.status_code == 200, linked.text
+    assert linked.json()["status"] == "won"
