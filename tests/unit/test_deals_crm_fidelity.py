@@ -320,6 +320,10 @@ def test_a_write_back_names_the_crm_record_and_its_own_fields() -> None:
     review = write_back_for("microsoft:r1", "reg-1", "p-1", RegistrationStatus.EXPIRED, AT)
     assert review is not None
     assert review.fields == {"/externalReferenceId": "reg-1"}
+    # A partner's registration refused is not the vendor declining the referral: nothing is
+    # written (declined, it closed the vendor's co-sell opportunity; found in review).
+    rejected = RegistrationStatus.REJECTED
+    assert write_back_for("microsoft:r1", "reg-1", "p-1", rejected, AT) is None
     # Not linked, or a key naming no record: nothing to write.
     for key in (None, "aws_ace:", "microsoft:", "hubspot:44556677"):
         assert write_back_for(key, "reg-1", "p-1", approved, AT) is None

@@ -7,11 +7,12 @@ A CRM deal key names where to write: `salesforce:<Opportunity id>`,
 AWS ACE has no field for a partner programme's decision: Pollinate writes its registration id
 as the opportunity's `PartnerOpportunityIdentifier` (the partner's own record of it) and the
 decision in `LifeCycle.NextSteps`, leaving the stage and AWS's review to their owners. A
-Microsoft referral has a status of its own: the partner accepting it (a registration approved:
-Active/Accepted) or declining it (rejected: Closed/Declined), and the deal's end (won or lost:
-Closed/Won, Closed/Lost); a review, an expiry of the protection window or a submission is not a
-change of the referral, so only its `externalReferenceId` is written then. What Microsoft is
-told never names another partner (the reason stays in Pollinate)."""
+Microsoft referral has a status of its own: the vendor accepting it (a registration approved:
+Active/Accepted) and the deal's end (won or lost: Closed/Won, Closed/Lost); a review, an expiry
+of the protection window or a submission is not a change of the referral, so only its
+`externalReferenceId` is written then, and a registration rejected writes nothing (a partner
+refused is not the vendor declining Microsoft's referral). What Microsoft is told never names
+another partner."""
 
 from __future__ import annotations
 
@@ -30,7 +31,6 @@ SALESFORCE_FIELDS = {
 # the referral.
 MICROSOFT_STATUS = {
     RegistrationStatus.APPROVED: ("Active", "Accepted"),
-    RegistrationStatus.REJECTED: ("Closed", "Declined"),
     RegistrationStatus.WON: ("Closed", "Won"),
     RegistrationStatus.LOST: ("Closed", "Lost"),
 }
@@ -75,6 +75,11 @@ def write_back_for(
     if source == "aws_ace" and rest:
         return WriteBack(source, None, rest, _ace_fields(registration_id, partner_id, status, at))
     if source == "microsoft" and rest:
+        if status is RegistrationStatus.REJECTED:
+            # A partner's registration refused is not the vendor declining Microsoft's
+            # referral: declined, it closed the vendor's co-sell opportunity (and the next sync
+            # closed as lost the registration that held it; found in review).
+            return None
         return WriteBack(source, None, rest, _microsoft_fields(registration_id, status))
     portal, _, deal = rest.partition(":")
     if source == "hubspot" and portal and deal:
@@ -98,8 +103,4 @@ def _microsoft_fields(registration_id: str, status: RegistrationStatus) -> dict[
     fields = {"/externalReferenceId": registration_id}
     if status in MICROSOFT_STATUS:
         fields["/status"], fields["/substatus"] = MICROSOFT_STATUS[status]
-    if status is RegistrationStatus.REJECTED:
-        fields["/statusReason"] = (
-            f"registration {registration_id} was not approved under the programme's rules"
-        )
     return fields
