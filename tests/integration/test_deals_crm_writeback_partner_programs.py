@@ -2,8 +2,9 @@
 Postgres, against local servers speaking their documented shapes: `UpdateOpportunity` takes the
 whole opportunity read at its `LastModifiedDate` (nothing else of it is lost; a writer in
 between is retried), a referral is PATCHed with a JSON Patch document (status and substatus for
-an approval and a win; a rejection leaves the referral as it is); an outage delays the write-back and never loses it, and a
-write refused for good (AWS reviewing the opportunity) is dead-lettered with AWS's reason."""
+an approval and a win; a rejection leaves the referral as it is); an outage delays the
+write-back and never loses it, and a write refused for good (AWS reviewing the opportunity) is
+dead-lettered with AWS's reason."""
 
 from __future__ import annotations
 
