@@ -426,7 +426,12 @@ async def test_touchpoint_external_id_is_idempotent(service: str) -> None:
         clash = await client.post(
             "/touchpoints", headers=auth("p-1"), json={**body, "kind": "implementation"}
         )
+        # Another partner's report of the same (source, external_id) is its own touchpoint:
+        # reported first, it made p-1's own report a 409 (found in review).
+        theirs = await client.post("/touchpoints", headers=auth("p-2"), json=body)
     assert (first.status_code, again.status_code, clash.status_code) == (201, 200, 409)
+    assert theirs.status_code == 201, theirs.text
+    assert theirs.json()["touchpoint_id"] != first.json()["touchpoint_id"]
     assert again.json() == {
         "touchpoint_id": first.json()["touchpoint_id"],
         "created": False,

@@ -119,11 +119,17 @@ def stored(touchpoint: ReportedTouchpoint, **fields: object) -> StoredTouchpoint
 
 
 def test_the_same_source_and_external_id_is_the_same_touchpoint() -> None:
-    assert reported_touchpoint_id("crm-x", "42") == reported_touchpoint_id("crm-x", "42")
-    assert reported_touchpoint_id("crm-x", "42") != reported_touchpoint_id("crm-y", "42")
-    assert reported_touchpoint_id("crm-x", "42").startswith("tp_")
+    same = reported_touchpoint_id("p-1", "crm-x", "42")
+    assert same == reported_touchpoint_id("p-1", "crm-x", "42")
+    assert same != reported_touchpoint_id("p-1", "crm-y", "42")
+    assert same.startswith("tp_")
+    # another partner's (source, external_id) is another touchpoint: no one can take a
+    # partner's id first (found in review)
+    assert same != reported_touchpoint_id("p-2", "crm-x", "42")
     # without an external id every report is a touchpoint of its own
-    assert reported_touchpoint_id("crm-x", None) != reported_touchpoint_id("crm-x", None)
+    assert reported_touchpoint_id("p-1", "crm-x", None) != reported_touchpoint_id(
+        "p-1", "crm-x", None
+    )
 
 
 def test_a_repeated_report_of_the_same_touchpoint_is_a_repeat() -> None:

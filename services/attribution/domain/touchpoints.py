@@ -101,11 +101,13 @@ class ExternalIdReused(Conflict):
         )
 
 
-def reported_touchpoint_id(source: str, external_id: str | None) -> str:
-    """The same (source, external_id) is the same touchpoint; without an external id every
-    report is a new one."""
+def reported_touchpoint_id(partner_id: str, source: str, external_id: str | None) -> str:
+    """The same (source, external_id) of the same partner is the same touchpoint; without an
+    external id every report is a new one. The partner is part of it: an id of the source's
+    alone let any partner take another's (source, external_id) first, and the owner's report
+    was then refused as reusing it (found in review)."""
     if external_id:
-        return f"tp_{TOUCHPOINT_IDS.hex(f'{source}/{external_id}')[:24]}"
+        return f"tp_{TOUCHPOINT_IDS.hex(f'{partner_id}/{source}/{external_id}')[:24]}"
     return f"tp_{uuid.uuid4().hex[:24]}"
 
 
@@ -169,7 +171,7 @@ class ReportedTouchpoint:
                 occurred_at, received_at - MAX_BACKDATE, f"the {MAX_BACKDATE.days}-day limit"
             )
         return cls(
-            touchpoint_id=reported_touchpoint_id(source, external_id),
+            touchpoint_id=reported_touchpoint_id(partner_id, source, external_id),
             deal_key=deal_key,
             partner_id=partner_id,
             kind=kind,
