@@ -110,9 +110,12 @@ async def connect_alone(
 
 
 def _session_settings(schema: str, application_name: str) -> dict[str, str]:
-    """Every platform connection sees only its service's schema, and names itself in
-    pg_stat_activity."""
-    return {"search_path": schema, "application_name": application_name}
+    """Every platform connection sees only its service's schema, names itself in
+    pg_stat_activity, and reads days and quarters in UTC, as the services' Python does: on a
+    server whose TimeZone is another, a timestamp compared with a date or cut into a quarter
+    (`to_char(..., 'YYYY-"Q"Q')`) fell on the server's day (found in review: the first hours of
+    a UTC quarter landed in the previous one for some KPI figures and not for others)."""
+    return {"search_path": schema, "application_name": application_name, "TimeZone": "UTC"}
 
 
 Shape = TypeVar("Shape")

@@ -117,3 +117,28 @@ async def test_a_row_value_holding_a_numeric_is_refused_loudly(pool: Pool) -> No
         assert await conn.fetchval("SELECT row_to_json(r)::text FROM (SELECT 2.5 AS a) r") == (
             '{"a":2.5}'
         )
+
+
+async def test_a_pool_reads_days_and_quarters_in_utc_whatever_the_servers_zone(
+    scratch_service: ScratchService, admin_db: asyncpg.Connection
+) -> None:
+    """Found in review: on a server whose TimeZone is not UTC, a timestamp cut into a quarter
+    or compared with a date fell on the server's day, while the services' Python counts in UTC.
+    The runtime role here defaults to New York; the platform's connections read UTC."""
+    role = await asyncpg.connect(scratch_service.dsn)
+    try:
+        user = await role.fetchval("SELECT current_user")
+    finally:
+        await role.close()
+    await admin_db.execute(f"ALTER ROLE \"{user}\" SET TimeZone = 'America/New_York'")
+    plain = await asyncpg.connect(scratch_service.dsn)
+    try:
+        assert await plain.fetchval("SHOW TimeZone") == "America/New_York"  # the role's default
+    finally:
+        await plain.close()
+    pool = await create_pool(scratch_service.dsn, scratch_service.schema)
+    try:
+        quarter = "SELECT to_char(timestamptz '2026-10-01 02:00+00', 'YYYY-\"Q\"Q')"
+        assert await pool.fetchval(quarter) == "2026-Q4"  # 2026-09-30 22:00 in New York
+    finally:
+        await pool.close()
