@@ -109,7 +109,7 @@ async def review(
     current = await repository.lock_plan(conn, partner_id, year)
     if current is None:
         raise NotFound(f"no business plan for {year}")
-    check_reviewable(PlanState(current["state"]), year, quarter)
+    check_reviewable(PlanState(current["state"]), year, quarter, at.date())
     actuals = await views.plan_actuals(
         conn, partner_id, year, quarter, current["currency"], new_logo_rules, at.date()
     )

@@ -226,11 +226,21 @@ def test_only_the_revision_the_partner_read_is_answered() -> None:
 
 
 def test_only_an_accepted_plan_is_reviewed_and_only_in_its_year() -> None:
-    check_reviewable(PlanState.ACCEPTED, 2026, Quarter(2026, 2))
+    later = date(2027, 2, 1)
+    check_reviewable(PlanState.ACCEPTED, 2026, Quarter(2026, 2), later)
     with pytest.raises(Conflict, match="only an accepted plan"):
-        check_reviewable(PlanState.PROPOSED, 2026, Quarter(2026, 2))
+        check_reviewable(PlanState.PROPOSED, 2026, Quarter(2026, 2), later)
     with pytest.raises(Unprocessable, match="not in the plan's year 2026"):
-        check_reviewable(PlanState.ACCEPTED, 2026, Quarter(2027, 1))
+        check_reviewable(PlanState.ACCEPTED, 2026, Quarter(2027, 1), later)
+
+
+def test_a_quarter_is_reviewed_once_it_is_over() -> None:
+    """Found in review: a review recorded in the quarter froze its actuals and blocked the
+    real one (one review a quarter)."""
+    check_reviewable(PlanState.ACCEPTED, 2026, Quarter(2026, 4), date(2027, 1, 1))
+    for today in (date(2026, 12, 31), date(2026, 2, 1)):
+        with pytest.raises(Unprocessable, match=r"quarter 2026-Q4 has not ended .* 2026-12-31"):
+            check_reviewable(PlanState.ACCEPTED, 2026, Quarter(2026, 4), today)
 
 
 def test_a_review_compares_each_goal_with_its_owner_s_actual() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -59,11 +59,20 @@ def answer(state: PlanState, revision: int, accept: bool, answered: int) -> Plan
     return PlanState.ACCEPTED if accept else PlanState.DECLINED
 
 
-def check_reviewable(state: PlanState, year: int, quarter: Quarter) -> None:
+def check_reviewable(state: PlanState, year: int, quarter: Quarter, today: date) -> None:
+    """An accepted plan's quarter of its year, once that quarter is over: recorded before, a
+    review froze the actuals of a quarter still running and, one per quarter, blocked the
+    real one (found in review)."""
     if state is not PlanState.ACCEPTED:
         raise Conflict(f"the plan is {state.value}: only an accepted plan is reviewed")
     if quarter.year != year:
         raise Unprocessable(f"quarter {quarter} is not in the plan's year {year}")
+    after = quarter.next.first_day
+    if after > today:
+        raise Unprocessable(
+            f"quarter {quarter} has not ended (its last day is {after - timedelta(days=1)}): "
+            "it is reviewed once over"
+        )
 
 
 @dataclass(frozen=True)
