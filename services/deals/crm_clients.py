@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -26,6 +26,13 @@ from services.deals.settings import DealsSettings
 from shared.inputs import MalformedJson, parse_json
 
 DEFAULT_RATE_LIMIT_WAIT = 60.0
+RATE_LIMIT_WAIT_MAX = 3600.0  # a CRM asking for longer is asked again after an hour
+BACKOFF_FIRST, BACKOFF_MAX = timedelta(seconds=5), timedelta(hours=1)
+BACKOFF_DOUBLINGS = 10  # 5 s * 2**10 passes the hour
+# A request to a CRM's API takes its client's timeout (20 s) at the most; a write-back or a
+# resync is at most three of them (a HubSpot deal with its company and line items; ACE's read
+# and write). A leased job begins one only while its lease outlasts this.
+SLOWEST_CRM_CALLS = timedelta(seconds=3 * 20)
 MAX_PAGES = 1000  # a window larger than this many pages (2,000 rows each) is resumed later
 
 
@@ -368,5 +375,19 @@ def soql_id(value: str) -> str:
 
 
 def retry_after(answer: httpx.Response) -> float:
-    value = answer.headers.get("retry-after", "")
-    return float(value) if value.isdigit() else DEFAULT_RATE_LIMIT_WAIT
+    """The seconds a CRM's Retry-After asks for, at most RATE_LIMIT_WAIT_MAX (ASCII digits
+    only: '²' passed `isdigit` and failed `float`, and 300000000000 s had no date after now,
+    each failing every run while the CRM answered so; found in review)."""
+    value = answer.headers.get("retry-after", "").strip()
+    if value.isascii() and value.isdigit():
+        return min(float(value[:8]), RATE_LIMIT_WAIT_MAX)
+    return DEFAULT_RATE_LIMIT_WAIT
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long a request waits after its `attempts`-th failure in a row: 5 s doubling to an
+    hour. The doubling stops at the cap: 5 s times 2**44 has no timedelta, and a request
+    failing for a day and a half made every run of its job fail (found in review)."""
+    doublings = min(max(attempts - 1, 0), BACKOFF_DOUBLINGS)
+    wait: timedelta = BACKOFF_FIRST * (1 << doublings)
+    return min(wait, BACKOFF_MAX)

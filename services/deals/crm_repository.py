@@ -89,6 +89,21 @@ async def claim_resyncs(
     )
 
 
+async def give_back_resyncs(
+    conn: Connection, source: str, requests: Sequence[asyncpg.Record], leased_until: datetime
+) -> None:
+    """Claimed requests not begun within their lease: due again at once, the claim's attempt
+    not counted (those another run has leased since stay its own)."""
+    await conn.execute(
+        """UPDATE crm_resyncs SET due_at = now(), attempts = attempts - 1
+           WHERE source = $1 AND record_id = ANY($2::text[]) AND due_at = $3
+             AND done_at IS NULL""",
+        source,
+        [r["record_id"] for r in requests],
+        leased_until,
+    )
+
+
 async def finish_resync(
     conn: Connection, source: str, record_id: str, requested_at: datetime, at: datetime
 ) -> None:
@@ -307,6 +322,23 @@ async def claim_write_backs(
             lease_until,
             limit,
         )
+    )
+
+
+async def give_back_write_backs(
+    conn: Connection, writes: Sequence[asyncpg.Record], leased_until: datetime
+) -> None:
+    """Claimed writes not begun within their lease: due again at once, the claim's attempt not
+    counted (those another run has leased since stay its own)."""
+    await conn.execute(
+        """UPDATE crm_writebacks AS w SET due_at = now(), attempts = w.attempts - 1
+           FROM unnest($1::text[], $2::text[], $3::text[]) AS k (source, portal, record_id)
+           WHERE (w.source, w.portal, w.record_id) = (k.source, k.portal, k.record_id)
+             AND w.due_at = $4""",
+        [r["source"] for r in writes],
+        [r["portal"] for r in writes],
+        [r["record_id"] for r in writes],
+        leased_until,
     )
 
 

@@ -28,11 +28,13 @@ from services.deals.adapters.salesforce import (
     from_salesforce_record,
 )
 from services.deals.crm_clients import (
+    SLOWEST_CRM_CALLS,
     CrmRefused,
     CrmUnavailable,
     HubSpotClient,
     RateLimited,
     SalesforceClient,
+    backoff,
 )
 from services.deals.crm_ingestion import (
     Delivery,
@@ -51,7 +53,6 @@ from shared.topics import CRM_DEALS
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=2)
-BACKOFF_FIRST, BACKOFF_MAX = timedelta(seconds=5), timedelta(hours=1)
 # Where a resync's records come from (kept with them on the source's raw topic).
 RESYNC_API = {
     CrmSource.SALESFORCE: "Salesforce REST (sobjects, queryAll)",
@@ -85,20 +86,35 @@ class ResyncRun:
 
 
 async def run_resyncs(
-    pool: Pool, outbox: Outbox, resyncers: Sequence[Resyncer], limit: int
+    pool: Pool,
+    outbox: Outbox,
+    resyncers: Sequence[Resyncer],
+    limit: int,
+    lease: timedelta = LEASE,
 ) -> ResyncRun:
     """Work through the due resync requests of each configured CRM (at most `limit` each)."""
     run = ResyncRun()
     for resyncer in resyncers:
-        await _run(pool, outbox, resyncer, limit, run)
+        await _run(pool, outbox, resyncer, limit, run, lease)
     return run
 
 
-async def _run(pool: Pool, outbox: Outbox, resyncer: Resyncer, limit: int, run: ResyncRun) -> None:
+async def _run(
+    pool: Pool, outbox: Outbox, resyncer: Resyncer, limit: int, run: ResyncRun, lease: timedelta
+) -> None:
+    """A fetch after the first is begun only while the lease outlasts the slowest one
+    (SLOWEST_CRM_CALLS); the rest are given back, due at once: begun later, the lease could
+    lapse mid-batch and another instance fetch and record them too (found in review)."""
     started, source = now(), resyncer.source.value
     async with pool.acquire() as conn, conn.transaction():
-        claimed = await crm_repository.claim_resyncs(conn, source, started, started + LEASE, limit)
+        claimed = await crm_repository.claim_resyncs(conn, source, started, started + lease, limit)
     for position, request in enumerate(claimed):
+        if position and now() + SLOWEST_CRM_CALLS > started + lease:
+            async with pool.acquire() as conn:
+                await crm_repository.give_back_resyncs(
+                    conn, source, claimed[position:], started + lease
+                )
+            return
         try:
             answers = await resyncer.fetch(request)
         except RateLimited as limited:
@@ -107,8 +123,8 @@ async def _run(pool: Pool, outbox: Outbox, resyncer: Resyncer, limit: int, run: 
             run.retried += len(claimed) - position
             return
         except CrmUnavailable as error:
-            backoff = min(BACKOFF_FIRST * 2 ** (request["attempts"] - 1), BACKOFF_MAX)
-            await _retry(pool, source, [request], now() + backoff, str(error))
+            wait = backoff(request["attempts"])
+            await _retry(pool, source, [request], now() + wait, str(error))
             run.retried += 1
             continue
         except CrmRefused as error:

@@ -25,11 +25,13 @@ import asyncpg
 
 from services.deals import crm_repository
 from services.deals.crm_clients import (
+    SLOWEST_CRM_CALLS,
     CrmRefused,
     CrmUnavailable,
     HubSpotClient,
     RateLimited,
     SalesforceClient,
+    backoff,
 )
 from services.deals.domain.writeback import WriteBack, write_back_for
 from services.deals.partner_program_clients import AceClient, MicrosoftReferralsClient
@@ -45,7 +47,6 @@ from shared.topics import dead_letter_topic, group_id_of
 log = logging.getLogger(__name__)
 WRITEBACK_GROUP = "crm-writeback"
 LEASE = timedelta(minutes=2)  # above the clients' 20 s timeout
-BACKOFF_FIRST, BACKOFF_MAX = timedelta(seconds=5), timedelta(hours=1)
 
 
 def configured(settings: DealsSettings, source: str) -> bool:
@@ -118,14 +119,23 @@ class WriteBackRun:
 
 
 async def run_write_backs(
-    pool: Pool, outbox: Outbox, settings: DealsSettings, limit: int
+    pool: Pool, outbox: Outbox, settings: DealsSettings, limit: int, lease: timedelta = LEASE
 ) -> WriteBackRun:
-    """Send the due write-backs (at most `limit`), each on its own."""
+    """Send the due write-backs (at most `limit`), each on its own. A write after the first
+    is begun only while the lease outlasts the slowest one (SLOWEST_CRM_CALLS); the rest are
+    given back, due at once: begun later, the lease could lapse mid-write and another instance
+    send the same write (found in review, as for e-mails)."""
     run, started = WriteBackRun(), now()
     async with pool.acquire() as conn, conn.transaction():
-        claimed = await crm_repository.claim_write_backs(conn, started, started + LEASE, limit)
+        claimed = await crm_repository.claim_write_backs(conn, started, started + lease, limit)
     paused: dict[str, tuple[datetime, str]] = {}  # a source's request limit: until, why
-    for row in claimed:
+    for position, row in enumerate(claimed):
+        if position and now() + SLOWEST_CRM_CALLS > started + lease:
+            async with pool.acquire() as conn:
+                await crm_repository.give_back_write_backs(
+                    conn, claimed[position:], started + lease
+                )
+            break
         source = row["source"]
         if source in paused:
             until, why = paused[source]
@@ -145,8 +155,8 @@ async def run_write_backs(
                 await _dead_letter(pool, outbox, row, reason)
                 run.dead_lettered += 1
                 continue
-            backoff = min(BACKOFF_FIRST * 2 ** (row["attempts"] - 1), BACKOFF_MAX)
-            await _settle(pool, row, due_at=now() + backoff, error=str(error))
+            wait = backoff(row["attempts"])
+            await _settle(pool, row, due_at=now() + wait, error=str(error))
             run.retried += 1
         except CrmRefused as error:
             await _dead_letter(pool, outbox, row, f"CRM write-back refused: {error}")

@@ -346,6 +346,35 @@ async def test_a_resync_fetches_gap_records_and_an_overflow_window_through_rate_
     assert next(path.rsplit("/", 1)[-1] for path in asked if "query" in path) == "queryAll"
 
 
+async def test_resyncs_not_begun_within_the_lease_are_given_back(infra: Infra) -> None:
+    """A run begins a fetch after its first only while its lease outlasts the slowest one:
+    begun later, the lease could lapse mid-batch and another instance fetch and record them
+    too (found in review). With a lease of a second, one record is fetched and the others are
+    due again at once, their attempt not counted."""
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    run = uuid.uuid4().hex[:8]
+    records = [f"006R{n}{run}" for n in range(3)]
+    with SalesforceServer() as org:
+        for record in records:
+            org.put(record, at, StageName="Prospecting")
+        gap = salesforce_cdc(records[0], "UPDATE", at, {})
+        gap["payload"]["ChangeEventHeader"].update(changeType="GAP_UPDATE", recordIds=records)
+        items = salesforce_items([gap], datetime.now(UTC))
+        resyncer = salesforce_resyncer(SalesforceClient(org.url, org.TOKEN))
+        async with deals_pool(infra) as pool:
+            outbox = Outbox("deals", source="pollinate/deals")
+            async with pool.acquire() as conn, conn.transaction():
+                await record_items(conn, outbox, CrmSource.SALESFORCE, items, at)
+            first = await run_resyncs(pool, outbox, [resyncer], 10, timedelta(seconds=1))
+            assert first.fetched == 1
+            given_back = await pool.fetch(
+                "SELECT attempts, due_at <= now() AS due FROM crm_resyncs WHERE done_at IS NULL"
+            )
+            assert [tuple(r) for r in given_back] == [(0, True), (0, True)]
+            rest = await run_resyncs(pool, outbox, [resyncer], 10)
+            assert rest.fetched == 2
+
+
 async def test_a_gap_event_leads_to_a_fetch_and_the_fetched_state_is_projected(
     infra: Infra, deals_crm_env: dict[str, str]
 ) -> None:

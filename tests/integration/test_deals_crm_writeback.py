@@ -7,7 +7,7 @@ reason."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -178,3 +178,33 @@ async def test_a_running_deals_writes_a_decision_back_to_the_crm(infra: Infra) -
 
             await eventually(written, what="the decision written to the Opportunity")
     assert salesforce.records[record]["Pollinate_Registration_Id__c"] == f"reg-run-{run}"
+
+
+async def test_writes_not_begun_within_the_lease_are_given_back(infra: Infra) -> None:
+    """A run begins a write after its first only while its lease outlasts the slowest write:
+    begun later, the lease could lapse mid-write and another instance send it too (found in
+    review). With a lease of a second, one write goes and the others are due again at once,
+    their attempt not counted; the next run sends them."""
+    run = uuid.uuid4().hex[:8]
+    records = [f"006L{n}{run}" for n in range(3)]
+    with SalesforceServer() as salesforce, HubSpotCrm() as hubspot:
+        for record in records:
+            salesforce.put(record, AT)
+        settings = writing_to(salesforce, hubspot)
+        events = [
+            registration_decided(registration_id=f"reg-l{n}-{run}", crm_deal_key=f"salesforce:{r}")
+            for n, r in enumerate(records)
+        ]
+        async with deals_pool(infra) as pool:
+            await crm_writeback(pool, settings).process_batch(
+                await registration_records(infra, events)
+            )
+            first = await run_write_backs(pool, deals_outbox(), settings, 10, timedelta(seconds=1))
+            assert (first.sent, first.retried) == (1, 0)
+            given_back = await pool.fetch(
+                "SELECT attempts, due_at <= now() AS due FROM crm_writebacks WHERE sent_at IS NULL"
+            )
+            assert [tuple(r) for r in given_back] == [(0, True), (0, True)]
+            rest = await run_write_backs(pool, deals_outbox(), settings, 10)
+            assert rest.sent == 2
+    assert sorted(record for record, _ in salesforce.updates) == sorted(records)

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
 from services.deals.adapters import (
@@ -19,6 +20,7 @@ from services.deals.adapters import (
     from_microsoft_referral,
     from_salesforce_cdc,
 )
+from services.deals.crm_clients import backoff, retry_after
 from services.deals.domain.crm import is_stale, merge_crm_change
 from services.deals.domain.writeback import write_back_for
 from shared.events.crm import CrmDealChanged, DealStage
@@ -327,3 +329,26 @@ def test_a_write_back_names_the_crm_record_and_its_own_fields() -> None:
     # Not linked, or a key naming no record: nothing to write.
     for key in (None, "aws_ace:", "microsoft:", "hubspot:44556677"):
         assert write_back_for(key, "reg-1", "p-1", approved, AT) is None
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("120", 120.0),
+        ("300000000000", 3600.0),  # no date lies that far: the cap (it failed every run)
+        ("\u00b2", 60.0),  # a superscript two passed isdigit and failed float
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 60.0),  # a date: the default wait
+        ("", 60.0),
+    ],
+)
+def test_a_crms_retry_after_is_read_within_bounds(header: str, seconds: float) -> None:
+    sent = [(b"Retry-After", header.encode("latin-1"))] if header else []  # as on the wire
+    answer = httpx.Response(429, headers=sent)
+    assert retry_after(answer) == seconds
+
+
+def test_the_backoff_doubles_to_an_hour_and_stops_doubling_there() -> None:
+    """5 s times 2**44 has no timedelta: a request failing for a day and a half made every run
+    of its job fail (found in review)."""
+    assert [backoff(n) for n in (1, 2, 3)] == [timedelta(seconds=s) for s in (5, 10, 20)]
+    assert backoff(11) == backoff(45) == backoff(10**6) == timedelta(hours=1)
