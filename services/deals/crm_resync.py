@@ -40,6 +40,7 @@ from services.deals.crm_ingestion import (
     Delivery,
     bounded,
     event_id,
+    not_ahead,
     not_recorded_earlier,
     raw_event,
 )
@@ -247,8 +248,12 @@ async def _record(
     refused: list[tuple[int, str, bytes]] = []
     for index, answer in enumerate(answers):
         try:
-            changes.append(resyncer.read(request, answer, at))
-            read.append((index, answer, changes[-1]))
+            change = resyncer.read(request, answer, at)
+            # Held to the bound on a source's time as a delivered change is (found in review:
+            # a fetched record stamped 2100 made every later change of its deal stale).
+            not_ahead(change.source_timestamp, at, "the fetched record's modification time")
+            changes.append(change)
+            read.append((index, answer, change))
         except (AdapterError, ValueError, Unprocessable) as error:  # Unprocessable: out of bounds
             refused.append((index, f"resync: {error}", repr(answer)[:10_000].encode()))
     events = [OutgoingEvent(CRM_DEALS, c, c.deal_key, event_id=event_id(c)) for c in changes]

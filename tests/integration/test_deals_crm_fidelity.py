@@ -375,6 +375,32 @@ async def test_resyncs_not_begun_within_the_lease_are_given_back(infra: Infra) -
             assert rest.fetched == 2
 
 
+async def test_a_fetched_record_stamped_far_ahead_is_refused_not_recorded(infra: Infra) -> None:
+    """Found in review: a resync recorded a record whose modification time the org gave as
+    2100, and its snapshot made every later change of the deal stale. It is refused, with the
+    reason, as a delivered change so stamped is."""
+    run = uuid.uuid4().hex[:8]
+    record = f"006F{run}"
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    with SalesforceServer() as org:
+        org.put(record, datetime(2100, 1, 1, tzinfo=UTC), StageName="Closed Won")
+        gap = salesforce_cdc(record, "UPDATE", at, {})
+        gap["payload"]["ChangeEventHeader"]["changeType"] = "GAP_UPDATE"
+        items = salesforce_items([gap], datetime.now(UTC))
+        resyncer = salesforce_resyncer(SalesforceClient(org.url, org.TOKEN))
+        async with deals_pool(infra) as pool:
+            outbox = Outbox("deals", source="pollinate/deals")
+            async with pool.acquire() as conn, conn.transaction():
+                await record_items(conn, outbox, CrmSource.SALESFORCE, items, at)
+            done = await run_resyncs(pool, outbox, [resyncer], 10)
+            assert (done.fetched, done.recorded, done.refused) == (1, 0, 1)
+            reason = await pool.fetchval("SELECT reason FROM crm_refused")
+    assert (
+        reason
+        == "resync: the fetched record's modification time is more than 5 minutes in the future"
+    )
+
+
 async def test_a_gap_event_leads_to_a_fetch_and_the_fetched_state_is_projected(
     infra: Infra, deals_crm_env: dict[str, str]
 ) -> None:
