@@ -137,6 +137,7 @@ async def edit(
             wanted,
             budgeted=budgeted,
             today=at.date(),
+            by_partner=who.partner_id is not None,
         )
     except ValueError as refused:
         raise Conflict(str(refused)) from None

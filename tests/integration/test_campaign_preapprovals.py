@@ -266,11 +266,21 @@ async def test_a_budget_lies_within_its_campaign_and_its_deadline_follows_progra
         )
         assert decided.json()["expires_at"] == stamp(last), decided.text
 
-        for ends_on in (last + timedelta(days=20), first + timedelta(days=3)):  # longer, shorter
+        # With MDF asked for it, the partner moves the end only earlier: later, its budget's
+        # deadline (and reservation) followed, a century out in review. A manager moves it.
+        longer = await client.patch(
+            f"{programme}/campaigns/{campaign}",
+            json={"ends_on": str(last + timedelta(days=20))},
+            headers=auth(partner),
+        )
+        assert longer.status_code == 409, longer.text
+        assert "a channel manager moves the end later" in longer.json()["detail"]
+        for ends_on, by in (
+            (last + timedelta(days=20), ADMIN),
+            (first + timedelta(days=3), auth(partner)),
+        ):
             edited = await client.patch(
-                f"{programme}/campaigns/{campaign}",
-                json={"ends_on": str(ends_on)},
-                headers=auth(partner),
+                f"{programme}/campaigns/{campaign}", json={"ends_on": str(ends_on)}, headers=by
             )
             assert edited.status_code == 200, edited.text
 

@@ -121,6 +121,26 @@ def test_a_running_campaign_keeps_its_start_and_its_partners_and_ends_today_at_t
         edit(CampaignState.RUNNING, today, partner_ids=frozenset({"p-1"}))
 
 
+def test_a_partner_moves_the_end_of_a_campaign_with_mdf_only_earlier() -> None:
+    """Found in review: a partner moved its campaign's end a century out, and its approved
+    budget's claim deadline (and reservation) followed."""
+    today, later, earlier = date(2026, 11, 10), date(2126, 1, 1), date(2026, 11, 20)
+    wanted, mdf = CampaignPlan(START, later, PLAN.partner_ids), frozenset({"p-1"})
+    check_edit("c", CampaignState.RUNNING, PLAN, wanted, budgeted=mdf, today=today)  # a manager
+    with pytest.raises(ValueError, match="MDF was asked for campaign c: its claims' deadline"):
+        check_edit(
+            "c", CampaignState.RUNNING, PLAN, wanted, budgeted=mdf, today=today, by_partner=True
+        )
+    shorter = CampaignPlan(START, earlier, PLAN.partner_ids)
+    check_edit(
+        "c", CampaignState.RUNNING, PLAN, shorter, budgeted=mdf, today=today, by_partner=True
+    )
+    no_mdf = frozenset[str]()
+    check_edit(
+        "c", CampaignState.RUNNING, PLAN, wanted, budgeted=no_mdf, today=today, by_partner=True
+    )
+
+
 def test_a_campaign_ended_or_cancelled_is_not_changed() -> None:
     for state in (CampaignState.COMPLETED, CampaignState.CANCELLED):
         with pytest.raises(ValueError, match=f"campaign c is {state.value}: it cannot be changed"):

@@ -75,12 +75,14 @@ def check_edit(
     *,
     budgeted: frozenset[str],
     today: date,
+    by_partner: bool = False,
 ) -> None:
     """A campaign is changed only before it ends (a completed one is a record of what ran, a
     cancelled one stays so). Its first day moves only before it comes, and not into the past;
     its last day not before today; a partner joins any time before the end, and leaves only
     before the start and without an MDF pre-approval for it (`budgeted`: the partners that
-    asked for one), so money asked for a campaign never loses its campaign. Raises ValueError
+    asked for one), so money asked for a campaign never loses its campaign; a partner
+    (`by_partner`) moves the end of a campaign MDF was asked for only earlier. Raises ValueError
     (the caller's 409); the dates' order is check_dates' (a 422)."""
     if state in (CampaignState.COMPLETED, CampaignState.CANCELLED):
         raise ValueError(f"campaign {campaign_id} is {state.value}: it cannot be changed")
@@ -94,6 +96,14 @@ def check_edit(
     if wanted.ends_on != now.ends_on and wanted.ends_on < today:
         raise ValueError(
             f"ends_on {wanted.ends_on} is before today: a campaign ends today at the earliest"
+        )
+    if by_partner and budgeted and wanted.ends_on > now.ends_on:
+        # The claim deadline of its MDF pre-approvals follows its end (incentives), with the
+        # money they hold: a partner moving it years out kept its budget reserved and open to
+        # claims as long (found in review).
+        raise ValueError(
+            f"MDF was asked for campaign {campaign_id}: its claims' deadline follows its end, "
+            "so a channel manager moves the end later"
         )
     leaving = now.partner_ids - wanted.partner_ids
     if leaving and state is CampaignState.RUNNING:
