@@ -234,13 +234,13 @@ def test_only_an_accepted_plan_is_reviewed_and_only_in_its_year() -> None:
         check_reviewable(PlanState.ACCEPTED, 2026, Quarter(2027, 1), later)
 
 
-def test_a_quarter_is_reviewed_once_it_is_over() -> None:
-    """Found in review: a review recorded in the quarter froze its actuals and blocked the
-    real one (one review a quarter)."""
-    check_reviewable(PlanState.ACCEPTED, 2026, Quarter(2026, 4), date(2027, 1, 1))
-    for today in (date(2026, 12, 31), date(2026, 2, 1)):
-        with pytest.raises(Unprocessable, match=r"quarter 2026-Q4 has not ended .* 2026-12-31"):
-            check_reviewable(PlanState.ACCEPTED, 2026, Quarter(2026, 4), today)
+def test_a_quarter_is_reviewed_once_it_has_begun() -> None:
+    """Found in review: a review recorded in February for Q4 took February's actuals and, one a
+    quarter, blocked the real one. In its last weeks or after it, as quarterly reviews are."""
+    for today in (date(2026, 10, 1), date(2026, 12, 15), date(2027, 1, 10)):
+        check_reviewable(PlanState.ACCEPTED, 2026, Quarter(2026, 4), today)
+    with pytest.raises(Unprocessable, match=r"quarter 2026-Q4 has not begun .* 2026-10-01"):
+        check_reviewable(PlanState.ACCEPTED, 2026, Quarter(2026, 4), date(2026, 2, 1))
 
 
 def test_a_review_compares_each_goal_with_its_owner_s_actual() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -60,18 +60,18 @@ def answer(state: PlanState, revision: int, accept: bool, answered: int) -> Plan
 
 
 def check_reviewable(state: PlanState, year: int, quarter: Quarter, today: date) -> None:
-    """An accepted plan's quarter of its year, once that quarter is over: recorded before, a
-    review froze the actuals of a quarter still running and, one per quarter, blocked the
-    real one (found in review)."""
+    """An accepted plan's quarter of its year, once that quarter has begun (a quarterly
+    review is held in its last weeks or after it): recorded for a quarter still to come, a
+    review's actuals were another quarter's and, one per quarter, it blocked the real one
+    (found in review)."""
     if state is not PlanState.ACCEPTED:
         raise Conflict(f"the plan is {state.value}: only an accepted plan is reviewed")
     if quarter.year != year:
         raise Unprocessable(f"quarter {quarter} is not in the plan's year {year}")
-    after = quarter.next.first_day
-    if after > today:
+    if quarter.first_day > today:
         raise Unprocessable(
-            f"quarter {quarter} has not ended (its last day is {after - timedelta(days=1)}): "
-            "it is reviewed once over"
+            f"quarter {quarter} has not begun (its first day is {quarter.first_day}): it is "
+            "reviewed once it has"
         )
 
 
