@@ -22,6 +22,7 @@ from services.deals.crm_pulls import pull
 from services.deals.crm_resync import hubspot_resyncer, run_resyncs, salesforce_resyncer
 from services.deals.partner_program_clients import AceClient, MicrosoftReferralsClient
 from shared.consumer import Outcome as ConsumerOutcome
+from shared.db import Pool
 from shared.events import Envelope
 from shared.events.crm import CrmDealChanged, CrmSource
 from shared.outbox import Outbox
@@ -346,6 +347,18 @@ async def test_a_resync_fetches_gap_records_and_an_overflow_window_through_rate_
     assert next(path.rsplit("/", 1)[-1] for path in asked if "query" in path) == "queryAll"
 
 
+async def gap_recorded(pool: Pool, records: list[str], at: datetime) -> Outbox:
+    """A Salesforce gap event naming `records`, delivered at `at` to deals' scratch schema:
+    their resyncs queued; deals' outbox, for the resync runs to record through."""
+    gap = salesforce_cdc(records[0], "UPDATE", at, {})
+    gap["payload"]["ChangeEventHeader"].update(changeType="GAP_UPDATE", recordIds=records)
+    outbox = Outbox("deals", source="pollinate/deals")
+    async with pool.acquire() as conn, conn.transaction():
+        items = salesforce_items([gap], datetime.now(UTC))
+        await record_items(conn, outbox, CrmSource.SALESFORCE, items, at)
+    return outbox
+
+
 async def test_resyncs_not_begun_within_the_lease_are_given_back(infra: Infra) -> None:
     """A run begins a fetch after its first only while its lease outlasts the slowest one:
     begun later, the lease could lapse mid-batch and another instance fetch and record them
@@ -357,14 +370,9 @@ async def test_resyncs_not_begun_within_the_lease_are_given_back(infra: Infra) -
     with SalesforceServer() as org:
         for record in records:
             org.put(record, at, StageName="Prospecting")
-        gap = salesforce_cdc(records[0], "UPDATE", at, {})
-        gap["payload"]["ChangeEventHeader"].update(changeType="GAP_UPDATE", recordIds=records)
-        items = salesforce_items([gap], datetime.now(UTC))
         resyncer = salesforce_resyncer(SalesforceClient(org.url, org.TOKEN))
         async with deals_pool(infra) as pool:
-            outbox = Outbox("deals", source="pollinate/deals")
-            async with pool.acquire() as conn, conn.transaction():
-                await record_items(conn, outbox, CrmSource.SALESFORCE, items, at)
+            outbox = await gap_recorded(pool, records, at)
             first = await run_resyncs(pool, outbox, [resyncer], 10, timedelta(seconds=1))
             assert first.fetched == 1
             given_back = await pool.fetch(
@@ -384,14 +392,9 @@ async def test_a_fetched_record_stamped_far_ahead_is_refused_not_recorded(infra:
     at = datetime.now(UTC) - timedelta(minutes=5)
     with SalesforceServer() as org:
         org.put(record, datetime(2100, 1, 1, tzinfo=UTC), StageName="Closed Won")
-        gap = salesforce_cdc(record, "UPDATE", at, {})
-        gap["payload"]["ChangeEventHeader"]["changeType"] = "GAP_UPDATE"
-        items = salesforce_items([gap], datetime.now(UTC))
         resyncer = salesforce_resyncer(SalesforceClient(org.url, org.TOKEN))
         async with deals_pool(infra) as pool:
-            outbox = Outbox("deals", source="pollinate/deals")
-            async with pool.acquire() as conn, conn.transaction():
-                await record_items(conn, outbox, CrmSource.SALESFORCE, items, at)
+            outbox = await gap_recorded(pool, [record], at)
             done = await run_resyncs(pool, outbox, [resyncer], 10)
             assert (done.fetched, done.recorded, done.refused) == (1, 0, 1)
             reason = await pool.fetchval("SELECT reason FROM crm_refused")

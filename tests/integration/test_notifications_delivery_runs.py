@@ -16,8 +16,6 @@ import pytest
 
 from services.notifications import delivering, webhook_repository
 from services.notifications.delivering import Deliverer, webhook_session
-from services.notifications.domain.addressing import Recipient
-from services.notifications.domain.messages import Message
 from services.notifications.repository import Filed
 from services.notifications.settings import NotificationsSettings
 from services.notifications.wakeups import InboxWakeups
@@ -25,7 +23,7 @@ from services.notifications.webhook_repository import ClaimedEndpoint, claim_end
 from shared.clock import now
 from shared.db import Pool
 from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema, statements_sent
-from tests.support.notifications import SECRET, WebhookReceiver, queued_endpoint
+from tests.support.notifications import SECRET, WebhookReceiver, partner_message, queued_endpoint
 
 pytestmark = pytest.mark.integration
 
@@ -377,16 +375,4 @@ async def test_deliveries_are_named_in_the_order_they_are_queued(schema: tuple[P
 
 
 def filed_for(partner_id: str, position: int) -> Filed:
-    message = Message(
-        notification_id=uuid.uuid4(),
-        recipient=Recipient.partner(partner_id),
-        partner_id=partner_id,
-        kind="other",
-        subject=f"message {position}",
-        body="",
-        registration_id=None,
-        deal_key=None,
-        created_at=now(),
-        ingested_at=None,
-    )
-    return Filed(position, message)
+    return Filed(position, partner_message(partner_id, f"message {position}"))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -15,14 +14,13 @@ import pytest
 from services.notifications import email_repository, inbox
 from services.notifications.domain.addressing import Recipient
 from services.notifications.domain.email import EmailMode, EmailPreference
-from services.notifications.domain.messages import Message
 from services.notifications.emailing import Smtp, send_due
 from services.notifications.settings import NotificationsSettings
 from shared.db import Pool
 from shared.events.notifications import NotificationKind
 from tests.support.factories import partner_notification
 from tests.support.infra import ROOT, Infra, scratch_pool_fixture
-from tests.support.notifications import Mail, MailServer, tell
+from tests.support.notifications import Mail, MailServer, partner_message, tell
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_processes
 from tests.support.tokens import partner_admin
@@ -233,7 +231,7 @@ async def test_what_waited_for_a_digest_goes_when_the_recipient_switches_to_imme
             recipient = Recipient.partner(partner)
             digest = EmailPreference(f"{partner}@partner.example", EmailMode.DIGEST)
             await email_repository.set_preference(conn, recipient, digest)
-            await inbox.file(conn, [message_to(partner, n) for n in range(2)])
+            await inbox.file(conn, [partner_message(partner, f"n{n}") for n in range(2)])
         await email_repository.set_preference(
             conn,
             Recipient.partner("p-now"),
@@ -248,18 +246,3 @@ async def test_what_waited_for_a_digest_goes_when_the_recipient_switches_to_imme
     assert [
         (r.id, address, [m.subject for m in carried]) for r, address, _, carried in digests
     ] == [("p-now", "p-now@partner.example", ["n0", "n1"])]
-
-
-def message_to(partner: str, n: int) -> Message:
-    return Message(
-        notification_id=uuid.uuid4(),
-        recipient=Recipient.partner(partner),
-        partner_id=partner,
-        kind="other",
-        subject=f"n{n}",
-        body="",
-        registration_id=None,
-        deal_key=None,
-        created_at=datetime.now(UTC),
-        ingested_at=None,
-    )

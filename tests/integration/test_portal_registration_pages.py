@@ -14,9 +14,8 @@ from fastapi.testclient import TestClient
 
 from services.portal.views import REGISTRATIONS_PAGE
 from shared.identity import Role
-from shared.topics import SERVICES
-from tests.support.local_http import LocalServer, QuietHandler
-from tests.support.portal_in_process import portal_settings, signed_in
+from tests.support.local_http import QuietHandler
+from tests.support.portal_in_process import signed_in_before
 from tests.support.tokens import token
 
 PARTNER_ID = "ptn_pages"
@@ -74,10 +73,7 @@ TIER = {"attributed_revenue": "0", "revenue_window_days": 365}
 @pytest.fixture
 def partner() -> Iterator[TestClient]:
     Services.asked = []
-    with (
-        LocalServer(Services) as services,
-        signed_in(portal_settings(dict.fromkeys(SERVICES, services.url)), PARTNER) as client,
-    ):
+    with signed_in_before(Services, PARTNER) as client:
         yield client
 
 

@@ -13,9 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from shared.identity import Role
-from shared.topics import SERVICES
-from tests.support.local_http import LocalServer, QuietHandler
-from tests.support.portal_in_process import portal_settings, signed_in
+from tests.support.local_http import QuietHandler
+from tests.support.portal_in_process import signed_in_before
 from tests.support.tokens import token
 
 PARTNER_ID = "ptn_hooks"
@@ -84,10 +83,7 @@ class Notifications(QuietHandler):
 @pytest.fixture
 def partner() -> Iterator[TestClient]:
     Notifications.asked = []
-    with (
-        LocalServer(Notifications) as services,
-        signed_in(portal_settings(dict.fromkeys(SERVICES, services.url)), PARTNER) as client,
-    ):
+    with signed_in_before(Notifications, PARTNER) as client:
         yield client
 
 

@@ -20,8 +20,11 @@ import httpx
 from aiosmtpd.controller import Controller
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from services.notifications.domain.addressing import Recipient
+from services.notifications.domain.messages import Message
 from services.notifications.domain.webhooks import Signing
 from services.notifications.webhook_repository import ClaimedEndpoint
+from shared.clock import now
 from shared.db import Pool
 from shared.events.notifications import PartnerNotification
 from shared.topics import PARTNER_NOTIFICATIONS
@@ -100,6 +103,22 @@ async def inbox(
 
 
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # a fixed test secret (base64)
+
+
+def partner_message(partner_id: str, subject: str) -> Message:
+    """A message to the partner itself, of kind `other`, as notifications files one."""
+    return Message(
+        notification_id=uuid.uuid4(),
+        recipient=Recipient.partner(partner_id),
+        partner_id=partner_id,
+        kind="other",
+        subject=subject,
+        body="",
+        registration_id=None,
+        deal_key=None,
+        created_at=now(),
+        ingested_at=None,
+    )
 
 
 async def queued_endpoint(pool: Pool, url: str, subjects: list[str]) -> ClaimedEndpoint:
