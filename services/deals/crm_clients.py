@@ -23,6 +23,7 @@ from services.deals.adapters.hubspot import (
 )
 from services.deals.adapters.salesforce import RECORD_FIELDS
 from services.deals.settings import DealsSettings
+from shared.clock import now
 from shared.inputs import MalformedJson, parse_json
 
 DEFAULT_RATE_LIMIT_WAIT = 60.0
@@ -33,6 +34,13 @@ BACKOFF_DOUBLINGS = 10  # 5 s * 2**10 passes the hour
 # resync is at most three of them (a HubSpot deal with its company and line items; ACE's read
 # and write). A leased job begins one only while its lease outlasts this.
 SLOWEST_CRM_CALLS = timedelta(seconds=3 * 20)
+
+
+def outlasts_a_call(lease_ends: datetime) -> bool:
+    """Whether a lease ending at `lease_ends` outlasts CRM calls begun now, at their slowest."""
+    return now() + SLOWEST_CRM_CALLS <= lease_ends
+
+
 MAX_PAGES = 1000  # a window larger than this many pages (2,000 rows each) is resumed later
 
 

@@ -28,13 +28,13 @@ from services.deals.adapters.salesforce import (
     from_salesforce_record,
 )
 from services.deals.crm_clients import (
-    SLOWEST_CRM_CALLS,
     CrmRefused,
     CrmUnavailable,
     HubSpotClient,
     RateLimited,
     SalesforceClient,
     backoff,
+    outlasts_a_call,
 )
 from services.deals.crm_ingestion import (
     Delivery,
@@ -110,7 +110,7 @@ async def _run(
     async with pool.acquire() as conn, conn.transaction():
         claimed = await crm_repository.claim_resyncs(conn, source, started, started + lease, limit)
     for position, request in enumerate(claimed):
-        if position and now() + SLOWEST_CRM_CALLS > started + lease:
+        if position and not outlasts_a_call(started + lease):
             async with pool.acquire() as conn:
                 await crm_repository.give_back_resyncs(
                     conn, source, claimed[position:], started + lease

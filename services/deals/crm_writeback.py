@@ -25,13 +25,13 @@ import asyncpg
 
 from services.deals import crm_repository
 from services.deals.crm_clients import (
-    SLOWEST_CRM_CALLS,
     CrmRefused,
     CrmUnavailable,
     HubSpotClient,
     RateLimited,
     SalesforceClient,
     backoff,
+    outlasts_a_call,
 )
 from services.deals.domain.writeback import WriteBack, write_back_for
 from services.deals.partner_program_clients import AceClient, MicrosoftReferralsClient
@@ -130,7 +130,7 @@ async def run_write_backs(
         claimed = await crm_repository.claim_write_backs(conn, started, started + lease, limit)
     paused: dict[str, tuple[datetime, str]] = {}  # a source's request limit: until, why
     for position, row in enumerate(claimed):
-        if position and now() + SLOWEST_CRM_CALLS > started + lease:
+        if position and not outlasts_a_call(started + lease):
             async with pool.acquire() as conn:
                 await crm_repository.give_back_write_backs(
                     conn, claimed[position:], started + lease
