@@ -30,14 +30,28 @@ async def list_payouts(
     partner: Annotated[Ident | None, Query(description="one partner's row only")] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    payouts_before: Annotated[
+        Ident | None, Query(description="`next_payouts_before` of the page before (an entry id)")
+    ] = None,
+    payouts_limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> PayoutsOut:
     """Every partner with ledger entries in the period (every period when none): what the
     period booked, took back and paid, the balance still owed now and its state (owed,
     settled, overpaid), largest balance first (or one partner's: finance looking for whom to
-    pay); and the payouts made in the period. The totals are always the programme's. The
-    period is in the programme's form (2026-Q4 when it books by quarter, 2026-11 by month)."""
+    pay); and the payouts made in the period (to that partner), newest first, a page of
+    `payouts_limit` after `payouts_before`, with their count. The totals are always the
+    programme's. The period is in the programme's form (2026-Q4 when it books by quarter,
+    2026-11 by month)."""
     asked = asked_period(programs, period)
     async with platform.pool.acquire() as conn:
         return await payout_views.payouts(
-            conn, programs, period=asked, state=state, partner=partner, offset=offset, limit=limit
+            conn,
+            programs,
+            period=asked,
+            state=state,
+            partner=partner,
+            offset=offset,
+            limit=limit,
+            payouts_before=payouts_before,
+            payouts_limit=payouts_limit,
         )

@@ -40,4 +40,10 @@ class PayoutsOut(BaseModel):
     total_partners: int = Field(
         description="partners matching (state and partner filters included)"
     )
-    payouts: list[PayoutEntryOut] = Field(description="payouts made in the period, newest first")
+    payouts: list[PayoutEntryOut] = Field(
+        description="payouts made in the period (to the partner asked for), newest first: a page"
+    )
+    total_payouts: int = Field(description="payouts made in the period (to the partner asked for)")
+    next_payouts_before: str | None = Field(
+        description="`payouts_before` of the next (older) page of payouts; null on the last"
+    )

@@ -9,8 +9,7 @@ from services.incentives.domain.programs import IncentivePrograms
 from services.incentives.domain.settlement import Settlement, settlement_of
 from services.incentives.payout_schemas import PartnerPayoutsOut, PayoutEntryOut, PayoutsOut
 from shared.db import Connection, from_row
-
-PAYOUTS_SHOWN = 500
+from shared.errors import Unprocessable
 
 # From the running totals per partner and period (incentives migration 0012), not the ledger's
 # entries: earned there is every entry but payouts, so the period's earnings (accruals, kickers
@@ -28,10 +27,19 @@ GROUP BY partner_id
 HAVING bool_or(in_period)
 ORDER BY sum(earned + paid) DESC, partner_id
 """
-# Newest first, through ledger_payouts_by_time.
+# Newest first, a page at a time after the payout `$3` (the page before's last), through
+# ledger_payouts_by_time; `$4` more than asked tells whether a page follows.
 PAYOUTS_MADE_SQL = """SELECT entry_id, partner_id, -amount AS amount, reference, period, created_at
-    FROM ledger_entries WHERE entry_type = 'payout' AND ($1::text IS NULL OR period = $1)
-    ORDER BY created_at DESC, entry_id LIMIT $2"""
+    FROM ledger_entries
+    WHERE entry_type = 'payout' AND ($1::text IS NULL OR period = $1)
+      AND ($2::text IS NULL OR partner_id = $2)
+      AND ($3::text IS NULL OR (created_at, entry_id) < (
+          SELECT created_at, entry_id FROM ledger_entries
+          WHERE entry_id = $3 AND entry_type = 'payout'))
+    ORDER BY created_at DESC, entry_id DESC LIMIT $4"""
+PAYOUTS_COUNTED_SQL = """SELECT count(*) FROM ledger_entries
+    WHERE entry_type = 'payout' AND ($1::text IS NULL OR period = $1)
+      AND ($2::text IS NULL OR partner_id = $2)"""
 PERIODS_SQL = "SELECT DISTINCT period FROM period_totals WHERE entries > 0 ORDER BY period DESC"
 
 
@@ -44,6 +52,8 @@ async def payouts(
     partner: str | None = None,
     offset: int,
     limit: int,
+    payouts_before: str | None = None,
+    payouts_limit: int = 100,
 ) -> PayoutsOut:
     rows = await conn.fetch(PARTNER_TOTALS_SQL, period)
     everyone = [from_row(PartnerPayoutsOut, r, state=settlement_of(r["balance"])) for r in rows]
@@ -52,7 +62,14 @@ async def payouts(
         for p in everyone
         if (state is None or p.state is state) and (partner is None or p.partner_id == partner)
     ]
-    made = await conn.fetch(PAYOUTS_MADE_SQL, period, PAYOUTS_SHOWN)
+    if payouts_before is not None and not await conn.fetchval(
+        "SELECT true FROM ledger_entries WHERE entry_id = $1 AND entry_type = 'payout'",
+        payouts_before,
+    ):
+        raise Unprocessable(f"payouts_before names no payout: {payouts_before}")
+    made = await conn.fetch(PAYOUTS_MADE_SQL, period, partner, payouts_before, payouts_limit + 1)
+    more = len(made) > payouts_limit
+    made = made[:payouts_limit]
     periods = await conn.fetch(PERIODS_SQL)
     return PayoutsOut(
         period=period,
@@ -77,4 +94,6 @@ async def payouts(
             )
             for r in made
         ],
+        total_payouts=await conn.fetchval(PAYOUTS_COUNTED_SQL, period, partner),
+        next_payouts_before=made[-1]["entry_id"] if more else None,
     )

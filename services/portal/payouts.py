@@ -40,6 +40,7 @@ async def payouts_page(
     state: str = "",
     partner: str = "",
     offset: int = 0,
+    payouts_before: str = "",
     message: str = "",
     status: int = 200,
 ) -> Response:
@@ -52,6 +53,8 @@ async def payouts_page(
         partner=partner or None,
         offset=offset,
         limit=rules.PAGE,
+        payouts_before=payouts_before or None,
+        payouts_limit=rules.PAGE,
     )
     context = {
         "view": view,
@@ -63,6 +66,7 @@ async def payouts_page(
             k: v for k, v in {"period": period, "state": state, "partner": partner}.items() if v
         },
         "may_pay": session.caller.has(Role.FINANCE),
+        "payouts_paged": bool(payouts_before),
     }
     return form_page(request, "finance_payouts.html", context, message, status)
 
@@ -76,9 +80,17 @@ async def payouts(
     state: Annotated[str, Query(pattern=STATE)] = "",
     partner: Annotated[str, Query(pattern=f"({PARTNER_ID})|^$")] = "",
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    payouts_before: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
     return await payouts_page(
-        request, session, backends, period=period, state=state, partner=partner, offset=offset
+        request,
+        session,
+        backends,
+        period=period,
+        state=state,
+        partner=partner,
+        offset=offset,
+        payouts_before=payouts_before,
     )
 
 

@@ -31,7 +31,7 @@ from tests.support.portal import (
     sign_in_by_keyboard,
 )
 from tests.support.processes import ADMIN, ADMIN_TOKEN, Fleet
-from tests.support.tokens import token
+from tests.support.tokens import bearer, token
 
 FINANCE_TOKEN = token("finance@tests", Role.FINANCE)
 
@@ -244,6 +244,25 @@ async def test_finance_reads_payouts_as_incentives_answers_and_pays_a_partner(
     made = await api(fleet, "incentives", "/payouts", limit=1)
     assert [(p["reference"], p["amount"]) for p in made["payouts"][:1]] == [(reference, "1.00")]
     screenshot(browser, "finance-payouts-paid")
+
+    # A page of payouts made is 25: the one paid above is on the second page for this partner.
+    async with httpx.AsyncClient(timeout=30) as client:
+        for n in range(25):
+            answer = await client.post(
+                f"{fleet.url('incentives')}/partners/{partner_id}/payouts",
+                json={"reference": f"NEWER-{n}-{uuid.uuid4().hex[:8]}", "amount": "0.01"},
+                headers=bearer(FINANCE_TOKEN),
+            )
+            assert answer.status_code == 201, answer.text
+    browser.get(f"{portal}/finance/payouts?partner={partner_id}")
+    newest = browser.find_elements(By.CSS_SELECTOR, "#payouts-made tbody tr")
+    assert len(newest) == 25
+    assert all(row.text.split()[-1].startswith("NEWER-") for row in newest)
+    browser.find_element(By.ID, "older-payouts").click()
+    await page_shows(browser, "#payouts-made", reference, "the older page of payouts")
+    older = browser.find_elements(By.CSS_SELECTOR, "#payouts-made tbody tr")
+    assert [row.text.split()[-1] for row in older] == [reference]
+    assert not browser.find_elements(By.ID, "older-payouts")
 
 
 async def test_a_manager_validates_stores_and_schedules_a_policy_version(

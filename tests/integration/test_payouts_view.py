@@ -109,6 +109,34 @@ async def test_payouts_by_period_and_state_add_up_to_the_ledger(
         assert D(made[f"PAY-{owed}"]["amount"]) == half
         assert today in now_view["periods"]
 
+        # Every payout made is reachable, a page at a time, newest first, with their count.
+        for n in range(2):
+            body = {"reference": f"PAY-{owed}-{n}", "amount": "0.01"}
+            answer = await client.post(f"{url}/partners/{owed}/payouts", json=body, headers=FINANCE)
+            assert answer.status_code == 201, answer.text
+        pages, before = [], None
+        while True:
+            query = {"partner": owed, "payouts_limit": 1}
+            answer = await client.get(
+                f"{url}/payouts",
+                params={**query, **({"payouts_before": before} if before else {})},
+                headers=FINANCE,
+            )
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["total_payouts"] == 3
+            pages.append(answer.json()["payouts"])
+            before = answer.json()["next_payouts_before"]
+            if before is None:
+                break
+        assert [len(page) for page in pages] == [1, 1, 1]
+        references = [page[0]["reference"] for page in pages]
+        assert references == [f"PAY-{owed}-1", f"PAY-{owed}-0", f"PAY-{owed}"]
+        unknown = await client.get(
+            f"{url}/payouts", params={"payouts_before": str(uuid.uuid4())}, headers=FINANCE
+        )
+        assert unknown.status_code == 422
+        assert "payouts_before names no payout" in unknown.text
+
         for bad in ({"period": "2026-Q5"}, {"period": "last"}, {"state": "due"}, {"limit": 0}):
             answer = await client.get(f"{url}/payouts", params=bad, headers=FINANCE)
             assert answer.status_code == 422, (bad, answer.text)
