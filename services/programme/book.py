@@ -15,7 +15,6 @@ from services.programme.book_schemas import (
 from services.programme.domain.profiles import review_standing
 from shared.db import Connection, from_row
 
-BOOK_MAX = 1000
 Shown = TypeVar("Shown", bound=BaseModel)
 
 
@@ -45,18 +44,27 @@ async def standing(conn: Connection, partner_id: str) -> PartnerStandingOut | No
 
 
 async def manager_book(
-    conn: Connection, manager: str, partner_type: str | None
-) -> list[PartnerStandingOut]:
-    """The manager's partners (of the type they are now, if asked), by partner id."""
+    conn: Connection, manager: str, partner_type: str | None, after: str | None, limit: int
+) -> tuple[list[PartnerStandingOut], int, bool]:
+    """A page of the manager's partners (of the type they are now, if asked), by partner id,
+    after the partner `after`; how many there are in all; and whether a page follows."""
     rows = await conn.fetch(
         """SELECT * FROM partner_book WHERE account_manager = $1
              AND ($2::text IS NULL OR partner_type = $2)
-           ORDER BY partner_id LIMIT $3""",
+             AND ($3::text IS NULL OR partner_id > $3)
+           ORDER BY partner_id LIMIT $4""",
         manager,
         partner_type,
-        BOOK_MAX,
+        after,
+        limit + 1,
     )
-    return [_standing(r) for r in rows]
+    total = await conn.fetchval(
+        """SELECT count(*) FROM partner_book WHERE account_manager = $1
+             AND ($2::text IS NULL OR partner_type = $2)""",
+        manager,
+        partner_type,
+    )
+    return [_standing(r) for r in rows[:limit]], total, len(rows) > limit
 
 
 def _standing(row: Any) -> PartnerStandingOut:

@@ -28,14 +28,23 @@ async def managers_book(
     partner_type: Annotated[
         PartnerType | None, Query(description="only partners of this type now")
     ] = None,
+    after: Annotated[Ident | None, Query(description="`next_after` of the page before")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> ManagerBookOut:
     """The partners whose account manager is `manager` now (onboarding's latest assignment),
     each with its tier, type and status, latest health score and annual review. A manager with
-    no partners has an empty book (no manager is "unknown": onboarding assigns by e-mail)."""
+    no partners has an empty book (no manager is "unknown": onboarding assigns by e-mail).
+    A page of `limit` by partner id, after the partner `after`, and the count of them all."""
     kind = partner_type.value if partner_type is not None else None
     async with platform.pool.acquire() as conn:
-        partners = await book.manager_book(conn, manager, kind)
-    return ManagerBookOut(manager=manager, partner_type=kind, partners=partners)
+        partners, total, more = await book.manager_book(conn, manager, kind, after, limit)
+    return ManagerBookOut(
+        manager=manager,
+        partner_type=kind,
+        partners=partners,
+        total=total,
+        next_after=partners[-1].partner_id if more else None,
+    )
 
 
 @partner_book.get("/partners/{partner_id}/standing")

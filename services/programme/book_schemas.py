@@ -50,4 +50,8 @@ class PartnerStandingOut(BaseModel):
 class ManagerBookOut(BaseModel):
     manager: str
     partner_type: str | None = Field(description="the type asked for (now); null: every type")
-    partners: list[PartnerStandingOut]
+    partners: list[PartnerStandingOut] = Field(description="a page, by partner id")
+    total: int = Field(description="the manager's partners (of the type asked for) in all")
+    next_after: str | None = Field(
+        description="`after` of the next page (the last partner id shown); null on the last"
+    )

@@ -134,6 +134,18 @@ async def test_a_managers_book_filters_kpis_and_plans_show_the_partner_now(
         # The book cut by the partner's type now.
         assert [p["partner_id"] for p in await book_of(bob, partner_type="msp")] == [msp]
         assert await book_of(f"nobody-{run}@vendor.example") == []
+        # A page at a time, by partner id, with the count of them all.
+        pages, after = [], None
+        while True:
+            paged = {"limit": 1, **({"after": after} if after else {})}
+            answer = await client.get(f"/managers/{bob}/partners", params=paged, headers=ADMIN)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["total"] == 2
+            pages.append([p["partner_id"] for p in answer.json()["partners"]])
+            after = answer.json()["next_after"]
+            if after is None:
+                break
+        assert pages == [[p] for p in sorted([msp, other])]
 
         # The KPIs of a manager's book: bob's two partners, ann's one, a stranger's none.
         async def kpis(**params: Any) -> dict[str, Any]:
