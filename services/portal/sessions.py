@@ -11,6 +11,9 @@ CSRF value (a hidden field or, for htmx, the `X-CSRF-Token` header): a random va
 own HttpOnly cookie, which, once a person is signed in, forms carry bound to the session (an
 HMAC of it keyed by the session's token), so a cookie and field planted together (a sibling
 domain can set cookies) pass only without a session, that is on the sign-in form alone.
+Outside development mode both cookies carry the `__Host-` prefix: a browser keeps such a cookie
+only when it is Secure, for the path `/` and without a Domain, so no sibling subdomain can plant
+or overwrite one (a planted session would sign a person in as someone else).
 """
 
 from __future__ import annotations
@@ -34,6 +37,16 @@ SESSION_COOKIE = "pollinate_session"
 CSRF_COOKIE = "pollinate_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
+
+
+def cookie_name(name: str, secure: bool) -> str:
+    """The cookie's name as set and read: `__Host-` prefixed where cookies are Secure."""
+    return f"__Host-{name}" if secure else name
+
+
+def _cookie(request: Request, name: str) -> str | None:
+    settings: PortalSettings = request.app.state.settings
+    return request.cookies.get(cookie_name(name, not settings.development_mode))
 
 
 class SignInRequired(Exception):
@@ -83,7 +96,7 @@ class Verifier:
 
 def csrf_of(request: Request) -> str:
     """The request's CSRF value (made on first sight; `remember_csrf` sets its cookie)."""
-    existing = request.cookies.get(CSRF_COOKIE, "")
+    existing = _cookie(request, CSRF_COOKIE) or ""
     if len(existing) == 43 and existing.replace("-", "").replace("_", "").isalnum():
         return existing
     made: str = getattr(request.state, "csrf", "") or secrets.token_urlsafe(32)
@@ -92,9 +105,14 @@ def csrf_of(request: Request) -> str:
 
 
 def remember_csrf(request: Request, response: Response, secure: bool) -> None:
-    if request.cookies.get(CSRF_COOKIE) != csrf_of(request):
+    if _cookie(request, CSRF_COOKIE) != csrf_of(request):
         response.set_cookie(
-            CSRF_COOKIE, csrf_of(request), httponly=True, samesite="strict", secure=secure
+            cookie_name(CSRF_COOKIE, secure),
+            csrf_of(request),
+            httponly=True,
+            samesite="strict",
+            secure=secure,
+            path="/",
         )
 
 
@@ -110,7 +128,7 @@ def bound_csrf(csrf: str, session_token: str | None) -> str:
 
 def form_csrf(request: Request) -> str:
     """The CSRF value this request's page puts in its forms."""
-    return bound_csrf(csrf_of(request), request.cookies.get(SESSION_COOKIE))
+    return bound_csrf(csrf_of(request), _cookie(request, SESSION_COOKIE))
 
 
 def _origin_of(request: Request) -> str | None:
@@ -148,19 +166,19 @@ async def check_csrf(request: Request) -> None:
     elsewhere = _from_elsewhere(request, settings.portal_public_origin)
     if elsewhere is not None:
         raise CsrfRefused(f"this form was sent from another site ({elsewhere[:100]})")
-    cookie = request.cookies.get(CSRF_COOKIE, "")
+    cookie = _cookie(request, CSRF_COOKIE) or ""
     given = request.headers.get(CSRF_HEADER, "")
     if not given:
         form = await request.form()
         value = form.get(CSRF_FIELD, "")
         given = value if isinstance(value, str) else ""
-    expected = bound_csrf(cookie, request.cookies.get(SESSION_COOKIE)) if cookie else ""
+    expected = bound_csrf(cookie, _cookie(request, SESSION_COOKIE)) if cookie else ""
     if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
         raise CsrfRefused()
 
 
 def session_of(request: Request) -> Session | None:
-    token = request.cookies.get(SESSION_COOKIE)
+    token = _cookie(request, SESSION_COOKIE)
     if not token:
         return None
     verifier: Verifier = request.app.state.verifier
@@ -174,7 +192,7 @@ def session_of(request: Request) -> Session | None:
 async def signed_in(request: Request) -> Session:
     session = session_of(request)
     if session is None:
-        reason = "session expired" if request.cookies.get(SESSION_COOKIE) else "sign in first"
+        reason = "session expired" if _cookie(request, SESSION_COOKIE) else "sign in first"
         raise SignInRequired(reason)
     return session
 
@@ -186,7 +204,7 @@ CsrfDep = Depends(check_csrf)
 def start_session(response: Response, token: str, expires_at: datetime, secure: bool) -> None:
     max_age = max(int((expires_at - datetime.now(UTC)).total_seconds()), 0)
     response.set_cookie(
-        SESSION_COOKIE,
+        cookie_name(SESSION_COOKIE, secure),
         token,
         max_age=max_age,
         expires=expires_at,
@@ -199,5 +217,9 @@ def start_session(response: Response, token: str, expires_at: datetime, secure: 
 
 def end_session(response: Response, secure: bool) -> None:
     response.delete_cookie(
-        SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=secure
+        cookie_name(SESSION_COOKIE, secure),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=secure,
     )

@@ -40,9 +40,9 @@ def client() -> Iterator[TestClient]:
         yield session
 
 
-def csrf(client: TestClient) -> str:
+def csrf(client: TestClient, cookie: str = "pollinate_csrf") -> str:
     client.get("/sign-in")
-    value = client.cookies.get("pollinate_csrf")
+    value = client.cookies.get(cookie)
     assert value
     return value
 
@@ -69,13 +69,26 @@ def test_sign_in_sets_a_strict_httponly_cookie_that_expires_with_the_token(
     assert 590 <= max_age <= 600
 
 
-def test_outside_development_mode_the_cookies_are_secure() -> None:
+def test_outside_development_mode_the_cookies_are_secure_and_host_only() -> None:
     with TestClient(create_app(settings(False)), base_url="https://portal.test") as client:
         client.follow_redirects = False
-        answer = client.post("/sign-in", data={"token": PARTNER, "csrf_token": csrf(client)})
+        given = csrf(client, "__Host-pollinate_csrf")
+        answer = client.post("/sign-in", data={"token": PARTNER, "csrf_token": given})
+        assert (answer.status_code, answer.headers["location"]) == (303, "/home")
         cookies = answer.headers.get_list("set-cookie")
-        assert cookies
-        assert all("Secure" in c for c in cookies)
+        assert [c.split("=")[0] for c in cookies] == ["__Host-pollinate_session"]
+        # `__Host-`: a browser keeps it only Secure, for `/` and without a Domain, so no
+        # sibling subdomain can plant one.
+        assert all("Secure" in c and "Path=/" in c and "Domain" not in c for c in cookies)
+        home = client.get("/home")  # signed in: the page, its services unreachable here
+        assert (home.status_code, home.headers.get("location")) == (503, None)
+
+    # A session planted under the plain name (as a sibling subdomain can) signs nobody in.
+    with TestClient(create_app(settings(False)), base_url="https://portal.test") as planted:
+        planted.follow_redirects = False
+        planted.cookies.set("pollinate_session", PARTNER)
+        answer = planted.get("/home")
+        assert (answer.status_code, answer.headers["location"]) == (303, "/sign-in?reason=required")
 
 
 @pytest.mark.parametrize(
