@@ -15,7 +15,6 @@ from services.incentives.schemas import WhatIfLine, WhatIfOut
 from shared.clock import now
 from shared.db import Connection
 from shared.errors import Unprocessable
-from shared.inputs import InputError, check_money
 
 
 @dataclass(frozen=True)
@@ -46,10 +45,9 @@ async def what_if(conn: Connection, programs: IncentivePrograms, credit: Hypothe
         new_logo, note = new_logo_for_partner(context.new_logo, own)
         context = replace(context, new_logo=new_logo)
         notes += [note] if note else []
-    try:
-        check_money(credit.amount, programs.currency)
-    except InputError as error:
-        raise Unprocessable(str(error)) from error
+    refused = programs.finer_than_currency(credit.amount)
+    if refused is not None:
+        raise Unprocessable(refused)
     if credit.tier is not None:
         if credit.tier not in programs.base_rates:
             known = ", ".join(programs.base_rates)

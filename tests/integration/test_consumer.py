@@ -651,7 +651,7 @@ async def test_a_handler_error_reason_names_what_failed_and_where(
 
     @consumer.handles(CounterIncremented)
     async def book(ctx: HandlerContext, event: Envelope[CounterIncremented]) -> None:
-        money(Decimal(f"1E+{999 * event.data.by}"))  # the ledger's rounding, past its precision
+        money(Decimal(f"1E+{999 * event.data.by}"), 2)  # the ledger's rounding, past its precision
 
     event = Envelope.wrap(CounterIncremented(counter="r", by=1), source="test", subject="k")
     await send_raw(components, topic, event.to_bytes())

@@ -166,7 +166,20 @@ def test_zero_credit_earns_nothing() -> None:
 def test_amounts_round_half_up_to_the_cent() -> None:
     earned = compute_earnings(PROGRAMS, facts(amount=D("10.10"), tier="gold"), D(0))
     assert rules(earned) == {"base:gold": D("0.51")}  # 0.505 -> 0.51
-    assert money(D("0.004999")) == D("0.00")
+    assert money(D("0.004999"), 2) == D("0.00")
+
+
+def test_a_yen_programme_earns_whole_yen_and_its_configuration_names_no_fraction() -> None:
+    yen = IncentivePrograms(currency="JPY", caps=NO_CAP)
+    earned = compute_earnings(yen, facts(amount=D("10101"), currency="JPY", tier="gold"), D(0))
+    assert rules(earned) == {"base:gold": D("505")}  # 505.05 -> 505
+    assert str(money(D("0.5"), 0)) == "1"
+    assert yen.finer_than_currency(D("1.50")) == "amount 1.50 has more decimals than JPY has (0)"
+    assert yen.finer_than_currency(D("100.00")) is None
+    with pytest.raises(ValidationError, match=r"caps\.per_partner_period 100\.5 has more decimals"):
+        IncentivePrograms(currency="JPY", caps=Caps(per_partner_period=D("100.5")))
+    with pytest.raises(ValidationError, match="not an ISO 4217 currency code"):
+        IncentivePrograms(currency="XYZ")
 
 
 # ---- kickers

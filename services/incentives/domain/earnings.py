@@ -13,13 +13,13 @@ from enum import StrEnum
 
 from services.incentives.domain.programs import IncentivePrograms, Kicker, KickerKind, Spiff
 
-CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 
 
-def money(value: Decimal) -> Decimal:
-    """Round to the cent, half up (the one rounding rule of the ledger)."""
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+def money(value: Decimal, decimals: int) -> Decimal:
+    """Round to the currency's smallest unit (`decimals`: the cent, 2; the yen, 0), half up:
+    the one rounding rule of the ledger."""
+    return value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
 
 
 class EntryType(StrEnum):
@@ -183,7 +183,7 @@ def compute_earnings(
     remaining = None if cap is None else max(ZERO, cap - earned_in_period)
     lines: list[EarningLine] = []
     for entry_type, rule, line_rate, value, note in raw:
-        uncapped = money(value)
+        uncapped = money(value, programs.decimals)
         amount = uncapped
         if remaining is not None:
             amount = min(uncapped, remaining)

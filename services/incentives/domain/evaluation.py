@@ -24,7 +24,7 @@ def refusal(
         )
     if amount < 0:
         return f"credit {credit_id} has a negative amount {amount}"
-    return None
+    return programs.finer_than_currency(amount, f"credit {credit_id}'s amount")
 
 
 def evaluate(

@@ -44,7 +44,7 @@ def accrue(
     rate = config.rate_for(tier)
     if not eligible or kind not in config.credit_kinds or rate <= 0 or amount <= 0:
         return None
-    uncapped = money(amount * rate)
+    uncapped = money(amount * rate, programs.decimals)
     booked = uncapped
     note = ""
     cap = config.cap_per_partner_period

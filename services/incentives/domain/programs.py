@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.events.partners import PartnerType
+from shared.inputs import MONEY_DECIMALS, InputError, currency_code, decimal_places, minor_units
 
 Rate = Annotated[Decimal, Field(ge=0, le=1, description="a fraction: 0.05 = 5 %")]
 Money = Annotated[Decimal, Field(ge=0, decimal_places=2)]
@@ -186,7 +187,37 @@ class IncentivePrograms(_Config):
         named = [status for group in statuses for status in group]
         if len(set(named)) != len(named):
             raise ValueError("a partner status is eligible, ineligible or waiting, not two of them")
+        try:
+            currency_code(self.currency)
+        except InputError as error:
+            raise ValueError(str(error)) from error
+        for what, amount in self._amounts():
+            refused = self.finer_than_currency(amount, what)
+            if refused is not None:
+                raise ValueError(refused)
         return self
+
+    @property
+    def decimals(self) -> int:
+        """How many decimals the programme's money has: its currency's minor units (ISO 4217:
+        JPY 0, EUR 2), at most the ledger's two."""
+        return min(MONEY_DECIMALS, minor_units(self.currency))
+
+    def finer_than_currency(self, amount: Decimal, what: str = "amount") -> str | None:
+        """Why `amount` cannot be the programme's money (a fraction of a yen, a tenth of a
+        cent); None when it can."""
+        if decimal_places(amount) <= self.decimals:
+            return None
+        return f"{what} {amount} has more decimals than {self.currency} has ({self.decimals})"
+
+    def _amounts(self) -> list[tuple[str, Decimal]]:
+        """Every amount of money the configuration names, with where."""
+        caps = self.caps
+        named = [("caps.per_partner_period", caps.per_partner_period)]
+        named += [(f"caps.by_tier.{tier}", cap) for tier, cap in caps.by_tier.items()]
+        named += [(f"spiffs.{s.id}.fixed_amount", s.fixed_amount) for s in self.spiffs]
+        named += [("mdf.cap_per_partner_period", self.mdf.cap_per_partner_period)]
+        return [(what, amount) for what, amount in named if amount is not None]
 
     def ineligibility(self, status: str | None) -> str | None:
         """Why a partner in `status` (None: unknown to the partner projection) earns nothing;
