@@ -27,7 +27,12 @@ from services.attribution.credit_events import (
     reversal_events,
 )
 from services.attribution.domain.config import AttributionConfig
-from services.attribution.domain.corrections import HeldCredit, Settlement, settle
+from services.attribution.domain.corrections import (
+    HeldCredit,
+    Settlement,
+    partner_reason,
+    settle,
+)
 from services.attribution.domain.crm_links import CrmLinks
 from services.attribution.domain.deals import (
     DealState,
@@ -440,7 +445,8 @@ class DealBook:
                 self.issued[credit.credit_id].reversal = reversal
             else:
                 self.reversed[credit.credit_id] = reversal
-            self.events += reversal_events(occasion, credit, reversal.reversal_id, reason)
+            told = partner_reason(settlement, credit)
+            self.events += reversal_events(occasion, credit, reversal.reversal_id, told)
 
     def _issue(
         self,

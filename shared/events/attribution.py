@@ -69,7 +69,10 @@ class CreditReversed(EventPayload):
     kind: CreditKind
     amount: Amount4 = Field(description="the reversed credit's amount (positive)")
     currency: str = Field(pattern="^[A-Z]{3}$")
-    reason: str
+    reason: str = Field(
+        description="why, as the credit's partner may read it: what became of its credit, never "
+        "what another partner did (attribution keeps the settlement's whole explanation)"
+    )
     deal_revision: Version
     reversed_at: UtcDatetime
     ingested_at: UtcDatetime | None = None

@@ -347,6 +347,18 @@ async def test_late_approved_registration_makes_its_partner_the_source(
 
     [credit] = await eventually(sourced)
     assert (credit["amount"], credit["replaces"]) == (Decimal("200.00"), influenced["credit_id"])
+    # The partner is told what became of its credit; what triggered it (here a registration,
+    # elsewhere another partner's) stays in attribution's records for the channel team.
+    issued, reversal, _ = await credit_events(infra, deal, 3)
+    assert (issued.type, reversal.type) == ("credit.issued.v1", "credit.reversed.v1")
+    assert reversal.data.reason == (
+        "the deal's credits were settled again: a corrected sourced credit of 200.00 USD replaces it"
+    )
+    kept = await admin_db.fetchval(
+        "SELECT reversal_reason FROM attribution.credits WHERE credit_id = $1",
+        influenced["credit_id"],
+    )
+    assert f"registration {key} of {partner} is approved" in kept
 
 
 async def test_unattributable_won_deal_is_dead_lettered_with_the_reason(

@@ -15,7 +15,12 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from services.attribution.domain.config import AttributionConfig, HealthPolicy, ModelName
-from services.attribution.domain.corrections import HeldCredit, lock_date, settle
+from services.attribution.domain.corrections import (
+    HeldCredit,
+    lock_date,
+    partner_reason,
+    settle,
+)
 from services.attribution.domain.health import HealthInputs, health_score
 from services.attribution.domain.models import Attribution, Touchpoint, TouchpointKind, attribute
 from services.attribution.settings import load_config
@@ -127,6 +132,23 @@ def test_lost_reopened_or_deleted_reverses_everything(trigger: str) -> None:
     assert len(result.reverse) == 2
     assert result.issue == ()
     assert result.explanation == trigger
+
+
+def test_a_partner_is_told_what_became_of_its_credit_never_what_another_partner_did() -> None:
+    # A new amount and gamma in beta's place: alpha's credit is corrected, beta's goes; the
+    # trigger names gamma.
+    held = held_from(won("900"))
+    later = [
+        *TOUCHES[:1],
+        Touchpoint("x", "gamma", TouchpointKind.REFERRAL, END - timedelta(days=3)),
+    ]
+    result = settle(CONFIG, held, won("1200", later), SOON, "late touchpoint x (referral by gamma)")
+    told = {credit.partner_id: partner_reason(result, credit) for credit in result.reverse}
+    assert told == {
+        "alpha": "the deal's credits were settled again: a corrected sourced credit of 600.00 "
+        "USD replaces it",
+        "beta": "the deal's credits were settled again and no longer credit this partner",
+    }
 
 
 def test_after_the_lock_period_credits_are_final() -> None:

@@ -102,3 +102,17 @@ def settle(
         if previous is not None:
             replaces[line.partner_id] = previous.credit_id
     return Settlement(reverse, issue, replaces, False, trigger)
+
+
+def partner_reason(settlement: Settlement, credit: HeldCredit) -> str:
+    """Why `credit` is reversed, as its partner may read it (in its notification, its clawback
+    and its statement): what became of the partner's own credit. The settlement's explanation
+    says what triggered it, which may name other partners, their registrations and CRM
+    references, so it stays with attribution's records for the channel team."""
+    again = next((line for line in settlement.issue if line.partner_id == credit.partner_id), None)
+    if again is None:
+        return "the deal's credits were settled again and no longer credit this partner"
+    return (
+        f"the deal's credits were settled again: a corrected {again.kind.value} credit of "
+        f"{again.amount} {credit.currency} replaces it"
+    )
