@@ -42,7 +42,7 @@ from services.attribution.domain.deals import (
 )
 from services.attribution.domain.models import Attribution, Touchpoint, TouchpointKind
 from services.attribution.domain.parking import Parked, Standing
-from services.attribution.domain.registrations import is_sourcing, more_advanced
+from services.attribution.domain.registrations import is_sourcing, newest_status
 from services.attribution.domain.touchpoints import (
     crm_counted_at,
     crm_partner_kind,
@@ -260,13 +260,15 @@ class DealBook:
         at a moment (`deal_key`; None: none, a CRM merge gave its deal to another). The newest
         such moment decides its deal (`linked_at`): deal snapshots and registration events
         travel on two topics and may be read in any order, so an older one never moves it
-        back. Its status merges as before (the more advanced wins)."""
+        back. Its status is the newest word's too: deals sends an approved registration back to
+        review (a CRM merge displaced it, a link disagreed with the CRM), so a status does not
+        only move forward (at the same moment, the more advanced wins)."""
         touchpoint_id = registration_touchpoint_id(registration_id)
         row = self.touchpoints.get(touchpoint_id)
         if row is None:
             if deal_key is None:
                 return False
-            merged = more_advanced(None, status)
+            merged = status
             self._add_touchpoint(
                 TouchpointRow(
                     touchpoint_id,
@@ -282,10 +284,11 @@ class DealBook:
                 )
             )
             return is_sourcing(merged)
+        held_at = row.linked_at
         relinked = self._relink(row, deal_key, linked_at)
         if relinked is None:
             return False  # an older word on another deal: the newer one stands
-        merged = more_advanced(row.status, status)
+        merged = newest_status(row.status, held_at, status, linked_at)
         active = is_sourcing(merged) and not row.unlinked
         # Only the snapshot knows the submission time; registration events know the decision time.
         when = instant(occurred_at) if authoritative_time else row.occurred_at

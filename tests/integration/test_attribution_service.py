@@ -22,6 +22,7 @@ from services.attribution.domain.config import AttributionConfig
 from shared.events import Envelope
 from shared.events.attribution import CreditIssued, CreditReversed, PartnerHealthScored
 from shared.events.crm import CrmSource, Customer, DealStatus
+from shared.events.registrations import RegistrationStatus
 from shared.topics import (
     ATTRIBUTION_CREDITS,
     DEAL_OPPORTUNITIES,
@@ -42,6 +43,7 @@ from tests.support.attribution import (
 from tests.support.factories import (
     partner_enablement_measured,
     registration_decided,
+    registration_status_changed,
 )
 from tests.support.infra import Infra
 from tests.support.kafka import announce_partners, publish, send_envelopes
@@ -359,6 +361,49 @@ async def test_late_approved_registration_makes_its_partner_the_source(
         influenced["credit_id"],
     )
     assert f"registration {key} of {partner} is approved" in kept
+
+
+async def test_a_registration_sent_back_to_review_sources_no_deal_while_in_review(
+    infra: Infra, service: str, admin_db: asyncpg.Connection
+) -> None:
+    """Deals sends an approved registration back to review when a CRM merge displaces it; a
+    partner may link it to another deal meanwhile. Statuses are the newest word's, not the
+    most advanced: found from outside, the approval stuck and the other deal paid the partner
+    as its source."""
+    run = uuid.uuid4().hex[:8]
+    partner, key = f"rereview-{run}", f"reg-rereview-{run}"
+    first, second = Deal(f"{run}-a", CrmSource.SALESFORCE), Deal(f"{run}-b", CrmSource.SALESFORCE)
+    approved = approved_registration(key, partner, days_ago=5)
+    await first.publish(infra, first.snapshot(registrations=(approved,)))
+    await eventually(lambda: revision_applied(admin_db, first.key, 1))
+    back = registration_status_changed(
+        registration_id=key,
+        partner_id=partner,
+        previous_status=RegistrationStatus.APPROVED,
+        status=RegistrationStatus.PENDING_REVIEW,
+        reason="its opportunity was merged into another",
+        changed_at=datetime.now(UTC),
+    )
+    await publish(infra, DEAL_REGISTRATIONS, [back], subject=key, source="deals")
+
+    async def in_review() -> bool:
+        status = await admin_db.fetchval(
+            "SELECT status FROM attribution.registrations WHERE registration_id = $1", key
+        )
+        return bool(status == "pending_review")
+
+    await eventually(in_review)
+    linked_in_review = approved.model_copy(update={"status": RegistrationStatus.PENDING_REVIEW})
+    won = second.snapshot(
+        status=DealStatus.WON,
+        amount=Decimal("1000"),
+        currency="USD",
+        close_date=TODAY,
+        registrations=(linked_in_review,),
+    )
+    await second.publish(infra, won)
+    await eventually(lambda: revision_applied(admin_db, second.key, 1))
+    assert await active_credits(admin_db, second.key) == []
 
 
 async def test_unattributable_won_deal_is_dead_lettered_with_the_reason(

@@ -28,7 +28,7 @@ from services.attribution.domain.deals import (
     wanted_attribution,
 )
 from services.attribution.domain.models import Touchpoint, TouchpointKind
-from services.attribution.domain.registrations import is_sourcing, more_advanced
+from services.attribution.domain.registrations import is_sourcing, newest_status
 from services.attribution.domain.reporting import Period, RevenueQuery
 from services.attribution.domain.touchpoints import (
     CLOCK_SKEW,
@@ -62,29 +62,40 @@ RANK = {
 # -- registration status -------------------------------------------------------------------------
 
 
+T0 = datetime(2026, 6, 1, tzinfo=UTC)
+LATER = T0 + timedelta(seconds=1)
+
+
 @pytest.mark.parametrize(
-    ("held", "new", "kept"),
+    ("held", "held_at", "new", "new_at", "kept"),
     [
-        (None, S.SUBMITTED, S.SUBMITTED),
-        (S.SUBMITTED, S.APPROVED, S.APPROVED),  # moves forward
-        (S.APPROVED, S.PENDING_REVIEW, S.APPROVED),  # a late, older event does not move it back
-        (S.WON, S.APPROVED, S.WON),  # the snapshot said won before the approval arrived
-        (S.APPROVED, S.EXPIRED, S.EXPIRED),
-        (S.REJECTED, S.EXPIRED, S.EXPIRED),  # same rank: the newer word wins
-        (S.WON, S.LOST, S.LOST),
+        (S.SUBMITTED, T0, S.APPROVED, LATER, S.APPROVED),  # moves forward
+        # Sent back to review (a CRM merge displaced it): the newer word, though less advanced.
+        (S.APPROVED, T0, S.PENDING_REVIEW, LATER, S.PENDING_REVIEW),
+        (S.APPROVED, LATER, S.PENDING_REVIEW, T0, S.APPROVED),  # a late, older word does not
+        (S.WON, LATER, S.APPROVED, T0, S.WON),  # the snapshot said won before the approval came
+        (S.REJECTED, T0, S.EXPIRED, LATER, S.EXPIRED),
+        # At the same moment, or a held moment unknown: the more advanced.
+        (S.APPROVED, T0, S.PENDING_REVIEW, T0, S.APPROVED),
+        (S.PENDING_REVIEW, T0, S.APPROVED, T0, S.APPROVED),
+        (S.WON, None, S.APPROVED, LATER, S.WON),
+        (S.REJECTED, T0, S.EXPIRED, T0, S.EXPIRED),  # same rank: the newer word wins
     ],
 )
-def test_the_more_advanced_registration_status_is_held(held: S | None, new: S, kept: S) -> None:
-    assert more_advanced(held, new) is kept
+def test_the_newest_registration_status_is_held(
+    held: S, held_at: datetime | None, new: S, new_at: datetime, kept: S
+) -> None:
+    assert newest_status(held, held_at, new, new_at) is kept
 
 
-@given(st.lists(st.sampled_from(list(S)), min_size=1))
-def test_whatever_order_statuses_arrive_in_the_furthest_along_is_held(statuses: list[S]) -> None:
-    held: S | None = None
-    for status in statuses:
-        held = more_advanced(held, status)
-    assert held is not None
-    assert RANK[held] == max(RANK[s] for s in statuses)
+@given(st.lists(st.tuples(st.sampled_from(list(S)), st.integers(0, 5)), min_size=1))
+def test_whatever_order_statuses_arrive_in_the_newest_is_held(words: list[tuple[S, int]]) -> None:
+    held, held_at = words[0][0], T0 + timedelta(seconds=words[0][1])
+    for status, second in words[1:]:
+        at = T0 + timedelta(seconds=second)
+        held, held_at = newest_status(held, held_at, status, at), max(held_at, at)
+    newest = max(second for _, second in words)
+    assert RANK[held] == max(RANK[s] for s, second in words if second == newest)
 
 
 def test_approved_won_and_lost_registrations_source_the_deal() -> None:

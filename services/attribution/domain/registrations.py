@@ -3,6 +3,8 @@ a registration event disagree, and whether that status makes its partner the dea
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from shared.events.registrations import RegistrationStatus
 
 # A registration makes its partner the deal's source once approved (and stays so when the deal
@@ -11,8 +13,8 @@ SOURCING_STATUSES = frozenset(
     {RegistrationStatus.APPROVED, RegistrationStatus.WON, RegistrationStatus.LOST}
 )
 
-# Registration statuses only move forward; a snapshot and a registration event may arrive in
-# either order, so the more advanced status wins.
+# At one moment a snapshot and a registration event may both speak of a registration; the
+# more advanced status wins then.
 _STATUS_RANK = {
     RegistrationStatus.SUBMITTED: 0,
     RegistrationStatus.PENDING_REVIEW: 1,
@@ -24,11 +26,22 @@ _STATUS_RANK = {
 }
 
 
-def more_advanced(held: RegistrationStatus | None, new: RegistrationStatus) -> RegistrationStatus:
-    """The status to hold: the new one unless the held one is further along (ties: the new)."""
+def newest_status(
+    held: RegistrationStatus | None,
+    held_at: datetime | None,
+    new: RegistrationStatus,
+    new_at: datetime,
+) -> RegistrationStatus:
+    """The status to hold: the newer word's. A registration's status does not only move
+    forward (deals sends an approved one back to review when a CRM merge displaces it or a
+    link disagrees with the CRM), and its deal snapshots and events travel on two topics, read
+    in any order. At the same moment, or when the held one's moment is unknown (kept before
+    moments were), the more advanced one. None held: the new one."""
     if held is None:
         return new
-    return new if _STATUS_RANK[new] >= _STATUS_RANK[held] else held
+    if held_at is None or new_at == held_at:
+        return new if _STATUS_RANK[new] >= _STATUS_RANK[held] else held
+    return new if new_at > held_at else held
 
 
 def is_sourcing(status: RegistrationStatus) -> bool:
