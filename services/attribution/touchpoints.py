@@ -99,10 +99,7 @@ async def approve_touchpoint(
     """A channel manager approves a reported touchpoint: from now on it counts, and its deal is
     settled again."""
     async with pool.acquire() as conn, conn.transaction():
-        deal_key = await repository.reported_deal_key(conn, touchpoint_id)
-        if deal_key is None:
-            raise NotFound(f"touchpoint {touchpoint_id} not found")
-        await repository.lock_deal(conn, deal_key)
+        deal_key = await _locked_deal_of(conn, touchpoint_id)
         if not await repository.approve_touchpoint(conn, touchpoint_id):
             return TouchpointReport(touchpoint_id, False, True, None)
         await record_action(conn, acting, "touchpoint.approve", touchpoint_id)
@@ -110,6 +107,20 @@ async def approve_touchpoint(
         return await _settle(
             conn, outbox, config, touchpoint_id, deal_key, trigger=trigger, at=now()
         )
+
+
+async def _locked_deal_of(conn: Connection, touchpoint_id: str) -> str:
+    """The deal the reported touchpoint is on, locked: a CRM merge moves touchpoints to the
+    surviving deal under both deals' locks, so it is read again once the lock is held (read
+    before it, the approval settled the merged deal and left the survivor unsettled)."""
+    deal_key = await repository.reported_deal_key(conn, touchpoint_id)
+    while deal_key is not None:
+        await repository.lock_deal(conn, deal_key)
+        on_now = await repository.reported_deal_key(conn, touchpoint_id)
+        if on_now == deal_key:
+            return deal_key
+        deal_key = on_now
+    raise NotFound(f"touchpoint {touchpoint_id} not found")
 
 
 async def _settle(

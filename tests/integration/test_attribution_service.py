@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from services.attribution.domain.config import AttributionConfig
+from services.attribution.repository import deal_lock_keys
 from shared.events import Envelope
 from shared.events.attribution import CreditIssued, CreditReversed, PartnerHealthScored
 from shared.events.crm import CrmSource, Customer, DealStatus
@@ -404,6 +405,60 @@ async def test_a_registration_sent_back_to_review_sources_no_deal_while_in_revie
     await second.publish(infra, won)
     await eventually(lambda: revision_applied(admin_db, second.key, 1))
     assert await active_credits(admin_db, second.key) == []
+
+
+async def test_an_approval_settles_the_deal_a_merge_moved_its_touchpoint_to(
+    infra: Infra, service: str, admin_db: asyncpg.Connection
+) -> None:
+    """Found from outside: the approval read the touchpoint's deal before taking its lock; a
+    CRM merge moving the touchpoint in between left the approval settling the merged deal and
+    the survivor, where it now counted, unsettled."""
+    run = uuid.uuid4().hex[:8]
+    owner, reporter = f"owner-mv-{run}", f"reporter-mv-{run}"
+    merged, survivor = (
+        Deal(f"{run}-m", CrmSource.SALESFORCE),
+        Deal(f"{run}-s", CrmSource.SALESFORCE),
+    )
+    created_at = datetime.now(UTC) - timedelta(days=30)
+    await merged.publish(infra, merged.snapshot(created_at=created_at))
+    registration = approved_registration(f"reg-mv-{run}", owner, days_ago=20)
+    won = survivor.closed("1000", owner, created_at=created_at, registrations=(registration,))
+    await survivor.publish(infra, won)
+    await eventually(lambda: revision_applied(admin_db, merged.key, 1))
+    await eventually(lambda: active_credits(admin_db, survivor.key))
+    occurred = (datetime.now(UTC) - timedelta(days=25)).isoformat()
+    report = {"deal_key": merged.key, "kind": "referral", "occurred_at": occurred, "source": "app"}
+    [lock_key] = deal_lock_keys([merged.key])
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        reported = await client.post("/touchpoints", headers=auth(reporter), json=report)
+        assert reported.status_code == 201, reported.text
+        touchpoint_id = reported.json()["touchpoint_id"]
+
+        async def approval_waits() -> bool:
+            waiting = await admin_db.fetchval(
+                """SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                     AND objid = $1 AND classid = $2""",
+                lock_key & 0xFFFFFFFF,
+                (lock_key >> 32) & 0xFFFFFFFF,
+            )
+            return bool(waiting)
+
+        # The merged deal's lock held here while the touchpoint moves, as a merge moves it.
+        async with admin_db.transaction():
+            await admin_db.execute("SELECT pg_advisory_xact_lock($1)", lock_key)
+            approving = asyncio.create_task(
+                client.post(f"/touchpoints/{touchpoint_id}/approve", headers=ADMIN)
+            )
+            await eventually(approval_waits, what="the approval waiting for the deal's lock")
+            await admin_db.execute(
+                "UPDATE attribution.touchpoints SET deal_key = $1 WHERE touchpoint_id = $2",
+                survivor.key,
+                touchpoint_id,
+            )
+        approved = await approving
+    assert approved.status_code == 200, approved.text
+    credited = {c["partner_id"] for c in await active_credits(admin_db, survivor.key)}
+    assert credited == {owner, reporter}
 
 
 async def test_unattributable_won_deal_is_dead_lettered_with_the_reason(
