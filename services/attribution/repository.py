@@ -32,6 +32,14 @@ async def lock_deal(conn: Connection, deal_key: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(deal_key))
 
 
+async def lock_touchpoint(conn: Connection, touchpoint_id: str) -> None:
+    """Serialise reports of one touchpoint id (a partner's source and external id), which may
+    name two deals at once (taken before a deal's lock; released at commit)."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($1)", advisory_key("attribution-touchpoint", touchpoint_id)
+    )
+
+
 def deal_lock_keys(deal_keys: Iterable[str]) -> set[int]:
     """The advisory keys of deals."""
     return {_lock_key(key) for key in deal_keys}

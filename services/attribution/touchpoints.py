@@ -60,6 +60,9 @@ async def report_touchpoint(
     """Record the touchpoint and settle its deal again, in one transaction (a deal that cannot
     be attributed rolls the touchpoint back too)."""
     async with pool.acquire() as conn, conn.transaction():
+        # The same external id on two deals at once: the second waits here, then finds the
+        # first (409) instead of meeting its row in the index (a 500).
+        await repository.lock_touchpoint(conn, touchpoint.touchpoint_id)
         await repository.lock_deal(conn, touchpoint.deal_key)
         stored = await repository.stored_touchpoint(conn, touchpoint.touchpoint_id)
         if stored is not None and touchpoint.repeats(stored):

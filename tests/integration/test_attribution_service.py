@@ -66,6 +66,15 @@ async def service(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Asy
         yield urls[0]
 
 
+async def lock_waiters(admin_db: asyncpg.Connection, count: int) -> bool:
+    """Whether `count` transactions (or more) wait for an advisory lock: the requests a test
+    holds back with the locks they take."""
+    waiting = await admin_db.fetchval(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    )
+    return bool(waiting >= count)
+
+
 async def revision_applied(admin_db: asyncpg.Connection, deal_key: str, revision: int) -> bool:
     held = await admin_db.fetchval(
         "SELECT revision FROM attribution.deals WHERE deal_key = $1", deal_key
@@ -434,22 +443,15 @@ async def test_an_approval_settles_the_deal_a_merge_moved_its_touchpoint_to(
         assert reported.status_code == 201, reported.text
         touchpoint_id = reported.json()["touchpoint_id"]
 
-        async def approval_waits() -> bool:
-            waiting = await admin_db.fetchval(
-                """SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
-                     AND objid = $1 AND classid = $2""",
-                lock_key & 0xFFFFFFFF,
-                (lock_key >> 32) & 0xFFFFFFFF,
-            )
-            return bool(waiting)
-
         # The merged deal's lock held here while the touchpoint moves, as a merge moves it.
         async with admin_db.transaction():
             await admin_db.execute("SELECT pg_advisory_xact_lock($1)", lock_key)
             approving = asyncio.create_task(
                 client.post(f"/touchpoints/{touchpoint_id}/approve", headers=ADMIN)
             )
-            await eventually(approval_waits, what="the approval waiting for the deal's lock")
+            await eventually(
+                lambda: lock_waiters(admin_db, 1), what="the approval waiting for the deal's lock"
+            )
             await admin_db.execute(
                 "UPDATE attribution.touchpoints SET deal_key = $1 WHERE touchpoint_id = $2",
                 survivor.key,
@@ -551,6 +553,37 @@ async def test_touchpoint_external_id_is_idempotent(service: str) -> None:
         "settlement": None,
     }
     assert "already reported for a different touchpoint" in clash.text
+
+
+async def test_one_external_id_on_two_deals_at_once_is_one_touchpoint_and_a_409(
+    service: str, admin_db: asyncpg.Connection
+) -> None:
+    """Found in review: two reports of one external id on two deals, each under its own
+    deal's lock, both found no touchpoint yet; the second met the first's row in the index and
+    answered 500."""
+    deals = [f"salesforce:ext-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    body = {
+        "kind": "referral",
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "source": "partner-crm",
+        "external_id": uuid.uuid4().hex,
+    }
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+        # Both deals' locks held here until both reports wait.
+        async with admin_db.transaction():
+            for key in deal_lock_keys(deals):
+                await admin_db.execute("SELECT pg_advisory_xact_lock($1)", key)
+            reports = [
+                asyncio.create_task(
+                    client.post("/touchpoints", headers=auth("p-1"), json={**body, "deal_key": d})
+                )
+                for d in deals
+            ]
+            await eventually(lambda: lock_waiters(admin_db, 2), what="both reports waiting")
+        answers = [await report for report in reports]
+    assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
+    refused = next(a for a in answers if a.status_code == 409)
+    assert "already reported for a different touchpoint" in refused.text
 
 
 async def test_racing_touchpoints_on_a_won_deal_leave_one_exact_split(
