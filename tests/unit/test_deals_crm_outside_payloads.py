@@ -114,6 +114,8 @@ def test_salesforce_reads_won_lost_and_open_from_is_won_and_is_closed() -> None:
         # a known name agreeing with the flags keeps its stage; disagreeing, the flags win
         {"StageName": "Negotiation/Review", "IsClosed": False},
         {"StageName": "Closed Won", "IsClosed": False, "IsWon": False},
+        # won to an org's own lost stage: IsWon changed, IsClosed stayed true (not carried)
+        {"StageName": "Closed Lost - Budget", "IsWon": False},
     ]
     assert [_salesforce_stage(fields) for fields in read] == [
         DealStage.CLOSED_WON,
@@ -121,6 +123,7 @@ def test_salesforce_reads_won_lost_and_open_from_is_won_and_is_closed() -> None:
         DealStage.PROSPECTING,
         DealStage.NEGOTIATION,
         DealStage.PROSPECTING,
+        DealStage.CLOSED_LOST,
     ]
 
 

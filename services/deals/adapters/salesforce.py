@@ -246,7 +246,8 @@ def _stage(payload: dict[str, Any], at: str, stages: Mapping[str, DealStage]) ->
 def _outcome(won: Any, closed: Any, at: str) -> DealStatus | None:
     """What IsWon and IsClosed say of the stage (None: they say nothing). A change carries a
     flag only when it changed, so IsClosed alone true was an open deal closed, not won (IsWon
-    stayed false); IsWon alone false may be lost or open: nothing is decided from it."""
+    stayed false); IsWon alone false was a won deal, closed, that stayed closed (reopened, it
+    would carry IsClosed false too): lost."""
     for flag, field in ((won, "IsWon"), (closed, "IsClosed")):
         if flag is not None and not isinstance(flag, bool):
             raise AdapterError(f"{at}.{field}: expected a boolean, got {type(flag).__name__}")
@@ -256,6 +257,8 @@ def _outcome(won: Any, closed: Any, at: str) -> DealStatus | None:
         return DealStatus.LOST
     if closed is False:
         return DealStatus.OPEN
+    if won is False:
+        return DealStatus.LOST
     return None
 
 
