@@ -20,6 +20,7 @@ from services.deals.adapters import (
     from_microsoft_referral,
     from_salesforce_cdc,
 )
+from services.deals.adapters.common import Ignored, ResyncNeeded
 from services.deals.adapters.salesforce import from_salesforce_record
 from services.deals.crm_ingestion import aws_ace_items, microsoft_items
 from services.deals.crm_resync import asked_for
@@ -87,6 +88,38 @@ def test_a_hubspot_stage_of_another_pipeline_is_read_through_the_configured_map(
         "decisionmakerboughtin, presentationscheduled, qualifiedtobuy, and the 2 of "
         "DEALS_HUBSPOT_STAGES; map it to open, won or lost in DEALS_HUBSPOT_STAGES)"
     )
+
+
+def test_hubspot_generic_deal_events_read_as_the_legacy_ones_and_other_objects_are_ignored() -> (
+    None
+):
+    """An app subscribed with `crmObjects` gets `object.*` events, the object's type in
+    `objectTypeId` (0-3: a deal); they were ignored, answered 2xx and lost."""
+    legacy = hubspot_property_change(1001, "dealstage", "closedwon", AT, event_id=9)
+    generic = {**legacy, "subscriptionType": "object.propertyChange", "objectTypeId": "0-3"}
+    [read] = from_hubspot([generic])
+    [expected] = from_hubspot([legacy])
+    assert read.model_dump(exclude={"source_event_id"}) == expected.model_dump(
+        exclude={"source_event_id"}
+    )
+    created = {**generic, "subscriptionType": "object.creation"}
+    assert [c.change_type for c in from_hubspot([created])] == ["created"]
+    contact = {**generic, "objectTypeId": "0-1"}
+    with pytest.raises(Ignored, match=r"\[0\]\.objectTypeId '0-1' is not a deal \(0-3\)"):
+        from_hubspot([contact])
+    untyped = {k: v for k, v in generic.items() if k != "objectTypeId"}
+    with pytest.raises(AdapterError, match=r"objectTypeId"):
+        from_hubspot([untyped])
+    company = {
+        **generic,
+        "subscriptionType": "object.associationChange",
+        "associationType": "COMPANY_TO_DEAL",
+        "fromObjectId": 77,
+        "toObjectId": 1001,
+    }
+    with pytest.raises(ResyncNeeded) as needed:
+        from_hubspot([company])
+    assert needed.value.record_ids == (f"{legacy['portalId']}:1001",)
 
 
 def test_the_stage_maps_are_read_from_json_settings_and_a_bad_entry_stops_the_start(

@@ -93,8 +93,7 @@ def from_hubspot_event(
     kind = common.string(
         common.require(event, "subscriptionType", where), f"{where}.subscriptionType", 64
     )
-    if not kind.startswith("deal."):
-        raise Ignored(f"{where}.subscriptionType {kind!r} is not a deal subscription")
+    kind = _deal_subscription(event, kind, where)
     portal = common.ident(common.require(event, "portalId", where), f"{where}.portalId")
     event_id = event_identity(
         portal, common.ident(common.require(event, "eventId", where), f"{where}.eventId"), event
@@ -122,6 +121,31 @@ def from_hubspot_event(
         changed = _property(event, where, stages)
         return [CrmDealChanged(**identity, change_type="updated", **changed)]
     raise AdapterError(f"{where}.subscriptionType {kind!r} is not supported")
+
+
+# The object type id HubSpot's generic subscriptions (`object.*`) name deals by.
+DEAL_OBJECT_TYPE = "0-3"
+
+
+def _deal_subscription(event: dict[str, Any], kind: str, where: str) -> str:
+    """The event's subscription as `deal.<action>`: its legacy name (`deal.propertyChange`),
+    or its generic one (`object.propertyChange`, the object's type in `objectTypeId`: a deal
+    is 0-3), which an app subscribed with `crmObjects` receives. A generic association change
+    names its objects' types in its association type (DEAL_TO_COMPANY), read as the legacy
+    one. Another object's event is ignored."""
+    if kind.startswith("deal."):
+        return kind
+    if not kind.startswith("object."):
+        raise Ignored(f"{where}.subscriptionType {kind!r} is not a deal subscription")
+    action = kind.removeprefix("object.")
+    if action == "associationChange":
+        return "deal.associationChange"
+    type_id = common.string(
+        common.require(event, "objectTypeId", where), f"{where}.objectTypeId", 64
+    )
+    if type_id != DEAL_OBJECT_TYPE:
+        raise Ignored(f"{where}.objectTypeId {type_id!r} is not a deal ({DEAL_OBJECT_TYPE})")
+    return f"deal.{action}"
 
 
 def event_identity(portal: str, event_id: str, event: dict[str, Any]) -> str:
