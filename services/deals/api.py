@@ -295,7 +295,7 @@ async def salesforce(
     raw = await request.body()
     verification.verify_salesforce(settings, raw, request.headers)
     payload = crm_ingestion.parse_json(raw)
-    items = crm_ingestion.salesforce_items(payload, now(), settings.salesforce_stages)
+    items = crm_ingestion.salesforce_items(payload, now(), settings.salesforce_org)
     delivery_id = request.headers.get("webhook-id")
     return _multi_status(await _ingest(platform, CrmSource.SALESFORCE, items, request, delivery_id))
 

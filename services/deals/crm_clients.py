@@ -116,6 +116,8 @@ class SalesforceClient:
     access_token: str
     api_version: str = "61.0"
     timeout: float = 20.0
+    # What a read asks for: no CurrencyIsoCode of an org with multiple currencies off.
+    fields: tuple[str, ...] = RECORD_FIELDS
 
     @classmethod
     def from_settings(cls, settings: DealsSettings) -> SalesforceClient:
@@ -123,6 +125,7 @@ class SalesforceClient:
             settings.salesforce_instance_url.rstrip("/"),
             settings.salesforce_access_token.get_secret_value(),
             settings.salesforce_api_version,
+            fields=settings.salesforce_org.record_fields,
         )
 
     @property
@@ -133,7 +136,7 @@ class SalesforceClient:
         """The Opportunity as it is now (None: it does not exist, or no longer)."""
         path = f"{self._base}/sobjects/Opportunity/{quote(record_id, safe='')}"
         async with self._client() as client:
-            answer = await self._get(client, path, {"fields": ",".join(RECORD_FIELDS)})
+            answer = await self._get(client, path, {"fields": ",".join(self.fields)})
         if answer.status_code == 404:
             return None
         return answer_document(answer, "Salesforce", path)
@@ -141,7 +144,7 @@ class SalesforceClient:
     async def changed_since(self, since: datetime) -> AsyncIterator[list[dict[str, Any]]]:
         """Every Opportunity changed at or after `since` (deleted ones too), a page at a time."""
         soql = (
-            f"SELECT {', '.join(RECORD_FIELDS)} FROM Opportunity "
+            f"SELECT {', '.join(self.fields)} FROM Opportunity "
             f"WHERE SystemModstamp >= {since.strftime('%Y-%m-%dT%H:%M:%SZ')} "
             "ORDER BY SystemModstamp"
         )
@@ -162,7 +165,7 @@ class SalesforceClient:
     async def account_opportunities(self, account_id: str) -> AsyncIterator[list[dict[str, Any]]]:
         """The Opportunities of an Account as they are now, a page at a time."""
         soql = (
-            f"SELECT {', '.join(RECORD_FIELDS)} FROM Opportunity "
+            f"SELECT {', '.join(self.fields)} FROM Opportunity "
             f"WHERE AccountId = '{soql_id(account_id)}' ORDER BY Id"
         )
         async for page in self._query(soql):
@@ -207,6 +210,11 @@ class SalesforceClient:
             raise RateLimited(
                 f"Salesforce request limit ({answer.status_code} {', '.join(codes)})",
                 retry_after(answer),
+            )
+        if "INVALID_FIELD" in codes and "CurrencyIsoCode" in answer.text:
+            raise CrmUnavailable(
+                "Salesforce has no CurrencyIsoCode in this org (multiple currencies are off): "
+                "set DEALS_SALESFORCE_CURRENCY to the org's currency"
             )
         raise CrmUnavailable(
             f"Salesforce answered {answer.status_code} {', '.join(codes) or ''}".strip()

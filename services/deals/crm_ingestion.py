@@ -46,7 +46,7 @@ from services.deals.adapters.partner_programs import (
     from_ace_event,
     from_microsoft_event,
 )
-from services.deals.adapters.salesforce import ACCOUNT_RECORD
+from services.deals.adapters.salesforce import ACCOUNT_RECORD, MULTI_CURRENCY_ORG, SalesforceOrg
 from services.deals.crm_at_intake import ProjectionAtIntake
 from services.deals.domain.crm import is_stale
 from shared.db import Connection
@@ -400,12 +400,12 @@ def bounded(
 
 
 def salesforce_items(
-    payload: Any, at: datetime, stages: Mapping[str, DealStage] = NO_CUSTOM_STAGES
+    payload: Any, at: datetime, org: SalesforceOrg = MULTI_CURRENCY_ORG
 ) -> list[Item]:
     """Opportunity Change Data Capture messages: one, or a list (each item read alone);
-    `stages` are the deployment's own stage names (DEALS_SALESFORCE_STAGES)."""
+    `org` what the deployment says of its org (its stage names, its currency)."""
     where = "payload.ChangeEventHeader.commitTimestamp"
-    read = bounded(partial(from_salesforce_cdc, stages=stages), at, where)
+    read = bounded(partial(from_salesforce_cdc, org=org), at, where)
     if not isinstance(payload, list):
         return [read_item(0, payload, read)]
     messages = _whole(lambda: array(payload, "messages"))

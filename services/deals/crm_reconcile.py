@@ -23,7 +23,11 @@ from services.deals import crm_repository
 from services.deals.adapters import AdapterError
 from services.deals.adapters.common import NO_CUSTOM_STAGES
 from services.deals.adapters.hubspot import from_hubspot_deal
-from services.deals.adapters.salesforce import from_salesforce_record
+from services.deals.adapters.salesforce import (
+    MULTI_CURRENCY_ORG,
+    SalesforceOrg,
+    from_salesforce_record,
+)
 from services.deals.crm_clients import CrmRefused, CrmUnavailable, HubSpotClient, SalesforceClient
 from services.deals.domain.reconcile import Drift, DriftKind, Tally, drift_of, tally
 from shared.clock import now
@@ -48,11 +52,11 @@ class Reconciler:
 
 
 def salesforce_reconciler(
-    client: SalesforceClient, stages: Mapping[str, DealStage] = NO_CUSTOM_STAGES
+    client: SalesforceClient, org: SalesforceOrg = MULTI_CURRENCY_ORG
 ) -> Reconciler:
     async def window(since: datetime) -> AsyncIterator[SnapshotPage]:
         async for page in client.changed_since(since):
-            yield [(r, partial(from_salesforce_record, r, stages=stages)) for r in page]
+            yield [(r, partial(from_salesforce_record, r, org=org)) for r in page]
 
     return Reconciler(CrmSource.SALESFORCE, window)
 

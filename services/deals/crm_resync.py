@@ -24,6 +24,8 @@ from services.deals.adapters.common import NO_CUSTOM_STAGES
 from services.deals.adapters.hubspot import archived_deal, from_hubspot_deal
 from services.deals.adapters.salesforce import (
     ACCOUNT_RECORD,
+    MULTI_CURRENCY_ORG,
+    SalesforceOrg,
     deleted_record,
     from_salesforce_record,
 )
@@ -136,7 +138,7 @@ async def _run(
 
 
 def salesforce_resyncer(
-    client: SalesforceClient, stages: Mapping[str, DealStage] = NO_CUSTOM_STAGES
+    client: SalesforceClient, org: SalesforceOrg = MULTI_CURRENCY_ORG
 ) -> Resyncer:
     async def fetch(request: Any) -> list[Any]:
         """The record's current state (its id alone: gone), the window's records, or for a
@@ -165,8 +167,8 @@ def salesforce_resyncer(
         if isinstance(answer, str):
             return deleted_record(answer, at)
         if request["record_id"].startswith(ACCOUNT_RECORD):
-            return from_salesforce_record(answer, at_least=request["since"], stages=stages)
-        return from_salesforce_record(answer, stages=stages)
+            return from_salesforce_record(answer, at_least=request["since"], org=org)
+        return from_salesforce_record(answer, org=org)
 
     return Resyncer(CrmSource.SALESFORCE, fetch, read)
 

@@ -55,7 +55,7 @@ async def resync_crm_records(platform: Platform) -> ResyncRun:
     resyncers = []
     if settings.salesforce_rest:
         client = SalesforceClient.from_settings(settings)
-        resyncers.append(salesforce_resyncer(client, settings.salesforce_stages))
+        resyncers.append(salesforce_resyncer(client, settings.salesforce_org))
     if settings.hubspot_tokens:
         hubspot = HubSpotClient.from_settings(settings)
         resyncers.append(hubspot_resyncer(hubspot, settings.hubspot_stages))
@@ -97,7 +97,7 @@ def reconcilers(settings: DealsSettings) -> dict[str, Reconciler]:
     found = {}
     if settings.salesforce_rest:
         client = SalesforceClient.from_settings(settings)
-        found["salesforce"] = salesforce_reconciler(client, settings.salesforce_stages)
+        found["salesforce"] = salesforce_reconciler(client, settings.salesforce_org)
     if settings.hubspot_tokens:
         hubspot = HubSpotClient.from_settings(settings)
         found["hubspot"] = hubspot_reconciler(hubspot, settings.hubspot_stages)

@@ -11,6 +11,7 @@ from services.deals.adapters import hubspot, salesforce
 from services.deals.adapters.common import custom_stages
 from services.deals.adapters.partner_programs import MICROSOFT_REFERRALS_API
 from shared.events.crm import DealStage
+from shared.inputs import InputError, currency_code
 
 # Committed so that a developer's machine (and the tests) can sign CRM deliveries without
 # setup; outside development mode the service refuses to start with them.
@@ -56,6 +57,9 @@ class DealsSettings(BaseSettings):
     # canonical stage (services/deals/README.md, "Deal stages"). Parsed once, at start.
     hubspot_stages: dict[str, DealStage] = {}
     salesforce_stages: dict[str, DealStage] = {}
+    # A Salesforce org with multiple currencies off (Salesforce's default) has no
+    # CurrencyIsoCode: its one currency, as an ISO 4217 code. Empty: multiple currencies on.
+    salesforce_currency: str = ""
     # Salesforce REST, to fetch records a gap or overflow event stands for: the org's instance
     # URL (e.g. https://example.my.salesforce.com) and an OAuth access token. Empty: records
     # wait in the resync queue until it is configured.
@@ -105,6 +109,20 @@ class DealsSettings(BaseSettings):
     @classmethod
     def _salesforce_stages(cls, value: Any) -> dict[str, DealStage]:
         return custom_stages(value, salesforce.STAGES_SETTING)
+
+    @field_validator("salesforce_currency")
+    @classmethod
+    def _salesforce_currency(cls, value: str) -> str:
+        if value:
+            try:
+                currency_code(value, "DEALS_SALESFORCE_CURRENCY")
+            except InputError as error:
+                raise ValueError(str(error)) from None
+        return value
+
+    @property
+    def salesforce_org(self) -> salesforce.SalesforceOrg:
+        return salesforce.SalesforceOrg(self.salesforce_stages, self.salesforce_currency or None)
 
     @property
     def hubspot_tokens(self) -> dict[str, str]:

@@ -428,6 +428,30 @@ async def test_a_gap_event_leads_to_a_fetch_and_the_fetched_state_is_projected(
     assert any(record in path for path in org.requests)
 
 
+async def test_a_single_currency_org_is_read_in_its_currency(
+    infra: Infra, deals_crm_env: dict[str, str]
+) -> None:
+    """Multiple currencies are off in a Salesforce org by default: it has no CurrencyIsoCode.
+    Found in review: every REST read asked for it (and was refused), and every won deal
+    reached attribution without a currency."""
+    record = f"006C{uuid.uuid4().hex[:10]}"
+    at = datetime.now(UTC) - timedelta(seconds=30)
+    with SalesforceServer(multi_currency=False) as org:
+        org.put(record, at, StageName="Closed Won", Amount=7300, Account_Name__c="Euro Co")
+        gap = salesforce_cdc(record, "UPDATE", at, {})
+        gap["payload"]["ChangeEventHeader"]["changeType"] = "GAP_UPDATE"
+        env = {**deals_crm_env, **org.env(), "DEALS_SALESFORCE_CURRENCY": "EUR"}
+        async with service_processes(infra, "deals", env=env) as [url]:
+            async with httpx.AsyncClient(timeout=30) as client:
+                answer = await client.post(f"{url}/crm/salesforce", **salesforce_delivery(gap))
+            assert answer.status_code == 202, answer.text
+            row = await eventually(
+                lambda: projected_crm_deal(infra, f"salesforce:{record}", status="won"),
+                what="the fetched state projected",
+            )
+    assert (str(row["amount"]), row["currency"]) == ("7300.0000", "EUR")
+
+
 async def test_ace_pulls_resume_from_their_checkpoint_after_a_restart(infra: Infra) -> None:
     base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
     async with deals_pool(infra) as pool:

@@ -341,11 +341,14 @@ class SalesforceServer(LocalServer):
     records whose SystemModstamp is at or after the query's, `page_size` at a time with
     `nextRecordsUrl` and `done`; a wrong bearer token is 401 `INVALID_SESSION_ID`; while
     `limited` is above zero each request is 403 `REQUEST_LIMIT_EXCEEDED` (and counts down).
-    `requests` lists the paths asked for."""
+    `requests` lists the paths asked for. With `multi_currency` False it is an org with multiple
+    currencies off (Salesforce's default): its records have no CurrencyIsoCode, and a read
+    naming it is 400 `INVALID_FIELD`."""
 
     TOKEN = "00Dxx0000000001!local-test-token"
 
-    def __init__(self, page_size: int = 2) -> None:
+    def __init__(self, page_size: int = 2, *, multi_currency: bool = True) -> None:
+        self.multi_currency = multi_currency
         self.records: dict[str, dict[str, Any]] = {}
         self.requests: list[str] = []
         self.limited = 0
@@ -430,6 +433,18 @@ class SalesforceServer(LocalServer):
                         ],
                     )
                 parts = urlsplit(self.path)
+                if not server.multi_currency and "CurrencyIsoCode" in unquote(parts.query):
+                    return self._answer(
+                        400,
+                        [
+                            {
+                                "message": "No such column 'CurrencyIsoCode' on entity "
+                                "'Opportunity'. If you are attempting to use a custom field, "
+                                "be sure to append the '__c' after the custom field name.",
+                                "errorCode": "INVALID_FIELD",
+                            }
+                        ],
+                    )
                 if "/sobjects/Opportunity/" in parts.path:
                     record = server.records.get(unquote(parts.path.rsplit("/", 1)[1]))
                     if record is None or record.get("IsDeleted"):
@@ -516,7 +531,11 @@ class SalesforceServer(LocalServer):
                 "type": "Opportunity",
                 "url": f"/services/data/v61.0/sobjects/Opportunity/{record_id}",
             },
-            **{field: None for field in SALESFORCE_RECORD_FIELDS},
+            **{
+                field: None
+                for field in SALESFORCE_RECORD_FIELDS
+                if self.multi_currency or field != "CurrencyIsoCode"
+            },
             "Id": record_id,
             "IsDeleted": False,
             "CreatedDate": stamp,

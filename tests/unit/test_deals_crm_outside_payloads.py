@@ -21,7 +21,7 @@ from services.deals.adapters import (
     from_salesforce_cdc,
 )
 from services.deals.adapters.common import Ignored, ResyncNeeded
-from services.deals.adapters.salesforce import from_salesforce_record
+from services.deals.adapters.salesforce import SalesforceOrg, from_salesforce_record
 from services.deals.crm_ingestion import aws_ace_items, microsoft_items
 from services.deals.crm_resync import asked_for
 from services.deals.domain.crm import merge_crm_change
@@ -133,7 +133,9 @@ def test_the_stage_maps_are_read_from_json_settings_and_a_bad_entry_stops_the_st
 
 
 def _salesforce_stage(fields: dict[str, Any], **stages: DealStage) -> DealStage | None:
-    [change] = from_salesforce_cdc(salesforce_cdc("006S", "UPDATE", AT, fields), stages)
+    [change] = from_salesforce_cdc(
+        salesforce_cdc("006S", "UPDATE", AT, fields), SalesforceOrg(stages)
+    )
     return change.stage
 
 
@@ -171,6 +173,27 @@ def test_a_salesforce_stage_without_flags_is_read_by_its_name_or_refused_naming_
         _salesforce_stage({"StageName": "Discovery"})
     with pytest.raises(AdapterError, match=r"payload\.IsWon: expected a boolean, got str"):
         _salesforce_stage({"StageName": "Closed Won", "IsWon": "true"})
+
+
+def test_a_single_currency_salesforce_org_reads_amounts_in_its_currency(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Multiple currencies are off by default: changes carry no CurrencyIsoCode."""
+    euro = SalesforceOrg(currency="EUR")
+    created = salesforce_cdc("006E", "CREATE", AT, {"Amount": 1200.5, "StageName": "Prospecting"})
+    [change] = from_salesforce_cdc(created, euro)
+    assert (change.amount, change.currency) == (Decimal("1200.5"), "EUR")
+    [unknown] = from_salesforce_cdc(created)  # an org said to have many: no currency named
+    assert unknown.currency is None
+    renamed = salesforce_cdc("006E", "UPDATE", AT, {"Name": "Renamed"})
+    assert from_salesforce_cdc(renamed, euro)[0].currency is None  # no amount: nothing said
+    assert "CurrencyIsoCode" not in euro.record_fields
+    assert "CurrencyIsoCode" in SalesforceOrg().record_fields
+    monkeypatch.setenv("DEALS_SALESFORCE_CURRENCY", "EUR")
+    assert DealsSettings().salesforce_org.currency == "EUR"
+    monkeypatch.setenv("DEALS_SALESFORCE_CURRENCY", "EURO")
+    with pytest.raises(ValidationError, match="DEALS_SALESFORCE_CURRENCY 'EURO' is not an ISO"):
+        DealsSettings()
 
 
 def test_a_salesforce_snapshot_of_a_custom_won_stage_is_won() -> None:

@@ -13,7 +13,9 @@ or open is Salesforce's own `IsWon`/`IsClosed` when the change carries them (`_s
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -81,11 +83,63 @@ def _unwrap(message: Any) -> tuple[dict[str, Any], dict[str, Any], str]:
     return payload, common.obj(message.get("event"), "event"), "payload"
 
 
+# What the REST API is asked for (SOQL names its fields): the fields the change events carry.
+RECORD_FIELDS = (
+    "Id",
+    "Name",
+    "Amount",
+    "CurrencyIsoCode",
+    "StageName",
+    "IsClosed",
+    "IsWon",
+    "CloseDate",
+    "OwnerId",
+    "Partner_Account__c",
+    "Account_Name__c",
+    "Account_Website__c",
+    "BillingCountry__c",
+    "Products__c",
+    "CreatedDate",
+    "LastModifiedDate",
+    "SystemModstamp",
+    "IsDeleted",
+)
+
+
+@dataclass(frozen=True)
+class SalesforceOrg:
+    """What a deployment says of its Salesforce org: its own stage names
+    (DEALS_SALESFORCE_STAGES) and, when the org has multiple currencies off (Salesforce's
+    default), its one currency (DEALS_SALESFORCE_CURRENCY). Such an org has no
+    `CurrencyIsoCode` field: its change events carry none, and a REST read asking for it is
+    refused."""
+
+    stages: Mapping[str, DealStage] = dataclasses.field(default_factory=lambda: NO_CUSTOM_STAGES)
+    currency: str | None = None
+
+    @property
+    def record_fields(self) -> tuple[str, ...]:
+        """The fields a REST read asks for."""
+        if self.currency is None:
+            return RECORD_FIELDS
+        return tuple(name for name in RECORD_FIELDS if name != "CurrencyIsoCode")
+
+    def currency_of(self, named: str | None, amount: Any) -> str | None:
+        """An amount's currency: the one the change names, else the org's own (a single-
+        currency org names none)."""
+        if named is None and amount is not None:
+            return self.currency
+        return named
+
+
+MULTI_CURRENCY_ORG = SalesforceOrg()
+
+
 def from_salesforce_cdc(
-    message: Any, stages: Mapping[str, DealStage] = NO_CUSTOM_STAGES
+    message: Any, org: SalesforceOrg = MULTI_CURRENCY_ORG
 ) -> list[CrmDealChanged]:
     """One OpportunityChangeEvent, as a relay delivers it: one change per record it names;
-    `stages` are the deployment's own stage names (DEALS_SALESFORCE_STAGES)."""
+    `org` what the deployment says of its org (its stage names, its currency)."""
     payload, delivery, at = _unwrap(message)
     where = f"{at}.ChangeEventHeader"
     header = common.obj(common.require(payload, "ChangeEventHeader", at), where)
@@ -119,7 +173,7 @@ def from_salesforce_cdc(
         raise AdapterError(f"{where}.changeType {change!r} is not supported")
     header_fields = _header(header, delivery, where)
     event_id = header_fields.pop("event_id")
-    fields = _fields(payload, at, _names(header, "nulledFields", where), stages)
+    fields = _fields(payload, at, _names(header, "nulledFields", where), org)
     return [
         CrmDealChanged(
             source=CrmSource.SALESFORCE,
@@ -187,14 +241,16 @@ def _header(header: dict[str, Any], delivery: dict[str, Any], where: str) -> dic
 
 
 def _fields(
-    payload: dict[str, Any], at: str, nulled: set[str], stages: Mapping[str, DealStage]
+    payload: dict[str, Any], at: str, nulled: set[str], org: SalesforceOrg
 ) -> dict[str, Any]:
     """The canonical fields the change sets (a null value did not change) and clears."""
 
     def value(field: str) -> Any:
         return payload.get(field)
 
-    in_currency = common.currency(value("CurrencyIsoCode"), f"{at}.CurrencyIsoCode")
+    amount = value("Amount")
+    named = common.currency(value("CurrencyIsoCode"), f"{at}.CurrencyIsoCode")
+    in_currency = org.currency_of(named, amount)
     customer = None
     if any(value(field) is not None for field in _CUSTOMER_FIELDS):
         customer = Customer(
@@ -202,7 +258,6 @@ def _fields(
             domain=common.domain(value("Account_Website__c"), f"{at}.Account_Website__c"),
             country=common.country(value("BillingCountry__c"), f"{at}.BillingCountry__c"),
         )
-    amount = value("Amount")
     created = value("CreatedDate")
     return {
         "name": common.name(value("Name"), f"{at}.Name"),
@@ -210,7 +265,7 @@ def _fields(
         "products": _products(value("Products__c"), f"{at}.Products__c"),
         "amount": None if amount is None else common.money(amount, f"{at}.Amount", in_currency),
         "currency": in_currency,
-        "stage": _stage(payload, at, stages),
+        "stage": _stage(payload, at, org.stages),
         "close_date": _date(value("CloseDate"), f"{at}.CloseDate"),
         "owner": common.optional_ident(value("OwnerId"), f"{at}.OwnerId"),
         "partner_ref": common.optional_ident(
@@ -318,33 +373,10 @@ def _products(value: Any, where: str) -> tuple[str, ...] | None:
     return tuple(common.ident(item, where) for item in items) or None
 
 
-# What the REST API is asked for (SOQL names its fields): the fields the change events carry.
-RECORD_FIELDS = (
-    "Id",
-    "Name",
-    "Amount",
-    "CurrencyIsoCode",
-    "StageName",
-    "IsClosed",
-    "IsWon",
-    "CloseDate",
-    "OwnerId",
-    "Partner_Account__c",
-    "Account_Name__c",
-    "Account_Website__c",
-    "BillingCountry__c",
-    "Products__c",
-    "CreatedDate",
-    "LastModifiedDate",
-    "SystemModstamp",
-    "IsDeleted",
-)
-
-
 def from_salesforce_record(
     record: Any,
     at_least: datetime | None = None,
-    stages: Mapping[str, DealStage] = NO_CUSTOM_STAGES,
+    org: SalesforceOrg = MULTI_CURRENCY_ORG,
 ) -> CrmDealChanged:
     """An Opportunity as the REST API returns it (sObject GET, or a SOQL query row): a snapshot
     of the whole record at its `SystemModstamp`, or `at_least` if later (an Account merge
@@ -367,7 +399,7 @@ def from_salesforce_record(
         source_timestamp=at,
         change_type="deleted" if deleted is True else "updated",
         deleted=deleted is True,
-        **_fields(record, "record", nulled, stages),
+        **_fields(record, "record", nulled, org),
     )
 
 
