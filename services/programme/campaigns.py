@@ -261,6 +261,7 @@ async def listing(
             row,
             await campaign_views.partners_of(conn, row["campaign_id"]) if only is None else [only],
             today,
+            only,
         )
         for row in await campaign_views.campaigns(conn, scope, limit, offset)
     ]
@@ -280,7 +281,7 @@ async def detail(conn: Connection, who: Caller, campaign_id: str) -> CampaignDet
         reserved=_sum(facts, "reserved"),
         claimed=await campaign_views.mdf_claimed(conn, campaign_id, only),
     )
-    record = _record(found, partners if only is None else [only], now().date())
+    record = _record(found, partners if only is None else [only], now().date(), only)
     return CampaignDetailOut(
         **record.model_dump(),
         preapprovals=[PreapprovalFactOut.model_validate(dict(f)) for f in facts],
@@ -315,5 +316,19 @@ def _state(row: asyncpg.Record, today: date) -> CampaignState:
     )
 
 
-def _record(row: asyncpg.Record, partners: list[str], today: date) -> CampaignOut:
-    return from_row(CampaignOut, row, state=_state(row, today), partner_ids=partners)
+# Who created a campaign, as a partner other than the creator's is shown it.
+CREATED_ELSEWHERE = "someone outside your partner"
+
+
+def _record(
+    row: asyncpg.Record, partners: list[str], today: date, viewer: str | None = None
+) -> CampaignOut:
+    """The campaign as shown; to a partner (`viewer`) that another partner's person or the
+    channel team created it for, without naming who (a joint campaign's others are not its to
+    see, and a partner token's subject is `<partner>/<person>`)."""
+    created_by = row["created_by"]
+    if viewer is not None and not created_by.startswith(f"{viewer}/"):
+        created_by = CREATED_ELSEWHERE
+    return from_row(
+        CampaignOut, row, state=_state(row, today), partner_ids=partners, created_by=created_by
+    )

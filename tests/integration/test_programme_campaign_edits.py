@@ -201,6 +201,43 @@ async def test_a_partner_changes_its_own_running_campaign_but_not_its_start(
         assert date.fromisoformat(renamed.json()["starts_on"]) == today
 
 
+async def test_a_partner_added_to_another_partners_campaign_is_not_told_who_created_it(
+    infra: Infra, programme: str
+) -> None:
+    """Found in review: the partners were cut to the caller, but `created_by` named the other
+    partner's person (`<partner>/<person>`)."""
+    run = uuid.uuid4().hex[:8]
+    creator, joined = f"p-creator-{run}", f"p-joined-{run}"
+    today = datetime.now(UTC).date()
+    async with httpx.AsyncClient(base_url=programme, timeout=10) as client:
+        await known_partners(infra, client, programme, creator, joined)
+        body = {
+            "name": "Joint",
+            "kind": "webinar",
+            "starts_on": str(today + timedelta(days=2)),
+            "ends_on": str(today + timedelta(days=9)),
+        }
+        created = await client.post("/campaigns", json=body, headers=auth(creator))
+        assert created.status_code == 201, created.text
+        path = f"/campaigns/{created.json()['campaign_id']}"
+        both = {"partner_ids": [creator, joined]}
+        assert (await client.patch(path, json=both, headers=ADMIN)).status_code == 200
+        shown = {
+            "creator": (await client.get(path, headers=auth(creator))).json()["created_by"],
+            "joined": (await client.get(path, headers=auth(joined))).json()["created_by"],
+            "manager": (await client.get(path, headers=ADMIN)).json()["created_by"],
+        }
+        listed = await client.get("/campaigns", headers=auth(joined))
+    assert shown == {
+        "creator": f"{creator}/tests",
+        "joined": "someone outside your partner",
+        "manager": f"{creator}/tests",
+    }
+    [mine] = [c for c in listed.json() if c["campaign_id"] == path.rsplit("/", 1)[1]]
+    assert mine["created_by"] == "someone outside your partner"
+    assert creator not in listed.text
+
+
 async def test_an_edit_waiting_for_another_keeps_what_that_one_wrote(
     infra: Infra, programme: str
 ) -> None:
