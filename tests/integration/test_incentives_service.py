@@ -501,6 +501,9 @@ async def test_a_partner_what_if_never_reveals_another_partners_customer(
     async with httpx.AsyncClient(timeout=30) as client:
         before = (await client.post(f"{url}/what-if", json=body, headers=auth(owner))).json()
         assert before["new_logo"] is True
+        # No credited deal yet: the note all the same (its absence told a prober the same as
+        # a manager's `new_logo: true`).
+        assert before["notes"][0].startswith("new logo assumed")
         real = credit_issued(
             partner_id=owner,
             deal_key=f"microsoft:deal-{run}",
@@ -515,6 +518,13 @@ async def test_a_partner_what_if_never_reveals_another_partners_customer(
         assert probed.json()["new_logo"] is True
         assert probed.json()["notes"][0].startswith("new logo assumed")
         assert owner not in probed.text
+        # Naming the owner's deal as its own (it is the customer's first) tells nothing more.
+        named = {**body, "deal_key": real.deal_key}
+        naming = await client.post(f"{url}/what-if", json=named, headers=auth(prober))
+        assert (naming.json()["new_logo"], naming.json()["notes"]) == (
+            True,
+            probed.json()["notes"],
+        )
         # its own customer is not new to the owner; a manager sees the customer is not new
         own = (await client.post(f"{url}/what-if", json=body, headers=auth(owner))).json()
         managed = await client.post(

@@ -798,6 +798,8 @@ def test_surroundings_move_along_a_run_of_credits() -> None:
 
 
 def test_a_partners_what_if_shows_only_its_own_customers_as_not_new() -> None:
-    assert new_logo_for_partner(True, False) == (True, None)
+    assert new_logo_for_partner(True, True) == (True, None)  # its own first deal
     assert new_logo_for_partner(False, True) == (False, None)  # its own customer
-    assert new_logo_for_partner(False, False) == (True, NEW_LOGO_ASSUMED)  # another's: hidden
+    # No credited deal, another's, or another's named as the deal: the same answer.
+    assert new_logo_for_partner(True, False) == (True, NEW_LOGO_ASSUMED)
+    assert new_logo_for_partner(False, False) == (True, NEW_LOGO_ASSUMED)

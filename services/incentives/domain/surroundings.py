@@ -126,7 +126,7 @@ class Surroundings:
         return new_customer, new_region
 
 
-# What a partner's what-if says when the customer already has a credited deal of another partner.
+# What a partner's what-if says of a customer whose first credited deal is not its own.
 NEW_LOGO_ASSUMED = (
     "new logo assumed: whether another partner already won this customer is not shown"
 )
@@ -135,7 +135,9 @@ NEW_LOGO_ASSUMED = (
 def new_logo_for_partner(new_logo: bool, first_deal_is_own: bool) -> tuple[bool, str | None]:
     """Whether a customer is new, as a partner's what-if may say it: only the partner's own
     deals may make it not new (another partner's first deal would reveal that partner's
-    business), so otherwise it is assumed new, with a note saying so."""
-    if new_logo or first_deal_is_own:
+    business), so otherwise it is assumed new, with a note saying so, whether or not the
+    customer has a credited deal at all (a note only then, or one that went with the deal
+    named, told which: found in review)."""
+    if first_deal_is_own:
         return new_logo, None
     return True, NEW_LOGO_ASSUMED
