@@ -86,6 +86,7 @@ async def register(
     it); returns its id and the decision. A CRM link is verified first (409 when it may not be
     made; an approval whose link disagrees with the CRM goes to review)."""
     await repository.lock_customer(conn, request.customer)
+    await repository.hold_partner(conn, request.partner_id)
     verdict = None
     if crm_deal_key is not None:
         verdict = await check_link(

@@ -56,6 +56,13 @@ async def store_partner(conn: Connection, event: PartnerStateChanged) -> None:
     )
 
 
+async def hold_partner(conn: Connection, partner_id: str) -> None:
+    """Keep the partner's projected state as read until commit (FOR SHARE): a state change
+    waits for a decision made on it, then finds the registration it stored among the live
+    ones it closes (at READ COMMITTED it would not see an uncommitted one)."""
+    await conn.execute("SELECT 1 FROM partners WHERE partner_id = $1 FOR SHARE", partner_id)
+
+
 async def partner_status(conn: Connection, partner_id: str) -> str | None:
     """The partner's projected status (None: deals never heard of it)."""
     status: str | None = await conn.fetchval(

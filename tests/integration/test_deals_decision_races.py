@@ -1,0 +1,90 @@
+"""Deals' decisions against a partner's state changing at the same moment, on a scratch schema
+of real Postgres, the two transactions interleaved by hand: what one commits, the other sees."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from services.deals.domain.ledger import Principal, PrincipalKind
+from services.deals.domain.rules import RegistrationRequest, RulesOfEngagement
+from services.deals.partner_projection import apply_partner_state
+from services.deals.registering import register
+from shared.events.partners import PartnerChange, PartnerStatus
+from shared.events.registrations import RegistrationStatus
+from shared.outbox import Outbox
+from tests.support.deals import deals_pool
+from tests.support.factories import partner_state_changed
+from tests.support.infra import Infra
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_partner_expelled_while_its_registration_is_decided_loses_it(
+    infra: Infra,
+) -> None:
+    """Found in review: a registration decided on the partner as active, committed after the
+    expulsion had looked for the partner's live registrations (at READ COMMITTED it could not
+    see the uncommitted one): an expelled partner kept an approved registration. The decision
+    now holds the partner's row, so the expulsion waits for it and closes it."""
+    partner = f"p-race-{uuid.uuid4().hex[:8]}"
+    outbox = Outbox("deals", source="pollinate/deals")
+    request = RegistrationRequest(
+        partner_id=partner,
+        customer_name=f"Race {partner} Corp",
+        customer_domain=f"{partner}.example",
+        customer_country="US",
+        products=frozenset({"data"}),
+        amount=Decimal("1000"),
+        currency="USD",
+        submitted_at=datetime.now(UTC),
+    )
+    expelled = partner_state_changed(
+        partner_id=partner,
+        status=PartnerStatus.EXPELLED,
+        version=2,
+        change=PartnerChange.EXPELLED,
+        reason="terms breached",
+    )
+    async with deals_pool(infra) as pool:
+        async with pool.acquire() as conn, conn.transaction():
+            await apply_partner_state(conn, partner_state_changed(partner_id=partner, version=1))
+        async with pool.acquire() as deciding, pool.acquire() as expelling:
+            decision = deciding.transaction()
+            await decision.start()
+            registration_id, decided = await register(
+                deciding,
+                outbox,
+                RulesOfEngagement(),
+                request,
+                None,
+                Principal(PrincipalKind.PARTNER, partner),
+            )
+            assert decided.status is RegistrationStatus.APPROVED
+            deciding_pid = await deciding.fetchval("SELECT pg_backend_pid()")
+
+            async def expel() -> None:
+                async with expelling.transaction():
+                    await apply_partner_state(expelling, expelled)
+
+            expulsion = asyncio.create_task(expel())
+
+            async def waits_for_the_decision() -> bool:
+                blocked = await pool.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                    deciding_pid,
+                )
+                return bool(blocked)
+
+            await eventually(waits_for_the_decision, what="the expulsion to wait for the decision")
+            await decision.commit()
+            await expulsion
+        status = await pool.fetchval(
+            "SELECT status FROM registrations WHERE registration_id = $1", registration_id
+        )
+    assert status == RegistrationStatus.EXPIRED.value
