@@ -125,7 +125,7 @@ def test_microsoft_referral_resource() -> None:
             },
             "changeType 'GAP_UPDATE'",
         ),
-        (from_aws_ace, {"Id": "O1"}, "opportunity.Customer is required"),
+        (from_aws_ace, {"Id": "O1"}, "opportunity.LastModifiedDate is required"),
         (
             from_microsoft_referral,
             {

@@ -231,6 +231,25 @@ def _merged(*changes: CrmDealChanged) -> dict[str, Any]:
     return row
 
 
+def test_an_ace_opportunity_without_the_fields_the_api_leaves_optional_is_read() -> None:
+    """GetOpportunity requires only the ids and times: a draft may have no stage, no
+    LifeCycle or no Customer (they were refused, and the opportunity lost until its next
+    update); what it does not say stays as it was, not cleared."""
+    opportunity = sample("aws_ace_opportunity.json")["getOpportunity"]
+    [whole] = from_aws_ace(opportunity)
+    without_stage = copy.deepcopy(opportunity)
+    del without_stage["LifeCycle"]["Stage"]
+    [no_stage] = from_aws_ace(without_stage)
+    assert (no_stage.stage, no_stage.close_date) == (None, whole.close_date)
+    assert "stage" not in no_stage.cleared
+    bare = {k: v for k, v in opportunity.items() if k not in ("LifeCycle", "Customer")}
+    [draft] = from_aws_ace(bare)
+    assert (draft.stage, draft.close_date, draft.customer) == (None, None, None)
+    assert not {"stage", "close_date"} & set(draft.cleared)
+    assert not any(field.startswith("customer") for field in draft.cleared)
+    assert draft.amount == whole.amount
+
+
 def test_an_ace_snapshot_without_the_partner_ref_or_with_spend_in_two_currencies_clears_them() -> (
     None
 ):

@@ -157,19 +157,34 @@ def _referral_id(uri: str, collections: tuple[str, ...]) -> str:
 def from_aws_ace(opportunity: Any) -> list[CrmDealChanged]:
     """The GetOpportunity response fetched after an EventBridge 'Opportunity Updated' event.
     Expected spend in several currencies has no exact sum: the amount (and currency) is then
-    unknown, and cleared with the rest of what the record does not hold."""
+    unknown, and cleared with the rest of what the record does not hold. The API requires only
+    the ids and times: an opportunity without a `Customer` account (a draft) leaves the
+    customer as it was, and one without a `LifeCycle` (or its `Stage`) its stage and close
+    date (or its stage)."""
     opp_id = common.ident(common.require(opportunity, "Id", "opportunity"), "opportunity.Id")
+    lifecycle = common.obj(opportunity.get("LifeCycle"), "opportunity.LifeCycle")
+    told: dict[str, Any] = {}
     account = common.obj(
-        common.require(
-            common.require(opportunity, "Customer", "opportunity"),
-            "Account",
-            "opportunity.Customer",
-        ),
+        common.obj(opportunity.get("Customer"), "opportunity.Customer").get("Account"),
         "opportunity.Customer.Account",
     )
-    lifecycle = common.obj(
-        common.require(opportunity, "LifeCycle", "opportunity"), "opportunity.LifeCycle"
-    )
+    if account:
+        told["customer"] = _customer(
+            account,
+            "opportunity.Customer.Account",
+            "CompanyName",
+            "WebsiteUrl",
+            common.domain,
+            "CountryCode",
+        )
+    if lifecycle.get("Stage") is not None:
+        told["stage"] = common.map_stage(
+            ACE_STAGES, lifecycle["Stage"], "opportunity.LifeCycle.Stage"
+        )
+    if lifecycle:
+        told["close_date"] = common.parse_date(
+            lifecycle.get("TargetCloseDate"), "opportunity.LifeCycle.TargetCloseDate"
+        )
     project = common.obj(opportunity.get("Project"), "opportunity.Project")
     amount, in_currency = _ace_spend(project)
     needs = common.array(opportunity.get("PrimaryNeedsFromAws"), "opportunity.PrimaryNeedsFromAws")
@@ -184,24 +199,9 @@ def from_aws_ace(opportunity: Any) -> list[CrmDealChanged]:
         modified,
         (opportunity, "opportunity", "CreatedDate"),
         name=common.name(project.get("Title"), "opportunity.Project.Title"),
-        customer=_customer(
-            account,
-            "opportunity.Customer.Account",
-            "CompanyName",
-            "WebsiteUrl",
-            common.domain,
-            "CountryCode",
-        ),
+        **told,
         amount=amount,
         currency=in_currency,
-        stage=common.map_stage(
-            ACE_STAGES,
-            common.require(lifecycle, "Stage", "opportunity.LifeCycle"),
-            "opportunity.LifeCycle.Stage",
-        ),
-        close_date=common.parse_date(
-            lifecycle.get("TargetCloseDate"), "opportunity.LifeCycle.TargetCloseDate"
-        ),
         partner_ref=common.optional_ident(
             opportunity.get("PartnerOpportunityIdentifier"),
             "opportunity.PartnerOpportunityIdentifier",
