@@ -175,6 +175,19 @@ def test_a_salesforce_stage_without_flags_is_read_by_its_name_or_refused_naming_
         _salesforce_stage({"StageName": "Closed Won", "IsWon": "true"})
 
 
+@pytest.mark.parametrize("change", ["UPDATE", "GAP_UPDATE"])
+def test_a_salesforce_event_for_every_record_is_no_deal_and_fetches_the_changes(
+    change: str,
+) -> None:
+    """A field's type converted: Salesforce sends one event naming `006*` (the key prefix and
+    a wildcard) and no values. It made a deal `salesforce:006*`."""
+    message = salesforce_cdc("006*", change, AT, {})
+    message["payload"]["ChangeEventHeader"]["nulledFields"] = ["Products__c"]
+    with pytest.raises(ResyncNeeded, match=r"names every Opportunity \('006\*'") as needed:
+        from_salesforce_cdc(message)
+    assert (needed.value.record_ids, needed.value.since) == ((), AT)
+
+
 def test_a_single_currency_salesforce_org_reads_amounts_in_its_currency(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

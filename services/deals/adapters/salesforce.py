@@ -152,6 +152,18 @@ def from_salesforce_cdc(
     change = common.string(
         common.require(header, "changeType", where), f"{where}.changeType", 64
     ).upper()
+    if any(record.endswith("*") for record in record_ids):
+        # A field's type converted (a multi-select picklist changed, say): one event for every
+        # record, named by the entity's key prefix and `*`, with no values. It is no deal.
+        raise ResyncNeeded(
+            f"{where}.recordIds names every Opportunity ({record_ids[0][:16]!r}: a field's "
+            "type was converted): the changes since it are fetched (a conversion that leaves "
+            "SystemModstamp alone needs POST /admin/crm/reconciliations/run?source=salesforce)",
+            (),
+            common.from_epoch_ms(
+                common.require(header, "commitTimestamp", where), f"{where}.commitTimestamp"
+            ),
+        )
     if change.startswith("GAP_"):
         # An overflow names no record (or Salesforce's wildcard id): the whole entity's
         # changes since its commit are fetched.
