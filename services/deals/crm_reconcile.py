@@ -69,7 +69,7 @@ def hubspot_reconciler(
             async for page in client.changed_since(portal, since):
                 # The search answers deals without associations: their own properties are
                 # compared (company and line items come with a resync).
-                read = partial(from_hubspot_deal, portal, stages=stages)
+                read = partial(from_hubspot_deal, portal, stages=stages, associations=False)
                 yield [(d, partial(read, d, None, [])) for d in page]
 
     return Reconciler(CrmSource.HUBSPOT, window)

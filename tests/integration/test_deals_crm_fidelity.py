@@ -586,6 +586,30 @@ async def test_a_hubspot_association_brings_the_deals_company_and_products_into_
             records = await as_records(infra, [snapshot])
             assert await consumer.process_batch(records) == [ConsumerOutcome.PROCESSED]
             row = await pool.fetchrow("SELECT * FROM crm_deals WHERE deal_key = $1", key)
+
+            # The company and line items removed: the deal has none now (they stayed, and the
+            # removed company kept counting in conflict checks).
+            crm.associations[deal] = {}
+            removed = hubspot_company_association(
+                int(deal), 77, at + timedelta(minutes=1), eventId=2, associationRemoved=True
+            )
+            items = hubspot_items([removed], datetime.now(UTC))
+            async with pool.acquire() as conn, conn.transaction():
+                await record_items(conn, outbox, CrmSource.HUBSPOT, items, at)
+            again = await run_resyncs(pool, outbox, [hubspot_resyncer(client)], limit=10)
+            assert (again.fetched, again.recorded) == (1, 1)
+            newest = event_bytes(
+                await pool.fetchrow(
+                    "SELECT value, value_codec FROM outbox WHERE topic = 'crm.deals.v1' "
+                    "ORDER BY position DESC LIMIT 1"
+                )
+            )
+            cleared = Envelope[CrmDealChanged].model_validate_json(newest)
+            records = await as_records(infra, [cleared])
+            assert await consumer.process_batch(records) == [ConsumerOutcome.PROCESSED]
+            bare = await pool.fetchrow("SELECT * FROM crm_deals WHERE deal_key = $1", key)
+    assert bare is not None
+    assert (bare["customer_name"], bare["customer_domain"], bare["products"]) == (None, None, None)
     assert row is not None
     assert (row["customer_name"], row["customer_domain"], row["customer_country"]) == (
         "Fabrikam Inc",
@@ -604,4 +628,5 @@ async def test_a_hubspot_association_brings_the_deals_company_and_products_into_
         f"/crm/v3/objects/deals/{deal}",
         "/crm/v3/objects/companies/77",
         "/crm/v3/objects/line_items/batch/read",
+        f"/crm/v3/objects/deals/{deal}",  # again, with nothing associated now
     ]

@@ -266,13 +266,17 @@ def from_hubspot_deal(
     line_items: list[Any],
     at_least: datetime | None = None,
     stages: Mapping[str, DealStage] = NO_CUSTOM_STAGES,
+    associations: bool = True,
 ) -> CrmDealChanged:
     """A deal as HubSpot's CRM API returns it (`GET /crm/v3/objects/deals/<id>`), with its
     associated company and line items: a snapshot of the whole deal (a property empty or null
     is cleared), its customer from the company (name, domain, country) and its products from
     the line items (SKU, else product id, else name). Taken as of the deal's `updatedAt`, or
     `at_least` (when the association change that asked for it happened) if later: associating a
-    company does not always move the deal's own modification time."""
+    company does not always move the deal's own modification time. With `associations` (the
+    deal was read with them), no company or no line items is none now: the customer or the
+    products are cleared (a removed company's name and domain stayed, and kept counting in
+    conflict checks); without (a search answers no associations), they are left as they are."""
     deal = common.obj(deal, "deal")
     deal_id = common.ident(common.require(deal, "id", "deal"), "deal.id")
     properties = common.obj(deal.get("properties"), "deal.properties")
@@ -306,6 +310,14 @@ def from_hubspot_deal(
         common.ident(_product(item, index), f"line_items[{index}]")
         for index, item in enumerate(line_items[:MAX_PRODUCTS])
     )
+    if associations:
+        parts = ("name", "domain", "country")
+        cleared += [
+            f"customer.{part}"
+            for part in parts
+            if customer is None or getattr(customer, part) is None
+        ]
+        cleared += [] if products else ["products"]
     return _read_through_api(
         portal,
         deal_id,
