@@ -279,28 +279,33 @@ async def queue_write_back(
     fields: str,
     event: tuple[uuid.UUID, str, bytes],
     at: datetime,
+    as_of: datetime,
 ) -> None:
     """Queue the write of `fields` (JSON) to the record `key` (source, portal, record id) for
-    `event` (id, topic, envelope). It replaces the record's write not sent yet, keeping that
-    one's turn and attempts (the events of a registration are consumed in their order, so the
-    last one's write is the one to make)."""
+    `event` (id, topic, envelope), a decision made at `as_of`. It replaces the record's write
+    not sent yet, keeping that one's turn and attempts, unless the record's write (sent or not)
+    is of a later decision: a record's registrations' events travel on several partitions, and
+    a replayed dead letter comes after the writes that followed it."""
     await conn.execute(
         """
         INSERT INTO crm_writebacks AS w (source, portal, record_id, fields, event_id,
-                                         event_topic, event_value, queued_at, due_at)
-        VALUES ($1, $2, $3, $4::json, $5, $6, $7, $8, $8)
+                                         event_topic, event_value, queued_at, due_at, as_of)
+        VALUES ($1, $2, $3, $4::json, $5, $6, $7, $8, $8, $9)
         ON CONFLICT (source, portal, record_id) DO UPDATE
         SET fields = excluded.fields, event_id = excluded.event_id,
             event_topic = excluded.event_topic, event_value = excluded.event_value,
             queued_at = CASE WHEN w.due_at IS NULL THEN excluded.queued_at ELSE w.queued_at END,
             attempts = CASE WHEN w.due_at IS NULL THEN 0 ELSE w.attempts END,
             last_error = CASE WHEN w.due_at IS NULL THEN NULL ELSE w.last_error END,
-            due_at = coalesce(w.due_at, excluded.due_at)
+            due_at = coalesce(w.due_at, excluded.due_at),
+            as_of = excluded.as_of
+        WHERE w.as_of IS NULL OR w.as_of <= excluded.as_of
         """,
         *key,
         fields,
         *event,
         at,
+        as_of,
     )
 
 

@@ -3,15 +3,17 @@ of its deals (status, partner attached, registration id, when).
 
 Deals' own registration events (published by the outbox in the decision's transaction) are
 consumed by the `crm-writeback` group, which only queues the write in `crm_writebacks`, one row
-per CRM record: the write of the event consumed last replaces one not sent yet (a
-registration's events come in their order). The write-back job leases the due rows and sends each on its own, out
-of any transaction: a CRM that is down (or a record it keeps failing) is retried with backoff
-and holds up only its own writes, where the consumer sending them held up every CRM's behind it
-and sent a batch's earlier writes again at each retry. A request limit pauses that CRM's leased
-writes for as long as it asks. A write the CRM refuses for good (an unknown field, a deleted
-record), or one still failing after DEALS_WRITEBACK_GIVE_UP_HOURS, dead-letters its event with
-the reason, as the consumer's own letter: replayed after the fix, it is queued again. The writes
-set values (PATCH), so a write sent again after a crash writes the same thing."""
+per CRM record: the write of the newest decision replaces one not sent yet, and an older one
+(another registration's, on another partition; a dead letter replayed) changes nothing. The
+write-back job leases the due rows and sends each on its own, out of any transaction: a CRM that
+is down (or a record it keeps failing) is retried with backoff and holds up only its own
+writes, where the consumer sending them held up every CRM's behind it and sent a batch's earlier
+writes again at each retry. A request limit pauses that CRM's leased writes for as long as it
+asks. A write the CRM refuses for good (an unknown field, a deleted record), or one still
+failing after DEALS_WRITEBACK_GIVE_UP_HOURS, dead-letters its event with the reason, as the
+consumer's own letter: replayed after the fix, it is queued again (unless a newer decision's
+write is queued or sent by then). The writes set values (PATCH), so a write sent again after a
+crash writes the same thing."""
 
 from __future__ import annotations
 
@@ -85,6 +87,7 @@ async def queue_write_back(
         json.dumps(writing.fields),
         (envelope.id, topic, envelope.to_bytes()),
         now(),
+        at,
     )
     return writing
 

@@ -65,7 +65,8 @@ async def test_a_write_back_waits_out_a_crm_outage_and_a_refused_one_is_dead_let
             crm_deal_key=f"hubspot:{HUBSPOT_PORTAL}:555",
             status=RegistrationStatus.PENDING_REVIEW,
         )
-        won = registration_won(decided, AT)
+        won_at = decided.decided_at + timedelta(days=30)
+        won = registration_won(decided, won_at)
         gone = registration_decided(
             registration_id=f"reg-gone-{run}", crm_deal_key=f"salesforce:006Gone{run}"
         )
@@ -89,7 +90,7 @@ async def test_a_write_back_waits_out_a_crm_outage_and_a_refused_one_is_dead_let
                 "Pollinate_Registration_Status__c": "won",
                 "Pollinate_Partner_Id__c": decided.partner_id,
                 "Pollinate_Registration_Id__c": f"reg-sf-{run}",
-                "Pollinate_Decided_At__c": AT.isoformat(),
+                "Pollinate_Decided_At__c": won_at.isoformat(),
             },
         ),
     ]
@@ -178,6 +179,38 @@ async def test_a_running_deals_writes_a_decision_back_to_the_crm(infra: Infra) -
 
             await eventually(written, what="the decision written to the Opportunity")
     assert salesforce.records[record]["Pollinate_Registration_Id__c"] == f"reg-run-{run}"
+
+
+async def test_an_older_decision_consumed_later_does_not_roll_the_crm_back(infra: Infra) -> None:
+    """Found in review: the write queued for a CRM record was the last one consumed. One
+    record's registrations travel on different partitions (keyed by registration), and a
+    replayed dead letter comes after what followed it: an expired registration's write then
+    replaced the newer approval of another partner's, sent or not."""
+    run = uuid.uuid4().hex[:8]
+    record = f"006O{run}"
+    with SalesforceServer() as salesforce, HubSpotCrm() as hubspot:
+        salesforce.put(record, AT)
+        settings = writing_to(salesforce, hubspot)
+        deal = f"salesforce:{record}"
+        approved = registration_decided(
+            registration_id=f"reg-new-{run}", crm_deal_key=deal, decided_at=AT + timedelta(days=3)
+        )
+        expired = registration_decided(
+            registration_id=f"reg-old-{run}",
+            crm_deal_key=deal,
+            status=RegistrationStatus.EXPIRED,
+            decided_at=AT,
+        )
+        async with deals_pool(infra) as pool:
+            consumer = crm_writeback(pool, settings)
+            await consumer.process_batch(await registration_records(infra, [approved, expired]))
+            assert (await run_write_backs(pool, deals_outbox(), settings, 10)).sent == 1
+            # The older one again (a dead letter replayed) after the newer was sent.
+            await consumer.process_batch(await registration_records(infra, [expired]))
+            assert (await run_write_backs(pool, deals_outbox(), settings, 10)).sent == 0
+    assert [fields["Pollinate_Registration_Id__c"] for _, fields in salesforce.updates] == [
+        f"reg-new-{run}"
+    ]
 
 
 async def test_writes_not_begun_within_the_lease_are_given_back(infra: Infra) -> None:

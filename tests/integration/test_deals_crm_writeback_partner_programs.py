@@ -67,7 +67,7 @@ async def test_ace_and_partner_center_write_backs_wait_out_an_outage_and_keep_th
         accepted = registration_decided(
             registration_id=f"reg-ms-{run}", crm_deal_key=f"microsoft:{referral}"
         )
-        won = registration_won(accepted, AT)
+        won = registration_won(accepted, accepted.decided_at + timedelta(days=30))
         rejected = registration_decided(
             registration_id=f"reg-no-{run}",
             crm_deal_key=f"microsoft:{declined}",
