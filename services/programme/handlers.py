@@ -141,7 +141,7 @@ async def on_earnings(ctx: HandlerContext, events: list[Envelope[IncentiveEarned
 def _clawback(e: IncentiveReversed) -> SpendEntry:
     """A clawback takes back an earning (ledger `incentive`) or an MDF accrual (`mdf`)."""
     movement = "incentive" if e.ledger == "incentive" else "mdf_accrual"
-    return SpendEntry.of_ledger(e, movement, -e.amount, e.reversed_at)
+    return SpendEntry.of_ledger(e, movement, -e.amount, e.reversed_at, e.reverses_entry_id)
 
 
 async def on_clawbacks(ctx: HandlerContext, events: list[Envelope[IncentiveReversed]]) -> None:

@@ -106,6 +106,7 @@ class SpendEntry:
     at: datetime
     rule: str | None = None  # the program rule (kicker:new_logo, ...)
     deal_key: str | None = None
+    reverses: str | None = None  # a clawback: the entry it takes back
 
     @classmethod
     def of_ledger(
@@ -114,8 +115,10 @@ class SpendEntry:
         movement: str,
         amount: Decimal,
         at: datetime,
+        reverses: str | None = None,
     ) -> SpendEntry:
-        """A ledger entry about a credit, as the cost it adds (`amount`, signed) at `at`."""
+        """A ledger entry about a credit, as the cost it adds (`amount`, signed) at `at`
+        (`reverses`: the entry a clawback takes back)."""
         return cls(
             entry.entry_id,
             entry.partner_id,
@@ -127,6 +130,7 @@ class SpendEntry:
             at,
             entry.program_rule,
             entry.deal_key,
+            reverses,
         )
 
 
@@ -135,10 +139,10 @@ async def record_spend(conn: Connection, entries: list[SpendEntry]) -> None:
         return
     await conn.execute(
         """INSERT INTO spend_entries (entry_id, partner_id, movement, credit_id, quarter,
-               amount, currency, at, rule, deal_key)
+               amount, currency, at, rule, deal_key, reverses)
            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                                 $6::numeric[], $7::text[], $8::timestamptz[], $9::text[],
-                                $10::text[])
+                                $10::text[], $11::text[])
            ON CONFLICT (entry_id) DO NOTHING""",
         *columns([astuple(e) for e in entries]),
     )

@@ -155,7 +155,8 @@ async def spend(conn: Connection, f: Filters) -> list[Any]:
                        AS mdf_accrued
             FROM spend_entries s
             {"LEFT JOIN credits c ON c.credit_id = s.credit_id" if by_region else ""}
-            {partner_at("s", "s.at") if by_partner else ""}
+            {_TAKEN_BACK if by_partner else ""}
+            {partner_at("s", "coalesce(o.at, s.at)") if by_partner else ""}
             WHERE ($1::date IS NULL OR s.quarter >= to_char($1::date, 'YYYY-"Q"Q'))
               AND ($2::date IS NULL OR s.quarter < to_char($2::date, 'YYYY-"Q"Q'))
               AND {PARTNERS_NAMED.format(fact="s")}
@@ -167,6 +168,9 @@ async def spend(conn: Connection, f: Filters) -> list[Any]:
 
 
 _REGION_FILTER = "coalesce(c.customer_country, 'unknown') = $6::text"
+# A clawback counts under the tier and type of the entry it takes back (as of that entry), as
+# the earning it cancels did; not under the partner's tier at the clawback.
+_TAKEN_BACK = "LEFT JOIN spend_entries o ON o.entry_id = s.reverses"
 
 
 async def onboarding_decisions(conn: Connection, f: Filters) -> list[Any]:
@@ -301,7 +305,10 @@ PLAN_ACTUALS_SQL = """SELECT
                 SELECT s.deal_key FROM spend_entries s
                 WHERE s.partner_id = $1 AND s.movement = 'incentive'
                   AND s.rule = ANY($7::text[]) AND s.quarter >= $5 AND s.quarter <= $6
-                GROUP BY s.deal_key HAVING sum(s.amount) > 0) logos) AS new_logos,
+                GROUP BY s.deal_key
+                HAVING count(*) FILTER (WHERE s.reverses IS NULL AND s.amount >= 0)
+                     > count(*) FILTER (WHERE s.reverses IS NOT NULL OR s.amount < 0)
+              ) logos) AS new_logos,
              (SELECT count(*) FROM campaigns c JOIN campaign_partners p USING (campaign_id)
               WHERE p.partner_id = $1 AND c.cancelled_at IS NULL
                 AND c.ends_on >= $8 AND c.ends_on < $9) AS campaigns,

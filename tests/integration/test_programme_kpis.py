@@ -139,6 +139,17 @@ async def seed(infra: Infra, p: dict[str, str]) -> dict[str, Any]:
     # The first credit's booking in one event (as incentives announces it); the others'
     # entries each alone (as it announced them before: such records stay on the topic).
     head = {"partner_id": star, "credit_id": sourced.credit_id, "period": "2026-Q4"}
+    # a SPIFF earned while gold, clawed back once platinum: gold's to take back
+    spiff = f.incentive_earned(
+        **head, program_rule="spiff:q4", amount=Decimal("12.00"), earned_at=T + 2 * H
+    )
+    spiff_back = f.incentive_reversed(
+        **head,
+        program_rule="spiff:q4",
+        amount=Decimal("12.00"),
+        reverses_entry_id=spiff.entry_id,
+        reversed_at=T + 50 * H,
+    )
     ledger = [
         f.credit_booked(
             **head,
@@ -159,6 +170,8 @@ async def seed(infra: Infra, p: dict[str, str]) -> dict[str, Any]:
             period="2026-12",
             reversed_at=T + 50 * H,
         ),
+        spiff,
+        spiff_back,
         f.mdf_claim_decided(partner_id=star, amount=Decimal("30.00"), decided_at=T + 3 * H),
         f.mdf_claim_decided(
             partner_id=star,
@@ -350,6 +363,9 @@ async def test_every_figure_from_the_events_exactly(infra: Infra, programme: str
         (s["quarter"], d(s["incentives"]), d(s["mdf_claimed"]), d(s["mdf_accrued"]))
         for s in in_gold["spend"]
     ] == [("2026-Q3", 9, 0, 0), ("2026-Q4", 100, 30, 20)]
+    # a clawback counts under the tier of what it takes back: the SPIFF earned while gold
+    in_platinum = (await kpis(programme, ADMIN, partner_id=partners, tier="platinum")).json()
+    assert [(s["quarter"], d(s["incentives"])) for s in in_platinum["spend"]] == [("2026-Q4", 0)]
     assert isv["spend"] == []
     assert isv["automation"]["onboarding"]["decisions"] == 2
 

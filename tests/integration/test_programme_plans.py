@@ -225,7 +225,24 @@ async def test_a_quarterly_review_shows_goals_against_actuals_from_three_service
             await publish(
                 infra, ATTRIBUTION_CREDITS, [credit], subject=credit.deal_key, source="attribution"
             )
+        # a third deal's new-logo kicker paid 0 (the partner at its period cap): a new logo all
+        # the same (the paid sum missed it)
+        capped = f.incentive_earned(
+            partner_id=partner,
+            program_rule="kicker:new_logo",
+            deal_key=f"deal-capped-{partner}",
+            period="2026-Q2",
+            amount=Decimal("0.00"),
+        )
+        earned_undone = f.incentive_earned(
+            partner_id=partner,
+            program_rule="kicker:new_logo",
+            deal_key=undone.deal_key,
+            period="2026-Q2",
+            amount=Decimal("270.00"),
+        )
         ledger = [
+            capped,
             f.incentive_earned(
                 partner_id=partner,
                 program_rule="kicker:new_logo",
@@ -238,19 +255,14 @@ async def test_a_quarterly_review_shows_goals_against_actuals_from_three_service
                 deal_key=kept.deal_key,
                 period="2026-Q2",
             ),
-            f.incentive_earned(
-                partner_id=partner,
-                program_rule="kicker:new_logo",
-                deal_key=undone.deal_key,
-                period="2026-Q2",
-                amount=Decimal("270.00"),
-            ),
+            earned_undone,
             f.incentive_reversed(
                 partner_id=partner,
                 program_rule="kicker:new_logo",
                 deal_key=undone.deal_key,
                 period="2026-Q2",
                 amount=Decimal("270.00"),
+                reverses_entry_id=earned_undone.entry_id,
             ),
             f.mdf_claim_decided(partner_id=partner, decided_at=at),
             f.mdf_claim_decided(
@@ -306,7 +318,7 @@ async def test_a_quarterly_review_shows_goals_against_actuals_from_three_service
             expected = {
                 "sourced_revenue": Decimal("53000"),
                 "certifications": 3,
-                "new_logos": 1,
+                "new_logos": 2,
                 "co_marketing_campaigns": 2,  # to the current quarter: Q2's and Q3's
             }
             # the approved MDF claim (not the rejected one) shows beside the campaigns run
@@ -340,7 +352,7 @@ async def test_a_quarterly_review_shows_goals_against_actuals_from_three_service
             # and last year's are not sourced revenue of this year)
             ("sourced_revenue", "attribution", Decimal("200000"), Decimal("50000"), "0.2500"),
             ("certifications", "onboarding", 4, 3, "0.7500"),
-            ("new_logos", "incentives", 3, 1, "0.3333"),
+            ("new_logos", "incentives", 3, 2, "0.6667"),
             ("co_marketing_campaigns", "programme", 2, 1, "0.5000"),  # Q2's only
         ]
         assert (review["quarter"], review["plan_revision"], review["actions"]) == (
