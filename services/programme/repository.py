@@ -466,18 +466,21 @@ async def insert_meeting(
 # ---- KPI snapshots
 
 
-async def last_snapshot(conn: Connection, quarter: str) -> str | None:
-    """The fingerprint last published for the quarter, its row locked until the transaction
-    ends (another instance deciding the same waits, then sees what this one wrote)."""
+async def last_snapshot(conn: Connection, quarter: str) -> tuple[str | None, datetime]:
+    """The fingerprint last published for the quarter and the moment its figures were read,
+    its row locked until the transaction ends (another instance deciding the same waits, then
+    sees what this one wrote)."""
     await conn.execute(
         """INSERT INTO kpi_snapshots (quarter, fingerprint, published_at)
            VALUES ($1, '', 'epoch') ON CONFLICT (quarter) DO NOTHING""",
         quarter,
     )
-    found: str = await conn.fetchval(
-        "SELECT fingerprint FROM kpi_snapshots WHERE quarter = $1 FOR UPDATE", quarter
+    found = await conn.fetchrow(
+        "SELECT fingerprint, published_at FROM kpi_snapshots WHERE quarter = $1 FOR UPDATE",
+        quarter,
     )
-    return found or None
+    assert found is not None  # inserted above, if it was not there
+    return found["fingerprint"] or None, found["published_at"]
 
 
 async def save_snapshot(conn: Connection, quarter: str, fingerprint: str, at: datetime) -> None:

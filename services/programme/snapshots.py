@@ -11,6 +11,7 @@ from services.programme.domain.figures import return_per_dollar
 from services.programme.domain.quarters import Quarter, QuarterRange
 from services.programme.domain.snapshots import fingerprint
 from services.programme.schemas import KpiFiltersOut, KpiReport
+from shared.clock import now
 from shared.db import Connection
 from shared.events.programme_service import CurrencyFigures, KpiSnapshot
 from shared.outbox import Outbox
@@ -58,7 +59,9 @@ def snapshot_of(quarter: Quarter, report: KpiReport) -> KpiSnapshot:
 
 async def publish_if_changed(conn: Connection, outbox: Outbox, at: datetime) -> bool:
     """Compute the current quarter's snapshot and publish it unless its figures are the ones
-    last published. True when it was published."""
+    last published, or figures read later were published meanwhile (another instance's run
+    overtook this one: publishing these after them would leave dashboards on the older ones).
+    True when it was published."""
     quarter = Quarter.of(at.date())
     span = QuarterRange(quarter, quarter)
     filters = views.Filters(span.starts, span.ends, None, None, None, None)
@@ -70,12 +73,14 @@ async def publish_if_changed(conn: Connection, outbox: Outbox, at: datetime) -> 
         region=None,
         partner_ids=[],
     )
+    read_at = now()  # the figures are read at this moment or after it
     report = await kpis.report(conn, filters, shown)
     snapshot = snapshot_of(quarter, report)
     current = fingerprint(snapshot)
     async with conn.transaction():
-        if await repository.last_snapshot(conn, str(quarter)) == current:
+        last, last_read_at = await repository.last_snapshot(conn, str(quarter))
+        if last == current or last_read_at >= read_at:
             return False
-        await repository.save_snapshot(conn, str(quarter), current, at)
+        await repository.save_snapshot(conn, str(quarter), current, read_at)
         await outbox.publish(conn, PROGRAMME_KPIS, snapshot, subject=str(quarter))
     return True

@@ -8,7 +8,7 @@ import random
 import string
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -63,6 +63,27 @@ async def test_a_snapshot_goes_out_once_per_change(pool: Pool) -> None:
     (usd,) = second["money"]
     assert (usd["currency"], Decimal(usd["sourced_revenue"])) == ("USD", Decimal("1200.00"))
     assert usd["return_per_dollar"] is None  # nothing spent yet
+
+
+async def test_figures_read_before_the_last_published_ones_are_not_published_after_them(
+    pool: Pool,
+) -> None:
+    """Found in review: two instances' runs computed one after the other and published in the
+    other order: the older figures went out after the newer and dashboards kept them until the
+    next run. A snapshot read later than this run's is published already (played here by its
+    row), so this run publishes nothing, though its figures differ."""
+    at = datetime.now(UTC)
+    quarter = str(Quarter.of(at.date()))
+    outbox = Outbox("programme", source="pollinate/programme")
+    async with pool.acquire() as conn:
+        await conn.execute(
+            """INSERT INTO kpi_snapshots (quarter, fingerprint, published_at)
+               VALUES ($1, 'figures read later', $2)""",
+            quarter,
+            at + timedelta(minutes=1),
+        )
+        assert await snapshots.publish_if_changed(conn, outbox, at) is False
+    assert await published(pool) == []
 
 
 async def unused_currency(db: Any) -> str:
