@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from services.deals.adapters.partner_programs import fetch_refused
 from services.deals.crm_clients import (
     CrmRefused,
     CrmUnavailable,
@@ -138,16 +139,25 @@ class AceClient:
             if not isinstance(summaries, list):
                 raise CrmUnavailable("ListOpportunities answered without OpportunitySummaries")
             opportunities = [
-                await self._call(
-                    client,
-                    "GetOpportunity",
-                    {"Catalog": self.catalog, "Identifier": summary.get("Id")},
-                )
+                await self._listed(client, summary)
                 for summary in summaries
                 if isinstance(summary, dict)
             ]
         following = listing.get("NextToken")
         return Page(opportunities, following if isinstance(following, str) else None)
+
+    async def _listed(self, client: httpx.AsyncClient, summary: dict[str, Any]) -> dict[str, Any]:
+        """A listed opportunity as `GetOpportunity` answers it; one it will not answer for (gone
+        since the listing, an identifier it refuses) stands in the page as refused, so the
+        page and the listing go on past it (it stopped every run at that page for good)."""
+        request = {"Catalog": self.catalog, "Identifier": summary.get("Id")}
+        try:
+            found: dict[str, Any] = await self._call(
+                client, "GetOpportunity", request, final=ACE_NOT_FOUND
+            )
+        except CrmRefused as error:
+            return fetch_refused(summary.get("Id"), str(error))
+        return found
 
     async def opportunity(self, identifier: str) -> dict[str, Any]:
         """The opportunity as `GetOpportunity` answers it now. One AWS does not have, or an

@@ -452,6 +452,26 @@ async def test_a_single_currency_org_is_read_in_its_currency(
     assert (str(row["amount"]), row["currency"]) == ("7300.0000", "EUR")
 
 
+async def test_an_ace_opportunity_gone_between_listing_and_reading_is_refused_not_a_wall(
+    infra: Infra,
+) -> None:
+    """Found in review: GetOpportunity refusing one listed opportunity (gone since the listing)
+    failed its whole page, and every later run stopped at that page for good."""
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    async with deals_pool(infra) as pool:
+        outbox = Outbox("deals", source="pollinate/deals")
+        with AcePartnerCentral(page_size=2) as ace:
+            for i in range(3):
+                ace.put(f"V{i}", base + timedelta(minutes=i), Title=f"Deal {i}")
+            ace.vanished.add("V1")
+            client = AceClient(ace.url, "us-east-1", "AWS", *ACE_KEYS)
+            run = await pull(pool, outbox, CrmSource.AWS_ACE, client.page, max_pages=10)
+        assert (run.accepted, run.refused, run.finished) == (2, 1, True)
+        [reason] = [r["reason"] for r in await pool.fetch("SELECT reason FROM crm_refused")]
+    assert reason.startswith("GetOpportunity of 'V1' was refused: ")
+    assert "ResourceNotFoundException" in reason
+
+
 async def test_ace_pulls_resume_from_their_checkpoint_after_a_restart(infra: Infra) -> None:
     base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
     async with deals_pool(infra) as pool:

@@ -612,6 +612,7 @@ class AcePartnerCentral(_JsonServer):
         self.down = False  # answers 500 InternalServerException while True
         self.conflicts = 0  # the next updates answer ConflictException (a writer in between)
         self.updates: list[tuple[str, dict[str, Any]]] = []
+        self.vanished: set[str] = set()  # listed, but GetOpportunity answers 404 (gone since)
 
     def put(self, opportunity_id: str, modified: datetime, **project: Any) -> None:
         opportunity = sample("aws_ace_opportunity.json")["getOpportunity"]
@@ -636,7 +637,7 @@ class AcePartnerCentral(_JsonServer):
             return self._update(body)
         if target == "AWSPartnerCentralSelling.GetOpportunity":
             found = self.opportunities.get(body["Identifier"])
-            if found is None:
+            if found is None or body["Identifier"] in self.vanished:
                 return 404, {"__type": "ResourceNotFoundException", "message": "not found"}
             return 200, found
         if target != "AWSPartnerCentralSelling.ListOpportunities":

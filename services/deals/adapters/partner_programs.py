@@ -154,6 +154,17 @@ def _referral_id(uri: str, collections: tuple[str, ...]) -> str:
     return segment
 
 
+# The key a pulled page's stand-in carries for a record its API would not answer for (AWS's
+# fields are PascalCase: no answer has it).
+FETCH_REFUSED = "$fetchRefused"
+
+
+def fetch_refused(identifier: Any, reason: str) -> dict[str, Any]:
+    """What stands in a pulled page for a listed record its API would not answer for: read, it
+    is refused with the reason (kept in crm_refused), and the page goes on."""
+    return {"Id": identifier, FETCH_REFUSED: reason}
+
+
 def from_aws_ace(opportunity: Any) -> list[CrmDealChanged]:
     """The GetOpportunity response fetched after an EventBridge 'Opportunity Updated' event.
     Expected spend in several currencies has no exact sum: the amount (and currency) is then
@@ -161,6 +172,11 @@ def from_aws_ace(opportunity: Any) -> list[CrmDealChanged]:
     the ids and times: an opportunity without a `Customer` account (a draft) leaves the
     customer as it was, and one without a `LifeCycle` (or its `Stage`) its stage and close
     date (or its stage)."""
+    if isinstance(opportunity, dict) and FETCH_REFUSED in opportunity:
+        raise AdapterError(
+            f"GetOpportunity of {str(opportunity.get('Id'))[:64]!r} was refused: "
+            f"{opportunity[FETCH_REFUSED]}"
+        )
     opp_id = common.ident(common.require(opportunity, "Id", "opportunity"), "opportunity.Id")
     lifecycle = common.obj(opportunity.get("LifeCycle"), "opportunity.LifeCycle")
     told: dict[str, Any] = {}
