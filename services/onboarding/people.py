@@ -51,7 +51,11 @@ async def add_person(
         else None
     )
     keys = person.keys()
-    await store.lock_actors(conn, keys)
+    # The statements waiting for them are locked with them, as receiving a statement or its
+    # voiding locks it: a voiding arriving meanwhile (another actor's: the learning system's
+    # administrator) waits, or is seen (it committed unseen, and the voided pass certified).
+    waiting_ids = [s["statement_id"] for s in await store.unmatched_statements(conn, keys)]
+    await store.lock_actors(conn, [*keys, *(f"statement:{i}" for i in waiting_ids)])
     partner = await repository.lock_partner(conn, partner_id)
     check_may_be_certified(partner_id, PartnerStatus(partner["status"]))
     if as_partner:

@@ -724,6 +724,55 @@ async def test_a_voided_pass_takes_its_certification_back_even_before_it_arrives
         assert refused.status_code == 422
 
 
+async def test_a_pass_voided_while_its_person_is_registered_certifies_nobody(
+    onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    """Found in review: registering a person applied their waiting statements under their own
+    locks only; a voiding (another actor's: the learning system's administrator) committed
+    meanwhile, unseen, and the voided pass certified. The registration now holds the waiting
+    statements' locks too: here the voiding's lock is held while the registration waits for
+    it, and the voiding is written before it is let go."""
+    run = uuid.uuid4().hex[:8]
+    domain = f"voidrace-{run}.example"
+    async with httpx.AsyncClient(timeout=60) as client:
+        pid = await active_partner(client, onboarding, domain, ADMIN)
+        passed = exam_passed(f"vera@{domain}", "data", "sales", datetime.now(UTC))
+        await send_statements(client, onboarding, [passed])  # waits for its person
+        me = await admin_db.fetchval("SELECT pg_backend_pid()")
+        async with admin_db.transaction():
+            await admin_db.execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1))", f"statement:{passed['id']}"
+            )
+            registering = asyncio.create_task(
+                client.post(
+                    f"{onboarding}/partners/{pid}/people",
+                    headers=ENABLEMENT_SYSTEM,
+                    json={"email": f"vera@{domain}", "role": "sales"},
+                )
+            )
+
+            async def waits() -> bool:
+                blocked = await admin_db.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                    me,
+                )
+                return bool(blocked)
+
+            await eventually(waits, what="the registration to wait for the statement's lock")
+            await admin_db.execute(
+                """INSERT INTO onboarding.xapi_voided (statement_id, voided_by, voided_at)
+                   VALUES ($1, $2, now())""",
+                uuid.UUID(passed["id"]),
+                uuid.uuid4(),
+            )
+        registered = await registering
+        assert registered.status_code == 201, registered.text
+        held = await admin_db.fetchval(
+            "SELECT count(*) FROM onboarding.certifications WHERE partner_id = $1", pid
+        )
+    assert held == 0
+
+
 async def test_a_pass_racing_its_holders_leaving_never_leaves_the_competency_behind(
     onboarding: str,
 ) -> None:
