@@ -76,8 +76,13 @@ async def report_touchpoint(
             raise TouchpointAlreadyReported(kind)
         created_at = await repository.deal_created_at(conn, touchpoint.deal_key)
         # When the deal was made is a channel manager's to be told, not a partner's that may
-        # know nothing else of it.
-        check_not_before_deal(touchpoint.occurred_at, created_at, name_it=acting.partner_id is None)
+        # know nothing else of it. A partner not linked to the deal is not even refused (the
+        # refusal told it the deal existed, and, moving `occurred_at`, when it was made): its
+        # touchpoint waits for a manager, whose approval checks it.
+        if acting.partner_id is None:
+            check_not_before_deal(touchpoint.occurred_at, created_at)
+        elif touchpoint.partner_id in await _linked_partners(conn, touchpoint.deal_key):
+            check_not_before_deal(touchpoint.occurred_at, created_at, name_it=False)
         if touchpoint.campaign_id is not None:
             named = await known_campaign(conn, touchpoint.campaign_id)
             check_touch_campaign(
@@ -105,11 +110,22 @@ async def approve_touchpoint(
         deal_key = await _locked_deal_of(conn, touchpoint_id)
         if not await repository.approve_touchpoint(conn, touchpoint_id):
             return TouchpointReport(touchpoint_id, False, True, None)
+        # A partner not linked to the deal was not refused a touchpoint before the deal's
+        # creation (report_touchpoint): it counts only if it is not.
+        stored = await repository.stored_touchpoint(conn, touchpoint_id)
+        assert stored is not None  # its deal was read above, under the deal's lock
+        check_not_before_deal(stored.occurred_at, await repository.deal_created_at(conn, deal_key))
         await record_action(conn, acting, "touchpoint.approve", touchpoint_id)
         trigger = f"touchpoint {touchpoint_id} approved by a channel manager"
         return await _settle(
             conn, outbox, config, touchpoint_id, deal_key, trigger=trigger, at=now()
         )
+
+
+async def _linked_partners(conn: Connection, deal_key: str) -> frozenset[str]:
+    """The partners linked to the deal (an approved registration, the CRM's confirmed link)."""
+    book = await DealBook.load(conn, [deal_key])
+    return frozenset(book.linked_partners(deal_key))
 
 
 async def _locked_deal_of(conn: Connection, touchpoint_id: str) -> str:

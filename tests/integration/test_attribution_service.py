@@ -700,14 +700,21 @@ async def test_a_partner_not_linked_to_a_deal_takes_none_of_its_credit(
             # as for a deal not known: no word of whether it is open, lost or won, nor when
             assert answer.json()["counted"] is False
             assert answer.json()["settlement"] is None
-        # at most one per partner, deal and kind; never before the deal was created
+        # at most one per partner, deal and kind; one dated before the deal was created is not
+        # refused (moving occurred_at, the refusals told the intruder when the deal was made)
+        # but waits, and its approval refuses it, naming the creation to the manager
         again = await client.post("/touchpoints", headers=auth(intruder), json=claim("referral", 3))
         early = await client.post(
             "/touchpoints", headers=auth(intruder), json=claim("implementation", 40)
         )
-        assert (again.status_code, early.status_code) == (409, 422)
-        assert "before the deal was created" in early.text
-        assert created_at.isoformat()[:16] not in early.text  # when it was is not the intruder's
+        assert (again.status_code, early.status_code) == (409, 201), early.text
+        assert early.json()["counted"] is False
+        too_early = await client.post(
+            f"/touchpoints/{early.json()['touchpoint_id']}/approve", headers=ADMIN
+        )
+        assert too_early.status_code == 422, too_early.text
+        assert "before the deal was created" in too_early.text
+        assert created_at.isoformat()[:16] in too_early.text
         # the intruder's view of the deal shows its own waiting touchpoints, no one's credits
         mine = (await client.get(f"/deals/{deal.key}/attribution", headers=auth(intruder))).json()
         assert (mine["credits"], {t["partner_id"] for t in mine["touchpoints"]}) == ([], {intruder})
