@@ -1,6 +1,7 @@
 """Touchpoints reported by partner apps and CRMs (`POST /touchpoints`): recorded once per
-(source, external_id) and at most one per partner, deal and kind, never dated before the deal
-was created, a campaign one only through a campaign programme announced that its partner ran
+(source, external_id) and at most one per partner, deal and kind, never counted dated before
+the deal was created (a partner not linked to the deal is told so by no refusal: its approval
+checks it), a campaign one only through a campaign programme announced that its partner ran
 then (domain/campaigns.py); on a deal already won they settle its credits at once (a correction inside the lock
 period), under the deal's lock so a touchpoint reported while the deal closes is never missed.
 
