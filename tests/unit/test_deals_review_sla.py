@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.deals.domain.rules import InvalidPolicy, rules_from_mapping
 from services.deals.domain.sla import (
@@ -25,12 +27,37 @@ DAYS = {"partner_conflict": 2, "direct_sales": 3, "other": 3}
 
 def test_business_days_skip_weekends_and_holidays() -> None:
     assert add_business_days(FRIDAY, 2, WEEK, frozenset()) == FRIDAY + timedelta(days=4)  # Tue
+    # A start on a day off counts from the next working day's start: Saturday 10:00 plus one
+    # is Tuesday 00:00, not Monday 10:00 (earlier than Friday 23:00's Monday 23:00).
     saturday = FRIDAY + timedelta(days=1, hours=-5)
-    assert add_business_days(saturday, 1, WEEK, frozenset()).date() == date(2026, 12, 7)  # Mon
+    assert add_business_days(saturday, 1, WEEK, frozenset()) == datetime(2026, 12, 8, tzinfo=UTC)
+    christmas = datetime(2026, 12, 25, 1, 0, tzinfo=UTC)  # a Friday, and a holiday
+    assert add_business_days(christmas, 3, WEEK, frozenset({christmas.date()})) == datetime(
+        2026, 12, 31, tzinfo=UTC
+    )
     monday = date(2026, 12, 7)
     assert add_business_days(FRIDAY, 2, WEEK, frozenset({monday})).date() == date(2026, 12, 9)
     assert add_business_days(FRIDAY, 1, frozenset(range(1, 8)), frozenset()) == (
         FRIDAY + timedelta(days=1)
+    )
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2026, 1, 1),  # noqa: DTZ001 (hypothesis: naive bounds, UTC below)
+        max_value=datetime(2027, 12, 31),  # noqa: DTZ001
+    ),
+    st.integers(min_value=1, max_value=600),
+    st.integers(min_value=0, max_value=10),
+)
+def test_a_later_start_never_has_an_earlier_deadline(
+    start: datetime, minutes_later: int, days: int
+) -> None:
+    holidays = frozenset({date(2026, 12, 25), date(2027, 1, 1), date(2027, 5, 3)})
+    first = start.replace(tzinfo=UTC)
+    later = first + timedelta(minutes=minutes_later)
+    assert add_business_days(later, days, WEEK, holidays) >= add_business_days(
+        first, days, WEEK, holidays
     )
 
 
