@@ -108,7 +108,9 @@ def test_only_a_registration_pending_review_can_be_reviewed(status: S) -> None:
 
 
 def test_an_expiry_warning_counts_at_least_one_day_and_none_once_the_window_ended() -> None:
-    assert expiry_warning_days(NOW + timedelta(days=6, hours=23), NOW) == 6
+    # a day begun counts whole: told 6 with 6 days and 23 hours left, a partner lost one
+    assert expiry_warning_days(NOW + timedelta(days=6, hours=23), NOW) == 7
+    assert expiry_warning_days(NOW + timedelta(days=7), NOW) == 7
     assert expiry_warning_days(NOW + timedelta(hours=3), NOW) == 1
     assert expiry_warning_days(NOW, NOW) is None
     assert expiry_warning_days(NOW - timedelta(seconds=1), NOW) is None

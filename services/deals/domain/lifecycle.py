@@ -6,7 +6,8 @@ No I/O: the use cases load the registration, ask these rules and store what they
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import datetime, timedelta
 
 from services.deals.domain.ledger import LedgerWhat
 from shared.errors import Conflict
@@ -89,8 +90,9 @@ def status_notification(
 
 
 def expiry_warning_days(expires_at: datetime, at: datetime) -> int | None:
-    """Days left to announce in an expiry warning at `at`, at least one; None when the window
-    has already ended (the expiry itself tells the partner)."""
+    """Days left to announce in an expiry warning at `at`, at least one, a day begun counting
+    whole (6 days and 23 hours left is 7: rounded down, a partner was told a day less than it
+    had); None when the window has already ended (the expiry itself tells the partner)."""
     if expires_at <= at:
         return None
-    return max(1, (expires_at - at).days)
+    return max(1, math.ceil((expires_at - at) / timedelta(days=1)))
