@@ -33,7 +33,9 @@ async def expire_due(
                     partner_id=partner_id,
                     entry_type="expiry",
                     rule="mdf:expiry",
-                    period=programs.period_of(at.date()),
+                    # The lot's own end, not the run's moment: a lot ending 23:59:30 on a
+                    # quarter's last day, expired by the run at 00:00:30, is that quarter's.
+                    period=programs.period_of(lot["expires_at"].date()),
                     credit_id=lot["credit_id"],
                     lot_id=lot["lot_id"],
                     amount=-lot["remaining"],
@@ -49,7 +51,7 @@ async def expire_due(
                     credit_id=lot["credit_id"],
                     amount=lot["remaining"],
                     currency=programs.currency,
-                    expired_at=at,
+                    expired_at=lot["expires_at"],
                 )
                 events.append(entry_event(expired))
                 expired_count += 1

@@ -104,9 +104,17 @@ async def test_unused_funds_expire_and_a_later_clawback_restores_only_the_expire
         "ledger_balance": "1000.00",
         "deficit": "0.00",
     }
+    # The lot ended a second before a quarter did: its expiry is that quarter's, whenever the
+    # sweep runs (it was booked in the sweep's own).
+    ended = datetime(2026, 3, 31, 23, 59, 59, tzinfo=UTC)
+    await pool.execute("UPDATE mdf_lots SET expires_at = $2 WHERE partner_id = $1", partner, ended)
     async with pool.acquire() as conn:
         assert await expire_due(conn, OUTBOX, programs) >= 1
         assert await expire_due(conn, OUTBOX, programs) == 0  # nothing twice
+    booked = await pool.fetchval(
+        "SELECT period FROM mdf_entries WHERE partner_id = $1 AND entry_type = 'expiry'", partner
+    )
+    assert booked == "2026-Q1"
     assert await fund_state(pool, partner) == {
         "available": "0.00",
         "ledger_balance": "0.00",
