@@ -9,6 +9,7 @@ from decimal import ROUND_DOWN, Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from services.attribution.credit_events import campaign_of
 from services.attribution.domain.config import AttributionConfig, ModelName, PositionWeights
@@ -227,6 +228,16 @@ def test_a_currency_without_minor_units_is_split_in_whole_units() -> None:
         "beta": Decimal(500001),
         "gamma": Decimal(250000),
     }
+
+
+def test_a_reporting_currency_finer_than_the_ledgers_is_refused_at_start() -> None:
+    """Found in review: KWD credits split to three decimals, which incentives' ledger (two)
+    refused, every one dead-lettered, while programme counted their revenue."""
+    with pytest.raises(ValidationError, match="reporting_currency KWD has 3 decimals; the"):
+        AttributionConfig(reporting_currency="KWD")
+    with pytest.raises(ValidationError, match="reporting_currency USD has 3 decimals"):
+        AttributionConfig(minor_units={"USD": 3})
+    assert AttributionConfig(reporting_currency="JPY").minor_unit("JPY") == 0
 
 
 def test_reasons_explain_each_line() -> None:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from services.attribution.domain.voice import VoicePolicy
 from shared.events.bounds import Rate
+from shared.inputs import MONEY_DECIMALS
 from shared.inputs import minor_units as iso_minor_units
 
 _CREDIT_RATE: TypeAdapter[Decimal] = TypeAdapter(Rate)
@@ -129,6 +130,15 @@ class AttributionConfig(_Frozen):
         for currency, places in self.minor_units.items():
             if not 0 <= places <= 4:  # ISO 4217's; a credit carries at most four decimals
                 raise ValueError(f"minor_units: {currency} must have 0 to 4, not {places}")
+        # Credits are split in the reporting currency's units and booked in the ledgers' (two
+        # decimals): a finer reporting currency (KWD, BHD: three) made credits incentives
+        # refuses, every one dead-lettered.
+        reporting = self.minor_unit(self.reporting_currency)
+        if reporting > MONEY_DECIMALS:
+            raise ValueError(
+                f"reporting_currency {self.reporting_currency} has {reporting} decimals; the "
+                f"ledgers hold {MONEY_DECIMALS}: choose another reporting currency"
+            )
         return self
 
     def minor_unit(self, currency: str) -> int:
