@@ -169,6 +169,16 @@ def test_amounts_round_half_up_to_the_cent() -> None:
     assert money(D("0.004999"), 2) == D("0.00")
 
 
+def test_a_rate_of_more_than_twelve_decimals_is_refused_at_start() -> None:
+    """Found in review: 0.0333...3 (28 decimals) times the influenced factor has 29, more than
+    an earning event carries: every influenced booking of that tier failed."""
+    with pytest.raises(ValidationError, match="decimal"):
+        IncentivePrograms(base_rates={"gold": D("0.0333333333333333333333333333")})
+    third = IncentivePrograms(base_rates={"gold": D("0.033333333333")}, caps=NO_CAP)
+    earned = compute_earnings(third, facts(kind="influenced", tier="gold"), D(0))
+    assert rules(earned) == {"base:gold": D("1666.67")}
+
+
 def test_a_yen_programme_earns_whole_yen_and_its_configuration_names_no_fraction() -> None:
     yen = IncentivePrograms(currency="JPY", caps=NO_CAP)
     earned = compute_earnings(yen, facts(amount=D("10101"), currency="JPY", tier="gold"), D(0))

@@ -17,7 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shared.events.partners import PartnerType
 from shared.inputs import MONEY_DECIMALS, InputError, currency_code, decimal_places, minor_units
 
-Rate = Annotated[Decimal, Field(ge=0, le=1, description="a fraction: 0.05 = 5 %")]
+# At most 12 decimals: a rate times another (influenced credits' factor) stays within the 28
+# an event's fraction carries (a 28-decimal rate made every influenced booking fail).
+Rate = Annotated[
+    Decimal, Field(ge=0, le=1, decimal_places=12, description="a fraction: 0.05 = 5 %")
+]
 Money = Annotated[Decimal, Field(ge=0, decimal_places=2)]
 
 
