@@ -14,11 +14,14 @@ from services.incentives.domain.programs import IncentivePrograms
 from shared.db import Connection
 
 
-async def ledger_balance(conn: Connection, partner_id: str) -> Decimal:
-    balance: Decimal = await conn.fetchval(
-        "SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE partner_id = $1", partner_id
+async def ledger_balances(conn: Connection, partner_id: str) -> dict[str, Decimal]:
+    """The partner's ledger balance in each currency it holds entries in."""
+    rows = await conn.fetch(
+        """SELECT currency, sum(amount) AS balance FROM ledger_entries
+           WHERE partner_id = $1 GROUP BY currency""",
+        partner_id,
     )
-    return balance
+    return {r["currency"]: r["balance"] for r in rows}
 
 
 async def by_reference(conn: Connection, partner_id: str, reference: str) -> asyncpg.Record | None:

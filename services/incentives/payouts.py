@@ -11,7 +11,12 @@ from decimal import Decimal
 import asyncpg
 
 from services.incentives import payout_repository, repository
-from services.incentives.domain.ledger import RecordedPayout, check_retry, payout_amount
+from services.incentives.domain.ledger import (
+    RecordedPayout,
+    check_one_currency,
+    check_retry,
+    payout_amount,
+)
 from services.incentives.domain.programs import IncentivePrograms
 from services.incentives.ledger_events import entry_event
 from shared.clock import now
@@ -39,7 +44,9 @@ async def record_payout(
     if known is not None:
         check_retry(from_row(RecordedPayout, known), amount, programs.currency)
         return _recorded(known), False
-    current = await payout_repository.ledger_balance(conn, partner_id)
+    balances = await payout_repository.ledger_balances(conn, partner_id)
+    check_one_currency(balances, programs.currency)
+    current = balances.get(programs.currency, Decimal(0))
     pay = payout_amount(current, amount)
     written = await payout_repository.insert(
         conn,

@@ -93,3 +93,26 @@ async def test_a_yen_programme_books_whole_yen_and_refuses_fractions(
             headers=FINANCE,
         )
         assert paid.status_code == 201, paid.text
+
+        # Entries from before the programme paid in yen (a copy of one, in dollars): nothing is
+        # paid while dollars are owed (summed across currencies, they were paid as yen).
+        async with admin_db.transaction():
+            await admin_db.execute("SET LOCAL search_path TO incentives")  # its triggers' tables
+            await admin_db.execute(
+                """CREATE TEMP TABLE older ON COMMIT DROP AS
+                   SELECT * FROM incentives.ledger_entries
+                   WHERE partner_id = $1 AND entry_type = 'accrual'""",
+                partner,
+            )
+            await admin_db.execute(
+                """UPDATE older SET entry_id = entry_id || '-usd', currency = 'USD', amount = 7,
+                       seq = nextval(pg_get_serial_sequence('incentives.ledger_entries', 'seq'))"""
+            )
+            await admin_db.execute("INSERT INTO incentives.ledger_entries SELECT * FROM older")
+        waiting = await client.post(
+            f"/partners/{partner}/payouts",
+            json={"reference": "PAY-3", "amount": "1"},
+            headers=FINANCE,
+        )
+        assert waiting.status_code == 409, waiting.text
+        assert "the ledger holds 7.00 USD besides JPY" in waiting.text

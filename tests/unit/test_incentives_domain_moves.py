@@ -18,6 +18,7 @@ from services.incentives.domain.ledger import (
     PayoutRefused,
     RecordedPayout,
     StatementTotals,
+    check_one_currency,
     check_retry,
     entry_id,
     payout_amount,
@@ -86,6 +87,15 @@ def test_a_payout_pays_the_balance_by_default_and_never_more() -> None:
     with pytest.raises(PayoutRefused, match=r"^nothing to pay: the balance is -5.00$"):
         payout_amount(D("-5.00"), None)
     assert issubclass(PayoutRefused, Conflict)  # answered 409
+
+
+def test_a_payout_waits_while_the_ledger_holds_another_currency() -> None:
+    """The programme's currency changed from USD to EUR: the USD still owed is not paid as
+    euros (summed across currencies, it was)."""
+    check_one_currency({"EUR": D("10.00")}, "EUR")
+    check_one_currency({"EUR": D("10.00"), "USD": D("0.00")}, "EUR")  # settled: no matter
+    with pytest.raises(PayoutRefused, match=r"^the ledger holds 1000.00 USD besides EUR, the"):
+        check_one_currency({"EUR": D("10.00"), "USD": D("1000.00")}, "EUR")
 
 
 def test_a_payout_reference_is_retried_only_for_the_same_money() -> None:

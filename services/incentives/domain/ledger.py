@@ -100,6 +100,19 @@ class PayoutRefused(Conflict):
     """A payout the balance does not cover."""
 
 
+def check_one_currency(balances: dict[str, Decimal], currency: str) -> None:
+    """A payout is made in the programme's currency only while nothing is owed in another (the
+    programme's currency changed): summed across currencies, 1,000.00 USD owed was paid as
+    1,000.00 EUR (found in review)."""
+    others = {c: b for c, b in sorted(balances.items()) if c != currency and b != 0}
+    if others:
+        held = ", ".join(f"{b} {c}" for c, b in others.items())
+        raise PayoutRefused(
+            f"the ledger holds {held} besides {currency}, the programme's currency: settle "
+            "those before paying out"
+        )
+
+
 def payout_amount(balance_now: Decimal, requested: Decimal | None) -> Decimal:
     """What a payout pays: `requested`, or the whole balance; never more than the balance and
     never nothing."""
