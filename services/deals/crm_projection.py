@@ -147,7 +147,8 @@ async def _announce(
     for cause, state, outcome in merged:
         key = state["deal_key"]
         if outcome is not None and any(
-            RegistrationStatus(r["status"]) in CLOSING_WITH_DEAL for r in linked.get(key, ())
+            RegistrationStatus(r["status"]) in (*CLOSING_WITH_DEAL, RegistrationStatus.EXPIRED)
+            for r in linked.get(key, ())
         ):
             outgoing += await _close_linked_registrations(conn, state, outcome, cause)
             linked[key] = (await repository.linked_registrations(conn, [key])).get(key, [])
@@ -166,7 +167,7 @@ async def _close_linked_registrations(
     (its owner is told); returns what to announce."""
     events: list[OutgoingEvent] = []
     deal_key: str = state["deal_key"]
-    for registration in await repository.awaiting_outcome(conn, deal_key):
+    for registration in await repository.awaiting_outcome(conn, deal_key, state["closed_at"]):
         events += await close_with_deal(
             conn, registration, deal_key, state["owner"], outcome, cause
         )

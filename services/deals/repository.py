@@ -388,14 +388,25 @@ async def due_to_expire(conn: Connection, at: datetime) -> list[asyncpg.Record]:
     return list(await conn.fetch(DUE_TO_EXPIRE_SQL, at))
 
 
-async def awaiting_outcome(conn: Connection, deal_key: str) -> list[asyncpg.Record]:
-    """Registrations linked to `deal_key` that close with it, locked, in submission order."""
+async def awaiting_outcome(
+    conn: Connection, deal_key: str, closed_at: datetime | None
+) -> list[asyncpg.Record]:
+    """Registrations linked to `deal_key` that close with it, locked, in submission order: the
+    ones whose protection held when it closed at `closed_at` (by the CRM's clock; None: not
+    known). An approved one expired since, its window ending after the close (the close was
+    heard after the expiry job ran), closes with it too; one whose window had ended before
+    the close is left to the expiry job. One awaiting review closes with it whatever its
+    window (it was never decided)."""
     return list(
         await conn.fetch(
             """SELECT * FROM registrations
-               WHERE crm_deal_key = $1 AND status IN ('approved', 'pending_review')
+               WHERE crm_deal_key = $1
+                 AND (status = 'pending_review'
+                      OR (status = 'approved' AND ($2::timestamptz IS NULL OR expires_at > $2))
+                      OR (status = 'expired' AND expires_at > $2))
                ORDER BY submitted_at, registration_id FOR UPDATE""",
             deal_key,
+            closed_at,
         )
     )
 

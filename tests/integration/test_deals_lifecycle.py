@@ -151,6 +151,75 @@ async def test_a_registration_closes_with_its_crm_opportunity(
     )
 
 
+@pytest.mark.parametrize(
+    ("window_ends", "outcome"),
+    [
+        # Closed inside the window, heard after the expiry job ran: won, as it was approved
+        # then (found in review: it stayed expired and its partner lost the sourced credit).
+        (timedelta(seconds=30), "won"),
+        # Closed after the window ended, heard before the expiry job ran: not won (left to the
+        # expiry job, which may have run meanwhile).
+        (timedelta(seconds=-30), "not won"),
+    ],
+)
+async def test_a_close_inside_the_protection_window_counts_whenever_it_is_heard(
+    infra: Infra,
+    deals_instances: list[str],
+    admin_db: Any,
+    window_ends: timedelta,
+    outcome: str,
+) -> None:
+    started = datetime.now(UTC)
+    run, (partner,) = await fresh_partners(infra, "late-close")
+    record_id = f"006L{run}"
+    deal_key = f"salesforce:{record_id}"
+    account = {
+        "Account_Name__c": f"Q{run} Lifecycle Industries",
+        "Account_Website__c": f"https://lifecycle-{run}.example",
+    }
+    opened, closed = started - timedelta(minutes=5), started - timedelta(minutes=1)
+    opening = salesforce_cdc(
+        record_id,
+        "CREATE",
+        opened,
+        {"StageName": "Qualification", "Amount": 12000.0, "CurrencyIsoCode": "USD"} | account,
+    )
+    async with httpx.AsyncClient(timeout=30) as client:
+        await deliver_salesforce(client, deals_instances[1], opening)
+        await crm_deal_projected(admin_db, deal_key, lambda row: row["amount"] is not None)
+        created = await registered(client, deals_instances[0], partner, run, crm_deal_key=deal_key)
+        assert created["status"] == "approved"
+        registration_id = created["registration_id"]
+        # Its window ends `window_ends` after the close; inside it, the expiry job has run
+        # (played here: the status it writes), before the close is heard.
+        ends = closed + window_ends
+        expired = "expired" if ends < datetime.now(UTC) and window_ends > timedelta(0) else None
+        await admin_db.execute(
+            """UPDATE deals.registrations SET expires_at = $2, status = coalesce($3, status)
+               WHERE registration_id = $1""",
+            registration_id,
+            ends,
+            expired,
+        )
+        await deliver_salesforce(
+            client,
+            deals_instances[1],
+            salesforce_cdc(record_id, "UPDATE", closed, {"StageName": "Closed Won"}),
+        )
+    await crm_deal_projected(admin_db, deal_key, lambda row: row["status"] == "won")
+    if outcome == "won":
+        await registration_reaches(admin_db, registration_id, "won")
+        changes = await registration_moved_to(infra, registration_id, "won", since=started)
+        closing = next(e for e in changes if e["type"] == "registration.status_changed.v1")
+        assert closing["data"]["previous_status"] == "expired"
+        assert closing["data"]["reason"] == (
+            f"linked CRM opportunity {deal_key} closed won inside its protection window (the "
+            "close was heard after the window's end)"
+        )
+    else:
+        assert await registration_status(admin_db, registration_id) in ("approved", "expired")
+
+
 async def test_registrations_warn_then_expire_automatically_and_tell_the_partner(
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:

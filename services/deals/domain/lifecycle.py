@@ -54,10 +54,17 @@ def close_with_opportunity(
     """A linked registration when its opportunity closes. An approved one closes with it. One
     still awaiting review was never decided, so it is not rejected for an old reason: a lost
     deal leaves nothing to protect (lost), a won one stays for the review to decide, which now
-    knows the outcome (approved: won; rejected: rejected)."""
-    if status is RegistrationStatus.APPROVED:
+    knows the outcome (approved: won; rejected: rejected). One expired since the close (its
+    window held when the deal closed; the close was heard after the expiry job ran) closes as
+    the approved one it was then."""
+    if status in (RegistrationStatus.APPROVED, RegistrationStatus.EXPIRED):
         closed = RegistrationStatus.WON if outcome is DealStatus.WON else RegistrationStatus.LOST
-        return closed, f"linked CRM opportunity {deal_key} closed {outcome.value}"
+        late = (
+            " inside its protection window (the close was heard after the window's end)"
+            if status is RegistrationStatus.EXPIRED
+            else ""
+        )
+        return closed, f"linked CRM opportunity {deal_key} closed {outcome.value}{late}"
     if outcome is DealStatus.LOST:
         return (
             RegistrationStatus.LOST,
