@@ -33,10 +33,12 @@ PAYOUTS_MADE_SQL = """SELECT entry_id, partner_id, -amount AS amount, reference,
     FROM ledger_entries
     WHERE entry_type = 'payout' AND ($1::text IS NULL OR period = $1)
       AND ($2::text IS NULL OR partner_id = $2)
-      AND ($3::text IS NULL OR (created_at, entry_id) < (
-          SELECT created_at, entry_id FROM ledger_entries
-          WHERE entry_id = $3 AND entry_type = 'payout'))
-    ORDER BY created_at DESC, entry_id DESC LIMIT $4"""
+      AND ($3::text IS NULL OR EXISTS (
+          SELECT 1 FROM ledger_entries b WHERE b.entry_id = $3 AND b.entry_type = 'payout'
+            AND (ledger_entries.created_at < b.created_at
+                 OR (ledger_entries.created_at = b.created_at
+                     AND ledger_entries.entry_id > b.entry_id))))
+    ORDER BY created_at DESC, entry_id LIMIT $4"""
 PAYOUTS_COUNTED_SQL = """SELECT count(*) FROM ledger_entries
     WHERE entry_type = 'payout' AND ($1::text IS NULL OR period = $1)
       AND ($2::text IS NULL OR partner_id = $2)"""

@@ -115,8 +115,14 @@ async def test_the_payouts_view_reads_totals_and_payouts_not_every_entry(populat
         ("partners' totals", PARTNER_TOTALS_SQL, (None,), 500, none),
         ("a period's partners' totals", PARTNER_TOTALS_SQL, ("2026-Q2",), 500, none),
         ("the periods", PERIODS_SQL, (), 500, none),
-        ("the latest payouts", PAYOUTS_MADE_SQL, (None, 500), LOTS // 199, by_time),
-        ("a period's latest payouts", PAYOUTS_MADE_SQL, ("2026-Q1", 500), LOTS // 199, by_time),
+        ("the latest payouts", PAYOUTS_MADE_SQL, (None, None, None, 500), LOTS // 199, by_time),
+        (
+            "a period's latest payouts",
+            PAYOUTS_MADE_SQL,
+            ("2026-Q1", None, None, 500),
+            LOTS // 199,
+            by_time,
+        ),
     ]
     await read_no_whole_table(populated, "ledger_entries", LOTS, lookups)
 
