@@ -7,16 +7,15 @@ a few per event). If any handler fails, the batch is rolled back and redone with
 its own savepoint, so only the failing record is dead-lettered. For each record:
 1. decode the CloudEvents envelope and validate the payload; an invalid event is dead-lettered
    with a precise reason (through the outbox, so it is never lost) and the consumer moves on;
-   an event type this consumer does not handle is skipped (forward compatibility);
+   a type it does not handle is skipped, one its topic does not carry in this version (a
+   newer producer's, mid-upgrade) dead-lettered, to be replayed once this service knows it;
 2. in one Postgres transaction: insert (consumer, event id) into the inbox — if it is already
    there this is a redelivery and nothing else happens — then run the handler, whose writes
    and outbox events commit together with the inbox row;
 3. only then does FastStream commit the offset (AckPolicy.NACK_ON_ERROR: ack after the handler
    returns; on an exception, seek back so the record is delivered again).
-
 Transient failures (database unreachable, serialisation conflicts, deadlocks) are retried with
-bounded exponential backoff; if they persist the record is nacked and redelivered later, so
-nothing is skipped. Any other failure is a poison message: it is dead-lettered with the error.
+backoff, then nacked and redelivered; any other failure is dead-lettered with the error.
 """
 
 from __future__ import annotations
@@ -351,16 +350,17 @@ class EventConsumer:
     def _decode(
         self, record: ConsumerRecord[Any, Any]
     ) -> tuple[ConsumerRecord[Any, Any], Envelope[Any] | None, str | None]:
+        topic = self._topics.get(record.topic)
+        handled = {t: r.model for t, r in self._routes.items()}
+        carried = topic.events if topic is not None else ()
         try:
-            envelope = decode_envelope(
-                record.value or b"", {t: r.model for t, r in self._routes.items()}, record.headers
-            )
+            envelope = decode_envelope(record.value or b"", handled, record.headers, carried)
         except InvalidEvent as error:
             return record, None, str(error)
         except Exception as error:  # a record no check foresaw must not stop its partition
             return record, None, f"undecodable record: {describe_failure(error)}"
         if envelope is not None:
-            mismatch = provenance_mismatch(record, envelope, self._topics.get(record.topic))
+            mismatch = provenance_mismatch(record, envelope, topic)
             if mismatch is not None:
                 return record, None, mismatch
         return record, envelope, None

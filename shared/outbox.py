@@ -140,6 +140,10 @@ class Outbox:
         for event in events:
             if self.schema not in event.topic.producing_services:
                 raise ValueError(f"{self.schema} does not produce to {event.topic.name}")
+            # Its consumers park a type their topic does not list (a newer producer's).
+            kind = event.payload.event_type
+            if event.topic.events and kind not in event.topic.events:
+                raise ValueError(f"{event.topic.name} does not carry {kind}")
             envelopes.append(
                 Envelope.wrap(
                     _stamped(event),

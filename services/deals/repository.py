@@ -58,8 +58,8 @@ async def store_partner(conn: Connection, event: PartnerStateChanged) -> None:
 
 async def hold_partner(conn: Connection, partner_id: str) -> None:
     """Keep the partner's projected state as read until commit (FOR SHARE): a state change
-    waits for a decision made on it, then finds the registration it stored among the live
-    ones it closes (at READ COMMITTED it would not see an uncommitted one)."""
+    waits for a decision made on it, then sees the registration it stored (uncommitted, it
+    would not: READ COMMITTED)."""
     await conn.execute("SELECT 1 FROM partners WHERE partner_id = $1 FOR SHARE", partner_id)
 
 
@@ -391,12 +391,9 @@ async def due_to_expire(conn: Connection, at: datetime) -> list[asyncpg.Record]:
 async def awaiting_outcome(
     conn: Connection, deal_key: str, closed_at: datetime | None
 ) -> list[asyncpg.Record]:
-    """Registrations linked to `deal_key` that close with it, locked, in submission order: the
-    ones whose protection held when it closed at `closed_at` (by the CRM's clock; None: not
-    known). An approved one expired since, its window ending after the close (the close was
-    heard after the expiry job ran), closes with it too; one whose window had ended before
-    the close is left to the expiry job. One awaiting review closes with it whatever its
-    window (it was never decided)."""
+    """Registrations linked to `deal_key` that close with it, locked, in submission order: one
+    awaiting review, and an approved one whose window held at the close (`closed_at`, by the
+    CRM's clock), even if the expiry job expired it before the close was heard."""
     return list(
         await conn.fetch(
             """SELECT * FROM registrations

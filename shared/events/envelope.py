@@ -12,7 +12,7 @@ import os
 import re
 import time as clock
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
@@ -233,11 +233,15 @@ def decode_envelope(
     raw: bytes,
     expected: dict[str, type[EventPayload]],
     headers: Sequence[tuple[str, bytes | None]] | None = None,
+    carried: Collection[str] = (),
 ) -> Envelope[Any] | None:
     """Parse and validate one event.
 
     Returns None for an event type this consumer does not handle (ignored, forward
-    compatible). Raises InvalidEvent with a precise, human-readable reason otherwise.
+    compatible). Raises InvalidEvent with a precise, human-readable reason otherwise, also for
+    a type not among `carried` (the types its topic carries in this version; empty: any): a
+    newer producer's, during a rolling upgrade, which ignored would be lost for good (its
+    offset committed), and dead-lettered is replayed once this service knows it.
 
     The record's `headers` may name its type (`ce_type`, the CloudEvents Kafka binding, which
     the platform's relays set): an event of a type handled here is then first validated in
@@ -257,6 +261,11 @@ def decode_envelope(
     if head.specversion != "1.0":
         raise InvalidEvent(f"unsupported CloudEvents specversion {head.specversion!r}")
     model = expected.get(head.type)
+    if model is None and carried and head.type not in carried:
+        raise InvalidEvent(
+            f"event type {head.type[:100]!r} is not one this version knows on its topic (a "
+            "newer producer's?): replay it once this service is upgraded"
+        )
     if model is None:
         return None
     try:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any, cast
@@ -203,6 +205,38 @@ async def test_a_batch_commits_its_good_records_and_parks_its_poison_one(
         "SELECT headers->>'dlq.reason' FROM outbox WHERE message_key = 'b' AND topic LIKE '%.dlq.v1'"
     )
     assert parked == "rejected by handler: unknown partner 'nobody'"
+
+
+async def test_a_type_its_topic_does_not_carry_yet_is_parked_not_skipped(
+    components: Components,
+) -> None:
+    """Mid-upgrade, a newer producer's event type reaches a consumer that does not know it.
+    Found in review: it was skipped like a type the consumer does not handle, its offset
+    committed, and lost. Now a type its topic does not carry in this version is dead-lettered
+    (to be replayed once upgraded); one it carries that this consumer does not handle is still
+    skipped."""
+    listed = "test.listed_not_handled.v1"
+    created = await new_topic(components.infra.kafka, components.service.schema)
+    topic = replace(created, events=(CounterIncremented.event_type, listed))
+    consumer = counter_consumer(components, topic)
+    good = Envelope.wrap(CounterIncremented(counter="newer", by=2), source="t", subject="n")
+    body = json.loads(good.to_bytes())
+    for kind in ("test.newer_thing.v2", listed):
+        other = {**body, "id": str(uuid.uuid4()), "type": kind}
+        await send_raw(components, topic, json.dumps(other).encode(), key=b"n")
+    await send_raw(components, topic, good.to_bytes(), key=b"n")
+    records = await read_records(components.infra.kafka, topic.name, 3)
+
+    outcomes = await consumer.process_batch(records)
+
+    assert outcomes == [Outcome.DEAD_LETTERED, Outcome.IGNORED, Outcome.PROCESSED]
+    parked = await components.pool.fetchval(
+        "SELECT headers->>'dlq.reason' FROM outbox WHERE message_key = 'n' AND topic LIKE '%.dlq.v1'"
+    )
+    assert parked == (
+        "event type 'test.newer_thing.v2' is not one this version knows on its topic (a newer "
+        "producer's?): replay it once this service is upgraded"
+    )
 
 
 async def test_batch_locks_postgres_refuses_park_the_record_not_the_partition(
