@@ -60,7 +60,7 @@ WITH holding AS (
 SELECT 'registration' AS kind, h.registration_id AS id, h.partner_id AS party,
     h.customer_name, h.customer_domain, h.products, h.status, h.submitted_at AS at,
     h.expires_at, holder.partner_type AS party_type, holder.partner_id IS NOT NULL AS party_known,
-    h.submitted_at >= to_timestamp($3) OR h.expires_at > now() AS in_window,
+    h.submitted_at >= to_timestamp($3) OR h.expires_at > to_timestamp($7) AS in_window,
     NULL AS tier, NULL::text[] AS regions, holder.status AS party_status
 FROM holding AS h LEFT JOIN partners AS holder ON holder.partner_id = h.partner_id
 UNION ALL
@@ -103,9 +103,11 @@ async def load_decision_facts(
     customer: Customer,
     since: datetime,
     expired_since: datetime,
+    at: datetime,
 ) -> DecisionFacts:
-    """The facts for `partner_id` registering `customer`, with candidates submitted since
-    `since` (or still protected) and the partner's registrations expired since
+    """The facts for `partner_id` registering `customer` at `at`, with candidates submitted
+    since `since` (or still protected at `at`: the request's own moment, which the rules judge
+    by, not the database's clock) and the partner's registrations expired since
     `expired_since`. An ended partner's registration is no candidate: it protects nothing."""
     rows = await conn.fetch(
         DECISION_FACTS_SQL,
@@ -115,6 +117,7 @@ async def load_decision_facts(
         partner_id,
         former_domain_key(customer.domain),
         expired_since.timestamp(),
+        at.timestamp(),
     )
     partner: PartnerView | None = None
     own_live: list[ExistingRegistration] = []

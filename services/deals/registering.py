@@ -54,7 +54,7 @@ async def _decide_with_facts(
     since = request.submitted_at - timedelta(days=policy.protection_days)
     expired_since = cooldown_start(policy, request.submitted_at)
     found = await load_decision_facts(
-        conn, request.partner_id, request.customer, since, expired_since
+        conn, request.partner_id, request.customer, since, expired_since, request.submitted_at
     )
     repeat = live_repeat(policy, request, found.own_live)
     if repeat is not None:

@@ -1,11 +1,12 @@
-"""Deals' decisions against a partner's state changing at the same moment, on a scratch schema
-of real Postgres, the two transactions interleaved by hand: what one commits, the other sees."""
+"""Deals' decisions on a scratch schema of real Postgres: against a partner's state changing at
+the same moment (the two transactions interleaved by hand: what one commits, the other sees),
+and judged at the request's own moment, not the database's clock."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -88,3 +89,59 @@ async def test_a_partner_expelled_while_its_registration_is_decided_loses_it(
             "SELECT status FROM registrations WHERE registration_id = $1", registration_id
         )
     assert status == RegistrationStatus.EXPIRED.value
+
+
+def request_of(partner: str, customer: str, at: datetime) -> RegistrationRequest:
+    return RegistrationRequest(
+        partner_id=partner,
+        customer_name=f"{customer} Corp",
+        customer_domain=f"{customer}.example",
+        customer_country="US",
+        products=frozenset({"data"}),
+        amount=Decimal("1000"),
+        currency="USD",
+        submitted_at=at,
+    )
+
+
+async def test_a_holder_is_judged_at_the_requests_moment_not_the_databases(infra: Infra) -> None:
+    """Found in review: whether an older registration still held its customer was asked of the
+    database's clock (`now()`, its transaction's start), while the rules judged by the request's
+    moment, taken on the service's host before: across the end of a window, or clocks apart,
+    the two disagreed. Here the request comes an hour before the holder's end (its moment was
+    taken then), the database's clock an hour after it: the holder still holds the customer,
+    and the request meets it (by the database's clock it was dropped unseen, and approved)."""
+    run = uuid.uuid4().hex[:8]
+    holder, asker, customer = f"p-old-{run}", f"p-new-{run}", f"held-{run}"
+    outbox = Outbox("deals", source="pollinate/deals")
+    policy = RulesOfEngagement()
+    now = datetime.now(UTC)
+    async with deals_pool(infra) as pool, pool.acquire() as conn, conn.transaction():
+        for partner in (holder, asker):
+            await apply_partner_state(conn, partner_state_changed(partner_id=partner, version=1))
+        long_ago = now - timedelta(days=policy.protection_days + 30)
+        held, first = await register(
+            conn,
+            outbox,
+            policy,
+            request_of(holder, customer, long_ago),
+            None,
+            Principal(PrincipalKind.PARTNER, holder),
+        )
+        assert first.status is RegistrationStatus.APPROVED
+        # Extended until an hour ago (by the database's clock), not yet expired by the job.
+        await conn.execute(
+            "UPDATE registrations SET expires_at = $2 WHERE registration_id = $1",
+            held,
+            now - timedelta(hours=1),
+        )
+        _, later = await register(
+            conn,
+            outbox,
+            policy,
+            request_of(asker, customer, now - timedelta(hours=2)),
+            None,
+            Principal(PrincipalKind.PARTNER, asker),
+        )
+    assert later.status is not RegistrationStatus.APPROVED
+    assert [c.reference for c in later.conflicts] == [held]
