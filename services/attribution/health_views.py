@@ -17,10 +17,14 @@ from services.attribution.domain.health import HealthInputs
 from services.attribution.voice_signals import partners_voice
 from shared.db import Connection
 
-# $1 the partners, $2 the window's first day (for registrations, its first moment).
+# $1 the partners, $2 and $3 the window's first and last days (for registrations, the first
+# moment of the one and the first moment after the other): the last `window_days` days to the
+# day scored, both ends included. Open at its end, a backdated run counted facts that came
+# after its day, and one day more than onboarding's revenue window.
 _REVENUE_SQL = """
 SELECT partner_id, sum(amount) AS revenue FROM credits
-WHERE partner_id = ANY($1::text[]) AND reversed_at IS NULL AND close_date >= $2
+WHERE partner_id = ANY($1::text[]) AND reversed_at IS NULL
+  AND close_date >= $2 AND close_date <= $3
 GROUP BY partner_id"""
 # A deal counts once a partner however many touchpoints it has there; waiting touchpoints
 # (reported through the API, not approved) count for nothing.
@@ -29,7 +33,8 @@ SELECT t.partner_id,
        count(DISTINCT d.deal_key) FILTER (WHERE d.status = 'won') AS won,
        count(DISTINCT d.deal_key) FILTER (WHERE d.status = 'lost') AS lost
 FROM deals d JOIN touchpoints t ON t.deal_key = d.deal_key
-WHERE NOT d.deleted AND d.close_date >= $2 AND t.partner_id = ANY($1::text[])
+WHERE NOT d.deleted AND d.close_date >= $2 AND d.close_date <= $3
+  AND t.partner_id = ANY($1::text[])
   AND t.active AND (t.origin <> 'api' OR t.approved)
 GROUP BY t.partner_id"""
 # Registration to close, per sourced deal won in the window.
@@ -37,7 +42,7 @@ _DAYS_SQL = """
 SELECT t.partner_id, d.close_date - min(t.occurred_at)::date AS days
 FROM deals d JOIN touchpoints t ON t.deal_key = d.deal_key
 WHERE t.partner_id = ANY($1::text[]) AND t.active AND t.kind = 'sourced_registration'
-  AND d.status = 'won' AND NOT d.deleted AND d.close_date >= $2
+  AND d.status = 'won' AND NOT d.deleted AND d.close_date >= $2 AND d.close_date <= $3
 GROUP BY t.partner_id, d.deal_key, d.close_date
 ORDER BY t.partner_id, d.deal_key"""
 _SIGNALS_SQL = """
@@ -45,7 +50,7 @@ SELECT partner_id,
        count(*) FILTER (WHERE conflicts > 0) AS conflicts,
        count(*) FILTER (WHERE status = 'rejected') AS rejections,
        count(*) FILTER (WHERE status = 'expired') AS expiries
-FROM registrations WHERE partner_id = ANY($1::text[]) AND changed_at >= $2
+FROM registrations WHERE partner_id = ANY($1::text[]) AND changed_at >= $2 AND changed_at < $3
 GROUP BY partner_id"""
 _ENABLEMENT_SQL = """
 SELECT partner_id, score FROM enablement_signals WHERE partner_id = ANY($1::text[])"""
@@ -67,14 +72,18 @@ async def health_inputs_of(
 async def _read(
     conn: Connection, config: AttributionConfig, ids: list[str], today: date
 ) -> dict[str, HealthInputs]:
-    since = today - timedelta(days=config.health.window_days)
-    revenue = {r["partner_id"]: r["revenue"] for r in await conn.fetch(_REVENUE_SQL, ids, since)}
-    outcomes = {r["partner_id"]: r for r in await conn.fetch(_OUTCOMES_SQL, ids, since)}
+    since = today - timedelta(days=config.health.window_days - 1)
+    window = (ids, since, today)
+    revenue = {r["partner_id"]: r["revenue"] for r in await conn.fetch(_REVENUE_SQL, *window)}
+    outcomes = {r["partner_id"]: r for r in await conn.fetch(_OUTCOMES_SQL, *window)}
     days: dict[str, list[int]] = defaultdict(list)
-    for r in await conn.fetch(_DAYS_SQL, ids, since):
+    for r in await conn.fetch(_DAYS_SQL, *window):
         days[r["partner_id"]].append(max(0, r["days"]))
     from_moment = datetime.combine(since, time(0), tzinfo=UTC)
-    signals = {r["partner_id"]: r for r in await conn.fetch(_SIGNALS_SQL, ids, from_moment)}
+    to_moment = datetime.combine(today + timedelta(days=1), time(0), tzinfo=UTC)
+    signals = {
+        r["partner_id"]: r for r in await conn.fetch(_SIGNALS_SQL, ids, from_moment, to_moment)
+    }
     enablement = {r["partner_id"]: r["score"] for r in await conn.fetch(_ENABLEMENT_SQL, ids)}
     voices = await partners_voice(conn, config.health.voice, ids, today)
     inputs = {}

@@ -9,7 +9,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -862,6 +862,44 @@ async def test_a_reference_that_is_a_partner_id_counts_only_once_confirmed(
     await second.publish(infra, second.closed("50", partner, created_at=created_at))
     [other] = await eventually(lambda: active_credits(admin_db, second.key))
     assert (other["partner_id"], other["amount"]) == (partner, Decimal("50.00"))
+
+
+async def test_health_counts_the_window_to_the_day_scored_and_nothing_after_it(
+    infra: Infra, service: str, admin_db: asyncpg.Connection
+) -> None:
+    """The window is the last `window_days` days to the day scored, both ends included, as
+    onboarding's revenue window is. Found in review: it was one day longer, and open at its end,
+    so a backdated run counted a deal won after its day."""
+    run = uuid.uuid4().hex[:8]
+    partner = f"p-window-{run}"
+    await announce_partners(infra, partner)
+    await linked(service, CrmSource.SALESFORCE, partner)
+    deal = Deal(run, CrmSource.SALESFORCE)
+    won_on = datetime.now(UTC).date()
+    await deal.publish(infra, deal.closed("1000", partner, close_date=won_on))
+    await eventually(lambda: active_credits(admin_db, deal.key))
+    async with httpx.AsyncClient(base_url=service, timeout=30) as client:
+
+        async def revenue_on(day: date) -> str:
+            moment = datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(hours=12)
+            body = {"as_of": moment.isoformat(), "partner_ids": [partner]}
+            answer = await client.post("/admin/health/run", headers=ADMIN, json=body)
+            assert answer.status_code == 200, answer.text
+            inputs = await admin_db.fetchval(
+                "SELECT inputs FROM attribution.health_scores WHERE partner_id = $1 AND day = $2",
+                partner,
+                day,
+            )
+            return str(json.loads(inputs)["revenue"])
+
+        window = 365  # the default health window (CONFIG names none)
+        seen = [
+            await revenue_on(won_on - timedelta(days=1)),  # before the win
+            await revenue_on(won_on),
+            await revenue_on(won_on + timedelta(days=window - 1)),  # its last day in
+            await revenue_on(won_on + timedelta(days=window)),  # out
+        ]
+    assert [Decimal(r) for r in seen] == [0, 1000, 1000, 0]
 
 
 async def test_health_is_stored_daily_counts_enablement_and_is_announced_when_it_moves(
