@@ -8,6 +8,7 @@ from shared.service import Platform
 
 
 async def publish_snapshot(platform: Platform) -> bool:
-    """The current quarter's KPIs on programme.kpis.v1, if any figure changed."""
+    """The current quarter's KPIs on programme.kpis.v1 (and the previous one's early in a
+    quarter), if any figure changed."""
     async with platform.pool.acquire() as conn:
-        return await snapshots.publish_if_changed(conn, platform.outbox, now())
+        return await snapshots.publish_changed_quarters(conn, platform.outbox, now())

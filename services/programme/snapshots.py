@@ -57,12 +57,30 @@ def snapshot_of(quarter: Quarter, report: KpiReport) -> KpiSnapshot:
     )
 
 
-async def publish_if_changed(conn: Connection, outbox: Outbox, at: datetime) -> bool:
+# For this long into a quarter the one before is computed too: its late facts (a deal closed on
+# its last day and credited after midnight, a correction) reach its snapshot.
+PREVIOUS_QUARTER_DAYS = 30
+
+
+async def publish_changed_quarters(conn: Connection, outbox: Outbox, at: datetime) -> bool:
+    """The current quarter's snapshot, and in a quarter's first `PREVIOUS_QUARTER_DAYS` days the
+    previous quarter's too (it stopped at midnight: a Q1 deal credited on 1 April never reached
+    a Q1 snapshot); True when one was published."""
+    current = Quarter.of(at.date())
+    quarters = [current]
+    if (at.date() - current.first_day).days < PREVIOUS_QUARTER_DAYS:
+        quarters.append(current.previous)
+    return any([await publish_if_changed(conn, outbox, at, quarter) for quarter in quarters])
+
+
+async def publish_if_changed(
+    conn: Connection, outbox: Outbox, at: datetime, quarter: Quarter | None = None
+) -> bool:
     """Compute the current quarter's snapshot and publish it unless its figures are the ones
     last published, or figures read later were published meanwhile (another instance's run
     overtook this one: publishing these after them would leave dashboards on the older ones).
     True when it was published."""
-    quarter = Quarter.of(at.date())
+    quarter = quarter or Quarter.of(at.date())
     span = QuarterRange(quarter, quarter)
     filters = views.Filters(span.starts, span.ends, None, None, None, None)
     shown = KpiFiltersOut(

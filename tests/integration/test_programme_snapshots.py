@@ -8,7 +8,7 @@ import random
 import string
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -84,6 +84,26 @@ async def test_figures_read_before_the_last_published_ones_are_not_published_aft
         )
         assert await snapshots.publish_if_changed(conn, outbox, at) is False
     assert await published(pool) == []
+
+
+async def test_early_in_a_quarter_the_previous_one_is_snapshot_too(pool: Pool) -> None:
+    """Found in review: only the current quarter was computed, so a Q1 deal credited on 1 April
+    never reached a Q1 snapshot. In a quarter's first 30 days the previous one is computed too."""
+    outbox = Outbox("programme", source="pollinate/programme")
+    early = datetime(2027, 4, 1, 0, 0, 40, tzinfo=UTC)
+    async with pool.acquire() as conn:
+        await repository.record_credits(
+            conn, [f.credit_issued(amount="300.00", close_date=date(2027, 3, 31), issued_at=early)]
+        )
+        assert await snapshots.publish_changed_quarters(conn, outbox, early) is True
+        later = datetime(2027, 5, 15, tzinfo=UTC)
+        await repository.record_credits(
+            conn, [f.credit_issued(amount="5.00", close_date=date(2027, 3, 30), issued_at=later)]
+        )
+        assert await snapshots.publish_changed_quarters(conn, outbox, later) is False
+    q1 = [s for s in await published(pool) if s["quarter"] == "2027-Q1"]
+    assert [Decimal(s["money"][0]["sourced_revenue"]) for s in q1] == [Decimal("300.00")]
+    assert {s["quarter"] for s in await published(pool)} == {"2027-Q1", "2027-Q2"}
 
 
 async def unused_currency(db: Any) -> str:

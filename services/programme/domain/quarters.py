@@ -40,6 +40,12 @@ class Quarter:
         return date(self.year, 3 * self.number - 2, 1)
 
     @property
+    def previous(self) -> Quarter:
+        if self.number == 1:
+            return Quarter(self.year - 1, 4)
+        return Quarter(self.year, self.number - 1)
+
+    @property
     def next(self) -> Quarter:
         if self.number == 4:
             return Quarter(self.year + 1, 1)
