@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.onboarding.repository import Row
-from shared.db import Connection, Pool, columns
+from shared.db import Connection, Pool, advisory_key, columns
 from shared.events.attribution import PartnerHealthScored
 
 # -- signals ----------------------------------------------------------------------------------
@@ -26,8 +26,14 @@ async def partners_with_status(pool: Pool, statuses: Collection[str]) -> list[st
 
 
 async def lock_enablement_announced(conn: Connection, partner_id: str) -> Row | None:
+    """What was last announced of the partner's enablement, locked for the transaction; a
+    partner never announced has no row to lock, so the partner's announcing is locked instead
+    (two instances' first runs both announced, the older measurement possibly last)."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($1)", advisory_key("onboarding-enablement", partner_id)
+    )
     return await conn.fetchrow(
-        "SELECT * FROM enablement_announced WHERE partner_id = $1 FOR UPDATE", partner_id
+        "SELECT * FROM enablement_announced WHERE partner_id = $1", partner_id
     )
 
 

@@ -50,10 +50,9 @@ async def announce_enablement(
             score = Decimal(measured.score)
             async with pool.acquire() as conn, conn.transaction():
                 last = await store.lock_enablement_announced(conn, partner_id)
-                if (
-                    last is not None
-                    and last["score"] == score
-                    and last["measured_at"].date() >= as_of.date()
+                if last is not None and (
+                    last["measured_at"] > as_of  # another instance announced a later one
+                    or (last["score"] == score and last["measured_at"].date() >= as_of.date())
                 ):
                     continue
                 await store.save_enablement_announced(conn, partner_id, score, as_of)

@@ -117,6 +117,9 @@ async def test_enablement_is_announced_when_it_moves_and_health_scores_are_kept(
         await certify(client, onboarding, pid, ada, "sales", "data", since, until)
         moved = await announce(at + timedelta(days=1, hours=1))
         assert moved == {pid: "25.0"}  # certified 1/1 at weight 0.25
+        # A run measuring an earlier moment (another instance's, or backdated) announces
+        # nothing over the later one: it replaced it, the older score announced last.
+        assert await announce(at - timedelta(days=2)) == {}
         # A partner's people cannot make the announcement happen.
         me = auth(pid)
         refused = await client.post(f"{onboarding}/admin/enablement-signals/run", headers=me)
