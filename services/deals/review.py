@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from services.deals import repository
 from services.deals.domain.ledger import LedgerWhat, Principal
-from services.deals.domain.lifecycle import review_outcome
+from services.deals.domain.lifecycle import review_outcome, window_after_review
 from services.deals.domain.rules import RulesOfEngagement
 from services.deals.status_changes import change_status, entry_for
+from shared.clock import now
 from shared.db import Connection
 from shared.errors import NotFound
 from shared.events.registrations import RegistrationStatus
@@ -39,5 +40,12 @@ async def review(
         reason,
         evidence={"approve": approve, "note": note, "deal_outcome": deal_outcome},
     )
-    await change_status(conn, outbox, row, entry, threshold=policy.name_similarity_threshold)
+    restarted = (
+        window_after_review(row["submitted_at"], row["expires_at"], now())
+        if outcome is RegistrationStatus.APPROVED
+        else None
+    )
+    await change_status(
+        conn, outbox, row, entry, restarted, threshold=policy.name_similarity_threshold
+    )
     return outcome

@@ -14,6 +14,7 @@ import asyncpg
 
 from services.deals import repository
 from services.deals.domain.ledger import LedgerWhat, Principal
+from services.deals.domain.lifecycle import window_after_review
 from services.deals.domain.rules import RulesOfEngagement
 from services.deals.domain.sla import (
     OverdueOutcome,
@@ -245,8 +246,13 @@ async def _decide_overdue(
             why,
             evidence={"review_due_at": row["review_due_at"], "overdue_outcome": outcome.value},
         )
+        restarted = (
+            window_after_review(row["submitted_at"], row["expires_at"], at)
+            if status is RegistrationStatus.APPROVED
+            else None
+        )
         events = await record_change(
-            conn, row, entry, Circumstances(threshold=policy.name_similarity_threshold)
+            conn, row, entry, Circumstances(restarted, threshold=policy.name_similarity_threshold)
         )
         await outbox.publish_many(conn, events)
     return len(rows)

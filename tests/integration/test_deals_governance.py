@@ -269,6 +269,41 @@ async def test_a_deal_won_and_reopened_during_the_review_leaves_an_approval_appr
     assert reviewed.json()["status"] == "approved", reviewed.text
 
 
+async def test_a_review_approval_counts_the_protection_window_from_the_approval(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    """Found in review: the window ran from the submission, so a registration reviewed past
+    its end was approved only to expire at the next run (its extension refused, its partner
+    cooled down, and from the window's end other partners could register the customer)."""
+    run, (partner,) = await fresh_partners(infra, "govw")
+    deals = deals_instances[0]
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = await register(client, deals, partner, body(run))
+        registration_id = created.json()["registration_id"]
+        assert created.json()["status"] == "pending_review"
+        # Submitted 100 days ago, its 90-day window over ten days ago, still awaiting review.
+        long_ago = datetime.now(UTC) - timedelta(days=100)
+        await admin_db.execute(
+            """UPDATE deals.registrations
+               SET submitted_at = $2::timestamptz, expires_at = $2::timestamptz + interval '90 days'
+               WHERE registration_id = $1""",
+            registration_id,
+            long_ago,
+        )
+        reviewed = await client.post(
+            f"{deals}/registrations/{registration_id}/review",
+            params={"approve": "true"},
+            headers=ADMIN,
+        )
+        assert reviewed.status_code == 200, reviewed.text
+        approved_at = datetime.now(UTC)
+    assert reviewed.json()["status"] == "approved"
+    ends = await admin_db.fetchval(
+        "SELECT expires_at FROM deals.registrations WHERE registration_id = $1", registration_id
+    )
+    assert approved_at + timedelta(days=89) < ends <= approved_at + timedelta(days=90)
+
+
 async def test_the_decision_ledger_is_append_only(
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:

@@ -14,6 +14,7 @@ from services.deals.domain.lifecycle import (
     decision_notification_kind,
     expiry_warning_days,
     review_outcome,
+    window_after_review,
 )
 from services.deals.domain.rules import RegistrationRequest
 from shared.errors import Conflict
@@ -105,6 +106,17 @@ def test_a_review_decides_a_registration_pending_review() -> None:
 def test_only_a_registration_pending_review_can_be_reviewed(status: S) -> None:
     with pytest.raises(Conflict, match=f"registration is {status.value}, not pending_review"):
         review_outcome(status, True, "")
+
+
+def test_an_approval_after_review_counts_the_window_from_the_approval() -> None:
+    submitted = NOW - timedelta(days=100)
+    assert window_after_review(submitted, submitted + timedelta(days=90), NOW) == (
+        NOW + timedelta(days=90)
+    )
+    # An extension already beyond it is kept; no window, nothing moves.
+    extended = NOW + timedelta(days=200)
+    assert window_after_review(submitted, extended, NOW - timedelta(days=150)) is None
+    assert window_after_review(submitted, None, NOW) is None
 
 
 def test_an_expiry_warning_counts_at_least_one_day_and_none_once_the_window_ended() -> None:

@@ -33,6 +33,19 @@ def decision_notification_kind(status: RegistrationStatus, conflicted: bool) -> 
         raise ValueError(f"{status.value} is not a decision") from None
 
 
+def window_after_review(
+    submitted_at: datetime, expires_at: datetime | None, approved_at: datetime
+) -> datetime | None:
+    """The end of an approved registration's protection when a review approved it: its window
+    counted from the approval (the review's time no longer eats it: a registration reviewed
+    past its window's end was approved to expire at the next run, its extension refused and its
+    partner cooled down), never earlier than it was; None when nothing moves."""
+    if expires_at is None:
+        return None
+    restarted = approved_at + (expires_at - submitted_at)
+    return restarted if restarted > expires_at else None
+
+
 def review_outcome(
     status: RegistrationStatus, approve: bool, note: str, deal_outcome: str | None = None
 ) -> tuple[RegistrationStatus, str]:
