@@ -58,6 +58,7 @@ def subject_of(programs: IncentivePrograms, credit: CreditIssued) -> Subject:
         name=credit.customer.name,
         country=credit.customer.country,
         close_date=credit.close_date,
+        issued_at=credit.issued_at,
     )
 
 

@@ -66,7 +66,8 @@ async def lock_run(
 
 
 async def upsert_partner(conn: Connection, event: PartnerStateChanged) -> None:
-    """Keep the tier, status and type used by the rules; an older snapshot never wins."""
+    """Keep the tier, status and type used by the rules (an older snapshot never wins the
+    current row) and every version with its moment (a credit is judged as of its issue)."""
     await conn.execute(
         """
         INSERT INTO partners (partner_id, tier, status, version, updated_at, partner_type)
@@ -81,6 +82,17 @@ async def upsert_partner(conn: Connection, event: PartnerStateChanged) -> None:
         event.status.value,
         event.version,
         event.changed_at,
+        event.partner_type,
+    )
+    await conn.execute(
+        """INSERT INTO partner_versions (partner_id, version, changed_at, tier, status,
+                                         partner_type)
+           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
+        event.partner_id,
+        event.version,
+        event.changed_at,
+        event.tier,
+        event.status.value,
         event.partner_type,
     )
 
@@ -190,20 +202,27 @@ async def load_surroundings(
     conn: Connection, programs: IncentivePrograms, subjects: Sequence[Subject]
 ) -> Surroundings:
     """One query: whether each credit is booked (or a reversal waits for it), the partner's
-    tier and status, the customer's and the partner-region's first deal, and the period
-    totals, per distinct partner and period."""
+    tier and status now and when the credit was issued, the customer's and the partner-region's
+    first deal, and the period totals, per distinct partner and period."""
     rows = await conn.fetch(
         """
         WITH run AS (
-            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-                WITH ORDINALITY AS r(credit_id, partner_id, customer_key, region, period, n)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                 $6::timestamptz[])
+                WITH ORDINALITY AS r(credit_id, partner_id, customer_key, region, period,
+                                     issued_at, n)
         )
         SELECT run.credit_id, run.partner_id, run.customer_key, run.region, run.period,
             c.credit_id IS NOT NULL AS booked, pending.reversal::text AS parked,
             p.tier, p.status, p.partner_type, cu.first_deal_key AS customer_first,
             pr.first_deal_key AS region_first,
-            coalesce(t.earned, 0) AS earned, coalesce(t.accrued, 0) AS accrued
+            coalesce(t.earned, 0) AS earned, coalesce(t.accrued, 0) AS accrued,
+            v.tier AS tier_then, v.status AS status_then, v.partner_type AS type_then
         FROM run
+        LEFT JOIN LATERAL (
+            SELECT tier, status, partner_type FROM partner_versions
+            WHERE partner_id = run.partner_id AND changed_at <= run.issued_at
+            ORDER BY changed_at DESC, version DESC LIMIT 1) v ON true
         LEFT JOIN period_totals t ON t.partner_id = run.partner_id AND t.period = run.period
         LEFT JOIN credits c ON c.credit_id = run.credit_id
         LEFT JOIN pending_reversals pending ON pending.credit_id = run.credit_id
@@ -218,8 +237,10 @@ async def load_surroundings(
         [s.customer_key for s in subjects],
         [s.region for s in subjects],
         [s.period for s in subjects],
+        [s.issued_at for s in subjects],
     )
     known = Surroundings(programs.default_tier, set(), {}, {}, {}, {}, {}, {})
+    waiting = set(programs.waiting_statuses)
     for row in rows:
         if row["booked"]:
             known.booked.add(row["credit_id"])
@@ -227,6 +248,9 @@ async def load_surroundings(
             known.parked[row["credit_id"]] = row["parked"]
         if row["tier"] is not None:
             known.partners[row["partner_id"]] = (row["tier"], row["status"], row["partner_type"])
+        if row["tier_then"] is not None and row["status_then"] not in waiting:
+            then = (row["tier_then"], row["status_then"], row["type_then"])
+            known.at_issue[row["credit_id"]] = then
         if row["customer_first"] is not None:
             known.first_deals[row["customer_key"]] = row["customer_first"]
         if row["region_first"] is not None:

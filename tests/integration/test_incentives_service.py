@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,12 +18,14 @@ import pytest
 from shared.events import Envelope, EventPayload
 from shared.events.attribution import CreditIssued
 from shared.events.crm import Customer
+from shared.events.partners import PartnerStatus
 from shared.topics import (
     ATTRIBUTION_CREDITS,
     INCENTIVE_LEDGER,
+    PARTNER_LIFECYCLE,
     PARTNER_NOTIFICATIONS,
 )
-from tests.support.factories import credit_issued, credit_reversed
+from tests.support.factories import credit_issued, credit_reversed, partner_state_changed
 from tests.support.incentives import (
     partner_at_tier,
     partner_known,
@@ -31,7 +33,7 @@ from tests.support.incentives import (
     publish_partner,
 )
 from tests.support.infra import Infra
-from tests.support.kafka import keyed_headers, send_envelopes, wait_for_keyed
+from tests.support.kafka import keyed_headers, publish, send_envelopes, wait_for_keyed
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_processes
 from tests.support.tokens import FINANCE
@@ -532,6 +534,71 @@ async def test_a_partner_what_if_never_reveals_another_partners_customer(
         )
     assert own["new_logo"] is False
     assert managed.json()["new_logo"] is False
+
+
+async def test_a_credit_is_judged_by_its_partner_as_it_was_when_the_credit_was_issued(
+    infra: Infra, instances: list[str], admin_db: asyncpg.Connection[Any]
+) -> None:
+    """Credits and lifecycle changes are two topics read by two consumer groups. Found in
+    review: a credit was judged by the partner as incentives held it when it got to the
+    credit, so whichever group lagged decided what it earned. One partner was suspended after
+    its credit was issued (heard first): it earns, at its tier then. Another's credit was
+    issued while it was suspended and heard after its reinstatement: it earns nothing."""
+    run = uuid.uuid4().hex[:10]
+    now = datetime.now(UTC)
+    kept, lapsed = f"p-then-{run}", f"p-susp-{run}"
+    lives = {
+        kept: [(PartnerStatus.ACTIVE, "gold", 3), (PartnerStatus.SUSPENDED, "silver", 1)],
+        lapsed: [
+            (PartnerStatus.ACTIVE, "gold", 4),
+            (PartnerStatus.SUSPENDED, "gold", 3),
+            (PartnerStatus.ACTIVE, "gold", 1),
+        ],
+    }
+    for partner, versions in lives.items():
+        changes = [
+            partner_state_changed(
+                partner_id=partner,
+                version=n,
+                status=status,
+                tier=tier,
+                changed_at=now - timedelta(hours=hours_ago),
+            )
+            for n, (status, tier, hours_ago) in enumerate(versions, 1)
+        ]
+        await publish(infra, PARTNER_LIFECYCLE, changes, subject=partner, source="onboarding")
+
+        async def heard(partner: str = partner, last: int = len(versions)) -> bool:
+            version = await admin_db.fetchval(
+                "SELECT version FROM incentives.partners WHERE partner_id = $1", partner
+            )
+            return bool(version == last)
+
+        await eventually(heard)
+    issued = now - timedelta(hours=2)  # after the first change of each, before the next
+    credits = {
+        p: credit_issued(partner_id=p, amount="100000.00", issued_at=issued, customer=customer())
+        for p in lives
+    }
+    for credit in credits.values():
+        await publish_credits(infra, credit)
+
+    async def judged() -> dict[str, Any] | None:
+        rows = await admin_db.fetch(
+            "SELECT partner_id, tier, notes FROM incentives.credits WHERE credit_id = ANY($1)",
+            [c.credit_id for c in credits.values()],
+        )
+        return {r["partner_id"]: r for r in rows} if len(rows) == 2 else None
+
+    rows = await eventually(judged)
+    assert rows[kept]["tier"] == "gold"  # as it was; silver and suspended since
+    assert any("partner is suspended: not eligible" in n for n in rows[lapsed]["notes"])
+    async with httpx.AsyncClient(timeout=30) as client:
+        url = instances[0]
+        earned = await client.get(f"{url}/partners/{kept}/balance", headers=auth(kept))
+        nothing = await client.get(f"{url}/partners/{lapsed}/balance", headers=auth(lapsed))
+    assert D(earned.json()["balance"]) > 0
+    assert D(nothing.json()["balance"]) == 0
 
 
 async def test_a_credit_that_overtakes_its_partners_activation_is_held_then_paid(

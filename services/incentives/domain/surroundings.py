@@ -7,8 +7,8 @@ then books the credits in order; each credit's `Context` counts the ones before 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal
 
 from services.incentives.domain.earnings import Earnings, customer_key
@@ -41,6 +41,7 @@ class Subject:
     customer_key: str | None
     region: str | None
     period: str
+    issued_at: datetime | None = None  # a hypothetical credit's: None (the partner now)
 
     @classmethod
     def of(
@@ -54,6 +55,7 @@ class Subject:
         name: str | None,
         country: str | None,
         close_date: date,
+        issued_at: datetime | None = None,
     ) -> Subject:
         return cls(
             credit_id,
@@ -62,6 +64,7 @@ class Subject:
             customer_key(domain, name),
             programs.region_of(country),
             programs.period_of(close_date),
+            issued_at,
         )
 
 
@@ -79,9 +82,12 @@ class Surroundings:
     earned: dict[tuple[str, str], Decimal]  # (partner, period) -> net earnings booked
     accrued: dict[tuple[str, str], Decimal]  # (partner, period) -> net MDF accrued
     parked: dict[str, str]  # credit id -> the reversal (JSON) that arrived before it
+    # credit id -> the partner as it was when the credit was issued (tier, status, type), if
+    # a version then is known and was not waiting (applied, onboarding: judged as it is now)
+    at_issue: dict[str, tuple[str, str, str | None]] = field(default_factory=dict)
 
     def context(self, subject: Subject) -> Context:
-        partner = self.partners.get(subject.partner_id)
+        partner = self.at_issue.get(subject.credit_id) or self.partners.get(subject.partner_id)
         new_logo = False
         if subject.customer_key is not None:
             first = self.first_deals.get(subject.customer_key)
