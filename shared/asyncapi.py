@@ -216,6 +216,22 @@ def _kinds(document: dict[str, Any], schema: dict[str, Any]) -> set[str]:
     return {"any"}
 
 
+_CONSTRAINTS = (
+    "pattern",
+    "format",
+    "const",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+)
+
+
 def _compare(
     old_doc: dict[str, Any],
     new_doc: dict[str, Any],
@@ -229,7 +245,8 @@ def _compare(
         return
     old_r, new_r = _resolve(old_doc, old), _resolve(new_doc, new)
     old_kinds, new_kinds = _kinds(old_doc, old), _kinds(new_doc, new)
-    if old_kinds != new_kinds and not (old_kinds <= new_kinds and "null" in new_kinds - old_kinds):
+    # Widening to nullable breaks too: a consumer of the current version refuses the null.
+    if old_kinds != new_kinds:
         problems.append(f"{where}: type changed from {sorted(old_kinds)} to {sorted(new_kinds)}")
         return
     old_enum, new_enum = set(old_r.get("enum", [])), set(new_r.get("enum", []))
@@ -240,7 +257,9 @@ def _compare(
             f"{where}: enum value(s) added {sorted(new_enum - old_enum)} "
             "(consumers of the current version would reject them)"
         )
-    for constraint in ("pattern", "format", "const"):
+    # A bound moved either way breaks one side: narrower, a producer of the current version
+    # sends what the new consumer refuses; wider, the other way round.
+    for constraint in _CONSTRAINTS:
         if old_r.get(constraint) != new_r.get(constraint):
             problems.append(
                 f"{where}: {constraint} changed from {old_r.get(constraint)!r} "
@@ -270,9 +289,10 @@ def _compare(
 def breaking_changes(old_doc: dict[str, Any], new_doc: dict[str, Any]) -> list[str]:
     """What in `new_doc` would break producers or consumers written against `old_doc`.
 
-    Allowed: new event types, new topics, new optional fields, widening a field to nullable.
-    Breaking: removing or renaming an event type, topic or field, a field becoming required,
-    a type, pattern or format change, enum values added or removed. A breaking change needs a
+    Allowed: new event types, new topics, new optional fields. Breaking: removing or renaming
+    an event type, topic or field, a field becoming required, a type change (widening to
+    nullable too: consumers of the current version refuse the null), a pattern, format or
+    bound change (either way), enum values added or removed. A breaking change needs a
     new versioned event type (`...v2`) published alongside the old one.
     """
     problems: list[str] = []
