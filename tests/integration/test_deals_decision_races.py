@@ -20,7 +20,7 @@ from shared.events.registrations import RegistrationStatus
 from shared.outbox import Outbox
 from tests.support.deals import deals_pool
 from tests.support.factories import partner_state_changed
-from tests.support.infra import Infra
+from tests.support.infra import Infra, waits_for
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -35,16 +35,7 @@ async def test_a_partner_expelled_while_its_registration_is_decided_loses_it(
     now holds the partner's row, so the expulsion waits for it and closes it."""
     partner = f"p-race-{uuid.uuid4().hex[:8]}"
     outbox = Outbox("deals", source="pollinate/deals")
-    request = RegistrationRequest(
-        partner_id=partner,
-        customer_name=f"Race {partner} Corp",
-        customer_domain=f"{partner}.example",
-        customer_country="US",
-        products=frozenset({"data"}),
-        amount=Decimal("1000"),
-        currency="USD",
-        submitted_at=datetime.now(UTC),
-    )
+    request = request_of(partner, f"race-{partner}", datetime.now(UTC))
     expelled = partner_state_changed(
         partner_id=partner,
         status=PartnerStatus.EXPELLED,
@@ -75,14 +66,10 @@ async def test_a_partner_expelled_while_its_registration_is_decided_loses_it(
 
             expulsion = asyncio.create_task(expel())
 
-            async def waits_for_the_decision() -> bool:
-                blocked = await pool.fetchval(
-                    "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
-                    deciding_pid,
-                )
-                return bool(blocked)
-
-            await eventually(waits_for_the_decision, what="the expulsion to wait for the decision")
+            await eventually(
+                lambda: waits_for(pool, deciding_pid),
+                what="the expulsion to wait for the decision",
+            )
             await decision.commit()
             await expulsion
         status = await pool.fetchval(

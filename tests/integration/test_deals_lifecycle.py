@@ -63,6 +63,28 @@ async def onboarded_and_registered(infra: Infra, deals: str, name: str) -> tuple
         return partner, await registered(client, deals, partner, run)
 
 
+async def opened(
+    client: httpx.AsyncClient, deals: str, admin_db: Any, run: str, record_id: str, at: datetime
+) -> str:
+    """This run's customer's opportunity `record_id` opened in Salesforce at `at` (12 000 USD,
+    qualifying), delivered to the deals instance `deals` and projected: its deal key (a
+    registration links only to an opportunity the CRM projection knows)."""
+    account = {
+        "Account_Name__c": f"Q{run} Lifecycle Industries",
+        "Account_Website__c": f"https://lifecycle-{run}.example",
+    }
+    opening = salesforce_cdc(
+        record_id,
+        "CREATE",
+        at,
+        {"StageName": "Qualification", "Amount": 12000.0, "CurrencyIsoCode": "USD"} | account,
+    )
+    await deliver_salesforce(client, deals, opening)
+    deal_key = f"salesforce:{record_id}"
+    await crm_deal_projected(admin_db, deal_key, lambda row: row["amount"] is not None)
+    return deal_key
+
+
 @pytest.mark.parametrize(
     ("stage", "amount", "decided", "outcome", "reason"),
     [
@@ -92,22 +114,10 @@ async def test_a_registration_closes_with_its_crm_opportunity(
     started = datetime.now(UTC)
     run, (partner,) = await fresh_partners(infra, "close")
     record_id = f"006{run}"
-    deal_key = f"salesforce:{record_id}"
-    account = {
-        "Account_Name__c": f"Q{run} Lifecycle Industries",
-        "Account_Website__c": f"https://lifecycle-{run}.example",
-    }
-    opened, closed = started - timedelta(seconds=2), started + timedelta(seconds=2)
-    opening = salesforce_cdc(
-        record_id,
-        "CREATE",
-        opened,
-        {"StageName": "Qualification", "Amount": 12000.0, "CurrencyIsoCode": "USD"} | account,
-    )
+    closed = started + timedelta(seconds=2)
     async with httpx.AsyncClient(timeout=30) as client:
-        # A registration links only to an opportunity the CRM projection knows.
-        await deliver_salesforce(client, deals_instances[1], opening)
-        await crm_deal_projected(admin_db, deal_key, lambda row: row["amount"] is not None)
+        at = started - timedelta(seconds=2)
+        deal_key = await opened(client, deals_instances[1], admin_db, run, record_id, at)
         created = await registered(
             client, deals_instances[0], partner, run, crm_deal_key=deal_key, amount=amount
         )
@@ -172,21 +182,10 @@ async def test_a_close_inside_the_protection_window_counts_whenever_it_is_heard(
     started = datetime.now(UTC)
     run, (partner,) = await fresh_partners(infra, "late-close")
     record_id = f"006L{run}"
-    deal_key = f"salesforce:{record_id}"
-    account = {
-        "Account_Name__c": f"Q{run} Lifecycle Industries",
-        "Account_Website__c": f"https://lifecycle-{run}.example",
-    }
-    opened, closed = started - timedelta(minutes=5), started - timedelta(minutes=1)
-    opening = salesforce_cdc(
-        record_id,
-        "CREATE",
-        opened,
-        {"StageName": "Qualification", "Amount": 12000.0, "CurrencyIsoCode": "USD"} | account,
-    )
+    closed = started - timedelta(minutes=1)
     async with httpx.AsyncClient(timeout=30) as client:
-        await deliver_salesforce(client, deals_instances[1], opening)
-        await crm_deal_projected(admin_db, deal_key, lambda row: row["amount"] is not None)
+        at = started - timedelta(minutes=5)
+        deal_key = await opened(client, deals_instances[1], admin_db, run, record_id, at)
         created = await registered(client, deals_instances[0], partner, run, crm_deal_key=deal_key)
         assert created["status"] == "approved"
         registration_id = created["registration_id"]

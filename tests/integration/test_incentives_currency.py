@@ -3,11 +3,9 @@ smallest unit (a whole yen, not a hundredth of one), and no route takes a fracti
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -16,10 +14,11 @@ import pytest
 
 from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE
 from tests.support.factories import credit_issued, partner_state_changed
+from tests.support.incentives import running_programs
 from tests.support.infra import Infra
 from tests.support.kafka import publish
 from tests.support.polling import eventually
-from tests.support.processes import auth, service_processes
+from tests.support.processes import auth
 from tests.support.tokens import FINANCE
 
 pytestmark = pytest.mark.integration
@@ -36,11 +35,8 @@ PROGRAMS = {
 
 @pytest.fixture(scope="module")
 async def incentives(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    path = Path(tmp_path_factory.mktemp("incentives")) / "programs.json"
-    path.write_text(json.dumps(PROGRAMS))
-    env = {"INCENTIVES_PROGRAMS_FILE": str(path)}
-    async with service_processes(infra, "incentives", env=env) as urls:
-        yield urls[0]
+    async with running_programs(infra, tmp_path_factory.mktemp("incentives"), PROGRAMS) as url:
+        yield url
 
 
 async def test_a_yen_programme_books_whole_yen_and_refuses_fractions(

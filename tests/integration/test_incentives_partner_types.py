@@ -4,11 +4,9 @@ and SPIFF pay that type's partners only."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -18,10 +16,11 @@ import pytest
 from shared.events.crm import Customer
 from shared.topics import ATTRIBUTION_CREDITS, PARTNER_LIFECYCLE
 from tests.support.factories import credit_issued, partner_state_changed
+from tests.support.incentives import running_programs
 from tests.support.infra import Infra
 from tests.support.kafka import publish
 from tests.support.polling import eventually
-from tests.support.processes import auth, service_processes
+from tests.support.processes import auth
 
 pytestmark = pytest.mark.integration
 TODAY = datetime.now(UTC).date()
@@ -45,11 +44,8 @@ PROGRAMS = {
 
 @pytest.fixture(scope="module")
 async def incentives(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    path = Path(tmp_path_factory.mktemp("incentives")) / "programs.json"
-    path.write_text(json.dumps(PROGRAMS))
-    env = {"INCENTIVES_PROGRAMS_FILE": str(path)}
-    async with service_processes(infra, "incentives", env=env) as urls:
-        yield urls[0]
+    async with running_programs(infra, tmp_path_factory.mktemp("incentives"), PROGRAMS) as url:
+        yield url
 
 
 async def test_a_partner_type_earns_its_own_base_rate_and_spiffs(

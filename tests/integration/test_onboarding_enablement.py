@@ -23,7 +23,7 @@ from shared.identity import Role
 from shared.topics import PARTNER_NOTIFICATIONS
 from tests.support.deals import registration_request
 from tests.support.fuzz import Operation, operations, requests
-from tests.support.infra import Infra
+from tests.support.infra import Infra, waits_for
 from tests.support.onboarding import (
     XAPI,
     XAPI_VERBS,
@@ -751,14 +751,10 @@ async def test_a_pass_voided_while_its_person_is_registered_certifies_nobody(
                 )
             )
 
-            async def waits() -> bool:
-                blocked = await admin_db.fetchval(
-                    "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
-                    me,
-                )
-                return bool(blocked)
-
-            await eventually(waits, what="the registration to wait for the statement's lock")
+            await eventually(
+                lambda: waits_for(admin_db, me),
+                what="the registration to wait for the statement's lock",
+            )
             await admin_db.execute(
                 """INSERT INTO onboarding.xapi_voided (statement_id, voided_by, voided_at)
                    VALUES ($1, $2, now())""",

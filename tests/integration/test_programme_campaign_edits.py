@@ -18,7 +18,7 @@ from shared.events.partners import PartnerChange, PartnerStatus
 from shared.topics import INCENTIVE_LEDGER, PARTNER_LIFECYCLE, PROGRAMME_CAMPAIGNS
 from tests.support import factories
 from tests.support.campaigns import known_partners, preapproval
-from tests.support.infra import Infra
+from tests.support.infra import Infra, waits_for
 from tests.support.kafka import publish, wait_for_keyed
 from tests.support.polling import eventually
 from tests.support.processes import service_fixture
@@ -274,16 +274,9 @@ async def test_an_edit_waiting_for_another_keeps_what_that_one_wrote(
                 client.patch(f"/campaigns/{campaign}", json={"name": "Renamed"}, headers=ADMIN)
             )
 
-            async def waiting() -> bool:
-                return bool(
-                    await first.fetchval(
-                        "SELECT count(*) FROM pg_stat_activity "
-                        "WHERE $1 = ANY(pg_blocking_pids(pid))",
-                        holder,
-                    )
-                )
-
-            await eventually(waiting, what="the renaming to wait for the first edit")
+            await eventually(
+                lambda: waits_for(first, holder), what="the renaming to wait for the first edit"
+            )
             await first.execute(
                 "INSERT INTO programme.campaign_partners (campaign_id, partner_id) VALUES ($1, $2)",
                 campaign,

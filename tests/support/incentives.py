@@ -4,10 +4,12 @@ the ledger consumer itself on a scratch schema, fed Kafka records of credits and
 snapshots; MDF pre-approvals asked, decided and claimed against for a funded partner of a
 campaign incentives has heard of; and, in front of a real incentives process, partners
 published at a tier and credits as attribution publishes them, down to a partner whose credit
-is booked and whose fund is funded."""
+is booked and whose fund is funded; and an incentives process run by programmes of a test's
+own."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,7 +44,7 @@ from tests.support.factories import credit_issued, partner_state_changed
 from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema
 from tests.support.kafka import as_records, publish
 from tests.support.polling import eventually
-from tests.support.processes import auth
+from tests.support.processes import auth, service_processes
 
 D = Decimal
 MIGRATIONS = Path(ROOT / "services" / "incentives" / "migrations")
@@ -317,3 +319,16 @@ async def earning_partner(
 
     await eventually(funded)
     return partner
+
+
+@asynccontextmanager
+async def running_programs(
+    infra: Infra, folder: Path, programs: dict[str, Any]
+) -> AsyncIterator[str]:
+    """An incentives process run by `programs` (written into `folder` as its programmes file);
+    yields its URL."""
+    path = folder / "programs.json"
+    path.write_text(json.dumps(programs))
+    env = {"INCENTIVES_PROGRAMS_FILE": str(path)}
+    async with service_processes(infra, "incentives", env=env) as [url]:
+        yield url

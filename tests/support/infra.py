@@ -198,3 +198,12 @@ async def statements_sent(infra: Infra, role: str) -> int:
     finally:
         await admin.close()
     return int(sent)
+
+
+async def waits_for(conn: asyncpg.Connection | Pool, holder_pid: int) -> bool:
+    """Whether a transaction waits for a lock the backend `holder_pid` holds: a test that holds
+    a lock a request takes next knows the request has come that far (for `eventually`)."""
+    waiting = await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", holder_pid
+    )
+    return bool(waiting)
