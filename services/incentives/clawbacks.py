@@ -57,7 +57,7 @@ async def reverse_credit(
 ) -> Reversed:
     """Take back exactly the entries the reversed credit produced. What it announces names
     `cause` (the consumed event behind it) and carries `ingested_at`."""
-    await repository.lock_partner(conn, reversal.partner_id)
+    await repository.lock_for_reversal(conn, reversal.partner_id, reversal.credit_id)
     credit = await repository.credit_for_update(conn, reversal.credit_id)
     if credit is None:
         # Cannot happen on one deal key (one partition, in order) unless attribution published
@@ -91,6 +91,7 @@ async def reverse_credit(
         payload = _reversed_event(mdf_reversal_id, clawed, "mdf", reversal, reason, at, ingested_at)
         events.append(entry_event(payload, cause))
     await repository.mark_reversed(conn, reversal, at)
+    await repository.forget_first_deals(conn, credit)
     if taken_back > 0:
         currency = credit["currency"]
         events.append(

@@ -436,6 +436,39 @@ async def credit_for_update(conn: Connection, credit_id: str) -> asyncpg.Record 
     return await conn.fetchrow("SELECT * FROM credits WHERE credit_id = $1 FOR UPDATE", credit_id)
 
 
+async def lock_for_reversal(conn: Connection, partner_id: str, credit_id: str) -> None:
+    """The partner's lock and its credit's customer's (a clawback may make the customer's first
+    deal another's: `forget_first_deals`), in the order a booking run takes them."""
+    customer = await conn.fetchval(
+        "SELECT customer_key FROM credits WHERE credit_id = $1", credit_id
+    )
+    keys = {partner_lock(partner_id)} | ({customer_lock(customer)} if customer else set())
+    await lock_in_order(conn, keys)
+
+
+async def forget_first_deals(conn: Connection, credit: asyncpg.Record) -> None:
+    """A reversed credit's deal is no longer its customer's (or its partner's region's) first
+    credited deal once nothing on it is credited (to anyone; in that region, to the partner):
+    the next deal is then a new logo (a new region), as one never credited before. A lost first
+    deal made every later deal of its customer lose the kicker (found in review)."""
+    await conn.execute(
+        """DELETE FROM customers WHERE customer_key = $1 AND first_deal_key = $2
+             AND NOT EXISTS (SELECT 1 FROM credits
+                             WHERE deal_key = $2 AND reversal_id IS NULL)""",
+        credit["customer_key"],
+        credit["deal_key"],
+    )
+    await conn.execute(
+        """DELETE FROM partner_regions
+           WHERE partner_id = $1 AND region = $2 AND first_deal_key = $3
+             AND NOT EXISTS (SELECT 1 FROM credits WHERE deal_key = $3 AND partner_id = $1
+                               AND reversal_id IS NULL)""",
+        credit["partner_id"],
+        credit["region"],
+        credit["deal_key"],
+    )
+
+
 async def earning_entries(conn: Connection, credit_id: str) -> list[asyncpg.Record]:
     """The entries a credit produced (what a reversal takes back), in ledger order."""
     return await conn.fetch(

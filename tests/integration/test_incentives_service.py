@@ -601,6 +601,40 @@ async def test_a_credit_is_judged_by_its_partner_as_it_was_when_the_credit_was_i
     assert D(nothing.json()["balance"]) == 0
 
 
+async def test_a_customer_whose_only_credited_deal_was_lost_is_a_new_logo_again(
+    infra: Infra, instances: list[str], admin_db: asyncpg.Connection[Any]
+) -> None:
+    """Found in review: the customer's first credited deal stayed its first after that deal was
+    lost and its credit reversed, so every later deal of the customer lost the new-logo kicker,
+    though nothing of the customer stayed credited."""
+    run = uuid.uuid4().hex[:10]
+    partner, domain = f"p-logo-{run}", f"{run}-logo.example"
+    await partner_at_tier(infra, admin_db, partner, "gold")
+    lost = ai_credit(partner, f"salesforce:lost-{run}", "1000.00", domain)
+    later = ai_credit(partner, f"salesforce:later-{run}", "1000.00", domain)
+    await publish_credits(infra, lost)
+    await publish_credits(infra, credit_reversed(lost))
+
+    async def reversed_() -> bool:
+        done = await admin_db.fetchval(
+            "SELECT reversal_id IS NOT NULL FROM incentives.credits WHERE credit_id = $1",
+            lost.credit_id,
+        )
+        return bool(done)
+
+    await eventually(reversed_)
+    await publish_credits(infra, later)
+
+    async def kickers() -> list[str] | None:
+        rows = await admin_db.fetch(
+            "SELECT rule FROM incentives.ledger_entries WHERE credit_id = $1 ORDER BY seq",
+            later.credit_id,
+        )
+        return [r["rule"] for r in rows] or None
+
+    assert "kicker:new_logo" in await eventually(kickers)
+
+
 async def test_a_credit_that_overtakes_its_partners_activation_is_held_then_paid(
     infra: Infra, instances: list[str], admin_db: asyncpg.Connection[Any]
 ) -> None:
