@@ -11,7 +11,7 @@ from services.onboarding import directory_views
 from services.onboarding.directory_schemas import PartnerDirectoryOut
 from shared.events.partners import PartnerStatus, PartnerType
 from shared.http import AdminDep, PlatformDep
-from shared.inputs import Code
+from shared.inputs import Code, Name
 
 directory = APIRouter(tags=["partners"])
 
@@ -27,6 +27,10 @@ async def list_directory(
     partner_type: PartnerType | None = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 50,
+    q: Annotated[
+        Name | None,
+        Query(description="a part of the company name or domain (any case), or a partner id"),
+    ] = None,
 ) -> PartnerDirectoryOut:
     """Every partner (any status), by company name, with the filters given; `total` counts the
     partners matching them."""
@@ -37,4 +41,5 @@ async def list_directory(
         partner_type=partner_type.value if partner_type else None,
         offset=offset,
         limit=limit,
+        search=q,
     )

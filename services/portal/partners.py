@@ -36,13 +36,19 @@ def _choice(values: list[str]) -> str:
 
 
 class Filters(BaseModel):
+    q: str | None = None
     tier: str | None = None
     status: str | None = None
     partner_type: str | None = None
     below: Decimal | None = None
 
     def directory(self) -> dict[str, str | None]:
-        return {"tier": self.tier, "status": self.status, "partner_type": self.partner_type}
+        return {
+            "q": self.q,
+            "tier": self.tier,
+            "status": self.status,
+            "partner_type": self.partner_type,
+        }
 
 
 async def with_health(
@@ -117,8 +123,10 @@ async def partners(
     partner_type: Annotated[str, Query(pattern=_choice([t.value for t in PartnerType]))] = "",
     below: Annotated[str, Query(pattern=r"^(100|\d{1,2}(\.\d{1,2})?)?$")] = "",
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    q: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
     filters = Filters(
+        q=q.strip() or None,
         tier=tier or None,
         status=status or None,
         partner_type=partner_type or None,

@@ -60,7 +60,16 @@ async def test_the_directory_filters_and_pages_every_partner(infra: Infra) -> No
         by_tier = await every_page(client, url, tier=tier, partner_type="msp")
         assert {p["tier"] for p in by_tier} == {tier}
 
+        # A search: a part of the company name or domain, any case, or the id itself.
+        first, _ = applied[0]
+        for text in (f"DIR0-{run}", f"dir0-{run}.EXAMPLE", first):
+            found = await every_page(client, url, q=text)
+            assert [p["partner_id"] for p in found] == [first], text
+        assert await every_page(client, url, q=f"%-{run}") == []  # no wildcards
+        assert len(await every_page(client, url, q=run, partner_type="msp")) == 2
+
         for bad in (
+            {"q": "a\u202eb"},
             {"status": "dormant"},
             {"partner_type": "pirate"},
             {"limit": 0},
