@@ -29,8 +29,9 @@ from shared.events.registrations import RegistrationStatus
 # customers (com.tr), so holding rows are compared by the domain their partner gave (inputs).
 # `$6`: the requester's own registrations that expired since then still cool the customer down
 # (domain/cooldown.py): a few rows of one partner, by a partial index (migration 0016).
-# `party_status`: the holder's projected status; an ended partner's registration holds nothing
-# (domain/partner_standing.py).
+# `$8`: the key the former name normalisation gave the name (`former_name_key`), under which
+# rows stored before it hold it. `party_status`: the holder's projected status; an ended
+# partner's registration holds nothing (domain/partner_standing.py).
 # Each holding registration's domain as its partner gave it (the rules parse it): the same in
 # every branch, so a registration found by two of them is one row.
 _AS_ASKED_DOMAIN = "COALESCE(inputs -> 'request' ->> 'customer_domain', customer_domain)"
@@ -50,12 +51,20 @@ WITH holding AS (
         submitted_at, expires_at
     FROM registrations
     WHERE status IN ('submitted', 'approved', 'pending_review') AND name_key = $2
+    UNION
+    SELECT registration_id, partner_id, customer_name, {_AS_ASKED_DOMAIN}, products, status,
+        submitted_at, expires_at
+    FROM registrations
+    WHERE status IN ('submitted', 'approved', 'pending_review') AND name_key = $8
 ), open_direct AS (
     SELECT deal_key, owner, customer_name, customer_domain, created_at FROM crm_deals
     WHERE status = 'open' AND NOT deleted AND owner IS NOT NULL AND customer_domain = $1
     UNION
     SELECT deal_key, owner, customer_name, customer_domain, created_at FROM crm_deals
     WHERE status = 'open' AND NOT deleted AND owner IS NOT NULL AND name_key = $2
+    UNION
+    SELECT deal_key, owner, customer_name, customer_domain, created_at FROM crm_deals
+    WHERE status = 'open' AND NOT deleted AND owner IS NOT NULL AND name_key = $8
 )
 SELECT 'registration' AS kind, h.registration_id AS id, h.partner_id AS party,
     h.customer_name, h.customer_domain, h.products, h.status, h.submitted_at AS at,
@@ -118,6 +127,7 @@ async def load_decision_facts(
         former_domain_key(customer.domain),
         expired_since.timestamp(),
         at.timestamp(),
+        customer.former_name_key,
     )
     partner: PartnerView | None = None
     own_live: list[ExistingRegistration] = []

@@ -90,6 +90,8 @@ async def lock_customer(conn: Connection, customer: Customer) -> None:
     Two keys, domain and name, taken in sorted order so two transactions never deadlock.
     """
     keys = {advisory_key("deals", "customer-name", customer.name_key)}
+    if customer.former_name_key:  # rows stored under it are looked up by it too
+        keys.add(advisory_key("deals", "customer-name", customer.former_name_key))
     if customer.domain:
         keys.add(advisory_key("deals", "customer-domain", customer.domain))
     await lock_in_order(conn, keys)

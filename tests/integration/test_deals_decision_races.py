@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -132,3 +133,37 @@ async def test_a_holder_is_judged_at_the_requests_moment_not_the_databases(infra
         )
     assert later.status is not RegistrationStatus.APPROVED
     assert [c.reference for c in later.conflicts] == [held]
+
+
+async def test_a_registration_stored_under_the_former_name_key_is_still_met(
+    infra: Infra,
+) -> None:
+    """Names are normalised anew (invisible characters dropped, look-alike capitals read as
+    Latin): a registration stored before holds the key the former normalisation gave its name,
+    and a request of that name meets it through that key."""
+    run = uuid.uuid4().hex[:8]
+    holder, asker = f"p-kept-{run}", f"p-later-{run}"
+    disguised = f"ac\u200bme{run}"  # the former key split it: "ac"
+    outbox = Outbox("deals", source="pollinate/deals")
+    policy = RulesOfEngagement()
+    now = datetime.now(UTC)
+    async with deals_pool(infra) as pool, pool.acquire() as conn, conn.transaction():
+        for partner in (holder, asker):
+            await apply_partner_state(conn, partner_state_changed(partner_id=partner, version=1))
+        earlier = request_of(holder, disguised, now - timedelta(days=1))
+        held, first = await register(
+            conn, outbox, policy, earlier, None, Principal(PrincipalKind.PARTNER, holder)
+        )
+        assert first.status is RegistrationStatus.APPROVED
+        # As a version before stored it, under its former key (and no domain to meet it by).
+        await conn.execute(
+            """UPDATE registrations SET name_key = $2, customer_domain = NULL
+               WHERE registration_id = $1""",
+            held,
+            earlier.customer.former_name_key,
+        )
+        later = replace(request_of(asker, disguised, now), customer_domain=None)
+        _, decided = await register(
+            conn, outbox, policy, later, None, Principal(PrincipalKind.PARTNER, asker)
+        )
+    assert [c.reference for c in decided.conflicts] == [held]

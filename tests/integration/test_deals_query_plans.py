@@ -82,6 +82,8 @@ async def test_lookups_use_their_indexes_and_never_scan_the_table(populated: Any
                 "p-42",
                 "example",
                 (now - timedelta(days=30)).timestamp(),
+                now.timestamp(),
+                "customer4242former",
             ),
             {
                 "registrations_holding_by_domain",

@@ -51,3 +51,30 @@ def test_a_block_keeps_the_alike_names_only() -> None:
     assert alike == {n for n in block if exactly("Global Logistics 17", n, 0.88)}
     assert {"Global Logistics 17 Ltd", "GLOBAL LOGISTICS 17", "global logistic 17"} <= alike
     assert "global foods 17" not in alike
+
+
+def test_invisible_characters_and_look_alike_capitals_do_not_make_another_customer() -> None:
+    """Found in review: a zero-width space or a soft hyphen split a name's first word (its
+    lookup key), and capitals of another script lower-cased before folding kept their look-alike
+    shape: each made "another" customer, never looked up, approved beside the first."""
+    for plain, disguised in (
+        ("Acme Corp", "Ac\u200bme Corp"),
+        ("Northwind Traders", "North\u00adwind Traders"),
+        ("Acme Corp", "\u0410\u0421\u041c\u0415 Corp"),  # Cyrillic capitals
+        ("HP Inc", "\u041d\u0420 Inc"),
+        ("ACME", "\u0391C\u039c\u0395"),  # Greek capitals
+    ):
+        first, second = Customer.parse(plain), Customer.parse(disguised)
+        assert first.name_key == second.name_key, disguised
+        assert first.matches(second, 0.88) == ("name", 1.0), disguised
+    # Rows stored before keep the key the former normalisation gave: looked up by it too.
+    assert Customer.parse("Ac\u200bme Corp").former_name_key == "ac"
+    assert Customer.parse("Acme Corp").former_name_key is None
+
+
+@given(NAMES, NAMES)
+def test_how_alike_two_names_are_does_not_depend_on_which_came_first(a: str, b: str) -> None:
+    """Found in review: difflib's ratio is not symmetric; "Data Systems Gol" registered after
+    "Data Systems Global" was refused, the other way round approved."""
+    assert name_similarity(a, b) == name_similarity(b, a)
+    assert name_similarity("Data Systems Global", "Data Systems Gol") == 0.9189

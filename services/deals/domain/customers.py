@@ -8,8 +8,9 @@ Names are compared by their UTS #39 skeleton, so a look-alike letter cannot dodg
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import cache, lru_cache
@@ -165,14 +166,49 @@ def fold(normalised: str) -> str:
     return skeleton(skeleton(normalised).casefold())
 
 
+# Characters that show nothing (zero-width space and joiners, soft hyphen, word joiner, the
+# combining grapheme joiner, variation selectors): in a name they made word breaks, so
+# "Ac<ZWSP>me" looked like "Acme" and keyed as "ac" (found in review).
+_INVISIBLE = re.compile("[\u034f\u180b-\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+
+
+def _visible(text: str) -> str:
+    text = _INVISIBLE.sub("", text)
+    return "".join(char for char in text if unicodedata.category(char) != "Cf")
+
+
+def _plain_capital(char: str) -> str:
+    """A capital of another script that looks like a Latin one, as that Latin capital (Cyrillic
+    A, U+0410, or Greek Rho, U+03A1: lower-cased first, they became letters whose skeleton is
+    not Latin, so ACME in Cyrillic capitals dodged the Latin ACME); any other character as it
+    is."""
+    if char.isascii() or not char.isupper():
+        return char
+    return _latin_capitals().get(skeleton(char), char)
+
+
+@cache
+def _latin_capitals() -> dict[str, str]:
+    """Each Latin capital by its skeleton (a capital I's is a small l: the Latin capital, not
+    its skeleton, is what a look-alike reads as, so "Inc" in Cyrillic is still "inc")."""
+    return {skeleton(char): char for char in string.ascii_uppercase}
+
+
 def normalise_name(value: str | None) -> str:
     """'Northwind Traders, Ltd.' -> 'northwind traders' (case, accents, punctuation, legal form).
-    Letters of any script are kept; NFKC first, so full-width and styled letters read plainly."""
+    Letters of any script are kept; NFKC first, so full-width and styled letters read plainly;
+    invisible characters are dropped and look-alike capitals read as the Latin ones."""
     if not value:
         return ""
+    return _normalised(_visible(value), _plain_capital)
+
+
+def _normalised(value: str, capital: Callable[[str], str] | None) -> str:
     text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", value))
     if not text.isascii():  # no ASCII character is a combining mark
         text = "".join(char for char in text if not unicodedata.combining(char))
+        if capital is not None:
+            text = "".join(capital(char) for char in text)
     text = text.casefold()
     # Dots join abbreviations ("S.A.", "Inc.") rather than separate words.
     text = text.replace("&", " and ").replace(".", "")
@@ -186,6 +222,17 @@ def name_key(value: str | None) -> str:
     """A blocking key for candidate lookup: the first word of the folded normalised name."""
     folded = fold(normalise_name(value))
     return folded.split(" ", 1)[0] if folded else ""
+
+
+def former_name_key(value: str | None) -> str | None:
+    """The key the former normalisation (invisible characters as word breaks, capitals lower-
+    cased before folding) gave the name, when it differs: registrations and opportunities
+    stored before hold it, so the lookups find them by it too. None when it is the same."""
+    if not value:
+        return None
+    folded = fold(_normalised(value, None))
+    former = folded.split(" ", 1)[0] if folded else ""
+    return None if former == name_key(value) else former
 
 
 # A block's names come back with every decision on a customer of that block: their keys are kept
@@ -205,11 +252,16 @@ _FOLDED_LEGAL_SUFFIXES = frozenset(fold(suffix) for suffix in _LEGAL_SUFFIXES)
 
 
 def _similarity(left: str, right: str) -> float:
+    """difflib's ratio, the higher of its two orders: it is not symmetric, and whether a second
+    registration met the first depended on which came first (found in review)."""
     if not left or not right:
         return 0.0
     if left == right:
         return 1.0
-    return round(SequenceMatcher(None, left, right).ratio(), 4)
+    either = max(
+        SequenceMatcher(None, left, right).ratio(), SequenceMatcher(None, right, left).ratio()
+    )
+    return round(either, 4)
 
 
 # How far below the threshold the first look still passes a pair (in rapidfuzz's 0-100): the
@@ -239,6 +291,7 @@ class Customer:
     country: str | None
     normalised_name: str
     name_key: str  # the first word of the folded normalised name: the fuzzy lookup's block
+    former_name_key: str | None = None  # the key stored rows may hold (`former_name_key`)
 
     @classmethod
     def parse(
@@ -251,6 +304,7 @@ class Customer:
             country=country.upper() if country else None,
             normalised_name=normalised,
             name_key=fold(normalised).split(" ", 1)[0] if normalised else "",
+            former_name_key=former_name_key(name),
         )
 
     def matches(self, other: Customer, threshold: float) -> tuple[str, float] | None:
