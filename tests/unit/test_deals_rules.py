@@ -147,6 +147,23 @@ def test_fuzzy_name_match_without_domain_conflicts() -> None:
     assert decision.conflicts[0].matched_on == "name"
 
 
+def test_alike_names_on_two_different_domains_go_to_review_not_first_come() -> None:
+    """Found in review: Deutsche Bahn (deutschebahn.com) was refused outright as Deutsche Bank
+    (db.com) by a 0.92 name match; two given domains that differ make it a person's call."""
+    bank = existing(customer_name="Deutsche Bank AG", customer_domain="db.com")
+    bahn = request(customer_name="Deutsche Bahn AG", customer_domain="deutschebahn.com")
+    decision = check_registration(POLICY, bahn, ACTIVE, [bank], [])
+    assert decision.status is S.PENDING_REVIEW
+    assert (
+        "though the customers' domains differ (deutschebahn.com, db.com)" in (decision.reasons[0])
+    )
+    # The same name on the same domain, or a name alike with no domain given: first come.
+    same = request(customer_name="Deutsche Bank", customer_domain="www.db.com")
+    assert check_registration(POLICY, same, ACTIVE, [bank], []).status is S.REJECTED
+    unsaid = request(customer_name="Deutsche Bank", customer_domain=None)
+    assert check_registration(POLICY, unsaid, ACTIVE, [bank], []).status is S.REJECTED
+
+
 def test_escalation_policy_sends_conflicts_to_review() -> None:
     policy = RulesOfEngagement(partner_conflict=PartnerConflictPolicy.ESCALATE)
     decision = check_registration(policy, request(), ACTIVE, [existing()], [])

@@ -511,6 +511,17 @@ def _partner_conflicts(
             )
             found.review = True
             continue
+        if _other_domains(request.customer, other.customer, conflict.matched_on):
+            # Alike names on two different domains: Deutsche Bank and Deutsche Bahn, Acme
+            # Austria and Acme Australia. A person tells, not first come (refused outright).
+            found.say(
+                f"possible partner conflict with {evidence}, though the customers' domains "
+                f"differ ({request.customer.domain}, {other.customer.domain}): escalated for "
+                "review",
+                f"possible {PARTNER_CONFLICT}: escalated for review",
+            )
+            found.review = True
+            continue
         if policy.partner_conflict is PartnerConflictPolicy.FIRST_COME:
             found.say(
                 f"customer already registered inside the protection window ({evidence})",
@@ -524,6 +535,15 @@ def _partner_conflicts(
         )
         found.review = True
     return False
+
+
+def _other_domains(mine: Customer, theirs: Customer, matched_on: str) -> bool:
+    """Two customers whose names are alike but whose registrable domains both given differ."""
+    return (
+        matched_on == "name"
+        and bool(mine.domain and theirs.domain)
+        and (mine.domain != theirs.domain)
+    )
 
 
 def _alongside(
