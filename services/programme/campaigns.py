@@ -33,7 +33,6 @@ from services.programme.domain.campaigns import (
     check_partners_new_campaign,
     state_of,
 )
-from services.programme.plans import NO_PLAN
 from shared.audit import record_action
 from shared.clock import now
 from shared.db import Connection, from_row
@@ -65,7 +64,12 @@ async def create(conn: Connection, outbox: Outbox, who: Caller, body: CampaignIn
         if not body.partner_ids:
             raise Unprocessable("a channel manager must name partner_ids")
         partners = sorted(set(body.partner_ids))
-    await _check_partners(conn, partners, lambda s: s not in NO_PLAN, "it runs no campaign")
+    # As for joining one (`edit`): money and credit may follow a campaign from its start, so it
+    # is run only by partners working with the programme (creation let an onboarding or a
+    # suspended partner in, which an edit refused: found in review).
+    await _check_partners(
+        conn, partners, JOINS.__contains__, "only an active partner runs a campaign"
+    )
     campaign_id = f"camp_{uuid.uuid4().hex[:20]}"
     at = now()
     await campaign_repository.insert_campaign(

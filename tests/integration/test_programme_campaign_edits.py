@@ -238,6 +238,38 @@ async def test_a_partner_added_to_another_partners_campaign_is_not_told_who_crea
     assert creator not in listed.text
 
 
+async def test_only_active_partners_run_a_new_campaign_as_only_they_join_one(
+    infra: Infra, programme: str, admin_db: asyncpg.Connection[Any]
+) -> None:
+    """Found in review: an edit refused a partner still onboarding, a new campaign took it."""
+    run = uuid.uuid4().hex[:8]
+    onboarding = f"p-onb-{run}"
+    state = factories.partner_state_changed(
+        partner_id=onboarding, status=PartnerStatus.ONBOARDING, change=PartnerChange.QUALIFIED
+    )
+    await publish(infra, PARTNER_LIFECYCLE, [state], subject=onboarding, source="onboarding")
+
+    async def heard() -> bool:
+        known = await admin_db.fetchval(
+            "SELECT count(*) FROM programme.partner_versions WHERE partner_id = $1", onboarding
+        )
+        return bool(known)
+
+    await eventually(heard)
+    today = datetime.now(UTC).date()
+    body = {
+        "name": "Too early",
+        "kind": "webinar",
+        "starts_on": str(today + timedelta(days=3)),
+        "ends_on": str(today + timedelta(days=9)),
+        "partner_ids": [onboarding],
+    }
+    async with httpx.AsyncClient(base_url=programme, timeout=10) as client:
+        refused = await client.post("/campaigns", json=body, headers=ADMIN)
+    assert refused.status_code == 409, refused.text
+    assert "only an active partner runs a campaign" in refused.text
+
+
 async def test_an_edit_waiting_for_another_keeps_what_that_one_wrote(
     infra: Infra, programme: str
 ) -> None:
