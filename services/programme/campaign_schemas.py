@@ -9,7 +9,16 @@ from typing import Annotated, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from services.programme.domain.campaigns import CampaignKind, CampaignState, check_dates
-from shared.inputs import CurrencyCode, FreeText, Ident, Money, Name, NearDay, as_text
+from shared.inputs import (
+    CurrencyCode,
+    FreeText,
+    Ident,
+    Money,
+    Name,
+    NearDay,
+    as_text,
+    check_money,
+)
 
 
 class CampaignIn(BaseModel):
@@ -62,6 +71,11 @@ class ResultsIn(BaseModel):
     leads: int = Field(ge=0, le=10_000_000)
     pipeline: Annotated[Money, Field(ge=0)]
     currency: CurrencyCode
+
+    @model_validator(mode="after")
+    def _in_its_currency(self) -> Self:
+        check_money(self.pipeline, self.currency, "pipeline")  # a yen has no cents
+        return self
 
 
 class CancelIn(BaseModel):

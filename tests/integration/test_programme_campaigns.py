@@ -176,6 +176,13 @@ async def test_a_campaign_shows_reported_results_attributed_revenue_and_mdf_cost
                 headers=auth(partner),
             )
         ).status_code == 422
+        yen = await client.post(  # a yen has no cents (found in review: stored as given)
+            f"/campaigns/{campaign}/results",
+            json={"leads": 1, "pipeline": "1000.50", "currency": "JPY"},
+            headers=auth(partner),
+        )
+        assert yen.status_code == 422
+        assert "pipeline has 1 decimals; at most 0 allowed in JPY" in yen.text
 
         async def settled() -> dict[str, Any] | None:
             detail = (await client.get(f"/campaigns/{campaign}", headers=ADMIN)).json()
