@@ -193,6 +193,10 @@ def acting_partner(who: Caller, partner_id: str | None) -> str:
 
 
 _URL_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+# No id the platform issues or takes is longer (a deal key is at most about 420 bytes); a
+# segment longer reached routes whose audit or key index refused it as a 500 (Postgres' btree
+# entries end near 2,700 bytes: found in review).
+PATH_SEGMENT_MAX = 512
 
 
 def _url_problem(scope: Scope) -> str | None:
@@ -204,6 +208,8 @@ def _url_problem(scope: Scope) -> str | None:
         decoded = unquote_to_bytes(part.replace(b"+", b" ") if what != "path" else part)
         if _URL_CONTROL.search(decoded):
             return f"the {what} must not contain control characters"
+        if what == "path" and max(map(len, decoded.split(b"/"))) > PATH_SEGMENT_MAX:
+            return f"a path segment must be at most {PATH_SEGMENT_MAX} bytes"
         try:
             decoded.decode("utf-8")
         except UnicodeDecodeError:
