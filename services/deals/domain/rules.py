@@ -512,8 +512,7 @@ def _partner_conflicts(
             found.review = True
             continue
         if _other_domains(request.customer, other.customer, conflict.matched_on):
-            # Alike names on two different domains: Deutsche Bank and Deutsche Bahn, Acme
-            # Austria and Acme Australia. A person tells, not first come (refused outright).
+            # Alike names on two domains (Deutsche Bank, Deutsche Bahn): a person tells.
             found.say(
                 f"possible partner conflict with {evidence}, though the customers' domains "
                 f"differ ({request.customer.domain}, {other.customer.domain}): escalated for "
@@ -539,11 +538,8 @@ def _partner_conflicts(
 
 def _other_domains(mine: Customer, theirs: Customer, matched_on: str) -> bool:
     """Two customers whose names are alike but whose registrable domains both given differ."""
-    return (
-        matched_on == "name"
-        and bool(mine.domain and theirs.domain)
-        and (mine.domain != theirs.domain)
-    )
+    both = mine.domain is not None and theirs.domain is not None
+    return matched_on == "name" and both and mine.domain != theirs.domain
 
 
 def _alongside(
