@@ -14,7 +14,7 @@ async def send_emails(platform: Platform) -> int:
     if smtp is None:
         return 0
     return await emailing.send_due(
-        platform.pool, smtp, settings.email_retry_policy(), settings.webhook_lease_seconds
+        platform.pool, smtp, settings.email_retry_policy(), settings.email_lease_seconds
     )
 
 

@@ -45,12 +45,19 @@ class NotificationsSettings(BaseSettings):
     email_retry_initial_seconds: float = Field(default=30.0, gt=0)
     email_retry_max_seconds: float = Field(default=3600.0, gt=0)
     email_failure_budget: int = Field(default=10, ge=1)
+    # How long a claimed mail is held: past its slowest send (every SMTP wait timing out).
+    email_lease_seconds: float = Field(default=180.0, gt=0)
 
     @model_validator(mode="after")
     def _lease_outlasts_an_attempt(self) -> NotificationsSettings:
         if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
             raise ValueError(
                 "NOTIFICATIONS_WEBHOOK_LEASE_SECONDS must exceed NOTIFICATIONS_WEBHOOK_TIMEOUT_SECONDS"
+            )
+        slowest = Smtp("", 0, "").slowest_send
+        if self.email_lease_seconds <= slowest:
+            raise ValueError(
+                f"NOTIFICATIONS_EMAIL_LEASE_SECONDS must exceed a mail's slowest send ({slowest} s)"
             )
         return self
 

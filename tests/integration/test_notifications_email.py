@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from services.notifications import email_repository, inbox
 from services.notifications.domain.addressing import Recipient
@@ -199,10 +200,11 @@ async def test_mails_not_begun_within_the_claims_lease_are_given_back(
     email_pool: Pool, mail_server: MailServer
 ) -> None:
     """A run begins a mail after its first only while the lease outlasts the slowest send
-    (four SMTP steps at the timeout each): begun later, the lease could lapse mid-send and
+    (eleven SMTP replies at the timeout each): begun later, the lease could lapse mid-send and
     another instance claim the mail and send it too (50 mails a claim, one connection each,
-    a slow server). Here the lease (0.5 s) is shorter than one slowest send (4 x 0.2 s): one
-    mail goes, the other two are due again at once, for the next run."""
+    a slow server). Here the lease (0.5 s) is shorter than one slowest send (11 x 0.2 s): one
+    mail goes, the other two are due again at once, for the next run. The lease itself must
+    outlast a slowest send: counted as four replies, it did not (found in review)."""
     address = f"lease-{uuid.uuid4().hex[:8]}@partner.example"
     async with email_pool.acquire() as conn:
         for n in range(3):
@@ -218,6 +220,9 @@ async def test_mails_not_begun_within_the_claims_lease_are_given_back(
     assert [row["due"] for row in waiting] == [True, True]
     assert await send_due(email_pool, smtp, policy, lease_seconds=30) == 2
     assert len(await mails(mail_server, address, 3)) == 3
+    assert smtp.slowest_send == pytest.approx(2.2)
+    with pytest.raises(ValidationError, match=r"must exceed a mail's slowest send \(110.0 s\)"):
+        NotificationsSettings(email_lease_seconds=60)
 
 
 async def test_what_waited_for_a_digest_goes_when_the_recipient_switches_to_immediate(
