@@ -79,41 +79,48 @@ async def pool(scratch_service: ScratchService) -> AsyncIterator[Pool]:
 async def read_alone(
     conn: Connection, config: AttributionConfig, partner_id: str, today: date
 ) -> HealthInputs:
-    """The inputs as a partner's own read took them (its days in no set order: sorted)."""
-    since = today - timedelta(days=config.health.window_days)
+    """The inputs as a partner's own read took them (its days in no set order: sorted), over
+    the window's days to `today`, both ends included."""
+    since = today - timedelta(days=config.health.window_days - 1)
     revenue = await conn.fetchval(
         """SELECT coalesce(sum(amount), 0) FROM credits
-           WHERE partner_id = $1 AND reversed_at IS NULL AND close_date >= $2""",
+           WHERE partner_id = $1 AND reversed_at IS NULL AND close_date >= $2
+             AND close_date <= $3""",
         partner_id,
         since,
+        today,
     )
     outcomes = await conn.fetchrow(
         """SELECT count(*) FILTER (WHERE d.status = 'won') AS won,
                   count(*) FILTER (WHERE d.status = 'lost') AS lost
            FROM deals d
-           WHERE NOT d.deleted AND d.close_date >= $2 AND EXISTS (
+           WHERE NOT d.deleted AND d.close_date >= $2 AND d.close_date <= $3 AND EXISTS (
                SELECT 1 FROM touchpoints t
                WHERE t.deal_key = d.deal_key AND t.partner_id = $1 AND t.active
                  AND (t.origin <> 'api' OR t.approved))""",
         partner_id,
         since,
+        today,
     )
     days = await conn.fetch(
         """SELECT d.close_date - min(t.occurred_at)::date AS days
            FROM deals d JOIN touchpoints t ON t.deal_key = d.deal_key
            WHERE t.partner_id = $1 AND t.active AND t.kind = 'sourced_registration'
              AND d.status = 'won' AND NOT d.deleted AND d.close_date >= $2
+             AND d.close_date <= $3
            GROUP BY d.deal_key, d.close_date""",
         partner_id,
         since,
+        today,
     )
     signals = await conn.fetchrow(
         """SELECT count(*) FILTER (WHERE conflicts > 0) AS conflicts,
                   count(*) FILTER (WHERE status = 'rejected') AS rejections,
                   count(*) FILTER (WHERE status = 'expired') AS expiries
-           FROM registrations WHERE partner_id = $1 AND changed_at >= $2""",
+           FROM registrations WHERE partner_id = $1 AND changed_at >= $2 AND changed_at < $3""",
         partner_id,
         datetime.combine(since, time(0), tzinfo=UTC),
+        datetime.combine(today + timedelta(days=1), time(0), tzinfo=UTC),
     )
     enablement = await conn.fetchval(
         "SELECT score FROM enablement_signals WHERE partner_id = $1", partner_id
