@@ -18,6 +18,9 @@ from shared.events.notifications import AnyPartnerNotification
 from shared.service import Platform, ServiceDefinition
 from shared.topics import INCENTIVE_LEDGER, PARTNER_NOTIFICATIONS
 
+# How often an instance asks whether digests are due.
+DIGEST_CHECK_SECONDS = 60.0
+
 log = logging.getLogger(__name__)
 
 
@@ -49,11 +52,11 @@ def wire(platform: Platform) -> None:
     if settings.smtp() is None:
         log.warning("no NOTIFICATIONS_SMTP_HOST: e-mails queue but are not sent")
     platform.every(settings.email_poll_seconds, jobs.send_emails, name="email")
+    # Often, on every instance: whether digests are due is decided in Postgres, for them all.
     platform.every(
-        settings.email_digest_seconds,
+        min(settings.email_digest_seconds, DIGEST_CHECK_SECONDS),
         jobs.gather_digests,
         name="email-digest",
-        first_run_after=settings.email_digest_seconds,
     )
 
     messages = platform.consumer("inbox", [PARTNER_NOTIFICATIONS])

@@ -4,7 +4,7 @@ gathered, mails claimed for sending and their outcome."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.notifications.domain import email
@@ -178,7 +178,7 @@ async def claim_due(pool: Pool, limit: int, lease_seconds: float) -> list[Any]:
                      SELECT 1 FROM partner_access a
                      WHERE a.partner_id = m.recipient AND a.status = ANY($3::text[])))
                ORDER BY m.next_attempt_at LIMIT $1 FOR UPDATE OF m SKIP LOCKED)
-           RETURNING email_id, address, subject, body, attempts""",
+           RETURNING email_id, address, subject, body, attempts, created_at""",
         limit,
         lease_seconds,
         sorted(status.value for status in REVOKING),
@@ -214,3 +214,18 @@ async def settle(
         error,
         retry_at,
     )
+
+
+async def digests_due(conn: Connection, every: timedelta) -> bool:
+    """Whether digests are due (`every` passed since they were last gathered), the schedule's
+    row locked for the transaction and moved to now when they are: another instance deciding at
+    the same moment waits, then finds them not due."""
+    due: bool = (
+        await conn.fetchval(
+            """UPDATE digest_schedule SET gathered_at = now()
+           WHERE gathered_at <= now() - $1::interval RETURNING true""",
+            every,
+        )
+        or False
+    )
+    return due

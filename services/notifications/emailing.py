@@ -13,6 +13,7 @@ import ssl
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 from services.notifications import email_repository
@@ -67,7 +68,33 @@ def send_one(smtp: Smtp, email_id: uuid.UUID, address: str, subject: str, body: 
         client.send_message(mail)
 
 
-async def send_due(pool: Pool, smtp: Smtp, policy: RetryPolicy, lease_seconds: float) -> int:
+def refused_for_good(error: Exception) -> bool:
+    """Whether the server refused the mail for good (a 5xx reply: no such mailbox, a policy),
+    not for now (a connection refused or dropped, a 4xx: the relay's moment)."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in error.recipients.values())
+    return isinstance(error, smtplib.SMTPResponseException) and error.smtp_code >= 500
+
+
+def retry_moment(
+    policy: RetryPolicy, error: Exception, failures: int, queued_at: datetime, give_up: timedelta
+) -> datetime | None:
+    """When a mail that failed is tried again (None: never). A refusal for good spends the
+    failure budget; a failure for now is retried, backing off, until the mail is `give_up`
+    old: a relay down for an hour and a half or more spent every mail's budget and they were
+    dropped (found in review)."""
+    at = now()
+    spent = policy.spent(failures) if refused_for_good(error) else at - queued_at >= give_up
+    return None if spent else at + policy.delay(failures, random.random())  # noqa: S311 (jitter)
+
+
+async def send_due(
+    pool: Pool,
+    smtp: Smtp,
+    policy: RetryPolicy,
+    lease_seconds: float,
+    give_up: timedelta = timedelta(hours=72),
+) -> int:
     """Send the mails that are due; returns how many went. A mail after the first is begun
     only while the claim's lease outlasts its slowest send (each SMTP step may take the
     timeout); the rest are given back, due at once. Begun later, the lease could lapse mid-send
@@ -87,9 +114,7 @@ async def send_due(pool: Pool, smtp: Smtp, policy: RetryPolicy, lease_seconds: f
             )
         except (smtplib.SMTPException, OSError) as error:
             failures = row["attempts"] + 1
-            retry_at = (
-                None if policy.spent(failures) else now() + policy.delay(failures, random.random())  # noqa: S311 (jitter)
-            )
+            retry_at = retry_moment(policy, error, failures, row["created_at"], give_up)
             reason = f"{type(error).__name__}: {error}"[:ERROR_MAX]
             log.warning("mail not sent", extra={"email": str(row["email_id"]), "error": reason})
             await email_repository.settle(
@@ -103,9 +128,13 @@ async def send_due(pool: Pool, smtp: Smtp, policy: RetryPolicy, lease_seconds: f
     return sent
 
 
-async def gather_digests(pool: Pool) -> int:
-    """One digest mail per recipient with messages waiting; returns how many were queued."""
+async def gather_digests(pool: Pool, every: timedelta) -> int:
+    """One digest mail per recipient with messages waiting, once `every` has passed since any
+    instance last gathered them (digest_schedule, locked while deciding); returns how many
+    were queued."""
     async with pool.acquire() as conn, conn.transaction():
+        if not await email_repository.digests_due(conn, every):
+            return 0
         digests = await email_repository.take_digests(conn)
         for recipient, address, positions, messages in digests:
             if not messages:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from services.notifications import emailing
 from services.notifications.settings import NotificationsSettings
 from shared.service import Platform
@@ -14,10 +16,17 @@ async def send_emails(platform: Platform) -> int:
     if smtp is None:
         return 0
     return await emailing.send_due(
-        platform.pool, smtp, settings.email_retry_policy(), settings.email_lease_seconds
+        platform.pool,
+        smtp,
+        settings.email_retry_policy(),
+        settings.email_lease_seconds,
+        timedelta(hours=settings.email_give_up_hours),
     )
 
 
 async def gather_digests(platform: Platform) -> int:
-    """Queue one digest mail per recipient with messages waiting. Returns how many."""
-    return await emailing.gather_digests(platform.pool)
+    """Queue one digest mail per recipient with messages waiting, once a digest period has
+    passed since any instance did. Returns how many."""
+    settings = platform.provisions.get(NotificationsSettings)
+    every = timedelta(seconds=settings.email_digest_seconds)
+    return await emailing.gather_digests(platform.pool, every)

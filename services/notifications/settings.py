@@ -44,7 +44,9 @@ class NotificationsSettings(BaseSettings):
     email_digest_seconds: float = Field(default=3600.0, gt=0)
     email_retry_initial_seconds: float = Field(default=30.0, gt=0)
     email_retry_max_seconds: float = Field(default=3600.0, gt=0)
-    email_failure_budget: int = Field(default=10, ge=1)
+    email_failure_budget: int = Field(default=10, ge=1)  # refusals for good (5xx)
+    # A mail failing for now (its relay down, a 4xx) is retried until it is this old.
+    email_give_up_hours: float = Field(default=72.0, gt=0)
     # How long a claimed mail is held: past its slowest send (every SMTP wait timing out).
     email_lease_seconds: float = Field(default=180.0, gt=0)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 from services.notifications import email_repository, inbox
 from services.notifications.domain.addressing import Recipient
 from services.notifications.domain.email import EmailMode, EmailPreference
-from services.notifications.emailing import Smtp, send_due
+from services.notifications.emailing import Smtp, gather_digests, send_due
 from services.notifications.settings import NotificationsSettings
 from shared.db import Pool
 from shared.events.notifications import NotificationKind
@@ -223,6 +224,70 @@ async def test_mails_not_begun_within_the_claims_lease_are_given_back(
     assert smtp.slowest_send == pytest.approx(2.2)
     with pytest.raises(ValidationError, match=r"must exceed a mail's slowest send \(110.0 s\)"):
         NotificationsSettings(email_lease_seconds=60)
+
+
+async def test_a_mail_refused_for_now_is_kept_until_it_is_old_one_refused_for_good_spends_its_budget(
+    email_pool: Pool, mail_server: MailServer
+) -> None:
+    """Found in review: every failure spent the mail's budget, so a relay down for an hour and
+    a half or more dropped every mail queued meanwhile, for good. A 4xx (or a refused
+    connection) is the relay's moment: retried until the mail is three days old; a 5xx spends
+    the budget (one try, here)."""
+    smtp = Smtp("127.0.0.1", mail_server.port, "pollinate@vendor.example", timeout_seconds=5)
+    policy = NotificationsSettings(email_failure_budget=1).email_retry_policy()
+    address = f"refused-{uuid.uuid4().hex[:8]}@partner.example"
+
+    async def one_try(reply: str) -> str:
+        async with email_pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE emails SET next_attempt_at = now() WHERE address = $1", address
+            )
+        mail_server.refusing = reply
+        assert await send_due(email_pool, smtp, policy, lease_seconds=30) == 0
+        status: str = await email_pool.fetchval(
+            "SELECT status FROM emails WHERE address = $1", address
+        )
+        return status
+
+    async with email_pool.acquire() as conn:
+        await email_repository.queue_mail(
+            conn, uuid.uuid4(), Recipient.partner("p-refused"), address, "s", "body", [1]
+        )
+    try:
+        assert await one_try("451 4.3.0 try again later") == "pending"
+        assert await one_try("451 4.3.0 try again later") == "pending"  # past a budget of 1
+        await email_pool.execute(
+            "UPDATE emails SET created_at = now() - interval '73 hours' WHERE address = $1",
+            address,
+        )
+        assert await one_try("451 4.3.0 try again later") == "failed"  # three days: given up
+        await email_pool.execute(
+            """UPDATE emails SET status = 'pending', attempts = 0, created_at = now()
+               WHERE address = $1""",
+            address,
+        )
+        assert await one_try("550 5.1.1 no such mailbox") == "failed"  # for good: at once
+    finally:
+        mail_server.refusing = None
+    error = await email_pool.fetchval("SELECT last_error FROM emails WHERE address = $1", address)
+    assert "550" in error
+
+
+async def test_digests_are_due_once_a_period_for_every_instance_whenever_each_started(
+    email_pool: Pool,
+) -> None:
+    """Found in review: each instance gathered digests on a timer of its own from its start,
+    so three instances sent three an hour and instances restarted within every hour sent none.
+    Whether they are due is one row: the first instance to ask after a period takes them, the
+    next finds them not due, and a new instance asks at once, not an hour after its start."""
+    hour = timedelta(hours=1)
+    await email_pool.execute("UPDATE digest_schedule SET gathered_at = now() - interval '2 hours'")
+    async with email_pool.acquire() as first, email_pool.acquire() as second:
+        async with first.transaction():
+            assert await email_repository.digests_due(first, hour) is True
+        async with second.transaction():
+            assert await email_repository.digests_due(second, hour) is False
+    assert await gather_digests(email_pool, hour) == 0  # not due: nothing taken
 
 
 async def test_what_waited_for_a_digest_goes_when_the_recipient_switches_to_immediate(

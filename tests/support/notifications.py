@@ -309,15 +309,19 @@ class Mail:
 
 class MailServer:
     """A real SMTP server on a local port (aiosmtpd, in its own thread) keeping what arrives.
-    It can stop (connections refused) and start again on the same port."""
+    It can stop (connections refused) and start again on the same port, and refuse messages
+    with a reply of a test's choosing (`refusing`: "451 ...", "550 ...")."""
 
     def __init__(self) -> None:
         self.mails: list[Mail] = []
         self.lock = threading.Lock()
         self.port = free_port()  # kept across restarts: never one an outgoing connection takes
         self.controller: Controller | None = None
+        self.refusing: str | None = None  # a reply to every message instead of taking it
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        if self.refusing is not None:
+            return self.refusing
         parsed = email.message_from_bytes(envelope.original_content or envelope.content)
         with self.lock:
             self.mails.append(Mail(list(envelope.rcpt_tos), parsed))
