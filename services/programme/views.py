@@ -448,7 +448,10 @@ async def reviews(conn: Connection, partner_id: str, year: int) -> list[ReviewOu
 
 
 async def nps_answers(conn: Connection, f: Filters) -> list[Any]:
-    """Each answer in range: its quarter, the tier it was given under, its score."""
+    """Each answer in range: its quarter, the tier it was given under, its score; by region,
+    the answers of partners in the region when they answered (the version in force then, as
+    every other figure reads a partner: any version ever in the region counted all of a
+    partner's answers, found in review)."""
     return await conn.fetch(
         f"""SELECT {QUARTER_OF.format("a.answered_at")} AS quarter,
                    coalesce(a.tier, 'unknown') AS tier, a.score
@@ -456,8 +459,9 @@ async def nps_answers(conn: Connection, f: Filters) -> list[Any]:
             LEFT JOIN LATERAL (SELECT a.tier, a.partner_type) p ON true
             WHERE {_in_range("a.answered_at")} AND {PARTNER_FILTER.format(fact="a")}
               AND ($6::text IS NULL OR EXISTS (
-                  SELECT 1 FROM partner_versions v
-                  WHERE v.partner_id = a.partner_id AND $6::text = ANY(v.regions)))
+                  SELECT 1 FROM partner_spans s
+                  WHERE s.partner_id = a.partner_id AND $6::text = ANY(s.regions)
+                    AND a.answered_at >= s.valid_from AND a.answered_at < s.valid_to))
             ORDER BY 1, 2""",
         *f.args(),
     )

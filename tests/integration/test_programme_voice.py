@@ -179,6 +179,30 @@ async def test_a_survey_reaches_partners_is_answered_once_per_person_and_gives_n
         managed = (await client.get(f"{programme}/surveys/{survey_id}", headers=ADMIN)).json()
         assert (managed["recipients"], managed["results"]["responses"]) == (2, 3)
 
+        # By region: the partner's regions when it answered, as every other figure reads them.
+        # Gold had left DE a day before its people answered; silver (US and DE) had not. Found
+        # in review: a region a partner ever had counted all its answers.
+        moved = f.partner_state_changed(
+            partner_id=gold,
+            version=2,
+            tier=f"gold-{run}",
+            regions=("US",),
+            change=PartnerChange.UPDATED,
+            changed_at=datetime.now(UTC) - timedelta(days=1),
+        )
+        await publish(infra, PARTNER_LIFECYCLE, [moved], subject=gold, source="onboarding")
+
+        async def in_germany() -> dict[str, Any] | None:
+            answer = await client.get(
+                f"{programme}/kpis",
+                params={"partner_id": [gold, silver], "region": "DE"},
+                headers=ADMIN,
+            )
+            overall: dict[str, Any] = answer.json()["nps"]["overall"]
+            return overall if overall["responses"] == 1 else None
+
+        assert (await eventually(in_germany))["passives"] == 1  # silver's 8
+
 
 async def test_a_closed_survey_and_an_empty_audience_are_refused(
     infra: Infra, programme: str
