@@ -29,7 +29,7 @@ from shared.events.registrations import RegistrationStatus
 # customers (com.tr), so holding rows are compared by the domain their partner gave (inputs).
 # `$6`: the requester's own registrations that expired since then still cool the customer down
 # (domain/cooldown.py): a few rows of one partner, by a partial index (migration 0016).
-# `$8`: the key the former name normalisation gave the name (`former_name_key`), under which
+# `$8`: the key the former name normalisation gave the name (`Customer.former_name_key`), under which
 # rows stored before it hold it. `party_status`: the holder's projected status; an ended
 # partner's registration holds nothing (domain/partner_standing.py).
 # Each holding registration's domain as its partner gave it (the rules parse it): the same in

@@ -220,19 +220,23 @@ def _normalised(value: str, capital: Callable[[str], str] | None) -> str:
 
 def name_key(value: str | None) -> str:
     """A blocking key for candidate lookup: the first word of the folded normalised name."""
-    folded = fold(normalise_name(value))
+    return _key(normalise_name(value))
+
+
+def _key(normalised: str) -> str:
+    folded = fold(normalised)
     return folded.split(" ", 1)[0] if folded else ""
 
 
-def former_name_key(value: str | None) -> str | None:
+def _former_key(name: str, key: str) -> str | None:
     """The key the former normalisation (invisible characters as word breaks, capitals lower-
-    cased before folding) gave the name, when it differs: registrations and opportunities
-    stored before hold it, so the lookups find them by it too. None when it is the same."""
-    if not value:
+    cased before folding) gave the name whose key is now `key`, when it differs: registrations
+    and opportunities stored before hold it, so the lookups find them by it too. An ASCII name
+    has neither, so its key never differed."""
+    if name.isascii():
         return None
-    folded = fold(_normalised(value, None))
-    former = folded.split(" ", 1)[0] if folded else ""
-    return None if former == name_key(value) else former
+    former = _key(_normalised(name, None))
+    return None if former == key else former
 
 
 # A block's names come back with every decision on a customer of that block: their keys are kept
@@ -291,20 +295,21 @@ class Customer:
     country: str | None
     normalised_name: str
     name_key: str  # the first word of the folded normalised name: the fuzzy lookup's block
-    former_name_key: str | None = None  # the key stored rows may hold (`former_name_key`)
+    former_name_key: str | None = None  # the key rows stored before may hold (`_former_key`)
 
     @classmethod
     def parse(
         cls, name: str | None, domain: str | None = None, country: str | None = None
     ) -> Customer:
         normalised = normalise_name(name)
+        key = _key(normalised)
         return cls(
             name=name or "",
             domain=normalise_domain(domain),
             country=country.upper() if country else None,
             normalised_name=normalised,
-            name_key=fold(normalised).split(" ", 1)[0] if normalised else "",
-            former_name_key=former_name_key(name),
+            name_key=key,
+            former_name_key=_former_key(name, key) if name else None,
         )
 
     def matches(self, other: Customer, threshold: float) -> tuple[str, float] | None:
