@@ -27,18 +27,16 @@ GROUP BY partner_id
 HAVING bool_or(in_period)
 ORDER BY sum(earned + paid) DESC, partner_id
 """
-# Newest first, a page at a time after the payout `$3` (the page before's last), through
-# ledger_payouts_by_time; `$4` more than asked tells whether a page follows.
+# Newest first, a page at a time after the payout made at `$3` with the id `$4` (the page
+# before's last), through ledger_payouts_by_time; `$5` more than asked tells whether a page
+# follows.
 PAYOUTS_MADE_SQL = """SELECT entry_id, partner_id, -amount AS amount, reference, period, created_at
     FROM ledger_entries
     WHERE entry_type = 'payout' AND ($1::text IS NULL OR period = $1)
       AND ($2::text IS NULL OR partner_id = $2)
-      AND ($3::text IS NULL OR EXISTS (
-          SELECT 1 FROM ledger_entries b WHERE b.entry_id = $3 AND b.entry_type = 'payout'
-            AND (ledger_entries.created_at < b.created_at
-                 OR (ledger_entries.created_at = b.created_at
-                     AND ledger_entries.entry_id > b.entry_id))))
-    ORDER BY created_at DESC, entry_id LIMIT $4"""
+      AND ($3::timestamptz IS NULL OR created_at < $3
+           OR (created_at = $3 AND entry_id > $4::text))
+    ORDER BY created_at DESC, entry_id LIMIT $5"""
 PAYOUTS_COUNTED_SQL = """SELECT count(*) FROM ledger_entries
     WHERE entry_type = 'payout' AND ($1::text IS NULL OR period = $1)
       AND ($2::text IS NULL OR partner_id = $2)"""
@@ -64,12 +62,17 @@ async def payouts(
         for p in everyone
         if (state is None or p.state is state) and (partner is None or p.partner_id == partner)
     ]
-    if payouts_before is not None and not await conn.fetchval(
-        "SELECT true FROM ledger_entries WHERE entry_id = $1 AND entry_type = 'payout'",
-        payouts_before,
-    ):
-        raise Unprocessable(f"payouts_before names no payout: {payouts_before}")
-    made = await conn.fetch(PAYOUTS_MADE_SQL, period, partner, payouts_before, payouts_limit + 1)
+    after_moment = None
+    if payouts_before is not None:
+        after_moment = await conn.fetchval(
+            "SELECT created_at FROM ledger_entries WHERE entry_id = $1 AND entry_type = 'payout'",
+            payouts_before,
+        )
+        if after_moment is None:
+            raise Unprocessable(f"payouts_before names no payout: {payouts_before}")
+    made = await conn.fetch(
+        PAYOUTS_MADE_SQL, period, partner, after_moment, payouts_before, payouts_limit + 1
+    )
     more = len(made) > payouts_limit
     made = made[:payouts_limit]
     periods = await conn.fetch(PERIODS_SQL)
