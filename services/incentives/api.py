@@ -3,7 +3,6 @@ its own), payouts, MDF funds, claims and their decisions."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -56,14 +55,6 @@ LedgerReaderDep = Annotated[Caller, require_role(*PARTNER_OR_MANAGER, Role.FINAN
 ProgrammeReaderDep = Annotated[Caller, require_role(Role.CHANNEL_MANAGER, Role.FINANCE)]
 
 router = APIRouter()
-
-
-def in_programme_money(programs: IncentivePrograms, amount: Decimal | None) -> None:
-    """422 for an amount the programme's currency cannot hold (a cent of a yen): the ledger
-    books in the currency's smallest unit."""
-    refused = None if amount is None else programs.finer_than_currency(amount)
-    if refused is not None:
-        raise Unprocessable(refused)
 
 
 def asked_period(programs: IncentivePrograms, period: str | None) -> str | None:
@@ -168,7 +159,7 @@ async def pay_out(
     `reference`: a retry asking for the same amount (or again for the whole balance) answers
     with the payout recorded under it (201, as the first time; nothing is paid again); another
     amount under it is a 409."""
-    in_programme_money(programs, body.amount)
+    programs.check_amount(body.amount)
     async with platform.transaction() as conn:
         paid, new = await payouts.record_payout(
             conn, platform.outbox, programs, partner_id, body.amount, body.reference
@@ -201,7 +192,7 @@ async def create_claim(
     answers with the claim recorded under it (201, as the first time, with its status now;
     nothing is claimed again); another amount or description under it is a 409."""
     acting = acting_partner(who, partner_id)
-    in_programme_money(programs, body.amount)
+    programs.check_amount(body.amount)
     async with platform.transaction() as conn:
         requested = await mdf_claims.request_claim(conn, programs, body.ask(acting))
         if requested.new:

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from services.incentives import mdf_preapprovals, preapproval_views
-from services.incentives.api import ProgramsDep, in_programme_money
+from services.incentives.api import ProgramsDep
 from services.incentives.domain.preapprovals import CampaignBudget
 from services.incentives.mdf_preapprovals import PreapprovalPolicy
 from services.incentives.preapproval_schemas import (
@@ -40,7 +40,7 @@ async def request_preapproval(
     """Ask for a campaign's MDF budget before spending it (a channel manager names
     `partner_id`). Retrying with the same `reference` and budget returns the same request."""
     acting = acting_partner(who, partner_id)
-    in_programme_money(programs, body.amount)
+    programs.check_amount(body.amount)
     budget = from_row(CampaignBudget, body.model_dump(), activity_kind=body.activity_kind.value)
     async with platform.transaction() as conn:
         row, new = await mdf_preapprovals.request(conn, platform.outbox, programs, acting, budget)
@@ -106,7 +106,7 @@ async def claim_against_preapproval(
     description or pre-approval under it is a 409."""
     stored = await preapproval_views.preapproval(platform.pool, preapproval_id)
     found = partners_own(who, stored, f"pre-approval {preapproval_id}")
-    in_programme_money(programs, body.amount)
+    programs.check_amount(body.amount)
     async with platform.transaction() as conn:
         requested = await mdf_preapprovals.request_claim(
             conn, programs, preapproval_id, body.ask(found.partner_id)

@@ -45,9 +45,7 @@ async def what_if(conn: Connection, programs: IncentivePrograms, credit: Hypothe
         new_logo, note = new_logo_for_partner(context.new_logo, own)
         context = replace(context, new_logo=new_logo)
         notes += [note] if note else []
-    refused = programs.finer_than_currency(credit.amount)
-    if refused is not None:
-        raise Unprocessable(refused)
+    programs.check_amount(credit.amount)
     if credit.tier is not None:
         if credit.tier not in programs.base_rates:
             known = ", ".join(programs.base_rates)

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.errors import Unprocessable
 from shared.events.partners import PartnerType
 from shared.inputs import MONEY_DECIMALS, InputError, currency_code, decimal_places, minor_units
 
@@ -213,6 +214,13 @@ class IncentivePrograms(_Config):
         if decimal_places(amount) <= self.decimals:
             return None
         return f"{what} {amount} has more decimals than {self.currency} has ({self.decimals})"
+
+    def check_amount(self, amount: Decimal | None) -> None:
+        """422 for an amount the programme's currency cannot hold (a cent of a yen): the
+        ledger books in the currency's smallest unit. None (no amount named) passes."""
+        refused = None if amount is None else self.finer_than_currency(amount)
+        if refused is not None:
+            raise Unprocessable(refused)
 
     def _amounts(self) -> list[tuple[str, Decimal]]:
         """Every amount of money the configuration names, with where."""
