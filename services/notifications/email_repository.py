@@ -220,12 +220,9 @@ async def digests_due(conn: Connection, every: timedelta) -> bool:
     """Whether digests are due (`every` passed since they were last gathered), the schedule's
     row locked for the transaction and moved to now when they are: another instance deciding at
     the same moment waits, then finds them not due."""
-    due: bool = (
-        await conn.fetchval(
-            """UPDATE digest_schedule SET gathered_at = now()
+    moved = await conn.fetchval(
+        """UPDATE digest_schedule SET gathered_at = now()
            WHERE gathered_at <= now() - $1::interval RETURNING true""",
-            every,
-        )
-        or False
+        every,
     )
-    return due
+    return moved is not None
