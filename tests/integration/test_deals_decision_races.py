@@ -13,9 +13,10 @@ from decimal import Decimal
 import pytest
 
 from services.deals.domain.ledger import Principal, PrincipalKind
-from services.deals.domain.rules import RegistrationRequest, RulesOfEngagement
+from services.deals.domain.rules import Decision, RegistrationRequest, RulesOfEngagement
 from services.deals.partner_projection import apply_partner_state
 from services.deals.registering import register
+from shared.db import Connection
 from shared.events.partners import PartnerChange, PartnerStatus
 from shared.events.registrations import RegistrationStatus
 from shared.outbox import Outbox
@@ -25,6 +26,20 @@ from tests.support.infra import Infra, waits_for
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
+POLICY = RulesOfEngagement()
+
+
+async def active(conn: Connection, *partners: str) -> None:
+    """Deals hears that the partners are active (version 1)."""
+    for partner in partners:
+        await apply_partner_state(conn, partner_state_changed(partner_id=partner, version=1))
+
+
+async def registered(conn: Connection, request: RegistrationRequest) -> tuple[str, Decision]:
+    """The request decided and stored as its partner's people register it (no CRM link)."""
+    outbox = Outbox("deals", source="pollinate/deals")
+    principal = Principal(PrincipalKind.PARTNER, request.partner_id)
+    return await register(conn, outbox, POLICY, request, None, principal)
 
 
 async def test_a_partner_expelled_while_its_registration_is_decided_loses_it(
@@ -35,7 +50,6 @@ async def test_a_partner_expelled_while_its_registration_is_decided_loses_it(
     see the uncommitted one): an expelled partner kept an approved registration. The decision
     now holds the partner's row, so the expulsion waits for it and closes it."""
     partner = f"p-race-{uuid.uuid4().hex[:8]}"
-    outbox = Outbox("deals", source="pollinate/deals")
     request = request_of(partner, f"race-{partner}", datetime.now(UTC))
     expelled = partner_state_changed(
         partner_id=partner,
@@ -46,18 +60,11 @@ async def test_a_partner_expelled_while_its_registration_is_decided_loses_it(
     )
     async with deals_pool(infra) as pool:
         async with pool.acquire() as conn, conn.transaction():
-            await apply_partner_state(conn, partner_state_changed(partner_id=partner, version=1))
+            await active(conn, partner)
         async with pool.acquire() as deciding, pool.acquire() as expelling:
             decision = deciding.transaction()
             await decision.start()
-            registration_id, decided = await register(
-                deciding,
-                outbox,
-                RulesOfEngagement(),
-                request,
-                None,
-                Principal(PrincipalKind.PARTNER, partner),
-            )
+            registration_id, decided = await registered(deciding, request)
             assert decided.status is RegistrationStatus.APPROVED
             deciding_pid = await deciding.fetchval("SELECT pg_backend_pid()")
 
@@ -101,21 +108,11 @@ async def test_a_holder_is_judged_at_the_requests_moment_not_the_databases(infra
     and the request meets it (by the database's clock it was dropped unseen, and approved)."""
     run = uuid.uuid4().hex[:8]
     holder, asker, customer = f"p-old-{run}", f"p-new-{run}", f"held-{run}"
-    outbox = Outbox("deals", source="pollinate/deals")
-    policy = RulesOfEngagement()
     now = datetime.now(UTC)
     async with deals_pool(infra) as pool, pool.acquire() as conn, conn.transaction():
-        for partner in (holder, asker):
-            await apply_partner_state(conn, partner_state_changed(partner_id=partner, version=1))
-        long_ago = now - timedelta(days=policy.protection_days + 30)
-        held, first = await register(
-            conn,
-            outbox,
-            policy,
-            request_of(holder, customer, long_ago),
-            None,
-            Principal(PrincipalKind.PARTNER, holder),
-        )
+        await active(conn, holder, asker)
+        long_ago = now - timedelta(days=POLICY.protection_days + 30)
+        held, first = await registered(conn, request_of(holder, customer, long_ago))
         assert first.status is RegistrationStatus.APPROVED
         # Extended until an hour ago (by the database's clock), not yet expired by the job.
         await conn.execute(
@@ -123,14 +120,7 @@ async def test_a_holder_is_judged_at_the_requests_moment_not_the_databases(infra
             held,
             now - timedelta(hours=1),
         )
-        _, later = await register(
-            conn,
-            outbox,
-            policy,
-            request_of(asker, customer, now - timedelta(hours=2)),
-            None,
-            Principal(PrincipalKind.PARTNER, asker),
-        )
+        _, later = await registered(conn, request_of(asker, customer, now - timedelta(hours=2)))
     assert later.status is not RegistrationStatus.APPROVED
     assert [c.reference for c in later.conflicts] == [held]
 
@@ -144,16 +134,11 @@ async def test_a_registration_stored_under_the_former_name_key_is_still_met(
     run = uuid.uuid4().hex[:8]
     holder, asker = f"p-kept-{run}", f"p-later-{run}"
     disguised = f"ac\u200bme{run}"  # the former key split it: "ac"
-    outbox = Outbox("deals", source="pollinate/deals")
-    policy = RulesOfEngagement()
     now = datetime.now(UTC)
     async with deals_pool(infra) as pool, pool.acquire() as conn, conn.transaction():
-        for partner in (holder, asker):
-            await apply_partner_state(conn, partner_state_changed(partner_id=partner, version=1))
+        await active(conn, holder, asker)
         earlier = request_of(holder, disguised, now - timedelta(days=1))
-        held, first = await register(
-            conn, outbox, policy, earlier, None, Principal(PrincipalKind.PARTNER, holder)
-        )
+        held, first = await registered(conn, earlier)
         assert first.status is RegistrationStatus.APPROVED
         # As a version before stored it, under its former key (and no domain to meet it by).
         await conn.execute(
@@ -163,7 +148,5 @@ async def test_a_registration_stored_under_the_former_name_key_is_still_met(
             earlier.customer.former_name_key,
         )
         later = replace(request_of(asker, disguised, now), customer_domain=None)
-        _, decided = await register(
-            conn, outbox, policy, later, None, Principal(PrincipalKind.PARTNER, asker)
-        )
+        _, decided = await registered(conn, later)
     assert [c.reference for c in decided.conflicts] == [held]
