@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 from faststream.exceptions import NackMessage
 from pydantic import BaseModel, Field
 
@@ -43,7 +43,7 @@ from shared.dead_lettering import (
 )
 from shared.dlq import DeadLetter, Page, read_page
 from shared.errors import Conflict, NotFound, RequestError
-from shared.http import AdminDep, PlatformDep
+from shared.http import AdminDep, PlatformDep, api_router
 from shared.identity import Caller
 from shared.inputs import ListOrder
 from shared.topics import dead_letter_topic
@@ -51,7 +51,7 @@ from shared.topics import dead_letter_topic
 if TYPE_CHECKING:
     from shared.service import Platform
 
-dead_letters = APIRouter(prefix="/admin/dead-letters", tags=["dead letters"])
+dead_letters = api_router(prefix="/admin/dead-letters", tags=["dead letters"])
 
 State = Literal["all", "waiting", "replayed"]
 

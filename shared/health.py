@@ -22,11 +22,11 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import BaseModel, Field
 
 from shared.db import Connection
-from shared.http import started_platform
+from shared.http import api_router, started_platform
 from shared.metrics import CONTENT_TYPE, ConsumerFigures, GaugeReading, Scrape, ServiceMetrics
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 DATABASE_TIMEOUT_SECONDS = 2.0
 LAG_TIMEOUT_SECONDS = 3.0
 
-health = APIRouter(tags=["health"])
+health = api_router(tags=["health"])
 
 
 class Liveness(BaseModel):

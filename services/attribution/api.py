@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import Query, Response, status
 
 from services.attribution import crm_links, views
 from services.attribution.domain.config import AttributionConfig
@@ -40,12 +40,12 @@ from shared.clock import now
 from shared.db import Connection
 from shared.errors import NotFound, Unprocessable
 from shared.events.crm import CrmSource
-from shared.http import AdminDep, CallerDep, PlatformDep, Provided, own_partner
+from shared.http import AdminDep, CallerDep, PlatformDep, Provided, api_router, own_partner
 from shared.inputs import Day, DealKey, Ident
 
 ConfigDep = Annotated[AttributionConfig, Provided(AttributionConfig)]
 
-router = APIRouter()
+router = api_router()
 
 
 @router.post("/touchpoints", status_code=201, tags=["touchpoints"])

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from services.attribution import views
 from services.attribution.api import ConfigDep
 from services.attribution.schemas import HealthOut
 from shared.clock import now
-from shared.http import AdminDep, PlatformDep
+from shared.http import AdminDep, PlatformDep, api_router
 from shared.inputs import Ident
 
-health_scores = APIRouter(tags=["queries"])
+health_scores = api_router(tags=["queries"])
 
 PARTNERS_MAX = 100
 

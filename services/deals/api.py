@@ -7,7 +7,7 @@ from dataclasses import asdict
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.deals import crm_ingestion, verification, views
@@ -64,11 +64,12 @@ from shared.http import (
     PlatformDep,
     Provided,
     acting_partner,
+    api_router,
 )
 from shared.inputs import AsOf, FreeText, Ident
 from shared.service import Platform
 
-router = APIRouter()
+router = api_router()
 # Each source authenticates as it really delivers (services/deals/verification.py).
 CRM_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "missing or wrong source credential or signature"}
@@ -76,10 +77,10 @@ CRM_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
 FORBIDDEN_RESPONSE: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorOut, "description": "a HubSpot portal the platform does not ingest"}
 }
-crm = APIRouter(
+crm = api_router(
     prefix="/crm", tags=["crm"], responses={**UNPROCESSABLE_RESPONSE, **CRM_UNAUTHORIZED}
 )
-admin = APIRouter(prefix="/admin", tags=["admin"])
+admin = api_router(prefix="/admin", tags=["admin"])
 
 StoreDep = Annotated[PolicyStore, Provided(PolicyStore)]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from services.incentives import mdf_claims, payouts, views
 from services.incentives.domain.programs import IncentivePrograms
@@ -40,6 +40,7 @@ from shared.http import (
     PlatformDep,
     Provided,
     acting_partner,
+    api_router,
     own_partner,
     partners_own,
     require_role,
@@ -54,7 +55,7 @@ LedgerReaderDep = Annotated[Caller, require_role(*PARTNER_OR_MANAGER, Role.FINAN
 # What waits to be booked is the programme's view, not a partner's.
 ProgrammeReaderDep = Annotated[Caller, require_role(Role.CHANNEL_MANAGER, Role.FINANCE)]
 
-router = APIRouter()
+router = api_router()
 
 
 def asked_period(programs: IncentivePrograms, period: str | None) -> str | None:

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from services.incentives import payout_views
 from services.incentives.api import ProgrammeReaderDep, ProgramsDep, asked_period
 from services.incentives.domain.settlement import Settlement
 from services.incentives.payout_schemas import PayoutsOut
-from shared.http import PlatformDep
+from shared.http import PlatformDep, api_router
 from shared.inputs import Ident
 
-finance = APIRouter(tags=["ledger"])
+finance = api_router(tags=["ledger"])
 
 PERIOD = r"^[0-9]{4}-(Q[1-4]|0[1-9]|1[0-2])$"
 

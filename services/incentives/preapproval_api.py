@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from services.incentives import mdf_preapprovals, preapproval_views
 from services.incentives.api import ProgramsDep
@@ -21,12 +21,20 @@ from services.incentives.preapproval_schemas import (
 )
 from shared.audit import record_action
 from shared.db import from_row
-from shared.http import AdminDep, CallerDep, PlatformDep, Provided, acting_partner, partners_own
+from shared.http import (
+    AdminDep,
+    CallerDep,
+    PlatformDep,
+    Provided,
+    acting_partner,
+    api_router,
+    partners_own,
+)
 from shared.inputs import Ident, ListOrder
 
 PolicyDep = Annotated[PreapprovalPolicy, Provided(PreapprovalPolicy)]
 
-preapprovals = APIRouter(tags=["mdf"])
+preapprovals = api_router(tags=["mdf"])
 
 
 @preapprovals.post("/mdf/preapprovals", status_code=201)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import Depends, Header, Query
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
@@ -40,11 +40,19 @@ from services.notifications.settings import NotificationsSettings
 from services.notifications.wakeups import InboxWakeups
 from shared.audit import record_action
 from shared.clock import now
-from shared.http import AdminDep, CallerDep, PlatformDep, Provided, own_partner, require_role
+from shared.http import (
+    AdminDep,
+    CallerDep,
+    PlatformDep,
+    Provided,
+    api_router,
+    own_partner,
+    require_role,
+)
 from shared.identity import Caller, Role
 from shared.service import Platform
 
-router = APIRouter()
+router = api_router()
 
 SettingsDep = Annotated[NotificationsSettings, Provided(NotificationsSettings)]
 LimitDep = Annotated[StreamLimit, Provided(StreamLimit)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import Query, Response, status
 from pydantic import AfterValidator
 
 from services.onboarding import views
@@ -45,6 +45,7 @@ from shared.http import (
     CallerDep,
     PlatformDep,
     Provided,
+    api_router,
     own_partner,
     require_role,
 )
@@ -55,8 +56,8 @@ ConfigDep = Annotated[OnboardingConfig, Provided(OnboardingConfig)]
 # Who confirms evidence: channel managers and system clients (the enablement system).
 CONFIRMERS = (Role.CHANNEL_MANAGER, Role.SYSTEM)
 
-router = APIRouter()  # applications and partners
-admin = APIRouter(prefix="/admin", tags=["admin"])
+router = api_router()  # applications and partners
+admin = api_router(prefix="/admin", tags=["admin"])
 
 
 @router.post("/applications", status_code=201, tags=["applications"])

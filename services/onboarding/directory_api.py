@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from services.onboarding import directory_views
 from services.onboarding.directory_schemas import PartnerDirectoryOut
 from shared.events.partners import PartnerStatus, PartnerType
-from shared.http import AdminDep, PlatformDep
+from shared.http import AdminDep, PlatformDep, api_router
 from shared.inputs import Code, Name
 
-directory = APIRouter(tags=["partners"])
+directory = api_router(tags=["partners"])
 
 PAGE_MAX = 200
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Response, status
+from fastapi import Body, Header, Query, Response, status
 from pydantic import Field
 
 from services.onboarding import enablement_repository as store
@@ -41,15 +41,16 @@ from shared.http import (
     CallerDep,
     PlatformDep,
     acting_partner,
+    api_router,
     own_partner,
     require_role,
 )
 from shared.identity import Caller, Role
 
-xapi = APIRouter(prefix="/xapi", tags=["xapi"])
-people = APIRouter(tags=["people"])
-library = APIRouter(tags=["resources"])
-admin = APIRouter(prefix="/admin", tags=["admin"])
+xapi = api_router(prefix="/xapi", tags=["xapi"])
+people = api_router(tags=["people"])
+library = api_router(tags=["resources"])
+admin = api_router(prefix="/admin", tags=["admin"])
 
 SystemDep = Annotated[Caller, require_role(Role.SYSTEM)]
 # Who registers people and records their leaving: the partner's own admins, channel managers

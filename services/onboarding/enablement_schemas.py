@@ -69,8 +69,19 @@ class _Xapi(BaseModel):
     @classmethod
     def _storable(cls, data: Any) -> Any:
         """Every key and string of the object, the ones kept as sent included, is one Postgres
-        can store (a NUL or lone surrogate anywhere answered 500) and every number finite."""
-        return storable_json(data, cls.__name__.removesuffix("In").lower())
+        can store (a NUL or lone surrogate anywhere answered 500) and every number finite. The
+        numbers are the doubles xAPI means (the platform reads a JSON body's as Decimals)."""
+        return _doubles(storable_json(data, cls.__name__.removesuffix("In").lower()))
+
+
+def _doubles(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {key: _doubles(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_doubles(inner) for inner in value]
+    return value
 
 
 class AccountIn(_Xapi):

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter
-
 from services.onboarding import programme_views
 from services.onboarding.account_managers import assign
 from services.onboarding.api import ConfigDep
@@ -24,11 +22,11 @@ from services.onboarding.programme_year import decide_appeal, file_appeal, run_p
 from services.onboarding.schemas import RequalificationIn
 from services.onboarding.signals import announce_enablement
 from shared.clock import now
-from shared.http import AdminDep, CallerDep, PlatformDep, own_partner, require_role
+from shared.http import AdminDep, CallerDep, PlatformDep, api_router, own_partner, require_role
 from shared.identity import Caller, Role
 
-programme = APIRouter(tags=["programme"])
-admin = APIRouter(prefix="/admin", tags=["programme"])
+programme = api_router(tags=["programme"])
+admin = api_router(prefix="/admin", tags=["programme"])
 
 # Who may appeal a review: the partner's admins, or a channel manager for the partner (an
 # expelled partner's people have lost their access).

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 
 from services.programme import book, kpis, plans, views, voice
 from services.programme.domain.plans import Goals
@@ -41,11 +41,19 @@ from shared.clock import now
 from shared.db import Connection
 from shared.errors import NotFound, Unprocessable
 from shared.events.partners import PartnerType
-from shared.http import AdminDep, CallerDep, PlatformDep, Provided, own_partner, require_role
+from shared.http import (
+    AdminDep,
+    CallerDep,
+    PlatformDep,
+    Provided,
+    api_router,
+    own_partner,
+    require_role,
+)
 from shared.identity import Caller, Role
 from shared.inputs import Ident
 
-router = APIRouter()
+router = api_router()
 
 ProgrammeReaderDep = Annotated[Caller, require_role(Role.CHANNEL_MANAGER, Role.FINANCE)]
 QuarterParam = Annotated[

@@ -7,17 +7,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from services.programme import book
 from services.programme.api import ProgrammeReaderDep
 from services.programme.book_schemas import ManagerBookOut, PartnerStandingOut
 from shared.errors import NotFound
 from shared.events.partners import PartnerType
-from shared.http import CallerDep, PlatformDep, own_partner
+from shared.http import CallerDep, PlatformDep, api_router, own_partner
 from shared.inputs import Ident
 
-partner_book = APIRouter(tags=["partners"])
+partner_book = api_router(tags=["partners"])
 
 
 @partner_book.get("/managers/{manager}/partners")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from services.programme import campaigns
 from services.programme.campaign_schemas import (
@@ -18,10 +18,10 @@ from services.programme.campaign_schemas import (
     CancelIn,
     ResultsIn,
 )
-from shared.http import AdminDep, CallerDep, PlatformDep
+from shared.http import AdminDep, CallerDep, PlatformDep, api_router
 from shared.inputs import Ident
 
-campaign_router = APIRouter(tags=["campaigns"])
+campaign_router = api_router(tags=["campaigns"])
 
 
 @campaign_router.post("/campaigns", status_code=201)

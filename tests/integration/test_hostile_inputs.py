@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -589,6 +590,27 @@ async def test_a_look_alike_customer_name_still_conflicts(
             f"{deals}/registrations/{decision['registration_id']}", headers=ADMIN
         )
     assert stored.json()["conflicts"][0]["reference"] == won["registration_id"]
+
+
+async def test_an_amount_sent_as_a_json_number_is_stored_to_the_cent(
+    infra: Infra, urls: dict[str, str]
+) -> None:
+    """Read as a double, 82261615611686.07 became 82261615611686.06: a cent off, and valid."""
+    run, (holder,) = await fresh_partners(infra, "exact")
+    body = {**_registration(customer_name=f"Exact{run} Holdings"), "amount": "AMOUNT"}
+    raw = json.dumps(body).replace('"AMOUNT"', "82261615611686.07").encode()
+    deals = urls["deals"]
+    async with httpx.AsyncClient(timeout=30) as client:
+        answer = await client.post(
+            f"{deals}/registrations",
+            content=raw,
+            headers={**auth(holder), "content-type": "application/json"},
+        )
+        assert answer.status_code == 201, answer.text
+        stored = await client.get(
+            f"{deals}/registrations/{answer.json()['registration_id']}", headers=ADMIN
+        )
+    assert Decimal(stored.json()["amount"]) == Decimal("82261615611686.07")
 
 
 OPERATIONS = [

@@ -10,6 +10,7 @@ import pytest
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
+from shared.http import ExactJsonRoute
 from shared.openapi import build_document, definition_of, document_path, render, service_names
 from shared.service import create_app
 from shared.settings import ServiceSettings
@@ -82,6 +83,18 @@ def test_every_route_declares_a_pydantic_response_model(service: str) -> None:
 def _answers_other_than_json(route: APIRoute) -> bool:
     answer = route.response_class
     return isinstance(answer, type) and not issubclass(answer, JSONResponse)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_route_with_a_body_reads_json_numbers_exactly(service: str) -> None:
+    """A router made with `APIRouter()` instead of `shared.http.api_router()` reads an amount
+    sent as a JSON number as a double (a cent off from about 7 x 10^13)."""
+    inexact = [
+        f"{sorted(route.methods)} {route.path}"
+        for route in api_routes(service)
+        if route.body_field is not None and not isinstance(route, ExactJsonRoute)
+    ]
+    assert inexact == []
 
 
 def _is_model(annotation: Any) -> bool:

@@ -12,14 +12,16 @@ from typing import Annotated, Any, cast
 import asyncpg
 import httpx
 import pytest
-from fastapi import APIRouter, Request
+from fastapi import Request
+from pydantic import BaseModel
 
 from shared.access import PartnerAccess
 from shared.events import Envelope
 from shared.events.notifications import NotificationKind, PartnerNotification
 from shared.events.partners import PartnerStatus
-from shared.http import AdminDep, CallerDep, Provided, acting_partner, partner_scope
+from shared.http import AdminDep, CallerDep, Provided, acting_partner, api_router, partner_scope
 from shared.identity import Role, TokenIssuer, new_signing_key
+from shared.inputs import Money
 from shared.notify import notify
 from shared.outbox import OutgoingEvent, _stamped, ingestion
 from shared.provisions import Provisions
@@ -36,6 +38,7 @@ from tests.support.tokens import (
     token,
 )
 
+JSON = {"content-type": "application/json"}
 SETTINGS = ServiceSettings(service_name="edge", token_verification_keys=VERIFICATION_KEYS)
 ADMIN = bearer(token("manager@vendor", Role.CHANNEL_MANAGER, audiences=("edge",)))
 
@@ -51,7 +54,7 @@ class Limits:
         self.most = most
 
 
-router = APIRouter()
+router = api_router()
 
 
 @router.get("/things/{owner}")
@@ -88,6 +91,17 @@ async def collide(kind: str) -> dict[str, str]:
         "serialization": asyncpg.exceptions.SerializationError("could not serialize access"),
         "lock": asyncpg.exceptions.LockNotAvailableError("canceling statement: lock timeout"),
     }[kind]
+
+
+class AmountIn(BaseModel):
+    amount: Money
+    count: int = 0
+    ratio: float = 0.0
+
+
+@router.post("/amounts")
+async def amounts(body: AmountIn) -> dict[str, str]:
+    return {"amount": str(body.amount), "count": str(body.count), "ratio": repr(body.ratio)}
 
 
 LimitsDep = Annotated[Limits, Provided(Limits)]
@@ -438,3 +452,21 @@ async def test_a_stopping_step_that_hangs_is_abandoned_at_the_deadline_and_the_n
     messages = [record.getMessage() for record in caplog.records]
     assert "stopping consumers abandoned after the shutdown's time" in messages
     assert "stopping relay producer failed" in messages
+
+
+async def test_an_amount_sent_as_a_json_number_arrives_exactly(client: Any) -> None:
+    """A double holds about 15 digits: read as one, 82261615611686.07 was a cent less, and
+    valid. A float field still takes the number as a double."""
+    sent = b'{"amount": 82261615611686.07, "count": 1E+2, "ratio": 0.88}'
+    response = await client.post("/amounts", content=sent, headers=JSON)
+    assert response.json() == {"amount": "82261615611686.07", "count": "100", "ratio": "0.88"}
+
+
+@pytest.mark.parametrize("number", ["1e5000", "1" * 5000 + ".0", "1e400"])
+async def test_a_number_beyond_a_double_is_refused_not_expanded(client: Any, number: str) -> None:
+    """Beyond a double's range a number stays what it always was (infinity): an exact 10^5000
+    reached an int field as 5,001 digits (the database refuses those: 500)."""
+    body = f'{{"amount": 1, "count": {number}}}'.encode()
+    response = await client.post("/amounts", content=body, headers=JSON)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "count"]

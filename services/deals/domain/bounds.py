@@ -68,7 +68,7 @@ def proposal_problem(document: Mapping[str, Any]) -> str | None:
                 return f"{where} must be true or false"
     for where, value in counts:
         if not _is_int(value):
-            return f"{where} must be a JSON integer, not {json.dumps(value)[:40]}"
+            return f"{where} must be a JSON integer, not {json.dumps(value, default=str)[:40]}"
     for index, holiday in enumerate(_list(document, "holidays")):
         try:
             check_date(date.fromisoformat(holiday), f"holidays[{index}]")
