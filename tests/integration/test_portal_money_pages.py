@@ -70,6 +70,7 @@ class Services(QuietHandler):
     form: ClassVar[Literal["month", "quarter"]] = "quarter"
     current: ClassVar[str] = "2026-Q4"
     lots: ClassVar[list[LotOut]] = []
+    spiffs: ClassVar[list[str]] = []
     asked: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
@@ -80,7 +81,7 @@ class Services(QuietHandler):
         answers: dict[str, Any] = {
             "/programs": ProgramsOut(
                 programs=IncentivePrograms(period=Services.form),
-                active_spiffs=[],
+                active_spiffs=Services.spiffs,
                 current_period=Services.current,
             ),
             f"{base}/mdf": fund(*Services.lots),
@@ -147,6 +148,7 @@ class Services(QuietHandler):
 @pytest.fixture
 def partner() -> Iterator[TestClient]:
     Services.form, Services.current, Services.lots, Services.asked = "quarter", "2026-Q4", [], []
+    Services.spiffs = []
     with LocalServer(Services) as services:
         urls = dict.fromkeys(("incentives", "attribution", "programme"), services.url)
         signed = token("p/u", Role.PARTNER_USER, partner_id=PARTNER)
@@ -227,3 +229,12 @@ def test_a_current_period_the_portal_cannot_read_is_a_503_naming_incentives(
     assert "incentives is unavailable: answered a current period this portal cannot" in (
         answer.text
     )
+
+
+def test_the_what_if_page_names_the_spiffs_running(partner: TestClient) -> None:
+    """Incentives names a running SPIFF by its id (a string): the page read it as a mapping
+    and answered 500 whenever a SPIFF ran."""
+    Services.spiffs = ["q2-cloud-push", "renewals"]
+    answer = partner.get("/what-if")
+    assert answer.status_code == 200, answer.text
+    assert "SPIFFs running now: q2-cloud-push, renewals." in answer.text
