@@ -64,7 +64,7 @@ async def home(backends: Backends, session: Session) -> HomePage:
         notifications=[NotificationView.model_validate(n) for n in items],
         unread=unread,
         last_cursor=cursor,
-        certifications=list(certifications),
+        certifications=enablement.valid_now(certifications, now()),
         expiring=enablement.expiring_soon(certifications, now()),
         next_tier=NextTierView.model_validate(next_tier),
     )

@@ -53,6 +53,21 @@ def test_expiring_soon_is_what_lapses_within_the_widest_reminder_window_soonest_
     assert enablement.expiring_soon([hours], NOW)[0].when == "expires today"
 
 
+def test_the_home_page_lists_only_the_certifications_that_count_now() -> None:
+    """It listed every certification ever recorded, a voided one as if held."""
+    held = enablement.valid_now(
+        [
+            cert("a@x", "ai", "technical", -300, 7),
+            cert("d@x", "data", "technical", -700, -1),  # lapsed
+            cert("e@x", "cloud", "sales", -10, 5, voided_at=NOW.isoformat()),  # voided
+            cert("f@x", "cloud", "sales", 1, 20),  # not valid yet
+            cert("g@x", "data", "sales", -1, 900),
+        ],
+        NOW,
+    )
+    assert [c["person"] for c in held] == ["a@x", "g@x"]
+
+
 def test_holds_is_the_latest_valid_certification_on_the_track_and_role() -> None:
     certs = [
         cert("Ada@x", "data", "sales", -400, 30),

@@ -74,6 +74,22 @@ def _instant(value: Any) -> datetime | None:
     return None
 
 
+def valid_now(
+    certifications: Iterable[Mapping[str, Any]], now: datetime
+) -> list[Mapping[str, Any]]:
+    """The certifications that count now: issued, not lapsed, not voided (the home page
+    listed every one ever recorded, voided ones as if held)."""
+    kept = []
+    for c in certifications:
+        expires_at = _instant(c.get("expires_at"))
+        issued_at = _instant(c.get("issued_at"))
+        if expires_at is None or c.get("voided_at") or expires_at <= now:
+            continue
+        if issued_at is None or issued_at <= now:
+            kept.append(c)
+    return kept
+
+
 def expiring_soon(
     certifications: Iterable[Mapping[str, Any]],
     now: datetime,
@@ -82,13 +98,9 @@ def expiring_soon(
     """Certifications still valid now that lapse within `days`, soonest first. Voided ones and
     those already lapsed are not 'expiring': they no longer count."""
     found = []
-    for c in certifications:
+    for c in valid_now(certifications, now):
         expires_at = _instant(c.get("expires_at"))
-        issued_at = _instant(c.get("issued_at"))
-        if expires_at is None or c.get("voided_at"):
-            continue
-        if expires_at <= now or (issued_at is not None and issued_at > now):
-            continue
+        assert expires_at is not None  # valid_now keeps only those with an expiry
         left = expires_at - now
         if left.total_seconds() > days * 86_400:
             continue
