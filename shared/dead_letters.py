@@ -407,7 +407,9 @@ async def replay_all(body: ReplayAllIn, who: AdminDep, platform: PlatformDep) ->
             end = page.end
             through = min(through, end - 1)
         letters = page.letters
-        if not letters:
+        # None left at or below `through` (retention may have deleted every letter up to
+        # it: the first kept one lies beyond, and the loop read that page again forever).
+        if not letters or letters[0].offset > through:
             break
         async with platform.pool.acquire() as conn:
             done_before = await _replays(conn, [letter.offset for letter in letters])
