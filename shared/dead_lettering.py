@@ -107,11 +107,11 @@ async def park_kept_event(
     event_id, event_type, subject = (str(head.get(k, "")) for k in ("id", "type", "subject"))
     known = await conn.fetchrow(
         """DELETE FROM inbox WHERE consumer = $1 AND event_id::text = $2
-           RETURNING kafka_partition, kafka_offset""",
+           RETURNING kafka_partition, kafka_offset, processed_at""",
         consumer,
         event_id,
     )
-    partition, offset = (None, None) if known is None else tuple(known)
+    partition, offset = (None, None) if known is None else (known[0], known[1])
     coordinates = (
         f"{consumer}/{topic}/{partition}/{offset}"
         if partition is not None and offset is not None
@@ -125,15 +125,24 @@ async def park_kept_event(
         "dead-lettering a kept event",
         extra={"consumer": consumer, "topic": topic, "event_id": event_id, "reason": reason},
     )
-    await write_letter(
-        outbox,
-        conn,
-        dead_letter_topic=dead_letter_topic,
-        letter_id=DLQ_IDS.uuid(coordinates),
-        key=subject.encode(),
-        value=value,
-        headers=headers,
-    )
+
+    async def write(letter_id: uuid.UUID) -> bool:
+        return await write_letter(
+            outbox,
+            conn,
+            dead_letter_topic=dead_letter_topic,
+            letter_id=letter_id,
+            key=subject.encode(),
+            value=value,
+            headers=headers,
+        )
+
+    if not await write(DLQ_IDS.uuid(coordinates)) and known is not None:
+        # A letter at these coordinates exists: the event was parked, replayed in place (its
+        # coordinates again) and failed again. This processing's moment makes a new letter
+        # (the coordinates alone named the first one, and the second was dropped). Without an
+        # inbox row it is the same parking again, rightly one letter.
+        await write(DLQ_IDS.uuid(f"{coordinates}/processed-at/{known[2].isoformat()}"))
 
 
 def letter_headers(
