@@ -273,6 +273,44 @@ async def test_a_mail_refused_for_now_is_kept_until_it_is_old_one_refused_for_go
     assert "550" in error
 
 
+async def test_a_relay_refusing_every_sender_keeps_the_mail_and_a_late_quit_sends_it_once(
+    email_pool: Pool, mail_server: MailServer
+) -> None:
+    """Found in review: a 5xx to MAIL FROM (530: STARTTLS first; likewise a rotated password)
+    is the relay's state, met by every mail: charged to each, it dropped them all within
+    hours. And a QUIT answered 421 after DATA was accepted made a sent mail a failure, sent
+    again at each retry."""
+    smtp = Smtp("127.0.0.1", mail_server.port, "Pollinate <mail@vendor.example>", timeout_seconds=5)
+    policy = NotificationsSettings(email_failure_budget=1).email_retry_policy()
+    address = f"relay-{uuid.uuid4().hex[:8]}@partner.example"
+    async with email_pool.acquire() as conn:
+        await email_repository.queue_mail(
+            conn, uuid.uuid4(), Recipient.partner("p-relay"), address, "s", "body", [1]
+        )
+    try:
+        mail_server.refusing_sender = "530 5.7.0 Must issue a STARTTLS command first"
+        for _ in range(2):  # past a budget of 1
+            assert await send_due(email_pool, smtp, policy, lease_seconds=30) == 0
+            await email_pool.execute(
+                "UPDATE emails SET next_attempt_at = now() WHERE address = $1", address
+            )
+        assert (
+            await email_pool.fetchval("SELECT status FROM emails WHERE address = $1", address)
+            == "pending"
+        )
+        mail_server.refusing_sender = None
+        mail_server.quit_reply = "421 4.4.2 closing"
+        assert await send_due(email_pool, smtp, policy, lease_seconds=30) == 1
+    finally:
+        mail_server.refusing_sender = mail_server.quit_reply = None
+    assert (
+        await email_pool.fetchval("SELECT status FROM emails WHERE address = $1", address) == "sent"
+    )
+    [mail] = await mails(mail_server, address, 1)
+    assert mail.message["Date"]
+    assert str(mail.message["Message-ID"]).endswith("@vendor.example>")
+
+
 async def test_digests_are_due_once_a_period_for_every_instance_whenever_each_started(
     email_pool: Pool,
 ) -> None:

@@ -309,8 +309,9 @@ class Mail:
 
 class MailServer:
     """A real SMTP server on a local port (aiosmtpd, in its own thread) keeping what arrives.
-    It can stop (connections refused) and start again on the same port, and refuse messages
-    with a reply of a test's choosing (`refusing`: "451 ...", "550 ...")."""
+    It can stop (connections refused) and start again on the same port, refuse messages with a
+    reply of a test's choosing (`refusing`: "451 ...", "550 ..."), refuse every sender
+    (`refusing_sender`: a relay-wide refusal) and answer QUIT otherwise than 221."""
 
     def __init__(self) -> None:
         self.mails: list[Mail] = []
@@ -318,6 +319,20 @@ class MailServer:
         self.port = free_port()  # kept across restarts: never one an outgoing connection takes
         self.controller: Controller | None = None
         self.refusing: str | None = None  # a reply to every message instead of taking it
+        self.refusing_sender: str | None = None  # a reply to MAIL FROM (530: STARTTLS first)
+        self.quit_reply: str | None = None  # a reply to QUIT other than 221
+
+    async def handle_MAIL(  # noqa: N802
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if self.refusing_sender is not None:
+            return self.refusing_sender
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        return self.quit_reply or "221 Bye"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         if self.refusing is not None:
