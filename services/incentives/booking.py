@@ -59,6 +59,7 @@ def subject_of(programs: IncentivePrograms, credit: CreditIssued) -> Subject:
         country=credit.customer.country,
         close_date=credit.close_date,
         issued_at=credit.issued_at,
+        replaces=credit.replaces,
     )
 
 

@@ -206,22 +206,28 @@ async def load_surroundings(
     first deal, and the period totals, per distinct partner and period."""
     rows = await conn.fetch(
         """
-        WITH run AS (
+        WITH given AS (
             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                 $6::timestamptz[])
+                                 $6::timestamptz[], $7::text[])
                 WITH ORDINALITY AS r(credit_id, partner_id, customer_key, region, period,
-                                     issued_at, n)
+                                     issued_at, replaces, n)
+        ), run AS (
+            -- A re-issue is judged when the credit it corrects was (see migration 0015).
+            SELECT given.*,
+                   coalesce(o.judged_at, o.processed_at, given.issued_at) AS judged_at
+            FROM given LEFT JOIN credits o ON o.credit_id = given.replaces
         )
         SELECT run.credit_id, run.partner_id, run.customer_key, run.region, run.period,
             c.credit_id IS NOT NULL AS booked, pending.reversal::text AS parked,
             p.tier, p.status, p.partner_type, cu.first_deal_key AS customer_first,
             pr.first_deal_key AS region_first,
             coalesce(t.earned, 0) AS earned, coalesce(t.accrued, 0) AS accrued,
-            v.tier AS tier_then, v.status AS status_then, v.partner_type AS type_then
+            v.tier AS tier_then, v.status AS status_then, v.partner_type AS type_then,
+            run.judged_at
         FROM run
         LEFT JOIN LATERAL (
             SELECT tier, status, partner_type FROM partner_versions
-            WHERE partner_id = run.partner_id AND changed_at <= run.issued_at
+            WHERE partner_id = run.partner_id AND changed_at <= run.judged_at
             ORDER BY changed_at DESC, version DESC LIMIT 1) v ON true
         LEFT JOIN period_totals t ON t.partner_id = run.partner_id AND t.period = run.period
         LEFT JOIN credits c ON c.credit_id = run.credit_id
@@ -238,6 +244,7 @@ async def load_surroundings(
         [s.region for s in subjects],
         [s.period for s in subjects],
         [s.issued_at for s in subjects],
+        [s.replaces for s in subjects],
     )
     known = Surroundings(programs.default_tier, set(), {}, {}, {}, {}, {}, {})
     waiting = set(programs.waiting_statuses)
@@ -251,6 +258,7 @@ async def load_surroundings(
         if row["tier_then"] is not None and row["status_then"] not in waiting:
             then = (row["tier_then"], row["status_then"], row["type_then"])
             known.at_issue[row["credit_id"]] = then
+        known.judged_at[row["credit_id"]] = row["judged_at"]
         if row["customer_first"] is not None:
             known.first_deals[row["customer_key"]] = row["customer_first"]
         if row["region_first"] is not None:
@@ -333,16 +341,18 @@ async def insert_credits(
     await conn.execute(
         """INSERT INTO credits (credit_id, partner_id, deal_key, kind, amount, currency,
                customer_key, region, period, tier, new_logo, new_region, programs_version, notes,
-               ingested_at, processed_at)
+               ingested_at, processed_at, judged_at)
            SELECT c.credit_id, c.partner_id, c.deal_key, c.kind, c.amount, c.currency,
                c.customer_key, c.region, c.period, c.tier, c.new_logo, c.new_region, $16,
                ARRAY(SELECT jsonb_array_elements_text(c.notes::jsonb)), c.ingested_at,
-               c.processed_at
+               c.processed_at, c.judged_at
            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
                $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bool[],
-               $12::bool[], $13::text[], $14::timestamptz[], $15::timestamptz[])
+               $12::bool[], $13::text[], $14::timestamptz[], $15::timestamptz[],
+               $17::timestamptz[])
                AS c(credit_id, partner_id, deal_key, kind, amount, currency, customer_key, region,
-                    period, tier, new_logo, new_region, notes, ingested_at, processed_at)""",
+                    period, tier, new_logo, new_region, notes, ingested_at, processed_at,
+                    judged_at)""",
         *columns(
             [
                 (
@@ -366,6 +376,7 @@ async def insert_credits(
             ]
         ),
         programs.version,
+        [b.context.judged_at or b.credit.issued_at for b in bookings],
     )
 
 

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from services.incentives.domain.earnings import (
     CreditFacts,
+    Earnings,
     EntryType,
     compute_earnings,
     customer_key,
@@ -813,3 +814,44 @@ def test_a_partners_what_if_shows_only_its_own_customers_as_not_new() -> None:
     # No credited deal, another's, or another's named as the deal: the same answer.
     assert new_logo_for_partner(True, False) == (True, NEW_LOGO_ASSUMED)
     assert new_logo_for_partner(False, False) == (True, NEW_LOGO_ASSUMED)
+
+
+def test_a_re_issue_in_the_run_of_the_credit_it_corrects_is_judged_as_that_credit() -> None:
+    """The database judges a re-issue at the credit it corrects when that one was booked
+    before; a correction in the same run as its credit (a consumer catching up) was judged at
+    its own issue: the partner, suspended since the win, as suspended."""
+    programs = IncentivePrograms()
+    won_at, fixed_at = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)
+    known = Surroundings(
+        programs.default_tier,
+        booked=set(),
+        partners={"p-1": ("silver", "suspended", None)},
+        first_deals={},
+        first_region_deals={},
+        earned={("p-1", "2026-Q1"): D("0")},
+        accrued={("p-1", "2026-Q1"): D("0")},
+        parked={},
+        at_issue={"c-won": ("gold", "active", None), "c-fix": ("silver", "suspended", None)},
+        judged_at={"c-won": won_at, "c-fix": fixed_at, "c-again": fixed_at},
+    )
+
+    def subject(credit: str, replaces: str | None) -> Subject:
+        return Subject.of(
+            programs,
+            credit_id=credit,
+            partner_id="p-1",
+            deal_key="d-1",
+            domain=None,
+            name=None,
+            country=None,
+            close_date=date(2026, 2, 1),
+            replaces=replaces,
+        )
+
+    fix, again = subject("c-fix", "c-won"), subject("c-again", "c-fix")
+    context = known.context(fix)
+    assert (context.tier, context.status, context.judged_at) == ("gold", "active", won_at)
+    known.book(fix, Earnings("2026-Q1", ()), None)
+    # A second correction in the run is judged at the win as well.
+    assert known.context(again).judged_at == won_at
+    assert known.context(again).status == "active"

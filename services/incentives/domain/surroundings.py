@@ -29,6 +29,9 @@ class Context:
     earned_in_period: Decimal
     mdf_accrued_in_period: Decimal
     partner_type: str | None = None
+    # When the partner was judged: the credit's issue, or the issue of the credit it corrects
+    # (None: a hypothetical credit, judged now)
+    judged_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class Subject:
     region: str | None
     period: str
     issued_at: datetime | None = None  # a hypothetical credit's: None (the partner now)
+    replaces: str | None = None  # a re-issue is judged when the credit it corrects was
 
     @classmethod
     def of(
@@ -56,6 +60,7 @@ class Subject:
         country: str | None,
         close_date: date,
         issued_at: datetime | None = None,
+        replaces: str | None = None,
     ) -> Subject:
         return cls(
             credit_id,
@@ -65,6 +70,7 @@ class Subject:
             programs.region_of(country),
             programs.period_of(close_date),
             issued_at,
+            replaces,
         )
 
 
@@ -85,9 +91,19 @@ class Surroundings:
     # credit id -> the partner as it was when the credit was issued (tier, status, type), if
     # a version then is known and was not waiting (applied, onboarding: judged as it is now)
     at_issue: dict[str, tuple[str, str, str | None]] = field(default_factory=dict)
+    # credit id -> when its partner is judged (its issue, or that of the credit it corrects)
+    judged_at: dict[str, datetime] = field(default_factory=dict)
+
+    def _judged_as(self, subject: Subject) -> str:
+        """Whose moment a credit is judged at: a re-issue of a credit of this same run, that
+        credit's (the database knew only the credits booked before the run)."""
+        if subject.replaces is not None and subject.replaces in self.judged_at:
+            return subject.replaces
+        return subject.credit_id
 
     def context(self, subject: Subject) -> Context:
-        partner = self.at_issue.get(subject.credit_id) or self.partners.get(subject.partner_id)
+        judged_as = self._judged_as(subject)
+        partner = self.at_issue.get(judged_as) or self.partners.get(subject.partner_id)
         new_logo = False
         if subject.customer_key is not None:
             first = self.first_deals.get(subject.customer_key)
@@ -108,6 +124,7 @@ class Surroundings:
             earned_in_period=self.earned[subject.partner_id, subject.period],
             mdf_accrued_in_period=self.accrued[subject.partner_id, subject.period],
             partner_type=partner[2] if partner else None,
+            judged_at=self.judged_at.get(judged_as),
         )
 
     def book(
@@ -116,6 +133,11 @@ class Surroundings:
         """Count a booked credit in. Returns whether it is the first credited deal of its
         customer, and of its partner in its region (rows to insert)."""
         self.booked.add(subject.credit_id)
+        judged_as = self._judged_as(subject)
+        if judged_as != subject.credit_id:  # a later re-issue of it in the run: the same moment
+            self.judged_at[subject.credit_id] = self.judged_at[judged_as]
+            if judged_as in self.at_issue:
+                self.at_issue[subject.credit_id] = self.at_issue[judged_as]
         new_customer = new_region = False
         if subject.customer_key is not None and subject.customer_key not in self.first_deals:
             self.first_deals[subject.customer_key] = subject.deal_key
