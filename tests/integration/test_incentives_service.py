@@ -595,10 +595,73 @@ async def test_a_credit_is_judged_by_its_partner_as_it_was_when_the_credit_was_i
     assert any("partner is suspended: not eligible" in n for n in rows[lapsed]["notes"])
     async with httpx.AsyncClient(timeout=30) as client:
         url = instances[0]
-        earned = await client.get(f"{url}/partners/{kept}/balance", headers=auth(kept))
-        nothing = await client.get(f"{url}/partners/{lapsed}/balance", headers=auth(lapsed))
+        # A manager reads them: the suspended partner's own token is refused (403) once
+        # incentives has heard of the suspension, whenever that is.
+        earned = await client.get(f"{url}/partners/{kept}/balance", headers=ADMIN)
+        nothing = await client.get(f"{url}/partners/{lapsed}/balance", headers=ADMIN)
     assert D(earned.json()["balance"]) > 0
     assert D(nothing.json()["balance"]) == 0
+
+
+async def test_a_correction_after_a_suspension_is_judged_as_the_deal_it_corrects_was(
+    infra: Infra, instances: list[str], admin_db: asyncpg.Connection[Any]
+) -> None:
+    """Found in review: a re-issue after a correction (an amount changed by a cent) was judged
+    by the partner at the correction; suspended since its win, the partner lost everything it
+    had earned on the deal (the reversal took it back, the re-issue earned nothing)."""
+    run = uuid.uuid4().hex[:10]
+    now = datetime.now(UTC)
+    partner = f"p-fix-{run}"
+    lives = [(PartnerStatus.ACTIVE, "gold", 3), (PartnerStatus.SUSPENDED, "silver", 1)]
+    changes = [
+        partner_state_changed(
+            partner_id=partner,
+            version=n,
+            status=status,
+            tier=tier,
+            changed_at=now - timedelta(hours=hours_ago),
+        )
+        for n, (status, tier, hours_ago) in enumerate(lives, 1)
+    ]
+    await publish(infra, PARTNER_LIFECYCLE, changes, subject=partner, source="onboarding")
+
+    async def heard() -> bool:
+        version = await admin_db.fetchval(
+            "SELECT version FROM incentives.partners WHERE partner_id = $1", partner
+        )
+        return bool(version == len(lives))
+
+    await eventually(heard)
+    won = credit_issued(
+        partner_id=partner,
+        amount="100000.00",
+        issued_at=now - timedelta(hours=2),
+        customer=customer(),
+    )
+    corrected = credit_issued(
+        partner_id=partner,
+        deal_key=won.deal_key,
+        amount="100000.01",
+        issued_at=now,
+        customer=won.customer,
+        replaces=won.credit_id,
+        deal_revision=won.deal_revision + 1,
+    )
+    await publish_credits(infra, won)
+    await publish_credits(infra, credit_reversed(won), corrected)
+
+    async def booked() -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await admin_db.fetchrow(
+            "SELECT tier, notes FROM incentives.credits WHERE credit_id = $1", corrected.credit_id
+        )
+        return row
+
+    row = await eventually(booked)
+    assert row["tier"] == "gold"  # as at the win; silver and suspended since
+    assert not any("not eligible" in note for note in row["notes"])
+    async with httpx.AsyncClient(timeout=30) as client:
+        balance = await client.get(f"{instances[0]}/partners/{partner}/balance", headers=ADMIN)
+    assert D(balance.json()["balance"]) > 0
 
 
 async def test_a_customer_whose_only_credited_deal_was_lost_is_a_new_logo_again(
