@@ -125,9 +125,11 @@ async def insert_notice(
 
 async def valid_certifications(conn: Connection, partner_id: str, as_of: datetime) -> int:
     """Certifications of the partner's people valid at `as_of` (a person who left no longer
-    counts from when they left)."""
+    counts from when they left): each person's credential on a track and role once, however
+    often it was earned (rows were counted, so a retake counted one person twice)."""
     count: int = await conn.fetchval(
-        """SELECT count(*) FROM certifications c LEFT JOIN people p ON p.person_id = c.person_id
+        """SELECT count(DISTINCT (c.person, c.role, c.track))
+           FROM certifications c LEFT JOIN people p ON p.person_id = c.person_id
            WHERE c.partner_id = $1 AND c.voided_at IS NULL AND c.issued_at <= $2
              AND LEAST(c.expires_at, p.left_at) > $2""",
         partner_id,

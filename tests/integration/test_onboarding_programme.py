@@ -14,6 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
+from services.onboarding.programme_repository import valid_certifications
 from shared.events import Envelope
 from shared.events.notifications import (
     NotificationKind,
@@ -46,6 +47,8 @@ from tests.support.processes import ADMIN
 from tests.support.tokens import auth, bearer, token
 
 pytestmark = pytest.mark.integration
+
+DAY, YEAR = timedelta(days=1), timedelta(days=365)
 
 PROGRAM: dict[str, Any] = {
     **SMALL_PROGRAM,
@@ -149,6 +152,27 @@ async def test_enablement_is_announced_when_it_moves_and_health_scores_are_kept(
         (Decimal("0.0"), 0, None),
         (Decimal("25.0"), 1, Decimal("1.0000")),
     ]
+
+
+async def test_one_person_certified_twice_on_a_track_is_one_valid_certification(
+    onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    """Found in review: the programme minimum counted certification rows, so a retake (or a
+    renewal recorded anew) counted one person's credential twice towards the bar."""
+    run = uuid.uuid4().hex[:10]
+    now = datetime.now(UTC)
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding, f"twice-{run}.example", ADMIN)
+        ada, bob = f"ada@twice-{run}.example", f"bob@twice-{run}.example"
+        await add_people(client, onboarding, pid, [(ada, "sales"), (bob, "sales")], ADMIN)
+        for days_ago in (60, 10):  # the exam, then a retake
+            since = now - timedelta(days=days_ago)
+            await certify(client, onboarding, pid, ada, "sales", "data", since, now + YEAR)
+        await certify(client, onboarding, pid, ada, "sales", "ai", now - DAY, now + YEAR)
+        await certify(client, onboarding, pid, bob, "sales", "data", now - DAY, now + YEAR)
+    async with admin_db.transaction():
+        await admin_db.execute("SET LOCAL search_path TO onboarding")
+        assert await valid_certifications(admin_db, pid, now) == 3
 
 
 async def test_a_seeded_year_notices_probation_expulsion_appeal_and_requalification(
