@@ -14,6 +14,7 @@ from services.notifications.domain.messages import Message
 from services.notifications.repository import Filed
 from shared.access import REVOKING
 from shared.db import Connection, Pool, from_row
+from shared.events.notifications import NotificationKind
 from shared.name_ids import NameIds
 
 EMAIL_IDS = NameIds(uuid.UUID("8d3b8a70-5f0e-4a55-9f1c-0c2e6f1d4b21"))
@@ -168,7 +169,9 @@ def message_of(row: Any) -> Message:
 async def claim_due(pool: Pool, limit: int, lease_seconds: float) -> list[Any]:
     """Pending mails that are due, pushed out of reach for the lease while they are sent (an
     instance that dies mid-send leaves them to be sent again after it). A partner that lost
-    access gets no mail meanwhile: its mails wait."""
+    access gets no mail meanwhile: its mails wait, but for the notice saying so (held back
+    with the rest, it reached the partner only if it happened to go before notifications heard
+    of the change, and an expelled partner never)."""
     return await pool.fetch(
         """UPDATE emails SET next_attempt_at = now() + make_interval(secs => $2)
            WHERE email_id IN (
@@ -176,12 +179,16 @@ async def claim_due(pool: Pool, limit: int, lease_seconds: float) -> list[Any]:
                WHERE m.status = 'pending' AND m.next_attempt_at <= now()
                  AND NOT (m.recipient_kind = 'partner' AND EXISTS (
                      SELECT 1 FROM partner_access a
-                     WHERE a.partner_id = m.recipient AND a.status = ANY($3::text[])))
+                     WHERE a.partner_id = m.recipient AND a.status = ANY($3::text[]))
+                   AND (SELECT count(*) FROM messages x
+                        WHERE x.position = ANY(m.positions) AND x.kind = $4)
+                       < cardinality(m.positions))
                ORDER BY m.next_attempt_at LIMIT $1 FOR UPDATE OF m SKIP LOCKED)
            RETURNING email_id, address, subject, body, attempts, created_at""",
         limit,
         lease_seconds,
         sorted(status.value for status in REVOKING),
+        NotificationKind.PARTNER_STATUS.value,
     )
 
 

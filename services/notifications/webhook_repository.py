@@ -14,6 +14,7 @@ from services.notifications.domain import webhooks
 from services.notifications.repository import Filed
 from shared.access import REVOKING
 from shared.db import Connection, Pool
+from shared.events.notifications import NotificationKind
 
 # Woken deliverers on every instance: a commit that queued deliveries.
 DELIVERY_CHANNEL = "notifications_webhooks"
@@ -202,6 +203,10 @@ async def enqueue(conn: Connection, filed: list[Filed]) -> int:
     return queued
 
 
+# The notice that a partner lost access (suspended, expelled, rejected) goes to its endpoints
+# and mailbox; what comes after it waits until the partner is active again.
+ACCESS_NOTICE = webhooks.event_type(NotificationKind.PARTNER_STATUS)
+
 # The endpoints with a pending delivery: the pending-head index walked one endpoint at a time
 # (a loose index scan), so a claim costs what the endpoints with work cost, not every endpoint
 # registered (each wake-up claims).
@@ -218,20 +223,22 @@ _QUEUED = """WITH RECURSIVE queued(endpoint_id) AS (
 
 def _due(revoking: str) -> str:
     """The endpoints (`c`) of `_QUEUED` that are enabled, held by no one, whose head is due and
-    whose partner has access, in turn: the longest due first, where an endpoint given back
-    (`released_at`) is due from then (its turn is over: those due before go first)."""
+    whose partner has access (or whose head is the notice that it lost it), in turn: the
+    longest due first, where an endpoint given back (`released_at`) is due from then (its turn
+    is over: those due before go first)."""
     return f"""SELECT c.endpoint_id
                FROM queued q
                JOIN webhook_endpoints c ON c.endpoint_id = q.endpoint_id
                CROSS JOIN LATERAL (
-                   SELECT d.next_attempt_at FROM webhook_deliveries d
+                   SELECT d.next_attempt_at, d.event_type FROM webhook_deliveries d
                    WHERE d.endpoint_id = c.endpoint_id AND d.status = 'pending'
                    ORDER BY d.position LIMIT 1) head
                WHERE c.enabled AND (c.lease_until IS NULL OR c.lease_until < now())
                  AND head.next_attempt_at <= now()
-                 AND NOT EXISTS (SELECT 1 FROM partner_access a
-                                 WHERE a.partner_id = c.partner_id
-                                   AND a.status = ANY({revoking}::text[]))
+                 AND (head.event_type = '{ACCESS_NOTICE}'
+                      OR NOT EXISTS (SELECT 1 FROM partner_access a
+                                     WHERE a.partner_id = c.partner_id
+                                       AND a.status = ANY({revoking}::text[])))
                ORDER BY greatest(head.next_attempt_at, c.released_at)"""
 
 
@@ -277,19 +284,26 @@ async def claim_endpoints(
 async def due_run(pool: Pool, endpoint_id: uuid.UUID, limit: int) -> list[Any]:
     """The endpoint's pending deliveries in order, from its head, while they are due: the run
     a deliverer sends one after the other (only the head can be waiting for a retry, since
-    nothing behind it was tried)."""
+    nothing behind it was tried). A partner that lost access is sent the notice saying so
+    and nothing after it (held back with the rest, the notice reached it only if it happened
+    to be delivered before notifications heard of the change, and an expelled partner never)."""
     rows = await pool.fetch(
         """SELECT delivery_id, message_id, payload, attempts, next_attempt_at, requested,
-                  next_attempt_at <= now() AS due
-           FROM webhook_deliveries
+                  next_attempt_at <= now() AS due,
+                  event_type <> $3 AND EXISTS (
+                      SELECT 1 FROM partner_access a
+                      WHERE a.partner_id = d.partner_id AND a.status = ANY($4::text[])) AS held
+           FROM webhook_deliveries d
            WHERE endpoint_id = $1 AND status = 'pending'
            ORDER BY position LIMIT $2""",
         endpoint_id,
         limit,
+        ACCESS_NOTICE,
+        sorted(status.value for status in REVOKING),
     )
     run = []
     for row in rows:
-        if not row["due"]:
+        if not row["due"] or row["held"]:
             break
         run.append(row)
     return run

@@ -16,8 +16,11 @@ from pydantic import ValidationError
 from services.notifications import email_repository, inbox
 from services.notifications.domain.addressing import Recipient
 from services.notifications.domain.email import EmailMode, EmailPreference
+from services.notifications.domain.messages import Message
 from services.notifications.emailing import Smtp, gather_digests, send_due
+from services.notifications.repository import file_messages
 from services.notifications.settings import NotificationsSettings
+from shared.clock import now
 from shared.db import Pool
 from shared.events.notifications import NotificationKind
 from tests.support.factories import partner_notification
@@ -309,6 +312,44 @@ async def test_a_relay_refusing_every_sender_keeps_the_mail_and_a_late_quit_send
     [mail] = await mails(mail_server, address, 1)
     assert mail.message["Date"]
     assert str(mail.message["Message-ID"]).endswith("@vendor.example>")
+
+
+async def test_a_partner_that_lost_access_is_mailed_the_notice_saying_so_and_nothing_else(
+    email_pool: Pool, mail_server: MailServer
+) -> None:
+    """Found in review: the notice of a suspension (or an expulsion) waited with the partner's
+    other mails, so it reached the partner only if it went before notifications heard of the
+    change, and an expelled partner never learned why it lost access."""
+    smtp = Smtp("127.0.0.1", mail_server.port, "pollinate@vendor.example", timeout_seconds=5)
+    policy = NotificationsSettings().email_retry_policy()
+    partner = f"p-cut-{uuid.uuid4().hex[:8]}"
+    address = f"{partner}@partner.example"
+    recipient = Recipient.partner(partner)
+    kinds = (NotificationKind.PARTNER_STATUS, NotificationKind.CREDIT_ISSUED)
+    async with email_pool.acquire() as conn, conn.transaction():
+        filed = await file_messages(
+            conn,
+            [
+                Message(uuid.uuid4(), recipient, partner, kind, kind, "b", None, None, now(), None)
+                for kind in kinds
+            ],
+        )
+        for one in filed:
+            await email_repository.queue_mail(
+                conn, uuid.uuid4(), recipient, address, one.message.kind, "b", [one.position]
+            )
+        await conn.execute(
+            """INSERT INTO partner_access (partner_id, status, version, changed_at)
+               VALUES ($1, 'expelled', 3, now())""",
+            partner,
+        )
+    assert await send_due(email_pool, smtp, policy, lease_seconds=30) == 1
+    [mail] = await mails(mail_server, address, 1)
+    assert mail.subject == NotificationKind.PARTNER_STATUS
+    waiting = await email_pool.fetchval(
+        "SELECT array_agg(subject) FROM emails WHERE address = $1 AND status = 'pending'", address
+    )
+    assert waiting == [NotificationKind.CREDIT_ISSUED]
 
 
 async def test_digests_are_due_once_a_period_for_every_instance_whenever_each_started(
