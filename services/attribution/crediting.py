@@ -373,7 +373,14 @@ class DealBook:
         if row.origin != "api":
             return True
         linked = self.linked_partners(row.deal_key)
-        return reported_counts(row.partner_id, approved=row.approved, linked_partners=linked)
+        deal = self.deals.get(row.deal_key)
+        return reported_counts(
+            row.partner_id,
+            approved=row.approved,
+            linked_partners=linked,
+            reported_at=row.received_at,
+            won_at=deal.won_at if deal is not None else None,
+        )
 
     def _active_touchpoints(self, deal: DealRow) -> list[Touchpoint]:
         touchpoints = []

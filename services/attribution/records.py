@@ -138,6 +138,7 @@ class TouchpointRow:
     linked_at: datetime | None = None
     unlinked: bool = False
     campaign_id: str | None = None  # a campaign touchpoint's campaign
+    received_at: datetime | None = None  # reported ones: when the report came in
 
     @classmethod
     def of_row(cls, row: Any) -> TouchpointRow:
@@ -155,6 +156,7 @@ class TouchpointRow:
             linked_at=row["linked_at"],
             unlinked=row["unlinked"],
             campaign_id=row["campaign_id"],
+            received_at=row["received_at"],
         )
 
     @property

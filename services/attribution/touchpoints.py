@@ -166,6 +166,15 @@ async def _settle(
         # and the reporter is told why rather than shown an unexplained "credits unchanged".
         explanation = f"{settlement.explanation}; {touchpoint_id} not counted: {left_out}"
         settlement = replace(settlement, explanation=explanation)
-    counted = book.counts(touchpoint_id) and left_out is None
     linked = frozenset(book.linked_partners(deal_key))
+    reporter = book.touchpoints[touchpoint_id].partner_id
+    if settlement is not None and reporter in linked and not book.counts(touchpoint_id):
+        # A linked partner's report once the deal was won waits for a manager (it could only
+        # move the won deal's credit between its partners).
+        explanation = (
+            f"{settlement.explanation}; {touchpoint_id} not counted: reported after the deal"
+            " was won, it waits for a channel manager's approval"
+        )
+        settlement = replace(settlement, explanation=explanation)
+    counted = book.counts(touchpoint_id) and left_out is None
     return TouchpointReport(touchpoint_id, True, counted, settlement, linked)

@@ -383,14 +383,17 @@ async def crm_link(conn: Connection, source: str, external_id: str) -> CrmLinkOu
 
 async def waiting_touchpoints(conn: Connection, limit: int) -> list[WaitingTouchpointOut]:
     """Reported touchpoints that take no credit until a manager approves them: their partner is
-    not linked to the deal (no approved registration, not the CRM's partner)."""
+    not linked to the deal (no approved registration, not the CRM's partner), or reported them
+    once the deal was won."""
     rows = await conn.fetch(
         """
         SELECT t.* FROM touchpoints t
-        WHERE t.origin = 'api' AND t.active AND NOT t.approved AND NOT EXISTS (
+        WHERE t.origin = 'api' AND t.active AND NOT t.approved AND (NOT EXISTS (
             SELECT 1 FROM touchpoints l
             WHERE l.deal_key = t.deal_key AND l.partner_id = t.partner_id AND l.active
               AND l.origin IN ('registration', 'crm'))
+          OR EXISTS (SELECT 1 FROM deals d
+                     WHERE d.deal_key = t.deal_key AND t.received_at > d.won_at))
         ORDER BY t.received_at, t.touchpoint_id LIMIT $1
         """,
         limit,

@@ -141,7 +141,10 @@ async def test_credits_through_a_campaign_touchpoint_carry_the_campaign(
         assert reported.status_code == 201, reported.text
         assert reported.json()["counted"] is True  # linked through its approved registration
 
-        await deal.publish(infra, deal.closed("9000", "", registrations=registrations))
+        # Won now, after the report (the helper's snapshots carry its start as their
+        # ingestion: a win then would be before the report, which would wait for a manager).
+        won = deal.closed("9000", "", registrations=registrations, ingested_at=datetime.now(UTC))
+        await deal.publish(infra, won)
         credits = await eventually(lambda: active_credits(admin_db, deal.key))
         events = await credit_events(infra, deal, 2)
         issued = {e.data.partner_id: e.data for e in events}

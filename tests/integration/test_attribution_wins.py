@@ -67,8 +67,9 @@ async def test_a_touchpoint_after_the_win_takes_no_credit_even_on_the_close_day(
 ) -> None:
     """The probe: the sourcing partner, once the deal was won, reported an implementation and a
     technical validation stamped after the win (same day) and took the last touch from the
-    co-selling partner (10000/10000 -> 12000/8000). Now they are not counted, and say why; a
-    touchpoint reported late but stamped before the win still counts."""
+    co-selling partner (10000/10000 -> 12000/8000). Now a linked partner's report after the win
+    waits for a manager, stamped after the win or before it; a manager's report stamped before
+    the win still counts."""
     run = uuid.uuid4().hex[:8]
     sourcer, co_seller, late = (f"{p}-{run}" for p in ("src", "cosell", "late"))
     deal = CrmDeal(f"win-{run}", CrmSource.SALESFORCE)
@@ -108,11 +109,21 @@ async def test_a_touchpoint_after_the_win_takes_no_credit_even_on_the_close_day(
             assert grab.json()["counted"] is False
             assert grab.json()["settlement"]["issued"] == []
             explanation = grab.json()["settlement"]["explanation"]
-            assert f"not counted: after the deal was won at {won_at.isoformat()}" in explanation
+            assert "not counted: reported after the deal was won, it waits" in explanation
+        assert await active_credits(admin_db, deal.key) == credits
+        # Found in review: stamped just before the win, a linked partner's report after it
+        # counted and took its co-seller's share; it waits for a manager now.
+        before = won_at - timedelta(seconds=1)
+        backdated = await client.post(
+            "/touchpoints", headers=auth(sourcer), json=touch(deal, "referral", before)
+        )
+        assert backdated.status_code == 201, backdated.text
+        assert backdated.json()["counted"] is False
+        waiting = await client.get("/touchpoints/waiting", headers=ADMIN, params={"limit": 500})
+        assert backdated.json()["touchpoint_id"] in {t["touchpoint_id"] for t in waiting.json()}
         assert await active_credits(admin_db, deal.key) == credits
 
-        # reported after the win, but it happened before it: the last touch, counted
-        before = won_at - timedelta(seconds=1)
+        # reported after the win by a manager, and it happened before it: the last touch
         referral = await client.post(
             "/touchpoints",
             headers=ADMIN,

@@ -217,6 +217,18 @@ def test_a_reported_touchpoint_counts_only_for_a_linked_partner_or_once_approved
     assert reported_counts("p-1", approved=False, linked_partners={"p-1", "p-2"})
     assert not reported_counts("p-3", approved=False, linked_partners={"p-1", "p-2"})
     assert reported_counts("p-3", approved=True, linked_partners=set())
+    # a linked partner's report once the deal is won waits; before the win it counts
+    won = NOW - timedelta(hours=1)
+    linked = {"p-1"}
+    assert not reported_counts(
+        "p-1", approved=False, linked_partners=linked, reported_at=NOW, won_at=won
+    )
+    assert reported_counts(
+        "p-1", approved=False, linked_partners=linked, reported_at=won, won_at=won
+    )
+    assert reported_counts(
+        "p-1", approved=True, linked_partners=linked, reported_at=NOW, won_at=won
+    )
     # a channel manager's own report is approved; a partner's is not
     assert report(caller_partner_id=None, named_partner_id="p-2").approved
     assert not report().approved

@@ -83,12 +83,24 @@ def check_not_before_deal(
 
 
 def reported_counts(
-    partner_id: str, *, approved: bool, linked_partners: frozenset[str] | set[str]
+    partner_id: str,
+    *,
+    approved: bool,
+    linked_partners: frozenset[str] | set[str],
+    reported_at: datetime | None = None,
+    won_at: datetime | None = None,
 ) -> bool:
     """A reported touchpoint counts when its partner is linked to the deal (an approved
     registration, or the partner the CRM names through a confirmed link) or a channel manager
-    reported or approved it; otherwise it waits for a manager and takes no credit."""
-    return approved or partner_id in linked_partners
+    reported or approved it; otherwise it waits for a manager and takes no credit. One a
+    linked partner reports once the deal is won waits too: it can only move the won deal's
+    credit between its partners, and the partner knows the outcome (found in review: a linked
+    partner reported touchpoints backdated to just before the win and took its co-partners'
+    share, one kind at a time)."""
+    if approved:
+        return True
+    reported_after_win = won_at is not None and reported_at is not None and reported_at > won_at
+    return partner_id in linked_partners and not reported_after_win
 
 
 class ExternalIdReused(Conflict):
