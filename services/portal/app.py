@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from services.portal import (
     api,
@@ -97,7 +97,9 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
-        if request.url.path.startswith("/static/"):
+        # Only an asset is kept by a cache: a 404 page under /static/ carries the person's
+        # name and a CSRF cookie (it was marked public for an hour).
+        if request.url.path.startswith("/static/") and response.status_code == 200:
             response.headers.setdefault("Cache-Control", "public, max-age=3600")
         else:
             response.headers.setdefault("Cache-Control", "no-store")
@@ -152,6 +154,20 @@ def install_error_pages(app: FastAPI) -> None:
     app.add_exception_handler(BackendUnavailable, unavailable)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(HTTPException, http_error)
+    # Starlette answers an unexpected exception outside every middleware: the page sets the
+    # headers itself (a plain-text 500 without them was the answer before).
+    app.add_exception_handler(Exception, failed)
+
+
+async def failed(request: Request, error: Exception) -> Response:
+    log.error("a page failed", exc_info=error)
+    message = "Something went wrong on our side; the page could not be shown. Try again later."
+    try:
+        response: Response = page(request, "error.html", {"message": message}, status=500)
+    except Exception:  # the page itself cannot be drawn: the message alone
+        response = PlainTextResponse(message, status_code=500)
+    response.headers.update({**SECURITY_HEADERS, "Cache-Control": "no-store"})
+    return response
 
 
 def run() -> None:

@@ -112,9 +112,14 @@ class Backends:
             raise BackendUnavailable(service, f"answered {response.status_code}")
         if response.status_code >= 400:
             raise BackendRefused(service, response.status_code, _detail(response))
+        if response.status_code >= 300:  # no service redirects: a proxy or a wrong URL does
+            raise BackendUnavailable(service, f"answered {response.status_code}")
         if response.status_code == 204 or not response.content:
             return None
-        return response.json()
+        try:
+            return response.json()
+        except ValueError as error:  # a proxy's HTML page, or a URL that is not the service
+            raise BackendUnavailable(service, "answered something other than JSON") from error
 
     async def get(self, session: Session, service: str, path: str, **params: Any) -> Any:
         query = {k: v for k, v in params.items() if v is not None}

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from services.portal.app import create_app
 from services.portal.settings import PortalSettings
 from shared.identity import Role
+from tests.support.local_http import LocalServer, QuietHandler
 from tests.support.portal import form_csrf
 from tests.support.portal_in_process import sign_in
 from tests.support.processes import free_port
@@ -329,3 +330,42 @@ def test_pages_load_nothing_from_elsewhere(client: TestClient) -> None:
     assert "default-src 'self'" in policy
     assert "frame-ancestors 'none'" in policy
     assert "http" not in answer.text.split("<main", 1)[0].replace("http-equiv", "")
+
+
+class NotTheService(QuietHandler):
+    """What answers where deals should: a proxy's HTML page, or JSON of another shape."""
+
+    def do_GET(self) -> None:
+        if self.path.split("?")[0] == "/registrations":
+            self.send_json(200, {"not": "a list of registrations"})
+        else:
+            body = b"<html><body>Bad gateway</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+
+def test_an_answer_the_portal_cannot_read_is_a_page_with_its_headers_never_a_bare_500() -> None:
+    """Found in review: a service answering HTML (a proxy, a wrong URL) or another shape made a
+    plain-text 500 without the security headers (Starlette answers an unexpected exception
+    outside every middleware); a 404 under /static/ was marked cacheable for an hour."""
+    with LocalServer(NotTheService) as deals:
+        configured = settings(True).model_copy(update={"portal_deals_url": deals.url})
+        app = create_app(configured)
+        with TestClient(app, follow_redirects=False, raise_server_exceptions=False) as client:
+            sign_in(client, PARTNER)
+            unreadable = client.get(f"/registrations/{'r-1'}")
+            assert unreadable.status_code == 503
+            assert "deals is unavailable: answered something other than JSON" in unreadable.text
+            broken = client.get("/registrations")
+            assert broken.status_code == 500
+            assert "the page could not be shown" in broken.text
+            for answer in (unreadable, broken):
+                assert answer.headers["X-Frame-Options"] == "DENY"
+                assert "default-src" in answer.headers["Content-Security-Policy"]
+                assert answer.headers["Cache-Control"] == "no-store"
+            missing = client.get("/static/nope.css")
+            assert missing.status_code == 404
+            assert missing.headers["Cache-Control"] == "no-store"
