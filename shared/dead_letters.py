@@ -45,7 +45,7 @@ from shared.dlq import DeadLetter, Page, read_page
 from shared.errors import Conflict, NotFound, RequestError
 from shared.http import AdminDep, PlatformDep, api_router
 from shared.identity import Caller
-from shared.inputs import ListOrder
+from shared.inputs import Integer, ListOrder
 from shared.topics import dead_letter_topic
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ class DeadLettersOut(BaseModel):
 
 
 class ReplayAllIn(BaseModel):
-    through: int = Field(
+    through: Integer = Field(
         ge=0,
         description="replay every waiting letter up to this offset (the last one the caller "
         f"saw, so letters arriving meanwhile are not replayed unseen); {REPLAY_ALL_MAX} a call",

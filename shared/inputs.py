@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 import iso4217
 import pycountry
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, Strict
 
 from shared.addresses import url_host
 from shared.clock import now
@@ -498,6 +498,11 @@ HttpsUrl = Annotated[
 ]
 """An address a person's browser is sent to, exactly as given (see `check_https_url`)."""
 
+Integer = Annotated[int, Strict()]
+"""A whole number in a JSON body, as a JSON integer: pydantic takes `true` for 1 (a survey
+answered `true` was a score of 1, a detractor), "5" and 5.0 for 5. Not for a query parameter,
+which is text."""
+
 JsonObject = Annotated[dict[str, Any], AfterValidator(as_storable_json)]
 """A free JSON object kept as sent: see `storable_json`."""
 
@@ -518,6 +523,7 @@ __all__ = [
     "Ident",
     "InputError",
     "Instant",
+    "Integer",
     "JsonObject",
     "ListOrder",
     "Money",

@@ -18,6 +18,7 @@ from shared.inputs import (
     FreeText,
     Ident,
     Instant,
+    Integer,
     JsonObject,
     PositiveMoney,
     as_ident,
@@ -314,7 +315,7 @@ class BacktestIn(BaseModel):
     document: JsonObject = Field(description="a whole policy document, as proposed")
     since: Instant = Field(description="registrations submitted at or after this moment")
     until: Instant = Field(description="... and before this one")
-    limit: int = Field(default=1000, ge=0, le=100_000, description="changes listed at most")
+    limit: Integer = Field(default=1000, ge=0, le=100_000, description="changes listed at most")
 
     @model_validator(mode="after")
     def _period(self) -> BacktestIn:

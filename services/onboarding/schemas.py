@@ -20,6 +20,7 @@ from shared.inputs import (
     FreeText,
     Ident,
     Instant,
+    Integer,
     Money,
     Name,
     Reference,
@@ -55,8 +56,8 @@ class ApplicationIn(_In):
     industries: list[Code] = Field(default_factory=list, max_length=50)
     segments: list[Code] = Field(default_factory=list, max_length=10)
     annual_revenue: Money
-    years_in_business: int = Field(ge=0, le=500)
-    certified_staff: int = Field(default=0, ge=0, le=1_000_000)
+    years_in_business: Integer = Field(ge=0, le=500)
+    certified_staff: Integer = Field(default=0, ge=0, le=1_000_000)
     contacts: list[ContactIn] = Field(min_length=1, max_length=20)
 
     @field_validator("domain")

@@ -13,6 +13,7 @@ from shared.inputs import (
     CurrencyCode,
     FreeText,
     Ident,
+    Integer,
     Money,
     Name,
     NearDay,
@@ -68,7 +69,7 @@ class ResultsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     partner_id: Ident | None = Field(default=None, description="a channel manager names it")
-    leads: int = Field(ge=0, le=10_000_000)
+    leads: Integer = Field(ge=0, le=10_000_000)
     pipeline: Annotated[Money, Field(ge=0)]
     currency: CurrencyCode
 

@@ -20,7 +20,17 @@ from services.programme.book_schemas import PartnerStandingOut
 from services.programme.domain.quarters import QUARTER_PATTERN
 from shared.events.partners import PartnerType
 from shared.http import Timestamp
-from shared.inputs import CurrencyCode, Day, FreeText, Ident, Instant, Money, Name, check_money
+from shared.inputs import (
+    CurrencyCode,
+    Day,
+    FreeText,
+    Ident,
+    Instant,
+    Integer,
+    Money,
+    Name,
+    check_money,
+)
 
 
 class KpiFiltersOut(BaseModel):
@@ -124,7 +134,7 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-Count = Annotated[int, Field(ge=0, le=100_000)]
+Count = Annotated[Integer, Field(ge=0, le=100_000)]
 
 
 class GoalsIn(_Request):
@@ -151,7 +161,7 @@ class PlanIn(_Request):
 
 class PlanAnswerIn(_Request):
     accept: bool
-    revision: int = Field(
+    revision: Integer = Field(
         ge=1,
         le=2**31 - 1,
         description="the plan's revision the partner read and answers: 409 when the plan has "
@@ -313,7 +323,9 @@ class SurveyList(BaseModel):
 
 
 class AnswerIn(_Request):
-    score: Annotated[int, Field(ge=0, le=10, description="0 = not at all likely, 10 = extremely")]
+    score: Annotated[
+        Integer, Field(ge=0, le=10, description="0 = not at all likely, 10 = extremely")
+    ]
     comment: Annotated[FreeText, Field(max_length=2000)] = ""
 
 

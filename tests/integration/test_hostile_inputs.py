@@ -305,6 +305,9 @@ CASES: list[Case] = [
         "control characters",
     ),
     _applying(strong_application("rev.example", annual_revenue="1e30"), 422, "annual_revenue"),
+    # found in review: pydantic took `true` for 1 in an integer field (a survey answer of 1)
+    _applying(strong_application("bool.example", years_in_business=True), 422, "valid integer"),
+    _applying(strong_application("text.example", certified_staff="5"), 422, "valid integer"),
     (
         "onboarding",
         "POST",

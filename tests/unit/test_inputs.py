@@ -494,3 +494,14 @@ def test_names_in_other_scripts_keep_their_letters() -> None:
     assert customer.normalised_name == "\u0433\u0430\u0437\u043f\u0440\u043e\u043c"
     assert customer.name_key
     assert name_similarity("\u0413\u0430\u0437\u043f\u0440\u043e\u043c", "Acme") < 0.5
+
+
+def test_an_integer_in_a_json_body_is_a_json_integer() -> None:
+    """Pydantic takes `true` for 1, "5" and 5.0 for 5: a survey answered `true` was a score."""
+    from shared.inputs import Integer
+
+    whole = TypeAdapter(Integer)
+    assert whole.validate_python(5) == 5
+    for value in (True, False, "5", 5.0, Decimal("5.0")):
+        with pytest.raises(ValidationError):
+            whole.validate_python(value)
