@@ -150,6 +150,17 @@ class ScoreIn(_Xapi):
     min: Decimal | None = Field(default=None, allow_inf_nan=False)
     max: Decimal | None = Field(default=None, allow_inf_nan=False)
 
+    @model_validator(mode="after")
+    def _in_its_range(self) -> ScoreIn:
+        """xAPI: `min` below `max`, `raw` between them (both were taken as sent)."""
+        if self.min is not None and self.max is not None and self.min >= self.max:
+            raise ValueError("score.min must be less than score.max")
+        if self.raw is not None and self.min is not None and self.raw < self.min:
+            raise ValueError("score.raw must not be below score.min")
+        if self.raw is not None and self.max is not None and self.raw > self.max:
+            raise ValueError("score.raw must not be above score.max")
+        return self
+
 
 class ResultIn(_Xapi):
     score: ScoreIn | None = None

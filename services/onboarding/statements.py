@@ -24,6 +24,7 @@ from services.onboarding.domain.enablement import (
     comparable,
     lock_keys,
     membership_for,
+    scores_as_numbers,
 )
 from services.onboarding.domain.lifecycle import NOT_CERTIFIED
 from services.onboarding.domain.tiers import Certification, not_before_departure
@@ -41,7 +42,7 @@ def stored_content(content: dict[str, Any], stored: datetime, by_subject: str) -
     """The statement with the LRS's own properties: when it was stored, and by whose
     authority."""
     return {
-        **content,
+        **scores_as_numbers(content),
         "stored": stored.isoformat(),
         "authority": {
             "objectType": "Agent",

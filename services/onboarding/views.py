@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from services.onboarding import repository
 from services.onboarding.domain.config import OnboardingConfig
+from services.onboarding.domain.enablement import scores_as_numbers
 from services.onboarding.domain.next_tier import next_tier as domain_next_tier
 from services.onboarding.domain.verification import (
     WELL_KNOWN_PATH,
@@ -243,7 +244,7 @@ async def statement(pool: Pool, statement_id: str) -> dict[str, Any]:
     if content is None:
         raise NotFound(f"statement {statement_id} not found")
     stored: dict[str, Any] = json.loads(content)
-    return stored
+    return scores_as_numbers(stored)  # those stored before kept the score as text
 
 
 async def next_tier(

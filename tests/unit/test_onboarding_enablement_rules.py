@@ -293,3 +293,45 @@ def test_enablement_health_weighs_completion_certification_and_engagement() -> N
         None,
         ("no people registered yet",),
     )
+
+
+def test_a_stored_statement_gives_its_score_back_as_json_numbers() -> None:
+    """Found in review: the score came back as text ("scaled": "0.9"); xAPI specifies numbers.
+    The comparison with a repeat still reads the text, as statements stored before do."""
+    from services.onboarding.domain.enablement import scores_as_numbers
+    from services.onboarding.enablement_schemas import StatementIn
+
+    statement = StatementIn.model_validate(
+        {
+            "actor": {"mbox": "mailto:ada@x.example"},
+            "verb": {"id": PASSED},
+            "object": {"id": "https://lms.example/exam/data"},
+            "result": {"score": {"scaled": 0.9, "raw": 85, "min": 0, "max": 100}},
+        }
+    )
+    content = statement.content("3f8e9a52-4c1e-4c55-9c3a-8d4f0e7b2a11")
+    assert scores_as_numbers(content)["result"]["score"] == {
+        "scaled": 0.9,
+        "raw": 85,
+        "min": 0,
+        "max": 100,
+    }
+    assert '"scaled":"0.9"' in comparable(content)
+
+
+@pytest.mark.parametrize(
+    ("score", "why"),
+    [
+        ({"min": 10, "max": 10}, "score.min must be less than score.max"),
+        ({"raw": 101, "min": 0, "max": 100}, "score.raw must not be above score.max"),
+        ({"raw": -1, "min": 0}, "score.raw must not be below score.min"),
+    ],
+)
+def test_a_score_outside_its_own_range_is_refused(score: dict[str, Any], why: str) -> None:
+    from pydantic import ValidationError
+
+    from services.onboarding.enablement_schemas import ScoreIn
+
+    with pytest.raises(ValidationError, match=why):
+        ScoreIn.model_validate(score)
+    assert ScoreIn.model_validate({"raw": 100, "min": 0, "max": 100}).raw == 100

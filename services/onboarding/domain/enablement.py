@@ -145,6 +145,25 @@ def lock_keys(statement: Statement) -> list[str]:
     return [statement.actor_key, "statement:" + (statement.voids or statement.statement_id)]
 
 
+def scores_as_numbers(content: dict[str, Any]) -> dict[str, Any]:
+    """The statement with its result's score as the JSON numbers xAPI specifies: the model
+    writes its Decimals as text ("0.9"), as the comparison with a repeat still reads them
+    (statements stored before compare so), but a learning system reading it back wants 0.9."""
+    result = content.get("result")
+    score = result.get("score") if isinstance(result, dict) else None
+    if not isinstance(score, dict):
+        return content
+    numbers = {key: _number(value) for key, value in score.items()}
+    return {**content, "result": {**result, "score": numbers}}  # type: ignore[dict-item]
+
+
+def _number(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    exact = Decimal(value)
+    return int(exact) if exact == exact.to_integral_value() else float(exact)
+
+
 def comparable(content: dict[str, Any]) -> str:
     """A statement as compared with a repeat of its id: without what the LRS sets, its
     timestamp as a UTC instant, keys sorted."""
