@@ -15,6 +15,7 @@ import pytest
 
 from deploy.story import Partner, Story
 from services.onboarding.domain.programme import MODULE_BASE
+from services.portal.domain.pages import money
 from tests.support.onboarding import (
     exam_passed,
     learner,
@@ -103,7 +104,10 @@ async def test_a_person_sees_their_learning_progress_and_the_certification_about
     panel = browser.find_element(By.ID, "next-tier").text
     assert f"Next tier: {next_tier['next_tier']}" in panel, panel
     short = browser.find_element(By.ID, "revenue-short").text
-    assert short == f"{next_tier['revenue_short']} {next_tier['currency']}"
+    # In the currency's minor units (onboarding keeps four places: "125000.0000" was shown).
+    currency = next_tier["currency"]
+    assert short == f"{money(next_tier['revenue_short'], currency)} {currency}"
+    assert browser.find_element(By.ID, "revenue").text.endswith(f" {currency}")
     assert next_tier["agreement_valid_until"][:10] in panel
 
     # Home: Ada's data sales certification lapses within the reminder window.
