@@ -239,7 +239,10 @@ class MicrosoftCertificates:
                 f"X-MS-Signature-Algorithm {algorithm[:32]!r} is not accepted "
                 f"({', '.join(MICROSOFT_HASHES)})"
             )
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as error:  # "https://[": an invalid IPv6 host answered 500
+            raise SignatureRefused("X-MS-Certificate-Url is not a URL") from error
         origin = f"{parts.scheme}://{parts.netloc}".lower()
         if origin not in self.settings.certificate_origins:
             raise SignatureRefused(

@@ -251,6 +251,16 @@ async def test_a_microsoft_certificate_from_a_host_not_allowed_is_refused(
                 content=body,
                 headers=rogue.headers(body, served),
             )
+            # Found in review: an invalid IPv6 host in the header answered 500, unauthenticated.
+            unparsable = await client.post(
+                f"{deals_instances[0]}/crm/microsoft",
+                content=body,
+                headers=rogue.headers(body, "https://["),
+            )
+    assert (unparsable.status_code, unparsable.json()) == (
+        401,
+        {"detail": "X-MS-Certificate-Url is not a URL"},
+    )
     assert moved.status_code == 401
     assert moved.json() == {
         "detail": f"X-MS-Certificate-Url {elsewhere.origin!r} is not an allowed certificate origin"
