@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -37,12 +38,32 @@ from shared.inputs import (
     storable_json,
 )
 
-# An IRI (verb, activity, account home page): exact, no controls, bounded.
+
+def _parsable(value: str) -> str:
+    try:
+        urlsplit(value)
+    except ValueError as error:  # "https://[x": an invalid IPv6 host answered 500 downstream
+        raise ValueError(f"not an IRI: {error}") from None
+    return value
+
+
+# An IRI (verb, activity, account home page): exact, no controls, bounded, parsable.
 Iri = Annotated[
     str,
     Field(min_length=3, max_length=2000, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$"),
     AfterValidator(as_ident),
+    AfterValidator(_parsable),
 ]
+# A person's key (an account's home page and name, percent-encoded; an openid) is indexed:
+# 2,000 CJK characters encode to about 18 kB, past what a btree row holds (a 500 on insert).
+ACTOR_KEY_MAX = 1000
+
+
+def _fits(key: str, what: str) -> None:
+    if len(key.encode()) > ACTOR_KEY_MAX:
+        raise ValueError(f"{what} is too long: at most {ACTOR_KEY_MAX} bytes once percent-encoded")
+
+
 LanguageMap = dict[
     Annotated[str, Field(max_length=35), AfterValidator(as_ident)],
     Annotated[str, Field(max_length=2000), AfterValidator(as_text)],
@@ -88,6 +109,11 @@ class AccountIn(_Xapi):
     home_page: Iri = Field(alias="homePage")
     name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(as_ident)]
 
+    @model_validator(mode="after")
+    def _key_fits(self) -> AccountIn:
+        _fits(account_key(self.home_page, self.name), "the account (homePage and name)")
+        return self
+
 
 class AgentIn(_Xapi):
     """The actor: one person (a Group certifies nobody and is refused)."""
@@ -109,6 +135,7 @@ class AgentIn(_Xapi):
                 "an actor is identified by exactly one of mbox, mbox_sha1sum, openid, account "
                 f"(got {', '.join(given) or 'none'})"
             )
+        _fits(self.key, "the actor's identifier")
         return self
 
     @property

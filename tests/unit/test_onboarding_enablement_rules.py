@@ -3,6 +3,7 @@ membership a statement belongs to, and the exam configuration."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -335,3 +336,28 @@ def test_a_score_outside_its_own_range_is_refused(score: dict[str, Any], why: st
     with pytest.raises(ValidationError, match=why):
         ScoreIn.model_validate(score)
     assert ScoreIn.model_validate({"raw": 100, "min": 0, "max": 100}).raw == 100
+
+
+@pytest.mark.parametrize(
+    ("account", "why"),
+    [
+        ({"homePage": "https://[x", "name": "ada"}, "not an IRI: Invalid IPv6 URL"),
+        (
+            {"homePage": "https://lms.p1.example/" + "\u4e2d" * 1970, "name": "\u4e2d" * 200},
+            "at most 1000 bytes once percent-encoded",
+        ),
+    ],
+)
+def test_an_account_the_people_index_could_not_hold_is_refused(
+    account: dict[str, Any], why: str
+) -> None:
+    """Found in review: a home page with an invalid IPv6 host, and an account whose encoded key
+    (about 19 kB) no btree row holds, each answered 500 when a partner admin named them."""
+    from pydantic import ValidationError
+
+    from services.onboarding.enablement_schemas import PersonIn
+
+    with pytest.raises(ValidationError, match=re.escape(why)):
+        PersonIn.model_validate(
+            {"email": "ada@p1.example", "role": "sales", "lms_account": account}
+        )
