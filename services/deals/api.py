@@ -105,7 +105,7 @@ async def create_registration(
     who: CallerDep,
     platform: PlatformDep,
     policy: PolicyDep,
-    partner_id: str | None = None,
+    partner_id: Annotated[Ident | None, Query(description="a channel manager's: whose")] = None,
 ) -> DecisionOut:
     """Register a deal; answers with the decision (201 also when it is a rejection)."""
     request = body.request_for(acting_partner(who, partner_id), now())
@@ -130,7 +130,7 @@ async def dry_run(
     who: CallerDep,
     platform: PlatformDep,
     policy: PolicyDep,
-    partner_id: str | None = None,
+    partner_id: Annotated[Ident | None, Query(description="a channel manager's: whose")] = None,
 ) -> CheckOut:
     """Would this registration conflict? Decides without registering anything."""
     request = body.request_for(acting_partner(who, partner_id), now())

@@ -120,7 +120,7 @@ async def list_partners(
     who: CallerDep,
     platform: PlatformDep,
     status_filter: PartnerStatus | None = None,
-    limit: int = 100,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[PartnerOut]:
     """Channel managers see every partner (optionally by status); a partner sees itself."""
     return await views.partners(

@@ -171,7 +171,7 @@ async def partners(
            ORDER BY applied_at DESC LIMIT $3""",
         only,
         status.value if status else None,
-        min(max(limit, 1), 500),
+        limit,
     )
     return [partner_out(r, full=full) for r in rows]
 
