@@ -77,9 +77,12 @@ class ExactJsonRequest(Request):
 
 def _json_number(text: str) -> Decimal | float:
     """A JSON number with a fraction or an exponent: exact, or beyond a double's range what
-    it always was, infinity (as a Decimal, 1e5000 reached an int field as 5,001 digits)."""
+    it always was, infinity or zero (as a Decimal, 1e5000 reached an int field as 5,001 digits,
+    and pydantic's check that 1e-9999999 is whole took seconds of the event loop)."""
     number = Decimal(text)
-    return number if number.adjusted() <= DOUBLE_MAX_EXPONENT else float(text)
+    if -DOUBLE_MAX_EXPONENT - 16 <= number.adjusted() <= DOUBLE_MAX_EXPONENT:
+        return number
+    return float(text)
 
 
 class ExactJsonRoute(APIRoute):

@@ -470,3 +470,11 @@ async def test_a_number_beyond_a_double_is_refused_not_expanded(client: Any, num
     response = await client.post("/amounts", content=body, headers=JSON)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "count"]
+
+
+async def test_a_number_below_a_double_is_zero_as_it_always_was(client: Any) -> None:
+    """As an exact Decimal, pydantic's check that 1e-9999999 is a whole number took seconds of
+    the event loop (every request and consumer of the process waited)."""
+    body = b'{"amount": 1, "count": 1e-9999999}'
+    response = await client.post("/amounts", content=body, headers=JSON)
+    assert response.json()["count"] == "0"
