@@ -159,7 +159,8 @@ async def pay_out(
     """Pay the partner out of its balance (all of it when no amount is named). Once per
     `reference`: a retry asking for the same amount (or again for the whole balance) answers
     with the payout recorded under it (201, as the first time; nothing is paid again); another
-    amount under it is a 409."""
+    amount under it is a 409. A partner that lost access (suspended, expelled, rejected) is
+    not paid: 409, its balance held."""
     programs.check_amount(body.amount)
     async with platform.transaction() as conn:
         paid, new = await payouts.record_payout(

@@ -12,10 +12,10 @@ from decimal import Decimal
 
 import asyncpg
 
-from services.incentives import mdf_preapprovals, mdf_repository
+from services.incentives import mdf_preapprovals, mdf_repository, repository
 from services.incentives.domain import claims
 from services.incentives.domain.claims import REQUESTED, ClaimAsk, RecordedClaim
-from services.incentives.domain.ledger import entry_id
+from services.incentives.domain.ledger import check_payable, entry_id
 from services.incentives.domain.mdf import Fund, consume
 from services.incentives.domain.programs import IncentivePrograms
 from shared.clock import now
@@ -83,6 +83,8 @@ async def decide_claim(
     assert fund is not None
     claim = await mdf_repository.claim(conn, claim_id, for_update=True)
     assert claim is not None
+    if approve:  # a partner that lost access is not paid out of its fund either
+        check_payable(await repository.partner_status(conn, partner_id))
     at = now()
     amount: Decimal = claim["amount"]
     available_now = fund.available(at)

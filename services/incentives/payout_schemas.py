@@ -18,6 +18,10 @@ class PartnerPayoutsOut(BaseModel):
     balance: Decimal = Field(description="the partner's whole ledger balance now: still owed")
     last_paid_at: datetime | None = Field(description="the partner's latest payout, any period")
     state: Settlement
+    partner_status: str | None = Field(
+        description="the partner's status as incentives holds it (null: not heard of); a "
+        "suspended, expelled or rejected partner's balance is held: its payout is a 409"
+    )
 
 
 class PayoutEntryOut(BaseModel):

@@ -20,7 +20,8 @@ SELECT partner_id,
        coalesce(sum(reversed) FILTER (WHERE in_period), 0) AS reversed,
        coalesce(-sum(paid) FILTER (WHERE in_period), 0) AS paid,
        sum(earned + paid) AS balance,
-       max(last_paid_at) AS last_paid_at
+       max(last_paid_at) AS last_paid_at,
+       (SELECT p.status FROM partners p WHERE p.partner_id = t.partner_id) AS partner_status
 FROM (SELECT *, entries > 0 AND ($1::text IS NULL OR period = $1) AS in_period
       FROM period_totals) t
 GROUP BY partner_id

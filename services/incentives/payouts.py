@@ -14,6 +14,7 @@ from services.incentives import payout_repository, repository
 from services.incentives.domain.ledger import (
     RecordedPayout,
     check_one_currency,
+    check_payable,
     check_retry,
     payout_amount,
 )
@@ -44,6 +45,7 @@ async def record_payout(
     if known is not None:
         check_retry(from_row(RecordedPayout, known), amount, programs.currency)
         return _recorded(known), False
+    check_payable(await repository.partner_status(conn, partner_id))
     balances = await payout_repository.ledger_balances(conn, partner_id)
     check_one_currency(balances, programs.currency)
     current = balances.get(programs.currency, Decimal(0))

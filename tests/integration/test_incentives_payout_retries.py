@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from services.incentives import payouts
-from services.incentives.domain.ledger import PayoutConflict, PayoutRefused
+from services.incentives.domain.ledger import PayoutConflict, PayoutHeld, PayoutRefused
 from services.incentives.domain.programs import IncentivePrograms
 from shared.db import Pool, create_pool
 from shared.events.incentives import PayoutRecorded
@@ -179,3 +179,23 @@ async def test_a_ledger_with_two_payouts_under_one_reference_still_migrates(
         assert (paid.entry_id, new) == ("old-1", False)
     finally:
         await pool.close()
+
+
+@pytest.mark.parametrize("status", ["suspended", "expelled", "rejected"])
+async def test_a_partner_that_lost_access_is_not_paid_its_balance_is_held(
+    pool: Pool, status: str
+) -> None:
+    """Found in review: finance saw an expelled partner's balance as owed and paid it in full;
+    nothing held it. Reinstated, it is paid."""
+    partner, balance = await earning_partner(pool)
+    await pool.execute("UPDATE partners SET status = $2 WHERE partner_id = $1", partner, status)
+    with pytest.raises(PayoutHeld, match=f"partner is {status}: its balance is held"):
+        await pay(pool, partner, None, "held-1")
+    paid = await pool.fetchval(
+        "SELECT count(*) FROM ledger_entries WHERE partner_id = $1 AND entry_type = 'payout'",
+        partner,
+    )
+    assert paid == 0
+    await pool.execute("UPDATE partners SET status = 'active' WHERE partner_id = $1", partner)
+    payout, new = await pay(pool, partner, None, "held-1")
+    assert (payout.amount, new) == (balance, True)

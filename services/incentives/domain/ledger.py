@@ -124,6 +124,24 @@ def payout_amount(balance_now: Decimal, requested: Decimal | None) -> Decimal:
     return pay
 
 
+class PayoutHeld(Conflict):
+    """A payout to a partner that lost access (suspended, expelled, rejected)."""
+
+
+def check_payable(partner_status: str | None) -> None:
+    """Money owed to a partner that lost access is held, not paid: it stays on its balance
+    (reinstated, the partner is paid; expelled, what happens to it is the programme's call,
+    made outside the ledger). Found in review: finance saw an expelled partner's balance as
+    owed and paid it in full, and nothing said it should not."""
+    if partner_status in HELD_STATUSES:
+        raise PayoutHeld(
+            f"partner is {partner_status}: its balance is held, not paid, while it has no access"
+        )
+
+
+HELD_STATUSES = frozenset({"suspended", "expelled", "rejected"})
+
+
 class PayoutConflict(Conflict):
     """A payout request reusing a reference that names another payout."""
 
