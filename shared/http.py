@@ -141,7 +141,7 @@ async def caller(
 ) -> Caller:
     """The bearer token resolved to a verified Caller (shared/identity.py). 401 when missing,
     invalid, expired, signed with an unknown key or meant for another service; 403 when its
-    partner's access has been revoked (suspended or expelled)."""
+    partner's access has been revoked (suspended or expelled), or was after it was issued."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("missing bearer token")
     token = credentials.credentials.strip()
@@ -153,9 +153,9 @@ async def caller(
         raise Unauthenticated(str(error)) from error
     platform = started_platform(request)
     if who.partner_id is not None and platform is not None:
-        revoked = platform.partner_access.revoked(who.partner_id)
-        if revoked is not None:
-            raise Forbidden(f"partner access revoked: {revoked}")
+        refused = platform.partner_access.refused(who.partner_id, who.issued_at)
+        if refused is not None:
+            raise Forbidden(refused)
     return who
 
 

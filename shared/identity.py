@@ -71,6 +71,7 @@ class Caller(BaseModel):
     partner_id: str | None = None  # set exactly when a partner role is held
     token_id: str = ""
     expires_at: datetime | None = None  # the token's expiry, when it came from one
+    issued_at: datetime | None = None  # when the token was issued, when it came from one
 
     @property
     def is_admin(self) -> bool:
@@ -210,12 +211,17 @@ def _caller(claims: dict[str, Any]) -> Caller:
         expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
     except (OverflowError, OSError, ValueError) as error:
         raise InvalidToken("token expiry out of range") from error
+    try:
+        issued_at = datetime.fromtimestamp(int(claims["iat"]), UTC)
+    except (OverflowError, OSError, ValueError) as error:
+        raise InvalidToken("token issue time out of range") from error
     return Caller(
         subject=_identifier(claims["sub"], "subject", SUBJECT_MAX),
         roles=roles,
         partner_id=None if partner_id is None else _identifier(partner_id, "partner", IDENT_MAX),
         token_id=_identifier(claims["jti"], "id", IDENT_MAX),
         expires_at=expires_at,
+        issued_at=issued_at,
     )
 
 

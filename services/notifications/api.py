@@ -249,8 +249,7 @@ def access_ended(who: Caller, platform: Platform) -> Callable[[], str | None]:
     def why() -> str | None:
         if who.expires_at is not None and now() >= who.expires_at:
             return f"the token expired at {who.expires_at.isoformat()}"
-        revoked = None if partner is None else platform.partner_access.revoked(partner)
-        return None if revoked is None else f"partner access revoked: {revoked}"
+        return None if partner is None else platform.partner_access.refused(partner, who.issued_at)
 
     return why
 

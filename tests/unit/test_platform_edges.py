@@ -125,6 +125,11 @@ async def client() -> Any:
     # partner access view are used); p9 has been suspended.
     access = PartnerAccess()
     access._status["p9"] = PartnerStatus.SUSPENDED
+    # p8 and p7 were suspended and are active again: p8 after the tokens a test issues, p7
+    # an hour before them.
+    access._status["p8"] = access._status["p7"] = PartnerStatus.ACTIVE
+    access._revoked_at["p8"] = datetime.now(UTC) + timedelta(minutes=1)
+    access._revoked_at["p7"] = datetime.now(UTC) - timedelta(hours=1)
     started = {"provisions": provisions, "partner_access": access}
     app.state.platform = cast(Platform, type("Started", (), started)())
     transport = httpx.ASGITransport(app=app)
@@ -478,3 +483,15 @@ async def test_a_number_below_a_double_is_zero_as_it_always_was(client: Any) -> 
     body = b'{"amount": 1, "count": 1e-9999999}'
     response = await client.post("/amounts", content=body, headers=JSON)
     assert response.json()["count"] == "0"
+
+
+async def test_a_token_issued_before_its_partner_lost_access_stays_refused_after(
+    client: Any,
+) -> None:
+    """Found in review: a partner reinstated within its tokens' life had every token it held
+    before its suspension working again, a leaked one included (the reason to suspend)."""
+    before = await client.get("/things/p8", headers=partner("p8"))
+    assert before.status_code == 403
+    assert "after this token was issued: sign in again for a new one" in before.json()["detail"]
+    after = await client.get("/things/p7", headers=partner("p7"))
+    assert after.status_code == 200
