@@ -40,7 +40,13 @@ class PartnerAccess:
         if revoked is not None:
             return f"partner access revoked: {revoked}"
         revoked_at = self._revoked_at.get(partner_id)
-        if revoked_at is not None and issued_at is not None and issued_at < revoked_at:
+        # A token's issue time is in whole seconds: one issued in the second of the revocation
+        # is taken as issued after it (a new token right after a reinstatement must work).
+        if (
+            revoked_at is not None
+            and issued_at is not None
+            and issued_at < revoked_at.replace(microsecond=0)
+        ):
             return (
                 f"partner access was revoked at {revoked_at.isoformat()}, after this token was "
                 "issued: sign in again for a new one"
