@@ -121,6 +121,7 @@ class HomePage(BaseModel):
     notifications: list[NotificationView]
     unread: int
     last_cursor: str | None
+    notifications_problem: str = ""  # why they cannot be shown now (the service is down)
     certifications: list[dict[str, Any]]
     expiring: list[Expiring] = []
     next_tier: NextTierView | None = None

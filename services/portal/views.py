@@ -43,6 +43,18 @@ def registration_rows(answer: list[Any]) -> list[RegistrationView]:
     return rows
 
 
+async def _home_notifications(
+    backends: Backends, session: Session
+) -> tuple[list[Any], int, str | None, str]:
+    """The home page's messages, or why they cannot be shown: the rest of the page still shows
+    while notifications does not answer (found in review: the partner's landing page was a 503
+    for a side panel)."""
+    try:
+        return (*await notifications(backends, session), "")
+    except BackendUnavailable as error:
+        return [], 0, None, str(error)
+
+
 async def home(backends: Backends, session: Session) -> HomePage:
     partner_id = segment(session.caller.partner_id)
     partner, registrations, inbox, certifications, next_tier = await asyncio.gather(
@@ -52,11 +64,11 @@ async def home(backends: Backends, session: Session) -> HomePage:
         backends.get(
             session, "deals", "/registrations", status=sorted(pages.OPEN_STATUSES), limit=500
         ),
-        notifications(backends, session),
+        _home_notifications(backends, session),
         backends.get(session, "onboarding", f"/partners/{partner_id}/certifications"),
         backends.get(session, "onboarding", f"/partners/{partner_id}/next-tier"),
     )
-    items, unread, cursor = inbox
+    items, unread, cursor, notifications_problem = inbox
     rows = registration_rows(registrations)
     return HomePage(
         partner=PartnerView.model_validate(partner),
@@ -64,6 +76,7 @@ async def home(backends: Backends, session: Session) -> HomePage:
         notifications=[NotificationView.model_validate(n) for n in items],
         unread=unread,
         last_cursor=cursor,
+        notifications_problem=notifications_problem,
         certifications=enablement.valid_now(certifications, now()),
         expiring=enablement.expiring_soon(certifications, now()),
         next_tier=NextTierView.model_validate(next_tier),

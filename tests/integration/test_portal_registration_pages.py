@@ -39,6 +39,7 @@ class Services(QuietHandler):
     onboarding and notifications for the home; deals' queries as they arrived."""
 
     asked: ClassVar[list[dict[str, list[str]]]] = []
+    notifications_down: ClassVar[bool] = False
 
     def do_GET(self) -> None:
         path, query = urlsplit(self.path).path, parse_qs(urlsplit(self.path).query)
@@ -50,6 +51,8 @@ class Services(QuietHandler):
             self.send_json(200, {**partner, "tier": "gold", "partner_type": "isv"} | REVENUE)
         elif path.endswith("/next-tier"):
             self.send_json(200, {"tier": "gold", "revenue_short": "0", "currency": "USD"} | TIER)
+        elif path.endswith("/notifications/newest") and Services.notifications_down:
+            self.send_json(503, {"detail": "down"})
         elif path.endswith("/notifications/newest"):
             self.send_json(200, {"items": [], "unread": 0, "live_after": None})
         else:
@@ -72,7 +75,7 @@ TIER = {"attributed_revenue": "0", "revenue_window_days": 365}
 
 @pytest.fixture
 def partner() -> Iterator[TestClient]:
-    Services.asked = []
+    Services.asked, Services.notifications_down = [], False
     with signed_in_before(Services, PARTNER) as client:
         yield client
 
@@ -86,6 +89,19 @@ def test_the_home_shows_an_open_registration_behind_newer_closed_ones(partner: T
     assert Services.asked == [
         {"status": ["approved", "pending_review", "submitted"], "limit": ["500"]}
     ]
+
+
+def test_the_home_shows_the_rest_while_notifications_does_not_answer(
+    partner: TestClient,
+) -> None:
+    """Found in review: with notifications down, the partner's landing page was a 503 for
+    its side panel."""
+    Services.notifications_down = True
+    home = partner.get("/home")
+    assert home.status_code == 200, home.text
+    assert "Customer 000" in home.text
+    assert "Notifications cannot be shown now (notifications is unavailable" in home.text
+    assert 'id="notifications"' not in home.text  # no list: no live stream is opened
 
 
 def test_the_registrations_page_goes_on_to_older_ones(partner: TestClient) -> None:
