@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from functools import cache
 from urllib.parse import SplitResult, urlsplit
 
+from publicsuffixlist import PublicSuffixList
 from standardwebhooks.webhooks import Webhook
 
 from services.notifications.domain import cursor, ledger_messages
@@ -77,7 +79,25 @@ def check_target(url: str, *, development_mode: bool) -> str:
             raise Unprocessable("url must not point at a private, loopback or reserved address")
         if literal is None and (host == "localhost" or host.endswith((".localhost", ".local"))):
             raise Unprocessable("url must not point at a private, loopback or reserved address")
+        if literal is None and not _under_a_public_suffix(host):
+            # `https://postgres/`, `kafka-0.kafka-headless`, `.internal`: names only the
+            # platform's own network resolves. Found in review: the delivery log told a
+            # partner which of them exist (resolves privately) and which do not.
+            raise Unprocessable(
+                "url must name a host under a public domain (a single-label name, or one under "
+                "a suffix not on the Public Suffix List, is not reachable from the internet)"
+            )
     return url
+
+
+@cache
+def _public_suffixes() -> PublicSuffixList:
+    """The Public Suffix List as the package bundles it, unknown suffixes not public."""
+    return PublicSuffixList(accept_unknown=False)
+
+
+def _under_a_public_suffix(host: str) -> bool:
+    return not host.endswith(".arpa") and _public_suffixes().privatesuffix(host) is not None
 
 
 def _host(parts: SplitResult) -> tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address | None]:
