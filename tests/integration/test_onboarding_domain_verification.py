@@ -4,6 +4,7 @@ DNS method) and a missing site (the well-known method), each as the service woul
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import AsyncIterator
 from typing import cast
 
@@ -88,9 +89,23 @@ async def nameserver() -> AsyncIterator[tuple[str, dict[str, list[str]]]]:
     records: dict[str, list[str]] = {}
     server = Nameserver(records)
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(lambda: server, local_addr=("127.0.0.1", 0))
-    host, port = transport.get_extra_info("sockname")[:2]
-    tcp = await asyncio.start_server(server.tcp_answers, host, port)  # the same port, as DNS
+    # TCP on the UDP port the system gave, as DNS listens: that port may be another TCP
+    # socket's already (an outgoing connection's, on a busy machine: CI met it twice), so a
+    # taken one is given back and another tried.
+    for _ in range(50):
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: server, local_addr=("127.0.0.1", 0)
+        )
+        host, port = transport.get_extra_info("sockname")[:2]
+        try:
+            tcp = await asyncio.start_server(server.tcp_answers, host, port)
+            break
+        except OSError as taken:
+            transport.close()
+            if taken.errno != errno.EADDRINUSE:
+                raise
+    else:
+        raise AssertionError("no port free for both UDP and TCP in 50 tries")
     yield f"{host}:{port}", records
     tcp.close()
     transport.close()
