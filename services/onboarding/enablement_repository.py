@@ -310,9 +310,25 @@ async def record_voids(
         [v for _, v in voids],
         at,
     )
+    # A certification another statement still stands behind (the same pass sent again under
+    # a new id) is not voided with the first: it moves to that statement. Found in review:
+    # voiding one of two statements behind a certification revoked it for good.
     rows = await conn.fetch(
-        """UPDATE certifications SET voided_at = $2
-           WHERE statement_id = ANY($1::uuid[]) AND voided_at IS NULL RETURNING partner_id""",
+        """WITH standing AS (
+               SELECT DISTINCT ON (c.certification_id) c.certification_id, o.statement_id
+               FROM certifications c
+               JOIN xapi_statement_outcomes o ON o.certification_id = c.certification_id
+               WHERE c.statement_id = ANY($1::uuid[]) AND c.voided_at IS NULL
+                 AND NOT EXISTS (SELECT 1 FROM xapi_voided v WHERE v.statement_id = o.statement_id)
+               ORDER BY c.certification_id, o.decided_at, o.statement_id
+           ), moved AS (
+               UPDATE certifications c SET statement_id = standing.statement_id
+               FROM standing WHERE c.certification_id = standing.certification_id
+           )
+           UPDATE certifications SET voided_at = $2
+           WHERE statement_id = ANY($1::uuid[]) AND voided_at IS NULL
+             AND certification_id NOT IN (SELECT certification_id FROM standing)
+           RETURNING partner_id""",
         [t for t, _ in voids],
         at,
     )

@@ -724,6 +724,30 @@ async def test_a_voided_pass_takes_its_certification_back_even_before_it_arrives
         assert refused.status_code == 422
 
 
+async def test_a_certification_stands_while_a_statement_behind_it_is_not_voided(
+    onboarding: str,
+) -> None:
+    """Found in review: the same pass sent again under a new id (a learning system's retry)
+    stands behind the same certification; voiding the first revoked it for good."""
+    run = uuid.uuid4().hex[:8]
+    domain = f"twice-{run}.example"
+    now = datetime.now(UTC)
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding, domain, ADMIN)
+        people = [(f"val@{domain}", "sales"), (f"vic@{domain}", "technical")]
+        await add_people(client, onboarding, pid, people, ADMIN)
+        first = exam_passed(f"val@{domain}", "data", "sales", now)
+        again = {**first, "id": str(uuid.uuid4())}
+        technical = exam_passed(f"vic@{domain}", "data", "technical", now)
+        await send_statements(client, onboarding, [first, technical])
+        await send_statements(client, onboarding, [again])
+        assert (await partner_view(client, onboarding, pid))["competencies"] == ["data"]
+        await send_statements(client, onboarding, [voiding(first["id"])])
+        assert (await partner_view(client, onboarding, pid))["competencies"] == ["data"]
+        await send_statements(client, onboarding, [voiding(again["id"])])
+        assert (await partner_view(client, onboarding, pid))["competencies"] == []
+
+
 async def test_a_pass_voided_while_its_person_is_registered_certifies_nobody(
     onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
 ) -> None:
