@@ -22,6 +22,7 @@ from services.onboarding.domain.enablement import (
     Statement,
     certification_from,
     comparable,
+    comparable_before_display_ignored,
     lock_keys,
     membership_for,
     scores_as_numbers,
@@ -80,11 +81,15 @@ async def receive(
         for s, content in statements
     ]
     new = await store.insert_statements(conn, rows)
-    repeats = {s.statement_id: comparable(c) for s, c in statements if s.statement_id not in new}
+    repeats = {
+        s.statement_id: {comparable(c), comparable_before_display_ignored(c)}
+        for s, c in statements
+        if s.statement_id not in new
+    }
     if repeats:
         stored = await store.comparables(conn, list(repeats))
         for statement_id, sent in repeats.items():
-            if stored.get(statement_id) != sent:
+            if stored.get(statement_id) not in sent:
                 raise Conflict(
                     f"statement {statement_id} is already stored with other content; "
                     "statements are immutable (nothing of this request was stored)"

@@ -20,6 +20,7 @@ from services.onboarding.domain.enablement import (
     account_key,
     certification_from,
     comparable,
+    comparable_before_display_ignored,
     mbox_key,
     membership_for,
     reminder_due,
@@ -111,6 +112,28 @@ def test_a_repeat_compares_equal_whatever_the_lrs_set_and_the_timestamps_zone() 
     }
     assert comparable(sent) == comparable(again)
     assert comparable(sent) != comparable({**sent, "verb": {"id": FAILED}})
+
+
+def test_a_repeat_compares_equal_whatever_xapi_says_to_ignore() -> None:
+    """xAPI-Data 2.3.1: a verb's display, an activity's definition and a mailbox domain's case
+    MUST be ignored; found in review: a retry after a course was renamed was a 409."""
+    sent = {
+        "id": "1",
+        "actor": {"mbox": "mailto:ada@example.com"},
+        "verb": {"id": PASSED, "display": {"en-US": "passed"}},
+        "object": {"id": "https://lms.example/exam", "definition": {"name": {"en": "Exam"}}},
+    }
+    again = {
+        **sent,
+        "actor": {"mbox": "mailto:ada@Example.COM"},
+        "verb": {"id": PASSED, "display": {"en-US": "passed it"}},
+        "object": {"id": "https://lms.example/exam", "definition": {"name": {"en": "Exam 2"}}},
+    }
+    assert comparable(sent) == comparable(again)
+    assert comparable(sent) != comparable({**sent, "actor": {"mbox": "mailto:Ada@example.com"}})
+    assert comparable(sent) != comparable({**sent, "object": {"id": "https://lms.example/x"}})
+    # A statement stored before keeps its text of the rule of its day: a repeat still matches.
+    assert comparable_before_display_ignored(sent) != comparable(sent)
 
 
 def person(email: str, joined: datetime, left: datetime | None, **more: Any) -> dict[str, Any]:
