@@ -283,15 +283,16 @@ async def insert_certification(
 ) -> tuple[str, bool]:
     """Record a certification (`recorded_by`: the acting principal) once per person, role,
     track and issue date. Returns its id and whether it is new. It belongs to `person_id`'s
-    membership, or (recorded by hand) to the person's current membership at the partner if
-    they are registered."""
+    membership, or (recorded by hand) to the person's membership at the partner, the current
+    one or else the latest, so a person who left counts only until they left (found in review:
+    recorded by hand after they left, it belonged to no membership and counted in full)."""
     certification_id = await conn.fetchval(
         """
         INSERT INTO certifications (certification_id, partner_id, person, person_name, role,
             track, issued_at, expires_at, recorded_at, recorded_by, person_id, statement_id)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-            COALESCE($11, (SELECT person_id FROM people
-                           WHERE partner_id = $2 AND email = $3 AND left_at IS NULL)), $12)
+            COALESCE($11, (SELECT person_id FROM people WHERE partner_id = $2 AND email = $3
+                           ORDER BY left_at IS NULL DESC, joined_at DESC LIMIT 1)), $12)
         ON CONFLICT (partner_id, person, role, track, issued_at) DO UPDATE
             SET voided_at = NULL, statement_id = EXCLUDED.statement_id,
                 recorded_at = EXCLUDED.recorded_at, recorded_by = EXCLUDED.recorded_by

@@ -175,6 +175,28 @@ async def test_one_person_certified_twice_on_a_track_is_one_valid_certification(
         assert await valid_certifications(admin_db, pid, now) == 3
 
 
+async def test_a_certification_recorded_after_its_person_left_counts_only_until_they_left(
+    onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    """Found in review: recorded by hand once the person had left, it belonged to no membership
+    and counted in full until it expired."""
+    run = uuid.uuid4().hex[:10]
+    now = datetime.now(UTC)
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding, f"gone-{run}.example", ADMIN)
+        ada = f"ada@gone-{run}.example"
+        ids = await add_people(client, onboarding, pid, [(ada, "sales")], ADMIN)
+        left = await client.post(
+            f"{onboarding}/partners/{pid}/people/{ids[ada]}/leave", headers=ADMIN
+        )
+        assert left.status_code == 200, left.text
+        await certify(client, onboarding, pid, ada, "sales", "data", now - 30 * DAY, now + YEAR)
+    async with admin_db.transaction():
+        await admin_db.execute("SET LOCAL search_path TO onboarding")
+        assert await valid_certifications(admin_db, pid, now - 2 * DAY) == 1
+        assert await valid_certifications(admin_db, pid, now + DAY) == 0
+
+
 async def test_a_seeded_year_notices_probation_expulsion_appeal_and_requalification(
     infra: Infra, onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
 ) -> None:
