@@ -63,8 +63,11 @@ async def update_endpoint(
     kinds: list[str] | None,
     enabled: bool | None,
 ) -> Any:
-    """Change what is given; the row also says whether its URL changed (`url_changed`).
-    Enabling an endpoint forgives its failures, and so does a new URL: failures at the old one
+    """Change what is given; the row also says whether its URL changed (`url_changed`) and
+    whether it was enabled again (`reenabled`). Enabling a disabled endpoint forgives its
+    failures (found in review: `enabled: true` sent to an enabled endpoint, as a client
+    re-applying its whole state does, reset its streak, so a dead endpoint was never
+    disabled), and so does a new URL: failures at the old one
     say nothing of the new one, which gets its whole budget (before, a URL fixed after 13
     failures was disabled by the new URL's first). Either way its queue is then tried again at
     once, in order (`retry_head_now`)."""
@@ -75,15 +78,17 @@ async def update_endpoint(
                 kinds = coalesce($5, kinds),
                 enabled = coalesce($6, enabled),
                 disabled_reason = CASE WHEN $6 THEN NULL ELSE disabled_reason END,
-                consecutive_failures = CASE WHEN $6 OR $3 <> old.old_url THEN 0
+                consecutive_failures = CASE WHEN ($6 AND NOT old.was_enabled)
+                                                 OR $3 <> old.old_url THEN 0
                                             ELSE consecutive_failures END,
-                failing_since = CASE WHEN $6 OR $3 <> old.old_url THEN NULL
-                                     ELSE failing_since END,
+                failing_since = CASE WHEN ($6 AND NOT old.was_enabled) OR $3 <> old.old_url
+                                     THEN NULL ELSE failing_since END,
                 updated_at = now()
-            FROM (SELECT url AS old_url FROM webhook_endpoints
+            FROM (SELECT url AS old_url, enabled AS was_enabled FROM webhook_endpoints
                   WHERE partner_id = $1 AND endpoint_id = $2 FOR UPDATE) old
             WHERE partner_id = $1 AND endpoint_id = $2
-            RETURNING {ENDPOINT_COLUMNS}, url <> old.old_url AS url_changed""",
+            RETURNING {ENDPOINT_COLUMNS}, url <> old.old_url AS url_changed,
+                      enabled AND NOT old.was_enabled AS reenabled""",
         partner_id,
         endpoint_id,
         url,

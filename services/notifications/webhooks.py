@@ -64,7 +64,7 @@ async def change(
     )
     if row is None:
         raise _missing(endpoint_id)
-    if body.enabled or row["url_changed"]:
+    if row["reenabled"] or row["url_changed"]:
         await webhook_repository.retry_head_now(conn, endpoint_id)
     await record_action(conn, who, "webhook.changed", str(endpoint_id))
     return row

@@ -283,6 +283,43 @@ async def test_a_new_url_is_tried_at_once_and_the_old_ones_failures_do_not_count
         assert await pool.fetchval("SELECT count(*) FROM webhook_attempts") == 3
 
 
+async def test_enabled_sent_to_an_enabled_endpoint_keeps_its_failures_and_backoff(
+    pool: Pool,
+) -> None:
+    """Found in review: a client re-applying its whole state (`enabled: true` every time) reset
+    the failure streak and retried at once, so a dead endpoint was never disabled. Enabling a
+    disabled endpoint still forgives its failures and tries its queue at once."""
+    settings = NotificationsSettings(
+        webhook_failure_budget=3, webhook_retry_initial_seconds=120, webhook_retry_max_seconds=600
+    )
+    with WebhookReceiver(keep_alive=True) as receiver:
+        receiver.secrets["/dead"] = SECRET
+        receiver.statuses["/dead"] = 500
+        endpoint = await queued_endpoint(pool, receiver.url("/dead"), ["m0"])
+        await serve_once(pool, settings, endpoint)
+        assert await endpoint_state(pool, endpoint) == (True, 1, None)
+
+        async def patch(enabled: bool) -> None:
+            async with pool.acquire() as conn, conn.transaction():
+                await webhooks.change(
+                    conn,
+                    WHO,
+                    endpoint.partner_id,
+                    endpoint.endpoint_id,
+                    EndpointPatch(enabled=enabled),
+                    development_mode=True,
+                )
+
+        due = "SELECT bool_and(next_attempt_at <= now()) FROM webhook_deliveries"
+        await patch(True)
+        assert await endpoint_state(pool, endpoint) == (True, 1, None)
+        assert await pool.fetchval(due) is False  # still backing off
+        await patch(False)
+        await patch(True)
+        assert await endpoint_state(pool, endpoint) == (True, 0, None)
+        assert await pool.fetchval(due) is True
+
+
 @pytest.mark.parametrize("status", [500, 410])
 async def test_an_attempt_out_at_the_old_url_when_it_changes_neither_counts_nor_disables(
     pool: Pool, status: int
