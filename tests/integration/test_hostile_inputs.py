@@ -359,7 +359,17 @@ CASES: list[Case] = [
         ADMIN,
         J(_registration()).encode(),
         422,
-        "a channel manager must name partner_id",
+        '"loc": ["query", "partner_id"], "msg": "String should have at least 1 character"',
+    ),
+    # found in review: a partner id of any text (bidi controls, 3,000 characters) was stored
+    (
+        "deals",
+        "POST",
+        "/registrations?partner_id=%E2%80%AEp1",
+        ADMIN,
+        J(_registration()).encode(),
+        422,
+        "bidirectional",
     ),
     _registering(
         _registration(customer_domain="not a domain"),
