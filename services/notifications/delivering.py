@@ -73,14 +73,31 @@ HEADER_BYTES = 16 * 1024
 SLICE_SECONDS = 1.0
 
 
-class PublicOnlyResolver(aiohttp.abc.AbstractResolver):
-    """The system's resolver, refusing a name any of whose addresses is private, loopback or
-    reserved. It is asked as each connection is made, for the addresses that connection is made
-    to, so a name that resolved publicly a moment before cannot point inwards in between (DNS
-    rebinding). An address literal is not resolved: registration refuses private ones."""
+# A name's lookup: each try waits this long for the nameserver, twice (a slow name fails in
+# about 6 s, inside the attempt's own timeout).
+DNS_TRY_SECONDS = 3.0
+DNS_TRIES = 2
 
-    def __init__(self) -> None:
-        self.system = aiohttp.ThreadedResolver()
+
+class PublicOnlyResolver(aiohttp.abc.AbstractResolver):
+    """The system's nameservers (c-ares through aiodns, reading /etc/resolv.conf and
+    /etc/hosts), refusing a name any of whose addresses is private, loopback or reserved. It
+    is asked as each connection is made, for the addresses that connection is made to, so a
+    name that resolved publicly a moment before cannot point inwards in between (DNS
+    rebinding). An address literal is not resolved: registration refuses private ones.
+
+    Lookups are asynchronous: the threaded resolver ran `getaddrinfo` in the event loop's
+    default pool of a few threads, which a timeout does not give back, so one partner's
+    endpoints on names whose nameserver never answers held every thread for the system
+    resolver's seconds, and every other partner's lookups (and the mails sent in that pool)
+    waited behind them (found in review)."""
+
+    def __init__(self, nameservers: list[str] | None = None) -> None:
+        self.system = (
+            aiohttp.AsyncResolver(timeout=DNS_TRY_SECONDS, tries=DNS_TRIES, nameservers=nameservers)
+            if nameservers
+            else aiohttp.AsyncResolver(timeout=DNS_TRY_SECONDS, tries=DNS_TRIES)
+        )
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
