@@ -102,10 +102,26 @@ async def pay_out(
     backends: BackendsDep,
     reference: Annotated[str, Form(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:/-]+$")],
     amount: Annotated[str, Form(pattern=r"^(\d{1,14}(\.\d{1,2})?)?$")] = "",
+    period: Annotated[str, Form(pattern=PERIOD)] = "",
+    state: Annotated[str, Form(pattern=STATE)] = "",
+    partner: Annotated[str, Form(pattern=f"({PARTNER_ID})|^$")] = "",
+    offset: Annotated[int, Form(ge=0, le=1_000_000)] = 0,
 ) -> Response:
     body = {"reference": reference, **({"amount": amount} if amount else {})}
     call = backends.call(
         session, "incentives", "POST", f"/partners/{segment(partner_id)}/payouts", json=body
     )
     message, status = await outcome(call, "Not paid", PAID)
-    return await payouts_page(request, session, backends, message=message, status=status)
+    # The page as finance had it (found in review: a payment answered the unfiltered first
+    # page, losing the period, state and page being worked through).
+    return await payouts_page(
+        request,
+        session,
+        backends,
+        period=period,
+        state=state,
+        partner=partner,
+        offset=offset,
+        message=message,
+        status=status,
+    )
