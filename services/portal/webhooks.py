@@ -33,9 +33,12 @@ async def list_page(
     message: str = "",
     status: int = 200,
     secret: str = "",
+    typed: dict[str, str] | None = None,
 ) -> Response:
+    """The endpoints, with a form's answer above them; a refused endpoint's fields kept as
+    typed (`typed`: they were emptied, found in review)."""
     endpoints = await backends.get(session, "notifications", base(session))
-    context = {"endpoints": endpoints["items"], "secret": secret}
+    context = {"endpoints": endpoints["items"], "secret": secret, "typed": typed or {}}
     return form_page(request, "webhooks.html", context, message, status)
 
 
@@ -58,7 +61,8 @@ async def add(
     call = backends.call(session, "notifications", "POST", base(session), json=body)
     made, refusal, status = await answered(call, "Not added", REFUSALS_SHOWN)
     if status != 200:
-        return await list_page(request, session, backends, refusal, status)
+        typed = {"url": url, "description": description, "kinds": kinds}
+        return await list_page(request, session, backends, refusal, status, typed=typed)
     # The signing secret is shown this once (the service shows it again only on rotation).
     message = f"Added {made['url']}"
     return await list_page(request, session, backends, message, 200, secret=made["secret"])

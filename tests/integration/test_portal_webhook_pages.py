@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from shared.identity import Role
 from tests.support.local_http import QuietHandler
+from tests.support.portal import form_csrf
 from tests.support.portal_in_process import signed_in_before
 from tests.support.tokens import token
 
@@ -76,8 +77,14 @@ class Notifications(QuietHandler):
                     "next_after": str(page[-1]) if more else None,
                 },
             )
+        elif path == f"/partners/{PARTNER_ID}/webhooks":
+            self.send_json(200, {"items": []})
         else:
             self.send_json(200, [])
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_json(422, {"detail": "url must use https"})
 
 
 @pytest.fixture
@@ -98,3 +105,14 @@ def test_the_delivery_log_goes_on_to_older_deliveries(partner: TestClient) -> No
     assert "Older deliveries" not in older.text  # fewer than a page: the last one
     assert f'href="/webhooks/{ENDPOINT}">Newest deliveries' in older.text
     assert Notifications.asked == [{"limit": ["50"]}, {"limit": ["50"], "after": [str(last_shown)]}]
+
+
+def test_a_refused_endpoint_keeps_what_was_typed(partner: TestClient) -> None:
+    """Found in review: a refused endpoint (an http URL, say) answered with the form emptied."""
+    csrf = form_csrf(partner, "/webhooks")
+    typed = {"url": "http://hooks.partner.com/p", "description": "CRM sync", "kinds": "deal_won"}
+    refused = partner.post("/webhooks", data={**typed, "csrf_token": csrf})
+    assert refused.status_code == 422
+    assert "url must use https" in refused.text
+    for value in typed.values():
+        assert f'value="{value}"' in refused.text
