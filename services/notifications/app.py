@@ -76,4 +76,5 @@ definition = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     routers=(api.router,),
     wire=wire,
+    production_problems=lambda: NotificationsSettings().production_problems(),
 )

@@ -63,6 +63,17 @@ class NotificationsSettings(BaseSettings):
             )
         return self
 
+    def production_problems(self) -> list[str]:
+        """What production must not run with: SMTP credentials sent to a relay on another host
+        without STARTTLS (AUTH PLAIN in the clear; found in review: nothing refused it)."""
+        local = self.smtp_host in ("localhost", "127.0.0.1", "::1")
+        if self.smtp_host and self.smtp_username and not self.smtp_starttls and not local:
+            return [
+                "NOTIFICATIONS_SMTP_STARTTLS=true (credentials for a relay on another host go "
+                "only over TLS)"
+            ]
+        return []
+
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
             self.webhook_retry_initial_seconds,

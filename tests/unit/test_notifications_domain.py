@@ -438,3 +438,20 @@ def test_webhook_subscriptions_name_the_known_kinds_only() -> None:
     assert {"payout", "mdf_expired", "webhook_disabled", "survey"} <= webhooks.KINDS
     with pytest.raises(ValidationError, match="unknown kind 'campaign_reminder'"):
         EndpointIn(url="https://hooks.example/x", kinds=["campaign_reminder"])
+
+
+def test_smtp_credentials_for_another_host_need_starttls_outside_development_mode() -> None:
+    """Found in review: a username without STARTTLS sent AUTH PLAIN in the clear to a remote
+    relay offering it, and nothing refused the configuration."""
+    from services.notifications.settings import NotificationsSettings
+
+    clear = NotificationsSettings(smtp_host="smtp.relay.com", smtp_username="pollinate")
+    assert clear.production_problems() == [
+        "NOTIFICATIONS_SMTP_STARTTLS=true (credentials for a relay on another host go only over "
+        "TLS)"
+    ]
+    tls = clear.model_copy(update={"smtp_starttls": True})
+    local = clear.model_copy(update={"smtp_host": "127.0.0.1"})
+    anonymous = clear.model_copy(update={"smtp_username": ""})
+    assert tls.production_problems() == local.production_problems() == []
+    assert anonymous.production_problems() == []
