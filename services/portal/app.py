@@ -30,7 +30,13 @@ from services.portal import (
 )
 from services.portal.backends import BackendRefused, Backends, BackendUnavailable
 from services.portal.rendering import HERE, page
-from services.portal.sessions import CsrfRefused, SignInRequired, Verifier
+from services.portal.sessions import (
+    CsrfRefused,
+    SignInRequired,
+    Verifier,
+    mark_used,
+    session_of,
+)
 from services.portal.settings import PortalSettings
 from shared.http import BodyLimit
 
@@ -95,6 +101,10 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         response = await call_next(request)
+        session = session_of(request)
+        signing_out = request.url.path == "/sign-out"
+        if session is not None and not signing_out and not request.url.path.startswith("/static/"):
+            mark_used(response, session.token, not settings.development_mode)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         # Only an asset is kept by a cache: a 404 page under /static/ carries the person's

@@ -1,9 +1,11 @@
 """Signed-in sessions and CSRF protection.
 
 A session is the platform token itself, kept in an HttpOnly, SameSite=Strict cookie (Secure
-outside development mode) that expires with the token: the portal holds no session store, every
+outside development mode) for the browser's session: the portal holds no session store, every
 request verifies the token with the platform's public keys, and every call to a service is made
-with it (the services decide what the person may see).
+with it (the services decide what the person may see). A second cookie marks when the session
+was last used, bound to it by an HMAC: a session idle past `PORTAL_SESSION_IDLE_MINUTES` is
+over.
 
 A form post passes three locks. SameSite=Strict keeps other sites' posts from carrying either
 cookie. Its Origin (or, without one, its Referer) must be the portal's own. And it carries a
@@ -34,6 +36,7 @@ from services.portal.settings import BACKENDS, PortalSettings
 from shared.identity import Caller, InvalidToken, TokenVerifier
 
 SESSION_COOKIE = "pollinate_session"
+SEEN_COOKIE = "pollinate_seen"  # when the session was last used, bound to it
 CSRF_COOKIE = "pollinate_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -186,7 +189,44 @@ def session_of(request: Request) -> Session | None:
         caller, expires_at = verifier.verify(token)
     except InvalidToken:
         return None
+    settings: PortalSettings = request.app.state.settings
+    seen = seen_at(token, _cookie(request, SEEN_COOKIE))
+    idle = settings.portal_session_idle_minutes * 60
+    if seen is None or (datetime.now(UTC) - seen).total_seconds() > idle:
+        return None  # not used for longer than the idle limit (or no mark of use at all)
     return Session(caller, token, expires_at, form_csrf(request))
+
+
+def seen_value(token: str, at: datetime) -> str:
+    """The mark of a session's use at `at`: the moment and an HMAC of it keyed by the session's
+    token (no script reads the token, so none can make a mark for it)."""
+    stamp = str(int(at.timestamp()))
+    mac = hmac.new(token.encode(), b"pollinate-seen:" + stamp.encode(), hashlib.sha256)
+    return f"{stamp}.{base64.urlsafe_b64encode(mac.digest()).decode().rstrip('=')}"
+
+
+def seen_at(token: str, value: str | None) -> datetime | None:
+    """When the mark says the session was last used, if it is this session's."""
+    stamp, _, _ = (value or "").partition(".")
+    if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
+        return None
+    if not hmac.compare_digest(
+        seen_value(token, datetime.fromtimestamp(int(stamp), UTC)), value or ""
+    ):
+        return None
+    return datetime.fromtimestamp(int(stamp), UTC)
+
+
+def mark_used(response: Response, token: str, secure: bool) -> None:
+    """Start the idle time again (each page and form answered to a signed-in person)."""
+    response.set_cookie(
+        cookie_name(SEEN_COOKIE, secure),
+        seen_value(token, datetime.now(UTC)),
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+        path="/",
+    )
 
 
 async def signed_in(request: Request) -> Session:
@@ -202,24 +242,23 @@ CsrfDep = Depends(check_csrf)
 
 
 def start_session(response: Response, token: str, expires_at: datetime, secure: bool) -> None:
-    max_age = max(int((expires_at - datetime.now(UTC)).total_seconds()), 0)
+    """A cookie for the browser's session only (found in review: kept for the token's life, up
+    to a day, a shared machine's next user opened the portal as the last one); the token's
+    expiry still ends it sooner, and the idle limit (`mark_used`) on a machine left open."""
+    del expires_at  # the token carries it: every request verifies it
     response.set_cookie(
         cookie_name(SESSION_COOKIE, secure),
         token,
-        max_age=max_age,
-        expires=expires_at,
         httponly=True,
         samesite="strict",
         secure=secure,
         path="/",
     )
+    mark_used(response, token, secure)
 
 
 def end_session(response: Response, secure: bool) -> None:
-    response.delete_cookie(
-        cookie_name(SESSION_COOKIE, secure),
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=secure,
-    )
+    for name in (SESSION_COOKIE, SEEN_COOKIE):
+        response.delete_cookie(
+            cookie_name(name, secure), path="/", httponly=True, samesite="strict", secure=secure
+        )

@@ -41,6 +41,9 @@ class PortalSettings(BaseSettings):
     # Without a bound one anonymous sign-in post of 360 MB in 1 MB fields (each under the form
     # parser's own limit) held 450 MB.
     http_max_body_bytes: int = Field(default=2_097_152, ge=1024)
+    # A session not used for this long is over (a shared machine left signed in); each page
+    # and form answered within it starts the time again.
+    portal_session_idle_minutes: float = Field(default=60.0, gt=0)
 
     def url_of(self, service: str) -> str:
         value: str = getattr(self, f"portal_{service}_url")

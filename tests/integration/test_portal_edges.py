@@ -6,12 +6,13 @@ checked happens before or instead of a call."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
 from services.portal.app import create_app
+from services.portal.sessions import seen_value
 from services.portal.settings import PortalSettings
 from shared.identity import Role
 from tests.support.local_http import LocalServer, QuietHandler
@@ -56,18 +57,42 @@ def test_anonymous_pages_go_to_sign_in_and_fragments_answer_401(client: TestClie
     assert client.get("/home", headers={"HX-Request": "true"}).status_code == 401
 
 
-def test_sign_in_sets_a_strict_httponly_cookie_that_expires_with_the_token(
+def test_sign_in_sets_a_strict_httponly_cookie_for_the_browsers_session(
     client: TestClient,
 ) -> None:
+    """Found in review: the cookie was kept for the token's life (up to a day), so a shared
+    machine's next user opened the portal as the last one. It ends with the browser's session
+    (the token's expiry still ends it sooner), and with the idle limit below."""
     short = token("p/u", Role.PARTNER_USER, partner_id="ptn_edges", ttl=timedelta(minutes=10))
     answer = client.post("/sign-in", data={"token": short, "csrf_token": csrf(client)})
     assert (answer.status_code, answer.headers["location"]) == (303, "/home")
-    cookie = next(c for c in answer.headers.get_list("set-cookie") if "pollinate_session" in c)
-    assert "HttpOnly" in cookie
-    assert "SameSite=strict" in cookie
-    assert "Secure" not in cookie  # development mode: plain http on a developer's machine
-    max_age = int(cookie.split("Max-Age=")[1].split(";")[0])
-    assert 590 <= max_age <= 600
+    cookies = answer.headers.get_list("set-cookie")
+    for name in ("pollinate_session", "pollinate_seen"):
+        cookie = next(c for c in cookies if c.startswith(f"{name}="))
+        assert "HttpOnly" in cookie
+        assert "SameSite=strict" in cookie
+        assert "Secure" not in cookie  # development mode: plain http on a developer's machine
+        assert "Max-Age" not in cookie
+        assert "expires" not in cookie.lower()
+
+
+def test_a_session_idle_past_the_limit_is_over_and_a_forged_mark_changes_nothing() -> None:
+    configured = settings(True).model_copy(update={"portal_session_idle_minutes": 30})
+    with TestClient(create_app(configured), follow_redirects=False) as client:
+        sign_in(client, PARTNER)
+        assert client.get("/live/notifications", headers={"HX-Request": "true"}).status_code != 401
+        idle = datetime.now(UTC) - timedelta(minutes=31)
+        client.cookies.set("pollinate_seen", seen_value(PARTNER, idle))
+        answer = client.get("/home")
+        assert (answer.status_code, answer.headers["location"]) == (
+            303,
+            "/sign-in?reason=expired",
+        )
+        forged = seen_value("another token", datetime.now(UTC))
+        client.cookies.set("pollinate_seen", forged)
+        assert client.get("/home").status_code == 303
+        client.cookies.set("pollinate_seen", seen_value(PARTNER, datetime.now(UTC)))
+        assert client.get("/home").status_code != 303  # used within the limit: signed in
 
 
 def test_outside_development_mode_the_cookies_are_secure_and_host_only() -> None:
@@ -77,7 +102,10 @@ def test_outside_development_mode_the_cookies_are_secure_and_host_only() -> None
         answer = client.post("/sign-in", data={"token": PARTNER, "csrf_token": given})
         assert (answer.status_code, answer.headers["location"]) == (303, "/home")
         cookies = answer.headers.get_list("set-cookie")
-        assert [c.split("=")[0] for c in cookies] == ["__Host-pollinate_session"]
+        assert [c.split("=")[0] for c in cookies] == [
+            "__Host-pollinate_session",
+            "__Host-pollinate_seen",
+        ]
         # `__Host-`: a browser keeps it only Secure, for `/` and without a Domain, so no
         # sibling subdomain can plant one.
         assert all("Secure" in c and "Path=/" in c and "Domain" not in c for c in cookies)
