@@ -20,8 +20,7 @@ SELECT partner_id,
        coalesce(sum(reversed) FILTER (WHERE in_period), 0) AS reversed,
        coalesce(-sum(paid) FILTER (WHERE in_period), 0) AS paid,
        sum(earned + paid) AS balance,
-       max(last_paid_at) AS last_paid_at,
-       (SELECT p.status FROM partners p WHERE p.partner_id = t.partner_id) AS partner_status
+       max(last_paid_at) AS last_paid_at
 FROM (SELECT *, entries > 0 AND ($1::text IS NULL OR period = $1) AS in_period
       FROM period_totals) t
 GROUP BY partner_id
@@ -57,7 +56,20 @@ async def payouts(
     payouts_limit: int = 100,
 ) -> PayoutsOut:
     rows = await conn.fetch(PARTNER_TOTALS_SQL, period)
-    everyone = [from_row(PartnerPayoutsOut, r, state=settlement_of(r["balance"])) for r in rows]
+    known = await conn.fetch(
+        "SELECT partner_id, status FROM partners WHERE partner_id = ANY($1::text[])",
+        [r["partner_id"] for r in rows],
+    )
+    statuses: dict[str, str] = {k["partner_id"]: k["status"] for k in known}
+    everyone = [
+        from_row(
+            PartnerPayoutsOut,
+            r,
+            state=settlement_of(r["balance"]),
+            partner_status=statuses.get(r["partner_id"]),
+        )
+        for r in rows
+    ]
     matching = [
         p
         for p in everyone
