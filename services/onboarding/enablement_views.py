@@ -40,9 +40,13 @@ async def _current_people(pool: Pool, partner_ids: Sequence[str]) -> list[Row]:
 
 
 async def _completions(pool: Pool, people: Sequence[Row]) -> dict[str, list[Completion]]:
-    """Per person: modules completed and exams passed, from the statements applied to them."""
+    """Per person: modules completed and exams passed (that certified), from the statements
+    applied to them."""
     rows = await pool.fetch(
-        """SELECT o.person_id, s.activity, s.occurred_at, s.verb = $3 AS passed
+        """SELECT o.person_id, s.activity, s.occurred_at,
+                  -- a pass that certified (below the mark, or while the partner could not be
+                  -- certified, it is a completion, not a pass: the page said it had lapsed)
+                  s.verb = $3 AND o.certification_id IS NOT NULL AS passed
            FROM xapi_statement_outcomes o JOIN xapi_statements s USING (statement_id)
            WHERE o.person_id = ANY($1::text[]) AND s.verb = ANY($2::text[])
              AND s.activity IS NOT NULL

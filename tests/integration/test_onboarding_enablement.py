@@ -9,6 +9,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -25,6 +26,8 @@ from tests.support.deals import registration_request
 from tests.support.fuzz import Operation, operations, requests
 from tests.support.infra import Infra, waits_for
 from tests.support.onboarding import (
+    SMALL,
+    SMALL_PROGRAM,
     XAPI,
     XAPI_VERBS,
     PartnerSites,
@@ -34,6 +37,7 @@ from tests.support.onboarding import (
     exam_passed,
     lifecycle_changes,
     onboarding_outbox,
+    onboarding_process,
     onboarding_proving_domains_fixtures,
     partner_view,
     publish_resource,
@@ -46,6 +50,8 @@ from tests.support.processes import ADMIN
 from tests.support.tokens import ENABLEMENT_SYSTEM, auth, bearer, token
 
 pytestmark = pytest.mark.integration
+
+NOW = datetime.now(UTC)
 
 LMS = "https://lms.example.org"
 
@@ -358,6 +364,33 @@ async def test_learning_paths_show_each_persons_progress_in_module_order(
             f"{onboarding}/partners/{pid}/learning", headers=auth(f"{pid}-other")
         )
         assert other.status_code == 404
+
+
+async def test_a_pass_below_the_exams_mark_is_no_exam_passed_on_the_learning_path(
+    infra: Infra, tmp_path: Path
+) -> None:
+    """Found in review: a pass that certified nobody (below the exam's mark) set the path's
+    `exam_passed_at`, and the portal told the partner its certification had lapsed."""
+    exams = [e.model_dump(mode="json") for e in SMALL.certification_exams]
+    for exam in exams:
+        if exam["activity_id"] == f"{EXAM_BASE}data/sales":
+            exam["min_scaled_score"] = "0.95"
+    run = uuid.uuid4().hex[:8]
+    domain = f"mark-{run}.example"
+    async with (
+        onboarding_process(infra, tmp_path, {**SMALL_PROGRAM, "exams": exams}) as url,
+        httpx.AsyncClient(timeout=30) as client,
+    ):
+        pid = await active_partner(client, url, domain, ADMIN)
+        await add_people(client, url, pid, [(f"ada@{domain}", "sales")], ADMIN)
+        await send_statements(client, url, [exam_passed(f"ada@{domain}", "data", "sales", NOW)])
+        answer = await client.get(f"{url}/partners/{pid}/learning", headers=auth(pid))
+        assert answer.status_code == 200, answer.text
+        paths = {p["name"]: p for p in answer.json()["paths"]}
+        (ada,) = paths["data-sales"]["people"]
+        assert ada["exam_passed_at"] is None  # scaled 0.9, below 0.95: not a pass
+        held = await client.get(f"{url}/partners/{pid}/certifications", headers=ADMIN)
+        assert held.json() == []
 
 
 async def reminders_run(client: httpx.AsyncClient, url: str, as_of: datetime) -> list[Any]:
