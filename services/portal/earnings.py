@@ -73,10 +73,17 @@ async def what_if(
 
 
 async def mdf_page(
-    request: Request, session: Session, backends: Backends, message: str = "", status: int = 200
+    request: Request,
+    session: Session,
+    backends: Backends,
+    message: str = "",
+    status: int = 200,
+    claim_form: dict[str, str] | None = None,
 ) -> Response:
-    """The MDF page, with a form's answer or refusal (`message`) above it."""
-    return form_page(request, "mdf.html", await views.mdf(backends, session), message, status)
+    """The MDF page, with a form's answer or refusal (`message`) above it; a refused claim's
+    fields kept as typed (they were emptied: found in review)."""
+    context = {**await views.mdf(backends, session), "claim_form": claim_form or {}}
+    return form_page(request, "mdf.html", context, message, status)
 
 
 page_route(router, "/mdf", mdf_page, partner_session)
@@ -98,4 +105,5 @@ async def claim(
     }
     call = backends.call(session, "incentives", "POST", "/mdf/claims", json=body)
     message, status = await outcome(call, "Not claimed", CLAIMED)
-    return await mdf_page(request, session, backends, message, status)
+    kept = body if status >= 400 else None
+    return await mdf_page(request, session, backends, message, status, claim_form=kept)

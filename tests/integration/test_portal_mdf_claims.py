@@ -75,6 +75,11 @@ async def test_a_claim_form_sent_twice_claims_once(
             "webinar&#39; from the fund: a claim on other spending needs its own proof reference"
         )
         assert listed_claims(other.text) == ["Same webinar"]
+        # The refused form keeps what was typed (it was emptied).
+        assert 'name="amount" inputmode="decimal" maxlength="40" required value="0.60"' in (
+            other.text
+        )
+        assert 'required value="INV-2026-001"' in other.text
     stored = await admin_db.fetchval(
         "SELECT count(*) FROM incentives.mdf_claims WHERE partner_id = $1", partner
     )
