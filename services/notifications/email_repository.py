@@ -173,7 +173,11 @@ async def claim_due(pool: Pool, limit: int, lease_seconds: float) -> list[Any]:
     with the rest, it reached the partner only if it happened to go before notifications heard
     of the change, and an expelled partner never)."""
     return await pool.fetch(
-        """UPDATE emails SET next_attempt_at = now() + make_interval(secs => $2)
+        """UPDATE emails m SET next_attempt_at = now() + make_interval(secs => $2),
+               -- to the address the recipient names now (a person who left, removed since)
+               address = coalesce((SELECT p.address FROM email_preferences p
+                                   WHERE p.recipient_kind = m.recipient_kind
+                                     AND p.recipient = m.recipient), m.address)
            WHERE email_id IN (
                SELECT m.email_id FROM emails m
                WHERE m.status = 'pending' AND m.next_attempt_at <= now()
@@ -190,6 +194,25 @@ async def claim_due(pool: Pool, limit: int, lease_seconds: float) -> list[Any]:
         sorted(status.value for status in REVOKING),
         NotificationKind.PARTNER_STATUS.value,
     )
+
+
+async def withdraw_unwanted(pool: Pool) -> int:
+    """Give up the due mails their recipient no longer wants: e-mail turned off, or none of
+    their messages' kinds wanted any more, since they were queued (found in review: a backlog
+    held by a relay outage or a suspension went out after the recipient turned mail off)."""
+    result = await pool.execute(
+        """UPDATE emails m SET status = 'failed', last_error = $1
+           WHERE m.status = 'pending' AND m.next_attempt_at <= now()
+             AND EXISTS (
+                 SELECT 1 FROM email_preferences p
+                 WHERE p.recipient_kind = m.recipient_kind AND p.recipient = m.recipient
+                   AND (p.mode = 'off' OR (cardinality(p.kinds) > 0 AND NOT EXISTS (
+                       SELECT 1 FROM messages x
+                       WHERE x.position = ANY(m.positions) AND x.kind = ANY(p.kinds)))))""",
+        "not sent: the recipient turned e-mail off, or wants none of its kinds, since it was "
+        "queued",
+    )
+    return int(result.split()[-1])
 
 
 async def give_back(pool: Pool, email_ids: list[uuid.UUID]) -> None:

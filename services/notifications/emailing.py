@@ -117,6 +117,7 @@ async def send_due(
     and another instance send the mail too (found in review: 50 mails claimed for a 60 s lease,
     a new SMTP connection each, and a slow server)."""
     sent = 0
+    await email_repository.withdraw_unwanted(pool)
     claimed = await email_repository.claim_due(pool, CLAIM_BATCH, lease_seconds)
     lease_ends = time.monotonic() + lease_seconds
     slowest = smtp.slowest_send

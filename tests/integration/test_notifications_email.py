@@ -352,6 +352,63 @@ async def test_a_partner_that_lost_access_is_mailed_the_notice_saying_so_and_not
     assert waiting == [NotificationKind.CREDIT_ISSUED]
 
 
+async def test_a_queued_mail_goes_as_the_recipients_preference_stands_when_it_is_sent(
+    email_pool: Pool, mail_server: MailServer
+) -> None:
+    """Found in review: mails queued during an outage went to the address, and for the kinds,
+    of the moment they were queued; turned off since, they went anyway."""
+    smtp = Smtp("127.0.0.1", mail_server.port, "pollinate@vendor.example", timeout_seconds=5)
+    policy = NotificationsSettings().email_retry_policy()
+    partner = f"p-pref-{uuid.uuid4().hex[:8]}"
+    old, new = f"old-{partner}@partner.example", f"new-{partner}@partner.example"
+    recipient = Recipient.partner(partner)
+
+    async def queue(subject: str) -> None:
+        kind = NotificationKind.CREDIT_ISSUED
+        message = Message(
+            uuid.uuid4(), recipient, partner, kind, subject, "b", None, None, now(), None
+        )
+        async with email_pool.acquire() as conn, conn.transaction():
+            [one] = await file_messages(conn, [message])
+            await email_repository.queue_mail(
+                conn, uuid.uuid4(), recipient, old, subject, "b", [one.position]
+            )
+
+    async def prefer(address: str, mode: str, kinds: list[str]) -> None:
+        await email_pool.execute(
+            """INSERT INTO email_preferences (recipient_kind, recipient, address, kinds, mode)
+               VALUES ('partner', $1, $2, $3, $4)
+               ON CONFLICT (recipient_kind, recipient) DO UPDATE
+               SET address = $2, kinds = $3, mode = $4""",
+            partner,
+            address,
+            kinds,
+            mode,
+        )
+
+    await prefer(old, "immediate", [])
+    await queue("first")
+    await prefer(new, "immediate", [])  # the person at the old address has left
+    assert await send_due(email_pool, smtp, policy, lease_seconds=30) == 1
+    [mail] = await mails(mail_server, new, 1)
+    assert mail.subject == "first"
+    assert mail_server.to(old) == []
+    await queue("unwanted kind")
+    await prefer(new, "immediate", [NotificationKind.CO_SELL])
+    await queue("turned off")
+    await prefer(new, "off", [])
+    assert await send_due(email_pool, smtp, policy, lease_seconds=30) == 0
+    given_up = await email_pool.fetch(
+        "SELECT subject, status, last_error FROM emails WHERE recipient = $1 AND subject <> 'first'",
+        partner,
+    )
+    assert {(r["subject"], r["status"]) for r in given_up} == {
+        ("unwanted kind", "failed"),
+        ("turned off", "failed"),
+    }
+    assert all(r["last_error"].startswith("not sent: the recipient turned") for r in given_up)
+
+
 async def test_digests_are_due_once_a_period_for_every_instance_whenever_each_started(
     email_pool: Pool,
 ) -> None:
