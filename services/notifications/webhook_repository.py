@@ -162,20 +162,32 @@ def _previous(row: Any) -> list[webhooks.PreviousSecret]:
 
 async def redeliver(
     conn: Connection, partner_id: str, endpoint_id: uuid.UUID, delivery_id: uuid.UUID
-) -> bool:
+) -> bool | None:
     """Send a delivery again (the same webhook-id: a receiver that has it drops it). It takes
     its place in the endpoint's order: by its position, before newer messages. Marked as asked
-    for: its attempt's failure does not count toward disabling the endpoint."""
-    result = await conn.execute(
-        """UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now(),
-               requested = true
-           WHERE partner_id = $1 AND endpoint_id = $2 AND delivery_id = $3""",
+    for: its attempt's failure does not count toward disabling the endpoint. None when there
+    is no such delivery; False, and nothing changed, when its endpoint is disabled."""
+    row = await conn.fetchrow(
+        """WITH endpoint AS (
+               SELECT e.enabled FROM webhook_endpoints e
+               JOIN webhook_deliveries d ON d.endpoint_id = e.endpoint_id
+               WHERE e.partner_id = $1 AND e.endpoint_id = $2 AND d.delivery_id = $3
+           ), asked AS (
+               UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now(),
+                   requested = true
+               WHERE partner_id = $1 AND endpoint_id = $2 AND delivery_id = $3
+                 AND (SELECT enabled FROM endpoint)
+               RETURNING 1
+           )
+           SELECT (SELECT enabled FROM endpoint) AS enabled""",
         partner_id,
         endpoint_id,
         delivery_id,
     )
-    await conn.execute("SELECT pg_notify($1, '')", DELIVERY_CHANNEL)
-    return result.split()[-1] == "1"
+    enabled: bool | None = None if row is None else row["enabled"]
+    if enabled:
+        await conn.execute("SELECT pg_notify($1, '')", DELIVERY_CHANNEL)
+    return enabled
 
 
 async def enqueue(conn: Connection, filed: list[Filed]) -> int:

@@ -100,6 +100,12 @@ async def redeliver(
     endpoint_id: uuid.UUID,
     delivery_id: uuid.UUID,
 ) -> None:
-    if not await webhook_repository.redeliver(conn, partner_id, endpoint_id, delivery_id):
+    asked = await webhook_repository.redeliver(conn, partner_id, endpoint_id, delivery_id)
+    if asked is None:
         raise NotFound(f"delivery {delivery_id} not found")
+    if not asked:  # found in review: answered "pending" and nothing went out
+        raise Conflict(
+            f"endpoint {endpoint_id} is disabled: enable it first (its queue then goes out in "
+            "order, and a delivery can be asked for again)"
+        )
     await record_action(conn, who, "webhook.redelivered", str(delivery_id))

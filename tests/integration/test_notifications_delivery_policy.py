@@ -26,7 +26,7 @@ from services.notifications.wakeups import InboxWakeups
 from services.notifications.webhook_repository import ClaimedEndpoint
 from shared.clock import now
 from shared.db import Pool
-from shared.errors import Unprocessable
+from shared.errors import Conflict, Unprocessable
 from shared.identity import Caller, Role
 from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema
 from tests.support.notifications import SECRET, WebhookReceiver, queued_endpoint
@@ -145,6 +145,19 @@ async def test_redeliveries_asked_for_do_not_spend_the_failure_budget(pool: Pool
     assert reason is not None
     assert reason.startswith("3 attempts in a row failed since ")
     assert reason.endswith("last: HTTP 500")
+    # Disabled, a delivery asked for again is refused saying why (found in review: answered
+    # "pending", and nothing went out).
+    before = await pool.fetchval(
+        "SELECT attempts FROM webhook_deliveries WHERE delivery_id = $1", head
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        with pytest.raises(Conflict, match=f"endpoint {endpoint.endpoint_id} is disabled"):
+            await webhooks.redeliver(conn, WHO, endpoint.partner_id, endpoint.endpoint_id, head)
+    after = await pool.fetchrow(
+        "SELECT attempts, requested FROM webhook_deliveries WHERE delivery_id = $1", head
+    )
+    assert after is not None
+    assert after["attempts"] == before
 
 
 async def test_a_retry_waits_its_backoff_from_the_attempts_end(pool: Pool) -> None:
@@ -236,17 +249,17 @@ async def test_a_retry_after_date_is_when_the_retry_goes(pool: Pool) -> None:
 WHO = Caller(subject="cm-1", roles=frozenset({Role.CHANNEL_MANAGER}))
 
 
-async def move(pool: Pool, endpoint: ClaimedEndpoint, url: str) -> ClaimedEndpoint:
-    """PATCH the endpoint's URL, as the API does; the endpoint as a deliverer claims it now."""
+async def patch(pool: Pool, endpoint: ClaimedEndpoint, change: EndpointPatch) -> None:
+    """PATCH the endpoint, as the API does."""
     async with pool.acquire() as conn, conn.transaction():
         await webhooks.change(
-            conn,
-            WHO,
-            endpoint.partner_id,
-            endpoint.endpoint_id,
-            EndpointPatch(url=url),
-            development_mode=True,
+            conn, WHO, endpoint.partner_id, endpoint.endpoint_id, change, development_mode=True
         )
+
+
+async def move(pool: Pool, endpoint: ClaimedEndpoint, url: str) -> ClaimedEndpoint:
+    """PATCH the endpoint's URL; the endpoint as a deliverer claims it now."""
+    await patch(pool, endpoint, EndpointPatch(url=url))
     return dataclasses.replace(endpoint, url=url)
 
 
@@ -299,23 +312,12 @@ async def test_enabled_sent_to_an_enabled_endpoint_keeps_its_failures_and_backof
         await serve_once(pool, settings, endpoint)
         assert await endpoint_state(pool, endpoint) == (True, 1, None)
 
-        async def patch(enabled: bool) -> None:
-            async with pool.acquire() as conn, conn.transaction():
-                await webhooks.change(
-                    conn,
-                    WHO,
-                    endpoint.partner_id,
-                    endpoint.endpoint_id,
-                    EndpointPatch(enabled=enabled),
-                    development_mode=True,
-                )
-
         due = "SELECT bool_and(next_attempt_at <= now()) FROM webhook_deliveries"
-        await patch(True)
+        await patch(pool, endpoint, EndpointPatch(enabled=True))
         assert await endpoint_state(pool, endpoint) == (True, 1, None)
         assert await pool.fetchval(due) is False  # still backing off
-        await patch(False)
-        await patch(True)
+        await patch(pool, endpoint, EndpointPatch(enabled=False))
+        await patch(pool, endpoint, EndpointPatch(enabled=True))
         assert await endpoint_state(pool, endpoint) == (True, 0, None)
         assert await pool.fetchval(due) is True
 
