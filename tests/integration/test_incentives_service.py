@@ -536,6 +536,36 @@ async def test_a_partner_what_if_never_reveals_another_partners_customer(
     assert managed.json()["new_logo"] is False
 
 
+async def lived(
+    infra: Infra,
+    admin_db: asyncpg.Connection[Any],
+    partner: str,
+    versions: list[tuple[PartnerStatus, str, int]],
+) -> None:
+    """Onboarding announces the partner's versions, each (status, tier, hours ago), and
+    incentives has heard the last."""
+    now = datetime.now(UTC)
+    changes = [
+        partner_state_changed(
+            partner_id=partner,
+            version=n,
+            status=status,
+            tier=tier,
+            changed_at=now - timedelta(hours=hours_ago),
+        )
+        for n, (status, tier, hours_ago) in enumerate(versions, 1)
+    ]
+    await publish(infra, PARTNER_LIFECYCLE, changes, subject=partner, source="onboarding")
+
+    async def heard() -> bool:
+        version = await admin_db.fetchval(
+            "SELECT version FROM incentives.partners WHERE partner_id = $1", partner
+        )
+        return bool(version == len(versions))
+
+    await eventually(heard)
+
+
 async def test_a_credit_is_judged_by_its_partner_as_it_was_when_the_credit_was_issued(
     infra: Infra, instances: list[str], admin_db: asyncpg.Connection[Any]
 ) -> None:
@@ -556,25 +586,7 @@ async def test_a_credit_is_judged_by_its_partner_as_it_was_when_the_credit_was_i
         ],
     }
     for partner, versions in lives.items():
-        changes = [
-            partner_state_changed(
-                partner_id=partner,
-                version=n,
-                status=status,
-                tier=tier,
-                changed_at=now - timedelta(hours=hours_ago),
-            )
-            for n, (status, tier, hours_ago) in enumerate(versions, 1)
-        ]
-        await publish(infra, PARTNER_LIFECYCLE, changes, subject=partner, source="onboarding")
-
-        async def heard(partner: str = partner, last: int = len(versions)) -> bool:
-            version = await admin_db.fetchval(
-                "SELECT version FROM incentives.partners WHERE partner_id = $1", partner
-            )
-            return bool(version == last)
-
-        await eventually(heard)
+        await lived(infra, admin_db, partner, versions)
     issued = now - timedelta(hours=2)  # after the first change of each, before the next
     credits = {
         p: credit_issued(partner_id=p, amount="100000.00", issued_at=issued, customer=customer())
@@ -613,25 +625,7 @@ async def test_a_correction_after_a_suspension_is_judged_as_the_deal_it_corrects
     now = datetime.now(UTC)
     partner = f"p-fix-{run}"
     lives = [(PartnerStatus.ACTIVE, "gold", 3), (PartnerStatus.SUSPENDED, "silver", 1)]
-    changes = [
-        partner_state_changed(
-            partner_id=partner,
-            version=n,
-            status=status,
-            tier=tier,
-            changed_at=now - timedelta(hours=hours_ago),
-        )
-        for n, (status, tier, hours_ago) in enumerate(lives, 1)
-    ]
-    await publish(infra, PARTNER_LIFECYCLE, changes, subject=partner, source="onboarding")
-
-    async def heard() -> bool:
-        version = await admin_db.fetchval(
-            "SELECT version FROM incentives.partners WHERE partner_id = $1", partner
-        )
-        return bool(version == len(lives))
-
-    await eventually(heard)
+    await lived(infra, admin_db, partner, lives)
     won = credit_issued(
         partner_id=partner,
         amount="100000.00",
