@@ -18,6 +18,7 @@ from tests.support.portal import (
     PHONE,
     check_page,
     chromium,
+    session_cookies,
     sign_in_by_keyboard,
 )
 from tests.support.processes import ADMIN_TOKEN, Fleet
@@ -88,6 +89,6 @@ async def test_an_error_page_is_accessible_too(fleet: Fleet, portal: str, phone:
     await sign_in_by_keyboard(phone, portal, ADMIN_TOKEN)
     phone.get(f"{portal}/home")  # a partner's page, refused to a manager
     async with httpx.AsyncClient() as client:
-        refused = await client.get(f"{portal}/home", cookies={"pollinate_session": ADMIN_TOKEN})
+        refused = await client.get(f"{portal}/home", cookies=session_cookies(ADMIN_TOKEN))
     assert refused.status_code == 403
     assert check_page(phone, "/refused") == []

@@ -27,6 +27,7 @@ from tests.support.portal import (
     fill,
     page_shows,
     screenshot,
+    session_cookies,
     sign_in,
     sign_in_by_keyboard,
 )
@@ -486,7 +487,7 @@ async def test_a_partner_cannot_open_the_console_pages(
     refused = browser.find_element(By.TAG_NAME, "main").text
     assert "this page needs the role" in refused
     assert "channel_manager" in refused
-    cookies = {"pollinate_session": referral_partner.token}
+    cookies = session_cookies(referral_partner.token)
     async with httpx.AsyncClient(cookies=cookies) as client:
         answer = await client.get(f"{portal}{path}")
     assert answer.status_code == 403

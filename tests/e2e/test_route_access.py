@@ -22,7 +22,7 @@ from tests.support.factories import partner_state_changed
 from tests.support.infra import ROOT, Infra
 from tests.support.kafka import publish
 from tests.support.polling import eventually
-from tests.support.portal import portal_routes
+from tests.support.portal import portal_routes, session_cookies
 from tests.support.processes import Fleet
 from tests.support.tokens import bearer, expired, token
 
@@ -235,7 +235,7 @@ async def visit(
     path = route.path.replace("{path}", "portal.css")
     for name, value in PARAMETERS.items():
         path = path.replace(f"{{{name}}}", value.format(partner=partner))
-    cookies = {"pollinate_csrf": CSRF, **({"pollinate_session": session} if session else {})}
+    cookies = {"pollinate_csrf": CSRF, **(session_cookies(session) if session else {})}
     async with httpx.AsyncClient(timeout=15, cookies=cookies, follow_redirects=False) as client:
         url = portal + path
         if route.method == "POST":

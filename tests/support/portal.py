@@ -287,3 +287,13 @@ def fill(browser: Any, field: str, value: str) -> None:
     element = browser.find_element(By.ID, field)
     element.clear()
     element.send_keys(value)
+
+
+def session_cookies(token: str) -> dict[str, str]:
+    """The cookies of a development-mode portal session signed in with `token` and just used
+    (a client that does not go through the sign-in form: the session and its mark of use)."""
+    from datetime import UTC, datetime
+
+    from services.portal.sessions import SEEN_COOKIE, SESSION_COOKIE, seen_value
+
+    return {SESSION_COOKIE: token, SEEN_COOKIE: seen_value(token, datetime.now(UTC))}
