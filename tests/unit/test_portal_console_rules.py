@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from services.portal.domain.partners import PAGE, Paging, below, score_of
+from tests.support.infra import ROOT
 
 
 def test_the_health_filter_keeps_scores_under_the_threshold_and_unreadable_ones() -> None:
@@ -77,3 +78,14 @@ def test_a_policy_draft_that_could_not_be_sent_on_as_json_is_refused_saying_why(
 
     with pytest.raises(NotADocument, match=re.escape(why)):
         document_of(text)
+
+
+def test_the_policy_textarea_takes_what_the_server_takes() -> None:
+    """Found in review: without a bound in the page, a longer draft was the server's 422 on an
+    error page and the draft was gone; the browser stops at the server's bound."""
+    from services.portal.policy import DOCUMENT_MAX
+
+    page = (ROOT / "services/portal/templates/console_policy.html").read_text()
+    found = re.search(r'<textarea id="document"[^>]*maxlength="(\d+)"', page)
+    assert found is not None
+    assert int(found.group(1)) == DOCUMENT_MAX
