@@ -188,7 +188,8 @@ async def claim_due(pool: Pool, limit: int, lease_seconds: float) -> list[Any]:
                         WHERE x.position = ANY(m.positions) AND x.kind = $4)
                        < cardinality(m.positions))
                ORDER BY m.next_attempt_at LIMIT $1 FOR UPDATE OF m SKIP LOCKED)
-           RETURNING email_id, address, subject, body, attempts, created_at""",
+           RETURNING email_id, address, subject, body, attempts,
+                     coalesce(first_attempt_at, now()) AS trying_since""",
         limit,
         lease_seconds,
         sorted(status.value for status in REVOKING),
@@ -237,7 +238,8 @@ async def settle(
         """UPDATE emails SET attempts = attempts + 1, last_error = $3,
                status = CASE WHEN $2::timestamptz IS NOT NULL THEN 'sent'
                              WHEN $4::timestamptz IS NULL THEN 'failed' ELSE 'pending' END,
-               sent_at = $2, next_attempt_at = coalesce($4, next_attempt_at)
+               sent_at = $2, next_attempt_at = coalesce($4, next_attempt_at),
+               first_attempt_at = coalesce(first_attempt_at, now())
            WHERE email_id = $1""",
         email_id,
         sent_at,

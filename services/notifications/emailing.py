@@ -93,14 +93,19 @@ def refused_for_good(error: Exception) -> bool:
 
 
 def retry_moment(
-    policy: RetryPolicy, error: Exception, failures: int, queued_at: datetime, give_up: timedelta
+    policy: RetryPolicy,
+    error: Exception,
+    failures: int,
+    trying_since: datetime,
+    give_up: timedelta,
 ) -> datetime | None:
     """When a mail that failed is tried again (None: never). A refusal for good spends the
-    failure budget; a failure for now is retried, backing off, until the mail is `give_up`
-    old: a relay down for an hour and a half or more spent every mail's budget and they were
-    dropped (found in review)."""
+    failure budget; a failure for now is retried, backing off, until it has been tried for
+    `give_up` (from its first attempt: a mail held while its partner was suspended was given
+    up at its first failure, found in review): a relay down for an hour and a half or more
+    spent every mail's budget and they were dropped (found in review)."""
     at = now()
-    spent = policy.spent(failures) if refused_for_good(error) else at - queued_at >= give_up
+    spent = policy.spent(failures) if refused_for_good(error) else at - trying_since >= give_up
     return None if spent else at + policy.delay(failures, random.random())  # noqa: S311 (jitter)
 
 
@@ -131,7 +136,7 @@ async def send_due(
             )
         except (smtplib.SMTPException, OSError) as error:
             failures = row["attempts"] + 1
-            retry_at = retry_moment(policy, error, failures, row["created_at"], give_up)
+            retry_at = retry_moment(policy, error, failures, row["trying_since"], give_up)
             reason = f"{type(error).__name__}: {error}"[:ERROR_MAX]
             log.warning("mail not sent", extra={"email": str(row["email_id"]), "error": reason})
             await email_repository.settle(

@@ -257,15 +257,22 @@ async def test_a_mail_refused_for_now_is_kept_until_it_is_old_one_refused_for_go
             conn, uuid.uuid4(), Recipient.partner("p-refused"), address, "s", "body", [1]
         )
     try:
+        # Queued four days ago and never tried (held while its partner was suspended, say):
+        # its first failure is not its last (found in review: it was given up at once).
+        await email_pool.execute(
+            "UPDATE emails SET created_at = now() - interval '4 days' WHERE address = $1",
+            address,
+        )
         assert await one_try("451 4.3.0 try again later") == "pending"
         assert await one_try("451 4.3.0 try again later") == "pending"  # past a budget of 1
         await email_pool.execute(
-            "UPDATE emails SET created_at = now() - interval '73 hours' WHERE address = $1",
+            "UPDATE emails SET first_attempt_at = now() - interval '73 hours' WHERE address = $1",
             address,
         )
         assert await one_try("451 4.3.0 try again later") == "failed"  # three days: given up
         await email_pool.execute(
-            """UPDATE emails SET status = 'pending', attempts = 0, created_at = now()
+            """UPDATE emails SET status = 'pending', attempts = 0, created_at = now(),
+                   first_attempt_at = NULL
                WHERE address = $1""",
             address,
         )
