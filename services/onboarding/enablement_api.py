@@ -155,15 +155,22 @@ async def post_statements(
 
 @xapi.get("/statements")
 async def get_statement(
-    statement_id: StatementId,
     who: Annotated[Caller, require_role(Role.SYSTEM, Role.CHANNEL_MANAGER)],
     platform: PlatformDep,
     response: Response,
+    statement_id: Annotated[uuid.UUID | None, Query(alias="statementId")] = None,
+    voided_statement_id: Annotated[uuid.UUID | None, Query(alias="voidedStatementId")] = None,
     version: VersionHeader = None,
 ) -> dict[str, Any]:
-    """One stored statement, with `stored` and `authority` as this LRS set them."""
+    """One stored statement, with `stored` and `authority` as this LRS set them: by
+    `statementId` unless it was voided, a voided one by `voidedStatementId` (xAPI: a voided
+    statement is returned only so; it was returned by its id like any other)."""
     _speaks_xapi(version, response)
-    return await views.statement(platform.pool, str(statement_id))
+    if (statement_id is None) == (voided_statement_id is None):
+        raise RequestError("name exactly one of statementId and voidedStatementId")
+    voided = voided_statement_id is not None
+    wanted = str(voided_statement_id if voided else statement_id)
+    return await views.statement(platform.pool, wanted, voided=voided)
 
 
 @people.post("/partners/{partner_id}/people", status_code=201, response_model_exclude_unset=True)

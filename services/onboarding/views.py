@@ -236,13 +236,19 @@ async def people(pool: Pool, partner_id: str, *, full: bool) -> list[PersonOut]:
     return [person_out(r, full=full) for r in rows]
 
 
-async def statement(pool: Pool, statement_id: str) -> dict[str, Any]:
-    """A stored xAPI statement, as stored (404 when there is none)."""
-    content = await pool.fetchval(
-        "SELECT content FROM xapi_statements WHERE statement_id = $1::uuid", statement_id
+async def statement(pool: Pool, statement_id: str, *, voided: bool) -> dict[str, Any]:
+    """A stored xAPI statement, as stored: one not voided, or (`voided`) one voided (404 when
+    there is none of that kind)."""
+    row = await pool.fetchrow(
+        """SELECT s.content, v.statement_id IS NOT NULL AS voided FROM xapi_statements s
+           LEFT JOIN xapi_voided v USING (statement_id) WHERE s.statement_id = $1::uuid""",
+        statement_id,
     )
-    if content is None:
-        raise NotFound(f"statement {statement_id} not found")
+    if row is None or row["voided"] != voided:
+        kind = "voided statement" if voided else "statement"
+        hint = "" if row is None or voided else " (it was voided: ask by voidedStatementId)"
+        raise NotFound(f"{kind} {statement_id} not found{hint}")
+    content = row["content"]
     stored: dict[str, Any] = json.loads(content)
     return scores_as_numbers(stored)  # those stored before kept the score as text
 

@@ -716,6 +716,18 @@ async def test_a_voided_pass_takes_its_certification_back_even_before_it_arrives
         await send_statements(client, onboarding, [void])
         await send_statements(client, onboarding, [void])  # a repeat changes nothing
         assert (await partner_view(client, onboarding, pid))["competencies"] == []
+        # xAPI: a voided statement is returned by voidedStatementId only (found in review:
+        # it was returned by its id like any other).
+        url = f"{onboarding}/xapi/statements"
+        by_id = await client.get(url, params={"statementId": sales["id"]}, headers=XAPI)
+        assert by_id.status_code == 404
+        assert "it was voided: ask by voidedStatementId" in by_id.json()["detail"]
+        as_voided = await client.get(url, params={"voidedStatementId": sales["id"]}, headers=XAPI)
+        assert (as_voided.status_code, as_voided.json()["id"]) == (200, sales["id"])
+        live = await client.get(url, params={"voidedStatementId": technical["id"]}, headers=XAPI)
+        assert live.status_code == 404
+        both = {"statementId": sales["id"], "voidedStatementId": sales["id"]}
+        assert (await client.get(url, params=both, headers=XAPI)).status_code == 400
         held = (
             await client.get(f"{onboarding}/partners/{pid}/certifications", headers=ADMIN)
         ).json()
