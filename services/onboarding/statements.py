@@ -100,6 +100,9 @@ async def receive(
     revoked = await store.record_voids(conn, voids, at)
     voided = await store.voided_among(conn, [s.statement_id for s in fresh])
     effective = [s for s in fresh if s.voids is None and s.statement_id not in voided]
+    # In the order they happened, not as listed: a renewal listed before its exam's pass was
+    # "nothing to renew" for good (found in review). Stable: the same moment keeps its order.
+    effective.sort(key=lambda s: s.occurred_at)
     await apply(conn, outbox, config, effective, at, by, reassess=revoked)
 
 

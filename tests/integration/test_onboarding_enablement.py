@@ -463,6 +463,31 @@ async def test_an_expiring_certification_is_reminded_once_per_window_until_renew
         assert mine(await reminders_run(client, onboarding, now + timedelta(days=18))) == []
 
 
+async def test_a_renewal_listed_before_its_exams_pass_in_one_request_renews(
+    onboarding: str,
+) -> None:
+    """Found in review: statements were applied as listed, so a renewal listed before the
+    pass it renews was "nothing to renew" for good."""
+    run = uuid.uuid4().hex[:8]
+    domain = f"order-{run}.example"
+    now = datetime.now(UTC).replace(microsecond=0)
+    async with httpx.AsyncClient(timeout=30) as client:
+        pid = await active_partner(client, onboarding, domain, ADMIN)
+        await add_people(client, onboarding, pid, [(f"pam@{domain}", "technical")], ADMIN)
+        renewal = xapi_statement(
+            {"mbox": f"mailto:pam@{domain}"}, "completed", f"{EXAM_BASE}ai/technical/renewal", now
+        )
+        passed = exam_passed(f"pam@{domain}", "ai", "technical", now - timedelta(days=10))
+        await send_statements(client, onboarding, [renewal, passed])
+        held = (
+            await client.get(f"{onboarding}/partners/{pid}/certifications", headers=ADMIN)
+        ).json()
+    assert sorted(datetime.fromisoformat(c["expires_at"]) for c in held) == [
+        now + timedelta(days=720),
+        now + timedelta(days=730),
+    ]
+
+
 async def test_a_gated_product_becomes_registrable_only_once_the_competency_exists(
     onboarding: str, deals_instances: list[str], admin_db: asyncpg.Connection[asyncpg.Record]
 ) -> None:
