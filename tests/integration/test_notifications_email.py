@@ -283,6 +283,33 @@ async def test_a_mail_refused_for_now_is_kept_until_it_is_old_one_refused_for_go
     assert "550" in error
 
 
+async def test_a_recipient_refused_for_good_is_not_sent_again(
+    email_pool: Pool, mail_server: MailServer
+) -> None:
+    """Found in review: a mail to a mistyped address (550 at RCPT) was sent again for the
+    failure budget's ten tries; RFC 5321 says a 5xx is not to be repeated as it was."""
+    smtp = Smtp("127.0.0.1", mail_server.port, "pollinate@vendor.example", timeout_seconds=5)
+    policy = NotificationsSettings(email_failure_budget=10).email_retry_policy()
+    address = f"nobody-{uuid.uuid4().hex[:8]}@partner.example"
+    async with email_pool.acquire() as conn:
+        await email_repository.queue_mail(
+            conn, uuid.uuid4(), Recipient.partner("p-nobody"), address, "s", "body", [1]
+        )
+    asked_before = mail_server.recipients_asked
+    try:
+        mail_server.refusing_recipient = "550 5.1.1 no such mailbox"
+        assert await send_due(email_pool, smtp, policy, lease_seconds=30) == 0
+    finally:
+        mail_server.refusing_recipient = None
+    row = await email_pool.fetchrow(
+        "SELECT status, last_error FROM emails WHERE address = $1", address
+    )
+    assert row is not None
+    assert row["status"] == "failed"
+    assert "550" in row["last_error"]
+    assert mail_server.recipients_asked - asked_before == 1
+
+
 async def test_a_relay_refusing_every_sender_keeps_the_mail_and_a_late_quit_sends_it_once(
     email_pool: Pool, mail_server: MailServer
 ) -> None:

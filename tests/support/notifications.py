@@ -321,6 +321,18 @@ class MailServer:
         self.refusing: str | None = None  # a reply to every message instead of taking it
         self.refusing_sender: str | None = None  # a reply to MAIL FROM (530: STARTTLS first)
         self.quit_reply: str | None = None  # a reply to QUIT other than 221
+        self.refusing_recipient: str | None = None  # a reply to RCPT TO (550: no such mailbox)
+        self.recipients_asked = 0
+
+    async def handle_RCPT(  # noqa: N802
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        self.recipients_asked += 1
+        if self.refusing_recipient is not None:
+            return self.refusing_recipient
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
 
     async def handle_MAIL(  # noqa: N802
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
