@@ -102,8 +102,9 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     ) -> Response:
         response = await call_next(request)
         session = session_of(request)
-        signing_out = request.url.path == "/sign-out"
-        if session is not None and not signing_out and not request.url.path.startswith("/static/"):
+        # A signed-in answer starts the idle time again (sign-in and sign-out set or clear the
+        # mark themselves: `mark_used` leaves theirs).
+        if session is not None and not request.url.path.startswith("/static/"):
             mark_used(response, session.token, not settings.development_mode)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)

@@ -218,9 +218,14 @@ def seen_at(token: str, value: str | None) -> datetime | None:
 
 
 def mark_used(response: Response, token: str, secure: bool) -> None:
-    """Start the idle time again (each page and form answered to a signed-in person)."""
+    """Start the idle time again (each page and form answered to a signed-in person), unless
+    the answer already marks a session of its own (a sign-in over an open session: marked
+    for the old one after it, the new one was over at once)."""
+    name = cookie_name(SEEN_COOKIE, secure)
+    if any(value.startswith(f"{name}=") for value in response.headers.getlist("set-cookie")):
+        return
     response.set_cookie(
-        cookie_name(SEEN_COOKIE, secure),
+        name,
         seen_value(token, datetime.now(UTC)),
         httponly=True,
         samesite="strict",

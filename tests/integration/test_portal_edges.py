@@ -397,3 +397,16 @@ def test_an_answer_the_portal_cannot_read_is_a_page_with_its_headers_never_a_bar
             missing = client.get("/static/nope.css")
             assert missing.status_code == 404
             assert missing.headers["Cache-Control"] == "no-store"
+
+
+def test_signing_in_over_another_session_keeps_the_new_one() -> None:
+    """Signing in again while a session is open (another person on a shared machine) answers
+    the new session's mark of use, not the old one's, so the new session holds."""
+    with TestClient(create_app(settings(True)), follow_redirects=False) as client:
+        sign_in(client, PARTNER)
+        again = client.post(
+            "/sign-in", data={"token": MANAGER, "csrf_token": form_csrf(client, "/sign-in")}
+        )
+        assert again.status_code == 303, again.text
+        answer = client.get("/console")
+        assert answer.status_code != 303, answer.headers.get("location")
