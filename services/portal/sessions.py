@@ -181,6 +181,15 @@ async def check_csrf(request: Request) -> None:
 
 
 def session_of(request: Request) -> Session | None:
+    """The request's session, verified once a request (a page, its guard and the middleware
+    that marks its use each ask)."""
+    if not hasattr(request.state, "session"):
+        request.state.session = _verified_session(request)
+    found: Session | None = request.state.session
+    return found
+
+
+def _verified_session(request: Request) -> Session | None:
     token = _cookie(request, SESSION_COOKIE)
     if not token:
         return None
