@@ -93,10 +93,9 @@ class PublicOnlyResolver(aiohttp.abc.AbstractResolver):
     waited behind them (found in review)."""
 
     def __init__(self, nameservers: list[str] | None = None) -> None:
-        self.system = (
-            aiohttp.AsyncResolver(timeout=DNS_TRY_SECONDS, tries=DNS_TRIES, nameservers=nameservers)
-            if nameservers
-            else aiohttp.AsyncResolver(timeout=DNS_TRY_SECONDS, tries=DNS_TRIES)
+        # None: the system's (/etc/resolv.conf)
+        self.system = aiohttp.AsyncResolver(
+            timeout=DNS_TRY_SECONDS, tries=DNS_TRIES, nameservers=nameservers
         )
 
     async def resolve(
