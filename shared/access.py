@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from shared.db import Connection, Pool
-from shared.events.partners import PartnerStateChanged, PartnerStatus
+from shared.events.partners import REVOKING, PartnerStateChanged, PartnerStatus
 
-REVOKING = frozenset({PartnerStatus.SUSPENDED, PartnerStatus.EXPELLED, PartnerStatus.REJECTED})
+__all__ = ["REVOKING", "PartnerAccess", "record_partner_states"]
 
 
 class PartnerAccess:

@@ -35,6 +35,11 @@ class PartnerStatus(StrEnum):
     EXPELLED = "expelled"
 
 
+# The statuses in which a partner has no access (its tokens refused, its money held): every
+# service reads them from here (shared/access.py, incentives' payouts).
+REVOKING = frozenset({PartnerStatus.SUSPENDED, PartnerStatus.EXPELLED, PartnerStatus.REJECTED})
+
+
 class PartnerChange(StrEnum):
     """What happened to a partner, so consumers can react without diffing snapshots."""
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from services.incentives.domain.earnings import ZERO, EntryType
 from shared.errors import Conflict
+from shared.events.partners import REVOKING
 from shared.name_ids import NameIds
 
 
@@ -133,13 +134,10 @@ def check_payable(partner_status: str | None) -> None:
     (reinstated, the partner is paid; expelled, what happens to it is the programme's call,
     made outside the ledger). Found in review: finance saw an expelled partner's balance as
     owed and paid it in full, and nothing said it should not."""
-    if partner_status in HELD_STATUSES:
+    if partner_status in REVOKING:
         raise PayoutHeld(
             f"partner is {partner_status}: its balance is held, not paid, while it has no access"
         )
-
-
-HELD_STATUSES = frozenset({"suspended", "expelled", "rejected"})
 
 
 class PayoutConflict(Conflict):
