@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from services.deals import repository
+from services.deals import repository, review_repository
 from services.deals.crm_projection import apply_crm_changes, deal_state
 from services.deals.domain.ledger import LedgerWhat, Principal
 from services.deals.domain.links import links_after_merge
@@ -175,7 +175,7 @@ async def _displace(
     )
     if RegistrationStatus(row["status"]) is not RegistrationStatus.PENDING_REVIEW:
         deadline = await start_review_clock(conn, policy, now(), frozenset({"partner"}), None)
-        await repository.store_review_deadline(
+        await review_repository.store_review_deadline(
             conn, registration_id, deadline.due_at, deadline.acceptance_due_at
         )
     return await record_change(conn, unlinked, entry, Circumstances(cause=cause))

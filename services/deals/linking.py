@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from services.deals import repository
+from services.deals import repository, review_repository
 from services.deals.crm_projection import deal_state_events
 from services.deals.domain.crm import CLOSING_WITH_DEAL
 from services.deals.domain.customers import Customer
@@ -98,7 +98,7 @@ async def link_registration(
     )
     if entry.status is not entry.previous_status:
         deadline = await start_review_clock(conn, policy, now(), frozenset(), deal_key)
-        await repository.store_review_deadline(
+        await review_repository.store_review_deadline(
             conn, registration_id, deadline.due_at, deadline.acceptance_due_at
         )
         threshold = policy.name_similarity_threshold

@@ -8,11 +8,17 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from services.deals import repository
+from services.deals import repository, review_repository
 from services.deals.backtest import opportunities_snapshot, partner_snapshot
 from services.deals.crm_projection import deal_state_events
 from services.deals.decision_facts import load_decision_facts
-from services.deals.domain.cooldown import cooldown_refusal, cooldown_start, cooling_down
+from services.deals.domain.cooldown import (
+    cooldown_refusal,
+    cooldown_start,
+    cooling_down,
+    live_repeat,
+    repeat_refusal,
+)
 from services.deals.domain.ledger import LedgerEntry, LedgerWhat, Principal
 from services.deals.domain.lifecycle import decision_notification_kind
 from services.deals.domain.links import decided_with_link
@@ -21,8 +27,6 @@ from services.deals.domain.rules import (
     RegistrationRequest,
     RulesOfEngagement,
     check_registration,
-    live_repeat,
-    repeat_refusal,
 )
 from services.deals.linking import check_link
 from services.deals.review_sla import start_review_clock
@@ -108,7 +112,7 @@ async def register(
     if decision.status is RegistrationStatus.PENDING_REVIEW:
         kinds = frozenset(c.kind for c in decision.conflicts)
         deadline = await start_review_clock(conn, policy, decided_at, kinds, crm_deal_key)
-        await repository.store_review_deadline(
+        await review_repository.store_review_deadline(
             conn, registration_id, deadline.due_at, deadline.acceptance_due_at
         )
         evidence["review"] = deadline.why

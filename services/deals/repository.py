@@ -339,20 +339,6 @@ async def referral_of(conn: Connection, deal_key: str) -> tuple[str, datetime | 
     return None if row is None else (row["source"], row["created_at"])
 
 
-async def store_review_deadline(
-    conn: Connection, registration_id: str, due_at: datetime, acceptance_due_at: datetime | None
-) -> None:
-    """A new review's deadline (its reminder and escalation are still to come)."""
-    await conn.execute(
-        """UPDATE registrations SET review_due_at = $2, acceptance_due_at = $3,
-               review_reminded_at = NULL, review_escalated_at = NULL
-           WHERE registration_id = $1""",
-        registration_id,
-        due_at,
-        acceptance_due_at,
-    )
-
-
 async def count_extension(conn: Connection, registration_id: str) -> None:
     await conn.execute(
         "UPDATE registrations SET extensions_used = extensions_used + 1 WHERE registration_id = $1",

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 
-import asyncpg
-
-from services.deals import repository
+from services.deals import repository, review_repository
 from services.deals.domain.ledger import LedgerWhat, Principal
 from services.deals.domain.lifecycle import window_after_review
 from services.deals.domain.rules import RulesOfEngagement
@@ -25,6 +22,13 @@ from services.deals.domain.sla import (
     review_situation,
 )
 from services.deals.repository import Row
+from services.deals.review import approval_problem
+from services.deals.review_repository import (
+    mark_review,
+    overdue_reviews,
+    reviews_to_escalate,
+    reviews_to_remind,
+)
 from services.deals.status_changes import Circumstances, entry_for, record_change
 from shared.db import Connection, Pool, from_row
 from shared.events.crm import DealStatus
@@ -33,52 +37,6 @@ from shared.events.registrations import RegistrationReviewEscalated, Registratio
 from shared.notify import notify
 from shared.outbox import Outbox, OutgoingEvent
 from shared.topics import DEAL_REGISTRATIONS
-
-# Reviews whose reminder or escalation is due; instances share the work (SKIP LOCKED).
-REVIEWS_TO_REMIND_SQL = """
-SELECT * FROM registrations
-WHERE status = 'pending_review' AND review_due_at IS NOT NULL AND review_reminded_at IS NULL
-  AND review_due_at > $1 AND review_due_at <= $2
-ORDER BY review_due_at LIMIT 500 FOR UPDATE SKIP LOCKED
-"""
-REVIEWS_TO_ESCALATE_SQL = """
-SELECT * FROM registrations
-WHERE status = 'pending_review' AND review_due_at IS NOT NULL AND review_escalated_at IS NULL
-  AND review_due_at <= $1
-ORDER BY review_due_at LIMIT 500 FOR UPDATE SKIP LOCKED
-"""
-# Escalated reviews the policy decides: all of them, or (approve_under_limit) those within it.
-OVERDUE_REVIEWS_SQL = """
-SELECT * FROM registrations
-WHERE status = 'pending_review' AND review_due_at IS NOT NULL AND review_escalated_at IS NOT NULL
-  AND review_due_at <= $1 AND ($2::numeric IS NULL OR amount <= $2)
-ORDER BY review_due_at LIMIT 500 FOR UPDATE SKIP LOCKED
-"""
-
-
-async def reviews_to_remind(
-    conn: Connection, at: datetime, horizon: datetime
-) -> list[asyncpg.Record]:
-    return list(await conn.fetch(REVIEWS_TO_REMIND_SQL, at, horizon))
-
-
-async def reviews_to_escalate(conn: Connection, at: datetime) -> list[asyncpg.Record]:
-    return list(await conn.fetch(REVIEWS_TO_ESCALATE_SQL, at))
-
-
-async def overdue_reviews(
-    conn: Connection, due_by: datetime, within: Decimal | None
-) -> list[asyncpg.Record]:
-    return list(await conn.fetch(OVERDUE_REVIEWS_SQL, due_by, within))
-
-
-async def mark_review(conn: Connection, registration_id: str, column: str, at: datetime) -> None:
-    """Stamp a review's reminder or escalation (once each per deadline)."""
-    assert column in ("review_reminded_at", "review_escalated_at")
-    await conn.execute(
-        f"UPDATE registrations SET {column} = $2 WHERE registration_id = $1", registration_id, at
-    )
-
 
 JOB = Principal.system("review-sla")
 REVIEWERS = "channel-managers"  # the recipient of reminders and escalations
@@ -222,7 +180,8 @@ async def _decide_overdue(
     conn: Connection, outbox: Outbox, policy: RulesOfEngagement, at: datetime
 ) -> int:
     """Escalated reviews past deadline and grace, decided as the policy says (a system
-    decision in the history); under `stay` they wait for a channel manager."""
+    decision in the history); under `stay` they wait for a channel manager, and so does one
+    the policy would approve that `approval_problem` refuses."""
     outcome = policy.review_overdue_outcome
     if outcome is OverdueOutcome.STAY:
         return 0
@@ -230,10 +189,15 @@ async def _decide_overdue(
     under = limit if outcome is OverdueOutcome.APPROVE_UNDER_LIMIT else None
     due_by = at - timedelta(hours=policy.review_overdue_grace_hours)
     rows = await overdue_reviews(conn, due_by, under)
+    decided_count = 0
     for row in rows:
-        decided = overdue_decision(outcome, row["amount"], limit, row["review_due_at"])
+        decided = overdue_decision(
+            outcome, row["amount"], limit, row["review_due_at"], row["conflicted"]
+        )
         assert decided is not None  # the query keeps only what the policy decides
         approve, why = decided
+        if approve and await approval_problem(conn, policy, row, at) is not None:
+            continue  # stays for a channel manager, who is told why on approving
         status = RegistrationStatus.APPROVED if approve else RegistrationStatus.REJECTED
         if approve and await repository.won_deal(conn, row["crm_deal_key"]) == DealStatus.WON:
             status = RegistrationStatus.WON
@@ -247,7 +211,13 @@ async def _decide_overdue(
             evidence={"review_due_at": row["review_due_at"], "overdue_outcome": outcome.value},
         )
         restarted = (
-            window_after_review(row["submitted_at"], row["expires_at"], at)
+            window_after_review(
+                await review_repository.review_began_at(
+                    conn, row["registration_id"], row["submitted_at"]
+                ),
+                row["expires_at"],
+                at,
+            )
             if status is RegistrationStatus.APPROVED
             else None
         )
@@ -255,4 +225,5 @@ async def _decide_overdue(
             conn, row, entry, Circumstances(restarted, threshold=policy.name_similarity_threshold)
         )
         await outbox.publish_many(conn, events)
-    return len(rows)
+        decided_count += 1
+    return decided_count

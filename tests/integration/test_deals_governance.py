@@ -22,11 +22,13 @@ from tests.support.deals import (
     crm_deal_projected,
     deliver_salesforce,
     fresh_partners,
+    link_crm_deal,
     partner_notifications,
     register,
     registration_moved_to,
     registration_reaches,
     registration_request,
+    registration_status,
 )
 from tests.support.infra import Infra
 from tests.support.kafka import wait_for_keyed
@@ -302,6 +304,76 @@ async def test_a_review_approval_counts_the_protection_window_from_the_approval(
         "SELECT expires_at FROM deals.registrations WHERE registration_id = $1", registration_id
     )
     assert approved_at + timedelta(days=89) < ends <= approved_at + timedelta(days=90)
+
+
+async def test_a_review_does_not_approve_over_a_hold_that_came_in_while_it_waited(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    """Found in review: a registration whose window ran out while it waited for review held
+    nothing, another partner's registration was approved on the customer meanwhile, and the
+    review's approval then made two exclusive holders of one customer and product."""
+    run, (waiting, newcomer) = await fresh_partners(infra, "govl", "govn")
+    deals, other = deals_instances
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = await register(client, deals, waiting, body(run))
+        registration_id = created.json()["registration_id"]
+        assert created.json()["status"] == "pending_review"
+        long_ago = datetime.now(UTC) - timedelta(days=100)
+        await admin_db.execute(
+            """UPDATE deals.registrations
+               SET submitted_at = $2::timestamptz, expires_at = $2::timestamptz + interval '90 days'
+               WHERE registration_id = $1""",
+            registration_id,
+            long_ago,
+        )
+        held = await approved(client, other, newcomer, body(run, amount="1000.00"))
+        review = f"/registrations/{registration_id}/review"
+        refused = await client.post(f"{deals}{review}", params={"approve": "true"}, headers=ADMIN)
+        assert refused.status_code == 409, refused.text
+        assert held["registration_id"] in refused.json()["detail"]
+        assert "did not weigh" in refused.json()["detail"]
+        assert await registration_status(admin_db, registration_id) == "pending_review"
+        rejected = await client.post(
+            f"{other}{review}", params={"approve": "false", "note": "lapsed"}, headers=ADMIN
+        )
+        assert rejected.json()["status"] == "rejected"
+
+
+async def test_an_approval_after_a_later_return_to_review_keeps_what_was_left_of_the_window(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    """Found in review: an approved registration a later CRM link sent back to review was
+    approved with its whole window counted again from the approval, past the extension limit,
+    whenever its partner chose to link. It gets back what was left when the review began."""
+    started = datetime.now(UTC)
+    run, (partner,) = await fresh_partners(infra, "govx")
+    rep = f"rep-govx-{run}"
+    deals, other = deals_instances
+    async with httpx.AsyncClient(timeout=30) as client:
+        held = await approved(client, deals, partner, body(run, amount="1000.00"))
+        registration_id = held["registration_id"]
+        # Submitted 100 days ago and extended: 20 days of protection left.
+        await admin_db.execute(
+            """UPDATE deals.registrations
+               SET submitted_at = now() - interval '100 days', expires_at = now() + interval '20 days'
+               WHERE registration_id = $1""",
+            registration_id,
+        )
+        deal_key = await crm_opportunity(client, other, admin_db, run, rep, started)
+        linked = await link_crm_deal(client, deals, partner, registration_id, deal_key)
+        assert linked.status_code == 200, linked.text
+        assert await registration_status(admin_db, registration_id) == "pending_review"
+        reviewed = await client.post(
+            f"{other}/registrations/{registration_id}/review",
+            params={"approve": "true", "note": "amount confirmed"},
+            headers=ADMIN,
+        )
+        assert reviewed.json()["status"] == "approved", reviewed.text
+        approved_at = datetime.now(UTC)
+    ends = await admin_db.fetchval(
+        "SELECT expires_at FROM deals.registrations WHERE registration_id = $1", registration_id
+    )
+    assert started + timedelta(days=20) <= ends <= approved_at + timedelta(days=20)
 
 
 async def test_the_decision_ledger_is_append_only(
@@ -586,6 +658,50 @@ async def test_an_unreviewed_registration_past_its_deadline_is_escalated_then_de
         ("review_escalated", "channel-managers"),
         ("registration_approved", partner),
     ]
+
+
+async def test_an_overdue_review_for_a_conflict_is_never_approved_unseen(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    """Found in review: `approve_under_limit` approved every small overdue review, those sent
+    to review for a conflict with another partner's hold too. In one run of the job, the
+    amount review is approved and the conflict review stays for a channel manager."""
+    run, (holder, alike, small) = await fresh_partners(infra, "govc", "govd", "gove")
+    deals, other = deals_instances
+    async with httpx.AsyncClient(timeout=30) as client:
+        await approved(client, deals, holder, body(run, amount="1000.00"))
+        # The same name on another domain: a possible conflict, reviewed.
+        conflicted = await register(
+            client,
+            other,
+            alike,
+            body(run, amount="1000.00", customer_domain=f"alike-{run}.example"),
+        )
+        assert conflicted.json()["status"] == "pending_review", conflicted.text
+        amount_review = await register(
+            client,
+            deals,
+            small,
+            registration_request(
+                f"Govc{run} Elsewhere Ltd", f"elsewhere-{run}.example", amount="900000.00"
+            ),
+        )
+        assert amount_review.json()["status"] == "pending_review", amount_review.text
+        ids = [conflicted.json()["registration_id"], amount_review.json()["registration_id"]]
+        await admin_db.execute(
+            """UPDATE deals.registrations
+               SET review_due_at = now() - interval '1 hour', review_escalated_at = now()
+               WHERE registration_id = ANY($1::text[])""",
+            ids,
+        )
+        lenient = {
+            "version": f"gov-conflict-{run}",
+            "review_overdue_outcome": "approve_under_limit",
+            "review_auto_approve_limit": "1000000",
+        }
+        async with policy_in_force(client, deals, lenient):
+            await registration_reaches(admin_db, ids[1], "approved")
+            assert await registration_status(admin_db, ids[0]) == "pending_review"
 
 
 async def test_a_backtest_of_a_stricter_window_reports_what_a_hand_calculation_says(

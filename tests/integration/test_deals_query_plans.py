@@ -17,7 +17,7 @@ from services.deals.repository import (
     OVERLAPPING_SQL,
     direct_owners,
 )
-from services.deals.review_sla import (
+from services.deals.review_repository import (
     OVERDUE_REVIEWS_SQL,
     REVIEWS_TO_ESCALATE_SQL,
     REVIEWS_TO_REMIND_SQL,

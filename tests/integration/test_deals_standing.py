@@ -169,6 +169,27 @@ async def test_an_expelled_partners_registrations_stop_protecting_their_customer
     assert [e["data"]["body"] for e in notes if e["data"]["kind"] == "expired"] == [told]
 
 
+async def test_a_suspended_partners_registration_is_not_approved_by_a_review(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    """Found in review: a review approved a suspended partner's pending registration with a
+    fresh window, which an extension, the lesser grant, is refused."""
+    run, (partner,) = await fresh_partners(infra, "susr")
+    body = customer(run, "Litware") | {"amount": "900000.00"}  # above the auto-approval limit
+    deals = deals_instances[0]
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = await register(client, deals, partner, body)
+        assert created.json()["status"] == "pending_review", created.text
+        review = f"{deals}/registrations/{created.json()['registration_id']}/review"
+        await partner_becomes(infra, admin_db, partner, PartnerStatus.SUSPENDED, 2, "audit")
+        refused = await client.post(review, params={"approve": "true"}, headers=ADMIN)
+        assert refused.status_code == 409
+        assert refused.json()["detail"].startswith("partner is suspended: none of its")
+        await partner_becomes(infra, admin_db, partner, PartnerStatus.ACTIVE, 3)
+        reviewed = await client.post(review, params={"approve": "true"}, headers=ADMIN)
+        assert reviewed.json()["status"] == "approved", reviewed.text
+
+
 async def test_a_suspended_partner_keeps_its_holds_but_extends_none(
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:

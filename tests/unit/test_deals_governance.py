@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from services.deals.domain.cooldown import live_repeat, repeat_refusal
 from services.deals.domain.ledger import LedgerWhat, PrincipalKind, entry_seen, principal_seen
 from services.deals.domain.lifecycle import (
     close_with_opportunity,
@@ -15,8 +16,6 @@ from services.deals.domain.lifecycle import (
 from services.deals.domain.rules import (
     MissingCountryPolicy,
     check_registration,
-    live_repeat,
-    repeat_refusal,
 )
 from shared.events.crm import DealStatus
 from shared.events.notifications import NotificationKind, NotificationKindV2

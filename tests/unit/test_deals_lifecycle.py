@@ -4,7 +4,8 @@ warned that its protection window ends."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -16,12 +17,13 @@ from services.deals.domain.lifecycle import (
     review_outcome,
     window_after_review,
 )
-from services.deals.domain.rules import RegistrationRequest
+from services.deals.domain.partner_standing import approval_refusal
+from services.deals.domain.rules import RegistrationRequest, conflicts_at_approval
 from shared.errors import Conflict
 from shared.events.notifications import NotificationKind as K
+from shared.events.partners import PartnerStatus
 from shared.events.registrations import RegistrationStatus as S
-
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+from tests.support.registrations import NOW, POLICY, existing, request
 
 
 def test_a_customer_is_parsed_once_into_its_domain_and_name_key() -> None:
@@ -117,6 +119,44 @@ def test_an_approval_after_review_counts_the_window_from_the_approval() -> None:
     extended = NOW + timedelta(days=200)
     assert window_after_review(submitted, extended, NOW - timedelta(days=150)) is None
     assert window_after_review(submitted, None, NOW) is None
+
+
+def test_an_approval_after_a_later_return_to_review_gives_back_only_what_was_left() -> None:
+    # Approved long ago and extended: 20 days left when a CRM link sent it back to review.
+    began = NOW - timedelta(days=5)
+    ends = began + timedelta(days=20)
+    assert window_after_review(began, ends, NOW) == NOW + timedelta(days=20)
+    # Its window had ended before the review began: nothing was left to give back.
+    assert window_after_review(began, began - timedelta(days=1), NOW) == NOW
+
+
+def test_a_review_approves_nothing_over_a_hold_its_decision_did_not_weigh() -> None:
+    # The request waited 100 days; another partner registered the customer 5 days ago.
+    waited = request(submitted_at=NOW - timedelta(days=100), amount=Decimal("900000"))
+    newcomer = existing(
+        registration_id="reg-new",
+        registered_at=NOW - timedelta(days=5),
+        expires_at=NOW + timedelta(days=85),
+    )
+    types: tuple[str | None, dict[str, str | None]] = (None, {})
+    found = conflicts_at_approval(POLICY, waited, NOW, [newcomer], types, set())
+    assert [c.reference for c in found] == ["reg-new"]
+    # One its decision weighed is the reviewer's call; an ended hold, or the partner's own
+    # registration, is no conflict.
+    assert conflicts_at_approval(POLICY, waited, NOW, [newcomer], types, {"reg-new"}) == ()
+    ended = replace(newcomer, expires_at=NOW - timedelta(seconds=1))
+    assert conflicts_at_approval(POLICY, waited, NOW, [ended], types, set()) == ()
+    own = replace(newcomer, partner_id="p-1")
+    assert conflicts_at_approval(POLICY, waited, NOW, [own], types, set()) == ()
+
+
+@pytest.mark.parametrize("status", list(PartnerStatus))
+def test_a_review_approves_a_registration_only_while_its_partner_may_register(
+    status: PartnerStatus,
+) -> None:
+    refusal = approval_refusal(status, POLICY.statuses_allowed_to_register)
+    assert (refusal is None) is (status in POLICY.statuses_allowed_to_register)
+    assert approval_refusal(None, POLICY.statuses_allowed_to_register) is None
 
 
 def test_an_expiry_warning_counts_at_least_one_day_and_none_once_the_window_ended() -> None:

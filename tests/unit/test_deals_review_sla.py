@@ -83,14 +83,22 @@ def test_reminder_window_and_overdue_outcomes() -> None:
     assert not needs_reminder(due, due - timedelta(hours=1), 24, reminded=True)
     assert not needs_reminder(due, due, 24, reminded=False)  # at the deadline: escalation
     limit = Decimal("25000")
-    assert overdue_decision(OverdueOutcome.STAY, Decimal("1"), limit, due) is None
+    assert overdue_decision(OverdueOutcome.STAY, Decimal("1"), limit, due, False) is None
     assert (
-        overdue_decision(OverdueOutcome.APPROVE_UNDER_LIMIT, Decimal("25001"), limit, due) is None
+        overdue_decision(OverdueOutcome.APPROVE_UNDER_LIMIT, Decimal("25001"), limit, due, False)
+        is None
     )
-    approved = overdue_decision(OverdueOutcome.APPROVE_UNDER_LIMIT, Decimal("25000"), limit, due)
+    approved = overdue_decision(
+        OverdueOutcome.APPROVE_UNDER_LIMIT, Decimal("25000"), limit, due, False
+    )
     assert approved is not None
     assert approved[0] is True
-    rejected = overdue_decision(OverdueOutcome.REJECT, Decimal("1"), limit, due)
+    # A review for a conflict is never approved unseen, however small; rejected under policy.
+    assert (
+        overdue_decision(OverdueOutcome.APPROVE_UNDER_LIMIT, Decimal("1"), limit, due, True) is None
+    )
+    assert overdue_decision(OverdueOutcome.REJECT, Decimal("1"), limit, due, True) is not None
+    rejected = overdue_decision(OverdueOutcome.REJECT, Decimal("1"), limit, due, False)
     assert rejected == (
         False,
         f"review deadline {due.isoformat()} passed undecided: rejected under policy",

@@ -148,7 +148,7 @@ def test_a_review_by_a_manager_is_manual_and_one_by_policy_is_automatic() -> Non
         (OverdueOutcome.REJECT, False),
         (OverdueOutcome.APPROVE_UNDER_LIMIT, True),
     ):
-        decided = overdue_decision(policy, Decimal(10), Decimal(100), due)
+        decided = overdue_decision(policy, Decimal(10), Decimal(100), due, False)
         assert decided is not None
         assert decided[0] is approve
         outcome = R.APPROVED if approve else R.REJECTED

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from services.deals.domain.cooldown import live_repeat, repeat_refusal
 from services.deals.domain.rules import (
     ExistingRegistration,
     OpenOpportunity,
@@ -24,8 +25,6 @@ from services.deals.domain.rules import (
     RegistrationRequest,
     RulesOfEngagement,
     check_registration,
-    live_repeat,
-    repeat_refusal,
 )
 from shared.events.registrations import RegistrationStatus
 

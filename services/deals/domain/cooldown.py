@@ -18,6 +18,9 @@ What counts, and why:
 - the cooldown counts from the protection's end (`expires_at`), not from when the expiry job
   noticed it, so it does not depend on how often the job runs.
 
+A repeat of a live registration (its own, still holding the customer) is refused the same
+way: it would earn a fresh window around the extension limit.
+
 No I/O: the service loads the partner's registrations that expired within the cooldown.
 """
 
@@ -27,6 +30,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from services.deals.domain.rules import (
+    HOLDING,
     ExistingRegistration,
     RegistrationRequest,
     RulesOfEngagement,
@@ -90,4 +94,32 @@ def cooldown_refusal(policy: RulesOfEngagement, expired: ExistingRegistration) -
         f" {expired.expires_at.isoformat()}: under the re-registration cooldown ({days} days,"
         f" policy {policy.version}) this partner may register this customer again from"
         f" {again.isoformat()}"
+    )
+
+
+def live_repeat(
+    policy: RulesOfEngagement, request: RegistrationRequest, own: list[ExistingRegistration]
+) -> ExistingRegistration | None:
+    """The partner's own live registration that the request repeats: same customer, a shared
+    product (or none named), still inside its window. A repeat would otherwise earn a fresh
+    protection window, around the extension limit."""
+    for other in sorted(own, key=lambda r: (r.registered_at, r.registration_id)):
+        if other.partner_id != request.partner_id or other.status not in HOLDING:
+            continue
+        if other.expires_at is not None and other.expires_at <= request.submitted_at:
+            continue
+        if other.products and request.products and not (other.products & request.products):
+            continue
+        if request.customer.matches(other.customer, policy.name_similarity_threshold):
+            return other
+    return None
+
+
+def repeat_refusal(repeat: ExistingRegistration) -> str:
+    """Why a repeat is refused, naming the partner's own registration."""
+    until = f", protected until {repeat.expires_at.isoformat()}" if repeat.expires_at else ""
+    return (
+        f"this partner already holds live registration {repeat.registration_id} on this"
+        f" customer ({repeat.status.value}{until}): a repeat gets no new protection window;"
+        " request an extension of it instead"
     )

@@ -34,15 +34,18 @@ def decision_notification_kind(status: RegistrationStatus, conflicted: bool) -> 
 
 
 def window_after_review(
-    submitted_at: datetime, expires_at: datetime | None, approved_at: datetime
+    review_began_at: datetime, expires_at: datetime | None, approved_at: datetime
 ) -> datetime | None:
-    """The end of an approved registration's protection when a review approved it: its window
-    counted from the approval (the review's time no longer eats it: a registration reviewed
-    past its window's end was approved to expire at the next run, its extension refused and its
-    partner cooled down), never earlier than it was; None when nothing moves."""
+    """The end of an approved registration's protection when a review approved it: what was
+    left of its window when the review began (its submission, for a review its decision
+    started), counted from the approval. The review's time no longer eats it (a registration
+    reviewed past its window's end was approved to expire at the next run, its extension
+    refused and its partner cooled down), and it earns no more than was left (found in review:
+    a registration sent back to review by a later CRM link was given its whole window again,
+    around the extension limit). Never earlier than it was; None when nothing moves."""
     if expires_at is None:
         return None
-    restarted = approved_at + (expires_at - submitted_at)
+    restarted = approved_at + max(expires_at - review_began_at, timedelta(0))
     return restarted if restarted > expires_at else None
 
 

@@ -57,6 +57,20 @@ def extension_refusal(
     )
 
 
+def approval_refusal(
+    status: PartnerStatus | None, allowed: Collection[PartnerStatus]
+) -> str | None:
+    """Why a review may not approve the partner's registration now (None: it may). Found in
+    review: a suspended partner's registration was approved with a fresh window, which an
+    extension, the lesser grant, would have been refused."""
+    if status is None or status in allowed:
+        return None
+    return (
+        f"partner is {status.value}: none of its registrations is approved until it may register"
+        " again (reject it, or review it then)"
+    )
+
+
 def extend(
     policy: RulesOfEngagement,
     expires_at: datetime,

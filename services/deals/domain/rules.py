@@ -6,8 +6,8 @@ customer) and the partner's projected state, and this module decides.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -269,7 +269,7 @@ PARTNER_CONFLICT = "conflict with another partner"
 DIRECT_SALES = "direct sales"
 CONFLICT_SUMMARIES = {"partner": PARTNER_CONFLICT, "direct_sales": DIRECT_SALES}
 
-_HOLDING = (
+HOLDING = (
     RegistrationStatus.APPROVED,
     RegistrationStatus.PENDING_REVIEW,
     RegistrationStatus.SUBMITTED,
@@ -424,34 +424,6 @@ def _region_unknown(
     )
 
 
-def live_repeat(
-    policy: RulesOfEngagement, request: RegistrationRequest, own: list[ExistingRegistration]
-) -> ExistingRegistration | None:
-    """The partner's own live registration that the request repeats: same customer, a shared
-    product (or none named), still inside its window. A repeat would otherwise earn a fresh
-    protection window, around the extension limit."""
-    for other in sorted(own, key=lambda r: (r.registered_at, r.registration_id)):
-        if other.partner_id != request.partner_id or other.status not in _HOLDING:
-            continue
-        if other.expires_at is not None and other.expires_at <= request.submitted_at:
-            continue
-        if other.products and request.products and not (other.products & request.products):
-            continue
-        if request.customer.matches(other.customer, policy.name_similarity_threshold):
-            return other
-    return None
-
-
-def repeat_refusal(repeat: ExistingRegistration) -> str:
-    """Why a repeat is refused, naming the partner's own registration."""
-    until = f", protected until {repeat.expires_at.isoformat()}" if repeat.expires_at else ""
-    return (
-        f"this partner already holds live registration {repeat.registration_id} on this"
-        f" customer ({repeat.status.value}{until}): a repeat gets no new protection window;"
-        " request an extension of it instead"
-    )
-
-
 @dataclass(frozen=True)
 class _Types:
     """The requesting partner's type and the holders' (None or missing: unknown)."""
@@ -471,7 +443,7 @@ def _partner_conflicts(
     True when one rejects the request outright (first come, first served)."""
     window_start = request.submitted_at - timedelta(days=policy.protection_days)
     for other in sorted(registrations, key=lambda r: (r.registered_at, r.registration_id)):
-        if other.partner_id == request.partner_id or other.status not in _HOLDING:
+        if other.partner_id == request.partner_id or other.status not in HOLDING:
             continue
         # A registration holds its customer until its protection ends: its stored expiry (an
         # extension moves it; a later policy does not shorten a window already granted), or,
@@ -534,6 +506,26 @@ def _partner_conflicts(
         )
         found.review = True
     return False
+
+
+def conflicts_at_approval(
+    policy: RulesOfEngagement,
+    request: RegistrationRequest,
+    at: datetime,
+    registrations: list[ExistingRegistration],
+    types: tuple[str | None, Mapping[str, str | None]],
+    considered: Collection[str],
+) -> tuple[ConflictInfo, ...]:
+    """Other partners' registrations on the customer at `at`, when a review approves `request`,
+    that its decision did not weigh (`considered`: their ids). Found in review: a registration
+    whose window ran out while it waited held nothing, another partner's registration was
+    approved on the customer meanwhile, and the review's approval made two exclusive holders.
+    `types`: the requester's partner type and the holders' (as `check_registration` takes them)."""
+    found = _Findings()
+    unweighed = [r for r in registrations if r.registration_id not in considered]
+    moment = replace(request, submitted_at=at)
+    _partner_conflicts(policy, moment, unweighed, found, _Types(*types))
+    return tuple(found.conflicts)
 
 
 def _other_domains(mine: Customer, theirs: Customer, matched_on: str) -> bool:

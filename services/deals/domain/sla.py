@@ -20,7 +20,7 @@ class OverdueOutcome(StrEnum):
     """What becomes of a review still undecided after its deadline (and the grace)."""
 
     STAY = "stay"  # escalated, left for a channel manager
-    APPROVE_UNDER_LIMIT = "approve_under_limit"  # approved at or under the limit, else stays
+    APPROVE_UNDER_LIMIT = "approve_under_limit"  # at or under the limit and no conflict, else stays
     REJECT = "reject"
 
 
@@ -80,12 +80,16 @@ def needs_reminder(due_at: datetime, at: datetime, reminder_hours: int, reminded
 
 
 def overdue_decision(
-    outcome: OverdueOutcome, amount: Decimal, limit: Decimal, due_at: datetime
+    outcome: OverdueOutcome, amount: Decimal, limit: Decimal, due_at: datetime, conflicted: bool
 ) -> tuple[bool, str] | None:
-    """The system's decision on an overdue review: (approve, why), or None when it stays."""
+    """The system's decision on an overdue review: (approve, why), or None when it stays.
+    `conflicted`: its decision found a conflict (another partner, a direct rep). Such a review
+    is never approved unseen (found in review: a channel team clearing a backlog of small
+    amount reviews also approved registrations over another partner's hold); rejected, it is
+    the policy's to say."""
     late = f"review deadline {due_at.isoformat()} passed undecided"
     if outcome is OverdueOutcome.REJECT:
         return False, f"{late}: rejected under policy"
-    if outcome is OverdueOutcome.APPROVE_UNDER_LIMIT and amount <= limit:
+    if outcome is OverdueOutcome.APPROVE_UNDER_LIMIT and amount <= limit and not conflicted:
         return True, f"{late}: approved under policy (amount within {limit})"
     return None
