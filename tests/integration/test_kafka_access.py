@@ -33,7 +33,14 @@ from confluent_kafka.admin import (
 from deploy.kafka_access import acl_filter, apply, reconcile_topics
 from shared.kafka_client import KafkaConnection
 from shared.outbox import make_producer
-from shared.topics import ATTRIBUTION_CREDITS, DEAL_OPPORTUNITIES, Topic, TopicLayout
+from shared.topics import (
+    ATTRIBUTION_CREDITS,
+    DEAL_OPPORTUNITIES,
+    Topic,
+    TopicLayout,
+    TopicsNotCreated,
+    ensure_topics,
+)
 from tests.support.infra import ROOT, Infra, missing_capability
 from tests.support.polling import eventually
 
@@ -80,6 +87,19 @@ async def test_a_service_writes_its_own_topic_and_is_refused_anothers(infra: Inf
     await produce(deals, DEAL_OPPORTUNITIES.name)
     with pytest.raises(TopicAuthorizationFailedError):
         await produce(deals, ATTRIBUTION_CREDITS.name)
+
+
+async def test_a_topic_the_broker_refuses_to_create_stops_the_start_naming_it(
+    infra: Infra,
+) -> None:
+    """Found in review: the broker's per-topic refusals were never read, so a service logged
+    "created topics" for topics its principal may not create and failed later, no cause named."""
+    name = f"pollinate.unprovisioned-{uuid.uuid4().hex[:8]}.v1"
+    unprovisioned = Topic(name, "deals", "test", 1, "a topic nobody provisioned")
+    with pytest.raises(TopicsNotCreated) as refused:
+        await ensure_topics(infra.service_kafka("deals"), [unprovisioned], attempts=1)
+    assert list(refused.value.refused) == [name]
+    assert "TopicAuthorizationFailedError" in str(refused.value)
 
 
 async def test_a_service_reads_only_what_it_consumes_and_only_in_its_own_groups(
