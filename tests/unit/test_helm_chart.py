@@ -314,6 +314,37 @@ def test_migrations_run_as_the_owner_before_the_pods_change() -> None:
         assert url["valueFrom"]["secretKeyRef"]["key"] == "migration-database-url"
 
 
+@pytest.mark.parametrize("kafka", KAFKA_EXAMPLES, ids=lambda p: p.stem)
+def test_topics_are_laid_out_for_a_cluster_and_the_access_job_trusts_the_brokers_ca(
+    kafka: Path,
+) -> None:
+    """Found in review: the kafka-access Job created topics with one replica and set
+    min.insync.replicas back to 1 on every upgrade (no layout was passed), and with a CA
+    Secret it neither mounted nor named the CA, so TLS failed and the install with it."""
+    manifests = rendered(str(kafka), str(POSTGRES_EXAMPLES[0]))
+    [job] = [m for m in manifests if m["metadata"]["name"] == "pollinate-kafka-access"]
+    deployments = [m for m in manifests if m["kind"] == "Deployment"]
+    pod_specs = [job["spec"]["template"]["spec"]] + [
+        d["spec"]["template"]["spec"] for d in deployments
+    ]
+    ca_secret = yaml.safe_load(kafka.read_text())["kafka"].get("caSecret")
+    for pod in pod_specs:
+        for container in pod["containers"]:
+            env = {v["name"]: v.get("value") for v in container["env"]}
+            if "KAFKA_BOOTSTRAP_SERVERS" not in env:
+                continue  # the portal reaches no broker
+            assert env["KAFKA_TOPIC_REPLICATION_FACTOR"] == "3"
+            assert env["KAFKA_TOPIC_MIN_INSYNC_REPLICAS"] == "2"
+            if ca_secret:
+                assert env["KAFKA_SSL_CAFILE"] == "/etc/pollinate/kafka-ca/ca.crt"
+                mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+                assert mounts["kafka-ca"] == "/etc/pollinate/kafka-ca"
+                volumes = {v["name"]: v for v in pod["volumes"]}
+                assert volumes["kafka-ca"]["secret"]["secretName"] == ca_secret
+            else:
+                assert "KAFKA_SSL_CAFILE" not in env
+
+
 def test_a_missing_bootstrap_server_is_refused_with_a_message() -> None:
     answer = subprocess.run(
         [helm(), "template", "pollinate", str(CHART), "--kube-version", KUBERNETES_VERSION],

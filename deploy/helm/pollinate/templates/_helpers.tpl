@@ -40,6 +40,10 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 - name: KAFKA_SASL_PASSWORD
   valueFrom:
     secretKeyRef: {name: {{ include "pollinate.secret" (dict "root" .root "name" .service) }}, key: kafka-password}
+- name: KAFKA_TOPIC_REPLICATION_FACTOR
+  value: {{ .root.Values.kafka.topicReplicationFactor | quote }}
+- name: KAFKA_TOPIC_MIN_INSYNC_REPLICAS
+  value: {{ .root.Values.kafka.topicMinInsyncReplicas | quote }}
 {{- if .root.Values.kafka.caSecret }}
 - name: KAFKA_SSL_CAFILE
   value: /etc/pollinate/kafka-ca/ca.crt
