@@ -89,6 +89,68 @@ def test_the_checks_can_fail() -> None:
         metric_names("sum by (job (rate(pollinate_outbox_backlog[5m]))")
 
 
+# Gauges every instance reports for the whole group or database: adding them over instances
+# counts each partition, or the one queue, once per instance.
+SHARED_GAUGES = frozenset(
+    {
+        "pollinate_consumer_lag",
+        "pollinate_consumer_stalled",
+        "pollinate_outbox_backlog",
+        "pollinate_outbox_parked",
+        "pollinate_webhook_backlog",
+        "pollinate_webhook_oldest_pending_seconds",
+    }
+)
+
+
+def summed_shared_gauges(query: str) -> set[str]:
+    """The shared gauges a query adds up over instances: a `sum` straight over the selector
+    (or over a function of it, as `delta`), with no `max`/`min` between them."""
+    found: set[str] = set()
+
+    def inner_selectors(node: object) -> set[str]:
+        names: set[str] = set()
+
+        def visit(child: object) -> bool:
+            if isinstance(child, promql_parser.AggregateExpr):
+                return False  # its own aggregation decides
+            if isinstance(child, promql_parser.VectorSelector) and child.name:
+                names.add(child.name)
+            return True
+
+        promql_parser.walk(node, visit)
+        return names
+
+    def visit(node: object) -> bool:
+        if isinstance(node, promql_parser.AggregateExpr) and str(node.op) == "sum":
+            found.update(inner_selectors(node.expr) & SHARED_GAUGES)
+        return True
+
+    promql_parser.walk(promql_parser.parse(query), visit)
+    return found
+
+
+def test_shared_gauges_are_never_added_up_over_instances() -> None:
+    """Found in review: the lag alert and panels summed every instance's report of the whole
+    group, so with six replicas the 1,000-record alert fired at about 167."""
+    assert summed_shared_gauges("sum by (group) (pollinate_consumer_lag)") == {
+        "pollinate_consumer_lag"
+    }
+    assert not summed_shared_gauges(
+        "sum by (group) (max by (group, topic, partition) (pollinate_consumer_lag))"
+    )
+    for query in queries():
+        assert not summed_shared_gauges(query), query
+
+
+def test_a_stalled_consumer_raises_an_alert() -> None:
+    """Readiness stays up while a consumer is stalled (by design); a quiet group's stall never
+    reaches the lag alert's threshold, so only this alert tells."""
+    rules = yaml.safe_load(RULES.read_text())
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    assert any("pollinate_consumer_stalled" in metric_names(e) for e in exprs)
+
+
 def test_every_rule_says_what_it_watches() -> None:
     rules = yaml.safe_load(RULES.read_text())
     names = [rule["alert"] for group in rules["groups"] for rule in group["rules"]]
