@@ -148,6 +148,48 @@ class TokenIssuer:
         return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self._kid})
 
 
+def key_set_problem(verification_keys: str, signing_key: str = "") -> str | None:
+    """What makes `verification_keys` (TOKEN_VERIFICATION_KEYS) unusable, None when nothing:
+    not a JWK set, a private key in it, a key that is no EdDSA public key, none with a `kid`,
+    or (with this instance's `signing_key`) a set without the signing key's `kid`. Found in
+    review: the private key, a lone JWK or a whole `keys` output passed the start-up check, and
+    the service then refused every token ("signed with an unknown key")."""
+    if not verification_keys.strip():
+        return "empty"
+    try:
+        document = json.loads(verification_keys)
+    except json.JSONDecodeError as error:
+        return f"not JSON ({error})"
+    keys = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(keys, list):
+        return 'not a JWK set ({"keys": [...]})'
+    published: set[str] = set()
+    for key in keys:
+        if not isinstance(key, dict) or "kid" not in key:
+            continue
+        if "d" in key:
+            return f"key {key['kid']} is a private key: publish the public half only"
+        try:
+            jwt.PyJWK(key, algorithm=ALGORITHM)
+        except jwt.PyJWTError as error:
+            return f"key {key['kid']} is no {ALGORITHM} public key ({error})"
+        published.add(str(key["kid"]))
+    if not published:
+        return "no public key with a kid"
+    if signing_key.strip():
+        try:
+            signing = json.loads(signing_key)
+        except json.JSONDecodeError:
+            return None  # the issuer says what is wrong with it, at its first use
+        kid = signing.get("kid") if isinstance(signing, dict) else None
+        if str(kid) not in published:
+            return (
+                f"the signing key's kid {kid!r} is not in it: every token this instance issues"
+                " would be refused"
+            )
+    return None
+
+
 class TokenVerifier:
     """Verifies tokens for one service (its audience) against the published public keys."""
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.identity import key_set_problem
 from shared.kafka_client import KafkaConnection
 
 
@@ -99,8 +100,11 @@ class ServiceSettings(BaseSettings):
                 ["MIGRATION_DATABASE_URL (the schema owner's role and password)"] if local else []
             )
         problems = []
-        if not self.token_verification_keys.strip():
-            problems.append("TOKEN_VERIFICATION_KEYS (the platform's public JWK set)")
+        keys = key_set_problem(
+            self.token_verification_keys, self.token_signing_key.get_secret_value()
+        )
+        if keys is not None:
+            problems.append(f"TOKEN_VERIFICATION_KEYS (the platform's public JWK set: {keys})")
         if _has_local_password(self.database_url):
             problems.append("DATABASE_URL (the service's runtime role and password)")
         return problems

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.identity import key_set_problem
 from shared.topics import SERVICES
 
 # The services a signed-in person's pages call; a token must be meant for every one of them.
@@ -50,8 +51,10 @@ class PortalSettings(BaseSettings):
         return value.rstrip("/")
 
     def refuse_local_defaults(self) -> None:
-        if not self.development_mode and not self.token_verification_keys.strip():
+        problem = key_set_problem(self.token_verification_keys)
+        if not self.development_mode and problem is not None:
             raise SystemExit(
-                "portal: refusing to start without TOKEN_VERIFICATION_KEYS (the platform's "
-                "public JWK set) (or DEVELOPMENT_MODE=true on a developer's machine)"
+                f"portal: refusing to start without usable TOKEN_VERIFICATION_KEYS (the "
+                f"platform's public JWK set: {problem}) (or DEVELOPMENT_MODE=true on a "
+                "developer's machine)"
             )

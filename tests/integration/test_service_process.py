@@ -128,7 +128,7 @@ async def test_outside_development_mode_the_committed_local_defaults_are_refused
     assert code != 0
     assert (
         "deals: refusing to start with local development defaults; set TOKEN_VERIFICATION_KEYS "
-        "(the platform's public JWK set); DATABASE_URL (the service's runtime role and "
+        "(the platform's public JWK set: empty); DATABASE_URL (the service's runtime role and "
         "password); "
     ) in said
     assert said.rstrip().endswith("(or DEVELOPMENT_MODE=true on a developer's machine)")

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
 from shared.db import Migration, advisory_key
+from shared.identity import new_signing_key
 from shared.settings import ServiceSettings
 from shared.topics import ALL_TOPICS, SERVICES, dead_letter_topic, topic_named
 
@@ -60,7 +63,9 @@ def test_comment_only_migrations_are_placeholders() -> None:
 def test_outside_development_mode_only_real_secrets_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("TOKEN_VERIFICATION_KEYS", "DATABASE_URL", "MIGRATION_DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
-    keys = '{"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "abc", "kid": "k1"}]}'
+    private, key_set = new_signing_key("k1")
+    [public] = key_set["keys"]
+    keys = json.dumps(key_set)
     database = "postgresql://deals_svc:s3cret-from-a-vault@db:5432/pollinate"
     settings = ServiceSettings(
         service_name="deals", database_url=database, token_verification_keys=keys
@@ -70,8 +75,32 @@ def test_outside_development_mode_only_real_secrets_pass(monkeypatch: pytest.Mon
     assert local.production_problems() == ["DATABASE_URL (the service's runtime role and password)"]
     keyless = ServiceSettings(service_name="deals", database_url=database)
     assert keyless.production_problems() == [
-        "TOKEN_VERIFICATION_KEYS (the platform's public JWK set)"
+        "TOKEN_VERIFICATION_KEYS (the platform's public JWK set: empty)"
     ]
+    # Found in review: each of these passed, and the service refused every token.
+    _, other = new_signing_key("k2")
+    for unusable, problem in (
+        (json.dumps(public), 'not a JWK set ({"keys": [...]})'),
+        (json.dumps({"keys": [private]}), "key k1 is a private key: publish the public half only"),
+        (json.dumps({"keys": [public | {"x": "abc"}]}), "key k1 is no EdDSA public key"),
+        (json.dumps({"keys": [{k: v for k, v in public.items() if k != "kid"}]}), "no public key"),
+        ("{keys", "not JSON"),
+    ):
+        wrong = ServiceSettings(
+            service_name="deals", database_url=database, token_verification_keys=unusable
+        )
+        [said] = wrong.production_problems()
+        assert said.startswith(f"TOKEN_VERIFICATION_KEYS (the platform's public JWK set: {problem}")
+    # The instance that issues tokens must publish its signing key's public half.
+    issuing = ServiceSettings(
+        service_name="onboarding",
+        database_url=database,
+        token_verification_keys=json.dumps(other),
+        token_signing_key=json.dumps(private),
+    )
+    assert "the signing key's kid 'k1' is not in it" in issuing.production_problems()[0]
+    issuing = issuing.model_copy(update={"token_verification_keys": keys})
+    assert issuing.production_problems() == []
     assert ServiceSettings(service_name="deals").production_problems(migrating=True) == [
         "MIGRATION_DATABASE_URL (the schema owner's role and password)"
     ]
