@@ -56,7 +56,9 @@ contracts: install  ## regenerate docs/asyncapi.json (prints breaking changes) a
 unit: install
 	@.venv/bin/pytest tests/unit -q
 
-test: install stack-up test-tools lint typecheck  ## the whole suite against real Kafka and Postgres
+# services-down: a demo's services left running (`make demo` leaves them) would share the tests'
+# consumer groups and relay locks, and take half their events.
+test: install stack-up services-down test-tools lint typecheck  ## the whole suite against real Kafka and Postgres
 	@eval "$$($(STACK) env)" && .venv/bin/pytest -q -p no:cacheprovider
 
 # A replicated cluster of its own (three KRaft nodes on 19092/19102/19112, its own Postgres on

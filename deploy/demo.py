@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +21,21 @@ from typing import Any
 import httpx
 
 from deploy.demo_portal import SIGN_IN_HOURS, SignIns, portal_sign_ins
-from deploy.story import DEFAULT_URLS, Partner, channel_manager_token, tell_story
+from deploy.story import (
+    DEFAULT_URLS,
+    HTTP_PORT_BASE,
+    Partner,
+    channel_manager_token,
+    tell_story,
+)
 from examples.partner_app import WebhookReceiver, register, stream
 
-PORTAL_URL = "http://127.0.0.1:8000"
-TRACES = Path(__file__).resolve().parent.parent / ".work" / "services" / "traces.jsonl"
+PORTAL_URL = f"http://127.0.0.1:{HTTP_PORT_BASE}"
+# deploy/services.sh writes the services' spans in the stack's work folder.
+WORK = Path(
+    os.environ.get("POLLINATE_WORK_DIR") or Path(__file__).resolve().parent.parent / ".work"
+)
+TRACES = WORK / "services" / "traces.jsonl"
 
 
 @dataclass
@@ -229,8 +240,8 @@ async def main() -> None:
         )
     print_sign_ins(signs)
     print(
-        "\nThe platform keeps running: the portal on http://127.0.0.1:8000, the APIs on "
-        "http://127.0.0.1:8001..8006 (/docs for each). "
+        f"\nThe platform keeps running: the portal on {PORTAL_URL}, the APIs on "
+        f"http://127.0.0.1:{HTTP_PORT_BASE + 1}..{HTTP_PORT_BASE + 6} (/docs for each). "
         "Follow a partner with `.venv/bin/python -m examples.partner_app --partner <id> "
         "--token <partner_admin token>`; stop everything with `make stop`."
     )

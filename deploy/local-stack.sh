@@ -200,7 +200,7 @@ topic_replication() { echo "$KAFKA_BROKERS"; }
 topic_min_insync() { if [ "$KAFKA_BROKERS" = 1 ]; then echo 1; else echo 2; fi; }
 check_node() { case "${1:-}" in ''|*[!0-9]*) die "no Kafka node '${1:-}' (nodes: $(nodes | tr '\n' ' '))" ;; esac; [ "$1" -ge 1 ] && [ "$1" -le "$KAFKA_BROKERS" ] || die "no Kafka node $1 (nodes: $(nodes | tr '\n' ' '))"; }
 
-node_running() { local f; f="$(node_pid_file "$1")"; [ -f "$f" ] && alive "$(cat "$f")"; }
+node_running() { local f; f="$(node_pid_file "$1")"; [ -f "$f" ] && alive "$(cat "$f")" kafka.Kafka; }
 kafka_running() { local n; for n in $(nodes); do node_running "$n" || return 1; done; }
 
 # The node's server.properties from the template: one broker is its own quorum (formatted

@@ -19,13 +19,29 @@ cd "$ROOT"
 
 # shellcheck source=deploy/alive.sh
 . "$ROOT/deploy/alive.sh"
-running() { [ -f "$RUN/$1.pid" ] && alive "$(cat "$RUN/$1.pid")"; }
+# Ours: alive and running that service's module (a pid file left by a reboot may name another
+# process by now, which `stop` must not signal).
+running() { [ -f "$RUN/$1.pid" ] && alive "$(cat "$RUN/$1.pid")" "services.$1"; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# The service answers ready on its port (the venv's Python: curl may not be installed).
+ready() {
+  "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+    "http://127.0.0.1:$1/health/ready" >/dev/null 2>&1
+}
 
 # The stack's database (host:port/db) as each service's two roles: the owner migrates the
 # schema before the service starts; the service runs as its runtime role.
 DB="${POLLINATE_ADMIN_DATABASE_URL#*@}"
 
 start() {
+  # Another stack's services on these ports would answer our readiness probes and the demo,
+  # with keys that are not ours: found out here, not as 401s later.
+  for svc in "${!PORTS[@]}" portal; do
+    if ! running "$svc" && port_open "$(port_of "$svc")"; then
+      echo "port $(port_of "$svc") ($svc) is taken by another process: set HTTP_PORT_BASE (now $BASE) to move the services' ports" >&2
+      exit 1
+    fi
+  done
   for svc in "${!PORTS[@]}"; do
     if running "$svc"; then echo "$svc already running"; continue; fi
     MIGRATION_DATABASE_URL="postgresql://${svc}_owner:${svc}_owner@$DB" "$PY" -m "services.$svc" migrate \
@@ -43,7 +59,7 @@ start() {
   start_portal
   for svc in "${!PORTS[@]}" portal; do
     local deadline=$((SECONDS + 60))
-    until curl -fs "http://127.0.0.1:$(port_of "$svc")/health/ready" >/dev/null 2>&1; do
+    until ready "$(port_of "$svc")"; do
       running "$svc" || { echo "$svc exited: see $RUN/$svc.log" >&2; tail -5 "$RUN/$svc.log" >&2; exit 1; }
       [ "$SECONDS" -lt "$deadline" ] || { echo "$svc not ready after 60s: see $RUN/$svc.log" >&2; exit 1; }
       sleep 0.3
@@ -80,7 +96,7 @@ stop() {
 
 status() {
   for svc in "${!PORTS[@]}" portal; do
-    if running "$svc"; then echo "$svc: $(curl -s "http://127.0.0.1:$(port_of "$svc")/health/ready" || echo 'not answering')";
+    if running "$svc"; then echo "$svc: $(ready "$(port_of "$svc")" && echo ready || echo 'not answering')";
     else echo "$svc: stopped"; fi
   done
 }

@@ -27,12 +27,14 @@ from tests.support.crm import salesforce_cdc, salesforce_delivery
 from tests.support.onboarding import strong_application
 from tests.support.polling import eventually
 
+# Where deploy/services.sh starts the services: ports from HTTP_PORT_BASE (8000) up, the portal
+# on the base itself.
+HTTP_PORT_BASE = int(os.environ.get("HTTP_PORT_BASE") or 8000)
 DEFAULT_URLS = {
-    "onboarding": "http://127.0.0.1:8001",
-    "deals": "http://127.0.0.1:8002",
-    "attribution": "http://127.0.0.1:8003",
-    "incentives": "http://127.0.0.1:8004",
-    "notifications": "http://127.0.0.1:8005",
+    service: f"http://127.0.0.1:{HTTP_PORT_BASE + offset}"
+    for offset, service in enumerate(
+        ("onboarding", "deals", "attribution", "incentives", "notifications"), start=1
+    )
 }
 
 
