@@ -82,6 +82,10 @@ find_pg_bin() {
   done
   if [ -z "$PG_BIN" ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     log "PostgreSQL server binaries not found: installing the Debian package 'postgresql'"
+    # The binaries only: Debian's package would create and start a cluster of its own on
+    # 127.0.0.1:5432, the port this stack's own cluster is about to take.
+    mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/50-pollinate.conf
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null 2>&1 \
       || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; } \
       || die "could not install the 'postgresql' Debian package"
@@ -299,7 +303,11 @@ pg_running() { [ -n "$PG_BIN" ] && [ -f "$PG_DATA/postmaster.pid" ] && as_pg_own
 start_postgres() {
   find_pg_bin
   mkdir -p "$PG_HOME" "$PG_RUN"
-  [ "$(id -u)" = 0 ] && chown postgres: "$PG_HOME" "$PG_RUN"
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres: "$PG_HOME" "$PG_RUN"
+    # The 'postgres' user must reach the work folder through every parent (/root is 0700).
+    runuser -u postgres -- test -w "$PG_HOME" || die "the 'postgres' user (PostgreSQL refuses to run as root) cannot reach $PG_HOME: a parent folder shuts it out (/root is 0700, or a umask of 077): clone the repository elsewhere, or set POLLINATE_WORK_DIR to a folder it can reach"
+  fi
   # The Unix socket is for the stack's owner only: other local users connect over TCP with a
   # password, like everyone else.
   chmod 0700 "$PG_RUN"
@@ -316,10 +324,14 @@ start_postgres() {
   if pg_running; then
     log "postgres already running"
   else
-    if port_open "$PG_PORT"; then die "port $PG_PORT is taken by another process: set PG_PORT"; fi
+    if port_open "$PG_PORT"; then
+      local hint=""
+      compgen -G "/etc/postgresql/*/main" >/dev/null && hint=" (a Debian PostgreSQL cluster is installed: 'systemctl stop postgresql' or 'pg_ctlcluster <version> main stop' frees it)"
+      die "port $PG_PORT is taken by another process$hint: set PG_PORT"
+    fi
     log "starting postgres on 127.0.0.1:$PG_PORT"
     as_pg_owner "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t "$READY_TIMEOUT" start \
-      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_RUN -c fsync=on $PG_SETTINGS" >/dev/null \
+      -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k '$PG_RUN' -c fsync=on $PG_SETTINGS" >/dev/null \
       || die "postgres did not start: see $PG_LOG"
   fi
   # Create the database and the per-service roles/schemas (idempotent).
@@ -332,6 +344,7 @@ start_postgres() {
 }
 
 stop_postgres() {
+  [ -f "$PG_DATA/postmaster.pid" ] || return 0  # none of ours runs (and nothing to install for it)
   find_pg_bin
   if pg_running; then
     log "stopping postgres"
@@ -366,9 +379,9 @@ export KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT
 export KAFKA_SASL_MECHANISM=SCRAM-SHA-512
 export KAFKA_SASL_USERNAME=admin
 export KAFKA_SASL_PASSWORD=$(cat "$KAFKA_CREDENTIALS/admin" 2>/dev/null)
-export POLLINATE_KAFKA_CREDENTIALS=$KAFKA_CREDENTIALS
+export POLLINATE_KAFKA_CREDENTIALS=$(printf %q "$KAFKA_CREDENTIALS")
 export POLLINATE_KAFKA_TLS_BOOTSTRAP=$(bootstrap_servers tls)
-export POLLINATE_KAFKA_CA=$KAFKA_TLS_DIR/ca.pem
+export POLLINATE_KAFKA_CA=$(printf %q "$KAFKA_TLS_DIR/ca.pem")
 # The local stack is a developer's machine: services here accept the committed local defaults.
 export DEVELOPMENT_MODE=true
 # Tokens: every service verifies with the public set; onboarding (and tests, the demo and
