@@ -24,7 +24,13 @@ def test_the_committed_document_matches_the_code() -> None:
 def _git(*args: str) -> str | None:
     try:
         done = subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True, timeout=30
+            # safe.directory: a checkout another user owns (CI as root) is still read.
+            ["git", "-c", f"safe.directory={ROOT}", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
         )
     except (OSError, subprocess.CalledProcessError):
         return None
