@@ -75,8 +75,15 @@ def create_app(settings: PortalSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout = httpx.Timeout(settings.portal_backend_timeout_seconds)
-        async with httpx.AsyncClient(timeout=timeout) as client:
-            app.state.backends = Backends(settings, client)
+        # Streams wait for no connection: all in use, the next is refused at once.
+        streams = httpx.Limits(
+            max_connections=settings.portal_max_streams, max_keepalive_connections=0
+        )
+        async with (
+            httpx.AsyncClient(timeout=timeout) as client,
+            httpx.AsyncClient(timeout=timeout, limits=streams) as streaming,
+        ):
+            app.state.backends = Backends(settings, client, streaming)
             yield
 
     app = FastAPI(

@@ -89,9 +89,16 @@ def _detail(response: httpx.Response) -> str:
 
 
 class Backends:
-    def __init__(self, settings: PortalSettings, client: httpx.AsyncClient) -> None:
+    """The services as the pages call them (`client`), and their live streams, on connections
+    of their own (`streaming`, bounded by `portal_max_streams`) so open streams never hold
+    the connections the pages need."""
+
+    def __init__(
+        self, settings: PortalSettings, client: httpx.AsyncClient, streaming: httpx.AsyncClient
+    ) -> None:
         self._settings = settings
         self._client = client
+        self._streaming = streaming
 
     async def call(
         self, session: Session, service: str, method: str, path: str, **kwargs: Any
@@ -135,10 +142,15 @@ class Backends:
         if last_event_id:
             headers["Last-Event-ID"] = last_event_id
         url = self._settings.url_of(service) + path
-        timeout = httpx.Timeout(self._settings.portal_backend_timeout_seconds, read=None)
-        request = self._client.build_request("GET", url, headers=headers, timeout=timeout)
+        timeout = httpx.Timeout(self._settings.portal_backend_timeout_seconds, read=None, pool=0)
+        request = self._streaming.build_request("GET", url, headers=headers, timeout=timeout)
         try:
-            answer = await self._client.send(request, stream=True)
+            answer = await self._streaming.send(request, stream=True)
+        except httpx.PoolTimeout as error:
+            most = self._settings.portal_max_streams
+            raise BackendUnavailable(
+                service, f"this portal instance has its {most} live streams open"
+            ) from error
         except httpx.HTTPError as error:
             raise BackendUnavailable(service, type(error).__name__) from error
         if answer.status_code != 200:

@@ -37,6 +37,11 @@ class PortalSettings(BaseSettings):
     portal_public_origin: str = ""
     # How long a call to a service may take before the page says that service is unavailable.
     portal_backend_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Live streams (a partner's home page holds one open) passed through at once by this
+    # instance, on connections of their own: past it a new one is answered 503 and the browser
+    # tries again. Found in review: they shared the pages' connection pool (100), so a hundred
+    # open home pages left every page waiting for a connection, then 503, managers' too.
+    portal_max_streams: int = Field(default=500, ge=1)
     # The largest request body taken (413 over it). The largest form is a policy draft: 100,000
     # characters, up to 12 bytes each once form-encoded (a 4-byte character is %XX four times).
     # Without a bound one anonymous sign-in post of 360 MB in 1 MB fields (each under the form

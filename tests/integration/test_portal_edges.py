@@ -5,19 +5,25 @@ checked happens before or instead of a call."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from services.portal.app import create_app
 from services.portal.sessions import seen_value
 from services.portal.settings import PortalSettings
 from shared.identity import Role
+from shared.topics import SERVICES
 from tests.support.local_http import LocalServer, QuietHandler
+from tests.support.polling import eventually
 from tests.support.portal import form_csrf
-from tests.support.portal_in_process import sign_in
+from tests.support.portal_in_process import portal_settings, sign_in
 from tests.support.processes import free_port
 from tests.support.tokens import VERIFICATION_KEYS, expired, token
 
@@ -410,3 +416,68 @@ def test_signing_in_over_another_session_keeps_the_new_one() -> None:
         assert again.status_code == 303, again.text
         answer = client.get("/console")
         assert answer.status_code != 303, answer.headers.get("location")
+
+
+async def answers(url: str) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=2) as client:
+            return (await client.get(url)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class HeldStreams(QuietHandler):
+    """Every service: a live stream opens and stays open until the test ends (`release`), and
+    any other call is answered with an empty page of JSON."""
+
+    release = threading.Event()
+
+    def do_GET(self) -> None:
+        if self.path.endswith("/notifications/stream"):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            self.wfile.write(b"retry: 1000\n\n")
+            self.wfile.flush()
+            self.release.wait(60)
+            return
+        self.send_json(200, [])
+
+
+async def test_open_live_streams_leave_the_pages_their_connections_and_are_bounded() -> None:
+    """Found in review: streams used the pages' connection pool, so a hundred open home pages
+    left every page call waiting for a connection and then answering 503. Streams have
+    connections of their own, at most `portal_max_streams`; one more is refused at once."""
+    with LocalServer(HeldStreams) as services:
+        configured = portal_settings(dict.fromkeys(SERVICES, services.url)).model_copy(
+            update={"portal_max_streams": 2}
+        )
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(configured), host="127.0.0.1", port=port, log_level="error")
+        )
+        serving = asyncio.create_task(server.serve())
+        portal = f"http://127.0.0.1:{port}"
+        try:
+            await eventually(lambda: answers(f"{portal}/health/ready"), what="the portal answers")
+            async with httpx.AsyncClient(base_url=portal, timeout=10) as browser:
+                await browser.get("/sign-in")
+                signed = await browser.post(
+                    "/sign-in",
+                    data={"token": PARTNER, "csrf_token": browser.cookies["pollinate_csrf"]},
+                )
+                assert signed.status_code == 303, signed.text
+                async with (
+                    browser.stream("GET", "/live/notifications") as first,
+                    browser.stream("GET", "/live/notifications") as second,
+                ):
+                    assert (first.status_code, second.status_code) == (200, 200)
+                    third = await browser.get("/live/notifications")
+                    assert third.status_code == 503
+                    page = await browser.get("/registrations")
+                    assert page.status_code == 200, page.text
+                    HeldStreams.release.set()
+        finally:
+            HeldStreams.release.set()
+            server.should_exit = True
+            await serving
