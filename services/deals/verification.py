@@ -21,7 +21,9 @@ import binascii
 import hashlib
 import hmac
 import re
+import ssl
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,6 +73,12 @@ MICROSOFT_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 }
 CERTIFICATE_MAX_BYTES = 64 * 1024
 CERTIFICATE_CACHE_SECONDS = 3600.0
+# A URL that served no certificate is not fetched again for this long, and at most this many
+# fetches start a minute: found in review, an anonymous sender naming a new URL under the
+# allowed host with each delivery (a query, a path) had deals build a TLS client (about 25 ms
+# of the event loop) and fetch from Microsoft's host every time, before any signature check.
+CERTIFICATE_FAILURE_SECONDS = 60.0
+CERTIFICATE_FETCHES_PER_MINUTE = 30
 
 
 class SignatureRefused(RequestError):
@@ -199,6 +207,10 @@ class MicrosoftCertificates:
     settings: DealsSettings
     cache: dict[str, tuple[float, SigningChain]] = field(default_factory=dict)
     issuers: list[x509.Certificate] = field(default_factory=list)
+    failed: dict[str, tuple[float, str]] = field(default_factory=dict)
+    fetches: deque[float] = field(default_factory=deque)
+    # One TLS context for every fetch: building one is most of a client's cost.
+    tls: ssl.SSLContext = field(default_factory=httpx.create_ssl_context)
 
     def __post_init__(self) -> None:
         path = self.settings.microsoft_certificate_issuers
@@ -206,11 +218,37 @@ class MicrosoftCertificates:
             self.issuers = x509.load_pem_x509_certificates(Path(path).read_bytes())
 
     async def chain(self, url: str) -> SigningChain:
+        at = time.monotonic()
         cached = self.cache.get(url)
-        if cached and time.monotonic() - cached[0] < CERTIFICATE_CACHE_SECONDS:
+        if cached and at - cached[0] < CERTIFICATE_CACHE_SECONDS:
             return cached[1]
+        failure = self.failed.get(url)
+        if failure and at - failure[0] < CERTIFICATE_FAILURE_SECONDS:
+            raise SignatureRefused(failure[1])
+        while self.fetches and at - self.fetches[0] >= 60.0:
+            self.fetches.popleft()
+        if len(self.fetches) >= CERTIFICATE_FETCHES_PER_MINUTE:
+            raise SignatureRefused(
+                "too many X-MS-Certificate-Url fetches this minute: try again later"
+            )
+        self.fetches.append(at)
         try:
-            async with httpx.AsyncClient(timeout=5.0, follow_redirects=False) as client:
+            chain = await self._fetch(url)
+        except SignatureRefused as refused:
+            if len(self.failed) > 256:
+                self.failed.clear()
+            self.failed[url] = (at, refused.message)
+            raise
+        if len(self.cache) > 16:
+            self.cache.clear()
+        self.cache[url] = (at, chain)
+        return chain
+
+    async def _fetch(self, url: str) -> SigningChain:
+        try:
+            async with httpx.AsyncClient(
+                timeout=5.0, follow_redirects=False, verify=self.tls
+            ) as client:
                 response = await client.get(url)
         except httpx.HTTPError as error:
             raise SignatureRefused("X-MS-Certificate-Url could not be fetched") from error
@@ -218,11 +256,7 @@ class MicrosoftCertificates:
             raise SignatureRefused(
                 f"X-MS-Certificate-Url answered {response.status_code}, not a certificate"
             )
-        chain = _load_chain(response.content)
-        if len(self.cache) > 16:
-            self.cache.clear()
-        self.cache[url] = (time.monotonic(), chain)
-        return chain
+        return _load_chain(response.content)
 
     async def verify(self, raw: bytes, headers: Mapping[str, str], at: datetime) -> None:
         if "microsoft" in self.settings.closed_sources():
@@ -247,6 +281,10 @@ class MicrosoftCertificates:
         if origin not in self.settings.certificate_origins:
             raise SignatureRefused(
                 f"X-MS-Certificate-Url {origin[:100]!r} is not an allowed certificate origin"
+            )
+        if parts.query or parts.fragment or "?" in url or "#" in url:
+            raise SignatureRefused(
+                "X-MS-Certificate-Url names a certificate file: no query or fragment"
             )
         chain = await self.chain(url)
         self._check(chain, at)

@@ -278,10 +278,13 @@ class CertificateHost(LocalServer):
 
     def __init__(self) -> None:
         files: dict[str, bytes] = {}
+        requested: list[str] = []
         self.files = files
+        self.requested = requested  # every path asked for, in order
 
         class Handler(QuietHandler):
             def do_GET(self) -> None:
+                requested.append(self.path)
                 content = files.get(self.path)
                 self.send_response(200 if content is not None else 404)
                 self.send_header("Content-Length", str(len(content or b"")))

@@ -229,6 +229,45 @@ async def test_partner_center_signature_by_an_allowed_trusted_certificate(
         await MicrosoftCertificates(DealsSettings()).verify(BODY, _lower(good), now)
 
 
+async def test_certificate_urls_are_fetched_sparingly_before_any_signature_is_checked(
+    host: CertificateHost, tmp_path: Path
+) -> None:
+    """Found in review: each anonymous delivery naming a new URL under the allowed host (a
+    query, a path) built a TLS client and fetched from the host, before the signature was
+    checked. A query is refused unfetched; a URL that served no certificate is not fetched
+    again for a minute; at most 30 fetches start a minute."""
+    signer = MicrosoftSigner.create()
+    issuers = tmp_path / "issuers.pem"
+    issuers.write_bytes(signer.ca_pem)
+    settings = DealsSettings(
+        microsoft_certificate_origins=host.origin, microsoft_certificate_issuers=str(issuers)
+    )
+    certificates = MicrosoftCertificates(settings)
+    now = datetime.now(UTC)
+    url = host.serve(f"/{tmp_path.name}.cer", signer.certificate_der)
+    before = len(host.requested)
+
+    async def refused(at_url: str) -> str:
+        with pytest.raises(SignatureRefused) as error:
+            await certificates.verify(BODY, _lower(signer.headers(BODY, at_url)), now)
+        return error.value.message
+
+    assert await refused(f"{url}?nonce=1") == (
+        "X-MS-Certificate-Url names a certificate file: no query or fragment"
+    )
+    assert len(host.requested) == before
+    missing = f"{host.origin}/{tmp_path.name}-missing.cer"
+    for _ in range(3):
+        assert await refused(missing) == "X-MS-Certificate-Url answered 404, not a certificate"
+    assert host.requested[before:] == [f"/{tmp_path.name}-missing.cer"]
+    for n in range(29):
+        await refused(f"{host.origin}/{tmp_path.name}-{n}.cer")
+    assert await refused(f"{host.origin}/{tmp_path.name}-one-more.cer") == (
+        "too many X-MS-Certificate-Url fetches this minute: try again later"
+    )
+    assert len(host.requested) == before + 30
+
+
 def _name(common_name: str) -> x509.Name:
     return x509.Name(
         [
