@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 from urllib.parse import unquote_to_bytes
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -37,7 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.db import DATABASE_UNAVAILABLE, TRANSACTION_COLLISIONS
 from shared.errors import Forbidden, NotFound, RequestError, Unprocessable
 from shared.identity import Caller, InvalidToken, Role, TokenVerifier
-from shared.inputs import MAX_JSON_DEPTH, TOO_DEEP, json_depth
+from shared.inputs import MAX_JSON_DEPTH, TOO_DEEP, MalformedJson, json_depth
 from shared.settings import ServiceSettings
 
 if TYPE_CHECKING:
@@ -85,14 +85,40 @@ def _json_number(text: str) -> Decimal | float:
     return float(text)
 
 
+class UnsupportedMediaType(RequestError):
+    status = 415
+
+
+def _is_json(content_type: str | None) -> bool:
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+
+
 class ExactJsonRoute(APIRoute):
-    """A route whose handler reads its body as an `ExactJsonRequest`."""
+    """A route whose handler reads its body as an `ExactJsonRequest`. A body for a route that
+    takes JSON is read here first, so what FastAPI would answer as a 422 about a dictionary
+    (a form, text, no Content-Type: 415) or as "JSON decode error" with the reason dropped
+    (400 with the parser's reason, as every JSON the platform reads itself) says what it is."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        field = self.body_field
+        takes_json = field is not None and not isinstance(field.field_info, params.Form)
 
         async def exact(request: Request) -> Response:
-            return await handler(ExactJsonRequest(request.scope, request.receive))
+            exact_request = ExactJsonRequest(request.scope, request.receive)
+            if takes_json and await exact_request.body():
+                if not _is_json(request.headers.get("content-type")):
+                    raise UnsupportedMediaType(
+                        "the body must be JSON, sent with Content-Type: application/json"
+                    )
+                try:
+                    await exact_request.json()
+                except (ValueError, RecursionError) as error:  # JSONDecodeError, bad UTF-8
+                    raise MalformedJson(f"malformed JSON: {str(error)[:200]}") from error
+            return await handler(exact_request)
 
         return exact
 
@@ -428,9 +454,12 @@ UNPROCESSABLE_RESPONSE: dict[int | str, dict[str, Any]] = {
     422: {"model": UnprocessableOut, "description": "well-formed but not meaningful"}
 }
 
-# The answers any route may give besides its own (422's list shape is FastAPI's, per route).
+# The answers any route may give besides its own. 422 is the platform's precise message or
+# pydantic's list of field errors (FastAPI would document only the list).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "malformed request (JSON, URL)"},
+    415: {"model": ErrorOut, "description": "a body that is not JSON (Content-Type)"},
+    422: {"model": UnprocessableOut, "description": "well-formed but not meaningful"},
     401: {"model": ErrorOut, "description": "missing or invalid bearer token"},
     403: {"model": ErrorOut, "description": "the caller's role may not use the route"},
     404: {"model": ErrorOut, "description": "no such resource (or another partner's)"},

@@ -48,7 +48,12 @@ ConfigDep = Annotated[AttributionConfig, Provided(AttributionConfig)]
 router = api_router()
 
 
-@router.post("/touchpoints", status_code=201, tags=["touchpoints"])
+@router.post(
+    "/touchpoints",
+    status_code=201,
+    tags=["touchpoints"],
+    responses={200: {"model": TouchpointReportOut, "description": "reported before: as recorded"}},
+)
 async def post_touchpoint(
     body: TouchpointIn,
     who: CallerDep,

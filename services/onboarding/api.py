@@ -138,6 +138,7 @@ async def get_partner(partner_id: str, who: CallerDep, platform: PlatformDep) ->
     "/partners/{partner_id}/checklist/{item}",
     tags=["partners"],
     response_model_exclude_unset=True,
+    responses={202: {"model": PartnerOut, "description": "evidence submitted: the item waits"}},
 )
 async def complete(
     partner_id: str,
@@ -201,7 +202,12 @@ async def verify_partner_domain(
     return views.partner_out(row, full=who.is_admin)
 
 
-@router.post("/partners/{partner_id}/certifications", status_code=201, tags=["partners"])
+@router.post(
+    "/partners/{partner_id}/certifications",
+    status_code=201,
+    tags=["partners"],
+    responses={200: {"model": CertificationRecordedOut, "description": "recorded before"}},
+)
 async def certify(
     partner_id: str,
     body: CertificationIn,

@@ -173,7 +173,12 @@ async def get_statement(
     return await views.statement(platform.pool, wanted, voided=voided)
 
 
-@people.post("/partners/{partner_id}/people", status_code=201, response_model_exclude_unset=True)
+@people.post(
+    "/partners/{partner_id}/people",
+    status_code=201,
+    response_model_exclude_unset=True,
+    responses={200: {"model": PersonOut, "description": "registered before: as it is"}},
+)
 async def register_person(
     partner_id: str,
     body: PersonIn,
@@ -307,7 +312,10 @@ async def list_resources(who: CallerDep, platform: PlatformDep) -> list[Resource
 
 
 @library.post(
-    "/resources/{resource_id}/engagements", status_code=201, response_model_exclude_unset=True
+    "/resources/{resource_id}/engagements",
+    status_code=201,
+    response_model_exclude_unset=True,
+    responses={200: {"model": EngagementOut, "description": "recorded before: as it is"}},
 )
 async def engage_with_resource(
     resource_id: str,

@@ -477,6 +477,32 @@ async def test_a_number_beyond_a_double_is_refused_not_expanded(client: Any, num
     assert response.json()["detail"][0]["loc"] == ["body", "count"]
 
 
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "detail"),
+    [
+        (b'{"amount": 1', JSON, 400, "malformed JSON: Expecting ',' delimiter"),
+        (b'{"amount": "\xff"}', JSON, 400, "malformed JSON: 'utf-8' codec can't decode"),
+        (b"amount=1", {"content-type": "application/x-www-form-urlencoded"}, 415, "the body"),
+        (b'{"amount": 1}', {"content-type": "text/plain"}, 415, "the body must be JSON"),
+        (b'{"amount": 1}', {}, 415, "sent with Content-Type: application/json"),
+    ],
+)
+async def test_a_body_that_is_no_json_says_so(
+    client: Any, body: bytes, headers: dict[str, str], status: int, detail: str
+) -> None:
+    """Found in review: malformed JSON was a 422 "JSON decode error" with the reason dropped
+    (documented, and answered on the CRM routes, as 400), and a form or text body a 422 about
+    a dictionary; a JSON Content-Type with parameters, or a +json type, is JSON."""
+    response = await client.post("/amounts", content=body, headers=headers)
+    assert response.status_code == status, response.text
+    assert response.json()["detail"].startswith(detail) or detail in response.json()["detail"]
+    for kind in ("application/json; charset=utf-8", "application/merge-patch+json"):
+        fine = await client.post(
+            "/amounts", content=b'{"amount": 1}', headers={"content-type": kind}
+        )
+        assert fine.status_code == 200, kind
+
+
 async def test_a_number_below_a_double_is_zero_as_it_always_was(client: Any) -> None:
     """As an exact Decimal, pydantic's check that 1e-9999999 is a whole number took seconds of
     the event loop (every request and consumer of the process waited)."""
