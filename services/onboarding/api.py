@@ -119,12 +119,21 @@ async def decide(
 async def list_partners(
     who: CallerDep,
     platform: PlatformDep,
-    status_filter: PartnerStatus | None = None,
+    status: PartnerStatus | None = None,
+    status_filter: Annotated[
+        PartnerStatus | None, Query(deprecated=True, description="the former name of `status`")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[PartnerOut]:
-    """Channel managers see every partner (optionally by status); a partner sees itself."""
+    """Channel managers see every partner (optionally by `status`, as every other list names
+    it; the channel console's `GET /admin/partners` pages through them all); a partner sees
+    itself."""
     return await views.partners(
-        platform.pool, only=who.partner_id, status=status_filter, limit=limit, full=who.is_admin
+        platform.pool,
+        only=who.partner_id,
+        status=status or status_filter,
+        limit=limit,
+        full=who.is_admin,
     )
 
 

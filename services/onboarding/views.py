@@ -168,7 +168,7 @@ async def partners(
     rows = await pool.fetch(
         """SELECT * FROM partners WHERE ($1::text IS NULL OR partner_id = $1)
              AND ($2::text IS NULL OR status = $2)
-           ORDER BY applied_at DESC LIMIT $3""",
+           ORDER BY applied_at DESC, partner_id LIMIT $3""",
         only,
         status.value if status else None,
         limit,

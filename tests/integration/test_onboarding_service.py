@@ -169,6 +169,12 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
         assert hidden.status_code == 404
         mine = await client.get(f"{onboarding}/partners", headers=me)
         assert [p["partner_id"] for p in mine.json()] == [pid]
+        # Found in review: the filter was named `status_filter` where every other list says
+        # `status`, and an unknown parameter is ignored: every status came back.
+        applied = await client.get(
+            f"{onboarding}/partners", params={"status": "applied", "limit": 500}, headers=ADMIN
+        )
+        assert {p["status"] for p in applied.json()} == {"applied"}
 
         # Checklist: the partner completes its profile and submits evidence for the agreement
         # and the enablement; a channel manager and the enablement system confirm them, the
