@@ -15,6 +15,7 @@ from services.deals.domain.ledger import LedgerWhat, Principal
 from services.deals.domain.lifecycle import close_with_opportunity
 from services.deals.domain.links import LinkVerdict, linkable, verify_link
 from services.deals.domain.rules import RulesOfEngagement
+from services.deals.repository import Row
 from services.deals.review_sla import start_review_clock
 from services.deals.status_changes import change_status, close_with_deal, entry_for
 from shared.clock import now
@@ -34,9 +35,12 @@ async def check_link(
     currency: str,
     registration_id: str | None = None,
     submitted_at: datetime | None = None,
+    *,
+    for_partner: bool,
 ) -> LinkVerdict:
     """Lock the opportunity's links and verify this one (409 when it may not be made); the
-    registration is `registration_id`, submitted at `submitted_at` (None: a new one)."""
+    registration is `registration_id`, submitted at `submitted_at` (None: a new one);
+    `for_partner`: a partner asks (one refusal for every link it may not make)."""
     await repository.lock_crm_link(conn, deal_key)
     deal = await repository.crm_deal_seen(conn, deal_key)
     holders = await repository.link_holders(conn, deal_key, registration_id)
@@ -50,6 +54,7 @@ async def check_link(
         policy.name_similarity_threshold,
         policy.link_amount_tolerance,
         submitted_at,
+        for_partner=for_partner,
     )
 
 
@@ -82,8 +87,11 @@ async def link_registration(
         row["currency"],
         registration_id,
         row["submitted_at"],
+        for_partner=who.is_partner,
     )
-    await repository.store_link(conn, registration_id, deal_key, verdict.reason)
+    await repository.store_link(
+        conn, registration_id, deal_key, verdict.reason, verdict.partner_reason
+    )
     linked = {**row, "crm_deal_key": deal_key}
     if verdict.review and status is RegistrationStatus.APPROVED:
         status = RegistrationStatus.PENDING_REVIEW
@@ -94,6 +102,7 @@ async def link_registration(
         Principal.of(who),
         policy.version,
         verdict.reason,
+        told=verdict.told,
         evidence={"crm_deal_key": deal_key},
     )
     if entry.status is not entry.previous_status:
@@ -105,7 +114,9 @@ async def link_registration(
         await change_status(conn, outbox, linked, entry, threshold=threshold)
     else:  # not a status change, but the registration's reasons grew: an entry all the same
         await repository.append_ledger(conn, registration_id, entry)
-    reason = verdict.reason
+        if status is RegistrationStatus.PENDING_REVIEW:
+            await _deadline_of_a_referral(conn, policy, row, deal_key)
+    reason = verdict.partner_reason if who.is_partner else verdict.reason
     if verdict.closed is not None and status in CLOSING_WITH_DEAL:
         current = {**linked, "status": status.value}
         closing = await close_with_deal(conn, current, deal_key, None, verdict.closed)
@@ -115,3 +126,18 @@ async def link_registration(
     # Downstream learns the opportunity's linked registrations.
     await outbox.publish_many(conn, await deal_state_events(conn, deal_key))
     return status, reason
+
+
+async def _deadline_of_a_referral(
+    conn: Connection, policy: RulesOfEngagement, row: Row, deal_key: str
+) -> None:
+    """A registration already waiting for review, now linked to a hyperscaler referral: the
+    review is due by the referral's acceptance deadline when that comes first (found in
+    review: the deadline stayed as it was, and the referral could lapse unaccepted)."""
+    deadline = await start_review_clock(conn, policy, now(), frozenset(), deal_key)
+    accept_by = deadline.acceptance_due_at
+    if accept_by is None:
+        return
+    current = row["review_due_at"]
+    due = accept_by if current is None else min(current, accept_by)
+    await review_repository.store_review_deadline(conn, row["registration_id"], due, accept_by)

@@ -19,7 +19,7 @@ from services.deals.domain.cooldown import (
     live_repeat,
     repeat_refusal,
 )
-from services.deals.domain.ledger import LedgerEntry, LedgerWhat, Principal
+from services.deals.domain.ledger import LedgerEntry, LedgerWhat, Principal, PrincipalKind
 from services.deals.domain.lifecycle import decision_notification_kind
 from services.deals.domain.links import decided_with_link
 from services.deals.domain.rules import (
@@ -94,7 +94,13 @@ async def register(
     verdict = None
     if crm_deal_key is not None:
         verdict = await check_link(
-            conn, policy, crm_deal_key, request.customer, request.amount, request.currency
+            conn,
+            policy,
+            crm_deal_key,
+            request.customer,
+            request.amount,
+            request.currency,
+            for_partner=principal.kind is PrincipalKind.PARTNER,
         )
     first, facts = await _decide_with_facts(conn, policy, request)
     decision = decided_with_link(first, verdict)

@@ -221,15 +221,18 @@ async def store_status(
     )
 
 
-async def store_link(conn: Connection, registration_id: str, deal_key: str, reason: str) -> None:
-    """Link the registration, its reasons (the partner's too) saying how the link was found."""
+async def store_link(
+    conn: Connection, registration_id: str, deal_key: str, reason: str, told: str
+) -> None:
+    """Link the registration, its reasons saying how the link was found (`told`: the partner's)."""
     await conn.execute(
         """UPDATE registrations SET crm_deal_key = $2, reasons = reasons || $3::text,
-               partner_reasons = COALESCE(partner_reasons, '{}') || $3::text, updated_at = now()
+               partner_reasons = COALESCE(partner_reasons, '{}') || $4::text, updated_at = now()
            WHERE registration_id = $1""",
         registration_id,
         deal_key,
         reason,
+        told,
     )
 
 

@@ -28,6 +28,7 @@ from tests.support.deals import (
 from tests.support.infra import Infra
 from tests.support.kafka import wait_for_keyed
 from tests.support.polling import eventually
+from tests.support.processes import ADMIN
 
 pytestmark = pytest.mark.integration
 
@@ -93,17 +94,31 @@ async def test_a_deal_closed_before_the_registration_cannot_be_linked_to_it(
             client, deals, partner, registration(run, crm_deal_key=deal_key)
         )
         assert at_creation.status_code == 409, at_creation.text
+        # The partner meets the one refusal for every link it may not make (found in review:
+        # the rep's outcome and close time told it what the vendor's deal had become).
         assert at_creation.json()["detail"] == (
-            f"CRM deal {deal_key} closed won at {closed_at.isoformat()}, before this"
-            " registration was submitted: a registration submitted after its deal closed"
-            " cannot source it"
+            f"no CRM deal {deal_key} this registration may link to (it is unknown, another"
+            " customer's, linked to another registration, or closed before this registration"
+            " was submitted)"
         )
         # Registered without the key, then linked: the registration still came after the close.
         own = await register(client, deals, partner, registration(run))
         assert own.status_code == 201, own.text
         later = await link_crm_deal(client, deals, partner, own.json()["registration_id"], deal_key)
         assert later.status_code == 409, later.text
-        assert "before this registration was submitted" in later.json()["detail"]
+        assert later.json()["detail"] == at_creation.json()["detail"]
+        # A channel manager is told precisely why.
+        told = await client.post(
+            f"{deals}/registrations/{own.json()['registration_id']}/crm-link",
+            headers=ADMIN,
+            json={"crm_deal_key": deal_key},
+        )
+        assert told.status_code == 409, told.text
+        assert told.json()["detail"] == (
+            f"CRM deal {deal_key} closed won at {closed_at.isoformat()}, before this"
+            " registration was submitted: a registration submitted after its deal closed"
+            " cannot source it"
+        )
     linked = await admin_db.fetchval(
         "SELECT count(*) FROM deals.registrations WHERE crm_deal_key = $1", deal_key
     )

@@ -872,6 +872,45 @@ async def test_a_hyperscaler_referrals_acceptance_deadline_drives_the_review_dea
     assert datetime.fromisoformat(view["review_due_at"]) == accept_by  # sooner than 3 days
 
 
+async def test_a_referral_linked_to_a_waiting_registration_brings_its_review_forward(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    """Found in review: a registration already pending review (its amount), then linked to an
+    AWS referral whose acceptance deadline came sooner, kept its three-day deadline, and the
+    referral could lapse unaccepted."""
+    run, (partner,) = await fresh_partners(infra, "govk")
+    deals, other = deals_instances
+    now = datetime.now(UTC).replace(microsecond=0)
+    referred = now - timedelta(hours=70)
+    opportunity = aws_ace_opportunity(f"K{run}")
+    opportunity["getOpportunity"]["Customer"]["Account"].update(
+        {"CompanyName": f"Hyper {run} Freight GmbH", "WebsiteUrl": f"https://freight-{run}.de"}
+    )
+    opportunity["getOpportunity"]["CreatedDate"] = referred.isoformat()
+    opportunity["getOpportunity"]["LastModifiedDate"] = now.isoformat()
+    deal_key = f"aws_ace:K{run}"
+    customer = {
+        "customer_name": f"Hyper {run} Freight GmbH",
+        "customer_domain": f"freight-{run}.de",
+        "customer_country": "DE",
+    }
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = await register(client, deals, partner, body(run, **customer))
+        assert created.json()["status"] == "pending_review", created.text
+        registration_id = created.json()["registration_id"]
+        delivered = await client.post(
+            f"{other}/crm/aws-ace", json=opportunity, headers=aws_ace_headers()
+        )
+        assert delivered.status_code == 202, delivered.text
+        await crm_deal_projected(admin_db, deal_key, lambda row: row["created_at"] is not None)
+        linked = await link_crm_deal(client, deals, partner, registration_id, deal_key)
+        assert linked.status_code == 200, linked.text
+        view = (await client.get(f"{deals}/registrations/{registration_id}", headers=ADMIN)).json()
+    accept_by = referred + timedelta(hours=72)
+    assert datetime.fromisoformat(view["acceptance_due_at"]) == accept_by
+    assert datetime.fromisoformat(view["review_due_at"]) == accept_by
+
+
 async def test_a_crm_close_is_recorded_under_the_policy_version_in_force(
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:

@@ -122,7 +122,8 @@ async def test_a_held_crm_deal_cannot_be_linked_again_nor_another_partners_regis
             client, deals, second, body(run, "Held", products=["ai"], crm_deal_key=deal_key)
         )
         assert taken.status_code == 409
-        assert "already linked to another registration" in taken.json()["detail"]
+        assert "linked to another registration" in taken.json()["detail"]
+        assert taken.json()["detail"].startswith(f"no CRM deal {deal_key} this registration")
         assert leaks(taken.text, holder, registration_id) == []
     holders = await admin_db.fetch(
         "SELECT registration_id FROM deals.registrations WHERE crm_deal_key = $1", deal_key
@@ -141,7 +142,12 @@ async def test_an_amount_the_crm_disagrees_with_sends_the_link_to_review(
         assert created.status_code == 201
         decision = created.json()
         assert decision["status"] == "pending_review"
-        assert "differs from CRM deal" in decision["reasons"][-1]
+        # The partner hears that its registration differs, not the CRM's amount (found in
+        # review: the vendor's figure was in the partner's reasons, even on a rejection).
+        assert (
+            decision["reasons"][-1] == "the registration differs from the CRM deal it names: review"
+        )
+        assert "3000" not in created.text
         # Within the tolerance the link is trusted.
         close = await crm_deal(client, deals, admin_db, run, "Close", amount=12100.0)
         await approved(client, deals, partner, body(run, "Close", crm_deal_key=close))
@@ -151,6 +157,12 @@ async def test_an_amount_the_crm_disagrees_with_sends_the_link_to_review(
         linked = await link_crm_deal(client, deals, partner, later["registration_id"], later_key)
         assert linked.status_code == 200
         assert linked.json()["status"] == "pending_review"
+        assert "90000" not in linked.text
+        url = f"{deals}/registrations/{later['registration_id']}"
+        as_partner = (await client.get(url, headers=auth(partner))).json()
+        as_manager = (await client.get(url, headers=ADMIN)).json()
+        assert "90000" not in str(as_partner)
+        assert "differs from CRM deal" in as_manager["reasons"][-1]
     stored = await admin_db.fetchrow(
         "SELECT status, crm_deal_key FROM deals.registrations WHERE registration_id = $1",
         later["registration_id"],

@@ -12,6 +12,7 @@ import pytest
 from services.deals.domain.customers import Customer
 from services.deals.domain.disclosure import conflicts_seen, inputs_seen, reasons_seen
 from services.deals.domain.links import (
+    DIFFERS_FROM_CRM,
     CrmDealSeen,
     LinkVerdict,
     decided_with_link,
@@ -56,10 +57,55 @@ def verdict(
     amount: str = "40000",
     holders: tuple[S, ...] = (),
     submitted_at: datetime | None = None,
+    for_partner: bool = False,
 ) -> LinkVerdict:
     return verify_link(
-        KEY, CUSTOMER, Decimal(amount), "USD", found, holders, 0.88, TOLERANCE, submitted_at
+        KEY,
+        CUSTOMER,
+        Decimal(amount),
+        "USD",
+        found,
+        holders,
+        0.88,
+        TOLERANCE,
+        submitted_at,
+        for_partner=for_partner,
     )
+
+
+def test_a_customer_alike_by_name_on_another_domain_goes_to_review() -> None:
+    """Found in review: a name-only match linked Deutsche Bank's registration to Deutsche
+    Bahn's deal (the conflict check reviews the same pair), and the partner became its
+    sourcing partner, turning away the partner that held Deutsche Bahn."""
+    other_domain = deal(customer=Customer.parse("Northwind Traders", "northwind-shipping.com"))
+    answer = verdict(other_domain)
+    assert answer.review is True
+    assert "matches by name only and its domain (northwind-shipping.com)" in answer.reason
+    assert answer.partner_reason == DIFFERS_FROM_CRM
+    # Without a domain on the CRM's side, the name is all there is to go by.
+    assert verdict(deal(customer=Customer.parse("Northwind Traders", None))).review is False
+
+
+def test_a_partner_hears_neither_the_crms_figures_nor_which_refusal_it_met() -> None:
+    """Found in review: the refusals told a partner guessing keys that another partner's
+    registration held a deal, or that a rep had closed it (with the outcome and its time), and
+    a review's reason gave the CRM's amount, even on a rejection."""
+    refusals = set()
+    for found, holders in (
+        (None, ()),
+        (deal(customer=Customer.parse("Contoso", "contoso.com")), ()),
+        (deal(), (S.APPROVED,)),
+        (deal(status=DealStatus.WON, closed_at=NOW), ()),
+    ):
+        with pytest.raises(Conflict) as refused:
+            verdict(found, holders=holders, for_partner=True)
+        refusals.add(str(refused.value))
+    assert len(refusals) == 1
+    differs = verdict(deal(), amount="10", for_partner=True)
+    assert differs.review is True
+    assert "40000" in differs.reason
+    assert "40000" not in differs.partner_reason
+    assert verdict(deal(currency="EUR"), for_partner=True).partner_reason == DIFFERS_FROM_CRM
 
 
 def test_a_link_agreeing_with_the_crm_is_trusted() -> None:

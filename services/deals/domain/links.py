@@ -2,8 +2,9 @@
 its sourcing partner) only when the opportunity exists in the CRM projection, is the
 registration's customer (its domain, or its name by the conflict check's matching), is held by
 no other registration, had not closed before the registration was submitted, and its amount
-agrees with the declared one; an amount that disagrees sends the link to review instead of
-being trusted. A deal that closed after the registration was submitted closes it at once.
+agrees with the declared one; an amount that disagrees, or a customer alike by name on another
+domain, sends the link to review instead of being trusted. A partner hears neither the CRM's
+figures nor which of the refusals it met. A deal that closed after the registration was submitted closes it at once.
 
 No I/O: the use case loads the opportunity and its holders and stores what this answers.
 """
@@ -53,11 +54,34 @@ class CrmDealSeen:
 class LinkVerdict:
     """A link that may be made: trusted, or (with the reason) sent to review. `closed`: the
     deal's outcome when it has already closed (after the registration was submitted), which
-    the registration takes at once, as it would have had it been linked before the close."""
+    the registration takes at once, as it would have had it been linked before the close.
+    `told`: what the partner hears instead of `reason` (None: the same), never the CRM's
+    figures or customer."""
 
     review: bool
     reason: str
     closed: DealStatus | None = None
+    told: str | None = None
+
+    @property
+    def partner_reason(self) -> str:
+        return self.reason if self.told is None else self.told
+
+
+# What a partner hears of a review the CRM's deal sends its registration to: that it differs,
+# never how (the CRM's amount, currency or customer are the vendor's, not the partner's).
+DIFFERS_FROM_CRM = "the registration differs from the CRM deal it names: review"
+
+
+def _refusal_for_partner(deal_key: str) -> Conflict:
+    """One refusal for every link a partner may not make (found in review: distinct answers for
+    an opportunity another partner's registration holds, or one a rep closed, with its outcome
+    and time, let a partner probe the vendor's opportunities by guessing keys)."""
+    return Conflict(
+        f"no CRM deal {deal_key} this registration may link to (it is unknown, another"
+        " customer's, linked to another registration, or closed before this registration was"
+        " submitted)"
+    )
 
 
 def _closed_before(deal: CrmDealSeen, submitted_at: datetime | None) -> bool:
@@ -79,24 +103,44 @@ def verify_link(
     threshold: float,
     tolerance: Decimal,
     submitted_at: datetime | None = None,
+    *,
+    for_partner: bool = False,
 ) -> LinkVerdict:
     """May a registration on `customer` declaring `amount`, submitted at `submitted_at` (None:
     being submitted now), link to `deal_key`? Refused (409) when the deal is unknown, another
     customer's (one answer for both, so a partner cannot probe which deal keys exist), held by
     another registration, or closed before the registration was submitted (a registration
-    made after the outcome sourced nothing, whoever owned the deal); to review when the amounts
-    disagree beyond `tolerance` (a share of the CRM's amount)."""
-    if deal is None or deal.deleted or customer.matches(deal.customer, threshold) is None:
+    made after the outcome sourced nothing, whoever owned the deal); a partner (`for_partner`)
+    gets one answer for all four. To review when the amounts disagree beyond `tolerance` (a
+    share of the CRM's amount), and when the customers match by name alone while their domains
+    differ (Deutsche Bank, Deutsche Bahn: the conflict check reviews the same pair)."""
+    match = None if deal is None or deal.deleted else customer.matches(deal.customer, threshold)
+    if deal is None or match is None:
+        if for_partner:
+            raise _refusal_for_partner(deal_key)
         raise Conflict(f"no CRM deal {deal_key} for this registration's customer")
     if any(status in HOLDING_LINK for status in other_holders):
+        if for_partner:
+            raise _refusal_for_partner(deal_key)
         raise Conflict(f"CRM deal {deal_key} is already linked to another registration")
     if _closed_before(deal, submitted_at):
+        if for_partner:
+            raise _refusal_for_partner(deal_key)
         when = f" at {deal.closed_at.isoformat()}" if deal.closed_at else ""
         raise Conflict(
             f"CRM deal {deal_key} closed {deal.status.value}{when}, before this registration"
             " was submitted: a registration submitted after its deal closed cannot source it"
         )
     closed = None if deal.status is DealStatus.OPEN else deal.status
+    mine, theirs = customer.domain, deal.customer.domain
+    if match[0] == "name" and mine is not None and theirs is not None and mine != theirs:
+        return LinkVerdict(
+            True,
+            f"CRM deal {deal_key}'s customer matches by name only and its domain ({theirs})"
+            f" is not the registration's ({mine}): review",
+            closed,
+            DIFFERS_FROM_CRM,
+        )
     if deal.amount is None or deal.currency is None:
         return LinkVerdict(True, f"CRM deal {deal_key} has no amount to reconcile: review", closed)
     if deal.currency != currency:
@@ -105,6 +149,7 @@ def verify_link(
             f"declared currency {currency} differs from CRM deal {deal_key}'s {deal.currency}:"
             " review",
             closed,
+            DIFFERS_FROM_CRM,
         )
     if abs(amount - deal.amount) > tolerance * deal.amount:
         return LinkVerdict(
@@ -112,6 +157,7 @@ def verify_link(
             f"declared amount {amount} {currency} differs from CRM deal {deal_key}'s"
             f" {deal.amount} by more than {tolerance:%}: review",
             closed,
+            DIFFERS_FROM_CRM,
         )
     return LinkVerdict(False, f"linked to CRM deal {deal_key}", closed)
 
@@ -138,7 +184,7 @@ def decided_with_link(decision: Decision, verdict: LinkVerdict | None) -> Decisi
         decision,
         status=status,
         reasons=(*decision.reasons, verdict.reason),
-        partner_reasons=(*decision.partner_reasons, verdict.reason),
+        partner_reasons=(*decision.partner_reasons, verdict.partner_reason),
     )
 
 
