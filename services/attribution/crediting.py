@@ -42,7 +42,11 @@ from services.attribution.domain.deals import (
 )
 from services.attribution.domain.models import Attribution, Touchpoint, TouchpointKind
 from services.attribution.domain.parking import Parked, Standing
-from services.attribution.domain.registrations import is_sourcing, newest_status
+from services.attribution.domain.registrations import (
+    is_sourcing,
+    lost_one_sources,
+    newest_status,
+)
 from services.attribution.domain.touchpoints import (
     crm_counted_at,
     crm_partner_kind,
@@ -370,6 +374,13 @@ class DealBook:
         row = self.touchpoints[touchpoint_id]
         if not row.active:
             return False
+        if row.origin == "registration" and row.registration_status == RegistrationStatus.LOST:
+            others = self.by_deal.get(row.deal_key, {}).values()
+            return lost_one_sources(
+                RegistrationStatus(other.registration_status)
+                for other in others
+                if other is not row and other.active and other.registration_status is not None
+            )
         if row.origin != "api":
             return True
         linked = self.linked_partners(row.deal_key)

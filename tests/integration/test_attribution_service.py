@@ -416,6 +416,40 @@ async def test_a_registration_sent_back_to_review_sources_no_deal_while_in_revie
     assert await active_credits(admin_db, second.key) == []
 
 
+async def test_a_lost_registration_sources_a_reopened_deal_only_while_nobody_else_holds_it(
+    infra: Infra, service: str, admin_db: asyncpg.Connection
+) -> None:
+    """Found in review: deals lets another partner link a deal that closed lost and reopened
+    (the lost registration holds it no more), and attribution paid both as its source. Alone
+    on the deal, the lost registration's partner is still its source."""
+    run = uuid.uuid4().hex[:8]
+    first, holder, alone = f"lost-{run}", f"holder-{run}", f"alone-{run}"
+    contested, quiet = (
+        Deal(f"{run}-c", CrmSource.SALESFORCE),
+        Deal(f"{run}-q", CrmSource.SALESFORCE),
+    )
+
+    def registration(key: str, partner: str, status: RegistrationStatus) -> Any:
+        found = approved_registration(key, partner, days_ago=40)
+        return found.model_copy(update={"status": status})
+
+    won = {
+        "status": DealStatus.WON,
+        "amount": Decimal("1000"),
+        "currency": "USD",
+        "close_date": TODAY,
+    }
+    lost_then = registration(f"reg-lost-{run}", first, RegistrationStatus.LOST)
+    took_it = registration(f"reg-took-{run}", holder, RegistrationStatus.WON)
+    await contested.publish(infra, contested.snapshot(**won, registrations=(lost_then, took_it)))
+    lost_alone = registration(f"reg-alone-{run}", alone, RegistrationStatus.LOST)
+    await quiet.publish(infra, quiet.snapshot(**won, registrations=(lost_alone,)))
+    await eventually(lambda: active_credits(admin_db, contested.key))
+    await eventually(lambda: active_credits(admin_db, quiet.key))
+    assert {c["partner_id"] for c in await active_credits(admin_db, contested.key)} == {holder}
+    assert {c["partner_id"] for c in await active_credits(admin_db, quiet.key)} == {alone}
+
+
 async def test_an_approval_settles_the_deal_a_merge_moved_its_touchpoint_to(
     infra: Infra, service: str, admin_db: asyncpg.Connection
 ) -> None:

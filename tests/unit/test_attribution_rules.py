@@ -28,7 +28,7 @@ from services.attribution.domain.deals import (
     wanted_attribution,
 )
 from services.attribution.domain.models import Touchpoint, TouchpointKind
-from services.attribution.domain.registrations import is_sourcing, newest_status
+from services.attribution.domain.registrations import is_sourcing, lost_one_sources, newest_status
 from services.attribution.domain.reporting import Period, RevenueQuery
 from services.attribution.domain.touchpoints import (
     CLOCK_SKEW,
@@ -357,3 +357,11 @@ def test_a_campaign_touchpoint_names_a_known_campaign_its_partner_ran_then() -> 
     check_touch_campaign("camp-1", off, "p-1", datetime(2026, 11, 5, 11, tzinfo=UTC))  # before
     with pytest.raises(NotThroughCampaign, match="after campaign camp-1 was cancelled"):
         check_touch_campaign("camp-1", off, "p-1", datetime(2026, 11, 5, 13, tzinfo=UTC))
+
+
+def test_a_lost_registration_sources_only_a_deal_nobody_else_holds() -> None:
+    s = RegistrationStatus
+    assert lost_one_sources([])
+    assert lost_one_sources([s.LOST, s.REJECTED, s.EXPIRED, s.PENDING_REVIEW])
+    assert not lost_one_sources([s.WON])
+    assert not lost_one_sources([s.LOST, s.APPROVED])

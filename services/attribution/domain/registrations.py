@@ -3,6 +3,7 @@ a registration event disagree, and whether that status makes its partner the dea
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from shared.events.registrations import RegistrationStatus
@@ -47,3 +48,15 @@ def newest_status(
 def is_sourcing(status: RegistrationStatus) -> bool:
     """Whether a registration in this status is its partner's sourcing touchpoint."""
     return status in SOURCING_STATUSES
+
+
+def lost_one_sources(others: Iterable[RegistrationStatus]) -> bool:
+    """Whether a lost registration still sources its deal, given the statuses of the deal's
+    other registrations. It does when none of them holds the deal: closed lost, reopened and
+    won with nobody else registered on it, the partner that registered it sourced it. Once an
+    approved or won one holds it, it does not (found in review: deals lets another partner link
+    a reopened deal a lost registration no longer holds, and both were paid as its source)."""
+    return not any(status in _HOLDING for status in others)
+
+
+_HOLDING = frozenset({RegistrationStatus.APPROVED, RegistrationStatus.WON})
