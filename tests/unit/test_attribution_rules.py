@@ -360,8 +360,7 @@ def test_a_campaign_touchpoint_names_a_known_campaign_its_partner_ran_then() -> 
 
 
 def test_a_lost_registration_sources_only_a_deal_nobody_else_holds() -> None:
-    s = RegistrationStatus
     assert lost_one_sources([])
-    assert lost_one_sources([s.LOST, s.REJECTED, s.EXPIRED, s.PENDING_REVIEW])
-    assert not lost_one_sources([s.WON])
-    assert not lost_one_sources([s.LOST, s.APPROVED])
+    assert lost_one_sources([S.LOST, S.REJECTED, S.EXPIRED, S.PENDING_REVIEW])
+    assert not lost_one_sources([S.WON])
+    assert not lost_one_sources([S.LOST, S.APPROVED])
