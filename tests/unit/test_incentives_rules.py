@@ -175,7 +175,9 @@ def test_a_rate_of_more_than_twelve_decimals_is_refused_at_start() -> None:
     an earning event carries: every influenced booking of that tier failed."""
     with pytest.raises(ValidationError, match="decimal"):
         IncentivePrograms(base_rates={"gold": D("0.0333333333333333333333333333")})
-    third = IncentivePrograms(base_rates={"gold": D("0.033333333333")}, caps=NO_CAP)
+    third = IncentivePrograms(
+        base_rates={"gold": D("0.033333333333")}, default_tier="gold", caps=NO_CAP
+    )
     earned = compute_earnings(third, facts(kind="influenced", tier="gold"), D(0))
     assert rules(earned) == {"base:gold": D("1666.67")}
 
@@ -532,6 +534,7 @@ def test_programs_load_from_json_overriding_defaults() -> None:
             {
                 "version": "test-2",
                 "period": "month",
+                "default_tier": "gold",
                 "base_rates": {"gold": "0.06"},
                 "spiffs": [
                     {
@@ -588,6 +591,38 @@ def test_programs_load_from_json_overriding_defaults() -> None:
             "ends before it starts",
         ),
         ({"stacking": {"exclusive": [["nope", "co_sell"]]}}, "unknown kickers: ['nope']"),
+        # Found in review: each of these was taken, and a partner lost its earnings for good
+        # (a status in none of the lists was refused) or a tier-specific term paid nobody.
+        (
+            {"eligible_statuses": ["actve", "grace"]},
+            "Input should be 'applied', 'qualified', 'rejected', 'onboarding', 'active'",
+        ),
+        (
+            {"waiting_statuses": ["applied", "qualified"]},
+            "partner statuses ['onboarding'] are in none of eligible_statuses",
+        ),
+        ({"caps": {"by_tier": {"Gold": "1000"}}}, "caps.by_tier names tiers that base_rates"),
+        ({"mdf": {"rates_by_tier": {"platnum": "0.01"}}}, "mdf.rates_by_tier names tiers"),
+        ({"default_tier": "nonexistent"}, "default_tier names tiers that base_rates does not"),
+        (
+            {"base_rates": {"gold": "0.05"}},
+            "default_tier names tiers that base_rates does not: ['registered'] (tiers: ['gold'])",
+        ),
+        (
+            {
+                "spiffs": [
+                    {
+                        "id": "x",
+                        "name": "x",
+                        "starts": "2026-01-01",
+                        "ends": "2026-02-01",
+                        "rate": "0.01",
+                        "tiers": ["Golden"],
+                    }
+                ]
+            },
+            "SPIFF x's tiers names tiers that base_rates does not: ['Golden']",
+        ),
         (
             {
                 "kickers": [

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.errors import Unprocessable
-from shared.events.partners import PartnerType
+from shared.events.partners import PartnerStatus, PartnerType
 from shared.inputs import MONEY_DECIMALS, InputError, currency_code, decimal_places, minor_units
 
 # At most 12 decimals: a rate times another (influenced credits' factor) stays within the 28
@@ -110,14 +110,22 @@ class IncentivePrograms(_Config):
     version: str = "2026-11-incentives-1"
     currency: str = Field(default="USD", pattern="^[A-Z]{3}$")
     period: Literal["month", "quarter"] = "quarter"
-    default_tier: str = "registered"  # for a partner the service has not heard of yet
+    default_tier: str = "registered"  # the what-if's tier for a partner not heard of yet
     # Only a partner the partner projection knows, in one of these statuses, earns. A credit to
     # a partner not yet active (or not yet heard of: lifecycle events and credits travel on
     # different topics) is held and booked when the partner's state settles; a credit to one in
     # any other status earns nothing, with the reason.
-    eligible_statuses: tuple[str, ...] = ("active", "grace")
-    ineligible_statuses: tuple[str, ...] = ("suspended", "expelled", "rejected")
-    waiting_statuses: tuple[str, ...] = ("applied", "qualified", "onboarding")
+    eligible_statuses: tuple[PartnerStatus, ...] = (PartnerStatus.ACTIVE, PartnerStatus.GRACE)
+    ineligible_statuses: tuple[PartnerStatus, ...] = (
+        PartnerStatus.SUSPENDED,
+        PartnerStatus.EXPELLED,
+        PartnerStatus.REJECTED,
+    )
+    waiting_statuses: tuple[PartnerStatus, ...] = (
+        PartnerStatus.APPLIED,
+        PartnerStatus.QUALIFIED,
+        PartnerStatus.ONBOARDING,
+    )
     base_rates: dict[str, Rate] = Field(
         default_factory=lambda: {
             "registered": Decimal("0.01"),
@@ -192,6 +200,16 @@ class IncentivePrograms(_Config):
         named = [status for group in statuses for status in group]
         if len(set(named)) != len(named):
             raise ValueError("a partner status is eligible, ineligible or waiting, not two of them")
+        # Found in review: a status in none of the three (a typo, or one left out) was refused
+        # its earnings for good, and a tier misspelt in a cap, an MDF rate or a SPIFF applied to
+        # nobody: the docstring's promise, a typo fails at start, not at payout time.
+        unplaced = sorted(status.value for status in set(PartnerStatus) - set(named))
+        if unplaced:
+            raise ValueError(
+                f"partner statuses {unplaced} are in none of eligible_statuses,"
+                " ineligible_statuses and waiting_statuses: each status is in one"
+            )
+        self._tiers_known()
         try:
             currency_code(self.currency)
         except InputError as error:
@@ -239,6 +257,24 @@ class IncentivePrograms(_Config):
         if status in self.ineligible_statuses or status not in self.eligible_statuses:
             return f"partner is {status}: not eligible"
         return None
+
+    def _tiers_known(self) -> None:
+        """Every tier the programme names is one `base_rates` lists (the tiers it pays)."""
+        tiers = set(self.base_rates)
+        named = [
+            ("default_tier", [self.default_tier]),
+            ("caps.by_tier", list(self.caps.by_tier)),
+            ("mdf.rates_by_tier", list(self.mdf.rates_by_tier)),
+            *((f"base_rates_by_type.{t}", list(r)) for t, r in self.base_rates_by_type.items()),
+            *((f"SPIFF {spiff.id}'s tiers", list(spiff.tiers)) for spiff in self.spiffs),
+        ]
+        for what, names in named:
+            unknown = sorted(set(names) - tiers)
+            if unknown:
+                raise ValueError(
+                    f"{what} names tiers that base_rates does not: {unknown} (tiers:"
+                    f" {sorted(tiers)})"
+                )
 
     def hold_reason(self, status: str | None) -> str | None:
         """Why a credit to a partner in `status` (None: unknown to the partner projection)
