@@ -51,6 +51,9 @@ async def what_if(conn: Connection, programs: IncentivePrograms, credit: Hypothe
             known = ", ".join(programs.base_rates)
             raise Unprocessable(f"tier {credit.tier!r} is not one of the programs' tiers ({known})")
         context = replace(context, tier=credit.tier)
+    status, held = programs.what_if_status(context.status)
+    context = replace(context, status=status)
+    notes += [held] if held else []
     earnings, accrual = evaluate(
         programs,
         context,

@@ -890,3 +890,17 @@ def test_a_re_issue_in_the_run_of_the_credit_it_corrects_is_judged_as_that_credi
     # A second correction in the run is judged at the win as well.
     assert known.context(again).judged_at == won_at
     assert known.context(again).status == "active"
+
+
+def test_a_what_if_shows_a_partner_whose_credits_wait_what_they_earn_once_booked() -> None:
+    """Found in review: an onboarding partner asking the what-if was told 0, "not eligible";
+    its credits are held and booked in full once it is active."""
+    assert PROGRAMS.what_if_status("active") == ("active", None)
+    assert PROGRAMS.what_if_status("suspended") == ("suspended", None)
+    status, note = PROGRAMS.what_if_status("onboarding")
+    assert status == "active"
+    assert (
+        note
+        == "partner is onboarding: held until it is active; then booked as shown (as an active partner)"
+    )
+    assert PROGRAMS.what_if_status(None)[0] == "active"

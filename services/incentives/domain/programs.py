@@ -285,6 +285,16 @@ class IncentivePrograms(_Config):
             return f"partner is {status}: held until it is active"
         return None
 
+    def what_if_status(self, status: str | None) -> tuple[str, str | None]:
+        """The status a what-if evaluates a partner in, and what it notes: a partner whose
+        credits would be held (onboarding, or not heard of yet) is shown what they earn once it
+        is active, which is when they are booked (found in review: an onboarding partner was
+        told 0, "not eligible", for what it would in fact earn in full)."""
+        held = self.hold_reason(status)
+        if held is None:
+            return status or PartnerStatus.ACTIVE.value, None
+        return PartnerStatus.ACTIVE.value, f"{held}; then booked as shown (as an active partner)"
+
     def region_of(self, country: str | None) -> str | None:
         if not country:
             return None
