@@ -131,7 +131,7 @@ async def _activate(
     )
     days = await repository.revenue_days(conn, config, [partner_id], at)
     revenue = revenue_in_window(config, days[partner_id], at)
-    assessment = compute_tier(config, revenue, competencies)
+    assessment = compute_tier(config, revenue, competencies, row["partner_type"])
     return await record_step(
         conn,
         outbox,

@@ -266,6 +266,7 @@ async def next_tier(
     found = domain_next_tier(
         config,
         tier=row["tier"],
+        partner_type=row["partner_type"],
         revenue_days=days,
         certifications=held,
         grace_until=row["grace_until"],

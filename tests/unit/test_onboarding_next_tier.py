@@ -42,12 +42,14 @@ def lacking(
     program: OnboardingConfig = SMALL,
     grace_until: datetime | None = None,
     agreement_valid_until: datetime | None = AGREEMENT,
+    partner_type: str | None = None,
 ) -> NextTier:
-    """What a partner of `tier` lacks at NOW under `program` (out of grace, its agreement valid
-    until AGREEMENT unless said otherwise)."""
+    """What a partner of `tier` (and `partner_type`) lacks at NOW under `program` (out of
+    grace, its agreement valid until AGREEMENT unless said otherwise)."""
     return next_tier(
         program,
         tier=tier,
+        partner_type=partner_type,
         revenue_days=revenue_days,
         certifications=certifications,
         grace_until=grace_until,
@@ -155,3 +157,33 @@ def test_the_default_ladder_reads_the_same() -> None:
     )
     assert found.unmet == ("0 competencies held (none), silver needs 1",)
     assert len(found.gaps) == len(DEFAULTS.competencies)
+
+
+def test_a_partner_type_with_its_own_tiers_reads_its_own_bars() -> None:
+    """Found in review: the next tier quoted the default ladder to a partner type with its own
+    bars (as activation tiered it on them), so a GSI was told it lacked far less, or more."""
+    program = OnboardingConfig.model_validate(
+        {
+            **SMALL_PROGRAM,
+            "type_tiers": {
+                "gsi": [
+                    {"name": "registered", "min_revenue": 0},
+                    {"name": "silver", "min_revenue": 20000, "min_competencies": 1},
+                    {"name": "gold", "min_revenue": 90000, "min_competencies": 1},
+                ]
+            },
+        }
+    )
+    revenue = days((-10, "2000"))
+    assert lacking("registered", revenue, DATA_PAIR, program=program).revenue_needed == 1000
+    gsi = lacking("registered", revenue, DATA_PAIR, program=program, partner_type="gsi")
+    assert (gsi.next_tier, gsi.revenue_needed, gsi.revenue_short) == ("silver", 20000, 18000)
+    in_grace = lacking(
+        "silver",
+        revenue,
+        DATA_PAIR,
+        program=program,
+        partner_type="gsi",
+        grace_until=NOW + timedelta(days=3),
+    )
+    assert in_grace.keep_unmet == ("attributed revenue 2000 is below the silver minimum 20000",)

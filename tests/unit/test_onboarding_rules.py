@@ -404,14 +404,14 @@ def test_a_competency_with_no_minimum_still_needs_one_certification() -> None:
 def test_tier_needs_revenue_and_competencies(
     revenue: str, competencies: set[str], tier: str
 ) -> None:
-    assert compute_tier(CONFIG, Decimal(revenue), frozenset(competencies)).tier == tier
+    assert compute_tier(CONFIG, Decimal(revenue), frozenset(competencies), None).tier == tier
 
 
 def test_tier_assessment_explains_what_the_next_tier_lacks() -> None:
-    assessment = compute_tier(CONFIG, Decimal("300000"), frozenset())
+    assessment = compute_tier(CONFIG, Decimal("300000"), frozenset(), None)
     assert assessment.tier == "bronze"
     assert assessment.reasons[-1] == ("not silver: 0 competencies held (none), silver needs 1")
-    assessment = compute_tier(CONFIG, Decimal("6000000"), frozenset({"data", "ai", "cloud"}))
+    assessment = compute_tier(CONFIG, Decimal("6000000"), frozenset({"data", "ai", "cloud"}), None)
     assert assessment.reasons[-1] == "not platinum: platinum requires competency security"
 
 
@@ -424,8 +424,8 @@ def test_tier_assessment_explains_what_the_next_tier_lacks() -> None:
 def test_more_revenue_or_more_competencies_never_lowers_the_tier(
     r1: Decimal, r2: Decimal, c1: frozenset[str], c2: frozenset[str]
 ) -> None:
-    low = compute_tier(CONFIG, min(r1, r2), c1).tier
-    high = compute_tier(CONFIG, max(r1, r2), c1 | c2).tier
+    low = compute_tier(CONFIG, min(r1, r2), c1, None).tier
+    high = compute_tier(CONFIG, max(r1, r2), c1 | c2, None).tier
     assert CONFIG.tier_rank(low) <= CONFIG.tier_rank(high)
 
 

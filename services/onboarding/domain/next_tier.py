@@ -148,9 +148,9 @@ def revenue_leaving(
     return RevenueLeaving(oldest + timedelta(days=config.revenue_window_days), days[oldest])
 
 
-def _rule_above(config: OnboardingConfig, tier: str) -> TierRule | None:
-    rank = config.tier_rank(tier)
-    return config.tiers[rank + 1] if rank + 1 < len(config.tiers) else None
+def _rule_above(ladder: tuple[TierRule, ...], tier: str) -> TierRule | None:
+    rank = next((n for n, rule in enumerate(ladder) if rule.name == tier), -1)
+    return ladder[rank + 1] if rank + 1 < len(ladder) else None
 
 
 def _gaps_for(
@@ -174,6 +174,7 @@ def next_tier(
     config: OnboardingConfig,
     *,
     tier: str,
+    partner_type: str | None,
     revenue_days: Mapping[date, Decimal],
     certifications: Iterable[Certification],
     grace_until: datetime | None,
@@ -184,8 +185,9 @@ def next_tier(
     since = as_of.date() - timedelta(days=config.revenue_window_days)
     revenue = sum((net for d, net in revenue_days.items() if since < d <= as_of.date()), Decimal(0))
     held = derive_competencies(config, certs, as_of)
-    above = _rule_above(config, tier)
-    current = next((t for t in config.tiers if t.name == tier), None)
+    ladder = config.tiers_for(partner_type)  # the bars of the partner's type
+    above = _rule_above(ladder, tier)
+    current = next((t for t in ladder if t.name == tier), None)
     in_grace = grace_until is not None and grace_until > as_of
     return NextTier(
         tier=tier,

@@ -92,11 +92,12 @@ def compute_tier(
     config: OnboardingConfig,
     revenue: Decimal,
     competencies: frozenset[str],
-    partner_type: str | None = None,
+    partner_type: str | None,
 ) -> TierAssessment:
     """The highest tier whose every requirement is met (tiers are cumulative: each is checked
     on its own, so a missing competency caps the tier even with ample revenue), on the bars of
-    the partner's type."""
+    the partner's type (no default: found in review, activation left it out and met the
+    default ladder's bars, a type with its own tiers activating a tier too high or too low)."""
     ladder = config.tiers_for(partner_type)
     reached = ladder[0]
     reasons = [f"{reached.name} requires nothing"]
