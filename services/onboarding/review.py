@@ -41,7 +41,10 @@ async def decide_review(
         config.qualification, repository.application_of(row), config.version, cultural_fit
     )
     verdict = "approved" if approve_it else "rejected"
-    why = f"manual review {verdict} by {by}: {note or 'no note'} (score {qualification.total})"
+    # The partner reads this reason (its history, its status notice): who decided and the note
+    # stay with channel managers (`acted_by`, `decision_note`), as everywhere else (found in
+    # review: "approved by alice@vendor: weak on security, watch them" reached the partner).
+    why = f"application {verdict} after a manual review (score {qualification.total})"
     # Keep the outcome 'review' so the history shows a manager decided; the score is re-explained.
     row = await record_version(
         conn,

@@ -402,6 +402,15 @@ async def test_rejection_review_queue_and_manager_decision(
         assert body["status"] == "onboarding"
         assert body["qualification"]["total"] == "55.7"
         assert body["decision_note"] == "strong retail references"
+        granted = await client.post(f"{onboarding}/admin/partner-tokens/{pid}", headers=ADMIN)
+        as_partner = await client.get(
+            f"{onboarding}/partners/{pid}",
+            headers={"Authorization": f"Bearer {granted.json()['token']}"},
+        )
+        reasons = [version["reason"] for version in as_partner.json()["history"]]
+        assert "application approved after a manual review (score 55.7)" in reasons
+        assert "strong retail references" not in as_partner.text
+        assert "decision_note" not in as_partner.json()
         queue = await applications(client, onboarding)
         assert pid not in [a["partner_id"] for a in queue]
 
