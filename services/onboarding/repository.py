@@ -171,6 +171,20 @@ async def insert_application(
     )
 
 
+async def domain_held_by_another(conn: Connection, domain: str | None, partner_id: str) -> bool:
+    """Whether another partner holds (has verified) `domain`."""
+    if domain is None:
+        return False
+    held: bool = await conn.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM partners
+                          WHERE domain = $1 AND domain_verified_at IS NOT NULL
+                            AND partner_id <> $2)""",
+        domain,
+        partner_id,
+    )
+    return held
+
+
 async def update_partner(
     conn: Connection, partner_id: str, *, reason: str, at: datetime, fields: Mapping[str, Any]
 ) -> Row:

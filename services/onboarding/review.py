@@ -15,6 +15,7 @@ from services.onboarding.domain.lifecycle import Change, check_awaiting_review
 from services.onboarding.domain.qualification import qualify
 from services.onboarding.repository import Row
 from shared.db import Connection, Pool
+from shared.errors import Conflict
 from shared.events.notifications import NotificationKindV2
 from shared.events.partners import PartnerStatus
 from shared.notify import notify
@@ -37,6 +38,13 @@ async def decide_review(
 ) -> Row:
     row = await repository.lock_partner(conn, partner_id)
     check_awaiting_review(partner_id, PartnerStatus(row["status"]), row["qualification_outcome"])
+    if approve_it and await repository.domain_held_by_another(conn, row["domain"], partner_id):
+        # Found in review: an application claiming a domain that another partner verified
+        # while it waited was admitted all the same (intake would refuse it now, 409).
+        raise Conflict(
+            f"domain {row['domain']} is held by another partner (verified since this application"
+            " was made): it cannot be admitted; reject it"
+        )
     qualification = qualify(
         config.qualification, repository.application_of(row), config.version, cultural_fit
     )

@@ -657,6 +657,36 @@ async def test_concurrent_claims_of_one_domain_and_only_one_holds_it(
     )
 
 
+async def test_an_application_for_a_domain_another_partner_now_holds_is_not_admitted(
+    onboarding: str, sites: PartnerSites
+) -> None:
+    """Found in review: a claim waiting for review while the domain's real owner applied and
+    verified it was admitted all the same (intake would refuse it now)."""
+    domain = f"squat-{uuid.uuid4().hex[:10]}.example"
+    async with httpx.AsyncClient(timeout=30) as client:
+        squatter = await client.post(
+            f"{onboarding}/applications", json=strong_application(domain, **MIDDLING)
+        )
+        assert squatter.json()["status"] == "applied", squatter.text
+        owner = await client.post(f"{onboarding}/applications", json=strong_application(domain))
+        assert owner.status_code == 201, owner.text
+        sites.publish(domain, owner.json()["domain_verification"]["record"])
+        verified = await client.post(
+            f"{onboarding}/partners/{owner.json()['partner_id']}/domain-verification",
+            headers=ADMIN,
+        )
+        assert verified.status_code == 200, verified.text
+        decision = f"{onboarding}/applications/{squatter.json()['partner_id']}/decision"
+        refused = await client.post(decision, headers=ADMIN, json={"approve": True})
+        assert refused.status_code == 409
+        assert refused.json()["detail"] == (
+            f"domain {domain} is held by another partner (verified since this application was"
+            " made): it cannot be admitted; reject it"
+        )
+        rejected = await client.post(decision, headers=ADMIN, json={"approve": False})
+        assert rejected.json()["status"] == "rejected", rejected.text
+
+
 # ---- attacks: a partner admitting itself
 
 
