@@ -19,7 +19,12 @@ from services.onboarding.announcements import (
     record_version,
 )
 from services.onboarding.domain.config import OnboardingConfig
-from services.onboarding.domain.lifecycle import IN_PROGRAM, Change, check_appeal_reversal
+from services.onboarding.domain.lifecycle import (
+    IN_PROGRAM,
+    Change,
+    appeal_restores,
+    check_appeal_reversal,
+)
 from services.onboarding.domain.programme_year import (
     APPEALABLE,
     Decision,
@@ -155,6 +160,7 @@ async def _record(
             "basis": kind,
             "outcome": decision.outcome.value,
             "status_before": row["status"],
+            "grace_until_before": row["grace_until"],
             "status_after": decision.status.value,
             "tier_before": row["tier"],
             "tier_after": decision.tier,
@@ -336,8 +342,12 @@ async def _reverse(
     fields: dict[str, Any] = {"tier": review_row["tier_before"]}
     outcome = Outcome(review_row["outcome"])
     if outcome is Outcome.EXPELLED:
-        before = S(review_row["status_before"])
-        target = before if before in (S.ACTIVE, S.GRACE) else S.ACTIVE
+        target, grace_until = appeal_restores(
+            S(review_row["status_before"]),
+            review_row["grace_until_before"],
+            review_row["decided_at"],
+            at,
+        )
         check_appeal_reversal(row["partner_id"], S(row["status"]), target)
         await record_version(
             conn,
@@ -348,6 +358,7 @@ async def _reverse(
             reason=reason,
             at=at,
             status=target.value,
+            grace_until=grace_until,
             **fields,
         )
     else:

@@ -12,6 +12,7 @@ import pytest
 from services.onboarding.domain.config import OnboardingConfig
 from services.onboarding.domain.lifecycle import (
     IllegalTransition,
+    appeal_restores,
     check_appeal_reversal,
     check_transition,
 )
@@ -127,10 +128,25 @@ def test_appeals_only_of_adverse_decisions_once_and_within_the_window() -> None:
 
 def test_an_upheld_appeal_undoes_an_expulsion_and_nothing_else_does() -> None:
     check_appeal_reversal("ptn_1", S.EXPELLED, S.ACTIVE)
-    with pytest.raises(IllegalTransition, match="cannot go back from expelled to suspended"):
-        check_appeal_reversal("ptn_1", S.EXPELLED, S.SUSPENDED)
+    check_appeal_reversal("ptn_1", S.EXPELLED, S.SUSPENDED)  # a manager's suspension stands
+    with pytest.raises(IllegalTransition, match="cannot go back from expelled to onboarding"):
+        check_appeal_reversal("ptn_1", S.EXPELLED, S.ONBOARDING)
     with pytest.raises(IllegalTransition):
         check_transition("ptn_1", S.EXPELLED, S.ACTIVE)  # not a lifecycle step otherwise
+
+
+def test_an_upheld_appeal_restores_the_standing_the_review_found() -> None:
+    """Found in review: the grace came back without an end (the next run demoted or suspended
+    the partner at once) and a manager's suspension came back as active."""
+    decided, later = AT, AT + timedelta(days=20)
+    assert appeal_restores(S.GRACE, decided + timedelta(days=6), decided, later) == (
+        S.GRACE,
+        later + timedelta(days=6),
+    )
+    assert appeal_restores(S.GRACE, decided - timedelta(days=1), decided, later) == (S.GRACE, later)
+    assert appeal_restores(S.GRACE, None, decided, later) == (S.ACTIVE, None)  # not recorded
+    assert appeal_restores(S.SUSPENDED, None, decided, later) == (S.SUSPENDED, None)
+    assert appeal_restores(S.ACTIVE, None, decided, later) == (S.ACTIVE, None)
 
 
 def test_tier_bars_differ_per_partner_type() -> None:

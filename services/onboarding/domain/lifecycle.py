@@ -17,7 +17,7 @@ duplicate of it); a reinstated expelled partner goes through the checklist again
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -47,8 +47,25 @@ class IllegalTransition(Conflict):
 # What an upheld appeal of an annual review restores: the status the review left -> the one
 # before it (a demotion or a probation leaves the status; an expulsion is undone).
 APPEAL_REVERSALS: MappingProxyType[S, frozenset[S]] = MappingProxyType(
-    {S.EXPELLED: frozenset({S.ACTIVE, S.GRACE})}
+    {S.EXPELLED: frozenset({S.ACTIVE, S.GRACE, S.SUSPENDED})}
 )
+
+
+def appeal_restores(
+    before: S, grace_until_before: datetime | None, decided_at: datetime, at: datetime
+) -> tuple[S, datetime | None]:
+    """What an upheld appeal of an expulsion restores at `at`: the status before the review
+    (active, in grace, or suspended: a channel manager's suspension stays until one lifts it),
+    and in grace what was left of it when the review decided (found in review: the grace came
+    back without an end, so the next run demoted or suspended the partner at once, and a
+    manual suspension came back as active, lifting it with no one deciding so). A grace whose
+    end the review did not record (reviews before it was kept) comes back as active: the next
+    run judges the partner and starts a grace of its own if it still falls short."""
+    if before is S.SUSPENDED:
+        return S.SUSPENDED, None
+    if before is S.GRACE and grace_until_before is not None:
+        return S.GRACE, at + max(grace_until_before - decided_at, timedelta(0))
+    return S.ACTIVE, None
 
 
 def check_appeal_reversal(partner_id: str, current: S, target: S) -> None:
