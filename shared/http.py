@@ -21,7 +21,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 from urllib.parse import unquote_to_bytes
@@ -35,6 +35,7 @@ from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.db import DATABASE_UNAVAILABLE, TRANSACTION_COLLISIONS
+from shared.clock import now
 from shared.errors import Forbidden, NotFound, RequestError, Unprocessable
 from shared.identity import Caller, InvalidToken, Role, TokenVerifier
 from shared.inputs import MAX_JSON_DEPTH, TOO_DEEP, MalformedJson, json_depth
@@ -129,6 +130,27 @@ def api_router(**options: Any) -> APIRouter:
     free JSON (`JsonObject`) holds it as a Decimal (xAPI statements turn theirs back into the
     doubles the xAPI specification means)."""
     return APIRouter(route_class=ExactJsonRoute, **options)
+
+
+# A clock a little ahead of the service's is not a run ahead of its time.
+_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def run_moment(as_of: datetime | None, platform: Platform) -> datetime:
+    """The moment an admin run acts as of: now, or `as_of`. A moment ahead of now is taken on
+    a development stack only (tests and demos drive time forwards): found in review, a channel
+    manager's run dated two years ahead reviewed, put on probation and expelled partners now,
+    recorded as the scheduled job's doing."""
+    at = now()
+    if as_of is None:
+        return at
+    if as_of > at + _CLOCK_SKEW and not platform.settings.development_mode:
+        raise Unprocessable(
+            f"as_of {as_of.isoformat()} is ahead of now: a run acts on what has happened (ahead,"
+            " it would review, expire or expel before their time); only a development stack"
+            " runs the clock ahead"
+        )
+    return as_of
 
 
 def settings_of(request: Request) -> ServiceSettings:

@@ -36,11 +36,20 @@ from services.attribution.schemas import (
     WaitingTouchpointOut,
 )
 from services.attribution.touchpoints import TouchpointReport, approve_touchpoint, report_touchpoint
+from shared.audit import record_action
 from shared.clock import now
 from shared.db import Connection
 from shared.errors import NotFound, Unprocessable
 from shared.events.crm import CrmSource
-from shared.http import AdminDep, CallerDep, PlatformDep, Provided, api_router, own_partner
+from shared.http import (
+    AdminDep,
+    CallerDep,
+    PlatformDep,
+    Provided,
+    api_router,
+    own_partner,
+    run_moment,
+)
 from shared.inputs import Day, DealKey, Ident
 
 ConfigDep = Annotated[AttributionConfig, Provided(AttributionConfig)]
@@ -163,14 +172,16 @@ async def get_health_history(
 
 @router.post("/admin/health/run", tags=["queries"])
 async def run_health_scoring(
-    _: AdminDep, platform: PlatformDep, config: ConfigDep, body: HealthRunIn | None = None
+    who: AdminDep, platform: PlatformDep, config: ConfigDep, body: HealthRunIn | None = None
 ) -> HealthRunOut:
     """Score every partner in the programme (or those named, each once) now, or as of
     `as_of`'s day, not waiting for the daily job; answers the scores announced (those that
     moved) and what happened to each partner (`not_found`: not a partner attribution knows)."""
     request = body or HealthRunIn()
-    as_of = request.as_of or now()
+    as_of = run_moment(request.as_of, platform)
     run = await run_health(platform.pool, platform.outbox, config, as_of, request.partner_ids)
+    async with platform.transaction() as conn:
+        await record_action(conn, who, "health.run", as_of.isoformat())
     return HealthRunOut(
         day=as_of.date().isoformat(),
         announced={p: str(s) for p, s in run.announced.items()},

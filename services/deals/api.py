@@ -65,6 +65,7 @@ from shared.http import (
     Provided,
     acting_partner,
     api_router,
+    run_moment,
 )
 from shared.inputs import AsOf, FreeText, Ident
 from shared.service import Platform
@@ -355,7 +356,7 @@ async def expire_now(
 ) -> ExpiryRunOut:
     """Warn and expire now (or as of a moment, for operations and demos), not waiting for
     the periodic job. Answers how many registrations were warned and expired."""
-    moment = as_of or now()
+    moment = run_moment(as_of, platform)
     run = await run_expiry(platform.pool, platform.outbox, policy, moment)
     # The run is the periodic job's work, batch by batch; the trail records who asked for it.
     async with platform.transaction() as conn:
@@ -378,7 +379,7 @@ async def review_deadlines_now(
 ) -> ReviewRunOut:
     """Remind, escalate and decide overdue reviews now (or as of a moment), not waiting for the
     periodic job. Answers how many of each."""
-    moment = as_of or now()
+    moment = run_moment(as_of, platform)
     run = await run_review_sla(platform.pool, platform.outbox, policy, moment)
     async with platform.transaction() as conn:
         await record_action(conn, who, "reviews.run", moment.isoformat())

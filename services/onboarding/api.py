@@ -37,6 +37,7 @@ from services.onboarding.schemas import (
     StatusIn,
 )
 from services.onboarding.status_changes import set_status
+from shared.audit import record_action
 from shared.clock import now
 from shared.events.partners import PartnerStatus
 from shared.http import (
@@ -48,6 +49,7 @@ from shared.http import (
     api_router,
     own_partner,
     require_role,
+    run_moment,
 )
 from shared.identity import Caller, Role
 from shared.inputs import AsOf, Ident, as_ident
@@ -275,14 +277,17 @@ async def change_status(
 
 @admin.post("/requalification/run")
 async def requalify(
-    _: AdminDep, platform: PlatformDep, config: ConfigDep, body: RequalificationIn | None = None
+    who: AdminDep, platform: PlatformDep, config: ConfigDep, body: RequalificationIn | None = None
 ) -> RequalificationOut:
-    """Run requalification now, or as of `as_of` (drives time deterministically)."""
+    """Run requalification now, or as of `as_of` (drives time deterministically on a
+    development stack); the changes it makes are the caller's."""
     request = body or RequalificationIn()
-    as_of = request.as_of or now()
+    as_of = run_moment(request.as_of, platform)
     changes = await run_requalification(
-        platform.pool, platform.outbox, config, as_of, request.partner_ids
+        platform.pool, platform.outbox, config, as_of, request.partner_ids, by=who.acting_as
     )
+    async with platform.transaction() as conn:
+        await record_action(conn, who, "requalification.run", as_of.isoformat())
     return RequalificationOut(
         as_of=as_of.isoformat(), policy_version=config.version, changes=changes
     )
@@ -290,12 +295,14 @@ async def requalify(
 
 @admin.post("/reviews/run")
 async def escalate_reviews(
-    _: AdminDep, platform: PlatformDep, config: ConfigDep, as_of: AsOf | None = None
+    who: AdminDep, platform: PlatformDep, config: ConfigDep, as_of: AsOf | None = None
 ) -> ReviewEscalationsOut:
     """Escalate applications past their review deadline now (or as of a moment), not waiting
     for the periodic job: the reviewers are told once per application."""
-    moment = as_of or now()
+    moment = run_moment(as_of, platform)
     escalated = await escalate_overdue_reviews(platform.pool, platform.outbox, config, moment)
+    async with platform.transaction() as conn:
+        await record_action(conn, who, "application_reviews.run", moment.isoformat())
     return ReviewEscalationsOut(as_of=moment.isoformat(), escalated=escalated)
 
 

@@ -34,6 +34,7 @@ from services.onboarding.library import engage
 from services.onboarding.people import add_person, leave
 from services.onboarding.reminders import send_reminders
 from services.onboarding.statements import receive
+from shared.audit import record_action
 from shared.clock import now
 from shared.errors import NotFound, RequestError, Unprocessable
 from shared.http import (
@@ -44,6 +45,7 @@ from shared.http import (
     api_router,
     own_partner,
     require_role,
+    run_moment,
 )
 from shared.identity import Caller, Role
 
@@ -261,12 +263,14 @@ async def person_leaves(
 
 @admin.post("/certification-reminders/run")
 async def run_reminders(
-    _: AdminDep, platform: PlatformDep, config: ConfigDep, body: RemindersIn | None = None
+    who: AdminDep, platform: PlatformDep, config: ConfigDep, body: RemindersIn | None = None
 ) -> RemindersOut:
     """Send the certification reminders due now, or as of `as_of` (drives time
     deterministically); each window of each certification is sent once."""
-    as_of = body.as_of if body is not None and body.as_of is not None else now()
+    as_of = run_moment(body.as_of if body is not None else None, platform)
     sent = await send_reminders(platform.pool, platform.outbox, config, as_of)
+    async with platform.transaction() as conn:
+        await record_action(conn, who, "certification_reminders.run", as_of.isoformat())
     return RemindersOut(
         as_of=as_of.isoformat(),
         sent=[ReminderOut(certification_id=c, days_before=d) for c, d in sent],

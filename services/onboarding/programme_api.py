@@ -21,8 +21,17 @@ from services.onboarding.programme_schemas import (
 from services.onboarding.programme_year import decide_appeal, file_appeal, run_programme_year
 from services.onboarding.schemas import RequalificationIn
 from services.onboarding.signals import announce_enablement
+from shared.audit import record_action
 from shared.clock import now
-from shared.http import AdminDep, CallerDep, PlatformDep, api_router, own_partner, require_role
+from shared.http import (
+    AdminDep,
+    CallerDep,
+    PlatformDep,
+    api_router,
+    own_partner,
+    require_role,
+    run_moment,
+)
 from shared.identity import Caller, Role
 
 programme = api_router(tags=["programme"])
@@ -35,15 +44,17 @@ AppealerDep = Annotated[Caller, require_role(Role.PARTNER_ADMIN, Role.CHANNEL_MA
 
 @admin.post("/enablement-signals/run")
 async def run_enablement_announcement(
-    _: AdminDep, platform: PlatformDep, config: ConfigDep, body: RequalificationIn | None = None
+    who: AdminDep, platform: PlatformDep, config: ConfigDep, body: RequalificationIn | None = None
 ) -> AnnouncedOut:
     """Measure partners' enablement now (or as of `as_of`) and announce what moved on
     partners.programme.v1 (attribution's health score counts it), not waiting for the job."""
     request = body or RequalificationIn()
-    as_of = request.as_of or now()
+    as_of = run_moment(request.as_of, platform)
     announced = await announce_enablement(
         platform.pool, platform.outbox, config, as_of, request.partner_ids
     )
+    async with platform.transaction() as conn:
+        await record_action(conn, who, "enablement_signals.run", as_of.isoformat())
     return AnnouncedOut(
         as_of=as_of.isoformat(), announced={p: str(s) for p, s in announced.items()}
     )
@@ -51,15 +62,17 @@ async def run_enablement_announcement(
 
 @admin.post("/programme-year/run")
 async def run_programme_year_now(
-    _: AdminDep, platform: PlatformDep, config: ConfigDep, body: RequalificationIn | None = None
+    who: AdminDep, platform: PlatformDep, config: ConfigDep, body: RequalificationIn | None = None
 ) -> ProgrammeRunOut:
     """Run the programme year now, or as of `as_of` (drives time): notices due, annual reviews
     due and probations at their deadline, for every partner in the programme or those named."""
     request = body or RequalificationIn()
-    as_of = request.as_of or now()
+    as_of = run_moment(request.as_of, platform)
     done = await run_programme_year(
-        platform.pool, platform.outbox, config, as_of, request.partner_ids
+        platform.pool, platform.outbox, config, as_of, request.partner_ids, by=who.acting_as
     )
+    async with platform.transaction() as conn:
+        await record_action(conn, who, "programme_year.run", as_of.isoformat())
     return ProgrammeRunOut(as_of=as_of.isoformat(), policy_version=config.version, done=done)
 
 

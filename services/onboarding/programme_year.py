@@ -53,20 +53,28 @@ async def run_programme_year(
     config: OnboardingConfig,
     as_of: datetime,
     partner_ids: list[str] | None = None,
+    *,
+    by: str = SERVICE,
 ) -> dict[str, list[str]]:
-    """Notices, reviews and probation deadlines due as of `as_of`, per partner that had one."""
+    """Notices, reviews and probation deadlines due as of `as_of`, per partner that had one;
+    the changes are recorded as `by`'s (the scheduled job's, or the channel manager who asked)."""
     ids = partner_ids
     if ids is None:
         ids = await store.partners_with_status(pool, {s.value for s in IN_PROGRAM})
 
     async def year_of(conn: Connection, partner_id: str) -> list[str]:
-        return await _year_of(conn, outbox, config, partner_id, as_of)
+        return await _year_of(conn, outbox, config, partner_id, as_of, by)
 
     return await each_partner(pool, ids, "programme year", year_of)
 
 
 async def _year_of(
-    conn: Connection, outbox: Outbox, config: OnboardingConfig, partner_id: str, as_of: datetime
+    conn: Connection,
+    outbox: Outbox,
+    config: OnboardingConfig,
+    partner_id: str,
+    as_of: datetime,
+    by: str,
 ) -> list[str]:
     row = await repository.lock_partner(conn, partner_id)
     activated = await store.activated_on(conn, partner_id)
@@ -83,7 +91,7 @@ async def _year_of(
             return []
         decision = await _decide(conn, config, row, as_of, probation_ends=True)
         await _record(
-            conn, outbox, config, row, decision, last["probation_until"], "probation_end", as_of
+            conn, outbox, config, row, decision, last["probation_until"], "probation_end", as_of, by
         )
         return [f"probation_end:{decision.outcome.value}"]
     review_on = next_review(
@@ -91,7 +99,7 @@ async def _year_of(
     )
     if today >= review_on:
         decision = await _decide(conn, config, row, as_of, probation_ends=False)
-        await _record(conn, outbox, config, row, decision, review_on, "annual", as_of)
+        await _record(conn, outbox, config, row, decision, review_on, "annual", as_of, by)
         return [f"review:{decision.outcome.value}"]
     sent = await store.notices_sent(conn, partner_id, review_on)
     days = notice_due(config.programme_year.notice_days, review_on, today, sent)
@@ -139,8 +147,10 @@ async def _record(
     review_on: date,
     kind: str,
     at: datetime,
+    by: str,
 ) -> None:
-    """The decision recorded, its lifecycle consequences, the partner told, the fact announced."""
+    """The decision recorded, its lifecycle consequences (as `by`'s), the partner told, the
+    fact announced."""
     review_id = new_id("rev")
     appeal_until = (
         at + timedelta(days=config.programme_year.appeal_days)
@@ -150,7 +160,7 @@ async def _record(
     reason = f"annual review {review_on.isoformat()}: {decision.outcome.value}; " + "; ".join(
         decision.reasons
     )
-    await _consequences(conn, outbox, row, decision, reason, at)
+    await _consequences(conn, outbox, row, decision, reason, at, by)
     await store.insert_review(
         conn,
         {
@@ -200,7 +210,13 @@ async def _record(
 
 
 async def _consequences(
-    conn: Connection, outbox: Outbox, row: Row, decision: Decision, reason: str, at: datetime
+    conn: Connection,
+    outbox: Outbox,
+    row: Row,
+    decision: Decision,
+    reason: str,
+    at: datetime,
+    by: str,
 ) -> None:
     """A decision's tier and status consequences, as partner versions through the lifecycle."""
     if decision.outcome is Outcome.EXPELLED:
@@ -210,17 +226,17 @@ async def _consequences(
             row,
             S.EXPELLED,
             Change.EXPELLED,
-            by=SERVICE,
+            by=by,
             reason=reason,
             at=at,
             grace_until=None,
         )
     elif decision.tier != row["tier"]:
         await record_version(
-            conn, outbox, row, Change.DEMOTED, by=SERVICE, reason=reason, at=at, tier=decision.tier
+            conn, outbox, row, Change.DEMOTED, by=by, reason=reason, at=at, tier=decision.tier
         )
     elif decision.outcome is Outcome.PROBATION:
-        await record_version(conn, outbox, row, Change.UPDATED, by=SERVICE, reason=reason, at=at)
+        await record_version(conn, outbox, row, Change.UPDATED, by=by, reason=reason, at=at)
 
 
 def _told(row: Row, decision: Decision, review_on: date, appeal_until: datetime | None) -> str:

@@ -262,6 +262,16 @@ async def test_a_seeded_year_notices_probation_expulsion_appeal_and_requalificat
         assert await year(60) == {below: ["probation_end:expelled"]}
         state = (await client.get(f"{onboarding}/partners/{below}", headers=ADMIN)).json()
         assert state["status"] == "expelled"
+        # Found in review: a run a channel manager asked for was recorded as the scheduled
+        # job's doing; the change is the manager's, and the trail says who asked, for when.
+        assert state["history"][-1]["acted_by"] == "channel-manager@tests"
+        asked = await admin_db.fetch(
+            """SELECT principal, subject FROM onboarding.audit_log
+               WHERE action = 'programme_year.run' AND subject LIKE $1 AND at >= $2""",
+            f"{review_on + timedelta(days=60)}%",
+            today,
+        )
+        assert [r["principal"] for r in asked] == ["channel-manager@tests"]
         assert await year(61) == {}  # out of the programme: nothing more
 
         view = (await client.get(f"{onboarding}/partners/{below}/programme", headers=ADMIN)).json()

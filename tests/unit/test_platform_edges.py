@@ -16,10 +16,19 @@ from fastapi import Request
 from pydantic import BaseModel
 
 from shared.access import PartnerAccess
+from shared.errors import Unprocessable
 from shared.events import Envelope
 from shared.events.notifications import NotificationKind, PartnerNotification
 from shared.events.partners import PartnerStatus
-from shared.http import AdminDep, CallerDep, Provided, acting_partner, api_router, partner_scope
+from shared.http import (
+    AdminDep,
+    CallerDep,
+    Provided,
+    acting_partner,
+    api_router,
+    partner_scope,
+    run_moment,
+)
 from shared.identity import Role, TokenIssuer, new_signing_key
 from shared.inputs import Money
 from shared.notify import notify
@@ -521,3 +530,19 @@ async def test_a_token_issued_before_its_partner_lost_access_stays_refused_after
     assert "after this token was issued: sign in again for a new one" in before.json()["detail"]
     after = await client.get("/things/p7", headers=partner("p7"))
     assert after.status_code == 200
+
+
+def test_an_admin_run_ahead_of_now_is_taken_on_a_development_stack_only() -> None:
+    """Found in review: a channel manager's programme-year run dated two years ahead reviewed,
+    put on probation and expelled partners at once."""
+    ahead, behind = datetime.now(UTC) + timedelta(days=700), datetime.now(UTC) - timedelta(days=3)
+
+    def platform(development: bool) -> Platform:
+        settings = SETTINGS.model_copy(update={"development_mode": development})
+        return cast(Platform, type("Started", (), {"settings": settings})())
+
+    with pytest.raises(Unprocessable, match="is ahead of now: a run acts on what has happened"):
+        run_moment(ahead, platform(False))
+    assert run_moment(behind, platform(False)) == behind
+    assert run_moment(ahead, platform(True)) == ahead
+    assert abs(run_moment(None, platform(False)) - datetime.now(UTC)) < timedelta(minutes=1)
