@@ -34,8 +34,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.db import DATABASE_UNAVAILABLE, TRANSACTION_COLLISIONS
 from shared.clock import now
+from shared.db import DATABASE_UNAVAILABLE, TRANSACTION_COLLISIONS
 from shared.errors import Forbidden, NotFound, RequestError, Unprocessable
 from shared.identity import Caller, InvalidToken, Role, TokenVerifier
 from shared.inputs import MAX_JSON_DEPTH, TOO_DEEP, MalformedJson, json_depth
