@@ -4,6 +4,7 @@ person's own (onboarding's `token_grants` says who issued each)."""
 
 from __future__ import annotations
 
+import asyncpg
 import pytest
 
 from shared.audit import record_action
@@ -32,3 +33,24 @@ async def test_an_action_names_the_token_it_was_taken_with(components: Component
         "ptn_x/alice@partner.example",
         "tok-minted-by-a-manager",
     )
+
+
+async def test_the_audit_trail_is_append_only(components: Components) -> None:
+    """Found in review: the runtime role (granted UPDATE and DELETE on every table) could erase
+    the rows that named it, without a trace."""
+    manager = Caller(subject="cm@vendor", roles=frozenset({Role.CHANNEL_MANAGER}))
+    async with components.pool.acquire() as conn:
+        await record_action(conn, manager, "payout.request", "ptn_y/ref-1")
+        for statement in (
+            "UPDATE audit_log SET principal = 'someone-else' WHERE subject = 'ptn_y/ref-1'",
+            "DELETE FROM audit_log WHERE subject = 'ptn_y/ref-1'",
+        ):
+            with pytest.raises(asyncpg.RestrictViolationError, match="append-only"):
+                await conn.execute(statement)
+        # TRUNCATE is not granted to the runtime role at all; the trigger stops its owner.
+        with pytest.raises((asyncpg.RestrictViolationError, asyncpg.InsufficientPrivilegeError)):
+            await conn.execute("TRUNCATE audit_log")
+    kept = await components.pool.fetchval(
+        "SELECT principal FROM audit_log WHERE subject = 'ptn_y/ref-1'"
+    )
+    assert kept == "cm@vendor"

@@ -687,6 +687,23 @@ async def test_an_application_for_a_domain_another_partner_now_holds_is_not_admi
         assert rejected.json()["status"] == "rejected", rejected.text
 
 
+async def test_a_partners_history_is_append_only(
+    onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        applied = await client.post(
+            f"{onboarding}/applications",
+            json=strong_application(f"hist-{uuid.uuid4().hex[:10]}.example"),
+        )
+    pid = applied.json()["partner_id"]
+    for statement in (
+        "UPDATE onboarding.partner_history SET reason = 'rewritten' WHERE partner_id = $1",
+        "DELETE FROM onboarding.partner_history WHERE partner_id = $1",
+    ):
+        with pytest.raises(asyncpg.RestrictViolationError, match="append-only"):
+            await admin_db.execute(statement, pid)
+
+
 # ---- attacks: a partner admitting itself
 
 
