@@ -179,8 +179,8 @@ class DealsSettings(BaseSettings):
 
     def production_problems(self) -> list[str]:
         """CRM credentials production must not run with: the committed local defaults, short
-        secrets, a Standard Webhooks secret that is not one. An empty credential is a source
-        deliberately closed, not a problem."""
+        secrets, a Standard Webhooks secret that is not one, a CRM API reached over plain http.
+        An empty credential is a source deliberately closed, not a problem."""
         problems = []
         hubspot = self.hubspot_client_secret.get_secret_value()
         if hubspot == LOCAL_HUBSPOT_CLIENT_SECRET or 0 < len(hubspot) < MIN_CRM_SECRET_LENGTH:
@@ -205,6 +205,15 @@ class DealsSettings(BaseSettings):
                 f"DEALS_AWS_ACE_API_KEY (a key of {MIN_CRM_SECRET_LENGTH}+ characters, or empty "
                 "to close AWS ACE)"
             )
+        # Found in review: plain http was taken, and the bearer tokens went in the clear.
+        for name, url in (
+            ("DEALS_SALESFORCE_INSTANCE_URL", self.salesforce_instance_url),
+            ("DEALS_HUBSPOT_API_URL", self.hubspot_api_url),
+            ("DEALS_MICROSOFT_REFERRALS_URL", self.microsoft_referrals_url),
+            ("DEALS_ACE_ENDPOINT", self.ace_endpoint),
+        ):
+            if url and not url.lower().startswith("https://"):
+                problems.append(f"{name} (https://: the CRM's API is called with its credentials)")
         return problems
 
 

@@ -65,14 +65,27 @@ class NotificationsSettings(BaseSettings):
 
     def production_problems(self) -> list[str]:
         """What production must not run with: SMTP credentials sent to a relay on another host
-        without STARTTLS (AUTH PLAIN in the clear; found in review: nothing refused it)."""
+        without STARTTLS (AUTH PLAIN in the clear; found in review: nothing refused it), a
+        password without the username it belongs to (no AUTH is tried: a relay that needs it
+        refuses every mail), and a relay with the placeholder sender (`.invalid` never
+        resolves: receivers bounce or junk what it sends)."""
+        problems = []
         local = self.smtp_host in ("localhost", "127.0.0.1", "::1")
         if self.smtp_host and self.smtp_username and not self.smtp_starttls and not local:
-            return [
+            problems.append(
                 "NOTIFICATIONS_SMTP_STARTTLS=true (credentials for a relay on another host go "
                 "only over TLS)"
-            ]
-        return []
+            )
+        if self.smtp_password.get_secret_value() and not self.smtp_username:
+            problems.append(
+                "NOTIFICATIONS_SMTP_USERNAME (a password is set: the relay's account it is for)"
+            )
+        if self.smtp_host and self.email_from.rstrip(">").endswith(".invalid"):
+            problems.append(
+                "NOTIFICATIONS_EMAIL_FROM (the sender the partners' mail comes from, on a domain"
+                " that is yours)"
+            )
+        return problems
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(

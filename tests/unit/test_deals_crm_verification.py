@@ -153,6 +153,13 @@ def test_production_refuses_the_committed_crm_credentials_but_not_a_closed_sourc
     assert real.portals == frozenset({"1234", "5678"})
     short = DealsSettings(hubspot_client_secret="", salesforce_webhook_secret="whsec_c2hvcnQ=")
     assert "DEALS_SALESFORCE_WEBHOOK_SECRET" in short.production_problems()[0]
+    # Found in review: a CRM API over plain http was taken, its bearer token sent in the clear.
+    clear = real.model_copy(
+        update={"salesforce_instance_url": "http://acme.my.salesforce.com", "hubspot_api_url": ""}
+    )
+    assert clear.production_problems() == [
+        "DEALS_SALESFORCE_INSTANCE_URL (https://: the CRM's API is called with its credentials)"
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -445,7 +445,10 @@ def test_smtp_credentials_for_another_host_need_starttls_outside_development_mod
     relay offering it, and nothing refused the configuration."""
     from services.notifications.settings import NotificationsSettings
 
-    clear = NotificationsSettings(smtp_host="smtp.relay.com", smtp_username="pollinate")
+    sender = "Pollinate <partners@vendor.example>"
+    clear = NotificationsSettings(
+        smtp_host="smtp.relay.com", smtp_username="pollinate", email_from=sender
+    )
     assert clear.production_problems() == [
         "NOTIFICATIONS_SMTP_STARTTLS=true (credentials for a relay on another host go only over "
         "TLS)"
@@ -455,3 +458,30 @@ def test_smtp_credentials_for_another_host_need_starttls_outside_development_mod
     anonymous = clear.model_copy(update={"smtp_username": ""})
     assert tls.production_problems() == local.production_problems() == []
     assert anonymous.production_problems() == []
+
+
+def test_an_smtp_password_needs_its_username_and_a_relay_a_real_sender() -> None:
+    """Found in review: the chart set only the password (no AUTH was tried, and a relay that
+    needs it refused every mail) and kept the .invalid placeholder sender; neither was
+    refused."""
+    from pydantic import SecretStr
+
+    from services.notifications.settings import NotificationsSettings
+
+    nameless = NotificationsSettings(
+        smtp_host="smtp.relay.com",
+        smtp_starttls=True,
+        smtp_password=SecretStr("s3cret"),
+        email_from="Pollinate <partners@vendor.example>",
+    )
+    assert nameless.production_problems() == [
+        "NOTIFICATIONS_SMTP_USERNAME (a password is set: the relay's account it is for)"
+    ]
+    placeholder = nameless.model_copy(
+        update={"smtp_username": "pollinate", "email_from": NotificationsSettings().email_from}
+    )
+    assert placeholder.production_problems() == [
+        "NOTIFICATIONS_EMAIL_FROM (the sender the partners' mail comes from, on a domain that"
+        " is yours)"
+    ]
+    assert NotificationsSettings().production_problems() == []  # no relay: nothing is sent
