@@ -132,6 +132,10 @@ def api_router(**options: Any) -> APIRouter:
     return APIRouter(route_class=ExactJsonRoute, **options)
 
 
+# How long a stopping instance (a service, the portal) lets requests in flight finish before
+# it cancels them.
+SHUTDOWN_GRACE_SECONDS = 10
+
 # A clock a little ahead of the service's is not a run ahead of its time.
 _CLOCK_SKEW = timedelta(minutes=5)
 

@@ -46,7 +46,12 @@ from shared.dead_letters import dead_letters
 from shared.events import Envelope
 from shared.events.partners import PartnerStateChanged
 from shared.health import health
-from shared.http import ERROR_RESPONSES, BodyLimit, install_error_mapping
+from shared.http import (
+    ERROR_RESPONSES,
+    SHUTDOWN_GRACE_SECONDS,
+    BodyLimit,
+    install_error_mapping,
+)
 from shared.identity import TokenVerifier
 from shared.inbox import purge_inbox
 from shared.kafka_client import KafkaConnection
@@ -427,7 +432,3 @@ def run(definition: ServiceDefinition) -> None:
         # process forever; its client reconnects elsewhere and resumes where it was.
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
-
-
-# How long a stopping instance lets requests in flight finish before it cancels them.
-SHUTDOWN_GRACE_SECONDS = 10

@@ -38,7 +38,7 @@ from services.portal.sessions import (
     session_of,
 )
 from services.portal.settings import PortalSettings
-from shared.http import BodyLimit
+from shared.http import SHUTDOWN_GRACE_SECONDS, BodyLimit
 
 log = logging.getLogger(__name__)
 
@@ -194,4 +194,11 @@ def run() -> None:
     logging.basicConfig(level=settings.log_level)
     if settings.development_mode:
         log.warning("portal in development mode: the session cookie is not Secure")
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port)
+    # Bounded, as every service's: an open live stream would otherwise hold the stop until the
+    # pod is killed (found in review: every portal pod was, at each rollout).
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )

@@ -345,6 +345,19 @@ def test_topics_are_laid_out_for_a_cluster_and_the_access_job_trusts_the_brokers
                 assert "KAFKA_SSL_CAFILE" not in env
 
 
+def test_a_stopping_pod_keeps_serving_until_its_endpoints_are_gone() -> None:
+    """Found in review: no pod waited before stopping, so a rollout refused the connections
+    kube-proxy still sent it; the grace period covers the wait and both stops."""
+    for manifest in rendered(*next(combinations())):
+        if manifest["kind"] != "Deployment":
+            continue
+        pod = manifest["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        wait = container["lifecycle"]["preStop"]["exec"]["command"]
+        assert wait == ["python", "-c", "import time; time.sleep(5)"]
+        assert pod["terminationGracePeriodSeconds"] >= 5 + 10 + 15
+
+
 def test_a_missing_bootstrap_server_is_refused_with_a_message() -> None:
     answer = subprocess.run(
         [helm(), "template", "pollinate", str(CHART), "--kube-version", KUBERNETES_VERSION],
