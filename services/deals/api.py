@@ -149,6 +149,7 @@ async def dry_run(
 async def list_registrations(
     who: CallerDep,
     platform: PlatformDep,
+    policy: PolicyDep,
     limit: PageLimit = 100,
     status: Annotated[
         list[RegistrationStatus] | None,
@@ -160,14 +161,16 @@ async def list_registrations(
 ) -> list[RegistrationOut]:
     """The registrations the caller may see (a partner: its own), newest first, a page at a
     time."""
-    return await views.registrations(platform.pool, who, limit, status, after)
+    return await views.registrations(
+        platform.pool, who, limit, policy.max_extensions, status, after
+    )
 
 
 @router.get("/registrations/{registration_id}", tags=["registrations"])
 async def get_registration(
-    registration_id: str, who: CallerDep, platform: PlatformDep
+    registration_id: str, who: CallerDep, platform: PlatformDep, policy: PolicyDep
 ) -> RegistrationOut:
-    return await views.registration(platform.pool, who, registration_id)
+    return await views.registration(platform.pool, who, registration_id, policy.max_extensions)
 
 
 @router.get("/registrations/{registration_id}/history", tags=["registrations"])
@@ -366,11 +369,11 @@ async def expire_now(
 
 @admin.get("/reviews", tags=["registrations"])
 async def review_queue(
-    who: AdminDep, platform: PlatformDep, limit: PageLimit = 100
+    who: AdminDep, platform: PlatformDep, policy: PolicyDep, limit: PageLimit = 100
 ) -> list[RegistrationOut]:
     """The review queue: registrations waiting for review, soonest deadline first, each with
     its `review_due_at` and a hyperscaler referral's `acceptance_due_at`."""
-    return await views.review_queue(platform.pool, who, limit)
+    return await views.review_queue(platform.pool, who, limit, policy.max_extensions)
 
 
 @admin.post("/reviews/run")

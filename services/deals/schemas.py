@@ -144,6 +144,11 @@ class RegistrationOut(BaseModel):
     decided_at: datetime
     expires_at: datetime | None
     extensions_used: int
+    extensions_left: int = Field(
+        default=0,
+        description="extensions the policy in force still allows (0 unless approved; the "
+        "partner's standing and the window are checked when it asks)",
+    )
     crm_deal_key: str | None
     updated_at: datetime
     expiry_warned_for: datetime | None

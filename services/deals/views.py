@@ -12,6 +12,7 @@ from datetime import datetime
 
 from services.deals.domain.disclosure import conflicts_seen, inputs_seen, reasons_seen
 from services.deals.domain.ledger import entry_seen
+from services.deals.domain.partner_standing import extensions_left
 from services.deals.domain.rules import Decision, rules_from_mapping
 from services.deals.policy import PolicyStore, document_of
 from services.deals.repository import Row
@@ -59,8 +60,13 @@ def entry_out(row: Row, who: Caller, prefix: str = "") -> HistoryEntryOut:
     return HistoryEntryOut.model_validate(asdict(seen))
 
 
-def registration_out(row: Row, who: Caller) -> RegistrationOut:
+def registration_out(row: Row, who: Caller, max_extensions: int) -> RegistrationOut:
+    """A registration as `who` may see it, with the extensions the policy in force (its
+    `max_extensions`) still allows it."""
     out = {key: value for key, value in dict(row).items() if not key.startswith("d_")}
+    out["extensions_left"] = extensions_left(
+        max_extensions, row["extensions_used"], RegistrationStatus(row["status"])
+    )
     conflicts = [ConflictInfo.model_validate(c) for c in json.loads(out["conflicts"])]
     partner = not who.is_admin  # only channel managers see the evidence
     out["conflicts"] = conflicts_out(conflicts, who)
@@ -87,6 +93,7 @@ async def registrations(
     pool: Pool,
     who: Caller,
     limit: int,
+    max_extensions: int,
     statuses: Sequence[RegistrationStatus] | None = None,
     after: str | None = None,
 ) -> list[RegistrationOut]:
@@ -102,25 +109,29 @@ async def registrations(
             raise Unprocessable(f"after names no registration of yours: {after!r}")
         wanted = None if statuses is None else [status.value for status in statuses]
         rows = await conn.fetch(REGISTRATIONS_SQL, who.partner_id, wanted, after, limit)
-    return [registration_out(r, who) for r in rows]
+    return [registration_out(r, who, max_extensions) for r in rows]
 
 
-async def review_queue(pool: Pool, who: Caller, limit: int) -> list[RegistrationOut]:
+async def review_queue(
+    pool: Pool, who: Caller, limit: int, max_extensions: int
+) -> list[RegistrationOut]:
     """Registrations waiting for review, soonest deadline first (those without one last)."""
     rows = await pool.fetch(
         f"""{_WITH_DECISION} WHERE r.status = 'pending_review'
             ORDER BY r.review_due_at NULLS LAST, r.submitted_at LIMIT $1""",
         limit,
     )
-    return [registration_out(r, who) for r in rows]
+    return [registration_out(r, who, max_extensions) for r in rows]
 
 
-async def registration(pool: Pool, who: Caller, registration_id: str) -> RegistrationOut:
+async def registration(
+    pool: Pool, who: Caller, registration_id: str, max_extensions: int
+) -> RegistrationOut:
     """One registration; another partner's is not found, exactly as a missing one."""
     row = await pool.fetchrow(f"{_WITH_DECISION} WHERE r.registration_id = $1", registration_id)
     partner_scope(who, row["partner_id"] if row else None, f"registration {registration_id}")
     assert row is not None
-    return registration_out(row, who)
+    return registration_out(row, who, max_extensions)
 
 
 async def history(pool: Pool, who: Caller, registration_id: str) -> list[HistoryEntryOut]:

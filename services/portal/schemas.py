@@ -44,6 +44,7 @@ class RegistrationView(Loose):
     submitted_at: datetime
     expires_at: datetime | None = None
     extensions_used: int = 0
+    extensions_left: int = 0
     # Filled by the view from the domain rules:
     countdown: str = ""
     extendable: bool = False

@@ -126,10 +126,14 @@ async def test_a_registrations_history_reads_back_in_order_with_principals(
             headers=ADMIN,
         )
         assert reviewed.json()["status"] == "approved"
-        extended = await client.post(
-            f"{deals}/registrations/{registration_id}/extension", headers=auth(partner)
-        )
+        url = f"{deals}/registrations/{registration_id}"
+        before = (await client.get(url, headers=auth(partner))).json()
+        extended = await client.post(f"{url}/extension", headers=auth(partner))
         assert extended.status_code == 200
+        after = (await client.get(url, headers=auth(partner))).json()
+        # What the policy in force still allows (one extension by default): what the portal's
+        # button follows (found in review: it assumed one, whatever the policy said).
+        assert (before["extensions_left"], after["extensions_left"]) == (1, 0)
         await close_won(client, other, deal_key, started + timedelta(seconds=1))
         await registration_reaches(admin_db, registration_id, "won")
         url = f"/registrations/{registration_id}/history"

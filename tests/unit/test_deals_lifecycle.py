@@ -17,7 +17,7 @@ from services.deals.domain.lifecycle import (
     review_outcome,
     window_after_review,
 )
-from services.deals.domain.partner_standing import approval_refusal
+from services.deals.domain.partner_standing import approval_refusal, extensions_left
 from services.deals.domain.rules import RegistrationRequest, conflicts_at_approval
 from shared.errors import Conflict
 from shared.events.notifications import NotificationKind as K
@@ -166,3 +166,10 @@ def test_an_expiry_warning_counts_at_least_one_day_and_none_once_the_window_ende
     assert expiry_warning_days(NOW + timedelta(hours=3), NOW) == 1
     assert expiry_warning_days(NOW, NOW) is None
     assert expiry_warning_days(NOW - timedelta(seconds=1), NOW) is None
+
+
+def test_the_extensions_left_are_the_policys_and_only_an_approved_one_has_any() -> None:
+    assert extensions_left(3, 1, S.APPROVED) == 2
+    assert extensions_left(1, 1, S.APPROVED) == 0
+    assert extensions_left(1, 4, S.APPROVED) == 0  # a policy lowered since
+    assert extensions_left(3, 0, S.PENDING_REVIEW) == 0

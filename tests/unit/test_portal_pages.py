@@ -49,11 +49,11 @@ def test_open_registrations_are_those_still_in_play() -> None:
 
 
 def test_only_an_approved_registration_with_an_extension_left_offers_one() -> None:
-    assert pages.may_extend("approved", 0)
-    assert not pages.may_extend("approved", 1)
-    assert pages.may_extend("approved", 1, max_extensions=2)
-    assert not pages.may_extend("pending_review", 0)
-    assert not pages.may_extend("expired", 0)
+    assert pages.may_extend("approved", 1)
+    assert pages.may_extend("approved", 3)
+    assert not pages.may_extend("approved", 0)
+    assert not pages.may_extend("pending_review", 1)
+    assert not pages.may_extend("expired", 1)
 
 
 def test_the_latest_notifications_are_the_newest_first() -> None:

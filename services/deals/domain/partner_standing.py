@@ -71,6 +71,14 @@ def approval_refusal(
     )
 
 
+def extensions_left(max_extensions: int, used: int, status: RegistrationStatus) -> int:
+    """How many more extensions the policy in force allows the registration (only an approved
+    one is extended; its partner's standing and its window are checked when it asks)."""
+    if status is not RegistrationStatus.APPROVED:
+        return 0
+    return max(0, max_extensions - used)
+
+
 def extend(
     policy: RulesOfEngagement,
     expires_at: datetime,

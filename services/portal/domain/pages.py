@@ -80,10 +80,12 @@ def is_open(status: str) -> bool:
     return status in OPEN_STATUSES
 
 
-def may_extend(status: str, extensions_used: int, max_extensions: int = 1) -> bool:
+def may_extend(status: str, extensions_left: int) -> bool:
     """Whether the extension button is offered: deals decides (and may still refuse with 409);
-    the page only hides a button that could not succeed."""
-    return status in EXTENDABLE_STATUSES and extensions_used < max_extensions
+    the page only hides a button that could not succeed. `extensions_left`: what deals says the
+    policy in force still allows (found in review: the page assumed one extension, whatever
+    the policy said)."""
+    return status in EXTENDABLE_STATUSES and extensions_left > 0
 
 
 def countdown(expires_at: datetime | None, now: datetime) -> str:
