@@ -28,6 +28,10 @@ async def list_payouts(
     period: Annotated[str | None, Query(pattern=PERIOD)] = None,
     state: Settlement | None = None,
     partner: Annotated[Ident | None, Query(description="one partner's row only")] = None,
+    after: Annotated[
+        str | None,
+        Query(max_length=400, description="`next_after` of the page before (the partners past it)"),
+    ] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     payouts_before: Annotated[
@@ -50,6 +54,7 @@ async def list_payouts(
             period=asked,
             state=state,
             partner=partner,
+            after=after,
             offset=offset,
             limit=limit,
             payouts_before=payouts_before,

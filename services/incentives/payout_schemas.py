@@ -44,6 +44,14 @@ class PayoutsOut(BaseModel):
     total_partners: int = Field(
         description="partners matching (state and partner filters included)"
     )
+    partners_before: int = Field(
+        default=0, description="matching partners before this page (after `after` and `offset`)"
+    )
+    next_after: str | None = Field(
+        default=None,
+        description="`after` of the next page of partners; null on the last. Paging by it, a "
+        "partner paid meanwhile (no longer owed, or lower down) moves no one past the page",
+    )
     payouts: list[PayoutEntryOut] = Field(
         description="payouts made in the period (to the partner asked for), newest first: a page"
     )

@@ -3,6 +3,7 @@ the balance still owed and its settlement state; the payouts made in the period.
 
 from __future__ import annotations
 
+import base64
 from decimal import Decimal
 
 from services.incentives.domain.programs import IncentivePrograms
@@ -43,6 +44,37 @@ PAYOUTS_COUNTED_SQL = """SELECT count(*) FROM ledger_entries
 PERIODS_SQL = "SELECT DISTINCT period FROM period_totals WHERE entries > 0 ORDER BY period DESC"
 
 
+def cursor_of(row: PartnerPayoutsOut) -> str:
+    """Where a page of partners ends: the last one's balance and id, in the list's order
+    (largest balance first, then by id)."""
+    return base64.urlsafe_b64encode(f"{row.balance}\n{row.partner_id}".encode()).decode()
+
+
+def page_cursor(after: str) -> tuple[Decimal, str]:
+    """The balance and partner id an `after` names (422 for one no page gave)."""
+    try:
+        balance, partner_id = base64.urlsafe_b64decode(after.encode()).decode().split("\n", 1)
+        return Decimal(balance), partner_id
+    except (ValueError, ArithmeticError, UnicodeError) as error:
+        raise Unprocessable("after is not a `next_after` this list gave") from error
+
+
+def partners_page(
+    matching: list[PartnerPayoutsOut], after: str | None, offset: int, limit: int
+) -> tuple[list[PartnerPayoutsOut], int, str | None]:
+    """A page of the list (largest balance first, then by id): the partners past `after`
+    (skipping `offset` more), how many come before it, and the next page's `after`. Found in
+    review: pages were offsets, so partners a payment moved out of "owed" (or down the list)
+    moved as many others past the next page, never shown."""
+    past = matching
+    if after is not None:
+        balance, last = page_cursor(after)
+        past = [p for p in matching if (-p.balance, p.partner_id) > (-balance, last)]
+    page = past[offset : offset + limit]
+    more = len(past) > offset + limit
+    return page, len(matching) - len(past) + offset, cursor_of(page[-1]) if page and more else None
+
+
 async def payouts(
     conn: Connection,
     programs: IncentivePrograms,
@@ -50,6 +82,7 @@ async def payouts(
     period: str | None,
     state: Settlement | None,
     partner: str | None = None,
+    after: str | None = None,
     offset: int,
     limit: int,
     payouts_before: str | None = None,
@@ -75,6 +108,7 @@ async def payouts(
         for p in everyone
         if (state is None or p.state is state) and (partner is None or p.partner_id == partner)
     ]
+    page, before, next_after = partners_page(matching, after, offset, limit)
     after_moment = None
     if payouts_before is not None:
         after_moment = await conn.fetchval(
@@ -86,7 +120,7 @@ async def payouts(
     made = await conn.fetch(
         PAYOUTS_MADE_SQL, period, partner, after_moment, payouts_before, payouts_limit + 1
     )
-    more = len(made) > payouts_limit
+    more_made = len(made) > payouts_limit
     made = made[:payouts_limit]
     periods = await conn.fetch(PERIODS_SQL)
     return PayoutsOut(
@@ -99,8 +133,10 @@ async def payouts(
             "paid": sum((p.paid for p in everyone), Decimal(0)),
             "owed": sum((p.balance for p in everyone if p.balance > 0), Decimal(0)),
         },
-        partners=matching[offset : offset + limit],
+        partners=page,
         total_partners=len(matching),
+        partners_before=before,
+        next_after=next_after,
         payouts=[
             PayoutEntryOut(
                 entry_id=r["entry_id"],
@@ -113,5 +149,5 @@ async def payouts(
             for r in made
         ],
         total_payouts=await conn.fetchval(PAYOUTS_COUNTED_SQL, period, partner),
-        next_payouts_before=made[-1]["entry_id"] if more else None,
+        next_payouts_before=made[-1]["entry_id"] if more_made else None,
     )

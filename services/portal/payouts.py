@@ -27,6 +27,8 @@ PAID = "Paid {amount} {currency} to {partner_id} ({reference}); balance after: {
 
 ledger_reader = role_session("this page", Role.FINANCE, Role.CHANNEL_MANAGER)
 finance_session = role_session("this", Role.FINANCE)
+# The list's cursor as the incentives service hands it out (URL-safe base64).
+CURSOR = r"^[A-Za-z0-9_=-]*$"
 ReaderDep = Annotated[Session, Depends(ledger_reader)]
 FinanceDep = Annotated[Session, Depends(finance_session)]
 
@@ -39,7 +41,7 @@ async def payouts_page(
     period: str = "",
     state: str = "",
     partner: str = "",
-    offset: int = 0,
+    after: str = "",
     payouts_before: str = "",
     message: str = "",
     status: int = 200,
@@ -51,7 +53,7 @@ async def payouts_page(
         period=period or None,
         state=state or None,
         partner=partner or None,
-        offset=offset,
+        after=after or None,
         limit=rules.PAGE,
         payouts_before=payouts_before or None,
         payouts_limit=rules.PAGE,
@@ -60,7 +62,10 @@ async def payouts_page(
         "view": view,
         "period": period,
         "state": state,
-        "paging": rules.Paging(offset, len(view["partners"]), view["total_partners"]),
+        "paging": rules.Paging(
+            view["partners_before"], len(view["partners"]), view["total_partners"]
+        ),
+        "after": after,
         "partner": partner,
         "query": {
             k: v for k, v in {"period": period, "state": state, "partner": partner}.items() if v
@@ -79,7 +84,7 @@ async def payouts(
     period: Annotated[str, Query(pattern=PERIOD)] = "",
     state: Annotated[str, Query(pattern=STATE)] = "",
     partner: Annotated[str, Query(pattern=f"({PARTNER_ID})|^$")] = "",
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    after: Annotated[str, Query(max_length=400, pattern=CURSOR)] = "",
     payouts_before: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
     return await payouts_page(
@@ -89,7 +94,7 @@ async def payouts(
         period=period,
         state=state,
         partner=partner,
-        offset=offset,
+        after=after,
         payouts_before=payouts_before,
     )
 
@@ -105,7 +110,7 @@ async def pay_out(
     period: Annotated[str, Form(pattern=PERIOD)] = "",
     state: Annotated[str, Form(pattern=STATE)] = "",
     partner: Annotated[str, Form(pattern=f"({PARTNER_ID})|^$")] = "",
-    offset: Annotated[int, Form(ge=0, le=1_000_000)] = 0,
+    after: Annotated[str, Form(max_length=400, pattern=CURSOR)] = "",
 ) -> Response:
     body = {"reference": reference, **({"amount": amount} if amount else {})}
     call = backends.call(
@@ -121,7 +126,7 @@ async def pay_out(
         period=period,
         state=state,
         partner=partner,
-        offset=offset,
+        after=after,
         message=message,
         status=status,
     )

@@ -47,6 +47,8 @@ class Incentives(QuietHandler):
             totals={},
             partners=[owed],
             total_partners=30,
+            partners_before=20,
+            next_after="bmV4dA==",
             payouts=[],
             total_payouts=0,
             next_payouts_before=None,
@@ -78,21 +80,25 @@ def test_paying_a_partner_answers_the_page_finance_was_working_through(
     finance: TestClient,
 ) -> None:
     """Found in review: a payment answered the unfiltered first page (period, state and page
-    lost)."""
+    lost); and pages were offsets, so the partners a payment moved out of "owed" shifted the
+    next page past as many others. The page is the list's cursor, kept through a payment."""
+    start = "MTAwLjAwCnAw"
     shown = finance.get(
-        "/finance/payouts", params={"period": "2026-Q1", "state": "owed", "offset": 20}
+        "/finance/payouts", params={"period": "2026-Q1", "state": "owed", "after": start}
     )
     assert shown.status_code == 200, shown.text
     for hidden in (
         'name="period" value="2026-Q1"',
         'name="state" value="owed"',
-        'name="offset" value="20"',
+        f'name="after" value="{start}"',
     ):
         assert hidden in shown.text
-    fields = {"reference": "R1", "period": "2026-Q1", "state": "owed", "offset": "20"}
+    assert "after=bmV4dA%3D%3D" in shown.text  # the next page starts where this one ends
+    assert "21–21 of 30" in shown.text
+    fields = {"reference": "R1", "period": "2026-Q1", "state": "owed", "after": start}
     csrf = form_csrf(finance, "/finance/payouts")
     paid = finance.post("/finance/partners/p1/payouts", data={**fields, "csrf_token": csrf})
     assert paid.status_code == 200, paid.text
     assert Incentives.asked[-1]["period"] == ["2026-Q1"]
     assert Incentives.asked[-1]["state"] == ["owed"]
-    assert Incentives.asked[-1]["offset"] == ["20"]
+    assert Incentives.asked[-1]["after"] == [start]
