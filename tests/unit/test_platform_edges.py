@@ -113,6 +113,11 @@ async def amounts(body: AmountIn) -> dict[str, str]:
     return {"amount": str(body.amount), "count": str(body.count), "ratio": repr(body.ratio)}
 
 
+@router.post("/partner-amounts")
+async def partner_amounts(body: AmountIn, who: CallerDep) -> dict[str, str]:
+    return {"amount": str(body.amount), "who": who.subject}
+
+
 LimitsDep = Annotated[Limits, Provided(Limits)]
 
 
@@ -546,3 +551,27 @@ def test_an_admin_run_ahead_of_now_is_taken_on_a_development_stack_only() -> Non
     assert run_moment(behind, platform(False)) == behind
     assert run_moment(ahead, platform(True)) == ahead
     assert abs(run_moment(None, platform(False)) - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+@pytest.mark.parametrize("body", [b'{"amount": 1', b"[" * 10 + b"]" * 10, b'{"amount": 1}'])
+async def test_a_body_is_not_read_before_the_token_is_verified(client: Any, body: bytes) -> None:
+    """Found in review: an anonymous caller had a service parse up to a megabyte of JSON (60-90
+    ms of the event loop each) before answering 401. Malformed or not, no token: 401."""
+    anonymous = await client.post("/partner-amounts", content=body, headers=JSON)
+    assert anonymous.status_code == 401, anonymous.text
+    assert anonymous.json()["detail"] == "missing bearer token"
+    forged = await client.post(
+        "/partner-amounts", content=body, headers={**JSON, "Authorization": "Bearer x.y.z"}
+    )
+    assert forged.status_code == 401
+
+
+async def test_a_verified_caller_is_verified_once_and_reaches_the_route(client: Any) -> None:
+    answer = await client.post(
+        "/partner-amounts", content=b'{"amount": 12.5}', headers={**JSON, **partner("p1")}
+    )
+    assert answer.json() == {"amount": "12.5", "who": "p1/u"}
+    malformed = await client.post(
+        "/partner-amounts", content=b'{"amount": 1', headers={**JSON, **partner("p1")}
+    )
+    assert malformed.status_code == 400
