@@ -20,6 +20,7 @@ from shared.topics import INCENTIVE_LEDGER, PARTNER_NOTIFICATIONS
 
 # How often an instance asks whether digests are due.
 DIGEST_CHECK_SECONDS = 60.0
+HOUR_SECONDS = 3600.0
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ def wire(platform: Platform) -> None:
     if settings.smtp() is None:
         log.warning("no NOTIFICATIONS_SMTP_HOST: e-mails queue but are not sent")
     platform.every(settings.email_poll_seconds, jobs.send_emails, name="email")
+    platform.every(HOUR_SECONDS, jobs.purge_delivered, name="delivery-retention")
     # Often, on every instance: whether digests are due is decided in Postgres, for them all.
     platform.every(
         min(settings.email_digest_seconds, DIGEST_CHECK_SECONDS),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.notifications import emailing
+from services.notifications import emailing, repository
 from services.notifications.settings import NotificationsSettings
+from shared.clock import now
 from shared.service import Platform
 
 
@@ -22,6 +23,14 @@ async def send_emails(platform: Platform) -> int:
         settings.email_lease_seconds,
         timedelta(hours=settings.email_give_up_hours),
     )
+
+
+async def purge_delivered(platform: Platform) -> int:
+    """Delete the webhook deliveries delivered, and the mails sent or given up, longer ago than
+    the retention (their attempts with them). Returns how many rows went."""
+    settings = platform.provisions.get(NotificationsSettings)
+    before = now() - timedelta(days=settings.delivery_retention_days)
+    return await repository.purge_delivered(platform.pool, before)
 
 
 async def gather_digests(platform: Platform) -> int:

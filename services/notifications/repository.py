@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from services.notifications.domain.addressing import Recipient
 from services.notifications.domain.messages import Message
-from shared.db import Connection, columns
+from shared.db import Connection, Pool, columns, delete_in_batches
 
 # Listened to by every instance's live streams: a commit that filed messages wakes them.
 INBOX_CHANNEL = "notifications_inbox"
@@ -94,3 +95,25 @@ async def mark_read(
         through,
     )
     return int(result.split()[-1])
+
+
+async def purge_delivered(pool: Pool, before: datetime, batch_size: int = 5_000) -> int:
+    """Delete delivered webhook deliveries (their attempts cascade) and sent or given-up mails
+    finished before `before`, a batch per transaction. Pending ones are never touched."""
+    deliveries = await delete_in_batches(
+        pool,
+        """DELETE FROM webhook_deliveries WHERE delivery_id = ANY(ARRAY(
+               SELECT delivery_id FROM webhook_deliveries
+               WHERE status = 'delivered' AND delivered_at < $1 LIMIT $2))""",
+        before,
+        batch_size=batch_size,
+    )
+    mails = await delete_in_batches(
+        pool,
+        """DELETE FROM emails WHERE email_id = ANY(ARRAY(
+               SELECT email_id FROM emails
+               WHERE status <> 'pending' AND coalesce(sent_at, next_attempt_at) < $1 LIMIT $2))""",
+        before,
+        batch_size=batch_size,
+    )
+    return deliveries + mails

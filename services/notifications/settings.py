@@ -49,6 +49,10 @@ class NotificationsSettings(BaseSettings):
     email_give_up_hours: float = Field(default=72.0, gt=0)
     # How long a claimed mail is held: past its slowest send (every SMTP wait timing out).
     email_lease_seconds: float = Field(default=180.0, gt=0)
+    # Delivered webhook deliveries (their signed payloads and attempts) and sent or given-up
+    # mails (addresses and bodies) are kept this long for their logs, then deleted: found in
+    # review, they grew for ever, a row per message per endpoint. Pending ones stay.
+    delivery_retention_days: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _lease_outlasts_an_attempt(self) -> NotificationsSettings:
