@@ -95,6 +95,18 @@ async def approve(
 async def reject(
     conn: Connection, outbox: Outbox, row: Row, why: str, at: datetime, *, by: str
 ) -> Row:
+    """A rejected application holds no domain: one it had verified is free again (found in
+    review: a channel manager who verified an applicant's domain and then rejected it left the
+    domain held for good, every later application for it refused)."""
     return await record_step(
-        conn, outbox, row, PartnerStatus.REJECTED, Change.REJECTED, by=by, reason=why, at=at
+        conn,
+        outbox,
+        row,
+        PartnerStatus.REJECTED,
+        Change.REJECTED,
+        by=by,
+        reason=why,
+        at=at,
+        domain_verified_at=None,
+        domain_verified_by=None,
     )

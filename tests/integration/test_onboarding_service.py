@@ -687,6 +687,36 @@ async def test_an_application_for_a_domain_another_partner_now_holds_is_not_admi
         assert rejected.json()["status"] == "rejected", rejected.text
 
 
+async def test_a_rejected_application_holds_its_verified_domain_no_more(
+    onboarding: str, sites: PartnerSites
+) -> None:
+    """Found in review: an applicant whose domain a channel manager verified, then rejected,
+    held the domain for good: every later application for it was refused."""
+    domain = f"freed-{uuid.uuid4().hex[:10]}.example"
+    async with httpx.AsyncClient(timeout=30) as client:
+        first = await client.post(
+            f"{onboarding}/applications", json=strong_application(domain, **MIDDLING)
+        )
+        pid = first.json()["partner_id"]
+        sites.publish(domain, first.json()["domain_verification"]["record"])
+        verified = await client.post(
+            f"{onboarding}/partners/{pid}/domain-verification", headers=ADMIN
+        )
+        assert verified.status_code == 200, verified.text
+        refused = await client.post(
+            f"{onboarding}/applications", json=strong_application(domain, **MIDDLING)
+        )
+        assert refused.status_code == 409  # held while the application stands
+        rejected = await client.post(
+            f"{onboarding}/applications/{pid}/decision", headers=ADMIN, json={"approve": False}
+        )
+        assert rejected.json()["status"] == "rejected", rejected.text
+        again = await client.post(
+            f"{onboarding}/applications", json=strong_application(domain, **MIDDLING)
+        )
+        assert again.status_code == 201, again.text
+
+
 async def test_a_partners_history_is_append_only(
     onboarding: str, admin_db: asyncpg.Connection[asyncpg.Record]
 ) -> None:

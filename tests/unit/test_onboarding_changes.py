@@ -475,3 +475,39 @@ def test_only_the_exact_token_proves_a_domain_and_only_a_held_domain_is_publishe
     for status in (S.REJECTED, S.EXPELLED):
         with pytest.raises(Conflict, match="holds no domain"):
             check_may_verify("ptn_1", status)
+
+
+def test_a_renewal_needs_evidence_newer_than_the_last_confirmed() -> None:
+    """Found in review: the agreement renewed with no body confirmed the term before's envelope
+    for a whole new term; a reinstated partner's items were completed on its old evidence."""
+    confirmed = {
+        "agreement_signed": {
+            "reference": "envelope-2026",
+            "submitted_at": (NOW - timedelta(days=400)).isoformat(),
+            "confirmed_by": "alice",
+            "confirmed_at": (NOW - timedelta(days=399)).isoformat(),
+        }
+    }
+    unnamed = MANAGER | {"reference": None}
+    with pytest.raises(Unprocessable, match="its evidence envelope-2026 was confirmed on"):
+        tick(CONFIG, "ptn_1", S.ACTIVE, {}, "agreement_signed", NOW, evidence=confirmed, **unnamed)
+    # New evidence: the confirmer's own, or the partner's submitted since.
+    named = MANAGER | {"reference": "envelope-2027"}
+    assert tick(
+        CONFIG, "ptn_1", S.ACTIVE, {}, "agreement_signed", NOW, evidence=confirmed, **named
+    ).renewal
+    resubmitted = {
+        "agreement_signed": confirmed["agreement_signed"]
+        | {"reference": "envelope-2027", "submitted_at": (NOW - timedelta(days=1)).isoformat()}
+    }
+    assert tick(
+        CONFIG, "ptn_1", S.ACTIVE, {}, "agreement_signed", NOW, evidence=resubmitted, **unnamed
+    ).renewal
+
+
+def test_a_partner_back_from_expulsion_starts_its_checklist_and_its_evidence_over() -> None:
+    change, fields = manual_status_change(
+        "ptn_1", S.EXPELLED, S.ONBOARDING, checklist=ITEMS, completed={}, at=NOW
+    )
+    assert change is Change.REINSTATED
+    assert (fields["checklist"], fields["checklist_evidence"]) == ({}, {})

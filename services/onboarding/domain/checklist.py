@@ -106,6 +106,14 @@ def _confirmed(
             "have confirmed its evidence; submit the evidence reference (body: evidence)"
         )
     record = dict(evidence.get(item, {}))
+    if reference is None and _already_confirmed(record):
+        # Found in review: renewing the agreement with no body confirmed the evidence of the
+        # term before (its old envelope) for a whole new term.
+        raise Unprocessable(
+            f"{item}: its evidence {record.get('reference')} was confirmed on "
+            f"{str(record.get('confirmed_at'))[:10]}; this needs new evidence: the partner "
+            "submits a reference, or the confirmer gives one"
+        )
     if reference is not None:
         record["reference"] = reference
     if not record.get("reference"):
@@ -114,6 +122,15 @@ def _confirmed(
         )
     record.update(confirmed_by=by, confirmed_at=at.isoformat())
     return {**{k: dict(v) for k, v in evidence.items()}, item: record}
+
+
+def _already_confirmed(record: Mapping[str, str]) -> bool:
+    """Whether the evidence on record was confirmed and nothing was submitted since."""
+    confirmed = record.get("confirmed_at")
+    submitted = record.get("submitted_at")
+    if not confirmed:
+        return False
+    return not submitted or datetime.fromisoformat(submitted) <= datetime.fromisoformat(confirmed)
 
 
 def tick(

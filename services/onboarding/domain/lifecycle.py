@@ -187,10 +187,11 @@ def manual_status_change(
             "grace_until": None,
         }
     if target is S.ONBOARDING:
-        # Back from expulsion: the checklist (and the agreement) start over.
+        # Back from expulsion: the checklist (its evidence too) and the agreement start over.
         return Change.REINSTATED, {
             "status": target.value,
             "checklist": {},
+            "checklist_evidence": {},
             "agreement_valid_until": None,
             "suspended_at": None,
             "grace_until": None,
