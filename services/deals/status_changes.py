@@ -14,7 +14,11 @@ from typing import Any
 from services.deals import repository
 from services.deals.domain.customers import Customer
 from services.deals.domain.ledger import LedgerEntry, LedgerWhat, Principal
-from services.deals.domain.lifecycle import close_with_opportunity, status_notification
+from services.deals.domain.lifecycle import (
+    close_with_opportunity,
+    merge_is_told,
+    status_notification,
+)
 from services.deals.domain.rules import RulesOfEngagement
 from services.deals.repository import Row
 from shared.clock import now
@@ -111,6 +115,8 @@ async def status_change_events(
             currency=row["currency"],
         )
         events.append(OutgoingEvent(DEAL_REGISTRATIONS, changed, registration_id, cause=cause))
+    if not merge_is_told(entry.what, entry.status):
+        return events
     kind = status_notification(entry.what, entry.status)
     about = _occurrence(row, entry, expires_at, seq)
     subject = f"Registration {registration_id} for {row['customer_name']}: {entry.status.value}"

@@ -13,9 +13,13 @@ import pytest
 
 from shared.events.partners import PartnerChange, PartnerStatus
 from shared.topics import PARTNER_LIFECYCLE
+from tests.support.crm import salesforce_cdc
 from tests.support.deals import (
     approved,
+    crm_deal_projected,
+    deliver_salesforce,
     fresh_partners,
+    link_crm_deal,
     partner_notifications,
     register,
     registration_announcements,
@@ -167,6 +171,42 @@ async def test_an_expelled_partners_registrations_stop_protecting_their_customer
     assert events[1]["data"]["reason"] == f"{told} (fraud)"
     notes = await partner_notifications(infra, expelled, "expired", since=started)
     assert [e["data"]["body"] for e in notes if e["data"]["kind"] == "expired"] == [told]
+
+
+async def test_a_registration_never_approved_stays_expired_when_a_close_before_it_is_heard(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    """Found in review: a registration awaiting review, closed as expired when its partner was
+    expelled, became `won` on a close the CRM made before the expulsion and deals heard after:
+    the rule for an approved registration expired before its close was heard took it for one."""
+    run, (partner,) = await fresh_partners(infra, "latex")
+    body = customer(run, "Tailspin") | {"amount": "900000.00"}  # above the limit: review
+    deals = deals_instances[0]
+    record_id = f"006LX{run}"
+    deal_key = f"salesforce:{record_id}"
+    fields = {
+        "StageName": "Qualification",
+        "Amount": 900000.0,
+        "CurrencyIsoCode": "USD",
+        "Account_Name__c": body["customer_name"],
+        "Account_Website__c": f"https://{body['customer_domain']}",
+    }
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = await register(client, deals, partner, body)
+        assert created.json()["status"] == "pending_review", created.text
+        registration_id = created.json()["registration_id"]
+        opened = datetime.now(UTC) - timedelta(days=7)
+        await deliver_salesforce(client, deals, salesforce_cdc(record_id, "CREATE", opened, fields))
+        await crm_deal_projected(admin_db, deal_key, lambda row: row["status"] == "open", "open")
+        linked = await link_crm_deal(client, deals, partner, registration_id, deal_key)
+        assert linked.status_code == 200, linked.text
+        closed_at = datetime.now(UTC) - timedelta(minutes=1)
+        await partner_becomes(infra, admin_db, partner, PartnerStatus.EXPELLED, 2, "fraud")
+        assert await registration_status(admin_db, registration_id) == "expired"
+        won = salesforce_cdc(record_id, "UPDATE", closed_at, {"StageName": "Closed Won"})
+        await deliver_salesforce(client, deals, won)
+        await crm_deal_projected(admin_db, deal_key, lambda row: row["status"] == "won", "won")
+    assert await registration_status(admin_db, registration_id) == "expired"
 
 
 async def test_a_suspended_partners_registration_is_not_approved_by_a_review(

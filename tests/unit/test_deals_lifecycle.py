@@ -11,9 +11,11 @@ from decimal import Decimal
 import pytest
 
 from services.deals.domain.customers import Customer
+from services.deals.domain.ledger import LedgerWhat
 from services.deals.domain.lifecycle import (
     decision_notification_kind,
     expiry_warning_days,
+    merge_is_told,
     review_outcome,
     window_after_review,
 )
@@ -173,3 +175,11 @@ def test_the_extensions_left_are_the_policys_and_only_an_approved_one_has_any() 
     assert extensions_left(1, 1, S.APPROVED) == 0
     assert extensions_left(1, 4, S.APPROVED) == 0  # a policy lowered since
     assert extensions_left(3, 0, S.PENDING_REVIEW) == 0
+
+
+def test_a_merge_moving_a_closed_registration_tells_no_one() -> None:
+    for closed in (S.WON, S.LOST, S.EXPIRED, S.REJECTED):
+        assert not merge_is_told(LedgerWhat.MERGED, closed)
+    for live in (S.APPROVED, S.PENDING_REVIEW):
+        assert merge_is_told(LedgerWhat.MERGED, live)
+    assert merge_is_told(LedgerWhat.CLOSED, S.WON)  # a win itself is told

@@ -112,6 +112,20 @@ def status_notification(
     return _STATUS_KINDS.get(status, NotificationKind.PENDING_REVIEW)
 
 
+_LIVE = frozenset(
+    {RegistrationStatus.SUBMITTED, RegistrationStatus.APPROVED, RegistrationStatus.PENDING_REVIEW}
+)
+
+
+def merge_is_told(what: LedgerWhat, status: RegistrationStatus) -> bool:
+    """Whether the partner and the direct owners are told of this change: a CRM merge moving a
+    closed registration (won, lost, expired or rejected long ago) tells no one (found in
+    review: it was told again as a new win or rejection, under its old status's kind, and
+    integrations keyed on the kind counted a second win). Its status event still goes out:
+    downstream moves what it holds by it."""
+    return what is not LedgerWhat.MERGED or status in _LIVE
+
+
 def expiry_warning_days(expires_at: datetime, at: datetime) -> int | None:
     """Days left to announce in an expiry warning at `at`, at least one, a day begun counting
     whole (6 days and 23 hours left is 7: rounded down, a partner was told a day less than it
