@@ -52,7 +52,9 @@ async def decide_review(
     # The partner reads this reason (its history, its status notice): who decided and the note
     # stay with channel managers (`acted_by`, `decision_note`), as everywhere else (found in
     # review: "approved by alice@vendor: weak on security, watch them" reached the partner).
-    why = f"application {verdict} after a manual review (score {qualification.total})"
+    # Its start, "manual review", is how the programme tells a person's decision (its
+    # domain/decisions.py) from the scoring's.
+    why = f"manual review: application {verdict} (score {qualification.total})"
     # Keep the outcome 'review' so the history shows a manager decided; the score is re-explained.
     row = await record_version(
         conn,

@@ -408,7 +408,7 @@ async def test_rejection_review_queue_and_manager_decision(
             headers={"Authorization": f"Bearer {granted.json()['token']}"},
         )
         reasons = [version["reason"] for version in as_partner.json()["history"]]
-        assert "application approved after a manual review (score 55.7)" in reasons
+        assert "manual review: application approved (score 55.7)" in reasons
         assert "strong retail references" not in as_partner.text
         assert "decision_note" not in as_partner.json()
         queue = await applications(client, onboarding)

@@ -80,7 +80,7 @@ async def seed(infra: Infra, p: dict[str, str]) -> dict[str, Any]:
         reviewed: f.application_decided(
             partner_id=reviewed,
             status=PartnerStatus.QUALIFIED,
-            reason="manual review approved by cm: fits (score 77)",
+            reason="manual review: application approved (score 77)",
             changed_at=T,
             decided_at=T + 2 * H,
         ),

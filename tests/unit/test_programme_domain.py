@@ -111,7 +111,7 @@ def test_an_application_decision_is_automatic_unless_a_manager_reviewed_it() -> 
         onboarding_decision(PartnerChange.REJECTED, applied, "score 31 < 40") is Decider.AUTOMATIC
     )
     # onboarding's manager review (services/onboarding/review.py words it so)
-    why = "manual review approved by cm-1: fits (score 80)"
+    why = "manual review: application approved (score 80)"  # as onboarding words it
     assert onboarding_decision(PartnerChange.QUALIFIED, applied, why) is Decider.MANUAL
     assert onboarding_decision(PartnerChange.REJECTED, applied, why) is Decider.MANUAL
     # anything else is not a decision on an application

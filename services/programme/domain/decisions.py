@@ -18,8 +18,9 @@ from enum import StrEnum
 from shared.events.partners import PartnerChange, PartnerStatus
 from shared.events.registrations import RegistrationStatus
 
-# How both services word a person's decision (onboarding: "manual review approved by ...";
-# deals: "manual review: <note>"). tests/unit/test_programme_domain.py pins both.
+# How both services word a person's decision (onboarding: "manual review: application
+# approved (score ...)"; deals: "manual review: <note>"). tests/unit/test_programme_domain.py
+# pins both.
 MANUAL_REVIEW = "manual review"
 
 
