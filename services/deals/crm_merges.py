@@ -12,6 +12,7 @@ from typing import Any
 
 from services.deals import repository, review_repository
 from services.deals.crm_projection import apply_crm_changes, deal_state
+from services.deals.domain.crm import CLOSING_WITH_DEAL
 from services.deals.domain.ledger import LedgerWhat, Principal
 from services.deals.domain.links import links_after_merge
 from services.deals.domain.rules import RulesOfEngagement
@@ -19,6 +20,7 @@ from services.deals.policy import PolicyStore
 from services.deals.review_sla import start_review_clock
 from services.deals.status_changes import (
     Circumstances,
+    close_with_deal,
     entry_for,
     record_change,
     status_change_events,
@@ -26,7 +28,7 @@ from services.deals.status_changes import (
 from shared.clock import now
 from shared.db import Connection
 from shared.events import Envelope
-from shared.events.crm import CrmDealChanged
+from shared.events.crm import CrmDealChanged, DealStatus
 from shared.events.registrations import RegistrationStatus
 from shared.outbox import OutgoingEvent
 from shared.topics import DEAL_OPPORTUNITIES
@@ -128,7 +130,27 @@ async def _settle_links(
         outgoing += await status_change_events(
             conn, row, entry, Circumstances(cause=cause), seq, relinked=registration_id in moved
         )
+        if registration_id in moved:
+            outgoing += await _close_with_survivor(conn, registration_id, survivor, cause)
     return outgoing
+
+
+async def _close_with_survivor(
+    conn: Connection, registration_id: str, survivor: str, cause: Envelope[CrmDealChanged]
+) -> list[OutgoingEvent]:
+    """A registration moved onto a survivor that has already closed takes its outcome, as a
+    link to a closed deal does (found in review: it stayed approved on a won deal, expired at
+    its window's end, and attribution took its credit back). Only one submitted before the
+    close: one made after it sourced nothing, and keeps waiting as it was."""
+    deal = await repository.crm_deal_seen(conn, survivor)
+    if deal is None or deal.status is DealStatus.OPEN:
+        return []
+    row = await repository.registration_for_update(conn, registration_id)
+    if row is None or RegistrationStatus(row["status"]) not in CLOSING_WITH_DEAL:
+        return []
+    if deal.closed_at is not None and row["submitted_at"] >= deal.closed_at:
+        return []
+    return await close_with_deal(conn, row, survivor, None, deal.status, cause)
 
 
 async def _displace(

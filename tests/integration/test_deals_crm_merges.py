@@ -172,6 +172,47 @@ async def test_a_won_registration_keeps_the_survivor_over_an_earlier_live_one(
     }
 
 
+async def test_a_registration_moved_onto_a_survivor_that_closed_takes_its_outcome(
+    infra: Infra,
+) -> None:
+    """Found in review: a registration whose deal was merged into one already won stayed
+    approved on it, expired at its window's end, and attribution took its credit back. It
+    takes the outcome at the merge, as a link to a closed deal does."""
+    run, at = uuid.uuid4().int % 10**9, datetime.now(UTC) - timedelta(minutes=10)
+    survivor = _deal_key(run + 1)
+    moved = f"reg-m-{run}"
+    changes = [
+        hubspot_property_change(run, "dealstage", "qualifiedtobuy", at, event_id=1),
+        hubspot_property_change(
+            run + 1, "dealstage", "closedwon", at + timedelta(minutes=2), event_id=2
+        ),
+        {
+            **hubspot_property_change(
+                run + 1, "amount", "1", at + timedelta(minutes=3), event_id=3
+            ),
+            "subscriptionType": "deal.merge",
+            "primaryObjectId": run + 1,
+            "mergedObjectIds": [run],
+        },
+    ]
+    envelopes = [
+        Envelope.wrap(change, source="pollinate/deals", subject=change.deal_key)
+        for change in from_hubspot(changes)
+    ]
+    async with deals_pool(infra) as pool:
+        await register_on_deal(pool, moved, _deal_key(run), at, partner="p-m")
+        await _consume(infra, pool, envelopes)
+        row = await pool.fetchrow(
+            "SELECT status, crm_deal_key FROM registrations WHERE registration_id = $1", moved
+        )
+        what = await pool.fetch(
+            "SELECT what, status FROM registration_ledger WHERE registration_id = $1 ORDER BY seq",
+            moved,
+        )
+    assert (row["status"], row["crm_deal_key"]) == ("won", survivor)
+    assert [(w["what"], w["status"]) for w in what] == [("merged", "approved"), ("closed", "won")]
+
+
 def _account_change(account: str, change: str, at: datetime) -> dict[str, Any]:
     """An AccountChangeEvent as Salesforce delivers a merge's halves: the losers' DELETE with
     no field values, the master's UPDATE."""
