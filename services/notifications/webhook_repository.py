@@ -23,14 +23,20 @@ ENDPOINT_COLUMNS = """endpoint_id, partner_id, url, description, kinds, enabled,
     consecutive_failures, failing_since, created_at, updated_at"""
 
 
-async def count_endpoints(conn: Connection, partner_id: str) -> int:
-    # The partner's endpoints are counted under a lock on the partner's key, so two concurrent
-    # registrations cannot both pass the limit.
+async def count_endpoints(conn: Connection, partner_id: str, url: str) -> tuple[int, Any]:
+    """The partner's endpoints and its endpoint for `url` (None: none), read under a lock on the
+    partner's key, so two concurrent registrations can neither both pass the limit nor both
+    register one URL."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('webhooks/' || $1))", partner_id)
-    count = await conn.fetchval(
-        "SELECT count(*) FROM webhook_endpoints WHERE partner_id = $1", partner_id
+    row = await conn.fetchrow(
+        """SELECT count(*) AS endpoints,
+                  (array_agg(endpoint_id) FILTER (WHERE url = $2))[1] AS same_url
+           FROM webhook_endpoints WHERE partner_id = $1""",
+        partner_id,
+        url,
     )
-    return int(count)
+    assert row is not None  # an aggregate answers one row
+    return int(row["endpoints"]), row["same_url"]
 
 
 async def insert_endpoint(

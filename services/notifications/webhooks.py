@@ -26,7 +26,15 @@ async def register(
     """The new endpoint and its secret."""
     url = webhooks.check_target(body.url, development_mode=development_mode)
     limit = webhooks.MAX_ENDPOINTS_PER_PARTNER
-    if await webhook_repository.count_endpoints(conn, partner_id) >= limit:
+    endpoints, same_url = await webhook_repository.count_endpoints(conn, partner_id, url)
+    if same_url is not None:
+        # Found in review: a registration retried after a timeout made a second endpoint for
+        # the URL, with a second secret, and every notification went to it twice.
+        raise Conflict(
+            f"webhook endpoint {same_url} already delivers to this URL (its secret is not shown"
+            " again: rotate it if it was lost)"
+        )
+    if endpoints >= limit:
         raise Conflict(f"a partner may register at most {limit} webhook endpoints")
     secret = webhooks.new_secret()
     row = await webhook_repository.insert_endpoint(

@@ -516,6 +516,16 @@ async def test_endpoint_management_is_the_partner_admins_and_checked(
                 url, json={"url": receiver.url(f"/n{i}")}, headers=partner_admin(partner)
             )
             assert created.status_code == 201
+        # Found in review: a registration retried after a timeout made a second endpoint for
+        # the URL (a second secret, every notification delivered twice).
+        retried = await client.post(
+            url, json={"url": receiver.url("/n8")}, headers=partner_admin(partner)
+        )
+        assert retried.status_code == 409
+        assert retried.json()["detail"] == (
+            f"webhook endpoint {created.json()['endpoint_id']} already delivers to this URL (its"
+            " secret is not shown again: rotate it if it was lost)"
+        )
         over = await client.post(
             url, json={"url": receiver.url("/over")}, headers=partner_admin(partner)
         )
