@@ -181,7 +181,12 @@ class DomainVerificationOut(BaseModel):
 class ApplicationOut(BaseModel):
     partner_id: str
     status: str
-    duplicate: bool
+    duplicate: bool = Field(
+        default=False,
+        deprecated=True,
+        description="always false, kept for the clients that read it: an applicant is never "
+        "told whether others claim its domain (anyone may apply; a claim blocks no one)",
+    )
     qualification: QualificationOut
     domain_verification: DomainVerificationOut
 
