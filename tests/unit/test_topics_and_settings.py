@@ -61,7 +61,12 @@ def test_comment_only_migrations_are_placeholders() -> None:
 
 
 def test_outside_development_mode_only_real_secrets_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("TOKEN_VERIFICATION_KEYS", "DATABASE_URL", "MIGRATION_DATABASE_URL"):
+    for name in (
+        "TOKEN_VERIFICATION_KEYS",
+        "TOKEN_SIGNING_KEY",
+        "DATABASE_URL",
+        "MIGRATION_DATABASE_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     private, key_set = new_signing_key("k1")
     [public] = key_set["keys"]
