@@ -102,6 +102,17 @@ async def policy_in_force(
         assert restored.status_code == 200
 
 
+async def lapsed_in_review(admin_db: Any, registration_id: str) -> None:
+    """The registration as if submitted 100 days ago: its 90-day window over ten days ago,
+    still awaiting review."""
+    await admin_db.execute(
+        """UPDATE deals.registrations
+           SET submitted_at = now() - interval '100 days', expires_at = now() - interval '10 days'
+           WHERE registration_id = $1""",
+        registration_id,
+    )
+
+
 async def test_a_registrations_history_reads_back_in_order_with_principals(
     infra: Infra, deals_instances: list[str], admin_db: Any
 ) -> None:
@@ -287,15 +298,7 @@ async def test_a_review_approval_counts_the_protection_window_from_the_approval(
         created = await register(client, deals, partner, body(run))
         registration_id = created.json()["registration_id"]
         assert created.json()["status"] == "pending_review"
-        # Submitted 100 days ago, its 90-day window over ten days ago, still awaiting review.
-        long_ago = datetime.now(UTC) - timedelta(days=100)
-        await admin_db.execute(
-            """UPDATE deals.registrations
-               SET submitted_at = $2::timestamptz, expires_at = $2::timestamptz + interval '90 days'
-               WHERE registration_id = $1""",
-            registration_id,
-            long_ago,
-        )
+        await lapsed_in_review(admin_db, registration_id)
         reviewed = await client.post(
             f"{deals}/registrations/{registration_id}/review",
             params={"approve": "true"},
@@ -322,14 +325,7 @@ async def test_a_review_does_not_approve_over_a_hold_that_came_in_while_it_waite
         created = await register(client, deals, waiting, body(run))
         registration_id = created.json()["registration_id"]
         assert created.json()["status"] == "pending_review"
-        long_ago = datetime.now(UTC) - timedelta(days=100)
-        await admin_db.execute(
-            """UPDATE deals.registrations
-               SET submitted_at = $2::timestamptz, expires_at = $2::timestamptz + interval '90 days'
-               WHERE registration_id = $1""",
-            registration_id,
-            long_ago,
-        )
+        await lapsed_in_review(admin_db, registration_id)
         held = await approved(client, other, newcomer, body(run, amount="1000.00"))
         review = f"/registrations/{registration_id}/review"
         refused = await client.post(f"{deals}{review}", params={"approve": "true"}, headers=ADMIN)

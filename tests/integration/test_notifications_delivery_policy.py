@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from email.utils import format_datetime
-from pathlib import Path
 
 import pytest
 
@@ -28,23 +27,23 @@ from shared.clock import now
 from shared.db import Pool
 from shared.errors import Conflict, Unprocessable
 from shared.identity import Caller, Role
-from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema
-from tests.support.notifications import SECRET, WebhookReceiver, queued_endpoint
+from tests.support.infra import Infra
+from tests.support.notifications import (
+    SECRET,
+    WebhookReceiver,
+    queued_endpoint,
+    scratch_notifications,
+)
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
-
-MIGRATIONS = Path(ROOT / "services" / "notifications" / "migrations")
 
 
 @pytest.fixture
 async def pool(infra: Infra) -> AsyncIterator[Pool]:
     """A throw-away notifications schema's pool (room for a deliverer's concurrent tasks)."""
-    async with (
-        scratch_schema(infra) as scratch,
-        migrated_pool(scratch, "notifications", MIGRATIONS, max_size=6) as pool,
-    ):
-        yield pool
+    async with scratch_notifications(infra, max_size=6) as scratch:
+        yield scratch
 
 
 def subjects(receiver: WebhookReceiver, path: str) -> list[str]:

@@ -6,28 +6,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
 from services.notifications.repository import purge_delivered
 from shared.clock import now
 from shared.db import Pool
-from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema
-from tests.support.notifications import queued_endpoint
+from tests.support.infra import Infra
+from tests.support.notifications import queued_endpoint, scratch_notifications
 
 pytestmark = pytest.mark.integration
-
-MIGRATIONS = Path(ROOT / "services" / "notifications" / "migrations")
 
 
 @pytest.fixture
 async def pool(infra: Infra) -> AsyncIterator[Pool]:
-    async with (
-        scratch_schema(infra) as scratch,
-        migrated_pool(scratch, "notifications", MIGRATIONS, max_size=2) as migrated,
-    ):
-        yield migrated
+    async with scratch_notifications(infra, max_size=2) as scratch:
+        yield scratch
 
 
 async def test_finished_deliveries_and_mails_go_after_the_retention_and_pending_ones_stay(

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -28,7 +29,7 @@ from shared.clock import now
 from shared.db import Pool
 from shared.events.notifications import PartnerNotification
 from shared.topics import PARTNER_NOTIFICATIONS
-from tests.support.infra import Infra
+from tests.support.infra import ROOT, Infra, migrated_pool, scratch_schema
 from tests.support.kafka import publish
 from tests.support.polling import eventually
 from tests.support.processes import auth, free_port
@@ -119,6 +120,20 @@ def partner_message(partner_id: str, subject: str) -> Message:
         created_at=now(),
         ingested_at=None,
     )
+
+
+MIGRATIONS = ROOT / "services" / "notifications" / "migrations"
+
+
+@asynccontextmanager
+async def scratch_notifications(infra: Infra, max_size: int = 4) -> AsyncIterator[Pool]:
+    """A pool on a throw-away notifications schema (the platform's tables and the service's),
+    dropped afterwards."""
+    async with (
+        scratch_schema(infra) as scratch,
+        migrated_pool(scratch, "notifications", MIGRATIONS, max_size=max_size) as pool,
+    ):
+        yield pool
 
 
 async def queued_endpoint(pool: Pool, url: str, subjects: list[str]) -> ClaimedEndpoint:
