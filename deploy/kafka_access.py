@@ -130,9 +130,17 @@ class TopicReport:
     grown: list[str] = field(default_factory=list)
     # A registry asking for fewer partitions than a topic has: left as it is, and said.
     cannot_shrink: list[str] = field(default_factory=list)
+    # Topics with fewer replicas than the layout wants: Kafka does not add replicas to a topic
+    # (a reassignment does), so their min.insync.replicas is kept at what they hold, and said.
+    under_replicated: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"{len(self.created)} topic(s) created"]
+        if self.under_replicated:
+            parts.append(
+                "FEWER REPLICAS than the layout (raise them with kafka-reassign-partitions): "
+                + "; ".join(self.under_replicated)
+            )
         if self.grown:
             parts.append(f"partitions added to {', '.join(self.grown)}")
         if self.cannot_shrink:
@@ -185,17 +193,29 @@ def reconcile_topics(
         for future in client.create_partitions(grow).values():
             future.result(timeout=TIMEOUT)
     if present:
-        resources = [
-            ConfigResource(
-                ResourceType.TOPIC,
-                topic.name,
-                incremental_configs=[
-                    ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
-                    for name, value in layout.configs(topic).items()
-                ],
+        resources = []
+        for topic in present:
+            configs = layout.configs(topic)
+            replicas = min(len(p.replicas) for p in existing[topic.name].partitions.values())
+            if replicas < layout.replication_factor:
+                # Found in review: an upgrade from a chart that made one replica set
+                # min.insync.replicas to 2 on it, and every acks=all write was refused.
+                kept = min(layout.min_insync_replicas, replicas)
+                configs["min.insync.replicas"] = str(kept)
+                report.under_replicated.append(
+                    f"{topic.name} has {replicas}, the layout {layout.replication_factor}"
+                    f" (min.insync.replicas {kept} meanwhile)"
+                )
+            resources.append(
+                ConfigResource(
+                    ResourceType.TOPIC,
+                    topic.name,
+                    incremental_configs=[
+                        ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+                        for name, value in configs.items()
+                    ],
+                )
             )
-            for topic in present
-        ]
         for future in client.incremental_alter_configs(resources).values():
             future.result(timeout=TIMEOUT)
     return report

@@ -215,6 +215,24 @@ async def test_topics_follow_the_registry_and_the_layout_as_far_as_kafka_can(
         assert shrunk.cannot_shrink == [f"{name} has 4 partitions, the registry says 3"]
         assert "NOT shrunk" in shrunk.summary()
 
+        # A layout wanting more replicas than the topic has (an upgrade from one that made
+        # one): its min.insync.replicas stays within them, or every acks=all write would be
+        # refused, and the report says the topic is short.
+        replicas = len(
+            next(
+                iter(client.list_topics(name, timeout=30).topics[name].partitions.values())
+            ).replicas
+        )
+        short = reconcile_topics(
+            client, TopicLayout(replicas + 1, replicas + 1), [replace(topic, partitions=4)]
+        )
+        assert short.under_replicated == [
+            f"{name} has {replicas}, the layout {replicas + 1} (min.insync.replicas {replicas}"
+            " meanwhile)"
+        ]
+        assert "FEWER REPLICAS" in short.summary()
+        await produce(infra.kafka, name)  # still writable with acks=all
+
         # One more replica than there are brokers (one, or a cluster's three).
         brokers = len(client.list_topics(timeout=30).brokers)
         too_many = replace(topic, name=f"{name}-rf{brokers + 1}")
