@@ -139,5 +139,8 @@ async def _deadline_of_a_referral(
     if accept_by is None:
         return
     current = row["review_due_at"]
-    due = accept_by if current is None else min(current, accept_by)
-    await review_repository.store_review_deadline(conn, row["registration_id"], due, accept_by)
+    if current is not None and current <= accept_by:
+        return  # its deadline comes first: it stands, reminded or escalated as it was
+    await review_repository.store_review_deadline(
+        conn, row["registration_id"], accept_by, accept_by
+    )

@@ -57,7 +57,13 @@ async def approval_problem(
     considered = {c.get("reference") for c in inputs.get("conflicts_considered", [])}
     own_type = found.partner.partner_type if found.partner is not None else None
     fresh = conflicts_at_approval(
-        policy, request, at, found.registrations, (own_type, found.holder_types), considered
+        policy,
+        request,
+        at,
+        found.registrations,
+        (own_type, found.holder_types),
+        considered,
+        row["expires_at"],
     )
     if not fresh:
         return None

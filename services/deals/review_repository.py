@@ -3,6 +3,7 @@ through (instances share the work: rows another instance holds are skipped)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
 
@@ -25,7 +26,8 @@ ORDER BY review_due_at LIMIT 500 FOR UPDATE SKIP LOCKED
 """
 # Escalated reviews the policy decides: all of them, or (approve_under_limit) those within it.
 # `conflicted`: the decision found a conflict (`overdue_decision` never approves one unseen).
-# When approving, the query leaves those out, so reviews that stay are not read again every run.
+# When approving, the query leaves those out, so they are not read again every batch; `$3`: the
+# ones this run found it may not approve (`approval_problem`), left out of its next batches.
 OVERDUE_REVIEWS_SQL = """
 SELECT *, jsonb_array_length(COALESCE(inputs -> 'conflicts_considered', '[]')) > 0 AS conflicted
 FROM registrations
@@ -33,6 +35,7 @@ WHERE status = 'pending_review' AND review_due_at IS NOT NULL AND review_escalat
   AND review_due_at <= $1
   AND ($2::numeric IS NULL OR (amount <= $2
        AND jsonb_array_length(COALESCE(inputs -> 'conflicts_considered', '[]')) = 0))
+  AND NOT (registration_id = ANY($3::text[]))
 ORDER BY review_due_at LIMIT 500 FOR UPDATE SKIP LOCKED
 """
 
@@ -48,9 +51,9 @@ async def reviews_to_escalate(conn: Connection, at: datetime) -> list[asyncpg.Re
 
 
 async def overdue_reviews(
-    conn: Connection, due_by: datetime, within: Decimal | None
+    conn: Connection, due_by: datetime, within: Decimal | None, skipped: Collection[str] = ()
 ) -> list[asyncpg.Record]:
-    return list(await conn.fetch(OVERDUE_REVIEWS_SQL, due_by, within))
+    return list(await conn.fetch(OVERDUE_REVIEWS_SQL, due_by, within, list(skipped)))
 
 
 async def mark_review(conn: Connection, registration_id: str, column: str, at: datetime) -> None:

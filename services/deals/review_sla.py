@@ -83,15 +83,18 @@ async def run_review_sla(
 ) -> ReviewRun:
     """Remind, escalate and decide what is due at `at`, in batches (one transaction each)."""
     reminded = escalated = decided = 0
+    skipped: set[str] = set()  # overdue reviews this run may not approve: read once
     while True:
         async with pool.acquire() as conn, conn.transaction():
+            seen = len(skipped)
             batch = (
                 await _remind(conn, outbox, policy, at),
                 await _escalate(conn, outbox, policy, at),
-                await _decide_overdue(conn, outbox, policy, at),
+                await _decide_overdue(conn, outbox, policy, at, skipped),
             )
         reminded, escalated, decided = reminded + batch[0], escalated + batch[1], decided + batch[2]
-        if not any(batch):
+        # A batch that only set reviews aside still read them: the next one reads past them.
+        if not any(batch) and len(skipped) == seen:
             return ReviewRun(reminded, escalated, decided)
 
 
@@ -177,7 +180,7 @@ async def _escalate(
 
 
 async def _decide_overdue(
-    conn: Connection, outbox: Outbox, policy: RulesOfEngagement, at: datetime
+    conn: Connection, outbox: Outbox, policy: RulesOfEngagement, at: datetime, skipped: set[str]
 ) -> int:
     """Escalated reviews past deadline and grace, decided as the policy says (a system
     decision in the history); under `stay` they wait for a channel manager, and so does one
@@ -188,7 +191,7 @@ async def _decide_overdue(
     limit = policy.review_auto_approve_limit
     under = limit if outcome is OverdueOutcome.APPROVE_UNDER_LIMIT else None
     due_by = at - timedelta(hours=policy.review_overdue_grace_hours)
-    rows = await overdue_reviews(conn, due_by, under)
+    rows = await overdue_reviews(conn, due_by, under, skipped)
     decided_count = 0
     for row in rows:
         decided = overdue_decision(
@@ -197,7 +200,8 @@ async def _decide_overdue(
         assert decided is not None  # the query keeps only what the policy decides
         approve, why = decided
         if approve and await approval_problem(conn, policy, row, at) is not None:
-            continue  # stays for a channel manager, who is told why on approving
+            skipped.add(row["registration_id"])  # stays for a channel manager, told why
+            continue
         status = RegistrationStatus.APPROVED if approve else RegistrationStatus.REJECTED
         if approve and await repository.won_deal(conn, row["crm_deal_key"]) == DealStatus.WON:
             status = RegistrationStatus.WON

@@ -20,7 +20,11 @@ from services.deals.domain.lifecycle import (
     window_after_review,
 )
 from services.deals.domain.partner_standing import approval_refusal, extensions_left
-from services.deals.domain.rules import RegistrationRequest, conflicts_at_approval
+from services.deals.domain.rules import (
+    ExistingRegistration,
+    RegistrationRequest,
+    conflicts_at_approval,
+)
 from shared.errors import Conflict
 from shared.events.notifications import NotificationKind as K
 from shared.events.partners import PartnerStatus
@@ -141,15 +145,23 @@ def test_a_review_approves_nothing_over_a_hold_its_decision_did_not_weigh() -> N
         expires_at=NOW + timedelta(days=85),
     )
     types: tuple[str | None, dict[str, str | None]] = (None, {})
-    found = conflicts_at_approval(POLICY, waited, NOW, [newcomer], types, set())
-    assert [c.reference for c in found] == ["reg-new"]
-    # One its decision weighed is the reviewer's call; an ended hold, or the partner's own
-    # registration, is no conflict.
-    assert conflicts_at_approval(POLICY, waited, NOW, [newcomer], types, {"reg-new"}) == ()
-    ended = replace(newcomer, expires_at=NOW - timedelta(seconds=1))
-    assert conflicts_at_approval(POLICY, waited, NOW, [ended], types, set()) == ()
-    own = replace(newcomer, partner_id="p-1")
-    assert conflicts_at_approval(POLICY, waited, NOW, [own], types, set()) == ()
+    lapsed = NOW - timedelta(days=10)  # the waiting one's window ended ten days ago
+
+    def refused_over(
+        *holders: ExistingRegistration, considered: frozenset[str] = frozenset()
+    ) -> list[str]:
+        found = conflicts_at_approval(POLICY, waited, NOW, list(holders), types, considered, lapsed)
+        return [c.reference for c in found]
+
+    assert refused_over(newcomer) == ["reg-new"]
+    # One its decision weighed, or one registered while it still held the customer (that one's
+    # own decision met it: found in review, the later one could be approved and the first not),
+    # is the reviewer's call; an ended hold, or the partner's own registration, is no conflict.
+    assert refused_over(newcomer, considered=frozenset({"reg-new"})) == []
+    meanwhile = replace(newcomer, registration_id="reg-mid", registered_at=NOW - timedelta(days=50))
+    assert refused_over(meanwhile) == []
+    assert refused_over(replace(newcomer, expires_at=NOW - timedelta(seconds=1))) == []
+    assert refused_over(replace(newcomer, partner_id="p-1")) == []
 
 
 @pytest.mark.parametrize("status", list(PartnerStatus))

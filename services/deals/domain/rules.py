@@ -515,14 +515,22 @@ def conflicts_at_approval(
     registrations: list[ExistingRegistration],
     types: tuple[str | None, Mapping[str, str | None]],
     considered: Collection[str],
+    held_until: datetime | None,
 ) -> tuple[ConflictInfo, ...]:
     """Other partners' registrations on the customer at `at`, when a review approves `request`,
-    that its decision did not weigh (`considered`: their ids). Found in review: a registration
-    whose window ran out while it waited held nothing, another partner's registration was
-    approved on the customer meanwhile, and the review's approval made two exclusive holders.
+    that came in after its window ended (`held_until`; None: it had none) and its decision did
+    not weigh (`considered`: their ids). Found in review: a registration whose window ran out
+    while it waited held nothing, another partner's registration was approved on the customer
+    meanwhile, and the review's approval made two exclusive holders. One registered while it
+    still held the customer met it in its own decision: the manager weighs the two.
     `types`: the requester's partner type and the holders' (as `check_registration` takes them)."""
     found = _Findings()
-    unweighed = [r for r in registrations if r.registration_id not in considered]
+    unweighed = [
+        r
+        for r in registrations
+        if r.registration_id not in considered
+        and (held_until is None or r.registered_at >= held_until)
+    ]
     moment = replace(request, submitted_at=at)
     _partner_conflicts(policy, moment, unweighed, found, _Types(*types))
     return tuple(found.conflicts)
