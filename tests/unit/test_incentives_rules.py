@@ -605,7 +605,7 @@ def test_programs_load_from_json_overriding_defaults() -> None:
         ({"mdf": {"rates_by_tier": {"platnum": "0.01"}}}, "mdf.rates_by_tier names tiers"),
         ({"default_tier": "nonexistent"}, "default_tier names tiers that base_rates does not"),
         (
-            {"base_rates": {"gold": "0.05"}},
+            {"base_rates": {"gold": "0.05"}, "default_tier": "registered"},
             "default_tier names tiers that base_rates does not: ['registered'] (tiers: ['gold'])",
         ),
         (
@@ -904,3 +904,10 @@ def test_a_what_if_shows_a_partner_whose_credits_wait_what_they_earn_once_booked
         == "partner is onboarding: held until it is active; then booked as shown (as an active partner)"
     )
     assert PROGRAMS.what_if_status(None)[0] == "active"
+
+
+def test_a_programme_of_its_own_tiers_needs_no_default_tier() -> None:
+    """Found in review of the tier check: a file naming its own tiers was refused for the
+    default `default_tier`, which it never set (it serves the what-if only)."""
+    own = load_programs(json.dumps({"base_rates": {"bronze": "0.02", "silver": "0.03"}}))
+    assert set(own.base_rates) == {"bronze", "silver"}

@@ -259,10 +259,16 @@ class IncentivePrograms(_Config):
         return None
 
     def _tiers_known(self) -> None:
-        """Every tier the programme names is one `base_rates` lists (the tiers it pays)."""
+        """Every tier the programme names is one `base_rates` lists: the programme's tiers (one
+        that earns no base is listed at 0). `default_tier` only when the file sets it: its
+        default serves the what-if alone, and a programme whose tiers have other names need not
+        set it."""
         tiers = set(self.base_rates)
         named = [
-            ("default_tier", [self.default_tier]),
+            (
+                "default_tier",
+                [self.default_tier] if "default_tier" in self.model_fields_set else [],
+            ),
             ("caps.by_tier", list(self.caps.by_tier)),
             ("mdf.rates_by_tier", list(self.mdf.rates_by_tier)),
             *((f"base_rates_by_type.{t}", list(r)) for t, r in self.base_rates_by_type.items()),
