@@ -16,6 +16,15 @@ from shared.errors import Conflict, NotFound
 from shared.identity import Caller
 
 
+def _url_taken(endpoint_id: uuid.UUID) -> Conflict:
+    """One endpoint per URL: a second (a retried registration, a change of another's URL) would
+    have every notification delivered twice."""
+    return Conflict(
+        f"webhook endpoint {endpoint_id} already delivers to this URL (its secret is not shown"
+        " again: rotate it if it was lost)"
+    )
+
+
 def _missing(endpoint_id: uuid.UUID) -> NotFound:
     return NotFound(f"webhook endpoint {endpoint_id} not found")
 
@@ -30,10 +39,7 @@ async def register(
     if same_url is not None:
         # Found in review: a registration retried after a timeout made a second endpoint for
         # the URL, with a second secret, and every notification went to it twice.
-        raise Conflict(
-            f"webhook endpoint {same_url} already delivers to this URL (its secret is not shown"
-            " again: rotate it if it was lost)"
-        )
+        raise _url_taken(same_url)
     if endpoints >= limit:
         raise Conflict(f"a partner may register at most {limit} webhook endpoints")
     secret = webhooks.new_secret()
@@ -61,6 +67,10 @@ async def change(
         if body.url is not None
         else None
     )
+    if url is not None:
+        _, same_url = await webhook_repository.count_endpoints(conn, partner_id, url)
+        if same_url is not None and same_url != endpoint_id:
+            raise _url_taken(same_url)
     row = await webhook_repository.update_endpoint(
         conn,
         partner_id,

@@ -526,6 +526,12 @@ async def test_endpoint_management_is_the_partner_admins_and_checked(
             f"webhook endpoint {created.json()['endpoint_id']} already delivers to this URL (its"
             " secret is not shown again: rotate it if it was lost)"
         )
+        moved = await client.patch(
+            f"{url}/{by_manager.json()['endpoint_id']}",
+            json={"url": receiver.url("/n8")},
+            headers=partner_admin(partner),
+        )
+        assert (moved.status_code, moved.json()) == (409, retried.json())
         over = await client.post(
             url, json={"url": receiver.url("/over")}, headers=partner_admin(partner)
         )
