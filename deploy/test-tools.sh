@@ -49,6 +49,8 @@ for member in archive.infolist():
     if mode & stat.S_IXUSR:
         os.chmod(path, mode & 0o777)
 PY
+    # The go command sets these itself on the toolchains it fetches; a zip may carry no modes.
+    chmod -R a+x "$TOOLS/$name/bin" "$TOOLS/$name/pkg/tool"
   fi
   echo "$TOOLS/$name/bin/go"
 }
