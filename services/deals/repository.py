@@ -385,7 +385,8 @@ async def awaiting_outcome(
     """Registrations linked to `deal_key` that close with it, locked, in submission order: one
     awaiting review, and an approved one whose window held at the close (`closed_at`, by the
     CRM's clock), even if the expiry job expired it before the close was heard. Only one that
-    was approved when it expired: found in review, a registration still awaiting review when
+    was approved when it expired (its expiry entry says so; one without an entry, from before
+    the ledger, counts as it did): found in review, a registration still awaiting review when
     its partner was expelled (expired then) became won on a close heard after it."""
     return list(
         await conn.fetch(
@@ -394,9 +395,9 @@ async def awaiting_outcome(
                  AND (status = 'pending_review'
                       OR (status = 'approved' AND ($2::timestamptz IS NULL OR expires_at > $2))
                       OR (status = 'expired' AND expires_at > $2
-                          AND (SELECT l.previous_status FROM registration_ledger l
+                          AND coalesce((SELECT l.previous_status FROM registration_ledger l
                                WHERE l.registration_id = r.registration_id AND l.what = 'expired'
-                               ORDER BY l.seq DESC LIMIT 1) = 'approved'))
+                               ORDER BY l.seq DESC LIMIT 1), 'approved') = 'approved'))
                ORDER BY submitted_at, registration_id FOR UPDATE""",
             deal_key,
             closed_at,
