@@ -171,10 +171,15 @@ async def test_application_to_active_to_tier_changes_to_requalification_demotion
         assert [p["partner_id"] for p in mine.json()] == [pid]
         # Found in review: the filter was named `status_filter` where every other list says
         # `status`, and an unknown parameter is ignored: every status came back.
+        waiting = await client.post(
+            f"{onboarding}/applications",
+            json=strong_application(f"waiting-{run}.example", **MIDDLING),
+        )
         applied = await client.get(
             f"{onboarding}/partners", params={"status": "applied", "limit": 500}, headers=ADMIN
         )
         assert {p["status"] for p in applied.json()} == {"applied"}
+        assert waiting.json()["partner_id"] in {p["partner_id"] for p in applied.json()}
 
         # Checklist: the partner completes its profile and submits evidence for the agreement
         # and the enablement; a channel manager and the enablement system confirm them, the
