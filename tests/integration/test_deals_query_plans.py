@@ -124,7 +124,7 @@ async def test_governance_lookups_stay_index_lookups(populated: Any) -> None:
         ),
         ("reviews to remind", REVIEWS_TO_REMIND_SQL, (now, now + timedelta(hours=24))),
         ("reviews to escalate", REVIEWS_TO_ESCALATE_SQL, (now,)),
-        ("overdue reviews", OVERDUE_REVIEWS_SQL, (now, None)),
+        ("overdue reviews", OVERDUE_REVIEWS_SQL, (now, None, [])),
     ]
     async with populated.acquire() as conn, conn.transaction():
         for name, sql, args in lookups:
