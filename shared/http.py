@@ -71,8 +71,12 @@ class ExactJsonRequest(Request):
     valid (found reading the money path; about one 16-digit amount in eight)."""
 
     async def json(self) -> Any:
+        """The body as JSON; MalformedJson (400, the parser's reason) when it is none."""
         if not hasattr(self, "_json"):
-            self._json = json.loads(await self.body(), parse_float=_json_number)
+            try:
+                self._json = json.loads(await self.body(), parse_float=_json_number)
+            except (ValueError, RecursionError) as error:  # JSONDecodeError, bad UTF-8
+                raise MalformedJson.because(error) from error
         return self._json
 
 
@@ -122,10 +126,7 @@ class ExactJsonRoute(APIRoute):
                     raise UnsupportedMediaType(
                         "the body must be JSON, sent with Content-Type: application/json"
                     )
-                try:
-                    await exact_request.json()
-                except (ValueError, RecursionError) as error:  # JSONDecodeError, bad UTF-8
-                    raise MalformedJson(f"malformed JSON: {str(error)[:200]}") from error
+                await exact_request.json()  # parsed here, so a refusal says why (cached)
             return await handler(exact_request)
 
         return exact

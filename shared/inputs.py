@@ -329,6 +329,11 @@ def json_depth(raw: bytes) -> int:
 class MalformedJson(RequestError):
     status = 400
 
+    @classmethod
+    def because(cls, error: Exception) -> MalformedJson:
+        """The refusal of a body the JSON parser refused, with its reason."""
+        return cls(f"malformed JSON: {str(error)[:200]}")
+
 
 def refuse_json_constant(name: str) -> Any:
     """`json.loads`' `parse_constant`: NaN and Infinity are no JSON numbers."""
@@ -344,7 +349,7 @@ def parse_json(raw: bytes) -> Any:
     try:
         return json.loads(raw, parse_float=Decimal, parse_constant=refuse_json_constant)
     except (ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError, ...
-        raise MalformedJson(f"malformed JSON: {str(error)[:200]}") from error
+        raise MalformedJson.because(error) from error
 
 
 # Validators take the value alone (pydantic would hand a second parameter its ValidationInfo).
