@@ -23,7 +23,7 @@ ENDPOINT_COLUMNS = """endpoint_id, partner_id, url, description, kinds, enabled,
     consecutive_failures, failing_since, created_at, updated_at"""
 
 
-async def count_endpoints(conn: Connection, partner_id: str, url: str) -> tuple[int, Any]:
+async def endpoints_and_url_holder(conn: Connection, partner_id: str, url: str) -> tuple[int, Any]:
     """The partner's endpoints and its endpoint for `url` (None: none), read under a lock on the
     partner's key, so two concurrent registrations can neither both pass the limit nor both
     register one URL."""

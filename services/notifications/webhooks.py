@@ -35,7 +35,7 @@ async def register(
     """The new endpoint and its secret."""
     url = webhooks.check_target(body.url, development_mode=development_mode)
     limit = webhooks.MAX_ENDPOINTS_PER_PARTNER
-    endpoints, same_url = await webhook_repository.count_endpoints(conn, partner_id, url)
+    endpoints, same_url = await webhook_repository.endpoints_and_url_holder(conn, partner_id, url)
     if same_url is not None:
         # Found in review: a registration retried after a timeout made a second endpoint for
         # the URL, with a second secret, and every notification went to it twice.
@@ -68,7 +68,7 @@ async def change(
         else None
     )
     if url is not None:
-        _, same_url = await webhook_repository.count_endpoints(conn, partner_id, url)
+        _, same_url = await webhook_repository.endpoints_and_url_holder(conn, partner_id, url)
         if same_url is not None and same_url != endpoint_id:
             raise _url_taken(same_url)
     row = await webhook_repository.update_endpoint(
