@@ -39,6 +39,7 @@ from shared.db import DATABASE_UNAVAILABLE, TRANSACTION_COLLISIONS
 from shared.errors import Forbidden, NotFound, RequestError, Unprocessable
 from shared.identity import Caller, InvalidToken, Role, TokenVerifier
 from shared.inputs import MAX_JSON_DEPTH, TOO_DEEP, MalformedJson, json_depth
+from shared.rate_limits import TooManyRequests, anonymous_intake, rate_limits_of
 from shared.settings import ServiceSettings
 
 if TYPE_CHECKING:
@@ -111,10 +112,13 @@ class ExactJsonRoute(APIRoute):
         handler = super().get_route_handler()
         field = self.body_field
         takes_json = field is not None and not isinstance(field.field_info, params.Form)
-        authenticated = _needs_caller(self.dependant)
+        authenticated = _depends_on(self.dependant, caller)
+        public_intake = _depends_on(self.dependant, anonymous_intake)
 
         async def exact(request: Request) -> Response:
             exact_request = ExactJsonRequest(request.scope, request.receive)
+            if public_intake:  # an anonymous caller's allowance, before its body is read
+                await anonymous_intake(exact_request)
             if takes_json and authenticated:
                 # The token before the body: found in review, an anonymous caller had a
                 # service parse up to a megabyte of JSON (60-90 ms of its event loop) before
@@ -136,12 +140,12 @@ class ExactJsonRoute(APIRoute):
 _VERIFIED_CALLER = "pollinate.verified_caller"
 
 
-def _needs_caller(dependant: Any) -> bool:
-    """Whether a route's dependencies include the verified caller (every route a token opens)."""
+def _depends_on(dependant: Any, call: Callable[..., Any]) -> bool:
+    """Whether a route's dependencies include `call` (`caller`: every route a token opens)."""
     pending = list(dependant.dependencies)
     while pending:
         dependency = pending.pop()
-        if dependency.call is caller:
+        if dependency.call is call:
             return True
         pending.extend(dependency.dependencies)
     return False
@@ -234,7 +238,21 @@ async def caller(
         refused = platform.partner_access.refused(who.partner_id, who.issued_at)
         if refused is not None:
             raise Forbidden(refused)
+    if who.partner_id is not None:
+        limits = rate_limits_of(request)
+        wait = limits.partners.take(who.partner_id)
+        if wait is not None:
+            raise TooManyRequests(
+                f"too many requests for partner {who.partner_id}: this service takes at most"
+                f" {limits.partners.per_minute} a minute from one partner's people and apps;"
+                " retry after `Retry-After` seconds",
+                wait,
+            )
     return who
+
+
+# A route anyone may call that records something declares it (shared/rate_limits.py).
+PublicIntake = Depends(anonymous_intake)
 
 
 def require_role(*roles: Role) -> Any:
@@ -427,6 +445,8 @@ def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
 async def _request_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestError)
     headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    if isinstance(error, TooManyRequests):
+        headers = {"Retry-After": str(error.retry_after_seconds)}
     return JSONResponse({"detail": error.message}, status_code=error.status, headers=headers)
 
 
@@ -517,6 +537,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "no such resource (or another partner's)"},
     409: {"model": ErrorOut, "description": "the resource's state does not allow the change"},
     413: {"model": ErrorOut, "description": "request body too large"},
+    429: {
+        "model": ErrorOut,
+        "description": "too many requests from the caller's partner (or, on a public route, its "
+        "address): retry after `Retry-After` seconds",
+    },
     503: {
         "model": ErrorOut,
         "description": "the service's database is unavailable for now, or the request collided "

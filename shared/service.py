@@ -60,6 +60,7 @@ from shared.logging import configure_logging
 from shared.metrics import GaugeReading, HttpMetrics, ServiceMetrics
 from shared.outbox import Outbox, ingestion, make_producer
 from shared.provisions import Provisions
+from shared.rate_limits import RateLimits
 from shared.relay import OutboxRelay
 from shared.settings import ServiceSettings
 from shared.topics import PARTNER_LIFECYCLE, Topic, ensure_topics, service_source, topics_of
@@ -377,6 +378,7 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.settings = settings
+    app.state.rate_limits = RateLimits(settings)
     app.state.metrics = ServiceMetrics()
     app.state.token_verifier = TokenVerifier.from_json(
         definition.name, settings.token_verification_keys

@@ -36,6 +36,11 @@ class ServiceSettings(BaseSettings):
     http_port: int = 8000
     # Larger request bodies are refused with 413 before any route reads them.
     http_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Requests a minute each instance takes from one partner's people and apps together, and
+    # from one client address on a route anyone may call to record something (a partner
+    # application); 0 turns a limit off. Beyond them: 429 with Retry-After (shared/rate_limits.py).
+    partner_requests_per_minute: int = Field(default=1200, ge=0)
+    anonymous_requests_per_minute: int = Field(default=10, ge=0)
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")
 

@@ -46,6 +46,7 @@ from shared.http import (
     CallerDep,
     PlatformDep,
     Provided,
+    PublicIntake,
     api_router,
     own_partner,
     require_role,
@@ -62,7 +63,7 @@ router = api_router()  # applications and partners
 admin = api_router(prefix="/admin", tags=["admin"])
 
 
-@router.post("/applications", status_code=201, tags=["applications"])
+@router.post("/applications", status_code=201, tags=["applications"], dependencies=[PublicIntake])
 async def apply(body: ApplicationIn, platform: PlatformDep, config: ConfigDep) -> ApplicationOut:
     """Public intake: the application claims its domain (`domain_verification` says how to
     prove it). A domain a partner already holds is refused: 409, and nothing about that

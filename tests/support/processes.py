@@ -79,12 +79,17 @@ def ephemeral_ports() -> range:
 
 
 def service_env(infra: Infra, service: str, port: int, **extra: str) -> dict[str, str]:
-    """The environment of one service process on the test infrastructure (its own role)."""
+    """The environment of one service process on the test infrastructure (its own role).
+    Its request rate limits are off unless `extra` sets them: the tests post from one address
+    as a few partners, far faster than people do (tests/integration/test_rate_limits.py turns
+    them on)."""
     return {
         **os.environ,
         **infra.kafka_env(infra.service_kafka(service)),
         "DATABASE_URL": infra.dsn_for(f"{service}_svc", f"{service}_svc"),
         "HTTP_PORT": str(port),
+        "PARTNER_REQUESTS_PER_MINUTE": "0",
+        "ANONYMOUS_REQUESTS_PER_MINUTE": "0",
         **extra,
     }
 
