@@ -50,13 +50,20 @@ def cursor_of(row: PartnerPayoutsOut) -> str:
     return base64.urlsafe_b64encode(f"{row.balance}\n{row.partner_id}".encode()).decode()
 
 
+BALANCE_DIGITS_MAX = 40  # no balance a page ends on has more digits either side of the point
+
+
 def page_cursor(after: str) -> tuple[Decimal, str]:
     """The balance and partner id an `after` names (422 for one no page gave)."""
     try:
         balance, partner_id = base64.urlsafe_b64decode(after.encode()).decode().split("\n", 1)
-        return Decimal(balance), partner_id
+        value = Decimal(balance)
     except (ValueError, ArithmeticError, UnicodeError) as error:
         raise Unprocessable("after is not a `next_after` this list gave") from error
+    # Found in review: NaN, sNaN or 1e999999999 parsed, then failed the page's comparison (500).
+    if not value.is_finite() or abs(value.adjusted()) > BALANCE_DIGITS_MAX:
+        raise Unprocessable("after is not a `next_after` this list gave")
+    return value, partner_id
 
 
 def partners_page(

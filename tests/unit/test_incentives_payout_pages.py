@@ -3,6 +3,7 @@ moves no one past the next."""
 
 from __future__ import annotations
 
+import base64
 from decimal import Decimal
 
 import pytest
@@ -51,3 +52,12 @@ def test_paying_the_first_page_skips_no_one_on_the_next() -> None:
 def test_an_after_no_page_gave_is_refused() -> None:
     with pytest.raises(Unprocessable, match="after is not a `next_after` this list gave"):
         partners_page([owed("a", "1")], "not-a-cursor!", 0, 2)
+
+
+@pytest.mark.parametrize(
+    "balance", ["NaN", "sNaN", "Infinity", "-Infinity", "1e999999999", "1e-99"]
+)
+def test_a_cursor_balance_no_page_ends_on_is_refused_not_compared(balance: str) -> None:
+    crafted = base64.urlsafe_b64encode(f"{balance}\nx".encode()).decode()
+    with pytest.raises(Unprocessable, match="after is not a `next_after` this list gave"):
+        partners_page([owed("a", "1")], crafted, 0, 2)
