@@ -5,7 +5,7 @@ One place issues tokens with the platform's private key (`TOKEN_SIGNING_KEY`, a 
 onboarding service for an admitted partner's users, and operators with this module's command
 line for channel managers, finance and system clients:
 
-    python -m shared.identity keys --kid 2026-12         # a new signing key and its public set
+    python -m shared.identity keys                       # a new signing key (a kid of its own)
     python -m shared.identity issue --subject alice@vendor --role channel_manager --ttl 28800
 
 Every service verifies with the public keys (`TOKEN_VERIFICATION_KEYS`, a JWK set) and picks
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
 import uuid
 from collections.abc import Iterable
@@ -173,6 +174,13 @@ def key_set_problem(verification_keys: str, signing_key: str = "") -> str | None
             jwt.PyJWK(key, algorithm=ALGORITHM)
         except jwt.PyJWTError as error:
             return f"key {key['kid']} is no {ALGORITHM} public key ({error})"
+        if str(key["kid"]) in published:
+            # Found in review: two rotations on one day (the former default kid was the date)
+            # gave two keys one kid; a verifier keeps one, and every token of the other failed.
+            return (
+                f"two keys share the kid {key['kid']!r}: a verifier keeps one of them and"
+                " refuses every token the other signed; give each key its own kid"
+            )
         published.add(str(key["kid"]))
     if not published:
         return "no public key with a kid"
@@ -195,11 +203,17 @@ class TokenVerifier:
 
     def __init__(self, audience: str, public_jwks: dict[str, Any]) -> None:
         self.audience = audience
-        self._keys = {
-            str(key["kid"]): jwt.PyJWK(key, algorithm=ALGORITHM)
+        usable = [
+            key
             for key in public_jwks.get("keys", [])
             if "kid" in key and "d" not in key  # a private key never verifies
-        }
+        ]
+        self._keys = {str(key["kid"]): jwt.PyJWK(key, algorithm=ALGORITHM) for key in usable}
+        if len(self._keys) < len(usable):
+            raise ValueError(
+                "TOKEN_VERIFICATION_KEYS has two keys with one kid: tokens of one of them would"
+                " all be refused; give each key its own kid"
+            )
 
     @classmethod
     def from_json(cls, audience: str, text: str) -> TokenVerifier:
@@ -290,7 +304,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Signing keys and tokens of the platform.")
     commands = parser.add_subparsers(dest="command", required=True)
     keys = commands.add_parser("keys", help="print a new private signing JWK and its public set")
-    keys.add_argument("--kid", default=f"key-{now().date().isoformat()}")
+    # Unique by default: two rotations on one day must not give two keys one kid.
+    keys.add_argument("--kid", default=f"key-{now():%Y%m%dT%H%M%S}-{secrets.token_hex(3)}")
     issue = commands.add_parser("issue", help="issue a token with TOKEN_SIGNING_KEY")
     issue.add_argument("--subject", required=True)
     issue.add_argument("--role", action="append", required=True, choices=[r.value for r in Role])

@@ -6,7 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from shared.db import Migration, advisory_key
-from shared.identity import new_signing_key
+from shared.identity import TokenVerifier, new_signing_key
+from shared.identity import main as identity_main
 from shared.settings import ServiceSettings
 from shared.topics import ALL_TOPICS, SERVICES, dead_letter_topic, topic_named
 
@@ -90,6 +91,10 @@ def test_outside_development_mode_only_real_secrets_pass(monkeypatch: pytest.Mon
         (json.dumps({"keys": [public | {"x": "abc"}]}), "key k1 is no EdDSA public key"),
         (json.dumps({"keys": [{k: v for k, v in public.items() if k != "kid"}]}), "no public key"),
         ("{keys", "not JSON"),
+        (
+            json.dumps({"keys": [public, other["keys"][0] | {"kid": "k1"}]}),
+            "two keys share the kid 'k1'",
+        ),
     ):
         wrong = ServiceSettings(
             service_name="deals", database_url=database, token_verification_keys=unusable
@@ -130,3 +135,18 @@ def test_the_relay_poll_must_stay_under_the_leaders_idle_limit(
         ServiceSettings(service_name="deals")
     monkeypatch.setenv("RELAY_FALLBACK_POLL_SECONDS", "30")
     assert ServiceSettings(service_name="deals").relay_fallback_poll_seconds == 30
+
+
+def test_a_verifier_refuses_a_key_set_with_two_keys_of_one_kid() -> None:
+    _, first = new_signing_key("k1")
+    _, second = new_signing_key("k1")
+    with pytest.raises(ValueError, match="two keys with one kid"):
+        TokenVerifier("deals", {"keys": first["keys"] + second["keys"]})
+
+
+def test_new_keys_get_kids_of_their_own_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    kids = set()
+    for _ in range(2):
+        identity_main(["keys"])
+        kids.add(json.loads(capsys.readouterr().out)["signing_key"]["kid"])
+    assert len(kids) == 2
