@@ -255,7 +255,9 @@ async def _oldest_first(
         want = limit if state == "all" else min(PAGE_MAX, SCAN_MAX - scanned)
         letters, _, end = await _read(platform, start, want)
         if not letters:
-            break
+            # Nothing left to read up to the end (found in review: a topic whose letters had
+            # all aged out answered `next_after` -1, or the caller's own `after` again).
+            return shown, None, end
         looked = await _take(platform, letters, state, shown, limit)
         scanned += looked
         start = letters[looked - 1].offset + 1

@@ -47,3 +47,19 @@ async def test_replaying_through_an_offset_retention_deleted_answers_at_once(
     answer = await dead_letters.replay_all(dead_letters.ReplayAllIn(through=10), who, platform)
     assert (answer.replayed, answer.more) == ([], False)
     assert reads == [0]
+
+
+@pytest.mark.parametrize("after", [None, 7])
+async def test_a_topic_whose_letters_all_aged_out_has_no_next_page(
+    monkeypatch: pytest.MonkeyPatch, after: int | None
+) -> None:
+    """Found in review: oldest first, it answered `next_after` -1 (which the route refuses) or
+    the caller's own `after` again, so a client paging to the end never stopped."""
+
+    async def read(platform: Platform, start: int, limit: int) -> Page:
+        return Page([], END, END)  # retention deleted every letter: first == end > 0
+
+    monkeypatch.setattr(dead_letters, "_read", read)
+    platform = cast(Platform, type("Started", (), {"pool": Pool()})())
+    shown, next_after, end = await dead_letters._oldest_first(platform, after, 50, "all")
+    assert (shown, next_after, end) == ([], None, END)
