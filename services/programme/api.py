@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Path, Query
 
 from services.programme import book, kpis, plans, views, voice
+from services.programme.book_schemas import ManagerKey
 from services.programme.domain.plans import Goals
 from services.programme.domain.quarters import QUARTER_PATTERN, Quarter, QuarterRange
 from services.programme.schemas import (
@@ -88,7 +89,7 @@ async def programme_kpis(
         Query(max_length=MAX_PARTNERS, description="only these partners"),
     ] = None,
     manager: Annotated[
-        Ident | None, Query(description="only the partners this account manager has now")
+        ManagerKey | None, Query(description="only the partners this account manager has now")
     ] = None,
 ) -> KpiReport:
     """Programme KPIs over the quarters asked for (both included; none: all time): partner-

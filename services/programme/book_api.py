@@ -11,7 +11,7 @@ from fastapi import Query
 
 from services.programme import book
 from services.programme.api import ProgrammeReaderDep
-from services.programme.book_schemas import ManagerBookOut, PartnerStandingOut
+from services.programme.book_schemas import ManagerBookOut, ManagerKey, PartnerStandingOut
 from shared.errors import NotFound
 from shared.events.partners import PartnerType
 from shared.http import CallerDep, PlatformDep, api_router, own_partner
@@ -22,7 +22,7 @@ partner_book = api_router(tags=["partners"])
 
 @partner_book.get("/managers/{manager}/partners")
 async def managers_book(
-    manager: Ident,
+    manager: ManagerKey,
     who: ProgrammeReaderDep,
     platform: PlatformDep,
     partner_type: Annotated[

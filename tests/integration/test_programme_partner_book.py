@@ -134,6 +134,8 @@ async def test_a_managers_book_filters_kpis_and_plans_show_the_partner_now(
         # The book cut by the partner's type now.
         assert [p["partner_id"] for p in await book_of(bob, partner_type="msp")] == [msp]
         assert await book_of(f"nobody-{run}@vendor.example") == []
+        # Onboarding records a manager in lower case; a route takes any case for it.
+        assert [p["partner_id"] for p in await book_of(ann.upper())] == [gsi]
         # A page at a time, by partner id, with the count of them all.
         pages, after = [], None
         while True:
@@ -155,6 +157,7 @@ async def test_a_managers_book_filters_kpis_and_plans_show_the_partner_now(
             return report
 
         assert (await kpis(manager=bob))["partners"]["active"] == 2
+        assert (await kpis(manager=bob.upper()))["partners"]["active"] == 2
         ann_kpis = await kpis(manager=ann)
         assert (ann_kpis["partners"]["active"], ann_kpis["filters"]["manager"]) == (1, ann)
         # Both filters: the partners asked for that are in the book.
