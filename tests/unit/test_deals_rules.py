@@ -62,6 +62,8 @@ from tests.support.registrations import ACTIVE, NOW, POLICY, existing, request
         ("com.tr", None),  # a public suffix names no one
         ("github.io", None),
         ("northwind.example", "northwind.example"),  # a top-level domain the list lacks
+        ("https://acme.com#top", "acme.com"),  # a fragment, as a CRM's Website may hold one
+        ("acme.com?x=1#y", "acme.com"),
     ],
 )
 def test_domains_normalise_to_the_registrable_domain(raw: str, normalised: str | None) -> None:

@@ -89,7 +89,9 @@ def normalise_domain(value: str | None) -> str | None:
         return None
     host = value.strip().lower()
     host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", host)
-    host = host.split("/", 1)[0].split("?", 1)[0].split("@")[-1].split(":", 1)[0].strip(".")
+    # Up to the path, query or fragment (found in review: `https://acme.com#top`, as a CRM's
+    # Website field may hold it, lost its domain and so its conflicts), after any user info.
+    host = re.split(r"[/?#]", host, maxsplit=1)[0].split("@")[-1].split(":", 1)[0].strip(".")
     try:  # an internationalised name as its A-labels, so bücher.de and xn--bcher-kva.de match
         host = ascii_host(host)
     except ValueError:
