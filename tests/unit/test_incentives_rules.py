@@ -605,6 +605,10 @@ def test_programs_load_from_json_overriding_defaults() -> None:
         ({"mdf": {"rates_by_tier": {"platnum": "0.01"}}}, "mdf.rates_by_tier names tiers"),
         ({"default_tier": "nonexistent"}, "default_tier names tiers that base_rates does not"),
         (
+            {"regions": {"de": "EMEA", "FR": "EMEA"}},
+            "regions names country 'de' is not an ISO 3166-1 alpha-2 country code",
+        ),
+        (
             {"base_rates": {"gold": "0.05"}, "default_tier": "registered"},
             "default_tier names tiers that base_rates does not: ['registered'] (tiers: ['gold'])",
         ),

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.onboarding.domain.checklist import NEVER, checklist_item, submit_evidence, tick
-from services.onboarding.domain.config import OnboardingConfig
+from services.onboarding.domain.config import OnboardingConfig, QualificationConfig
 from services.onboarding.domain.credits import check_reporting_currency, first_occurrences
 from services.onboarding.domain.lifecycle import (
     TRANSITIONS,
@@ -365,6 +365,13 @@ def test_evidence_is_for_evidence_items_while_they_may_change() -> None:
         )
     with pytest.raises(ValueError, match="evidence_items name items not on the checklist"):
         OnboardingConfig(evidence_items=("teleport",))
+
+
+
+def test_target_regions_are_country_codes_as_applications_give_them() -> None:
+    """Found in review: `de` loaded, and no application's `DE` ever met it."""
+    with pytest.raises(ValueError, match="target_regions names country 'de' is not an ISO"):
+        QualificationConfig(target_regions=("de", "FR"))
 
 
 def test_evidence_for_an_item_completed_while_onboarding_keeps_its_confirmation() -> None:

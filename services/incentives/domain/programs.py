@@ -16,7 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.errors import Unprocessable
 from shared.events.partners import PartnerStatus, PartnerType
-from shared.inputs import MONEY_DECIMALS, InputError, currency_code, decimal_places, minor_units
+from shared.inputs import (
+    MONEY_DECIMALS,
+    InputError,
+    country_code,
+    currency_code,
+    decimal_places,
+    minor_units,
+)
 
 # At most 12 decimals: a rate times another (influenced credits' factor) stays within the 28
 # an event's fraction carries (a 28-decimal rate made every influenced booking fail).
@@ -212,6 +219,10 @@ class IncentivePrograms(_Config):
         self._tiers_known()
         try:
             currency_code(self.currency)
+            # Found in review: `{"de": "EMEA"}` loaded, and a deal's country (always upper
+            # case) was its own region, so the new-region kicker paid again in one region.
+            for country in self.regions:
+                country_code(country, "regions names country")
         except InputError as error:
             raise ValueError(str(error)) from error
         for what, amount in self._amounts():

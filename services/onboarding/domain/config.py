@@ -23,6 +23,7 @@ from services.onboarding.domain.programme import (
 )
 from shared.business_days import MONDAY_TO_FRIDAY, add_business_days
 from shared.events.partners import PartnerType
+from shared.inputs import InputError, country_code
 
 
 class Criterion(StrEnum):
@@ -128,6 +129,11 @@ class QualificationConfig(_Config):
         missing = set(PartnerType) - set(self.partner_type_scores)
         if missing:
             raise ValueError(f"partner_type_scores misses {sorted(missing)}")
+        try:  # a region in lower case or a typo matched no application's (upper-case) regions
+            for region in self.target_regions:
+                country_code(region, "target_regions names country")
+        except InputError as error:
+            raise ValueError(str(error)) from error
         if not self.revenue_bands or self.revenue_bands[0].min_annual_revenue != 0:
             raise ValueError("revenue_bands must start at min_annual_revenue 0")
         bounds = [b.min_annual_revenue for b in self.revenue_bands]
