@@ -9,7 +9,7 @@ from typing import Any
 
 from services.programme import views
 from services.programme.domain.decisions import approves
-from services.programme.domain.figures import Durations, ratio, return_per_dollar
+from services.programme.domain.figures import Durations, above, ratio, return_per_dollar
 from services.programme.schemas import (
     AutomationOut,
     DecisionShare,
@@ -128,7 +128,9 @@ async def report(conn: Connection, f: views.Filters, shown: KpiFiltersOut) -> Kp
             registrations=registrations,
             target_share=AUTOMATION_TARGET,
             automatic_share=share,
-            target_met=share > AUTOMATION_TARGET if share is not None else None,
+            target_met=above(
+                onboarding.automatic + registrations.automatic, decided, AUTOMATION_TARGET
+            ),
         ),
         partners=PartnersOut(
             active=counts["active"],

@@ -217,7 +217,7 @@ def test_a_report_without_a_figure_the_page_draws_is_a_503_naming_programme(
 
     def garbled(**asked: str) -> dict[str, Any]:
         odd = report(**asked)
-        odd["automation"]["registrations"]["approval_share"] = "lots"
+        odd["automation"]["registrations"]["approved"] = "lots"
         return odd
 
     Services.kpis = staticmethod(garbled)

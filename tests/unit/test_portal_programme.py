@@ -74,6 +74,19 @@ def test_decisions_are_the_reports_shares_in_percent() -> None:
         }
     )
     assert (nothing.approval_rate, nothing.automatic_share, nothing.p50_hours) == (None, None, None)
+    # From the counts, not the report's four-place ratio rounded again (0.1235 -> 12.4%).
+    counted = rules.Decisions.of(
+        {
+            "decisions": 1_000_000,
+            "approved": 123_496,
+            "rejected": 876_504,
+            "approval_share": "0.1235",
+            "automatic": 123_496,
+            "automatic_share": "0.1235",
+            "time_to_decision": {"count": 0, "p50_hours": None, "p90_hours": None},
+        }
+    )
+    assert (counted.approval_rate, counted.automatic_share) == (D("12.3"), D("12.3"))
 
 
 def spend_row(

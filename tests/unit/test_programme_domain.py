@@ -21,7 +21,13 @@ from services.programme.domain.decisions import (
     onboarding_decision,
     status_move,
 )
-from services.programme.domain.figures import Durations, percentile, ratio, return_per_dollar
+from services.programme.domain.figures import (
+    Durations,
+    above,
+    percentile,
+    ratio,
+    return_per_dollar,
+)
 from services.programme.domain.plans import (
     Actuals,
     Goals,
@@ -375,3 +381,10 @@ def test_a_yes_is_a_qualified_application_or_an_approved_or_won_registration() -
     yes = ["qualified", "approved", "won"]
     no = ["rejected", "pending_review", "expired", "activated", ""]
     assert [approves(outcome) for outcome in yes + no] == [True] * 3 + [False] * 5
+
+
+def test_a_share_is_above_its_target_by_the_counts_not_the_rounded_ratio() -> None:
+    assert ratio(210_001, 300_000) == Decimal("0.7000")
+    assert above(210_001, 300_000, Decimal("0.70")) is True
+    assert above(210_000, 300_000, Decimal("0.70")) is False
+    assert above(0, 0, Decimal("0.70")) is None

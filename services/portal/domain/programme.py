@@ -53,11 +53,12 @@ def revenue_by_quarter(cells: Iterable[RevenueCell]) -> list[ChartItem]:
     ]
 
 
-def percent(ratio: str | Decimal | None) -> Decimal | None:
-    """A ratio (0 to 1) in percent with one decimal; None stays None."""
-    if ratio is None:
+def share_percent(part: int, whole: int) -> Decimal | None:
+    """part / whole in percent with one decimal, from the counts themselves (found in review:
+    the report's ratio, already rounded to four places, rounded again: 0.123496 showed 12.4%)."""
+    if whole == 0:
         return None
-    return (Decimal(ratio) * 100).quantize(PERCENT)
+    return (Decimal(part) * 100 / whole).quantize(PERCENT)
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,8 @@ class Decisions:
             approved=share["approved"],
             rejected=share["rejected"],
             automatic=share["automatic"],
-            approval_rate=percent(share["approval_share"]),
-            automatic_share=percent(share["automatic_share"]),
+            approval_rate=share_percent(share["approved"], share["decisions"]),
+            automatic_share=share_percent(share["automatic"], share["decisions"]),
             p50_hours=_hours(waits["p50_hours"]),
             p90_hours=_hours(waits["p90_hours"]),
         )

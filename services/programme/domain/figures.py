@@ -17,6 +17,14 @@ def ratio(part: Decimal | int, whole: Decimal | int) -> Decimal | None:
     return (Decimal(part) / Decimal(whole)).quantize(RATIO_PLACES, rounding=ROUND_HALF_EVEN)
 
 
+def above(part: int, whole: int, target: Decimal) -> bool | None:
+    """Whether part / whole is above `target`, exactly (None when there is no whole). Found in
+    review: comparing the share rounded to four places read 70.0003% as not above 70%."""
+    if whole == 0:
+        return None
+    return Decimal(part) > target * whole
+
+
 def percentile(values: Sequence[float], p: int) -> float | None:
     """The nearest-rank percentile: the smallest value with at least p% of values at or below
     it (an observed value, never an interpolation). None for no values."""
