@@ -447,3 +447,41 @@ async def test_a_credit_stored_closing_at_infinity_leaves_the_report_answering(
         assert answer.status_code == 200, answer.text
     named = (await kpis(programme, ADMIN, partner_id=[partner])).json()
     assert named["revenue_totals"] == []
+
+
+async def test_time_to_first_deal_counts_the_first_deal_kept_never_below_zero(
+    infra: Infra, programme: str
+) -> None:
+    """Found in review: a credit issued before the partner's activation (a confirmed CRM link
+    while it onboarded) made the wait negative, and a reversed credit counted as its first deal.
+    `undone`'s early credit was reversed: its first deal is the one 30 hours after activation;
+    `early` kept its credit from before activation: it waited nothing."""
+    run = uuid.uuid4().hex[:8]
+    undone, early = f"ttfd-undone-{run}", f"ttfd-early-{run}"
+    for partner in (undone, early):
+        activated = f.partner_state_changed(
+            partner_id=partner, version=1, change=PartnerChange.ACTIVATED, changed_at=T
+        )
+        await publish(infra, PARTNER_LIFECYCLE, [activated], subject=partner, source="onboarding")
+    before = {p: f.credit_issued(partner_id=p, issued_at=T - 5 * H) for p in (undone, early)}
+    kept = f.credit_issued(partner_id=undone, issued_at=T + 30 * H)
+    for credit in (*before.values(), f.credit_reversed(before[undone]), kept):
+        await publish(
+            infra, ATTRIBUTION_CREDITS, [credit], subject=credit.deal_key, source="attribution"
+        )
+
+    async def waited(partner: str, sourced: Decimal) -> dict[str, Any] | None:
+        """The partner's wait once its activation and every credit and reversal are in."""
+        report = (await kpis(programme, ADMIN, partner_id=[partner])).json()
+        net = sum(Decimal(t["sourced"]) for t in report["revenue_totals"])
+        durations: dict[str, Any] = report["partners"]["time_to_first_deal"]
+        return durations if durations["count"] == 1 and net == sourced else None
+
+    undone_wait = await eventually(
+        lambda: waited(undone, kept.amount), 60, what="undone's credits and reversal counted"
+    )
+    assert undone_wait["p50_hours"] == 30.0
+    early_wait = await eventually(
+        lambda: waited(early, before[early].amount), 60, what="early's credit counted"
+    )
+    assert early_wait["p50_hours"] == 0.0
