@@ -12,7 +12,7 @@ from fastapi import Path, Query
 
 from services.programme import book, kpis, plans, views, voice
 from services.programme.book_schemas import ManagerKey
-from services.programme.domain.plans import Goals
+from services.programme.domain.plans import Goals, check_plan_currency
 from services.programme.domain.quarters import QUARTER_PATTERN, Quarter, QuarterRange
 from services.programme.schemas import (
     AnswerIn,
@@ -172,6 +172,7 @@ async def propose_plan(
         body.goals.new_logos,
         body.goals.co_marketing_campaigns,
     )
+    check_plan_currency(body.currency, settings.reporting_currency)
     async with platform.transaction() as conn:
         await plans.propose(conn, who, partner_id, year, body.currency, goals, body.note, now())
     return await one_plan(platform, partner_id, year, settings.new_logo_rules)

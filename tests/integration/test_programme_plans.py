@@ -156,6 +156,7 @@ async def test_hostile_plans_are_refused_precisely(infra: Infra, programme: str)
         url = f"{programme}/partners/{partner}/plans/{YEAR}"
         for body, why in (
             (PLAN | {"currency": "usd"}, "currency"),
+            (PLAN | {"currency": "EUR"}, "in the reporting currency USD; plan in USD"),
             (PLAN | {"goals": PLAN["goals"] | {"sourced_revenue": "10.001"}}, "2 decimal places"),
             (
                 {**PLAN, "currency": "JPY", "goals": PLAN["goals"] | {"sourced_revenue": "10.5"}},

@@ -45,6 +45,18 @@ def is_repeat(current: Mapping[str, Any] | None, currency: str, goals: Goals, no
     ) == (currency, goals, note)
 
 
+def check_plan_currency(currency: str, reporting_currency: str) -> None:
+    """A plan is in the reporting currency: its revenue goal is compared with the partner's
+    attributed revenue, which attribution credits in that currency alone. Found in review: a
+    plan in EUR showed 0 sourced revenue all year, and every review recorded that 0."""
+    if currency != reporting_currency:
+        raise Unprocessable(
+            f"currency {currency}: a plan's revenue goal is measured against attributed"
+            f" revenue, which is in the reporting currency {reporting_currency}; plan in"
+            f" {reporting_currency}"
+        )
+
+
 def answer(state: PlanState, revision: int, accept: bool, answered: int) -> PlanState:
     """The partner's answer to a plan at `revision`: only a proposed plan can be answered, and
     only the revision the partner read (`answered`)."""
