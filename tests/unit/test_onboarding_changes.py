@@ -367,7 +367,6 @@ def test_evidence_is_for_evidence_items_while_they_may_change() -> None:
         OnboardingConfig(evidence_items=("teleport",))
 
 
-
 def test_target_regions_are_country_codes_as_applications_give_them() -> None:
     """Found in review: `de` loaded, and no application's `DE` ever met it."""
     with pytest.raises(ValueError, match="target_regions names country 'de' is not an ISO"):
