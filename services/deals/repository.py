@@ -18,6 +18,7 @@ from services.deals.domain.ledger import LedgerEntry
 from services.deals.domain.links import CrmDealSeen
 from services.deals.domain.rules import (
     Decision,
+    PartnerView,
     RegistrationRequest,
 )
 from shared.db import Connection, advisory_key, lock_in_order
@@ -61,6 +62,16 @@ async def hold_partner(conn: Connection, partner_id: str) -> None:
     waits for a decision made on it, then sees the registration it stored (uncommitted, it
     would not: READ COMMITTED)."""
     await conn.execute("SELECT 1 FROM partners WHERE partner_id = $1 FOR SHARE", partner_id)
+
+
+async def partner_view(conn: Connection, partner_id: str) -> PartnerView | None:
+    """The partner as deals projects it (None: never heard of)."""
+    row = await conn.fetchrow(
+        """SELECT partner_id, status, tier, regions, products, partner_type
+           FROM partners WHERE partner_id = $1""",
+        partner_id,
+    )
+    return None if row is None else PartnerView.of(row)
 
 
 async def partner_status(conn: Connection, partner_id: str) -> str | None:

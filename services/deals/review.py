@@ -14,6 +14,7 @@ from services.deals.domain.partner_standing import approval_refusal
 from services.deals.domain.rules import (
     RegistrationRequest,
     RulesOfEngagement,
+    authorisation_refusal,
     conflicts_at_approval,
 )
 from services.deals.repository import Row
@@ -24,6 +25,22 @@ from shared.errors import Conflict, NotFound
 from shared.events.partners import PartnerStatus
 from shared.events.registrations import RegistrationStatus
 from shared.outbox import Outbox
+
+
+def stored_request(row: Row) -> RegistrationRequest:
+    """A stored registration's request as its partner sent it (the customer's domain as given,
+    which the stored key normalised)."""
+    asked = json.loads(row["inputs"]).get("request", {})
+    return RegistrationRequest(
+        partner_id=row["partner_id"],
+        customer_name=row["customer_name"],
+        customer_domain=asked.get("customer_domain", row["customer_domain"]),
+        customer_country=row["customer_country"],
+        products=frozenset(row["products"]),
+        amount=row["amount"],
+        currency=row["currency"],
+        submitted_at=row["submitted_at"],
+    )
 
 
 async def approval_problem(
@@ -40,20 +57,13 @@ async def approval_problem(
     if refusal is not None:
         return refusal
     inputs = json.loads(row["inputs"])
-    asked = inputs.get("request", {})
-    request = RegistrationRequest(
-        partner_id=row["partner_id"],
-        customer_name=row["customer_name"],
-        customer_domain=asked.get("customer_domain", row["customer_domain"]),
-        customer_country=row["customer_country"],
-        products=frozenset(row["products"]),
-        amount=row["amount"],
-        currency=row["currency"],
-        submitted_at=row["submitted_at"],
-    )
+    request = stored_request(row)
     await repository.lock_customer(conn, request.customer)
     since = at - timedelta(days=policy.protection_days)
     found = await load_decision_facts(conn, row["partner_id"], request.customer, since, at, at)
+    unauthorised = authorisation_refusal(policy, request, found.partner)
+    if unauthorised is not None:
+        return f"{unauthorised} now: its authorisations changed while this one waited for review"
     considered = {c.get("reference") for c in inputs.get("conflicts_considered", [])}
     own_type = found.partner.partner_type if found.partner is not None else None
     fresh = conflicts_at_approval(

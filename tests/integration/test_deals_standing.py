@@ -252,3 +252,44 @@ async def test_a_suspended_partner_keeps_its_holds_but_extends_none(
         )
         await partner_becomes(infra, admin_db, suspended, PartnerStatus.ACTIVE, 3)
         assert (await client.post(extension, headers=ADMIN)).status_code == 200
+
+
+async def test_a_registration_its_partner_may_no_longer_hold_is_neither_approved_nor_extended(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    """Found in review: a partner whose certified person left (onboarding withdrew the product)
+    had its registration waiting for review approved, and extended one it held, where the same
+    registration submitted then was refused."""
+    run, (partner,) = await fresh_partners(infra, "auth")
+    deals = deals_instances[0]
+    async with httpx.AsyncClient(timeout=30) as client:
+        held = await approved(client, deals, partner, customer(run, "Wingtip"))
+        waiting = customer(run, "Proseware") | {"amount": "900000.00"}  # above the limit
+        created = await register(client, deals, partner, waiting)
+        assert created.json()["status"] == "pending_review", created.text
+        withdrawn = partner_state_changed(
+            partner_id=partner,
+            version=2,
+            change=PartnerChange.AUTHORISATIONS_CHANGED,
+            products=("ai",),
+        )
+        await publish(infra, PARTNER_LIFECYCLE, [withdrawn], subject=partner, source="onboarding")
+
+        async def projected() -> bool:
+            sql = "SELECT version FROM deals.partners WHERE partner_id = $1"
+            return bool(await stored(admin_db, sql, partner) == 2)
+
+        await eventually(projected, what="deals projects the withdrawn product")
+        review = f"{deals}/registrations/{created.json()['registration_id']}/review"
+        refused = await client.post(review, params={"approve": "true"}, headers=ADMIN)
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["detail"].startswith(
+            "partner is not authorised for product(s) data now"
+        )
+        extension = f"{deals}/registrations/{held['registration_id']}/extension"
+        not_extended = await client.post(extension, headers=auth(partner))
+        assert not_extended.status_code == 409, not_extended.text
+        assert "not authorised for product(s) data now" in not_extended.json()["detail"]
+        assert await registration_status(admin_db, created.json()["registration_id"]) == (
+            "pending_review"
+        )

@@ -381,6 +381,16 @@ def check_registration(
     return decide(RegistrationStatus.APPROVED)
 
 
+def authorisation_refusal(
+    policy: RulesOfEngagement, request: RegistrationRequest, partner: PartnerView | None
+) -> str | None:
+    """Why this partner may not hold this registration now: a registration approved after it
+    waited for review, or extended, is checked as a new one would be (found in review: a
+    partner that lost a product's certification while its registration waited was approved,
+    and could extend it, where the same registration submitted then was refused)."""
+    return _partner_refusal(policy, request, partner)
+
+
 def _partner_refusal(
     policy: RulesOfEngagement, request: RegistrationRequest, partner: PartnerView | None
 ) -> str | None:
