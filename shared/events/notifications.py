@@ -57,7 +57,7 @@ class NotificationKindV4(StrEnum):
     REVIEW_REMINDER = "review_reminder"  # to channel managers: a review's deadline nears
     REVIEW_ESCALATED = "review_escalated"  # a review's deadline passed
     # v3 -- onboarding
-    CERTIFICATION_EXPIRING = "certification_expiring"  # to a person: renew before it lapses
+    CERTIFICATION_EXPIRING = "certification_expiring"  # to the partner, naming a person: renew
     PARTNER_MANAGER = "partner_manager"  # the partner's account manager assigned or changed
     # v4 -- programme
     SURVEY = "survey"  # a satisfaction survey the partner's people are asked to answer
