@@ -179,9 +179,11 @@ async def deliveries(
            FROM webhook_deliveries WHERE endpoint_id = $1 AND ($3::bigint IS NULL OR position < $3)
            ORDER BY position DESC LIMIT $2""",
         endpoint_id,
-        limit,
+        limit + 1,  # one more: whether an older page follows (found in review: a log of
+        # exactly `limit` deliveries offered a next page that was empty)
         before,
     )
+    more, rows = len(rows) > limit, rows[:limit]
     attempts: dict[uuid.UUID, list[AttemptOut]] = {row["delivery_id"]: [] for row in rows}
     for attempt in await conn.fetch(
         """SELECT delivery_id, attempt, attempted_at, status_code, error, duration_ms
@@ -200,7 +202,7 @@ async def deliveries(
             )
             for row in rows
         ],
-        next_after=rows[-1]["delivery_id"] if len(rows) == limit else None,
+        next_after=rows[-1]["delivery_id"] if more else None,
     )
 
 

@@ -190,8 +190,10 @@ async def registrations_page(
     """The partner's registrations under the form, a page at a time (`?after=` the last one
     of the page before): a refused one's `form` is filled in again."""
     after = request.query_params.get("after") or None
-    rows = await views.registrations(backends, session, after)
-    older = rows[-1].registration_id if len(rows) == views.REGISTRATIONS_PAGE else None
+    read = await views.registrations(backends, session, after)
+    rows = read[: views.REGISTRATIONS_PAGE]
+    # Found in review: exactly a page's worth offered an "Older" link to an empty page.
+    older = rows[-1].registration_id if len(read) > len(rows) else None
     context = {"rows": rows, "form": form or {}, "older": older, "paged": after is not None}
     return form_page(request, "registrations.html", context, message, status)
 

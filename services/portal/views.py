@@ -89,10 +89,11 @@ REGISTRATIONS_PAGE = 100
 async def registrations(
     backends: Backends, session: Session, after: str | None = None
 ) -> list[RegistrationView]:
-    """A page of the partner's registrations, newest first, after the one named."""
+    """A page of the partner's registrations, newest first, after the one named, and one
+    more when an older page follows (its caller shows REGISTRATIONS_PAGE of them)."""
     return registration_rows(
         await backends.get(
-            session, "deals", "/registrations", limit=REGISTRATIONS_PAGE, after=after
+            session, "deals", "/registrations", limit=REGISTRATIONS_PAGE + 1, after=after
         )
     )
 

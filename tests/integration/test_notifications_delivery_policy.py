@@ -411,6 +411,9 @@ async def test_the_delivery_log_pages_back_to_the_first_delivery(pool: Pool) -> 
         endpoint.endpoint_id,
     )
     assert (pages, walked) == (3, [row["delivery_id"] for row in newest_first])
+    async with pool.acquire() as conn:  # exactly a page: the last one, no cursor to nothing
+        only = await views.deliveries(conn, "ptn_runs", other.endpoint_id, 1, None)
+    assert (len(only.items), only.next_after) == (1, None)
     stray = await pool.fetchval(
         "SELECT delivery_id FROM webhook_deliveries WHERE endpoint_id = $1", other.endpoint_id
     )

@@ -114,6 +114,10 @@ def test_the_registrations_page_goes_on_to_older_ones(partner: TestClient) -> No
     assert f"Customer {NEWEST - REGISTRATIONS_PAGE - 1:03}" in older.text
     assert "Older registrations" not in older.text  # fewer than a page: the last one
     assert 'href="/registrations">Newest registrations' in older.text
+    # Exactly a page left (reg-099 to reg-000): the last page, no link to an empty one.
+    exact = partner.get(f"/registrations?after=reg-{REGISTRATIONS_PAGE:03}")
+    assert "Customer 000" in exact.text
+    assert "Older registrations" not in exact.text
     stray = partner.get("/registrations?after=reg-nobody")
     assert stray.status_code == 422, stray.text
     assert "after names no registration of yours" in stray.text
