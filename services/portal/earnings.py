@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from starlette.responses import Response
 
 from services.portal import views
 from services.portal.api import BackendsDep, PartnerDep, page_route, partner_session
 from services.portal.backends import BackendRefused, Backends, outcome
 from services.portal.domain import pages
+from services.portal.domain.pages import segment
 from services.portal.rendering import form_page, page
 from services.portal.sessions import CsrfDep, Session
 
@@ -22,6 +23,13 @@ PERIOD = r"^[0-9]{4}-(Q[1-4]|0[1-9]|1[0-2])$"
 Amount = Annotated[str, Form(min_length=1, max_length=40)]
 # What the MDF page says of a claim made (fields of incentives' answer).
 CLAIMED = "Claim {claim_id} for {amount} {currency}: {status} (fund available: {fund_available})"
+# ... and of a claim against an approved campaign budget (a pre-approval).
+CLAIMED_AGAINST_BUDGET = (
+    "Claim {claim_id} for {amount} {currency} against budget {preapproval_id}: {status}"
+    " ({preapproval_left} {currency} of the budget left)"
+)
+# A pre-approval's id as incentives makes them (a UUID).
+PREAPPROVAL_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
 @router.get("/earnings")
@@ -106,4 +114,30 @@ async def claim(
     call = backends.call(session, "incentives", "POST", "/mdf/claims", json=body)
     message, status = await outcome(call, "Not claimed", CLAIMED)
     kept = body if status >= 400 else None
+    return await mdf_page(request, session, backends, message, status, claim_form=kept)
+
+
+@router.post("/mdf/preapprovals/{preapproval_id}/claims", dependencies=[CsrfDep])
+async def claim_against_budget(
+    request: Request,
+    session: PartnerDep,
+    backends: BackendsDep,
+    preapproval_id: Annotated[str, Path(pattern=PREAPPROVAL_ID)],
+    amount: Amount,
+    description: Annotated[str, Form(min_length=3, max_length=500)],
+    proof_reference: Annotated[str, Form(min_length=1, max_length=500)],
+) -> Response:
+    """A claim with proof against an approved campaign budget: spent from what its approval
+    reserved. Found in review: the page had no way to make one, and a plain claim is checked
+    against the fund's available money, which the reservation had taken, so it was refused
+    and the approved budget lapsed unspent."""
+    body = {
+        "amount": amount.strip(),
+        "description": description.strip(),
+        "proof_reference": proof_reference.strip(),
+    }
+    path = f"/mdf/preapprovals/{segment(preapproval_id)}/claims"
+    call = backends.call(session, "incentives", "POST", path, json=body)
+    message, status = await outcome(call, "Not claimed", CLAIMED_AGAINST_BUDGET)
+    kept = body | {"preapproval_id": preapproval_id} if status >= 400 else None
     return await mdf_page(request, session, backends, message, status, claim_form=kept)

@@ -6,19 +6,27 @@ other money is refused beside the form with incentives' reason."""
 from __future__ import annotations
 
 import re
-from typing import Any
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import pytest
 
 from shared.identity import Role
-from tests.support.incentives import earning_partner
+from shared.topics import PROGRAMME_CAMPAIGNS
+from tests.support.incentives import campaign_changed, earning_partner
 from tests.support.infra import Infra
+from tests.support.kafka import publish
+from tests.support.local_http import LocalServer, QuietHandler
+from tests.support.polling import eventually
 from tests.support.portal import form_csrf
 from tests.support.portal_in_process import portal_settings, signed_in
 from tests.support.processes import free_port, service_fixture
-from tests.support.tokens import token
+from tests.support.tokens import ADMIN, auth, token
 
 pytestmark = pytest.mark.integration
 
@@ -82,5 +90,103 @@ async def test_a_claim_form_sent_twice_claims_once(
         assert 'required value="INV-2026-001"' in other.text
     stored = await admin_db.fetchval(
         "SELECT count(*) FROM incentives.mdf_claims WHERE partner_id = $1", partner
+    )
+    assert stored == 1
+
+
+class Programme(QuietHandler):
+    """Programme's campaigns of the partner: one running campaign, `Programme.campaign`."""
+
+    campaign: ClassVar[dict[str, Any]] = {}
+
+    def do_GET(self) -> None:
+        if urlsplit(self.path).path == "/campaigns":
+            self.send_json(200, [Programme.campaign])
+        else:
+            self.send_json(404, {"detail": f"no {self.path}"})
+
+
+async def test_an_approved_campaign_budget_is_claimed_against_from_the_mdf_page(
+    infra: Infra, incentives: str, admin_db: asyncpg.Connection[Any]
+) -> None:
+    """Found in review: the page showed an approved budget with no way to claim against it,
+    and its reservation had taken the fund's available money, so the plain claim form was
+    refused (409 more than available) and the budget lapsed unspent."""
+    run = uuid.uuid4().hex[:10]
+    today = datetime.now(UTC).date()
+    async with httpx.AsyncClient(base_url=incentives, timeout=60) as client:
+        partner = await earning_partner(infra, admin_db, client)
+        campaign = campaign_changed(f"c-{run}", partner)
+        await publish(
+            infra, PROGRAMME_CAMPAIGNS, [campaign], subject=campaign.campaign_id, source="programme"
+        )
+        available = (await client.get(f"/partners/{partner}/mdf", headers=auth(partner))).json()
+        ask = {
+            "reference": f"r-{run}",
+            "campaign_id": campaign.campaign_id,
+            "activity_kind": "webinar",
+            "description": "joint webinar",
+            "starts_on": str(today),
+            "ends_on": str(today + timedelta(days=5)),
+            "amount": available["available"],  # the whole fund: nothing left to claim plainly
+            "currency": "USD",
+        }
+
+        async def asked() -> str | None:
+            answer = await client.post("/mdf/preapprovals", headers=auth(partner), json=ask)
+            return str(answer.json()["preapproval_id"]) if answer.status_code == 201 else None
+
+        preapproval_id = await eventually(asked, what="incentives to hear of the campaign")
+        decided = await client.post(
+            f"/mdf/preapprovals/{preapproval_id}/decision", headers=ADMIN, json={"approve": True}
+        )
+        assert decided.status_code == 200, decided.text
+    Programme.campaign = {
+        "campaign_id": campaign.campaign_id,
+        "name": "Joint webinar",
+        "kind": "webinar",
+        "starts_on": str(today),
+        "ends_on": str(today + timedelta(days=5)),
+        "state": "running",
+    }
+    with LocalServer(Programme) as programme:
+        settings = portal_settings({"incentives": incentives, "programme": programme.url})
+        signed = token("p/u", Role.PARTNER_USER, partner_id=partner)
+        with signed_in(settings, signed) as portal:
+            shown = portal.get("/mdf")
+            assert f'id="claim-{preapproval_id}"' in shown.text, shown.text
+            form = {
+                "csrf_token": form_csrf(portal, "/mdf"),
+                "amount": "300.00",
+                "description": "Webinar platform",
+                "proof_reference": f"INV-{run}",
+            }
+            plain = portal.post("/mdf/claims", data=form)
+            assert plain.status_code == 409  # the fund's money is the budget's now
+            claimed = portal.post(f"/mdf/preapprovals/{preapproval_id}/claims", data=form)
+            assert claimed.status_code == 200, claimed.text
+            left = Decimal(available["available"]) - Decimal("300.00")
+            assert re.fullmatch(
+                rf"Claim \S+ for 300\.00 USD against budget {preapproval_id}: requested"
+                rf" \({left} USD of the budget left\)",
+                message(claimed.text),
+            ), message(claimed.text)
+            too_much = portal.post(
+                f"/mdf/preapprovals/{preapproval_id}/claims",
+                data={**form, "amount": "999999.00", "proof_reference": f"INV-{run}-2"},
+            )
+            assert too_much.status_code == 409, too_much.text
+            assert message(too_much.text).startswith("Not claimed: ")
+            # The refused budget claim keeps what was typed in its own form, not the plain one.
+            assert f'id="bc-amount-{preapproval_id}" name="amount" inputmode="decimal"' in (
+                too_much.text
+            )
+            assert 'required value="999999.00"' in too_much.text
+            assert (
+                'id="claim-amount" name="amount" inputmode="decimal" maxlength="40" required value=""'
+                in too_much.text
+            )
+    stored = await admin_db.fetchval(
+        "SELECT count(*) FROM incentives.mdf_claims WHERE preapproval_id = $1", preapproval_id
     )
     assert stored == 1
