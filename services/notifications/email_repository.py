@@ -69,7 +69,13 @@ async def route(conn: Connection, filed: list[Filed]) -> int:
     for item in filed:
         preference = wanted.get(item.message.recipient)
         mode = preference.wants(item.message.kind) if preference else EmailMode.OFF
-        if mode is EmailMode.IMMEDIATE and preference is not None:
+        # A change of the partner's standing is mailed at once, even to a digest reader: in a
+        # digest with other messages, a partner that lost access had the whole mail held, the
+        # notice saying so with it (found in review).
+        urgent = item.message.kind == NotificationKind.PARTNER_STATUS
+        if preference is not None and (
+            mode is EmailMode.IMMEDIATE or (mode is EmailMode.DIGEST and urgent)
+        ):
             now_mails.append((item, preference))
         elif mode is EmailMode.DIGEST:
             later.append(item)

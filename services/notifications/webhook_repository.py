@@ -245,23 +245,25 @@ _QUEUED = """WITH RECURSIVE queued(endpoint_id) AS (
 
 
 def _due(revoking: str) -> str:
-    """The endpoints (`c`) of `_QUEUED` that are enabled, held by no one, whose head is due and
-    whose partner has access (or whose head is the notice that it lost it), in turn: the
-    longest due first, where an endpoint given back (`released_at`) is due from then (its turn
-    is over: those due before go first)."""
+    """The endpoints (`c`) of `_QUEUED` that are enabled, held by no one and whose head is
+    due, in turn: the longest due first, where an endpoint given back (`released_at`) is due
+    from then (its turn is over: those due before go first). The head of a partner that lost
+    access is its first notice saying so, ahead of what waits before it (found in review: a
+    notice behind a delivery waiting for a retry never went out, as nothing else does)."""
     return f"""SELECT c.endpoint_id
                FROM queued q
                JOIN webhook_endpoints c ON c.endpoint_id = q.endpoint_id
                CROSS JOIN LATERAL (
-                   SELECT d.next_attempt_at, d.event_type FROM webhook_deliveries d
+                   SELECT EXISTS (SELECT 1 FROM partner_access a
+                                  WHERE a.partner_id = c.partner_id
+                                    AND a.status = ANY({revoking}::text[])) AS held) partner
+               CROSS JOIN LATERAL (
+                   SELECT d.next_attempt_at FROM webhook_deliveries d
                    WHERE d.endpoint_id = c.endpoint_id AND d.status = 'pending'
+                     AND (NOT partner.held OR d.event_type = '{ACCESS_NOTICE}')
                    ORDER BY d.position LIMIT 1) head
                WHERE c.enabled AND (c.lease_until IS NULL OR c.lease_until < now())
                  AND head.next_attempt_at <= now()
-                 AND (head.event_type = '{ACCESS_NOTICE}'
-                      OR NOT EXISTS (SELECT 1 FROM partner_access a
-                                     WHERE a.partner_id = c.partner_id
-                                       AND a.status = ANY({revoking}::text[])))
                ORDER BY greatest(head.next_attempt_at, c.released_at)"""
 
 
@@ -307,9 +309,10 @@ async def claim_endpoints(
 async def due_run(pool: Pool, endpoint_id: uuid.UUID, limit: int) -> list[Any]:
     """The endpoint's pending deliveries in order, from its head, while they are due: the run
     a deliverer sends one after the other (only the head can be waiting for a retry, since
-    nothing behind it was tried). A partner that lost access is sent the notice saying so
-    and nothing after it (held back with the rest, the notice reached it only if it happened
-    to be delivered before notifications heard of the change, and an expelled partner never)."""
+    nothing behind it was tried). A partner that lost access is sent the notices saying so,
+    ahead of the deliveries waiting for its access (held back with the rest, the notice reached
+    it only if it happened to be delivered before notifications heard of the change, and an
+    expelled partner never; behind a delivery waiting for a retry, it waited for good)."""
     rows = await pool.fetch(
         """SELECT delivery_id, message_id, payload, attempts, next_attempt_at, requested,
                   next_attempt_at <= now() AS due,
@@ -326,7 +329,9 @@ async def due_run(pool: Pool, endpoint_id: uuid.UUID, limit: int) -> list[Any]:
     )
     run = []
     for row in rows:
-        if not row["due"] or row["held"]:
+        if row["held"]:
+            continue  # waits for the partner's access; its notices go ahead of it
+        if not row["due"]:
             break
         run.append(row)
     return run

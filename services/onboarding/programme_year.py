@@ -160,6 +160,13 @@ async def _record(
     reason = f"annual review {review_on.isoformat()}: {decision.outcome.value}; " + "; ".join(
         decision.reasons
     )
+    if decision.outcome is Outcome.EXPELLED and appeal_until is not None:
+        # The expulsion's own notice says it (found in review: the decision's message saying
+        # so is held with everything else for a partner without access, so an expelled
+        # partner was never told it could appeal, and the window passed unseen).
+        reason += (
+            f"; you may appeal to your channel manager until {appeal_until.date().isoformat()}"
+        )
     await _consequences(conn, outbox, row, decision, reason, at, by)
     await store.insert_review(
         conn,

@@ -386,6 +386,38 @@ async def test_a_partner_that_lost_access_is_mailed_the_notice_saying_so_and_not
     assert waiting == [NotificationKind.CREDIT_ISSUED]
 
 
+async def test_a_digest_reader_is_mailed_a_change_of_its_standing_at_once(
+    email_pool: Pool,
+) -> None:
+    """Found in review: in digest mode the notice of a suspension or expulsion joined the
+    digest with the other messages, and a partner without access has such a mail held, the
+    notice with it, for good."""
+    partner = f"p-dig-{uuid.uuid4().hex[:8]}"
+    recipient = Recipient.partner(partner)
+    kinds = (NotificationKind.CREDIT_ISSUED, NotificationKind.PARTNER_STATUS)
+    async with email_pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            """INSERT INTO email_preferences (recipient_kind, recipient, address, mode)
+               VALUES ('partner', $1, $2, 'digest')""",
+            partner,
+            f"{partner}@partner.example",
+        )
+        filed = await file_messages(
+            conn,
+            [
+                Message(uuid.uuid4(), recipient, partner, kind, kind, "b", None, None, now(), None)
+                for kind in kinds
+            ],
+        )
+        assert await email_repository.route(conn, filed) == 2
+    mailed = await email_pool.fetch("SELECT subject FROM emails WHERE recipient = $1", partner)
+    assert [m["subject"] for m in mailed] == [f"[Pollinate] {NotificationKind.PARTNER_STATUS}"]
+    waiting = await email_pool.fetchval(
+        "SELECT count(*) FROM email_digest_queue WHERE recipient = $1", partner
+    )
+    assert waiting == 1  # the credit, for the digest
+
+
 async def test_a_queued_mail_goes_as_the_recipients_preference_stands_when_it_is_sent(
     email_pool: Pool, mail_server: MailServer
 ) -> None:

@@ -586,6 +586,36 @@ async def test_a_suspended_partners_deliveries_wait_until_it_is_active_again(
     assert await received(receiver, "/paused", 3) == ["suspended", "p0", "p1"]
 
 
+async def test_the_notice_of_lost_access_goes_ahead_of_the_deliveries_waiting_before_it(
+    infra: Infra, notifications: str, receiver: WebhookReceiver
+) -> None:
+    """Found in review: a notice queued behind deliveries already waiting (the partner's
+    access lost before it was told) waited with them, so an expelled partner never had it."""
+    paused = new_partner()
+    async with httpx.AsyncClient(timeout=10) as client:
+        hook = await register(client, notifications, receiver, paused, "/jumped")
+        await lifecycle(infra, paused, PartnerStatus.SUSPENDED, PartnerChange.SUSPENDED, 1)
+
+        async def revoked() -> bool:
+            page = await client.get(
+                f"{notifications}/partners/{paused}/notifications", headers=auth(paused)
+            )
+            return page.status_code == 403
+
+        await eventually(revoked, what="the notifications service to hear of the suspension")
+        await tell(infra, paused, *notes_for(paused, "p", 2))
+        await hook.log_when(
+            lambda items: len(items) == 2, what="the deliveries queued", headers=ADMIN
+        )
+        notice = partner_notification(
+            partner_id=paused, kind=NotificationKind.PARTNER_STATUS, subject="suspended"
+        )
+        await tell(infra, paused, notice)
+        assert await received(receiver, "/jumped", 1) == ["suspended"]
+    await lifecycle(infra, paused, PartnerStatus.ACTIVE, PartnerChange.REINSTATED, 2)
+    assert await received(receiver, "/jumped", 3) == ["suspended", "p0", "p1"]
+
+
 async def lifecycle(
     infra: Infra, partner_id: str, status: PartnerStatus, change: PartnerChange, version: int
 ) -> None:

@@ -262,6 +262,13 @@ async def test_a_seeded_year_notices_probation_expulsion_appeal_and_requalificat
         assert await year(60) == {below: ["probation_end:expelled"]}
         state = (await client.get(f"{onboarding}/partners/{below}", headers=ADMIN)).json()
         assert state["status"] == "expelled"
+        # The expulsion's notice (its reason) says until when it may be appealed: the review's
+        # own message waits, as everything does for a partner without access.
+        expelled_at = datetime.combine(review_on, today.timetz()) + timedelta(days=60)
+        appeal_until = (expelled_at + timedelta(days=30)).date().isoformat()
+        assert state["history"][-1]["reason"].endswith(
+            f"; you may appeal to your channel manager until {appeal_until}"
+        ), state["history"][-1]["reason"]
         # Found in review: a run a channel manager asked for was recorded as the scheduled
         # job's doing; the change is the manager's, and the trail says who asked, for when.
         assert state["history"][-1]["acted_by"] == "channel-manager@tests"
