@@ -59,6 +59,18 @@ async def outcome(
 CALLS_AT_ONCE = 8  # one page's calls in flight together when it asks one service many things
 
 
+async def or_missing(call: Awaitable[T], service: str, missing: dict[str, str]) -> T | None:
+    """A part of a page that another service draws: its answer, or None while that service does
+    not answer, with why in `missing` (the page shows the rest and says what it cannot show).
+    Found in review: one such part down made the whole page a 503 (the partners list without
+    attribution's health scores, a partner's page without its balance)."""
+    try:
+        return await call
+    except BackendUnavailable as error:
+        missing[service] = str(error)
+        return None
+
+
 async def each(
     calls: Iterable[Callable[[], Awaitable[T]]], at_once: int = CALLS_AT_ONCE
 ) -> list[T]:

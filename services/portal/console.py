@@ -19,7 +19,7 @@ from services.portal.api import (
     registration_page,
     role_session,
 )
-from services.portal.backends import answered, each, outcome
+from services.portal.backends import answered, each, or_missing, outcome
 from services.portal.domain.pages import segment
 from services.portal.rendering import form_page
 from services.portal.sessions import CsrfDep, Session
@@ -143,12 +143,15 @@ async def mdf_page(
 async def links_page(
     request: Request, session: Session, backends: BackendsDep, message: str = "", status: int = 200
 ) -> Response:
+    missing: dict[str, str] = {}  # the held credits are incentives': the links show without
     proposed, unmatched, held = await asyncio.gather(
         backends.get(session, "attribution", "/crm-links", status="proposed", limit=500),
         backends.get(session, "attribution", "/crm-links/unmatched"),
-        backends.get(session, "incentives", "/credits/held", limit=200),
+        or_missing(
+            backends.get(session, "incentives", "/credits/held", limit=200), "incentives", missing
+        ),
     )
-    context = {"proposed": proposed, "unmatched": unmatched, "held": held}
+    context = {"proposed": proposed, "unmatched": unmatched, "held": held, "missing": missing}
     return form_page(request, "console_links.html", context, message, status)
 
 

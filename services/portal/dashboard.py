@@ -17,7 +17,13 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from services.portal.api import BackendsDep
-from services.portal.backends import BackendRefused, Backends, BackendUnavailable, each
+from services.portal.backends import (
+    BackendRefused,
+    Backends,
+    BackendUnavailable,
+    each,
+    or_missing,
+)
 from services.portal.console import ManagerDep
 from services.portal.domain import programme as rules
 from services.portal.domain.pages import segment
@@ -98,15 +104,20 @@ async def dashboard(
     to_quarter: QuarterParam = None,
 ) -> Response:
     quarters = {"from_quarter": from_quarter or None, "to_quarter": to_quarter or None}
+    missing: dict[str, str] = {}  # "paid out" is incentives': the programme's figures show without
     report, payouts = await asyncio.gather(
         backends.get(session, "programme", "/kpis", **quarters),
-        backends.get(session, "incentives", "/payouts", limit=1),
+        or_missing(backends.get(session, "incentives", "/payouts", limit=1), "incentives", missing),
     )
     # An answer without a figure this page draws (a service older or newer than the portal)
     # is that service's failure, said as when it does not answer at all: never a 500.
     unreadable = (KeyError, TypeError, ValueError, ArithmeticError)
     try:
-        paid = {"amount": Decimal(payouts["totals"]["paid"]), "currency": payouts["currency"]}
+        paid = (
+            None
+            if payouts is None
+            else {"amount": Decimal(payouts["totals"]["paid"]), "currency": payouts["currency"]}
+        )
     except unreadable as error:
         raise BackendUnavailable(
             "incentives", "answered payouts this portal cannot read"
@@ -118,4 +129,4 @@ async def dashboard(
         raise BackendUnavailable(
             "programme", "answered a report this portal cannot read"
         ) from error
-    return page(request, "console_dashboard.html", {**shown, "paid": paid})
+    return page(request, "console_dashboard.html", {**shown, "paid": paid, "missing": missing})

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from services.portal.api import BackendsDep
-from services.portal.backends import BackendRefused, Backends
+from services.portal.backends import BackendRefused, Backends, BackendUnavailable, or_missing
 from services.portal.console import ManagerDep
 from services.portal.domain import partners as rules
 from services.portal.domain.pages import segment
@@ -52,17 +52,19 @@ class Filters(BaseModel):
 
 
 async def with_health(
-    backends: Backends, session: Session, partners: list[dict[str, Any]]
+    backends: Backends, session: Session, partners: list[dict[str, Any]], missing: dict[str, str]
 ) -> list[dict[str, Any]]:
-    """The partners, each with its health answer (`health`), asked for many at once."""
+    """The partners, each with its health answer (`health`), asked for many at once (none while
+    attribution does not answer: `missing` says so)."""
     ids = [p["partner_id"] for p in partners]
     batches = [ids[i : i + HEALTH_BATCH] for i in range(0, len(ids), HEALTH_BATCH)]
-    answers = await asyncio.gather(
+    asked = asyncio.gather(
         *(
             backends.get(session, "attribution", "/admin/partner-health", partner_id=batch)
             for batch in batches
         )
     )
+    answers = await or_missing(asked, "attribution", missing) or []
     health = {h["partner_id"]: h for answer in answers for h in answer}
     return [{**p, "health": health.get(p["partner_id"])} for p in partners]
 
@@ -101,10 +103,16 @@ async def listing(
             offset=offset,
             limit=rules.PAGE,
         )
-        rows = await with_health(backends, session, answer["partners"])
-        return {"rows": rows, "paging": rules.Paging(offset, len(rows), answer["total"])}
+        missing: dict[str, str] = {}
+        rows = await with_health(backends, session, answer["partners"], missing)
+        paging = rules.Paging(offset, len(rows), answer["total"])
+        return {"rows": rows, "paging": paging, "missing": missing}
     found, matching = await everyone(backends, session, filters)
-    kept = rules.below(await with_health(backends, session, found), filters.below)
+    # The health filter needs the scores: without attribution it cannot filter (a 503).
+    strict: dict[str, str] = {}
+    kept = rules.below(await with_health(backends, session, found, strict), filters.below)
+    if strict:
+        raise BackendUnavailable("attribution", strict["attribution"])
     shown = kept[offset : offset + rules.PAGE]
     return {
         "rows": shown,
@@ -160,13 +168,18 @@ async def partner(
     backends: BackendsDep,
 ) -> Response:
     base = f"/partners/{segment(partner_id)}"
+    missing: dict[str, str] = {}
+
+    def part(service: str, path: str, **query: Any) -> Any:
+        return or_missing(_maybe(backends.get(session, service, path, **query)), service, missing)
+
     found, certifications, revenue, health, balance, statement = await asyncio.gather(
         backends.get(session, "onboarding", base),
         _maybe(backends.get(session, "onboarding", f"{base}/certifications")),
-        _maybe(backends.get(session, "attribution", f"{base}/revenue", period="quarter")),
-        _maybe(backends.get(session, "attribution", f"{base}/health")),
-        _maybe(backends.get(session, "incentives", f"{base}/balance")),
-        _maybe(backends.get(session, "incentives", f"{base}/statement")),
+        part("attribution", f"{base}/revenue", period="quarter"),
+        part("attribution", f"{base}/health"),
+        part("incentives", f"{base}/balance"),
+        part("incentives", f"{base}/statement"),
     )
     context = {
         "partner": found,
@@ -177,5 +190,6 @@ async def partner(
         "balance": balance,
         "statement": statement,
         "recent": list(reversed((statement or {}).get("entries", [])))[:20],
+        "missing": missing,
     }
     return page(request, "console_partner.html", context)

@@ -7,7 +7,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from services.portal.backends import Backends, BackendUnavailable
+from services.portal.backends import Backends, BackendUnavailable, or_missing
 from services.portal.domain import charts, enablement, pages
 from services.portal.domain.pages import segment
 from services.portal.schemas import (
@@ -108,6 +108,7 @@ async def earnings(backends: Backends, session: Session, period: str | None) -> 
     sourced and influenced revenue (attribution) as charts with their numbers."""
     partner_id = segment(session.caller.partner_id)
     quarters = list(reversed(pages.recent_quarters(now(), CHART_QUARTERS)))
+    missing: dict[str, str] = {}  # the revenue chart is attribution's: the rest shows without it
     programs, balance, statement, by_quarter, revenue = await asyncio.gather(
         backends.get(session, "incentives", "/programs"),
         backends.get(session, "incentives", f"/partners/{partner_id}/balance"),
@@ -115,12 +116,16 @@ async def earnings(backends: Backends, session: Session, period: str | None) -> 
         backends.get(
             session, "incentives", f"/partners/{partner_id}/earnings", quarters=CHART_QUARTERS
         ),
-        backends.get(
-            session,
+        or_missing(
+            backends.get(
+                session,
+                "attribution",
+                f"/partners/{partner_id}/revenue",
+                period="quarter",
+                since=charts.first_day(quarters[0]),
+            ),
             "attribution",
-            f"/partners/{partner_id}/revenue",
-            period="quarter",
-            since=charts.first_day(quarters[0]),
+            missing,
         ),
     )
     try:
@@ -130,10 +135,11 @@ async def earnings(backends: Backends, session: Session, period: str | None) -> 
             "incentives", "answered a current period this portal cannot read"
         ) from error
     earned = by_quarter["quarters"]
-    stated = {row["period"]: row for row in revenue["by_period"]}
+    stated = {row["period"]: row for row in revenue["by_period"]} if revenue else {}
     nothing = {"sourced": "0", "influenced": "0", "deals": 0}
-    revenue_rows = [{"quarter": q, **stated.get(q, nothing)} for q in quarters]
+    revenue_rows = [{"quarter": q, **stated.get(q, nothing)} for q in quarters] if revenue else []
     return {
+        "missing": missing,
         "balance": balance,
         "statement": statement,
         "periods": periods,
@@ -143,8 +149,10 @@ async def earnings(backends: Backends, session: Session, period: str | None) -> 
             [row["quarter"] for row in earned], [("Net earnings", [row["net"] for row in earned])]
         ),
         "revenue_rows": revenue_rows,
-        "revenue_currency": revenue["currency"],
-        "revenue_chart": charts.bar_chart(
+        "revenue_currency": revenue["currency"] if revenue else "",
+        "revenue_chart": None
+        if revenue is None
+        else charts.bar_chart(
             quarters,
             [
                 ("Sourced", [row["sourced"] for row in revenue_rows]),
