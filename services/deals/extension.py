@@ -7,7 +7,7 @@ from datetime import datetime
 from services.deals import repository
 from services.deals.domain.ledger import LedgerWhat, Principal
 from services.deals.domain.partner_standing import extend, extension_refusal
-from services.deals.domain.rules import RulesOfEngagement, authorisation_refusal
+from services.deals.domain.rules import RulesOfEngagement, partner_refusal
 from services.deals.review import stored_request
 from services.deals.status_changes import change_status, entry_for
 from shared.clock import now
@@ -36,7 +36,7 @@ async def request_extension(
     if refusal is not None:
         raise Conflict(refusal)
     partner = await repository.partner_view(conn, row["partner_id"])
-    unauthorised = authorisation_refusal(policy, stored_request(row), partner)
+    unauthorised = partner_refusal(policy, stored_request(row), partner)
     if unauthorised is not None:
         raise Conflict(f"{unauthorised} now: a registration it may not hold is not extended")
     new_expiry, why = extend(

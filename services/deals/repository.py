@@ -16,11 +16,7 @@ import asyncpg
 from services.deals.domain.customers import Customer
 from services.deals.domain.ledger import LedgerEntry
 from services.deals.domain.links import CrmDealSeen
-from services.deals.domain.rules import (
-    Decision,
-    PartnerView,
-    RegistrationRequest,
-)
+from services.deals.domain.rules import Decision, PartnerView, RegistrationRequest
 from shared.db import Connection, advisory_key, lock_in_order
 from shared.events.crm import CrmDealChanged, DealStatus
 from shared.events.partners import PartnerStateChanged
@@ -66,11 +62,7 @@ async def hold_partner(conn: Connection, partner_id: str) -> None:
 
 async def partner_view(conn: Connection, partner_id: str) -> PartnerView | None:
     """The partner as deals projects it (None: never heard of)."""
-    row = await conn.fetchrow(
-        """SELECT partner_id, status, tier, regions, products, partner_type
-           FROM partners WHERE partner_id = $1""",
-        partner_id,
-    )
+    row = await conn.fetchrow("SELECT * FROM partners WHERE partner_id = $1", partner_id)
     return None if row is None else PartnerView.of(row)
 
 

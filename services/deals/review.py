@@ -14,8 +14,8 @@ from services.deals.domain.partner_standing import approval_refusal
 from services.deals.domain.rules import (
     RegistrationRequest,
     RulesOfEngagement,
-    authorisation_refusal,
     conflicts_at_approval,
+    partner_refusal,
 )
 from services.deals.repository import Row
 from services.deals.status_changes import change_status, entry_for
@@ -61,7 +61,7 @@ async def approval_problem(
     await repository.lock_customer(conn, request.customer)
     since = at - timedelta(days=policy.protection_days)
     found = await load_decision_facts(conn, row["partner_id"], request.customer, since, at, at)
-    unauthorised = authorisation_refusal(policy, request, found.partner)
+    unauthorised = partner_refusal(policy, request, found.partner)
     if unauthorised is not None:
         return f"{unauthorised} now: its authorisations changed while this one waited for review"
     considered = {c.get("reference") for c in inputs.get("conflicts_considered", [])}

@@ -261,10 +261,8 @@ async def partner_counts(conn: Connection, f: Filters) -> Any:
 
 
 async def first_deal_waits(conn: Connection, f: Filters) -> list[Any]:
-    """Seconds from each partner's activation (in range) to its first credited deal that was
-    not reversed, 0 for a partner credited before it was activated; partners without a deal yet
-    are not measured. Found in review: a credit before activation (a confirmed CRM link while
-    the partner onboarded) made the wait negative, and a lost deal counted as the first."""
+    """Seconds from each partner's activation (in range) to its first credit not reversed, 0 if
+    credited before it (found in review: that was negative); partners without one: not measured."""
     return await conn.fetch(
         f"""WITH activated AS (
                 SELECT DISTINCT ON (partner_id) partner_id, changed_at, regions, version
@@ -272,10 +270,8 @@ async def first_deal_waits(conn: Connection, f: Filters) -> list[Any]:
                 ORDER BY partner_id, version)
             SELECT greatest(extract(epoch FROM first.at - a.changed_at), 0)::float8 AS waited
             FROM activated a
-            JOIN LATERAL (SELECT min(c.issued_at) AS at FROM credits c
-                          WHERE c.partner_id = a.partner_id
-                            AND NOT EXISTS (SELECT FROM credit_reversals r
-                                            WHERE r.credit_id = c.credit_id)) first
+            JOIN LATERAL (SELECT min(c.issued_at) AS at FROM credits c WHERE c.partner_id = a.partner_id
+                AND NOT EXISTS (SELECT FROM credit_reversals r WHERE r.credit_id = c.credit_id)) first
               ON first.at IS NOT NULL
             {partner_at("a", "a.changed_at")}
             WHERE {_in_range("a.changed_at")} AND {PARTNER_FILTER.format(fact="a")}

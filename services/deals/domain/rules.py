@@ -349,7 +349,7 @@ def check_registration(
             tuple(found.partner_reasons),
         )
 
-    refusal = _partner_refusal(policy, request, partner)
+    refusal = partner_refusal(policy, request, partner)
     if refusal is not None:
         found.say(refusal)
         return decide(RegistrationStatus.REJECTED)
@@ -381,20 +381,12 @@ def check_registration(
     return decide(RegistrationStatus.APPROVED)
 
 
-def authorisation_refusal(
+def partner_refusal(
     policy: RulesOfEngagement, request: RegistrationRequest, partner: PartnerView | None
 ) -> str | None:
-    """Why this partner may not hold this registration now: a registration approved after it
-    waited for review, or extended, is checked as a new one would be (found in review: a
-    partner that lost a product's certification while its registration waited was approved,
-    and could extend it, where the same registration submitted then was refused)."""
-    return _partner_refusal(policy, request, partner)
-
-
-def _partner_refusal(
-    policy: RulesOfEngagement, request: RegistrationRequest, partner: PartnerView | None
-) -> str | None:
-    """Why this partner may not register this deal at all (None: it may)."""
+    """Why this partner may not register this deal at all (None: it may); an approval after a
+    review and an extension ask it again (found in review: a partner that lost a product meanwhile
+    had its registration approved and extended)."""
     if partner is None:
         return f"partner {request.partner_id} is unknown to deals (no lifecycle event received)"
     if partner.status not in policy.statuses_allowed_to_register:
