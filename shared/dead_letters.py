@@ -113,6 +113,13 @@ class ReplayAllIn(BaseModel):
         description="replay every waiting letter up to this offset (the last one the caller "
         f"saw, so letters arriving meanwhile are not replayed unseen); {REPLAY_ALL_MAX} a call",
     )
+    since: Integer | None = Field(
+        default=None,
+        ge=0,
+        description="and from this offset on (the first one the caller saw, so older letters "
+        "it did not see, left for a cause not yet fixed, are not replayed unseen either); "
+        "none: from the topic's first",
+    )
 
 
 class ReplayedOut(BaseModel):
@@ -121,9 +128,19 @@ class ReplayedOut(BaseModel):
     detail: str
 
 
+class SkippedOut(BaseModel):
+    offset: int
+    reason: str = Field(description="why it was left waiting (as replaying it alone answers)")
+
+
 class ReplayAllOut(BaseModel):
     replayed: list[ReplayedOut]
     more: bool = Field(description=f"more letters wait up to `through` (over {REPLAY_ALL_MAX})")
+    skipped: list[SkippedOut] = Field(
+        default_factory=list,
+        description="waiting letters in the range left waiting, each with why (its consumer or"
+        " origin no longer fits); found in review: they were left without a word",
+    )
 
 
 def _header_int(letter: DeadLetter, name: str) -> int | None:
@@ -394,10 +411,11 @@ async def replay_one(
 
 @dead_letters.post("/replay", response_model=ReplayAllOut)
 async def replay_all(body: ReplayAllIn, who: AdminDep, platform: PlatformDep) -> ReplayAllOut:
-    """Replay every letter still waiting, oldest first, up to `through`. A letter whose
-    consumer or origin no longer fits is left waiting (replaying it alone says why)."""
+    """Replay every letter still waiting, oldest first, from `since` up to `through`. A letter
+    whose consumer or origin no longer fits is left waiting, and listed in `skipped` with why."""
     replayed: list[ReplayedOut] = []
-    start = 0
+    skipped: list[SkippedOut] = []
+    start = body.since or 0
     through = body.through
     end: int | None = None
     while start <= through and len(replayed) < REPLAY_ALL_MAX:
@@ -423,10 +441,13 @@ async def replay_all(body: ReplayAllIn, who: AdminDep, platform: PlatformDep) ->
                 continue
             try:
                 done = await _replay(platform, who, letter, refuse_done=False)
-            except Conflict:
+            except Conflict as refused:
+                skipped.append(SkippedOut(offset=letter.offset, reason=refused.message))
                 continue
             if done is not None:
                 replayed.append(done)
     return ReplayAllOut(
-        replayed=replayed, more=len(replayed) == REPLAY_ALL_MAX and start <= through
+        replayed=replayed,
+        more=len(replayed) == REPLAY_ALL_MAX and start <= through,
+        skipped=skipped,
     )

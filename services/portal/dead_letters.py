@@ -122,13 +122,16 @@ async def replay_all(
     session: ManagerDep,
     backends: BackendsDep,
     through: Annotated[int, Form(ge=0, le=2**63 - 1)],
+    since: Annotated[int | None, Form(ge=0, le=2**63 - 1)] = None,
 ) -> Response:
     async def call() -> str:
+        asked = {"through": through} | ({"since": since} if since is not None else {})
         answer = await backends.call(
-            session, service, "POST", "/admin/dead-letters/replay", json={"through": through}
+            session, service, "POST", "/admin/dead-letters/replay", json=asked
         )
         done = [_outcome(service, item) for item in answer["replayed"]]
+        left = [f"#{s['offset']} left waiting: {s['reason']}" for s in answer.get("skipped", [])]
         more = " More wait: replay again." if answer["more"] else ""
-        return f"{len(done)} replayed. " + " · ".join(done) + more
+        return f"{len(done)} replayed. " + " · ".join(done + left) + more
 
     return await _replayed(request, session, backends, service, call())

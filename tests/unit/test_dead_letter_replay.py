@@ -10,6 +10,7 @@ import pytest
 
 from shared import dead_letters
 from shared.dlq import DeadLetter, Page
+from shared.errors import Conflict
 from shared.identity import Caller, Role
 from shared.service import Platform
 
@@ -63,3 +64,40 @@ async def test_a_topic_whose_letters_all_aged_out_has_no_next_page(
     platform = cast(Platform, type("Started", (), {"pool": Pool()})())
     shown, next_after, end = await dead_letters._oldest_first(platform, after, 50, "all")
     assert (shown, next_after, end) == ([], None, END)
+
+
+async def test_replaying_all_keeps_to_the_letters_shown_and_says_which_it_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found in review: "replay every waiting letter up to #N" replayed the older waiting
+    letters the page had not shown too, and left the ones it could not replay without a word."""
+
+    async def read(platform: Platform, start: int, limit: int) -> Page:
+        offsets = range(max(start, KEPT_FROM), min(END, max(start, KEPT_FROM) + limit))
+        return Page([DeadLetter(o, b"k", b"{}", {}) for o in offsets], KEPT_FROM, END)
+
+    async def replays(conn: Any, offsets: list[int]) -> dict[int, Any]:
+        return {}
+
+    tried: list[int] = []
+
+    async def replay(
+        platform: Platform, who: Caller, letter: DeadLetter, refuse_done: bool
+    ) -> dead_letters.ReplayedOut:
+        tried.append(letter.offset)
+        if letter.offset == KEPT_FROM + 1:
+            raise Conflict("no consumer of origin.topic.v1 in this service")
+        return dead_letters.ReplayedOut(offset=letter.offset, outcome="processed", detail="ok")
+
+    monkeypatch.setattr(dead_letters, "_read", read)
+    monkeypatch.setattr(dead_letters, "_replays", replays)
+    monkeypatch.setattr(dead_letters, "_replay", replay)
+    platform = cast(Platform, type("Started", (), {"pool": Pool()})())
+    who = Caller(subject="manager@vendor", roles=frozenset({Role.CHANNEL_MANAGER}))
+    asked = dead_letters.ReplayAllIn(since=KEPT_FROM + 1, through=END - 1)
+    answer = await dead_letters.replay_all(asked, who, platform)
+    assert tried == [KEPT_FROM + 1, KEPT_FROM + 2]  # not the older one it was not shown
+    assert [r.offset for r in answer.replayed] == [KEPT_FROM + 2]
+    assert [(s.offset, s.reason) for s in answer.skipped] == [
+        (KEPT_FROM + 1, "no consumer of origin.topic.v1 in this service")
+    ]
