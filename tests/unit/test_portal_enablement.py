@@ -51,6 +51,15 @@ def test_expiring_soon_is_what_lapses_within_the_widest_reminder_window_soonest_
     )
     hours = {**cert("a@x", "ai", "sales", -1, 0), "expires_at": (NOW + timedelta(hours=3))}
     assert enablement.expiring_soon([hours], NOW)[0].when == "expires today"
+    # Calendar days, as the date beside it reads: late in the day, tomorrow is 1 day away.
+    late = datetime(2026, 3, 1, 23, 0, tzinfo=UTC)
+    issued = {**hours, "issued_at": datetime(2025, 3, 1, tzinfo=UTC)}
+    next_morning = {**issued, "expires_at": datetime(2026, 3, 2, 10, 0, tzinfo=UTC)}
+    two_days = {**issued, "expires_at": datetime(2026, 3, 3, 22, 0, tzinfo=UTC)}
+    assert [e.when for e in enablement.expiring_soon([next_morning, two_days], late)] == [
+        "expires in 1 day",
+        "expires in 2 days",
+    ]
 
 
 def test_the_home_page_lists_only_the_certifications_that_count_now() -> None:

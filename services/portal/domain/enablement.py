@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -111,7 +111,9 @@ def expiring_soon(
                 track=str(c.get("track", "")),
                 role=str(c.get("role", "")),
                 expires_at=expires_at,
-                days_left=left.days,
+                # Calendar days (UTC), as the date beside it is printed: found in review, 24-hour
+                # blocks said "expires today (2026-03-02)" at 23:00 on the 1st.
+                days_left=(expires_at.astimezone(UTC).date() - now.astimezone(UTC).date()).days,
             )
         )
     return sorted(found, key=lambda e: (e.expires_at, e.person, e.track, e.role))
