@@ -133,9 +133,19 @@ class TopicReport:
     # Topics with fewer replicas than the layout wants: Kafka does not add replicas to a topic
     # (a reassignment does), so their min.insync.replicas is kept at what they hold, and said.
     under_replicated: list[str] = field(default_factory=list)
+    # Settings changed back to the registry's and the layout's (each said, with what it was),
+    # and a dead-letter topic's longer retention kept (an operator's, while letters wait for a
+    # fix): found in review, every run reset it without a word, and the broker then deleted
+    # week-old letters on the very deploy that carried their fix.
+    reconfigured: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"{len(self.created)} topic(s) created"]
+        if self.reconfigured:
+            parts.append(f"settings restored: {'; '.join(self.reconfigured)}")
+        if self.kept:
+            parts.append(f"kept: {'; '.join(self.kept)}")
         if self.under_replicated:
             parts.append(
                 "FEWER REPLICAS than the layout (raise them with kafka-reassign-partitions): "
@@ -193,19 +203,21 @@ def reconcile_topics(
         for future in client.create_partitions(grow).values():
             future.result(timeout=TIMEOUT)
     if present:
+        current = described_configs(client, [topic.name for topic in present])
         resources = []
         for topic in present:
-            configs = layout.configs(topic)
+            wanted_configs = layout.configs(topic)
             replicas = min(len(p.replicas) for p in existing[topic.name].partitions.values())
             if replicas < layout.replication_factor:
                 # Found in review: an upgrade from a chart that made one replica set
                 # min.insync.replicas to 2 on it, and every acks=all write was refused.
                 kept = min(layout.min_insync_replicas, replicas)
-                configs["min.insync.replicas"] = str(kept)
+                wanted_configs["min.insync.replicas"] = str(kept)
                 report.under_replicated.append(
                     f"{topic.name} has {replicas}, the layout {layout.replication_factor}"
                     f" (min.insync.replicas {kept} meanwhile)"
                 )
+            configs = settled_configs(topic, wanted_configs, current[topic.name], report)
             resources.append(
                 ConfigResource(
                     ResourceType.TOPIC,
@@ -219,6 +231,43 @@ def reconcile_topics(
         for future in client.incremental_alter_configs(resources).values():
             future.result(timeout=TIMEOUT)
     return report
+
+
+def described_configs(client: AdminClient, names: list[str]) -> dict[str, dict[str, str]]:
+    """Each topic's settings as the broker holds them now (name -> value)."""
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in names]
+    answers = client.describe_configs(resources)
+    return {
+        resource.name: {
+            key: entry.value
+            for key, entry in answers[resource].result(timeout=TIMEOUT).items()
+            if entry.value is not None
+        }
+        for resource in resources
+    }
+
+
+def settled_configs(
+    topic: Topic, wanted: dict[str, str], current: dict[str, str], report: TopicReport
+) -> dict[str, str]:
+    """The settings to set on an existing topic: the registry's and the layout's, a change from
+    what it holds said in `report`; a dead-letter topic keeps a longer retention than the
+    registry's. Other topics do not: their consumers' inboxes forget an event id after the
+    topics' retention (INBOX_RETENTION_HOURS), so a longer one could deliver an event again
+    that an inbox no longer knows."""
+    settled = dict(wanted)
+    retention = current.get("retention.ms", "")
+    if (
+        topic.name.endswith(".dlq.v1")
+        and retention.isdigit()
+        and int(retention) > int(wanted["retention.ms"])
+    ):
+        settled["retention.ms"] = retention
+        report.kept.append(f"{topic.name} retention.ms {retention} (longer than the registry's)")
+    for name, value in settled.items():
+        if name in current and current[name] != value:
+            report.reconfigured.append(f"{topic.name} {name} {current[name]} -> {value}")
+    return settled
 
 
 def sync_acls(client: AdminClient, wanted: Iterable[Grant]) -> tuple[int, int]:

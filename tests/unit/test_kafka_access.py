@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from faststream.security import SASLScram512
 from pydantic import ValidationError
 
+from deploy.kafka_access import TopicReport, settled_configs
 from shared.kafka_client import KafkaConnection
 from shared.settings import ServiceSettings
-from shared.topics import ALL_TOPICS, SERVICES, Grant, grants, topics_of
+from shared.topics import ALL_TOPICS, SERVICES, Grant, dead_letter_topic, grants, topics_of
 
 
 def topics_granted(principal: str, operation: str) -> set[str]:
@@ -158,3 +161,27 @@ def test_service_settings_carry_the_connection_from_the_environment(
     monkeypatch.delenv("KAFKA_SASL_PASSWORD")
     with pytest.raises(ValidationError, match="KAFKA_SASL_PASSWORD"):
         _ = ServiceSettings(service_name="incentives").kafka
+
+
+def test_provisioning_restores_the_registrys_settings_saying_so_but_a_dlqs_longer_retention() -> (
+    None
+):
+    """Found in review: each run reset a dead-letter topic's retention an operator had raised
+    while letters waited for a fix, without a word."""
+    week, month = str(168 * 3_600_000), str(30 * 24 * 3_600_000)
+    dlq = dead_letter_topic("deals")
+    wanted = {"min.insync.replicas": "1", "retention.ms": week}
+    report = TopicReport()
+    held = {"min.insync.replicas": "1", "retention.ms": month}
+    assert settled_configs(dlq, wanted, held, report)["retention.ms"] == month
+    assert report.kept == [f"deals.dlq.v1 retention.ms {month} (longer than the registry's)"]
+    assert report.reconfigured == []
+    # Another topic's inboxes forget an event after the registry's retention: it is restored.
+    other = replace(dlq, name="deals.registrations.v1")
+    assert settled_configs(other, wanted, held, report)["retention.ms"] == week
+    assert report.reconfigured == [f"deals.registrations.v1 retention.ms {month} -> {week}"]
+    assert "settings restored: deals.registrations.v1" in report.summary()
+    # A shorter one is raised to the registry's on a dead-letter topic too.
+    short = TopicReport()
+    assert settled_configs(dlq, wanted, {"retention.ms": "1000"}, short)["retention.ms"] == week
+    assert short.reconfigured == [f"deals.dlq.v1 retention.ms 1000 -> {week}"]
