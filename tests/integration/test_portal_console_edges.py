@@ -467,7 +467,9 @@ class WaitingMdf(QuietHandler):
         request["requested_at"] = "2026-12-01T00:00:00+00:00"
         if path == "/mdf/claims":
             WaitingMdf.asked.append(f"claims {query}")
-            self.send_json(200, [{**request, "claim_id": "c-old", "description": "Webinar"}])
+            plain = {**request, "claim_id": "c-old", "description": "Webinar"}
+            budgeted = {**plain, "claim_id": "c-budget", "preapproval_id": "b-approved"}
+            self.send_json(200, [plain, budgeted])
         elif path == "/mdf/preapprovals":
             WaitingMdf.asked.append(f"budgets {query}")
             self.send_json(200, [{**request, "preapproval_id": "b-old", "description": "Expo"}])
@@ -485,3 +487,10 @@ def test_the_mdf_queues_are_the_waiting_requests_oldest_first() -> None:
     assert "Expo" in page.text
     waiting = "status=requested&order=oldest&limit=500"
     assert sorted(WaitingMdf.asked) == [f"budgets {waiting}", f"claims {waiting}"]
+    # A claim on an approved budget is paid from its reservation, not the fund's available
+    # money: the page says so instead of a misleading "fund available" (found in review).
+    claimed = page.text.split('id="claim-c-budget"', 1)[1].split("</li>", 1)[0]
+    assert "Against approved budget <bdi>b-approved</bdi>" in claimed
+    assert "fund-available" not in claimed
+    plain = page.text.split('id="claim-c-old"', 1)[1].split("</li>", 1)[0]
+    assert 'class="fund-available">5.00<' in plain
