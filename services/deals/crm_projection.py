@@ -21,6 +21,7 @@ from services.deals.domain.crm import (
     closed_outcome,
     merge_crm_change,
 )
+from services.deals.domain.customers import folded_name
 from services.deals.repository import Row
 from services.deals.status_changes import close_with_deal
 from shared.clock import now
@@ -62,6 +63,7 @@ def deal_state(row: Row, linked: Sequence[Row]) -> DealStateChanged:
             name=row["customer_name"],
             domain=row["customer_domain"],
             country=row["customer_country"],
+            folded_name=folded_name(row["customer_name"] or "") or None,
         ),
         products=tuple(row["products"] or ()),
         stage=DealStage(row["stage"]) if row["stage"] else None,

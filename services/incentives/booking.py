@@ -56,6 +56,7 @@ def subject_of(programs: IncentivePrograms, credit: CreditIssued) -> Subject:
         deal_key=credit.deal_key,
         domain=credit.customer.domain,
         name=credit.customer.name,
+        folded_name=credit.customer.folded_name,
         country=credit.customer.country,
         close_date=credit.close_date,
         issued_at=credit.issued_at,

@@ -50,8 +50,7 @@ def run_keys(subjects: Iterable[Subject], partners: Iterable[str] = ()) -> set[i
     keys = {partner_lock(partner_id) for partner_id in partners}
     for subject in subjects:
         keys.add(partner_lock(subject.partner_id))
-        if subject.customer_key is not None:
-            keys.add(customer_lock(subject.customer_key))
+        keys.update(customer_lock(key) for key in subject.customer_keys)
     return keys
 
 
@@ -209,7 +208,7 @@ async def load_surroundings(
         WITH given AS (
             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                                  $6::timestamptz[], $7::text[])
-                WITH ORDINALITY AS r(credit_id, partner_id, customer_key, region, period,
+                WITH ORDINALITY AS r(credit_id, partner_id, customer_keys, region, period,
                                      issued_at, replaces, n)
         ), run AS (
             -- A re-issue is judged when the credit it corrects was (see migration 0015).
@@ -217,9 +216,9 @@ async def load_surroundings(
                    coalesce(o.judged_at, o.processed_at, given.issued_at) AS judged_at
             FROM given LEFT JOIN credits o ON o.credit_id = given.replaces
         )
-        SELECT run.credit_id, run.partner_id, run.customer_key, run.region, run.period,
+        SELECT run.credit_id, run.partner_id, run.region, run.period,
             c.credit_id IS NOT NULL AS booked, pending.reversal::text AS parked,
-            p.tier, p.status, p.partner_type, cu.first_deal_key AS customer_first,
+            p.tier, p.status, p.partner_type, cu.firsts AS customer_firsts,
             pr.first_deal_key AS region_first,
             coalesce(t.earned, 0) AS earned, coalesce(t.accrued, 0) AS accrued,
             v.tier AS tier_then, v.status AS status_then, v.partner_type AS type_then,
@@ -233,14 +232,18 @@ async def load_surroundings(
         LEFT JOIN credits c ON c.credit_id = run.credit_id
         LEFT JOIN pending_reversals pending ON pending.credit_id = run.credit_id
         LEFT JOIN partners p ON p.partner_id = run.partner_id
-        LEFT JOIN customers cu ON cu.customer_key = run.customer_key
+        -- The first deal under each key the customer is known by (its keys, one a line).
+        LEFT JOIN LATERAL (
+            SELECT array_agg(k.customer_key || E'\n' || k.first_deal_key) AS firsts
+            FROM customers k
+            WHERE k.customer_key = ANY(string_to_array(run.customer_keys, E'\n'))) cu ON true
         LEFT JOIN partner_regions pr
             ON pr.partner_id = run.partner_id AND pr.region = run.region
         ORDER BY run.n
         """,
         [s.credit_id for s in subjects],
         [s.partner_id for s in subjects],
-        [s.customer_key for s in subjects],
+        ["\n".join(s.customer_keys) or None for s in subjects],
         [s.region for s in subjects],
         [s.period for s in subjects],
         [s.issued_at for s in subjects],
@@ -259,8 +262,9 @@ async def load_surroundings(
             then = (row["tier_then"], row["status_then"], row["type_then"])
             known.at_issue[row["credit_id"]] = then
         known.judged_at[row["credit_id"]] = row["judged_at"]
-        if row["customer_first"] is not None:
-            known.first_deals[row["customer_key"]] = row["customer_first"]
+        for first in row["customer_firsts"] or ():
+            key, deal_key = first.split("\n", 1)
+            known.first_deals[key] = deal_key
         if row["region_first"] is not None:
             known.first_region_deals[(row["partner_id"], row["region"])] = row["region_first"]
         known.earned[(row["partner_id"], row["period"])] = row["earned"]
@@ -307,9 +311,10 @@ async def insert_first_deals(conn: Connection, bookings: Sequence[Booking]) -> N
         "customers (customer_key, first_deal_key, first_credit_id, first_seen_at)",
         "$1::text[], $2::text[], $3::text[], $4::timestamptz[]",
         [
-            (b.context.customer_key, b.credit.deal_key, b.credit.credit_id, b.at)
+            (key, b.credit.deal_key, b.credit.credit_id, b.at)
             for b in bookings
             if b.first_of_customer
+            for key in b.context.customer_keys
         ],
     )
     await _insert_new_rows(
@@ -463,10 +468,9 @@ async def forget_first_deals(conn: Connection, credit: asyncpg.Record) -> None:
     the next deal is then a new logo (a new region), as one never credited before. A lost first
     deal made every later deal of its customer lose the kicker (found in review)."""
     await conn.execute(
-        """DELETE FROM customers WHERE customer_key = $1 AND first_deal_key = $2
+        """DELETE FROM customers WHERE first_deal_key = $1  -- under every key it is known by
              AND NOT EXISTS (SELECT 1 FROM credits
-                             WHERE deal_key = $2 AND reversal_id IS NULL)""",
-        credit["customer_key"],
+                             WHERE deal_key = $1 AND reversal_id IS NULL)""",
         credit["deal_key"],
     )
     await conn.execute(

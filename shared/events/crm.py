@@ -55,6 +55,12 @@ class Customer(BaseModel):
     name: str | None = None
     domain: str | None = Field(default=None, description="normalised registrable domain")
     country: str | None = Field(default=None, description="ISO 3166-1 alpha-2 where known")
+    folded_name: str | None = Field(
+        default=None,
+        description="the name as deals compares customers (case, accents, punctuation and legal"
+        " form aside, look-alike letters folded): one customer's names meet here. Set by deals'"
+        " projection (crm.deals.v1); a service keying customers by name keys them by it",
+    )
 
 
 @event_type("crm.deal.changed.v1")

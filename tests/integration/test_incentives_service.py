@@ -50,7 +50,8 @@ async def instances(infra: Infra) -> AsyncIterator[list[str]]:
 
 
 def customer(domain: str = "", country: str = "DE") -> Customer:
-    return Customer(name="Test Customer", domain=domain, country=country)
+    """A customer of its own: its name too (one name is one customer, as deals matches them)."""
+    return Customer(name=f"Customer {domain or 'without domain'}", domain=domain, country=country)
 
 
 def ai_credit(partner: str, deal: str, amount: str, domain: str, **fields: Any) -> CreditIssued:
@@ -690,6 +691,66 @@ async def test_a_customer_whose_only_credited_deal_was_lost_is_a_new_logo_again(
         return [r["rule"] for r in rows] or None
 
     assert "kicker:new_logo" in await eventually(kickers)
+
+
+async def test_a_customer_is_a_new_logo_once_under_every_key_it_is_known_by(
+    infra: Infra, instances: list[str], admin_db: asyncpg.Connection[Any]
+) -> None:
+    """Found in review: one key, the domain else the name as typed, made one customer new again
+    under each: its deal with a domain, then one from another CRM without a domain ("ACME
+    Incorporated"), then one named with a Cyrillic A, each earned the new-logo kicker. Deals
+    names the customer as it compares them (`folded_name`); every key is checked, and a
+    clawback of the first deal forgets every key."""
+    run = uuid.uuid4().hex[:10]
+    partner, domain = f"p-keys-{run}", f"{run}-keys.example"
+    folded = f"keys{run} trading"
+    await partner_at_tier(infra, admin_db, partner, "gold")
+
+    def named(deal: str, name: str, with_domain: bool) -> CreditIssued:
+        known = Customer(
+            name=name, domain=domain if with_domain else None, country="US", folded_name=folded
+        )
+        return credit_issued(
+            partner_id=partner,
+            deal_key=f"salesforce:{deal}-{run}",
+            amount="1000.00",
+            customer=known,
+            products=("ai",),
+        )
+
+    first = named("first", f"Keys{run} Trading Inc", True)
+    again = [
+        named("again", f"KEYS{run} TRADING Incorporated", False),
+        named("typed-otherwise", "x", False),
+    ]
+
+    async def kickers(credit: CreditIssued) -> list[str] | None:
+        rows = await admin_db.fetch(
+            "SELECT rule FROM incentives.ledger_entries WHERE credit_id = $1 ORDER BY seq",
+            credit.credit_id,
+        )
+        return [r["rule"] for r in rows] or None
+
+    for credit in (first, *again):
+        await publish_credits(infra, credit)
+        rules = await eventually(
+            lambda booked=credit: kickers(booked), what=f"{credit.deal_key} booked"
+        )
+        assert ("kicker:new_logo" in rules) is (credit is first), (credit.deal_key, rules)
+    # The first deal is lost: nothing of the customer stays first, under any of its keys.
+    await publish_credits(infra, credit_reversed(first))
+    await publish_credits(infra, credit_reversed(again[0]), credit_reversed(again[1]))
+
+    async def forgotten() -> bool:
+        left = await admin_db.fetchval(
+            "SELECT count(*) FROM incentives.customers WHERE first_deal_key = $1", first.deal_key
+        )
+        return bool(left == 0)
+
+    await eventually(forgotten, what="every key of the lost first deal forgotten")
+    later = named("later", "Something Else", False)
+    await publish_credits(infra, later)
+    assert "kicker:new_logo" in await eventually(lambda: kickers(later), what="later booked")
 
 
 async def test_a_credit_that_overtakes_its_partners_activation_is_held_then_paid(

@@ -18,6 +18,7 @@ from services.incentives.domain.earnings import (
     EntryType,
     compute_earnings,
     customer_key,
+    customer_keys,
     money,
     stacked_kickers,
 )
@@ -915,3 +916,70 @@ def test_a_programme_of_its_own_tiers_needs_no_default_tier() -> None:
     default `default_tier`, which it never set (it serves the what-if only)."""
     own = load_programs(json.dumps({"base_rates": {"bronze": "0.02", "silver": "0.03"}}))
     assert set(own.base_rates) == {"bronze", "silver"}
+
+
+def test_a_customer_is_known_by_its_domain_its_folded_name_and_its_former_name_key() -> None:
+    assert customer_keys("acme.example", "Acme, Inc.", "acrne") == (
+        "domain:acme.example",
+        "folded:acrne",
+        "name:acme inc",
+    )
+    assert customer_keys(None, "ACME Incorporated", "acrne") == (
+        "folded:acrne",
+        "name:acme incorporated",
+    )
+    assert customer_keys(None, None, None) == ()
+
+
+def test_a_customer_known_under_any_of_its_keys_is_no_new_logo() -> None:
+    """Found in review: the deal with a domain, then the same customer without one (another
+    CRM, another spelling), each earned the new-logo kicker."""
+    programs = IncentivePrograms()
+    quarter = {("p-1", "2026-Q4"): D(0)}
+    known = Surroundings(programs.default_tier, set(), {}, {}, {}, quarter, dict(quarter), {})
+
+    def subject(credit: str, deal: str, domain: str | None, name: str) -> Subject:
+        return Subject.of(
+            programs,
+            credit_id=credit,
+            partner_id="p-1",
+            deal_key=deal,
+            domain=domain,
+            name=name,
+            folded_name="acrne",
+            country="DE",
+            close_date=date(2026, 11, 20),
+        )
+
+    first = subject("c-1", "d-1", "acme.example", "Acme Inc")
+    assert known.context(first).new_logo is True
+    known.book(first, Earnings("2026-Q4", (), ()), None)  # files it under each of its keys
+    assert known.first_deals == dict.fromkeys(first.customer_keys, "d-1")
+    assert known.context(subject("c-2", "d-2", None, "ACME Incorporated")).new_logo is False
+    assert known.context(subject("c-3", "d-1", None, "Acme")).new_logo is True  # its first deal
+    other = Subject.of(
+        programs,
+        credit_id="c-4",
+        partner_id="p-1",
+        deal_key="d-4",
+        domain=None,
+        name="Globex",
+        folded_name="globex",
+        country="DE",
+        close_date=date(2026, 11, 20),
+    )
+    assert known.context(other).new_logo is True
+    known.book(other, Earnings("2026-Q4", (), ()), None)
+    # Its next deal carries a domain (a key never credited) and the same folded name: not new.
+    with_domain = Subject.of(
+        programs,
+        credit_id="c-5",
+        partner_id="p-1",
+        deal_key="d-5",
+        domain="globex.example",
+        name="Globex Corporation",
+        folded_name="globex",
+        country="DE",
+        close_date=date(2026, 11, 20),
+    )
+    assert known.context(with_domain).new_logo is False

@@ -200,8 +200,32 @@ def compute_earnings(
     return Earnings(period, tuple(lines), tuple(notes))
 
 
+def customer_keys(
+    domain: str | None, name: str | None, folded_name: str | None = None
+) -> tuple[str, ...]:
+    """Every key a customer is known by for "new logo", the one its credits are filed under
+    first: its domain (deals' registrable domain), its name as deals compares customers
+    (`folded_name`: case, legal form and look-alike letters aside), and the name as this
+    service keyed it before deals said how (customers first credited then are found by it).
+    A customer is new when none of its keys was credited before (so one name is one customer
+    whatever its domains, as deals' conflict rules match names). Found in review: one key,
+    the domain else the name as typed, let "Acme Inc" (with a domain), "Acme" (without one in
+    another CRM), "ACME Incorporated" and "Acme" with a Cyrillic A each earn the new-logo kicker."""
+    keys = [
+        key
+        for key in (
+            customer_key(domain, None),
+            f"folded:{folded_name}" if folded_name else None,
+            customer_key(None, name),
+        )
+        if key is not None
+    ]
+    return tuple(dict.fromkeys(keys))
+
+
 def customer_key(domain: str | None, name: str | None) -> str | None:
-    """The customer's identity for "new logo": its normalised domain, else its normalised name."""
+    """The customer's identity for "new logo" as this service keyed it alone: its normalised
+    domain, else its normalised name (`customer_keys` holds every key it is known by)."""
     if domain:
         host = domain.strip().lower()
         for prefix in ("https://", "http://"):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from services.incentives.domain.earnings import Earnings, customer_key
+from services.incentives.domain.earnings import Earnings, customer_keys
 from services.incentives.domain.mdf import MdfAccrual
 from services.incentives.domain.programs import IncentivePrograms
 
@@ -32,6 +32,7 @@ class Context:
     # When the partner was judged: the credit's issue, or the issue of the credit it corrects
     # (None: a hypothetical credit, judged now)
     judged_at: datetime | None = None
+    customer_keys: tuple[str, ...] = ()  # every key the customer is known by
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,16 @@ class Subject:
     credit_id: str
     partner_id: str
     deal_key: str
-    customer_key: str | None
+    customer_keys: tuple[str, ...]  # every key the customer is known by, its filing key first
     region: str | None
     period: str
     issued_at: datetime | None = None  # a hypothetical credit's: None (the partner now)
     replaces: str | None = None  # a re-issue is judged when the credit it corrects was
+
+    @property
+    def customer_key(self) -> str | None:
+        """The key its credit is filed under (and locked by)."""
+        return self.customer_keys[0] if self.customer_keys else None
 
     @classmethod
     def of(
@@ -61,12 +67,13 @@ class Subject:
         close_date: date,
         issued_at: datetime | None = None,
         replaces: str | None = None,
+        folded_name: str | None = None,
     ) -> Subject:
         return cls(
             credit_id,
             partner_id,
             deal_key,
-            customer_key(domain, name),
+            customer_keys(domain, name, folded_name),
             programs.region_of(country),
             programs.period_of(close_date),
             issued_at,
@@ -105,11 +112,11 @@ class Surroundings:
         judged_as = self._judged_as(subject)
         partner = self.at_issue.get(judged_as) or self.partners.get(subject.partner_id)
         new_logo = False
-        if subject.customer_key is not None:
-            first = self.first_deals.get(subject.customer_key)
+        if subject.customer_keys:
+            firsts = {self.first_deals.get(key) for key in subject.customer_keys}
             # The customer's first deal stays "new logo" for every credit on it (all partners
             # on the deal, and re-issued credits after a correction).
-            new_logo = first is None or first == subject.deal_key
+            new_logo = firsts <= {None, subject.deal_key}
         new_region = False
         if subject.region is not None:
             first = self.first_region_deals.get((subject.partner_id, subject.region))
@@ -118,6 +125,7 @@ class Surroundings:
             tier=partner[0] if partner else self.default_tier,
             status=partner[1] if partner else None,
             customer_key=subject.customer_key,
+            customer_keys=subject.customer_keys,
             region=subject.region,
             new_logo=new_logo,
             new_region=new_region,
@@ -139,8 +147,9 @@ class Surroundings:
             if judged_as in self.at_issue:
                 self.at_issue[subject.credit_id] = self.at_issue[judged_as]
         new_customer = new_region = False
-        if subject.customer_key is not None and subject.customer_key not in self.first_deals:
-            self.first_deals[subject.customer_key] = subject.deal_key
+        if subject.customer_keys and not any(k in self.first_deals for k in subject.customer_keys):
+            for key in subject.customer_keys:
+                self.first_deals[key] = subject.deal_key
             new_customer = True
         region = (subject.partner_id, subject.region)
         if subject.region is not None and region not in self.first_region_deals:
