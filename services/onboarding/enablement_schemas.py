@@ -217,6 +217,20 @@ class StatementIn(_Xapi):
     attachments: list[Json] | None = Field(default=None, max_length=20)
 
     @model_validator(mode="after")
+    def _actor_matchable(self) -> StatementIn:
+        """Found in review: an actor named by a hashed mailbox or an OpenID was stored (200)
+        and waited for good: people are registered by mailbox and learning-system account,
+        so such a statement could never reach anyone's certification."""
+        if self.actor.mbox is None and self.actor.account is None:
+            given = "mbox_sha1sum" if self.actor.mbox_sha1sum else "openid"
+            raise ValueError(
+                f"the actor is identified by {given}: people are known here by their mailbox"
+                " (mbox) or their learning-system account (account), so it could never be"
+                " matched to anyone; send one of those"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _voiding(self) -> StatementIn:
         if self.verb.id == VOIDED and (
             self.object.object_type != "StatementRef" or not _is_uuid(self.object.id)

@@ -297,6 +297,13 @@ async def test_xapi_requests_are_checked_before_anything_is_stored(onboarding: s
                 f"{onboarding}/xapi/statements", headers=XAPI, json={**good, "actor": actor}
             )
             assert answer.status_code == 422, (actor, answer.text)
+        # Valid xAPI, but no person is known by them: refused, not stored to wait for good.
+        for actor in ({"mbox_sha1sum": "a" * 40}, {"openid": "https://id.example/ada"}):
+            answer = await client.post(
+                f"{onboarding}/xapi/statements", headers=XAPI, json={**good, "actor": actor}
+            )
+            assert answer.status_code == 422, (actor, answer.text)
+            assert "could never be matched to anyone" in answer.text, answer.text
         mismatch = await client.put(
             f"{onboarding}/xapi/statements",
             params={"statementId": str(uuid.uuid4())},
