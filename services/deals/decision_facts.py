@@ -28,7 +28,9 @@ from shared.events.registrations import RegistrationStatus
 # registrations stored before the Public Suffix List hold it; such a key is shared by unrelated
 # customers (com.tr), so holding rows are compared by the domain their partner gave (inputs).
 # `$6`: the requester's own registrations that expired since then still cool the customer down
-# (domain/cooldown.py): a few rows of one partner, by a partial index (migration 0016).
+# (domain/cooldown.py): a few rows of one partner, by a partial index (migration 0016); not
+# those its own expulsion (or rejection) ended, which it did not let run out (found in review:
+# a partner reinstated on appeal was locked out of its former customers, others not).
 # `$8`: the key the former name normalisation gave the name (`Customer.former_name_key`), under which
 # rows stored before it hold it. `party_status`: the holder's projected status; an ended
 # partner's registration holds nothing (domain/partner_standing.py).
@@ -83,8 +85,12 @@ FROM partners WHERE partner_id = $4
 UNION ALL
 SELECT 'expired', registration_id, partner_id, customer_name, {_AS_ASKED_DOMAIN}, products,
     status, submitted_at, expires_at, NULL, NULL, false, NULL, NULL, NULL
-FROM registrations
+FROM registrations AS r
 WHERE status = 'expired' AND partner_id = $4 AND expires_at > to_timestamp($6)
+    -- per row, by the ledger's index (a few rows of one partner; an anti-join read it whole)
+    AND (SELECT l.seq FROM registration_ledger AS l
+         WHERE l.registration_id = r.registration_id AND l.status = 'expired'
+           AND l.evidence ? 'partner_change' LIMIT 1) IS NULL
 ORDER BY id
 """
 

@@ -88,6 +88,8 @@ async def test_lookups_use_their_indexes_and_never_scan_the_table(populated: Any
             {
                 "registrations_holding_by_domain",
                 "registrations_expired_by_partner",
+                # whether an expired one was ended by its partner's expulsion (no cooldown)
+                "registration_ledger_by_registration",
                 "registrations_holding_by_name_key",
                 "crm_deals_open_by_domain",
                 "crm_deals_open_by_name_key",

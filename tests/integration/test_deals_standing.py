@@ -293,3 +293,30 @@ async def test_a_registration_its_partner_may_no_longer_hold_is_neither_approved
         assert await registration_status(admin_db, created.json()["registration_id"]) == (
             "pending_review"
         )
+
+
+async def test_a_partner_reinstated_on_appeal_registers_its_former_customers_at_once(
+    infra: Infra, deals_instances: list[str], admin_db: Any
+) -> None:
+    """Found in review: the registrations an expulsion closed counted for the re-registration
+    cooldown, so a partner whose expulsion was reversed on appeal waited 30 days for its own
+    customers while every other partner could register them at once. The partner did not let
+    them run out: its expulsion ended them."""
+    run, (partner,) = await fresh_partners(infra, "appeal")
+    body = customer(run, "Tailspin")
+    deals = deals_instances[0]
+    async with httpx.AsyncClient(timeout=30) as client:
+        held = await approved(client, deals, partner, body)
+        await partner_becomes(infra, admin_db, partner, PartnerStatus.EXPELLED, 2, "review")
+        assert await registration_status(admin_db, held["registration_id"]) == "expired"
+        await partner_becomes(infra, admin_db, partner, PartnerStatus.ACTIVE, 3, "appeal upheld")
+
+        async def registered() -> httpx.Response | None:
+            # The partner's access comes back once the instance's access view refreshes (a
+            # 403 until then); the cooldown would answer 409.
+            answer = await register(client, deals, partner, body)
+            return None if answer.status_code == 403 else answer
+
+        again = await eventually(registered, what="the reinstated partner's access back")
+        assert again.status_code == 201, again.text
+        assert again.json()["status"] == "approved", again.text

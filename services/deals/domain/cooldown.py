@@ -8,7 +8,9 @@ away never got the head start the end of a window is meant to give them (found f
 probe p9).
 
 What counts, and why:
-- only `expired` registrations: the window ran out without the deal closing. A rejected one
+- only `expired` registrations: the window ran out without the deal closing (not one the
+  partner's own expulsion or rejection ended: it did not let it run out, and a partner
+  reinstated on appeal registers its customers again at once, as others may). A rejected one
   never protected anything; a won or lost one closed with its CRM opportunity (the deal, not
   the calendar, ended it, and a new opportunity on the customer is a new deal);
 - the same partner only: other partners are not held back (the cooldown is their turn);
