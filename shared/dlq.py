@@ -1,31 +1,27 @@
-"""Inspect and replay dead letters, and see what a service's relay parked.
+"""Inspect dead letters, and see what a service's relay parked.
 
     python -m shared.dlq list   --service deals
-    python -m shared.dlq replay --service deals [--offset 12 --offset 13]
     python -m shared.dlq parked --service deals [--database-url postgresql://...]
 
-`replay` re-publishes the original record (value, key, original headers) to the topic it came
-from, with a `dlq.replayed_from` header. Without --offset it replays every dead letter not
-replayed before: progress is kept as the offsets of the consumer group `<dlq topic>.replayer`.
-A replayed event that fails again is dead-lettered again, with its new reason.
+Replays go through the service (shared/dead_letters.py: the console's Dead letters page, or
+`POST /admin/dead-letters/{offset}/replay` and `POST /admin/dead-letters/replay`), which
+records each letter replayed once, with who replayed it. `replay` here is retired (found in
+review: it was recorded nowhere, so the console still offered the letter and a later
+replay-all sent it again, and its first run without --offset replayed the whole topic).
 
 `parked` lists the outbox rows never sendable (Kafka refused them for good: too large, an
 invalid topic; or their stored value does not unpack), with the reason, read from the
 service's own schema with its own role (`DATABASE_URL`).
 
-`list` and `replay` connect to Kafka as the principal the `KAFKA_*` variables name (an
-operator's: a service's own principal may read its dead letters, but the CLI's replay publishes
-to the origin topic, which only that topic's producers may write). The same letters are listed
-and replayed in place over each service's admin API (shared/dead_letters.py).
+`list` connects to Kafka as the principal the `KAFKA_*` variables name (an operator's; a
+service's own principal may read its dead letters too).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
-from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -34,14 +30,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 
 from shared import outbox_codec
-from shared.dead_lettering import DLQ_HEADERS, DLQ_ORIGIN_TOPIC, DLQ_REASON
+from shared.dead_lettering import DLQ_ORIGIN_TOPIC, DLQ_REASON
 from shared.events import header_texts
 from shared.kafka_client import KafkaConnection
-from shared.outbox import make_producer
 from shared.settings import ServiceSettings
-from shared.topics import ALL_TOPICS, dead_letter_topic
-
-log = logging.getLogger(__name__)
+from shared.topics import dead_letter_topic
 
 
 @dataclass(frozen=True)
@@ -146,53 +139,6 @@ async def read_page(
         await consumer.stop()
 
 
-def consumed_topics(service: str) -> set[str]:
-    """The registry's topics `service` consumes: the only ones its dead letters may return to."""
-    return {topic.name for topic in ALL_TOPICS if service in topic.consumers}
-
-
-async def replay(
-    kafka: KafkaConnection,
-    service: str,
-    offsets: set[int] | None = None,
-    *,
-    origins: Collection[str] | None = None,
-) -> list[DeadLetter]:
-    """Send dead letters back to their origin topic. A letter whose origin is not a topic the
-    service consumes (`origins`, by default from the topic registry) is refused and logged:
-    a forged `dlq.origin.topic` header must not turn the tool into a way to publish anywhere."""
-    allowed = set(origins) if origins is not None else consumed_topics(service)
-    group = f"{dead_letter_topic(service).name}.replayer" if offsets is None else None
-    letters, consumer = await read_dead_letters(kafka, service, group_id=group)
-    producer = make_producer(kafka, client_id=f"{service}-dlq-replay")
-    await producer.start()
-    replayed: list[DeadLetter] = []
-    try:
-        for letter in letters:
-            if offsets is not None and letter.offset not in offsets:
-                continue
-            if letter.origin_topic not in allowed:
-                log.warning(
-                    "dead letter not replayed: its origin is not a topic the service consumes",
-                    extra={"offset": letter.offset, "origin": letter.origin_topic},
-                )
-                continue
-            headers = [(k, v.encode()) for k, v in letter.headers.items() if k not in DLQ_HEADERS]
-            headers.append(
-                ("dlq.replayed_from", f"{dead_letter_topic(service).name}:{letter.offset}".encode())
-            )
-            await producer.send_and_wait(
-                letter.origin_topic, value=letter.value, key=letter.key, headers=headers
-            )
-            replayed.append(letter)
-        if group is not None and letters:
-            await consumer.commit()  # remember what was replayed
-    finally:
-        await producer.stop()
-        await consumer.stop()
-    return replayed
-
-
 async def parked_rows(database_url: str, service: str) -> list[dict[str, Any]]:
     """The outbox rows of `service` its relay parked, oldest first, with their reasons and
     their events' sizes (as sent, not as stored)."""
@@ -227,22 +173,34 @@ def _print_parked(database_url: str, service: str) -> None:
     print(f"{len(rows)} parked row(s)")
 
 
+RETIRED = (
+    "python -m shared.dlq replay is retired: a replay from here was recorded nowhere (the"
+    " console still offered the letter, a later replay-all sent it again) and named no one."
+    " Replay through the service, which records each letter once with who replayed it: the"
+    " portal's Dead letters page, or POST /admin/dead-letters/{offset}/replay, or POST"
+    ' /admin/dead-letters/replay {"since": N, "through": M}, with a channel manager\'s token'
+    " (python -m shared.identity issue --role channel_manager --subject <you>)."
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description="List or replay a service's dead letters; list its parked outbox rows."
     )
     parser.add_argument("command", choices=["list", "replay", "parked"])
     parser.add_argument("--service", required=True)
-    parser.add_argument("--offset", type=int, action="append", help="replay only these DLQ offsets")
+    parser.add_argument("--offset", type=int, action="append", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""))
     args = parser.parse_args()
+    if args.command == "replay":
+        raise SystemExit(RETIRED)
     if args.command == "parked":
         database_url = args.database_url or ServiceSettings(service_name=args.service).database_url
         _print_parked(database_url, args.service)
         return
     # An operator's principal (the KAFKA_* variables; `deploy/local-stack.sh env` prints them).
     kafka = KafkaConnection.from_env(os.environ)
-    if args.command == "list":
+    if args.command == "list":  # the only one left
 
         async def list_all() -> list[DeadLetter]:
             letters, consumer = await read_dead_letters(kafka, args.service)
@@ -257,9 +215,6 @@ def main() -> None:
                 f"offset={letter.offset} origin={origin} type={h.get('ce_type', '?')} "
                 f"consumer={h.get('dlq.consumer')}\n  reason: {letter.reason}"
             )
-    else:
-        done = asyncio.run(replay(kafka, args.service, set(args.offset) if args.offset else None))
-        print(f"replayed {len(done)} dead letter(s)")
 
 
 if __name__ == "__main__":

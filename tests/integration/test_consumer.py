@@ -28,7 +28,6 @@ from shared import dead_lettering
 from shared.consumer import EventConsumer, HandlerContext, Outcome
 from shared.db import Connection
 from shared.dead_lettering import DLQ_ORIGIN_OFFSET, DLQ_ORIGIN_TOPIC, DLQ_REASON
-from shared.dlq import replay
 from shared.events import Envelope, EventPayload, InvalidEvent, event_type
 from shared.metrics import ConsumerFigures, Scrape, ServiceMetrics
 from shared.outbox import OutgoingEvent
@@ -37,7 +36,7 @@ from shared.subscriber import poll_without_idle_sleep
 from shared.topics import Topic, dead_letter_topic, ensure_topics
 from shared.tracing import current_traceparent
 from tests.support.counter import Components, CounterIncremented, counter_consumer
-from tests.support.kafka import new_topic, read_records, reader_from_the_start
+from tests.support.kafka import new_topic, read_records, reader_from_the_start, replay
 from tests.support.outbox import event_json
 from tests.support.polling import eventually
 

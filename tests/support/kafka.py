@@ -11,10 +11,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from shared.dead_lettering import DLQ_HEADERS
+from shared.dlq import DeadLetter, read_dead_letters
 from shared.events import Envelope, EventPayload
 from shared.kafka_client import KafkaConnection
 from shared.outbox import make_producer
-from shared.topics import PARTNER_LIFECYCLE, Topic, ensure_topics
+from shared.topics import PARTNER_LIFECYCLE, Topic, dead_letter_topic, ensure_topics
 from tests.support.factories import partner_state_changed
 from tests.support.infra import Infra
 
@@ -184,3 +186,36 @@ async def wait_for_keyed(
     finally:
         await consumer.stop()
     return events
+
+
+async def replay(
+    kafka: KafkaConnection, service: str, offsets: set[int] | None = None, *, origins: set[str]
+) -> list[DeadLetter]:
+    """Send a scratch service's dead letters back to their origin topic, as an operator's tool
+    once did (a service replays its own through shared/dead_letters.py, recording each): the
+    letters not sent back before (progress kept as the group `<dlq topic>.replayer`'s offsets),
+    or those at `offsets`; a letter whose origin is not among `origins` is not sent."""
+    dlq = dead_letter_topic(service).name
+    group = f"{dlq}.replayer" if offsets is None else None
+    letters, consumer = await read_dead_letters(kafka, service, group_id=group)
+    producer = make_producer(kafka, client_id=f"{service}-dlq-replay")
+    await producer.start()
+    replayed: list[DeadLetter] = []
+    try:
+        for letter in letters:
+            if (offsets is not None and letter.offset not in offsets) or (
+                letter.origin_topic not in origins
+            ):
+                continue
+            headers = [(k, v.encode()) for k, v in letter.headers.items() if k not in DLQ_HEADERS]
+            headers.append(("dlq.replayed_from", f"{dlq}:{letter.offset}".encode()))
+            await producer.send_and_wait(
+                letter.origin_topic, value=letter.value, key=letter.key, headers=headers
+            )
+            replayed.append(letter)
+        if group is not None and letters:
+            await consumer.commit()  # remember what was sent back
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return replayed

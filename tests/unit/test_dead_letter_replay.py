@@ -9,7 +9,8 @@ from typing import Any, cast
 import pytest
 
 from shared import dead_letters
-from shared.dlq import DeadLetter, Page
+from shared.dlq import RETIRED, DeadLetter, Page
+from shared.dlq import main as dlq_main
 from shared.errors import Conflict
 from shared.identity import Caller, Role
 from shared.service import Platform
@@ -101,3 +102,15 @@ async def test_replaying_all_keeps_to_the_letters_shown_and_says_which_it_left(
     assert [(s.offset, s.reason) for s in answer.skipped] == [
         (KEPT_FROM + 1, "no consumer of origin.topic.v1 in this service")
     ]
+
+
+def test_the_command_line_replay_is_retired_for_the_recorded_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found in review: it replayed with no record (the console offered the letter again) and,
+    without --offset, the whole topic from its start."""
+    monkeypatch.setattr("sys.argv", ["shared.dlq", "replay", "--service", "deals", "--offset", "3"])
+    with pytest.raises(SystemExit) as retired:
+        dlq_main()
+    assert str(retired.value) == RETIRED
+    assert "POST /admin/dead-letters/{offset}/replay" in RETIRED
