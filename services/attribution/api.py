@@ -98,11 +98,20 @@ async def post_touchpoint_approval(
 
 @router.get("/touchpoints/waiting", tags=["touchpoints"])
 async def get_waiting_touchpoints(
-    who: AdminDep, platform: PlatformDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    who: AdminDep,
+    platform: PlatformDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    after: Annotated[
+        Ident | None, Query(description="the last touchpoint_id of the page before")
+    ] = None,
+    partner_id: Annotated[Ident | None, Query(description="only this partner's")] = None,
+    deal_key: Annotated[DealKey | None, Query(description="only this deal's")] = None,
 ) -> list[WaitingTouchpointOut]:
-    """Touchpoints whose partner is not linked to their deal: they wait for an approval."""
+    """Touchpoints whose partner is not linked to their deal: they wait for an approval. Oldest
+    first, a page of `limit` after the touchpoint `after` names (422 if it names none); found
+    in review: only the oldest 500 could be seen, and those never approved stay."""
     async with platform.pool.acquire() as conn:
-        return await views.waiting_touchpoints(conn, limit)
+        return await views.waiting_touchpoints(conn, limit, after, partner_id, deal_key)
 
 
 def _report_out(report: TouchpointReport, partner_id: str | None) -> TouchpointReportOut:

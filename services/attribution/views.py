@@ -37,6 +37,7 @@ from services.attribution.schemas import (
     WaitingTouchpointOut,
 )
 from shared.db import Connection, from_row
+from shared.errors import Unprocessable
 
 # Why a partner's credit was reversed, as the partner is told (the full reason may name others).
 PARTNER_REVERSAL_REASON = "the deal's credits were settled again"
@@ -381,10 +382,24 @@ async def crm_link(conn: Connection, source: str, external_id: str) -> CrmLinkOu
     return None if row is None else _link_out(row)
 
 
-async def waiting_touchpoints(conn: Connection, limit: int) -> list[WaitingTouchpointOut]:
+async def waiting_touchpoints(
+    conn: Connection,
+    limit: int,
+    after: str | None = None,
+    partner_id: str | None = None,
+    deal_key: str | None = None,
+) -> list[WaitingTouchpointOut]:
     """Reported touchpoints that take no credit until a manager approves them: their partner is
     not linked to the deal (no approved registration, not the CRM's partner), or reported them
-    once the deal was won."""
+    once the deal was won. Oldest first, after the touchpoint `after` names, of one partner or
+    deal if asked."""
+    since = None
+    if after is not None:
+        since = await conn.fetchval(
+            "SELECT received_at FROM touchpoints WHERE touchpoint_id = $1", after
+        )
+        if since is None:
+            raise Unprocessable(f"after: {after} names no touchpoint")
     rows = await conn.fetch(
         """
         SELECT t.* FROM touchpoints t
@@ -394,9 +409,15 @@ async def waiting_touchpoints(conn: Connection, limit: int) -> list[WaitingTouch
               AND l.origin IN ('registration', 'crm'))
           OR EXISTS (SELECT 1 FROM deals d
                      WHERE d.deal_key = t.deal_key AND t.received_at > d.won_at))
+          AND ($2::timestamptz IS NULL OR (t.received_at, t.touchpoint_id) > ($2, $3::text))
+          AND ($4::text IS NULL OR t.partner_id = $4) AND ($5::text IS NULL OR t.deal_key = $5)
         ORDER BY t.received_at, t.touchpoint_id LIMIT $1
         """,
         limit,
+        since,
+        after,
+        partner_id,
+        deal_key,
     )
     return [
         from_row(

@@ -758,8 +758,25 @@ async def test_a_partner_not_linked_to_a_deal_takes_none_of_its_credit(
         assert health.json()["inputs"]["won"] == 0
 
         # a channel manager sees them waiting (the intruder may not) and approves one
-        listed = (await client.get("/touchpoints/waiting?limit=500", headers=ADMIN)).json()
+        # A page at a time, of the intruder's alone (found in review: the oldest 500 of all
+        # were all a manager could see, and those never approved stay waiting).
+        mine = {"partner_id": intruder}
+        listed = (await client.get("/touchpoints/waiting", params=mine, headers=ADMIN)).json()
         assert {t["touchpoint_id"] for t in listed} >= {a.json()["touchpoint_id"] for a in answers}
+        assert {t["partner_id"] for t in listed} == {intruder}
+        paged, after = [], None
+        while True:
+            page = {**mine, "limit": 1, **({"after": after} if after else {})}
+            found = (await client.get("/touchpoints/waiting", params=page, headers=ADMIN)).json()
+            if not found:
+                break
+            paged += [t["touchpoint_id"] for t in found]
+            after = found[-1]["touchpoint_id"]
+        assert paged == [t["touchpoint_id"] for t in listed]
+        stray = {"after": "tp_nobody"}
+        assert (
+            await client.get("/touchpoints/waiting", params=stray, headers=ADMIN)
+        ).status_code == 422
         listing = await client.get("/touchpoints/waiting", headers=auth(intruder))
         assert listing.status_code == 403
         waiting = answers[0].json()["touchpoint_id"]
@@ -767,7 +784,7 @@ async def test_a_partner_not_linked_to_a_deal_takes_none_of_its_credit(
         approved = await client.post(f"/touchpoints/{waiting}/approve", headers=ADMIN)
         assert (refused.status_code, approved.status_code) == (403, 200), approved.text
         assert approved.json()["counted"] is True
-        listed = (await client.get("/touchpoints/waiting?limit=500", headers=ADMIN)).json()
+        listed = (await client.get("/touchpoints/waiting", params=mine, headers=ADMIN)).json()
         assert waiting not in {t["touchpoint_id"] for t in listed}
     rows = await active_credits(admin_db, deal.key)
     assert {c["partner_id"] for c in rows} >= {owner, intruder}

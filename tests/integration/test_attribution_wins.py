@@ -119,7 +119,9 @@ async def test_a_touchpoint_after_the_win_takes_no_credit_even_on_the_close_day(
         )
         assert backdated.status_code == 201, backdated.text
         assert backdated.json()["counted"] is False
-        waiting = await client.get("/touchpoints/waiting", headers=ADMIN, params={"limit": 500})
+        waiting = await client.get(
+            "/touchpoints/waiting", headers=ADMIN, params={"deal_key": deal.key}
+        )
         assert backdated.json()["touchpoint_id"] in {t["touchpoint_id"] for t in waiting.json()}
         assert await active_credits(admin_db, deal.key) == credits
 
