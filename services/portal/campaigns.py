@@ -48,7 +48,8 @@ async def plan_campaign(
     }
     call = backends.call(session, "programme", "POST", "/campaigns", json=body)
     message, status = await outcome(call, "Not planned", PLANNED)
-    return await mdf_page(request, session, backends, message, status)
+    kept = body if status >= 400 else None
+    return await mdf_page(request, session, backends, message, status, plan_form=kept)
 
 
 @router.post("/preapprovals", dependencies=[CsrfDep])
@@ -77,7 +78,8 @@ async def ask_budget(
     }
     call = backends.call(session, "incentives", "POST", "/mdf/preapprovals", json=body)
     message, status = await outcome(call, "Not asked", ASKED)
-    return await mdf_page(request, session, backends, message, status)
+    kept = body if status >= 400 else None
+    return await mdf_page(request, session, backends, message, status, budget_form=kept)
 
 
 async def _campaign_and_programs(

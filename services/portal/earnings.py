@@ -87,10 +87,20 @@ async def mdf_page(
     message: str = "",
     status: int = 200,
     claim_form: dict[str, str] | None = None,
+    plan_form: dict[str, str] | None = None,
+    budget_form: dict[str, str] | None = None,
 ) -> Response:
-    """The MDF page, with a form's answer or refusal (`message`) above it; a refused claim's
-    fields kept as typed (they were emptied: found in review)."""
-    context = {**await views.mdf(backends, session), "claim_form": claim_form or {}}
+    """The MDF page, with a form's answer or refusal (`message`) above it; a refused form's
+    fields kept as typed (a claim's, a campaign's plan, a budget asked for with its reference,
+    so sending it again still asks once: they were emptied, found in review)."""
+    context = {
+        **await views.mdf(backends, session),
+        "claim_form": claim_form or {},
+        "plan_form": plan_form or {},
+        "budget_form": budget_form or {},
+    }
+    if budget_form and budget_form.get("reference"):
+        context["budget_reference"] = budget_form["reference"]
     return form_page(request, "mdf.html", context, message, status)
 
 

@@ -100,10 +100,16 @@ class Programme(QuietHandler):
     campaign: ClassVar[dict[str, Any]] = {}
 
     def do_GET(self) -> None:
-        if urlsplit(self.path).path == "/campaigns":
+        path = urlsplit(self.path).path
+        if path == "/campaigns":
             self.send_json(200, [Programme.campaign])
+        elif path == f"/campaigns/{Programme.campaign.get('campaign_id')}":
+            self.send_json(200, Programme.campaign)
         else:
             self.send_json(404, {"detail": f"no {self.path}"})
+
+    def do_POST(self) -> None:  # a plan programme refuses, as it refuses dates out of order
+        self.send_json(422, {"detail": "ends_on must not be before starts_on"})
 
 
 async def test_an_approved_campaign_budget_is_claimed_against_from_the_mdf_page(
@@ -190,3 +196,55 @@ async def test_an_approved_campaign_budget_is_claimed_against_from_the_mdf_page(
         "SELECT count(*) FROM incentives.mdf_claims WHERE preapproval_id = $1", preapproval_id
     )
     assert stored == 1
+
+
+async def test_a_refused_plan_or_budget_keeps_what_was_typed(
+    infra: Infra, incentives: str, admin_db: asyncpg.Connection[Any]
+) -> None:
+    """Found in review: a plan or a budget refused (programme's 422, incentives' 409 for a
+    campaign planned a moment ago) emptied the form, and the budget form got a new reference,
+    so sending it again could ask twice."""
+    run = uuid.uuid4().hex[:10]
+    today = datetime.now(UTC).date()
+    async with httpx.AsyncClient(base_url=incentives, timeout=60) as client:
+        partner = await earning_partner(infra, admin_db, client)
+    Programme.campaign = {  # programme knows it; incentives has not heard of it yet
+        "campaign_id": f"c-unheard-{run}",
+        "name": "Unheard",
+        "kind": "event",
+        "starts_on": str(today),
+        "ends_on": str(today + timedelta(days=3)),
+        "state": "planned",
+    }
+    with LocalServer(Programme) as programme:
+        settings = portal_settings({"incentives": incentives, "programme": programme.url})
+        signed = token("p/u", Role.PARTNER_USER, partner_id=partner)
+        with signed_in(settings, signed) as portal:
+            csrf = form_csrf(portal, "/mdf")
+            plan = {
+                "csrf_token": csrf,
+                "name": f"Roadshow {run}",
+                "kind": "event",
+                "starts_on": str(today + timedelta(days=9)),
+                "ends_on": str(today + timedelta(days=2)),
+                "description": "three cities",
+            }
+            refused = portal.post("/mdf/campaigns", data=plan)
+            assert refused.status_code == 422, refused.text
+            assert f'value="Roadshow {run}"' in refused.text
+            assert '<option value="event" selected>' in refused.text
+            assert 'value="three cities"' in refused.text
+            budget = {
+                "csrf_token": csrf,
+                "campaign_id": Programme.campaign["campaign_id"],
+                "activity_kind": "content",
+                "description": "booth and print",
+                "amount": "250.00",
+                "reference": f"portal-{run}",
+            }
+            asked = portal.post("/mdf/preapprovals", data=budget)
+            assert asked.status_code == 409, asked.text
+            assert 'value="booth and print"' in asked.text
+            assert 'id="budget-amount" name="amount" inputmode="decimal"' in asked.text
+            assert 'required value="250.00"' in asked.text
+            assert f'name="reference" value="portal-{run}"' in asked.text
