@@ -78,7 +78,10 @@ async def policy_page(
     outcome: dict[str, Any] | None = None,
     message: str = "",
     status: int = 200,
+    span: tuple[str, str] | None = None,
 ) -> Response:
+    """The policy page; `span`: the backtest's days as asked (kept, so a backtest again runs
+    over them: found in review, it fell back to the last 90 days without a word)."""
     in_force, history = await asyncio.gather(
         backends.get(session, "deals", "/policy"),
         backends.get(session, "deals", "/admin/policy/history"),
@@ -95,8 +98,8 @@ async def policy_page(
         else json.dumps(in_force["document"], indent=2, sort_keys=True),
         "note": note,
         "outcome": outcome,
-        "since": (today - timedelta(days=90)).isoformat(),
-        "until": (today + timedelta(days=1)).isoformat(),
+        "since": span[0] if span else (today - timedelta(days=90)).isoformat(),
+        "until": span[1] if span else (today + timedelta(days=1)).isoformat(),
     }
     return form_page(request, "console_policy.html", context, message, status)
 
@@ -109,9 +112,10 @@ async def _answered(
     *,
     draft: str | None = None,
     note: str = "",
+    span: tuple[str, str] | None = None,
 ) -> Response:
     """Run one call to deals and show the page again with its answer, or its refusal (422
-    with deals' exact reason, 409) beside the draft kept as typed."""
+    with deals' exact reason, 409) beside the draft (and a backtest's days) kept as typed."""
     try:
         outcome, message = await call
     except (BackendRefused, NotADocument) as refused:
@@ -120,10 +124,24 @@ async def _answered(
         detail = refused.detail if isinstance(refused, BackendRefused) else str(refused)
         status = refused.status if isinstance(refused, BackendRefused) else 422
         return await policy_page(
-            request, session, backends, draft=draft, note=note, message=detail, status=status
+            request,
+            session,
+            backends,
+            draft=draft,
+            note=note,
+            message=detail,
+            status=status,
+            span=span,
         )
     return await policy_page(
-        request, session, backends, draft=draft, note=note, outcome=outcome, message=message
+        request,
+        session,
+        backends,
+        draft=draft,
+        note=note,
+        outcome=outcome,
+        message=message,
+        span=span,
     )
 
 
@@ -166,11 +184,13 @@ async def backtest(
         }
         tested = await backends.call(session, "deals", "POST", "/admin/policy/backtest", json=body)
         return {"backtest": tested}, (
-            f"{tested['proposed_version']} replayed {tested['replayed']} registration(s): "
-            f"{tested['changed']} would be decided otherwise"
+            f"{tested['proposed_version']} replayed {tested['replayed']} registration(s)"
+            f" submitted from {since} to {until}: {tested['changed']} would be decided otherwise"
         )
 
-    return await _answered(request, session, backends, call(), draft=document, note=note)
+    return await _answered(
+        request, session, backends, call(), draft=document, note=note, span=(since, until)
+    )
 
 
 @router.post("/versions", dependencies=[CsrfDep])
