@@ -13,9 +13,9 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
 from services.portal.api import BackendsDep, PartnerDep
-from services.portal.backends import Backends, outcome
+from services.portal.backends import Backends
 from services.portal.domain.pages import segment
-from services.portal.earnings import mdf_page
+from services.portal.earnings import mdf_form_answered
 from services.portal.sessions import CsrfDep, Session
 
 router = APIRouter(prefix="/mdf")
@@ -47,9 +47,8 @@ async def plan_campaign(
         "description": description.strip(),
     }
     call = backends.call(session, "programme", "POST", "/campaigns", json=body)
-    message, status = await outcome(call, "Not planned", PLANNED)
-    kept = body if status >= 400 else None
-    return await mdf_page(request, session, backends, message, status, plan_form=kept)
+    said = ("Not planned", PLANNED)
+    return await mdf_form_answered(request, session, backends, call, said, "plan_form", body)
 
 
 @router.post("/preapprovals", dependencies=[CsrfDep])
@@ -77,9 +76,8 @@ async def ask_budget(
         "currency": programs["programs"]["currency"],
     }
     call = backends.call(session, "incentives", "POST", "/mdf/preapprovals", json=body)
-    message, status = await outcome(call, "Not asked", ASKED)
-    kept = body if status >= 400 else None
-    return await mdf_page(request, session, backends, message, status, budget_form=kept)
+    said = ("Not asked", ASKED)
+    return await mdf_form_answered(request, session, backends, call, said, "budget_form", body)
 
 
 async def _campaign_and_programs(

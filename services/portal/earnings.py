@@ -4,6 +4,7 @@ the services state them (decimal strings): the portal never does arithmetic on m
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Query, Request
@@ -107,24 +108,47 @@ async def mdf_page(
 page_route(router, "/mdf", mdf_page, partner_session)
 
 
+async def mdf_form_answered(
+    request: Request,
+    session: Session,
+    backends: Backends,
+    call: Awaitable[Any],
+    said: tuple[str, str],
+    form: str,
+    body: dict[str, str],
+) -> Response:
+    """An MDF form's call answered on the page: `said` is what the page says of a refusal and
+    of the answer; refused, the form (`claim_form`, `plan_form`, `budget_form`) keeps `body`."""
+    message, status = await outcome(call, *said)
+    kept = {form: body} if status >= 400 else {}
+    return await mdf_page(request, session, backends, message, status, **kept)
+
+
+Description = Annotated[str, Form(min_length=3, max_length=500)]
+ProofReference = Annotated[str, Form(min_length=1, max_length=500)]
+
+
+def claim_body(amount: str, description: str, proof_reference: str) -> dict[str, str]:
+    return {
+        "amount": amount.strip(),
+        "description": description.strip(),
+        "proof_reference": proof_reference.strip(),
+    }
+
+
 @router.post("/mdf/claims", dependencies=[CsrfDep])
 async def claim(
     request: Request,
     session: PartnerDep,
     backends: BackendsDep,
     amount: Amount,
-    description: Annotated[str, Form(min_length=3, max_length=500)],
-    proof_reference: Annotated[str, Form(min_length=1, max_length=500)],
+    description: Description,
+    proof_reference: ProofReference,
 ) -> Response:
-    body = {
-        "amount": amount.strip(),
-        "description": description.strip(),
-        "proof_reference": proof_reference.strip(),
-    }
+    body = claim_body(amount, description, proof_reference)
     call = backends.call(session, "incentives", "POST", "/mdf/claims", json=body)
-    message, status = await outcome(call, "Not claimed", CLAIMED)
-    kept = body if status >= 400 else None
-    return await mdf_page(request, session, backends, message, status, claim_form=kept)
+    said = ("Not claimed", CLAIMED)
+    return await mdf_form_answered(request, session, backends, call, said, "claim_form", body)
 
 
 @router.post("/mdf/preapprovals/{preapproval_id}/claims", dependencies=[CsrfDep])
@@ -134,20 +158,16 @@ async def claim_against_budget(
     backends: BackendsDep,
     preapproval_id: Annotated[str, Path(pattern=PREAPPROVAL_ID)],
     amount: Amount,
-    description: Annotated[str, Form(min_length=3, max_length=500)],
-    proof_reference: Annotated[str, Form(min_length=1, max_length=500)],
+    description: Description,
+    proof_reference: ProofReference,
 ) -> Response:
     """A claim with proof against an approved campaign budget: spent from what its approval
     reserved. Found in review: the page had no way to make one, and a plain claim is checked
     against the fund's available money, which the reservation had taken, so it was refused
     and the approved budget lapsed unspent."""
-    body = {
-        "amount": amount.strip(),
-        "description": description.strip(),
-        "proof_reference": proof_reference.strip(),
-    }
+    body = claim_body(amount, description, proof_reference)
     path = f"/mdf/preapprovals/{segment(preapproval_id)}/claims"
     call = backends.call(session, "incentives", "POST", path, json=body)
-    message, status = await outcome(call, "Not claimed", CLAIMED_AGAINST_BUDGET)
-    kept = body | {"preapproval_id": preapproval_id} if status >= 400 else None
-    return await mdf_page(request, session, backends, message, status, claim_form=kept)
+    said = ("Not claimed", CLAIMED_AGAINST_BUDGET)
+    kept = body | {"preapproval_id": preapproval_id}
+    return await mdf_form_answered(request, session, backends, call, said, "claim_form", kept)

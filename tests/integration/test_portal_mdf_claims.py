@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -15,6 +17,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
 from shared.identity import Role
 from shared.topics import PROGRAMME_CAMPAIGNS
@@ -112,6 +115,27 @@ class Programme(QuietHandler):
         self.send_json(422, {"detail": "ends_on must not be before starts_on"})
 
 
+@contextmanager
+def mdf_page_of(
+    partner: str, incentives: str, campaign_id: str, state: str, days: int
+) -> Iterator[TestClient]:
+    """The partner signed in to a portal in front of incentives and of a programme that shows
+    it one campaign from today for `days` days."""
+    today = datetime.now(UTC).date()
+    Programme.campaign = {
+        "campaign_id": campaign_id,
+        "name": f"Campaign {campaign_id}",
+        "kind": "event",
+        "starts_on": str(today),
+        "ends_on": str(today + timedelta(days=days)),
+        "state": state,
+    }
+    with LocalServer(Programme) as programme:
+        settings = portal_settings({"incentives": incentives, "programme": programme.url})
+        with signed_in(settings, token("p/u", Role.PARTNER_USER, partner_id=partner)) as portal:
+            yield portal
+
+
 async def test_an_approved_campaign_budget_is_claimed_against_from_the_mdf_page(
     infra: Infra, incentives: str, admin_db: asyncpg.Connection[Any]
 ) -> None:
@@ -147,51 +171,40 @@ async def test_an_approved_campaign_budget_is_claimed_against_from_the_mdf_page(
             f"/mdf/preapprovals/{preapproval_id}/decision", headers=ADMIN, json={"approve": True}
         )
         assert decided.status_code == 200, decided.text
-    Programme.campaign = {
-        "campaign_id": campaign.campaign_id,
-        "name": "Joint webinar",
-        "kind": "webinar",
-        "starts_on": str(today),
-        "ends_on": str(today + timedelta(days=5)),
-        "state": "running",
-    }
-    with LocalServer(Programme) as programme:
-        settings = portal_settings({"incentives": incentives, "programme": programme.url})
-        signed = token("p/u", Role.PARTNER_USER, partner_id=partner)
-        with signed_in(settings, signed) as portal:
-            shown = portal.get("/mdf")
-            assert f'id="claim-{preapproval_id}"' in shown.text, shown.text
-            form = {
-                "csrf_token": form_csrf(portal, "/mdf"),
-                "amount": "300.00",
-                "description": "Webinar platform",
-                "proof_reference": f"INV-{run}",
-            }
-            plain = portal.post("/mdf/claims", data=form)
-            assert plain.status_code == 409  # the fund's money is the budget's now
-            claimed = portal.post(f"/mdf/preapprovals/{preapproval_id}/claims", data=form)
-            assert claimed.status_code == 200, claimed.text
-            left = Decimal(available["available"]) - Decimal("300.00")
-            assert re.fullmatch(
-                rf"Claim \S+ for 300\.00 USD against budget {preapproval_id}: requested"
-                rf" \({left} USD of the budget left\)",
-                message(claimed.text),
-            ), message(claimed.text)
-            too_much = portal.post(
-                f"/mdf/preapprovals/{preapproval_id}/claims",
-                data={**form, "amount": "999999.00", "proof_reference": f"INV-{run}-2"},
-            )
-            assert too_much.status_code == 409, too_much.text
-            assert message(too_much.text).startswith("Not claimed: ")
-            # The refused budget claim keeps what was typed in its own form, not the plain one.
-            assert f'id="bc-amount-{preapproval_id}" name="amount" inputmode="decimal"' in (
-                too_much.text
-            )
-            assert 'required value="999999.00"' in too_much.text
-            assert (
-                'id="claim-amount" name="amount" inputmode="decimal" maxlength="40" required value=""'
-                in too_much.text
-            )
+    with mdf_page_of(partner, incentives, campaign.campaign_id, "running", days=5) as portal:
+        shown = portal.get("/mdf")
+        assert f'id="claim-{preapproval_id}"' in shown.text, shown.text
+        form = {
+            "csrf_token": form_csrf(portal, "/mdf"),
+            "amount": "300.00",
+            "description": "Webinar platform",
+            "proof_reference": f"INV-{run}",
+        }
+        plain = portal.post("/mdf/claims", data=form)
+        assert plain.status_code == 409  # the fund's money is the budget's now
+        claimed = portal.post(f"/mdf/preapprovals/{preapproval_id}/claims", data=form)
+        assert claimed.status_code == 200, claimed.text
+        left = Decimal(available["available"]) - Decimal("300.00")
+        assert re.fullmatch(
+            rf"Claim \S+ for 300\.00 USD against budget {preapproval_id}: requested"
+            rf" \({left} USD of the budget left\)",
+            message(claimed.text),
+        ), message(claimed.text)
+        too_much = portal.post(
+            f"/mdf/preapprovals/{preapproval_id}/claims",
+            data={**form, "amount": "999999.00", "proof_reference": f"INV-{run}-2"},
+        )
+        assert too_much.status_code == 409, too_much.text
+        assert message(too_much.text).startswith("Not claimed: ")
+        # The refused budget claim keeps what was typed in its own form, not the plain one.
+        assert f'id="bc-amount-{preapproval_id}" name="amount" inputmode="decimal"' in (
+            too_much.text
+        )
+        assert 'required value="999999.00"' in too_much.text
+        assert (
+            'id="claim-amount" name="amount" inputmode="decimal" maxlength="40" required value=""'
+            in too_much.text
+        )
     stored = await admin_db.fetchval(
         "SELECT count(*) FROM incentives.mdf_claims WHERE preapproval_id = $1", preapproval_id
     )
@@ -208,43 +221,33 @@ async def test_a_refused_plan_or_budget_keeps_what_was_typed(
     today = datetime.now(UTC).date()
     async with httpx.AsyncClient(base_url=incentives, timeout=60) as client:
         partner = await earning_partner(infra, admin_db, client)
-    Programme.campaign = {  # programme knows it; incentives has not heard of it yet
-        "campaign_id": f"c-unheard-{run}",
-        "name": "Unheard",
-        "kind": "event",
-        "starts_on": str(today),
-        "ends_on": str(today + timedelta(days=3)),
-        "state": "planned",
-    }
-    with LocalServer(Programme) as programme:
-        settings = portal_settings({"incentives": incentives, "programme": programme.url})
-        signed = token("p/u", Role.PARTNER_USER, partner_id=partner)
-        with signed_in(settings, signed) as portal:
-            csrf = form_csrf(portal, "/mdf")
-            plan = {
-                "csrf_token": csrf,
-                "name": f"Roadshow {run}",
-                "kind": "event",
-                "starts_on": str(today + timedelta(days=9)),
-                "ends_on": str(today + timedelta(days=2)),
-                "description": "three cities",
-            }
-            refused = portal.post("/mdf/campaigns", data=plan)
-            assert refused.status_code == 422, refused.text
-            assert f'value="Roadshow {run}"' in refused.text
-            assert '<option value="event" selected>' in refused.text
-            assert 'value="three cities"' in refused.text
-            budget = {
-                "csrf_token": csrf,
-                "campaign_id": Programme.campaign["campaign_id"],
-                "activity_kind": "content",
-                "description": "booth and print",
-                "amount": "250.00",
-                "reference": f"portal-{run}",
-            }
-            asked = portal.post("/mdf/preapprovals", data=budget)
-            assert asked.status_code == 409, asked.text
-            assert 'value="booth and print"' in asked.text
-            assert 'id="budget-amount" name="amount" inputmode="decimal"' in asked.text
-            assert 'required value="250.00"' in asked.text
-            assert f'name="reference" value="portal-{run}"' in asked.text
+    # programme knows the campaign; incentives has not heard of it yet
+    with mdf_page_of(partner, incentives, f"c-unheard-{run}", "planned", days=3) as portal:
+        csrf = form_csrf(portal, "/mdf")
+        plan = {
+            "csrf_token": csrf,
+            "name": f"Roadshow {run}",
+            "kind": "event",
+            "starts_on": str(today + timedelta(days=9)),
+            "ends_on": str(today + timedelta(days=2)),
+            "description": "three cities",
+        }
+        refused = portal.post("/mdf/campaigns", data=plan)
+        assert refused.status_code == 422, refused.text
+        assert f'value="Roadshow {run}"' in refused.text
+        assert '<option value="event" selected>' in refused.text
+        assert 'value="three cities"' in refused.text
+        budget = {
+            "csrf_token": csrf,
+            "campaign_id": Programme.campaign["campaign_id"],
+            "activity_kind": "content",
+            "description": "booth and print",
+            "amount": "250.00",
+            "reference": f"portal-{run}",
+        }
+        asked = portal.post("/mdf/preapprovals", data=budget)
+        assert asked.status_code == 409, asked.text
+        assert 'value="booth and print"' in asked.text
+        assert 'id="budget-amount" name="amount" inputmode="decimal"' in asked.text
+        assert 'required value="250.00"' in asked.text
+        assert f'name="reference" value="portal-{run}"' in asked.text
