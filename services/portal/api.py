@@ -194,7 +194,13 @@ async def registrations_page(
     rows = read[: views.REGISTRATIONS_PAGE]
     # Found in review: exactly a page's worth offered an "Older" link to an empty page.
     older = rows[-1].registration_id if len(read) > len(rows) else None
-    context = {"rows": rows, "form": form or {}, "older": older, "paged": after is not None}
+    context = {
+        "rows": rows,
+        "form": form or {},
+        "older": older,
+        "paged": after is not None,
+        "after": after,  # an extension asked from this page answers on it (it went to the first)
+    }
     return form_page(request, "registrations.html", context, message, status)
 
 

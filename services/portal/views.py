@@ -38,7 +38,7 @@ def registration_rows(answer: list[Any]) -> list[RegistrationView]:
     for item in answer:
         row = RegistrationView.model_validate(item)
         row.countdown = pages.countdown(row.expires_at, at) if pages.is_open(row.status) else ""
-        row.extendable = pages.may_extend(row.status, row.extensions_left)
+        row.extendable = pages.may_extend(row.status, row.extensions_left, row.expires_at, at)
         rows.append(row)
     return rows
 

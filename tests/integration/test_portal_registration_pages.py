@@ -65,6 +65,8 @@ class Services(QuietHandler):
         start = int(query["after"][0].removeprefix("reg-")) if "after" in query else NEWEST
         # The open one is the oldest: behind 149 newer ones that are not open any more.
         every = [registration(n, "approved" if n == 0 else "won") for n in range(start)][::-1]
+        if every and every[-1]["status"] == "approved":  # its window open, one extension left
+            every[-1] |= {"expires_at": "2099-01-01T00:00:00+00:00", "extensions_left": 1}
         wanted = [r for r in every if "status" not in query or r["status"] in query["status"]]
         self.send_json(200, wanted[: int(query["limit"][0])])
 
@@ -114,6 +116,8 @@ def test_the_registrations_page_goes_on_to_older_ones(partner: TestClient) -> No
     assert f"Customer {NEWEST - REGISTRATIONS_PAGE - 1:03}" in older.text
     assert "Older registrations" not in older.text  # fewer than a page: the last one
     assert 'href="/registrations">Newest registrations' in older.text
+    # Its extension is asked from this page and answers on it (it went to the newest page).
+    assert f'action="/registrations/reg-000/extension?after={last_shown}"' in older.text
     # Exactly a page left (reg-099 to reg-000): the last page, no link to an empty one.
     exact = partner.get(f"/registrations?after=reg-{REGISTRATIONS_PAGE:03}")
     assert "Customer 000" in exact.text

@@ -49,11 +49,15 @@ def test_open_registrations_are_those_still_in_play() -> None:
 
 
 def test_only_an_approved_registration_with_an_extension_left_offers_one() -> None:
-    assert pages.may_extend("approved", 1)
-    assert pages.may_extend("approved", 3)
-    assert not pages.may_extend("approved", 0)
-    assert not pages.may_extend("pending_review", 1)
-    assert not pages.may_extend("expired", 1)
+    now = datetime(2026, 12, 2, 12, tzinfo=UTC)
+    later = now + timedelta(days=3)
+    assert pages.may_extend("approved", 1, later, now)
+    assert pages.may_extend("approved", 3, later, now)
+    assert not pages.may_extend("approved", 0, later, now)
+    assert not pages.may_extend("pending_review", 1, later, now)
+    assert not pages.may_extend("expired", 1, later, now)
+    # Its window over, before the expiry job marks it: deals would refuse it.
+    assert not pages.may_extend("approved", 1, now, now)
 
 
 def test_the_latest_notifications_are_the_newest_first() -> None:

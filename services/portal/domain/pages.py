@@ -80,12 +80,16 @@ def is_open(status: str) -> bool:
     return status in OPEN_STATUSES
 
 
-def may_extend(status: str, extensions_left: int) -> bool:
+def may_extend(
+    status: str, extensions_left: int, expires_at: datetime | None, now: datetime
+) -> bool:
     """Whether the extension button is offered: deals decides (and may still refuse with 409);
     the page only hides a button that could not succeed. `extensions_left`: what deals says the
     policy in force still allows (found in review: the page assumed one extension, whatever
-    the policy said)."""
-    return status in EXTENDABLE_STATUSES and extensions_left > 0
+    the policy said); a window already over is not extended either (found in review: it was
+    offered beside "expired" until the expiry job ran, and deals always refused it)."""
+    over = expires_at is not None and expires_at <= now
+    return status in EXTENDABLE_STATUSES and extensions_left > 0 and not over
 
 
 def countdown(expires_at: datetime | None, now: datetime) -> str:
