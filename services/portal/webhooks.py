@@ -76,9 +76,11 @@ async def endpoint_page(
     message: str = "",
     status: int = 200,
     after: uuid.UUID | None = None,
+    secret: str = "",
 ) -> Response:
     """The endpoint and a page of 50 of its delivery log, newest first (`after`: the last
-    delivery of the page before), with a link to the older ones."""
+    delivery of the page before), with a link to the older ones; a secret just rotated is
+    shown this once."""
     path = f"{base(session)}/{endpoint_id}"
     endpoint = await backends.get(session, "notifications", path)
     deliveries = await backends.get(
@@ -89,6 +91,7 @@ async def endpoint_page(
         "deliveries": deliveries["items"],
         "older": deliveries["next_after"],
         "paged": after is not None,
+        "secret": secret,
     }
     return form_page(request, "webhook.html", context, message, status)
 
@@ -144,3 +147,36 @@ async def redeliver(
     suffix = f"/deliveries/{delivery_id}/redeliver"
     done = f"Delivery {delivery_id} queued again."
     return await change(request, session, backends, endpoint_id, "POST", suffix, done)
+
+
+@router.post("/{endpoint_id}/rotate-secret", dependencies=[CsrfDep])
+async def rotate_secret(
+    request: Request, endpoint_id: uuid.UUID, session: PartnerDep, backends: BackendsDep
+) -> Response:
+    """A new signing secret, shown this once; deliveries are signed with the old one too for
+    24 hours. Found in review: the page said rotating shows a new one, and offered no way to,
+    so a secret lost (its answer timed out while the endpoint was added) could not be had."""
+    path = f"{base(session)}/{endpoint_id}/rotate-secret"
+    call = backends.call(session, "notifications", "POST", path)
+    rotated, refusal, status = await answered(call, "Not rotated", REFUSALS_SHOWN)
+    if status != 200:
+        return await endpoint_page(request, session, backends, endpoint_id, refusal, status)
+    until = rotated["previous_secret_valid_until"]
+    message = f"A new signing secret: deliveries are signed with the old one too until {until}."
+    return await endpoint_page(
+        request, session, backends, endpoint_id, message, secret=rotated["secret"]
+    )
+
+
+@router.post("/{endpoint_id}/remove", dependencies=[CsrfDep])
+async def remove(
+    request: Request, endpoint_id: uuid.UUID, session: PartnerDep, backends: BackendsDep
+) -> Response:
+    """The endpoint goes, with its queue and delivery log (the notifications service's DELETE;
+    found in review: the portal could add endpoints and not remove one)."""
+    path = f"{base(session)}/{endpoint_id}"
+    call = backends.call(session, "notifications", "DELETE", path)
+    _, refusal, status = await answered(call, "Not removed", REFUSALS_SHOWN)
+    if status != 200:
+        return await endpoint_page(request, session, backends, endpoint_id, refusal, status)
+    return await list_page(request, session, backends, "Endpoint removed.")

@@ -45,6 +45,7 @@ class Notifications(QuietHandler):
     as notifications answers them; the log's queries as they arrived."""
 
     asked: ClassVar[list[dict[str, list[str]]]] = []
+    changed: ClassVar[list[str]] = []  # the rotations and removals asked for
 
     def do_GET(self) -> None:
         path, query = urlsplit(self.path).path, parse_qs(urlsplit(self.path).query)
@@ -83,13 +84,29 @@ class Notifications(QuietHandler):
             self.send_json(200, [])
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.endswith("/rotate-secret"):
+            Notifications.changed.append(f"POST {self.path}")
+            self.send_json(
+                200,
+                {
+                    "endpoint_id": str(ENDPOINT),
+                    "secret": "whsec_bmV3IHNlY3JldCBvZiB0aGUgdGVzdA",
+                    "previous_secret_valid_until": "2026-12-02T00:00:00+00:00",
+                },
+            )
+            return
         self.send_json(422, {"detail": "url must use https"})
+
+    def do_DELETE(self) -> None:
+        Notifications.changed.append(f"DELETE {self.path}")
+        self.send_response(204)
+        self.end_headers()
 
 
 @pytest.fixture
 def partner() -> Iterator[TestClient]:
-    Notifications.asked = []
+    Notifications.asked, Notifications.changed = [], []
     with signed_in_before(Notifications, PARTNER) as client:
         yield client
 
@@ -116,3 +133,20 @@ def test_a_refused_endpoint_keeps_what_was_typed(partner: TestClient) -> None:
     assert "url must use https" in refused.text
     for value in typed.values():
         assert f'value="{value}"' in refused.text
+
+
+def test_an_admin_rotates_the_signing_secret_and_removes_the_endpoint(partner: TestClient) -> None:
+    """Found in review: the page said rotating shows a new secret and had no way to rotate,
+    nor to remove an endpoint, so a secret lost on adding could not be had again."""
+    page = partner.get(f"/webhooks/{ENDPOINT}")
+    assert f'action="/webhooks/{ENDPOINT}/rotate-secret"' in page.text
+    csrf = form_csrf(partner, f"/webhooks/{ENDPOINT}")
+    rotated = partner.post(f"/webhooks/{ENDPOINT}/rotate-secret", data={"csrf_token": csrf})
+    assert rotated.status_code == 200, rotated.text
+    assert '<code id="secret">whsec_bmV3IHNlY3JldCBvZiB0aGUgdGVzdA</code>' in rotated.text
+    assert "signed with the old one too until 2026-12-02T00:00:00+00:00" in rotated.text
+    removed = partner.post(f"/webhooks/{ENDPOINT}/remove", data={"csrf_token": csrf})
+    assert removed.status_code == 200, removed.text
+    assert "Endpoint removed." in removed.text
+    base = f"/partners/{PARTNER_ID}/webhooks/{ENDPOINT}"
+    assert Notifications.changed == [f"POST {base}/rotate-secret", f"DELETE {base}"]
