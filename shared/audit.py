@@ -5,7 +5,7 @@ the trail and the change commit together or not at all."""
 
 from __future__ import annotations
 
-from shared.db import Connection
+from shared.db import Connection, Pool
 from shared.identity import Caller
 
 
@@ -20,3 +20,11 @@ async def record_action(conn: Connection, who: Caller, action: str, subject: str
         subject,
         who.token_id,
     )
+
+
+async def record_run_asked(pool: Pool, who: Caller, action: str, subject: str) -> None:
+    """A manual run of periodic work, recorded when it is asked for, before it starts: the run
+    commits batch by batch, so one that fails half-way has still changed things, and the trail
+    says who asked (found in review: recorded only after a whole run succeeded)."""
+    async with pool.acquire() as conn:
+        await record_action(conn, who, action, subject)

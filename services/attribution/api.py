@@ -36,7 +36,7 @@ from services.attribution.schemas import (
     WaitingTouchpointOut,
 )
 from services.attribution.touchpoints import TouchpointReport, approve_touchpoint, report_touchpoint
-from shared.audit import record_action
+from shared.audit import record_run_asked
 from shared.clock import now
 from shared.db import Connection
 from shared.errors import NotFound, Unprocessable
@@ -188,9 +188,8 @@ async def run_health_scoring(
     moved) and what happened to each partner (`not_found`: not a partner attribution knows)."""
     request = body or HealthRunIn()
     as_of = run_moment(request.as_of, platform)
+    await record_run_asked(platform.pool, who, "health.run", as_of.isoformat())
     run = await run_health(platform.pool, platform.outbox, config, as_of, request.partner_ids)
-    async with platform.transaction() as conn:
-        await record_action(conn, who, "health.run", as_of.isoformat())
     return HealthRunOut(
         day=as_of.date().isoformat(),
         announced={p: str(s) for p, s in run.announced.items()},

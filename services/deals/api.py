@@ -51,7 +51,7 @@ from services.deals.schemas import (
 )
 from services.deals.settings import DealsSettings
 from services.deals.verification import MicrosoftCertificates
-from shared.audit import record_action
+from shared.audit import record_action, record_run_asked
 from shared.clock import now
 from shared.errors import Conflict, Unprocessable
 from shared.events.crm import CrmSource
@@ -360,10 +360,9 @@ async def expire_now(
     """Warn and expire now (or as of a moment, for operations and demos), not waiting for
     the periodic job. Answers how many registrations were warned and expired."""
     moment = run_moment(as_of, platform)
-    run = await run_expiry(platform.pool, platform.outbox, policy, moment)
     # The run is the periodic job's work, batch by batch; the trail records who asked for it.
-    async with platform.transaction() as conn:
-        await record_action(conn, who, "expiry.run", moment.isoformat())
+    await record_run_asked(platform.pool, who, "expiry.run", moment.isoformat())
+    run = await run_expiry(platform.pool, platform.outbox, policy, moment)
     return ExpiryRunOut(as_of=moment, warned=run.warned, expired=run.expired)
 
 
@@ -383,9 +382,8 @@ async def review_deadlines_now(
     """Remind, escalate and decide overdue reviews now (or as of a moment), not waiting for the
     periodic job. Answers how many of each."""
     moment = run_moment(as_of, platform)
+    await record_run_asked(platform.pool, who, "reviews.run", moment.isoformat())
     run = await run_review_sla(platform.pool, platform.outbox, policy, moment)
-    async with platform.transaction() as conn:
-        await record_action(conn, who, "reviews.run", moment.isoformat())
     return ReviewRunOut(
         as_of=moment, reminded=run.reminded, escalated=run.escalated, decided=run.decided
     )

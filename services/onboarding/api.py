@@ -37,7 +37,7 @@ from services.onboarding.schemas import (
     StatusIn,
 )
 from services.onboarding.status_changes import set_status
-from shared.audit import record_action
+from shared.audit import record_run_asked
 from shared.clock import now
 from shared.events.partners import PartnerStatus
 from shared.http import (
@@ -284,11 +284,10 @@ async def requalify(
     development stack); the changes it makes are the caller's."""
     request = body or RequalificationIn()
     as_of = run_moment(request.as_of, platform)
+    await record_run_asked(platform.pool, who, "requalification.run", as_of.isoformat())
     changes = await run_requalification(
         platform.pool, platform.outbox, config, as_of, request.partner_ids, by=who.acting_as
     )
-    async with platform.transaction() as conn:
-        await record_action(conn, who, "requalification.run", as_of.isoformat())
     return RequalificationOut(
         as_of=as_of.isoformat(), policy_version=config.version, changes=changes
     )
@@ -301,9 +300,8 @@ async def escalate_reviews(
     """Escalate applications past their review deadline now (or as of a moment), not waiting
     for the periodic job: the reviewers are told once per application."""
     moment = run_moment(as_of, platform)
+    await record_run_asked(platform.pool, who, "application_reviews.run", moment.isoformat())
     escalated = await escalate_overdue_reviews(platform.pool, platform.outbox, config, moment)
-    async with platform.transaction() as conn:
-        await record_action(conn, who, "application_reviews.run", moment.isoformat())
     return ReviewEscalationsOut(as_of=moment.isoformat(), escalated=escalated)
 
 

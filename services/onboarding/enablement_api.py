@@ -34,7 +34,7 @@ from services.onboarding.library import engage
 from services.onboarding.people import add_person, leave
 from services.onboarding.reminders import send_reminders
 from services.onboarding.statements import receive
-from shared.audit import record_action
+from shared.audit import record_run_asked
 from shared.clock import now
 from shared.errors import NotFound, RequestError, Unprocessable
 from shared.http import (
@@ -268,9 +268,8 @@ async def run_reminders(
     """Send the certification reminders due now, or as of `as_of` (drives time
     deterministically); each window of each certification is sent once."""
     as_of = run_moment(body.as_of if body is not None else None, platform)
+    await record_run_asked(platform.pool, who, "certification_reminders.run", as_of.isoformat())
     sent = await send_reminders(platform.pool, platform.outbox, config, as_of)
-    async with platform.transaction() as conn:
-        await record_action(conn, who, "certification_reminders.run", as_of.isoformat())
     return RemindersOut(
         as_of=as_of.isoformat(),
         sent=[ReminderOut(certification_id=c, days_before=d) for c, d in sent],

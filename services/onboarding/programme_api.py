@@ -21,7 +21,7 @@ from services.onboarding.programme_schemas import (
 from services.onboarding.programme_year import decide_appeal, file_appeal, run_programme_year
 from services.onboarding.schemas import RequalificationIn
 from services.onboarding.signals import announce_enablement
-from shared.audit import record_action
+from shared.audit import record_run_asked
 from shared.clock import now
 from shared.http import (
     AdminDep,
@@ -50,11 +50,10 @@ async def run_enablement_announcement(
     partners.programme.v1 (attribution's health score counts it), not waiting for the job."""
     request = body or RequalificationIn()
     as_of = run_moment(request.as_of, platform)
+    await record_run_asked(platform.pool, who, "enablement_signals.run", as_of.isoformat())
     announced = await announce_enablement(
         platform.pool, platform.outbox, config, as_of, request.partner_ids
     )
-    async with platform.transaction() as conn:
-        await record_action(conn, who, "enablement_signals.run", as_of.isoformat())
     return AnnouncedOut(
         as_of=as_of.isoformat(), announced={p: str(s) for p, s in announced.items()}
     )
@@ -68,11 +67,10 @@ async def run_programme_year_now(
     due and probations at their deadline, for every partner in the programme or those named."""
     request = body or RequalificationIn()
     as_of = run_moment(request.as_of, platform)
+    await record_run_asked(platform.pool, who, "programme_year.run", as_of.isoformat())
     done = await run_programme_year(
         platform.pool, platform.outbox, config, as_of, request.partner_ids, by=who.acting_as
     )
-    async with platform.transaction() as conn:
-        await record_action(conn, who, "programme_year.run", as_of.isoformat())
     return ProgrammeRunOut(as_of=as_of.isoformat(), policy_version=config.version, done=done)
 
 
