@@ -4,7 +4,7 @@ review and operations, and CRM ingestion (payloads exactly as each source delive
 import time
 from collections import Counter
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
@@ -185,12 +185,22 @@ async def registration_history(
 
 @router.post("/registrations/{registration_id}/extension", tags=["registrations"])
 async def extend_registration(
-    registration_id: str, who: CallerDep, platform: PlatformDep, policy: PolicyDep
+    registration_id: str,
+    who: CallerDep,
+    platform: PlatformDep,
+    policy: PolicyDep,
+    read_until: Annotated[
+        datetime | None,
+        Query(
+            description="the window's end as the caller read it: extended since (a form sent "
+            "twice, two people at once) is a 409, so one request extends once"
+        ),
+    ] = None,
 ) -> ExtensionOut:
     """Extend the protection window under policy; 409 with the reason otherwise."""
     async with platform.transaction() as conn:
         expires_at, why = await request_extension(
-            conn, platform.outbox, policy, who, registration_id
+            conn, platform.outbox, policy, who, registration_id, read_until
         )
         await record_action(conn, who, "registration.extend", registration_id)
     return ExtensionOut(registration_id=registration_id, expires_at=expires_at, reason=why)

@@ -21,7 +21,12 @@ from shared.outbox import Outbox
 
 
 async def request_extension(
-    conn: Connection, outbox: Outbox, policy: RulesOfEngagement, who: Caller, registration_id: str
+    conn: Connection,
+    outbox: Outbox,
+    policy: RulesOfEngagement,
+    who: Caller,
+    registration_id: str,
+    read_until: datetime | None = None,
 ) -> tuple[datetime, str]:
     """Extend the caller's registration; returns the new expiry and why. Another partner's
     registration is not found; a refusal under policy is a conflict saying why, and so is one
@@ -29,6 +34,13 @@ async def request_extension(
     row = await repository.registration_for_update(conn, registration_id)
     partner_scope(who, row["partner_id"] if row else None, f"registration {registration_id}")
     assert row is not None
+    if read_until is not None and row["expires_at"] != read_until:
+        # Found in review: a double click (or two people) spent two extensions at once.
+        raise Conflict(
+            f"registration {registration_id} is protected until"
+            f" {row['expires_at'].isoformat() if row['expires_at'] else 'no end'} now, not"
+            f" {read_until.isoformat()} as read: it was extended (or ended) since; nothing changed"
+        )
     status = await repository.partner_status(conn, row["partner_id"])
     refusal = extension_refusal(
         None if status is None else PartnerStatus(status), policy.statuses_allowed_to_register

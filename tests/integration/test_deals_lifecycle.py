@@ -259,8 +259,18 @@ async def test_extension_follows_policy(deals_instances: list[str], infra: Infra
     async with httpx.AsyncClient(timeout=30) as client:
         url = f"{deals_instances[1]}/registrations/{created['registration_id']}/extension"
         assert (await client.post(url, headers=auth(f"{partner}-other"))).status_code == 404
-        extended = await client.post(url, headers=auth(partner))
-        assert extended.status_code == 200
+        # Asked as read: the window's end the caller saw. Another end (extended since: a form
+        # sent twice) is a 409 that changes nothing, so one request extends once.
+        stale = {"read_until": "2020-01-01T00:00:00+00:00"}
+        not_as_read = await client.post(url, params=stale, headers=auth(partner))
+        assert not_as_read.status_code == 409, not_as_read.text
+        assert "it was extended (or ended) since; nothing changed" in not_as_read.text
+        as_read = {"read_until": created["expires_at"]}
+        extended = await client.post(url, params=as_read, headers=auth(partner))
+        assert extended.status_code == 200, extended.text
+        again = await client.post(url, params=as_read, headers=auth(partner))
+        assert again.status_code == 409  # the double click: extended once
+        assert "as read: it was extended" in again.text
         before = datetime.fromisoformat(created["expires_at"])
         assert datetime.fromisoformat(extended.json()["expires_at"]) - before == timedelta(days=30)
         refused = await client.post(url, headers=auth(partner))

@@ -118,6 +118,8 @@ def test_the_registrations_page_goes_on_to_older_ones(partner: TestClient) -> No
     assert 'href="/registrations">Newest registrations' in older.text
     # Its extension is asked from this page and answers on it (it went to the newest page).
     assert f'action="/registrations/reg-000/extension?after={last_shown}"' in older.text
+    # ... as read: deals refuses a window extended since, so a form sent twice extends once.
+    assert 'name="read_until" value="2099-01-01T00:00:00+00:00"' in older.text
     # Exactly a page left (reg-099 to reg-000): the last page, no link to an empty one.
     exact = partner.get(f"/registrations?after=reg-{REGISTRATIONS_PAGE:03}")
     assert "Customer 000" in exact.text
