@@ -139,6 +139,8 @@ def issue_events(
     line: CreditLine,
     credit_id: str,
     replaces: str | None,
+    *,
+    partner_version: int | None = None,
 ) -> list[OutgoingEvent]:
     deal_key = occasion.deal_key
     issued = CreditIssued(
@@ -165,6 +167,7 @@ def issue_events(
         config_version=wanted.config_version,
         rate_date=wanted.rate_date,
         campaign_id=campaign_of(wanted, line.partner_id),
+        partner_version=partner_version,
     )
     return occasion.announce(
         issued,

@@ -505,5 +505,14 @@ class DealBook:
                 replaces,
                 occasion.moment,
             )
-            self.events += issue_events(occasion, facts, wanted, line, credit_id, replaces)
+            known = self.standings.get(line.partner_id)
+            self.events += issue_events(
+                occasion,
+                facts,
+                wanted,
+                line,
+                credit_id,
+                replaces,
+                partner_version=known.version if known else None,
+            )
         return new_credits

@@ -429,10 +429,11 @@ async def links_and_standings(
                        SELECT * FROM unnest($1::text[], $2::text[]))
                    OR (l.external_id = l.partner_id AND l.external_id = ANY($2::text[]))))
            SELECT true AS link, source, external_id, partner_id, status,
-                  NULL::timestamptz AS changed_at
+                  NULL::timestamptz AS changed_at, NULL::int AS version
            FROM links
            UNION ALL
-           SELECT false, NULL, NULL, a.partner_id, a.status, a.changed_at FROM partner_access a
+           SELECT false, NULL, NULL, a.partner_id, a.status, a.changed_at, a.version
+           FROM partner_access a
            WHERE a.partner_id = ANY($3::text[]) OR a.partner_id IN (SELECT partner_id FROM links)""",
         [source for source, _ in pairs],
         [reference for _, reference in pairs],
@@ -440,7 +441,7 @@ async def links_and_standings(
     )
     links = [_link(r) for r in rows if r["link"]]
     standings = {
-        r["partner_id"]: Standing(PartnerStatus(r["status"]), r["changed_at"])
+        r["partner_id"]: Standing(PartnerStatus(r["status"]), r["changed_at"], r["version"])
         for r in rows
         if not r["link"]
     }

@@ -104,7 +104,9 @@ async def _book_until_parked(
             booked.outcomes.append(DUPLICATE)
             continue
         context = known.context(subject)
-        waits = programs.hold_reason(context.status)
+        waits = known.behind(credit.partner_id, credit.partner_version) or programs.hold_reason(
+            context.status
+        )
         if waits is not None:
             log.info(waits, extra={"credit_id": credit.credit_id})
             held.append((event, waits))

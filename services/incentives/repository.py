@@ -218,7 +218,7 @@ async def load_surroundings(
         )
         SELECT run.credit_id, run.partner_id, run.region, run.period,
             c.credit_id IS NOT NULL AS booked, pending.reversal::text AS parked,
-            p.tier, p.status, p.partner_type, cu.firsts AS customer_firsts,
+            p.tier, p.status, p.partner_type, p.version, cu.firsts AS customer_firsts,
             pr.first_deal_key AS region_first,
             coalesce(t.earned, 0) AS earned, coalesce(t.accrued, 0) AS accrued,
             v.tier AS tier_then, v.status AS status_then, v.partner_type AS type_then,
@@ -258,6 +258,7 @@ async def load_surroundings(
             known.parked[row["credit_id"]] = row["parked"]
         if row["tier"] is not None:
             known.partners[row["partner_id"]] = (row["tier"], row["status"], row["partner_type"])
+            known.versions[row["partner_id"]] = row["version"]
         if row["tier_then"] is not None and row["status_then"] not in waiting:
             then = (row["tier_then"], row["status_then"], row["type_then"])
             known.at_issue[row["credit_id"]] = then

@@ -58,6 +58,11 @@ class CreditIssued(EventPayload):
         description="the co-marketing campaign this partner touched the deal through (its "
         "campaign touchpoint), if any: the credit counts in that campaign's attributed revenue",
     )
+    partner_version: int | None = Field(
+        default=None,
+        description="the partner's lifecycle version (partners.lifecycle.v1) attribution knew "
+        "when it issued the credit: a consumer judging the partner waits until it knows it too",
+    )
 
 
 @event_type("credit.reversed.v1")

@@ -18,11 +18,12 @@ from shared.events.crm import CrmSource
 from shared.events.opportunities import DealStateChanged
 from shared.events.partners import PartnerChange, PartnerStatus
 from shared.inputs import DEAL_KEY_MAX
-from shared.topics import DEAL_OPPORTUNITIES, PARTNER_LIFECYCLE
+from shared.topics import ATTRIBUTION_CREDITS, DEAL_OPPORTUNITIES, PARTNER_LIFECYCLE
 from tests.support.attribution import CrmDeal, approved_registration, closed_won, parked_pages
 from tests.support.factories import partner_state_changed
 from tests.support.infra import Infra
 from tests.support.kafka import publish
+from tests.support.outbox import event_json
 from tests.support.polling import eventually
 from tests.support.processes import ADMIN, auth, service_fixture
 
@@ -166,6 +167,18 @@ async def partner_status(
     await eventually(projected, what=f"{partner} {status.value} in attribution.partner_access")
 
 
+async def issued_partner_versions(admin_db: asyncpg.Connection, deal_key: str) -> list[int]:
+    """The `partner_version` of each credit attribution announced on the deal, in order."""
+    rows = await admin_db.fetch(
+        """SELECT value, value_codec FROM attribution.outbox
+           WHERE topic = $1 AND message_key = $2 ORDER BY position""",
+        ATTRIBUTION_CREDITS.name,
+        deal_key,
+    )
+    events = [event_json(row) for row in rows]
+    return [e["data"]["partner_version"] for e in events if e["type"] == "credit.issued.v1"]
+
+
 async def credits_ever_issued_to(admin_db: asyncpg.Connection, partner: str) -> int:
     """Credits issued to the partner, reversed or not (each one was announced)."""
     count = await admin_db.fetchval(
@@ -219,6 +232,8 @@ async def test_a_partner_expelled_before_the_win_gets_no_credit_and_its_share_is
         # position-based over two touchpoints: 50/50; the expelled partner's half withheld
         assert credits == [(co_seller, Decimal("10000.00"))]
         assert await credits_ever_issued_to(admin_db, expelled) == 0
+        # The credit names the partner version attribution knew (incentives waits for it).
+        assert await issued_partner_versions(admin_db, deal.key) == [1]
         view = (await client.get(f"/deals/{deal.key}/attribution", headers=ADMIN)).json()
         [parked] = view["parked"]
         assert (parked["partner_id"], parked["kind"], parked["amount"]) == (
@@ -255,6 +270,7 @@ async def test_a_partner_expelled_before_the_win_gets_no_credit_and_its_share_is
             return held if held != credits else None
 
         assert await eventually(corrected) == [(co_seller, Decimal("15000.00"))]
+        assert await issued_partner_versions(admin_db, deal.key) == [1, 2]
 
 
 async def test_a_won_deal_whose_amount_the_crm_cleared_is_parked_until_it_has_one(

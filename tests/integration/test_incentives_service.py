@@ -18,7 +18,7 @@ import pytest
 from shared.events import Envelope, EventPayload
 from shared.events.attribution import CreditIssued
 from shared.events.crm import Customer
-from shared.events.partners import PartnerStatus
+from shared.events.partners import PartnerChange, PartnerStatus
 from shared.topics import (
     ATTRIBUTION_CREDITS,
     INCENTIVE_LEDGER,
@@ -721,7 +721,7 @@ async def test_a_customer_is_a_new_logo_once_under_every_key_it_is_known_by(
     first = named("first", f"Keys{run} Trading Inc", True)
     again = [
         named("again", f"KEYS{run} TRADING Incorporated", False),
-        named("typed-otherwise", "x", False),
+        named("typed-otherwise", f"Typed otherwise {run}", False),
     ]
 
     async def kickers(credit: CreditIssued) -> list[str] | None:
@@ -748,9 +748,62 @@ async def test_a_customer_is_a_new_logo_once_under_every_key_it_is_known_by(
         return bool(left == 0)
 
     await eventually(forgotten, what="every key of the lost first deal forgotten")
-    later = named("later", "Something Else", False)
+    later = named("later", f"Something Else {run}", False)
     await publish_credits(infra, later)
     assert "kicker:new_logo" in await eventually(lambda: kickers(later), what="later booked")
+
+
+async def test_a_credit_waits_for_the_partner_state_attribution_knew_when_it_issued_it(
+    infra: Infra, instances: list[str], admin_db: asyncpg.Connection[Any]
+) -> None:
+    """Found in review: a credit issued just after the partner's suspension, booked before
+    incentives' own partner consumer heard of it, earned at active rates (and one issued just
+    after a reinstatement was refused for good). The credit names the partner version
+    attribution knew; incentives holds it until it knows that version too, then judges it."""
+    run = uuid.uuid4().hex[:10]
+    partner = f"p-ver-{run}"
+    await partner_at_tier(infra, admin_db, partner, "gold")  # version 1, active
+    credit = credit_issued(
+        partner_id=partner,
+        deal_key=f"salesforce:ver-{run}",
+        amount="1000.00",
+        customer=customer(f"{run}-ver.example"),
+        partner_version=2,
+    )
+    await publish_credits(infra, credit)
+
+    async def held() -> str | None:
+        reason: str | None = await admin_db.fetchval(
+            "SELECT reason FROM incentives.held_credits WHERE credit_id = $1", credit.credit_id
+        )
+        return reason
+
+    reason = await eventually(held, what="the credit held for the partner's version 2")
+    assert reason == (
+        f"partner {partner}'s state version 2 (which attribution knew when it issued the"
+        " credit) not heard yet"
+    )
+    suspension = partner_state_changed(
+        partner_id=partner,
+        tier="gold",
+        version=2,
+        status=PartnerStatus.SUSPENDED,
+        change=PartnerChange.SUSPENDED,
+    )
+    await publish(infra, PARTNER_LIFECYCLE, [suspension], subject=partner, source="onboarding")
+
+    async def judged() -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await admin_db.fetchrow(
+            "SELECT notes FROM incentives.credits WHERE credit_id = $1", credit.credit_id
+        )
+        return row
+
+    row = await eventually(judged, what="the credit judged once version 2 was heard")
+    assert any("not eligible" in note for note in row["notes"]), row["notes"]
+    earned = await admin_db.fetchval(
+        "SELECT count(*) FROM incentives.ledger_entries WHERE credit_id = $1", credit.credit_id
+    )
+    assert earned == 0  # suspended when issued: not paid at active rates
 
 
 async def test_a_credit_that_overtakes_its_partners_activation_is_held_then_paid(

@@ -983,3 +983,15 @@ def test_a_customer_known_under_any_of_its_keys_is_no_new_logo() -> None:
         close_date=date(2026, 11, 20),
     )
     assert known.context(with_domain).new_logo is False
+
+
+def test_a_credit_waits_while_the_partner_version_it_names_is_not_known() -> None:
+    known = Surroundings("gold", set(), {}, {}, {}, {}, {}, {}, versions={"p-1": 3})
+    assert known.behind("p-1", None) is None  # a credit from before attribution said
+    assert known.behind("p-1", 3) is None
+    assert known.behind("p-1", 2) is None  # older than what is known: judged by history
+    assert known.behind("p-1", 4) == (
+        "partner p-1's state version 4 (which attribution knew when it issued the credit)"
+        " not heard yet"
+    )
+    assert known.behind("p-unknown", 1) is not None

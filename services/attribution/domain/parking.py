@@ -37,6 +37,7 @@ class Standing:
 
     status: PartnerStatus
     since: datetime
+    version: int | None = None  # the lifecycle version that set it
 
 
 @dataclass(frozen=True)

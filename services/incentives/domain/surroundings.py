@@ -100,6 +100,21 @@ class Surroundings:
     at_issue: dict[str, tuple[str, str, str | None]] = field(default_factory=dict)
     # credit id -> when its partner is judged (its issue, or that of the credit it corrects)
     judged_at: dict[str, datetime] = field(default_factory=dict)
+    # partner id -> the lifecycle version the partner projection holds
+    versions: dict[str, int] = field(default_factory=dict)
+
+    def behind(self, partner_id: str, heard: int | None) -> str | None:
+        """Why a credit waits for the partner projection: attribution issued it knowing a
+        version of the partner this service has not recorded yet (None: it may be judged).
+        Found in review: the credit was judged on the older state, a suspended partner paid at
+        active rates, a reinstated one refused for good."""
+        known = self.versions.get(partner_id)
+        if heard is None or (known is not None and known >= heard):
+            return None
+        return (
+            f"partner {partner_id}'s state version {heard} (which attribution knew when it"
+            " issued the credit) not heard yet"
+        )
 
     def _judged_as(self, subject: Subject) -> str:
         """Whose moment a credit is judged at: a re-issue of a credit of this same run, that
