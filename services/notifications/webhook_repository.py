@@ -313,14 +313,17 @@ async def due_run(pool: Pool, endpoint_id: uuid.UUID, limit: int) -> list[Any]:
     ahead of the deliveries waiting for its access (held back with the rest, the notice reached
     it only if it happened to be delivered before notifications heard of the change, and an
     expelled partner never; behind a delivery waiting for a retry, it waited for good)."""
+    # The deliveries held for the partner's access are passed over here, before the limit:
+    # found in review, skipping them after it left a notice behind 50 of them unsent, and the
+    # endpoint, its head due, claimed again and again with nothing to send.
     rows = await pool.fetch(
         """SELECT delivery_id, message_id, payload, attempts, next_attempt_at, requested,
-                  next_attempt_at <= now() AS due,
-                  event_type <> $3 AND EXISTS (
-                      SELECT 1 FROM partner_access a
-                      WHERE a.partner_id = d.partner_id AND a.status = ANY($4::text[])) AS held
+                  next_attempt_at <= now() AS due
            FROM webhook_deliveries d
            WHERE endpoint_id = $1 AND status = 'pending'
+             AND (event_type = $3 OR NOT EXISTS (
+                      SELECT 1 FROM partner_access a
+                      WHERE a.partner_id = d.partner_id AND a.status = ANY($4::text[])))
            ORDER BY position LIMIT $2""",
         endpoint_id,
         limit,
@@ -329,8 +332,6 @@ async def due_run(pool: Pool, endpoint_id: uuid.UUID, limit: int) -> list[Any]:
     )
     run = []
     for row in rows:
-        if row["held"]:
-            continue  # waits for the partner's access; its notices go ahead of it
         if not row["due"]:
             break
         run.append(row)
