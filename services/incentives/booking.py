@@ -126,9 +126,9 @@ async def _book_until_parked(
             close_date=credit.close_date,
             at=at,
         )
-        first_of_customer, first_in_region = known.book(subject, earnings, accrual)
+        customer_keys_filed, first_in_region = known.book(subject, earnings, accrual)
         bookings.append(
-            Booking(event, context, earnings, accrual, at, first_of_customer, first_in_region)
+            Booking(event, context, earnings, accrual, at, customer_keys_filed, first_in_region)
         )
         booked.outcomes.append(BOOKED)
         if credit.credit_id in known.parked:

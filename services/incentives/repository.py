@@ -283,7 +283,7 @@ class Booking:
     earnings: Earnings
     accrual: MdfAccrual | None
     at: datetime
-    first_of_customer: bool
+    customer_keys_filed: tuple[tuple[str, str], ...]  # (key, the customer's first deal)
     first_in_region: bool
 
     @property
@@ -312,10 +312,9 @@ async def insert_first_deals(conn: Connection, bookings: Sequence[Booking]) -> N
         "customers (customer_key, first_deal_key, first_credit_id, first_seen_at)",
         "$1::text[], $2::text[], $3::text[], $4::timestamptz[]",
         [
-            (key, b.credit.deal_key, b.credit.credit_id, b.at)
+            (key, first_deal, b.credit.credit_id, b.at)
             for b in bookings
-            if b.first_of_customer
-            for key in b.context.customer_keys
+            for key, first_deal in b.customer_keys_filed
         ],
     )
     await _insert_new_rows(
@@ -542,14 +541,15 @@ async def mark_reversed(conn: Connection, reversal: CreditReversed, at: datetime
 
 
 async def customer_first_deal_is_partners(
-    conn: Connection, customer_key: str, partner_id: str
+    conn: Connection, customer_keys: Sequence[str], partner_id: str
 ) -> bool:
-    """Whether the customer's first credited deal is one the partner holds a credit on."""
+    """Whether the customer's first credited deal (under any key it is known by) is one the
+    partner holds a credit on."""
     found: bool = await conn.fetchval(
         """SELECT EXISTS (
                SELECT 1 FROM customers cu JOIN credits c ON c.deal_key = cu.first_deal_key
-               WHERE cu.customer_key = $1 AND c.partner_id = $2)""",
-        customer_key,
+               WHERE cu.customer_key = ANY($1::text[]) AND c.partner_id = $2)""",
+        list(customer_keys),
         partner_id,
     )
     return found

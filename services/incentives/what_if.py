@@ -38,9 +38,9 @@ async def what_if(conn: Connection, programs: IncentivePrograms, credit: Hypothe
         credit.subject
     )
     notes: list[str] = []
-    if credit.partners_view and context.customer_key is not None:
+    if credit.partners_view and context.customer_keys:
         own = await repository.customer_first_deal_is_partners(
-            conn, context.customer_key, credit.subject.partner_id
+            conn, context.customer_keys, credit.subject.partner_id
         )
         new_logo, note = new_logo_for_partner(context.new_logo, own)
         context = replace(context, new_logo=new_logo)

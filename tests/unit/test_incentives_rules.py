@@ -835,16 +835,16 @@ def test_surroundings_move_along_a_run_of_credits() -> None:
         False,  # the partner's first deal in EMEA was d-old
         D("700.00"),
     )
-    assert first_rows == (True, False)  # the customer's first deal: a row to insert
+    assert first_rows == ((("domain:acme.example", "d-1"),), False)  # its first deal: filed
     # base 250.00 + new logo 150.00, cut to the 300.00 left: the next credit sees 1 000.00.
     second, second_rows = book(subject("c-2", "p-1", "d-2"))
     assert (second.new_logo, second.earned_in_period) == (False, D("1000.00"))
     assert second.mdf_accrued_in_period == D("100.00")
-    assert second_rows == (False, False)
+    assert second_rows == ((), False)
     # Another partner on the customer's first deal: still a new logo; its own first region.
     other, other_rows = book(subject("c-3", "p-2", "d-1"))
     assert (other.tier, other.new_logo, other.new_region) == ("registered", True, True)
-    assert other_rows == (False, True)
+    assert other_rows == ((), True)
     assert known.booked == {"c-1", "c-2", "c-3"}
 
 
@@ -983,6 +983,21 @@ def test_a_customer_known_under_any_of_its_keys_is_no_new_logo() -> None:
         close_date=date(2026, 11, 20),
     )
     assert known.context(with_domain).new_logo is False
+    # ... and files that domain under Globex's first deal: a deal by the domain alone later
+    # is no new logo either (found in review: the domain was never filed).
+    filed, _ = known.book(with_domain, Earnings("2026-Q4", (), ()), None)
+    assert filed == (("domain:globex.example", "d-4"), ("name:globex corporation", "d-4"))
+    by_domain_alone = Subject.of(
+        programs,
+        credit_id="c-6",
+        partner_id="p-1",
+        deal_key="d-6",
+        domain="globex.example",
+        name=None,
+        country="DE",
+        close_date=date(2026, 11, 20),
+    )
+    assert known.context(by_domain_alone).new_logo is False
 
 
 def test_a_credit_waits_while_the_partner_version_it_names_is_not_known() -> None:

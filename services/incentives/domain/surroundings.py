@@ -152,20 +152,24 @@ class Surroundings:
 
     def book(
         self, subject: Subject, earnings: Earnings, accrual: MdfAccrual | None
-    ) -> tuple[bool, bool]:
-        """Count a booked credit in. Returns whether it is the first credited deal of its
-        customer, and of its partner in its region (rows to insert)."""
+    ) -> tuple[tuple[tuple[str, str], ...], bool]:
+        """Count a booked credit in. Returns the customer keys it files (each with the
+        customer's first deal: all of them on its first deal, the keys not known yet on a later
+        one) and whether it is its partner's first in its region (rows to insert)."""
         self.booked.add(subject.credit_id)
         judged_as = self._judged_as(subject)
         if judged_as != subject.credit_id:  # a later re-issue of it in the run: the same moment
             self.judged_at[subject.credit_id] = self.judged_at[judged_as]
             if judged_as in self.at_issue:
                 self.at_issue[subject.credit_id] = self.at_issue[judged_as]
-        new_customer = new_region = False
-        if subject.customer_keys and not any(k in self.first_deals for k in subject.customer_keys):
-            for key in subject.customer_keys:
-                self.first_deals[key] = subject.deal_key
-            new_customer = True
+        new_region = False
+        # A key not known yet is filed under the customer's first deal (this one when no key
+        # is known): found in review, a later deal's domain was never filed, so a third deal
+        # by that domain alone earned the new-logo kicker again.
+        known = [self.first_deals[k] for k in subject.customer_keys if k in self.first_deals]
+        first = known[0] if known else subject.deal_key
+        filed = tuple((k, first) for k in subject.customer_keys if k not in self.first_deals)
+        self.first_deals.update(filed)
         region = (subject.partner_id, subject.region)
         if subject.region is not None and region not in self.first_region_deals:
             self.first_region_deals[(subject.partner_id, subject.region)] = subject.deal_key
@@ -175,7 +179,7 @@ class Surroundings:
             self.earned[period] += line.amount
         if accrual is not None:
             self.accrued[period] += accrual.amount
-        return new_customer, new_region
+        return filed, new_region
 
 
 # What a partner's what-if says of a customer whose first credited deal is not its own.
