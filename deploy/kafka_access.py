@@ -257,10 +257,12 @@ def settled_configs(
     that an inbox no longer knows."""
     settled = dict(wanted)
     retention = current.get("retention.ms", "")
+    held = int(retention) if retention.lstrip("-").isdigit() else None
+    # -1 is Kafka's "kept for ever", the longest of all (found in review: it was reset).
     if (
         topic.name.endswith(".dlq.v1")
-        and retention.isdigit()
-        and int(retention) > int(wanted["retention.ms"])
+        and held is not None
+        and (held < 0 or held > int(wanted["retention.ms"]))
     ):
         settled["retention.ms"] = retention
         report.kept.append(f"{topic.name} retention.ms {retention} (longer than the registry's)")

@@ -181,6 +181,13 @@ def test_provisioning_restores_the_registrys_settings_saying_so_but_a_dlqs_longe
     assert settled_configs(other, wanted, held, report)["retention.ms"] == week
     assert report.reconfigured == [f"deals.registrations.v1 retention.ms {month} -> {week}"]
     assert "settings restored: deals.registrations.v1" in report.summary()
+    # For ever (-1) is the longest of all.
+    forever = TopicReport()
+    assert settled_configs(dlq, wanted, {"retention.ms": "-1"}, forever)["retention.ms"] == "-1"
+    assert (forever.kept, forever.reconfigured) == (
+        ["deals.dlq.v1 retention.ms -1 (longer than the registry's)"],
+        [],
+    )
     # A shorter one is raised to the registry's on a dead-letter topic too.
     short = TopicReport()
     assert settled_configs(dlq, wanted, {"retention.ms": "1000"}, short)["retention.ms"] == week
