@@ -4,7 +4,7 @@ review and operations, and CRM ingestion (payloads exactly as each source delive
 import time
 from collections import Counter
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
@@ -67,7 +67,7 @@ from shared.http import (
     api_router,
     run_moment,
 )
-from shared.inputs import AsOf, FreeText, Ident
+from shared.inputs import AsOf, FreeText, Ident, Instant
 from shared.service import Platform
 
 router = api_router()
@@ -190,7 +190,7 @@ async def extend_registration(
     platform: PlatformDep,
     policy: PolicyDep,
     read_until: Annotated[
-        datetime | None,
+        Instant | None,
         Query(
             description="the window's end as the caller read it: extended since (a form sent "
             "twice, two people at once) is a 409, so one request extends once"

@@ -261,6 +261,8 @@ async def test_extension_follows_policy(deals_instances: list[str], infra: Infra
         assert (await client.post(url, headers=auth(f"{partner}-other"))).status_code == 404
         # Asked as read: the window's end the caller saw. Another end (extended since: a form
         # sent twice) is a 409 that changes nothing, so one request extends once.
+        naive = {"read_until": "2026-12-20T10:00:00"}  # a moment without its offset names none
+        assert (await client.post(url, params=naive, headers=auth(partner))).status_code == 422
         stale = {"read_until": "2020-01-01T00:00:00+00:00"}
         not_as_read = await client.post(url, params=stale, headers=auth(partner))
         assert not_as_read.status_code == 409, not_as_read.text
