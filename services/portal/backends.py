@@ -69,6 +69,11 @@ async def or_missing(call: Awaitable[T], service: str, missing: dict[str, str]) 
     except BackendUnavailable as error:
         missing[service] = str(error)
         return None
+    except BackendRefused as refused:
+        if refused.status != 429:  # the person's partner over its rate: this part waits too
+            raise
+        missing[service] = f"{service} asks to wait: {refused.detail}"
+        return None
 
 
 async def each(

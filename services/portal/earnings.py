@@ -100,8 +100,12 @@ async def mdf_page(
         "plan_form": plan_form or {},
         "budget_form": budget_form or {},
     }
-    if budget_form and budget_form.get("reference"):
-        context["budget_reference"] = budget_form["reference"]
+    # A budget asked again keeps its reference (sent twice, it asks once), unless incentives
+    # said the reference already names another budget: then the next ask is a new one (found
+    # in review: every resend met the same 409 until the page was reloaded).
+    reference = (budget_form or {}).get("reference")
+    if reference and f"reference {reference} already names" not in message:
+        context["budget_reference"] = reference
     return form_page(request, "mdf.html", context, message, status)
 
 
