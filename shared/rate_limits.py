@@ -88,7 +88,9 @@ def client_key(host: str | None) -> str:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return host[:64]  # a name (a test client, a Unix socket): as it is
+        # Not an address (a test client's name, or a forwarded header's invention): one key
+        # for them all, so inventing a value never earns a fresh allowance.
+        return "not an address"
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return str(address.ipv4_mapped)
