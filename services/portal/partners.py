@@ -140,14 +140,24 @@ async def partners(
         partner_type=partner_type or None,
         below=Decimal(below) if below else None,
     )
+    try:
+        listed = await listing(backends, session, filters, offset)
+        status_code = 200
+    except BackendRefused as refused:
+        if refused.status != 422:
+            raise
+        # A search onboarding refuses (punctuation alone, say) is said beside the form, which
+        # keeps the filters (found in review: a bare error page without the form).
+        listed = {"rows": [], "paging": rules.Paging(offset, 0, 0), "problem": refused.detail}
+        status_code = 422
     context = {
-        **await listing(backends, session, filters, offset),
+        **listed,
         "filters": filters,
         "statuses": [s.value for s in PartnerStatus],
         "types": [t.value for t in PartnerType],
         "query": {k: v for k, v in filters.model_dump().items() if v is not None},
     }
-    return page(request, "console_partners.html", context)
+    return page(request, "console_partners.html", context, status=status_code)
 
 
 async def _maybe(call: Any) -> Any:

@@ -41,7 +41,9 @@ class Onboarding(QuietHandler):
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
-        if path == "/admin/partners":
+        if path == "/admin/partners" and "q=%40" in self.path:
+            self.send_json(422, {"detail": "q: name must contain a letter or a digit"})
+        elif path == "/admin/partners":
             self.send_json(200, {"partners": [partner_row()], "total": 1})
         elif path == f"/partners/{PARTNER}":
             self.send_json(200, partner_row())
@@ -139,3 +141,11 @@ def test_the_crm_links_page_shows_without_the_held_credits() -> None:
     assert answer.status_code == 200, answer.text
     assert "incentives is unavailable" in missing(answer.text)
     assert '<p id="held">Cannot be shown now.</p>' in answer.text
+
+
+def test_a_search_onboarding_refuses_is_said_beside_the_form(manager: TestClient) -> None:
+    """Found in review: `?q=@` was onboarding's 422 on a bare error page, the form gone."""
+    answer = manager.get("/console/partners", params={"q": "@"})
+    assert answer.status_code == 422
+    assert "Not searched: q: name must contain a letter or a digit" in answer.text
+    assert 'id="f-q" name="q" type="search" value="@"' in answer.text
