@@ -39,10 +39,17 @@ async def list_campaigns(
     platform: PlatformDep,
     partner_id: Annotated[Ident | None, Query(description="managers: one partner's")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: Annotated[
+        int, Query(ge=0, le=1_000_000, deprecated=True, description="pages by `after` now")
+    ] = 0,
+    after: Annotated[
+        Ident | None, Query(description="the last campaign_id of the page before")
+    ] = None,
 ) -> list[CampaignOut]:
+    """The campaigns, latest-starting first, a page of `limit` after the campaign `after`
+    names (422 if it names none in this list)."""
     async with platform.pool.acquire() as conn:
-        return await campaigns.listing(conn, who, partner_id, limit, offset)
+        return await campaigns.listing(conn, who, partner_id, limit, offset, after)
 
 
 @campaign_router.get("/campaigns/{campaign_id}")

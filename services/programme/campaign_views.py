@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from shared.db import Connection
+from shared.errors import Unprocessable
 
 
 async def campaign(conn: Connection, campaign_id: str) -> asyncpg.Record | None:
@@ -25,18 +26,37 @@ async def partners_of(conn: Connection, campaign_id: str) -> list[str]:
 
 
 async def campaigns(
-    conn: Connection, partner_id: str | None, limit: int, offset: int
+    conn: Connection, partner_id: str | None, limit: int, offset: int, after: str | None = None
 ) -> list[asyncpg.Record]:
-    """The latest-starting campaigns first; of one partner's if `partner_id` is given."""
+    """The latest-starting campaigns first; of one partner's if `partner_id` is given; after
+    the campaign `after` names in that order (422 if it names none the caller sees). Found in
+    review: pages were offsets, so a campaign planned or re-dated between two pages moved
+    others past the next one, never shown."""
+    since = None
+    if after is not None:
+        since = await conn.fetchval(
+            """SELECT c.starts_on FROM campaigns AS c
+               WHERE c.campaign_id = $1 AND ($2::text IS NULL OR EXISTS (
+                   SELECT 1 FROM campaign_partners AS p
+                   WHERE p.campaign_id = c.campaign_id AND p.partner_id = $2))""",
+            after,
+            partner_id,
+        )
+        if since is None:
+            raise Unprocessable(f"after: {after} names no campaign in this list")
     return await conn.fetch(
         """SELECT c.* FROM campaigns AS c
-           WHERE $1::text IS NULL OR EXISTS (
+           WHERE ($1::text IS NULL OR EXISTS (
                SELECT 1 FROM campaign_partners AS p
-               WHERE p.campaign_id = c.campaign_id AND p.partner_id = $1)
+               WHERE p.campaign_id = c.campaign_id AND p.partner_id = $1))
+             AND ($4::date IS NULL OR c.starts_on < $4
+                  OR (c.starts_on = $4 AND c.campaign_id > $5))
            ORDER BY c.starts_on DESC, c.campaign_id LIMIT $2 OFFSET $3""",
         partner_id,
         limit,
         offset,
+        since,
+        after,
     )
 
 

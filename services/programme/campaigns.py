@@ -253,7 +253,12 @@ def _announced(record: CampaignOut, at: datetime) -> OutgoingEvent:
 
 
 async def listing(
-    conn: Connection, who: Caller, partner_id: str | None, limit: int, offset: int
+    conn: Connection,
+    who: Caller,
+    partner_id: str | None,
+    limit: int,
+    offset: int,
+    after: str | None = None,
 ) -> list[CampaignOut]:
     """The campaigns, newest first; a partner's are its own, each showing only itself among
     the partners running it, as `detail` does (a joint campaign's others are not its to see)."""
@@ -267,7 +272,7 @@ async def listing(
             today,
             only,
         )
-        for row in await campaign_views.campaigns(conn, scope, limit, offset)
+        for row in await campaign_views.campaigns(conn, scope, limit, offset, after)
     ]
 
 

@@ -321,3 +321,43 @@ async def test_an_edit_waiting_for_another_keeps_what_that_one_wrote(
         assert renamed.status_code == 200, renamed.text
         assert renamed.json()["name"] == "Renamed"
         assert renamed.json()["partner_ids"] == sorted([partner, ally, joined])
+
+
+async def test_a_partners_campaigns_page_by_cursor_in_one_total_order(
+    infra: Infra, programme: str
+) -> None:
+    """Found in review: pages were offsets, so a campaign planned or re-dated between two
+    pages moved the others past the next one. A page now follows the campaign `after` names,
+    latest-starting first, ties by id; a cursor naming a campaign not in the list is a 422."""
+    run = uuid.uuid4().hex[:8]
+    mine, theirs = f"p-pages-{run}", f"p-other-{run}"
+    today = datetime.now(UTC).date()
+    async with httpx.AsyncClient(base_url=programme, timeout=10) as client:
+        await known_partners(infra, client, programme, mine, theirs)
+
+        async def plan(partner: str, starts_in: int) -> str:
+            body = {
+                "name": f"Campaign {starts_in}",
+                "kind": "webinar",
+                "starts_on": str(today + timedelta(days=starts_in)),
+                "ends_on": str(today + timedelta(days=starts_in + 5)),
+            }
+            created = await client.post("/campaigns", json=body, headers=auth(partner))
+            assert created.status_code == 201, created.text
+            return str(created.json()["campaign_id"])
+
+        ids = [await plan(mine, days) for days in (3, 9, 9)]
+        other = await plan(theirs, 9)
+        ordered = [*sorted(ids[1:]), ids[0]]  # the latest-starting first, a tie by id
+        walked, after = [], None
+        for _ in range(len(ordered) + 1):  # bounded: a cursor that does not move ends too
+            params = {"limit": 1, **({"after": after} if after else {})}
+            page = (await client.get("/campaigns", params=params, headers=auth(mine))).json()
+            if not page:
+                break
+            walked += [c["campaign_id"] for c in page]
+            after = page[-1]["campaign_id"]
+        assert walked == ordered
+        stray = await client.get("/campaigns", params={"after": other}, headers=auth(mine))
+        assert stray.status_code == 422, stray.text
+        assert "names no campaign in this list" in stray.text
