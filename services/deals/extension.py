@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from services.deals import repository
@@ -48,7 +49,7 @@ async def request_extension(
     if refusal is not None:
         raise Conflict(refusal)
     partner = await repository.partner_view(conn, row["partner_id"])
-    unauthorised = partner_refusal(policy, stored_request(row), partner)
+    unauthorised = partner_refusal(policy, stored_request(row, json.loads(row["inputs"])), partner)
     if unauthorised is not None:
         raise Conflict(f"{unauthorised} now: a registration it may not hold is not extended")
     new_expiry, why = extend(

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from services.deals import repository, review_repository
 from services.deals.decision_facts import load_decision_facts
@@ -27,10 +29,10 @@ from shared.events.registrations import RegistrationStatus
 from shared.outbox import Outbox
 
 
-def stored_request(row: Row) -> RegistrationRequest:
-    """A stored registration's request as its partner sent it (the customer's domain as given,
-    which the stored key normalised)."""
-    asked = json.loads(row["inputs"]).get("request", {})
+def stored_request(row: Row, inputs: Mapping[str, Any]) -> RegistrationRequest:
+    """A stored registration's request as its partner sent it (the customer's domain as given
+    in its decision's `inputs`, which the stored key normalised)."""
+    asked = inputs.get("request", {})
     return RegistrationRequest(
         partner_id=row["partner_id"],
         customer_name=row["customer_name"],
@@ -57,7 +59,7 @@ async def approval_problem(
     if refusal is not None:
         return refusal
     inputs = json.loads(row["inputs"])
-    request = stored_request(row)
+    request = stored_request(row, inputs)
     await repository.lock_customer(conn, request.customer)
     since = at - timedelta(days=policy.protection_days)
     found = await load_decision_facts(conn, row["partner_id"], request.customer, since, at, at)
