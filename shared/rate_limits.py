@@ -110,9 +110,8 @@ class RateLimits:
 
 
 def rate_limits_of(request: Request) -> RateLimits:
-    limits = getattr(request.app.state, "rate_limits", None)
-    if limits is None:  # an app built by hand (a test's): the settings' allowances
-        limits = request.app.state.rate_limits = RateLimits(request.app.state.settings)
+    """The instance's allowances, made with its app (shared/service.py `create_app`)."""
+    limits = request.app.state.rate_limits
     assert isinstance(limits, RateLimits)
     return limits
 
