@@ -938,7 +938,9 @@ def test_a_customer_known_under_any_of_its_keys_is_no_new_logo() -> None:
     quarter = {("p-1", "2026-Q4"): D(0)}
     known = Surroundings(programs.default_tier, set(), {}, {}, {}, quarter, dict(quarter), {})
 
-    def subject(credit: str, deal: str, domain: str | None, name: str) -> Subject:
+    def subject(
+        credit: str, deal: str, domain: str | None, name: str | None, folded: str | None = "acrne"
+    ) -> Subject:
         return Subject.of(
             programs,
             credit_id=credit,
@@ -946,7 +948,7 @@ def test_a_customer_known_under_any_of_its_keys_is_no_new_logo() -> None:
             deal_key=deal,
             domain=domain,
             name=name,
-            folded_name="acrne",
+            folded_name=folded,
             country="DE",
             close_date=date(2026, 11, 20),
         )
@@ -957,46 +959,17 @@ def test_a_customer_known_under_any_of_its_keys_is_no_new_logo() -> None:
     assert known.first_deals == dict.fromkeys(first.customer_keys, "d-1")
     assert known.context(subject("c-2", "d-2", None, "ACME Incorporated")).new_logo is False
     assert known.context(subject("c-3", "d-1", None, "Acme")).new_logo is True  # its first deal
-    other = Subject.of(
-        programs,
-        credit_id="c-4",
-        partner_id="p-1",
-        deal_key="d-4",
-        domain=None,
-        name="Globex",
-        folded_name="globex",
-        country="DE",
-        close_date=date(2026, 11, 20),
-    )
+    other = subject("c-4", "d-4", None, "Globex", "globex")
     assert known.context(other).new_logo is True
     known.book(other, Earnings("2026-Q4", (), ()), None)
     # Its next deal carries a domain (a key never credited) and the same folded name: not new.
-    with_domain = Subject.of(
-        programs,
-        credit_id="c-5",
-        partner_id="p-1",
-        deal_key="d-5",
-        domain="globex.example",
-        name="Globex Corporation",
-        folded_name="globex",
-        country="DE",
-        close_date=date(2026, 11, 20),
-    )
+    with_domain = subject("c-5", "d-5", "globex.example", "Globex Corporation", "globex")
     assert known.context(with_domain).new_logo is False
     # ... and files that domain under Globex's first deal: a deal by the domain alone later
     # is no new logo either (found in review: the domain was never filed).
     filed, _ = known.book(with_domain, Earnings("2026-Q4", (), ()), None)
     assert filed == (("domain:globex.example", "d-4"), ("name:globex corporation", "d-4"))
-    by_domain_alone = Subject.of(
-        programs,
-        credit_id="c-6",
-        partner_id="p-1",
-        deal_key="d-6",
-        domain="globex.example",
-        name=None,
-        country="DE",
-        close_date=date(2026, 11, 20),
-    )
+    by_domain_alone = subject("c-6", "d-6", "globex.example", None, None)
     assert known.context(by_domain_alone).new_logo is False
 
 
